@@ -1,0 +1,16 @@
+//! Audiences: shopper events in, membership answers out.
+//!
+//! The crate knows nothing of HTTP or OpenRTB. The bidder hands it plain
+//! values — who the user is, which products and categories the page is about,
+//! whether behavioural data may be used, and the time — and asks whether an
+//! audience of the config matches.
+//!
+//! Behavioural kinds (`views`, `interests`) are evaluated against the event
+//! history at request time with the request's clock, never precomputed, so a
+//! view ages out of its lookback window exactly when it should.
+
+mod event;
+mod store;
+
+pub use event::{parse_jsonl, DataError, Event, EventKind};
+pub use store::{Page, Store, Visitor};

@@ -1,0 +1,65 @@
+//! parse + match + respond for a banner request, against configs of 10,
+//! 1,000 and 10,000 line items. Run: `cargo bench -p benches --bench bid`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use benches::{generated_config, BANNER_REQUEST};
+use bidder::{App, BidAnswer, Settings};
+use config::{ManualClock, Timestamp};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+fn app(line_items: usize) -> App {
+    let config =
+        config::load_files(&generated_config(line_items)).expect("generated config is valid");
+    let now = Timestamp::parse_rfc3339("2026-11-25T12:00:00Z").expect("fixed time");
+    let app = App::new(
+        Settings {
+            // Criterion runs far longer than any tmax: benches measure the
+            // work, not the deadline.
+            default_tmax: std::time::Duration::from_secs(3600),
+            max_tmax: std::time::Duration::from_secs(3600),
+            ..Settings::default()
+        },
+        Arc::new(ManualClock::new(now)),
+        audiences::Store::new(),
+        None,
+    );
+    app.install(config);
+    app
+}
+
+fn bench(c: &mut Criterion) {
+    let body = BANNER_REQUEST.replace("\"tmax\": 120", "\"tmax\": 3600000");
+    let body = body.as_bytes();
+
+    c.bench_function("parse/banner-2.6KB", |b| {
+        b.iter(|| ortb::parse_request(black_box(body)).map(|r| r.imp.len()))
+    });
+
+    let mut group = c.benchmark_group("bid");
+    for n in [10usize, 1_000, 10_000] {
+        let app = app(n);
+        // Sanity: the bench measures a real bid, not an early no-bid.
+        match app.handle_bid(body, Instant::now()) {
+            BidAnswer::Bid(..) => {}
+            BidAnswer::NoBid(r) => panic!("{n} line items: no bid ({r:?})"),
+            BidAnswer::Invalid(r) => panic!("invalid: {r}"),
+        }
+        group.bench_with_input(BenchmarkId::new("parse+match+respond", n), &n, |b, _| {
+            b.iter(|| match app.handle_bid(black_box(body), Instant::now()) {
+                BidAnswer::Bid(json, _) => json.len(),
+                _ => 0,
+            })
+        });
+        let req = ortb::parse_request(body).expect("valid request");
+        group.bench_with_input(BenchmarkId::new("match+respond", n), &n, |b, _| {
+            b.iter(|| app.auction(black_box(&req)).map(|(j, _)| j.len()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Load test: drives `bidder serve` (on a generated config) and a no-op hyper
+# server that answers 204 with wrk, alternately, in the same run, and reports
+# each one's requests/second and the bidder/no-op ratio (medians of ROUNDS).
+#
+#   benches/load.sh                      # 1,000 line items, 3 rounds of 10 s
+#   LINE_ITEMS=10000 ROUNDS=5 DURATION=20s CONNS=64 benches/load.sh
+#
+# Loopback only. Installs wrk from Debian if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LINE_ITEMS=${LINE_ITEMS:-1000}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-1}
+
+if ! command -v wrk >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+cargo build --release -q -p bidder -p benches
+
+work=target/load
+rm -rf "$work" && mkdir -p "$work"
+target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# Start a server that prints "...: ... bid=ADDR" or "noop listening: ADDR" and
+# wait for that line.
+start() {
+  local out=$1; shift
+  "$@" >"$out" 2>"$out.err" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    grep -q listening "$out" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server did not start: $*" >&2; cat "$out.err" >&2; exit 1
+}
+RUST_LOG=warn start "$work/bidder.out" target/release/bidder serve --config "$work/config" \
+  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+start "$work/noop.out" target/release/noop-server 127.0.0.1:0
+bid_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
+noop_addr=$(sed -n 's/noop listening: //p' "$work/noop.out")
+
+body=benches/src/banner-request.json
+# The bidder must really bid on this request, or the comparison is empty.
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+  --data-binary @"$body" "http://$bid_addr/openrtb2/bid")
+[ "$status" = 200 ] || { echo "expected a bid (200), got $status" >&2; exit 1; }
+
+lua="$work/post.lua"
+{
+  echo 'wrk.method = "POST"'
+  echo 'wrk.headers["Content-Type"] = "application/json"'
+  echo 'wrk.headers["x-openrtb-version"] = "2.6"'
+  printf 'wrk.body = [==[%s]==]\n' "$(cat "$body")"
+} >"$lua"
+
+rps() { # addr → requests/sec
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$lua" --latency "http://$1/openrtb2/bid" >"$work/wrk.txt"
+  grep -E 'Non-2xx|Socket errors' "$work/wrk.txt" >&2 || true
+  awk '/Requests\/sec/ {print $2}' "$work/wrk.txt"
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+: >"$work/noop.rps"; : >"$work/bidder.rps"
+for r in $(seq "$ROUNDS"); do
+  n=$(rps "$noop_addr");  echo "$n" >>"$work/noop.rps"
+  b=$(rps "$bid_addr");   echo "$b" >>"$work/bidder.rps"
+  p50=$(awk '/ 50%/ {print $2}' "$work/wrk.txt"); p99=$(awk '/ 99%/ {print $2}' "$work/wrk.txt")
+  echo "round $r: noop $n req/s, bidder $b req/s (bidder p50 $p50, p99 $p99)"
+done
+n=$(median <"$work/noop.rps"); b=$(median <"$work/bidder.rps")
+echo "line items: $LINE_ITEMS, connections: $CONNS, wrk threads: $THREADS, $ROUNDS rounds of $DURATION"
+echo "median: noop $n req/s, bidder $b req/s, ratio $(awk -v b="$b" -v n="$n" 'BEGIN {printf "%.2f", b/n}')"

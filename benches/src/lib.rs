@@ -1,0 +1,96 @@
+//! Shared fixtures for the benches and the load script: a generated config
+//! of any number of line items, and the banner request they bid on.
+
+use std::fmt::Write as _;
+
+/// The banner request the benches and the load test send: a 300x250 slot on
+/// a US desktop page about a tent, ~2.5 KB like real exchange traffic.
+pub const BANNER_REQUEST: &str = include_str!("banner-request.json");
+
+/// Sizes drawn for generated creatives: the common IAB ones.
+const SIZES: [(u32, u32); 6] = [
+    (300, 250),
+    (728, 90),
+    (320, 50),
+    (160, 600),
+    (300, 600),
+    (970, 250),
+];
+const COUNTRIES: [&str; 6] = ["USA", "CAN", "GBR", "DEU", "FRA", "JPN"];
+const DEVICES: [&str; 3] = ["desktop", "phone", "tablet"];
+
+/// A small deterministic generator, so every run benches the same config.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// YAML files (name, text) holding `line_items` display line items spread
+/// over advertisers of 10 line items each, with a mix of targeting: a tenth
+/// carry an audience, a few a keyword rule, CPMs from 0.50 to 20.00.
+pub fn generated_config(line_items: usize) -> Vec<(std::path::PathBuf, String)> {
+    let mut rng = Lcg(42);
+    let mut files = Vec::new();
+    let per_adv = 10;
+    let advertisers = line_items.div_ceil(per_adv);
+    for a in 0..advertisers {
+        let mut y = String::new();
+        let _ = writeln!(
+            y,
+            "advertiser:\n  id: adv-{a}\n  name: Advertiser {a}\n  domains: [adv-{a}.example]\n  categories: [IAB{}-{}]\n",
+            1 + rng.below(20),
+            1 + rng.below(10)
+        );
+        let _ = writeln!(
+            y,
+            "audiences:\n  - id: pages-{a}\n    kind: categories\n    categories: [IAB17]\n  - id: viewers-{a}\n    kind: views\n    products: [B0TENT0001]\n"
+        );
+        let _ = writeln!(y, "creatives:");
+        for (i, (w, h)) in SIZES.iter().enumerate() {
+            let _ = writeln!(
+                y,
+                "  - id: cr-{a}-{i}\n    format: display\n    size: {w}x{h}\n    image_url: https://cdn.adv-{a}.example/{w}x{h}.png\n    click_url: https://adv-{a}.example/"
+            );
+        }
+        let _ = writeln!(
+            y,
+            "\norders:\n  - id: order-{a}\n    service: self_service\n    budget: 100000.00\n    flight: {{ start: 2026-01-01, end: 2026-12-31 }}\n    line_items:"
+        );
+        for l in 0..per_adv.min(line_items - a * per_adv) {
+            let cpm = 50 + rng.below(1950);
+            let c1 = COUNTRIES[rng.below(COUNTRIES.len())];
+            let c2 = COUNTRIES[rng.below(COUNTRIES.len())];
+            let d = DEVICES[rng.below(DEVICES.len())];
+            let s1 = rng.below(SIZES.len());
+            let s2 = rng.below(SIZES.len());
+            let _ = writeln!(
+                y,
+                "      - id: li-{a}-{l}\n        media: display\n        cpm: {}.{:02}\n        budget: {{ daily: 500.00 }}\n        targeting:\n          countries: [{c1}, {c2}]\n          devices: [{d}, desktop]",
+                cpm / 100,
+                cpm % 100
+            );
+            if rng.below(20) == 0 {
+                let _ = writeln!(y, "          keywords:\n            broad: [camping tent]");
+            }
+            if rng.below(10) == 0 {
+                let _ = writeln!(
+                    y,
+                    "        audiences: {{ any_of: [pages-{a}, viewers-{a}] }}"
+                );
+            }
+            let _ = writeln!(y, "        creatives: [cr-{a}-{s1}, cr-{a}-{s2}]");
+        }
+        files.push((format!("adv-{a}.yaml").into(), y));
+    }
+    files
+}

@@ -1,0 +1,257 @@
+//! The bidder as one value: the serving config, the audience store, spend
+//! and frequency state, the clock and the settings. HTTP handlers, tests and
+//! benches all go through it, so they exercise the same pipeline.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use config::{Clock, Micros, Problems, Summary};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::context::Context;
+use crate::metrics::{self, NoticeResult};
+use crate::nobid::NoBid;
+use crate::notice::{self, NoticeError};
+use crate::respond;
+use crate::select::{self, Choice, Stores};
+use crate::snapshot::Snapshot;
+use crate::state::{Charge, FrequencyStore, MemoryFrequency, MemorySpend, SpendStore};
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Larger bodies are refused with 413 before they are read.
+    pub max_body_bytes: usize,
+    /// Taken off `tmax` for the trip back to the exchange.
+    pub tmax_margin: Duration,
+    /// The deadline when a request carries no `tmax`.
+    pub default_tmax: Duration,
+    /// No request is worked on longer than this, whatever its `tmax` says.
+    pub max_tmax: Duration,
+    /// Base URL exchanges reach the bid port at, for nurl/burl.
+    pub public_url: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_body_bytes: 1024 * 1024,
+            tmax_margin: Duration::from_millis(10),
+            default_tmax: Duration::from_millis(200),
+            max_tmax: Duration::from_millis(1000),
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// What the bid endpoint answers.
+pub enum BidAnswer {
+    /// The BidResponse JSON and the number of bids in it.
+    Bid(Vec<u8>, usize),
+    NoBid(NoBid),
+    /// 400 with this short reason.
+    Invalid(String),
+}
+
+pub struct App {
+    snapshot: ArcSwapOption<Snapshot>,
+    audiences: Arc<audiences::Store>,
+    spend: Arc<dyn SpendStore>,
+    frequency: Arc<dyn FrequencyStore>,
+    clock: Arc<dyn Clock>,
+    config_dir: Option<PathBuf>,
+    pub settings: Settings,
+    pub metrics: Option<&'static PrometheusHandle>,
+    /// Bid ids are this process's random prefix and a counter: unique
+    /// across replicas and restarts without coordination.
+    id_prefix: u64,
+    id_seq: AtomicU64,
+}
+
+impl App {
+    pub fn new(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        audiences: audiences::Store,
+        config_dir: Option<PathBuf>,
+    ) -> App {
+        App {
+            snapshot: ArcSwapOption::empty(),
+            audiences: Arc::new(audiences),
+            spend: Arc::new(MemorySpend::default()),
+            frequency: Arc::new(MemoryFrequency::new()),
+            clock,
+            config_dir,
+            settings,
+            metrics: metrics::install(),
+            id_prefix: rand::random(),
+            id_seq: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.snapshot.load().is_some()
+    }
+
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot.load_full()
+    }
+
+    pub fn spend(&self) -> &dyn SpendStore {
+        &*self.spend
+    }
+
+    pub fn now(&self) -> config::Timestamp {
+        self.clock.now()
+    }
+
+    /// Serves this config from the next request on.
+    pub fn install(&self, config: config::Config) -> Summary {
+        let summary = config.summary();
+        let snap = Snapshot::compile(config, self.clock.now());
+        metrics::config_loaded(true, snap.items.len());
+        self.snapshot.store(Some(Arc::new(snap)));
+        summary
+    }
+
+    /// Loads the config directory again. A set with any problem is refused
+    /// as a whole and the running config keeps serving.
+    pub fn reload(&self) -> Result<Summary, Problems> {
+        let Some(dir) = &self.config_dir else {
+            return Err(Problems(vec![]));
+        };
+        match config::load_dir(dir) {
+            Ok(config) => {
+                let summary = self.install(config);
+                tracing::info!("config loaded: {summary}");
+                Ok(summary)
+            }
+            Err(problems) => {
+                metrics::config_loaded(false, 0);
+                tracing::error!(
+                    "config refused ({} problems), still serving the previous one:\n{problems}",
+                    problems.0.len()
+                );
+                Err(problems)
+            }
+        }
+    }
+
+    fn next_id(&self) -> String {
+        let n = self.id_seq.fetch_add(1, Ordering::Relaxed);
+        let mut s = String::with_capacity(24);
+        let _ = write!(s, "{:016x}{:x}", self.id_prefix, n);
+        s
+    }
+
+    /// Parse, check, run the auction, write the answer — within the
+    /// request's deadline or not at all.
+    pub fn handle_bid(&self, body: &[u8], start: Instant) -> BidAnswer {
+        let req = match ortb::parse_request(body) {
+            Ok(r) => r,
+            Err(e) => return BidAnswer::Invalid(e.to_string()),
+        };
+        if let Err(e) = req.validate() {
+            return BidAnswer::Invalid(e.to_string());
+        }
+        let tmax = match req.tmax {
+            Some(ms) if ms > 0 => Duration::from_millis(ms as u64).min(self.settings.max_tmax),
+            _ => self.settings.default_tmax,
+        };
+        let deadline = tmax.saturating_sub(self.settings.tmax_margin);
+        if start.elapsed() >= deadline {
+            return BidAnswer::NoBid(NoBid::Late);
+        }
+        let answer = match self.auction(&req) {
+            Ok((json, n)) => BidAnswer::Bid(json, n),
+            Err(reason) => BidAnswer::NoBid(reason),
+        };
+        // Work that overran the deadline is thrown away: the exchange has
+        // closed its auction and a late bid only costs both sides.
+        if start.elapsed() >= deadline {
+            return BidAnswer::NoBid(NoBid::Late);
+        }
+        answer
+    }
+
+    /// The auction for a parsed, valid request: one bid per imp at most.
+    pub fn auction(&self, req: &ortb::BidRequest<'_>) -> Result<(Vec<u8>, usize), NoBid> {
+        let guard = self.snapshot.load();
+        let Some(snap) = guard.as_ref() else {
+            return Err(NoBid::NotReady);
+        };
+        // We price in USD only: a request that allows only other currencies
+        // gets no bid rather than a bid it cannot accept.
+        if !req.cur.is_empty() && !req.cur.iter().any(|c| c.eq_ignore_ascii_case("USD")) {
+            return Err(NoBid::Currency);
+        }
+        let ctx = Context::new(req, self.clock.now());
+        let stores = Stores {
+            audiences: &self.audiences,
+            spend: &*self.spend,
+            frequency: &*self.frequency,
+        };
+        let mut choices: Vec<(usize, Choice)> = Vec::new();
+        let mut reason = NoBid::Media;
+        for (i, imp) in req.imp.iter().enumerate() {
+            if imp.banner.is_none() {
+                continue;
+            }
+            match select::select_display(snap, &ctx, imp, &stores) {
+                Ok(choice) => choices.push((i, choice)),
+                Err(r) => reason = r,
+            }
+        }
+        if choices.is_empty() {
+            return Err(reason);
+        }
+        let bid_ids: Vec<String> = choices.iter().map(|_| self.next_id()).collect();
+        let json = respond::write(
+            snap,
+            req,
+            &choices,
+            &bid_ids,
+            &self.next_id(),
+            &self.settings.public_url,
+            ctx.test,
+            ctx.now,
+        );
+        Ok((json, choices.len()))
+    }
+
+    /// A win or billing notice: charges the bid once, at the clearing price
+    /// but never above the bid.
+    pub fn notice(&self, kind: metrics::Notice, query: &str) -> Result<NoticeResult, NoticeError> {
+        let n = match notice::parse(query) {
+            Ok(n) => n,
+            Err(e) => {
+                metrics::notice(kind, NoticeResult::Invalid);
+                return Err(e);
+            }
+        };
+        if n.test {
+            metrics::notice(kind, NoticeResult::Test);
+            return Ok(NoticeResult::Test);
+        }
+        let cpm = n.clearing.map_or(n.bid_price, |p| p.min(n.bid_price));
+        let cost: Micros = select::impression_cost(cpm);
+        let li_key = format!("li:{}", n.line_item);
+        let order_key = format!("order:{}", n.order);
+        let day = self.clock.now().date();
+        let result = match self
+            .spend
+            .charge(&n.bid_id, &[&li_key, &order_key], day, cost)
+        {
+            Charge::Charged => {
+                metrics::spend(cost.as_i64());
+                NoticeResult::Charged
+            }
+            Charge::Duplicate => NoticeResult::Duplicate,
+        };
+        metrics::notice(kind, result);
+        Ok(result)
+    }
+}

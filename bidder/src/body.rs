@@ -1,0 +1,72 @@
+//! Reading a request body: size limit first, gzip second.
+//!
+//! The limit is checked against `Content-Length` before a byte is read and
+//! again while streaming (chunked bodies carry no length), and once more on
+//! the inflated size, so a small gzip bomb cannot grow past it either.
+
+use std::io::Read;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("unsupported Content-Encoding {0:?}; send identity or gzip")]
+    UnsupportedEncoding(String),
+    #[error("request body is not valid gzip: {0}")]
+    BadGzip(std::io::Error),
+    #[error("could not read the request body: {0}")]
+    Read(hyper::Error),
+}
+
+pub async fn read(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let gzip = match headers
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
+        None => false,
+        Some(e) if e.trim().eq_ignore_ascii_case("identity") || e.trim().is_empty() => false,
+        Some(e)
+            if e.trim().eq_ignore_ascii_case("gzip") || e.trim().eq_ignore_ascii_case("x-gzip") =>
+        {
+            true
+        }
+        Some(e) => return Err(BodyError::UnsupportedEncoding(e.to_string())),
+    };
+
+    let mut body = body;
+    let mut buf = BytesMut::with_capacity(declared.map_or(4096, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(BodyError::TooLarge(limit));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    let raw = buf.freeze();
+    if !gzip {
+        return Ok(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    flate2::read::GzDecoder::new(&raw[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(BodyError::BadGzip)?;
+    if out.len() > limit {
+        return Err(BodyError::TooLarge(limit));
+    }
+    Ok(Bytes::from(out))
+}

@@ -1,0 +1,199 @@
+//! One pass over the request for what selection needs: who, where, on what
+//! device, what the page is about, and what privacy allows.
+
+use std::borrow::Cow;
+
+use audiences::{Page, Visitor};
+use config::{Date, Timestamp};
+use ortb::BidRequest;
+
+use crate::keywords::RequestKeywords;
+
+pub struct Context<'r> {
+    pub visitor: Visitor<'r>,
+    pub page: Page<'r>,
+    /// ISO-3166-1 alpha-3 as OpenRTB sends it (`device.geo`, else `user.geo`).
+    pub country: Option<&'r str>,
+    pub devicetype: Option<i32>,
+    pub keywords: RequestKeywords,
+    pub bcat: &'r [Cow<'r, str>],
+    pub badv: &'r [Cow<'r, str>],
+    /// `test: 1`: answered as usual, but nothing is spent or counted.
+    pub test: bool,
+    pub now: Timestamp,
+    pub today: Date,
+}
+
+impl<'r> Context<'r> {
+    pub fn new(req: &'r BidRequest<'r>, now: Timestamp) -> Context<'r> {
+        let device = req.device.as_ref();
+        let user = req.user.as_ref();
+        let site = req.site.as_ref();
+        let app = req.app.as_ref();
+
+        // The bidder's own id comes back as buyeruid after a cookie sync;
+        // the exchange's user id and the device's advertising id follow.
+        let user_key = user
+            .and_then(|u| non_empty(u.buyeruid.as_deref()))
+            .or_else(|| user.and_then(|u| non_empty(u.id.as_deref())))
+            .or_else(|| device.and_then(|d| non_empty(d.ifa.as_deref())));
+
+        let country = device
+            .and_then(|d| d.geo.as_ref())
+            .and_then(|g| non_empty(g.country.as_deref()))
+            .or_else(|| {
+                user.and_then(|u| u.geo.as_ref())
+                    .and_then(|g| non_empty(g.country.as_deref()))
+            });
+
+        let mut page = Page::default();
+        let mut keywords = RequestKeywords::default();
+        let mut content = None;
+        if let Some(site) = site {
+            for c in site.cat.iter().chain(&site.pagecat).chain(&site.sectioncat) {
+                page.categories.push(c);
+            }
+            if let Some(url) = site.page.as_deref() {
+                if let Some(p) = product_in_url(url) {
+                    page.products.push(p);
+                }
+            }
+            if let Some(k) = site.keywords.as_deref() {
+                keywords.push_csv(k);
+            }
+            for k in &site.kwarray {
+                keywords.push(k);
+            }
+            content = site.content.as_ref();
+        }
+        if let Some(app) = app {
+            for c in app.cat.iter().chain(&app.pagecat).chain(&app.sectioncat) {
+                page.categories.push(c);
+            }
+            if let Some(k) = app.keywords.as_deref() {
+                keywords.push_csv(k);
+            }
+            for k in &app.kwarray {
+                keywords.push(k);
+            }
+            content = content.or(app.content.as_ref());
+        }
+        if let Some(content) = content {
+            for c in &content.cat {
+                page.categories.push(c);
+            }
+            if let Some(id) = non_empty(content.id.as_deref()) {
+                page.products.push(id);
+            }
+            if let Some(url) = content.url.as_deref() {
+                if let Some(p) = product_in_url(url) {
+                    page.products.push(p);
+                }
+            }
+            if let Some(k) = content.keywords.as_deref() {
+                keywords.push_csv(k);
+            }
+            for k in &content.kwarray {
+                keywords.push(k);
+            }
+        }
+        if let Some(u) = user {
+            if let Some(k) = u.keywords.as_deref() {
+                keywords.push_csv(k);
+            }
+            for k in &u.kwarray {
+                keywords.push(k);
+            }
+        }
+
+        Context {
+            visitor: Visitor {
+                user: user_key,
+                behavioural: behavioural_allowed(req),
+                now,
+            },
+            page,
+            country,
+            devicetype: device.and_then(|d| d.devicetype),
+            keywords,
+            bcat: &req.bcat,
+            badv: &req.badv,
+            test: req.is_test(),
+            now,
+            today: now.date(),
+        }
+    }
+}
+
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !s.is_empty())
+}
+
+/// Behavioural audiences need the user's data; contextual ones do not. Until
+/// the audiences issue decodes TCF consent strings, any GDPR request is
+/// treated as having no consent: it is the safe side of the law.
+fn behavioural_allowed(req: &BidRequest<'_>) -> bool {
+    let regs = req.regs.as_ref();
+    if regs.is_some_and(|r| r.coppa == Some(1)) {
+        return false;
+    }
+    if regs.and_then(|r| r.gdpr()) == Some(1) {
+        return false;
+    }
+    if req.device.as_ref().and_then(|d| d.lmt) == Some(1) {
+        return false;
+    }
+    // US Privacy string "1YYN": the third character is the opt-out of sale.
+    if let Some(usp) = regs.and_then(|r| r.us_privacy()) {
+        if usp
+            .as_bytes()
+            .get(2)
+            .is_some_and(|c| c.eq_ignore_ascii_case(&b'y'))
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// A product id in a shop's page URL: `/dp/ID`, `/gp/product/ID`, `/product/ID`.
+pub fn product_in_url(url: &str) -> Option<&str> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    for marker in ["/dp/", "/gp/product/", "/product/"] {
+        if let Some(at) = path.find(marker) {
+            let rest = &path[at + marker.len()..];
+            let id = rest.split('/').next().unwrap_or("");
+            if !id.is_empty() {
+                return Some(id);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_ids_in_urls() {
+        assert_eq!(
+            product_in_url("https://shop.example/dp/B0TENT0001"),
+            Some("B0TENT0001")
+        );
+        assert_eq!(
+            product_in_url("https://shop.example/Tent-Name/dp/B0TENT0001/ref=x?th=1"),
+            Some("B0TENT0001")
+        );
+        assert_eq!(
+            product_in_url("https://s.example/gp/product/B0X?a=1"),
+            Some("B0X")
+        );
+        assert_eq!(
+            product_in_url("https://s.example/product/123#top"),
+            Some("123")
+        );
+        assert_eq!(product_in_url("https://s.example/products"), None);
+        assert_eq!(product_in_url("https://s.example/dp/"), None);
+    }
+}

@@ -1,0 +1,157 @@
+//! Contextual keyword matching.
+//!
+//! Publishers send keywords as comma-separated strings (`site.keywords`,
+//! `app.keywords`, `content.keywords`, `user.keywords`) or as 2.6 `kwarray`.
+//! Each entry is a keyword phrase; matching is case-insensitive:
+//! - `exact`: a phrase equals the configured keyword;
+//! - `phrase`: the configured words appear in that order inside one phrase;
+//! - `broad`: every configured word appears somewhere, in any order;
+//! - `negative`: any phrase-style match excludes the impression.
+
+use config::Keywords;
+
+/// The request's keywords, normalised once per request.
+#[derive(Debug, Default)]
+pub struct RequestKeywords {
+    /// Each keyword phrase as its lower-cased words.
+    phrases: Vec<Vec<String>>,
+}
+
+impl RequestKeywords {
+    pub fn push_csv(&mut self, csv: &str) {
+        for entry in csv.split(',') {
+            self.push(entry);
+        }
+    }
+
+    pub fn push(&mut self, entry: &str) {
+        let words = words(entry);
+        if !words.is_empty() {
+            self.phrases.push(words);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.phrases.is_empty()
+    }
+
+    fn exact(&self, want: &[String]) -> bool {
+        self.phrases.iter().any(|p| p.as_slice() == want)
+    }
+
+    fn phrase(&self, want: &[String]) -> bool {
+        !want.is_empty()
+            && self
+                .phrases
+                .iter()
+                .any(|p| p.windows(want.len()).any(|w| w == want))
+    }
+
+    fn broad(&self, want: &[String]) -> bool {
+        !want.is_empty()
+            && want
+                .iter()
+                .all(|w| self.phrases.iter().any(|p| p.iter().any(|x| x == w)))
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// A line item's keyword rule, with its words split once at compile time.
+#[derive(Debug, Clone)]
+pub struct KeywordRule {
+    broad: Vec<Vec<String>>,
+    phrase: Vec<Vec<String>>,
+    exact: Vec<Vec<String>>,
+    negative: Vec<Vec<String>>,
+}
+
+impl KeywordRule {
+    pub fn compile(k: &Keywords) -> KeywordRule {
+        let split = |v: &[String]| v.iter().map(|s| words(s)).collect();
+        KeywordRule {
+            broad: split(&k.broad),
+            phrase: split(&k.phrase),
+            exact: split(&k.exact),
+            negative: split(&k.negative),
+        }
+    }
+
+    /// With only negative keywords configured, any page that does not hit
+    /// one matches; otherwise at least one positive keyword must match.
+    pub fn matches(&self, kw: &RequestKeywords) -> bool {
+        if self.negative.iter().any(|n| kw.phrase(n)) {
+            return false;
+        }
+        let positives = self.broad.len() + self.phrase.len() + self.exact.len();
+        positives == 0
+            || self.broad.iter().any(|w| kw.broad(w))
+            || self.phrase.iter().any(|w| kw.phrase(w))
+            || self.exact.iter().any(|w| kw.exact(w))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(broad: &[&str], phrase: &[&str], exact: &[&str], negative: &[&str]) -> KeywordRule {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        KeywordRule::compile(&Keywords {
+            broad: v(broad),
+            phrase: v(phrase),
+            exact: v(exact),
+            negative: v(negative),
+        })
+    }
+
+    fn kw(csv: &str) -> RequestKeywords {
+        let mut k = RequestKeywords::default();
+        k.push_csv(csv);
+        k
+    }
+
+    #[test]
+    fn broad_needs_all_words_in_any_order() {
+        let r = rule(&["mystery novel"], &[], &[], &[]);
+        assert!(r.matches(&kw("Novel,best MYSTERY")));
+        assert!(r.matches(&kw("a novel of mystery")));
+        assert!(!r.matches(&kw("mystery,thriller")));
+    }
+
+    #[test]
+    fn phrase_needs_the_words_in_order() {
+        let r = rule(&[], &["new release"], &[], &[]);
+        assert!(r.matches(&kw("books, New Release fiction")));
+        assert!(!r.matches(&kw("release new")));
+        assert!(!r.matches(&kw("new, release")));
+    }
+
+    #[test]
+    fn exact_needs_the_whole_keyword() {
+        let r = rule(&[], &[], &["thriller books"], &[]);
+        assert!(r.matches(&kw("sports,Thriller Books")));
+        assert!(!r.matches(&kw("best thriller books")));
+    }
+
+    #[test]
+    fn negative_excludes_and_alone_allows_the_rest() {
+        let r = rule(&["mystery"], &[], &[], &["free ebook"]);
+        assert!(!r.matches(&kw("mystery, free ebook download")));
+        assert!(r.matches(&kw("mystery, ebook")));
+        let only_negative = rule(&[], &[], &[], &["free ebook"]);
+        assert!(only_negative.matches(&kw("")));
+        assert!(!only_negative.matches(&kw("Free eBook")));
+    }
+
+    #[test]
+    fn no_keywords_on_the_page_match_no_positive_rule() {
+        let r = rule(&["mystery"], &[], &[], &[]);
+        assert!(!r.matches(&RequestKeywords::default()));
+    }
+}

@@ -1,0 +1,22 @@
+//! The bidder: HTTP server and the auction pipeline.
+//!
+//! A bid request's path: `server` (read body, deadline) → `ortb` (parse) →
+//! `context` (one pass over the request) → `select` (candidates from the
+//! `snapshot` index, checks, price) → `respond` (BidResponse with notice
+//! URLs). Exchanges call back on `notice`; spend and frequency live in
+//! `state`.
+
+pub mod app;
+pub mod body;
+pub mod context;
+pub mod keywords;
+pub mod metrics;
+pub mod nobid;
+pub mod notice;
+pub mod respond;
+pub mod select;
+pub mod server;
+pub mod snapshot;
+pub mod state;
+
+pub use app::{App, BidAnswer, Settings};

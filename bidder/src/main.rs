@@ -1,0 +1,210 @@
+//! The `bidder` binary: `serve` and `validate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bidder::{App, Settings};
+use clap::{Parser, Subcommand};
+use config::SystemClock;
+
+#[derive(Parser)]
+#[command(name = "bidder", version, about = "OpenRTB 2.5/2.6 DSP bidder")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve bid requests on the bid port, probes and metrics on the admin port.
+    Serve(ServeArgs),
+    /// Check a config directory without serving: exit 0 when valid, 1 with
+    /// every problem as file:line:column: reason otherwise.
+    Validate {
+        /// Directory whose *.yaml files make up the config.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Directory whose *.yaml files make up the config.
+    #[arg(long)]
+    config: PathBuf,
+    /// Directory of audience event files (*.jsonl).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Bid port: exchanges POST /openrtb2/bid here.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Admin port: /healthz, /readyz, /metrics, POST /v1/config/reload.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    admin_listen: SocketAddr,
+    /// Bodies larger than this are refused with 413.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Milliseconds taken off tmax for the way back to the exchange.
+    #[arg(long, default_value_t = 10)]
+    tmax_margin_ms: u64,
+    /// Deadline in milliseconds for requests without tmax.
+    #[arg(long, default_value_t = 200)]
+    default_tmax_ms: u64,
+    /// URL at which exchanges reach the bid port, for win and billing
+    /// notices (default: http://<listen address>).
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Serve(args) => match serve(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bidder: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn init_logging() {
+    // RUST_LOG takes `info` or `bidder=debug,info`-style targets; a bad
+    // value falls back to info rather than silencing the logs.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        });
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .finish()
+        .with(filter)
+        .try_init();
+}
+
+fn validate(dir: &std::path::Path) -> ExitCode {
+    match config::load_dir(dir) {
+        Ok(config) => {
+            println!("{}: valid: {}", dir.display(), config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems.0 {
+                println!("{p}");
+            }
+            eprintln!(
+                "{}: invalid: {} problem{}",
+                dir.display(),
+                problems.0.len(),
+                if problems.0.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = match config::load_dir(&args.config) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems.0 {
+                eprintln!("{p}");
+            }
+            anyhow::bail!(
+                "config in {} refused: {} problem(s)",
+                args.config.display(),
+                problems.0.len()
+            );
+        }
+    };
+    let store = match &args.data {
+        Some(dir) => audiences::Store::load_dir(dir)
+            .with_context(|| format!("loading audience data from {}", dir.display()))?,
+        None => audiences::Store::new(),
+    };
+    tracing::info!(
+        users = store.users(),
+        events = store.events(),
+        "audience data loaded"
+    );
+
+    let settings = Settings {
+        max_body_bytes: args.max_body_bytes,
+        tmax_margin: Duration::from_millis(args.tmax_margin_ms),
+        default_tmax: Duration::from_millis(args.default_tmax_ms),
+        public_url: args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", args.listen)),
+        ..Settings::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let app = Arc::new(App::new(
+            settings,
+            Arc::new(SystemClock),
+            store,
+            Some(args.config.clone()),
+        ));
+        bidder::metrics::describe();
+        let summary = app.install(config);
+        tracing::info!("config loaded: {summary}");
+
+        let bid = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding the bid port {}", args.listen))?;
+        let admin = tokio::net::TcpListener::bind(args.admin_listen)
+            .await
+            .with_context(|| format!("binding the admin port {}", args.admin_listen))?;
+        let running = bidder::server::start(app.clone(), bid, admin)?;
+        // One line on stdout with the bound addresses: scripts and tests
+        // that ask for port 0 read the real ports here.
+        println!(
+            "bidder listening: bid={} admin={}",
+            running.bid_addr, running.admin_addr
+        );
+        tracing::info!(bid = %running.bid_addr, admin = %running.admin_addr, "serving");
+
+        wait_for_signals(&app).await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = running.shutdown.send(true);
+        let _ = running.done.await;
+        Ok(())
+    })
+}
+
+/// SIGHUP reloads the config; SIGTERM and Ctrl-C stop.
+async fn wait_for_signals(app: &Arc<App>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut hup), Ok(mut term)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let app = app.clone();
+                let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+            }
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+        }
+    }
+}

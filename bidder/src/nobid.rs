@@ -1,0 +1,69 @@
+//! Why the bidder did not bid. One enum feeds metrics labels, logs and (with
+//! the audiences issue) `/v1/explain`, so the three always agree.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NoBid {
+    /// No valid config is loaded yet.
+    NotReady,
+    /// The request allows only currencies other than USD.
+    Currency,
+    /// No imp carries a medium the bidder buys.
+    Media,
+    /// No line item is in flight.
+    Flight,
+    /// Budget (line item or order) is spent.
+    Budget,
+    /// No creative of a line item fits the slot's sizes.
+    Size,
+    Country,
+    Device,
+    Audience,
+    Keyword,
+    Deal,
+    Floor,
+    /// The advertiser's domain is in `badv` or its category in `bcat`.
+    Blocked,
+    Frequency,
+    /// Work would pass the exchange's deadline: a late answer is a no-bid.
+    Late,
+}
+
+impl NoBid {
+    pub const ALL: [NoBid; 15] = [
+        NoBid::NotReady,
+        NoBid::Currency,
+        NoBid::Media,
+        NoBid::Flight,
+        NoBid::Budget,
+        NoBid::Size,
+        NoBid::Country,
+        NoBid::Device,
+        NoBid::Audience,
+        NoBid::Keyword,
+        NoBid::Deal,
+        NoBid::Floor,
+        NoBid::Blocked,
+        NoBid::Frequency,
+        NoBid::Late,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoBid::NotReady => "not_ready",
+            NoBid::Currency => "currency",
+            NoBid::Media => "media",
+            NoBid::Flight => "flight",
+            NoBid::Budget => "budget",
+            NoBid::Size => "size",
+            NoBid::Country => "country",
+            NoBid::Device => "device",
+            NoBid::Audience => "audience",
+            NoBid::Keyword => "keyword",
+            NoBid::Deal => "deal",
+            NoBid::Floor => "floor",
+            NoBid::Blocked => "blocked",
+            NoBid::Frequency => "frequency",
+            NoBid::Late => "late",
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Win and billing notice URLs: what the bidder writes into `nurl`/`burl`,
+//! and reading them back when the exchange calls.
+//!
+//! A notice carries everything needed to settle the bid (bid id, line item,
+//! order, creative, the bid price in micros, when it was made), so settling
+//! needs no lookup of bid-time state. Signing these URLs comes with the money
+//! issue; until then they are trusted as sent.
+
+use std::fmt::Write as _;
+
+use config::Micros;
+
+pub const AUCTION_PRICE_MACRO: &str = "${AUCTION_PRICE}";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NoticeError {
+    #[error("notice is missing {0:?}")]
+    Missing(&'static str),
+    #[error("notice field {0:?} is not valid")]
+    Invalid(&'static str),
+}
+
+pub struct NoticeUrl<'a> {
+    pub base: &'a str,
+    pub path: &'a str,
+    pub bid_id: &'a str,
+    pub imp_id: &'a str,
+    pub line_item: &'a str,
+    pub order: &'a str,
+    pub creative: &'a str,
+    pub bid_price: Micros,
+    pub at_ms: i64,
+    pub test: bool,
+}
+
+impl NoticeUrl<'_> {
+    pub fn write(&self) -> String {
+        let mut s = String::with_capacity(200);
+        s.push_str(self.base.trim_end_matches('/'));
+        s.push_str(self.path);
+        s.push_str("?b=");
+        encode(self.bid_id, &mut s);
+        s.push_str("&i=");
+        encode(self.imp_id, &mut s);
+        s.push_str("&li=");
+        encode(self.line_item, &mut s);
+        s.push_str("&o=");
+        encode(self.order, &mut s);
+        s.push_str("&c=");
+        encode(self.creative, &mut s);
+        let _ = write!(
+            s,
+            "&bp={}&ts={}&t={}&price={AUCTION_PRICE_MACRO}",
+            self.bid_price.as_i64(),
+            self.at_ms,
+            u8::from(self.test)
+        );
+        s
+    }
+}
+
+/// A notice as read back from its query string.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub bid_id: String,
+    pub line_item: String,
+    pub order: String,
+    pub bid_price: Micros,
+    /// The clearing CPM the exchange substituted; `None` when it left the
+    /// macro as is, in which case the bid price is charged.
+    pub clearing: Option<Micros>,
+    pub test: bool,
+}
+
+pub fn parse(query: &str) -> Result<Notice, NoticeError> {
+    let mut bid_id = None;
+    let mut line_item = None;
+    let mut order = None;
+    let mut bid_price = None;
+    let mut price = None;
+    let mut test = false;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = decode(v).ok_or(NoticeError::Invalid("query"))?;
+        match k {
+            "b" => bid_id = Some(v),
+            "li" => line_item = Some(v),
+            "o" => order = Some(v),
+            "bp" => {
+                bid_price = Some(Micros(
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or(NoticeError::Invalid("bp"))?,
+                ))
+            }
+            "price" => price = Some(v),
+            "t" => test = v == "1",
+            _ => {}
+        }
+    }
+    let non_empty = |v: Option<String>, name| {
+        v.filter(|s| !s.is_empty())
+            .ok_or(NoticeError::Missing(name))
+    };
+    let clearing = match price.as_deref() {
+        None | Some("") | Some(AUCTION_PRICE_MACRO) => None,
+        Some(p) => Some(parse_price(p).ok_or(NoticeError::Invalid("price"))?),
+    };
+    Ok(Notice {
+        bid_id: non_empty(bid_id, "b")?,
+        line_item: non_empty(line_item, "li")?,
+        order: non_empty(order, "o")?,
+        bid_price: bid_price.ok_or(NoticeError::Missing("bp"))?,
+        clearing,
+        test,
+    })
+}
+
+/// `${AUCTION_PRICE}` as an exact decimal: digits past the sixth decimal are
+/// dropped (never rounded up), so a notice cannot charge a micro too much.
+pub fn parse_price(s: &str) -> Option<Micros> {
+    let s = s.trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let units: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut micros: i64 = 0;
+    for (i, b) in frac.bytes().take(6).enumerate() {
+        micros += i64::from(b - b'0') * 10i64.pow(5 - i as u32);
+    }
+    units
+        .checked_mul(1_000_000)?
+        .checked_add(micros)
+        .map(Micros)
+}
+
+fn encode(s: &str, out: &mut String) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+fn decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> String {
+        NoticeUrl {
+            base: "http://bidder.example:8080/",
+            path: "/notice/win",
+            bid_id: "abc1",
+            imp_id: "1",
+            line_item: "tent remarketing&x",
+            order: "acme-q4",
+            creative: "c-1",
+            bid_price: Micros(6_000_000),
+            at_ms: 1_764_000_000_000,
+            test: false,
+        }
+        .write()
+    }
+
+    #[test]
+    fn round_trips_and_keeps_the_macro() {
+        let u = url();
+        assert!(u.starts_with("http://bidder.example:8080/notice/win?b=abc1&"));
+        assert!(u.ends_with("&price=${AUCTION_PRICE}"));
+        let q = u.split_once('?').unwrap().1;
+        let n = parse(q).unwrap();
+        assert_eq!(n.line_item, "tent remarketing&x");
+        assert_eq!(n.bid_price, Micros(6_000_000));
+        assert_eq!(
+            n.clearing, None,
+            "unsubstituted macro charges the bid price"
+        );
+        let q2 = q.replace("${AUCTION_PRICE}", "4.25");
+        assert_eq!(parse(&q2).unwrap().clearing, Some(Micros(4_250_000)));
+    }
+
+    #[test]
+    fn prices_are_exact_and_never_rounded_up() {
+        assert_eq!(parse_price("1.5"), Some(Micros(1_500_000)));
+        assert_eq!(parse_price("0.000001"), Some(Micros(1)));
+        assert_eq!(parse_price("2.0000019"), Some(Micros(2_000_001)));
+        assert_eq!(parse_price("7"), Some(Micros(7_000_000)));
+        assert_eq!(parse_price(".5"), Some(Micros(500_000)));
+        assert_eq!(parse_price("-1"), None);
+        assert_eq!(parse_price("1e3"), None);
+        assert_eq!(parse_price(""), None);
+    }
+
+    #[test]
+    fn refuses_incomplete_notices() {
+        assert_eq!(parse("b=1&li=x&o=y"), Err(NoticeError::Missing("bp")));
+        assert_eq!(parse("li=x&o=y&bp=5"), Err(NoticeError::Missing("b")));
+        assert_eq!(
+            parse("b=1&li=x&o=y&bp=abc"),
+            Err(NoticeError::Invalid("bp"))
+        );
+        assert_eq!(
+            parse("b=1&li=x&o=y&bp=5&price=lots"),
+            Err(NoticeError::Invalid("price"))
+        );
+    }
+}

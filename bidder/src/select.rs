@@ -1,0 +1,323 @@
+//! Candidate selection and pricing for one imp.
+//!
+//! Candidates come from the size index in descending CPM order; each is
+//! checked cheapest rule first, and the walk stops once the best price has
+//! an eligible line item. Equal CPMs are broken fairly at random.
+
+use config::{Budget, Micros};
+use ortb::Imp;
+use rand::Rng;
+
+use crate::context::Context;
+use crate::nobid::NoBid;
+use crate::snapshot::{Item, Snapshot};
+use crate::state::{FrequencyStore, SpendStore};
+
+/// What one imp gets: a line item, its creative and the price to bid.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub item: usize,
+    pub creative: usize,
+    /// CPM bid, first price: the line item's CPM.
+    pub price: Micros,
+    pub w: u32,
+    pub h: u32,
+    pub deal: Option<String>,
+}
+
+pub struct Stores<'a> {
+    pub audiences: &'a audiences::Store,
+    pub spend: &'a dyn SpendStore,
+    pub frequency: &'a dyn FrequencyStore,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The cost of one impression at a CPM, rounded up to the micro so that
+/// budget checks never under-estimate what a win will cost.
+pub fn impression_cost(cpm: Micros) -> Micros {
+    Micros((cpm.as_i64() + 999) / 1000)
+}
+
+/// The sizes a banner offers: `format[]` first, then `w`/`h`.
+pub fn banner_sizes(imp: &Imp<'_>) -> Vec<(u32, u32)> {
+    let mut sizes = Vec::new();
+    if let Some(b) = imp.banner.as_ref() {
+        let listed = b.format.iter().map(|f| (f.w, f.h)).chain([(b.w, b.h)]);
+        for (w, h) in listed {
+            let (Some(w), Some(h)) = (w, h) else { continue };
+            if let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) {
+                if w > 0 && h > 0 && !sizes.contains(&(w, h)) {
+                    sizes.push((w, h));
+                }
+            }
+        }
+    }
+    sizes
+}
+
+pub fn select_display(
+    snap: &Snapshot,
+    ctx: &Context<'_>,
+    imp: &Imp<'_>,
+    stores: &Stores<'_>,
+) -> Result<Choice, NoBid> {
+    let sizes = banner_sizes(imp);
+    if imp.banner.is_none() {
+        return Err(NoBid::Media);
+    }
+    // Floors in another currency cannot be compared without a rate: we bid
+    // in USD only for now, so such an imp gets no bid rather than a guess.
+    if !imp.bidfloorcur.eq_ignore_ascii_case("USD") && imp.bidfloor > 0 {
+        return Err(NoBid::Currency);
+    }
+    let floor = Micros(imp.bidfloor);
+
+    // The furthest any candidate got tells the most useful no-bid reason.
+    let mut best_reason = NoBid::Size;
+    let mut winners: Vec<Choice> = Vec::new();
+    for i in snap.display_candidates(&sizes) {
+        let item = &snap.items[i];
+        if let Some(first) = winners.first() {
+            if item.cpm < snap.items[first.item].cpm {
+                break;
+            }
+        }
+        match check(snap, ctx, imp, &sizes, floor, i, item, stores) {
+            Ok(choice) => winners.push(choice),
+            Err(reason) => {
+                if stage(reason) > stage(best_reason) {
+                    best_reason = reason;
+                }
+                // Sorted by CPM: once under the floor, every later one is too.
+                if reason == NoBid::Floor && item.deals.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    let winner = match winners.len() {
+        0 => return Err(best_reason),
+        1 => winners.swap_remove(0),
+        n => winners.swap_remove(rand::rng().random_range(0..n)),
+    };
+    // Count the impression now, so concurrent bids for one user cannot pass
+    // the cap; a test request counts nothing.
+    let item = &snap.items[winner.item];
+    if let (Some(cap), Some(user), false) = (&item.frequency, ctx.visitor.user, ctx.test) {
+        let window = i64::from(cap.per_hours) * HOUR_MS;
+        if !stores
+            .frequency
+            .try_count(user, &item.spend_key, cap.impressions, window, ctx.now)
+        {
+            return Err(NoBid::Frequency);
+        }
+    }
+    Ok(winner)
+}
+
+/// Order of the checks below, used to pick the most telling reason.
+fn stage(r: NoBid) -> u8 {
+    match r {
+        NoBid::Size => 0,
+        NoBid::Flight => 1,
+        NoBid::Country => 2,
+        NoBid::Device => 3,
+        NoBid::Blocked => 4,
+        NoBid::Deal => 5,
+        NoBid::Floor => 6,
+        NoBid::Budget => 7,
+        NoBid::Keyword => 8,
+        NoBid::Audience => 9,
+        NoBid::Frequency => 10,
+        _ => 0,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    snap: &Snapshot,
+    ctx: &Context<'_>,
+    imp: &Imp<'_>,
+    sizes: &[(u32, u32)],
+    floor: Micros,
+    index: usize,
+    item: &Item,
+    stores: &Stores<'_>,
+) -> Result<Choice, NoBid> {
+    let adv = &snap.config.advertisers[item.advertiser];
+    if !item.flight.contains(ctx.now) {
+        return Err(NoBid::Flight);
+    }
+    if !item.countries.is_empty()
+        && !ctx
+            .country
+            .is_some_and(|c| item.countries.iter().any(|x| x.eq_ignore_ascii_case(c)))
+    {
+        return Err(NoBid::Country);
+    }
+    if !item.devices.is_empty()
+        && !ctx
+            .devicetype
+            .is_some_and(|t| item.devices.iter().any(|d| d.matches_devicetype(t)))
+    {
+        return Err(NoBid::Device);
+    }
+    if adv
+        .domains
+        .iter()
+        .any(|d| ctx.badv.iter().any(|b| domain_blocked(d, b)))
+        || adv
+            .categories
+            .iter()
+            .any(|c| ctx.bcat.iter().any(|b| category_blocked(c, b)))
+    {
+        return Err(NoBid::Blocked);
+    }
+
+    let private = imp
+        .pmp
+        .as_ref()
+        .is_some_and(|p| p.private_auction == Some(1));
+    let mut deal = None;
+    let mut floor = floor;
+    if !item.deals.is_empty() {
+        let offered = imp.pmp.as_ref().map(|p| p.deals.as_slice()).unwrap_or(&[]);
+        let Some(d) = offered
+            .iter()
+            .find(|d| item.deals.iter().any(|want| want == d.id.as_ref()))
+        else {
+            return Err(NoBid::Deal);
+        };
+        if d.bidfloor > 0 {
+            if !d.bidfloorcur.eq_ignore_ascii_case("USD") {
+                return Err(NoBid::Currency);
+            }
+            floor = Micros(d.bidfloor);
+        }
+        deal = Some(d.id.to_string());
+    } else if private {
+        // Only the listed deals may bid in a private auction.
+        return Err(NoBid::Deal);
+    }
+    if item.cpm < floor {
+        return Err(NoBid::Floor);
+    }
+
+    let cost = impression_cost(item.cpm);
+    let li = stores.spend.spent(&item.spend_key, ctx.today);
+    let within = match item.budget {
+        Budget::Daily(cap) => li.today.saturating_add(cost) <= cap,
+        Budget::Lifetime(cap) => li.lifetime.saturating_add(cost) <= cap,
+    };
+    let order = stores.spend.spent(&item.order_key, ctx.today);
+    if !within || order.lifetime.saturating_add(cost) > item.order_budget {
+        return Err(NoBid::Budget);
+    }
+
+    if let Some(rule) = &item.keywords {
+        if !rule.matches(&ctx.keywords) {
+            return Err(NoBid::Keyword);
+        }
+    }
+    if let Some((any_of, none_of)) = &item.audiences {
+        let store = stores.audiences;
+        let is = |a: &usize| store.matches(&adv.audiences[*a], &ctx.visitor, &ctx.page);
+        if none_of.iter().any(is) || (!any_of.is_empty() && !any_of.iter().any(is)) {
+            return Err(NoBid::Audience);
+        }
+    }
+    if let Some(cap) = &item.frequency {
+        // A capped line item needs to know who it is counting.
+        let Some(user) = ctx.visitor.user else {
+            return Err(NoBid::Frequency);
+        };
+        let window = i64::from(cap.per_hours) * HOUR_MS;
+        if !stores
+            .frequency
+            .allows(user, &item.spend_key, cap.impressions, window, ctx.now)
+        {
+            return Err(NoBid::Frequency);
+        }
+    }
+
+    // The first offered size (the exchange's preference) that a creative has.
+    for &(w, h) in sizes {
+        if let Some(&c) = item
+            .creatives
+            .iter()
+            .find(|&&c| creatives::fits_sizes(&adv.creatives[c], &[(w, h)]))
+        {
+            return Ok(Choice {
+                item: index,
+                creative: c,
+                price: item.cpm,
+                w,
+                h,
+                deal,
+            });
+        }
+    }
+    Err(NoBid::Size)
+}
+
+/// `badv` lists domains: blocking `example.com` blocks `shop.example.com`.
+fn domain_blocked(ours: &str, blocked: &str) -> bool {
+    let blocked = blocked.trim().trim_start_matches("www.");
+    let ours = ours.trim_start_matches("www.");
+    !blocked.is_empty()
+        && (ours.eq_ignore_ascii_case(blocked)
+            || (ours.len() > blocked.len()
+                && ours[ours.len() - blocked.len()..].eq_ignore_ascii_case(blocked)
+                && ours.as_bytes()[ours.len() - blocked.len() - 1] == b'.'))
+}
+
+/// `bcat` lists categories: blocking `IAB17` blocks `IAB17-18`.
+fn category_blocked(ours: &str, blocked: &str) -> bool {
+    ours.eq_ignore_ascii_case(blocked)
+        || (ours.len() > blocked.len()
+            && ours[..blocked.len()].eq_ignore_ascii_case(blocked)
+            && ours.as_bytes()[blocked.len()] == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impression_cost_rounds_up() {
+        assert_eq!(impression_cost(Micros(6_000_000)), Micros(6_000));
+        assert_eq!(impression_cost(Micros(1_234_567)), Micros(1_235));
+        assert_eq!(impression_cost(Micros(1)), Micros(1));
+    }
+
+    #[test]
+    fn blocked_domains_include_subdomains() {
+        assert!(domain_blocked(
+            "acme-outdoor.example",
+            "acme-outdoor.example"
+        ));
+        assert!(domain_blocked(
+            "shop.acme-outdoor.example",
+            "acme-outdoor.example"
+        ));
+        assert!(domain_blocked(
+            "acme-outdoor.example",
+            "www.ACME-outdoor.example"
+        ));
+        assert!(!domain_blocked(
+            "notacme-outdoor.example",
+            "acme-outdoor.example"
+        ));
+        assert!(!domain_blocked("acme-outdoor.example", ""));
+    }
+
+    #[test]
+    fn blocked_categories_include_subcategories() {
+        assert!(category_blocked("IAB17-18", "IAB17"));
+        assert!(category_blocked("IAB17-18", "IAB17-18"));
+        assert!(!category_blocked("IAB17-18", "IAB17-1"));
+        assert!(!category_blocked("IAB17", "IAB17-18"));
+        assert!(!category_blocked("IAB170", "IAB17"));
+    }
+}

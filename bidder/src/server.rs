@@ -1,0 +1,266 @@
+//! The two HTTP listeners: the bid port for exchanges (bids and notices) and
+//! the admin port for operators (health, readiness, metrics, reload). They
+//! are separate so that a flood of bid traffic, or a firewall rule for it,
+//! never hides the probes and the metrics.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::{App, BidAnswer};
+use crate::body::{self, BodyError};
+use crate::metrics::{self, Outcome};
+
+type Resp = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn method_not_allowed(allow: &'static str) -> Resp {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, format!("use {allow}\n"));
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// Accepts connections until `shutdown` flips, then lets every open
+/// connection finish its in-flight request before returning.
+pub async fn serve<F, Fut>(listener: TcpListener, shutdown: watch::Receiver<bool>, handle: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Resp> + Send + 'static,
+{
+    let mut stop = shutdown.clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, don't spin.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handle = handle.clone();
+        let mut stop = shutdown.clone();
+        tasks.spawn(async move {
+            let service = service_fn(move |req| {
+                let handle = handle.clone();
+                async move { Ok::<_, Infallible>(handle(req).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => { let _ = r; }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// The bid port.
+pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
+    let start = Instant::now();
+    match req.uri().path() {
+        "/openrtb2/bid" => {
+            if req.method() != Method::POST {
+                return method_not_allowed("POST");
+            }
+            bid(app, req, start).await
+        }
+        "/notice/win" | "/notice/billing" => {
+            if req.method() != Method::GET && req.method() != Method::POST {
+                return method_not_allowed("GET, POST");
+            }
+            let kind = if req.uri().path() == "/notice/win" {
+                metrics::Notice::Win
+            } else {
+                metrics::Notice::Billing
+            };
+            match app.notice(kind, req.uri().query().unwrap_or("")) {
+                Ok(_) => text(StatusCode::OK, ""),
+                Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// OpenRTB versions we speak; the answer names the one the exchange asked
+/// for when we speak it.
+fn openrtb_version(req: &Request<Incoming>) -> HeaderValue {
+    match req.headers().get("x-openrtb-version").map(|v| v.as_bytes()) {
+        Some(b"2.5") => HeaderValue::from_static("2.5"),
+        _ => HeaderValue::from_static("2.6"),
+    }
+}
+
+async fn bid(app: Arc<App>, req: Request<Incoming>, start: Instant) -> Resp {
+    let version = openrtb_version(&req);
+    let (parts, body) = req.into_parts();
+    // A client that trickles its body must not hold a slot past any
+    // exchange's deadline; the real deadline (tmax) is applied once parsed.
+    let read = tokio::time::timeout(
+        app.settings.max_tmax,
+        body::read(&parts.headers, body, app.settings.max_body_bytes),
+    )
+    .await;
+    let mut resp = match read {
+        Err(_) => {
+            metrics::request(Outcome::NoBid(crate::nobid::NoBid::Late), start.elapsed());
+            no_content()
+        }
+        Ok(Err(e @ BodyError::TooLarge(_))) => {
+            metrics::request(Outcome::TooLarge, start.elapsed());
+            let mut r = text(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n"));
+            // The rest of the body is still on the wire; don't read it.
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+        Ok(Err(e @ BodyError::UnsupportedEncoding(_))) => {
+            metrics::request(Outcome::BadRequest, start.elapsed());
+            text(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e}\n"))
+        }
+        Ok(Err(e)) => {
+            metrics::request(Outcome::BadRequest, start.elapsed());
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+        Ok(Ok(bytes)) => match app.handle_bid(&bytes, start) {
+            BidAnswer::Bid(json, n) => {
+                metrics::bids(n);
+                metrics::request(Outcome::Bid, start.elapsed());
+                let mut r = Response::new(Full::new(Bytes::from(json)));
+                r.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            }
+            BidAnswer::NoBid(reason) => {
+                metrics::request(Outcome::NoBid(reason), start.elapsed());
+                no_content()
+            }
+            BidAnswer::Invalid(reason) => {
+                metrics::request(Outcome::BadRequest, start.elapsed());
+                text(StatusCode::BAD_REQUEST, format!("{reason}\n"))
+            }
+        },
+    };
+    resp.headers_mut().insert("x-openrtb-version", version);
+    resp
+}
+
+fn no_content() -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// The admin port.
+pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
+    let get_only = |m: &Method| m == Method::GET || m == Method::HEAD;
+    match req.uri().path() {
+        "/healthz" if get_only(req.method()) => text(StatusCode::OK, "ok\n"),
+        "/readyz" if get_only(req.method()) => {
+            if app.is_ready() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no valid config loaded yet\n",
+                )
+            }
+        }
+        "/metrics" if get_only(req.method()) => {
+            let body = app.metrics.map(|h| h.render()).unwrap_or_default();
+            let mut r = text(StatusCode::OK, body);
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        "/v1/config/reload" if req.method() == Method::POST => {
+            let app2 = app.clone();
+            match tokio::task::spawn_blocking(move || app2.reload()).await {
+                Ok(Ok(summary)) => text(StatusCode::OK, format!("loaded: {summary}\n")),
+                Ok(Err(problems)) => text(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("config refused, still serving the previous one:\n{problems}\n"),
+                ),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reload failed: {e}\n"),
+                ),
+            }
+        }
+        "/healthz" | "/readyz" | "/metrics" => method_not_allowed("GET"),
+        "/v1/config/reload" => method_not_allowed("POST"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// Bound listeners and the handle that stops them.
+pub struct Running {
+    pub bid_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub shutdown: watch::Sender<bool>,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+/// Starts both listeners on already-bound sockets.
+pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Result<Running> {
+    let bid_addr = bid.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    let a1 = app.clone();
+    let bid_task = tokio::spawn(serve(bid, rx.clone(), move |r| bid_port(a1.clone(), r)));
+    let a2 = app;
+    let admin_task = tokio::spawn(serve(admin, rx, move |r| admin_port(a2.clone(), r)));
+    let done = tokio::spawn(async move {
+        let _ = bid_task.await;
+        let _ = admin_task.await;
+    });
+    Ok(Running {
+        bid_addr,
+        admin_addr,
+        shutdown: tx,
+        done,
+    })
+}

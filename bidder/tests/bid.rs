@@ -1,0 +1,326 @@
+//! Display bidding on the example config, driven over HTTP as an exchange
+//! would.
+
+mod common;
+
+use common::{banner_request, Server};
+use serde_json::{json, Value};
+
+fn only_bid(reply: &common::Reply) -> Value {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let v = reply.json();
+    let bids = v["seatbid"][0]["bid"].as_array().expect("bids").clone();
+    assert_eq!(bids.len(), 1, "{v}");
+    bids[0].clone()
+}
+
+#[test]
+fn remarketing_user_gets_a_first_price_banner_bid() {
+    let s = Server::example();
+    let reply = s.bid(&banner_request().to_string());
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert!(reply.header("x-openrtb-version").is_some());
+    let v = reply.json();
+    assert_eq!(v["id"], "req-1");
+    assert_eq!(v["cur"], "USD");
+    assert!(v["bidid"].as_str().is_some_and(|s| !s.is_empty()));
+    let bid = only_bid(&reply);
+    assert_eq!(bid["impid"], "1");
+    assert_eq!(bid["price"].as_f64(), Some(6.0));
+    assert_eq!(bid["crid"], "tent-banner-300x250");
+    assert_eq!(bid["adid"], "tent-banner-300x250");
+    assert_eq!(bid["adomain"], json!(["acme-outdoor.example"]));
+    assert_eq!(bid["cat"], json!(["IAB17-18"]));
+    assert_eq!(
+        (bid["w"].as_i64(), bid["h"].as_i64()),
+        (Some(300), Some(250))
+    );
+    assert_eq!(bid["mtype"], 1);
+    let adm = bid["adm"].as_str().unwrap();
+    assert!(
+        adm.contains("https://cdn.acme-outdoor.example/tent-300x250.jpg"),
+        "{adm}"
+    );
+    assert!(
+        adm.contains("href=\"https://www.acme-outdoor.example/tents\""),
+        "{adm}"
+    );
+    for url in ["nurl", "burl"] {
+        let u = bid[url].as_str().unwrap();
+        assert!(u.contains("${AUCTION_PRICE}"), "{u}");
+        assert!(u.starts_with("http"), "{u}");
+    }
+    assert!(bid["id"].as_str().is_some_and(|s| !s.is_empty()));
+}
+
+#[test]
+fn format_list_picks_the_fitting_creative() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["imp"][0]["banner"] = json!({ "format": [{ "w": 970, "h": 90 }, { "w": 728, "h": 90 }] });
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert_eq!(bid["crid"], "tent-banner-728x90");
+    assert_eq!(
+        (bid["w"].as_i64(), bid["h"].as_i64()),
+        (Some(728), Some(90))
+    );
+
+    r["imp"][0]["banner"] = json!({ "format": [{ "w": 970, "h": 90 }] });
+    assert_eq!(
+        s.bid(&r.to_string()).status,
+        204,
+        "no creative of that size"
+    );
+}
+
+#[test]
+fn contextual_product_page_matches_without_a_known_user() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "someone-new" });
+    assert_eq!(s.bid(&r.to_string()).status, 204, "not in any audience");
+    r["site"]["page"] = json!("https://shop.example/Tent/dp/B0TENT0001?ref=x");
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert_eq!(bid["crid"], "tent-banner-300x250");
+}
+
+#[test]
+fn audience_members_only() {
+    let s = Server::example();
+    let mut r = banner_request();
+    // u-1002 bought what it viewed; u-1003's view is older than 30 days.
+    for user in ["u-1002", "u-1003"] {
+        r["user"] = json!({ "buyeruid": user });
+        assert_eq!(s.bid(&r.to_string()).status, 204, "{user}");
+    }
+    // No user id at all: a line item with audiences never bids.
+    r.as_object_mut().unwrap().remove("user");
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    // user.id and device.ifa are fallbacks for the user key.
+    r["user"] = json!({ "id": "u-1001" });
+    assert_eq!(s.bid(&r.to_string()).status, 200);
+    r.as_object_mut().unwrap().remove("user");
+    r["device"]["ifa"] = json!("u-1001");
+    assert_eq!(s.bid(&r.to_string()).status, 200);
+}
+
+#[test]
+fn behavioural_audiences_are_off_under_privacy_signals() {
+    let s = Server::example();
+    for regs in [
+        json!({ "regs": { "coppa": 1 } }),
+        json!({ "regs": { "gdpr": 1 } }),
+        json!({ "regs": { "ext": { "gdpr": 1 } } }),
+        json!({ "regs": { "ext": { "us_privacy": "1YYN" } } }),
+        json!({ "device": { "devicetype": 2, "geo": { "country": "USA" }, "lmt": 1 } }),
+    ] {
+        let mut r = banner_request();
+        for (k, v) in regs.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        assert_eq!(s.bid(&r.to_string()).status, 204, "{regs}");
+    }
+}
+
+#[test]
+fn country_and_device_targeting() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["device"]["geo"]["country"] = json!("CAN");
+    assert_eq!(s.bid(&r.to_string()).status, 200);
+    r["device"]["geo"]["country"] = json!("GBR");
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    r["device"]["geo"] = json!({});
+    r["user"]["geo"] = json!({ "country": "USA" });
+    assert_eq!(s.bid(&r.to_string()).status, 200, "user.geo is a fallback");
+
+    let mut r = banner_request();
+    r["device"]["devicetype"] = json!(3); // connected TV
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    r["device"]["devicetype"] = json!(4); // phone
+    assert_eq!(s.bid(&r.to_string()).status, 200);
+}
+
+#[test]
+fn blocked_advertiser_or_category() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["badv"] = json!(["acme-outdoor.example"]);
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    let mut r = banner_request();
+    r["bcat"] = json!(["IAB17"]);
+    assert_eq!(s.bid(&r.to_string()).status, 204, "IAB17 blocks IAB17-18");
+    r["bcat"] = json!(["IAB1"]);
+    assert_eq!(s.bid(&r.to_string()).status, 200);
+}
+
+#[test]
+fn floor_and_currency() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["imp"][0]["bidfloor"] = json!(6.0);
+    assert_eq!(
+        s.bid(&r.to_string()).status,
+        200,
+        "a CPM equal to the floor bids"
+    );
+    r["imp"][0]["bidfloor"] = json!(6.01);
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+
+    let mut r = banner_request();
+    r["cur"] = json!(["EUR"]);
+    assert_eq!(s.bid(&r.to_string()).status, 204, "we bid in USD only");
+    r["cur"] = json!(["EUR", "USD"]);
+    assert_eq!(s.bid(&r.to_string()).status, 200);
+    r.as_object_mut().unwrap().remove("cur");
+    assert_eq!(s.bid(&r.to_string()).status, 200, "no cur means USD");
+    r["imp"][0]["bidfloorcur"] = json!("EUR");
+    assert_eq!(
+        s.bid(&r.to_string()).status,
+        204,
+        "a floor in EUR cannot be compared"
+    );
+}
+
+#[test]
+fn one_bid_per_imp_at_most() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["imp"] = json!([
+        { "id": "a", "banner": { "w": 300, "h": 250 } },
+        { "id": "b", "banner": { "format": [{ "w": 728, "h": 90 }] } },
+        { "id": "c", "banner": { "w": 1, "h": 1 } },
+        { "id": "d", "native": { "request": "{}" } }
+    ]);
+    let reply = s.bid(&r.to_string());
+    assert_eq!(reply.status, 200);
+    let v = reply.json();
+    let bids = v["seatbid"][0]["bid"].as_array().unwrap();
+    let mut impids: Vec<&str> = bids.iter().map(|b| b["impid"].as_str().unwrap()).collect();
+    impids.sort();
+    assert_eq!(impids, ["a", "b"]);
+    assert_ne!(bids[0]["id"], bids[1]["id"]);
+}
+
+#[test]
+fn deals_and_private_auctions() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "nobody" });
+    r["imp"][0]["pmp"] = json!({
+        "private_auction": 1,
+        "deals": [{ "id": "DEAL-NW-PREMIUM-01", "bidfloor": 3.0, "bidfloorcur": "USD" }]
+    });
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert_eq!(bid["dealid"], "DEAL-NW-PREMIUM-01");
+    assert_eq!(bid["price"].as_f64(), Some(3.5));
+    assert_eq!(bid["crid"], "nw-banner-300x250");
+
+    // The deal's floor above the line item's CPM: no bid.
+    r["imp"][0]["pmp"]["deals"][0]["bidfloor"] = json!(4.0);
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+
+    // A private auction without our deal: open-market line items stay out,
+    // even for a user they would otherwise buy.
+    r["user"] = json!({ "buyeruid": "u-1001" });
+    r["imp"][0]["pmp"]["deals"][0]["id"] = json!("SOMEONE-ELSES");
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    r["imp"][0]["pmp"]["private_auction"] = json!(0);
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert_eq!(bid["crid"], "tent-banner-300x250");
+    assert!(bid.get("dealid").is_none());
+}
+
+#[test]
+fn keyword_targeted_line_item() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "u-1005" }); // a mystery reader
+    r["device"]["devicetype"] = json!(4);
+    r["imp"][0]["banner"] = json!({ "w": 320, "h": 50 });
+    assert_eq!(s.bid(&r.to_string()).status, 204, "no keywords on the page");
+    r["site"]["keywords"] = json!("novel,Mystery,reviews");
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert_eq!(bid["crid"], "nw-banner-320x50");
+    assert_eq!(bid["price"].as_f64(), Some(1.8));
+    r["site"]["keywords"] = json!("mystery novel,free ebook");
+    assert_eq!(s.bid(&r.to_string()).status, 204, "negative keyword");
+    r["site"].as_object_mut().unwrap().remove("keywords");
+    r["site"]["content"] = json!({ "keywords": "thriller books" });
+    assert_eq!(
+        s.bid(&r.to_string()).status,
+        200,
+        "exact match in content keywords"
+    );
+}
+
+#[test]
+fn frequency_cap_stops_the_fourth_impression() {
+    let s = Server::example();
+    let body = banner_request().to_string();
+    for i in 0..3 {
+        assert_eq!(s.bid(&body).status, 200, "bid {i}");
+    }
+    assert_eq!(s.bid(&body).status, 204, "3 per 24 hours");
+    // Another user is not affected; the window slides after 24 hours.
+    let mut r = banner_request();
+    r["site"]["page"] = json!("https://shop.example/dp/B0TENT0001");
+    r["user"] = json!({ "buyeruid": "other" });
+    assert_eq!(s.bid(&r.to_string()).status, 200);
+    s.clock.advance_millis(24 * 3_600_000 + 1);
+    assert_eq!(s.bid(&body).status, 200);
+}
+
+#[test]
+fn test_requests_are_answered_but_never_spend() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["test"] = json!(1);
+    let bid = only_bid(&s.bid(&r.to_string()));
+    let reply = s.notice(bid["nurl"].as_str().unwrap(), "6.00");
+    assert_eq!(reply.status, 200);
+    let spent = s
+        .app
+        .spend()
+        .spent("li:tent-remarketing-display", s.app.now().date());
+    assert_eq!(spent.lifetime, config::Micros::ZERO);
+    // Nor do they count against the frequency cap.
+    for _ in 0..5 {
+        assert_eq!(s.bid(&r.to_string()).status, 200);
+    }
+}
+
+#[test]
+fn win_and_billing_notices_charge_once_at_most_the_bid() {
+    let s = Server::example();
+    let bid = only_bid(&s.bid(&banner_request().to_string()));
+    let day = s.app.now().date();
+    let spent = || s.app.spend().spent("li:tent-remarketing-display", day);
+    assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "4.50").status, 200);
+    // 4.50 CPM is 0.0045 per impression.
+    assert_eq!(spent().today, config::Micros(4_500));
+    assert_eq!(s.notice(bid["burl"].as_str().unwrap(), "4.50").status, 200);
+    assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "4.50").status, 200);
+    assert_eq!(spent().today, config::Micros(4_500), "charged once");
+    let order = s.app.spend().spent("order:acme-q4-managed", day);
+    assert_eq!(order.lifetime, config::Micros(4_500));
+
+    // A clearing price above the bid is capped at the bid; an unsubstituted
+    // macro charges the bid.
+    let bid2 = only_bid(&s.bid(&banner_request().to_string()));
+    assert_eq!(
+        s.notice(bid2["burl"].as_str().unwrap(), "60.00").status,
+        200
+    );
+    assert_eq!(spent().today, config::Micros(4_500 + 6_000));
+    let bid3 = only_bid(&s.bid(&banner_request().to_string()));
+    assert_eq!(
+        s.notice(bid3["nurl"].as_str().unwrap(), "${AUCTION_PRICE}")
+            .status,
+        200
+    );
+    assert_eq!(spent().today, config::Micros(4_500 + 6_000 + 6_000));
+
+    let broken = common::get(s.bid, "/notice/win?b=x&li=y");
+    assert_eq!(broken.status, 400);
+}

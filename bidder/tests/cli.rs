@@ -1,0 +1,168 @@
+//! The `bidder` binary as operators and account managers run it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bidder"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn validate_accepts_the_examples_with_a_summary() {
+    let out = bin()
+        .args(["validate", "--config"])
+        .arg(repo().join("examples/config"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("2 advertisers"), "{stdout}");
+    assert!(stdout.contains("5 line items"), "{stdout}");
+    assert!(stdout.contains("7 creatives"), "{stdout}");
+}
+
+#[test]
+fn validate_lists_every_problem_with_its_place() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let acme = std::fs::read_to_string(repo().join("examples/config/acme-outdoor.yaml")).unwrap();
+    let nw = std::fs::read_to_string(repo().join("examples/config/northwind-books.yaml")).unwrap();
+    // Two semantic problems in one file, a type problem in another.
+    std::fs::write(
+        dir.join("acme.yaml"),
+        acme.replace("countries: [USA, CAN]", "countries: [US, CAN]")
+            .replace("creatives: [tent-video-15s]", "creatives: [tent-video-99s]"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("nw.yaml"), nw.replace("cpm: 1.80", "cpm: lots")).unwrap();
+    let out = bin()
+        .args(["validate", "--config"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for l in &lines {
+        let mut parts = l.splitn(4, ':');
+        let file = parts.next().unwrap();
+        let line: u32 = parts
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{l}"));
+        let col: u32 = parts
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{l}"));
+        assert!(file.ends_with(".yaml") && line > 0 && col > 0, "{l}");
+        assert!(!parts.next().unwrap().trim().is_empty(), "{l}");
+    }
+    assert!(stdout.contains("\"US\""), "{stdout}");
+    assert!(stdout.contains("tent-video-99s"), "{stdout}");
+    assert!(stdout.contains("nw.yaml:"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_refuses_an_invalid_config() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.yaml"), "advertiser: [\n").unwrap();
+    let out = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_bids_on_the_example_and_stops_on_sigterm() {
+    let mut child = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(repo().join("examples/config"))
+        .arg("--data")
+        .arg(repo().join("examples/data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = |key: &str| -> std::net::SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    let (bid, admin) = (addr("bid="), addr("admin="));
+    let ready = http(
+        admin,
+        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    // The wall clock decides the flights here; whatever it says, the answer
+    // is a well-formed 200 or 204, never an error.
+    let body = std::fs::read_to_string(repo().join("benches/src/banner-request.json")).unwrap();
+    let req = format!(
+        "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = http(bid, &req);
+    assert!(
+        reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.1 204"),
+        "{reply}"
+    );
+    terminate(child.id());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+fn http(addr: std::net::SocketAddr, req: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn terminate(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}

@@ -1,0 +1,228 @@
+//! A bidder on loopback for tests, and a minimal HTTP/1.1 client: enough to
+//! send exactly the bytes an exchange would, including broken ones.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bidder::{App, Settings};
+use config::{ManualClock, Timestamp};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn ts(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).expect("test time")
+}
+
+pub struct Server {
+    pub app: Arc<App>,
+    pub clock: Arc<ManualClock>,
+    pub bid: SocketAddr,
+    pub admin: SocketAddr,
+    runtime: tokio::runtime::Runtime,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Server {
+    /// The example config and audience data, at 2026-11-24 noon UTC (the
+    /// date the example data's README describes).
+    pub fn example() -> Server {
+        Server::start(
+            &repo().join("examples/config"),
+            Some(&repo().join("examples/data")),
+        )
+    }
+
+    pub fn start(config_dir: &Path, data: Option<&Path>) -> Server {
+        Server::start_with(config_dir, data, Settings::default())
+    }
+
+    pub fn start_with(config_dir: &Path, data: Option<&Path>, settings: Settings) -> Server {
+        let clock = Arc::new(ManualClock::new(ts("2026-11-24T12:00:00Z")));
+        let store = match data {
+            Some(d) => audiences::Store::load_dir(d).expect("audience data"),
+            None => audiences::Store::new(),
+        };
+        let config = config::load_dir(config_dir).expect("valid config");
+        let app = Arc::new(App::new(
+            settings,
+            clock.clone(),
+            store,
+            Some(config_dir.to_path_buf()),
+        ));
+        app.install(config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (bid, admin, shutdown) = runtime.block_on(async {
+            let b = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let a = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let running = bidder::server::start(app.clone(), b, a).expect("start");
+            (running.bid_addr, running.admin_addr, running.shutdown)
+        });
+        Server {
+            app,
+            clock,
+            bid,
+            admin,
+            runtime,
+            shutdown,
+        }
+    }
+
+    pub fn bid(&self, body: &str) -> Reply {
+        post(self.bid, "/openrtb2/bid", &[], body.as_bytes())
+    }
+
+    /// Calls a notice URL from a bid (nurl/burl) with the macro substituted.
+    pub fn notice(&self, url: &str, price: &str) -> Reply {
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .expect("absolute URL");
+        request(
+            self.bid,
+            "GET",
+            &path.replace("${AUCTION_PRICE}", price),
+            &[],
+            b"",
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+}
+
+pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    request(addr, "POST", path, headers, body)
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, &[], b"")
+}
+
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut has_length = false;
+    for (k, v) in headers {
+        has_length |=
+            k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding");
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !has_length && (method == "POST" || !body.is_empty()) {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    raw(addr, &[head.as_bytes(), body].concat())
+}
+
+/// Sends raw bytes and reads the reply until the server closes.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok();
+    // The server may answer (413) and close before reading everything.
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    parse_reply(&out)
+}
+
+fn parse_reply(out: &[u8]) -> Reply {
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(out)));
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = out[split + 4..].to_vec();
+    if let Some(len) = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        body.truncate(len);
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A banner request in the shape exchanges send; tests edit the JSON.
+pub fn banner_request() -> serde_json::Value {
+    serde_json::json!({
+        "id": "req-1",
+        "at": 1,
+        "tmax": 500,
+        "cur": ["USD"],
+        "imp": [{
+            "id": "1",
+            "bidfloor": 0.5,
+            "bidfloorcur": "USD",
+            "banner": { "format": [{ "w": 300, "h": 250 }], "w": 300, "h": 250 }
+        }],
+        "site": {
+            "id": "s1",
+            "domain": "news.example",
+            "page": "https://news.example/article",
+            "publisher": { "id": "p1" }
+        },
+        "device": { "devicetype": 2, "geo": { "country": "USA" }, "ua": "Mozilla/5.0" },
+        "user": { "buyeruid": "u-1001" }
+    })
+}

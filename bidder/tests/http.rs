@@ -1,0 +1,250 @@
+//! The HTTP contract with exchanges and operators: status codes, limits,
+//! gzip, deadlines, probes, metrics and reloads.
+
+mod common;
+
+use std::io::Write;
+
+use bidder::Settings;
+use common::{banner_request, get, post, raw, repo, request, Server};
+use serde_json::json;
+
+#[test]
+fn malformed_or_incomplete_requests_get_400_with_a_reason() {
+    let s = Server::example();
+    let cases = [
+        ("{\"id\": \"x\", \"imp\": [", "JSON"),
+        ("not json at all", "JSON"),
+        (r#"{"imp":[{"id":"1","banner":{"w":300,"h":250}}]}"#, "id"),
+        (
+            r#"{"id":"","imp":[{"id":"1","banner":{"w":300,"h":250}}]}"#,
+            "id",
+        ),
+        (r#"{"id":"r1"}"#, "imp"),
+        (r#"{"id":"r1","imp":[]}"#, "imp"),
+        (r#"{"id":"r1","imp":[{"banner":{"w":300,"h":250}}]}"#, "id"),
+        (r#"{"id":"r1","imp":[{"id":"1"}]}"#, "banner"),
+    ];
+    for (body, word) in cases {
+        let r = s.bid(body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        let reason = r.text();
+        assert!(!reason.trim().is_empty() && reason.len() < 300, "{reason}");
+        assert!(
+            reason.to_lowercase().contains(&word.to_lowercase()),
+            "{body}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn oversized_bodies_get_413_without_being_read() {
+    let settings = Settings {
+        max_body_bytes: 4096,
+        ..Settings::default()
+    };
+    let s = Server::start_with(
+        &repo().join("examples/config"),
+        Some(&repo().join("examples/data")),
+        settings,
+    );
+    // Declared too large: refused on the header alone (only 10 bytes sent).
+    let head = format!(
+        "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n0123456789",
+        10 * 1024 * 1024
+    );
+    let r = raw(s.bid, head.as_bytes());
+    assert_eq!(r.status, 413);
+    // Chunked with no length: refused once the limit is passed.
+    let mut chunked =
+        b"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 2000).as_bytes());
+        chunked.extend(std::iter::repeat_n(b' ', 2000));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(raw(s.bid, &chunked).status, 413);
+    // A gzip body that inflates past the limit is refused too.
+    let big = format!("{{\"id\":\"{}\"}}", "a".repeat(100_000));
+    let r = post(
+        s.bid,
+        "/openrtb2/bid",
+        &[("Content-Encoding", "gzip")],
+        &gzip(big.as_bytes()),
+    );
+    assert_eq!(r.status, 413);
+    // Under the limit still bids.
+    assert_eq!(s.bid(&banner_request().to_string()).status, 200);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzip_bodies_are_accepted() {
+    let s = Server::example();
+    let body = gzip(banner_request().to_string().as_bytes());
+    let r = post(
+        s.bid,
+        "/openrtb2/bid",
+        &[("Content-Encoding", "gzip")],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post(
+        s.bid,
+        "/openrtb2/bid",
+        &[("Content-Encoding", "gzip")],
+        b"not gzip",
+    );
+    assert_eq!(r.status, 400);
+    let r = post(s.bid, "/openrtb2/bid", &[("Content-Encoding", "br")], b"x");
+    assert_eq!(r.status, 415);
+}
+
+#[test]
+fn openrtb_version_header_is_answered() {
+    let s = Server::example();
+    let body = banner_request().to_string();
+    let r = post(
+        s.bid,
+        "/openrtb2/bid",
+        &[("x-openrtb-version", "2.5")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.header("x-openrtb-version"), Some("2.5"));
+    let r = post(
+        s.bid,
+        "/openrtb2/bid",
+        &[("x-openrtb-version", "2.6")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.header("x-openrtb-version"), Some("2.6"));
+    let mut nobid = banner_request();
+    nobid["device"]["geo"]["country"] = json!("GBR");
+    let r = post(
+        s.bid,
+        "/openrtb2/bid",
+        &[("x-openrtb-version", "2.6")],
+        nobid.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 204);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("x-openrtb-version"), Some("2.6"));
+}
+
+#[test]
+fn wrong_methods_and_paths() {
+    let s = Server::example();
+    let r = get(s.bid, "/openrtb2/bid");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert_eq!(
+        request(s.bid, "PUT", "/openrtb2/bid", &[], b"{}").status,
+        405
+    );
+    assert_eq!(get(s.bid, "/nope").status, 404);
+    assert_eq!(post(s.bid, "/openrtb2/bid/extra", &[], b"{}").status, 404);
+    assert_eq!(post(s.admin, "/healthz", &[], b"").status, 405);
+    assert_eq!(get(s.admin, "/nope").status, 404);
+    // The admin endpoints are not on the bid port, nor bids on the admin port.
+    assert_eq!(get(s.bid, "/healthz").status, 404);
+    assert_eq!(post(s.admin, "/openrtb2/bid", &[], b"{}").status, 404);
+}
+
+#[test]
+fn deadline_too_short_is_a_no_bid() {
+    let s = Server::example();
+    let mut r = banner_request();
+    // The default safety margin is 10 ms: nothing can be answered in time.
+    r["tmax"] = json!(5);
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    r["tmax"] = json!(300);
+    assert_eq!(s.bid(&r.to_string()).status, 200);
+}
+
+#[test]
+fn probes_and_metrics() {
+    let s = Server::example();
+    assert_eq!(get(s.admin, "/healthz").status, 200);
+    assert_eq!(get(s.admin, "/readyz").status, 200);
+    s.bid(&banner_request().to_string());
+    s.bid("{");
+    let m = get(s.admin, "/metrics");
+    assert_eq!(m.status, 200);
+    let text = m.text();
+    for name in [
+        "bidder_requests_total{outcome=\"bid\"}",
+        "bidder_requests_total{outcome=\"bad_request\"}",
+        "bidder_request_duration_seconds",
+        "bidder_bids_total",
+        "bidder_config_line_items",
+    ] {
+        assert!(text.contains(name), "missing {name} in\n{text}");
+    }
+}
+
+#[test]
+fn not_ready_until_a_config_is_loaded() {
+    let app = std::sync::Arc::new(bidder::App::new(
+        Settings::default(),
+        std::sync::Arc::new(config::ManualClock::new(common::ts("2026-11-24T12:00:00Z"))),
+        audiences::Store::new(),
+        None,
+    ));
+    assert!(!app.is_ready());
+    let body = banner_request().to_string();
+    match app.handle_bid(body.as_bytes(), std::time::Instant::now()) {
+        bidder::BidAnswer::NoBid(bidder::nobid::NoBid::NotReady) => {}
+        _ => panic!("expected a not-ready no-bid"),
+    }
+    app.install(config::load_dir(&repo().join("examples/config")).unwrap());
+    assert!(app.is_ready());
+}
+
+#[test]
+fn invalid_reload_keeps_serving_the_running_config() {
+    let dir = tempdir("reload");
+    for f in ["acme-outdoor.yaml", "northwind-books.yaml"] {
+        std::fs::copy(repo().join("examples/config").join(f), dir.join(f)).unwrap();
+    }
+    let s = Server::start(&dir, Some(&repo().join("examples/data")));
+    let body = banner_request().to_string();
+    assert_eq!(s.bid(&body).status, 200);
+
+    // Break one file: the whole set is refused, bids go on as before.
+    let acme = std::fs::read_to_string(dir.join("acme-outdoor.yaml")).unwrap();
+    std::fs::write(
+        dir.join("acme-outdoor.yaml"),
+        acme.replace("cpm: 6.00", "cpm: -6.00"),
+    )
+    .unwrap();
+    let r = post(s.admin, "/v1/config/reload", &[], b"");
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("acme-outdoor.yaml:"), "{}", r.text());
+    assert_eq!(s.bid(&body).status, 200);
+    assert_eq!(get(s.admin, "/readyz").status, 200);
+
+    // A valid change is picked up.
+    std::fs::write(
+        dir.join("acme-outdoor.yaml"),
+        acme.replace("cpm: 6.00", "cpm: 7.25"),
+    )
+    .unwrap();
+    let r = post(s.admin, "/v1/config/reload", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = s.bid(&body).json();
+    assert_eq!(v["seatbid"][0]["bid"][0]["price"].as_f64(), Some(7.25));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+pub fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("bidder-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

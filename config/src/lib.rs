@@ -1,0 +1,30 @@
+//! Account-manager configuration for the bidder.
+//!
+//! Account managers write one YAML file per advertiser (advertiser, audiences,
+//! creatives, orders with CPM line items). [`load_dir`] reads every file under
+//! a directory and returns either a validated [`Config`] or every
+//! [`Problem`] found, each with `file:line:column` and a plain-words reason.
+//! A file with a syntax or type error (including an unknown or missing key)
+//! is skipped after that one problem; all other files are still checked.
+//!
+//! Money is [`Micros`] and time is [`Timestamp`]/[`Date`] behind a [`Clock`],
+//! shared by the rest of the workspace.
+
+mod countries;
+mod load;
+pub mod model;
+pub mod money;
+mod problem;
+mod raw;
+pub mod time;
+mod validate;
+
+pub use load::{load_dir, load_files};
+pub use model::{
+    Advertiser, Audience, AudienceKind, AudienceRule, Budget, Config, Creative, CreativeKind,
+    Device, Flight, FrequencyCap, Keywords, LineItem, Media, MediaFile, Order, Service, Summary,
+    Targeting,
+};
+pub use money::{Micros, MoneyError};
+pub use problem::{Problem, Problems};
+pub use time::{Clock, Date, ManualClock, SystemClock, TimeError, Timestamp};

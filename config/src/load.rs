@@ -1,0 +1,412 @@
+//! Finding, reading and parsing the YAML files, and turning parser errors
+//! into problems an account manager can act on.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::{Error, Localizer, Location, MessageFormatter, SnippetMode};
+
+use crate::model::Config;
+use crate::problem::{Problem, Problems};
+use crate::raw::{self, RawFile};
+use crate::validate;
+
+/// Loads every `*.yaml` and `*.yml` file under `dir`, recursively.
+///
+/// Files are taken in path order so problems and the resulting config are
+/// stable. Entries whose names start with `.` are skipped: Kubernetes
+/// ConfigMap volumes keep a second copy of every file under `..data/` and a
+/// timestamped `..2026_…` directory, which would otherwise load everything
+/// twice. Symlinks are followed (ConfigMap files are symlinks), each real
+/// directory at most once.
+///
+/// A directory that cannot be read, or that holds no YAML file, is reported as
+/// a problem on the directory itself with line and column 0.
+pub fn load_dir(dir: &Path) -> Result<Config, Problems> {
+    let mut problems = Vec::new();
+    let mut paths = Vec::new();
+    let mut seen_dirs = HashSet::new();
+    walk(dir, &mut paths, &mut seen_dirs, &mut problems);
+    paths.sort();
+
+    if paths.is_empty() && problems.is_empty() {
+        problems.push(whole_file_problem(
+            dir,
+            "no *.yaml or *.yml files found in this directory".to_owned(),
+        ));
+    }
+
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        match fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => files.push((path, text)),
+                Err(_) => problems.push(whole_file_problem(
+                    &path,
+                    "the file is not UTF-8 text; save it as UTF-8".to_owned(),
+                )),
+            },
+            Err(e) => problems.push(whole_file_problem(
+                &path,
+                format!("the file cannot be read: {e}"),
+            )),
+        }
+    }
+    check(&files, problems)
+}
+
+/// The same as [`load_dir`] on in-memory `(display path, text)` pairs, in the
+/// order given. An empty slice is an empty, valid config: only `load_dir` knows
+/// a directory to blame for holding nothing.
+pub fn load_files(files: &[(PathBuf, String)]) -> Result<Config, Problems> {
+    check(files, Vec::new())
+}
+
+fn check(files: &[(PathBuf, String)], mut problems: Vec<Problem>) -> Result<Config, Problems> {
+    let mut parsed = Vec::with_capacity(files.len());
+    for (path, text) in files {
+        match parse(text) {
+            Ok(raw) => parsed.push((path.as_path(), raw)),
+            Err((line, column, message)) => problems.push(Problem {
+                file: path.clone(),
+                line,
+                column,
+                message,
+            }),
+        }
+    }
+    let config = validate::validate(&parsed, &mut problems);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(Problems::sorted(problems))
+    }
+}
+
+fn whole_file_problem(path: &Path, message: String) -> Problem {
+    Problem {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    }
+}
+
+fn walk(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    seen_dirs: &mut HashSet<PathBuf>,
+    problems: &mut Vec<Problem>,
+) {
+    // Canonical paths make a symlink loop visit each directory only once.
+    match fs::canonicalize(dir) {
+        Ok(real) => {
+            if !seen_dirs.insert(real) {
+                return;
+            }
+        }
+        Err(e) => {
+            problems.push(whole_file_problem(
+                dir,
+                format!("the config directory cannot be read: {e}"),
+            ));
+            return;
+        }
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push(whole_file_problem(
+                dir,
+                format!("the config directory cannot be read: {e}"),
+            ));
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                problems.push(whole_file_problem(
+                    dir,
+                    format!("the config directory cannot be listed: {e}"),
+                ));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        // fs::metadata follows symlinks, so a dangling one is reported here.
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk(&path, files, seen_dirs, problems),
+            Ok(meta) if meta.is_file() && is_yaml(&path) => files.push(path),
+            Ok(_) => {}
+            Err(e) if is_yaml(&path) => problems.push(whole_file_problem(
+                &path,
+                format!("the file cannot be read: {e}"),
+            )),
+            Err(_) => {}
+        }
+    }
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+/// Parses one file; on failure, the 1-based position and a plain message.
+pub(crate) fn parse(text: &str) -> Result<RawFile, (u64, u64, String)> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::from_str_with_options::<RawFile>(text, options).map_err(|err| {
+        let (line, column) = err
+            .location()
+            .map_or((1, 1), |l: Location| (l.line(), l.column()));
+        // Zero would mean "no position" in a Problem; a parse error is always in the text.
+        let (line, column) = (line.max(1), column.max(1));
+        let rendered = err.render_with_options(serde_saphyr::render_options! {
+            formatter: &Wording,
+            snippets: SnippetMode::Off,
+        });
+        (line, column, rendered)
+    })
+}
+
+/// Rewords the parser's errors for account managers and leaves the position
+/// out of the text, since every problem already starts with `file:line:col`.
+struct Wording;
+
+impl Localizer for Wording {
+    fn attach_location<'a>(&self, base: Cow<'a, str>, _loc: Location) -> Cow<'a, str> {
+        base
+    }
+
+    fn alias_used_at(&self, _used: Location) -> String {
+        String::new()
+    }
+}
+
+impl MessageFormatter for Wording {
+    fn localizer(&self) -> &dyn Localizer {
+        self
+    }
+
+    fn format_message<'a>(&self, err: &'a Error) -> Cow<'a, str> {
+        match err {
+            Error::SerdeUnknownField {
+                field, expected, ..
+            } => {
+                let place = raw::mapping_name(expected)
+                    .map(|name| format!(" in {name}"))
+                    .unwrap_or_default();
+                Cow::Owned(format!(
+                    "unknown key \"{field}\"{place}; expected one of: {}",
+                    expected.join(", ")
+                ))
+            }
+            Error::SerdeMissingField { field, .. } => {
+                let owner = raw::required_key_owner(field).unwrap_or("mapping");
+                Cow::Owned(format!("missing required key \"{field}\" in this {owner}"))
+            }
+            Error::DuplicateMappingKey { key: Some(k), .. } => {
+                Cow::Owned(format!("key \"{k}\" appears twice in the same mapping"))
+            }
+            Error::DuplicateMappingKey { key: None, .. } => {
+                Cow::Borrowed("the same key appears twice in one mapping")
+            }
+            Error::InvalidScalar { ty, .. } if ty.starts_with(['i', 'u']) => {
+                Cow::Borrowed("expected a whole number here")
+            }
+            Error::InvalidScalar { ty: "boolean", .. } => {
+                Cow::Borrowed("expected true or false here")
+            }
+            Error::Unexpected { expected, .. } => Cow::Borrowed(match *expected {
+                "sequence start" => "expected a list here, like [a, b]",
+                "mapping start" => "expected keys with values here, like `key: value`",
+                "string scalar" | "scalar" => "expected a single value here, not a list or mapping",
+                other => return Cow::Owned(format!("expected {other} here")),
+            }),
+            Error::NullIntoString { .. } => Cow::Borrowed("a value is missing here"),
+            Error::MultipleDocuments { .. } => Cow::Borrowed(
+                "a config file holds a single YAML document; remove the `---` line or split the file",
+            ),
+            Error::Eof { .. } => {
+                Cow::Borrowed("the file ended unexpectedly (an empty file has no advertiser)")
+            }
+            _ => serde_saphyr::UserMessageFormatter.format_message(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> (u64, u64, String) {
+        match parse(text) {
+            Ok(_) => panic!("expected a parse error for {text:?}"),
+            Err(e) => e,
+        }
+    }
+
+    const MINIMAL: &str = "advertiser:\n  id: a\n  name: A\n  domains: [a.example]\n";
+
+    #[test]
+    fn minimal_file_parses() {
+        assert!(parse(MINIMAL).is_ok());
+    }
+
+    #[test]
+    fn unknown_key_names_the_mapping_and_the_choices() {
+        let text = "advertiser:\n  id: a\n  name: A\n  domain: [a.example]\n";
+        assert_eq!(
+            err(text),
+            (
+                4,
+                3,
+                "unknown key \"domain\" in advertiser; expected one of: id, name, domains, categories"
+                    .to_owned()
+            )
+        );
+    }
+
+    /// Every mapping gets its own name; a struct whose keys changed without
+    /// `raw::mapping_name` following would fail here.
+    #[test]
+    fn every_mapping_is_named_in_unknown_key_messages() {
+        let head = "advertiser: {id: a, name: A, domains: [a.example]}\n";
+        let creative = "creatives:\n  - {id: c, format: display, size: 1x1, image_url: http://x, click_url: http://x";
+        let order = "orders:\n  - {id: o, service: managed, budget: 1, flight: {start: 2026-01-01, end: 2026-01-02}";
+        let item =
+            ", line_items: [{id: l, media: display, cpm: 1, budget: {daily: 1}, creatives: [c]";
+        let cases: [(String, &str); 13] = [
+            (format!("{head}typo: 1\n"), "the top level of the file"),
+            (
+                "advertiser: {id: a, name: A, typo: 1}\n".to_owned(),
+                "advertiser",
+            ),
+            (
+                format!("{head}audiences:\n  - {{id: x, kind: views, typo: 1}}\n"),
+                "audience",
+            ),
+            (format!("{head}{creative}, typo: 1}}\n"), "creative"),
+            (
+                format!("{head}{creative}, media: [{{url: http://x, mime: a/b, typo: 1}}]}}\n"),
+                "media file",
+            ),
+            (format!("{head}{order}, typo: 1}}\n"), "order"),
+            (
+                format!("{head}orders:\n  - {{id: o, flight: {{start: 2026-01-01, typo: 1}}}}\n"),
+                "flight",
+            ),
+            (format!("{head}{order}{item}, typo: 1}}]}}\n"), "line item"),
+            (
+                format!("{head}{order}, line_items: [{{budget: {{weekly: 1}}}}]}}\n"),
+                "line item budget",
+            ),
+            (
+                format!("{head}{order}, line_items: [{{frequency_cap: {{per_day: 1}}}}]}}\n"),
+                "frequency_cap",
+            ),
+            (
+                format!("{head}{order}, line_items: [{{audiences: {{all_of: [x]}}}}]}}\n"),
+                "line item audiences",
+            ),
+            (
+                format!("{head}{order}, line_items: [{{targeting: {{countrys: [USA]}}}}]}}\n"),
+                "targeting",
+            ),
+            (
+                format!(
+                    "{head}{order}, line_items: [{{targeting: {{keywords: {{fuzzy: [x]}}}}}}]}}\n"
+                ),
+                "keywords",
+            ),
+        ];
+        for (text, name) in cases {
+            let (_, _, message) = err(&text);
+            assert!(
+                message.starts_with("unknown key") && message.contains(&format!(" in {name};")),
+                "{name}: {message}\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_carry_no_position_of_their_own() {
+        for text in [
+            "advertiser: [\n",
+            "advertiser:\n  id: a\n  id: b\n",
+            "advertiser:\n  name: A\n",
+            "",
+            "advertiser:\n  id: a\n  name: A\n---\nadvertiser: {}\n",
+        ] {
+            let (line, column, message) = err(text);
+            assert!(line >= 1 && column >= 1);
+            assert!(!message.contains("at line"), "{message}");
+            assert!(!message.contains("column"), "{message}");
+        }
+    }
+
+    #[test]
+    fn parser_messages_are_reworded() {
+        assert_eq!(
+            err("advertiser:\n  id: a\n  id: b\n  name: A\n").2,
+            "key \"id\" appears twice in the same mapping"
+        );
+        assert_eq!(
+            err("advertiser:\n  name: A\n").2,
+            "missing required key \"id\" in this mapping"
+        );
+        assert_eq!(
+            err("advertiser: {id: a, name: A, domains: [a.example]}\ncreatives:\n  - {id: c, format: display}\n").2,
+            "missing required key \"click_url\" in this creative"
+        );
+        let (line, column, message) = err(&format!(
+            "{MINIMAL}audiences:\n  - {{id: x, kind: views, lookback_days: 3.5}}\n"
+        ));
+        assert_eq!((line, column), (6, 41));
+        assert_eq!(message, "expected a whole number here");
+        assert_eq!(
+            err("advertiser:\n  id: [a]\n  name: A\n").2,
+            "expected a single value here, not a list or mapping"
+        );
+        assert_eq!(
+            err("advertiser: acme\n").2,
+            "expected keys with values here, like `key: value`"
+        );
+        assert!(err("").2.contains("empty"));
+        assert!(err("# only a comment\n").2.contains("empty"));
+    }
+
+    #[test]
+    fn syntax_error_has_a_position() {
+        assert_eq!(
+            err("advertiser:\n  id: a\n  name: \"A\n"),
+            (3, 9, "unclosed quote".to_owned())
+        );
+        let (line, column, message) = err("advertiser:\n\tid: a\n");
+        assert_eq!((line, column), (2, 2));
+        assert!(message.contains("tabs"), "{message}");
+        assert_eq!(
+            err("advertiser:\n  id: a\n  name: A\n  domains: [a.example]\ncreatives:\n  - {id: c, companion_required: maybe}\n"),
+            (6, 33, "expected true or false here".to_owned())
+        );
+    }
+
+    #[test]
+    fn is_yaml_by_extension() {
+        assert!(is_yaml(Path::new("a/b.yaml")));
+        assert!(is_yaml(Path::new("b.yml")));
+        assert!(!is_yaml(Path::new("b.yaml.bak")));
+        assert!(!is_yaml(Path::new("b.json")));
+        assert!(!is_yaml(Path::new("yaml")));
+    }
+}

@@ -1,0 +1,337 @@
+//! Money as integer micros of the account currency.
+//!
+//! Budgets and bids are compared and summed millions of times a day; binary
+//! floating point would drift and make `60000.00` something else. Every amount
+//! is therefore an `i64` count of 1e-6 units, parsed from the exact decimal
+//! text the account manager wrote.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+const MICROS_PER_UNIT: i64 = 1_000_000;
+const MAX_DECIMALS: usize = 6;
+
+/// An amount of money in millionths of the currency unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Micros(pub i64);
+
+/// Why a decimal amount could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("the amount is empty")]
+    Empty,
+    #[error("\"{0}\" is not a plain decimal amount (write it like 1234.50)")]
+    NotDecimal(String),
+    #[error("\"{0}\" has more than 6 decimal places")]
+    TooManyDecimals(String),
+    #[error("\"{0}\" is too large")]
+    TooLarge(String),
+}
+
+impl Micros {
+    pub const ZERO: Micros = Micros(0);
+
+    /// Whole currency units; saturates rather than wrapping on absurd inputs.
+    pub const fn from_units(units: i64) -> Micros {
+        Micros(units.saturating_mul(MICROS_PER_UNIT))
+    }
+
+    /// Reads `-?digits(.digits{1,6})?` exactly.
+    ///
+    /// Deliberately narrow: no `+`, exponents, thousands separators,
+    /// underscores, whitespace, or a bare leading/trailing dot, because each
+    /// of those has more than one plausible reading in a budget field.
+    pub fn parse_decimal(s: &str) -> Result<Micros, MoneyError> {
+        if s.is_empty() {
+            return Err(MoneyError::Empty);
+        }
+        let not_decimal = || MoneyError::NotDecimal(s.to_owned());
+        let (negative, body) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (int_part, frac_part) = match body.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (body, None),
+        };
+        if int_part.is_empty() || !int_part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(not_decimal());
+        }
+        let frac_digits = match frac_part {
+            None => "",
+            Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => f,
+            Some(_) => return Err(not_decimal()),
+        };
+        if frac_digits.len() > MAX_DECIMALS {
+            return Err(MoneyError::TooManyDecimals(s.to_owned()));
+        }
+
+        // i128 so that i64::MIN, whose magnitude has no positive i64, still parses.
+        let too_large = || MoneyError::TooLarge(s.to_owned());
+        let mut magnitude: i128 = 0;
+        for b in int_part.bytes() {
+            magnitude = magnitude
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i128::from(b - b'0')))
+                .ok_or_else(too_large)?;
+            if magnitude > i128::from(i64::MAX) + 1 {
+                return Err(too_large());
+            }
+        }
+        let mut frac: i128 = 0;
+        for i in 0..MAX_DECIMALS {
+            let digit = frac_digits.as_bytes().get(i).map_or(0, |b| b - b'0');
+            frac = frac * 10 + i128::from(digit);
+        }
+        let total = magnitude * i128::from(MICROS_PER_UNIT) + frac;
+        let signed = if negative { -total } else { total };
+        i64::try_from(signed).map(Micros).map_err(|_| too_large())
+    }
+
+    pub fn checked_add(self, o: Micros) -> Option<Micros> {
+        self.0.checked_add(o.0).map(Micros)
+    }
+
+    pub fn checked_sub(self, o: Micros) -> Option<Micros> {
+        self.0.checked_sub(o.0).map(Micros)
+    }
+
+    pub fn saturating_add(self, o: Micros) -> Micros {
+        Micros(self.0.saturating_add(o.0))
+    }
+
+    pub fn saturating_sub(self, o: Micros) -> Micros {
+        Micros(self.0.saturating_sub(o.0))
+    }
+
+    pub fn as_i64(self) -> i64 {
+        self.0
+    }
+
+    /// `1234567.5` as `1,234,567.50`: what account managers read in messages.
+    pub(crate) fn grouped(self) -> Grouped {
+        Grouped(self)
+    }
+
+    fn write(self, f: &mut fmt::Formatter<'_>, group_thousands: bool) -> fmt::Result {
+        let magnitude = self.0.unsigned_abs();
+        let units = magnitude / MICROS_PER_UNIT as u64;
+        let frac = magnitude % MICROS_PER_UNIT as u64;
+        let mut frac_text = format!("{frac:06}");
+        while frac_text.len() > 2 && frac_text.ends_with('0') {
+            frac_text.pop();
+        }
+        let units_text = units.to_string();
+        let units_text = if group_thousands {
+            group(&units_text)
+        } else {
+            units_text
+        };
+        let sign = if self.0 < 0 { "-" } else { "" };
+        write!(f, "{sign}{units_text}.{frac_text}")
+    }
+}
+
+fn group(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl fmt::Display for Micros {
+    /// Two decimals at least, more only when the amount needs them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, false)
+    }
+}
+
+pub(crate) struct Grouped(Micros);
+
+impl fmt::Display for Grouped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write(f, true)
+    }
+}
+
+impl<'de> Deserialize<'de> for Micros {
+    /// Asks for the scalar as text so that `60000.00` never passes through f64.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Micros, D::Error> {
+        struct MicrosVisitor;
+
+        impl Visitor<'_> for MicrosVisitor {
+            type Value = Micros;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an amount of money such as 1234.50")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Micros, E> {
+                Micros::parse_decimal(v).map_err(E::custom)
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Micros, E> {
+                v.checked_mul(MICROS_PER_UNIT)
+                    .map(Micros)
+                    .ok_or_else(|| E::custom(MoneyError::TooLarge(v.to_string())))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Micros, E> {
+                i64::try_from(v)
+                    .ok()
+                    .and_then(|v| v.checked_mul(MICROS_PER_UNIT))
+                    .map(Micros)
+                    .ok_or_else(|| E::custom(MoneyError::TooLarge(v.to_string())))
+            }
+
+            // A float has already lost the written digits; refusing it is the
+            // only way to keep amounts exact.
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Micros, E> {
+                Err(E::custom(format!(
+                    "{v} arrived as a binary float; write money as decimal text"
+                )))
+            }
+        }
+
+        deserializer.deserialize_str(MicrosVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Micros, MoneyError> {
+        Micros::parse_decimal(s)
+    }
+
+    #[test]
+    fn parses_exact_decimals() {
+        assert_eq!(p("6.00"), Ok(Micros(6_000_000)));
+        assert_eq!(p("60000"), Ok(Micros(60_000_000_000)));
+        assert_eq!(p("60000.00"), Ok(Micros(60_000_000_000)));
+        assert_eq!(p("0.000001"), Ok(Micros(1)));
+        assert_eq!(p("1.2345"), Ok(Micros(1_234_500)));
+        assert_eq!(p("0"), Ok(Micros::ZERO));
+        assert_eq!(p("-0"), Ok(Micros::ZERO));
+        assert_eq!(p("-0.5"), Ok(Micros(-500_000)));
+        assert_eq!(p("007.50"), Ok(Micros(7_500_000)));
+        // 0.1 + 0.2 style drift must not exist.
+        assert_eq!(p("0.3"), Ok(Micros(300_000)));
+    }
+
+    #[test]
+    fn parses_the_extremes_of_i64() {
+        assert_eq!(p("9223372036854.775807"), Ok(Micros(i64::MAX)));
+        assert_eq!(p("-9223372036854.775808"), Ok(Micros(i64::MIN)));
+        assert!(matches!(
+            p("9223372036854.775808"),
+            Err(MoneyError::TooLarge(_))
+        ));
+        assert!(matches!(
+            p("99999999999999999999999999999999999999999"),
+            Err(MoneyError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_plain_decimal() {
+        assert_eq!(p(""), Err(MoneyError::Empty));
+        for bad in [
+            "+5", "--5", "5-", "1e5", "1E5", "1,000", "1_000", " 5", "5 ", ".5", "5.", "-", "-.5",
+            "abc", "0x10", "1.2.3", "NaN", "inf", "٣",
+        ] {
+            assert!(
+                matches!(p(bad), Err(MoneyError::NotDecimal(_))),
+                "{bad:?} gave {:?}",
+                p(bad)
+            );
+        }
+        assert_eq!(
+            p("0.0000001"),
+            Err(MoneyError::TooManyDecimals("0.0000001".into()))
+        );
+        assert_eq!(
+            p("1.0000000"),
+            Err(MoneyError::TooManyDecimals("1.0000000".into()))
+        );
+    }
+
+    #[test]
+    fn displays_two_decimals_or_more_when_needed() {
+        assert_eq!(Micros(6_000_000).to_string(), "6.00");
+        assert_eq!(Micros(1_234_500).to_string(), "1.2345");
+        assert_eq!(Micros(-500_000).to_string(), "-0.50");
+        assert_eq!(Micros(1).to_string(), "0.000001");
+        assert_eq!(Micros::ZERO.to_string(), "0.00");
+        assert_eq!(Micros(60_000_000_000).to_string(), "60000.00");
+        assert_eq!(Micros(i64::MIN).to_string(), "-9223372036854.775808");
+        assert_eq!(Micros(i64::MAX).to_string(), "9223372036854.775807");
+    }
+
+    #[test]
+    fn display_round_trips_through_parse() {
+        for v in [
+            0,
+            1,
+            -1,
+            10,
+            999_999,
+            1_000_000,
+            -123_456_789,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(p(&Micros(v).to_string()), Ok(Micros(v)));
+        }
+    }
+
+    #[test]
+    fn grouped_display_separates_thousands() {
+        assert_eq!(
+            Micros::from_units(50_000).grouped().to_string(),
+            "50,000.00"
+        );
+        assert_eq!(Micros(999_990_000).grouped().to_string(), "999.99");
+        assert_eq!(
+            Micros(-1_234_567_500_000).grouped().to_string(),
+            "-1,234,567.50"
+        );
+        assert_eq!(Micros(100_000_000_000).grouped().to_string(), "100,000.00");
+    }
+
+    #[test]
+    fn arithmetic_checks_and_saturates() {
+        assert_eq!(Micros::from_units(5), Micros(5_000_000));
+        assert_eq!(Micros::from_units(i64::MAX), Micros(i64::MAX));
+        assert_eq!(Micros(1).checked_add(Micros(2)), Some(Micros(3)));
+        assert_eq!(Micros(i64::MAX).checked_add(Micros(1)), None);
+        assert_eq!(Micros(i64::MIN).checked_sub(Micros(1)), None);
+        assert_eq!(Micros(5).checked_sub(Micros(7)), Some(Micros(-2)));
+        assert_eq!(Micros(i64::MAX).saturating_add(Micros(1)), Micros(i64::MAX));
+        assert_eq!(Micros(i64::MIN).saturating_sub(Micros(1)), Micros(i64::MIN));
+        assert_eq!(Micros(42).as_i64(), 42);
+    }
+
+    #[test]
+    fn deserializes_from_yaml_text_exactly() {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            a: Micros,
+            b: Micros,
+            c: Micros,
+        }
+        let doc: Doc =
+            serde_saphyr::from_str("a: 60000.00\nb: 7\nc: 0.000001\n").expect("valid amounts");
+        assert_eq!(doc.a, Micros(60_000_000_000));
+        assert_eq!(doc.b, Micros(7_000_000));
+        assert_eq!(doc.c, Micros(1));
+        assert!(serde_saphyr::from_str::<Doc>("a: 1.0000001\nb: 1\nc: 1\n").is_err());
+        assert!(serde_saphyr::from_str::<Doc>("a: 1e3\nb: 1\nc: 1\n").is_err());
+    }
+}

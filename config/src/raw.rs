@@ -1,0 +1,309 @@
+//! The YAML shape, as written, with source positions.
+//!
+//! Everything the validator may complain about is kept as written (strings,
+//! `i64`, money text) inside `Spanned`, so that a bad value becomes a
+//! positioned semantic problem instead of a type error that hides the rest
+//! of the file. Creatives and audiences are flat structs rather than tagged
+//! enums because serde buffers tagged enums and the positions would be lost.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::Deserialize as DeriveDeserialize;
+use serde_saphyr::Spanned;
+
+pub(crate) type Text = Spanned<String>;
+pub(crate) type Int = Spanned<i64>;
+
+/// A YAML list where a key with no value (`key:`) reads as an empty list,
+/// leaving "must not be empty" to the validator.
+#[derive(Debug)]
+pub(crate) struct List<T>(pub Vec<T>);
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<Vec<T>>::deserialize(d).map(|v| List(v.unwrap_or_default()))
+    }
+}
+
+/// The exact text of an amount; parsed by `Micros::parse_decimal` during
+/// validation so a malformed amount is reported with everything else.
+#[derive(Debug)]
+pub(crate) struct MoneyText(pub String);
+
+impl<'de> Deserialize<'de> for MoneyText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = MoneyText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an amount of money such as 1234.50")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MoneyText, E> {
+                Ok(MoneyText(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MoneyText, E> {
+                Ok(MoneyText(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MoneyText, E> {
+                Ok(MoneyText(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+pub(crate) type Money = Spanned<MoneyText>;
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFile {
+    pub advertiser: Spanned<RawAdvertiser>,
+    #[serde(default)]
+    pub audiences: List<Spanned<RawAudience>>,
+    #[serde(default)]
+    pub creatives: List<Spanned<RawCreative>>,
+    #[serde(default)]
+    pub orders: List<Spanned<RawOrder>>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdvertiser {
+    pub id: Text,
+    pub name: Text,
+    #[serde(default)]
+    pub domains: Option<Spanned<List<Text>>>,
+    #[serde(default)]
+    pub categories: List<Text>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudience {
+    pub id: Text,
+    pub kind: Text,
+    #[serde(default)]
+    pub products: Option<Spanned<List<Text>>>,
+    #[serde(default)]
+    pub lookback_days: Option<Int>,
+    #[serde(default)]
+    pub interests: Option<Spanned<List<Text>>>,
+    #[serde(default)]
+    pub recency_days: Option<Int>,
+    #[serde(default)]
+    pub categories: Option<Spanned<List<Text>>>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCreative {
+    pub id: Text,
+    pub format: Text,
+    #[serde(default)]
+    pub size: Option<Text>,
+    #[serde(default)]
+    pub image_url: Option<Text>,
+    #[serde(default)]
+    pub duration_s: Option<Int>,
+    #[serde(default)]
+    pub media: Option<Spanned<List<Spanned<RawMediaFile>>>>,
+    pub click_url: Text,
+    #[serde(default)]
+    pub companions: List<Text>,
+    #[serde(default)]
+    pub companion_required: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMediaFile {
+    pub url: Text,
+    pub mime: Text,
+    #[serde(default)]
+    pub width: Option<Int>,
+    #[serde(default)]
+    pub height: Option<Int>,
+    #[serde(default)]
+    pub bitrate_kbps: Option<Int>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOrder {
+    pub id: Text,
+    pub service: Text,
+    pub budget: Money,
+    pub flight: Spanned<RawFlight>,
+    #[serde(default)]
+    pub line_items: Option<Spanned<List<Spanned<RawLineItem>>>>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFlight {
+    pub start: Text,
+    pub end: Text,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLineItem {
+    pub id: Text,
+    pub media: Text,
+    pub cpm: Money,
+    pub budget: Spanned<RawBudget>,
+    #[serde(default)]
+    pub frequency_cap: Option<Spanned<RawFrequencyCap>>,
+    #[serde(default)]
+    pub audiences: Option<Spanned<RawAudienceRule>>,
+    #[serde(default)]
+    pub targeting: Option<Spanned<RawTargeting>>,
+    #[serde(default)]
+    pub creatives: Option<Spanned<List<Text>>>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBudget {
+    #[serde(default)]
+    pub daily: Option<Money>,
+    #[serde(default)]
+    pub lifetime: Option<Money>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFrequencyCap {
+    pub impressions: Int,
+    pub per_hours: Int,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudienceRule {
+    #[serde(default)]
+    pub any_of: List<Text>,
+    #[serde(default)]
+    pub none_of: List<Text>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTargeting {
+    #[serde(default)]
+    pub countries: List<Text>,
+    #[serde(default)]
+    pub devices: List<Text>,
+    #[serde(default)]
+    pub keywords: Option<Spanned<RawKeywords>>,
+    #[serde(default)]
+    pub deals: List<Text>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKeywords {
+    #[serde(default)]
+    pub broad: List<Text>,
+    #[serde(default)]
+    pub phrase: List<Text>,
+    #[serde(default)]
+    pub exact: List<Text>,
+    #[serde(default)]
+    pub negative: List<Text>,
+}
+
+/// Names the mapping an unknown key was found in, recognised by the keys it
+/// accepts (serde reports only those). Kept next to the structs above; a test
+/// in `load` puts a typo into each mapping to catch drift.
+pub(crate) fn mapping_name(expected: &[&str]) -> Option<&'static str> {
+    const MAPPINGS: &[(&str, &[&str])] = &[
+        (
+            "the top level of the file",
+            &["advertiser", "audiences", "creatives", "orders"],
+        ),
+        ("advertiser", &["id", "name", "domains", "categories"]),
+        (
+            "audience",
+            &[
+                "id",
+                "kind",
+                "products",
+                "lookback_days",
+                "interests",
+                "recency_days",
+                "categories",
+            ],
+        ),
+        (
+            "creative",
+            &[
+                "id",
+                "format",
+                "size",
+                "image_url",
+                "duration_s",
+                "media",
+                "click_url",
+                "companions",
+                "companion_required",
+            ],
+        ),
+        (
+            "media file",
+            &["url", "mime", "width", "height", "bitrate_kbps"],
+        ),
+        (
+            "order",
+            &["id", "service", "budget", "flight", "line_items"],
+        ),
+        ("flight", &["start", "end"]),
+        (
+            "line item",
+            &[
+                "id",
+                "media",
+                "cpm",
+                "budget",
+                "frequency_cap",
+                "audiences",
+                "targeting",
+                "creatives",
+            ],
+        ),
+        ("line item budget", &["daily", "lifetime"]),
+        ("frequency_cap", &["impressions", "per_hours"]),
+        ("line item audiences", &["any_of", "none_of"]),
+        ("targeting", &["countries", "devices", "keywords", "deals"]),
+        ("keywords", &["broad", "phrase", "exact", "negative"]),
+    ];
+    MAPPINGS
+        .iter()
+        .find(|(_, keys)| *keys == expected)
+        .map(|(name, _)| *name)
+}
+
+/// The mapping a required key belongs to, when only one mapping has it.
+/// serde-saphyr positions a missing key at the last key of the mapping that
+/// lacks it, so naming the mapping is what tells the reader where to look.
+pub(crate) fn required_key_owner(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "advertiser" => "file",
+        "name" => "advertiser",
+        "kind" => "audience",
+        "format" | "click_url" => "creative",
+        "url" | "mime" => "media file",
+        "service" | "flight" => "order",
+        "start" | "end" => "flight",
+        "media" | "cpm" => "line item",
+        "impressions" | "per_hours" => "frequency_cap",
+        _ => return None,
+    })
+}

@@ -1,0 +1,1289 @@
+//! The rules: turns parsed files into the model, reporting every problem.
+//!
+//! Validation never stops at the first problem; an account manager fixing a
+//! file wants the whole list. Each check reports what it found and the model
+//! is still assembled from whatever made sense, but the loader hands it out
+//! only when no problem at all was reported.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::{Location, Spanned};
+
+use crate::countries;
+use crate::model::{
+    Advertiser, Audience, AudienceKind, AudienceRule, Budget, Config, Creative, CreativeKind,
+    Device, Flight, FrequencyCap, Keywords, LineItem, Media, MediaFile, Order, Service, Targeting,
+};
+use crate::money::Micros;
+use crate::problem::Problem;
+use crate::raw::{
+    Int, List, Money, RawAudience, RawBudget, RawCreative, RawFile, RawKeywords, RawLineItem,
+    RawMediaFile, RawOrder, RawTargeting, Text,
+};
+use crate::time::Date;
+
+/// Managed service is staffed; below these totals it does not pay for itself.
+const MANAGED_MINIMUM: Micros = Micros::from_units(50_000);
+const MANAGED_AUDIO_ONLY_MINIMUM: Micros = Micros::from_units(25_000);
+const MINIMUM_DAILY_BUDGET: Micros = Micros::from_units(1);
+const LOOKBACK_DEFAULT: u32 = 30;
+const RECENCY_DEFAULT: u32 = 90;
+const DAYS_RANGE: RangeInclusive<i64> = 1..=365;
+const POSITIVE: RangeInclusive<i64> = 1..=u32::MAX as i64;
+
+pub(crate) fn validate(files: &[(&Path, RawFile)], problems: &mut Vec<Problem>) -> Config {
+    let mut ids = GlobalIds::default();
+    for (file, raw) in files {
+        ids.register(file, raw, problems);
+    }
+    let mut advertisers = Vec::with_capacity(files.len());
+    for (file, raw) in files {
+        let mut checker = FileChecker {
+            file,
+            problems: &mut *problems,
+            ids: &ids,
+        };
+        advertisers.push(checker.advertiser(raw));
+    }
+    Config { advertisers }
+}
+
+/// Where something was first defined, for "already used at" messages.
+#[derive(Clone, Debug)]
+struct Place {
+    file: PathBuf,
+    at: Location,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}",
+            self.file.display(),
+            self.at.line(),
+            self.at.column()
+        )
+    }
+}
+
+/// Ids that must be unique across the whole set, and who owns which
+/// creative and audience (to explain a reference across advertisers).
+#[derive(Default)]
+struct GlobalIds {
+    advertisers: HashMap<String, Place>,
+    orders: HashMap<String, Place>,
+    line_items: HashMap<String, Place>,
+    creatives: HashMap<String, Place>,
+    creative_owner: HashMap<String, String>,
+    audience_owner: HashMap<String, String>,
+}
+
+impl GlobalIds {
+    fn register(&mut self, file: &Path, raw: &RawFile, problems: &mut Vec<Problem>) {
+        let adv_id = &raw.advertiser.value.id;
+        let mut claim = |table: &mut HashMap<String, Place>, kind: &str, id: &Text| {
+            if id.value.trim().is_empty() {
+                return; // reported as an empty id by the file checker
+            }
+            let here = Place {
+                file: file.to_path_buf(),
+                at: id.referenced,
+            };
+            match table.get(&id.value) {
+                Some(first) => problems.push(problem(
+                    file,
+                    id.referenced,
+                    format!(
+                        "duplicate {kind} id \"{}\": already used at {first}",
+                        id.value
+                    ),
+                )),
+                None => {
+                    table.insert(id.value.clone(), here);
+                }
+            }
+        };
+        claim(&mut self.advertisers, "advertiser", adv_id);
+
+        // Audience ids only need to be unique within their advertiser.
+        let mut audiences = HashMap::new();
+        for audience in &raw.audiences.0 {
+            let id = &audience.value.id;
+            claim(&mut audiences, "audience", id);
+            self.audience_owner
+                .entry(id.value.clone())
+                .or_insert_with(|| adv_id.value.clone());
+        }
+        for creative in &raw.creatives.0 {
+            let id = &creative.value.id;
+            claim(&mut self.creatives, "creative", id);
+            self.creative_owner
+                .entry(id.value.clone())
+                .or_insert_with(|| adv_id.value.clone());
+        }
+        for order in &raw.orders.0 {
+            claim(&mut self.orders, "order", &order.value.id);
+            for item in line_items(&order.value) {
+                claim(&mut self.line_items, "line item", &item.value.id);
+            }
+        }
+    }
+}
+
+fn line_items(order: &RawOrder) -> &[Spanned<RawLineItem>] {
+    order.line_items.as_ref().map_or(&[], |l| &l.value.0)
+}
+
+fn problem(file: &Path, at: Location, message: String) -> Problem {
+    Problem {
+        file: file.to_path_buf(),
+        line: at.line(),
+        column: at.column(),
+        message,
+    }
+}
+
+/// What one advertiser's references may point at.
+struct Scope<'r> {
+    advertiser: &'r str,
+    audiences: Vec<&'r str>,
+    /// `None` when the creative's format is itself invalid (already reported).
+    creatives: HashMap<&'r str, Option<Media>>,
+}
+
+struct FileChecker<'a> {
+    file: &'a Path,
+    problems: &'a mut Vec<Problem>,
+    ids: &'a GlobalIds,
+}
+
+impl FileChecker<'_> {
+    fn report(&mut self, at: Location, message: String) {
+        self.problems.push(problem(self.file, at, message));
+    }
+
+    fn advertiser(&mut self, raw: &RawFile) -> Advertiser {
+        let adv = &raw.advertiser.value;
+        let subject = format!("advertiser \"{}\"", adv.id.value);
+        self.id(&subject, &adv.id);
+        if adv.name.value.trim().is_empty() {
+            self.report(adv.name.referenced, format!("{subject}: name is empty"));
+        }
+
+        let domains = match &adv.domains {
+            Some(list) if !list.value.0.is_empty() => &list.value.0[..],
+            other => {
+                let at = other
+                    .as_ref()
+                    .map_or(raw.advertiser.referenced, |l| l.referenced);
+                self.report(
+                    at,
+                    format!(
+                        "{subject}: needs at least one domain (the landing-page domain shown to \
+                         publishers, like acme.example)"
+                    ),
+                );
+                &[]
+            }
+        };
+        for domain in domains {
+            self.domain(&subject, domain);
+        }
+        for category in &adv.categories.0 {
+            self.not_empty(&subject, "a category", category);
+        }
+
+        let scope = Scope {
+            advertiser: &adv.id.value,
+            audiences: raw
+                .audiences
+                .0
+                .iter()
+                .map(|a| a.value.id.value.as_str())
+                .collect(),
+            creatives: raw
+                .creatives
+                .0
+                .iter()
+                .rev()
+                .fold(HashMap::new(), |mut m, c| {
+                    // Folding in reverse lets the first of duplicated ids win,
+                    // matching the place "already used at" points to.
+                    m.insert(
+                        c.value.id.value.as_str(),
+                        Media::parse(&c.value.format.value),
+                    );
+                    m
+                }),
+        };
+
+        let audiences = raw
+            .audiences
+            .0
+            .iter()
+            .filter_map(|a| self.audience(a))
+            .collect();
+        let creatives = raw
+            .creatives
+            .0
+            .iter()
+            .filter_map(|c| self.creative(c, &scope))
+            .collect();
+        let orders = raw
+            .orders
+            .0
+            .iter()
+            .filter_map(|o| self.order(o, &scope))
+            .collect();
+
+        Advertiser {
+            id: adv.id.value.clone(),
+            name: adv.name.value.clone(),
+            domains: domains.iter().map(|d| d.value.clone()).collect(),
+            categories: strings(&adv.categories),
+            audiences,
+            creatives,
+            orders,
+            file: self.file.to_path_buf(),
+        }
+    }
+
+    // ---- audiences ----
+
+    fn audience(&mut self, raw: &Spanned<RawAudience>) -> Option<Audience> {
+        let a = &raw.value;
+        let subject = format!("audience \"{}\"", a.id.value);
+        self.id(&subject, &a.id);
+
+        let kind = a.kind.value.as_str();
+        // The list key each kind needs, and the keys it accepts besides it.
+        let (list_key, optional_key) = match kind {
+            "views" => ("products", Some("lookback_days")),
+            "interests" => ("interests", Some("recency_days")),
+            "products" => ("products", None),
+            "categories" => ("categories", None),
+            other => {
+                self.report(
+                    a.kind.referenced,
+                    format!(
+                        "{subject}: unknown kind \"{other}\"; expected one of: views, interests, \
+                         products, categories"
+                    ),
+                );
+                return None;
+            }
+        };
+
+        let lists = [
+            ("products", &a.products),
+            ("interests", &a.interests),
+            ("categories", &a.categories),
+        ];
+        for (key, value) in &lists {
+            if let Some(value) = value.as_ref().filter(|_| *key != list_key) {
+                self.not_applicable(&subject, key, kind, "audience", value.referenced);
+            }
+        }
+        let scalars = [
+            ("lookback_days", &a.lookback_days),
+            ("recency_days", &a.recency_days),
+        ];
+        for (key, value) in &scalars {
+            if let Some(value) = value.as_ref().filter(|_| Some(*key) != optional_key) {
+                self.not_applicable(&subject, key, kind, "audience", value.referenced);
+            }
+        }
+
+        let list = lists
+            .iter()
+            .find(|(key, _)| *key == list_key)
+            .and_then(|(_, value)| value.as_ref());
+        let items = match list {
+            Some(list) if !list.value.0.is_empty() => &list.value.0[..],
+            other => {
+                let at = other.map_or(raw.referenced, |l| l.referenced);
+                self.report(
+                    at,
+                    format!("{subject}: {kind} audiences need a non-empty {list_key} list"),
+                );
+                &[]
+            }
+        };
+        for item in items {
+            self.not_empty(&subject, &format!("an entry of {list_key}"), item);
+        }
+        let items: Vec<String> = items.iter().map(|t| t.value.clone()).collect();
+
+        let days = |this: &mut Self, key: &str, value: &Option<Int>, default: u32| match value {
+            Some(v) => this.whole(&subject, key, v, DAYS_RANGE),
+            None => Some(default),
+        };
+        let kind = match kind {
+            "views" => AudienceKind::Views {
+                products: items,
+                lookback_days: days(self, "lookback_days", &a.lookback_days, LOOKBACK_DEFAULT)?,
+            },
+            "interests" => AudienceKind::Interests {
+                interests: items,
+                recency_days: days(self, "recency_days", &a.recency_days, RECENCY_DEFAULT)?,
+            },
+            "products" => AudienceKind::Products { products: items },
+            _ => AudienceKind::Categories { categories: items },
+        };
+        Some(Audience {
+            id: a.id.value.clone(),
+            kind,
+        })
+    }
+
+    // ---- creatives ----
+
+    fn creative(&mut self, raw: &Spanned<RawCreative>, scope: &Scope<'_>) -> Option<Creative> {
+        let c = &raw.value;
+        let subject = format!("creative \"{}\"", c.id.value);
+        self.id(&subject, &c.id);
+        self.url(&subject, "click_url", &c.click_url);
+
+        let Some(media) = Media::parse(&c.format.value) else {
+            self.report(
+                c.format.referenced,
+                format!(
+                    "{subject}: unknown format \"{}\"; expected one of: display, video, audio",
+                    c.format.value
+                ),
+            );
+            return None;
+        };
+        let format = media.as_str();
+
+        let companion_required = c.companion_required.as_ref().is_some_and(|b| b.value);
+        let companions = self.companions(&subject, c, media, scope);
+        if companion_required && c.companions.0.is_empty() {
+            if let Some(flag) = &c.companion_required {
+                self.report(
+                    flag.referenced,
+                    format!("{subject}: companion_required is true but it lists no companions"),
+                );
+            }
+        }
+
+        let kind = match media {
+            Media::Display => {
+                if let Some(d) = &c.duration_s {
+                    self.not_applicable(&subject, "duration_s", format, "creative", d.referenced);
+                }
+                if let Some(m) = &c.media {
+                    self.not_applicable(&subject, "media", format, "creative", m.referenced);
+                }
+                let size = self.required(&subject, "size", format, &c.size, raw.referenced);
+                let image =
+                    self.required(&subject, "image_url", format, &c.image_url, raw.referenced);
+                let size = size.and_then(|s| self.size(&subject, s));
+                let image = image.filter(|i| self.url(&subject, "image_url", i));
+                let ((w, h), image) = (size?, image?);
+                CreativeKind::Display {
+                    w,
+                    h,
+                    image_url: image.value.clone(),
+                }
+            }
+            Media::Video | Media::Audio => {
+                if let Some(s) = &c.size {
+                    self.not_applicable(&subject, "size", format, "creative", s.referenced);
+                }
+                if let Some(i) = &c.image_url {
+                    self.not_applicable(&subject, "image_url", format, "creative", i.referenced);
+                }
+                let duration = self.required(
+                    &subject,
+                    "duration_s",
+                    format,
+                    &c.duration_s,
+                    raw.referenced,
+                );
+                let duration =
+                    duration.and_then(|d| self.whole(&subject, "duration_s", d, POSITIVE));
+                let files = match &c.media {
+                    Some(list) if !list.value.0.is_empty() => &list.value.0[..],
+                    other => {
+                        let at = other.as_ref().map_or(raw.referenced, |l| l.referenced);
+                        self.report(
+                            at,
+                            format!("{subject}: a {format} creative needs at least one media file"),
+                        );
+                        &[]
+                    }
+                };
+                let media_files: Vec<Option<MediaFile>> = files
+                    .iter()
+                    .map(|f| self.media_file(&subject, media, f))
+                    .collect();
+                let media_files: Option<Vec<MediaFile>> = media_files.into_iter().collect();
+                let (duration_s, media_files) = (duration?, media_files?);
+                if media == Media::Video {
+                    CreativeKind::Video {
+                        duration_s,
+                        media: media_files,
+                    }
+                } else {
+                    CreativeKind::Audio {
+                        duration_s,
+                        media: media_files,
+                    }
+                }
+            }
+        };
+        Some(Creative {
+            id: c.id.value.clone(),
+            kind,
+            click_url: c.click_url.value.clone(),
+            companions,
+            companion_required,
+        })
+    }
+
+    fn companions(
+        &mut self,
+        subject: &str,
+        c: &RawCreative,
+        media: Media,
+        scope: &Scope<'_>,
+    ) -> Vec<String> {
+        if media == Media::Display {
+            if let Some(first) = c.companions.0.first() {
+                self.report(
+                    first.referenced,
+                    format!(
+                        "{subject}: only video and audio creatives have companions; \
+                         this one is display"
+                    ),
+                );
+            }
+            if let Some(flag) = c.companion_required.as_ref().filter(|f| f.value) {
+                self.report(
+                    flag.referenced,
+                    format!(
+                        "{subject}: companion_required only applies to video and audio creatives"
+                    ),
+                );
+            }
+        }
+        for companion in &c.companions.0 {
+            match scope.creatives.get(companion.value.as_str()) {
+                None => {
+                    let message = self.unresolved(
+                        "creative",
+                        &companion.value,
+                        scope,
+                        scope.creatives.keys().copied(),
+                        &self.ids.creative_owner,
+                    );
+                    self.report(
+                        companion.referenced,
+                        format!("{subject}: companion {message}"),
+                    );
+                }
+                Some(Some(m)) if *m != Media::Display => self.report(
+                    companion.referenced,
+                    format!(
+                        "{subject}: companion \"{}\" is {m}; companions must be display creatives",
+                        companion.value
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        strings(&c.companions)
+    }
+
+    fn media_file(
+        &mut self,
+        subject: &str,
+        media: Media,
+        raw: &Spanned<RawMediaFile>,
+    ) -> Option<MediaFile> {
+        let f = &raw.value;
+        let url_ok = self.url(subject, "media url", &f.url);
+        let mime_ok = self.mime(subject, media, &f.mime);
+        let mut ok = url_ok && mime_ok;
+        let mut dimension = |this: &mut Self, key: &str, value: &Option<Int>| -> Option<u32> {
+            let v = value.as_ref()?;
+            if media == Media::Audio {
+                this.report(
+                    v.referenced,
+                    format!("{subject}: {key} does not apply to audio media"),
+                );
+                ok = false;
+                return None;
+            }
+            let n = this.whole(subject, key, v, POSITIVE);
+            ok &= n.is_some();
+            n
+        };
+        let width = dimension(self, "width", &f.width);
+        let height = dimension(self, "height", &f.height);
+        if media == Media::Video && (f.width.is_none() || f.height.is_none()) {
+            self.report(
+                raw.referenced,
+                format!(
+                    "{subject}: video media file {} needs both width and height",
+                    f.url.value
+                ),
+            );
+            ok = false;
+        }
+        let bitrate_kbps = match &f.bitrate_kbps {
+            Some(b) => {
+                let n = self.whole(subject, "bitrate_kbps", b, POSITIVE);
+                ok &= n.is_some();
+                n
+            }
+            None => None,
+        };
+        ok.then(|| MediaFile {
+            url: f.url.value.clone(),
+            mime: f.mime.value.clone(),
+            width,
+            height,
+            bitrate_kbps,
+        })
+    }
+
+    fn size(&mut self, subject: &str, size: &Text) -> Option<(u32, u32)> {
+        let parsed = size.value.split_once('x').and_then(|(w, h)| {
+            let dim = |s: &str| {
+                s.bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| s.parse::<u32>().ok())
+                    .flatten()
+                    .filter(|n| *n > 0)
+            };
+            Some((dim(w)?, dim(h)?))
+        });
+        if parsed.is_none() {
+            self.report(
+                size.referenced,
+                format!(
+                    "{subject}: size \"{}\" must be WIDTHxHEIGHT in pixels, both above 0, like 300x250",
+                    size.value
+                ),
+            );
+        }
+        parsed
+    }
+
+    // ---- orders and line items ----
+
+    fn order(&mut self, raw: &Spanned<RawOrder>, scope: &Scope<'_>) -> Option<Order> {
+        let o = &raw.value;
+        let subject = format!("order \"{}\"", o.id.value);
+        self.id(&subject, &o.id);
+
+        let service = match o.service.value.as_str() {
+            "managed" => Some(Service::Managed),
+            "self_service" => Some(Service::SelfService),
+            other => {
+                self.report(
+                    o.service.referenced,
+                    format!(
+                        "{subject}: unknown service \"{other}\"; expected self_service or managed"
+                    ),
+                );
+                None
+            }
+        };
+
+        let budget = self.money(&subject, "budget", &o.budget);
+        let budget = budget.filter(|b| {
+            let ok = b.as_i64() > 0;
+            if !ok {
+                self.report(
+                    o.budget.referenced,
+                    format!(
+                        "{subject}: budget must be more than 0 (it is {})",
+                        b.grouped()
+                    ),
+                );
+            }
+            ok
+        });
+
+        let flight = self.flight(&subject, &o.flight.value);
+
+        let raw_items = match &o.line_items {
+            Some(list) if !list.value.0.is_empty() => &list.value.0[..],
+            other => {
+                let at = other.as_ref().map_or(raw.referenced, |l| l.referenced);
+                self.report(at, format!("{subject}: has no line items"));
+                &[]
+            }
+        };
+        let items: Vec<Option<LineItem>> = raw_items
+            .iter()
+            .map(|item| self.line_item(item, budget, scope))
+            .collect();
+
+        if let (Some(Service::Managed), Some(budget)) = (service, budget) {
+            self.managed_minimum(&subject, raw_items, budget, o.budget.referenced);
+        }
+
+        Some(Order {
+            id: o.id.value.clone(),
+            service: service?,
+            budget: budget?,
+            flight: flight?,
+            line_items: items.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn managed_minimum(
+        &mut self,
+        subject: &str,
+        items: &[Spanned<RawLineItem>],
+        budget: Micros,
+        at: Location,
+    ) {
+        let media: Vec<Option<Media>> = items
+            .iter()
+            .map(|i| Media::parse(&i.value.media.value))
+            .collect();
+        let visual = media
+            .iter()
+            .any(|m| matches!(m, Some(Media::Display | Media::Video)));
+        let audio_only = !media.is_empty() && media.iter().all(|m| *m == Some(Media::Audio));
+        // With unknown media (already reported) and no visual line item the
+        // applicable minimum is unknowable; saying nothing beats guessing.
+        let (minimum, what) = if visual {
+            (MANAGED_MINIMUM, "with display or video line items")
+        } else if audio_only {
+            (MANAGED_AUDIO_ONLY_MINIMUM, "buying only audio")
+        } else {
+            return;
+        };
+        if budget < minimum {
+            self.report(
+                at,
+                format!(
+                    "{subject}: a managed-service order {what} needs a total budget of at least \
+                     {} (it has {})",
+                    minimum.grouped(),
+                    budget.grouped()
+                ),
+            );
+        }
+    }
+
+    fn flight(&mut self, subject: &str, f: &crate::raw::RawFlight) -> Option<Flight> {
+        let date = |this: &mut Self, key: &str, text: &Text| match Date::parse(&text.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                this.report(text.referenced, format!("{subject}: flight {key} {e}"));
+                None
+            }
+        };
+        let start = date(self, "start", &f.start);
+        let end = date(self, "end", &f.end);
+        let (start, end) = (start?, end?);
+        if end < start {
+            self.report(
+                f.end.referenced,
+                format!("{subject}: the flight ends on {end}, before it starts on {start}"),
+            );
+            return None;
+        }
+        Some(Flight { start, end })
+    }
+
+    fn line_item(
+        &mut self,
+        raw: &Spanned<RawLineItem>,
+        order_budget: Option<Micros>,
+        scope: &Scope<'_>,
+    ) -> Option<LineItem> {
+        let l = &raw.value;
+        let subject = format!("line item \"{}\"", l.id.value);
+        self.id(&subject, &l.id);
+
+        let media = Media::parse(&l.media.value);
+        if media.is_none() {
+            self.report(
+                l.media.referenced,
+                format!(
+                    "{subject}: unknown media \"{}\"; expected one of: display, video, audio",
+                    l.media.value
+                ),
+            );
+        }
+
+        let cpm = self.money(&subject, "cpm", &l.cpm).filter(|cpm| {
+            let ok = cpm.as_i64() > 0;
+            if !ok {
+                self.report(
+                    l.cpm.referenced,
+                    format!("{subject}: cpm must be more than 0 (it is {cpm})"),
+                );
+            }
+            ok
+        });
+        let budget = self.line_item_budget(&subject, &l.budget, order_budget);
+
+        let frequency_cap = match &l.frequency_cap {
+            Some(cap) => {
+                let impressions = self.whole(
+                    &subject,
+                    "frequency_cap impressions",
+                    &cap.value.impressions,
+                    POSITIVE,
+                );
+                let per_hours = self.whole(
+                    &subject,
+                    "frequency_cap per_hours",
+                    &cap.value.per_hours,
+                    POSITIVE,
+                );
+                // Not `?`: the rest of the line item must still be checked.
+                Some(
+                    impressions
+                        .zip(per_hours)
+                        .map(|(impressions, per_hours)| FrequencyCap {
+                            impressions,
+                            per_hours,
+                        }),
+                )
+            }
+            None => None,
+        };
+
+        let audiences = l
+            .audiences
+            .as_ref()
+            .map(|rule| self.audience_rule(&subject, rule, scope));
+        let targeting = match &l.targeting {
+            Some(t) => self.targeting(&subject, &t.value),
+            None => Some(Targeting::default()),
+        };
+        let creatives = self.line_item_creatives(&subject, l, raw.referenced, media, scope);
+
+        Some(LineItem {
+            id: l.id.value.clone(),
+            media: media?,
+            cpm: cpm?,
+            budget: budget?,
+            frequency_cap: match frequency_cap {
+                Some(cap) => Some(cap?),
+                None => None,
+            },
+            audiences: match audiences {
+                Some(rule) => Some(rule?),
+                None => None,
+            },
+            targeting: targeting?,
+            creatives,
+        })
+    }
+
+    fn line_item_budget(
+        &mut self,
+        subject: &str,
+        raw: &Spanned<RawBudget>,
+        order_budget: Option<Micros>,
+    ) -> Option<Budget> {
+        let (kind, amount) = match (&raw.value.daily, &raw.value.lifetime) {
+            (Some(daily), None) => ("daily", daily),
+            (None, Some(lifetime)) => ("lifetime", lifetime),
+            _ => {
+                self.report(
+                    raw.referenced,
+                    format!(
+                        "{subject}: budget needs exactly one of daily or lifetime, \
+                         like {{ daily: 800.00 }}"
+                    ),
+                );
+                return None;
+            }
+        };
+        let value = self.money(subject, &format!("{kind} budget"), amount)?;
+        let mut ok = true;
+        if kind == "daily" && value < MINIMUM_DAILY_BUDGET {
+            self.report(
+                amount.referenced,
+                format!(
+                    "{subject}: a daily budget must be at least {} (it is {})",
+                    MINIMUM_DAILY_BUDGET.grouped(),
+                    value.grouped()
+                ),
+            );
+            ok = false;
+        } else if value.as_i64() <= 0 {
+            self.report(
+                amount.referenced,
+                format!(
+                    "{subject}: the lifetime budget must be more than 0 (it is {})",
+                    value.grouped()
+                ),
+            );
+            ok = false;
+        }
+        if let Some(order_budget) = order_budget.filter(|b| value > *b) {
+            self.report(
+                amount.referenced,
+                format!(
+                    "{subject}: its {kind} budget {} is more than its order's total budget {}",
+                    value.grouped(),
+                    order_budget.grouped()
+                ),
+            );
+            ok = false;
+        }
+        ok.then_some(if kind == "daily" {
+            Budget::Daily(value)
+        } else {
+            Budget::Lifetime(value)
+        })
+    }
+
+    fn audience_rule(
+        &mut self,
+        subject: &str,
+        rule: &Spanned<crate::raw::RawAudienceRule>,
+        scope: &Scope<'_>,
+    ) -> Option<AudienceRule> {
+        let r = &rule.value;
+        if r.any_of.0.is_empty() && r.none_of.0.is_empty() {
+            self.report(
+                rule.referenced,
+                format!(
+                    "{subject}: audiences names no audience; list some in any_of or none_of, \
+                     or remove audiences to bid on every user"
+                ),
+            );
+            return None;
+        }
+        let mut ok = true;
+        for reference in r.any_of.0.iter().chain(&r.none_of.0) {
+            if !scope.audiences.contains(&reference.value.as_str()) {
+                let message = self.unresolved(
+                    "audience",
+                    &reference.value,
+                    scope,
+                    scope.audiences.iter().copied(),
+                    &self.ids.audience_owner,
+                );
+                self.report(reference.referenced, format!("{subject}: {message}"));
+                ok = false;
+            }
+        }
+        let any_of: HashSet<&str> = r.any_of.0.iter().map(|a| a.value.as_str()).collect();
+        for excluded in &r.none_of.0 {
+            if any_of.contains(excluded.value.as_str()) {
+                self.report(
+                    excluded.referenced,
+                    format!(
+                        "{subject}: audience \"{}\" is in both any_of and none_of",
+                        excluded.value
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| AudienceRule {
+            any_of: strings(&r.any_of),
+            none_of: strings(&r.none_of),
+        })
+    }
+
+    fn targeting(&mut self, subject: &str, t: &RawTargeting) -> Option<Targeting> {
+        let mut ok = true;
+        for country in &t.countries.0 {
+            ok &= self.country(subject, country);
+        }
+        let mut devices = Vec::with_capacity(t.devices.0.len());
+        for device in &t.devices.0 {
+            match Device::parse(&device.value) {
+                Some(d) => devices.push(d),
+                None => {
+                    let names: Vec<&str> = Device::ALL.iter().map(|d| d.as_str()).collect();
+                    self.report(
+                        device.referenced,
+                        format!(
+                            "{subject}: unknown device \"{}\"; expected one of: {}",
+                            device.value,
+                            names.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let keywords = match &t.keywords {
+            Some(k) => {
+                let keywords = self.keywords(subject, k);
+                ok &= keywords.is_some();
+                keywords
+            }
+            None => None,
+        };
+        for deal in &t.deals.0 {
+            ok &= self.not_empty(subject, "a deal id", deal);
+        }
+        ok.then(|| Targeting {
+            countries: strings(&t.countries),
+            devices,
+            keywords,
+            deals: strings(&t.deals),
+        })
+    }
+
+    fn keywords(&mut self, subject: &str, raw: &Spanned<RawKeywords>) -> Option<Keywords> {
+        let k = &raw.value;
+        let lists = [
+            ("broad", &k.broad),
+            ("phrase", &k.phrase),
+            ("exact", &k.exact),
+            ("negative", &k.negative),
+        ];
+        if lists.iter().all(|(_, l)| l.0.is_empty()) {
+            self.report(
+                raw.referenced,
+                format!("{subject}: keywords lists no keyword; add some or remove keywords"),
+            );
+            return None;
+        }
+        let mut ok = true;
+        for (name, list) in lists {
+            for keyword in &list.0 {
+                ok &= self.not_empty(subject, &format!("a {name} keyword"), keyword);
+            }
+        }
+        ok.then(|| Keywords {
+            broad: strings(&k.broad),
+            phrase: strings(&k.phrase),
+            exact: strings(&k.exact),
+            negative: strings(&k.negative),
+        })
+    }
+
+    fn line_item_creatives(
+        &mut self,
+        subject: &str,
+        l: &RawLineItem,
+        item_at: Location,
+        media: Option<Media>,
+        scope: &Scope<'_>,
+    ) -> Vec<String> {
+        let refs = match &l.creatives {
+            Some(list) if !list.value.0.is_empty() => &list.value.0[..],
+            other => {
+                let at = other.as_ref().map_or(item_at, |l| l.referenced);
+                self.report(
+                    at,
+                    format!("{subject}: has no creatives; it needs at least one to bid"),
+                );
+                &[]
+            }
+        };
+        for reference in refs {
+            match scope.creatives.get(reference.value.as_str()) {
+                None => {
+                    let message = self.unresolved(
+                        "creative",
+                        &reference.value,
+                        scope,
+                        scope.creatives.keys().copied(),
+                        &self.ids.creative_owner,
+                    );
+                    self.report(reference.referenced, format!("{subject}: {message}"));
+                }
+                Some(Some(format)) => {
+                    if let Some(buys) = media.filter(|m| m != format) {
+                        self.report(
+                            reference.referenced,
+                            format!(
+                                "{subject}: creative \"{}\" is {format} but the line item buys {buys}",
+                                reference.value
+                            ),
+                        );
+                    }
+                }
+                Some(None) => {}
+            }
+        }
+        refs.iter().map(|r| r.value.clone()).collect()
+    }
+
+    // ---- shared checks ----
+
+    /// Ids end up in logs, metrics labels and bid responses; a space or an
+    /// empty id there is always a mistake.
+    fn id(&mut self, subject: &str, id: &Text) {
+        if id.value.trim().is_empty() {
+            self.report(id.referenced, format!("{subject}: the id is empty"));
+        } else if id
+            .value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            self.report(
+                id.referenced,
+                format!("{subject}: ids cannot contain spaces; use dashes, like tent-ctv-video"),
+            );
+        }
+    }
+
+    fn not_empty(&mut self, subject: &str, what: &str, text: &Text) -> bool {
+        let ok = !text.value.trim().is_empty();
+        if !ok {
+            self.report(text.referenced, format!("{subject}: {what} is empty"));
+        }
+        ok
+    }
+
+    fn not_applicable(&mut self, subject: &str, key: &str, kind: &str, noun: &str, at: Location) {
+        self.report(
+            at,
+            format!("{subject}: \"{key}\" does not apply to a {kind} {noun}"),
+        );
+    }
+
+    fn required<'v, T>(
+        &mut self,
+        subject: &str,
+        key: &str,
+        format: &str,
+        value: &'v Option<Spanned<T>>,
+        at: Location,
+    ) -> Option<&'v Spanned<T>> {
+        if value.is_none() {
+            self.report(at, format!("{subject}: a {format} creative needs {key}"));
+        }
+        value.as_ref()
+    }
+
+    fn whole(
+        &mut self,
+        subject: &str,
+        what: &str,
+        value: &Int,
+        range: RangeInclusive<i64>,
+    ) -> Option<u32> {
+        let v = value.value;
+        if range.contains(&v) {
+            return u32::try_from(v).ok();
+        }
+        let message = if *range.end() == i64::from(u32::MAX) {
+            if v > *range.end() {
+                format!("{subject}: {what} {v} is too large")
+            } else {
+                format!(
+                    "{subject}: {what} must be at least {} (it is {v})",
+                    range.start()
+                )
+            }
+        } else {
+            format!(
+                "{subject}: {what} must be between {} and {} (it is {v})",
+                range.start(),
+                range.end()
+            )
+        };
+        self.report(value.referenced, message);
+        None
+    }
+
+    fn money(&mut self, subject: &str, what: &str, money: &Money) -> Option<Micros> {
+        match Micros::parse_decimal(&money.value.0) {
+            Ok(m) if m.as_i64() < 0 => {
+                self.report(
+                    money.referenced,
+                    format!(
+                        "{subject}: {what} cannot be negative (it is {})",
+                        m.grouped()
+                    ),
+                );
+                None
+            }
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.report(money.referenced, format!("{subject}: {what} {e}"));
+                None
+            }
+        }
+    }
+
+    fn url(&mut self, subject: &str, what: &str, url: &Text) -> bool {
+        let u = url.value.as_str();
+        let lower = u.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"));
+        let problem = match rest {
+            None => Some("must start with http:// or https://"),
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                Some("has no host name after the scheme")
+            }
+            Some(_) if u.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                Some("contains a space; write it as %20")
+            }
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            self.report(
+                url.referenced,
+                format!("{subject}: {what} \"{u}\" {problem}"),
+            );
+        }
+        problem.is_none()
+    }
+
+    fn mime(&mut self, subject: &str, media: Media, mime: &Text) -> bool {
+        // RFC 6838 restricted-name characters on both sides of one slash.
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        };
+        let ok = mime
+            .value
+            .split_once('/')
+            .is_some_and(|(t, s)| token(t) && token(s));
+        if !ok {
+            let example = match media {
+                Media::Audio => "audio/mpeg",
+                _ => "video/mp4",
+            };
+            let message = if mime.value.trim().is_empty() {
+                format!("{subject}: mime is empty")
+            } else {
+                format!(
+                    "{subject}: mime \"{}\" is not a media type like {example}",
+                    mime.value
+                )
+            };
+            self.report(mime.referenced, message);
+        }
+        ok
+    }
+
+    fn domain(&mut self, subject: &str, domain: &Text) {
+        let d = domain.value.as_str();
+        let problem = if d.trim().is_empty() {
+            Some("a domain is empty".to_owned())
+        } else if d.contains("://") || d.contains('/') {
+            Some(format!(
+                "domain \"{d}\" must be a bare domain like acme.example, without http:// or a path"
+            ))
+        } else if !d.contains('.') || d.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Some(format!(
+                "domain \"{d}\" is not a domain name like acme.example"
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.report(domain.referenced, format!("{subject}: {problem}"));
+        }
+    }
+
+    fn country(&mut self, subject: &str, country: &Text) -> bool {
+        let code = country.value.as_str();
+        if countries::is_alpha3(code) {
+            return true;
+        }
+        let hint = countries::suggest(code)
+            .map(|s| format!(" (did you mean \"{s}\"?)"))
+            .unwrap_or_default();
+        self.report(
+            country.referenced,
+            format!("{subject}: country \"{code}\" is not an ISO-3166-1 alpha-3 code{hint}"),
+        );
+        false
+    }
+
+    /// `creative "x" is not defined for advertiser "a"`, plus the most useful hint.
+    fn unresolved<'s>(
+        &self,
+        kind: &str,
+        id: &str,
+        scope: &Scope<'_>,
+        candidates: impl Iterator<Item = &'s str>,
+        owners: &HashMap<String, String>,
+    ) -> String {
+        let base = format!(
+            "{kind} \"{id}\" is not defined for advertiser \"{}\"",
+            scope.advertiser
+        );
+        if let Some(owner) = owners.get(id).filter(|o| *o != scope.advertiser) {
+            return format!(
+                "{base} (it belongs to advertiser \"{owner}\"; references cannot cross advertisers)"
+            );
+        }
+        match closest(id, candidates) {
+            Some(near) => format!("{base} (did you mean \"{near}\"?)"),
+            None => base,
+        }
+    }
+}
+
+fn strings(list: &List<Text>) -> Vec<String> {
+    list.0.iter().map(|t| t.value.clone()).collect()
+}
+
+/// The candidate a typo most plausibly meant, if any is close enough.
+fn closest<'s>(target: &str, candidates: impl Iterator<Item = &'s str>) -> Option<&'s str> {
+    let limit = (target.chars().count() / 4).max(2);
+    candidates
+        .filter(|c| !c.is_empty())
+        .map(|c| (edit_distance(target, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("abc", "abd"), 1);
+        assert_eq!(edit_distance("abc", "ab"), 1);
+        assert_eq!(edit_distance("ab", "abc"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn closest_prefers_the_nearest_and_ignores_far_ones() {
+        let ids = ["tent-viewers", "hikers", "tent-pages"];
+        assert_eq!(
+            closest("tent-viewer", ids.into_iter()),
+            Some("tent-viewers")
+        );
+        assert_eq!(closest("hiker", ids.into_iter()), Some("hikers"));
+        assert_eq!(closest("readers", ids.into_iter()), None);
+    }
+}

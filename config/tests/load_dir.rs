@@ -1,0 +1,159 @@
+//! Loading from a real directory tree.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{edit, BASE, OTHER};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("config-load-dir-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent");
+        }
+        fs::write(&path, contents).expect("write file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn loads_yaml_and_yml_recursively_in_path_order() {
+    let dir = TempDir::new("recursive");
+    dir.write("z-last.yml", BASE);
+    dir.write("nested/deeper/a-first.yaml", OTHER);
+    dir.write("README.md", "not config");
+    dir.write("notes.yaml.bak", "not: [config");
+    let config = config::load_dir(&dir.0).expect("valid tree");
+    let files: Vec<&Path> = config
+        .advertisers
+        .iter()
+        .map(|a| a.file.as_path())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            dir.0.join("nested/deeper/a-first.yaml"),
+            dir.0.join("z-last.yml")
+        ]
+    );
+    assert_eq!(config.advertisers[0].id, "northwind");
+}
+
+#[test]
+fn hidden_entries_are_skipped() {
+    // The layout of a Kubernetes ConfigMap volume: the real files live in
+    // dot-directories and would otherwise be loaded twice.
+    let dir = TempDir::new("hidden");
+    dir.write("..2026_11_01_00_00_00.123/acme.yaml", BASE);
+    dir.write(".git/acme.yaml", BASE);
+    dir.write(".acme.yaml", BASE);
+    dir.write("acme.yaml", BASE);
+    let config = config::load_dir(&dir.0).expect("each file once");
+    assert_eq!(config.advertisers.len(), 1);
+}
+
+#[test]
+fn problems_carry_the_path_under_the_given_directory() {
+    let dir = TempDir::new("paths");
+    dir.write("sub/acme.yaml", edit(BASE, "cpm: 6.00", "cpm: 0"));
+    let problems = config::load_dir(&dir.0).expect_err("a problem");
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems.0[0].file, dir.0.join("sub/acme.yaml"));
+    assert!(problems
+        .to_string()
+        .starts_with(&format!("{}:", dir.0.join("sub/acme.yaml").display())));
+}
+
+#[test]
+fn a_directory_without_yaml_is_a_problem() {
+    let dir = TempDir::new("empty");
+    dir.write("README.md", "nothing here");
+    let problems = config::load_dir(&dir.0).expect_err("no yaml");
+    assert_eq!(problems.len(), 1);
+    let p = &problems.0[0];
+    assert_eq!(
+        (p.file.as_path(), p.line, p.column),
+        (dir.0.as_path(), 0, 0)
+    );
+    assert_eq!(
+        p.message,
+        "no *.yaml or *.yml files found in this directory"
+    );
+    assert_eq!(
+        p.to_string(),
+        format!(
+            "{}: no *.yaml or *.yml files found in this directory",
+            dir.0.display()
+        )
+    );
+}
+
+#[test]
+fn a_missing_directory_is_a_problem() {
+    let missing = std::env::temp_dir().join(format!("config-missing-{}", std::process::id()));
+    let problems = config::load_dir(&missing).expect_err("missing dir");
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems.0[0].file, missing);
+    assert_eq!(problems.0[0].line, 0);
+    assert!(
+        problems.0[0]
+            .message
+            .starts_with("the config directory cannot be read: "),
+        "{}",
+        problems.0[0].message
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_a_problem_and_others_still_load() {
+    let dir = TempDir::new("utf8");
+    dir.write("a.yaml", [0xff, 0xfe, b'a']);
+    dir.write("b.yaml", edit(OTHER, "cpm: 1.80", "cpm: 0"));
+    let problems = config::load_dir(&dir.0).expect_err("problems");
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "the file is not UTF-8 text; save it as UTF-8",
+            "line item \"nw-line\": cpm must be more than 0 (it is 0.00)"
+        ]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_are_followed_and_loops_end() {
+    let dir = TempDir::new("symlinks");
+    let real = dir.write("data/acme.yaml", BASE);
+    std::os::unix::fs::symlink(&real, dir.0.join("linked.yaml")).expect("file symlink");
+    std::os::unix::fs::symlink(&dir.0, dir.0.join("data/loop")).expect("dir symlink");
+    let problems = config::load_dir(&dir.0).expect_err("acme twice");
+    // The file is reached twice (directly and through its link), never more:
+    // every id of the linked copy is a duplicate, each exactly once.
+    assert!(problems.iter().all(|p| p.file == dir.0.join("linked.yaml")));
+    assert!(problems.iter().all(|p| p.message.starts_with("duplicate ")));
+    let advertiser_dups = problems
+        .iter()
+        .filter(|p| p.message.starts_with("duplicate advertiser id \"acme\""))
+        .count();
+    assert_eq!(advertiser_dups, 1, "{problems}");
+}

@@ -1,0 +1,761 @@
+//! One negative case (exact message and position) per rule; the positive
+//! side of each rule is the valid base file, which sits on every boundary.
+
+mod common;
+
+use common::{assert_loads, assert_problem, at, edit, only_problem, problems, BASE, OTHER};
+use config::{AudienceKind, Budget, Micros};
+
+#[test]
+fn base_and_other_are_valid_together() {
+    let config = assert_loads(&[("a.yaml", BASE), ("b.yaml", OTHER)]);
+    assert_eq!(
+        config.summary().to_string(),
+        "2 advertisers, 4 orders, 5 line items, 4 creatives, 5 audiences"
+    );
+    let acme = &config.advertisers[0];
+    assert_eq!(
+        acme.audiences[0].kind,
+        AudienceKind::Views {
+            products: vec!["P1".into()],
+            lookback_days: 365
+        }
+    );
+    assert!(acme.creatives[1].companion_required);
+    assert_eq!(
+        acme.orders[2].line_items[0].budget,
+        Budget::Lifetime(Micros(1))
+    );
+}
+
+// ---- unique ids ----
+
+#[test]
+fn duplicate_advertiser_across_files() {
+    let second = edit(OTHER, "id: northwind\n", "id: acme\n");
+    let found = problems(&[("a.yaml", BASE), ("b.yaml", &second)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].file.to_str(), Some("b.yaml"));
+    assert_eq!(
+        (found[0].line, found[0].column),
+        at(&second, "id: acme", "acme")
+    );
+    assert_eq!(
+        found[0].message,
+        "duplicate advertiser id \"acme\": already used at a.yaml:2:7"
+    );
+}
+
+#[test]
+fn duplicate_creative_order_and_line_item_ids_across_the_set() {
+    let second = edit(OTHER, "id: nw-order", "id: audio-order");
+    let second = edit(&second, "id: nw-line", "id: li-video");
+    let second = edit(&second, "id: nw-banner\n", "id: banner\n");
+    let second = edit(&second, "creatives: [nw-banner]", "creatives: [banner]");
+    let found = problems(&[("a.yaml", BASE), ("b.yaml", &second)]);
+    let messages: Vec<String> = found.iter().map(ToString::to_string).collect();
+    let (bl, bc) = at(BASE, "id: banner", "banner");
+    let (ol, oc) = at(BASE, "id: audio-order", "audio-order");
+    let (ll, lc) = at(BASE, "id: li-video", "li-video");
+    let (l1, c1) = at(&second, "id: banner", "banner");
+    let (l2, c2) = at(&second, "id: audio-order", "audio-order");
+    let (l3, c3) = at(&second, "id: li-video", "li-video");
+    assert_eq!(
+        messages,
+        [
+            format!("b.yaml:{l1}:{c1}: duplicate creative id \"banner\": already used at a.yaml:{bl}:{bc}"),
+            format!("b.yaml:{l2}:{c2}: duplicate order id \"audio-order\": already used at a.yaml:{ol}:{oc}"),
+            format!("b.yaml:{l3}:{c3}: duplicate line item id \"li-video\": already used at a.yaml:{ll}:{lc}"),
+        ]
+    );
+}
+
+#[test]
+fn duplicate_line_item_within_one_file() {
+    let text = edit(BASE, "id: li-self", "id: li-display");
+    let (l, c) = at(BASE, "id: li-display", "li-display");
+    assert_problem(
+        &text,
+        at(
+            &text,
+            "id: li-display\n        media: display\n        cpm: 0.000001",
+            "li-display",
+        ),
+        &format!("duplicate line item id \"li-display\": already used at a.yaml:{l}:{c}"),
+    );
+}
+
+#[test]
+fn audience_ids_are_unique_per_advertiser_only() {
+    // The same audience id under two advertisers is fine...
+    let other = edit(OTHER, "id: readers", "id: fans");
+    assert_loads(&[("a.yaml", BASE), ("b.yaml", &other)]);
+    // ...twice under one is not.
+    let text = edit(BASE, "id: pages", "id: viewers");
+    let text = edit(&text, "any_of: [viewers, pages]", "any_of: [viewers]");
+    let (l, c) = at(BASE, "id: viewers", "viewers");
+    assert_problem(
+        &text,
+        at(&text, "id: viewers\n    kind: products", "viewers"),
+        &format!("duplicate audience id \"viewers\": already used at a.yaml:{l}:{c}"),
+    );
+}
+
+// ---- references ----
+
+#[test]
+fn unknown_audience_reference_suggests_a_near_id() {
+    let text = edit(BASE, "any_of: [viewers, pages]", "any_of: [viewer, pages]");
+    assert_problem(
+        &text,
+        at(&text, "[viewer, pages]", "viewer"),
+        "line item \"li-display\": audience \"viewer\" is not defined for advertiser \"acme\" (did you mean \"viewers\"?)",
+    );
+}
+
+#[test]
+fn none_of_reference_must_resolve_too() {
+    let text = edit(BASE, "none_of: [sections]", "none_of: [gardeners]");
+    assert_problem(
+        &text,
+        at(&text, "[gardeners]", "gardeners"),
+        "line item \"li-audio\": audience \"gardeners\" is not defined for advertiser \"acme\"",
+    );
+}
+
+#[test]
+fn references_cannot_cross_advertisers() {
+    let text = edit(BASE, "none_of: [sections]", "none_of: [readers]");
+    let text = edit(&text, "creatives: [jingle]", "creatives: [nw-banner]");
+    let found = problems(&[("a.yaml", &text), ("b.yaml", OTHER)]);
+    let messages: Vec<&str> = found.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "line item \"li-audio\": audience \"readers\" is not defined for advertiser \"acme\" (it belongs to advertiser \"northwind\"; references cannot cross advertisers)",
+            "line item \"li-audio\": creative \"nw-banner\" is not defined for advertiser \"acme\" (it belongs to advertiser \"northwind\"; references cannot cross advertisers)",
+        ]
+    );
+}
+
+#[test]
+fn audience_in_both_any_of_and_none_of() {
+    let text = edit(BASE, "none_of: [fans]", "none_of: [pages]");
+    assert_problem(
+        &text,
+        at(&text, "none_of: [pages]", "pages"),
+        "line item \"li-display\": audience \"pages\" is in both any_of and none_of",
+    );
+}
+
+#[test]
+fn an_audience_rule_must_name_an_audience() {
+    let text = edit(
+        BASE,
+        "audiences: { none_of: [sections] }",
+        "audiences: { any_of: [] }",
+    );
+    let p = only_problem(&text);
+    assert_eq!(p.line, at(&text, "audiences: { any_of: [] }", "{").0);
+    assert!(p
+        .message
+        .starts_with("line item \"li-audio\": audiences names no audience"));
+}
+
+#[test]
+fn unknown_creative_reference() {
+    let text = edit(BASE, "creatives: [spot]", "creatives: [spott]");
+    assert_problem(
+        &text,
+        at(&text, "[spott]", "spott"),
+        "line item \"li-video\": creative \"spott\" is not defined for advertiser \"acme\" (did you mean \"spot\"?)",
+    );
+}
+
+#[test]
+fn line_item_needs_a_creative() {
+    let text = edit(BASE, "creatives: [spot]", "creatives: []");
+    assert_problem(
+        &text,
+        at(&text, "creatives: []", "["),
+        "line item \"li-video\": has no creatives; it needs at least one to bid",
+    );
+    // A missing key is the same problem, reported on the line item.
+    let text = edit(BASE, "\n        creatives: [spot]", "");
+    assert_problem(
+        &text,
+        at(&text, "- id: li-video", "id"),
+        "line item \"li-video\": has no creatives; it needs at least one to bid",
+    );
+}
+
+#[test]
+fn creative_format_must_fit_the_line_item_media() {
+    let text = edit(BASE, "creatives: [spot]", "creatives: [spot, banner]");
+    assert_problem(
+        &text,
+        at(&text, "[spot, banner]", "banner"),
+        "line item \"li-video\": creative \"banner\" is display but the line item buys video",
+    );
+    let text = edit(BASE, "creatives: [jingle]", "creatives: [spot]");
+    assert_problem(
+        &text,
+        at(&text, "[sections] }\n        creatives: [spot]", "spot"),
+        "line item \"li-audio\": creative \"spot\" is video but the line item buys audio",
+    );
+}
+
+#[test]
+fn companions_must_resolve_and_be_display() {
+    let text = edit(BASE, "companions: [banner]", "companions: [baner]");
+    assert_problem(
+        &text,
+        at(&text, "[baner]", "baner"),
+        "creative \"spot\": companion creative \"baner\" is not defined for advertiser \"acme\" (did you mean \"banner\"?)",
+    );
+    let text = edit(BASE, "companions: [banner]", "companions: [jingle]");
+    assert_problem(
+        &text,
+        at(&text, "companions: [jingle]", "jingle"),
+        "creative \"spot\": companion \"jingle\" is audio; companions must be display creatives",
+    );
+}
+
+#[test]
+fn display_creatives_have_no_companions() {
+    let text = edit(
+        BASE,
+        "    image_url: https://cdn.acme.example/b.jpg\n",
+        "    image_url: https://cdn.acme.example/b.jpg\n    companions: [banner]\n",
+    );
+    assert_problem(
+        &text,
+        at(&text, "companions: [banner]\n    click_url", "banner"),
+        "creative \"banner\": only video and audio creatives have companions; this one is display",
+    );
+}
+
+#[test]
+fn companion_required_needs_companions() {
+    let text = edit(BASE, "    companions: [banner]\n", "");
+    assert_problem(
+        &text,
+        at(&text, "companion_required: true", "true"),
+        "creative \"spot\": companion_required is true but it lists no companions",
+    );
+}
+
+// ---- budgets ----
+
+#[test]
+fn managed_order_with_display_or_video_needs_50000() {
+    let text = edit(BASE, "budget: 50000.00\n", "budget: 40000.00\n");
+    let text = edit(
+        &text,
+        "budget: { lifetime: 50000.00 }",
+        "budget: { lifetime: 40000.00 }",
+    );
+    let text = edit(&text, "id: managed-order", "id: acme-q4-managed");
+    assert_problem(
+        &text,
+        at(&text, "budget: 40000.00\n", "40000"),
+        "order \"acme-q4-managed\": a managed-service order with display or video line items needs a total budget of at least 50,000.00 (it has 40,000.00)",
+    );
+}
+
+#[test]
+fn managed_audio_only_order_needs_25000() {
+    let text = edit(BASE, "budget: 25000\n", "budget: 24999.99\n");
+    let text = edit(
+        &text,
+        "budget: { lifetime: 25000 }",
+        "budget: { lifetime: 20000 }",
+    );
+    assert_problem(
+        &text,
+        at(&text, "budget: 24999.99", "24999.99"),
+        "order \"audio-order\": a managed-service order buying only audio needs a total budget of at least 25,000.00 (it has 24,999.99)",
+    );
+}
+
+#[test]
+fn audio_order_with_a_display_line_item_needs_the_full_minimum() {
+    let text = edit(
+        BASE,
+        "        creatives: [jingle]\n",
+        "        creatives: [jingle]\n      - id: li-extra\n        media: display\n        cpm: 1\n        budget: { daily: 5 }\n        creatives: [banner]\n",
+    );
+    let p = only_problem(&text);
+    assert_eq!((p.line, p.column), at(&text, "budget: 25000\n", "25000"));
+    assert!(
+        p.message.contains("at least 50,000.00 (it has 25,000.00)"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn daily_budget_is_at_least_one() {
+    let text = edit(BASE, "{ daily: 1.00 }", "{ daily: 0.99 }");
+    assert_problem(
+        &text,
+        at(&text, "{ daily: 0.99 }", "0.99"),
+        "line item \"li-display\": a daily budget must be at least 1.00 (it is 0.99)",
+    );
+}
+
+#[test]
+fn line_item_budget_never_exceeds_the_order_budget() {
+    let text = edit(BASE, "{ lifetime: 50000.00 }", "{ lifetime: 50000.01 }");
+    assert_problem(
+        &text,
+        at(&text, "{ lifetime: 50000.01 }", "50000.01"),
+        "line item \"li-video\": its lifetime budget 50,000.01 is more than its order's total budget 50,000.00",
+    );
+    let text = edit(OTHER, "{ daily: 30.00 }", "{ daily: 900.000001 }");
+    assert_problem(
+        &text,
+        at(&text, "900.000001", "900"),
+        "line item \"nw-line\": its daily budget 900.000001 is more than its order's total budget 900.00",
+    );
+}
+
+#[test]
+fn order_budget_must_be_positive() {
+    let text = edit(OTHER, "budget: 900.00", "budget: 0");
+    let found = problems(&[("b.yaml", &text)]);
+    assert_eq!(
+        found[0].message,
+        "order \"nw-order\": budget must be more than 0 (it is 0.00)"
+    );
+    assert_eq!(
+        (found[0].line, found[0].column),
+        at(&text, "budget: 0", "0")
+    );
+}
+
+#[test]
+fn negative_money_is_an_error() {
+    let text = edit(OTHER, "budget: 900.00", "budget: -900.00");
+    let found = problems(&[("b.yaml", &text)]);
+    assert_eq!(
+        found[0].message,
+        "order \"nw-order\": budget cannot be negative (it is -900.00)"
+    );
+    let text = edit(OTHER, "cpm: 1.80", "cpm: -1.80");
+    assert_problem(
+        &text,
+        at(&text, "cpm: -1.80", "-1.80"),
+        "line item \"nw-line\": cpm cannot be negative (it is -1.80)",
+    );
+}
+
+#[test]
+fn lifetime_budget_must_be_positive() {
+    let text = edit(OTHER, "{ daily: 30.00 }", "{ lifetime: 0.00 }");
+    assert_problem(
+        &text,
+        at(&text, "{ lifetime: 0.00 }", "0.00"),
+        "line item \"nw-line\": the lifetime budget must be more than 0 (it is 0.00)",
+    );
+}
+
+#[test]
+fn budget_is_exactly_one_of_daily_or_lifetime() {
+    let text = edit(OTHER, "{ daily: 30.00 }", "{ daily: 30.00, lifetime: 100 }");
+    let p = only_problem(&text);
+    assert_eq!(p.line, at(&text, "lifetime: 100", "lifetime").0);
+    assert_eq!(
+        p.message,
+        "line item \"nw-line\": budget needs exactly one of daily or lifetime, like { daily: 800.00 }"
+    );
+    let text = edit(OTHER, "{ daily: 30.00 }", "{}");
+    assert!(only_problem(&text)
+        .message
+        .contains("exactly one of daily or lifetime"));
+}
+
+#[test]
+fn cpm_must_be_positive() {
+    let text = edit(OTHER, "cpm: 1.80", "cpm: 0.00");
+    assert_problem(
+        &text,
+        at(&text, "cpm: 0.00", "0.00"),
+        "line item \"nw-line\": cpm must be more than 0 (it is 0.00)",
+    );
+}
+
+#[test]
+fn money_has_at_most_six_decimals_and_no_exponent() {
+    let text = edit(OTHER, "cpm: 1.80", "cpm: 1.8000001");
+    assert_problem(
+        &text,
+        at(&text, "cpm: 1.8000001", "1.8"),
+        "line item \"nw-line\": cpm \"1.8000001\" has more than 6 decimal places",
+    );
+    let text = edit(OTHER, "budget: 900.00", "budget: 9e2");
+    assert_problem(
+        &text,
+        at(&text, "budget: 9e2", "9e2"),
+        "order \"nw-order\": budget \"9e2\" is not a plain decimal amount (write it like 1234.50)",
+    );
+}
+
+// ---- flights ----
+
+#[test]
+fn flight_end_on_or_after_start() {
+    let text = edit(OTHER, "end: 2026-12-15", "end: 2026-11-14");
+    assert_problem(
+        &text,
+        at(&text, "end: 2026-11-14", "2026"),
+        "order \"nw-order\": the flight ends on 2026-11-14, before it starts on 2026-11-15",
+    );
+}
+
+#[test]
+fn flight_dates_must_be_real() {
+    let text = edit(OTHER, "start: 2026-11-15", "start: 2026-02-29");
+    assert_problem(
+        &text,
+        at(&text, "start: 2026-02-29", "2026"),
+        "order \"nw-order\": flight start \"2026-02-29\" is not a real calendar date",
+    );
+    let text = edit(OTHER, "end: 2026-12-15", "end: 15/12/2026");
+    assert_problem(
+        &text,
+        at(&text, "end: 15/12/2026", "15"),
+        "order \"nw-order\": flight end \"15/12/2026\" is not a date written as YYYY-MM-DD",
+    );
+    // 2028 is a leap year.
+    assert_loads(&[("b.yaml", &edit(OTHER, "end: 2026-12-15", "end: 2028-02-29"))]);
+}
+
+// ---- targeting ----
+
+#[test]
+fn countries_are_alpha3_with_a_hint() {
+    let text = edit(BASE, "countries: [USA, CAN]", "countries: [US, CAN]");
+    assert_problem(
+        &text,
+        at(&text, "[US, CAN]", "US"),
+        "line item \"li-display\": country \"US\" is not an ISO-3166-1 alpha-3 code (did you mean \"USA\"?)",
+    );
+    let text = edit(BASE, "countries: [USA, CAN]", "countries: [USA, can]");
+    assert_problem(
+        &text,
+        at(&text, "[USA, can]", "can"),
+        "line item \"li-display\": country \"can\" is not an ISO-3166-1 alpha-3 code (did you mean \"CAN\"?)",
+    );
+    let text = edit(BASE, "countries: [USA, CAN]", "countries: [USA, XKX]");
+    assert_problem(
+        &text,
+        at(&text, "[USA, XKX]", "XKX"),
+        "line item \"li-display\": country \"XKX\" is not an ISO-3166-1 alpha-3 code",
+    );
+    // "NO" must reach us as text (Norway), not as a YAML 1.1 boolean.
+    let text = edit(BASE, "countries: [USA, CAN]", "countries: [NO]");
+    assert!(only_problem(&text)
+        .message
+        .contains("(did you mean \"NOR\"?)"));
+}
+
+#[test]
+fn devices_use_the_documented_names() {
+    let text = edit(
+        BASE,
+        "devices: [desktop, phone,",
+        "devices: [desktop, mobile,",
+    );
+    assert_problem(
+        &text,
+        at(&text, "mobile", "mobile"),
+        "line item \"li-display\": unknown device \"mobile\"; expected one of: desktop, phone, tablet, ctv, connected_device, set_top_box, dooh",
+    );
+}
+
+#[test]
+fn keywords_and_deals_are_not_empty() {
+    let text = edit(BASE, "broad: [tents]", "broad: [tents, \"\"]");
+    assert_problem(
+        &text,
+        at(&text, "[tents, \"\"]", "\"\""),
+        "line item \"li-display\": a broad keyword is empty",
+    );
+    let text = edit(BASE, "deals: [DEAL-1]", "deals: [\" \"]");
+    assert_problem(
+        &text,
+        at(&text, "deals: [\" \"]", "\""),
+        "line item \"li-display\": a deal id is empty",
+    );
+    let text = edit(
+        BASE,
+        "keywords: { broad: [tents], negative: [free] }",
+        "keywords: {}",
+    );
+    assert!(only_problem(&text)
+        .message
+        .contains("keywords lists no keyword"));
+}
+
+#[test]
+fn frequency_cap_is_at_least_one_per_hour() {
+    let text = edit(
+        BASE,
+        "{ impressions: 1, per_hours: 1 }",
+        "{ impressions: 0, per_hours: 1 }",
+    );
+    assert_problem(
+        &text,
+        at(&text, "impressions: 0", "0"),
+        "line item \"li-display\": frequency_cap impressions must be at least 1 (it is 0)",
+    );
+    let text = edit(
+        BASE,
+        "{ impressions: 1, per_hours: 1 }",
+        "{ impressions: 1, per_hours: 0 }",
+    );
+    assert_problem(
+        &text,
+        at(&text, "per_hours: 0", "0"),
+        "line item \"li-display\": frequency_cap per_hours must be at least 1 (it is 0)",
+    );
+}
+
+// ---- creatives ----
+
+#[test]
+fn size_is_width_x_height() {
+    for bad in [
+        "300X250",
+        "0x250",
+        "300",
+        "300x",
+        "x250",
+        "-300x250",
+        "300x250x1",
+    ] {
+        let text = edit(BASE, "size: 300x250", &format!("size: {bad}"));
+        assert_problem(
+            &text,
+            at(&text, &format!("size: {bad}"), bad),
+            &format!("creative \"banner\": size \"{bad}\" must be WIDTHxHEIGHT in pixels, both above 0, like 300x250"),
+        );
+    }
+}
+
+#[test]
+fn durations_are_positive() {
+    let text = edit(BASE, "duration_s: 15", "duration_s: 0");
+    assert_problem(
+        &text,
+        at(&text, "duration_s: 0", "0"),
+        "creative \"spot\": duration_s must be at least 1 (it is 0)",
+    );
+}
+
+#[test]
+fn video_media_need_width_and_height() {
+    let text = edit(BASE, "        height: 1080\n", "");
+    assert_problem(
+        &text,
+        at(&text, "- url: https://cdn.acme.example/v.mp4", "url"),
+        "creative \"spot\": video media file https://cdn.acme.example/v.mp4 needs both width and height",
+    );
+}
+
+#[test]
+fn audio_media_have_no_dimensions() {
+    let text = edit(
+        BASE,
+        "        mime: audio/mpeg\n",
+        "        mime: audio/mpeg\n        width: 10\n",
+    );
+    assert_problem(
+        &text,
+        at(&text, "width: 10", "10"),
+        "creative \"jingle\": width does not apply to audio media",
+    );
+}
+
+#[test]
+fn mimes_are_type_slash_subtype() {
+    let text = edit(BASE, "mime: video/mp4", "mime: mp4");
+    assert_problem(
+        &text,
+        at(&text, "mime: mp4", "mp4"),
+        "creative \"spot\": mime \"mp4\" is not a media type like video/mp4",
+    );
+    let text = edit(BASE, "mime: audio/mpeg", "mime: audio/mpeg; rate=44100");
+    assert_problem(
+        &text,
+        at(&text, "mime: audio/mpeg;", "audio"),
+        "creative \"jingle\": mime \"audio/mpeg; rate=44100\" is not a media type like audio/mpeg",
+    );
+    let text = edit(BASE, "mime: audio/mpeg", "mime: \"\"");
+    assert_problem(
+        &text,
+        at(&text, "mime: \"\"", "\""),
+        "creative \"jingle\": mime is empty",
+    );
+}
+
+#[test]
+fn urls_start_with_http_or_https() {
+    let text = edit(
+        BASE,
+        "image_url: https://cdn.acme.example/b.jpg",
+        "image_url: cdn.acme.example/b.jpg",
+    );
+    assert_problem(
+        &text,
+        at(&text, "image_url: cdn", "cdn"),
+        "creative \"banner\": image_url \"cdn.acme.example/b.jpg\" must start with http:// or https://",
+    );
+    let text = edit(
+        OTHER,
+        "click_url: https://northwind.example/",
+        "click_url: ftp://northwind.example/",
+    );
+    assert_problem(
+        &text,
+        at(&text, "click_url: ftp", "ftp"),
+        "creative \"nw-banner\": click_url \"ftp://northwind.example/\" must start with http:// or https://",
+    );
+    let text = edit(BASE, "url: https://cdn.acme.example/v.mp4", "url: https://");
+    let found = problems(&[("a.yaml", &text)]);
+    assert_eq!(
+        found[0].message,
+        "creative \"spot\": media url \"https://\" has no host name after the scheme"
+    );
+}
+
+#[test]
+fn keys_of_another_format_are_rejected() {
+    let text = edit(
+        BASE,
+        "    size: 300x250\n",
+        "    size: 300x250\n    duration_s: 15\n",
+    );
+    assert_problem(
+        &text,
+        at(&text, "duration_s: 15\n    image_url", "15"),
+        "creative \"banner\": \"duration_s\" does not apply to a display creative",
+    );
+}
+
+#[test]
+fn format_specific_keys_are_required() {
+    let text = edit(BASE, "    image_url: https://cdn.acme.example/b.jpg\n", "");
+    assert_problem(
+        &text,
+        at(&text, "- id: banner", "id"),
+        "creative \"banner\": a display creative needs image_url",
+    );
+}
+
+#[test]
+fn unknown_format_kind_service_and_media() {
+    let text = edit(BASE, "format: audio", "format: podcast");
+    let found = problems(&[("a.yaml", &text)]);
+    assert_eq!(
+        found[0].message,
+        "creative \"jingle\": unknown format \"podcast\"; expected one of: display, video, audio"
+    );
+    let text = edit(BASE, "kind: products", "kind: product");
+    assert_problem(
+        &text,
+        at(&text, "kind: product", "product"),
+        "audience \"pages\": unknown kind \"product\"; expected one of: views, interests, products, categories",
+    );
+    let text = edit(OTHER, "service: self_service", "service: self-service");
+    assert_problem(
+        &text,
+        at(&text, "service: self-service", "self"),
+        "order \"nw-order\": unknown service \"self-service\"; expected self_service or managed",
+    );
+    let text = edit(OTHER, "media: display", "media: banner");
+    assert_problem(
+        &text,
+        at(&text, "media: banner", "banner"),
+        "line item \"nw-line\": unknown media \"banner\"; expected one of: display, video, audio",
+    );
+}
+
+// ---- audiences and advertiser ----
+
+#[test]
+fn lookback_days_is_1_to_365() {
+    for bad in ["0", "366"] {
+        let text = edit(BASE, "lookback_days: 365", &format!("lookback_days: {bad}"));
+        assert_problem(
+            &text,
+            at(&text, &format!("lookback_days: {bad}"), bad),
+            &format!("audience \"viewers\": lookback_days must be between 1 and 365 (it is {bad})"),
+        );
+    }
+}
+
+#[test]
+fn audience_lists_are_not_empty() {
+    let text = edit(BASE, "interests: [hiking]", "interests: []");
+    assert_problem(
+        &text,
+        at(&text, "interests: []", "["),
+        "audience \"fans\": interests audiences need a non-empty interests list",
+    );
+    let text = edit(BASE, "    categories: [IAB17]\n", "");
+    assert_problem(
+        &text,
+        at(&text, "- id: sections", "id"),
+        "audience \"sections\": categories audiences need a non-empty categories list",
+    );
+}
+
+#[test]
+fn audience_keys_of_another_kind_are_rejected() {
+    let text = edit(
+        BASE,
+        "    products: [P1]\n  - id: sections",
+        "    products: [P1]\n    lookback_days: 7\n  - id: sections",
+    );
+    assert_problem(
+        &text,
+        at(&text, "lookback_days: 7", "7"),
+        "audience \"pages\": \"lookback_days\" does not apply to a products audience",
+    );
+}
+
+#[test]
+fn advertiser_needs_a_domain() {
+    let text = edit(OTHER, "domains: [northwind.example]", "domains: []");
+    assert_problem(
+        &text,
+        at(&text, "domains: []", "["),
+        "advertiser \"northwind\": needs at least one domain (the landing-page domain shown to publishers, like acme.example)",
+    );
+    let text = edit(
+        OTHER,
+        "domains: [northwind.example]",
+        "domains: [https://northwind.example]",
+    );
+    assert!(only_problem(&text)
+        .message
+        .contains("must be a bare domain"));
+}
+
+#[test]
+fn ids_have_no_spaces_and_are_not_empty() {
+    let text = edit(OTHER, "id: nw-line", "id: nw line");
+    assert_problem(
+        &text,
+        at(&text, "id: nw line", "nw"),
+        "line item \"nw line\": ids cannot contain spaces; use dashes, like tent-ctv-video",
+    );
+    let text = edit(OTHER, "id: nw-order", "id: \"\"");
+    assert_problem(
+        &text,
+        at(&text, "id: \"\"", "\""),
+        "order \"\": the id is empty",
+    );
+}

@@ -1,0 +1,910 @@
+//! The BidRequest side: what the bidder reads, borrowed from the body.
+//!
+//! Every field is optional or defaulted so one odd field never costs a bid;
+//! required-field checks live in [`BidRequest::validate`] instead.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::de;
+use crate::error::InvalidRequest;
+
+/// A raw, unparsed `ext` object (or whatever the exchange put there).
+pub type Ext<'a> = Option<&'a RawValue>;
+
+/// Parses an ext as `T`; anything malformed reads as `None` so an ext can
+/// never fail the request.
+fn ext_as<'a, T: Deserialize<'a>>(ext: Ext<'a>) -> Option<T> {
+    serde_json::from_str(ext?.get()).ok()
+}
+
+/// OpenRTB 2.5/2.6 BidRequest.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BidRequest<'a> {
+    #[serde(borrow, default, deserialize_with = "de::str_or_empty")]
+    pub id: Cow<'a, str>,
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub imp: Vec<Imp<'a>>,
+    #[serde(borrow, default)]
+    pub site: Option<Box<Site<'a>>>,
+    #[serde(borrow, default)]
+    pub app: Option<Box<App<'a>>>,
+    /// OpenRTB 2.6 digital out-of-home; kept raw, the bidder only needs to know it is there.
+    #[serde(borrow, default)]
+    pub dooh: Ext<'a>,
+    #[serde(borrow, default)]
+    pub device: Option<Box<Device<'a>>>,
+    #[serde(borrow, default)]
+    pub user: Option<Box<User<'a>>>,
+    #[serde(borrow, default)]
+    pub regs: Option<Regs<'a>>,
+    #[serde(borrow, default)]
+    pub source: Option<Source<'a>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub test: Option<i32>,
+    /// Auction type; see [`BidRequest::auction_type`] for the spec default.
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub at: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub tmax: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub cur: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub wseat: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub bseat: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub bcat: Vec<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub cattax: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub badv: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub bapp: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+impl<'a> BidRequest<'a> {
+    /// `at`, defaulting to 2 (second price plus), as the spec says.
+    pub fn auction_type(&self) -> i32 {
+        self.at.unwrap_or(2)
+    }
+
+    /// `test` as a flag (absent means live traffic).
+    pub fn is_test(&self) -> bool {
+        self.test.unwrap_or(0) != 0
+    }
+
+    /// Checks the fields OpenRTB marks required, which parsing lets through.
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
+        if self.id.is_empty() {
+            return Err(InvalidRequest::MissingId);
+        }
+        if self.imp.is_empty() {
+            return Err(InvalidRequest::MissingImp);
+        }
+        for (index, imp) in self.imp.iter().enumerate() {
+            if imp.id.is_empty() {
+                return Err(InvalidRequest::ImpWithoutId { index });
+            }
+            if !imp.has_media() {
+                return Err(InvalidRequest::ImpWithoutMedia { index });
+            }
+        }
+        // Requests carry a handful of imps, so a quadratic scan beats hashing.
+        for (index, imp) in self.imp.iter().enumerate().skip(1) {
+            if let Some(first) = self.imp[..index].iter().position(|o| o.id == imp.id) {
+                return Err(InvalidRequest::DuplicateImpId { index, first });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An impression on offer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Imp<'a> {
+    #[serde(borrow, default, deserialize_with = "de::str_or_empty")]
+    pub id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub banner: Option<Box<Banner<'a>>>,
+    #[serde(borrow, default)]
+    pub video: Option<Box<Video<'a>>>,
+    #[serde(borrow, default)]
+    pub audio: Option<Box<Audio<'a>>>,
+    #[serde(borrow, default)]
+    pub native: Option<Native<'a>>,
+    #[serde(borrow, default)]
+    pub pmp: Option<Pmp<'a>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub tagid: Option<Cow<'a, str>>,
+    /// Floor in micros of `bidfloorcur` (1e-6 units), 0 when absent. Finer
+    /// than a micro is rounded up.
+    #[serde(default, deserialize_with = "de::floor_micros")]
+    pub bidfloor: i64,
+    /// Defaults to "USD" when absent, null or empty.
+    #[serde(borrow, default = "de::usd", deserialize_with = "de::currency")]
+    pub bidfloorcur: Cow<'a, str>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub instl: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub secure: Option<i32>,
+    /// OpenRTB 2.6 rewarded flag.
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub rwdd: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub exp: Option<i32>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+impl Default for Imp<'_> {
+    fn default() -> Self {
+        Imp {
+            id: Cow::Borrowed(""),
+            banner: None,
+            video: None,
+            audio: None,
+            native: None,
+            pmp: None,
+            tagid: None,
+            bidfloor: 0,
+            bidfloorcur: de::usd(),
+            instl: None,
+            secure: None,
+            rwdd: None,
+            exp: None,
+            ext: None,
+        }
+    }
+}
+
+impl Imp<'_> {
+    /// Whether the imp offers any media object (`"banner": null` does not count).
+    pub fn has_media(&self) -> bool {
+        self.banner.is_some() || self.video.is_some() || self.audio.is_some() || self.native.is_some()
+    }
+}
+
+/// A banner size from `banner.format[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Format<'a> {
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub w: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub h: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub wratio: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub hratio: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub wmin: Option<i32>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// A banner impression, and also the shape of video/audio `companionad[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Banner<'a> {
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub format: Vec<Format<'a>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub w: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub h: Option<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub btype: Vec<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub battr: Vec<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub pos: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub mimes: Vec<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub topframe: Option<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub api: Vec<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub id: Option<Cow<'a, str>>,
+    /// Companion rendering mode (companions only): 0 concurrent, 1 end-card.
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub vcm: Option<i32>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+impl Banner<'_> {
+    /// Every fixed size offered: `format[]` entries with both w and h, else
+    /// the top-level w/h.
+    pub fn sizes(&self) -> impl Iterator<Item = (i32, i32)> + '_ {
+        let from_format = self.format.iter().filter_map(|f| Some((f.w?, f.h?)));
+        let fallback = if self.format.iter().any(|f| f.w.is_some() && f.h.is_some()) {
+            None
+        } else {
+            self.w.zip(self.h)
+        };
+        from_format.chain(fallback)
+    }
+}
+
+/// A video impression (2.5 and 2.6 fields side by side).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Video<'a> {
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub mimes: Vec<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub minduration: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub maxduration: Option<i32>,
+    /// 2.6 exact durations allowed, in seconds.
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub rqddurs: Vec<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub protocols: Vec<i32>,
+    /// 2.5-deprecated single protocol.
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub protocol: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub w: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub h: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub startdelay: Option<i32>,
+    /// 2.5 placement type (deprecated in 2.6 in favour of `plcmt`).
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub placement: Option<i32>,
+    /// 2.6 placement subtype.
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub plcmt: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub linearity: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub skip: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub skipmin: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub skipafter: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub sequence: Option<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub battr: Vec<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub maxextended: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub minbitrate: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub maxbitrate: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub boxingallowed: Option<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub playbackmethod: Vec<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub playbackend: Option<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub delivery: Vec<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub pos: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub companionad: Vec<Banner<'a>>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub api: Vec<i32>,
+    /// `apis`: a typo for `api` found in the IAB's own 2.6 video example.
+    /// Read [`Video::api_frameworks`] rather than either field.
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub apis: Vec<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub companiontype: Vec<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub podid: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub podseq: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub slotinpod: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub poddur: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub maxseq: Option<i32>,
+    /// 2.6 minimum CPM per second, in micros (rounded up like a floor).
+    #[serde(default, deserialize_with = "de::opt_floor_micros")]
+    pub mincpmpersec: Option<i64>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+impl Video<'_> {
+    /// Supported API frameworks: `api`, or the misspelt `apis` when `api` is absent.
+    pub fn api_frameworks(&self) -> &[i32] {
+        if self.api.is_empty() {
+            &self.apis
+        } else {
+            &self.api
+        }
+    }
+}
+
+/// An audio impression.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Audio<'a> {
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub mimes: Vec<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub minduration: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub maxduration: Option<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub rqddurs: Vec<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub poddur: Option<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub protocols: Vec<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub startdelay: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub sequence: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub podid: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub podseq: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub slotinpod: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub maxseq: Option<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub battr: Vec<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub maxextended: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub minbitrate: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub maxbitrate: Option<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub delivery: Vec<i32>,
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub companionad: Vec<Banner<'a>>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub api: Vec<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub companiontype: Vec<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub feed: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub stitched: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub nvol: Option<i32>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// A native impression. The bidder does not buy native yet, so the payload
+/// stays raw: `request` is usually a JSON-encoded string, sometimes an object.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Native<'a> {
+    #[serde(borrow, default)]
+    pub request: Ext<'a>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub ver: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub api: Vec<i32>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub battr: Vec<i32>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// Private marketplace terms.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Pmp<'a> {
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub private_auction: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub deals: Vec<Deal<'a>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// A deal on offer in `pmp.deals[]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Deal<'a> {
+    #[serde(borrow, default, deserialize_with = "de::str_or_empty")]
+    pub id: Cow<'a, str>,
+    /// Deal floor in micros, 0 when absent; finer than a micro is rounded up.
+    #[serde(default, deserialize_with = "de::floor_micros")]
+    pub bidfloor: i64,
+    /// Defaults to "USD" when absent, null or empty.
+    #[serde(borrow, default = "de::usd", deserialize_with = "de::currency")]
+    pub bidfloorcur: Cow<'a, str>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub at: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub wseat: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub wadomain: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+impl Default for Deal<'_> {
+    fn default() -> Self {
+        Deal {
+            id: Cow::Borrowed(""),
+            bidfloor: 0,
+            bidfloorcur: de::usd(),
+            at: None,
+            wseat: Vec::new(),
+            wadomain: Vec::new(),
+            ext: None,
+        }
+    }
+}
+
+/// The website the impression is on.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Site<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub domain: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub cat: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub sectioncat: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub pagecat: Vec<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub cattax: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub page: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub r#ref: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub search: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub keywords: Option<Cow<'a, str>>,
+    /// 2.6 keywords as an array.
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub kwarray: Vec<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub mobile: Option<i32>,
+    #[serde(borrow, default)]
+    pub publisher: Option<Publisher<'a>>,
+    #[serde(borrow, default)]
+    pub content: Option<Box<Content<'a>>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// The app the impression is in.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct App<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub bundle: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub domain: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub storeurl: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub cat: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub sectioncat: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub pagecat: Vec<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub cattax: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub ver: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub keywords: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub kwarray: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub publisher: Option<Publisher<'a>>,
+    #[serde(borrow, default)]
+    pub content: Option<Box<Content<'a>>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// Publisher of a site or app; also the shape of `content.producer`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Publisher<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub domain: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub cat: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// The content the impression sits in (programme, episode, stream, article).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Content<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub episode: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub title: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub series: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub season: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub genre: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub url: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub cat: Vec<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub cattax: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub keywords: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub kwarray: Vec<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub livestream: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub len: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub language: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub prodq: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub context: Option<i32>,
+    #[serde(borrow, default)]
+    pub producer: Option<Publisher<'a>>,
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub data: Vec<Data<'a>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// The device the impression will show on.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Device<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub ua: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub geo: Option<Geo<'a>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub dnt: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub lmt: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub ipv6: Option<Cow<'a, str>>,
+    /// Device type code; 8 (DOOH) arrives although 2.5 stops at 7.
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub devicetype: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub make: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub os: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub osv: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub h: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub w: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub language: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub carrier: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub connectiontype: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub ifa: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// A location.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Geo<'a> {
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    pub lat: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    pub lon: Option<f64>,
+    /// `long`: a misspelling of `lon` in the IAB DOOH examples. Read
+    /// [`Geo::longitude`] rather than either field. (A serde alias would
+    /// reject requests that carry both spellings as a duplicate field.)
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    pub long: Option<f64>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub r#type: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub country: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub region: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub metro: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub city: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub zip: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub utcoffset: Option<i32>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+impl Geo<'_> {
+    /// `lon`, or the misspelt `long` when `lon` is absent.
+    pub fn longitude(&self) -> Option<f64> {
+        self.lon.or(self.long)
+    }
+}
+
+/// The human (or at least the cookie) behind the device.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct User<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub buyeruid: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub yob: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub gender: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub keywords: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub kwarray: Vec<Cow<'a, str>>,
+    /// 2.6 TCF consent string; see [`User::consent`] for the 2.5 fallback.
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub consent: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub geo: Option<Geo<'a>>,
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub data: Vec<Data<'a>>,
+    /// 2.6 extended ids; see [`User::eids`] for the 2.5 fallback.
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub eids: Vec<Eid<'a>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+#[derive(Deserialize)]
+struct UserExt<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    consent: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct UserExtEids<'a> {
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    eids: Vec<Eid<'a>>,
+}
+
+impl<'a> User<'a> {
+    /// The TCF consent string: 2.6 `user.consent`, else 2.5 `user.ext.consent`.
+    pub fn consent(&self) -> Option<Cow<'a, str>> {
+        if let Some(c) = &self.consent {
+            return Some(c.clone());
+        }
+        ext_as::<UserExt<'a>>(self.ext)?.consent
+    }
+
+    /// Extended ids: 2.6 `user.eids`, else 2.5 `user.ext.eids`. Borrows in the
+    /// 2.6 case; parses the ext (and never fails) otherwise.
+    pub fn eids(&self) -> Cow<'_, [Eid<'a>]> {
+        if !self.eids.is_empty() {
+            return Cow::Borrowed(&self.eids);
+        }
+        Cow::Owned(
+            ext_as::<UserExtEids<'a>>(self.ext)
+                .map(|e| e.eids)
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// A data provider's segments for the user (`user.data[]`, `content.data[]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Data<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub segment: Vec<Segment<'a>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+#[derive(Deserialize)]
+struct DataExt {
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    segtax: Option<i32>,
+}
+
+impl Data<'_> {
+    /// The segment taxonomy (`data.ext.segtax`), which says what the segment ids mean.
+    pub fn segtax(&self) -> Option<i32> {
+        ext_as::<DataExt>(self.ext)?.segtax
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Segment<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub value: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// An extended id source and its ids.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Eid<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub source: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub uids: Vec<Uid<'a>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Uid<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub atype: Option<i32>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+/// Regulations in force for the request.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Regs<'a> {
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub coppa: Option<i32>,
+    /// 2.6 field; read [`Regs::gdpr`], which falls back to the 2.5 ext form.
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub gdpr: Option<i32>,
+    /// 2.6 field; read [`Regs::us_privacy`], which falls back to the 2.5 ext form.
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub us_privacy: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub gpp: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    pub gpp_sid: Vec<i32>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+#[derive(Deserialize)]
+struct RegsExt<'a> {
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    gdpr: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    us_privacy: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    gpp: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::i32_vec")]
+    gpp_sid: Vec<i32>,
+}
+
+impl<'a> Regs<'a> {
+    /// GDPR applies (1) or not (0): 2.6 `regs.gdpr`, else 2.5 `regs.ext.gdpr`
+    /// (which some exchanges send as `"1"`).
+    pub fn gdpr(&self) -> Option<i32> {
+        self.gdpr.or_else(|| ext_as::<RegsExt<'a>>(self.ext)?.gdpr)
+    }
+
+    /// CCPA/USP string: 2.6 `regs.us_privacy`, else 2.5 `regs.ext.us_privacy`.
+    pub fn us_privacy(&self) -> Option<Cow<'a, str>> {
+        if let Some(s) = &self.us_privacy {
+            return Some(s.clone());
+        }
+        ext_as::<RegsExt<'a>>(self.ext)?.us_privacy
+    }
+
+    /// GPP string: `regs.gpp`, else `regs.ext.gpp` (pre-2.6 exchanges).
+    pub fn gpp(&self) -> Option<Cow<'a, str>> {
+        if let Some(s) = &self.gpp {
+            return Some(s.clone());
+        }
+        ext_as::<RegsExt<'a>>(self.ext)?.gpp
+    }
+
+    /// GPP section ids: `regs.gpp_sid`, else `regs.ext.gpp_sid`.
+    pub fn gpp_sid(&self) -> Cow<'_, [i32]> {
+        if !self.gpp_sid.is_empty() {
+            return Cow::Borrowed(&self.gpp_sid);
+        }
+        Cow::Owned(
+            ext_as::<RegsExt<'a>>(self.ext)
+                .map(|e| e.gpp_sid)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// COPPA applies.
+    pub fn is_coppa(&self) -> bool {
+        self.coppa.unwrap_or(0) != 0
+    }
+}
+
+/// Where the request came from.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Source<'a> {
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub fd: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub tid: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub pchain: Option<Cow<'a, str>>,
+    /// 2.6 field; read [`Source::schain`], which falls back to the 2.5 ext form.
+    #[serde(borrow, default)]
+    pub schain: Option<SupplyChain<'a>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+#[derive(Deserialize)]
+struct SourceExt<'a> {
+    #[serde(borrow, default)]
+    schain: Option<SupplyChain<'a>>,
+}
+
+impl<'a> Source<'a> {
+    /// The supply chain: 2.6 `source.schain`, else 2.5 `source.ext.schain`.
+    /// A malformed ext reads as `None`.
+    pub fn schain(&self) -> Option<Cow<'_, SupplyChain<'a>>> {
+        if let Some(s) = &self.schain {
+            return Some(Cow::Borrowed(s));
+        }
+        ext_as::<SourceExt<'a>>(self.ext)?.schain.map(Cow::Owned)
+    }
+}
+
+/// The SupplyChain object (sellers.json path to the inventory).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SupplyChain<'a> {
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub complete: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub ver: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::vec")]
+    pub nodes: Vec<SupplyChainNode<'a>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SupplyChainNode<'a> {
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub asi: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub sid: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub hp: Option<i32>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub rid: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "de::opt_str")]
+    pub domain: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub ext: Ext<'a>,
+}

@@ -1,0 +1,334 @@
+//! Tolerance, validation and error messages on hand-made bodies.
+
+use std::borrow::Cow;
+
+use ortb::{parse_request, InvalidRequest, ParseError};
+
+fn parse(json: &str) -> ortb::BidRequest<'_> {
+    parse_request(json.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{json}"))
+}
+
+fn invalid(json: &str) -> InvalidRequest {
+    parse(json).validate().unwrap_err()
+}
+
+#[test]
+fn null_arrays_are_empty() {
+    let req = parse(
+        r#"{"id":"r","cur":null,"bcat":null,"badv":null,"bapp":null,"wseat":null,
+            "imp":[{"id":"1","banner":{"format":null,"battr":null,"mimes":null,"api":null},
+                    "video":{"protocols":null,"companionad":null,"mimes":null,"rqddurs":null},
+                    "pmp":{"deals":null}}],
+            "user":{"data":null,"eids":null,"kwarray":null},
+            "regs":{"gpp_sid":null},
+            "source":{"schain":{"nodes":null}}}"#,
+    );
+    assert!(req.cur.is_empty() && req.bcat.is_empty() && req.badv.is_empty());
+    let imp = &req.imp[0];
+    let banner = imp.banner.as_deref().unwrap();
+    assert!(banner.format.is_empty() && banner.battr.is_empty() && banner.mimes.is_empty());
+    let video = imp.video.as_deref().unwrap();
+    assert!(video.protocols.is_empty() && video.companionad.is_empty());
+    assert!(imp.pmp.as_ref().unwrap().deals.is_empty());
+    let user = req.user.as_deref().unwrap();
+    assert!(user.data.is_empty() && user.eids.is_empty() && user.eids().is_empty());
+    assert!(req.regs.as_ref().unwrap().gpp_sid().is_empty());
+    assert!(req.source.as_ref().unwrap().schain().unwrap().nodes.is_empty());
+    req.validate().unwrap();
+}
+
+#[test]
+fn missing_arrays_are_empty_and_defaults_apply() {
+    let req = parse(r#"{"id":"r","imp":[{"id":"1","banner":{}}]}"#);
+    let imp = &req.imp[0];
+    assert_eq!(imp.bidfloor, 0);
+    assert_eq!(imp.bidfloorcur, "USD");
+    assert!(req.cur.is_empty());
+    assert_eq!(req.auction_type(), 2);
+    assert!(!req.is_test());
+    assert!(req.site.is_none() && req.device.is_none() && req.regs.is_none());
+    let banner = imp.banner.as_deref().unwrap();
+    assert!(banner.format.is_empty());
+    assert_eq!(banner.sizes().count(), 0);
+    req.validate().unwrap();
+}
+
+#[test]
+fn unknown_fields_are_ignored() {
+    let req = parse(
+        r#"{"id":"r","future_field":{"deep":[1,{"x":null}]},"imp":[{"id":"1","qty":{"multiplier":1.5},
+            "banner":{"w":300,"h":250,"expdir":[1,2],"unknown":"x"},"dt":1.7e12,"metric":[{"type":"viewability","value":0.9}]}],
+            "device":{"sua":{"browsers":[]},"ifa_type":"ppid","eids":[]},"wlang":["en"]}"#,
+    );
+    let banner = req.imp[0].banner.as_deref().unwrap();
+    assert_eq!((banner.w, banner.h), (Some(300), Some(250)));
+    req.validate().unwrap();
+}
+
+#[test]
+fn wrong_scalar_types_are_read_leniently() {
+    let req = parse(
+        r#"{"id":12345,"test":true,"at":"1","tmax":120.0,
+            "imp":[{"id":1,"bidfloor":"0.75","secure":true,"instl":"0","banner":{"w":300.0,"h":"250","pos":[1],
+                    "format":[{"w":320.0,"h":50}],"battr":[1,"2",3.0,null,"x",{}],"api":5}}],
+            "device":{"lmt":true,"dnt":false,"devicetype":"4","geo":{"lat":"51.5","lon":-0.12,"utcoffset":"60"},
+                      "ua":null,"ip":["1.2.3.4"]},
+            "regs":{"coppa":"1","ext":{"gdpr":"1","us_privacy":"1YNN"}},
+            "user":{"yob":"1980","ext":{"consent":"CPabc"}},
+            "cur":"EUR","bcat":["IAB25",7,null]}"#,
+    );
+    assert_eq!(req.id, "12345");
+    assert_eq!((req.test, req.at, req.tmax), (Some(1), Some(1), Some(120)));
+    assert!(req.is_test());
+    let imp = &req.imp[0];
+    assert_eq!(imp.id, "1");
+    assert_eq!(imp.bidfloor, 750_000);
+    assert_eq!((imp.secure, imp.instl), (Some(1), Some(0)));
+    let banner = imp.banner.as_deref().unwrap();
+    assert_eq!((banner.w, banner.h, banner.pos), (Some(300), Some(250), None));
+    assert_eq!(banner.sizes().collect::<Vec<_>>(), [(320, 50)]);
+    assert_eq!(banner.battr, [1, 2, 3], "unusable codes dropped, the rest kept");
+    assert_eq!(banner.api, [5], "a lone code where a list belongs");
+    let device = req.device.as_deref().unwrap();
+    assert_eq!((device.lmt, device.dnt, device.devicetype), (Some(1), Some(0), Some(4)));
+    assert_eq!(device.ua, None);
+    assert_eq!(device.ip, None, "an array is not an ip");
+    let geo = device.geo.as_ref().unwrap();
+    assert_eq!((geo.lat, geo.longitude(), geo.utcoffset), (Some(51.5), Some(-0.12), Some(60)));
+    let regs = req.regs.as_ref().unwrap();
+    assert!(regs.is_coppa());
+    assert_eq!(regs.gdpr(), Some(1), r#""gdpr": "1" in regs.ext"#);
+    assert_eq!(regs.us_privacy().as_deref(), Some("1YNN"));
+    let user = req.user.as_deref().unwrap();
+    assert_eq!(user.yob, Some(1980));
+    assert_eq!(user.consent().as_deref(), Some("CPabc"));
+    assert_eq!(req.cur, ["EUR"], "a lone currency where a list belongs");
+    // Numeric category ids (taxonomies past IAB 1.0 use them) keep their text.
+    assert_eq!(req.bcat, ["IAB25", "7"]);
+    req.validate().unwrap();
+}
+
+#[test]
+fn escaped_strings_are_owned_plain_ones_borrowed() {
+    let req = parse(
+        r#"{"id":"a\"b","imp":[{"id":"1","tagid":"x\/y","banner":{"mimes":["text\/html","image/png"]}}],
+            "site":{"page":"https:\/\/example.com\/a?b=c","domain":"example.com"}}"#,
+    );
+    assert_eq!(req.id, "a\"b");
+    assert!(matches!(req.id, Cow::Owned(_)));
+    assert_eq!(req.imp[0].tagid.as_deref(), Some("x/y"));
+    let mimes = &req.imp[0].banner.as_deref().unwrap().mimes;
+    assert!(matches!(&mimes[0], Cow::Owned(s) if s == "text/html"));
+    assert!(matches!(&mimes[1], Cow::Borrowed("image/png")));
+    let site = req.site.as_deref().unwrap();
+    assert_eq!(site.page.as_deref(), Some("https://example.com/a?b=c"));
+    assert!(matches!(site.domain, Some(Cow::Borrowed("example.com"))));
+}
+
+#[test]
+fn unicode_escapes_decode() {
+    let req = parse(r#"{"id":"r","imp":[{"id":"1","banner":{}}],"site":{"name":"Caf\u00e9 \ud83d\ude00"}}"#);
+    assert_eq!(req.site.as_deref().unwrap().name.as_deref(), Some("Café 😀"));
+}
+
+#[test]
+fn malformed_ext_never_fails() {
+    let req = parse(
+        r#"{"id":"r","imp":[{"id":"1","banner":{}}],
+            "regs":{"ext":"gdpr=1"},
+            "user":{"ext":[1,2,3]},
+            "source":{"ext":{"schain":"not-an-object"}}}"#,
+    );
+    assert_eq!(req.regs.as_ref().unwrap().gdpr(), None);
+    assert_eq!(req.regs.as_ref().unwrap().us_privacy(), None);
+    assert_eq!(req.user.as_deref().unwrap().consent(), None);
+    assert!(req.user.as_deref().unwrap().eids().is_empty());
+    assert!(req.source.as_ref().unwrap().schain().is_none());
+
+    let req = parse(
+        r#"{"id":"r","imp":[{"id":"1","banner":{}}],
+            "regs":{"ext":{"gdpr":{"weird":true},"us_privacy":42}},
+            "user":{"ext":{"consent":null,"eids":null}}}"#,
+    );
+    let regs = req.regs.as_ref().unwrap();
+    assert_eq!(regs.gdpr(), None);
+    assert_eq!(regs.us_privacy().as_deref(), Some("42"));
+    assert_eq!(req.user.as_deref().unwrap().consent(), None);
+}
+
+#[test]
+fn the_2_6_field_wins_over_ext() {
+    let req = parse(
+        r#"{"id":"r","imp":[{"id":"1","banner":{}}],
+            "regs":{"gdpr":0,"us_privacy":"1---","ext":{"gdpr":1,"us_privacy":"1YYY"}},
+            "user":{"consent":"new","ext":{"consent":"old","eids":[{"source":"old.example"}]},
+                    "eids":[{"source":"new.example","uids":[{"id":"x","atype":3}]}]}}"#,
+    );
+    let regs = req.regs.as_ref().unwrap();
+    assert_eq!(regs.gdpr(), Some(0));
+    assert_eq!(regs.us_privacy().as_deref(), Some("1---"));
+    let user = req.user.as_deref().unwrap();
+    assert_eq!(user.consent().as_deref(), Some("new"));
+    assert_eq!(user.eids()[0].source.as_deref(), Some("new.example"));
+    assert_eq!(user.eids()[0].uids[0].atype, Some(3));
+}
+
+#[test]
+fn floors_from_json() {
+    let floor = |f: &str| {
+        let json = format!(r#"{{"id":"r","imp":[{{"id":"1","banner":{{}},"bidfloor":{f}}}]}}"#);
+        parse_request(json.as_bytes()).unwrap().imp[0].bidfloor
+    };
+    assert_eq!(floor("4.5"), 4_500_000);
+    assert_eq!(floor("0.01"), 10_000);
+    assert_eq!(floor("1.1"), 1_100_000);
+    assert_eq!(floor("3.00"), 3_000_000);
+    assert_eq!(floor("0.0000001"), 1, "finer than a micro rounds up");
+    assert_eq!(floor("1.0000001"), 1_000_001);
+    assert_eq!(floor("2.5e-1"), 250_000);
+    assert_eq!(floor("-1.5"), 0);
+    assert_eq!(floor("null"), 0);
+    assert_eq!(floor(r#""NaN""#), 0);
+    assert_eq!(floor("1e400"), i64::MAX, "huge floors saturate, never wrap");
+
+    let req = parse(
+        r#"{"id":"r","imp":[{"id":"1","video":{"mincpmpersec":0.0125},"bidfloorcur":"",
+            "pmp":{"deals":[{"id":"d","bidfloor":1.234567891,"bidfloorcur":"EUR"}]}}]}"#,
+    );
+    let imp = &req.imp[0];
+    assert_eq!(imp.bidfloorcur, "USD", "empty currency means the default");
+    assert_eq!(imp.video.as_deref().unwrap().mincpmpersec, Some(12_500));
+    let deal = &imp.pmp.as_ref().unwrap().deals[0];
+    assert_eq!((deal.bidfloor, deal.bidfloorcur.as_ref()), (1_234_568, "EUR"));
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+#[test]
+fn validate_missing_id() {
+    assert_eq!(invalid(r#"{"imp":[{"id":"1","banner":{}}]}"#), InvalidRequest::MissingId);
+    assert_eq!(invalid(r#"{"id":"","imp":[{"id":"1","banner":{}}]}"#), InvalidRequest::MissingId);
+    assert_eq!(invalid(r#"{"id":null,"imp":[{"id":"1","banner":{}}]}"#), InvalidRequest::MissingId);
+}
+
+#[test]
+fn validate_missing_imp() {
+    assert_eq!(invalid(r#"{"id":"r"}"#), InvalidRequest::MissingImp);
+    assert_eq!(invalid(r#"{"id":"r","imp":[]}"#), InvalidRequest::MissingImp);
+    assert_eq!(invalid(r#"{"id":"r","imp":null}"#), InvalidRequest::MissingImp);
+}
+
+#[test]
+fn validate_imp_without_id() {
+    assert_eq!(
+        invalid(r#"{"id":"r","imp":[{"id":"1","banner":{}},{"banner":{}}]}"#),
+        InvalidRequest::ImpWithoutId { index: 1 }
+    );
+    assert_eq!(
+        invalid(r#"{"id":"r","imp":[{"id":"","video":{}}]}"#),
+        InvalidRequest::ImpWithoutId { index: 0 }
+    );
+}
+
+#[test]
+fn validate_imp_without_media() {
+    assert_eq!(
+        invalid(r#"{"id":"r","imp":[{"id":"1"}]}"#),
+        InvalidRequest::ImpWithoutMedia { index: 0 }
+    );
+    assert_eq!(
+        invalid(r#"{"id":"r","imp":[{"id":"1","audio":{}},{"id":"2","banner":null,"video":null,"pmp":{}}]}"#),
+        InvalidRequest::ImpWithoutMedia { index: 1 }
+    );
+    for media in ["banner", "video", "audio", "native"] {
+        let json = format!(r#"{{"id":"r","imp":[{{"id":"1","{media}":{{}}}}]}}"#);
+        parse_request(json.as_bytes()).unwrap().validate().unwrap();
+    }
+}
+
+#[test]
+fn validate_duplicate_imp_ids() {
+    assert_eq!(
+        invalid(r#"{"id":"r","imp":[{"id":"1","banner":{}},{"id":"2","banner":{}},{"id":"1","video":{}}]}"#),
+        InvalidRequest::DuplicateImpId { index: 2, first: 0 }
+    );
+    // The same id written with and without an escape is still the same id.
+    assert_eq!(
+        invalid(r#"{"id":"r","imp":[{"id":"a/b","banner":{}},{"id":"a\/b","banner":{}}]}"#),
+        InvalidRequest::DuplicateImpId { index: 1, first: 0 }
+    );
+}
+
+#[test]
+fn invalid_request_messages() {
+    assert_eq!(InvalidRequest::MissingId.to_string(), "missing id");
+    assert_eq!(InvalidRequest::MissingImp.to_string(), "missing imp");
+    assert_eq!(InvalidRequest::ImpWithoutId { index: 1 }.to_string(), "imp[1] has no id");
+    assert_eq!(
+        InvalidRequest::ImpWithoutMedia { index: 0 }.to_string(),
+        "imp[0] has no banner, video, audio or native object"
+    );
+    assert_eq!(
+        InvalidRequest::DuplicateImpId { index: 2, first: 0 }.to_string(),
+        "imp[2] has the same id as imp[0]"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Parse errors
+
+fn parse_err(body: &str) -> ParseError {
+    match parse_request(body.as_bytes()) {
+        Ok(_) => panic!("parsed: {body}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn malformed_json_has_a_short_positioned_message() {
+    let e = parse_err("{\n  \"id\": \"r\",\n  \"imp\": [{\"id\": \"1\" \"banner\": {}}]\n}");
+    assert!(matches!(e, ParseError::Malformed { line: 3, .. }), "{e:?}");
+    assert_eq!(e.to_string(), "malformed JSON at line 3 column 22: expected `,` or `}`");
+
+    assert_eq!(
+        parse_err("").to_string(),
+        "malformed JSON at line 1 column 0: EOF while parsing a value"
+    );
+    assert_eq!(
+        parse_err(r#"{"id":"r","imp":[{"id":"1","banner":{}}]"#).to_string(),
+        "malformed JSON at line 1 column 40: EOF while parsing an object"
+    );
+    assert_eq!(
+        parse_err(r#"{"id":"r"} trailing"#).to_string(),
+        "malformed JSON at line 1 column 12: trailing characters"
+    );
+    assert!(matches!(parse_err("{'id': 1}"), ParseError::Malformed { .. }));
+    assert!(matches!(parse_err("{\"id\":\"\u{1}\"}"), ParseError::Malformed { .. }));
+}
+
+#[test]
+fn wrong_shape_is_reported_as_unexpected() {
+    let e = parse_err(r#"{"id":"r","imp":5}"#);
+    assert!(matches!(e, ParseError::Unexpected { line: 1, .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "unexpected value at line 1 column 17: invalid type: integer `5`, expected a sequence"
+    );
+    assert!(matches!(parse_err("5"), ParseError::Unexpected { .. }));
+    assert!(matches!(parse_err(r#""body""#), ParseError::Unexpected { .. }));
+    // serde reads a struct from an array positionally; with every field
+    // defaulted an empty array is an empty request, which validation rejects.
+    assert_eq!(parse("[]").validate(), Err(InvalidRequest::MissingId));
+    assert!(matches!(parse_err(r#"{"id":"r","site":"example.com"}"#), ParseError::Unexpected { .. }));
+    assert!(matches!(parse_err(r#"{"id":"r","imp":[{"id":"1","banner":true}]}"#), ParseError::Unexpected { .. }));
+}
+
+#[test]
+fn long_reasons_are_cut_short() {
+    let long = "x".repeat(5000);
+    let e = parse_err(&format!(r#"{{"id":"r","site":"{long}"}}"#));
+    let msg = e.to_string();
+    assert!(msg.len() < 220, "{} bytes: {msg}", msg.len());
+    assert!(msg.starts_with("unexpected value at line 1 column"), "{msg}");
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs what the tests need first, so that a fresh
+# Debian machine (or CI, as root, without a terminal) needs nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+# Debian packages the tests use; none are optional.
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+cargo test --workspace --locked "$@"
