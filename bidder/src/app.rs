@@ -143,7 +143,7 @@ impl App {
     fn next_id(&self) -> String {
         let n = self.id_seq.fetch_add(1, Ordering::Relaxed);
         let mut s = String::with_capacity(24);
-        let _ = write!(s, "{:016x}{:x}", self.id_prefix, n);
+        let _ = write!(s, "{:016x}-{:x}", self.id_prefix, n);
         s
     }
 

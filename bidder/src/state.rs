@@ -78,7 +78,6 @@ pub struct MemorySpend {
     charged: Sharded<HashSet<String>>,
 }
 
-
 impl SpendStore for MemorySpend {
     fn spent(&self, key: &str, day: Date) -> Spent {
         let shard = self.counters.shard(key);

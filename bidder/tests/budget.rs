@@ -1,0 +1,151 @@
+//! Budgets and ties on small configs written for the test.
+
+mod common;
+
+use common::{banner_request, Server};
+use serde_json::json;
+
+fn config_dir(name: &str, yaml: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("bidder-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("adv.yaml"), yaml).unwrap();
+    d
+}
+
+fn advertiser(line_items: &str) -> String {
+    format!(
+        r#"advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+creatives:
+  - id: b300
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/
+orders:
+  - id: o1
+    service: self_service
+    budget: 3.00
+    flight: {{ start: 2026-11-01, end: 2026-12-31 }}
+    line_items:
+{line_items}"#
+    )
+}
+
+#[test]
+fn daily_budget_stops_bidding_until_the_next_day() {
+    // 1,000.00 CPM: one impression costs exactly the 1.00 daily budget.
+    let dir = config_dir(
+        "daily",
+        &advertiser(
+            "      - id: li\n        media: display\n        cpm: 1000.00\n        budget: { daily: 1.00 }\n        creatives: [b300]\n",
+        ),
+    );
+    let s = Server::start(&dir, None);
+    let body = banner_request().to_string();
+    let first = s.bid(&body).json();
+    let second = s.bid(&body).json();
+    // Two bids are out; the first one wins and spends the day's budget.
+    let nurl = first["seatbid"][0]["bid"][0]["nurl"].as_str().unwrap();
+    assert_eq!(s.notice(nurl, "1000.00").status, 200);
+    assert_eq!(s.bid(&body).status, 204, "daily budget spent");
+    // The second bid's win still arrives: it is recorded, not lost.
+    let nurl2 = second["seatbid"][0]["bid"][0]["nurl"].as_str().unwrap();
+    assert_eq!(s.notice(nurl2, "1000.00").status, 200);
+    let day = s.app.now().date();
+    assert_eq!(
+        s.app.spend().spent("li:li", day).today,
+        config::Micros::from_units(2)
+    );
+
+    s.clock.advance_millis(24 * 3_600_000);
+    let next = s.bid(&body).json();
+    let nurl3 = next["seatbid"][0]["bid"][0]["nurl"].as_str().unwrap();
+    assert_eq!(s.notice(nurl3, "1000.00").status, 200);
+    // The order's 3.00 total is now spent: no more bids on any day.
+    s.clock.advance_millis(24 * 3_600_000);
+    assert_eq!(s.bid(&body).status, 204, "order budget spent");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lifetime_budget_counts_every_day() {
+    let dir = config_dir(
+        "lifetime",
+        &advertiser(
+            "      - id: li\n        media: display\n        cpm: 1000.00\n        budget: { lifetime: 1.00 }\n        creatives: [b300]\n",
+        ),
+    );
+    let s = Server::start(&dir, None);
+    let body = banner_request().to_string();
+    let bid = s.bid(&body).json();
+    assert_eq!(
+        s.notice(
+            bid["seatbid"][0]["bid"][0]["burl"].as_str().unwrap(),
+            "900.00"
+        )
+        .status,
+        200
+    );
+    // 0.90 spent: another 1.00 impression would pass the lifetime budget.
+    assert_eq!(s.bid(&body).status, 204);
+    s.clock.advance_millis(24 * 3_600_000);
+    assert_eq!(
+        s.bid(&body).status,
+        204,
+        "a new day does not refill a lifetime budget"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn out_of_flight_line_items_do_not_bid() {
+    let dir = config_dir(
+        "flight",
+        &advertiser(
+            "      - id: li\n        media: display\n        cpm: 2.00\n        budget: { daily: 1.00 }\n        creatives: [b300]\n",
+        ),
+    );
+    let s = Server::start(&dir, None);
+    let body = banner_request().to_string();
+    assert_eq!(s.bid(&body).status, 200);
+    s.clock.set(common::ts("2026-12-31T23:59:59Z"));
+    assert_eq!(s.bid(&body).status, 200, "the end date is inclusive");
+    s.clock.set(common::ts("2027-01-01T00:00:00Z"));
+    assert_eq!(s.bid(&body).status, 204);
+    s.clock.set(common::ts("2026-10-31T23:59:59Z"));
+    assert_eq!(s.bid(&body).status, 204);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn equal_cpms_share_the_wins_at_random() {
+    let li = |id: &str| {
+        format!("      - id: {id}\n        media: display\n        cpm: 2.00\n        budget: {{ daily: 1.00 }}\n        creatives: [b300]\n")
+    };
+    let lower = "      - id: cheaper\n        media: display\n        cpm: 1.99\n        budget: { daily: 1.00 }\n        creatives: [b300]\n";
+    let dir = config_dir(
+        "ties",
+        &advertiser(&format!("{}{}{lower}", li("a"), li("b"))),
+    );
+    let s = Server::start(&dir, None);
+    let mut wins = std::collections::BTreeMap::new();
+    let mut r = banner_request();
+    for i in 0..200 {
+        r["id"] = json!(format!("r{i}"));
+        let v = s.bid(&r.to_string()).json();
+        let cid = v["seatbid"][0]["bid"][0]["cid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        *wins.entry(cid).or_insert(0) += 1;
+    }
+    assert_eq!(wins.get("cheaper"), None, "{wins:?}");
+    // Fair coin over 200 draws: each side wins well over 50 times.
+    assert!(wins["a"] > 50 && wins["b"] > 50, "{wins:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
