@@ -15,7 +15,7 @@ pub struct Context<'r> {
     /// ISO-3166-1 alpha-3 as OpenRTB sends it (`device.geo`, else `user.geo`).
     pub country: Option<&'r str>,
     pub devicetype: Option<i32>,
-    pub keywords: RequestKeywords,
+    pub keywords: RequestKeywords<'r>,
     pub bcat: &'r [Cow<'r, str>],
     pub badv: &'r [Cow<'r, str>],
     /// `test: 1`: answered as usual, but nothing is spent or counted.
@@ -50,60 +50,38 @@ impl<'r> Context<'r> {
         let mut keywords = RequestKeywords::default();
         let mut content = None;
         if let Some(site) = site {
-            for c in site.cat.iter().chain(&site.pagecat).chain(&site.sectioncat) {
-                page.categories.push(c);
-            }
-            if let Some(url) = site.page.as_deref() {
-                if let Some(p) = product_in_url(url) {
-                    page.products.push(p);
-                }
-            }
-            if let Some(k) = site.keywords.as_deref() {
-                keywords.push_csv(k);
-            }
-            for k in &site.kwarray {
-                keywords.push(k);
-            }
+            page.categories.extend(
+                site.cat
+                    .iter()
+                    .chain(&site.pagecat)
+                    .chain(&site.sectioncat)
+                    .map(|c| &**c),
+            );
+            page.products
+                .extend(site.page.as_deref().and_then(product_in_url));
+            keywords.add(site.keywords.as_deref(), &site.kwarray);
             content = site.content.as_ref();
         }
         if let Some(app) = app {
-            for c in app.cat.iter().chain(&app.pagecat).chain(&app.sectioncat) {
-                page.categories.push(c);
-            }
-            if let Some(k) = app.keywords.as_deref() {
-                keywords.push_csv(k);
-            }
-            for k in &app.kwarray {
-                keywords.push(k);
-            }
+            page.categories.extend(
+                app.cat
+                    .iter()
+                    .chain(&app.pagecat)
+                    .chain(&app.sectioncat)
+                    .map(|c| &**c),
+            );
+            keywords.add(app.keywords.as_deref(), &app.kwarray);
             content = content.or(app.content.as_ref());
         }
         if let Some(content) = content {
-            for c in &content.cat {
-                page.categories.push(c);
-            }
-            if let Some(id) = non_empty(content.id.as_deref()) {
-                page.products.push(id);
-            }
-            if let Some(url) = content.url.as_deref() {
-                if let Some(p) = product_in_url(url) {
-                    page.products.push(p);
-                }
-            }
-            if let Some(k) = content.keywords.as_deref() {
-                keywords.push_csv(k);
-            }
-            for k in &content.kwarray {
-                keywords.push(k);
-            }
+            page.categories.extend(content.cat.iter().map(|c| &**c));
+            page.products.extend(non_empty(content.id.as_deref()));
+            page.products
+                .extend(content.url.as_deref().and_then(product_in_url));
+            keywords.add(content.keywords.as_deref(), &content.kwarray);
         }
         if let Some(u) = user {
-            if let Some(k) = u.keywords.as_deref() {
-                keywords.push_csv(k);
-            }
-            for k in &u.kwarray {
-                keywords.push(k);
-            }
+            keywords.add(u.keywords.as_deref(), &u.kwarray);
         }
 
         Context {

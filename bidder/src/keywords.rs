@@ -8,50 +8,59 @@
 //! - `broad`: every configured word appears somewhere, in any order;
 //! - `negative`: any phrase-style match excludes the impression.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
 use config::Keywords;
 
-/// The request's keywords, normalised once per request.
+/// The request's keywords. Most line items have no keyword rule, so the
+/// words are split and lower-cased only when a rule first asks.
 #[derive(Debug, Default)]
-pub struct RequestKeywords {
+pub struct RequestKeywords<'r> {
+    /// Comma-separated strings (`site.keywords`, …).
+    csv: Vec<&'r str>,
+    /// One keyword phrase each (2.6 `kwarray`).
+    single: Vec<&'r str>,
     /// Each keyword phrase as its lower-cased words.
-    phrases: Vec<Vec<String>>,
+    phrases: OnceCell<Vec<Vec<String>>>,
 }
 
-impl RequestKeywords {
-    pub fn push_csv(&mut self, csv: &str) {
-        for entry in csv.split(',') {
-            self.push(entry);
-        }
+impl<'r> RequestKeywords<'r> {
+    pub fn add(&mut self, csv: Option<&'r str>, array: &'r [Cow<'r, str>]) {
+        self.csv.extend(csv);
+        self.single.extend(array.iter().map(|k| &**k));
     }
 
-    pub fn push(&mut self, entry: &str) {
-        let words = words(entry);
-        if !words.is_empty() {
-            self.phrases.push(words);
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.phrases.is_empty()
+    fn phrases(&self) -> &[Vec<String>] {
+        self.phrases.get_or_init(|| {
+            self.csv
+                .iter()
+                .flat_map(|c| c.split(','))
+                .chain(self.single.iter().copied())
+                .map(words)
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
     }
 
     fn exact(&self, want: &[String]) -> bool {
-        self.phrases.iter().any(|p| p.as_slice() == want)
+        self.phrases().iter().any(|p| p.as_slice() == want)
     }
 
     fn phrase(&self, want: &[String]) -> bool {
         !want.is_empty()
             && self
-                .phrases
+                .phrases()
                 .iter()
                 .any(|p| p.windows(want.len()).any(|w| w == want))
     }
 
     fn broad(&self, want: &[String]) -> bool {
+        let phrases = self.phrases();
         !want.is_empty()
             && want
                 .iter()
-                .all(|w| self.phrases.iter().any(|p| p.iter().any(|x| x == w)))
+                .all(|w| phrases.iter().any(|p| p.iter().any(|x| x == w)))
     }
 }
 
@@ -84,7 +93,7 @@ impl KeywordRule {
 
     /// With only negative keywords configured, any page that does not hit
     /// one matches; otherwise at least one positive keyword must match.
-    pub fn matches(&self, kw: &RequestKeywords) -> bool {
+    pub fn matches(&self, kw: &RequestKeywords<'_>) -> bool {
         if self.negative.iter().any(|n| kw.phrase(n)) {
             return false;
         }
@@ -110,10 +119,19 @@ mod tests {
         })
     }
 
-    fn kw(csv: &str) -> RequestKeywords {
+    fn kw(csv: &str) -> RequestKeywords<'_> {
         let mut k = RequestKeywords::default();
-        k.push_csv(csv);
+        k.add(Some(csv), &[]);
         k
+    }
+
+    #[test]
+    fn kwarray_entries_are_whole_phrases() {
+        let r = rule(&[], &[], &["thriller books"], &[]);
+        let array = [Cow::Borrowed("Thriller Books"), Cow::Borrowed("x")];
+        let mut k = RequestKeywords::default();
+        k.add(None, &array);
+        assert!(r.matches(&k));
     }
 
     #[test]

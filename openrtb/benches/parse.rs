@@ -11,7 +11,11 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 macro_rules! testdata {
     ($path:literal) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/openrtb/", $path))
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/openrtb/",
+            $path
+        ))
     };
 }
 

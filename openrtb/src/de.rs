@@ -293,9 +293,7 @@ impl<'de> Visitor<'de> for StrVisitor {
 ///
 /// serde's own `Cow` impl always allocates once it sits inside an `Option` or
 /// a `Vec`, which is why this exists.
-pub(crate) fn opt_str<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Cow<'de, str>>, D::Error> {
+pub(crate) fn opt_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     d.deserialize_any(StrVisitor)
 }
 
@@ -479,7 +477,12 @@ pub(crate) fn decimal_to_micros_ceil(text: &str) -> Option<i64> {
         }
     };
 
-    let all_digits = || int_part.iter().chain(frac_part).map(|&d| i64::from(d - b'0'));
+    let all_digits = || {
+        int_part
+            .iter()
+            .chain(frac_part)
+            .map(|&d| i64::from(d - b'0'))
+    };
     if negative || all_digits().all(|d| d == 0) {
         return Some(0);
     }
@@ -723,7 +726,11 @@ mod tests {
         while x < 10_000_000_000_000 {
             for micros in [x, x + 1, x * 7 + 3, x * 13 - 1] {
                 let text = serde_json::to_string(&P(micros)).unwrap();
-                assert_eq!(decimal_to_micros_ceil(&text), Some(micros), "{micros} -> {text}");
+                assert_eq!(
+                    decimal_to_micros_ceil(&text),
+                    Some(micros),
+                    "{micros} -> {text}"
+                );
             }
             x *= 3;
         }

@@ -12,6 +12,32 @@
 //! * Money is integer micros (1e-6 of the currency). Floors are read from the
 //!   number's exact decimal text and rounded up; bid prices are written from
 //!   micros as exact decimals.
+//!
+//! ```
+//! let body = br#"{"id":"r1","imp":[{"id":"1","bidfloor":1.1,"banner":{"w":300,"h":250}}],
+//!                 "regs":{"ext":{"gdpr":"1"}},"user":{"ext":{"consent":"CPx"}}}"#;
+//! let req = ortb::parse_request(body)?;
+//! req.validate()?;
+//! assert_eq!(req.imp[0].bidfloor, 1_100_000);
+//! assert_eq!(req.imp[0].bidfloorcur, "USD");
+//! let regs = req.regs.as_ref().expect("regs present");
+//! assert_eq!(regs.gdpr(), Some(1));
+//! assert_eq!(req.user.as_deref().and_then(|u| u.consent()).as_deref(), Some("CPx"));
+//!
+//! let bid = ortb::Bid {
+//!     adm: Some("<div>ad</div>".into()),
+//!     mtype: Some(1),
+//!     ..ortb::Bid::new("b1", "1", 1_800_000)
+//! };
+//! let resp = ortb::BidResponse {
+//!     id: req.id.to_string(),
+//!     seatbid: vec![ortb::SeatBid { bid: vec![bid], ..Default::default() }],
+//!     ..Default::default()
+//! };
+//! let json = serde_json::to_string(&resp)?;
+//! assert!(json.contains(r#""price":1.8"#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod de;
 mod error;
@@ -26,6 +52,10 @@ pub use response::{Bid, BidResponse, SeatBid};
 ///
 /// This only checks that the body has the request's shape; call
 /// [`BidRequest::validate`] for OpenRTB's required fields.
+///
+/// The model is meant for serde_json's borrowed input (`from_slice` /
+/// `from_str`, as here): floors are read from the number's raw text, which a
+/// reader-based or `Value`-based deserializer cannot provide.
 pub fn parse_request(body: &[u8]) -> Result<BidRequest<'_>, ParseError> {
     serde_json::from_slice(body).map_err(ParseError::from)
 }

@@ -165,7 +165,10 @@ impl Default for Imp<'_> {
 impl Imp<'_> {
     /// Whether the imp offers any media object (`"banner": null` does not count).
     pub fn has_media(&self) -> bool {
-        self.banner.is_some() || self.video.is_some() || self.audio.is_some() || self.native.is_some()
+        self.banner.is_some()
+            || self.video.is_some()
+            || self.audio.is_some()
+            || self.native.is_some()
     }
 }
 

@@ -15,7 +15,11 @@ pub struct BidResponse {
     /// Echoes the request id. Absent only in the bare `{}` no-bid form.
     #[serde(default)]
     pub id: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "de::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de::vec"
+    )]
     pub seatbid: Vec<SeatBid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bidid: Option<String>,
@@ -48,7 +52,11 @@ impl BidResponse {
 /// The bids of one seat.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SeatBid {
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "de::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de::vec"
+    )]
     pub bid: Vec<Bid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seat: Option<String>,
@@ -89,7 +97,11 @@ pub struct Bid {
     pub adm: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adid: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "de::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de::vec"
+    )]
     pub adomain: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<String>,
@@ -99,7 +111,11 @@ pub struct Bid {
     pub cid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crid: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "de::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de::vec"
+    )]
     pub cat: Vec<String>,
     #[serde(
         default,
@@ -107,7 +123,11 @@ pub struct Bid {
         deserialize_with = "de::opt_i32"
     )]
     pub cattax: Option<i32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "de::i32_vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de::i32_vec"
+    )]
     pub attr: Vec<i32>,
     #[serde(
         default,

@@ -33,7 +33,14 @@ fn null_arrays_are_empty() {
     let user = req.user.as_deref().unwrap();
     assert!(user.data.is_empty() && user.eids.is_empty() && user.eids().is_empty());
     assert!(req.regs.as_ref().unwrap().gpp_sid().is_empty());
-    assert!(req.source.as_ref().unwrap().schain().unwrap().nodes.is_empty());
+    assert!(req
+        .source
+        .as_ref()
+        .unwrap()
+        .schain()
+        .unwrap()
+        .nodes
+        .is_empty());
     req.validate().unwrap();
 }
 
@@ -85,16 +92,29 @@ fn wrong_scalar_types_are_read_leniently() {
     assert_eq!(imp.bidfloor, 750_000);
     assert_eq!((imp.secure, imp.instl), (Some(1), Some(0)));
     let banner = imp.banner.as_deref().unwrap();
-    assert_eq!((banner.w, banner.h, banner.pos), (Some(300), Some(250), None));
+    assert_eq!(
+        (banner.w, banner.h, banner.pos),
+        (Some(300), Some(250), None)
+    );
     assert_eq!(banner.sizes().collect::<Vec<_>>(), [(320, 50)]);
-    assert_eq!(banner.battr, [1, 2, 3], "unusable codes dropped, the rest kept");
+    assert_eq!(
+        banner.battr,
+        [1, 2, 3],
+        "unusable codes dropped, the rest kept"
+    );
     assert_eq!(banner.api, [5], "a lone code where a list belongs");
     let device = req.device.as_deref().unwrap();
-    assert_eq!((device.lmt, device.dnt, device.devicetype), (Some(1), Some(0), Some(4)));
+    assert_eq!(
+        (device.lmt, device.dnt, device.devicetype),
+        (Some(1), Some(0), Some(4))
+    );
     assert_eq!(device.ua, None);
     assert_eq!(device.ip, None, "an array is not an ip");
     let geo = device.geo.as_ref().unwrap();
-    assert_eq!((geo.lat, geo.longitude(), geo.utcoffset), (Some(51.5), Some(-0.12), Some(60)));
+    assert_eq!(
+        (geo.lat, geo.longitude(), geo.utcoffset),
+        (Some(51.5), Some(-0.12), Some(60))
+    );
     let regs = req.regs.as_ref().unwrap();
     assert!(regs.is_coppa());
     assert_eq!(regs.gdpr(), Some(1), r#""gdpr": "1" in regs.ext"#);
@@ -127,8 +147,13 @@ fn escaped_strings_are_owned_plain_ones_borrowed() {
 
 #[test]
 fn unicode_escapes_decode() {
-    let req = parse(r#"{"id":"r","imp":[{"id":"1","banner":{}}],"site":{"name":"Caf\u00e9 \ud83d\ude00"}}"#);
-    assert_eq!(req.site.as_deref().unwrap().name.as_deref(), Some("Café 😀"));
+    let req = parse(
+        r#"{"id":"r","imp":[{"id":"1","banner":{}}],"site":{"name":"Caf\u00e9 \ud83d\ude00"}}"#,
+    );
+    assert_eq!(
+        req.site.as_deref().unwrap().name.as_deref(),
+        Some("Café 😀")
+    );
 }
 
 #[test]
@@ -199,7 +224,10 @@ fn floors_from_json() {
     assert_eq!(imp.bidfloorcur, "USD", "empty currency means the default");
     assert_eq!(imp.video.as_deref().unwrap().mincpmpersec, Some(12_500));
     let deal = &imp.pmp.as_ref().unwrap().deals[0];
-    assert_eq!((deal.bidfloor, deal.bidfloorcur.as_ref()), (1_234_568, "EUR"));
+    assert_eq!(
+        (deal.bidfloor, deal.bidfloorcur.as_ref()),
+        (1_234_568, "EUR")
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -207,16 +235,31 @@ fn floors_from_json() {
 
 #[test]
 fn validate_missing_id() {
-    assert_eq!(invalid(r#"{"imp":[{"id":"1","banner":{}}]}"#), InvalidRequest::MissingId);
-    assert_eq!(invalid(r#"{"id":"","imp":[{"id":"1","banner":{}}]}"#), InvalidRequest::MissingId);
-    assert_eq!(invalid(r#"{"id":null,"imp":[{"id":"1","banner":{}}]}"#), InvalidRequest::MissingId);
+    assert_eq!(
+        invalid(r#"{"imp":[{"id":"1","banner":{}}]}"#),
+        InvalidRequest::MissingId
+    );
+    assert_eq!(
+        invalid(r#"{"id":"","imp":[{"id":"1","banner":{}}]}"#),
+        InvalidRequest::MissingId
+    );
+    assert_eq!(
+        invalid(r#"{"id":null,"imp":[{"id":"1","banner":{}}]}"#),
+        InvalidRequest::MissingId
+    );
 }
 
 #[test]
 fn validate_missing_imp() {
     assert_eq!(invalid(r#"{"id":"r"}"#), InvalidRequest::MissingImp);
-    assert_eq!(invalid(r#"{"id":"r","imp":[]}"#), InvalidRequest::MissingImp);
-    assert_eq!(invalid(r#"{"id":"r","imp":null}"#), InvalidRequest::MissingImp);
+    assert_eq!(
+        invalid(r#"{"id":"r","imp":[]}"#),
+        InvalidRequest::MissingImp
+    );
+    assert_eq!(
+        invalid(r#"{"id":"r","imp":null}"#),
+        InvalidRequest::MissingImp
+    );
 }
 
 #[test]
@@ -238,7 +281,9 @@ fn validate_imp_without_media() {
         InvalidRequest::ImpWithoutMedia { index: 0 }
     );
     assert_eq!(
-        invalid(r#"{"id":"r","imp":[{"id":"1","audio":{}},{"id":"2","banner":null,"video":null,"pmp":{}}]}"#),
+        invalid(
+            r#"{"id":"r","imp":[{"id":"1","audio":{}},{"id":"2","banner":null,"video":null,"pmp":{}}]}"#
+        ),
         InvalidRequest::ImpWithoutMedia { index: 1 }
     );
     for media in ["banner", "video", "audio", "native"] {
@@ -250,7 +295,9 @@ fn validate_imp_without_media() {
 #[test]
 fn validate_duplicate_imp_ids() {
     assert_eq!(
-        invalid(r#"{"id":"r","imp":[{"id":"1","banner":{}},{"id":"2","banner":{}},{"id":"1","video":{}}]}"#),
+        invalid(
+            r#"{"id":"r","imp":[{"id":"1","banner":{}},{"id":"2","banner":{}},{"id":"1","video":{}}]}"#
+        ),
         InvalidRequest::DuplicateImpId { index: 2, first: 0 }
     );
     // The same id written with and without an escape is still the same id.
@@ -264,7 +311,10 @@ fn validate_duplicate_imp_ids() {
 fn invalid_request_messages() {
     assert_eq!(InvalidRequest::MissingId.to_string(), "missing id");
     assert_eq!(InvalidRequest::MissingImp.to_string(), "missing imp");
-    assert_eq!(InvalidRequest::ImpWithoutId { index: 1 }.to_string(), "imp[1] has no id");
+    assert_eq!(
+        InvalidRequest::ImpWithoutId { index: 1 }.to_string(),
+        "imp[1] has no id"
+    );
     assert_eq!(
         InvalidRequest::ImpWithoutMedia { index: 0 }.to_string(),
         "imp[0] has no banner, video, audio or native object"
@@ -289,7 +339,10 @@ fn parse_err(body: &str) -> ParseError {
 fn malformed_json_has_a_short_positioned_message() {
     let e = parse_err("{\n  \"id\": \"r\",\n  \"imp\": [{\"id\": \"1\" \"banner\": {}}]\n}");
     assert!(matches!(e, ParseError::Malformed { line: 3, .. }), "{e:?}");
-    assert_eq!(e.to_string(), "malformed JSON at line 3 column 22: expected `,` or `}`");
+    assert_eq!(
+        e.to_string(),
+        "malformed JSON at line 3 column 22: expected `,` or `}`"
+    );
 
     assert_eq!(
         parse_err("").to_string(),
@@ -303,8 +356,14 @@ fn malformed_json_has_a_short_positioned_message() {
         parse_err(r#"{"id":"r"} trailing"#).to_string(),
         "malformed JSON at line 1 column 12: trailing characters"
     );
-    assert!(matches!(parse_err("{'id': 1}"), ParseError::Malformed { .. }));
-    assert!(matches!(parse_err("{\"id\":\"\u{1}\"}"), ParseError::Malformed { .. }));
+    assert!(matches!(
+        parse_err("{'id': 1}"),
+        ParseError::Malformed { .. }
+    ));
+    assert!(matches!(
+        parse_err("{\"id\":\"\u{1}\"}"),
+        ParseError::Malformed { .. }
+    ));
 }
 
 #[test]
@@ -316,12 +375,21 @@ fn wrong_shape_is_reported_as_unexpected() {
         "unexpected value at line 1 column 17: invalid type: integer `5`, expected a sequence"
     );
     assert!(matches!(parse_err("5"), ParseError::Unexpected { .. }));
-    assert!(matches!(parse_err(r#""body""#), ParseError::Unexpected { .. }));
+    assert!(matches!(
+        parse_err(r#""body""#),
+        ParseError::Unexpected { .. }
+    ));
     // serde reads a struct from an array positionally; with every field
     // defaulted an empty array is an empty request, which validation rejects.
     assert_eq!(parse("[]").validate(), Err(InvalidRequest::MissingId));
-    assert!(matches!(parse_err(r#"{"id":"r","site":"example.com"}"#), ParseError::Unexpected { .. }));
-    assert!(matches!(parse_err(r#"{"id":"r","imp":[{"id":"1","banner":true}]}"#), ParseError::Unexpected { .. }));
+    assert!(matches!(
+        parse_err(r#"{"id":"r","site":"example.com"}"#),
+        ParseError::Unexpected { .. }
+    ));
+    assert!(matches!(
+        parse_err(r#"{"id":"r","imp":[{"id":"1","banner":true}]}"#),
+        ParseError::Unexpected { .. }
+    ));
 }
 
 #[test]
@@ -330,5 +398,8 @@ fn long_reasons_are_cut_short() {
     let e = parse_err(&format!(r#"{{"id":"r","site":"{long}"}}"#));
     let msg = e.to_string();
     assert!(msg.len() < 220, "{} bytes: {msg}", msg.len());
-    assert!(msg.starts_with("unexpected value at line 1 column"), "{msg}");
+    assert!(
+        msg.starts_with("unexpected value at line 1 column"),
+        "{msg}"
+    );
 }

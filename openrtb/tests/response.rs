@@ -53,7 +53,12 @@ fn prices_serialize_exactly() {
     let text = serde_json::to_string(&sample()).unwrap();
     assert!(text.contains(r#""price":6.0"#), "{text}");
     assert!(text.contains(r#""price":1.8"#), "{text}");
-    for (micros, expected) in [(1, "1e-6"), (10_000, "0.01"), (1_234_567, "1.234567"), (25_000_000, "25.0")] {
+    for (micros, expected) in [
+        (1, "1e-6"),
+        (10_000, "0.01"),
+        (1_234_567, "1.234567"),
+        (25_000_000, "25.0"),
+    ] {
         let text = serde_json::to_string(&Bid::new("b", "i", micros)).unwrap();
         assert!(text.contains(&format!(r#""price":{expected}"#)), "{text}");
     }
@@ -71,11 +76,24 @@ fn empty_fields_are_omitted() {
 
     let v: Value = serde_json::to_value(sample()).unwrap();
     let obj = v.as_object().unwrap();
-    assert!(!obj.contains_key("customdata") && !obj.contains_key("nbr") && !obj.contains_key("ext"));
+    assert!(
+        !obj.contains_key("customdata") && !obj.contains_key("nbr") && !obj.contains_key("ext")
+    );
     let seat = v["seatbid"][0].as_object().unwrap();
     assert!(!seat.contains_key("group"));
     let bid = v["seatbid"][0]["bid"][0].as_object().unwrap();
-    for absent in ["burl", "lurl", "cat", "dealid", "api", "protocol", "wratio", "exp", "slotinpod", "bundle"] {
+    for absent in [
+        "burl",
+        "lurl",
+        "cat",
+        "dealid",
+        "api",
+        "protocol",
+        "wratio",
+        "exp",
+        "slotinpod",
+        "bundle",
+    ] {
         assert!(!bid.contains_key(absent), "{absent} should be omitted");
     }
     assert_eq!(bid["ext"], json!({"k": "v"}));
@@ -95,7 +113,10 @@ fn round_trips_through_our_reader() {
     assert_eq!(bids[0].adm, sent.seatbid[0].bid[0].adm);
     assert_eq!(bids[0].nurl, sent.seatbid[0].bid[0].nurl);
     assert_eq!(bids[0].adomain, ["advertiser.example"]);
-    assert_eq!((bids[0].mtype, bids[0].dur, bids[0].w, bids[0].h), (Some(2), Some(15), Some(1920), Some(1080)));
+    assert_eq!(
+        (bids[0].mtype, bids[0].dur, bids[0].w, bids[0].h),
+        (Some(2), Some(15), Some(1920), Some(1080))
+    );
     assert_eq!(bids[0].attr, [16]);
     assert_eq!(bids[0].ext.as_ref().unwrap().get(), r#"{"k":"v"}"#);
     // Serializing what we read gives the same bytes again.
@@ -104,7 +125,9 @@ fn round_trips_through_our_reader() {
 
 #[test]
 fn public_responses_read_as_expected() {
-    let r = response("iab-ortb2x-2.6md__L1998__6-3-3-example-3-direct-deal-ad-served-on-win-notice.json");
+    let r = response(
+        "iab-ortb2x-2.6md__L1998__6-3-3-example-3-direct-deal-ad-served-on-win-notice.json",
+    );
     let bid = &r.seatbid[0].bid[0];
     assert!(bid.dealid.is_some());
     assert!(bid.price_micros > 0);
@@ -113,14 +136,26 @@ fn public_responses_read_as_expected() {
     assert_eq!(r.seatbid[0].bid[0].price_micros, 65_445, "0.065445");
 
     let r = response("bsm__bres.multi.json");
-    let prices: Vec<_> = r.seatbid.iter().flat_map(|s| &s.bid).map(|b| b.price_micros).collect();
-    assert!(prices.contains(&49_580) && prices.contains(&1_028_428), "{prices:?}");
+    let prices: Vec<_> = r
+        .seatbid
+        .iter()
+        .flat_map(|s| &s.bid)
+        .map(|b| b.price_micros)
+        .collect();
+    assert!(
+        prices.contains(&49_580) && prices.contains(&1_028_428),
+        "{prices:?}"
+    );
 
     let r = response("pbs__adtonos__simple-audio-with-mtype__call0-bidder-response.json");
     assert_eq!(r.seatbid[0].bid[0].mtype, Some(3), "audio markup type");
 
     let r = response("pbs__alkimi__simple-audio__call0-bidder-response.json");
-    assert!(r.seatbid[0].bid[0].adm.as_deref().unwrap().contains("audio/mp3"));
+    assert!(r.seatbid[0].bid[0]
+        .adm
+        .as_deref()
+        .unwrap()
+        .contains("audio/mp3"));
 
     let r = response("iab-ortb2x-impl__L34__7-1-no-bid-signaling.json");
     assert!(r.seatbid.is_empty());
@@ -135,9 +170,18 @@ fn every_public_response_survives_our_writer() {
         let text = serde_json::to_string(&first).unwrap();
         let second: BidResponse = serde_json::from_str(&text).unwrap();
         let prices = |r: &BidResponse| -> Vec<i64> {
-            r.seatbid.iter().flat_map(|s| &s.bid).map(|b| b.price_micros).collect()
+            r.seatbid
+                .iter()
+                .flat_map(|s| &s.bid)
+                .map(|b| b.price_micros)
+                .collect()
         };
         assert_eq!(prices(&first), prices(&second), "{}", path.display());
-        assert_eq!(serde_json::to_string(&second).unwrap(), text, "{}", path.display());
+        assert_eq!(
+            serde_json::to_string(&second).unwrap(),
+            text,
+            "{}",
+            path.display()
+        );
     }
 }
