@@ -14,7 +14,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// Installs the process-wide recorder once (tests start several servers in
 /// one process) and returns the handle that renders `/metrics`.
 pub fn install() -> Option<&'static PrometheusHandle> {
-    HANDLE
+    let handle = HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
                 .set_buckets(&[
@@ -24,7 +24,45 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 .install_recorder()
                 .ok()
         })
-        .as_ref()
+        .as_ref();
+    // Bind the hot-path handles to the recorder just installed.
+    let _ = hot();
+    handle
+}
+
+/// The exporter keeps histogram samples until upkeep folds them into
+/// buckets; without a periodic upkeep a replica that is never scraped would
+/// grow without bound.
+pub async fn upkeep(handle: &'static PrometheusHandle) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        handle.run_upkeep();
+    }
+}
+
+/// Handles for the per-request series, registered once: the `counter!`
+/// macros look the series up in the registry on every call, which the bid
+/// path does not need to pay for.
+struct Hot {
+    requests: [metrics::Counter; 4],
+    no_bids: Vec<metrics::Counter>,
+    bids: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+static HOT: OnceLock<Hot> = OnceLock::new();
+
+fn hot() -> &'static Hot {
+    HOT.get_or_init(|| Hot {
+        requests: ["bid", "no_bid", "bad_request", "too_large"]
+            .map(|o| metrics::counter!("bidder_requests_total", "outcome" => o)),
+        no_bids: NoBid::ALL
+            .iter()
+            .map(|r| metrics::counter!("bidder_no_bids_total", "reason" => r.as_str()))
+            .collect(),
+        bids: metrics::counter!("bidder_bids_total"),
+        duration: metrics::histogram!("bidder_request_duration_seconds"),
+    })
 }
 
 /// How a bid request ended, as counted in `bidder_requests_total{outcome}`.
@@ -37,21 +75,22 @@ pub enum Outcome {
 }
 
 pub fn request(outcome: Outcome, elapsed: Duration) {
-    let label = match outcome {
-        Outcome::Bid => "bid",
-        Outcome::NoBid(_) => "no_bid",
-        Outcome::BadRequest => "bad_request",
-        Outcome::TooLarge => "too_large",
+    let h = hot();
+    let i = match outcome {
+        Outcome::Bid => 0,
+        Outcome::NoBid(_) => 1,
+        Outcome::BadRequest => 2,
+        Outcome::TooLarge => 3,
     };
-    metrics::counter!("bidder_requests_total", "outcome" => label).increment(1);
+    h.requests[i].increment(1);
     if let Outcome::NoBid(reason) = outcome {
-        metrics::counter!("bidder_no_bids_total", "reason" => reason.as_str()).increment(1);
+        h.no_bids[reason as usize].increment(1);
     }
-    metrics::histogram!("bidder_request_duration_seconds").record(elapsed.as_secs_f64());
+    h.duration.record(elapsed.as_secs_f64());
 }
 
 pub fn bids(count: usize) {
-    metrics::counter!("bidder_bids_total").increment(count as u64);
+    hot().bids.increment(count as u64);
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -115,11 +154,9 @@ pub fn describe() {
         "bidder_config_line_items",
         "Line items in the serving config."
     );
-    for outcome in ["bid", "no_bid", "bad_request", "too_large"] {
-        metrics::counter!("bidder_requests_total", "outcome" => outcome).increment(0);
+    let h = hot();
+    for c in h.requests.iter().chain(&h.no_bids) {
+        c.increment(0);
     }
-    for reason in NoBid::ALL {
-        metrics::counter!("bidder_no_bids_total", "reason" => reason.as_str()).increment(0);
-    }
-    metrics::counter!("bidder_bids_total").increment(0);
+    h.bids.increment(0);
 }

@@ -1,6 +1,7 @@
 //! Why the bidder did not bid. One enum feeds metrics labels, logs and (with
 //! the audiences issue) `/v1/explain`, so the three always agree.
 
+/// Declared in the order of [`NoBid::ALL`]: `reason as usize` indexes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NoBid {
     /// No valid config is loaded yet.
@@ -64,6 +65,18 @@ impl NoBid {
             NoBid::Blocked => "blocked",
             NoBid::Frequency => "frequency",
             NoBid::Late => "late",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_in_declaration_order() {
+        for (i, r) in NoBid::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
         }
     }
 }

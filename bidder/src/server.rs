@@ -249,6 +249,15 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
     let bid_addr = bid.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let (tx, rx) = watch::channel(false);
+    if let Some(handle) = app.metrics {
+        let mut stop = rx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = metrics::upkeep(handle) => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
     let a1 = app.clone();
     let bid_task = tokio::spawn(serve(bid, rx.clone(), move |r| bid_port(a1.clone(), r)));
     let a2 = app;
