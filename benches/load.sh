@@ -58,7 +58,8 @@ lua="$work/post.lua"
   echo 'wrk.method = "POST"'
   echo 'wrk.headers["Content-Type"] = "application/json"'
   echo 'wrk.headers["x-openrtb-version"] = "2.6"'
-  printf 'wrk.body = [==[%s]==]\n' "$(cat "$body")"
+  # Minified, as exchanges send it.
+  printf 'wrk.body = [==[%s]==]\n' "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")))' "$body")"
 } >"$lua"
 
 rps() { # addr → requests/sec

@@ -57,5 +57,11 @@ pub use response::{Bid, BidResponse, SeatBid};
 /// `from_str`, as here): floors are read from the number's raw text, which a
 /// reader-based or `Value`-based deserializer cannot provide.
 pub fn parse_request(body: &[u8]) -> Result<BidRequest<'_>, ParseError> {
-    serde_json::from_slice(body).map_err(ParseError::from)
+    // One up-front UTF-8 check of the whole body is cheaper than serde_json
+    // validating each string as it reads it (~10% of the parse); a body that
+    // is not UTF-8 goes the slice path so the error points at the bad byte.
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text).map_err(ParseError::from),
+        Err(_) => serde_json::from_slice(body).map_err(ParseError::from),
+    }
 }
