@@ -209,16 +209,14 @@ impl App {
             return Err(reason);
         }
         let bid_ids: Vec<String> = choices.iter().map(|_| self.next_id()).collect();
-        let json = respond::write(
+        let json = respond::Answer {
             snap,
             req,
-            &choices,
-            &bid_ids,
-            &self.next_id(),
-            &self.settings.public_url,
-            ctx.test,
-            ctx.now,
-        );
+            public_url: &self.settings.public_url,
+            test: ctx.test,
+            now: ctx.now,
+        }
+        .write(&choices, &bid_ids, &self.next_id());
         Ok((json, choices.len()))
     }
 

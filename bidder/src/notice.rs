@@ -20,13 +20,15 @@ pub enum NoticeError {
     Invalid(&'static str),
 }
 
+/// A notice URL to write. `line_item_and_order` (`&li=…&o=…`) and
+/// `creative` come percent-encoded from the snapshot, which encodes them
+/// once per config load.
 pub struct NoticeUrl<'a> {
     pub base: &'a str,
     pub path: &'a str,
     pub bid_id: &'a str,
     pub imp_id: &'a str,
-    pub line_item: &'a str,
-    pub order: &'a str,
+    pub line_item_and_order: &'a str,
     pub creative: &'a str,
     pub bid_price: Micros,
     pub at_ms: i64,
@@ -34,20 +36,16 @@ pub struct NoticeUrl<'a> {
 }
 
 impl NoticeUrl<'_> {
-    pub fn write(&self) -> String {
-        let mut s = String::with_capacity(200);
+    pub fn write_into(&self, s: &mut String) {
         s.push_str(self.base.trim_end_matches('/'));
         s.push_str(self.path);
         s.push_str("?b=");
-        encode(self.bid_id, &mut s);
+        encode_into(self.bid_id, s);
         s.push_str("&i=");
-        encode(self.imp_id, &mut s);
-        s.push_str("&li=");
-        encode(self.line_item, &mut s);
-        s.push_str("&o=");
-        encode(self.order, &mut s);
+        encode_into(self.imp_id, s);
+        s.push_str(self.line_item_and_order);
         s.push_str("&c=");
-        encode(self.creative, &mut s);
+        s.push_str(self.creative);
         let _ = write!(
             s,
             "&bp={}&ts={}&t={}&price={AUCTION_PRICE_MACRO}",
@@ -55,7 +53,6 @@ impl NoticeUrl<'_> {
             self.at_ms,
             u8::from(self.test)
         );
-        s
     }
 }
 
@@ -139,7 +136,14 @@ pub fn parse_price(s: &str) -> Option<Micros> {
         .map(Micros)
 }
 
-fn encode(s: &str, out: &mut String) {
+/// Percent-encodes an id for a query string.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    encode_into(s, &mut out);
+    out
+}
+
+fn encode_into(s: &str, out: &mut String) {
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
@@ -178,19 +182,25 @@ mod tests {
     use super::*;
 
     fn url() -> String {
+        let ids = format!(
+            "&li={}&o={}",
+            encode("tent remarketing&x"),
+            encode("acme-q4")
+        );
+        let mut s = String::new();
         NoticeUrl {
             base: "http://bidder.example:8080/",
             path: "/notice/win",
             bid_id: "abc1",
             imp_id: "1",
-            line_item: "tent remarketing&x",
-            order: "acme-q4",
-            creative: "c-1",
+            line_item_and_order: &ids,
+            creative: &encode("c-1"),
             bid_price: Micros(6_000_000),
             at_ms: 1_764_000_000_000,
             test: false,
         }
-        .write()
+        .write_into(&mut s);
+        s
     }
 
     #[test]

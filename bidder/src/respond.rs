@@ -1,7 +1,14 @@
 //! Writing the BidResponse: one seatbid, one bid per chosen imp.
+//!
+//! The JSON is written by hand from fragments the snapshot rendered at load
+//! time (creative markup, advertiser domains and categories, encoded ids):
+//! per bid only the ids, the price, the notice URLs and the size are new.
+//! `ortb::BidResponse` reads it back in the tests, so the two cannot drift.
 
-use config::Timestamp;
-use ortb::{Bid, BidRequest, BidResponse, SeatBid};
+use std::fmt::Write as _;
+
+use config::{Micros, Timestamp};
+use ortb::BidRequest;
 
 use crate::notice::NoticeUrl;
 use crate::select::Choice;
@@ -10,64 +17,135 @@ use crate::snapshot::Snapshot;
 /// OpenRTB `mtype` for a banner.
 const MTYPE_BANNER: i32 = 1;
 
-#[allow(clippy::too_many_arguments)]
-pub fn write(
-    snap: &Snapshot,
-    req: &BidRequest<'_>,
-    choices: &[(usize, Choice)],
-    bid_ids: &[String],
-    response_id: &str,
-    public_url: &str,
-    test: bool,
-    now: Timestamp,
-) -> Vec<u8> {
-    let mut bids = Vec::with_capacity(choices.len());
-    for ((imp_index, choice), bid_id) in choices.iter().zip(bid_ids) {
-        let imp = &req.imp[*imp_index];
-        let item = &snap.items[choice.item];
-        let adv = &snap.config.advertisers[item.advertiser];
-        let order = &adv.orders[item.order];
-        let creative = &adv.creatives[choice.creative];
-        let notice = |path| {
+pub struct Answer<'a> {
+    pub snap: &'a Snapshot,
+    pub req: &'a BidRequest<'a>,
+    pub public_url: &'a str,
+    pub test: bool,
+    pub now: Timestamp,
+}
+
+impl Answer<'_> {
+    /// `choices` pairs an imp index with what it bids; `bid_ids` has one id
+    /// per choice.
+    pub fn write(
+        &self,
+        choices: &[(usize, Choice)],
+        bid_ids: &[String],
+        response_id: &str,
+    ) -> Vec<u8> {
+        let mut out = String::with_capacity(1024 * choices.len() + 128);
+        out.push_str("{\"id\":");
+        push_json_str(&mut out, &self.req.id);
+        out.push_str(",\"seatbid\":[{\"bid\":[");
+        for (n, ((imp_index, choice), bid_id)) in choices.iter().zip(bid_ids).enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            self.write_bid(&mut out, &self.req.imp[*imp_index].id, choice, bid_id);
+        }
+        out.push_str("]}],\"bidid\":");
+        push_json_str(&mut out, response_id);
+        out.push_str(",\"cur\":\"USD\"}");
+        out.into_bytes()
+    }
+
+    fn write_bid(&self, out: &mut String, imp_id: &str, choice: &Choice, bid_id: &str) {
+        let item = &self.snap.items[choice.item];
+        let creative = &self.snap.creative_json[item.advertiser][choice.creative];
+        out.push_str("{\"id\":");
+        push_json_str(out, bid_id);
+        out.push_str(",\"impid\":");
+        push_json_str(out, imp_id);
+        out.push_str(",\"price\":");
+        push_price(out, choice.price);
+        for (member, path) in [("nurl", "/notice/win"), ("burl", "/notice/billing")] {
+            // Notice URLs hold only percent-encoded values and URL
+            // punctuation: nothing in them needs JSON escaping.
+            let _ = write!(out, ",\"{member}\":\"");
             NoticeUrl {
-                base: public_url,
+                base: self.public_url,
                 path,
                 bid_id,
-                imp_id: &imp.id,
-                line_item: &item.id,
-                order: &order.id,
-                creative: &creative.id,
+                imp_id,
+                line_item_and_order: &item.notice_ids,
+                creative: &creative.notice_id,
                 bid_price: choice.price,
-                at_ms: now.as_millis(),
-                test,
+                at_ms: self.now.as_millis(),
+                test: self.test,
             }
-            .write()
-        };
-        let mut bid = Bid::new(bid_id.as_str(), imp.id.as_ref(), choice.price.as_i64());
-        bid.nurl = Some(notice("/notice/win"));
-        bid.burl = Some(notice("/notice/billing"));
-        bid.adm = creatives::banner_html(creative);
-        bid.adid = Some(creative.id.clone());
-        bid.crid = Some(creative.id.clone());
-        bid.cid = Some(item.id.clone());
-        bid.adomain = adv.domains.clone();
-        bid.cat = adv.categories.clone();
-        bid.w = Some(choice.w as i32);
-        bid.h = Some(choice.h as i32);
-        bid.mtype = Some(MTYPE_BANNER);
-        bid.dealid = choice.deal.clone();
-        bids.push(bid);
+            .write_into(out);
+            out.push('"');
+        }
+        out.push(',');
+        out.push_str(&creative.members);
+        out.push(',');
+        out.push_str(&item.cid_json);
+        let _ = write!(
+            out,
+            ",\"w\":{},\"h\":{},\"mtype\":{MTYPE_BANNER}",
+            choice.w, choice.h
+        );
+        if let Some(deal) = &choice.deal {
+            out.push_str(",\"dealid\":");
+            push_json_str(out, deal);
+        }
+        out.push('}');
     }
-    let resp = BidResponse {
-        id: req.id.to_string(),
-        seatbid: vec![SeatBid {
-            bid: bids,
-            ..Default::default()
-        }],
-        bidid: Some(response_id.to_string()),
-        cur: Some("USD".into()),
-        ..Default::default()
-    };
-    // Serialising our own structs of strings and numbers cannot fail.
-    serde_json::to_vec(&resp).unwrap_or_default()
+}
+
+/// Appends `s` as a JSON string literal. Ids from exchanges are almost
+/// always plain; those that are not go through serde_json's escaper.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&crate::snapshot::json_str(s));
+    }
+}
+
+/// A CPM in micros as an exact JSON number: 6_000_000 → `6.0`,
+/// 1_800_000 → `1.8`, 1 → `0.000001`.
+fn push_price(out: &mut String, price: Micros) {
+    let m = price.as_i64().max(0);
+    let (units, frac) = (m / 1_000_000, m % 1_000_000);
+    if frac == 0 {
+        let _ = write!(out, "{units}.0");
+    } else {
+        let digits = format!("{frac:06}");
+        let _ = write!(out, "{units}.{}", digits.trim_end_matches('0'));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_are_exact_decimals() {
+        for (micros, text) in [
+            (6_000_000, "6.0"),
+            (1_800_000, "1.8"),
+            (1, "0.000001"),
+            (22_500_010, "22.50001"),
+            (0, "0.0"),
+        ] {
+            let mut s = String::new();
+            push_price(&mut s, Micros(micros));
+            assert_eq!(s, text);
+            let back: f64 = s.parse().unwrap();
+            assert_eq!((back * 1e6).round() as i64, micros);
+        }
+    }
+
+    #[test]
+    fn ids_are_escaped_only_when_needed() {
+        let mut s = String::new();
+        push_json_str(&mut s, "plain-id_1");
+        push_json_str(&mut s, "we\"ird\\id\n");
+        push_json_str(&mut s, "ünïcode");
+        assert_eq!(s, r#""plain-id_1""we\"ird\\id\n""ünïcode""#);
+    }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use config::{Budget, Config, Device, Flight, FrequencyCap, Media, Micros, Timestamp};
 
 use crate::keywords::KeywordRule;
+use crate::notice;
 
 /// One line item, ready to be checked against an imp.
 #[derive(Debug)]
@@ -36,6 +37,10 @@ pub struct Item {
     pub frequency: Option<FrequencyCap>,
     /// Creative indices within the advertiser.
     pub creatives: Vec<usize>,
+    /// `"cid":"<line item>"`, escaped once here rather than per bid.
+    pub cid_json: String,
+    /// `&li=<line item>&o=<order>` for notice URLs, percent-encoded once.
+    pub notice_ids: String,
 }
 
 pub struct Snapshot {
@@ -45,6 +50,10 @@ pub struct Snapshot {
     pub items: Vec<Item>,
     /// Display: creative size → indices of items with a creative that size.
     by_size: HashMap<(u32, u32), Vec<u32>>,
+    /// `[advertiser][creative]`: what a bid says about its creative, as
+    /// ready-made JSON members — the markup is static, so it is escaped once
+    /// per config load instead of once per bid.
+    pub creative_json: Vec<Vec<CreativeJson>>,
     pub loaded_at: Timestamp,
 }
 
@@ -85,6 +94,12 @@ impl Snapshot {
                             .iter()
                             .filter_map(|id| adv.creatives.iter().position(|c| &c.id == id))
                             .collect(),
+                        cid_json: format!("\"cid\":{}", json_str(&li.id)),
+                        notice_ids: format!(
+                            "&li={}&o={}",
+                            notice::encode(&li.id),
+                            notice::encode(&order.id)
+                        ),
                     });
                 }
             }
@@ -110,10 +125,21 @@ impl Snapshot {
                 by_size.entry(s).or_default().push(i as u32);
             }
         }
+        let creative_json = config
+            .advertisers
+            .iter()
+            .map(|adv| {
+                adv.creatives
+                    .iter()
+                    .map(|c| CreativeJson::new(adv, c))
+                    .collect()
+            })
+            .collect();
         Snapshot {
             config,
             items,
             by_size,
+            creative_json,
             loaded_at,
         }
     }
@@ -130,6 +156,41 @@ impl Snapshot {
         }
         Candidates { lists }
     }
+}
+
+/// A creative's part of a bid, pre-rendered.
+#[derive(Debug)]
+pub struct CreativeJson {
+    /// `"adm":…,"adid":…,"crid":…,"adomain":[…],"cat":[…]`
+    pub members: String,
+    /// The creative id percent-encoded for notice URLs.
+    pub notice_id: String,
+}
+
+impl CreativeJson {
+    fn new(adv: &config::Advertiser, c: &config::Creative) -> CreativeJson {
+        let mut m = String::with_capacity(256);
+        if let Some(adm) = creatives::banner_html(c) {
+            m.push_str("\"adm\":");
+            m.push_str(&json_str(&adm));
+            m.push(',');
+        }
+        let id = json_str(&c.id);
+        m.push_str(&format!("\"adid\":{id},\"crid\":{id},\"adomain\":"));
+        m.push_str(&serde_json::to_string(&adv.domains).unwrap_or_else(|_| "[]".into()));
+        m.push_str(",\"cat\":");
+        m.push_str(&serde_json::to_string(&adv.categories).unwrap_or_else(|_| "[]".into()));
+        CreativeJson {
+            members: m,
+            notice_id: notice::encode(&c.id),
+        }
+    }
+}
+
+/// A JSON string literal, quotes included.
+pub fn json_str(s: &str) -> String {
+    // Serialising a str cannot fail.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 /// A lazy k-way merge of ascending posting lists: yields each item index

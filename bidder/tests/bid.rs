@@ -324,3 +324,23 @@ fn win_and_billing_notices_charge_once_at_most_the_bid() {
     let broken = common::get(s.bid, "/notice/win?b=x&li=y");
     assert_eq!(broken.status, 400);
 }
+
+#[test]
+fn odd_ids_are_escaped_in_json_and_encoded_in_notice_urls() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["id"] = json!("req \"quoted\" \\ é\u{1}");
+    r["imp"][0]["id"] = json!("imp&1 /?#");
+    let reply = s.bid(&r.to_string());
+    let v = reply.json();
+    assert_eq!(v["id"], r["id"]);
+    let bid = only_bid(&reply);
+    assert_eq!(bid["impid"], "imp&1 /?#");
+    let nurl = bid["nurl"].as_str().unwrap();
+    assert!(nurl.contains("i=imp%261%20%2F%3F%23"), "{nurl}");
+    // The notice still settles.
+    assert_eq!(s.notice(nurl, "1.00").status, 200);
+    let day = s.app.now().date();
+    let spent = s.app.spend().spent("li:tent-remarketing-display", day);
+    assert_eq!(spent.today, config::Micros(1_000));
+}
