@@ -6,9 +6,7 @@ use common::{banner_request, Server};
 use serde_json::json;
 
 fn config_dir(name: &str, yaml: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("bidder-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let d = common::tempdir(name);
     std::fs::write(d.join("adv.yaml"), yaml).unwrap();
     d
 }

@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 
 use bidder::Settings;
-use common::{banner_request, get, post, raw, repo, request, Server};
+use common::{banner_request, get, post, raw, repo, request, tempdir, Server};
 use serde_json::json;
 
 #[test]
@@ -240,11 +240,4 @@ fn invalid_reload_keeps_serving_the_running_config() {
     let v = s.bid(&body).json();
     assert_eq!(v["seatbid"][0]["bid"][0]["price"].as_f64(), Some(7.25));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-pub fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("bidder-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }

@@ -15,6 +15,14 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A fresh directory for one test, named after it and this process.
+pub fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bidder-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
 pub fn ts(s: &str) -> Timestamp {
     Timestamp::parse_rfc3339(s).expect("test time")
 }
