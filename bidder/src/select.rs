@@ -73,15 +73,28 @@ pub fn select_display(
     }
     let floor = Micros(imp.bidfloor);
 
+    let pmp = imp.pmp.as_ref();
+    let deal_ids: Vec<&str> = pmp
+        .map(|p| p.deals.iter().map(|d| d.id.as_ref()).collect())
+        .unwrap_or_default();
+    // Only the listed deals may bid in a private auction.
+    let open_market = !pmp.is_some_and(|p| p.private_auction == Some(1));
+
     // The furthest any candidate got tells the most useful no-bid reason.
     let mut best_reason = NoBid::Size;
     let mut winners: Vec<Choice> = Vec::new();
-    for i in snap.display_candidates(&sizes) {
+    let mut under_floor = false;
+    for i in snap.display_candidates(&sizes, ctx.country, &deal_ids, open_market) {
         let item = &snap.items[i];
         if let Some(first) = winners.first() {
             if item.cpm < snap.items[first.item].cpm {
                 break;
             }
+        }
+        // Sorted by CPM: once one open-market item is under the imp's
+        // floor, all later ones are too; deal items have floors of their own.
+        if under_floor && item.deals.is_empty() {
+            continue;
         }
         match check(snap, ctx, imp, &sizes, floor, i, item, stores) {
             Ok(choice) => winners.push(choice),
@@ -89,9 +102,11 @@ pub fn select_display(
                 if stage(reason) > stage(best_reason) {
                     best_reason = reason;
                 }
-                // Sorted by CPM: once under the floor, every later one is too.
                 if reason == NoBid::Floor && item.deals.is_empty() {
-                    break;
+                    if deal_ids.is_empty() {
+                        break;
+                    }
+                    under_floor = true;
                 }
             }
         }

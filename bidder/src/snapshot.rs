@@ -48,8 +48,7 @@ pub struct Snapshot {
     /// Sorted by CPM, highest first: walking the index in item order walks
     /// candidates from the best price down, so selection stops early.
     pub items: Vec<Item>,
-    /// Display: creative size → indices of items with a creative that size.
-    by_size: HashMap<(u32, u32), Vec<u32>>,
+    index: Index,
     /// `[advertiser][creative]`: what a bid says about its creative, as
     /// ready-made JSON members — the markup is static, so it is escaped once
     /// per config load instead of once per bid.
@@ -108,9 +107,18 @@ impl Snapshot {
         // bid time, not here.
         items.sort_by_key(|i| std::cmp::Reverse(i.cpm));
 
-        let mut by_size: HashMap<(u32, u32), Vec<u32>> = HashMap::new();
+        let mut index = Index::default();
         for (i, item) in items.iter().enumerate() {
             if item.media != Media::Display {
+                continue;
+            }
+            let i = i as u32;
+            // A deal line item only ever bids inside its deals: it is found
+            // through the deal ids, never through the open-market lists.
+            if !item.deals.is_empty() {
+                for d in &item.deals {
+                    index.by_deal.entry(d.as_str().into()).or_default().push(i);
+                }
                 continue;
             }
             let adv = &config.advertisers[item.advertiser];
@@ -122,7 +130,16 @@ impl Snapshot {
             sizes.sort_unstable();
             sizes.dedup();
             for s in sizes {
-                by_size.entry(s).or_default().push(i as u32);
+                let lists = index.by_size.entry(s).or_default();
+                if item.countries.is_empty() {
+                    lists.any_country.push(i);
+                } else {
+                    for c in &item.countries {
+                        if let Some(key) = country_key(c) {
+                            lists.by_country.entry(key).or_default().push(i);
+                        }
+                    }
+                }
             }
         }
         let creative_json = config
@@ -138,24 +155,66 @@ impl Snapshot {
         Snapshot {
             config,
             items,
-            by_size,
+            index,
             creative_json,
             loaded_at,
         }
     }
 
-    /// Display candidates for the offered sizes, best CPM first, each once.
-    pub fn display_candidates(&self, sizes: &[(u32, u32)]) -> Candidates<'_> {
-        let mut lists: Vec<&[u32]> = Vec::with_capacity(sizes.len());
-        for s in sizes {
-            if let Some(list) = self.by_size.get(s) {
-                if !lists.iter().any(|l| std::ptr::eq(*l, list.as_slice())) {
-                    lists.push(list);
+    /// Display candidates, best CPM first, each once: open-market line items
+    /// with a creative of an offered size that target the request's country
+    /// (or no country), and the line items of the imp's deals. Every rule is
+    /// still checked per candidate; the index only keeps the walk short.
+    pub fn display_candidates(
+        &self,
+        sizes: &[(u32, u32)],
+        country: Option<&str>,
+        deals: &[&str],
+        open_market: bool,
+    ) -> Candidates<'_> {
+        let mut lists: Vec<&[u32]> = Vec::with_capacity(2 * sizes.len() + deals.len());
+        fn add<'a>(lists: &mut Vec<&'a [u32]>, list: &'a [u32]) {
+            if !list.is_empty() && !lists.iter().any(|l| std::ptr::eq(*l, list)) {
+                lists.push(list);
+            }
+        }
+        if open_market {
+            let country = country.and_then(country_key);
+            for s in sizes {
+                if let Some(l) = self.index.by_size.get(s) {
+                    add(&mut lists, &l.any_country);
+                    if let Some(list) = country.and_then(|c| l.by_country.get(&c)) {
+                        add(&mut lists, list);
+                    }
                 }
+            }
+        }
+        for d in deals {
+            if let Some(list) = self.index.by_deal.get(*d) {
+                add(&mut lists, list);
             }
         }
         Candidates { lists }
     }
+}
+
+/// Posting lists of item indices, ascending (= descending CPM).
+#[derive(Default)]
+struct Index {
+    by_size: HashMap<(u32, u32), SizeLists>,
+    by_deal: HashMap<Box<str>, Vec<u32>>,
+}
+
+#[derive(Default)]
+struct SizeLists {
+    any_country: Vec<u32>,
+    by_country: HashMap<[u8; 3], Vec<u32>>,
+}
+
+/// ISO-3166-1 alpha-3 as an upper-case fixed key; anything else is no key.
+fn country_key(c: &str) -> Option<[u8; 3]> {
+    let b: [u8; 3] = c.as_bytes().try_into().ok()?;
+    Some(b.map(|x| x.to_ascii_uppercase()))
 }
 
 /// A creative's part of a bid, pre-rendered.

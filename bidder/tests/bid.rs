@@ -344,3 +344,17 @@ fn odd_ids_are_escaped_in_json_and_encoded_in_notice_urls() {
     let spent = s.app.spend().spent("li:tent-remarketing-display", day);
     assert_eq!(spent.today, config::Micros(1_000));
 }
+
+#[test]
+fn a_deal_with_a_lower_floor_bids_under_a_high_open_market_floor() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["imp"][0]["bidfloor"] = json!(7.0);
+    r["imp"][0]["pmp"] = json!({
+        "private_auction": 0,
+        "deals": [{ "id": "DEAL-NW-PREMIUM-01", "bidfloor": 3.0 }]
+    });
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert_eq!(bid["dealid"], "DEAL-NW-PREMIUM-01");
+    assert_eq!(bid["price"].as_f64(), Some(3.5));
+}
