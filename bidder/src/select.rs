@@ -78,7 +78,7 @@ pub fn select_display(
         .map(|p| p.deals.iter().map(|d| d.id.as_ref()).collect())
         .unwrap_or_default();
     // Only the listed deals may bid in a private auction.
-    let open_market = !pmp.is_some_and(|p| p.private_auction == Some(1));
+    let open_market = pmp.is_none_or(|p| p.private_auction != Some(1));
 
     // The furthest any candidate got tells the most useful no-bid reason.
     let mut best_reason = NoBid::Size;
