@@ -47,6 +47,14 @@ impl Default for Settings {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no valid config loaded yet")]
+    NotReady,
+}
+
 /// What the bid endpoint answers.
 pub enum BidAnswer {
     /// The BidResponse JSON and the number of bids in it.
@@ -218,6 +226,28 @@ impl App {
         }
         .write(&choices, &bid_ids, &self.next_id());
         Ok((json, choices.len()))
+    }
+
+    /// Every line item's verdict on this request, as JSON, without bidding.
+    pub fn explain(&self, body: &[u8]) -> Result<Vec<u8>, ExplainError> {
+        let req = ortb::parse_request(body).map_err(|e| ExplainError::Invalid(e.to_string()))?;
+        req.validate()
+            .map_err(|e| ExplainError::Invalid(e.to_string()))?;
+        let guard = self.snapshot.load();
+        let snap = guard.as_ref().ok_or(ExplainError::NotReady)?;
+        let ctx = Context::new(&req, self.clock.now());
+        let stores = Stores {
+            audiences: &self.audiences,
+            spend: &*self.spend,
+            frequency: &*self.frequency,
+        };
+        let verdicts = crate::explain::explain(snap, &req, &ctx, &stores);
+        let body = serde_json::json!({
+            "id": req.id,
+            "at": ctx.now.to_string(),
+            "line_items": verdicts,
+        });
+        Ok(serde_json::to_vec_pretty(&body).unwrap_or_default())
     }
 
     /// A win or billing notice: charges the bid once, at the clearing price

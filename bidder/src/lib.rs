@@ -9,6 +9,7 @@
 pub mod app;
 pub mod body;
 pub mod context;
+pub mod explain;
 pub mod keywords;
 pub mod metrics;
 pub mod nobid;
@@ -19,4 +20,4 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 
-pub use app::{App, BidAnswer, Settings};
+pub use app::{App, BidAnswer, ExplainError, Settings};

@@ -132,7 +132,7 @@ pub fn select_display(
 }
 
 /// Order of the checks below, used to pick the most telling reason.
-fn stage(r: NoBid) -> u8 {
+pub(crate) fn stage(r: NoBid) -> u8 {
     match r {
         NoBid::Size => 0,
         NoBid::Flight => 1,
@@ -150,7 +150,7 @@ fn stage(r: NoBid) -> u8 {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn check(
+pub(crate) fn check(
     snap: &Snapshot,
     ctx: &Context<'_>,
     imp: &Imp<'_>,

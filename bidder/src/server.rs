@@ -230,9 +230,35 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 ),
             }
         }
+        "/v1/explain" if req.method() == Method::POST => explain(app, req).await,
         "/healthz" | "/readyz" | "/metrics" => method_not_allowed("GET"),
-        "/v1/config/reload" => method_not_allowed("POST"),
+        "/v1/config/reload" | "/v1/explain" => method_not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn explain(app: Arc<App>, req: Request<Incoming>) -> Resp {
+    let (parts, body) = req.into_parts();
+    let bytes = match body::read(&parts.headers, body, app.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e @ BodyError::TooLarge(_)) => {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n"))
+        }
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    match app.explain(&bytes) {
+        Ok(json) => {
+            let mut r = Response::new(Full::new(Bytes::from(json)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e @ crate::app::ExplainError::Invalid(_)) => {
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+        Err(e @ crate::app::ExplainError::NotReady) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+        }
     }
 }
 

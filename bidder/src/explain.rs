@@ -1,0 +1,103 @@
+//! `/v1/explain`: for a bid request, every line item's verdict — would it
+//! bid, and if not, the first rule that stopped it. It runs the very checks
+//! the auction runs (`select::check`), without counting or spending anything.
+
+use config::Micros;
+use ortb::BidRequest;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::nobid::NoBid;
+use crate::select::{self, Stores};
+use crate::snapshot::Snapshot;
+
+#[derive(Debug, Serialize)]
+pub struct Verdict<'a> {
+    pub line_item: &'a str,
+    pub order: &'a str,
+    pub advertiser: &'a str,
+    pub bids: bool,
+    /// The imp it would bid on (the best-priced one when several fit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creative: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deal: Option<String>,
+    /// Why not, when it would not bid: the reason of the imp where it got
+    /// furthest through the checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// Verdicts in config order (advertiser, order, line item).
+pub fn explain<'s>(
+    snap: &'s Snapshot,
+    req: &BidRequest<'_>,
+    ctx: &Context<'_>,
+    stores: &Stores<'_>,
+) -> Vec<Verdict<'s>> {
+    let usd_allowed = req.cur.is_empty() || req.cur.iter().any(|c| c.eq_ignore_ascii_case("USD"));
+    let mut out: Vec<((usize, usize, usize), Verdict<'s>)> = Vec::with_capacity(snap.items.len());
+    for (i, item) in snap.items.iter().enumerate() {
+        let adv = &snap.config.advertisers[item.advertiser];
+        let mut verdict = Verdict {
+            line_item: &item.id,
+            order: &adv.orders[item.order].id,
+            advertiser: &adv.id,
+            bids: false,
+            imp: None,
+            price: None,
+            creative: None,
+            deal: None,
+            reason: None,
+        };
+        let mut reason = NoBid::Media;
+        if !usd_allowed {
+            reason = NoBid::Currency;
+        } else {
+            for imp in &req.imp {
+                let r = if item.media != config::Media::Display || imp.banner.is_none() {
+                    Err(NoBid::Media)
+                } else if !imp.bidfloorcur.eq_ignore_ascii_case("USD") && imp.bidfloor > 0 {
+                    Err(NoBid::Currency)
+                } else {
+                    let sizes = select::banner_sizes(imp);
+                    select::check(
+                        snap,
+                        ctx,
+                        imp,
+                        &sizes,
+                        Micros(imp.bidfloor),
+                        i,
+                        item,
+                        stores,
+                    )
+                };
+                match r {
+                    Ok(choice) => {
+                        verdict.bids = true;
+                        verdict.imp = Some(imp.id.to_string());
+                        verdict.price = Some(choice.price.as_i64() as f64 / 1e6);
+                        verdict.creative = Some(&adv.creatives[choice.creative].id);
+                        verdict.deal = choice.deal;
+                        break;
+                    }
+                    Err(r) => {
+                        if select::stage(r) >= select::stage(reason) {
+                            reason = r;
+                        }
+                    }
+                }
+            }
+        }
+        if !verdict.bids {
+            verdict.reason = Some(reason.as_str());
+        }
+        out.push(((item.advertiser, item.order, item.line_item), verdict));
+    }
+    out.sort_by_key(|(k, _)| *k);
+    out.into_iter().map(|(_, v)| v).collect()
+}

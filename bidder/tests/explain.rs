@@ -1,0 +1,111 @@
+//! `/v1/explain` on the admin port: every line item, would it bid, and if
+//! not the first reason.
+
+mod common;
+
+use common::{banner_request, post, Server};
+use serde_json::{json, Value};
+
+fn explain(s: &Server, req: &Value) -> Value {
+    let r = post(s.admin, "/v1/explain", &[], req.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+fn verdict<'a>(v: &'a Value, line_item: &str) -> &'a Value {
+    v["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["line_item"] == line_item)
+        .unwrap_or_else(|| panic!("no {line_item} in {v}"))
+}
+
+fn reason(s: &Server, req: &Value, line_item: &str) -> String {
+    let v = explain(s, req);
+    let x = verdict(&v, line_item);
+    assert_eq!(x["bids"], false, "{x}");
+    x["reason"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn every_line_item_gets_a_verdict() {
+    let s = Server::example();
+    let v = explain(&s, &banner_request());
+    assert_eq!(v["line_items"].as_array().unwrap().len(), 5);
+    let x = verdict(&v, "tent-remarketing-display");
+    assert_eq!(x["bids"], true);
+    assert_eq!(x["imp"], "1");
+    assert_eq!(x["price"].as_f64(), Some(6.0));
+    assert_eq!(x["creative"], "tent-banner-300x250");
+    assert_eq!(verdict(&v, "tent-ctv-video")["reason"], "media");
+    assert_eq!(verdict(&v, "tent-audio-music")["reason"], "media");
+    assert_eq!(verdict(&v, "nw-mobile-readers")["reason"], "device");
+    assert_eq!(verdict(&v, "nw-deal-premium")["reason"], "deal");
+}
+
+#[test]
+fn first_reason_per_rule() {
+    let s = Server::example();
+    let li = "tent-remarketing-display";
+    let mut r = banner_request();
+    r["device"]["geo"]["country"] = json!("GBR");
+    assert_eq!(reason(&s, &r, li), "country");
+
+    let mut r = banner_request();
+    r["imp"][0]["banner"] = json!({ "w": 1, "h": 1 });
+    assert_eq!(reason(&s, &r, li), "size");
+
+    let mut r = banner_request();
+    r["imp"][0]["bidfloor"] = json!(9.0);
+    assert_eq!(reason(&s, &r, li), "floor");
+
+    let mut r = banner_request();
+    r["badv"] = json!(["acme-outdoor.example"]);
+    assert_eq!(reason(&s, &r, li), "blocked");
+
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "stranger" });
+    assert_eq!(reason(&s, &r, li), "audience");
+
+    let mut r = banner_request();
+    r["cur"] = json!(["EUR"]);
+    assert_eq!(reason(&s, &r, li), "currency");
+
+    let mut r = banner_request();
+    r["device"]["devicetype"] = json!(4);
+    r["imp"][0]["banner"] = json!({ "w": 320, "h": 50 });
+    r["user"] = json!({ "buyeruid": "u-1005" });
+    assert_eq!(reason(&s, &r, "nw-mobile-readers"), "keyword");
+
+    s.clock.set(common::ts("2027-01-02T00:00:00Z"));
+    assert_eq!(reason(&s, &banner_request(), li), "flight");
+}
+
+#[test]
+fn explain_neither_spends_nor_counts() {
+    let s = Server::example();
+    let body = banner_request();
+    for _ in 0..5 {
+        assert_eq!(
+            verdict(&explain(&s, &body), "tent-remarketing-display")["bids"],
+            true
+        );
+    }
+    // Three real bids reach the frequency cap; explain then says so.
+    for _ in 0..3 {
+        assert_eq!(s.bid(&body.to_string()).status, 200);
+    }
+    assert_eq!(reason(&s, &body, "tent-remarketing-display"), "frequency");
+}
+
+#[test]
+fn bad_explain_requests() {
+    let s = Server::example();
+    assert_eq!(post(s.admin, "/v1/explain", &[], b"{").status, 400);
+    assert_eq!(
+        post(s.admin, "/v1/explain", &[], br#"{"id":"x"}"#).status,
+        400
+    );
+    assert_eq!(common::get(s.admin, "/v1/explain").status, 405);
+}
