@@ -12,6 +12,8 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use config::Keywords;
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
 
 /// The request's keywords. Most line items have no keyword rule, so the
 /// words are split and lower-cased only when a rule first asks.
@@ -64,10 +66,22 @@ impl<'r> RequestKeywords<'r> {
     }
 }
 
+/// Lower-cased words with accents folded away (`Café` → `cafe`), so that
+/// `Crème brûlée` on a page matches `creme brulee` in a line item.
 fn words(s: &str) -> Vec<String> {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+        .map(fold)
+        .collect()
+}
+
+fn fold(word: &str) -> String {
+    if word.is_ascii() {
+        return word.to_ascii_lowercase();
+    }
+    word.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
         .collect()
 }
 
@@ -123,6 +137,17 @@ mod tests {
         let mut k = RequestKeywords::default();
         k.add(Some(csv), &[]);
         k
+    }
+
+    #[test]
+    fn case_and_accents_do_not_matter() {
+        let r = rule(&[], &["crème brûlée"], &["Café"], &[]);
+        assert!(r.matches(&kw("recipes,CREME BRULEE easy")));
+        assert!(r.matches(&kw("cafe")));
+        assert!(r.matches(&kw("CAFÉ")));
+        assert!(!r.matches(&kw("caf")));
+        let broad = rule(&["Ärger Öl"], &[], &[], &[]);
+        assert!(broad.matches(&kw("ol,arger")));
     }
 
     #[test]
