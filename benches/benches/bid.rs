@@ -1,5 +1,6 @@
 //! parse + match + respond for a banner request, against configs of 10,
-//! 1,000 and 10,000 line items. Run: `cargo bench -p benches --bench bid`.
+//! 1,000, 10,000 and 100,000 line items, and audience matching against a
+//! store of 1,000,000 users. Run: `cargo bench -p benches --bench bid`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group("bid");
-    for n in [10usize, 1_000, 10_000] {
+    for n in [10usize, 1_000, 10_000, 100_000] {
         let app = app(n);
         // Sanity: the bench measures a real bid, not an early no-bid.
         match app.handle_bid(body, Instant::now()) {

@@ -94,3 +94,29 @@ pub fn generated_config(line_items: usize) -> Vec<(std::path::PathBuf, String)> 
     }
     files
 }
+
+/// `users` shoppers, one audience event each (views of a handful of
+/// products, and every tenth an interest), as JSON lines dated the week
+/// before 2026-11-25: the shape of a retailer's pixel feed.
+pub fn generated_events(users: usize) -> String {
+    let mut rng = Lcg(7);
+    let mut out = String::with_capacity(users * 96);
+    for u in 0..users {
+        let day = 18 + rng.below(7);
+        let hour = rng.below(24);
+        if u % 10 == 9 {
+            let _ = writeln!(
+                out,
+                r#"{{"user":"user-{u}","event":"interest","interest":"topic-{}","at":"2026-11-{day:02}T{hour:02}:00:00Z"}}"#,
+                rng.below(50)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                r#"{{"user":"user-{u}","event":"view","product":"B0PROD{:04}","at":"2026-11-{day:02}T{hour:02}:00:00Z"}}"#,
+                rng.below(5000)
+            );
+        }
+    }
+    out
+}

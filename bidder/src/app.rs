@@ -33,6 +33,11 @@ pub struct Settings {
     pub max_tmax: Duration,
     /// Base URL exchanges reach the bid port at, for nurl/burl.
     pub public_url: String,
+    /// Bearer token for `POST /v1/audience-events`; `None` refuses every
+    /// upload rather than accepting unauthenticated ones.
+    pub audience_token: Option<String>,
+    /// Larger audience batches are refused with 413.
+    pub max_audience_batch_bytes: usize,
 }
 
 impl Default for Settings {
@@ -43,6 +48,8 @@ impl Default for Settings {
             default_tmax: Duration::from_millis(200),
             max_tmax: Duration::from_millis(1000),
             public_url: "http://127.0.0.1:8080".into(),
+            audience_token: None,
+            max_audience_batch_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -119,6 +126,20 @@ impl App {
     /// Serves this config from the next request on.
     pub fn install(&self, config: config::Config) -> Summary {
         let summary = config.summary();
+        // Events older than the longest window any audience looks at can
+        // never match again: the store drops them.
+        let longest = config
+            .advertisers
+            .iter()
+            .flat_map(|a| &a.audiences)
+            .filter_map(|a| match a.kind {
+                config::AudienceKind::Views { lookback_days, .. } => Some(lookback_days),
+                config::AudienceKind::Interests { recency_days, .. } => Some(recency_days),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(90);
+        self.audiences.set_retention_days(longest);
         let snap = Snapshot::compile(config, self.clock.now());
         metrics::config_loaded(true, snap.items.len());
         self.snapshot.store(Some(Arc::new(snap)));
@@ -226,6 +247,40 @@ impl App {
         }
         .write(&choices, &bid_ids, &self.next_id());
         Ok((json, choices.len()))
+    }
+
+    /// Drops audience events past the retention; returns how many.
+    pub fn prune_audiences(&self) -> usize {
+        self.audiences.prune(self.clock.now())
+    }
+
+    /// Appends a batch of audience events (JSON lines): all of it or, on
+    /// the first bad line, none of it.
+    pub fn append_audience_events(&self, text: &str) -> Result<usize, audiences::DataError> {
+        let n = self
+            .audiences
+            .append_jsonl("request body", text, self.clock.now())?;
+        metrics::audience_events(n);
+        Ok(n)
+    }
+
+    /// Whether `Authorization: Bearer <token>` carries the audience token.
+    /// Compared in constant time: the admin port may be reachable from more
+    /// places than it should be.
+    pub fn audience_token_ok(&self, authorization: Option<&[u8]>) -> bool {
+        let (Some(want), Some(got)) = (self.settings.audience_token.as_deref(), authorization)
+        else {
+            return false;
+        };
+        let Some(got) = got.strip_prefix(b"Bearer ") else {
+            return false;
+        };
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want.as_bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
     }
 
     /// Every line item's verdict on this request, as JSON, without bidding.

@@ -15,6 +15,17 @@ pub struct Context<'r> {
     /// ISO-3166-1 alpha-3 as OpenRTB sends it (`device.geo`, else `user.geo`).
     pub country: Option<&'r str>,
     pub devicetype: Option<i32>,
+    /// `geo.region` (ISO-3166-2 subdivision, usually without the country).
+    pub region: Option<&'r str>,
+    pub city: Option<&'r str>,
+    /// Minutes east of UTC where the user is (`geo.utcoffset`).
+    pub utcoffset: Option<i32>,
+    pub os: Option<&'r str>,
+    /// `site.domain`, else the host of `site.page`.
+    pub site_domain: Option<&'r str>,
+    pub app_bundle: Option<&'r str>,
+    /// `site.publisher.id` or `app.publisher.id`.
+    pub publisher: Option<&'r str>,
     pub keywords: RequestKeywords<'r>,
     pub bcat: &'r [Cow<'r, str>],
     pub badv: &'r [Cow<'r, str>],
@@ -38,13 +49,16 @@ impl<'r> Context<'r> {
             .or_else(|| user.and_then(|u| non_empty(u.id.as_deref())))
             .or_else(|| device.and_then(|d| non_empty(d.ifa.as_deref())));
 
-        let country = device
-            .and_then(|d| d.geo.as_ref())
-            .and_then(|g| non_empty(g.country.as_deref()))
-            .or_else(|| {
-                user.and_then(|u| u.geo.as_ref())
-                    .and_then(|g| non_empty(g.country.as_deref()))
-            });
+        // Device geo is where the impression happens; user geo (home) is
+        // the fallback, field by field.
+        let geos = [
+            device.and_then(|d| d.geo.as_ref()),
+            user.and_then(|u| u.geo.as_ref()),
+        ];
+        let country = geo_str(&geos, |g| g.country.as_deref());
+        let region = geo_str(&geos, |g| g.region.as_deref());
+        let city = geo_str(&geos, |g| g.city.as_deref());
+        let utcoffset = geos.iter().flatten().find_map(|g| g.utcoffset);
 
         let mut page = Page::default();
         let mut keywords = RequestKeywords::default();
@@ -93,6 +107,18 @@ impl<'r> Context<'r> {
             page,
             country,
             devicetype: device.and_then(|d| d.devicetype),
+            region,
+            city,
+            utcoffset,
+            os: device.and_then(|d| non_empty(d.os.as_deref())),
+            site_domain: site.and_then(|s| {
+                non_empty(s.domain.as_deref()).or_else(|| s.page.as_deref().and_then(url_host))
+            }),
+            app_bundle: app.and_then(|a| non_empty(a.bundle.as_deref())),
+            publisher: site
+                .and_then(|s| s.publisher.as_ref())
+                .or_else(|| app.and_then(|a| a.publisher.as_ref()))
+                .and_then(|p| non_empty(p.id.as_deref())),
             keywords,
             bcat: &req.bcat,
             badv: &req.badv,
@@ -101,6 +127,13 @@ impl<'r> Context<'r> {
             today: now.date(),
         }
     }
+}
+
+fn geo_str<'r>(
+    geos: &[Option<&'r ortb::Geo<'r>>],
+    field: impl Fn(&'r ortb::Geo<'r>) -> Option<&'r str>,
+) -> Option<&'r str> {
+    geos.iter().flatten().find_map(|g| non_empty(field(g)))
 }
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
@@ -134,6 +167,15 @@ fn behavioural_allowed(req: &BidRequest<'_>) -> bool {
     true
 }
 
+/// The host of an absolute URL, without port or credentials.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = host.split(':').next()?;
+    non_empty(Some(host))
+}
+
 /// A product id in a shop's page URL: `/dp/ID`, `/gp/product/ID`, `/product/ID`.
 pub fn product_in_url(url: &str) -> Option<&str> {
     let path = url.split(['?', '#']).next().unwrap_or(url);
@@ -152,6 +194,17 @@ pub fn product_in_url(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(url_host("https://news.example/a/b?c"), Some("news.example"));
+        assert_eq!(
+            url_host("http://u:p@news.example:8080/"),
+            Some("news.example")
+        );
+        assert_eq!(url_host("news.example/a"), None);
+        assert_eq!(url_host("https:///x"), None);
+    }
 
     #[test]
     fn product_ids_in_urls() {

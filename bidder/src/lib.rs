@@ -19,5 +19,6 @@ pub mod select;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod targeting;
 
 pub use app::{App, BidAnswer, ExplainError, Settings};

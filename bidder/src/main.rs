@@ -58,6 +58,10 @@ struct ServeArgs {
     /// notices (default: http://<listen address>).
     #[arg(long)]
     public_url: Option<String>,
+    /// Bearer token that POST /v1/audience-events requires; without one,
+    /// uploads are refused.
+    #[arg(long, env = "BIDDER_AUDIENCE_TOKEN", hide_env_values = true)]
+    audience_token: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -131,7 +135,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let store = match &args.data {
-        Some(dir) => audiences::Store::load_dir(dir)
+        Some(dir) => audiences::Store::load_dir(dir, config::Clock::now(&SystemClock))
             .with_context(|| format!("loading audience data from {}", dir.display()))?,
         None => audiences::Store::new(),
     };
@@ -149,6 +153,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", args.listen)),
+        audience_token: args.audience_token.clone().filter(|t| !t.is_empty()),
         ..Settings::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

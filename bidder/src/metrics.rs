@@ -125,6 +125,10 @@ pub fn spend(micros: i64) {
     metrics::counter!("bidder_spend_micros_total").increment(micros.max(0) as u64);
 }
 
+pub fn audience_events(n: usize) {
+    metrics::counter!("bidder_audience_events_total").increment(n as u64);
+}
+
 pub fn config_loaded(ok: bool, line_items: usize) {
     let result = if ok { "ok" } else { "rejected" };
     metrics::counter!("bidder_config_reloads_total", "result" => result).increment(1);

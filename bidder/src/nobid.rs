@@ -18,6 +18,15 @@ pub enum NoBid {
     Size,
     Country,
     Device,
+    /// Region or city.
+    Geo,
+    Os,
+    /// Site domain, app bundle or publisher (allow and block lists).
+    Inventory,
+    Daypart,
+    /// The line item buys a behavioural audience and privacy signals
+    /// (COPPA, GDPR without consent, LMT, opt-out of sale) forbid it.
+    Privacy,
     Audience,
     Keyword,
     Deal,
@@ -30,7 +39,7 @@ pub enum NoBid {
 }
 
 impl NoBid {
-    pub const ALL: [NoBid; 15] = [
+    pub const ALL: [NoBid; 20] = [
         NoBid::NotReady,
         NoBid::Currency,
         NoBid::Media,
@@ -39,6 +48,11 @@ impl NoBid {
         NoBid::Size,
         NoBid::Country,
         NoBid::Device,
+        NoBid::Geo,
+        NoBid::Os,
+        NoBid::Inventory,
+        NoBid::Daypart,
+        NoBid::Privacy,
         NoBid::Audience,
         NoBid::Keyword,
         NoBid::Deal,
@@ -58,6 +72,11 @@ impl NoBid {
             NoBid::Size => "size",
             NoBid::Country => "country",
             NoBid::Device => "device",
+            NoBid::Geo => "geo",
+            NoBid::Os => "os",
+            NoBid::Inventory => "inventory",
+            NoBid::Daypart => "daypart",
+            NoBid::Privacy => "privacy",
             NoBid::Audience => "audience",
             NoBid::Keyword => "keyword",
             NoBid::Deal => "deal",

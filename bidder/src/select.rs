@@ -138,13 +138,18 @@ pub(crate) fn stage(r: NoBid) -> u8 {
         NoBid::Flight => 1,
         NoBid::Country => 2,
         NoBid::Device => 3,
-        NoBid::Blocked => 4,
-        NoBid::Deal => 5,
-        NoBid::Floor => 6,
-        NoBid::Budget => 7,
-        NoBid::Keyword => 8,
-        NoBid::Audience => 9,
-        NoBid::Frequency => 10,
+        NoBid::Geo => 4,
+        NoBid::Os => 5,
+        NoBid::Inventory => 6,
+        NoBid::Daypart => 7,
+        NoBid::Blocked => 8,
+        NoBid::Deal => 9,
+        NoBid::Floor => 10,
+        NoBid::Budget => 11,
+        NoBid::Keyword => 12,
+        NoBid::Privacy => 13,
+        NoBid::Audience => 14,
+        NoBid::Frequency => 15,
         _ => 0,
     }
 }
@@ -177,6 +182,9 @@ pub(crate) fn check(
             .is_some_and(|t| item.devices.iter().any(|d| d.matches_devicetype(t)))
     {
         return Err(NoBid::Device);
+    }
+    if let Some(rules) = &item.rules {
+        rules.check(ctx)?;
     }
     if adv
         .domains
@@ -278,21 +286,15 @@ pub(crate) fn check(
 
 /// `badv` lists domains: blocking `example.com` blocks `shop.example.com`.
 fn domain_blocked(ours: &str, blocked: &str) -> bool {
-    let blocked = blocked.trim().trim_start_matches("www.");
-    let ours = ours.trim_start_matches("www.");
-    !blocked.is_empty()
-        && (ours.eq_ignore_ascii_case(blocked)
-            || (ours.len() > blocked.len()
-                && ours[ours.len() - blocked.len()..].eq_ignore_ascii_case(blocked)
-                && ours.as_bytes()[ours.len() - blocked.len() - 1] == b'.'))
+    crate::targeting::domain_within(ours, blocked.trim())
 }
 
-/// `bcat` lists categories: blocking `IAB17` blocks `IAB17-18`.
+/// `bcat` lists categories: blocking `IAB17` blocks `IAB17-18`. Bytes, not
+/// string slices: `bcat` comes from the request and may hold any UTF-8.
 fn category_blocked(ours: &str, blocked: &str) -> bool {
-    ours.eq_ignore_ascii_case(blocked)
-        || (ours.len() > blocked.len()
-            && ours[..blocked.len()].eq_ignore_ascii_case(blocked)
-            && ours.as_bytes()[blocked.len()] == b'-')
+    let (o, b) = (ours.as_bytes(), blocked.as_bytes());
+    o.eq_ignore_ascii_case(b)
+        || (o.len() > b.len() && o[..b.len()].eq_ignore_ascii_case(b) && o[b.len()] == b'-')
 }
 
 #[cfg(test)]
@@ -334,5 +336,9 @@ mod tests {
         assert!(!category_blocked("IAB17-18", "IAB17-1"));
         assert!(!category_blocked("IAB17", "IAB17-18"));
         assert!(!category_blocked("IAB170", "IAB17"));
+        assert!(
+            !category_blocked("IAB17-é", "IAB17-a"),
+            "no panic on multi-byte input"
+        );
     }
 }

@@ -231,9 +231,65 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             }
         }
         "/v1/explain" if req.method() == Method::POST => explain(app, req).await,
+        "/v1/audience-events" if req.method() == Method::POST => audience_events(app, req).await,
         "/healthz" | "/readyz" | "/metrics" => method_not_allowed("GET"),
-        "/v1/config/reload" | "/v1/explain" => method_not_allowed("POST"),
+        "/v1/config/reload" | "/v1/explain" | "/v1/audience-events" => method_not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
+    if app.settings.audience_token.is_none() {
+        return text(
+            StatusCode::FORBIDDEN,
+            "audience uploads are off: start the bidder with --audience-token\n",
+        );
+    }
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if !app.audience_token_ok(auth) {
+        let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match body::read(&parts.headers, body, app.settings.max_audience_batch_bytes).await
+    {
+        Ok(b) => b,
+        Err(e @ BodyError::TooLarge(_)) => {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n"))
+        }
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let Ok(text_body) = std::str::from_utf8(&bytes) else {
+        return text(StatusCode::BAD_REQUEST, "the body is not UTF-8 text\n");
+    };
+    // Parsing a large batch is CPU work: keep it off the runtime's threads.
+    let app2 = app.clone();
+    let owned = text_body.to_string();
+    match tokio::task::spawn_blocking(move || app2.append_audience_events(&owned)).await {
+        Ok(Ok(n)) => {
+            let mut r = Response::new(Full::new(Bytes::from(format!("{{\"applied\":{n}}}\n"))));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Ok(Err(e)) => text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "line {}: {}; nothing of this batch was applied\n",
+                e.line, e.reason
+            ),
+        ),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("upload failed: {e}\n"),
+        ),
     }
 }
 
@@ -281,6 +337,23 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
             tokio::select! {
                 _ = metrics::upkeep(handle) => {}
                 _ = stop.changed() => {}
+            }
+        });
+    }
+    {
+        // Hourly is plenty: retention is counted in days.
+        let app = app.clone();
+        let mut stop = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = stop.changed() => return,
+                }
+                let app2 = app.clone();
+                if let Ok(n) = tokio::task::spawn_blocking(move || app2.prune_audiences()).await {
+                    tracing::debug!(dropped = n, "audience events pruned");
+                }
             }
         });
     }

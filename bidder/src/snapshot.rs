@@ -33,6 +33,9 @@ pub struct Item {
     /// Audience indices within the advertiser: `(any_of, none_of)`.
     pub audiences: Option<(Vec<usize>, Vec<usize>)>,
     pub deals: Vec<String>,
+    /// Geo beyond country, OS, inventory lists, day-parts: `None` for the
+    /// many line items that set none of them.
+    pub rules: Option<Box<crate::targeting::Rules>>,
     pub keywords: Option<KeywordRule>,
     pub frequency: Option<FrequencyCap>,
     /// Creative indices within the advertiser.
@@ -86,6 +89,7 @@ impl Snapshot {
                             .as_ref()
                             .map(|r| (aud_index(&r.any_of), aud_index(&r.none_of))),
                         deals: li.targeting.deals.clone(),
+                        rules: crate::targeting::Rules::compile(&li.targeting),
                         keywords: li.targeting.keywords.as_ref().map(KeywordRule::compile),
                         frequency: li.frequency_cap,
                         creatives: li

@@ -60,6 +60,16 @@ pub(crate) fn alpha3_for_alpha2(code: &str) -> Option<&'static str> {
     CODES.iter().find(|(_, a2)| *a2 == code).map(|(a3, _)| *a3)
 }
 
+/// The ISO 3166-1 alpha-2 code of an officially assigned alpha-3 code (upper
+/// case only), e.g. `"USA"` → `"US"`: OpenRTB `geo.country` is alpha-3 while
+/// ISO 3166-2 region codes start with the alpha-2.
+pub fn country_alpha2(alpha3: &str) -> Option<&'static str> {
+    CODES
+        .binary_search_by(|(a3, _)| (*a3).cmp(alpha3))
+        .ok()
+        .map(|i| CODES[i].1)
+}
+
 /// The code that was probably meant: the upper-case form of a lower-case
 /// code, or the alpha-3 of an alpha-2 code.
 pub(crate) fn suggest(code: &str) -> Option<&'static str> {
@@ -106,6 +116,17 @@ mod tests {
         assert_eq!(alpha3_for_alpha2("GB"), Some("GBR"));
         assert_eq!(alpha3_for_alpha2("DE"), Some("DEU"));
         assert_eq!(alpha3_for_alpha2("UK"), None);
+        assert_eq!(country_alpha2("USA"), Some("US"));
+        assert_eq!(country_alpha2("GBR"), Some("GB"));
+        assert_eq!(country_alpha2("ABW"), Some("AW"));
+        assert_eq!(country_alpha2("ZWE"), Some("ZW"));
+        assert_eq!(country_alpha2("usa"), None);
+        assert_eq!(country_alpha2("US"), None);
+        assert_eq!(country_alpha2(""), None);
+        for (a3, a2) in CODES {
+            assert_eq!(country_alpha2(a3), Some(a2));
+            assert_eq!(alpha3_for_alpha2(a2), Some(a3));
+        }
         assert_eq!(suggest("US"), Some("USA"));
         assert_eq!(suggest("us"), Some("USA"));
         assert_eq!(suggest("usa"), Some("USA"));

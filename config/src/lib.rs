@@ -19,12 +19,13 @@ mod raw;
 pub mod time;
 mod validate;
 
+pub use countries::country_alpha2;
 pub use load::{load_dir, load_files};
 pub use model::{
-    Advertiser, Audience, AudienceKind, AudienceRule, Budget, Config, Creative, CreativeKind,
-    Device, Flight, FrequencyCap, Keywords, LineItem, Media, MediaFile, Order, Service, Summary,
-    Targeting,
+    Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Budget, Config, Creative,
+    CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap, Keywords,
+    LineItem, Media, MediaFile, Order, Os, Service, Summary, Targeting,
 };
 pub use money::{Micros, MoneyError};
 pub use problem::{Problem, Problems};
-pub use time::{Clock, Date, ManualClock, SystemClock, TimeError, Timestamp};
+pub use time::{Clock, Date, ManualClock, SystemClock, TimeError, Timestamp, Weekday};

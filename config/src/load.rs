@@ -286,7 +286,7 @@ mod tests {
         let order = "orders:\n  - {id: o, service: managed, budget: 1, flight: {start: 2026-01-01, end: 2026-01-02}";
         let item =
             ", line_items: [{id: l, media: display, cpm: 1, budget: {daily: 1}, creatives: [c]";
-        let cases: [(String, &str); 13] = [
+        let cases: [(String, &str); 18] = [
             (format!("{head}typo: 1\n"), "the top level of the file"),
             (
                 "advertiser: {id: a, name: A, typo: 1}\n".to_owned(),
@@ -328,6 +328,32 @@ mod tests {
                     "{head}{order}, line_items: [{{targeting: {{keywords: {{fuzzy: [x]}}}}}}]}}\n"
                 ),
                 "keywords",
+            ),
+            (
+                format!("{head}{order}, line_items: [{{targeting: {{sites: {{deny: [x]}}}}}}]}}\n"),
+                "sites, apps or publishers",
+            ),
+            (
+                format!("{head}{order}, line_items: [{{targeting: {{apps: {{alow: [x]}}}}}}]}}\n"),
+                "sites, apps or publishers",
+            ),
+            (
+                format!(
+                    "{head}{order}, line_items: [{{targeting: {{publishers: {{allowed: [x]}}}}}}]}}\n"
+                ),
+                "sites, apps or publishers",
+            ),
+            (
+                format!(
+                    "{head}{order}, line_items: [{{targeting: {{dayparts: {{zone: utc}}}}}}]}}\n"
+                ),
+                "dayparts",
+            ),
+            (
+                format!(
+                    "{head}{order}, line_items: [{{targeting: {{dayparts: {{slots: [{{day: [mon]}}]}}}}}}]}}\n"
+                ),
+                "daypart slot",
             ),
         ];
         for (text, name) in cases {
@@ -377,6 +403,11 @@ mod tests {
         assert_eq!(
             err("advertiser:\n  id: [a]\n  name: A\n").2,
             "expected a single value here, not a list or mapping"
+        );
+        let slot = "advertiser: {id: a, name: A, domains: [a.example]}\norders:\n  - {id: o, line_items: [{targeting: {dayparts: {slots: [{days: [mon], from: \"07:00\"}]}}}]}\n";
+        assert_eq!(
+            err(slot).2,
+            "missing required key \"to\" in this daypart slot"
         );
         assert_eq!(
             err("advertiser: acme\n").2,

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::money::Micros;
+pub use crate::time::Weekday;
 use crate::time::{Date, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -265,6 +266,213 @@ pub struct Targeting {
     pub keywords: Option<Keywords>,
     /// Private-marketplace deal ids: when set, bid only inside these deals.
     pub deals: Vec<String>,
+    /// ISO 3166-2 subdivision codes, upper case with their country's alpha-2
+    /// prefix, e.g. `US-CO` (see [`crate::country_alpha2`] to compare with
+    /// an alpha-3 `geo.country`). When `countries` is set, every region is
+    /// in one of them.
+    pub regions: Vec<String>,
+    /// City names as written, to match `geo.city` case-insensitively.
+    pub cities: Vec<String>,
+    pub os: Vec<Os>,
+    /// Site domains (bare, like `news.example`).
+    pub sites: AllowBlock,
+    /// App bundles or store ids.
+    pub apps: AllowBlock,
+    /// Publisher ids.
+    pub publishers: AllowBlock,
+    /// `None`: any time of day.
+    pub dayparts: Option<Dayparts>,
+}
+
+/// Bid only on `allow` (when it is not empty), and never on `block`.
+/// No value is in both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowBlock {
+    pub allow: Vec<String>,
+    pub block: Vec<String>,
+}
+
+impl AllowBlock {
+    /// Nothing allowed specifically and nothing blocked: no restriction.
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.block.is_empty()
+    }
+}
+
+/// Operating systems by their YAML names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Os {
+    Ios,
+    Android,
+    Windows,
+    Macos,
+    Linux,
+    Chromeos,
+    Tvos,
+    Roku,
+    Tizen,
+    Webos,
+    Fireos,
+}
+
+impl Os {
+    pub const ALL: [Os; 11] = [
+        Os::Ios,
+        Os::Android,
+        Os::Windows,
+        Os::Macos,
+        Os::Linux,
+        Os::Chromeos,
+        Os::Tvos,
+        Os::Roku,
+        Os::Tizen,
+        Os::Webos,
+        Os::Fireos,
+    ];
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Os::Ios => "ios",
+            Os::Android => "android",
+            Os::Windows => "windows",
+            Os::Macos => "macos",
+            Os::Linux => "linux",
+            Os::Chromeos => "chromeos",
+            Os::Tvos => "tvos",
+            Os::Roku => "roku",
+            Os::Tizen => "tizen",
+            Os::Webos => "webos",
+            Os::Fireos => "fireos",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Os> {
+        Os::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    /// The spellings of `device.os` that name this OS, once lower-cased with
+    /// everything but letters and digits removed.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Os::Ios => &["ios", "iphoneos", "ipados"],
+            Os::Android => &["android", "androidtv"],
+            Os::Windows => &["windows", "windowsnt"],
+            Os::Macos => &["macos", "macosx", "osx", "mac", "macintosh"],
+            Os::Linux => &["linux"],
+            Os::Chromeos => &["chromeos", "chromiumos", "cros"],
+            Os::Tvos => &["tvos"],
+            Os::Roku => &["roku", "rokuos"],
+            Os::Tizen => &["tizen", "tizenos"],
+            Os::Webos => &["webos", "webostv", "lgwebos"],
+            Os::Fireos => &["fireos", "amazonfireos"],
+        }
+    }
+
+    /// Whether OpenRTB `device.os` (free text such as "iOS", "Android",
+    /// "Windows", "Mac OS X", "OS X", "macOS", "Linux", "Chrome OS", "tvOS",
+    /// "Roku OS", "Tizen", "webOS", "Fire OS") names this OS,
+    /// case-insensitively.
+    ///
+    /// Spaces and punctuation are ignored, as is a version at the end
+    /// ("Windows 10", "Android 14.1"); the version belongs in `device.osv`. Fire OS is not Android and tvOS is not iOS here: a
+    /// device says which one it runs. Does not allocate.
+    pub fn matches(self, device_os: &str) -> bool {
+        // Every alias is short; a longer name cannot be one of them.
+        let mut buf = [0u8; 24];
+        let mut len = 0;
+        for b in device_os.bytes() {
+            if b.is_ascii_alphanumeric() {
+                if len == buf.len() {
+                    return false;
+                }
+                buf[len] = b.to_ascii_lowercase();
+                len += 1;
+            } else if !b.is_ascii() {
+                return false;
+            }
+        }
+        let name = &buf[..len];
+        let end = name
+            .iter()
+            .rposition(|b| !b.is_ascii_digit())
+            .map_or(0, |i| i + 1);
+        let name = &name[..end];
+        !name.is_empty() && self.aliases().iter().any(|a| a.as_bytes() == name)
+    }
+}
+
+impl fmt::Display for Os {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Hours of the week a line item bids in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dayparts {
+    pub timezone: DaypartZone,
+    /// Never empty.
+    pub slots: Vec<DaypartSlot>,
+}
+
+impl Dayparts {
+    /// Whether the instant `now`, shifted by `utcoffset_minutes` when
+    /// timezone is User (None → UTC), falls in any slot.
+    ///
+    /// `utcoffset_minutes` is OpenRTB `device.geo.utcoffset` (local time
+    /// minus UTC). An offset beyond ±18 hours names no real place and is
+    /// treated as missing.
+    pub fn contains(&self, now: Timestamp, utcoffset_minutes: Option<i32>) -> bool {
+        let offset = match self.timezone {
+            DaypartZone::User => utcoffset_minutes
+                .filter(|m| m.unsigned_abs() <= MAX_UTC_OFFSET_MINUTES)
+                .unwrap_or(0),
+            DaypartZone::Utc => 0,
+        };
+        let local = Timestamp(now.0.saturating_add(i64::from(offset) * 60_000));
+        let (day, minute) = (local.date().weekday(), local.minute_of_day());
+        self.slots.iter().any(|s| s.contains(day, minute))
+    }
+}
+
+/// ISO 8601 offsets run from -18:00 to +18:00.
+const MAX_UTC_OFFSET_MINUTES: u32 = 18 * 60;
+
+/// Which clock the slots are read on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DaypartZone {
+    /// The device's local time from `device.geo.utcoffset`, UTC when absent.
+    User,
+    Utc,
+}
+
+impl DaypartZone {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DaypartZone::User => "user",
+            DaypartZone::Utc => "utc",
+        }
+    }
+}
+
+/// From `from_minute` (inclusive) to `to_minute` (exclusive), in minutes
+/// after midnight, on each of `days`. `0 <= from_minute < to_minute <= 1440`;
+/// a slot never crosses midnight (write two slots instead).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaypartSlot {
+    /// Never empty.
+    pub days: Vec<Weekday>,
+    pub from_minute: u16,
+    pub to_minute: u16,
+}
+
+impl DaypartSlot {
+    /// Whether minute `minute` of `day` is inside this slot.
+    pub fn contains(&self, day: Weekday, minute: u16) -> bool {
+        self.from_minute <= minute && minute < self.to_minute && self.days.contains(&day)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -415,6 +623,172 @@ mod tests {
         }
         assert_eq!(Device::parse("mobile"), None);
         assert_eq!(Device::parse("Desktop"), None);
+    }
+
+    #[test]
+    fn os_names_round_trip() {
+        for os in Os::ALL {
+            assert_eq!(Os::parse(os.as_str()), Some(os));
+            // Every YAML name is also what some device would send.
+            assert!(os.matches(os.as_str()), "{os}");
+            for alias in os.aliases() {
+                assert!(alias.len() <= 24, "{alias} must fit the buffer");
+            }
+        }
+        assert_eq!(Os::parse("iOS"), None);
+        assert_eq!(Os::parse("mac"), None);
+    }
+
+    #[test]
+    fn os_matches_what_devices_send() {
+        use Os::*;
+        let cases: [(&str, Os); 25] = [
+            ("iOS", Ios),
+            ("ios", Ios),
+            ("IOS", Ios),
+            ("iPadOS", Ios),
+            ("iPhone OS", Ios),
+            ("Android", Android),
+            ("android 14", Android),
+            ("Windows", Windows),
+            ("Windows 10", Windows),
+            ("Windows NT 10.0", Windows),
+            ("Mac OS X", Macos),
+            ("OS X", Macos),
+            ("macOS", Macos),
+            ("Mac OS X 10.15.7", Macos),
+            ("Linux", Linux),
+            ("Chrome OS", Chromeos),
+            ("ChromeOS", Chromeos),
+            ("tvOS", Tvos),
+            ("Roku OS", Roku),
+            ("Roku", Roku),
+            ("Tizen", Tizen),
+            ("webOS", Webos),
+            ("WebOS TV", Webos),
+            ("Fire OS", Fireos),
+            ("fire-os", Fireos),
+        ];
+        for (device_os, expected) in cases {
+            for os in Os::ALL {
+                assert_eq!(
+                    os.matches(device_os),
+                    os == expected,
+                    "{os} vs device.os {device_os:?}"
+                );
+            }
+        }
+        for other in [
+            "",
+            " ",
+            "10.0",
+            "Windows Phone",
+            "BlackBerry",
+            "Symbian",
+            "iOSX",
+            "Androidish",
+            "Linux Ubuntu",
+            "macOS\u{e9}",
+            "a very long operating system name that fits no buffer",
+        ] {
+            assert!(
+                Os::ALL.iter().all(|os| !os.matches(other)),
+                "{other:?} matched"
+            );
+        }
+    }
+
+    fn slot(days: &[Weekday], from_minute: u16, to_minute: u16) -> DaypartSlot {
+        DaypartSlot {
+            days: days.to_vec(),
+            from_minute,
+            to_minute,
+        }
+    }
+
+    #[test]
+    fn daypart_slots_include_from_and_exclude_to() {
+        use Weekday::*;
+        let parts = Dayparts {
+            timezone: DaypartZone::Utc,
+            slots: vec![slot(&[Mon, Tue, Wed, Thu, Fri], 7 * 60, 9 * 60 + 30)],
+        };
+        // 2026-11-25 is a Wednesday.
+        assert!(!parts.contains(ts("2026-11-25T06:59:59.999Z"), None));
+        assert!(parts.contains(ts("2026-11-25T07:00:00Z"), None));
+        assert!(parts.contains(ts("2026-11-25T09:29:59.999Z"), None));
+        assert!(!parts.contains(ts("2026-11-25T09:30:00Z"), None));
+        // Saturday is not listed.
+        assert!(!parts.contains(ts("2026-11-28T08:00:00Z"), None));
+        // A UTC daypart ignores the device's offset.
+        assert!(parts.contains(ts("2026-11-25T08:00:00Z"), Some(600)));
+    }
+
+    #[test]
+    fn daypart_slot_can_run_to_the_end_of_the_day() {
+        use Weekday::*;
+        let parts = Dayparts {
+            timezone: DaypartZone::Utc,
+            slots: vec![slot(&[Sun], 22 * 60, 24 * 60), slot(&[Mon], 0, 60)],
+        };
+        // 2026-11-29 is a Sunday.
+        assert!(!parts.contains(ts("2026-11-29T21:59:59.999Z"), None));
+        assert!(parts.contains(ts("2026-11-29T22:00:00Z"), None));
+        assert!(parts.contains(ts("2026-11-29T23:59:59.999Z"), None));
+        assert!(parts.contains(ts("2026-11-30T00:00:00Z"), None));
+        assert!(parts.contains(ts("2026-11-30T00:59:59.999Z"), None));
+        assert!(!parts.contains(ts("2026-11-30T01:00:00Z"), None));
+        // The Sunday slot does not open on Monday evening.
+        assert!(!parts.contains(ts("2026-11-30T23:00:00Z"), None));
+    }
+
+    #[test]
+    fn user_dayparts_shift_by_the_device_offset_across_midnight() {
+        use Weekday::*;
+        let parts = Dayparts {
+            timezone: DaypartZone::User,
+            slots: vec![slot(&[Mon], 60, 120)],
+        };
+        // UTC 23:30 on Sunday 2026-11-29 at +02:00 is Monday 01:30 locally.
+        let sunday_late = ts("2026-11-29T23:30:00Z");
+        assert!(parts.contains(sunday_late, Some(120)));
+        assert!(!parts.contains(sunday_late, None), "no offset means UTC");
+        assert!(!parts.contains(sunday_late, Some(0)));
+        // Boundaries in local time: from inclusive, to exclusive.
+        assert!(parts.contains(ts("2026-11-29T23:00:00Z"), Some(120)));
+        assert!(!parts.contains(ts("2026-11-29T22:59:59.999Z"), Some(120)));
+        assert!(!parts.contains(ts("2026-11-30T00:00:00Z"), Some(120)));
+
+        // UTC 02:30 on Tuesday 2026-12-01 at -05:00 is Monday 21:30 locally.
+        let evening = Dayparts {
+            timezone: DaypartZone::User,
+            slots: vec![slot(&[Mon], 21 * 60, 22 * 60)],
+        };
+        let tuesday_early = ts("2026-12-01T02:30:00Z");
+        assert!(evening.contains(tuesday_early, Some(-300)));
+        assert!(!evening.contains(tuesday_early, None));
+        assert!(!evening.contains(tuesday_early, Some(-180)));
+        // Half-hour offsets count too (India, +05:30).
+        assert!(evening.contains(ts("2026-11-30T15:45:00Z"), Some(330)));
+        assert!(!evening.contains(ts("2026-11-30T15:15:00Z"), Some(330)));
+    }
+
+    #[test]
+    fn impossible_offsets_are_ignored() {
+        use Weekday::*;
+        let parts = Dayparts {
+            timezone: DaypartZone::User,
+            slots: vec![slot(&[Wed], 12 * 60, 13 * 60)],
+        };
+        let noon = ts("2026-11-25T12:30:00Z");
+        assert!(parts.contains(noon, Some(18 * 60 + 1)));
+        assert!(parts.contains(noon, Some(i32::MIN)));
+        assert!(parts.contains(noon, Some(i32::MAX)));
+        assert!(!parts.contains(noon, Some(18 * 60)));
+        assert!(parts.contains(ts("2026-11-25T00:30:00Z"), Some(12 * 60)));
+        // Far-off instants do not overflow.
+        assert!(!parts.contains(Timestamp(i64::MAX), Some(14 * 60)));
+        assert!(!parts.contains(Timestamp(i64::MIN), Some(-12 * 60)));
     }
 
     #[test]

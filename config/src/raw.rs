@@ -200,6 +200,20 @@ pub(crate) struct RawTargeting {
     #[serde(default)]
     pub countries: List<Text>,
     #[serde(default)]
+    pub regions: List<Text>,
+    #[serde(default)]
+    pub cities: List<Text>,
+    #[serde(default)]
+    pub os: List<Text>,
+    #[serde(default)]
+    pub sites: Option<Spanned<RawAllowBlock>>,
+    #[serde(default)]
+    pub apps: Option<Spanned<RawAllowBlock>>,
+    #[serde(default)]
+    pub publishers: Option<Spanned<RawAllowBlock>>,
+    #[serde(default)]
+    pub dayparts: Option<Spanned<RawDayparts>>,
+    #[serde(default)]
     pub devices: List<Text>,
     #[serde(default)]
     pub keywords: Option<Spanned<RawKeywords>>,
@@ -218,6 +232,33 @@ pub(crate) struct RawKeywords {
     pub exact: List<Text>,
     #[serde(default)]
     pub negative: List<Text>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAllowBlock {
+    #[serde(default)]
+    pub allow: List<Text>,
+    #[serde(default)]
+    pub block: List<Text>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDayparts {
+    #[serde(default)]
+    pub timezone: Option<Text>,
+    #[serde(default)]
+    pub slots: Option<Spanned<List<Spanned<RawDaypartSlot>>>>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDaypartSlot {
+    #[serde(default)]
+    pub days: Option<Spanned<List<Text>>>,
+    pub from: Text,
+    pub to: Text,
 }
 
 /// Names the mapping an unknown key was found in, recognised by the keys it
@@ -281,8 +322,27 @@ pub(crate) fn mapping_name(expected: &[&str]) -> Option<&'static str> {
         ("line item budget", &["daily", "lifetime"]),
         ("frequency_cap", &["impressions", "per_hours"]),
         ("line item audiences", &["any_of", "none_of"]),
-        ("targeting", &["countries", "devices", "keywords", "deals"]),
+        (
+            "targeting",
+            &[
+                "countries",
+                "regions",
+                "cities",
+                "os",
+                "sites",
+                "apps",
+                "publishers",
+                "dayparts",
+                "devices",
+                "keywords",
+                "deals",
+            ],
+        ),
         ("keywords", &["broad", "phrase", "exact", "negative"]),
+        // The same keys for all three, so the message names them all.
+        ("sites, apps or publishers", &["allow", "block"]),
+        ("dayparts", &["timezone", "slots"]),
+        ("daypart slot", &["days", "from", "to"]),
     ];
     MAPPINGS
         .iter()
@@ -304,6 +364,7 @@ pub(crate) fn required_key_owner(key: &str) -> Option<&'static str> {
         "start" | "end" => "flight",
         "media" | "cpm" => "line item",
         "impressions" | "per_hours" => "frequency_cap",
+        "from" | "to" => "daypart slot",
         _ => return None,
     })
 }

@@ -141,11 +141,78 @@ impl Date {
     pub fn start(self) -> Timestamp {
         Timestamp(self.days_since_epoch().saturating_mul(MILLIS_PER_DAY))
     }
+
+    /// The day of the week (1970-01-01 was a Thursday).
+    pub fn weekday(self) -> Weekday {
+        // Monday is index 0, so the epoch's Thursday is index 3.
+        Weekday::ALL[(self.days_since_epoch() + 3).rem_euclid(7) as usize]
+    }
 }
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}-{:02}", self.y, self.m, self.d)
+    }
+}
+
+/// A day of the week, Monday first (ISO 8601).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    /// Monday to Sunday.
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+
+    /// The YAML spelling: `mon` to `sun`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Weekday::Mon => "mon",
+            Weekday::Tue => "tue",
+            Weekday::Wed => "wed",
+            Weekday::Thu => "thu",
+            Weekday::Fri => "fri",
+            Weekday::Sat => "sat",
+            Weekday::Sun => "sun",
+        }
+    }
+
+    /// The full English name in lower case, for hints.
+    pub(crate) fn full_name(self) -> &'static str {
+        match self {
+            Weekday::Mon => "monday",
+            Weekday::Tue => "tuesday",
+            Weekday::Wed => "wednesday",
+            Weekday::Thu => "thursday",
+            Weekday::Fri => "friday",
+            Weekday::Sat => "saturday",
+            Weekday::Sun => "sunday",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Weekday> {
+        Weekday::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+impl fmt::Display for Weekday {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -161,6 +228,11 @@ impl Timestamp {
 
     pub fn as_millis(self) -> i64 {
         self.0
+    }
+
+    /// Minutes since 00:00 UTC of this instant's day, 0 to 1439.
+    pub fn minute_of_day(self) -> u16 {
+        (self.0.rem_euclid(MILLIS_PER_DAY) / 60_000) as u16
     }
 
     /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`.
@@ -499,6 +571,54 @@ mod tests {
         assert_eq!(Timestamp(-1).to_string(), "1969-12-31T23:59:59.999Z");
         let t = ts("2024-02-29T23:59:59.999Z");
         assert_eq!(ts(&t.to_string()), t);
+    }
+
+    #[test]
+    fn weekdays_of_known_dates() {
+        use Weekday::*;
+        for (date, day) in [
+            ("1970-01-01", Thu),
+            ("1969-12-31", Wed),
+            ("1969-12-29", Mon),
+            ("2000-01-01", Sat),
+            ("2024-02-29", Thu),
+            ("2026-11-01", Sun),
+            ("2026-11-25", Wed),
+            ("2026-11-30", Mon),
+            ("2026-12-31", Thu),
+            ("1900-01-01", Mon),
+        ] {
+            assert_eq!(d(date).weekday(), day, "{date}");
+        }
+        // Seven consecutive days are each weekday once, in order.
+        let start = d("2026-11-23").days_since_epoch();
+        let week: Vec<Weekday> = (0..7)
+            .map(|i| Date::from_days_since_epoch(start + i).weekday())
+            .collect();
+        assert_eq!(week, Weekday::ALL);
+    }
+
+    #[test]
+    fn weekday_names_round_trip() {
+        for day in Weekday::ALL {
+            assert_eq!(Weekday::parse(day.as_str()), Some(day));
+            assert!(day.full_name().starts_with(day.as_str()));
+        }
+        assert_eq!(Weekday::parse("Mon"), None);
+        assert_eq!(Weekday::parse("monday"), None);
+        assert_eq!(Weekday::Sun.to_string(), "sun");
+    }
+
+    #[test]
+    fn minute_of_day_is_utc() {
+        assert_eq!(ts("2026-11-25T00:00:00Z").minute_of_day(), 0);
+        assert_eq!(ts("2026-11-25T00:00:59.999Z").minute_of_day(), 0);
+        assert_eq!(ts("2026-11-25T07:30:00Z").minute_of_day(), 450);
+        assert_eq!(ts("2026-11-25T23:59:59.999Z").minute_of_day(), 1439);
+        assert_eq!(ts("2026-11-25T09:30:00+02:00").minute_of_day(), 450);
+        assert_eq!(Timestamp(-1).minute_of_day(), 1439);
+        assert_eq!(Timestamp(-60_000).minute_of_day(), 1439);
+        assert_eq!(Timestamp(-60_001).minute_of_day(), 1438);
     }
 
     #[test]

@@ -12,18 +12,19 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::{Location, Spanned};
 
-use crate::countries;
+use crate::countries::{self, country_alpha2};
 use crate::model::{
-    Advertiser, Audience, AudienceKind, AudienceRule, Budget, Config, Creative, CreativeKind,
-    Device, Flight, FrequencyCap, Keywords, LineItem, Media, MediaFile, Order, Service, Targeting,
+    Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Budget, Config, Creative,
+    CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap, Keywords,
+    LineItem, Media, MediaFile, Order, Os, Service, Targeting,
 };
 use crate::money::Micros;
 use crate::problem::Problem;
 use crate::raw::{
-    Int, List, Money, RawAudience, RawBudget, RawCreative, RawFile, RawKeywords, RawLineItem,
-    RawMediaFile, RawOrder, RawTargeting, Text,
+    Int, List, Money, RawAllowBlock, RawAudience, RawBudget, RawCreative, RawDaypartSlot,
+    RawDayparts, RawFile, RawKeywords, RawLineItem, RawMediaFile, RawOrder, RawTargeting, Text,
 };
-use crate::time::Date;
+use crate::time::{Date, Weekday};
 
 /// Managed service is staffed; below these totals it does not pay for itself.
 const MANAGED_MINIMUM: Micros = Micros::from_units(50_000);
@@ -191,7 +192,7 @@ impl FileChecker<'_> {
             }
         };
         for domain in domains {
-            self.domain(&subject, domain);
+            self.domain(&subject, "domain", "acme.example", domain);
         }
         for category in &adv.categories.0 {
             self.not_empty(&subject, "a category", category);
@@ -897,10 +898,53 @@ impl FileChecker<'_> {
     }
 
     fn targeting(&mut self, subject: &str, t: &RawTargeting) -> Option<Targeting> {
-        let mut ok = true;
+        let mut countries_ok = true;
         for country in &t.countries.0 {
-            ok &= self.country(subject, country);
+            countries_ok &= self.country(subject, country);
         }
+        let mut ok = countries_ok;
+        // Regions are held against the countries only when every country is
+        // valid, so that one mistake is not reported twice.
+        let countries: Option<Vec<&str>> = (countries_ok && !t.countries.0.is_empty())
+            .then(|| t.countries.0.iter().map(|c| c.value.as_str()).collect());
+        for region in &t.regions.0 {
+            ok &= self.region(subject, region, countries.as_deref());
+        }
+        for city in &t.cities.0 {
+            ok &= self.not_empty(subject, "a city", city);
+        }
+        let mut os = Vec::with_capacity(t.os.0.len());
+        for name in &t.os.0 {
+            match Os::parse(&name.value) {
+                Some(o) => os.push(o),
+                None => {
+                    self.unknown_os(subject, name);
+                    ok = false;
+                }
+            }
+        }
+        let mut lists = [
+            (ListKind::Sites, &t.sites, AllowBlock::default()),
+            (ListKind::Apps, &t.apps, AllowBlock::default()),
+            (ListKind::Publishers, &t.publishers, AllowBlock::default()),
+        ];
+        for (kind, raw, list) in &mut lists {
+            if let Some(raw) = raw {
+                match self.allow_block(subject, *kind, raw) {
+                    Some(checked) => *list = checked,
+                    None => ok = false,
+                }
+            }
+        }
+        let [(_, _, sites), (_, _, apps), (_, _, publishers)] = lists;
+        let dayparts = match &t.dayparts {
+            Some(d) => {
+                let dayparts = self.dayparts(subject, d);
+                ok &= dayparts.is_some();
+                dayparts
+            }
+            None => None,
+        };
         let mut devices = Vec::with_capacity(t.devices.0.len());
         for device in &t.devices.0 {
             match Device::parse(&device.value) {
@@ -935,7 +979,295 @@ impl FileChecker<'_> {
             devices,
             keywords,
             deals: strings(&t.deals),
+            regions: strings(&t.regions),
+            cities: strings(&t.cities),
+            os,
+            sites,
+            apps,
+            publishers,
+            dayparts,
         })
+    }
+
+    /// An ISO 3166-2 code such as `US-CO`, in one of the targeted countries.
+    fn region(&mut self, subject: &str, region: &Text, countries: Option<&[&str]>) -> bool {
+        let r = region.value.as_str();
+        let Some((country, subdivision)) = r.split_once('-').filter(|(c, s)| {
+            c.len() == 2
+                && c.bytes().all(|b| b.is_ascii_uppercase())
+                && (1..=3).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        }) else {
+            let hint = region_hint(r, countries);
+            self.report(
+                region.referenced,
+                format!(
+                    "{subject}: region \"{r}\" is not an ISO-3166-2 subdivision code like US-CO{hint}"
+                ),
+            );
+            return false;
+        };
+        if countries::alpha3_for_alpha2(country).is_none() {
+            let hint = countries::suggest(country)
+                .and_then(country_alpha2)
+                .map(|a2| format!(" (did you mean \"{a2}-{subdivision}\"?)"))
+                .unwrap_or_default();
+            self.report(
+                region.referenced,
+                format!(
+                    "{subject}: region \"{r}\" does not start with an ISO-3166-1 alpha-2 \
+                     country code{hint}"
+                ),
+            );
+            return false;
+        }
+        if let Some(countries) = countries {
+            if !countries.iter().any(|c| country_alpha2(c) == Some(country)) {
+                self.report(
+                    region.referenced,
+                    format!(
+                        "{subject}: region {r} is in {country}, but the line item only targets {}",
+                        countries.join(", ")
+                    ),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    fn unknown_os(&mut self, subject: &str, name: &Text) {
+        let names: Vec<&str> = Os::ALL.iter().map(|o| o.as_str()).collect();
+        // "iOS" or "Mac OS X": what a device would send, so say which name it is.
+        let hint = Os::ALL
+            .into_iter()
+            .find(|o| o.matches(&name.value))
+            .map(|o| format!(" (did you mean \"{o}\"?)"))
+            .unwrap_or_default();
+        self.report(
+            name.referenced,
+            format!(
+                "{subject}: unknown os \"{}\"{hint}; expected one of: {}",
+                name.value,
+                names.join(", ")
+            ),
+        );
+    }
+
+    fn allow_block(
+        &mut self,
+        subject: &str,
+        kind: ListKind,
+        raw: &Spanned<RawAllowBlock>,
+    ) -> Option<AllowBlock> {
+        let r = &raw.value;
+        let key = kind.key();
+        if r.allow.0.is_empty() && r.block.0.is_empty() {
+            self.report(
+                raw.referenced,
+                format!(
+                    "{subject}: {key} lists nothing to allow or block; add some or remove {key}"
+                ),
+            );
+            return None;
+        }
+        let mut ok = true;
+        for entry in r.allow.0.iter().chain(&r.block.0) {
+            ok &= match kind {
+                ListKind::Sites => self.domain(subject, "site", "news.example", entry),
+                ListKind::Apps => self.app(subject, entry),
+                ListKind::Publishers => self.not_empty(subject, "a publisher id", entry),
+            };
+        }
+        for blocked in &r.block.0 {
+            let b = blocked.value.as_str();
+            let same = |allowed: &Text| match kind {
+                // Domain names are case-insensitive; ids are not.
+                ListKind::Sites => allowed.value.eq_ignore_ascii_case(b),
+                ListKind::Apps | ListKind::Publishers => allowed.value == b,
+            };
+            if !b.trim().is_empty() && r.allow.0.iter().any(same) {
+                self.report(
+                    blocked.referenced,
+                    format!(
+                        "{subject}: {} \"{b}\" is in both allow and block of {key}",
+                        kind.noun()
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| AllowBlock {
+            allow: strings(&r.allow),
+            block: strings(&r.block),
+        })
+    }
+
+    /// A bundle (com.example.app) or store id (123456789).
+    fn app(&mut self, subject: &str, app: &Text) -> bool {
+        if !self.not_empty(subject, "an app", app) {
+            return false;
+        }
+        let ok = !app
+            .value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            self.report(
+                app.referenced,
+                format!(
+                    "{subject}: app \"{}\" cannot contain spaces; write its bundle or store id, \
+                     like com.example.app or 123456789",
+                    app.value
+                ),
+            );
+        }
+        ok
+    }
+
+    fn dayparts(&mut self, subject: &str, raw: &Spanned<RawDayparts>) -> Option<Dayparts> {
+        let d = &raw.value;
+        let timezone = match &d.timezone {
+            None => Some(DaypartZone::User),
+            Some(zone) => match zone.value.as_str() {
+                "user" => Some(DaypartZone::User),
+                "utc" => Some(DaypartZone::Utc),
+                other => {
+                    let lower = other.trim().to_ascii_lowercase();
+                    let hint = ["user", "utc"]
+                        .into_iter()
+                        .find(|z| *z == lower)
+                        .map(|z| format!(" (did you mean \"{z}\"?)"))
+                        .unwrap_or_default();
+                    self.report(
+                        zone.referenced,
+                        format!(
+                            "{subject}: unknown dayparts timezone \"{other}\"{hint}; expected user \
+                             (the device's local time) or utc"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let raw_slots = match &d.slots {
+            Some(list) if !list.value.0.is_empty() => &list.value.0[..],
+            other => {
+                let at = other.as_ref().map_or(raw.referenced, |l| l.referenced);
+                self.report(
+                    at,
+                    format!(
+                        "{subject}: dayparts lists no slots; add some, like \
+                         {{ days: [mon], from: \"07:00\", to: \"09:30\" }}, or remove dayparts"
+                    ),
+                );
+                return None;
+            }
+        };
+        let slots: Vec<Option<DaypartSlot>> =
+            raw_slots.iter().map(|s| self.slot(subject, s)).collect();
+        let slots: Option<Vec<DaypartSlot>> = slots.into_iter().collect();
+        Some(Dayparts {
+            timezone: timezone?,
+            slots: slots?,
+        })
+    }
+
+    fn slot(&mut self, subject: &str, raw: &Spanned<RawDaypartSlot>) -> Option<DaypartSlot> {
+        let s = &raw.value;
+        let mut ok = true;
+        let raw_days = match &s.days {
+            Some(list) if !list.value.0.is_empty() => &list.value.0[..],
+            other => {
+                let at = other.as_ref().map_or(raw.referenced, |l| l.referenced);
+                self.report(
+                    at,
+                    format!("{subject}: a daypart slot lists no days; add some, like [mon, tue]"),
+                );
+                ok = false;
+                &[]
+            }
+        };
+        let mut days = Vec::with_capacity(raw_days.len());
+        for day in raw_days {
+            match Weekday::parse(&day.value) {
+                Some(d) => days.push(d),
+                None => {
+                    let names: Vec<&str> = Weekday::ALL.iter().map(|d| d.as_str()).collect();
+                    // "Monday", "Tue", "thurs": the day meant is plain enough to name.
+                    let lower = day.value.trim().to_ascii_lowercase();
+                    let hint = Weekday::ALL
+                        .into_iter()
+                        .find(|d| lower.len() >= 3 && d.full_name().starts_with(&lower))
+                        .map(|d| format!(" (did you mean \"{d}\"?)"))
+                        .unwrap_or_default();
+                    self.report(
+                        day.referenced,
+                        format!(
+                            "{subject}: unknown day \"{}\"{hint}; expected one of: {}",
+                            day.value,
+                            names.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let from = self.time_of_day(subject, "from", &s.from);
+        let to = self.time_of_day(subject, "to", &s.to);
+        let (from, to) = (from?, to?);
+        if from >= to {
+            let (f, t) = (&s.from.value, &s.to.value);
+            let message = if from == to {
+                format!(
+                    "{subject}: the daypart slot from {f} to {t} is empty; to must be after from"
+                )
+            } else {
+                format!(
+                    "{subject}: the daypart slot from {f} to {t} ends before it starts; a slot \
+                     cannot cross midnight, so split it in two: one to 24:00 and one from 00:00"
+                )
+            };
+            self.report(s.to.referenced, message);
+            return None;
+        }
+        ok.then_some(DaypartSlot {
+            days,
+            from_minute: from,
+            to_minute: to,
+        })
+    }
+
+    /// `HH:MM` as minutes after midnight; `24:00` (1440) only as a slot's end.
+    fn time_of_day(&mut self, subject: &str, key: &str, text: &Text) -> Option<u16> {
+        let t = text.value.as_str();
+        let two = |s: &str| {
+            (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u16>().ok())
+                .flatten()
+        };
+        let parsed = (t.len() == 5 && t.as_bytes()[2] == b':')
+            .then(|| Some((two(&t[..2])?, two(&t[3..])?)))
+            .flatten();
+        let problem = match parsed {
+            None => "is not a time written as HH:MM, like 07:00".to_owned(),
+            Some((_, m)) if m >= 60 => format!("has minute {m}; minutes go from 00 to 59"),
+            Some((24, 0)) if key == "to" => return Some(24 * 60),
+            Some((24, 0)) => {
+                "is the end of the day; 24:00 can only end a slot, use 00:00 to start one"
+                    .to_owned()
+            }
+            Some((h, _)) if h >= 24 => {
+                format!("has hour {h}; hours go from 00 to 23 (and 24:00 may end a slot)")
+            }
+            Some((h, m)) => return Some(h * 60 + m),
+        };
+        self.report(
+            text.referenced,
+            format!("{subject}: daypart {key} \"{t}\" {problem}"),
+        );
+        None
     }
 
     fn keywords(&mut self, subject: &str, raw: &Spanned<RawKeywords>) -> Option<Keywords> {
@@ -1168,24 +1500,26 @@ impl FileChecker<'_> {
         ok
     }
 
-    fn domain(&mut self, subject: &str, domain: &Text) {
+    /// A bare domain; `noun` names it in messages ("domain", "site").
+    fn domain(&mut self, subject: &str, noun: &str, example: &str, domain: &Text) -> bool {
         let d = domain.value.as_str();
         let problem = if d.trim().is_empty() {
-            Some("a domain is empty".to_owned())
+            Some(format!("a {noun} is empty"))
         } else if d.contains("://") || d.contains('/') {
             Some(format!(
-                "domain \"{d}\" must be a bare domain like acme.example, without http:// or a path"
+                "{noun} \"{d}\" must be a bare domain like {example}, without http:// or a path"
             ))
         } else if !d.contains('.') || d.chars().any(|c| c.is_whitespace() || c.is_control()) {
             Some(format!(
-                "domain \"{d}\" is not a domain name like acme.example"
+                "{noun} \"{d}\" is not a domain name like {example}"
             ))
         } else {
             None
         };
-        if let Some(problem) = problem {
+        if let Some(problem) = &problem {
             self.report(domain.referenced, format!("{subject}: {problem}"));
         }
+        problem.is_none()
     }
 
     fn country(&mut self, subject: &str, country: &Text) -> bool {
@@ -1226,6 +1560,69 @@ impl FileChecker<'_> {
             None => base,
         }
     }
+}
+
+/// The three allow/block lists of targeting.
+#[derive(Clone, Copy)]
+enum ListKind {
+    Sites,
+    Apps,
+    Publishers,
+}
+
+impl ListKind {
+    fn key(self) -> &'static str {
+        match self {
+            ListKind::Sites => "sites",
+            ListKind::Apps => "apps",
+            ListKind::Publishers => "publishers",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            ListKind::Sites => "site",
+            ListKind::Apps => "app",
+            ListKind::Publishers => "publisher id",
+        }
+    }
+}
+
+/// What a malformed region was probably meant to be, as a parenthesised hint.
+fn region_hint(region: &str, countries: Option<&[&str]>) -> String {
+    let valid_subdivision =
+        |s: &str| (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    let Some((country, subdivision)) = region.trim().split_once('-') else {
+        // "CO": OpenRTB's own geo.region leaves the country out.
+        let r = region.trim();
+        if !valid_subdivision(r) {
+            return String::new();
+        }
+        let a2 = match countries {
+            Some([only]) => country_alpha2(only),
+            _ => None,
+        };
+        return match a2 {
+            Some(a2) => format!(
+                " (write the country first: did you mean \"{a2}-{}\"?)",
+                r.to_ascii_uppercase()
+            ),
+            None => " (write the two-letter country code first, like US-CO)".to_owned(),
+        };
+    };
+    let a2 = countries::suggest(country).and_then(country_alpha2);
+    let (Some(a2), true) = (a2, valid_subdivision(subdivision)) else {
+        return String::new();
+    };
+    let meant = format!("{a2}-{}", subdivision.to_ascii_uppercase());
+    let reason = if country.trim().len() == 3 {
+        "regions start with the two-letter country code: "
+    } else if region.bytes().any(|b| b.is_ascii_lowercase()) {
+        "codes are upper case: "
+    } else {
+        ""
+    };
+    format!(" ({reason}did you mean \"{meant}\"?)")
 }
 
 fn strings(list: &List<Text>) -> Vec<String> {

@@ -1,5 +1,5 @@
-//! Writes the generated config of N line items into a directory, for the
-//! load script: `gen-config 1000 /tmp/cfg`.
+//! Writes the generated config of N line items into a directory, and
+//! optionally M users' audience events: `gen-config 10000 /tmp/cfg [1000000 /tmp/data]`.
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -10,5 +10,14 @@ fn main() -> std::io::Result<()> {
         std::fs::write(dir.join(name), text)?;
     }
     println!("{n} line items in {}", dir.display());
+    if let (Some(users), Some(data)) = (
+        args.next().and_then(|s| s.parse::<usize>().ok()),
+        args.next(),
+    ) {
+        let data = std::path::PathBuf::from(data);
+        std::fs::create_dir_all(&data)?;
+        std::fs::write(data.join("events.jsonl"), benches::generated_events(users))?;
+        println!("{users} users' events in {}", data.display());
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bidder::{App, Settings};
-use config::{ManualClock, Timestamp};
+use config::{Clock, ManualClock, Timestamp};
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -53,7 +53,7 @@ impl Server {
     pub fn start_with(config_dir: &Path, data: Option<&Path>, settings: Settings) -> Server {
         let clock = Arc::new(ManualClock::new(ts("2026-11-24T12:00:00Z")));
         let store = match data {
-            Some(d) => audiences::Store::load_dir(d).expect("audience data"),
+            Some(d) => audiences::Store::load_dir(d, clock.now()).expect("audience data"),
             None => audiences::Store::new(),
         };
         let config = config::load_dir(config_dir).expect("valid config");

@@ -10,7 +10,8 @@ use config::{Config, Problem, Problems};
 
 /// A valid file that sits exactly on every boundary the rules allow: the
 /// minimum daily budget, the managed-service minimums, a one-day flight, a
-/// line item budget equal to its order's, a frequency cap of 1 per 1 hour.
+/// line item budget equal to its order's, a frequency cap of 1 per 1 hour,
+/// every OS, a daypart slot of the whole day and one of a single minute.
 pub const BASE: &str = "\
 advertiser:
   id: acme
@@ -75,6 +76,16 @@ orders:
         audiences: { any_of: [viewers, pages], none_of: [fans] }
         targeting:
           countries: [USA, CAN]
+          regions: [US-CO, CA-BC, US-DC]
+          cities: [Denver, São Paulo]
+          os: [ios, android, windows, macos, linux, chromeos, tvos, roku, tizen, webos, fireos]
+          sites: { allow: [news.example, Blog.Example], block: [spam.example] }
+          apps: { allow: [com.example.app, '123456789'] }
+          publishers: { block: [pub-2] }
+          dayparts:
+            slots:
+              - { days: [mon, tue, wed, thu, fri], from: 00:00, to: '24:00' }
+              - { days: [sat, sun], from: '10:00', to: '10:01' }
           devices: [desktop, phone, tablet, ctv, connected_device, set_top_box, dooh]
           keywords: { broad: [tents], negative: [free] }
           deals: [DEAL-1]

@@ -1,0 +1,165 @@
+//! The inventory and time rules of a line item beyond country and device:
+//! regions and cities, operating systems, sites, apps and publishers (allow
+//! and block lists), and day-parts. Compiled once per config load.
+
+use config::{AllowBlock, Dayparts, Os, Targeting};
+
+use crate::context::Context;
+use crate::nobid::NoBid;
+
+/// The rules a line item sets, or `None` in `Item` when it sets none (most
+/// do not): the common case costs one branch.
+#[derive(Debug)]
+pub struct Rules {
+    /// `(alpha-2 country, subdivision)`, upper case: `US-CO` → `("US", "CO")`.
+    regions: Vec<(String, String)>,
+    /// Lower case.
+    cities: Vec<String>,
+    os: Vec<Os>,
+    sites: AllowBlock,
+    apps: AllowBlock,
+    publishers: AllowBlock,
+    dayparts: Option<Dayparts>,
+}
+
+impl Rules {
+    pub fn compile(t: &Targeting) -> Option<Box<Rules>> {
+        let none = t.regions.is_empty()
+            && t.cities.is_empty()
+            && t.os.is_empty()
+            && t.sites == AllowBlock::default()
+            && t.apps == AllowBlock::default()
+            && t.publishers == AllowBlock::default()
+            && t.dayparts.is_none();
+        if none {
+            return None;
+        }
+        Some(Box::new(Rules {
+            regions: t
+                .regions
+                .iter()
+                .filter_map(|r| r.split_once('-'))
+                .map(|(c, s)| (c.to_ascii_uppercase(), s.to_ascii_uppercase()))
+                .collect(),
+            cities: t.cities.iter().map(|c| c.to_lowercase()).collect(),
+            os: t.os.clone(),
+            sites: t.sites.clone(),
+            apps: t.apps.clone(),
+            publishers: t.publishers.clone(),
+            dayparts: t.dayparts.clone(),
+        }))
+    }
+
+    /// The first rule the request breaks, in the order geo, OS, inventory,
+    /// day-part.
+    pub fn check(&self, ctx: &Context<'_>) -> Result<(), NoBid> {
+        if !self.regions.is_empty() && !self.region_ok(ctx) {
+            return Err(NoBid::Geo);
+        }
+        if !self.cities.is_empty()
+            && !ctx
+                .city
+                .is_some_and(|c| self.cities.iter().any(|x| x.as_str() == c.to_lowercase()))
+        {
+            return Err(NoBid::Geo);
+        }
+        if !self.os.is_empty()
+            && !ctx
+                .os
+                .is_some_and(|os| self.os.iter().any(|o| o.matches(os)))
+        {
+            return Err(NoBid::Os);
+        }
+        if !allowed(&self.sites, ctx.site_domain, domain_within)
+            || !allowed(&self.apps, ctx.app_bundle, |a, b| a.eq_ignore_ascii_case(b))
+            || !allowed(&self.publishers, ctx.publisher, |a, b| a == b)
+        {
+            return Err(NoBid::Inventory);
+        }
+        if let Some(d) = &self.dayparts {
+            if !d.contains(ctx.now, ctx.utcoffset) {
+                return Err(NoBid::Daypart);
+            }
+        }
+        Ok(())
+    }
+
+    /// OpenRTB sends `geo.region` as the subdivision part (`CO`) or, from
+    /// some exchanges, whole (`US-CO`); the country part comes from
+    /// `geo.country` in alpha-3.
+    fn region_ok(&self, ctx: &Context<'_>) -> bool {
+        let Some(region) = ctx.region else {
+            return false;
+        };
+        let country2 = ctx.country.and_then(config::country_alpha2);
+        self.regions
+            .iter()
+            .any(|(c, sub)| match region.split_once('-') {
+                Some((rc, rs)) => rc.eq_ignore_ascii_case(c) && rs.eq_ignore_ascii_case(sub),
+                None => region.eq_ignore_ascii_case(sub) && country2.is_some_and(|x| x == c),
+            })
+    }
+}
+
+/// An empty allow list allows anything; a value on the block list is out
+/// whatever the allow list says. A request without the value (an app
+/// request has no site domain) passes only when there is no allow list.
+fn allowed(list: &AllowBlock, value: Option<&str>, same: impl Fn(&str, &str) -> bool) -> bool {
+    match value {
+        Some(v) => {
+            !list.block.iter().any(|b| same(v, b))
+                && (list.allow.is_empty() || list.allow.iter().any(|a| same(v, a)))
+        }
+        None => list.allow.is_empty(),
+    }
+}
+
+/// `news.example.com` is within `example.com`. Compared as bytes: a domain
+/// from a request may hold any UTF-8, and must not be sliced mid-character.
+pub fn domain_within(domain: &str, listed: &str) -> bool {
+    let d = domain.trim_start_matches("www.").as_bytes();
+    let l = listed.trim_start_matches("www.").as_bytes();
+    !l.is_empty()
+        && (d.eq_ignore_ascii_case(l)
+            || (d.len() > l.len()
+                && d[d.len() - l.len()..].eq_ignore_ascii_case(l)
+                && d[d.len() - l.len() - 1] == b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_and_subdomains() {
+        assert!(domain_within("news.example.com", "example.com"));
+        assert!(domain_within("www.example.com", "example.com"));
+        assert!(domain_within("example.com", "www.EXAMPLE.com"));
+        assert!(!domain_within("badexample.com", "example.com"));
+        assert!(!domain_within("example.com", "news.example.com"));
+        assert!(!domain_within("example.com", ""));
+        assert!(
+            !domain_within("ééé.com", "é.com"),
+            "no panic on multi-byte input"
+        );
+    }
+
+    #[test]
+    fn allow_and_block_lists() {
+        let list = AllowBlock {
+            allow: vec!["a.example".into()],
+            block: vec!["bad.a.example".into()],
+        };
+        assert!(allowed(&list, Some("a.example"), domain_within));
+        assert!(allowed(&list, Some("x.a.example"), domain_within));
+        assert!(!allowed(&list, Some("bad.a.example"), domain_within));
+        assert!(!allowed(&list, Some("b.example"), domain_within));
+        assert!(!allowed(&list, None, domain_within));
+        let block_only = AllowBlock {
+            allow: vec![],
+            block: vec!["b.example".into()],
+        };
+        assert!(allowed(&block_only, None, domain_within));
+        assert!(!allowed(&block_only, Some("b.example"), domain_within));
+    }
+}

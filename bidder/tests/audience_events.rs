@@ -1,0 +1,93 @@
+//! `POST /v1/audience-events`: authenticated, all-or-nothing uploads that
+//! take effect on the next bid request.
+
+mod common;
+
+use bidder::Settings;
+use common::{banner_request, post, repo, Server};
+use serde_json::json;
+
+fn server_with_token() -> Server {
+    Server::start_with(
+        &repo().join("examples/config"),
+        Some(&repo().join("examples/data")),
+        Settings {
+            audience_token: Some("s3cret-token".into()),
+            ..Settings::default()
+        },
+    )
+}
+
+fn bid_for(s: &Server, user: &str) -> u16 {
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": user });
+    s.bid(&r.to_string()).status
+}
+
+const VIEW: &str =
+    r#"{"user":"new-shopper","event":"view","product":"B0TENT0002","at":"2026-11-23T08:00:00Z"}"#;
+
+#[test]
+fn an_uploaded_view_puts_the_user_in_the_audience() {
+    let s = server_with_token();
+    assert_eq!(bid_for(&s, "new-shopper"), 204);
+    let body = format!(
+        "{VIEW}\n{}\n",
+        r#"{"user":"other","event":"interest","interest":"hiking","at":"2026-11-20T00:00:00Z"}"#
+    );
+    let r = post(
+        s.admin,
+        "/v1/audience-events",
+        &[("Authorization", "Bearer s3cret-token")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["applied"], 2);
+    assert_eq!(bid_for(&s, "new-shopper"), 200);
+}
+
+#[test]
+fn a_bad_line_applies_nothing_and_names_the_line() {
+    let s = server_with_token();
+    let body = format!(
+        "{VIEW}\n{{\"user\":\"x\",\"event\":\"teleport\",\"at\":\"2026-11-23T08:00:00Z\"}}\n"
+    );
+    let r = post(
+        s.admin,
+        "/v1/audience-events",
+        &[("Authorization", "Bearer s3cret-token")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("line 2"), "{}", r.text());
+    assert_eq!(
+        bid_for(&s, "new-shopper"),
+        204,
+        "line 1 must not be applied"
+    );
+}
+
+#[test]
+fn uploads_need_the_token() {
+    let s = server_with_token();
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("s3cret-token"),
+        Some("Bearer s3cret-token2"),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        let r = post(s.admin, "/v1/audience-events", &headers, VIEW.as_bytes());
+        assert_eq!(r.status, 401, "{auth:?}");
+    }
+    assert_eq!(bid_for(&s, "new-shopper"), 204);
+    // Without a configured token, uploads are off altogether.
+    let plain = Server::example();
+    let r = post(
+        plain.admin,
+        "/v1/audience-events",
+        &[("Authorization", "Bearer anything")],
+        VIEW.as_bytes(),
+    );
+    assert_eq!(r.status, 403);
+}
