@@ -97,6 +97,21 @@ impl<'r> Context<'r> {
         if let Some(u) = user {
             keywords.add(u.keywords.as_deref(), &u.kwarray);
         }
+        // The taxonomy of the categories: the site's or app's, else the
+        // content's; absent means IAB 1.0 by the spec.
+        page.cattax = site
+            .and_then(|s| s.cattax)
+            .or_else(|| app.and_then(|a| a.cattax))
+            .or_else(|| content.and_then(|c| c.cattax));
+        // Product hints some exchanges and retail sites pass in ext.
+        let exts = [site.and_then(|s| s.ext), app.and_then(|a| a.ext)];
+        for ext in exts
+            .into_iter()
+            .chain(req.imp.iter().map(|i| i.ext))
+            .flatten()
+        {
+            product_hints(ext.get(), &mut page.products);
+        }
 
         Context {
             visitor: Visitor {
@@ -167,6 +182,33 @@ fn behavioural_allowed(req: &BidRequest<'_>) -> bool {
     true
 }
 
+/// `ext.product_id`, `ext.products` or `ext.product_ids` (strings). An ext
+/// that does not have this shape is ignored: hints must never fail a request.
+fn product_hints<'r>(ext: &'r str, out: &mut Vec<&'r str>) {
+    #[derive(serde::Deserialize)]
+    struct Hints<'a> {
+        #[serde(borrow, default)]
+        product_id: Option<&'a str>,
+        #[serde(borrow, default)]
+        products: Vec<&'a str>,
+        #[serde(borrow, default)]
+        product_ids: Vec<&'a str>,
+    }
+    // Cheap test first: almost no ext carries product hints.
+    if !ext.contains("product") {
+        return;
+    }
+    if let Ok(h) = serde_json::from_str::<Hints<'r>>(ext) {
+        out.extend(
+            h.product_id
+                .into_iter()
+                .chain(h.products)
+                .chain(h.product_ids)
+                .filter(|p| !p.is_empty()),
+        );
+    }
+}
+
 /// The host of an absolute URL, without port or credentials.
 fn url_host(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
@@ -194,6 +236,16 @@ pub fn product_in_url(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn product_hints_in_ext() {
+        let mut out = Vec::new();
+        product_hints(r#"{"product_id":"B0X","other":1}"#, &mut out);
+        product_hints(r#"{"products":["B0Y","B0Z"]}"#, &mut out);
+        product_hints(r#"{"product_ids":"not-a-list"}"#, &mut out);
+        product_hints(r#"{"gpid":"/a/b"}"#, &mut out);
+        assert_eq!(out, ["B0X", "B0Y", "B0Z"]);
+    }
 
     #[test]
     fn hosts_of_urls() {
