@@ -12,6 +12,10 @@ use config::{ManualClock, Timestamp};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn app(line_items: usize) -> App {
+    app_with(line_items, audiences::Store::new())
+}
+
+fn app_with(line_items: usize, store: audiences::Store) -> App {
     let config =
         config::load_files(&generated_config(line_items)).expect("generated config is valid");
     let now = Timestamp::parse_rfc3339("2026-11-25T12:00:00Z").expect("fixed time");
@@ -24,7 +28,7 @@ fn app(line_items: usize) -> App {
             ..Settings::default()
         },
         Arc::new(ManualClock::new(now)),
-        audiences::Store::new(),
+        store,
         None,
     );
     app.install(config);
@@ -62,6 +66,49 @@ fn bench(c: &mut Criterion) {
             b.iter(|| app.auction(black_box(&req)).map(|(j, _)| j.len()))
         });
     }
+    group.finish();
+
+    // A store of 1,000,000 users (one event each), looked up on every bid.
+    let events = audiences::parse_jsonl("bench", &benches::generated_events(1_000_000))
+        .expect("generated events are valid");
+    let store = audiences::Store::new();
+    store.insert(events);
+    let viewers = config::Audience {
+        id: "viewers".into(),
+        kind: config::AudienceKind::Views {
+            products: (0..20).map(|i| format!("B0PROD{i:04}")).collect(),
+            lookback_days: 30,
+        },
+    };
+    let now = Timestamp::parse_rfc3339("2026-11-25T12:00:00Z").expect("fixed time");
+    let page = audiences::Page::default();
+    let mut group = c.benchmark_group("audiences-1M-users");
+    let mut u = 0u64;
+    group.bench_function("views-match", |b| {
+        b.iter(|| {
+            u = (u + 7919) % 1_000_000;
+            let user = format!("user-{u}");
+            let visitor = audiences::Visitor {
+                user: Some(&user),
+                behavioural: true,
+                now,
+            };
+            store.matches(black_box(&viewers), &visitor, &page)
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("bid-1M-users");
+    let app = app_with(1_000, store);
+    let mut request = request.clone();
+    request["user"] = serde_json::json!({ "buyeruid": "user-4242" });
+    let body = serde_json::to_vec(&request).expect("serialisable");
+    group.bench_function("parse+match+respond/1000", |b| {
+        b.iter(|| match app.handle_bid(black_box(&body), Instant::now()) {
+            BidAnswer::Bid(json, _) => json.len(),
+            _ => 0,
+        })
+    });
     group.finish();
 }
 

@@ -38,6 +38,8 @@ pub struct Settings {
     pub audience_token: Option<String>,
     /// Larger audience batches are refused with 413.
     pub max_audience_batch_bytes: usize,
+    /// Our IAB TCF vendor id, for GDPR consent.
+    pub privacy: crate::privacy::PrivacySettings,
 }
 
 impl Default for Settings {
@@ -50,6 +52,7 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             audience_token: None,
             max_audience_batch_bytes: 64 * 1024 * 1024,
+            privacy: crate::privacy::PrivacySettings::default(),
         }
     }
 }
@@ -217,7 +220,7 @@ impl App {
         if !req.cur.is_empty() && !req.cur.iter().any(|c| c.eq_ignore_ascii_case("USD")) {
             return Err(NoBid::Currency);
         }
-        let ctx = Context::new(req, self.clock.now());
+        let ctx = Context::new(req, self.clock.now(), &self.settings.privacy);
         let stores = Stores {
             audiences: &self.audiences,
             spend: &*self.spend,
@@ -290,7 +293,7 @@ impl App {
             .map_err(|e| ExplainError::Invalid(e.to_string()))?;
         let guard = self.snapshot.load();
         let snap = guard.as_ref().ok_or(ExplainError::NotReady)?;
-        let ctx = Context::new(&req, self.clock.now());
+        let ctx = Context::new(&req, self.clock.now(), &self.settings.privacy);
         let stores = Stores {
             audiences: &self.audiences,
             spend: &*self.spend,

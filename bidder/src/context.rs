@@ -8,8 +8,11 @@ use config::{Date, Timestamp};
 use ortb::BidRequest;
 
 use crate::keywords::RequestKeywords;
+use crate::privacy::{PrivacySettings, Restriction};
 
 pub struct Context<'r> {
+    /// Why behavioural audiences are off for this request, if they are.
+    pub restriction: Option<Restriction>,
     pub visitor: Visitor<'r>,
     pub page: Page<'r>,
     /// ISO-3166-1 alpha-3 as OpenRTB sends it (`device.geo`, else `user.geo`).
@@ -36,7 +39,9 @@ pub struct Context<'r> {
 }
 
 impl<'r> Context<'r> {
-    pub fn new(req: &'r BidRequest<'r>, now: Timestamp) -> Context<'r> {
+    pub fn new(req: &'r BidRequest<'r>, now: Timestamp, privacy: &PrivacySettings) -> Context<'r> {
+        // Behavioural audiences need the user's data; contextual ones do not.
+        let restriction = crate::privacy::behavioural(req, privacy).err();
         let device = req.device.as_ref();
         let user = req.user.as_ref();
         let site = req.site.as_ref();
@@ -114,9 +119,10 @@ impl<'r> Context<'r> {
         }
 
         Context {
+            restriction,
             visitor: Visitor {
                 user: user_key,
-                behavioural: behavioural_allowed(req),
+                behavioural: restriction.is_none(),
                 now,
             },
             page,
@@ -153,33 +159,6 @@ fn geo_str<'r>(
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
-}
-
-/// Behavioural audiences need the user's data; contextual ones do not. Until
-/// the audiences issue decodes TCF consent strings, any GDPR request is
-/// treated as having no consent: it is the safe side of the law.
-fn behavioural_allowed(req: &BidRequest<'_>) -> bool {
-    let regs = req.regs.as_ref();
-    if regs.is_some_and(|r| r.coppa == Some(1)) {
-        return false;
-    }
-    if regs.and_then(|r| r.gdpr()) == Some(1) {
-        return false;
-    }
-    if req.device.as_ref().and_then(|d| d.lmt) == Some(1) {
-        return false;
-    }
-    // US Privacy string "1YYN": the third character is the opt-out of sale.
-    if let Some(usp) = regs.and_then(|r| r.us_privacy()) {
-        if usp
-            .as_bytes()
-            .get(2)
-            .is_some_and(|c| c.eq_ignore_ascii_case(&b'y'))
-        {
-            return false;
-        }
-    }
-    true
 }
 
 /// `ext.product_id`, `ext.products` or `ext.product_ids` (strings). An ext

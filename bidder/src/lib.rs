@@ -14,6 +14,7 @@ pub mod keywords;
 pub mod metrics;
 pub mod nobid;
 pub mod notice;
+pub mod privacy;
 pub mod respond;
 pub mod select;
 pub mod server;

@@ -62,6 +62,11 @@ struct ServeArgs {
     /// uploads are refused.
     #[arg(long, env = "BIDDER_AUDIENCE_TOKEN", hide_env_values = true)]
     audience_token: Option<String>,
+    /// Our vendor id in the IAB Global Vendor List: under GDPR, behavioural
+    /// audiences need a TCF consent string that consents to it. Without
+    /// one, GDPR traffic is bought on context only.
+    #[arg(long, env = "BIDDER_TCF_VENDOR_ID", default_value_t = 0)]
+    tcf_vendor_id: u16,
 }
 
 fn main() -> ExitCode {
@@ -154,6 +159,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("http://{}", args.listen)),
         audience_token: args.audience_token.clone().filter(|t| !t.is_empty()),
+        privacy: bidder::privacy::PrivacySettings {
+            vendor_id: args.tcf_vendor_id,
+        },
         ..Settings::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -247,6 +247,9 @@ pub(crate) fn check(
         let store = stores.audiences;
         let is = |a: &usize| store.matches(&adv.audiences[*a], &ctx.visitor, &ctx.page);
         if none_of.iter().any(is) || (!any_of.is_empty() && !any_of.iter().any(is)) {
+            if item.behavioural && ctx.restriction.is_some() {
+                return Err(NoBid::Privacy);
+            }
             return Err(NoBid::Audience);
         }
     }

@@ -32,6 +32,9 @@ pub struct Item {
     pub devices: Vec<Device>,
     /// Audience indices within the advertiser: `(any_of, none_of)`.
     pub audiences: Option<(Vec<usize>, Vec<usize>)>,
+    /// Whether `any_of` holds a behavioural kind (views, interests): when
+    /// privacy switches those off, a miss is reported as `privacy`.
+    pub behavioural: bool,
     pub deals: Vec<String>,
     /// Geo beyond country, OS, inventory lists, day-parts: `None` for the
     /// many line items that set none of them.
@@ -88,6 +91,15 @@ impl Snapshot {
                             .audiences
                             .as_ref()
                             .map(|r| (aud_index(&r.any_of), aud_index(&r.none_of))),
+                        behavioural: li.audiences.as_ref().is_some_and(|r| {
+                            aud_index(&r.any_of).iter().any(|&i| {
+                                matches!(
+                                    adv.audiences[i].kind,
+                                    config::AudienceKind::Views { .. }
+                                        | config::AudienceKind::Interests { .. }
+                                )
+                            })
+                        }),
                         deals: li.targeting.deals.clone(),
                         rules: crate::targeting::Rules::compile(&li.targeting),
                         keywords: li.targeting.keywords.as_ref().map(KeywordRule::compile),
