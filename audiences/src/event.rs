@@ -1,6 +1,8 @@
 //! Shopper events as an advertiser's pixel or a DMP reports them, one JSON
 //! object per line (`../examples/data/README.md` gives the format).
 
+use std::borrow::Cow;
+
 use config::Timestamp;
 use serde::Deserialize;
 
@@ -35,70 +37,90 @@ pub struct DataError {
 #[serde(deny_unknown_fields)]
 struct Line<'a> {
     #[serde(borrow)]
-    user: std::borrow::Cow<'a, str>,
+    user: Cow<'a, str>,
     #[serde(borrow)]
-    event: std::borrow::Cow<'a, str>,
+    event: Cow<'a, str>,
     #[serde(default, borrow)]
-    product: Option<std::borrow::Cow<'a, str>>,
+    product: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    interest: Option<std::borrow::Cow<'a, str>>,
+    interest: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    at: std::borrow::Cow<'a, str>,
+    at: Cow<'a, str>,
+}
+
+/// One event as parsed, borrowing from the input where JSON escapes allow.
+pub(crate) struct Parsed<'a> {
+    pub user: Cow<'a, str>,
+    pub kind: EventKind,
+    pub item: Cow<'a, str>,
+    pub at: Timestamp,
+}
+
+/// The non-blank lines of `text`, trimmed, with their 1-based line numbers.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, raw)| (i + 1, raw.trim()))
+        .filter(|(_, l)| !l.is_empty())
+}
+
+/// Parses one trimmed, non-blank line; the error is the reason only.
+pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
+    let line: Line<'_> =
+        serde_json::from_str(trimmed).map_err(|e| format!("not a valid event: {e}"))?;
+    if line.user.is_empty() {
+        return Err("\"user\" is empty".into());
+    }
+    let at = Timestamp::parse_rfc3339(&line.at)
+        .map_err(|e| format!("\"at\" is not an RFC 3339 time: {e}"))?;
+    let (kind, item) = match (&*line.event, line.product, line.interest) {
+        ("view", Some(p), None) => (EventKind::View, p),
+        ("purchase", Some(p), None) => (EventKind::Purchase, p),
+        ("interest", None, Some(t)) => (EventKind::Interest, t),
+        ("view" | "purchase", _, _) => {
+            return Err(format!(
+                "a \"{}\" event needs \"product\" (and no \"interest\")",
+                line.event
+            ))
+        }
+        ("interest", _, _) => {
+            return Err("an \"interest\" event needs \"interest\" (and no \"product\")".into())
+        }
+        (other, _, _) => {
+            return Err(format!(
+                "unknown event \"{other}\"; expected view, purchase or interest"
+            ))
+        }
+    };
+    if item.is_empty() {
+        return Err("the product or interest is empty".into());
+    }
+    Ok(Parsed {
+        user: line.user,
+        kind,
+        item,
+        at,
+    })
 }
 
 /// Parses JSON lines. Blank lines are skipped. The whole text is refused on
 /// the first bad line, so a batch is never half-applied.
 pub fn parse_jsonl(source_name: &str, text: &str) -> Result<Vec<Event>, DataError> {
-    let mut events = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            continue;
-        }
-        let fail = |reason: String| DataError {
-            source_name: source_name.to_string(),
-            line: i + 1,
-            reason,
-        };
-        let line: Line<'_> =
-            serde_json::from_str(trimmed).map_err(|e| fail(format!("not a valid event: {e}")))?;
-        if line.user.is_empty() {
-            return Err(fail("\"user\" is empty".into()));
-        }
-        let at = Timestamp::parse_rfc3339(&line.at)
-            .map_err(|e| fail(format!("\"at\" is not an RFC 3339 time: {e}")))?;
-        let (kind, item) = match (&*line.event, line.product, line.interest) {
-            ("view", Some(p), None) => (EventKind::View, p),
-            ("purchase", Some(p), None) => (EventKind::Purchase, p),
-            ("interest", None, Some(t)) => (EventKind::Interest, t),
-            ("view" | "purchase", _, _) => {
-                return Err(fail(format!(
-                    "a \"{}\" event needs \"product\" (and no \"interest\")",
-                    line.event
-                )))
-            }
-            ("interest", _, _) => {
-                return Err(fail(
-                    "an \"interest\" event needs \"interest\" (and no \"product\")".into(),
-                ))
-            }
-            (other, _, _) => {
-                return Err(fail(format!(
-                    "unknown event \"{other}\"; expected view, purchase or interest"
-                )))
-            }
-        };
-        if item.is_empty() {
-            return Err(fail("the product or interest is empty".into()));
-        }
-        events.push(Event {
-            user: line.user.into_owned(),
-            kind,
-            item: item.into_owned(),
-            at,
-        });
-    }
-    Ok(events)
+    lines(text)
+        .map(|(line, trimmed)| {
+            let p = parse_line(trimmed).map_err(|reason| DataError {
+                source_name: source_name.to_string(),
+                line,
+                reason,
+            })?;
+            Ok(Event {
+                user: p.user.into_owned(),
+                kind: p.kind,
+                item: p.item.into_owned(),
+                at: p.at,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -13,4 +13,4 @@ mod event;
 mod store;
 
 pub use event::{parse_jsonl, DataError, Event, EventKind};
-pub use store::{Page, Store, Visitor};
+pub use store::{Page, Store, Visitor, DEFAULT_RETENTION_DAYS, ITEM_SHARDS, USER_SHARDS};

@@ -1,18 +1,84 @@
 //! The event store and the four audience kinds.
 //!
-//! Product and interest ids are interned once, so a user's history is a few
-//! small vectors of `(u32, Timestamp)` pairs rather than one heap string per
-//! event. This first version keeps every event; the audiences issue grows it
-//! into the compact, appendable store with a lookup cache.
+//! # Layout
+//!
+//! Users live in [`USER_SHARDS`] shards, each a `RwLock` around a hash map
+//! from a 64-bit user key to a 16-byte [`Slot`]. The key is a keyed SipHash
+//! of the user id (random keys per store, so collisions cannot be crafted
+//! offline); the id string itself is not kept. Two users collide with
+//! probability about `n² / 2⁶⁵` (≈ 3·10⁻⁸ for a million users, ≈ 3·10⁻⁴ for a
+//! hundred million); a collision merges two histories, which at worst shows
+//! one shopper an ad meant for the other. That is the price of not storing ids.
+//!
+//! An event is 8 bytes ([`Ev`]): seconds since 2000-01-01T00:00:00Z as a
+//! `u32` (so 2000-01-01 to 2136-02-07; older events are older than any
+//! retention and dropped, later ones are refused as bad data) and the product
+//! or topic as an interned `u32` id with the event kind in its top two bits.
+//! Times are kept to the second: the order of two events within one second
+//! is lost (a purchase then counts as after a view).
+//!
+//! A user with one event keeps it in the slot itself. A user with more keeps
+//! them, sorted by time, as one run in its shard's arena (`Vec<Ev>`); the
+//! slot holds the run's offset and length. No event is a heap object of its
+//! own. A run that grows is copied to the arena's end; the hole it leaves is
+//! reclaimed when the shard is rebuilt (see below).
+//!
+//! Product and topic ids are interned by the same keyed hash of the string
+//! (the strings are not kept either; the collision risk is as for users) in
+//! [`ITEM_SHARDS`] copy-on-write maps behind `ArcSwap`, so readers resolve
+//! names without any lock.
+//!
+//! # Locks
+//!
+//! Readers ([`Store::matches`]) take one user-shard read lock for a hash
+//! lookup and a scan of that user's few events. Every write (append, load,
+//! prune) holds the writer mutex, which readers never touch; so between a
+//! writer's read of a shard and its write, nothing else changes the shard.
+//! That lets anything costly happen under the read lock: merging a batch,
+//! and rebuilding a shard into fresh tables when its map or arena would have
+//! to grow, when holes pile up, or when pruning. The write lock is then held
+//! for a swap, or for at most [`WRITE_CHUNK`] slot updates.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+};
 
+use arc_swap::ArcSwap;
 use config::{Audience, AudienceKind, Timestamp};
 
-use crate::event::{parse_jsonl, DataError, Event, EventKind};
+use crate::event::{lines, parse_line, DataError, Event, EventKind};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Shards of the user map. A power of two.
+pub const USER_SHARDS: usize = 64;
+/// Shards of the product/topic interner. A power of two.
+pub const ITEM_SHARDS: usize = 64;
+/// Retention until [`Store::set_retention_days`] says otherwise: the longest
+/// default window (`recency_days` of interests).
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Slot updates applied per hold of a shard's write lock.
+pub const WRITE_CHUNK: usize = 16;
+
+/// 2000-01-01T00:00:00Z in milliseconds since the Unix epoch: time zero of
+/// the compact event times.
+const EPOCH_MS: i64 = 946_684_800_000;
+/// Item ids use the low 30 bits; the top two hold the [`EventKind`] (or, in
+/// a [`Slot`], the mark of an arena run).
+const ITEM_BITS: u32 = 30;
+const ITEM_MASK: u32 = (1 << ITEM_BITS) - 1;
+const MAX_ITEMS: u32 = 1 << ITEM_BITS;
+const RUN_TAG: u32 = 3;
+/// Holes (events) a shard's arena may hold before a rebuild, beyond half of
+/// its live events.
+const HOLES_SLACK: usize = 1024;
+/// `try_read`/`try_write` attempts before blocking: some tens of
+/// microseconds, several times the longest write hold.
+const SPIN_TRIES: usize = 2000;
 
 /// Who the impression is for.
 #[derive(Clone, Copy, Debug)]
@@ -30,112 +96,514 @@ pub struct Visitor<'a> {
 pub struct Page<'a> {
     pub products: Vec<&'a str>,
     pub categories: Vec<&'a str>,
+    /// OpenRTB `cattax` of `categories`: 1 = IAB Content Category Taxonomy
+    /// 1.0 (`IAB17-18`), 2 = Content Taxonomy 2.0, 5 = 2.1, 6 = 2.2,
+    /// 7 = 3.0, 9 = 3.1 (ids like `483` or, from 3.0 on, `WQC6HR`). Absent
+    /// means 1.0 by the spec, but ids that do not look like 1.0 ids are then
+    /// read as 2.x/3.x ids, since exchanges often omit it. Other values (ad
+    /// product, audience or vendor taxonomies) never match a content category.
+    pub cattax: Option<i32>,
 }
 
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<Box<str>, u32>,
+/// One event in 8 bytes. The derived order is by time, then kind (views
+/// before purchases at the same second), then item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Ev {
+    /// Seconds since [`EPOCH_MS`].
+    at: u32,
+    /// Kind in the top two bits, item id below.
+    tagged: u32,
 }
 
-impl Interner {
-    fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
-            return id;
+impl Ev {
+    fn new(at: u32, kind: EventKind, item: u32) -> Ev {
+        debug_assert!(item < MAX_ITEMS);
+        let k: u32 = match kind {
+            EventKind::View => 0,
+            EventKind::Purchase => 1,
+            EventKind::Interest => 2,
+        };
+        Ev {
+            at,
+            tagged: (k << ITEM_BITS) | item,
         }
-        let id = self.ids.len() as u32;
-        self.ids.insert(s.into(), id);
-        id
     }
 
-    fn get(&self, s: &str) -> Option<u32> {
-        self.ids.get(s).copied()
+    fn kind(self) -> EventKind {
+        match self.tagged >> ITEM_BITS {
+            0 => EventKind::View,
+            1 => EventKind::Purchase,
+            _ => EventKind::Interest,
+        }
+    }
+
+    fn item(self) -> u32 {
+        self.tagged & ITEM_MASK
+    }
+
+    fn at_ms(self) -> i64 {
+        EPOCH_MS + i64::from(self.at) * 1000
     }
 }
 
+/// Compact time of `at`: `Ok(None)` before 2000 (older than any retention),
+/// an error after 2136-02-07T06:28:15Z.
+fn compact_time(at: Timestamp) -> Result<Option<u32>, String> {
+    let ms = at.as_millis();
+    if ms < EPOCH_MS {
+        return Ok(None);
+    }
+    u32::try_from((ms - EPOCH_MS) / 1000)
+        .map(Some)
+        .map_err(|_| {
+            "\"at\" is after 2136-02-07T06:28:15Z, the last time the store can hold".into()
+        })
+}
+
+/// The first compact time that is not older than `cutoff_ms`: an event is
+/// older than the cutoff exactly when its compact time is below this.
+fn compact_cutoff(cutoff_ms: i64) -> u32 {
+    let ms = cutoff_ms - EPOCH_MS;
+    let secs = ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0);
+    secs.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// A user's events: the one event itself, or (top bits [`RUN_TAG`]) the
+/// arena run `at .. at + len` with `len` in the low bits of `tagged`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot(Ev);
+
+impl Slot {
+    fn one(ev: Ev) -> Slot {
+        Slot(ev)
+    }
+
+    fn run(offset: usize, len: usize) -> Slot {
+        let at = u32::try_from(offset).expect("a shard's arena holds under 2³² events");
+        let len = u32::try_from(len)
+            .ok()
+            .filter(|&l| l <= ITEM_MASK)
+            .expect("a user holds under 2³⁰ events");
+        Slot(Ev {
+            at,
+            tagged: (RUN_TAG << ITEM_BITS) | len,
+        })
+    }
+
+    /// The arena run, for a user with several events.
+    fn run_range(self) -> Option<std::ops::Range<usize>> {
+        (self.0.tagged >> ITEM_BITS == RUN_TAG).then(|| {
+            let start = self.0.at as usize;
+            start..start + (self.0.tagged & ITEM_MASK) as usize
+        })
+    }
+
+    fn len(self) -> usize {
+        self.run_range().map_or(1, |r| r.len())
+    }
+}
+
+/// `a` and `b` (both sorted) merged into `out`, without duplicates.
+fn merge_into(a: &[Ev], b: &[Ev], out: &mut Vec<Ev>) {
+    let start = out.len();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) if x <= y => {
+                i += 1;
+                j += usize::from(x == y);
+                x
+            }
+            (_, Some(&y)) => {
+                j += 1;
+                y
+            }
+            (Some(&x), None) => {
+                i += 1;
+                x
+            }
+            (None, None) => unreachable!(),
+        };
+        if out.len() == start || out.last() != Some(&next) {
+            out.push(next);
+        }
+    }
+}
+
+/// What glibc's malloc really uses for a request of `n` bytes.
+fn malloc_size(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        ((n + 8 + 15) & !15).max(32)
+    }
+}
+
+/// Heap bytes of a hash table with this capacity (hashbrown's layout:
+/// power-of-two buckets at most 7/8 full, one control byte each plus 16).
+fn table_bytes<K, V, S>(m: &HashMap<K, V, S>) -> usize {
+    let cap = m.capacity();
+    if cap == 0 {
+        return 0;
+    }
+    let buckets = if cap < 8 {
+        cap + 1
+    } else {
+        (cap * 8 / 7).next_power_of_two()
+    };
+    malloc_size(buckets * (std::mem::size_of::<(K, V)>() + 1) + 16)
+}
+
+/// The keys are already SipHash output: the maps use them as they are.
 #[derive(Default)]
-struct History {
-    views: Vec<(u32, Timestamp)>,
-    purchases: Vec<(u32, Timestamp)>,
-    interests: Vec<(u32, Timestamp)>,
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type UserMap = HashMap<u64, Slot, BuildHasherDefault<KeyHasher>>;
+/// Keyed hashes of product and topic strings to their ids.
+type ItemMap = HashMap<u64, u32, BuildHasherDefault<KeyHasher>>;
+
+/// The shard of a key. Bits 32.. are used: a map takes its bucket from the
+/// low bits and its tag from the top seven, which must stay varied within a
+/// shard.
+fn shard_of(key: u64, shards: usize) -> usize {
+    (key >> 32) as usize & (shards - 1)
 }
 
 #[derive(Default)]
-pub struct Store {
-    products: Interner,
-    interests: Interner,
-    users: HashMap<Box<str>, History>,
+struct UserShard {
+    slots: UserMap,
+    /// Runs of the users with several events.
+    arena: Vec<Ev>,
+    /// Arena events no slot refers to any more.
+    holes: usize,
     events: usize,
+}
+
+impl UserShard {
+    fn with_capacity(users: usize, arena: usize) -> UserShard {
+        UserShard {
+            slots: UserMap::with_capacity_and_hasher(users, Default::default()),
+            arena: Vec::with_capacity(arena),
+            holes: 0,
+            events: 0,
+        }
+    }
+
+    fn slice<'a>(&'a self, slot: &'a Slot) -> &'a [Ev] {
+        match slot.run_range() {
+            Some(r) => &self.arena[r],
+            None => std::slice::from_ref(&slot.0),
+        }
+    }
+
+    fn events_of(&self, key: u64) -> &[Ev] {
+        self.slots.get(&key).map_or(&[], |s| self.slice(s))
+    }
+
+    fn live_arena(&self) -> usize {
+        self.arena.len() - self.holes
+    }
+
+    /// Sets a user's events (sorted, deduplicated, not empty).
+    fn put(&mut self, key: u64, events: &[Ev]) {
+        let slot = if let [one] = events {
+            Slot::one(*one)
+        } else {
+            let offset = self.arena.len();
+            self.arena.extend_from_slice(events);
+            Slot::run(offset, events.len())
+        };
+        self.events += events.len();
+        if let Some(old) = self.slots.insert(key, slot) {
+            self.events -= old.len();
+            if old.run_range().is_some() {
+                self.holes += old.len();
+            }
+        }
+    }
+
+    /// A copy without holes, without events before `cutoff`, and with the
+    /// users of `replace` (sorted by key) given those events instead.
+    fn rebuilt(
+        &self,
+        replace: &[(u64, &[Ev])],
+        cutoff: u32,
+        users: usize,
+        arena: usize,
+    ) -> UserShard {
+        let mut fresh = UserShard::with_capacity(users, arena);
+        let kept = |events: &'_ [Ev]| -> usize { events.partition_point(|e| e.at < cutoff) };
+        for (&key, slot) in &self.slots {
+            if replace.binary_search_by_key(&key, |r| r.0).is_err() {
+                let events = self.slice(slot);
+                let events = &events[kept(events)..];
+                if !events.is_empty() {
+                    fresh.put(key, events);
+                }
+            }
+        }
+        for &(key, events) in replace {
+            let events = &events[kept(events)..];
+            if !events.is_empty() {
+                fresh.put(key, events);
+            }
+        }
+        fresh
+    }
+
+    fn heap_bytes(&self) -> usize {
+        table_bytes(&self.slots) + malloc_size(self.arena.capacity() * std::mem::size_of::<Ev>())
+    }
+}
+
+/// Room for `n` and a quarter more, so that growth is amortised.
+fn with_headroom(n: usize) -> usize {
+    n + n / 4 + 16
+}
+
+/// State only writers touch.
+struct Writer {
+    /// The next item id. Ids are never reused, even after pruning forgets
+    /// their string: a reader that resolved a name just before a prune can
+    /// never mistake a newer item for it.
+    next_item: u32,
+    /// Items first seen in the batch being parsed: published when it is
+    /// applied, forgotten (ids included) when it is refused.
+    pending: ItemMap,
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The read lock for the hot path: spins through a writer's short hold
+/// (at most [`WRITE_CHUNK`] slot updates, or a swap) instead of sleeping,
+/// since a sleeping thread may wait a whole scheduler tick to be woken.
+fn read_hot<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    for _ in 0..SPIN_TRIES {
+        match l.try_read() {
+            Ok(guard) => return guard,
+            Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(TryLockError::WouldBlock) => std::hint::spin_loop(),
+        }
+    }
+    read(l)
+}
+
+/// The write lock, without making readers queue behind a sleeping writer.
+///
+/// `RwLock::write` on a lock a reader holds parks the writer and, from then
+/// on, blocks new readers until the writer has been woken and is done: one
+/// slow wake-up (up to a scheduler tick on a busy or virtualised host)
+/// stalls every bid request on the shard. Readers hold the lock for well
+/// under a microsecond, so the writer first retries `try_write`, which
+/// leaves readers alone, and only blocks if that keeps failing.
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    for attempt in 0..2 * SPIN_TRIES {
+        match l.try_write() {
+            Ok(guard) => return guard,
+            Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(TryLockError::WouldBlock) if attempt < SPIN_TRIES => std::hint::spin_loop(),
+            Err(TryLockError::WouldBlock) => std::thread::yield_now(),
+        }
+    }
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shopper-event store: `Send + Sync`, read on every bid request,
+/// appended to through `&self`.
+pub struct Store {
+    keys: RandomState,
+    users: Box<[RwLock<UserShard>]>,
+    items: Box<[ArcSwap<ItemMap>]>,
+    writer: Mutex<Writer>,
+    retention_days: AtomicU32,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store::new()
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("users", &self.users())
+            .field("events", &self.events())
+            .field("retention_days", &self.retention_days())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A parsed and interned batch: nothing of it applied yet.
+#[derive(Default)]
+struct Batch {
+    events: Vec<(u64, Ev)>,
 }
 
 impl Store {
     pub fn new() -> Store {
-        Store::default()
+        Store {
+            keys: RandomState::new(),
+            users: (0..USER_SHARDS).map(|_| RwLock::default()).collect(),
+            items: (0..ITEM_SHARDS).map(|_| ArcSwap::default()).collect(),
+            writer: Mutex::new(Writer {
+                next_item: 0,
+                pending: ItemMap::default(),
+            }),
+            retention_days: AtomicU32::new(DEFAULT_RETENTION_DAYS),
+        }
     }
 
-    /// Loads every `*.jsonl` file under `dir` (sorted, so errors are stable).
-    /// Any bad line refuses the whole load: a half-loaded audience would
-    /// silently change who is targeted.
-    pub fn load_dir(dir: &Path) -> Result<Store, DataError> {
-        let io_err = |reason: String| DataError {
-            source_name: dir.display().to_string(),
-            line: 0,
-            reason,
-        };
-        let mut files = Vec::new();
-        let mut pending = vec![dir.to_path_buf()];
-        while let Some(d) = pending.pop() {
-            let entries =
-                std::fs::read_dir(&d).map_err(|e| io_err(format!("cannot read directory: {e}")))?;
-            for entry in entries {
-                let path = entry
-                    .map_err(|e| io_err(format!("cannot read directory: {e}")))?
-                    .path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else if path.extension().is_some_and(|x| x == "jsonl") {
-                    files.push(path);
-                }
-            }
-        }
-        files.sort();
-        let mut store = Store::new();
-        for file in files {
-            let name = file.display().to_string();
-            let text = std::fs::read_to_string(&file).map_err(|e| DataError {
-                source_name: name.clone(),
-                line: 0,
-                reason: format!("cannot read file: {e}"),
-            })?;
-            store.insert(parse_jsonl(&name, &text)?);
-        }
+    /// Loads every `*.jsonl` file under `dir` (recursively, sorted, so errors
+    /// are stable) into a new store with the default retention. Any bad line
+    /// refuses the whole load: a half-loaded audience would silently change
+    /// who is targeted. Events older than the retention at `now` are dropped.
+    pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Store, DataError> {
+        let store = Store::new();
+        store.append_dir(dir, now)?;
         Ok(store)
     }
 
-    pub fn insert(&mut self, events: impl IntoIterator<Item = Event>) {
-        for e in events {
-            let history = match self.users.get_mut(e.user.as_str()) {
-                Some(h) => h,
-                None => self.users.entry(e.user.into_boxed_str()).or_default(),
-            };
-            match e.kind {
-                EventKind::View => history.views.push((self.products.intern(&e.item), e.at)),
-                EventKind::Purchase => history
-                    .purchases
-                    .push((self.products.intern(&e.item), e.at)),
-                EventKind::Interest => history
-                    .interests
-                    .push((self.interests.intern(&e.item), e.at)),
+    /// Like [`Store::load_dir`], into this store (say after
+    /// [`Store::set_retention_days`]): every file is parsed before any event
+    /// is applied. Returns the number of events added.
+    pub fn append_dir(&self, dir: &Path, now: Timestamp) -> Result<usize, DataError> {
+        let files = jsonl_files(dir)?;
+        self.write_batch(now, |store, w, cutoff, batch| {
+            for file in &files {
+                let name = file.display().to_string();
+                let text = std::fs::read_to_string(file).map_err(|e| DataError {
+                    source_name: name.clone(),
+                    line: 0,
+                    reason: format!("cannot read file: {e}"),
+                })?;
+                store.parse_into(w, &name, &text, Some(cutoff), batch)?;
             }
-            self.events += 1;
+            Ok(())
+        })
+    }
+
+    /// Appends JSON lines (the admin endpoint's body). The whole text is
+    /// parsed first; a bad line refuses the batch with its line number and
+    /// nothing of it is applied. Events older than the retention at `now` are
+    /// skipped; an event already stored is not stored twice, so a retried
+    /// batch is harmless. Returns the number of events added.
+    ///
+    /// Readers see the batch appear shard by shard (a user's events all at
+    /// once), not at a single instant.
+    pub fn append_jsonl(
+        &self,
+        source_name: &str,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<usize, DataError> {
+        self.write_batch(now, |store, w, cutoff, batch| {
+            store.parse_into(w, source_name, text, Some(cutoff), batch)
+        })
+    }
+
+    /// Adds parsed events as they are, without the retention cut (a later
+    /// [`Store::prune`] applies it). Events before 2000 or after 2136, or
+    /// beyond the item id space, are skipped. Returns the number added.
+    pub fn insert(&self, events: impl IntoIterator<Item = Event>) -> usize {
+        let mut w = self.writer();
+        let mut batch = Batch::default();
+        for e in events {
+            if let Ok(Some(ev)) = self.prepare(&mut w, &e.user, e.kind, &e.item, e.at, None) {
+                batch.events.push(ev);
+            }
         }
+        self.apply(&mut w, batch)
+    }
+
+    /// How long events are kept: the bidder sets the longest `lookback_days`
+    /// or `recency_days` of its config. Takes effect at the next append and
+    /// prune.
+    pub fn set_retention_days(&self, days: u32) {
+        self.retention_days.store(days, Ordering::Relaxed);
+    }
+
+    pub fn retention_days(&self) -> u32 {
+        self.retention_days.load(Ordering::Relaxed)
+    }
+
+    /// Drops events older than `now` minus the retention, users left with
+    /// none, and item ids no event uses any more. Returns the number of
+    /// events dropped.
+    ///
+    /// Dropping old purchases too is safe: a purchase only cancels a view
+    /// made at or before it, and a view counts only inside its lookback,
+    /// which is within the retention. So any purchase that can still cancel
+    /// a countable view is at least as recent as that view and is kept.
+    ///
+    /// A shard with something to drop is rebuilt under its read lock and
+    /// swapped in; readers wait for the swap only.
+    pub fn prune(&self, now: Timestamp) -> usize {
+        let _w = self.writer();
+        let cutoff = compact_cutoff(self.cutoff_ms(now));
+        let mut dropped = 0;
+        for lock in self.users.iter() {
+            let shard = read(lock);
+            let (mut users, mut arena, mut gone) = (0, 0, 0);
+            for slot in shard.slots.values() {
+                let events = shard.slice(slot);
+                let old = events.partition_point(|e| e.at < cutoff);
+                gone += old;
+                let left = events.len() - old;
+                users += usize::from(left > 0);
+                arena += if left > 1 { left } else { 0 };
+            }
+            if gone == 0 {
+                continue;
+            }
+            let fresh = shard.rebuilt(&[], cutoff, with_headroom(users), with_headroom(arena));
+            drop(shard);
+            let old = std::mem::replace(&mut *write(lock), fresh);
+            drop(old);
+            dropped += gone;
+        }
+        if dropped > 0 {
+            self.forget_items();
+        }
+        dropped
     }
 
     pub fn users(&self) -> usize {
-        self.users.len()
+        self.users.iter().map(|s| read(s).slots.len()).sum()
     }
 
     pub fn events(&self) -> usize {
-        self.events
+        self.users.iter().map(|s| read(s).events).sum()
+    }
+
+    /// An estimate of the heap the store holds: tables by their bucket
+    /// count, arenas by their capacity, with glibc's per-block overhead.
+    pub fn memory_bytes(&self) -> usize {
+        let users: usize = self.users.iter().map(|s| read(s).heap_bytes()).sum();
+        let items: usize = self.items.iter().map(|m| table_bytes(&m.load())).sum();
+        std::mem::size_of::<Store>()
+            + (std::mem::size_of::<RwLock<UserShard>>() * USER_SHARDS)
+            + (std::mem::size_of::<ArcSwap<ItemMap>>() * ITEM_SHARDS)
+            + users
+            + items
     }
 
     /// Whether the audience matches this visitor on this page.
@@ -144,228 +612,426 @@ impl Store {
             AudienceKind::Views {
                 products,
                 lookback_days,
-            } => self.viewed_not_bought(products, *lookback_days, visitor),
+            } => {
+                let since = visitor.now.as_millis() - i64::from(*lookback_days) * DAY_MS;
+                self.with_history(visitor, |events| {
+                    self.with_ids(products, |wanted| {
+                        viewed_not_bought(events, wanted, since, visitor.now.as_millis())
+                    })
+                })
+            }
             AudienceKind::Interests {
                 interests,
                 recency_days,
-            } => self.interested(interests, *recency_days, visitor),
+            } => {
+                let since = visitor.now.as_millis() - i64::from(*recency_days) * DAY_MS;
+                self.with_history(visitor, |events| {
+                    self.with_ids(interests, |wanted| {
+                        interested(events, wanted, since, visitor.now.as_millis())
+                    })
+                })
+            }
             AudienceKind::Products { products } => page
                 .products
                 .iter()
                 .any(|p| products.iter().any(|want| want == p)),
-            AudienceKind::Categories { categories } => page
-                .categories
+            AudienceKind::Categories { categories } => page.categories.iter().any(|c| {
+                page_taxonomy(page.cattax, c)
+                    .is_some_and(|tax| categories.iter().any(|want| category_within(tax, c, want)))
+            }),
+        }
+    }
+
+    // ---- reading ----
+
+    fn key(&self, s: &str) -> u64 {
+        self.keys.hash_one(s)
+    }
+
+    /// Calls `f` with the visitor's events, under its shard's read lock;
+    /// false without behavioural consent, a user key or any event.
+    fn with_history(&self, v: &Visitor<'_>, f: impl FnOnce(&[Ev]) -> bool) -> bool {
+        if !v.behavioural {
+            return false;
+        }
+        let Some(user) = v.user else {
+            return false;
+        };
+        let key = self.key(user);
+        let shard = read_hot(&self.users[shard_of(key, USER_SHARDS)]);
+        let events = shard.events_of(key);
+        !events.is_empty() && f(events)
+    }
+
+    fn item_id(&self, name: &str) -> Option<u32> {
+        let h = self.key(name);
+        self.items[shard_of(h, ITEM_SHARDS)].load().get(&h).copied()
+    }
+
+    /// Calls `f` with the ids of the names that are known (no allocation for
+    /// up to 16 names); false when none is.
+    fn with_ids(&self, names: &[String], f: impl FnOnce(&[u32]) -> bool) -> bool {
+        let mut stack = [0u32; 16];
+        let heap: Vec<u32>;
+        let ids: &[u32] = if names.len() <= stack.len() {
+            let mut n = 0;
+            for id in names.iter().filter_map(|name| self.item_id(name)) {
+                stack[n] = id;
+                n += 1;
+            }
+            &stack[..n]
+        } else {
+            heap = names.iter().filter_map(|name| self.item_id(name)).collect();
+            &heap
+        };
+        !ids.is_empty() && f(ids)
+    }
+
+    // ---- writing (always under the writer mutex) ----
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn cutoff_ms(&self, now: Timestamp) -> i64 {
+        now.as_millis() - i64::from(self.retention_days()) * DAY_MS
+    }
+
+    /// Runs `parse` under the writer mutex, then applies its batch, or, if it
+    /// fails, forgets everything it interned.
+    fn write_batch(
+        &self,
+        now: Timestamp,
+        parse: impl FnOnce(&Store, &mut Writer, i64, &mut Batch) -> Result<(), DataError>,
+    ) -> Result<usize, DataError> {
+        let mut w = self.writer();
+        let first_new_item = w.next_item;
+        let mut batch = Batch::default();
+        match parse(self, &mut w, self.cutoff_ms(now), &mut batch) {
+            Ok(()) => Ok(self.apply(&mut w, batch)),
+            Err(e) => {
+                w.pending.clear();
+                w.next_item = first_new_item;
+                Err(e)
+            }
+        }
+    }
+
+    fn intern(&self, w: &mut Writer, name: &str) -> Result<u32, String> {
+        let h = self.key(name);
+        if let Some(&id) = self.items[shard_of(h, ITEM_SHARDS)].load().get(&h) {
+            return Ok(id);
+        }
+        if let Some(&id) = w.pending.get(&h) {
+            return Ok(id);
+        }
+        if w.next_item >= MAX_ITEMS {
+            return Err(format!(
+                "more than {MAX_ITEMS} distinct products and interests were seen; restart to renumber"
+            ));
+        }
+        let id = w.next_item;
+        w.next_item += 1;
+        w.pending.insert(h, id);
+        Ok(id)
+    }
+
+    /// The stored form of one event; `None` when it is too old to keep.
+    fn prepare(
+        &self,
+        w: &mut Writer,
+        user: &str,
+        kind: EventKind,
+        item: &str,
+        at: Timestamp,
+        cutoff_ms: Option<i64>,
+    ) -> Result<Option<(u64, Ev)>, String> {
+        if cutoff_ms.is_some_and(|c| at.as_millis() < c) {
+            return Ok(None);
+        }
+        let Some(secs) = compact_time(at)? else {
+            return Ok(None);
+        };
+        let id = self.intern(w, item)?;
+        Ok(Some((self.key(user), Ev::new(secs, kind, id))))
+    }
+
+    /// Parses and interns `text` into `batch`.
+    fn parse_into(
+        &self,
+        w: &mut Writer,
+        source_name: &str,
+        text: &str,
+        cutoff_ms: Option<i64>,
+        batch: &mut Batch,
+    ) -> Result<(), DataError> {
+        for (line, trimmed) in lines(text) {
+            let fail = |reason: String| DataError {
+                source_name: source_name.to_string(),
+                line,
+                reason,
+            };
+            let p = parse_line(trimmed).map_err(fail)?;
+            if let Some(ev) = self
+                .prepare(w, &p.user, p.kind, &p.item, p.at, cutoff_ms)
+                .map_err(fail)?
+            {
+                batch.events.push(ev);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the batch's new items, then applies its events shard by
+    /// shard. Returns the number of events added (an event already stored
+    /// is not added again).
+    fn apply(&self, w: &mut Writer, mut batch: Batch) -> usize {
+        self.publish_items(w);
+        let events = &mut batch.events;
+        events.sort_unstable_by_key(|&(key, ev)| (shard_of(key, USER_SHARDS), key, ev));
+        let mut added = 0;
+        let mut rest = &events[..];
+        while let Some(&(first, _)) = rest.first() {
+            let shard = shard_of(first, USER_SHARDS);
+            let n = rest.partition_point(|&(k, _)| shard_of(k, USER_SHARDS) == shard);
+            added += self.apply_to_shard(w, &self.users[shard], &rest[..n]);
+            rest = &rest[n..];
+        }
+        added
+    }
+
+    /// `batch` is sorted by user key, then event. The caller holds the
+    /// writer mutex (`_w`), so the shard cannot change between the read
+    /// lock and the write lock below.
+    fn apply_to_shard(&self, _w: &Writer, lock: &RwLock<UserShard>, batch: &[(u64, Ev)]) -> usize {
+        let mut merged: Vec<Ev> = Vec::new();
+        // (user, range of `merged`)
+        let mut updates: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
+        let mut run: Vec<Ev> = Vec::new();
+        // Events the batch adds; users it adds; arena events its updated
+        // users will take; arena events they take now (holes to be).
+        let (mut added, mut new_users, mut arena_needed, mut old_runs) = (0, 0, 0, 0);
+        let shard = read(lock);
+        let mut rest = batch;
+        while let Some(&(key, _)) = rest.first() {
+            let n = rest.partition_point(|&(k, _)| k == key);
+            run.clear();
+            run.extend(rest[..n].iter().map(|&(_, ev)| ev));
+            rest = &rest[n..];
+            let existing = shard.events_of(key);
+            let start = merged.len();
+            merge_into(existing, &run, &mut merged);
+            let len = merged.len() - start;
+            if len == existing.len() {
+                merged.truncate(start);
+                continue;
+            }
+            added += len - existing.len();
+            new_users += usize::from(existing.is_empty());
+            arena_needed += if len > 1 { len } else { 0 };
+            old_runs += if existing.len() > 1 {
+                existing.len()
+            } else {
+                0
+            };
+            updates.push((key, start..merged.len()));
+        }
+        if updates.is_empty() {
+            return 0;
+        }
+        let live_after = shard.live_arena() - old_runs + arena_needed;
+        let holes_after = shard.holes + old_runs;
+        let rebuild = shard.slots.capacity() - shard.slots.len() < new_users
+            || shard.arena.capacity() - shard.arena.len() < arena_needed
+            || holes_after > live_after / 2 + HOLES_SLACK;
+        if rebuild {
+            let replace: Vec<(u64, &[Ev])> = updates
                 .iter()
-                .any(|c| categories.iter().any(|want| category_within(c, want))),
+                .map(|(key, r)| (*key, &merged[r.clone()]))
+                .collect();
+            let users = shard.slots.len() + new_users;
+            let fresh = shard.rebuilt(&replace, 0, with_headroom(users), with_headroom(live_after));
+            drop(shard);
+            let old = std::mem::replace(&mut *write(lock), fresh);
+            drop(old);
+        } else {
+            drop(shard);
+            for chunk in updates.chunks(WRITE_CHUNK) {
+                let mut shard = write(lock);
+                for (key, r) in chunk {
+                    shard.put(*key, &merged[r.clone()]);
+                }
+            }
+        }
+        added
+    }
+
+    /// Makes the items of the applied batch visible to readers: each item
+    /// shard that gains one is copied, extended and swapped.
+    fn publish_items(&self, w: &mut Writer) {
+        if w.pending.is_empty() {
+            return;
+        }
+        let mut by_shard: Vec<Vec<(u64, u32)>> = vec![Vec::new(); ITEM_SHARDS];
+        for (h, id) in w.pending.drain() {
+            by_shard[shard_of(h, ITEM_SHARDS)].push((h, id));
+        }
+        for (shard, new) in self.items.iter().zip(by_shard) {
+            if !new.is_empty() {
+                let current = shard.load();
+                let mut map = ItemMap::with_capacity_and_hasher(
+                    current.len() + new.len(),
+                    Default::default(),
+                );
+                map.extend(current.iter().map(|(&h, &id)| (h, id)));
+                map.extend(new);
+                shard.store(Arc::new(map));
+            }
         }
     }
 
-    fn history(&self, visitor: &Visitor<'_>) -> Option<&History> {
-        if !visitor.behavioural {
-            return None;
+    /// Forgets item ids no stored event refers to.
+    fn forget_items(&self) {
+        let mut live: Vec<u64> = Vec::new();
+        for shard in self.users.iter() {
+            let shard = read(shard);
+            for slot in shard.slots.values() {
+                for e in shard.slice(slot) {
+                    let id = e.item() as usize;
+                    if live.len() <= id / 64 {
+                        live.resize(id / 64 + 1, 0);
+                    }
+                    live[id / 64] |= 1 << (id % 64);
+                }
+            }
         }
-        self.users.get(visitor.user?)
-    }
-
-    fn viewed_not_bought(&self, products: &[String], lookback_days: u32, v: &Visitor<'_>) -> bool {
-        let Some(h) = self.history(v) else {
-            return false;
+        let is_live = |id: u32| {
+            let id = id as usize;
+            live.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
         };
-        let since = v.now.as_millis() - i64::from(lookback_days) * DAY_MS;
-        products
-            .iter()
-            .filter_map(|p| self.products.get(p))
-            .any(|p| {
-                h.views.iter().any(|&(vp, at)| {
-                    vp == p
-                        && within(at, since, v.now)
-                        && !h
-                            .purchases
-                            .iter()
-                            .any(|&(bp, bought)| bp == p && bought >= at && bought <= v.now)
-                })
-            })
-    }
-
-    fn interested(&self, topics: &[String], recency_days: u32, v: &Visitor<'_>) -> bool {
-        let Some(h) = self.history(v) else {
-            return false;
-        };
-        let since = v.now.as_millis() - i64::from(recency_days) * DAY_MS;
-        topics
-            .iter()
-            .filter_map(|t| self.interests.get(t))
-            .any(|t| {
-                h.interests
-                    .iter()
-                    .any(|&(it, at)| it == t && within(at, since, v.now))
-            })
+        for shard in self.items.iter() {
+            let current = shard.load_full();
+            if current.values().all(|&id| is_live(id)) {
+                continue;
+            }
+            let kept: ItemMap = current
+                .iter()
+                .filter(|(_, &id)| is_live(id))
+                .map(|(&h, &id)| (h, id))
+                .collect();
+            shard.store(Arc::new(kept));
+        }
     }
 }
 
-/// An event counts when it happened inside the window and not after `now`:
-/// events stamped in the future (clock skew at the source) wait their turn.
-fn within(at: Timestamp, since_ms: i64, now: Timestamp) -> bool {
-    at.as_millis() >= since_ms && at <= now
+fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let io_err = |reason: String| DataError {
+        source_name: dir.display().to_string(),
+        line: 0,
+        reason,
+    };
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| io_err(format!("cannot read directory: {e}")))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| io_err(format!("cannot read directory: {e}")))?
+                .path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|x| x == "jsonl") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
-/// `IAB20-3` is within `IAB20`; `IAB201` is not.
-fn category_within(page: &str, wanted: &str) -> bool {
-    page == wanted
-        || (page.len() > wanted.len()
-            && page.starts_with(wanted)
-            && page.as_bytes()[wanted.len()] == b'-')
+/// Events are sorted by time (purchases after views at the same second), so
+/// one backward pass from `now` to `since` sees every purchase that could
+/// cancel a view before the view itself.
+fn viewed_not_bought(events: &[Ev], wanted: &[u32], since_ms: i64, now_ms: i64) -> bool {
+    let mut bought: Vec<u32> = Vec::new();
+    for e in events.iter().rev() {
+        let at = e.at_ms();
+        if at > now_ms {
+            // Stamped in the future (clock skew at the source): waits its turn.
+            continue;
+        }
+        if at < since_ms {
+            break;
+        }
+        match e.kind() {
+            EventKind::View => {
+                if wanted.contains(&e.item()) && !bought.contains(&e.item()) {
+                    return true;
+                }
+            }
+            EventKind::Purchase => {
+                if wanted.contains(&e.item()) {
+                    bought.push(e.item());
+                }
+            }
+            EventKind::Interest => {}
+        }
+    }
+    false
+}
+
+fn interested(events: &[Ev], wanted: &[u32], since_ms: i64, now_ms: i64) -> bool {
+    events
+        .iter()
+        .rev()
+        .filter(|e| e.at_ms() <= now_ms)
+        .take_while(|e| e.at_ms() >= since_ms)
+        .any(|e| e.kind() == EventKind::Interest && wanted.contains(&e.item()))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Taxonomy {
+    /// IAB Content Category Taxonomy 1.0: `IAB17`, `IAB17-18`.
+    V1,
+    /// Content Taxonomy 2.x and 3.x: `483`, `WQC6HR`.
+    V2Plus,
+}
+
+/// `IAB` then a digit: the shape of every 1.0 id.
+fn looks_v1(id: &str) -> bool {
+    id.strip_prefix("IAB")
+        .is_some_and(|rest| rest.as_bytes().first().is_some_and(u8::is_ascii_digit))
+}
+
+fn page_taxonomy(cattax: Option<i32>, id: &str) -> Option<Taxonomy> {
+    match cattax {
+        None if looks_v1(id) => Some(Taxonomy::V1),
+        None => Some(Taxonomy::V2Plus),
+        Some(1) => Some(Taxonomy::V1),
+        Some(2 | 5 | 6 | 7 | 9) => Some(Taxonomy::V2Plus),
+        Some(_) => None,
+    }
+}
+
+/// Whether a page category of taxonomy `tax` is the configured one or, in
+/// 1.0, one of its subcategories (`IAB20-3` is within `IAB20`; `IAB201` is
+/// not). A configured id is a 1.0 id when it looks like one, else a 2.x/3.x
+/// id, matched exactly: without the taxonomy's parent table a 2.x/3.x parent
+/// does not cover its children (configure the children too). 2.x and 3.x
+/// ids are compared as they are, although 3.0 renumbered some nodes.
+fn category_within(tax: Taxonomy, page: &str, wanted: &str) -> bool {
+    match tax {
+        Taxonomy::V1 => {
+            looks_v1(wanted)
+                && (page == wanted
+                    || (page.len() > wanted.len()
+                        && page.starts_with(wanted)
+                        && page.as_bytes()[wanted.len()] == b'-'))
+        }
+        Taxonomy::V2Plus => !looks_v1(wanted) && page == wanted,
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        Timestamp::parse_rfc3339(s).unwrap()
-    }
-
-    fn aud(kind: AudienceKind) -> Audience {
-        Audience {
-            id: "a".into(),
-            kind,
-        }
-    }
-
-    fn example_store() -> Store {
-        let text = include_str!("../../examples/data/audience-events.jsonl");
-        let mut s = Store::new();
-        s.insert(parse_jsonl("example", text).unwrap());
-        s
-    }
-
-    fn visitor(user: &str, now: &str) -> Visitor<'static> {
-        Visitor {
-            user: Some(Box::leak(user.to_string().into_boxed_str())),
-            behavioural: true,
-            now: ts(now),
-        }
-    }
-
-    #[test]
-    fn example_data_memberships_at_2026_11_24() {
-        let s = example_store();
-        let page = Page::default();
-        let now = "2026-11-24T12:00:00Z";
-        let tent_viewers = aud(AudienceKind::Views {
-            products: vec!["B0TENT0001".into(), "B0TENT0002".into()],
-            lookback_days: 30,
-        });
-        let hikers = aud(AudienceKind::Interests {
-            interests: vec!["hiking".into(), "camping".into()],
-            recency_days: 90,
-        });
-        let mystery = aud(AudienceKind::Interests {
-            interests: vec!["mystery-fiction".into()],
-            recency_days: 90,
-        });
-        assert!(s.matches(&tent_viewers, &visitor("u-1001", now), &page));
-        assert!(
-            !s.matches(&tent_viewers, &visitor("u-1002", now), &page),
-            "bought it"
-        );
-        assert!(
-            !s.matches(&tent_viewers, &visitor("u-1003", now), &page),
-            "too old"
-        );
-        assert!(s.matches(&hikers, &visitor("u-1004", now), &page));
-        assert!(!s.matches(&hikers, &visitor("u-1001", now), &page));
-        assert!(s.matches(&mystery, &visitor("u-1005", now), &page));
-        assert!(!s.matches(&mystery, &visitor("nobody", now), &page));
-    }
-
-    #[test]
-    fn views_age_out_with_the_clock_and_ignore_future_events() {
-        let s = example_store();
-        let tent_viewers = aud(AudienceKind::Views {
-            products: vec!["B0TENT0001".into()],
-            lookback_days: 30,
-        });
-        let page = Page::default();
-        // u-1001 viewed on 2026-11-20T10:00Z: in at +30 days, out just after.
-        assert!(s.matches(
-            &tent_viewers,
-            &visitor("u-1001", "2026-12-20T10:00:00Z"),
-            &page
-        ));
-        assert!(!s.matches(
-            &tent_viewers,
-            &visitor("u-1001", "2026-12-20T10:00:01Z"),
-            &page
-        ));
-        assert!(!s.matches(
-            &tent_viewers,
-            &visitor("u-1001", "2026-11-20T09:59:59Z"),
-            &page
-        ));
-    }
-
-    #[test]
-    fn a_purchase_before_the_view_does_not_cancel_it() {
-        let mut s = Store::new();
-        s.insert(
-            parse_jsonl(
-                "t",
-                r#"{"user":"u","event":"purchase","product":"P","at":"2026-11-01T00:00:00Z"}
-{"user":"u","event":"view","product":"P","at":"2026-11-10T00:00:00Z"}"#,
-            )
-            .unwrap(),
-        );
-        let a = aud(AudienceKind::Views {
-            products: vec!["P".into()],
-            lookback_days: 30,
-        });
-        assert!(s.matches(&a, &visitor("u", "2026-11-11T00:00:00Z"), &Page::default()));
-    }
-
-    #[test]
-    fn no_behavioural_match_when_privacy_forbids_it() {
-        let s = example_store();
-        let hikers = aud(AudienceKind::Interests {
-            interests: vec!["hiking".into()],
-            recency_days: 90,
-        });
-        let mut v = visitor("u-1004", "2026-11-24T00:00:00Z");
-        v.behavioural = false;
-        assert!(!s.matches(&hikers, &v, &Page::default()));
-        v.behavioural = true;
-        v.user = None;
-        assert!(!s.matches(&hikers, &v, &Page::default()));
-    }
-
-    #[test]
-    fn contextual_products_and_categories() {
-        let s = Store::new();
-        let v = Visitor {
-            user: None,
-            behavioural: false,
-            now: ts("2026-11-24T00:00:00Z"),
-        };
-        let products = aud(AudienceKind::Products {
-            products: vec!["B0TENT0001".into()],
-        });
-        let cats = aud(AudienceKind::Categories {
-            categories: vec!["IAB17".into(), "IAB20-3".into()],
-        });
-        let page = Page {
-            products: vec!["B0TENT0001"],
-            categories: vec!["IAB17-18"],
-        };
-        assert!(s.matches(&products, &v, &page));
-        assert!(s.matches(&cats, &v, &page));
-        let other = Page {
-            products: vec!["B0OTHER"],
-            categories: vec!["IAB170", "IAB20", "IAB1-1"],
-        };
-        assert!(!s.matches(&products, &v, &other));
-        assert!(
-            !s.matches(&cats, &v, &other),
-            "IAB20 is broader than IAB20-3"
-        );
-    }
-}
+mod tests;

@@ -65,6 +65,23 @@ pub enum ExplainError {
     NotReady,
 }
 
+/// Events older than the longest window any audience of the config looks
+/// at can never match again: the store keeps this many days (90 without
+/// behavioural audiences).
+pub fn retention_days(config: &config::Config) -> u32 {
+    config
+        .advertisers
+        .iter()
+        .flat_map(|a| &a.audiences)
+        .filter_map(|a| match a.kind {
+            config::AudienceKind::Views { lookback_days, .. } => Some(lookback_days),
+            config::AudienceKind::Interests { recency_days, .. } => Some(recency_days),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(audiences::DEFAULT_RETENTION_DAYS)
+}
+
 /// What the bid endpoint answers.
 pub enum BidAnswer {
     /// The BidResponse JSON and the number of bids in it.
@@ -129,20 +146,7 @@ impl App {
     /// Serves this config from the next request on.
     pub fn install(&self, config: config::Config) -> Summary {
         let summary = config.summary();
-        // Events older than the longest window any audience looks at can
-        // never match again: the store drops them.
-        let longest = config
-            .advertisers
-            .iter()
-            .flat_map(|a| &a.audiences)
-            .filter_map(|a| match a.kind {
-                config::AudienceKind::Views { lookback_days, .. } => Some(lookback_days),
-                config::AudienceKind::Interests { recency_days, .. } => Some(recency_days),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(90);
-        self.audiences.set_retention_days(longest);
+        self.audiences.set_retention_days(retention_days(&config));
         let snap = Snapshot::compile(config, self.clock.now());
         metrics::config_loaded(true, snap.items.len());
         self.snapshot.store(Some(Arc::new(snap)));

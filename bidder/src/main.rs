@@ -139,11 +139,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     };
-    let store = match &args.data {
-        Some(dir) => audiences::Store::load_dir(dir, config::Clock::now(&SystemClock))
-            .with_context(|| format!("loading audience data from {}", dir.display()))?,
-        None => audiences::Store::new(),
-    };
+    // Retention first: loading drops events older than it, and the config
+    // may look further back than the default.
+    let store = audiences::Store::new();
+    store.set_retention_days(bidder::app::retention_days(&config));
+    if let Some(dir) = &args.data {
+        store
+            .append_dir(dir, config::Clock::now(&SystemClock))
+            .with_context(|| format!("loading audience data from {}", dir.display()))?;
+    }
     tracing::info!(
         users = store.users(),
         events = store.events(),

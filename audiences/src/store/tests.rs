@@ -1,0 +1,740 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::event::parse_jsonl;
+
+fn ts(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).unwrap()
+}
+
+fn aud(kind: AudienceKind) -> Audience {
+    Audience {
+        id: "a".into(),
+        kind,
+    }
+}
+
+fn views(products: &[&str], lookback_days: u32) -> Audience {
+    aud(AudienceKind::Views {
+        products: products.iter().map(|p| p.to_string()).collect(),
+        lookback_days,
+    })
+}
+
+fn interests(topics: &[&str], recency_days: u32) -> Audience {
+    aud(AudienceKind::Interests {
+        interests: topics.iter().map(|p| p.to_string()).collect(),
+        recency_days,
+    })
+}
+
+fn categories(ids: &[&str]) -> Audience {
+    aud(AudienceKind::Categories {
+        categories: ids.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+fn example_store() -> Store {
+    let text = include_str!("../../../examples/data/audience-events.jsonl");
+    let s = Store::new();
+    s.insert(parse_jsonl("example", text).unwrap());
+    s
+}
+
+fn visitor<'a>(user: &'a str, now: &str) -> Visitor<'a> {
+    Visitor {
+        user: Some(user),
+        behavioural: true,
+        now: ts(now),
+    }
+}
+
+fn line(user: &str, event: &str, item: &str, at: &str) -> String {
+    let key = if event == "interest" {
+        "interest"
+    } else {
+        "product"
+    };
+    format!(r#"{{"user":"{user}","event":"{event}","{key}":"{item}","at":"{at}"}}"#)
+}
+
+fn contextual() -> Visitor<'static> {
+    Visitor {
+        user: None,
+        behavioural: false,
+        now: ts("2026-11-24T00:00:00Z"),
+    }
+}
+
+fn page<'a>(categories: &[&'a str], cattax: Option<i32>) -> Page<'a> {
+    Page {
+        products: vec![],
+        categories: categories.to_vec(),
+        cattax,
+    }
+}
+
+fn assert_example_memberships(s: &Store) {
+    let page = Page::default();
+    let now = "2026-11-24T12:00:00Z";
+    let tent_viewers = views(&["B0TENT0001", "B0TENT0002"], 30);
+    let hikers = interests(&["hiking", "camping"], 90);
+    let mystery = interests(&["mystery-fiction"], 90);
+    assert!(s.matches(&tent_viewers, &visitor("u-1001", now), &page));
+    assert!(
+        !s.matches(&tent_viewers, &visitor("u-1002", now), &page),
+        "bought it"
+    );
+    assert!(
+        !s.matches(&tent_viewers, &visitor("u-1003", now), &page),
+        "too old"
+    );
+    assert!(s.matches(&hikers, &visitor("u-1004", now), &page));
+    assert!(!s.matches(&hikers, &visitor("u-1001", now), &page));
+    assert!(s.matches(&mystery, &visitor("u-1005", now), &page));
+    assert!(!s.matches(&mystery, &visitor("nobody", now), &page));
+}
+
+#[test]
+fn the_store_is_send_and_sync_and_small() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+    assert_eq!(std::mem::size_of::<Ev>(), 8);
+    assert_eq!(std::mem::size_of::<(u64, Slot)>(), 16);
+}
+
+#[test]
+fn example_data_memberships_at_2026_11_24() {
+    assert_example_memberships(&example_store());
+}
+
+#[test]
+fn example_data_loaded_from_the_directory_at_2026_11_24() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data");
+    let s = Store::load_dir(&dir, ts("2026-11-24T12:00:00Z")).unwrap();
+    assert_example_memberships(&s);
+    assert_eq!(s.users(), 5);
+    assert!(s.events() >= 5);
+}
+
+#[test]
+fn views_age_out_with_the_clock_and_ignore_future_events() {
+    let s = example_store();
+    let tent_viewers = views(&["B0TENT0001"], 30);
+    let page = Page::default();
+    // u-1001 viewed on 2026-11-20T10:00Z: in at +30 days, out just after.
+    assert!(s.matches(
+        &tent_viewers,
+        &visitor("u-1001", "2026-12-20T10:00:00Z"),
+        &page
+    ));
+    assert!(!s.matches(
+        &tent_viewers,
+        &visitor("u-1001", "2026-12-20T10:00:01Z"),
+        &page
+    ));
+    assert!(!s.matches(
+        &tent_viewers,
+        &visitor("u-1001", "2026-11-20T09:59:59Z"),
+        &page
+    ));
+}
+
+#[test]
+fn a_purchase_before_the_view_does_not_cancel_it() {
+    let s = Store::new();
+    s.insert(
+        parse_jsonl(
+            "t",
+            r#"{"user":"u","event":"purchase","product":"P","at":"2026-11-01T00:00:00Z"}
+{"user":"u","event":"view","product":"P","at":"2026-11-10T00:00:00Z"}"#,
+        )
+        .unwrap(),
+    );
+    let a = views(&["P"], 30);
+    assert!(s.matches(&a, &visitor("u", "2026-11-11T00:00:00Z"), &Page::default()));
+}
+
+#[test]
+fn a_purchase_after_the_view_cancels_it_from_its_time_on() {
+    let s = Store::new();
+    let now = ts("2026-11-30T00:00:00Z");
+    let text = [
+        line("u", "view", "P", "2026-11-10T00:00:00Z"),
+        line("u", "purchase", "P", "2026-11-12T00:00:00Z"),
+        line("u", "view", "Q", "2026-11-10T00:00:00Z"),
+        // Same second: the purchase counts as after the view.
+        line("t", "view", "P", "2026-11-10T00:00:00Z"),
+        line("t", "purchase", "P", "2026-11-10T00:00:00Z"),
+    ]
+    .join("\n");
+    assert_eq!(s.append_jsonl("t", &text, now).unwrap(), 5);
+    let p = views(&["P"], 30);
+    let page = Page::default();
+    assert!(s.matches(&p, &visitor("u", "2026-11-11T23:59:59Z"), &page));
+    assert!(!s.matches(&p, &visitor("u", "2026-11-12T00:00:00Z"), &page));
+    assert!(!s.matches(&p, &visitor("u", "2026-11-20T00:00:00Z"), &page));
+    assert!(!s.matches(&p, &visitor("t", "2026-11-20T00:00:00Z"), &page));
+    // Buying P does not cancel the view of Q, and P-or-Q still matches.
+    assert!(s.matches(
+        &views(&["Q"], 30),
+        &visitor("u", "2026-11-20T00:00:00Z"),
+        &page
+    ));
+    assert!(s.matches(
+        &views(&["P", "Q"], 30),
+        &visitor("u", "2026-11-20T00:00:00Z"),
+        &page
+    ));
+    // A later view of P brings the user back.
+    s.append_jsonl("t", &line("u", "view", "P", "2026-11-15T00:00:00Z"), now)
+        .unwrap();
+    assert!(s.matches(&p, &visitor("u", "2026-11-20T00:00:00Z"), &page));
+    // A purchase stamped after `now` does not cancel yet.
+    s.append_jsonl(
+        "t",
+        &line("u", "purchase", "P", "2026-11-25T00:00:00Z"),
+        now,
+    )
+    .unwrap();
+    assert!(s.matches(&p, &visitor("u", "2026-11-24T00:00:00Z"), &page));
+    assert!(!s.matches(&p, &visitor("u", "2026-11-25T00:00:00Z"), &page));
+}
+
+#[test]
+fn interests_recency_boundary() {
+    let s = Store::new();
+    s.append_jsonl(
+        "t",
+        &line("u", "interest", "hiking", "2026-08-26T12:00:00Z"),
+        ts("2026-11-24T12:00:00Z"),
+    )
+    .unwrap();
+    let hikers = interests(&["hiking"], 90);
+    let page = Page::default();
+    // 2026-08-26T12:00Z + 90 days = 2026-11-24T12:00Z.
+    assert!(s.matches(&hikers, &visitor("u", "2026-11-24T12:00:00Z"), &page));
+    assert!(!s.matches(&hikers, &visitor("u", "2026-11-24T12:00:01Z"), &page));
+    assert!(s.matches(&hikers, &visitor("u", "2026-08-26T12:00:00Z"), &page));
+    assert!(!s.matches(&hikers, &visitor("u", "2026-08-26T11:59:59Z"), &page));
+    // A shorter recency is applied at request time.
+    assert!(!s.matches(
+        &interests(&["hiking"], 30),
+        &visitor("u", "2026-11-24T12:00:00Z"),
+        &page
+    ));
+    // A product view is not an interest, nor an interest a view.
+    assert!(!s.matches(
+        &views(&["hiking"], 90),
+        &visitor("u", "2026-09-01T00:00:00Z"),
+        &page
+    ));
+}
+
+#[test]
+fn no_behavioural_match_when_privacy_forbids_it() {
+    let s = example_store();
+    let hikers = interests(&["hiking"], 90);
+    let mut v = visitor("u-1004", "2026-11-24T00:00:00Z");
+    v.behavioural = false;
+    assert!(!s.matches(&hikers, &v, &Page::default()));
+    v.behavioural = true;
+    v.user = None;
+    assert!(!s.matches(&hikers, &v, &Page::default()));
+}
+
+#[test]
+fn append_then_match() {
+    let s = Store::new();
+    let now = ts("2026-11-24T12:00:00Z");
+    let a = views(&["B0NEW"], 30);
+    let v = visitor("fresh", "2026-11-24T12:00:00Z");
+    assert!(!s.matches(&a, &v, &Page::default()));
+    let n = s
+        .append_jsonl(
+            "admin",
+            &line("fresh", "view", "B0NEW", "2026-11-24T11:00:00Z"),
+            now,
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(s.matches(&a, &v, &Page::default()));
+    assert_eq!((s.users(), s.events()), (1, 1));
+}
+
+#[test]
+fn a_bad_line_refuses_the_whole_batch() {
+    let s = Store::new();
+    let now = ts("2026-11-24T12:00:00Z");
+    s.append_jsonl(
+        "seed",
+        &line("u1", "view", "P0", "2026-11-20T00:00:00Z"),
+        now,
+    )
+    .unwrap();
+    let batch = format!(
+        "{}\n{}\n{}\n{}\n",
+        line("u1", "view", "P1", "2026-11-21T00:00:00Z"),
+        line("u2", "interest", "golf", "2026-11-21T00:00:00Z"),
+        r#"{"user":"u3","event":"view","at":"2026-11-21T00:00:00Z"}"#,
+        line("u4", "view", "P4", "2026-11-21T00:00:00Z"),
+    );
+    let err = s
+        .append_jsonl("POST /v1/audience-events", &batch, now)
+        .unwrap_err();
+    assert_eq!(err.line, 3);
+    assert!(
+        err.to_string().starts_with("POST /v1/audience-events:3: "),
+        "{err}"
+    );
+    assert_eq!((s.users(), s.events()), (1, 1), "nothing applied");
+    let v = visitor("u1", "2026-11-24T12:00:00Z");
+    assert!(!s.matches(&views(&["P1"], 30), &v, &Page::default()));
+    assert!(!s.matches(
+        &interests(&["golf"], 90),
+        &visitor("u2", "2026-11-24T12:00:00Z"),
+        &Page::default()
+    ));
+    assert!(s.matches(&views(&["P0"], 30), &v, &Page::default()));
+    // Blank lines count for the numbering.
+    let err = s
+        .append_jsonl(
+            "b",
+            &format!(
+                "\n\n{}\nnot json\n",
+                line("u", "view", "P", "2026-11-21T00:00:00Z")
+            ),
+            now,
+        )
+        .unwrap_err();
+    assert_eq!(err.line, 4);
+    // A time the store cannot hold is a bad line too.
+    let err = s
+        .append_jsonl("c", &line("u", "view", "P", "2200-01-01T00:00:00Z"), now)
+        .unwrap_err();
+    assert_eq!(err.line, 1);
+    assert!(err.reason.contains("2136"), "{}", err.reason);
+    assert_eq!((s.users(), s.events()), (1, 1));
+}
+
+#[test]
+fn a_bad_file_refuses_the_whole_directory() {
+    let dir = std::env::temp_dir().join(format!("audiences-bad-dir-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(
+        dir.join("a.jsonl"),
+        line("u", "view", "P", "2026-11-20T00:00:00Z"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("sub/b.jsonl"), "\n{\"user\":\"u\"}\n").unwrap();
+    std::fs::write(dir.join("ignored.txt"), "not events").unwrap();
+    let s = Store::new();
+    let err = s.append_dir(&dir, ts("2026-11-24T00:00:00Z")).unwrap_err();
+    assert!(err.source_name.ends_with("b.jsonl"), "{err}");
+    assert_eq!(err.line, 2);
+    assert_eq!(s.events(), 0);
+    std::fs::remove_file(dir.join("sub/b.jsonl")).unwrap();
+    assert_eq!(s.append_dir(&dir, ts("2026-11-24T00:00:00Z")).unwrap(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_retried_batch_adds_nothing() {
+    let s = Store::new();
+    let now = ts("2026-11-24T12:00:00Z");
+    let batch = [
+        line("u", "view", "P", "2026-11-20T00:00:00Z"),
+        line("u", "view", "P", "2026-11-20T00:00:00Z"),
+        line("u", "interest", "P", "2026-11-20T00:00:00Z"),
+        line("v", "view", "P", "2026-11-21T00:00:00Z"),
+    ]
+    .join("\n");
+    assert_eq!(s.append_jsonl("t", &batch, now).unwrap(), 3);
+    assert_eq!(s.append_jsonl("t", &batch, now).unwrap(), 0);
+    assert_eq!((s.users(), s.events()), (2, 3));
+}
+
+#[test]
+fn retention_drops_old_events_on_append_and_prune() {
+    let s = Store::new();
+    s.set_retention_days(30);
+    assert_eq!(s.retention_days(), 30);
+    let now = ts("2026-11-24T00:00:00Z");
+    let batch = [
+        line("old", "view", "OLD", "2026-10-25T00:00:00Z"), // exactly 30 days: kept
+        line("old", "view", "OLDER", "2026-10-24T23:59:59Z"), // dropped at once
+        line("old", "purchase", "OLD", "1999-12-31T00:00:00Z"),
+        line("mixed", "interest", "golf", "2026-10-29T23:59:59Z"),
+        line("mixed", "interest", "darts", "2026-10-30T00:00:00Z"),
+        line("mixed", "interest", "chess", "2026-11-20T00:00:00Z"),
+        line("new", "view", "NEW", "2026-11-23T00:00:00Z"),
+    ]
+    .join("\n");
+    assert_eq!(s.append_jsonl("t", &batch, now).unwrap(), 5);
+    assert_eq!((s.users(), s.events()), (3, 5));
+    assert!(s.item_id("OLDER").is_none(), "never interned");
+
+    // Five days later (cutoff 2026-10-30T00:00Z): "old" and golf are past
+    // 30 days; darts, exactly 30 days old, stays.
+    let later = ts("2026-11-29T00:00:00Z");
+    assert_eq!(s.prune(later), 2);
+    assert_eq!((s.users(), s.events()), (2, 3));
+    assert!(s.item_id("darts").is_some());
+    assert!(
+        s.item_id("OLD").is_none() && s.item_id("golf").is_none(),
+        "strings collected"
+    );
+    let page = Page::default();
+    assert!(s.matches(
+        &interests(&["chess"], 30),
+        &visitor("mixed", "2026-11-29T00:00:00Z"),
+        &page
+    ));
+    assert!(s.matches(
+        &views(&["NEW"], 30),
+        &visitor("new", "2026-11-29T00:00:00Z"),
+        &page
+    ));
+    assert_eq!(s.prune(later), 0);
+
+    // Re-interning a collected string gets a fresh id and works.
+    s.append_jsonl(
+        "t",
+        &line("x", "view", "OLD", "2026-11-28T00:00:00Z"),
+        later,
+    )
+    .unwrap();
+    assert!(s.matches(
+        &views(&["OLD"], 30),
+        &visitor("x", "2026-11-29T00:00:00Z"),
+        &page
+    ));
+    assert!(!s.matches(
+        &views(&["OLD"], 30),
+        &visitor("old", "2026-11-29T00:00:00Z"),
+        &page
+    ));
+
+    // Everything goes eventually; the default retention is 90 days.
+    assert_eq!(s.prune(ts("2027-06-01T00:00:00Z")), 4);
+    assert_eq!((s.users(), s.events()), (0, 0));
+    assert_eq!(Store::new().retention_days(), DEFAULT_RETENTION_DAYS);
+}
+
+#[test]
+fn insert_keeps_everything_until_prune() {
+    let s = Store::new();
+    let events = parse_jsonl(
+        "t",
+        &[
+            line("u", "view", "P", "2020-01-01T00:00:00Z"),
+            line("u", "view", "P", "1999-01-01T00:00:00Z"), // before the store's epoch
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    assert_eq!(s.insert(events), 1);
+    assert_eq!(s.prune(ts("2026-01-01T00:00:00Z")), 1);
+}
+
+#[test]
+fn compact_times_round_trip_to_the_second() {
+    let at = ts("2026-11-24T12:34:56.789Z");
+    let secs = compact_time(at).unwrap().unwrap();
+    let ev = Ev::new(secs, EventKind::Purchase, ITEM_MASK);
+    assert_eq!(ev.at_ms(), ts("2026-11-24T12:34:56Z").as_millis());
+    assert_eq!(ev.kind(), EventKind::Purchase);
+    assert_eq!(ev.item(), ITEM_MASK);
+    assert_eq!(compact_time(ts("2000-01-01T00:00:00Z")), Ok(Some(0)));
+    assert_eq!(compact_time(ts("1999-12-31T23:59:59Z")), Ok(None));
+    assert_eq!(compact_time(ts("2136-02-07T06:28:15Z")), Ok(Some(u32::MAX)));
+    assert!(compact_time(ts("2136-02-07T06:28:16Z")).is_err());
+    // The prune cutoff rounds up: an event at 10:00:00 is older than 10:00:00.5.
+    let cut = compact_cutoff(ts("2026-11-24T10:00:00.500Z").as_millis());
+    assert_eq!(
+        cut,
+        compact_time(ts("2026-11-24T10:00:01Z")).unwrap().unwrap()
+    );
+    assert_eq!(compact_cutoff(0), 0);
+}
+
+#[test]
+fn merge_sorts_and_deduplicates() {
+    let e = |at, item| Ev::new(at, EventKind::View, item);
+    let a = [e(1, 1), e(3, 1), e(5, 1)];
+    let b = [e(0, 1), e(3, 1), e(3, 1), e(6, 2)];
+    let mut out = vec![e(9, 9)];
+    merge_into(&a, &b, &mut out);
+    assert_eq!(
+        out,
+        vec![e(9, 9), e(0, 1), e(1, 1), e(3, 1), e(5, 1), e(6, 2)]
+    );
+    out.clear();
+    merge_into(&[], &b, &mut out);
+    assert_eq!(out, vec![e(0, 1), e(3, 1), e(6, 2)]);
+}
+
+#[test]
+fn slots_hold_one_event_or_an_arena_run() {
+    let one = Slot::one(Ev::new(7, EventKind::Interest, ITEM_MASK));
+    assert_eq!((one.run_range(), one.len()), (None, 1));
+    let run = Slot::run(1000, 3);
+    assert_eq!((run.run_range(), run.len()), (Some(1000..1003), 3));
+}
+
+#[test]
+fn shards_rebuild_and_reuse_their_arena() {
+    // One user gaining an event per batch leaves holes behind its run;
+    // rebuilds keep them bounded, and answers stay right throughout.
+    let s = Store::new();
+    let now = ts("2026-11-24T12:00:00Z");
+    for i in 0..3000 {
+        let at = format!(
+            "2026-11-20T{:02}:{:02}:{:02}Z",
+            i / 3600,
+            i / 60 % 60,
+            i % 60
+        );
+        let text = [
+            line("heavy", "interest", &format!("t{i}"), &at),
+            line(&format!("light{}", i % 100), "view", "P", &at),
+        ]
+        .join("\n");
+        assert_eq!(s.append_jsonl("t", &text, now).unwrap(), 2);
+    }
+    assert_eq!(s.events(), 6000);
+    let key = s.key("heavy");
+    let shard = read(&s.users[shard_of(key, USER_SHARDS)]);
+    assert_eq!(shard.events_of(key).len(), 3000);
+    assert!(
+        shard.holes <= shard.live_arena() / 2 + HOLES_SLACK,
+        "{} holes",
+        shard.holes
+    );
+    assert!(shard.events_of(key).windows(2).all(|w| w[0] < w[1]));
+    drop(shard);
+    let v = visitor("heavy", "2026-11-24T12:00:00Z");
+    assert!(s.matches(&interests(&["t0"], 30), &v, &Page::default()));
+    assert!(s.matches(&interests(&["t2999"], 30), &v, &Page::default()));
+    assert!(!s.matches(&interests(&["t3000"], 30), &v, &Page::default()));
+}
+
+#[test]
+fn concurrent_appends_and_matches() {
+    let s = Arc::new(Store::new());
+    let now = ts("2026-11-24T12:00:00Z");
+    s.append_jsonl(
+        "seed",
+        &line("steady", "view", "P", "2026-11-20T00:00:00Z"),
+        now,
+    )
+    .unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for batch in 0..50 {
+                    let text: Vec<String> = (0..20)
+                        .map(|i| {
+                            line(
+                                &format!("w{t}-{batch}-{i}"),
+                                "view",
+                                &format!("P{}", i % 7),
+                                "2026-11-20T00:00:00Z",
+                            )
+                        })
+                        .collect();
+                    assert_eq!(s.append_jsonl("w", &text.join("\n"), now).unwrap(), 20);
+                    if batch % 10 == 0 {
+                        s.prune(now);
+                    }
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..4)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                let a = views(&["P", "P3"], 30);
+                let mut seen = 0;
+                for i in 0..5000 {
+                    let v = visitor("steady", "2026-11-24T12:00:00Z");
+                    assert!(s.matches(&a, &v, &Page::default()));
+                    let user = format!("w{t}-{}-3", i % 50);
+                    seen += usize::from(s.matches(
+                        &a,
+                        &visitor(&user, "2026-11-24T12:00:00Z"),
+                        &Page::default(),
+                    ));
+                }
+                seen
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert_eq!(s.users(), 1 + 4 * 50 * 20);
+    assert_eq!(s.events(), 1 + 4 * 50 * 20);
+    for t in 0..4 {
+        let user = format!("w{t}-49-3");
+        assert!(s.matches(
+            &views(&["P3"], 30),
+            &visitor(&user, "2026-11-24T12:00:00Z"),
+            &Page::default()
+        ));
+    }
+}
+
+#[test]
+fn contextual_products_and_categories() {
+    let s = Store::new();
+    let v = contextual();
+    let products = aud(AudienceKind::Products {
+        products: vec!["B0TENT0001".into()],
+    });
+    let cats = categories(&["IAB17", "IAB20-3"]);
+    let page = Page {
+        products: vec!["B0TENT0001"],
+        categories: vec!["IAB17-18"],
+        cattax: None,
+    };
+    assert!(s.matches(&products, &v, &page));
+    assert!(s.matches(&cats, &v, &page));
+    let other = Page {
+        products: vec!["B0OTHER"],
+        categories: vec!["IAB170", "IAB20", "IAB1-1"],
+        cattax: None,
+    };
+    assert!(!s.matches(&products, &v, &other));
+    assert!(
+        !s.matches(&cats, &v, &other),
+        "IAB20 is broader than IAB20-3"
+    );
+}
+
+#[test]
+fn products_negatives() {
+    let s = Store::new();
+    let v = contextual();
+    let products = aud(AudienceKind::Products {
+        products: vec!["B0TENT0001".into()],
+    });
+    for p in ["b0tent0001", "B0TENT0001X", "B0TENT000", ""] {
+        let page = Page {
+            products: vec![p],
+            ..Page::default()
+        };
+        assert!(!s.matches(&products, &v, &page), "{p}");
+    }
+    assert!(!s.matches(&products, &v, &Page::default()));
+    // Products on the page are contextual only: a viewer elsewhere is no match.
+    let s = example_store();
+    assert!(!s.matches(
+        &products,
+        &visitor("u-1001", "2026-11-24T12:00:00Z"),
+        &Page::default()
+    ));
+}
+
+#[test]
+fn category_negatives() {
+    let s = Store::new();
+    let v = contextual();
+    let cats = categories(&["IAB17-18", "IAB2"]);
+    for c in [
+        "IAB17",
+        "IAB17-1",
+        "IAB17-180",
+        "IAB1",
+        "IAB21",
+        "IAB22-1",
+        "iab2",
+        "IAB2x",
+        "",
+    ] {
+        assert!(!s.matches(&cats, &v, &page(&[c], None)), "{c}");
+    }
+    assert!(!s.matches(&cats, &v, &page(&[], None)));
+    assert!(s.matches(&cats, &v, &page(&["IAB2-7"], None)));
+}
+
+#[test]
+fn cattax_decides_the_taxonomy() {
+    let s = Store::new();
+    let v = contextual();
+    let v1 = categories(&["IAB17"]);
+    let v2 = categories(&["483", "WQC6HR"]);
+    // 1.0, declared or by default.
+    assert!(s.matches(&v1, &v, &page(&["IAB17-18"], Some(1))));
+    assert!(s.matches(&v1, &v, &page(&["IAB17"], None)));
+    assert!(
+        !s.matches(&v2, &v, &page(&["483"], Some(1))),
+        "declared 1.0"
+    );
+    // 2.x/3.x ids, declared: exact only, never against 1.0 config.
+    for cattax in [2, 5, 6, 7, 9] {
+        assert!(
+            s.matches(&v2, &v, &page(&["483"], Some(cattax))),
+            "{cattax}"
+        );
+        assert!(
+            s.matches(&v2, &v, &page(&["WQC6HR"], Some(cattax))),
+            "{cattax}"
+        );
+        assert!(
+            !s.matches(&v2, &v, &page(&["4831", "48"], Some(cattax))),
+            "{cattax}"
+        );
+        assert!(
+            !s.matches(&v1, &v, &page(&["IAB17-18"], Some(cattax))),
+            "{cattax}"
+        );
+    }
+    // Absent cattax tolerates 2.x/3.x ids.
+    assert!(s.matches(&v2, &v, &page(&["483"], None)));
+    assert!(!s.matches(&v1, &v, &page(&["483"], None)));
+    // Product, audience and vendor taxonomies never match content categories.
+    for cattax in [3, 4, 8, 500] {
+        assert!(
+            !s.matches(&v1, &v, &page(&["IAB17"], Some(cattax))),
+            "{cattax}"
+        );
+        assert!(
+            !s.matches(&v2, &v, &page(&["483"], Some(cattax))),
+            "{cattax}"
+        );
+    }
+    // A configured 1.0 id never equals a page 2.x id, even spelled alike.
+    assert!(!s.matches(&v1, &v, &page(&["IAB17"], Some(2))));
+    // Mixed lists: any page category may match.
+    let mixed = categories(&["IAB20", "653"]);
+    assert!(s.matches(&mixed, &v, &page(&["1", "IAB20-3"], None)));
+    assert!(s.matches(&mixed, &v, &page(&["IAB1", "653"], None)));
+    assert!(!s.matches(&mixed, &v, &page(&["IAB20-3"], Some(6))));
+}
+
+#[test]
+fn memory_per_user_stays_small() {
+    // 100,000 users with one view each (the example `memory` measures a
+    // million with a counting allocator and RSS).
+    let s = Store::new();
+    let now = ts("2026-11-24T12:00:00Z");
+    let text: String = (0..100_000)
+        .map(|i| {
+            line(
+                &format!("user-{i:08}"),
+                "view",
+                &format!("P{}", i % 1000),
+                "2026-11-20T00:00:00Z",
+            ) + "\n"
+        })
+        .collect();
+    assert_eq!(s.append_jsonl("t", &text, now).unwrap(), 100_000);
+    let per_user = s.memory_bytes() as f64 / s.users() as f64;
+    assert!(per_user < 64.0, "{per_user:.1} bytes per user");
+}
