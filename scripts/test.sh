@@ -8,6 +8,8 @@ need=()
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
 # Debian packages the tests use; none are optional.
 command -v curl >/dev/null || need+=(curl)
+# VAST output is validated against the IAB XSDs.
+command -v xmllint >/dev/null || need+=(libxml2-utils)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive

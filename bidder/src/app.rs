@@ -232,12 +232,29 @@ impl App {
         };
         let mut choices: Vec<(usize, Choice)> = Vec::new();
         let mut reason = NoBid::Media;
+        // An ad pod (imps sharing `podid`) never carries two spots of one
+        // advertiser: each pod remembers who already has a slot in it.
+        let mut pods: Vec<(&str, Vec<usize>)> = Vec::new();
         for (i, imp) in req.imp.iter().enumerate() {
-            if imp.banner.is_none() {
-                continue;
-            }
-            match select::select_display(snap, &ctx, imp, &stores) {
-                Ok(choice) => choices.push((i, choice)),
+            let pod = imp
+                .video
+                .as_deref()
+                .and_then(|v| v.podid.as_deref())
+                .or_else(|| imp.audio.as_deref().and_then(|a| a.podid.as_deref()));
+            let taken: &[usize] = pod
+                .and_then(|p| pods.iter().find(|(id, _)| *id == p))
+                .map_or(&[], |(_, advs)| advs.as_slice());
+            match select::select_imp(snap, &ctx, imp, &stores, taken) {
+                Ok(choice) => {
+                    if let Some(p) = pod {
+                        let adv = snap.items[choice.item].advertiser;
+                        match pods.iter_mut().find(|(id, _)| *id == p) {
+                            Some((_, advs)) => advs.push(adv),
+                            None => pods.push((p, vec![adv])),
+                        }
+                    }
+                    choices.push((i, choice));
+                }
                 Err(r) => reason = r,
             }
         }

@@ -59,17 +59,15 @@ pub fn explain<'s>(
             reason = NoBid::Currency;
         } else {
             for imp in &req.imp {
-                let r = if item.media != config::Media::Display || imp.banner.is_none() {
-                    Err(NoBid::Media)
-                } else if !imp.bidfloorcur.eq_ignore_ascii_case("USD") && imp.bidfloor > 0 {
+                let r = if !imp.bidfloorcur.eq_ignore_ascii_case("USD") && imp.bidfloor > 0 {
                     Err(NoBid::Currency)
                 } else {
-                    let sizes = select::banner_sizes(imp);
+                    let offer = select::Offer::of(imp);
                     select::check(
                         snap,
                         ctx,
                         imp,
-                        &sizes,
+                        &offer,
                         Micros(imp.bidfloor),
                         i,
                         item,

@@ -125,6 +125,26 @@ pub fn spend(micros: i64) {
     metrics::counter!("bidder_spend_micros_total").increment(micros.max(0) as u64);
 }
 
+/// A VAST impression pixel fired.
+pub fn impression() {
+    metrics::counter!("bidder_impressions_total").increment(1);
+}
+
+/// A VAST tracking event; unknown names are counted as `other` so a caller
+/// cannot grow the label set.
+pub fn vast_event(event: &str) {
+    let event = match event {
+        "start" => "start",
+        "firstQuartile" => "first_quartile",
+        "midpoint" => "midpoint",
+        "thirdQuartile" => "third_quartile",
+        "complete" => "complete",
+        "creativeView" => "creative_view",
+        _ => "other",
+    };
+    metrics::counter!("bidder_vast_events_total", "event" => event).increment(1);
+}
+
 pub fn audience_events(n: usize) {
     metrics::counter!("bidder_audience_events_total").increment(n as u64);
 }

@@ -16,6 +16,11 @@ pub enum NoBid {
     Budget,
     /// No creative of a line item fits the slot's sizes.
     Size,
+    /// The video or audio slot's placement kind is not one the line item buys.
+    Placement,
+    /// No video or audio creative fits the slot (mimes, durations, bitrate,
+    /// required companion, VAST version, linearity).
+    Creative,
     Country,
     Device,
     /// Region or city.
@@ -39,13 +44,15 @@ pub enum NoBid {
 }
 
 impl NoBid {
-    pub const ALL: [NoBid; 20] = [
+    pub const ALL: [NoBid; 22] = [
         NoBid::NotReady,
         NoBid::Currency,
         NoBid::Media,
         NoBid::Flight,
         NoBid::Budget,
         NoBid::Size,
+        NoBid::Placement,
+        NoBid::Creative,
         NoBid::Country,
         NoBid::Device,
         NoBid::Geo,
@@ -70,6 +77,8 @@ impl NoBid {
             NoBid::Flight => "flight",
             NoBid::Budget => "budget",
             NoBid::Size => "size",
+            NoBid::Placement => "placement",
+            NoBid::Creative => "creative",
             NoBid::Country => "country",
             NoBid::Device => "device",
             NoBid::Geo => "geo",

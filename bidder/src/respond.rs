@@ -11,11 +11,13 @@ use config::{Micros, Timestamp};
 use ortb::BidRequest;
 
 use crate::notice::NoticeUrl;
-use crate::select::Choice;
+use crate::select::{Choice, ChoiceKind};
 use crate::snapshot::Snapshot;
 
-/// OpenRTB `mtype` for a banner.
+/// OpenRTB `mtype`: what the markup is.
 const MTYPE_BANNER: i32 = 1;
+const MTYPE_VIDEO: i32 = 2;
+const MTYPE_AUDIO: i32 = 3;
 
 pub struct Answer<'a> {
     pub snap: &'a Snapshot,
@@ -81,16 +83,81 @@ impl Answer<'_> {
         out.push_str(&creative.members);
         out.push(',');
         out.push_str(&item.cid_json);
-        let _ = write!(
-            out,
-            ",\"w\":{},\"h\":{},\"mtype\":{MTYPE_BANNER}",
-            choice.w, choice.h
-        );
+        match &choice.kind {
+            ChoiceKind::Banner { w, h } => {
+                let _ = write!(out, ",\"w\":{w},\"h\":{h},\"mtype\":{MTYPE_BANNER}");
+            }
+            ChoiceKind::Av {
+                fit,
+                companion,
+                version,
+            } => self.write_av(out, choice, bid_id, fit, *companion, *version),
+        }
         if let Some(deal) = &choice.deal {
             out.push_str(",\"dealid\":");
             push_json_str(out, deal);
         }
         out.push('}');
+    }
+}
+
+impl Answer<'_> {
+    /// `adm` with the VAST of a video or audio spot, and its `mtype`,
+    /// `dur`, `protocol` (and `w`/`h` of the best rendition for video).
+    fn write_av(
+        &self,
+        out: &mut String,
+        choice: &Choice,
+        bid_id: &str,
+        fit: &creatives::AvFit,
+        companion: Option<usize>,
+        version: creatives::VastVersion,
+    ) {
+        let item = &self.snap.items[choice.item];
+        let adv = &self.snap.config.advertisers[item.advertiser];
+        let creative = &adv.creatives[choice.creative];
+        let (media, mtype) = match &creative.kind {
+            config::CreativeKind::Video { media, .. } => (media, MTYPE_VIDEO),
+            config::CreativeKind::Audio { media, .. } => (media, MTYPE_AUDIO),
+            config::CreativeKind::Display { .. } => return,
+        };
+        let renditions: Vec<&config::MediaFile> =
+            fit.renditions.iter().map(|&i| &media[i]).collect();
+        let base = self.public_url.trim_end_matches('/');
+        let bid = crate::notice::encode(bid_id);
+        let impression_url = format!("{base}/track/impression?b={bid}{}", item.notice_ids);
+        let tracking_url = format!("{base}/track/event?b={bid}&e={{event}}");
+        let xml = creatives::vast_xml(&creatives::Vast {
+            version,
+            ad_id: bid_id,
+            ad_system: "bidder",
+            ad_title: &creative.id,
+            creative,
+            media: &renditions,
+            impression_url: &impression_url,
+            tracking_url: &tracking_url,
+            click_tracking_url: None,
+            companion: companion.map(|c| creatives::Companion {
+                creative: &adv.creatives[c],
+                required: creative.companion_required,
+                click_tracking_url: None,
+            }),
+        });
+        out.push_str(",\"adm\":");
+        push_json_str(out, &xml);
+        let _ = write!(
+            out,
+            ",\"mtype\":{mtype},\"dur\":{},\"protocol\":{}",
+            fit.duration_s,
+            version.protocol()
+        );
+        if mtype == MTYPE_VIDEO {
+            if let Some(m) = renditions.first() {
+                if let (Some(w), Some(h)) = (m.width, m.height) {
+                    let _ = write!(out, ",\"w\":{w},\"h\":{h}");
+                }
+            }
+        }
     }
 }
 

@@ -20,9 +20,132 @@ pub struct Choice {
     pub creative: usize,
     /// CPM bid, first price: the line item's CPM.
     pub price: Micros,
-    pub w: u32,
-    pub h: u32,
     pub deal: Option<String>,
+    pub kind: ChoiceKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChoiceKind {
+    Banner {
+        w: u32,
+        h: u32,
+    },
+    /// A video or audio spot: its renditions, its companion (a creative
+    /// index within the advertiser) and the VAST version to write.
+    Av {
+        fit: creatives::AvFit,
+        companion: Option<usize>,
+        version: creatives::VastVersion,
+    },
+}
+
+/// What an imp offers, read once per imp.
+#[derive(Debug, Default)]
+pub struct Offer<'r> {
+    pub sizes: Vec<(u32, u32)>,
+    pub video: Option<AvOffer<'r>>,
+    pub audio: Option<AvOffer<'r>>,
+}
+
+#[derive(Debug)]
+pub struct AvOffer<'r> {
+    pub slot: creatives::AvSlot<'r>,
+    /// The highest VAST version the player takes (`None`: none we write).
+    pub version: Option<creatives::VastVersion>,
+    /// 2.6 `plcmt`, or the 2.5 `placement` mapped onto it.
+    pub plcmt: Option<i32>,
+    /// Non-linear slots (`linearity: 2`) take overlays; our spots are linear.
+    pub linear: bool,
+}
+
+impl<'r> Offer<'r> {
+    pub fn of(imp: &'r Imp<'r>) -> Offer<'r> {
+        let companions = |c: &[ortb::Banner<'_>]| -> Vec<(u32, u32)> {
+            c.iter()
+                .flat_map(|b| b.format.iter().map(|f| (f.w, f.h)).chain([(b.w, b.h)]))
+                .filter_map(|(w, h)| Some((u32::try_from(w?).ok()?, u32::try_from(h?).ok()?)))
+                .collect()
+        };
+        let u = |v: Option<i32>| v.and_then(|x| u32::try_from(x).ok());
+        let video = imp.video.as_deref().map(|v| AvOffer {
+            slot: creatives::AvSlot {
+                mimes: v.mimes.iter().map(|m| &**m).collect(),
+                min_duration: u(v.minduration),
+                max_duration: u(v.maxduration),
+                required_durations: v
+                    .rqddurs
+                    .iter()
+                    .filter_map(|d| u32::try_from(*d).ok())
+                    .collect(),
+                min_bitrate: u(v.minbitrate),
+                max_bitrate: u(v.maxbitrate),
+                w: u(v.w),
+                h: u(v.h),
+                companion_sizes: companions(&v.companionad),
+                companion_types: v.companiontype.clone(),
+            },
+            version: creatives::VastVersion::from_protocols(&protocols(&v.protocols, v.protocol)),
+            plcmt: v.plcmt.or(v.placement.map(|p| match p {
+                // 2.5 placement: 1 in-stream; 2 in-banner, 3 in-article,
+                // 4 in-feed (accompanying content); 5 interstitial.
+                1 => 1,
+                5 => 3,
+                _ => 2,
+            })),
+            linear: v.linearity != Some(2),
+        });
+        let audio = imp.audio.as_deref().map(|a| AvOffer {
+            slot: creatives::AvSlot {
+                mimes: a.mimes.iter().map(|m| &**m).collect(),
+                min_duration: u(a.minduration),
+                max_duration: u(a.maxduration),
+                required_durations: a
+                    .rqddurs
+                    .iter()
+                    .filter_map(|d| u32::try_from(*d).ok())
+                    .collect(),
+                min_bitrate: u(a.minbitrate),
+                max_bitrate: u(a.maxbitrate),
+                w: None,
+                h: None,
+                companion_sizes: companions(&a.companionad),
+                companion_types: a.companiontype.clone(),
+            },
+            version: creatives::VastVersion::from_protocols(&a.protocols),
+            // Audio spots play between songs or episodes: in-stream.
+            plcmt: Some(1),
+            linear: true,
+        });
+        Offer {
+            sizes: banner_sizes(imp),
+            video,
+            audio,
+        }
+    }
+
+    /// The index keys to look candidates up under.
+    pub fn slots(&self) -> Vec<crate::snapshot::Slot> {
+        use crate::snapshot::Slot;
+        let mut slots: Vec<Slot> = self
+            .sizes
+            .iter()
+            .map(|&(w, h)| Slot::Banner(w, h))
+            .collect();
+        if self.video.is_some() {
+            slots.push(Slot::Video);
+        }
+        if self.audio.is_some() {
+            slots.push(Slot::Audio);
+        }
+        slots
+    }
+}
+
+/// 2.5 players may send the single `protocol` instead of `protocols`.
+fn protocols(list: &[i32], single: Option<i32>) -> Vec<i32> {
+    let mut p = list.to_vec();
+    p.extend(single);
+    p
 }
 
 pub struct Stores<'a> {
@@ -56,14 +179,16 @@ pub fn banner_sizes(imp: &Imp<'_>) -> Vec<(u32, u32)> {
     sizes
 }
 
-pub fn select_display(
+/// The best eligible line item for one imp. `taken` lists advertisers that
+/// may not bid on this imp (already in the same ad pod).
+pub fn select_imp(
     snap: &Snapshot,
     ctx: &Context<'_>,
     imp: &Imp<'_>,
     stores: &Stores<'_>,
+    taken: &[usize],
 ) -> Result<Choice, NoBid> {
-    let sizes = banner_sizes(imp);
-    if imp.banner.is_none() {
+    if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() {
         return Err(NoBid::Media);
     }
     // Floors in another currency cannot be compared without a rate: we bid
@@ -72,6 +197,8 @@ pub fn select_display(
         return Err(NoBid::Currency);
     }
     let floor = Micros(imp.bidfloor);
+    let offer = Offer::of(imp);
+    let slots = offer.slots();
 
     let pmp = imp.pmp.as_ref();
     let deal_ids: Vec<&str> = pmp
@@ -84,8 +211,11 @@ pub fn select_display(
     let mut best_reason = NoBid::Size;
     let mut winners: Vec<Choice> = Vec::new();
     let mut under_floor = false;
-    for i in snap.display_candidates(&sizes, ctx.country, &deal_ids, open_market) {
+    for i in snap.candidates(&slots, ctx.country, &deal_ids, open_market) {
         let item = &snap.items[i];
+        if taken.contains(&item.advertiser) {
+            continue;
+        }
         if let Some(first) = winners.first() {
             if item.cpm < snap.items[first.item].cpm {
                 break;
@@ -96,7 +226,7 @@ pub fn select_display(
         if under_floor && item.deals.is_empty() {
             continue;
         }
-        match check(snap, ctx, imp, &sizes, floor, i, item, stores) {
+        match check(snap, ctx, imp, &offer, floor, i, item, stores) {
             Ok(choice) => winners.push(choice),
             Err(reason) => {
                 if stage(reason) > stage(best_reason) {
@@ -134,7 +264,7 @@ pub fn select_display(
 /// Order of the checks below, used to pick the most telling reason.
 pub(crate) fn stage(r: NoBid) -> u8 {
     match r {
-        NoBid::Size => 0,
+        NoBid::Size | NoBid::Media => 0,
         NoBid::Flight => 1,
         NoBid::Country => 2,
         NoBid::Device => 3,
@@ -150,6 +280,8 @@ pub(crate) fn stage(r: NoBid) -> u8 {
         NoBid::Privacy => 13,
         NoBid::Audience => 14,
         NoBid::Frequency => 15,
+        NoBid::Placement => 16,
+        NoBid::Creative => 17,
         _ => 0,
     }
 }
@@ -159,13 +291,19 @@ pub(crate) fn check(
     snap: &Snapshot,
     ctx: &Context<'_>,
     imp: &Imp<'_>,
-    sizes: &[(u32, u32)],
+    offer: &Offer<'_>,
     floor: Micros,
     index: usize,
     item: &Item,
     stores: &Stores<'_>,
 ) -> Result<Choice, NoBid> {
     let adv = &snap.config.advertisers[item.advertiser];
+    let av = match item.media {
+        config::Media::Display if offer.sizes.is_empty() => return Err(NoBid::Media),
+        config::Media::Display => None,
+        config::Media::Video => Some(offer.video.as_ref().ok_or(NoBid::Media)?),
+        config::Media::Audio => Some(offer.audio.as_ref().ok_or(NoBid::Media)?),
+    };
     if !item.flight.contains(ctx.now) {
         return Err(NoBid::Flight);
     }
@@ -267,24 +405,73 @@ pub(crate) fn check(
         }
     }
 
-    // The first offered size (the exchange's preference) that a creative has.
-    for &(w, h) in sizes {
-        if let Some(&c) = item
-            .creatives
+    let Some(av) = av else {
+        // The first offered size (the exchange's preference) that a
+        // creative has.
+        for &(w, h) in &offer.sizes {
+            if let Some(&c) = item
+                .creatives
+                .iter()
+                .find(|&&c| creatives::fits_sizes(&adv.creatives[c], &[(w, h)]))
+            {
+                return Ok(Choice {
+                    item: index,
+                    creative: c,
+                    price: item.cpm,
+                    deal,
+                    kind: ChoiceKind::Banner { w, h },
+                });
+            }
+        }
+        return Err(NoBid::Size);
+    };
+    fit_av(adv, item, av).map(|(creative, kind)| Choice {
+        item: index,
+        creative,
+        price: item.cpm,
+        deal,
+        kind,
+    })
+}
+
+/// The first creative of a video or audio line item that the slot takes.
+fn fit_av(
+    adv: &config::Advertiser,
+    item: &Item,
+    av: &AvOffer<'_>,
+) -> Result<(usize, ChoiceKind), NoBid> {
+    if !item.placements.is_empty()
+        && !av
+            .plcmt
+            .is_some_and(|p| item.placements.iter().any(|x| x.matches_plcmt(p)))
+    {
+        return Err(NoBid::Placement);
+    }
+    let (Some(version), true) = (av.version, av.linear) else {
+        return Err(NoBid::Creative);
+    };
+    for &c in &item.creatives {
+        let creative = &adv.creatives[c];
+        let companions: Vec<usize> = creative
+            .companions
             .iter()
-            .find(|&&c| creatives::fits_sizes(&adv.creatives[c], &[(w, h)]))
-        {
-            return Ok(Choice {
-                item: index,
-                creative: c,
-                price: item.cpm,
-                w,
-                h,
-                deal,
-            });
+            .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
+            .collect();
+        let companion_refs: Vec<&config::Creative> =
+            companions.iter().map(|&i| &adv.creatives[i]).collect();
+        if let Ok(fit) = creatives::fit_av(creative, &av.slot, &companion_refs) {
+            let companion = fit.companion.map(|k| companions[k]);
+            return Ok((
+                c,
+                ChoiceKind::Av {
+                    fit,
+                    companion,
+                    version,
+                },
+            ));
         }
     }
-    Err(NoBid::Size)
+    Err(NoBid::Creative)
 }
 
 /// `badv` lists domains: blocking `example.com` blocks `shop.example.com`.

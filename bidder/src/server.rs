@@ -119,6 +119,24 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
             }
         }
+        "/track/impression" | "/track/event" => {
+            if req.method() != Method::GET && req.method() != Method::POST {
+                return method_not_allowed("GET, POST");
+            }
+            let query = req.uri().query().unwrap_or("");
+            if req.uri().path() == "/track/impression" {
+                metrics::impression();
+            } else {
+                let event = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("e="))
+                    .unwrap_or("");
+                metrics::vast_event(event);
+            }
+            let mut r = text(StatusCode::NO_CONTENT, "");
+            r.headers_mut().remove(CONTENT_TYPE);
+            r
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -36,6 +36,8 @@ pub struct Item {
     /// privacy switches those off, a miss is reported as `privacy`.
     pub behavioural: bool,
     pub deals: Vec<String>,
+    /// Video/audio placement kinds bought; empty means any.
+    pub placements: Vec<config::Placement>,
     /// Geo beyond country, OS, inventory lists, day-parts: `None` for the
     /// many line items that set none of them.
     pub rules: Option<Box<crate::targeting::Rules>>,
@@ -101,6 +103,7 @@ impl Snapshot {
                             })
                         }),
                         deals: li.targeting.deals.clone(),
+                        placements: li.targeting.placements.clone(),
                         rules: crate::targeting::Rules::compile(&li.targeting),
                         keywords: li.targeting.keywords.as_ref().map(KeywordRule::compile),
                         frequency: li.frequency_cap,
@@ -125,9 +128,6 @@ impl Snapshot {
 
         let mut index = Index::default();
         for (i, item) in items.iter().enumerate() {
-            if item.media != Media::Display {
-                continue;
-            }
             let i = i as u32;
             // A deal line item only ever bids inside its deals: it is found
             // through the deal ids, never through the open-market lists.
@@ -137,16 +137,23 @@ impl Snapshot {
                 }
                 continue;
             }
-            let adv = &config.advertisers[item.advertiser];
-            let mut sizes: Vec<(u32, u32)> = item
-                .creatives
-                .iter()
-                .filter_map(|&c| creatives::display_size(&adv.creatives[c]))
-                .collect();
-            sizes.sort_unstable();
-            sizes.dedup();
-            for s in sizes {
-                let lists = index.by_size.entry(s).or_default();
+            let slots: Vec<Slot> = match item.media {
+                Media::Display => {
+                    let adv = &config.advertisers[item.advertiser];
+                    let mut sizes: Vec<(u32, u32)> = item
+                        .creatives
+                        .iter()
+                        .filter_map(|&c| creatives::display_size(&adv.creatives[c]))
+                        .collect();
+                    sizes.sort_unstable();
+                    sizes.dedup();
+                    sizes.into_iter().map(|(w, h)| Slot::Banner(w, h)).collect()
+                }
+                Media::Video => vec![Slot::Video],
+                Media::Audio => vec![Slot::Audio],
+            };
+            for slot in slots {
+                let lists = index.by_slot.entry(slot).or_default();
                 if item.countries.is_empty() {
                     lists.any_country.push(i);
                 } else {
@@ -177,18 +184,19 @@ impl Snapshot {
         }
     }
 
-    /// Display candidates, best CPM first, each once: open-market line items
-    /// with a creative of an offered size that target the request's country
-    /// (or no country), and the line items of the imp's deals. Every rule is
-    /// still checked per candidate; the index only keeps the walk short.
-    pub fn display_candidates(
+    /// Candidates for an imp, best CPM first, each once: open-market line
+    /// items for the imp's slots (banner sizes, video, audio) that target
+    /// the request's country (or no country), and the line items of the
+    /// imp's deals. Every rule is still checked per candidate; the index
+    /// only keeps the walk short.
+    pub fn candidates(
         &self,
-        sizes: &[(u32, u32)],
+        slots: &[Slot],
         country: Option<&str>,
         deals: &[&str],
         open_market: bool,
     ) -> Candidates<'_> {
-        let mut lists: Vec<&[u32]> = Vec::with_capacity(2 * sizes.len() + deals.len());
+        let mut lists: Vec<&[u32]> = Vec::with_capacity(2 * slots.len() + deals.len());
         fn add<'a>(lists: &mut Vec<&'a [u32]>, list: &'a [u32]) {
             if !list.is_empty() && !lists.iter().any(|l| std::ptr::eq(*l, list)) {
                 lists.push(list);
@@ -196,8 +204,8 @@ impl Snapshot {
         }
         if open_market {
             let country = country.and_then(country_key);
-            for s in sizes {
-                if let Some(l) = self.index.by_size.get(s) {
+            for s in slots {
+                if let Some(l) = self.index.by_slot.get(s) {
                     add(&mut lists, &l.any_country);
                     if let Some(list) = country.and_then(|c| l.by_country.get(&c)) {
                         add(&mut lists, list);
@@ -214,15 +222,23 @@ impl Snapshot {
     }
 }
 
+/// What an imp offers, as the index keys it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Banner(u32, u32),
+    Video,
+    Audio,
+}
+
 /// Posting lists of item indices, ascending (= descending CPM).
 #[derive(Default)]
 struct Index {
-    by_size: HashMap<(u32, u32), SizeLists>,
+    by_slot: HashMap<Slot, SlotLists>,
     by_deal: HashMap<Box<str>, Vec<u32>>,
 }
 
 #[derive(Default)]
-struct SizeLists {
+struct SlotLists {
     any_country: Vec<u32>,
     by_country: HashMap<[u8; 3], Vec<u32>>,
 }

@@ -24,7 +24,7 @@ pub use load::{load_dir, load_files};
 pub use model::{
     Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Budget, Config, Creative,
     CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap, Keywords,
-    LineItem, Media, MediaFile, Order, Os, Service, Summary, Targeting,
+    LineItem, Media, MediaFile, Order, Os, Placement, Service, Summary, Targeting,
 };
 pub use money::{Micros, MoneyError};
 pub use problem::{Problem, Problems};

@@ -282,6 +282,9 @@ pub struct Targeting {
     pub publishers: AllowBlock,
     /// `None`: any time of day.
     pub dayparts: Option<Dayparts>,
+    /// Video and audio placement kinds, as written (duplicates kept); only
+    /// ever set on video and audio line items.
+    pub placements: Vec<Placement>,
 }
 
 /// Bid only on `allow` (when it is not empty), and never on `block`.
@@ -483,6 +486,69 @@ pub struct Keywords {
     pub negative: Vec<String>,
 }
 
+/// Where a video or audio ad plays, by its YAML name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Placement {
+    /// Played before, during or after content the user asked for.
+    Instream,
+    /// Played alongside content that is the point of the page (an article).
+    Accompanying,
+    /// Takes over the screen between pieces of content.
+    Interstitial,
+    /// Played with no other content around it.
+    Standalone,
+    /// Any placement that is not in-stream: accompanying, interstitial or
+    /// standalone.
+    Outstream,
+}
+
+impl Placement {
+    pub const ALL: [Placement; 5] = [
+        Placement::Instream,
+        Placement::Accompanying,
+        Placement::Interstitial,
+        Placement::Standalone,
+        Placement::Outstream,
+    ];
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Instream => "instream",
+            Placement::Accompanying => "accompanying",
+            Placement::Interstitial => "interstitial",
+            Placement::Standalone => "standalone",
+            Placement::Outstream => "outstream",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Placement> {
+        Placement::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Whether an OpenRTB 2.6 `video.plcmt` value matches: 1 in-stream →
+    /// Instream; 2 accompanying content → Accompanying; 3 interstitial →
+    /// Interstitial; 4 no-content/standalone → Standalone; `Outstream`
+    /// matches 2, 3 and 4.
+    ///
+    /// Any other value (0, unknown, negative) matches nothing.
+    pub fn matches_plcmt(self, plcmt: i32) -> bool {
+        matches!(
+            (self, plcmt),
+            (Placement::Instream, 1)
+                | (Placement::Accompanying | Placement::Outstream, 2)
+                | (Placement::Interstitial | Placement::Outstream, 3)
+                | (Placement::Standalone | Placement::Outstream, 4)
+        )
+    }
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Device {
     Desktop,
@@ -614,6 +680,42 @@ mod tests {
             }
         }
         assert!(!Desktop.matches_devicetype(-2));
+    }
+
+    #[test]
+    fn plcmt_mapping_follows_openrtb_2_6() {
+        use Placement::*;
+        let expect: [(i32, &[Placement]); 7] = [
+            (-1, &[]),
+            (0, &[]),
+            (1, &[Instream]),
+            (2, &[Accompanying, Outstream]),
+            (3, &[Interstitial, Outstream]),
+            (4, &[Standalone, Outstream]),
+            (5, &[]),
+        ];
+        for (plcmt, matching) in expect {
+            for placement in Placement::ALL {
+                assert_eq!(
+                    placement.matches_plcmt(plcmt),
+                    matching.contains(&placement),
+                    "{placement} vs plcmt {plcmt}"
+                );
+            }
+        }
+        for extreme in [i32::MIN, i32::MAX] {
+            assert!(Placement::ALL.iter().all(|p| !p.matches_plcmt(extreme)));
+        }
+    }
+
+    #[test]
+    fn placement_names_round_trip() {
+        for placement in Placement::ALL {
+            assert_eq!(Placement::parse(placement.as_str()), Some(placement));
+            assert_eq!(placement.to_string(), placement.as_str());
+        }
+        assert_eq!(Placement::parse("in-stream"), None);
+        assert_eq!(Placement::parse("Instream"), None);
     }
 
     #[test]

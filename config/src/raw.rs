@@ -219,6 +219,10 @@ pub(crate) struct RawTargeting {
     pub keywords: Option<Spanned<RawKeywords>>,
     #[serde(default)]
     pub deals: List<Text>,
+    /// Spanned so that a display line item's `placements` can be pointed at
+    /// even when the list is empty.
+    #[serde(default)]
+    pub placements: Option<Spanned<List<Text>>>,
 }
 
 #[derive(Debug, DeriveDeserialize)]
@@ -336,6 +340,7 @@ pub(crate) fn mapping_name(expected: &[&str]) -> Option<&'static str> {
                 "devices",
                 "keywords",
                 "deals",
+                "placements",
             ],
         ),
         ("keywords", &["broad", "phrase", "exact", "negative"]),

@@ -16,7 +16,7 @@ use crate::countries::{self, country_alpha2};
 use crate::model::{
     Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Budget, Config, Creative,
     CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap, Keywords,
-    LineItem, Media, MediaFile, Order, Os, Service, Targeting,
+    LineItem, Media, MediaFile, Order, Os, Placement, Service, Targeting,
 };
 use crate::money::Micros;
 use crate::problem::Problem;
@@ -764,7 +764,7 @@ impl FileChecker<'_> {
             .as_ref()
             .map(|rule| self.audience_rule(&subject, rule, scope));
         let targeting = match &l.targeting {
-            Some(t) => self.targeting(&subject, &t.value),
+            Some(t) => self.targeting(&subject, &t.value, media),
             None => Some(Targeting::default()),
         };
         let creatives = self.line_item_creatives(&subject, l, raw.referenced, media, scope);
@@ -897,7 +897,14 @@ impl FileChecker<'_> {
         })
     }
 
-    fn targeting(&mut self, subject: &str, t: &RawTargeting) -> Option<Targeting> {
+    /// `media` is `None` when the line item's media is itself invalid
+    /// (already reported); the checks that depend on it are then skipped.
+    fn targeting(
+        &mut self,
+        subject: &str,
+        t: &RawTargeting,
+        media: Option<Media>,
+    ) -> Option<Targeting> {
         let mut countries_ok = true;
         for country in &t.countries.0 {
             countries_ok &= self.country(subject, country);
@@ -974,6 +981,14 @@ impl FileChecker<'_> {
         for deal in &t.deals.0 {
             ok &= self.not_empty(subject, "a deal id", deal);
         }
+        let placements = match &t.placements {
+            Some(list) => {
+                let placements = self.placements(subject, list, media);
+                ok &= placements.is_some();
+                placements.unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
         ok.then(|| Targeting {
             countries: strings(&t.countries),
             devices,
@@ -986,7 +1001,68 @@ impl FileChecker<'_> {
             apps,
             publishers,
             dayparts,
+            placements,
         })
+    }
+
+    /// Video and audio placement kinds. On a display line item the key
+    /// itself is the mistake, so its values are not checked as well.
+    fn placements(
+        &mut self,
+        subject: &str,
+        raw: &Spanned<List<Text>>,
+        media: Option<Media>,
+    ) -> Option<Vec<Placement>> {
+        if media == Some(Media::Display) {
+            self.report(
+                raw.referenced,
+                format!(
+                    "{subject}: placements apply to video and audio line items; this one is \
+                     display"
+                ),
+            );
+            return None;
+        }
+        let mut placements = Vec::with_capacity(raw.value.0.len());
+        let mut ok = true;
+        for name in &raw.value.0 {
+            match Placement::parse(&name.value) {
+                Some(p) => placements.push(p),
+                None => {
+                    self.unknown_placement(subject, name);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(placements)
+    }
+
+    fn unknown_placement(&mut self, subject: &str, name: &Text) {
+        let names: Vec<&str> = Placement::ALL.iter().map(|p| p.as_str()).collect();
+        // "in-stream", "Out Stream": the placement meant is plain enough to name.
+        let squashed: String = name
+            .value
+            .chars()
+            .filter(|c| !matches!(c, '-' | '_' | ' '))
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let lower = name.value.trim().to_ascii_lowercase();
+        let hint = if let Some(p) = Placement::parse(&squashed) {
+            format!(" (did you mean \"{p}\"?)")
+        } else if let Some(d) = Device::parse(&lower) {
+            // "ctv" is the screen the ad plays on, not how it is placed.
+            format!(" ({d} is a device, not a placement; target it with devices: [{d}])")
+        } else {
+            String::new()
+        };
+        self.report(
+            name.referenced,
+            format!(
+                "{subject}: unknown placement \"{}\"{hint}; expected one of: {}",
+                name.value,
+                names.join(", ")
+            ),
+        );
     }
 
     /// An ISO 3166-2 code such as `US-CO`, in one of the targeted countries.

@@ -62,7 +62,7 @@ fn a_type_error_stops_only_its_own_file() {
     assert_eq!(
         lines,
         [
-            format!("a.yaml:{la}:{ca}: unknown key \"countrys\" in targeting; expected one of: countries, regions, cities, os, sites, apps, publishers, dayparts, devices, keywords, deals"),
+            format!("a.yaml:{la}:{ca}: unknown key \"countrys\" in targeting; expected one of: countries, regions, cities, os, sites, apps, publishers, dayparts, devices, keywords, deals, placements"),
             format!("b.yaml:{lb}:{cb}: line item \"nw-line\": cpm must be more than 0 (it is 0.00)"),
         ]
     );

@@ -1,5 +1,5 @@
 //! The targeting keys beyond countries and devices: regions, cities, os,
-//! sites/apps/publishers and dayparts. As in `rules.rs`, each rule has its
+//! sites/apps/publishers, dayparts and placements. As in `rules.rs`, each rule has its
 //! negative cases with exact message and position; the positive side is the
 //! base file (which uses every key, on the boundaries) plus the variations
 //! checked here.
@@ -7,7 +7,7 @@
 mod common;
 
 use common::{assert_loads, assert_problem, at, edit, only_problem, problems, BASE, OTHER};
-use config::{AllowBlock, DaypartSlot, DaypartZone, Dayparts, Os, Targeting, Weekday};
+use config::{AllowBlock, DaypartSlot, DaypartZone, Dayparts, Os, Placement, Targeting, Weekday};
 
 fn display_targeting(text: &str) -> Targeting {
     let config = assert_loads(&[("a.yaml", text)]);
@@ -75,6 +75,7 @@ fn new_keys_are_optional_and_unrestricted_when_absent() {
     assert_eq!(*t, Targeting::default());
     assert!(t.sites.is_empty() && t.apps.is_empty() && t.publishers.is_empty());
     assert_eq!(t.dayparts, None);
+    assert!(t.placements.is_empty());
 }
 
 #[test]
@@ -544,6 +545,150 @@ fn daypart_slots_end_after_they_start() {
     );
 }
 
+// ---- placements ----
+
+const VIDEO: &str = "line item \"li-video\"";
+const PLACEMENTS: &str = "instream, accompanying, interstitial, standalone, outstream";
+
+/// BASE with `targeting` (YAML at 10 spaces) added to the video line item.
+fn video_with(targeting: &str) -> String {
+    edit(
+        BASE,
+        "        creatives: [spot]\n",
+        &format!("        targeting:\n{targeting}        creatives: [spot]\n"),
+    )
+}
+
+/// The targeting of BASE's line item `id`, once `text` loads.
+fn targeting_of(text: &str, id: &str) -> Targeting {
+    let config = assert_loads(&[("a.yaml", text)]);
+    config.advertisers[0]
+        .orders
+        .iter()
+        .flat_map(|o| &o.line_items)
+        .find(|l| l.id == id)
+        .expect("line item")
+        .targeting
+        .clone()
+}
+
+#[test]
+fn placements_read_into_the_model_for_video_and_audio() {
+    let text = video_with("          placements: [instream, outstream]\n");
+    let t = targeting_of(&text, "li-video");
+    assert_eq!(t.placements, [Placement::Instream, Placement::Outstream]);
+    assert_eq!(
+        t,
+        Targeting {
+            placements: vec![Placement::Instream, Placement::Outstream],
+            ..Targeting::default()
+        }
+    );
+
+    // Every name, block style, on audio; duplicates are kept as written.
+    let text = edit(
+        BASE,
+        "        creatives: [jingle]\n",
+        "        targeting:\n          placements:\n            - instream\n            - accompanying\n            - interstitial\n            - standalone\n            - outstream\n            - instream\n        creatives: [jingle]\n",
+    );
+    let t = targeting_of(&text, "li-audio");
+    let mut all = Placement::ALL.to_vec();
+    all.push(Placement::Instream);
+    assert_eq!(t.placements, all);
+
+    // An empty list is no restriction, like the other lists.
+    let t = targeting_of(&video_with("          placements: []\n"), "li-video");
+    assert_eq!(t, Targeting::default());
+}
+
+#[test]
+fn placements_use_the_documented_names() {
+    let cases = [
+        ("in-stream", " (did you mean \"instream\"?)"),
+        ("Out-Stream", " (did you mean \"outstream\"?)"),
+        ("out_stream", " (did you mean \"outstream\"?)"),
+        ("Interstitial", " (did you mean \"interstitial\"?)"),
+        (
+            "ctv",
+            " (ctv is a device, not a placement; target it with devices: [ctv])",
+        ),
+        (
+            "CTV",
+            " (ctv is a device, not a placement; target it with devices: [ctv])",
+        ),
+        ("preroll", ""),
+    ];
+    for (bad, hint) in cases {
+        let text = video_with(&format!("          placements: [instream, {bad}]\n"));
+        assert_problem(
+            &text,
+            at(&text, &format!("[instream, {bad}]"), bad),
+            &format!("{VIDEO}: unknown placement \"{bad}\"{hint}; expected one of: {PLACEMENTS}"),
+        );
+    }
+    // Each unknown value is reported where it is, block style too.
+    let text = video_with("          placements:\n            - instream\n            - outstrem\n            - \"\"\n");
+    let found = problems(&[("a.yaml", &text)]);
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    let (l1, c1) = at(&text, "- outstrem", "outstrem");
+    let (l2, c2) = at(&text, "- \"\"", "\"");
+    assert_eq!(
+        lines,
+        [
+            format!("a.yaml:{l1}:{c1}: {VIDEO}: unknown placement \"outstrem\"; expected one of: {PLACEMENTS}"),
+            format!("a.yaml:{l2}:{c2}: {VIDEO}: unknown placement \"\"; expected one of: {PLACEMENTS}"),
+        ]
+    );
+}
+
+#[test]
+fn placements_apply_to_video_and_audio_line_items_only() {
+    let message =
+        format!("{LI}: placements apply to video and audio line items; this one is display");
+    let text = edit(
+        BASE,
+        "          deals: [DEAL-1]\n",
+        "          deals: [DEAL-1]\n          placements: [instream]\n",
+    );
+    assert_problem(&text, at(&text, "placements: [instream]", "["), &message);
+    // The key is the mistake: its values are not reported on top, and an
+    // empty list is no excuse.
+    let text = edit(
+        BASE,
+        "          deals: [DEAL-1]\n",
+        "          deals: [DEAL-1]\n          placements: [in-stream, ctv]\n",
+    );
+    assert_problem(&text, at(&text, "placements: [in-stream", "["), &message);
+    let text = edit(
+        BASE,
+        "          deals: [DEAL-1]\n",
+        "          deals: [DEAL-1]\n          placements: []\n",
+    );
+    assert_problem(&text, at(&text, "placements: []", "["), &message);
+    // Block style points at the list.
+    let text = other_with("          placements:\n            - outstream\n");
+    let p = only_problem(&text);
+    assert_eq!(
+        p.message,
+        "line item \"nw-line\": placements apply to video and audio line items; this one is display"
+    );
+    assert_eq!(p.line, at(&text, "- outstream", "-").0);
+}
+
+#[test]
+fn placements_on_an_unknown_media_are_not_held_against_it() {
+    // Display or not is unknowable; only the media itself is reported.
+    let text = video_with("          placements: [instream]\n");
+    let text = edit(&text, "media: video\n", "media: vidoe\n");
+    let p = only_problem(&text);
+    assert!(
+        p.message
+            .starts_with(&format!("{VIDEO}: unknown media \"vidoe\"")),
+        "{}",
+        p.message
+    );
+}
+
 // ---- unknown keys ----
 
 #[test]
@@ -571,7 +716,7 @@ fn unknown_keys_in_the_new_mappings() {
             "          cities: [Denver",
             "          city: [Denver",
             "city",
-            "unknown key \"city\" in targeting; expected one of: countries, regions, cities, os, sites, apps, publishers, dayparts, devices, keywords, deals",
+            "unknown key \"city\" in targeting; expected one of: countries, regions, cities, os, sites, apps, publishers, dayparts, devices, keywords, deals, placements",
         ),
     ];
     for (from, to, key, message) in cases {

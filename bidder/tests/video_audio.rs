@@ -1,0 +1,237 @@
+//! Video and audio bids on the example config: CTV pre-roll with a
+//! companion, out-stream, a 30 s music-stream spot with a 640x640
+//! companion, and the cases that must not bid. Every VAST a bid carries is
+//! checked against the IAB XSD of its version with xmllint.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{post, repo, Server};
+use serde_json::{json, Value};
+
+fn request(name: &str) -> Value {
+    let path = repo().join("testdata/openrtb/requests").join(name);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn bids(s: &Server, r: &Value) -> Vec<Value> {
+    let reply = s.bid(&r.to_string());
+    if reply.status == 204 {
+        return vec![];
+    }
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["seatbid"][0]["bid"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn reason(s: &Server, r: &Value, li: &str) -> String {
+    let v = post(s.admin, "/v1/explain", &[], r.to_string().as_bytes()).json();
+    let x = v["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["line_item"] == li)
+        .unwrap()
+        .clone();
+    if x["bids"] == true {
+        "bid".into()
+    } else {
+        x["reason"].as_str().unwrap().to_string()
+    }
+}
+
+/// Validates `xml` with the XSD of the VAST version it declares.
+fn assert_valid_vast(xml: &str) {
+    let version = xml
+        .split("<VAST")
+        .nth(1)
+        .and_then(|r| r.split("version=\"").nth(1))
+        .and_then(|r| r.split('"').next())
+        .expect("VAST version attribute");
+    let xsd = match version {
+        "2.0" => "vast_2.0.1.xsd",
+        "3.0" => "vast3_draft.xsd",
+        "4.0" => "vast4.xsd",
+        "4.1" => "vast_4.1.xsd",
+        "4.2" => "vast_4.2.xsd",
+        v => panic!("unexpected VAST version {v}"),
+    };
+    let mut child = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(repo().join("testdata/vast/xsd").join(xsd))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xmllint is needed: apt-get install libxml2-utils (scripts/test.sh does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "VAST {version} does not validate:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ctv_preroll_with_a_companion() {
+    let s = Server::example();
+    let r = request("video-ctv-instream-companion.json");
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1, "{b:?}");
+    let bid = &b[0];
+    assert_eq!(bid["crid"], "tent-video-15s");
+    assert_eq!(bid["price"].as_f64(), Some(22.0));
+    assert_eq!(bid["mtype"], 2);
+    assert_eq!(bid["dur"], 15);
+    // protocols [3, 7, 11, 12]: 12 is a 4.1 wrapper; the best InLine is 4.1.
+    assert_eq!(bid["protocol"], 11);
+    let adm = bid["adm"].as_str().unwrap();
+    assert!(
+        adm.contains("<VAST") && adm.contains("version=\"4.1\""),
+        "{adm}"
+    );
+    assert!(adm.contains("xmlns=\"http://www.iab.com/VAST\""));
+    assert!(adm.contains("00:00:15"));
+    assert!(adm.contains("tent-15s-1080.mp4"));
+    assert!(adm.contains("CompanionAds"), "the 300x250 companion fits");
+    assert!(adm.contains("tent-300x250.jpg"));
+    for event in [
+        "start",
+        "firstQuartile",
+        "midpoint",
+        "thirdQuartile",
+        "complete",
+    ] {
+        assert!(adm.contains(&format!("e={event}")), "{event}");
+    }
+    assert_valid_vast(adm);
+}
+
+#[test]
+fn outstream_in_article_without_companions() {
+    let s = Server::example();
+    let mut r = request("video-ctv-instream-companion.json");
+    r["imp"][0]["video"] = json!({
+        "mimes": ["video/mp4"], "minduration": 5, "maxduration": 20,
+        "protocols": [2, 3, 7], "w": 640, "h": 360, "placement": 3, "plcmt": 2
+    });
+    r["device"]["devicetype"] = json!(2);
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1);
+    let adm = b[0]["adm"].as_str().unwrap();
+    assert!(!adm.contains("CompanionAds"));
+    assert!(adm.contains("version=\"4.0\""));
+    // The 854x480 rendition fits a 640x360 player better than 1920x1080.
+    assert!(
+        adm.find("tent-15s-480.mp4") < adm.find("tent-15s-1080.mp4"),
+        "{adm}"
+    );
+    assert_eq!(
+        (b[0]["w"].as_i64(), b[0]["h"].as_i64()),
+        (Some(854), Some(480))
+    );
+    assert_valid_vast(adm);
+}
+
+#[test]
+fn audio_spot_with_its_640_companion() {
+    let s = Server::example();
+    let r = request("audio-music-stream-companion.json");
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1, "{b:?}");
+    let bid = &b[0];
+    assert_eq!(bid["crid"], "tent-audio-30s");
+    assert_eq!(bid["mtype"], 3);
+    assert_eq!(bid["dur"], 30);
+    assert_eq!(bid["price"].as_f64(), Some(12.0));
+    let adm = bid["adm"].as_str().unwrap();
+    assert!(adm.contains("audio/mpeg"));
+    assert!(adm.contains("tent-640.jpg"), "the 640x640 companion");
+    assert_valid_vast(adm);
+}
+
+#[test]
+fn no_audio_bid_into_a_shorter_slot_or_the_wrong_mime() {
+    let s = Server::example();
+    let mut r = request("audio-music-stream-companion.json");
+    r["imp"][0]["audio"]["maxduration"] = json!(15);
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(reason(&s, &r, "tent-audio-music"), "creative");
+
+    let mut r = request("audio-music-stream-companion.json");
+    r["imp"][0]["audio"]["rqddurs"] = json!([15, 30]);
+    r["imp"][0]["audio"]["maxduration"] = json!(15);
+    assert_eq!(bids(&s, &r).len(), 1, "rqddurs 30 allows the 30 s spot");
+
+    let mut r = request("video-ctv-instream-companion.json");
+    r["imp"][0]["video"]["mimes"] = json!(["video/webm"]);
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "creative");
+}
+
+#[test]
+fn vast_2_only_players_get_vast_2() {
+    let s = Server::example();
+    let mut r = request("video-ctv-instream-companion.json");
+    r["imp"][0]["video"]["protocols"] = json!([2, 5]);
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["protocol"], 2);
+    let adm = b[0]["adm"].as_str().unwrap();
+    assert!(adm.contains("version=\"2.0\""), "{adm}");
+    assert_valid_vast(adm);
+    // Wrapper-only or VAST 1.0 players get nothing we can write.
+    r["imp"][0]["video"]["protocols"] = json!([1, 5, 6]);
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "creative");
+}
+
+#[test]
+fn one_advertiser_once_per_pod() {
+    let s = Server::example();
+    let mut r = request("video-ctv-instream-companion.json");
+    let imp = r["imp"][0].clone();
+    let mut second = imp.clone();
+    second["id"] = json!("2");
+    second["video"]["slotinpod"] = json!(2);
+    r["imp"] = json!([imp, second]);
+    assert_eq!(bids(&s, &r).len(), 1, "same podid: one spot of ACME");
+    r["imp"][1]["video"]["podid"] = json!("pod-2");
+    assert_eq!(bids(&s, &r).len(), 2, "different pods");
+}
+
+#[test]
+fn placement_targeting() {
+    let yaml = std::fs::read_to_string(repo().join("examples/config/acme-outdoor.yaml"))
+        .unwrap()
+        .replace(
+            "          countries: [USA]\n          devices: [ctv, desktop, phone, tablet]",
+            "          countries: [USA]\n          devices: [ctv, desktop, phone, tablet]\n          placements: [instream]",
+        );
+    assert!(yaml.contains("placements: [instream]"));
+    let dir = common::tempdir("placements");
+    std::fs::write(dir.join("acme.yaml"), yaml).unwrap();
+    let s = Server::start(&dir, Some(&repo().join("examples/data")));
+    let mut r = request("video-ctv-instream-companion.json");
+    assert_eq!(bids(&s, &r).len(), 1, "plcmt 1 is in-stream");
+    r["imp"][0]["video"]["plcmt"] = json!(2);
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "placement");
+    r["imp"][0]["video"]
+        .as_object_mut()
+        .unwrap()
+        .remove("plcmt");
+    r["imp"][0]["video"]["placement"] = json!(1);
+    assert_eq!(bids(&s, &r).len(), 1, "2.5 placement 1 is in-stream too");
+}

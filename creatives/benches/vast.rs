@@ -1,0 +1,79 @@
+//! `vast_xml` for a 15 s video with two renditions and a 300x250 companion,
+//! at VAST 4.2. Run: `cargo bench -p creatives --bench vast`.
+
+use std::hint::black_box;
+
+use config::{Creative, CreativeKind, MediaFile};
+use creatives::{vast_xml, Companion, Vast, VastVersion};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn bench(c: &mut Criterion) {
+    let video = Creative {
+        id: "tent-video-15s".into(),
+        kind: CreativeKind::Video {
+            duration_s: 15,
+            media: vec![
+                MediaFile {
+                    url: "https://cdn.acme-outdoor.example/tent-15s-1080.mp4".into(),
+                    mime: "video/mp4".into(),
+                    width: Some(1920),
+                    height: Some(1080),
+                    bitrate_kbps: Some(4500),
+                },
+                MediaFile {
+                    url: "https://cdn.acme-outdoor.example/tent-15s-480.mp4".into(),
+                    mime: "video/mp4".into(),
+                    width: Some(854),
+                    height: Some(480),
+                    bitrate_kbps: Some(1200),
+                },
+            ],
+        },
+        click_url: "https://www.acme-outdoor.example/tents".into(),
+        companions: vec!["tent-banner-300x250".into()],
+        companion_required: true,
+    };
+    let banner = Creative {
+        id: "tent-banner-300x250".into(),
+        kind: CreativeKind::Display {
+            w: 300,
+            h: 250,
+            image_url: "https://cdn.acme-outdoor.example/tent-300x250.jpg".into(),
+        },
+        click_url: "https://www.acme-outdoor.example/tents".into(),
+        companions: vec![],
+        companion_required: false,
+    };
+    let CreativeKind::Video { media, .. } = &video.kind else {
+        unreachable!()
+    };
+    let media: Vec<&MediaFile> = media.iter().collect();
+    let notice = "https://bidder.example/notice";
+    let bid = "bid-7f3c2a9e-0d41-4c55-9a8e-2b1f6d0c4e11";
+    let impression = format!("{notice}/imp?b={bid}&li=tent-ctv-video&p=${{AUCTION_PRICE}}");
+    let tracking = format!("{notice}/event?b={bid}&e={{event}}");
+    let click = format!("{notice}/click?b={bid}&c=tent-video-15s");
+    let companion_click = format!("{notice}/click?b={bid}&c=tent-banner-300x250");
+    let vast = Vast {
+        version: VastVersion::V4_2,
+        ad_id: bid,
+        ad_system: "bidder",
+        ad_title: "ACME Outdoor Gear: tents (15 s)",
+        creative: &video,
+        media: &media,
+        impression_url: &impression,
+        tracking_url: &tracking,
+        click_tracking_url: Some(&click),
+        companion: Some(Companion {
+            creative: &banner,
+            required: true,
+            click_tracking_url: Some(&companion_click),
+        }),
+    };
+    c.bench_function("vast_xml/video+companion/4.2", |b| {
+        b.iter(|| vast_xml(black_box(&vast)))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,278 @@
+//! Which video or audio creative fits a slot, with which renditions and
+//! which companion banner. Plain values in: the bidder translates the
+//! OpenRTB `imp.video` / `imp.audio` into an [`AvSlot`].
+
+use config::{Creative, CreativeKind, MediaFile};
+
+/// What the player offers, from `imp.video` or `imp.audio`.
+#[derive(Debug, Default, Clone)]
+pub struct AvSlot<'a> {
+    /// Accepted mime types; empty accepts any.
+    pub mimes: Vec<&'a str>,
+    pub min_duration: Option<u32>,
+    pub max_duration: Option<u32>,
+    /// Exact durations (2.6 `rqddurs`); when given, min/max do not apply.
+    pub required_durations: Vec<u32>,
+    pub min_bitrate: Option<u32>,
+    pub max_bitrate: Option<u32>,
+    /// The player's size (video only).
+    pub w: Option<u32>,
+    pub h: Option<u32>,
+    /// Companion banner slots offered (`companionad`), by size.
+    pub companion_sizes: Vec<(u32, u32)>,
+    /// `companiontype`: 1 static, 2 HTML, 3 iframe. Empty means any.
+    pub companion_types: Vec<i32>,
+}
+
+/// Why a creative does not fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misfit {
+    Media,
+    Mime,
+    Duration,
+    Bitrate,
+    /// The creative requires its companion and no offered slot takes it.
+    Companion,
+}
+
+/// A fitting creative: its renditions, best first, and the companion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvFit {
+    /// Indices into the creative's `media`.
+    pub renditions: Vec<usize>,
+    /// Index into `companions` (the advertiser's creatives handed in).
+    pub companion: Option<usize>,
+    pub duration_s: u32,
+}
+
+/// Checks `creative` against `slot`. `companions` are the creative's
+/// companion creatives, in the creative's order.
+pub fn fit_av(
+    creative: &Creative,
+    slot: &AvSlot<'_>,
+    companions: &[&Creative],
+) -> Result<AvFit, Misfit> {
+    let (duration_s, media) = match &creative.kind {
+        CreativeKind::Video { duration_s, media } | CreativeKind::Audio { duration_s, media } => {
+            (*duration_s, media)
+        }
+        CreativeKind::Display { .. } => return Err(Misfit::Media),
+    };
+    let duration_ok = if slot.required_durations.is_empty() {
+        slot.min_duration.is_none_or(|m| duration_s >= m)
+            // A spot never goes into a slot shorter than it; 0 means unset.
+            && slot.max_duration.is_none_or(|m| m == 0 || duration_s <= m)
+    } else {
+        slot.required_durations.contains(&duration_s)
+    };
+    if !duration_ok {
+        return Err(Misfit::Duration);
+    }
+    let by_mime: Vec<usize> = (0..media.len())
+        .filter(|&i| {
+            slot.mimes.is_empty()
+                || slot
+                    .mimes
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(&media[i].mime))
+        })
+        .collect();
+    if by_mime.is_empty() {
+        return Err(Misfit::Mime);
+    }
+    let mut renditions: Vec<usize> = by_mime
+        .into_iter()
+        .filter(|&i| bitrate_ok(&media[i], slot))
+        .collect();
+    if renditions.is_empty() {
+        return Err(Misfit::Bitrate);
+    }
+    renditions.sort_by_key(|&i| rank(&media[i], slot));
+
+    let companion = pick_companion(companions, slot);
+    if companion.is_none() && creative.companion_required && !companions.is_empty() {
+        return Err(Misfit::Companion);
+    }
+    Ok(AvFit {
+        renditions,
+        companion,
+        duration_s,
+    })
+}
+
+fn bitrate_ok(m: &MediaFile, slot: &AvSlot<'_>) -> bool {
+    match m.bitrate_kbps {
+        // A rendition of unknown bitrate is taken: the player can still
+        // choose among the renditions listed.
+        None => true,
+        Some(b) => {
+            slot.min_bitrate.is_none_or(|x| x == 0 || b >= x)
+                && slot.max_bitrate.is_none_or(|x| x == 0 || b <= x)
+        }
+    }
+}
+
+/// Best first: for video, renditions that fit inside the player before
+/// larger ones, then the closest in size; then the higher bitrate.
+fn rank(m: &MediaFile, slot: &AvSlot<'_>) -> (u8, u64, std::cmp::Reverse<u32>) {
+    let bitrate = std::cmp::Reverse(m.bitrate_kbps.unwrap_or(0));
+    match (slot.w, slot.h, m.width, m.height) {
+        (Some(pw), Some(ph), Some(w), Some(h)) if pw > 0 && ph > 0 => {
+            let inside = u8::from(w > pw || h > ph);
+            let gap = u64::from(pw.abs_diff(w)) * u64::from(ph)
+                + u64::from(ph.abs_diff(h)) * u64::from(pw);
+            (inside, gap, bitrate)
+        }
+        _ => (0, 0, bitrate),
+    }
+}
+
+/// The first companion whose size is offered, when static images are.
+fn pick_companion(companions: &[&Creative], slot: &AvSlot<'_>) -> Option<usize> {
+    if !slot.companion_types.is_empty() && !slot.companion_types.contains(&1) {
+        return None;
+    }
+    companions.iter().position(|c| match c.kind {
+        CreativeKind::Display { w, h, .. } => slot.companion_sizes.contains(&(w, h)),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn media(mime: &str, w: Option<u32>, h: Option<u32>, kbps: Option<u32>) -> MediaFile {
+        MediaFile {
+            url: format!("https://cdn.example/{mime}-{w:?}"),
+            mime: mime.into(),
+            width: w,
+            height: h,
+            bitrate_kbps: kbps,
+        }
+    }
+
+    fn video(duration_s: u32, companion_required: bool) -> Creative {
+        Creative {
+            id: "v".into(),
+            kind: CreativeKind::Video {
+                duration_s,
+                media: vec![
+                    media("video/mp4", Some(1920), Some(1080), Some(4500)),
+                    media("video/mp4", Some(854), Some(480), Some(1200)),
+                    media("video/webm", Some(1280), Some(720), Some(2000)),
+                ],
+            },
+            click_url: "https://c.example/".into(),
+            companions: vec!["b".into()],
+            companion_required,
+        }
+    }
+
+    fn banner(w: u32, h: u32) -> Creative {
+        Creative {
+            id: "b".into(),
+            kind: CreativeKind::Display {
+                w,
+                h,
+                image_url: "https://cdn.example/b.png".into(),
+            },
+            click_url: "https://c.example/".into(),
+            companions: vec![],
+            companion_required: false,
+        }
+    }
+
+    #[test]
+    fn durations_and_required_durations() {
+        let c = video(15, false);
+        let slot = |min, max, rqd: Vec<u32>| AvSlot {
+            min_duration: min,
+            max_duration: max,
+            required_durations: rqd,
+            ..AvSlot::default()
+        };
+        assert!(fit_av(&c, &slot(Some(5), Some(30), vec![]), &[]).is_ok());
+        assert_eq!(
+            fit_av(&c, &slot(Some(5), Some(10), vec![]), &[]),
+            Err(Misfit::Duration)
+        );
+        assert_eq!(
+            fit_av(&c, &slot(Some(20), None, vec![]), &[]),
+            Err(Misfit::Duration)
+        );
+        assert!(
+            fit_av(&c, &slot(None, Some(10), vec![15, 30]), &[]).is_ok(),
+            "rqddurs win"
+        );
+        assert_eq!(
+            fit_av(&c, &slot(None, None, vec![30]), &[]),
+            Err(Misfit::Duration)
+        );
+    }
+
+    #[test]
+    fn mimes_bitrates_and_rendition_order() {
+        let c = video(15, false);
+        let s = AvSlot {
+            mimes: vec!["video/mp4"],
+            w: Some(1280),
+            h: Some(720),
+            ..AvSlot::default()
+        };
+        let fit = fit_av(&c, &s, &[]).unwrap();
+        // 854x480 fits inside a 1280x720 player; 1920x1080 does not.
+        assert_eq!(fit.renditions, vec![1, 0]);
+        let s = AvSlot {
+            mimes: vec!["video/ogg"],
+            ..AvSlot::default()
+        };
+        assert_eq!(fit_av(&c, &s, &[]), Err(Misfit::Mime));
+        let s = AvSlot {
+            max_bitrate: Some(1000),
+            ..AvSlot::default()
+        };
+        assert_eq!(fit_av(&c, &s, &[]), Err(Misfit::Bitrate));
+        let s = AvSlot {
+            max_bitrate: Some(2500),
+            ..AvSlot::default()
+        };
+        assert_eq!(fit_av(&c, &s, &[]).unwrap().renditions, vec![2, 1]);
+    }
+
+    #[test]
+    fn companions_required_or_optional() {
+        let b = banner(300, 250);
+        let offered = AvSlot {
+            companion_sizes: vec![(300, 250)],
+            ..AvSlot::default()
+        };
+        let other = AvSlot {
+            companion_sizes: vec![(728, 90)],
+            ..AvSlot::default()
+        };
+        assert_eq!(
+            fit_av(&video(15, true), &offered, &[&b]).unwrap().companion,
+            Some(0)
+        );
+        assert_eq!(
+            fit_av(&video(15, true), &other, &[&b]),
+            Err(Misfit::Companion)
+        );
+        assert_eq!(
+            fit_av(&video(15, false), &other, &[&b]).unwrap().companion,
+            None
+        );
+        let html_only = AvSlot {
+            companion_sizes: vec![(300, 250)],
+            companion_types: vec![2],
+            ..AvSlot::default()
+        };
+        assert_eq!(
+            fit_av(&video(15, false), &html_only, &[&b])
+                .unwrap()
+                .companion,
+            None
+        );
+    }
+}

@@ -1,0 +1,635 @@
+//! VAST markup for video and audio creatives.
+//!
+//! One bid's `adm`: an `InLine` ad in the highest VAST version the player
+//! allows, written with `quick-xml` (text and attributes escaped by the
+//! writer, URLs in CDATA). Every shape this module writes validates against
+//! the IAB XSD of its version (`testdata/vast/xsd/`, checked by
+//! `tests/vast.rs` with `xmllint --schema`).
+//!
+//! What the XSDs ask for, version by version, and how it is met:
+//!
+//! * **Root.** 4.x schemas have a target namespace: the root carries
+//!   `xmlns="http://www.iab.com/VAST"`. 2.0 and 3.0 have none and get none.
+//!   2.0 requires `Ad@id`; it is always written (the bid id).
+//! * **Element order.** The 4.x XSDs fix an order that differs from 2.0/3.0
+//!   and from many spec examples: `Impression` comes before `AdTitle`;
+//!   in `Linear`, `TrackingEvents` before `Duration` and `MediaFiles`
+//!   before `VideoClicks`; in `VideoClicks`, `ClickTracking` before
+//!   `ClickThrough`; in `Companion`, `CompanionClickThrough` and
+//!   `CompanionClickTracking` before `TrackingEvents`; in `Creative`,
+//!   `UniversalAdId` after `Linear`/`CompanionAds`.
+//! * **Required in 4.x.** `UniversalAdId` in every InLine `Creative`
+//!   (`idRegistry="unknown"`, the creative id as value; 4.0 also requires an
+//!   `idValue` attribute, which gets the creative id too). 4.1 and 4.2
+//!   require `AdServingId`: the bid id (`Vast::ad_id`), which is unique per
+//!   bid. `MediaFiles` is required in a 4.x `Linear`.
+//! * **MediaFile.** `delivery`, `type`, `width` and `height` are required in
+//!   every version, `bitrate` is optional everywhere. Audio files have no
+//!   picture: they are written with `width="0" height="0"`.
+//! * **Duration.** `xs:time` in every XSD. 2.0 gets `HH:MM:SS` (the 2.0
+//!   spec's format); 3.0 and later get `HH:MM:SS.mmm`. A duration of a day or
+//!   more is not a valid `xs:time` (the config does not cap it; no ad is
+//!   that long).
+//! * **Audio.** `Ad@adType="audio"` exists from 4.1 on and is written there;
+//!   2.0, 3.0 and 4.0 have no way to say it. An audio `Linear` has no
+//!   `VideoClicks`: there is nothing to click while it plays. The click
+//!   lives on the companion banner, when there is one.
+//! * **Companions** go in a `Creative` of their own (2.0 and 3.0 allow one
+//!   of `Linear`/`CompanionAds` per `Creative`; 4.x would allow both but the
+//!   spec describes one each). `CompanionAds@required` does not exist in
+//!   2.0: a required companion is written as a plain one there.
+//!   `CompanionClickTracking` exists in the 4.x InLine companion (with a
+//!   required `id`, the companion creative's id); the 2.0 XSD has no such
+//!   element and the 3.0 XSD (IAB's only one, a draft) has it for Wrapper
+//!   companions only, so the companion click is untracked in 2.0 and 3.0.
+//!
+//! Strings are made safe for XML 1.0 before they are written: characters
+//! XML cannot carry at all (control characters other than tab, LF and CR)
+//! are dropped from text and percent-encoded in URLs. URLs are also made
+//! valid `xs:anyURI` for strict validators: whitespace, `[`/`]` after the
+//! host (VAST player macros are not supported: URLs come ready to use), a
+//! stray `%` and a second `#` are percent-encoded. Whatever text and URLs
+//! the caller passes, the document stays well-formed and valid.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+
+use config::{Creative, CreativeKind, MediaFile};
+use quick_xml::events::{BytesCData, BytesDecl, BytesText, Event};
+use quick_xml::Writer;
+
+/// The namespace of the VAST 4.x schemas.
+pub const VAST_4_NAMESPACE: &str = "http://www.iab.com/VAST";
+
+/// A VAST version this crate writes. VAST 1.0 and DAAST are not written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VastVersion {
+    V2_0,
+    V3_0,
+    V4_0,
+    V4_1,
+    V4_2,
+}
+
+impl VastVersion {
+    /// Every version, oldest first.
+    pub const ALL: [VastVersion; 5] = [
+        VastVersion::V2_0,
+        VastVersion::V3_0,
+        VastVersion::V4_0,
+        VastVersion::V4_1,
+        VastVersion::V4_2,
+    ];
+
+    /// The highest version an OpenRTB `protocols` list (AdCOM "Creative
+    /// Subtypes - Audio/Video") allows.
+    ///
+    /// Only InLine codes count, since only InLine ads are written: 2 (VAST
+    /// 2.0), 3 (3.0), 7 (4.0), 11 (4.1), 13 (4.2). Wrapper codes (4, 5, 6, 8,
+    /// 12, 14), VAST 1.0 (1), DAAST (9, 10) and unknown codes are ignored.
+    /// `None` when nothing usable is listed, including an empty list: a
+    /// player that lists no protocols did not say what it plays. Use
+    /// [`VastVersion::from_protocols_with`] to read an empty list as
+    /// "anything".
+    pub fn from_protocols(protocols: &[i32]) -> Option<VastVersion> {
+        VastVersion::from_protocols_with(protocols, false)
+    }
+
+    /// As [`VastVersion::from_protocols`], except that an empty list gives
+    /// `Some(V4_2)` when `empty_means_any` is true (for exchanges known to
+    /// leave `protocols` out when every version is accepted). A non-empty
+    /// list with no usable code is still `None`.
+    pub fn from_protocols_with(protocols: &[i32], empty_means_any: bool) -> Option<VastVersion> {
+        if protocols.is_empty() {
+            return empty_means_any.then_some(VastVersion::V4_2);
+        }
+        protocols
+            .iter()
+            .filter_map(|&p| VastVersion::from_protocol(p))
+            .max()
+    }
+
+    /// The version of one InLine protocol code (2, 3, 7, 11, 13).
+    pub fn from_protocol(code: i32) -> Option<VastVersion> {
+        VastVersion::ALL.into_iter().find(|v| v.protocol() == code)
+    }
+
+    /// The OpenRTB protocol code of this version, for `bid.protocol`.
+    pub fn protocol(self) -> i32 {
+        match self {
+            VastVersion::V2_0 => 2,
+            VastVersion::V3_0 => 3,
+            VastVersion::V4_0 => 7,
+            VastVersion::V4_1 => 11,
+            VastVersion::V4_2 => 13,
+        }
+    }
+
+    /// `VAST@version`: "2.0", "3.0", "4.0", "4.1" or "4.2".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VastVersion::V2_0 => "2.0",
+            VastVersion::V3_0 => "3.0",
+            VastVersion::V4_0 => "4.0",
+            VastVersion::V4_1 => "4.1",
+            VastVersion::V4_2 => "4.2",
+        }
+    }
+
+    fn is_4x(self) -> bool {
+        self >= VastVersion::V4_0
+    }
+}
+
+impl fmt::Display for VastVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One bid's VAST. All URLs are given ready to use: the bidder builds its
+/// tracking URLs.
+#[derive(Clone, Copy, Debug)]
+pub struct Vast<'a> {
+    pub version: VastVersion,
+    /// `Ad@id`, and `AdServingId` in 4.1+: the bid id.
+    pub ad_id: &'a str,
+    /// `AdSystem`, e.g. "bidder".
+    pub ad_system: &'a str,
+    pub ad_title: &'a str,
+    /// A Video or Audio creative. Its `click_url` is the video click-through
+    /// (audio has none; see the module docs).
+    pub creative: &'a Creative,
+    /// The renditions to list, in order (the bidder picks them). Empty
+    /// means every rendition of the creative.
+    pub media: &'a [&'a MediaFile],
+    pub impression_url: &'a str,
+    /// Event tracking URL template: `{event}` is replaced by start,
+    /// firstQuartile, midpoint, thirdQuartile, complete (and creativeView
+    /// for the companion); one URL per event.
+    pub tracking_url: &'a str,
+    /// `VideoClicks/ClickTracking` of a video.
+    pub click_tracking_url: Option<&'a str>,
+    pub companion: Option<Companion<'a>>,
+}
+
+/// A companion banner: beside the player for video, on the screen of the
+/// device playing an audio ad.
+#[derive(Clone, Copy, Debug)]
+pub struct Companion<'a> {
+    /// A Display creative: its size, image and click URL are used. Any
+    /// other kind is left out of the VAST.
+    pub creative: &'a Creative,
+    /// `CompanionAds@required="all"` (3.0+; 2.0 cannot say it).
+    pub required: bool,
+    /// `CompanionClickTracking` (4.x only; see the module docs).
+    pub click_tracking_url: Option<&'a str>,
+}
+
+/// The events tracked on the linear ad, in play order.
+pub const LINEAR_EVENTS: [&str; 5] = [
+    "start",
+    "firstQuartile",
+    "midpoint",
+    "thirdQuartile",
+    "complete",
+];
+
+/// The event tracked on the companion.
+pub const COMPANION_EVENT: &str = "creativeView";
+
+type Xml = Writer<Vec<u8>>;
+
+/// The complete VAST document, XML declaration included, without
+/// indentation (it travels in a JSON string).
+///
+/// `v.creative` should be a Video or Audio creative; given a Display one,
+/// the document has a zero duration and no media files.
+pub fn vast_xml(v: &Vast<'_>) -> String {
+    let mut w = Writer::new(Vec::with_capacity(2048));
+    write_document(&mut w, v).expect("writing to a Vec cannot fail");
+    String::from_utf8(w.into_inner()).expect("only UTF-8 strings are written")
+}
+
+/// `StaticResource@creativeType` for an image URL, from its extension (png,
+/// jpg/jpeg, gif, webp, svg; any case; query and fragment ignored).
+/// Anything else is "image/png".
+pub fn image_mime(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ext = name.rsplit_once('.').map_or("", |(_, ext)| ext);
+    const TYPES: [(&str, &str); 6] = [
+        ("png", "image/png"),
+        ("jpg", "image/jpeg"),
+        ("jpeg", "image/jpeg"),
+        ("gif", "image/gif"),
+        ("webp", "image/webp"),
+        ("svg", "image/svg+xml"),
+    ];
+    TYPES
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+        .map_or("image/png", |(_, mime)| mime)
+}
+
+fn write_document(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
+    let version = v.version;
+    let audio = matches!(v.creative.kind, CreativeKind::Audio { .. });
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    let mut root = w
+        .create_element("VAST")
+        .with_attribute(("version", version.as_str()));
+    if version.is_4x() {
+        root = root.with_attribute(("xmlns", VAST_4_NAMESPACE));
+    }
+    root.write_inner_content(|w| {
+        let mut ad = w
+            .create_element("Ad")
+            .with_attribute(("id", &*xml_text(v.ad_id)));
+        if audio && version >= VastVersion::V4_1 {
+            ad = ad.with_attribute(("adType", "audio"));
+        }
+        ad.write_inner_content(|w| {
+            w.create_element("InLine")
+                .write_inner_content(|w| inline(w, v))?;
+            Ok(())
+        })?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn inline(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
+    text_element(w, "AdSystem", v.ad_system)?;
+    if v.version.is_4x() {
+        url_element(w, "Impression", &[], v.impression_url)?;
+        if v.version >= VastVersion::V4_1 {
+            text_element(w, "AdServingId", v.ad_id)?;
+        }
+        text_element(w, "AdTitle", v.ad_title)?;
+    } else {
+        text_element(w, "AdTitle", v.ad_title)?;
+        url_element(w, "Impression", &[], v.impression_url)?;
+    }
+    w.create_element("Creatives").write_inner_content(|w| {
+        linear_creative(w, v)?;
+        if let Some(companion) = &v.companion {
+            companion_creative(w, v, companion)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn linear_creative(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
+    let version = v.version;
+    let (duration_s, all_media, audio) = match &v.creative.kind {
+        CreativeKind::Video { duration_s, media } => (*duration_s, &media[..], false),
+        CreativeKind::Audio { duration_s, media } => (*duration_s, &media[..], true),
+        CreativeKind::Display { .. } => (0, &[][..], false),
+    };
+    let every: Vec<&MediaFile>;
+    let media: &[&MediaFile] = if v.media.is_empty() {
+        every = all_media.iter().collect();
+        &every
+    } else {
+        v.media
+    };
+    let duration = format_duration(duration_s, version);
+    let id = xml_text(&v.creative.id);
+    w.create_element("Creative")
+        .with_attribute(("id", &*id))
+        .write_inner_content(|w| {
+            w.create_element("Linear").write_inner_content(|w| {
+                if version.is_4x() {
+                    tracking_events(w, v.tracking_url, &LINEAR_EVENTS)?;
+                    text_element(w, "Duration", &duration)?;
+                    media_files(w, media, audio)?;
+                    if !audio {
+                        video_clicks(w, v)?;
+                    }
+                } else {
+                    text_element(w, "Duration", &duration)?;
+                    tracking_events(w, v.tracking_url, &LINEAR_EVENTS)?;
+                    if !audio {
+                        video_clicks(w, v)?;
+                    }
+                    media_files(w, media, audio)?;
+                }
+                Ok(())
+            })?;
+            if version.is_4x() {
+                universal_ad_id(w, version, &id)?;
+            }
+            Ok(())
+        })?;
+    Ok(())
+}
+
+fn companion_creative(w: &mut Xml, v: &Vast<'_>, c: &Companion<'_>) -> io::Result<()> {
+    let CreativeKind::Display {
+        w: width,
+        h: height,
+        image_url,
+    } = &c.creative.kind
+    else {
+        return Ok(());
+    };
+    let version = v.version;
+    let id = xml_text(&c.creative.id);
+    let (width, height) = (Num::new(*width), Num::new(*height));
+    w.create_element("Creative")
+        .with_attribute(("id", &*id))
+        .write_inner_content(|w| {
+            let mut ads = w.create_element("CompanionAds");
+            if c.required && version >= VastVersion::V3_0 {
+                ads = ads.with_attribute(("required", "all"));
+            }
+            ads.write_inner_content(|w| {
+                w.create_element("Companion")
+                    .with_attribute(("id", &*id))
+                    .with_attribute(("width", width.as_str()))
+                    .with_attribute(("height", height.as_str()))
+                    .write_inner_content(|w| {
+                        url_element(
+                            w,
+                            "StaticResource",
+                            &[("creativeType", image_mime(image_url))],
+                            image_url,
+                        )?;
+                        let click = &c.creative.click_url;
+                        if version.is_4x() {
+                            url_element(w, "CompanionClickThrough", &[], click)?;
+                            if let Some(tracking) = c.click_tracking_url {
+                                url_element(w, "CompanionClickTracking", &[("id", &id)], tracking)?;
+                            }
+                            tracking_events(w, v.tracking_url, &[COMPANION_EVENT])?;
+                        } else {
+                            tracking_events(w, v.tracking_url, &[COMPANION_EVENT])?;
+                            url_element(w, "CompanionClickThrough", &[], click)?;
+                        }
+                        Ok(())
+                    })?;
+                Ok(())
+            })?;
+            if version.is_4x() {
+                universal_ad_id(w, version, &id)?;
+            }
+            Ok(())
+        })?;
+    Ok(())
+}
+
+fn tracking_events(w: &mut Xml, template: &str, events: &[&str]) -> io::Result<()> {
+    w.create_element("TrackingEvents")
+        .write_inner_content(|w| {
+            for event in events {
+                let url = template.replace("{event}", event);
+                url_element(w, "Tracking", &[("event", event)], &url)?;
+            }
+            Ok(())
+        })?;
+    Ok(())
+}
+
+fn video_clicks(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
+    let through = &v.creative.click_url;
+    w.create_element("VideoClicks").write_inner_content(|w| {
+        if v.version.is_4x() {
+            if let Some(tracking) = v.click_tracking_url {
+                url_element(w, "ClickTracking", &[], tracking)?;
+            }
+            url_element(w, "ClickThrough", &[], through)?;
+        } else {
+            url_element(w, "ClickThrough", &[], through)?;
+            if let Some(tracking) = v.click_tracking_url {
+                url_element(w, "ClickTracking", &[], tracking)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn media_files(w: &mut Xml, media: &[&MediaFile], audio: bool) -> io::Result<()> {
+    if media.is_empty() {
+        return Ok(());
+    }
+    w.create_element("MediaFiles").write_inner_content(|w| {
+        for file in media {
+            // Every XSD requires width and height; audio has no picture.
+            let (width, height) = if audio {
+                (0, 0)
+            } else {
+                (file.width.unwrap_or(0), file.height.unwrap_or(0))
+            };
+            let (width, height) = (Num::new(width), Num::new(height));
+            let bitrate = file.bitrate_kbps.map(Num::new);
+            let mime = xml_text(&file.mime);
+            let mut attrs: [(&str, &str); 5] = [
+                ("delivery", "progressive"),
+                ("type", &mime),
+                ("width", width.as_str()),
+                ("height", height.as_str()),
+                ("", ""),
+            ];
+            let count = match &bitrate {
+                Some(b) => {
+                    attrs[4] = ("bitrate", b.as_str());
+                    5
+                }
+                None => 4,
+            };
+            url_element(w, "MediaFile", &attrs[..count], &file.url)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn universal_ad_id(w: &mut Xml, version: VastVersion, id: &str) -> io::Result<()> {
+    let mut el = w
+        .create_element("UniversalAdId")
+        .with_attribute(("idRegistry", "unknown"));
+    if version == VastVersion::V4_0 {
+        el = el.with_attribute(("idValue", id));
+    }
+    el.write_text_content(BytesText::new(id))?;
+    Ok(())
+}
+
+/// `<name>text</name>`, the text escaped by the writer.
+fn text_element(w: &mut Xml, name: &str, text: &str) -> io::Result<()> {
+    w.create_element(name)
+        .write_text_content(BytesText::new(&xml_text(text)))?;
+    Ok(())
+}
+
+/// `<name attrs…><![CDATA[url]]></name>`. A `]]>` inside the URL splits the
+/// CDATA section in two, which the writer does.
+fn url_element(w: &mut Xml, name: &str, attrs: &[(&str, &str)], url: &str) -> io::Result<()> {
+    let url = xml_url(url);
+    w.create_element(name)
+        .with_attributes(attrs.iter().copied())
+        .write_inner_content(|w| {
+            for part in BytesCData::escaped(&url) {
+                w.write_event(Event::CData(part))?;
+            }
+            Ok(())
+        })?;
+    Ok(())
+}
+
+/// `HH:MM:SS` for 2.0, `HH:MM:SS.mmm` from 3.0 on.
+fn format_duration(seconds: u32, version: VastVersion) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if version >= VastVersion::V3_0 {
+        format!("{h:02}:{m:02}:{s:02}.000")
+    } else {
+        format!("{h:02}:{m:02}:{s:02}")
+    }
+}
+
+/// Whether XML 1.0 can carry `c` at all (its `Char` production).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Text without the characters XML 1.0 cannot carry.
+fn xml_text(s: &str) -> Cow<'_, str> {
+    // Fast path: only ASCII controls and U+FFFE/U+FFFF (lead byte 0xEF) can
+    // be outside XML's characters.
+    let suspect = |b: &u8| (*b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || *b == 0xEF;
+    if !s.as_bytes().iter().any(suspect) || s.chars().all(is_xml_char) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.chars().filter(|&c| is_xml_char(c)).collect())
+    }
+}
+
+/// A URL as a valid `xs:anyURI`: percent-encoded where it has whitespace or
+/// characters XML cannot carry, and where strict validators (libxml2's, as
+/// used by `xmllint`) reject what browsers would send encoded anyway: `[`
+/// and `]` after the host (so VAST player macros such as `[TIMESTAMP]` are
+/// not left for the player to fill: URLs come ready to use), a `%` not
+/// followed by two hex digits, and a second `#`. Anything else (`{`, `}`,
+/// `$`, `<`, `&`, non-ASCII letters, …) is left as it is, so exchange macros
+/// such as `${AUCTION_PRICE}` survive.
+fn xml_url(s: &str) -> Cow<'_, str> {
+    // Fast path: every character the loop below may encode is ASCII, or
+    // U+FFFE/U+FFFF (lead byte 0xEF).
+    let suspect = |b: &u8| *b <= b' ' || matches!(b, b'[' | b']' | b'%' | b'#' | 0xEF);
+    if !s.as_bytes().iter().any(suspect) {
+        return Cow::Borrowed(s);
+    }
+    // Brackets are allowed in the host, for IPv6 literals.
+    let host_end = s.find("://").map_or(0, |i| {
+        let host = i + 3;
+        host + s[host..].find(['/', '?', '#']).unwrap_or(s.len() - host)
+    });
+    let mut out: Option<String> = None;
+    let mut in_fragment = false;
+    for (i, c) in s.char_indices() {
+        let encode = match c {
+            '[' | ']' => i >= host_end,
+            '%' => {
+                let next = s.as_bytes().get(i + 1..i + 3);
+                !next.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            }
+            '#' => std::mem::replace(&mut in_fragment, true),
+            c => c.is_ascii_whitespace() || !is_xml_char(c),
+        };
+        match (&mut out, encode) {
+            (Some(out), false) => out.push(c),
+            (None, false) => {}
+            (out, true) => {
+                let out = out.get_or_insert_with(|| {
+                    let mut o = String::with_capacity(s.len() + 16);
+                    o.push_str(&s[..i]);
+                    o
+                });
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push('%');
+                    out.push(char::from(HEX[usize::from(b >> 4)]));
+                    out.push(char::from(HEX[usize::from(b & 15)]));
+                }
+            }
+        }
+    }
+    out.map_or(Cow::Borrowed(s), Cow::Owned)
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// A `u32` in decimal, on the stack.
+struct Num {
+    buf: [u8; 10],
+    start: usize,
+}
+
+impl Num {
+    fn new(mut n: u32) -> Num {
+        let mut buf = [0u8; 10];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Num { buf, start }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[self.start..]).expect("ASCII digits")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        for n in [0, 7, 10, 640, 4500, u32::MAX] {
+            assert_eq!(Num::new(n).as_str(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(format_duration(15, VastVersion::V2_0), "00:00:15");
+        assert_eq!(format_duration(15, VastVersion::V3_0), "00:00:15.000");
+        assert_eq!(format_duration(3725, VastVersion::V4_2), "01:02:05.000");
+        assert_eq!(format_duration(0, VastVersion::V4_0), "00:00:00.000");
+    }
+
+    #[test]
+    fn unsafe_characters() {
+        assert_eq!(xml_text("a\u{1}b\tc"), "ab\tc");
+        assert!(matches!(xml_text("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            xml_url("https://x.example/a b\u{0}\n"),
+            "https://x.example/a%20b%00%0A"
+        );
+        assert_eq!(
+            xml_url("https://x.example/\u{FFFE}"),
+            "https://x.example/%EF%BF%BE"
+        );
+        assert!(matches!(
+            xml_url("https://x.example/é?a=1&b=<2>&p=${AUCTION_PRICE}%2F#f"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(xml_url("https://[::1]:8080/a"), Cow::Borrowed(_)));
+        assert_eq!(
+            xml_url("https://[::1]/a?t=[TIMESTAMP]&p=50%&q=%zz&r=%2#x#y"),
+            "https://[::1]/a?t=%5BTIMESTAMP%5D&p=50%25&q=%25zz&r=%252#x%23y"
+        );
+        assert_eq!(xml_url("about:[x]"), "about:%5Bx%5D");
+        assert_eq!(xml_url("%"), "%25");
+    }
+}
