@@ -12,15 +12,18 @@ fn every_public_request_gets_a_sane_answer_on_the_example_config() {
     check_corpus(&Server::example());
 }
 
-/// An advertiser that buys any banner size anywhere, so that the bid path
-/// (not only the no-bid one) runs on every banner request of the corpus.
+/// An advertiser that buys any banner size, video and audio anywhere, so that
+/// the bid path (not only the no-bid one) runs on the corpus, and every VAST
+/// it answers with is validated against its XSD.
 #[test]
 fn every_public_request_gets_a_sane_answer_from_an_open_buyer() {
-    let bids = check_corpus(&Server::start(&repo().join("testdata/config/open"), None));
-    assert!(bids >= 20, "only {bids} bids");
+    let (bids, av) = check_corpus(&Server::start(&repo().join("testdata/config/open"), None));
+    assert!(bids >= 40, "only {bids} bids");
+    assert!(av >= 15, "only {av} video/audio bids");
 }
 
-fn check_corpus(s: &Server) -> usize {
+/// Returns (answers with a bid, video and audio bids).
+fn check_corpus(s: &Server) -> (usize, usize) {
     let dir = repo().join("testdata/openrtb/requests");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("vendored requests")
@@ -30,6 +33,7 @@ fn check_corpus(s: &Server) -> usize {
     files.sort();
     assert!(files.len() >= 80, "only {} requests vendored", files.len());
     let mut statuses = std::collections::BTreeMap::new();
+    let mut media: std::collections::BTreeMap<i32, usize> = std::collections::BTreeMap::new();
     for f in &files {
         let body = std::fs::read(f).unwrap();
         let r = post(
@@ -64,6 +68,17 @@ fn check_corpus(s: &Server) -> usize {
                     bid.impid
                 );
                 assert!(bid.price_micros > 0, "{name}");
+                match bid.mtype {
+                    Some(1) => {}
+                    Some(2 | 3) => {
+                        let adm = bid.adm.as_deref().unwrap_or_default();
+                        common::assert_valid_vast(adm);
+                        assert!(bid.dur.is_some_and(|d| d > 0), "{name}: dur");
+                        assert!(bid.protocol.is_some(), "{name}: protocol");
+                        *media.entry(bid.mtype.unwrap_or(0)).or_insert(0) += 1;
+                    }
+                    other => panic!("{name}: mtype {other:?}"),
+                }
             }
         }
         if r.status == 400 {
@@ -73,6 +88,9 @@ fn check_corpus(s: &Server) -> usize {
     }
     // The server is still alive and well after all of it.
     assert_eq!(common::get(s.admin, "/healthz").status, 200);
-    eprintln!("statuses: {statuses:?}");
-    statuses.get(&200).copied().unwrap_or(0)
+    eprintln!("statuses: {statuses:?}, video/audio bids by mtype: {media:?}");
+    (
+        statuses.get(&200).copied().unwrap_or(0),
+        media.values().sum(),
+    )
 }

@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::{post, repo, Server};
+use common::{assert_valid_vast, post, repo, Server};
 use serde_json::{json, Value};
 
 fn request(name: &str) -> Value {
@@ -42,45 +39,6 @@ fn reason(s: &Server, r: &Value, li: &str) -> String {
     } else {
         x["reason"].as_str().unwrap().to_string()
     }
-}
-
-/// Validates `xml` with the XSD of the VAST version it declares.
-fn assert_valid_vast(xml: &str) {
-    let version = xml
-        .split("<VAST")
-        .nth(1)
-        .and_then(|r| r.split("version=\"").nth(1))
-        .and_then(|r| r.split('"').next())
-        .expect("VAST version attribute");
-    let xsd = match version {
-        "2.0" => "vast_2.0.1.xsd",
-        "3.0" => "vast3_draft.xsd",
-        "4.0" => "vast4.xsd",
-        "4.1" => "vast_4.1.xsd",
-        "4.2" => "vast_4.2.xsd",
-        v => panic!("unexpected VAST version {v}"),
-    };
-    let mut child = Command::new("xmllint")
-        .args(["--noout", "--schema"])
-        .arg(repo().join("testdata/vast/xsd").join(xsd))
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("xmllint is needed: apt-get install libxml2-utils (scripts/test.sh does)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(xml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "VAST {version} does not validate:\n{}\n{xml}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -234,3 +234,42 @@ pub fn banner_request() -> serde_json::Value {
         "user": { "buyeruid": "u-1001" }
     })
 }
+
+/// Validates `xml` with the XSD of the VAST version it declares.
+pub fn assert_valid_vast(xml: &str) {
+    let version = xml
+        .split("<VAST")
+        .nth(1)
+        .and_then(|r| r.split("version=\"").nth(1))
+        .and_then(|r| r.split('"').next())
+        .expect("VAST version attribute");
+    let xsd = match version {
+        "2.0" => "vast_2.0.1.xsd",
+        "3.0" => "vast3_draft.xsd",
+        "4.0" => "vast4.xsd",
+        "4.1" => "vast_4.1.xsd",
+        "4.2" => "vast_4.2.xsd",
+        v => panic!("unexpected VAST version {v}"),
+    };
+    let mut child = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(repo().join("testdata/vast/xsd").join(xsd))
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("xmllint is needed: apt-get install libxml2-utils (scripts/test.sh does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "VAST {version} does not validate:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
