@@ -98,6 +98,39 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
+    // A video bid with its VAST (4.0, three renditions, a companion).
+    let open = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/config/open");
+    let video_app = App::new(
+        Settings {
+            default_tmax: std::time::Duration::from_secs(3600),
+            max_tmax: std::time::Duration::from_secs(3600),
+            ..Settings::default()
+        },
+        Arc::new(ManualClock::new(
+            Timestamp::parse_rfc3339("2026-11-25T12:00:00Z").expect("fixed time"),
+        )),
+        audiences::Store::new(),
+        None,
+    );
+    video_app.install(config::load_dir(&open).expect("open test config"));
+    let video_body = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/openrtb/requests/pbs__amx__video-simple__call0-bidder-request.json"),
+    )
+    .expect("vendored request");
+    match video_app.handle_bid(&video_body, Instant::now()) {
+        BidAnswer::Bid(..) => {}
+        _ => panic!("the video request must bid"),
+    }
+    c.bench_function("bid-video/parse+match+vast", |b| {
+        b.iter(
+            || match video_app.handle_bid(black_box(&video_body), Instant::now()) {
+                BidAnswer::Bid(json, _) => json.len(),
+                _ => 0,
+            },
+        )
+    });
+
     let mut group = c.benchmark_group("bid-1M-users");
     let app = app_with(1_000, store);
     let mut request = request.clone();
