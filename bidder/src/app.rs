@@ -40,6 +40,12 @@ pub struct Settings {
     pub max_audience_batch_bytes: usize,
     /// Our IAB TCF vendor id, for GDPR consent.
     pub privacy: crate::privacy::PrivacySettings,
+    /// Key of the HMAC on notice URLs. Replicas behind one exchange must
+    /// share it; without one a random per-process key is used, and notices
+    /// of bids made before a restart are refused.
+    pub notice_secret: Option<String>,
+    /// Notices older than this are refused.
+    pub notice_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -53,6 +59,8 @@ impl Default for Settings {
             audience_token: None,
             max_audience_batch_bytes: 64 * 1024 * 1024,
             privacy: crate::privacy::PrivacySettings::default(),
+            notice_secret: None,
+            notice_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -104,6 +112,7 @@ pub struct App {
     /// across replicas and restarts without coordination.
     id_prefix: u64,
     id_seq: AtomicU64,
+    signer: crate::notice::Signer,
 }
 
 impl App {
@@ -113,6 +122,7 @@ impl App {
         audiences: audiences::Store,
         config_dir: Option<PathBuf>,
     ) -> App {
+        let settings_secret = settings.notice_secret.clone().filter(|s| !s.is_empty());
         App {
             snapshot: ArcSwapOption::empty(),
             audiences: Arc::new(audiences),
@@ -124,6 +134,10 @@ impl App {
             metrics: metrics::install(),
             id_prefix: rand::random(),
             id_seq: AtomicU64::new(0),
+            signer: match &settings_secret {
+                Some(secret) => crate::notice::Signer::new(secret.as_bytes()),
+                None => crate::notice::Signer::new(&rand::random::<[u8; 32]>()),
+            },
         }
     }
 
@@ -268,6 +282,7 @@ impl App {
             public_url: &self.settings.public_url,
             test: ctx.test,
             now: ctx.now,
+            signer: &self.signer,
         }
         .write(&choices, &bid_ids, &self.next_id());
         Ok((json, choices.len()))
@@ -332,7 +347,9 @@ impl App {
     /// A win or billing notice: charges the bid once, at the clearing price
     /// but never above the bid.
     pub fn notice(&self, kind: metrics::Notice, query: &str) -> Result<NoticeResult, NoticeError> {
-        let n = match notice::parse(query) {
+        let now = self.clock.now().as_millis();
+        let ttl = self.settings.notice_ttl.as_millis() as i64;
+        let n = match notice::verify(query, &self.signer, now, ttl) {
             Ok(n) => n,
             Err(e) => {
                 metrics::notice(kind, NoticeResult::Invalid);

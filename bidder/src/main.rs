@@ -67,6 +67,14 @@ struct ServeArgs {
     /// one, GDPR traffic is bought on context only.
     #[arg(long, env = "BIDDER_TCF_VENDOR_ID", default_value_t = 0)]
     tcf_vendor_id: u16,
+    /// Key of the HMAC that signs win/billing notice URLs. Every replica
+    /// must share it; without it a random key is used and notices for bids
+    /// made before a restart are refused.
+    #[arg(long, env = "BIDDER_NOTICE_SECRET", hide_env_values = true)]
+    notice_secret: Option<String>,
+    /// Hours a notice URL stays valid after its bid.
+    #[arg(long, default_value_t = 24)]
+    notice_ttl_hours: u64,
 }
 
 fn main() -> ExitCode {
@@ -166,8 +174,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         privacy: bidder::privacy::PrivacySettings {
             vendor_id: args.tcf_vendor_id,
         },
+        notice_secret: args.notice_secret.clone(),
+        notice_ttl: Duration::from_secs(args.notice_ttl_hours * 3600),
         ..Settings::default()
     };
+    if settings.notice_secret.as_deref().is_none_or(str::is_empty) {
+        tracing::warn!(
+            "no --notice-secret: notices are signed with a random key; set one so that \
+             notices survive restarts and work across replicas"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

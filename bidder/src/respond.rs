@@ -25,6 +25,7 @@ pub struct Answer<'a> {
     pub public_url: &'a str,
     pub test: bool,
     pub now: Timestamp,
+    pub signer: &'a crate::notice::Signer,
 }
 
 impl Answer<'_> {
@@ -75,6 +76,7 @@ impl Answer<'_> {
                 bid_price: choice.price,
                 at_ms: self.now.as_millis(),
                 test: self.test,
+                signer: self.signer,
             }
             .write_into(out);
             out.push('"');

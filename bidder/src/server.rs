@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::app::{App, BidAnswer};
 use crate::body::{self, BodyError};
 use crate::metrics::{self, Outcome};
+use crate::notice::NoticeError;
 
 type Resp = Response<Full<Bytes>>;
 
@@ -116,6 +117,8 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             };
             match app.notice(kind, req.uri().query().unwrap_or("")) {
                 Ok(_) => text(StatusCode::OK, ""),
+                Err(e @ NoticeError::Signature) => text(StatusCode::FORBIDDEN, format!("{e}\n")),
+                Err(e @ NoticeError::Expired) => text(StatusCode::GONE, format!("{e}\n")),
                 Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
             }
         }

@@ -321,8 +321,36 @@ fn win_and_billing_notices_charge_once_at_most_the_bid() {
     );
     assert_eq!(spent().today, config::Micros(4_500 + 6_000 + 6_000));
 
-    let broken = common::get(s.bid, "/notice/win?b=x&li=y");
-    assert_eq!(broken.status, 400);
+    let unsigned = common::get(s.bid, "/notice/win?b=x&li=y&o=z&bp=1000000&ts=1");
+    assert_eq!(unsigned.status, 403);
+}
+
+#[test]
+fn forged_tampered_or_expired_notices_charge_nothing() {
+    let s = Server::example();
+    let day = s.app.now().date();
+    let spent = || {
+        s.app
+            .spend()
+            .spent("li:tent-remarketing-display", day)
+            .lifetime
+    };
+    let bid = only_bid(&s.bid(&banner_request().to_string()));
+    let nurl = bid["nurl"].as_str().unwrap();
+    // A richer bid price, another line item, a signature from elsewhere.
+    for forged in [
+        nurl.replace("bp=6000000", "bp=60000000"),
+        nurl.replace("li=tent-remarketing-display", "li=nw-deal-premium"),
+        nurl.replace("&s=", "&s=00"),
+        nurl.split("&s=").next().unwrap().to_string(),
+    ] {
+        assert_eq!(s.notice(&forged, "6.00").status, 403, "{forged}");
+    }
+    assert_eq!(spent(), config::Micros::ZERO);
+    // A day and a bit later the notice has expired.
+    s.clock.advance_millis(24 * 3_600_000 + 1);
+    assert_eq!(s.notice(nurl, "6.00").status, 410);
+    assert_eq!(spent(), config::Micros::ZERO);
 }
 
 #[test]
