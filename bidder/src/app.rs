@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use config::{Clock, Micros, Problems, Summary};
+use config::{Clock, Micros, Problems, Summary, Timestamp};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::context::Context;
@@ -19,7 +19,7 @@ use crate::notice::{self, NoticeError};
 use crate::respond;
 use crate::select::{self, Choice, Stores};
 use crate::snapshot::Snapshot;
-use crate::state::{Charge, FrequencyStore, MemoryFrequency, MemorySpend, SpendStore};
+use crate::state::{Cap, Charge, FrequencyStore, Limit, MemoryFrequency, MemorySpend, SpendStore};
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -46,6 +46,10 @@ pub struct Settings {
     pub notice_secret: Option<String>,
     /// Notices older than this are refused.
     pub notice_ttl: Duration,
+    /// How long a bid holds its cost against the budget while no notice
+    /// comes; a win after that is still recorded, billed only within the
+    /// budget.
+    pub reservation_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -61,6 +65,7 @@ impl Default for Settings {
             privacy: crate::privacy::PrivacySettings::default(),
             notice_secret: None,
             notice_ttl: Duration::from_secs(24 * 3600),
+            reservation_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -272,10 +277,36 @@ impl App {
                 Err(r) => reason = r,
             }
         }
+        // Each bid holds what it may cost until its notice comes or its
+        // time is up, so bids in flight can never together pass a budget.
+        // Test requests spend nothing and reserve nothing.
+        let mut bid_ids: Vec<String> = Vec::with_capacity(choices.len());
+        let expires = Timestamp(
+            ctx.now
+                .as_millis()
+                .saturating_add(self.settings.reservation_ttl.as_millis() as i64),
+        );
+        choices.retain(|(_, choice)| {
+            let id = self.next_id();
+            let item = &snap.items[choice.item];
+            let ok = ctx.test
+                || self.spend.reserve(
+                    &id,
+                    &select::limits(item),
+                    ctx.today,
+                    select::impression_cost(choice.price),
+                    expires,
+                );
+            if ok {
+                bid_ids.push(id);
+            } else {
+                reason = NoBid::Budget;
+            }
+            ok
+        });
         if choices.is_empty() {
             return Err(reason);
         }
-        let bid_ids: Vec<String> = choices.iter().map(|_| self.next_id()).collect();
         let json = respond::Answer {
             snap,
             req,
@@ -344,6 +375,20 @@ impl App {
         Ok(serde_json::to_vec_pretty(&body).unwrap_or_default())
     }
 
+    /// A loss notice gives the bid's reservation back.
+    pub fn loss(&self, query: &str) -> Result<(), NoticeError> {
+        let ttl = self.settings.notice_ttl.as_millis() as i64;
+        let n = notice::verify(query, &self.signer, self.clock.now().as_millis(), ttl)?;
+        self.spend.release(&n.bid_id);
+        metrics::notice(metrics::Notice::Loss, NoticeResult::Released);
+        Ok(())
+    }
+
+    /// Releases reservations of bids whose notices never came.
+    pub fn expire_reservations(&self) -> usize {
+        self.spend.expire(self.clock.now())
+    }
+
     /// A win or billing notice: charges the bid once, at the clearing price
     /// but never above the bid.
     pub fn notice(&self, kind: metrics::Notice, query: &str) -> Result<NoticeResult, NoticeError> {
@@ -364,13 +409,41 @@ impl App {
         let cost: Micros = select::impression_cost(cpm);
         let li_key = format!("li:{}", n.line_item);
         let order_key = format!("order:{}", n.order);
-        let day = self.clock.now().date();
+        let now = self.clock.now();
+        // The caps in force now: a late win is billed only up to them.
+        let snap = self.snapshot.load();
+        let item = snap.as_ref().and_then(|s| s.item(&n.line_item));
+        let limits = match item {
+            Some(item) => select::limits(item),
+            // The line item left the config: record the win, cap nothing.
+            None => [
+                Limit {
+                    key: &li_key,
+                    cap: Cap::None,
+                },
+                Limit {
+                    key: &order_key,
+                    cap: Cap::None,
+                },
+            ],
+        };
+        let forget_after = Timestamp(n.at_ms.saturating_add(ttl));
         let result = match self
             .spend
-            .charge(&n.bid_id, &[&li_key, &order_key], day, cost)
+            .settle(&n.bid_id, &limits, now.date(), cost, forget_after)
         {
-            Charge::Charged => {
-                metrics::spend(cost.as_i64());
+            Charge::Charged {
+                billed,
+                over_delivery,
+            } => {
+                metrics::spend(billed.as_i64());
+                if over_delivery > Micros::ZERO {
+                    tracing::warn!(bid = %n.bid_id, line_item = %n.line_item, %over_delivery, "win beyond the budget: recorded, not billed");
+                    metrics::over_delivery(over_delivery.as_i64());
+                }
+                if n.clearing.is_some_and(|p| p > n.bid_price) {
+                    tracing::warn!(bid = %n.bid_id, "clearing price above the bid: charged the bid");
+                }
                 NoticeResult::Charged
             }
             Charge::Duplicate => NoticeResult::Duplicate,

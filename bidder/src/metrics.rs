@@ -97,6 +97,7 @@ pub fn bids(count: usize) {
 pub enum Notice {
     Win,
     Billing,
+    Loss,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -105,18 +106,21 @@ pub enum NoticeResult {
     Duplicate,
     Test,
     Invalid,
+    Released,
 }
 
 pub fn notice(kind: Notice, result: NoticeResult) {
     let kind = match kind {
         Notice::Win => "win",
         Notice::Billing => "billing",
+        Notice::Loss => "loss",
     };
     let result = match result {
         NoticeResult::Charged => "charged",
         NoticeResult::Duplicate => "duplicate",
         NoticeResult::Test => "test",
         NoticeResult::Invalid => "invalid",
+        NoticeResult::Released => "released",
     };
     metrics::counter!("bidder_notices_total", "kind" => kind, "result" => result).increment(1);
 }
@@ -147,6 +151,12 @@ pub fn vast_event(event: &str) {
 
 pub fn audience_events(n: usize) {
     metrics::counter!("bidder_audience_events_total").increment(n as u64);
+}
+
+/// Won impressions whose cost passed a budget (their reservation had
+/// expired): delivered, not billed.
+pub fn over_delivery(micros: i64) {
+    metrics::counter!("bidder_over_delivery_micros_total").increment(micros.max(0) as u64);
 }
 
 pub fn config_loaded(ok: bool, line_items: usize) {

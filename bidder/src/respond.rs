@@ -62,7 +62,11 @@ impl Answer<'_> {
         push_json_str(out, imp_id);
         out.push_str(",\"price\":");
         push_price(out, choice.price);
-        for (member, path) in [("nurl", "/notice/win"), ("burl", "/notice/billing")] {
+        for (member, path) in [
+            ("nurl", "/notice/win"),
+            ("burl", "/notice/billing"),
+            ("lurl", "/notice/loss"),
+        ] {
             // Notice URLs hold only percent-encoded values and URL
             // punctuation: nothing in them needs JSON escaping.
             let _ = write!(out, ",\"{member}\":\"");

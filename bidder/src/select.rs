@@ -11,7 +11,7 @@ use rand::Rng;
 use crate::context::Context;
 use crate::nobid::NoBid;
 use crate::snapshot::{Item, Snapshot};
-use crate::state::{FrequencyStore, SpendStore};
+use crate::state::{Cap, FrequencyStore, Limit, SpendStore};
 
 /// What one imp gets: a line item, its creative and the price to bid.
 #[derive(Debug, Clone)]
@@ -160,6 +160,24 @@ const HOUR_MS: i64 = 3_600_000;
 /// budget checks never under-estimate what a win will cost.
 pub fn impression_cost(cpm: Micros) -> Micros {
     Micros((cpm.as_i64() + 999) / 1000)
+}
+
+/// The budgets a line item's spend counts against: its own (daily or
+/// lifetime) and its order's total.
+pub fn limits(item: &Item) -> [Limit<'_>; 2] {
+    [
+        Limit {
+            key: &item.spend_key,
+            cap: match item.budget {
+                Budget::Daily(c) => Cap::Daily(c),
+                Budget::Lifetime(c) => Cap::Lifetime(c),
+            },
+        },
+        Limit {
+            key: &item.order_key,
+            cap: Cap::Lifetime(item.order_budget),
+        },
+    ]
 }
 
 /// The sizes a banner offers: `format[]` first, then `w`/`h`.
@@ -365,14 +383,12 @@ pub(crate) fn check(
         return Err(NoBid::Floor);
     }
 
+    // Spend plus what bids in flight hold must leave room for this one.
     let cost = impression_cost(item.cpm);
-    let li = stores.spend.spent(&item.spend_key, ctx.today);
-    let within = match item.budget {
-        Budget::Daily(cap) => li.today.saturating_add(cost) <= cap,
-        Budget::Lifetime(cap) => li.lifetime.saturating_add(cost) <= cap,
-    };
-    let order = stores.spend.spent(&item.order_key, ctx.today);
-    if !within || order.lifetime.saturating_add(cost) > item.order_budget {
+    if !limits(item)
+        .iter()
+        .all(|l| stores.spend.spent(l.key, ctx.today).room_for(l.cap, cost))
+    {
         return Err(NoBid::Budget);
     }
 

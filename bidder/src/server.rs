@@ -106,6 +106,12 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             }
             bid(app, req, start).await
         }
+        "/notice/loss" => match app.loss(req.uri().query().unwrap_or("")) {
+            Ok(()) => text(StatusCode::OK, ""),
+            Err(e @ NoticeError::Signature) => text(StatusCode::FORBIDDEN, format!("{e}\n")),
+            Err(e @ NoticeError::Expired) => text(StatusCode::GONE, format!("{e}\n")),
+            Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        },
         "/notice/win" | "/notice/billing" => {
             if req.method() != Method::GET && req.method() != Method::POST {
                 return method_not_allowed("GET, POST");
@@ -358,6 +364,21 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
             tokio::select! {
                 _ = metrics::upkeep(handle) => {}
                 _ = stop.changed() => {}
+            }
+        });
+    }
+    {
+        // Reservations of bids whose notices never came go back to the
+        // budget within about a second of their time.
+        let app = app.clone();
+        let mut stop = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+                app.expire_reservations();
             }
         });
     }

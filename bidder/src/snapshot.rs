@@ -57,6 +57,8 @@ pub struct Snapshot {
     /// candidates from the best price down, so selection stops early.
     pub items: Vec<Item>,
     index: Index,
+    /// Line item id → index in `items`, for notices.
+    by_id: HashMap<String, usize>,
     /// `[advertiser][creative]`: what a bid says about its creative, as
     /// ready-made JSON members — the markup is static, so it is escaped once
     /// per config load instead of once per bid.
@@ -175,13 +177,23 @@ impl Snapshot {
                     .collect()
             })
             .collect();
+        let by_id = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (it.id.clone(), i))
+            .collect();
         Snapshot {
             config,
             items,
             index,
+            by_id,
             creative_json,
             loaded_at,
         }
+    }
+
+    pub fn item(&self, line_item: &str) -> Option<&Item> {
+        self.by_id.get(line_item).map(|&i| &self.items[i])
     }
 
     /// Candidates for an imp, best CPM first, each once: open-market line

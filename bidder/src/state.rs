@@ -4,33 +4,117 @@
 //! default, one process) and a Redis one (scale-out) can share a test suite.
 //! The in-memory maps are sharded by key hash: no global lock on the hot path.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 
 use config::{Date, Micros, Timestamp};
 
-/// What has been spent under one budget key (a line item or an order).
+/// What has been spent, and is held by bids in flight, under one budget key
+/// (a line item or an order).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Spent {
     /// Spend on the given UTC day.
     pub today: Micros,
     /// Spend since the flight started.
     pub lifetime: Micros,
+    /// Held by bids made that day and not yet won, lost or expired.
+    pub reserved_today: Micros,
+    /// Held by all bids in flight.
+    pub reserved: Micros,
+}
+
+impl Spent {
+    /// Whether `amount` more stays within `cap`, counting bids in flight.
+    pub fn room_for(&self, cap: Cap, amount: Micros) -> bool {
+        match cap {
+            Cap::Daily(c) => {
+                self.today
+                    .saturating_add(self.reserved_today)
+                    .saturating_add(amount)
+                    <= c
+            }
+            Cap::Lifetime(c) => {
+                self.lifetime
+                    .saturating_add(self.reserved)
+                    .saturating_add(amount)
+                    <= c
+            }
+            Cap::None => true,
+        }
+    }
+
+    /// How much more may be billed under `cap` (spend only).
+    fn left(&self, cap: Cap) -> Micros {
+        match cap {
+            Cap::Daily(c) => c.saturating_sub(self.today).max(Micros::ZERO),
+            Cap::Lifetime(c) => c.saturating_sub(self.lifetime).max(Micros::ZERO),
+            Cap::None => Micros(i64::MAX),
+        }
+    }
+}
+
+/// The budget a key must stay within.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cap {
+    Daily(Micros),
+    Lifetime(Micros),
+    /// No cap known (the line item left the config): record, never refuse.
+    None,
+}
+
+/// A key and its cap.
+#[derive(Clone, Copy, Debug)]
+pub struct Limit<'a> {
+    pub key: &'a str,
+    pub cap: Cap,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Charge {
-    Charged,
+    /// Billed `billed`; what the win cost beyond a cap (a win arriving after
+    /// its reservation expired) is over-delivery, recorded and not billed.
+    Charged {
+        billed: Micros,
+        over_delivery: Micros,
+    },
     /// This bid was already charged: a replayed or second notice (nurl and
     /// burl both arriving) never charges twice.
     Duplicate,
 }
 
+/// Spend and reservations. A bid reserves what it may cost when it is made,
+/// so concurrent bids can never together pass a budget; the win settles the
+/// reservation at the clearing price, a loss or a timeout releases it.
 pub trait SpendStore: Send + Sync + 'static {
     fn spent(&self, key: &str, day: Date) -> Spent;
-    /// Adds `amount` to every key at once, exactly once per `bid_id`.
-    fn charge(&self, bid_id: &str, keys: &[&str], day: Date, amount: Micros) -> Charge;
+    /// Reserves `amount` under every limit at once if all stay within their
+    /// caps counting spend and other reservations; otherwise reserves
+    /// nothing and returns false.
+    fn reserve(
+        &self,
+        bid_id: &str,
+        limits: &[Limit<'_>],
+        day: Date,
+        amount: Micros,
+        expires: Timestamp,
+    ) -> bool;
+    /// Charges a won bid exactly once: releases its reservation and bills
+    /// `amount` under every limit, capped so no cap is passed. The bid id is
+    /// remembered until `forget_after` (when its notices expire).
+    fn settle(
+        &self,
+        bid_id: &str,
+        limits: &[Limit<'_>],
+        day: Date,
+        amount: Micros,
+        forget_after: Timestamp,
+    ) -> Charge;
+    /// A lost bid gives its reservation back.
+    fn release(&self, bid_id: &str);
+    /// Gives back reservations whose time is up and forgets charged bid ids
+    /// past their `forget_after`; returns how many reservations expired.
+    fn expire(&self, now: Timestamp) -> usize;
 }
 
 pub trait FrequencyStore: Send + Sync + 'static {
@@ -56,11 +140,18 @@ impl<T: Default> Sharded<T> {
         }
     }
 
-    fn shard(&self, key: impl Hash) -> std::sync::MutexGuard<'_, T> {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+    fn index(&self, key: impl Hash) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, T> {
         // A panic while holding a shard cannot leave counters half-written
         // (each update is a single add), so a poisoned lock is still usable.
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn shard(&self, key: impl Hash) -> std::sync::MutexGuard<'_, T> {
+        self.lock(self.index(key))
     }
 }
 
@@ -69,47 +160,212 @@ struct Counters {
     day: i64,
     today: Micros,
     lifetime: Micros,
+    reserved_today: Micros,
+    reserved: Micros,
+}
+
+impl Counters {
+    fn roll(&mut self, day: i64) {
+        if self.day != day {
+            self.day = day;
+            self.today = Micros::ZERO;
+            self.reserved_today = Micros::ZERO;
+        }
+    }
+}
+
+struct Reservation {
+    keys: Vec<String>,
+    day: i64,
+    amount: Micros,
+    expires: Timestamp,
 }
 
 /// The embedded spend store.
 #[derive(Default)]
 pub struct MemorySpend {
     counters: Sharded<HashMap<String, Counters>>,
-    charged: Sharded<HashSet<String>>,
+    reservations: Sharded<HashMap<String, Reservation>>,
+    /// Charged bid ids and when they may be forgotten.
+    charged: Sharded<HashMap<String, Timestamp>>,
+}
+
+/// The counter shards of some keys, locked in index order (so two callers
+/// never wait on each other crosswise) for one check-and-update.
+struct Locked<'a> {
+    counters: &'a Sharded<HashMap<String, Counters>>,
+    guards: Vec<(usize, std::sync::MutexGuard<'a, HashMap<String, Counters>>)>,
+}
+
+impl Locked<'_> {
+    fn get(&mut self, key: &str) -> &mut Counters {
+        let i = self.counters.index(key);
+        let at = self
+            .guards
+            .iter()
+            .position(|(gi, _)| *gi == i)
+            .unwrap_or_else(|| unreachable!("every key's shard is locked"));
+        self.guards[at].1.entry(key.to_string()).or_default()
+    }
+}
+
+impl MemorySpend {
+    fn lock_keys<'a>(&'a self, keys: &[&str]) -> Locked<'a> {
+        let mut idx: Vec<usize> = keys.iter().map(|k| self.counters.index(k)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        Locked {
+            counters: &self.counters,
+            guards: idx.iter().map(|&i| (i, self.counters.lock(i))).collect(),
+        }
+    }
+}
+
+fn unreserve(locked: &mut Locked<'_>, r: &Reservation) {
+    for k in &r.keys {
+        let c = locked.get(k);
+        c.reserved = c.reserved.saturating_sub(r.amount).max(Micros::ZERO);
+        if c.day == r.day {
+            c.reserved_today = c.reserved_today.saturating_sub(r.amount).max(Micros::ZERO);
+        }
+    }
+}
+
+fn spent_of(c: &Counters) -> Spent {
+    Spent {
+        today: c.today,
+        lifetime: c.lifetime,
+        reserved_today: c.reserved_today,
+        reserved: c.reserved,
+    }
 }
 
 impl SpendStore for MemorySpend {
     fn spent(&self, key: &str, day: Date) -> Spent {
+        let d = day.days_since_epoch();
         let shard = self.counters.shard(key);
         match shard.get(key) {
             Some(c) => Spent {
-                today: if c.day == day.days_since_epoch() {
-                    c.today
+                today: if c.day == d { c.today } else { Micros::ZERO },
+                lifetime: c.lifetime,
+                reserved_today: if c.day == d {
+                    c.reserved_today
                 } else {
                     Micros::ZERO
                 },
-                lifetime: c.lifetime,
+                reserved: c.reserved,
             },
             None => Spent::default(),
         }
     }
 
-    fn charge(&self, bid_id: &str, keys: &[&str], day: Date, amount: Micros) -> Charge {
-        if !self.charged.shard(bid_id).insert(bid_id.to_string()) {
-            return Charge::Duplicate;
-        }
+    fn reserve(
+        &self,
+        bid_id: &str,
+        limits: &[Limit<'_>],
+        day: Date,
+        amount: Micros,
+        expires: Timestamp,
+    ) -> bool {
         let d = day.days_since_epoch();
-        for key in keys {
-            let mut shard = self.counters.shard(*key);
-            let c = shard.entry((*key).to_string()).or_default();
-            if c.day != d {
-                c.day = d;
-                c.today = Micros::ZERO;
+        let keys: Vec<&str> = limits.iter().map(|l| l.key).collect();
+        let mut locked = self.lock_keys(&keys);
+        let ok = limits.iter().all(|l| {
+            let c = locked.get(l.key);
+            c.roll(d);
+            spent_of(c).room_for(l.cap, amount)
+        });
+        if ok {
+            for k in &keys {
+                let c = locked.get(k);
+                c.reserved_today = c.reserved_today.saturating_add(amount);
+                c.reserved = c.reserved.saturating_add(amount);
             }
-            c.today = c.today.saturating_add(amount);
-            c.lifetime = c.lifetime.saturating_add(amount);
         }
-        Charge::Charged
+        drop(locked);
+        if ok {
+            self.reservations.shard(bid_id).insert(
+                bid_id.to_string(),
+                Reservation {
+                    keys: keys.iter().map(|k| k.to_string()).collect(),
+                    day: d,
+                    amount,
+                    expires,
+                },
+            );
+        }
+        ok
+    }
+
+    fn settle(
+        &self,
+        bid_id: &str,
+        limits: &[Limit<'_>],
+        day: Date,
+        amount: Micros,
+        forget_after: Timestamp,
+    ) -> Charge {
+        {
+            let mut charged = self.charged.shard(bid_id);
+            if charged.contains_key(bid_id) {
+                return Charge::Duplicate;
+            }
+            charged.insert(bid_id.to_string(), forget_after);
+        }
+        // The reservation goes back and the charge comes in under the same
+        // locks: no other bid may take the room in between.
+        let reservation = self.reservations.shard(bid_id).remove(bid_id);
+        let d = day.days_since_epoch();
+        let mut keys: Vec<&str> = limits.iter().map(|l| l.key).collect();
+        if let Some(r) = &reservation {
+            keys.extend(r.keys.iter().map(String::as_str));
+        }
+        let mut locked = self.lock_keys(&keys);
+        if let Some(r) = &reservation {
+            unreserve(&mut locked, r);
+        }
+        let billed = limits.iter().fold(amount, |billed, l| {
+            let c = locked.get(l.key);
+            c.roll(d);
+            billed.min(spent_of(c).left(l.cap))
+        });
+        for l in limits {
+            let c = locked.get(l.key);
+            c.today = c.today.saturating_add(billed);
+            c.lifetime = c.lifetime.saturating_add(billed);
+        }
+        Charge::Charged {
+            billed,
+            over_delivery: amount.saturating_sub(billed),
+        }
+    }
+
+    fn release(&self, bid_id: &str) {
+        let Some(r) = self.reservations.shard(bid_id).remove(bid_id) else {
+            return;
+        };
+        let keys: Vec<&str> = r.keys.iter().map(String::as_str).collect();
+        unreserve(&mut self.lock_keys(&keys), &r);
+    }
+
+    fn expire(&self, now: Timestamp) -> usize {
+        let mut expired = Vec::new();
+        for i in 0..SHARDS {
+            let shard = self.reservations.lock(i);
+            expired.extend(
+                shard
+                    .iter()
+                    .filter(|(_, r)| r.expires <= now)
+                    .map(|(id, _)| id.clone()),
+            );
+        }
+        for id in &expired {
+            self.release(id);
+        }
+        for i in 0..SHARDS {
+            self.charged.lock(i).retain(|_, forget| *forget > now);
+        }
+        expired.len()
     }
 }
 
@@ -172,43 +428,141 @@ mod tests {
         Date::parse(s).unwrap()
     }
 
+    fn ts(ms: i64) -> Timestamp {
+        Timestamp(1_795_000_000_000 + ms)
+    }
+
+    fn lim(key: &str, cap: Cap) -> Limit<'_> {
+        Limit { key, cap }
+    }
+
+    const FAR: i64 = 1_000_000_000;
+
     #[test]
     fn charges_once_per_bid_and_rolls_the_day() {
         let s = MemorySpend::default();
         let d1 = day("2026-11-24");
         let d2 = day("2026-11-25");
         let m = Micros::from_units;
-        assert_eq!(s.charge("b1", &["li", "o"], d1, m(2)), Charge::Charged);
-        assert_eq!(s.charge("b1", &["li", "o"], d1, m(2)), Charge::Duplicate);
-        assert_eq!(s.charge("b2", &["li"], d1, m(3)), Charge::Charged);
+        let none = |k| lim(k, Cap::None);
+        let charged = |b| Charge::Charged {
+            billed: m(b),
+            over_delivery: Micros::ZERO,
+        };
         assert_eq!(
-            s.spent("li", d1),
-            Spent {
-                today: m(5),
-                lifetime: m(5)
-            }
+            s.settle("b1", &[none("li"), none("o")], d1, m(2), ts(FAR)),
+            charged(2)
         );
         assert_eq!(
-            s.spent("o", d1),
-            Spent {
-                today: m(2),
-                lifetime: m(2)
+            s.settle("b1", &[none("li"), none("o")], d1, m(2), ts(FAR)),
+            Charge::Duplicate
+        );
+        assert_eq!(s.settle("b2", &[none("li")], d1, m(3), ts(FAR)), charged(3));
+        assert_eq!(
+            (s.spent("li", d1).today, s.spent("li", d1).lifetime),
+            (m(5), m(5))
+        );
+        assert_eq!(s.spent("o", d1).lifetime, m(2));
+        assert_eq!(
+            (s.spent("li", d2).today, s.spent("li", d2).lifetime),
+            (Micros::ZERO, m(5))
+        );
+        s.settle("b3", &[none("li")], d2, m(1), ts(FAR));
+        assert_eq!(
+            (s.spent("li", d2).today, s.spent("li", d2).lifetime),
+            (m(1), m(6))
+        );
+    }
+
+    #[test]
+    fn reservations_hold_budget_until_settled_released_or_expired() {
+        let s = MemorySpend::default();
+        let d = day("2026-11-24");
+        let m = Micros::from_units;
+        let caps = [lim("li", Cap::Daily(m(3))), lim("o", Cap::Lifetime(m(10)))];
+        assert!(s.reserve("a", &caps, d, m(2), ts(1000)));
+        assert!(!s.reserve("b", &caps, d, m(2), ts(1000)), "2 + 2 > 3");
+        assert!(s.reserve("c", &caps, d, m(1), ts(5000)));
+        assert_eq!(s.spent("li", d).reserved_today, m(3));
+        // "a" wins at a lower clearing price; its whole reservation returns.
+        assert!(matches!(
+            s.settle("a", &caps, d, m(1), ts(FAR)),
+            Charge::Charged { .. }
+        ));
+        assert_eq!(s.spent("li", d).today, m(1));
+        assert_eq!(s.spent("li", d).reserved_today, m(1));
+        // "c" is lost.
+        s.release("c");
+        assert_eq!(s.spent("li", d).reserved, Micros::ZERO);
+        assert!(s.reserve("e", &caps, d, m(2), ts(1000)));
+        assert_eq!(s.expire(ts(999)), 0);
+        assert_eq!(s.expire(ts(1000)), 1);
+        assert_eq!(s.spent("o", d).reserved, Micros::ZERO);
+    }
+
+    #[test]
+    fn a_late_win_is_recorded_but_never_billed_past_the_budget() {
+        let s = MemorySpend::default();
+        let d = day("2026-11-24");
+        let m = Micros::from_units;
+        let caps = [lim("li", Cap::Daily(m(3)))];
+        assert!(s.reserve("a", &caps, d, m(2), ts(10)));
+        assert!(s.reserve("b", &caps, d, m(1), ts(10)));
+        s.expire(ts(10));
+        assert!(s.reserve("c", &caps, d, m(3), ts(FAR)));
+        assert_eq!(
+            s.settle("c", &caps, d, m(3), ts(FAR)),
+            Charge::Charged {
+                billed: m(3),
+                over_delivery: Micros::ZERO
             }
         );
+        // "a" and "b" were won after all: recorded, over the cap.
         assert_eq!(
-            s.spent("li", d2),
-            Spent {
-                today: Micros::ZERO,
-                lifetime: m(5)
+            s.settle("a", &caps, d, m(2), ts(FAR)),
+            Charge::Charged {
+                billed: Micros::ZERO,
+                over_delivery: m(2)
             }
         );
-        s.charge("b3", &["li"], d2, m(1));
+        assert_eq!(s.spent("li", d).today, m(3));
+    }
+
+    #[test]
+    fn sixty_four_concurrent_bidders_never_pass_one_budget() {
+        let s = std::sync::Arc::new(MemorySpend::default());
+        let d = day("2026-11-24");
+        let budget = Micros::from_units(1);
+        let cost = Micros(7_000);
+        let threads: Vec<_> = (0..64)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let caps = [
+                        lim("li", Cap::Daily(budget)),
+                        lim("o", Cap::Lifetime(budget)),
+                    ];
+                    let mut won = 0;
+                    for i in 0..200 {
+                        let id = format!("{t}-{i}");
+                        if s.reserve(&id, &caps, d, cost, ts(FAR)) {
+                            // Every bid wins, at the full price.
+                            s.settle(&id, &caps, d, cost, ts(FAR));
+                            won += 1;
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        let won: i64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let spent = s.spent("li", d).today;
+        assert!(spent <= budget, "{spent} > {budget}");
+        assert_eq!(spent, Micros(won * cost.as_i64()));
         assert_eq!(
-            s.spent("li", d2),
-            Spent {
-                today: m(1),
-                lifetime: m(6)
-            }
+            won,
+            budget.as_i64() / cost.as_i64(),
+            "the budget is used up"
         );
     }
 

@@ -35,7 +35,7 @@ orders:
 }
 
 #[test]
-fn daily_budget_stops_bidding_until_the_next_day() {
+fn daily_budget_with_bids_in_flight_late_wins_and_days() {
     // 1,000.00 CPM: one impression costs exactly the 1.00 daily budget.
     let dir = config_dir(
         "daily",
@@ -45,28 +45,36 @@ fn daily_budget_stops_bidding_until_the_next_day() {
     );
     let s = Server::start(&dir, None);
     let body = banner_request().to_string();
-    let first = s.bid(&body).json();
-    let second = s.bid(&body).json();
-    // Two bids are out; the first one wins and spends the day's budget.
-    let nurl = first["seatbid"][0]["bid"][0]["nurl"].as_str().unwrap();
-    assert_eq!(s.notice(nurl, "1000.00").status, 200);
-    assert_eq!(s.bid(&body).status, 204, "daily budget spent");
-    // The second bid's win still arrives: it is recorded, not lost.
-    let nurl2 = second["seatbid"][0]["bid"][0]["nurl"].as_str().unwrap();
-    assert_eq!(s.notice(nurl2, "1000.00").status, 200);
-    let day = s.app.now().date();
-    assert_eq!(
-        s.app.spend().spent("li:li", day).today,
-        config::Micros::from_units(2)
-    );
+    let day = || s.app.now().date();
+    let spent = || s.app.spend().spent("li:li", day());
+    let url = |v: &serde_json::Value, which: &str| {
+        v["seatbid"][0]["bid"][0][which]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
 
+    // The first bid holds the day's budget while it is in flight.
+    let first = s.bid(&body).json();
+    assert_eq!(s.bid(&body).status, 204, "budget held by the bid in flight");
+    // It lost: the budget is free again.
+    assert_eq!(s.notice(&url(&first, "lurl"), "").status, 200);
+    let second = s.bid(&body).json();
+    assert_eq!(s.notice(&url(&second, "nurl"), "1000.00").status, 200);
+    assert_eq!(spent().today, config::Micros::from_units(1));
+    assert_eq!(s.bid(&body).status, 204, "daily budget spent");
+
+    // Next day: bid, and let the reservation time out unanswered.
     s.clock.advance_millis(24 * 3_600_000);
-    let next = s.bid(&body).json();
-    let nurl3 = next["seatbid"][0]["bid"][0]["nurl"].as_str().unwrap();
-    assert_eq!(s.notice(nurl3, "1000.00").status, 200);
-    // The order's 3.00 total is now spent: no more bids on any day.
-    s.clock.advance_millis(24 * 3_600_000);
-    assert_eq!(s.bid(&body).status, 204, "order budget spent");
+    let late = s.bid(&body).json();
+    s.clock.advance_millis(11 * 60_000);
+    assert_eq!(s.app.expire_reservations(), 1);
+    let third = s.bid(&body).json();
+    assert_eq!(s.notice(&url(&third, "burl"), "1000.00").status, 200);
+    // The timed-out bid was won after all: recorded, not billed past 1.00.
+    assert_eq!(s.notice(&url(&late, "nurl"), "1000.00").status, 200);
+    assert_eq!(spent().today, config::Micros::from_units(1));
+    assert_eq!(spent().lifetime, config::Micros::from_units(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
