@@ -118,6 +118,7 @@ pub struct App {
     id_prefix: u64,
     id_seq: AtomicU64,
     signer: crate::notice::Signer,
+    journal: Option<crate::journal::Journal>,
 }
 
 impl App {
@@ -143,7 +144,22 @@ impl App {
                 Some(secret) => crate::notice::Signer::new(secret.as_bytes()),
                 None => crate::notice::Signer::new(&rand::random::<[u8; 32]>()),
             },
+            journal: None,
         }
+    }
+
+    /// Makes spend durable: replays the journal in `dir` into the spend
+    /// store and journals every charge from now on. Returns how many
+    /// charges were replayed.
+    pub fn with_journal(mut self, dir: &std::path::Path) -> std::io::Result<(App, usize)> {
+        let (journal, records) = crate::journal::Journal::open(dir)?;
+        for r in &records {
+            let keys: Vec<&str> = r.keys.iter().map(String::as_str).collect();
+            self.spend
+                .restore(&r.bid_id, &keys, r.day, r.billed, r.forget_after);
+        }
+        self.journal = Some(journal);
+        Ok((self, records.len()))
     }
 
     pub fn is_ready(&self) -> bool {
@@ -390,8 +406,13 @@ impl App {
     }
 
     /// A win or billing notice: charges the bid once, at the clearing price
-    /// but never above the bid.
-    pub fn notice(&self, kind: metrics::Notice, query: &str) -> Result<NoticeResult, NoticeError> {
+    /// but never above the bid. With a journal, resolves only once the
+    /// charge is on disk: an acknowledged charge survives a crash.
+    pub async fn notice(
+        &self,
+        kind: metrics::Notice,
+        query: &str,
+    ) -> Result<NoticeResult, NoticeError> {
         let now = self.clock.now().as_millis();
         let ttl = self.settings.notice_ttl.as_millis() as i64;
         let n = match notice::verify(query, &self.signer, now, ttl) {
@@ -443,6 +464,20 @@ impl App {
                 }
                 if n.clearing.is_some_and(|p| p > n.bid_price) {
                     tracing::warn!(bid = %n.bid_id, "clearing price above the bid: charged the bid");
+                }
+                if let Some(journal) = &self.journal {
+                    let record = crate::journal::Record {
+                        bid_id: n.bid_id.clone(),
+                        day: now.date(),
+                        billed,
+                        forget_after,
+                        keys: limits.iter().map(|l| l.key.to_string()).collect(),
+                    };
+                    if let Err(e) = journal.append(&record).await {
+                        tracing::error!(bid = %n.bid_id, "journal write failed: {e}");
+                        metrics::notice(kind, NoticeResult::Invalid);
+                        return Err(NoticeError::Storage);
+                    }
                 }
                 NoticeResult::Charged
             }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod body;
 pub mod context;
 pub mod explain;
+pub mod journal;
 pub mod keywords;
 pub mod metrics;
 pub mod nobid;

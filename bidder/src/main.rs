@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve bid requests on the bid port, probes and metrics on the admin port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check a config directory without serving: exit 0 when valid, 1 with
     /// every problem as file:line:column: reason otherwise.
     Validate {
@@ -75,6 +75,10 @@ struct ServeArgs {
     /// Hours a notice URL stays valid after its bid.
     #[arg(long, default_value_t = 24)]
     notice_ttl_hours: u64,
+    /// Directory of the charge journal: spend is replayed from it at start
+    /// and every charge is on disk before its notice is acknowledged.
+    #[arg(long, default_value = "bidder-state")]
+    state: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -82,7 +86,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { config } => validate(&config),
-        Command::Serve(args) => match serve(args) {
+        Command::Serve(args) => match serve(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bidder: {e:#}");
@@ -189,12 +193,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        let app = Arc::new(App::new(
-            settings,
-            Arc::new(SystemClock),
-            store,
-            Some(args.config.clone()),
-        ));
+        let (app, replayed) = App::new(settings, Arc::new(SystemClock), store, Some(args.config.clone()))
+            .with_journal(&args.state)
+            .with_context(|| format!("opening the charge journal in {}", args.state.display()))?;
+        tracing::info!(charges = replayed, dir = %args.state.display(), "spend replayed from the journal");
+        let app = Arc::new(app);
         bidder::metrics::describe();
         let summary = app.install(config);
         tracing::info!("config loaded: {summary}");

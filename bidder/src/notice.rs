@@ -24,6 +24,9 @@ pub enum NoticeError {
     Signature,
     #[error("notice has expired")]
     Expired,
+    /// The charge could not be made durable; the exchange should retry.
+    #[error("the charge could not be recorded; retry")]
+    Storage,
 }
 
 /// Signs and verifies notice URLs with the notice secret.

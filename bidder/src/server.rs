@@ -121,8 +121,11 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             } else {
                 metrics::Notice::Billing
             };
-            match app.notice(kind, req.uri().query().unwrap_or("")) {
+            match app.notice(kind, req.uri().query().unwrap_or("")).await {
                 Ok(_) => text(StatusCode::OK, ""),
+                Err(e @ NoticeError::Storage) => {
+                    text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+                }
                 Err(e @ NoticeError::Signature) => text(StatusCode::FORBIDDEN, format!("{e}\n")),
                 Err(e @ NoticeError::Expired) => text(StatusCode::GONE, format!("{e}\n")),
                 Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),

@@ -112,6 +112,16 @@ pub trait SpendStore: Send + Sync + 'static {
     ) -> Charge;
     /// A lost bid gives its reservation back.
     fn release(&self, bid_id: &str);
+    /// Re-applies a charge from the journal at start: no caps, no
+    /// reservation, but still once per bid id.
+    fn restore(
+        &self,
+        bid_id: &str,
+        keys: &[&str],
+        day: Date,
+        billed: Micros,
+        forget_after: Timestamp,
+    );
     /// Gives back reservations whose time is up and forgets charged bid ids
     /// past their `forget_after`; returns how many reservations expired.
     fn expire(&self, now: Timestamp) -> usize;
@@ -346,6 +356,35 @@ impl SpendStore for MemorySpend {
         };
         let keys: Vec<&str> = r.keys.iter().map(String::as_str).collect();
         unreserve(&mut self.lock_keys(&keys), &r);
+    }
+
+    fn restore(
+        &self,
+        bid_id: &str,
+        keys: &[&str],
+        day: Date,
+        billed: Micros,
+        forget_after: Timestamp,
+    ) {
+        {
+            let mut charged = self.charged.shard(bid_id);
+            if charged.contains_key(bid_id) {
+                return;
+            }
+            charged.insert(bid_id.to_string(), forget_after);
+        }
+        let d = day.days_since_epoch();
+        let mut locked = self.lock_keys(keys);
+        for k in keys {
+            let c = locked.get(k);
+            if c.day < d {
+                c.roll(d);
+            }
+            if c.day == d {
+                c.today = c.today.saturating_add(billed);
+            }
+            c.lifetime = c.lifetime.saturating_add(billed);
+        }
     }
 
     fn expire(&self, now: Timestamp) -> usize {

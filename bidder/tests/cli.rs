@@ -102,6 +102,7 @@ fn serve_refuses_an_invalid_config() {
 
 #[test]
 fn serve_bids_on_the_example_and_stops_on_sigterm() {
+    let state = std::env::temp_dir().join(format!("bidder-cli-state-{}", std::process::id()));
     let mut child = bin()
         .args([
             "serve",
@@ -114,6 +115,8 @@ fn serve_bids_on_the_example_and_stops_on_sigterm() {
         .arg(repo().join("examples/config"))
         .arg("--data")
         .arg(repo().join("examples/data"))
+        .arg("--state")
+        .arg(&state)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -150,6 +153,123 @@ fn serve_bids_on_the_example_and_stops_on_sigterm() {
     terminate(child.id());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Starts `bidder serve` and returns it with its bid and admin addresses.
+fn serve(
+    config: &Path,
+    state: &Path,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
+    let mut child = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(config)
+        .arg("--state")
+        .arg(state)
+        .args(["--notice-secret", "test-secret"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = |key: &str| -> std::net::SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    (child, addr("bid="), addr("admin="))
+}
+
+fn post_json(addr: std::net::SocketAddr, path: &str, body: &str) -> String {
+    http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn an_acknowledged_charge_survives_kill_9() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    // No flight dates in the past or future matter here: the flight covers
+    // every date this test can run on.
+    std::fs::write(
+        dir.join("config/shop.yaml"),
+        r#"advertiser: { id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }
+creatives:
+  - { id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000000.00
+    flight: { start: 2000-01-01, end: 2999-12-31 }
+    line_items:
+      - { id: li, media: display, cpm: 1000.00, budget: { lifetime: 1.00 }, creatives: [b300] }
+"#,
+    )
+    .unwrap();
+    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let state = dir.join("state");
+    let (mut child, bid, _) = serve(&dir.join("config"), &state);
+    let reply = post_json(bid, "/openrtb2/bid", req);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let body = reply.split("\r\n\r\n").nth(1).unwrap();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let nurl = v["seatbid"][0]["bid"][0]["nurl"]
+        .as_str()
+        .unwrap()
+        .replace("${AUCTION_PRICE}", "1000.00");
+    let path = &nurl[nurl.find("/notice").unwrap()..];
+    let ack = http(
+        bid,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(ack.starts_with("HTTP/1.1 200"), "{ack}");
+    // The charge was acknowledged: kill -9, no chance to flush anything.
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    let (mut child, bid, admin) = serve(&dir.join("config"), &state);
+    let reply = post_json(bid, "/openrtb2/bid", req);
+    assert!(
+        reply.starts_with("HTTP/1.1 204"),
+        "the 1.00 lifetime budget is spent: {reply}"
+    );
+    let explain = post_json(admin, "/v1/explain", req);
+    assert!(explain.contains("\"reason\": \"budget\""), "{explain}");
+    // The same notice again after the restart: still charged only once.
+    let again = http(
+        bid,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    terminate(child.id());
+    let _ = child.wait();
+    let journal = std::fs::read_to_string(state.join("charges.journal")).unwrap();
+    assert_eq!(journal.lines().count(), 1, "{journal}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn http(addr: std::net::SocketAddr, req: &str) -> String {
