@@ -14,6 +14,8 @@ pub enum NoBid {
     Flight,
     /// Budget (line item or order) is spent.
     Budget,
+    /// A lifetime budget is ahead of its even plan for now.
+    Pacing,
     /// No creative of a line item fits the slot's sizes.
     Size,
     /// The video or audio slot's placement kind is not one the line item buys.
@@ -44,12 +46,13 @@ pub enum NoBid {
 }
 
 impl NoBid {
-    pub const ALL: [NoBid; 22] = [
+    pub const ALL: [NoBid; 23] = [
         NoBid::NotReady,
         NoBid::Currency,
         NoBid::Media,
         NoBid::Flight,
         NoBid::Budget,
+        NoBid::Pacing,
         NoBid::Size,
         NoBid::Placement,
         NoBid::Creative,
@@ -76,6 +79,7 @@ impl NoBid {
             NoBid::Media => "media",
             NoBid::Flight => "flight",
             NoBid::Budget => "budget",
+            NoBid::Pacing => "pacing",
             NoBid::Size => "size",
             NoBid::Placement => "placement",
             NoBid::Creative => "creative",

@@ -155,3 +155,31 @@ fn equal_cpms_share_the_wins_at_random() {
     assert!(wins["a"] > 50 && wins["b"] > 50, "{wins:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn lifetime_budgets_are_paced_evenly_through_the_day() {
+    // 700.00 over 2026-11-24..30: 100.00 a day, 1.00 per impression.
+    let yaml = advertiser(
+        "      - id: li\n        media: display\n        cpm: 1000.00\n        budget: { lifetime: 700.00 }\n        creatives: [b300]\n",
+    )
+    .replace("budget: 3.00", "budget: 1000.00")
+    .replace("start: 2026-11-01, end: 2026-12-31", "start: 2026-11-24, end: 2026-11-30");
+    let dir = config_dir("pacing", &yaml);
+    let s = Server::start(&dir, None);
+    let body = banner_request().to_string();
+    // 00:00: the plan for the first minute is 100/1440 = 0.07: one bid may
+    // go out, the next waits for the plan to catch up.
+    s.clock.set(common::ts("2026-11-24T00:00:30Z"));
+    assert_eq!(s.bid(&body).status, 200);
+    assert_eq!(s.bid(&body).status, 204);
+    let v = common::post(s.admin, "/v1/explain", &[], body.as_bytes()).json();
+    assert_eq!(v["line_items"][0]["reason"], "pacing");
+    // By the end of 00:15 the plan is 1.11: the 1.00 in flight is within
+    // it, so one more bid goes out; then 2.00 is ahead of plan again.
+    s.clock.set(common::ts("2026-11-24T00:15:00Z"));
+    assert_eq!(s.bid(&body).status, 200);
+    assert_eq!(s.bid(&body).status, 204);
+    s.clock.set(common::ts("2026-11-24T00:30:00Z"));
+    assert_eq!(s.bid(&body).status, 200, "2.15 planned by the end of 00:30");
+    let _ = std::fs::remove_dir_all(&dir);
+}
