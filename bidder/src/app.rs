@@ -305,20 +305,39 @@ impl App {
         choices.retain(|(_, choice)| {
             let id = self.next_id();
             let item = &snap.items[choice.item];
-            let ok = ctx.test
-                || self.spend.reserve(
-                    &id,
-                    &select::limits(item),
-                    ctx.today,
-                    select::impression_cost(choice.price),
-                    expires,
-                );
-            if ok {
+            if ctx.test {
                 bid_ids.push(id);
-            } else {
-                reason = NoBid::Budget;
+                return true;
             }
-            ok
+            if !self.spend.reserve(
+                &id,
+                &select::limits(item),
+                ctx.today,
+                select::impression_cost(choice.price),
+                expires,
+            ) {
+                reason = NoBid::Budget;
+                return false;
+            }
+            // The cap counts this bid until it is lost or times out.
+            if let (Some(cap), Some(user)) = (&item.frequency, ctx.visitor.user) {
+                let window = i64::from(cap.per_hours) * select::HOUR_MS;
+                if !self.frequency.reserve(
+                    &id,
+                    user,
+                    &item.spend_key,
+                    cap.impressions,
+                    window,
+                    ctx.now,
+                    expires,
+                ) {
+                    self.spend.release(&id);
+                    reason = NoBid::Frequency;
+                    return false;
+                }
+            }
+            bid_ids.push(id);
+            true
         });
         if choices.is_empty() {
             return Err(reason);
@@ -396,13 +415,16 @@ impl App {
         let ttl = self.settings.notice_ttl.as_millis() as i64;
         let n = notice::verify(query, &self.signer, self.clock.now().as_millis(), ttl)?;
         self.spend.release(&n.bid_id);
+        self.frequency.release(&n.bid_id);
         metrics::notice(metrics::Notice::Loss, NoticeResult::Released);
         Ok(())
     }
 
     /// Releases reservations of bids whose notices never came.
     pub fn expire_reservations(&self) -> usize {
-        self.spend.expire(self.clock.now())
+        let now = self.clock.now();
+        self.frequency.expire(now);
+        self.spend.expire(now)
     }
 
     /// A win or billing notice: charges the bid once, at the clearing price
@@ -426,6 +448,8 @@ impl App {
             metrics::notice(kind, NoticeResult::Test);
             return Ok(NoticeResult::Test);
         }
+        // Won: the frequency slot the bid held becomes an impression.
+        self.frequency.confirm(&n.bid_id);
         let cpm = n.clearing.map_or(n.bid_price, |p| p.min(n.bid_price));
         let cost: Micros = select::impression_cost(cpm);
         let li_key = format!("li:{}", n.line_item);

@@ -154,7 +154,7 @@ pub struct Stores<'a> {
     pub frequency: &'a dyn FrequencyStore,
 }
 
-const HOUR_MS: i64 = 3_600_000;
+pub const HOUR_MS: i64 = 3_600_000;
 
 /// The cost of one impression at a CPM, rounded up to the micro so that
 /// budget checks never under-estimate what a win will cost.
@@ -291,18 +291,6 @@ pub fn select_imp(
         1 => winners.swap_remove(0),
         n => winners.swap_remove(rand::rng().random_range(0..n)),
     };
-    // Count the impression now, so concurrent bids for one user cannot pass
-    // the cap; a test request counts nothing.
-    let item = &snap.items[winner.item];
-    if let (Some(cap), Some(user), false) = (&item.frequency, ctx.visitor.user, ctx.test) {
-        let window = i64::from(cap.per_hours) * HOUR_MS;
-        if !stores
-            .frequency
-            .try_count(user, &item.spend_key, cap.impressions, window, ctx.now)
-        {
-            return Err(NoBid::Frequency);
-        }
-    }
     Ok(winner)
 }
 

@@ -4,7 +4,7 @@
 //! default, one process) and a Redis one (scale-out) can share a test suite.
 //! The in-memory maps are sharded by key hash: no global lock on the hot path.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 
@@ -127,12 +127,30 @@ pub trait SpendStore: Send + Sync + 'static {
     fn expire(&self, now: Timestamp) -> usize;
 }
 
+/// Frequency caps per user and key (a line item). Impressions are counted
+/// on won bids; a bid in flight holds a slot so concurrent bids for one
+/// user cannot pass the cap, and gives it back when lost or timed out.
 pub trait FrequencyStore: Send + Sync + 'static {
-    /// Counts an impression for `user` under `key` unless `cap` impressions
-    /// already fell inside the last `window_ms`; returns whether it counted.
-    fn try_count(&self, user: &str, key: &str, cap: u32, window_ms: i64, now: Timestamp) -> bool;
-    /// Whether another impression would stay within the cap.
+    /// Whether another impression would stay within `cap` per `window_ms`.
     fn allows(&self, user: &str, key: &str, cap: u32, window_ms: i64, now: Timestamp) -> bool;
+    /// Holds a slot for bid `bid_id` if the cap allows; false otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn reserve(
+        &self,
+        bid_id: &str,
+        user: &str,
+        key: &str,
+        cap: u32,
+        window_ms: i64,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> bool;
+    /// The bid won: its slot stays, as an impression.
+    fn confirm(&self, bid_id: &str);
+    /// The bid lost or timed out: its slot goes back.
+    fn release(&self, bid_id: &str);
+    /// Releases the slots of bids whose time is up; returns how many.
+    fn expire(&self, now: Timestamp) -> usize;
 }
 
 const SHARDS: usize = 32;
@@ -408,18 +426,79 @@ impl SpendStore for MemorySpend {
     }
 }
 
-/// The embedded frequency store: per (user, key) the times of at most `cap`
-/// recent impressions, so memory per user and cap is bounded by the cap.
+/// A sliding window as a ring of counters: constant memory per user and
+/// cap whatever the traffic. The window is `BUCKETS` buckets wide and the
+/// oldest bucket counts in full, so the count is never under the truth
+/// (at most one bucket's worth of impressions early).
+const BUCKETS: i64 = 24;
+
+struct Window {
+    width_ms: i64,
+    /// Bucket number (time / width) of the newest bucket.
+    newest: i64,
+    counts: [u16; BUCKETS as usize],
+}
+
+impl Window {
+    fn new(window_ms: i64) -> Window {
+        Window {
+            width_ms: (window_ms + BUCKETS - 1) / BUCKETS,
+            newest: i64::MIN,
+            counts: [0; BUCKETS as usize],
+        }
+    }
+
+    fn bucket(&self, at: Timestamp) -> i64 {
+        at.as_millis().div_euclid(self.width_ms.max(1))
+    }
+
+    fn advance(&mut self, now: Timestamp) {
+        let b = self.bucket(now);
+        if self.newest == i64::MIN || b - self.newest >= BUCKETS {
+            self.counts = [0; BUCKETS as usize];
+        } else {
+            for n in self.newest + 1..=b {
+                self.counts[n.rem_euclid(BUCKETS) as usize] = 0;
+            }
+        }
+        self.newest = self.newest.max(b);
+    }
+
+    fn total(&self) -> u32 {
+        self.counts.iter().map(|&c| u32::from(c)).sum()
+    }
+
+    /// Adds one to `bucket`, or takes one away, if it is still inside.
+    fn change(&mut self, bucket: i64, up: bool) {
+        if bucket > self.newest || bucket <= self.newest - BUCKETS {
+            return;
+        }
+        let c = &mut self.counts[bucket.rem_euclid(BUCKETS) as usize];
+        *c = if up {
+            c.saturating_add(1)
+        } else {
+            c.saturating_sub(1)
+        };
+    }
+}
+
+struct Pending {
+    user: String,
+    key: String,
+    bucket: i64,
+    expires: Timestamp,
+}
+
+/// The embedded frequency store.
 #[derive(Default)]
 pub struct MemoryFrequency {
-    seen: Sharded<HashMap<(String, String), VecDeque<Timestamp>>>,
+    windows: Sharded<HashMap<(String, String), Window>>,
+    pending: Sharded<HashMap<String, Pending>>,
 }
 
 impl MemoryFrequency {
     pub fn new() -> Self {
-        MemoryFrequency {
-            seen: Sharded::new(),
-        }
+        MemoryFrequency::default()
     }
 }
 
@@ -429,33 +508,86 @@ impl<T: Default> Default for Sharded<T> {
     }
 }
 
-fn recent(times: &VecDeque<Timestamp>, window_ms: i64, now: Timestamp) -> usize {
-    let since = now.as_millis() - window_ms;
-    times.iter().filter(|t| t.as_millis() > since).count()
-}
-
 impl FrequencyStore for MemoryFrequency {
-    fn try_count(&self, user: &str, key: &str, cap: u32, window_ms: i64, now: Timestamp) -> bool {
-        let mut shard = self.seen.shard((user, key));
-        let times = shard
-            .entry((user.to_string(), key.to_string()))
-            .or_default();
-        if recent(times, window_ms, now) >= cap as usize {
-            return false;
+    fn allows(&self, user: &str, key: &str, cap: u32, window_ms: i64, now: Timestamp) -> bool {
+        let mut shard = self.windows.shard((user, key));
+        match shard.get_mut(&(user.to_string(), key.to_string())) {
+            Some(w) if w.width_ms == Window::new(window_ms).width_ms => {
+                w.advance(now);
+                w.total() < cap
+            }
+            _ => cap > 0,
         }
-        times.push_back(now);
-        while times.len() > cap as usize {
-            times.pop_front();
-        }
+    }
+
+    fn reserve(
+        &self,
+        bid_id: &str,
+        user: &str,
+        key: &str,
+        cap: u32,
+        window_ms: i64,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> bool {
+        let bucket = {
+            let mut shard = self.windows.shard((user, key));
+            let w = shard
+                .entry((user.to_string(), key.to_string()))
+                .or_insert_with(|| Window::new(window_ms));
+            // A changed cap window starts counting afresh.
+            if w.width_ms != Window::new(window_ms).width_ms {
+                *w = Window::new(window_ms);
+            }
+            w.advance(now);
+            if w.total() >= cap {
+                return false;
+            }
+            let b = w.bucket(now);
+            w.change(b, true);
+            b
+        };
+        self.pending.shard(bid_id).insert(
+            bid_id.to_string(),
+            Pending {
+                user: user.to_string(),
+                key: key.to_string(),
+                bucket,
+                expires,
+            },
+        );
         true
     }
 
-    fn allows(&self, user: &str, key: &str, cap: u32, window_ms: i64, now: Timestamp) -> bool {
-        let shard = self.seen.shard((user, key));
-        match shard.get(&(user.to_string(), key.to_string())) {
-            Some(times) => recent(times, window_ms, now) < cap as usize,
-            None => cap > 0,
+    fn confirm(&self, bid_id: &str) {
+        self.pending.shard(bid_id).remove(bid_id);
+    }
+
+    fn release(&self, bid_id: &str) {
+        let Some(p) = self.pending.shard(bid_id).remove(bid_id) else {
+            return;
+        };
+        let mut shard = self.windows.shard((p.user.as_str(), p.key.as_str()));
+        if let Some(w) = shard.get_mut(&(p.user, p.key)) {
+            w.change(p.bucket, false);
         }
+    }
+
+    fn expire(&self, now: Timestamp) -> usize {
+        let mut expired = Vec::new();
+        for i in 0..SHARDS {
+            let shard = self.pending.lock(i);
+            expired.extend(
+                shard
+                    .iter()
+                    .filter(|(_, p)| p.expires <= now)
+                    .map(|(id, _)| id.clone()),
+            );
+        }
+        for id in &expired {
+            self.release(id);
+        }
+        expired.len()
     }
 }
 
@@ -609,14 +741,35 @@ mod tests {
     fn frequency_window_slides() {
         let f = MemoryFrequency::new();
         let hour = 3_600_000;
-        let t = |ms: i64| Timestamp(1_700_000_000_000 + ms);
-        assert!(f.try_count("u", "li", 2, 24 * hour, t(0)));
-        assert!(f.try_count("u", "li", 2, 24 * hour, t(hour)));
-        assert!(!f.allows("u", "li", 2, 24 * hour, t(2 * hour)));
-        assert!(!f.try_count("u", "li", 2, 24 * hour, t(2 * hour)));
-        assert!(f.allows("other", "li", 2, 24 * hour, t(2 * hour)));
+        let w = 24 * hour;
+        let t = |ms: i64| Timestamp(1_700_000_000_000 - 1_700_000_000_000 % hour + ms);
+        let far = t(1000 * hour);
+        assert!(f.reserve("b1", "u", "li", 2, w, t(0), far));
+        assert!(f.reserve("b2", "u", "li", 2, w, t(hour), far));
+        assert!(!f.allows("u", "li", 2, w, t(2 * hour)));
+        assert!(!f.reserve("b3", "u", "li", 2, w, t(2 * hour), far));
+        assert!(f.allows("other", "li", 2, w, t(2 * hour)));
         // The first impression leaves the window after 24 hours.
-        assert!(f.try_count("u", "li", 2, 24 * hour, t(24 * hour + 1)));
-        assert!(!f.try_count("u", "li", 2, 24 * hour, t(24 * hour + 2)));
+        assert!(f.reserve("b4", "u", "li", 2, w, t(w + 1), far));
+        assert!(!f.reserve("b5", "u", "li", 2, w, t(w + 2), far));
+    }
+
+    #[test]
+    fn lost_and_timed_out_bids_give_their_slot_back() {
+        let f = MemoryFrequency::new();
+        let w = 24 * 3_600_000;
+        let t = |ms: i64| Timestamp(1_700_000_000_000 + ms);
+        assert!(f.reserve("a", "u", "li", 1, w, t(0), t(600_000)));
+        assert!(!f.allows("u", "li", 1, w, t(1)));
+        f.release("a");
+        assert!(f.allows("u", "li", 1, w, t(2)));
+        assert!(f.reserve("b", "u", "li", 1, w, t(3), t(600_000)));
+        assert_eq!(f.expire(t(599_999)), 0);
+        assert_eq!(f.expire(t(600_000)), 1);
+        assert!(f.reserve("c", "u", "li", 1, w, t(600_001), t(1_200_000)));
+        // A win keeps the slot, even past the reservation's time.
+        f.confirm("c");
+        assert_eq!(f.expire(t(2_000_000)), 0);
+        assert!(!f.allows("u", "li", 1, w, t(2_000_001)));
     }
 }

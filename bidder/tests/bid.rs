@@ -386,3 +386,21 @@ fn a_deal_with_a_lower_floor_bids_under_a_high_open_market_floor() {
     assert_eq!(bid["dealid"], "DEAL-NW-PREMIUM-01");
     assert_eq!(bid["price"].as_f64(), Some(3.5));
 }
+
+#[test]
+fn a_lost_bid_gives_its_frequency_slot_back() {
+    let s = Server::example();
+    let body = banner_request().to_string();
+    let first = only_bid(&s.bid(&body));
+    for _ in 0..2 {
+        assert_eq!(s.bid(&body).status, 200);
+    }
+    assert_eq!(s.bid(&body).status, 204, "3 in flight: the cap is reached");
+    assert_eq!(s.notice(first["lurl"].as_str().unwrap(), "").status, 200);
+    assert_eq!(
+        s.bid(&body).status,
+        200,
+        "the lost bid's slot is free again"
+    );
+    assert_eq!(s.bid(&body).status, 204);
+}
