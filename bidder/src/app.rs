@@ -194,7 +194,19 @@ impl App {
         let Some(dir) = &self.config_dir else {
             return Err(Problems(vec![]));
         };
-        match config::load_dir(dir) {
+        let loaded = config::load_dir(dir).and_then(|config| {
+            // Money rules across the change: checked against what serves now.
+            let problems = match self.snapshot.load().as_ref() {
+                Some(old) => crate::changes::budget_changes(&old.config, &config, self.clock.now()),
+                None => Vec::new(),
+            };
+            if problems.is_empty() {
+                Ok(config)
+            } else {
+                Err(Problems(problems))
+            }
+        });
+        match loaded {
             Ok(config) => {
                 let summary = self.install(config);
                 tracing::info!("config loaded: {summary}");

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod body;
+pub mod changes;
 pub mod context;
 pub mod explain;
 pub mod journal;

@@ -241,3 +241,57 @@ fn invalid_reload_keeps_serving_the_running_config() {
     assert_eq!(v["seatbid"][0]["bid"][0]["price"].as_f64(), Some(7.25));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn budget_changes_follow_the_account_manager_rules_on_reload() {
+    let dir = tempdir("budget-changes");
+    for f in ["acme-outdoor.yaml", "northwind-books.yaml"] {
+        std::fs::copy(repo().join("examples/config").join(f), dir.join(f)).unwrap();
+    }
+    let s = Server::start(&dir, Some(&repo().join("examples/data")));
+    let acme = std::fs::read_to_string(dir.join("acme-outdoor.yaml")).unwrap();
+    let reload = |text: &str| {
+        std::fs::write(dir.join("acme-outdoor.yaml"), text).unwrap();
+        post(s.admin, "/v1/config/reload", &[], b"")
+    };
+
+    // The CTV flight started on 2026-11-01: its lifetime budget may grow only.
+    let r = reload(&acme.replace(
+        "budget: { lifetime: 30000.00 }",
+        "budget: { lifetime: 20000.00 }",
+    ));
+    assert_eq!(r.status, 422, "{}", r.text());
+    let text = r.text();
+    assert!(text.contains("can only be increased"), "{text}");
+    let budget_line = acme
+        .lines()
+        .position(|l| l.contains("lifetime: 30000.00"))
+        .unwrap()
+        + 1;
+    assert!(
+        text.contains(&format!("acme-outdoor.yaml:{budget_line}:")),
+        "{text}"
+    );
+
+    // Daily ↔ lifetime never changes once set.
+    let r = reload(&acme.replace("budget: { daily: 800.00 }", "budget: { lifetime: 800.00 }"));
+    assert_eq!(r.status, 422);
+    assert!(
+        r.text().contains("budget type cannot change"),
+        "{}",
+        r.text()
+    );
+
+    // Raising a lifetime budget and lowering a daily one are fine.
+    let r = reload(
+        &acme
+            .replace(
+                "budget: { lifetime: 30000.00 }",
+                "budget: { lifetime: 40000.00 }",
+            )
+            .replace("budget: 60000.00", "budget: 70000.00")
+            .replace("budget: { daily: 800.00 }", "budget: { daily: 500.00 }"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let _ = std::fs::remove_dir_all(&dir);
+}

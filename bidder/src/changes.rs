@@ -1,0 +1,115 @@
+//! The account-manager rules for changing money while a config is live:
+//! checked on reload against the config being served.
+//!
+//! - a daily budget may go up or down (a daily budget lowered under today's
+//!   spend simply stops bidding for today: nothing is un-spent);
+//! - a lifetime budget may only be increased once its flight has started;
+//! - a line item's budget type (daily or lifetime) never changes once set.
+
+use std::path::Path;
+
+use config::{Budget, Config, Problem, Timestamp};
+
+/// Problems with how `new` changes the budgets of `old`, at `now`.
+pub fn budget_changes(old: &Config, new: &Config, now: Timestamp) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for adv in &new.advertisers {
+        for order in &adv.orders {
+            for li in &order.line_items {
+                let Some((old_li, old_flight)) = find(old, &li.id) else {
+                    continue;
+                };
+                let message = match (old_li, li.budget) {
+                    (Budget::Daily(_), Budget::Lifetime(_)) | (Budget::Lifetime(_), Budget::Daily(_)) => {
+                        Some(format!(
+                            "line item \"{}\": the budget type cannot change once set (it was {}, now {}); \
+                             end this line item and create a new one instead",
+                            li.id,
+                            kind(old_li),
+                            kind(li.budget)
+                        ))
+                    }
+                    (Budget::Lifetime(was), Budget::Lifetime(now_budget))
+                        if now_budget < was && now >= old_flight.start.start() =>
+                    {
+                        Some(format!(
+                            "line item \"{}\": a lifetime budget can only be increased once its flight has \
+                             started (it was {was}, now {now_budget})",
+                            li.id
+                        ))
+                    }
+                    _ => None,
+                };
+                if let Some(message) = message {
+                    let (line, column) = locate(&adv.file, &li.id);
+                    problems.push(Problem {
+                        file: adv.file.clone(),
+                        line,
+                        column,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn kind(b: Budget) -> &'static str {
+    match b {
+        Budget::Daily(_) => "daily",
+        Budget::Lifetime(_) => "lifetime",
+    }
+}
+
+fn find(config: &Config, id: &str) -> Option<(Budget, config::Flight)> {
+    config
+        .advertisers
+        .iter()
+        .flat_map(|a| &a.orders)
+        .find_map(|o| {
+            o.line_items
+                .iter()
+                .find(|li| li.id == id)
+                .map(|li| (li.budget, o.flight))
+        })
+}
+
+/// Where the line item's `budget` is written: the first `budget` key after
+/// the line whose `id` is the line item's; the `id` itself when not found.
+/// The validated model keeps no positions, so this reads the file again.
+fn locate(file: &Path, id: &str) -> (u64, u64) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return (1, 1);
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let is_id = |l: &str| {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        t.strip_prefix("id:")
+            .map(|v| {
+                v.split('#')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches(['"', '\''])
+                    == id
+            })
+            .unwrap_or(false)
+            || l.contains(&format!("id: {id},"))
+    };
+    let Some(at) = lines.iter().position(|l| is_id(l)) else {
+        return (1, 1);
+    };
+    for (n, l) in lines.iter().enumerate().skip(at) {
+        if let Some(col) = l.find("budget:") {
+            if n == at || !l.trim_start().starts_with("- ") {
+                return ((n + 1) as u64, (col + 1) as u64);
+            }
+        }
+        if n > at && is_id(l) {
+            break;
+        }
+    }
+    let col = lines[at].find("id:").unwrap_or(0);
+    ((at + 1) as u64, (col + 1) as u64)
+}
