@@ -20,6 +20,7 @@ pub mod privacy;
 pub mod respond;
 pub mod select;
 pub mod server;
+pub mod simulate;
 pub mod snapshot;
 pub mod state;
 pub mod targeting;

@@ -29,6 +29,32 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Replay traffic against the real pipeline on a simulated clock with
+    /// simulated wins, and print per hour and line item: spend, plan,
+    /// pacing error, utilisation and overspend.
+    Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// Bid requests to send in turn: a JSON lines file (one request a line).
+    #[arg(long, conflicts_with = "qps")]
+    traffic: Option<PathBuf>,
+    /// Requests per simulated second.
+    #[arg(long, default_value_t = 1.0)]
+    qps: f64,
+    #[arg(long, default_value_t = 24)]
+    hours: u32,
+    /// Simulated start, RFC 3339 (default: the earliest flight start).
+    #[arg(long)]
+    start: Option<String>,
+    /// Share of bids won.
+    #[arg(long, default_value_t = 0.3)]
+    win_rate: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -86,6 +112,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { config } => validate(&config),
+        Command::Simulate(args) => match simulate(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bidder: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => match serve(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -135,6 +168,57 @@ fn validate(dir: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let config = match config::load_dir(&args.config) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems.0 {
+                eprintln!("{p}");
+            }
+            anyhow::bail!("config in {} refused", args.config.display());
+        }
+    };
+    let start = match &args.start {
+        Some(s) => config::Timestamp::parse_rfc3339(s)
+            .map_err(|e| anyhow::anyhow!("--start {s:?}: {e}"))?,
+        None => config
+            .advertisers
+            .iter()
+            .flat_map(|a| &a.orders)
+            .map(|o| o.flight.start.start())
+            .min()
+            .ok_or_else(|| anyhow::anyhow!("the config has no orders"))?,
+    };
+    let traffic = match &args.traffic {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.as_bytes().to_vec())
+            .collect(),
+        None => Vec::new(),
+    };
+    let opts = bidder::simulate::Options {
+        start,
+        hours: args.hours,
+        qps: if args.traffic.is_some() {
+            1.0
+        } else {
+            args.qps
+        },
+        traffic,
+        win_rate: args.win_rate,
+        seed: args.seed,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let report = runtime.block_on(bidder::simulate::run(config, &opts));
+    print!("{}", report.table());
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -183,3 +183,45 @@ fn lifetime_budgets_are_paced_evenly_through_the_day() {
     assert_eq!(s.bid(&body).status, 200, "2.15 planned by the end of 00:30");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sixty_four_concurrent_bidders_never_pass_a_1_00_budget() {
+    // 100.00 CPM: 0.10 an impression, ten of them fit in 1.00.
+    let dir = config_dir(
+        "concurrent",
+        &advertiser(
+            "      - id: li\n        media: display\n        cpm: 100.00\n        budget: { daily: 1.00 }\n        creatives: [b300]\n",
+        ),
+    );
+    let s = std::sync::Arc::new(Server::start(&dir, None));
+    let body = banner_request().to_string();
+    let threads: Vec<_> = (0..64)
+        .map(|_| {
+            let s = s.clone();
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut wins = 0;
+                for _ in 0..5 {
+                    let reply = s.bid(&body);
+                    if reply.status == 200 {
+                        let v = reply.json();
+                        let nurl = v["seatbid"][0]["bid"][0]["nurl"]
+                            .as_str()
+                            .unwrap()
+                            .to_string();
+                        // Every bid wins, at its full price.
+                        assert_eq!(s.notice(&nurl, "100.00").status, 200);
+                        wins += 1;
+                    }
+                }
+                wins
+            })
+        })
+        .collect();
+    let wins: i64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let spent = s.app.spend().spent("li:li", s.app.now().date()).today;
+    assert!(spent <= config::Micros::from_units(1), "{spent}");
+    assert_eq!(wins, 10);
+    assert_eq!(spent, config::Micros::from_units(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
