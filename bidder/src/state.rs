@@ -215,7 +215,10 @@ pub struct MemorySpend {
     counters: Sharded<HashMap<String, Counters>>,
     reservations: Sharded<HashMap<String, Reservation>>,
     /// Charged bid ids and when they may be forgotten.
-    charged: Sharded<HashMap<String, Timestamp>>,
+    /// Keyed by a 64-bit keyed hash of the bid id: millions of wins a day
+    /// are remembered for the notice lifetime in a few bytes each (two ids
+    /// colliding is a 2^-64 event per pair).
+    charged: Sharded<HashMap<u64, Timestamp>>,
 }
 
 /// The counter shards of some keys, locked in index order (so two callers
@@ -334,11 +337,12 @@ impl SpendStore for MemorySpend {
         forget_after: Timestamp,
     ) -> Charge {
         {
-            let mut charged = self.charged.shard(bid_id);
-            if charged.contains_key(bid_id) {
+            let h = self.charged.hasher.hash_one(bid_id);
+            let mut charged = self.charged.shard(h);
+            if charged.contains_key(&h) {
                 return Charge::Duplicate;
             }
-            charged.insert(bid_id.to_string(), forget_after);
+            charged.insert(h, forget_after);
         }
         // The reservation goes back and the charge comes in under the same
         // locks: no other bid may take the room in between.
@@ -385,11 +389,12 @@ impl SpendStore for MemorySpend {
         forget_after: Timestamp,
     ) {
         {
-            let mut charged = self.charged.shard(bid_id);
-            if charged.contains_key(bid_id) {
+            let h = self.charged.hasher.hash_one(bid_id);
+            let mut charged = self.charged.shard(h);
+            if charged.contains_key(&h) {
                 return;
             }
-            charged.insert(bid_id.to_string(), forget_after);
+            charged.insert(h, forget_after);
         }
         let d = day.days_since_epoch();
         let mut locked = self.lock_keys(keys);
