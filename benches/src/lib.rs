@@ -64,7 +64,7 @@ pub fn generated_config(line_items: usize) -> Vec<(std::path::PathBuf, String)> 
         }
         let _ = writeln!(
             y,
-            "\norders:\n  - id: order-{a}\n    service: self_service\n    budget: 100000.00\n    flight: {{ start: 2026-01-01, end: 2026-12-31 }}\n    line_items:"
+            "\norders:\n  - id: order-{a}\n    service: self_service\n    budget: 100000000.00\n    flight: {{ start: 2026-01-01, end: 2026-12-31 }}\n    line_items:"
         );
         for l in 0..per_adv.min(line_items - a * per_adv) {
             let cpm = 50 + rng.below(1950);
@@ -75,7 +75,7 @@ pub fn generated_config(line_items: usize) -> Vec<(std::path::PathBuf, String)> 
             let s2 = rng.below(SIZES.len());
             let _ = writeln!(
                 y,
-                "      - id: li-{a}-{l}\n        media: display\n        cpm: {}.{:02}\n        budget: {{ daily: 500.00 }}\n        targeting:\n          countries: [{c1}, {c2}]\n          devices: [{d}, desktop]",
+                "      - id: li-{a}-{l}\n        media: display\n        cpm: {}.{:02}\n        budget: {{ daily: 1000000.00 }}\n        targeting:\n          countries: [{c1}, {c2}]\n          devices: [{d}, desktop]",
                 cpm / 100,
                 cpm % 100
             );
