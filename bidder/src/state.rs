@@ -183,6 +183,22 @@ impl<T: Default> Sharded<T> {
     }
 }
 
+impl<V> Sharded<HashMap<String, V>> {
+    /// The keys whose values satisfy `pred`, one shard locked at a time.
+    fn keys_where(&self, pred: impl Fn(&V) -> bool) -> Vec<String> {
+        (0..SHARDS)
+            .flat_map(|i| {
+                let shard = self.lock(i);
+                shard
+                    .iter()
+                    .filter(|(_, v)| pred(v))
+                    .map(|(k, _)| k.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     day: i64,
@@ -411,16 +427,7 @@ impl SpendStore for MemorySpend {
     }
 
     fn expire(&self, now: Timestamp) -> usize {
-        let mut expired = Vec::new();
-        for i in 0..SHARDS {
-            let shard = self.reservations.lock(i);
-            expired.extend(
-                shard
-                    .iter()
-                    .filter(|(_, r)| r.expires <= now)
-                    .map(|(id, _)| id.clone()),
-            );
-        }
+        let expired = self.reservations.keys_where(|r| r.expires <= now);
         for id in &expired {
             self.release(id);
         }
@@ -579,16 +586,7 @@ impl FrequencyStore for MemoryFrequency {
     }
 
     fn expire(&self, now: Timestamp) -> usize {
-        let mut expired = Vec::new();
-        for i in 0..SHARDS {
-            let shard = self.pending.lock(i);
-            expired.extend(
-                shard
-                    .iter()
-                    .filter(|(_, p)| p.expires <= now)
-                    .map(|(id, _)| id.clone()),
-            );
-        }
+        let expired = self.pending.keys_where(|p| p.expires <= now);
         for id in &expired {
             self.release(id);
         }

@@ -103,36 +103,12 @@ fn serve_refuses_an_invalid_config() {
 #[test]
 fn serve_bids_on_the_example_and_stops_on_sigterm() {
     let state = std::env::temp_dir().join(format!("bidder-cli-state-{}", std::process::id()));
-    let mut child = bin()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(repo().join("examples/config"))
-        .arg("--data")
-        .arg(repo().join("examples/data"))
-        .arg("--state")
-        .arg(&state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = |key: &str| -> std::net::SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-            .parse()
-            .unwrap()
-    };
-    let (bid, admin) = (addr("bid="), addr("admin="));
+    let data = repo().join("examples/data");
+    let (mut child, bid, admin) = serve(
+        &repo().join("examples/config"),
+        &state,
+        &["--data".as_ref(), data.as_os_str()],
+    );
     let ready = http(
         admin,
         "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -160,6 +136,7 @@ fn serve_bids_on_the_example_and_stops_on_sigterm() {
 fn serve(
     config: &Path,
     state: &Path,
+    extra: &[&std::ffi::OsStr],
 ) -> (
     std::process::Child,
     std::net::SocketAddr,
@@ -178,6 +155,7 @@ fn serve(
         .arg("--state")
         .arg(state)
         .args(["--notice-secret", "test-secret"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -230,7 +208,7 @@ orders:
     .unwrap();
     let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
     let state = dir.join("state");
-    let (mut child, bid, _) = serve(&dir.join("config"), &state);
+    let (mut child, bid, _) = serve(&dir.join("config"), &state, &[]);
     let reply = post_json(bid, "/openrtb2/bid", req);
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let body = reply.split("\r\n\r\n").nth(1).unwrap();
@@ -251,7 +229,7 @@ orders:
         .status();
     let _ = child.wait();
 
-    let (mut child, bid, admin) = serve(&dir.join("config"), &state);
+    let (mut child, bid, admin) = serve(&dir.join("config"), &state, &[]);
     let reply = post_json(bid, "/openrtb2/bid", req);
     assert!(
         reply.starts_with("HTTP/1.1 204"),
