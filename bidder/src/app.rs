@@ -48,7 +48,8 @@ pub struct Settings {
     pub notice_ttl: Duration,
     /// How long a bid holds its cost against the budget while no notice
     /// comes; a win after that is still recorded, billed only within the
-    /// budget.
+    /// budget. Win notices come within seconds of the auction; a long hold
+    /// would lock budget (and memory) in bids that were lost silently.
     pub reservation_ttl: Duration,
 }
 
@@ -65,7 +66,7 @@ impl Default for Settings {
             privacy: crate::privacy::PrivacySettings::default(),
             notice_secret: None,
             notice_ttl: Duration::from_secs(24 * 3600),
-            reservation_ttl: Duration::from_secs(600),
+            reservation_ttl: Duration::from_secs(60),
         }
     }
 }

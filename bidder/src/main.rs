@@ -101,6 +101,10 @@ struct ServeArgs {
     /// Hours a notice URL stays valid after its bid.
     #[arg(long, default_value_t = 24)]
     notice_ttl_hours: u64,
+    /// Seconds a bid holds its cost against its budgets while no win or
+    /// loss notice comes.
+    #[arg(long, default_value_t = 60)]
+    reservation_ttl_secs: u64,
     /// Directory of the charge journal: spend is replayed from it at start
     /// and every charge is on disk before its notice is acknowledged.
     #[arg(long, default_value = "bidder-state")]
@@ -264,6 +268,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         notice_secret: args.notice_secret.clone(),
         notice_ttl: Duration::from_secs(args.notice_ttl_hours * 3600),
+        reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
         ..Settings::default()
     };
     if settings.notice_secret.as_deref().is_none_or(str::is_empty) {
