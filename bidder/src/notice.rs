@@ -111,17 +111,14 @@ pub struct NoticeUrl<'a> {
 }
 
 impl NoticeUrl<'_> {
-    pub fn write_into(&self, s: &mut String) {
-        s.push_str(self.base.trim_end_matches('/'));
-        s.push_str(self.path);
-        s.push('?');
-        // The signature covers the query from here to `&s=` exactly as
-        // written: the exchange sends it back unchanged but for the price.
-        let signed_from = s.len();
+    /// The signed query, the same for the win, billing and loss URLs of one
+    /// bid: computed (and signed) once per bid.
+    pub fn query(&self) -> String {
+        let mut s = String::with_capacity(160);
         s.push_str("b=");
-        encode_into(self.bid_id, s);
+        encode_into(self.bid_id, &mut s);
         s.push_str("&i=");
-        encode_into(self.imp_id, s);
+        encode_into(self.imp_id, &mut s);
         s.push_str(self.line_item_and_order);
         s.push_str("&c=");
         s.push_str(self.creative);
@@ -132,11 +129,26 @@ impl NoticeUrl<'_> {
             self.at_ms,
             u8::from(self.test)
         );
-        let signed = s[signed_from..].to_string();
+        // The signature covers the query up to `&s=` exactly as written:
+        // the exchange sends it back unchanged but for the price.
+        let signed = s.clone();
         s.push_str("&s=");
-        self.signer.sign_into(&signed, s);
-        s.push_str("&price=");
-        s.push_str(AUCTION_PRICE_MACRO);
+        self.signer.sign_into(&signed, &mut s);
+        s
+    }
+
+    /// `base` + `path` + `?` + `query` + the price macro.
+    pub fn write_url(base: &str, path: &str, query: &str, out: &mut String) {
+        out.push_str(base.trim_end_matches('/'));
+        out.push_str(path);
+        out.push('?');
+        out.push_str(query);
+        out.push_str("&price=");
+        out.push_str(AUCTION_PRICE_MACRO);
+    }
+
+    pub fn write_into(&self, s: &mut String) {
+        NoticeUrl::write_url(self.base, self.path, &self.query(), s);
     }
 }
 

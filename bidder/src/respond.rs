@@ -62,6 +62,19 @@ impl Answer<'_> {
         push_json_str(out, imp_id);
         out.push_str(",\"price\":");
         push_price(out, choice.price);
+        let query = NoticeUrl {
+            base: self.public_url,
+            path: "",
+            bid_id,
+            imp_id,
+            line_item_and_order: &item.notice_ids,
+            creative: &creative.notice_id,
+            bid_price: choice.price,
+            at_ms: self.now.as_millis(),
+            test: self.test,
+            signer: self.signer,
+        }
+        .query();
         for (member, path) in [
             ("nurl", "/notice/win"),
             ("burl", "/notice/billing"),
@@ -69,20 +82,10 @@ impl Answer<'_> {
         ] {
             // Notice URLs hold only percent-encoded values and URL
             // punctuation: nothing in them needs JSON escaping.
-            let _ = write!(out, ",\"{member}\":\"");
-            NoticeUrl {
-                base: self.public_url,
-                path,
-                bid_id,
-                imp_id,
-                line_item_and_order: &item.notice_ids,
-                creative: &creative.notice_id,
-                bid_price: choice.price,
-                at_ms: self.now.as_millis(),
-                test: self.test,
-                signer: self.signer,
-            }
-            .write_into(out);
+            out.push_str(",\"");
+            out.push_str(member);
+            out.push_str("\":\"");
+            NoticeUrl::write_url(self.public_url, path, &query, out);
             out.push('"');
         }
         out.push(',');
