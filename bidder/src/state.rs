@@ -235,6 +235,8 @@ pub struct MemorySpend {
     /// are remembered for the notice lifetime in a few bytes each (two ids
     /// colliding is a 2^-64 event per pair).
     charged: Sharded<HashMap<u64, Timestamp>>,
+    /// When charged ids were last pruned (ms).
+    pruned_at: std::sync::atomic::AtomicI64,
 }
 
 /// The counter shards of some keys, locked in index order (so two callers
@@ -431,8 +433,23 @@ impl SpendStore for MemorySpend {
         for id in &expired {
             self.release(id);
         }
-        for i in 0..SHARDS {
-            self.charged.lock(i).retain(|_, forget| *forget > now);
+        // Forgetting charged bids scans every one of them: once a minute is
+        // plenty for ids that are kept for a day.
+        let last = self.pruned_at.load(std::sync::atomic::Ordering::Relaxed);
+        if now.as_millis() - last >= 60_000
+            && self
+                .pruned_at
+                .compare_exchange(
+                    last,
+                    now.as_millis(),
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            for i in 0..SHARDS {
+                self.charged.lock(i).retain(|_, forget| *forget > now);
+            }
         }
         expired.len()
     }
@@ -646,6 +663,26 @@ mod tests {
             (s.spent("li", d2).today, s.spent("li", d2).lifetime),
             (m(1), m(6))
         );
+    }
+
+    #[test]
+    fn charged_ids_are_forgotten_once_their_notices_expired() {
+        let s = MemorySpend::default();
+        let d = day("2026-11-24");
+        let none = [lim("li", Cap::None)];
+        let one = Micros::from_units(1);
+        assert!(matches!(
+            s.settle("b", &none, d, one, ts(1_000)),
+            Charge::Charged { .. }
+        ));
+        s.expire(ts(999));
+        assert_eq!(s.settle("b", &none, d, one, ts(1_000)), Charge::Duplicate);
+        s.expire(ts(120_000));
+        // Its notices are refused by then anyway (expired); the id is gone.
+        assert!(matches!(
+            s.settle("b", &none, d, one, ts(999_999)),
+            Charge::Charged { .. }
+        ));
     }
 
     #[test]
