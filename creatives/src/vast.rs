@@ -297,34 +297,27 @@ fn linear_creative(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
         v.media
     };
     let duration = format_duration(duration_s, version);
-    let id = xml_text(&v.creative.id);
-    w.create_element("Creative")
-        .with_attribute(("id", &*id))
-        .write_inner_content(|w| {
-            w.create_element("Linear").write_inner_content(|w| {
-                if version.is_4x() {
-                    tracking_events(w, v.tracking_url, &LINEAR_EVENTS)?;
-                    text_element(w, "Duration", &duration)?;
-                    media_files(w, media, audio)?;
-                    if !audio {
-                        video_clicks(w, v)?;
-                    }
-                } else {
-                    text_element(w, "Duration", &duration)?;
-                    tracking_events(w, v.tracking_url, &LINEAR_EVENTS)?;
-                    if !audio {
-                        video_clicks(w, v)?;
-                    }
-                    media_files(w, media, audio)?;
-                }
-                Ok(())
-            })?;
+    creative(w, version, &v.creative.id, |w| {
+        w.create_element("Linear").write_inner_content(|w| {
             if version.is_4x() {
-                universal_ad_id(w, version, &id)?;
+                tracking_events(w, v.tracking_url, &LINEAR_EVENTS)?;
+                text_element(w, "Duration", &duration)?;
+                media_files(w, media, audio)?;
+                if !audio {
+                    video_clicks(w, v)?;
+                }
+            } else {
+                text_element(w, "Duration", &duration)?;
+                tracking_events(w, v.tracking_url, &LINEAR_EVENTS)?;
+                if !audio {
+                    video_clicks(w, v)?;
+                }
+                media_files(w, media, audio)?;
             }
             Ok(())
         })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 fn companion_creative(w: &mut Xml, v: &Vast<'_>, c: &Companion<'_>) -> io::Result<()> {
@@ -339,40 +332,55 @@ fn companion_creative(w: &mut Xml, v: &Vast<'_>, c: &Companion<'_>) -> io::Resul
     let version = v.version;
     let id = xml_text(&c.creative.id);
     let (width, height) = (Num::new(*width), Num::new(*height));
+    creative(w, version, &c.creative.id, |w| {
+        let mut ads = w.create_element("CompanionAds");
+        if c.required && version >= VastVersion::V3_0 {
+            ads = ads.with_attribute(("required", "all"));
+        }
+        ads.write_inner_content(|w| {
+            w.create_element("Companion")
+                .with_attribute(("id", &*id))
+                .with_attribute(("width", width.as_str()))
+                .with_attribute(("height", height.as_str()))
+                .write_inner_content(|w| {
+                    url_element(
+                        w,
+                        "StaticResource",
+                        &[("creativeType", image_mime(image_url))],
+                        image_url,
+                    )?;
+                    let click = &c.creative.click_url;
+                    if version.is_4x() {
+                        url_element(w, "CompanionClickThrough", &[], click)?;
+                        if let Some(tracking) = c.click_tracking_url {
+                            url_element(w, "CompanionClickTracking", &[("id", &id)], tracking)?;
+                        }
+                        tracking_events(w, v.tracking_url, &[COMPANION_EVENT])?;
+                    } else {
+                        tracking_events(w, v.tracking_url, &[COMPANION_EVENT])?;
+                        url_element(w, "CompanionClickThrough", &[], click)?;
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })?;
+        Ok(())
+    })
+}
+
+/// `<Creative id=…>` around `inner`, closed by the `UniversalAdId` that
+/// VAST 4.x requires as the last child of every creative.
+fn creative(
+    w: &mut Xml,
+    version: VastVersion,
+    id: &str,
+    inner: impl FnOnce(&mut Xml) -> io::Result<()>,
+) -> io::Result<()> {
+    let id = xml_text(id);
     w.create_element("Creative")
         .with_attribute(("id", &*id))
         .write_inner_content(|w| {
-            let mut ads = w.create_element("CompanionAds");
-            if c.required && version >= VastVersion::V3_0 {
-                ads = ads.with_attribute(("required", "all"));
-            }
-            ads.write_inner_content(|w| {
-                w.create_element("Companion")
-                    .with_attribute(("id", &*id))
-                    .with_attribute(("width", width.as_str()))
-                    .with_attribute(("height", height.as_str()))
-                    .write_inner_content(|w| {
-                        url_element(
-                            w,
-                            "StaticResource",
-                            &[("creativeType", image_mime(image_url))],
-                            image_url,
-                        )?;
-                        let click = &c.creative.click_url;
-                        if version.is_4x() {
-                            url_element(w, "CompanionClickThrough", &[], click)?;
-                            if let Some(tracking) = c.click_tracking_url {
-                                url_element(w, "CompanionClickTracking", &[("id", &id)], tracking)?;
-                            }
-                            tracking_events(w, v.tracking_url, &[COMPANION_EVENT])?;
-                        } else {
-                            tracking_events(w, v.tracking_url, &[COMPANION_EVENT])?;
-                            url_element(w, "CompanionClickThrough", &[], click)?;
-                        }
-                        Ok(())
-                    })?;
-                Ok(())
-            })?;
+            inner(w)?;
             if version.is_4x() {
                 universal_ad_id(w, version, &id)?;
             }
