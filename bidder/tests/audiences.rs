@@ -24,37 +24,12 @@ fn reason(s: &Server, r: &Value, li: &str) -> String {
 }
 
 fn category_server() -> Server {
-    let yaml = r#"advertiser:
-  id: shop
-  name: Shop
-  domains: [shop.example]
-  categories: [IAB22]
-audiences:
-  - id: outdoor-pages
-    kind: categories
-    categories: [IAB17, "483"]
-creatives:
-  - id: b300
-    format: display
-    size: 300x250
-    image_url: https://cdn.shop.example/b.png
-    click_url: https://shop.example/
-orders:
-  - id: o1
-    service: self_service
-    budget: 500.00
-    flight: { start: 2026-11-01, end: 2026-12-31 }
-    line_items:
-      - id: li
-        media: display
-        cpm: 2.00
-        budget: { daily: 50.00 }
-        audiences: { any_of: [outdoor-pages] }
-        creatives: [b300]
-"#;
-    let dir = common::tempdir("categories");
-    std::fs::write(dir.join("shop.yaml"), yaml).unwrap();
-    Server::start(&dir, None)
+    let audiences = "audiences:\n  - id: outdoor-pages\n    kind: categories\n    categories: [IAB17, \"483\"]\n";
+    let line_item = "      - id: li\n        media: display\n        cpm: 2.00\n        budget: { daily: 50.00 }\n        audiences: { any_of: [outdoor-pages] }\n        creatives: [b300]\n";
+    common::shop_server(
+        "categories",
+        &common::shop_yaml(audiences, "500.00", line_item),
+    )
 }
 
 #[test]

@@ -12,26 +12,7 @@ fn config_dir(name: &str, yaml: &str) -> std::path::PathBuf {
 }
 
 fn advertiser(line_items: &str) -> String {
-    format!(
-        r#"advertiser:
-  id: shop
-  name: Shop
-  domains: [shop.example]
-  categories: [IAB22]
-creatives:
-  - id: b300
-    format: display
-    size: 300x250
-    image_url: https://cdn.shop.example/b.png
-    click_url: https://shop.example/
-orders:
-  - id: o1
-    service: self_service
-    budget: 3.00
-    flight: {{ start: 2026-11-01, end: 2026-12-31 }}
-    line_items:
-{line_items}"#
-    )
+    common::shop_yaml("", "3.00", line_items)
 }
 
 #[test]

@@ -9,36 +9,10 @@ use serde_json::{json, Value};
 /// A server whose only line item has `targeting` (YAML lines, indented for
 /// the `targeting:` block).
 fn server(name: &str, targeting: &str) -> Server {
-    let yaml = format!(
-        r#"advertiser:
-  id: shop
-  name: Shop
-  domains: [shop.example]
-  categories: [IAB22]
-creatives:
-  - id: b300
-    format: display
-    size: 300x250
-    image_url: https://cdn.shop.example/b.png
-    click_url: https://shop.example/
-orders:
-  - id: o1
-    service: self_service
-    budget: 500.00
-    flight: {{ start: 2026-11-01, end: 2026-12-31 }}
-    line_items:
-      - id: li
-        media: display
-        cpm: 2.00
-        budget: {{ daily: 50.00 }}
-        targeting:
-{targeting}
-        creatives: [b300]
-"#
+    let line_item = format!(
+        "      - id: li\n        media: display\n        cpm: 2.00\n        budget: {{ daily: 50.00 }}\n        targeting:\n{targeting}\n        creatives: [b300]\n"
     );
-    let dir = common::tempdir(name);
-    std::fs::write(dir.join("shop.yaml"), yaml).unwrap();
-    Server::start(&dir, None)
+    common::shop_server(name, &common::shop_yaml("", "500.00", &line_item))
 }
 
 /// 200, or the explain reason of the no-bid.

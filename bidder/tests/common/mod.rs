@@ -23,6 +23,41 @@ pub fn tempdir(name: &str) -> PathBuf {
     d
 }
 
+/// A one-advertiser config for tests: `shop`, one 300x250 creative `b300`,
+/// the `audiences` block given (YAML, may be empty), and order `o1` flying
+/// 2026-11-01..2026-12-31 with `order_budget` and `line_items` (YAML lines
+/// indented for `line_items:`).
+pub fn shop_yaml(audiences: &str, order_budget: &str, line_items: &str) -> String {
+    format!(
+        r#"advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+{audiences}creatives:
+  - id: b300
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/
+orders:
+  - id: o1
+    service: self_service
+    budget: {order_budget}
+    flight: {{ start: 2026-11-01, end: 2026-12-31 }}
+    line_items:
+{line_items}"#
+    )
+}
+
+/// A server on `yaml` alone (no audience data), its config in a fresh
+/// directory named after the test.
+pub fn shop_server(name: &str, yaml: &str) -> Server {
+    let dir = tempdir(name);
+    std::fs::write(dir.join("shop.yaml"), yaml).expect("write config");
+    Server::start(&dir, None)
+}
+
 pub fn ts(s: &str) -> Timestamp {
     Timestamp::parse_rfc3339(s).expect("test time")
 }
