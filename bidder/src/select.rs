@@ -401,14 +401,17 @@ pub(crate) fn check(
 
     // Spend plus what bids in flight hold must leave room for this one.
     let cost = impression_cost(item.cpm);
-    if !limits(item)
-        .iter()
-        .all(|l| stores.spend.spent(l.key, ctx.today).room_for(l.cap, cost))
+    let [own, order] = limits(item);
+    let spent = stores.spend.spent(own.key, ctx.today);
+    if !spent.room_for(own.cap, cost)
+        || !stores
+            .spend
+            .spent(order.key, ctx.today)
+            .room_for(order.cap, cost)
     {
         return Err(NoBid::Budget);
     }
     if let Budget::Lifetime(total) = item.budget {
-        let spent = stores.spend.spent(&item.spend_key, ctx.today);
         if !on_plan(total, item.flight.end, &spent, ctx.now) {
             return Err(NoBid::Pacing);
         }
