@@ -1,0 +1,75 @@
+//! A ledger and its journal: charging a win durably.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::journal::Journal;
+use crate::{Charge, Ledger, NotCharged, Win};
+
+/// Why a win was not charged.
+#[derive(Debug, thiserror::Error)]
+pub enum ChargeError {
+    /// The record could not be written: nothing was charged, and the
+    /// exchange's retry will charge.
+    #[error("the charge could not be recorded: {0}")]
+    Storage(std::io::Error),
+    /// Another notice for the same bid was still being written after
+    /// waiting for it; a retry will answer.
+    #[error("another notice for this bid is still being recorded")]
+    Busy,
+}
+
+/// The ledger and, when spend must survive a restart, its journal.
+pub struct Books {
+    ledger: Arc<dyn Ledger>,
+    journal: Option<Journal>,
+}
+
+/// How long a notice waits for another notice of the same bid (nurl and
+/// burl together) to be written: a journal write takes milliseconds.
+const WAIT_FOR_OTHER: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(2);
+
+impl Books {
+    pub fn new(ledger: Arc<dyn Ledger>, journal: Option<Journal>) -> Books {
+        Books { ledger, journal }
+    }
+
+    pub fn ledger(&self) -> &dyn Ledger {
+        &*self.ledger
+    }
+
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Charges a win exactly once. `Ok(Some)`: charged now, and on disk
+    /// when there is a journal. `Ok(None)`: charged before (a duplicate).
+    pub async fn charge(&self, win: &Win<'_>) -> Result<Option<Charge>, ChargeError> {
+        let mut waited = Duration::ZERO;
+        let charge = loop {
+            match self.ledger.begin_charge(win) {
+                Ok(c) => break c,
+                Err(NotCharged::Duplicate) => return Ok(None),
+                Err(NotCharged::InFlight) if waited < WAIT_FOR_OTHER => {
+                    tokio::time::sleep(POLL).await;
+                    waited += POLL;
+                }
+                Err(NotCharged::InFlight) => return Err(ChargeError::Busy),
+            }
+        };
+        match &self.journal {
+            // The writer commits the charge once it is on disk (or aborts
+            // it), before it answers.
+            Some(journal) => journal
+                .append(charge.clone())
+                .await
+                .map(|()| Some(charge))
+                .map_err(ChargeError::Storage),
+            None => {
+                self.ledger.commit(&charge);
+                Ok(Some(charge))
+            }
+        }
+    }
+}

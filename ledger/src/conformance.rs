@@ -1,0 +1,431 @@
+//! The behaviour every [`Ledger`] backend must show, as one suite: the
+//! embedded ledger runs it in its tests, and so will a shared (Redis) one.
+//! Each check takes a fresh ledger and panics on the first difference.
+//!
+//! ```ignore
+//! ledger::conformance_tests!(|| std::sync::Arc::new(ledger::MemoryLedger::default()));
+//! ```
+
+use std::sync::Arc;
+
+use config::{Date, Micros, Timestamp};
+
+use crate::{
+    BidKey, BudgetKind, Cap, FrequencyHold, Hold, Ledger, Limit, NotCharged, Refusal, Release,
+    SpendKey, Win,
+};
+
+/// Generates one `#[test]` per check for a ledger made by `$make`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            reservations_hold_until_settled_released_or_expired,
+            a_charge_counts_only_once_committed,
+            an_aborted_charge_leaves_everything_as_it_was,
+            a_loss_never_undoes_a_win,
+            expired_reservations_keep_holding_until_their_notices_expire,
+            a_win_is_charged_to_the_day_of_its_bid,
+            pacing_is_checked_with_the_reservation,
+            frequency_slots_follow_the_bid,
+            concurrent_bidders_never_pass_a_budget,
+            the_budget_kind_is_remembered,
+            what_is_exported_comes_back_on_import,
+            the_held_share_follows_what_late_notices_show,
+        );
+    };
+    (@each $make:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::conformance::$check(&$make);
+            }
+        )*
+    };
+}
+
+/// Makes a fresh ledger.
+pub type Make = dyn Fn() -> Arc<dyn Ledger>;
+
+const NOON: i64 = 1_795_521_600_000; // 2026-11-24T12:00:00Z
+const MIN: i64 = 60_000;
+const DAY: i64 = 86_400_000;
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp(NOON + ms)
+}
+
+fn li() -> SpendKey {
+    SpendKey::line_item("li")
+}
+
+fn order() -> SpendKey {
+    SpendKey::order("o")
+}
+
+fn m(units: i64) -> Micros {
+    Micros::from_units(units)
+}
+
+struct Keys {
+    li: SpendKey,
+    order: SpendKey,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            li: li(),
+            order: order(),
+        }
+    }
+
+    fn limits(&self, own: Cap, order: Cap) -> [Limit<'_>; 2] {
+        [
+            Limit { key: &self.li, cap: own },
+            Limit {
+                key: &self.order,
+                cap: order,
+            },
+        ]
+    }
+
+    fn hold(&self, bid: u64, cost: Micros, own: Cap, now: Timestamp) -> Hold<'_> {
+        Hold {
+            bid: BidKey(bid),
+            day: now.date(),
+            cost,
+            limits: self.limits(own, Cap::Lifetime(m(1_000_000))),
+            frequency: None,
+            expires: Timestamp(now.as_millis() + MIN),
+            forget: Timestamp(now.as_millis() + DAY),
+        }
+    }
+
+    fn win(&self, bid: u64, day: Date, cost: Micros, own: Cap) -> Win<'_> {
+        Win {
+            bid: BidKey(bid),
+            day,
+            cost,
+            limits: self.limits(own, Cap::Lifetime(m(1_000_000))),
+            forget: at(DAY),
+        }
+    }
+}
+
+fn charge(l: &dyn Ledger, win: &Win<'_>) {
+    let c = l.begin_charge(win).expect("chargeable");
+    l.commit(&c);
+}
+
+pub fn reservations_hold_until_settled_released_or_expired(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let now = at(0);
+    let day = now.date();
+    let cap = Cap::Daily(m(3));
+    assert_eq!(l.reserve(&k.hold(1, m(2), cap, now), now), Ok(()));
+    assert_eq!(
+        l.reserve(&k.hold(2, m(2), cap, now), now),
+        Err(Refusal::Budget),
+        "2 + 2 > 3"
+    );
+    assert_eq!(l.reserve(&k.hold(3, m(1), cap, now), now), Ok(()));
+    assert_eq!(l.spent(&k.li, day).held_today, m(3));
+    assert_eq!(l.spent(&k.order, day).held, m(3));
+    // 1 wins at a lower clearing price; its whole reservation returns.
+    charge(&*l, &k.win(1, day, m(1), cap));
+    let s = l.spent(&k.li, day);
+    assert_eq!((s.today, s.lifetime, s.held_today), (m(1), m(1), m(1)));
+    // 3 is lost.
+    assert_eq!(l.release(BidKey(3)), Release::Released);
+    assert_eq!(l.release(BidKey(3)), Release::Unknown);
+    assert_eq!(l.spent(&k.li, day).held, Micros::ZERO);
+    assert_eq!(l.reserve(&k.hold(4, m(2), cap, now), now), Ok(()));
+    assert_eq!(l.expire(at(MIN - 1)).reservations, 0);
+    assert_eq!(l.expire(at(MIN)).reservations, 1);
+}
+
+pub fn a_charge_counts_only_once_committed(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let now = at(0);
+    let day = now.date();
+    let cap = Cap::Daily(m(10));
+    l.reserve(&k.hold(1, m(2), cap, now), now).expect("room");
+    let c = l.begin_charge(&k.win(1, day, m(2), cap)).expect("first");
+    assert_eq!(c.billed, m(2));
+    // Being written: neither spend nor a duplicate yet, but held.
+    assert_eq!(l.spent(&k.li, day).today, Micros::ZERO);
+    assert_eq!(l.spent(&k.li, day).held_today, m(2));
+    assert_eq!(
+        l.begin_charge(&k.win(1, day, m(2), cap)).err(),
+        Some(NotCharged::InFlight)
+    );
+    l.commit(&c);
+    assert_eq!(l.spent(&k.li, day).today, m(2));
+    assert_eq!(l.spent(&k.li, day).held_today, Micros::ZERO);
+    assert_eq!(
+        l.begin_charge(&k.win(1, day, m(2), cap)).err(),
+        Some(NotCharged::Duplicate)
+    );
+    assert_eq!(l.spent(&k.order, day).lifetime, m(2));
+}
+
+pub fn an_aborted_charge_leaves_everything_as_it_was(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let now = at(0);
+    let day = now.date();
+    let cap = Cap::Daily(m(10));
+    l.reserve(&k.hold(1, m(2), cap, now), now).expect("room");
+    let before = l.spent(&k.li, day);
+    let c = l.begin_charge(&k.win(1, day, m(2), cap)).expect("first");
+    l.abort(&c);
+    assert_eq!(l.spent(&k.li, day), before);
+    // Still a reservation: it expires as one would.
+    assert_eq!(l.expire(at(MIN)).reservations, 1);
+    // The retry charges.
+    charge(&*l, &k.win(1, day, m(2), cap));
+    assert_eq!(l.spent(&k.li, day).today, m(2));
+    // A win the ledger never saw reserve aborts to nothing.
+    let c = l.begin_charge(&k.win(9, day, m(1), cap)).expect("unknown bid");
+    l.abort(&c);
+    assert_eq!(l.spent(&k.li, day).held_today, Micros::ZERO);
+    assert_eq!(l.release(BidKey(9)), Release::Unknown);
+}
+
+pub fn a_loss_never_undoes_a_win(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let now = at(0);
+    let day = now.date();
+    let cap = Cap::Daily(m(10));
+    l.reserve(&k.hold(1, m(2), cap, now), now).expect("room");
+    let c = l.begin_charge(&k.win(1, day, m(2), cap)).expect("first");
+    assert_eq!(l.release(BidKey(1)), Release::AlreadyWon, "while written");
+    l.commit(&c);
+    assert_eq!(l.release(BidKey(1)), Release::AlreadyWon);
+    assert_eq!(l.spent(&k.li, day).today, m(2));
+    assert_eq!(l.spent(&k.li, day).held, Micros::ZERO);
+}
+
+pub fn expired_reservations_keep_holding_until_their_notices_expire(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let now = at(0);
+    let day = now.date();
+    let cap = Cap::Daily(m(3));
+    l.reserve(&k.hold(1, m(2), cap, now), now).expect("room");
+    assert_eq!(l.expire(at(MIN)).reservations, 1);
+    // Nothing learned yet: all of it is still held.
+    assert_eq!(l.spent(&k.li, day).held_today, m(2));
+    assert_eq!(
+        l.reserve(&k.hold(2, m(2), cap, at(MIN)), at(MIN)),
+        Err(Refusal::Budget)
+    );
+    // Its late win takes the place of the hold.
+    charge(&*l, &k.win(1, day, m(2), cap));
+    let s = l.spent(&k.li, day);
+    assert_eq!((s.today, s.held_today), (m(2), Micros::ZERO));
+    // One that never comes is let go when its notices expire.
+    l.reserve(&k.hold(3, m(1), cap, at(MIN)), at(MIN))
+        .expect("room");
+    l.expire(at(2 * MIN));
+    assert_eq!(l.spent(&k.li, day).held_today, m(1));
+    assert_eq!(l.expire(at(MIN + DAY)).forgotten, 1);
+    assert_eq!(l.spent(&k.li, day).held, Micros::ZERO);
+    // A late loss lets it go at once.
+    l.reserve(&k.hold(4, m(1), cap, at(DAY)), at(DAY))
+        .expect("room");
+    l.expire(at(DAY + MIN));
+    assert_eq!(l.release(BidKey(4)), Release::Released);
+    assert_eq!(l.spent(&k.li, at(DAY).date()).held, Micros::ZERO);
+}
+
+pub fn a_win_is_charged_to_the_day_of_its_bid(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    // 23:59:59 on the 24th.
+    let before_midnight = at(12 * 3_600_000 - 1_000);
+    let d1 = before_midnight.date();
+    let d2 = at(12 * 3_600_000).date();
+    assert_ne!(d1, d2);
+    let cap = Cap::Daily(m(3));
+    l.reserve(&k.hold(1, m(2), cap, before_midnight), before_midnight)
+        .expect("room");
+    // After midnight the bid still holds its own day, not the new one.
+    assert_eq!(l.spent(&k.li, d1).held_today, m(2));
+    assert_eq!(l.spent(&k.li, d2).held_today, Micros::ZERO);
+    assert_eq!(l.spent(&k.li, d2).held, m(2));
+    charge(&*l, &k.win(1, d1, m(2), cap));
+    assert_eq!(l.spent(&k.li, d1).today, m(2));
+    assert_eq!(l.spent(&k.li, d2).today, Micros::ZERO);
+    assert_eq!(l.spent(&k.li, d2).lifetime, m(2));
+}
+
+pub fn pacing_is_checked_with_the_reservation(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    // 700 over the 7 days to 2026-11-30: 100 a day, about 0.0694 a minute.
+    let paced = Cap::Paced {
+        total: m(700),
+        flight_end: Date::parse("2026-11-30").expect("date"),
+    };
+    let midnight = at(-12 * 3_600_000);
+    let cost = Micros(10_000);
+    let mut held = 0;
+    for bid in 0..2_000 {
+        if l.reserve(&k.hold(bid, cost, paced, midnight), midnight).is_ok() {
+            held += 1;
+        }
+    }
+    // The plan at the end of the first minute: 100 / 1,440 = 0.069444.
+    assert_eq!(held, 6, "six 0.01 bids fit under 0.069444");
+    assert_eq!(
+        l.reserve(&k.hold(9_999, cost, paced, midnight), midnight),
+        Err(Refusal::Pacing)
+    );
+}
+
+pub fn frequency_slots_follow_the_bid(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let now = at(0);
+    let day = now.date();
+    let cap = Cap::Daily(m(100));
+    let window = 24 * 3_600_000;
+    let hold = |bid: u64, t: Timestamp| {
+        let mut h = k.hold(bid, m(1), cap, t);
+        h.frequency = Some(FrequencyHold {
+            user: "u",
+            cap: 2,
+            window_ms: window,
+        });
+        h
+    };
+    l.reserve(&hold(1, now), now).expect("first");
+    l.reserve(&hold(2, now), now).expect("second");
+    assert!(!l.frequency_allows("u", &k.li, 2, window, now));
+    assert!(l.frequency_allows("v", &k.li, 2, window, now));
+    assert_eq!(
+        l.reserve(&hold(3, now), now),
+        Err(Refusal::Frequency),
+        "two bids in flight fill a cap of two"
+    );
+    assert_eq!(
+        l.spent(&k.li, day).held_today,
+        m(2),
+        "a refused bid holds no budget"
+    );
+    // 1 wins, 2 loses: one slot back.
+    charge(&*l, &k.win(1, day, m(1), cap));
+    assert_eq!(l.release(BidKey(2)), Release::Released);
+    assert!(l.frequency_allows("u", &k.li, 2, window, now));
+    l.reserve(&hold(4, now), now).expect("slot given back");
+    // A loss after the win gives nothing back.
+    charge(&*l, &k.win(4, day, m(1), cap));
+    assert_eq!(l.release(BidKey(4)), Release::AlreadyWon);
+    assert!(!l.frequency_allows("u", &k.li, 2, window, now));
+    // The window slides.
+    let later = at(window + 3_600_000 * 2);
+    assert!(l.frequency_allows("u", &k.li, 2, window, later));
+}
+
+pub fn concurrent_bidders_never_pass_a_budget(make: &Make) {
+    let l = make();
+    let budget = m(1);
+    let cost = Micros(7_000);
+    let now = at(0);
+    let threads: Vec<_> = (0..64u64)
+        .map(|t| {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                let k = Keys::new();
+                let cap = Cap::Daily(budget);
+                let mut won = 0i64;
+                for i in 0..200u64 {
+                    let bid = (t << 32) | i;
+                    let mut h = k.hold(bid, cost, cap, now);
+                    h.limits[1].cap = Cap::Lifetime(budget);
+                    if l.reserve(&h, now).is_ok() {
+                        let mut w = k.win(bid, now.date(), cost, cap);
+                        w.limits[1].cap = Cap::Lifetime(budget);
+                        charge(&*l, &w);
+                        won += 1;
+                    }
+                }
+                won
+            })
+        })
+        .collect();
+    let won: i64 = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .sum();
+    let spent = l.spent(&li(), now.date()).today;
+    assert!(spent <= budget, "{spent} > {budget}");
+    assert_eq!(spent, Micros(won * cost.as_i64()));
+    assert_eq!(won, budget.as_i64() / cost.as_i64(), "the budget is used up");
+}
+
+pub fn the_budget_kind_is_remembered(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let now = at(0);
+    assert_eq!(l.budget_kind("li"), None);
+    let cap = Cap::Paced {
+        total: m(100),
+        flight_end: Date::parse("2026-12-31").expect("date"),
+    };
+    charge(&*l, &k.win(1, now.date(), Micros(1), cap));
+    assert_eq!(l.budget_kind("li"), Some(BudgetKind::Lifetime));
+}
+
+pub fn what_is_exported_comes_back_on_import(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let now = at(0);
+    let day = now.date();
+    let cap = Cap::Daily(m(10));
+    charge(&*l, &k.win(1, day, m(2), cap));
+    charge(&*l, &k.win(2, at(-DAY).date(), m(3), cap));
+    let mut items = Vec::new();
+    l.export(now, &mut |i| items.push(i));
+    let back = make();
+    for i in items {
+        back.import(i, now);
+    }
+    assert_eq!(back.spent(&k.li, day), l.spent(&k.li, day));
+    assert_eq!(back.spent(&k.order, day), l.spent(&k.order, day));
+    assert_eq!(
+        back.spent(&k.li, at(-DAY).date()).today,
+        m(3),
+        "yesterday's spend is kept for its late wins"
+    );
+    assert_eq!(back.budget_kind("li"), Some(BudgetKind::Daily));
+    assert_eq!(
+        back.begin_charge(&k.win(1, day, m(2), cap)).err(),
+        Some(NotCharged::Duplicate)
+    );
+}
+
+pub fn the_held_share_follows_what_late_notices_show(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let cap = Cap::Daily(m(1_000));
+    let cost = Micros(10_000);
+    assert_eq!(l.late_share_ppm(), 1_000_000);
+    // A thousand bids lost without a loss notice.
+    for bid in 0..1_000 {
+        l.reserve(&k.hold(bid, cost, cap, at(0)), at(0))
+            .expect("room");
+    }
+    l.expire(at(MIN));
+    let day = at(0).date();
+    assert_eq!(l.spent(&k.li, day).held_today, m(10), "all held at first");
+    // Past the horizon none was won: the held share falls.
+    l.expire(at(MIN + DAY / 2));
+    assert!(l.late_share_ppm() < 30_000, "{}", l.late_share_ppm());
+    assert!(l.spent(&k.li, day).held_today < m(1));
+}

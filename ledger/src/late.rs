@@ -1,0 +1,105 @@
+//! How much of an expired reservation to keep holding.
+//!
+//! A bid whose reservation ran out without a notice may still have been
+//! won: some exchanges send win notices late, many never send losses. Holding
+//! all of it until its notices expire (a day) would lock budgets behind
+//! bids that were silently lost; holding none lets late wins overspend. The
+//! ledger holds the share of such bids that turn out to be won, learned from
+//! what it sees: a late win counts as won; a loss, or no notice within the
+//! horizon, as not won. Until it has seen some, the share is conservative:
+//! `PRIOR` imagined late wins start it at 1.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Imagined late wins the estimate starts from: the share stays near 1
+/// until real outcomes outnumber them.
+const PRIOR: u64 = 20;
+const PPM: u64 = 1_000_000;
+
+#[derive(Debug)]
+pub struct LateShare {
+    won: AtomicU64,
+    not_won: AtomicU64,
+    ppm: AtomicU32,
+}
+
+impl Default for LateShare {
+    fn default() -> Self {
+        LateShare {
+            won: AtomicU64::new(0),
+            not_won: AtomicU64::new(0),
+            ppm: AtomicU32::new(PPM as u32),
+        }
+    }
+}
+
+impl LateShare {
+    /// An expired bid was won after all. `was_counted_lost`: it had passed
+    /// the horizon and was counted as not won.
+    pub fn won(&self, was_counted_lost: bool) {
+        if was_counted_lost {
+            let _ = self
+                .not_won
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+        self.won.fetch_add(1, Ordering::Relaxed);
+        self.update();
+    }
+
+    /// An expired bid was lost, or passed the horizon without a notice.
+    pub fn not_won(&self) {
+        self.not_won.fetch_add(1, Ordering::Relaxed);
+        self.update();
+    }
+
+    /// Late wins replayed at start; losses are not journaled, so the share
+    /// after a restart is at least what it was (the safe side).
+    pub fn restore_won(&self, n: u64) {
+        self.won.fetch_add(n, Ordering::Relaxed);
+        self.update();
+    }
+
+    pub fn wins(&self) -> u64 {
+        self.won.load(Ordering::Relaxed)
+    }
+
+    fn update(&self) {
+        let won = self.won.load(Ordering::Relaxed).saturating_add(PRIOR);
+        let all = won.saturating_add(self.not_won.load(Ordering::Relaxed));
+        let ppm = (u128::from(won) * u128::from(PPM) / u128::from(all.max(1))) as u32;
+        self.ppm.store(ppm.min(PPM as u32), Ordering::Relaxed);
+    }
+
+    pub fn ppm(&self) -> u32 {
+        self.ppm.load(Ordering::Relaxed)
+    }
+
+    /// `amount` scaled by the share, rounded up: never under-holds.
+    pub fn of(&self, amount: config::Micros) -> config::Micros {
+        let ppm = i128::from(self.ppm());
+        let a = i128::from(amount.as_i64().max(0));
+        config::Micros(((a * ppm + PPM as i128 - 1) / PPM as i128) as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use config::Micros;
+
+    #[test]
+    fn starts_conservative_and_learns() {
+        let s = LateShare::default();
+        assert_eq!(s.ppm(), 1_000_000);
+        assert_eq!(s.of(Micros(7)), Micros(7));
+        for _ in 0..180 {
+            s.not_won();
+        }
+        // 20 imagined wins out of 200 outcomes.
+        assert_eq!(s.ppm(), 100_000);
+        assert_eq!(s.of(Micros(11)), Micros(2), "rounded up");
+        // A bid counted lost that wins after all moves across.
+        s.won(true);
+        assert_eq!(s.ppm(), 105_000);
+    }
+}

@@ -1,0 +1,199 @@
+//! Money and counting state: spend, reservations, frequency, notice dedup
+//! and the charge journal.
+//!
+//! The protocol is `reserve → settle | release | expire`, idempotent by bid:
+//!
+//! - a bid **reserves** its impression cost under its line item and order
+//!   (and a frequency slot) if every cap, the pacing plan and the frequency
+//!   cap allow it, atomically, so concurrent bids can never pass a budget;
+//! - its win is **settled** exactly once, in two steps: [`Ledger::begin_charge`]
+//!   holds the amount and marks the bid as being charged, the journal makes
+//!   the charge durable, and only then [`Ledger::commit`] makes it spend and
+//!   a duplicate ([`Ledger::abort`] puts everything back when the write
+//!   failed, so the exchange's retry charges);
+//! - a loss **releases** a bid that has not been won (a win is never undone);
+//! - a reservation whose notice never came **expires**, but keeps holding a
+//!   share of its cost, learned from how often such bids are won late, until
+//!   its notices can no longer be accepted.
+//!
+//! [`Ledger`] is the trait every backend implements ([`MemoryLedger`] is the
+//! embedded one); [`conformance`] is the suite every backend must pass;
+//! [`Books`] puts a ledger and its [`journal`] together.
+
+mod books;
+mod budget;
+pub mod conformance;
+pub mod journal;
+mod key;
+mod late;
+mod memory;
+
+pub use books::{Books, ChargeError};
+pub use budget::{impression_cost, planned_today, BudgetKind, Cap, Limit, Refusal, Spent};
+pub use key::{BidKey, SpendKey};
+pub use late::LateShare;
+pub use memory::{MemoryLedger, Options};
+
+use config::{Date, Micros, Timestamp};
+
+/// What a bid holds while it is in flight.
+#[derive(Clone, Debug)]
+pub struct Hold<'a> {
+    pub bid: BidKey,
+    /// The UTC day of the bid: its win is charged to this day.
+    pub day: Date,
+    /// What the impression may cost (at the bid price).
+    pub cost: Micros,
+    /// The line item's budget first, then its order's.
+    pub limits: [Limit<'a>; 2],
+    /// The line item's frequency cap, for this user.
+    pub frequency: Option<FrequencyHold<'a>>,
+    /// When the reservation ends if no notice comes.
+    pub expires: Timestamp,
+    /// When the bid's notices stop being accepted.
+    pub forget: Timestamp,
+}
+
+/// A frequency cap to count the bid under: at most `cap` impressions of the
+/// line item per `window_ms` for `user`.
+#[derive(Clone, Copy, Debug)]
+pub struct FrequencyHold<'a> {
+    pub user: &'a str,
+    pub cap: u32,
+    pub window_ms: i64,
+}
+
+/// A win to charge.
+#[derive(Clone, Debug)]
+pub struct Win<'a> {
+    pub bid: BidKey,
+    /// The UTC day of the bid (not of the notice).
+    pub day: Date,
+    /// What the exchange bills for the impression, never above the bid.
+    pub cost: Micros,
+    /// The caps in force now; `Cap::None` for a line item that left the
+    /// config.
+    pub limits: [Limit<'a>; 2],
+    /// Until when a second notice for this bid must be known as a duplicate.
+    pub forget: Timestamp,
+}
+
+/// A charge: what the journal writes and what commit applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Charge {
+    pub bid: BidKey,
+    pub day: Date,
+    /// Charged to the budgets.
+    pub billed: Micros,
+    /// What the win cost beyond a cap: delivered, not billed.
+    pub over_delivery: Micros,
+    pub forget: Timestamp,
+    /// The line item's key, then the order's.
+    pub keys: [SpendKey; 2],
+    /// The line item's budget kind, when it is in the config.
+    pub kind: Option<BudgetKind>,
+    /// Won after its reservation had expired.
+    pub late: bool,
+    /// What the bid held before the charge began (not journaled): abort
+    /// puts it back.
+    pub prior: Prior,
+}
+
+/// A bid's hold before its charge began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Prior {
+    /// Nothing: unknown to the ledger (a restart, a late win past what it
+    /// tracks, a test) or replayed from the journal.
+    #[default]
+    None,
+    Reserved {
+        amount: Micros,
+        day: i64,
+        expires: i64,
+    },
+    Lingering {
+        amount: Micros,
+        day: i64,
+        next: i64,
+        past_horizon: bool,
+    },
+}
+
+/// Why a win was not charged now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotCharged {
+    /// Already charged (its record is on disk).
+    Duplicate,
+    /// Another notice for this bid is being charged right now.
+    InFlight,
+}
+
+/// What a loss notice did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    Released,
+    /// Won (or being charged): a loss never undoes a win.
+    AlreadyWon,
+    /// Not known: released before, or its reservation was forgotten.
+    Unknown,
+}
+
+/// What one pass of [`Ledger::expire`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Reservations that ended without a notice.
+    pub reservations: usize,
+    /// Expired reservations whose notices can no longer come.
+    pub forgotten: usize,
+}
+
+/// State that must survive a restart, as a checkpoint lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Durable {
+    /// Spend under a key: since the flight started, and on recent days.
+    Spend {
+        key: SpendKey,
+        lifetime: Micros,
+        days: Vec<(i64, Micros)>,
+        kind: Option<BudgetKind>,
+    },
+    /// A charged bid, a duplicate until `forget`.
+    Charged { bid: BidKey, forget: Timestamp },
+    /// Late wins seen, for the learned share.
+    LateWins(u64),
+}
+
+/// Money state behind one interface, so the embedded store and a shared one
+/// (Redis) are interchangeable and pass one [`conformance`] suite.
+pub trait Ledger: Send + Sync + 'static {
+    /// Reserves the bid's cost under both limits and its frequency slot if
+    /// all allow it at `now`; otherwise holds nothing.
+    fn reserve(&self, hold: &Hold<'_>, now: Timestamp) -> Result<(), Refusal>;
+    /// A loss: gives back what a bid not yet won holds.
+    fn release(&self, bid: BidKey) -> Release;
+    /// Starts charging a win: the billed amount (capped so no budget is
+    /// passed) is held, the bid is marked as being charged. Nothing is
+    /// spent, nor a duplicate, before [`Ledger::commit`].
+    fn begin_charge(&self, win: &Win<'_>) -> Result<Charge, NotCharged>;
+    /// The charge is durable: it becomes spend and the bid a duplicate.
+    fn commit(&self, charge: &Charge);
+    /// The charge could not be made durable: everything is as before.
+    fn abort(&self, charge: &Charge);
+    /// Ends reservations and forgets expired ones whose time is up.
+    fn expire(&self, now: Timestamp) -> Expired;
+    /// Spend and holds under `key`, seen from `day`.
+    fn spent(&self, key: &SpendKey, day: Date) -> Spent;
+    /// Whether another impression would stay within the cap (read only).
+    fn frequency_allows(&self, user: &str, line_item: &SpendKey, cap: u32, window_ms: i64, now: Timestamp) -> bool;
+    /// The budget kind a line item has spent under, if it has.
+    fn budget_kind(&self, line_item: &str) -> Option<BudgetKind>;
+    /// The share of an expired reservation still held, in millionths.
+    fn late_share_ppm(&self) -> u32;
+    /// Applies a journaled charge again at start (no caps, no holds).
+    fn restore(&self, charge: &Charge, now: Timestamp);
+    /// Loads what a checkpoint listed.
+    fn import(&self, item: Durable, now: Timestamp);
+    /// Lists what must survive a restart. Called with no charge being
+    /// committed, so the listing matches the journal.
+    fn export(&self, now: Timestamp, out: &mut dyn FnMut(Durable));
+}

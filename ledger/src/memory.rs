@@ -1,0 +1,864 @@
+//! The embedded ledger: everything in memory, sharded so that bids never
+//! wait on one global lock.
+//!
+//! Locks are always taken in one order (a bid shard, then the counter
+//! shards of its keys in index order, then a frequency shard), so two
+//! callers never wait on each other crosswise. Deadlines are kept per bid
+//! shard in a heap ordered by time: expiry pops what is due instead of
+//! scanning every reservation.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::RandomState;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use config::{Date, Micros, Timestamp};
+
+use crate::budget::{BudgetKind, Refusal, Spent};
+use crate::key::{BidKey, SpendKey};
+use crate::late::LateShare;
+use crate::{Charge, Durable, Expired, Hold, Ledger, NotCharged, Prior, Release, Win};
+
+const BID_SHARDS: usize = 64;
+const KEY_SHARDS: usize = 32;
+const FREQ_SHARDS: usize = 32;
+const HOUR_MS: i64 = 3_600_000;
+
+/// Tuning of the embedded ledger.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long after its reservation ended an expired bid is awaited before
+    /// it counts as not won for the learned share (it is still held, at the
+    /// share, until its notices expire). Late wins come within minutes.
+    pub late_horizon_ms: i64,
+    /// Expired bids tracked at most. Past this, a reservation that ends is
+    /// not held any more: memory stays bounded when most bids are lost
+    /// silently (their share is then near zero anyway).
+    pub max_lingering: usize,
+    /// Days of per-day spend kept: a win is charged to the day of its bid,
+    /// which may be this many days ago while its notices are accepted.
+    pub keep_days: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            late_horizon_ms: 5 * 60_000,
+            max_lingering: 1_000_000,
+            keep_days: 2,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Reserved,
+    Lingering { past_horizon: bool },
+    Charging,
+}
+
+struct Bid {
+    state: State,
+    day: i64,
+    amount: Micros,
+    keys: [SpendKey; 2],
+    /// Frequency window and bucket the bid counts in.
+    freq: Option<(u64, i64)>,
+    /// The deadline a heap entry must carry to act on this bid.
+    next: i64,
+    forget: i64,
+}
+
+#[derive(Default)]
+struct BidShard {
+    bids: HashMap<u64, Bid>,
+    deadlines: BinaryHeap<Reverse<(i64, u64)>>,
+    /// Charged bids, grouped by the hour their notices expire: forgetting
+    /// an hour is dropping one set, and an id costs about 9 bytes.
+    charged: Vec<(i64, HashSet<u64>)>,
+    lingering: usize,
+}
+
+impl BidShard {
+    fn is_charged(&self, b: u64) -> bool {
+        self.charged.iter().any(|(_, set)| set.contains(&b))
+    }
+
+    /// False when it was charged already.
+    fn insert_charged(&mut self, b: u64, forget: i64) -> bool {
+        if self.is_charged(b) {
+            return false;
+        }
+        let hour = forget.div_euclid(HOUR_MS);
+        match self.charged.iter_mut().find(|(h, _)| *h == hour) {
+            Some((_, set)) => {
+                set.insert(b);
+            }
+            None => self.charged.push((hour, HashSet::from([b]))),
+        }
+        true
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Amounts {
+    spent: Micros,
+    /// Bids in flight.
+    reserved: Micros,
+    /// Wins being journaled.
+    charging: Micros,
+    /// Expired bids still awaited, held at the learned share.
+    lingering: Micros,
+}
+
+#[derive(Default)]
+struct Counters {
+    total: Amounts,
+    days: Vec<(i64, Amounts)>,
+    kind: Option<BudgetKind>,
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    Spent,
+    Reserved,
+    Charging,
+    Lingering,
+}
+
+impl Amounts {
+    fn field(&mut self, f: Field) -> &mut Micros {
+        match f {
+            Field::Spent => &mut self.spent,
+            Field::Reserved => &mut self.reserved,
+            Field::Charging => &mut self.charging,
+            Field::Lingering => &mut self.lingering,
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.reserved == Micros::ZERO
+            && self.charging == Micros::ZERO
+            && self.lingering == Micros::ZERO
+    }
+}
+
+impl Counters {
+    /// Adds (or with `up` false, takes away, never below zero) `amount` on
+    /// `day` and in the total.
+    fn change(&mut self, f: Field, day: i64, amount: Micros, up: bool) {
+        let apply = |m: &mut Micros| {
+            *m = if up {
+                m.saturating_add(amount)
+            } else {
+                m.saturating_sub(amount).max(Micros::ZERO)
+            };
+        };
+        apply(self.total.field(f));
+        let slot = match self.days.iter().position(|(d, _)| *d == day) {
+            Some(i) => &mut self.days[i].1,
+            None => {
+                self.days.push((day, Amounts::default()));
+                let last = self.days.len() - 1;
+                &mut self.days[last].1
+            }
+        };
+        apply(slot.field(f));
+    }
+
+    fn view(&self, day: i64, late: &LateShare) -> Spent {
+        let d = self
+            .days
+            .iter()
+            .find(|(x, _)| *x == day)
+            .map(|(_, a)| *a)
+            .unwrap_or_default();
+        let held = |a: &Amounts| {
+            a.reserved
+                .saturating_add(a.charging)
+                .saturating_add(late.of(a.lingering))
+        };
+        Spent {
+            today: d.spent,
+            lifetime: self.total.spent,
+            held_today: held(&d),
+            held: held(&self.total),
+        }
+    }
+}
+
+struct Sharded<T> {
+    hasher: RandomState,
+    shards: Vec<Mutex<T>>,
+}
+
+impl<T: Default> Sharded<T> {
+    fn new(n: usize) -> Self {
+        Sharded {
+            hasher: RandomState::new(),
+            shards: (0..n).map(|_| Mutex::new(T::default())).collect(),
+        }
+    }
+
+    fn index(&self, key: impl Hash) -> usize {
+        (self.hasher.hash_one(key) as usize) % self.shards.len()
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, T> {
+        // Every update below leaves the counters whole before it could
+        // panic, so a poisoned lock is still consistent.
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The counter shards of some keys, locked in index order.
+struct Locked<'a> {
+    counters: &'a Sharded<HashMap<SpendKey, Counters>>,
+    guards: Vec<(usize, MutexGuard<'a, HashMap<SpendKey, Counters>>)>,
+}
+
+impl Locked<'_> {
+    fn get(&mut self, key: &SpendKey) -> &mut Counters {
+        let i = self.counters.index(key);
+        let at = self
+            .guards
+            .iter()
+            .position(|(gi, _)| *gi == i)
+            .unwrap_or_else(|| unreachable!("every key's shard is locked"));
+        let map = &mut self.guards[at].1;
+        if !map.contains_key(key) {
+            map.insert(key.clone(), Counters::default());
+        }
+        map.get_mut(key)
+            .unwrap_or_else(|| unreachable!("inserted above"))
+    }
+}
+
+/// A sliding window as a ring of counters: constant memory per user and
+/// cap whatever the traffic. The window is `BUCKETS` buckets wide and the
+/// oldest bucket counts in full, so the count is never under the truth
+/// (at most one bucket's worth of impressions early).
+const BUCKETS: i64 = 24;
+
+struct Window {
+    width_ms: i64,
+    newest: i64,
+    counts: [u16; BUCKETS as usize],
+}
+
+impl Window {
+    fn new(window_ms: i64) -> Window {
+        Window {
+            width_ms: Window::width(window_ms),
+            newest: i64::MIN,
+            counts: [0; BUCKETS as usize],
+        }
+    }
+
+    fn width(window_ms: i64) -> i64 {
+        ((window_ms.max(1) + BUCKETS - 1) / BUCKETS).max(1)
+    }
+
+    fn bucket(&self, at: Timestamp) -> i64 {
+        at.as_millis().div_euclid(self.width_ms)
+    }
+
+    fn advance(&mut self, now: Timestamp) {
+        let b = self.bucket(now);
+        if self.newest == i64::MIN || b - self.newest >= BUCKETS {
+            self.counts = [0; BUCKETS as usize];
+        } else {
+            for n in self.newest + 1..=b {
+                self.counts[n.rem_euclid(BUCKETS) as usize] = 0;
+            }
+        }
+        self.newest = self.newest.max(b);
+    }
+
+    fn total(&self) -> u32 {
+        self.counts.iter().map(|&c| u32::from(c)).sum()
+    }
+
+    /// Adds one to `bucket`, or takes one away, if it is still inside.
+    fn change(&mut self, bucket: i64, up: bool) {
+        if bucket > self.newest || bucket <= self.newest - BUCKETS {
+            return;
+        }
+        let c = &mut self.counts[bucket.rem_euclid(BUCKETS) as usize];
+        *c = if up {
+            c.saturating_add(1)
+        } else {
+            c.saturating_sub(1)
+        };
+    }
+}
+
+/// The embedded ledger.
+pub struct MemoryLedger {
+    options: Options,
+    bids: Vec<Mutex<BidShard>>,
+    counters: Sharded<HashMap<SpendKey, Counters>>,
+    windows: Sharded<HashMap<u64, Window>>,
+    late: LateShare,
+    /// The day old per-day spend was last pruned.
+    pruned_day: AtomicI64,
+}
+
+impl Default for MemoryLedger {
+    fn default() -> Self {
+        MemoryLedger::new(Options::default())
+    }
+}
+
+impl MemoryLedger {
+    pub fn new(options: Options) -> MemoryLedger {
+        MemoryLedger {
+            options,
+            bids: (0..BID_SHARDS)
+                .map(|_| Mutex::new(BidShard::default()))
+                .collect(),
+            counters: Sharded::new(KEY_SHARDS),
+            windows: Sharded::new(FREQ_SHARDS),
+            late: LateShare::default(),
+            pruned_day: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn bid_shard(&self, b: BidKey) -> MutexGuard<'_, BidShard> {
+        // Bid keys are random bits already: no hashing needed.
+        self.bids[(b.0 % BID_SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_keys<'a>(&'a self, keys: &[&SpendKey]) -> Locked<'a> {
+        let mut idx: Vec<usize> = keys.iter().map(|k| self.counters.index(k)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        Locked {
+            counters: &self.counters,
+            guards: idx.iter().map(|&i| (i, self.counters.lock(i))).collect(),
+        }
+    }
+
+    fn change_all(&self, keys: &[SpendKey; 2], f: Field, day: i64, amount: Micros, up: bool) {
+        let mut locked = self.lock_keys(&[&keys[0], &keys[1]]);
+        for k in keys {
+            locked.get(k).change(f, day, amount, up);
+        }
+    }
+
+    fn freq_key(&self, user: &str, line_item: &SpendKey) -> u64 {
+        self.windows.hasher.hash_one((user, line_item))
+    }
+
+    fn freq_change(&self, slot: Option<(u64, i64)>, up: bool) {
+        if let Some((k, bucket)) = slot {
+            let mut shard = self.windows.lock(self.windows.index(k));
+            if let Some(w) = shard.get_mut(&k) {
+                w.change(bucket, up);
+            }
+        }
+    }
+
+    fn max_lingering_per_shard(&self) -> usize {
+        self.options.max_lingering.div_ceil(BID_SHARDS).max(1)
+    }
+
+    /// Drops per-day amounts older than the days kept, once a day.
+    fn prune_days(&self, now: Timestamp) {
+        let today = now.date().days_since_epoch();
+        let last = self.pruned_day.load(Ordering::Relaxed);
+        if last == today
+            || self
+                .pruned_day
+                .compare_exchange(last, today, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let oldest = today - self.options.keep_days;
+        for i in 0..KEY_SHARDS {
+            let mut shard = self.counters.lock(i);
+            for c in shard.values_mut() {
+                c.days.retain(|(d, a)| *d >= oldest || !a.is_idle());
+            }
+        }
+    }
+}
+
+impl Ledger for MemoryLedger {
+    fn reserve(&self, hold: &Hold<'_>, now: Timestamp) -> Result<(), Refusal> {
+        let b = hold.bid;
+        let day = hold.day.days_since_epoch();
+        let mut shard = self.bid_shard(b);
+        // Two bids sharing 64 random bits: refuse the second rather than
+        // mix their books.
+        if shard.bids.contains_key(&b.0) || shard.is_charged(b.0) {
+            return Err(Refusal::Budget);
+        }
+        let keys = [hold.limits[0].key, hold.limits[1].key];
+        let mut locked = self.lock_keys(&keys);
+        for l in &hold.limits {
+            locked
+                .get(l.key)
+                .view(day, &self.late)
+                .room_for(l.cap, hold.cost, now)?;
+        }
+        let mut freq = None;
+        if let Some(f) = hold.frequency {
+            let k = self.freq_key(f.user, keys[0]);
+            let mut windows = self.windows.lock(self.windows.index(k));
+            let w = windows
+                .entry(k)
+                .or_insert_with(|| Window::new(f.window_ms));
+            // A changed cap window starts counting afresh.
+            if w.width_ms != Window::width(f.window_ms) {
+                *w = Window::new(f.window_ms);
+            }
+            w.advance(now);
+            if w.total() >= f.cap {
+                return Err(Refusal::Frequency);
+            }
+            let bucket = w.bucket(now);
+            w.change(bucket, true);
+            freq = Some((k, bucket));
+        }
+        for k in keys {
+            locked.get(k).change(Field::Reserved, day, hold.cost, true);
+        }
+        drop(locked);
+        let expires = hold.expires.as_millis();
+        shard.bids.insert(
+            b.0,
+            Bid {
+                state: State::Reserved,
+                day,
+                amount: hold.cost,
+                keys: [keys[0].clone(), keys[1].clone()],
+                freq,
+                next: expires,
+                forget: hold.forget.as_millis(),
+            },
+        );
+        shard.deadlines.push(Reverse((expires, b.0)));
+        Ok(())
+    }
+
+    fn release(&self, bid: BidKey) -> Release {
+        let mut shard = self.bid_shard(bid);
+        if shard.is_charged(bid.0) {
+            return Release::AlreadyWon;
+        }
+        let state = match shard.bids.get(&bid.0) {
+            None => return Release::Unknown,
+            Some(b) if b.state == State::Charging => return Release::AlreadyWon,
+            Some(b) => b.state,
+        };
+        let Some(b) = shard.bids.remove(&bid.0) else {
+            return Release::Unknown;
+        };
+        match state {
+            State::Lingering { past_horizon } => {
+                shard.lingering = shard.lingering.saturating_sub(1);
+                self.change_all(&b.keys, Field::Lingering, b.day, b.amount, false);
+                if !past_horizon {
+                    self.late.not_won();
+                }
+            }
+            _ => {
+                self.change_all(&b.keys, Field::Reserved, b.day, b.amount, false);
+                self.freq_change(b.freq, false);
+            }
+        }
+        Release::Released
+    }
+
+    fn begin_charge(&self, win: &Win<'_>) -> Result<Charge, NotCharged> {
+        let b = win.bid;
+        let day = win.day.days_since_epoch();
+        let win_keys = [win.limits[0].key.clone(), win.limits[1].key.clone()];
+        let mut shard = self.bid_shard(b);
+        if shard.is_charged(b.0) {
+            return Err(NotCharged::Duplicate);
+        }
+        let (prior, prior_keys) = match shard.bids.get_mut(&b.0) {
+            Some(bid) => {
+                let prior = match bid.state {
+                    State::Charging => return Err(NotCharged::InFlight),
+                    State::Reserved => Prior::Reserved {
+                        amount: bid.amount,
+                        day: bid.day,
+                        expires: bid.next,
+                    },
+                    State::Lingering { past_horizon } => Prior::Lingering {
+                        amount: bid.amount,
+                        day: bid.day,
+                        next: bid.next,
+                        past_horizon,
+                    },
+                };
+                bid.state = State::Charging;
+                (prior, bid.keys.clone())
+            }
+            None => {
+                shard.bids.insert(
+                    b.0,
+                    Bid {
+                        state: State::Charging,
+                        day,
+                        amount: Micros::ZERO,
+                        keys: win_keys.clone(),
+                        freq: None,
+                        next: i64::MAX,
+                        forget: win.forget.as_millis(),
+                    },
+                );
+                (Prior::None, win_keys.clone())
+            }
+        };
+        if matches!(prior, Prior::Lingering { .. }) {
+            shard.lingering = shard.lingering.saturating_sub(1);
+        }
+        let mut locked = self.lock_keys(&[&win_keys[0], &win_keys[1], &prior_keys[0], &prior_keys[1]]);
+        match prior {
+            Prior::Reserved { amount, day, .. } => {
+                for k in &prior_keys {
+                    locked.get(k).change(Field::Reserved, day, amount, false);
+                }
+            }
+            Prior::Lingering { amount, day, .. } => {
+                for k in &prior_keys {
+                    locked.get(k).change(Field::Lingering, day, amount, false);
+                }
+            }
+            Prior::None => {}
+        }
+        // Billed up to what is left after spend and the wins being charged:
+        // bids in flight hold room for themselves, but a win is owed first.
+        let billed = win.limits.iter().fold(win.cost, |billed, l| {
+            let c = locked.get(l.key);
+            let d = c
+                .days
+                .iter()
+                .find(|(x, _)| *x == day)
+                .map(|(_, a)| *a)
+                .unwrap_or_default();
+            let used = Spent {
+                today: d.spent.saturating_add(d.charging),
+                lifetime: c.total.spent.saturating_add(c.total.charging),
+                ..Spent::default()
+            };
+            billed.min(used.left(l.cap))
+        });
+        for k in &win_keys {
+            locked.get(k).change(Field::Charging, day, billed, true);
+        }
+        Ok(Charge {
+            bid: b,
+            day: win.day,
+            billed,
+            over_delivery: win.cost.saturating_sub(billed),
+            forget: win.forget,
+            keys: win_keys,
+            kind: BudgetKind::of(win.limits[0].cap),
+            late: matches!(prior, Prior::Lingering { .. }),
+            prior,
+        })
+    }
+
+    fn commit(&self, charge: &Charge) {
+        let day = charge.day.days_since_epoch();
+        let mut shard = self.bid_shard(charge.bid);
+        shard.insert_charged(charge.bid.0, charge.forget.as_millis());
+        let freq = shard.bids.remove(&charge.bid.0).and_then(|b| b.freq);
+        {
+            let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1]]);
+            for k in &charge.keys {
+                let c = locked.get(k);
+                c.change(Field::Charging, day, charge.billed, false);
+                c.change(Field::Spent, day, charge.billed, true);
+            }
+            if let Some(kind) = charge.kind {
+                locked.get(&charge.keys[0]).kind = Some(kind);
+            }
+        }
+        drop(shard);
+        match charge.prior {
+            // Its slot stayed counted while it was in flight: now it is an
+            // impression.
+            Prior::Reserved { .. } => {}
+            // Its slot went back when the reservation expired: count it again.
+            Prior::Lingering { past_horizon, .. } => {
+                self.freq_change(freq, true);
+                self.late.won(past_horizon);
+            }
+            Prior::None => {}
+        }
+    }
+
+    fn abort(&self, charge: &Charge) {
+        let day = charge.day.days_since_epoch();
+        let mut shard = self.bid_shard(charge.bid);
+        let keys = match shard.bids.get_mut(&charge.bid.0) {
+            Some(b) => {
+                match charge.prior {
+                    Prior::None => {}
+                    Prior::Reserved { expires, .. } => {
+                        b.state = State::Reserved;
+                        b.next = expires;
+                    }
+                    Prior::Lingering {
+                        next, past_horizon, ..
+                    } => {
+                        b.state = State::Lingering { past_horizon };
+                        b.next = next;
+                    }
+                }
+                b.keys.clone()
+            }
+            None => charge.keys.clone(),
+        };
+        match charge.prior {
+            Prior::None => {
+                shard.bids.remove(&charge.bid.0);
+            }
+            Prior::Reserved { expires: next, .. } => shard.deadlines.push(Reverse((next, charge.bid.0))),
+            Prior::Lingering { next, .. } => {
+                shard.lingering += 1;
+                shard.deadlines.push(Reverse((next, charge.bid.0)));
+            }
+        }
+        let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1], &keys[0], &keys[1]]);
+        for k in &charge.keys {
+            locked.get(k).change(Field::Charging, day, charge.billed, false);
+        }
+        match charge.prior {
+            Prior::None => {}
+            Prior::Reserved { amount, day, .. } => {
+                for k in &keys {
+                    locked.get(k).change(Field::Reserved, day, amount, true);
+                }
+            }
+            Prior::Lingering { amount, day, .. } => {
+                for k in &keys {
+                    locked.get(k).change(Field::Lingering, day, amount, true);
+                }
+            }
+        }
+    }
+
+    fn expire(&self, now: Timestamp) -> Expired {
+        let now_ms = now.as_millis();
+        let mut out = Expired::default();
+        let cap = self.max_lingering_per_shard();
+        for i in 0..BID_SHARDS {
+            let mut shard = self.bids[i].lock().unwrap_or_else(|p| p.into_inner());
+            while let Some(&Reverse((at, b))) = shard.deadlines.peek() {
+                if at > now_ms {
+                    break;
+                }
+                shard.deadlines.pop();
+                let full = shard.lingering >= cap;
+                let Some(bid) = shard.bids.get_mut(&b) else {
+                    continue;
+                };
+                if bid.next != at {
+                    continue;
+                }
+                match bid.state {
+                    State::Charging => {}
+                    State::Reserved => {
+                        out.reservations += 1;
+                        let (keys, day, amount, freq) =
+                            (bid.keys.clone(), bid.day, bid.amount, bid.freq);
+                        let keep = !full && bid.forget > at;
+                        if keep {
+                            bid.state = State::Lingering {
+                                past_horizon: false,
+                            };
+                            bid.next = at
+                                .saturating_add(self.options.late_horizon_ms)
+                                .min(bid.forget);
+                            let next = bid.next;
+                            shard.deadlines.push(Reverse((next, b)));
+                            shard.lingering += 1;
+                        } else {
+                            shard.bids.remove(&b);
+                            self.late.not_won();
+                            out.forgotten += 1;
+                        }
+                        let mut locked = self.lock_keys(&[&keys[0], &keys[1]]);
+                        for k in &keys {
+                            let c = locked.get(k);
+                            c.change(Field::Reserved, day, amount, false);
+                            if keep {
+                                c.change(Field::Lingering, day, amount, true);
+                            }
+                        }
+                        drop(locked);
+                        self.freq_change(freq, false);
+                    }
+                    State::Lingering { past_horizon } => {
+                        if !past_horizon {
+                            self.late.not_won();
+                        }
+                        if !past_horizon && at < bid.forget {
+                            bid.state = State::Lingering { past_horizon: true };
+                            bid.next = bid.forget;
+                            let next = bid.next;
+                            shard.deadlines.push(Reverse((next, b)));
+                            continue;
+                        }
+                        let (keys, day, amount) = (bid.keys.clone(), bid.day, bid.amount);
+                        shard.bids.remove(&b);
+                        shard.lingering = shard.lingering.saturating_sub(1);
+                        out.forgotten += 1;
+                        self.change_all(&keys, Field::Lingering, day, amount, false);
+                    }
+                }
+            }
+            shard
+                .charged
+                .retain(|(hour, _)| (hour + 1) * HOUR_MS > now_ms);
+        }
+        self.prune_days(now);
+        out
+    }
+
+    fn spent(&self, key: &SpendKey, day: Date) -> Spent {
+        let shard = self.counters.lock(self.counters.index(key));
+        shard
+            .get(key)
+            .map(|c| c.view(day.days_since_epoch(), &self.late))
+            .unwrap_or_default()
+    }
+
+    fn frequency_allows(
+        &self,
+        user: &str,
+        line_item: &SpendKey,
+        cap: u32,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> bool {
+        let k = self.freq_key(user, line_item);
+        let mut shard = self.windows.lock(self.windows.index(k));
+        match shard.get_mut(&k) {
+            Some(w) if w.width_ms == Window::width(window_ms) => {
+                w.advance(now);
+                w.total() < cap
+            }
+            _ => cap > 0,
+        }
+    }
+
+    fn budget_kind(&self, line_item: &str) -> Option<BudgetKind> {
+        let key = SpendKey::line_item(line_item);
+        let shard = self.counters.lock(self.counters.index(&key));
+        shard.get(&key).and_then(|c| c.kind)
+    }
+
+    fn late_share_ppm(&self) -> u32 {
+        self.late.ppm()
+    }
+
+    fn restore(&self, charge: &Charge, now: Timestamp) {
+        let mut shard = self.bid_shard(charge.bid);
+        if charge.forget > now && !shard.insert_charged(charge.bid.0, charge.forget.as_millis()) {
+            return;
+        }
+        drop(shard);
+        let day = charge.day.days_since_epoch();
+        let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1]]);
+        for k in &charge.keys {
+            locked.get(k).change(Field::Spent, day, charge.billed, true);
+        }
+        if let Some(kind) = charge.kind {
+            locked.get(&charge.keys[0]).kind = Some(kind);
+        }
+        if charge.late {
+            self.late.restore_won(1);
+        }
+    }
+
+    fn import(&self, item: Durable, now: Timestamp) {
+        match item {
+            Durable::Spend {
+                key,
+                lifetime,
+                days,
+                kind,
+            } => {
+                let mut locked = self.lock_keys(&[&key]);
+                let c = locked.get(&key);
+                c.total.spent = c.total.spent.saturating_add(lifetime);
+                for (day, spent) in days {
+                    // Only the day's amount: the total came above.
+                    c.change(Field::Spent, day, spent, true);
+                    c.total.spent = c.total.spent.saturating_sub(spent);
+                }
+                if kind.is_some() {
+                    c.kind = kind;
+                }
+            }
+            Durable::Charged { bid, forget } => {
+                if forget > now {
+                    self.bid_shard(bid).insert_charged(bid.0, forget.as_millis());
+                }
+            }
+            Durable::LateWins(n) => self.late.restore_won(n),
+        }
+    }
+
+    fn export(&self, now: Timestamp, out: &mut dyn FnMut(Durable)) {
+        let oldest = now.date().days_since_epoch() - self.options.keep_days;
+        for i in 0..KEY_SHARDS {
+            let shard = self.counters.lock(i);
+            for (key, c) in shard.iter() {
+                if c.total.spent == Micros::ZERO && c.kind.is_none() {
+                    continue;
+                }
+                out(Durable::Spend {
+                    key: key.clone(),
+                    lifetime: c.total.spent,
+                    days: c
+                        .days
+                        .iter()
+                        .filter(|(d, a)| *d >= oldest && a.spent > Micros::ZERO)
+                        .map(|(d, a)| (*d, a.spent))
+                        .collect(),
+                    kind: c.kind,
+                });
+            }
+        }
+        let now_ms = now.as_millis();
+        for shard in &self.bids {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (hour, set) in &shard.charged {
+                // The end of the hour: a duplicate is known a little longer,
+                // never shorter.
+                let forget = (hour + 1) * HOUR_MS;
+                if forget <= now_ms {
+                    continue;
+                }
+                for &b in set {
+                    out(Durable::Charged {
+                        bid: BidKey(b),
+                        forget: Timestamp(forget),
+                    });
+                }
+            }
+        }
+        out(Durable::LateWins(self.late.wins()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    crate::conformance_tests!(|| -> std::sync::Arc<dyn crate::Ledger> {
+        std::sync::Arc::new(super::MemoryLedger::default())
+    });
+}
