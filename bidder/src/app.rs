@@ -2,24 +2,23 @@
 //! and frequency state, the clock and the settings. HTTP handlers, tests and
 //! benches all go through it, so they exercise the same pipeline.
 
-use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use config::{Clock, Micros, Problems, Summary, Timestamp};
+use ledger::journal::{FileStorage, Journal, JournalOptions, OpenError, Replayed, Storage};
+use ledger::{BidKey, Books, Cap, ChargeError, Ledger, Limit, MemoryLedger, SpendKey};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::context::Context;
 use crate::metrics::{self, NoticeResult};
 use crate::nobid::NoBid;
-use crate::notice::{self, NoticeError};
+use crate::notice::{self, Kind, NoticeError, Price};
 use crate::respond;
-use crate::select::{self, Choice, Stores};
+use crate::select::{self, Choice, Exclude, Stores};
 use crate::snapshot::Snapshot;
-use crate::state::{Cap, Charge, FrequencyStore, Limit, MemoryFrequency, MemorySpend, SpendStore};
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -41,8 +40,9 @@ pub struct Settings {
     /// Our IAB TCF vendor id, for GDPR consent.
     pub privacy: crate::privacy::PrivacySettings,
     /// Key of the HMAC on notice URLs. Replicas behind one exchange must
-    /// share it; without one a random per-process key is used, and notices
-    /// of bids made before a restart are refused.
+    /// share it. `serve` always sets one (given, or made once and kept in
+    /// the state directory); without one (tests, simulate) a random
+    /// per-process key is used.
     pub notice_secret: Option<String>,
     /// Notices older than this are refused.
     pub notice_ttl: Duration,
@@ -51,6 +51,11 @@ pub struct Settings {
     /// budget. Win notices come within seconds of the auction; a long hold
     /// would lock budget (and memory) in bids that were lost silently.
     pub reservation_ttl: Duration,
+    /// Imps of one request a line item may bid on: one request with many
+    /// imps must not take a whole budget, or a pacing minute, at once.
+    pub max_bids_per_line_item: usize,
+    /// Tuning of the embedded ledger (late-win horizon, bounds).
+    pub ledger: ledger::Options,
 }
 
 impl Default for Settings {
@@ -67,6 +72,8 @@ impl Default for Settings {
             notice_secret: None,
             notice_ttl: Duration::from_secs(24 * 3600),
             reservation_ttl: Duration::from_secs(60),
+            max_bids_per_line_item: 4,
+            ledger: ledger::Options::default(),
         }
     }
 }
@@ -108,18 +115,22 @@ pub enum BidAnswer {
 pub struct App {
     snapshot: ArcSwapOption<Snapshot>,
     audiences: Arc<audiences::Store>,
-    spend: Arc<dyn SpendStore>,
-    frequency: Arc<dyn FrequencyStore>,
+    ledger: Arc<dyn Ledger>,
+    books: Books,
     clock: Arc<dyn Clock>,
     config_dir: Option<PathBuf>,
     pub settings: Settings,
     pub metrics: Option<&'static PrometheusHandle>,
-    /// Bid ids are this process's random prefix and a counter: unique
-    /// across replicas and restarts without coordination.
-    id_prefix: u64,
-    id_seq: AtomicU64,
     signer: crate::notice::Signer,
-    journal: Option<crate::journal::Journal>,
+    /// Logs about notices are rate-limited: an exchange sending a million
+    /// encrypted prices must not fill the disk with one line each.
+    price_log: metrics::Throttle,
+}
+
+/// A bid id: 128 bits from the thread's CSPRNG, so no one can guess the id
+/// of a bid not yet made (and settle it in advance), nor find another's.
+pub fn new_bid_id() -> String {
+    BidKey::new_id(rand::random::<u128>())
 }
 
 impl App {
@@ -130,37 +141,42 @@ impl App {
         config_dir: Option<PathBuf>,
     ) -> App {
         let settings_secret = settings.notice_secret.clone().filter(|s| !s.is_empty());
+        let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::new(settings.ledger.clone()));
         App {
             snapshot: ArcSwapOption::empty(),
             audiences: Arc::new(audiences),
-            spend: Arc::new(MemorySpend::default()),
-            frequency: Arc::new(MemoryFrequency::new()),
+            books: Books::new(ledger.clone(), None),
+            ledger,
             clock,
             config_dir,
             settings,
             metrics: metrics::install(),
-            id_prefix: rand::random(),
-            id_seq: AtomicU64::new(0),
             signer: match &settings_secret {
                 Some(secret) => crate::notice::Signer::new(secret.as_bytes()),
                 None => crate::notice::Signer::new(&rand::random::<[u8; 32]>()),
             },
-            journal: None,
+            price_log: metrics::Throttle::new(Duration::from_secs(10)),
         }
     }
 
-    /// Makes spend durable: replays the journal in `dir` into the spend
-    /// store and journals every charge from now on. Returns how many
-    /// charges were replayed.
-    pub fn with_journal(mut self, dir: &std::path::Path) -> std::io::Result<(App, usize)> {
-        let (journal, records) = crate::journal::Journal::open(dir)?;
-        for r in &records {
-            let keys: Vec<&str> = r.keys.iter().map(String::as_str).collect();
-            self.spend
-                .restore(&r.bid_id, &keys, r.day, r.billed, r.forget_after);
-        }
-        self.journal = Some(journal);
-        Ok((self, records.len()))
+    /// Makes spend durable: loads the checkpoint and replays the journal in
+    /// `dir` into the ledger, and journals every charge from now on.
+    pub fn with_journal(self, dir: &Path) -> Result<(App, Replayed), OpenError> {
+        self.with_journal_storage(dir, JournalOptions::default(), |s| Box::new(s))
+    }
+
+    /// As [`App::with_journal`], with the journal's storage wrapped (tests
+    /// inject disk faults this way) and its options given.
+    pub fn with_journal_storage(
+        mut self,
+        dir: &Path,
+        options: JournalOptions,
+        wrap: impl FnOnce(FileStorage) -> Box<dyn Storage>,
+    ) -> Result<(App, Replayed), OpenError> {
+        let (journal, replayed) =
+            Journal::open_with(dir, self.ledger.clone(), self.clock.clone(), options, wrap)?;
+        self.books = Books::new(self.ledger.clone(), Some(journal));
+        Ok((self, replayed))
     }
 
     pub fn is_ready(&self) -> bool {
@@ -171,8 +187,14 @@ impl App {
         self.snapshot.load_full()
     }
 
-    pub fn spend(&self) -> &dyn SpendStore {
-        &*self.spend
+    pub fn ledger(&self) -> &dyn Ledger {
+        &*self.ledger
+    }
+
+    /// Spend and holds of a line item, seen from today.
+    pub fn line_item_spent(&self, id: &str) -> ledger::Spent {
+        self.ledger
+            .spent(&SpendKey::line_item(id), self.clock.now().date())
     }
 
     pub fn now(&self) -> config::Timestamp {
@@ -197,10 +219,13 @@ impl App {
         };
         let loaded = config::load_dir(dir).and_then(|config| {
             // Money rules across the change: checked against what serves now.
-            let problems = match self.snapshot.load().as_ref() {
-                Some(old) => crate::changes::budget_changes(&old.config, &config, self.clock.now()),
-                None => Vec::new(),
-            };
+            let old = self.snapshot.load();
+            let problems = crate::changes::budget_changes(
+                old.as_ref().map(|s| &s.config),
+                &config,
+                self.clock.now(),
+                &*self.ledger,
+            );
             if problems.is_empty() {
                 Ok(config)
             } else {
@@ -222,13 +247,6 @@ impl App {
                 Err(problems)
             }
         }
-    }
-
-    fn next_id(&self) -> String {
-        let n = self.id_seq.fetch_add(1, Ordering::Relaxed);
-        let mut s = String::with_capacity(24);
-        let _ = write!(s, "{:016x}-{:x}", self.id_prefix, n);
-        s
     }
 
     /// Parse, check, run the auction, write the answer — within the
@@ -275,14 +293,23 @@ impl App {
         let ctx = Context::new(req, self.clock.now(), &self.settings.privacy);
         let stores = Stores {
             audiences: &self.audiences,
-            spend: &*self.spend,
-            frequency: &*self.frequency,
+            ledger: &*self.ledger,
         };
         let mut choices: Vec<(usize, Choice)> = Vec::new();
+        let mut bid_ids: Vec<String> = Vec::new();
         let mut reason = NoBid::Media;
         // An ad pod (imps sharing `podid`) never carries two spots of one
         // advertiser: each pod remembers who already has a slot in it.
         let mut pods: Vec<(&str, Vec<usize>)> = Vec::new();
+        // Line items that bid on as many imps of this request as they may.
+        let mut bids_of: Vec<(usize, usize)> = Vec::new();
+        let mut full: Vec<usize> = Vec::new();
+        let now_ms = ctx.now.as_millis();
+        let after = |d: Duration| Timestamp(now_ms.saturating_add(d.as_millis() as i64));
+        let (expires, forget) = (
+            after(self.settings.reservation_ttl),
+            after(self.settings.notice_ttl),
+        );
         for (i, imp) in req.imp.iter().enumerate() {
             let pod = imp
                 .video
@@ -292,66 +319,66 @@ impl App {
             let taken: &[usize] = pod
                 .and_then(|p| pods.iter().find(|(id, _)| *id == p))
                 .map_or(&[], |(_, advs)| advs.as_slice());
-            match select::select_imp(snap, &ctx, imp, &stores, taken) {
-                Ok(choice) => {
-                    if let Some(p) = pod {
-                        let adv = snap.items[choice.item].advertiser;
-                        match pods.iter_mut().find(|(id, _)| *id == p) {
-                            Some((_, advs)) => advs.push(adv),
-                            None => pods.push((p, vec![adv])),
-                        }
-                    }
-                    choices.push((i, choice));
+            let exclude = Exclude {
+                advertisers: taken,
+                items: &full,
+            };
+            let choice = match select::select_imp(snap, &ctx, imp, &stores, exclude) {
+                Ok(choice) => choice,
+                Err(r) => {
+                    reason = r;
+                    continue;
                 }
-                Err(r) => reason = r,
-            }
-        }
-        // Each bid holds what it may cost until its notice comes or its
-        // time is up, so bids in flight can never together pass a budget.
-        // Test requests spend nothing and reserve nothing.
-        let mut bid_ids: Vec<String> = Vec::with_capacity(choices.len());
-        let expires = Timestamp(
-            ctx.now
-                .as_millis()
-                .saturating_add(self.settings.reservation_ttl.as_millis() as i64),
-        );
-        choices.retain(|(_, choice)| {
-            let id = self.next_id();
+            };
+            let id = new_bid_id();
             let item = &snap.items[choice.item];
-            if ctx.test {
-                bid_ids.push(id);
-                return true;
-            }
-            if !self.spend.reserve(
-                &id,
-                &select::limits(item),
-                ctx.today,
-                select::impression_cost(choice.price),
-                expires,
-            ) {
-                reason = NoBid::Budget;
-                return false;
-            }
-            // The cap counts this bid until it is lost or times out.
-            if let (Some(cap), Some(user)) = (&item.frequency, ctx.visitor.user) {
-                let window = i64::from(cap.per_hours) * select::HOUR_MS;
-                if !self.frequency.reserve(
-                    &id,
-                    user,
-                    &item.spend_key,
-                    cap.impressions,
-                    window,
-                    ctx.now,
+            // Each bid holds what it may cost, within budgets, the pacing
+            // plan and the frequency cap, until its notice comes or its time
+            // is up: bids in flight can never together pass a budget. It is
+            // held before the next imp is chosen, which then sees it. Test
+            // requests spend nothing and hold nothing.
+            if !ctx.test {
+                let hold = ledger::Hold {
+                    bid: BidKey::of(&id)
+                        .unwrap_or_else(|| unreachable!("new_bid_id is well formed")),
+                    day: ctx.today,
+                    cost: ledger::impression_cost(choice.price),
+                    limits: select::limits(item),
+                    frequency: item.frequency.and_then(|cap| {
+                        Some(ledger::FrequencyHold {
+                            user: ctx.visitor.user?,
+                            cap: cap.impressions,
+                            window_ms: i64::from(cap.per_hours) * select::HOUR_MS,
+                        })
+                    }),
                     expires,
-                ) {
-                    self.spend.release(&id);
-                    reason = NoBid::Frequency;
-                    return false;
+                    forget,
+                };
+                if let Err(refusal) = self.ledger.reserve(&hold, ctx.now) {
+                    reason = select::refused(refusal);
+                    continue;
                 }
             }
+            match bids_of.iter_mut().find(|(it, _)| *it == choice.item) {
+                Some((_, n)) => *n += 1,
+                None => bids_of.push((choice.item, 1)),
+            }
+            if bids_of
+                .iter()
+                .any(|&(it, n)| it == choice.item && n >= self.settings.max_bids_per_line_item)
+            {
+                full.push(choice.item);
+            }
+            if let Some(p) = pod {
+                let adv = item.advertiser;
+                match pods.iter_mut().find(|(id, _)| *id == p) {
+                    Some((_, advs)) => advs.push(adv),
+                    None => pods.push((p, vec![adv])),
+                }
+            }
+            choices.push((i, choice));
             bid_ids.push(id);
-            true
-        });
+        }
         if choices.is_empty() {
             return Err(reason);
         }
@@ -363,7 +390,7 @@ impl App {
             now: ctx.now,
             signer: &self.signer,
         }
-        .write(&choices, &bid_ids, &self.next_id());
+        .write(&choices, &bid_ids, &new_bid_id());
         Ok((json, choices.len()))
     }
 
@@ -411,8 +438,7 @@ impl App {
         let ctx = Context::new(&req, self.clock.now(), &self.settings.privacy);
         let stores = Stores {
             audiences: &self.audiences,
-            spend: &*self.spend,
-            frequency: &*self.frequency,
+            ledger: &*self.ledger,
         };
         let verdicts = crate::explain::explain(snap, &req, &ctx, &stores);
         let body = serde_json::json!({
@@ -423,104 +449,112 @@ impl App {
         Ok(serde_json::to_vec_pretty(&body).unwrap_or_default())
     }
 
-    /// A loss notice gives the bid's reservation back.
-    pub fn loss(&self, query: &str) -> Result<(), NoticeError> {
-        let ttl = self.settings.notice_ttl.as_millis() as i64;
-        let n = notice::verify(query, &self.signer, self.clock.now().as_millis(), ttl)?;
-        self.spend.release(&n.bid_id);
-        self.frequency.release(&n.bid_id);
-        metrics::notice(metrics::Notice::Loss, NoticeResult::Released);
-        Ok(())
-    }
-
-    /// Releases reservations of bids whose notices never came.
+    /// Ends reservations of bids whose notices never came (they keep
+    /// holding their learned share) and lets go of those whose notices
+    /// have expired; returns how many reservations ended.
     pub fn expire_reservations(&self) -> usize {
-        let now = self.clock.now();
-        self.frequency.expire(now);
-        self.spend.expire(now)
+        let expired = self.ledger.expire(self.clock.now());
+        metrics::late_share(self.ledger.late_share_ppm());
+        expired.reservations
     }
 
-    /// A win or billing notice: charges the bid once, at the clearing price
-    /// but never above the bid. With a journal, resolves only once the
-    /// charge is on disk: an acknowledged charge survives a crash.
-    pub async fn notice(
-        &self,
-        kind: metrics::Notice,
-        query: &str,
-    ) -> Result<NoticeResult, NoticeError> {
-        let now = self.clock.now().as_millis();
+    /// A win, billing or loss notice. A win or billing notice charges its
+    /// bid once, at the clearing price but never above the bid (at the bid
+    /// when the price cannot be read: the exchange bills it all the same).
+    /// With a journal it resolves only once the charge is on disk: an
+    /// acknowledged charge survives a crash. A loss releases a bid that has
+    /// not been won.
+    pub async fn notice(&self, kind: Kind, query: &str) -> Result<NoticeResult, NoticeError> {
+        let now = self.clock.now();
         let ttl = self.settings.notice_ttl.as_millis() as i64;
-        let n = match notice::verify(query, &self.signer, now, ttl) {
-            Ok(n) => n,
-            Err(e) => {
-                metrics::notice(kind, NoticeResult::Invalid);
-                return Err(e);
-            }
-        };
+        let result = self.settle(kind, query, now, ttl).await;
+        metrics::notice(
+            kind,
+            match &result {
+                Ok(r) => *r,
+                Err(NoticeError::Storage | NoticeError::Busy) => NoticeResult::Failed,
+                Err(_) => NoticeResult::Invalid,
+            },
+        );
+        result
+    }
+
+    async fn settle(
+        &self,
+        kind: Kind,
+        query: &str,
+        now: Timestamp,
+        ttl: i64,
+    ) -> Result<NoticeResult, NoticeError> {
+        let n = notice::verify(kind, query, &self.signer, now.as_millis(), ttl)?;
         if n.test {
-            metrics::notice(kind, NoticeResult::Test);
             return Ok(NoticeResult::Test);
         }
-        // Won: the frequency slot the bid held becomes an impression.
-        self.frequency.confirm(&n.bid_id);
-        let cpm = n.clearing.map_or(n.bid_price, |p| p.min(n.bid_price));
-        let cost: Micros = select::impression_cost(cpm);
-        let li_key = format!("li:{}", n.line_item);
-        let order_key = format!("order:{}", n.order);
-        let now = self.clock.now();
+        // Ours are always well formed; a signed one that is not is refused.
+        let bid = BidKey::of(&n.bid_id).ok_or(NoticeError::Signature)?;
+        if kind == Kind::Loss {
+            return Ok(match self.ledger.release(bid) {
+                ledger::Release::Released => NoticeResult::Released,
+                ledger::Release::AlreadyWon => NoticeResult::Ignored,
+                ledger::Release::Unknown => NoticeResult::Unknown,
+            });
+        }
+        match &n.price {
+            Price::Unreadable => {
+                metrics::price_unreadable();
+                self.price_log.warn(|suppressed| {
+                    tracing::warn!(bid = %n.bid_id, line_item = %n.line_item, suppressed, "notice price unreadable: charged the bid price");
+                });
+            }
+            Price::Cpm(p) if *p > n.bid_price => {
+                self.price_log.warn(|suppressed| {
+                    tracing::warn!(bid = %n.bid_id, price = %p, bid_price = %n.bid_price, suppressed, "clearing price above the bid: charged the bid");
+                });
+            }
+            Price::Cpm(_) => {}
+        }
+        let keys = [SpendKey::line_item(&n.line_item), SpendKey::order(&n.order)];
         // The caps in force now: a late win is billed only up to them.
         let snap = self.snapshot.load();
-        let item = snap.as_ref().and_then(|s| s.item(&n.line_item));
-        let limits = match item {
+        let limits = match snap.as_ref().and_then(|s| s.item(&n.line_item)) {
             Some(item) => select::limits(item),
             // The line item left the config: record the win, cap nothing.
             None => [
                 Limit {
-                    key: &li_key,
+                    key: &keys[0],
                     cap: Cap::None,
                 },
                 Limit {
-                    key: &order_key,
+                    key: &keys[1],
                     cap: Cap::None,
                 },
             ],
         };
-        let forget_after = Timestamp(n.at_ms.saturating_add(ttl));
-        let result = match self
-            .spend
-            .settle(&n.bid_id, &limits, now.date(), cost, forget_after)
-        {
-            Charge::Charged {
-                billed,
-                over_delivery,
-            } => {
-                metrics::spend(billed.as_i64());
-                if over_delivery > Micros::ZERO {
-                    tracing::warn!(bid = %n.bid_id, line_item = %n.line_item, %over_delivery, "win beyond the budget: recorded, not billed");
-                    metrics::over_delivery(over_delivery.as_i64());
-                }
-                if n.clearing.is_some_and(|p| p > n.bid_price) {
-                    tracing::warn!(bid = %n.bid_id, "clearing price above the bid: charged the bid");
-                }
-                if let Some(journal) = &self.journal {
-                    let record = crate::journal::Record {
-                        bid_id: n.bid_id.clone(),
-                        day: now.date(),
-                        billed,
-                        forget_after,
-                        keys: limits.iter().map(|l| l.key.to_string()).collect(),
-                    };
-                    if let Err(e) = journal.append(&record).await {
-                        tracing::error!(bid = %n.bid_id, "journal write failed: {e}");
-                        metrics::notice(kind, NoticeResult::Invalid);
-                        return Err(NoticeError::Storage);
-                    }
-                }
-                NoticeResult::Charged
-            }
-            Charge::Duplicate => NoticeResult::Duplicate,
+        let win = ledger::Win {
+            bid,
+            day: Timestamp(n.at_ms).date(),
+            cost: ledger::impression_cost(n.cpm()),
+            limits,
+            forget: Timestamp(n.at_ms.saturating_add(ttl)),
         };
-        metrics::notice(kind, result);
-        Ok(result)
+        match self.books.charge(&win).await {
+            Ok(Some(charge)) => {
+                metrics::spend(charge.billed.as_i64());
+                if charge.over_delivery > Micros::ZERO {
+                    tracing::warn!(bid = %n.bid_id, line_item = %n.line_item, over_delivery = %charge.over_delivery, "win beyond the budget: recorded, not billed");
+                    metrics::over_delivery(charge.over_delivery.as_i64());
+                }
+                if charge.late {
+                    metrics::late_win();
+                }
+                Ok(NoticeResult::Charged)
+            }
+            Ok(None) => Ok(NoticeResult::Duplicate),
+            Err(ChargeError::Storage(e)) => {
+                tracing::error!(bid = %n.bid_id, "charge not recorded, the exchange must retry: {e}");
+                Err(NoticeError::Storage)
+            }
+            Err(ChargeError::Busy) => Err(NoticeError::Busy),
+        }
     }
 }

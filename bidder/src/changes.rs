@@ -4,19 +4,37 @@
 //! - a daily budget may go up or down (a daily budget lowered under today's
 //!   spend simply stops bidding for today: nothing is un-spent);
 //! - a lifetime budget may only be increased once its flight has started;
-//! - a line item's budget type (daily or lifetime) never changes once set.
+//! - a line item's budget type (daily or lifetime) never changes once set,
+//!   even through removing the line item and adding it back: once it has
+//!   spent, the ledger remembers the type it spent under.
 
 use std::path::Path;
 
-use config::{Budget, Config, Problem, Timestamp};
+use config::{Budget, Config, Flight, Problem, Timestamp};
+use ledger::{BudgetKind, Ledger};
 
-/// Problems with how `new` changes the budgets of `old`, at `now`.
-pub fn budget_changes(old: &Config, new: &Config, now: Timestamp) -> Vec<Problem> {
+/// Problems with how `new` changes the budgets of `old` (the config
+/// serving, if any) and of what the ledger remembers, at `now`.
+pub fn budget_changes(
+    old: Option<&Config>,
+    new: &Config,
+    now: Timestamp,
+    ledger: &dyn Ledger,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     for adv in &new.advertisers {
         for order in &adv.orders {
             for li in &order.line_items {
-                let Some((old_li, old_flight)) = find(old, &li.id) else {
+                let remembered = ledger.budget_kind(&li.id).map(|k| match k {
+                    // The amount is not what is compared: only the type.
+                    BudgetKind::Daily => (Budget::Daily(li.budget.amount()), None),
+                    BudgetKind::Lifetime => (Budget::Lifetime(li.budget.amount()), None),
+                });
+                let Some((old_li, old_flight)) = old
+                    .and_then(|old| find(old, &li.id))
+                    .map(|(b, f)| (b, Some(f)))
+                    .or(remembered)
+                else {
                     continue;
                 };
                 let message = match (old_li, li.budget) {
@@ -30,7 +48,8 @@ pub fn budget_changes(old: &Config, new: &Config, now: Timestamp) -> Vec<Problem
                         ))
                     }
                     (Budget::Lifetime(was), Budget::Lifetime(now_budget))
-                        if now_budget < was && now >= old_flight.start.start() =>
+                        if now_budget < was
+                            && old_flight.is_some_and(|f: Flight| now >= f.start.start()) =>
                     {
                         Some(format!(
                             "line item \"{}\": a lifetime budget can only be increased once its flight has \

@@ -3,15 +3,14 @@
 //! A bid request's path: `server` (read body, deadline) → `ortb` (parse) →
 //! `context` (one pass over the request) → `select` (candidates from the
 //! `snapshot` index, checks, price) → `respond` (BidResponse with notice
-//! URLs). Exchanges call back on `notice`; spend and frequency live in
-//! `state`.
+//! URLs). Exchanges call back on `notice`; spend, reservations, frequency
+//! and the charge journal live in the `ledger` crate.
 
 pub mod app;
 pub mod body;
 pub mod changes;
 pub mod context;
 pub mod explain;
-pub mod journal;
 pub mod keywords;
 pub mod metrics;
 pub mod nobid;
@@ -22,7 +21,6 @@ pub mod select;
 pub mod server;
 pub mod simulate;
 pub mod snapshot;
-pub mod state;
 pub mod targeting;
 
 pub use app::{App, BidAnswer, ExplainError, Settings};

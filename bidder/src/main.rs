@@ -65,11 +65,13 @@ struct ServeArgs {
     /// Directory of audience event files (*.jsonl).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Bid port: exchanges POST /openrtb2/bid here.
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    /// Bid port: exchanges POST /openrtb2/bid here. Listening on all
+    /// addresses (0.0.0.0, ::) needs --public-url: notice URLs must name an
+    /// address exchanges can reach.
+    #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Admin port: /healthz, /readyz, /metrics, POST /v1/config/reload.
-    #[arg(long, default_value = "0.0.0.0:9090")]
+    #[arg(long, default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
     /// Bodies larger than this are refused with 413.
     #[arg(long, default_value_t = 1024 * 1024)]
@@ -93,11 +95,21 @@ struct ServeArgs {
     /// one, GDPR traffic is bought on context only.
     #[arg(long, env = "BIDDER_TCF_VENDOR_ID", default_value_t = 0)]
     tcf_vendor_id: u16,
-    /// Key of the HMAC that signs win/billing notice URLs. Every replica
-    /// must share it; without it a random key is used and notices for bids
-    /// made before a restart are refused.
-    #[arg(long, env = "BIDDER_NOTICE_SECRET", hide_env_values = true)]
+    /// Key of the HMAC that signs notice URLs. Every replica must share it
+    /// (here, or with --notice-secret-file). Without either, a random one
+    /// is made once and kept in the state directory (notice.secret, mode
+    /// 0600), so restarts still honour outstanding notices.
+    #[arg(
+        long,
+        env = "BIDDER_NOTICE_SECRET",
+        hide_env_values = true,
+        conflicts_with = "notice_secret_file"
+    )]
     notice_secret: Option<String>,
+    /// A file whose content (trailing newline aside) is the notice secret,
+    /// e.g. a mounted Kubernetes secret.
+    #[arg(long, env = "BIDDER_NOTICE_SECRET_FILE")]
+    notice_secret_file: Option<PathBuf>,
     /// Hours a notice URL stays valid after its bid.
     #[arg(long, default_value_t = 24)]
     notice_ttl_hours: u64,
@@ -105,8 +117,12 @@ struct ServeArgs {
     /// loss notice comes.
     #[arg(long, default_value_t = 60)]
     reservation_ttl_secs: u64,
-    /// Directory of the charge journal: spend is replayed from it at start
-    /// and every charge is on disk before its notice is acknowledged.
+    /// Imps of one request that one line item may bid on.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    max_bids_per_line_item: u64,
+    /// Directory of the charge journal and its checkpoint (and of the
+    /// notice secret when none is given): spend is replayed from it at
+    /// start and every charge is on disk before its notice is acknowledged.
     #[arg(long, default_value = "bidder-state")]
     state: PathBuf,
 }
@@ -254,6 +270,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "audience data loaded"
     );
 
+    if args.listen.ip().is_unspecified() && args.public_url.is_none() {
+        anyhow::bail!(
+            "--listen {} listens on every address, so notice URLs cannot name one: \
+             give --public-url with the address exchanges reach the bid port at \
+             (e.g. --public-url https://bidder.example.com)",
+            args.listen
+        );
+    }
+    let notice_secret = notice_secret(&args)?;
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
         tmax_margin: Duration::from_millis(args.tmax_margin_ms),
@@ -266,26 +291,53 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         privacy: bidder::privacy::PrivacySettings {
             vendor_id: args.tcf_vendor_id,
         },
-        notice_secret: args.notice_secret.clone(),
-        notice_ttl: Duration::from_secs(args.notice_ttl_hours * 3600),
+        notice_secret: Some(notice_secret),
+        notice_ttl: Duration::from_secs(args.notice_ttl_hours.max(1) * 3600),
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
+        max_bids_per_line_item: args.max_bids_per_line_item as usize,
+        ledger: ledger::Options {
+            // Per-day spend is kept for as long as a bid's win may come.
+            keep_days: args.notice_ttl_hours.max(1).div_ceil(24) as i64 + 1,
+            ..ledger::Options::default()
+        },
         ..Settings::default()
     };
-    if settings.notice_secret.as_deref().is_none_or(str::is_empty) {
-        tracing::warn!(
-            "no --notice-secret: notices are signed with a random key; set one so that \
-             notices survive restarts and work across replicas"
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        let (app, replayed) = App::new(settings, Arc::new(SystemClock), store, Some(args.config.clone()))
-            .with_journal(&args.state)
-            .with_context(|| format!("opening the charge journal in {}", args.state.display()))?;
-        tracing::info!(charges = replayed, dir = %args.state.display(), "spend replayed from the journal");
+        let started = std::time::Instant::now();
+        let (app, replayed) = App::new(
+            settings,
+            Arc::new(SystemClock),
+            store,
+            Some(args.config.clone()),
+        )
+        .with_journal(&args.state)
+        .with_context(|| format!("opening the charge journal in {}", args.state.display()))?;
+        tracing::info!(
+            charges = replayed.charges,
+            checkpoint_entries = replayed.checkpoint_entries,
+            skipped = replayed.skipped,
+            cut_bytes = replayed.cut,
+            millis = started.elapsed().as_millis() as u64,
+            dir = %args.state.display(),
+            "spend restored from the checkpoint and journal"
+        );
+        // A line item that spent under one budget type may not come back
+        // under the other, across restarts too.
+        let problems = bidder::changes::budget_changes(None, &config, app.now(), app.ledger());
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            anyhow::bail!(
+                "config in {} refused: {} problem(s)",
+                args.config.display(),
+                problems.len()
+            );
+        }
         let app = Arc::new(app);
         bidder::metrics::describe();
         let summary = app.install(config);
@@ -312,6 +364,68 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = running.done.await;
         Ok(())
     })
+}
+
+/// The notice secret: given on the command line or in the environment, read
+/// from a file, or else made once and kept in the state directory so that
+/// notices of bids made before a restart are still honoured.
+fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
+    if let Some(s) = args.notice_secret.as_deref().filter(|s| !s.is_empty()) {
+        return Ok(s.to_string());
+    }
+    if let Some(path) = &args.notice_secret_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the notice secret from {}", path.display()))?;
+        let secret = text.trim_end_matches(['\n', '\r']);
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "{}: the notice secret file is empty",
+            path.display()
+        );
+        return Ok(secret.to_string());
+    }
+    let path = args.state.join("notice.secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let secret = text.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(
+                !secret.is_empty(),
+                "{}: the kept notice secret is empty; remove the file to make a new one \
+                 (outstanding notices will then be refused)",
+                path.display()
+            );
+            Ok(secret.to_string())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::create_dir_all(&args.state)
+                .with_context(|| format!("creating {}", args.state.display()))?;
+            let secret: String = rand::random::<[u8; 32]>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            // create_new: two processes starting at once never both write.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(secret.as_bytes())
+                .and_then(|()| f.write_all(b"\n"))
+                .and_then(|()| f.sync_all())
+                .and_then(|()| std::fs::File::open(&args.state)?.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::warn!(
+                file = %path.display(),
+                "no --notice-secret: made one and kept it in the state directory; replicas must \
+                 share one secret (--notice-secret-file or BIDDER_NOTICE_SECRET)"
+            );
+            Ok(secret)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// SIGHUP reloads the config; SIGTERM and Ctrl-C stop.

@@ -93,36 +93,92 @@ pub fn bids(count: usize) {
     hot().bids.increment(count as u64);
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum Notice {
-    Win,
-    Billing,
-    Loss,
-}
-
-#[derive(Clone, Copy, Debug)]
+/// What a notice did, as counted in `bidder_notices_total{kind,result}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoticeResult {
     Charged,
     Duplicate,
     Test,
+    /// Unsigned, changed, expired or malformed: nothing happened.
     Invalid,
+    /// The charge could not be written; the exchange must retry.
+    Failed,
+    /// A loss released its bid.
     Released,
+    /// A loss for a bid already won: a win is never undone.
+    Ignored,
+    /// A loss for a bid the ledger no longer holds.
+    Unknown,
 }
 
-pub fn notice(kind: Notice, result: NoticeResult) {
-    let kind = match kind {
-        Notice::Win => "win",
-        Notice::Billing => "billing",
-        Notice::Loss => "loss",
-    };
+pub fn notice(kind: crate::notice::Kind, result: NoticeResult) {
     let result = match result {
         NoticeResult::Charged => "charged",
         NoticeResult::Duplicate => "duplicate",
         NoticeResult::Test => "test",
         NoticeResult::Invalid => "invalid",
+        NoticeResult::Failed => "failed",
         NoticeResult::Released => "released",
+        NoticeResult::Ignored => "ignored",
+        NoticeResult::Unknown => "unknown",
     };
-    metrics::counter!("bidder_notices_total", "kind" => kind, "result" => result).increment(1);
+    metrics::counter!("bidder_notices_total", "kind" => kind.as_str(), "result" => result)
+        .increment(1);
+}
+
+/// A win or billing notice whose price could not be read: charged at the
+/// bid price.
+pub fn price_unreadable() {
+    metrics::counter!("bidder_notice_price_unreadable_total").increment(1);
+}
+
+/// A win that came after its reservation had expired.
+pub fn late_win() {
+    metrics::counter!("bidder_late_wins_total").increment(1);
+}
+
+/// The share of an expired reservation the ledger still holds.
+pub fn late_share(ppm: u32) {
+    metrics::gauge!("bidder_late_win_share").set(f64::from(ppm) / 1e6);
+}
+
+/// Lets one log line through per period and counts the rest, so a flood of
+/// bad input costs a counter, not a disk.
+#[derive(Debug)]
+pub struct Throttle {
+    period_ms: u64,
+    start: std::time::Instant,
+    next_ms: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    pub fn new(period: Duration) -> Throttle {
+        Throttle {
+            period_ms: period.as_millis() as u64,
+            start: std::time::Instant::now(),
+            next_ms: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Calls `log` with how many were suppressed since the last line, or
+    /// counts this one as suppressed.
+    pub fn warn(&self, log: impl FnOnce(u64)) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.start.elapsed().as_millis() as u64;
+        let next = self.next_ms.load(Relaxed);
+        if now >= next
+            && self
+                .next_ms
+                .compare_exchange(next, now + self.period_ms, Relaxed, Relaxed)
+                .is_ok()
+        {
+            log(self.suppressed.swap(0, Relaxed));
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+        }
+    }
 }
 
 pub fn spend(micros: i64) {
@@ -178,7 +234,26 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Time from request headers to response, bid port."
     );
-    metrics::describe_counter!("bidder_notices_total", "Win and billing notices by result.");
+    metrics::describe_counter!(
+        "bidder_notices_total",
+        "Win, billing and loss notices by result."
+    );
+    metrics::describe_counter!(
+        "bidder_notice_price_unreadable_total",
+        "Win and billing notices whose price could not be read, charged at the bid price."
+    );
+    metrics::describe_counter!(
+        "bidder_late_wins_total",
+        "Wins that came after their reservation had expired."
+    );
+    metrics::describe_gauge!(
+        "bidder_late_win_share",
+        "Share of an expired reservation still held against its budget (learned from late wins)."
+    );
+    metrics::describe_counter!(
+        "bidder_over_delivery_micros_total",
+        "Won impressions' cost beyond a budget: delivered, journaled, not billed."
+    );
     metrics::describe_counter!(
         "bidder_spend_micros_total",
         "Spend charged, in micros of USD."

@@ -1,25 +1,67 @@
-//! Win and billing notice URLs: what the bidder writes into `nurl`/`burl`,
-//! and reading them back when the exchange calls.
+//! Win, billing and loss notice URLs: what the bidder writes into `nurl`,
+//! `burl` and `lurl`, and reading them back when the exchange calls.
 //!
-//! A notice carries everything needed to settle the bid (bid id, line item,
-//! order, creative, the bid price in micros, when it was made), so settling
-//! needs no lookup of bid-time state. An HMAC-SHA256 over those fields
-//! (`s=`) proves the bidder wrote them: an unsigned, tampered or expired
-//! notice charges nothing. The clearing price the exchange substitutes comes
-//! after the signature and is capped at the signed bid price.
+//! A notice carries everything needed to settle its bid (bid id, imp, line
+//! item, order, creative, the bid price in micros, when it was made, the
+//! test flag), so settling needs no lookup of bid-time state. An
+//! HMAC-SHA256 (`s=`) covers the notice kind and every one of those
+//! parameters exactly as written, in a fixed order: the only thing an
+//! exchange fills in is the value of `price`, which comes last and is capped
+//! at the signed bid price. Anything else — a parameter added, repeated,
+//! reordered or changed, a win URL called as a loss — fails the signature.
 
 use std::fmt::Write as _;
 
 use config::Micros;
+use hmac::{KeyInit, Mac};
 
 pub const AUCTION_PRICE_MACRO: &str = "${AUCTION_PRICE}";
 
+/// Which notice: each kind is signed apart, so one cannot stand in for
+/// another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Win,
+    Billing,
+    Loss,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Win, Kind::Billing, Kind::Loss];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::Win => "/notice/win",
+            Kind::Billing => "/notice/billing",
+            Kind::Loss => "/notice/loss",
+        }
+    }
+
+    pub fn of_path(path: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.path() == path)
+    }
+
+    /// The OpenRTB member the URL goes in.
+    pub fn member(self) -> &'static str {
+        match self {
+            Kind::Win => "nurl",
+            Kind::Billing => "burl",
+            Kind::Loss => "lurl",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Win => "win",
+            Kind::Billing => "billing",
+            Kind::Loss => "loss",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NoticeError {
-    #[error("notice is missing {0:?}")]
-    Missing(&'static str),
-    #[error("notice field {0:?} is not valid")]
-    Invalid(&'static str),
+    /// Not a notice we wrote, or one changed since: charges nothing.
     #[error("notice signature is missing or does not match")]
     Signature,
     #[error("notice has expired")]
@@ -27,12 +69,17 @@ pub enum NoticeError {
     /// The charge could not be made durable; the exchange should retry.
     #[error("the charge could not be recorded; retry")]
     Storage,
+    /// Another notice of the same bid is still being recorded.
+    #[error("another notice for this bid is being recorded; retry")]
+    Busy,
 }
 
 /// Signs and verifies notice URLs with the notice secret.
 #[derive(Clone)]
 pub struct Signer {
-    key: Vec<u8>,
+    /// Keyed once: each signature clones the keyed state instead of hashing
+    /// the key again.
+    mac: hmac::Hmac<sha2::Sha256>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -41,51 +88,50 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-/// 128 bits of HMAC-SHA256: forging one is out of reach, and nurl/burl
-/// stay short.
+/// 128 bits of HMAC-SHA256: forging one is out of reach, and the URLs stay
+/// short.
 const SIG_BYTES: usize = 16;
 
 impl Signer {
     pub fn new(secret: &[u8]) -> Signer {
         Signer {
-            key: secret.to_vec(),
+            // HMAC takes keys of any length; this cannot fail.
+            mac: hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
+                .unwrap_or_else(|_| unreachable!("HMAC accepts any key length")),
         }
     }
 
-    fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
-        use hmac::KeyInit;
-        // HMAC takes keys of any length; this cannot fail.
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+    fn keyed(&self, kind: Kind, signed: &str) -> hmac::Hmac<sha2::Sha256> {
+        let mut mac = self.mac.clone();
+        mac.update(kind.as_str().as_bytes());
+        mac.update(b"\n");
+        mac.update(signed.as_bytes());
+        mac
     }
 
-    fn sign_into(&self, signed: &str, out: &mut String) {
-        use hmac::Mac;
-        let mut mac = self.mac();
-        mac.update(signed.as_bytes());
-        for b in &mac.finalize().into_bytes()[..SIG_BYTES] {
+    fn sign_into(&self, kind: Kind, signed: &str, out: &mut String) {
+        for b in &self.keyed(kind, signed).finalize().into_bytes()[..SIG_BYTES] {
             let _ = write!(out, "{b:02x}");
         }
     }
 
-    fn verify(&self, signed: &str, sig_hex: &str) -> bool {
-        use hmac::Mac;
+    fn verify(&self, kind: Kind, signed: &str, sig_hex: &str) -> bool {
         let Some(sig) = hex(sig_hex) else {
             return false;
         };
         if sig.len() != SIG_BYTES {
             return false;
         }
-        let mut mac = self.mac();
-        mac.update(signed.as_bytes());
-        // Constant time: the comparison must not tell a forger how close
-        // a guess came.
-        mac.verify_truncated_left(&sig).is_ok()
+        // Constant time: the comparison must not tell a forger how close a
+        // guess came.
+        self.keyed(kind, signed).verify_truncated_left(&sig).is_ok()
     }
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    // Lowercase only, as written: another spelling of the same bytes is
+    // still a changed notice.
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..s.len())
@@ -94,12 +140,13 @@ fn hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// A notice URL to write. `line_item_and_order` (`&li=…&o=…`) and
-/// `creative` come percent-encoded from the snapshot, which encodes them
-/// once per config load.
+/// The signed parameters, in the order they are written and checked.
+const SIGNED: [&str; 8] = ["b", "i", "li", "o", "c", "bp", "ts", "t"];
+
+/// What a bid's notices say. Ids are given percent-encoded where the
+/// snapshot encoded them once per config load (`line_item_and_order` is
+/// `&li=…&o=…`).
 pub struct NoticeUrl<'a> {
-    pub base: &'a str,
-    pub path: &'a str,
     pub bid_id: &'a str,
     pub imp_id: &'a str,
     pub line_item_and_order: &'a str,
@@ -107,13 +154,11 @@ pub struct NoticeUrl<'a> {
     pub bid_price: Micros,
     pub at_ms: i64,
     pub test: bool,
-    pub signer: &'a Signer,
 }
 
 impl NoticeUrl<'_> {
-    /// The signed query, the same for the win, billing and loss URLs of one
-    /// bid: computed (and signed) once per bid.
-    pub fn query(&self) -> String {
+    /// The signed part of the query, the same for the three kinds.
+    pub fn signed(&self) -> String {
         let mut s = String::with_capacity(160);
         s.push_str("b=");
         encode_into(self.bid_id, &mut s);
@@ -129,117 +174,130 @@ impl NoticeUrl<'_> {
             self.at_ms,
             u8::from(self.test)
         );
-        // The signature covers the query up to `&s=` exactly as written:
-        // the exchange sends it back unchanged but for the price.
-        let signed = s.clone();
-        s.push_str("&s=");
-        self.signer.sign_into(&signed, &mut s);
         s
     }
 
-    /// `base` + `path` + `?` + `query` + the price macro.
-    pub fn write_url(base: &str, path: &str, query: &str, out: &mut String) {
+    /// `base` + the kind's path + `?` + `signed` + its signature + the
+    /// price macro.
+    pub fn write(base: &str, kind: Kind, signed: &str, signer: &Signer, out: &mut String) {
         out.push_str(base.trim_end_matches('/'));
-        out.push_str(path);
+        out.push_str(kind.path());
         out.push('?');
-        out.push_str(query);
+        out.push_str(signed);
+        out.push_str("&s=");
+        signer.sign_into(kind, signed, out);
         out.push_str("&price=");
         out.push_str(AUCTION_PRICE_MACRO);
     }
+}
 
-    pub fn write_into(&self, s: &mut String) {
-        NoticeUrl::write_url(self.base, self.path, &self.query(), s);
-    }
+/// The clearing price as the exchange sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Price {
+    /// A plain decimal CPM.
+    Cpm(Micros),
+    /// Anything else: the macro left as is, an encrypted or otherwise
+    /// encoded price, garbage, or no `price` at all. The exchange still
+    /// bills the win, so it is charged at the bid price.
+    Unreadable,
 }
 
 /// A notice as read back from its query string.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Notice {
+    pub kind: Kind,
     pub bid_id: String,
+    pub imp_id: String,
     pub line_item: String,
     pub order: String,
+    pub creative: String,
     pub bid_price: Micros,
-    /// The clearing CPM the exchange substituted; `None` when it left the
-    /// macro as is, in which case the bid price is charged.
-    pub clearing: Option<Micros>,
+    pub price: Price,
     pub test: bool,
     /// When the bid was made (milliseconds since the epoch).
     pub at_ms: i64,
 }
 
-/// Reads a notice, checking its signature and that it is no older than
-/// `ttl_ms` at `now_ms`.
+impl Notice {
+    /// What the exchange bills for the impression's CPM: its clearing
+    /// price, never above the bid; the bid when the price is unreadable.
+    pub fn cpm(&self) -> Micros {
+        match self.price {
+            Price::Cpm(p) => p.min(self.bid_price),
+            Price::Unreadable => self.bid_price,
+        }
+    }
+}
+
+/// Reads a notice of `kind`, checking its signature and that it is no
+/// older than `ttl_ms` at `now_ms`.
 pub fn verify(
+    kind: Kind,
     query: &str,
     signer: &Signer,
     now_ms: i64,
     ttl_ms: i64,
 ) -> Result<Notice, NoticeError> {
-    let (signed, rest) = query.split_once("&s=").ok_or(NoticeError::Signature)?;
-    let sig = rest.split('&').next().unwrap_or("");
-    if !signer.verify(signed, sig) {
+    // The layout is fixed: the eight signed parameters in order, `s`, then
+    // `price` if the exchange kept it. No other shape is one we wrote.
+    let mut pairs = query.split('&');
+    let mut values = [""; SIGNED.len()];
+    for (slot, want) in values.iter_mut().zip(SIGNED) {
+        let (k, v) = pairs
+            .next()
+            .and_then(|p| p.split_once('='))
+            .ok_or(NoticeError::Signature)?;
+        if k != want {
+            return Err(NoticeError::Signature);
+        }
+        *slot = v;
+    }
+    let sig = pairs
+        .next()
+        .and_then(|p| p.strip_prefix("s="))
+        .ok_or(NoticeError::Signature)?;
+    let price = match pairs.next() {
+        None => None,
+        Some(p) => Some(p.strip_prefix("price=").ok_or(NoticeError::Signature)?),
+    };
+    if pairs.next().is_some() {
         return Err(NoticeError::Signature);
     }
-    let n = parse(query)?;
+    let signed_len = query.find("&s=").ok_or(NoticeError::Signature)?;
+    if !signer.verify(kind, &query[..signed_len], sig) {
+        return Err(NoticeError::Signature);
+    }
+    // Signed by us: these read back as written. Anything that does not is
+    // refused all the same rather than trusted.
+    let text = |i: usize| decode(values[i]).ok_or(NoticeError::Signature);
+    let number = |i: usize| values[i].parse::<i64>().map_err(|_| NoticeError::Signature);
+    let n = Notice {
+        kind,
+        bid_id: text(0)?,
+        imp_id: text(1)?,
+        line_item: text(2)?,
+        order: text(3)?,
+        creative: text(4)?,
+        bid_price: Micros(number(5)?),
+        at_ms: number(6)?,
+        test: values[7] == "1",
+        price: match price.and_then(decode).as_deref().and_then(parse_price) {
+            Some(p) => Price::Cpm(p),
+            None => Price::Unreadable,
+        },
+    };
     // A minute of clock skew between replicas is tolerated.
-    if n.at_ms > now_ms + 60_000 || now_ms - n.at_ms > ttl_ms {
+    if n.at_ms > now_ms.saturating_add(60_000) || now_ms.saturating_sub(n.at_ms) > ttl_ms {
         return Err(NoticeError::Expired);
     }
     Ok(n)
 }
 
-fn parse(query: &str) -> Result<Notice, NoticeError> {
-    let mut bid_id = None;
-    let mut line_item = None;
-    let mut order = None;
-    let mut bid_price = None;
-    let mut price = None;
-    let mut test = false;
-    let mut at_ms = None;
-    for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = decode(v).ok_or(NoticeError::Invalid("query"))?;
-        match k {
-            "b" => bid_id = Some(v),
-            "li" => line_item = Some(v),
-            "o" => order = Some(v),
-            "bp" => {
-                bid_price = Some(Micros(
-                    v.parse::<i64>()
-                        .ok()
-                        .filter(|p| *p > 0)
-                        .ok_or(NoticeError::Invalid("bp"))?,
-                ))
-            }
-            "price" => price = Some(v),
-            "ts" => at_ms = Some(v.parse::<i64>().map_err(|_| NoticeError::Invalid("ts"))?),
-            "t" => test = v == "1",
-            _ => {}
-        }
-    }
-    let non_empty = |v: Option<String>, name| {
-        v.filter(|s| !s.is_empty())
-            .ok_or(NoticeError::Missing(name))
-    };
-    let clearing = match price.as_deref() {
-        None | Some("") | Some(AUCTION_PRICE_MACRO) => None,
-        Some(p) => Some(parse_price(p).ok_or(NoticeError::Invalid("price"))?),
-    };
-    Ok(Notice {
-        bid_id: non_empty(bid_id, "b")?,
-        line_item: non_empty(line_item, "li")?,
-        order: non_empty(order, "o")?,
-        bid_price: bid_price.ok_or(NoticeError::Missing("bp"))?,
-        clearing,
-        test,
-        at_ms: at_ms.ok_or(NoticeError::Missing("ts"))?,
-    })
-}
-
-/// `${AUCTION_PRICE}` as an exact decimal: digits past the sixth decimal are
-/// dropped (never rounded up), so a notice cannot charge a micro too much.
+/// `${AUCTION_PRICE}` as an exact decimal: `digits[.digits]` and nothing
+/// else (no sign, exponent, separator, space or currency). Digits past the
+/// sixth decimal are dropped, never rounded up, so a notice cannot charge a
+/// micro too much.
 pub fn parse_price(s: &str) -> Option<Micros> {
-    let s = s.trim();
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() && frac.is_empty() {
         return None;
@@ -283,6 +341,9 @@ fn decode(s: &str) -> Option<String> {
         match bytes[i] {
             b'%' => {
                 let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }
@@ -302,92 +363,150 @@ fn decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    fn url() -> String {
+    const NOW: i64 = 1_764_000_000_000;
+    const DAY: i64 = 86_400_000;
+    const BASE: &str = "http://bidder.example:8080/";
+
+    fn signer() -> Signer {
+        Signer::new(b"test secret")
+    }
+
+    fn url(kind: Kind) -> String {
         let ids = format!(
             "&li={}&o={}",
             encode("tent remarketing&x"),
             encode("acme-q4")
         );
-        let mut s = String::new();
-        NoticeUrl {
-            base: "http://bidder.example:8080/",
-            path: "/notice/win",
-            bid_id: "abc1",
+        let signed = NoticeUrl {
+            bid_id: "0123456789abcdef0123456789abcdef",
             imp_id: "1",
             line_item_and_order: &ids,
             creative: &encode("c-1"),
             bid_price: Micros(6_000_000),
             at_ms: NOW,
             test: false,
-            signer: &signer(),
         }
-        .write_into(&mut s);
+        .signed();
+        let mut s = String::new();
+        NoticeUrl::write(BASE, kind, &signed, &signer(), &mut s);
         s
     }
 
-    const NOW: i64 = 1_764_000_000_000;
-    const DAY: i64 = 86_400_000;
-
-    fn signer() -> Signer {
-        Signer::new(b"test secret")
+    fn query(kind: Kind) -> String {
+        url(kind).split_once('?').unwrap().1.to_string()
     }
 
-    #[test]
-    fn forged_tampered_and_expired_notices_are_refused() {
-        let u = url();
-        let q = u.split_once('?').unwrap().1;
-        assert!(verify(q, &signer(), NOW, DAY).is_ok());
-        assert_eq!(
-            verify(q, &Signer::new(b"another secret"), NOW, DAY).unwrap_err(),
-            NoticeError::Signature
-        );
-        let richer = q.replace("bp=6000000", "bp=60000000");
-        assert_eq!(
-            verify(&richer, &signer(), NOW, DAY).unwrap_err(),
-            NoticeError::Signature
-        );
-        let unsigned = q.split("&s=").next().unwrap();
-        assert_eq!(
-            verify(unsigned, &signer(), NOW, DAY).unwrap_err(),
-            NoticeError::Signature
-        );
-        let bad_hex = q.replace("&s=", "&s=zz");
-        assert_eq!(
-            verify(&bad_hex, &signer(), NOW, DAY).unwrap_err(),
-            NoticeError::Signature
-        );
-        assert_eq!(
-            verify(q, &signer(), NOW + DAY + 1, DAY).unwrap_err(),
-            NoticeError::Expired
-        );
-        assert_eq!(
-            verify(q, &signer(), NOW - 120_000, DAY).unwrap_err(),
-            NoticeError::Expired
-        );
-        // The price is outside the signature: the exchange fills it in.
-        let priced = q.replace("${AUCTION_PRICE}", "4.10");
-        assert_eq!(
-            verify(&priced, &signer(), NOW, DAY).unwrap().clearing,
-            Some(Micros(4_100_000))
-        );
+    fn check(kind: Kind, q: &str) -> Result<Notice, NoticeError> {
+        verify(kind, q, &signer(), NOW, DAY)
     }
 
     #[test]
     fn round_trips_and_keeps_the_macro() {
-        let u = url();
-        assert!(u.starts_with("http://bidder.example:8080/notice/win?b=abc1&"));
+        let u = url(Kind::Win);
+        assert!(u.starts_with("http://bidder.example:8080/notice/win?b=0123"));
         assert!(u.ends_with("&price=${AUCTION_PRICE}"));
-        let q = u.split_once('?').unwrap().1;
-        let n = parse(q).unwrap();
+        let n = check(Kind::Win, &query(Kind::Win)).unwrap();
         assert_eq!(n.line_item, "tent remarketing&x");
         assert_eq!(n.bid_price, Micros(6_000_000));
+        assert_eq!(n.price, Price::Unreadable, "the macro left as is");
+        assert_eq!(n.cpm(), Micros(6_000_000), "charges the bid price");
+        let priced = query(Kind::Win).replace("${AUCTION_PRICE}", "4.25");
+        assert_eq!(check(Kind::Win, &priced).unwrap().cpm(), Micros(4_250_000));
+        let above = query(Kind::Win).replace("${AUCTION_PRICE}", "60.00");
+        assert_eq!(check(Kind::Win, &above).unwrap().cpm(), Micros(6_000_000));
+    }
+
+    #[test]
+    fn every_kind_is_signed_apart() {
+        for kind in Kind::ALL {
+            for other in Kind::ALL {
+                let r = check(other, &query(kind));
+                assert_eq!(r.is_ok(), kind == other, "{kind:?} as {other:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn appended_duplicated_reordered_or_changed_parameters_are_refused() {
+        let q = query(Kind::Win);
+        let signed_end = q.find("&s=").unwrap();
+        let swapped = {
+            let (signed, rest) = q.split_at(signed_end);
+            let mut pairs: Vec<&str> = signed.split('&').collect();
+            pairs.swap(2, 3);
+            format!("{}{rest}", pairs.join("&"))
+        };
+        for forged in [
+            format!("{q}&b=ffffffffffffffffffffffffffffffff"),
+            format!("{q}&bp=999000000000&price=999000"),
+            format!("{q}&li=other&o=other"),
+            format!("{q}&ts={NOW}"),
+            format!("{q}&x=1"),
+            q.replace("&price=", "&price=1&price="),
+            q.replace("bp=6000000", "bp=60000000"),
+            q.replace("&t=0", "&t=1"),
+            q.replace("&s=", "&s=00"),
+            q.replace("&s=", "&x=1&s="),
+            q[..signed_end].to_string(),
+            format!("x=1&{q}"),
+            swapped,
+            String::new(),
+        ] {
+            assert_eq!(
+                check(Kind::Win, &forged).unwrap_err(),
+                NoticeError::Signature,
+                "{forged}"
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_cannot_be_revived() {
+        let q = query(Kind::Win);
         assert_eq!(
-            n.clearing, None,
-            "unsubstituted macro charges the bid price"
+            verify(Kind::Win, &q, &signer(), NOW + DAY + 1, DAY).unwrap_err(),
+            NoticeError::Expired
         );
-        let q2 = q.replace("${AUCTION_PRICE}", "4.25");
-        assert_eq!(parse(&q2).unwrap().clearing, Some(Micros(4_250_000)));
+        assert_eq!(
+            verify(Kind::Win, &q, &signer(), NOW - 120_000, DAY).unwrap_err(),
+            NoticeError::Expired
+        );
+        let revived = q.replace(&format!("ts={NOW}"), &format!("ts={}", NOW + DAY));
+        assert_eq!(
+            verify(Kind::Win, &revived, &signer(), NOW + DAY + 1, DAY).unwrap_err(),
+            NoticeError::Signature
+        );
+        assert_eq!(
+            verify(Kind::Win, &q, &Signer::new(b"another"), NOW, DAY).unwrap_err(),
+            NoticeError::Signature
+        );
+    }
+
+    #[test]
+    fn unreadable_prices_charge_the_bid() {
+        for price in [
+            "NaN",
+            "-1",
+            "1e3",
+            "1%2C50",
+            "4.00%20USD",
+            "4.00+USD",
+            "WEp8wQAgBkwA7SDkACHwkTnv3WJW-gL7-ZJ8ag",
+            "${AUCTION_PRICE:B64}",
+            "",
+            "%zz",
+            "99999999999999999999",
+        ] {
+            let q = query(Kind::Win).replace("${AUCTION_PRICE}", price);
+            let n = check(Kind::Win, &q).unwrap_or_else(|e| panic!("{price}: {e}"));
+            assert_eq!(n.price, Price::Unreadable, "{price}");
+            assert_eq!(n.cpm(), Micros(6_000_000));
+        }
+        let q = query(Kind::Win);
+        let without = &q[..q.find("&price=").unwrap()];
+        assert_eq!(check(Kind::Win, without).unwrap().price, Price::Unreadable);
     }
 
     #[test]
@@ -397,22 +516,100 @@ mod tests {
         assert_eq!(parse_price("2.0000019"), Some(Micros(2_000_001)));
         assert_eq!(parse_price("7"), Some(Micros(7_000_000)));
         assert_eq!(parse_price(".5"), Some(Micros(500_000)));
-        assert_eq!(parse_price("-1"), None);
-        assert_eq!(parse_price("1e3"), None);
-        assert_eq!(parse_price(""), None);
+        assert_eq!(parse_price("5."), Some(Micros(5_000_000)));
+        for bad in ["-1", "1e3", "", ".", " 1", "1 ", "+1", "1.2.3", "１"] {
+            assert_eq!(parse_price(bad), None, "{bad:?}");
+        }
     }
 
-    #[test]
-    fn refuses_incomplete_notices() {
-        assert_eq!(parse("b=1&li=x&o=y"), Err(NoticeError::Missing("bp")));
-        assert_eq!(parse("li=x&o=y&bp=5"), Err(NoticeError::Missing("b")));
-        assert_eq!(
-            parse("b=1&li=x&o=y&bp=abc"),
-            Err(NoticeError::Invalid("bp"))
-        );
-        assert_eq!(
-            parse("b=1&li=x&o=y&bp=5&price=lots"),
-            Err(NoticeError::Invalid("price"))
-        );
+    fn any_kind() -> impl Strategy<Value = Kind> {
+        prop_oneof![Just(Kind::Win), Just(Kind::Billing), Just(Kind::Loss)]
+    }
+
+    proptest! {
+        #[test]
+        fn any_change_to_a_signed_notice_is_refused(
+            kind in any_kind(),
+            at in 0usize..400,
+            byte in any::<u8>(),
+            insert in any::<bool>(),
+        ) {
+            let q = query(kind);
+            // Everything before `&price=` is ours; only the price's value
+            // may change.
+            let ours = q.find("&price=").unwrap() + "&price=".len();
+            let at = at % ours;
+            let mut bytes = q.clone().into_bytes();
+            if insert {
+                bytes.insert(at, byte);
+            } else {
+                prop_assume!(bytes[at] != byte);
+                bytes[at] = byte;
+            }
+            if let Ok(tampered) = String::from_utf8(bytes) {
+                prop_assert!(check(kind, &tampered).is_err(), "{}", tampered);
+            }
+        }
+
+        #[test]
+        fn any_appended_text_is_refused_and_any_price_is_safe(
+            kind in any_kind(),
+            tail in "[&=a-z0-9%.${}_:-]{0,40}",
+        ) {
+            let q = query(kind);
+            let appended = format!("{q}&{tail}");
+            prop_assert!(check(kind, &appended).is_err());
+            let priced = q.replace("${AUCTION_PRICE}", &tail);
+            match check(kind, &priced) {
+                Ok(n) => prop_assert!(n.cpm() <= n.bid_price && n.cpm() >= Micros::ZERO),
+                // `&` in the tail adds parameters: refused.
+                Err(e) => prop_assert!(tail.contains('&') && e == NoticeError::Signature),
+            }
+        }
+
+        #[test]
+        fn notices_round_trip(
+            bid in "[0-9a-f]{32}",
+            imp in "\\PC{1,20}",
+            li in "\\PC{1,30}",
+            price in 1i64..1_000_000_000,
+            at_off in 0i64..DAY,
+            test in any::<bool>(),
+        ) {
+            let ids = format!("&li={}&o={}", encode(&li), encode("o"));
+            let signed = NoticeUrl {
+                bid_id: &bid,
+                imp_id: &imp,
+                line_item_and_order: &ids,
+                creative: "c",
+                bid_price: Micros(price),
+                at_ms: NOW - at_off,
+                test,
+            }
+            .signed();
+            let mut u = String::new();
+            NoticeUrl::write(BASE, Kind::Billing, &signed, &signer(), &mut u);
+            let q = u.split_once('?').unwrap().1;
+            let n = check(Kind::Billing, q).unwrap();
+            prop_assert_eq!(n.bid_id, bid);
+            prop_assert_eq!(n.imp_id, imp);
+            prop_assert_eq!(n.line_item, li);
+            prop_assert_eq!(n.bid_price, Micros(price));
+            prop_assert_eq!(n.test, test);
+        }
+
+        #[test]
+        fn price_parsing_is_exact_or_refused(s in "\\PC{0,24}") {
+            if let Some(m) = parse_price(&s) {
+                prop_assert!(m >= Micros::ZERO);
+                prop_assert!(s.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
+            }
+        }
+
+        #[test]
+        fn decimal_prices_read_exactly(units in 0i64..10_000_000, micros in 0i64..1_000_000) {
+            let text = format!("{units}.{micros:06}");
+            prop_assert_eq!(parse_price(&text), Some(Micros(units * 1_000_000 + micros)));
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use config::{Micros, Timestamp};
 use ortb::BidRequest;
 
-use crate::notice::NoticeUrl;
+use crate::notice::{Kind, NoticeUrl};
 use crate::select::{Choice, ChoiceKind};
 use crate::snapshot::Snapshot;
 
@@ -62,9 +62,7 @@ impl Answer<'_> {
         push_json_str(out, imp_id);
         out.push_str(",\"price\":");
         push_price(out, choice.price);
-        let query = NoticeUrl {
-            base: self.public_url,
-            path: "",
+        let signed = NoticeUrl {
             bid_id,
             imp_id,
             line_item_and_order: &item.notice_ids,
@@ -72,20 +70,15 @@ impl Answer<'_> {
             bid_price: choice.price,
             at_ms: self.now.as_millis(),
             test: self.test,
-            signer: self.signer,
         }
-        .query();
-        for (member, path) in [
-            ("nurl", "/notice/win"),
-            ("burl", "/notice/billing"),
-            ("lurl", "/notice/loss"),
-        ] {
+        .signed();
+        for kind in Kind::ALL {
             // Notice URLs hold only percent-encoded values and URL
             // punctuation: nothing in them needs JSON escaping.
             out.push_str(",\"");
-            out.push_str(member);
+            out.push_str(kind.member());
             out.push_str("\":\"");
-            NoticeUrl::write_url(self.public_url, path, &query, out);
+            NoticeUrl::write(self.public_url, kind, &signed, self.signer, out);
             out.push('"');
         }
         out.push(',');

@@ -11,7 +11,7 @@ use rand::Rng;
 use crate::context::Context;
 use crate::nobid::NoBid;
 use crate::snapshot::{Item, Snapshot};
-use crate::state::{Cap, FrequencyStore, Limit, SpendStore, Spent};
+use ledger::{Cap, Ledger, Limit, Refusal};
 
 /// What one imp gets: a line item, its creative and the price to bid.
 #[derive(Debug, Clone)]
@@ -150,54 +150,23 @@ fn protocols(list: &[i32], single: Option<i32>) -> Vec<i32> {
 
 pub struct Stores<'a> {
     pub audiences: &'a audiences::Store,
-    pub spend: &'a dyn SpendStore,
-    pub frequency: &'a dyn FrequencyStore,
+    pub ledger: &'a dyn Ledger,
 }
 
 pub const HOUR_MS: i64 = 3_600_000;
 
-/// The cost of one impression at a CPM, rounded up to the micro so that
-/// budget checks never under-estimate what a win will cost.
-pub fn impression_cost(cpm: Micros) -> Micros {
-    Micros((cpm.as_i64() + 999) / 1000)
-}
-
-/// Even pacing of a lifetime budget: what is left at the start of today is
-/// spread evenly over the days left in the flight, and within the day over
-/// its minutes. A line item bids while today's spend and reservations are
-/// at or under the plan at the end of the current minute, so spend follows
-/// the even curve to within about one impression per minute. This is the
-/// time-sliced budget cap of throttling pacers (Lee, Jalali, Dasdan, "Real
-/// Time Bid Optimization with Smooth Budget Delivery in Online
-/// Advertising", 2013) with the throttle decided per slot from spend
-/// instead of from a probability.
-pub fn on_plan(
-    total: Micros,
-    flight_end: config::Date,
-    spent: &Spent,
-    now: config::Timestamp,
-) -> bool {
-    const MINUTES: i64 = 24 * 60;
-    let today = now.date();
-    let days_left = (flight_end.days_since_epoch() - today.days_since_epoch() + 1).max(1);
-    let before_today = spent.lifetime.saturating_sub(spent.today);
-    let left = total.saturating_sub(before_today).as_i64().max(0);
-    let minute = i64::from(now.minute_of_day());
-    // i128: budgets up to i64 micros times 1,440 minutes cannot overflow.
-    let planned = (i128::from(left) * i128::from(minute + 1)
-        / (i128::from(days_left) * i128::from(MINUTES))) as i64;
-    spent.today.saturating_add(spent.reserved_today).as_i64() <= planned
-}
-
-/// The budgets a line item's spend counts against: its own (daily or
-/// lifetime) and its order's total.
+/// The budgets a line item's spend counts against: its own (daily, or
+/// lifetime paced evenly over the flight) and its order's total.
 pub fn limits(item: &Item) -> [Limit<'_>; 2] {
     [
         Limit {
             key: &item.spend_key,
             cap: match item.budget {
                 Budget::Daily(c) => Cap::Daily(c),
-                Budget::Lifetime(c) => Cap::Lifetime(c),
+                Budget::Lifetime(total) => Cap::Paced {
+                    total,
+                    flight_end: item.flight.end,
+                },
             },
         },
         Limit {
@@ -205,6 +174,14 @@ pub fn limits(item: &Item) -> [Limit<'_>; 2] {
             cap: Cap::Lifetime(item.order_budget),
         },
     ]
+}
+
+/// What may not bid on an imp: advertisers already in its ad pod, and line
+/// items that already bid on as many imps of the request as they may.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Exclude<'a> {
+    pub advertisers: &'a [usize],
+    pub items: &'a [usize],
 }
 
 /// The sizes a banner offers: `format[]` first, then `w`/`h`.
@@ -224,14 +201,13 @@ pub fn banner_sizes(imp: &Imp<'_>) -> Vec<(u32, u32)> {
     sizes
 }
 
-/// The best eligible line item for one imp. `taken` lists advertisers that
-/// may not bid on this imp (already in the same ad pod).
+/// The best eligible line item for one imp, but none of `exclude`.
 pub fn select_imp(
     snap: &Snapshot,
     ctx: &Context<'_>,
     imp: &Imp<'_>,
     stores: &Stores<'_>,
-    taken: &[usize],
+    exclude: Exclude<'_>,
 ) -> Result<Choice, NoBid> {
     if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() {
         return Err(NoBid::Media);
@@ -258,7 +234,7 @@ pub fn select_imp(
     let mut under_floor = false;
     for i in snap.candidates(&slots, ctx.country, &deal_ids, open_market) {
         let item = &snap.items[i];
-        if taken.contains(&item.advertiser) {
+        if exclude.advertisers.contains(&item.advertiser) || exclude.items.contains(&i) {
             continue;
         }
         if let Some(first) = winners.first() {
@@ -399,21 +375,13 @@ pub(crate) fn check(
         return Err(NoBid::Floor);
     }
 
-    // Spend plus what bids in flight hold must leave room for this one.
-    let cost = impression_cost(item.cpm);
-    let [own, order] = limits(item);
-    let spent = stores.spend.spent(own.key, ctx.today);
-    if !spent.room_for(own.cap, cost)
-        || !stores
-            .spend
-            .spent(order.key, ctx.today)
-            .room_for(order.cap, cost)
-    {
-        return Err(NoBid::Budget);
-    }
-    if let Budget::Lifetime(total) = item.budget {
-        if !on_plan(total, item.flight.end, &spent, ctx.now) {
-            return Err(NoBid::Pacing);
+    // Spend plus what is held must leave room for this one, within the
+    // pacing plan. Read only: the reservation checks again, atomically.
+    let cost = ledger::impression_cost(item.cpm);
+    for limit in limits(item) {
+        let spent = stores.ledger.spent(limit.key, ctx.today);
+        if let Err(refusal) = spent.room_for(limit.cap, cost, ctx.now) {
+            return Err(refused(refusal));
         }
     }
 
@@ -439,8 +407,8 @@ pub(crate) fn check(
         };
         let window = i64::from(cap.per_hours) * HOUR_MS;
         if !stores
-            .frequency
-            .allows(user, &item.spend_key, cap.impressions, window, ctx.now)
+            .ledger
+            .frequency_allows(user, &item.spend_key, cap.impressions, window, ctx.now)
         {
             return Err(NoBid::Frequency);
         }
@@ -473,6 +441,15 @@ pub(crate) fn check(
         deal,
         kind,
     })
+}
+
+/// The no-bid reason of a refused reservation.
+pub fn refused(r: Refusal) -> NoBid {
+    match r {
+        Refusal::Budget => NoBid::Budget,
+        Refusal::Pacing => NoBid::Pacing,
+        Refusal::Frequency => NoBid::Frequency,
+    }
 }
 
 /// The first creative of a video or audio line item that the slot takes.
@@ -531,57 +508,6 @@ fn category_blocked(ours: &str, blocked: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pacing_follows_an_even_curve() {
-        let t = |s: &str| config::Timestamp::parse_rfc3339(s).unwrap();
-        let end = config::Date::parse("2026-11-30").unwrap();
-        let total = Micros::from_units(700);
-        let spent = |today: i64, lifetime: i64| Spent {
-            today: Micros::from_units(today),
-            lifetime: Micros::from_units(lifetime),
-            ..Spent::default()
-        };
-        // 2026-11-24 is 7 days before the end, inclusive: 100 a day.
-        let noon = t("2026-11-24T12:00:00Z");
-        assert!(
-            on_plan(total, end, &spent(50, 50), noon),
-            "exactly on plan at noon"
-        );
-        assert!(!on_plan(total, end, &spent(51, 51), noon), "ahead of plan");
-        assert!(on_plan(total, end, &spent(0, 0), t("2026-11-24T00:00:00Z")));
-        // Under-spent earlier days raise today's share: 600 left over 6 days.
-        assert!(on_plan(
-            total,
-            end,
-            &spent(50, 150),
-            t("2026-11-25T12:00:00Z")
-        ));
-        assert!(!on_plan(
-            total,
-            end,
-            &spent(51, 151),
-            t("2026-11-25T12:00:00Z")
-        ));
-        // The last minute of the last day may spend everything left.
-        assert!(on_plan(
-            total,
-            end,
-            &spent(99, 699),
-            t("2026-11-30T23:59:00Z")
-        ));
-        // Reservations count as spent.
-        let mut s = spent(40, 40);
-        s.reserved_today = Micros::from_units(11);
-        assert!(!on_plan(total, end, &s, noon));
-    }
-
-    #[test]
-    fn impression_cost_rounds_up() {
-        assert_eq!(impression_cost(Micros(6_000_000)), Micros(6_000));
-        assert_eq!(impression_cost(Micros(1_234_567)), Micros(1_235));
-        assert_eq!(impression_cost(Micros(1)), Micros(1));
-    }
 
     #[test]
     fn blocked_domains_include_subdomains() {

@@ -106,29 +106,23 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             }
             bid(app, req, start).await
         }
-        "/notice/loss" => match app.loss(req.uri().query().unwrap_or("")) {
-            Ok(()) => text(StatusCode::OK, ""),
-            Err(e @ NoticeError::Signature) => text(StatusCode::FORBIDDEN, format!("{e}\n")),
-            Err(e @ NoticeError::Expired) => text(StatusCode::GONE, format!("{e}\n")),
-            Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
-        },
-        "/notice/win" | "/notice/billing" => {
+        path @ ("/notice/win" | "/notice/billing" | "/notice/loss") => {
             if req.method() != Method::GET && req.method() != Method::POST {
                 return method_not_allowed("GET, POST");
             }
-            let kind = if req.uri().path() == "/notice/win" {
-                metrics::Notice::Win
-            } else {
-                metrics::Notice::Billing
+            let Some(kind) = crate::notice::Kind::of_path(path) else {
+                return text(StatusCode::NOT_FOUND, "not found\n");
             };
             match app.notice(kind, req.uri().query().unwrap_or("")).await {
                 Ok(_) => text(StatusCode::OK, ""),
-                Err(e @ NoticeError::Storage) => {
-                    text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+                Err(e @ (NoticeError::Storage | NoticeError::Busy)) => {
+                    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"));
+                    r.headers_mut()
+                        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    r
                 }
                 Err(e @ NoticeError::Signature) => text(StatusCode::FORBIDDEN, format!("{e}\n")),
                 Err(e @ NoticeError::Expired) => text(StatusCode::GONE, format!("{e}\n")),
-                Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
             }
         }
         "/track/impression" | "/track/event" => {

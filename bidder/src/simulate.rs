@@ -17,7 +17,7 @@ use config::{Budget, Clock, Config, ManualClock, Micros, Timestamp};
 use rand::{Rng, SeedableRng};
 
 use crate::app::{App, BidAnswer, Settings};
-use crate::metrics::Notice;
+use crate::notice::Kind;
 
 pub struct Options {
     pub start: Timestamp,
@@ -177,7 +177,10 @@ pub async fn run(config: Config, opts: &Options) -> Report {
         if hour % 24 == 0 {
             let day = Timestamp(opts.start.as_millis() + i64::from(hour) * 3_600_000).date();
             for (i, (id, _, _)) in budgets.iter().enumerate() {
-                before_day[i] = app.spend().spent(&format!("li:{id}"), day).lifetime;
+                before_day[i] = app
+                    .ledger()
+                    .spent(&ledger::SpendKey::line_item(id), day)
+                    .lifetime;
             }
         }
         loop {
@@ -210,11 +213,11 @@ pub async fn run(config: Config, opts: &Options) -> Report {
                     if won {
                         let price = Micros(bid.price_micros).to_string();
                         let q = query.replace(crate::notice::AUCTION_PRICE_MACRO, &price);
-                        if app.notice(Notice::Win, &q).await.is_ok() {
+                        if app.notice(Kind::Win, &q).await.is_ok() {
                             report.wins += 1;
                         }
                     } else {
-                        let _ = app.loss(query);
+                        let _ = app.notice(Kind::Loss, query).await;
                     }
                 }
             }
@@ -225,7 +228,7 @@ pub async fn run(config: Config, opts: &Options) -> Report {
         let day = now.date();
         let hours_into_day = i64::from(now.minute_of_day()) / 60 + 1;
         for (i, (id, budget, flight)) in budgets.iter().enumerate() {
-            let spent = app.spend().spent(&format!("li:{id}"), day);
+            let spent = app.ledger().spent(&ledger::SpendKey::line_item(id), day);
             let (plan, cap, lifetime) = match *budget {
                 // Daily budgets spend as demand comes: the plan is the cap.
                 Budget::Daily(cap) => (cap, cap, false),

@@ -279,10 +279,10 @@ fn test_requests_are_answered_but_never_spend() {
     let bid = only_bid(&s.bid(&r.to_string()));
     let reply = s.notice(bid["nurl"].as_str().unwrap(), "6.00");
     assert_eq!(reply.status, 200);
-    let spent = s
-        .app
-        .spend()
-        .spent("li:tent-remarketing-display", s.app.now().date());
+    let spent = s.app.ledger().spent(
+        &ledger::SpendKey::line_item("tent-remarketing-display"),
+        s.app.now().date(),
+    );
     assert_eq!(spent.lifetime, config::Micros::ZERO);
     // Nor do they count against the frequency cap.
     for _ in 0..5 {
@@ -295,14 +295,22 @@ fn win_and_billing_notices_charge_once_at_most_the_bid() {
     let s = Server::example();
     let bid = only_bid(&s.bid(&banner_request().to_string()));
     let day = s.app.now().date();
-    let spent = || s.app.spend().spent("li:tent-remarketing-display", day);
+    let spent = || {
+        s.app.ledger().spent(
+            &ledger::SpendKey::line_item("tent-remarketing-display"),
+            day,
+        )
+    };
     assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "4.50").status, 200);
     // 4.50 CPM is 0.0045 per impression.
     assert_eq!(spent().today, config::Micros(4_500));
     assert_eq!(s.notice(bid["burl"].as_str().unwrap(), "4.50").status, 200);
     assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "4.50").status, 200);
     assert_eq!(spent().today, config::Micros(4_500), "charged once");
-    let order = s.app.spend().spent("order:acme-q4-managed", day);
+    let order = s
+        .app
+        .ledger()
+        .spent(&ledger::SpendKey::order("acme-q4-managed"), day);
     assert_eq!(order.lifetime, config::Micros(4_500));
 
     // A clearing price above the bid is capped at the bid; an unsubstituted
@@ -331,8 +339,11 @@ fn forged_tampered_or_expired_notices_charge_nothing() {
     let day = s.app.now().date();
     let spent = || {
         s.app
-            .spend()
-            .spent("li:tent-remarketing-display", day)
+            .ledger()
+            .spent(
+                &ledger::SpendKey::line_item("tent-remarketing-display"),
+                day,
+            )
             .lifetime
     };
     let bid = only_bid(&s.bid(&banner_request().to_string()));
@@ -369,7 +380,10 @@ fn odd_ids_are_escaped_in_json_and_encoded_in_notice_urls() {
     // The notice still settles.
     assert_eq!(s.notice(nurl, "1.00").status, 200);
     let day = s.app.now().date();
-    let spent = s.app.spend().spent("li:tent-remarketing-display", day);
+    let spent = s.app.ledger().spent(
+        &ledger::SpendKey::line_item("tent-remarketing-display"),
+        day,
+    );
     assert_eq!(spent.today, config::Micros(1_000));
 }
 

@@ -191,8 +191,8 @@ impl Journal {
         let mut replayed = Replayed::default();
         let covered = read_checkpoint(&dir.join(CHECKPOINT), &*ledger, now, &mut replayed)?;
         let path = dir.join(JOURNAL);
-        let (generation, valid_len) = replay(&path, covered, &*ledger, now, &mut replayed)
-            .map_err(io_err(&path))?;
+        let (generation, valid_len) =
+            replay(&path, covered, &*ledger, now, &mut replayed).map_err(io_err(&path))?;
         let mut storage = FileStorage {
             dir: dir.to_path_buf(),
             file: FileStorage::open_append(dir).map_err(io_err(&path))?,
@@ -319,7 +319,10 @@ impl Writer {
                 }
             }
             Err(e) => {
-                tracing::error!("journal write failed, {} charge(s) refused: {e}", batch.len());
+                tracing::error!(
+                    "journal write failed, {} charge(s) refused: {e}",
+                    batch.len()
+                );
                 self.dirty = true;
                 // Cut back now if the disk lets us; otherwise before the
                 // next write.
@@ -536,7 +539,10 @@ fn replay(
         let text = line.trim_end_matches('\n');
         if first {
             first = false;
-            if let Some(g) = text.strip_prefix(JOURNAL_MAGIC).and_then(|g| g.trim().parse().ok()) {
+            if let Some(g) = text
+                .strip_prefix(JOURNAL_MAGIC)
+                .and_then(|g| g.trim().parse().ok())
+            {
                 if covered.is_some_and(|c| g <= c) {
                     // The checkpoint holds all of it already (a crash came
                     // between writing the checkpoint and the new journal).
@@ -597,7 +603,9 @@ fn checkpoint_text(ledger: &dyn Ledger, now: Timestamp, covers: u64) -> String {
             s.push('\n');
             lines += 1;
         }
-        Durable::Charged { bid, forget } => charged.entry(forget.as_millis()).or_default().push(bid),
+        Durable::Charged { bid, forget } => {
+            charged.entry(forget.as_millis()).or_default().push(bid)
+        }
         Durable::LateWins(n) => {
             let _ = writeln!(s, "W\t{n}");
             lines += 1;
@@ -728,7 +736,10 @@ mod tests {
             billed: Micros(billed),
             over_delivery: Micros(3),
             forget: Timestamp(1_795_000_000_000),
-            keys: [SpendKey::line_item("tent\tremarketing %"), SpendKey::order("o 1")],
+            keys: [
+                SpendKey::line_item("tent\tremarketing %"),
+                SpendKey::order("o 1"),
+            ],
             kind: Some(BudgetKind::Daily),
             late: true,
             prior: Prior::None,

@@ -184,7 +184,14 @@ pub trait Ledger: Send + Sync + 'static {
     /// Spend and holds under `key`, seen from `day`.
     fn spent(&self, key: &SpendKey, day: Date) -> Spent;
     /// Whether another impression would stay within the cap (read only).
-    fn frequency_allows(&self, user: &str, line_item: &SpendKey, cap: u32, window_ms: i64, now: Timestamp) -> bool;
+    fn frequency_allows(
+        &self,
+        user: &str,
+        line_item: &SpendKey,
+        cap: u32,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> bool;
     /// The budget kind a line item has spent under, if it has.
     fn budget_kind(&self, line_item: &str) -> Option<BudgetKind>;
     /// The share of an expired reservation still held, in millionths.

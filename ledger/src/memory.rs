@@ -411,9 +411,7 @@ impl Ledger for MemoryLedger {
         if let Some(f) = hold.frequency {
             let k = self.freq_key(f.user, keys[0]);
             let mut windows = self.windows.lock(self.windows.index(k));
-            let w = windows
-                .entry(k)
-                .or_insert_with(|| Window::new(f.window_ms));
+            let w = windows.entry(k).or_insert_with(|| Window::new(f.window_ms));
             // A changed cap window starts counting afresh.
             if w.width_ms != Window::width(f.window_ms) {
                 *w = Window::new(f.window_ms);
@@ -522,7 +520,8 @@ impl Ledger for MemoryLedger {
         if matches!(prior, Prior::Lingering { .. }) {
             shard.lingering = shard.lingering.saturating_sub(1);
         }
-        let mut locked = self.lock_keys(&[&win_keys[0], &win_keys[1], &prior_keys[0], &prior_keys[1]]);
+        let mut locked =
+            self.lock_keys(&[&win_keys[0], &win_keys[1], &prior_keys[0], &prior_keys[1]]);
         match prior {
             Prior::Reserved { amount, day, .. } => {
                 for k in &prior_keys {
@@ -625,7 +624,9 @@ impl Ledger for MemoryLedger {
             Prior::None => {
                 shard.bids.remove(&charge.bid.0);
             }
-            Prior::Reserved { expires: next, .. } => shard.deadlines.push(Reverse((next, charge.bid.0))),
+            Prior::Reserved { expires: next, .. } => {
+                shard.deadlines.push(Reverse((next, charge.bid.0)))
+            }
             Prior::Lingering { next, .. } => {
                 shard.lingering += 1;
                 shard.deadlines.push(Reverse((next, charge.bid.0)));
@@ -633,7 +634,9 @@ impl Ledger for MemoryLedger {
         }
         let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1], &keys[0], &keys[1]]);
         for k in &charge.keys {
-            locked.get(k).change(Field::Charging, day, charge.billed, false);
+            locked
+                .get(k)
+                .change(Field::Charging, day, charge.billed, false);
         }
         match charge.prior {
             Prior::None => {}
@@ -806,7 +809,8 @@ impl Ledger for MemoryLedger {
             }
             Durable::Charged { bid, forget } => {
                 if forget > now {
-                    self.bid_shard(bid).insert_charged(bid.0, forget.as_millis());
+                    self.bid_shard(bid)
+                        .insert_charged(bid.0, forget.as_millis());
                 }
             }
             Durable::LateWins(n) => self.late.restore_won(n),
