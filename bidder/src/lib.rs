@@ -22,5 +22,6 @@ pub mod server;
 pub mod simulate;
 pub mod snapshot;
 pub mod targeting;
+pub mod traffic;
 
 pub use app::{App, BidAnswer, ExplainError, Settings};
