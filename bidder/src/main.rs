@@ -50,9 +50,20 @@ struct SimulateArgs {
     /// Simulated start, RFC 3339 (default: the earliest flight start).
     #[arg(long)]
     start: Option<String>,
+    /// Audience event files (*.jsonl) to load, as `serve --data` does;
+    /// synthesised traffic uses their users for behavioural audiences.
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Share of bids won.
     #[arg(long, default_value_t = 0.3)]
     win_rate: f64,
+    /// Share of wins whose notice comes only after the bid's reservation
+    /// expired (90 s after the bid).
+    #[arg(long, default_value_t = 0.0)]
+    late_wins: f64,
+    /// Share of lost bids whose loss notice the exchange sends.
+    #[arg(long, default_value_t = 1.0)]
+    loss_notices: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
@@ -220,6 +231,31 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             .collect(),
         None => Vec::new(),
     };
+    for (name, v) in [
+        ("--win-rate", args.win_rate),
+        ("--late-wins", args.late_wins),
+        ("--loss-notices", args.loss_notices),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&v),
+            "{name} {v}: give a share from 0 to 1"
+        );
+    }
+    anyhow::ensure!(
+        args.qps > 0.0 && args.qps <= 10_000.0,
+        "--qps {}: give a rate above 0 and at most 10000",
+        args.qps
+    );
+    let store = audiences::Store::new();
+    store.set_retention_days(bidder::app::retention_days(&config));
+    let mut users = Vec::new();
+    if let Some(dir) = &args.data {
+        store
+            .append_dir(dir, start)
+            .with_context(|| format!("loading audience data from {}", dir.display()))?;
+        users = bidder::traffic::users_in_dir(dir)
+            .with_context(|| format!("reading users from {}", dir.display()))?;
+    }
     let opts = bidder::simulate::Options {
         start,
         hours: args.hours,
@@ -229,14 +265,17 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             args.qps
         },
         traffic,
+        users,
         win_rate: args.win_rate,
+        late_wins: args.late_wins,
+        loss_notices: args.loss_notices,
         seed: args.seed,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let report = runtime.block_on(bidder::simulate::run(config, &opts));
+    let report = runtime.block_on(bidder::simulate::run(config, store, &opts));
     print!("{}", report.table());
     Ok(())
 }

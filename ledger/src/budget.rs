@@ -68,6 +68,8 @@ pub struct Spent {
     pub held_today: Micros,
     /// The same over every day.
     pub held: Micros,
+    /// Won on that day beyond a cap: delivered, not billed.
+    pub over_today: Micros,
 }
 
 /// Why a reservation was refused.

@@ -594,11 +594,11 @@ fn checkpoint_text(ledger: &dyn Ledger, now: Timestamp, covers: u64) -> String {
             s.push_str("S\t");
             encode(&key.to_string(), &mut s);
             let _ = write!(s, "\t{}\t{}\t", lifetime.as_i64(), kind_str(kind));
-            for (i, (d, m)) in days.iter().enumerate() {
+            for (i, (d, m, over)) in days.iter().enumerate() {
                 if i > 0 {
                     s.push(',');
                 }
-                let _ = write!(s, "{d}:{}", m.as_i64());
+                let _ = write!(s, "{d}:{}:{}", m.as_i64(), over.as_i64());
             }
             s.push('\n');
             lines += 1;
@@ -687,8 +687,11 @@ fn read_checkpoint(
                     .split(',')
                     .filter(|d| !d.is_empty())
                     .map(|d| {
-                        let (day, m) = d.split_once(':')?;
-                        Some((day.parse().ok()?, Micros(m.parse().ok()?)))
+                        let mut f = d.split(':');
+                        let day = f.next()?.parse().ok()?;
+                        let billed = Micros(f.next()?.parse().ok()?);
+                        let over = Micros(f.next()?.parse().ok()?);
+                        f.next().is_none().then_some((day, billed, over))
                     })
                     .collect::<Option<Vec<_>>>()?;
                 Some(vec![Durable::Spend {

@@ -6,14 +6,14 @@
 //! bids that were silently lost; holding none lets late wins overspend. The
 //! ledger holds the share of such bids that turn out to be won, learned from
 //! what it sees: a late win counts as won; a loss, or no notice within the
-//! horizon, as not won. Until it has seen some, the share is conservative:
-//! `PRIOR` imagined late wins start it at 1.
+//! horizon, as not won. Until it has seen `MIN_OUTCOMES` outcomes the share
+//! is 1 (conservative); then it is the rate of late wins with one imagined
+//! win added, so a single lost bid never drops it to zero.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// Imagined late wins the estimate starts from: the share stays near 1
-/// until real outcomes outnumber them.
-const PRIOR: u64 = 20;
+/// Outcomes seen before the share moves from 1.
+const MIN_OUTCOMES: u64 = 10;
 const PPM: u64 = 1_000_000;
 
 #[derive(Debug)]
@@ -64,10 +64,15 @@ impl LateShare {
     }
 
     fn update(&self) {
-        let won = self.won.load(Ordering::Relaxed).saturating_add(PRIOR);
+        let won = self.won.load(Ordering::Relaxed);
         let all = won.saturating_add(self.not_won.load(Ordering::Relaxed));
-        let ppm = (u128::from(won) * u128::from(PPM) / u128::from(all.max(1))) as u32;
-        self.ppm.store(ppm.min(PPM as u32), Ordering::Relaxed);
+        let ppm = if all < MIN_OUTCOMES {
+            PPM
+        } else {
+            // Rounded up: never under-holds.
+            (u128::from(won + 1) * u128::from(PPM)).div_ceil(u128::from(all + 1)) as u64
+        };
+        self.ppm.store(ppm.min(PPM) as u32, Ordering::Relaxed);
     }
 
     pub fn ppm(&self) -> u32 {
@@ -92,14 +97,20 @@ mod tests {
         let s = LateShare::default();
         assert_eq!(s.ppm(), 1_000_000);
         assert_eq!(s.of(Micros(7)), Micros(7));
-        for _ in 0..180 {
+        for _ in 0..9 {
             s.not_won();
         }
-        // 20 imagined wins out of 200 outcomes.
-        assert_eq!(s.ppm(), 100_000);
-        assert_eq!(s.of(Micros(11)), Micros(2), "rounded up");
+        assert_eq!(s.ppm(), 1_000_000, "too few outcomes to learn from");
+        s.not_won();
+        // One imagined win in eleven.
+        assert_eq!(s.ppm(), 90_910);
+        for _ in 0..89 {
+            s.not_won();
+        }
+        assert_eq!(s.ppm(), 10_000);
+        assert_eq!(s.of(Micros(150)), Micros(2), "rounded up");
         // A bid counted lost that wins after all moves across.
         s.won(true);
-        assert_eq!(s.ppm(), 105_000);
+        assert_eq!(s.ppm(), 20_000);
     }
 }

@@ -150,11 +150,12 @@ pub struct Expired {
 /// State that must survive a restart, as a checkpoint lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Durable {
-    /// Spend under a key: since the flight started, and on recent days.
+    /// Spend under a key: since the flight started, and on recent days
+    /// (day number, billed, over-delivered).
     Spend {
         key: SpendKey,
         lifetime: Micros,
-        days: Vec<(i64, Micros)>,
+        days: Vec<(i64, Micros, Micros)>,
         kind: Option<BudgetKind>,
     },
     /// A charged bid, a duplicate until `forget`.

@@ -111,6 +111,8 @@ struct Amounts {
     charging: Micros,
     /// Expired bids still awaited, held at the learned share.
     lingering: Micros,
+    /// Won beyond a cap: delivered, not billed.
+    over: Micros,
 }
 
 #[derive(Default)]
@@ -123,6 +125,7 @@ struct Counters {
 #[derive(Clone, Copy)]
 enum Field {
     Spent,
+    Over,
     Reserved,
     Charging,
     Lingering,
@@ -132,6 +135,7 @@ impl Amounts {
     fn field(&mut self, f: Field) -> &mut Micros {
         match f {
             Field::Spent => &mut self.spent,
+            Field::Over => &mut self.over,
             Field::Reserved => &mut self.reserved,
             Field::Charging => &mut self.charging,
             Field::Lingering => &mut self.lingering,
@@ -185,6 +189,7 @@ impl Counters {
             lifetime: self.total.spent,
             held_today: held(&d),
             held: held(&self.total),
+            over_today: d.over,
         }
     }
 }
@@ -579,6 +584,7 @@ impl Ledger for MemoryLedger {
                 let c = locked.get(k);
                 c.change(Field::Charging, day, charge.billed, false);
                 c.change(Field::Spent, day, charge.billed, true);
+                c.change(Field::Over, day, charge.over_delivery, true);
             }
             if let Some(kind) = charge.kind {
                 locked.get(&charge.keys[0]).kind = Some(kind);
@@ -777,7 +783,9 @@ impl Ledger for MemoryLedger {
         let day = charge.day.days_since_epoch();
         let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1]]);
         for k in &charge.keys {
-            locked.get(k).change(Field::Spent, day, charge.billed, true);
+            let c = locked.get(k);
+            c.change(Field::Spent, day, charge.billed, true);
+            c.change(Field::Over, day, charge.over_delivery, true);
         }
         if let Some(kind) = charge.kind {
             locked.get(&charge.keys[0]).kind = Some(kind);
@@ -798,10 +806,11 @@ impl Ledger for MemoryLedger {
                 let mut locked = self.lock_keys(&[&key]);
                 let c = locked.get(&key);
                 c.total.spent = c.total.spent.saturating_add(lifetime);
-                for (day, spent) in days {
+                for (day, spent, over) in days {
                     // Only the day's amount: the total came above.
                     c.change(Field::Spent, day, spent, true);
                     c.total.spent = c.total.spent.saturating_sub(spent);
+                    c.change(Field::Over, day, over, true);
                 }
                 if kind.is_some() {
                     c.kind = kind;
@@ -831,8 +840,10 @@ impl Ledger for MemoryLedger {
                     days: c
                         .days
                         .iter()
-                        .filter(|(d, a)| *d >= oldest && a.spent > Micros::ZERO)
-                        .map(|(d, a)| (*d, a.spent))
+                        .filter(|(d, a)| {
+                            *d >= oldest && (a.spent > Micros::ZERO || a.over > Micros::ZERO)
+                        })
+                        .map(|(d, a)| (*d, a.spent, a.over))
                         .collect(),
                     kind: c.kind,
                 });
