@@ -43,6 +43,13 @@ impl Books {
         self.journal.as_ref()
     }
 
+    /// Waits for the journal to finish writing (see [`Journal::close`]).
+    pub fn close(self) {
+        if let Some(j) = self.journal {
+            j.close();
+        }
+    }
+
     /// Charges a win exactly once. `Ok(Some)`: charged now, and on disk
     /// when there is a journal. `Ok(None)`: charged before (a duplicate).
     pub async fn charge(&self, win: &Win<'_>) -> Result<Option<Charge>, ChargeError> {

@@ -136,6 +136,9 @@ enum Job {
 pub struct Journal {
     tx: mpsc::Sender<Job>,
     dir: PathBuf,
+    writer: std::thread::JoinHandle<()>,
+    /// To abort a charge the writer can no longer take.
+    ledger: Arc<dyn Ledger>,
 }
 
 /// Tuning of the writer.
@@ -226,7 +229,7 @@ impl Journal {
         let (tx, rx) = mpsc::channel::<Job>();
         let writer = Writer {
             storage,
-            ledger,
+            ledger: ledger.clone(),
             clock,
             good_len,
             dirty: false,
@@ -234,7 +237,7 @@ impl Journal {
             since_compaction: replayed.charges,
             options,
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || writer.run(rx))
             .map_err(io_err(dir))?;
@@ -242,9 +245,18 @@ impl Journal {
             Journal {
                 tx,
                 dir: dir.to_path_buf(),
+                writer,
+                ledger,
             },
             replayed,
         ))
+    }
+
+    /// Stops taking records and waits until the writer has written (and
+    /// compacted) everything it was given: a clean shutdown.
+    pub fn close(self) {
+        drop(self.tx);
+        let _ = self.writer.join();
     }
 
     pub fn dir(&self) -> &Path {
@@ -259,6 +271,7 @@ impl Journal {
         if let Err(mpsc::SendError(Job::Charge(_, charge, _))) =
             self.tx.send(Job::Charge(line, charge, ack))
         {
+            self.ledger.abort(&charge);
             return Err(io::Error::other(format!(
                 "journal writer stopped (bid {})",
                 charge.bid

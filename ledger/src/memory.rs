@@ -33,9 +33,10 @@ pub struct Options {
     /// it counts as not won for the learned share (it is still held, at the
     /// share, until its notices expire). Late wins come within minutes.
     pub late_horizon_ms: i64,
-    /// Expired bids tracked at most. Past this, a reservation that ends is
-    /// not held any more: memory stays bounded when most bids are lost
-    /// silently (their share is then near zero anyway).
+    /// Expired bids tracked at most (about 120 bytes each). Past this, a
+    /// reservation that ends is not held any more: memory stays bounded
+    /// when most bids are lost silently (their share is then near zero
+    /// anyway).
     pub max_lingering: usize,
     /// Days of per-day spend kept: a win is charged to the day of its bid,
     /// which may be this many days ago while its notices are accepted.
@@ -46,7 +47,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             late_horizon_ms: 5 * 60_000,
-            max_lingering: 1_000_000,
+            max_lingering: 250_000,
             keep_days: 2,
         }
     }
