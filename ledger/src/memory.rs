@@ -301,6 +301,16 @@ impl Window {
     }
 }
 
+/// What a bid held before its charge began: the counter, its day and the
+/// amount.
+fn prior_hold(prior: Prior) -> Option<(Field, i64, Micros)> {
+    match prior {
+        Prior::None => None,
+        Prior::Reserved { amount, day, .. } => Some((Field::Reserved, day, amount)),
+        Prior::Lingering { amount, day, .. } => Some((Field::Lingering, day, amount)),
+    }
+}
+
 /// The embedded ledger.
 pub struct MemoryLedger {
     options: Options,
@@ -528,18 +538,10 @@ impl Ledger for MemoryLedger {
         }
         let mut locked =
             self.lock_keys(&[&win_keys[0], &win_keys[1], &prior_keys[0], &prior_keys[1]]);
-        match prior {
-            Prior::Reserved { amount, day, .. } => {
-                for k in &prior_keys {
-                    locked.get(k).change(Field::Reserved, day, amount, false);
-                }
+        if let Some((field, day, amount)) = prior_hold(prior) {
+            for k in &prior_keys {
+                locked.get(k).change(field, day, amount, false);
             }
-            Prior::Lingering { amount, day, .. } => {
-                for k in &prior_keys {
-                    locked.get(k).change(Field::Lingering, day, amount, false);
-                }
-            }
-            Prior::None => {}
         }
         // Billed up to what is left after spend and the wins being charged:
         // bids in flight hold room for themselves, but a win is owed first.
@@ -645,17 +647,9 @@ impl Ledger for MemoryLedger {
                 .get(k)
                 .change(Field::Charging, day, charge.billed, false);
         }
-        match charge.prior {
-            Prior::None => {}
-            Prior::Reserved { amount, day, .. } => {
-                for k in &keys {
-                    locked.get(k).change(Field::Reserved, day, amount, true);
-                }
-            }
-            Prior::Lingering { amount, day, .. } => {
-                for k in &keys {
-                    locked.get(k).change(Field::Lingering, day, amount, true);
-                }
+        if let Some((field, day, amount)) = prior_hold(charge.prior) {
+            for k in &keys {
+                locked.get(k).change(field, day, amount, true);
             }
         }
     }
