@@ -4,7 +4,7 @@
 //! checked cheapest rule first, and the walk stops once the best price has
 //! an eligible line item. Equal CPMs are broken fairly at random.
 
-use config::{Budget, Micros};
+use config::Micros;
 use ortb::Imp;
 use rand::Rng;
 
@@ -155,23 +155,17 @@ pub struct Stores<'a> {
 
 pub const HOUR_MS: i64 = 3_600_000;
 
-/// The budgets a line item's spend counts against: its own (daily, or
-/// lifetime paced evenly over the flight) and its order's total.
+/// The budgets a line item's spend counts against: its own and its
+/// order's total.
 pub fn limits(item: &Item) -> [Limit<'_>; 2] {
     [
         Limit {
             key: &item.spend_key,
-            cap: match item.budget {
-                Budget::Daily(c) => Cap::Daily(c),
-                Budget::Lifetime(total) => Cap::Paced {
-                    total,
-                    flight_end: item.flight.end,
-                },
-            },
+            cap: Cap::line_item(item.budget, item.flight.end),
         },
         Limit {
             key: &item.order_key,
-            cap: Cap::Lifetime(item.order_budget),
+            cap: Cap::order(item.order_budget),
         },
     ]
 }

@@ -24,6 +24,23 @@ pub enum Cap {
     None,
 }
 
+impl Cap {
+    /// A line item's budget: daily as demand comes, or lifetime paced
+    /// evenly to the end of its flight.
+    pub fn line_item(budget: config::Budget, flight_end: Date) -> Cap {
+        match budget {
+            config::Budget::Daily(c) => Cap::Daily(c),
+            config::Budget::Lifetime(total) => Cap::Paced { total, flight_end },
+        }
+    }
+
+    /// An order's budget: a total over its flight, not paced (its line
+    /// items pace themselves).
+    pub fn order(total: Micros) -> Cap {
+        Cap::Lifetime(total)
+    }
+}
+
 /// The kind of a line item's budget, remembered once it has spent: a line
 /// item removed and added back may not change it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
