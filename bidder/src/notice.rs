@@ -101,16 +101,19 @@ impl Signer {
         }
     }
 
-    fn keyed(&self, kind: Kind, signed: &str) -> hmac::Hmac<sha2::Sha256> {
+    /// The MAC state after the signed text: the kind comes last, so the
+    /// three URLs of one bid hash that text once and finish apart.
+    fn over(&self, signed: &str) -> hmac::Hmac<sha2::Sha256> {
         let mut mac = self.mac.clone();
-        mac.update(kind.as_str().as_bytes());
-        mac.update(b"\n");
         mac.update(signed.as_bytes());
+        mac.update(b"\n");
         mac
     }
 
-    fn sign_into(&self, kind: Kind, signed: &str, out: &mut String) {
-        for b in &self.keyed(kind, signed).finalize().into_bytes()[..SIG_BYTES] {
+    fn sign_into(mac: &hmac::Hmac<sha2::Sha256>, kind: Kind, out: &mut String) {
+        let mut mac = mac.clone();
+        mac.update(kind.as_str().as_bytes());
+        for b in &mac.finalize().into_bytes()[..SIG_BYTES] {
             let _ = write!(out, "{b:02x}");
         }
     }
@@ -122,9 +125,11 @@ impl Signer {
         if sig.len() != SIG_BYTES {
             return false;
         }
+        let mut mac = self.over(signed);
+        mac.update(kind.as_str().as_bytes());
         // Constant time: the comparison must not tell a forger how close a
         // guess came.
-        self.keyed(kind, signed).verify_truncated_left(&sig).is_ok()
+        mac.verify_truncated_left(&sig).is_ok()
     }
 }
 
@@ -177,15 +182,37 @@ impl NoticeUrl<'_> {
         s
     }
 
-    /// `base` + the kind's path + `?` + `signed` + its signature + the
-    /// price macro.
+    /// One notice URL of a bid (see [`Prepared`] for all three).
     pub fn write(base: &str, kind: Kind, signed: &str, signer: &Signer, out: &mut String) {
-        out.push_str(base.trim_end_matches('/'));
+        Prepared::new(base, signed, signer).write(kind, out);
+    }
+}
+
+/// A bid's signed text, hashed once, ready to write its three URLs.
+pub struct Prepared<'a> {
+    base: &'a str,
+    signed: &'a str,
+    mac: hmac::Hmac<sha2::Sha256>,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(base: &'a str, signed: &'a str, signer: &Signer) -> Prepared<'a> {
+        Prepared {
+            base: base.trim_end_matches('/'),
+            signed,
+            mac: signer.over(signed),
+        }
+    }
+
+    /// `base` + the kind's path + `?` + the signed text + its signature +
+    /// the price macro.
+    pub fn write(&self, kind: Kind, out: &mut String) {
+        out.push_str(self.base);
         out.push_str(kind.path());
         out.push('?');
-        out.push_str(signed);
+        out.push_str(self.signed);
         out.push_str("&s=");
-        signer.sign_into(kind, signed, out);
+        Signer::sign_into(&self.mac, kind, out);
         out.push_str("&price=");
         out.push_str(AUCTION_PRICE_MACRO);
     }

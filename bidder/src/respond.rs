@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use config::{Micros, Timestamp};
 use ortb::BidRequest;
 
-use crate::notice::{Kind, NoticeUrl};
+use crate::notice::{Kind, NoticeUrl, Prepared};
 use crate::select::{Choice, ChoiceKind};
 use crate::snapshot::Snapshot;
 
@@ -72,13 +72,14 @@ impl Answer<'_> {
             test: self.test,
         }
         .signed();
+        let urls = Prepared::new(self.public_url, &signed, self.signer);
         for kind in Kind::ALL {
             // Notice URLs hold only percent-encoded values and URL
             // punctuation: nothing in them needs JSON escaping.
             out.push_str(",\"");
             out.push_str(kind.member());
             out.push_str("\":\"");
-            NoticeUrl::write(self.public_url, kind, &signed, self.signer, out);
+            urls.write(kind, out);
             out.push('"');
         }
         out.push(',');
