@@ -690,8 +690,9 @@ impl Ledger for MemoryLedger {
                             shard.deadlines.push(Reverse((next, b)));
                             shard.lingering += 1;
                         } else {
+                            // Not an outcome: the bid is merely not tracked
+                            // (the book is full, or its notices expired).
                             shard.bids.remove(&b);
-                            self.late.not_won();
                             out.forgotten += 1;
                         }
                         let mut locked = self.lock_keys(&[&keys[0], &keys[1]]);
