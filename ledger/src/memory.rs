@@ -869,7 +869,49 @@ impl Ledger for MemoryLedger {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::{Cap, Limit};
+
     crate::conformance_tests!(|| -> std::sync::Arc<dyn crate::Ledger> {
         std::sync::Arc::new(super::MemoryLedger::default())
     });
+
+    #[test]
+    fn expired_bids_held_are_bounded() {
+        let l = MemoryLedger::new(Options {
+            max_lingering: 64,
+            ..Options::default()
+        });
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = Timestamp(1_795_521_600_000);
+        for bid in 0..10_000u64 {
+            let hold = Hold {
+                bid: BidKey(bid),
+                day: now.date(),
+                cost: Micros(1_000),
+                limits: [
+                    Limit {
+                        key: &li,
+                        cap: Cap::Daily(Micros::from_units(1_000)),
+                    },
+                    Limit {
+                        key: &o,
+                        cap: Cap::None,
+                    },
+                ],
+                frequency: None,
+                expires: Timestamp(now.as_millis() + 1),
+                forget: Timestamp(now.as_millis() + 86_400_000),
+            };
+            l.reserve(&hold, now).expect("room");
+        }
+        let e = l.expire(Timestamp(now.as_millis() + 1));
+        assert_eq!(e.reservations, 10_000);
+        let tracked: usize = l.bids.iter().map(|s| s.lock().unwrap().bids.len()).sum();
+        assert!(tracked <= 64 * 2, "{tracked}");
+        // What is no longer tracked is no longer held.
+        let held = l.spent(&li, now.date()).held_today;
+        assert_eq!(held, Micros(tracked as i64 * 1_000));
+        assert_eq!(l.late_share_ppm(), 1_000_000, "drops are not outcomes");
+    }
 }
