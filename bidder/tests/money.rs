@@ -1,0 +1,1078 @@
+//! Money integrity over HTTP: every defect an attacker or a careless
+//! exchange found in the notices and budgets, reproduced as it was found,
+//! and shown fixed. Each test checks what a user relies on: the status the
+//! exchange gets, what was (and was not) charged or held, and for no-bids
+//! the reason `/v1/explain` gives.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bidder::Settings;
+use common::{banner_request, get, post, shop_yaml, ts, Reply, Server};
+use config::{Date, Micros};
+use ledger::{SpendKey, Spent};
+use serde_json::{json, Value};
+
+const MACRO: &str = "${AUCTION_PRICE}";
+const DAY_MS: i64 = 86_400_000;
+
+fn units(u: i64) -> Micros {
+    Micros::from_units(u)
+}
+
+/// A display line item on the 300x250 creative, indented for
+/// `line_items:`; `extra` adds YAML lines of the same indent.
+fn line_item(id: &str, cpm: &str, budget: &str, extra: &str) -> String {
+    format!(
+        "      - id: {id}\n        media: display\n        cpm: {cpm}\n        budget: {{ {budget} }}\n        creatives: [b300]\n{extra}"
+    )
+}
+
+/// A second advertiser (`rival`, order `rival-o`) to forge notices towards.
+fn rival_yaml(line_items: &str) -> String {
+    shop_yaml("", "100.00", line_items)
+        .replace("id: shop\n  name: Shop", "id: rival\n  name: Rival")
+        .replace("shop.example", "rival.example")
+        .replace("b300", "r300")
+        .replace("id: o1\n", "id: rival-o\n")
+}
+
+fn config_dir(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = common::tempdir(&format!("money-{name}"));
+    for (file, yaml) in files {
+        std::fs::write(dir.join(file), yaml).unwrap();
+    }
+    dir
+}
+
+/// A server on `shop.yaml` alone, and its config directory.
+fn shop(name: &str, order_budget: &str, line_items: &str) -> (Server, PathBuf) {
+    shop_with(name, order_budget, line_items, Settings::default())
+}
+
+fn shop_with(
+    name: &str,
+    order_budget: &str,
+    line_items: &str,
+    settings: Settings,
+) -> (Server, PathBuf) {
+    let dir = config_dir(
+        name,
+        &[("shop.yaml", &shop_yaml("", order_budget, line_items))],
+    );
+    (Server::start_with(&dir, None, settings), dir)
+}
+
+fn bids(reply: &Reply) -> Vec<Value> {
+    assert_eq!(reply.status, 200, "expected a bid: {}", reply.text());
+    reply.json()["seatbid"][0]["bid"]
+        .as_array()
+        .expect("bids")
+        .clone()
+}
+
+fn only_bid(reply: &Reply) -> Value {
+    let b = bids(reply);
+    assert_eq!(b.len(), 1, "{b:?}");
+    b[0].clone()
+}
+
+fn url(bid: &Value, member: &str) -> String {
+    bid[member]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {member} in {bid}"))
+        .to_string()
+}
+
+fn id(bid: &Value) -> String {
+    bid["id"].as_str().expect("bid id").to_string()
+}
+
+fn day(s: &str) -> Date {
+    Date::parse(s).expect("test date")
+}
+
+fn li_on(s: &Server, li: &str, d: &str) -> Spent {
+    s.app.ledger().spent(&SpendKey::line_item(li), day(d))
+}
+
+fn order_on(s: &Server, order: &str, d: &str) -> Spent {
+    s.app.ledger().spent(&SpendKey::order(order), day(d))
+}
+
+/// The line item's verdict on `body` from `/v1/explain`.
+fn verdict(s: &Server, body: &str, li: &str) -> Option<Value> {
+    let r = post(s.admin, "/v1/explain", &[], body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["line_items"]
+        .as_array()
+        .expect("verdicts")
+        .iter()
+        .find(|v| v["line_item"] == li)
+        .cloned()
+}
+
+/// `body` gets no bid (204), and explain says `li` does not bid for `reason`.
+fn assert_no_bid(s: &Server, body: &str, li: &str, reason: &str) {
+    let r = s.bid(body);
+    assert_eq!(r.status, 204, "expected no bid: {}", r.text());
+    let v = verdict(s, body, li).unwrap_or_else(|| panic!("no verdict for {li}"));
+    assert_eq!(v["bids"], false, "{v}");
+    assert_eq!(v["reason"], reason, "{v}");
+}
+
+/// The value of an unlabelled series on the admin `/metrics` page (0 when
+/// it has not been written yet).
+fn metric(s: &Server, name: &str) -> f64 {
+    let page = get(s.admin, "/metrics");
+    assert_eq!(page.status, 200);
+    page.text()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(k, _)| *k == name)
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
+/// A banner request with `n` imps (ids "1".."n") and a generous tmax.
+fn request_with_imps(n: usize) -> String {
+    let mut r = banner_request();
+    let imp = r["imp"][0].clone();
+    r["imp"] = Value::Array(
+        (1..=n)
+            .map(|i| {
+                let mut m = imp.clone();
+                m["id"] = json!(i.to_string());
+                m
+            })
+            .collect(),
+    );
+    r["tmax"] = json!(5000);
+    r.to_string()
+}
+
+// 1. Forgery by appended, duplicated, reordered or changed parameters.
+
+#[test]
+fn forged_notices_are_refused_and_charge_nobody() {
+    let dir = config_dir(
+        "forgery",
+        &[
+            (
+                "shop.yaml",
+                &shop_yaml(
+                    "",
+                    "100.00",
+                    &line_item("shop-li", "1000.00", "daily: 10.00", ""),
+                ),
+            ),
+            (
+                "rival.yaml",
+                &rival_yaml(&line_item("rival-li", "500.00", "daily: 10.00", "")),
+            ),
+        ],
+    );
+    let s = Server::start(&dir, None);
+    let body = banner_request().to_string();
+    let first = only_bid(&s.bid(&body));
+    let second = only_bid(&s.bid(&body));
+    assert_eq!(first["cid"], "shop-li");
+    assert_eq!(second["cid"], "shop-li");
+    let (id1, id2) = (id(&first), id(&second));
+    let nurl = url(&first, "nurl");
+    let at_ms = s.app.now().as_millis();
+    assert!(
+        nurl.contains(&format!(
+            "/notice/win?b={id1}&i=1&li=shop-li&o=o1&c=b300&bp=1000000000&ts={at_ms}&t=0&s="
+        )),
+        "{nurl}"
+    );
+    assert!(nurl.ends_with(&format!("&price={MACRO}")), "{nurl}");
+    let sig = nurl.split("&s=").nth(1).unwrap().split('&').next().unwrap();
+    let sig2 = url(&second, "nurl")
+        .split("&s=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(sig.len(), 32, "{sig}");
+    let changed = |from: &str, to: &str| {
+        assert!(nurl.contains(from), "{from} not in {nurl}");
+        let forged = nurl.replacen(from, to, 1);
+        assert_ne!(forged, nurl);
+        forged
+    };
+    let host = nurl.split("/notice/").next().unwrap();
+    let mut forged: Vec<(&str, String)> = vec![
+        // Appended: the exchange (or anyone on the way) adds its own values.
+        ("another bid appended", format!("{nurl}&b={id2}")),
+        (
+            "a richer bid and price appended",
+            format!("{nurl}&bp=999000000000&price=999000"),
+        ),
+        (
+            "another advertiser's line item appended",
+            format!("{nurl}&li=rival-li&o=rival-o"),
+        ),
+        (
+            "an unknown line item appended",
+            format!("{nurl}&li=ghost&o=ghost-order"),
+        ),
+        ("a parameter added", format!("{nurl}&x=1")),
+        ("a test flag appended", format!("{nurl}&t=1")),
+        // Duplicated.
+        ("the bid id twice", changed("&s=", &format!("&b={id2}&s="))),
+        ("a bid id before ours", changed("?b=", &format!("?b={id2}&b="))),
+        (
+            "the line item twice",
+            changed("&li=shop-li", "&li=shop-li&li=shop-li"),
+        ),
+        ("the price twice", changed("&price=", "&price=0.01&price=")),
+        ("the signature twice", changed("&s=", &format!("&s={sig}&s="))),
+        // Reordered.
+        (
+            "line item and order swapped",
+            changed("&li=shop-li&o=o1", "&o=o1&li=shop-li"),
+        ),
+        (
+            "the price before the signature",
+            changed(
+                &format!("&s={sig}&price={MACRO}"),
+                &format!("&price={MACRO}&s={sig}"),
+            ),
+        ),
+        // Changed.
+        ("another bid", changed(&format!("b={id1}"), &format!("b={id2}"))),
+        ("another imp", changed("&i=1&", "&i=2&")),
+        (
+            "another advertiser's line item",
+            changed("&li=shop-li&o=o1", "&li=rival-li&o=rival-o"),
+        ),
+        ("an unknown line item", changed("&li=shop-li", "&li=ghost")),
+        ("another creative", changed("&c=b300", "&c=r300")),
+        (
+            "a richer bid price",
+            changed("&bp=1000000000", "&bp=999000000000"),
+        ),
+        (
+            "a later bid time",
+            changed(&format!("&ts={at_ms}"), &format!("&ts={}", at_ms + 1)),
+        ),
+        ("the test flag", changed("&t=0", "&t=1")),
+        (
+            "the signature cut short",
+            changed(&format!("s={sig}"), &format!("s={}", &sig[..30])),
+        ),
+        ("another bid's signature", changed(sig, &sig2)),
+        ("no signature", changed(&format!("&s={sig}"), "")),
+        (
+            "unsigned",
+            format!(
+                "{host}/notice/win?b={id2}&i=1&li=shop-li&o=o1&c=b300&bp=1000000000&ts={at_ms}&t=0&price=1000.00"
+            ),
+        ),
+    ];
+    // Another spelling of the same signature bytes is still a change (a
+    // signature of digits alone, odds 2^-21, has no capitals).
+    let upper = sig.to_uppercase();
+    if upper != sig {
+        forged.push((
+            "the signature in capitals",
+            changed(&format!("s={sig}"), &format!("s={upper}")),
+        ));
+    }
+    for (what, forged) in &forged {
+        let r = s.notice(forged, "1000.00");
+        assert_eq!(r.status, 403, "{what}: {forged}: {}", r.text());
+    }
+    // Nothing was charged, both bids still hold what they may cost, and
+    // neither the other advertiser nor an unknown line item was touched.
+    let shop_li = li_on(&s, "shop-li", "2026-11-24");
+    assert_eq!(shop_li.today, Micros::ZERO, "{shop_li:?}");
+    assert_eq!(shop_li.lifetime, Micros::ZERO, "{shop_li:?}");
+    assert_eq!(shop_li.held_today, units(2), "{shop_li:?}");
+    assert_eq!(order_on(&s, "o1", "2026-11-24").lifetime, Micros::ZERO);
+    for key in [
+        SpendKey::line_item("rival-li"),
+        SpendKey::order("rival-o"),
+        SpendKey::line_item("ghost"),
+        SpendKey::order("ghost-order"),
+    ] {
+        assert_eq!(
+            s.app.ledger().spent(&key, day("2026-11-24")),
+            Spent::default(),
+            "{key}"
+        );
+    }
+
+    // The genuine notices still charge, once each, never above the bid.
+    assert_eq!(s.notice(&nurl, "999000").status, 200);
+    assert_eq!(li_on(&s, "shop-li", "2026-11-24").today, units(1));
+    assert_eq!(s.notice(&url(&second, "nurl"), "1000.00").status, 200);
+    assert_eq!(
+        li_on(&s, "shop-li", "2026-11-24").today,
+        units(2),
+        "the other bid was not settled by the forgery"
+    );
+    assert_eq!(s.notice(&nurl, "1000.00").status, 200);
+    assert_eq!(s.notice(&url(&first, "burl"), "1000.00").status, 200);
+    assert_eq!(li_on(&s, "shop-li", "2026-11-24").today, units(2));
+
+    // An expired notice stays expired whatever is appended or changed.
+    let third = only_bid(&s.bid(&body));
+    let old = url(&third, "nurl");
+    s.clock.advance_millis(DAY_MS + 1_000);
+    let now_ms = s.app.now().as_millis();
+    assert_eq!(s.notice(&old, "1000.00").status, 410);
+    let revived = s.notice(&format!("{old}&ts={now_ms}"), "1000.00");
+    assert!(
+        revived.status == 403 || revived.status == 410,
+        "{}",
+        revived.status
+    );
+    assert_eq!(
+        s.notice(
+            &old.replace(&format!("&ts={at_ms}"), &format!("&ts={now_ms}")),
+            "1000.00"
+        )
+        .status,
+        403
+    );
+    let yesterday = li_on(&s, "shop-li", "2026-11-24");
+    assert_eq!((yesterday.today, yesterday.lifetime), (units(2), units(2)));
+    assert_eq!(li_on(&s, "shop-li", "2026-11-25").today, Micros::ZERO);
+    assert_eq!(
+        s.app
+            .ledger()
+            .spent(&SpendKey::line_item("rival-li"), day("2026-11-25")),
+        Spent::default()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 2. One kind of notice does not stand in for another, and a loss after a
+// win does not give the frequency slot back.
+
+#[test]
+fn notice_kinds_cannot_be_swapped_and_losses_after_wins_keep_the_frequency_cap() {
+    let (s, dir) = shop(
+        "kinds",
+        "100.00",
+        &line_item(
+            "capped",
+            "1000.00",
+            "daily: 50.00",
+            "        frequency_cap: { impressions: 3, per_hours: 24 }\n",
+        ),
+    );
+    let body = banner_request().to_string();
+    let b = only_bid(&s.bid(&body));
+    let (nurl, burl, lurl) = (url(&b, "nurl"), url(&b, "burl"), url(&b, "lurl"));
+    let as_kind = |u: &str, from: &str, to: &str| {
+        assert!(u.contains(from), "{u}");
+        u.replacen(from, to, 1)
+    };
+    // A win's query called as a loss would free the bid's budget and slot.
+    for (from_url, from, to) in [
+        (&nurl, "/notice/win?", "/notice/loss?"),
+        (&burl, "/notice/billing?", "/notice/loss?"),
+    ] {
+        let r = s.notice(&as_kind(from_url, from, to), "");
+        assert_eq!(r.status, 403, "{from} as {to}: {}", r.text());
+    }
+    assert_eq!(s.app.line_item_spent("capped").held_today, units(1));
+    // A loss's query called as a win or billing notice would charge a bid
+    // the exchange says was lost.
+    for (from_url, from, to) in [
+        (&lurl, "/notice/loss?", "/notice/win?"),
+        (&lurl, "/notice/loss?", "/notice/billing?"),
+        (&nurl, "/notice/win?", "/notice/billing?"),
+        (&burl, "/notice/billing?", "/notice/win?"),
+    ] {
+        let r = s.notice(&as_kind(from_url, from, to), "1000.00");
+        assert_eq!(r.status, 403, "{from} as {to}: {}", r.text());
+    }
+    let spent = s.app.line_item_spent("capped");
+    assert_eq!((spent.today, spent.held_today), (Micros::ZERO, units(1)));
+    // The genuine loss releases it.
+    assert_eq!(s.notice(&lurl, "").status, 200);
+    assert_eq!(s.app.line_item_spent("capped").held_today, Micros::ZERO);
+
+    // Cap 3 per 24 h, and a careless exchange calls every won bid's lurl
+    // too. Before the fix the loss gave the slot back and the user saw 6
+    // impressions.
+    let mut served = 0;
+    for attempt in 0..6 {
+        let r = s.bid(&body);
+        if r.status == 204 {
+            assert!(attempt >= 3, "no bid at attempt {attempt}");
+            continue;
+        }
+        let b = only_bid(&r);
+        served += 1;
+        assert_eq!(s.notice(&url(&b, "nurl"), "1000.00").status, 200);
+        assert_eq!(s.notice(&url(&b, "lurl"), "").status, 200);
+    }
+    assert_eq!(served, 3);
+    assert_no_bid(&s, &body, "capped", "frequency");
+    let spent = s.app.line_item_spent("capped");
+    assert_eq!((spent.today, spent.held_today), (units(3), Micros::ZERO));
+    // The cap is the user's: someone else is still served.
+    let mut other = banner_request();
+    other["user"] = json!({ "buyeruid": "u-2002" });
+    assert_eq!(only_bid(&s.bid(&other.to_string()))["cid"], "capped");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 3. Bid ids cannot be predicted, so no bid can be settled in advance.
+
+#[test]
+fn bid_ids_are_unpredictable_and_cannot_be_settled_in_advance() {
+    let (s, dir) = shop(
+        "ids",
+        "100.00",
+        &line_item("ids", "1.00", "daily: 100.00", ""),
+    );
+    let body = request_with_imps(4);
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        for b in bids(&s.bid(&body)) {
+            let bid_id = id(&b);
+            for member in ["nurl", "burl", "lurl"] {
+                assert!(
+                    url(&b, member).contains(&format!("?b={bid_id}&")),
+                    "{member} of {bid_id}"
+                );
+            }
+            ids.push(bid_id);
+        }
+    }
+    assert_eq!(ids.len(), 200);
+    for i in &ids {
+        assert!(
+            i.len() == 32 && i.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+            "{i}"
+        );
+    }
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    // Random 128-bit ids: two in a row share their first 8 hex digits with
+    // odds of 2^-32; a counter or a clock would share them nearly always.
+    let shared = ids.windows(2).filter(|w| w[0][..8] == w[1][..8]).count();
+    assert!(shared <= 1, "{shared} consecutive ids share a prefix");
+    let longest = ids
+        .windows(2)
+        .map(|w| {
+            w[0].bytes()
+                .zip(w[1].bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        longest < 8,
+        "consecutive ids share {longest} leading digits"
+    );
+    // No digit position is fixed or nearly so (a timestamp, a host id).
+    for p in 0..32 {
+        let seen: HashSet<u8> = ids.iter().map(|i| i.as_bytes()[p]).collect();
+        assert!(seen.len() >= 8, "position {p} takes {} values", seen.len());
+    }
+
+    // Pre-settling: a notice for a guessed id, signed or not, is refused.
+    let cost = Micros(1_000);
+    let seen = only_bid(&s.bid(&banner_request().to_string()));
+    let (seen_id, seen_nurl) = (id(&seen), url(&seen, "nurl"));
+    let n = u128::from_str_radix(&seen_id, 16).unwrap();
+    let last = ids.last().unwrap().clone();
+    let guesses = [
+        format!("{:032x}", n.wrapping_add(1)),
+        format!("{:032x}", n.wrapping_sub(1)),
+        format!("{:032x}", u128::from_str_radix(&last, 16).unwrap() + 1),
+        format!("{:032x}", 1),
+        format!("{:032x}", ids.len() + 1),
+        "f".repeat(32),
+    ];
+    let with_id =
+        |bid_id: &str| seen_nurl.replacen(&format!("?b={seen_id}&"), &format!("?b={bid_id}&"), 1);
+    for g in &guesses {
+        assert_eq!(s.notice(&with_id(g), "1.00").status, 403, "{g}");
+    }
+    // Even the right guess (the id of the next bid) is refused, and the
+    // real wins are then charged, not taken for duplicates.
+    for _ in 0..5 {
+        let b = only_bid(&s.bid(&banner_request().to_string()));
+        assert_eq!(s.notice(&with_id(&id(&b)), "1.00").status, 403);
+        let before = s.app.line_item_spent("ids").today;
+        assert_eq!(s.notice(&url(&b, "nurl"), "1.00").status, 200);
+        assert_eq!(
+            s.app.line_item_spent("ids").today,
+            before.saturating_add(cost),
+            "charged, not a duplicate"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 4. Prices the bidder cannot read charge the bid price, once.
+
+#[test]
+fn unreadable_prices_charge_the_bid_price_once_and_are_counted() {
+    let (s, dir) = shop(
+        "prices",
+        "1000.00",
+        &line_item("px", "1234.56", "daily: 100.00", ""),
+    );
+    // 1,234.56 CPM: one impression at the bid price costs 1.23456.
+    let cost = Micros(1_234_560);
+    let before_metric = metric(&s, "bidder_notice_price_unreadable_total");
+    let body = banner_request().to_string();
+    let forms: [(&str, Option<&str>); 9] = [
+        ("NaN", Some("NaN")),
+        ("a negative price", Some("-1")),
+        ("an exponent", Some("1e3")),
+        ("a decimal comma", Some("1%2C50")),
+        ("a currency", Some("4.00%20USD")),
+        (
+            "an encrypted price",
+            Some("WEp8wQAgBkwA7SDkACHwkTnv3WJW-gL7-ZJ8ag"),
+        ),
+        ("an unknown macro", Some("${AUCTION_PRICE:B64}")),
+        ("an empty price", Some("")),
+        ("no price parameter", None),
+    ];
+    let mut total = Micros::ZERO;
+    for (what, price) in forms {
+        let b = only_bid(&s.bid(&body));
+        let (mut nurl, mut burl) = (url(&b, "nurl"), url(&b, "burl"));
+        if price.is_none() {
+            let tail = format!("&price={MACRO}");
+            nurl = nurl.replace(&tail, "");
+            burl = burl.replace(&tail, "");
+            assert!(!nurl.contains("price") && !burl.contains("price"));
+        }
+        let price = price.unwrap_or("");
+        let r = s.notice(&nurl, price);
+        assert_eq!(r.status, 200, "{what}: {}", r.text());
+        total = total.saturating_add(cost);
+        assert_eq!(s.app.line_item_spent("px").today, total, "{what}");
+        // The billing notice and a retry of the win: the same bid.
+        assert_eq!(s.notice(&burl, price).status, 200, "{what}");
+        assert_eq!(s.notice(&nurl, price).status, 200, "{what}");
+        assert_eq!(s.app.line_item_spent("px").today, total, "{what}: once");
+    }
+    let spent = s.app.line_item_spent("px");
+    assert_eq!(spent.held_today, Micros::ZERO);
+    assert_eq!(spent.over_today, Micros::ZERO);
+    assert_eq!(
+        s.app
+            .ledger()
+            .spent(&SpendKey::order("o1"), s.app.now().date())
+            .lifetime,
+        total
+    );
+    let after_metric = metric(&s, "bidder_notice_price_unreadable_total");
+    assert!(
+        after_metric >= before_metric + forms.len() as f64,
+        "bidder_notice_price_unreadable_total went from {before_metric} to {after_metric}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 5. A request with many imps takes a handful of bids, not a budget.
+
+#[test]
+fn a_paced_line_item_bids_on_a_handful_of_2000_imps() {
+    // 3,800.00 over the 38 days from 2026-11-24 to 2026-12-31: 100.00 a
+    // day, 1.00 an impression.
+    let (s, dir) = shop(
+        "multi-paced",
+        "10000.00",
+        &line_item("paced", "1000.00", "lifetime: 3800.00", ""),
+    );
+    let many = request_with_imps(2000);
+    let one = banner_request().to_string();
+    // 00:00:30: the plan for the first minute (0.07) lets one bid out.
+    s.clock.set(ts("2026-11-24T00:00:30Z"));
+    let first = bids(&s.bid(&many));
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_no_bid(&s, &one, "paced", "pacing");
+    // Noon: 50.07 planned, but one request still gets at most 4 bids.
+    s.clock.set(ts("2026-11-24T12:00:00Z"));
+    let noon = bids(&s.bid(&many));
+    assert_eq!(noon.len(), 4, "max_bids_per_line_item is 4 by default");
+    let imps: HashSet<&str> = noon.iter().filter_map(|b| b["impid"].as_str()).collect();
+    assert_eq!(imps.len(), 4, "one bid per imp");
+    let spent = s.app.line_item_spent("paced");
+    assert_eq!(spent.today, Micros::ZERO);
+    assert_eq!(spent.held_today, units(5), "{spent:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_500_imp_request_cannot_reserve_a_whole_daily_budget() {
+    let (s, dir) = shop(
+        "multi-daily",
+        "100.00",
+        &line_item("daily", "1000.00", "daily: 5.00", ""),
+    );
+    let many = request_with_imps(500);
+    let one = banner_request().to_string();
+    let first = bids(&s.bid(&many));
+    assert_eq!(first.len(), 4, "{first:?}");
+    assert_eq!(s.app.line_item_spent("daily").held_today, units(4));
+    // The next request still gets a bid: the fifth impression of the day.
+    assert_eq!(only_bid(&s.bid(&one))["cid"], "daily");
+    assert_eq!(s.app.line_item_spent("daily").held_today, units(5));
+    assert_no_bid(&s, &one, "daily", "budget");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn max_bids_per_line_item_is_honoured() {
+    let settings = Settings {
+        max_bids_per_line_item: 2,
+        ..Settings::default()
+    };
+    let items = format!(
+        "{}{}",
+        line_item("hi", "2000.00", "daily: 100.00", ""),
+        line_item("lo", "1000.00", "daily: 100.00", "")
+    );
+    let (s, dir) = shop_with("multi-setting", "1000.00", &items, settings);
+    let got = bids(&s.bid(&request_with_imps(500)));
+    let mut per_item: BTreeMap<String, usize> = BTreeMap::new();
+    for b in &got {
+        *per_item
+            .entry(b["cid"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        per_item,
+        BTreeMap::from([("hi".to_string(), 2), ("lo".to_string(), 2)])
+    );
+    assert_eq!(s.app.line_item_spent("hi").held_today, units(4));
+    assert_eq!(s.app.line_item_spent("lo").held_today, units(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 6. A win after midnight is charged to the day of its bid.
+
+#[test]
+fn a_bid_before_midnight_won_after_it_is_charged_to_its_own_day() {
+    let (s, dir) = shop(
+        "midnight",
+        "100.00",
+        &line_item("night", "1000.00", "daily: 1.00", ""),
+    );
+    let body = banner_request().to_string();
+    s.clock.set(ts("2026-11-24T23:59:59Z"));
+    let late = only_bid(&s.bid(&body));
+    assert_no_bid(&s, &body, "night", "budget");
+
+    s.clock.set(ts("2026-11-25T00:00:05Z"));
+    // In flight across midnight: it holds yesterday's budget, not today's.
+    let d24 = li_on(&s, "night", "2026-11-24");
+    assert_eq!((d24.today, d24.held_today), (Micros::ZERO, units(1)));
+    let d25 = li_on(&s, "night", "2026-11-25");
+    assert_eq!((d25.today, d25.held_today), (Micros::ZERO, Micros::ZERO));
+    // Today's budget is whole.
+    let today = only_bid(&s.bid(&body));
+    assert_eq!(today["cid"], "night");
+
+    // The 23:59:59 bid is won now.
+    assert_eq!(s.notice(&url(&late, "nurl"), "1000.00").status, 200);
+    let d24 = li_on(&s, "night", "2026-11-24");
+    assert_eq!((d24.today, d24.held_today), (units(1), Micros::ZERO));
+    let d25 = li_on(&s, "night", "2026-11-25");
+    assert_eq!(
+        (d25.today, d25.held_today),
+        (Micros::ZERO, units(1)),
+        "today's spend stays 0"
+    );
+    assert_eq!(s.notice(&url(&today, "nurl"), "1000.00").status, 200);
+    let d25 = li_on(&s, "night", "2026-11-25");
+    assert_eq!((d25.today, d25.lifetime), (units(1), units(2)));
+    assert_eq!(li_on(&s, "night", "2026-11-24").today, units(1));
+    assert_no_bid(&s, &body, "night", "budget");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 7. A line item's budget type survives removing it and adding it back.
+
+#[test]
+fn a_lifetime_line_item_cannot_come_back_as_daily() {
+    let life = |budget: &str| line_item("life", "2000.00", budget, "");
+    let keep = line_item("keep", "1000.00", "daily: 100.00", "");
+    let (s, dir) = shop(
+        "readd",
+        "1000.00",
+        &format!("{}{keep}", life("lifetime: 100.00")),
+    );
+    let body = banner_request().to_string();
+    let b = only_bid(&s.bid(&body));
+    assert_eq!(b["cid"], "life");
+    assert_eq!(s.notice(&url(&b, "nurl"), "2000.00").status, 200);
+    assert_eq!(s.app.line_item_spent("life").lifetime, units(2));
+    let reload = || post(s.admin, "/v1/config/reload", &[], b"");
+
+    // Removed: accepted.
+    let file = dir.join("shop.yaml");
+    std::fs::write(&file, shop_yaml("", "1000.00", &keep)).unwrap();
+    let r = reload();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(verdict(&s, &body, "life").is_none());
+
+    // Added back as daily: refused, with the place of the budget.
+    let yaml = shop_yaml("", "1000.00", &format!("{keep}{}", life("daily: 100.00")));
+    std::fs::write(&file, &yaml).unwrap();
+    let r = reload();
+    assert_eq!(r.status, 422, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("life") && text.contains("budget type"),
+        "{text}"
+    );
+    let at = text.find("shop.yaml:").expect("file:line:column") + "shop.yaml:".len();
+    let mut parts = text[at..].splitn(3, ':');
+    let line: usize = parts.next().unwrap().parse().expect("line");
+    let column: usize = parts.next().unwrap().parse().expect("column");
+    let written = yaml.lines().nth(line - 1).expect("line in file");
+    assert!(written.contains("daily: 100.00"), "{line}: {written}");
+    assert_eq!(
+        written.find("budget:").map(|c| c + 1),
+        Some(column),
+        "{text}"
+    );
+
+    // The config from before keeps serving: no "life", "keep" bids.
+    assert!(verdict(&s, &body, "life").is_none());
+    assert_eq!(only_bid(&s.bid(&body))["cid"], "keep");
+    assert_eq!(s.app.line_item_spent("life").lifetime, units(2));
+
+    // Added back under its own type: accepted.
+    std::fs::write(
+        &file,
+        shop_yaml(
+            "",
+            "1000.00",
+            &format!("{keep}{}", life("lifetime: 100.00")),
+        ),
+    )
+    .unwrap();
+    let r = reload();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(verdict(&s, &body, "life").is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 8. The real binary: restarts honour outstanding notices; notice URLs name
+// a reachable address.
+
+fn serve(config: &Path, state: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bidder"));
+    c.args(["serve", "--admin-listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .arg("--state")
+        .arg(state)
+        .args(extra)
+        .env_remove("BIDDER_NOTICE_SECRET")
+        .env_remove("BIDDER_NOTICE_SECRET_FILE")
+        .stdin(Stdio::null());
+    c
+}
+
+/// A running `bidder serve`, killed if the test fails before stopping it.
+struct Running {
+    child: Option<Child>,
+    bid: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Running {
+    /// Starts the binary and reads its bound addresses from its first line.
+    fn spawn(mut cmd: Command) -> Running {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn bidder");
+        let stdout = child.stdout.take().unwrap();
+        let unbound = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut running = Running {
+            child: Some(child),
+            bid: unbound,
+            admin: unbound,
+        };
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let addr = |key: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+                .parse()
+                .unwrap()
+        };
+        running.bid = addr("bid=");
+        running.admin = addr("admin=");
+        running
+    }
+
+    /// No chance to flush or close anything.
+    fn kill_9(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+
+    /// SIGTERM: a clean stop.
+    fn terminate(mut self) {
+        let mut child = self.child.take().unwrap();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the binary expecting it to exit by itself within a few seconds;
+/// returns its status and stderr.
+fn exits(mut cmd: Command) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bidder");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the bidder kept running");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (status, stderr)
+}
+
+fn path_of(u: &str) -> &str {
+    &u[u.find("/notice/").expect("notice URL")..]
+}
+
+/// A config the wall clock cannot fall outside of: the flight covers any
+/// date. One 1.00 impression a day.
+fn wall_clock_config(dir: &Path) -> PathBuf {
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("shop.yaml"),
+        shop_yaml(
+            "",
+            "1000000.00",
+            &line_item("li", "1000.00", "daily: 1.00", ""),
+        )
+        .replace(
+            "start: 2026-11-01, end: 2026-12-31",
+            "start: 2000-01-01, end: 2999-12-31",
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn the_binary_keeps_its_notice_secret_across_kill_9_and_needs_a_public_url() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::tempdir("money-restart");
+    let config = wall_clock_config(&dir);
+    let state = dir.join("state");
+    let body = banner_request().to_string();
+    let local = ["--listen", "127.0.0.1:0"];
+
+    // No --notice-secret: one is made and kept in the state directory.
+    let first = Running::spawn(serve(&config, &state, &local));
+    let secret_file = state.join("notice.secret");
+    let meta = std::fs::metadata(&secret_file).expect("STATE/notice.secret");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    assert!(secret.trim().len() >= 32, "{secret:?}");
+    let b = only_bid(&post(first.bid, "/openrtb2/bid", &[], body.as_bytes()));
+    let nurl = url(&b, "nurl").replace(MACRO, "1000.00");
+    first.kill_9();
+
+    // Before the fix a restart made a new secret: every outstanding
+    // notice was refused and its impression never charged.
+    let second = Running::spawn(serve(&config, &state, &local));
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), secret);
+    let r = get(second.bid, path_of(&nurl));
+    assert_eq!(
+        r.status,
+        200,
+        "the old notice after a restart: {}",
+        r.text()
+    );
+    // Charged: the 1.00 daily budget is spent.
+    let r = post(second.bid, "/openrtb2/bid", &[], body.as_bytes());
+    assert_eq!(r.status, 204, "{}", r.text());
+    let v = post(second.admin, "/v1/explain", &[], body.as_bytes()).json();
+    assert_eq!(v["line_items"][0]["reason"], "budget", "{v}");
+    // Once.
+    assert_eq!(get(second.bid, path_of(&nurl)).status, 200);
+    second.terminate();
+    let journal = std::fs::read_to_string(state.join("charges.journal")).unwrap();
+    assert_eq!(
+        journal.lines().filter(|l| l.starts_with("C\t")).count(),
+        1,
+        "{journal}"
+    );
+
+    // Every address and no --public-url: notice URLs could not name one.
+    let (status, stderr) = exits(serve(
+        &config,
+        &dir.join("state-any"),
+        &["--listen", "0.0.0.0:0"],
+    ));
+    assert!(!status.success(), "{status:?}");
+    assert!(stderr.contains("--public-url"), "{stderr}");
+    // With one it starts, and the notice URLs name it.
+    let any = Running::spawn(serve(
+        &config,
+        &dir.join("state-any"),
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--public-url",
+            "http://127.0.0.1:1",
+        ],
+    ));
+    let loopback = SocketAddr::from(([127, 0, 0, 1], any.bid.port()));
+    let b = only_bid(&post(loopback, "/openrtb2/bid", &[], body.as_bytes()));
+    for (member, path) in [
+        ("nurl", "/notice/win?"),
+        ("burl", "/notice/billing?"),
+        ("lurl", "/notice/loss?"),
+    ] {
+        let u = url(&b, member);
+        assert!(u.starts_with(&format!("http://127.0.0.1:1{path}")), "{u}");
+    }
+    any.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 9. A win after its reservation expired is billed within the budget.
+
+#[test]
+fn a_late_win_is_charged_within_the_budget() {
+    let settings = Settings {
+        reservation_ttl: Duration::from_secs(5),
+        ..Settings::default()
+    };
+    let (s, dir) = shop_with(
+        "late",
+        "100.00",
+        &line_item("late", "1000.00", "daily: 1.00", ""),
+        settings,
+    );
+    let body = banner_request().to_string();
+    let b = only_bid(&s.bid(&body));
+    assert_no_bid(&s, &body, "late", "budget");
+    // Its reservation runs out without a notice.
+    s.clock.advance_millis(10_000);
+    s.app.expire_reservations();
+    // It may still be won: the budget stays held, no second bid goes out.
+    let spent = s.app.line_item_spent("late");
+    assert_eq!((spent.today, spent.held_today), (Micros::ZERO, units(1)));
+    assert_no_bid(&s, &body, "late", "budget");
+    let late_before = metric(&s, "bidder_late_wins_total");
+    // It was won after all.
+    assert_eq!(s.notice(&url(&b, "nurl"), "1000.00").status, 200);
+    assert!(metric(&s, "bidder_late_wins_total") > late_before);
+    let spent = s.app.line_item_spent("late");
+    assert_eq!(spent.today, units(1));
+    assert_eq!(spent.held_today, Micros::ZERO);
+    assert_eq!(spent.over_today, Micros::ZERO, "no over-delivery");
+    assert_eq!(s.notice(&url(&b, "burl"), "1000.00").status, 200);
+    assert_eq!(s.app.line_item_spent("late").today, units(1));
+    assert_no_bid(&s, &body, "late", "budget");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Defects found while writing these tests and left for their owners: each
+// test states the behaviour a user relies on and fails today. Run them with
+// `cargo test -p bidder --test money -- --ignored`.
+
+#[test]
+#[ignore = "defect: a win whose bid got a loss notice first is charged but not counted against the frequency cap"]
+fn a_win_after_a_loss_notice_still_counts_against_the_frequency_cap() {
+    let (s, dir) = shop(
+        "loss-first",
+        "100.00",
+        &line_item(
+            "capped",
+            "1000.00",
+            "daily: 50.00",
+            "        frequency_cap: { impressions: 3, per_hours: 24 }\n",
+        ),
+    );
+    let body = banner_request().to_string();
+    // An exchange that sends lurl before it bills (burl at render time):
+    // each impression is served and charged, so each must count.
+    for _ in 0..3 {
+        let b = only_bid(&s.bid(&body));
+        assert_eq!(s.notice(&url(&b, "lurl"), "").status, 200);
+        assert_eq!(s.notice(&url(&b, "burl"), "1000.00").status, 200);
+    }
+    assert_eq!(s.app.line_item_spent("capped").today, units(3));
+    // Today a 4th, 5th and 6th impression are served to the same user.
+    assert_no_bid(&s, &body, "capped", "frequency");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "defect: without --public-url, `--listen 127.0.0.1:0` writes notice URLs naming port 0"]
+fn without_a_public_url_notice_urls_name_the_bound_port() {
+    let dir = common::tempdir("money-port-0");
+    let config = wall_clock_config(&dir);
+    let running = Running::spawn(serve(
+        &config,
+        &dir.join("state"),
+        &["--listen", "127.0.0.1:0"],
+    ));
+    let body = banner_request().to_string();
+    let b = only_bid(&post(running.bid, "/openrtb2/bid", &[], body.as_bytes()));
+    let (nurl, bid) = (url(&b, "nurl"), running.bid);
+    running.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+    // Today: http://127.0.0.1:0/notice/win?…, which no exchange can call.
+    assert!(
+        nurl.starts_with(&format!("http://{bid}/notice/win?")),
+        "{nurl}"
+    );
+}
