@@ -318,14 +318,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let notice_secret = notice_secret(&args)?;
-    let settings = Settings {
+    let mut settings = Settings {
         max_body_bytes: args.max_body_bytes,
         tmax_margin: Duration::from_millis(args.tmax_margin_ms),
         default_tmax: Duration::from_millis(args.default_tmax_ms),
-        public_url: args
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", args.listen)),
         audience_token: args.audience_token.clone().filter(|t| !t.is_empty()),
         privacy: bidder::privacy::PrivacySettings {
             vendor_id: args.tcf_vendor_id,
@@ -346,6 +342,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        let bid = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding the bid port {}", args.listen))?;
+        let admin = tokio::net::TcpListener::bind(args.admin_listen)
+            .await
+            .with_context(|| format!("binding the admin port {}", args.admin_listen))?;
+        // Without --public-url, notices name the address actually bound
+        // (port 0 asks the system for one).
+        settings.public_url = match &args.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", bid.local_addr()?),
+        };
         let started = std::time::Instant::now();
         let (app, replayed) = App::new(
             settings,
@@ -382,12 +390,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let summary = app.install(config);
         tracing::info!("config loaded: {summary}");
 
-        let bid = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("binding the bid port {}", args.listen))?;
-        let admin = tokio::net::TcpListener::bind(args.admin_listen)
-            .await
-            .with_context(|| format!("binding the admin port {}", args.admin_listen))?;
         let running = bidder::server::start(app.clone(), bid, admin)?;
         // One line on stdout with the bound addresses: scripts and tests
         // that ask for port 0 read the real ports here.

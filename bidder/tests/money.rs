@@ -1029,7 +1029,6 @@ fn a_late_win_is_charged_within_the_budget() {
 // `cargo test -p bidder --test money -- --ignored`.
 
 #[test]
-#[ignore = "defect: a win whose bid got a loss notice first is charged but not counted against the frequency cap"]
 fn a_win_after_a_loss_notice_still_counts_against_the_frequency_cap() {
     let (s, dir) = shop(
         "loss-first",
@@ -1056,7 +1055,6 @@ fn a_win_after_a_loss_notice_still_counts_against_the_frequency_cap() {
 }
 
 #[test]
-#[ignore = "defect: without --public-url, `--listen 127.0.0.1:0` writes notice URLs naming port 0"]
 fn without_a_public_url_notice_urls_name_the_bound_port() {
     let dir = common::tempdir("money-port-0");
     let config = wall_clock_config(&dir);

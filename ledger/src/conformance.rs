@@ -335,6 +335,17 @@ pub fn frequency_slots_follow_the_bid(make: &Make) {
     charge(&*l, &k.win(4, day, m(1), cap));
     assert_eq!(l.release(BidKey(4)), Release::AlreadyWon);
     assert!(!l.frequency_allows("u", &k.li, 2, window, now));
+    // A win after a loss (an exchange that changed its mind) counts again.
+    let l = make();
+    l.reserve(&hold(5, now), now).expect("first");
+    l.reserve(&hold(6, now), now).expect("second");
+    assert_eq!(l.release(BidKey(5)), Release::Released);
+    assert_eq!(l.release(BidKey(5)), Release::Unknown, "released once");
+    assert!(l.frequency_allows("u", &k.li, 2, window, now));
+    assert_eq!(l.spent(&k.li, day).held_today, m(1));
+    charge(&*l, &k.win(5, day, m(1), cap));
+    assert!(!l.frequency_allows("u", &k.li, 2, window, now));
+    assert_eq!(l.spent(&k.li, day).today, m(1));
     // The window slides.
     let later = at(window + 3_600_000 * 2);
     assert!(l.frequency_allows("u", &k.li, 2, window, later));

@@ -117,6 +117,8 @@ pub enum Prior {
         next: i64,
         past_horizon: bool,
     },
+    /// Lost, holding nothing, remembered until `next`.
+    Released { next: i64 },
 }
 
 /// Why a win was not charged now.
@@ -134,7 +136,7 @@ pub enum Release {
     Released,
     /// Won (or being charged): a loss never undoes a win.
     AlreadyWon,
-    /// Not known: released before, or its reservation was forgotten.
+    /// Not known, or released before.
     Unknown,
 }
 

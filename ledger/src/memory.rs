@@ -56,8 +56,14 @@ impl Default for Options {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Reserved,
-    Lingering { past_horizon: bool },
+    Lingering {
+        past_horizon: bool,
+    },
     Charging,
+    /// Lost (a loss notice came), remembered without any hold until its
+    /// reservation would have ended: an exchange that sends a win after
+    /// the loss still has the impression counted under the frequency cap.
+    Released,
 }
 
 struct Bid {
@@ -305,7 +311,7 @@ impl Window {
 /// amount.
 fn prior_hold(prior: Prior) -> Option<(Field, i64, Micros)> {
     match prior {
-        Prior::None => None,
+        Prior::None | Prior::Released { .. } => None,
         Prior::Reserved { amount, day, .. } => Some((Field::Reserved, day, amount)),
         Prior::Lingering { amount, day, .. } => Some((Field::Lingering, day, amount)),
     }
@@ -468,26 +474,35 @@ impl Ledger for MemoryLedger {
         }
         let state = match shard.bids.get(&bid.0) {
             None => return Release::Unknown,
-            Some(b) if b.state == State::Charging => return Release::AlreadyWon,
             Some(b) => b.state,
         };
-        let Some(b) = shard.bids.remove(&bid.0) else {
-            return Release::Unknown;
-        };
         match state {
+            State::Charging => Release::AlreadyWon,
+            State::Released => Release::Unknown,
             State::Lingering { past_horizon } => {
+                let Some(b) = shard.bids.remove(&bid.0) else {
+                    return Release::Unknown;
+                };
                 shard.lingering = shard.lingering.saturating_sub(1);
                 self.change_all(&b.keys, Field::Lingering, b.day, b.amount, false);
                 if !past_horizon {
                     self.late.not_won();
                 }
+                Release::Released
             }
-            _ => {
-                self.change_all(&b.keys, Field::Reserved, b.day, b.amount, false);
-                self.freq_change(b.freq, false);
+            State::Reserved => {
+                let Some(b) = shard.bids.get_mut(&bid.0) else {
+                    return Release::Unknown;
+                };
+                // Kept until its reservation deadline (already in the heap)
+                // pops, holding nothing.
+                b.state = State::Released;
+                let (keys, day, amount, freq) = (b.keys.clone(), b.day, b.amount, b.freq);
+                self.change_all(&keys, Field::Reserved, day, amount, false);
+                self.freq_change(freq, false);
+                Release::Released
             }
         }
-        Release::Released
     }
 
     fn begin_charge(&self, win: &Win<'_>) -> Result<Charge, NotCharged> {
@@ -502,6 +517,7 @@ impl Ledger for MemoryLedger {
             Some(bid) => {
                 let prior = match bid.state {
                     State::Charging => return Err(NotCharged::InFlight),
+                    State::Released => Prior::Released { next: bid.next },
                     State::Reserved => Prior::Reserved {
                         amount: bid.amount,
                         day: bid.day,
@@ -603,6 +619,8 @@ impl Ledger for MemoryLedger {
                 self.freq_change(freq, true);
                 self.late.won(past_horizon);
             }
+            // Won after all, after a loss notice: the slot counts again.
+            Prior::Released { .. } => self.freq_change(freq, true),
             Prior::None => {}
         }
     }
@@ -624,6 +642,10 @@ impl Ledger for MemoryLedger {
                         b.state = State::Lingering { past_horizon };
                         b.next = next;
                     }
+                    Prior::Released { next } => {
+                        b.state = State::Released;
+                        b.next = next;
+                    }
                 }
                 b.keys.clone()
             }
@@ -633,7 +655,7 @@ impl Ledger for MemoryLedger {
             Prior::None => {
                 shard.bids.remove(&charge.bid.0);
             }
-            Prior::Reserved { expires: next, .. } => {
+            Prior::Reserved { expires: next, .. } | Prior::Released { next } => {
                 shard.deadlines.push(Reverse((next, charge.bid.0)))
             }
             Prior::Lingering { next, .. } => {
@@ -674,6 +696,9 @@ impl Ledger for MemoryLedger {
                 }
                 match bid.state {
                     State::Charging => {}
+                    State::Released => {
+                        shard.bids.remove(&b);
+                    }
                     State::Reserved => {
                         out.reservations += 1;
                         let (keys, day, amount, freq) =
