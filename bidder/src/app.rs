@@ -267,20 +267,25 @@ impl App {
         if start.elapsed() >= deadline {
             return BidAnswer::NoBid(NoBid::Late);
         }
-        let answer = match self.auction(&req) {
-            Ok((json, n)) => BidAnswer::Bid(json, n),
-            Err(reason) => BidAnswer::NoBid(reason),
+        let (json, bids) = match self.auction(&req) {
+            Ok(answer) => answer,
+            Err(reason) => return BidAnswer::NoBid(reason),
         };
         // Work that overran the deadline is thrown away: the exchange has
-        // closed its auction and a late bid only costs both sides.
+        // closed its auction and a late bid only costs both sides. Bids
+        // never sent hold nothing.
         if start.elapsed() >= deadline {
+            for bid in &bids {
+                self.ledger.release(*bid);
+            }
             return BidAnswer::NoBid(NoBid::Late);
         }
-        answer
+        BidAnswer::Bid(json, bids.len())
     }
 
     /// The auction for a parsed, valid request: one bid per imp at most.
-    pub fn auction(&self, req: &ortb::BidRequest<'_>) -> Result<(Vec<u8>, usize), NoBid> {
+    /// Returns the BidResponse and the bids it holds budget for.
+    pub fn auction(&self, req: &ortb::BidRequest<'_>) -> Result<(Vec<u8>, Vec<BidKey>), NoBid> {
         let guard = self.snapshot.load();
         let Some(snap) = guard.as_ref() else {
             return Err(NoBid::NotReady);
@@ -297,6 +302,7 @@ impl App {
         };
         let mut choices: Vec<(usize, Choice)> = Vec::new();
         let mut bid_ids: Vec<String> = Vec::new();
+        let mut keys: Vec<BidKey> = Vec::new();
         let mut reason = NoBid::Media;
         // An ad pod (imps sharing `podid`) never carries two spots of one
         // advertiser: each pod remembers who already has a slot in it.
@@ -331,6 +337,7 @@ impl App {
                 }
             };
             let id = new_bid_id();
+            let key = BidKey::of(&id).unwrap_or_else(|| unreachable!("new_bid_id is well formed"));
             let item = &snap.items[choice.item];
             // Each bid holds what it may cost, within budgets, the pacing
             // plan and the frequency cap, until its notice comes or its time
@@ -339,8 +346,7 @@ impl App {
             // requests spend nothing and hold nothing.
             if !ctx.test {
                 let hold = ledger::Hold {
-                    bid: BidKey::of(&id)
-                        .unwrap_or_else(|| unreachable!("new_bid_id is well formed")),
+                    bid: key,
                     day: ctx.today,
                     cost: ledger::impression_cost(choice.price),
                     limits: select::limits(item),
@@ -378,6 +384,7 @@ impl App {
             }
             choices.push((i, choice));
             bid_ids.push(id);
+            keys.push(key);
         }
         if choices.is_empty() {
             return Err(reason);
@@ -391,7 +398,7 @@ impl App {
             signer: &self.signer,
         }
         .write(&choices, &bid_ids, &new_bid_id());
-        Ok((json, choices.len()))
+        Ok((json, keys))
     }
 
     /// Drops audience events past the retention; returns how many.

@@ -448,4 +448,12 @@ pub fn the_held_share_follows_what_late_notices_show(make: &Make) {
     l.expire(at(MIN + DAY / 2));
     assert!(l.late_share_ppm() <= 1_000, "{}", l.late_share_ppm());
     assert!(l.spent(&k.li, day).held_today <= Micros(20_000));
+    // What was learned survives a checkpoint.
+    let mut items = Vec::new();
+    l.export(at(DAY), &mut |i| items.push(i));
+    let back = make();
+    for i in items {
+        back.import(i, at(DAY));
+    }
+    assert_eq!(back.late_share_ppm(), l.late_share_ppm());
 }

@@ -11,11 +11,19 @@
 //! The journal is compacted: after `compact_after` records the writer lists
 //! the ledger's durable state into a checkpoint (written to a temporary
 //! file, fsync'd, renamed over the old one, directory fsync'd) and starts a
-//! new journal generation. Start-up reads the checkpoint and the journal
-//! written since, so replay time is bounded by what is live, not by how long
-//! the bidder has run. Every line carries a checksum; replay skips a line
-//! that fails it (a write that was never acknowledged) and cuts off a torn
-//! last line, so neither stops a restart.
+//! new journal generation the same way. The checkpoint says exactly what it
+//! covers — the journal generations before its own, and its own up to a
+//! byte offset — so a crash, or a failure, between the two steps never
+//! counts a record twice nor loses one: the writer keeps appending to the
+//! old generation, and start-up replays what lies past the offset.
+//! Start-up reads the checkpoint and the journal written since, so replay
+//! time is bounded by what is live, not by how long the bidder has run.
+//! Every line carries a checksum; replay skips a line that fails it (a write
+//! that was never acknowledged) and cuts off a torn last line, so neither
+//! stops a restart. A state directory whose files do not fit together (a
+//! journal header that cannot be read, a generation the checkpoint does not
+//! lead to, a missing journal) is refused: starting with spend unknown
+//! would spend it again.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -46,14 +54,19 @@ pub trait Storage: Send + 'static {
     /// Cuts the journal back to `len` bytes (and makes that durable).
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     /// Replaces the checkpoint, then the journal by one holding only
-    /// `header`, each atomically.
-    fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<()>;
+    /// `header`, each atomically. `Err`: nothing changed. `Ok(false)`: the
+    /// checkpoint was replaced but the journal was not, and appends go on
+    /// to the old one. `Ok(true)`: both were replaced.
+    fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<bool>;
 }
 
 /// The journal and checkpoint files in a directory.
 pub struct FileStorage {
     dir: PathBuf,
     file: File,
+    /// The journal was renamed into place but the directory not yet
+    /// fsync'd: nothing is acknowledged until it is.
+    dir_unsynced: bool,
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -83,6 +96,10 @@ impl FileStorage {
 
 impl Storage for FileStorage {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.dir_unsynced {
+            sync_dir(&self.dir)?;
+            self.dir_unsynced = false;
+        }
         self.file.write_all(bytes)
     }
 
@@ -95,11 +112,36 @@ impl Storage for FileStorage {
         self.file.sync_all()
     }
 
-    fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<()> {
+    fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<bool> {
         replace_file(&self.dir, CHECKPOINT, checkpoint)?;
-        replace_file(&self.dir, JOURNAL, header)?;
-        self.file = FileStorage::open_append(&self.dir)?;
-        Ok(())
+        // The new journal is written and opened for appending before it is
+        // renamed into place: once it is there, the handle is already ours.
+        let tmp = self.dir.join(format!("{JOURNAL}.tmp"));
+        let fresh = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(header)?;
+            f.sync_all()?;
+            drop(f);
+            let f = OpenOptions::new().append(true).open(&tmp)?;
+            std::fs::rename(&tmp, self.dir.join(JOURNAL))?;
+            Ok::<File, io::Error>(f)
+        })();
+        match fresh {
+            Ok(f) => {
+                self.file = f;
+                if sync_dir(&self.dir).is_err() {
+                    self.dir_unsynced = true;
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::error!(
+                    "{}: the new journal could not be started ({e}); appending to the old one",
+                    self.dir.display()
+                );
+                Ok(false)
+            }
+        }
     }
 }
 
@@ -110,6 +152,8 @@ pub enum OpenError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: the checkpoint is damaged ({why}); refusing to start with spend unknown")]
     Checkpoint { path: PathBuf, why: String },
+    #[error("{path}: {why}; refusing to start with spend unknown (restore the state directory from a backup)")]
+    State { path: PathBuf, why: String },
 }
 
 /// What start-up found.
@@ -194,33 +238,47 @@ impl Journal {
         let mut replayed = Replayed::default();
         let covered = read_checkpoint(&dir.join(CHECKPOINT), &*ledger, now, &mut replayed)?;
         let path = dir.join(JOURNAL);
-        let (generation, valid_len) =
-            replay(&path, covered, &*ledger, now, &mut replayed).map_err(io_err(&path))?;
+        let found = replay(&path, covered, &*ledger, now, &mut replayed)?;
         let mut storage = FileStorage {
             dir: dir.to_path_buf(),
             file: FileStorage::open_append(dir).map_err(io_err(&path))?,
+            dir_unsynced: false,
         };
-        let len = storage.file.metadata().map_err(io_err(&path))?.len();
-        let generation = match generation {
-            Some(g) => {
-                if len > valid_len {
+        let generation = match found {
+            Found::Generation { generation, whole } => {
+                let len = storage.file.metadata().map_err(io_err(&path))?.len();
+                if len > whole {
                     // A torn last record was never acknowledged.
-                    replayed.cut = len - valid_len;
-                    storage.truncate(valid_len).map_err(io_err(&path))?;
+                    replayed.cut = len - whole;
+                    storage.truncate(whole).map_err(io_err(&path))?;
                 }
-                g
+                generation
             }
-            None => {
-                // A new journal, an empty one, one that the checkpoint
-                // already covers, or one from before headers: start a
-                // new generation after writing what it held into a
-                // checkpoint.
-                let g = covered.map_or(1, |c| c + 1);
-                let checkpoint = checkpoint_text(&*ledger, now, g - 1);
-                storage
-                    .compact(checkpoint.as_bytes(), header(g).as_bytes())
-                    .map_err(io_err(dir))?;
-                g
+            Found::Nothing | Found::Legacy => {
+                // A new state directory, or a journal from before headers
+                // (replayed above): what it holds goes into a checkpoint and
+                // a first generation starts. Both must be in place before
+                // anything is acknowledged, or the old journal would count
+                // twice at the next start.
+                let g = covered.map_or(1, |c| c.generation + 1);
+                let checkpoint = checkpoint_text(
+                    &*ledger,
+                    now,
+                    Covered {
+                        generation: g - 1,
+                        len: 0,
+                    },
+                );
+                match storage.compact(checkpoint.as_bytes(), header(g).as_bytes()) {
+                    Ok(true) => g,
+                    Ok(false) => {
+                        return Err(OpenError::State {
+                            path,
+                            why: "the first journal could not be written".into(),
+                        })
+                    }
+                    Err(e) => return Err(io_err(dir)(e)),
+                }
             }
         };
         sync_dir(dir).map_err(io_err(dir))?;
@@ -358,23 +416,50 @@ impl Writer {
 
     fn compact(&mut self) {
         let next = self.generation + 1;
-        let text = checkpoint_text(&*self.ledger, self.clock.now(), self.generation);
+        // What the ledger holds now is exactly the journal up to here.
+        let covers = Covered {
+            generation: self.generation,
+            len: self.good_len,
+        };
+        let text = checkpoint_text(&*self.ledger, self.clock.now(), covers);
         let head = header(next);
         match self.storage.compact(text.as_bytes(), head.as_bytes()) {
-            Ok(()) => {
+            Ok(true) => {
                 self.generation = next;
                 self.good_len = head.len() as u64;
                 self.since_compaction = 0;
                 self.dirty = false;
             }
-            Err(e) => {
-                // The journal keeps growing and stays whole; try again
-                // after another tenth of the interval.
-                tracing::error!("journal compaction failed: {e}");
+            result => {
+                // The journal goes on in this generation and stays whole
+                // (the checkpoint, if written, covers it up to `covers`);
+                // try again after another tenth of the interval.
+                if let Err(e) = result {
+                    tracing::error!("journal compaction failed: {e}");
+                }
                 self.since_compaction = self.options.compact_after * 9 / 10;
             }
         }
     }
+}
+
+/// What a checkpoint covers: every journal generation before `generation`,
+/// and that one's first `len` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Covered {
+    generation: u64,
+    len: u64,
+}
+
+/// What start-up found in the journal file.
+enum Found {
+    /// No journal yet.
+    Nothing,
+    /// One from before headers, replayed whole.
+    Legacy,
+    /// A generation, replayed past what the checkpoint covers; `whole` is
+    /// the length of its whole lines.
+    Generation { generation: u64, whole: u64 },
 }
 
 fn header(generation: u64) -> String {
@@ -522,50 +607,98 @@ fn parse_legacy(line: &str) -> Option<Charge> {
     })
 }
 
-/// Replays the journal at `path`; returns its generation (`None` when it
-/// must be started anew) and the length of its whole records.
+/// Replays the journal at `path` past what the checkpoint covers.
 fn replay(
     path: &Path,
-    covered: Option<u64>,
+    covered: Option<Covered>,
     ledger: &dyn Ledger,
     now: Timestamp,
     replayed: &mut Replayed,
-) -> io::Result<(Option<u64>, u64)> {
+) -> Result<Found, OpenError> {
+    let io_err = |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let refuse = |why: String| OpenError::State {
+        path: path.to_path_buf(),
+        why,
+    };
     let f = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, 0)),
-        Err(e) => return Err(e),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return match covered {
+                None => Ok(Found::Nothing),
+                Some(_) => Err(refuse(
+                    "the checkpoint is there but the journal is missing".into(),
+                )),
+            }
+        }
+        Err(e) => return Err(io_err(e)),
     };
     let mut reader = BufReader::with_capacity(1 << 20, f);
     let mut line = String::new();
-    let mut valid_len = 0u64;
-    let mut generation = None;
-    let mut legacy = false;
-    let mut first = true;
+    let n = reader.read_line(&mut line).map_err(io_err)?;
+    if n == 0 {
+        return match covered {
+            None => Ok(Found::Nothing),
+            Some(_) => Err(refuse(
+                "the journal is empty but a checkpoint is there".into(),
+            )),
+        };
+    }
+    let first = line.trim_end_matches('\n');
+    let header = first
+        .strip_prefix(JOURNAL_MAGIC)
+        .and_then(|g| g.strip_prefix(' '))
+        .and_then(|g| g.parse::<u64>().ok())
+        .filter(|_| line.ends_with('\n'));
+    let (legacy, generation, skip) = match (header, covered) {
+        (Some(g), None) if g == 1 => (false, g, 0),
+        (Some(g), None) => {
+            return Err(refuse(format!(
+                "journal generation {g} has no checkpoint before it"
+            )))
+        }
+        (Some(g), Some(c)) if g == c.generation => (false, g, c.len),
+        (Some(g), Some(c)) if g == c.generation + 1 => (false, g, 0),
+        (Some(g), Some(c)) => {
+            return Err(refuse(format!(
+                "journal generation {g} does not follow the checkpoint's ({})",
+                c.generation
+            )))
+        }
+        (None, None) if parse_legacy(first).is_some() => (true, 0, 0),
+        (None, _) => {
+            return Err(refuse(format!(
+                "the journal's first line is not a header: {:?}",
+                first.chars().take(80).collect::<String>()
+            )))
+        }
+    };
+    let mut whole = 0u64;
+    let mut pending = Some(n);
     loop {
-        line.clear();
-        let n = reader.read_line(&mut line)?;
+        let n = match pending.take() {
+            Some(n) => n,
+            None => {
+                line.clear();
+                reader.read_line(&mut line).map_err(io_err)?
+            }
+        };
         if n == 0 || !line.ends_with('\n') {
             break;
         }
-        valid_len += n as u64;
-        let text = line.trim_end_matches('\n');
-        if first {
-            first = false;
-            if let Some(g) = text
-                .strip_prefix(JOURNAL_MAGIC)
-                .and_then(|g| g.trim().parse().ok())
-            {
-                if covered.is_some_and(|c| g <= c) {
-                    // The checkpoint holds all of it already (a crash came
-                    // between writing the checkpoint and the new journal).
-                    return Ok((None, 0));
-                }
-                generation = Some(g);
-                continue;
-            }
-            legacy = true;
+        let at = whole;
+        whole += n as u64;
+        if !legacy && at == 0 {
+            // The header.
+            continue;
         }
+        if at < skip {
+            // In the checkpoint already.
+            continue;
+        }
+        let text = line.trim_end_matches('\n');
         let charge = if legacy {
             parse_legacy(text)
         } else {
@@ -578,22 +711,29 @@ fn replay(
             }
             None => {
                 replayed.skipped += 1;
-                tracing::warn!("{}: skipped an unreadable record: {text:?}", path.display());
+                tracing::error!(
+                    "{}: skipped an unreadable record (never acknowledged, or damaged): {text:?}",
+                    path.display()
+                );
             }
         }
     }
-    if legacy {
-        // Rewritten into a checkpoint by the caller.
-        return Ok((None, valid_len));
+    if whole < skip {
+        return Err(refuse(format!(
+            "the journal is shorter ({whole} bytes) than the checkpoint says it covers ({skip})"
+        )));
     }
-    Ok((generation, valid_len))
+    if legacy {
+        return Ok(Found::Legacy);
+    }
+    Ok(Found::Generation { generation, whole })
 }
 
-/// The checkpoint text of what `ledger` holds now, covering journal
-/// generations up to `covers`.
-fn checkpoint_text(ledger: &dyn Ledger, now: Timestamp, covers: u64) -> String {
+/// The checkpoint text of what `ledger` holds now, which is the journal up
+/// to `covers`.
+fn checkpoint_text(ledger: &dyn Ledger, now: Timestamp, covers: Covered) -> String {
     use std::fmt::Write as _;
-    let mut s = format!("{CHECKPOINT_MAGIC} {covers}\n");
+    let mut s = format!("{CHECKPOINT_MAGIC} {} {}\n", covers.generation, covers.len);
     let mut lines = 1u64;
     // Charged ids grouped by expiry: one line per expiry, many ids a line.
     let mut charged: std::collections::BTreeMap<i64, Vec<BidKey>> = Default::default();
@@ -619,8 +759,8 @@ fn checkpoint_text(ledger: &dyn Ledger, now: Timestamp, covers: u64) -> String {
         Durable::Charged { bid, forget } => {
             charged.entry(forget.as_millis()).or_default().push(bid)
         }
-        Durable::LateWins(n) => {
-            let _ = writeln!(s, "W\t{n}");
+        Durable::Late { won, not_won } => {
+            let _ = writeln!(s, "W\t{won}\t{not_won}");
             lines += 1;
         }
     });
@@ -642,14 +782,14 @@ fn checkpoint_text(ledger: &dyn Ledger, now: Timestamp, covers: u64) -> String {
     s
 }
 
-/// Loads the checkpoint at `path` into `ledger`; returns the journal
-/// generation it covers (`None` when there is none).
+/// Loads the checkpoint at `path` into `ledger`; returns what it covers
+/// (`None` when there is none).
 fn read_checkpoint(
     path: &Path,
     ledger: &dyn Ledger,
     now: Timestamp,
     replayed: &mut Replayed,
-) -> Result<Option<u64>, OpenError> {
+) -> Result<Option<Covered>, OpenError> {
     let bad = |why: &str| OpenError::Checkpoint {
         path: path.to_path_buf(),
         why: why.to_string(),
@@ -686,7 +826,14 @@ fn read_checkpoint(
     let covers = it
         .next()
         .and_then(|h| h.strip_prefix(CHECKPOINT_MAGIC))
-        .and_then(|g| g.trim().parse::<u64>().ok())
+        .and_then(|c| {
+            let mut f = c.split_whitespace();
+            let covers = Covered {
+                generation: f.next()?.parse().ok()?,
+                len: f.next()?.parse().ok()?,
+            };
+            f.next().is_none().then_some(covers)
+        })
         .ok_or_else(|| bad("unknown header"))?;
     for line in it {
         let mut f = line.split('\t');
@@ -726,10 +873,11 @@ fn read_checkpoint(
                     })
                     .collect::<Option<Vec<_>>>()
             })(),
-            Some("W") => f
-                .next()
-                .and_then(|n| n.parse().ok())
-                .map(|n| vec![Durable::LateWins(n)]),
+            Some("W") => (|| {
+                let won = f.next()?.parse().ok()?;
+                let not_won = f.next()?.parse().ok()?;
+                Some(vec![Durable::Late { won, not_won }])
+            })(),
             _ => None,
         };
         let items = item.ok_or_else(|| bad("an unreadable line"))?;

@@ -52,15 +52,22 @@ impl LateShare {
         self.update();
     }
 
-    /// Late wins replayed at start; losses are not journaled, so the share
-    /// after a restart is at least what it was (the safe side).
-    pub fn restore_won(&self, n: u64) {
-        self.won.fetch_add(n, Ordering::Relaxed);
+    /// Outcomes from a checkpoint, or (`not_won` 0) late wins replayed
+    /// from the journal. Outcomes since the last checkpoint that were not
+    /// wins are not journaled: after a restart the share is at least what
+    /// it was (the safe side).
+    pub fn restore(&self, won: u64, not_won: u64) {
+        self.won.fetch_add(won, Ordering::Relaxed);
+        self.not_won.fetch_add(not_won, Ordering::Relaxed);
         self.update();
     }
 
-    pub fn wins(&self) -> u64 {
-        self.won.load(Ordering::Relaxed)
+    /// Late wins and other outcomes seen.
+    pub fn outcomes(&self) -> (u64, u64) {
+        (
+            self.won.load(Ordering::Relaxed),
+            self.not_won.load(Ordering::Relaxed),
+        )
     }
 
     fn update(&self) {

@@ -162,8 +162,8 @@ pub enum Durable {
     },
     /// A charged bid, a duplicate until `forget`.
     Charged { bid: BidKey, forget: Timestamp },
-    /// Late wins seen, for the learned share.
-    LateWins(u64),
+    /// Outcomes of expired bids seen, for the learned share.
+    Late { won: u64, not_won: u64 },
 }
 
 /// Money state behind one interface, so the embedded store and a shared one

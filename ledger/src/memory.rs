@@ -75,6 +75,9 @@ struct Bid {
     freq: Option<(u64, i64)>,
     /// The deadline a heap entry must carry to act on this bid.
     next: i64,
+    /// Its deadline came while it was being charged: an abort must queue
+    /// it again (otherwise the entry is still queued).
+    deadline_passed: bool,
     forget: i64,
 }
 
@@ -326,6 +329,8 @@ pub struct MemoryLedger {
     late: LateShare,
     /// The day old per-day spend was last pruned.
     pruned_day: AtomicI64,
+    /// The frequency shard the next expiry pass sweeps.
+    sweep: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for MemoryLedger {
@@ -345,6 +350,7 @@ impl MemoryLedger {
             windows: Sharded::new(FREQ_SHARDS),
             late: LateShare::default(),
             pruned_day: AtomicI64::new(i64::MIN),
+            sweep: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -387,6 +393,18 @@ impl MemoryLedger {
 
     fn max_lingering_per_shard(&self) -> usize {
         self.options.max_lingering.div_ceil(BID_SHARDS).max(1)
+    }
+
+    /// Drops the frequency windows of one shard whose every bucket has
+    /// passed: user ids come from bid requests, and a window per id ever
+    /// seen would grow without bound. One shard a pass keeps each pass
+    /// short; a bid in flight that still points at a dropped window finds
+    /// nothing to give back, which is what the window would say anyway.
+    fn sweep_windows(&self, now: Timestamp) {
+        let i = self.sweep.fetch_add(1, Ordering::Relaxed) % FREQ_SHARDS;
+        self.windows
+            .lock(i)
+            .retain(|_, w| w.bucket(now).saturating_sub(w.newest) < BUCKETS);
     }
 
     /// Drops per-day amounts older than the days kept, once a day.
@@ -460,6 +478,7 @@ impl Ledger for MemoryLedger {
                 keys: [keys[0].clone(), keys[1].clone()],
                 freq,
                 next: expires,
+                deadline_passed: false,
                 forget: hold.forget.as_millis(),
             },
         );
@@ -543,6 +562,7 @@ impl Ledger for MemoryLedger {
                         keys: win_keys.clone(),
                         freq: None,
                         next: i64::MAX,
+                        deadline_passed: false,
                         forget: win.forget.as_millis(),
                     },
                 );
@@ -628,7 +648,7 @@ impl Ledger for MemoryLedger {
     fn abort(&self, charge: &Charge) {
         let day = charge.day.days_since_epoch();
         let mut shard = self.bid_shard(charge.bid);
-        let keys = match shard.bids.get_mut(&charge.bid.0) {
+        let (keys, requeue) = match shard.bids.get_mut(&charge.bid.0) {
             Some(b) => {
                 match charge.prior {
                     Prior::None => {}
@@ -647,21 +667,20 @@ impl Ledger for MemoryLedger {
                         b.next = next;
                     }
                 }
-                b.keys.clone()
+                let requeue = std::mem::take(&mut b.deadline_passed).then_some(b.next);
+                (b.keys.clone(), requeue)
             }
-            None => charge.keys.clone(),
+            None => (charge.keys.clone(), None),
         };
         match charge.prior {
             Prior::None => {
                 shard.bids.remove(&charge.bid.0);
             }
-            Prior::Reserved { expires: next, .. } | Prior::Released { next } => {
-                shard.deadlines.push(Reverse((next, charge.bid.0)))
-            }
-            Prior::Lingering { next, .. } => {
-                shard.lingering += 1;
-                shard.deadlines.push(Reverse((next, charge.bid.0)));
-            }
+            Prior::Lingering { .. } => shard.lingering += 1,
+            Prior::Reserved { .. } | Prior::Released { .. } => {}
+        }
+        if let (Some(next), false) = (requeue, matches!(charge.prior, Prior::None)) {
+            shard.deadlines.push(Reverse((next, charge.bid.0)));
         }
         let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1], &keys[0], &keys[1]]);
         for k in &charge.keys {
@@ -695,7 +714,7 @@ impl Ledger for MemoryLedger {
                     continue;
                 }
                 match bid.state {
-                    State::Charging => {}
+                    State::Charging => bid.deadline_passed = true,
                     State::Released => {
                         shard.bids.remove(&b);
                     }
@@ -755,6 +774,7 @@ impl Ledger for MemoryLedger {
                 .retain(|(hour, _)| (hour + 1) * HOUR_MS > now_ms);
         }
         self.prune_days(now);
+        self.sweep_windows(now);
         out
     }
 
@@ -795,9 +815,15 @@ impl Ledger for MemoryLedger {
         self.late.ppm()
     }
 
-    fn restore(&self, charge: &Charge, now: Timestamp) {
+    fn restore(&self, charge: &Charge, _now: Timestamp) {
+        // Kept whatever the clock says now: the expiry pass forgets it in
+        // its time, and a clock that starts ahead must not make a charged
+        // bid chargeable again once it is set right. Ids already forgotten
+        // when they were written (the old journal format) are not kept.
         let mut shard = self.bid_shard(charge.bid);
-        if charge.forget > now && !shard.insert_charged(charge.bid.0, charge.forget.as_millis()) {
+        if charge.forget.as_millis() > i64::MIN
+            && !shard.insert_charged(charge.bid.0, charge.forget.as_millis())
+        {
             return;
         }
         drop(shard);
@@ -812,11 +838,11 @@ impl Ledger for MemoryLedger {
             locked.get(&charge.keys[0]).kind = Some(kind);
         }
         if charge.late {
-            self.late.restore_won(1);
+            self.late.restore(1, 0);
         }
     }
 
-    fn import(&self, item: Durable, now: Timestamp) {
+    fn import(&self, item: Durable, _now: Timestamp) {
         match item {
             Durable::Spend {
                 key,
@@ -837,13 +863,12 @@ impl Ledger for MemoryLedger {
                     c.kind = kind;
                 }
             }
+            // Kept whatever the clock says now (see `restore`).
             Durable::Charged { bid, forget } => {
-                if forget > now {
-                    self.bid_shard(bid)
-                        .insert_charged(bid.0, forget.as_millis());
-                }
+                self.bid_shard(bid)
+                    .insert_charged(bid.0, forget.as_millis());
             }
-            Durable::LateWins(n) => self.late.restore_won(n),
+            Durable::Late { won, not_won } => self.late.restore(won, not_won),
         }
     }
 
@@ -888,7 +913,8 @@ impl Ledger for MemoryLedger {
                 }
             }
         }
-        out(Durable::LateWins(self.late.wins()));
+        let (won, not_won) = self.late.outcomes();
+        out(Durable::Late { won, not_won });
     }
 }
 
@@ -938,5 +964,107 @@ mod tests {
         let held = l.spent(&li, now.date()).held_today;
         assert_eq!(held, Micros(tracked as i64 * 1_000));
         assert_eq!(l.late_share_ppm(), 1_000_000, "drops are not outcomes");
+    }
+
+    #[test]
+    fn frequency_windows_go_once_their_window_has_passed() {
+        use crate::FrequencyHold;
+        let l = MemoryLedger::default();
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = 1_795_521_600_000i64;
+        for n in 0..5_000u64 {
+            let user = format!("made-up-{n}");
+            let hold = Hold {
+                bid: BidKey(n),
+                day: Timestamp(now).date(),
+                cost: Micros(1),
+                limits: [
+                    Limit {
+                        key: &li,
+                        cap: Cap::None,
+                    },
+                    Limit {
+                        key: &o,
+                        cap: Cap::None,
+                    },
+                ],
+                frequency: Some(FrequencyHold {
+                    user: &user,
+                    cap: 3,
+                    window_ms: 3_600_000,
+                }),
+                expires: Timestamp(now + 1),
+                forget: Timestamp(now + 2),
+            };
+            l.reserve(&hold, Timestamp(now)).expect("room");
+            l.release(BidKey(n));
+        }
+        let windows =
+            |l: &MemoryLedger| -> usize { (0..FREQ_SHARDS).map(|i| l.windows.lock(i).len()).sum() };
+        assert_eq!(windows(&l), 5_000);
+        // Within the hour they are kept; a day later, one pass per shard
+        // drops them all.
+        for _ in 0..FREQ_SHARDS {
+            l.expire(Timestamp(now + 1_000));
+        }
+        assert_eq!(windows(&l), 5_000);
+        for _ in 0..FREQ_SHARDS {
+            l.expire(Timestamp(now + 86_400_000));
+        }
+        assert_eq!(windows(&l), 0);
+        let bids: usize = l.bids.iter().map(|s| s.lock().unwrap().bids.len()).sum();
+        assert_eq!(bids, 0, "released bids are gone once their deadline passed");
+    }
+
+    #[test]
+    fn an_aborted_charge_queues_its_deadline_again_only_when_it_passed() {
+        let l = MemoryLedger::default();
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = Timestamp(1_795_521_600_000);
+        let limits = [
+            Limit {
+                key: &li,
+                cap: Cap::Daily(Micros::from_units(10)),
+            },
+            Limit {
+                key: &o,
+                cap: Cap::None,
+            },
+        ];
+        let hold = Hold {
+            bid: BidKey(7),
+            day: now.date(),
+            cost: Micros(1_000),
+            limits: limits.clone(),
+            frequency: None,
+            expires: Timestamp(now.as_millis() + 1_000),
+            forget: Timestamp(now.as_millis() + 86_400_000),
+        };
+        l.reserve(&hold, now).expect("room");
+        let queued = |l: &MemoryLedger| -> usize {
+            l.bids
+                .iter()
+                .map(|s| s.lock().unwrap().deadlines.len())
+                .sum()
+        };
+        let win = crate::Win {
+            bid: BidKey(7),
+            day: now.date(),
+            cost: Micros(1_000),
+            limits,
+            forget: hold.forget,
+        };
+        // A disk that keeps failing: retried a hundred times.
+        for _ in 0..100 {
+            let c = l.begin_charge(&win).expect("chargeable");
+            l.abort(&c);
+        }
+        assert_eq!(queued(&l), 1);
+        // Its deadline passes while it is being charged, then the write
+        // fails: it is queued again, and expires as a reservation would.
+        let c = l.begin_charge(&win).expect("chargeable");
+        assert_eq!(l.expire(Timestamp(now.as_millis() + 1_000)).reservations, 0);
+        l.abort(&c);
+        assert_eq!(l.expire(Timestamp(now.as_millis() + 1_000)).reservations, 1);
     }
 }

@@ -62,7 +62,7 @@ impl Storage for Faulty {
         }
     }
 
-    fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<()> {
+    fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<bool> {
         match self.mode.load(Ordering::SeqCst) {
             OK => self.inner.compact(checkpoint, header),
             _ => Err(disk_full()),
@@ -258,8 +258,8 @@ async fn compaction_keeps_spend_and_duplicates_and_bounds_the_journal() {
 }
 
 #[tokio::test]
-async fn a_crash_between_checkpoint_and_new_journal_counts_nothing_twice() {
-    let d = dir("between");
+async fn a_journal_older_than_its_checkpoint_refuses_to_start() {
+    let d = dir("older");
     {
         let s = open(&d, 1_000_000).unwrap();
         for bid in 0..5 {
@@ -267,23 +267,99 @@ async fn a_crash_between_checkpoint_and_new_journal_counts_nothing_twice() {
         }
         s.close();
     }
-    // Reopen with compaction at every record: the checkpoint now covers the
-    // journal. Then put the old journal back, as if the crash came right
-    // after the checkpoint's rename.
     let old = std::fs::read(d.join("charges.journal")).unwrap();
     {
         let s = open(&d, 1).unwrap();
         charge(&s.books, 5, 1_000).await.unwrap();
         s.close();
     }
+    // An old copy of the journal put back (a backup restored half-way):
+    // it is shorter than what the checkpoint covers of its generation.
+    std::fs::write(d.join("charges.journal"), &old).unwrap();
+    match open(&d, 1_000_000) {
+        Err(e @ OpenError::State { .. }) => assert!(e.to_string().contains("shorter"), "{e}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("started on a journal the checkpoint does not lead to"),
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn records_acknowledged_after_a_half_failed_compaction_survive_a_restart() {
+    let d = dir("halfcompact");
+    {
+        let s = open(&d, 100).unwrap();
+        // The checkpoint can be written, the new journal cannot: as after a
+        // crash between the two renames, or a disk that filled up between.
+        std::fs::create_dir_all(d.join("charges.journal.tmp")).unwrap();
+        for bid in 0..100 {
+            assert!(charge(&s.books, bid, 1_000).await.unwrap());
+        }
+        for bid in 100..109 {
+            assert!(charge(&s.books, bid, 1_000).await.unwrap(), "acknowledged");
+        }
+        s.close();
+    }
     let checkpoint = std::fs::read_to_string(d.join("ledger.checkpoint")).unwrap();
     assert!(
-        checkpoint.starts_with("bidder-ledger-checkpoint 1 "),
-        "{checkpoint}"
+        checkpoint.starts_with("bidder-ledger-checkpoint 1 1 "),
+        "the checkpoint covers part of generation 1: {checkpoint}"
     );
-    std::fs::write(d.join("charges.journal"), old).unwrap();
+    std::fs::remove_dir_all(d.join("charges.journal.tmp")).unwrap();
+    let s = open(&d, 100).unwrap();
+    assert_eq!(spent(&*s.ledger), Micros(109_000));
+    assert!(
+        !charge(&s.books, 105, 1_000).await.unwrap(),
+        "still a duplicate"
+    );
+    s.close();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn state_files_that_do_not_fit_together_refuse_to_start() {
+    // A flipped bit in the journal's header.
+    let d = dir("header");
+    {
+        let s = open(&d, 1_000_000).unwrap();
+        for bid in 0..3 {
+            charge(&s.books, bid, 1_000).await.unwrap();
+        }
+        s.close();
+    }
+    let p = d.join("charges.journal");
+    let good = std::fs::read(&p).unwrap();
+    let mut bad = good.clone();
+    bad[3] ^= 0x20;
+    std::fs::write(&p, &bad).unwrap();
+    assert!(matches!(open(&d, 1_000_000), Err(OpenError::State { .. })));
+    assert_eq!(std::fs::read(&p).unwrap(), bad, "nothing was rewritten");
+    // The journal gone while its checkpoint is there.
+    std::fs::remove_file(&p).unwrap();
+    assert!(matches!(open(&d, 1_000_000), Err(OpenError::State { .. })));
+    std::fs::write(&p, &good).unwrap();
     let s = open(&d, 1_000_000).unwrap();
-    assert_eq!(spent(&*s.ledger), Micros(6_000));
+    assert_eq!(spent(&*s.ledger), Micros(3_000));
+    s.close();
+    let _ = std::fs::remove_dir_all(&d);
+
+    // A later generation whose checkpoint is gone.
+    let d = dir("nocheckpoint");
+    {
+        let s = open(&d, 10).unwrap();
+        for bid in 0..25 {
+            charge(&s.books, bid, 1_000).await.unwrap();
+        }
+        s.close();
+    }
+    std::fs::remove_file(d.join("ledger.checkpoint")).unwrap();
+    match open(&d, 10) {
+        Err(e @ OpenError::State { .. }) => {
+            assert!(e.to_string().contains("no checkpoint"), "{e}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("started without the spend of earlier generations"),
+    }
     let _ = std::fs::remove_dir_all(&d);
 }
 
