@@ -10,46 +10,66 @@
 //! is 1 (conservative); then it is the rate of late wins with one imagined
 //! win added, so a single lost bid never drops it to zero.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 
 /// Outcomes seen before the share moves from 1.
 const MIN_OUTCOMES: u64 = 10;
+/// Past this many outcomes both counts are halved: the share follows what
+/// exchanges do now (one changes how late it sends wins), not a month ago.
+const MEMORY: u64 = 20_000;
 const PPM: u64 = 1_000_000;
 
 #[derive(Debug)]
 pub struct LateShare {
-    won: AtomicU64,
-    not_won: AtomicU64,
+    /// Late wins, and expired bids lost or past the horizon. Touched by
+    /// notices and expiry, never by bidding, which reads `ppm` only.
+    counts: Mutex<(u64, u64)>,
     ppm: AtomicU32,
 }
 
 impl Default for LateShare {
     fn default() -> Self {
         LateShare {
-            won: AtomicU64::new(0),
-            not_won: AtomicU64::new(0),
+            counts: Mutex::new((0, 0)),
             ppm: AtomicU32::new(PPM as u32),
         }
     }
 }
 
 impl LateShare {
+    fn change(&self, f: impl FnOnce(&mut u64, &mut u64)) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let (won, not_won) = &mut *c;
+        f(won, not_won);
+        if won.saturating_add(*not_won) > MEMORY {
+            *won = won.div_ceil(2);
+            *not_won /= 2;
+        }
+        let all = won.saturating_add(*not_won);
+        let ppm = if all < MIN_OUTCOMES {
+            PPM
+        } else {
+            // Rounded up: never under-holds.
+            (u128::from(*won + 1) * u128::from(PPM)).div_ceil(u128::from(all + 1)) as u64
+        };
+        self.ppm.store(ppm.min(PPM) as u32, Ordering::Relaxed);
+    }
+
     /// An expired bid was won after all. `was_counted_lost`: it had passed
     /// the horizon and was counted as not won.
     pub fn won(&self, was_counted_lost: bool) {
-        if was_counted_lost {
-            let _ = self
-                .not_won
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        }
-        self.won.fetch_add(1, Ordering::Relaxed);
-        self.update();
+        self.change(|won, not_won| {
+            if was_counted_lost {
+                *not_won = not_won.saturating_sub(1);
+            }
+            *won += 1;
+        });
     }
 
     /// An expired bid was lost, or passed the horizon without a notice.
     pub fn not_won(&self) {
-        self.not_won.fetch_add(1, Ordering::Relaxed);
-        self.update();
+        self.change(|_, not_won| *not_won += 1);
     }
 
     /// Outcomes from a checkpoint, or (`not_won` 0) late wins replayed
@@ -57,29 +77,15 @@ impl LateShare {
     /// wins are not journaled: after a restart the share is at least what
     /// it was (the safe side).
     pub fn restore(&self, won: u64, not_won: u64) {
-        self.won.fetch_add(won, Ordering::Relaxed);
-        self.not_won.fetch_add(not_won, Ordering::Relaxed);
-        self.update();
+        self.change(|w, n| {
+            *w = w.saturating_add(won);
+            *n = n.saturating_add(not_won);
+        });
     }
 
-    /// Late wins and other outcomes seen.
+    /// Late wins and other outcomes seen (recent ones weigh more).
     pub fn outcomes(&self) -> (u64, u64) {
-        (
-            self.won.load(Ordering::Relaxed),
-            self.not_won.load(Ordering::Relaxed),
-        )
-    }
-
-    fn update(&self) {
-        let won = self.won.load(Ordering::Relaxed);
-        let all = won.saturating_add(self.not_won.load(Ordering::Relaxed));
-        let ppm = if all < MIN_OUTCOMES {
-            PPM
-        } else {
-            // Rounded up: never under-holds.
-            (u128::from(won + 1) * u128::from(PPM)).div_ceil(u128::from(all + 1)) as u64
-        };
-        self.ppm.store(ppm.min(PPM) as u32, Ordering::Relaxed);
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn ppm(&self) -> u32 {
@@ -119,5 +125,20 @@ mod tests {
         // A bid counted lost that wins after all moves across.
         s.won(true);
         assert_eq!(s.ppm(), 20_000);
+    }
+
+    #[test]
+    fn follows_what_exchanges_do_now() {
+        let s = LateShare::default();
+        for _ in 0..100_000 {
+            s.not_won();
+        }
+        assert!(s.ppm() < 1_000);
+        // The exchange starts sending its wins late: within a few thousand
+        // outcomes the share reflects it, not the 100,000 before.
+        for _ in 0..10_000 {
+            s.won(false);
+        }
+        assert!(s.ppm() > 500_000, "{}", s.ppm());
     }
 }
