@@ -281,6 +281,14 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.listen.ip().is_unspecified() && args.public_url.is_none() {
+        anyhow::bail!(
+            "--listen {} listens on every address, so notice URLs cannot name one: \
+             give --public-url with the address exchanges reach the bid port at \
+             (e.g. --public-url https://bidder.example.com)",
+            args.listen
+        );
+    }
     let config = match config::load_dir(&args.config) {
         Ok(c) => c,
         Err(problems) => {
@@ -309,14 +317,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "audience data loaded"
     );
 
-    if args.listen.ip().is_unspecified() && args.public_url.is_none() {
-        anyhow::bail!(
-            "--listen {} listens on every address, so notice URLs cannot name one: \
-             give --public-url with the address exchanges reach the bid port at \
-             (e.g. --public-url https://bidder.example.com)",
-            args.listen
-        );
-    }
     let notice_secret = notice_secret(&args)?;
     let mut settings = Settings {
         max_body_bytes: args.max_body_bytes,
