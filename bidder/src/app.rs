@@ -562,6 +562,7 @@ impl App {
                 Err(NoticeError::Storage)
             }
             Err(ChargeError::Busy) => Err(NoticeError::Busy),
+            Err(ChargeError::Expired) => Err(NoticeError::Expired),
         }
     }
 }

@@ -342,6 +342,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        let signals = signals();
         let bid = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding the bid port {}", args.listen))?;
@@ -399,7 +400,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         tracing::info!(bid = %running.bid_addr, admin = %running.admin_addr, "serving");
 
-        wait_for_signals(&app).await;
+        wait_for_signals(&app, signals).await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = running.shutdown.send(true);
         let _ = running.done.await;
@@ -470,12 +471,21 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
 }
 
 /// SIGHUP reloads the config; SIGTERM and Ctrl-C stop.
-async fn wait_for_signals(app: &Arc<App>) {
+/// Registered before the bidder says it is listening: a SIGTERM or SIGHUP
+/// sent as soon as it is up must not find the default action (exit)
+/// still in place.
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+fn signals() -> Signals {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut hup), Ok(mut term)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-    ) else {
+    Some((
+        signal(SignalKind::hangup()).ok()?,
+        signal(SignalKind::terminate()).ok()?,
+    ))
+}
+
+async fn wait_for_signals(app: &Arc<App>, signals: Signals) {
+    let Some((mut hup, mut term)) = signals else {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };

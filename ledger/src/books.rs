@@ -17,6 +17,9 @@ pub enum ChargeError {
     /// waiting for it; a retry will answer.
     #[error("another notice for this bid is still being recorded")]
     Busy,
+    /// Its notices expired by the latest time the ledger has seen.
+    #[error("the bid's notices have expired")]
+    Expired,
 }
 
 /// The ledger and, when spend must survive a restart, its journal.
@@ -63,6 +66,7 @@ impl Books {
                     waited += POLL;
                 }
                 Err(NotCharged::InFlight) => return Err(ChargeError::Busy),
+                Err(NotCharged::Forgotten) => return Err(ChargeError::Expired),
             }
         };
         match &self.journal {

@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             the_budget_kind_is_remembered,
             what_is_exported_comes_back_on_import,
             the_held_share_follows_what_late_notices_show,
+            a_clock_stepped_back_does_not_make_a_forgotten_bid_chargeable,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
@@ -456,4 +457,31 @@ pub fn the_held_share_follows_what_late_notices_show(make: &Make) {
         back.import(i, at(DAY));
     }
     assert_eq!(back.late_share_ppm(), l.late_share_ppm());
+}
+
+pub fn a_clock_stepped_back_does_not_make_a_forgotten_bid_chargeable(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let day = at(0).date();
+    let cap = Cap::Daily(m(10));
+    charge(&*l, &k.win(1, day, m(2), cap));
+    // One pass with a clock two days ahead forgets the charged id; the
+    // clock comes back and the bid's billing notice arrives.
+    l.expire(at(2 * DAY));
+    assert_eq!(
+        l.begin_charge(&k.win(1, day, m(2), cap)).err(),
+        Some(NotCharged::Forgotten)
+    );
+    assert_eq!(l.spent(&k.li, day).today, m(2), "charged once");
+    // What was seen survives a checkpoint.
+    let mut items = Vec::new();
+    l.export(at(0), &mut |i| items.push(i));
+    let back = make();
+    for i in items {
+        back.import(i, at(0));
+    }
+    assert_eq!(
+        back.begin_charge(&k.win(1, day, m(2), cap)).err(),
+        Some(NotCharged::Forgotten)
+    );
 }

@@ -39,6 +39,7 @@ use crate::{Charge, Durable, Ledger, Prior};
 
 const JOURNAL: &str = "charges.journal";
 const CHECKPOINT: &str = "ledger.checkpoint";
+const LOCK: &str = "LOCK";
 const JOURNAL_MAGIC: &str = "bidder-journal 1";
 const CHECKPOINT_MAGIC: &str = "bidder-ledger-checkpoint 1";
 /// Records written at most in one batch (one write, one fsync).
@@ -54,9 +55,10 @@ pub trait Storage: Send + 'static {
     /// Cuts the journal back to `len` bytes (and makes that durable).
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     /// Replaces the checkpoint, then the journal by one holding only
-    /// `header`, each atomically. `Err`: nothing changed. `Ok(false)`: the
-    /// checkpoint was replaced but the journal was not, and appends go on
-    /// to the old one. `Ok(true)`: both were replaced.
+    /// `header`, each atomically. `Ok(true)`: both were replaced.
+    /// Otherwise appends go on to the old journal, which the checkpoint (new
+    /// or old) covers up to where it ended: `Ok(false)` says the checkpoint
+    /// was replaced, `Err` that it may or may not have been.
     fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<bool>;
 }
 
@@ -225,14 +227,32 @@ impl Journal {
             let path = path.to_path_buf();
             move |source| OpenError::Io { path, source }
         };
-        let fresh = !dir.exists();
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        if fresh {
-            // The directory entry itself must survive a crash, or the first
-            // acknowledged charge could vanish with it.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent).map_err(io_err(parent))?;
+        // The directory entry itself must survive a crash, or the first
+        // acknowledged charge could vanish with it (whoever created it).
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent).map_err(io_err(parent))?;
+        }
+        // One process per state directory: a second one appending to the
+        // same journal (a restart whose old process has not stopped yet)
+        // would lose the other's charges at its next compaction. The lock
+        // goes with the writer thread, or with the process.
+        let lock_path = dir.join(LOCK);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::State {
+                    path: lock_path,
+                    why: "another bidder process is using this state directory".into(),
+                })
             }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
         let now = clock.now();
         let mut replayed = Replayed::default();
@@ -286,6 +306,7 @@ impl Journal {
         let storage = wrap(storage);
         let (tx, rx) = mpsc::channel::<Job>();
         let writer = Writer {
+            _lock: lock,
             storage,
             ledger: ledger.clone(),
             clock,
@@ -341,6 +362,8 @@ impl Journal {
 }
 
 struct Writer {
+    /// Held for as long as the writer runs.
+    _lock: File,
     storage: Box<dyn Storage>,
     ledger: Arc<dyn Ledger>,
     clock: Arc<dyn Clock>,
@@ -450,6 +473,13 @@ struct Covered {
     generation: u64,
     len: u64,
 }
+
+/// What the checkpoint of a first start (or of a migration from the old
+/// format) covers: nothing of any generation.
+const FIRST: Covered = Covered {
+    generation: 0,
+    len: 0,
+};
 
 /// What start-up found in the journal file.
 enum Found {
@@ -641,6 +671,9 @@ fn replay(
     if n == 0 {
         return match covered {
             None => Ok(Found::Nothing),
+            // A first start stopped between its checkpoint and its first
+            // journal: there is nothing to lose, start again.
+            Some(FIRST) => Ok(Found::Nothing),
             Some(_) => Err(refuse(
                 "the journal is empty but a checkpoint is there".into(),
             )),
@@ -668,6 +701,11 @@ fn replay(
             )))
         }
         (None, None) if parse_legacy(first).is_some() => (true, 0, 0),
+        // A migration stopped between its checkpoint and its first journal:
+        // that checkpoint was written after replaying this whole journal,
+        // and a journal of the old format is never appended to, so it holds
+        // all of it already.
+        (None, Some(FIRST)) if parse_legacy(first).is_some() => return Ok(Found::Legacy),
         (None, _) => {
             return Err(refuse(format!(
                 "the journal's first line is not a header: {:?}",
@@ -761,6 +799,10 @@ fn checkpoint_text(ledger: &dyn Ledger, now: Timestamp, covers: Covered) -> Stri
         }
         Durable::Late { won, not_won } => {
             let _ = writeln!(s, "W\t{won}\t{not_won}");
+            lines += 1;
+        }
+        Durable::Seen(t) => {
+            let _ = writeln!(s, "T\t{}", t.as_millis());
             lines += 1;
         }
     });
@@ -873,6 +915,10 @@ fn read_checkpoint(
                     })
                     .collect::<Option<Vec<_>>>()
             })(),
+            Some("T") => f
+                .next()
+                .and_then(|t| t.parse().ok())
+                .map(|t| vec![Durable::Seen(Timestamp(t))]),
             Some("W") => (|| {
                 let won = f.next()?.parse().ok()?;
                 let not_won = f.next()?.parse().ok()?;

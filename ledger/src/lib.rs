@@ -128,6 +128,10 @@ pub enum NotCharged {
     Duplicate,
     /// Another notice for this bid is being charged right now.
     InFlight,
+    /// Its notices expired by the latest time the ledger has seen: it may
+    /// have been charged and forgotten since, so it is not charged again
+    /// (a clock stepped back must not make forgotten bids chargeable).
+    Forgotten,
 }
 
 /// What a loss notice did.
@@ -164,6 +168,9 @@ pub enum Durable {
     Charged { bid: BidKey, forget: Timestamp },
     /// Outcomes of expired bids seen, for the learned share.
     Late { won: u64, not_won: u64 },
+    /// The latest time the ledger has seen (ms): charged ids were forgotten
+    /// up to it.
+    Seen(Timestamp),
 }
 
 /// Money state behind one interface, so the embedded store and a shared one

@@ -331,6 +331,11 @@ pub struct MemoryLedger {
     pruned_day: AtomicI64,
     /// The frequency shard the next expiry pass sweeps.
     sweep: std::sync::atomic::AtomicUsize,
+    /// The latest time an expiry pass (or a checkpoint) has seen: charged
+    /// ids whose notices expired by then are forgotten, so a win whose
+    /// notices expired by then is not charged, whatever the clock says
+    /// now (a clock that stepped forward and back again).
+    seen: AtomicI64,
 }
 
 impl Default for MemoryLedger {
@@ -351,6 +356,7 @@ impl MemoryLedger {
             late: LateShare::default(),
             pruned_day: AtomicI64::new(i64::MIN),
             sweep: std::sync::atomic::AtomicUsize::new(0),
+            seen: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -532,6 +538,9 @@ impl Ledger for MemoryLedger {
         if shard.is_charged(b.0) {
             return Err(NotCharged::Duplicate);
         }
+        if win.forget.as_millis() <= self.seen.load(Ordering::Relaxed) {
+            return Err(NotCharged::Forgotten);
+        }
         let (prior, prior_keys) = match shard.bids.get_mut(&b.0) {
             Some(bid) => {
                 let prior = match bid.state {
@@ -697,6 +706,7 @@ impl Ledger for MemoryLedger {
 
     fn expire(&self, now: Timestamp) -> Expired {
         let now_ms = now.as_millis();
+        self.seen.fetch_max(now_ms, Ordering::Relaxed);
         let mut out = Expired::default();
         let cap = self.max_lingering_per_shard();
         for i in 0..BID_SHARDS {
@@ -869,6 +879,9 @@ impl Ledger for MemoryLedger {
                     .insert_charged(bid.0, forget.as_millis());
             }
             Durable::Late { won, not_won } => self.late.restore(won, not_won),
+            Durable::Seen(t) => {
+                self.seen.fetch_max(t.as_millis(), Ordering::Relaxed);
+            }
         }
     }
 
@@ -895,7 +908,8 @@ impl Ledger for MemoryLedger {
                 });
             }
         }
-        let now_ms = now.as_millis();
+        // Forgotten up to the latest time seen, not only up to now.
+        let now_ms = now.as_millis().max(self.seen.load(Ordering::Relaxed));
         for shard in &self.bids {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             for (hour, set) in &shard.charged {
@@ -915,6 +929,7 @@ impl Ledger for MemoryLedger {
         }
         let (won, not_won) = self.late.outcomes();
         out(Durable::Late { won, not_won });
+        out(Durable::Seen(Timestamp(now_ms)));
     }
 }
 

@@ -408,3 +408,68 @@ async fn a_journal_of_the_previous_format_is_read_and_rewritten() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn a_first_start_stopped_half_way_starts_the_next_time() {
+    // The first journal cannot be written (no room), then can.
+    let d = dir("first");
+    std::fs::create_dir_all(d.join("charges.journal.tmp")).unwrap();
+    assert!(open(&d, 1_000_000).is_err());
+    std::fs::remove_dir_all(d.join("charges.journal.tmp")).unwrap();
+    let s = open(&d, 1_000_000).expect("nothing was lost: start");
+    assert!(charge(&s.books, 1, 1_000).await.unwrap());
+    s.close();
+    let _ = std::fs::remove_dir_all(&d);
+    // A crash between the first checkpoint and the first journal leaves an
+    // empty journal beside a checkpoint that covers nothing.
+    let d = dir("firstcrash");
+    open(&d, 1_000_000).unwrap().close();
+    std::fs::write(d.join("charges.journal"), b"").unwrap();
+    open(&d, 1_000_000)
+        .expect("nothing was lost: start")
+        .close();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn a_migration_stopped_half_way_counts_the_old_journal_once() {
+    let d = dir("migration");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("charges.journal"),
+        "C\t7f3a-1\t2026-11-24\t6000\t1795608000000\tli:old\torder:o\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("charges.journal.tmp")).unwrap();
+    assert!(
+        open(&d, 1_000_000).is_err(),
+        "the first journal cannot be written"
+    );
+    std::fs::remove_dir_all(d.join("charges.journal.tmp")).unwrap();
+    let s = open(&d, 1_000_000).expect("start");
+    let old = SpendKey::line_item("old");
+    assert_eq!(s.ledger.spent(&old, today()).today, Micros(6_000));
+    s.close();
+    let s = open(&d, 1_000_000).expect("start");
+    assert_eq!(s.ledger.spent(&old, today()).today, Micros(6_000), "once");
+    s.close();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn one_process_at_a_time_per_state_directory() {
+    let d = dir("lock");
+    let first = open(&d, 1_000_000).unwrap();
+    match open(&d, 1_000_000) {
+        Err(e @ OpenError::State { .. }) => {
+            assert!(e.to_string().contains("another bidder process"), "{e}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("two writers on one journal"),
+    }
+    first.close();
+    open(&d, 1_000_000)
+        .expect("free once the first has stopped")
+        .close();
+    let _ = std::fs::remove_dir_all(&d);
+}
