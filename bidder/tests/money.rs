@@ -68,6 +68,20 @@ fn shop_with(
     (Server::start_with(&dir, None, settings), dir)
 }
 
+/// One line item, `capped`, at 1.00 an impression and 3 per user a day.
+fn capped_shop(name: &str) -> (Server, PathBuf) {
+    shop(
+        name,
+        "100.00",
+        &line_item(
+            "capped",
+            "1000.00",
+            "daily: 50.00",
+            "        frequency_cap: { impressions: 3, per_hours: 24 }\n",
+        ),
+    )
+}
+
 fn bids(reply: &Reply) -> Vec<Value> {
     assert_eq!(reply.status, 200, "expected a bid: {}", reply.text());
     reply.json()["seatbid"][0]["bid"]
@@ -363,16 +377,7 @@ fn forged_notices_are_refused_and_charge_nobody() {
 
 #[test]
 fn notice_kinds_cannot_be_swapped_and_losses_after_wins_keep_the_frequency_cap() {
-    let (s, dir) = shop(
-        "kinds",
-        "100.00",
-        &line_item(
-            "capped",
-            "1000.00",
-            "daily: 50.00",
-            "        frequency_cap: { impressions: 3, per_hours: 24 }\n",
-        ),
-    );
+    let (s, dir) = capped_shop("kinds");
     let body = banner_request().to_string();
     let b = only_bid(&s.bid(&body));
     let (nurl, burl, lurl) = (url(&b, "nurl"), url(&b, "burl"), url(&b, "lurl"));
@@ -1024,22 +1029,12 @@ fn a_late_win_is_charged_within_the_budget() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-// Defects found while writing these tests and left for their owners: each
-// test states the behaviour a user relies on and fails today. Run them with
-// `cargo test -p bidder --test money -- --ignored`.
+// Found while writing these tests, and fixed: a win after a loss notice,
+// notice URLs on port 0, answers thrown away as late, zero prices.
 
 #[test]
 fn a_win_after_a_loss_notice_still_counts_against_the_frequency_cap() {
-    let (s, dir) = shop(
-        "loss-first",
-        "100.00",
-        &line_item(
-            "capped",
-            "1000.00",
-            "daily: 50.00",
-            "        frequency_cap: { impressions: 3, per_hours: 24 }\n",
-        ),
-    );
+    let (s, dir) = capped_shop("loss-first");
     let body = banner_request().to_string();
     // An exchange that sends lurl before it bills (burl at render time):
     // each impression is served and charged, so each must count.
