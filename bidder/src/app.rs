@@ -20,7 +20,7 @@ use crate::respond;
 use crate::select::{self, Choice, Exclude, Stores};
 use crate::snapshot::Snapshot;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// Larger bodies are refused with 413 before they are read.
     pub max_body_bytes: usize,
@@ -32,8 +32,11 @@ pub struct Settings {
     pub max_tmax: Duration,
     /// Base URL exchanges reach the bid port at, for nurl/burl.
     pub public_url: String,
-    /// Bearer token for `POST /v1/audience-events`; `None` refuses every
-    /// upload rather than accepting unauthenticated ones.
+    /// Bearer token for every `/v1/*` endpoint of the admin port; `None`
+    /// refuses them all (403) rather than serving them to anyone.
+    pub admin_token: Option<String>,
+    /// A token of its own for `POST /v1/audience-events` (the admin token
+    /// works there too).
     pub audience_token: Option<String>,
     /// Larger audience batches are refused with 413.
     pub max_audience_batch_bytes: usize,
@@ -58,6 +61,26 @@ pub struct Settings {
     pub ledger: ledger::Options,
 }
 
+impl std::fmt::Debug for Settings {
+    /// Secrets are never printed, whatever logs a `Settings`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
+        f.debug_struct("Settings")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("tmax_margin", &self.tmax_margin)
+            .field("default_tmax", &self.default_tmax)
+            .field("max_tmax", &self.max_tmax)
+            .field("public_url", &self.public_url)
+            .field("admin_token", &set(&self.admin_token))
+            .field("audience_token", &set(&self.audience_token))
+            .field("notice_secret", &set(&self.notice_secret))
+            .field("notice_ttl", &self.notice_ttl)
+            .field("reservation_ttl", &self.reservation_ttl)
+            .field("max_bids_per_line_item", &self.max_bids_per_line_item)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -66,6 +89,7 @@ impl Default for Settings {
             default_tmax: Duration::from_millis(200),
             max_tmax: Duration::from_millis(1000),
             public_url: "http://127.0.0.1:8080".into(),
+            admin_token: None,
             audience_token: None,
             max_audience_batch_bytes: 64 * 1024 * 1024,
             privacy: crate::privacy::PrivacySettings::default(),
@@ -101,6 +125,16 @@ pub fn retention_days(config: &config::Config) -> u32 {
         })
         .max()
         .unwrap_or(audiences::DEFAULT_RETENTION_DAYS)
+}
+
+/// What a bearer token opens on the admin port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Every `/v1/*` endpoint.
+    Admin,
+    /// `POST /v1/audience-events` only.
+    AudienceUploads,
+    None,
 }
 
 /// What the bid endpoint answers.
@@ -416,23 +450,24 @@ impl App {
         Ok(n)
     }
 
-    /// Whether `Authorization: Bearer <token>` carries the audience token.
+    /// What an `Authorization` header is worth on the admin port.
     /// Compared in constant time: the admin port may be reachable from more
-    /// places than it should be.
-    pub fn audience_token_ok(&self, authorization: Option<&[u8]>) -> bool {
-        let (Some(want), Some(got)) = (self.settings.audience_token.as_deref(), authorization)
-        else {
-            return false;
+    /// places than it should be, and a comparison must not tell a guesser
+    /// how close it came.
+    pub fn admin_access(&self, authorization: Option<&[u8]>) -> Access {
+        use subtle::ConstantTimeEq;
+        let given = authorization.and_then(|a| a.strip_prefix(b"Bearer "));
+        let is = |want: Option<&str>| match (want, given) {
+            (Some(want), Some(got)) => bool::from(want.as_bytes().ct_eq(got)),
+            _ => false,
         };
-        let Some(got) = got.strip_prefix(b"Bearer ") else {
-            return false;
-        };
-        got.len() == want.len()
-            && got
-                .iter()
-                .zip(want.as_bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        if is(self.settings.admin_token.as_deref()) {
+            Access::Admin
+        } else if is(self.settings.audience_token.as_deref()) {
+            Access::AudienceUploads
+        } else {
+            Access::None
+        }
     }
 
     /// Every line item's verdict on this request, as JSON, without bidding.

@@ -106,21 +106,22 @@ struct ServeArgs {
     /// one, GDPR traffic is bought on context only.
     #[arg(long, env = "BIDDER_TCF_VENDOR_ID", default_value_t = 0)]
     tcf_vendor_id: u16,
-    /// Key of the HMAC that signs notice URLs. Every replica must share it
-    /// (here, or with --notice-secret-file). Without either, a random one
-    /// is made once and kept in the state directory (notice.secret, mode
-    /// 0600), so restarts still honour outstanding notices.
-    #[arg(
-        long,
-        env = "BIDDER_NOTICE_SECRET",
-        hide_env_values = true,
-        conflicts_with = "notice_secret_file"
-    )]
+    /// Deprecated: a secret on the command line shows in the process list.
+    /// Use --notice-secret-file or BIDDER_NOTICE_SECRET.
+    #[arg(long, hide = true, conflicts_with = "notice_secret_file")]
     notice_secret: Option<String>,
-    /// A file whose content (trailing newline aside) is the notice secret,
-    /// e.g. a mounted Kubernetes secret.
+    /// A file whose content (trailing newline aside) is the key of the HMAC
+    /// that signs notice URLs, at least 32 bytes, e.g. a mounted Kubernetes
+    /// secret; or the environment's BIDDER_NOTICE_SECRET. Every replica
+    /// must share it. Without either, a random one is made once and kept in
+    /// the state directory (notice.secret, mode 0600).
     #[arg(long, env = "BIDDER_NOTICE_SECRET_FILE")]
     notice_secret_file: Option<PathBuf>,
+    /// A file holding the bearer token every /v1/* endpoint of the admin
+    /// port requires (or the environment's BIDDER_ADMIN_TOKEN). Without
+    /// one, those endpoints answer 403.
+    #[arg(long, env = "BIDDER_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// Hours a notice URL stays valid after its bid.
     #[arg(long, default_value_t = 24)]
     notice_ttl_hours: u64,
@@ -322,6 +323,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         tmax_margin: Duration::from_millis(args.tmax_margin_ms),
         default_tmax: Duration::from_millis(args.default_tmax_ms),
+        admin_token: admin_token(&args)?,
         audience_token: args.audience_token.clone().filter(|t| !t.is_empty()),
         privacy: bidder::privacy::PrivacySettings {
             vendor_id: args.tcf_vendor_id,
@@ -408,23 +410,58 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// The notice secret: given on the command line or in the environment, read
-/// from a file, or else made once and kept in the state directory so that
-/// notices of bids made before a restart are still honoured.
-fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
-    if let Some(s) = args.notice_secret.as_deref().filter(|s| !s.is_empty()) {
-        return Ok(s.to_string());
+/// Shorter notice secrets are refused: the HMAC is only as strong as its key.
+const MIN_SECRET_BYTES: usize = 32;
+
+/// A secret from a file, trailing newline aside; never logged.
+fn secret_file(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the {what} from {}", path.display()))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "{}: the {what} file is empty",
+        path.display()
+    );
+    Ok(secret.to_string())
+}
+
+/// A secret from the environment, if set and not empty.
+fn secret_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|s| !s.is_empty())
+}
+
+/// The admin token: from `--admin-token-file`, else `BIDDER_ADMIN_TOKEN`.
+fn admin_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
+    match &args.admin_token_file {
+        Some(path) => secret_file(path, "admin token").map(Some),
+        None => Ok(secret_env("BIDDER_ADMIN_TOKEN")),
     }
-    if let Some(path) = &args.notice_secret_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the notice secret from {}", path.display()))?;
-        let secret = text.trim_end_matches(['\n', '\r']);
+}
+
+/// The notice secret: read from a file or the environment, or else made
+/// once and kept in the state directory so that notices of bids made
+/// before a restart are still honoured.
+fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
+    let given = match (&args.notice_secret_file, &args.notice_secret) {
+        (Some(path), _) => Some(secret_file(path, "notice secret")?),
+        (None, Some(s)) if !s.is_empty() => {
+            tracing::warn!(
+                "--notice-secret shows in the process list: use --notice-secret-file or \
+                 BIDDER_NOTICE_SECRET"
+            );
+            Some(s.clone())
+        }
+        _ => secret_env("BIDDER_NOTICE_SECRET"),
+    };
+    if let Some(secret) = given {
         anyhow::ensure!(
-            !secret.is_empty(),
-            "{}: the notice secret file is empty",
-            path.display()
+            secret.len() >= MIN_SECRET_BYTES,
+            "the notice secret has {} bytes; at least {MIN_SECRET_BYTES} are needed \
+             (e.g. `head -c 32 /dev/urandom | base64`)",
+            secret.len()
         );
-        return Ok(secret.to_string());
+        return Ok(secret);
     }
     let path = args.state.join("notice.secret");
     match std::fs::read_to_string(&path) {

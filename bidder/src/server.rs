@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::{App, BidAnswer};
+use crate::app::{Access, App, BidAnswer};
 use crate::body::{self, BodyError};
 use crate::metrics::{self, Outcome};
 use crate::notice::NoticeError;
@@ -240,7 +240,54 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             );
             r
         }
-        "/v1/config/reload" if req.method() == Method::POST => {
+        path if path.starts_with("/v1/") => v1(app, req).await,
+        "/healthz" | "/readyz" | "/metrics" => method_not_allowed("GET"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `/v1/*`: operators' endpoints, behind the admin token (audience uploads
+/// also take their own token). Without a token configured they are closed.
+async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path();
+    let known = matches!(
+        path,
+        "/v1/config/reload" | "/v1/explain" | "/v1/audience-events"
+    );
+    if !known {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if app.settings.admin_token.is_none()
+        && (app.settings.audience_token.is_none() || path != "/v1/audience-events")
+    {
+        return text(
+            StatusCode::FORBIDDEN,
+            "the admin API is off: start the bidder with --admin-token-file or BIDDER_ADMIN_TOKEN\n",
+        );
+    }
+    let access = app.admin_access(
+        req.headers()
+            .get(hyper::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
+    let allowed = match access {
+        Access::Admin => true,
+        Access::AudienceUploads => path == "/v1/audience-events",
+        Access::None => false,
+    };
+    if !allowed {
+        let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    if req.method() != Method::POST {
+        return method_not_allowed("POST");
+    }
+    match path {
+        "/v1/config/reload" => {
             let app2 = app.clone();
             match tokio::task::spawn_blocking(move || app2.reload()).await {
                 Ok(Ok(summary)) => text(StatusCode::OK, format!("loaded: {summary}\n")),
@@ -254,33 +301,12 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 ),
             }
         }
-        "/v1/explain" if req.method() == Method::POST => explain(app, req).await,
-        "/v1/audience-events" if req.method() == Method::POST => audience_events(app, req).await,
-        "/healthz" | "/readyz" | "/metrics" => method_not_allowed("GET"),
-        "/v1/config/reload" | "/v1/explain" | "/v1/audience-events" => method_not_allowed("POST"),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        "/v1/explain" => explain(app, req).await,
+        _ => audience_events(app, req).await,
     }
 }
 
 async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
-    if app.settings.audience_token.is_none() {
-        return text(
-            StatusCode::FORBIDDEN,
-            "audience uploads are off: start the bidder with --audience-token\n",
-        );
-    }
-    let auth = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
-    if !app.audience_token_ok(auth) {
-        let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
-        r.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
-        return r;
-    }
     let (parts, body) = req.into_parts();
     let bytes = match body::read(&parts.headers, body, app.settings.max_audience_batch_bytes).await
     {

@@ -81,8 +81,17 @@ fn uploads_need_the_token() {
         assert_eq!(r.status, 401, "{auth:?}");
     }
     assert_eq!(bid_for(&s, "new-shopper"), 204);
+    // The admin token opens uploads too.
+    let admin = format!("Bearer {}", common::ADMIN_TOKEN);
+    let r = post(
+        s.admin,
+        "/v1/audience-events",
+        &[("Authorization", &admin)],
+        VIEW.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
     // Without a configured token, uploads are off altogether.
-    let plain = Server::example();
+    let plain = Server::start_exact(&repo().join("examples/config"), None, Settings::default());
     let r = post(
         plain.admin,
         "/v1/audience-events",

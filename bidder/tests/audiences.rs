@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{banner_request, post, Server};
+use common::{banner_request, Server};
 use serde_json::{json, Value};
 
 fn reason(s: &Server, r: &Value, li: &str) -> String {
@@ -11,7 +11,7 @@ fn reason(s: &Server, r: &Value, li: &str) -> String {
     if reply.status == 200 {
         return "bid".into();
     }
-    let v = post(s.admin, "/v1/explain", &[], r.to_string().as_bytes()).json();
+    let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
     v["line_items"]
         .as_array()
         .unwrap()

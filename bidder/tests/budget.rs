@@ -57,7 +57,7 @@ fn daily_budget_with_bids_in_flight_late_wins_and_days() {
     // Nothing is known yet of how often such bids are won after all: the
     // expired bid still holds the day's budget.
     assert_eq!(s.bid(&body).status, 204);
-    let v = common::post(s.admin, "/v1/explain", &[], body.as_bytes()).json();
+    let v = common::admin(s.admin, "/v1/explain", body.as_bytes()).json();
     assert_eq!(v["line_items"][0]["reason"], "budget");
     // It was won after all: charged once, within the budget.
     assert_eq!(s.notice(&url(&late, "nurl"), "1000.00").status, 200);
@@ -161,7 +161,7 @@ fn lifetime_budgets_are_paced_evenly_through_the_day() {
     s.clock.set(common::ts("2026-11-24T00:00:30Z"));
     assert_eq!(s.bid(&body).status, 200);
     assert_eq!(s.bid(&body).status, 204);
-    let v = common::post(s.admin, "/v1/explain", &[], body.as_bytes()).json();
+    let v = common::admin(s.admin, "/v1/explain", body.as_bytes()).json();
     assert_eq!(v["line_items"][0]["reason"], "pacing");
     // By the end of 00:15 the plan is 1.11: the 1.00 in flight is within
     // it, so one more bid goes out; then 2.00 is ahead of plan again.

@@ -154,7 +154,8 @@ fn serve(
         .arg(config)
         .arg("--state")
         .arg(state)
-        .args(["--notice-secret", "test-secret"])
+        .env("BIDDER_NOTICE_SECRET", "test-secret-of-at-least-32-bytes!")
+        .env("BIDDER_ADMIN_TOKEN", "cli-admin-token")
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -178,7 +179,8 @@ fn post_json(addr: std::net::SocketAddr, path: &str, body: &str) -> String {
     http(
         addr,
         &format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer cli-admin-token\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ),
     )
@@ -264,4 +266,48 @@ fn terminate(pid: u32) {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
+}
+
+#[test]
+fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-secrets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |envs: &[(&str, &str)], args: &[&str]| {
+        let mut c = bin();
+        c.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(repo().join("examples/config"))
+        .arg("--state")
+        .arg(dir.join("state"))
+        .args(args)
+        .env_remove("BIDDER_NOTICE_SECRET")
+        .env_remove("BIDDER_ADMIN_TOKEN");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let short = run(&[("BIDDER_NOTICE_SECRET", "only-sixteen-b!!")], &[]);
+    assert_eq!(short.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(stderr.contains("at least 32"), "{stderr}");
+    assert!(
+        !stderr.contains("only-sixteen"),
+        "a secret was printed: {stderr}"
+    );
+    let file = dir.join("notice-secret");
+    std::fs::write(&file, "short\n").unwrap();
+    let short = run(&[], &["--notice-secret-file", file.to_str().unwrap()]);
+    assert_eq!(short.status.code(), Some(1));
+    let missing = run(&[], &["--admin-token-file", "/nonexistent/admin-token"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("admin token"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,11 +3,11 @@
 
 mod common;
 
-use common::{banner_request, post, Server};
+use common::{banner_request, Server};
 use serde_json::{json, Value};
 
 fn explain(s: &Server, req: &Value) -> Value {
-    let r = post(s.admin, "/v1/explain", &[], req.to_string().as_bytes());
+    let r = common::admin(s.admin, "/v1/explain", req.to_string().as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
 }
@@ -102,10 +102,18 @@ fn explain_neither_spends_nor_counts() {
 #[test]
 fn bad_explain_requests() {
     let s = Server::example();
-    assert_eq!(post(s.admin, "/v1/explain", &[], b"{").status, 400);
+    assert_eq!(common::admin(s.admin, "/v1/explain", b"{").status, 400);
     assert_eq!(
-        post(s.admin, "/v1/explain", &[], br#"{"id":"x"}"#).status,
+        common::admin(s.admin, "/v1/explain", br#"{"id":"x"}"#).status,
         400
     );
-    assert_eq!(common::get(s.admin, "/v1/explain").status, 405);
+    let auth = format!("Bearer {}", common::ADMIN_TOKEN);
+    let get = common::request(
+        s.admin,
+        "GET",
+        "/v1/explain",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(get.status, 405);
 }

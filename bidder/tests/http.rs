@@ -223,7 +223,7 @@ fn invalid_reload_keeps_serving_the_running_config() {
         acme.replace("cpm: 6.00", "cpm: -6.00"),
     )
     .unwrap();
-    let r = post(s.admin, "/v1/config/reload", &[], b"");
+    let r = common::admin(s.admin, "/v1/config/reload", b"");
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("acme-outdoor.yaml:"), "{}", r.text());
     assert_eq!(s.bid(&body).status, 200);
@@ -235,7 +235,7 @@ fn invalid_reload_keeps_serving_the_running_config() {
         acme.replace("cpm: 6.00", "cpm: 7.25"),
     )
     .unwrap();
-    let r = post(s.admin, "/v1/config/reload", &[], b"");
+    let r = common::admin(s.admin, "/v1/config/reload", b"");
     assert_eq!(r.status, 200, "{}", r.text());
     let v = s.bid(&body).json();
     assert_eq!(v["seatbid"][0]["bid"][0]["price"].as_f64(), Some(7.25));
@@ -252,7 +252,7 @@ fn budget_changes_follow_the_account_manager_rules_on_reload() {
     let acme = std::fs::read_to_string(dir.join("acme-outdoor.yaml")).unwrap();
     let reload = |text: &str| {
         std::fs::write(dir.join("acme-outdoor.yaml"), text).unwrap();
-        post(s.admin, "/v1/config/reload", &[], b"")
+        common::admin(s.admin, "/v1/config/reload", b"")
     };
 
     // The CTV flight started on 2026-11-01: its lifetime budget may grow only.

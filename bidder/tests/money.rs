@@ -121,7 +121,7 @@ fn order_on(s: &Server, order: &str, d: &str) -> Spent {
 
 /// The line item's verdict on `body` from `/v1/explain`.
 fn verdict(s: &Server, body: &str, li: &str) -> Option<Value> {
-    let r = post(s.admin, "/v1/explain", &[], body.as_bytes());
+    let r = common::admin(s.admin, "/v1/explain", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["line_items"]
         .as_array()
@@ -727,7 +727,7 @@ fn a_lifetime_line_item_cannot_come_back_as_daily() {
     assert_eq!(b["cid"], "life");
     assert_eq!(s.notice(&url(&b, "nurl"), "2000.00").status, 200);
     assert_eq!(s.app.line_item_spent("life").lifetime, units(2));
-    let reload = || post(s.admin, "/v1/config/reload", &[], b"");
+    let reload = || common::admin(s.admin, "/v1/config/reload", b"");
 
     // Removed: accepted.
     let file = dir.join("shop.yaml");
@@ -791,6 +791,7 @@ fn serve(config: &Path, state: &Path, extra: &[&str]) -> Command {
         .args(extra)
         .env_remove("BIDDER_NOTICE_SECRET")
         .env_remove("BIDDER_NOTICE_SECRET_FILE")
+        .env("BIDDER_ADMIN_TOKEN", common::ADMIN_TOKEN)
         .stdin(Stdio::null());
     c
 }
@@ -946,7 +947,7 @@ fn the_binary_keeps_its_notice_secret_across_kill_9_and_needs_a_public_url() {
     // Charged: the 1.00 daily budget is spent.
     let r = post(second.bid, "/openrtb2/bid", &[], body.as_bytes());
     assert_eq!(r.status, 204, "{}", r.text());
-    let v = post(second.admin, "/v1/explain", &[], body.as_bytes()).json();
+    let v = common::admin(second.admin, "/v1/explain", body.as_bytes()).json();
     assert_eq!(v["line_items"][0]["reason"], "budget", "{v}");
     // Once.
     assert_eq!(get(second.bid, path_of(&nurl)).status, 200);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{banner_request, post, Server};
+use common::{banner_request, Server};
 use serde_json::{json, Value};
 
 /// A server whose only line item has `targeting` (YAML lines, indented for
@@ -22,7 +22,7 @@ fn outcome(s: &Server, r: &Value) -> String {
         return "bid".into();
     }
     assert_eq!(reply.status, 204);
-    let v = post(s.admin, "/v1/explain", &[], r.to_string().as_bytes()).json();
+    let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
     v["line_items"][0]["reason"].as_str().unwrap().to_string()
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_valid_vast, post, repo, Server};
+use common::{assert_valid_vast, repo, Server};
 use serde_json::{json, Value};
 
 fn request(name: &str) -> Value {
@@ -26,7 +26,7 @@ fn bids(s: &Server, r: &Value) -> Vec<Value> {
 }
 
 fn reason(s: &Server, r: &Value, li: &str) -> String {
-    let v = post(s.admin, "/v1/explain", &[], r.to_string().as_bytes()).json();
+    let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
     let x = v["line_items"]
         .as_array()
         .unwrap()

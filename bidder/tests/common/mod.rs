@@ -58,6 +58,15 @@ pub fn shop_server(name: &str, yaml: &str) -> Server {
     Server::start(&dir, None)
 }
 
+/// The admin token test servers are started with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// POSTs to an admin endpoint with the admin token.
+pub fn admin(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    request(addr, "POST", path, &[("Authorization", &auth)], body)
+}
+
 pub fn ts(s: &str) -> Timestamp {
     Timestamp::parse_rfc3339(s).expect("test time")
 }
@@ -85,7 +94,17 @@ impl Server {
         Server::start_with(config_dir, data, Settings::default())
     }
 
-    pub fn start_with(config_dir: &Path, data: Option<&Path>, settings: Settings) -> Server {
+    /// With `settings`, and the admin token [`ADMIN_TOKEN`] unless they
+    /// name one.
+    pub fn start_with(config_dir: &Path, data: Option<&Path>, mut settings: Settings) -> Server {
+        if settings.admin_token.is_none() {
+            settings.admin_token = Some(ADMIN_TOKEN.into());
+        }
+        Server::start_exact(config_dir, data, settings)
+    }
+
+    /// With exactly `settings` (no admin token unless they name one).
+    pub fn start_exact(config_dir: &Path, data: Option<&Path>, settings: Settings) -> Server {
         let clock = Arc::new(ManualClock::new(ts("2026-11-24T12:00:00Z")));
         let store = match data {
             Some(d) => audiences::Store::load_dir(d, clock.now()).expect("audience data"),
