@@ -161,6 +161,9 @@ pub struct App {
     price_log: metrics::Throttle,
 }
 
+/// Imps of one request that may get a bid.
+pub const MAX_IMPS: usize = 64;
+
 /// A bid id: 128 bits from the thread's CSPRNG, so no one can guess the id
 /// of a bid not yet made (and settle it in advance), nor find another's.
 pub fn new_bid_id() -> String {
@@ -301,7 +304,7 @@ impl App {
         if start.elapsed() >= deadline {
             return BidAnswer::NoBid(NoBid::Late);
         }
-        let (json, bids) = match self.auction(&req) {
+        let (json, bids) = match self.auction_until(&req, Some(start + deadline)) {
             Ok(answer) => answer,
             Err(reason) => return BidAnswer::NoBid(reason),
         };
@@ -320,6 +323,17 @@ impl App {
     /// The auction for a parsed, valid request: one bid per imp at most.
     /// Returns the BidResponse and the bids it holds budget for.
     pub fn auction(&self, req: &ortb::BidRequest<'_>) -> Result<(Vec<u8>, Vec<BidKey>), NoBid> {
+        self.auction_until(req, None)
+    }
+
+    /// As [`App::auction`], giving up (no bid, nothing held) once
+    /// `deadline` passes: checked before every imp and every batch of
+    /// candidates, so one request cannot keep a core past its deadline.
+    pub fn auction_until(
+        &self,
+        req: &ortb::BidRequest<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<u8>, Vec<BidKey>), NoBid> {
         let guard = self.snapshot.load();
         let Some(snap) = guard.as_ref() else {
             return Err(NoBid::NotReady);
@@ -350,7 +364,15 @@ impl App {
             after(self.settings.reservation_ttl),
             after(self.settings.notice_ttl),
         );
-        for (i, imp) in req.imp.iter().enumerate() {
+        // Imps past the first MAX_IMPS get no bid: no exchange offers more
+        // in one request, and each costs a candidate walk.
+        for (i, imp) in req.imp.iter().enumerate().take(MAX_IMPS) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                for k in &keys {
+                    self.ledger.release(*k);
+                }
+                return Err(NoBid::Late);
+            }
             let pod = imp
                 .video
                 .as_deref()
@@ -363,8 +385,14 @@ impl App {
                 advertisers: taken,
                 items: &full,
             };
-            let choice = match select::select_imp(snap, &ctx, imp, &stores, exclude) {
+            let choice = match select::select_imp(snap, &ctx, imp, &stores, exclude, deadline) {
                 Ok(choice) => choice,
+                Err(NoBid::Late) => {
+                    for k in &keys {
+                        self.ledger.release(*k);
+                    }
+                    return Err(NoBid::Late);
+                }
                 Err(r) => {
                     reason = r;
                     continue;

@@ -49,10 +49,12 @@ impl<'r> Context<'r> {
 
         // The bidder's own id comes back as buyeruid after a cookie sync;
         // the exchange's user id and the device's advertising id follow.
+        // Ids no honest system writes (too long) count as absent: they would
+        // only grow the frequency store.
         let user_key = user
-            .and_then(|u| non_empty(u.buyeruid.as_deref()))
-            .or_else(|| user.and_then(|u| non_empty(u.id.as_deref())))
-            .or_else(|| device.and_then(|d| non_empty(d.ifa.as_deref())));
+            .and_then(|u| user_id(u.buyeruid.as_deref()))
+            .or_else(|| user.and_then(|u| user_id(u.id.as_deref())))
+            .or_else(|| device.and_then(|d| user_id(d.ifa.as_deref())));
 
         // Device geo is where the impression happens; user geo (home) is
         // the fallback, field by field.
@@ -159,6 +161,13 @@ fn geo_str<'r>(
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
+}
+
+/// User ids longer than this count as absent.
+pub const MAX_USER_ID_BYTES: usize = 128;
+
+fn user_id(s: Option<&str>) -> Option<&str> {
+    non_empty(s).filter(|s| s.len() <= MAX_USER_ID_BYTES)
 }
 
 /// `ext.product_id`, `ext.products` or `ext.product_ids` (strings). An ext

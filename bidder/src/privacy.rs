@@ -154,7 +154,12 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     }
 
     let gpp_text = regs.gpp();
-    let gpp = gpp_text.as_deref().and_then(Gpp::parse);
+    // Longer strings than any honest one are not decoded (work per request
+    // stays bounded); an undecoded string grants nothing.
+    let gpp = gpp_text
+        .as_deref()
+        .filter(|t| t.len() <= MAX_SIGNAL_BYTES)
+        .and_then(Gpp::parse);
     let gpp_sid = regs.gpp_sid();
 
     if is_set(regs.gdpr()) || gpp_sid.contains(&TCF_EU_V2) {
@@ -162,7 +167,7 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
             .user
             .as_deref()
             .and_then(|u| u.consent())
-            .filter(|c| !c.is_empty());
+            .filter(|c| !c.is_empty() && c.len() <= MAX_SIGNAL_BYTES);
         let granted = match (consent.as_deref(), &gpp) {
             (Some(tc), _) => tcf_grants(tc, settings.vendor_id),
             (None, Some(gpp)) => gpp
@@ -180,6 +185,10 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     }
     Ok(())
 }
+
+/// Consent and GPP strings longer than this are not decoded: a TC string
+/// naming every vendor of today's Global Vendor List is a few KB.
+pub const MAX_SIGNAL_BYTES: usize = 16 * 1024;
 
 /// OpenRTB flags are 0/1; the model coerces `true` to 1. Anything non-zero
 /// is read as set, the safe side.

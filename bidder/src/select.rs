@@ -155,6 +155,9 @@ pub struct Stores<'a> {
 
 pub const HOUR_MS: i64 = 3_600_000;
 
+/// Candidates checked between two looks at the deadline.
+const CANDIDATE_BATCH: usize = 64;
+
 /// The budgets a line item's spend counts against: its own and its
 /// order's total.
 pub fn limits(item: &Item) -> [Limit<'_>; 2] {
@@ -202,6 +205,7 @@ pub fn select_imp(
     imp: &Imp<'_>,
     stores: &Stores<'_>,
     exclude: Exclude<'_>,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Choice, NoBid> {
     if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() {
         return Err(NoBid::Media);
@@ -226,7 +230,17 @@ pub fn select_imp(
     let mut best_reason = NoBid::Size;
     let mut winners: Vec<Choice> = Vec::new();
     let mut under_floor = false;
-    for i in snap.candidates(&slots, ctx.country, &deal_ids, open_market) {
+    for (n, i) in snap
+        .candidates(&slots, ctx.country, &deal_ids, open_market)
+        .enumerate()
+    {
+        // The clock is read once per batch: cheap, and a walk over a large
+        // index still stops soon after the deadline.
+        if n % CANDIDATE_BATCH == CANDIDATE_BATCH - 1
+            && deadline.is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            return Err(NoBid::Late);
+        }
         let item = &snap.items[i];
         if exclude.advertisers.contains(&item.advertiser) || exclude.items.contains(&i) {
             continue;
@@ -395,6 +409,11 @@ pub(crate) fn check(
         }
     }
     if let Some(cap) = &item.frequency {
+        // Counting a user's impressions is keeping data about them: not
+        // where privacy signals forbid behavioural use.
+        if ctx.restriction.is_some() {
+            return Err(NoBid::Privacy);
+        }
         // A capped line item needs to know who it is counting.
         let Some(user) = ctx.visitor.user else {
             return Err(NoBid::Frequency);

@@ -424,11 +424,35 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
     }
     let a1 = app.clone();
     let bid_task = tokio::spawn(serve(bid, rx.clone(), move |r| bid_port(a1.clone(), r)));
+    // The admin port runs on a thread and runtime of its own: bid work that
+    // keeps every worker of the bid runtime busy (a flood of costly
+    // requests) must not delay a liveness probe, or the pod is killed for
+    // being busy.
+    let admin = admin.into_std()?;
     let a2 = app;
-    let admin_task = tokio::spawn(serve(admin, rx, move |r| admin_port(a2.clone(), r)));
+    let admin_thread = std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("admin port: no runtime: {e}");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match TcpListener::from_std(admin) {
+                    Ok(admin) => serve(admin, rx, move |r| admin_port(a2.clone(), r)).await,
+                    Err(e) => tracing::error!("admin port: {e}"),
+                }
+            });
+        })?;
     let done = tokio::spawn(async move {
         let _ = bid_task.await;
-        let _ = admin_task.await;
+        let _ = tokio::task::spawn_blocking(move || admin_thread.join()).await;
     });
     Ok(Running {
         bid_addr,

@@ -170,11 +170,12 @@ fn behavioural_audiences_need_consent_under_gdpr_and_respect_opt_outs() {
         r["user"] = json!({ "buyeruid": "u-1001" });
         r[path] = value.clone();
         assert_eq!(reason(&s, &r, li), "privacy", "{value}");
-        // Contextual audiences still work under the same signals (a fresh
-        // user each time: the line item caps at 3 per user).
+        // The page alone would do (a contextual audience), but this line
+        // item caps impressions per user, and counting them would keep data
+        // about a user these signals protect: it does not bid either.
         r["user"] = json!({ "buyeruid": format!("reader-{i}") });
         r["site"]["page"] = json!("https://shop.example/dp/B0TENT0001");
-        assert_eq!(reason(&s, &r, li), "bid", "contextual under {value}");
+        assert_eq!(reason(&s, &r, li), "privacy", "capped under {value}");
     }
     let mut r = banner_request();
     r["regs"] = json!({ "us_privacy": "1YNN" });

@@ -403,3 +403,31 @@ fn long_reasons_are_cut_short() {
         "{msg}"
     );
 }
+
+#[test]
+fn duplicate_imp_ids_are_found_among_many() {
+    for n in [2usize, 16, 17, 40_000] {
+        let imps: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"i{}","banner":{{"w":1,"h":1}}}}"#,
+                    if i == n - 1 { 0 } else { i }
+                )
+            })
+            .collect();
+        let json = format!(r#"{{"id":"r","imp":[{}]}}"#, imps.join(","));
+        assert_eq!(
+            invalid(&json),
+            InvalidRequest::DuplicateImpId {
+                index: n - 1,
+                first: 0
+            },
+            "{n} imps"
+        );
+        let unique = json.replace(
+            &format!("\"i0\",\"banner\":{{\"w\":1,\"h\":1}}}}]"),
+            &format!("\"last\",\"banner\":{{\"w\":1,\"h\":1}}}}]"),
+        );
+        assert!(parse(&unique).validate().is_ok(), "{n} imps");
+    }
+}

@@ -1,0 +1,84 @@
+//! Work and memory per request are bounded, whatever an exchange (or
+//! anyone who finds the bid port) sends.
+
+mod common;
+
+use common::{banner_request, Server};
+use serde_json::{json, Value};
+
+fn reason(s: &Server, r: &Value, li: &str) -> String {
+    let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
+    let item = v["line_items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["line_item"] == li).cloned())
+        .unwrap_or_else(|| panic!("no {li} in {v}"));
+    if item["bids"] == json!(true) {
+        "bid".into()
+    } else {
+        item["reason"].as_str().unwrap_or("?").to_string()
+    }
+}
+
+#[test]
+fn imps_past_the_first_64_get_no_bid() {
+    let s = Server::example();
+    let imp = |i: usize, fits: bool| {
+        let (w, h) = if fits { (300, 250) } else { (1, 1) };
+        json!({ "id": format!("imp-{i}"), "banner": { "w": w, "h": h } })
+    };
+    for (fitting, bids) in [(10usize, true), (63, true), (64, false), (99, false)] {
+        let mut r = banner_request();
+        r["site"]["page"] = json!("https://shop.example/dp/B0TENT0001");
+        r["imp"] = (0..100).map(|i| imp(i, i == fitting)).collect();
+        let reply = s.bid(&r.to_string());
+        assert_eq!(reply.status == 200, bids, "fitting imp at {fitting}");
+        if bids {
+            let v = reply.json();
+            assert_eq!(v["seatbid"][0]["bid"][0]["impid"], format!("imp-{fitting}"));
+        }
+    }
+}
+
+#[test]
+fn overlong_user_ids_count_as_absent() {
+    let s = Server::example();
+    // u-1001 viewed a tent: the remarketing line item bids for them.
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "u-1001" });
+    assert_eq!(reason(&s, &r, "tent-remarketing-display"), "bid");
+    // The same id padded past 128 bytes is nobody: no audience, and a
+    // capped line item cannot count them.
+    r["user"] = json!({ "buyeruid": format!("u-1001{}", " ".repeat(200)) });
+    r["site"]["page"] = json!("https://shop.example/dp/B0TENT0001");
+    assert_eq!(reason(&s, &r, "tent-remarketing-display"), "frequency");
+    // Falling through to the next id when it is usable.
+    r["user"] = json!({ "buyeruid": "x".repeat(129), "id": "u-1001" });
+    r["site"]["page"] = json!("https://news.example/");
+    assert_eq!(reason(&s, &r, "tent-remarketing-display"), "bid");
+}
+
+/// TCF v2 consent to purposes 1–4 for vendor 755 (from the privacy module's
+/// test encoder).
+const CONSENT_755: &str = "CP3tAUAP3tAUAAHABBENBkEgAP_gAAAAAAYgF5gAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAgAAAAA";
+
+#[test]
+fn overlong_consent_strings_are_not_decoded() {
+    let s = Server::start_with(
+        &common::repo().join("examples/config"),
+        Some(&common::repo().join("examples/data")),
+        bidder::Settings {
+            privacy: bidder::privacy::PrivacySettings { vendor_id: 755 },
+            ..bidder::Settings::default()
+        },
+    );
+    let li = "tent-remarketing-display";
+    let mut r = banner_request();
+    r["regs"] = json!({ "gdpr": 1 });
+    r["user"]["consent"] = json!(CONSENT_755);
+    assert_eq!(reason(&s, &r, li), "bid");
+    // The same consent with 16 KB of segments after it: the decoder would
+    // read the core and grant; past the bound nothing is decoded.
+    let padded = format!("{CONSENT_755}.{}", "A".repeat(16 * 1024));
+    r["user"]["consent"] = json!(padded);
+    assert_eq!(reason(&s, &r, li), "privacy");
+}
