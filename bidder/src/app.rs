@@ -59,6 +59,11 @@ pub struct Settings {
     pub max_bids_per_line_item: usize,
     /// Tuning of the embedded ledger (late-win horizon, bounds).
     pub ledger: ledger::Options,
+    /// Connections per port and their timeouts.
+    pub limits: crate::server::Limits,
+    /// An admin request's body (explain, audience uploads) must arrive
+    /// within this. Bid bodies have the longest tmax.
+    pub body_timeout: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -98,6 +103,8 @@ impl Default for Settings {
             reservation_ttl: Duration::from_secs(60),
             max_bids_per_line_item: 4,
             ledger: ledger::Options::default(),
+            limits: crate::server::Limits::default(),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -129,6 +129,19 @@ struct ServeArgs {
     /// loss notice comes.
     #[arg(long, default_value_t = 60)]
     reservation_ttl_secs: u64,
+    /// Open connections per port at most; more wait until one closes.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout_secs: u64,
+    /// Seconds an admin request's body (explain, audience uploads) may take
+    /// to arrive; a bid body has the request's tmax at most.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout_secs: u64,
+    /// Seconds a keep-alive connection may sit idle between requests.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    idle_timeout_secs: u64,
     /// Imps of one request that one line item may bid on.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
     max_bids_per_line_item: u64,
@@ -332,6 +345,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         notice_ttl: Duration::from_secs(args.notice_ttl_hours.max(1) * 3600),
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
         max_bids_per_line_item: args.max_bids_per_line_item as usize,
+        limits: bidder::server::Limits {
+            max_connections: args.max_connections as usize,
+            header_timeout: Duration::from_secs(args.header_timeout_secs),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        },
+        body_timeout: Duration::from_secs(args.body_timeout_secs),
         ledger: ledger::Options {
             // Per-day spend is kept for as long as a bid's win may come.
             keep_days: args.notice_ttl_hours.max(1).div_ceil(24) as i64 + 1,

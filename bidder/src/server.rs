@@ -43,26 +43,100 @@ fn method_not_allowed(allow: &'static str) -> Resp {
     r
 }
 
+/// How a port treats its connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Open connections at most; further ones wait in the listen backlog
+    /// until one closes.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after
+    /// this.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// When a connection last finished a request, and how many it is serving.
+struct Activity {
+    since: Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms.store(
+            self.since.elapsed().as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Resolves once the connection has served nothing for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Relaxed));
+            let idle_since = self.since.elapsed().saturating_sub(last);
+            if self.in_flight.load(Relaxed) == 0 && idle_since >= idle {
+                return;
+            }
+            tokio::time::sleep(
+                idle.saturating_sub(idle_since)
+                    .max(Duration::from_millis(100)),
+            )
+            .await;
+        }
+    }
+}
+
 /// Accepts connections until `shutdown` flips, then lets every open
 /// connection finish its in-flight request before returning.
-pub async fn serve<F, Fut>(listener: TcpListener, shutdown: watch::Receiver<bool>, handle: F)
-where
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    limits: Limits,
+    handle: F,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Resp> + Send + 'static,
 {
     let mut stop = shutdown.clone();
     let mut tasks = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut backoff = Duration::ZERO;
     loop {
+        // A slot first: past the limit, new connections wait in the
+        // kernel's backlog rather than each costing a task and a buffer.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s,
+            _ = stop.changed() => break,
+        };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
         let (stream, _) = match accepted {
-            Ok(a) => a,
+            Ok(a) => {
+                backoff = Duration::ZERO;
+                a
+            }
             Err(e) => {
-                // Out of file descriptors and the like: back off, don't spin.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors and the like: back off, more each
+                // time it goes on, rather than spin.
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                tracing::warn!("accept failed, retrying in {backoff:?}: {e}");
+                tokio::time::sleep(backoff).await;
                 continue;
             }
         };
@@ -70,22 +144,39 @@ where
         let handle = handle.clone();
         let mut stop = shutdown.clone();
         tasks.spawn(async move {
+            let _slot = slot;
+            let activity = Arc::new(Activity {
+                since: Instant::now(),
+                last_ms: Default::default(),
+                in_flight: Default::default(),
+            });
+            let seen = activity.clone();
             let service = service_fn(move |req| {
                 let handle = handle.clone();
-                async move { Ok::<_, Infallible>(handle(req).await) }
+                let seen = seen.clone();
+                async move {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    seen.in_flight.fetch_add(1, Relaxed);
+                    let resp = handle(req).await;
+                    seen.touch();
+                    seen.in_flight.fetch_sub(1, Relaxed);
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(limits.header_timeout)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => { let _ = r; }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-                }
+            let close = tokio::select! {
+                r = conn.as_mut() => { let _ = r; false }
+                _ = stop.changed() => true,
+                _ = activity.idle_for(limits.idle_timeout) => true,
+            };
+            if close {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
             }
         });
         while tasks.try_join_next().is_some() {}
@@ -308,8 +399,14 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
 
 async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
-    let bytes = match body::read(&parts.headers, body, app.settings.max_audience_batch_bytes).await
-    {
+    let read = tokio::time::timeout(
+        app.settings.body_timeout,
+        body::read(&parts.headers, body, app.settings.max_audience_batch_bytes),
+    );
+    let Ok(read) = read.await else {
+        return slow_body();
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e @ BodyError::TooLarge(_)) => {
             return text(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n"))
@@ -343,9 +440,24 @@ async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
     }
 }
 
+/// A body that did not arrive in time: the connection goes too.
+fn slow_body() -> Resp {
+    let mut r = text(StatusCode::REQUEST_TIMEOUT, "the body took too long\n");
+    r.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 async fn explain(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
-    let bytes = match body::read(&parts.headers, body, app.settings.max_body_bytes).await {
+    let read = tokio::time::timeout(
+        app.settings.body_timeout,
+        body::read(&parts.headers, body, app.settings.max_body_bytes),
+    );
+    let Ok(read) = read.await else {
+        return slow_body();
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e @ BodyError::TooLarge(_)) => {
             return text(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n"))
@@ -423,7 +535,10 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
         });
     }
     let a1 = app.clone();
-    let bid_task = tokio::spawn(serve(bid, rx.clone(), move |r| bid_port(a1.clone(), r)));
+    let limits = app.settings.limits;
+    let bid_task = tokio::spawn(serve(bid, rx.clone(), limits, move |r| {
+        bid_port(a1.clone(), r)
+    }));
     // The admin port runs on a thread and runtime of its own: bid work that
     // keeps every worker of the bid runtime busy (a flood of costly
     // requests) must not delay a liveness probe, or the pod is killed for
@@ -445,7 +560,7 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
             };
             runtime.block_on(async move {
                 match TcpListener::from_std(admin) {
-                    Ok(admin) => serve(admin, rx, move |r| admin_port(a2.clone(), r)).await,
+                    Ok(admin) => serve(admin, rx, limits, move |r| admin_port(a2.clone(), r)).await,
                     Err(e) => tracing::error!("admin port: {e}"),
                 }
             });

@@ -1,0 +1,114 @@
+//! Connections are bounded in number and in time: a client that opens many,
+//! or trickles its headers or body, or sits idle, cannot hold the port.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bidder::server::Limits;
+use bidder::Settings;
+use common::{repo, Server};
+
+fn server(limits: Limits) -> Server {
+    Server::start_with(
+        &repo().join("examples/config"),
+        None,
+        Settings {
+            limits,
+            body_timeout: Duration::from_millis(300),
+            ..Settings::default()
+        },
+    )
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s
+}
+
+/// Reads until the peer closes, or `wait` passes; whether it closed.
+fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).ok();
+    let mut buf = [0u8; 4096];
+    let start = Instant::now();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(_) => return start.elapsed() < wait,
+        }
+        if start.elapsed() >= wait {
+            return false;
+        }
+    }
+}
+
+const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn past_the_limit_new_connections_wait_for_a_slot() {
+    let s = server(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    });
+    let first = connect(s.admin);
+    let mut second = connect(s.admin);
+    second.write_all(HEALTH).unwrap();
+    let mut buf = [0u8; 256];
+    assert!(second.read(&mut buf).unwrap() > 0, "the second is served");
+    // A third waits while two are open...
+    let mut third = connect(s.admin);
+    third.write_all(HEALTH).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .ok();
+    assert!(third.read(&mut buf).is_err(), "no slot yet");
+    // ...and is served once one closes.
+    drop(first);
+    third.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let n = third.read(&mut buf).expect("served after a slot freed");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn slow_headers_slow_bodies_and_idle_connections_are_closed() {
+    let s = server(Limits {
+        max_connections: 64,
+        header_timeout: Duration::from_millis(400),
+        idle_timeout: Duration::from_millis(400),
+    });
+    // Headers that never finish.
+    let mut slow = connect(s.bid);
+    slow.write_all(b"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert!(closed_within(&mut slow, Duration::from_secs(3)));
+    // An explain body that never finishes: 408, and the connection goes.
+    let mut body = connect(s.admin);
+    let auth = format!("Authorization: Bearer {}\r\n", common::ADMIN_TOKEN);
+    body.write_all(
+        format!(
+            "POST /v1/explain HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 100\r\n\r\n{{\"id\""
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut reply = String::new();
+    let _ = body.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    // A keep-alive connection left idle after its answer.
+    let mut idle = connect(s.admin);
+    idle.write_all(HEALTH).unwrap();
+    let mut buf = [0u8; 256];
+    assert!(idle.read(&mut buf).unwrap() > 0);
+    assert!(closed_within(&mut idle, Duration::from_secs(3)));
+    // One that keeps talking stays open.
+    let mut busy = connect(s.admin);
+    for _ in 0..4 {
+        busy.write_all(HEALTH).unwrap();
+        assert!(busy.read(&mut buf).unwrap() > 0);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
