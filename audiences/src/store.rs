@@ -62,7 +62,7 @@ pub const ITEM_SHARDS: usize = 64;
 /// default window (`recency_days` of interests).
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// Slot updates applied per hold of a shard's write lock.
-pub const WRITE_CHUNK: usize = 16;
+pub(crate) const WRITE_CHUNK: usize = 16;
 
 /// 2000-01-01T00:00:00Z in milliseconds since the Unix epoch: time zero of
 /// the compact event times.

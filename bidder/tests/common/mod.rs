@@ -2,6 +2,8 @@
 //! send exactly the bytes an exchange would, including broken ones.
 
 #![allow(dead_code)]
+// Shared by the test binaries of this crate, not a public API.
+#![allow(unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -2,7 +2,10 @@
 //! of it, and positions computed from the text so tests don't hard-code
 //! line numbers that drift when the base changes.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code)]
+// each test binary uses a different subset
+// Shared by the test binaries of this crate, not a public API.
+#![allow(unreachable_pub)]
 
 use std::path::PathBuf;
 
