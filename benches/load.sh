@@ -41,7 +41,7 @@ start() {
   done
   echo "server did not start: $*" >&2; cat "$out.err" >&2; exit 1
 }
-RUST_LOG=warn start "$work/bidder.out" target/release/bidder serve --config "$work/config" \
+RUST_LOG=warn start "$work/bidder.out" target/release/bidder serve --config "$work/config" --state "$work/state" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
 start "$work/noop.out" target/release/noop-server 127.0.0.1:0
 bid_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")

@@ -22,7 +22,8 @@ fn worst_cases() -> Vec<Vec<u8>> {
         .collect();
     many["tmax"] = json!(1000);
     let mut consent = banner_request();
-    consent["regs"] = json!({ "gdpr": 1, "gpp": format!("DBABMA~{}", "A".repeat(15_000)), "gpp_sid": [2, 7] });
+    consent["regs"] =
+        json!({ "gdpr": 1, "gpp": format!("DBABMA~{}", "A".repeat(15_000)), "gpp_sid": [2, 7] });
     consent["user"]["consent"] = json!(format!("C{}", "P".repeat(15_000)));
     let mut deep = banner_request().to_string();
     let nest = 100_000;
