@@ -15,7 +15,6 @@ pub mod keywords;
 pub mod metrics;
 pub mod nobid;
 pub mod notice;
-pub mod privacy;
 pub mod respond;
 pub mod select;
 pub mod server;
@@ -25,3 +24,5 @@ pub mod targeting;
 pub mod traffic;
 
 pub use app::{App, BidAnswer, ExplainError, Settings};
+/// Privacy signals live in a crate of their own; `bidder::privacy` names it.
+pub use privacy;

@@ -1,0 +1,593 @@
+use super::*;
+use crate::encode::*;
+use serde_json::{json, Value};
+
+const VENDOR: u16 = 755;
+
+fn settings() -> PrivacySettings {
+    PrivacySettings { vendor_id: VENDOR }
+}
+
+/// A minimal valid request with `extra` merged in at the top level, as
+/// JSON text through `ortb::parse_request`.
+fn check_with(extra: Value, settings: &PrivacySettings) -> Result<(), Restriction> {
+    let mut req = json!({
+        "id": "r1",
+        "imp": [{ "id": "1", "banner": { "w": 300, "h": 250 } }],
+        "site": { "page": "https://news.example/" },
+        "device": { "devicetype": 2 },
+        "user": { "buyeruid": "u-1" }
+    });
+    for (k, v) in extra.as_object().expect("an object") {
+        req[k] = v.clone();
+    }
+    let body = req.to_string();
+    let parsed = ortb::parse_request(body.as_bytes()).expect("request parses");
+    behavioural(&parsed, settings)
+}
+
+fn check(extra: Value) -> Result<(), Restriction> {
+    check_with(extra, &settings())
+}
+
+// (purposes 1–3, vendors 2, 6, 8 — no purpose 4):
+const IAB_EXAMPLE: &str = "COvFyGBOvFyGBAbAAAENAPCAAOAAAAAAAAAAAEEUACCKAAA";
+// iab_gpp's documentation example (purpose 3 and vendor 755 only):
+const PURPOSE_3_ONLY: &str = "CPXuQIAPXuQIAAfKABENB-CgACAAAAAAAAYgF5wAQF5gAAAA.YAAAAAAAAAAA";
+// A TCF v1 consent string.
+const TCF_V1: &str = "BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA";
+// GPP sections from iab_gpp's decode tests (tests/data).
+const USNAT_OPTED_OUT: &str = "BVVVVVVVVWA";
+const USNAT_NOT_APPLICABLE: &str = "BAAAAAAAAQA";
+const USNAT_V2_NOT_APPLICABLE: &str = "CAAAAAAAAAWA.Q";
+const USCA_OPTED_OUT: &str = "BVVVVVVY";
+const USCA_NOT_APPLICABLE: &str = "BAAAAACA";
+const USCA_DID_NOT_OPT_OUT_WITH_GPC: &str = "BVqqqqpY.YA";
+const USVA_OPTED_OUT: &str = "BVVVVWY";
+const USVA_NOT_APPLICABLE: &str = "BAAAABA";
+const USCO_OPTED_OUT: &str = "BVVVVVg";
+
+#[test]
+fn the_test_encoder_writes_the_iab_example_byte_for_byte() {
+    let tc = Tc {
+        created: 15_822_430_593,
+        cmp: (27, 0, 0),
+        vendor_list_version: 15,
+        policy_version: 2,
+        service_specific: false,
+        purposes: vec![1, 2, 3],
+        publisher_cc: "AA",
+        vendors: vec![2, 6, 8],
+        li_vendors: vec![2, 6, 8],
+        ..Tc::default()
+    };
+    assert_eq!(tc.encode(), IAB_EXAMPLE);
+}
+
+// ------------------------------------------------------------ labels
+
+#[test]
+fn labels_are_distinct_snake_case() {
+    let labels: Vec<&str> = Restriction::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "coppa",
+            "gdpr_no_consent",
+            "limit_ad_tracking",
+            "us_privacy_opt_out",
+            "gpp_opt_out"
+        ]
+    );
+    assert_eq!(Restriction::GppOptOut.to_string(), "gpp_opt_out");
+    assert_eq!(PrivacySettings::default().vendor_id, UNSET_VENDOR_ID);
+}
+
+// ------------------------------------------------------------ plain signals
+
+#[test]
+fn no_signal_allows() {
+    assert_eq!(check(json!({})), Ok(()));
+    assert_eq!(check(json!({ "regs": {} })), Ok(()));
+    assert_eq!(
+        check(json!({ "regs": { "coppa": 0, "gdpr": 0 }, "device": { "lmt": 0, "dnt": 0 } })),
+        Ok(())
+    );
+}
+
+#[test]
+fn coppa() {
+    assert_eq!(
+        check(json!({ "regs": { "coppa": 1 } })),
+        Err(Restriction::Coppa)
+    );
+    // First found: COPPA before everything else.
+    assert_eq!(
+        check(
+            json!({ "regs": { "coppa": 1, "gdpr": 1, "us_privacy": "1YYN" },
+                      "device": { "lmt": 1 } })
+        ),
+        Err(Restriction::Coppa)
+    );
+}
+
+#[test]
+fn limit_ad_tracking_and_do_not_track() {
+    assert_eq!(
+        check(json!({ "device": { "lmt": 1 } })),
+        Err(Restriction::LimitAdTracking)
+    );
+    assert_eq!(
+        check(json!({ "device": { "dnt": 1 } })),
+        Err(Restriction::LimitAdTracking)
+    );
+    assert_eq!(
+        check(json!({ "device": { "lmt": true } })),
+        Err(Restriction::LimitAdTracking),
+        "a boolean flag is coerced"
+    );
+    assert_eq!(
+        check(json!({ "device": { "lmt": 1 }, "regs": { "gdpr": 1 } })),
+        Err(Restriction::LimitAdTracking),
+        "checked before the TC string is decoded"
+    );
+}
+
+#[test]
+fn us_privacy_string() {
+    let usp = |s: &str| check(json!({ "regs": { "us_privacy": s } }));
+    assert_eq!(usp("1YYN"), Err(Restriction::UsPrivacyOptOut));
+    assert_eq!(usp("1NYY"), Err(Restriction::UsPrivacyOptOut));
+    assert_eq!(usp("1yyn"), Err(Restriction::UsPrivacyOptOut));
+    assert_eq!(usp("1YNN"), Ok(()));
+    assert_eq!(usp("1---"), Ok(()));
+    // Malformed: ignored.
+    for s in ["", "1YY", "1YYNN", "2YYN", "YYN1", "1XYN", "1Y?N"] {
+        assert_eq!(usp(s), Ok(()), "{s:?}");
+    }
+    // 2.5 location.
+    assert_eq!(
+        check(json!({ "regs": { "ext": { "us_privacy": "1YYN" } } })),
+        Err(Restriction::UsPrivacyOptOut)
+    );
+}
+
+// ------------------------------------------------------------ GDPR
+
+fn gdpr_with(consent: &str) -> Result<(), Restriction> {
+    check(json!({ "regs": { "gdpr": 1 }, "user": { "consent": consent } }))
+}
+
+#[test]
+fn gdpr_consent_for_purposes_1_3_4_and_our_vendor_allows() {
+    assert_eq!(gdpr_with(&Tc::granting(&[VENDOR]).encode()), Ok(()));
+    // Just the three purposes, among other vendors.
+    let tc = Tc {
+        purposes: vec![1, 3, 4],
+        vendors: vec![1, 2, 3, VENDOR, 900],
+        ..Tc::default()
+    };
+    assert_eq!(gdpr_with(&tc.encode()), Ok(()));
+    // Range-encoded vendor consents.
+    let tc = Tc {
+        ranges: true,
+        vendors: (1..=1200).filter(|v| v % 7 != 0).collect(),
+        ..Tc::granting(&[])
+    };
+    assert!(tc.vendors.contains(&VENDOR));
+    assert_eq!(gdpr_with(&tc.encode()), Ok(()));
+    // Other segments (here iab_gpp's disclosed-vendors example) are not read.
+    let with_segment = format!(
+        "{}.IFoEUQQgAIQwgIwQABAEAAAAOIAACAIAAAAQAIAgEAACEAAAAAgAQBAAAAAAAGBAAgAAAAAAAFAAECAAAgAAQARAEQAAAAAJAAIAAgAAAYQEAAAQmAgBC3ZAYzUw",
+        Tc::granting(&[VENDOR]).encode()
+    );
+    assert_eq!(gdpr_with(&with_segment), Ok(()));
+}
+
+#[test]
+fn gdpr_missing_purpose_refuses() {
+    for missing in REQUIRED_PURPOSES {
+        let tc = Tc {
+            purposes: (1..=11).filter(|&p| p != missing).collect(),
+            ..Tc::granting(&[VENDOR])
+        };
+        assert_eq!(
+            gdpr_with(&tc.encode()),
+            Err(Restriction::GdprNoConsent),
+            "purpose {missing} missing"
+        );
+    }
+    // Public strings: the IAB example lacks purpose 4 (vendor 8 has
+    // consent); iab_gpp's example grants purpose 3 to vendor 755 only.
+    let vendor_8 = PrivacySettings { vendor_id: 8 };
+    let gdpr = |tc: &str| json!({ "regs": { "gdpr": 1 }, "user": { "consent": tc } });
+    assert_eq!(
+        check_with(gdpr(IAB_EXAMPLE), &vendor_8),
+        Err(Restriction::GdprNoConsent)
+    );
+    assert_eq!(check(gdpr(PURPOSE_3_ONLY)), Err(Restriction::GdprNoConsent));
+}
+
+#[test]
+fn gdpr_legitimate_interest_is_not_consent() {
+    let tc = Tc {
+        li_purposes: (1..=11).collect(),
+        li_vendors: vec![VENDOR],
+        ..Tc::granting(&[1, 2])
+    };
+    assert_eq!(gdpr_with(&tc.encode()), Err(Restriction::GdprNoConsent));
+    let tc = Tc {
+        li_purposes: vec![1, 3, 4],
+        ..Tc::granting(&[VENDOR])
+    };
+    let purposes_by_li_only = Tc {
+        purposes: vec![2],
+        ..tc
+    };
+    assert_eq!(
+        gdpr_with(&purposes_by_li_only.encode()),
+        Err(Restriction::GdprNoConsent)
+    );
+}
+
+#[test]
+fn gdpr_vendor_without_consent_refuses() {
+    assert_eq!(
+        gdpr_with(&Tc::granting(&[1, 2, VENDOR - 1, VENDOR + 1]).encode()),
+        Err(Restriction::GdprNoConsent)
+    );
+    let ranged = Tc {
+        ranges: true,
+        ..Tc::granting(&[(1..VENDOR).collect::<Vec<_>>(), vec![VENDOR + 1]].concat())
+    };
+    assert_eq!(gdpr_with(&ranged.encode()), Err(Restriction::GdprNoConsent));
+    // The default settings name no vendor: nothing grants consent.
+    assert_eq!(
+        check_with(
+            json!({ "regs": { "gdpr": 1 }, "user": { "consent": Tc::granting(&[VENDOR]).encode() } }),
+            &PrivacySettings::default()
+        ),
+        Err(Restriction::GdprNoConsent)
+    );
+}
+
+#[test]
+fn gdpr_without_a_decodable_string_refuses() {
+    assert_eq!(
+        check(json!({ "regs": { "gdpr": 1 } })),
+        Err(Restriction::GdprNoConsent)
+    );
+    let granting = Tc::granting(&[VENDOR]).encode();
+    let truncated = &granting[..granting.len() / 2];
+    let v1 = Tc {
+        version: 1,
+        ..Tc::granting(&[VENDOR])
+    }
+    .encode();
+    for s in [
+        "",
+        "garbage",
+        "not base64!",
+        "CPXuQIAPXuQIAAfKABENB-Cg",
+        truncated,
+        TCF_V1,
+        &v1,
+    ] {
+        assert_eq!(gdpr_with(s), Err(Restriction::GdprNoConsent), "{s:?}");
+    }
+}
+
+#[test]
+fn gdpr_not_applying_needs_no_string() {
+    assert_eq!(check(json!({ "regs": { "gdpr": 0 } })), Ok(()));
+    assert_eq!(
+        check(json!({ "regs": { "gdpr": 0 }, "user": { "consent": "garbage" } })),
+        Ok(())
+    );
+    assert_eq!(check(json!({ "regs": { "ext": { "gdpr": 0 } } })), Ok(()));
+}
+
+#[test]
+fn gdpr_openrtb_2_5_locations() {
+    let granting = Tc::granting(&[VENDOR]).encode();
+    let refusing = Tc::granting(&[1]).encode();
+    for gdpr in [json!(1), json!("1")] {
+        assert_eq!(
+            check(json!({ "regs": { "ext": { "gdpr": gdpr } },
+                          "user": { "ext": { "consent": granting } } })),
+            Ok(())
+        );
+        assert_eq!(
+            check(json!({ "regs": { "ext": { "gdpr": gdpr } },
+                          "user": { "ext": { "consent": refusing } } })),
+            Err(Restriction::GdprNoConsent)
+        );
+        assert_eq!(
+            check(json!({ "regs": { "ext": { "gdpr": gdpr } } })),
+            Err(Restriction::GdprNoConsent)
+        );
+    }
+    // 2.6 and 2.5 mixed.
+    assert_eq!(
+        check(json!({ "regs": { "gdpr": 1 }, "user": { "ext": { "consent": granting } } })),
+        Ok(())
+    );
+}
+
+#[test]
+fn gdpr_crafted_ranges_are_refused_without_expanding_them() {
+    // 400 entries each claiming vendors 1–65535: the decoder alone
+    // spends seconds on this 2 KB string.
+    let mut w = Tc::granting(&[]).writer();
+    w.0.truncate(TC_CORE_FIXED_BITS);
+    w.int(65_535, 16).int(1, 1).int(400, 12);
+    for _ in 0..400 {
+        w.int(1, 1).int(1, 16).int(65_535, 16);
+    }
+    w.int(0, 16).int(0, 1).int(0, 12);
+    let start = std::time::Instant::now();
+    assert_eq!(gdpr_with(&w.base64url()), Err(Restriction::GdprNoConsent));
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+
+    // Overlapping ranges within a small MaxVendorId are refused too.
+    let mut w = Tc::granting(&[]).writer();
+    w.0.truncate(TC_CORE_FIXED_BITS);
+    w.int(VENDOR.into(), 16).int(1, 1);
+    range_entries(&mut w, &[(1, VENDOR), (1, VENDOR)]);
+    w.int(0, 16).int(0, 1).int(0, 12);
+    assert_eq!(gdpr_with(&w.base64url()), Err(Restriction::GdprNoConsent));
+    // …while the same string with one range is consent.
+    let mut w = Tc::granting(&[]).writer();
+    w.0.truncate(TC_CORE_FIXED_BITS);
+    w.int(VENDOR.into(), 16).int(1, 1);
+    range_entries(&mut w, &[(1, VENDOR)]);
+    w.int(0, 16).int(0, 1).int(0, 12);
+    assert_eq!(gdpr_with(&w.base64url()), Ok(()));
+}
+
+#[test]
+fn gdpr_publisher_restrictions_are_refused_until_the_decoder_reads_them() {
+    let tc = Tc {
+        restrictions: vec![(2, 1, vec![(1, 50)])],
+        ..Tc::granting(&[VENDOR])
+    };
+    assert_eq!(gdpr_with(&tc.encode()), Err(Restriction::GdprNoConsent));
+}
+
+// ------------------------------------------------------------ GPP
+
+fn with_gpp(gpp: &str, sid: &[i32]) -> Result<(), Restriction> {
+    check(json!({ "regs": { "gpp": gpp, "gpp_sid": sid } }))
+}
+
+#[test]
+fn gpp_header_ids_match_known_strings() {
+    for (header, ids) in [
+        ("DBABM", vec![2]),
+        ("DBACNY", vec![2, 6]),
+        ("DBABTA", vec![6]),
+        ("DBABLA", vec![7]),
+        ("DBABBg", vec![8]),
+    ] {
+        assert_eq!(gpp_header_ids(header), Some(ids), "{header}");
+    }
+    // Several single ids: offsets from the previous id, not the previous offset.
+    for ids in [
+        vec![2, 6, 8],
+        vec![2, 7, 9, 21],
+        vec![6, 7, 8, 10],
+        vec![7, 23],
+    ] {
+        let sections: Vec<(u32, &str)> = ids.iter().map(|&id| (id, "x")).collect();
+        let header = gpp(&sections);
+        let header = header.split('~').next().unwrap();
+        let ids: Vec<i32> = ids.iter().map(|&id| id as i32).collect();
+        assert_eq!(gpp_header_ids(header), Some(ids), "{header}");
+    }
+    assert_eq!(gpp_header_ids("CPXuQIAP"), None, "not a GPP header");
+    assert_eq!(gpp_header_ids(""), None);
+}
+
+#[test]
+fn gpp_us_national_opt_outs() {
+    assert_eq!(
+        with_gpp(&gpp(&[(7, USNAT_OPTED_OUT)]), &[7]),
+        Err(Restriction::GppOptOut)
+    );
+    assert_eq!(with_gpp(&gpp(&[(7, USNAT_NOT_APPLICABLE)]), &[7]), Ok(()));
+    assert_eq!(
+        with_gpp(&gpp(&[(7, USNAT_V2_NOT_APPLICABLE)]), &[7]),
+        Ok(())
+    );
+    assert_eq!(with_gpp(&gpp(&[(7, &usnat_v1(2, 2, 2))]), &[7]), Ok(()));
+    for (sale, sharing, targeted) in [(1, 2, 2), (2, 1, 2), (2, 2, 1)] {
+        assert_eq!(
+            with_gpp(&gpp(&[(7, &usnat_v1(sale, sharing, targeted))]), &[7]),
+            Err(Restriction::GppOptOut),
+            "{sale} {sharing} {targeted}"
+        );
+    }
+    // Global Privacy Control sub-section.
+    let gpc = format!("{}.YA", usnat_v1(2, 2, 2));
+    assert_eq!(
+        with_gpp(&gpp(&[(7, &gpc)]), &[7]),
+        Err(Restriction::GppOptOut)
+    );
+}
+
+#[test]
+fn gpp_us_state_opt_outs() {
+    for (id, section) in [
+        (8, USCA_OPTED_OUT),
+        (8, USCA_DID_NOT_OPT_OUT_WITH_GPC),
+        (9, USVA_OPTED_OUT),
+        (10, USCO_OPTED_OUT),
+    ] {
+        assert_eq!(
+            with_gpp(&gpp(&[(id, section)]), &[id as i32]),
+            Err(Restriction::GppOptOut),
+            "{id} {section}"
+        );
+    }
+    for (id, section) in [(8, USCA_NOT_APPLICABLE), (9, USVA_NOT_APPLICABLE)] {
+        assert_eq!(with_gpp(&gpp(&[(id, section)]), &[id as i32]), Ok(()));
+    }
+}
+
+#[test]
+fn gpp_only_applicable_sections_count() {
+    let s = gpp(&[(7, USNAT_OPTED_OUT), (8, USCA_NOT_APPLICABLE)]);
+    assert_eq!(with_gpp(&s, &[8]), Ok(()), "section 7 is not applicable");
+    assert_eq!(with_gpp(&s, &[7]), Err(Restriction::GppOptOut));
+    assert_eq!(with_gpp(&s, &[7, 8]), Err(Restriction::GppOptOut));
+    // No gpp_sid: every section in the string applies.
+    assert_eq!(
+        check(json!({ "regs": { "gpp": s } })),
+        Err(Restriction::GppOptOut)
+    );
+    // An applicable id with no section in the string says nothing.
+    assert_eq!(with_gpp(&gpp(&[(8, USCA_NOT_APPLICABLE)]), &[7]), Ok(()));
+}
+
+#[test]
+fn gpp_us_privacy_section() {
+    assert_eq!(
+        with_gpp(&gpp(&[(6, "1YYN")]), &[6]),
+        Err(Restriction::GppOptOut)
+    );
+    assert_eq!(with_gpp(&gpp(&[(6, "1YNN")]), &[6]), Ok(()));
+    assert_eq!(with_gpp("DBABTA~1YYN", &[6]), Err(Restriction::GppOptOut));
+}
+
+#[test]
+fn gpp_with_several_single_sections() {
+    // Ids 2, 6, 8 are three single entries in the header: the section
+    // after the second must still be read as California.
+    let s = gpp(&[
+        (2, &Tc::granting(&[VENDOR]).encode()),
+        (6, "1NNN"),
+        (8, USCA_OPTED_OUT),
+    ]);
+    assert_eq!(
+        check(json!({ "regs": { "gdpr": 1, "gpp": s, "gpp_sid": [2, 6, 8] } })),
+        Err(Restriction::GppOptOut)
+    );
+    assert_eq!(
+        check(json!({ "regs": { "gdpr": 1, "gpp": s, "gpp_sid": [2, 6] } })),
+        Ok(())
+    );
+}
+
+#[test]
+fn gpp_unknown_or_malformed_is_ignored() {
+    for s in [
+        "garbage",
+        "DBABLA",                  // header says one section, none follows
+        "DBABLA~BVVVVVVVVWA~1YYN", // two sections for one id
+        "DBABLA~!!!",              // undecodable section
+        "DBABLA~BVVVVV",           // truncated section
+    ] {
+        assert_eq!(with_gpp(s, &[7]), Ok(()), "{s:?}");
+    }
+    // An id this crate version does not know is skipped, not fatal.
+    let s = gpp(&[(7, USNAT_OPTED_OUT), (30, "whatever")]);
+    assert_eq!(with_gpp(&s, &[7, 30]), Err(Restriction::GppOptOut));
+    assert_eq!(with_gpp(&s, &[30]), Ok(()));
+}
+
+#[test]
+fn gpp_openrtb_2_5_locations() {
+    let s = gpp(&[(7, USNAT_OPTED_OUT)]);
+    assert_eq!(
+        check(json!({ "regs": { "ext": { "gpp": s, "gpp_sid": [7] } } })),
+        Err(Restriction::GppOptOut)
+    );
+    assert_eq!(
+        check(json!({ "regs": { "ext": { "gpp": s, "gpp_sid": [8] } } })),
+        Ok(())
+    );
+}
+
+#[test]
+fn gpp_tcf_section_is_the_consent_string_when_user_consent_is_absent() {
+    let granting = gpp(&[(2, &Tc::granting(&[VENDOR]).encode())]);
+    let refusing = gpp(&[(2, &Tc::granting(&[1]).encode())]);
+    let regs = |gpp: &str| json!({ "gdpr": 1, "gpp": gpp, "gpp_sid": [2] });
+    assert_eq!(check(json!({ "regs": regs(&granting) })), Ok(()));
+    assert_eq!(
+        check(json!({ "regs": regs(&refusing) })),
+        Err(Restriction::GdprNoConsent)
+    );
+    // user.consent, when present, is the one read.
+    assert_eq!(
+        check(json!({ "regs": regs(&granting),
+                      "user": { "consent": Tc::granting(&[1]).encode() } })),
+        Err(Restriction::GdprNoConsent)
+    );
+    assert_eq!(
+        check(json!({ "regs": regs(&refusing),
+                      "user": { "consent": Tc::granting(&[VENDOR]).encode() } })),
+        Ok(())
+    );
+    // gpp_sid [2] means GDPR applies even without regs.gdpr.
+    assert_eq!(
+        check(json!({ "regs": { "gpp": refusing, "gpp_sid": [2] } })),
+        Err(Restriction::GdprNoConsent)
+    );
+    assert_eq!(
+        check(json!({ "regs": { "gpp": granting, "gpp_sid": [2] } })),
+        Ok(())
+    );
+    assert_eq!(
+        check(json!({ "regs": { "gpp": gpp(&[(7, USNAT_NOT_APPLICABLE)]), "gpp_sid": [2] } })),
+        Err(Restriction::GdprNoConsent),
+        "no TCF section and no user.consent"
+    );
+    // The TCF section is not read when GDPR does not apply.
+    assert_eq!(
+        check(json!({ "regs": { "gdpr": 0, "gpp": refusing, "gpp_sid": [7] } })),
+        Ok(())
+    );
+}
+
+// ------------------------------------------------------------ properties
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn signal() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z0-9_~.-]{0,300}",
+            "\\PC{0,64}",
+            // Real strings with a tail of noise.
+            ("[A-Za-z0-9_-]{0,40}").prop_map(|t| format!("{IAB_EXAMPLE}{t}")),
+            ("[A-Za-z0-9_-]{0,40}").prop_map(|t| format!("DBABMA~{USNAT_OPTED_OUT}{t}")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever an exchange sends, deciding never panics, stays
+        /// quick, and never grants GDPR consent to a string that is not a
+        /// TC string for our vendor.
+        #[test]
+        fn hostile_signals_decide_quickly_and_fail_closed(
+            consent in signal(),
+            gpp in signal(),
+            usp in signal(),
+            sid in proptest::collection::vec(-2i32..30, 0..4),
+        ) {
+            let extra = json!({
+                "regs": { "gdpr": 1, "gpp": gpp, "gpp_sid": sid, "us_privacy": usp },
+                "user": { "buyeruid": "u-1", "consent": consent },
+            });
+            let start = std::time::Instant::now();
+            let decision = check(extra);
+            prop_assert!(start.elapsed() < std::time::Duration::from_millis(50));
+            // Random text is no consent for vendor 755.
+            prop_assert!(decision.is_err());
+        }
+    }
+}
