@@ -11,6 +11,7 @@ pub mod body;
 pub mod changes;
 pub mod context;
 pub mod explain;
+mod failure;
 pub mod keywords;
 pub mod metrics;
 pub mod nobid;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -22,25 +22,11 @@ use tokio::sync::watch;
 use crate::app::{Access, App, BidAnswer};
 use crate::body::{self, BodyError};
 use crate::metrics::{self, Outcome};
-use crate::notice::NoticeError;
 
-type Resp = Response<Full<Bytes>>;
-
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
+use crate::failure::{text, BadRequest, Failure, Refused, Resp};
 
 fn method_not_allowed(allow: &'static str) -> Resp {
-    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, format!("use {allow}\n"));
-    r.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    r
+    Refused::Method(allow).response()
 }
 
 /// How a port treats its connections.
@@ -202,18 +188,11 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 return method_not_allowed("GET, POST");
             }
             let Some(kind) = crate::notice::Kind::of_path(path) else {
-                return text(StatusCode::NOT_FOUND, "not found\n");
+                return Refused::NotFound.response();
             };
             match app.notice(kind, req.uri().query().unwrap_or("")).await {
                 Ok(_) => text(StatusCode::OK, ""),
-                Err(e @ (NoticeError::Storage | NoticeError::Busy)) => {
-                    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"));
-                    r.headers_mut()
-                        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    r
-                }
-                Err(e @ NoticeError::Signature) => text(StatusCode::FORBIDDEN, format!("{e}\n")),
-                Err(e @ NoticeError::Expired) => text(StatusCode::GONE, format!("{e}\n")),
+                Err(e) => e.response(),
             }
         }
         "/track/impression" | "/track/event" => {
@@ -234,7 +213,7 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             r.headers_mut().remove(CONTENT_TYPE);
             r
         }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        _ => Refused::NotFound.response(),
     }
 }
 
@@ -262,21 +241,13 @@ async fn bid(app: Arc<App>, req: Request<Incoming>, start: Instant) -> Resp {
             metrics::request(Outcome::NoBid(crate::nobid::NoBid::Late), start.elapsed());
             no_content()
         }
-        Ok(Err(e @ BodyError::TooLarge(_))) => {
-            metrics::request(Outcome::TooLarge, start.elapsed());
-            let mut r = text(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n"));
-            // The rest of the body is still on the wire; don't read it.
-            r.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            r
-        }
-        Ok(Err(e @ BodyError::UnsupportedEncoding(_))) => {
-            metrics::request(Outcome::BadRequest, start.elapsed());
-            text(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e}\n"))
-        }
         Ok(Err(e)) => {
-            metrics::request(Outcome::BadRequest, start.elapsed());
-            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+            let outcome = match e {
+                BodyError::TooLarge(_) => Outcome::TooLarge,
+                _ => Outcome::BadRequest,
+            };
+            metrics::request(outcome, start.elapsed());
+            e.response()
         }
         Ok(Ok(bytes)) => match app.handle_bid(&bytes, start) {
             BidAnswer::Bid(json, n) => {
@@ -293,7 +264,7 @@ async fn bid(app: Arc<App>, req: Request<Incoming>, start: Instant) -> Resp {
             }
             BidAnswer::Invalid(reason) => {
                 metrics::request(Outcome::BadRequest, start.elapsed());
-                text(StatusCode::BAD_REQUEST, format!("{reason}\n"))
+                BadRequest(reason).response()
             }
         },
     };
@@ -333,7 +304,7 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
         }
         path if path.starts_with("/v1/") => v1(app, req).await,
         "/healthz" | "/readyz" | "/metrics" => method_not_allowed("GET"),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        _ => Refused::NotFound.response(),
     }
 }
 
@@ -346,15 +317,12 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
         "/v1/config/reload" | "/v1/explain" | "/v1/audience-events"
     );
     if !known {
-        return text(StatusCode::NOT_FOUND, "not found\n");
+        return Refused::NotFound.response();
     }
     if app.settings.admin_token.is_none()
         && (app.settings.audience_token.is_none() || path != "/v1/audience-events")
     {
-        return text(
-            StatusCode::FORBIDDEN,
-            "the admin API is off: start the bidder with --admin-token-file or BIDDER_ADMIN_TOKEN\n",
-        );
+        return Refused::AdminOff.response();
     }
     let access = app.admin_access(
         req.headers()
@@ -367,12 +335,7 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
         Access::None => false,
     };
     if !allowed {
-        let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
-        r.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
-        return r;
+        return Refused::Unauthorized.response();
     }
     if req.method() != Method::POST {
         return method_not_allowed("POST");
@@ -403,18 +366,13 @@ async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
         app.settings.body_timeout,
         body::read(&parts.headers, body, app.settings.max_audience_batch_bytes),
     );
-    let Ok(read) = read.await else {
-        return slow_body();
-    };
-    let bytes = match read {
-        Ok(b) => b,
-        Err(e @ BodyError::TooLarge(_)) => {
-            return text(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n"))
-        }
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    let bytes = match read.await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return e.response(),
+        Err(_) => return Refused::SlowBody.response(),
     };
     let Ok(text_body) = std::str::from_utf8(&bytes) else {
-        return text(StatusCode::BAD_REQUEST, "the body is not UTF-8 text\n");
+        return Refused::NotUtf8.response();
     };
     // Parsing a large batch is CPU work: keep it off the runtime's threads.
     let app2 = app.clone();
@@ -440,29 +398,16 @@ async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
     }
 }
 
-/// A body that did not arrive in time: the connection goes too.
-fn slow_body() -> Resp {
-    let mut r = text(StatusCode::REQUEST_TIMEOUT, "the body took too long\n");
-    r.headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
-    r
-}
-
 async fn explain(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(
         app.settings.body_timeout,
         body::read(&parts.headers, body, app.settings.max_body_bytes),
     );
-    let Ok(read) = read.await else {
-        return slow_body();
-    };
-    let bytes = match read {
-        Ok(b) => b,
-        Err(e @ BodyError::TooLarge(_)) => {
-            return text(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n"))
-        }
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    let bytes = match read.await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return e.response(),
+        Err(_) => return Refused::SlowBody.response(),
     };
     match app.explain(&bytes) {
         Ok(json) => {
@@ -471,12 +416,7 @@ async fn explain(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r
         }
-        Err(e @ crate::app::ExplainError::Invalid(_)) => {
-            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
-        }
-        Err(e @ crate::app::ExplainError::NotReady) => {
-            text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
-        }
+        Err(e) => e.response(),
     }
 }
 
