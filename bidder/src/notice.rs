@@ -113,9 +113,7 @@ impl Signer {
     fn sign_into(mac: &hmac::Hmac<sha2::Sha256>, kind: Kind, out: &mut String) {
         let mut mac = mac.clone();
         mac.update(kind.as_str().as_bytes());
-        for b in &mac.finalize().into_bytes()[..SIG_BYTES] {
-            let _ = write!(out, "{b:02x}");
-        }
+        out.push_str(&hex::encode(&mac.finalize().into_bytes()[..SIG_BYTES]));
     }
 
     fn verify(&self, kind: Kind, signed: &str, sig_hex: &str) -> bool {
@@ -136,13 +134,10 @@ impl Signer {
 fn hex(s: &str) -> Option<Vec<u8>> {
     // Lowercase only, as written: another spelling of the same bytes is
     // still a changed notice.
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(s).ok()
 }
 
 /// The signed parameters, in the order they are written and checked.
@@ -352,48 +347,28 @@ pub fn parse_price(s: &str) -> Option<Micros> {
         .map(Micros)
 }
 
+/// What stays as it is in a query value: RFC 3986's unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes an id for a query string.
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    encode_into(s, &mut out);
-    out
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 fn encode_into(s: &str, out: &mut String) {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
+    out.extend(percent_encoding::utf8_percent_encode(s, QUERY_VALUE));
 }
 
+/// A query value as text; `None` when it does not decode to UTF-8.
 fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 #[cfg(test)]

@@ -504,34 +504,20 @@ fn checksum(bytes: &[u8]) -> u32 {
     })
 }
 
-/// Ids are percent-encoded in the journal so that no tab or newline in an
-/// account manager's id can break a line.
+/// Ids are percent-encoded in the journal so that no tab, space or newline
+/// in an account manager's id can break a line (non-ASCII is encoded too).
+const JOURNAL_ID: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b' ').add(b'%');
+
 fn encode(s: &str, out: &mut String) {
-    use std::fmt::Write as _;
-    for b in s.bytes() {
-        if b.is_ascii_graphic() && b != b'%' {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
+    out.extend(percent_encoding::utf8_percent_encode(s, JOURNAL_ID));
 }
 
 fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 fn kind_str(k: Option<BudgetKind>) -> &'static str {
