@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH};
 
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("unsupported Content-Encoding {0:?}; send identity or gzip")]
@@ -23,7 +23,11 @@ pub enum BodyError {
     Read(hyper::Error),
 }
 
-pub async fn read(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+pub(crate) async fn read(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

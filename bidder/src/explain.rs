@@ -12,7 +12,7 @@ use crate::select::{self, Stores};
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Serialize)]
-pub struct Verdict<'a> {
+pub(crate) struct Verdict<'a> {
     pub line_item: &'a str,
     pub order: &'a str,
     pub advertiser: &'a str,
@@ -33,7 +33,7 @@ pub struct Verdict<'a> {
 }
 
 /// Verdicts in config order (advertiser, order, line item).
-pub fn explain<'s>(
+pub(crate) fn explain<'s>(
     snap: &'s Snapshot,
     req: &BidRequest<'_>,
     ctx: &Context<'_>,

@@ -7,21 +7,21 @@
 //! and the charge journal live in the `ledger` crate.
 
 pub mod app;
-pub mod body;
+mod body;
 pub mod changes;
 pub mod context;
-pub mod explain;
+mod explain;
 mod failure;
-pub mod keywords;
+mod keywords;
 pub mod metrics;
 pub mod nobid;
 pub mod notice;
-pub mod respond;
-pub mod select;
+mod respond;
+mod select;
 pub mod server;
 pub mod simulate;
-pub mod snapshot;
-pub mod targeting;
+mod snapshot;
+mod targeting;
 pub mod traffic;
 
 pub use app::{App, BidAnswer, ExplainError, Settings};

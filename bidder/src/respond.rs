@@ -19,7 +19,7 @@ const MTYPE_BANNER: i32 = 1;
 const MTYPE_VIDEO: i32 = 2;
 const MTYPE_AUDIO: i32 = 3;
 
-pub struct Answer<'a> {
+pub(crate) struct Answer<'a> {
     pub snap: &'a Snapshot,
     pub req: &'a BidRequest<'a>,
     pub public_url: &'a str,
@@ -31,7 +31,7 @@ pub struct Answer<'a> {
 impl Answer<'_> {
     /// `choices` pairs an imp index with what it bids; `bid_ids` has one id
     /// per choice.
-    pub fn write(
+    pub(crate) fn write(
         &self,
         choices: &[(usize, Choice)],
         bid_ids: &[String],

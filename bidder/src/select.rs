@@ -15,7 +15,7 @@ use ledger::{Cap, Ledger, Limit, Refusal};
 
 /// What one imp gets: a line item, its creative and the price to bid.
 #[derive(Debug, Clone)]
-pub struct Choice {
+pub(crate) struct Choice {
     pub item: usize,
     pub creative: usize,
     /// CPM bid, first price: the line item's CPM.
@@ -25,7 +25,7 @@ pub struct Choice {
 }
 
 #[derive(Debug, Clone)]
-pub enum ChoiceKind {
+pub(crate) enum ChoiceKind {
     Banner {
         w: u32,
         h: u32,
@@ -41,14 +41,14 @@ pub enum ChoiceKind {
 
 /// What an imp offers, read once per imp.
 #[derive(Debug, Default)]
-pub struct Offer<'r> {
+pub(crate) struct Offer<'r> {
     pub sizes: Vec<(u32, u32)>,
     pub video: Option<AvOffer<'r>>,
     pub audio: Option<AvOffer<'r>>,
 }
 
 #[derive(Debug)]
-pub struct AvOffer<'r> {
+pub(crate) struct AvOffer<'r> {
     pub slot: creatives::AvSlot<'r>,
     /// The highest VAST version the player takes (`None`: none we write).
     pub version: Option<creatives::VastVersion>,
@@ -59,7 +59,7 @@ pub struct AvOffer<'r> {
 }
 
 impl<'r> Offer<'r> {
-    pub fn of(imp: &'r Imp<'r>) -> Offer<'r> {
+    pub(crate) fn of(imp: &'r Imp<'r>) -> Offer<'r> {
         let companions = |c: &[ortb::Banner<'_>]| -> Vec<(u32, u32)> {
             c.iter()
                 .flat_map(|b| b.format.iter().map(|f| (f.w, f.h)).chain([(b.w, b.h)]))
@@ -124,7 +124,7 @@ impl<'r> Offer<'r> {
     }
 
     /// The index keys to look candidates up under.
-    pub fn slots(&self) -> Vec<crate::snapshot::Slot> {
+    pub(crate) fn slots(&self) -> Vec<crate::snapshot::Slot> {
         use crate::snapshot::Slot;
         let mut slots: Vec<Slot> = self
             .sizes
@@ -148,19 +148,19 @@ fn protocols(list: &[i32], single: Option<i32>) -> Vec<i32> {
     p
 }
 
-pub struct Stores<'a> {
+pub(crate) struct Stores<'a> {
     pub audiences: &'a audiences::Store,
     pub ledger: &'a dyn Ledger,
 }
 
-pub const HOUR_MS: i64 = 3_600_000;
+pub(crate) const HOUR_MS: i64 = 3_600_000;
 
 /// Candidates checked between two looks at the deadline.
 const CANDIDATE_BATCH: usize = 64;
 
 /// The budgets a line item's spend counts against: its own and its
 /// order's total.
-pub fn limits(item: &Item) -> [Limit<'_>; 2] {
+pub(crate) fn limits(item: &Item) -> [Limit<'_>; 2] {
     [
         Limit {
             key: &item.spend_key,
@@ -176,13 +176,13 @@ pub fn limits(item: &Item) -> [Limit<'_>; 2] {
 /// What may not bid on an imp: advertisers already in its ad pod, and line
 /// items that already bid on as many imps of the request as they may.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Exclude<'a> {
+pub(crate) struct Exclude<'a> {
     pub advertisers: &'a [usize],
     pub items: &'a [usize],
 }
 
 /// The sizes a banner offers: `format[]` first, then `w`/`h`.
-pub fn banner_sizes(imp: &Imp<'_>) -> Vec<(u32, u32)> {
+pub(crate) fn banner_sizes(imp: &Imp<'_>) -> Vec<(u32, u32)> {
     let mut sizes = Vec::new();
     if let Some(b) = imp.banner.as_ref() {
         let listed = b.format.iter().map(|f| (f.w, f.h)).chain([(b.w, b.h)]);
@@ -199,7 +199,7 @@ pub fn banner_sizes(imp: &Imp<'_>) -> Vec<(u32, u32)> {
 }
 
 /// The best eligible line item for one imp, but none of `exclude`.
-pub fn select_imp(
+pub(crate) fn select_imp(
     snap: &Snapshot,
     ctx: &Context<'_>,
     imp: &Imp<'_>,
@@ -457,7 +457,7 @@ pub(crate) fn check(
 }
 
 /// The no-bid reason of a refused reservation.
-pub fn refused(r: Refusal) -> NoBid {
+pub(crate) fn refused(r: Refusal) -> NoBid {
     match r {
         Refusal::Budget => NoBid::Budget,
         Refusal::Pacing => NoBid::Pacing,

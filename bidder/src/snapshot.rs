@@ -291,7 +291,7 @@ impl CreativeJson {
 }
 
 /// A JSON string literal, quotes included.
-pub fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     // Serialising a str cannot fail.
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }

@@ -116,7 +116,7 @@ fn allowed(list: &AllowBlock, value: Option<&str>, same: impl Fn(&str, &str) -> 
 
 /// `news.example.com` is within `example.com`. Compared as bytes: a domain
 /// from a request may hold any UTF-8, and must not be sliced mid-character.
-pub fn domain_within(domain: &str, listed: &str) -> bool {
+pub(crate) fn domain_within(domain: &str, listed: &str) -> bool {
     let d = domain.trim_start_matches("www.").as_bytes();
     let l = listed.trim_start_matches("www.").as_bytes();
     !l.is_empty()
