@@ -506,8 +506,7 @@ fn checksum(bytes: &[u8]) -> u32 {
 
 /// Ids are percent-encoded in the journal so that no tab, space or newline
 /// in an account manager's id can break a line (non-ASCII is encoded too).
-const JOURNAL_ID: &percent_encoding::AsciiSet =
-    &percent_encoding::CONTROLS.add(b' ').add(b'%');
+const JOURNAL_ID: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'%');
 
 fn encode(s: &str, out: &mut String) {
     out.extend(percent_encoding::utf8_percent_encode(s, JOURNAL_ID));
