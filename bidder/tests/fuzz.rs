@@ -13,6 +13,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use bidder::context::Context;
@@ -39,11 +40,32 @@ fn config(default_cases: u32) -> ProptestConfig {
 /// A stack overflow aborts the process before proptest can print the input
 /// that caused it. With `FUZZ_LAST_INPUT_DIR` set (scripts/fuzz.sh sets it),
 /// each case's input is written there first, one file per property, so the
-/// input of a crash survives it.
-fn remember(property: &str, input: &str) {
-    if let Some(dir) = std::env::var_os("FUZZ_LAST_INPUT_DIR") {
-        let _ = fs::write(PathBuf::from(dir).join(property), input);
+/// input of a crash survives it. The file stays open: reopening it for
+/// every case would halve the fuzzing rate.
+fn remember(property: &str, input: impl AsRef<[u8]>) {
+    use std::io::{Seek, Write};
+    static DIR: LazyLock<Option<PathBuf>> =
+        LazyLock::new(|| std::env::var_os("FUZZ_LAST_INPUT_DIR").map(PathBuf::from));
+    thread_local! {
+        static FILES: std::cell::RefCell<std::collections::HashMap<String, fs::File>> =
+            Default::default();
     }
+    let Some(dir) = DIR.as_ref() else {
+        return;
+    };
+    let input = input.as_ref();
+    FILES.with_borrow_mut(|files| {
+        if !files.contains_key(property) {
+            match fs::File::create(dir.join(property)) {
+                Ok(file) => files.insert(property.to_owned(), file),
+                Err(_) => return,
+            };
+        }
+        let file = files.get_mut(property).expect("just inserted");
+        let _ = file.rewind();
+        let _ = file.write_all(input);
+        let _ = file.set_len(input.len() as u64);
+    });
 }
 
 // ===========================================================================
@@ -263,99 +285,107 @@ fn apply(query: &str, edit: &Edit) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-proptest! {
-    #![proptest_config(config(256))]
+mod notice_properties {
+    use super::*;
 
-    /// Nothing we did not sign reads as a notice: random text, text made of
-    /// the query's own alphabet, and the notice layout with made-up values
-    /// and a made-up signature.
-    #[test]
-    fn arbitrary_queries_are_refused(
-        kind in any_kind(),
-        query in prop_oneof![
-            "\\PC{0,300}",
-            "[a-z0-9=&%.${}_:+-]{0,300}",
-            prop::collection::vec(any::<u8>(), 0..300)
-                .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
-            (
-                "[0-9a-f]{32}", "[^&]{0,12}", "[^&]{0,12}", "[^&]{0,12}", "[^&]{0,12}",
-                "-?[0-9]{1,20}", "-?[0-9]{1,20}", "[01]", "[0-9a-f]{32}", "[^&]{0,12}",
-            )
-                .prop_map(|(b, i, li, o, c, bp, ts, t, s, price)| {
-                    format!("b={b}&i={i}&li={li}&o={o}&c={c}&bp={bp}&ts={ts}&t={t}&s={s}&price={price}")
-                }),
-        ],
-    ) {
-        remember("arbitrary_queries", &query);
-        let now = NOW;
-        prop_assert_eq!(
-            notice::verify(kind, &query, &signer(), now, DAY).err(),
-            Some(NoticeError::Signature),
-            "{}", query
-        );
-    }
+    proptest! {
+        #![proptest_config(config(256))]
 
-    /// One to three edits of a real notice query: refused whenever the
-    /// signed part changed; when only the price did, read back with every
-    /// signed value intact and a charge within the bid.
-    #[test]
-    fn mutated_notices_are_refused_unless_only_the_price_changed(
-        real in real_notice(),
-        edits in prop::collection::vec(edit(), 1..4),
-    ) {
-        let query = real.query();
-        let mut mutated = query.clone();
-        for e in &edits {
-            mutated = apply(&mutated, e);
+        /// Nothing we did not sign reads as a notice: random text, text made of
+        /// the query's own alphabet, and the notice layout with made-up values
+        /// and a made-up signature.
+        #[test]
+        fn arbitrary_queries_are_refused(
+            kind in any_kind(),
+            query in prop_oneof![
+                "\\PC{0,300}",
+                "[a-z0-9=&%.${}_:+-]{0,300}",
+                prop::collection::vec(any::<u8>(), 0..300)
+                    .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+                (
+                    "[0-9a-f]{32}", "[^&]{0,12}", "[^&]{0,12}", "[^&]{0,12}", "[^&]{0,12}",
+                    "-?[0-9]{1,20}", "-?[0-9]{1,20}", "[01]", "[0-9a-f]{32}", "[^&]{0,12}",
+                )
+                    .prop_map(|(b, i, li, o, c, bp, ts, t, s, price)| {
+                        format!("b={b}&i={i}&li={li}&o={o}&c={c}&bp={bp}&ts={ts}&t={t}&s={s}&price={price}")
+                    }),
+            ],
+        ) {
+            remember("arbitrary_queries", &query);
+            let now = NOW;
+            prop_assert_eq!(
+                notice::verify(kind, &query, &signer(), now, DAY).err(),
+                Some(NoticeError::Signature),
+                "{}", query
+            );
         }
-        prop_assume!(mutated != query);
-        remember("mutated_notices", &mutated);
 
-        let result = notice::verify(real.kind, &mutated, &signer(), NOW, DAY);
-        let ours = signed_part(&query);
-        let price_only = mutated == ours
-            || mutated
-                .strip_prefix(ours)
-                .and_then(|rest| rest.strip_prefix("&price="))
-                .is_some_and(|price| !price.contains('&'));
-        if !price_only {
-            prop_assert_eq!(result.err(), Some(NoticeError::Signature), "{}", mutated);
-            return Ok(());
-        }
-        let n = match result {
-            Ok(n) => n,
-            Err(e) => return Err(TestCaseError::fail(format!("{e}: {mutated}"))),
-        };
-        prop_assert_eq!(n.kind, real.kind);
-        prop_assert_eq!(&n.bid_id, &real.bid_id);
-        prop_assert_eq!(&n.imp_id, &real.imp_id);
-        prop_assert_eq!(&n.line_item, &real.line_item);
-        prop_assert_eq!(&n.order, &real.order);
-        prop_assert_eq!(&n.creative, &real.creative);
-        prop_assert_eq!(n.bid_price, Micros(real.bid_price));
-        prop_assert_eq!(n.at_ms, real.at_ms);
-        prop_assert_eq!(n.test, real.test);
-        if let Price::Cpm(p) = n.price {
-            prop_assert!(p > Micros::ZERO);
-        }
-        prop_assert!(n.cpm() > Micros::ZERO && n.cpm() <= n.bid_price);
-    }
+        /// One to three edits of a real notice query: refused whenever the
+        /// signed part changed; when only the price did, read back with every
+        /// signed value intact and a charge within the bid.
+        #[test]
+        fn mutated_notices_are_refused_unless_only_the_price_changed(
+            real in real_notice(),
+            edits in prop::collection::vec(edit(), 1..4),
+        ) {
+            let query = real.query();
+            let mut mutated = query.clone();
+            for e in &edits {
+                mutated = apply(&mutated, e);
+            }
+            // An edit can undo itself. Not `prop_assume!`: a long fuzz run
+            // would hit proptest's limit on rejected cases.
+            if mutated == query {
+                return Ok(());
+            }
+            remember("mutated_notices", &mutated);
 
-    /// `parse_price` against an independent reading of its grammar
-    /// (`digits[.digits]`, not both empty), truncating past six decimals.
-    #[test]
-    fn parse_price_is_exact_or_refused(
-        s in prop_oneof![
-            "\\PC{0,40}",
-            "[0-9.]{0,40}",
-            "[0-9]{0,25}\\.?[0-9]{0,12}",
-            "[-+ 0-9.eE,]{0,20}",
-            (0usize..4096).prop_map(|n| "9".repeat(n)),
-            (0usize..4096, 0usize..4096)
-                .prop_map(|(a, b)| format!("{}.{}", "0".repeat(a), "1".repeat(b))),
-        ],
-    ) {
-        prop_assert_eq!(notice::parse_price(&s), expected_price(&s), "{:?}", s);
+            let result = notice::verify(real.kind, &mutated, &signer(), NOW, DAY);
+            let ours = signed_part(&query);
+            let price_only = mutated == ours
+                || mutated
+                    .strip_prefix(ours)
+                    .and_then(|rest| rest.strip_prefix("&price="))
+                    .is_some_and(|price| !price.contains('&'));
+            if !price_only {
+                prop_assert_eq!(result.err(), Some(NoticeError::Signature), "{}", mutated);
+                return Ok(());
+            }
+            let n = match result {
+                Ok(n) => n,
+                Err(e) => return Err(TestCaseError::fail(format!("{e}: {mutated}"))),
+            };
+            prop_assert_eq!(n.kind, real.kind);
+            prop_assert_eq!(&n.bid_id, &real.bid_id);
+            prop_assert_eq!(&n.imp_id, &real.imp_id);
+            prop_assert_eq!(&n.line_item, &real.line_item);
+            prop_assert_eq!(&n.order, &real.order);
+            prop_assert_eq!(&n.creative, &real.creative);
+            prop_assert_eq!(n.bid_price, Micros(real.bid_price));
+            prop_assert_eq!(n.at_ms, real.at_ms);
+            prop_assert_eq!(n.test, real.test);
+            if let Price::Cpm(p) = n.price {
+                prop_assert!(p > Micros::ZERO);
+            }
+            prop_assert!(n.cpm() > Micros::ZERO && n.cpm() <= n.bid_price);
+        }
+
+        /// `parse_price` against an independent reading of its grammar
+        /// (`digits[.digits]`, not both empty), truncating past six decimals.
+        #[test]
+        fn parse_price_is_exact_or_refused(
+            s in prop_oneof![
+                "\\PC{0,40}",
+                "[0-9.]{0,40}",
+                "[0-9]{0,25}\\.?[0-9]{0,12}",
+                "[-+ 0-9.eE,]{0,20}",
+                (0usize..4096).prop_map(|n| "9".repeat(n)),
+                (0usize..4096, 0usize..4096)
+                    .prop_map(|(a, b)| format!("{}.{}", "0".repeat(a), "1".repeat(b))),
+            ],
+        ) {
+            prop_assert_eq!(notice::parse_price(&s), expected_price(&s), "{:?}", s);
+        }
     }
 }
 
@@ -812,61 +842,83 @@ fn timed<T>(bound: Duration, f: impl Fn() -> T) -> (T, Duration) {
     (out, best)
 }
 
-proptest! {
-    #![proptest_config(config(128))]
+mod privacy_properties {
+    use super::*;
 
-    /// Random and mutated TC strings, GPP strings and sections, section
-    /// ids and US Privacy strings, in both OpenRTB places: the decision
-    /// never panics, is the same from `privacy::behavioural` and
-    /// `Context::new`, and takes bounded time.
-    #[test]
-    fn privacy_signals_decode_in_bounded_time(signals in signals()) {
-        let body = signals.request();
-        remember("privacy_signals", &body);
-        let req = ortb::parse_request(body.as_bytes()).expect("the request is valid JSON");
-        let settings = PrivacySettings { vendor_id: signals.vendor_id };
+    proptest! {
+        #![proptest_config(config(128))]
 
-        let (decision, took) = timed(PRIVACY_BOUND, || privacy::behavioural(&req, &settings));
-        prop_assert!(took < PRIVACY_BOUND, "behavioural took {:?}: {}", took, body);
+        /// Random and mutated TC strings, GPP strings and sections, section
+        /// ids and US Privacy strings, in both OpenRTB places: the decision
+        /// never panics, is the same from `privacy::behavioural` and
+        /// `Context::new`, and takes bounded time.
+        #[test]
+        fn privacy_signals_decode_in_bounded_time(signals in signals()) {
+            let body = signals.request();
+            remember("privacy_signals", &body);
+            let req = ortb::parse_request(body.as_bytes()).expect("the request is valid JSON");
+            let settings = PrivacySettings { vendor_id: signals.vendor_id };
 
-        let now = Timestamp(NOW);
-        let (restriction, took) =
-            timed(PRIVACY_BOUND, || Context::new(&req, now, &settings).restriction);
-        prop_assert!(took < PRIVACY_BOUND, "Context::new took {:?}: {}", took, body);
-        prop_assert_eq!(restriction, decision.err());
-        if signals.gdpr == Some(json!(1)) && signals.consent.is_some() { eprintln!("STAT {:?}", decision); }
+            let (decision, took) = timed(PRIVACY_BOUND, || privacy::behavioural(&req, &settings));
+            prop_assert!(took < PRIVACY_BOUND, "behavioural took {:?}: {}", took, body);
+
+            let now = Timestamp(NOW);
+            let (restriction, took) =
+                timed(PRIVACY_BOUND, || Context::new(&req, now, &settings).restriction);
+            prop_assert!(took < PRIVACY_BOUND, "Context::new took {:?}: {}", took, body);
+            prop_assert_eq!(restriction, decision.err());
+        }
+
+        /// A US Privacy string alone decides exactly as its spec says: opt-out
+        /// when it is `1`, then three `Y`/`N`/`-` flags (either case) of which
+        /// the second is `Y`; anything else says nothing.
+        #[test]
+        fn us_privacy_alone_opts_out_exactly_when_it_says_so(
+            usp in us_privacy(),
+            in_ext in any::<bool>(),
+        ) {
+            let signals = Signals {
+                gdpr: None,
+                consent: None,
+                gpp: None,
+                gpp_sid: None,
+                us_privacy: Some(usp.clone()),
+                in_ext,
+                vendor_id: VENDOR,
+            };
+            let body = signals.request();
+            remember("us_privacy_alone", &body);
+            let req = ortb::parse_request(body.as_bytes()).expect("the request is valid JSON");
+            let flags: Vec<char> = usp.chars().map(|c| c.to_ascii_uppercase()).collect();
+            let opts_out = flags.len() == 4
+                && flags[0] == '1'
+                && flags[1..].iter().all(|c| matches!(c, 'Y' | 'N' | '-'))
+                && flags[2] == 'Y';
+            let want = if opts_out { Err(Restriction::UsPrivacyOptOut) } else { Ok(()) };
+            prop_assert_eq!(
+                privacy::behavioural(&req, &PrivacySettings { vendor_id: VENDOR }),
+                want,
+                "{:?}", usp
+            );
+        }
     }
+}
 
-    /// A US Privacy string alone decides exactly as its spec says: opt-out
-    /// when it is `1`, then three `Y`/`N`/`-` flags (either case) of which
-    /// the second is `Y`; anything else says nothing.
-    #[test]
-    fn us_privacy_alone_opts_out_exactly_when_it_says_so(
-        usp in us_privacy(),
-        in_ext in any::<bool>(),
-    ) {
-        let signals = Signals {
-            gdpr: None,
-            consent: None,
-            gpp: None,
-            gpp_sid: None,
-            us_privacy: Some(usp.clone()),
-            in_ext,
-            vendor_id: VENDOR,
-        };
-        let body = signals.request();
-        remember("us_privacy_alone", &body);
-        let req = ortb::parse_request(body.as_bytes()).expect("the request is valid JSON");
-        let flags: Vec<char> = usp.chars().map(|c| c.to_ascii_uppercase()).collect();
-        let opts_out = flags.len() == 4
-            && flags[0] == '1'
-            && flags[1..].iter().all(|c| matches!(c, 'Y' | 'N' | '-'))
-            && flags[2] == 'Y';
-        let want = if opts_out { Err(Restriction::UsPrivacyOptOut) } else { Ok(()) };
-        prop_assert_eq!(
-            privacy::behavioural(&req, &PrivacySettings { vendor_id: VENDOR }),
-            want,
-            "{:?}", usp
-        );
+/// `ext` objects are kept raw by the parser whatever their depth; the
+/// bidder reads several of them again (product hints, 2.5 privacy fields).
+/// Nested 100,000 deep in each of those places, nothing overflows.
+#[test]
+fn deep_ext_everywhere_the_bidder_reads_one() {
+    let n = 100_000;
+    for (open, close) in [("[", "]"), ("{\"a\":", "}"), ("{\"consent\":", "}")] {
+        let deep = format!("{}1{}", open.repeat(n), close.repeat(n));
+        let body = r#"{"id":"r","imp":[{"id":"1","banner":{},"ext":D}],
+            "site":{"page":"https://shop.example/p/1","ext":D},"app":{"bundle":"b","ext":D},
+            "user":{"ext":D},"regs":{"gdpr":1,"ext":D},"device":{"ext":D}}"#
+            .replace('D', &deep);
+        let req = ortb::parse_request(body.as_bytes()).expect("ext is kept raw");
+        let settings = PrivacySettings { vendor_id: VENDOR };
+        let context = Context::new(&req, Timestamp(NOW), &settings);
+        assert_eq!(context.restriction, Some(Restriction::GdprNoConsent));
     }
 }
