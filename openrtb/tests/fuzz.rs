@@ -1,0 +1,588 @@
+//! Fuzzing on stable: property tests that feed the request parser, the
+//! request checks and the response reader random and mutated input.
+//!
+//! `cargo-fuzz` needs nightly, which CI does not have, so the corpus-mutation
+//! fuzzing lives here as proptest properties. The normal test run does a
+//! bounded number of cases per property (see [`config`]); `scripts/fuzz.sh`
+//! runs the same properties in release mode for as long as it is given,
+//! with `PROPTEST_CASES` raised and a fresh `PROPTEST_RNG_SEED` each round.
+//!
+//! The property everywhere: no input makes [`ortb::parse_request`],
+//! [`ortb::BidRequest::validate`], the request's accessors or the
+//! `BidResponse` reader panic or overflow the stack; each returns a value
+//! or a typed error, and error texts stay short enough for a 400 body.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use ortb::{parse_request, BidRequest, BidResponse, ParseError};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+const REQUESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/openrtb/requests");
+const RESPONSES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/openrtb/responses");
+
+/// `default_cases` for the normal test run; `PROPTEST_CASES` overrides it
+/// (`ProptestConfig::with_cases` would ignore the variable, so the field is
+/// set by hand on top of the environment-aware default).
+fn config(default_cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_cases),
+        ..ProptestConfig::default()
+    }
+}
+
+/// A stack overflow aborts the process before proptest can print the input
+/// that caused it. With `FUZZ_LAST_INPUT_DIR` set (scripts/fuzz.sh sets it),
+/// each case's input is written there first, one file per property, so the
+/// input of a crash survives it. The file stays open: reopening it for
+/// every case would halve the fuzzing rate.
+fn remember(property: &str, input: impl AsRef<[u8]>) {
+    use std::io::{Seek, Write};
+    static DIR: LazyLock<Option<PathBuf>> =
+        LazyLock::new(|| std::env::var_os("FUZZ_LAST_INPUT_DIR").map(PathBuf::from));
+    thread_local! {
+        static FILES: std::cell::RefCell<std::collections::HashMap<String, fs::File>> =
+            Default::default();
+    }
+    let Some(dir) = DIR.as_ref() else {
+        return;
+    };
+    let input = input.as_ref();
+    FILES.with_borrow_mut(|files| {
+        if !files.contains_key(property) {
+            match fs::File::create(dir.join(property)) {
+                Ok(file) => files.insert(property.to_owned(), file),
+                Err(_) => return,
+            };
+        }
+        let file = files.get_mut(property).expect("just inserted");
+        let _ = file.rewind();
+        let _ = file.write_all(input);
+        let _ = file.set_len(input.len() as u64);
+    });
+}
+
+fn corpus(dir: &str) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files.iter().map(|p| fs::read(p).unwrap()).collect()
+}
+
+static REQUEST_CORPUS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| corpus(REQUESTS));
+static RESPONSE_CORPUS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| corpus(RESPONSES));
+
+// ---------------------------------------------------------------------------
+// Mutations
+
+/// Text put in place of one JSON value: other types, edge numbers, escapes
+/// serde_json refuses, deep nesting and huge arrays.
+fn replacement() -> impl Strategy<Value = String> {
+    let fixed = prop::sample::select(vec![
+        "null",
+        "true",
+        "false",
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "300.0",
+        "300.5",
+        "1.5e2",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "2147483648",
+        "-2147483649",
+        "18446744073709551616",
+        "99999999999999999999999999999999",
+        "0.0000001",
+        "\"\"",
+        "\"1\"",
+        "\" 7 \"",
+        "\"NaN\"",
+        "\"inf\"",
+        "\"1e99999\"",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        "\"\\udc00\\ud800\"",
+        "\"\\uD83D\\uDE00\"",
+        "\"caf\\u00e9 \\\"quoted\\\" \\\\ \\/ \\b\\f\\n\\r\\t\"",
+        "[]",
+        "{}",
+        "[null]",
+        "[1,\"a\",null,true,{},[]]",
+        "{\"\":null}",
+        "{\"id\":{\"id\":[{\"id\":1}]}}",
+        "{\"gdpr\":\"1\",\"us_privacy\":1,\"gpp_sid\":\"2\",\"consent\":[]}",
+        "{\"schain\":{\"nodes\":[{\"asi\":1},null]},\"eids\":{},\"segtax\":\"x\"}",
+    ])
+    .prop_map(str::to_owned);
+    prop_oneof![
+        4 => fixed,
+        2 => json_value(),
+        1 => deep_nesting(),
+        1 => huge_array(),
+        1 => (0usize..65_536).prop_map(|n| format!("\"{}\"", "x".repeat(n))),
+        1 => (1usize..600).prop_map(|n| format!("1{}", "0".repeat(n))),
+        1 => (1usize..600).prop_map(|n| format!("0.{}1", "0".repeat(n))),
+    ]
+}
+
+/// Small random JSON of every type, written as text.
+fn json_value() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        any::<bool>().prop_map(|b| b.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        // Mapped, not filtered: a long fuzz run would hit proptest's
+        // limit on rejected values.
+        any::<f64>().prop_map(|f| if f.is_finite() {
+            format!("{f:e}")
+        } else {
+            "0".to_owned()
+        }),
+        "\\PC{0,12}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(|v| format!("[{}]", v.join(","))),
+            prop::collection::vec(("[a-z_]{0,8}", inner), 0..6).prop_map(|kv| {
+                let fields: Vec<String> = kv
+                    .into_iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }),
+        ]
+    })
+}
+
+/// Arrays and objects nested up to 100,000 deep (balanced), the classic
+/// recursive-descent stack overflow.
+fn deep_nesting() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![1usize..200, 200usize..5_000, 5_000usize..100_001],
+        0u8..3,
+    )
+        .prop_map(|(depth, kind)| {
+            let (open, close) = match kind {
+                0 => ("[", "]"),
+                1 => ("{\"a\":", "}"),
+                _ => ("[{\"ext\":", "}]"),
+            };
+            format!("{}1{}", open.repeat(depth), close.repeat(depth))
+        })
+}
+
+/// Long arrays of small elements. Bounded so that one case stays cheap in
+/// debug builds; `validate` on many imps is covered apart (see
+/// `validate_of_a_1_mib_request_of_imps_is_fast`).
+fn huge_array() -> impl Strategy<Value = String> {
+    (
+        0usize..20_000,
+        prop::sample::select(vec!["0", "\"x\"", "null", "{}", "[]", "{\"id\":\"1\"}"]),
+    )
+        .prop_map(|(n, elem)| format!("[{}]", vec![elem; n].join(",")))
+}
+
+/// Where a JSON value starting at `start` ends: strings to their closing
+/// quote, containers to their matching bracket, scalars to the next
+/// delimiter. Approximate on malformed text, which is fine for a mutator.
+fn value_end(text: &[u8], start: usize) -> usize {
+    match text.get(start) {
+        Some(b'"') => {
+            let mut i = start + 1;
+            while i < text.len() {
+                match text[i] {
+                    b'\\' => i += 2,
+                    b'"' => return i + 1,
+                    _ => i += 1,
+                }
+            }
+            text.len()
+        }
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while i < text.len() {
+                match text[i] {
+                    b'"' => {
+                        i = value_end(text, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            text.len()
+        }
+        _ => text[start..]
+            .iter()
+            .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+            .map_or(text.len(), |n| start + n),
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    FlipBit(Index, u8),
+    SetByte(Index, u8),
+    Truncate(Index),
+    Insert(Index, Vec<u8>),
+    Delete(Index, usize),
+    /// Copy a span elsewhere: duplicated keys, objects, brackets.
+    Duplicate(Index, usize, Index),
+    /// Replace the value after the `n`th `:` (a member's value) with another.
+    SwapValue(Index, String),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let inserted = prop_oneof![
+        prop::collection::vec(any::<u8>(), 1..16),
+        prop::sample::select(vec![
+            "\"",
+            "\\",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "null",
+            "\"\\u",
+            "\"ext\":",
+            "\u{feff}",
+            "\u{0}",
+            "\u{fffd}",
+            "\u{1F600}",
+            "\t\r\n ",
+            "/*",
+            "-",
+            ".",
+            "e",
+            "E+",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
+        (
+            1usize..50_000,
+            prop::sample::select(vec!["[", "{", "{\"a\":", "[{\"ext\":"])
+        )
+            .prop_map(|(n, s)| s.repeat(n).into_bytes()),
+    ];
+    prop_oneof![
+        2 => (any::<Index>(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit(at, bit)),
+        2 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| Mutation::SetByte(at, b)),
+        1 => any::<Index>().prop_map(Mutation::Truncate),
+        2 => (any::<Index>(), inserted).prop_map(|(at, b)| Mutation::Insert(at, b)),
+        2 => (any::<Index>(), 1usize..200).prop_map(|(at, n)| Mutation::Delete(at, n)),
+        2 => (any::<Index>(), 1usize..400, any::<Index>())
+            .prop_map(|(from, n, to)| Mutation::Duplicate(from, n, to)),
+        4 => (any::<Index>(), replacement()).prop_map(|(at, v)| Mutation::SwapValue(at, v)),
+    ]
+}
+
+fn apply(mut body: Vec<u8>, mutation: &Mutation) -> Vec<u8> {
+    // Positions index 0..=len so that the end is reachable too.
+    let pos = |at: &Index, len: usize| at.index(len + 1);
+    match mutation {
+        Mutation::FlipBit(at, bit) if !body.is_empty() => {
+            let i = at.index(body.len());
+            body[i] ^= 1 << bit;
+        }
+        Mutation::SetByte(at, b) if !body.is_empty() => {
+            let i = at.index(body.len());
+            body[i] = *b;
+        }
+        Mutation::Truncate(at) => body.truncate(pos(at, body.len())),
+        Mutation::Insert(at, bytes) => {
+            let i = pos(at, body.len());
+            body.splice(i..i, bytes.iter().copied());
+        }
+        Mutation::Delete(at, n) => {
+            let i = pos(at, body.len());
+            let end = (i + n).min(body.len());
+            body.drain(i..end);
+        }
+        Mutation::Duplicate(from, n, to) => {
+            let i = pos(from, body.len());
+            let span = body[i..(i + n).min(body.len())].to_vec();
+            let j = pos(to, body.len());
+            body.splice(j..j, span);
+        }
+        Mutation::SwapValue(at, value) => {
+            let colons: Vec<usize> = body
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b':')
+                .map(|(i, _)| i)
+                .collect();
+            if !colons.is_empty() {
+                let colon = colons[at.index(colons.len())];
+                let start = body[colon + 1..]
+                    .iter()
+                    .position(|b| !b.is_ascii_whitespace())
+                    .map_or(body.len(), |n| colon + 1 + n);
+                let end = value_end(&body, start);
+                body.splice(start..end, value.bytes());
+            }
+        }
+        _ => {}
+    }
+    body
+}
+
+// ---------------------------------------------------------------------------
+// What is checked of every outcome
+
+/// The longest error reason (`MAX_REASON` in src/error.rs) plus the `…`.
+const MAX_REASON_BYTES: usize = 120 + '…'.len_utf8();
+
+fn check_error(e: &ParseError) {
+    let (ParseError::Malformed { reason, .. } | ParseError::Unexpected { reason, .. }) = e;
+    assert!(
+        reason.len() <= MAX_REASON_BYTES,
+        "reason of {} bytes: {reason}",
+        reason.len()
+    );
+    assert!(!e.to_string().is_empty());
+}
+
+/// Reads everything a parsed request offers, the way the bidder would: the
+/// required-field checks, every accessor (several of which parse an `ext`
+/// again) and the whole model through `Debug`.
+fn exercise(req: &BidRequest<'_>) {
+    if let Err(e) = req.validate() {
+        assert!(!e.to_string().is_empty());
+    }
+    let _ = (req.auction_type(), req.is_test());
+    for imp in &req.imp {
+        let _ = imp.has_media();
+        if let Some(banner) = &imp.banner {
+            let _ = banner.sizes().count();
+        }
+        if let Some(video) = &imp.video {
+            let _ = video.api_frameworks();
+            for companion in &video.companionad {
+                let _ = companion.sizes().count();
+            }
+        }
+    }
+    if let Some(user) = req.user.as_deref() {
+        let _ = user.consent();
+        let _ = user.eids().len();
+        for data in &user.data {
+            let _ = data.segtax();
+        }
+        if let Some(geo) = &user.geo {
+            let _ = geo.longitude();
+        }
+    }
+    if let Some(geo) = req.device.as_deref().and_then(|d| d.geo.as_ref()) {
+        let _ = geo.longitude();
+    }
+    if let Some(regs) = &req.regs {
+        let _ = (regs.gdpr(), regs.us_privacy(), regs.gpp());
+        let _ = (regs.gpp_sid().len(), regs.is_coppa());
+    }
+    if let Some(source) = &req.source {
+        let _ = source.schain().map(|s| s.nodes.len());
+    }
+    let _ = format!("{req:?}");
+}
+
+fn check_request(property: &str, body: &[u8]) {
+    remember(property, body);
+    match parse_request(body) {
+        Ok(req) => exercise(&req),
+        Err(e) => check_error(&e),
+    }
+}
+
+fn check_response(property: &str, body: &[u8]) {
+    remember(property, body);
+    let Ok(resp) = serde_json::from_slice::<BidResponse>(body) else {
+        return;
+    };
+    let _ = format!("{resp:?}");
+    // What we read, we can write, and prices below 2^53 micros (where the
+    // writer is exact) read back unchanged.
+    let json = serde_json::to_string(&resp).expect("a read response serialises");
+    let prices = |r: &BidResponse| -> Vec<i64> {
+        r.seatbid
+            .iter()
+            .flat_map(|s| &s.bid)
+            .map(|b| b.price_micros)
+            .collect()
+    };
+    if prices(&resp).iter().all(|p| p.unsigned_abs() < 1 << 53) {
+        let again: BidResponse = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("re-reading our own output: {e}\n{json}"));
+        assert_eq!(prices(&again), prices(&resp), "{json}");
+        assert_eq!(again.id, resp.id);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Properties
+
+mod properties {
+    use super::*;
+
+    proptest! {
+        #![proptest_config(config(128))]
+
+        /// One to four mutations of a vendored request.
+        #[test]
+        fn mutated_corpus_requests_parse_or_fail_cleanly(
+            file in any::<Index>(),
+            mutations in prop::collection::vec(mutation(), 1..5),
+        ) {
+            let corpus = &*REQUEST_CORPUS;
+            let mut body = corpus[file.index(corpus.len())].clone();
+            for m in &mutations {
+                body = apply(body, m);
+            }
+            check_request("mutated_corpus_requests", &body);
+        }
+
+        /// One to three member values of a vendored request replaced by
+        /// another type, an edge number, deep nesting or a huge array: the
+        /// request mostly stays well-formed JSON, so what is tested is the
+        /// tolerant field readers rather than the JSON syntax checks.
+        #[test]
+        fn requests_with_a_swapped_value_parse_or_fail_cleanly(
+            file in any::<Index>(),
+            swaps in prop::collection::vec((any::<Index>(), replacement()), 1..4),
+        ) {
+            let corpus = &*REQUEST_CORPUS;
+            let mut body = corpus[file.index(corpus.len())].clone();
+            for (at, value) in swaps {
+                body = apply(body, &Mutation::SwapValue(at, value));
+            }
+            check_request("swapped_value_requests", &body);
+        }
+
+        /// Bytes with no structure, and soup of JSON tokens.
+        #[test]
+        fn random_bytes_parse_or_fail_cleanly(
+            bytes in prop::collection::vec(any::<u8>(), 0..4096),
+            tokens in prop::collection::vec(
+                prop::sample::select(vec![
+                    "{", "}", "[", "]", ",", ":", "\"id\"", "\"imp\"", "\"banner\"", "\"ext\"",
+                    "\"regs\"", "\"user\"", "\"bidfloor\"", "\"1\"", "1", "-1.5e3", "null", "true",
+                    "\"", "\\", " ",
+                ]),
+                0..400,
+            ),
+        ) {
+            check_request("random_bytes", &bytes);
+            check_request("token_soup", tokens.concat().as_bytes());
+        }
+
+        /// Mutated vendored responses through the `BidResponse` reader.
+        #[test]
+        fn mutated_corpus_responses_read_or_fail_cleanly(
+            file in any::<Index>(),
+            mutations in prop::collection::vec(mutation(), 1..5),
+        ) {
+            let corpus = &*RESPONSE_CORPUS;
+            let mut body = corpus[file.index(corpus.len())].clone();
+            for m in &mutations {
+                body = apply(body, m);
+            }
+            check_response("mutated_corpus_responses", &body);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fixed cases the properties only reach by chance
+
+/// `ext` (kept raw) and every other member nested 100,000 deep, at every
+/// level of a request: a recursive reader would overflow the stack.
+#[test]
+fn nesting_100_000_deep_anywhere_does_not_overflow() {
+    let deep =
+        |open: &str, close: &str| format!("{}1{}", open.repeat(100_000), close.repeat(100_000));
+    for (open, close) in [("[", "]"), ("{\"a\":", "}"), ("{\"ext\":", "}")] {
+        let d = deep(open, close);
+        for template in [
+            r#"{"id":"r","imp":[{"id":"1","banner":{},"ext":D}]}"#,
+            r#"{"id":"r","imp":[{"id":"1","banner":{"format":[{"w":1,"h":1,"ext":D}],"ext":D}}]}"#,
+            r#"{"id":"r","imp":[{"id":"1","video":{"companionad":[{"ext":D}],"api":D}}]}"#,
+            r#"{"id":"r","imp":[{"id":"1","banner":{}}],"user":{"ext":D,"data":[{"ext":D}]},"regs":{"ext":D},"source":{"ext":D}}"#,
+            r#"{"id":"r","imp":[{"id":"1","banner":{}}],"site":{"cat":D,"content":{"ext":D},"publisher":{"ext":D}}}"#,
+            r#"{"id":"r","imp":[{"id":"1","banner":{}}],"device":{"geo":{"lat":D,"ext":D}},"dooh":D,"ext":D}"#,
+            r#"{"id":"r","imp":[{"id":"1","banner":{},"pmp":{"deals":[{"id":"d","ext":D}]}}],"unknown":D}"#,
+            r#"{"id":D,"imp":D}"#,
+            "D",
+        ] {
+            let body = template.replace('D', &d);
+            check_request("fixed_nesting", body.as_bytes());
+        }
+        check_response(
+            "fixed_nesting",
+            format!(r#"{{"id":"r","seatbid":[{{"bid":[{{"id":"b","impid":"1","price":1,"ext":{d}}}],"ext":{d}}}],"ext":{d}}}"#).as_bytes(),
+        );
+    }
+}
+
+/// A request of about `bytes` bytes made of imps with distinct ids: the
+/// shape that makes a duplicate-id scan do the most work.
+fn many_imps(bytes: usize) -> (usize, String) {
+    let mut body = String::from(r#"{"id":"r","imp":["#);
+    let mut n = 0;
+    while body.len() < bytes {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(r#"{{"id":"{n}","banner":{{}}}}"#));
+        n += 1;
+    }
+    body.push_str("]}");
+    (n, body)
+}
+
+/// One request body at the default limit (1 MiB) holds about 40,000 imps.
+/// `validate` once found duplicate imp ids with a quadratic scan, and the
+/// bidder validates before it looks at the deadline: about 10^9 string
+/// comparisons per request. The bound is generous for a debug build.
+#[test]
+fn validate_of_a_1_mib_request_of_imps_is_fast() {
+    let (n, body) = many_imps(1024 * 1024);
+    let req = parse_request(body.as_bytes()).unwrap();
+    assert_eq!(req.imp.len(), n);
+    let start = std::time::Instant::now();
+    assert_eq!(req.validate(), Ok(()));
+    let took = start.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(500),
+        "validate of {n} imps took {took:?}"
+    );
+    // The same with the last id repeating the first.
+    let dup = body.replacen(&format!(r#""id":"{}""#, n - 1), r#""id":"0""#, 1);
+    let req = parse_request(dup.as_bytes()).unwrap();
+    assert_eq!(
+        req.validate(),
+        Err(ortb::InvalidRequest::DuplicateImpId {
+            index: n - 1,
+            first: 0
+        })
+    );
+}
