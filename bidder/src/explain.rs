@@ -41,6 +41,14 @@ pub(crate) fn explain<'s>(
 ) -> Vec<Verdict<'s>> {
     let usd_allowed = req.cur.is_empty() || req.cur.iter().any(|c| c.eq_ignore_ascii_case("USD"));
     let mut out: Vec<((usize, usize, usize), Verdict<'s>)> = Vec::with_capacity(snap.items.len());
+    // Read once per imp, not once per imp and line item; the imps the
+    // auction would look at, no more.
+    let imps: Vec<(&ortb::Imp<'_>, select::Offer<'_>)> = req
+        .imp
+        .iter()
+        .take(crate::app::MAX_IMPS)
+        .map(|imp| (imp, select::Offer::of(imp)))
+        .collect();
     for (i, item) in snap.items.iter().enumerate() {
         let adv = &snap.config.advertisers[item.advertiser];
         let mut verdict = Verdict {
@@ -58,21 +66,12 @@ pub(crate) fn explain<'s>(
         if !usd_allowed {
             reason = NoBid::Currency;
         } else {
-            for imp in &req.imp {
+            for (imp, offer) in &imps {
+                let imp = *imp;
                 let r = if !imp.bidfloorcur.eq_ignore_ascii_case("USD") && imp.bidfloor > 0 {
                     Err(NoBid::Currency)
                 } else {
-                    let offer = select::Offer::of(imp);
-                    select::check(
-                        snap,
-                        ctx,
-                        imp,
-                        &offer,
-                        Micros(imp.bidfloor),
-                        i,
-                        item,
-                        stores,
-                    )
+                    select::check(snap, ctx, imp, offer, Micros(imp.bidfloor), i, item, stores)
                 };
                 match r {
                     Ok(choice) => {

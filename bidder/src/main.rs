@@ -346,7 +346,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
         max_bids_per_line_item: args.max_bids_per_line_item as usize,
         limits: bidder::server::Limits {
-            max_connections: args.max_connections as usize,
+            max_connections: connection_cap(args.max_connections as usize),
             header_timeout: Duration::from_secs(args.header_timeout_secs),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         },
@@ -429,6 +429,33 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Connections per port that fit the process's open-file limit: both
+/// ports together, with room left for the journal, the config and the
+/// audience files. Past the limit, accept fails on both ports at once and
+/// the admin port's separation is lost.
+fn connection_cap(wanted: usize) -> usize {
+    const RESERVE: usize = 128;
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<usize>().ok())
+        });
+    match soft {
+        Some(soft) if 2 * wanted + RESERVE > soft => {
+            let cap = (soft.saturating_sub(RESERVE) / 2).max(1);
+            tracing::warn!(
+                "the open-file limit ({soft}) holds {cap} connections per port, not \
+                 --max-connections {wanted}: raise it (ulimit -n) for more"
+            );
+            cap
+        }
+        _ => wanted,
+    }
+}
+
 /// Shorter notice secrets are refused: the HMAC is only as strong as its key.
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -436,7 +463,9 @@ const MIN_SECRET_BYTES: usize = 32;
 fn secret_file(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the {what} from {}", path.display()))?;
-    let secret = text.trim_end_matches(['\n', '\r']);
+    // Trailing white space is never part of a secret (an editor's newline,
+    // a pasted space), and a header value could not carry it anyway.
+    let secret = text.trim_end();
     anyhow::ensure!(
         !secret.is_empty(),
         "{}: the {what} file is empty",
@@ -450,12 +479,24 @@ fn secret_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|s| !s.is_empty())
 }
 
+/// Shorter admin tokens are refused: they guard explain (who is in which
+/// audience) and reloads.
+const MIN_TOKEN_BYTES: usize = 16;
+
 /// The admin token: from `--admin-token-file`, else `BIDDER_ADMIN_TOKEN`.
 fn admin_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
-    match &args.admin_token_file {
-        Some(path) => secret_file(path, "admin token").map(Some),
-        None => Ok(secret_env("BIDDER_ADMIN_TOKEN")),
+    let token = match &args.admin_token_file {
+        Some(path) => Some(secret_file(path, "admin token")?),
+        None => secret_env("BIDDER_ADMIN_TOKEN").map(|t| t.trim_end().to_string()),
+    };
+    if let Some(t) = &token {
+        anyhow::ensure!(
+            t.len() >= MIN_TOKEN_BYTES,
+            "the admin token has {} bytes; at least {MIN_TOKEN_BYTES} are needed",
+            t.len()
+        );
     }
+    Ok(token)
 }
 
 /// The notice secret: read from a file or the environment, or else made

@@ -64,6 +64,7 @@ impl<'r> Offer<'r> {
             c.iter()
                 .flat_map(|b| b.format.iter().map(|f| (f.w, f.h)).chain([(b.w, b.h)]))
                 .filter_map(|(w, h)| Some((u32::try_from(w?).ok()?, u32::try_from(h?).ok()?)))
+                .take(MAX_SIZES)
                 .collect()
         };
         let u = |v: Option<i32>| v.and_then(|x| u32::try_from(x).ok());
@@ -155,6 +156,9 @@ pub(crate) struct Stores<'a> {
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;
 
+/// Banner (and companion) sizes read per imp at most.
+pub(crate) const MAX_SIZES: usize = 64;
+
 /// Candidates checked between two looks at the deadline.
 const CANDIDATE_BATCH: usize = 64;
 
@@ -185,7 +189,14 @@ pub(crate) struct Exclude<'a> {
 pub(crate) fn banner_sizes(imp: &Imp<'_>) -> Vec<(u32, u32)> {
     let mut sizes = Vec::new();
     if let Some(b) = imp.banner.as_ref() {
-        let listed = b.format.iter().map(|f| (f.w, f.h)).chain([(b.w, b.h)]);
+        // The first MAX_SIZES formats: no slot offers more, and each is
+        // compared with those kept (and later looked up in the index).
+        let listed = b
+            .format
+            .iter()
+            .take(MAX_SIZES)
+            .map(|f| (f.w, f.h))
+            .chain([(b.w, b.h)]);
         for (w, h) in listed {
             let (Some(w), Some(h)) = (w, h) else { continue };
             if let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) {

@@ -409,7 +409,14 @@ async fn explain(app: Arc<App>, req: Request<Incoming>) -> Resp {
         Ok(Err(e)) => return e.response(),
         Err(_) => return Refused::SlowBody.response(),
     };
-    match app.explain(&bytes) {
+    // CPU work (every line item against every imp): off the admin
+    // runtime's only thread, so probes keep answering meanwhile.
+    let app2 = app.clone();
+    let answer = tokio::task::spawn_blocking(move || app2.explain(&bytes)).await;
+    let Ok(answer) = answer else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "explain failed\n");
+    };
+    match answer {
         Ok(json) => {
             let mut r = Response::new(Full::new(Bytes::from(json)));
             r.headers_mut()
@@ -485,25 +492,19 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
     // being busy.
     let admin = admin.into_std()?;
     let a2 = app;
+    // Built here, run there: a bidder whose admin port could not start
+    // must not start at all (no probes, no metrics).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let admin = {
+        let _entered = runtime.enter();
+        TcpListener::from_std(admin)?
+    };
     let admin_thread = std::thread::Builder::new()
         .name("admin".into())
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("admin port: no runtime: {e}");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                match TcpListener::from_std(admin) {
-                    Ok(admin) => serve(admin, rx, limits, move |r| admin_port(a2.clone(), r)).await,
-                    Err(e) => tracing::error!("admin port: {e}"),
-                }
-            });
+            runtime.block_on(serve(admin, rx, limits, move |r| admin_port(a2.clone(), r)));
         })?;
     let done = tokio::spawn(async move {
         let _ = bid_task.await;

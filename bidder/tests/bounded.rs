@@ -82,3 +82,29 @@ fn overlong_consent_strings_are_not_decoded() {
     r["user"]["consent"] = json!(padded);
     assert_eq!(reason(&s, &r, li), "privacy");
 }
+
+#[test]
+fn sizes_past_the_first_64_of_an_imp_are_not_read() {
+    let s = Server::example();
+    // One imp offering 40,000 sizes (under the 1 MB limit): read in
+    // bounded time, and only its first 64 count.
+    for (fitting, bids) in [(10usize, true), (63, true), (64, false), (39_999, false)] {
+        let formats: Vec<Value> = (0..40_000usize)
+            .map(|i| {
+                if i == fitting {
+                    json!({ "w": 300, "h": 250 })
+                } else {
+                    json!({ "w": 1 + i % 1000, "h": 1000 + i / 1000 })
+                }
+            })
+            .collect();
+        let mut r = banner_request();
+        r["site"]["page"] = json!("https://shop.example/dp/B0TENT0001");
+        r["imp"][0]["banner"] = json!({ "format": formats });
+        assert_eq!(
+            s.bid(&r.to_string()).status == 200,
+            bids,
+            "300x250 at {fitting}"
+        );
+    }
+}

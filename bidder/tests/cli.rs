@@ -155,7 +155,7 @@ fn serve(
         .arg("--state")
         .arg(state)
         .env("BIDDER_NOTICE_SECRET", "test-secret-of-at-least-32-bytes!")
-        .env("BIDDER_ADMIN_TOKEN", "cli-admin-token")
+        .env("BIDDER_ADMIN_TOKEN", "cli-admin-token-0123456789")
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -180,7 +180,7 @@ fn post_json(addr: std::net::SocketAddr, path: &str, body: &str) -> String {
         addr,
         &format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-             Authorization: Bearer cli-admin-token\r\nContent-Length: {}\r\n\r\n{body}",
+             Authorization: Bearer cli-admin-token-0123456789\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ),
     )
@@ -306,6 +306,18 @@ fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
     std::fs::write(&file, "short\n").unwrap();
     let short = run(&[], &["--notice-secret-file", file.to_str().unwrap()]);
     assert_eq!(short.status.code(), Some(1));
+    let weak = run(
+        &[
+            (
+                "BIDDER_NOTICE_SECRET",
+                "a-notice-secret-of-at-least-32-bytes",
+            ),
+            ("BIDDER_ADMIN_TOKEN", "short"),
+        ],
+        &[],
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 16"));
     let missing = run(&[], &["--admin-token-file", "/nonexistent/admin-token"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("admin token"));

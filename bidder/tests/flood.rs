@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::{banner_request, Server};
 use serde_json::json;
 
-/// Worst cases: many imps, long consent strings, deep `ext` nesting, and
-/// bodies near the 1 MB limit.
+/// Worst cases: many imps, long consent strings, deep `ext` nesting, an
+/// imp offering 60,000 sizes, and bodies near the 1 MB limit.
 fn worst_cases() -> Vec<Vec<u8>> {
     let mut many = banner_request();
     many["imp"] = (0..6_000)
@@ -31,12 +31,17 @@ fn worst_cases() -> Vec<Vec<u8>> {
         deep.len() - 1,
         &format!(",\"ext\":{}1{}", "[".repeat(nest), "]".repeat(nest)),
     );
+    let mut sizes = banner_request();
+    sizes["imp"][0]["banner"] = json!({
+        "format": (0..60_000).map(|i| json!({ "w": 1 + i % 1000, "h": 1 + i / 1000 })).collect::<Vec<_>>()
+    });
     let mut big = banner_request();
     big["site"]["keywords"] = json!("word ".repeat(190_000));
     vec![
         many.to_string().into_bytes(),
         consent.to_string().into_bytes(),
         deep.into_bytes(),
+        sizes.to_string().into_bytes(),
         big.to_string().into_bytes(),
     ]
 }

@@ -155,11 +155,15 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
 
     let gpp_text = regs.gpp();
     // Longer strings than any honest one are not decoded (work per request
-    // stays bounded); an undecoded string grants nothing.
-    let gpp = gpp_text
+    // stays bounded). A GPP string carries opt-outs: one we will not read
+    // is taken as opting out, never as saying nothing.
+    if gpp_text
         .as_deref()
-        .filter(|t| t.len() <= MAX_SIGNAL_BYTES)
-        .and_then(Gpp::parse);
+        .is_some_and(|t| t.len() > MAX_SIGNAL_BYTES)
+    {
+        return Err(Restriction::GppOptOut);
+    }
+    let gpp = gpp_text.as_deref().and_then(Gpp::parse);
     let gpp_sid = regs.gpp_sid();
 
     if is_set(regs.gdpr()) || gpp_sid.contains(&TCF_EU_V2) {

@@ -591,3 +591,14 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn an_oversized_gpp_string_opts_out() {
+    let padded = format!("DBABTA~1YYN{}", "A".repeat(MAX_SIGNAL_BYTES));
+    assert_eq!(
+        with_gpp(&padded, &[6]),
+        Err(Restriction::GppOptOut),
+        "a string too long to read cannot be taken as no opt-out"
+    );
+    assert_eq!(with_gpp("DBABTA~1YYN", &[6]), Err(Restriction::GppOptOut));
+}
