@@ -139,7 +139,8 @@ struct ServeArgs {
     /// to arrive; a bid body has the request's tmax at most.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     body_timeout_secs: u64,
-    /// Seconds a keep-alive connection may sit idle between requests.
+    /// Seconds a keep-alive connection may sit idle between requests (the
+    /// header timeout also bounds that wait: the shorter applies).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     idle_timeout_secs: u64,
     /// Imps of one request that one line item may bid on.
