@@ -21,49 +21,9 @@ use config::{Date, Micros, MoneyError, Problem, TimeError, Timestamp};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-/// `default_cases` for the normal test run; `PROPTEST_CASES` overrides it
-/// (`ProptestConfig::with_cases` would ignore the variable, so the field is
-/// set by hand on top of the environment-aware default).
-fn config(default_cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default_cases),
-        ..ProptestConfig::default()
-    }
-}
-
-/// A stack overflow aborts the process before proptest can print the input
-/// that caused it. With `FUZZ_LAST_INPUT_DIR` set (scripts/fuzz.sh sets it),
-/// each case's input is written there first, one file per property, so the
-/// input of a crash survives it. The file stays open: reopening it for
-/// every case would halve the fuzzing rate.
-fn remember(property: &str, input: impl AsRef<[u8]>) {
-    use std::io::{Seek, Write};
-    static DIR: LazyLock<Option<PathBuf>> =
-        LazyLock::new(|| std::env::var_os("FUZZ_LAST_INPUT_DIR").map(PathBuf::from));
-    thread_local! {
-        static FILES: std::cell::RefCell<std::collections::HashMap<String, fs::File>> =
-            Default::default();
-    }
-    let Some(dir) = DIR.as_ref() else {
-        return;
-    };
-    let input = input.as_ref();
-    FILES.with_borrow_mut(|files| {
-        if !files.contains_key(property) {
-            match fs::File::create(dir.join(property)) {
-                Ok(file) => files.insert(property.to_owned(), file),
-                Err(_) => return,
-            };
-        }
-        let file = files.get_mut(property).expect("just inserted");
-        let _ = file.rewind();
-        let _ = file.write_all(input);
-        let _ = file.set_len(input.len() as u64);
-    });
-}
+#[path = "../../scripts/fuzz_support.rs"]
+mod fuzz_support;
+use fuzz_support::{config, remember};
 
 // ===========================================================================
 // Money: Micros::parse_decimal
