@@ -374,55 +374,9 @@ fn expected_price(s: &str) -> Option<Micros> {
 // ===========================================================================
 // Privacy signals
 
-/// Bits written most significant first, base64url without padding: how
-/// TC strings and GPP headers are encoded.
-#[derive(Default)]
-struct Bits(Vec<bool>);
-
-impl Bits {
-    fn int(&mut self, value: u64, width: u32) -> &mut Self {
-        for i in (0..width).rev() {
-            self.0.push((value >> i) & 1 == 1);
-        }
-        self
-    }
-
-    fn fibonacci(&mut self, value: u32) -> &mut Self {
-        let mut fibs = vec![1u32, 2];
-        while fibs[fibs.len() - 1] <= value {
-            fibs.push(fibs[fibs.len() - 1] + fibs[fibs.len() - 2]);
-        }
-        let mut digits = vec![false; fibs.len()];
-        let mut rest = value;
-        for i in (0..fibs.len()).rev() {
-            if fibs[i] <= rest {
-                digits[i] = true;
-                rest -= fibs[i];
-            }
-        }
-        while digits.last() == Some(&false) {
-            digits.pop();
-        }
-        self.0.extend(digits);
-        self.0.push(true);
-        self
-    }
-
-    fn base64url(&self) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        self.0
-            .chunks(6)
-            .map(|c| {
-                let v = c
-                    .iter()
-                    .enumerate()
-                    .fold(0, |v, (i, &b)| v | (usize::from(b) << (5 - i)));
-                char::from(ALPHABET[v])
-            })
-            .collect()
-    }
-}
+// Bits written most significant first, base64url: the privacy crate's
+// test encoder (it fills the last byte, as the reference encoders do).
+use privacy::encode::Writer as Bits;
 
 /// A vendor section of a TC string core: `MaxVendorId`, then a bitfield or
 /// range entries.
@@ -565,10 +519,6 @@ fn tc_string() -> impl Strategy<Value = String> {
                 interests.write(&mut w);
                 w.int(restrictions, 12);
                 w.0.extend(tail);
-                // Pad to whole bytes, as the reference encoders do.
-                while w.0.len() % 8 != 0 {
-                    w.0.push(false);
-                }
                 let mut s = w.base64url();
                 for segment in segments {
                     s.push('.');
