@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use proptest::prelude::ProptestConfig;
+use proptest::sample::Index;
 
 /// `default_cases` for the normal test run; `PROPTEST_CASES` overrides it
 /// (`ProptestConfig::with_cases` would ignore the variable, so the field is
@@ -51,4 +52,52 @@ pub(crate) fn remember(property: &str, input: impl AsRef<[u8]>) {
         let _ = file.write_all(input);
         let _ = file.set_len(input.len() as u64);
     });
+}
+
+/// Edits of raw bytes, the same for every target (each builds them with its
+/// own weights and insertions, and wraps them in its own edits).
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // each target uses a subset
+pub(crate) enum ByteEdit {
+    FlipBit(Index, u8),
+    SetByte(Index, u8),
+    Insert(Index, Vec<u8>),
+    Delete(Index, usize),
+    /// Copy a span elsewhere: duplicated keys, objects, brackets.
+    Duplicate(Index, usize, Index),
+    Truncate(Index),
+}
+
+impl ByteEdit {
+    pub(crate) fn apply(&self, bytes: &mut Vec<u8>) {
+        // Positions index 0..=len so that the end is reachable too.
+        let pos = |at: &Index, len: usize| at.index(len + 1);
+        match self {
+            ByteEdit::FlipBit(at, bit) if !bytes.is_empty() => {
+                let i = at.index(bytes.len());
+                bytes[i] ^= 1 << (bit % 8);
+            }
+            ByteEdit::SetByte(at, b) if !bytes.is_empty() => {
+                let i = at.index(bytes.len());
+                bytes[i] = *b;
+            }
+            ByteEdit::Insert(at, new) => {
+                let i = pos(at, bytes.len());
+                bytes.splice(i..i, new.iter().copied());
+            }
+            ByteEdit::Delete(at, n) => {
+                let i = pos(at, bytes.len());
+                let end = (i + n).min(bytes.len());
+                bytes.drain(i..end);
+            }
+            ByteEdit::Duplicate(from, n, to) => {
+                let i = pos(from, bytes.len());
+                let span = bytes[i..(i + n).min(bytes.len())].to_vec();
+                let j = pos(to, bytes.len());
+                bytes.splice(j..j, span);
+            }
+            ByteEdit::Truncate(at) => bytes.truncate(pos(at, bytes.len())),
+            ByteEdit::FlipBit(..) | ByteEdit::SetByte(..) => {}
+        }
+    }
 }

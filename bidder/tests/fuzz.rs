@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 #[path = "../../scripts/fuzz_support.rs"]
 mod fuzz_support;
-use fuzz_support::{config, remember};
+use fuzz_support::{config, remember, ByteEdit};
 
 // ===========================================================================
 // Notices
@@ -135,11 +135,7 @@ fn signed_part(query: &str) -> &str {
 
 #[derive(Clone, Debug)]
 enum Edit {
-    SetByte(Index, u8),
-    Insert(Index, String),
-    Delete(Index, usize),
-    Duplicate(Index, usize, Index),
-    Truncate(Index),
+    Bytes(ByteEdit),
     /// Swap two `&`-separated parameters.
     SwapParams(Index, Index),
     /// Percent-encode one character (same text once decoded).
@@ -174,12 +170,13 @@ fn edit() -> impl Strategy<Value = Edit> {
         .prop_map(str::to_owned),
     ];
     prop_oneof![
-        3 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| Edit::SetByte(at, b)),
-        3 => (any::<Index>(), inserted).prop_map(|(at, s)| Edit::Insert(at, s)),
-        2 => (any::<Index>(), 1usize..40).prop_map(|(at, n)| Edit::Delete(at, n)),
+        3 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| Edit::Bytes(ByteEdit::SetByte(at, b))),
+        3 => (any::<Index>(), inserted)
+            .prop_map(|(at, s)| Edit::Bytes(ByteEdit::Insert(at, s.into_bytes()))),
+        2 => (any::<Index>(), 1usize..40).prop_map(|(at, n)| Edit::Bytes(ByteEdit::Delete(at, n))),
         2 => (any::<Index>(), 1usize..60, any::<Index>())
-            .prop_map(|(from, n, to)| Edit::Duplicate(from, n, to)),
-        1 => any::<Index>().prop_map(Edit::Truncate),
+            .prop_map(|(from, n, to)| Edit::Bytes(ByteEdit::Duplicate(from, n, to))),
+        1 => any::<Index>().prop_map(|at| Edit::Bytes(ByteEdit::Truncate(at))),
         1 => (any::<Index>(), any::<Index>()).prop_map(|(a, b)| Edit::SwapParams(a, b)),
         1 => any::<Index>().prop_map(Edit::PercentEncode),
         1 => (any::<Index>(), 1usize..33).prop_map(|(at, n)| Edit::UpperCase(at, n)),
@@ -194,27 +191,8 @@ fn edit() -> impl Strategy<Value = Edit> {
 
 fn apply(query: &str, edit: &Edit) -> String {
     let mut bytes = query.as_bytes().to_vec();
-    let pos = |at: &Index, len: usize| at.index(len + 1);
     match edit {
-        Edit::SetByte(at, b) if !bytes.is_empty() => {
-            let i = at.index(bytes.len());
-            bytes[i] = *b;
-        }
-        Edit::Insert(at, s) => {
-            let i = pos(at, bytes.len());
-            bytes.splice(i..i, s.bytes());
-        }
-        Edit::Delete(at, n) => {
-            let i = pos(at, bytes.len());
-            bytes.drain(i..(i + n).min(bytes.len()));
-        }
-        Edit::Duplicate(from, n, to) => {
-            let i = pos(from, bytes.len());
-            let span = bytes[i..(i + n).min(bytes.len())].to_vec();
-            let j = pos(to, bytes.len());
-            bytes.splice(j..j, span);
-        }
-        Edit::Truncate(at) => bytes.truncate(pos(at, bytes.len())),
+        Edit::Bytes(edit) => edit.apply(&mut bytes),
         Edit::SwapParams(a, b) => {
             let mut params: Vec<&str> = query.split('&').collect();
             let (a, b) = (a.index(params.len()), b.index(params.len()));

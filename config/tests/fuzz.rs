@@ -23,7 +23,7 @@ use proptest::sample::Index;
 
 #[path = "../../scripts/fuzz_support.rs"]
 mod fuzz_support;
-use fuzz_support::{config, remember};
+use fuzz_support::{config, remember, ByteEdit};
 
 // ===========================================================================
 // Money: Micros::parse_decimal
@@ -530,10 +530,7 @@ enum YamlEdit {
     /// Indent or outdent a line.
     Indent(Index, i8),
     InsertLine(Index, String),
-    SetByte(Index, u8),
-    Insert(Index, String),
-    Delete(Index, usize),
-    Truncate(Index),
+    Bytes(ByteEdit),
     /// Put an anchor on a collection and many aliases to it (the "billion
     /// laughs" shape).
     AliasBomb(Index, usize),
@@ -551,7 +548,7 @@ fn yaml_edit() -> impl Strategy<Value = YamlEdit> {
             ("[ ]{0,8}", "[a-z_]{1,14}", yaml_value()).prop_map(|(i, k, v)| format!("{i}{k}: {v}")),
         )
             .prop_map(|(at, line)| YamlEdit::InsertLine(at, line)),
-        2 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| YamlEdit::SetByte(at, b)),
+        2 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| YamlEdit::Bytes(ByteEdit::SetByte(at, b))),
         2 => (
             any::<Index>(),
             prop_oneof![
@@ -563,9 +560,9 @@ fn yaml_edit() -> impl Strategy<Value = YamlEdit> {
                 .prop_map(str::to_owned),
             ],
         )
-            .prop_map(|(at, s)| YamlEdit::Insert(at, s)),
-        1 => (any::<Index>(), 1usize..80).prop_map(|(at, n)| YamlEdit::Delete(at, n)),
-        1 => any::<Index>().prop_map(YamlEdit::Truncate),
+            .prop_map(|(at, s)| YamlEdit::Bytes(ByteEdit::Insert(at, s.into_bytes()))),
+        1 => (any::<Index>(), 1usize..80).prop_map(|(at, n)| YamlEdit::Bytes(ByteEdit::Delete(at, n))),
+        1 => any::<Index>().prop_map(|at| YamlEdit::Bytes(ByteEdit::Truncate(at))),
         1 => (any::<Index>(), 2usize..12).prop_map(|(at, n)| YamlEdit::AliasBomb(at, n)),
     ]
 }
@@ -628,22 +625,8 @@ fn apply_yaml(text: &str, edit: &YamlEdit) -> String {
         _ => {
             // Byte-level edits work on the whole text.
             let mut bytes = text.as_bytes().to_vec();
-            let pos = |at: &Index, len: usize| at.index(len + 1);
-            match edit {
-                YamlEdit::SetByte(at, b) if !bytes.is_empty() => {
-                    let i = at.index(bytes.len());
-                    bytes[i] = *b;
-                }
-                YamlEdit::Insert(at, s) => {
-                    let i = pos(at, bytes.len());
-                    bytes.splice(i..i, s.bytes());
-                }
-                YamlEdit::Delete(at, n) => {
-                    let i = pos(at, bytes.len());
-                    bytes.drain(i..(i + n).min(bytes.len()));
-                }
-                YamlEdit::Truncate(at) => bytes.truncate(pos(at, bytes.len())),
-                _ => {}
+            if let YamlEdit::Bytes(e) = edit {
+                e.apply(&mut bytes);
             }
             // load_dir refuses non-UTF-8 files before parsing; load_files
             // takes Strings, so a broken byte becomes U+FFFD.

@@ -25,7 +25,7 @@ const RESPONSES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/openrt
 
 #[path = "../../scripts/fuzz_support.rs"]
 mod fuzz_support;
-use fuzz_support::{config, remember};
+use fuzz_support::{config, remember, ByteEdit};
 
 fn corpus(dir: &str) -> Vec<Vec<u8>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
@@ -201,13 +201,7 @@ fn value_end(text: &[u8], start: usize) -> usize {
 
 #[derive(Clone, Debug)]
 enum Mutation {
-    FlipBit(Index, u8),
-    SetByte(Index, u8),
-    Truncate(Index),
-    Insert(Index, Vec<u8>),
-    Delete(Index, usize),
-    /// Copy a span elsewhere: duplicated keys, objects, brackets.
-    Duplicate(Index, usize, Index),
+    Bytes(ByteEdit),
     /// Replace the value after the `n`th `:` (a member's value) with another.
     SwapValue(Index, String),
 }
@@ -246,45 +240,20 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             .prop_map(|(n, s)| s.repeat(n).into_bytes()),
     ];
     prop_oneof![
-        2 => (any::<Index>(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit(at, bit)),
-        2 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| Mutation::SetByte(at, b)),
-        1 => any::<Index>().prop_map(Mutation::Truncate),
-        2 => (any::<Index>(), inserted).prop_map(|(at, b)| Mutation::Insert(at, b)),
-        2 => (any::<Index>(), 1usize..200).prop_map(|(at, n)| Mutation::Delete(at, n)),
+        2 => (any::<Index>(), 0u8..8).prop_map(|(at, bit)| Mutation::Bytes(ByteEdit::FlipBit(at, bit))),
+        2 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| Mutation::Bytes(ByteEdit::SetByte(at, b))),
+        1 => any::<Index>().prop_map(|at| Mutation::Bytes(ByteEdit::Truncate(at))),
+        2 => (any::<Index>(), inserted).prop_map(|(at, b)| Mutation::Bytes(ByteEdit::Insert(at, b))),
+        2 => (any::<Index>(), 1usize..200).prop_map(|(at, n)| Mutation::Bytes(ByteEdit::Delete(at, n))),
         2 => (any::<Index>(), 1usize..400, any::<Index>())
-            .prop_map(|(from, n, to)| Mutation::Duplicate(from, n, to)),
+            .prop_map(|(from, n, to)| Mutation::Bytes(ByteEdit::Duplicate(from, n, to))),
         4 => (any::<Index>(), replacement()).prop_map(|(at, v)| Mutation::SwapValue(at, v)),
     ]
 }
 
 fn apply(mut body: Vec<u8>, mutation: &Mutation) -> Vec<u8> {
-    // Positions index 0..=len so that the end is reachable too.
-    let pos = |at: &Index, len: usize| at.index(len + 1);
     match mutation {
-        Mutation::FlipBit(at, bit) if !body.is_empty() => {
-            let i = at.index(body.len());
-            body[i] ^= 1 << bit;
-        }
-        Mutation::SetByte(at, b) if !body.is_empty() => {
-            let i = at.index(body.len());
-            body[i] = *b;
-        }
-        Mutation::Truncate(at) => body.truncate(pos(at, body.len())),
-        Mutation::Insert(at, bytes) => {
-            let i = pos(at, body.len());
-            body.splice(i..i, bytes.iter().copied());
-        }
-        Mutation::Delete(at, n) => {
-            let i = pos(at, body.len());
-            let end = (i + n).min(body.len());
-            body.drain(i..end);
-        }
-        Mutation::Duplicate(from, n, to) => {
-            let i = pos(from, body.len());
-            let span = body[i..(i + n).min(body.len())].to_vec();
-            let j = pos(to, body.len());
-            body.splice(j..j, span);
-        }
+        Mutation::Bytes(edit) => edit.apply(&mut body),
         Mutation::SwapValue(at, value) => {
             let colons: Vec<usize> = body
                 .iter()
@@ -302,7 +271,6 @@ fn apply(mut body: Vec<u8>, mutation: &Mutation) -> Vec<u8> {
                 body.splice(start..end, value.bytes());
             }
         }
-        _ => {}
     }
     body
 }
