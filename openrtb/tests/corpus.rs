@@ -2,22 +2,12 @@
 
 use std::borrow::Cow;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ortb::{parse_request, BidRequest, BidResponse};
 
-const REQUESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/openrtb/requests");
-const RESPONSES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/openrtb/responses");
-
-fn json_files(dir: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-}
+mod common;
+use common::{json_files, REQUESTS, RESPONSES};
 
 fn read(name: &str) -> Vec<u8> {
     fs::read(Path::new(REQUESTS).join(name)).unwrap()

@@ -13,28 +13,24 @@
 //! or a typed error, and error texts stay short enough for a 400 body.
 
 use std::fs;
-use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use ortb::{parse_request, BidRequest, BidResponse, ParseError};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-const REQUESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/openrtb/requests");
-const RESPONSES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/openrtb/responses");
+mod common;
+use common::{json_files, REQUESTS, RESPONSES};
 
 #[path = "../../scripts/fuzz_support.rs"]
 mod fuzz_support;
 use fuzz_support::{config, remember, ByteEdit};
 
 fn corpus(dir: &str) -> Vec<Vec<u8>> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files.iter().map(|p| fs::read(p).unwrap()).collect()
+    json_files(dir)
+        .iter()
+        .map(|p| fs::read(p).unwrap())
+        .collect()
 }
 
 static REQUEST_CORPUS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| corpus(REQUESTS));
