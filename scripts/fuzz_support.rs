@@ -1,6 +1,6 @@
 //! What the fuzz targets of every crate share (included with `#[path]` by
-//! `openrtb/tests/fuzz.rs`, `config/tests/fuzz.rs` and
-//! `bidder/tests/fuzz.rs`): the case count, and the last input of each
+//! `openrtb/tests/fuzz.rs`, `config/tests/fuzz.rs`, `bidder/tests/fuzz.rs`
+//! and `creatives/tests/fuzz.rs`): the case count, and the last input of each
 //! property kept on disk for `scripts/fuzz.sh`.
 
 use std::fs;

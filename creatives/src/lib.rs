@@ -2,14 +2,22 @@
 //!
 //! Nothing here knows of budgets, audiences or OpenRTB bid objects: the
 //! bidder hands in plain sizes, creatives and URLs and gets back a yes/no and
-//! a string of markup (banner HTML, or VAST for video and audio).
+//! a string of markup (banner HTML, VAST for video and audio, or a Native
+//! response).
 
 mod av;
 mod banner;
+mod native;
 mod vast;
 
 pub use av::{fit_av, AvFit, AvSlot, Misfit};
 pub use banner::{banner_html, display_size, fits_sizes};
+pub use native::{
+    fit_native, native_response, parse_native_request, AssetKind, EventTrackerOffer, FilledAsset,
+    ImageAsset, ImageMisfit, NativeAd, NativeAsset, NativeError, NativeField, NativeFit,
+    NativeImage, NativeMisfit, NativeRequest, NativeTrackers, NativeVersion, TextMisfit,
+    UnsupportedAsset, MAX_ASSETS, MAX_REQUEST_BYTES, MIN_KEPT_CHARS,
+};
 pub use vast::{
     image_mime, vast_xml, Companion, Vast, VastVersion, COMPANION_EVENT, LINEAR_EVENTS,
     VAST_4_NAMESPACE,

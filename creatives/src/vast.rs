@@ -216,6 +216,13 @@ pub fn vast_xml(v: &Vast<'_>) -> String {
 /// jpg/jpeg, gif, webp, svg; any case; query and fragment ignored).
 /// Anything else is "image/png".
 pub fn image_mime(url: &str) -> &'static str {
+    known_image_mime(url).unwrap_or("image/png")
+}
+
+/// The mime of an image URL's extension, `None` for an extension not in
+/// the list: a slot that lists the mimes it takes must not be sent an image
+/// whose type is only a guess.
+pub(crate) fn known_image_mime(url: &str) -> Option<&'static str> {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let name = path.rsplit('/').next().unwrap_or(path);
     let ext = name.rsplit_once('.').map_or("", |(_, ext)| ext);
@@ -230,7 +237,7 @@ pub fn image_mime(url: &str) -> &'static str {
     TYPES
         .iter()
         .find(|(e, _)| e.eq_ignore_ascii_case(ext))
-        .map_or("image/png", |(_, mime)| mime)
+        .map(|(_, mime)| *mime)
 }
 
 fn write_document(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
