@@ -22,10 +22,11 @@ mod validate;
 pub use countries::country_alpha2;
 pub use load::{load_dir, load_files};
 pub use model::{
-    Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Budget, Config, Creative,
-    CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap, Keywords,
-    LineItem, Media, MediaFile, Order, Os, Placement, Service, Summary, Targeting,
+    Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Budget, ChargeOn, Config,
+    Creative, CreativeKind, CurrencyRates, DaypartSlot, DaypartZone, Dayparts, Device,
+    EncryptionScheme, Exchange, Flight, FrequencyCap, Image, Keywords, LineItem, Media, MediaFile,
+    NativeCreative, Order, Os, Placement, PriceEncryption, Service, Summary, Targeting,
 };
-pub use money::{Micros, MoneyError};
+pub use money::{Micros, MoneyError, Rate, RateError};
 pub use problem::{Problem, Problems};
 pub use time::{Clock, Date, ManualClock, SystemClock, TimeError, Timestamp, Weekday};

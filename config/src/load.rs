@@ -286,7 +286,25 @@ mod tests {
         let order = "orders:\n  - {id: o, service: managed, budget: 1, flight: {start: 2026-01-01, end: 2026-01-02}";
         let item =
             ", line_items: [{id: l, media: display, cpm: 1, budget: {daily: 1}, creatives: [c]";
-        let cases: [(String, &str); 18] = [
+        let cases: [(String, &str); 22] = [
+            (
+                "exchange: {id: x, name: X, typo: 1}\n".to_owned(),
+                "exchange",
+            ),
+            (
+                "exchange: {id: x, name: X, price_encryption: {scheme: google, key: k}}\n"
+                    .to_owned(),
+                "price_encryption",
+            ),
+            (
+                "currency_rates: {base: USD, as_of: 2026-11-30, rates: {EUR: 0.95}, typo: 1}\n"
+                    .to_owned(),
+                "currency_rates",
+            ),
+            (
+                format!("{head}creatives:\n  - {{id: n, format: native, click_url: http://x, image: {{url: http://x, w: 1, h: 1, size: 1}}}}\n"),
+                "image or icon",
+            ),
             (format!("{head}typo: 1\n"), "the top level of the file"),
             (
                 "advertiser: {id: a, name: A, typo: 1}\n".to_owned(),
@@ -371,7 +389,6 @@ mod tests {
             "advertiser: [\n",
             "advertiser:\n  id: a\n  id: b\n",
             "advertiser:\n  name: A\n",
-            "",
             "advertiser:\n  id: a\n  name: A\n---\nadvertiser: {}\n",
         ] {
             let (line, column, message) = err(text);
@@ -413,8 +430,20 @@ mod tests {
             err("advertiser: acme\n").2,
             "expected keys with values here, like `key: value`"
         );
-        assert!(err("").2.contains("empty"));
-        assert!(err("# only a comment\n").2.contains("empty"));
+        // An empty file parses; the validator says what it lacks.
+        for empty in ["", "# only a comment\n"] {
+            let problems = load_files(&[(PathBuf::from("a.yaml"), empty.to_owned())]).unwrap_err();
+            assert_eq!(problems.0.len(), 1);
+            assert_eq!((problems.0[0].line, problems.0[0].column), (1, 1));
+            assert!(
+                problems.0[0].message.contains("empty")
+                    && problems.0[0]
+                        .message
+                        .contains("advertiser, exchange or currency_rates"),
+                "{}",
+                problems.0[0].message
+            );
+        }
     }
 
     #[test]

@@ -7,13 +7,18 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::money::Micros;
+use crate::money::{Micros, Rate};
 pub use crate::time::Weekday;
 use crate::time::{Date, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Config {
     pub advertisers: Vec<Advertiser>,
+    /// Exchange profiles, one per `exchange:` file, in file order.
+    pub exchanges: Vec<Exchange>,
+    /// The `currency_rates:` file, when there is one: without it the
+    /// bidder bids in USD only.
+    pub currency_rates: Option<CurrencyRates>,
 }
 
 impl Config {
@@ -103,6 +108,9 @@ pub struct Creative {
     /// Ids of display creatives of the same advertiser.
     pub companions: Vec<String>,
     pub companion_required: bool,
+    /// IAB creative attributes (AdCOM List 5.3) the creative has, sorted;
+    /// a slot's `battr` blocks them.
+    pub attributes: Vec<u8>,
 }
 
 impl Creative {
@@ -126,6 +134,8 @@ pub enum CreativeKind {
         duration_s: u32,
         media: Vec<MediaFile>,
     },
+    /// A product ad made of parts the publisher lays out (OpenRTB Native).
+    Native(NativeCreative),
 }
 
 impl CreativeKind {
@@ -134,8 +144,30 @@ impl CreativeKind {
             CreativeKind::Display { .. } => Media::Display,
             CreativeKind::Video { .. } => Media::Video,
             CreativeKind::Audio { .. } => Media::Audio,
+            CreativeKind::Native(_) => Media::Native,
         }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeCreative {
+    pub title: String,
+    pub description: String,
+    /// The brand shown as the sponsor.
+    pub sponsored_by: String,
+    pub image: Image,
+    pub icon: Option<Image>,
+    /// Call to action, like "Shop now".
+    pub cta: Option<String>,
+    /// The price as displayed, like "$24.99": text, not money.
+    pub price: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub url: String,
+    pub w: u32,
+    pub h: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +185,7 @@ pub enum Media {
     Display,
     Video,
     Audio,
+    Native,
 }
 
 impl Media {
@@ -162,6 +195,7 @@ impl Media {
             Media::Display => "display",
             Media::Video => "video",
             Media::Audio => "audio",
+            Media::Native => "native",
         }
     }
 
@@ -170,6 +204,7 @@ impl Media {
             "display" => Some(Media::Display),
             "video" => Some(Media::Video),
             "audio" => Some(Media::Audio),
+            "native" => Some(Media::Native),
             _ => None,
         }
     }
@@ -906,5 +941,100 @@ mod tests {
             s.to_string(),
             "1 advertiser, 0 orders, 2 line items, 1 creative, 3 audiences"
         );
+    }
+}
+
+/// How an exchange is dealt with: one `exchange:` file each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    /// Also the path of its bid endpoint: `POST /openrtb2/bid/{id}`.
+    pub id: String,
+    pub name: String,
+    pub price_encryption: Option<PriceEncryption>,
+    pub charge_on: ChargeOn,
+    /// The InLine VAST version answered when a player names no protocol,
+    /// as its OpenRTB protocol code (2 = 2.0, 3 = 3.0, 7 = 4.0, 11 = 4.1,
+    /// 13 = 4.2).
+    pub vast_default_protocol: i32,
+    pub gzip_responses: bool,
+    /// The deadline of a request that carries no `tmax`.
+    pub tmax_default_ms: Option<u32>,
+    pub file: PathBuf,
+}
+
+/// The `${AUCTION_PRICE}` encryption an exchange uses, with its keys as read
+/// from the environment when the config was loaded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PriceEncryption {
+    pub scheme: EncryptionScheme,
+    /// Web-safe base64, checked when the config was loaded.
+    pub encryption_key: String,
+    pub integrity_key: String,
+}
+
+impl fmt::Debug for PriceEncryption {
+    /// Keys are secrets: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PriceEncryption")
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncryptionScheme {
+    /// Google Authorized Buyers: web-safe base64 of IV, price XOR pad and
+    /// an integrity tag.
+    Google,
+}
+
+/// Which notice of a bid charges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ChargeOn {
+    /// The win notice (`nurl`); a billing notice changes nothing.
+    Win,
+    /// The billing notice (`burl`), sent when the ad rendered; a win
+    /// notice only records the win.
+    Billing,
+    /// Whichever comes first; the other is a duplicate.
+    #[default]
+    First,
+}
+
+impl ChargeOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChargeOn::Win => "win",
+            ChargeOn::Billing => "billing",
+            ChargeOn::First => "first",
+        }
+    }
+}
+
+/// Exchange rates against USD, the currency of every budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrencyRates {
+    /// The day the rates were taken.
+    pub as_of: Date,
+    /// Upper-case ISO 4217 codes and their rates, sorted by code; USD is
+    /// never listed (its rate is 1).
+    pub rates: Vec<(String, Rate)>,
+    pub file: PathBuf,
+}
+
+impl CurrencyRates {
+    pub fn rate(&self, code: &str) -> Option<Rate> {
+        if code.eq_ignore_ascii_case("USD") {
+            return Some(Rate::ONE);
+        }
+        self.rates
+            .binary_search_by(|(c, _)| {
+                c.as_bytes()
+                    .iter()
+                    .map(u8::to_ascii_uppercase)
+                    .cmp(code.bytes().map(|b| b.to_ascii_uppercase()))
+            })
+            .ok()
+            .map(|i| self.rates[i].1)
     }
 }

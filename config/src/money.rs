@@ -202,6 +202,118 @@ impl<'de> Deserialize<'de> for Micros {
     }
 }
 
+/// Units of a currency per US dollar, exact to 1e-9 (`EUR 0.95` is
+/// 950,000,000 nanos).
+///
+/// Budgets are USD; a bid in another currency is converted with one rule
+/// whose every rounding favours the advertiser's budget over our books
+/// never being short:
+/// - a bid is converted *down* ([`Rate::from_usd`]): it never offers more
+///   than the line item's CPM is worth;
+/// - a floor is converted *up* ([`Rate::to_usd_up`], then
+///   [`Rate::from_usd_up`]): a bid that clears the converted floor clears
+///   the real one;
+/// - a charge is converted back *up* ([`Rate::to_usd_up`]): spend is never
+///   under-counted, so a budget is never overspent by rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rate(u64);
+
+const NANOS: i128 = 1_000_000_000;
+
+impl Rate {
+    pub const ONE: Rate = Rate(NANOS as u64);
+    /// No currency is worth a billion per dollar; a larger rate is a typo.
+    const MAX_UNITS: u64 = 1_000_000_000;
+
+    /// Reads `digits(.digits{1,9})?`, above 0 and at most 1,000,000,000.
+    pub fn parse_decimal(s: &str) -> Result<Rate, RateError> {
+        let bad = || RateError::NotDecimal(s.to_owned());
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        if int.is_empty()
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || (s.contains('.') && frac.is_empty())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        if frac.len() > 9 {
+            return Err(RateError::TooManyDecimals(s.to_owned()));
+        }
+        let units: u64 = int
+            .parse()
+            .map_err(|_| RateError::OutOfRange(s.to_owned()))?;
+        if units > Self::MAX_UNITS {
+            return Err(RateError::OutOfRange(s.to_owned()));
+        }
+        let mut nanos = units * NANOS as u64;
+        for i in 0..9 {
+            let d = frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+            nanos += d * 10u64.pow(8 - i as u32);
+        }
+        if nanos == 0 {
+            return Err(RateError::OutOfRange(s.to_owned()));
+        }
+        Ok(Rate(nanos))
+    }
+
+    pub fn nanos(self) -> u64 {
+        self.0
+    }
+
+    /// From nanos as carried in a signed notice; `None` for 0.
+    pub fn from_nanos(nanos: u64) -> Option<Rate> {
+        (nanos > 0).then_some(Rate(nanos))
+    }
+
+    /// A USD amount in this currency, rounded down.
+    pub fn from_usd(self, usd: Micros) -> Micros {
+        clamp(i128::from(usd.0) * i128::from(self.0) / NANOS)
+    }
+
+    /// A USD amount in this currency, rounded up.
+    pub fn from_usd_up(self, usd: Micros) -> Micros {
+        clamp(div_up(i128::from(usd.0) * i128::from(self.0), NANOS))
+    }
+
+    /// An amount of this currency in USD, rounded up.
+    pub fn to_usd_up(self, amount: Micros) -> Micros {
+        clamp(div_up(i128::from(amount.0) * NANOS, i128::from(self.0)))
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (units, frac) = (self.0 / NANOS as u64, self.0 % NANOS as u64);
+        let frac = format!("{frac:09}");
+        let frac = frac.trim_end_matches('0');
+        if frac.is_empty() {
+            write!(f, "{units}")
+        } else {
+            write!(f, "{units}.{frac}")
+        }
+    }
+}
+
+/// Ceiling division for a positive divisor, rounding towards +infinity
+/// whatever the sign of `n`.
+fn div_up(n: i128, d: i128) -> i128 {
+    n.div_euclid(d) + i128::from(n.rem_euclid(d) != 0)
+}
+
+fn clamp(v: i128) -> Micros {
+    Micros(v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("\"{0}\" is not a plain decimal rate (write it like 0.95)")]
+    NotDecimal(String),
+    #[error("\"{0}\" has more than 9 decimal places")]
+    TooManyDecimals(String),
+    #[error("\"{0}\" must be above 0 and at most 1000000000")]
+    OutOfRange(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +445,64 @@ mod tests {
         assert_eq!(doc.c, Micros(1));
         assert!(serde_saphyr::from_str::<Doc>("a: 1.0000001\nb: 1\nc: 1\n").is_err());
         assert!(serde_saphyr::from_str::<Doc>("a: 1e3\nb: 1\nc: 1\n").is_err());
+    }
+
+    #[test]
+    fn rates_parse_exactly() {
+        assert_eq!(Rate::parse_decimal("0.95").unwrap().nanos(), 950_000_000);
+        assert_eq!(
+            Rate::parse_decimal("155.3").unwrap().nanos(),
+            155_300_000_000
+        );
+        assert_eq!(Rate::parse_decimal("1").unwrap(), Rate::ONE);
+        assert_eq!(Rate::parse_decimal("0.000000001").unwrap().nanos(), 1);
+        for bad in [
+            "",
+            "0",
+            "0.0",
+            "-1",
+            "1e3",
+            "1.",
+            ".5",
+            "1,5",
+            " 1",
+            "0.0000000001",
+            "1000000001",
+        ] {
+            assert!(Rate::parse_decimal(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Rate::parse_decimal("0.95").unwrap().to_string(), "0.95");
+    }
+
+    #[test]
+    fn conversions_round_the_safe_way() {
+        let eur = Rate::parse_decimal("0.95").unwrap();
+        // A USD 4.00 CPM bids EUR 3.80 exactly; USD 0.000001 bids nothing more than it is worth.
+        assert_eq!(eur.from_usd(Micros(4_000_000)), Micros(3_800_000));
+        assert_eq!(eur.from_usd(Micros(1)), Micros(0));
+        assert_eq!(eur.from_usd_up(Micros(1)), Micros(1));
+        // EUR 1.00 is USD 1.052631578…: charged as 1.052632.
+        assert_eq!(eur.to_usd_up(Micros(1_000_000)), Micros(1_052_632));
+        let jpy = Rate::parse_decimal("155.3").unwrap();
+        assert_eq!(jpy.from_usd(Micros(2_000_000)), Micros(310_600_000));
+        assert_eq!(jpy.to_usd_up(Micros(310_600_000)), Micros(2_000_000));
+        assert_eq!(jpy.to_usd_up(Micros(310_599_999)), Micros(2_000_000));
+        assert_eq!(jpy.to_usd_up(Micros(1)), Micros(1));
+        assert_eq!(Rate::ONE.to_usd_up(Micros(123)), Micros(123));
+    }
+
+    proptest::proptest! {
+        /// A bid converted down and its charge converted back up never
+        /// counts less than what the exchange was paid, and never more than
+        /// the USD it came from plus a micro.
+        #[test]
+        fn a_round_trip_never_undercounts(usd in 0i64..1_000_000_000_000, nanos in 1u64..1_000_000_000_000_000_000) {
+            let r = Rate(nanos);
+            let foreign = r.from_usd(Micros(usd));
+            let back = r.to_usd_up(foreign);
+            proptest::prop_assert!(back.0 <= usd, "charged {} for a bid of {}", back.0, usd);
+            // Exact: back is the least USD amount whose value covers `foreign`.
+            proptest::prop_assert!(i128::from(back.0) * i128::from(nanos) >= i128::from(foreign.0) * NANOS);
+        }
     }
 }

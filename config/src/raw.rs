@@ -64,7 +64,14 @@ pub(crate) type Money = Spanned<MoneyText>;
 #[derive(Debug, DeriveDeserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFile {
-    pub advertiser: Spanned<RawAdvertiser>,
+    /// One of `advertiser`, `exchange` and `currency_rates` says what the
+    /// file is; the validator requires exactly one.
+    #[serde(default)]
+    pub advertiser: Option<Spanned<RawAdvertiser>>,
+    #[serde(default)]
+    pub exchange: Option<Spanned<RawExchange>>,
+    #[serde(default)]
+    pub currency_rates: Option<Spanned<RawCurrencyRates>>,
     #[serde(default)]
     pub audiences: List<Spanned<RawAudience>>,
     #[serde(default)]
@@ -119,6 +126,100 @@ pub(crate) struct RawCreative {
     pub companions: List<Text>,
     #[serde(default)]
     pub companion_required: Option<Spanned<bool>>,
+    /// IAB creative attributes (AdCOM List 5.3), for `battr`.
+    #[serde(default)]
+    pub attributes: Option<Spanned<List<Int>>>,
+    // Native product ads.
+    #[serde(default)]
+    pub title: Option<Text>,
+    #[serde(default)]
+    pub description: Option<Text>,
+    #[serde(default)]
+    pub sponsored_by: Option<Text>,
+    #[serde(default)]
+    pub image: Option<Spanned<RawImage>>,
+    #[serde(default)]
+    pub icon: Option<Spanned<RawImage>>,
+    #[serde(default)]
+    pub cta: Option<Text>,
+    #[serde(default)]
+    pub price: Option<Text>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawImage {
+    pub url: Text,
+    pub w: Int,
+    pub h: Int,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExchange {
+    pub id: Text,
+    pub name: Text,
+    #[serde(default)]
+    pub price_encryption: Option<Spanned<RawPriceEncryption>>,
+    #[serde(default)]
+    pub charge_on: Option<Text>,
+    #[serde(default)]
+    pub vast_default: Option<Text>,
+    #[serde(default)]
+    pub gzip_responses: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub tmax_default_ms: Option<Int>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPriceEncryption {
+    pub scheme: Text,
+    pub encryption_key_env: Text,
+    pub integrity_key_env: Text,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCurrencyRates {
+    pub base: Text,
+    pub as_of: Text,
+    pub rates: Spanned<RateMap>,
+}
+
+/// `{EUR: 0.95, …}` in file order, each code and rate with its position.
+#[derive(Debug, Default)]
+pub(crate) struct RateMap(pub Vec<(Text, Money)>);
+
+impl<'de> Deserialize<'de> for RateMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RateMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("currency codes with their rates, like `EUR: 0.95`")
+            }
+            // `rates:` with no value reads as empty, like `List`, and the
+            // validator says what is missing: a map alone never sees null.
+            fn visit_none<E: de::Error>(self) -> Result<RateMap, E> {
+                Ok(RateMap::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<RateMap, E> {
+                Ok(RateMap::default())
+            }
+            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<RateMap, D2::Error> {
+                d.deserialize_map(V)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RateMap, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(code) = map.next_key::<Text>()? {
+                    pairs.push((code, map.next_value::<Money>()?));
+                }
+                Ok(RateMap(pairs))
+            }
+        }
+        d.deserialize_option(V)
+    }
 }
 
 #[derive(Debug, DeriveDeserialize)]
@@ -272,8 +373,33 @@ pub(crate) fn mapping_name(expected: &[&str]) -> Option<&'static str> {
     const MAPPINGS: &[(&str, &[&str])] = &[
         (
             "the top level of the file",
-            &["advertiser", "audiences", "creatives", "orders"],
+            &[
+                "advertiser",
+                "exchange",
+                "currency_rates",
+                "audiences",
+                "creatives",
+                "orders",
+            ],
         ),
+        (
+            "exchange",
+            &[
+                "id",
+                "name",
+                "price_encryption",
+                "charge_on",
+                "vast_default",
+                "gzip_responses",
+                "tmax_default_ms",
+            ],
+        ),
+        (
+            "price_encryption",
+            &["scheme", "encryption_key_env", "integrity_key_env"],
+        ),
+        ("currency_rates", &["base", "as_of", "rates"]),
+        ("image or icon", &["url", "w", "h"]),
         ("advertiser", &["id", "name", "domains", "categories"]),
         (
             "audience",
@@ -299,6 +425,14 @@ pub(crate) fn mapping_name(expected: &[&str]) -> Option<&'static str> {
                 "click_url",
                 "companions",
                 "companion_required",
+                "attributes",
+                "title",
+                "description",
+                "sponsored_by",
+                "image",
+                "icon",
+                "cta",
+                "price",
             ],
         ),
         (
@@ -360,11 +494,12 @@ pub(crate) fn mapping_name(expected: &[&str]) -> Option<&'static str> {
 /// lacks it, so naming the mapping is what tells the reader where to look.
 pub(crate) fn required_key_owner(key: &str) -> Option<&'static str> {
     Some(match key {
-        "advertiser" => "file",
-        "name" => "advertiser",
+        "scheme" | "encryption_key_env" | "integrity_key_env" => "price_encryption",
+        "base" | "as_of" | "rates" => "currency_rates",
+        "w" | "h" => "image or icon",
         "kind" => "audience",
         "format" | "click_url" => "creative",
-        "url" | "mime" => "media file",
+        "mime" => "media file",
         "service" | "flight" => "order",
         "start" | "end" => "flight",
         "media" | "cpm" => "line item",

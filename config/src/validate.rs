@@ -21,8 +21,9 @@ use crate::model::{
 use crate::money::Micros;
 use crate::problem::Problem;
 use crate::raw::{
-    Int, List, Money, RawAllowBlock, RawAudience, RawBudget, RawCreative, RawDaypartSlot,
-    RawDayparts, RawFile, RawKeywords, RawLineItem, RawMediaFile, RawOrder, RawTargeting, Text,
+    Int, List, Money, RawAdvertiser, RawAllowBlock, RawAudience, RawBudget, RawCreative,
+    RawDaypartSlot, RawDayparts, RawFile, RawKeywords, RawLineItem, RawMediaFile, RawOrder,
+    RawTargeting, Text,
 };
 use crate::time::{Date, Weekday};
 
@@ -35,21 +36,79 @@ const RECENCY_DEFAULT: u32 = 90;
 const DAYS_RANGE: RangeInclusive<i64> = 1..=365;
 const POSITIVE: RangeInclusive<i64> = 1..=u32::MAX as i64;
 
+mod native;
+mod profiles;
+
 pub(crate) fn validate(files: &[(&Path, RawFile)], problems: &mut Vec<Problem>) -> Config {
     let mut ids = GlobalIds::default();
     for (file, raw) in files {
-        ids.register(file, raw, problems);
+        if let Some(adv) = &raw.advertiser {
+            ids.register(file, adv, raw, problems);
+        }
     }
-    let mut advertisers = Vec::with_capacity(files.len());
+    let mut config = Config::default();
+    let mut exchanges: HashMap<String, Place> = HashMap::new();
+    let mut rates_file: Option<Place> = None;
     for (file, raw) in files {
         let mut checker = FileChecker {
             file,
             problems: &mut *problems,
             ids: &ids,
         };
-        advertisers.push(checker.advertiser(raw));
+        match checker.kind(raw) {
+            Some(FileKind::Advertiser(adv)) => {
+                config.advertisers.push(checker.advertiser(adv, raw))
+            }
+            Some(FileKind::Exchange(ex)) => {
+                let id = &ex.value.id;
+                if id.value.trim().is_empty() {
+                    // Reported as an empty id by the exchange's own checks.
+                } else if let Some(first) = exchanges.get(&id.value) {
+                    checker.report(
+                        id.referenced,
+                        format!(
+                            "duplicate exchange id \"{}\": already used at {first}",
+                            id.value
+                        ),
+                    );
+                } else {
+                    exchanges.insert(
+                        id.value.clone(),
+                        Place {
+                            file: file.to_path_buf(),
+                            at: id.referenced,
+                        },
+                    );
+                }
+                config.exchanges.extend(checker.exchange(ex));
+            }
+            Some(FileKind::CurrencyRates(rates)) => {
+                if let Some(first) = &rates_file {
+                    checker.report(
+                        rates.referenced,
+                        format!(
+                            "a second currency_rates file; the rates are already given at {first}"
+                        ),
+                    );
+                } else {
+                    rates_file = Some(Place {
+                        file: file.to_path_buf(),
+                        at: rates.referenced,
+                    });
+                }
+                config.currency_rates = checker.currency_rates(rates);
+            }
+            None => {}
+        }
     }
-    Config { advertisers }
+    config
+}
+
+/// What a file is, told by its top-level key.
+enum FileKind<'r> {
+    Advertiser(&'r Spanned<RawAdvertiser>),
+    Exchange(&'r Spanned<crate::raw::RawExchange>),
+    CurrencyRates(&'r Spanned<crate::raw::RawCurrencyRates>),
 }
 
 /// Where something was first defined, for "already used at" messages.
@@ -84,8 +143,14 @@ struct GlobalIds {
 }
 
 impl GlobalIds {
-    fn register(&mut self, file: &Path, raw: &RawFile, problems: &mut Vec<Problem>) {
-        let adv_id = &raw.advertiser.value.id;
+    fn register(
+        &mut self,
+        file: &Path,
+        adv: &Spanned<RawAdvertiser>,
+        raw: &RawFile,
+        problems: &mut Vec<Problem>,
+    ) {
+        let adv_id = &adv.value.id;
         let mut claim = |table: &mut HashMap<String, Place>, kind: &str, id: &Text| {
             if id.value.trim().is_empty() {
                 return; // reported as an empty id by the file checker
@@ -167,8 +232,67 @@ impl FileChecker<'_> {
         self.problems.push(problem(self.file, at, message));
     }
 
-    fn advertiser(&mut self, raw: &RawFile) -> Advertiser {
-        let adv = &raw.advertiser.value;
+    /// Exactly one of the three top-level keys; the advertiser's lists
+    /// belong to advertiser files only.
+    fn kind<'r>(&mut self, raw: &'r RawFile) -> Option<FileKind<'r>> {
+        let mut kinds = Vec::new();
+        if let Some(a) = &raw.advertiser {
+            kinds.push((a.referenced, "advertiser", FileKind::Advertiser(a)));
+        }
+        if let Some(e) = &raw.exchange {
+            kinds.push((e.referenced, "exchange", FileKind::Exchange(e)));
+        }
+        if let Some(r) = &raw.currency_rates {
+            kinds.push((r.referenced, "currency_rates", FileKind::CurrencyRates(r)));
+        }
+        // In the order they are written, for the message's "after".
+        kinds.sort_by_key(|(at, _, _)| (at.line(), at.column()));
+        if kinds.len() > 1 {
+            let (at, second, _) = &kinds[1];
+            self.report(
+                *at,
+                format!(
+                    "a file holds one advertiser, one exchange or the currency rates; this one \
+                     also has \"{second}\" after \"{}\": split it into two files",
+                    kinds[0].1
+                ),
+            );
+            return None;
+        }
+        let Some((_, name, kind)) = kinds.pop() else {
+            self.problems.push(Problem {
+                file: self.file.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: "the file is empty or has none of the keys that say what it is: \
+                          advertiser, exchange or currency_rates"
+                    .to_owned(),
+            });
+            return None;
+        };
+        if name != "advertiser" {
+            let article = if name == "exchange" { "an" } else { "a" };
+            let lists = [
+                ("audiences", raw.audiences.0.first().map(|a| a.referenced)),
+                ("creatives", raw.creatives.0.first().map(|c| c.referenced)),
+                ("orders", raw.orders.0.first().map(|o| o.referenced)),
+            ];
+            for (key, at) in lists {
+                if let Some(at) = at {
+                    self.report(
+                        at,
+                        format!(
+                            "\"{key}\" belongs in an advertiser file, not in {article} {name} file"
+                        ),
+                    );
+                }
+            }
+        }
+        Some(kind)
+    }
+
+    fn advertiser(&mut self, advertiser: &Spanned<RawAdvertiser>, raw: &RawFile) -> Advertiser {
+        let adv = &advertiser.value;
         let subject = format!("advertiser \"{}\"", adv.id.value);
         self.id(&subject, &adv.id);
         if adv.name.value.trim().is_empty() {
@@ -180,7 +304,7 @@ impl FileChecker<'_> {
             other => {
                 let at = other
                     .as_ref()
-                    .map_or(raw.advertiser.referenced, |l| l.referenced);
+                    .map_or(advertiser.referenced, |l| l.referenced);
                 self.report(
                     at,
                     format!(
@@ -353,7 +477,7 @@ impl FileChecker<'_> {
             self.report(
                 c.format.referenced,
                 format!(
-                    "{subject}: unknown format \"{}\"; expected one of: display, video, audio",
+                    "{subject}: unknown format \"{}\"; expected one of: display, video, audio, native",
                     c.format.value
                 ),
             );
@@ -372,7 +496,28 @@ impl FileChecker<'_> {
             }
         }
 
+        let attributes = self.attributes(&subject, c);
+        if media != Media::Native {
+            let native_only = [
+                ("title", c.title.as_ref().map(|t| t.referenced)),
+                ("description", c.description.as_ref().map(|t| t.referenced)),
+                (
+                    "sponsored_by",
+                    c.sponsored_by.as_ref().map(|t| t.referenced),
+                ),
+                ("image", c.image.as_ref().map(|t| t.referenced)),
+                ("icon", c.icon.as_ref().map(|t| t.referenced)),
+                ("cta", c.cta.as_ref().map(|t| t.referenced)),
+                ("price", c.price.as_ref().map(|t| t.referenced)),
+            ];
+            for (key, at) in native_only {
+                if let Some(at) = at {
+                    self.not_applicable(&subject, key, format, "creative", at);
+                }
+            }
+        }
         let kind = match media {
+            Media::Native => self.native(&subject, c, raw.referenced)?,
             Media::Display => {
                 if let Some(d) = &c.duration_s {
                     self.not_applicable(&subject, "duration_s", format, "creative", d.referenced);
@@ -444,6 +589,7 @@ impl FileChecker<'_> {
             click_url: c.click_url.value.clone(),
             companions,
             companion_required,
+            attributes: attributes?,
         })
     }
 
@@ -454,13 +600,13 @@ impl FileChecker<'_> {
         media: Media,
         scope: &Scope<'_>,
     ) -> Vec<String> {
-        if media == Media::Display {
+        if matches!(media, Media::Display | Media::Native) {
             if let Some(first) = c.companions.0.first() {
                 self.report(
                     first.referenced,
                     format!(
                         "{subject}: only video and audio creatives have companions; \
-                         this one is display"
+                         this one is {media}"
                     ),
                 );
             }
@@ -654,12 +800,13 @@ impl FileChecker<'_> {
             .collect();
         let visual = media
             .iter()
-            .any(|m| matches!(m, Some(Media::Display | Media::Video)));
+            // Native ads are display ads laid out by the publisher.
+            .any(|m| matches!(m, Some(Media::Display | Media::Video | Media::Native)));
         let audio_only = !media.is_empty() && media.iter().all(|m| *m == Some(Media::Audio));
         // With unknown media (already reported) and no visual line item the
         // applicable minimum is unknowable; saying nothing beats guessing.
         let (minimum, what) = if visual {
-            (MANAGED_MINIMUM, "with display or video line items")
+            (MANAGED_MINIMUM, "with display, native or video line items")
         } else if audio_only {
             (MANAGED_AUDIO_ONLY_MINIMUM, "buying only audio")
         } else {
@@ -714,7 +861,7 @@ impl FileChecker<'_> {
             self.report(
                 l.media.referenced,
                 format!(
-                    "{subject}: unknown media \"{}\"; expected one of: display, video, audio",
+                    "{subject}: unknown media \"{}\"; expected one of: display, video, audio, native",
                     l.media.value
                 ),
             );

@@ -93,7 +93,7 @@ fn unknown_top_level_key() {
     assert_eq!(
         found[0].to_string(),
         format!(
-            "b.yaml:{}:1: unknown key \"order\" in the top level of the file; expected one of: advertiser, audiences, creatives, orders",
+            "b.yaml:{}:1: unknown key \"order\" in the top level of the file; expected one of: advertiser, exchange, currency_rates, audiences, creatives, orders",
             OTHER.lines().count() + 1
         )
     );

@@ -259,7 +259,7 @@ fn managed_order_with_display_or_video_needs_50000() {
     assert_problem(
         &text,
         at(&text, "budget: 40000.00\n", "40000"),
-        "order \"acme-q4-managed\": a managed-service order with display or video line items needs a total budget of at least 50,000.00 (it has 40,000.00)",
+        "order \"acme-q4-managed\": a managed-service order with display, native or video line items needs a total budget of at least 50,000.00 (it has 40,000.00)",
     );
 }
 
@@ -660,7 +660,7 @@ fn unknown_format_kind_service_and_media() {
     let found = problems(&[("a.yaml", &text)]);
     assert_eq!(
         found[0].message,
-        "creative \"jingle\": unknown format \"podcast\"; expected one of: display, video, audio"
+        "creative \"jingle\": unknown format \"podcast\"; expected one of: display, video, audio, native"
     );
     let text = edit(BASE, "kind: products", "kind: product");
     assert_problem(
@@ -678,7 +678,7 @@ fn unknown_format_kind_service_and_media() {
     assert_problem(
         &text,
         at(&text, "media: banner", "banner"),
-        "line item \"nw-line\": unknown media \"banner\"; expected one of: display, video, audio",
+        "line item \"nw-line\": unknown media \"banner\"; expected one of: display, video, audio, native",
     );
 }
 

@@ -1,0 +1,256 @@
+//! The two file kinds beside advertisers: exchange profiles and currency
+//! rates.
+
+use serde_saphyr::Spanned;
+
+use super::FileChecker;
+use crate::model::{ChargeOn, CurrencyRates, EncryptionScheme, Exchange, PriceEncryption};
+use crate::money::Rate;
+use crate::raw::{RawCurrencyRates, RawExchange, RawPriceEncryption, Text};
+use crate::time::Date;
+
+/// VAST versions a player may get by default, and their InLine protocol
+/// codes (AdCOM "Creative Subtypes - Audio/Video").
+const VAST_VERSIONS: [(&str, i32); 5] =
+    [("2.0", 2), ("3.0", 3), ("4.0", 7), ("4.1", 11), ("4.2", 13)];
+
+/// An exchange that sends no `tmax` gets this range at most: below 10 ms no
+/// answer makes it back, above 10 s no exchange waits.
+const TMAX_RANGE: std::ops::RangeInclusive<i64> = 10..=10_000;
+
+impl FileChecker<'_> {
+    pub(super) fn exchange(&mut self, raw: &Spanned<RawExchange>) -> Option<Exchange> {
+        let e = &raw.value;
+        let subject = format!("exchange \"{}\"", e.id.value);
+        self.id(&subject, &e.id);
+        // The id is a path segment of the bid endpoint and a metrics label.
+        // An empty id or one with spaces was reported by `id` already.
+        if !e.id.value.trim().is_empty()
+            && !e
+                .id
+                .value
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+            && !e
+                .id
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            self.report(
+                e.id.referenced,
+                format!(
+                    "{subject}: an exchange id is part of its bid URL: use letters, digits, \
+                     '-', '_' and '.', like google-adx"
+                ),
+            );
+        }
+        if e.id.value.len() > 64 {
+            self.report(
+                e.id.referenced,
+                format!("{subject}: the id is longer than 64 characters"),
+            );
+        }
+        if e.name.value.trim().is_empty() {
+            self.report(e.name.referenced, format!("{subject}: name is empty"));
+        }
+        // Each value is `None` once reported; none stops the others' checks.
+        let price_encryption = e
+            .price_encryption
+            .as_ref()
+            .map(|p| self.price_encryption(&subject, &p.value));
+        let charge_on = match &e.charge_on {
+            None => Some(ChargeOn::default()),
+            Some(t) => match t.value.as_str() {
+                "win" => Some(ChargeOn::Win),
+                "billing" => Some(ChargeOn::Billing),
+                "first" => Some(ChargeOn::First),
+                other => {
+                    self.report(
+                        t.referenced,
+                        format!(
+                            "{subject}: unknown charge_on \"{other}\"; expected win (the win \
+                             notice charges), billing (the billing notice charges) or first \
+                             (whichever comes first)"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let vast_default_protocol = match &e.vast_default {
+            None => Some(3),
+            Some(t) => match VAST_VERSIONS.iter().find(|(v, _)| *v == t.value) {
+                Some((_, code)) => Some(*code),
+                None => {
+                    self.report(
+                        t.referenced,
+                        format!(
+                            "{subject}: vast_default \"{}\" is not a VAST version we write; \
+                             expected one of: 2.0, 3.0, 4.0, 4.1, 4.2 (quoted, like \"3.0\")",
+                            t.value
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let tmax_default_ms = e
+            .tmax_default_ms
+            .as_ref()
+            .map(|t| self.whole(&subject, "tmax_default_ms", t, TMAX_RANGE));
+        Some(Exchange {
+            id: e.id.value.clone(),
+            name: e.name.value.clone(),
+            price_encryption: price_encryption.map_or(Some(None), |p| p.map(Some))?,
+            charge_on: charge_on?,
+            vast_default_protocol: vast_default_protocol?,
+            gzip_responses: e.gzip_responses.as_ref().is_some_and(|g| g.value),
+            tmax_default_ms: tmax_default_ms.map_or(Some(None), |t| t.map(Some))?,
+            file: self.file.to_path_buf(),
+        })
+    }
+
+    /// Keys are read from the environment here, when the config loads: a
+    /// missing or malformed key is refused with the file's position, and
+    /// the running config keeps its keys.
+    fn price_encryption(
+        &mut self,
+        subject: &str,
+        p: &RawPriceEncryption,
+    ) -> Option<PriceEncryption> {
+        let scheme = match p.scheme.value.as_str() {
+            "google" => EncryptionScheme::Google,
+            other => {
+                self.report(
+                    p.scheme.referenced,
+                    format!(
+                        "{subject}: unknown price_encryption scheme \"{other}\"; expected google"
+                    ),
+                );
+                return None;
+            }
+        };
+        let encryption_key =
+            self.key_from_env(subject, "encryption_key_env", &p.encryption_key_env);
+        let integrity_key = self.key_from_env(subject, "integrity_key_env", &p.integrity_key_env);
+        let (encryption_key, integrity_key) = (encryption_key?, integrity_key?);
+        if let Err(e) = pricecrypt::Keys::from_base64(&encryption_key, &integrity_key) {
+            self.report(
+                p.encryption_key_env.referenced,
+                format!(
+                    "{subject}: the keys in ${} and ${} are not usable: {e}",
+                    p.encryption_key_env.value, p.integrity_key_env.value
+                ),
+            );
+            return None;
+        }
+        Some(PriceEncryption {
+            scheme,
+            encryption_key,
+            integrity_key,
+        })
+    }
+
+    fn key_from_env(&mut self, subject: &str, key: &str, name: &Text) -> Option<String> {
+        let n = name.value.as_str();
+        let well_formed = !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !n.as_bytes()[0].is_ascii_digit();
+        if !well_formed {
+            self.report(
+                name.referenced,
+                format!(
+                    "{subject}: {key} names an environment variable, like ADX_ENCRYPTION_KEY; \
+                     this value is not a variable name (and is not repeated here, in case it \
+                     is a key: keys never go in the YAML itself)"
+                ),
+            );
+            return None;
+        }
+        match std::env::var(n) {
+            Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+            _ => {
+                self.report(
+                    name.referenced,
+                    format!("{subject}: the environment variable {n} ({key}) is not set"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn currency_rates(
+        &mut self,
+        raw: &Spanned<RawCurrencyRates>,
+    ) -> Option<CurrencyRates> {
+        let r = &raw.value;
+        let subject = "currency_rates";
+        let mut ok = true;
+        if r.base.value != "USD" {
+            self.report(
+                r.base.referenced,
+                format!(
+                    "{subject}: base must be USD, the currency of every budget (it is \"{}\")",
+                    r.base.value
+                ),
+            );
+            ok = false;
+        }
+        let as_of = match Date::parse(&r.as_of.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.report(r.as_of.referenced, format!("{subject}: as_of {e}"));
+                None
+            }
+        };
+        if r.rates.value.0.is_empty() {
+            self.report(
+                r.rates.referenced,
+                format!("{subject}: rates is empty; list units per USD, like EUR: 0.95"),
+            );
+        }
+        let mut rates: Vec<(String, Rate)> = Vec::with_capacity(r.rates.value.0.len());
+        for (code, rate) in &r.rates.value.0 {
+            let c = code.value.as_str();
+            if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                self.report(
+                    code.referenced,
+                    format!(
+                        "{subject}: \"{c}\" is not a currency code; use ISO 4217's three \
+                         capital letters, like EUR"
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if rates.iter().any(|(x, _)| x == c) {
+                self.report(code.referenced, format!("{subject}: {c} is listed twice"));
+                ok = false;
+                continue;
+            }
+            match Rate::parse_decimal(&rate.value.0) {
+                Ok(v) if c == "USD" && v != Rate::ONE => {
+                    self.report(
+                        rate.referenced,
+                        format!("{subject}: USD is the base; its rate can only be 1"),
+                    );
+                    ok = false;
+                }
+                Ok(_) if c == "USD" => {}
+                Ok(v) => rates.push((c.to_owned(), v)),
+                Err(e) => {
+                    self.report(rate.referenced, format!("{subject}: {c} {e}"));
+                    ok = false;
+                }
+            }
+        }
+        rates.sort_by(|a, b| a.0.cmp(&b.0));
+        (ok && !r.rates.value.0.is_empty()).then_some(())?;
+        Some(CurrencyRates {
+            as_of: as_of?,
+            rates,
+            file: self.file.to_path_buf(),
+        })
+    }
+}
