@@ -32,6 +32,7 @@ fn bench(c: &mut Criterion) {
         click_url: "https://www.acme-outdoor.example/tents".into(),
         companions: vec!["tent-banner-300x250".into()],
         companion_required: true,
+        attributes: vec![],
     };
     let banner = Creative {
         id: "tent-banner-300x250".into(),
@@ -43,6 +44,7 @@ fn bench(c: &mut Criterion) {
         click_url: "https://www.acme-outdoor.example/tents".into(),
         companions: vec![],
         companion_required: false,
+        attributes: vec![],
     };
     let CreativeKind::Video { media, .. } = &video.kind else {
         unreachable!()

@@ -56,7 +56,7 @@ pub fn fit_av(
         CreativeKind::Video { duration_s, media } | CreativeKind::Audio { duration_s, media } => {
             (*duration_s, media)
         }
-        CreativeKind::Display { .. } => return Err(Misfit::Media),
+        CreativeKind::Display { .. } | CreativeKind::Native(_) => return Err(Misfit::Media),
     };
     let duration_ok = if slot.required_durations.is_empty() {
         slot.min_duration.is_none_or(|m| duration_s >= m)
@@ -166,6 +166,7 @@ mod tests {
             click_url: "https://c.example/".into(),
             companions: vec!["b".into()],
             companion_required,
+            attributes: vec![],
         }
     }
 
@@ -180,6 +181,7 @@ mod tests {
             click_url: "https://c.example/".into(),
             companions: vec![],
             companion_required: false,
+            attributes: vec![],
         }
     }
 

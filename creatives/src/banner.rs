@@ -65,6 +65,7 @@ mod tests {
             click_url: click.into(),
             companions: vec![],
             companion_required: false,
+            attributes: vec![],
         }
     }
 
@@ -104,6 +105,7 @@ mod tests {
             click_url: "https://c.example/".into(),
             companions: vec![],
             companion_required: false,
+            attributes: vec![],
         };
         assert_eq!(display_size(&c), None);
         assert!(banner_html(&c).is_none());

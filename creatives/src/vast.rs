@@ -83,31 +83,38 @@ impl VastVersion {
     ];
 
     /// The highest version an OpenRTB `protocols` list (AdCOM "Creative
-    /// Subtypes - Audio/Video") allows.
+    /// Subtypes - Audio/Video") allows, an InLine ad being written.
     ///
-    /// Only InLine codes count, since only InLine ads are written: 2 (VAST
-    /// 2.0), 3 (3.0), 7 (4.0), 11 (4.1), 13 (4.2). Wrapper codes (4, 5, 6, 8,
-    /// 12, 14), VAST 1.0 (1), DAAST (9, 10) and unknown codes are ignored.
-    /// `None` when nothing usable is listed, including an empty list: a
-    /// player that lists no protocols did not say what it plays. Use
-    /// [`VastVersion::from_protocols_with`] to read an empty list as
-    /// "anything".
-    pub fn from_protocols(protocols: &[i32]) -> Option<VastVersion> {
-        VastVersion::from_protocols_with(protocols, false)
-    }
-
-    /// As [`VastVersion::from_protocols`], except that an empty list gives
-    /// `Some(V4_2)` when `empty_means_any` is true (for exchanges known to
-    /// leave `protocols` out when every version is accepted). A non-empty
-    /// list with no usable code is still `None`.
-    pub fn from_protocols_with(protocols: &[i32], empty_means_any: bool) -> Option<VastVersion> {
+    /// InLine codes count as themselves: 2 (VAST 2.0), 3 (3.0), 7 (4.0), 11
+    /// (4.1), 13 (4.2). A Wrapper code implies the InLine of its version: a
+    /// player that follows a VAST x Wrapper renders the x InLine it leads
+    /// to (5 → 2.0, 6 → 3.0, 8 → 4.0, 12 → 4.1, 14 → 4.2). VAST 1.0 (1, 4),
+    /// DAAST (9, 10) and unknown codes are ignored.
+    ///
+    /// An empty list — OpenRTB only recommends the field, and many players
+    /// leave it out — gives `default` (the exchange's `vast_default`). A
+    /// non-empty list with no usable code is `None`: the player said what
+    /// it plays, and it is none of ours.
+    pub fn from_protocols(protocols: &[i32], default: VastVersion) -> Option<VastVersion> {
         if protocols.is_empty() {
-            return empty_means_any.then_some(VastVersion::V4_2);
+            return Some(default);
         }
         protocols
             .iter()
-            .filter_map(|&p| VastVersion::from_protocol(p))
+            .filter_map(|&p| VastVersion::from_protocol(p).or_else(|| VastVersion::of_wrapper(p)))
             .max()
+    }
+
+    /// The version of a Wrapper protocol code (5, 6, 8, 12, 14).
+    pub fn of_wrapper(code: i32) -> Option<VastVersion> {
+        Some(match code {
+            5 => VastVersion::V2_0,
+            6 => VastVersion::V3_0,
+            8 => VastVersion::V4_0,
+            12 => VastVersion::V4_1,
+            14 => VastVersion::V4_2,
+            _ => return None,
+        })
     }
 
     /// The version of one InLine protocol code (2, 3, 7, 11, 13).
@@ -294,7 +301,7 @@ fn linear_creative(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
     let (duration_s, all_media, audio) = match &v.creative.kind {
         CreativeKind::Video { duration_s, media } => (*duration_s, &media[..], false),
         CreativeKind::Audio { duration_s, media } => (*duration_s, &media[..], true),
-        CreativeKind::Display { .. } => (0, &[][..], false),
+        CreativeKind::Display { .. } | CreativeKind::Native(_) => (0, &[][..], false),
     };
     let every: Vec<&MediaFile>;
     let media: &[&MediaFile] = if v.media.is_empty() {

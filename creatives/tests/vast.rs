@@ -58,6 +58,7 @@ fn video() -> Creative {
         click_url: CLICK.into(),
         companions: vec!["tent-banner-300x250".into()],
         companion_required: false,
+        attributes: vec![],
     }
 }
 
@@ -76,6 +77,7 @@ fn audio() -> Creative {
         click_url: "https://www.acme-outdoor.example/tents".into(),
         companions: vec!["tent-companion-640x640".into()],
         companion_required: false,
+        attributes: vec![],
     }
 }
 
@@ -90,6 +92,7 @@ fn display(id: &str, w: u32, h: u32, image_url: &str, click_url: &str) -> Creati
         click_url: click_url.into(),
         companions: vec![],
         companion_required: false,
+        attributes: vec![],
     }
 }
 
@@ -151,7 +154,7 @@ fn render(version: VastVersion, shape: Shape) -> String {
     };
     let files = match &main.kind {
         CreativeKind::Video { media, .. } | CreativeKind::Audio { media, .. } => media,
-        CreativeKind::Display { .. } => unreachable!(),
+        CreativeKind::Display { .. } | CreativeKind::Native(_) => unreachable!(),
     };
     let files: Vec<&MediaFile> = files.iter().collect();
     vast_xml(&Vast {
@@ -465,22 +468,35 @@ fn each_handled_xsd_quirk_is_enforced_by_the_xsd() {
 
 #[test]
 fn protocols_map_to_the_highest_inline_version() {
-    assert_eq!(VastVersion::from_protocols(&[2, 3]), Some(V3_0));
-    assert_eq!(VastVersion::from_protocols(&[2, 5]), Some(V2_0));
-    assert_eq!(VastVersion::from_protocols(&[7, 11, 13]), Some(V4_2));
-    assert_eq!(VastVersion::from_protocols(&[5, 6, 8]), None);
-    assert_eq!(VastVersion::from_protocols(&[13, 2]), Some(V4_2));
-    assert_eq!(VastVersion::from_protocols(&[3, 7, 11, 14]), Some(V4_1));
-    assert_eq!(VastVersion::from_protocols(&[7, 12]), Some(V4_0));
-    // VAST 1.0, DAAST and wrappers are never written; unknown codes ignored.
-    assert_eq!(VastVersion::from_protocols(&[1, 4, 9, 10, 12, 14]), None);
-    assert_eq!(VastVersion::from_protocols(&[0, -1, 15, 99, 3]), Some(V3_0));
-    // An empty list says nothing, unless the caller reads it as "anything".
-    assert_eq!(VastVersion::from_protocols(&[]), None);
-    assert_eq!(VastVersion::from_protocols_with(&[], false), None);
-    assert_eq!(VastVersion::from_protocols_with(&[], true), Some(V4_2));
-    assert_eq!(VastVersion::from_protocols_with(&[5], true), None);
-    assert_eq!(VastVersion::from_protocols_with(&[2], true), Some(V2_0));
+    let p = |codes: &[i32]| VastVersion::from_protocols(codes, V3_0);
+    assert_eq!(p(&[2, 3]), Some(V3_0));
+    assert_eq!(
+        p(&[2, 5]),
+        Some(V2_0),
+        "a 2.0 Wrapper implies the 2.0 InLine"
+    );
+    assert_eq!(p(&[7, 11, 13]), Some(V4_2));
+    assert_eq!(
+        p(&[5, 6, 8]),
+        Some(V4_0),
+        "Wrapper codes alone: their InLines"
+    );
+    assert_eq!(p(&[4, 5, 6, 8]), Some(V4_0));
+    assert_eq!(p(&[13, 2]), Some(V4_2));
+    assert_eq!(
+        p(&[3, 7, 11, 14]),
+        Some(V4_2),
+        "the 4.2 Wrapper implies 4.2"
+    );
+    assert_eq!(p(&[7, 12]), Some(V4_1));
+    assert_eq!(p(&[6]), Some(V3_0));
+    // VAST 1.0 (InLine and Wrapper) and DAAST are never written.
+    assert_eq!(p(&[1, 4, 9, 10]), None);
+    assert_eq!(p(&[0, -1, 15, 99, 3]), Some(V3_0));
+    // No protocols at all: the exchange's default.
+    assert_eq!(p(&[]), Some(V3_0));
+    assert_eq!(VastVersion::from_protocols(&[], V4_1), Some(V4_1));
+    assert_eq!(VastVersion::from_protocols(&[1], V4_1), None);
 
     let codes: Vec<i32> = VastVersion::ALL.iter().map(|v| v.protocol()).collect();
     assert_eq!(codes, [2, 3, 7, 11, 13]);
