@@ -12,13 +12,13 @@ use ledger::journal::{FileStorage, Journal, JournalOptions, OpenError, Replayed,
 use ledger::{BidKey, Books, Cap, ChargeError, Ledger, Limit, MemoryLedger, SpendKey};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::context::Context;
+use crate::context::{Context, Currency};
 use crate::metrics::{self, NoticeResult};
 use crate::nobid::NoBid;
 use crate::notice::{self, Kind, NoticeError, Price};
 use crate::respond;
 use crate::select::{self, Choice, Exclude, Stores};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Profile, Snapshot};
 
 #[derive(Clone)]
 pub struct Settings {
@@ -115,6 +115,8 @@ pub enum ExplainError {
     Invalid(String),
     #[error("no valid config loaded yet")]
     NotReady,
+    #[error("no exchange profile has the id {0:?}")]
+    UnknownExchange(String),
 }
 
 /// Events older than the longest window any audience of the config looks
@@ -294,8 +296,23 @@ impl App {
     }
 
     /// Parse, check, run the auction, write the answer — within the
-    /// request's deadline or not at all.
+    /// request's deadline or not at all — as the default exchange profile.
     pub fn handle_bid(&self, body: &[u8], start: Instant) -> BidAnswer {
+        let snap = self.snapshot.load_full();
+        let profile = snap.as_deref().and_then(|s| s.profile(None));
+        self.bid_with(snap.as_deref(), profile, body, start)
+    }
+
+    /// As [`App::handle_bid`], for the exchange whose profile (in `snap`,
+    /// the snapshot the caller resolved it in) is given. No snapshot or no
+    /// profile: not ready.
+    pub fn bid_with(
+        &self,
+        snap: Option<&Snapshot>,
+        profile: Option<&Profile>,
+        body: &[u8],
+        start: Instant,
+    ) -> BidAnswer {
         let req = match ortb::parse_request(body) {
             Ok(r) => r,
             Err(e) => return BidAnswer::Invalid(e.to_string()),
@@ -303,15 +320,21 @@ impl App {
         if let Err(e) = req.validate() {
             return BidAnswer::Invalid(e.to_string());
         }
+        let (Some(snap), Some(profile)) = (snap, profile) else {
+            return BidAnswer::NoBid(NoBid::NotReady);
+        };
         let tmax = match req.tmax {
             Some(ms) if ms > 0 => Duration::from_millis(ms as u64).min(self.settings.max_tmax),
-            _ => self.settings.default_tmax,
+            _ => profile
+                .tmax_default
+                .unwrap_or(self.settings.default_tmax)
+                .min(self.settings.max_tmax),
         };
         let deadline = tmax.saturating_sub(self.settings.tmax_margin);
         if start.elapsed() >= deadline {
             return BidAnswer::NoBid(NoBid::Late);
         }
-        let (json, bids) = match self.auction_until(&req, Some(start + deadline)) {
+        let (json, bids) = match self.auction_in(snap, profile, &req, Some(start + deadline)) {
             Ok(answer) => answer,
             Err(reason) => return BidAnswer::NoBid(reason),
         };
@@ -330,27 +353,50 @@ impl App {
     /// The auction for a parsed, valid request: one bid per imp at most.
     /// Returns the BidResponse and the bids it holds budget for.
     pub fn auction(&self, req: &ortb::BidRequest<'_>) -> Result<(Vec<u8>, Vec<BidKey>), NoBid> {
-        self.auction_until(req, None)
-    }
-
-    /// As [`App::auction`], giving up (no bid, nothing held) once
-    /// `deadline` passes: checked before every imp and every batch of
-    /// candidates, so one request cannot keep a core past its deadline.
-    pub fn auction_until(
-        &self,
-        req: &ortb::BidRequest<'_>,
-        deadline: Option<Instant>,
-    ) -> Result<(Vec<u8>, Vec<BidKey>), NoBid> {
         let guard = self.snapshot.load();
         let Some(snap) = guard.as_ref() else {
             return Err(NoBid::NotReady);
         };
-        // We price in USD only: a request that allows only other currencies
-        // gets no bid rather than a bid it cannot accept.
-        if !req.cur.is_empty() && !req.cur.iter().any(|c| c.eq_ignore_ascii_case("USD")) {
+        let Some(profile) = snap.profile(None) else {
+            return Err(NoBid::NotReady);
+        };
+        self.auction_in(snap, profile, req, None)
+    }
+
+    /// The context of a request as an exchange sends it: the currency its
+    /// answer is priced in (`None`: none we can price in), its default VAST
+    /// version.
+    fn context<'r>(
+        &self,
+        snap: &Snapshot,
+        profile: &Profile,
+        req: &'r ortb::BidRequest<'r>,
+    ) -> (Context<'r>, bool) {
+        let mut ctx = Context::new(req, self.clock.now(), &self.settings.privacy);
+        let currency = Currency::of_request(&req.cur, snap.config.currency_rates.as_ref());
+        ctx.currency = currency.unwrap_or(Currency::USD);
+        ctx.vast_default = profile.vast_default;
+        ctx.https_trackers = crate::snapshot::is_https(&self.settings.public_url);
+        (ctx, currency.is_some())
+    }
+
+    /// As [`App::auction`], for one exchange, giving up (no bid, nothing
+    /// held) once `deadline` passes: checked before every imp and every
+    /// batch of candidates, so one request cannot keep a core past its
+    /// deadline.
+    fn auction_in(
+        &self,
+        snap: &Snapshot,
+        profile: &Profile,
+        req: &ortb::BidRequest<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<u8>, Vec<BidKey>), NoBid> {
+        let (ctx, priced) = self.context(snap, profile, req);
+        // A request that allows only currencies without a rate gets no bid
+        // rather than a bid it cannot accept.
+        if !priced {
             return Err(NoBid::Currency);
         }
-        let ctx = Context::new(req, self.clock.now(), &self.settings.privacy);
         let stores = Stores {
             audiences: &self.audiences,
             ledger: &*self.ledger,
@@ -465,6 +511,8 @@ impl App {
             test: ctx.test,
             now: ctx.now,
             signer: &self.signer,
+            profile,
+            currency: ctx.currency,
         }
         .write(&choices, &bid_ids, &new_bid_id());
         Ok((json, keys))
@@ -512,22 +560,28 @@ impl App {
         }
     }
 
-    /// Every line item's verdict on this request, as JSON, without bidding.
-    pub fn explain(&self, body: &[u8]) -> Result<Vec<u8>, ExplainError> {
+    /// Every line item's verdict on this request, as JSON, without bidding,
+    /// as `exchange` (`None`: the default profile) would have it answered.
+    pub fn explain(&self, exchange: Option<&str>, body: &[u8]) -> Result<Vec<u8>, ExplainError> {
         let req = ortb::parse_request(body).map_err(|e| ExplainError::Invalid(e.to_string()))?;
         req.validate()
             .map_err(|e| ExplainError::Invalid(e.to_string()))?;
         let guard = self.snapshot.load();
         let snap = guard.as_ref().ok_or(ExplainError::NotReady)?;
-        let ctx = Context::new(&req, self.clock.now(), &self.settings.privacy);
+        let profile = snap
+            .profile(exchange)
+            .ok_or_else(|| ExplainError::UnknownExchange(exchange.unwrap_or_default().into()))?;
+        let (ctx, priced) = self.context(snap, profile, &req);
         let stores = Stores {
             audiences: &self.audiences,
             ledger: &*self.ledger,
         };
-        let verdicts = crate::explain::explain(snap, &req, &ctx, &stores);
+        let verdicts = crate::explain::explain(snap, &req, &ctx, &stores, priced);
         let body = serde_json::json!({
             "id": req.id,
             "at": ctx.now.to_string(),
+            "exchange": profile.id,
+            "currency": priced.then(|| ctx.currency.code().to_owned()),
             "line_items": verdicts,
         });
         Ok(serde_json::to_vec_pretty(&body).unwrap_or_default())
@@ -537,8 +591,18 @@ impl App {
     /// holding their learned share) and lets go of those whose notices
     /// have expired; returns how many reservations ended.
     pub fn expire_reservations(&self) -> usize {
-        let expired = self.ledger.expire(self.clock.now());
+        let now = self.clock.now();
+        let expired = self.ledger.expire(now);
         metrics::late_share(self.ledger.late_share_ppm());
+        if let Some(rates) = self
+            .snapshot
+            .load()
+            .as_ref()
+            .and_then(|s| s.config.currency_rates.as_ref())
+        {
+            let age_ms = now.as_millis() - rates.as_of.start().as_millis();
+            metrics::rates_age(age_ms as f64 / 1000.0);
+        }
         expired.reservations
     }
 
@@ -583,23 +647,59 @@ impl App {
                 ledger::Release::Unknown => NoticeResult::Unknown,
             });
         }
+        // The exchange's rule of which notice charges, as signed at bid time.
+        match (n.charge_on, kind) {
+            (config::ChargeOn::Win, Kind::Billing) | (config::ChargeOn::Billing, Kind::Win) => {
+                return Ok(NoticeResult::Recorded);
+            }
+            _ => {}
+        }
+        let snap = self.snapshot.load();
+        let profile = snap.as_ref().and_then(|s| s.notice_profile(&n.exchange));
+        let counters = match profile {
+            Some(p) => &p.counters,
+            None => metrics::ExchangeCounters::default_exchange(),
+        };
+        let mut n = n;
+        // An exchange that encrypts its prices sends nothing else: a price
+        // in the clear is not from it (and could be anyone's guess at a
+        // cheaper charge), so only a price that decrypts and passes its
+        // integrity check is read.
+        if let Some(keys) = profile.and_then(|p| p.price_keys.as_ref()) {
+            n.price = match n.price_text.as_deref().map(|t| keys.decrypt(t)) {
+                Some(Ok(micros)) => match i64::try_from(micros) {
+                    Ok(m) if m > 0 => Price::Cpm(Micros(m)),
+                    _ => Price::Unreadable,
+                },
+                Some(Err(e)) => {
+                    metrics::price_decrypt_failed(
+                        counters,
+                        matches!(e, pricecrypt::DecryptError::Integrity),
+                    );
+                    self.price_log.warn(|suppressed| {
+                        tracing::warn!(bid = %n.bid_id, exchange = %n.exchange, suppressed, "notice price did not decrypt ({e}): charged the bid price");
+                    });
+                    Price::Unreadable
+                }
+                None => Price::Unreadable,
+            };
+        }
         match &n.price {
             Price::Unreadable => {
-                metrics::price_unreadable();
+                metrics::price_unreadable(counters);
                 self.price_log.warn(|suppressed| {
                     tracing::warn!(bid = %n.bid_id, line_item = %n.line_item, suppressed, "notice price unreadable: charged the bid price");
                 });
             }
-            Price::Cpm(p) if *p > n.bid_price => {
+            Price::Cpm(p) if n.rate.to_usd_up(*p) > n.bid_price => {
                 self.price_log.warn(|suppressed| {
-                    tracing::warn!(bid = %n.bid_id, price = %p, bid_price = %n.bid_price, suppressed, "clearing price above the bid: charged the bid");
+                    tracing::warn!(bid = %n.bid_id, price = %p, currency = %n.currency, bid_price = %n.bid_price, suppressed, "clearing price above the bid: charged the bid");
                 });
             }
             Price::Cpm(_) => {}
         }
         let keys = [SpendKey::line_item(&n.line_item), SpendKey::order(&n.order)];
         // The caps in force now: a late win is billed only up to them.
-        let snap = self.snapshot.load();
         let limits = match snap.as_ref().and_then(|s| s.item(&n.line_item)) {
             Some(item) => select::limits(item),
             // The line item left the config: record the win, cap nothing.

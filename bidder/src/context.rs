@@ -34,6 +34,17 @@ pub struct Context<'r> {
     pub badv: &'r [Cow<'r, str>],
     /// `test: 1`: answered as usual, but nothing is spent or counted.
     pub test: bool,
+    /// The page is https (`site.page`): every imp on it is secure, whatever
+    /// its own `secure` says.
+    pub secure_page: bool,
+    /// What the answer is priced in (USD unless the request says otherwise).
+    pub currency: Currency,
+    /// The InLine VAST version for players that name no protocol: the
+    /// exchange's `vast_default`.
+    pub vast_default: creatives::VastVersion,
+    /// Our tracking URLs (the public URL) are https: VAST and native ads
+    /// may serve on secure slots.
+    pub https_trackers: bool,
     pub now: Timestamp,
     pub today: Date,
 }
@@ -146,10 +157,80 @@ impl<'r> Context<'r> {
             bcat: &req.bcat,
             badv: &req.badv,
             test: req.is_test(),
+            secure_page: site
+                .and_then(|s| s.page.as_deref())
+                .is_some_and(crate::snapshot::is_https),
+            currency: Currency::USD,
+            vast_default: creatives::VastVersion::V3_0,
+            https_trackers: false,
             now,
             today: now.date(),
         }
     }
+}
+
+/// The currency of an answer and its rate to USD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Currency {
+    /// Upper-case ISO 4217.
+    pub code: [u8; 3],
+    pub rate: config::Rate,
+}
+
+impl Currency {
+    pub const USD: Currency = Currency {
+        code: *b"USD",
+        rate: config::Rate::ONE,
+    };
+
+    pub fn code(&self) -> &str {
+        // Built only from ASCII letters.
+        std::str::from_utf8(&self.code).unwrap_or("USD")
+    }
+
+    pub fn is_usd(&self) -> bool {
+        self.code == *b"USD"
+    }
+
+    /// The answer's currency for a request's `cur`: USD when it is absent
+    /// or allows USD (budgets are USD: no conversion is the safest), else
+    /// the first listed currency with a rate. `None`: nothing we can price in.
+    pub fn of_request(
+        cur: &[std::borrow::Cow<'_, str>],
+        rates: Option<&config::CurrencyRates>,
+    ) -> Option<Currency> {
+        if cur.is_empty() || cur.iter().any(|c| c.eq_ignore_ascii_case("USD")) {
+            return Some(Currency::USD);
+        }
+        let rates = rates?;
+        cur.iter().take(16).find_map(|c| {
+            let code: [u8; 3] = c.as_bytes().try_into().ok()?;
+            let code = code.map(|b| b.to_ascii_uppercase());
+            if !code.iter().all(u8::is_ascii_uppercase) {
+                return None;
+            }
+            Some(Currency {
+                code,
+                rate: rates.rate(c)?,
+            })
+        })
+    }
+}
+
+/// A floor of `amount` in `currency` as USD, rounded up so that a bid
+/// clearing it clears the real floor; `None` when the currency has no rate.
+pub fn floor_usd(
+    amount: i64,
+    currency: &str,
+    rates: Option<&config::CurrencyRates>,
+) -> Option<config::Micros> {
+    if amount <= 0 {
+        return Some(config::Micros::ZERO);
+    }
+    if currency.eq_ignore_ascii_case("USD") {
+        return Some(config::Micros(amount));
+    }
+    Some(rates?.rate(currency)?.to_usd_up(config::Micros(amount)))
 }
 
 fn geo_str<'r>(

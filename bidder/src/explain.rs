@@ -2,7 +2,6 @@
 //! bid, and if not, the first rule that stopped it. It runs the very checks
 //! the auction runs (`select::check`), without counting or spending anything.
 
-use config::Micros;
 use ortb::BidRequest;
 use serde::Serialize;
 
@@ -38,8 +37,8 @@ pub(crate) fn explain<'s>(
     req: &BidRequest<'_>,
     ctx: &Context<'_>,
     stores: &Stores<'_>,
+    priced: bool,
 ) -> Vec<Verdict<'s>> {
-    let usd_allowed = req.cur.is_empty() || req.cur.iter().any(|c| c.eq_ignore_ascii_case("USD"));
     let mut out: Vec<((usize, usize, usize), Verdict<'s>)> = Vec::with_capacity(snap.items.len());
     // Read once per imp, not once per imp and line item; the imps the
     // auction would look at, no more.
@@ -47,7 +46,7 @@ pub(crate) fn explain<'s>(
         .imp
         .iter()
         .take(crate::app::MAX_IMPS)
-        .map(|imp| (imp, select::Offer::of(imp)))
+        .map(|imp| (imp, select::Offer::of(imp, ctx)))
         .collect();
     for (i, item) in snap.items.iter().enumerate() {
         let adv = &snap.config.advertisers[item.advertiser];
@@ -63,21 +62,20 @@ pub(crate) fn explain<'s>(
             reason: None,
         };
         let mut reason = NoBid::Media;
-        if !usd_allowed {
+        if !priced {
             reason = NoBid::Currency;
         } else {
             for (imp, offer) in &imps {
                 let imp = *imp;
-                let r = if !imp.bidfloorcur.eq_ignore_ascii_case("USD") && imp.bidfloor > 0 {
-                    Err(NoBid::Currency)
-                } else {
-                    select::check(snap, ctx, imp, offer, Micros(imp.bidfloor), i, item, stores)
-                };
+                let r = select::imp_floor(snap, imp)
+                    .and_then(|floor| select::check(snap, ctx, imp, offer, floor, i, item, stores));
                 match r {
                     Ok(choice) => {
                         verdict.bids = true;
                         verdict.imp = Some(imp.id.to_string());
-                        verdict.price = Some(choice.price.as_i64() as f64 / 1e6);
+                        // In the answer's currency, as the bid would say.
+                        verdict.price =
+                            Some(ctx.currency.rate.from_usd(choice.price).as_i64() as f64 / 1e6);
                         verdict.creative = Some(&adv.creatives[choice.creative].id);
                         verdict.deal = choice.deal;
                         break;

@@ -132,6 +132,7 @@ impl Failure for ExplainError {
         match self {
             ExplainError::Invalid(_) => StatusCode::BAD_REQUEST,
             ExplainError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ExplainError::UnknownExchange(_) => StatusCode::NOT_FOUND,
         }
     }
 }

@@ -377,6 +377,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Some(url) => url.clone(),
             None => format!("http://{}", bid.local_addr()?),
         };
+        if !settings
+            .public_url
+            .to_ascii_lowercase()
+            .starts_with("https://")
+        {
+            tracing::warn!(
+                public_url = %settings.public_url,
+                "the public URL is not https: video, audio and native ads carry tracking URLs \
+                 on it, so they will not bid on secure slots (imp.secure or an https page); \
+                 give --public-url https://…"
+            );
+        }
         let started = std::time::Instant::now();
         let (app, replayed) = App::new(
             settings,

@@ -44,9 +44,8 @@ pub async fn upkeep(handle: &'static PrometheusHandle) {
 /// macros look the series up in the registry on every call, which the bid
 /// path does not need to pay for.
 struct Hot {
-    requests: [metrics::Counter; 4],
-    no_bids: Vec<metrics::Counter>,
-    bids: metrics::Counter,
+    /// Requests before any exchange profile applies (no config yet).
+    default: ExchangeCounters,
     duration: metrics::Histogram,
 }
 
@@ -54,15 +53,53 @@ static HOT: OnceLock<Hot> = OnceLock::new();
 
 fn hot() -> &'static Hot {
     HOT.get_or_init(|| Hot {
-        requests: ["bid", "no_bid", "bad_request", "too_large"]
-            .map(|o| metrics::counter!("bidder_requests_total", "outcome" => o)),
-        no_bids: NoBid::ALL
-            .iter()
-            .map(|r| metrics::counter!("bidder_no_bids_total", "reason" => r.as_str()))
-            .collect(),
-        bids: metrics::counter!("bidder_bids_total"),
+        default: ExchangeCounters::new(crate::snapshot::DEFAULT_EXCHANGE),
         duration: metrics::histogram!("bidder_request_duration_seconds"),
     })
+}
+
+/// One exchange's per-request series, `exchange` being a configured
+/// exchange id (or `default`): the label set is as bounded as the config.
+#[derive(Debug)]
+pub struct ExchangeCounters {
+    requests: [metrics::Counter; 4],
+    no_bids: Vec<metrics::Counter>,
+    bids: metrics::Counter,
+    /// Notice prices that failed decryption, by why.
+    decrypt: [metrics::Counter; 2],
+    unreadable: metrics::Counter,
+}
+
+impl ExchangeCounters {
+    pub fn new(exchange: &str) -> ExchangeCounters {
+        let x = exchange.to_owned();
+        let c = ExchangeCounters {
+            requests: ["bid", "no_bid", "bad_request", "too_large"].map(|o| {
+                metrics::counter!("bidder_requests_total", "exchange" => x.clone(), "outcome" => o)
+            }),
+            no_bids: NoBid::ALL
+                .iter()
+                .map(|r| {
+                    metrics::counter!("bidder_no_bids_total", "exchange" => x.clone(), "reason" => r.as_str())
+                })
+                .collect(),
+            bids: metrics::counter!("bidder_bids_total", "exchange" => x.clone()),
+            decrypt: ["encoding", "integrity"].map(|r| {
+                metrics::counter!("bidder_notice_price_decrypt_failures_total", "exchange" => x.clone(), "reason" => r)
+            }),
+            unreadable: metrics::counter!("bidder_notice_price_unreadable_total", "exchange" => x),
+        };
+        // Zeros from the start, so a dashboard shows a fresh exchange.
+        for r in c.requests.iter().chain(&c.no_bids).chain(&c.decrypt) {
+            r.increment(0);
+        }
+        c.bids.increment(0);
+        c
+    }
+
+    pub fn default_exchange() -> &'static ExchangeCounters {
+        &hot().default
+    }
 }
 
 /// How a bid request ended, as counted in `bidder_requests_total{outcome}`.
@@ -74,23 +111,27 @@ pub enum Outcome {
     TooLarge,
 }
 
-pub fn request(outcome: Outcome, elapsed: Duration) {
-    let h = hot();
+pub fn request(counters: &ExchangeCounters, outcome: Outcome, elapsed: Duration) {
     let i = match outcome {
         Outcome::Bid => 0,
         Outcome::NoBid(_) => 1,
         Outcome::BadRequest => 2,
         Outcome::TooLarge => 3,
     };
-    h.requests[i].increment(1);
+    counters.requests[i].increment(1);
     if let Outcome::NoBid(reason) = outcome {
-        h.no_bids[reason as usize].increment(1);
+        counters.no_bids[reason as usize].increment(1);
     }
-    h.duration.record(elapsed.as_secs_f64());
+    hot().duration.record(elapsed.as_secs_f64());
 }
 
-pub fn bids(count: usize) {
-    hot().bids.increment(count as u64);
+/// A bid request for an exchange id no profile has: 404.
+pub fn unknown_exchange() {
+    metrics::counter!("bidder_unknown_exchange_requests_total").increment(1);
+}
+
+pub fn bids(counters: &ExchangeCounters, count: usize) {
+    counters.bids.increment(count as u64);
 }
 
 /// What a notice did, as counted in `bidder_notices_total{kind,result}`.
@@ -109,6 +150,9 @@ pub enum NoticeResult {
     Ignored,
     /// A loss for a bid the ledger no longer holds.
     Unknown,
+    /// A notice that, by its exchange's `charge_on`, charges nothing: a
+    /// win notice where billing notices charge, or the reverse.
+    Recorded,
 }
 
 pub fn notice(kind: crate::notice::Kind, result: NoticeResult) {
@@ -121,6 +165,7 @@ pub fn notice(kind: crate::notice::Kind, result: NoticeResult) {
         NoticeResult::Released => "released",
         NoticeResult::Ignored => "ignored",
         NoticeResult::Unknown => "unknown",
+        NoticeResult::Recorded => "recorded",
     };
     metrics::counter!("bidder_notices_total", "kind" => kind.as_str(), "result" => result)
         .increment(1);
@@ -128,8 +173,14 @@ pub fn notice(kind: crate::notice::Kind, result: NoticeResult) {
 
 /// A win or billing notice whose price could not be read: charged at the
 /// bid price.
-pub fn price_unreadable() {
-    metrics::counter!("bidder_notice_price_unreadable_total").increment(1);
+pub fn price_unreadable(counters: &ExchangeCounters) {
+    counters.unreadable.increment(1);
+}
+
+/// An encrypted price that did not decrypt (`integrity`: a wrong key or a
+/// changed price; `encoding`: not the scheme's shape at all).
+pub fn price_decrypt_failed(counters: &ExchangeCounters, integrity: bool) {
+    counters.decrypt[usize::from(integrity)].increment(1);
 }
 
 /// A win that came after its reservation had expired.
@@ -263,9 +314,22 @@ pub fn describe() {
         "bidder_config_line_items",
         "Line items in the serving config."
     );
-    let h = hot();
-    for c in h.requests.iter().chain(&h.no_bids) {
-        c.increment(0);
-    }
-    h.bids.increment(0);
+    metrics::describe_counter!(
+        "bidder_notice_price_decrypt_failures_total",
+        "Encrypted notice prices that failed decryption or its integrity check, charged at the bid price."
+    );
+    metrics::describe_counter!(
+        "bidder_unknown_exchange_requests_total",
+        "Bid requests to /openrtb2/bid/{id} for an exchange no profile has."
+    );
+    metrics::describe_gauge!(
+        "bidder_currency_rates_age_seconds",
+        "Age of the serving currency rates (from their as_of day)."
+    );
+    let _ = hot();
+}
+
+/// How old the serving rates are; stale rates bid at yesterday's prices.
+pub fn rates_age(seconds: f64) {
+    metrics::gauge!("bidder_currency_rates_age_seconds").set(seconds);
 }

@@ -6,7 +6,8 @@
 pub enum NoBid {
     /// No valid config is loaded yet.
     NotReady,
-    /// The request allows only currencies other than USD.
+    /// The request allows only currencies we have no rate for, or a floor
+    /// is in one.
     Currency,
     /// No imp carries a medium the bidder buys.
     Media,
@@ -43,10 +44,15 @@ pub enum NoBid {
     Frequency,
     /// Work would pass the exchange's deadline: a late answer is a no-bid.
     Late,
+    /// The slot is secure (`imp.secure`, an https page) and a creative that
+    /// fits, or our trackers, would load over plain http.
+    Secure,
+    /// A creative that fits has an attribute the slot blocks (`battr`).
+    Attribute,
 }
 
 impl NoBid {
-    pub const ALL: [NoBid; 23] = [
+    pub const ALL: [NoBid; 25] = [
         NoBid::NotReady,
         NoBid::Currency,
         NoBid::Media,
@@ -70,6 +76,8 @@ impl NoBid {
         NoBid::Blocked,
         NoBid::Frequency,
         NoBid::Late,
+        NoBid::Secure,
+        NoBid::Attribute,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +105,8 @@ impl NoBid {
             NoBid::Blocked => "blocked",
             NoBid::Frequency => "frequency",
             NoBid::Late => "late",
+            NoBid::Secure => "secure",
+            NoBid::Attribute => "attribute",
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use config::Micros;
+use config::{ChargeOn, Micros, Rate};
 use hmac::{KeyInit, Mac};
 
 pub const AUCTION_PRICE_MACRO: &str = "${AUCTION_PRICE}";
@@ -140,8 +140,14 @@ fn hex(s: &str) -> Option<Vec<u8>> {
     hex::decode(s).ok()
 }
 
-/// The signed parameters, in the order they are written and checked.
-const SIGNED: [&str; 8] = ["b", "i", "li", "o", "c", "bp", "ts", "t"];
+/// The signed parameters, in the order they are written and checked: the
+/// bid, its imp, line item, order and creative, its price in USD micros,
+/// when it was made, the test flag, then the exchange's terms — which
+/// exchange (whose keys decrypt the price), the currency the bid was in and
+/// its rate in nanos per USD, and which notice charges (`w`, `b` or `f`).
+const SIGNED: [&str; 12] = [
+    "b", "i", "li", "o", "c", "bp", "ts", "t", "x", "cur", "r", "ch",
+];
 
 /// What a bid's notices say. Ids are given percent-encoded where the
 /// snapshot encoded them once per config load (`line_item_and_order` is
@@ -154,6 +160,12 @@ pub struct NoticeUrl<'a> {
     pub bid_price: Micros,
     pub at_ms: i64,
     pub test: bool,
+    /// The exchange id, percent-encoded.
+    pub exchange: &'a str,
+    /// Upper-case ISO 4217.
+    pub currency: &'a str,
+    pub rate: Rate,
+    pub charge_on: ChargeOn,
 }
 
 impl NoticeUrl<'_> {
@@ -169,10 +181,14 @@ impl NoticeUrl<'_> {
         s.push_str(self.creative);
         let _ = write!(
             s,
-            "&bp={}&ts={}&t={}",
+            "&bp={}&ts={}&t={}&x={}&cur={}&r={}&ch={}",
             self.bid_price.as_i64(),
             self.at_ms,
-            u8::from(self.test)
+            u8::from(self.test),
+            self.exchange,
+            self.currency,
+            self.rate.nanos(),
+            charge_letter(self.charge_on),
         );
         s
     }
@@ -180,6 +196,14 @@ impl NoticeUrl<'_> {
     /// One notice URL of a bid (see [`Prepared`] for all three).
     pub fn write(base: &str, kind: Kind, signed: &str, signer: &Signer, out: &mut String) {
         Prepared::new(base, signed, signer).write(kind, out);
+    }
+}
+
+fn charge_letter(c: ChargeOn) -> char {
+    match c {
+        ChargeOn::Win => 'w',
+        ChargeOn::Billing => 'b',
+        ChargeOn::First => 'f',
     }
 }
 
@@ -234,18 +258,28 @@ pub struct Notice {
     pub order: String,
     pub creative: String,
     pub bid_price: Micros,
+    /// The clearing price read as a plain decimal, in `currency`.
     pub price: Price,
+    /// The `price` value as sent (percent-decoded), for exchanges that
+    /// encrypt it.
+    pub price_text: Option<String>,
     pub test: bool,
     /// When the bid was made (milliseconds since the epoch).
     pub at_ms: i64,
+    pub exchange: String,
+    pub currency: String,
+    pub rate: Rate,
+    pub charge_on: ChargeOn,
 }
 
 impl Notice {
-    /// What the exchange bills for the impression's CPM: its clearing
-    /// price, never above the bid; the bid when the price is unreadable.
+    /// What the exchange bills for the impression's CPM, in USD micros: its
+    /// clearing price converted back rounding up (spend is never
+    /// under-counted), never above the bid; the bid when the price is
+    /// unreadable.
     pub fn cpm(&self) -> Micros {
         match self.price {
-            Price::Cpm(p) => p.min(self.bid_price),
+            Price::Cpm(p) => self.rate.to_usd_up(p).min(self.bid_price),
             Price::Unreadable => self.bid_price,
         }
     }
@@ -293,6 +327,7 @@ pub fn verify(
     // refused all the same rather than trusted.
     let text = |i: usize| decode(values[i]).ok_or(NoticeError::Signature);
     let number = |i: usize| values[i].parse::<i64>().map_err(|_| NoticeError::Signature);
+    let price_text = price.and_then(decode);
     let n = Notice {
         kind,
         bid_id: text(0)?,
@@ -303,16 +338,20 @@ pub fn verify(
         bid_price: Micros(number(5)?),
         at_ms: number(6)?,
         test: values[7] == "1",
-        // No auction clears at zero: a zero price is an exchange that did
-        // not know it yet (or someone racing it), not a free impression.
-        price: match price
-            .and_then(decode)
-            .as_deref()
-            .and_then(parse_price)
-            .filter(|p| *p > Micros::ZERO)
-        {
-            Some(p) => Price::Cpm(p),
-            None => Price::Unreadable,
+        price: read_plain(price_text.as_deref()),
+        price_text,
+        exchange: text(8)?,
+        currency: text(9)?,
+        rate: values[10]
+            .parse::<u64>()
+            .ok()
+            .and_then(Rate::from_nanos)
+            .ok_or(NoticeError::Signature)?,
+        charge_on: match values[11] {
+            "w" => ChargeOn::Win,
+            "b" => ChargeOn::Billing,
+            "f" => ChargeOn::First,
+            _ => return Err(NoticeError::Signature),
         },
     };
     // Only age is checked: a notice dated ahead of this clock is still one
@@ -322,6 +361,16 @@ pub fn verify(
         return Err(NoticeError::Expired);
     }
     Ok(n)
+}
+
+/// A price sent in the clear.
+pub fn read_plain(text: Option<&str>) -> Price {
+    // No auction clears at zero: a zero price is an exchange that did not
+    // know it yet (or someone racing it), not a free impression.
+    match text.and_then(parse_price).filter(|p| *p > Micros::ZERO) {
+        Some(p) => Price::Cpm(p),
+        None => Price::Unreadable,
+    }
 }
 
 /// `${AUCTION_PRICE}` as an exact decimal: `digits[.digits]` and nothing
@@ -398,6 +447,10 @@ mod tests {
             bid_price: Micros(6_000_000),
             at_ms: NOW,
             test: false,
+            exchange: "adx",
+            currency: "USD",
+            rate: Rate::ONE,
+            charge_on: ChargeOn::First,
         }
         .signed();
         let mut s = String::new();
@@ -427,6 +480,51 @@ mod tests {
         assert_eq!(check(Kind::Win, &priced).unwrap().cpm(), Micros(4_250_000));
         let above = query(Kind::Win).replace("${AUCTION_PRICE}", "60.00");
         assert_eq!(check(Kind::Win, &above).unwrap().cpm(), Micros(6_000_000));
+    }
+
+    #[test]
+    fn the_exchanges_terms_are_signed() {
+        let q = query(Kind::Win);
+        assert!(q.contains("&x=adx&cur=USD&r=1000000000&ch=f&s="), "{q}");
+        for forged in [
+            q.replace("&x=adx", "&x=other"),
+            q.replace("&cur=USD", "&cur=JPY"),
+            q.replace("&r=1000000000", "&r=1"),
+            q.replace("&ch=f", "&ch=w"),
+        ] {
+            assert_eq!(
+                check(Kind::Win, &forged).unwrap_err(),
+                NoticeError::Signature
+            );
+        }
+    }
+
+    #[test]
+    fn a_price_in_another_currency_is_charged_in_usd_rounding_up() {
+        let n = |price: &str| Notice {
+            kind: Kind::Win,
+            bid_id: String::new(),
+            imp_id: String::new(),
+            line_item: String::new(),
+            order: String::new(),
+            creative: String::new(),
+            bid_price: Micros(4_000_000),
+            price: read_plain(Some(price)),
+            price_text: Some(price.to_owned()),
+            test: false,
+            at_ms: 0,
+            exchange: "x".into(),
+            currency: "EUR".into(),
+            rate: Rate::parse_decimal("0.95").unwrap(),
+            charge_on: ChargeOn::First,
+        };
+        // EUR 1.00 = USD 1.0526315…: charged 1.052632.
+        assert_eq!(n("1.00").cpm(), Micros(1_052_632));
+        // The whole bid (EUR 3.80) is USD 4.00 exactly.
+        assert_eq!(n("3.80").cpm(), Micros(4_000_000));
+        // Above the bid once converted: the bid.
+        assert_eq!(n("3.81").cpm(), Micros(4_000_000));
+        assert_eq!(n("abc").cpm(), Micros(4_000_000));
     }
 
     #[test]
@@ -598,6 +696,10 @@ mod tests {
                 bid_price: Micros(price),
                 at_ms: NOW - at_off,
                 test,
+                exchange: "adx",
+                currency: "EUR",
+                rate: Rate::from_nanos(950_000_000).unwrap(),
+                charge_on: ChargeOn::Billing,
             }
             .signed();
             let mut u = String::new();
@@ -609,6 +711,9 @@ mod tests {
             prop_assert_eq!(n.line_item, li);
             prop_assert_eq!(n.bid_price, Micros(price));
             prop_assert_eq!(n.test, test);
+            prop_assert_eq!(n.exchange, "adx");
+            prop_assert_eq!(n.currency, "EUR");
+            prop_assert_eq!(n.charge_on, ChargeOn::Billing);
         }
 
         #[test]

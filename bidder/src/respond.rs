@@ -18,6 +18,7 @@ use crate::snapshot::Snapshot;
 const MTYPE_BANNER: i32 = 1;
 const MTYPE_VIDEO: i32 = 2;
 const MTYPE_AUDIO: i32 = 3;
+const MTYPE_NATIVE: i32 = 4;
 
 pub(crate) struct Answer<'a> {
     pub snap: &'a Snapshot,
@@ -26,6 +27,11 @@ pub(crate) struct Answer<'a> {
     pub test: bool,
     pub now: Timestamp,
     pub signer: &'a crate::notice::Signer,
+    /// The exchange the answer goes to: its id and charge rule go into the
+    /// notices.
+    pub profile: &'a crate::snapshot::Profile,
+    /// What prices are written in.
+    pub currency: crate::context::Currency,
 }
 
 impl Answer<'_> {
@@ -49,7 +55,9 @@ impl Answer<'_> {
         }
         out.push_str("]}],\"bidid\":");
         push_json_str(&mut out, response_id);
-        out.push_str(",\"cur\":\"USD\"}");
+        out.push_str(",\"cur\":\"");
+        out.push_str(self.currency.code());
+        out.push_str("\"}");
         out.into_bytes()
     }
 
@@ -61,7 +69,8 @@ impl Answer<'_> {
         out.push_str(",\"impid\":");
         push_json_str(out, imp_id);
         out.push_str(",\"price\":");
-        push_price(out, choice.price);
+        // Rounded down: never more than the line item's CPM is worth.
+        push_price(out, self.currency.rate.from_usd(choice.price));
         let signed = NoticeUrl {
             bid_id,
             imp_id,
@@ -70,6 +79,10 @@ impl Answer<'_> {
             bid_price: choice.price,
             at_ms: self.now.as_millis(),
             test: self.test,
+            exchange: &self.profile.notice_id,
+            currency: self.currency.code(),
+            rate: self.currency.rate,
+            charge_on: self.profile.charge_on,
         }
         .signed();
         let urls = Prepared::new(self.public_url, &signed, self.signer);
@@ -95,6 +108,7 @@ impl Answer<'_> {
                 companion,
                 version,
             } => self.write_av(out, choice, bid_id, fit, *companion, *version),
+            ChoiceKind::Native { fit } => self.write_native(out, choice, bid_id, fit),
         }
         if let Some(deal) = &choice.deal {
             out.push_str(",\"dealid\":");
@@ -122,7 +136,7 @@ impl Answer<'_> {
         let (media, mtype) = match &creative.kind {
             config::CreativeKind::Video { media, .. } => (media, MTYPE_VIDEO),
             config::CreativeKind::Audio { media, .. } => (media, MTYPE_AUDIO),
-            config::CreativeKind::Display { .. } => return,
+            config::CreativeKind::Display { .. } | config::CreativeKind::Native(_) => return,
         };
         let renditions: Vec<&config::MediaFile> =
             fit.renditions.iter().map(|&i| &media[i]).collect();
@@ -161,6 +175,38 @@ impl Answer<'_> {
                 }
             }
         }
+    }
+}
+
+impl Answer<'_> {
+    /// `adm` with the Native 1.2 response (assets, link, impression
+    /// tracker), and `mtype` 4.
+    fn write_native(
+        &self,
+        out: &mut String,
+        choice: &Choice,
+        bid_id: &str,
+        fit: &creatives::NativeFit,
+    ) {
+        let item = &self.snap.items[choice.item];
+        let adv = &self.snap.config.advertisers[item.advertiser];
+        let Some(ad) = crate::select::native_ad(&adv.creatives[choice.creative]) else {
+            return;
+        };
+        let base = self.public_url.trim_end_matches('/');
+        let bid = crate::notice::encode(bid_id);
+        let impression_url = format!("{base}/track/impression?b={bid}{}", item.notice_ids);
+        let json = creatives::native_response(
+            &ad,
+            fit,
+            &creatives::NativeTrackers {
+                impression_url: &impression_url,
+                click_trackers: &[],
+            },
+        );
+        out.push_str(",\"adm\":");
+        push_json_str(out, &json);
+        let _ = write!(out, ",\"mtype\":{MTYPE_NATIVE}");
     }
 }
 

@@ -37,6 +37,10 @@ pub(crate) enum ChoiceKind {
         companion: Option<usize>,
         version: creatives::VastVersion,
     },
+    /// A native ad: which of the request's assets it fills.
+    Native {
+        fit: Box<creatives::NativeFit>,
+    },
 }
 
 /// What an imp offers, read once per imp.
@@ -45,6 +49,32 @@ pub(crate) struct Offer<'r> {
     pub sizes: Vec<(u32, u32)>,
     pub video: Option<AvOffer<'r>>,
     pub audio: Option<AvOffer<'r>>,
+    /// The native request, read once per imp; `Err` when it cannot be read
+    /// (no native line item can bid on it).
+    pub native: Option<Result<creatives::NativeRequest, creatives::NativeError>>,
+    /// Creative attributes (AdCOM List 5.3) each medium blocks (`battr`).
+    pub battr: Battr<'r>,
+    /// Only https creatives, media and trackers: `imp.secure` or an https page.
+    pub secure: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Battr<'r> {
+    pub banner: &'r [i32],
+    pub video: &'r [i32],
+    pub audio: &'r [i32],
+    pub native: &'r [i32],
+}
+
+impl Battr<'_> {
+    fn of(&self, media: config::Media) -> &[i32] {
+        match media {
+            config::Media::Display => self.banner,
+            config::Media::Video => self.video,
+            config::Media::Audio => self.audio,
+            config::Media::Native => self.native,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -59,7 +89,7 @@ pub(crate) struct AvOffer<'r> {
 }
 
 impl<'r> Offer<'r> {
-    pub(crate) fn of(imp: &'r Imp<'r>) -> Offer<'r> {
+    pub(crate) fn of(imp: &'r Imp<'r>, ctx: &Context<'_>) -> Offer<'r> {
         let companions = |c: &[ortb::Banner<'_>]| -> Vec<(u32, u32)> {
             c.iter()
                 .flat_map(|b| b.format.iter().map(|f| (f.w, f.h)).chain([(b.w, b.h)]))
@@ -85,7 +115,10 @@ impl<'r> Offer<'r> {
                 companion_sizes: companions(&v.companionad),
                 companion_types: v.companiontype.clone(),
             },
-            version: creatives::VastVersion::from_protocols(&protocols(&v.protocols, v.protocol)),
+            version: creatives::VastVersion::from_protocols(
+                &protocols(&v.protocols, v.protocol),
+                ctx.vast_default,
+            ),
             plcmt: v.plcmt.or(v.placement.map(|p| match p {
                 // 2.5 placement: 1 in-stream; 2 in-banner, 3 in-article,
                 // 4 in-feed (accompanying content); 5 interstitial.
@@ -112,15 +145,29 @@ impl<'r> Offer<'r> {
                 companion_sizes: companions(&a.companionad),
                 companion_types: a.companiontype.clone(),
             },
-            version: creatives::VastVersion::from_protocols(&a.protocols),
+            version: creatives::VastVersion::from_protocols(&a.protocols, ctx.vast_default),
             // Audio spots play between songs or episodes: in-stream.
             plcmt: Some(1),
             linear: true,
         });
+        // A native imp without a request cannot be filled: `null` reads as
+        // no request object.
+        let native = imp
+            .native
+            .as_ref()
+            .map(|n| creatives::parse_native_request(n.request.map_or("null", |r| r.get())));
         Offer {
             sizes: banner_sizes(imp),
             video,
             audio,
+            native,
+            battr: Battr {
+                banner: imp.banner.as_deref().map_or(&[], |b| &b.battr),
+                video: imp.video.as_deref().map_or(&[], |v| &v.battr),
+                audio: imp.audio.as_deref().map_or(&[], |a| &a.battr),
+                native: imp.native.as_ref().map_or(&[], |n| &n.battr),
+            },
+            secure: imp.secure == Some(1) || ctx.secure_page,
         }
     }
 
@@ -137,6 +184,9 @@ impl<'r> Offer<'r> {
         }
         if self.audio.is_some() {
             slots.push(Slot::Audio);
+        }
+        if self.native.is_some() {
+            slots.push(Slot::Native);
         }
         slots
     }
@@ -218,16 +268,11 @@ pub(crate) fn select_imp(
     exclude: Exclude<'_>,
     deadline: Option<std::time::Instant>,
 ) -> Result<Choice, NoBid> {
-    if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() {
+    if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() && imp.native.is_none() {
         return Err(NoBid::Media);
     }
-    // Floors in another currency cannot be compared without a rate: we bid
-    // in USD only for now, so such an imp gets no bid rather than a guess.
-    if !imp.bidfloorcur.eq_ignore_ascii_case("USD") && imp.bidfloor > 0 {
-        return Err(NoBid::Currency);
-    }
-    let floor = Micros(imp.bidfloor);
-    let offer = Offer::of(imp);
+    let floor = imp_floor(snap, imp)?;
+    let offer = Offer::of(imp, ctx);
     let slots = offer.slots();
 
     let pmp = imp.pmp.as_ref();
@@ -289,6 +334,18 @@ pub(crate) fn select_imp(
     Ok(winner)
 }
 
+/// An imp's floor in USD, rounded up from its currency; a floor in a
+/// currency without a rate cannot be compared, so the imp gets no bid
+/// rather than a guess.
+pub(crate) fn imp_floor(snap: &Snapshot, imp: &Imp<'_>) -> Result<Micros, NoBid> {
+    crate::context::floor_usd(
+        imp.bidfloor,
+        &imp.bidfloorcur,
+        snap.config.currency_rates.as_ref(),
+    )
+    .ok_or(NoBid::Currency)
+}
+
 /// Order of the checks below, used to pick the most telling reason.
 pub(crate) fn stage(r: NoBid) -> u8 {
     match r {
@@ -302,7 +359,7 @@ pub(crate) fn stage(r: NoBid) -> u8 {
         NoBid::Daypart => 7,
         NoBid::Blocked => 8,
         NoBid::Deal => 9,
-        NoBid::Floor => 10,
+        NoBid::Floor | NoBid::Currency => 10,
         NoBid::Budget => 11,
         NoBid::Pacing => 11,
         NoBid::Keyword => 12,
@@ -310,7 +367,11 @@ pub(crate) fn stage(r: NoBid) -> u8 {
         NoBid::Audience => 14,
         NoBid::Frequency => 15,
         NoBid::Placement => 16,
+        // A creative that fits but may not serve got further than one that
+        // does not fit.
         NoBid::Creative => 17,
+        NoBid::Secure => 18,
+        NoBid::Attribute => 19,
         _ => 0,
     }
 }
@@ -332,6 +393,8 @@ pub(crate) fn check(
         config::Media::Display => None,
         config::Media::Video => Some(offer.video.as_ref().ok_or(NoBid::Media)?),
         config::Media::Audio => Some(offer.audio.as_ref().ok_or(NoBid::Media)?),
+        config::Media::Native if offer.native.is_none() => return Err(NoBid::Media),
+        config::Media::Native => None,
     };
     if !item.flight.contains(ctx.now) {
         return Err(NoBid::Flight);
@@ -380,10 +443,12 @@ pub(crate) fn check(
             return Err(NoBid::Deal);
         };
         if d.bidfloor > 0 {
-            if !d.bidfloorcur.eq_ignore_ascii_case("USD") {
-                return Err(NoBid::Currency);
-            }
-            floor = Micros(d.bidfloor);
+            floor = crate::context::floor_usd(
+                d.bidfloor,
+                &d.bidfloorcur,
+                snap.config.currency_rates.as_ref(),
+            )
+            .ok_or(NoBid::Currency)?;
         }
         deal = Some(d.id.to_string());
     } else if private {
@@ -438,32 +503,122 @@ pub(crate) fn check(
         }
     }
 
-    let Some(av) = av else {
-        // The first offered size (the exchange's preference) that a
-        // creative has.
-        for &(w, h) in &offer.sizes {
-            if let Some(&c) = item
-                .creatives
-                .iter()
-                .find(|&&c| creatives::fits_sizes(&adv.creatives[c], &[(w, h)]))
-            {
-                return Ok(Choice {
-                    item: index,
-                    creative: c,
-                    price: item.cpm,
-                    deal,
-                    kind: ChoiceKind::Banner { w, h },
-                });
-            }
-        }
-        return Err(NoBid::Size);
+    // Markup that carries our trackers (VAST, native) needs them on https
+    // too when the slot is secure.
+    if offer.secure && item.media != config::Media::Display && !ctx.https_trackers {
+        return Err(NoBid::Secure);
+    }
+    let usable = Usable {
+        snap,
+        advertiser: item.advertiser,
+        battr: offer.battr.of(item.media),
+        secure: offer.secure,
     };
-    fit_av(adv, item, av).map(|(creative, kind)| Choice {
+    let choose = |creative: usize, kind: ChoiceKind| Choice {
         item: index,
         creative,
         price: item.cpm,
-        deal,
+        deal: deal.clone(),
         kind,
+    };
+    match item.media {
+        config::Media::Display => {
+            // The first offered size (the exchange's preference) that a
+            // usable creative has.
+            let mut blocked = None;
+            for &(w, h) in &offer.sizes {
+                for &c in &item.creatives {
+                    if !creatives::fits_sizes(&adv.creatives[c], &[(w, h)]) {
+                        continue;
+                    }
+                    match usable.check(c) {
+                        Ok(()) => return Ok(choose(c, ChoiceKind::Banner { w, h })),
+                        Err(r) => blocked = Some(r),
+                    }
+                }
+            }
+            Err(blocked.unwrap_or(NoBid::Size))
+        }
+        config::Media::Native => {
+            let Some(Ok(request)) = offer.native.as_ref() else {
+                return Err(NoBid::Creative);
+            };
+            let mut blocked = None;
+            for &c in &item.creatives {
+                let Some(ad) = native_ad(&adv.creatives[c]) else {
+                    continue;
+                };
+                let Ok(fit) = creatives::fit_native(&ad, request) else {
+                    continue;
+                };
+                match usable.check(c) {
+                    Ok(()) => return Ok(choose(c, ChoiceKind::Native { fit: Box::new(fit) })),
+                    Err(r) => blocked = Some(r),
+                }
+            }
+            Err(blocked.unwrap_or(NoBid::Creative))
+        }
+        config::Media::Video | config::Media::Audio => {
+            let Some(av) = av else {
+                return Err(NoBid::Media);
+            };
+            fit_av(adv, item, av, &usable).map(|(creative, kind)| choose(creative, kind))
+        }
+    }
+}
+
+/// Whether a creative may serve in this slot: none of its attributes
+/// blocked, and only https URLs where the slot is secure.
+struct Usable<'a> {
+    snap: &'a Snapshot,
+    advertiser: usize,
+    battr: &'a [i32],
+    secure: bool,
+}
+
+impl Usable<'_> {
+    fn check(&self, creative: usize) -> Result<(), NoBid> {
+        let adv = &self.snap.config.advertisers[self.advertiser];
+        if self.secure && !self.snap.creative_json[self.advertiser][creative].https {
+            return Err(NoBid::Secure);
+        }
+        if adv.creatives[creative]
+            .attributes
+            .iter()
+            .any(|a| self.battr.contains(&i32::from(*a)))
+        {
+            return Err(NoBid::Attribute);
+        }
+        Ok(())
+    }
+
+    /// A companion shows on the same page: https where the slot is.
+    fn companion(&self, creative: usize) -> bool {
+        !self.secure || self.snap.creative_json[self.advertiser][creative].https
+    }
+}
+
+/// The native parts of a creative, as the creatives crate takes them.
+pub(crate) fn native_ad(c: &config::Creative) -> Option<creatives::NativeAd<'_>> {
+    let config::CreativeKind::Native(n) = &c.kind else {
+        return None;
+    };
+    fn image(i: &config::Image) -> creatives::NativeImage<'_> {
+        creatives::NativeImage {
+            url: i.url.as_str(),
+            w: i.w,
+            h: i.h,
+        }
+    }
+    Some(creatives::NativeAd {
+        title: &n.title,
+        description: &n.description,
+        sponsored_by: &n.sponsored_by,
+        image: image(&n.image),
+        icon: n.icon.as_ref().map(image),
+        cta: n.cta.as_deref(),
+        price: n.price.as_deref(),
+        click_url: &c.click_url,
     })
 }
 
@@ -481,6 +636,7 @@ fn fit_av(
     adv: &config::Advertiser,
     item: &Item,
     av: &AvOffer<'_>,
+    usable: &Usable<'_>,
 ) -> Result<(usize, ChoiceKind), NoBid> {
     if !item.placements.is_empty()
         && !av
@@ -492,28 +648,35 @@ fn fit_av(
     let (Some(version), true) = (av.version, av.linear) else {
         return Err(NoBid::Creative);
     };
+    let mut blocked = None;
     for &c in &item.creatives {
         let creative = &adv.creatives[c];
         let companions: Vec<usize> = creative
             .companions
             .iter()
             .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
+            .filter(|&i| usable.companion(i))
             .collect();
         let companion_refs: Vec<&config::Creative> =
             companions.iter().map(|&i| &adv.creatives[i]).collect();
-        if let Ok(fit) = creatives::fit_av(creative, &av.slot, &companion_refs) {
-            let companion = fit.companion.map(|k| companions[k]);
-            return Ok((
-                c,
-                ChoiceKind::Av {
-                    fit,
-                    companion,
-                    version,
-                },
-            ));
+        let Ok(fit) = creatives::fit_av(creative, &av.slot, &companion_refs) else {
+            continue;
+        };
+        if let Err(r) = usable.check(c) {
+            blocked = Some(r);
+            continue;
         }
+        let companion = fit.companion.map(|k| companions[k]);
+        return Ok((
+            c,
+            ChoiceKind::Av {
+                fit,
+                companion,
+                version,
+            },
+        ));
     }
-    Err(NoBid::Creative)
+    Err(blocked.unwrap_or(NoBid::Creative))
 }
 
 /// `badv` lists domains: blocking `example.com` blocks `shop.example.com`.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::app::{Access, App, BidAnswer};
 use crate::body::{self, BodyError};
-use crate::metrics::{self, Outcome};
+use crate::metrics::{self, ExchangeCounters, Outcome};
 
 use crate::failure::{text, BadRequest, Failure, Refused, Resp};
 
@@ -181,7 +181,14 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             if req.method() != Method::POST {
                 return method_not_allowed("POST");
             }
-            bid(app, req, start).await
+            bid(app, req, start, None).await
+        }
+        path if path.starts_with("/openrtb2/bid/") => {
+            if req.method() != Method::POST {
+                return method_not_allowed("POST");
+            }
+            let id = path["/openrtb2/bid/".len()..].to_owned();
+            bid(app, req, start, Some(id)).await
         }
         path @ ("/notice/win" | "/notice/billing" | "/notice/loss") => {
             if req.method() != Method::GET && req.method() != Method::POST {
@@ -226,8 +233,31 @@ fn openrtb_version(req: &Request<Incoming>) -> HeaderValue {
     }
 }
 
-async fn bid(app: Arc<App>, req: Request<Incoming>, start: Instant) -> Resp {
+async fn bid(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    start: Instant,
+    exchange: Option<String>,
+) -> Resp {
     let version = openrtb_version(&req);
+    // One snapshot for the whole request: the profile resolved here is the
+    // one the auction runs with.
+    let snap = app.snapshot();
+    let profile = match &snap {
+        Some(s) => match s.profile(exchange.as_deref()) {
+            Some(p) => Some(p),
+            None => {
+                metrics::unknown_exchange();
+                return Refused::NotFound.response();
+            }
+        },
+        None => None,
+    };
+    let counters = match profile {
+        Some(p) => &p.counters,
+        None => ExchangeCounters::default_exchange(),
+    };
+    let gzip = profile.is_some_and(|p| p.gzip_responses) && accepts_gzip(req.headers());
     let (parts, body) = req.into_parts();
     // A client that trickles its body must not hold a slot past any
     // exchange's deadline; the real deadline (tmax) is applied once parsed.
@@ -238,7 +268,11 @@ async fn bid(app: Arc<App>, req: Request<Incoming>, start: Instant) -> Resp {
     .await;
     let mut resp = match read {
         Err(_) => {
-            metrics::request(Outcome::NoBid(crate::nobid::NoBid::Late), start.elapsed());
+            metrics::request(
+                counters,
+                Outcome::NoBid(crate::nobid::NoBid::Late),
+                start.elapsed(),
+            );
             no_content()
         }
         Ok(Err(e)) => {
@@ -246,30 +280,71 @@ async fn bid(app: Arc<App>, req: Request<Incoming>, start: Instant) -> Resp {
                 BodyError::TooLarge(_) => Outcome::TooLarge,
                 _ => Outcome::BadRequest,
             };
-            metrics::request(outcome, start.elapsed());
+            metrics::request(counters, outcome, start.elapsed());
             e.response()
         }
-        Ok(Ok(bytes)) => match app.handle_bid(&bytes, start) {
+        Ok(Ok(bytes)) => match app.bid_with(snap.as_deref(), profile, &bytes, start) {
             BidAnswer::Bid(json, n) => {
-                metrics::bids(n);
-                metrics::request(Outcome::Bid, start.elapsed());
-                let mut r = Response::new(Full::new(Bytes::from(json)));
+                metrics::bids(counters, n);
+                metrics::request(counters, Outcome::Bid, start.elapsed());
+                let mut r = if gzip {
+                    let mut r = Response::new(Full::new(Bytes::from(gzipped(&json))));
+                    r.headers_mut()
+                        .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    r
+                } else {
+                    Response::new(Full::new(Bytes::from(json)))
+                };
                 r.headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 r
             }
             BidAnswer::NoBid(reason) => {
-                metrics::request(Outcome::NoBid(reason), start.elapsed());
+                metrics::request(counters, Outcome::NoBid(reason), start.elapsed());
                 no_content()
             }
             BidAnswer::Invalid(reason) => {
-                metrics::request(Outcome::BadRequest, start.elapsed());
+                metrics::request(counters, Outcome::BadRequest, start.elapsed());
                 BadRequest(reason).response()
             }
         },
     };
     resp.headers_mut().insert("x-openrtb-version", version);
     resp
+}
+
+/// Whether the exchange takes a gzip body: it does unless its
+/// `Accept-Encoding` says otherwise (an absent header accepts anything).
+fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    let Some(value) = headers.get(hyper::header::ACCEPT_ENCODING) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    value.split(',').any(|part| {
+        let mut it = part.split(';');
+        let coding = it.next().unwrap_or("").trim();
+        let refused = it.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+/// The fastest level: a BidResponse is a few KB and its markup repeats,
+/// so even level 1 shrinks it several times at little CPU.
+fn gzipped(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 3 + 64),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
 }
 
 fn no_content() -> Resp {
@@ -411,8 +486,19 @@ async fn explain(app: Arc<App>, req: Request<Incoming>) -> Resp {
     };
     // CPU work (every line item against every imp): off the admin
     // runtime's only thread, so probes keep answering meanwhile.
+    // `?exchange=ID` explains as that exchange's endpoint would answer.
+    let exchange = parts.uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("exchange="))
+            .map(|v| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+    });
     let app2 = app.clone();
-    let answer = tokio::task::spawn_blocking(move || app2.explain(&bytes)).await;
+    let answer =
+        tokio::task::spawn_blocking(move || app2.explain(exchange.as_deref(), &bytes)).await;
     let Ok(answer) = answer else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "explain failed\n");
     };

@@ -216,6 +216,9 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
     let settings = Settings {
         default_tmax: std::time::Duration::from_secs(3600),
         max_tmax: std::time::Duration::from_secs(3600),
+        // Traffic comes from https pages: trackers must be https for VAST
+        // and native to bid there. Nothing ever calls this host.
+        public_url: "https://bidder.simulate.invalid".into(),
         ..Settings::default()
     };
     let late_after = late_win_after(&settings);

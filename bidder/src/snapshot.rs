@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use config::{Budget, Config, Device, Flight, FrequencyCap, Media, Micros, Timestamp};
+use config::{Budget, ChargeOn, Config, Device, Flight, FrequencyCap, Media, Micros, Timestamp};
 
 use crate::keywords::KeywordRule;
 use crate::notice;
@@ -63,7 +63,52 @@ pub struct Snapshot {
     /// ready-made JSON members — the markup is static, so it is escaped once
     /// per config load instead of once per bid.
     pub creative_json: Vec<Vec<CreativeJson>>,
+    /// Configured exchanges, by id; plain `/openrtb2/bid` gets the one with
+    /// id `default` when there is one, else [`Snapshot::default_profile`].
+    profiles: HashMap<String, Profile>,
+    default_profile: Profile,
     pub loaded_at: Timestamp,
+}
+
+/// The id plain `/openrtb2/bid` answers as, and its metrics label.
+pub(crate) const DEFAULT_EXCHANGE: &str = "default";
+
+/// An exchange profile ready for the hot path and for notices.
+#[derive(Debug)]
+pub struct Profile {
+    pub id: String,
+    /// The id percent-encoded for notice URLs.
+    pub notice_id: String,
+    pub charge_on: ChargeOn,
+    /// The InLine version a player that names no protocol gets.
+    pub vast_default: creatives::VastVersion,
+    pub gzip_responses: bool,
+    pub tmax_default: Option<std::time::Duration>,
+    pub price_keys: Option<pricecrypt::Keys>,
+    pub counters: crate::metrics::ExchangeCounters,
+}
+
+impl Profile {
+    fn compile(e: Option<&config::Exchange>) -> Profile {
+        let id = e.map_or(DEFAULT_EXCHANGE, |e| e.id.as_str());
+        Profile {
+            id: id.to_owned(),
+            notice_id: notice::encode(id),
+            charge_on: e.map_or(ChargeOn::First, |e| e.charge_on),
+            vast_default: e
+                .and_then(|e| creatives::VastVersion::from_protocol(e.vast_default_protocol))
+                .unwrap_or(creatives::VastVersion::V3_0),
+            gzip_responses: e.is_some_and(|e| e.gzip_responses),
+            tmax_default: e
+                .and_then(|e| e.tmax_default_ms)
+                .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
+            // Validated when the config loaded.
+            price_keys: e.and_then(|e| e.price_encryption.as_ref()).and_then(|p| {
+                pricecrypt::Keys::from_base64(&p.encryption_key, &p.integrity_key).ok()
+            }),
+            counters: crate::metrics::ExchangeCounters::new(id),
+        }
+    }
 }
 
 impl Snapshot {
@@ -153,6 +198,7 @@ impl Snapshot {
                 }
                 Media::Video => vec![Slot::Video],
                 Media::Audio => vec![Slot::Audio],
+                Media::Native => vec![Slot::Native],
             };
             for slot in slots {
                 let lists = index.by_slot.entry(slot).or_default();
@@ -182,14 +228,43 @@ impl Snapshot {
             .enumerate()
             .map(|(i, it)| (it.id.clone(), i))
             .collect();
+        let profiles: HashMap<String, Profile> = config
+            .exchanges
+            .iter()
+            .map(|e| (e.id.clone(), Profile::compile(Some(e))))
+            .collect();
         Snapshot {
             config,
             items,
             index,
             by_id,
             creative_json,
+            profiles,
+            default_profile: Profile::compile(None),
             loaded_at,
         }
+    }
+
+    /// The profile of `/openrtb2/bid/{id}` (`None`: plain `/openrtb2/bid`);
+    /// `None` when no exchange has that id.
+    pub fn profile(&self, id: Option<&str>) -> Option<&Profile> {
+        match id {
+            Some(id) => self.profiles.get(id),
+            None => Some(
+                self.profiles
+                    .get(DEFAULT_EXCHANGE)
+                    .unwrap_or(&self.default_profile),
+            ),
+        }
+    }
+
+    /// The profile a notice names: the exchange the bid was made for, as
+    /// configured now.
+    pub fn notice_profile(&self, id: &str) -> Option<&Profile> {
+        if id == DEFAULT_EXCHANGE {
+            return self.profile(None);
+        }
+        self.profiles.get(id)
     }
 
     pub fn item(&self, line_item: &str) -> Option<&Item> {
@@ -240,6 +315,7 @@ pub enum Slot {
     Banner(u32, u32),
     Video,
     Audio,
+    Native,
 }
 
 /// Posting lists of item indices, ascending (= descending CPM).
@@ -268,6 +344,9 @@ pub struct CreativeJson {
     pub members: String,
     /// The creative id percent-encoded for notice URLs.
     pub notice_id: String,
+    /// Every URL the creative's markup loads or links to is https: it may
+    /// serve on secure pages.
+    pub https: bool,
 }
 
 impl CreativeJson {
@@ -286,8 +365,31 @@ impl CreativeJson {
         CreativeJson {
             members: m,
             notice_id: notice::encode(&c.id),
+            https: creative_urls(c).all(is_https),
         }
     }
+}
+
+/// Every URL a creative's markup carries (its companions are creatives of
+/// their own, checked apart).
+fn creative_urls(c: &config::Creative) -> impl Iterator<Item = &str> {
+    let own: Vec<&str> = match &c.kind {
+        config::CreativeKind::Display { image_url, .. } => vec![image_url],
+        config::CreativeKind::Video { media, .. } | config::CreativeKind::Audio { media, .. } => {
+            media.iter().map(|m| m.url.as_str()).collect()
+        }
+        config::CreativeKind::Native(n) => [Some(&n.image), n.icon.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|i| i.url.as_str())
+            .collect(),
+    };
+    own.into_iter().chain([c.click_url.as_str()])
+}
+
+pub(crate) fn is_https(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
 }
 
 /// A JSON string literal, quotes included.

@@ -108,6 +108,10 @@ impl Real {
             bid_price: Micros(self.bid_price),
             at_ms: self.at_ms,
             test: self.test,
+            exchange: "default",
+            currency: "USD",
+            rate: config::Rate::ONE,
+            charge_on: config::ChargeOn::First,
         }
         .signed();
         let mut url = String::new();

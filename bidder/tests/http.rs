@@ -178,8 +178,8 @@ fn probes_and_metrics() {
     assert_eq!(m.status, 200);
     let text = m.text();
     for name in [
-        "bidder_requests_total{outcome=\"bid\"}",
-        "bidder_requests_total{outcome=\"bad_request\"}",
+        "bidder_requests_total{exchange=\"default\",outcome=\"bid\"}",
+        "bidder_requests_total{exchange=\"default\",outcome=\"bad_request\"}",
         "bidder_request_duration_seconds",
         "bidder_bids_total",
         "bidder_config_line_items",

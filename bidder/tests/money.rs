@@ -203,7 +203,7 @@ fn forged_notices_are_refused_and_charge_nobody() {
     let at_ms = s.app.now().as_millis();
     assert!(
         nurl.contains(&format!(
-            "/notice/win?b={id1}&i=1&li=shop-li&o=o1&c=b300&bp=1000000000&ts={at_ms}&t=0&s="
+            "/notice/win?b={id1}&i=1&li=shop-li&o=o1&c=b300&bp=1000000000&ts={at_ms}&t=0&x=default&cur=USD&r=1000000000&ch=f&s="
         )),
         "{nurl}"
     );
@@ -538,7 +538,10 @@ fn unreadable_prices_charge_the_bid_price_once_and_are_counted() {
     );
     // 1,234.56 CPM: one impression at the bid price costs 1.23456.
     let cost = Micros(1_234_560);
-    let before_metric = metric(&s, "bidder_notice_price_unreadable_total");
+    let before_metric = metric(
+        &s,
+        "bidder_notice_price_unreadable_total{exchange=\"default\"}",
+    );
     let body = banner_request().to_string();
     let forms: [(&str, Option<&str>); 9] = [
         ("NaN", Some("NaN")),
@@ -584,7 +587,10 @@ fn unreadable_prices_charge_the_bid_price_once_and_are_counted() {
             .lifetime,
         total
     );
-    let after_metric = metric(&s, "bidder_notice_price_unreadable_total");
+    let after_metric = metric(
+        &s,
+        "bidder_notice_price_unreadable_total{exchange=\"default\"}",
+    );
     assert!(
         after_metric >= before_metric + forms.len() as f64,
         "bidder_notice_price_unreadable_total went from {before_metric} to {after_metric}"

@@ -149,8 +149,15 @@ fn vast_2_only_players_get_vast_2() {
     let adm = b[0]["adm"].as_str().unwrap();
     assert!(adm.contains("version=\"2.0\""), "{adm}");
     assert_valid_vast(adm);
-    // Wrapper-only or VAST 1.0 players get nothing we can write.
+    // A player that follows VAST 2.0 and 3.0 Wrappers renders the InLines
+    // they lead to: it gets a 3.0 InLine.
     r["imp"][0]["video"]["protocols"] = json!([1, 5, 6]);
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["protocol"], 3);
+    assert_valid_vast(b[0]["adm"].as_str().unwrap());
+    // VAST 1.0 (InLine or Wrapper) and DAAST players get nothing we write.
+    r["imp"][0]["video"]["protocols"] = json!([1, 4, 9, 10]);
     assert!(bids(&s, &r).is_empty());
     assert_eq!(reason(&s, &r, "tent-ctv-video"), "creative");
 }
