@@ -167,18 +167,43 @@ fn floor_and_currency() {
     r["imp"][0]["bidfloor"] = json!(6.01);
     assert_eq!(s.bid(&r.to_string()).status, 204);
 
+    // The example rates: EUR 0.95 per USD. 6.00 USD bids 5.70 EUR. A page
+    // about the tent and a new shopper each time: the line item caps
+    // frequency at 3 a day.
+    let n = std::cell::Cell::new(0);
+    let bid = |r: &mut serde_json::Value| {
+        n.set(n.get() + 1);
+        r["user"]["buyeruid"] = json!(format!("shopper-{}", n.get()));
+        s.bid(&r.to_string())
+    };
     let mut r = banner_request();
+    r["site"]["page"] = json!("https://shop.example/dp/B0TENT0001");
     r["cur"] = json!(["EUR"]);
-    assert_eq!(s.bid(&r.to_string()).status, 204, "we bid in USD only");
+    let reply = bid(&mut r);
+    assert_eq!(reply.status, 200, "EUR has a rate");
+    let answer = reply.json();
+    assert_eq!(answer["cur"], "EUR");
+    assert_eq!(answer["seatbid"][0]["bid"][0]["price"], json!(5.7));
+    r["cur"] = json!(["XAU"]);
+    assert_eq!(bid(&mut r).status, 204, "no rate for gold");
+    r["cur"] = json!(["XAU", "GBP"]);
+    assert_eq!(bid(&mut r).json()["cur"], "GBP");
     r["cur"] = json!(["EUR", "USD"]);
-    assert_eq!(s.bid(&r.to_string()).status, 200);
+    let reply = bid(&mut r);
+    assert_eq!(reply.json()["cur"], "USD", "USD when allowed: no conversion");
     r.as_object_mut().unwrap().remove("cur");
-    assert_eq!(s.bid(&r.to_string()).status, 200, "no cur means USD");
+    assert_eq!(bid(&mut r).status, 200, "no cur means USD");
+    // A 5.70 EUR floor is 6.00 USD: the 6.00 CPM clears it; 5.71 EUR does not.
     r["imp"][0]["bidfloorcur"] = json!("EUR");
+    r["imp"][0]["bidfloor"] = json!(5.7);
+    assert_eq!(bid(&mut r).status, 200);
+    r["imp"][0]["bidfloor"] = json!(5.71);
+    assert_eq!(bid(&mut r).status, 204);
+    r["imp"][0]["bidfloorcur"] = json!("XAU");
     assert_eq!(
-        s.bid(&r.to_string()).status,
+        bid(&mut r).status,
         204,
-        "a floor in EUR cannot be compared"
+        "a floor in a currency without a rate cannot be compared"
     );
 }
 
