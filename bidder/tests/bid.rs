@@ -190,7 +190,11 @@ fn floor_and_currency() {
     assert_eq!(bid(&mut r).json()["cur"], "GBP");
     r["cur"] = json!(["EUR", "USD"]);
     let reply = bid(&mut r);
-    assert_eq!(reply.json()["cur"], "USD", "USD when allowed: no conversion");
+    assert_eq!(
+        reply.json()["cur"],
+        "USD",
+        "USD when allowed: no conversion"
+    );
     r.as_object_mut().unwrap().remove("cur");
     assert_eq!(bid(&mut r).status, 200, "no cur means USD");
     // A 5.70 EUR floor is 6.00 USD: the 6.00 CPM clears it; 5.71 EUR does not.

@@ -69,7 +69,7 @@ fn first_reason_per_rule() {
     assert_eq!(reason(&s, &r, li), "audience");
 
     let mut r = banner_request();
-    r["cur"] = json!(["EUR"]);
+    r["cur"] = json!(["XAU"]);
     assert_eq!(reason(&s, &r, li), "currency");
 
     let mut r = banner_request();
@@ -78,7 +78,7 @@ fn first_reason_per_rule() {
     r["user"] = json!({ "buyeruid": "u-1005" });
     assert_eq!(reason(&s, &r, "nw-mobile-readers"), "keyword");
 
-    s.clock.set(common::ts("2027-01-02T00:00:00Z"));
+    s.clock.set(common::ts("2031-01-02T00:00:00Z"));
     assert_eq!(reason(&s, &banner_request(), li), "flight");
 }
 

@@ -25,6 +25,8 @@ impl Config {
     pub fn summary(&self) -> Summary {
         let mut s = Summary {
             advertisers: self.advertisers.len(),
+            exchanges: self.exchanges.len(),
+            currencies: self.currency_rates.as_ref().map(|r| r.rates.len()),
             ..Summary::default()
         };
         for a in &self.advertisers {
@@ -44,6 +46,9 @@ pub struct Summary {
     pub line_items: usize,
     pub creatives: usize,
     pub audiences: usize,
+    pub exchanges: usize,
+    /// Currencies with a rate, when there is a rates file.
+    pub currencies: Option<usize>,
 }
 
 impl fmt::Display for Summary {
@@ -59,7 +64,14 @@ impl fmt::Display for Summary {
             count(self.line_items, "line item", "line items"),
             count(self.creatives, "creative", "creatives"),
             count(self.audiences, "audience", "audiences"),
-        )
+        )?;
+        if self.exchanges > 0 {
+            write!(f, ", {}", count(self.exchanges, "exchange", "exchanges"))?;
+        }
+        if let Some(n) = self.currencies {
+            write!(f, ", rates for {}", count(n, "currency", "currencies"))?;
+        }
+        Ok(())
     }
 }
 

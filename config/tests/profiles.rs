@@ -422,11 +422,11 @@ fn key_that_is_not_base64_is_refused() {
         &text,
         at(
             &text,
-            &format!("encryption_key_env: {prefix}_ENC"),
+            &format!("integrity_key_env: {prefix}_INT"),
             "CFGTEST",
         ),
         &format!(
-            "exchange \"adx\": the keys in ${prefix}_ENC and ${prefix}_INT are not usable: \
+            "exchange \"adx\": the key in ${prefix}_INT (integrity_key_env) is not usable: \
              integrity key is not web-safe base64 (A-Z a-z 0-9 - _, optional = padding)"
         ),
     );

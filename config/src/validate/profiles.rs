@@ -136,11 +136,19 @@ impl FileChecker<'_> {
         let integrity_key = self.key_from_env(subject, "integrity_key_env", &p.integrity_key_env);
         let (encryption_key, integrity_key) = (encryption_key?, integrity_key?);
         if let Err(e) = pricecrypt::Keys::from_base64(&encryption_key, &integrity_key) {
+            // Point at the variable whose key is bad.
+            let (var, name) = match e {
+                pricecrypt::KeyError::Empty(pricecrypt::KeyName::Integrity)
+                | pricecrypt::KeyError::Encoding(pricecrypt::KeyName::Integrity) => {
+                    ("integrity_key_env", &p.integrity_key_env)
+                }
+                _ => ("encryption_key_env", &p.encryption_key_env),
+            };
             self.report(
-                p.encryption_key_env.referenced,
+                name.referenced,
                 format!(
-                    "{subject}: the keys in ${} and ${} are not usable: {e}",
-                    p.encryption_key_env.value, p.integrity_key_env.value
+                    "{subject}: the key in ${} ({var}) is not usable: {e}",
+                    name.value
                 ),
             );
             return None;
