@@ -948,10 +948,22 @@ mod tests {
             line_items: 2,
             creatives: 1,
             audiences: 3,
+            exchanges: 0,
+            currencies: None,
         };
         assert_eq!(
             s.to_string(),
             "1 advertiser, 0 orders, 2 line items, 1 creative, 3 audiences"
+        );
+        let s = Summary {
+            exchanges: 2,
+            currencies: Some(1),
+            ..s
+        };
+        assert_eq!(
+            s.to_string(),
+            "1 advertiser, 0 orders, 2 line items, 1 creative, 3 audiences, 2 exchanges, \
+             rates for 1 currency"
         );
     }
 }
