@@ -1,5 +1,7 @@
-//! The shipped example files are the format by example: they must load
-//! unchanged, with zero problems, into exactly these values.
+//! The format by example (the spec's example files, kept unchanged in
+//! testdata/config/spec-example) must load unchanged, with zero problems,
+//! into exactly these values; the shipped examples/config is the same
+//! advertisers with flights running for years, plus an exchange and rates.
 
 use std::path::Path;
 
@@ -8,7 +10,11 @@ use config::{
     Media, MediaFile, Micros, Service,
 };
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/config");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/config/spec-example"
+);
+const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/config");
 
 fn load() -> Config {
     match config::load_dir(Path::new(DIR)) {
@@ -32,7 +38,7 @@ fn examples_load_with_zero_problems_in_path_order() {
     );
     assert!(config.advertisers[0]
         .file
-        .ends_with("examples/config/acme-outdoor.yaml"));
+        .ends_with("spec-example/acme-outdoor.yaml"));
     assert!(config.advertisers[0].file.starts_with(DIR));
 }
 
@@ -272,4 +278,41 @@ fn example_files_load_the_same_through_load_files() {
         files.push((path, text));
     }
     assert_eq!(config::load_files(&files), Ok(load()));
+}
+
+/// The shipped examples: the spec's advertisers exactly, but for flights
+/// that run to 2030 (so the README's example still bids next year), plus
+/// an exchange profile and currency rates.
+#[test]
+fn shipped_examples_are_the_spec_with_longer_flights() {
+    let shipped = match config::load_dir(Path::new(SHIPPED)) {
+        Ok(config) => config,
+        Err(problems) => panic!("examples/config must load cleanly:\n{problems}"),
+    };
+    let spec = load();
+    assert_eq!(shipped.advertisers.len(), spec.advertisers.len());
+    for (a, b) in shipped.advertisers.iter().zip(&spec.advertisers) {
+        assert_eq!(a.orders.len(), b.orders.len());
+        for (x, y) in a.orders.iter().zip(&b.orders) {
+            assert_eq!(x.flight.start, y.flight.start, "{}", x.id);
+            assert!(
+                x.flight.end >= date("2030-01-01"),
+                "{} ends {}",
+                x.id,
+                x.flight.end
+            );
+            let mut x = x.clone();
+            x.flight = y.flight;
+            assert_eq!(&x, y);
+        }
+        assert_eq!(
+            (&a.id, &a.audiences, &a.creatives),
+            (&b.id, &b.audiences, &b.creatives)
+        );
+    }
+    assert_eq!(shipped.exchanges.len(), 1);
+    assert_eq!(shipped.exchanges[0].id, "example-exchange");
+    assert_eq!(shipped.exchanges[0].price_encryption, None);
+    let rates = shipped.currency_rates.expect("example rates");
+    assert!(rates.rate("EUR").is_some() && rates.rate("JPY").is_some());
 }
