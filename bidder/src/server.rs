@@ -315,6 +315,8 @@ async fn bid(
 
 /// Whether the exchange takes a gzip body: it does unless its
 /// `Accept-Encoding` says otherwise (an absent header accepts anything).
+/// `*` stands only for codings the header does not name (RFC 9110,
+/// 12.5.3): `gzip;q=0, *` refuses gzip.
 fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
     let Some(value) = headers.get(hyper::header::ACCEPT_ENCODING) else {
         return true;
@@ -322,7 +324,8 @@ fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    value.split(',').any(|part| {
+    let (mut gzip, mut any) = (None, None);
+    for part in value.split(',') {
         let mut it = part.split(';');
         let coding = it.next().unwrap_or("").trim();
         let refused = it.any(|p| {
@@ -330,8 +333,14 @@ fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
                 .strip_prefix("q=")
                 .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
         });
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-    })
+        // Named twice: a refusal wins.
+        if coding.eq_ignore_ascii_case("gzip") {
+            gzip = Some(gzip.unwrap_or(true) && !refused);
+        } else if coding == "*" {
+            any = Some(any.unwrap_or(true) && !refused);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 /// The fastest level: a BidResponse is a few KB and its markup repeats,

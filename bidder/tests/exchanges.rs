@@ -1,0 +1,808 @@
+//! Exchange profiles over HTTP: `/openrtb2/bid/{id}` answers as exchange
+//! `{id}` — its notices, encrypted prices, charge rule, default VAST
+//! version, gzip answers, default deadline, explain and metrics — and
+//! profiles come and go with config reloads.
+//!
+//! Metrics are process-wide and several series here carry no test-specific
+//! label (`bidder_notices_total`, `bidder_unknown_exchange_requests_total`),
+//! so every test holds [`serial`] for its whole run: the deltas each one
+//! checks are then exactly its own.
+//!
+//! Environment variables holding price keys are named after their test
+//! (`EXCHANGES_TEST_<TEST>_…`) and never shared.
+
+mod common;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use bidder::Settings;
+use common::{banner_request, get, post, request, shop_yaml, Reply, Server};
+use config::Micros;
+use serde_json::{json, Value};
+
+/// Google's published test keys (not secrets).
+const ENC_KEY: &str = "skU7Ax_NL5pPAFyKdkfZjZz2-VhIN8bjj1rVFOaJ_5o=";
+const INT_KEY: &str = "arO23ykdNqUQ5LEoQ0FVmPkBd7xB5CO89PDZlSjpFxo=";
+/// Google's published example: 100 micros, encrypted with the keys above.
+const PUBLIC_VECTOR: &str = "YWJjMTIzZGVmNDU2Z2hpN7fhCuPemCce_6msaw";
+
+/// The display line item every test bids with: 4.00 CPM, 4000 micros an
+/// impression at the bid price.
+const LI: &str = "disp";
+const BID_COST: Micros = Micros(4_000);
+
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    // A failed test must not fail the others with it.
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `shop` with the display line item [`LI`].
+fn shop() -> String {
+    shop_yaml(
+        "",
+        "1000.00",
+        &format!(
+            "      - id: {LI}\n        media: display\n        cpm: 4.00\n        \
+             budget: {{ daily: 100.00 }}\n        creatives: [b300]\n"
+        ),
+    )
+}
+
+/// A second advertiser with one 15 s video creative (https throughout) and
+/// a video line item `vid` at 10.00.
+const TUBE: &str = "\
+advertiser:
+  id: tube
+  name: Tube
+  domains: [tube.example]
+  categories: [IAB1]
+creatives:
+  - id: clip-15s
+    format: video
+    duration_s: 15
+    media:
+      - url: https://cdn.tube.example/clip-15s-480.mp4
+        mime: video/mp4
+        width: 854
+        height: 480
+        bitrate_kbps: 1200
+    click_url: https://tube.example/
+orders:
+  - id: tube-o
+    service: self_service
+    budget: 1000.00
+    flight: { start: 2026-11-01, end: 2026-12-31 }
+    line_items:
+      - id: vid
+        media: video
+        cpm: 10.00
+        budget: { daily: 100.00 }
+        creatives: [clip-15s]
+";
+
+/// An exchange profile file: `id`, a name, and `extra` YAML lines (indented
+/// two spaces, under `exchange:`).
+fn exchange(id: &str, extra: &str) -> String {
+    format!("exchange:\n  id: {id}\n  name: Exchange {id}\n{extra}")
+}
+
+/// `price_encryption` lines reading `{prefix}_ENC` and `{prefix}_INT`.
+fn encryption(prefix: &str) -> String {
+    format!(
+        "  price_encryption:\n    scheme: google\n    encryption_key_env: {prefix}_ENC\n    \
+         integrity_key_env: {prefix}_INT\n"
+    )
+}
+
+fn set_keys(prefix: &str) {
+    std::env::set_var(format!("{prefix}_ENC"), ENC_KEY);
+    std::env::set_var(format!("{prefix}_INT"), INT_KEY);
+}
+
+fn keys() -> pricecrypt::Keys {
+    pricecrypt::Keys::from_base64(ENC_KEY, INT_KEY).unwrap()
+}
+
+/// A config directory named after the test with these files.
+fn config_dir(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = common::tempdir(&format!("exchanges-{name}"));
+    for (file, yaml) in files {
+        std::fs::write(dir.join(file), yaml).unwrap();
+    }
+    dir
+}
+
+fn server(name: &str, files: &[(&str, &str)]) -> Server {
+    Server::start(&config_dir(name, files), None)
+}
+
+/// POSTs a bid request to `/openrtb2/bid/{exchange}` (`None`: plain
+/// `/openrtb2/bid`).
+fn bid_to(s: &Server, exchange: Option<&str>, body: &Value) -> Reply {
+    bid_with(s, exchange, &[], body)
+}
+
+fn bid_with(s: &Server, exchange: Option<&str>, headers: &[(&str, &str)], body: &Value) -> Reply {
+    let path = match exchange {
+        Some(id) => format!("/openrtb2/bid/{id}"),
+        None => "/openrtb2/bid".to_string(),
+    };
+    post(s.bid, &path, headers, body.to_string().as_bytes())
+}
+
+/// The one bid of a 200 answer.
+fn only_bid(reply: &Reply) -> Value {
+    assert_eq!(reply.status, 200, "expected a bid: {}", reply.text());
+    let v = reply.json();
+    let bids = v["seatbid"][0]["bid"].as_array().expect("bids");
+    assert_eq!(bids.len(), 1, "{v}");
+    bids[0].clone()
+}
+
+fn url(bid: &Value, member: &str) -> String {
+    bid[member]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {member} in {bid}"))
+        .to_string()
+}
+
+/// The value of query parameter `key` in `url`.
+fn param(url: &str, key: &str) -> String {
+    let query = url.split_once('?').expect("a query").1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {url}"))
+        .to_string()
+}
+
+/// What the line item has been charged today (holds not included).
+fn spent(s: &Server) -> Micros {
+    s.app.line_item_spent(LI).today
+}
+
+/// Calls a notice URL with `price` for the macro; returns the status and
+/// what it charged the line item.
+fn notice(s: &Server, url: &str, price: &str) -> (u16, Micros) {
+    let before = spent(s);
+    let r = s.notice(url, price);
+    (r.status, Micros(spent(s).as_i64() - before.as_i64()))
+}
+
+/// The value of the series `name` with exactly these labels on `/metrics`
+/// (0 when it has not been written yet).
+fn metric(s: &Server, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let page = get(s.admin, "/metrics");
+    assert_eq!(page.status, 200);
+    let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    want.sort();
+    page.text()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let mut got: Vec<String> = rest
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            got.sort();
+            n == name && got == want
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
+fn notices(s: &Server, kind: &str, result: &str) -> f64 {
+    metric(
+        s,
+        "bidder_notices_total",
+        &[("kind", kind), ("result", result)],
+    )
+}
+
+fn explain(s: &Server, query: &str, body: &Value) -> Reply {
+    common::admin(
+        s.admin,
+        &format!("/v1/explain{query}"),
+        body.to_string().as_bytes(),
+    )
+}
+
+// 1. Routing.
+
+#[test]
+fn each_exchange_has_its_own_bid_endpoint() {
+    let _serial = serial();
+    let s = server(
+        "routing",
+        &[
+            ("shop.yaml", &shop()),
+            ("adx.yaml", &exchange("adx", "  charge_on: win\n")),
+        ],
+    );
+    let body = banner_request();
+
+    let nurl = url(&only_bid(&bid_to(&s, Some("adx"), &body)), "nurl");
+    assert_eq!(param(&nurl, "x"), "adx", "{nurl}");
+    assert_eq!(param(&nurl, "ch"), "w", "adx's charge_on: {nurl}");
+
+    // No profile `default`: plain /openrtb2/bid answers with the built-in
+    // defaults, under the name `default`.
+    let nurl = url(&only_bid(&bid_to(&s, None, &body)), "nurl");
+    assert_eq!(param(&nurl, "x"), "default", "{nurl}");
+    assert_eq!(param(&nurl, "ch"), "f", "built-in charge_on first: {nurl}");
+
+    let unknown = || metric(&s, "bidder_unknown_exchange_requests_total", &[]);
+    let before = unknown();
+    for path in [
+        "/openrtb2/bid/nope",
+        "/openrtb2/bid/",
+        "/openrtb2/bid/adx/x",
+    ] {
+        let r = post(s.bid, path, &[], body.to_string().as_bytes());
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+    }
+    assert_eq!(unknown(), before + 3.0);
+    // An unknown exchange is nobody's request: no `nope` series appears.
+    assert_eq!(
+        metric(
+            &s,
+            "bidder_requests_total",
+            &[("exchange", "nope"), ("outcome", "bid")]
+        ),
+        0.0
+    );
+
+    let r = request(s.bid, "GET", "/openrtb2/bid/adx", &[], b"");
+    assert_eq!(r.status, 405, "{}", r.text());
+    assert_eq!(r.header("allow"), Some("POST"));
+}
+
+#[test]
+fn plain_endpoint_answers_as_the_default_profile_when_there_is_one() {
+    let _serial = serial();
+    let s = server(
+        "default-profile",
+        &[
+            ("shop.yaml", &shop()),
+            (
+                "default.yaml",
+                &exchange("default", "  charge_on: billing\n"),
+            ),
+            ("adx.yaml", &exchange("adx", "")),
+        ],
+    );
+    let body = banner_request();
+    let bid = only_bid(&bid_to(&s, None, &body));
+    let nurl = url(&bid, "nurl");
+    assert_eq!(param(&nurl, "x"), "default", "{nurl}");
+    assert_eq!(
+        param(&nurl, "ch"),
+        "b",
+        "the default profile's charge_on: {nurl}"
+    );
+    // Its rule applies to its notices: the billing notice charges.
+    assert_eq!(notice(&s, &nurl, "2.50"), (200, Micros::ZERO));
+    assert_eq!(notice(&s, &url(&bid, "burl"), "2.50"), (200, Micros(2_500)));
+    // adx keeps its own (the built-in first).
+    let nurl = url(&only_bid(&bid_to(&s, Some("adx"), &body)), "nurl");
+    assert_eq!(param(&nurl, "x"), "adx");
+    assert_eq!(param(&nurl, "ch"), "f");
+}
+
+// 2. Encrypted prices.
+
+#[test]
+fn encrypted_win_prices_are_decrypted_with_the_exchanges_keys() {
+    let _serial = serial();
+    let prefix = "EXCHANGES_TEST_ENCRYPTED";
+    set_keys(prefix);
+    let s = server(
+        "encrypted",
+        &[
+            ("shop.yaml", &shop()),
+            ("adx.yaml", &exchange("adx", &encryption(prefix))),
+        ],
+    );
+    let body = banner_request();
+    let adx_bid = || only_bid(&bid_to(&s, Some("adx"), &body));
+    let integrity = || {
+        metric(
+            &s,
+            "bidder_notice_price_decrypt_failures_total",
+            &[("exchange", "adx"), ("reason", "integrity")],
+        )
+    };
+    let unreadable = || {
+        metric(
+            &s,
+            "bidder_notice_price_unreadable_total",
+            &[("exchange", "adx")],
+        )
+    };
+
+    // 2.50 CPM, encrypted: 2500 micros, below the 4.00 bid.
+    let bid = adx_bid();
+    assert_eq!(bid["price"].as_f64(), Some(4.0));
+    let price = keys().encrypt(2_500_000, *b"0123456789abcdef");
+    let unreadable_before = unreadable();
+    assert_eq!(notice(&s, &url(&bid, "nurl"), &price), (200, Micros(2_500)));
+    assert!(Micros(2_500) < BID_COST);
+    assert_eq!(unreadable(), unreadable_before, "it was read");
+    // The same bid again, by either notice: a duplicate, charged once.
+    let dup_before = notices(&s, "win", "duplicate");
+    assert_eq!(notice(&s, &url(&bid, "nurl"), &price), (200, Micros::ZERO));
+    assert_eq!(notices(&s, "win", "duplicate"), dup_before + 1.0);
+    assert_eq!(notice(&s, &url(&bid, "burl"), &price), (200, Micros::ZERO));
+
+    // Padded, the padding percent-encoded as a URL may carry it: the same
+    // price.
+    let bid = adx_bid();
+    let padded = format!("{}%3D%3D", keys().encrypt(2_500_000, [9; 16]));
+    assert_eq!(
+        notice(&s, &url(&bid, "nurl"), &padded),
+        (200, Micros(2_500))
+    );
+
+    // One character of the price changed (inside its iv and price bytes):
+    // the integrity check fails and the bid price is charged.
+    let mut flipped = keys().encrypt(2_500_000, *b"fedcba9876543210").into_bytes();
+    flipped[20] = if flipped[20] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let before = (integrity(), unreadable());
+    let bid = adx_bid();
+    assert_eq!(notice(&s, &url(&bid, "nurl"), &flipped), (200, BID_COST));
+    assert_eq!(integrity(), before.0 + 1.0);
+    assert_eq!(unreadable(), before.1 + 1.0);
+
+    // A price in the clear is not from this exchange: charged at the bid.
+    let before = (integrity(), unreadable());
+    let bid = adx_bid();
+    assert_eq!(notice(&s, &url(&bid, "nurl"), "2.50"), (200, BID_COST));
+    assert_eq!(unreadable(), before.1 + 1.0);
+    assert_eq!(integrity(), before.0, "not an integrity failure");
+
+    // Google's public vector: 100 micros CPM is 0.1 micro an impression,
+    // rounded up to 1.
+    let bid = adx_bid();
+    assert_eq!(
+        notice(&s, &url(&bid, "nurl"), PUBLIC_VECTOR),
+        (200, Micros(1))
+    );
+
+    // The same clear price to the plain endpoint (no encryption there) is
+    // read as it is.
+    let bid = only_bid(&bid_to(&s, None, &body));
+    assert_eq!(notice(&s, &url(&bid, "nurl"), "2.50"), (200, Micros(2_500)));
+}
+
+#[test]
+fn a_notice_cannot_change_its_exchange() {
+    let _serial = serial();
+    let prefix = "EXCHANGES_TEST_FORGED_X";
+    set_keys(prefix);
+    let s = server(
+        "forged-x",
+        &[
+            ("shop.yaml", &shop()),
+            ("adx.yaml", &exchange("adx", &encryption(prefix))),
+            ("plain.yaml", &exchange("plain", "")),
+        ],
+    );
+    let bid = only_bid(&bid_to(&s, Some("adx"), &banner_request()));
+    let nurl = url(&bid, "nurl");
+    assert!(nurl.contains("&x=adx&"), "{nurl}");
+    // Moved to an exchange without encryption, a clear cheap price would be
+    // read as is: the signature refuses it.
+    for other in ["plain", "default"] {
+        let forged = nurl.replace("&x=adx&", &format!("&x={other}&"));
+        assert_eq!(notice(&s, &forged, "0.01"), (403, Micros::ZERO), "{other}");
+    }
+    // The genuine notice still charges (at the bid: the price is clear).
+    assert_eq!(notice(&s, &nurl, "0.01"), (200, BID_COST));
+}
+
+// 3. charge_on.
+
+#[test]
+fn charge_on_decides_which_notice_charges() {
+    let _serial = serial();
+    let s = server(
+        "charge-on",
+        &[
+            ("shop.yaml", &shop()),
+            ("w.yaml", &exchange("on-win", "  charge_on: win\n")),
+            ("b.yaml", &exchange("on-billing", "  charge_on: billing\n")),
+            ("f.yaml", &exchange("on-first", "  charge_on: first\n")),
+        ],
+    );
+    let body = banner_request();
+    let bid = |x: &str| only_bid(&bid_to(&s, Some(x), &body));
+
+    // win: the win notice charges; the billing notice is recorded only.
+    let b = bid("on-win");
+    assert_eq!(param(&url(&b, "nurl"), "ch"), "w");
+    let recorded = notices(&s, "billing", "recorded");
+    assert_eq!(notice(&s, &url(&b, "burl"), "2.50"), (200, Micros::ZERO));
+    assert_eq!(notices(&s, "billing", "recorded"), recorded + 1.0);
+    assert_eq!(notice(&s, &url(&b, "nurl"), "2.50"), (200, Micros(2_500)));
+    assert_eq!(notice(&s, &url(&b, "burl"), "2.50"), (200, Micros::ZERO));
+
+    // billing: the reverse.
+    let b = bid("on-billing");
+    assert_eq!(param(&url(&b, "nurl"), "ch"), "b");
+    let recorded = notices(&s, "win", "recorded");
+    assert_eq!(notice(&s, &url(&b, "nurl"), "2.50"), (200, Micros::ZERO));
+    assert_eq!(notices(&s, "win", "recorded"), recorded + 1.0);
+    let charged = notices(&s, "billing", "charged");
+    assert_eq!(notice(&s, &url(&b, "burl"), "2.50"), (200, Micros(2_500)));
+    assert_eq!(notices(&s, "billing", "charged"), charged + 1.0);
+    assert_eq!(notice(&s, &url(&b, "burl"), "2.50"), (200, Micros::ZERO));
+    assert_eq!(notice(&s, &url(&b, "nurl"), "2.50"), (200, Micros::ZERO));
+
+    // first: whichever comes first charges, the other is a duplicate.
+    let b = bid("on-first");
+    assert_eq!(param(&url(&b, "nurl"), "ch"), "f");
+    assert_eq!(notice(&s, &url(&b, "nurl"), "2.50"), (200, Micros(2_500)));
+    let dup = notices(&s, "billing", "duplicate");
+    assert_eq!(notice(&s, &url(&b, "burl"), "2.50"), (200, Micros::ZERO));
+    assert_eq!(notices(&s, "billing", "duplicate"), dup + 1.0);
+
+    let b = bid("on-first");
+    assert_eq!(notice(&s, &url(&b, "burl"), "3.00"), (200, Micros(3_000)));
+    let dup = notices(&s, "win", "duplicate");
+    assert_eq!(notice(&s, &url(&b, "nurl"), "3.00"), (200, Micros::ZERO));
+    assert_eq!(notices(&s, "win", "duplicate"), dup + 1.0);
+}
+
+// 4. vast_default.
+
+/// A video slot on an https page that names no protocol.
+fn video_request() -> Value {
+    json!({
+        "id": "v-1",
+        "tmax": 500,
+        "cur": ["USD"],
+        "imp": [{
+            "id": "1",
+            "bidfloor": 1.0,
+            "video": {
+                "mimes": ["video/mp4"],
+                "minduration": 5,
+                "maxduration": 30,
+                "w": 640,
+                "h": 360,
+                "plcmt": 1,
+                "linearity": 1
+            }
+        }],
+        "site": {
+            "id": "s1",
+            "domain": "news.example",
+            "page": "https://news.example/article",
+            "publisher": { "id": "p1" }
+        },
+        "device": { "devicetype": 2, "geo": { "country": "USA" }, "ua": "Mozilla/5.0" },
+        "user": { "buyeruid": "u-1001" }
+    })
+}
+
+/// The VAST bid's `protocol` and the version its adm declares, checked
+/// against its XSD.
+fn vast_of(reply: &Reply) -> (i64, String) {
+    let bid = only_bid(reply);
+    assert_eq!(bid["mtype"], 2, "{bid}");
+    let adm = bid["adm"].as_str().expect("adm");
+    common::assert_valid_vast(adm);
+    let version = adm
+        .split("<VAST")
+        .nth(1)
+        .and_then(|r| r.split("version=\"").nth(1))
+        .and_then(|r| r.split('"').next())
+        .expect("VAST version")
+        .to_string();
+    (bid["protocol"].as_i64().expect("protocol"), version)
+}
+
+#[test]
+fn players_naming_no_protocol_get_the_exchanges_vast_default() {
+    let _serial = serial();
+    let dir = config_dir(
+        "vast-default",
+        &[
+            ("tube.yaml", TUBE),
+            ("vx.yaml", &exchange("vx", "  vast_default: \"4.1\"\n")),
+        ],
+    );
+    // VAST on an https page needs https trackers.
+    let s = Server::start_with(
+        &dir,
+        None,
+        Settings {
+            public_url: "https://bidder.test".into(),
+            ..Settings::default()
+        },
+    );
+    let body = video_request();
+    assert_eq!(
+        vast_of(&bid_to(&s, Some("vx"), &body)),
+        (11, "4.1".to_string())
+    );
+    // No `default` profile: the built-in 3.0.
+    assert_eq!(vast_of(&bid_to(&s, None, &body)), (3, "3.0".to_string()));
+    // A player that names protocols gets the best of them, whatever the
+    // exchange's default: wrappers of 1.0, 2.0, 3.0 and 4.0 imply 4.0.
+    let mut named = body.clone();
+    named["imp"][0]["video"]["protocols"] = json!([4, 5, 6, 8]);
+    assert_eq!(
+        vast_of(&bid_to(&s, Some("vx"), &named)),
+        (7, "4.0".to_string())
+    );
+    assert_eq!(vast_of(&bid_to(&s, None, &named)), (7, "4.0".to_string()));
+}
+
+// 5. gzip_responses.
+
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut out)
+        .expect("a gzip body");
+    out
+}
+
+fn assert_bid_response(json: &[u8], request_id: &str) {
+    let resp: ortb::BidResponse = serde_json::from_slice(json)
+        .unwrap_or_else(|e| panic!("not a BidResponse ({e}): {}", String::from_utf8_lossy(json)));
+    assert_eq!(resp.id, request_id);
+    assert_eq!(resp.seatbid.len(), 1);
+    assert_eq!(resp.seatbid[0].bid.len(), 1);
+}
+
+#[test]
+fn gzip_exchanges_get_compressed_answers_unless_they_refuse_gzip() {
+    let _serial = serial();
+    let s = server(
+        "gzip",
+        &[
+            ("shop.yaml", &shop()),
+            ("gz.yaml", &exchange("gz", "  gzip_responses: true\n")),
+            ("plain.yaml", &exchange("plain", "")),
+        ],
+    );
+    let body = banner_request();
+    for accept in [None, Some("gzip"), Some("gzip, deflate, br"), Some("*")] {
+        let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("Accept-Encoding", *a)).collect();
+        let r = bid_with(&s, Some("gz"), &headers, &body);
+        assert_eq!(r.status, 200, "{accept:?}");
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{accept:?}");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(
+            serde_json::from_slice::<Value>(&r.body).is_err(),
+            "not plain"
+        );
+        assert_bid_response(&gunzip(&r.body), "req-1");
+    }
+    // `*` stands for codings not named: a gzip named with q=0 stays refused
+    // (RFC 9110, 12.5.3).
+    for refused in [
+        "identity",
+        "gzip;q=0",
+        "gzip; q=0.0, identity",
+        "gzip;q=0, *",
+        "*, gzip;q=0",
+        "*;q=0",
+    ] {
+        let r = bid_with(&s, Some("gz"), &[("Accept-Encoding", refused)], &body);
+        assert_eq!(r.status, 200, "{refused}");
+        assert_eq!(r.header("content-encoding"), None, "{refused}");
+        assert_bid_response(&r.body, "req-1");
+    }
+    // Without gzip_responses, and on the plain endpoint: never compressed.
+    for exchange in [Some("plain"), None] {
+        let r = bid_with(&s, exchange, &[("Accept-Encoding", "gzip")], &body);
+        assert_eq!(r.status, 200, "{exchange:?}");
+        assert_eq!(r.header("content-encoding"), None, "{exchange:?}");
+        assert_bid_response(&r.body, "req-1");
+    }
+}
+
+// 6. tmax_default_ms.
+
+#[test]
+fn tmax_default_is_the_deadline_of_requests_without_tmax() {
+    let _serial = serial();
+    let s = server(
+        "tmax-default",
+        &[
+            ("shop.yaml", &shop()),
+            ("fast.yaml", &exchange("fast", "  tmax_default_ms: 10\n")),
+        ],
+    );
+    let mut without = banner_request();
+    without.as_object_mut().unwrap().remove("tmax");
+    let late = || {
+        metric(
+            &s,
+            "bidder_no_bids_total",
+            &[("exchange", "fast"), ("reason", "late")],
+        )
+    };
+    let no_bid = || {
+        metric(
+            &s,
+            "bidder_requests_total",
+            &[("exchange", "fast"), ("outcome", "no_bid")],
+        )
+    };
+    // The line item would bid: only the deadline stands in the way (explain
+    // applies no deadline).
+    let v = explain(&s, "?exchange=fast", &without);
+    assert_eq!(v.status, 200, "{}", v.text());
+    let verdicts = v.json()["line_items"].clone();
+    assert_eq!(verdicts[0]["line_item"], LI, "{verdicts}");
+    assert_eq!(verdicts[0]["bids"], true, "{verdicts}");
+
+    // 10 ms less the 10 ms margin: nothing is left, so late every time.
+    let before = (late(), no_bid());
+    for _ in 0..3 {
+        let r = bid_to(&s, Some("fast"), &without);
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+    assert_eq!(late(), before.0 + 3.0);
+    assert_eq!(no_bid(), before.1 + 3.0);
+
+    // A request's own tmax wins over the default.
+    let mut with = without.clone();
+    with["tmax"] = json!(500);
+    only_bid(&bid_to(&s, Some("fast"), &with));
+    // Other endpoints keep the built-in default deadline.
+    only_bid(&bid_to(&s, None, &without));
+    assert_eq!(late(), before.0 + 3.0);
+}
+
+// 7. Explain.
+
+#[test]
+fn explain_answers_as_the_exchange_asked_for() {
+    let _serial = serial();
+    let s = server(
+        "explain",
+        &[("shop.yaml", &shop()), ("adx.yaml", &exchange("adx", ""))],
+    );
+    let body = banner_request();
+    let r = explain(&s, "?exchange=adx", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["exchange"], "adx", "{v}");
+    assert_eq!(v["currency"], "USD", "{v}");
+    assert_eq!(v["line_items"][0]["bids"], true, "{v}");
+
+    let r = explain(&s, "", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["exchange"], "default");
+
+    let r = explain(&s, "?exchange=nope", &body);
+    assert_eq!(r.status, 404, "{}", r.text());
+}
+
+// 8. Metrics per exchange.
+
+#[test]
+fn requests_and_bids_are_counted_per_exchange() {
+    let _serial = serial();
+    let s = server(
+        "metrics",
+        &[("shop.yaml", &shop()), ("adx.yaml", &exchange("adx", ""))],
+    );
+    let requests = |x: &str| {
+        metric(
+            &s,
+            "bidder_requests_total",
+            &[("exchange", x), ("outcome", "bid")],
+        )
+    };
+    let bids = |x: &str| metric(&s, "bidder_bids_total", &[("exchange", x)]);
+    let body = banner_request();
+
+    let before = [
+        requests("adx"),
+        bids("adx"),
+        requests("default"),
+        bids("default"),
+    ];
+    only_bid(&bid_to(&s, Some("adx"), &body));
+    assert_eq!(
+        [
+            requests("adx"),
+            bids("adx"),
+            requests("default"),
+            bids("default")
+        ],
+        [before[0] + 1.0, before[1] + 1.0, before[2], before[3]]
+    );
+    only_bid(&bid_to(&s, None, &body));
+    assert_eq!(
+        [
+            requests("adx"),
+            bids("adx"),
+            requests("default"),
+            bids("default")
+        ],
+        [
+            before[0] + 1.0,
+            before[1] + 1.0,
+            before[2] + 1.0,
+            before[3] + 1.0
+        ]
+    );
+}
+
+// 9. Reload.
+
+/// `path:line:column` of the first occurrence of `value` in `text`.
+fn position(file: &str, text: &str, value: &str) -> String {
+    let at = text.find(value).expect("value in text");
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("{file}:{line}:{column}")
+}
+
+#[test]
+fn exchanges_come_and_go_with_reloads() {
+    let _serial = serial();
+    let dir = config_dir("reload", &[("shop.yaml", &shop())]);
+    let s = Server::start(&dir, None);
+    let body = banner_request();
+    let reload = || common::admin(s.admin, "/v1/config/reload", b"");
+    assert_eq!(bid_to(&s, Some("newx"), &body).status, 404);
+
+    std::fs::write(dir.join("newx.yaml"), exchange("newx", "")).unwrap();
+    let r = reload();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let nurl = url(&only_bid(&bid_to(&s, Some("newx"), &body)), "nurl");
+    assert_eq!(param(&nurl, "x"), "newx");
+
+    // Keys named but not set: the whole set is refused where it names them.
+    let prefix = "EXCHANGES_TEST_RELOAD_UNSET";
+    let enc = exchange("enc", &encryption(prefix));
+    std::fs::write(dir.join("enc.yaml"), &enc).unwrap();
+    let r = reload();
+    assert_eq!(r.status, 422, "{}", r.text());
+    let text = r.text();
+    for var in ["_ENC", "_INT"] {
+        let name = format!("{prefix}{var}");
+        let at = position("enc.yaml", &enc, &name);
+        assert!(
+            text.contains(&format!(
+                "{at}: exchange \"enc\": the environment variable {name}"
+            )),
+            "{at} {name}:\n{text}"
+        );
+        assert!(text.contains("is not set"), "{text}");
+    }
+    // The old config keeps serving.
+    assert_eq!(
+        param(
+            &url(&only_bid(&bid_to(&s, Some("newx"), &body)), "nurl"),
+            "x"
+        ),
+        "newx"
+    );
+    assert_eq!(bid_to(&s, Some("enc"), &body).status, 404);
+
+    // Once set, the same files load and the keys are used.
+    set_keys(prefix);
+    let r = reload();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let bid = only_bid(&bid_to(&s, Some("enc"), &body));
+    let price = keys().encrypt(1_500_000, [7; 16]);
+    assert_eq!(notice(&s, &url(&bid, "nurl"), &price), (200, Micros(1_500)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
