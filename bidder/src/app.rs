@@ -661,27 +661,31 @@ impl App {
             None => metrics::ExchangeCounters::default_exchange(),
         };
         let mut n = n;
-        // An exchange that encrypts its prices sends nothing else: a price
-        // in the clear is not from it (and could be anyone's guess at a
-        // cheaper charge), so only a price that decrypts and passes its
-        // integrity check is read.
-        if let Some(keys) = profile.and_then(|p| p.price_keys.as_ref()) {
-            n.price = match n.price_text.as_deref().map(|t| keys.decrypt(t)) {
-                Some(Ok(micros)) => match i64::try_from(micros) {
-                    Ok(m) if m > 0 => Price::Cpm(Micros(m)),
-                    _ => Price::Unreadable,
+        // An exchange that encrypted its prices when the bid was made (as
+        // signed) sends nothing else: its price is read only by decrypting
+        // it with its keys as configured now. Keys gone since (the exchange
+        // removed) leave it unreadable: charged at the bid, never at a
+        // price anyone could have typed.
+        if n.encrypted {
+            let keys = profile.and_then(|p| p.price_keys.as_ref());
+            n.price = match (keys, n.price_text.as_deref()) {
+                (Some(keys), Some(text)) => match keys.decrypt(text) {
+                    Ok(micros) => match i64::try_from(micros) {
+                        Ok(m) if m > 0 => Price::Cpm(Micros(m)),
+                        _ => Price::Unreadable,
+                    },
+                    Err(e) => {
+                        metrics::price_decrypt_failed(
+                            counters,
+                            matches!(e, pricecrypt::DecryptError::Integrity),
+                        );
+                        self.price_log.warn(|suppressed| {
+                            tracing::warn!(bid = %n.bid_id, exchange = %n.exchange, suppressed, "notice price did not decrypt ({e}): charged the bid price");
+                        });
+                        Price::Unreadable
+                    }
                 },
-                Some(Err(e)) => {
-                    metrics::price_decrypt_failed(
-                        counters,
-                        matches!(e, pricecrypt::DecryptError::Integrity),
-                    );
-                    self.price_log.warn(|suppressed| {
-                        tracing::warn!(bid = %n.bid_id, exchange = %n.exchange, suppressed, "notice price did not decrypt ({e}): charged the bid price");
-                    });
-                    Price::Unreadable
-                }
-                None => Price::Unreadable,
+                _ => Price::Unreadable,
             };
         }
         match &n.price {

@@ -144,9 +144,11 @@ fn hex(s: &str) -> Option<Vec<u8>> {
 /// bid, its imp, line item, order and creative, its price in USD micros,
 /// when it was made, the test flag, then the exchange's terms — which
 /// exchange (whose keys decrypt the price), the currency the bid was in and
-/// its rate in nanos per USD, and which notice charges (`w`, `b` or `f`).
-const SIGNED: [&str; 12] = [
-    "b", "i", "li", "o", "c", "bp", "ts", "t", "x", "cur", "r", "ch",
+/// its rate in nanos per USD, which notice charges (`w`, `b` or `f`), and
+/// whether the exchange encrypts its prices (`e`: 1 or 0). The terms are
+/// those of the bid: a reload between bid and notice changes none of them.
+const SIGNED: [&str; 13] = [
+    "b", "i", "li", "o", "c", "bp", "ts", "t", "x", "cur", "r", "ch", "e",
 ];
 
 /// What a bid's notices say. Ids are given percent-encoded where the
@@ -166,6 +168,8 @@ pub struct NoticeUrl<'a> {
     pub currency: &'a str,
     pub rate: Rate,
     pub charge_on: ChargeOn,
+    /// The exchange sends `${AUCTION_PRICE}` encrypted.
+    pub encrypted: bool,
 }
 
 impl NoticeUrl<'_> {
@@ -181,7 +185,7 @@ impl NoticeUrl<'_> {
         s.push_str(self.creative);
         let _ = write!(
             s,
-            "&bp={}&ts={}&t={}&x={}&cur={}&r={}&ch={}",
+            "&bp={}&ts={}&t={}&x={}&cur={}&r={}&ch={}&e={}",
             self.bid_price.as_i64(),
             self.at_ms,
             u8::from(self.test),
@@ -189,6 +193,7 @@ impl NoticeUrl<'_> {
             self.currency,
             self.rate.nanos(),
             charge_letter(self.charge_on),
+            u8::from(self.encrypted),
         );
         s
     }
@@ -258,7 +263,8 @@ pub struct Notice {
     pub order: String,
     pub creative: String,
     pub bid_price: Micros,
-    /// The clearing price read as a plain decimal, in `currency`.
+    /// The clearing price in `currency`: read as a plain decimal, or
+    /// `Unreadable` until decrypted when the exchange encrypts.
     pub price: Price,
     /// The `price` value as sent (percent-decoded), for exchanges that
     /// encrypt it.
@@ -270,6 +276,9 @@ pub struct Notice {
     pub currency: String,
     pub rate: Rate,
     pub charge_on: ChargeOn,
+    /// The exchange encrypted its prices when the bid was made: only a
+    /// price that decrypts is read.
+    pub encrypted: bool,
 }
 
 impl Notice {
@@ -338,7 +347,13 @@ pub fn verify(
         bid_price: Micros(number(5)?),
         at_ms: number(6)?,
         test: values[7] == "1",
-        price: read_plain(price_text.as_deref()),
+        // An encrypting exchange sends nothing in the clear: a clear price
+        // on its notice is someone's guess at a cheaper charge.
+        price: if values[12] == "1" {
+            Price::Unreadable
+        } else {
+            read_plain(price_text.as_deref())
+        },
         price_text,
         exchange: text(8)?,
         currency: text(9)?,
@@ -351,6 +366,11 @@ pub fn verify(
             "w" => ChargeOn::Win,
             "b" => ChargeOn::Billing,
             "f" => ChargeOn::First,
+            _ => return Err(NoticeError::Signature),
+        },
+        encrypted: match values[12] {
+            "1" => true,
+            "0" => false,
             _ => return Err(NoticeError::Signature),
         },
     };
@@ -451,6 +471,7 @@ mod tests {
             currency: "USD",
             rate: Rate::ONE,
             charge_on: ChargeOn::First,
+            encrypted: false,
         }
         .signed();
         let mut s = String::new();
@@ -485,12 +506,13 @@ mod tests {
     #[test]
     fn the_exchanges_terms_are_signed() {
         let q = query(Kind::Win);
-        assert!(q.contains("&x=adx&cur=USD&r=1000000000&ch=f&s="), "{q}");
+        assert!(q.contains("&x=adx&cur=USD&r=1000000000&ch=f&e=0&s="), "{q}");
         for forged in [
             q.replace("&x=adx", "&x=other"),
             q.replace("&cur=USD", "&cur=JPY"),
             q.replace("&r=1000000000", "&r=1"),
             q.replace("&ch=f", "&ch=w"),
+            q.replace("&e=0", "&e=1"),
         ] {
             assert_eq!(
                 check(Kind::Win, &forged).unwrap_err(),
@@ -517,6 +539,7 @@ mod tests {
             currency: "EUR".into(),
             rate: Rate::parse_decimal("0.95").unwrap(),
             charge_on: ChargeOn::First,
+            encrypted: false,
         };
         // EUR 1.00 = USD 1.0526315…: charged 1.052632.
         assert_eq!(n("1.00").cpm(), Micros(1_052_632));
@@ -700,6 +723,7 @@ mod tests {
                 currency: "EUR",
                 rate: Rate::from_nanos(950_000_000).unwrap(),
                 charge_on: ChargeOn::Billing,
+                encrypted: true,
             }
             .signed();
             let mut u = String::new();
@@ -714,6 +738,8 @@ mod tests {
             prop_assert_eq!(n.exchange, "adx");
             prop_assert_eq!(n.currency, "EUR");
             prop_assert_eq!(n.charge_on, ChargeOn::Billing);
+            prop_assert!(n.encrypted);
+            prop_assert_eq!(n.price, Price::Unreadable);
         }
 
         #[test]

@@ -83,6 +83,7 @@ impl Answer<'_> {
             currency: self.currency.code(),
             rate: self.currency.rate,
             charge_on: self.profile.charge_on,
+            encrypted: self.profile.price_keys.is_some(),
         }
         .signed();
         let urls = Prepared::new(self.public_url, &signed, self.signer);

@@ -806,3 +806,57 @@ fn exchanges_come_and_go_with_reloads() {
     assert_eq!(notice(&s, &url(&bid, "nurl"), &price), (200, Micros(1_500)));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The price rule of a notice is the one its bid was made under (signed
+/// `e`): an encrypting exchange removed by a reload does not turn its
+/// outstanding notices into ones that take a clear price, and an exchange
+/// that starts encrypting still reads the clear prices of its older bids.
+#[test]
+fn a_reload_does_not_change_how_outstanding_notices_read_prices() {
+    let _serial = serial();
+    let prefix = "EXCHANGES_TEST_RELOAD_RULE";
+    set_keys(prefix);
+    let enc = exchange("enc", &encryption(prefix));
+    let dir = config_dir(
+        "reload-rule",
+        &[
+            ("shop.yaml", &shop()),
+            ("enc.yaml", &enc),
+            ("clear.yaml", &exchange("clear", "")),
+        ],
+    );
+    let s = Server::start(&dir, None);
+    let body = banner_request();
+    let reload = || common::admin(s.admin, "/v1/config/reload", b"");
+    let old_enc = only_bid(&bid_to(&s, Some("enc"), &body));
+    let old_clear = only_bid(&bid_to(&s, Some("clear"), &body));
+    assert_eq!(param(&url(&old_enc, "nurl"), "e"), "1");
+    assert_eq!(param(&url(&old_clear, "nurl"), "e"), "0");
+
+    // enc leaves the config; clear starts encrypting.
+    std::fs::remove_file(dir.join("enc.yaml")).unwrap();
+    std::fs::write(
+        dir.join("clear.yaml"),
+        exchange("clear", &encryption(prefix)),
+    )
+    .unwrap();
+    let r = reload();
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    assert_eq!(
+        notice(&s, &url(&old_enc, "nurl"), "0.01"),
+        (200, BID_COST),
+        "a clear price on an encrypting exchange's notice is not read"
+    );
+    assert_eq!(
+        notice(&s, &url(&old_clear, "nurl"), "2.50"),
+        (200, Micros(2_500)),
+        "the bid was made in the clear"
+    );
+    let new_clear = only_bid(&bid_to(&s, Some("clear"), &body));
+    assert_eq!(
+        notice(&s, &url(&new_clear, "nurl"), "0.01"),
+        (200, BID_COST)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

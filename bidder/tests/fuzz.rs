@@ -112,6 +112,7 @@ impl Real {
             currency: "USD",
             rate: config::Rate::ONE,
             charge_on: config::ChargeOn::First,
+            encrypted: false,
         }
         .signed();
         let mut url = String::new();

@@ -203,7 +203,7 @@ fn forged_notices_are_refused_and_charge_nobody() {
     let at_ms = s.app.now().as_millis();
     assert!(
         nurl.contains(&format!(
-            "/notice/win?b={id1}&i=1&li=shop-li&o=o1&c=b300&bp=1000000000&ts={at_ms}&t=0&x=default&cur=USD&r=1000000000&ch=f&s="
+            "/notice/win?b={id1}&i=1&li=shop-li&o=o1&c=b300&bp=1000000000&ts={at_ms}&t=0&x=default&cur=USD&r=1000000000&ch=f&e=0&s="
         )),
         "{nurl}"
     );
