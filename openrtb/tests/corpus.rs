@@ -20,9 +20,9 @@ fn with_request(name: &str, check: impl FnOnce(&BidRequest<'_>)) {
 }
 
 #[test]
-fn all_80_requests_parse_and_validate() {
+fn all_84_requests_parse_and_validate() {
     let files = json_files(REQUESTS);
-    assert_eq!(files.len(), 80, "vendored request count");
+    assert_eq!(files.len(), 84, "vendored request count");
     let mut failures = Vec::new();
     for path in &files {
         let body = fs::read(path).unwrap();

@@ -1,0 +1,621 @@
+//! Currencies, native ads, secure slots, blocked attributes and
+//! multi-format imps, over HTTP on configs written for each test. Prices
+//! are checked as the exact text of the answer; every no-bid also checks
+//! the reason `/v1/explain` gives.
+
+mod common;
+
+use bidder::Settings;
+use common::{banner_request, Server};
+use config::Micros;
+use serde_json::{json, Value};
+
+/// What the bidder's public URL is in tests that need https trackers.
+const PUBLIC_HTTPS: &str = "https://bidder.test";
+
+const RATES: &str = "\
+currency_rates:
+  base: USD
+  as_of: 2026-11-23
+  rates:
+    EUR: 0.95
+    JPY: 155.3
+    GBP: 0.79
+";
+
+/// A 300x250 banner creative; `id`, `image` URL and extra lines (indented
+/// for a creative) given.
+fn banner_creative(id: &str, image: &str, extra: &str) -> String {
+    format!(
+        "  - id: {id}\n    format: display\n    size: 300x250\n    image_url: {image}\n    \
+         click_url: https://shop.example/\n{extra}"
+    )
+}
+
+const NATIVE_AD: &str = r#"  - id: tent-ad
+    format: native
+    title: Two-person tent
+    description: Light, quick to pitch, dry in a storm.
+    sponsored_by: Outfitter
+    image: { url: https://cdn.shop.example/tent.jpg, w: 1200, h: 627 }
+    icon: { url: https://cdn.shop.example/logo.png, w: 128, h: 128 }
+    cta: Shop now
+    price: $249.00
+    click_url: https://shop.example/tent
+"#;
+
+const VIDEO_AD: &str = r#"  - id: v15
+    format: video
+    duration_s: 15
+    media:
+      - { url: https://cdn.shop.example/v15.mp4, mime: video/mp4, width: 1280, height: 720, bitrate_kbps: 2000 }
+    click_url: https://shop.example/
+"#;
+
+/// A line item, indented for `line_items:`.
+fn line_item(id: &str, media: &str, cpm: &str, creatives: &str) -> String {
+    format!(
+        "      - id: {id}\n        media: {media}\n        cpm: {cpm}\n        budget: {{ daily: \
+         100.00 }}\n        creatives: [{creatives}]\n"
+    )
+}
+
+/// Advertiser `shop` with these creatives and line items (order `o1`).
+fn advertiser(creatives: &str, line_items: &str) -> String {
+    format!(
+        "advertiser:\n  id: shop\n  name: Shop\n  domains: [shop.example]\n  categories: \
+         [IAB22]\ncreatives:\n{creatives}orders:\n  - id: o1\n    service: self_service\n    \
+         budget: 1000.00\n    flight: {{ start: 2026-11-01, end: 2026-12-31 }}\n    \
+         line_items:\n{line_items}"
+    )
+}
+
+/// A server on `files` (name, YAML) in a fresh directory; its public URL
+/// https when `https` says so.
+fn server(name: &str, files: &[(&str, &str)], https: bool) -> Server {
+    let dir = common::tempdir(&format!("cn-{name}"));
+    for (file, yaml) in files {
+        std::fs::write(dir.join(file), yaml).unwrap();
+    }
+    let mut settings = Settings::default();
+    if https {
+        settings.public_url = PUBLIC_HTTPS.into();
+    }
+    Server::start_with(&dir, None, settings)
+}
+
+/// One display line item `li` at `cpm` on the https banner, with rates.
+fn display_server(name: &str, cpm: &str) -> Server {
+    let shop = advertiser(
+        &banner_creative("b300", "https://cdn.shop.example/b.png", ""),
+        &line_item("li", "display", cpm, "b300"),
+    );
+    server(name, &[("shop.yaml", &shop), ("rates.yaml", RATES)], false)
+}
+
+fn explain(s: &Server, req: &Value) -> Value {
+    let r = common::admin(s.admin, "/v1/explain", req.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+fn verdict(s: &Server, req: &Value, li: &str) -> Value {
+    let v = explain(s, req);
+    v["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["line_item"] == li)
+        .unwrap_or_else(|| panic!("no {li} in {v}"))
+        .clone()
+}
+
+/// Asserts the bid endpoint answers 204, and returns the reason explain
+/// gives for `li`.
+fn no_bid(s: &Server, req: &Value, li: &str) -> String {
+    let r = s.bid(&req.to_string());
+    assert_eq!(r.status, 204, "expected no bid: {}", r.text());
+    let x = verdict(s, req, li);
+    assert_eq!(x["bids"], false, "{x}");
+    x["reason"].as_str().unwrap().to_string()
+}
+
+/// The answer (200, exactly one bid): its raw text and the bid.
+fn one_bid(s: &Server, req: &Value) -> (String, Value, Value) {
+    let r = s.bid(&req.to_string());
+    assert_eq!(r.status, 200, "expected a bid: {}", r.text());
+    let resp = r.json();
+    let bids = resp["seatbid"][0]["bid"].as_array().unwrap().clone();
+    assert_eq!(bids.len(), 1, "{resp}");
+    (r.text(), resp, bids[0].clone())
+}
+
+fn with_cur(cur: Value) -> Value {
+    let mut r = banner_request();
+    r["cur"] = cur;
+    r
+}
+
+// ------------------------------------------------------------ currencies
+
+#[test]
+fn bids_in_the_requested_currency_rounded_down() {
+    let s = display_server("rounding", "1.234567");
+    // USD allowed: no conversion.
+    let (text, resp, _) = one_bid(&s, &with_cur(json!(["EUR", "USD"])));
+    assert!(text.contains("\"price\":1.234567,"), "{text}");
+    assert_eq!(resp["cur"], "USD");
+
+    // 1.234567 x 0.95 = 1.17283865: down to 1.172838.
+    let (text, resp, bid) = one_bid(&s, &with_cur(json!(["EUR"])));
+    assert!(text.contains("\"price\":1.172838,"), "{text}");
+    assert_eq!(resp["cur"], "EUR");
+    let nurl = bid["nurl"].as_str().unwrap();
+    assert!(nurl.contains("&cur=EUR&r=950000000&"), "{nurl}");
+
+    // 1.234567 x 155.3 = 191.7282551: down to 191.728255.
+    let (text, resp, _) = one_bid(&s, &with_cur(json!(["JPY"])));
+    assert!(text.contains("\"price\":191.728255,"), "{text}");
+    assert_eq!(resp["cur"], "JPY");
+
+    // Codes are read without regard to case; the answer names it in capitals.
+    let (_, resp, _) = one_bid(&s, &with_cur(json!(["eur"])));
+    assert_eq!(resp["cur"], "EUR");
+
+    // Explain prices in the answer's currency too.
+    let req = with_cur(json!(["JPY"]));
+    assert_eq!(explain(&s, &req)["currency"], "JPY");
+    assert_eq!(verdict(&s, &req, "li")["price"].as_f64(), Some(191.728255));
+}
+
+#[test]
+fn a_foreign_floor_converts_up_and_clears_only_at_the_boundary() {
+    let s = display_server("floor-boundary", "4.00");
+    let floored = |cur: &str, floor: Value| {
+        let mut r = with_cur(json!([cur]));
+        r["imp"][0]["bidfloor"] = floor;
+        r["imp"][0]["bidfloorcur"] = json!(cur);
+        r
+    };
+    // EUR 3.80 is exactly USD 4.00: the 4.00 line item clears it and bids
+    // EUR 3.8.
+    let (text, resp, _) = one_bid(&s, &floored("EUR", json!(3.80)));
+    assert!(text.contains("\"price\":3.8,"), "{text}");
+    assert_eq!(resp["cur"], "EUR");
+    // A micro more is USD 4.000002 once rounded up: under the floor.
+    assert_eq!(no_bid(&s, &floored("EUR", json!(3.800001)), "li"), "floor");
+    // JPY 621.2 is USD 4.00 exactly; 621.200001 is not.
+    let (text, _, _) = one_bid(&s, &floored("JPY", json!(621.2)));
+    assert!(text.contains("\"price\":621.2,"), "{text}");
+    assert_eq!(
+        no_bid(&s, &floored("JPY", json!(621.200001)), "li"),
+        "floor"
+    );
+
+    // Where the rounding direction decides: EUR 3.800001 is USD 4.00000105,
+    // above a 4.000001 CPM (whose bid, EUR 3.80000095, would go out as
+    // 3.8, under the floor). Rounded down, the floor would let it through.
+    let s = display_server("floor-up", "4.000001");
+    assert_eq!(no_bid(&s, &floored("EUR", json!(3.800001)), "li"), "floor");
+    let (text, _, _) = one_bid(&s, &floored("EUR", json!(3.80)));
+    assert!(text.contains("\"price\":3.8,"), "{text}");
+}
+
+#[test]
+fn currencies_without_a_rate() {
+    let s = display_server("no-rate", "4.00");
+    let req = with_cur(json!(["CHF"]));
+    assert_eq!(no_bid(&s, &req, "li"), "currency");
+    assert_eq!(explain(&s, &req)["currency"], Value::Null);
+
+    // The first listed currency with a rate.
+    let (text, resp, _) = one_bid(&s, &with_cur(json!(["CHF", "EUR", "JPY"])));
+    assert_eq!(resp["cur"], "EUR");
+    assert!(text.contains("\"price\":3.8,"), "{text}");
+
+    // A floor in a currency without a rate cannot be compared.
+    let mut req = with_cur(json!(["USD"]));
+    req["imp"][0]["bidfloorcur"] = json!("CHF");
+    assert_eq!(no_bid(&s, &req, "li"), "currency");
+}
+
+#[test]
+fn no_cur_bids_usd_over_a_converted_gbp_floor() {
+    let s = display_server("gbp-floor", "4.00");
+    let gbp_floor = |floor: Value| {
+        let mut r = banner_request();
+        r.as_object_mut().unwrap().remove("cur");
+        r["imp"][0]["bidfloor"] = floor;
+        r["imp"][0]["bidfloorcur"] = json!("GBP");
+        r
+    };
+    // GBP 3.16 at 0.79 is USD 4.00 exactly.
+    let (text, resp, bid) = one_bid(&s, &gbp_floor(json!(3.16)));
+    assert_eq!(resp["cur"], "USD");
+    assert!(text.contains("\"price\":4.0,"), "{text}");
+    assert!(bid["nurl"]
+        .as_str()
+        .unwrap()
+        .contains("&cur=USD&r=1000000000&"));
+    assert_eq!(no_bid(&s, &gbp_floor(json!(3.160001)), "li"), "floor");
+}
+
+#[test]
+fn a_win_in_eur_charges_its_usd_value_rounded_up_never_above_the_bid() {
+    let s = display_server("eur-win", "4.00");
+    let req = with_cur(json!(["EUR"]));
+    let (_, _, bid) = one_bid(&s, &req);
+    let nurl = bid["nurl"].as_str().unwrap().to_string();
+    let held = s.app.line_item_spent("li").held_today;
+    assert_eq!(held, Micros(4_000), "a USD 4.00 CPM holds 0.004");
+
+    // A signed rate cannot be changed to charge less.
+    let forged = nurl.replace("&r=950000000&", "&r=1000000000&");
+    assert!(s.notice(&forged, "1.00").status >= 400);
+    assert_eq!(s.app.line_item_spent("li").today, Micros::ZERO);
+
+    // EUR 1.00 is USD 1.052631…: a CPM of 1.052632, an impression of
+    // 0.001052632, charged 0.001053.
+    assert_eq!(s.notice(&nurl, "1.00").status, 200);
+    let spent = s.app.line_item_spent("li");
+    assert_eq!(spent.today, Micros(1_053));
+    assert_eq!(spent.held_today, Micros::ZERO);
+    // The same notice again charges nothing more.
+    assert_eq!(s.notice(&nurl, "1.00").status, 200);
+    assert_eq!(s.app.line_item_spent("li").today, Micros(1_053));
+
+    // A clearing price above the bid (EUR 5.00 is USD 5.26) is charged at
+    // the bid, USD 4.00.
+    let (_, _, bid) = one_bid(&s, &req);
+    assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "5.00").status, 200);
+    assert_eq!(s.app.line_item_spent("li").today, Micros(1_053 + 4_000));
+
+    // JPY 155.300001 is USD 1.000000006…: a CPM of 1.000001, charged 0.001001
+    // (rounded down, it would be 1.000000 and 0.001000).
+    let (_, resp, bid) = one_bid(&s, &with_cur(json!(["JPY"])));
+    assert_eq!(resp["cur"], "JPY");
+    let nurl = bid["nurl"].as_str().unwrap();
+    assert!(nurl.contains("&cur=JPY&r=155300000000&"), "{nurl}");
+    assert_eq!(s.notice(nurl, "155.300001").status, 200);
+    assert_eq!(
+        s.app.line_item_spent("li").today,
+        Micros(1_053 + 4_000 + 1_001)
+    );
+}
+
+#[test]
+fn without_a_rates_file_only_usd_is_bought() {
+    let shop = advertiser(
+        &banner_creative("b300", "https://cdn.shop.example/b.png", ""),
+        &line_item("li", "display", "4.00", "b300"),
+    );
+    let s = server("no-rates", &[("shop.yaml", &shop)], false);
+    assert_eq!(no_bid(&s, &with_cur(json!(["EUR"])), "li"), "currency");
+    let (_, resp, _) = one_bid(&s, &with_cur(json!(["EUR", "USD"])));
+    assert_eq!(resp["cur"], "USD");
+    let mut req = banner_request();
+    req["imp"][0]["bidfloorcur"] = json!("EUR");
+    assert_eq!(no_bid(&s, &req, "li"), "currency");
+}
+
+// ------------------------------------------------------------ native
+
+fn native_server(name: &str) -> Server {
+    let shop = advertiser(NATIVE_AD, &line_item("nat", "native", "3.00", "tent-ad"));
+    server(name, &[("shop.yaml", &shop)], true)
+}
+
+/// A request whose one imp is native, asking for `assets`; the native
+/// request as a JSON string (the spec's way) or as the object itself.
+fn native_request(assets: Value, as_string: bool) -> Value {
+    let native = json!({ "ver": "1.2", "assets": assets });
+    let mut r = banner_request();
+    r["imp"][0] = json!({
+        "id": "1",
+        "bidfloor": 0.5,
+        "native": {
+            "ver": "1.2",
+            "request": if as_string { Value::String(native.to_string()) } else { native },
+        }
+    });
+    r
+}
+
+/// The bid's Native response, after the checks every native bid passes.
+fn native_adm(bid: &Value) -> Value {
+    assert_eq!(bid["mtype"], 4, "{bid}");
+    assert_eq!(bid["crid"], "tent-ad");
+    let adm = bid["adm"].as_str().expect("adm is a string");
+    let v: Value = serde_json::from_str(adm).unwrap_or_else(|e| panic!("{e}: {adm}"));
+    assert_eq!(v["link"]["url"], "https://shop.example/tent", "{v}");
+    v
+}
+
+#[test]
+fn native_fills_each_kind_of_asset() {
+    let s = native_server("native-assets");
+    // (asset, what the response asset holds)
+    let cases = [
+        (
+            json!({"id": 7, "required": 1, "title": {"len": 90}}),
+            json!({"id": 7, "title": {"text": "Two-person tent"}}),
+        ),
+        (
+            json!({"id": 8, "required": 1, "img": {"type": 3, "wmin": 600, "hmin": 300}}),
+            json!({"id": 8, "img": {"url": "https://cdn.shop.example/tent.jpg", "w": 1200, "h": 627}}),
+        ),
+        (
+            json!({"id": 9, "required": 1, "img": {"type": 1, "w": 128, "h": 128}}),
+            json!({"id": 9, "img": {"url": "https://cdn.shop.example/logo.png", "w": 128, "h": 128}}),
+        ),
+        (
+            json!({"id": 10, "required": 1, "data": {"type": 1}}),
+            json!({"id": 10, "data": {"value": "Outfitter"}}),
+        ),
+        (
+            json!({"id": 11, "required": 1, "data": {"type": 2, "len": 140}}),
+            json!({"id": 11, "data": {"value": "Light, quick to pitch, dry in a storm."}}),
+        ),
+        (
+            json!({"id": 12, "required": 1, "data": {"type": 6}}),
+            json!({"id": 12, "data": {"value": "$249.00"}}),
+        ),
+        (
+            json!({"id": 13, "required": 1, "data": {"type": 12, "len": 15}}),
+            json!({"id": 13, "data": {"value": "Shop now"}}),
+        ),
+    ];
+    for (asset, want) in &cases {
+        let (_, _, bid) = one_bid(&s, &native_request(json!([asset]), true));
+        let adm = native_adm(&bid);
+        assert_eq!(adm["assets"], json!([want]), "for {asset}");
+        let pixel = adm["imptrackers"][0].as_str().unwrap();
+        assert!(
+            pixel.starts_with("https://bidder.test/track/impression?b="),
+            "{pixel}"
+        );
+    }
+    // All of them at once: every id answered, in request order.
+    let all: Vec<Value> = cases.iter().map(|(a, _)| a.clone()).collect();
+    let want: Vec<Value> = cases.iter().map(|(_, w)| w.clone()).collect();
+    let (_, _, bid) = one_bid(&s, &native_request(json!(all), true));
+    assert_eq!(native_adm(&bid)["assets"], json!(want));
+    assert_eq!(bid["price"].as_f64(), Some(3.0));
+}
+
+#[test]
+fn native_request_as_a_string_or_as_an_object() {
+    let s = native_server("native-encoding");
+    let assets = json!([
+        {"id": 1, "required": 1, "title": {"len": 25}},
+        {"id": 2, "required": 1, "img": {"type": 3, "wmin": 1200, "hmin": 627}},
+        {"id": 3, "data": {"type": 3}}
+    ]);
+    let mut answers = Vec::new();
+    for as_string in [true, false] {
+        let req = native_request(assets.clone(), as_string);
+        assert_eq!(req["imp"][0]["native"]["request"].is_string(), as_string);
+        let (_, _, bid) = one_bid(&s, &req);
+        let adm = native_adm(&bid);
+        let ids: Vec<i64> = adm["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_i64().unwrap())
+            .collect();
+        // The optional rating (data type 3) is left out.
+        assert_eq!(ids, [1, 2], "{adm}");
+        answers.push(adm["assets"].clone());
+    }
+    assert_eq!(answers[0], answers[1]);
+}
+
+#[test]
+fn a_required_asset_the_ad_cannot_fill_gets_no_bid() {
+    let s = native_server("native-misfit");
+    let title = json!({"id": 1, "required": 1, "title": {"len": 90}});
+    for (asset, what) in [
+        (
+            json!({"id": 2, "required": 1, "data": {"type": 3}}),
+            "a rating",
+        ),
+        (
+            json!({"id": 2, "required": 1, "img": {"type": 3, "w": 300, "h": 250}}),
+            "an image size it does not have",
+        ),
+        (
+            json!({"id": 2, "required": 1, "img": {"type": 3, "wmin": 1600, "hmin": 900}}),
+            "an image larger than it has",
+        ),
+        (
+            json!({"id": 2, "required": 1, "video": {"mimes": ["video/mp4"]}}),
+            "a video",
+        ),
+    ] {
+        let req = native_request(json!([title, asset]), true);
+        assert_eq!(no_bid(&s, &req, "nat"), "creative", "{what}");
+    }
+    // A native request that is not one: no bid either, for the same reason.
+    let mut req = native_request(json!([title]), true);
+    req["imp"][0]["native"]["request"] = json!("placeholder request");
+    assert_eq!(no_bid(&s, &req, "nat"), "creative");
+}
+
+// ------------------------------------------------------------ secure
+
+#[test]
+fn secure_slots_take_only_https_creatives() {
+    let http_ad = advertiser(
+        &banner_creative("b300", "http://cdn.shop.example/b.png", ""),
+        &line_item("li", "display", "4.00", "b300"),
+    );
+    let s = server("secure-http", &[("shop.yaml", &http_ad)], true);
+    let mut req = banner_request();
+    req["site"]["page"] = json!("http://news.example/article");
+    // An http page and no secure flag: the http image may serve.
+    one_bid(&s, &req);
+    req["imp"][0]["secure"] = json!(1);
+    assert_eq!(no_bid(&s, &req, "li"), "secure");
+    // An https page makes every imp secure.
+    assert_eq!(no_bid(&s, &banner_request(), "li"), "secure");
+
+    let https_ad = advertiser(
+        &banner_creative("b300", "https://cdn.shop.example/b.png", ""),
+        &line_item("li", "display", "4.00", "b300"),
+    );
+    let s = server("secure-https", &[("shop.yaml", &https_ad)], true);
+    let (_, _, bid) = one_bid(&s, &req);
+    assert_eq!(bid["crid"], "b300");
+}
+
+#[test]
+fn vast_and_native_on_secure_slots_need_an_https_public_url() {
+    let shop = advertiser(
+        &format!("{VIDEO_AD}{NATIVE_AD}"),
+        &format!(
+            "{}{}",
+            line_item("vid", "video", "5.00", "v15"),
+            line_item("nat", "native", "3.00", "tent-ad")
+        ),
+    );
+    let video = {
+        let mut r = banner_request();
+        r["imp"][0] = json!({
+            "id": "1",
+            "video": {"mimes": ["video/mp4"], "minduration": 5, "maxduration": 30, "w": 640, "h": 360}
+        });
+        r
+    };
+    let native = native_request(
+        json!([{"id": 1, "required": 1, "title": {"len": 90}}]),
+        true,
+    );
+    let http = server("secure-trackers-http", &[("shop.yaml", &shop)], false);
+    assert_eq!(no_bid(&http, &video, "vid"), "secure");
+    assert_eq!(no_bid(&http, &native, "nat"), "secure");
+
+    let https = server("secure-trackers-https", &[("shop.yaml", &shop)], true);
+    let (_, _, bid) = one_bid(&https, &video);
+    assert_eq!(bid["crid"], "v15");
+    let adm = bid["adm"].as_str().unwrap();
+    assert!(
+        adm.contains("https://bidder.test/track/impression?b="),
+        "{adm}"
+    );
+    let (_, _, bid) = one_bid(&https, &native);
+    native_adm(&bid);
+}
+
+#[test]
+fn battr_blocks_a_creative_and_another_one_serves() {
+    let attributed = banner_creative(
+        "autoplay",
+        "https://cdn.shop.example/a.png",
+        "    attributes: [6]\n",
+    );
+    let blocked = {
+        let mut r = banner_request();
+        r["imp"][0]["banner"]["battr"] = json!([3, 6]);
+        r
+    };
+    let only = advertiser(&attributed, &line_item("li", "display", "4.00", "autoplay"));
+    let s = server("battr-only", &[("shop.yaml", &only)], false);
+    assert_eq!(no_bid(&s, &blocked, "li"), "attribute");
+    // battr of another medium does not block a banner.
+    let mut other = banner_request();
+    other["imp"][0]["video"] = json!({"mimes": ["video/mp4"], "battr": [6]});
+    let (_, _, bid) = one_bid(&s, &other);
+    assert_eq!(bid["crid"], "autoplay");
+
+    let both = advertiser(
+        &format!(
+            "{attributed}{}",
+            banner_creative("plain", "https://cdn.shop.example/p.png", "")
+        ),
+        &line_item("li", "display", "4.00", "autoplay, plain"),
+    );
+    let s = server("battr-both", &[("shop.yaml", &both)], false);
+    let (_, _, bid) = one_bid(&s, &blocked);
+    assert_eq!(bid["crid"], "plain");
+}
+
+// ------------------------------------------------------------ multi-format
+
+/// Display at `display_cpm` and `other` (video or native) at `other_cpm`.
+fn multi_server(name: &str, other: &str, display_cpm: &str, other_cpm: &str) -> Server {
+    let (creative, id) = match other {
+        "video" => (VIDEO_AD, "v15"),
+        _ => (NATIVE_AD, "tent-ad"),
+    };
+    let shop = advertiser(
+        &format!(
+            "{}{creative}",
+            banner_creative("b300", "https://cdn.shop.example/b.png", "")
+        ),
+        &format!(
+            "{}{}",
+            line_item("disp", "display", display_cpm, "b300"),
+            line_item("other", other, other_cpm, id)
+        ),
+    );
+    server(name, &[("shop.yaml", &shop)], true)
+}
+
+#[test]
+fn banner_and_video_imp_goes_to_the_better_price() {
+    let mut req = banner_request();
+    // No protocols: the default VAST 3.0 InLine.
+    req["imp"][0]["video"] =
+        json!({"mimes": ["video/mp4"], "minduration": 5, "maxduration": 30, "w": 640, "h": 360});
+
+    let s = multi_server("multi-video-hi", "video", "4.00", "6.00");
+    let (_, _, bid) = one_bid(&s, &req);
+    assert_eq!(
+        (bid["mtype"].as_i64(), bid["crid"].as_str()),
+        (Some(2), Some("v15"))
+    );
+    assert_eq!(bid["price"].as_f64(), Some(6.0));
+    assert_eq!(bid["protocol"], 3);
+    let adm = bid["adm"].as_str().unwrap();
+    assert!(adm.contains("version=\"3.0\""), "{adm}");
+    common::assert_valid_vast(adm);
+
+    // A Wrapper code alone (8, VAST 4.0 Wrapper) takes its InLine, 4.0.
+    let mut wrapper = req.clone();
+    wrapper["imp"][0]["video"]["protocols"] = json!([8]);
+    let (_, _, bid) = one_bid(&s, &wrapper);
+    assert_eq!(bid["protocol"], 7);
+    let adm = bid["adm"].as_str().unwrap();
+    assert!(adm.contains("version=\"4.0\""), "{adm}");
+    common::assert_valid_vast(adm);
+
+    let s = multi_server("multi-video-lo", "video", "6.00", "4.00");
+    let (_, _, bid) = one_bid(&s, &req);
+    assert_eq!(
+        (bid["mtype"].as_i64(), bid["crid"].as_str()),
+        (Some(1), Some("b300"))
+    );
+    assert_eq!(bid["price"].as_f64(), Some(6.0));
+}
+
+#[test]
+fn banner_and_native_imp_goes_to_the_better_price() {
+    let mut req = banner_request();
+    req["imp"][0]["native"] = json!({
+        "request": json!({"ver": "1.2", "assets": [{"id": 5, "required": 1, "title": {"len": 40}}]}).to_string()
+    });
+
+    let s = multi_server("multi-native-hi", "native", "4.00", "6.00");
+    let (_, _, bid) = one_bid(&s, &req);
+    assert_eq!(native_adm(&bid)["assets"][0]["id"], 5);
+    assert_eq!(bid["price"].as_f64(), Some(6.0));
+
+    let s = multi_server("multi-native-lo", "native", "6.00", "4.00");
+    let (_, _, bid) = one_bid(&s, &req);
+    assert_eq!(
+        (bid["mtype"].as_i64(), bid["crid"].as_str()),
+        (Some(1), Some("b300"))
+    );
+    // The native line item could have bid: only the price decided.
+    assert_eq!(verdict(&s, &req, "other")["bids"], true);
+}
