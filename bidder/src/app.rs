@@ -64,6 +64,9 @@ pub struct Settings {
     /// An admin request's body (explain, audience uploads) must arrive
     /// within this. Bid bodies have the longest tmax.
     pub body_timeout: Duration,
+    /// Currency rates whose `as_of` is more days ago than this price
+    /// nothing: requests that need them get no bid (reason `currency`).
+    pub max_rates_age_days: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -82,6 +85,7 @@ impl std::fmt::Debug for Settings {
             .field("notice_ttl", &self.notice_ttl)
             .field("reservation_ttl", &self.reservation_ttl)
             .field("max_bids_per_line_item", &self.max_bids_per_line_item)
+            .field("max_rates_age_days", &self.max_rates_age_days)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +109,7 @@ impl Default for Settings {
             ledger: ledger::Options::default(),
             limits: crate::server::Limits::default(),
             body_timeout: Duration::from_secs(30),
+            max_rates_age_days: 7,
         }
     }
 }
@@ -368,15 +373,22 @@ impl App {
     /// version.
     fn context<'r>(
         &self,
-        snap: &Snapshot,
+        snap: &'r Snapshot,
         profile: &Profile,
         req: &'r ortb::BidRequest<'r>,
     ) -> (Context<'r>, bool) {
         let mut ctx = Context::new(req, self.clock.now(), &self.settings.privacy);
-        let currency = Currency::of_request(&req.cur, snap.config.currency_rates.as_ref());
+        // Rates older than the limit price nothing: a stale rate would bid,
+        // and book spend, at yesterday's value of the currency.
+        ctx.rates = snap.config.currency_rates.as_ref().filter(|r| {
+            ctx.today.days_since_epoch() - r.as_of.days_since_epoch()
+                <= i64::from(self.settings.max_rates_age_days)
+        });
+        let currency = Currency::of_request(&req.cur, ctx.rates);
         ctx.currency = currency.unwrap_or(Currency::USD);
         ctx.vast_default = profile.vast_default;
         ctx.https_trackers = crate::snapshot::is_https(&self.settings.public_url);
+        ctx.buys_native = snap.buys_native;
         (ctx, currency.is_some())
     }
 
@@ -649,7 +661,10 @@ impl App {
         }
         // The exchange's rule of which notice charges, as signed at bid time.
         match (n.charge_on, kind) {
-            (config::ChargeOn::Win, Kind::Billing) | (config::ChargeOn::Billing, Kind::Win) => {
+            (config::ChargeOn::Win, Kind::Billing) => return Ok(NoticeResult::Recorded),
+            // Won, billed later: a loss notice can no longer release it.
+            (config::ChargeOn::Billing, Kind::Win) => {
+                self.ledger.won(bid);
                 return Ok(NoticeResult::Recorded);
             }
             _ => {}

@@ -39,6 +39,10 @@ pub struct Context<'r> {
     pub secure_page: bool,
     /// What the answer is priced in (USD unless the request says otherwise).
     pub currency: Currency,
+    /// The currency rates, when there are some recent enough to price in.
+    pub rates: Option<&'r config::CurrencyRates>,
+    /// Some line item buys native: only then is a native request read.
+    pub buys_native: bool,
     /// The InLine VAST version for players that name no protocol: the
     /// exchange's `vast_default`.
     pub vast_default: creatives::VastVersion,
@@ -161,6 +165,8 @@ impl<'r> Context<'r> {
                 .and_then(|s| s.page.as_deref())
                 .is_some_and(crate::snapshot::is_https),
             currency: Currency::USD,
+            rates: None,
+            buys_native: true,
             vast_default: creatives::VastVersion::V3_0,
             https_trackers: false,
             now,

@@ -67,7 +67,7 @@ pub(crate) fn explain<'s>(
         } else {
             for (imp, offer) in &imps {
                 let imp = *imp;
-                let r = select::imp_floor(snap, imp)
+                let r = select::imp_floor(ctx, imp)
                     .and_then(|floor| select::check(snap, ctx, imp, offer, floor, i, item, stores));
                 match r {
                     Ok(choice) => {

@@ -146,6 +146,10 @@ struct ServeArgs {
     /// Imps of one request that one line item may bid on.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
     max_bids_per_line_item: u64,
+    /// Currency rates whose as_of is more days ago than this price nothing
+    /// (requests that need them get no bid, reason currency).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    max_rates_age_days: u32,
     /// Directory of the charge journal and its checkpoint (and of the
     /// notice secret when none is given): spend is replayed from it at
     /// start and every charge is on disk before its notice is acknowledged.
@@ -346,6 +350,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         notice_ttl: Duration::from_secs(args.notice_ttl_hours.max(1) * 3600),
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
         max_bids_per_line_item: args.max_bids_per_line_item as usize,
+        max_rates_age_days: args.max_rates_age_days,
         limits: bidder::server::Limits {
             max_connections: connection_cap(args.max_connections as usize),
             header_timeout: Duration::from_secs(args.header_timeout_secs),

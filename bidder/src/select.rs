@@ -155,6 +155,7 @@ impl<'r> Offer<'r> {
         let native = imp
             .native
             .as_ref()
+            .filter(|_| ctx.buys_native)
             .map(|n| creatives::parse_native_request(n.request.map_or("null", |r| r.get())));
         Offer {
             sizes: banner_sizes(imp),
@@ -271,7 +272,7 @@ pub(crate) fn select_imp(
     if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() && imp.native.is_none() {
         return Err(NoBid::Media);
     }
-    let floor = imp_floor(snap, imp)?;
+    let floor = imp_floor(ctx, imp)?;
     let offer = Offer::of(imp, ctx);
     let slots = offer.slots();
 
@@ -337,13 +338,8 @@ pub(crate) fn select_imp(
 /// An imp's floor in USD, rounded up from its currency; a floor in a
 /// currency without a rate cannot be compared, so the imp gets no bid
 /// rather than a guess.
-pub(crate) fn imp_floor(snap: &Snapshot, imp: &Imp<'_>) -> Result<Micros, NoBid> {
-    crate::context::floor_usd(
-        imp.bidfloor,
-        &imp.bidfloorcur,
-        snap.config.currency_rates.as_ref(),
-    )
-    .ok_or(NoBid::Currency)
+pub(crate) fn imp_floor(ctx: &Context<'_>, imp: &Imp<'_>) -> Result<Micros, NoBid> {
+    crate::context::floor_usd(imp.bidfloor, &imp.bidfloorcur, ctx.rates).ok_or(NoBid::Currency)
 }
 
 /// Order of the checks below, used to pick the most telling reason.
@@ -443,12 +439,8 @@ pub(crate) fn check(
             return Err(NoBid::Deal);
         };
         if d.bidfloor > 0 {
-            floor = crate::context::floor_usd(
-                d.bidfloor,
-                &d.bidfloorcur,
-                snap.config.currency_rates.as_ref(),
-            )
-            .ok_or(NoBid::Currency)?;
+            floor = crate::context::floor_usd(d.bidfloor, &d.bidfloorcur, ctx.rates)
+                .ok_or(NoBid::Currency)?;
         }
         deal = Some(d.id.to_string());
     } else if private {
@@ -457,6 +449,10 @@ pub(crate) fn check(
     }
     if item.cpm < floor {
         return Err(NoBid::Floor);
+    }
+    // A CPM worth less than a micro of the answer's currency bids nothing.
+    if ctx.currency.rate.from_usd(item.cpm) <= Micros::ZERO {
+        return Err(NoBid::Currency);
     }
 
     // Spend plus what is held must leave room for this one, within the

@@ -67,6 +67,8 @@ pub struct Snapshot {
     /// id `default` when there is one, else [`Snapshot::default_profile`].
     profiles: HashMap<String, Profile>,
     default_profile: Profile,
+    /// Some line item buys native.
+    pub buys_native: bool,
     pub loaded_at: Timestamp,
 }
 
@@ -228,6 +230,7 @@ impl Snapshot {
             .enumerate()
             .map(|(i, it)| (it.id.clone(), i))
             .collect();
+        let buys_native = items.iter().any(|i| i.media == Media::Native);
         let profiles: HashMap<String, Profile> = config
             .exchanges
             .iter()
@@ -241,6 +244,7 @@ impl Snapshot {
             creative_json,
             profiles,
             default_profile: Profile::compile(None),
+            buys_native,
             loaded_at,
         }
     }

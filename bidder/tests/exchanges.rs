@@ -445,6 +445,17 @@ fn charge_on_decides_which_notice_charges() {
     assert_eq!(notices(&s, "billing", "charged"), charged + 1.0);
     assert_eq!(notice(&s, &url(&b, "burl"), "2.50"), (200, Micros::ZERO));
     assert_eq!(notice(&s, &url(&b, "nurl"), "2.50"), (200, Micros::ZERO));
+    // Won, not billed yet: a loss notice (a confused exchange, or anyone
+    // holding the URL) cannot free its hold before the billing notice.
+    let b = bid("on-billing");
+    let held = s.app.line_item_spent(LI).held_today;
+    assert!(held >= BID_COST, "{held:?}");
+    assert_eq!(notice(&s, &url(&b, "nurl"), "2.50"), (200, Micros::ZERO));
+    let ignored = notices(&s, "loss", "ignored");
+    assert_eq!(s.notice(&url(&b, "lurl"), "2.50").status, 200);
+    assert_eq!(notices(&s, "loss", "ignored"), ignored + 1.0);
+    assert_eq!(s.app.line_item_spent(LI).held_today, held, "still held");
+    assert_eq!(notice(&s, &url(&b, "burl"), "2.50"), (200, Micros(2_500)));
 
     // first: whichever comes first charges, the other is a duplicate.
     let b = bid("on-first");

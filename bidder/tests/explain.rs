@@ -71,6 +71,14 @@ fn first_reason_per_rule() {
     let mut r = banner_request();
     r["cur"] = json!(["XAU"]);
     assert_eq!(reason(&s, &r, li), "currency");
+    // The example rates are as of 2026-11-30: past --max-rates-age-days
+    // (7) they price nothing.
+    r["cur"] = json!(["EUR"]);
+    s.clock.set(common::ts("2026-12-07T23:59:59Z"));
+    assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
+    s.clock.set(common::ts("2026-12-08T00:00:00Z"));
+    assert_eq!(reason(&s, &r, li), "currency");
+    s.clock.set(common::ts("2026-11-24T12:00:00Z"));
 
     let mut r = banner_request();
     r["device"]["devicetype"] = json!(4);

@@ -224,8 +224,13 @@ impl Rate {
     pub const ONE: Rate = Rate(NANOS as u64);
     /// No currency is worth a billion per dollar; a larger rate is a typo.
     const MAX_UNITS: u64 = 1_000_000_000;
+    /// Nor more than a thousand dollars a unit (the dearest trade at about
+    /// three). Below this, a micro of the currency would be worth more
+    /// than a micro-dollar of an impression, and prices read to the micro
+    /// could under-count spend.
+    const MIN_NANOS: u64 = 1_000_000;
 
-    /// Reads `digits(.digits{1,9})?`, above 0 and at most 1,000,000,000.
+    /// Reads `digits(.digits{1,9})?`, from 0.001 to 1,000,000,000.
     pub fn parse_decimal(s: &str) -> Result<Rate, RateError> {
         let bad = || RateError::NotDecimal(s.to_owned());
         let (int, frac) = s.split_once('.').unwrap_or((s, ""));
@@ -250,7 +255,7 @@ impl Rate {
             let d = frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
             nanos += d * 10u64.pow(8 - i as u32);
         }
-        if nanos == 0 {
+        if nanos < Self::MIN_NANOS {
             return Err(RateError::OutOfRange(s.to_owned()));
         }
         Ok(Rate(nanos))
@@ -310,7 +315,7 @@ pub enum RateError {
     NotDecimal(String),
     #[error("\"{0}\" has more than 9 decimal places")]
     TooManyDecimals(String),
-    #[error("\"{0}\" must be above 0 and at most 1000000000")]
+    #[error("\"{0}\" must be from 0.001 to 1000000000 units per USD")]
     OutOfRange(String),
 }
 
@@ -455,7 +460,8 @@ mod tests {
             155_300_000_000
         );
         assert_eq!(Rate::parse_decimal("1").unwrap(), Rate::ONE);
-        assert_eq!(Rate::parse_decimal("0.000000001").unwrap().nanos(), 1);
+        assert_eq!(Rate::parse_decimal("0.001").unwrap().nanos(), 1_000_000);
+        assert!(Rate::parse_decimal("0.000999999").is_err());
         for bad in [
             "",
             "0",
@@ -496,7 +502,7 @@ mod tests {
         /// counts less than what the exchange was paid, and never more than
         /// the USD it came from plus a micro.
         #[test]
-        fn a_round_trip_never_undercounts(usd in 0i64..1_000_000_000_000, nanos in 1u64..1_000_000_000_000_000_000) {
+        fn a_round_trip_never_undercounts(usd in 0i64..1_000_000_000_000, nanos in 1_000_000u64..1_000_000_000_000_000_000) {
             let r = Rate(nanos);
             let foreign = r.from_usd(Micros(usd));
             let back = r.to_usd_up(foreign);

@@ -241,6 +241,19 @@ fn exchange_id_is_a_url_segment() {
         at(&text, "id: \"\"", "\""),
         "exchange \"\": the id is empty",
     );
+    for dots in ["\".\"", "\"..\""] {
+        let text = edit(EXCHANGE, "id: adx", &format!("id: {dots}"));
+        let id = dots.trim_matches('"');
+        assert_problem(
+            &text,
+            at(&text, &format!("id: {dots}"), "\""),
+            &format!(
+                "exchange \"{id}\": an exchange id is part of its bid URL: it cannot be only dots"
+            ),
+        );
+    }
+    let text = edit(EXCHANGE, "id: adx", "id: ad.x");
+    assert_loads(&[("x.yaml", &text)]);
 }
 
 #[test]
@@ -365,7 +378,10 @@ fn price_encryption_scheme_is_google() {
 fn key_env_must_name_a_variable() {
     let prefix = "CFGTEST_MALFORMED";
     set_keys(prefix, ENC_KEY, INT_KEY);
-    for bad in ["ADX-ENCRYPTION-KEY", "1KEY", ENC_KEY] {
+    // The unpadded key has only letters and digits: a lower-case variable
+    // name would have let it through, and repeated it in the message.
+    let unpadded = "skU7AxZNL5pPAFyKdkfZjZz2aVhIN8bjj1rVFOaJ5o";
+    for bad in ["ADX-ENCRYPTION-KEY", "1KEY", "adx_key", ENC_KEY, unpadded] {
         let text = edit(
             &encrypted_exchange(prefix),
             &format!("encryption_key_env: {prefix}_ENC"),
@@ -374,9 +390,9 @@ fn key_env_must_name_a_variable() {
         assert_problem(
             &text,
             at(&text, &format!("encryption_key_env: {bad}"), bad),
-            "exchange \"adx\": encryption_key_env names an environment variable, like \
-             ADX_ENCRYPTION_KEY; this value is not a variable name (and is not repeated here, \
-             in case it is a key: keys never go in the YAML itself)",
+            "exchange \"adx\": encryption_key_env names an environment variable in capitals, \
+             like ADX_ENCRYPTION_KEY; this value is not one (and is not repeated here, in case \
+             it is a key: keys never go in the YAML itself)",
         );
     }
 }
@@ -534,11 +550,18 @@ fn currency_code_listed_twice() {
 #[test]
 fn rates_are_positive_plain_decimals() {
     for (bad, reason) in [
-        ("0", "\"0\" must be above 0 and at most 1000000000"),
-        ("0.000", "\"0.000\" must be above 0 and at most 1000000000"),
+        ("0", "\"0\" must be from 0.001 to 1000000000 units per USD"),
+        (
+            "0.000",
+            "\"0.000\" must be from 0.001 to 1000000000 units per USD",
+        ),
+        (
+            "0.000999",
+            "\"0.000999\" must be from 0.001 to 1000000000 units per USD",
+        ),
         (
             "1000000001",
-            "\"1000000001\" must be above 0 and at most 1000000000",
+            "\"1000000001\" must be from 0.001 to 1000000000 units per USD",
         ),
         (
             "-0.95",

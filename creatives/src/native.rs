@@ -518,7 +518,9 @@ pub fn fit_native(ad: &NativeAd<'_>, req: &NativeRequest) -> Result<NativeFit, N
         assets,
         version: req.version,
         wrapped: req.wrapped || req.version == NativeVersion::V1_0,
-        event_trackers: req.offers_impression_pixel(),
+        // `eventtrackers` exists from 1.2 on: an older response carries the
+        // pixel in `imptrackers`, whatever the request lists.
+        event_trackers: req.version() == NativeVersion::V1_2 && req.offers_impression_pixel(),
     })
 }
 

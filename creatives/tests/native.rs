@@ -546,6 +546,17 @@ fn a_bare_1_1_request_gets_a_bare_response_with_imptrackers() {
 }
 
 #[test]
+fn a_1_1_request_listing_eventtrackers_still_gets_imptrackers() {
+    // `eventtrackers` is a 1.2 field: a 1.1 response carrying only it
+    // would lose the impression pixel.
+    let r = json!({"ver": "1.1", "assets": [{"id": 1, "required": 1, "title": {"len": 25}}],
+                   "eventtrackers": [{"event": 1, "methods": [1]}]});
+    let (resp, _) = respond(&ad(), &parse(&r));
+    assert_eq!(resp["imptrackers"], json!([IMPRESSION]));
+    assert!(resp.get("eventtrackers").is_none(), "{resp}");
+}
+
+#[test]
 fn a_bare_1_2_request_offering_an_impression_pixel_gets_eventtrackers() {
     let req = parse(&request(
         json!([{"id": 1, "required": 1, "title": {"len": 25}}]),

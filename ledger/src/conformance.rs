@@ -24,6 +24,7 @@ macro_rules! conformance_tests {
             a_charge_counts_only_once_committed,
             an_aborted_charge_leaves_everything_as_it_was,
             a_loss_never_undoes_a_win,
+            a_win_billed_later_keeps_its_hold_against_a_loss,
             expired_reservations_keep_holding_until_their_notices_expire,
             a_win_is_charged_to_the_day_of_its_bid,
             pacing_is_checked_with_the_reservation,
@@ -214,6 +215,33 @@ pub fn a_loss_never_undoes_a_win(make: &Make) {
     assert_eq!(l.release(BidKey(1)), Release::AlreadyWon);
     assert_eq!(l.spent(&k.li, day).today, m(2));
     assert_eq!(l.spent(&k.li, day).held, Micros::ZERO);
+}
+
+/// An exchange that bills on its billing notice sends the win first: the
+/// bid stays held, a loss notice cannot release it, and the billing
+/// notice charges it once.
+pub fn a_win_billed_later_keeps_its_hold_against_a_loss(make: &Make) {
+    let l = make();
+    let k = Keys::new();
+    let now = at(0);
+    let day = now.date();
+    let cap = Cap::Daily(m(10));
+    l.reserve(&k.hold(1, m(2), cap, now), now).expect("room");
+    assert!(l.won(BidKey(1)));
+    assert_eq!(l.release(BidKey(1)), Release::AlreadyWon);
+    assert_eq!(l.spent(&k.li, day).held_today, m(2), "still held");
+    charge(&*l, &k.win(1, day, m(2), cap));
+    assert_eq!(l.spent(&k.li, day).today, m(2));
+    assert_eq!(l.spent(&k.li, day).held, Micros::ZERO);
+    // Its reservation still ends when no billing notice comes.
+    l.reserve(&k.hold(2, m(1), cap, now), now).expect("room");
+    assert!(l.won(BidKey(2)));
+    assert_eq!(l.expire(at(MIN)).reservations, 1);
+    // A bid lost first stays lost; an unknown one is not held.
+    l.reserve(&k.hold(3, m(1), cap, now), now).expect("room");
+    assert_eq!(l.release(BidKey(3)), Release::Released);
+    assert!(!l.won(BidKey(3)));
+    assert!(!l.won(BidKey(99)));
 }
 
 pub fn expired_reservations_keep_holding_until_their_notices_expire(make: &Make) {

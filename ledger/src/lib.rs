@@ -181,6 +181,11 @@ pub trait Ledger: Send + Sync + 'static {
     fn reserve(&self, hold: &Hold<'_>, now: Timestamp) -> Result<(), Refusal>;
     /// A loss: gives back what a bid not yet won holds.
     fn release(&self, bid: BidKey) -> Release;
+    /// A win that charges later (an exchange that bills on its billing
+    /// notice): the bid keeps its hold, and a loss can no longer release
+    /// it. Its reservation still ends as any other does. `false` when the
+    /// ledger does not hold the bid.
+    fn won(&self, bid: BidKey) -> bool;
     /// Starts charging a win: the billed amount (capped so no budget is
     /// passed) is held, the bid is marked as being charged. Nothing is
     /// spent, nor a duplicate, before [`Ledger::commit`].

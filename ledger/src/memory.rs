@@ -78,6 +78,9 @@ struct Bid {
     /// Its deadline came while it was being charged: an abort must queue
     /// it again (otherwise the entry is still queued).
     deadline_passed: bool,
+    /// A win notice came that does not charge (the exchange bills on its
+    /// billing notice): a loss must not release it.
+    won: bool,
     forget: i64,
 }
 
@@ -485,6 +488,7 @@ impl Ledger for MemoryLedger {
                 freq,
                 next: expires,
                 deadline_passed: false,
+                won: false,
                 forget: hold.forget.as_millis(),
             },
         );
@@ -499,6 +503,7 @@ impl Ledger for MemoryLedger {
         }
         let state = match shard.bids.get(&bid.0) {
             None => return Release::Unknown,
+            Some(b) if b.won => return Release::AlreadyWon,
             Some(b) => b.state,
         };
         match state {
@@ -527,6 +532,21 @@ impl Ledger for MemoryLedger {
                 self.freq_change(freq, false);
                 Release::Released
             }
+        }
+    }
+
+    fn won(&self, bid: BidKey) -> bool {
+        let mut shard = self.bid_shard(bid);
+        if shard.is_charged(bid.0) {
+            return true;
+        }
+        match shard.bids.get_mut(&bid.0) {
+            // A bid already lost stays lost: its hold is gone.
+            Some(b) if b.state != State::Released => {
+                b.won = true;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -572,6 +592,7 @@ impl Ledger for MemoryLedger {
                         freq: None,
                         next: i64::MAX,
                         deadline_passed: false,
+                        won: false,
                         forget: win.forget.as_millis(),
                     },
                 );

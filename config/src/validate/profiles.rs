@@ -45,6 +45,12 @@ impl FileChecker<'_> {
                 ),
             );
         }
+        if !e.id.value.is_empty() && e.id.value.bytes().all(|b| b == b'.') {
+            self.report(
+                e.id.referenced,
+                format!("{subject}: an exchange id is part of its bid URL: it cannot be only dots"),
+            );
+        }
         if e.id.value.len() > 64 {
             self.report(
                 e.id.referenced,
@@ -162,16 +168,21 @@ impl FileChecker<'_> {
 
     fn key_from_env(&mut self, subject: &str, key: &str, name: &Text) -> Option<String> {
         let n = name.value.as_str();
+        // Upper case, digits and `_`, as environment variables are named: a
+        // web-safe base64 key pasted here by mistake (it has lower case)
+        // is refused without being repeated in logs.
         let well_formed = !n.is_empty()
-            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && n.len() <= 64
+            && n.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
             && !n.as_bytes()[0].is_ascii_digit();
         if !well_formed {
             self.report(
                 name.referenced,
                 format!(
-                    "{subject}: {key} names an environment variable, like ADX_ENCRYPTION_KEY; \
-                     this value is not a variable name (and is not repeated here, in case it \
-                     is a key: keys never go in the YAML itself)"
+                    "{subject}: {key} names an environment variable in capitals, like \
+                     ADX_ENCRYPTION_KEY; this value is not one (and is not repeated here, in case \
+                     it is a key: keys never go in the YAML itself)"
                 ),
             );
             return None;
