@@ -10,6 +10,8 @@ command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&
 command -v curl >/dev/null || need+=(curl)
 # VAST output is validated against the IAB XSDs.
 command -v xmllint >/dev/null || need+=(libxml2-utils)
+# The config schema is checked with Python's jsonschema (config/tests/schema.rs).
+python3 -c 'import jsonschema, yaml' 2>/dev/null || need+=(python3-jsonschema python3-yaml)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive

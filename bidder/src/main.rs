@@ -1,4 +1,4 @@
-//! The `bidder` binary: `serve` and `validate`.
+//! The `bidder` binary: `serve`, `validate`, `simulate` and `schema`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +33,21 @@ enum Command {
     /// simulated wins, and print per hour and line item: spend, plan,
     /// pacing error, utilisation and overspend.
     Simulate(SimulateArgs),
+    /// Print the JSON Schema (draft-07) of the config files, for editors:
+    /// completion and checks as account managers type.
+    Schema {
+        /// Only the files of this kind; default: any of the three.
+        #[arg(long, value_enum)]
+        kind: Option<SchemaKind>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaKind {
+    Advertiser,
+    Exchange,
+    #[value(name = "currency_rates")]
+    CurrencyRates,
 }
 
 #[derive(clap::Args)]
@@ -162,6 +177,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { config } => validate(&config),
+        Command::Schema { kind } => schema(kind),
         Command::Simulate(args) => match simulate(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -215,6 +231,27 @@ fn validate(dir: &std::path::Path) -> ExitCode {
                 problems.0.len(),
                 if problems.0.len() == 1 { "" } else { "s" }
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn schema(kind: Option<SchemaKind>) -> ExitCode {
+    use std::io::Write as _;
+    let schema = match kind {
+        None => config::json_schema(),
+        Some(kind) => config::json_schema_of(match kind {
+            SchemaKind::Advertiser => config::FileKind::Advertiser,
+            SchemaKind::Exchange => config::FileKind::Exchange,
+            SchemaKind::CurrencyRates => config::FileKind::CurrencyRates,
+        }),
+    };
+    let text = serde_json::to_string_pretty(&schema).expect("a JSON value always serializes");
+    // Not println!: a closed pipe (`| head`) is an error to report, not a panic.
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bidder: cannot write the schema: {e}");
             ExitCode::FAILURE
         }
     }

@@ -78,6 +78,46 @@ fn validate_lists_every_problem_with_its_place() {
 }
 
 #[test]
+fn schema_prints_the_committed_json_schema_of_the_three_kinds() {
+    let out = bin().arg("schema").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let required: Vec<&serde_json::Value> = schema["oneOf"]
+        .as_array()
+        .expect("oneOf")
+        .iter()
+        .map(|kind| &kind["required"][0])
+        .collect();
+    assert_eq!(required, ["advertiser", "exchange", "currency_rates"]);
+    // What `cargo run -p bidder -- schema > schema/bidder-config.schema.json` wrote.
+    let committed =
+        std::fs::read_to_string(repo().join("schema/bidder-config.schema.json")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
+
+    let out = bin()
+        .args(["schema", "--kind", "currency_rates"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rates: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(rates["required"], serde_json::json!(["currency_rates"]));
+    assert!(rates.get("oneOf").is_none());
+
+    let out = bin().args(["schema", "--kind", "orders"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("advertiser") && stderr.contains("currency_rates"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn serve_refuses_an_invalid_config() {
     let dir = std::env::temp_dir().join(format!("bidder-cli-bad-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

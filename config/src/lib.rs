@@ -7,6 +7,9 @@
 //! A file with a syntax or type error (including an unknown or missing key)
 //! is skipped after that one problem; all other files are still checked.
 //!
+//! [`json_schema`] describes the files for editors (completion and checks as
+//! account managers type), generated from the same types the loader reads.
+//!
 //! Money is [`Micros`] and time is [`Timestamp`]/[`Date`] behind a [`Clock`],
 //! shared by the rest of the workspace.
 
@@ -16,6 +19,7 @@ pub mod model;
 pub mod money;
 mod problem;
 mod raw;
+mod schema;
 pub mod time;
 mod validate;
 
@@ -29,4 +33,5 @@ pub use model::{
 };
 pub use money::{Micros, MoneyError, Rate, RateError};
 pub use problem::{Problem, Problems};
+pub use schema::{json_schema, json_schema_of, FileKind};
 pub use time::{Clock, Date, ManualClock, SystemClock, TimeError, Timestamp, Weekday};

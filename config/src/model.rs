@@ -201,6 +201,8 @@ pub enum Media {
 }
 
 impl Media {
+    pub const ALL: [Media; 4] = [Media::Display, Media::Video, Media::Audio, Media::Native];
+
     /// The YAML spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -212,13 +214,7 @@ impl Media {
     }
 
     pub(crate) fn parse(s: &str) -> Option<Media> {
-        match s {
-            "display" => Some(Media::Display),
-            "video" => Some(Media::Video),
-            "audio" => Some(Media::Audio),
-            "native" => Some(Media::Native),
-            _ => None,
-        }
+        Media::ALL.into_iter().find(|m| m.as_str() == s)
     }
 }
 
@@ -232,6 +228,22 @@ impl fmt::Display for Media {
 pub enum Service {
     SelfService,
     Managed,
+}
+
+impl Service {
+    pub const ALL: [Service; 2] = [Service::SelfService, Service::Managed];
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::SelfService => "self_service",
+            Service::Managed => "managed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// Inclusive UTC dates.
@@ -498,12 +510,18 @@ pub enum DaypartZone {
 }
 
 impl DaypartZone {
+    pub const ALL: [DaypartZone; 2] = [DaypartZone::User, DaypartZone::Utc];
+
     /// The YAML spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             DaypartZone::User => "user",
             DaypartZone::Utc => "utc",
         }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<DaypartZone> {
+        DaypartZone::ALL.into_iter().find(|z| z.as_str() == s)
     }
 }
 
@@ -1012,6 +1030,21 @@ pub enum EncryptionScheme {
     Google,
 }
 
+impl EncryptionScheme {
+    pub const ALL: [EncryptionScheme; 1] = [EncryptionScheme::Google];
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncryptionScheme::Google => "google",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<EncryptionScheme> {
+        EncryptionScheme::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
 /// Which notice of a bid charges it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ChargeOn {
@@ -1026,12 +1059,19 @@ pub enum ChargeOn {
 }
 
 impl ChargeOn {
+    pub const ALL: [ChargeOn; 3] = [ChargeOn::Win, ChargeOn::Billing, ChargeOn::First];
+
+    /// The YAML spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             ChargeOn::Win => "win",
             ChargeOn::Billing => "billing",
             ChargeOn::First => "first",
         }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<ChargeOn> {
+        ChargeOn::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 

@@ -5,12 +5,23 @@
 //! positioned semantic problem instead of a type error that hides the rest
 //! of the file. Creatives and audiences are flat structs rather than tagged
 //! enums because serde buffers tagged enums and the positions would be lost.
+//!
+//! The mappings are declared through `mappings!`, which also describes each
+//! one from the same tokens: for the JSON Schema (`crate::schema`), and for
+//! the loader's unknown-key and missing-key messages.
 
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::Deserialize as DeriveDeserialize;
+use serde_json::Value;
 use serde_saphyr::Spanned;
+
+use crate::model::{
+    ChargeOn, DaypartZone, Device, EncryptionScheme, Media, Os, Placement, Service,
+};
+use crate::schema::{Defs, Describe, Key, Mapping};
+use crate::time::Weekday;
 
 pub(crate) type Text = Spanned<String>;
 pub(crate) type Int = Spanned<i64>;
@@ -61,132 +72,6 @@ impl<'de> Deserialize<'de> for MoneyText {
 
 pub(crate) type Money = Spanned<MoneyText>;
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawFile {
-    /// One of `advertiser`, `exchange` and `currency_rates` says what the
-    /// file is; the validator requires exactly one.
-    #[serde(default)]
-    pub advertiser: Option<Spanned<RawAdvertiser>>,
-    #[serde(default)]
-    pub exchange: Option<Spanned<RawExchange>>,
-    #[serde(default)]
-    pub currency_rates: Option<Spanned<RawCurrencyRates>>,
-    #[serde(default)]
-    pub audiences: List<Spanned<RawAudience>>,
-    #[serde(default)]
-    pub creatives: List<Spanned<RawCreative>>,
-    #[serde(default)]
-    pub orders: List<Spanned<RawOrder>>,
-}
-
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAdvertiser {
-    pub id: Text,
-    pub name: Text,
-    #[serde(default)]
-    pub domains: Option<Spanned<List<Text>>>,
-    #[serde(default)]
-    pub categories: List<Text>,
-}
-
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAudience {
-    pub id: Text,
-    pub kind: Text,
-    #[serde(default)]
-    pub products: Option<Spanned<List<Text>>>,
-    #[serde(default)]
-    pub lookback_days: Option<Int>,
-    #[serde(default)]
-    pub interests: Option<Spanned<List<Text>>>,
-    #[serde(default)]
-    pub recency_days: Option<Int>,
-    #[serde(default)]
-    pub categories: Option<Spanned<List<Text>>>,
-}
-
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawCreative {
-    pub id: Text,
-    pub format: Text,
-    #[serde(default)]
-    pub size: Option<Text>,
-    #[serde(default)]
-    pub image_url: Option<Text>,
-    #[serde(default)]
-    pub duration_s: Option<Int>,
-    #[serde(default)]
-    pub media: Option<Spanned<List<Spanned<RawMediaFile>>>>,
-    pub click_url: Text,
-    #[serde(default)]
-    pub companions: List<Text>,
-    #[serde(default)]
-    pub companion_required: Option<Spanned<bool>>,
-    /// IAB creative attributes (AdCOM List 5.3), for `battr`.
-    #[serde(default)]
-    pub attributes: Option<Spanned<List<Int>>>,
-    // Native product ads.
-    #[serde(default)]
-    pub title: Option<Text>,
-    #[serde(default)]
-    pub description: Option<Text>,
-    #[serde(default)]
-    pub sponsored_by: Option<Text>,
-    #[serde(default)]
-    pub image: Option<Spanned<RawImage>>,
-    #[serde(default)]
-    pub icon: Option<Spanned<RawImage>>,
-    #[serde(default)]
-    pub cta: Option<Text>,
-    #[serde(default)]
-    pub price: Option<Text>,
-}
-
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawImage {
-    pub url: Text,
-    pub w: Int,
-    pub h: Int,
-}
-
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawExchange {
-    pub id: Text,
-    pub name: Text,
-    #[serde(default)]
-    pub price_encryption: Option<Spanned<RawPriceEncryption>>,
-    #[serde(default)]
-    pub charge_on: Option<Text>,
-    #[serde(default)]
-    pub vast_default: Option<Text>,
-    #[serde(default)]
-    pub gzip_responses: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub tmax_default_ms: Option<Int>,
-}
-
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawPriceEncryption {
-    pub scheme: Text,
-    pub encryption_key_env: Text,
-    pub integrity_key_env: Text,
-}
-
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawCurrencyRates {
-    pub base: Text,
-    pub as_of: Text,
-    pub rates: Spanned<RateMap>,
-}
-
 /// `{EUR: 0.95, …}` in file order, each code and rate with its position.
 #[derive(Debug, Default)]
 pub(crate) struct RateMap(pub Vec<(Text, Money)>);
@@ -222,289 +107,529 @@ impl<'de> Deserialize<'de> for RateMap {
     }
 }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawMediaFile {
-    pub url: Text,
-    pub mime: Text,
-    #[serde(default)]
-    pub width: Option<Int>,
-    #[serde(default)]
-    pub height: Option<Int>,
-    #[serde(default)]
-    pub bitrate_kbps: Option<Int>,
+/// Declares the YAML's mappings. Each struct gets serde's `Deserialize`
+/// with `deny_unknown_fields`, and, from the same tokens, a
+/// [`Mapping`](crate::schema::Mapping): its name in messages, its keys in
+/// order and whether each is required. The JSON Schema, the names of
+/// mappings in unknown-key messages and the owners of missing keys are all
+/// read from those, so a key added here is everywhere at once.
+///
+/// Inside, `///` comments are for account managers: they become the
+/// schema's descriptions (hover text in an editor); notes for developers
+/// are `//` comments. A key may carry `#[one_of(VALUES)]`, the values the
+/// validator accepts (it parses with the same constants), which become the
+/// schema's `enum`; the only serde attribute allowed is `#[serde(default)]`,
+/// so that keys are never renamed behind the schema's back.
+macro_rules! mappings {
+    ($(
+        $(#[doc = $doc:literal])*
+        #[mapping = $name:literal]
+        $vis:vis struct $S:ident {
+            $(
+                $(#[doc = $kdoc:literal])*
+                $(#[one_of($values:expr)])?
+                $(#[serde($default:ident)])?
+                $kvis:vis $key:ident: $T:ty
+            ),* $(,)?
+        }
+    )*) => {
+        $(
+            $(#[doc = $doc])*
+            #[derive(Debug, DeriveDeserialize)]
+            #[serde(deny_unknown_fields)]
+            $vis struct $S {
+                $(
+                    $(#[doc = $kdoc])*
+                    $(#[serde($default)])?
+                    $kvis $key: $T,
+                )*
+            }
+
+            impl $S {
+                pub(crate) const MAPPING: Mapping = Mapping {
+                    rust_name: stringify!($S),
+                    name: $name,
+                    doc: &[$($doc),*],
+                    keys: &[$(Key {
+                        name: stringify!($key),
+                        doc: &[$($kdoc),*],
+                        required: !(<$T as Describe>::MAY_BE_MISSING
+                            || serde_default!($($default)?)),
+                        describe: <$T as Describe>::describe,
+                        one_of: one_of!($($values)?),
+                    }),*],
+                };
+            }
+
+            impl Describe for $S {
+                fn describe(defs: &mut Defs) -> Value {
+                    Self::MAPPING.reference(defs)
+                }
+            }
+        )*
+
+        /// Every mapping, in declaration order.
+        pub(crate) const MAPPINGS: &[Mapping] = &[$($S::MAPPING),*];
+    };
 }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawOrder {
-    pub id: Text,
-    pub service: Text,
-    pub budget: Money,
-    pub flight: Spanned<RawFlight>,
-    #[serde(default)]
-    pub line_items: Option<Spanned<List<Spanned<RawLineItem>>>>,
+/// Whether `#[serde(default)]` was written; any other serde attribute does
+/// not compile.
+macro_rules! serde_default {
+    () => {
+        false
+    };
+    (default) => {
+        true
+    };
 }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawFlight {
-    pub start: Text,
-    pub end: Text,
+macro_rules! one_of {
+    () => {
+        None
+    };
+    ($values:expr) => {
+        Some(|| ($values).into_iter().collect())
+    };
 }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawLineItem {
-    pub id: Text,
-    pub media: Text,
-    pub cpm: Money,
-    pub budget: Spanned<RawBudget>,
-    #[serde(default)]
-    pub frequency_cap: Option<Spanned<RawFrequencyCap>>,
-    #[serde(default)]
-    pub audiences: Option<Spanned<RawAudienceRule>>,
-    #[serde(default)]
-    pub targeting: Option<Spanned<RawTargeting>>,
-    #[serde(default)]
-    pub creatives: Option<Spanned<List<Text>>>,
-}
+mappings! {
+    /// A config file: one advertiser with its audiences, creatives and
+    /// orders, one exchange profile, or the currency rates.
+    #[mapping = "the top level of the file"]
+    pub(crate) struct RawFile {
+        // One of `advertiser`, `exchange` and `currency_rates` says what the
+        // file is; the validator requires exactly one.
+        /// The advertiser this file buys for. A file holds one advertiser,
+        /// one exchange or the currency rates.
+        #[serde(default)]
+        pub advertiser: Option<Spanned<RawAdvertiser>>,
+        /// An exchange profile: how the bidder deals with one exchange. A
+        /// file holds one advertiser, one exchange or the currency rates.
+        #[serde(default)]
+        pub exchange: Option<Spanned<RawExchange>>,
+        /// Exchange rates against USD, for bid requests in other currencies.
+        /// A file holds one advertiser, one exchange or the currency rates.
+        #[serde(default)]
+        pub currency_rates: Option<Spanned<RawCurrencyRates>>,
+        /// The advertiser's audiences, named by its line items.
+        #[serde(default)]
+        pub audiences: List<Spanned<RawAudience>>,
+        /// The advertiser's creatives (ads), named by its line items.
+        #[serde(default)]
+        pub creatives: List<Spanned<RawCreative>>,
+        /// The advertiser's orders: each a budget, a flight and line items.
+        #[serde(default)]
+        pub orders: List<Spanned<RawOrder>>,
+    }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawBudget {
-    #[serde(default)]
-    pub daily: Option<Money>,
-    #[serde(default)]
-    pub lifetime: Option<Money>,
-}
+    /// The advertiser whose ads this file buys.
+    #[mapping = "advertiser"]
+    pub(crate) struct RawAdvertiser {
+        /// Unique across all files; no spaces, like acme-outdoor.
+        pub id: Text,
+        /// The advertiser's name, for people.
+        pub name: Text,
+        /// Landing-page domains, like acme-outdoor.example: at least one. Sent
+        /// as the bid's `adomain` and checked against the request's `badv`.
+        #[serde(default)]
+        pub domains: Option<Spanned<List<Text>>>,
+        /// IAB content categories of the ads, like IAB17-18; checked against
+        /// the request's `bcat`.
+        #[serde(default)]
+        pub categories: List<Text>,
+    }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawFrequencyCap {
-    pub impressions: Int,
-    pub per_hours: Int,
-}
+    /// A set of users (views, interests) or of pages (products, categories)
+    /// that line items target by id.
+    #[mapping = "audience"]
+    pub(crate) struct RawAudience {
+        /// Unique within the advertiser; no spaces.
+        pub id: Text,
+        /// views: viewed one of `products` within `lookback_days` and not
+        /// bought it since; interests: shopping activity on one of
+        /// `interests` within `recency_days`; products: the page is about one
+        /// of `products`; categories: the page is in one of `categories`.
+        #[one_of(crate::validate::AUDIENCE_KINDS.map(|(kind, ..)| kind))]
+        pub kind: Text,
+        /// Product ids, for views and products audiences.
+        #[serde(default)]
+        pub products: Option<Spanned<List<Text>>>,
+        /// Views audiences: how many days a view counts, 1 to 365 (default
+        /// 30).
+        #[serde(default)]
+        pub lookback_days: Option<Int>,
+        /// Interest topics, for interests audiences.
+        #[serde(default)]
+        pub interests: Option<Spanned<List<Text>>>,
+        /// Interests audiences: how many days activity counts, 1 to 365
+        /// (default 90).
+        #[serde(default)]
+        pub recency_days: Option<Int>,
+        /// IAB content categories, for categories audiences; IAB17 covers
+        /// IAB17-18.
+        #[serde(default)]
+        pub categories: Option<Spanned<List<Text>>>,
+    }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAudienceRule {
-    #[serde(default)]
-    pub any_of: List<Text>,
-    #[serde(default)]
-    pub none_of: List<Text>,
-}
+    /// An ad. Which keys apply depends on its format.
+    #[mapping = "creative"]
+    pub(crate) struct RawCreative {
+        /// Unique within the advertiser; no spaces.
+        pub id: Text,
+        /// display: an image (size, image_url); video or audio: a VAST spot
+        /// (duration_s, media); native: a product ad the publisher lays out
+        /// (title, description, sponsored_by, image).
+        #[one_of(Media::ALL.map(Media::as_str))]
+        pub format: Text,
+        /// Display: WIDTHxHEIGHT in pixels, like 300x250.
+        #[serde(default)]
+        pub size: Option<Text>,
+        /// Display: the image, an http:// or https:// URL.
+        #[serde(default)]
+        pub image_url: Option<Text>,
+        /// Video and audio: the length in seconds.
+        #[serde(default)]
+        pub duration_s: Option<Int>,
+        /// Video and audio: the media files (renditions), at least one.
+        #[serde(default)]
+        pub media: Option<Spanned<List<Spanned<RawMediaFile>>>>,
+        /// Where a click leads, an http:// or https:// URL.
+        pub click_url: Text,
+        /// Video and audio: ids of display creatives shown alongside, when
+        /// the player offers a slot of their size.
+        #[serde(default)]
+        pub companions: List<Text>,
+        /// Video and audio: true to bid only where a companion is shown too.
+        #[serde(default)]
+        pub companion_required: Option<Spanned<bool>>,
+        /// IAB creative attributes (AdCOM List 5.3, 1 to 17) the ad has; a
+        /// slot whose `battr` blocks one of them does not get it.
+        #[serde(default)]
+        pub attributes: Option<Spanned<List<Int>>>,
+        // Native product ads.
+        /// Native: the headline.
+        #[serde(default)]
+        pub title: Option<Text>,
+        /// Native: the body text.
+        #[serde(default)]
+        pub description: Option<Text>,
+        /// Native: the brand shown as the sponsor.
+        #[serde(default)]
+        pub sponsored_by: Option<Text>,
+        /// Native: the main image.
+        #[serde(default)]
+        pub image: Option<Spanned<RawImage>>,
+        /// Native: the brand's icon or logo.
+        #[serde(default)]
+        pub icon: Option<Spanned<RawImage>>,
+        /// Native: the call to action, like "Shop now".
+        #[serde(default)]
+        pub cta: Option<Text>,
+        /// Native: the price as shown, like "$24.99" (text, not money).
+        #[serde(default)]
+        pub price: Option<Text>,
+    }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTargeting {
-    #[serde(default)]
-    pub countries: List<Text>,
-    #[serde(default)]
-    pub regions: List<Text>,
-    #[serde(default)]
-    pub cities: List<Text>,
-    #[serde(default)]
-    pub os: List<Text>,
-    #[serde(default)]
-    pub sites: Option<Spanned<RawAllowBlock>>,
-    #[serde(default)]
-    pub apps: Option<Spanned<RawAllowBlock>>,
-    #[serde(default)]
-    pub publishers: Option<Spanned<RawAllowBlock>>,
-    #[serde(default)]
-    pub dayparts: Option<Spanned<RawDayparts>>,
-    #[serde(default)]
-    pub devices: List<Text>,
-    #[serde(default)]
-    pub keywords: Option<Spanned<RawKeywords>>,
-    #[serde(default)]
-    pub deals: List<Text>,
-    /// Spanned so that a display line item's `placements` can be pointed at
-    /// even when the list is empty.
-    #[serde(default)]
-    pub placements: Option<Spanned<List<Text>>>,
-}
+    /// An image of a native ad.
+    #[mapping = "image or icon"]
+    pub(crate) struct RawImage {
+        /// An http:// or https:// URL.
+        pub url: Text,
+        /// Width in pixels.
+        pub w: Int,
+        /// Height in pixels.
+        pub h: Int,
+    }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawKeywords {
-    #[serde(default)]
-    pub broad: List<Text>,
-    #[serde(default)]
-    pub phrase: List<Text>,
-    #[serde(default)]
-    pub exact: List<Text>,
-    #[serde(default)]
-    pub negative: List<Text>,
-}
+    /// An exchange profile: one file per exchange.
+    #[mapping = "exchange"]
+    pub(crate) struct RawExchange {
+        /// Also the path of its bid endpoint, `POST /openrtb2/bid/{id}`:
+        /// letters, digits, '-', '_' and '.', like google-adx.
+        pub id: Text,
+        /// The exchange's name, for people.
+        pub name: Text,
+        /// How the exchange encrypts `${AUCTION_PRICE}` in notices.
+        #[serde(default)]
+        pub price_encryption: Option<Spanned<RawPriceEncryption>>,
+        /// Which notice charges a bid: win (the win notice), billing (the
+        /// billing notice) or first (whichever comes first, the default).
+        #[one_of(ChargeOn::ALL.map(ChargeOn::as_str))]
+        #[serde(default)]
+        pub charge_on: Option<Text>,
+        /// The VAST version answered when a player names none (default
+        /// "3.0"); quote it, like "4.2".
+        #[one_of(crate::validate::VAST_VERSIONS.map(|(version, _)| version))]
+        #[serde(default)]
+        pub vast_default: Option<Text>,
+        /// true to gzip bid responses when the exchange accepts it.
+        #[serde(default)]
+        pub gzip_responses: Option<Spanned<bool>>,
+        /// The deadline, in milliseconds, of a request that carries no
+        /// `tmax`: 10 to 10000.
+        #[serde(default)]
+        pub tmax_default_ms: Option<Int>,
+    }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAllowBlock {
-    #[serde(default)]
-    pub allow: List<Text>,
-    #[serde(default)]
-    pub block: List<Text>,
-}
+    /// The keys of `${AUCTION_PRICE}` encryption, read from the environment
+    /// when the config loads: keys never go in the YAML itself.
+    #[mapping = "price_encryption"]
+    pub(crate) struct RawPriceEncryption {
+        /// google: Google Authorized Buyers' scheme.
+        #[one_of(EncryptionScheme::ALL.map(EncryptionScheme::as_str))]
+        pub scheme: Text,
+        /// The environment variable holding the encryption key, like
+        /// ADX_ENCRYPTION_KEY.
+        pub encryption_key_env: Text,
+        /// The environment variable holding the integrity key, like
+        /// ADX_INTEGRITY_KEY.
+        pub integrity_key_env: Text,
+    }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawDayparts {
-    #[serde(default)]
-    pub timezone: Option<Text>,
-    #[serde(default)]
-    pub slots: Option<Spanned<List<Spanned<RawDaypartSlot>>>>,
-}
+    /// Exchange rates against USD: without them the bidder bids in USD
+    /// only.
+    #[mapping = "currency_rates"]
+    pub(crate) struct RawCurrencyRates {
+        /// Always USD, the currency of every budget.
+        #[one_of([crate::validate::BASE_CURRENCY])]
+        pub base: Text,
+        /// The day the rates were taken, like 2026-11-30.
+        pub as_of: Text,
+        /// Units of each currency per USD, by ISO 4217 code, like EUR: 0.95.
+        pub rates: Spanned<RateMap>,
+    }
 
-#[derive(Debug, DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawDaypartSlot {
-    #[serde(default)]
-    pub days: Option<Spanned<List<Text>>>,
-    pub from: Text,
-    pub to: Text,
+    /// A video or audio file of a creative.
+    #[mapping = "media file"]
+    pub(crate) struct RawMediaFile {
+        /// An http:// or https:// URL.
+        pub url: Text,
+        /// The media type, like video/mp4 or audio/mpeg.
+        pub mime: Text,
+        /// Video: width in pixels (required for video, not for audio).
+        #[serde(default)]
+        pub width: Option<Int>,
+        /// Video: height in pixels (required for video, not for audio).
+        #[serde(default)]
+        pub height: Option<Int>,
+        /// The bitrate in kbit/s.
+        #[serde(default)]
+        pub bitrate_kbps: Option<Int>,
+    }
+
+    /// A budget over a flight, spent by its line items.
+    #[mapping = "order"]
+    pub(crate) struct RawOrder {
+        /// Unique within the advertiser; no spaces.
+        pub id: Text,
+        /// self_service, or managed: run by an account manager, with a
+        /// total budget of at least 50,000.00 (25,000.00 buying audio only).
+        #[one_of(Service::ALL.map(Service::as_str))]
+        pub service: Text,
+        /// The order's total budget in USD over its whole flight, like
+        /// 60000.00.
+        pub budget: Money,
+        /// The UTC dates the order runs, both included.
+        pub flight: Spanned<RawFlight>,
+        /// What the order buys: at least one line item.
+        #[serde(default)]
+        pub line_items: Option<Spanned<List<Spanned<RawLineItem>>>>,
+    }
+
+    /// The UTC dates an order runs, both included.
+    #[mapping = "flight"]
+    pub(crate) struct RawFlight {
+        /// The first day, like 2026-11-01.
+        pub start: Text,
+        /// The last day, like 2026-12-31.
+        pub end: Text,
+    }
+
+    /// What to bid on, how much, and with which creatives.
+    #[mapping = "line item"]
+    pub(crate) struct RawLineItem {
+        /// Unique within the advertiser; no spaces.
+        pub id: Text,
+        /// The kind of impression bought; its creatives have this format.
+        #[one_of(Media::ALL.map(Media::as_str))]
+        pub media: Text,
+        /// The highest bid, in USD per thousand impressions, like 6.00.
+        pub cpm: Money,
+        /// Exactly one of daily and lifetime.
+        pub budget: Spanned<RawBudget>,
+        /// At most this many impressions per user in a window of hours.
+        #[serde(default)]
+        pub frequency_cap: Option<Spanned<RawFrequencyCap>>,
+        /// The users bought; without it, every user.
+        #[serde(default)]
+        pub audiences: Option<Spanned<RawAudienceRule>>,
+        /// Where and when to bid; without it, everywhere and always.
+        #[serde(default)]
+        pub targeting: Option<Spanned<RawTargeting>>,
+        /// Ids of the advertiser's creatives of this line item's media: at
+        /// least one.
+        #[serde(default)]
+        pub creatives: Option<Spanned<List<Text>>>,
+    }
+
+    /// Exactly one of daily and lifetime, in USD.
+    #[mapping = "line item budget"]
+    pub(crate) struct RawBudget {
+        /// Spent as demand comes each UTC day, not paced; at least 1.00.
+        #[serde(default)]
+        pub daily: Option<Money>,
+        /// For the whole flight, paced evenly through each day.
+        #[serde(default)]
+        pub lifetime: Option<Money>,
+    }
+
+    /// At most `impressions` per user in any `per_hours` hours.
+    #[mapping = "frequency_cap"]
+    pub(crate) struct RawFrequencyCap {
+        /// Impressions a user may see, counted on wins.
+        pub impressions: Int,
+        /// The window, in hours.
+        pub per_hours: Int,
+    }
+
+    /// A user qualifies when in one of `any_of` (or any_of is empty) and
+    /// in none of `none_of`.
+    #[mapping = "line item audiences"]
+    pub(crate) struct RawAudienceRule {
+        /// Ids of the advertiser's audiences; a user in any of them
+        /// qualifies.
+        #[serde(default)]
+        pub any_of: List<Text>,
+        /// Ids of the advertiser's audiences whose users never qualify.
+        #[serde(default)]
+        pub none_of: List<Text>,
+    }
+
+    /// Where and when to bid; every key is optional, and an empty list does
+    /// not restrict.
+    #[mapping = "targeting"]
+    pub(crate) struct RawTargeting {
+        /// ISO 3166-1 alpha-3 codes, like USA, as OpenRTB's geo.country.
+        #[serde(default)]
+        pub countries: List<Text>,
+        /// ISO 3166-2 subdivision codes, like US-CO.
+        #[serde(default)]
+        pub regions: List<Text>,
+        /// City names, matched case-insensitively.
+        #[serde(default)]
+        pub cities: List<Text>,
+        /// Operating systems.
+        #[one_of(Os::ALL.map(Os::as_str))]
+        #[serde(default)]
+        pub os: List<Text>,
+        /// Site domains, like news.example (subdomains included).
+        #[serde(default)]
+        pub sites: Option<Spanned<RawAllowBlock>>,
+        /// App bundles or store ids, like com.example.app or 123456789.
+        #[serde(default)]
+        pub apps: Option<Spanned<RawAllowBlock>>,
+        /// Publisher ids.
+        #[serde(default)]
+        pub publishers: Option<Spanned<RawAllowBlock>>,
+        /// Hours of the week to bid in; without it, any time.
+        #[serde(default)]
+        pub dayparts: Option<Spanned<RawDayparts>>,
+        /// Device types.
+        #[one_of(Device::ALL.map(Device::as_str))]
+        #[serde(default)]
+        pub devices: List<Text>,
+        /// Contextual keywords, matched against the request's keywords.
+        #[serde(default)]
+        pub keywords: Option<Spanned<RawKeywords>>,
+        /// Private-marketplace deal ids: when set, bid only inside these
+        /// deals.
+        #[serde(default)]
+        pub deals: List<Text>,
+        // Spanned so that a display line item's `placements` can be pointed
+        // at even when the list is empty.
+        /// Video and audio line items: the placements bought; outstream is
+        /// accompanying, interstitial and standalone.
+        #[one_of(Placement::ALL.map(Placement::as_str))]
+        #[serde(default)]
+        pub placements: Option<Spanned<List<Text>>>,
+    }
+
+    /// Keyword phrases, matched case- and accent-insensitively.
+    #[mapping = "keywords"]
+    pub(crate) struct RawKeywords {
+        /// Every word, in any order.
+        #[serde(default)]
+        pub broad: List<Text>,
+        /// The words in this order.
+        #[serde(default)]
+        pub phrase: List<Text>,
+        /// The whole keyword.
+        #[serde(default)]
+        pub exact: List<Text>,
+        /// Any of these (matched as phrases) excludes the impression.
+        #[serde(default)]
+        pub negative: List<Text>,
+    }
+
+    /// Bid only on `allow` (when it is not empty), never on `block`.
+    #[mapping = "sites, apps or publishers"]
+    pub(crate) struct RawAllowBlock {
+        /// When not empty, bid only on these.
+        #[serde(default)]
+        pub allow: List<Text>,
+        /// Never bid on these.
+        #[serde(default)]
+        pub block: List<Text>,
+    }
+
+    /// Hours of the week to bid in.
+    #[mapping = "dayparts"]
+    pub(crate) struct RawDayparts {
+        /// Which clock the slots are read on: user (the device's local time,
+        /// the default) or utc.
+        #[one_of(DaypartZone::ALL.map(DaypartZone::as_str))]
+        #[serde(default)]
+        pub timezone: Option<Text>,
+        /// At least one slot.
+        #[serde(default)]
+        pub slots: Option<Spanned<List<Spanned<RawDaypartSlot>>>>,
+    }
+
+    /// From `from` (included) to `to` (excluded) on each of `days`; a slot
+    /// never crosses midnight.
+    #[mapping = "daypart slot"]
+    pub(crate) struct RawDaypartSlot {
+        /// The days, at least one.
+        #[one_of(Weekday::ALL.map(Weekday::as_str))]
+        #[serde(default)]
+        pub days: Option<Spanned<List<Text>>>,
+        /// HH:MM, quoted, like "07:00".
+        pub from: Text,
+        /// HH:MM, quoted, like "09:30"; "24:00" ends a slot at midnight.
+        pub to: Text,
+    }
 }
 
 /// Names the mapping an unknown key was found in, recognised by the keys it
-/// accepts (serde reports only those). Kept next to the structs above; a test
-/// in `load` puts a typo into each mapping to catch drift.
+/// accepts (serde reports only those, in declaration order).
 pub(crate) fn mapping_name(expected: &[&str]) -> Option<&'static str> {
-    const MAPPINGS: &[(&str, &[&str])] = &[
-        (
-            "the top level of the file",
-            &[
-                "advertiser",
-                "exchange",
-                "currency_rates",
-                "audiences",
-                "creatives",
-                "orders",
-            ],
-        ),
-        (
-            "exchange",
-            &[
-                "id",
-                "name",
-                "price_encryption",
-                "charge_on",
-                "vast_default",
-                "gzip_responses",
-                "tmax_default_ms",
-            ],
-        ),
-        (
-            "price_encryption",
-            &["scheme", "encryption_key_env", "integrity_key_env"],
-        ),
-        ("currency_rates", &["base", "as_of", "rates"]),
-        ("image or icon", &["url", "w", "h"]),
-        ("advertiser", &["id", "name", "domains", "categories"]),
-        (
-            "audience",
-            &[
-                "id",
-                "kind",
-                "products",
-                "lookback_days",
-                "interests",
-                "recency_days",
-                "categories",
-            ],
-        ),
-        (
-            "creative",
-            &[
-                "id",
-                "format",
-                "size",
-                "image_url",
-                "duration_s",
-                "media",
-                "click_url",
-                "companions",
-                "companion_required",
-                "attributes",
-                "title",
-                "description",
-                "sponsored_by",
-                "image",
-                "icon",
-                "cta",
-                "price",
-            ],
-        ),
-        (
-            "media file",
-            &["url", "mime", "width", "height", "bitrate_kbps"],
-        ),
-        (
-            "order",
-            &["id", "service", "budget", "flight", "line_items"],
-        ),
-        ("flight", &["start", "end"]),
-        (
-            "line item",
-            &[
-                "id",
-                "media",
-                "cpm",
-                "budget",
-                "frequency_cap",
-                "audiences",
-                "targeting",
-                "creatives",
-            ],
-        ),
-        ("line item budget", &["daily", "lifetime"]),
-        ("frequency_cap", &["impressions", "per_hours"]),
-        ("line item audiences", &["any_of", "none_of"]),
-        (
-            "targeting",
-            &[
-                "countries",
-                "regions",
-                "cities",
-                "os",
-                "sites",
-                "apps",
-                "publishers",
-                "dayparts",
-                "devices",
-                "keywords",
-                "deals",
-                "placements",
-            ],
-        ),
-        ("keywords", &["broad", "phrase", "exact", "negative"]),
-        // The same keys for all three, so the message names them all.
-        ("sites, apps or publishers", &["allow", "block"]),
-        ("dayparts", &["timezone", "slots"]),
-        ("daypart slot", &["days", "from", "to"]),
-    ];
     MAPPINGS
         .iter()
-        .find(|(_, keys)| *keys == expected)
-        .map(|(name, _)| *name)
+        .find(|m| m.keys.iter().map(|k| k.name).eq(expected.iter().copied()))
+        .map(|m| m.name)
 }
 
-/// The mapping a required key belongs to, when only one mapping has it.
-/// serde-saphyr positions a missing key at the last key of the mapping that
-/// lacks it, so naming the mapping is what tells the reader where to look.
+/// The mapping a required key belongs to, when only one mapping requires
+/// it. serde-saphyr positions a missing key at the last key of the mapping
+/// that lacks it, so naming the mapping is what tells the reader where to
+/// look.
 pub(crate) fn required_key_owner(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "scheme" | "encryption_key_env" | "integrity_key_env" => "price_encryption",
-        "base" | "as_of" | "rates" => "currency_rates",
-        "w" | "h" => "image or icon",
-        "kind" => "audience",
-        "format" | "click_url" => "creative",
-        "mime" => "media file",
-        "service" | "flight" => "order",
-        "start" | "end" => "flight",
-        "media" | "cpm" => "line item",
-        "impressions" | "per_hours" => "frequency_cap",
-        "from" | "to" => "daypart slot",
-        _ => return None,
-    })
+    let mut owners = MAPPINGS
+        .iter()
+        .filter(|m| m.keys.iter().any(|k| k.required && k.name == key));
+    match (owners.next(), owners.next()) {
+        (Some(owner), None) => Some(owner.name),
+        _ => None,
+    }
 }

@@ -39,6 +39,17 @@ const POSITIVE: RangeInclusive<i64> = 1..=u32::MAX as i64;
 mod native;
 mod profiles;
 
+pub(crate) use profiles::{BASE_CURRENCY, VAST_VERSIONS};
+
+/// The audience kinds as written in YAML, each with the list key it needs
+/// and the key it accepts besides.
+pub(crate) const AUDIENCE_KINDS: [(&str, &str, Option<&str>); 4] = [
+    ("views", "products", Some("lookback_days")),
+    ("interests", "interests", Some("recency_days")),
+    ("products", "products", None),
+    ("categories", "categories", None),
+];
+
 pub(crate) fn validate(files: &[(&Path, RawFile)], problems: &mut Vec<Problem>) -> Config {
     let mut ids = GlobalIds::default();
     for (file, raw) in files {
@@ -385,22 +396,17 @@ impl FileChecker<'_> {
         self.id(&subject, &a.id);
 
         let kind = a.kind.value.as_str();
-        // The list key each kind needs, and the keys it accepts besides it.
-        let (list_key, optional_key) = match kind {
-            "views" => ("products", Some("lookback_days")),
-            "interests" => ("interests", Some("recency_days")),
-            "products" => ("products", None),
-            "categories" => ("categories", None),
-            other => {
-                self.report(
-                    a.kind.referenced,
-                    format!(
-                        "{subject}: unknown kind \"{other}\"; expected one of: views, interests, \
-                         products, categories"
-                    ),
-                );
-                return None;
-            }
+        let Some(&(_, list_key, optional_key)) = AUDIENCE_KINDS.iter().find(|(k, ..)| *k == kind)
+        else {
+            let kinds: Vec<&str> = AUDIENCE_KINDS.iter().map(|(k, ..)| *k).collect();
+            self.report(
+                a.kind.referenced,
+                format!(
+                    "{subject}: unknown kind \"{kind}\"; expected one of: {}",
+                    kinds.join(", ")
+                ),
+            );
+            return None;
         };
 
         let lists = [
@@ -730,19 +736,16 @@ impl FileChecker<'_> {
         let subject = format!("order \"{}\"", o.id.value);
         self.id(&subject, &o.id);
 
-        let service = match o.service.value.as_str() {
-            "managed" => Some(Service::Managed),
-            "self_service" => Some(Service::SelfService),
-            other => {
-                self.report(
-                    o.service.referenced,
-                    format!(
-                        "{subject}: unknown service \"{other}\"; expected self_service or managed"
-                    ),
-                );
-                None
-            }
-        };
+        let service = Service::parse(&o.service.value);
+        if service.is_none() {
+            self.report(
+                o.service.referenced,
+                format!(
+                    "{subject}: unknown service \"{}\"; expected self_service or managed",
+                    o.service.value
+                ),
+            );
+        }
 
         let budget = self.money(&subject, "budget", &o.budget);
         let budget = budget.filter(|b| {
@@ -1353,13 +1356,14 @@ impl FileChecker<'_> {
         let d = &raw.value;
         let timezone = match &d.timezone {
             None => Some(DaypartZone::User),
-            Some(zone) => match zone.value.as_str() {
-                "user" => Some(DaypartZone::User),
-                "utc" => Some(DaypartZone::Utc),
-                other => {
+            Some(zone) => match DaypartZone::parse(&zone.value) {
+                Some(z) => Some(z),
+                None => {
+                    let other = &zone.value;
                     let lower = other.trim().to_ascii_lowercase();
-                    let hint = ["user", "utc"]
+                    let hint = DaypartZone::ALL
                         .into_iter()
+                        .map(DaypartZone::as_str)
                         .find(|z| *z == lower)
                         .map(|z| format!(" (did you mean \"{z}\"?)"))
                         .unwrap_or_default();

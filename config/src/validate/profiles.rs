@@ -11,8 +11,11 @@ use crate::time::Date;
 
 /// VAST versions a player may get by default, and their InLine protocol
 /// codes (AdCOM "Creative Subtypes - Audio/Video").
-const VAST_VERSIONS: [(&str, i32); 5] =
+pub(crate) const VAST_VERSIONS: [(&str, i32); 5] =
     [("2.0", 2), ("3.0", 3), ("4.0", 7), ("4.1", 11), ("4.2", 13)];
+
+/// The currency of every budget, and so of the rates file's `base`.
+pub(crate) const BASE_CURRENCY: &str = "USD";
 
 /// An exchange that sends no `tmax` gets this range at most: below 10 ms no
 /// answer makes it back, above 10 s no exchange waits.
@@ -67,11 +70,10 @@ impl FileChecker<'_> {
             .map(|p| self.price_encryption(&subject, &p.value));
         let charge_on = match &e.charge_on {
             None => Some(ChargeOn::default()),
-            Some(t) => match t.value.as_str() {
-                "win" => Some(ChargeOn::Win),
-                "billing" => Some(ChargeOn::Billing),
-                "first" => Some(ChargeOn::First),
-                other => {
+            Some(t) => match ChargeOn::parse(&t.value) {
+                Some(c) => Some(c),
+                None => {
+                    let other = &t.value;
                     self.report(
                         t.referenced,
                         format!(
@@ -125,9 +127,10 @@ impl FileChecker<'_> {
         subject: &str,
         p: &RawPriceEncryption,
     ) -> Option<PriceEncryption> {
-        let scheme = match p.scheme.value.as_str() {
-            "google" => EncryptionScheme::Google,
-            other => {
+        let scheme = match EncryptionScheme::parse(&p.scheme.value) {
+            Some(s) => s,
+            None => {
+                let other = &p.scheme.value;
                 self.report(
                     p.scheme.referenced,
                     format!(
@@ -206,7 +209,7 @@ impl FileChecker<'_> {
         let r = &raw.value;
         let subject = "currency_rates";
         let mut ok = true;
-        if r.base.value != "USD" {
+        if r.base.value != BASE_CURRENCY {
             self.report(
                 r.base.referenced,
                 format!(
