@@ -104,6 +104,8 @@ fn bench(c: &mut Criterion) {
         Settings {
             default_tmax: std::time::Duration::from_secs(3600),
             max_tmax: std::time::Duration::from_secs(3600),
+            // The request's page is https: VAST carries our trackers.
+            public_url: "https://bidder.bench.invalid".into(),
             ..Settings::default()
         },
         Arc::new(ManualClock::new(
