@@ -1093,6 +1093,16 @@ creatives:
     click_url: https://radio-shop.example/
     companions: [cover-640]
     companion_required: true
+  - id: radio-ad
+    format: native
+    title: The pocket radio that fits everything
+    description: Twelve bands, a week of battery, and a speaker you can hear.
+    sponsored_by: Radio Shop
+    image: { url: https://cdn.radio-shop.example/native.jpg, w: 1200, h: 627 }
+    icon: { url: https://cdn.radio-shop.example/icon.png, w: 128, h: 128 }
+    cta: Shop now
+    price: "$49.00"
+    click_url: https://radio-shop.example/p/P-RADIO-1
   - id: clip-20
     format: video
     duration_s: 20
@@ -1163,6 +1173,14 @@ orders:
           devices: [desktop]
           placements: [outstream, accompanying]
         creatives: [clip-20]
+      - id: native-product
+        media: native
+        cpm: 5.00
+        budget: { daily: 40.00 }
+        audiences: { any_of: [radio-pages] }
+        targeting:
+          devices: [phone, tablet]
+        creatives: [radio-ad]
       - id: nobody-home
         media: display
         cpm: 1.00
