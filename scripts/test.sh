@@ -10,8 +10,14 @@ command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&
 command -v curl >/dev/null || need+=(curl)
 # VAST output is validated against the IAB XSDs.
 command -v xmllint >/dev/null || need+=(libxml2-utils)
-# The config schema is checked with Python's jsonschema (config/tests/schema.rs).
-python3 -c 'import jsonschema, yaml' 2>/dev/null || need+=(python3-jsonschema python3-yaml)
+# The config schema is checked with Python's jsonschema (config/tests/schema.rs),
+# run by whichever python3 is first on PATH: pip installs into that one (a
+# pyenv Python does not see Debian's packages); Debian's packages are the
+# fallback where pip cannot.
+if ! python3 -c 'import jsonschema, yaml' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check 'jsonschema>=4.10,<5' 'PyYAML>=6,<7' \
+    || need+=(python3-jsonschema python3-yaml)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
