@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use proptest::prelude::ProptestConfig;
+use proptest::prelude::*;
 use proptest::sample::Index;
 
 /// `default_cases` for the normal test run; `PROPTEST_CASES` overrides it
@@ -100,4 +100,41 @@ impl ByteEdit {
             ByteEdit::FlipBit(..) | ByteEdit::SetByte(..) => {}
         }
     }
+}
+
+/// JSON punctuation and tokens that break parsers in interesting ways;
+/// each target adds its own to them.
+#[allow(dead_code)] // not every target inserts JSON
+pub(crate) const JSON_TOKENS: &[&str] = &[
+    "\"",
+    "\\",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "null",
+    "-",
+    "\u{1F600}",
+];
+
+/// Byte edits with these insertions: flips, sets, truncations, insertions,
+/// deletions of up to `max_delete` bytes and duplications of spans up to
+/// `max_duplicate` bytes, in the weights every target uses.
+#[allow(dead_code)] // not every target edits bytes this way
+pub(crate) fn byte_edits(
+    inserted: impl Strategy<Value = Vec<u8>> + 'static,
+    max_delete: usize,
+    max_duplicate: usize,
+) -> impl Strategy<Value = ByteEdit> {
+    prop_oneof![
+        2 => (any::<Index>(), 0u8..8).prop_map(|(at, bit)| ByteEdit::FlipBit(at, bit)),
+        2 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| ByteEdit::SetByte(at, b)),
+        1 => any::<Index>().prop_map(ByteEdit::Truncate),
+        3 => (any::<Index>(), inserted).prop_map(|(at, b)| ByteEdit::Insert(at, b)),
+        2 => (any::<Index>(), 1usize..max_delete).prop_map(|(at, n)| ByteEdit::Delete(at, n)),
+        2 => (any::<Index>(), 1usize..max_duplicate, any::<Index>())
+            .prop_map(|(from, n, to)| ByteEdit::Duplicate(from, n, to)),
+    ]
 }

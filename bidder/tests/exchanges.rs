@@ -474,34 +474,25 @@ fn charge_on_decides_which_notice_charges() {
 
 // 4. vast_default.
 
-/// A video slot on an https page that names no protocol.
+/// A video slot on an https page that names no protocol: the banner
+/// request with a player instead of a banner.
 fn video_request() -> Value {
-    json!({
-        "id": "v-1",
-        "tmax": 500,
-        "cur": ["USD"],
-        "imp": [{
-            "id": "1",
-            "bidfloor": 1.0,
-            "video": {
-                "mimes": ["video/mp4"],
-                "minduration": 5,
-                "maxduration": 30,
-                "w": 640,
-                "h": 360,
-                "plcmt": 1,
-                "linearity": 1
-            }
-        }],
-        "site": {
-            "id": "s1",
-            "domain": "news.example",
-            "page": "https://news.example/article",
-            "publisher": { "id": "p1" }
-        },
-        "device": { "devicetype": 2, "geo": { "country": "USA" }, "ua": "Mozilla/5.0" },
-        "user": { "buyeruid": "u-1001" }
-    })
+    let mut r = banner_request();
+    r["id"] = json!("v-1");
+    r["imp"][0] = json!({
+        "id": "1",
+        "bidfloor": 1.0,
+        "video": {
+            "mimes": ["video/mp4"],
+            "minduration": 5,
+            "maxduration": 30,
+            "w": 640,
+            "h": 360,
+            "plcmt": 1,
+            "linearity": 1
+        }
+    });
+    r
 }
 
 /// The VAST bid's `protocol` and the version its adm declares, checked

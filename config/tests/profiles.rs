@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{assert_loads, assert_problem, at, edit, only_problem, problems, BASE, OTHER};
+use common::{assert_loads, assert_problem, at, edit, only_problem, problems, BASE, NATIVE, OTHER};
 use config::{ChargeOn, CreativeKind, EncryptionScheme, Image, Media, Rate};
 
 /// A valid exchange profile with every optional key but price_encryption.
@@ -33,39 +33,6 @@ currency_rates:
     JPY: 155.3
     EUR: 0.95
     GBP: 0.79
-";
-
-/// A valid advertiser with one native creative and a native line item.
-const NATIVE: &str = "\
-advertiser:
-  id: outfitter
-  name: Outfitter
-  domains: [outfitter.example]
-
-creatives:
-  - id: tent-ad
-    format: native
-    title: Two-person tent
-    description: Light, quick to pitch, dry in a storm.
-    sponsored_by: Outfitter
-    image: { url: https://cdn.outfitter.example/tent.jpg, w: 1200, h: 627 }
-    icon: { url: https://cdn.outfitter.example/logo.png, w: 128, h: 128 }
-    cta: Shop now
-    price: $249.00
-    attributes: [6, 1, 6]
-    click_url: https://outfitter.example/tent
-
-orders:
-  - id: native-order
-    service: self_service
-    budget: 500
-    flight: { start: 2026-11-01, end: 2026-11-30 }
-    line_items:
-      - id: native-line
-        media: native
-        cpm: 3.50
-        budget: { daily: 20 }
-        creatives: [tent-ad]
 ";
 
 /// An exchange file whose price_encryption reads `{prefix}_ENC` and

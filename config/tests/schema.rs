@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{edit, BASE, OTHER};
+use common::{edit, BASE, NATIVE, OTHER};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const SCHEMA: &str = "schema/bidder-config.schema.json";
@@ -96,36 +96,6 @@ currency_rates:
     JPY: 155.3
     EUR: 0.95
     GBP: \"0.79\"
-";
-
-const NATIVE: &str = "\
-advertiser:
-  id: outfitter
-  name: Outfitter
-  domains: [outfitter.example]
-creatives:
-  - id: tent-ad
-    format: native
-    title: Two-person tent
-    description: Light, quick to pitch, dry in a storm.
-    sponsored_by: Outfitter
-    image: { url: https://cdn.outfitter.example/tent.jpg, w: 1200, h: 627 }
-    icon: { url: https://cdn.outfitter.example/logo.png, w: 128, h: 128 }
-    cta: Shop now
-    price: $249.00
-    attributes: [6, 1]
-    click_url: https://outfitter.example/tent
-orders:
-  - id: native-order
-    service: self_service
-    budget: 500
-    flight: { start: 2026-11-01, end: 2026-11-30 }
-    line_items:
-      - id: native-line
-        media: native
-        cpm: 3.50
-        budget: { daily: 20 }
-        creatives: [tent-ad]
 ";
 
 /// Files the bidder loads and files it refuses: the schema says the same

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 #[path = "../../scripts/fuzz_support.rs"]
 mod fuzz_support;
-use fuzz_support::{config, remember, ByteEdit};
+use fuzz_support::{byte_edits, config, remember, ByteEdit, JSON_TOKENS};
 
 /// The native requests of the fixtures, as the JSON text inside the
 /// string (mutations of the encoded form mostly break the string).
@@ -336,37 +336,22 @@ fn json_ish() -> impl Strategy<Value = String> {
 }
 
 fn byte_edit() -> impl Strategy<Value = ByteEdit> {
-    let inserted = prop_oneof![
-        prop::collection::vec(any::<u8>(), 1..16),
-        prop::sample::select(vec![
-            "\"",
-            "\\",
-            "{",
-            "}",
-            "[",
-            "]",
-            ",",
-            ":",
-            "null",
+    let tokens: Vec<&str> = JSON_TOKENS
+        .iter()
+        .copied()
+        .chain([
             "\"1\"",
-            "-",
             "1e99",
             "{\"native\":",
             "\"required\":1,",
             "\"len\":0,",
-            "\u{1F600}",
         ])
-        .prop_map(|s| s.as_bytes().to_vec()),
+        .collect();
+    let inserted = prop_oneof![
+        prop::collection::vec(any::<u8>(), 1..16),
+        prop::sample::select(tokens).prop_map(|s| s.as_bytes().to_vec()),
     ];
-    prop_oneof![
-        2 => (any::<Index>(), 0u8..8).prop_map(|(at, bit)| ByteEdit::FlipBit(at, bit)),
-        2 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| ByteEdit::SetByte(at, b)),
-        1 => any::<Index>().prop_map(ByteEdit::Truncate),
-        3 => (any::<Index>(), inserted).prop_map(|(at, b)| ByteEdit::Insert(at, b)),
-        2 => (any::<Index>(), 1usize..60).prop_map(|(at, n)| ByteEdit::Delete(at, n)),
-        2 => (any::<Index>(), 1usize..200, any::<Index>())
-            .prop_map(|(from, n, to)| ByteEdit::Duplicate(from, n, to)),
-    ]
+    byte_edits(inserted, 60, 200)
 }
 
 mod properties {

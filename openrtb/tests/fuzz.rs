@@ -24,7 +24,7 @@ use common::{json_files, REQUESTS, RESPONSES};
 
 #[path = "../../scripts/fuzz_support.rs"]
 mod fuzz_support;
-use fuzz_support::{config, remember, ByteEdit};
+use fuzz_support::{byte_edits, config, remember, ByteEdit, JSON_TOKENS};
 
 fn corpus(dir: &str) -> Vec<Vec<u8>> {
     json_files(dir)
@@ -203,32 +203,16 @@ enum Mutation {
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
+    let tokens: Vec<&str> = JSON_TOKENS
+        .iter()
+        .copied()
+        .chain([
+            "\"\\u", "\"ext\":", "\u{feff}", "\u{0}", "\u{fffd}", "\t\r\n ", "/*", ".", "e", "E+",
+        ])
+        .collect();
     let inserted = prop_oneof![
         prop::collection::vec(any::<u8>(), 1..16),
-        prop::sample::select(vec![
-            "\"",
-            "\\",
-            "{",
-            "}",
-            "[",
-            "]",
-            ",",
-            ":",
-            "null",
-            "\"\\u",
-            "\"ext\":",
-            "\u{feff}",
-            "\u{0}",
-            "\u{fffd}",
-            "\u{1F600}",
-            "\t\r\n ",
-            "/*",
-            "-",
-            ".",
-            "e",
-            "E+",
-        ])
-        .prop_map(|s| s.as_bytes().to_vec()),
+        prop::sample::select(tokens).prop_map(|s| s.as_bytes().to_vec()),
         (
             1usize..50_000,
             prop::sample::select(vec!["[", "{", "{\"a\":", "[{\"ext\":"])
@@ -236,13 +220,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             .prop_map(|(n, s)| s.repeat(n).into_bytes()),
     ];
     prop_oneof![
-        2 => (any::<Index>(), 0u8..8).prop_map(|(at, bit)| Mutation::Bytes(ByteEdit::FlipBit(at, bit))),
-        2 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| Mutation::Bytes(ByteEdit::SetByte(at, b))),
-        1 => any::<Index>().prop_map(|at| Mutation::Bytes(ByteEdit::Truncate(at))),
-        2 => (any::<Index>(), inserted).prop_map(|(at, b)| Mutation::Bytes(ByteEdit::Insert(at, b))),
-        2 => (any::<Index>(), 1usize..200).prop_map(|(at, n)| Mutation::Bytes(ByteEdit::Delete(at, n))),
-        2 => (any::<Index>(), 1usize..400, any::<Index>())
-            .prop_map(|(from, n, to)| Mutation::Bytes(ByteEdit::Duplicate(from, n, to))),
+        11 => byte_edits(inserted, 200, 400).prop_map(Mutation::Bytes),
         4 => (any::<Index>(), replacement()).prop_map(|(at, v)| Mutation::SwapValue(at, v)),
     ]
 }

@@ -220,3 +220,37 @@ pub fn assert_loads(files: &[(&str, &str)]) -> Config {
         Err(problems) => panic!("expected no problems, got:\n{problems}"),
     }
 }
+
+/// An advertiser with one native creative (every part, attributes given
+/// out of order and repeated) and a native line item.
+pub const NATIVE: &str = "\
+advertiser:
+  id: outfitter
+  name: Outfitter
+  domains: [outfitter.example]
+
+creatives:
+  - id: tent-ad
+    format: native
+    title: Two-person tent
+    description: Light, quick to pitch, dry in a storm.
+    sponsored_by: Outfitter
+    image: { url: https://cdn.outfitter.example/tent.jpg, w: 1200, h: 627 }
+    icon: { url: https://cdn.outfitter.example/logo.png, w: 128, h: 128 }
+    cta: Shop now
+    price: $249.00
+    attributes: [6, 1, 6]
+    click_url: https://outfitter.example/tent
+
+orders:
+  - id: native-order
+    service: self_service
+    budget: 500
+    flight: { start: 2026-11-01, end: 2026-11-30 }
+    line_items:
+      - id: native-line
+        media: native
+        cpm: 3.50
+        budget: { daily: 20 }
+        creatives: [tent-ad]
+";
