@@ -67,6 +67,9 @@ pub struct Settings {
     /// Currency rates whose `as_of` is more days ago than this price
     /// nothing: requests that need them get no bid (reason `currency`).
     pub max_rates_age_days: u32,
+    /// (bid, event) pairs remembered to count each tracking event once
+    /// (about 10 bytes each); past it the oldest hour is forgotten early.
+    pub max_tracked_events: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -110,6 +113,7 @@ impl Default for Settings {
             limits: crate::server::Limits::default(),
             body_timeout: Duration::from_secs(30),
             max_rates_age_days: 7,
+            max_tracked_events: 8_000_000,
         }
     }
 }
@@ -151,6 +155,17 @@ pub enum Access {
     None,
 }
 
+/// What a tracking URL answers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrackAnswer {
+    /// An impression or event (a pixel or a beacon).
+    Counted { counted: bool },
+    /// A click: the browser goes on to the creative's click URL.
+    Redirect { url: String, counted: bool },
+    /// A click on a creative no longer in the config: nowhere to go.
+    Gone { counted: bool },
+}
+
 /// What the bid endpoint answers.
 pub enum BidAnswer {
     /// The BidResponse JSON and the number of bids in it.
@@ -173,6 +188,8 @@ pub struct App {
     /// Logs about notices are rate-limited: an exchange sending a million
     /// encrypted prices must not fill the disk with one line each.
     price_log: metrics::Throttle,
+    /// Tracking events already counted.
+    tracked: crate::track::Seen,
 }
 
 /// Imps of one request that may get a bid.
@@ -192,6 +209,10 @@ impl App {
         config_dir: Option<PathBuf>,
     ) -> App {
         let settings_secret = settings.notice_secret.clone().filter(|s| !s.is_empty());
+        let tracked = crate::track::Seen::new(
+            settings.notice_ttl.as_millis() as i64,
+            settings.max_tracked_events,
+        );
         let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::new(settings.ledger.clone()));
         App {
             snapshot: ArcSwapOption::empty(),
@@ -207,6 +228,7 @@ impl App {
                 None => crate::notice::Signer::new(&rand::random::<[u8; 32]>()),
             },
             price_log: metrics::Throttle::new(Duration::from_secs(10)),
+            tracked,
         }
     }
 
@@ -528,6 +550,52 @@ impl App {
         }
         .write(&choices, &bid_ids, &new_bid_id());
         Ok((json, keys))
+    }
+
+    /// A tracking URL called: counts its event once per bid (never for test
+    /// bids, nor once it has expired) and says where a click goes. Counts
+    /// nothing and charges nothing for a URL we did not sign.
+    pub fn track(
+        &self,
+        path: crate::track::Path,
+        query: &str,
+    ) -> Result<TrackAnswer, crate::track::TrackError> {
+        use crate::track::Event;
+        let t = match crate::track::verify(path, query, &self.signer) {
+            Ok(t) => t,
+            Err(e) => {
+                metrics::tracking_refused("signature");
+                return Err(e);
+            }
+        };
+        let now = self.clock.now().as_millis();
+        let ttl = self.settings.notice_ttl.as_millis() as i64;
+        let counted = if t.test {
+            false
+        } else if now.saturating_sub(t.at_ms) > ttl {
+            metrics::tracking_refused("expired");
+            false
+        } else if !self.tracked.first(t.bid, t.event, now) {
+            metrics::tracking_refused("duplicate");
+            false
+        } else {
+            metrics::tracking_event(t.event);
+            true
+        };
+        let redirect = if t.event == Event::Click && t.redirect {
+            // Only the creative's own click URL, as the config has it now.
+            let snap = self.snapshot.load();
+            match snap.as_ref().and_then(|s| s.creative(&t.creative)) {
+                Some(c) => Some(c.click_url.clone()),
+                None => return Ok(TrackAnswer::Gone { counted }),
+            }
+        } else {
+            None
+        };
+        Ok(match redirect {
+            Some(url) => TrackAnswer::Redirect { url, counted },
+            None => TrackAnswer::Counted { counted },
+        })
     }
 
     /// Drops audience events past the retention; returns how many.

@@ -137,6 +137,12 @@ impl Failure for ExplainError {
     }
 }
 
+impl Failure for crate::track::TrackError {
+    fn status(&self) -> StatusCode {
+        StatusCode::FORBIDDEN
+    }
+}
+
 /// A bid request that is not one (400 with the reason).
 pub(crate) struct BadRequest(pub(crate) String);
 

@@ -92,30 +92,56 @@ pub struct KeywordRule {
     phrase: Vec<Vec<String>>,
     exact: Vec<Vec<String>>,
     negative: Vec<Vec<String>>,
+    /// The positive keywords as the search-term report names them
+    /// (`broad:…`, `phrase:…`, `exact:…`), in the order above.
+    names: Vec<String>,
 }
 
 impl KeywordRule {
     pub fn compile(k: &Keywords) -> KeywordRule {
         let split = |v: &[String]| v.iter().map(|s| words(s)).collect();
+        let named = |kind: &str, v: &[String]| -> Vec<String> {
+            v.iter().map(|w| format!("{kind}:{w}")).collect()
+        };
         KeywordRule {
             broad: split(&k.broad),
             phrase: split(&k.phrase),
             exact: split(&k.exact),
             negative: split(&k.negative),
+            names: [
+                named("broad", &k.broad),
+                named("phrase", &k.phrase),
+                named("exact", &k.exact),
+            ]
+            .concat(),
         }
+    }
+
+    /// `None` when the rule does not match; otherwise the positive keyword
+    /// that matched (exact first, then phrase, then broad: the most
+    /// specific), or `Some(None)` for a rule of negatives only.
+    pub fn matched(&self, kw: &RequestKeywords<'_>) -> Option<Option<&str>> {
+        if self.negative.iter().any(|n| kw.phrase(n)) {
+            return None;
+        }
+        if self.names.is_empty() {
+            return Some(None);
+        }
+        let (b, p) = (self.broad.len(), self.phrase.len());
+        let found = (self
+            .exact
+            .iter()
+            .position(|w| kw.exact(w))
+            .map(|i| b + p + i))
+        .or_else(|| self.phrase.iter().position(|w| kw.phrase(w)).map(|i| b + i))
+        .or_else(|| self.broad.iter().position(|w| kw.broad(w)))?;
+        Some(self.names.get(found).map(String::as_str))
     }
 
     /// With only negative keywords configured, any page that does not hit
     /// one matches; otherwise at least one positive keyword must match.
     pub fn matches(&self, kw: &RequestKeywords<'_>) -> bool {
-        if self.negative.iter().any(|n| kw.phrase(n)) {
-            return false;
-        }
-        let positives = self.broad.len() + self.phrase.len() + self.exact.len();
-        positives == 0
-            || self.broad.iter().any(|w| kw.broad(w))
-            || self.phrase.iter().any(|w| kw.phrase(w))
-            || self.exact.iter().any(|w| kw.exact(w))
+        self.matched(kw).is_some()
     }
 }
 
@@ -196,5 +222,29 @@ mod tests {
     fn no_keywords_on_the_page_match_no_positive_rule() {
         let r = rule(&["mystery"], &[], &[], &[]);
         assert!(!r.matches(&RequestKeywords::default()));
+    }
+
+    #[test]
+    fn the_most_specific_matching_keyword_is_named() {
+        let r = rule(
+            &["mystery novel"],
+            &["mystery novel"],
+            &["mystery novel"],
+            &[],
+        );
+        assert_eq!(
+            r.matched(&kw("mystery novel")),
+            Some(Some("exact:mystery novel"))
+        );
+        assert_eq!(
+            r.matched(&kw("a mystery novel")),
+            Some(Some("phrase:mystery novel"))
+        );
+        assert_eq!(
+            r.matched(&kw("novel of mystery")),
+            Some(Some("broad:mystery novel"))
+        );
+        assert_eq!(r.matched(&kw("cookbook")), None);
+        assert_eq!(rule(&[], &[], &[], &["x"]).matched(&kw("y")), Some(None));
     }
 }

@@ -22,6 +22,7 @@ pub mod server;
 pub mod simulate;
 mod snapshot;
 mod targeting;
+pub mod track;
 pub mod traffic;
 
 pub use app::{App, BidAnswer, ExplainError, Settings};

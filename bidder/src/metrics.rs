@@ -236,24 +236,15 @@ pub fn spend(micros: i64) {
     metrics::counter!("bidder_spend_micros_total").increment(micros.max(0) as u64);
 }
 
-/// A VAST impression pixel fired.
-pub fn impression() {
-    metrics::counter!("bidder_impressions_total").increment(1);
+/// A tracking event counted (the first of its kind for its bid).
+pub fn tracking_event(event: crate::track::Event) {
+    metrics::counter!("bidder_tracking_events_total", "event" => event.as_str()).increment(1);
 }
 
-/// A VAST tracking event; unknown names are counted as `other` so a caller
-/// cannot grow the label set.
-pub fn vast_event(event: &str) {
-    let event = match event {
-        "start" => "start",
-        "firstQuartile" => "first_quartile",
-        "midpoint" => "midpoint",
-        "thirdQuartile" => "third_quartile",
-        "complete" => "complete",
-        "creativeView" => "creative_view",
-        _ => "other",
-    };
-    metrics::counter!("bidder_vast_events_total", "event" => event).increment(1);
+/// A tracking URL that counted nothing: `signature` (not ours, or
+/// changed), `expired`, `duplicate`.
+pub fn tracking_refused(reason: &'static str) {
+    metrics::counter!("bidder_tracking_refused_total", "reason" => reason).increment(1);
 }
 
 pub fn audience_events(n: usize) {
@@ -317,6 +308,14 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_notice_price_decrypt_failures_total",
         "Encrypted notice prices that failed decryption or its integrity check, charged at the bid price."
+    );
+    metrics::describe_counter!(
+        "bidder_tracking_events_total",
+        "Impressions, clicks and VAST events counted, once per bid and event."
+    );
+    metrics::describe_counter!(
+        "bidder_tracking_refused_total",
+        "Tracking calls that counted nothing, by reason (signature, expired, duplicate)."
     );
     metrics::describe_counter!(
         "bidder_unknown_exchange_requests_total",

@@ -100,16 +100,31 @@ impl Answer<'_> {
         out.push_str(&creative.members);
         out.push(',');
         out.push_str(&item.cid_json);
+        let track = crate::track::Urls::new(
+            self.public_url,
+            &signed,
+            choice.keyword.as_deref(),
+            self.signer,
+        );
         match &choice.kind {
             ChoiceKind::Banner { w, h } => {
+                let adv = &self.snap.config.advertisers[item.advertiser];
+                if let Some(adm) = creatives::banner_html_tracked(
+                    &adv.creatives[choice.creative],
+                    &track.click(),
+                    Some(&track.impression()),
+                ) {
+                    out.push_str(",\"adm\":");
+                    push_json_str(out, &adm);
+                }
                 let _ = write!(out, ",\"w\":{w},\"h\":{h},\"mtype\":{MTYPE_BANNER}");
             }
             ChoiceKind::Av {
                 fit,
                 companion,
                 version,
-            } => self.write_av(out, choice, bid_id, fit, *companion, *version),
-            ChoiceKind::Native { fit } => self.write_native(out, choice, bid_id, fit),
+            } => self.write_av(out, choice, bid_id, &track, fit, *companion, *version),
+            ChoiceKind::Native { fit } => self.write_native(out, choice, &track, fit),
         }
         if let Some(deal) = &choice.deal {
             out.push_str(",\"dealid\":");
@@ -122,11 +137,13 @@ impl Answer<'_> {
 impl Answer<'_> {
     /// `adm` with the VAST of a video or audio spot, and its `mtype`,
     /// `dur`, `protocol` (and `w`/`h` of the best rendition for video).
+    #[allow(clippy::too_many_arguments)]
     fn write_av(
         &self,
         out: &mut String,
         choice: &Choice,
         bid_id: &str,
+        track: &crate::track::Urls<'_>,
         fit: &creatives::AvFit,
         companion: Option<usize>,
         version: creatives::VastVersion,
@@ -141,10 +158,9 @@ impl Answer<'_> {
         };
         let renditions: Vec<&config::MediaFile> =
             fit.renditions.iter().map(|&i| &media[i]).collect();
-        let base = self.public_url.trim_end_matches('/');
-        let bid = crate::notice::encode(bid_id);
-        let impression_url = format!("{base}/track/impression?b={bid}{}", item.notice_ids);
-        let tracking_url = format!("{base}/track/event?b={bid}&e={{event}}");
+        let impression_url = track.impression();
+        let click = track.click_beacon();
+        let event = |name: &str| track.vast_event(name);
         let xml = creatives::vast_xml(&creatives::Vast {
             version,
             ad_id: bid_id,
@@ -153,12 +169,13 @@ impl Answer<'_> {
             creative,
             media: &renditions,
             impression_url: &impression_url,
-            tracking_url: &tracking_url,
-            click_tracking_url: None,
+            tracking: creatives::EventUrls(&event),
+            // Audio has no video click; its companion carries the click.
+            click_tracking_url: (mtype == MTYPE_VIDEO).then_some(click.as_str()),
             companion: companion.map(|c| creatives::Companion {
                 creative: &adv.creatives[c],
                 required: creative.companion_required,
-                click_tracking_url: None,
+                click_tracking_url: Some(&click),
             }),
         });
         out.push_str(",\"adm\":");
@@ -186,7 +203,7 @@ impl Answer<'_> {
         &self,
         out: &mut String,
         choice: &Choice,
-        bid_id: &str,
+        track: &crate::track::Urls<'_>,
         fit: &creatives::NativeFit,
     ) {
         let item = &self.snap.items[choice.item];
@@ -194,15 +211,14 @@ impl Answer<'_> {
         let Some(ad) = crate::select::native_ad(&adv.creatives[choice.creative]) else {
             return;
         };
-        let base = self.public_url.trim_end_matches('/');
-        let bid = crate::notice::encode(bid_id);
-        let impression_url = format!("{base}/track/impression?b={bid}{}", item.notice_ids);
+        let impression_url = track.impression();
+        let click = track.click_beacon();
         let json = creatives::native_response(
             &ad,
             fit,
             &creatives::NativeTrackers {
                 impression_url: &impression_url,
-                click_trackers: &[],
+                click_trackers: &[&click],
             },
         );
         out.push_str(",\"adm\":");

@@ -21,6 +21,9 @@ pub(crate) struct Choice {
     /// CPM bid, first price: the line item's CPM.
     pub price: Micros,
     pub deal: Option<String>,
+    /// The positive keyword that matched, as the search-term report names
+    /// it.
+    pub keyword: Option<String>,
     pub kind: ChoiceKind,
 }
 
@@ -465,9 +468,11 @@ pub(crate) fn check(
         }
     }
 
+    let mut keyword = None;
     if let Some(rule) = &item.keywords {
-        if !rule.matches(&ctx.keywords) {
-            return Err(NoBid::Keyword);
+        match rule.matched(&ctx.keywords) {
+            None => return Err(NoBid::Keyword),
+            Some(k) => keyword = k,
         }
     }
     if let Some((any_of, none_of)) = &item.audiences {
@@ -515,6 +520,7 @@ pub(crate) fn check(
         creative,
         price: item.cpm,
         deal: deal.clone(),
+        keyword: keyword.map(str::to_owned),
         kind,
     };
     match item.media {

@@ -202,26 +202,54 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 Err(e) => e.response(),
             }
         }
-        "/track/impression" | "/track/event" => {
+        path @ ("/track/impression" | "/track/click" | "/track/event") => {
             if req.method() != Method::GET && req.method() != Method::POST {
                 return method_not_allowed("GET, POST");
             }
-            let query = req.uri().query().unwrap_or("");
-            if req.uri().path() == "/track/impression" {
-                metrics::impression();
-            } else {
-                let event = query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("e="))
-                    .unwrap_or("");
-                metrics::vast_event(event);
+            let Some(which) = crate::track::Path::of(path) else {
+                return Refused::NotFound.response();
+            };
+            match app.track(which, req.uri().query().unwrap_or("")) {
+                Ok(answer) => track_response(which, answer),
+                Err(e) => e.response(),
             }
-            let mut r = text(StatusCode::NO_CONTENT, "");
-            r.headers_mut().remove(CONTENT_TYPE);
-            r
         }
         _ => Refused::NotFound.response(),
     }
+}
+
+/// What a tracking URL answers: a pixel for an impression (it is an
+/// `<img>`), 302 to the creative's click URL for a click, 204 otherwise.
+/// Never cached: each call is an event.
+fn track_response(path: crate::track::Path, answer: crate::app::TrackAnswer) -> Resp {
+    use crate::app::TrackAnswer;
+    let mut r = match answer {
+        TrackAnswer::Redirect { url, .. } => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::FOUND;
+            match HeaderValue::from_str(&url) {
+                Ok(v) => {
+                    r.headers_mut().insert(hyper::header::LOCATION, v);
+                }
+                // A click URL the config accepted but HTTP cannot carry.
+                Err(_) => *r.status_mut() = StatusCode::GONE,
+            }
+            r
+        }
+        TrackAnswer::Gone { .. } => text(StatusCode::GONE, "this ad is no longer available\n"),
+        TrackAnswer::Counted { .. } if path == crate::track::Path::Impression => {
+            let mut r = Response::new(Full::new(Bytes::from_static(crate::track::PIXEL_GIF)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("image/gif"));
+            r
+        }
+        TrackAnswer::Counted { .. } => no_content(),
+    };
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
 }
 
 /// OpenRTB versions we speak; the answer names the one the exchange asked

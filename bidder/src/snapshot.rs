@@ -69,6 +69,8 @@ pub struct Snapshot {
     default_profile: Profile,
     /// Some line item buys native.
     pub buys_native: bool,
+    /// Creative id → (advertiser, creative): where a tracked click goes.
+    creatives_by_id: crate::track::CreativeIndex,
     pub loaded_at: Timestamp,
 }
 
@@ -231,6 +233,17 @@ impl Snapshot {
             .map(|(i, it)| (it.id.clone(), i))
             .collect();
         let buys_native = items.iter().any(|i| i.media == Media::Native);
+        let creatives_by_id = config
+            .advertisers
+            .iter()
+            .enumerate()
+            .flat_map(|(a, adv)| {
+                adv.creatives
+                    .iter()
+                    .enumerate()
+                    .map(move |(c, cr)| (cr.id.clone(), (a, c)))
+            })
+            .collect();
         let profiles: HashMap<String, Profile> = config
             .exchanges
             .iter()
@@ -245,6 +258,7 @@ impl Snapshot {
             profiles,
             default_profile: Profile::compile(None),
             buys_native,
+            creatives_by_id,
             loaded_at,
         }
     }
@@ -269,6 +283,12 @@ impl Snapshot {
             return self.profile(None);
         }
         self.profiles.get(id)
+    }
+
+    /// A creative by its id (ids are unique across the config).
+    pub fn creative(&self, id: &str) -> Option<&config::Creative> {
+        let &(a, c) = self.creatives_by_id.get(id)?;
+        Some(&self.config.advertisers[a].creatives[c])
     }
 
     pub fn item(&self, line_item: &str) -> Option<&Item> {
@@ -344,7 +364,7 @@ fn country_key(c: &str) -> Option<[u8; 3]> {
 /// A creative's part of a bid, pre-rendered.
 #[derive(Debug)]
 pub struct CreativeJson {
-    /// `"adm":…,"adid":…,"crid":…,"adomain":[…],"cat":[…]`
+    /// `"adid":…,"crid":…,"adomain":[…],"cat":[…]`
     pub members: String,
     /// The creative id percent-encoded for notice URLs.
     pub notice_id: String,
@@ -355,12 +375,8 @@ pub struct CreativeJson {
 
 impl CreativeJson {
     fn new(adv: &config::Advertiser, c: &config::Creative) -> CreativeJson {
+        // The markup is written per bid: it carries the bid's tracking URLs.
         let mut m = String::with_capacity(256);
-        if let Some(adm) = creatives::banner_html(c) {
-            m.push_str("\"adm\":");
-            m.push_str(&json_str(&adm));
-            m.push(',');
-        }
         let id = json_str(&c.id);
         m.push_str(&format!("\"adid\":{id},\"crid\":{id},\"adomain\":"));
         m.push_str(&serde_json::to_string(&adv.domains).unwrap_or_else(|_| "[]".into()));

@@ -41,10 +41,28 @@ fn remarketing_user_gets_a_first_price_banner_bid() {
         adm.contains("https://cdn.acme-outdoor.example/tent-300x250.jpg"),
         "{adm}"
     );
-    assert!(
-        adm.contains("href=\"https://www.acme-outdoor.example/tents\""),
-        "{adm}"
+    // The link goes through the click tracker, which sends the browser on
+    // to the creative's click URL; a pixel reports the impression.
+    let attr = |after: &str| {
+        adm.split(after)
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no {after} in {adm}"))
+            .replace("&amp;", "&")
+    };
+    let href = attr("<a href=\"");
+    assert!(href.contains("/track/click?"), "{adm}");
+    let click = s.notice(&href, "");
+    assert_eq!(click.status, 302);
+    assert_eq!(
+        click.header("location"),
+        Some("https://www.acme-outdoor.example/tents")
     );
+    let pixel = attr("</a><img src=\"");
+    assert!(pixel.contains("/track/impression?"), "{adm}");
+    let seen = s.notice(&pixel, "");
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.header("content-type"), Some("image/gif"));
     for url in ["nurl", "burl"] {
         let u = bid[url].as_str().unwrap();
         assert!(u.contains("${AUCTION_PRICE}"), "{u}");

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use config::{Creative, CreativeKind, MediaFile};
-use creatives::{vast_xml, Companion, Vast, VastVersion};
+use creatives::{vast_xml, Companion, EventUrls, Vast, VastVersion};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn bench(c: &mut Criterion) {
@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
         creative: &video,
         media: &media,
         impression_url: &impression,
-        tracking_url: &tracking,
+        tracking: EventUrls(&|e| tracking.replace("{event}", e)),
         click_tracking_url: Some(&click),
         companion: Some(Companion {
             creative: &banner,

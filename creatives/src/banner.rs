@@ -18,20 +18,37 @@ pub fn fits_sizes(creative: &Creative, sizes: &[(u32, u32)]) -> bool {
 }
 
 /// The `adm` of a display creative: its image inside a link to the click
-/// URL, opening in a new window. Impression and click tracking are added by
-/// a later issue; this markup is what the user sees and clicks.
+/// URL, opening in a new window.
 pub fn banner_html(creative: &Creative) -> Option<String> {
+    banner_html_tracked(creative, &creative.click_url, None)
+}
+
+/// As [`banner_html`], the link going to `href` (the bidder's click
+/// tracker, which redirects to the creative's click URL) and, when given,
+/// a 1x1 impression `pixel` after the image.
+pub fn banner_html_tracked(creative: &Creative, href: &str, pixel: Option<&str>) -> Option<String> {
     let CreativeKind::Display { w, h, image_url } = &creative.kind else {
         return None;
     };
-    let mut out = String::with_capacity(160 + image_url.len() + creative.click_url.len());
+    let mut out =
+        String::with_capacity(240 + image_url.len() + href.len() + pixel.map_or(0, str::len));
     out.push_str("<a href=\"");
-    escape_attr(&creative.click_url, &mut out);
+    escape_attr(href, &mut out);
     out.push_str("\" target=\"_blank\" rel=\"noopener\"><img src=\"");
     escape_attr(image_url, &mut out);
     out.push_str(&format!(
         "\" width=\"{w}\" height=\"{h}\" alt=\"\" style=\"border:0;display:block\"></a>"
     ));
+    if let Some(pixel) = pixel {
+        // Out of the layout but loaded: browsers skip images that are
+        // display:none only sometimes, never ones that are merely tiny.
+        out.push_str("<img src=\"");
+        escape_attr(pixel, &mut out);
+        out.push_str(
+            "\" width=\"1\" height=\"1\" alt=\"\" \
+             style=\"position:absolute;width:1px;height:1px;border:0;left:-9999px\">",
+        );
+    }
     Some(out)
 }
 
@@ -92,6 +109,26 @@ mod tests {
              <img src=\"https://i.example/a.png?x=1&amp;y=&quot;2&quot;\" width=\"320\" height=\"50\" \
              alt=\"\" style=\"border:0;display:block\"></a>"
         );
+    }
+
+    #[test]
+    fn tracked_markup_links_to_the_tracker_and_carries_the_pixel() {
+        let c = display(300, 250, "https://i.example/a.png", "https://c.example/");
+        let html = banner_html_tracked(
+            &c,
+            "https://bidder.example/track/click?b=1&s=2",
+            Some("https://bidder.example/track/impression?b=1&s=3"),
+        )
+        .unwrap();
+        assert!(html.starts_with(
+            "<a href=\"https://bidder.example/track/click?b=1&amp;s=2\" target=\"_blank\""
+        ));
+        assert!(!html.contains("https://c.example/"), "{html}");
+        assert!(html.ends_with(
+            "<img src=\"https://bidder.example/track/impression?b=1&amp;s=3\" width=\"1\" \
+             height=\"1\" alt=\"\" style=\"position:absolute;width:1px;height:1px;border:0;\
+             left:-9999px\">"
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod native;
 mod vast;
 
 pub use av::{fit_av, AvFit, AvSlot, Misfit};
-pub use banner::{banner_html, display_size, fits_sizes};
+pub use banner::{banner_html, banner_html_tracked, display_size, fits_sizes};
 pub use native::{
     fit_native, native_response, parse_native_request, AssetKind, EventTrackerOffer, FilledAsset,
     ImageAsset, ImageMisfit, NativeAd, NativeAsset, NativeError, NativeField, NativeFit,
@@ -19,6 +19,6 @@ pub use native::{
     UnsupportedAsset, MAX_ASSETS, MAX_REQUEST_BYTES, MIN_KEPT_CHARS,
 };
 pub use vast::{
-    image_mime, vast_xml, Companion, Vast, VastVersion, COMPANION_EVENT, LINEAR_EVENTS,
+    image_mime, vast_xml, Companion, EventUrls, Vast, VastVersion, COMPANION_EVENT, LINEAR_EVENTS,
     VAST_4_NAMESPACE,
 };

@@ -172,13 +172,23 @@ pub struct Vast<'a> {
     /// means every rendition of the creative.
     pub media: &'a [&'a MediaFile],
     pub impression_url: &'a str,
-    /// Event tracking URL template: `{event}` is replaced by start,
-    /// firstQuartile, midpoint, thirdQuartile, complete (and creativeView
-    /// for the companion); one URL per event.
-    pub tracking_url: &'a str,
+    /// The tracking URL of each event: start, firstQuartile, midpoint,
+    /// thirdQuartile, complete (and creativeView for the companion). A
+    /// function rather than a template: the bidder signs each event's URL.
+    pub tracking: EventUrls<'a>,
     /// `VideoClicks/ClickTracking` of a video.
     pub click_tracking_url: Option<&'a str>,
     pub companion: Option<Companion<'a>>,
+}
+
+/// The URL of each tracking event, by event name.
+#[derive(Clone, Copy)]
+pub struct EventUrls<'a>(pub &'a dyn Fn(&str) -> String);
+
+impl fmt::Debug for EventUrls<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventUrls(..)")
+    }
 }
 
 /// A companion banner: beside the player for video, on the screen of the
@@ -314,7 +324,7 @@ fn linear_creative(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
     creative(w, version, &v.creative.id, |w| {
         w.create_element("Linear").write_inner_content(|w| {
             if version.is_4x() {
-                tracking_events(w, v.tracking_url, &LINEAR_EVENTS)?;
+                tracking_events(w, v.tracking, &LINEAR_EVENTS)?;
                 text_element(w, "Duration", &duration)?;
                 media_files(w, media, audio)?;
                 if !audio {
@@ -322,7 +332,7 @@ fn linear_creative(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
                 }
             } else {
                 text_element(w, "Duration", &duration)?;
-                tracking_events(w, v.tracking_url, &LINEAR_EVENTS)?;
+                tracking_events(w, v.tracking, &LINEAR_EVENTS)?;
                 if !audio {
                     video_clicks(w, v)?;
                 }
@@ -369,9 +379,9 @@ fn companion_creative(w: &mut Xml, v: &Vast<'_>, c: &Companion<'_>) -> io::Resul
                         if let Some(tracking) = c.click_tracking_url {
                             url_element(w, "CompanionClickTracking", &[("id", &id)], tracking)?;
                         }
-                        tracking_events(w, v.tracking_url, &[COMPANION_EVENT])?;
+                        tracking_events(w, v.tracking, &[COMPANION_EVENT])?;
                     } else {
-                        tracking_events(w, v.tracking_url, &[COMPANION_EVENT])?;
+                        tracking_events(w, v.tracking, &[COMPANION_EVENT])?;
                         url_element(w, "CompanionClickThrough", &[], click)?;
                     }
                     Ok(())
@@ -403,11 +413,11 @@ fn creative(
     Ok(())
 }
 
-fn tracking_events(w: &mut Xml, template: &str, events: &[&str]) -> io::Result<()> {
+fn tracking_events(w: &mut Xml, urls: EventUrls<'_>, events: &[&str]) -> io::Result<()> {
     w.create_element("TrackingEvents")
         .write_inner_content(|w| {
             for event in events {
-                let url = template.replace("{event}", event);
+                let url = (urls.0)(event);
                 url_element(w, "Tracking", &[("event", event)], &url)?;
             }
             Ok(())

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use config::{Creative, CreativeKind, MediaFile};
-use creatives::{image_mime, vast_xml, Companion, Vast, VastVersion};
+use creatives::{image_mime, vast_xml, Companion, EventUrls, Vast, VastVersion};
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 
@@ -165,7 +165,7 @@ fn render(version: VastVersion, shape: Shape) -> String {
         creative: &main,
         media: &files,
         impression_url: IMPRESSION,
-        tracking_url: TRACKING,
+        tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
         click_tracking_url: Some(CLICK_TRACKING),
         companion: shape.has_companion().then_some(Companion {
             creative: &companion,
@@ -617,7 +617,7 @@ fn duration_follows_each_version() {
             creative: &long,
             media: &[],
             impression_url: IMPRESSION,
-            tracking_url: TRACKING,
+            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
             click_tracking_url: None,
             companion: None,
         });
@@ -710,7 +710,7 @@ fn with_click(version: VastVersion, click_url: &str) -> String {
         creative: &c,
         media: &[],
         impression_url: IMPRESSION,
-        tracking_url: TRACKING,
+        tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
         click_tracking_url: None,
         companion: None,
     })
@@ -792,7 +792,7 @@ fn text_and_attributes_are_escaped() {
             creative: &c,
             media: &[],
             impression_url: IMPRESSION,
-            tracking_url: TRACKING,
+            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
             click_tracking_url: None,
             companion: None,
         });
@@ -820,7 +820,7 @@ fn characters_xml_cannot_carry_never_break_the_document() {
             creative: &c,
             media: &[],
             impression_url: "https://bidder.example/imp?\u{0}x",
-            tracking_url: TRACKING,
+            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
             click_tracking_url: None,
             companion: None,
         });
@@ -886,7 +886,7 @@ fn media_files_keep_order_and_attributes() {
             creative: &c,
             media,
             impression_url: IMPRESSION,
-            tracking_url: TRACKING,
+            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
             click_tracking_url: None,
             companion: None,
         });
@@ -1003,7 +1003,7 @@ fn a_companion_that_is_not_display_is_left_out() {
             creative: &v,
             media: &[],
             impression_url: IMPRESSION,
-            tracking_url: TRACKING,
+            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
             click_tracking_url: None,
             companion: Some(Companion {
                 creative: &a,

@@ -1,0 +1,488 @@
+//! Impression, click and VAST event tracking: the URLs the bidder writes
+//! into the ads it serves, reading them back when a browser or a player
+//! calls, and counting each event of a bid once.
+//!
+//! A tracking URL carries its bid's signed notice text (bid, imp, line item,
+//! order, creative, price, time, test flag, exchange terms), then the
+//! keyword that matched (`k`, for the search-term report) and what the URL
+//! is for: nothing more for an impression, `d` for a click (1: send the
+//! browser on to the creative's click URL; 0: a beacon, as VAST and native
+//! click trackers are), `e` for a VAST event. The HMAC covers all of it
+//! under a name of its own (`track-impression`, `track-click`,
+//! `track-event`), so no tracking URL can stand in for a notice or for
+//! another event. A click goes only to the click URL the config gives its
+//! creative: the URL names no destination, so it cannot be an open
+//! redirect. Tracking never charges.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use crate::notice::{self, Signer};
+
+/// What a tracking URL reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    Impression,
+    Click,
+    Start,
+    FirstQuartile,
+    Midpoint,
+    ThirdQuartile,
+    Complete,
+    /// The companion banner was shown.
+    CreativeView,
+}
+
+impl Event {
+    pub const ALL: [Event; 8] = [
+        Event::Impression,
+        Event::Click,
+        Event::Start,
+        Event::FirstQuartile,
+        Event::Midpoint,
+        Event::ThirdQuartile,
+        Event::Complete,
+        Event::CreativeView,
+    ];
+
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Impression => "impression",
+            Event::Click => "click",
+            Event::Start => "start",
+            Event::FirstQuartile => "first_quartile",
+            Event::Midpoint => "midpoint",
+            Event::ThirdQuartile => "third_quartile",
+            Event::Complete => "complete",
+            Event::CreativeView => "creative_view",
+        }
+    }
+
+    /// The VAST `Tracking@event` name of a player event.
+    pub fn vast_name(self) -> Option<&'static str> {
+        Some(match self {
+            Event::Start => "start",
+            Event::FirstQuartile => "firstQuartile",
+            Event::Midpoint => "midpoint",
+            Event::ThirdQuartile => "thirdQuartile",
+            Event::Complete => "complete",
+            Event::CreativeView => "creativeView",
+            Event::Impression | Event::Click => return None,
+        })
+    }
+
+    pub fn of_vast_name(name: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.vast_name() == Some(name))
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// The three tracking paths on the bid port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Impression,
+    Click,
+    Event,
+}
+
+impl Path {
+    pub fn of(path: &str) -> Option<Path> {
+        Some(match path {
+            "/track/impression" => Path::Impression,
+            "/track/click" => Path::Click,
+            "/track/event" => Path::Event,
+            _ => return None,
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Path::Impression => "/track/impression",
+            Path::Click => "/track/click",
+            Path::Event => "/track/event",
+        }
+    }
+
+    /// What the signature is made under.
+    fn name(self) -> &'static str {
+        match self {
+            Path::Impression => "track-impression",
+            Path::Click => "track-click",
+            Path::Event => "track-event",
+        }
+    }
+}
+
+/// A bid's tracking URLs, its signed text hashed once.
+pub struct Urls<'a> {
+    base: &'a str,
+    signed: String,
+    mac: hmac::Hmac<sha2::Sha256>,
+}
+
+impl<'a> Urls<'a> {
+    /// `notice_signed` is the bid's signed notice text; `keyword` the
+    /// matched keyword, if any.
+    pub fn new(
+        base: &'a str,
+        notice_signed: &str,
+        keyword: Option<&str>,
+        signer: &Signer,
+    ) -> Urls<'a> {
+        let mut signed = String::with_capacity(notice_signed.len() + 40);
+        signed.push_str(notice_signed);
+        signed.push_str("&k=");
+        if let Some(k) = keyword {
+            signed.push_str(&notice::encode(k));
+        }
+        let mac = signer.state(&signed);
+        Urls {
+            base: base.trim_end_matches('/'),
+            signed,
+            mac,
+        }
+    }
+
+    fn write(&self, path: Path, tail: &str) -> String {
+        let mut out = String::with_capacity(self.base.len() + self.signed.len() + 80);
+        out.push_str(self.base);
+        out.push_str(path.as_str());
+        out.push('?');
+        out.push_str(&self.signed);
+        out.push_str(tail);
+        out.push_str("&s=");
+        let mut mac = self.mac.clone();
+        hmac::Mac::update(&mut mac, tail.as_bytes());
+        hmac::Mac::update(&mut mac, b"\n");
+        Signer::sign_named(&mac, path.name(), &mut out);
+        out
+    }
+
+    /// The impression pixel (banner), `Impression` (VAST), the impression
+    /// event tracker (native).
+    pub fn impression(&self) -> String {
+        self.write(Path::Impression, "")
+    }
+
+    /// The banner's link: counts the click and sends the browser on.
+    pub fn click(&self) -> String {
+        self.write(Path::Click, "&d=1")
+    }
+
+    /// A click tracker fired beside the click (VAST `ClickTracking`, native
+    /// `link.clicktrackers`): counts it, answers 204.
+    pub fn click_beacon(&self) -> String {
+        self.write(Path::Click, "&d=0")
+    }
+
+    /// A VAST `Tracking` URL of `event` (its VAST name).
+    pub fn vast_event(&self, event: &str) -> String {
+        self.write(Path::Event, &format!("&e={event}"))
+    }
+}
+
+/// A tracking request read back.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Tracked {
+    pub event: Event,
+    pub bid: u128,
+    pub line_item: String,
+    pub creative: String,
+    pub exchange: String,
+    pub keyword: Option<String>,
+    pub test: bool,
+    pub at_ms: i64,
+    /// A click the browser follows (rather than a beacon).
+    pub redirect: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TrackError {
+    /// Not a URL we wrote, or one changed since: counts nothing.
+    #[error("tracking signature is missing or does not match")]
+    Signature,
+}
+
+/// Reads a tracking URL's query, checking its signature. Its age is the
+/// caller's to judge (an old click still takes the user to the ad).
+pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, TrackError> {
+    let bad = || TrackError::Signature;
+    let (signed, sig) = query.rsplit_once("&s=").ok_or_else(bad)?;
+    // The signature is last and is hex: a query with anything after it is
+    // not one we wrote (the split above took the last `&s=`).
+    let name = path.name();
+    if !signer.verify_named(name, signed, sig) {
+        return Err(bad());
+    }
+    // Signed by us: the layout is ours. Read it strictly all the same.
+    let mut pairs = signed.split('&');
+    let mut values = [""; notice::SIGNED.len()];
+    for (slot, want) in values.iter_mut().zip(notice::SIGNED) {
+        let (k, v) = pairs
+            .next()
+            .and_then(|p| p.split_once('='))
+            .ok_or_else(bad)?;
+        if k != want {
+            return Err(bad());
+        }
+        *slot = v;
+    }
+    let keyword = pairs
+        .next()
+        .and_then(|p| p.strip_prefix("k="))
+        .ok_or_else(bad)?;
+    let tail = pairs.next();
+    if pairs.next().is_some() {
+        return Err(bad());
+    }
+    let (event, redirect) = match (path, tail) {
+        (Path::Impression, None) => (Event::Impression, false),
+        (Path::Click, Some("d=1")) => (Event::Click, true),
+        (Path::Click, Some("d=0")) => (Event::Click, false),
+        (Path::Event, Some(e)) => (
+            e.strip_prefix("e=")
+                .and_then(Event::of_vast_name)
+                .ok_or_else(bad)?,
+            false,
+        ),
+        _ => return Err(bad()),
+    };
+    let text = |i: usize| notice::decode(values[i]).ok_or_else(bad);
+    let bid = u128::from_str_radix(values[0], 16).map_err(|_| bad())?;
+    Ok(Tracked {
+        event,
+        bid,
+        line_item: text(2)?,
+        creative: text(4)?,
+        exchange: text(8)?,
+        keyword: Some(notice::decode(keyword).ok_or_else(bad)?).filter(|k| !k.is_empty()),
+        test: values[7] == "1",
+        at_ms: values[6].parse().map_err(|_| bad())?,
+        redirect,
+    })
+}
+
+/// Which (bid, event) pairs were counted, so each counts once. Kept by
+/// the hour of arrival, and an hour is dropped whole once events that old
+/// can no longer be accepted (their URLs expire with the bid's notices).
+/// Past `max_entries` the oldest hour goes early (counted), so a flood
+/// cannot grow it without bound.
+pub struct Seen {
+    shards: Vec<Mutex<Shard>>,
+    keep_hours: i64,
+    max_per_shard: usize,
+    evicted: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Keys are the bid's low 56 bits and the event: 8 bytes an entry.
+    /// Bid ids are 128 random bits, so two bids sharing a key among ten
+    /// million is a chance under one in ten thousand (one event uncounted).
+    hours: VecDeque<(i64, HashSet<u64>)>,
+    len: usize,
+}
+
+const SHARDS: usize = 16;
+const HOUR_MS: i64 = 3_600_000;
+
+impl Seen {
+    pub fn new(keep_ms: i64, max_entries: usize) -> Seen {
+        Seen {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            // One more hour than the window: an hour's bucket holds events
+            // from all of it.
+            keep_hours: (keep_ms.max(0) as u64).div_ceil(HOUR_MS as u64) as i64 + 1,
+            max_per_shard: (max_entries / SHARDS).max(1),
+            evicted: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `true` the first time (bid, event) is seen.
+    pub fn first(&self, bid: u128, event: Event, now_ms: i64) -> bool {
+        let hour = now_ms.div_euclid(HOUR_MS);
+        let key = (bid as u64 & ((1 << 56) - 1)) | (u64::from(event.code()) << 56);
+        let shard = &self.shards[(bid as usize) % SHARDS];
+        let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
+        while s
+            .hours
+            .front()
+            .is_some_and(|(h, _)| *h <= hour - self.keep_hours)
+        {
+            if let Some((_, old)) = s.hours.pop_front() {
+                s.len -= old.len();
+            }
+        }
+        if s.hours.iter().any(|(_, set)| set.contains(&key)) {
+            return false;
+        }
+        if s.len >= self.max_per_shard {
+            if let Some((_, old)) = s.hours.pop_front() {
+                s.len -= old.len();
+                self.evicted
+                    .fetch_add(old.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        match s.hours.back_mut() {
+            Some((h, set)) if *h >= hour => {
+                set.insert(key);
+            }
+            _ => s.hours.push_back((hour, HashSet::from([key]))),
+        }
+        s.len += 1;
+        true
+    }
+
+    /// Entries dropped early to stay within the bound.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The 1x1 transparent GIF an impression pixel answers with.
+pub const PIXEL_GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// Creative id → (advertiser, creative) indices: where a click goes.
+pub(crate) type CreativeIndex = HashMap<String, (usize, usize)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use config::{ChargeOn, Micros, Rate};
+
+    fn signer() -> Signer {
+        Signer::new(b"tracking test secret")
+    }
+
+    fn urls(keyword: Option<&str>) -> Urls<'static> {
+        let signed = notice::NoticeUrl {
+            bid_id: "0123456789abcdef0123456789abcdef",
+            imp_id: "1",
+            line_item_and_order: "&li=li-1&o=o-1",
+            creative: "c-1",
+            bid_price: Micros(2_000_000),
+            at_ms: 1_764_000_000_000,
+            test: false,
+            exchange: "adx",
+            currency: "USD",
+            rate: Rate::ONE,
+            charge_on: ChargeOn::First,
+            encrypted: false,
+        }
+        .signed();
+        Urls::new("https://bidder.example/", &signed, keyword, &signer())
+    }
+
+    fn query(url: &str) -> (Path, &str) {
+        let (path, q) = url
+            .strip_prefix("https://bidder.example")
+            .unwrap()
+            .split_once('?')
+            .unwrap();
+        (Path::of(path).unwrap(), q)
+    }
+
+    #[test]
+    fn every_url_reads_back_as_written() {
+        let u = urls(Some("phrase:mystery novel"));
+        let impression = u.impression();
+        let (p, q) = query(&impression);
+        let t = verify(p, q, &signer()).unwrap();
+        assert_eq!(t.event, Event::Impression);
+        assert_eq!(t.bid, 0x0123456789abcdef0123456789abcdef);
+        assert_eq!(t.line_item, "li-1");
+        assert_eq!(t.creative, "c-1");
+        assert_eq!(t.exchange, "adx");
+        assert_eq!(t.keyword.as_deref(), Some("phrase:mystery novel"));
+        let click = u.click();
+        let (p, q) = query(&click);
+        let t = verify(p, q, &signer()).unwrap();
+        assert_eq!((t.event, t.redirect), (Event::Click, true));
+        let beacon = u.click_beacon();
+        let (p, q) = query(&beacon);
+        assert!(!verify(p, q, &signer()).unwrap().redirect);
+        for name in [
+            "start",
+            "firstQuartile",
+            "midpoint",
+            "thirdQuartile",
+            "complete",
+            "creativeView",
+        ] {
+            let url = u.vast_event(name);
+            let (p, q) = query(&url);
+            let t = verify(p, q, &signer()).unwrap();
+            assert_eq!(t.event.vast_name(), Some(name));
+        }
+        let plain = urls(None).impression();
+        let (p, q) = query(&plain);
+        assert_eq!(verify(p, q, &signer()).unwrap().keyword, None);
+    }
+
+    #[test]
+    fn altered_or_moved_urls_count_nothing() {
+        let u = urls(None);
+        let start = u.vast_event("start");
+        let (_, q) = query(&start);
+        for forged in [
+            q.replace("e=start", "e=complete"),
+            q.replace("li=li-1", "li=li-2"),
+            q.replace("&k=", "&k=exact%3Ax"),
+            format!("{q}&x=1"),
+            q.replace("&s=", "&s=0"),
+        ] {
+            assert_eq!(
+                verify(Path::Event, &forged, &signer()),
+                Err(TrackError::Signature),
+                "{forged}"
+            );
+        }
+        // Each URL is good for its own path only, and never as a notice.
+        assert!(verify(Path::Impression, q, &signer()).is_err());
+        assert!(verify(Path::Click, q, &signer()).is_err());
+        let click = u.click();
+        let (_, cq) = query(&click);
+        assert!(verify(Path::Click, &cq.replace("d=1", "d=0"), &signer()).is_err());
+        assert!(notice::verify(notice::Kind::Win, cq, &signer(), 0, i64::MAX).is_err());
+        assert!(verify(Path::Click, cq, &Signer::new(b"another")).is_err());
+    }
+
+    #[test]
+    fn each_event_of_a_bid_counts_once_within_the_window() {
+        let seen = Seen::new(24 * HOUR_MS, 1_000_000);
+        let t0 = 1_764_000_000_000;
+        assert!(seen.first(1, Event::Impression, t0));
+        assert!(!seen.first(1, Event::Impression, t0 + HOUR_MS));
+        assert!(seen.first(1, Event::Click, t0));
+        assert!(seen.first(2, Event::Impression, t0));
+        assert!(!seen.first(1, Event::Impression, t0 + 24 * HOUR_MS));
+        // Past the window the hour is gone (the URL has expired by then).
+        assert!(seen.first(1, Event::Impression, t0 + 27 * HOUR_MS));
+    }
+
+    #[test]
+    fn the_store_is_bounded() {
+        let seen = Seen::new(24 * HOUR_MS, SHARDS * 100);
+        let t0 = 1_764_000_000_000;
+        for hour in 0..10 {
+            for i in 0..100u128 {
+                seen.first(
+                    i * SHARDS as u128 + hour as u128 * 1_000_000,
+                    Event::Impression,
+                    t0 + hour * HOUR_MS,
+                );
+            }
+        }
+        let total: usize = seen.shards.iter().map(|s| s.lock().unwrap().len).sum();
+        assert!(total <= SHARDS * 101, "{total}");
+        assert!(seen.evicted() > 0);
+    }
+}
