@@ -547,6 +547,7 @@ impl App {
             signer: &self.signer,
             profile,
             currency: ctx.currency,
+            user: ctx.visitor.user.filter(|_| ctx.restriction.is_none()),
         }
         .write(&choices, &bid_ids, &new_bid_id());
         Ok((json, keys))

@@ -32,6 +32,9 @@ pub(crate) struct Answer<'a> {
     pub profile: &'a crate::snapshot::Profile,
     /// What prices are written in.
     pub currency: crate::context::Currency,
+    /// Who the ads are for, when privacy signals let us remember it (for
+    /// attribution).
+    pub user: Option<&'a str>,
 }
 
 impl Answer<'_> {
@@ -104,6 +107,7 @@ impl Answer<'_> {
             self.public_url,
             &signed,
             choice.keyword.as_deref(),
+            self.user,
             self.signer,
         );
         match &choice.kind {

@@ -4,7 +4,10 @@
 //!
 //! A tracking URL carries its bid's signed notice text (bid, imp, line item,
 //! order, creative, price, time, test flag, exchange terms), then the
-//! keyword that matched (`k`, for the search-term report) and what the URL
+//! keyword that matched (`k`, for the search-term report), who saw the ad
+//! (`u`: a keyed hash of the user id, so that a later purchase can be
+//! attributed to it without the URL showing the id; empty where privacy
+//! signals forbid keeping data about the user) and what the URL
 //! is for: nothing more for an impression, `d` for a click (1: send the
 //! browser on to the creative's click URL; 0: a beacon, as VAST and native
 //! click trackers are), `e` for a VAST event. The HMAC covers all of it
@@ -126,18 +129,24 @@ pub struct Urls<'a> {
 
 impl<'a> Urls<'a> {
     /// `notice_signed` is the bid's signed notice text; `keyword` the
-    /// matched keyword, if any.
+    /// matched keyword, if any; `user` who the ad is for, when it may be
+    /// remembered.
     pub fn new(
         base: &'a str,
         notice_signed: &str,
         keyword: Option<&str>,
+        user: Option<&str>,
         signer: &Signer,
     ) -> Urls<'a> {
-        let mut signed = String::with_capacity(notice_signed.len() + 40);
+        let mut signed = String::with_capacity(notice_signed.len() + 60);
         signed.push_str(notice_signed);
         signed.push_str("&k=");
         if let Some(k) = keyword {
             signed.push_str(&notice::encode(k));
+        }
+        signed.push_str("&u=");
+        if let Some(u) = user {
+            signed.push_str(&user_key(signer, u));
         }
         let mac = signer.state(&signed);
         Urls {
@@ -194,6 +203,8 @@ pub struct Tracked {
     pub creative: String,
     pub exchange: String,
     pub keyword: Option<String>,
+    /// [`user_key`] of who saw the ad, when it may be remembered.
+    pub user: Option<String>,
     pub test: bool,
     pub at_ms: i64,
     /// A click the browser follows (rather than a beacon).
@@ -235,6 +246,10 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         .next()
         .and_then(|p| p.strip_prefix("k="))
         .ok_or_else(bad)?;
+    let user = pairs
+        .next()
+        .and_then(|p| p.strip_prefix("u="))
+        .ok_or_else(bad)?;
     let tail = pairs.next();
     if pairs.next().is_some() {
         return Err(bad());
@@ -260,10 +275,24 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         creative: text(4)?,
         exchange: text(8)?,
         keyword: Some(notice::decode(keyword).ok_or_else(bad)?).filter(|k| !k.is_empty()),
+        user: Some(user.to_owned()).filter(|u| !u.is_empty()),
         test: values[7] == "1",
         at_ms: values[6].parse().map_err(|_| bad())?,
         redirect,
     })
+}
+
+/// A user id as tracking URLs carry it: 64 bits of an HMAC under the
+/// notice secret (shared by replicas), so the same shopper gets the same
+/// key everywhere and the URL does not show who it is.
+pub fn user_key(signer: &Signer, user: &str) -> String {
+    let mut out = String::with_capacity(32);
+    let mac = signer.state(user);
+    let mut mac = mac;
+    hmac::Mac::update(&mut mac, b"\n");
+    Signer::sign_named(&mac, "user", &mut out);
+    out.truncate(16);
+    out
 }
 
 /// Which (bid, event) pairs were counted, so each counts once. Kept by
@@ -378,7 +407,13 @@ mod tests {
             encrypted: false,
         }
         .signed();
-        Urls::new("https://bidder.example/", &signed, keyword, &signer())
+        Urls::new(
+            "https://bidder.example/",
+            &signed,
+            keyword,
+            Some("u-1001"),
+            &signer(),
+        )
     }
 
     fn query(url: &str) -> (Path, &str) {
@@ -402,6 +437,13 @@ mod tests {
         assert_eq!(t.creative, "c-1");
         assert_eq!(t.exchange, "adx");
         assert_eq!(t.keyword.as_deref(), Some("phrase:mystery novel"));
+        assert_eq!(t.user, Some(user_key(&signer(), "u-1001")));
+        assert_eq!(t.user.as_deref().map(str::len), Some(16));
+        assert_ne!(user_key(&signer(), "u-1001"), user_key(&signer(), "u-1002"));
+        assert_ne!(
+            user_key(&signer(), "u-1001"),
+            user_key(&Signer::new(b"another"), "u-1001")
+        );
         let click = u.click();
         let (p, q) = query(&click);
         let t = verify(p, q, &signer()).unwrap();
@@ -436,6 +478,7 @@ mod tests {
             q.replace("e=start", "e=complete"),
             q.replace("li=li-1", "li=li-2"),
             q.replace("&k=", "&k=exact%3Ax"),
+            q.replace("&u=", "&u=0"),
             format!("{q}&x=1"),
             q.replace("&s=", "&s=0"),
         ] {
