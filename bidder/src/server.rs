@@ -227,6 +227,13 @@ fn track_response(path: crate::track::Path, answer: crate::app::TrackAnswer) -> 
         TrackAnswer::Redirect { url, .. } => {
             let mut r = Response::new(Full::new(Bytes::new()));
             *r.status_mut() = StatusCode::FOUND;
+            // Location is a URI, ASCII only, but the config takes any
+            // characters but spaces and controls (`/café`), and HeaderValue
+            // lets bytes above 0x7f through as they are. Non-ASCII goes
+            // percent-encoded as UTF-8, as a browser sends it; `%XX`
+            // already there stays.
+            let url =
+                percent_encoding::utf8_percent_encode(&url, percent_encoding::CONTROLS).to_string();
             match HeaderValue::from_str(&url) {
                 Ok(v) => {
                     r.headers_mut().insert(hyper::header::LOCATION, v);
