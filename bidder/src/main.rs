@@ -165,6 +165,11 @@ struct ServeArgs {
     /// (requests that need them get no bid, reason currency).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
     max_rates_age_days: u32,
+    /// Tracking (bid, event) pairs remembered to count each event once,
+    /// about 10-18 bytes each; past it the oldest ten minutes are forgotten
+    /// early (bidder_tracking_dedupe_evicted_total).
+    #[arg(long, default_value_t = 8_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
+    max_tracked_events: u64,
     /// Directory of the charge journal and its checkpoint (and of the
     /// notice secret when none is given): spend is replayed from it at
     /// start and every charge is on disk before its notice is acknowledged.
@@ -388,6 +393,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
         max_bids_per_line_item: args.max_bids_per_line_item as usize,
         max_rates_age_days: args.max_rates_age_days,
+        max_tracked_events: args.max_tracked_events as usize,
         limits: bidder::server::Limits {
             max_connections: connection_cap(args.max_connections as usize),
             header_timeout: Duration::from_secs(args.header_timeout_secs),

@@ -241,6 +241,12 @@ pub fn tracking_event(event: crate::track::Event) {
     metrics::counter!("bidder_tracking_events_total", "event" => event.as_str()).increment(1);
 }
 
+/// Tracking pairs forgotten before their time to stay within
+/// `--max-tracked-events`.
+pub fn tracking_evicted(n: usize) {
+    metrics::counter!("bidder_tracking_dedupe_evicted_total").increment(n as u64);
+}
+
 /// A tracking URL that counted nothing: `signature` (not ours, or
 /// changed), `expired`, `duplicate`.
 pub fn tracking_refused(reason: &'static str) {
@@ -316,6 +322,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_tracking_refused_total",
         "Tracking calls that counted nothing, by reason (signature, expired, duplicate)."
+    );
+    metrics::describe_counter!(
+        "bidder_tracking_dedupe_evicted_total",
+        "Tracking (bid, event) pairs forgotten early to stay within --max-tracked-events."
     );
     metrics::describe_counter!(
         "bidder_unknown_exchange_requests_total",

@@ -105,7 +105,14 @@ impl Answer<'_> {
         out.push_str(&item.cid_json);
         let track = crate::track::Urls::new(
             self.public_url,
-            &signed,
+            &crate::track::Bid {
+                bid_id,
+                line_item_and_order: &item.notice_ids,
+                creative: &creative.notice_id,
+                exchange: &self.profile.notice_id,
+                at_ms: self.now.as_millis(),
+                test: self.test,
+            },
             choice.keyword.as_deref(),
             self.user,
             self.signer,

@@ -2,15 +2,16 @@
 //! into the ads it serves, reading them back when a browser or a player
 //! calls, and counting each event of a bid once.
 //!
-//! A tracking URL carries its bid's signed notice text (bid, imp, line item,
-//! order, creative, price, time, test flag, exchange terms), then the
-//! keyword that matched (`k`, for the search-term report), who saw the ad
+//! A tracking URL carries its bid (id, line item, order, creative,
+//! exchange, time, test flag) — not its price: these URLs sit in pages and
+//! players anyone can read, and a bid price shown there would tell a
+//! publisher how to price against us — then the keyword that matched (`k`, for the search-term report), who saw the ad
 //! (`u`: a keyed hash of the user id, so that a later purchase can be
 //! attributed to it without the URL showing the id; empty where privacy
 //! signals forbid keeping data about the user) and what the URL
 //! is for: nothing more for an impression, `d` for a click (1: send the
 //! browser on to the creative's click URL; 0: a beacon, as VAST and native
-//! click trackers are), `e` for a VAST event. The HMAC covers all of it
+//! click trackers are), `ev` for a VAST event. The HMAC covers all of it
 //! under a name of its own (`track-impression`, `track-click`,
 //! `track-event`), so no tracking URL can stand in for a notice or for
 //! another event. A click goes only to the click URL the config gives its
@@ -120,6 +121,23 @@ impl Path {
     }
 }
 
+/// What a bid's tracking URLs say of it.
+pub struct Bid<'a> {
+    pub bid_id: &'a str,
+    /// `&li=…&o=…`, percent-encoded.
+    pub line_item_and_order: &'a str,
+    /// Percent-encoded.
+    pub creative: &'a str,
+    /// Percent-encoded.
+    pub exchange: &'a str,
+    pub at_ms: i64,
+    pub test: bool,
+}
+
+/// The signed parameters of a tracking URL, in order; a tail (`d` or `ev`)
+/// follows for clicks and events.
+const SIGNED: [&str; 9] = ["b", "li", "o", "c", "x", "ts", "t", "k", "u"];
+
 /// A bid's tracking URLs, its signed text hashed once.
 pub struct Urls<'a> {
     base: &'a str,
@@ -128,18 +146,25 @@ pub struct Urls<'a> {
 }
 
 impl<'a> Urls<'a> {
-    /// `notice_signed` is the bid's signed notice text; `keyword` the
-    /// matched keyword, if any; `user` who the ad is for, when it may be
-    /// remembered.
+    /// The bid's parameters, percent-encoded where they are ids (as the
+    /// notices have them); `keyword` the matched keyword, if any; `user` who
+    /// the ad is for, when it may be remembered.
     pub fn new(
         base: &'a str,
-        notice_signed: &str,
+        bid: &Bid<'_>,
         keyword: Option<&str>,
         user: Option<&str>,
         signer: &Signer,
     ) -> Urls<'a> {
-        let mut signed = String::with_capacity(notice_signed.len() + 60);
-        signed.push_str(notice_signed);
+        let mut signed = String::with_capacity(200);
+        signed.push_str("b=");
+        signed.push_str(&notice::encode(bid.bid_id));
+        signed.push_str(bid.line_item_and_order);
+        signed.push_str("&c=");
+        signed.push_str(bid.creative);
+        signed.push_str("&x=");
+        signed.push_str(bid.exchange);
+        signed.push_str(&format!("&ts={}&t={}", bid.at_ms, u8::from(bid.test)));
         signed.push_str("&k=");
         if let Some(k) = keyword {
             signed.push_str(&notice::encode(k));
@@ -190,7 +215,7 @@ impl<'a> Urls<'a> {
 
     /// A VAST `Tracking` URL of `event` (its VAST name).
     pub fn vast_event(&self, event: &str) -> String {
-        self.write(Path::Event, &format!("&e={event}"))
+        self.write(Path::Event, &format!("&ev={event}"))
     }
 }
 
@@ -231,8 +256,8 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
     }
     // Signed by us: the layout is ours. Read it strictly all the same.
     let mut pairs = signed.split('&');
-    let mut values = [""; notice::SIGNED.len()];
-    for (slot, want) in values.iter_mut().zip(notice::SIGNED) {
+    let mut values = [""; SIGNED.len()];
+    for (slot, want) in values.iter_mut().zip(SIGNED) {
         let (k, v) = pairs
             .next()
             .and_then(|p| p.split_once('='))
@@ -242,14 +267,6 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         }
         *slot = v;
     }
-    let keyword = pairs
-        .next()
-        .and_then(|p| p.strip_prefix("k="))
-        .ok_or_else(bad)?;
-    let user = pairs
-        .next()
-        .and_then(|p| p.strip_prefix("u="))
-        .ok_or_else(bad)?;
     let tail = pairs.next();
     if pairs.next().is_some() {
         return Err(bad());
@@ -259,7 +276,7 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         (Path::Click, Some("d=1")) => (Event::Click, true),
         (Path::Click, Some("d=0")) => (Event::Click, false),
         (Path::Event, Some(e)) => (
-            e.strip_prefix("e=")
+            e.strip_prefix("ev=")
                 .and_then(Event::of_vast_name)
                 .ok_or_else(bad)?,
             false,
@@ -271,13 +288,13 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
     Ok(Tracked {
         event,
         bid,
-        line_item: text(2)?,
-        creative: text(4)?,
-        exchange: text(8)?,
-        keyword: Some(notice::decode(keyword).ok_or_else(bad)?).filter(|k| !k.is_empty()),
-        user: Some(user.to_owned()).filter(|u| !u.is_empty()),
-        test: values[7] == "1",
-        at_ms: values[6].parse().map_err(|_| bad())?,
+        line_item: text(1)?,
+        creative: text(3)?,
+        exchange: text(4)?,
+        keyword: Some(text(7)?).filter(|k| !k.is_empty()),
+        user: Some(values[8].to_owned()).filter(|u| !u.is_empty()),
+        test: values[6] == "1",
+        at_ms: values[5].parse().map_err(|_| bad())?,
         redirect,
     })
 }
@@ -295,14 +312,16 @@ pub fn user_key(signer: &Signer, user: &str) -> String {
     out
 }
 
-/// Which (bid, event) pairs were counted, so each counts once. Kept by
-/// the hour of arrival, and an hour is dropped whole once events that old
-/// can no longer be accepted (their URLs expire with the bid's notices).
-/// Past `max_entries` the oldest hour goes early (counted), so a flood
-/// cannot grow it without bound.
+/// Which (bid, event) pairs were counted, so each counts once. Kept in
+/// ten-minute buckets of arrival, and a bucket is dropped whole once events
+/// that old can no longer be accepted (their URLs expire with the bid's
+/// notices). Past `max_entries` the oldest bucket goes early, counted in
+/// `bidder_tracking_dedupe_evicted_total`: under more events than that a
+/// day, duplicates are caught within a shorter window (most come within
+/// seconds: a pixel fired twice), and memory stays bounded.
 pub struct Seen {
     shards: Vec<Mutex<Shard>>,
-    keep_hours: i64,
+    keep_buckets: i64,
     max_per_shard: usize,
     evicted: std::sync::atomic::AtomicU64,
 }
@@ -317,15 +336,17 @@ struct Shard {
 }
 
 const SHARDS: usize = 16;
+const BUCKET_MS: i64 = 600_000;
+#[cfg(test)]
 const HOUR_MS: i64 = 3_600_000;
 
 impl Seen {
     pub fn new(keep_ms: i64, max_entries: usize) -> Seen {
         Seen {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            // One more hour than the window: an hour's bucket holds events
-            // from all of it.
-            keep_hours: (keep_ms.max(0) as u64).div_ceil(HOUR_MS as u64) as i64 + 1,
+            // One more bucket than the window: a bucket holds events from
+            // all of its ten minutes.
+            keep_buckets: (keep_ms.max(0) as u64).div_ceil(BUCKET_MS as u64) as i64 + 1,
             max_per_shard: (max_entries / SHARDS).max(1),
             evicted: std::sync::atomic::AtomicU64::new(0),
         }
@@ -333,14 +354,14 @@ impl Seen {
 
     /// `true` the first time (bid, event) is seen.
     pub fn first(&self, bid: u128, event: Event, now_ms: i64) -> bool {
-        let hour = now_ms.div_euclid(HOUR_MS);
+        let bucket = now_ms.div_euclid(BUCKET_MS);
         let key = (bid as u64 & ((1 << 56) - 1)) | (u64::from(event.code()) << 56);
         let shard = &self.shards[(bid as usize) % SHARDS];
         let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
         while s
             .hours
             .front()
-            .is_some_and(|(h, _)| *h <= hour - self.keep_hours)
+            .is_some_and(|(b, _)| *b <= bucket - self.keep_buckets)
         {
             if let Some((_, old)) = s.hours.pop_front() {
                 s.len -= old.len();
@@ -354,13 +375,14 @@ impl Seen {
                 s.len -= old.len();
                 self.evicted
                     .fetch_add(old.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::tracking_evicted(old.len());
             }
         }
         match s.hours.back_mut() {
-            Some((h, set)) if *h >= hour => {
+            Some((b, set)) if *b >= bucket => {
                 set.insert(key);
             }
-            _ => s.hours.push_back((hour, HashSet::from([key]))),
+            _ => s.hours.push_back((bucket, HashSet::from([key]))),
         }
         s.len += 1;
         true
@@ -385,31 +407,23 @@ pub(crate) type CreativeIndex = HashMap<String, (usize, usize)>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use config::{ChargeOn, Micros, Rate};
 
     fn signer() -> Signer {
         Signer::new(b"tracking test secret")
     }
 
     fn urls(keyword: Option<&str>) -> Urls<'static> {
-        let signed = notice::NoticeUrl {
+        let bid = Bid {
             bid_id: "0123456789abcdef0123456789abcdef",
-            imp_id: "1",
             line_item_and_order: "&li=li-1&o=o-1",
             creative: "c-1",
-            bid_price: Micros(2_000_000),
+            exchange: "adx",
             at_ms: 1_764_000_000_000,
             test: false,
-            exchange: "adx",
-            currency: "USD",
-            rate: Rate::ONE,
-            charge_on: ChargeOn::First,
-            encrypted: false,
-        }
-        .signed();
+        };
         Urls::new(
             "https://bidder.example/",
-            &signed,
+            &bid,
             keyword,
             Some("u-1001"),
             &signer(),
@@ -475,7 +489,7 @@ mod tests {
         let start = u.vast_event("start");
         let (_, q) = query(&start);
         for forged in [
-            q.replace("e=start", "e=complete"),
+            q.replace("ev=start", "ev=complete"),
             q.replace("li=li-1", "li=li-2"),
             q.replace("&k=", "&k=exact%3Ax"),
             q.replace("&u=", "&u=0"),
@@ -495,6 +509,8 @@ mod tests {
         let (_, cq) = query(&click);
         assert!(verify(Path::Click, &cq.replace("d=1", "d=0"), &signer()).is_err());
         assert!(notice::verify(notice::Kind::Win, cq, &signer(), 0, i64::MAX).is_err());
+        // No bid price in a URL that pages and players can read.
+        assert!(!cq.contains("bp=") && !cq.contains("cur="), "{cq}");
         assert!(verify(Path::Click, cq, &Signer::new(b"another")).is_err());
     }
 

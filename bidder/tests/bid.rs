@@ -52,6 +52,8 @@ fn remarketing_user_gets_a_first_price_banner_bid() {
     };
     let href = attr("<a href=\"");
     assert!(href.contains("/track/click?"), "{adm}");
+    // The page can read the markup: no bid price in it.
+    assert!(!adm.contains("bp=") && !adm.contains("6000000"), "{adm}");
     let click = s.notice(&href, "");
     assert_eq!(click.status, 302);
     assert_eq!(

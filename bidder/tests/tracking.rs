@@ -98,9 +98,7 @@ fn call(s: &Server, url: &str) -> Reply {
     get(s.bid, path_of(url))
 }
 
-/// The last value of query parameter `key` in `url`: what the URL reports
-/// comes after the bid's notice text (whose own `e` is the exchange's
-/// encryption flag, so an event URL has two).
+/// The last value of query parameter `key` in `url`.
 fn param<'u>(url: &'u str, key: &str) -> &'u str {
     let query = url.split_once('?').expect("a query").1;
     query
@@ -545,7 +543,7 @@ fn vast_trackers_answer_and_count_each_event_once() {
                 panic!("one {vast} tracker: {urls:?}")
             };
             assert!(url.starts_with("https://bidder.test/track/event?"), "{url}");
-            assert_eq!(param(url, "e"), vast);
+            assert_eq!(param(url, "ev"), vast);
             let r = counting(&s, &[(event(metric), 1.0)], || call(&s, url));
             assert_beacon(&r);
             let r = counting(&s, &[(refused("duplicate"), 1.0)], || call(&s, url));
@@ -553,7 +551,7 @@ fn vast_trackers_answer_and_count_each_event_once() {
         }
         // Another event's name on a signed URL.
         let start = of("Tracking start")[0];
-        let forged = start.replace("&e=start&", "&e=complete&");
+        let forged = start.replace("&ev=start&", "&ev=complete&");
         assert_ne!(forged, start);
         let r = counting(&s, &[(refused("signature"), 1.0)], || call(&s, &forged));
         assert_eq!(r.status, 403);
