@@ -71,7 +71,7 @@ fn ctv_preroll_with_a_companion() {
         "thirdQuartile",
         "complete",
     ] {
-        assert!(adm.contains(&format!("e={event}")), "{event}");
+        assert!(adm.contains(&format!("ev={event}")), "{event}");
     }
     assert_valid_vast(adm);
 }
