@@ -3,8 +3,9 @@
 
 use std::borrow::Cow;
 
-use config::Timestamp;
+use config::{Micros, Timestamp};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -23,6 +24,19 @@ pub struct Event {
     /// The product id for views and purchases, the topic for interests.
     pub item: String,
     pub at: Timestamp,
+    /// What a purchase was worth, when the advertiser says.
+    pub sale: Option<Sale>,
+}
+
+/// A purchase's value and its order, for attribution and reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sale {
+    /// In micros of `currency`; `None` when only the order is known.
+    pub amount: Option<Micros>,
+    /// Upper-case ISO 4217.
+    pub currency: Option<String>,
+    /// The advertiser's order id: a repeated order counts once.
+    pub order_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -46,6 +60,13 @@ struct Line<'a> {
     interest: Option<Cow<'a, str>>,
     #[serde(borrow)]
     at: Cow<'a, str>,
+    /// A number or a decimal string: read as exact text.
+    #[serde(default, borrow)]
+    amount: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    currency: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    order_id: Option<Cow<'a, str>>,
 }
 
 /// One event as parsed, borrowing from the input where JSON escapes allow.
@@ -54,6 +75,7 @@ pub(crate) struct Parsed<'a> {
     pub kind: EventKind,
     pub item: Cow<'a, str>,
     pub at: Timestamp,
+    pub sale: Option<Sale>,
 }
 
 /// The non-blank lines of `text`, trimmed, with their 1-based line numbers.
@@ -73,7 +95,7 @@ pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
     }
     let at = Timestamp::parse_rfc3339(&line.at)
         .map_err(|e| format!("\"at\" is not an RFC 3339 time: {e}"))?;
-    let (kind, item) = match (&*line.event, line.product, line.interest) {
+    let (kind, item) = match (&*line.event, line.product.clone(), line.interest.clone()) {
         ("view", Some(p), None) => (EventKind::View, p),
         ("purchase", Some(p), None) => (EventKind::Purchase, p),
         ("interest", None, Some(t)) => (EventKind::Interest, t),
@@ -95,12 +117,66 @@ pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
     if item.is_empty() {
         return Err("the product or interest is empty".into());
     }
+    let sale = sale(&line, kind)?;
     Ok(Parsed {
         user: line.user,
         kind,
         item,
         at,
+        sale,
     })
+}
+
+/// Longest order id kept: ids are the advertiser's, not a place to store
+/// documents.
+const MAX_ORDER_ID: usize = 128;
+
+/// The sale fields of a line: only on purchases; an amount needs its
+/// currency.
+fn sale(line: &Line<'_>, kind: EventKind) -> Result<Option<Sale>, String> {
+    if line.amount.is_none() && line.currency.is_none() && line.order_id.is_none() {
+        return Ok(None);
+    }
+    if kind != EventKind::Purchase {
+        return Err("only a \"purchase\" has \"amount\", \"currency\" or \"order_id\"".into());
+    }
+    let amount = match line.amount {
+        None => None,
+        Some(raw) => {
+            let text = raw.get().trim_matches('"');
+            match Micros::parse_decimal(text) {
+                Ok(m) if m >= Micros::ZERO => Some(m),
+                Ok(_) => return Err("\"amount\" cannot be negative".into()),
+                Err(e) => return Err(format!("\"amount\" {e}")),
+            }
+        }
+    };
+    let currency = match &line.currency {
+        None if amount.is_some() => {
+            return Err("an \"amount\" needs its \"currency\", like \"USD\"".into())
+        }
+        None => None,
+        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Some(c.to_ascii_uppercase())
+        }
+        Some(c) => {
+            return Err(format!(
+                "\"currency\" {c:?} is not an ISO 4217 code like USD"
+            ))
+        }
+    };
+    let order_id = match &line.order_id {
+        Some(o) if o.is_empty() => return Err("\"order_id\" is empty".into()),
+        Some(o) if o.len() > MAX_ORDER_ID => {
+            return Err(format!("\"order_id\" is longer than {MAX_ORDER_ID} bytes"))
+        }
+        o => o.as_deref().map(str::to_owned),
+    };
+    Ok(Some(Sale {
+        amount,
+        currency,
+        order_id,
+    }))
 }
 
 /// Parses JSON lines. Blank lines are skipped. The whole text is refused on
@@ -118,6 +194,7 @@ pub fn parse_jsonl(source_name: &str, text: &str) -> Result<Vec<Event>, DataErro
                 kind: p.kind,
                 item: p.item.into_owned(),
                 at: p.at,
+                sale: p.sale,
             })
         })
         .collect()
@@ -139,6 +216,45 @@ mod tests {
         assert_eq!(events[1].kind, EventKind::Purchase);
         assert_eq!(events[2].kind, EventKind::Interest);
         assert_eq!(events[2].item, "hiking");
+    }
+
+    #[test]
+    fn purchases_carry_their_sale() {
+        let text = r#"{"user":"u1","event":"purchase","product":"P1","at":"2026-11-21T10:00:00Z","amount":"24.99","currency":"usd","order_id":"A-1"}
+{"user":"u1","event":"purchase","product":"P1","at":"2026-11-21T10:00:00Z","amount":1999.5,"currency":"JPY"}
+{"user":"u1","event":"purchase","product":"P1","at":"2026-11-21T10:00:00Z"}"#;
+        let events = parse_jsonl("t.jsonl", text).unwrap();
+        assert_eq!(
+            events[0].sale,
+            Some(Sale {
+                amount: Some(Micros(24_990_000)),
+                currency: Some("USD".into()),
+                order_id: Some("A-1".into()),
+            })
+        );
+        assert_eq!(
+            events[1].sale.as_ref().and_then(|s| s.amount),
+            Some(Micros(1_999_500_000))
+        );
+        assert_eq!(events[2].sale, None);
+        for (bad, want) in [
+            (r#""amount":"1.5""#, "needs its \"currency\""),
+            (r#""amount":"-1","currency":"USD""#, "negative"),
+            (r#""amount":"1e3","currency":"USD""#, "amount"),
+            (r#""amount":"1.5","currency":"US""#, "ISO 4217"),
+            (r#""order_id":"""#, "empty"),
+        ] {
+            let line = format!(
+                r#"{{"user":"u1","event":"purchase","product":"P1","at":"2026-11-21T10:00:00Z",{bad}}}"#
+            );
+            let err = parse_jsonl("x", &line).unwrap_err();
+            assert!(err.reason.contains(want), "{bad}: {}", err.reason);
+        }
+        let view = r#"{"user":"u1","event":"view","product":"P1","at":"2026-11-21T10:00:00Z","order_id":"A-1"}"#;
+        assert!(parse_jsonl("x", view)
+            .unwrap_err()
+            .reason
+            .contains("only a \"purchase\""));
     }
 
     #[test]

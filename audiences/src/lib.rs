@@ -12,5 +12,5 @@
 mod event;
 mod store;
 
-pub use event::{parse_jsonl, DataError, Event, EventKind};
+pub use event::{parse_jsonl, DataError, Event, EventKind, Sale};
 pub use store::{Page, Store, Visitor, DEFAULT_RETENTION_DAYS, ITEM_SHARDS, USER_SHARDS};

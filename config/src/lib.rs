@@ -26,8 +26,8 @@ mod validate;
 pub use countries::country_alpha2;
 pub use load::{load_dir, load_files};
 pub use model::{
-    Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Budget, ChargeOn, Config,
-    Creative, CreativeKind, CurrencyRates, DaypartSlot, DaypartZone, Dayparts, Device,
+    Advertiser, AllowBlock, Attribution, Audience, AudienceKind, AudienceRule, Budget, ChargeOn,
+    Config, Creative, CreativeKind, CurrencyRates, DaypartSlot, DaypartZone, Dayparts, Device,
     EncryptionScheme, Exchange, Flight, FrequencyCap, Image, Keywords, LineItem, Media, MediaFile,
     NativeCreative, Order, Os, Placement, PriceEncryption, Service, Summary, Targeting,
 };

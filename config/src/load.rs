@@ -271,7 +271,7 @@ mod tests {
             (
                 4,
                 3,
-                "unknown key \"domain\" in advertiser; expected one of: id, name, domains, categories"
+                "unknown key \"domain\" in advertiser; expected one of: id, name, domains, categories, products, attribution"
                     .to_owned()
             )
         );

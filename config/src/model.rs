@@ -81,11 +81,32 @@ pub struct Advertiser {
     pub name: String,
     pub domains: Vec<String>,
     pub categories: Vec<String>,
+    /// Its product ids, for attribution; empty: nothing is attributed.
+    pub products: Vec<String>,
+    pub attribution: Attribution,
     pub audiences: Vec<Audience>,
     pub creatives: Vec<Creative>,
     pub orders: Vec<Order>,
     /// The file it was loaded from, as given to the loader.
     pub file: PathBuf,
+}
+
+/// How long after an ad a shopper's view or purchase is its doing: the
+/// last click within `click_days`, else the last impression within
+/// `view_days`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attribution {
+    pub click_days: u32,
+    pub view_days: u32,
+}
+
+impl Default for Attribution {
+    fn default() -> Self {
+        Attribution {
+            click_days: 14,
+            view_days: 14,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

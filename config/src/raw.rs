@@ -238,6 +238,24 @@ mappings! {
         /// the request's `bcat`.
         #[serde(default)]
         pub categories: List<Text>,
+        /// The advertiser's product ids: a view or purchase of one of them is
+        /// attributed to the advertiser's last ad the shopper clicked or saw.
+        #[serde(default)]
+        pub products: Option<Spanned<List<Text>>>,
+        /// How long after an ad a view or purchase still counts as its doing.
+        #[serde(default)]
+        pub attribution: Option<Spanned<RawAttribution>>,
+    }
+
+    /// Attribution windows, in days (1 to 90; 14 each when not given).
+    #[mapping = "attribution"]
+    pub(crate) struct RawAttribution {
+        /// Days after a click.
+        #[serde(default)]
+        pub click_days: Option<Int>,
+        /// Days after an impression, when no click came.
+        #[serde(default)]
+        pub view_days: Option<Int>,
     }
 
     /// A set of users (views, interests) or of pages (products, categories)

@@ -332,6 +332,15 @@ impl FileChecker<'_> {
         for category in &adv.categories.0 {
             self.not_empty(&subject, "a category", category);
         }
+        let mut products: Vec<String> = Vec::new();
+        for product in adv.products.iter().flat_map(|l| &l.value.0) {
+            if self.not_empty(&subject, "a product id", product)
+                && !products.contains(&product.value)
+            {
+                products.push(product.value.clone());
+            }
+        }
+        let attribution = self.attribution(&subject, adv.attribution.as_ref());
 
         let scope = Scope {
             advertiser: &adv.id.value,
@@ -381,10 +390,34 @@ impl FileChecker<'_> {
             name: adv.name.value.clone(),
             domains: domains.iter().map(|d| d.value.clone()).collect(),
             categories: strings(&adv.categories),
+            products,
+            attribution,
             audiences,
             creatives,
             orders,
             file: self.file.to_path_buf(),
+        }
+    }
+
+    /// Windows of 1 to 90 days, 14 when not given.
+    fn attribution(
+        &mut self,
+        subject: &str,
+        raw: Option<&Spanned<crate::raw::RawAttribution>>,
+    ) -> crate::model::Attribution {
+        let default = crate::model::Attribution::default();
+        let Some(raw) = raw else {
+            return default;
+        };
+        let mut days = |key: &str, v: &Option<Int>, fallback: u32| match v {
+            Some(v) => self
+                .whole(subject, &format!("attribution {key}"), v, 1..=90)
+                .unwrap_or(fallback),
+            None => fallback,
+        };
+        crate::model::Attribution {
+            click_days: days("click_days", &raw.value.click_days, default.click_days),
+            view_days: days("view_days", &raw.value.view_days, default.view_days),
         }
     }
 

@@ -898,3 +898,73 @@ fn managed_native_order_needs_the_display_minimum() {
          items needs a total budget of at least 50,000.00 (it has 500.00)",
     );
 }
+
+// ---- products and attribution ----
+
+#[test]
+fn products_and_attribution_windows_are_read() {
+    let config = assert_loads(&[("a.yaml", BASE)]);
+    assert_eq!(config.advertisers[0].products, Vec::<String>::new());
+    assert_eq!(
+        config.advertisers[0].attribution,
+        config::Attribution {
+            click_days: 14,
+            view_days: 14
+        }
+    );
+    let text = edit(
+        BASE,
+        "  domains: [acme.example]\n",
+        "  domains: [acme.example]\n  products: [P1, P2, P1]\n  attribution: { click_days: 30, view_days: 1 }\n",
+    );
+    let config = assert_loads(&[("a.yaml", &text)]);
+    let acme = &config.advertisers[0];
+    assert_eq!(acme.products, ["P1", "P2"], "duplicates dropped");
+    assert_eq!(
+        acme.attribution,
+        config::Attribution {
+            click_days: 30,
+            view_days: 1
+        }
+    );
+    let only_clicks = edit(
+        BASE,
+        "  domains: [acme.example]\n",
+        "  domains: [acme.example]\n  attribution: { click_days: 7 }\n",
+    );
+    assert_eq!(
+        assert_loads(&[("a.yaml", &only_clicks)]).advertisers[0].attribution,
+        config::Attribution {
+            click_days: 7,
+            view_days: 14
+        }
+    );
+}
+
+#[test]
+fn attribution_windows_are_1_to_90_days() {
+    for (days, shown) in [("0", "0"), ("91", "91")] {
+        let text = edit(
+            BASE,
+            "  domains: [acme.example]\n",
+            &format!("  domains: [acme.example]\n  attribution: {{ view_days: {days} }}\n"),
+        );
+        assert_problem(
+            &text,
+            at(&text, &format!("view_days: {days}"), days),
+            &format!(
+                "advertiser \"acme\": attribution view_days must be between 1 and 90 (it is {shown})"
+            ),
+        );
+    }
+    let text = edit(
+        BASE,
+        "  domains: [acme.example]\n",
+        "  domains: [acme.example]\n  products: [P1, \"\"]\n",
+    );
+    assert_problem(
+        &text,
+        at(&text, "P1, \"\"", "\"\""),
+        "advertiser \"acme\": a product id is empty",
+    );
+}
