@@ -44,7 +44,7 @@ fi
 export CARGO_TARGET_DIR=$root/target/fuzz
 export CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true
 export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
-packages=(ortb bidder config creatives)
+packages=(ortb bidder config creatives pricecrypt)
 
 # Shrinking a failure is bounded so the report comes in reasonable time.
 export PROPTEST_MAX_SHRINK_TIME=20000

@@ -1,7 +1,8 @@
 //! What the fuzz targets of every crate share (included with `#[path]` by
-//! `openrtb/tests/fuzz.rs`, `config/tests/fuzz.rs`, `bidder/tests/fuzz.rs`
-//! and `creatives/tests/fuzz.rs`): the case count, and the last input of each
-//! property kept on disk for `scripts/fuzz.sh`.
+//! `openrtb/tests/fuzz.rs`, `config/tests/fuzz.rs`, `bidder/tests/fuzz.rs`,
+//! `creatives/tests/fuzz.rs` and `pricecrypt/tests/fuzz.rs`): the case
+//! count, and the last input of each property kept on disk for
+//! `scripts/fuzz.sh`.
 
 use std::fs;
 use std::path::PathBuf;
@@ -68,6 +69,7 @@ pub(crate) enum ByteEdit {
     Truncate(Index),
 }
 
+#[allow(dead_code)] // not every target edits bytes
 impl ByteEdit {
     pub(crate) fn apply(&self, bytes: &mut Vec<u8>) {
         // Positions index 0..=len so that the end is reachable too.
