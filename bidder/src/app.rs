@@ -68,7 +68,8 @@ pub struct Settings {
     /// nothing: requests that need them get no bid (reason `currency`).
     pub max_rates_age_days: u32,
     /// (bid, event) pairs remembered to count each tracking event once
-    /// (about 10 bytes each); past it the oldest hour is forgotten early.
+    /// (10-18 bytes each); past it the oldest ten minutes are forgotten
+    /// early.
     pub max_tracked_events: usize,
 }
 
