@@ -6,7 +6,7 @@
 mod common;
 
 use bidder::Settings;
-use common::{banner_request, Server};
+use common::{banner_request, Server, NATIVE_AD};
 use config::Micros;
 use serde_json::{json, Value};
 
@@ -31,18 +31,6 @@ fn banner_creative(id: &str, image: &str, extra: &str) -> String {
          click_url: https://shop.example/\n{extra}"
     )
 }
-
-const NATIVE_AD: &str = r#"  - id: tent-ad
-    format: native
-    title: Two-person tent
-    description: Light, quick to pitch, dry in a storm.
-    sponsored_by: Outfitter
-    image: { url: https://cdn.shop.example/tent.jpg, w: 1200, h: 627 }
-    icon: { url: https://cdn.shop.example/logo.png, w: 128, h: 128 }
-    cta: Shop now
-    price: $249.00
-    click_url: https://shop.example/tent
-"#;
 
 const VIDEO_AD: &str = r#"  - id: v15
     format: video

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use bidder::Settings;
-use common::{banner_request, get, post, request, shop_yaml, Reply, Server};
+use common::{banner_request, get, post, request, shop_yaml, Reply, Server, TUBE};
 use config::Micros;
 use serde_json::{json, Value};
 
@@ -50,38 +50,6 @@ fn shop() -> String {
         ),
     )
 }
-
-/// A second advertiser with one 15 s video creative (https throughout) and
-/// a video line item `vid` at 10.00.
-const TUBE: &str = "\
-advertiser:
-  id: tube
-  name: Tube
-  domains: [tube.example]
-  categories: [IAB1]
-creatives:
-  - id: clip-15s
-    format: video
-    duration_s: 15
-    media:
-      - url: https://cdn.tube.example/clip-15s-480.mp4
-        mime: video/mp4
-        width: 854
-        height: 480
-        bitrate_kbps: 1200
-    click_url: https://tube.example/
-orders:
-  - id: tube-o
-    service: self_service
-    budget: 1000.00
-    flight: { start: 2026-11-01, end: 2026-12-31 }
-    line_items:
-      - id: vid
-        media: video
-        cpm: 10.00
-        budget: { daily: 100.00 }
-        creatives: [clip-15s]
-";
 
 /// An exchange profile file: `id`, a name, and `extra` YAML lines (indented
 /// two spaces, under `exchange:`).

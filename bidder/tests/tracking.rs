@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use bidder::Settings;
-use common::{banner_request, get, request, Reply, Server};
+use common::{banner_request, get, request, Reply, Server, NATIVE_AD, TUBE};
 use config::Micros;
 use serde_json::{json, Value};
 
@@ -407,44 +407,6 @@ fn a_click_url_with_non_ascii_characters_redirects() {
 
 // ------------------------------------------------------------ video
 
-/// Advertiser `tube`: a 15 s video creative with a 300x250 companion, and
-/// video line item `vid`.
-const TUBE: &str = "\
-advertiser:
-  id: tube
-  name: Tube
-  domains: [tube.example]
-  categories: [IAB1]
-creatives:
-  - id: clip-15s
-    format: video
-    duration_s: 15
-    media:
-      - url: https://cdn.tube.example/clip-15s-480.mp4
-        mime: video/mp4
-        width: 854
-        height: 480
-        bitrate_kbps: 1200
-    click_url: https://tube.example/
-    companions: [tube-300]
-  - id: tube-300
-    format: display
-    size: 300x250
-    image_url: https://cdn.tube.example/c.png
-    click_url: https://tube.example/companion
-orders:
-  - id: tube-o
-    service: self_service
-    budget: 1000.00
-    flight: { start: 2026-11-01, end: 2026-12-31 }
-    line_items:
-      - id: vid
-        media: video
-        cpm: 10.00
-        budget: { daily: 100.00 }
-        creatives: [clip-15s]
-";
-
 /// A video slot on an https page with a 300x250 companion slot; the
 /// player speaks `protocols` (none: the VAST default, 3.0).
 fn video_request(protocols: Option<Value>) -> Value {
@@ -577,35 +539,6 @@ fn vast_trackers_answer_and_count_each_event_once() {
 
 // ------------------------------------------------------------ native
 
-const NATIVE: &str = "\
-advertiser:
-  id: shop
-  name: Shop
-  domains: [shop.example]
-  categories: [IAB22]
-creatives:
-  - id: tent-ad
-    format: native
-    title: Two-person tent
-    description: Light, quick to pitch, dry in a storm.
-    sponsored_by: Outfitter
-    image: { url: https://cdn.shop.example/tent.jpg, w: 1200, h: 627 }
-    icon: { url: https://cdn.shop.example/logo.png, w: 128, h: 128 }
-    cta: Shop now
-    click_url: https://shop.example/tent
-orders:
-  - id: o1
-    service: self_service
-    budget: 1000.00
-    flight: { start: 2026-11-01, end: 2026-12-31 }
-    line_items:
-      - id: nat
-        media: native
-        cpm: 3.00
-        budget: { daily: 100.00 }
-        creatives: [tent-ad]
-";
-
 /// A native 1.2 slot asking for a title; `eventtrackers` offered as given.
 fn native_request(eventtrackers: Option<Value>) -> Value {
     let mut native = json!({
@@ -627,7 +560,7 @@ fn native_request(eventtrackers: Option<Value>) -> Value {
 #[test]
 fn native_impression_and_click_trackers_answer_and_count_once() {
     let _serial = serial();
-    let s = server("native", &[("shop.yaml", NATIVE)], https());
+    let s = server("native", &[("shop.yaml", &native_shop())], https());
     let offered = json!([{ "event": 1, "methods": [1] }]);
     for eventtrackers in [Some(offered), None] {
         let with_events = eventtrackers.is_some();
@@ -745,4 +678,28 @@ fn tracking_never_charges() {
     assert_pixel(&call(&s, &pixel));
     assert_redirect(&call(&s, &click), CLICK_URL);
     assert_eq!(money(&s, "disp"), held);
+}
+
+/// `shop` with the shared native ad and native line item `nat`.
+fn native_shop() -> String {
+    let head = "advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+creatives:
+";
+    let orders = "orders:
+  - id: o1
+    service: self_service
+    budget: 1000.00
+    flight: { start: 2026-11-01, end: 2026-12-31 }
+    line_items:
+      - id: nat
+        media: native
+        cpm: 3.00
+        budget: { daily: 100.00 }
+        creatives: [tent-ad]
+";
+    format!("{head}{NATIVE_AD}{orders}")
 }
