@@ -67,8 +67,9 @@ pub(crate) fn explain<'s>(
         } else {
             for (imp, offer) in &imps {
                 let imp = *imp;
-                let r = select::imp_floor(ctx, imp)
-                    .and_then(|floor| select::check(snap, ctx, imp, offer, floor, i, item, stores));
+                // An unpriced imp floor leaves only deals with their own.
+                let floor = select::imp_floor(ctx, imp).ok();
+                let r = select::check(snap, ctx, imp, offer, floor, i, item, stores);
                 match r {
                     Ok(choice) => {
                         verdict.bids = true;

@@ -275,7 +275,13 @@ pub(crate) fn select_imp(
     if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() && imp.native.is_none() {
         return Err(NoBid::Media);
     }
-    let floor = imp_floor(ctx, imp)?;
+    // A floor that cannot be priced still leaves the imp's deals, which
+    // may carry floors of their own.
+    let floor = imp_floor(ctx, imp);
+    if floor.is_err() && imp.pmp.as_ref().is_none_or(|p| p.deals.is_empty()) {
+        return Err(NoBid::Currency);
+    }
+    let floor = floor.ok();
     let offer = Offer::of(imp, ctx);
     let slots = offer.slots();
 
@@ -339,8 +345,8 @@ pub(crate) fn select_imp(
 }
 
 /// An imp's floor in USD, rounded up from its currency; a floor in a
-/// currency without a rate cannot be compared, so the imp gets no bid
-/// rather than a guess.
+/// currency without a rate cannot be compared: `Err(Currency)`, and only
+/// deals with floors of their own may bid (never on a guess).
 pub(crate) fn imp_floor(ctx: &Context<'_>, imp: &Imp<'_>) -> Result<Micros, NoBid> {
     crate::context::floor_usd(imp.bidfloor, &imp.bidfloorcur, ctx.rates).ok_or(NoBid::Currency)
 }
@@ -381,7 +387,7 @@ pub(crate) fn check(
     ctx: &Context<'_>,
     imp: &Imp<'_>,
     offer: &Offer<'_>,
-    floor: Micros,
+    floor: Option<Micros>,
     index: usize,
     item: &Item,
     stores: &Stores<'_>,
@@ -442,14 +448,19 @@ pub(crate) fn check(
             return Err(NoBid::Deal);
         };
         if d.bidfloor > 0 {
-            floor = crate::context::floor_usd(d.bidfloor, &d.bidfloorcur, ctx.rates)
-                .ok_or(NoBid::Currency)?;
+            floor = Some(
+                crate::context::floor_usd(d.bidfloor, &d.bidfloorcur, ctx.rates)
+                    .ok_or(NoBid::Currency)?,
+            );
         }
         deal = Some(d.id.to_string());
     } else if private {
         // Only the listed deals may bid in a private auction.
         return Err(NoBid::Deal);
     }
+    let Some(floor) = floor else {
+        return Err(NoBid::Currency);
+    };
     if item.cpm < floor {
         return Err(NoBid::Floor);
     }

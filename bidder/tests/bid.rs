@@ -281,6 +281,41 @@ fn deals_and_private_auctions() {
 }
 
 #[test]
+fn an_unpriced_imp_floor_leaves_deals_with_floors_of_their_own() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "u-1001" });
+    // Gold has no rate: the imp's floor cannot be compared.
+    r["imp"][0]["bidfloor"] = json!(0.01);
+    r["imp"][0]["bidfloorcur"] = json!("XAU");
+    r["imp"][0]["pmp"] = json!({
+        "private_auction": 0,
+        "deals": [{ "id": "DEAL-NW-PREMIUM-01", "bidfloor": 3.0, "bidfloorcur": "USD" }]
+    });
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert_eq!(bid["dealid"], "DEAL-NW-PREMIUM-01", "the deal's own floor");
+    // Without a floor of its own the deal falls back on the imp's, which
+    // cannot be priced; the open market never bids on a guess.
+    let reason = |r: &serde_json::Value, li: &str| {
+        let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
+        v["line_items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["line_item"] == li)
+            .map(|x| x["reason"].clone())
+            .unwrap()
+    };
+    r["imp"][0]["pmp"]["deals"][0] = json!({ "id": "DEAL-NW-PREMIUM-01" });
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    assert_eq!(reason(&r, "nw-deal-premium"), "currency");
+    assert_eq!(reason(&r, "tent-remarketing-display"), "currency");
+    r["imp"][0].as_object_mut().unwrap().remove("pmp");
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    assert_eq!(reason(&r, "tent-remarketing-display"), "currency");
+}
+
+#[test]
 fn keyword_targeted_line_item() {
     let s = Server::example();
     let mut r = banner_request();
