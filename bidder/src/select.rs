@@ -89,6 +89,8 @@ pub(crate) struct AvOffer<'r> {
     pub plcmt: Option<i32>,
     /// Non-linear slots (`linearity: 2`) take overlays; our spots are linear.
     pub linear: bool,
+    /// Creative attributes the companion slots block (`companionad[].battr`).
+    pub companion_battr: Vec<i32>,
 }
 
 impl<'r> Offer<'r> {
@@ -130,6 +132,7 @@ impl<'r> Offer<'r> {
                 _ => 2,
             })),
             linear: v.linearity != Some(2),
+            companion_battr: companion_battr(&v.companionad),
         });
         let audio = imp.audio.as_deref().map(|a| AvOffer {
             slot: creatives::AvSlot {
@@ -152,6 +155,7 @@ impl<'r> Offer<'r> {
             // Audio spots play between songs or episodes: in-stream.
             plcmt: Some(1),
             linear: true,
+            companion_battr: companion_battr(&a.companionad),
         });
         // A native imp without a request cannot be filled: `null` reads as
         // no request object.
@@ -194,6 +198,19 @@ impl<'r> Offer<'r> {
         }
         slots
     }
+}
+
+/// Every attribute any companion slot blocks: a companion goes in one of
+/// them, and which one is the player's to choose.
+fn companion_battr(slots: &[ortb::Banner<'_>]) -> Vec<i32> {
+    let mut all: Vec<i32> = slots
+        .iter()
+        .take(MAX_SIZES)
+        .flat_map(|b| b.battr.iter().copied().take(32))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// 2.5 players may send the single `protocol` instead of `protocols`.
@@ -605,9 +622,15 @@ impl Usable<'_> {
         Ok(())
     }
 
-    /// A companion shows on the same page: https where the slot is.
-    fn companion(&self, creative: usize) -> bool {
-        !self.secure || self.snap.creative_json[self.advertiser][creative].https
+    /// A companion shows on the same page: https where the slot is, and
+    /// none of its attributes blocked by the companion slots.
+    fn companion(&self, creative: usize, battr: &[i32]) -> bool {
+        let adv = &self.snap.config.advertisers[self.advertiser];
+        (!self.secure || self.snap.creative_json[self.advertiser][creative].https)
+            && !adv.creatives[creative]
+                .attributes
+                .iter()
+                .any(|a| battr.contains(&i32::from(*a)))
     }
 }
 
@@ -668,7 +691,7 @@ fn fit_av(
             .companions
             .iter()
             .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
-            .filter(|&i| usable.companion(i))
+            .filter(|&i| usable.companion(i, &av.companion_battr))
             .collect();
         let companion_refs: Vec<&config::Creative> =
             companions.iter().map(|&i| &adv.creatives[i]).collect();

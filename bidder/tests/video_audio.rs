@@ -200,3 +200,43 @@ fn placement_targeting() {
     r["imp"][0]["video"]["placement"] = json!(1);
     assert_eq!(bids(&s, &r).len(), 1, "2.5 placement 1 is in-stream too");
 }
+
+/// `companionad[].battr` blocks a companion banner with that attribute:
+/// the spot goes without it (it is not required), the attributes of the
+/// video itself being the video's `battr`'s business.
+#[test]
+fn companion_slots_block_companions_by_attribute() {
+    let dir = common::tempdir("companion-battr");
+    let tube = common::TUBE.replace(
+        "    click_url: https://tube.example/companion\n",
+        "    click_url: https://tube.example/companion\n    attributes: [1]\n",
+    );
+    assert_ne!(tube, common::TUBE, "the companion got its attribute");
+    std::fs::write(dir.join("tube.yaml"), &tube).unwrap();
+    let s = Server::start(&dir, None);
+    let mut r = json!({
+        "id": "r1",
+        "tmax": 500,
+        "imp": [{
+            "id": "1",
+            "video": {
+                "mimes": ["video/mp4"], "minduration": 5, "maxduration": 30,
+                "w": 640, "h": 360, "plcmt": 1, "linearity": 1,
+                "companionad": [{ "id": "cb1", "w": 300, "h": 250 }]
+            }
+        }],
+        "site": { "domain": "news.example", "page": "http://news.example/" },
+        "device": { "devicetype": 2, "geo": { "country": "USA" } }
+    });
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1);
+    let adm = b[0]["adm"].as_str().unwrap();
+    assert!(adm.contains("CompanionAds"), "{adm}");
+    r["imp"][0]["video"]["companionad"][0]["battr"] = json!([1]);
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1, "the spot still bids");
+    let adm = b[0]["adm"].as_str().unwrap();
+    assert!(!adm.contains("CompanionAds"), "{adm}");
+    assert_valid_vast(adm);
+    let _ = std::fs::remove_dir_all(&dir);
+}
