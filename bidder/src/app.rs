@@ -449,7 +449,11 @@ impl App {
         let now_ms = ctx.now.as_millis();
         let after = |d: Duration| Timestamp(now_ms.saturating_add(d.as_millis() as i64));
         let (expires, forget) = (
-            after(self.settings.reservation_ttl),
+            after(
+                profile
+                    .reservation_ttl
+                    .unwrap_or(self.settings.reservation_ttl),
+            ),
             after(self.settings.notice_ttl),
         );
         // Imps past the first MAX_IMPS get no bid: no exchange offers more

@@ -88,6 +88,9 @@ pub struct Profile {
     pub vast_default: creatives::VastVersion,
     pub gzip_responses: bool,
     pub tmax_default: Option<std::time::Duration>,
+    /// How long its bids hold their cost with no notice (`None`: the
+    /// bidder's setting).
+    pub reservation_ttl: Option<std::time::Duration>,
     pub price_keys: Option<pricecrypt::Keys>,
     pub counters: crate::metrics::ExchangeCounters,
 }
@@ -106,6 +109,9 @@ impl Profile {
             tmax_default: e
                 .and_then(|e| e.tmax_default_ms)
                 .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
+            reservation_ttl: e
+                .and_then(|e| e.reservation_ttl_secs)
+                .map(|s| std::time::Duration::from_secs(u64::from(s))),
             // Validated when the config loaded.
             price_keys: e.and_then(|e| e.price_encryption.as_ref()).and_then(|p| {
                 pricecrypt::Keys::from_base64(&p.encryption_key, &p.integrity_key).ok()

@@ -830,3 +830,32 @@ fn a_reload_does_not_change_how_outstanding_notices_read_prices() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An exchange that bills on render may hold its bids longer than the
+/// bidder's default (60 s): their reservations end on its own schedule.
+#[test]
+fn an_exchange_may_hold_its_bids_longer() {
+    let _serial = serial();
+    let s = server(
+        "reservation-ttl",
+        &[
+            ("shop.yaml", &shop()),
+            (
+                "slow.yaml",
+                &exchange(
+                    "slow",
+                    "  charge_on: billing\n  reservation_ttl_secs: 600\n",
+                ),
+            ),
+        ],
+    );
+    let body = banner_request();
+    only_bid(&bid_to(&s, Some("slow"), &body));
+    only_bid(&bid_to(&s, None, &body));
+    s.clock.advance_millis(61_000);
+    assert_eq!(s.app.expire_reservations(), 1, "the default 60 s one");
+    s.clock.advance_millis(600_000 - 61_000 - 1);
+    assert_eq!(s.app.expire_reservations(), 0);
+    s.clock.advance_millis(1);
+    assert_eq!(s.app.expire_reservations(), 1, "slow's, at 600 s");
+}

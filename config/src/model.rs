@@ -1022,6 +1022,9 @@ pub struct Exchange {
     pub gzip_responses: bool,
     /// The deadline of a request that carries no `tmax`.
     pub tmax_default_ms: Option<u32>,
+    /// How long its bids hold their cost while no notice charges them
+    /// (`None`: the bidder's default).
+    pub reservation_ttl_secs: Option<u32>,
     pub file: PathBuf,
 }
 

@@ -388,6 +388,12 @@ mappings! {
         /// `tmax`: 10 to 10000.
         #[serde(default)]
         pub tmax_default_ms: Option<Int>,
+        /// How long a bid for this exchange holds its cost while no notice
+        /// charges it, in seconds (1 to 3600; default the bidder's
+        /// --reservation-ttl-secs). Exchanges that bill on render send
+        /// their billing notice later than others send wins.
+        #[serde(default)]
+        pub reservation_ttl_secs: Option<Int>,
     }
 
     /// The keys of `${AUCTION_PRICE}` encryption, read from the environment

@@ -224,6 +224,29 @@ fn exchange_id_is_a_url_segment() {
 }
 
 #[test]
+fn reservation_ttl_secs_is_1_to_3600() {
+    let text = format!("{EXCHANGE}  reservation_ttl_secs: 600\n");
+    assert_eq!(
+        assert_loads(&[("x.yaml", &text)]).exchanges[0].reservation_ttl_secs,
+        Some(600)
+    );
+    assert_eq!(
+        assert_loads(&[("x.yaml", EXCHANGE)]).exchanges[0].reservation_ttl_secs,
+        None
+    );
+    for bad in ["0", "3601"] {
+        let text = format!("{EXCHANGE}  reservation_ttl_secs: {bad}\n");
+        assert_problem(
+            &text,
+            at(&text, &format!("reservation_ttl_secs: {bad}"), bad),
+            &format!(
+                "exchange \"adx\": reservation_ttl_secs must be between 1 and 3600 (it is {bad})"
+            ),
+        );
+    }
+}
+
+#[test]
 fn exchange_name_is_not_empty() {
     let text = edit(EXCHANGE, "name: Ad Exchange", "name: \" \"");
     assert_problem(
@@ -298,7 +321,7 @@ fn unknown_key_in_exchange_names_the_mapping() {
         &text,
         at(&text, "gzip: true", "gzip"),
         "unknown key \"gzip\" in exchange; expected one of: id, name, price_encryption, \
-         charge_on, vast_default, gzip_responses, tmax_default_ms",
+         charge_on, vast_default, gzip_responses, tmax_default_ms, reservation_ttl_secs",
     );
 }
 

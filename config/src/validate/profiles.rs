@@ -107,6 +107,10 @@ impl FileChecker<'_> {
             .tmax_default_ms
             .as_ref()
             .map(|t| self.whole(&subject, "tmax_default_ms", t, TMAX_RANGE));
+        let reservation_ttl_secs = e
+            .reservation_ttl_secs
+            .as_ref()
+            .map(|t| self.whole(&subject, "reservation_ttl_secs", t, 1..=3600));
         Some(Exchange {
             id: e.id.value.clone(),
             name: e.name.value.clone(),
@@ -115,6 +119,7 @@ impl FileChecker<'_> {
             vast_default_protocol: vast_default_protocol?,
             gzip_responses: e.gzip_responses.as_ref().is_some_and(|g| g.value),
             tmax_default_ms: tmax_default_ms.map_or(Some(None), |t| t.map(Some))?,
+            reservation_ttl_secs: reservation_ttl_secs.map_or(Some(None), |t| t.map(Some))?,
             file: self.file.to_path_buf(),
         })
     }
