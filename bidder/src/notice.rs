@@ -167,9 +167,27 @@ fn hex(s: &str) -> Option<Vec<u8>> {
 /// its rate in nanos per USD, which notice charges (`w`, `b` or `f`), and
 /// whether the exchange encrypts its prices (`e`: 1 or 0). The terms are
 /// those of the bid: a reload between bid and notice changes none of them.
-pub(crate) const SIGNED: [&str; 13] = [
+const SIGNED: [&str; 13] = [
     "b", "i", "li", "o", "c", "bp", "ts", "t", "x", "cur", "r", "ch", "e",
 ];
+
+/// The values of the next `names.len()` pairs of `pairs`, each of which
+/// must be `name=value` with exactly that name in that place: the layout of
+/// what we sign is fixed, and any other is not one we wrote.
+pub(crate) fn signed_values<'q, const N: usize>(
+    pairs: &mut std::str::Split<'q, char>,
+    names: [&str; N],
+) -> Option<[&'q str; N]> {
+    let mut values = [""; N];
+    for (slot, want) in values.iter_mut().zip(names) {
+        let (k, v) = pairs.next()?.split_once('=')?;
+        if k != want {
+            return None;
+        }
+        *slot = v;
+    }
+    Some(values)
+}
 
 /// What a bid's notices say. Ids are given percent-encoded where the
 /// snapshot encoded them once per config load (`line_item_and_order` is
@@ -326,17 +344,7 @@ pub fn verify(
     // The layout is fixed: the eight signed parameters in order, `s`, then
     // `price` if the exchange kept it. No other shape is one we wrote.
     let mut pairs = query.split('&');
-    let mut values = [""; SIGNED.len()];
-    for (slot, want) in values.iter_mut().zip(SIGNED) {
-        let (k, v) = pairs
-            .next()
-            .and_then(|p| p.split_once('='))
-            .ok_or(NoticeError::Signature)?;
-        if k != want {
-            return Err(NoticeError::Signature);
-        }
-        *slot = v;
-    }
+    let values = signed_values(&mut pairs, SIGNED).ok_or(NoticeError::Signature)?;
     let sig = pairs
         .next()
         .and_then(|p| p.strip_prefix("s="))

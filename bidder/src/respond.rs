@@ -74,7 +74,7 @@ impl Answer<'_> {
         out.push_str(",\"price\":");
         // Rounded down: never more than the line item's CPM is worth.
         push_price(out, self.currency.rate.from_usd(choice.price));
-        let signed = NoticeUrl {
+        let notice = NoticeUrl {
             bid_id,
             imp_id,
             line_item_and_order: &item.notice_ids,
@@ -87,8 +87,8 @@ impl Answer<'_> {
             rate: self.currency.rate,
             charge_on: self.profile.charge_on,
             encrypted: self.profile.price_keys.is_some(),
-        }
-        .signed();
+        };
+        let signed = notice.signed();
         let urls = Prepared::new(self.public_url, &signed, self.signer);
         for kind in Kind::ALL {
             // Notice URLs hold only percent-encoded values and URL
@@ -105,14 +105,7 @@ impl Answer<'_> {
         out.push_str(&item.cid_json);
         let track = crate::track::Urls::new(
             self.public_url,
-            &crate::track::Bid {
-                bid_id,
-                line_item_and_order: &item.notice_ids,
-                creative: &creative.notice_id,
-                exchange: &self.profile.notice_id,
-                at_ms: self.now.as_millis(),
-                test: self.test,
-            },
+            &notice,
             choice.keyword.as_deref(),
             self.user,
             self.signer,

@@ -121,19 +121,6 @@ impl Path {
     }
 }
 
-/// What a bid's tracking URLs say of it.
-pub struct Bid<'a> {
-    pub bid_id: &'a str,
-    /// `&li=…&o=…`, percent-encoded.
-    pub line_item_and_order: &'a str,
-    /// Percent-encoded.
-    pub creative: &'a str,
-    /// Percent-encoded.
-    pub exchange: &'a str,
-    pub at_ms: i64,
-    pub test: bool,
-}
-
 /// The signed parameters of a tracking URL, in order; a tail (`d` or `ev`)
 /// follows for clicks and events.
 const SIGNED: [&str; 9] = ["b", "li", "o", "c", "x", "ts", "t", "k", "u"];
@@ -146,12 +133,12 @@ pub struct Urls<'a> {
 }
 
 impl<'a> Urls<'a> {
-    /// The bid's parameters, percent-encoded where they are ids (as the
-    /// notices have them); `keyword` the matched keyword, if any; `user` who
-    /// the ad is for, when it may be remembered.
+    /// The bid as its notices have it (of which only what pages may read
+    /// is written); `keyword` the matched keyword, if any; `user` who the ad
+    /// is for, when it may be remembered.
     pub fn new(
         base: &'a str,
-        bid: &Bid<'_>,
+        bid: &notice::NoticeUrl<'_>,
         keyword: Option<&str>,
         user: Option<&str>,
         signer: &Signer,
@@ -256,17 +243,7 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
     }
     // Signed by us: the layout is ours. Read it strictly all the same.
     let mut pairs = signed.split('&');
-    let mut values = [""; SIGNED.len()];
-    for (slot, want) in values.iter_mut().zip(SIGNED) {
-        let (k, v) = pairs
-            .next()
-            .and_then(|p| p.split_once('='))
-            .ok_or_else(bad)?;
-        if k != want {
-            return Err(bad());
-        }
-        *slot = v;
-    }
+    let values = notice::signed_values(&mut pairs, SIGNED).ok_or_else(bad)?;
     let tail = pairs.next();
     if pairs.next().is_some() {
         return Err(bad());
@@ -413,13 +390,19 @@ mod tests {
     }
 
     fn urls(keyword: Option<&str>) -> Urls<'static> {
-        let bid = Bid {
+        let bid = notice::NoticeUrl {
             bid_id: "0123456789abcdef0123456789abcdef",
+            imp_id: "1",
             line_item_and_order: "&li=li-1&o=o-1",
             creative: "c-1",
-            exchange: "adx",
+            bid_price: config::Micros(2_000_000),
             at_ms: 1_764_000_000_000,
             test: false,
+            exchange: "adx",
+            currency: "USD",
+            rate: config::Rate::ONE,
+            charge_on: config::ChargeOn::First,
+            encrypted: false,
         };
         Urls::new(
             "https://bidder.example/",
