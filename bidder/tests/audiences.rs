@@ -11,13 +11,7 @@ fn reason(s: &Server, r: &Value, li: &str) -> String {
     if reply.status == 200 {
         return "bid".into();
     }
-    let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
-    v["line_items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["line_item"] == li)
-        .unwrap()["reason"]
+    common::verdict(&common::explain(s, r), li)["reason"]
         .as_str()
         .unwrap()
         .to_string()

@@ -297,14 +297,7 @@ fn an_unpriced_imp_floor_leaves_deals_with_floors_of_their_own() {
     // Without a floor of its own the deal falls back on the imp's, which
     // cannot be priced; the open market never bids on a guess.
     let reason = |r: &serde_json::Value, li: &str| {
-        let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
-        v["line_items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["line_item"] == li)
-            .map(|x| x["reason"].clone())
-            .unwrap()
+        common::verdict(&common::explain(&s, r), li)["reason"].clone()
     };
     r["imp"][0]["pmp"]["deals"][0] = json!({ "id": "DEAL-NW-PREMIUM-01" });
     assert_eq!(s.bid(&r.to_string()).status, 204);

@@ -7,11 +7,7 @@ use common::{banner_request, Server};
 use serde_json::{json, Value};
 
 fn reason(s: &Server, r: &Value, li: &str) -> String {
-    let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
-    let item = v["line_items"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["line_item"] == li).cloned())
-        .unwrap_or_else(|| panic!("no {li} in {v}"));
+    let item = common::verdict(&common::explain(s, r), li);
     if item["bids"] == json!(true) {
         "bid".into()
     } else {

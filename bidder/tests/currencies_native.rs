@@ -6,7 +6,7 @@
 mod common;
 
 use bidder::Settings;
-use common::{banner_request, Server, NATIVE_AD};
+use common::{banner_request, explain, verdict, Server, NATIVE_AD};
 use config::Micros;
 use serde_json::{json, Value};
 
@@ -81,29 +81,12 @@ fn display_server(name: &str, cpm: &str) -> Server {
     server(name, &[("shop.yaml", &shop), ("rates.yaml", RATES)], false)
 }
 
-fn explain(s: &Server, req: &Value) -> Value {
-    let r = common::admin(s.admin, "/v1/explain", req.to_string().as_bytes());
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
-}
-
-fn verdict(s: &Server, req: &Value, li: &str) -> Value {
-    let v = explain(s, req);
-    v["line_items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["line_item"] == li)
-        .unwrap_or_else(|| panic!("no {li} in {v}"))
-        .clone()
-}
-
 /// Asserts the bid endpoint answers 204, and returns the reason explain
 /// gives for `li`.
 fn no_bid(s: &Server, req: &Value, li: &str) -> String {
     let r = s.bid(&req.to_string());
     assert_eq!(r.status, 204, "expected no bid: {}", r.text());
-    let x = verdict(s, req, li);
+    let x = verdict(&explain(s, req), li);
     assert_eq!(x["bids"], false, "{x}");
     x["reason"].as_str().unwrap().to_string()
 }
@@ -153,7 +136,10 @@ fn bids_in_the_requested_currency_rounded_down() {
     // Explain prices in the answer's currency too.
     let req = with_cur(json!(["JPY"]));
     assert_eq!(explain(&s, &req)["currency"], "JPY");
-    assert_eq!(verdict(&s, &req, "li")["price"].as_f64(), Some(191.728255));
+    assert_eq!(
+        verdict(&explain(&s, &req), "li")["price"].as_f64(),
+        Some(191.728255)
+    );
 }
 
 #[test]
@@ -605,5 +591,5 @@ fn banner_and_native_imp_goes_to_the_better_price() {
         (Some(1), Some("b300"))
     );
     // The native line item could have bid: only the price decided.
-    assert_eq!(verdict(&s, &req, "other")["bids"], true);
+    assert_eq!(verdict(&explain(&s, &req), "other")["bids"], true);
 }

@@ -442,27 +442,6 @@ fn charge_on_decides_which_notice_charges() {
 
 // 4. vast_default.
 
-/// A video slot on an https page that names no protocol: the banner
-/// request with a player instead of a banner.
-fn video_request() -> Value {
-    let mut r = banner_request();
-    r["id"] = json!("v-1");
-    r["imp"][0] = json!({
-        "id": "1",
-        "bidfloor": 1.0,
-        "video": {
-            "mimes": ["video/mp4"],
-            "minduration": 5,
-            "maxduration": 30,
-            "w": 640,
-            "h": 360,
-            "plcmt": 1,
-            "linearity": 1
-        }
-    });
-    r
-}
-
 /// The VAST bid's `protocol` and the version its adm declares, checked
 /// against its XSD.
 fn vast_of(reply: &Reply) -> (i64, String) {
@@ -499,7 +478,7 @@ fn players_naming_no_protocol_get_the_exchanges_vast_default() {
             ..Settings::default()
         },
     );
-    let body = video_request();
+    let body = common::video_request();
     assert_eq!(
         vast_of(&bid_to(&s, Some("vx"), &body)),
         (11, "4.1".to_string())

@@ -3,23 +3,8 @@
 
 mod common;
 
-use common::{banner_request, Server};
+use common::{banner_request, explain, verdict, Server};
 use serde_json::{json, Value};
-
-fn explain(s: &Server, req: &Value) -> Value {
-    let r = common::admin(s.admin, "/v1/explain", req.to_string().as_bytes());
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
-}
-
-fn verdict<'a>(v: &'a Value, line_item: &str) -> &'a Value {
-    v["line_items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["line_item"] == line_item)
-        .unwrap_or_else(|| panic!("no {line_item} in {v}"))
-}
 
 fn reason(s: &Server, req: &Value, line_item: &str) -> String {
     let v = explain(s, req);

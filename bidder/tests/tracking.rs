@@ -407,30 +407,6 @@ fn a_click_url_with_non_ascii_characters_redirects() {
 
 // ------------------------------------------------------------ video
 
-/// A video slot on an https page with a 300x250 companion slot; the
-/// player speaks `protocols` (none: the VAST default, 3.0).
-fn video_request(protocols: Option<Value>) -> Value {
-    let mut r = banner_request();
-    r["imp"][0] = json!({
-        "id": "1",
-        "bidfloor": 1.0,
-        "video": {
-            "mimes": ["video/mp4"],
-            "minduration": 5,
-            "maxduration": 30,
-            "w": 640,
-            "h": 360,
-            "plcmt": 1,
-            "linearity": 1,
-            "companionad": [{ "id": "cb1", "w": 300, "h": 250 }]
-        }
-    });
-    if let Some(p) = protocols {
-        r["imp"][0]["video"]["protocols"] = p;
-    }
-    r
-}
-
 /// Each CDATA URL of `xml` with the element holding it (and its `event`
 /// attribute, if any): `("Tracking start", url)`.
 fn cdata_urls(xml: &str) -> Vec<(String, String)> {
@@ -466,7 +442,11 @@ fn vast_trackers_answer_and_count_each_event_once() {
             vec!["ClickTracking", "CompanionClickTracking"],
         ),
     ] {
-        let bid = only_bid(&s, &video_request(protocols));
+        let mut request = common::video_request();
+        if let Some(p) = protocols {
+            request["imp"][0]["video"]["protocols"] = p;
+        }
+        let bid = only_bid(&s, &request);
         assert_eq!(bid["mtype"], 2, "{bid}");
         let adm = bid["adm"].as_str().expect("adm");
         assert!(adm.contains(&format!("version=\"{version}\"")), "{adm}");

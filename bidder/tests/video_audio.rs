@@ -26,14 +26,7 @@ fn bids(s: &Server, r: &Value) -> Vec<Value> {
 }
 
 fn reason(s: &Server, r: &Value, li: &str) -> String {
-    let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
-    let x = v["line_items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["line_item"] == li)
-        .unwrap()
-        .clone();
+    let x = common::verdict(&common::explain(s, r), li);
     if x["bids"] == true {
         "bid".into()
     } else {

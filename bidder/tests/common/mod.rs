@@ -291,6 +291,43 @@ pub fn banner_request() -> serde_json::Value {
     })
 }
 
+/// A video slot (5 to 30 s, mp4, 640x360, in-stream) with a 300x250
+/// companion slot, naming no protocol, in the banner request's https page.
+pub fn video_request() -> serde_json::Value {
+    let mut r = banner_request();
+    r["imp"][0] = serde_json::json!({
+        "id": "1",
+        "bidfloor": 1.0,
+        "video": {
+            "mimes": ["video/mp4"],
+            "minduration": 5,
+            "maxduration": 30,
+            "w": 640,
+            "h": 360,
+            "plcmt": 1,
+            "linearity": 1,
+            "companionad": [{ "id": "cb1", "w": 300, "h": 250 }]
+        }
+    });
+    r
+}
+
+/// `POST /v1/explain` of `req` with the admin token; it must answer 200.
+pub fn explain(s: &Server, req: &serde_json::Value) -> serde_json::Value {
+    let r = admin(s.admin, "/v1/explain", req.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+/// The verdict on line item `li` in an explain answer.
+pub fn verdict(explained: &serde_json::Value, li: &str) -> serde_json::Value {
+    explained["line_items"]
+        .as_array()
+        .and_then(|all| all.iter().find(|x| x["line_item"] == li))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {li} in {explained}"))
+}
+
 /// Validates `xml` with the XSD of the VAST version it declares.
 pub fn assert_valid_vast(xml: &str) {
     let version = xml
