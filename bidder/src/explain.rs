@@ -41,12 +41,17 @@ pub(crate) fn explain<'s>(
 ) -> Vec<Verdict<'s>> {
     let mut out: Vec<((usize, usize, usize), Verdict<'s>)> = Vec::with_capacity(snap.items.len());
     // Read once per imp, not once per imp and line item; the imps the
-    // auction would look at, no more.
-    let imps: Vec<(&ortb::Imp<'_>, select::Offer<'_>)> = req
+    // auction would look at, no more. An unpriced imp floor (`None`)
+    // leaves only deals with floors of their own.
+    type Read<'r> = (&'r ortb::Imp<'r>, select::Offer<'r>, Option<config::Micros>);
+    let imps: Vec<Read<'_>> = req
         .imp
         .iter()
         .take(crate::app::MAX_IMPS)
-        .map(|imp| (imp, select::Offer::of(imp, ctx)))
+        .map(|imp| {
+            let floor = select::imp_floor(ctx, imp).ok();
+            (imp, select::Offer::of(imp, ctx), floor)
+        })
         .collect();
     for (i, item) in snap.items.iter().enumerate() {
         let adv = &snap.config.advertisers[item.advertiser];
@@ -65,10 +70,7 @@ pub(crate) fn explain<'s>(
         if !priced {
             reason = NoBid::Currency;
         } else {
-            for (imp, offer) in &imps {
-                let imp = *imp;
-                // An unpriced imp floor leaves only deals with their own.
-                let floor = select::imp_floor(ctx, imp).ok();
+            for &(imp, ref offer, floor) in &imps {
                 let r = select::check(snap, ctx, imp, offer, floor, i, item, stores);
                 match r {
                     Ok(choice) => {
