@@ -807,12 +807,29 @@ impl App {
                 },
             ],
         };
+        // Reports cut spend by these, from the charge's own record. The
+        // advertiser is the line item's as configured now (empty once it
+        // has left the config).
+        let advertiser = snap
+            .as_ref()
+            .and_then(|s| {
+                let item = s.item(&n.line_item)?;
+                Some(s.config.advertisers[item.advertiser].id.as_str())
+            })
+            .unwrap_or_default();
         let win = ledger::Win {
             bid,
             day: Timestamp(n.at_ms).date(),
             cost: ledger::impression_cost(n.cpm()),
             limits,
             forget: Timestamp(n.at_ms.saturating_add(ttl)),
+            tags: ledger::Tags {
+                advertiser: advertiser.into(),
+                creative: n.creative.as_str().into(),
+                exchange: n.exchange.as_str().into(),
+                keyword: n.keyword.as_deref().unwrap_or_default().into(),
+                at_ms: now.as_millis(),
+            },
         };
         match self.books.charge(&win).await {
             Ok(Some(charge)) => {

@@ -208,6 +208,9 @@ pub struct NoticeUrl<'a> {
     pub charge_on: ChargeOn,
     /// The exchange sends `${AUCTION_PRICE}` encrypted.
     pub encrypted: bool,
+    /// The keyword that matched, for the search-term report's spend
+    /// (signed after the rest, and only when there is one).
+    pub keyword: Option<&'a str>,
 }
 
 impl NoticeUrl<'_> {
@@ -233,6 +236,10 @@ impl NoticeUrl<'_> {
             charge_letter(self.charge_on),
             u8::from(self.encrypted),
         );
+        if let Some(k) = self.keyword {
+            s.push_str("&k=");
+            encode_into(k, &mut s);
+        }
         s
     }
 
@@ -317,6 +324,8 @@ pub struct Notice {
     /// The exchange encrypted its prices when the bid was made: only a
     /// price that decrypts is read.
     pub encrypted: bool,
+    /// The keyword that matched, when one did.
+    pub keyword: Option<String>,
 }
 
 impl Notice {
@@ -341,12 +350,20 @@ pub fn verify(
     now_ms: i64,
     ttl_ms: i64,
 ) -> Result<Notice, NoticeError> {
-    // The layout is fixed: the eight signed parameters in order, `s`, then
-    // `price` if the exchange kept it. No other shape is one we wrote.
+    // The layout is fixed: the signed parameters in order (the keyword
+    // last, when one matched), `s`, then `price` if the exchange kept it.
+    // No other shape is one we wrote.
     let mut pairs = query.split('&');
     let values = signed_values(&mut pairs, SIGNED).ok_or(NoticeError::Signature)?;
-    let sig = pairs
-        .next()
+    let mut next = pairs.next();
+    let keyword = match next.and_then(|p| p.strip_prefix("k=")) {
+        Some(k) => {
+            next = pairs.next();
+            Some(decode(k).ok_or(NoticeError::Signature)?)
+        }
+        None => None,
+    };
+    let sig = next
         .and_then(|p| p.strip_prefix("s="))
         .ok_or(NoticeError::Signature)?;
     let price = match pairs.next() {
@@ -401,6 +418,7 @@ pub fn verify(
             "0" => false,
             _ => return Err(NoticeError::Signature),
         },
+        keyword,
     };
     // Only age is checked: a notice dated ahead of this clock is still one
     // we signed (another replica's clock, or ours stepped back), and
@@ -482,6 +500,10 @@ mod tests {
     }
 
     fn url(kind: Kind) -> String {
+        url_with(kind, None)
+    }
+
+    fn url_with(kind: Kind, keyword: Option<&str>) -> String {
         let ids = format!(
             "&li={}&o={}",
             encode("tent remarketing&x"),
@@ -500,11 +522,29 @@ mod tests {
             rate: Rate::ONE,
             charge_on: ChargeOn::First,
             encrypted: false,
+            keyword,
         }
         .signed();
         let mut s = String::new();
         NoticeUrl::write(BASE, kind, &signed, &signer(), &mut s);
         s
+    }
+
+    #[test]
+    fn the_matched_keyword_is_signed_when_there_is_one() {
+        let u = url_with(Kind::Win, Some("phrase:tent & stove"));
+        let q = u.split_once('?').unwrap().1;
+        assert!(q.contains("&e=0&k=phrase%3Atent%20%26%20stove&s="), "{q}");
+        let n = check(Kind::Win, q).unwrap();
+        assert_eq!(n.keyword.as_deref(), Some("phrase:tent & stove"));
+        assert_eq!(check(Kind::Win, &query(Kind::Win)).unwrap().keyword, None);
+        for forged in [
+            q.replace("&k=phrase%3Atent%20%26%20stove", "&k=exact%3Atent"),
+            q.replace("&k=phrase%3Atent%20%26%20stove", ""),
+            query(Kind::Win).replace("&s=", "&k=exact%3Atent&s="),
+        ] {
+            assert_eq!(check(Kind::Win, &forged).unwrap_err(), NoticeError::Signature);
+        }
     }
 
     fn query(kind: Kind) -> String {
@@ -568,6 +608,7 @@ mod tests {
             rate: Rate::parse_decimal("0.95").unwrap(),
             charge_on: ChargeOn::First,
             encrypted: false,
+            keyword: None,
         };
         // EUR 1.00 = USD 1.0526315…: charged 1.052632.
         assert_eq!(n("1.00").cpm(), Micros(1_052_632));
@@ -755,6 +796,7 @@ mod tests {
                 rate: Rate::from_nanos(950_000_000).unwrap(),
                 charge_on: ChargeOn::Billing,
                 encrypted: true,
+                keyword: None,
             }
             .signed();
             let mut u = String::new();

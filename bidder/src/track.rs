@@ -403,6 +403,7 @@ mod tests {
             rate: config::Rate::ONE,
             charge_on: config::ChargeOn::First,
             encrypted: false,
+            keyword: None,
         };
         Urls::new(
             "https://bidder.example/",

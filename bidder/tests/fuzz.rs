@@ -113,6 +113,7 @@ impl Real {
             rate: config::Rate::ONE,
             charge_on: config::ChargeOn::First,
             encrypted: false,
+            keyword: None,
         }
         .signed();
         let mut url = String::new();

@@ -81,6 +81,7 @@ fn main() {
                                     },
                                 ],
                                 forget: Timestamp(NOW + DAY),
+                                tags: Default::default(),
                             };
                             books.charge(&win).await.expect("charged");
                             i += concurrency;

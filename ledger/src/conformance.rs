@@ -114,6 +114,7 @@ impl Keys {
             cost,
             limits: self.limits(own, Cap::Lifetime(m(1_000_000))),
             forget: at(DAY),
+            tags: crate::Tags::default(),
         }
     }
 }

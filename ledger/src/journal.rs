@@ -26,7 +26,7 @@
 //! would spend it again.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read as _, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use config::{Clock, Date, Micros, Timestamp};
 
 use crate::budget::BudgetKind;
 use crate::key::{BidKey, SpendKey};
-use crate::{Charge, Durable, Ledger, Prior};
+use crate::{Charge, Durable, Ledger, Prior, Tags};
 
 const JOURNAL: &str = "charges.journal";
 const CHECKPOINT: &str = "ledger.checkpoint";
@@ -115,6 +115,28 @@ impl Storage for FileStorage {
     }
 
     fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<bool> {
+        // The generation being closed is kept under a name of its own for
+        // reports (a hard link: the writer's handle and the archive are one
+        // file, so appends after a failed swap below land in both).
+        let closing = std::str::from_utf8(header)
+            .ok()
+            .and_then(|h| read_header(h.trim_end()))
+            .and_then(|g| g.checked_sub(1))
+            .filter(|&g| g > 0);
+        if let Some(g) = closing {
+            let live = self.dir.join(JOURNAL);
+            let archive = self.dir.join(archive_name(g));
+            let _ = std::fs::remove_file(&archive);
+            if let Err(e) = std::fs::hard_link(&live, &archive) {
+                // Money before reports: compaction goes on without it.
+                if let Err(e2) = std::fs::copy(&live, &archive) {
+                    tracing::error!(
+                        "{}: journal generation {g} not kept for reports ({e}; {e2})",
+                        self.dir.display()
+                    );
+                }
+            }
+        }
         replace_file(&self.dir, CHECKPOINT, checkpoint)?;
         // The new journal is written and opened for appending before it is
         // renamed into place: once it is there, the handle is already ours.
@@ -496,6 +518,97 @@ fn header(generation: u64) -> String {
     format!("{JOURNAL_MAGIC} {generation}\n")
 }
 
+fn read_header(line: &str) -> Option<u64> {
+    line.strip_prefix(JOURNAL_MAGIC)?
+        .strip_prefix(' ')?
+        .parse()
+        .ok()
+}
+
+/// Where a compacted generation is kept: its records are what reports read.
+fn archive_name(generation: u64) -> String {
+    format!("charges.{generation}.journal")
+}
+
+/// A journal generation on disk, as reports read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generation {
+    pub generation: u64,
+    pub path: PathBuf,
+    /// Closed by a compaction: its records will not change.
+    pub closed: bool,
+    pub len: u64,
+}
+
+/// The journal generations in `dir`, oldest first, each once: the live
+/// journal, and those kept when compacted. Generations from before
+/// archives were kept are gone (their spend is in the checkpoint only).
+pub fn generations(dir: &Path) -> io::Result<Vec<Generation>> {
+    let mut found: std::collections::BTreeMap<u64, Generation> = Default::default();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(g) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("charges.")?.strip_suffix(".journal"))
+            .and_then(|g| g.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        found.insert(
+            g,
+            Generation {
+                generation: g,
+                path: entry.path(),
+                closed: true,
+                len: entry.metadata()?.len(),
+            },
+        );
+    }
+    let live = dir.join(JOURNAL);
+    if let Ok(f) = File::open(&live) {
+        let len = f.metadata()?.len();
+        let mut first = String::new();
+        BufReader::new(f).take(256).read_line(&mut first)?;
+        if let Some(g) = read_header(first.trim_end()) {
+            // The live file wins over an archive of the same generation (a
+            // compaction that stopped half way): it is the same file, or
+            // the longer one.
+            found.insert(
+                g,
+                Generation {
+                    generation: g,
+                    path: live,
+                    closed: false,
+                    len,
+                },
+            );
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// Calls `f` with every readable charge record of one generation's file,
+/// in order, the way start-up reads them: a line failing its checksum (a
+/// write never acknowledged) and a torn last line are skipped. Returns the
+/// bytes read, for progress.
+pub fn read_generation(path: &Path, mut f: impl FnMut(Charge, u64)) -> io::Result<u64> {
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut line = String::new();
+    let mut at = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 || !line.ends_with('\n') {
+            return Ok(at);
+        }
+        at += n as u64;
+        if let Some(c) = parse_record(line.trim_end_matches('\n')) {
+            f(c, at);
+        }
+    }
+}
+
 /// FNV-1a, 32 bits: enough to tell a torn or garbled line from a whole one
 /// (this guards against accidents, not attackers: only we write here).
 fn checksum(bytes: &[u8]) -> u32 {
@@ -536,11 +649,13 @@ fn parse_kind(s: &str) -> Option<Option<BudgetKind>> {
     }
 }
 
-/// `C bid day billed over forget kind late li order crc`, tab separated,
-/// the day as days since 1970-01-01.
+/// `C bid day billed over forget kind late li order adv creative exchange
+/// keyword at crc`, tab separated, the day as days since 1970-01-01. The
+/// five fields after the order are what reports cut the charge by;
+/// records written before them end at the order.
 pub fn record_line(c: &Charge) -> String {
     use std::fmt::Write as _;
-    let mut s = String::with_capacity(128);
+    let mut s = String::with_capacity(192);
     let _ = write!(
         s,
         "C\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t",
@@ -555,6 +670,16 @@ pub fn record_line(c: &Charge) -> String {
     encode(&c.keys[0].to_string(), &mut s);
     s.push('\t');
     encode(&c.keys[1].to_string(), &mut s);
+    for tag in [
+        &c.tags.advertiser,
+        &c.tags.creative,
+        &c.tags.exchange,
+        &c.tags.keyword,
+    ] {
+        s.push('\t');
+        encode(tag, &mut s);
+    }
+    let _ = write!(s, "\t{}", c.tags.at_ms);
     let crc = checksum(s.as_bytes());
     let _ = writeln!(s, "\t{crc:08x}");
     s
@@ -578,6 +703,20 @@ fn parse_record(line: &str) -> Option<Charge> {
     let late = f.next()? == "1";
     let li = SpendKey::parse(&decode(f.next()?)?)?;
     let order = SpendKey::parse(&decode(f.next()?)?)?;
+    let tags = match f.next() {
+        None => Tags::default(),
+        Some(adv) => {
+            let mut tag = || decode(f.next()?).map(Arc::<str>::from);
+            let (creative, exchange, keyword) = (tag()?, tag()?, tag()?);
+            Tags {
+                advertiser: decode(adv)?.into(),
+                creative,
+                exchange,
+                keyword,
+                at_ms: f.next()?.parse().ok()?,
+            }
+        }
+    };
     if f.next().is_some() || billed < Micros::ZERO || over_delivery < Micros::ZERO {
         return None;
     }
@@ -591,6 +730,7 @@ fn parse_record(line: &str) -> Option<Charge> {
         kind,
         late,
         prior: Prior::None,
+        tags,
     })
 }
 
@@ -619,6 +759,7 @@ fn parse_legacy(line: &str) -> Option<Charge> {
         kind: None,
         late: false,
         prior: Prior::None,
+        tags: Tags::default(),
     })
 }
 
@@ -938,6 +1079,13 @@ mod tests {
             kind: Some(BudgetKind::Daily),
             late: true,
             prior: Prior::None,
+            tags: Tags {
+                advertiser: "acme\toutdoor".into(),
+                creative: "c 1".into(),
+                exchange: "x".into(),
+                keyword: "phrase:tent %".into(),
+                at_ms: 1_794_000_000_123,
+            },
         }
     }
 
@@ -952,5 +1100,17 @@ mod tests {
         assert_eq!(parse_record(garbled.trim_end()), None);
         let torn = &line[..line.len() / 2];
         assert_eq!(parse_record(torn), None);
+    }
+
+    #[test]
+    fn records_from_before_tags_still_read() {
+        let mut c = charge(0xabc, 6_000);
+        c.tags = Tags::default();
+        let line = record_line(&c);
+        // The same record as written before reports: it ends at the order.
+        let body = line.trim_end().rsplit_once('\t').unwrap().0;
+        let old = body.splitn(11, '\t').take(10).collect::<Vec<_>>().join("\t");
+        let old = format!("{old}\t{:08x}", checksum(old.as_bytes()));
+        assert_eq!(parse_record(&old), Some(c));
     }
 }

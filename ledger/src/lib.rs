@@ -34,6 +34,8 @@ pub use key::{BidKey, SpendKey};
 pub use late::LateShare;
 pub use memory::{MemoryLedger, Options};
 
+use std::sync::Arc;
+
 use config::{Date, Micros, Timestamp};
 
 /// What a bid holds while it is in flight.
@@ -76,6 +78,23 @@ pub struct Win<'a> {
     pub limits: [Limit<'a>; 2],
     /// Until when a second notice for this bid must be known as a duplicate.
     pub forget: Timestamp,
+    /// What reports cut the charge by.
+    pub tags: Tags,
+}
+
+/// What a charge is reported under, beyond its line item and order: the
+/// journal keeps it in the charge's own record, so reports sum exactly the
+/// records the ledger's spend is made of.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tags {
+    pub advertiser: Arc<str>,
+    pub creative: Arc<str>,
+    pub exchange: Arc<str>,
+    /// The keyword that matched; empty for none.
+    pub keyword: Arc<str>,
+    /// When the charge was made (ms since the epoch), for spend through
+    /// the day.
+    pub at_ms: i64,
 }
 
 /// A charge: what the journal writes and what commit applies.
@@ -97,6 +116,9 @@ pub struct Charge {
     /// What the bid held before the charge began (not journaled): abort
     /// puts it back.
     pub prior: Prior,
+    /// Journaled with the charge, for reports (empty in records written
+    /// before reports existed).
+    pub tags: Tags,
 }
 
 /// A bid's hold before its charge began.

@@ -639,6 +639,7 @@ impl Ledger for MemoryLedger {
             kind: BudgetKind::of(win.limits[0].cap),
             late: matches!(prior, Prior::Lingering { .. }),
             prior,
+            tags: win.tags.clone(),
         })
     }
 
@@ -1089,6 +1090,7 @@ mod tests {
             cost: Micros(1_000),
             limits,
             forget: hold.forget,
+            tags: crate::Tags::default(),
         };
         // A disk that keeps failing: retried a hundred times.
         for _ in 0..100 {

@@ -92,6 +92,7 @@ proptest! {
                         cost: Micros(900),
                         limits: limits(),
                         forget: Timestamp(NOW + 10_000_000),
+                        tags: ledger::Tags::default(),
                     };
                     if let Ok(c) = l.begin_charge(&win) {
                         in_flight.push(c);
