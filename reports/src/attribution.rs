@@ -1,0 +1,411 @@
+//! Which ad a shopper's view or purchase is owed to.
+//!
+//! Each advertiser lists its products and its windows. A view or purchase
+//! of one of them is attributed to that advertiser's **last touch** of the
+//! shopper: the last click within `click_days` before it, else the last
+//! impression within `view_days`. When several advertisers list the
+//! product, a click beats an impression and the later touch beats the
+//! earlier, so each conversion is attributed once, to one line item,
+//! creative and keyword.
+//!
+//! Shoppers are known by the keyed hash tracking URLs carry (the raw id
+//! never reaches the journal). State is bounded: past `max_entries` touches
+//! (or remembered conversions), those too old for any window go first,
+//! then a tenth of the rest, counted as evicted.
+
+use std::collections::hash_map::{Entry, RandomState};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use config::{Config, Micros};
+
+use crate::fact::Dims;
+use crate::record::{Kind, Record};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Who may be owed a product's conversions, and for how long.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    by_product: HashMap<String, Vec<Window>>,
+    max_window_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+struct Window {
+    advertiser: Arc<str>,
+    click_ms: i64,
+    view_ms: i64,
+}
+
+impl Catalog {
+    pub fn from_config(config: &Config) -> Catalog {
+        let mut c = Catalog::default();
+        for a in &config.advertisers {
+            let adv: Arc<str> = a.id.as_str().into();
+            let w = Window {
+                advertiser: adv,
+                click_ms: i64::from(a.attribution.click_days) * DAY_MS,
+                view_ms: i64::from(a.attribution.view_days) * DAY_MS,
+            };
+            c.max_window_ms = c.max_window_ms.max(w.click_ms).max(w.view_ms);
+            for p in &a.products {
+                c.by_product.entry(p.clone()).or_default().push(w.clone());
+            }
+        }
+        c
+    }
+
+    /// The longest window: touches older than this can be forgotten.
+    pub fn max_window_ms(&self) -> i64 {
+        self.max_window_ms
+    }
+
+    pub fn lists(&self, product: &str) -> bool {
+        self.by_product.contains_key(product)
+    }
+}
+
+/// A shopper's view or purchase, as the event channel reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conversion {
+    pub purchase: bool,
+    /// The keyed hash of the shopper (as tracking URLs carry it).
+    pub user: u64,
+    pub product: String,
+    pub at_ms: i64,
+    /// A purchase's value in USD micros.
+    pub amount: Micros,
+    pub order_id: Option<String>,
+}
+
+/// What became of a conversion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Attributed: this record goes into the journal.
+    Attributed(Record),
+    /// No advertiser lists the product, or no touch is within its window.
+    Unattributed,
+    /// Seen before (the same order id, or the same event sent again).
+    Duplicate,
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Attributed(_) => "attributed",
+            Outcome::Unattributed => "unattributed",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Touch {
+    at_ms: i64,
+    dims: Dims,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Last {
+    click: Option<Touch>,
+    impression: Option<Touch>,
+}
+
+impl Last {
+    fn newest(&self) -> i64 {
+        let at = |t: &Option<Touch>| t.as_ref().map_or(i64::MIN, |t| t.at_ms);
+        at(&self.click).max(at(&self.impression))
+    }
+}
+
+/// Last touches and conversions seen.
+pub struct Attributor {
+    touches: HashMap<(u64, Arc<str>), Last>,
+    /// Conversions counted (by a per-process keyed hash of the event, or
+    /// of its order id), with when they happened.
+    seen: HashMap<u64, i64>,
+    hasher: RandomState,
+    max_entries: usize,
+    evicted: u64,
+}
+
+impl Attributor {
+    pub fn new(max_entries: usize) -> Attributor {
+        Attributor {
+            touches: HashMap::new(),
+            seen: HashMap::new(),
+            hasher: RandomState::new(),
+            max_entries: max_entries.max(16),
+            evicted: 0,
+        }
+    }
+
+    pub fn touches(&self) -> usize {
+        self.touches.len()
+    }
+
+    /// Entries dropped early to stay within bounds.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// An impression or click of the ad `dims` (product empty) by `user`.
+    pub fn touch(&mut self, user: u64, dims: &Dims, at_ms: i64, click: bool, keep_ms: i64) {
+        if user == 0 {
+            return;
+        }
+        let key = (user, dims.advertiser.clone());
+        if !self.touches.contains_key(&key) && self.touches.len() >= self.max_entries {
+            let cutoff = at_ms.saturating_sub(keep_ms);
+            self.evicted += shrink(&mut self.touches, self.max_entries, |l| l.newest() < cutoff);
+        }
+        let last = self.touches.entry(key).or_default();
+        let slot = if click {
+            &mut last.click
+        } else {
+            &mut last.impression
+        };
+        if slot.as_ref().is_none_or(|t| t.at_ms <= at_ms) {
+            *slot = Some(Touch {
+                at_ms,
+                dims: dims.clone(),
+            });
+        }
+    }
+
+    /// Marks a conversion read back from the journal as counted.
+    pub fn remember(&mut self, r: &Record, keep_ms: i64) {
+        let id = self.identity(
+            r.kind == Kind::Purchase,
+            r.user,
+            &r.dims.product,
+            r.at_ms,
+            &r.order_id,
+        );
+        self.mark(id, r.at_ms, keep_ms);
+    }
+
+    /// Undoes [`Attributor::attribute`]'s counting of a record that could
+    /// not be written: the uploader's retry counts it.
+    pub fn forget(&mut self, r: &Record) {
+        let id = self.identity(
+            r.kind == Kind::Purchase,
+            r.user,
+            &r.dims.product,
+            r.at_ms,
+            &r.order_id,
+        );
+        self.seen.remove(&id);
+    }
+
+    fn identity(&self, purchase: bool, user: u64, product: &str, at_ms: i64, order: &str) -> u64 {
+        if purchase && !order.is_empty() {
+            self.hasher.hash_one(("order", order))
+        } else {
+            self.hasher.hash_one((purchase, user, product, at_ms))
+        }
+    }
+
+    fn mark(&mut self, id: u64, at_ms: i64, keep_ms: i64) -> bool {
+        if !self.seen.contains_key(&id) && self.seen.len() >= self.max_entries {
+            let cutoff = at_ms.saturating_sub(keep_ms);
+            self.evicted += shrink(&mut self.seen, self.max_entries, |&at| at < cutoff);
+        }
+        match self.seen.entry(id) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
+                v.insert(at_ms);
+                true
+            }
+        }
+    }
+
+    /// Attributes a conversion to its last touch, once.
+    pub fn attribute(&mut self, c: &Conversion, catalog: &Catalog) -> Outcome {
+        let Some(windows) = catalog.by_product.get(&c.product) else {
+            return Outcome::Unattributed;
+        };
+        let order = c.order_id.as_deref().unwrap_or_default();
+        let id = self.identity(c.purchase, c.user, &c.product, c.at_ms, order);
+        if self.seen.contains_key(&id) {
+            return Outcome::Duplicate;
+        }
+        let within = |t: &Option<Touch>, window: i64| {
+            t.as_ref()
+                .filter(|t| t.at_ms <= c.at_ms && c.at_ms - t.at_ms <= window)
+                .cloned()
+        };
+        let mut best: Option<(bool, Touch)> = None;
+        for w in windows {
+            let Some(last) = self.touches.get(&(c.user, w.advertiser.clone())) else {
+                continue;
+            };
+            let found = within(&last.click, w.click_ms)
+                .map(|t| (true, t))
+                .or_else(|| within(&last.impression, w.view_ms).map(|t| (false, t)));
+            if let Some((click, t)) = found {
+                let better = match &best {
+                    None => true,
+                    Some((bc, bt)) => (click, t.at_ms) > (*bc, bt.at_ms),
+                };
+                if better {
+                    best = Some((click, t));
+                }
+            }
+        }
+        // An order counts once, whether or not this copy was attributed.
+        self.mark(id, c.at_ms, catalog.max_window_ms);
+        let Some((_, touch)) = best else {
+            return Outcome::Unattributed;
+        };
+        let mut dims = touch.dims;
+        dims.product = c.product.as_str().into();
+        Outcome::Attributed(Record {
+            kind: if c.purchase {
+                Kind::Purchase
+            } else {
+                Kind::View
+            },
+            at_ms: c.at_ms,
+            dims,
+            user: c.user,
+            n: 1,
+            amount: if c.purchase { c.amount } else { Micros::ZERO },
+            order_id: order.into(),
+        })
+    }
+}
+
+/// Makes room in a full map: first what `stale` says is too old, then, if
+/// that freed under a tenth, a tenth of the rest (in the map's random
+/// order). Returns how many were dropped while not stale.
+fn shrink<K, V>(map: &mut HashMap<K, V>, max: usize, stale: impl Fn(&V) -> bool) -> u64 {
+    map.retain(|_, v| !stale(v));
+    let target = max - max / 10;
+    let mut dropped = 0u64;
+    if map.len() > target {
+        let mut excess = map.len() - target;
+        map.retain(|_, _| {
+            if excess > 0 {
+                excess -= 1;
+                dropped += 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = DAY_MS;
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::default();
+        for (adv, click, view) in [("acme", 14, 1), ("other", 7, 7)] {
+            let w = Window {
+                advertiser: adv.into(),
+                click_ms: click * DAY,
+                view_ms: view * DAY,
+            };
+            c.by_product.entry("tent".into()).or_default().push(w);
+            c.max_window_ms = c.max_window_ms.max(click * DAY);
+        }
+        c
+    }
+
+    fn ad(adv: &str, li: &str) -> Dims {
+        Dims {
+            advertiser: adv.into(),
+            line_item: li.into(),
+            ..Dims::default()
+        }
+    }
+
+    fn buy(at: i64, order: Option<&str>) -> Conversion {
+        Conversion {
+            purchase: true,
+            user: 7,
+            product: "tent".into(),
+            at_ms: at,
+            amount: Micros(50_000_000),
+            order_id: order.map(Into::into),
+        }
+    }
+
+    fn li_of(o: Outcome) -> String {
+        match o {
+            Outcome::Attributed(r) => r.dims.line_item.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_last_click_in_its_window_beats_a_later_impression() {
+        let (c, keep) = (catalog(), 30 * DAY);
+        let mut a = Attributor::new(100);
+        a.touch(7, &ad("acme", "clicked"), 0, true, keep);
+        a.touch(7, &ad("other", "seen"), 10 * DAY, false, keep);
+        assert_eq!(li_of(a.attribute(&buy(6 * DAY, Some("o1")), &c)), "clicked");
+        // The same order again counts nothing.
+        assert_eq!(
+            a.attribute(&buy(6 * DAY, Some("o1")), &c),
+            Outcome::Duplicate
+        );
+        // Past acme's 14 click days, other's impression (7 view days) is left.
+        assert_eq!(li_of(a.attribute(&buy(15 * DAY, Some("o2")), &c)), "seen");
+        // Past both windows: nobody's.
+        assert_eq!(
+            a.attribute(&buy(40 * DAY, Some("o3")), &c),
+            Outcome::Unattributed
+        );
+        // A touch after the purchase is not its cause.
+        assert_eq!(
+            a.attribute(&buy(-DAY, Some("o4")), &c),
+            Outcome::Unattributed
+        );
+    }
+
+    #[test]
+    fn views_and_unknown_products() {
+        let (c, keep) = (catalog(), 30 * DAY);
+        let mut a = Attributor::new(100);
+        a.touch(7, &ad("acme", "li"), 0, false, keep);
+        let mut view = buy(DAY / 2, None);
+        view.purchase = false;
+        match a.attribute(&view, &c) {
+            Outcome::Attributed(r) => {
+                assert_eq!(
+                    (r.kind, r.amount, &*r.dims.product),
+                    (Kind::View, Micros::ZERO, "tent")
+                )
+            }
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            a.attribute(&view, &c),
+            Outcome::Duplicate,
+            "the same event again"
+        );
+        view.product = "socks".into();
+        assert_eq!(a.attribute(&view, &c), Outcome::Unattributed);
+        // acme's impressions count for one day only.
+        assert_eq!(a.attribute(&buy(2 * DAY, None), &c), Outcome::Unattributed);
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let mut a = Attributor::new(100);
+        for user in 1..=1_000 {
+            a.touch(user, &ad("acme", "li"), user as i64, false, DAY);
+        }
+        assert!(a.touches() <= 100);
+        assert!(a.evicted() > 0);
+    }
+}

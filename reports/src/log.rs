@@ -1,0 +1,586 @@
+//! The event journal: `events/YYYY-MM-DD.events` in the state directory,
+//! one file per UTC day of the events it holds.
+//!
+//! One writer thread owns the files and the attribution state, so the bid
+//! path only hands it a message (never waits on it, never takes a lock it
+//! holds): a bid or a no-bid is a count, summed in memory and written once
+//! a second per (day, ad) or (day, exchange, reason); a tracked impression
+//! or click is a record of its own (attribution reads them back at start);
+//! an attributed view or purchase is a record, acknowledged to the uploader
+//! only once it is on disk. Messages beyond the queue's bound are dropped
+//! and counted rather than queued without limit. Every batch is one write
+//! and one fsync per file; a failed write is cut back so no half line meets
+//! the next one.
+//!
+//! Start-up reads the days any attribution window still covers to rebuild
+//! the last touches and the conversions already counted.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use config::{Date, Micros, Timestamp};
+
+use crate::attribution::{Attributor, Catalog, Conversion, Outcome};
+use crate::fact::{Dims, Interner};
+use crate::record::{Kind, Record, MAGIC};
+
+const DAY_MS: i64 = 86_400_000;
+const MAX_BATCH: usize = 8192;
+/// Files kept open: today's, yesterday's (bids around midnight) and one
+/// for conversions dated in the past.
+const OPEN_FILES: usize = 3;
+
+/// The events directory inside a state directory.
+pub fn dir_of(state: &Path) -> PathBuf {
+    state.join("events")
+}
+
+pub(crate) fn day_file(dir: &Path, day: Date) -> PathBuf {
+    dir.join(format!("{day}.events"))
+}
+
+/// The days that have an event file in `dir`.
+pub(crate) fn days(dir: &Path) -> io::Result<Vec<Date>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let name = entry?.file_name();
+        if let Some(d) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".events"))
+            .and_then(|d| Date::parse(d).ok())
+        {
+            out.push(d);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Tuning of the writer.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Messages waiting for the writer; more are dropped and counted.
+    pub queue: usize,
+    /// Last touches (and conversions) remembered for attribution.
+    pub max_entries: usize,
+    /// How often bid and no-bid counts are written.
+    pub flush_every: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            queue: 65_536,
+            max_entries: 4_000_000,
+            flush_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the writer has done, for metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub records: AtomicU64,
+    pub dropped: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub touches: AtomicU64,
+    pub evicted: AtomicU64,
+}
+
+/// What start-up read back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub records: u64,
+    pub skipped: u64,
+    pub touches: usize,
+}
+
+type ConvertAck = tokio::sync::oneshot::Sender<io::Result<Vec<&'static str>>>;
+
+enum Job {
+    Bid(i64, Dims),
+    NoBid(i64, Arc<str>, &'static str),
+    Track {
+        at_ms: i64,
+        dims: Dims,
+        user: u64,
+        click: bool,
+    },
+    Convert(Vec<Conversion>, ConvertAck),
+    Catalog(Catalog),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The journal's writer, as the bidder sees it.
+pub struct EventLog {
+    tx: SyncSender<Job>,
+    writer: std::thread::JoinHandle<()>,
+    pub stats: Arc<Stats>,
+    dir: PathBuf,
+}
+
+impl EventLog {
+    /// Opens the events directory of the state directory `state`, reads
+    /// back the days `catalog`'s windows still cover (before `now`) and
+    /// starts the writer.
+    pub fn open(
+        state: &Path,
+        now: Timestamp,
+        catalog: Catalog,
+        options: Options,
+    ) -> io::Result<(EventLog, Rebuilt)> {
+        let dir = dir_of(state);
+        std::fs::create_dir_all(&dir)?;
+        let mut attributor = Attributor::new(options.max_entries);
+        let keep = catalog.max_window_ms().max(DAY_MS);
+        let from = Timestamp(now.as_millis().saturating_sub(keep)).date();
+        let mut rebuilt = Rebuilt::default();
+        let mut interner = Interner::default();
+        for day in days(&dir)?.into_iter().filter(|d| *d >= from) {
+            read_day(
+                &day_file(&dir, day),
+                &mut interner,
+                |r| {
+                    rebuilt.records += 1;
+                    match r.kind {
+                        Kind::Impression | Kind::Click => {
+                            attributor.touch(r.user, &r.dims, r.at_ms, r.kind == Kind::Click, keep)
+                        }
+                        Kind::View | Kind::Purchase => attributor.remember(&r, keep),
+                        Kind::Bid | Kind::NoBid => {}
+                    }
+                },
+                |_| rebuilt.skipped += 1,
+            )?;
+        }
+        rebuilt.touches = attributor.touches();
+        let stats = Arc::new(Stats::default());
+        stats
+            .touches
+            .store(rebuilt.touches as u64, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(options.queue.max(1));
+        let writer = Writer {
+            dir: dir.clone(),
+            files: Vec::new(),
+            attributor,
+            catalog,
+            bids: HashMap::new(),
+            no_bids: HashMap::new(),
+            stats: stats.clone(),
+            flush_every: options.flush_every,
+        };
+        let writer = std::thread::Builder::new()
+            .name("events".into())
+            .spawn(move || writer.run(rx))?;
+        Ok((
+            EventLog {
+                tx,
+                writer,
+                stats,
+                dir,
+            },
+            rebuilt,
+        ))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn send(&self, job: Job) {
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A bid sent at `at_ms` for the ad `dims`.
+    pub fn bid(&self, at_ms: i64, dims: Dims) {
+        self.send(Job::Bid(at_ms, dims));
+    }
+
+    /// A request of `exchange` answered without a bid, for `reason`.
+    pub fn no_bid(&self, at_ms: i64, exchange: Arc<str>, reason: &'static str) {
+        self.send(Job::NoBid(at_ms, exchange, reason));
+    }
+
+    /// A tracked impression or click (counted once per bid by the caller).
+    pub fn track(&self, at_ms: i64, dims: Dims, user: u64, click: bool) {
+        self.send(Job::Track {
+            at_ms,
+            dims,
+            user,
+            click,
+        });
+    }
+
+    /// The products and windows of the config now serving.
+    pub fn set_catalog(&self, catalog: Catalog) {
+        // Not droppable: waits for room.
+        let _ = self.tx.send(Job::Catalog(catalog));
+    }
+
+    /// Attributes conversions; resolves once their records are on disk,
+    /// with each one's outcome (`attributed`, `unattributed`,
+    /// `duplicate`).
+    pub async fn convert(&self, items: Vec<Conversion>) -> io::Result<Vec<&'static str>> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Job::Convert(items, ack))
+            .map_err(|_| io::Error::other("event writer stopped"))?;
+        done.await
+            .unwrap_or_else(|_| Err(io::Error::other("event writer stopped")))
+    }
+
+    /// Resolves once everything sent before is written, counts included.
+    pub async fn flush(&self) {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        if self.tx.send(Job::Flush(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Writes what is pending and stops the writer.
+    pub fn close(self) {
+        drop(self.tx);
+        let _ = self.writer.join();
+    }
+}
+
+/// Reads one day's file: `record` for each whole record, `bad` for each
+/// line that is not one (a write never finished).
+pub(crate) fn read_day(
+    path: &Path,
+    interner: &mut Interner,
+    mut record: impl FnMut(Record),
+    mut bad: impl FnMut(&str),
+) -> io::Result<u64> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, f);
+    let mut line = String::new();
+    let mut read = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 || !line.ends_with('\n') {
+            return Ok(read);
+        }
+        read += n as u64;
+        let text = line.trim_end_matches('\n');
+        if text == MAGIC {
+            continue;
+        }
+        match Record::parse(text, interner) {
+            Some(r) => record(r),
+            None => bad(text),
+        }
+    }
+}
+
+struct OpenDay {
+    day: Date,
+    file: File,
+    /// Up to the last whole line written.
+    good: u64,
+    buf: String,
+    used: Instant,
+}
+
+struct Writer {
+    dir: PathBuf,
+    files: Vec<OpenDay>,
+    attributor: Attributor,
+    catalog: Catalog,
+    bids: HashMap<(i64, Dims), (i64, u64)>,
+    no_bids: HashMap<(i64, Arc<str>, &'static str), (i64, u64)>,
+    stats: Arc<Stats>,
+    flush_every: Duration,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut last_flush = Instant::now();
+        loop {
+            let wait = self.flush_every.saturating_sub(last_flush.elapsed());
+            let mut batch = Vec::new();
+            let mut closed = false;
+            match rx.recv_timeout(wait) {
+                Ok(job) => batch.push(job),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => closed = true,
+            }
+            while !closed && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => closed = true,
+                }
+            }
+            let flush_counts = closed
+                || last_flush.elapsed() >= self.flush_every
+                || batch.iter().any(|j| matches!(j, Job::Flush(_)));
+            self.handle(batch, flush_counts);
+            if flush_counts {
+                last_flush = Instant::now();
+            }
+            if closed {
+                return;
+            }
+        }
+    }
+
+    fn handle(&mut self, batch: Vec<Job>, flush_counts: bool) {
+        let keep = self.catalog.max_window_ms().max(DAY_MS);
+        let mut acks: Vec<(ConvertAck, Vec<&'static str>, Vec<Record>)> = Vec::new();
+        let mut flushes = Vec::new();
+        for job in batch {
+            match job {
+                Job::Bid(at, dims) => {
+                    let e = self.bids.entry((day_of(at), dims)).or_insert((at, 0));
+                    e.1 += 1;
+                }
+                Job::NoBid(at, exchange, reason) => {
+                    let e = self
+                        .no_bids
+                        .entry((day_of(at), exchange, reason))
+                        .or_insert((at, 0));
+                    e.1 += 1;
+                }
+                Job::Track {
+                    at_ms,
+                    dims,
+                    user,
+                    click,
+                } => {
+                    self.attributor.touch(user, &dims, at_ms, click, keep);
+                    self.push(Record {
+                        kind: if click { Kind::Click } else { Kind::Impression },
+                        at_ms,
+                        dims,
+                        user,
+                        n: 1,
+                        amount: Micros::ZERO,
+                        order_id: "".into(),
+                    });
+                }
+                Job::Convert(items, ack) => {
+                    let mut labels = Vec::with_capacity(items.len());
+                    let mut written = Vec::new();
+                    for c in &items {
+                        let outcome = self.attributor.attribute(c, &self.catalog);
+                        labels.push(outcome.label());
+                        if let Outcome::Attributed(r) = outcome {
+                            written.push(r.clone());
+                            self.push(r);
+                        }
+                    }
+                    acks.push((ack, labels, written));
+                }
+                Job::Catalog(c) => self.catalog = c,
+                Job::Flush(ack) => flushes.push(ack),
+            }
+        }
+        if flush_counts {
+            for ((_, dims), (at, n)) in self.bids.drain() {
+                let r = count(Kind::Bid, at, dims, n);
+                push_to(&mut self.files, &self.dir, r, &self.stats);
+            }
+            for ((_, exchange, reason), (at, n)) in self.no_bids.drain() {
+                let dims = Dims {
+                    exchange,
+                    product: reason.into(),
+                    ..Dims::default()
+                };
+                push_to(
+                    &mut self.files,
+                    &self.dir,
+                    count(Kind::NoBid, at, dims, n),
+                    &self.stats,
+                );
+            }
+        }
+        let result = self.write_all();
+        for (ack, labels, written) in acks {
+            match &result {
+                Ok(()) => {
+                    let _ = ack.send(Ok(labels));
+                }
+                Err(e) => {
+                    // Not counted: the uploader's retry attributes them.
+                    for r in &written {
+                        self.attributor.forget(r);
+                    }
+                    let _ = ack.send(Err(io::Error::new(e.kind(), e.to_string())));
+                }
+            }
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+        self.stats
+            .touches
+            .store(self.attributor.touches() as u64, Ordering::Relaxed);
+        self.stats
+            .evicted
+            .store(self.attributor.evicted(), Ordering::Relaxed);
+    }
+
+    fn push(&mut self, r: Record) {
+        push_to(&mut self.files, &self.dir, r, &self.stats);
+    }
+
+    /// Writes and syncs every file with something pending. The first
+    /// error is returned; each failed file is cut back to its last whole
+    /// line.
+    fn write_all(&mut self) -> io::Result<()> {
+        let mut result = Ok(());
+        for f in &mut self.files {
+            if f.buf.is_empty() {
+                continue;
+            }
+            let bytes = std::mem::take(&mut f.buf);
+            let lines = bytes.matches('\n').count() as u64;
+            let r = f
+                .file
+                .write_all(bytes.as_bytes())
+                .and_then(|()| f.file.sync_data());
+            match r {
+                Ok(()) => {
+                    f.good += bytes.len() as u64;
+                    self.stats.records.fetch_add(lines, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        "{}: {lines} event record(s) not written: {e}",
+                        day_file(&self.dir, f.day).display()
+                    );
+                    let _ = f.file.set_len(f.good);
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                }
+            }
+        }
+        result
+    }
+}
+
+fn count(kind: Kind, at_ms: i64, dims: Dims, n: u64) -> Record {
+    Record {
+        kind,
+        at_ms,
+        dims,
+        user: 0,
+        n,
+        amount: Micros::ZERO,
+        order_id: "".into(),
+    }
+}
+
+fn day_of(at_ms: i64) -> i64 {
+    at_ms.div_euclid(DAY_MS)
+}
+
+/// Queues `r` in its day's file, opening it (and closing the least used
+/// one) when needed. A file that cannot be opened loses the record, which
+/// is logged and counted.
+fn push_to(files: &mut Vec<OpenDay>, dir: &Path, r: Record, stats: &Stats) {
+    let day = Timestamp(r.at_ms).date();
+    let i = match files.iter().position(|f| f.day == day) {
+        Some(i) => i,
+        None => match open_day(dir, day) {
+            Ok(f) => {
+                if files.len() >= OPEN_FILES {
+                    // Only files with nothing pending are closed.
+                    if let Some(lru) = files
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| f.buf.is_empty())
+                        .min_by_key(|(_, f)| f.used)
+                        .map(|(i, _)| i)
+                    {
+                        files.swap_remove(lru);
+                    }
+                }
+                files.push(f);
+                files.len() - 1
+            }
+            Err(e) => {
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("{}: cannot open: {e}", day_file(dir, day).display());
+                return;
+            }
+        },
+    };
+    let f = &mut files[i];
+    f.used = Instant::now();
+    r.write(&mut f.buf);
+}
+
+/// Opens a day's file for appending: a new one gets its header; an old
+/// one whose last line was torn (a crash mid-write) is cut back to its
+/// last whole line first, so the next record starts a line of its own.
+fn open_day(dir: &Path, day: Date) -> io::Result<OpenDay> {
+    let path = day_file(dir, day);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .append(true)
+        .open(&path)?;
+    let len = file.metadata()?.len();
+    let good = if len == 0 {
+        let head = format!("{MAGIC}\n");
+        file.write_all(head.as_bytes())?;
+        file.sync_all()?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        head.len() as u64
+    } else {
+        let tail = len.min(64 * 1024);
+        file.seek(SeekFrom::Start(len - tail))?;
+        let mut buf = Vec::with_capacity(tail as usize);
+        (&mut file).take(tail).read_to_end(&mut buf)?;
+        let whole = match buf.iter().rposition(|&b| b == b'\n') {
+            Some(p) => len - tail + p as u64 + 1,
+            // No newline in the last 64 KiB: not a file of ours; keep it
+            // and start on a line of our own.
+            None => len,
+        };
+        if whole < len {
+            file.set_len(whole)?;
+            file.sync_all()?;
+        } else if !buf.ends_with(b"\n") {
+            file.write_all(b"\n")?;
+        }
+        file.metadata()?.len()
+    };
+    // Appends go to the end whatever the read position (and after a cut
+    // back, to the new end).
+    Ok(OpenDay {
+        day,
+        file,
+        good,
+        buf: String::new(),
+        used: Instant::now(),
+    })
+}
