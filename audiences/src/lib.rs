@@ -13,4 +13,6 @@ mod event;
 mod store;
 
 pub use event::{parse_jsonl, DataError, Event, EventKind, Sale};
-pub use store::{Page, Store, Visitor, DEFAULT_RETENTION_DAYS, ITEM_SHARDS, USER_SHARDS};
+pub use store::{
+    jsonl_files, Page, Store, Visitor, DEFAULT_RETENTION_DAYS, ITEM_SHARDS, USER_SHARDS,
+};

@@ -924,7 +924,9 @@ impl Store {
     }
 }
 
-fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+/// The `*.jsonl` files of an audience data directory, in name order (the
+/// order they are applied in).
+pub fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let io_err = |reason: String| DataError {
         source_name: dir.display().to_string(),
         line: 0,

@@ -71,6 +71,9 @@ pub struct Settings {
     /// (10-18 bytes each); past it the oldest ten minutes are forgotten
     /// early.
     pub max_tracked_events: usize,
+    /// Last touches (shopper × advertiser) and conversions remembered for
+    /// attribution; past it the oldest go first.
+    pub max_attribution_entries: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -115,6 +118,7 @@ impl Default for Settings {
             body_timeout: Duration::from_secs(30),
             max_rates_age_days: 7,
             max_tracked_events: 8_000_000,
+            max_attribution_entries: 4_000_000,
         }
     }
 }
@@ -191,6 +195,39 @@ pub struct App {
     price_log: metrics::Throttle,
     /// Tracking events already counted.
     tracked: crate::track::Seen,
+    /// The event journal (reports, attribution), beside the charge journal.
+    events: Option<reports::log::EventLog>,
+    /// Where the journals are, for reports.
+    state_dir: Option<PathBuf>,
+    /// Reports running at once (each reads files for up to seconds).
+    pub(crate) report_gate: tokio::sync::Semaphore,
+}
+
+/// A bid made, as reports count it.
+pub(crate) struct Auctioned {
+    pub json: Vec<u8>,
+    pub keys: Vec<BidKey>,
+    /// What each bid is reported under (none for test requests).
+    pub report: Vec<reports::Dims>,
+}
+
+/// What an upload of shopper events did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Uploaded {
+    pub applied: usize,
+    pub attributed: usize,
+    pub unattributed: usize,
+    pub duplicate: usize,
+}
+
+/// The line number of the `i`-th event of a JSON-lines text (blank lines
+/// hold none).
+fn nth_event_line(text: &str, i: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .nth(i)
+        .map_or(0, |(n, _)| n + 1)
 }
 
 /// Imps of one request that may get a bid.
@@ -230,6 +267,9 @@ impl App {
             },
             price_log: metrics::Throttle::new(Duration::from_secs(10)),
             tracked,
+            events: None,
+            state_dir: None,
+            report_gate: tokio::sync::Semaphore::new(2),
         }
     }
 
@@ -250,7 +290,50 @@ impl App {
         let (journal, replayed) =
             Journal::open_with(dir, self.ledger.clone(), self.clock.clone(), options, wrap)?;
         self.books = Books::new(self.ledger.clone(), Some(journal));
+        let started = Instant::now();
+        let (events, rebuilt) = reports::log::EventLog::open(
+            dir,
+            self.clock.now(),
+            reports::log::Options {
+                max_entries: self.settings.max_attribution_entries,
+                ..reports::log::Options::default()
+            },
+        )
+        .map_err(|source| OpenError::Io {
+            path: reports::log::dir_of(dir),
+            source,
+        })?;
+        tracing::info!(
+            records = rebuilt.records,
+            skipped = rebuilt.skipped,
+            touches = rebuilt.touches,
+            millis = started.elapsed().as_millis() as u64,
+            "attribution touches restored from the event journal"
+        );
+        if let Some(snap) = self.snapshot.load().as_ref() {
+            events.set_catalog(snap.catalog.clone());
+        }
+        self.events = Some(events);
+        self.state_dir = Some(dir.to_path_buf());
         Ok((self, replayed))
+    }
+
+    /// The state directory, when spend is journaled.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// The event journal, when spend is journaled.
+    pub fn events(&self) -> Option<&reports::log::EventLog> {
+        self.events.as_ref()
+    }
+
+    /// Waits until every event so far is written (tests, reports of the
+    /// running bidder, shutdown).
+    pub async fn flush_events(&self) {
+        if let Some(e) = &self.events {
+            e.flush().await;
+        }
     }
 
     pub fn is_ready(&self) -> bool {
@@ -281,6 +364,9 @@ impl App {
         self.audiences.set_retention_days(retention_days(&config));
         let snap = Snapshot::compile(config, self.clock.now());
         metrics::config_loaded(true, snap.items.len());
+        if let Some(e) = &self.events {
+            e.set_catalog(snap.catalog.clone());
+        }
         self.snapshot.store(Some(Arc::new(snap)));
         summary
     }
@@ -333,7 +419,7 @@ impl App {
 
     /// As [`App::handle_bid`], for the exchange whose profile (in `snap`,
     /// the snapshot the caller resolved it in) is given. No snapshot or no
-    /// profile: not ready.
+    /// profile: not ready. Bids and no-bids are counted for reports.
     pub fn bid_with(
         &self,
         snap: Option<&Snapshot>,
@@ -341,15 +427,45 @@ impl App {
         body: &[u8],
         start: Instant,
     ) -> BidAnswer {
+        let (answer, report) = self.bid_inner(snap, profile, body, start);
+        if let Some(events) = &self.events {
+            let now = self.clock.now().as_millis();
+            match &answer {
+                BidAnswer::Bid(..) => {
+                    for dims in report {
+                        events.bid(now, dims);
+                    }
+                }
+                BidAnswer::NoBid(reason) => {
+                    let exchange = match profile {
+                        Some(p) => p.report_id.clone(),
+                        None => crate::snapshot::DEFAULT_EXCHANGE.into(),
+                    };
+                    events.no_bid(now, exchange, reason.as_str());
+                }
+                BidAnswer::Invalid(_) => {}
+            }
+        }
+        answer
+    }
+
+    fn bid_inner(
+        &self,
+        snap: Option<&Snapshot>,
+        profile: Option<&Profile>,
+        body: &[u8],
+        start: Instant,
+    ) -> (BidAnswer, Vec<reports::Dims>) {
+        let none = Vec::new;
         let req = match ortb::parse_request(body) {
             Ok(r) => r,
-            Err(e) => return BidAnswer::Invalid(e.to_string()),
+            Err(e) => return (BidAnswer::Invalid(e.to_string()), none()),
         };
         if let Err(e) = req.validate() {
-            return BidAnswer::Invalid(e.to_string());
+            return (BidAnswer::Invalid(e.to_string()), none());
         }
         let (Some(snap), Some(profile)) = (snap, profile) else {
-            return BidAnswer::NoBid(NoBid::NotReady);
+            return (BidAnswer::NoBid(NoBid::NotReady), none());
         };
         let tmax = match req.tmax {
             Some(ms) if ms > 0 => Duration::from_millis(ms as u64).min(self.settings.max_tmax),
@@ -360,22 +476,22 @@ impl App {
         };
         let deadline = tmax.saturating_sub(self.settings.tmax_margin);
         if start.elapsed() >= deadline {
-            return BidAnswer::NoBid(NoBid::Late);
+            return (BidAnswer::NoBid(NoBid::Late), none());
         }
-        let (json, bids) = match self.auction_in(snap, profile, &req, Some(start + deadline)) {
+        let a = match self.auction_in(snap, profile, &req, Some(start + deadline)) {
             Ok(answer) => answer,
-            Err(reason) => return BidAnswer::NoBid(reason),
+            Err(reason) => return (BidAnswer::NoBid(reason), none()),
         };
         // Work that overran the deadline is thrown away: the exchange has
         // closed its auction and a late bid only costs both sides. Bids
         // never sent hold nothing.
         if start.elapsed() >= deadline {
-            for bid in &bids {
+            for bid in &a.keys {
                 self.ledger.release(*bid);
             }
-            return BidAnswer::NoBid(NoBid::Late);
+            return (BidAnswer::NoBid(NoBid::Late), none());
         }
-        BidAnswer::Bid(json, bids.len())
+        (BidAnswer::Bid(a.json, a.keys.len()), a.report)
     }
 
     /// The auction for a parsed, valid request: one bid per imp at most.
@@ -389,6 +505,7 @@ impl App {
             return Err(NoBid::NotReady);
         };
         self.auction_in(snap, profile, req, None)
+            .map(|a| (a.json, a.keys))
     }
 
     /// The context of a request as an exchange sends it: the currency its
@@ -425,7 +542,7 @@ impl App {
         profile: &Profile,
         req: &ortb::BidRequest<'_>,
         deadline: Option<Instant>,
-    ) -> Result<(Vec<u8>, Vec<BidKey>), NoBid> {
+    ) -> Result<Auctioned, NoBid> {
         let (ctx, priced) = self.context(snap, profile, req);
         // A request that allows only currencies without a rate gets no bid
         // rather than a bid it cannot accept.
@@ -555,7 +672,24 @@ impl App {
             user: ctx.visitor.user.filter(|_| ctx.restriction.is_none()),
         }
         .write(&choices, &bid_ids, &new_bid_id());
-        Ok((json, keys))
+        let report = if ctx.test {
+            Vec::new()
+        } else {
+            choices
+                .iter()
+                .map(|(_, c)| {
+                    let item = &snap.items[c.item];
+                    let mut dims = item.report.clone();
+                    dims.creative = snap.creative_ids[item.advertiser][c.creative].clone();
+                    dims.exchange = profile.report_id.clone();
+                    if let Some(k) = &c.keyword {
+                        dims.keyword = k.as_str().into();
+                    }
+                    dims
+                })
+                .collect()
+        };
+        Ok(Auctioned { json, keys, report })
     }
 
     /// A tracking URL called: counts its event once per bid (never for test
@@ -588,6 +722,16 @@ impl App {
             metrics::tracking_event(t.event);
             true
         };
+        if counted && matches!(t.event, Event::Impression | Event::Click) {
+            if let Some(events) = &self.events {
+                events.track(
+                    now,
+                    self.track_dims(&t),
+                    t.user_key(),
+                    t.event == Event::Click,
+                );
+            }
+        }
         let redirect = if t.event == Event::Click && t.redirect {
             // Only the creative's own click URL, as the config has it now.
             let snap = self.snapshot.load();
@@ -604,19 +748,122 @@ impl App {
         })
     }
 
+    /// What reports count a tracked event under: its ad as signed, the
+    /// advertiser as the config has the line item now.
+    fn track_dims(&self, t: &crate::track::Tracked) -> reports::Dims {
+        let snap = self.snapshot.load();
+        let item = snap.as_ref().and_then(|s| s.item(&t.line_item));
+        reports::Dims {
+            advertiser: item.map_or_else(|| "".into(), |i| i.report.advertiser.clone()),
+            order: t.order.as_str().into(),
+            line_item: t.line_item.as_str().into(),
+            creative: t.creative.as_str().into(),
+            exchange: t.exchange.as_str().into(),
+            keyword: t.keyword.as_deref().unwrap_or_default().into(),
+            product: "".into(),
+        }
+    }
+
     /// Drops audience events past the retention; returns how many.
     pub fn prune_audiences(&self) -> usize {
         self.audiences.prune(self.clock.now())
     }
 
     /// Appends a batch of audience events (JSON lines): all of it or, on
-    /// the first bad line, none of it.
-    pub fn append_audience_events(&self, text: &str) -> Result<usize, audiences::DataError> {
+    /// the first bad line, none of it. Returns how many were applied and
+    /// the views and purchases to attribute ([`App::attribute`]). A
+    /// purchase amount in a currency without a rate refuses the batch.
+    pub fn append_audience_events(
+        &self,
+        text: &str,
+    ) -> Result<(usize, Vec<reports::attribution::Conversion>), audiences::DataError> {
+        let conversions = self.conversions("request body", text)?;
         let n = self
             .audiences
             .append_jsonl("request body", text, self.clock.now())?;
         metrics::audience_events(n);
-        Ok(n)
+        Ok((n, conversions))
+    }
+
+    /// The views and purchases in a batch of shopper events, amounts in USD
+    /// micros (rounded down, so sales are never over-counted).
+    pub fn conversions(
+        &self,
+        source: &str,
+        text: &str,
+    ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
+        let events = audiences::parse_jsonl(source, text)?;
+        let snap = self.snapshot.load();
+        let rates = snap.as_ref().and_then(|s| s.config.currency_rates.as_ref());
+        let mut out = Vec::new();
+        for (i, e) in events.into_iter().enumerate() {
+            let purchase = match e.kind {
+                audiences::EventKind::View => false,
+                audiences::EventKind::Purchase => true,
+                audiences::EventKind::Interest => continue,
+            };
+            let sale = e.sale.unwrap_or(audiences::Sale {
+                amount: None,
+                currency: None,
+                order_id: None,
+            });
+            let amount = match (sale.amount, sale.currency.as_deref()) {
+                (None, _) => Micros::ZERO,
+                (Some(a), None | Some("USD")) => a,
+                (Some(a), Some(code)) => {
+                    let rate = rates
+                        .and_then(|r| r.rates.iter().find(|(c, _)| c == code))
+                        .map(|(_, r)| *r);
+                    match rate {
+                        Some(r) => r.to_usd(a),
+                        None => {
+                            return Err(audiences::DataError {
+                                source_name: source.into(),
+                                line: nth_event_line(text, i),
+                                reason: format!(
+                                    "currency {code} has no rate in the config's currency_rates: \
+                                     the sale cannot be reported in USD"
+                                ),
+                            })
+                        }
+                    }
+                }
+            };
+            out.push(reports::attribution::Conversion {
+                purchase,
+                user: crate::track::user_key_u64(&self.signer, &e.user),
+                product: e.item,
+                at_ms: e.at.as_millis(),
+                amount,
+                order_id: sale.order_id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Attributes views and purchases to their last touch; resolves once
+    /// the attributed ones are on disk. Without an event journal nothing
+    /// is attributed.
+    pub async fn attribute(
+        &self,
+        conversions: Vec<reports::attribution::Conversion>,
+    ) -> std::io::Result<Uploaded> {
+        let mut up = Uploaded::default();
+        let Some(events) = &self.events else {
+            return Ok(up);
+        };
+        if conversions.is_empty() {
+            return Ok(up);
+        }
+        for label in events.convert(conversions).await? {
+            metrics::conversion(label);
+            match label {
+                "attributed" => up.attributed += 1,
+                "duplicate" => up.duplicate += 1,
+                _ => up.unattributed += 1,
+            }
+        }
+        Ok(up)
     }
 
     /// What an `Authorization` header is worth on the admin port.
@@ -680,6 +927,9 @@ impl App {
         let now = self.clock.now();
         let expired = self.ledger.expire(now);
         metrics::late_share(self.ledger.late_share_ppm());
+        if let Some(e) = &self.events {
+            metrics::event_journal(&e.stats);
+        }
         if let Some(rates) = self
             .snapshot
             .load()

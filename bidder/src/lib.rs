@@ -16,6 +16,7 @@ mod keywords;
 pub mod metrics;
 pub mod nobid;
 pub mod notice;
+pub mod reporting;
 mod respond;
 mod select;
 pub mod server;
@@ -24,6 +25,7 @@ mod snapshot;
 mod targeting;
 pub mod track;
 pub mod traffic;
+pub mod ui;
 
 pub use app::{App, BidAnswer, ExplainError, Settings};
 /// Privacy signals live in a crate of their own; `bidder::privacy` names it.

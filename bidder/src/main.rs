@@ -33,6 +33,11 @@ enum Command {
     /// simulated wins, and print per hour and line item: spend, plan,
     /// pacing error, utilisation and overspend.
     Simulate(SimulateArgs),
+    /// What was bought and what it earned, from the state directory: bids,
+    /// wins, impressions, clicks, CTR, spend, eCPM, CPC, detail page views,
+    /// purchases, sales, ACOS, ROAS and over-delivery, cut by the
+    /// dimensions of --by. Money in USD; spend is the ledger's, to the micro.
+    Report(ReportArgs),
     /// Print the JSON Schema (draft-07) of the config files, for editors:
     /// completion and checks as account managers type.
     Schema {
@@ -48,6 +53,41 @@ enum SchemaKind {
     Exchange,
     #[value(name = "currency_rates")]
     CurrencyRates,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The config directory: budgets and pacing plans for the delivery
+    /// section (the HTML page's charts).
+    #[arg(long)]
+    config: PathBuf,
+    /// The serving bidder's state directory (it may be running).
+    #[arg(long, default_value = "bidder-state")]
+    state: PathBuf,
+    /// First UTC day, YYYY-MM-DD (default: six days before --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last UTC day, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    to: Option<String>,
+    /// Dimensions, comma separated: day, advertiser, order, line_item,
+    /// creative, exchange, keyword (the search-term report), product (the
+    /// product report).
+    #[arg(long, default_value = "day")]
+    by: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+    Html,
 }
 
 #[derive(clap::Args)]
@@ -170,6 +210,12 @@ struct ServeArgs {
     /// early (bidder_tracking_dedupe_evicted_total).
     #[arg(long, default_value_t = 8_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
     max_tracked_events: u64,
+    /// Last touches (shopper x advertiser) and counted conversions kept for
+    /// attribution, about 150 bytes each; past it those too old for any
+    /// window go first, then the oldest tenth
+    /// (bidder_attribution_evicted_total).
+    #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
+    max_attribution_entries: u64,
     /// Directory of the charge journal and its checkpoint (and of the
     /// notice secret when none is given): spend is replayed from it at
     /// start and every charge is on disk before its notice is acknowledged.
@@ -184,6 +230,13 @@ fn main() -> ExitCode {
         Command::Validate { config } => validate(&config),
         Command::Schema { kind } => schema(kind),
         Command::Simulate(args) => match simulate(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bidder: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Report(args) => match report(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bidder: {e:#}");
@@ -341,6 +394,60 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn report(args: ReportArgs) -> anyhow::Result<()> {
+    use reports::render::Format;
+    let config = match config::load_dir(&args.config) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems.0 {
+                eprintln!("{p}");
+            }
+            anyhow::bail!(
+                "config in {} refused: {} problem(s)",
+                args.config.display(),
+                problems.0.len()
+            );
+        }
+    };
+    if !args.state.is_dir() {
+        anyhow::bail!("{}: no such state directory", args.state.display());
+    }
+    let now = config::Clock::now(&SystemClock);
+    // The same parameter rules as GET /v1/reports.
+    let mut query = format!("by={}", args.by);
+    for (k, v) in [("from", &args.from), ("to", &args.to)] {
+        if let Some(v) = v {
+            query.push_str(&format!("&{k}={v}"));
+        }
+    }
+    let format = match args.format {
+        ReportFormat::Table => Format::Table,
+        ReportFormat::Csv => Format::Csv,
+        ReportFormat::Json => Format::Json,
+        ReportFormat::Html => Format::Html,
+    };
+    let (q, _) = bidder::reporting::parse_params(&query, now.date(), 7, &[], format)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let src = reports::query::Sources {
+        state: &args.state,
+        config: Some(&config),
+        now,
+        progress: true,
+    };
+    let report = reports::query::run(&q, &src)?;
+    let text = reports::render::render(&report, format);
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.listen.ip().is_unspecified() && args.public_url.is_none() {
         anyhow::bail!(
@@ -394,6 +501,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_bids_per_line_item: args.max_bids_per_line_item as usize,
         max_rates_age_days: args.max_rates_age_days,
         max_tracked_events: args.max_tracked_events as usize,
+        max_attribution_entries: args.max_attribution_entries as usize,
         limits: bidder::server::Limits {
             max_connections: connection_cap(args.max_connections as usize),
             header_timeout: Duration::from_secs(args.header_timeout_secs),
@@ -472,6 +580,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bidder::metrics::describe();
         let summary = app.install(config);
         tracing::info!("config loaded: {summary}");
+        if let Some(dir) = &args.data {
+            attribute_data(&app, dir).await;
+        }
 
         let running = bidder::server::start(app.clone(), bid, admin)?;
         // One line on stdout with the bound addresses: scripts and tests
@@ -486,8 +597,47 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = running.shutdown.send(true);
         let _ = running.done.await;
+        app.flush_events().await;
         Ok(())
     })
+}
+
+/// Attributes the views and purchases of the `--data` files. Loaded at
+/// every start: those counted before are known from the event journal and
+/// count nothing again.
+async fn attribute_data(app: &App, dir: &std::path::Path) {
+    let files = match audiences::jsonl_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!("{e}");
+            return;
+        }
+    };
+    let mut total = bidder::app::Uploaded::default();
+    for file in files {
+        let name = file.display().to_string();
+        let conversions = std::fs::read_to_string(&file)
+            .map_err(|e| format!("{name}: {e}"))
+            .and_then(|text| app.conversions(&name, &text).map_err(|e| e.to_string()));
+        let result = match conversions {
+            Ok(c) => app.attribute(c).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(up) => {
+                total.attributed += up.attributed;
+                total.unattributed += up.unattributed;
+                total.duplicate += up.duplicate;
+            }
+            Err(e) => tracing::error!("{name}: views and purchases not attributed: {e}"),
+        }
+    }
+    tracing::info!(
+        attributed = total.attributed,
+        unattributed = total.unattributed,
+        already_counted = total.duplicate,
+        "audience data attributed"
+    );
 }
 
 /// Connections per port that fit the process's open-file limit: both

@@ -241,6 +241,25 @@ pub fn tracking_event(event: crate::track::Event) {
     metrics::counter!("bidder_tracking_events_total", "event" => event.as_str()).increment(1);
 }
 
+/// A view or purchase uploaded: `attributed`, `unattributed` (no listed
+/// product, or no touch in its window) or `duplicate` (order id or event
+/// seen before).
+pub fn conversion(result: &'static str) {
+    metrics::counter!("bidder_conversions_total", "result" => result).increment(1);
+}
+
+/// The event journal's state, read at each housekeeping tick: records
+/// written, events dropped because the writer fell behind, write errors,
+/// last touches held and attribution entries evicted early.
+pub fn event_journal(s: &reports::log::Stats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    metrics::counter!("bidder_event_records_written_total").absolute(s.records.load(Relaxed));
+    metrics::counter!("bidder_events_dropped_total").absolute(s.dropped.load(Relaxed));
+    metrics::counter!("bidder_event_write_errors_total").absolute(s.write_errors.load(Relaxed));
+    metrics::gauge!("bidder_attribution_touches").set(s.touches.load(Relaxed) as f64);
+    metrics::counter!("bidder_attribution_evicted_total").absolute(s.evicted.load(Relaxed));
+}
+
 /// Tracking pairs forgotten before their time to stay within
 /// `--max-tracked-events`.
 pub fn tracking_evicted(n: usize) {
@@ -326,6 +345,30 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_tracking_dedupe_evicted_total",
         "Tracking (bid, event) pairs forgotten early to stay within --max-tracked-events."
+    );
+    metrics::describe_counter!(
+        "bidder_conversions_total",
+        "Uploaded views and purchases by result (attributed, unattributed, duplicate)."
+    );
+    metrics::describe_counter!(
+        "bidder_event_records_written_total",
+        "Records written to the event journal (bids and no-bids are written as counts)."
+    );
+    metrics::describe_counter!(
+        "bidder_events_dropped_total",
+        "Report events dropped because the event writer's queue was full."
+    );
+    metrics::describe_counter!(
+        "bidder_event_write_errors_total",
+        "Event journal writes that failed (their records are cut back)."
+    );
+    metrics::describe_gauge!(
+        "bidder_attribution_touches",
+        "Last touches (shopper x advertiser) held for attribution."
+    );
+    metrics::describe_counter!(
+        "bidder_attribution_evicted_total",
+        "Touches and conversions forgotten early to stay within --max-attribution-entries."
     );
     metrics::describe_counter!(
         "bidder_unknown_exchange_requests_total",

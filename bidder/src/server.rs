@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -422,6 +422,7 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             r
         }
         path if path.starts_with("/v1/") => v1(app, req).await,
+        "/ui" | "/ui/login" => ui(app, req).await,
         "/healthz" | "/readyz" | "/metrics" => method_not_allowed("GET"),
         _ => Refused::NotFound.response(),
     }
@@ -433,7 +434,7 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path();
     let known = matches!(
         path,
-        "/v1/config/reload" | "/v1/explain" | "/v1/audience-events"
+        "/v1/config/reload" | "/v1/explain" | "/v1/audience-events" | "/v1/reports"
     );
     if !known {
         return Refused::NotFound.response();
@@ -455,6 +456,12 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
     };
     if !allowed {
         return Refused::Unauthorized.response();
+    }
+    if path == "/v1/reports" {
+        if req.method() != Method::GET {
+            return method_not_allowed("GET");
+        }
+        return reports_endpoint(app, req.uri().query().unwrap_or("")).await;
     }
     if req.method() != Method::POST {
         return method_not_allowed("POST");
@@ -479,6 +486,118 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
     }
 }
 
+/// `GET /v1/reports?from=…&to=…&by=…&format=json|csv|table|html`.
+async fn reports_endpoint(app: Arc<App>, query: &str) -> Resp {
+    use crate::reporting::{parse_params, ReportError};
+    use reports::render::Format;
+    let parsed = parse_params(
+        query,
+        app.now().date(),
+        7,
+        &[reports::Dim::Day],
+        Format::Json,
+    );
+    let result = match parsed {
+        Ok((q, format)) => app.report(q, format).await.map(|body| (body, format)),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((body, format)) => {
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e @ ReportError::Invalid(_)) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Err(e @ ReportError::NoState) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
+        Err(e @ ReportError::Failed(_)) => {
+            tracing::error!("report failed: {e}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
+        }
+    }
+}
+
+/// `/ui` and `/ui/login` (see [`crate::ui`]).
+async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
+    let Some(token) = app.settings.admin_token.clone() else {
+        return Refused::AdminOff.response();
+    };
+    let now_secs = app.now().as_millis() / 1000;
+    let page = |status: StatusCode, html: String| {
+        let mut r = Response::new(Full::new(Bytes::from(html)));
+        *r.status_mut() = status;
+        let h = r.headers_mut();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static(crate::ui::CSP),
+        );
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        r
+    };
+    let see_other = |to: &'static str, cookie: Option<String>| {
+        let mut r = page(StatusCode::SEE_OTHER, String::new());
+        r.headers_mut()
+            .insert(hyper::header::LOCATION, HeaderValue::from_static(to));
+        if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            r.headers_mut().insert(hyper::header::SET_COOKIE, c);
+        }
+        r
+    };
+    match (req.uri().path(), req.method().clone()) {
+        ("/ui", Method::GET) => {
+            let cookie = req
+                .headers()
+                .get(hyper::header::COOKIE)
+                .map(|v| v.as_bytes());
+            if !crate::ui::has_session(cookie, &token, now_secs) {
+                return see_other("/ui/login", None);
+            }
+            match app.ui_page(req.uri().query().unwrap_or("")).await {
+                Ok(html) => page(StatusCode::OK, html),
+                Err(e @ crate::reporting::ReportError::Invalid(_)) => {
+                    text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+                }
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            }
+        }
+        ("/ui/login", Method::GET) => page(StatusCode::OK, crate::ui::login_page(false)),
+        ("/ui/login", Method::POST) => {
+            let (parts, body) = req.into_parts();
+            let read = tokio::time::timeout(
+                app.settings.body_timeout,
+                body::read(&parts.headers, body, 4096),
+            );
+            let bytes = match read.await {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => return e.response(),
+                Err(_) => return Refused::SlowBody.response(),
+            };
+            let given = crate::ui::form_token(&bytes).unwrap_or_default();
+            let bearer = format!("Bearer {given}");
+            if app.admin_access(Some(bearer.as_bytes())) == Access::Admin {
+                see_other("/ui", Some(crate::ui::session_cookie(&token, now_secs)))
+            } else {
+                page(StatusCode::UNAUTHORIZED, crate::ui::login_page(true))
+            }
+        }
+        ("/ui", _) => method_not_allowed("GET"),
+        _ => method_not_allowed("GET, POST"),
+    }
+}
+
 async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(
@@ -497,12 +616,24 @@ async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let app2 = app.clone();
     let owned = text_body.to_string();
     match tokio::task::spawn_blocking(move || app2.append_audience_events(&owned)).await {
-        Ok(Ok(n)) => {
-            let mut r = Response::new(Full::new(Bytes::from(format!("{{\"applied\":{n}}}\n"))));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
-        }
+        Ok(Ok((applied, conversions))) => match app.attribute(conversions).await {
+            Ok(up) => {
+                let body = format!(
+                    "{{\"applied\":{applied},\"attributed\":{},\"unattributed\":{},\"duplicate\":{}}}\n",
+                    up.attributed, up.unattributed, up.duplicate
+                );
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                r.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            }
+            // The audience store has the events (a retry stores nothing
+            // twice); the attribution was not written, and a retry makes it.
+            Err(e) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("events applied but their attribution could not be recorded ({e}); retry the batch\n"),
+            ),
+        },
         Ok(Err(e)) => text(
             StatusCode::BAD_REQUEST,
             format!(

@@ -49,6 +49,9 @@ pub struct Item {
     pub cid_json: String,
     /// `&li=<line item>&o=<order>` for notice URLs, percent-encoded once.
     pub notice_ids: String,
+    /// What reports count its bids under (creative, exchange and keyword
+    /// filled in per bid).
+    pub report: reports::Dims,
 }
 
 pub struct Snapshot {
@@ -71,6 +74,10 @@ pub struct Snapshot {
     pub buys_native: bool,
     /// Creative id → (advertiser, creative): where a tracked click goes.
     creatives_by_id: crate::track::CreativeIndex,
+    /// `[advertiser][creative]`: creative ids as reports carry them.
+    pub creative_ids: Vec<Vec<std::sync::Arc<str>>>,
+    /// Products and attribution windows, for the event journal.
+    pub catalog: reports::attribution::Catalog,
     pub loaded_at: Timestamp,
 }
 
@@ -93,6 +100,8 @@ pub struct Profile {
     pub reservation_ttl: Option<std::time::Duration>,
     pub price_keys: Option<pricecrypt::Keys>,
     pub counters: crate::metrics::ExchangeCounters,
+    /// The id as reports carry it.
+    pub report_id: std::sync::Arc<str>,
 }
 
 impl Profile {
@@ -117,6 +126,7 @@ impl Profile {
                 pricecrypt::Keys::from_base64(&p.encryption_key, &p.integrity_key).ok()
             }),
             counters: crate::metrics::ExchangeCounters::new(id),
+            report_id: id.into(),
         }
     }
 }
@@ -175,6 +185,12 @@ impl Snapshot {
                             notice::encode(&li.id),
                             notice::encode(&order.id)
                         ),
+                        report: reports::Dims {
+                            advertiser: adv.id.as_str().into(),
+                            order: order.id.as_str().into(),
+                            line_item: li.id.as_str().into(),
+                            ..reports::Dims::default()
+                        },
                     });
                 }
             }
@@ -250,6 +266,12 @@ impl Snapshot {
                     .map(move |(c, cr)| (cr.id.clone(), (a, c)))
             })
             .collect();
+        let creative_ids = config
+            .advertisers
+            .iter()
+            .map(|adv| adv.creatives.iter().map(|c| c.id.as_str().into()).collect())
+            .collect();
+        let catalog = reports::attribution::Catalog::from_config(&config);
         let profiles: HashMap<String, Profile> = config
             .exchanges
             .iter()
@@ -265,6 +287,8 @@ impl Snapshot {
             default_profile: Profile::compile(None),
             buys_native,
             creatives_by_id,
+            creative_ids,
+            catalog,
             loaded_at,
         }
     }

@@ -212,6 +212,7 @@ pub struct Tracked {
     pub event: Event,
     pub bid: u128,
     pub line_item: String,
+    pub order: String,
     pub creative: String,
     pub exchange: String,
     pub keyword: Option<String>,
@@ -266,6 +267,7 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         event,
         bid,
         line_item: text(1)?,
+        order: text(2)?,
         creative: text(3)?,
         exchange: text(4)?,
         keyword: Some(text(7)?).filter(|k| !k.is_empty()),
@@ -274,6 +276,21 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         at_ms: values[5].parse().map_err(|_| bad())?,
         redirect,
     })
+}
+
+impl Tracked {
+    /// Who saw the ad as the event journal keys them; 0 for no one.
+    pub fn user_key(&self) -> u64 {
+        self.user
+            .as_deref()
+            .and_then(|u| u64::from_str_radix(u, 16).ok())
+            .unwrap_or(0)
+    }
+}
+
+/// [`user_key`] as the event journal keys shoppers.
+pub fn user_key_u64(signer: &Signer, user: &str) -> u64 {
+    u64::from_str_radix(&user_key(signer, user), 16).unwrap_or(0)
 }
 
 /// A user id as tracking URLs carry it: 64 bits of an HMAC under the

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use bidder::Settings;
-use common::{banner_request, get, request, Reply, Server, NATIVE_AD, TUBE};
+use common::{
+    banner_request, banner_urls, get, only_bid, path_of, request, Reply, Server, NATIVE_AD, TUBE,
+};
 use config::Micros;
 use serde_json::{json, Value};
 
@@ -79,21 +81,6 @@ fn https() -> Settings {
 }
 
 /// The one bid of the answer to `body`.
-fn only_bid(s: &Server, body: &Value) -> Value {
-    let r = s.bid(&body.to_string());
-    assert_eq!(r.status, 200, "expected a bid: {}", r.text());
-    let v = r.json();
-    let bids = v["seatbid"][0]["bid"].as_array().expect("bids");
-    assert_eq!(bids.len(), 1, "{v}");
-    bids[0].clone()
-}
-
-/// The path and query of an absolute URL.
-fn path_of(url: &str) -> &str {
-    let rest = url.split_once("://").expect("absolute URL").1;
-    &rest[rest.find('/').expect("a path")..]
-}
-
 fn call(s: &Server, url: &str) -> Reply {
     get(s.bid, path_of(url))
 }
@@ -106,22 +93,6 @@ fn param<'u>(url: &'u str, key: &str) -> &'u str {
         .filter_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
         .next_back()
         .unwrap_or_else(|| panic!("no {key} in {url}"))
-}
-
-/// The banner adm's link (`href`) and impression pixel (the last
-/// `<img src>`), attribute-unescaped.
-fn banner_urls(adm: &str) -> (String, String) {
-    let attr = |from: &str, name: &str| -> String {
-        let v = from
-            .split_once(&format!("{name}=\""))
-            .and_then(|(_, r)| r.split_once('"'))
-            .unwrap_or_else(|| panic!("no {name} in {adm}"))
-            .0;
-        v.replace("&amp;", "&")
-    };
-    let href = attr(adm, "href");
-    let pixel = attr(adm.rsplit_once("<img").expect("images").1, "src");
-    (href, pixel)
 }
 
 /// Every `bidder_tracking_*` series on `/metrics`, by its name and labels.

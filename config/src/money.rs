@@ -280,6 +280,12 @@ impl Rate {
         clamp(div_up(i128::from(usd.0) * i128::from(self.0), NANOS))
     }
 
+    /// An amount of this currency in USD, rounded down (a sale is never
+    /// over-counted).
+    pub fn to_usd(self, amount: Micros) -> Micros {
+        clamp(i128::from(amount.0) * NANOS / i128::from(self.0))
+    }
+
     /// An amount of this currency in USD, rounded up.
     pub fn to_usd_up(self, amount: Micros) -> Micros {
         clamp(div_up(i128::from(amount.0) * NANOS, i128::from(self.0)))
@@ -489,6 +495,11 @@ mod tests {
         assert_eq!(eur.from_usd_up(Micros(1)), Micros(1));
         // EUR 1.00 is USD 1.052631578…: charged as 1.052632.
         assert_eq!(eur.to_usd_up(Micros(1_000_000)), Micros(1_052_632));
+        assert_eq!(
+            eur.to_usd(Micros(1_000_000)),
+            Micros(1_052_631),
+            "sales round down"
+        );
         let jpy = Rate::parse_decimal("155.3").unwrap();
         assert_eq!(jpy.from_usd(Micros(2_000_000)), Micros(310_600_000));
         assert_eq!(jpy.to_usd_up(Micros(310_600_000)), Micros(2_000_000));

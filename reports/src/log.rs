@@ -31,6 +31,8 @@ use crate::fact::{Dims, Interner};
 use crate::record::{Kind, Record, MAGIC};
 
 const DAY_MS: i64 = 86_400_000;
+/// The longest attribution window the config accepts.
+const MAX_WINDOW_DAYS: i64 = 90;
 const MAX_BATCH: usize = 8192;
 /// Files kept open: today's, yesterday's (bids around midnight) and one
 /// for conversions dated in the past.
@@ -132,18 +134,15 @@ pub struct EventLog {
 
 impl EventLog {
     /// Opens the events directory of the state directory `state`, reads
-    /// back the days `catalog`'s windows still cover (before `now`) and
-    /// starts the writer.
-    pub fn open(
-        state: &Path,
-        now: Timestamp,
-        catalog: Catalog,
-        options: Options,
-    ) -> io::Result<(EventLog, Rebuilt)> {
+    /// back the days the longest attribution window allowed could still
+    /// cover (before `now`) and starts the writer. Nothing is attributed
+    /// before [`EventLog::set_catalog`] says which products are whose.
+    pub fn open(state: &Path, now: Timestamp, options: Options) -> io::Result<(EventLog, Rebuilt)> {
         let dir = dir_of(state);
         std::fs::create_dir_all(&dir)?;
         let mut attributor = Attributor::new(options.max_entries);
-        let keep = catalog.max_window_ms().max(DAY_MS);
+        let keep = MAX_WINDOW_DAYS * DAY_MS;
+        let catalog = Catalog::default();
         let from = Timestamp(now.as_millis().saturating_sub(keep)).date();
         let mut rebuilt = Rebuilt::default();
         let mut interner = Interner::default();

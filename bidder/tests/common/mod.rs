@@ -107,18 +107,78 @@ impl Server {
 
     /// With exactly `settings` (no admin token unless they name one).
     pub fn start_exact(config_dir: &Path, data: Option<&Path>, settings: Settings) -> Server {
-        let clock = Arc::new(ManualClock::new(ts("2026-11-24T12:00:00Z")));
+        Server::start_full(config_dir, data, settings, None, ts("2026-11-24T12:00:00Z"))
+    }
+
+    /// With the admin token, journals (charges and events) in `state`
+    /// compacted after `compact_after` charges, and the clock at `now`.
+    pub fn start_in(
+        config_dir: &Path,
+        state: &Path,
+        compact_after: usize,
+        now: Timestamp,
+    ) -> Server {
+        let settings = Settings {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            // Kept across restarts, as `serve` keeps it: shoppers' keys in
+            // the event journal are made with it.
+            notice_secret: Some("test-notice-secret-0123456789abcdef".into()),
+            ..Settings::default()
+        };
+        Server::start_full(
+            config_dir,
+            None,
+            settings,
+            Some((state, compact_after)),
+            now,
+        )
+    }
+
+    fn start_full(
+        config_dir: &Path,
+        data: Option<&Path>,
+        settings: Settings,
+        state: Option<(&Path, usize)>,
+        now: Timestamp,
+    ) -> Server {
+        let clock = Arc::new(ManualClock::new(now));
         let store = match data {
             Some(d) => audiences::Store::load_dir(d, clock.now()).expect("audience data"),
             None => audiences::Store::new(),
         };
         let config = config::load_dir(config_dir).expect("valid config");
-        let app = Arc::new(App::new(
-            settings,
+        let app = App::new(
+            settings.clone(),
             clock.clone(),
             store,
             Some(config_dir.to_path_buf()),
-        ));
+        );
+        let app = match state {
+            None => app,
+            Some((dir, compact_after)) => {
+                let options = || ledger::journal::JournalOptions { compact_after };
+                let mut result = app.with_journal_storage(dir, options(), |s| Box::new(s));
+                // A server of the same state directory just dropped may
+                // still be letting go of its lock.
+                for _ in 0..100 {
+                    if result.is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    let again = App::new(
+                        settings.clone(),
+                        clock.clone(),
+                        audiences::Store::new(),
+                        Some(config_dir.to_path_buf()),
+                    );
+                    result = again.with_journal_storage(dir, options(), |s| Box::new(s));
+                }
+                result
+                    .unwrap_or_else(|e| panic!("opening {}: {e}", dir.display()))
+                    .0
+            }
+        };
+        let app = Arc::new(app);
         app.install(config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -417,3 +477,35 @@ pub const NATIVE_AD: &str = r#"  - id: tent-ad
     price: $249.00
     click_url: https://shop.example/tent
 "#;
+
+/// The one bid of a request that must get one.
+pub fn only_bid(s: &Server, body: &serde_json::Value) -> serde_json::Value {
+    let r = s.bid(&body.to_string());
+    assert_eq!(r.status, 200, "expected a bid: {}", r.text());
+    let v = r.json();
+    let bids = v["seatbid"][0]["bid"].as_array().expect("bids");
+    assert_eq!(bids.len(), 1, "{v}");
+    bids[0].clone()
+}
+
+/// The path and query of an absolute URL.
+pub fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").expect("absolute URL").1;
+    &rest[rest.find('/').expect("a path")..]
+}
+
+/// The banner adm's link (`href`) and impression pixel (the last
+/// `<img src>`), attribute-unescaped.
+pub fn banner_urls(adm: &str) -> (String, String) {
+    let attr = |from: &str, name: &str| -> String {
+        let v = from
+            .split_once(&format!("{name}=\""))
+            .and_then(|(_, r)| r.split_once('"'))
+            .unwrap_or_else(|| panic!("no {name} in {adm}"))
+            .0;
+        v.replace("&amp;", "&")
+    };
+    let href = attr(adm, "href");
+    let pixel = attr(adm.rsplit_once("<img").expect("images").1, "src");
+    (href, pixel)
+}

@@ -1,0 +1,167 @@
+//! `/ui` on the admin port: one page for people, behind the admin token.
+//!
+//! A browser cannot send a bearer token, so `/ui/login` takes the token in
+//! a form and answers with a session cookie: `HttpOnly` (no script reads
+//! it), `SameSite=Strict` (no other site's page can use it), scoped to
+//! `/ui`, valid 12 hours. The cookie holds its expiry and an HMAC of it
+//! under the admin token — not the token itself — so it grants the page
+//! and nothing else, and rotating the token ends every session. The login
+//! page also reads a token from the URL's fragment (`/ui/login#token=…`)
+//! and submits it: a bookmark (or a headless browser in a test) can log in
+//! without the token ever reaching a server log, as a fragment is never
+//! sent.
+
+use hmac::{KeyInit, Mac};
+use subtle::ConstantTimeEq;
+
+const COOKIE: &str = "bidder_ui";
+/// Seconds a session lasts.
+pub const SESSION_SECS: i64 = 12 * 3600;
+
+fn mac(token: &str, expires: i64) -> String {
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    m.update(b"bidder-ui-session\n");
+    m.update(expires.to_string().as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `Set-Cookie` value of a new session made at `now_secs`.
+pub fn session_cookie(token: &str, now_secs: i64) -> String {
+    let expires = now_secs + SESSION_SECS;
+    format!(
+        "{COOKIE}={expires}.{}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}",
+        mac(token, expires)
+    )
+}
+
+/// Whether a `Cookie` header holds a live session for `token`.
+pub fn has_session(cookie_header: Option<&[u8]>, token: &str, now_secs: i64) -> bool {
+    let Some(header) = cookie_header.and_then(|h| std::str::from_utf8(h).ok()) else {
+        return false;
+    };
+    header
+        .split(';')
+        .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .any(|v| {
+            let Some((exp, sig)) = v.split_once('.') else {
+                return false;
+            };
+            let Ok(expires) = exp.parse::<i64>() else {
+                return false;
+            };
+            expires > now_secs
+                && expires <= now_secs + SESSION_SECS
+                && bool::from(mac(token, expires).as_bytes().ct_eq(sig.as_bytes()))
+        })
+}
+
+/// The `token` field of a login form body (`application/x-www-form-urlencoded`).
+pub fn form_token(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&').find_map(|pair| {
+        let v = pair.strip_prefix("token=")?;
+        percent_encoding::percent_decode_str(&v.replace('+', " "))
+            .decode_utf8()
+            .ok()
+            .map(|s| s.into_owned())
+    })
+}
+
+/// Security headers of every `/ui` answer: nothing from elsewhere loads,
+/// no framing, nothing cached.
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+                       img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The login form; `failed` after a wrong token.
+pub fn login_page(failed: bool) -> String {
+    let note = if failed {
+        r#"<p class="err" role="alert">That token is not the admin token.</p>"#
+    } else {
+        ""
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Bidder: sign in</title>
+<style>
+body{{font:16px/1.5 system-ui,sans-serif;background:#f4f6f8;color:#1d2733;display:grid;place-items:center;min-height:100vh;margin:0}}
+form{{background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002;min-width:18rem}}
+h1{{font-size:1.2rem;margin:0 0 1rem}} label{{display:block;margin-bottom:.3rem}}
+input{{width:100%;box-sizing:border-box;padding:.5rem;font:inherit;margin-bottom:1rem}}
+button{{padding:.5rem 1rem;font:inherit;background:#1f6feb;color:#fff;border:0;border-radius:4px}}
+.err{{color:#b42318}}
+</style></head>
+<body><form id="login" method="post" action="/ui/login">
+<h1>Bidder reports</h1>{note}
+<label for="token">Admin token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Sign in</button>
+</form>
+<script>
+(function () {{
+  var m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+  if (m) {{
+    history.replaceState(null, "", location.pathname);
+    document.getElementById("token").value = decodeURIComponent(m[1]);
+    document.getElementById("login").submit();
+  }}
+}})();
+</script>
+</body></html>
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_bound_to_the_token_and_expire() {
+        let now = 1_800_000_000;
+        let set = session_cookie("secret-token", now);
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+        assert!(!set.contains("secret-token"), "the cookie is not the token");
+        let pair = set.split(';').next().unwrap();
+        let header = format!("other=1; {pair}");
+        assert!(has_session(
+            Some(header.as_bytes()),
+            "secret-token",
+            now + 60
+        ));
+        assert!(!has_session(Some(header.as_bytes()), "rotated", now + 60));
+        assert!(!has_session(
+            Some(header.as_bytes()),
+            "secret-token",
+            now + SESSION_SECS + 1
+        ));
+        // An expiry pushed later is not signed.
+        let forged = pair.replacen(
+            &(now + SESSION_SECS).to_string(),
+            &(now + SESSION_SECS * 2).to_string(),
+            1,
+        );
+        assert!(!has_session(
+            Some(forged.as_bytes()),
+            "secret-token",
+            now + 60
+        ));
+        assert!(!has_session(None, "secret-token", now));
+        assert!(!has_session(
+            Some(b"bidder_ui=garbage"),
+            "secret-token",
+            now
+        ));
+    }
+
+    #[test]
+    fn form_tokens_decode() {
+        assert_eq!(form_token(b"token=a%2Bb+c&x=1"), Some("a+b c".into()));
+        assert_eq!(form_token(b"x=1"), None);
+    }
+}

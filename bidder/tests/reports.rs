@@ -1,0 +1,312 @@
+//! Reports over HTTP, from bids to sales: bids, wins, tracked impressions
+//! and clicks, attributed views and purchases (last click, else last
+//! impression; an order once; across a restart), cut by line item, keyword
+//! and product; spend equal to the ledger's to the micro, compacted or not;
+//! zero denominators empty; bad parameters refused.
+
+mod common;
+
+use common::{
+    banner_request, banner_urls, get, only_bid, path_of, request, tempdir, ts, Server, ADMIN_TOKEN,
+};
+use serde_json::{json, Value};
+
+const SHOP: &str = "advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+  products: [tent-1, tent-2]
+  attribution: { click_days: 14, view_days: 1 }
+creatives:
+  - id: b300
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/tent
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000.00
+    flight: { start: 2026-11-01, end: 2026-12-31 }
+    line_items:
+      - id: tents
+        media: display
+        cpm: 4.00
+        budget: { daily: 100.00 }
+        targeting:
+          keywords: { broad: [tent] }
+        creatives: [b300]
+";
+
+fn config_dir(name: &str) -> std::path::PathBuf {
+    let dir = tempdir(name);
+    std::fs::write(dir.join("shop.yaml"), SHOP).expect("config");
+    dir
+}
+
+fn auth() -> String {
+    format!("Bearer {ADMIN_TOKEN}")
+}
+
+fn report(s: &Server, query: &str) -> Value {
+    let r = request(
+        s.admin,
+        "GET",
+        &format!("/v1/reports?{query}"),
+        &[("Authorization", &auth())],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+fn upload(s: &Server, lines: &[Value]) -> common::Reply {
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    request(
+        s.admin,
+        "POST",
+        "/v1/audience-events",
+        &[("Authorization", &auth())],
+        body.as_bytes(),
+    )
+}
+
+/// A bid for `user` on a page about tents; its win charged at `price` CPM;
+/// its impression pixel called, and its link when `click`.
+fn won(s: &Server, user: &str, price: &str, click: bool) {
+    let mut r = banner_request();
+    r["user"]["buyeruid"] = json!(user);
+    r["site"]["keywords"] = json!("camping,tent");
+    let bid = only_bid(s, &r);
+    assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), price).status, 200);
+    let (click_url, pixel) = banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(get(s.bid, path_of(&pixel)).status, 200);
+    if click {
+        assert_eq!(get(s.bid, path_of(&click_url)).status, 302);
+    }
+}
+
+fn micros(v: &Value) -> i64 {
+    v["micros"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no micros in {v}"))
+}
+
+fn row<'a>(rep: &'a Value, dim: &str, value: &str) -> &'a Value {
+    rep["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[dim] == value)
+        .unwrap_or_else(|| panic!("no row with {dim}={value}: {rep:#}"))
+}
+
+fn spent(s: &Server) -> i64 {
+    s.app.line_item_spent("tents").lifetime.as_i64()
+}
+
+#[test]
+fn from_bids_to_attributed_sales() {
+    let dir = config_dir("reports-e2e");
+    let state = dir.join("state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    won(&s, "u-1", "2.50", true);
+    won(&s, "u-2", "3.00", false);
+    // A test request bids but counts nothing.
+    let mut t = banner_request();
+    t["test"] = json!(1);
+    t["site"]["keywords"] = json!("tent");
+    only_bid(&s, &t);
+    // A page not about tents: no bid, and its reason counted.
+    assert_eq!(s.bid(&banner_request().to_string()).status, 204);
+
+    s.clock.advance_millis(3_600_000);
+    let r = upload(
+        &s,
+        &[
+            json!({"user": "u-1", "event": "purchase", "product": "tent-1", "at": "2026-11-24T13:00:00Z", "amount": "100.00", "currency": "USD", "order_id": "A1"}),
+            // The same order sent again (a retried pixel): counted once.
+            json!({"user": "u-1", "event": "purchase", "product": "tent-1", "at": "2026-11-24T13:00:05Z", "amount": "100.00", "currency": "USD", "order_id": "A1"}),
+            // Seen on an impression only: a view within the view day.
+            json!({"user": "u-2", "event": "view", "product": "tent-2", "at": "2026-11-24T13:00:00Z"}),
+            // Never touched: nobody's.
+            json!({"user": "u-3", "event": "purchase", "product": "tent-1", "at": "2026-11-24T13:00:00Z", "amount": "5.00", "currency": "USD", "order_id": "A3"}),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"applied": 4, "attributed": 2, "unattributed": 1, "duplicate": 1})
+    );
+
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=line_item,keyword");
+    let tents = row(&rep, "line_item", "tents");
+    assert_eq!(tents["keyword"], "broad:tent");
+    assert_eq!(
+        (
+            &tents["bids"],
+            &tents["wins"],
+            &tents["impressions"],
+            &tents["clicks"]
+        ),
+        (&json!(2), &json!(2), &json!(2), &json!(1))
+    );
+    assert_eq!(micros(&tents["spend"]), 5_500, "2.50 + 3.00 CPM");
+    assert_eq!(
+        micros(&tents["spend"]),
+        spent(&s),
+        "the ledger's spend, to the micro"
+    );
+    assert_eq!(tents["ctr"], 0.5);
+    assert_eq!(
+        (&tents["detail_page_views"], &tents["purchases"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(micros(&tents["sales"]), 100_000_000);
+    assert_eq!(tents["acos"], 5_500.0 / 100_000_000.0);
+    assert_eq!(tents["roas"], 100_000_000.0 / 5_500.0);
+    assert_eq!(micros(&tents["cpc"]), 5_500);
+    assert_eq!(micros(&tents["ecpm"]), 2_750_000);
+    assert_eq!(rep["no_bids"][0]["reason"], "keyword", "{rep:#}");
+
+    // The product report: sales by product, zero denominators empty.
+    let by_product = report(&s, "from=2026-11-24&to=2026-11-24&by=product");
+    let tent1 = row(&by_product, "product", "tent-1");
+    assert_eq!(
+        (&tent1["purchases"], micros(&tent1["sales"])),
+        (&json!(1), 100_000_000)
+    );
+    assert_eq!(
+        tent1["ctr"],
+        Value::Null,
+        "no impressions: empty, not infinite"
+    );
+    assert_eq!(tent1["acos"], 0.0, "sales without spend on a product row");
+    assert_eq!(tent1["roas"], Value::Null, "no spend: ROAS empty");
+    assert_eq!(
+        row(&by_product, "product", "tent-2")["detail_page_views"],
+        1
+    );
+
+    // CSV and table carry the same figures.
+    let csv = request(
+        s.admin,
+        "GET",
+        "/v1/reports?from=2026-11-24&to=2026-11-24&by=keyword&format=csv",
+        &[("Authorization", &auth())],
+        b"",
+    );
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let text = csv.text();
+    let mut lines = text.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("keyword,bids,wins,impressions,clicks,ctr,spend,"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("broad:tent,2,2,2,1,0.500000,0.0055,"),
+        "{text}"
+    );
+
+    // After a restart the touches and the counted orders come back.
+    drop(s);
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T15:00:00Z"));
+    let r = upload(
+        &s,
+        &[
+            json!({"user": "u-1", "event": "purchase", "product": "tent-1", "at": "2026-11-24T13:00:00Z", "amount": "100.00", "currency": "USD", "order_id": "A1"}),
+            json!({"user": "u-2", "event": "purchase", "product": "tent-2", "at": "2026-11-24T14:30:00Z", "amount": "20.00", "currency": "USD", "order_id": "B2"}),
+        ],
+    );
+    assert_eq!(
+        r.json(),
+        json!({"applied": 2, "attributed": 1, "unattributed": 0, "duplicate": 1})
+    );
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=line_item");
+    let tents = row(&rep, "line_item", "tents");
+    assert_eq!(
+        (&tents["purchases"], micros(&tents["sales"])),
+        (&json!(2), 120_000_000)
+    );
+    assert_eq!(micros(&tents["spend"]), spent(&s));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn spend_equals_the_ledger_across_compactions() {
+    let dir = config_dir("reports-compact");
+    let state = dir.join("state");
+    let s = Server::start_in(&dir, &state, 3, ts("2026-11-24T12:00:00Z"));
+    for i in 0..10 {
+        let price = format!("{}.{:02}", 1 + i % 3, 7 * i % 100);
+        won(&s, &format!("u-{i}"), &price, i % 2 == 0);
+    }
+    let gens = ledger::journal::generations(&state).unwrap();
+    assert!(gens.len() >= 3, "compacted into generations: {gens:?}");
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=day");
+    let day = row(&rep, "day", "2026-11-24");
+    assert_eq!(day["wins"], 10);
+    assert_eq!(micros(&day["spend"]), spent(&s));
+    // Again from the aggregates the first report folded.
+    let again = report(&s, "from=2026-11-24&to=2026-11-24&by=day");
+    assert_eq!(again["rows"], rep["rows"]);
+    assert!(
+        std::fs::read_dir(state.join("events")).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("charges.")),
+        "closed generations are folded"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_parameters_and_currencies_are_refused_clearly() {
+    let dir = config_dir("reports-bad");
+    let s = Server::start_in(
+        &dir,
+        &dir.join("state"),
+        1_000_000,
+        ts("2026-11-24T12:00:00Z"),
+    );
+    for (q, says) in [
+        ("by=campaign", "unknown dimension"),
+        ("from=2026-11-25&to=2026-11-24", "after"),
+        ("format=pdf", "format"),
+        ("from=2024-01-01", "at most"),
+        ("by=day&by=keyword", "twice"),
+    ] {
+        let r = request(
+            s.admin,
+            "GET",
+            &format!("/v1/reports?{q}"),
+            &[("Authorization", &auth())],
+            b"",
+        );
+        assert_eq!(r.status, 400, "{q}");
+        assert!(r.text().contains(says), "{q}: {}", r.text());
+    }
+    let r = request(s.admin, "GET", "/v1/reports", &[], b"");
+    assert_eq!(r.status, 401, "the admin token is required");
+    // A sale in a currency the config has no rate for cannot be reported
+    // in USD: the batch is refused, pointing at its line.
+    let r = upload(
+        &s,
+        &[
+            json!({"user": "u-1", "event": "view", "product": "tent-1", "at": "2026-11-24T12:00:00Z"}),
+            json!({"user": "u-1", "event": "purchase", "product": "tent-1", "at": "2026-11-24T12:00:00Z", "amount": "10", "currency": "XAU"}),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("line 2") && r.text().contains("XAU"),
+        "{}",
+        r.text()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
