@@ -17,7 +17,7 @@ pub mod fact;
 pub mod log;
 pub mod progress;
 pub mod query;
-mod record;
+pub mod record;
 pub mod render;
 
 pub use fact::{Counters, Dim, Dims};
