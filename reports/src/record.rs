@@ -79,7 +79,7 @@ pub(crate) fn encode(s: &str, out: &mut String) {
     out.extend(percent_encoding::utf8_percent_encode(s, ID));
 }
 
-pub(crate) fn decode<'a>(s: &'a str, interner: &mut Interner) -> Option<Arc<str>> {
+pub(crate) fn decode(s: &str, interner: &mut Interner) -> Option<Arc<str>> {
     if !s.contains('%') {
         return Some(interner.get(s));
     }
