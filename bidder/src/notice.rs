@@ -543,7 +543,10 @@ mod tests {
             q.replace("&k=phrase%3Atent%20%26%20stove", ""),
             query(Kind::Win).replace("&s=", "&k=exact%3Atent&s="),
         ] {
-            assert_eq!(check(Kind::Win, &forged).unwrap_err(), NoticeError::Signature);
+            assert_eq!(
+                check(Kind::Win, &forged).unwrap_err(),
+                NoticeError::Signature
+            );
         }
     }
 

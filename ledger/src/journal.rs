@@ -1109,7 +1109,11 @@ mod tests {
         let line = record_line(&c);
         // The same record as written before reports: it ends at the order.
         let body = line.trim_end().rsplit_once('\t').unwrap().0;
-        let old = body.splitn(11, '\t').take(10).collect::<Vec<_>>().join("\t");
+        let old = body
+            .splitn(11, '\t')
+            .take(10)
+            .collect::<Vec<_>>()
+            .join("\t");
         let old = format!("{old}\t{:08x}", checksum(old.as_bytes()));
         assert_eq!(parse_record(&old), Some(c));
     }

@@ -264,7 +264,11 @@ async fn compaction_keeps_spend_and_duplicates_and_bounds_the_journal() {
         assert!(!charge(&s.books, bid, 1_000).await.unwrap(), "bid {bid}");
     }
     drop(s);
-    assert_eq!(read_back(&d), (25, Micros(25_000)), "reports read every charge once");
+    assert_eq!(
+        read_back(&d),
+        (25, Micros(25_000)),
+        "reports read every charge once"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
