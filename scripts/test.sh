@@ -10,6 +10,9 @@ command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&
 command -v curl >/dev/null || need+=(curl)
 # VAST output is validated against the IAB XSDs.
 command -v xmllint >/dev/null || need+=(libxml2-utils)
+# The HTML report is loaded in headless Chromium (reports/tests/html_page.rs):
+# its DOM after rendering and a screenshot are checked.
+command -v chromium >/dev/null || need+=(chromium)
 # The config schema is checked with Python's jsonschema (config/tests/schema.rs),
 # run by whichever python3 is first on PATH: pip installs into that one (a
 # pyenv Python does not see Debian's packages); Debian's packages are the

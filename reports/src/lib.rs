@@ -14,6 +14,7 @@
 
 pub mod attribution;
 pub mod fact;
+mod html;
 pub mod log;
 pub mod progress;
 pub mod query;

@@ -88,7 +88,7 @@ fn win_rate(c: &Counters) -> Option<f64> {
 
 /// The metric cells of a row for a table (percentages) or CSV (plain
 /// ratios).
-fn cells(c: &Counters, for_table: bool) -> Vec<String> {
+pub(crate) fn cells(c: &Counters, for_table: bool) -> Vec<String> {
     let ratio = |x: Option<f64>| if for_table { pct(x) } else { plain(x, 6) };
     vec![
         c.bids.to_string(),
@@ -109,7 +109,7 @@ fn cells(c: &Counters, for_table: bool) -> Vec<String> {
     ]
 }
 
-fn header(r: &Report) -> Vec<String> {
+pub(crate) fn header(r: &Report) -> Vec<String> {
     r.query
         .by
         .iter()
@@ -282,11 +282,8 @@ pub fn json(r: &Report) -> Value {
     })
 }
 
-/// Placeholder until the page lands: the JSON in a `<pre>`.
+/// One self-contained page: see [`crate::html`] for what it holds and its
+/// hooks for tests.
 pub fn html(r: &Report) -> String {
-    let text = serde_json::to_string_pretty(&json(r)).unwrap_or_default();
-    format!(
-        "<!doctype html><meta charset=utf-8><title>Report</title><pre>{}</pre>",
-        text.replace('&', "&amp;").replace('<', "&lt;")
-    )
+    crate::html::page(r)
 }
