@@ -290,8 +290,7 @@ impl App {
         let (journal, replayed) =
             Journal::open_with(dir, self.ledger.clone(), self.clock.clone(), options, wrap)?;
         self.books = Books::new(self.ledger.clone(), Some(journal));
-        let started = Instant::now();
-        let (events, rebuilt) = reports::log::EventLog::open(
+        let events = reports::log::EventLog::open(
             dir,
             self.clock.now(),
             reports::log::Options {
@@ -303,13 +302,6 @@ impl App {
             path: reports::log::dir_of(dir),
             source,
         })?;
-        tracing::info!(
-            records = rebuilt.records,
-            skipped = rebuilt.skipped,
-            touches = rebuilt.touches,
-            millis = started.elapsed().as_millis() as u64,
-            "attribution touches restored from the event journal"
-        );
         if let Some(snap) = self.snapshot.load().as_ref() {
             events.set_catalog(snap.catalog.clone());
         }

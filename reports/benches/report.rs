@@ -3,15 +3,24 @@
 //! Writes a state directory (under the system temp dir, removed after) of
 //! 30 UTC days holding 6M event records (impressions, clicks, views,
 //! purchases, bid and no-bid counts) and 4M charges in 20 journal
-//! generations of 200,000 (the default compaction interval), spread over
-//! 200 line items, 6 exchanges, 40 keywords, 50 products and 1M shoppers.
+//! generations of 200,000 (the default compaction interval), over 200 line
+//! items (3 creatives each), 6 exchanges, 50 products and 1M shoppers.
+//!
+//! Two shapes (`SHAPE=`): `skewed` (the default, what delivery looks like:
+//! line items drawn from a Zipf(1.1) law, exchanges taking 40/25/15/10/6/4%
+//! of traffic, a third of line items keyword-targeted with five keywords
+//! of their own each drawn Zipf-wise, creatives 60/30/10%) and `uniform`
+//! (the worst case for aggregates: every line item, creative, exchange and
+//! one of 40 keywords equally likely, so a day's 333,000 events spread
+//! over 144,000 combinations and aggregates hardly shrink).
 //! Then times, with the clock on the day after the last: the first report
 //! (reads every raw record, folds each closed day and generation into its
 //! aggregate), and the median of five more (aggregates, and the live
 //! journal generation raw), for
 //! `--by day` and for the widest cut, `--by line_item,creative,exchange,keyword`.
 //!
-//! Run: `cargo bench -p reports --bench report` (EVENTS=… scales it).
+//! Run: `cargo bench -p reports --bench report` (EVENTS=… scales it,
+//! SHAPE=uniform for the worst case).
 
 use std::io::Write;
 use std::path::Path;
@@ -43,12 +52,20 @@ fn main() {
     write_charges(&state, first, charges);
     let bytes: u64 = dir_size(&state) + dir_size(&state.join("events"));
     println!(
-        "wrote {events} event records and {charges} charges ({:.0} MB) in {:.1} s",
+        "shape {}: wrote {events} event records and {charges} charges ({:.0} MB) in {:.1} s",
+        if World::new(0).uniform {
+            "uniform"
+        } else {
+            "skewed"
+        },
         bytes as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
     let now = Timestamp((first + DAYS) * DAY_MS + 3_600_000);
-    for by in [vec![Dim::Day], vec![Dim::LineItem, Dim::Creative, Dim::Exchange, Dim::Keyword]] {
+    for by in [
+        vec![Dim::Day],
+        vec![Dim::LineItem, Dim::Creative, Dim::Exchange, Dim::Keyword],
+    ] {
         let q = Query {
             from: Date::from_days_since_epoch(first),
             to: Date::from_days_since_epoch(first + DAYS - 1),
@@ -84,6 +101,23 @@ fn main() {
             warm[4]
         );
     }
+    // A restart reads back every touch and conversion of the days an
+    // attribution window may cover.
+    let t = Instant::now();
+    let log = reports::log::EventLog::open(&state, now, reports::log::Options::default())
+        .expect("event log");
+    let serving = t.elapsed().as_secs_f64();
+    while !log.stats.rebuilt.load(std::sync::atomic::Ordering::Acquire) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    println!(
+        "start-up: writing after {:.3} s; {} records read back, {} touches, in {:.2} s (in the background)",
+        serving,
+        log.stats.rebuilt_records.load(std::sync::atomic::Ordering::Relaxed),
+        log.stats.touches.load(std::sync::atomic::Ordering::Relaxed),
+        t.elapsed().as_secs_f64()
+    );
+    log.close();
     let _ = std::fs::remove_dir_all(&state);
 }
 
@@ -100,7 +134,14 @@ fn dir_size(d: &Path) -> u64 {
 
 struct World {
     rng: SmallRng,
-    line_items: Vec<(std::sync::Arc<str>, std::sync::Arc<str>, std::sync::Arc<str>)>,
+    uniform: bool,
+    /// Cumulative weights of the skewed shape.
+    li_cdf: Vec<f64>,
+    line_items: Vec<(
+        std::sync::Arc<str>,
+        std::sync::Arc<str>,
+        std::sync::Arc<str>,
+    )>,
     exchanges: Vec<std::sync::Arc<str>>,
     keywords: Vec<std::sync::Arc<str>>,
     products: Vec<std::sync::Arc<str>>,
@@ -109,29 +150,91 @@ struct World {
 impl World {
     fn new(seed: u64) -> World {
         let s = |x: String| -> std::sync::Arc<str> { x.into() };
+        let weights: Vec<f64> = (1..=200).map(|r| 1.0 / f64::powf(r as f64, 1.1)).collect();
+        let sum: f64 = weights.iter().sum();
+        let mut acc = 0.0;
         World {
+            uniform: std::env::var("SHAPE").is_ok_and(|s| s == "uniform"),
+            li_cdf: weights
+                .iter()
+                .map(|w| {
+                    acc += w / sum;
+                    acc
+                })
+                .collect(),
             rng: SmallRng::seed_from_u64(seed),
             line_items: (0..200)
-                .map(|i| (s(format!("adv-{}", i / 20)), s(format!("order-{}", i / 5)), s(format!("li-{i}"))))
+                .map(|i| {
+                    (
+                        s(format!("adv-{}", i / 20)),
+                        s(format!("order-{}", i / 5)),
+                        s(format!("li-{i}")),
+                    )
+                })
                 .collect(),
             exchanges: (0..6).map(|i| s(format!("x{i}"))).collect(),
             keywords: (0..40)
-                .map(|i| s(if i == 0 { String::new() } else { format!("broad:kw {i}") }))
+                .map(|i| {
+                    s(if i == 0 {
+                        String::new()
+                    } else {
+                        format!("broad:kw {i}")
+                    })
+                })
                 .collect(),
             products: (0..50).map(|i| s(format!("P{i:04}"))).collect(),
         }
     }
 
     fn dims(&mut self) -> Dims {
-        let li = self.rng.random_range(0..self.line_items.len());
+        if self.uniform {
+            let li = self.rng.random_range(0..self.line_items.len());
+            let (adv, order, id) = self.line_items[li].clone();
+            return Dims {
+                advertiser: adv,
+                order,
+                line_item: id,
+                creative: format!("c-{li}-{}", self.rng.random_range(0..3)).into(),
+                exchange: self.exchanges[self.rng.random_range(0..self.exchanges.len())].clone(),
+                keyword: self.keywords[self.rng.random_range(0..self.keywords.len())].clone(),
+                product: "".into(),
+            };
+        }
+        let x: f64 = self.rng.random();
+        let li = self
+            .li_cdf
+            .partition_point(|&c| c < x)
+            .min(self.line_items.len() - 1);
         let (adv, order, id) = self.line_items[li].clone();
+        let pick = |rng: &mut SmallRng, shares: &[u32]| {
+            let mut r = rng.random_range(0..shares.iter().sum::<u32>());
+            shares
+                .iter()
+                .position(|&s| {
+                    if r < s {
+                        true
+                    } else {
+                        r -= s;
+                        false
+                    }
+                })
+                .unwrap_or(0)
+        };
+        let creative = pick(&mut self.rng, &[60, 30, 10]);
+        let exchange = pick(&mut self.rng, &[40, 25, 15, 10, 6, 4]);
+        let keyword = if li % 3 == 0 {
+            let k = pick(&mut self.rng, &[40, 25, 15, 12, 8]);
+            self.keywords[1 + (li * 5 + k) % (self.keywords.len() - 1)].clone()
+        } else {
+            self.keywords[0].clone()
+        };
         Dims {
             advertiser: adv,
             order,
             line_item: id,
-            creative: format!("c-{li}-{}", self.rng.random_range(0..3)).into(),
-            exchange: self.exchanges[self.rng.random_range(0..self.exchanges.len())].clone(),
-            keyword: self.keywords[self.rng.random_range(0..self.keywords.len())].clone(),
+            creative: format!("c-{li}-{creative}").into(),
+            exchange: self.exchanges[exchange].clone(),
+            keyword,
             product: "".into(),
         }
     }
@@ -154,7 +257,11 @@ fn write_events(state: &Path, first: i64, n: u64) {
                 0..=799 => (Kind::Impression, 1, 0),
                 800..=849 => (Kind::Click, 1, 0),
                 850..=869 => (Kind::View, 1, 0),
-                870..=879 => (Kind::Purchase, 1, w.rng.random_range(5_000_000..200_000_000)),
+                870..=879 => (
+                    Kind::Purchase,
+                    1,
+                    w.rng.random_range(5_000_000..200_000_000),
+                ),
                 880..=989 => (Kind::Bid, w.rng.random_range(1..40), 0),
                 _ => {
                     dims = Dims {
@@ -176,7 +283,11 @@ fn write_events(state: &Path, first: i64, n: u64) {
                 user: w.rng.random_range(1..1_000_000),
                 n,
                 amount: Micros(amount),
-                order_id: if kind == Kind::Purchase { format!("o-{at_ms}").into() } else { "".into() },
+                order_id: if kind == Kind::Purchase {
+                    format!("o-{at_ms}").into()
+                } else {
+                    "".into()
+                },
             }
             .write(&mut line);
             f.write_all(line.as_bytes()).expect("write");
@@ -196,7 +307,8 @@ fn write_charges(state: &Path, first: i64, n: u64) {
         } else {
             format!("charges.{g}.journal")
         };
-        let mut f = std::io::BufWriter::new(std::fs::File::create(state.join(name)).expect("journal"));
+        let mut f =
+            std::io::BufWriter::new(std::fs::File::create(state.join(name)).expect("journal"));
         let _ = writeln!(f, "bidder-journal 1 {g}");
         for _ in 0..PER_GENERATION.min(n - written) {
             // Charges in time order, as a journal holds them.
@@ -208,7 +320,10 @@ fn write_charges(state: &Path, first: i64, n: u64) {
                 billed: Micros(w.rng.random_range(500..20_000)),
                 over_delivery: Micros::ZERO,
                 forget: Timestamp(at_ms + DAY_MS),
-                keys: [SpendKey::line_item(&dims.line_item), SpendKey::order(&dims.order)],
+                keys: [
+                    SpendKey::line_item(&dims.line_item),
+                    SpendKey::order(&dims.order),
+                ],
                 kind: None,
                 late: false,
                 prior: Prior::None,
@@ -220,7 +335,8 @@ fn write_charges(state: &Path, first: i64, n: u64) {
                     at_ms,
                 },
             };
-            f.write_all(ledger::journal::record_line(&c).as_bytes()).expect("write");
+            f.write_all(ledger::journal::record_line(&c).as_bytes())
+                .expect("write");
             written += 1;
         }
         f.flush().expect("flush");

@@ -98,6 +98,9 @@ pub struct Stats {
     pub write_errors: AtomicU64,
     pub touches: AtomicU64,
     pub evicted: AtomicU64,
+    /// Past touches and conversions have been read back.
+    pub rebuilt: std::sync::atomic::AtomicBool,
+    pub rebuilt_records: AtomicU64,
 }
 
 /// What start-up read back.
@@ -133,47 +136,59 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Opens the events directory of the state directory `state`, reads
-    /// back the days the longest attribution window allowed could still
-    /// cover (before `now`) and starts the writer. Nothing is attributed
-    /// before [`EventLog::set_catalog`] says which products are whose.
-    pub fn open(state: &Path, now: Timestamp, options: Options) -> io::Result<(EventLog, Rebuilt)> {
+    /// Opens the events directory of the state directory `state` and
+    /// starts the writer. The last touches and the conversions counted in
+    /// the days the longest window allowed could still cover (before
+    /// `now`) are read back on a thread of their own: the bidder serves
+    /// meanwhile, events are written as they come, and views and purchases
+    /// wait (their uploads with them) until it is done. Nothing is
+    /// attributed before [`EventLog::set_catalog`] says which products are
+    /// whose.
+    pub fn open(state: &Path, now: Timestamp, options: Options) -> io::Result<EventLog> {
         let dir = dir_of(state);
         std::fs::create_dir_all(&dir)?;
-        let mut attributor = Attributor::new(options.max_entries);
-        let keep = MAX_WINDOW_DAYS * DAY_MS;
-        let catalog = Catalog::default();
-        let from = Timestamp(now.as_millis().saturating_sub(keep)).date();
-        let mut rebuilt = Rebuilt::default();
-        let mut interner = Interner::default();
-        for day in days(&dir)?.into_iter().filter(|d| *d >= from) {
-            read_day(
-                &day_file(&dir, day),
-                &mut interner,
-                |r| {
-                    rebuilt.records += 1;
-                    match r.kind {
-                        Kind::Impression | Kind::Click => {
-                            attributor.touch(r.user, &r.dims, r.at_ms, r.kind == Kind::Click, keep)
-                        }
-                        Kind::View | Kind::Purchase => attributor.remember(&r, keep),
-                        Kind::Bid | Kind::NoBid => {}
-                    }
-                },
-                |_| rebuilt.skipped += 1,
-            )?;
-        }
-        rebuilt.touches = attributor.touches();
         let stats = Arc::new(Stats::default());
-        stats
-            .touches
-            .store(rebuilt.touches as u64, Ordering::Relaxed);
+        let (done_tx, done_rx) = mpsc::channel();
+        {
+            let (dir, stats, max) = (dir.clone(), stats.clone(), options.max_entries);
+            std::thread::Builder::new()
+                .name("events-rebuild".into())
+                .spawn(move || {
+                    let started = Instant::now();
+                    let (attributor, rebuilt) = match rebuild(&dir, now, max) {
+                        Ok(done) => done,
+                        Err(e) => {
+                            tracing::error!(
+                                "{}: past touches could not be read back ({e}); attribution starts afresh",
+                                dir.display()
+                            );
+                            (Attributor::new(max), Rebuilt::default())
+                        }
+                    };
+                    tracing::info!(
+                        records = rebuilt.records,
+                        skipped = rebuilt.skipped,
+                        touches = rebuilt.touches,
+                        millis = started.elapsed().as_millis() as u64,
+                        "attribution touches read back from the event journal"
+                    );
+                    stats.touches.store(rebuilt.touches as u64, Ordering::Relaxed);
+                    stats.rebuilt_records.store(rebuilt.records, Ordering::Relaxed);
+                    let _ = done_tx.send(attributor);
+                    stats.rebuilt.store(true, Ordering::Release);
+                })?;
+        }
         let (tx, rx) = mpsc::sync_channel(options.queue.max(1));
         let writer = Writer {
             dir: dir.clone(),
             files: Vec::new(),
-            attributor,
-            catalog,
+            attributor: None,
+            rebuilding: Some(done_rx),
+            pending_touches: Vec::new(),
+            max_pending: options.max_entries / 4,
+            lost_touches: 0,
+            deferred: Vec::new(),
+            catalog: Catalog::default(),
             bids: HashMap::new(),
             no_bids: HashMap::new(),
             stats: stats.clone(),
@@ -182,15 +197,12 @@ impl EventLog {
         let writer = std::thread::Builder::new()
             .name("events".into())
             .spawn(move || writer.run(rx))?;
-        Ok((
-            EventLog {
-                tx,
-                writer,
-                stats,
-                dir,
-            },
-            rebuilt,
-        ))
+        Ok(EventLog {
+            tx,
+            writer,
+            stats,
+            dir,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -259,6 +271,35 @@ impl EventLog {
     }
 }
 
+/// Reads back the touches and the conversions counted of the days a window
+/// may cover.
+fn rebuild(dir: &Path, now: Timestamp, max_entries: usize) -> io::Result<(Attributor, Rebuilt)> {
+    let mut attributor = Attributor::new(max_entries);
+    let keep = MAX_WINDOW_DAYS * DAY_MS;
+    let from = Timestamp(now.as_millis().saturating_sub(keep)).date();
+    let mut rebuilt = Rebuilt::default();
+    let mut interner = Interner::default();
+    for day in days(dir)?.into_iter().filter(|d| *d >= from) {
+        read_day(
+            &day_file(dir, day),
+            &mut interner,
+            |r| {
+                rebuilt.records += 1;
+                match r.kind {
+                    Kind::Impression | Kind::Click => {
+                        attributor.touch(r.user, &r.dims, r.at_ms, r.kind == Kind::Click, keep)
+                    }
+                    Kind::View | Kind::Purchase => attributor.remember(&r, keep),
+                    Kind::Bid | Kind::NoBid => {}
+                }
+            },
+            |_| rebuilt.skipped += 1,
+        )?;
+    }
+    rebuilt.touches = attributor.touches();
+    Ok((attributor, rebuilt))
+}
+
 /// Reads one day's file: `record` for each whole record, `bad` for each
 /// line that is not one (a write never finished).
 pub(crate) fn read_day(
@@ -305,7 +346,17 @@ struct OpenDay {
 struct Writer {
     dir: PathBuf,
     files: Vec<OpenDay>,
-    attributor: Attributor,
+    /// `None` until the past has been read back.
+    attributor: Option<Attributor>,
+    rebuilding: Option<mpsc::Receiver<Attributor>>,
+    /// Touches seen meanwhile (newer than any read back), up to
+    /// `max_pending`.
+    pending_touches: Vec<(u64, Dims, i64, bool)>,
+    max_pending: usize,
+    /// Touches past `max_pending`, lost to attribution.
+    lost_touches: u64,
+    /// Conversions waiting for the past.
+    deferred: Vec<(Vec<Conversion>, ConvertAck)>,
     catalog: Catalog,
     bids: HashMap<(i64, Dims), (i64, u64)>,
     no_bids: HashMap<(i64, Arc<str>, &'static str), (i64, u64)>,
@@ -317,7 +368,10 @@ impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
         let mut last_flush = Instant::now();
         loop {
-            let wait = self.flush_every.saturating_sub(last_flush.elapsed());
+            let mut wait = self.flush_every.saturating_sub(last_flush.elapsed());
+            if self.rebuilding.is_some() {
+                wait = wait.min(Duration::from_millis(50));
+            }
             let mut batch = Vec::new();
             let mut closed = false;
             match rx.recv_timeout(wait) {
@@ -332,6 +386,12 @@ impl Writer {
                     Err(mpsc::TryRecvError::Disconnected) => closed = true,
                 }
             }
+            if closed {
+                // Conversions waiting for the past are attributed before
+                // the writer stops.
+                let waited = self.take_rebuilt(true);
+                batch.splice(0..0, waited);
+            }
             let flush_counts = closed
                 || last_flush.elapsed() >= self.flush_every
                 || batch.iter().any(|j| matches!(j, Job::Flush(_)));
@@ -345,7 +405,40 @@ impl Writer {
         }
     }
 
-    fn handle(&mut self, batch: Vec<Job>, flush_counts: bool) {
+    /// Takes the past once it has been read back (waiting for it when
+    /// `block`): touches seen meanwhile go on top, and the conversions
+    /// that waited are attributed now.
+    fn take_rebuilt(&mut self, block: bool) -> Vec<Job> {
+        let Some(rx) = &self.rebuilding else {
+            return Vec::new();
+        };
+        let got = if block {
+            rx.recv().ok()
+        } else {
+            match rx.try_recv() {
+                Ok(a) => Some(a),
+                Err(mpsc::TryRecvError::Empty) => return Vec::new(),
+                Err(mpsc::TryRecvError::Disconnected) => None,
+            }
+        };
+        self.rebuilding = None;
+        let mut a = got.unwrap_or_else(|| Attributor::new(self.max_pending.max(16) * 4));
+        let keep = self.catalog.max_window_ms().max(DAY_MS);
+        for (user, dims, at, click) in self.pending_touches.drain(..) {
+            a.touch(user, &dims, at, click, keep);
+        }
+        self.attributor = Some(a);
+        self.deferred
+            .drain(..)
+            .map(|(items, ack)| Job::Convert(items, ack))
+            .collect()
+    }
+
+    fn handle(&mut self, mut batch: Vec<Job>, flush_counts: bool) {
+        let waited = self.take_rebuilt(false);
+        if !waited.is_empty() {
+            batch.splice(0..0, waited);
+        }
         let keep = self.catalog.max_window_ms().max(DAY_MS);
         let mut acks: Vec<(ConvertAck, Vec<&'static str>, Vec<Record>)> = Vec::new();
         let mut flushes = Vec::new();
@@ -368,7 +461,14 @@ impl Writer {
                     user,
                     click,
                 } => {
-                    self.attributor.touch(user, &dims, at_ms, click, keep);
+                    match &mut self.attributor {
+                        Some(a) => a.touch(user, &dims, at_ms, click, keep),
+                        None if self.pending_touches.len() < self.max_pending => {
+                            self.pending_touches
+                                .push((user, dims.clone(), at_ms, click));
+                        }
+                        None => self.lost_touches += 1,
+                    }
                     self.push(Record {
                         kind: if click { Kind::Click } else { Kind::Impression },
                         at_ms,
@@ -380,15 +480,21 @@ impl Writer {
                     });
                 }
                 Job::Convert(items, ack) => {
+                    let Some(attributor) = &mut self.attributor else {
+                        self.deferred.push((items, ack));
+                        continue;
+                    };
                     let mut labels = Vec::with_capacity(items.len());
                     let mut written = Vec::new();
                     for c in &items {
-                        let outcome = self.attributor.attribute(c, &self.catalog);
+                        let outcome = attributor.attribute(c, &self.catalog);
                         labels.push(outcome.label());
                         if let Outcome::Attributed(r) = outcome {
-                            written.push(r.clone());
-                            self.push(r);
+                            written.push(r);
                         }
+                    }
+                    for r in &written {
+                        push_to(&mut self.files, &self.dir, r.clone(), &self.stats);
                     }
                     acks.push((ack, labels, written));
                 }
@@ -423,8 +529,10 @@ impl Writer {
                 }
                 Err(e) => {
                     // Not counted: the uploader's retry attributes them.
-                    for r in &written {
-                        self.attributor.forget(r);
+                    if let Some(a) = &mut self.attributor {
+                        for r in &written {
+                            a.forget(r);
+                        }
                     }
                     let _ = ack.send(Err(io::Error::new(e.kind(), e.to_string())));
                 }
@@ -433,12 +541,14 @@ impl Writer {
         for f in flushes {
             let _ = f.send(());
         }
-        self.stats
-            .touches
-            .store(self.attributor.touches() as u64, Ordering::Relaxed);
-        self.stats
-            .evicted
-            .store(self.attributor.evicted(), Ordering::Relaxed);
+        if let Some(a) = &self.attributor {
+            self.stats
+                .touches
+                .store(a.touches() as u64, Ordering::Relaxed);
+            self.stats
+                .evicted
+                .store(a.evicted() + self.lost_touches, Ordering::Relaxed);
+        }
     }
 
     fn push(&mut self, r: Record) {

@@ -12,17 +12,16 @@
 //! terminal.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use config::{Budget, Config, Date, Micros, Timestamp};
 
-use crate::fact::{Counters, Dim, Dims, Interner};
-use crate::log::{day_file, days, dir_of, read_day};
+use crate::fact::{Counters, Dim};
+use crate::log::{day_file, days, dir_of};
 use crate::progress::Progress;
-use crate::record::{decode, encode, Kind};
+use crate::record::Kind;
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -146,29 +145,163 @@ pub struct Sources<'a> {
     pub progress: bool,
 }
 
-/// Charges summed by (bid day, hour of the charge, ad).
-type ChargeCube = HashMap<(i64, u8, Dims), ChargeSums>;
+/// The strings of one report, by id: cubes are keyed by small integers, so
+/// millions of aggregate rows fold without hashing a string each. Id 0 is
+/// the empty string.
+struct Strings {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Strings {
+    fn new() -> Strings {
+        let mut s = Strings {
+            ids: HashMap::new(),
+            names: Vec::new(),
+        };
+        s.id("");
+        s
+    }
+
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let a: Arc<str> = s.into();
+        let i = self.names.len() as u32;
+        self.names.push(a.clone());
+        self.ids.insert(a, i);
+        i
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |s| s)
+    }
+}
+
+/// Advertiser, order, line item, creative, exchange, keyword, product.
+type Key = [u32; 7];
+
+/// Maps keyed by string ids (ours, not an attacker's): hashed fast.
+type Fast<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+const LINE_ITEM: usize = 2;
+
+/// Charges summed by bid day and ad, and spend by hour of the charge per
+/// line item and day (the pacing chart).
+#[derive(Default)]
+struct Charges {
+    sums: Fast<(i64, Key), ChargeSums>,
+    hourly: Fast<(i64, u32), [i64; 24]>,
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct ChargeSums {
     wins: u64,
-    spend: Micros,
-    over: Micros,
-}
-
-impl ChargeSums {
-    fn add(&mut self, o: &ChargeSums) {
-        self.wins += o.wins;
-        self.spend = self.spend.saturating_add(o.spend);
-        self.over = self.over.saturating_add(o.over);
-    }
+    spend: i64,
+    over: i64,
 }
 
 /// One day's events summed by ad, and its no-bids by exchange and reason.
 #[derive(Default)]
 struct DayEvents {
-    facts: HashMap<Dims, Counters>,
-    no_bids: HashMap<(Arc<str>, Arc<str>), u64>,
+    facts: Fast<Key, Counters>,
+    no_bids: Fast<(u32, u32), u64>,
+}
+
+/// What the report is being summed into, as parts are read.
+struct Sums<'q> {
+    q: &'q Query,
+    from: i64,
+    to: i64,
+    /// Day number → its id in `strings` (for `--by day`).
+    day_ids: Fast<i64, u32>,
+    rows: Fast<[u32; 8], Counters>,
+    by_li: Fast<u32, Counters>,
+    /// Spend through the last day, per line item (lifetime budgets).
+    to_date: Fast<u32, i64>,
+    hourly: Fast<u32, [i64; 24]>,
+    no_bids: Fast<u32, u64>,
+}
+
+impl Sums<'_> {
+    fn key(&mut self, strings: &mut Strings, day: i64, k: &Key) -> [u32; 8] {
+        let mut out = [0u32; 8];
+        for (slot, d) in out.iter_mut().zip(&self.q.by) {
+            *slot = match d {
+                Dim::Day => *self
+                    .day_ids
+                    .entry(day)
+                    .or_insert_with(|| strings.id(&Date::from_days_since_epoch(day).to_string())),
+                Dim::Advertiser => k[0],
+                Dim::Order => k[1],
+                Dim::LineItem => k[2],
+                Dim::Creative => k[3],
+                Dim::Exchange => k[4],
+                Dim::Keyword => k[5],
+                Dim::Product => k[6],
+            };
+        }
+        out
+    }
+
+    fn add(&mut self, strings: &mut Strings, day: i64, k: &Key, c: &Counters) {
+        let key = self.key(strings, day, k);
+        self.rows.entry(key).or_default().add(c);
+        self.by_li.entry(k[LINE_ITEM]).or_default().add(c);
+    }
+
+    fn add_day(&mut self, strings: &mut Strings, day: i64, d: &DayEvents) {
+        for (k, c) in &d.facts {
+            self.add(strings, day, k, c);
+        }
+        for ((_, reason), n) in &d.no_bids {
+            *self.no_bids.entry(*reason).or_default() += n;
+        }
+    }
+
+    fn add_charges(&mut self, strings: &mut Strings, part: &Charges) {
+        for ((day, k), s) in &part.sums {
+            self.add_charge(strings, *day, k, s);
+        }
+        for ((day, li), h) in &part.hourly {
+            self.add_hourly(*day, *li, h);
+        }
+    }
+
+    fn add_charge(&mut self, strings: &mut Strings, day: i64, k: &Key, s: &ChargeSums) {
+        if day > self.to {
+            return;
+        }
+        *self.to_date.entry(k[LINE_ITEM]).or_default() += s.spend;
+        if day >= self.from {
+            let c = Counters {
+                wins: s.wins,
+                spend: Micros(s.spend),
+                over_delivery: Micros(s.over),
+                ..Counters::default()
+            };
+            self.add(strings, day, k, &c);
+        }
+    }
+
+    fn add_hourly(&mut self, day: i64, li: u32, h: &[i64; 24]) {
+        if day == self.to {
+            let slot = self.hourly.entry(li).or_insert([0; 24]);
+            for (x, y) in slot.iter_mut().zip(h) {
+                *x += y;
+            }
+        }
+    }
+
+    /// Folds a row of an aggregate file of `day` (events) straight in.
+    fn visit(&mut self, strings: &mut Strings, day: i64, row: AggRow) {
+        match row {
+            AggRow::Fact(k, c) => self.add(strings, day, &k, &c),
+            AggRow::NoBid(_, reason, n) => *self.no_bids.entry(reason).or_default() += n,
+            AggRow::Charge(d, k, s) => self.add_charge(strings, d, &k, &s),
+            AggRow::Hourly(d, li, h) => self.add_hourly(d, li, &h),
+        }
+    }
 }
 
 pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
@@ -177,7 +310,7 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         let path = path.to_path_buf();
         move |source| QueryError::Io { path, source }
     };
-    let mut interner = Interner::default();
+    let mut strings = Strings::new();
     let (from, to) = (q.from.days_since_epoch(), q.to.days_since_epoch());
     let today = src.now.date().days_since_epoch();
     let events_dir = dir_of(src.state);
@@ -186,22 +319,22 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         .into_iter()
         .filter(|d| (from..=to).contains(&d.days_since_epoch()))
         .collect();
-
-    // What must be read raw, for the progress bar.
     let gens = match ledger::journal::generations(src.state) {
         Ok(g) => g,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_err(src.state)(e)),
     };
+
+    // What must be read raw, for the progress bar.
     let mut raw_bytes = 0u64;
     for d in &day_list {
         let path = day_file(&events_dir, *d);
-        if fresh_agg(&agg_path(&path), &path).is_none() {
+        if !fresh_agg(&agg_path(&path), &path) {
             raw_bytes += file_len(&path);
         }
     }
     for g in &gens {
-        if !g.closed || fresh_agg(&charges_agg(&events_dir, g.generation), &g.path).is_none() {
+        if !g.closed || !fresh_agg(&charges_agg(&events_dir, g.generation), &g.path) {
             raw_bytes += g.len;
         }
     }
@@ -211,122 +344,94 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         None
     };
     let mut raw_records = 0u64;
+    let mut sums = Sums {
+        q,
+        from,
+        to,
+        day_ids: Fast::default(),
+        rows: Fast::default(),
+        by_li: Fast::default(),
+        to_date: Fast::default(),
+        hourly: Fast::default(),
+        no_bids: Fast::default(),
+    };
 
-    // Charges: every generation (lifetime spend needs the days before the
+    // Charges: every generation (spend to date needs the days before the
     // range too).
-    let mut charges: ChargeCube = HashMap::new();
     for g in &gens {
         let agg = charges_agg(&events_dir, g.generation);
-        let cached = if g.closed {
-            fresh_agg(&agg, &g.path).and_then(|_| read_charges_agg(&agg, &mut interner).ok())
-        } else {
-            None
-        };
-        let part = match cached {
-            Some(part) => part,
-            None => {
-                let mut part: ChargeCube = HashMap::new();
-                let mut last = 0u64;
-                ledger::journal::read_generation(&g.path, |c, at| {
-                    raw_records += 1;
-                    if let Some(p) = progress.as_mut() {
-                        p.advance(at - last);
-                    }
-                    last = at;
-                    add_charge(&mut part, &c, &mut interner);
-                })
-                .map_err(io_err(&g.path))?;
-                if g.closed {
-                    // A cache: a report that cannot write it still answers.
-                    let _ = write_charges_agg(&agg, g.len, &part);
-                }
-                part
-            }
-        };
-        for (k, v) in part {
-            charges.entry(k).or_default().add(&v);
+        if g.closed && fresh_agg(&agg, &g.path) && scan_agg(&agg, b'C', &mut strings, &mut sums, 0)
+        {
+            continue;
         }
+        let mut part = Charges::default();
+        let mut last = 0u64;
+        ledger::journal::read_generation(&g.path, |c, at| {
+            raw_records += 1;
+            if let Some(p) = progress.as_mut() {
+                p.advance(at - last);
+            }
+            last = at;
+            add_charge(&mut part, &c, &mut strings);
+        })
+        .map_err(io_err(&g.path))?;
+        if g.closed {
+            // A cache: a report that cannot write it still answers.
+            let _ = write_atomic(&agg, &charges_bytes(g.len, &part, &strings));
+        }
+        sums.add_charges(&mut strings, &part);
     }
 
     // Events, day by day.
-    let mut facts: HashMap<(i64, Dims), Counters> = HashMap::new();
-    let mut no_bids: HashMap<Arc<str>, u64> = HashMap::new();
     for d in &day_list {
         let path = day_file(&events_dir, *d);
         let agg = agg_path(&path);
-        let day =
-            match fresh_agg(&agg, &path).and_then(|_| read_events_agg(&agg, &mut interner).ok()) {
-                Some(day) => day,
-                None => {
-                    let mut day = DayEvents::default();
-                    read_day(
-                        &path,
-                        &mut interner,
-                        |r| {
-                            raw_records += 1;
-                            add_event(&mut day, r);
-                        },
-                        |_| {},
-                    )
-                    .map_err(io_err(&path))?;
-                    // Only a closed day is folded: today's file still grows.
-                    let len = file_len(&path);
-                    if d.days_since_epoch() < today {
-                        let _ = write_events_agg(&agg, len, &day);
-                    }
-                    if let Some(p) = progress.as_mut() {
-                        p.advance(len);
-                    }
-                    day
-                }
-            };
         let dn = d.days_since_epoch();
-        for (dims, c) in day.facts {
-            facts.entry((dn, dims)).or_default().add(&c);
+        if fresh_agg(&agg, &path) && scan_agg(&agg, b'E', &mut strings, &mut sums, dn) {
+            continue;
         }
-        for ((_, reason), n) in day.no_bids {
-            *no_bids.entry(reason).or_default() += n;
+        let len = file_len(&path);
+        let day = read_raw_day(&path, &mut strings, &mut raw_records).map_err(io_err(&path))?;
+        // Only a closed day is folded: today's file still grows.
+        if dn < today {
+            let _ = write_atomic(&agg, &events_bytes(len, &day, &strings));
         }
+        if let Some(p) = progress.as_mut() {
+            p.advance(len);
+        }
+        sums.add_day(&mut strings, dn, &day);
     }
     if let Some(p) = progress {
         p.finish();
     }
-    for ((day, _, dims), s) in &charges {
-        if (from..=to).contains(day) {
-            let c = facts.entry((*day, dims.clone())).or_default();
-            c.wins += s.wins;
-            c.spend = c.spend.saturating_add(s.spend);
-            c.over_delivery = c.over_delivery.saturating_add(s.over);
-        }
-    }
 
-    // Rows by the chosen dimensions.
-    let mut rows: HashMap<Vec<String>, Counters> = HashMap::new();
     let mut total = Counters::default();
-    for ((day, dims), c) in &facts {
-        let day_text = Date::from_days_since_epoch(*day).to_string();
-        let key =
-            q.by.iter()
-                .map(|d| d.value(&day_text, dims).to_owned())
-                .collect();
-        rows.entry(key).or_default().add(c);
-        total.add(c);
-    }
-    let mut rows: Vec<Row> = rows
-        .into_iter()
-        .map(|(key, counters)| Row { key, counters })
+    let mut rows: Vec<Row> = sums
+        .rows
+        .iter()
+        .map(|(key, c)| {
+            total.add(c);
+            Row {
+                key: key[..q.by.len()]
+                    .iter()
+                    .map(|&id| strings.name(id).to_owned())
+                    .collect(),
+                counters: *c,
+            }
+        })
         .collect();
     rows.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut no_bids: Vec<NoBidCount> = no_bids
-        .into_iter()
-        .map(|(reason, count)| NoBidCount {
-            reason: reason.to_string(),
+    let mut no_bids: Vec<NoBidCount> = sums
+        .no_bids
+        .iter()
+        .map(|(&reason, &count)| NoBidCount {
+            reason: strings.name(reason).to_owned(),
             count,
         })
         .collect();
     no_bids.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
     let delivery = match src.config {
-        Some(config) => delivery(config, q, src.now, &facts, &charges),
+        Some(config) => delivery(config, q, src.now, &sums, &mut strings),
         None => Vec::new(),
     };
     Ok(Report {
@@ -344,55 +449,79 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-fn add_charge(cube: &mut ChargeCube, c: &ledger::Charge, interner: &mut Interner) {
+fn add_charge(part: &mut Charges, c: &ledger::Charge, strings: &mut Strings) {
     let day = c.day.days_since_epoch();
     let t = &c.tags;
+    let key = [
+        strings.id(&t.advertiser),
+        strings.id(c.keys[1].id()),
+        strings.id(c.keys[0].id()),
+        strings.id(&t.creative),
+        strings.id(&t.exchange),
+        strings.id(&t.keyword),
+        0,
+    ];
+    let s = part.sums.entry((day, key)).or_default();
+    s.wins += 1;
+    s.spend = s.spend.saturating_add(c.billed.as_i64());
+    s.over = s.over.saturating_add(c.over_delivery.as_i64());
     // The hour the charge was made, on the bid's day (a notice after
     // midnight counts in the last hour).
-    let hour = (c.tags.at_ms - day * DAY_MS).clamp(0, DAY_MS - 1) / HOUR_MS;
-    let dims = Dims {
-        advertiser: interner.get(&t.advertiser),
-        order: interner.get(c.keys[1].id()),
-        line_item: interner.get(c.keys[0].id()),
-        creative: interner.get(&t.creative),
-        exchange: interner.get(&t.exchange),
-        keyword: interner.get(&t.keyword),
-        product: interner.get(""),
-    };
-    cube.entry((day, hour as u8, dims))
-        .or_default()
-        .add(&ChargeSums {
-            wins: 1,
-            spend: c.billed,
-            over: c.over_delivery,
-        });
+    let hour = ((t.at_ms - day * DAY_MS).clamp(0, DAY_MS - 1) / HOUR_MS) as usize;
+    let h = part.hourly.entry((day, key[LINE_ITEM])).or_insert([0; 24]);
+    h[hour] = h[hour].saturating_add(c.billed.as_i64());
 }
 
-fn add_event(day: &mut DayEvents, r: crate::record::Record) {
-    if r.kind == Kind::NoBid {
-        *day.no_bids
-            .entry((r.dims.exchange, r.dims.product))
-            .or_default() += r.n;
-        return;
-    }
-    let c = day.facts.entry(r.dims).or_default();
-    match r.kind {
-        Kind::Bid => c.bids += r.n,
-        Kind::Impression => c.impressions += r.n,
-        Kind::Click => c.clicks += r.n,
-        Kind::View => c.views += r.n,
-        Kind::Purchase => {
-            c.purchases += r.n;
-            c.sales = c.sales.saturating_add(r.amount);
+fn read_raw_day(path: &Path, strings: &mut Strings, raw: &mut u64) -> io::Result<DayEvents> {
+    let mut day = DayEvents::default();
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(day),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, f);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 || !line.ends_with('\n') {
+            return Ok(day);
         }
-        Kind::NoBid => {}
+        // Lines that are not whole records (the header, a write never
+        // finished) count nothing.
+        let Some(r) = crate::record::parse_with(line.trim_end_matches('\n'), |s| strings.id(s))
+        else {
+            continue;
+        };
+        *raw += 1;
+        if r.kind == Kind::NoBid {
+            // The exchange and the reason (carried as the product).
+            *day.no_bids.entry((r.key[4], r.key[6])).or_default() += r.n;
+            continue;
+        }
+        let c = day.facts.entry(r.key).or_default();
+        match r.kind {
+            Kind::Bid => c.bids += r.n,
+            Kind::Impression => c.impressions += r.n,
+            Kind::Click => c.clicks += r.n,
+            Kind::View => c.views += r.n,
+            Kind::Purchase => {
+                c.purchases += r.n;
+                c.sales = c.sales.saturating_add(r.amount);
+            }
+            Kind::NoBid => {}
+        }
     }
 }
 
 // ---- aggregate files ------------------------------------------------------
+//
+// Binary, little-endian: a magic line, the source's length when it was
+// folded, the file's own string table, then fixed-width rows of string
+// indices and counters. Read whole and checked bound by bound: a damaged
+// or foreign file is rebuilt from its source, never trusted.
 
-const EVENTS_AGG: &str = "bidder-events-agg 1";
-const CHARGES_AGG: &str = "bidder-charges-agg 1";
+const AGG_MAGIC: &[u8] = b"bidder-agg 2\n";
 
 fn agg_path(day_file: &Path) -> PathBuf {
     day_file.with_extension("agg")
@@ -402,168 +531,279 @@ fn charges_agg(events_dir: &Path, generation: u64) -> PathBuf {
     events_dir.join(format!("charges.{generation}.agg"))
 }
 
-/// `Some` when the aggregate at `agg` summarises `source` as it is now:
-/// its header names the source's length then, and the source has not
-/// grown since.
-fn fresh_agg(agg: &Path, source: &Path) -> Option<()> {
-    let f = std::fs::File::open(agg).ok()?;
-    let mut first = String::new();
-    BufReader::new(f).read_line(&mut first).ok()?;
-    let len: u64 = first.trim_end().rsplit_once(' ')?.1.parse().ok()?;
-    (len == file_len(source)).then_some(())
+/// Whether the aggregate at `agg` summarises `source` as it is now: it
+/// names the source's length then, and the source has not grown since.
+fn fresh_agg(agg: &Path, source: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; 13 + 1 + 8];
+    let read = std::fs::File::open(agg).and_then(|mut f| f.read_exact(&mut head));
+    read.is_ok()
+        && head.starts_with(AGG_MAGIC)
+        && u64::from_le_bytes(head[14..22].try_into().unwrap_or_default()) == file_len(source)
 }
 
 /// Writes through a temporary file and a rename: a reader sees the old
 /// aggregate or the new one, and two reports folding the same day at once
 /// do no harm.
-fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
 }
 
-fn push_dims(s: &mut String, d: &Dims) {
-    for (i, v) in [
-        &d.advertiser,
-        &d.order,
-        &d.line_item,
-        &d.creative,
-        &d.exchange,
-        &d.keyword,
-        &d.product,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        if i > 0 {
-            s.push('\t');
+/// A file's string table: report ids → the file's indices.
+struct Table {
+    local: HashMap<u32, u32>,
+    names: Vec<u32>,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            local: HashMap::new(),
+            names: Vec::new(),
         }
-        encode(v, s);
+    }
+
+    fn index(&mut self, id: u32) -> u32 {
+        let next = self.names.len() as u32;
+        *self.local.entry(id).or_insert_with(|| {
+            self.names.push(id);
+            next
+        })
+    }
+
+    fn header(&self, kind: u8, source_len: u64, strings: &Strings, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len() + self.names.len() * 16 + 32);
+        out.extend_from_slice(AGG_MAGIC);
+        out.push(kind);
+        out.extend_from_slice(&source_len.to_le_bytes());
+        out.extend_from_slice(&(self.names.len() as u32).to_le_bytes());
+        for &id in &self.names {
+            let s = strings.name(id).as_bytes();
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s);
+        }
+        out.extend_from_slice(body);
+        out
     }
 }
 
-fn read_dims<'a>(f: &mut impl Iterator<Item = &'a str>, interner: &mut Interner) -> Option<Dims> {
-    let mut next = || decode(f.next()?, interner);
-    Some(Dims {
-        advertiser: next()?,
-        order: next()?,
-        line_item: next()?,
-        creative: next()?,
-        exchange: next()?,
-        keyword: next()?,
-        product: next()?,
-    })
-}
-
-fn bad(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{}: not an aggregate of ours", path.display()),
-    )
-}
-
-fn write_events_agg(path: &Path, source_len: u64, day: &DayEvents) -> io::Result<()> {
-    let mut s = format!("{EVENTS_AGG} {source_len}\n");
-    for (d, c) in &day.facts {
-        s.push_str("F\t");
-        push_dims(&mut s, d);
-        let _ = writeln!(
-            s,
-            "\t{}\t{}\t{}\t{}\t{}\t{}",
-            c.bids,
-            c.impressions,
-            c.clicks,
-            c.views,
-            c.purchases,
-            c.sales.as_i64()
-        );
+fn put_key(body: &mut Vec<u8>, table: &mut Table, k: &Key) {
+    for &id in k {
+        body.extend_from_slice(&table.index(id).to_le_bytes());
     }
+}
+
+fn events_bytes(source_len: u64, day: &DayEvents, strings: &Strings) -> Vec<u8> {
+    let mut table = Table::new();
+    let mut body = Vec::with_capacity(day.facts.len() * 80 + 8);
+    body.extend_from_slice(&(day.facts.len() as u32).to_le_bytes());
+    for (k, c) in &day.facts {
+        put_key(&mut body, &mut table, k);
+        for v in [c.bids, c.impressions, c.clicks, c.views, c.purchases] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        body.extend_from_slice(&c.sales.as_i64().to_le_bytes());
+    }
+    body.extend_from_slice(&(day.no_bids.len() as u32).to_le_bytes());
     for ((x, reason), n) in &day.no_bids {
-        s.push_str("N\t");
-        encode(x, &mut s);
-        s.push('\t');
-        encode(reason, &mut s);
-        let _ = writeln!(s, "\t{n}");
+        body.extend_from_slice(&table.index(*x).to_le_bytes());
+        body.extend_from_slice(&table.index(*reason).to_le_bytes());
+        body.extend_from_slice(&n.to_le_bytes());
     }
-    write_atomic(path, &s)
+    table.header(b'E', source_len, strings, &body)
 }
 
-fn read_events_agg(path: &Path, interner: &mut Interner) -> io::Result<DayEvents> {
-    let text = std::fs::read_to_string(path)?;
-    let mut lines = text.lines();
-    if !lines.next().is_some_and(|h| h.starts_with(EVENTS_AGG)) {
-        return Err(bad(path));
+fn charges_bytes(source_len: u64, part: &Charges, strings: &Strings) -> Vec<u8> {
+    let mut table = Table::new();
+    let mut body = Vec::with_capacity(part.sums.len() * 60 + part.hourly.len() * 200 + 8);
+    body.extend_from_slice(&(part.sums.len() as u32).to_le_bytes());
+    for ((day, k), s) in &part.sums {
+        body.extend_from_slice(&day.to_le_bytes());
+        put_key(&mut body, &mut table, k);
+        body.extend_from_slice(&s.wins.to_le_bytes());
+        body.extend_from_slice(&s.spend.to_le_bytes());
+        body.extend_from_slice(&s.over.to_le_bytes());
     }
-    let mut day = DayEvents::default();
-    for line in lines {
-        let mut f = line.split('\t');
-        let ok = (|| {
-            match f.next()? {
-                "F" => {
-                    let dims = read_dims(&mut f, interner)?;
-                    let mut n = || f.next()?.parse::<u64>().ok();
-                    let c = Counters {
-                        bids: n()?,
-                        impressions: n()?,
-                        clicks: n()?,
-                        views: n()?,
-                        purchases: n()?,
-                        sales: Micros(i64::try_from(n()?).ok()?),
-                        ..Counters::default()
-                    };
-                    day.facts.entry(dims).or_default().add(&c);
-                }
-                "N" => {
-                    let x = decode(f.next()?, interner)?;
-                    let reason = decode(f.next()?, interner)?;
-                    *day.no_bids.entry((x, reason)).or_default() +=
-                        f.next()?.parse::<u64>().ok()?;
-                }
-                _ => return None,
-            }
-            Some(())
-        })();
-        ok.ok_or_else(|| bad(path))?;
+    body.extend_from_slice(&(part.hourly.len() as u32).to_le_bytes());
+    for ((day, li), h) in &part.hourly {
+        body.extend_from_slice(&day.to_le_bytes());
+        body.extend_from_slice(&table.index(*li).to_le_bytes());
+        for v in h {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
     }
-    Ok(day)
+    table.header(b'C', source_len, strings, &body)
 }
 
-fn write_charges_agg(path: &Path, source_len: u64, cube: &ChargeCube) -> io::Result<()> {
-    let mut s = format!("{CHARGES_AGG} {source_len}\n");
-    for ((day, hour, d), c) in cube {
-        let _ = write!(s, "{day}\t{hour}\t");
-        push_dims(&mut s, d);
-        let _ = writeln!(s, "\t{}\t{}\t{}", c.wins, c.spend.as_i64(), c.over.as_i64());
-    }
-    write_atomic(path, &s)
+/// A row of an aggregate file.
+enum AggRow {
+    Fact(Key, Counters),
+    /// Exchange, reason, count (reports sum reasons over exchanges).
+    NoBid(#[allow(dead_code)] u32, u32, u64),
+    Charge(i64, Key, ChargeSums),
+    Hourly(i64, u32, [i64; 24]),
 }
 
-fn read_charges_agg(path: &Path, interner: &mut Interner) -> io::Result<ChargeCube> {
-    let text = std::fs::read_to_string(path)?;
-    let mut lines = text.lines();
-    if !lines.next().is_some_and(|h| h.starts_with(CHARGES_AGG)) {
-        return Err(bad(path));
+/// A cursor over an aggregate's bytes; `None` past the end.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
     }
-    let mut cube = ChargeCube::new();
-    for line in lines {
-        let mut f = line.split('\t');
-        let entry = (|| {
-            let day: i64 = f.next()?.parse().ok()?;
-            let hour: u8 = f.next()?.parse().ok()?;
-            let dims = read_dims(&mut f, interner)?;
-            let sums = ChargeSums {
-                wins: f.next()?.parse().ok()?,
-                spend: Micros(f.next()?.parse().ok()?),
-                over: Micros(f.next()?.parse().ok()?),
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    /// A count of rows of `width` bytes that the rest can hold.
+    fn count(&mut self, width: usize) -> Option<usize> {
+        let n = self.u32()? as usize;
+        (n.checked_mul(width)? <= self.0.len()).then_some(n)
+    }
+}
+
+/// Folds the aggregate at `path` (of `kind`, for `day` when it holds
+/// events) into `sums`. Its layout is checked whole before anything of it
+/// is folded (sizes agree with counts, strings are UTF-8): `false`
+/// (nothing folded) for a file that is damaged, foreign or unreadable,
+/// which the caller then rebuilds from its source. Files are only ever
+/// renamed into place whole, so a layout that holds is one we wrote.
+fn scan_agg(path: &Path, kind: u8, strings: &mut Strings, sums: &mut Sums<'_>, day: i64) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    let Some((ids, body)) = agg_layout(&bytes, kind, strings) else {
+        return false;
+    };
+    fold_rows(body, kind, &ids, strings, &mut |strings, row| {
+        sums.visit(strings, day, row)
+    });
+    true
+}
+
+const FACT: usize = 7 * 4 + 6 * 8;
+const NO_BID: usize = 4 + 4 + 8;
+const CHARGE: usize = 8 + 7 * 4 + 3 * 8;
+const HOURLY: usize = 8 + 4 + 24 * 8;
+
+/// The string ids of an aggregate of `want` and its rows, once its sizes
+/// are seen to agree.
+fn agg_layout<'b>(
+    bytes: &'b [u8],
+    want: u8,
+    strings: &mut Strings,
+) -> Option<(Vec<u32>, &'b [u8])> {
+    let mut c = Cursor(bytes.strip_prefix(AGG_MAGIC)?);
+    if c.take(1)?[0] != want {
+        return None;
+    }
+    let _source_len = c.u64()?;
+    let n = c.count(4)?;
+    let mut names = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = c.u32()? as usize;
+        names.push(std::str::from_utf8(c.take(len)?).ok()?);
+    }
+    let body = c.0;
+    let (first, second) = if want == b'E' {
+        (FACT, NO_BID)
+    } else {
+        (CHARGE, HOURLY)
+    };
+    let n1 = c.count(first)?;
+    c.take(n1 * first)?;
+    let n2 = c.count(second)?;
+    c.take(n2 * second)?;
+    if !c.0.is_empty() {
+        return None;
+    }
+    Some((names.into_iter().map(|s| strings.id(s)).collect(), body))
+}
+
+/// Visits the rows of a body [`agg_layout`] has checked. A string index
+/// out of the table (impossible in a file we wrote) reads as empty.
+fn fold_rows(
+    body: &[u8],
+    kind: u8,
+    ids: &[u32],
+    strings: &mut Strings,
+    visit: &mut dyn FnMut(&mut Strings, AggRow),
+) {
+    let mut c = Cursor(body);
+    let id = |c: &mut Cursor<'_>| {
+        c.u32()
+            .and_then(|i| ids.get(i as usize).copied())
+            .unwrap_or(0)
+    };
+    let key = |c: &mut Cursor<'_>| -> Key {
+        let mut k = [0u32; 7];
+        for slot in &mut k {
+            *slot = id(c);
+        }
+        k
+    };
+    let (u, i) = (
+        |c: &mut Cursor<'_>| c.u64().unwrap_or(0),
+        |c: &mut Cursor<'_>| c.i64().unwrap_or(0),
+    );
+    let n = c.u32().unwrap_or(0);
+    if kind == b'E' {
+        for _ in 0..n {
+            let k = key(&mut c);
+            let counters = Counters {
+                bids: u(&mut c),
+                impressions: u(&mut c),
+                clicks: u(&mut c),
+                views: u(&mut c),
+                purchases: u(&mut c),
+                sales: Micros(i(&mut c)),
+                ..Counters::default()
             };
-            Some(((day, hour, dims), sums))
-        })();
-        let (k, v) = entry.ok_or_else(|| bad(path))?;
-        cube.entry(k).or_default().add(&v);
+            visit(strings, AggRow::Fact(k, counters));
+        }
+        for _ in 0..c.u32().unwrap_or(0) {
+            let (x, reason) = (id(&mut c), id(&mut c));
+            visit(strings, AggRow::NoBid(x, reason, u(&mut c)));
+        }
+    } else {
+        for _ in 0..n {
+            let day = i(&mut c);
+            let k = key(&mut c);
+            let s = ChargeSums {
+                wins: u(&mut c),
+                spend: i(&mut c),
+                over: i(&mut c),
+            };
+            visit(strings, AggRow::Charge(day, k, s));
+        }
+        for _ in 0..c.u32().unwrap_or(0) {
+            let day = i(&mut c);
+            let li = id(&mut c);
+            let mut h = [0i64; 24];
+            for slot in &mut h {
+                *slot = i(&mut c);
+            }
+            visit(strings, AggRow::Hourly(day, li, h));
+        }
     }
-    Ok(cube)
 }
 
 // ---- delivery against budgets --------------------------------------------
@@ -572,8 +812,8 @@ fn delivery(
     config: &Config,
     q: &Query,
     now: Timestamp,
-    facts: &HashMap<(i64, Dims), Counters>,
-    charges: &ChargeCube,
+    sums: &Sums<'_>,
+    strings: &mut Strings,
 ) -> Vec<Delivery> {
     let last = q.to.days_since_epoch();
     // Hours of the last day shown: up to now when it is today.
@@ -582,24 +822,6 @@ fn delivery(
     } else {
         24
     };
-    let mut by_li: HashMap<&str, Counters> = HashMap::new();
-    for ((_, dims), c) in facts {
-        by_li.entry(&dims.line_item).or_default().add(c);
-    }
-    // Per line item: spend by hour of the last day, and to date.
-    let mut hourly: HashMap<&str, [Micros; 24]> = HashMap::new();
-    let mut to_date: HashMap<&str, Micros> = HashMap::new();
-    for ((day, hour, dims), s) in charges {
-        if *day > last {
-            continue;
-        }
-        let t = to_date.entry(&dims.line_item).or_default();
-        *t = t.saturating_add(s.spend);
-        if *day == last {
-            let h = hourly.entry(&dims.line_item).or_default();
-            h[usize::from(*hour)] = h[usize::from(*hour)].saturating_add(s.spend);
-        }
-    }
     let mut out = Vec::new();
     for a in &config.advertisers {
         let mut adv = blank(Level::Advertiser, &a.id, "", "", hours);
@@ -611,15 +833,16 @@ fn delivery(
             let mut lis = Vec::new();
             for li in &o.line_items {
                 let mut d = blank(Level::LineItem, &a.id, &o.id, &li.id, hours);
-                let h = hourly.get(li.id.as_str()).copied().unwrap_or_default();
+                let id = strings.id(&li.id);
+                let h = sums.hourly.get(&id).copied().unwrap_or([0; 24]);
                 let mut cum = Micros::ZERO;
                 for (i, slot) in d.hourly.iter_mut().enumerate() {
-                    cum = cum.saturating_add(h[i]);
+                    cum = cum.saturating_add(Micros(h[i]));
                     *slot = cum;
                 }
-                d.spent_day = h.iter().fold(Micros::ZERO, |s, x| s.saturating_add(*x));
-                d.spent_to_date = to_date.get(li.id.as_str()).copied().unwrap_or_default();
-                d.counters = by_li.get(li.id.as_str()).copied().unwrap_or_default();
+                d.spent_day = Micros(h.iter().sum());
+                d.spent_to_date = Micros(sums.to_date.get(&id).copied().unwrap_or(0));
+                d.counters = sums.by_li.get(&id).copied().unwrap_or_default();
                 d.budget = Some(match li.budget {
                     Budget::Daily(m) => ("daily", m),
                     Budget::Lifetime(m) => ("lifetime", m),

@@ -79,14 +79,6 @@ pub(crate) fn encode(s: &str, out: &mut String) {
     out.extend(percent_encoding::utf8_percent_encode(s, ID));
 }
 
-pub(crate) fn decode(s: &str, interner: &mut Interner) -> Option<Arc<str>> {
-    if !s.contains('%') {
-        return Some(interner.get(s));
-    }
-    let d = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
-    Some(interner.get(&d))
-}
-
 impl Record {
     pub fn write(&self, out: &mut String) {
         let start = out.len();
@@ -119,40 +111,82 @@ impl Record {
 
     /// A line without its newline; `None` when it is not a whole record.
     pub fn parse(line: &str, interner: &mut Interner) -> Option<Record> {
-        let (body, crc) = line.rsplit_once('\t')?;
-        if u32::from_str_radix(crc, 16).ok()? != checksum(body.as_bytes()) {
-            return None;
-        }
-        let mut f = body.split('\t');
-        let kind = Kind::of(f.next()?)?;
-        let at_ms = f.next()?.parse().ok()?;
-        let mut text = || decode(f.next()?, interner);
+        let mut strings: Vec<Arc<str>> = Vec::with_capacity(8);
+        let raw = parse_with(line, |s| {
+            strings.push(interner.get(s));
+            0
+        })?;
+        let mut it = strings.into_iter();
         let dims = Dims {
-            advertiser: text()?,
-            order: text()?,
-            line_item: text()?,
-            creative: text()?,
-            exchange: text()?,
-            keyword: text()?,
-            product: text()?,
+            advertiser: it.next()?,
+            order: it.next()?,
+            line_item: it.next()?,
+            creative: it.next()?,
+            exchange: it.next()?,
+            keyword: it.next()?,
+            product: it.next()?,
         };
-        let user = u64::from_str_radix(f.next()?, 16).ok()?;
-        let n = f.next()?.parse().ok()?;
-        let amount = Micros(f.next()?.parse().ok()?);
-        let order_id = decode(f.next()?, interner)?;
-        if f.next().is_some() || amount < Micros::ZERO {
-            return None;
-        }
         Some(Record {
-            kind,
-            at_ms,
+            kind: raw.kind,
+            at_ms: raw.at_ms,
             dims,
-            user,
-            n,
-            amount,
-            order_id,
+            user: raw.user,
+            n: raw.n,
+            amount: raw.amount,
+            order_id: it.next()?,
         })
     }
+}
+
+/// A record's fields with its strings as ids: what reports read raw days
+/// with, no string kept twice.
+pub(crate) struct Raw {
+    pub kind: Kind,
+    pub at_ms: i64,
+    /// Advertiser, order, line item, creative, exchange, keyword, product.
+    pub key: [u32; 7],
+    pub user: u64,
+    pub n: u64,
+    pub amount: Micros,
+}
+
+/// Reads a line: checks its checksum, decodes each string field and hands
+/// it to `id` (the seven dimensions, then the order id).
+pub(crate) fn parse_with(line: &str, mut id: impl FnMut(&str) -> u32) -> Option<Raw> {
+    let (body, crc) = line.rsplit_once('\t')?;
+    if u32::from_str_radix(crc, 16).ok()? != checksum(body.as_bytes()) {
+        return None;
+    }
+    let mut f = body.split('\t');
+    let kind = Kind::of(f.next()?)?;
+    let at_ms = f.next()?.parse().ok()?;
+    let mut text = |s: &str| -> Option<u32> {
+        if s.contains('%') {
+            let d = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+            Some(id(&d))
+        } else {
+            Some(id(s))
+        }
+    };
+    let mut key = [0u32; 7];
+    for slot in &mut key {
+        *slot = text(f.next()?)?;
+    }
+    let user = u64::from_str_radix(f.next()?, 16).ok()?;
+    let n = f.next()?.parse().ok()?;
+    let amount = Micros(f.next()?.parse().ok()?);
+    text(f.next()?)?;
+    if f.next().is_some() || amount < Micros::ZERO {
+        return None;
+    }
+    Some(Raw {
+        kind,
+        at_ms,
+        key,
+        user,
+        n,
+        amount,
+    })
 }
 
 #[cfg(test)]
