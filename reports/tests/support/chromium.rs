@@ -116,6 +116,15 @@ impl Chromium {
     /// The DOM of `url` as serialized after loading it and running its
     /// scripts (`--dump-dom`).
     pub fn dump_dom(&self, url: &str) -> String {
+        // On a loaded machine headless Chromium now and then exits cleanly
+        // having printed nothing; a page always has a DOM, so an empty dump
+        // is the browser's hiccup, not the page's: try again, twice at most.
+        for _ in 0..2 {
+            let out = self.run(url, &["--dump-dom".to_owned()], |_| {});
+            if !out.is_empty() {
+                return String::from_utf8(out).expect("chromium's DOM dump is UTF-8");
+            }
+        }
         let out = self.run(url, &["--dump-dom".to_owned()], |_| {});
         String::from_utf8(out).expect("chromium's DOM dump is UTF-8")
     }
