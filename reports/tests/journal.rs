@@ -1,0 +1,191 @@
+//! The event journal and its aggregates when things go wrong: a torn last
+//! line, a damaged or stale aggregate, a conversion dated in a day already
+//! folded, uploads that come while the past is still being read back.
+
+use std::path::{Path, PathBuf};
+
+use config::{Date, Micros, Timestamp};
+use reports::attribution::{Catalog, Conversion};
+use reports::fact::{Dim, Dims};
+use reports::log::{EventLog, Options};
+use reports::query::{run, Query, Sources};
+
+const DAY: i64 = 86_400_000;
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("reports-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn at(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).expect("time")
+}
+
+fn ad(li: &str) -> Dims {
+    Dims {
+        advertiser: "shop".into(),
+        order: "o1".into(),
+        line_item: li.into(),
+        creative: "c1".into(),
+        exchange: "x".into(),
+        ..Dims::default()
+    }
+}
+
+fn catalog() -> Catalog {
+    let yaml = "advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+  products: [tent]
+creatives:
+  - id: c1
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000.00
+    flight: { start: 2026-11-01, end: 2026-12-31 }
+    line_items:
+      - id: li
+        media: display
+        cpm: 4.00
+        budget: { daily: 100.00 }
+        creatives: [c1]
+";
+    let dir = tempdir("catalog");
+    std::fs::write(dir.join("shop.yaml"), yaml).expect("config");
+    let config = config::load_dir(&dir).expect("valid config");
+    let _ = std::fs::remove_dir_all(&dir);
+    Catalog::from_config(&config)
+}
+
+fn buy(user: u64, at_ms: i64, order: &str) -> Conversion {
+    Conversion {
+        purchase: true,
+        user,
+        product: "tent".into(),
+        at_ms,
+        amount: Micros(10_000_000),
+        order_id: Some(order.into()),
+    }
+}
+
+fn report(state: &Path, day: &str, now: Timestamp) -> reports::Report {
+    let d = Date::parse(day).expect("day");
+    let q = Query {
+        from: d,
+        to: d,
+        by: vec![Dim::LineItem],
+    };
+    run(
+        &q,
+        &Sources {
+            state,
+            config: None,
+            now,
+            progress: false,
+        },
+    )
+    .expect("report")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn a_torn_line_costs_one_record_and_the_next_ones_start_clean() {
+    let state = tempdir("torn");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.track(day.as_millis(), ad("li"), 7, false);
+    rt.block_on(log.flush());
+    log.close();
+    // A crash mid-write: half a record at the end.
+    let file = state.join("events/2026-11-24.events");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let whole = text.clone();
+    text.push_str(&whole.lines().last().unwrap()[..20]);
+    std::fs::write(&file, &text).unwrap();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.track(day.as_millis() + 1, ad("li"), 8, true);
+    rt.block_on(log.flush());
+    log.close();
+    let r = report(&state, "2026-11-24", day);
+    let c = r.rows[0].counters;
+    assert_eq!((c.impressions, c.clicks), (1, 1), "{:?}", r.rows);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn damaged_or_stale_aggregates_are_rebuilt_from_their_day() {
+    let state = tempdir("aggs");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.set_catalog(catalog());
+    for i in 0..5 {
+        log.track(day.as_millis() + i, ad("li"), 100 + i as u64, false);
+    }
+    rt.block_on(log.flush());
+    // The next day: the first report folds the 24th into its aggregate.
+    let next = Timestamp(day.as_millis() + DAY);
+    let first = report(&state, "2026-11-24", next);
+    assert_eq!(first.raw_records, 5);
+    assert_eq!(report(&state, "2026-11-24", next).raw_records, 0, "folded");
+    // A purchase dated on the 24th arrives late: the aggregate no longer
+    // covers its day's file and is rebuilt.
+    let labels = rt
+        .block_on(log.convert(vec![buy(100, day.as_millis() + 3_600_000, "A1")]))
+        .expect("convert");
+    assert_eq!(labels, vec!["attributed"]);
+    let late = report(&state, "2026-11-24", next);
+    assert_eq!(late.rows[0].counters.purchases, 1);
+    assert_eq!(late.raw_records, 6);
+    // A damaged aggregate is not trusted.
+    let agg = state.join("events/2026-11-24.agg");
+    let bytes = std::fs::read(&agg).unwrap();
+    std::fs::write(&agg, &bytes[..bytes.len() - 3]).unwrap();
+    let again = report(&state, "2026-11-24", next);
+    assert_eq!(again.rows, late.rows);
+    assert_eq!(again.raw_records, 6, "read raw again");
+    log.close();
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn uploads_during_the_read_back_wait_for_it() {
+    let state = tempdir("rebuild");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    for u in 1..=20_000u64 {
+        log.track(day.as_millis(), ad("li"), u, u % 2 == 0);
+        if u % 5_000 == 0 {
+            rt.block_on(log.flush());
+        }
+    }
+    rt.block_on(log.flush());
+    log.close();
+    // Reopened: the conversion is sent at once, while the 20,000 touches
+    // may still be being read back; it must still find its touch.
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.set_catalog(catalog());
+    let labels = rt
+        .block_on(log.convert(vec![buy(19_999, day.as_millis() + 60_000, "B1")]))
+        .expect("convert");
+    assert_eq!(labels, vec!["attributed"]);
+    log.close();
+    let _ = std::fs::remove_dir_all(&state);
+}
