@@ -534,6 +534,20 @@ fn report_refuses_bad_arguments_with_exit_code_1() {
             ),
         "{stderr}"
     );
+    // A value is taken whole, never read as query syntax (`&`, `+`, `%`).
+    let stderr = refused(
+        &state,
+        &["--to", "2026-11-24", "--by", "day&from=2026-11-01"],
+    );
+    assert!(
+        stderr.contains(r#"unknown dimension "day&from=2026-11-01""#),
+        "{stderr}"
+    );
+    let stderr = refused(&state, &["--to", "2026-11-24", "--by", "day+keyword"]);
+    assert!(
+        stderr.contains(r#"unknown dimension "day+keyword""#),
+        "{stderr}"
+    );
     let stderr = refused(&state, &["--from", "2026-11-25", "--to", "2026-11-24"]);
     assert!(
         stderr.contains("--from 2026-11-25 is after --to 2026-11-24"),
