@@ -48,7 +48,10 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     let now = Timestamp((first + DAYS) * DAY_MS + 3_600_000);
-    for by in [vec![Dim::Day], vec![Dim::LineItem, Dim::Creative, Dim::Exchange, Dim::Keyword]] {
+    for by in [
+        vec![Dim::Day],
+        vec![Dim::LineItem, Dim::Creative, Dim::Exchange, Dim::Keyword],
+    ] {
         let q = Query {
             from: Date::from_days_since_epoch(first),
             to: Date::from_days_since_epoch(first + DAYS - 1),
@@ -100,7 +103,11 @@ fn dir_size(d: &Path) -> u64 {
 
 struct World {
     rng: SmallRng,
-    line_items: Vec<(std::sync::Arc<str>, std::sync::Arc<str>, std::sync::Arc<str>)>,
+    line_items: Vec<(
+        std::sync::Arc<str>,
+        std::sync::Arc<str>,
+        std::sync::Arc<str>,
+    )>,
     exchanges: Vec<std::sync::Arc<str>>,
     keywords: Vec<std::sync::Arc<str>>,
     products: Vec<std::sync::Arc<str>>,
@@ -112,11 +119,23 @@ impl World {
         World {
             rng: SmallRng::seed_from_u64(seed),
             line_items: (0..200)
-                .map(|i| (s(format!("adv-{}", i / 20)), s(format!("order-{}", i / 5)), s(format!("li-{i}"))))
+                .map(|i| {
+                    (
+                        s(format!("adv-{}", i / 20)),
+                        s(format!("order-{}", i / 5)),
+                        s(format!("li-{i}")),
+                    )
+                })
                 .collect(),
             exchanges: (0..6).map(|i| s(format!("x{i}"))).collect(),
             keywords: (0..40)
-                .map(|i| s(if i == 0 { String::new() } else { format!("broad:kw {i}") }))
+                .map(|i| {
+                    s(if i == 0 {
+                        String::new()
+                    } else {
+                        format!("broad:kw {i}")
+                    })
+                })
                 .collect(),
             products: (0..50).map(|i| s(format!("P{i:04}"))).collect(),
         }
@@ -154,7 +173,11 @@ fn write_events(state: &Path, first: i64, n: u64) {
                 0..=799 => (Kind::Impression, 1, 0),
                 800..=849 => (Kind::Click, 1, 0),
                 850..=869 => (Kind::View, 1, 0),
-                870..=879 => (Kind::Purchase, 1, w.rng.random_range(5_000_000..200_000_000)),
+                870..=879 => (
+                    Kind::Purchase,
+                    1,
+                    w.rng.random_range(5_000_000..200_000_000),
+                ),
                 880..=989 => (Kind::Bid, w.rng.random_range(1..40), 0),
                 _ => {
                     dims = Dims {
@@ -176,7 +199,11 @@ fn write_events(state: &Path, first: i64, n: u64) {
                 user: w.rng.random_range(1..1_000_000),
                 n,
                 amount: Micros(amount),
-                order_id: if kind == Kind::Purchase { format!("o-{at_ms}").into() } else { "".into() },
+                order_id: if kind == Kind::Purchase {
+                    format!("o-{at_ms}").into()
+                } else {
+                    "".into()
+                },
             }
             .write(&mut line);
             f.write_all(line.as_bytes()).expect("write");
@@ -196,7 +223,8 @@ fn write_charges(state: &Path, first: i64, n: u64) {
         } else {
             format!("charges.{g}.journal")
         };
-        let mut f = std::io::BufWriter::new(std::fs::File::create(state.join(name)).expect("journal"));
+        let mut f =
+            std::io::BufWriter::new(std::fs::File::create(state.join(name)).expect("journal"));
         let _ = writeln!(f, "bidder-journal 1 {g}");
         for _ in 0..PER_GENERATION.min(n - written) {
             // Charges in time order, as a journal holds them.
@@ -208,7 +236,10 @@ fn write_charges(state: &Path, first: i64, n: u64) {
                 billed: Micros(w.rng.random_range(500..20_000)),
                 over_delivery: Micros::ZERO,
                 forget: Timestamp(at_ms + DAY_MS),
-                keys: [SpendKey::line_item(&dims.line_item), SpendKey::order(&dims.order)],
+                keys: [
+                    SpendKey::line_item(&dims.line_item),
+                    SpendKey::order(&dims.order),
+                ],
                 kind: None,
                 late: false,
                 prior: Prior::None,
@@ -220,7 +251,8 @@ fn write_charges(state: &Path, first: i64, n: u64) {
                     at_ms,
                 },
             };
-            f.write_all(ledger::journal::record_line(&c).as_bytes()).expect("write");
+            f.write_all(ledger::journal::record_line(&c).as_bytes())
+                .expect("write");
             written += 1;
         }
         f.flush().expect("flush");
