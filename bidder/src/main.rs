@@ -413,11 +413,16 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         anyhow::bail!("{}: no such state directory", args.state.display());
     }
     let now = config::Clock::now(&SystemClock);
-    // The same parameter rules as GET /v1/reports.
-    let mut query = format!("by={}", args.by);
+    // The same parameter rules as GET /v1/reports, through its query
+    // syntax: each value encoded, so an `&`, `+` or `%` in an argument is
+    // part of it: `--by 'day&from=…'` is an unknown dimension, not a date.
+    let enc = |v: &str| {
+        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let mut query = format!("by={}", enc(&args.by));
     for (k, v) in [("from", &args.from), ("to", &args.to)] {
         if let Some(v) = v {
-            query.push_str(&format!("&{k}={v}"));
+            query.push_str(&format!("&{k}={}", enc(v)));
         }
     }
     let format = match args.format {

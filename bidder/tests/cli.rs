@@ -1,5 +1,7 @@
 //! The `bidder` binary as operators and account managers run it.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -361,5 +363,201 @@ fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
     let missing = run(&[], &["--admin-token-file", "/nonexistent/admin-token"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("admin token"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A known day ([`common::tents_day`]) journaled in a fresh state
+/// directory: the config directory (the state directory is in it), the
+/// state directory, and the ledger's spend of line item `tents` then.
+fn tents_state(name: &str) -> (PathBuf, PathBuf, i64) {
+    let dir = common::shop_config_dir(name);
+    let state = dir.join("state");
+    let s = common::Server::start_in(&dir, &state, 1_000_000, common::ts("2026-11-24T12:00:00Z"));
+    common::tents_day(&s);
+    let spent = s.app.line_item_spent("tents").lifetime.as_i64();
+    drop(s);
+    (dir, state, spent)
+}
+
+/// `bidder report` with `args` (dates included: the default range ends
+/// on the wall clock's day): its exit code, standard output and error.
+fn report(config: &Path, state: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = bin()
+        .args(["report", "--config"])
+        .arg(config)
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).expect("UTF-8"),
+        String::from_utf8(out.stderr).expect("UTF-8"),
+    )
+}
+
+/// The report's metric columns, in order.
+const METRICS: [&str; 15] = [
+    "bids",
+    "wins",
+    "impressions",
+    "clicks",
+    "ctr",
+    "spend",
+    "ecpm",
+    "cpc",
+    "detail_page_views",
+    "purchases",
+    "sales",
+    "acos",
+    "roas",
+    "over_delivery",
+    "win_rate",
+];
+
+#[test]
+fn report_prints_a_known_day_as_table_csv_and_json() {
+    let (dir, state, spent) = tents_state("cli-report");
+    assert_eq!(spent, 8_000, "2.50 + 3.00 + 2.50 CPM");
+    let day = ["--from", "2026-11-24", "--to", "2026-11-24"];
+    let run = |args: &[&str]| {
+        let (code, stdout, stderr) = report(&dir, &state, &[&day[..], args].concat());
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        // Raw events are read on every run (the live charge journal at
+        // least), and with standard error not a terminal there is no bar.
+        assert!(
+            !stderr.contains("reading raw events") && !stderr.contains('\r'),
+            "{args:?}: a progress bar on a pipe: {stderr:?}"
+        );
+        stdout
+    };
+
+    let table = run(&["--by", "line_item"]);
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        table.lines().next(),
+        Some("Report 2026-11-24 to 2026-11-24 (UTC days), money in USD"),
+        "{table}"
+    );
+    let header: Vec<&str> = ["line_item"].into_iter().chain(METRICS).collect();
+    assert_eq!(lines[2], header, "{table}");
+    let figures = [
+        "3", "3", "3", "1", "33.33%", "0.008", "2.666666", "0.008", "1", "1", "100.00", "0.01%",
+        "12500.00", "0.00", "100.00%",
+    ];
+    for name in ["tents", "total"] {
+        let line = lines
+            .iter()
+            .find(|l| l.first() == Some(&name))
+            .unwrap_or_else(|| panic!("no {name} line in\n{table}"));
+        assert_eq!(line[1..], figures, "{name}\n{table}");
+    }
+    assert!(
+        table.ends_with("\nNo-bid reasons\n  keyword                  1\n"),
+        "{table}"
+    );
+
+    // RFC 4180: a header, CRLF line ends, ratios as plain fractions.
+    let csv_header = format!("day,{}\r\n", METRICS.join(","));
+    assert_eq!(
+        run(&["--by", "day", "--format", "csv"]),
+        format!(
+            "{csv_header}2026-11-24,3,3,3,1,0.333333,0.008,2.666666,0.008,1,1,100.00,0.000080,12500.000000,0.00,1.000000\r\n"
+        )
+    );
+    // The search-term report: the keyword the bids matched on.
+    assert_eq!(
+        run(&["--by", "keyword", "--format", "csv"]),
+        csv_header.replacen("day", "keyword", 1)
+            + "broad:tent,3,3,3,1,0.333333,0.008,2.666666,0.008,1,1,100.00,0.000080,12500.000000,0.00,1.000000\r\n"
+    );
+    // The product report: the sale and the view under their products, the
+    // ads (which name none) under an empty one; ratios over zero empty.
+    assert_eq!(
+        run(&["--by", "product", "--format", "csv"]),
+        csv_header.replacen("day", "product", 1)
+            + ",3,3,3,1,0.333333,0.008,2.666666,0.008,0,0,0.00,,0.000000,0.00,1.000000\r\n"
+            + "tent-1,0,0,0,0,,0.00,,,0,1,100.00,0.000000,,0.00,\r\n"
+            + "tent-2,0,0,0,0,,0.00,,,1,0,0.00,,,0.00,\r\n"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["--by", "line_item", "--format", "json"])).expect("JSON");
+    assert_eq!(
+        (&json["from"], &json["to"]),
+        (&"2026-11-24".into(), &"2026-11-24".into())
+    );
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{json:#}");
+    assert_eq!(rows[0]["line_item"], "tents");
+    assert_eq!(rows[0]["spend"]["micros"], spent, "the ledger's spend");
+    assert_eq!(rows[0]["spend"]["amount"], "0.008");
+    assert_eq!(json["total"]["spend"]["micros"], spent);
+    assert_eq!(
+        (
+            &rows[0]["impressions"],
+            &rows[0]["clicks"],
+            &rows[0]["purchases"]
+        ),
+        (&3.into(), &1.into(), &1.into())
+    );
+    assert_eq!(rows[0]["sales"]["micros"], 100_000_000);
+    assert_eq!(rows[0]["roas"], 12_500.0);
+    assert_eq!(
+        json["no_bids"],
+        serde_json::json!([{"reason": "keyword", "count": 1}])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_refuses_bad_arguments_with_exit_code_1() {
+    let dir = common::shop_config_dir("cli-report-bad");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let day = ["--from", "2026-11-24", "--to", "2026-11-24"];
+    let refused = |state: &Path, args: &[&str]| {
+        let (code, stdout, stderr) = report(&dir, state, args);
+        assert_eq!(code, Some(1), "{args:?}: {stdout}{stderr}");
+        assert_eq!(stdout, "", "{args:?}");
+        stderr
+    };
+    let stderr = refused(&state, &[&day[..], &["--by", "day,campaign"]].concat());
+    assert!(
+        stderr.contains(r#"unknown dimension "campaign""#)
+            && stderr.contains(
+                "day, advertiser, order, line_item, creative, exchange, keyword, product"
+            ),
+        "{stderr}"
+    );
+    // A value is taken whole, never read as query syntax (`&`, `+`, `%`).
+    let stderr = refused(
+        &state,
+        &["--to", "2026-11-24", "--by", "day&from=2026-11-01"],
+    );
+    assert!(
+        stderr.contains(r#"unknown dimension "day&from=2026-11-01""#),
+        "{stderr}"
+    );
+    let stderr = refused(&state, &["--to", "2026-11-24", "--by", "day+keyword"]);
+    assert!(
+        stderr.contains(r#"unknown dimension "day+keyword""#),
+        "{stderr}"
+    );
+    let stderr = refused(&state, &["--from", "2026-11-25", "--to", "2026-11-24"]);
+    assert!(
+        stderr.contains("--from 2026-11-25 is after --to 2026-11-24"),
+        "{stderr}"
+    );
+    let missing = dir.join("no-such-state");
+    let stderr = refused(&missing, &day);
+    assert!(
+        stderr.contains(&format!("{}: no such state directory", missing.display())),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,43 +7,9 @@
 mod common;
 
 use common::{
-    banner_request, banner_urls, get, only_bid, path_of, request, tempdir, ts, Server, ADMIN_TOKEN,
+    banner_request, only_bid, request, shop_config_dir, ts, upload, won, Server, ADMIN_TOKEN,
 };
 use serde_json::{json, Value};
-
-const SHOP: &str = "advertiser:
-  id: shop
-  name: Shop
-  domains: [shop.example]
-  categories: [IAB22]
-  products: [tent-1, tent-2]
-  attribution: { click_days: 14, view_days: 1 }
-creatives:
-  - id: b300
-    format: display
-    size: 300x250
-    image_url: https://cdn.shop.example/b.png
-    click_url: https://shop.example/tent
-orders:
-  - id: o1
-    service: self_service
-    budget: 1000.00
-    flight: { start: 2026-11-01, end: 2026-12-31 }
-    line_items:
-      - id: tents
-        media: display
-        cpm: 4.00
-        budget: { daily: 100.00 }
-        targeting:
-          keywords: { broad: [tent] }
-        creatives: [b300]
-";
-
-fn config_dir(name: &str) -> std::path::PathBuf {
-    let dir = tempdir(name);
-    std::fs::write(dir.join("shop.yaml"), SHOP).expect("config");
-    dir
-}
 
 fn auth() -> String {
     format!("Bearer {ADMIN_TOKEN}")
@@ -59,32 +25,6 @@ fn report(s: &Server, query: &str) -> Value {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
-}
-
-fn upload(s: &Server, lines: &[Value]) -> common::Reply {
-    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    request(
-        s.admin,
-        "POST",
-        "/v1/audience-events",
-        &[("Authorization", &auth())],
-        body.as_bytes(),
-    )
-}
-
-/// A bid for `user` on a page about tents; its win charged at `price` CPM;
-/// its impression pixel called, and its link when `click`.
-fn won(s: &Server, user: &str, price: &str, click: bool) {
-    let mut r = banner_request();
-    r["user"]["buyeruid"] = json!(user);
-    r["site"]["keywords"] = json!("camping,tent");
-    let bid = only_bid(s, &r);
-    assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), price).status, 200);
-    let (click_url, pixel) = banner_urls(bid["adm"].as_str().unwrap());
-    assert_eq!(get(s.bid, path_of(&pixel)).status, 200);
-    if click {
-        assert_eq!(get(s.bid, path_of(&click_url)).status, 302);
-    }
 }
 
 fn micros(v: &Value) -> i64 {
@@ -108,7 +48,7 @@ fn spent(s: &Server) -> i64 {
 
 #[test]
 fn from_bids_to_attributed_sales() {
-    let dir = config_dir("reports-e2e");
+    let dir = shop_config_dir("reports-e2e");
     let state = dir.join("state");
     let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
     won(&s, "u-1", "2.50", true);
@@ -238,7 +178,7 @@ fn from_bids_to_attributed_sales() {
 
 #[test]
 fn spend_equals_the_ledger_across_compactions() {
-    let dir = config_dir("reports-compact");
+    let dir = shop_config_dir("reports-compact");
     let state = dir.join("state");
     let s = Server::start_in(&dir, &state, 3, ts("2026-11-24T12:00:00Z"));
     for i in 0..10 {
@@ -267,7 +207,7 @@ fn spend_equals_the_ledger_across_compactions() {
 
 #[test]
 fn bad_parameters_and_currencies_are_refused_clearly() {
-    let dir = config_dir("reports-bad");
+    let dir = shop_config_dir("reports-bad");
     let s = Server::start_in(
         &dir,
         &dir.join("state"),
