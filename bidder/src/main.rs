@@ -431,8 +431,9 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         ReportFormat::Json => Format::Json,
         ReportFormat::Html => Format::Html,
     };
-    let (q, _) = bidder::reporting::parse_params(&query, now.date(), 7, &[], format)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (q, _) =
+        bidder::reporting::parse_params(&query, now.date(), 7, &[reports::Dim::Day], format)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let src = reports::query::Sources {
         state: &args.state,
         config: Some(&config),

@@ -76,6 +76,12 @@ pub fn parse_params(
         None => default_by.to_vec(),
         Some(b) => Dim::parse_list(&b).map_err(bad)?,
     };
+    if by.is_empty() && !default_by.is_empty() {
+        return Err(bad(format!(
+            "by: give at least one dimension ({})",
+            Dim::ALL.map(Dim::as_str).join(", ")
+        )));
+    }
     let format = match format {
         None => default_format,
         Some(f) => Format::parse(&f)
@@ -121,13 +127,18 @@ impl App {
     /// The `/ui` page: the last week through today, by advertiser, order
     /// and line item, unless the query string says otherwise.
     pub async fn ui_page(self: &Arc<App>, query: &str) -> Result<String, ReportError> {
-        let (q, _) = parse_params(
+        let (q, format) = parse_params(
             query,
             self.now().date(),
             UI_DAYS,
             &[Dim::Advertiser, Dim::Order, Dim::LineItem],
             Format::Html,
         )?;
+        if format != Format::Html {
+            return Err(ReportError::Invalid(
+                "/ui is the HTML page; other formats come from GET /v1/reports".into(),
+            ));
+        }
         self.report(q, Format::Html).await
     }
 }
@@ -164,6 +175,7 @@ mod tests {
             "to=2026-11-02&to=2026-11-03",
             "limit=5",
             "from=2020-01-01&to=2026-11-30",
+            "by=",
         ] {
             assert!(matches!(parse(bad), Err(ReportError::Invalid(_))), "{bad}");
         }

@@ -521,6 +521,15 @@ async fn reports_endpoint(app: Arc<App>, query: &str) -> Resp {
     }
 }
 
+/// A short HTML page saying what went wrong, the text escaped.
+fn error_page(message: &str) -> String {
+    let esc = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Bidder reports</title><p role=\"alert\">{esc}</p><p><a href=\"/ui\">Back to the last week</a></p></html>\n")
+}
+
 /// `/ui` and `/ui/login` (see [`crate::ui`]).
 async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let Some(token) = app.settings.admin_token.clone() else {
@@ -567,10 +576,14 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
             }
             match app.ui_page(req.uri().query().unwrap_or("")).await {
                 Ok(html) => page(StatusCode::OK, html),
+                // Errors come as pages too, with the same headers.
                 Err(e @ crate::reporting::ReportError::Invalid(_)) => {
-                    text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+                    page(StatusCode::BAD_REQUEST, error_page(&e.to_string()))
                 }
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+                Err(e) => page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    error_page(&e.to_string()),
+                ),
             }
         }
         ("/ui/login", Method::GET) => page(StatusCode::OK, crate::ui::login_page(false)),

@@ -550,7 +550,7 @@ fn report_refuses_bad_arguments_with_exit_code_1() {
     );
     let stderr = refused(&state, &["--from", "2026-11-25", "--to", "2026-11-24"]);
     assert!(
-        stderr.contains("--from 2026-11-25 is after --to 2026-11-24"),
+        stderr.contains("from 2026-11-25 is after to 2026-11-24"),
         "{stderr}"
     );
     let missing = dir.join("no-such-state");

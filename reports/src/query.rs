@@ -38,7 +38,7 @@ pub struct Query {
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("--from {from} is after --to {to}")]
+    #[error("from {from} is after to {to}")]
     Reversed { from: Date, to: Date },
     #[error("a report covers at most {MAX_DAYS} days")]
     TooLong,
