@@ -26,7 +26,7 @@
 //! would spend it again.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read as _, Write};
+use std::io::{self, BufRead, BufReader, Read as _, Seek as _, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -128,8 +128,14 @@ impl Storage for FileStorage {
             let archive = self.dir.join(archive_name(g));
             let _ = std::fs::remove_file(&archive);
             if let Err(e) = std::fs::hard_link(&live, &archive) {
-                // Money before reports: compaction goes on without it.
-                if let Err(e2) = std::fs::copy(&live, &archive) {
+                // A file system without hard links: a copy, whole or not at
+                // all. Money before reports: compaction goes on either way.
+                let tmp = self.dir.join(format!("{}.tmp", archive_name(g)));
+                let copied = std::fs::copy(&live, &tmp)
+                    .and_then(|_| File::open(&tmp)?.sync_all())
+                    .and_then(|()| std::fs::rename(&tmp, &archive));
+                if let Err(e2) = copied {
+                    let _ = std::fs::remove_file(&tmp);
                     tracing::error!(
                         "{}: journal generation {g} not kept for reports ({e}; {e2})",
                         self.dir.display()
@@ -530,21 +536,41 @@ fn archive_name(generation: u64) -> String {
     format!("charges.{generation}.journal")
 }
 
-/// A journal generation on disk, as reports read it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A journal generation on disk, as reports read it: opened when listed,
+/// so a compaction that renames files meanwhile cannot swap it for another.
+#[derive(Debug)]
 pub struct Generation {
     pub generation: u64,
     pub path: PathBuf,
     /// Closed by a compaction: its records will not change.
     pub closed: bool,
+    /// Its length when listed.
     pub len: u64,
+    pub file: File,
 }
 
 /// The journal generations in `dir`, oldest first, each once: the live
-/// journal, and those kept when compacted. Generations from before
-/// archives were kept are gone (their spend is in the checkpoint only).
+/// journal, and those kept when compacted. The live journal is opened
+/// first: every generation before it was kept (linked) before it became
+/// live, so the listing that follows finds them all, and one compacted
+/// meanwhile is read through the handle already open (same file as its
+/// archive). Generations from before archives were kept are gone (their
+/// spend is in the checkpoint only).
 pub fn generations(dir: &Path) -> io::Result<Vec<Generation>> {
     let mut found: std::collections::BTreeMap<u64, Generation> = Default::default();
+    let live_path = dir.join(JOURNAL);
+    let live = match File::open(&live_path) {
+        Ok(f) => {
+            let mut first = Vec::new();
+            BufReader::new(&f).take(256).read_until(b'\n', &mut first)?;
+            let g = std::str::from_utf8(&first)
+                .ok()
+                .and_then(|h| read_header(h.trim_end()));
+            g.map(|g| (g, f))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -555,58 +581,84 @@ pub fn generations(dir: &Path) -> io::Result<Vec<Generation>> {
         else {
             continue;
         };
+        if live.as_ref().is_some_and(|(l, _)| *l == g) {
+            continue;
+        }
+        let file = match File::open(entry.path()) {
+            Ok(f) => f,
+            // Removed since it was listed: nothing of it to read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         found.insert(
             g,
             Generation {
                 generation: g,
                 path: entry.path(),
                 closed: true,
-                len: entry.metadata()?.len(),
+                len: file.metadata()?.len(),
+                file,
             },
         );
     }
-    let live = dir.join(JOURNAL);
-    if let Ok(f) = File::open(&live) {
-        let len = f.metadata()?.len();
-        let mut first = String::new();
-        BufReader::new(f).take(256).read_line(&mut first)?;
-        if let Some(g) = read_header(first.trim_end()) {
-            // The live file wins over an archive of the same generation (a
-            // compaction that stopped half way): it is the same file, or
-            // the longer one.
-            found.insert(
-                g,
-                Generation {
-                    generation: g,
-                    path: live,
-                    closed: false,
-                    len,
-                },
-            );
-        }
+    if let Some((g, file)) = live {
+        found.insert(
+            g,
+            Generation {
+                generation: g,
+                path: live_path,
+                closed: false,
+                len: file.metadata()?.len(),
+                file,
+            },
+        );
     }
     Ok(found.into_values().collect())
 }
 
+/// The next line of `reader` (its newline kept) as text; `Ok(None)` at
+/// the end. A line that is not UTF-8 (a damaged write) comes back empty,
+/// so readers skip it as they skip any line that is not a record.
+pub fn next_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<(usize, bool)>> {
+    buf.clear();
+    let n = reader.read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let whole = buf.ends_with(b"\n");
+    if std::str::from_utf8(buf).is_err() {
+        buf.clear();
+        if whole {
+            buf.push(b'\n');
+        }
+    }
+    Ok(Some((n, whole)))
+}
+
 /// Calls `f` with every readable charge record of one generation's file,
 /// in order, the way start-up reads them: a line failing its checksum (a
-/// write never acknowledged) and a torn last line are skipped. Returns the
-/// bytes read, for progress.
-pub fn read_generation(path: &Path, mut f: impl FnMut(Charge, u64)) -> io::Result<u64> {
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let mut line = String::new();
+/// write never acknowledged) and a torn last line are skipped. `f` also
+/// gets the bytes read so far, for progress. Returns the length of the
+/// whole lines read.
+pub fn read_generation(file: &File, mut f: impl FnMut(Charge, u64)) -> io::Result<u64> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    reader.seek(io::SeekFrom::Start(0))?;
+    let mut buf = Vec::new();
     let mut at = 0u64;
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line)?;
-        if n == 0 || !line.ends_with('\n') {
-            return Ok(at);
+    while let Some((n, whole)) = next_line(&mut reader, &mut buf)? {
+        if !whole {
+            break;
         }
         at += n as u64;
-        if let Some(c) = parse_record(line.trim_end_matches('\n')) {
+        let text = std::str::from_utf8(&buf).unwrap_or_default();
+        if let Some(c) = parse_record(text.trim_end_matches('\n')) {
             f(c, at);
         }
     }
+    Ok(at)
 }
 
 /// FNV-1a, 32 bits: enough to tell a torn or garbled line from a whole one
@@ -763,6 +815,24 @@ fn parse_legacy(line: &str) -> Option<Charge> {
     })
 }
 
+/// As `read_line`, but a line that is not UTF-8 (damaged on disk) reads
+/// as an empty one of the same byte length, skipped as any unreadable
+/// record is, instead of stopping the read.
+fn read_text_line(
+    reader: &mut impl BufRead,
+    bytes: &mut Vec<u8>,
+    line: &mut String,
+) -> io::Result<usize> {
+    line.clear();
+    match next_line(reader, bytes)? {
+        None => Ok(0),
+        Some((n, _)) => {
+            line.push_str(std::str::from_utf8(bytes).unwrap_or_default());
+            Ok(n)
+        }
+    }
+}
+
 /// Replays the journal at `path` past what the checkpoint covers.
 fn replay(
     path: &Path,
@@ -793,7 +863,8 @@ fn replay(
     };
     let mut reader = BufReader::with_capacity(1 << 20, f);
     let mut line = String::new();
-    let n = reader.read_line(&mut line).map_err(io_err)?;
+    let mut bytes = Vec::new();
+    let n = read_text_line(&mut reader, &mut bytes, &mut line).map_err(io_err)?;
     if n == 0 {
         return match covered {
             None => Ok(Found::Nothing),
@@ -846,7 +917,7 @@ fn replay(
             Some(n) => n,
             None => {
                 line.clear();
-                reader.read_line(&mut line).map_err(io_err)?
+                read_text_line(&mut reader, &mut bytes, &mut line).map_err(io_err)?
             }
         };
         if n == 0 || !line.ends_with('\n') {
