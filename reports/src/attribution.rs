@@ -175,42 +175,56 @@ impl Attributor {
         }
     }
 
-    /// Marks a conversion read back from the journal as counted.
-    pub fn remember(&mut self, r: &Record, keep_ms: i64) {
-        let id = self.identity(
-            r.kind == Kind::Purchase,
-            r.user,
-            &r.dims.product,
-            r.at_ms,
-            &r.order_id,
-        );
-        self.mark(id, r.at_ms, keep_ms);
+    /// Marks a conversion read back from the journal as counted, at `now_ms`.
+    pub fn remember(&mut self, r: &Record, now_ms: i64, keep_ms: i64) {
+        let id = self.record_identity(r);
+        self.mark(id, r.at_ms, now_ms, keep_ms);
     }
 
     /// Undoes [`Attributor::attribute`]'s counting of a record that could
     /// not be written: the uploader's retry counts it.
     pub fn forget(&mut self, r: &Record) {
-        let id = self.identity(
-            r.kind == Kind::Purchase,
-            r.user,
-            &r.dims.product,
-            r.at_ms,
-            &r.order_id,
-        );
+        let id = self.record_identity(r);
         self.seen.remove(&id);
     }
 
-    fn identity(&self, purchase: bool, user: u64, product: &str, at_ms: i64, order: &str) -> u64 {
+    fn record_identity(&self, r: &Record) -> u64 {
+        let purchase = r.kind == Kind::Purchase;
+        let (user, at) = (r.user, r.at_ms);
+        self.identity(
+            purchase,
+            user,
+            &r.dims.product,
+            at,
+            &r.order_id,
+            &r.dims.advertiser,
+        )
+    }
+
+    /// What makes a conversion the same as another: an advertiser's order
+    /// id (advertisers number their orders each their own way), else the
+    /// event itself.
+    fn identity(
+        &self,
+        purchase: bool,
+        user: u64,
+        product: &str,
+        at_ms: i64,
+        order: &str,
+        advertiser: &str,
+    ) -> u64 {
         if purchase && !order.is_empty() {
-            self.hasher.hash_one(("order", order))
+            self.hasher.hash_one(("order", advertiser, order))
         } else {
             self.hasher.hash_one((purchase, user, product, at_ms))
         }
     }
 
-    fn mark(&mut self, id: u64, at_ms: i64, keep_ms: i64) -> bool {
+    /// Counts a conversion of `at_ms` as seen at `now_ms` (the server's
+    /// time: a date an uploader chose never decides what is forgotten).
+    fn mark(&mut self, id: u64, at_ms: i64, now_ms: i64, keep_ms: i64) -> bool {
         if !self.seen.contains_key(&id) && self.seen.len() >= self.max_entries {
-            let cutoff = at_ms.saturating_sub(keep_ms);
+            let cutoff = now_ms.saturating_sub(keep_ms);
             self.evicted += shrink(&mut self.seen, self.max_entries, |&at| at < cutoff);
         }
         match self.seen.entry(id) {
@@ -222,14 +236,20 @@ impl Attributor {
         }
     }
 
-    /// Attributes a conversion to its last touch, once.
-    pub fn attribute(&mut self, c: &Conversion, catalog: &Catalog) -> Outcome {
+    /// Attributes a conversion to its last touch, once, at `now_ms`.
+    pub fn attribute(&mut self, c: &Conversion, catalog: &Catalog, now_ms: i64) -> Outcome {
         let Some(windows) = catalog.by_product.get(&c.product) else {
             return Outcome::Unattributed;
         };
         let order = c.order_id.as_deref().unwrap_or_default();
-        let id = self.identity(c.purchase, c.user, &c.product, c.at_ms, order);
-        if self.seen.contains_key(&id) {
+        let id_for =
+            |a: &Self, adv: &str| a.identity(c.purchase, c.user, &c.product, c.at_ms, order, adv);
+        // Seen before under any advertiser that lists the product: a later
+        // touch of another one does not make it new.
+        if windows
+            .iter()
+            .any(|w| self.seen.contains_key(&id_for(self, &w.advertiser)))
+        {
             return Outcome::Duplicate;
         }
         let within = |t: &Option<Touch>, window: i64| {
@@ -255,11 +275,18 @@ impl Attributor {
                 }
             }
         }
-        // An order counts once, whether or not this copy was attributed.
-        self.mark(id, c.at_ms, catalog.max_window_ms);
+        let keep = catalog.max_window_ms;
         let Some((_, touch)) = best else {
+            // Counted for every advertiser listing it: a copy sent after a
+            // touch came is the same order, not a new one.
+            for w in windows {
+                let id = id_for(self, &w.advertiser);
+                self.mark(id, c.at_ms, now_ms, keep);
+            }
             return Outcome::Unattributed;
         };
+        let id = id_for(self, &touch.dims.advertiser);
+        self.mark(id, c.at_ms, now_ms, keep);
         let mut dims = touch.dims;
         dims.product = c.product.as_str().into();
         Outcome::Attributed(Record {
@@ -305,6 +332,7 @@ mod tests {
     use super::*;
 
     const DAY: i64 = DAY_MS;
+    const NOW: i64 = 60 * DAY;
 
     fn catalog() -> Catalog {
         let mut c = Catalog::default();
@@ -352,22 +380,28 @@ mod tests {
         let mut a = Attributor::new(100);
         a.touch(7, &ad("acme", "clicked"), 0, true, keep);
         a.touch(7, &ad("other", "seen"), 10 * DAY, false, keep);
-        assert_eq!(li_of(a.attribute(&buy(6 * DAY, Some("o1")), &c)), "clicked");
+        assert_eq!(
+            li_of(a.attribute(&buy(6 * DAY, Some("o1")), &c, NOW)),
+            "clicked"
+        );
         // The same order again counts nothing.
         assert_eq!(
-            a.attribute(&buy(6 * DAY, Some("o1")), &c),
+            a.attribute(&buy(6 * DAY, Some("o1")), &c, NOW),
             Outcome::Duplicate
         );
         // Past acme's 14 click days, other's impression (7 view days) is left.
-        assert_eq!(li_of(a.attribute(&buy(15 * DAY, Some("o2")), &c)), "seen");
+        assert_eq!(
+            li_of(a.attribute(&buy(15 * DAY, Some("o2")), &c, NOW)),
+            "seen"
+        );
         // Past both windows: nobody's.
         assert_eq!(
-            a.attribute(&buy(40 * DAY, Some("o3")), &c),
+            a.attribute(&buy(40 * DAY, Some("o3")), &c, NOW),
             Outcome::Unattributed
         );
         // A touch after the purchase is not its cause.
         assert_eq!(
-            a.attribute(&buy(-DAY, Some("o4")), &c),
+            a.attribute(&buy(-DAY, Some("o4")), &c, NOW),
             Outcome::Unattributed
         );
     }
@@ -379,7 +413,7 @@ mod tests {
         a.touch(7, &ad("acme", "li"), 0, false, keep);
         let mut view = buy(DAY / 2, None);
         view.purchase = false;
-        match a.attribute(&view, &c) {
+        match a.attribute(&view, &c, NOW) {
             Outcome::Attributed(r) => {
                 assert_eq!(
                     (r.kind, r.amount, &*r.dims.product),
@@ -389,14 +423,65 @@ mod tests {
             o => panic!("{o:?}"),
         }
         assert_eq!(
-            a.attribute(&view, &c),
+            a.attribute(&view, &c, NOW),
             Outcome::Duplicate,
             "the same event again"
         );
         view.product = "socks".into();
-        assert_eq!(a.attribute(&view, &c), Outcome::Unattributed);
+        assert_eq!(a.attribute(&view, &c, NOW), Outcome::Unattributed);
         // acme's impressions count for one day only.
-        assert_eq!(a.attribute(&buy(2 * DAY, None), &c), Outcome::Unattributed);
+        assert_eq!(
+            a.attribute(&buy(2 * DAY, None), &c, NOW),
+            Outcome::Unattributed
+        );
+    }
+
+    #[test]
+    fn order_ids_are_each_advertisers_own() {
+        let mut c = catalog();
+        c.by_product.insert(
+            "mug".into(),
+            vec![Window {
+                advertiser: "other".into(),
+                click_ms: DAY,
+                view_ms: DAY,
+            }],
+        );
+        let mut a = Attributor::new(100);
+        a.touch(7, &ad("acme", "tents"), 0, true, 30 * DAY);
+        a.touch(7, &ad("other", "mugs"), 0, true, 30 * DAY);
+        assert_eq!(
+            li_of(a.attribute(&buy(DAY / 2, Some("1001")), &c, NOW)),
+            "tents"
+        );
+        let mut mug = buy(DAY / 2, Some("1001"));
+        mug.product = "mug".into();
+        assert_eq!(
+            li_of(a.attribute(&mug, &c, NOW)),
+            "mugs",
+            "another shop's order 1001"
+        );
+    }
+
+    #[test]
+    fn a_date_in_the_future_forgets_nothing() {
+        let c = catalog();
+        let mut a = Attributor::new(16);
+        a.touch(7, &ad("acme", "li"), 0, true, 30 * DAY);
+        for i in 0..16 {
+            a.attribute(&buy(DAY, Some(&format!("o{i}"))), &c, DAY);
+        }
+        // Full: a conversion dated far ahead must not make the rest stale.
+        a.attribute(&buy(i64::MAX / 2, Some("future")), &c, DAY);
+        let again = (0..16)
+            .filter(|i| {
+                a.attribute(&buy(DAY, Some(&format!("o{i}"))), &c, DAY) == Outcome::Duplicate
+            })
+            .count();
+        assert!(
+            again >= 14,
+            "at most a tenth forgotten early, {again} of 16 kept"
+        );
     }
 
     #[test]

@@ -115,14 +115,15 @@ pub struct Counters {
 
 impl Counters {
     pub fn add(&mut self, o: &Counters) {
-        self.bids += o.bids;
-        self.wins += o.wins;
-        self.impressions += o.impressions;
-        self.clicks += o.clicks;
+        // Saturating: figures read from files are not trusted to be sane.
+        self.bids = self.bids.saturating_add(o.bids);
+        self.wins = self.wins.saturating_add(o.wins);
+        self.impressions = self.impressions.saturating_add(o.impressions);
+        self.clicks = self.clicks.saturating_add(o.clicks);
         self.spend = self.spend.saturating_add(o.spend);
         self.over_delivery = self.over_delivery.saturating_add(o.over_delivery);
-        self.views += o.views;
-        self.purchases += o.purchases;
+        self.views = self.views.saturating_add(o.views);
+        self.purchases = self.purchases.saturating_add(o.purchases);
         self.sales = self.sales.saturating_add(o.sales);
     }
 

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -122,7 +122,7 @@ enum Job {
         user: u64,
         click: bool,
     },
-    Convert(Vec<Conversion>, ConvertAck),
+    Convert(Vec<Conversion>, i64, ConvertAck),
     Catalog(Catalog),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -244,14 +244,42 @@ impl EventLog {
         let _ = self.tx.send(Job::Catalog(catalog));
     }
 
-    /// Attributes conversions; resolves once their records are on disk,
-    /// with each one's outcome (`attributed`, `unattributed`,
-    /// `duplicate`).
-    pub async fn convert(&self, items: Vec<Conversion>) -> io::Result<Vec<&'static str>> {
+    /// Hands the writer a job it must not drop, without blocking the
+    /// caller's thread while the queue is full (the admin port's runtime
+    /// has one thread: its probes must keep answering under load).
+    async fn send_waiting(&self, mut job: Job) -> io::Result<()> {
+        let start = Instant::now();
+        loop {
+            match self.tx.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(j)) if start.elapsed() < Duration::from_secs(10) => {
+                    job = j;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(TrySendError::Full(_)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the event writer is behind; try again",
+                    ))
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(io::Error::other("event writer stopped"))
+                }
+            }
+        }
+    }
+
+    /// Attributes conversions at `now_ms`; resolves once their records are
+    /// on disk, with each one's outcome (`attributed`, `unattributed`,
+    /// `duplicate`), or with an error when any could not be written (those
+    /// are not counted: a retry of the batch counts them, and only them).
+    pub async fn convert(
+        &self,
+        items: Vec<Conversion>,
+        now_ms: i64,
+    ) -> io::Result<Vec<&'static str>> {
         let (ack, done) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(Job::Convert(items, ack))
-            .map_err(|_| io::Error::other("event writer stopped"))?;
+        self.send_waiting(Job::Convert(items, now_ms, ack)).await?;
         done.await
             .unwrap_or_else(|_| Err(io::Error::other("event writer stopped")))
     }
@@ -259,7 +287,7 @@ impl EventLog {
     /// Resolves once everything sent before is written, counts included.
     pub async fn flush(&self) {
         let (ack, done) = tokio::sync::oneshot::channel();
-        if self.tx.send(Job::Flush(ack)).is_ok() {
+        if self.send_waiting(Job::Flush(ack)).await.is_ok() {
             let _ = done.await;
         }
     }
@@ -280,8 +308,10 @@ fn rebuild(dir: &Path, now: Timestamp, max_entries: usize) -> io::Result<(Attrib
     let mut rebuilt = Rebuilt::default();
     let mut interner = Interner::default();
     for day in days(dir)?.into_iter().filter(|d| *d >= from) {
-        read_day(
-            &day_file(dir, day),
+        let path = day_file(dir, day);
+        // One unreadable day loses its own touches, not every day's.
+        let read = read_day(
+            &path,
             &mut interner,
             |r| {
                 rebuilt.records += 1;
@@ -289,12 +319,15 @@ fn rebuild(dir: &Path, now: Timestamp, max_entries: usize) -> io::Result<(Attrib
                     Kind::Impression | Kind::Click => {
                         attributor.touch(r.user, &r.dims, r.at_ms, r.kind == Kind::Click, keep)
                     }
-                    Kind::View | Kind::Purchase => attributor.remember(&r, keep),
+                    Kind::View | Kind::Purchase => attributor.remember(&r, now.as_millis(), keep),
                     Kind::Bid | Kind::NoBid => {}
                 }
             },
             |_| rebuilt.skipped += 1,
-        )?;
+        );
+        if let Err(e) = read {
+            tracing::error!("{}: not read back: {e}", path.display());
+        }
     }
     rebuilt.touches = attributor.touches();
     Ok((attributor, rebuilt))
@@ -314,16 +347,17 @@ pub(crate) fn read_day(
         Err(e) => return Err(e),
     };
     let mut reader = BufReader::with_capacity(1 << 20, f);
-    let mut line = String::new();
+    let mut buf = Vec::new();
     let mut read = 0u64;
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line)?;
-        if n == 0 || !line.ends_with('\n') {
-            return Ok(read);
+    // A damaged line (even one that is not UTF-8) is skipped, not fatal.
+    while let Some((n, whole)) = ledger::journal::next_line(&mut reader, &mut buf)? {
+        if !whole {
+            break;
         }
         read += n as u64;
-        let text = line.trim_end_matches('\n');
+        let text = std::str::from_utf8(&buf)
+            .unwrap_or_default()
+            .trim_end_matches('\n');
         if text == MAGIC {
             continue;
         }
@@ -332,6 +366,7 @@ pub(crate) fn read_day(
             None => bad(text),
         }
     }
+    Ok(read)
 }
 
 struct OpenDay {
@@ -339,6 +374,8 @@ struct OpenDay {
     file: File,
     /// Up to the last whole line written.
     good: u64,
+    /// A failed write is still to be cut back.
+    dirty: bool,
     buf: String,
     used: Instant,
 }
@@ -356,7 +393,7 @@ struct Writer {
     /// Touches past `max_pending`, lost to attribution.
     lost_touches: u64,
     /// Conversions waiting for the past.
-    deferred: Vec<(Vec<Conversion>, ConvertAck)>,
+    deferred: Vec<(Vec<Conversion>, i64, ConvertAck)>,
     catalog: Catalog,
     bids: HashMap<(i64, Dims), (i64, u64)>,
     no_bids: HashMap<(i64, Arc<str>, &'static str), (i64, u64)>,
@@ -430,7 +467,7 @@ impl Writer {
         self.attributor = Some(a);
         self.deferred
             .drain(..)
-            .map(|(items, ack)| Job::Convert(items, ack))
+            .map(|(items, now, ack)| Job::Convert(items, now, ack))
             .collect()
     }
 
@@ -440,7 +477,10 @@ impl Writer {
             batch.splice(0..0, waited);
         }
         let keep = self.catalog.max_window_ms().max(DAY_MS);
-        let mut acks: Vec<(ConvertAck, Vec<&'static str>, Vec<Record>)> = Vec::new();
+        // Per upload: its outcomes, its records, the days whose file could
+        // not be opened.
+        type Pending = (ConvertAck, Vec<&'static str>, Vec<Record>, Vec<Date>);
+        let mut acks: Vec<Pending> = Vec::new();
         let mut flushes = Vec::new();
         for job in batch {
             match job {
@@ -479,24 +519,27 @@ impl Writer {
                         order_id: "".into(),
                     });
                 }
-                Job::Convert(items, ack) => {
+                Job::Convert(items, now_ms, ack) => {
                     let Some(attributor) = &mut self.attributor else {
-                        self.deferred.push((items, ack));
+                        self.deferred.push((items, now_ms, ack));
                         continue;
                     };
                     let mut labels = Vec::with_capacity(items.len());
                     let mut written = Vec::new();
                     for c in &items {
-                        let outcome = attributor.attribute(c, &self.catalog);
+                        let outcome = attributor.attribute(c, &self.catalog, now_ms);
                         labels.push(outcome.label());
                         if let Outcome::Attributed(r) = outcome {
                             written.push(r);
                         }
                     }
+                    let mut unopened = Vec::new();
                     for r in &written {
-                        push_to(&mut self.files, &self.dir, r.clone(), &self.stats);
+                        if push_to(&mut self.files, &self.dir, r.clone(), &self.stats).is_err() {
+                            unopened.push(Timestamp(r.at_ms).date());
+                        }
                     }
-                    acks.push((ack, labels, written));
+                    acks.push((ack, labels, written, unopened));
                 }
                 Job::Catalog(c) => self.catalog = c,
                 Job::Flush(ack) => flushes.push(ack),
@@ -505,7 +548,7 @@ impl Writer {
         if flush_counts {
             for ((_, dims), (at, n)) in self.bids.drain() {
                 let r = count(Kind::Bid, at, dims, n);
-                push_to(&mut self.files, &self.dir, r, &self.stats);
+                let _ = push_to(&mut self.files, &self.dir, r, &self.stats);
             }
             for ((_, exchange, reason), (at, n)) in self.no_bids.drain() {
                 let dims = Dims {
@@ -513,30 +556,32 @@ impl Writer {
                     product: reason.into(),
                     ..Dims::default()
                 };
-                push_to(
-                    &mut self.files,
-                    &self.dir,
-                    count(Kind::NoBid, at, dims, n),
-                    &self.stats,
-                );
+                let r = count(Kind::NoBid, at, dims, n);
+                let _ = push_to(&mut self.files, &self.dir, r, &self.stats);
             }
         }
-        let result = self.write_all();
-        for (ack, labels, written) in acks {
-            match &result {
-                Ok(()) => {
-                    let _ = ack.send(Ok(labels));
-                }
-                Err(e) => {
-                    // Not counted: the uploader's retry attributes them.
-                    if let Some(a) = &mut self.attributor {
-                        for r in &written {
-                            a.forget(r);
-                        }
-                    }
-                    let _ = ack.send(Err(io::Error::new(e.kind(), e.to_string())));
+        let failed = self.write_all();
+        for (ack, labels, written, unopened) in acks {
+            let lost = |r: &Record| {
+                let day = Timestamp(r.at_ms).date();
+                unopened.contains(&day) || failed.iter().any(|(d, _)| *d == day)
+            };
+            if !written.iter().any(lost) {
+                let _ = ack.send(Ok(labels));
+                continue;
+            }
+            // Not counted: the uploader's retry attributes them (those
+            // written are duplicates then, as they should be).
+            if let Some(a) = &mut self.attributor {
+                for r in written.iter().filter(|r| lost(r)) {
+                    a.forget(r);
                 }
             }
+            let why = failed.first().map_or_else(
+                || "a day's event file could not be opened".to_owned(),
+                |(_, e)| e.clone(),
+            );
+            let _ = ack.send(Err(io::Error::other(why)));
         }
         for f in flushes {
             let _ = f.send(());
@@ -551,15 +596,17 @@ impl Writer {
         }
     }
 
+    /// A record whose loss is only counted (a tracked event).
     fn push(&mut self, r: Record) {
-        push_to(&mut self.files, &self.dir, r, &self.stats);
+        let _ = push_to(&mut self.files, &self.dir, r, &self.stats);
     }
 
-    /// Writes and syncs every file with something pending. The first
-    /// error is returned; each failed file is cut back to its last whole
-    /// line.
-    fn write_all(&mut self) -> io::Result<()> {
-        let mut result = Ok(());
+    /// Writes and syncs every file with something pending. Returns the
+    /// days whose write failed, with why; each failed file is cut back to
+    /// its last whole line, and nothing more is written to a file that
+    /// could not be cut back until it is.
+    fn write_all(&mut self) -> Vec<(Date, String)> {
+        let mut failed = Vec::new();
         for f in &mut self.files {
             if f.buf.is_empty() {
                 continue;
@@ -567,8 +614,8 @@ impl Writer {
             let bytes = std::mem::take(&mut f.buf);
             let lines = bytes.matches('\n').count() as u64;
             let r = f
-                .file
-                .write_all(bytes.as_bytes())
+                .cut_back()
+                .and_then(|()| f.file.write_all(bytes.as_bytes()))
                 .and_then(|()| f.file.sync_data());
             match r {
                 Ok(()) => {
@@ -581,14 +628,24 @@ impl Writer {
                         "{}: {lines} event record(s) not written: {e}",
                         day_file(&self.dir, f.day).display()
                     );
-                    let _ = f.file.set_len(f.good);
-                    if result.is_ok() {
-                        result = Err(e);
-                    }
+                    f.dirty = true;
+                    let _ = f.cut_back();
+                    failed.push((f.day, e.to_string()));
                 }
             }
         }
-        result
+        failed
+    }
+}
+
+impl OpenDay {
+    /// Cuts a failed write back to the last whole line, if one is pending.
+    fn cut_back(&mut self) -> io::Result<()> {
+        if self.dirty {
+            self.file.set_len(self.good)?;
+            self.dirty = false;
+        }
+        Ok(())
     }
 }
 
@@ -610,8 +667,8 @@ fn day_of(at_ms: i64) -> i64 {
 
 /// Queues `r` in its day's file, opening it (and closing the least used
 /// one) when needed. A file that cannot be opened loses the record, which
-/// is logged and counted.
-fn push_to(files: &mut Vec<OpenDay>, dir: &Path, r: Record, stats: &Stats) {
+/// is logged and counted, and said to the caller.
+fn push_to(files: &mut Vec<OpenDay>, dir: &Path, r: Record, stats: &Stats) -> io::Result<()> {
     let day = Timestamp(r.at_ms).date();
     let i = match files.iter().position(|f| f.day == day) {
         Some(i) => i,
@@ -622,7 +679,7 @@ fn push_to(files: &mut Vec<OpenDay>, dir: &Path, r: Record, stats: &Stats) {
                     if let Some(lru) = files
                         .iter()
                         .enumerate()
-                        .filter(|(_, f)| f.buf.is_empty())
+                        .filter(|(_, f)| f.buf.is_empty() && !f.dirty)
                         .min_by_key(|(_, f)| f.used)
                         .map(|(i, _)| i)
                     {
@@ -635,13 +692,14 @@ fn push_to(files: &mut Vec<OpenDay>, dir: &Path, r: Record, stats: &Stats) {
             Err(e) => {
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("{}: cannot open: {e}", day_file(dir, day).display());
-                return;
+                return Err(e);
             }
         },
     };
     let f = &mut files[i];
     f.used = Instant::now();
     r.write(&mut f.buf);
+    Ok(())
 }
 
 /// Opens a day's file for appending: a new one gets its header; an old
@@ -689,6 +747,7 @@ fn open_day(dir: &Path, day: Date) -> io::Result<OpenDay> {
         day,
         file,
         good,
+        dirty: false,
         buf: String::new(),
         used: Instant::now(),
     })

@@ -12,7 +12,7 @@
 //! terminal.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -255,7 +255,8 @@ impl Sums<'_> {
             self.add(strings, day, k, c);
         }
         for ((_, reason), n) in &d.no_bids {
-            *self.no_bids.entry(*reason).or_default() += n;
+            let e = self.no_bids.entry(*reason).or_default();
+            *e = e.saturating_add(*n);
         }
     }
 
@@ -272,7 +273,8 @@ impl Sums<'_> {
         if day > self.to {
             return;
         }
-        *self.to_date.entry(k[LINE_ITEM]).or_default() += s.spend;
+        let t = self.to_date.entry(k[LINE_ITEM]).or_default();
+        *t = t.saturating_add(s.spend);
         if day >= self.from {
             let c = Counters {
                 wins: s.wins,
@@ -288,7 +290,7 @@ impl Sums<'_> {
         if day == self.to {
             let slot = self.hourly.entry(li).or_insert([0; 24]);
             for (x, y) in slot.iter_mut().zip(h) {
-                *x += y;
+                *x = x.saturating_add(*y);
             }
         }
     }
@@ -297,7 +299,10 @@ impl Sums<'_> {
     fn visit(&mut self, strings: &mut Strings, day: i64, row: AggRow) {
         match row {
             AggRow::Fact(k, c) => self.add(strings, day, &k, &c),
-            AggRow::NoBid(_, reason, n) => *self.no_bids.entry(reason).or_default() += n,
+            AggRow::NoBid(_, reason, n) => {
+                let e = self.no_bids.entry(reason).or_default();
+                *e = e.saturating_add(n);
+            }
             AggRow::Charge(d, k, s) => self.add_charge(strings, d, &k, &s),
             AggRow::Hourly(d, li, h) => self.add_hourly(d, li, &h),
         }
@@ -366,7 +371,7 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         }
         let mut part = Charges::default();
         let mut last = 0u64;
-        ledger::journal::read_generation(&g.path, |c, at| {
+        ledger::journal::read_generation(&g.file, |c, at| {
             raw_records += 1;
             if let Some(p) = progress.as_mut() {
                 p.advance(at - last);
@@ -390,8 +395,8 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         if fresh_agg(&agg, &path) && scan_agg(&agg, b'E', &mut strings, &mut sums, dn) {
             continue;
         }
-        let len = file_len(&path);
-        let day = read_raw_day(&path, &mut strings, &mut raw_records).map_err(io_err(&path))?;
+        let (day, len) =
+            read_raw_day(&path, &mut strings, &mut raw_records).map_err(io_err(&path))?;
         // Only a closed day is folded: today's file still grows.
         if dn < today {
             let _ = write_atomic(&agg, &events_bytes(len, &day, &strings));
@@ -472,41 +477,49 @@ fn add_charge(part: &mut Charges, c: &ledger::Charge, strings: &mut Strings) {
     h[hour] = h[hour].saturating_add(c.billed.as_i64());
 }
 
-fn read_raw_day(path: &Path, strings: &mut Strings, raw: &mut u64) -> io::Result<DayEvents> {
+/// A day's events summed, and the length of the whole lines read (what an
+/// aggregate of them covers).
+fn read_raw_day(path: &Path, strings: &mut Strings, raw: &mut u64) -> io::Result<(DayEvents, u64)> {
     let mut day = DayEvents::default();
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(day),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((day, 0)),
         Err(e) => return Err(e),
     };
     let mut reader = BufReader::with_capacity(1 << 20, f);
-    let mut line = String::new();
+    let mut buf = Vec::new();
+    let mut consumed = 0u64;
     loop {
-        line.clear();
-        let n = reader.read_line(&mut line)?;
-        if n == 0 || !line.ends_with('\n') {
-            return Ok(day);
+        let Some((n, whole)) = ledger::journal::next_line(&mut reader, &mut buf)? else {
+            return Ok((day, consumed));
+        };
+        if !whole {
+            return Ok((day, consumed));
         }
+        consumed += n as u64;
         // Lines that are not whole records (the header, a write never
-        // finished) count nothing.
-        let Some(r) = crate::record::parse_with(line.trim_end_matches('\n'), |s| strings.id(s))
+        // finished, damage) count nothing.
+        let line = std::str::from_utf8(&buf).unwrap_or_default();
+        let Some(r) =
+            crate::record::parse_with(line.trim_end_matches('\n'), false, |s| strings.id(s))
         else {
             continue;
         };
         *raw += 1;
         if r.kind == Kind::NoBid {
             // The exchange and the reason (carried as the product).
-            *day.no_bids.entry((r.key[4], r.key[6])).or_default() += r.n;
+            let e = day.no_bids.entry((r.key[4], r.key[6])).or_default();
+            *e = e.saturating_add(r.n);
             continue;
         }
         let c = day.facts.entry(r.key).or_default();
         match r.kind {
-            Kind::Bid => c.bids += r.n,
-            Kind::Impression => c.impressions += r.n,
-            Kind::Click => c.clicks += r.n,
-            Kind::View => c.views += r.n,
+            Kind::Bid => c.bids = c.bids.saturating_add(r.n),
+            Kind::Impression => c.impressions = c.impressions.saturating_add(r.n),
+            Kind::Click => c.clicks = c.clicks.saturating_add(r.n),
+            Kind::View => c.views = c.views.saturating_add(r.n),
             Kind::Purchase => {
-                c.purchases += r.n;
+                c.purchases = c.purchases.saturating_add(r.n);
                 c.sales = c.sales.saturating_add(r.amount);
             }
             Kind::NoBid => {}
@@ -521,7 +534,25 @@ fn read_raw_day(path: &Path, strings: &mut Strings, raw: &mut u64) -> io::Result
 // indices and counters. Read whole and checked bound by bound: a damaged
 // or foreign file is rebuilt from its source, never trusted.
 
-const AGG_MAGIC: &[u8] = b"bidder-agg 2\n";
+const AGG_MAGIC: &[u8] = b"bidder-agg 3\n";
+
+/// A 64-bit checksum of an aggregate's tables and rows, word by word: a
+/// flipped bit on disk must not become a figure in a report (it is about
+/// memory speed, a few tens of milliseconds for a month of aggregates).
+fn agg_checksum(bytes: &[u8]) -> u64 {
+    let mut h = 0x6a09_e667_f3bc_c908u64 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    h
+}
 
 fn agg_path(day_file: &Path) -> PathBuf {
     day_file.with_extension("agg")
@@ -546,7 +577,12 @@ fn fresh_agg(agg: &Path, source: &Path) -> bool {
 /// aggregate or the new one, and two reports folding the same day at once
 /// do no harm.
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Unique per process and per write: two reports folding the same day
+    // at once each write their own file.
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
@@ -576,17 +612,20 @@ impl Table {
     }
 
     fn header(&self, kind: u8, source_len: u64, strings: &Strings, body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(body.len() + self.names.len() * 16 + 32);
+        let mut rest = Vec::with_capacity(body.len() + self.names.len() * 16 + 8);
+        rest.extend_from_slice(&(self.names.len() as u32).to_le_bytes());
+        for &id in &self.names {
+            let s = strings.name(id).as_bytes();
+            rest.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            rest.extend_from_slice(s);
+        }
+        rest.extend_from_slice(body);
+        let mut out = Vec::with_capacity(rest.len() + 32);
         out.extend_from_slice(AGG_MAGIC);
         out.push(kind);
         out.extend_from_slice(&source_len.to_le_bytes());
-        out.extend_from_slice(&(self.names.len() as u32).to_le_bytes());
-        for &id in &self.names {
-            let s = strings.name(id).as_bytes();
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s);
-        }
-        out.extend_from_slice(body);
+        out.extend_from_slice(&agg_checksum(&rest).to_le_bytes());
+        out.extend_from_slice(&rest);
         out
     }
 }
@@ -716,6 +755,10 @@ fn agg_layout<'b>(
         return None;
     }
     let _source_len = c.u64()?;
+    let sum = c.u64()?;
+    if agg_checksum(c.0) != sum {
+        return None;
+    }
     let n = c.count(4)?;
     let mut names = Vec::with_capacity(n);
     for _ in 0..n {

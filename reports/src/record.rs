@@ -112,7 +112,7 @@ impl Record {
     /// A line without its newline; `None` when it is not a whole record.
     pub fn parse(line: &str, interner: &mut Interner) -> Option<Record> {
         let mut strings: Vec<Arc<str>> = Vec::with_capacity(8);
-        let raw = parse_with(line, |s| {
+        let raw = parse_with(line, true, |s| {
             strings.push(interner.get(s));
             0
         })?;
@@ -151,8 +151,12 @@ pub(crate) struct Raw {
 }
 
 /// Reads a line: checks its checksum, decodes each string field and hands
-/// it to `id` (the seven dimensions, then the order id).
-pub(crate) fn parse_with(line: &str, mut id: impl FnMut(&str) -> u32) -> Option<Raw> {
+/// it to `id` (the seven dimensions, then the order id if `with_order`).
+pub(crate) fn parse_with(
+    line: &str,
+    with_order: bool,
+    mut id: impl FnMut(&str) -> u32,
+) -> Option<Raw> {
     let (body, crc) = line.rsplit_once('\t')?;
     if u32::from_str_radix(crc, 16).ok()? != checksum(body.as_bytes()) {
         return None;
@@ -175,7 +179,11 @@ pub(crate) fn parse_with(line: &str, mut id: impl FnMut(&str) -> u32) -> Option<
     let user = u64::from_str_radix(f.next()?, 16).ok()?;
     let n = f.next()?.parse().ok()?;
     let amount = Micros(f.next()?.parse().ok()?);
-    text(f.next()?)?;
+    // Reports do not need the order id: checked, not handed on.
+    let order = f.next()?;
+    if with_order {
+        text(order)?;
+    }
     if f.next().is_some() || amount < Micros::ZERO {
         return None;
     }

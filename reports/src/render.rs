@@ -124,7 +124,16 @@ fn table(r: &Report) -> String {
         let mut l: Vec<String> = row
             .key
             .iter()
-            .map(|k| if k.is_empty() { "-".into() } else { k.clone() })
+            .map(|k| {
+                if k.is_empty() {
+                    "-".into()
+                } else {
+                    // No id may send escape sequences to a terminal.
+                    k.chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect()
+                }
+            })
             .collect();
         l.extend(cells(&row.counters, true));
         lines.push(l);
@@ -184,10 +193,10 @@ fn table(r: &Report) -> String {
 }
 
 /// RFC 4180: a field with a comma, quote or line break is quoted, quotes
-/// doubled. A leading `=`, `+`, `-` or `@` is prefixed with `'` so a
-/// spreadsheet does not run an id as a formula.
+/// doubled. A leading `=`, `+`, `-`, `@`, tab or carriage return is
+/// prefixed with `'` so a spreadsheet does not run an id as a formula.
 fn csv_field(s: &str, out: &mut String) {
-    let guarded = matches!(s.chars().next(), Some('=' | '+' | '-' | '@'));
+    let guarded = matches!(s.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r'));
     if guarded || s.contains([',', '"', '\n', '\r']) {
         out.push('"');
         if guarded {

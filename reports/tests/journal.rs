@@ -147,16 +147,27 @@ fn damaged_or_stale_aggregates_are_rebuilt_from_their_day() {
     // A purchase dated on the 24th arrives late: the aggregate no longer
     // covers its day's file and is rebuilt.
     let labels = rt
-        .block_on(log.convert(vec![buy(100, day.as_millis() + 3_600_000, "A1")]))
+        .block_on(log.convert(
+            vec![buy(100, day.as_millis() + 3_600_000, "A1")],
+            next.as_millis(),
+        ))
         .expect("convert");
     assert_eq!(labels, vec!["attributed"]);
     let late = report(&state, "2026-11-24", next);
     assert_eq!(late.rows[0].counters.purchases, 1);
     assert_eq!(late.raw_records, 6);
-    // A damaged aggregate is not trusted.
+    // A damaged aggregate is not trusted: cut short, or one bit flipped
+    // in a counter (its layout still holds).
     let agg = state.join("events/2026-11-24.agg");
-    let bytes = std::fs::read(&agg).unwrap();
-    std::fs::write(&agg, &bytes[..bytes.len() - 3]).unwrap();
+    let good = std::fs::read(&agg).unwrap();
+    std::fs::write(&agg, &good[..good.len() - 3]).unwrap();
+    let again = report(&state, "2026-11-24", next);
+    assert_eq!(again.rows, late.rows);
+    assert_eq!(again.raw_records, 6, "read raw again");
+    let mut flipped = std::fs::read(&agg).unwrap();
+    let at = flipped.len() - 20;
+    flipped[at] ^= 0x10;
+    std::fs::write(&agg, &flipped).unwrap();
     let again = report(&state, "2026-11-24", next);
     assert_eq!(again.rows, late.rows);
     assert_eq!(again.raw_records, 6, "read raw again");
@@ -183,9 +194,76 @@ fn uploads_during_the_read_back_wait_for_it() {
     let log = EventLog::open(&state, day, Options::default()).expect("open");
     log.set_catalog(catalog());
     let labels = rt
-        .block_on(log.convert(vec![buy(19_999, day.as_millis() + 60_000, "B1")]))
+        .block_on(log.convert(
+            vec![buy(19_999, day.as_millis() + 60_000, "B1")],
+            day.as_millis(),
+        ))
         .expect("convert");
     assert_eq!(labels, vec!["attributed"]);
     log.close();
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn a_line_that_is_not_text_costs_that_line_only() {
+    let state = tempdir("utf8");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.track(day.as_millis(), ad("li"), 7, true);
+    rt.block_on(log.flush());
+    log.close();
+    let file = state.join("events/2026-11-24.events");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(b"i\t\xff\xfe garbage\n");
+    std::fs::write(&file, &bytes).unwrap();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.set_catalog(catalog());
+    log.track(day.as_millis() + 1, ad("li"), 8, false);
+    rt.block_on(log.flush());
+    // The touch before the damage was read back.
+    let labels = rt
+        .block_on(log.convert(
+            vec![buy(7, day.as_millis() + 60_000, "C1")],
+            day.as_millis(),
+        ))
+        .expect("convert");
+    assert_eq!(labels, vec!["attributed"]);
+    log.close();
+    let c = report(&state, "2026-11-24", day).rows[0].counters;
+    assert_eq!((c.clicks, c.impressions, c.purchases), (1, 1, 1));
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn a_purchase_whose_day_cannot_be_written_is_refused_and_counted_on_retry() {
+    let state = tempdir("unwritable");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.set_catalog(catalog());
+    log.track(day.as_millis() - 2 * DAY, ad("li"), 7, true);
+    rt.block_on(log.flush());
+    // The 23rd's file cannot be opened (a directory stands in its place);
+    // the 24th's can.
+    let blocked = state.join("events/2026-11-23.events");
+    std::fs::create_dir_all(&blocked).unwrap();
+    let both = vec![
+        buy(7, day.as_millis() - DAY, "D1"),
+        buy(7, day.as_millis(), "D2"),
+    ];
+    assert!(rt
+        .block_on(log.convert(both.clone(), day.as_millis()))
+        .is_err());
+    std::fs::remove_dir_all(&blocked).unwrap();
+    // The retry counts the lost one, and the written one only once.
+    let labels = rt
+        .block_on(log.convert(both, day.as_millis()))
+        .expect("convert");
+    assert_eq!(labels, vec!["attributed", "duplicate"]);
+    log.close();
+    for d in ["2026-11-23", "2026-11-24"] {
+        assert_eq!(report(&state, d, day).rows[0].counters.purchases, 1, "{d}");
+    }
     let _ = std::fs::remove_dir_all(&state);
 }
