@@ -200,7 +200,7 @@ pub struct App {
     /// Where the journals are, for reports.
     state_dir: Option<PathBuf>,
     /// Reports running at once (each reads files for up to seconds).
-    pub(crate) report_gate: tokio::sync::Semaphore,
+    pub(crate) report_gate: Arc<tokio::sync::Semaphore>,
 }
 
 /// A bid made, as reports count it.
@@ -219,6 +219,9 @@ pub struct Uploaded {
     pub unattributed: usize,
     pub duplicate: usize,
 }
+
+/// How far ahead of the bidder's clock a view or purchase may be dated.
+const FUTURE_SKEW_MS: i64 = 3_600_000;
 
 /// The line number of the `i`-th event of a JSON-lines text (blank lines
 /// hold none).
@@ -269,7 +272,7 @@ impl App {
             tracked,
             events: None,
             state_dir: None,
-            report_gate: tokio::sync::Semaphore::new(2),
+            report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
         }
     }
 
@@ -785,6 +788,20 @@ impl App {
         text: &str,
     ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
         let events = audiences::parse_jsonl(source, text)?;
+        // A conversion dated ahead of this clock (beyond a little skew
+        // between machines) is a mistake or a trick: it could outlive
+        // every window and crowd out the conversions counted before it.
+        let latest = self.clock.now().as_millis() + FUTURE_SKEW_MS;
+        if let Some(i) = events.iter().position(|e| {
+            !matches!(e.kind, audiences::EventKind::Interest) && e.at.as_millis() > latest
+        }) {
+            return Err(audiences::DataError {
+                source_name: source.into(),
+                line: nth_event_line(text, i),
+                reason: "\"at\" is in the future (more than an hour ahead of the bidder's clock)"
+                    .into(),
+            });
+        }
         let snap = self.snapshot.load();
         let rates = snap.as_ref().and_then(|s| s.config.currency_rates.as_ref());
         let mut out = Vec::new();
@@ -847,7 +864,8 @@ impl App {
         if conversions.is_empty() {
             return Ok(up);
         }
-        for label in events.convert(conversions).await? {
+        let now = self.clock.now().as_millis();
+        for label in events.convert(conversions, now).await? {
             metrics::conversion(label);
             match label {
                 "attributed" => up.attributed += 1,

@@ -586,9 +586,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bidder::metrics::describe();
         let summary = app.install(config);
         tracing::info!("config loaded: {summary}");
-        if let Some(dir) = &args.data {
-            attribute_data(&app, dir).await;
-        }
 
         let running = bidder::server::start(app.clone(), bid, admin)?;
         // One line on stdout with the bound addresses: scripts and tests
@@ -598,6 +595,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             running.bid_addr, running.admin_addr
         );
         tracing::info!(bid = %running.bid_addr, admin = %running.admin_addr, "serving");
+        // Views and purchases of --data wait for the event journal's past to
+        // be read back; bidding does not wait for them.
+        if let Some(dir) = args.data.clone() {
+            let app = app.clone();
+            tokio::spawn(async move { attribute_data(&app, &dir).await });
+        }
 
         wait_for_signals(&app, signals).await;
         tracing::info!("shutting down: finishing in-flight requests");

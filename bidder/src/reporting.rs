@@ -101,14 +101,18 @@ impl App {
         format: Format,
     ) -> Result<String, ReportError> {
         let state = self.state_dir().ok_or(ReportError::NoState)?.to_path_buf();
-        let _permit = self
+        // The permit goes with the work: a client that hangs up does not
+        // free a slot while its report still runs.
+        let permit = self
             .report_gate
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| ReportError::Failed(e.to_string()))?;
         self.flush_events().await;
         let app = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let snap = app.snapshot();
             let src = reports::query::Sources {
                 state: &state,

@@ -510,6 +510,12 @@ async fn reports_endpoint(app: Arc<App>, query: &str) -> Resp {
             );
             r.headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if format == Format::Html {
+                r.headers_mut().insert(
+                    "content-security-policy",
+                    HeaderValue::from_static(crate::ui::CSP),
+                );
+            }
             r
         }
         Err(e @ ReportError::Invalid(_)) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
@@ -536,7 +542,7 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
         return Refused::AdminOff.response();
     };
     let now_secs = app.now().as_millis() / 1000;
-    let page = |status: StatusCode, html: String| {
+    let page_with = |status: StatusCode, html: String, csp: &'static str| {
         let mut r = Response::new(Full::new(Bytes::from(html)));
         *r.status_mut() = status;
         let h = r.headers_mut();
@@ -545,10 +551,7 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(
-            "content-security-policy",
-            HeaderValue::from_static(crate::ui::CSP),
-        );
+        h.insert("content-security-policy", HeaderValue::from_static(csp));
         h.insert(
             "x-content-type-options",
             HeaderValue::from_static("nosniff"),
@@ -556,6 +559,7 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
         h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
         r
     };
+    let page = |status: StatusCode, html: String| page_with(status, html, crate::ui::CSP);
     let see_other = |to: &'static str, cookie: Option<String>| {
         let mut r = page(StatusCode::SEE_OTHER, String::new());
         r.headers_mut()
@@ -586,7 +590,11 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 ),
             }
         }
-        ("/ui/login", Method::GET) => page(StatusCode::OK, crate::ui::login_page(false)),
+        ("/ui/login", Method::GET) => page_with(
+            StatusCode::OK,
+            crate::ui::login_page(false),
+            crate::ui::LOGIN_CSP,
+        ),
         ("/ui/login", Method::POST) => {
             let (parts, body) = req.into_parts();
             let read = tokio::time::timeout(
@@ -603,7 +611,11 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
             if app.admin_access(Some(bearer.as_bytes())) == Access::Admin {
                 see_other("/ui", Some(crate::ui::session_cookie(&token, now_secs)))
             } else {
-                page(StatusCode::UNAUTHORIZED, crate::ui::login_page(true))
+                page_with(
+                    StatusCode::UNAUTHORIZED,
+                    crate::ui::login_page(true),
+                    crate::ui::LOGIN_CSP,
+                )
             }
         }
         ("/ui", _) => method_not_allowed("GET"),

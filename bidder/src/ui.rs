@@ -72,10 +72,16 @@ pub fn form_token(body: &[u8]) -> Option<String> {
     })
 }
 
-/// Security headers of every `/ui` answer: nothing from elsewhere loads,
-/// no framing, nothing cached.
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
-                       img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The report page's `Content-Security-Policy`: nothing loads from
+/// elsewhere, no script runs, no framing.
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+                       form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The login page's: as [`CSP`], and its own inline script (the one that
+/// reads a token from the fragment).
+pub const LOGIN_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+                             script-src 'unsafe-inline'; img-src data:; form-action 'self'; \
+                             frame-ancestors 'none'; base-uri 'none'";
 
 /// The login form; `failed` after a wrong token.
 pub fn login_page(failed: bool) -> String {

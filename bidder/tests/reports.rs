@@ -248,5 +248,18 @@ fn bad_parameters_and_currencies_are_refused_clearly() {
         "{}",
         r.text()
     );
+    // A purchase dated ahead of the clock would outlive every window.
+    let r = upload(
+        &s,
+        &[
+            json!({"user": "u-1", "event": "purchase", "product": "tent-1", "at": "2026-12-24T12:00:00Z", "amount": "10", "currency": "USD", "order_id": "F1"}),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("line 1") && r.text().contains("future"),
+        "{}",
+        r.text()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
