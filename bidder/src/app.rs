@@ -298,6 +298,7 @@ impl App {
             self.clock.now(),
             reports::log::Options {
                 max_entries: self.settings.max_attribution_entries,
+                track_ttl: self.settings.notice_ttl,
                 ..reports::log::Options::default()
             },
         )
@@ -719,12 +720,8 @@ impl App {
         };
         if counted && matches!(t.event, Event::Impression | Event::Click) {
             if let Some(events) = &self.events {
-                events.track(
-                    now,
-                    self.track_dims(&t),
-                    t.user_key(),
-                    t.event == Event::Click,
-                );
+                let click = t.event == Event::Click;
+                events.track(now, self.track_dims(&t), t.user_key(), click, t.bid);
             }
         }
         let redirect = if t.event == Event::Click && t.redirect {

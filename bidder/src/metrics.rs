@@ -258,6 +258,8 @@ pub fn event_journal(s: &reports::log::Stats) {
     metrics::counter!("bidder_event_write_errors_total").absolute(s.write_errors.load(Relaxed));
     metrics::gauge!("bidder_attribution_touches").set(s.touches.load(Relaxed) as f64);
     metrics::counter!("bidder_attribution_evicted_total").absolute(s.evicted.load(Relaxed));
+    metrics::counter!("bidder_tracking_duplicates_after_restart_total")
+        .absolute(s.track_duplicates.load(Relaxed));
 }
 
 /// Tracking pairs forgotten before their time to stay within
@@ -345,6 +347,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_tracking_dedupe_evicted_total",
         "Tracking (bid, event) pairs forgotten early to stay within --max-tracked-events."
+    );
+    metrics::describe_counter!(
+        "bidder_tracking_duplicates_after_restart_total",
+        "Impressions and clicks counted before a restart and called again after it: not journaled twice."
     );
     metrics::describe_counter!(
         "bidder_conversions_total",

@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    banner_request, only_bid, request, shop_config_dir, ts, upload, won, Server, ADMIN_TOKEN,
+    banner_request, banner_urls, get, only_bid, path_of, request, shop_config_dir, ts, upload, won,
+    Server, ADMIN_TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -260,6 +261,34 @@ fn bad_parameters_and_currencies_are_refused_clearly() {
         r.text().contains("line 1") && r.text().contains("future"),
         "{}",
         r.text()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_impression_or_click_counted_before_a_restart_does_not_count_again() {
+    let dir = shop_config_dir("reports-replay");
+    let state = dir.join("state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    let mut r = banner_request();
+    r["site"]["keywords"] = json!("tent");
+    let bid = only_bid(&s, &r);
+    let (click, pixel) = banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(get(s.bid, path_of(&pixel)).status, 200);
+    assert_eq!(get(s.bid, path_of(&click)).status, 302);
+    s.flush_events();
+    drop(s);
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T13:00:00Z"));
+    // The same URLs within their lifetime, after the restart: the pixel
+    // still answers, the click still redirects, neither counts again.
+    assert_eq!(get(s.bid, path_of(&pixel)).status, 200);
+    assert_eq!(get(s.bid, path_of(&click)).status, 302);
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=line_item");
+    let tents = row(&rep, "line_item", "tents");
+    assert_eq!(
+        (&tents["impressions"], &tents["clicks"]),
+        (&json!(1), &json!(1)),
+        "{rep:#}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -78,6 +78,10 @@ pub struct Options {
     pub max_entries: usize,
     /// How often bid and no-bid counts are written.
     pub flush_every: Duration,
+    /// How long a tracking URL is accepted: impressions and clicks of this
+    /// long before a restart are read back, so one replayed after it does
+    /// not count again.
+    pub track_ttl: Duration,
 }
 
 impl Default for Options {
@@ -86,6 +90,7 @@ impl Default for Options {
             queue: 65_536,
             max_entries: 4_000_000,
             flush_every: Duration::from_secs(1),
+            track_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -98,6 +103,9 @@ pub struct Stats {
     pub write_errors: AtomicU64,
     pub touches: AtomicU64,
     pub evicted: AtomicU64,
+    /// Impressions and clicks counted before a restart and sent again
+    /// after it: not counted twice.
+    pub track_duplicates: AtomicU64,
     /// Past touches and conversions have been read back.
     pub rebuilt: std::sync::atomic::AtomicBool,
     pub rebuilt_records: AtomicU64,
@@ -111,17 +119,33 @@ pub struct Rebuilt {
     pub touches: usize,
 }
 
+/// A counted impression or click on its way to the journal.
+struct Tracked {
+    at_ms: i64,
+    dims: Dims,
+    user: u64,
+    click: bool,
+    bid: u128,
+}
+
+/// What start-up reads back: last touches and conversions counted, and
+/// the impressions and clicks still within their URLs' lifetime.
+struct Past {
+    attributor: Attributor,
+    tracked: std::collections::HashSet<u64>,
+}
+
+fn track_key(bid: u128, click: bool) -> u64 {
+    // The bid id's bits are random: folding them is as good as hashing.
+    ((bid >> 64) as u64 ^ bid as u64).rotate_left(1) ^ u64::from(click)
+}
+
 type ConvertAck = tokio::sync::oneshot::Sender<io::Result<Vec<&'static str>>>;
 
 enum Job {
     Bid(i64, Dims),
     NoBid(i64, Arc<str>, &'static str),
-    Track {
-        at_ms: i64,
-        dims: Dims,
-        user: u64,
-        click: bool,
-    },
+    Track(Tracked),
     Convert(Vec<Conversion>, i64, ConvertAck),
     Catalog(Catalog),
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -151,18 +175,23 @@ impl EventLog {
         let (done_tx, done_rx) = mpsc::channel();
         {
             let (dir, stats, max) = (dir.clone(), stats.clone(), options.max_entries);
+            let ttl_ms = options.track_ttl.as_millis() as i64;
             std::thread::Builder::new()
                 .name("events-rebuild".into())
                 .spawn(move || {
                     let started = Instant::now();
-                    let (attributor, rebuilt) = match rebuild(&dir, now, max) {
+                    let (past, rebuilt) = match rebuild(&dir, now, max, ttl_ms) {
                         Ok(done) => done,
                         Err(e) => {
                             tracing::error!(
                                 "{}: past touches could not be read back ({e}); attribution starts afresh",
                                 dir.display()
                             );
-                            (Attributor::new(max), Rebuilt::default())
+                            let past = Past {
+                                attributor: Attributor::new(max),
+                                tracked: Default::default(),
+                            };
+                            (past, Rebuilt::default())
                         }
                     };
                     tracing::info!(
@@ -174,7 +203,7 @@ impl EventLog {
                     );
                     stats.touches.store(rebuilt.touches as u64, Ordering::Relaxed);
                     stats.rebuilt_records.store(rebuilt.records, Ordering::Relaxed);
-                    let _ = done_tx.send(attributor);
+                    let _ = done_tx.send(past);
                     stats.rebuilt.store(true, Ordering::Release);
                 })?;
         }
@@ -184,7 +213,10 @@ impl EventLog {
             files: Vec::new(),
             attributor: None,
             rebuilding: Some(done_rx),
-            pending_touches: Vec::new(),
+            pending: Vec::new(),
+            before_restart: Default::default(),
+            restarted: None,
+            track_ttl: options.track_ttl,
             max_pending: options.max_entries / 4,
             lost_touches: 0,
             deferred: Vec::new(),
@@ -228,14 +260,17 @@ impl EventLog {
         self.send(Job::NoBid(at_ms, exchange, reason));
     }
 
-    /// A tracked impression or click (counted once per bid by the caller).
-    pub fn track(&self, at_ms: i64, dims: Dims, user: u64, click: bool) {
-        self.send(Job::Track {
+    /// A tracked impression or click of bid `bid`, counted once per bid by
+    /// the caller in this process (the writer also drops one counted
+    /// before a restart).
+    pub fn track(&self, at_ms: i64, dims: Dims, user: u64, click: bool, bid: u128) {
+        self.send(Job::Track(Tracked {
             at_ms,
             dims,
             user,
             click,
-        });
+            bid,
+        }));
     }
 
     /// The products and windows of the config now serving.
@@ -301,8 +336,15 @@ impl EventLog {
 
 /// Reads back the touches and the conversions counted of the days a window
 /// may cover.
-fn rebuild(dir: &Path, now: Timestamp, max_entries: usize) -> io::Result<(Attributor, Rebuilt)> {
+fn rebuild(
+    dir: &Path,
+    now: Timestamp,
+    max_entries: usize,
+    track_ttl_ms: i64,
+) -> io::Result<(Past, Rebuilt)> {
     let mut attributor = Attributor::new(max_entries);
+    let mut tracked = std::collections::HashSet::new();
+    let recent = now.as_millis().saturating_sub(track_ttl_ms);
     let keep = MAX_WINDOW_DAYS * DAY_MS;
     let from = Timestamp(now.as_millis().saturating_sub(keep)).date();
     let mut rebuilt = Rebuilt::default();
@@ -317,7 +359,15 @@ fn rebuild(dir: &Path, now: Timestamp, max_entries: usize) -> io::Result<(Attrib
                 rebuilt.records += 1;
                 match r.kind {
                     Kind::Impression | Kind::Click => {
-                        attributor.touch(r.user, &r.dims, r.at_ms, r.kind == Kind::Click, keep)
+                        let click = r.kind == Kind::Click;
+                        attributor.touch(r.user, &r.dims, r.at_ms, click, keep);
+                        // The bid id rides in the order id column.
+                        let bid = u128::from_str_radix(&r.order_id, 16).ok();
+                        if let Some(bid) = bid.filter(|_| r.at_ms >= recent) {
+                            if tracked.len() < max_entries {
+                                tracked.insert(track_key(bid, click));
+                            }
+                        }
                     }
                     Kind::View | Kind::Purchase => attributor.remember(&r, now.as_millis(), keep),
                     Kind::Bid | Kind::NoBid => {}
@@ -330,7 +380,13 @@ fn rebuild(dir: &Path, now: Timestamp, max_entries: usize) -> io::Result<(Attrib
         }
     }
     rebuilt.touches = attributor.touches();
-    Ok((attributor, rebuilt))
+    Ok((
+        Past {
+            attributor,
+            tracked,
+        },
+        rebuilt,
+    ))
 }
 
 /// Reads one day's file: `record` for each whole record, `bad` for each
@@ -385,10 +441,16 @@ struct Writer {
     files: Vec<OpenDay>,
     /// `None` until the past has been read back.
     attributor: Option<Attributor>,
-    rebuilding: Option<mpsc::Receiver<Attributor>>,
-    /// Touches seen meanwhile (newer than any read back), up to
-    /// `max_pending`.
-    pending_touches: Vec<(u64, Dims, i64, bool)>,
+    rebuilding: Option<mpsc::Receiver<Past>>,
+    /// Impressions and clicks that came meanwhile, up to `max_pending`:
+    /// written once it is known whether they were counted before.
+    pending: Vec<Tracked>,
+    /// Impressions and clicks counted before the restart, still within
+    /// their URLs' lifetime.
+    before_restart: std::collections::HashSet<u64>,
+    /// When that set was read back; it is let go once its URLs expired.
+    restarted: Option<(Instant, Duration)>,
+    track_ttl: Duration,
     max_pending: usize,
     /// Touches past `max_pending`, lost to attribution.
     lost_touches: u64,
@@ -459,16 +521,22 @@ impl Writer {
             }
         };
         self.rebuilding = None;
-        let mut a = got.unwrap_or_else(|| Attributor::new(self.max_pending.max(16) * 4));
-        let keep = self.catalog.max_window_ms().max(DAY_MS);
-        for (user, dims, at, click) in self.pending_touches.drain(..) {
-            a.touch(user, &dims, at, click, keep);
-        }
-        self.attributor = Some(a);
-        self.deferred
+        let past = got.unwrap_or_else(|| Past {
+            attributor: Attributor::new(self.max_pending.max(16) * 4),
+            tracked: Default::default(),
+        });
+        self.attributor = Some(past.attributor);
+        self.before_restart = past.tracked;
+        self.restarted = Some((Instant::now(), self.track_ttl));
+        // What waited goes first, in the order it came.
+        let tracks = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(Job::Track);
+        let converts = self
+            .deferred
             .drain(..)
-            .map(|(items, now, ack)| Job::Convert(items, now, ack))
-            .collect()
+            .map(|(items, now, ack)| Job::Convert(items, now, ack));
+        tracks.chain(converts).collect()
     }
 
     fn handle(&mut self, mut batch: Vec<Job>, flush_counts: bool) {
@@ -495,29 +563,24 @@ impl Writer {
                         .or_insert((at, 0));
                     e.1 += 1;
                 }
-                Job::Track {
-                    at_ms,
-                    dims,
-                    user,
-                    click,
-                } => {
-                    match &mut self.attributor {
-                        Some(a) => a.touch(user, &dims, at_ms, click, keep),
-                        None if self.pending_touches.len() < self.max_pending => {
-                            self.pending_touches
-                                .push((user, dims.clone(), at_ms, click));
+                Job::Track(t) => {
+                    let Some(a) = &mut self.attributor else {
+                        if self.pending.len() < self.max_pending {
+                            self.pending.push(t);
+                        } else {
+                            // No room to wait: written unchecked, and its
+                            // touch lost to attribution.
+                            self.lost_touches += 1;
+                            self.push(track_record(t));
                         }
-                        None => self.lost_touches += 1,
+                        continue;
+                    };
+                    if self.before_restart.contains(&track_key(t.bid, t.click)) {
+                        self.stats.track_duplicates.fetch_add(1, Ordering::Relaxed);
+                        continue;
                     }
-                    self.push(Record {
-                        kind: if click { Kind::Click } else { Kind::Impression },
-                        at_ms,
-                        dims,
-                        user,
-                        n: 1,
-                        amount: Micros::ZERO,
-                        order_id: "".into(),
-                    });
+                    a.touch(t.user, &t.dims, t.at_ms, t.click, keep);
+                    self.push(track_record(t));
                 }
                 Job::Convert(items, now_ms, ack) => {
                     let Some(attributor) = &mut self.attributor else {
@@ -543,6 +606,13 @@ impl Writer {
                 }
                 Job::Catalog(c) => self.catalog = c,
                 Job::Flush(ack) => flushes.push(ack),
+            }
+        }
+        if let Some((at, ttl)) = self.restarted {
+            if at.elapsed() > ttl {
+                // Every URL counted before the restart has expired.
+                self.before_restart = Default::default();
+                self.restarted = None;
             }
         }
         if flush_counts {
@@ -646,6 +716,24 @@ impl OpenDay {
             self.dirty = false;
         }
         Ok(())
+    }
+}
+
+/// An impression's or click's record: the bid id in the order id column,
+/// for the read-back after a restart.
+fn track_record(t: Tracked) -> Record {
+    Record {
+        kind: if t.click {
+            Kind::Click
+        } else {
+            Kind::Impression
+        },
+        at_ms: t.at_ms,
+        dims: t.dims,
+        user: t.user,
+        n: 1,
+        amount: Micros::ZERO,
+        order_id: format!("{:032x}", t.bid).into(),
     }
 }
 

@@ -109,7 +109,7 @@ fn a_torn_line_costs_one_record_and_the_next_ones_start_clean() {
     let day = at("2026-11-24T10:00:00Z");
     let rt = runtime();
     let log = EventLog::open(&state, day, Options::default()).expect("open");
-    log.track(day.as_millis(), ad("li"), 7, false);
+    log.track(day.as_millis(), ad("li"), 7, false, 1);
     rt.block_on(log.flush());
     log.close();
     // A crash mid-write: half a record at the end.
@@ -119,7 +119,7 @@ fn a_torn_line_costs_one_record_and_the_next_ones_start_clean() {
     text.push_str(&whole.lines().last().unwrap()[..20]);
     std::fs::write(&file, &text).unwrap();
     let log = EventLog::open(&state, day, Options::default()).expect("open");
-    log.track(day.as_millis() + 1, ad("li"), 8, true);
+    log.track(day.as_millis() + 1, ad("li"), 8, true, 2);
     rt.block_on(log.flush());
     log.close();
     let r = report(&state, "2026-11-24", day);
@@ -136,7 +136,13 @@ fn damaged_or_stale_aggregates_are_rebuilt_from_their_day() {
     let log = EventLog::open(&state, day, Options::default()).expect("open");
     log.set_catalog(catalog());
     for i in 0..5 {
-        log.track(day.as_millis() + i, ad("li"), 100 + i as u64, false);
+        log.track(
+            day.as_millis() + i,
+            ad("li"),
+            100 + i as u64,
+            false,
+            i as u128,
+        );
     }
     rt.block_on(log.flush());
     // The next day: the first report folds the 24th into its aggregate.
@@ -182,7 +188,7 @@ fn uploads_during_the_read_back_wait_for_it() {
     let rt = runtime();
     let log = EventLog::open(&state, day, Options::default()).expect("open");
     for u in 1..=20_000u64 {
-        log.track(day.as_millis(), ad("li"), u, u % 2 == 0);
+        log.track(day.as_millis(), ad("li"), u, u % 2 == 0, u128::from(u));
         if u % 5_000 == 0 {
             rt.block_on(log.flush());
         }
@@ -210,7 +216,7 @@ fn a_line_that_is_not_text_costs_that_line_only() {
     let day = at("2026-11-24T10:00:00Z");
     let rt = runtime();
     let log = EventLog::open(&state, day, Options::default()).expect("open");
-    log.track(day.as_millis(), ad("li"), 7, true);
+    log.track(day.as_millis(), ad("li"), 7, true, 1);
     rt.block_on(log.flush());
     log.close();
     let file = state.join("events/2026-11-24.events");
@@ -219,7 +225,7 @@ fn a_line_that_is_not_text_costs_that_line_only() {
     std::fs::write(&file, &bytes).unwrap();
     let log = EventLog::open(&state, day, Options::default()).expect("open");
     log.set_catalog(catalog());
-    log.track(day.as_millis() + 1, ad("li"), 8, false);
+    log.track(day.as_millis() + 1, ad("li"), 8, false, 2);
     rt.block_on(log.flush());
     // The touch before the damage was read back.
     let labels = rt
@@ -242,7 +248,7 @@ fn a_purchase_whose_day_cannot_be_written_is_refused_and_counted_on_retry() {
     let rt = runtime();
     let log = EventLog::open(&state, day, Options::default()).expect("open");
     log.set_catalog(catalog());
-    log.track(day.as_millis() - 2 * DAY, ad("li"), 7, true);
+    log.track(day.as_millis() - 2 * DAY, ad("li"), 7, true, 1);
     rt.block_on(log.flush());
     // The 23rd's file cannot be opened (a directory stands in its place);
     // the 24th's can.
