@@ -74,6 +74,9 @@ pub struct Settings {
     /// Last touches (shopper × advertiser) and conversions remembered for
     /// attribution; past it the oldest go first.
     pub max_attribution_entries: usize,
+    /// Days of report history kept (event days, compacted charge
+    /// generations).
+    pub report_retention_days: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -119,6 +122,7 @@ impl Default for Settings {
             max_rates_age_days: 7,
             max_tracked_events: 8_000_000,
             max_attribution_entries: 4_000_000,
+            report_retention_days: 400,
         }
     }
 }
@@ -753,6 +757,22 @@ impl App {
             exchange: t.exchange.as_str().into(),
             keyword: t.keyword.as_deref().unwrap_or_default().into(),
             product: "".into(),
+        }
+    }
+
+    /// Drops report history past `--report-retention-days`.
+    pub fn prune_reports(&self) {
+        let Some(state) = &self.state_dir else {
+            return;
+        };
+        match reports::query::prune(state, self.clock.now(), self.settings.report_retention_days) {
+            Ok(p) if p.event_days + p.generations > 0 => tracing::info!(
+                event_days = p.event_days,
+                generations = p.generations,
+                "report history past its retention removed"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!("report history not pruned: {e}"),
         }
     }
 

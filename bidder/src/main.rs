@@ -216,6 +216,11 @@ struct ServeArgs {
     /// (bidder_attribution_evicted_total).
     #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
     max_attribution_entries: u64,
+    /// Days of report history kept: event days and compacted charge
+    /// generations older than this are removed (hourly). Reports cover at
+    /// most 400 days.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    report_retention_days: u32,
     /// Directory of the charge journal and its checkpoint (and of the
     /// notice secret when none is given): spend is replayed from it at
     /// start and every charge is on disk before its notice is acknowledged.
@@ -508,6 +513,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_rates_age_days: args.max_rates_age_days,
         max_tracked_events: args.max_tracked_events as usize,
         max_attribution_entries: args.max_attribution_entries as usize,
+        report_retention_days: args.report_retention_days,
         limits: bidder::server::Limits {
             max_connections: connection_cap(args.max_connections as usize),
             header_timeout: Duration::from_secs(args.header_timeout_secs),

@@ -764,6 +764,8 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
                 if let Ok(n) = tokio::task::spawn_blocking(move || app2.prune_audiences()).await {
                     tracing::debug!(dropped = n, "audience events pruned");
                 }
+                let app2 = app.clone();
+                let _ = tokio::task::spawn_blocking(move || app2.prune_reports()).await;
             }
         });
     }

@@ -945,3 +945,47 @@ fn plan(budget: Budget, flight_end: Date, day: Date, spent_before: Micros) -> Ve
         }
     }
 }
+
+/// What [`prune`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub event_days: usize,
+    pub generations: usize,
+}
+
+/// Drops history past `keep_days` before `now`'s day: event days (and
+/// their aggregates), and closed charge generations (and theirs) whose
+/// every charge is older. The ledger's spend is in its checkpoint, not in
+/// these files; what goes is what a report could show of those days.
+/// Runs hourly at most: reading a closed generation to find its last
+/// day costs about what a report's first read of it does.
+pub fn prune(state: &Path, now: Timestamp, keep_days: u32) -> io::Result<Pruned> {
+    let cutoff = now.date().days_since_epoch() - i64::from(keep_days);
+    let events_dir = dir_of(state);
+    let mut pruned = Pruned::default();
+    for d in days(&events_dir)? {
+        if d.days_since_epoch() < cutoff {
+            let path = day_file(&events_dir, d);
+            let _ = std::fs::remove_file(agg_path(&path));
+            std::fs::remove_file(&path)?;
+            pruned.event_days += 1;
+        }
+    }
+    let gens = match ledger::journal::generations(state) {
+        Ok(g) => g,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(pruned),
+        Err(e) => return Err(e),
+    };
+    for g in gens.into_iter().filter(|g| g.closed) {
+        let mut last = i64::MIN;
+        ledger::journal::read_generation(&g.file, |c, _| {
+            last = last.max(c.day.days_since_epoch());
+        })?;
+        if last < cutoff {
+            let _ = std::fs::remove_file(charges_agg(&events_dir, g.generation));
+            std::fs::remove_file(&g.path)?;
+            pruned.generations += 1;
+        }
+    }
+    Ok(pruned)
+}

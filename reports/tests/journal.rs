@@ -273,3 +273,54 @@ fn a_purchase_whose_day_cannot_be_written_is_refused_and_counted_on_retry() {
     }
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[test]
+fn history_past_its_retention_goes() {
+    let state = tempdir("prune");
+    let now = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, now, Options::default()).expect("open");
+    log.track(
+        at("2026-01-01T10:00:00Z").as_millis(),
+        ad("li"),
+        7,
+        false,
+        1,
+    );
+    log.track(now.as_millis(), ad("li"), 7, false, 2);
+    rt.block_on(log.flush());
+    log.close();
+    let charge = |day: &str, bid: u64| ledger::Charge {
+        bid: ledger::BidKey(bid),
+        day: Date::parse(day).unwrap(),
+        billed: Micros(1_000),
+        over_delivery: Micros::ZERO,
+        forget: Timestamp(0),
+        keys: [
+            ledger::SpendKey::line_item("li"),
+            ledger::SpendKey::order("o1"),
+        ],
+        kind: None,
+        late: false,
+        prior: ledger::Prior::None,
+        tags: ledger::Tags::default(),
+    };
+    for (g, name, day) in [
+        (1, "charges.1.journal", "2026-01-01"),
+        (2, "charges.2.journal", "2026-11-20"),
+        (3, "charges.journal", "2026-11-24"),
+    ] {
+        let text = format!(
+            "bidder-journal 1 {g}\n{}",
+            ledger::journal::record_line(&charge(day, g))
+        );
+        std::fs::write(state.join(name), text).unwrap();
+    }
+    let pruned = reports::query::prune(&state, now, 30).expect("prune");
+    assert_eq!((pruned.event_days, pruned.generations), (1, 1));
+    assert!(!state.join("events/2026-01-01.events").exists());
+    assert!(state.join("events/2026-11-24.events").exists());
+    assert!(!state.join("charges.1.journal").exists());
+    assert!(state.join("charges.2.journal").exists() && state.join("charges.journal").exists());
+    let _ = std::fs::remove_dir_all(&state);
+}
