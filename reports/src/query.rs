@@ -317,7 +317,6 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
     };
     let mut strings = Strings::new();
     let (from, to) = (q.from.days_since_epoch(), q.to.days_since_epoch());
-    let today = src.now.date().days_since_epoch();
     let events_dir = dir_of(src.state);
     let day_list: Vec<Date> = days(&events_dir)
         .map_err(io_err(&events_dir))?
@@ -334,9 +333,8 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
     let mut raw_bytes = 0u64;
     for d in &day_list {
         let path = day_file(&events_dir, *d);
-        if !fresh_agg(&agg_path(&path), &path) {
-            raw_bytes += file_len(&path);
-        }
+        let covered = agg_prefix(&agg_path(&path), &path).unwrap_or(0);
+        raw_bytes += file_len(&path).saturating_sub(covered);
     }
     for g in &gens {
         if !g.closed || !fresh_agg(&charges_agg(&events_dir, g.generation), &g.path) {
@@ -387,7 +385,10 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         sums.add_charges(&mut strings, &part);
     }
 
-    // Events, day by day.
+    // Events, day by day. An aggregate covers a prefix of its day's file:
+    // all of it (folded, read as is), or the part before what came since
+    // (today's, a day a late conversion was written to): then only the
+    // rest is read raw, and the aggregate moves up to cover it.
     for d in &day_list {
         let path = day_file(&events_dir, *d);
         let agg = agg_path(&path);
@@ -395,14 +396,19 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         if fresh_agg(&agg, &path) && scan_agg(&agg, b'E', &mut strings, &mut sums, dn) {
             continue;
         }
-        let (day, len) =
-            read_raw_day(&path, &mut strings, &mut raw_records).map_err(io_err(&path))?;
-        // Only a closed day is folded: today's file still grows.
-        if dn < today {
-            let _ = write_atomic(&agg, &events_bytes(len, &day, &strings));
-        }
+        let (mut day, from) = match agg_prefix(&agg, &path) {
+            Some(covered) => match read_events_agg(&agg, &mut strings) {
+                Some(day) => (day, covered),
+                None => (DayEvents::default(), 0),
+            },
+            None => (DayEvents::default(), 0),
+        };
+        let len = read_raw_day(&path, from, &mut day, &mut strings, &mut raw_records)
+            .map_err(io_err(&path))?;
+        // A cache: a report that cannot write it still answers.
+        let _ = write_atomic(&agg, &events_bytes(len, &day, &strings));
         if let Some(p) = progress.as_mut() {
-            p.advance(len);
+            p.advance(len - from);
         }
         sums.add_day(&mut strings, dn, &day);
     }
@@ -477,24 +483,31 @@ fn add_charge(part: &mut Charges, c: &ledger::Charge, strings: &mut Strings) {
     h[hour] = h[hour].saturating_add(c.billed.as_i64());
 }
 
-/// A day's events summed, and the length of the whole lines read (what an
-/// aggregate of them covers).
-fn read_raw_day(path: &Path, strings: &mut Strings, raw: &mut u64) -> io::Result<(DayEvents, u64)> {
-    let mut day = DayEvents::default();
-    let f = match std::fs::File::open(path) {
+/// Adds a day's events from byte `from` on to `day`; returns where the
+/// whole lines read end (what an aggregate of them covers).
+fn read_raw_day(
+    path: &Path,
+    from: u64,
+    day: &mut DayEvents,
+    strings: &mut Strings,
+    raw: &mut u64,
+) -> io::Result<u64> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((day, 0)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
+    f.seek(SeekFrom::Start(from))?;
     let mut reader = BufReader::with_capacity(1 << 20, f);
     let mut buf = Vec::new();
-    let mut consumed = 0u64;
+    let mut consumed = from;
     loop {
         let Some((n, whole)) = ledger::journal::next_line(&mut reader, &mut buf)? else {
-            return Ok((day, consumed));
+            return Ok(consumed);
         };
         if !whole {
-            return Ok((day, consumed));
+            return Ok(consumed);
         }
         consumed += n as u64;
         // Lines that are not whole records (the header, a write never
@@ -564,6 +577,37 @@ fn charges_agg(events_dir: &Path, generation: u64) -> PathBuf {
 
 /// Whether the aggregate at `agg` summarises `source` as it is now: it
 /// names the source's length then, and the source has not grown since.
+/// How much of `source` the aggregate at `agg` covers, when it covers a
+/// prefix of it as it is now (the source has not shrunk below it).
+fn agg_prefix(agg: &Path, source: &Path) -> Option<u64> {
+    use std::io::Read as _;
+    let mut head = [0u8; 13 + 1 + 8];
+    std::fs::File::open(agg)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .ok()?;
+    if !head.starts_with(AGG_MAGIC) {
+        return None;
+    }
+    let covered = u64::from_le_bytes(head[14..22].try_into().ok()?);
+    (covered <= file_len(source)).then_some(covered)
+}
+
+/// A day's aggregate read whole (to add what came since to it).
+fn read_events_agg(path: &Path, strings: &mut Strings) -> Option<DayEvents> {
+    let bytes = std::fs::read(path).ok()?;
+    let (ids, body) = agg_layout(&bytes, b'E', strings)?;
+    let mut day = DayEvents::default();
+    fold_rows(body, b'E', &ids, strings, &mut |_, row| match row {
+        AggRow::Fact(k, c) => day.facts.entry(k).or_default().add(&c),
+        AggRow::NoBid(x, reason, n) => {
+            let e = day.no_bids.entry((x, reason)).or_default();
+            *e = e.saturating_add(n);
+        }
+        AggRow::Charge(..) | AggRow::Hourly(..) => {}
+    });
+    Some(day)
+}
+
 fn fresh_agg(agg: &Path, source: &Path) -> bool {
     use std::io::Read as _;
     let mut head = [0u8; 13 + 1 + 8];
@@ -681,8 +725,8 @@ fn charges_bytes(source_len: u64, part: &Charges, strings: &Strings) -> Vec<u8> 
 /// A row of an aggregate file.
 enum AggRow {
     Fact(Key, Counters),
-    /// Exchange, reason, count (reports sum reasons over exchanges).
-    NoBid(#[allow(dead_code)] u32, u32, u64),
+    /// Exchange, reason, count.
+    NoBid(u32, u32, u64),
     Charge(i64, Key, ChargeSums),
     Hourly(i64, u32, [i64; 24]),
 }
