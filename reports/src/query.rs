@@ -552,8 +552,11 @@ const AGG_MAGIC: &[u8] = b"bidder-agg 3\n";
 /// A 64-bit checksum of an aggregate's tables and rows, word by word: a
 /// flipped bit on disk must not become a figure in a report (it is about
 /// memory speed, a few tens of milliseconds for a month of aggregates).
-fn agg_checksum(bytes: &[u8]) -> u64 {
-    let mut h = 0x6a09_e667_f3bc_c908u64 ^ bytes.len() as u64;
+/// `covered` (the source length the aggregate summarises) is part of it:
+/// a damaged length would fold a part of the source twice.
+fn agg_checksum(covered: u64, bytes: &[u8]) -> u64 {
+    let mut h = (0x6a09_e667_f3bc_c908u64 ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ covered;
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
         let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
@@ -668,7 +671,7 @@ impl Table {
         out.extend_from_slice(AGG_MAGIC);
         out.push(kind);
         out.extend_from_slice(&source_len.to_le_bytes());
-        out.extend_from_slice(&agg_checksum(&rest).to_le_bytes());
+        out.extend_from_slice(&agg_checksum(source_len, &rest).to_le_bytes());
         out.extend_from_slice(&rest);
         out
     }
@@ -798,9 +801,9 @@ fn agg_layout<'b>(
     if c.take(1)?[0] != want {
         return None;
     }
-    let _source_len = c.u64()?;
+    let covered = c.u64()?;
     let sum = c.u64()?;
-    if agg_checksum(c.0) != sum {
+    if agg_checksum(covered, c.0) != sum {
         return None;
     }
     let n = c.count(4)?;
