@@ -87,7 +87,7 @@ mod properties {
             } else {
                 bad[i] ^= xor;
             }
-            remember("a_damaged_aggregate_changes_no_figure", &format!("{i} {xor} {cut}"));
+            remember("a_damaged_aggregate_changes_no_figure", format!("{i} {xor} {cut}"));
             let path = dir.join("events/2026-11-24.agg");
             std::fs::write(&path, &bad).unwrap();
             let again = report(dir);
