@@ -177,47 +177,45 @@ impl Attributor {
 
     /// Marks a conversion read back from the journal as counted, at `now_ms`.
     pub fn remember(&mut self, r: &Record, now_ms: i64, keep_ms: i64) {
-        let id = self.record_identity(r);
-        self.mark(id, r.at_ms, now_ms, keep_ms);
+        for id in self.record_ids(r).into_iter().flatten() {
+            self.mark(id, r.at_ms, now_ms, keep_ms);
+        }
     }
 
     /// Undoes [`Attributor::attribute`]'s counting of a record that could
     /// not be written: the uploader's retry counts it.
     pub fn forget(&mut self, r: &Record) {
-        let id = self.record_identity(r);
-        self.seen.remove(&id);
+        for id in self.record_ids(r).into_iter().flatten() {
+            self.seen.remove(&id);
+        }
     }
 
-    fn record_identity(&self, r: &Record) -> u64 {
+    fn record_ids(&self, r: &Record) -> [Option<u64>; 2] {
         let purchase = r.kind == Kind::Purchase;
         let (user, at) = (r.user, r.at_ms);
-        self.identity(
-            purchase,
-            user,
-            &r.dims.product,
-            at,
-            &r.order_id,
-            &r.dims.advertiser,
-        )
+        let (product, order) = (&r.dims.product, &r.order_id);
+        [
+            Some(self.event_id(purchase, user, product, at, order)),
+            self.order_id(purchase, order, &r.dims.advertiser),
+        ]
     }
 
-    /// What makes a conversion the same as another: an advertiser's order
-    /// id (advertisers number their orders each their own way), else the
-    /// event itself.
-    fn identity(
-        &self,
-        purchase: bool,
-        user: u64,
-        product: &str,
-        at_ms: i64,
-        order: &str,
-        advertiser: &str,
-    ) -> u64 {
+    /// What makes a conversion the same as another: with an order id, the
+    /// order of that product (whoever it went to: a copy after another
+    /// advertiser's touch is still the same purchase); else the event
+    /// itself.
+    fn event_id(&self, purchase: bool, user: u64, product: &str, at_ms: i64, order: &str) -> u64 {
         if purchase && !order.is_empty() {
-            self.hasher.hash_one(("order", advertiser, order))
+            self.hasher.hash_one(("product-order", product, order))
         } else {
             self.hasher.hash_one((purchase, user, product, at_ms))
         }
+    }
+
+    /// An advertiser's order (its several products count once): each
+    /// advertiser numbers its orders its own way.
+    fn order_id(&self, purchase: bool, order: &str, advertiser: &str) -> Option<u64> {
+        (purchase && !order.is_empty()).then(|| self.hasher.hash_one(("order", advertiser, order)))
     }
 
     /// Counts a conversion of `at_ms` as seen at `now_ms` (the server's
@@ -242,14 +240,13 @@ impl Attributor {
             return Outcome::Unattributed;
         };
         let order = c.order_id.as_deref().unwrap_or_default();
-        let id_for =
-            |a: &Self, adv: &str| a.identity(c.purchase, c.user, &c.product, c.at_ms, order, adv);
-        // Seen before under any advertiser that lists the product: a later
-        // touch of another one does not make it new.
-        if windows
-            .iter()
-            .any(|w| self.seen.contains_key(&id_for(self, &w.advertiser)))
-        {
+        // Too old for any window: nothing current can be its cause (and
+        // its day may be past what the journal keeps).
+        if c.at_ms < now_ms.saturating_sub(catalog.max_window_ms) {
+            return Outcome::Unattributed;
+        }
+        let event = self.event_id(c.purchase, c.user, &c.product, c.at_ms, order);
+        if self.seen.contains_key(&event) {
             return Outcome::Duplicate;
         }
         let within = |t: &Option<Touch>, window: i64| {
@@ -277,16 +274,18 @@ impl Attributor {
         }
         let keep = catalog.max_window_ms;
         let Some((_, touch)) = best else {
-            // Counted for every advertiser listing it: a copy sent after a
-            // touch came is the same order, not a new one.
-            for w in windows {
-                let id = id_for(self, &w.advertiser);
-                self.mark(id, c.at_ms, now_ms, keep);
-            }
+            // Remembered: a copy sent after a touch came is the same
+            // purchase, not a new one.
+            self.mark(event, c.at_ms, now_ms, keep);
             return Outcome::Unattributed;
         };
-        let id = id_for(self, &touch.dims.advertiser);
-        self.mark(id, c.at_ms, now_ms, keep);
+        if let Some(o) = self.order_id(c.purchase, order, &touch.dims.advertiser) {
+            if self.seen.contains_key(&o) {
+                return Outcome::Duplicate;
+            }
+            self.mark(o, c.at_ms, now_ms, keep);
+        }
+        self.mark(event, c.at_ms, now_ms, keep);
         let mut dims = touch.dims;
         dims.product = c.product.as_str().into();
         Outcome::Attributed(Record {
@@ -332,7 +331,8 @@ mod tests {
     use super::*;
 
     const DAY: i64 = DAY_MS;
-    const NOW: i64 = 60 * DAY;
+    // The attributor takes dates as given (the bidder refuses future ones).
+    const NOW: i64 = 0;
 
     fn catalog() -> Catalog {
         let mut c = Catalog::default();
@@ -461,6 +461,35 @@ mod tests {
             "mugs",
             "another shop's order 1001"
         );
+    }
+
+    #[test]
+    fn order_ids_of_advertisers_sharing_a_product_do_not_collide() {
+        let mut c = catalog();
+        // acme lists tent and mug; other lists mug.
+        for (adv, p) in [("acme", "mug"), ("other", "mug")] {
+            c.by_product.entry(p.into()).or_default().push(Window {
+                advertiser: adv.into(),
+                click_ms: 14 * DAY,
+                view_ms: DAY,
+            });
+        }
+        let mut a = Attributor::new(100);
+        let mut mug = buy(DAY / 2, Some("1001"));
+        mug.product = "mug".into();
+        assert_eq!(a.attribute(&mug, &c, NOW), Outcome::Unattributed);
+        a.touch(7, &ad("acme", "tents"), DAY, true, 30 * DAY);
+        // acme's own order 1001 (a tent) is not the unattributed mug order.
+        assert_eq!(
+            li_of(a.attribute(&buy(2 * DAY, Some("1001")), &c, NOW)),
+            "tents"
+        );
+        // The mug order sent again after acme's touch is still the same purchase.
+        assert_eq!(a.attribute(&mug, &c, NOW), Outcome::Duplicate);
+        // A mug in acme's order 1001 is part of that order: counted once.
+        let mut mug2 = buy(2 * DAY, Some("1001"));
+        mug2.product = "mug".into();
+        assert_eq!(a.attribute(&mug2, &c, NOW), Outcome::Duplicate);
     }
 
     #[test]
