@@ -75,7 +75,7 @@ pub struct Settings {
     /// attribution; past it the oldest go first.
     pub max_attribution_entries: usize,
     /// Days of report history kept (event days, compacted charge
-    /// generations).
+    /// generations); never under the longest attribution window.
     pub report_retention_days: u32,
 }
 
@@ -765,7 +765,9 @@ impl App {
         let Some(state) = &self.state_dir else {
             return;
         };
-        match reports::query::prune(state, self.clock.now(), self.settings.report_retention_days) {
+        // Attribution reads back 90 days: what it needs is never pruned.
+        let keep = self.settings.report_retention_days.max(91);
+        match reports::query::prune(state, self.clock.now(), keep) {
             Ok(p) if p.event_days + p.generations > 0 => tracing::info!(
                 event_days = p.event_days,
                 generations = p.generations,

@@ -217,9 +217,11 @@ struct ServeArgs {
     #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
     max_attribution_entries: u64,
     /// Days of report history kept: event days and compacted charge
-    /// generations older than this are removed (hourly). Reports cover at
+    /// generations older than this are removed (at start, then hourly).
+    /// At least 91: attribution windows reach 90 days back, and the
+    /// journal's touches and counted orders with them. Reports cover at
     /// most 400 days.
-    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(91..=3650))]
     report_retention_days: u32,
     /// Directory of the charge journal and its checkpoint (and of the
     /// notice secret when none is given): spend is replayed from it at

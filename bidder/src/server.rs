@@ -755,11 +755,17 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
         let app = app.clone();
         let mut stop = rx.clone();
         tokio::spawn(async move {
+            // Once at start too: a bidder restarted more often than hourly
+            // must still prune.
+            let mut first = true;
             loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                    _ = stop.changed() => return,
+                if !first {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                        _ = stop.changed() => return,
+                    }
                 }
+                first = false;
                 let app2 = app.clone();
                 if let Ok(n) = tokio::task::spawn_blocking(move || app2.prune_audiences()).await {
                     tracing::debug!(dropped = n, "audience events pruned");

@@ -540,7 +540,10 @@ impl Writer {
     }
 
     fn handle(&mut self, mut batch: Vec<Job>, flush_counts: bool) {
-        let waited = self.take_rebuilt(false);
+        // A flush promises that what was sent before is written: impressions
+        // and clicks held for the read-back included, so it waits for it.
+        let must_write = batch.iter().any(|j| matches!(j, Job::Flush(_)));
+        let waited = self.take_rebuilt(must_write);
         if !waited.is_empty() {
             batch.splice(0..0, waited);
         }
@@ -679,6 +682,11 @@ impl Writer {
         let mut failed = Vec::new();
         for f in &mut self.files {
             if f.buf.is_empty() {
+                // A failed write not cut back yet is retried each batch:
+                // its lines were never acknowledged.
+                if f.dirty {
+                    let _ = f.cut_back();
+                }
                 continue;
             }
             let bytes = std::mem::take(&mut f.buf);

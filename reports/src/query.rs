@@ -380,7 +380,9 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         .map_err(io_err(&g.path))?;
         if g.closed {
             // A cache: a report that cannot write it still answers.
-            let _ = write_atomic(&agg, &charges_bytes(g.len, &part, &strings));
+            if let Some(tail) = source_tail(&g.path, g.len) {
+                let _ = write_atomic(&agg, &charges_bytes((g.len, tail), &part, &strings));
+            }
         }
         sums.add_charges(&mut strings, &part);
     }
@@ -405,10 +407,13 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         };
         let len = read_raw_day(&path, from, &mut day, &mut strings, &mut raw_records)
             .map_err(io_err(&path))?;
-        // A cache: a report that cannot write it still answers.
-        let _ = write_atomic(&agg, &events_bytes(len, &day, &strings));
+        // A cache: a report that cannot write it still answers. None for a
+        // day pruned meanwhile (its source is gone).
+        if let Some(tail) = source_tail(&path, len).filter(|_| len >= from && len > 0) {
+            let _ = write_atomic(&agg, &events_bytes((len, tail), &day, &strings));
+        }
         if let Some(p) = progress.as_mut() {
-            p.advance(len - from);
+            p.advance(len.saturating_sub(from));
         }
         sums.add_day(&mut strings, dn, &day);
     }
@@ -547,16 +552,18 @@ fn read_raw_day(
 // indices and counters. Read whole and checked bound by bound: a damaged
 // or foreign file is rebuilt from its source, never trusted.
 
-const AGG_MAGIC: &[u8] = b"bidder-agg 3\n";
+const AGG_MAGIC: &[u8] = b"bidder-agg 4\n";
 
 /// A 64-bit checksum of an aggregate's tables and rows, word by word: a
 /// flipped bit on disk must not become a figure in a report (it is about
 /// memory speed, a few tens of milliseconds for a month of aggregates).
-/// `covered` (the source length the aggregate summarises) is part of it:
-/// a damaged length would fold a part of the source twice.
-fn agg_checksum(covered: u64, bytes: &[u8]) -> u64 {
+/// `covered` (the source length the aggregate summarises) and `tail` (a
+/// hash of the source's last bytes before it) are part of it: a damaged
+/// length would fold a part of the source twice.
+fn agg_checksum(covered: u64, tail: u64, bytes: &[u8]) -> u64 {
     let mut h = (0x6a09_e667_f3bc_c908u64 ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
         ^ covered;
+    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ tail;
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
         let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
@@ -580,11 +587,26 @@ fn charges_agg(events_dir: &Path, generation: u64) -> PathBuf {
 
 /// Whether the aggregate at `agg` summarises `source` as it is now: it
 /// names the source's length then, and the source has not grown since.
+/// A hash of the 64 bytes of `source` before `covered` (fewer at its
+/// start): an aggregate says which bytes it ends on, so a source cut back
+/// below it and grown again (a write that failed after reaching the
+/// disk) is not taken for the one it summarised.
+fn source_tail(source: &Path, covered: u64) -> Option<u64> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let from = covered.saturating_sub(64);
+    let mut f = std::fs::File::open(source).ok()?;
+    f.seek(SeekFrom::Start(from)).ok()?;
+    let mut buf = vec![0u8; (covered - from) as usize];
+    f.read_exact(&mut buf).ok()?;
+    Some(agg_checksum(covered, 0, &buf))
+}
+
 /// How much of `source` the aggregate at `agg` covers, when it covers a
-/// prefix of it as it is now (the source has not shrunk below it).
+/// prefix of it as it is now: the source still ends those bytes the way
+/// it did.
 fn agg_prefix(agg: &Path, source: &Path) -> Option<u64> {
     use std::io::Read as _;
-    let mut head = [0u8; 13 + 1 + 8];
+    let mut head = [0u8; 13 + 1 + 8 + 8];
     std::fs::File::open(agg)
         .and_then(|mut f| f.read_exact(&mut head))
         .ok()?;
@@ -592,7 +614,8 @@ fn agg_prefix(agg: &Path, source: &Path) -> Option<u64> {
         return None;
     }
     let covered = u64::from_le_bytes(head[14..22].try_into().ok()?);
-    (covered <= file_len(source)).then_some(covered)
+    let tail = u64::from_le_bytes(head[22..30].try_into().ok()?);
+    (covered <= file_len(source) && source_tail(source, covered) == Some(tail)).then_some(covered)
 }
 
 /// A day's aggregate read whole (to add what came since to it).
@@ -612,12 +635,7 @@ fn read_events_agg(path: &Path, strings: &mut Strings) -> Option<DayEvents> {
 }
 
 fn fresh_agg(agg: &Path, source: &Path) -> bool {
-    use std::io::Read as _;
-    let mut head = [0u8; 13 + 1 + 8];
-    let read = std::fs::File::open(agg).and_then(|mut f| f.read_exact(&mut head));
-    read.is_ok()
-        && head.starts_with(AGG_MAGIC)
-        && u64::from_le_bytes(head[14..22].try_into().unwrap_or_default()) == file_len(source)
+    agg_prefix(agg, source) == Some(file_len(source))
 }
 
 /// Writes through a temporary file and a rename: a reader sees the old
@@ -658,7 +676,8 @@ impl Table {
         })
     }
 
-    fn header(&self, kind: u8, source_len: u64, strings: &Strings, body: &[u8]) -> Vec<u8> {
+    fn header(&self, kind: u8, source: (u64, u64), strings: &Strings, body: &[u8]) -> Vec<u8> {
+        let (source_len, tail) = source;
         let mut rest = Vec::with_capacity(body.len() + self.names.len() * 16 + 8);
         rest.extend_from_slice(&(self.names.len() as u32).to_le_bytes());
         for &id in &self.names {
@@ -671,7 +690,8 @@ impl Table {
         out.extend_from_slice(AGG_MAGIC);
         out.push(kind);
         out.extend_from_slice(&source_len.to_le_bytes());
-        out.extend_from_slice(&agg_checksum(source_len, &rest).to_le_bytes());
+        out.extend_from_slice(&tail.to_le_bytes());
+        out.extend_from_slice(&agg_checksum(source_len, tail, &rest).to_le_bytes());
         out.extend_from_slice(&rest);
         out
     }
@@ -683,7 +703,7 @@ fn put_key(body: &mut Vec<u8>, table: &mut Table, k: &Key) {
     }
 }
 
-fn events_bytes(source_len: u64, day: &DayEvents, strings: &Strings) -> Vec<u8> {
+fn events_bytes(source: (u64, u64), day: &DayEvents, strings: &Strings) -> Vec<u8> {
     let mut table = Table::new();
     let mut body = Vec::with_capacity(day.facts.len() * 80 + 8);
     body.extend_from_slice(&(day.facts.len() as u32).to_le_bytes());
@@ -700,10 +720,10 @@ fn events_bytes(source_len: u64, day: &DayEvents, strings: &Strings) -> Vec<u8> 
         body.extend_from_slice(&table.index(*reason).to_le_bytes());
         body.extend_from_slice(&n.to_le_bytes());
     }
-    table.header(b'E', source_len, strings, &body)
+    table.header(b'E', source, strings, &body)
 }
 
-fn charges_bytes(source_len: u64, part: &Charges, strings: &Strings) -> Vec<u8> {
+fn charges_bytes(source: (u64, u64), part: &Charges, strings: &Strings) -> Vec<u8> {
     let mut table = Table::new();
     let mut body = Vec::with_capacity(part.sums.len() * 60 + part.hourly.len() * 200 + 8);
     body.extend_from_slice(&(part.sums.len() as u32).to_le_bytes());
@@ -722,7 +742,7 @@ fn charges_bytes(source_len: u64, part: &Charges, strings: &Strings) -> Vec<u8> 
             body.extend_from_slice(&v.to_le_bytes());
         }
     }
-    table.header(b'C', source_len, strings, &body)
+    table.header(b'C', source, strings, &body)
 }
 
 /// A row of an aggregate file.
@@ -802,8 +822,9 @@ fn agg_layout<'b>(
         return None;
     }
     let covered = c.u64()?;
+    let tail = c.u64()?;
     let sum = c.u64()?;
-    if agg_checksum(covered, c.0) != sum {
+    if agg_checksum(covered, tail, c.0) != sum {
         return None;
     }
     let n = c.count(4)?;

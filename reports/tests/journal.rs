@@ -324,3 +324,49 @@ fn history_past_its_retention_goes() {
     assert!(state.join("charges.2.journal").exists() && state.join("charges.journal").exists());
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[test]
+fn an_aggregate_of_bytes_since_cut_back_is_not_trusted() {
+    let state = tempdir("cutback");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    for i in 0..5u64 {
+        log.track(
+            day.as_millis() + i as i64,
+            ad("li"),
+            10 + i,
+            false,
+            u128::from(i),
+        );
+    }
+    rt.block_on(log.flush());
+    log.close();
+    assert_eq!(
+        report(&state, "2026-11-24", day).rows[0]
+            .counters
+            .impressions,
+        5
+    );
+    // The last two lines go (a write that failed after the report read
+    // it, cut back), then the file grows past where the aggregate ended.
+    let file = state.join("events/2026-11-24.events");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let keep: Vec<&str> = text.lines().collect();
+    std::fs::write(&file, format!("{}\n", keep[..keep.len() - 2].join("\n"))).unwrap();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    for i in 0..3u64 {
+        log.track(
+            day.as_millis() + 100 + i as i64,
+            ad("li"),
+            20 + i,
+            true,
+            u128::from(100 + i),
+        );
+    }
+    rt.block_on(log.flush());
+    log.close();
+    let c = report(&state, "2026-11-24", day).rows[0].counters;
+    assert_eq!((c.impressions, c.clicks), (3, 3), "what the file holds now");
+    let _ = std::fs::remove_dir_all(&state);
+}
