@@ -323,15 +323,7 @@ fn schema(kind: Option<SchemaKind>) -> ExitCode {
 }
 
 fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    let config = match config::load_dir(&args.config) {
-        Ok(c) => c,
-        Err(problems) => {
-            for p in &problems.0 {
-                eprintln!("{p}");
-            }
-            anyhow::bail!("config in {} refused", args.config.display());
-        }
-    };
+    let config = load_config(&args.config)?;
     let start = match &args.start {
         Some(s) => config::Timestamp::parse_rfc3339(s)
             .map_err(|e| anyhow::anyhow!("--start {s:?}: {e}"))?,
@@ -401,21 +393,24 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The config directory loaded, or every problem on standard error and an
+/// error saying how many.
+fn load_config(dir: &std::path::Path) -> anyhow::Result<config::Config> {
+    config::load_dir(dir).or_else(|problems| {
+        for p in &problems.0 {
+            eprintln!("{p}");
+        }
+        anyhow::bail!(
+            "config in {} refused: {} problem(s)",
+            dir.display(),
+            problems.0.len()
+        )
+    })
+}
+
 fn report(args: ReportArgs) -> anyhow::Result<()> {
     use reports::render::Format;
-    let config = match config::load_dir(&args.config) {
-        Ok(c) => c,
-        Err(problems) => {
-            for p in &problems.0 {
-                eprintln!("{p}");
-            }
-            anyhow::bail!(
-                "config in {} refused: {} problem(s)",
-                args.config.display(),
-                problems.0.len()
-            );
-        }
-    };
+    let config = load_config(&args.config)?;
     if !args.state.is_dir() {
         anyhow::bail!("{}: no such state directory", args.state.display());
     }
@@ -470,19 +465,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
-    let config = match config::load_dir(&args.config) {
-        Ok(c) => c,
-        Err(problems) => {
-            for p in &problems.0 {
-                eprintln!("{p}");
-            }
-            anyhow::bail!(
-                "config in {} refused: {} problem(s)",
-                args.config.display(),
-                problems.0.len()
-            );
-        }
-    };
+    let config = load_config(&args.config)?;
     // Retention first: loading drops events older than it, and the config
     // may look further back than the default.
     let store = audiences::Store::new();
