@@ -66,6 +66,22 @@ fn bench(c: &mut Criterion) {
             b.iter(|| app.auction(black_box(&req)).map(|(j, _)| j.len()))
         });
     }
+    // The same bid with the event journal on, as `serve` runs: each bid
+    // also hands its report count to the event writer.
+    {
+        let state = std::env::temp_dir().join(format!("bid-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        let (app, _) = app(1_000).with_journal(&state).expect("state dir");
+        assert!(matches!(app.handle_bid(body, Instant::now()), BidAnswer::Bid(..)));
+        group.bench_function(BenchmarkId::new("parse+match+respond+events", 1_000), |b| {
+            b.iter(|| match app.handle_bid(black_box(body), Instant::now()) {
+                BidAnswer::Bid(json, _) => json.len(),
+                _ => 0,
+            })
+        });
+        drop(app);
+        let _ = std::fs::remove_dir_all(&state);
+    }
     group.finish();
 
     // A store of 1,000,000 users (one event each), looked up on every bid.
