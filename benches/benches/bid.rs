@@ -72,7 +72,10 @@ fn bench(c: &mut Criterion) {
         let state = std::env::temp_dir().join(format!("bid-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
         let (app, _) = app(1_000).with_journal(&state).expect("state dir");
-        assert!(matches!(app.handle_bid(body, Instant::now()), BidAnswer::Bid(..)));
+        assert!(matches!(
+            app.handle_bid(body, Instant::now()),
+            BidAnswer::Bid(..)
+        ));
         group.bench_function(BenchmarkId::new("parse+match+respond+events", 1_000), |b| {
             b.iter(|| match app.handle_bid(black_box(body), Instant::now()) {
                 BidAnswer::Bid(json, _) => json.len(),

@@ -203,6 +203,8 @@ pub struct App {
     events: Option<reports::log::EventLog>,
     /// Where the journals are, for reports.
     state_dir: Option<PathBuf>,
+    /// Wrong `/ui` logins this minute.
+    pub(crate) ui_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
     pub(crate) report_gate: Arc<tokio::sync::Semaphore>,
 }
@@ -277,6 +279,7 @@ impl App {
             events: None,
             state_dir: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
+            ui_failures: crate::ui::Failures::default(),
         }
     }
 

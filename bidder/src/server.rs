@@ -606,11 +606,21 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 Ok(Err(e)) => return e.response(),
                 Err(_) => return Refused::SlowBody.response(),
             };
+            if !app.ui_failures.allowed(now_secs) {
+                let mut r = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many wrong tokens this minute; try again in a minute\n",
+                );
+                r.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("60"));
+                return r;
+            }
             let given = crate::ui::form_token(&bytes).unwrap_or_default();
             let bearer = format!("Bearer {given}");
             if app.admin_access(Some(bearer.as_bytes())) == Access::Admin {
                 see_other("/ui", Some(crate::ui::session_cookie(&token, now_secs)))
             } else {
+                app.ui_failures.failed(now_secs);
                 page_with(
                     StatusCode::UNAUTHORIZED,
                     crate::ui::login_page(true),

@@ -15,6 +15,31 @@ use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
 const COOKIE: &str = "bidder_ui";
+/// Wrong tokens accepted per minute, all clients together; past it logins
+/// wait for the next minute (429). Tokens are long and random: this bounds
+/// the work a guesser gets from the port, not the odds.
+pub const FAILED_LOGINS_PER_MINUTE: u32 = 20;
+
+/// Failed logins in the current minute.
+#[derive(Default)]
+pub struct Failures(std::sync::Mutex<(i64, u32)>);
+
+impl Failures {
+    /// Whether a login may be tried at `now_secs`.
+    pub fn allowed(&self, now_secs: i64) -> bool {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 != now_secs / 60 || g.1 < FAILED_LOGINS_PER_MINUTE
+    }
+
+    pub fn failed(&self, now_secs: i64) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let minute = now_secs / 60;
+        if g.0 != minute {
+            *g = (minute, 0);
+        }
+        g.1 = g.1.saturating_add(1);
+    }
+}
 /// Seconds a session lasts.
 pub const SESSION_SECS: i64 = 12 * 3600;
 
@@ -163,6 +188,17 @@ mod tests {
             "secret-token",
             now
         ));
+    }
+
+    #[test]
+    fn failed_logins_are_limited_per_minute() {
+        let f = Failures::default();
+        for _ in 0..FAILED_LOGINS_PER_MINUTE {
+            assert!(f.allowed(600));
+            f.failed(600);
+        }
+        assert!(!f.allowed(659));
+        assert!(f.allowed(660), "a new minute");
     }
 
     #[test]

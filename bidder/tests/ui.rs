@@ -230,3 +230,33 @@ fn the_report_page_behind_the_login_and_from_the_cli() {
     eprintln!("chromium: the CLI's page in {:?}", started.elapsed());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn wrong_tokens_are_limited_per_minute() {
+    let dir = shop_config_dir("ui-guess");
+    let s = Server::start_in(
+        &dir,
+        &dir.join("state"),
+        1_000_000,
+        ts("2026-11-24T12:00:10Z"),
+    );
+    let login = |token: &str| {
+        let body = format!("token={token}");
+        let ct = ("Content-Type", "application/x-www-form-urlencoded");
+        request(s.admin, "POST", "/ui/login", &[ct], body.as_bytes())
+    };
+    for _ in 0..bidder::ui::FAILED_LOGINS_PER_MINUTE {
+        assert_eq!(login("guess").status, 401);
+    }
+    let r = login("guess");
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("60")));
+    assert_eq!(
+        login(ADMIN_TOKEN).status,
+        429,
+        "the minute is spent, for everyone"
+    );
+    s.clock.advance_millis(60_000);
+    assert_eq!(login(ADMIN_TOKEN).status, 303, "a new minute");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
