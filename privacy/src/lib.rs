@@ -149,30 +149,49 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     let Some(regs) = regs else {
         return Ok(());
     };
-    if regs.us_privacy().is_some_and(|s| usp_opts_out(&s)) {
+    let consent = req.user.as_deref().and_then(|u| u.consent());
+    let (usp, gpp) = (regs.us_privacy(), regs.gpp());
+    signals_allow(
+        &Signals {
+            gdpr: regs.gdpr(),
+            consent: consent.as_deref(),
+            us_privacy: usp.as_deref(),
+            gpp: gpp.as_deref(),
+            gpp_sid: &regs.gpp_sid(),
+        },
+        settings,
+    )
+}
+
+/// The consent and opt-out signals of a request, or of a user-sync URL
+/// (`gdpr`, `gdpr_consent`, `us_privacy`, `gpp`, `gpp_sid`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Signals<'a> {
+    pub gdpr: Option<i32>,
+    pub consent: Option<&'a str>,
+    pub us_privacy: Option<&'a str>,
+    pub gpp: Option<&'a str>,
+    pub gpp_sid: &'a [i32],
+}
+
+/// `Ok(())` when these signals allow keeping and using data about the user
+/// (the GDPR, US Privacy and GPP parts of [`behavioural`]).
+pub fn signals_allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<(), Restriction> {
+    if s.us_privacy.is_some_and(usp_opts_out) {
         return Err(Restriction::UsPrivacyOptOut);
     }
-
-    let gpp_text = regs.gpp();
     // Longer strings than any honest one are not decoded (work per request
     // stays bounded). A GPP string carries opt-outs: one we will not read
     // is taken as opting out, never as saying nothing.
-    if gpp_text
-        .as_deref()
-        .is_some_and(|t| t.len() > MAX_SIGNAL_BYTES)
-    {
+    if s.gpp.is_some_and(|t| t.len() > MAX_SIGNAL_BYTES) {
         return Err(Restriction::GppOptOut);
     }
-    let gpp = gpp_text.as_deref().and_then(Gpp::parse);
-    let gpp_sid = regs.gpp_sid();
-
-    if is_set(regs.gdpr()) || gpp_sid.contains(&TCF_EU_V2) {
-        let consent = req
-            .user
-            .as_deref()
-            .and_then(|u| u.consent())
+    let gpp = s.gpp.and_then(Gpp::parse);
+    if is_set(s.gdpr) || s.gpp_sid.contains(&TCF_EU_V2) {
+        let consent = s
+            .consent
             .filter(|c| !c.is_empty() && c.len() <= MAX_SIGNAL_BYTES);
-        let granted = match (consent.as_deref(), &gpp) {
+        let granted = match (consent, &gpp) {
             (Some(tc), _) => tcf_grants(tc, settings.vendor_id),
             (None, Some(gpp)) => gpp
                 .section(TCF_EU_V2)
@@ -183,8 +202,7 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
             return Err(Restriction::GdprNoConsent);
         }
     }
-
-    if gpp.is_some_and(|gpp| gpp.opts_out(&gpp_sid)) {
+    if gpp.is_some_and(|gpp| gpp.opts_out(s.gpp_sid)) {
         return Err(Restriction::GppOptOut);
     }
     Ok(())
