@@ -1025,6 +1025,10 @@ pub struct Exchange {
     /// How long its bids hold their cost while no notice charges them
     /// (`None`: the bidder's default).
     pub reservation_ttl_secs: Option<u32>,
+    /// Its user-sync URL, with a `${UID}` or `$UID` macro.
+    pub sync_url: Option<String>,
+    /// Hosts a sync's `redir` may go to (lower case).
+    pub sync_redirect_hosts: Vec<String>,
     pub file: PathBuf,
 }
 

@@ -394,6 +394,17 @@ mappings! {
         /// their billing notice later than others send wins.
         #[serde(default)]
         pub reservation_ttl_secs: Option<Int>,
+        /// The exchange's user-sync URL (https): the bidder's
+        /// /sync/{id} sends the browser there with its user id in place
+        /// of ${UID} (or $UID), so the exchange sends it back as
+        /// user.buyeruid.
+        #[serde(default)]
+        pub sync_url: Option<Text>,
+        /// Host names a `redir` parameter of /sync/{id} may send the
+        /// browser to instead (exact names, like sync.exchange.example);
+        /// without them no redir is followed.
+        #[serde(default)]
+        pub sync_redirect_hosts: Option<Spanned<List<Text>>>,
     }
 
     /// The keys of `${AUCTION_PRICE}` encryption, read from the environment

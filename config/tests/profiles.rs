@@ -247,6 +247,38 @@ fn reservation_ttl_secs_is_1_to_3600() {
 }
 
 #[test]
+fn sync_url_is_https_with_a_user_id_macro() {
+    let text = format!(
+        "{EXCHANGE}  sync_url: https://x.example/setuid?bidder=us&uid=${{UID}}\n  \
+         sync_redirect_hosts: [Sync.X.Example, cdn.x.example]\n"
+    );
+    let x = &assert_loads(&[("x.yaml", &text)]).exchanges[0];
+    assert_eq!(
+        x.sync_url.as_deref(),
+        Some("https://x.example/setuid?bidder=us&uid=${UID}")
+    );
+    assert_eq!(x.sync_redirect_hosts, ["sync.x.example", "cdn.x.example"]);
+    for (url, says) in [
+        ("http://x.example/s?u=$UID", "must be https"),
+        ("https://x.example/s?u=me", "has no ${UID} (or $UID) macro"),
+        ("x.example/s?u=$UID", "must start with http:// or https://"),
+    ] {
+        let text = format!("{EXCHANGE}  sync_url: {url}\n");
+        let found: Vec<String> = problems(&[("x.yaml", &text)])
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(found.len() == 1 && found[0].contains(says), "{url}: {found:?}");
+    }
+    let text = format!("{EXCHANGE}  sync_redirect_hosts: [\"https://x.example/\"]\n");
+    let found: Vec<String> = problems(&[("x.yaml", &text)])
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(found.len() == 1 && found[0].contains("is not a host name"), "{found:?}");
+}
+
+#[test]
 fn exchange_name_is_not_empty() {
     let text = edit(EXCHANGE, "name: Ad Exchange", "name: \" \"");
     assert_problem(
@@ -321,7 +353,8 @@ fn unknown_key_in_exchange_names_the_mapping() {
         &text,
         at(&text, "gzip: true", "gzip"),
         "unknown key \"gzip\" in exchange; expected one of: id, name, price_encryption, \
-         charge_on, vast_default, gzip_responses, tmax_default_ms, reservation_ttl_secs",
+         charge_on, vast_default, gzip_responses, tmax_default_ms, reservation_ttl_secs, \
+         sync_url, sync_redirect_hosts",
     );
 }
 

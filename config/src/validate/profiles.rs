@@ -111,6 +111,33 @@ impl FileChecker<'_> {
             .reservation_ttl_secs
             .as_ref()
             .map(|t| self.whole(&subject, "reservation_ttl_secs", t, 1..=3600));
+        let sync_url = match &e.sync_url {
+            None => Some(None),
+            Some(u) => self.sync_url(&subject, u).then(|| Some(u.value.clone())),
+        };
+        let mut sync_redirect_hosts = Vec::new();
+        for h in e.sync_redirect_hosts.iter().flat_map(|l| &l.value.0) {
+            let host = h.value.trim().to_ascii_lowercase();
+            let ok = !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                && !host.starts_with(['.', '-'])
+                && !host.ends_with(['.', '-']);
+            if ok {
+                sync_redirect_hosts.push(host);
+            } else {
+                self.report(
+                    h.referenced,
+                    format!(
+                        "{subject}: sync_redirect_hosts: \"{}\" is not a host name (like \
+                         sync.exchange.example: no scheme, port or path)",
+                        h.value
+                    ),
+                );
+            }
+        }
         Some(Exchange {
             id: e.id.value.clone(),
             name: e.name.value.clone(),
@@ -120,8 +147,30 @@ impl FileChecker<'_> {
             gzip_responses: e.gzip_responses.as_ref().is_some_and(|g| g.value),
             tmax_default_ms: tmax_default_ms.map_or(Some(None), |t| t.map(Some))?,
             reservation_ttl_secs: reservation_ttl_secs.map_or(Some(None), |t| t.map(Some))?,
+            sync_url: sync_url?,
+            sync_redirect_hosts,
             file: self.file.to_path_buf(),
         })
+    }
+
+    /// A sync URL must be https (the cookie it follows is `Secure`) and
+    /// carry the user id macro, or the exchange would store nothing.
+    fn sync_url(&mut self, subject: &str, u: &crate::raw::Text) -> bool {
+        if !self.url(subject, "sync_url", u) {
+            return false;
+        }
+        let v = &u.value;
+        let problem = if !v.to_ascii_lowercase().starts_with("https://") {
+            Some("must be https")
+        } else if !v.contains("${UID}") && !v.contains("$UID") {
+            Some("has no ${UID} (or $UID) macro for the user id")
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.report(u.referenced, format!("{subject}: sync_url \"{v}\" {p}"));
+        }
+        problem.is_none()
     }
 
     /// Keys are read from the environment here, when the config loads: a
