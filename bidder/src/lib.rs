@@ -22,6 +22,7 @@ mod select;
 pub mod server;
 pub mod simulate;
 mod snapshot;
+pub mod sync;
 mod targeting;
 pub mod track;
 pub mod traffic;

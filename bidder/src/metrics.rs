@@ -241,6 +241,12 @@ pub fn tracking_event(event: crate::track::Event) {
     metrics::counter!("bidder_tracking_events_total", "event" => event.as_str()).increment(1);
 }
 
+/// A user sync: `synced`, `no_consent` (redirected without an id),
+/// `refused` (bad redir, no sync_url), `unknown_exchange`.
+pub fn user_sync(result: &'static str) {
+    metrics::counter!("bidder_user_syncs_total", "result" => result).increment(1);
+}
+
 /// A view or purchase uploaded: `attributed`, `unattributed` (no listed
 /// product, or no touch in its window) or `duplicate` (order id or event
 /// seen before).
@@ -351,6 +357,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_tracking_duplicates_after_restart_total",
         "Impressions and clicks counted before a restart and called again after it: not journaled twice."
+    );
+    metrics::describe_counter!(
+        "bidder_user_syncs_total",
+        "User syncs by result (synced, no_consent, refused, unknown_exchange)."
     );
     metrics::describe_counter!(
         "bidder_conversions_total",

@@ -202,6 +202,12 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 Err(e) => e.response(),
             }
         }
+        path if path.starts_with("/sync/") => {
+            if req.method() != Method::GET {
+                return method_not_allowed("GET");
+            }
+            user_sync(&app, &req, &path["/sync/".len()..])
+        }
         path @ ("/track/impression" | "/track/click" | "/track/event") => {
             if req.method() != Method::GET && req.method() != Method::POST {
                 return method_not_allowed("GET, POST");
@@ -215,6 +221,53 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             }
         }
         _ => Refused::NotFound.response(),
+    }
+}
+
+/// `GET /sync/{exchange}` (see [`crate::sync`]).
+fn user_sync(app: &App, req: &Request<Incoming>, exchange: &str) -> Resp {
+    let snap = app.snapshot();
+    let Some(profile) = snap.as_deref().and_then(|s| s.profile(Some(exchange))) else {
+        metrics::user_sync("unknown_exchange");
+        return Refused::NotFound.response();
+    };
+    let cookie = req
+        .headers()
+        .get(hyper::header::COOKIE)
+        .map(|v| v.as_bytes());
+    let query = req.uri().query().unwrap_or("");
+    match crate::sync::sync(profile, query, cookie, &app.settings.privacy) {
+        Ok(s) => {
+            metrics::user_sync(if s.uid.is_some() {
+                "synced"
+            } else {
+                "no_consent"
+            });
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::FOUND;
+            let h = r.headers_mut();
+            match HeaderValue::from_str(&s.location) {
+                Ok(v) => {
+                    h.insert(hyper::header::LOCATION, v);
+                }
+                Err(_) => {
+                    return text(StatusCode::BAD_REQUEST, "the redirect is not a valid URL\n")
+                }
+            }
+            if let Some(c) = s.set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                h.insert(hyper::header::SET_COOKIE, c);
+            }
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e @ crate::sync::SyncError::NoSyncUrl) => {
+            metrics::user_sync("refused");
+            text(StatusCode::NOT_FOUND, format!("{e}\n"))
+        }
+        Err(e) => {
+            metrics::user_sync("refused");
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
     }
 }
 

@@ -102,6 +102,9 @@ pub struct Profile {
     pub counters: crate::metrics::ExchangeCounters,
     /// The id as reports carry it.
     pub report_id: std::sync::Arc<str>,
+    /// Its user-sync URL and the hosts a sync's `redir` may go to.
+    pub sync_url: Option<String>,
+    pub sync_redirect_hosts: Vec<String>,
 }
 
 impl Profile {
@@ -127,6 +130,8 @@ impl Profile {
             }),
             counters: crate::metrics::ExchangeCounters::new(id),
             report_id: id.into(),
+            sync_url: e.and_then(|e| e.sync_url.clone()),
+            sync_redirect_hosts: e.map(|e| e.sync_redirect_hosts.clone()).unwrap_or_default(),
         }
     }
 }
