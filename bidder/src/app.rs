@@ -203,6 +203,8 @@ pub struct App {
     events: Option<reports::log::EventLog>,
     /// Where the journals are, for reports.
     state_dir: Option<PathBuf>,
+    /// Pixel events per user this minute.
+    pixel_limiter: crate::pixel::Limiter,
     /// Wrong `/ui` logins this minute.
     pub(crate) ui_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
@@ -280,6 +282,7 @@ impl App {
             state_dir: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
             ui_failures: crate::ui::Failures::default(),
+            pixel_limiter: crate::pixel::Limiter::default(),
         }
     }
 
@@ -870,6 +873,46 @@ impl App {
             });
         }
         Ok(out)
+    }
+
+    /// An advertiser pixel call (see [`crate::pixel`]): the event of the
+    /// user of `cookie`, recorded like an uploaded one.
+    pub async fn pixel(
+        &self,
+        advertiser: &str,
+        query: &str,
+        cookie: Option<&[u8]>,
+        page: Option<&str>,
+    ) -> Result<crate::pixel::Recorded, crate::pixel::PixelError> {
+        use crate::pixel::{PixelError, Recorded};
+        {
+            let snap = self.snapshot.load();
+            let adv = snap
+                .as_ref()
+                .and_then(|s| s.config.advertisers.iter().find(|a| a.id == advertiser))
+                .ok_or(PixelError::UnknownAdvertiser)?;
+            if page.is_some_and(|p| !crate::pixel::page_allowed(p, &adv.domains)) {
+                return Err(PixelError::ForeignPage);
+            }
+        }
+        if !crate::sync::query_allows(query, &self.settings.privacy) {
+            return Ok(Recorded::NoConsent);
+        }
+        let Some(user) = crate::sync::cookie_uid(cookie) else {
+            return Ok(Recorded::NoUser);
+        };
+        let now = self.clock.now();
+        let line = crate::pixel::event_line(query, &user, now)?;
+        if !self.pixel_limiter.allow(&user, now.as_millis()) {
+            return Ok(Recorded::Flooded);
+        }
+        let (_, conversions) = self
+            .append_audience_events(&line)
+            .map_err(|e| PixelError::Invalid(e.reason))?;
+        if let Err(e) = self.attribute(conversions).await {
+            tracing::error!("pixel event stored, its attribution not recorded: {e}");
+        }
+        Ok(Recorded::Recorded)
     }
 
     /// Attributes views and purchases to their last touch; resolves once

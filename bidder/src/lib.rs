@@ -16,6 +16,7 @@ mod keywords;
 pub mod metrics;
 pub mod nobid;
 pub mod notice;
+pub mod pixel;
 pub mod reporting;
 mod respond;
 mod select;

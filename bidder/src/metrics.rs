@@ -241,6 +241,13 @@ pub fn tracking_event(event: crate::track::Event) {
     metrics::counter!("bidder_tracking_events_total", "event" => event.as_str()).increment(1);
 }
 
+/// An advertiser pixel call by result: `recorded`, `no_user`,
+/// `no_consent`, `flooded`, `unknown_advertiser`, `foreign_page`,
+/// `invalid`.
+pub fn pixel(result: &'static str) {
+    metrics::counter!("bidder_pixel_events_total", "result" => result).increment(1);
+}
+
 /// A user sync: `synced`, `no_consent` (redirected without an id),
 /// `refused` (bad redir, no sync_url), `unknown_exchange`.
 pub fn user_sync(result: &'static str) {
@@ -357,6 +364,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_tracking_duplicates_after_restart_total",
         "Impressions and clicks counted before a restart and called again after it: not journaled twice."
+    );
+    metrics::describe_counter!(
+        "bidder_pixel_events_total",
+        "Advertiser pixel calls by result (recorded, no_user, no_consent, flooded, unknown_advertiser, foreign_page, invalid)."
     );
     metrics::describe_counter!(
         "bidder_user_syncs_total",

@@ -202,6 +202,12 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 Err(e) => e.response(),
             }
         }
+        path if path.starts_with("/px/") => {
+            if req.method() != Method::GET {
+                return method_not_allowed("GET");
+            }
+            pixel(&app, &req, &path["/px/".len()..]).await
+        }
         path if path.starts_with("/sync/") => {
             if req.method() != Method::GET {
                 return method_not_allowed("GET");
@@ -222,6 +228,47 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
         }
         _ => Refused::NotFound.response(),
     }
+}
+
+/// `GET /px/{advertiser}` (see [`crate::pixel`]): a GIF whenever the call
+/// is well formed, whether or not it recorded anything.
+async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
+    use crate::pixel::PixelError;
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+    };
+    // The Origin names the page's site when the browser sends one; the
+    // Referer its page otherwise.
+    let page = header(hyper::header::ORIGIN).or_else(|| header(hyper::header::REFERER));
+    let cookie = req
+        .headers()
+        .get(hyper::header::COOKIE)
+        .map(|v| v.as_bytes());
+    let query = req.uri().query().unwrap_or("");
+    let result = app.pixel(advertiser, query, cookie, page).await;
+    metrics::pixel(match &result {
+        Ok(r) => r.as_str(),
+        Err(PixelError::UnknownAdvertiser) => "unknown_advertiser",
+        Err(PixelError::ForeignPage) => "foreign_page",
+        Err(PixelError::Invalid(_)) => "invalid",
+    });
+    let mut r = match result {
+        Ok(_) => {
+            let mut r = Response::new(Full::new(Bytes::from_static(crate::track::PIXEL_GIF)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("image/gif"));
+            r
+        }
+        Err(e @ PixelError::UnknownAdvertiser) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
+        Err(e @ PixelError::ForeignPage) => text(StatusCode::FORBIDDEN, format!("{e}\n")),
+        Err(e @ PixelError::Invalid(_)) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// `GET /sync/{exchange}` (see [`crate::sync`]).

@@ -134,6 +134,41 @@ fn with_uid(template: &str, uid: &str) -> String {
     template.replace("${UID}", uid).replace("$UID", uid)
 }
 
+/// Whether the privacy signals of a query string (`gdpr`, `gdpr_consent`,
+/// `us_privacy`, `gpp`, `gpp_sid`) allow keeping data about the user. A
+/// signal given twice, or a `gdpr` that is not a number, does not.
+pub fn query_allows(query: &str, privacy: &privacy::PrivacySettings) -> bool {
+    let Ok(p) = params(query) else {
+        return false;
+    };
+    allows(&p, privacy)
+}
+
+fn allows(p: &Params, privacy: &privacy::PrivacySettings) -> bool {
+    let gpp_sid: Vec<i32> = p
+        .gpp_sid
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .take(64)
+        .collect();
+    let gdpr = match p.gdpr.as_deref().map(|g| g.trim().parse::<i32>()) {
+        None => None,
+        Some(Ok(g)) => Some(g),
+        // Present but unreadable is taken as applying.
+        Some(Err(_)) => return false,
+    };
+    let signals = privacy::Signals {
+        gdpr,
+        consent: p.consent.as_deref(),
+        us_privacy: p.us_privacy.as_deref(),
+        gpp: p.gpp.as_deref(),
+        gpp_sid: &gpp_sid,
+    };
+    privacy::signals_allow(&signals, privacy).is_ok()
+}
+
 /// Answers a sync call of `profile`'s exchange.
 pub fn sync(
     profile: &Profile,
@@ -149,27 +184,7 @@ pub fn sync(
         }
         None => profile.sync_url.clone().ok_or(SyncError::NoSyncUrl)?,
     };
-    let gpp_sid: Vec<i32> = p
-        .gpp_sid
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .take(64)
-        .collect();
-    let signals = privacy::Signals {
-        gdpr: p.gdpr.as_deref().and_then(|g| g.trim().parse().ok()),
-        consent: p.consent.as_deref(),
-        us_privacy: p.us_privacy.as_deref(),
-        gpp: p.gpp.as_deref(),
-        gpp_sid: &gpp_sid,
-    };
-    // `gdpr` present but unreadable is taken as applying.
-    let gdpr_unreadable = p
-        .gdpr
-        .as_deref()
-        .is_some_and(|g| g.trim().parse::<i32>().is_err());
-    let allowed = !gdpr_unreadable && privacy::signals_allow(&signals, privacy).is_ok();
+    let allowed = allows(&p, privacy);
     if !allowed {
         return Ok(Synced {
             location: with_uid(&target, ""),

@@ -4,7 +4,11 @@
 
 mod common;
 
-use common::{request, shop_config_dir, Reply, Server, SHOP};
+use common::{
+    banner_request, banner_urls, get, only_bid, path_of, request, shop_config_dir, ts, Reply,
+    Server, ADMIN_TOKEN, SHOP,
+};
+use serde_json::json;
 
 fn server(name: &str) -> Server {
     let dir = shop_config_dir(name);
@@ -133,4 +137,126 @@ fn without_consent_no_cookie_and_no_id() {
     // GDPR not applying, no opt-out: synced.
     let r = sync(&s, "/sync/x?gdpr=0&us_privacy=1YNN", None);
     cookie_id(&r);
+}
+
+/// [`SHOP`] with a `views` audience of tent-1 and a line item buying it
+/// (and nothing else), beside the exchange with a sync URL.
+fn viewers_server(name: &str) -> (Server, std::path::PathBuf) {
+    let dir = shop_config_dir(name);
+    let shop = SHOP
+        .replace(
+            "creatives:\n",
+            "audiences:\n  - id: viewers\n    kind: views\n    products: [tent-1]\n    \
+             lookback_days: 30\ncreatives:\n",
+        )
+        .replace(
+            "        targeting:\n          keywords: { broad: [tent] }\n",
+            "        audiences: { any_of: [viewers] }\n",
+        );
+    std::fs::write(dir.join("shop.yaml"), shop).expect("config");
+    std::fs::write(
+        dir.join("x.yaml"),
+        "exchange:\n  id: x\n  name: Exchange X\n  sync_url: https://x.example/s?u=$UID\n",
+    )
+    .expect("exchange");
+    let state = dir.join("state");
+    (
+        Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z")),
+        dir,
+    )
+}
+
+fn pixel(s: &Server, query: &str, id: &str, page: Option<&str>) -> Reply {
+    let c = format!("bidder_uid={id}");
+    let mut h = vec![("Cookie", c.as_str())];
+    if let Some(p) = page {
+        h.push(("Referer", p));
+    }
+    request(s.bid, "GET", &format!("/px/shop?{query}"), &h, b"")
+}
+
+fn bids_for(s: &Server, id: &str) -> u16 {
+    let mut r = banner_request();
+    r["user"]["buyeruid"] = json!(id);
+    s.bid(&r.to_string()).status
+}
+
+#[test]
+fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
+    let (s, dir) = viewers_server("sync-pixel");
+    let id = cookie_id(&sync(&s, "/sync/x", None));
+    let page = Some("https://www.shop.example/dp/tent-1");
+    assert_eq!(bids_for(&s, &id), 204, "not a viewer yet");
+    // Records nothing: a foreign page, an unknown advertiser, no consent.
+    assert_eq!(
+        pixel(&s, "e=view&p=tent-1", &id, Some("https://evil.example/")).status,
+        403
+    );
+    let c = format!("bidder_uid={id}");
+    assert_eq!(
+        request(
+            s.bid,
+            "GET",
+            "/px/nobody?e=view&p=tent-1",
+            &[("Cookie", &c)],
+            b""
+        )
+        .status,
+        404
+    );
+    assert_eq!(pixel(&s, "e=view&p=tent-1&gdpr=1", &id, page).status, 200);
+    assert_eq!(bids_for(&s, &id), 204, "none of those recorded a view");
+    // The view: a GIF, and the shopper is in the audience.
+    let r = pixel(&s, "e=view&p=tent-1", &id, page);
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("image/gif"))
+    );
+    assert_eq!(bids_for(&s, &id), 200, "the exchange's buyeruid is our id");
+    // Shown (impression tracked), then bought: out of the audience, and
+    // the purchase attributed to that impression.
+    let mut req = banner_request();
+    req["user"]["buyeruid"] = json!(id);
+    let bid = only_bid(&s, &req);
+    let (_, px) = banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(get(s.bid, path_of(&px)).status, 200);
+    s.clock.advance_millis(60_000);
+    let buy = "e=purchase&p=tent-1&amount=99.00&currency=USD&order_id=P1";
+    assert_eq!(pixel(&s, buy, &id, page).status, 200);
+    assert_eq!(bids_for(&s, &id), 204, "bought: no longer a viewer");
+    let rep = request(
+        s.admin,
+        "GET",
+        "/v1/reports?from=2026-11-24&to=2026-11-24&by=line_item",
+        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        b"",
+    )
+    .json();
+    let row = &rep["rows"][0];
+    assert_eq!(
+        (&row["line_item"], &row["purchases"]),
+        (&json!("tents"), &json!(1)),
+        "{rep:#}"
+    );
+    assert_eq!(row["sales"]["micros"], 99_000_000);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_shopper_cannot_flood_the_pixel() {
+    let (s, dir) = viewers_server("sync-flood");
+    let id = cookie_id(&sync(&s, "/sync/x", None));
+    for i in 0..bidder::pixel::PER_USER_PER_MINUTE + 10 {
+        assert_eq!(pixel(&s, &format!("e=view&p=p{i}"), &id, None).status, 200);
+    }
+    let metrics = get(s.admin, "/metrics").text();
+    let flooded = metrics
+        .lines()
+        .find(|l| l.starts_with("bidder_pixel_events_total{result=\"flooded\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(flooded.is_some_and(|n| n >= 10.0), "{metrics}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,196 @@
+//! The advertiser pixel: `GET /px/{advertiser}?e=view|purchase&p=PRODUCT
+//! [&amount=…&currency=…&order_id=…]` on the bid port.
+//!
+//! The advertiser's pages load it; it records a shopper event for the user
+//! of our cookie (set by a user sync) into the same store and journal as
+//! uploads: views feed `views` audiences, purchases end them and are
+//! attributed to the last touch. It always answers a 1×1 GIF and never
+//! redirects. It records nothing for an advertiser the config does not
+//! have, for a page (`Referer`/`Origin`) outside the advertiser's own
+//! `domains`, where privacy signals in the query say no, or past
+//! [`PER_USER_PER_MINUTE`] events of one user.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Events one user may record a minute: a shopper browsing fast views a
+/// page every few seconds; a script hammering the pixel is cut off.
+pub const PER_USER_PER_MINUTE: u32 = 30;
+/// Users tracked in one minute's counts; past it new users wait for the
+/// next minute (memory stays bounded under a flood of fake ids).
+const MAX_USERS_PER_MINUTE: usize = 1_000_000;
+/// Longest product id, order id or currency accepted.
+const MAX_FIELD: usize = 128;
+
+/// What the pixel did, for metrics and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Recorded,
+    NoUser,
+    NoConsent,
+    Flooded,
+}
+
+impl Recorded {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recorded::Recorded => "recorded",
+            Recorded::NoUser => "no_user",
+            Recorded::NoConsent => "no_consent",
+            Recorded::Flooded => "flooded",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PixelError {
+    #[error("no advertiser has this id")]
+    UnknownAdvertiser,
+    #[error("the page is not on the advertiser's domains")]
+    ForeignPage,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The event a pixel call describes, as a JSON line of the shopper-event
+/// format (so it is read exactly as an upload is).
+pub fn event_line(query: &str, user: &str, at: config::Timestamp) -> Result<String, PixelError> {
+    let bad = |s: String| PixelError::Invalid(s);
+    let mut fields: HashMap<&str, String> = HashMap::new();
+    for pair in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if !matches!(k, "e" | "p" | "amount" | "currency" | "order_id") {
+            continue;
+        }
+        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
+            .decode_utf8()
+            .map_err(|_| bad(format!("{k}: not UTF-8")))?
+            .into_owned();
+        if v.len() > MAX_FIELD {
+            return Err(bad(format!("{k}: longer than {MAX_FIELD} bytes")));
+        }
+        if fields.insert(k, v).is_some() {
+            return Err(bad(format!("{k} is given twice")));
+        }
+    }
+    let event = match fields.get("e").map(String::as_str) {
+        Some(e @ ("view" | "purchase")) => e,
+        _ => return Err(bad("e must be view or purchase".into())),
+    };
+    let product = fields
+        .get("p")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| bad("p (the product id) is missing".into()))?;
+    let mut line = serde_json::json!({
+        "user": user,
+        "event": event,
+        "product": product,
+        "at": at.to_string(),
+    });
+    if event == "purchase" {
+        for k in ["amount", "currency", "order_id"] {
+            if let Some(v) = fields.get(k) {
+                line[k] = serde_json::Value::String(v.clone());
+            }
+        }
+    }
+    Ok(line.to_string())
+}
+
+/// Whether a `Referer` or `Origin` value names a page on one of `domains`
+/// (the domain itself or a subdomain of it).
+pub fn page_allowed(page: &str, domains: &[String]) -> bool {
+    let rest = page
+        .strip_prefix("https://")
+        .or_else(|| page.strip_prefix("http://"))
+        .unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return false;
+    }
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, _)| h)
+        .to_ascii_lowercase();
+    domains.iter().any(|d| {
+        let d = d.to_ascii_lowercase();
+        host == d || host.strip_suffix(&d).is_some_and(|s| s.ends_with('.'))
+    })
+}
+
+/// Events per user in the current minute.
+#[derive(Default)]
+pub struct Limiter(Mutex<(i64, HashMap<String, u32>)>);
+
+impl Limiter {
+    /// Counts one event of `user` at `now_ms`; `false` past the limit.
+    pub fn allow(&self, user: &str, now_ms: i64) -> bool {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let minute = now_ms.div_euclid(60_000);
+        if g.0 != minute {
+            *g = (minute, HashMap::new());
+        }
+        if !g.1.contains_key(user) && g.1.len() >= MAX_USERS_PER_MINUTE {
+            return false;
+        }
+        let n = g.1.entry(user.to_owned()).or_insert(0);
+        *n += 1;
+        *n <= PER_USER_PER_MINUTE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_of_the_advertiser_only() {
+        let d = vec!["shop.example".to_owned()];
+        for ok in [
+            "https://shop.example/dp/1",
+            "https://www.shop.example/",
+            "http://SHOP.example:8443",
+        ] {
+            assert!(page_allowed(ok, &d), "{ok}");
+        }
+        for bad in [
+            "https://evilshop.example/",
+            "https://shop.example.evil.example/",
+            "https://shop.example@evil.example/",
+            "null",
+            "",
+        ] {
+            assert!(!page_allowed(bad, &d), "{bad}");
+        }
+    }
+
+    #[test]
+    fn queries_read_strictly() {
+        let at = config::Timestamp(0);
+        let line = event_line(
+            "e=purchase&p=tent-1&amount=10.50&currency=USD&order_id=A%201",
+            "u",
+            at,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            (v["event"].as_str(), v["order_id"].as_str()),
+            (Some("purchase"), Some("A 1"))
+        );
+        for bad in ["e=click&p=x", "e=view", "e=view&p=x&p=y", "e=view&p=%FF"] {
+            assert!(event_line(bad, "u", at).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_user_is_cut_off_per_minute() {
+        let l = Limiter::default();
+        for _ in 0..PER_USER_PER_MINUTE {
+            assert!(l.allow("u", 0));
+        }
+        assert!(!l.allow("u", 59_999));
+        assert!(l.allow("other", 59_999));
+        assert!(l.allow("u", 60_000), "a new minute");
+    }
+}
