@@ -268,14 +268,20 @@ fn sync_url_is_https_with_a_user_id_macro() {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert!(found.len() == 1 && found[0].contains(says), "{url}: {found:?}");
+        assert!(
+            found.len() == 1 && found[0].contains(says),
+            "{url}: {found:?}"
+        );
     }
     let text = format!("{EXCHANGE}  sync_redirect_hosts: [\"https://x.example/\"]\n");
     let found: Vec<String> = problems(&[("x.yaml", &text)])
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert!(found.len() == 1 && found[0].contains("is not a host name"), "{found:?}");
+    assert!(
+        found.len() == 1 && found[0].contains("is not a host name"),
+        "{found:?}"
+    );
 }
 
 #[test]
