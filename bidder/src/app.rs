@@ -74,6 +74,9 @@ pub struct Settings {
     /// Last touches (shopper × advertiser) and conversions remembered for
     /// attribution; past it the oldest go first.
     pub max_attribution_entries: usize,
+    /// Pixel events one address may record a minute (0: no limit). Behind
+    /// a proxy every call comes from its address: raise it, or set 0.
+    pub pixel_events_per_ip_per_minute: u32,
     /// Days of report history kept (event days, compacted charge
     /// generations); never under the longest attribution window.
     pub report_retention_days: u32,
@@ -123,6 +126,7 @@ impl Default for Settings {
             max_tracked_events: 8_000_000,
             max_attribution_entries: 4_000_000,
             report_retention_days: 400,
+            pixel_events_per_ip_per_minute: 6_000,
         }
     }
 }
@@ -203,8 +207,9 @@ pub struct App {
     events: Option<reports::log::EventLog>,
     /// Where the journals are, for reports.
     state_dir: Option<PathBuf>,
-    /// Pixel events per user this minute.
+    /// Pixel events per user, and per address, this minute.
     pixel_limiter: crate::pixel::Limiter,
+    pixel_ip_limiter: crate::pixel::Limiter,
     /// Wrong `/ui` logins this minute.
     pub(crate) ui_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
@@ -258,6 +263,7 @@ impl App {
         config_dir: Option<PathBuf>,
     ) -> App {
         let settings_secret = settings.notice_secret.clone().filter(|s| !s.is_empty());
+        let settings_pixel_ip = settings.pixel_events_per_ip_per_minute;
         let tracked = crate::track::Seen::new(
             settings.notice_ttl.as_millis() as i64,
             settings.max_tracked_events,
@@ -282,7 +288,8 @@ impl App {
             state_dir: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
             ui_failures: crate::ui::Failures::default(),
-            pixel_limiter: crate::pixel::Limiter::default(),
+            pixel_limiter: crate::pixel::Limiter::new(crate::pixel::PER_USER_PER_MINUTE),
+            pixel_ip_limiter: crate::pixel::Limiter::new(settings_pixel_ip),
         }
     }
 
@@ -883,6 +890,7 @@ impl App {
         query: &str,
         cookie: Option<&[u8]>,
         page: Option<&str>,
+        peer: Option<std::net::IpAddr>,
     ) -> Result<crate::pixel::Recorded, crate::pixel::PixelError> {
         use crate::pixel::{PixelError, Recorded};
         {
@@ -903,7 +911,11 @@ impl App {
         };
         let now = self.clock.now();
         let line = crate::pixel::event_line(query, &user, now)?;
-        if !self.pixel_limiter.allow(&user, now.as_millis()) {
+        let ip_ok = peer.is_none_or(|ip| {
+            self.pixel_ip_limiter
+                .allow(&ip.to_string(), now.as_millis())
+        });
+        if !ip_ok || !self.pixel_limiter.allow(&user, now.as_millis()) {
             return Ok(Recorded::Flooded);
         }
         let (_, conversions) = self

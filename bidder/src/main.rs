@@ -223,6 +223,11 @@ struct ServeArgs {
     /// most 400 days.
     #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(91..=3650))]
     report_retention_days: u32,
+    /// Advertiser pixel events one client address may record a minute (0:
+    /// no limit). Behind a load balancer every call comes from its
+    /// address: raise this, or set 0 and rely on the per-user limit.
+    #[arg(long, default_value_t = 6_000)]
+    pixel_events_per_ip_per_minute: u32,
     /// Directory of the charge journal and its checkpoint (and of the
     /// notice secret when none is given): spend is replayed from it at
     /// start and every charge is on disk before its notice is acknowledged.
@@ -499,6 +504,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_tracked_events: args.max_tracked_events as usize,
         max_attribution_entries: args.max_attribution_entries as usize,
         report_retention_days: args.report_retention_days,
+        pixel_events_per_ip_per_minute: args.pixel_events_per_ip_per_minute,
         limits: bidder::server::Limits {
             max_connections: connection_cap(args.max_connections as usize),
             header_timeout: Duration::from_secs(args.header_timeout_secs),

@@ -8,7 +8,8 @@
 //! redirects. It records nothing for an advertiser the config does not
 //! have, for a page (`Referer`/`Origin`) outside the advertiser's own
 //! `domains`, where privacy signals in the query say no, or past
-//! [`PER_USER_PER_MINUTE`] events of one user.
+//! [`PER_USER_PER_MINUTE`] events of one user or
+//! `--pixel-events-per-ip-per-minute` of one address.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,7 +17,7 @@ use std::sync::Mutex;
 /// Events one user may record a minute: a shopper browsing fast views a
 /// page every few seconds; a script hammering the pixel is cut off.
 pub const PER_USER_PER_MINUTE: u32 = 30;
-/// Users tracked in one minute's counts; past it new users wait for the
+/// Keys tracked in one minute's counts; past it new ones wait for the
 /// next minute (memory stays bounded under a flood of fake ids).
 const MAX_USERS_PER_MINUTE: usize = 1_000_000;
 /// Longest product id, order id or currency accepted.
@@ -118,24 +119,37 @@ pub fn page_allowed(page: &str, domains: &[String]) -> bool {
     })
 }
 
-/// Events per user in the current minute.
-#[derive(Default)]
-pub struct Limiter(Mutex<(i64, HashMap<String, u32>)>);
+/// Events per key (a user, an address) in the current minute.
+pub struct Limiter {
+    per_minute: u32,
+    counts: Mutex<(i64, HashMap<String, u32>)>,
+}
 
 impl Limiter {
-    /// Counts one event of `user` at `now_ms`; `false` past the limit.
-    pub fn allow(&self, user: &str, now_ms: i64) -> bool {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// At most `per_minute` events a key (0: no limit).
+    pub fn new(per_minute: u32) -> Limiter {
+        Limiter {
+            per_minute,
+            counts: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// Counts one event of `key` at `now_ms`; `false` past the limit.
+    pub fn allow(&self, key: &str, now_ms: i64) -> bool {
+        if self.per_minute == 0 {
+            return true;
+        }
+        let mut g = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let minute = now_ms.div_euclid(60_000);
         if g.0 != minute {
             *g = (minute, HashMap::new());
         }
-        if !g.1.contains_key(user) && g.1.len() >= MAX_USERS_PER_MINUTE {
+        if !g.1.contains_key(key) && g.1.len() >= MAX_USERS_PER_MINUTE {
             return false;
         }
-        let n = g.1.entry(user.to_owned()).or_insert(0);
-        *n += 1;
-        *n <= PER_USER_PER_MINUTE
+        let n = g.1.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n <= self.per_minute
     }
 }
 
@@ -185,7 +199,7 @@ mod tests {
 
     #[test]
     fn one_user_is_cut_off_per_minute() {
-        let l = Limiter::default();
+        let l = Limiter::new(PER_USER_PER_MINUTE);
         for _ in 0..PER_USER_PER_MINUTE {
             assert!(l.allow("u", 0));
         }

@@ -112,7 +112,7 @@ pub async fn serve<F, Fut>(
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(a) => {
                 backoff = Duration::ZERO;
                 a
@@ -137,9 +137,11 @@ pub async fn serve<F, Fut>(
                 in_flight: Default::default(),
             });
             let seen = activity.clone();
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: Request<Incoming>| {
                 let handle = handle.clone();
                 let seen = seen.clone();
+                // Who is on the other end, for per-address limits.
+                req.extensions_mut().insert(Peer(peer.ip()));
                 async move {
                     use std::sync::atomic::Ordering::Relaxed;
                     seen.in_flight.fetch_add(1, Relaxed);
@@ -172,6 +174,10 @@ pub async fn serve<F, Fut>(
     })
     .await;
 }
+
+/// The address a request's connection comes from (a proxy's, behind one).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::IpAddr);
 
 /// The bid port.
 pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
@@ -248,7 +254,8 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
         .get(hyper::header::COOKIE)
         .map(|v| v.as_bytes());
     let query = req.uri().query().unwrap_or("");
-    let result = app.pixel(advertiser, query, cookie, page).await;
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    let result = app.pixel(advertiser, query, cookie, page, peer).await;
     metrics::pixel(match &result {
         Ok(r) => r.as_str(),
         Err(PixelError::UnknownAdvertiser) => "unknown_advertiser",

@@ -142,6 +142,15 @@ fn without_consent_no_cookie_and_no_id() {
 /// [`SHOP`] with a `views` audience of tent-1 and a line item buying it
 /// (and nothing else), beside the exchange with a sync URL.
 fn viewers_server(name: &str) -> (Server, std::path::PathBuf) {
+    let dir = viewers_config(name);
+    let state = dir.join("state");
+    (
+        Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z")),
+        dir,
+    )
+}
+
+fn viewers_config(name: &str) -> std::path::PathBuf {
     let dir = shop_config_dir(name);
     let shop = SHOP
         .replace(
@@ -159,11 +168,7 @@ fn viewers_server(name: &str) -> (Server, std::path::PathBuf) {
         "exchange:\n  id: x\n  name: Exchange X\n  sync_url: https://x.example/s?u=$UID\n",
     )
     .expect("exchange");
-    let state = dir.join("state");
-    (
-        Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z")),
-        dir,
-    )
+    dir
 }
 
 fn pixel(s: &Server, query: &str, id: &str, page: Option<&str>) -> Reply {
@@ -257,6 +262,32 @@ fn one_shopper_cannot_flood_the_pixel() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok());
     assert!(flooded.is_some_and(|n| n >= 10.0), "{metrics}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_address_cannot_flood_the_pixel_either() {
+    let dir = viewers_config("sync-flood-ip");
+    let settings = bidder::Settings {
+        pixel_events_per_ip_per_minute: 5,
+        ..bidder::Settings::default()
+    };
+    let s = Server::start_with(&dir, None, settings);
+    let (a, b) = (
+        "0123456789abcdef0123456789abcde0",
+        "0123456789abcdef0123456789abcde1",
+    );
+    // Five events of one shopper use up the address's minute...
+    for _ in 0..5 {
+        assert_eq!(pixel(&s, "e=view&p=tent-2", a, None).status, 200);
+    }
+    // ...so another shopper's view from it records nothing.
+    assert_eq!(pixel(&s, "e=view&p=tent-1", b, None).status, 200);
+    assert_eq!(bids_for(&s, b), 204, "the view was not recorded");
+    s.clock.advance_millis(60_000);
+    assert_eq!(pixel(&s, "e=view&p=tent-1", b, None).status, 200);
+    assert_eq!(bids_for(&s, b), 200, "a new minute");
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
