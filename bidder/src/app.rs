@@ -331,6 +331,11 @@ impl App {
         Ok((self, replayed))
     }
 
+    /// What signs notices, tracking URLs and our user cookie.
+    pub(crate) fn signer(&self) -> &crate::notice::Signer {
+        &self.signer
+    }
+
     /// The state directory, when spend is journaled.
     pub fn state_dir(&self) -> Option<&Path> {
         self.state_dir.as_deref()
@@ -877,6 +882,7 @@ impl App {
                 at_ms: e.at.as_millis(),
                 amount,
                 order_id: sale.order_id,
+                advertiser: None,
             });
         }
         Ok(out)
@@ -902,25 +908,42 @@ impl App {
             if page.is_some_and(|p| !crate::pixel::page_allowed(p, &adv.domains)) {
                 return Err(PixelError::ForeignPage);
             }
+            // Only the advertiser's own products: a page of one shop must
+            // not end another's audiences or book its sales, and what the
+            // store keeps stays within what the config names.
+            let product = crate::pixel::product_of(query).unwrap_or_default();
+            let listed = adv.products.contains(&product)
+                || adv.audiences.iter().any(|a| match &a.kind {
+                    config::AudienceKind::Views { products, .. } => products.contains(&product),
+                    _ => false,
+                });
+            if !listed {
+                return Err(PixelError::Invalid(
+                    "p is not one of this advertiser's products".into(),
+                ));
+            }
         }
         if !crate::sync::query_allows(query, &self.settings.privacy) {
             return Ok(Recorded::NoConsent);
         }
-        let Some(user) = crate::sync::cookie_uid(cookie) else {
+        let Some(user) = crate::sync::cookie_uid(cookie, &self.signer) else {
             return Ok(Recorded::NoUser);
         };
         let now = self.clock.now();
         let line = crate::pixel::event_line(query, &user, now)?;
         let ip_ok = peer.is_none_or(|ip| {
             self.pixel_ip_limiter
-                .allow(&ip.to_string(), now.as_millis())
+                .allow(&crate::pixel::address_key(ip), now.as_millis())
         });
         if !ip_ok || !self.pixel_limiter.allow(&user, now.as_millis()) {
             return Ok(Recorded::Flooded);
         }
-        let (_, conversions) = self
+        let (_, mut conversions) = self
             .append_audience_events(&line)
             .map_err(|e| PixelError::Invalid(e.reason))?;
+        for c in &mut conversions {
+            c.advertiser = Some(advertiser.to_owned());
+        }
         if let Err(e) = self.attribute(conversions).await {
             tracing::error!("pixel event stored, its attribution not recorded: {e}");
         }

@@ -132,6 +132,14 @@ impl Signer {
         mac
     }
 
+    /// The signature of `text` for purpose `name`, as
+    /// [`Signer::verify_named`] checks it.
+    pub(crate) fn sign_text(&self, name: &str, text: &str) -> String {
+        let mut out = String::with_capacity(2 * SIG_BYTES);
+        Signer::sign_named(&self.over(text), name, &mut out);
+        out
+    }
+
     fn verify(&self, kind: Kind, signed: &str, sig_hex: &str) -> bool {
         self.verify_named(kind.as_str(), signed, sig_hex)
     }

@@ -20,6 +20,22 @@ pub const PER_USER_PER_MINUTE: u32 = 30;
 /// Keys tracked in one minute's counts; past it new ones wait for the
 /// next minute (memory stays bounded under a flood of fake ids).
 const MAX_USERS_PER_MINUTE: usize = 1_000_000;
+/// The key an address is limited under: an IPv4 address (also when
+/// written as IPv6-mapped), or an IPv6 address's /64 (one subscriber's
+/// usual allocation: rotating within it buys nothing).
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// Longest product id, order id or currency accepted.
 const MAX_FIELD: usize = 128;
 
@@ -98,6 +114,17 @@ pub fn event_line(query: &str, user: &str, at: config::Timestamp) -> Result<Stri
     Ok(line.to_string())
 }
 
+/// The `p` of a pixel query, decoded (for the advertiser's product check).
+pub fn product_of(query: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let v = pair.strip_prefix("p=")?;
+        percent_encoding::percent_decode_str(&v.replace('+', " "))
+            .decode_utf8()
+            .ok()
+            .map(|s| s.into_owned())
+    })
+}
+
 /// Whether a `Referer` or `Origin` value names a page on one of `domains`
 /// (the domain itself or a subdomain of it).
 pub fn page_allowed(page: &str, domains: &[String]) -> bool {
@@ -105,14 +132,22 @@ pub fn page_allowed(page: &str, domains: &[String]) -> bool {
         .strip_prefix("https://")
         .or_else(|| page.strip_prefix("http://"))
         .unwrap_or("");
+    if page
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return false;
+    }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.is_empty() || authority.contains('@') {
         return false;
     }
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority, |(h, _)| h)
-        .to_ascii_lowercase();
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        Some(_) => return false,
+        None => authority,
+    }
+    .to_ascii_lowercase();
     domains.iter().any(|d| {
         let d = d.to_ascii_lowercase();
         host == d || host.strip_suffix(&d).is_some_and(|s| s.ends_with('.'))
@@ -122,7 +157,10 @@ pub fn page_allowed(page: &str, domains: &[String]) -> bool {
 /// Events per key (a user, an address) in the current minute.
 pub struct Limiter {
     per_minute: u32,
-    counts: Mutex<(i64, HashMap<String, u32>)>,
+    /// Keys as 64-bit hashes under a per-process key: 12 bytes a key, and
+    /// no one can aim collisions at another's count.
+    counts: Mutex<(i64, HashMap<u64, u32>)>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Limiter {
@@ -131,6 +169,7 @@ impl Limiter {
         Limiter {
             per_minute,
             counts: Mutex::new((0, HashMap::new())),
+            hasher: Default::default(),
         }
     }
 
@@ -139,15 +178,24 @@ impl Limiter {
         if self.per_minute == 0 {
             return true;
         }
+        use std::hash::BuildHasher as _;
+        let key = self.hasher.hash_one(key);
         let mut g = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let minute = now_ms.div_euclid(60_000);
         if g.0 != minute {
-            *g = (minute, HashMap::new());
+            // The old minute's map is dropped after the lock is let go.
+            let old = std::mem::replace(&mut *g, (minute, HashMap::new()));
+            drop(g);
+            drop(old);
+            g = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            if g.0 != minute {
+                *g = (minute, HashMap::new());
+            }
         }
-        if !g.1.contains_key(key) && g.1.len() >= MAX_USERS_PER_MINUTE {
+        if !g.1.contains_key(&key) && g.1.len() >= MAX_USERS_PER_MINUTE {
             return false;
         }
-        let n = g.1.entry(key.to_owned()).or_insert(0);
+        let n = g.1.entry(key).or_insert(0);
         *n = n.saturating_add(1);
         *n <= self.per_minute
     }
@@ -171,6 +219,8 @@ mod tests {
             "https://evilshop.example/",
             "https://shop.example.evil.example/",
             "https://shop.example@evil.example/",
+            "https://evil.example\\.shop.example/",
+            "https://shop.example:x/",
             "null",
             "",
         ] {
@@ -195,6 +245,16 @@ mod tests {
         for bad in ["e=click&p=x", "e=view", "e=view&p=x&p=y", "e=view&p=%FF"] {
             assert!(event_line(bad, "u", at).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn addresses_are_limited_by_subscriber() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: std::net::IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(v4), address_key(mapped));
     }
 
     #[test]

@@ -240,15 +240,15 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
 /// is well formed, whether or not it recorded anything.
 async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
     use crate::pixel::PixelError;
-    let header = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-    };
     // The Origin names the page's site when the browser sends one; the
-    // Referer its page otherwise.
-    let page = header(hyper::header::ORIGIN).or_else(|| header(hyper::header::REFERER));
+    // Referer its page otherwise. One sent but unreadable is no page of
+    // the advertiser's.
+    let sent = req
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .or_else(|| req.headers().get(hyper::header::REFERER))
+        .filter(|v| !v.is_empty());
+    let page = sent.map(|v| v.to_str().unwrap_or("\u{0}"));
     let cookie = req
         .headers()
         .get(hyper::header::COOKIE)
@@ -290,7 +290,7 @@ fn user_sync(app: &App, req: &Request<Incoming>, exchange: &str) -> Resp {
         .get(hyper::header::COOKIE)
         .map(|v| v.as_bytes());
     let query = req.uri().query().unwrap_or("");
-    match crate::sync::sync(profile, query, cookie, &app.settings.privacy) {
+    match crate::sync::sync(profile, query, cookie, &app.settings.privacy, app.signer()) {
         Ok(s) => {
             metrics::user_sync(if s.uid.is_some() {
                 "synced"

@@ -14,6 +14,7 @@
 //! id. A `redir` parameter may name where to go instead, but only on a
 //! host the profile lists: the endpoint is never an open redirect.
 
+use crate::notice::Signer;
 use crate::snapshot::Profile;
 
 /// The cookie's name.
@@ -40,18 +41,44 @@ pub enum SyncError {
     Repeated(&'static str),
 }
 
-/// The bidder user id in a `Cookie` header, when it is one we could have
-/// written (32 lower-case hex digits); anything else is ignored.
-pub fn cookie_uid(header: Option<&[u8]>) -> Option<String> {
+/// What the cookie holds: the id and our signature of it. The id alone
+/// is not secret (exchanges get it, and send it back in every bid
+/// request), so a pixel call must not be able to name any user it likes:
+/// only a browser we gave the cookie can speak for its id, and no one can
+/// make up ids without asking us for each.
+const COOKIE_SIGNATURE: &str = "user-cookie";
+
+/// The cookie's value for `uid`.
+pub fn cookie_value(uid: &str, signer: &Signer) -> String {
+    format!("{uid}.{}", signer.sign_text(COOKIE_SIGNATURE, uid))
+}
+
+/// The bidder user id in a `Cookie` header, when its value is one we
+/// wrote (32 lower-case hex digits and our signature of them); anything
+/// else is ignored.
+pub fn cookie_uid(header: Option<&[u8]>, signer: &Signer) -> Option<String> {
     let text = std::str::from_utf8(header?).ok()?;
     text.split(';')
         .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .find(|v| {
-            v.len() == 32
-                && v.bytes()
+        .filter_map(|v| v.split_once('.'))
+        .find(|(uid, sig)| {
+            uid.len() == 32
+                && uid
+                    .bytes()
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && signer.verify_named(COOKIE_SIGNATURE, uid, sig)
         })
-        .map(str::to_owned)
+        .map(|(uid, _)| uid.to_owned())
+}
+
+/// Whether a `Cookie` header carries our cookie at all (signed or not).
+fn has_cookie(header: Option<&[u8]>) -> bool {
+    header
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .is_some_and(|t| {
+            t.split(';')
+                .any(|c| c.trim().starts_with(&format!("{COOKIE}=")))
+        })
 }
 
 /// A new user id: 128 random bits, so no one can guess another's.
@@ -145,14 +172,19 @@ pub fn query_allows(query: &str, privacy: &privacy::PrivacySettings) -> bool {
 }
 
 fn allows(p: &Params, privacy: &privacy::PrivacySettings) -> bool {
-    let gpp_sid: Vec<i32> = p
-        .gpp_sid
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .take(64)
-        .collect();
+    // Every section id must read, and no more than a string could hold: one
+    // we cannot read might be the one that applies.
+    let mut gpp_sid: Vec<i32> = Vec::new();
+    for sid in p.gpp_sid.as_deref().unwrap_or_default().split(',') {
+        let sid = sid.trim();
+        if sid.is_empty() {
+            continue;
+        }
+        match sid.parse() {
+            Ok(n) if gpp_sid.len() < 64 => gpp_sid.push(n),
+            _ => return false,
+        }
+    }
     let gdpr = match p.gdpr.as_deref().map(|g| g.trim().parse::<i32>()) {
         None => None,
         Some(Ok(g)) => Some(g),
@@ -175,6 +207,7 @@ pub fn sync(
     query: &str,
     cookie: Option<&[u8]>,
     privacy: &privacy::PrivacySettings,
+    signer: &Signer,
 ) -> Result<Synced, SyncError> {
     let p = params(query)?;
     let target = match &p.redir {
@@ -189,17 +222,18 @@ pub fn sync(
         return Ok(Synced {
             location: with_uid(&target, ""),
             // One set before the user said no goes now.
-            set_cookie: cookie_uid(cookie)
-                .map(|_| format!("{COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=None")),
+            set_cookie: has_cookie(cookie)
+                .then(|| format!("{COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=None")),
             uid: None,
         });
     }
-    let uid = cookie_uid(cookie).unwrap_or_else(new_uid);
+    let uid = cookie_uid(cookie, signer).unwrap_or_else(new_uid);
     Ok(Synced {
         location: with_uid(&target, &uid),
         // Set again each time: the year starts over from the last visit.
         set_cookie: Some(format!(
-            "{COOKIE}={uid}; Max-Age={MAX_AGE_SECS}; Path=/; Secure; HttpOnly; SameSite=None"
+            "{COOKIE}={}; Max-Age={MAX_AGE_SECS}; Path=/; Secure; HttpOnly; SameSite=None",
+            cookie_value(&uid, signer)
         )),
         uid: Some(uid),
     })
@@ -229,17 +263,30 @@ mod tests {
     }
 
     #[test]
-    fn only_our_cookie_values_are_read() {
+    fn only_cookie_values_we_signed_are_read() {
+        let signer = Signer::new(b"test secret");
         let id = "0123456789abcdef0123456789abcdef";
-        let h = format!("a=1; {COOKIE}={id}; b=2");
-        assert_eq!(cookie_uid(Some(h.as_bytes())).as_deref(), Some(id));
+        let h = format!("a=1; {COOKIE}={}; b=2", cookie_value(id, &signer));
+        assert_eq!(cookie_uid(Some(h.as_bytes()), &signer).as_deref(), Some(id));
+        let other = Signer::new(b"another secret");
+        assert_eq!(cookie_uid(Some(h.as_bytes()), &other), None);
         for bad in [
-            "bidder_uid=../../x",
-            "bidder_uid=0123",
-            "bidder_uid=0123456789ABCDEF0123456789ABCDEF",
+            format!("{COOKIE}={id}"),
+            format!("{COOKIE}={id}.{}", "0".repeat(32)),
+            format!("{COOKIE}=../../x"),
+            format!("{COOKIE}={}", cookie_value("0123", &signer)),
         ] {
-            assert_eq!(cookie_uid(Some(bad.as_bytes())), None, "{bad}");
+            assert_eq!(cookie_uid(Some(bad.as_bytes()), &signer), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn unreadable_gpp_section_ids_allow_nothing() {
+        let p = privacy::PrivacySettings::default();
+        assert!(query_allows("gpp_sid=7,8", &p));
+        assert!(!query_allows("gpp_sid=7,x", &p));
+        let many = vec!["0"; 65].join(",");
+        assert!(!query_allows(&format!("gpp_sid={many}"), &p));
     }
 
     #[test]

@@ -40,7 +40,8 @@ fn sync(s: &Server, path: &str, cookie: Option<&str>) -> Reply {
     request(s.bid, "GET", path, &headers, b"")
 }
 
-/// The id our cookie sets, after checking its attributes.
+/// The value our cookie sets (the id, a dot, our signature), after
+/// checking its attributes.
 fn cookie_id(r: &Reply) -> String {
     let c = r.header("set-cookie").expect("a cookie");
     for attr in [
@@ -52,15 +53,21 @@ fn cookie_id(r: &Reply) -> String {
     ] {
         assert!(c.split("; ").any(|a| a == attr), "{attr} in {c}");
     }
-    let id = c
+    let value = c
         .strip_prefix("bidder_uid=")
         .and_then(|v| v.split(';').next())
         .expect("our cookie");
+    let id = uid_of(value);
     assert!(
         id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
         "{id}"
     );
-    id.to_owned()
+    value.to_owned()
+}
+
+/// The user id in a cookie value: what exchanges get and send back.
+fn uid_of(value: &str) -> &str {
+    value.split_once('.').expect("signed").0
 }
 
 #[test]
@@ -68,23 +75,30 @@ fn a_sync_sets_our_id_and_sends_it_to_the_exchange() {
     let s = server("sync-basic");
     let r = sync(&s, "/sync/x", None);
     assert_eq!(r.status, 302);
-    let id = cookie_id(&r);
+    let value = cookie_id(&r);
+    let id = uid_of(&value).to_owned();
     assert_eq!(
         r.header("location"),
         Some(format!("https://x.example/setuid?bidder=us&uid={id}").as_str())
     );
     assert_eq!(r.header("cache-control"), Some("no-store"));
     // The browser's id is kept.
-    let again = sync(&s, "/sync/x", Some(&id));
-    assert_eq!(cookie_id(&again), id);
+    let again = sync(&s, "/sync/x", Some(&value));
+    assert_eq!(cookie_id(&again), value);
     assert!(again.header("location").unwrap().ends_with(&id));
-    // A cookie we could not have written is replaced.
-    assert_ne!(cookie_id(&sync(&s, "/sync/x", Some("../../etc"))), id);
+    // A cookie we did not sign is replaced: an id alone, or a forged one.
+    for forged in [
+        id.clone(),
+        format!("{id}.{}", "0".repeat(32)),
+        "../../etc".into(),
+    ] {
+        assert_ne!(uid_of(&cookie_id(&sync(&s, "/sync/x", Some(&forged)))), id);
+    }
     // redir: only to the listed host, with the id.
     let r = sync(
         &s,
         "/sync/x?redir=https%3A%2F%2Fcdn.x.example%2Fp%3Fu%3D%24UID",
-        Some(&id),
+        Some(&value),
     );
     assert_eq!(
         r.header("location"),
@@ -108,7 +122,8 @@ fn a_sync_sets_our_id_and_sends_it_to_the_exchange() {
 #[test]
 fn without_consent_no_cookie_and_no_id() {
     let s = server("sync-privacy");
-    let id = "0123456789abcdef0123456789abcdef";
+    let value = cookie_id(&sync(&s, "/sync/x", None));
+    let id = uid_of(&value).to_owned();
     for query in [
         "gdpr=1",
         "gdpr=1&gdpr_consent=",
@@ -126,13 +141,13 @@ fn without_consent_no_cookie_and_no_id() {
             "{query}"
         );
         // One set before goes now.
-        let r = sync(&s, &format!("/sync/x?{query}"), Some(id));
+        let r = sync(&s, &format!("/sync/x?{query}"), Some(&value));
         let c = r.header("set-cookie").expect("cleared");
         assert!(
             c.starts_with("bidder_uid=;") && c.contains("Max-Age=0"),
             "{c}"
         );
-        assert!(!r.header("location").unwrap().contains(id));
+        assert!(!r.header("location").unwrap().contains(&id));
     }
     // GDPR not applying, no opt-out: synced.
     let r = sync(&s, "/sync/x?gdpr=0&us_privacy=1YNN", None);
@@ -189,15 +204,16 @@ fn bids_for(s: &Server, id: &str) -> u16 {
 #[test]
 fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
     let (s, dir) = viewers_server("sync-pixel");
-    let id = cookie_id(&sync(&s, "/sync/x", None));
+    let value = cookie_id(&sync(&s, "/sync/x", None));
+    let id = uid_of(&value).to_owned();
     let page = Some("https://www.shop.example/dp/tent-1");
     assert_eq!(bids_for(&s, &id), 204, "not a viewer yet");
     // Records nothing: a foreign page, an unknown advertiser, no consent.
     assert_eq!(
-        pixel(&s, "e=view&p=tent-1", &id, Some("https://evil.example/")).status,
+        pixel(&s, "e=view&p=tent-1", &value, Some("https://evil.example/")).status,
         403
     );
-    let c = format!("bidder_uid={id}");
+    let c = format!("bidder_uid={value}");
     assert_eq!(
         request(
             s.bid,
@@ -209,10 +225,15 @@ fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
         .status,
         404
     );
-    assert_eq!(pixel(&s, "e=view&p=tent-1&gdpr=1", &id, page).status, 200);
+    assert_eq!(
+        pixel(&s, "e=view&p=tent-1&gdpr=1", &value, page).status,
+        200
+    );
+    // Another shop's product, or one this shop does not list: refused.
+    assert_eq!(pixel(&s, "e=view&p=socks", &value, page).status, 400);
     assert_eq!(bids_for(&s, &id), 204, "none of those recorded a view");
     // The view: a GIF, and the shopper is in the audience.
-    let r = pixel(&s, "e=view&p=tent-1", &id, page);
+    let r = pixel(&s, "e=view&p=tent-1", &value, page);
     assert_eq!(
         (r.status, r.header("content-type")),
         (200, Some("image/gif"))
@@ -227,7 +248,7 @@ fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
     assert_eq!(get(s.bid, path_of(&px)).status, 200);
     s.clock.advance_millis(60_000);
     let buy = "e=purchase&p=tent-1&amount=99.00&currency=USD&order_id=P1";
-    assert_eq!(pixel(&s, buy, &id, page).status, 200);
+    assert_eq!(pixel(&s, buy, &value, page).status, 200);
     assert_eq!(bids_for(&s, &id), 204, "bought: no longer a viewer");
     let rep = request(
         s.admin,
@@ -252,8 +273,17 @@ fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
 fn one_shopper_cannot_flood_the_pixel() {
     let (s, dir) = viewers_server("sync-flood");
     let id = cookie_id(&sync(&s, "/sync/x", None));
+    // A made-up id, even a signed-looking one, is nobody.
+    let r = pixel(
+        &s,
+        "e=view&p=tent-1",
+        &format!("{}.{}", "a".repeat(32), "0".repeat(32)),
+        None,
+    );
+    assert_eq!(r.status, 200);
     for i in 0..bidder::pixel::PER_USER_PER_MINUTE + 10 {
-        assert_eq!(pixel(&s, &format!("e=view&p=p{i}"), &id, None).status, 200);
+        let _ = i;
+        assert_eq!(pixel(&s, "e=view&p=tent-1", &id, None).status, 200);
     }
     let metrics = get(s.admin, "/metrics").text();
     let flooded = metrics
@@ -274,20 +304,19 @@ fn one_address_cannot_flood_the_pixel_either() {
         ..bidder::Settings::default()
     };
     let s = Server::start_with(&dir, None, settings);
-    let (a, b) = (
-        "0123456789abcdef0123456789abcde0",
-        "0123456789abcdef0123456789abcde1",
-    );
+    let a = cookie_id(&sync(&s, "/sync/x", None));
+    let b = cookie_id(&sync(&s, "/sync/x", None));
+    let (a, b) = (a.as_str(), b.as_str());
     // Five events of one shopper use up the address's minute...
     for _ in 0..5 {
         assert_eq!(pixel(&s, "e=view&p=tent-2", a, None).status, 200);
     }
     // ...so another shopper's view from it records nothing.
     assert_eq!(pixel(&s, "e=view&p=tent-1", b, None).status, 200);
-    assert_eq!(bids_for(&s, b), 204, "the view was not recorded");
+    assert_eq!(bids_for(&s, uid_of(b)), 204, "the view was not recorded");
     s.clock.advance_millis(60_000);
     assert_eq!(pixel(&s, "e=view&p=tent-1", b, None).status, 200);
-    assert_eq!(bids_for(&s, b), 200, "a new minute");
+    assert_eq!(bids_for(&s, uid_of(b)), 200, "a new minute");
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -149,15 +149,22 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     let Some(regs) = regs else {
         return Ok(());
     };
-    let consent = req.user.as_deref().and_then(|u| u.consent());
+    let (gdpr, gpp_sid) = (regs.gdpr(), regs.gpp_sid());
+    // The consent string is read (from `user.ext` in 2.5, past whatever
+    // else is there) only where GDPR applies.
+    let consent = if is_set(gdpr) || gpp_sid.contains(&TCF_EU_V2) {
+        req.user.as_deref().and_then(|u| u.consent())
+    } else {
+        None
+    };
     let (usp, gpp) = (regs.us_privacy(), regs.gpp());
     signals_allow(
         &Signals {
-            gdpr: regs.gdpr(),
+            gdpr,
             consent: consent.as_deref(),
             us_privacy: usp.as_deref(),
             gpp: gpp.as_deref(),
-            gpp_sid: &regs.gpp_sid(),
+            gpp_sid: &gpp_sid,
         },
         settings,
     )

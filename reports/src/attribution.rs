@@ -78,6 +78,8 @@ pub struct Conversion {
     /// A purchase's value in USD micros.
     pub amount: Micros,
     pub order_id: Option<String>,
+    /// Only this advertiser's touches count (its own pixel's events).
+    pub advertiser: Option<String>,
 }
 
 /// What became of a conversion.
@@ -239,6 +241,7 @@ impl Attributor {
         let Some(windows) = catalog.by_product.get(&c.product) else {
             return Outcome::Unattributed;
         };
+        let mine = |w: &&Window| c.advertiser.as_deref().is_none_or(|a| *w.advertiser == *a);
         let order = c.order_id.as_deref().unwrap_or_default();
         // Too old for any window: nothing current can be its cause (and
         // its day may be past what the journal keeps).
@@ -255,7 +258,7 @@ impl Attributor {
                 .cloned()
         };
         let mut best: Option<(bool, Touch)> = None;
-        for w in windows {
+        for w in windows.iter().filter(mine) {
             let Some(last) = self.touches.get(&(c.user, w.advertiser.clone())) else {
                 continue;
             };
@@ -364,6 +367,7 @@ mod tests {
             at_ms: at,
             amount: Micros(50_000_000),
             order_id: order.map(Into::into),
+            advertiser: None,
         }
     }
 

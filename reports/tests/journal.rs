@@ -74,6 +74,7 @@ fn buy(user: u64, at_ms: i64, order: &str) -> Conversion {
         at_ms,
         amount: Micros(10_000_000),
         order_id: Some(order.into()),
+        advertiser: None,
     }
 }
 
