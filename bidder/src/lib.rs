@@ -12,6 +12,7 @@ pub mod changes;
 pub mod context;
 mod explain;
 mod failure;
+mod form;
 mod keywords;
 pub mod metrics;
 pub mod nobid;

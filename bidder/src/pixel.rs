@@ -79,10 +79,7 @@ pub fn event_line(query: &str, user: &str, at: config::Timestamp) -> Result<Stri
         if !matches!(k, "e" | "p" | "amount" | "currency" | "order_id") {
             continue;
         }
-        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
-            .decode_utf8()
-            .map_err(|_| bad(format!("{k}: not UTF-8")))?
-            .into_owned();
+        let v = crate::form::decode(v).ok_or_else(|| bad(format!("{k}: not UTF-8")))?;
         if v.len() > MAX_FIELD {
             return Err(bad(format!("{k}: longer than {MAX_FIELD} bytes")));
         }
@@ -116,13 +113,7 @@ pub fn event_line(query: &str, user: &str, at: config::Timestamp) -> Result<Stri
 
 /// The `p` of a pixel query, decoded (for the advertiser's product check).
 pub fn product_of(query: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let v = pair.strip_prefix("p=")?;
-        percent_encoding::percent_decode_str(&v.replace('+', " "))
-            .decode_utf8()
-            .ok()
-            .map(|s| s.into_owned())
-    })
+    crate::form::field(query, "p")
 }
 
 /// Whether a `Referer` or `Origin` value names a page on one of `domains`

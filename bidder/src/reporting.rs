@@ -43,10 +43,7 @@ pub fn parse_params(
     let (mut from, mut to, mut by, mut format) = (None, None, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
-            .decode_utf8()
-            .map_err(|_| bad(format!("{k}: not UTF-8")))?
-            .into_owned();
+        let v = crate::form::decode(v).ok_or_else(|| bad(format!("{k}: not UTF-8")))?;
         let slot = match k {
             "from" => &mut from,
             "to" => &mut to,

@@ -111,9 +111,8 @@ fn params(query: &str) -> Result<Params, SyncError> {
             // Exchanges add their own; they decide nothing here.
             _ => continue,
         };
-        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned();
+        // Not UTF-8: read as empty, which grants nothing and goes nowhere.
+        let v = crate::form::decode(v).unwrap_or_default();
         if slot.replace(v).is_some() {
             return Err(SyncError::Repeated(name));
         }

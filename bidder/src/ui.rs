@@ -87,14 +87,7 @@ pub fn has_session(cookie_header: Option<&[u8]>, token: &str, now_secs: i64) -> 
 
 /// The `token` field of a login form body (`application/x-www-form-urlencoded`).
 pub fn form_token(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    text.split('&').find_map(|pair| {
-        let v = pair.strip_prefix("token=")?;
-        percent_encoding::percent_decode_str(&v.replace('+', " "))
-            .decode_utf8()
-            .ok()
-            .map(|s| s.into_owned())
-    })
+    crate::form::field(std::str::from_utf8(body).ok()?, "token")
 }
 
 /// The report page's `Content-Security-Policy`: nothing loads from
