@@ -25,10 +25,20 @@ pub(crate) struct Verdict<'a> {
     pub creative: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deal: Option<String>,
+    /// The audience it would bid for (the first of its `any_of` the user
+    /// or the page is in), and its kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Matched<'a>>,
     /// Why not, when it would not bid: the reason of the imp where it got
     /// furthest through the checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Matched<'a> {
+    pub id: &'a str,
+    pub kind: &'static str,
 }
 
 /// Verdicts in config order (advertiser, order, line item).
@@ -64,6 +74,7 @@ pub(crate) fn explain<'s>(
             price: None,
             creative: None,
             deal: None,
+            audience: None,
             reason: None,
         };
         let mut reason = NoBid::Media;
@@ -81,6 +92,16 @@ pub(crate) fn explain<'s>(
                             Some(ctx.currency.rate.from_usd(choice.price).as_i64() as f64 / 1e6);
                         verdict.creative = Some(&adv.creatives[choice.creative].id);
                         verdict.deal = choice.deal;
+                        verdict.audience = item.audiences.as_ref().and_then(|(any_of, _)| {
+                            let a = any_of
+                                .iter()
+                                .map(|&a| &adv.audiences[a])
+                                .find(|a| stores.audiences.matches(a, &ctx.visitor, &ctx.page))?;
+                            Some(Matched {
+                                id: &a.id,
+                                kind: a.kind.as_str(),
+                            })
+                        });
                         break;
                     }
                     Err(r) => {

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    banner_request, banner_urls, get, only_bid, path_of, request, shop_config_dir, ts, Reply,
-    Server, ADMIN_TOKEN, SHOP,
+    banner_request, banner_urls, explain, get, only_bid, path_of, request, shop_config_dir, ts,
+    verdict, Reply, Server, ADMIN_TOKEN, SHOP,
 };
 use serde_json::json;
 
@@ -239,6 +239,15 @@ fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
         (200, Some("image/gif"))
     );
     assert_eq!(bids_for(&s, &id), 200, "the exchange's buyeruid is our id");
+    // Explain names the audience that matched, and its kind.
+    let mut req = banner_request();
+    req["user"]["buyeruid"] = json!(id);
+    let v = verdict(&explain(&s, &req), "tents");
+    assert_eq!(
+        v["audience"],
+        json!({"id": "viewers", "kind": "views"}),
+        "{v}"
+    );
     // Shown (impression tracked), then bought: out of the audience, and
     // the purchase attributed to that impression.
     let mut req = banner_request();

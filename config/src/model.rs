@@ -133,6 +133,18 @@ pub enum AudienceKind {
     Categories { categories: Vec<String> },
 }
 
+impl AudienceKind {
+    /// Its `kind:` in YAML, as explain and reports name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AudienceKind::Views { .. } => "views",
+            AudienceKind::Interests { .. } => "interests",
+            AudienceKind::Products { .. } => "products",
+            AudienceKind::Categories { .. } => "categories",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Creative {
     pub id: String,
