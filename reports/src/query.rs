@@ -329,18 +329,31 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         Err(e) => return Err(io_err(src.state)(e)),
     };
 
-    // What must be read raw, for the progress bar.
-    let mut raw_bytes = 0u64;
-    for d in &day_list {
-        let path = day_file(&events_dir, *d);
-        let covered = agg_prefix(&agg_path(&path), &path).unwrap_or(0);
-        raw_bytes += file_len(&path).saturating_sub(covered);
-    }
-    for g in &gens {
-        if !g.closed || !fresh_agg(&charges_agg(&events_dir, g.generation), &g.path) {
-            raw_bytes += g.len;
-        }
-    }
+    // What each source's aggregate covers, looked at once: it decides what
+    // is read raw (and the progress bar's length). Sources only grow, so
+    // a report is as of this moment.
+    let days: Vec<(Date, PathBuf, u64, Option<u64>)> = day_list
+        .iter()
+        .map(|d| {
+            let path = day_file(&events_dir, *d);
+            let (len, covered) = (file_len(&path), agg_prefix(&agg_path(&path), &path));
+            (*d, path, len, covered)
+        })
+        .collect();
+    let folded: Vec<bool> = gens
+        .iter()
+        .map(|g| g.closed && fresh_agg(&charges_agg(&events_dir, g.generation), &g.path))
+        .collect();
+    let raw_bytes = days
+        .iter()
+        .map(|(_, _, len, covered)| len.saturating_sub(covered.unwrap_or(0)))
+        .chain(
+            gens.iter()
+                .zip(&folded)
+                .filter(|(_, f)| !**f)
+                .map(|(g, _)| g.len),
+        )
+        .sum();
     let mut progress = if src.progress {
         Progress::start("reading raw events", raw_bytes)
     } else {
@@ -361,10 +374,9 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
 
     // Charges: every generation (spend to date needs the days before the
     // range too).
-    for g in &gens {
+    for (g, &folded) in gens.iter().zip(&folded) {
         let agg = charges_agg(&events_dir, g.generation);
-        if g.closed && fresh_agg(&agg, &g.path) && scan_agg(&agg, b'C', &mut strings, &mut sums, 0)
-        {
+        if folded && scan_agg(&agg, b'C', &mut strings, &mut sums, 0) {
             continue;
         }
         let mut part = Charges::default();
@@ -391,25 +403,24 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
     // all of it (folded, read as is), or the part before what came since
     // (today's, a day a late conversion was written to): then only the
     // rest is read raw, and the aggregate moves up to cover it.
-    for d in &day_list {
-        let path = day_file(&events_dir, *d);
-        let agg = agg_path(&path);
+    for (d, path, len, covered) in &days {
+        let agg = agg_path(path);
         let dn = d.days_since_epoch();
-        if fresh_agg(&agg, &path) && scan_agg(&agg, b'E', &mut strings, &mut sums, dn) {
+        if *covered == Some(*len) && scan_agg(&agg, b'E', &mut strings, &mut sums, dn) {
             continue;
         }
-        let (mut day, from) = match agg_prefix(&agg, &path) {
+        let (mut day, from) = match *covered {
             Some(covered) => match read_events_agg(&agg, &mut strings) {
                 Some(day) => (day, covered),
                 None => (DayEvents::default(), 0),
             },
             None => (DayEvents::default(), 0),
         };
-        let len = read_raw_day(&path, from, &mut day, &mut strings, &mut raw_records)
-            .map_err(io_err(&path))?;
+        let len = read_raw_day(path, from, &mut day, &mut strings, &mut raw_records)
+            .map_err(io_err(path))?;
         // A cache: a report that cannot write it still answers. None for a
         // day pruned meanwhile (its source is gone).
-        if let Some(tail) = source_tail(&path, len).filter(|_| len >= from && len > 0) {
+        if let Some(tail) = source_tail(path, len).filter(|_| len >= from && len > 0) {
             let _ = write_atomic(&agg, &events_bytes((len, tail), &day, &strings));
         }
         if let Some(p) = progress.as_mut() {
