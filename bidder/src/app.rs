@@ -1152,8 +1152,9 @@ impl App {
             Price::Cpm(_) => {}
         }
         let keys = [SpendKey::line_item(&n.line_item), SpendKey::order(&n.order)];
+        let item = snap.as_ref().and_then(|s| s.item(&n.line_item));
         // The caps in force now: a late win is billed only up to them.
-        let limits = match snap.as_ref().and_then(|s| s.item(&n.line_item)) {
+        let limits = match item {
             Some(item) => select::limits(item),
             // The line item left the config: record the win, cap nothing.
             None => [
@@ -1170,13 +1171,7 @@ impl App {
         // Reports cut spend by these, from the charge's own record. The
         // advertiser is the line item's as configured now (empty once it
         // has left the config).
-        let advertiser = snap
-            .as_ref()
-            .and_then(|s| {
-                let item = s.item(&n.line_item)?;
-                Some(s.config.advertisers[item.advertiser].id.as_str())
-            })
-            .unwrap_or_default();
+        let advertiser = item.map_or_else(|| "".into(), |i| i.report.advertiser.clone());
         let win = ledger::Win {
             bid,
             day: Timestamp(n.at_ms).date(),
@@ -1184,7 +1179,7 @@ impl App {
             limits,
             forget: Timestamp(n.at_ms.saturating_add(ttl)),
             tags: ledger::Tags {
-                advertiser: advertiser.into(),
+                advertiser,
                 creative: n.creative.as_str().into(),
                 exchange: n.exchange.as_str().into(),
                 keyword: n.keyword.as_deref().unwrap_or_default().into(),
