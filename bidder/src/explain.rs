@@ -96,7 +96,7 @@ pub(crate) fn explain<'s>(
                             let a = any_of
                                 .iter()
                                 .map(|&a| &adv.audiences[a])
-                                .find(|a| stores.audiences.matches(a, &ctx.visitor, &ctx.page))?;
+                                .find(|a| select::in_audience(stores, a, ctx))?;
                             Some(Matched {
                                 id: &a.id,
                                 kind: a.kind.as_str(),

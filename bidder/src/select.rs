@@ -13,6 +13,16 @@ use crate::nobid::NoBid;
 use crate::snapshot::{Item, Snapshot};
 use ledger::{Cap, Ledger, Limit, Refusal};
 
+/// Whether the request's user or page is in `audience`: the one test the
+/// auction and explain both make.
+pub(crate) fn in_audience(
+    stores: &Stores<'_>,
+    audience: &config::Audience,
+    ctx: &Context<'_>,
+) -> bool {
+    stores.audiences.matches(audience, &ctx.visitor, &ctx.page)
+}
+
 /// What one imp gets: a line item, its creative and the price to bid.
 #[derive(Debug, Clone)]
 pub(crate) struct Choice {
@@ -504,8 +514,7 @@ pub(crate) fn check(
         }
     }
     if let Some((any_of, none_of)) = &item.audiences {
-        let store = stores.audiences;
-        let is = |a: &usize| store.matches(&adv.audiences[*a], &ctx.visitor, &ctx.page);
+        let is = |a: &usize| in_audience(stores, &adv.audiences[*a], ctx);
         if none_of.iter().any(is) || (!any_of.is_empty() && !any_of.iter().any(is)) {
             if item.behavioural && ctx.restriction.is_some() {
                 return Err(NoBid::Privacy);
