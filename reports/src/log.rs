@@ -221,8 +221,8 @@ impl EventLog {
             lost_touches: 0,
             deferred: Vec::new(),
             catalog: Catalog::default(),
-            bids: HashMap::new(),
-            no_bids: HashMap::new(),
+            bids: Default::default(),
+            no_bids: Default::default(),
             stats: stats.clone(),
             flush_every: options.flush_every,
         };
@@ -436,6 +436,9 @@ struct OpenDay {
     used: Instant,
 }
 
+/// Counts summed until the next write: (first time seen, count) by key.
+type Counts<K> = HashMap<K, (i64, u64), foldhash::fast::FixedState>;
+
 struct Writer {
     dir: PathBuf,
     files: Vec<OpenDay>,
@@ -457,8 +460,11 @@ struct Writer {
     /// Conversions waiting for the past.
     deferred: Vec<(Vec<Conversion>, i64, ConvertAck)>,
     catalog: Catalog,
-    bids: HashMap<(i64, Dims), (i64, u64)>,
-    no_bids: HashMap<(i64, Arc<str>, &'static str), (i64, u64)>,
+    /// Counts by bid day and ad: one lookup per bid sent, keyed by config
+    /// ids (the exchange's own keyword text never gets here), so hashed
+    /// fast rather than DoS-resistant.
+    bids: Counts<(i64, Dims)>,
+    no_bids: Counts<(i64, Arc<str>, &'static str)>,
     stats: Arc<Stats>,
     flush_every: Duration,
 }
