@@ -131,6 +131,33 @@ pub enum AudienceKind {
     Products { products: Vec<String> },
     /// Contextual: the page is in one of these content categories.
     Categories { categories: Vec<String> },
+    /// A list of users uploaded by the advertiser (CRM, DMP): the request
+    /// carries one of its members under one of `sources`.
+    List { sources: Vec<ListSource> },
+}
+
+/// Where a list's member ids are found in a bid request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ListSource {
+    /// `user.buyeruid`: the bidder's own user id, given at user sync.
+    BuyerUid,
+    /// A SHA-256 (hex) of the lower-cased, trimmed e-mail address, in
+    /// `user.eids` under the source `sha256_email`.
+    Sha256Email,
+    /// `user.eids` (or 2.5 `user.ext.eids`) under this source, such as
+    /// `uidapi.com`, `liveramp.com` or `id5-sync.com` (lower case).
+    Eid(String),
+}
+
+impl ListSource {
+    /// The `sources:` entry in YAML, and the `user.eids` source it reads.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ListSource::BuyerUid => "buyeruid",
+            ListSource::Sha256Email => "sha256_email",
+            ListSource::Eid(s) => s,
+        }
+    }
 }
 
 impl AudienceKind {
@@ -141,6 +168,7 @@ impl AudienceKind {
             AudienceKind::Interests { .. } => "interests",
             AudienceKind::Products { .. } => "products",
             AudienceKind::Categories { .. } => "categories",
+            AudienceKind::List { .. } => "list",
         }
     }
 }

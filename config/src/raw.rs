@@ -267,7 +267,8 @@ mappings! {
         /// views: viewed one of `products` within `lookback_days` and not
         /// bought it since; interests: shopping activity on one of
         /// `interests` within `recency_days`; products: the page is about one
-        /// of `products`; categories: the page is in one of `categories`.
+        /// of `products`; categories: the page is in one of `categories`;
+        /// list: a member of the list uploaded for it, found by `sources`.
         #[one_of(crate::validate::AUDIENCE_KINDS.map(|(kind, ..)| kind))]
         pub kind: Text,
         /// Product ids, for views and products audiences.
@@ -288,6 +289,11 @@ mappings! {
         /// IAB17-18.
         #[serde(default)]
         pub categories: Option<Spanned<List<Text>>>,
+        /// List audiences: where a request carries the members' ids:
+        /// `buyeruid`, `sha256_email`, or a `user.eids` source such as
+        /// `uidapi.com`, `liveramp.com` or `id5-sync.com`.
+        #[serde(default)]
+        pub sources: Option<Spanned<List<Text>>>,
     }
 
     /// An ad. Which keys apply depends on its format.

@@ -16,7 +16,7 @@ use crate::countries::{self, country_alpha2};
 use crate::model::{
     Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Budget, Config, Creative,
     CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap, Keywords,
-    LineItem, Media, MediaFile, Order, Os, Placement, Service, Targeting,
+    LineItem, ListSource, Media, MediaFile, Order, Os, Placement, Service, Targeting,
 };
 use crate::money::Micros;
 use crate::problem::Problem;
@@ -43,11 +43,12 @@ pub(crate) use profiles::{BASE_CURRENCY, VAST_VERSIONS};
 
 /// The audience kinds as written in YAML, each with the list key it needs
 /// and the key it accepts besides.
-pub(crate) const AUDIENCE_KINDS: [(&str, &str, Option<&str>); 4] = [
+pub(crate) const AUDIENCE_KINDS: [(&str, &str, Option<&str>); 5] = [
     ("views", "products", Some("lookback_days")),
     ("interests", "interests", Some("recency_days")),
     ("products", "products", None),
     ("categories", "categories", None),
+    ("list", "sources", None),
 ];
 
 pub(crate) fn validate(files: &[(&Path, RawFile)], problems: &mut Vec<Problem>) -> Config {
@@ -151,6 +152,7 @@ struct GlobalIds {
     creatives: HashMap<String, Place>,
     creative_owner: HashMap<String, String>,
     audience_owner: HashMap<String, String>,
+    lists: HashMap<String, Place>,
 }
 
 impl GlobalIds {
@@ -186,11 +188,16 @@ impl GlobalIds {
         };
         claim(&mut self.advertisers, "advertiser", adv_id);
 
-        // Audience ids only need to be unique within their advertiser.
+        // Audience ids only need to be unique within their advertiser;
+        // a list's across the config, since `/v1/audiences/{id}/members`
+        // and member files name it alone.
         let mut audiences = HashMap::new();
         for audience in &raw.audiences.0 {
             let id = &audience.value.id;
             claim(&mut audiences, "audience", id);
+            if audience.value.kind.value == "list" {
+                claim(&mut self.lists, "list audience", id);
+            }
             self.audience_owner
                 .entry(id.value.clone())
                 .or_insert_with(|| adv_id.value.clone());
@@ -209,6 +216,19 @@ impl GlobalIds {
             }
         }
     }
+}
+
+/// A `user.eids` source as exchanges write it: a lower-case domain
+/// (`uidapi.com`, `id5-sync.com`).
+fn is_eid_source(name: &str) -> bool {
+    name.len() <= 253
+        && name.contains('.')
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 fn line_items(order: &RawOrder) -> &[Spanned<RawLineItem>] {
@@ -446,6 +466,7 @@ impl FileChecker<'_> {
             ("products", &a.products),
             ("interests", &a.interests),
             ("categories", &a.categories),
+            ("sources", &a.sources),
         ];
         for (key, value) in &lists {
             if let Some(value) = value.as_ref().filter(|_| *key != list_key) {
@@ -496,12 +517,58 @@ impl FileChecker<'_> {
                 recency_days: days(self, "recency_days", &a.recency_days, RECENCY_DEFAULT)?,
             },
             "products" => AudienceKind::Products { products: items },
+            "list" => AudienceKind::List {
+                sources: self.list_sources(&subject, a.sources.as_ref())?,
+            },
             _ => AudienceKind::Categories { categories: items },
         };
         Some(Audience {
             id: a.id.value.clone(),
             kind,
         })
+    }
+
+    /// A list's `sources`: each known or shaped like a `user.eids` source
+    /// (a domain), each once.
+    fn list_sources(
+        &mut self,
+        subject: &str,
+        raw: Option<&Spanned<List<Text>>>,
+    ) -> Option<Vec<ListSource>> {
+        let mut out: Vec<ListSource> = Vec::new();
+        let mut ok = true;
+        for t in raw.map_or(&[][..], |l| &l.value.0[..]) {
+            let name = t.value.trim();
+            let source = match name {
+                "buyeruid" => ListSource::BuyerUid,
+                "sha256_email" => ListSource::Sha256Email,
+                _ if is_eid_source(name) => ListSource::Eid(name.to_owned()),
+                _ => {
+                    if !name.is_empty() {
+                        self.report(
+                            t.referenced,
+                            format!(
+                                "{subject}: unknown source \"{name}\"; expected buyeruid, \
+                                 sha256_email or a user.eids source in lower case, such as \
+                                 uidapi.com, liveramp.com or id5-sync.com"
+                            ),
+                        );
+                    }
+                    ok = false;
+                    continue;
+                }
+            };
+            if out.contains(&source) {
+                self.report(
+                    t.referenced,
+                    format!("{subject}: source \"{name}\" is listed twice"),
+                );
+                ok = false;
+                continue;
+            }
+            out.push(source);
+        }
+        ok.then_some(out)
     }
 
     // ---- creatives ----

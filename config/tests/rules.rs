@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_loads, assert_problem, at, edit, only_problem, problems, BASE, OTHER};
-use config::{AudienceKind, Budget, Micros};
+use config::{AudienceKind, Budget, ListSource, Micros};
 
 #[test]
 fn base_and_other_are_valid_together() {
@@ -666,7 +666,7 @@ fn unknown_format_kind_service_and_media() {
     assert_problem(
         &text,
         at(&text, "kind: product", "product"),
-        "audience \"pages\": unknown kind \"product\"; expected one of: views, interests, products, categories",
+        "audience \"pages\": unknown kind \"product\"; expected one of: views, interests, products, categories, list",
     );
     let text = edit(OTHER, "service: self_service", "service: self-service");
     assert_problem(
@@ -757,5 +757,88 @@ fn ids_have_no_spaces_and_are_not_empty() {
         &text,
         at(&text, "id: \"\"", "\""),
         "order \"\": the id is empty",
+    );
+}
+
+// ---- list audiences ----
+
+const LIST: &str = "  - id: crm
+    kind: list
+    sources: [buyeruid, sha256_email, uidapi.com, id5-sync.com]
+";
+
+fn with_list(list: &str) -> String {
+    edit(
+        BASE,
+        "  - id: sections\n",
+        &format!("{list}  - id: sections\n"),
+    )
+}
+
+#[test]
+fn list_audiences_name_their_sources() {
+    let config = assert_loads(&[("a.yaml", &with_list(LIST))]);
+    let crm = config.advertisers[0]
+        .audiences
+        .iter()
+        .find(|a| a.id == "crm")
+        .unwrap();
+    assert_eq!(
+        crm.kind,
+        AudienceKind::List {
+            sources: vec![
+                ListSource::BuyerUid,
+                ListSource::Sha256Email,
+                ListSource::Eid("uidapi.com".into()),
+                ListSource::Eid("id5-sync.com".into()),
+            ]
+        }
+    );
+    assert_eq!(crm.kind.as_str(), "list");
+}
+
+#[test]
+fn list_sources_are_known_or_eid_domains_each_once() {
+    let text = with_list(&LIST.replace("id5-sync.com", "email"));
+    assert_problem(
+        &text,
+        at(&text, "uidapi.com, email", "email"),
+        "audience \"crm\": unknown source \"email\"; expected buyeruid, sha256_email or a \
+         user.eids source in lower case, such as uidapi.com, liveramp.com or id5-sync.com",
+    );
+    let text = with_list(&LIST.replace("id5-sync.com", "buyeruid"));
+    assert_problem(
+        &text,
+        at(&text, "uidapi.com, buyeruid", "buyeruid"),
+        "audience \"crm\": source \"buyeruid\" is listed twice",
+    );
+    let text = with_list("  - id: crm\n    kind: list\n    sources: []\n");
+    assert_problem(
+        &text,
+        at(&text, "sources: []", "[]"),
+        "audience \"crm\": list audiences need a non-empty sources list",
+    );
+    let text = with_list(&format!("{LIST}    products: [P1]\n"));
+    let found = problems(&[("a.yaml", &text)]);
+    assert!(
+        found[0].message.contains("products") && found[0].message.contains("list"),
+        "{}",
+        found[0].message
+    );
+}
+
+#[test]
+fn list_ids_are_unique_across_advertisers() {
+    let other = edit(
+        OTHER,
+        "  - id: readers\n",
+        "  - id: crm\n    kind: list\n    sources: [buyeruid]\n  - id: readers\n",
+    );
+    let found = problems(&[("a.yaml", &with_list(LIST)), ("b.yaml", &other)]);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.message.starts_with("duplicate list audience id \"crm\"")),
+        "{found:?}"
     );
 }
