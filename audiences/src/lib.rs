@@ -10,9 +10,13 @@
 //! view ages out of its lookback window exactly when it should.
 
 mod event;
+mod lists;
 mod store;
 
 pub use event::{parse_jsonl, DataError, Event, EventKind, Sale};
+pub use lists::{
+    normalize_id, Applied, ListError, Lists, UserIds, DEFAULT_MAX_MEMBERS, MAX_ID_BYTES,
+};
 pub use store::{
     jsonl_files, Page, Store, Visitor, DEFAULT_RETENTION_DAYS, ITEM_SHARDS, USER_SHARDS,
 };

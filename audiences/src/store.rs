@@ -51,6 +51,16 @@ use arc_swap::ArcSwap;
 use config::{Audience, AudienceKind, Timestamp};
 
 use crate::event::{lines, parse_line, DataError, Event, EventKind};
+use crate::lists::{Lists, UserIds, DEFAULT_MAX_MEMBERS};
+
+/// A request without ids beyond the user key.
+struct NoIds;
+
+impl UserIds for NoIds {
+    fn any(&self, _: &config::ListSource, _: &mut dyn FnMut(&str) -> bool) -> bool {
+        false
+    }
+}
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -61,6 +71,10 @@ pub const ITEM_SHARDS: usize = 64;
 /// Retention until [`Store::set_retention_days`] says otherwise: the longest
 /// default window (`recency_days` of interests).
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Events kept per user (8 bytes each): past it, the oldest go. A shopper
+/// views some hundreds of pages a month; a script posing as one is held to
+/// 8 KB.
+pub(crate) const MAX_EVENTS_PER_USER: usize = 1024;
 /// Slot updates applied per hold of a shard's write lock.
 pub(crate) const WRITE_CHUNK: usize = 16;
 
@@ -434,6 +448,7 @@ pub struct Store {
     items: Box<[ArcSwap<ItemMap>]>,
     writer: Mutex<Writer>,
     retention_days: AtomicU32,
+    lists: Lists,
 }
 
 impl Default for Store {
@@ -469,7 +484,13 @@ impl Store {
                 pending: ItemMap::default(),
             }),
             retention_days: AtomicU32::new(DEFAULT_RETENTION_DAYS),
+            lists: Lists::new(DEFAULT_MAX_MEMBERS),
         }
+    }
+
+    /// The list audiences' members.
+    pub fn lists(&self) -> &Lists {
+        &self.lists
     }
 
     /// Loads every `*.jsonl` file under `dir` (recursively, sorted, so errors
@@ -606,9 +627,25 @@ impl Store {
             + items
     }
 
-    /// Whether the audience matches this visitor on this page.
+    /// Whether the audience matches this visitor on this page. List
+    /// audiences need the request's ids: see [`Store::matches_with`].
     pub fn matches(&self, audience: &Audience, visitor: &Visitor<'_>, page: &Page<'_>) -> bool {
+        self.matches_with(audience, visitor, page, &NoIds)
+    }
+
+    /// Whether the audience matches this visitor, carrying `ids`, on this
+    /// page. Lists are behavioural data: without consent they never match.
+    pub fn matches_with(
+        &self,
+        audience: &Audience,
+        visitor: &Visitor<'_>,
+        page: &Page<'_>,
+        ids: &dyn UserIds,
+    ) -> bool {
         match &audience.kind {
+            AudienceKind::List { sources } => {
+                visitor.behavioural && self.lists.any_member(&audience.id, sources, ids)
+            }
             AudienceKind::Views {
                 products,
                 lookback_days,
@@ -817,16 +854,30 @@ impl Store {
             let n = rest.partition_point(|&(k, _)| k == key);
             run.clear();
             run.extend(rest[..n].iter().map(|&(_, ev)| ev));
+            run.dedup();
             rest = &rest[n..];
             let existing = shard.events_of(key);
             let start = merged.len();
             merge_into(existing, &run, &mut merged);
             let len = merged.len() - start;
-            if len == existing.len() {
+            if len > MAX_EVENTS_PER_USER {
+                // The newest are kept: a flood of one id ages out its own
+                // oldest events, never grows the store past the cap.
+                merged.drain(start..start + len - MAX_EVENTS_PER_USER);
+            }
+            let len = merged.len() - start;
+            if merged[start..] == *existing {
                 merged.truncate(start);
                 continue;
             }
-            added += len - existing.len();
+            // New events kept (at the cap, some may have pushed out old
+            // ones, or been the oldest and gone at once).
+            added += run
+                .iter()
+                .filter(|ev| {
+                    existing.binary_search(ev).is_err() && merged[start..].binary_search(ev).is_ok()
+                })
+                .count();
             new_users += usize::from(existing.is_empty());
             arena_needed += if len > 1 { len } else { 0 };
             old_runs += if existing.len() > 1 {
@@ -927,6 +978,11 @@ impl Store {
 /// The `*.jsonl` files of an audience data directory, in name order (the
 /// order they are applied in).
 pub fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    files_with_extension(dir, "jsonl")
+}
+
+/// The files under `dir` (recursively) with this extension, in name order.
+pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, DataError> {
     let io_err = |reason: String| DataError {
         source_name: dir.display().to_string(),
         line: 0,
@@ -943,7 +999,7 @@ pub fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
                 .path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path.extension().is_some_and(|x| x == "jsonl") {
+            } else if path.extension().is_some_and(|x| x == ext) {
                 files.push(path);
             }
         }

@@ -488,7 +488,7 @@ fn shards_rebuild_and_reuse_their_arena() {
     // rebuilds keep them bounded, and answers stay right throughout.
     let s = Store::new();
     let now = ts("2026-11-24T12:00:00Z");
-    for i in 0..3000 {
+    for i in 0..1000 {
         let at = format!(
             "2026-11-20T{:02}:{:02}:{:02}Z",
             i / 3600,
@@ -502,10 +502,10 @@ fn shards_rebuild_and_reuse_their_arena() {
         .join("\n");
         assert_eq!(s.append_jsonl("t", &text, now).unwrap(), 2);
     }
-    assert_eq!(s.events(), 6000);
+    assert_eq!(s.events(), 2000);
     let key = s.key("heavy");
     let shard = read(&s.users[shard_of(key, USER_SHARDS)]);
-    assert_eq!(shard.events_of(key).len(), 3000);
+    assert_eq!(shard.events_of(key).len(), 1000);
     assert!(
         shard.holes <= shard.live_arena() / 2 + HOLES_SLACK,
         "{} holes",
@@ -515,7 +515,7 @@ fn shards_rebuild_and_reuse_their_arena() {
     drop(shard);
     let v = visitor("heavy", "2026-11-24T12:00:00Z");
     assert!(s.matches(&interests(&["t0"], 30), &v, &Page::default()));
-    assert!(s.matches(&interests(&["t2999"], 30), &v, &Page::default()));
+    assert!(s.matches(&interests(&["t999"], 30), &v, &Page::default()));
     assert!(!s.matches(&interests(&["t3000"], 30), &v, &Page::default()));
 }
 
@@ -737,4 +737,40 @@ fn memory_per_user_stays_small() {
     assert_eq!(s.append_jsonl("t", &text, now).unwrap(), 100_000);
     let per_user = s.memory_bytes() as f64 / s.users() as f64;
     assert!(per_user < 64.0, "{per_user:.1} bytes per user");
+}
+
+#[test]
+fn one_user_keeps_its_newest_events_up_to_the_cap() {
+    let s = Store::new();
+    let now = ts("2026-11-24T12:00:00Z");
+    let at = |i: usize| format!("2026-11-2{}T{:02}:{:02}:00Z", i / 1440, i / 60 % 24, i % 60);
+    let text: Vec<String> = (0..MAX_EVENTS_PER_USER + 500)
+        .map(|i| line("flood", "interest", &format!("t{i}"), &at(i)))
+        .collect();
+    assert_eq!(
+        s.append_jsonl("t", &text.join("\n"), now).unwrap(),
+        MAX_EVENTS_PER_USER
+    );
+    assert_eq!(s.events(), MAX_EVENTS_PER_USER);
+    // One more, newer: it is kept, the oldest goes.
+    let newest = line("flood", "interest", "newest", "2026-11-24T11:00:00Z");
+    assert_eq!(s.append_jsonl("t", &newest, now).unwrap(), 1);
+    assert_eq!(s.events(), MAX_EVENTS_PER_USER);
+    // One older than all it keeps: not kept, nothing changes.
+    let oldest = line("flood", "interest", "oldest", "2026-11-19T00:00:00Z");
+    assert_eq!(s.append_jsonl("t", &oldest, now).unwrap(), 0);
+    let interest = |topic: &str| {
+        aud(AudienceKind::Interests {
+            interests: vec![topic.into()],
+            recency_days: 30,
+        })
+    };
+    let v = Visitor {
+        user: Some("flood"),
+        behavioural: true,
+        now,
+    };
+    assert!(s.matches(&interest("newest"), &v, &Page::default()));
+    assert!(!s.matches(&interest("t0"), &v, &Page::default()));
+    assert!(s.matches(&interest("t1523"), &v, &Page::default()));
 }
