@@ -251,6 +251,40 @@ pub const MAX_IMPS: usize = 64;
 
 /// A bid id: 128 bits from the thread's CSPRNG, so no one can guess the id
 /// of a bid not yet made (and settle it in advance), nor find another's.
+/// Loads list members into `store`: the `*.members` files under `data`
+/// (each named after its list), then what uploads logged under `state`
+/// (later, so a removal uploaded after a file added an id stays removed).
+/// A member file naming no list audience of `config`, or with a bad line,
+/// refuses the load.
+pub fn load_lists(
+    store: &audiences::Store,
+    config: &config::Config,
+    data: Option<&Path>,
+    state: Option<&Path>,
+) -> Result<(), audiences::ListError> {
+    let lists: std::collections::HashSet<&str> = config
+        .advertisers
+        .iter()
+        .flat_map(|a| &a.audiences)
+        .filter(|a| matches!(a.kind, config::AudienceKind::List { .. }))
+        .map(|a| a.id.as_str())
+        .collect();
+    store.lists().open(data, state, &|id| lists.contains(id))?;
+    metrics::list_members(store.lists().members());
+    Ok(())
+}
+
+/// Why a list batch was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum MembersError {
+    #[error("no list audience has this id")]
+    UnknownList,
+    #[error("the body is not UTF-8")]
+    NotUtf8,
+    #[error(transparent)]
+    List(#[from] audiences::ListError),
+}
+
 pub fn new_bid_id() -> String {
     BidKey::new_id(rand::random::<u128>())
 }
@@ -815,6 +849,38 @@ impl App {
             .append_jsonl("request body", text, self.clock.now())?;
         metrics::audience_events(n);
         Ok((n, conversions))
+    }
+
+    /// Whether the config has a list audience with this id.
+    pub fn is_list(&self, id: &str) -> bool {
+        let snap = self.snapshot.load();
+        snap.as_ref().is_some_and(|s| {
+            s.config.advertisers.iter().any(|a| {
+                a.audiences
+                    .iter()
+                    .any(|x| x.id == id && matches!(x.kind, config::AudienceKind::List { .. }))
+            })
+        })
+    }
+
+    /// Applies a batch of list members (JSON lines): all of it or none.
+    pub fn append_list_members(
+        &self,
+        id: &str,
+        text: &str,
+    ) -> Result<audiences::Applied, MembersError> {
+        if !self.is_list(id) {
+            return Err(MembersError::UnknownList);
+        }
+        let result = self.audiences.lists().apply_jsonl(id, "request body", text);
+        metrics::list_batch(match &result {
+            Ok(_) => "applied",
+            Err(audiences::ListError::Data(_)) => "invalid",
+            Err(audiences::ListError::Full { .. }) => "full",
+            Err(audiences::ListError::Io { .. }) => "io_error",
+        });
+        metrics::list_members(self.audiences.lists().members());
+        Ok(result?)
     }
 
     /// The views and purchases in a batch of shopper events, amounts in USD

@@ -14,6 +14,8 @@ pub struct Context<'r> {
     /// Why behavioural audiences are off for this request, if they are.
     pub restriction: Option<Restriction>,
     pub visitor: Visitor<'r>,
+    /// The user's ids by source, for list audiences.
+    pub ids: RequestIds<'r>,
     pub page: Page<'r>,
     /// ISO-3166-1 alpha-3 as OpenRTB sends it (`device.geo`, else `user.geo`).
     pub country: Option<&'r str>,
@@ -51,6 +53,46 @@ pub struct Context<'r> {
     pub https_trackers: bool,
     pub now: Timestamp,
     pub today: Date,
+}
+
+/// `user.buyeruid` and `user.eids` as list audiences read them. The eids
+/// are read at the first list audience that asks (2.5 requests carry them
+/// in `user.ext`, which costs a parse), and once.
+pub struct RequestIds<'r> {
+    user: Option<&'r ortb::User<'r>>,
+    eids: std::cell::OnceCell<Cow<'r, [ortb::Eid<'r>]>>,
+}
+
+/// Ids read per request at most: an exchange sends a handful; a request
+/// with thousands must not buy thousands of lookups per line item.
+const MAX_IDS: usize = 64;
+
+impl audiences::UserIds for RequestIds<'_> {
+    fn any(&self, source: &config::ListSource, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        let Some(user) = self.user else {
+            return false;
+        };
+        match source {
+            config::ListSource::BuyerUid => user.buyeruid.as_deref().is_some_and(&mut *f),
+            other => {
+                let name = match other {
+                    config::ListSource::Sha256Email => "sha256_email",
+                    _ => other.as_str(),
+                };
+                let eids = self.eids.get_or_init(|| user.eids());
+                eids.iter()
+                    .take(MAX_IDS)
+                    .filter(|e| {
+                        e.source
+                            .as_deref()
+                            .is_some_and(|s| s.trim().eq_ignore_ascii_case(name))
+                    })
+                    .flat_map(|e| e.uids.iter().take(MAX_IDS))
+                    .filter_map(|u| u.id.as_deref())
+                    .any(&mut *f)
+            }
+        }
+    }
 }
 
 impl<'r> Context<'r> {
@@ -137,6 +179,10 @@ impl<'r> Context<'r> {
 
         Context {
             restriction,
+            ids: RequestIds {
+                user: user.map(|v| &**v),
+                eids: std::cell::OnceCell::new(),
+            },
             visitor: Visitor {
                 user: user_key,
                 behavioural: restriction.is_none(),

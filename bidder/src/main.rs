@@ -228,6 +228,10 @@ struct ServeArgs {
     /// address: raise this, or set 0 and rely on the per-user limit.
     #[arg(long, default_value_t = 6_000)]
     pixel_events_per_ip_per_minute: u32,
+    /// Members of all list audiences together at most (8 bytes each): a
+    /// batch that would pass it is refused whole.
+    #[arg(long, default_value_t = audiences::DEFAULT_MAX_MEMBERS)]
+    max_list_members: usize,
     /// Directory of the charge journal and its checkpoint (and of the
     /// notice secret when none is given): spend is replayed from it at
     /// start and every charge is on disk before its notice is acknowledged.
@@ -484,6 +488,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         users = store.users(),
         events = store.events(),
         "audience data loaded"
+    );
+    // List members: the `*.members` files of --data, then what uploads
+    // wrote to the state directory (later, so a removal uploaded after a
+    // file added the id stays removed).
+    store.lists().set_limit(args.max_list_members);
+    let started = std::time::Instant::now();
+    bidder::metrics::install();
+    bidder::app::load_lists(&store, &config, args.data.as_deref(), Some(&args.state))
+        .context("loading list audience members")?;
+    tracing::info!(
+        members = store.lists().members(),
+        millis = started.elapsed().as_millis() as u64,
+        "list audience members loaded"
     );
 
     let notice_secret = notice_secret(&args)?;

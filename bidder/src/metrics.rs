@@ -291,6 +291,17 @@ pub fn audience_events(n: usize) {
     metrics::counter!("bidder_audience_events_total").increment(n as u64);
 }
 
+/// A list batch: applied, invalid, full (past --max-list-members) or
+/// io_error.
+pub fn list_batch(result: &'static str) {
+    metrics::counter!("bidder_list_batches_total", "result" => result).increment(1);
+}
+
+/// Members of all list audiences.
+pub fn list_members(n: usize) {
+    metrics::gauge!("bidder_list_members").set(n as f64);
+}
+
 /// Won impressions whose cost passed a budget (their reservation had
 /// expired): delivered, not billed.
 pub fn over_delivery(micros: i64) {
@@ -309,6 +320,11 @@ pub fn config_loaded(ok: bool, line_items: usize) {
 /// fresh replica shows zeros rather than gaps.
 pub fn describe() {
     metrics::describe_counter!("bidder_requests_total", "Bid requests by outcome.");
+    metrics::describe_counter!(
+        "bidder_list_batches_total",
+        "Batches of list audience members by result (applied, invalid, full, io_error)."
+    );
+    metrics::describe_gauge!("bidder_list_members", "Members of all list audiences.");
     metrics::describe_counter!("bidder_no_bids_total", "No-bid answers by reason.");
     metrics::describe_counter!("bidder_bids_total", "Bids sent (one per imp at most).");
     metrics::describe_histogram!(

@@ -20,7 +20,9 @@ pub(crate) fn in_audience(
     audience: &config::Audience,
     ctx: &Context<'_>,
 ) -> bool {
-    stores.audiences.matches(audience, &ctx.visitor, &ctx.page)
+    stores
+        .audiences
+        .matches_with(audience, &ctx.visitor, &ctx.page, &ctx.ids)
 }
 
 /// What one imp gets: a line item, its creative and the price to bid.

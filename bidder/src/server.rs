@@ -539,16 +539,22 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
 /// also take their own token). Without a token configured they are closed.
 async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path();
-    let known = matches!(
-        path,
-        "/v1/config/reload" | "/v1/explain" | "/v1/audience-events" | "/v1/reports"
-    );
+    let list = path
+        .strip_prefix("/v1/audiences/")
+        .and_then(|rest| rest.strip_suffix("/members"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .map(crate::form::decode);
+    let known = list.is_some()
+        || matches!(
+            path,
+            "/v1/config/reload" | "/v1/explain" | "/v1/audience-events" | "/v1/reports"
+        );
     if !known {
         return Refused::NotFound.response();
     }
-    if app.settings.admin_token.is_none()
-        && (app.settings.audience_token.is_none() || path != "/v1/audience-events")
-    {
+    // Both are audience data: the audience token opens them too.
+    let upload = list.is_some() || path == "/v1/audience-events";
+    if app.settings.admin_token.is_none() && (app.settings.audience_token.is_none() || !upload) {
         return Refused::AdminOff.response();
     }
     let access = app.admin_access(
@@ -558,7 +564,7 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
     );
     let allowed = match access {
         Access::Admin => true,
-        Access::AudienceUploads => path == "/v1/audience-events",
+        Access::AudienceUploads => upload,
         Access::None => false,
     };
     if !allowed {
@@ -589,8 +595,86 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
             }
         }
         "/v1/explain" => explain(app, req).await,
-        _ => audience_events(app, req).await,
+        "/v1/audience-events" => audience_events(app, req).await,
+        _ => match list {
+            Some(Some(id)) => list_members(app, req, id).await,
+            _ => text(
+                StatusCode::BAD_REQUEST,
+                "the audience id in the path is not UTF-8\n".to_string(),
+            ),
+        },
     }
+}
+
+/// `POST /v1/audiences/{id}/members`: JSON lines of member ids, applied
+/// whole or not at all, on disk before the answer.
+async fn list_members(app: Arc<App>, req: Request<Incoming>, id: String) -> Resp {
+    use crate::app::MembersError;
+    if !app.is_list(&id) {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("no list audience has the id {id:?}\n"),
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(
+        app.settings.body_timeout,
+        body::read(&parts.headers, body, app.settings.max_audience_batch_bytes),
+    );
+    let bytes = match read.await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return e.response(),
+        Err(_) => return Refused::SlowBody.response(),
+    };
+    let app2 = app.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let Ok(text_body) = std::str::from_utf8(&bytes) else {
+            return Err(MembersError::NotUtf8);
+        };
+        app2.append_list_members(&id, text_body)
+    })
+    .await;
+    let (status, body) = match result {
+        Ok(Ok(a)) => {
+            let body = format!(
+                "{{\"added\":{},\"removed\":{},\"members\":{}}}\n",
+                a.added, a.removed, a.members
+            );
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return r;
+        }
+        Ok(Err(MembersError::NotUtf8)) => return Refused::NotUtf8.response(),
+        Ok(Err(MembersError::UnknownList)) => (
+            StatusCode::NOT_FOUND,
+            "no list audience has this id\n".to_string(),
+        ),
+        Ok(Err(MembersError::List(audiences::ListError::Data(e)))) => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "line {}: {}; nothing of this batch was applied\n",
+                e.line, e.reason
+            ),
+        ),
+        Ok(Err(MembersError::List(e @ audiences::ListError::Full { .. }))) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{e} (--max-list-members); nothing of this batch was applied\n"),
+        ),
+        Ok(Err(MembersError::List(e @ audiences::ListError::Io { .. }))) => {
+            tracing::error!("list batch refused: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the batch could not be written to disk; nothing of it was applied, retry\n"
+                    .to_string(),
+            )
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("upload failed: {e}\n"),
+        ),
+    };
+    text(status, body)
 }
 
 /// `GET /v1/reports?from=…&to=…&by=…&format=json|csv|table|html`.

@@ -171,6 +171,7 @@ impl Snapshot {
                                     adv.audiences[i].kind,
                                     config::AudienceKind::Views { .. }
                                         | config::AudienceKind::Interests { .. }
+                                        | config::AudienceKind::List { .. }
                                 )
                             })
                         }),

@@ -173,7 +173,7 @@ enum PageHint {
 fn behavioural(a: &Audience) -> bool {
     matches!(
         a.kind,
-        AudienceKind::Views { .. } | AudienceKind::Interests { .. }
+        AudienceKind::Views { .. } | AudienceKind::Interests { .. } | AudienceKind::List { .. }
     )
 }
 
@@ -242,7 +242,9 @@ fn audience_plan(
                     }
                 }
             }
-            AudienceKind::Views { .. } | AudienceKind::Interests { .. } => {}
+            AudienceKind::Views { .. }
+            | AudienceKind::Interests { .. }
+            | AudienceKind::List { .. } => {}
         }
     }
     if !pages.is_empty() {

@@ -147,6 +147,8 @@ impl Server {
             None => audiences::Store::new(),
         };
         let config = config::load_dir(config_dir).expect("valid config");
+        bidder::app::load_lists(&store, &config, data, state.map(|(dir, _)| dir))
+            .expect("list members");
         let app = App::new(
             settings.clone(),
             clock.clone(),
