@@ -989,13 +989,23 @@ impl App {
                 ));
             }
         }
+        let now = self.clock.now();
+        // Read first: a malformed call is refused whatever else it says.
+        crate::pixel::event_line(query, "", now)?;
+        // A server-to-server call names its user; a page's has our cookie.
+        let named = match crate::form::field(query, "uid") {
+            Some(v) => Some(
+                crate::sync::advertiser_uid(&v, advertiser, &self.signer)
+                    .ok_or(PixelError::ForeignUid)?,
+            ),
+            None => None,
+        };
         if !crate::sync::query_allows(query, &self.settings.privacy) {
             return Ok(Recorded::NoConsent);
         }
-        let Some(user) = crate::sync::cookie_uid(cookie, &self.signer) else {
+        let Some(user) = named.or_else(|| crate::sync::cookie_uid(cookie, &self.signer)) else {
             return Ok(Recorded::NoUser);
         };
-        let now = self.clock.now();
         let line = crate::pixel::event_line(query, &user, now)?;
         let ip_ok = peer.is_none_or(|ip| {
             self.pixel_ip_limiter

@@ -3,7 +3,10 @@
 //!
 //! The advertiser's pages load it; it records a shopper event for the user
 //! of our cookie (set by a user sync) into the same store and journal as
-//! uploads: views feed `views` audiences, purchases end them and are
+//! uploads. The advertiser's servers may call it too (a purchase confirmed
+//! by the back office), naming the user with `uid=`: the id we signed for
+//! that advertiser and handed its page at `/px/{advertiser}/sync`.
+//! Either way: views feed `views` audiences, purchases end them and are
 //! attributed to the last touch. It always answers a 1×1 GIF and never
 //! redirects. It records nothing for an advertiser the config does not
 //! have, for a page (`Referer`/`Origin`) outside the advertiser's own
@@ -65,6 +68,8 @@ pub enum PixelError {
     UnknownAdvertiser,
     #[error("the page is not on the advertiser's domains")]
     ForeignPage,
+    #[error("uid is not an id we signed for this advertiser")]
+    ForeignUid,
     #[error("{0}")]
     Invalid(String),
 }
@@ -76,7 +81,8 @@ pub fn event_line(query: &str, user: &str, at: config::Timestamp) -> Result<Stri
     let mut fields: HashMap<&str, String> = HashMap::new();
     for pair in query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if !matches!(k, "e" | "p" | "amount" | "currency" | "order_id") {
+        // `uid` is read by the caller; here only checked to come once.
+        if !matches!(k, "e" | "p" | "amount" | "currency" | "order_id" | "uid") {
             continue;
         }
         let v = crate::form::decode(v).ok_or_else(|| bad(format!("{k}: not UTF-8")))?;

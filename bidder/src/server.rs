@@ -212,7 +212,10 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             if req.method() != Method::GET {
                 return method_not_allowed("GET");
             }
-            pixel(&app, &req, &path["/px/".len()..]).await
+            match path["/px/".len()..].strip_suffix("/sync") {
+                Some(advertiser) => advertiser_sync(&app, &req, advertiser),
+                None => pixel(&app, &req, &path["/px/".len()..]).await,
+            }
         }
         path if path.starts_with("/sync/") => {
             if req.method() != Method::GET {
@@ -260,6 +263,7 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
         Ok(r) => r.as_str(),
         Err(PixelError::UnknownAdvertiser) => "unknown_advertiser",
         Err(PixelError::ForeignPage) => "foreign_page",
+        Err(PixelError::ForeignUid) => "foreign_uid",
         Err(PixelError::Invalid(_)) => "invalid",
     });
     let mut r = match result {
@@ -270,12 +274,39 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
             r
         }
         Err(e @ PixelError::UnknownAdvertiser) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
-        Err(e @ PixelError::ForeignPage) => text(StatusCode::FORBIDDEN, format!("{e}\n")),
+        Err(e @ (PixelError::ForeignPage | PixelError::ForeignUid)) => {
+            text(StatusCode::FORBIDDEN, format!("{e}\n"))
+        }
         Err(e @ PixelError::Invalid(_)) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// `GET /px/{advertiser}/sync` (see [`crate::sync::advertiser_sync`]).
+fn advertiser_sync(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
+    let snap = app.snapshot();
+    let Some(adv) = snap
+        .as_deref()
+        .and_then(|s| s.config.advertisers.iter().find(|a| a.id == advertiser))
+    else {
+        metrics::user_sync("unknown_advertiser");
+        return Refused::NotFound.response();
+    };
+    let cookie = req
+        .headers()
+        .get(hyper::header::COOKIE)
+        .map(|v| v.as_bytes());
+    let query = req.uri().query().unwrap_or("");
+    synced(crate::sync::advertiser_sync(
+        &adv.id,
+        &adv.domains,
+        query,
+        cookie,
+        &app.settings.privacy,
+        app.signer(),
+    ))
 }
 
 /// `GET /sync/{exchange}` (see [`crate::sync`]).
@@ -290,7 +321,18 @@ fn user_sync(app: &App, req: &Request<Incoming>, exchange: &str) -> Resp {
         .get(hyper::header::COOKIE)
         .map(|v| v.as_bytes());
     let query = req.uri().query().unwrap_or("");
-    match crate::sync::sync(profile, query, cookie, &app.settings.privacy, app.signer()) {
+    synced(crate::sync::sync(
+        profile,
+        query,
+        cookie,
+        &app.settings.privacy,
+        app.signer(),
+    ))
+}
+
+/// The answer to a sync: 302 with the cookie, or why not.
+fn synced(result: Result<crate::sync::Synced, crate::sync::SyncError>) -> Resp {
+    match result {
         Ok(s) => {
             metrics::user_sync(if s.uid.is_some() {
                 "synced"

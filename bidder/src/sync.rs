@@ -122,10 +122,24 @@ fn params(query: &str) -> Result<Params, SyncError> {
 
 /// Where `redir` may send the browser: an https URL on one of `hosts`.
 fn allowed_redirect(url: &str, hosts: &[String]) -> Result<(), SyncError> {
-    let bad = |why: &str| Err(SyncError::Redirect(why.to_owned()));
     if hosts.is_empty() {
-        return bad("this exchange's profile allows none (sync_redirect_hosts)");
+        return Err(SyncError::Redirect(
+            "this exchange's profile allows none (sync_redirect_hosts)".into(),
+        ));
     }
+    let host = redirect_host(url)?;
+    if hosts.contains(&host) {
+        Ok(())
+    } else {
+        Err(SyncError::Redirect(
+            "its host is not one of this exchange's sync_redirect_hosts".into(),
+        ))
+    }
+}
+
+/// The host of an https URL fit to redirect a browser to, in lower case.
+fn redirect_host(url: &str) -> Result<String, SyncError> {
+    let bad = |why: &str| Err(SyncError::Redirect(why.to_owned()));
     let Some(rest) = url
         .get(..8)
         .filter(|s| s.eq_ignore_ascii_case("https://"))
@@ -148,11 +162,10 @@ fn allowed_redirect(url: &str, hosts: &[String]) -> Result<(), SyncError> {
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
         .map_or(authority, |(h, _)| h)
         .to_ascii_lowercase();
-    if hosts.contains(&host) {
-        Ok(())
-    } else {
-        bad("its host is not one of this exchange's sync_redirect_hosts")
+    if host.is_empty() {
+        return bad("has no host");
     }
+    Ok(host)
 }
 
 /// Puts `uid` (empty for none) in place of the user id macro.
@@ -238,6 +251,77 @@ pub fn sync(
     })
 }
 
+/// What an advertiser-scoped id is signed as: one advertiser's server can
+/// speak for the ids it was given, not for another advertiser's shoppers.
+fn advertiser_signature(advertiser: &str) -> String {
+    format!("advertiser-uid:{advertiser}")
+}
+
+/// Our user id as one advertiser's server may send it back to the pixel
+/// (`uid=`): the id, a dot, our signature of it for that advertiser.
+pub fn advertiser_uid_value(uid: &str, advertiser: &str, signer: &Signer) -> String {
+    format!(
+        "{uid}.{}",
+        signer.sign_text(&advertiser_signature(advertiser), uid)
+    )
+}
+
+/// The user id of a pixel's `uid=` when we signed it for `advertiser`.
+pub fn advertiser_uid(value: &str, advertiser: &str, signer: &Signer) -> Option<String> {
+    let (uid, sig) = value.split_once('.')?;
+    (uid.len() == 32
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && signer.verify_named(&advertiser_signature(advertiser), uid, sig))
+    .then(|| uid.to_owned())
+}
+
+/// `GET /px/{advertiser}/sync?redir=…`: the advertiser's own sync. Like an
+/// exchange's, it gives the browser our cookie (reused if it has one);
+/// then it sends it to `redir`, an https page on the advertiser's own
+/// `domains`, with `${UID}`/`$UID` replaced by the id signed for that
+/// advertiser, which its server may send back with server-to-server pixel
+/// calls. No consent: no cookie, and the macro stays empty.
+pub fn advertiser_sync(
+    advertiser: &str,
+    domains: &[String],
+    query: &str,
+    cookie: Option<&[u8]>,
+    privacy: &privacy::PrivacySettings,
+    signer: &Signer,
+) -> Result<Synced, SyncError> {
+    let p = params(query)?;
+    let Some(target) = p.redir.clone() else {
+        return Err(SyncError::Redirect(
+            "is missing: name the advertiser's page to return to".into(),
+        ));
+    };
+    redirect_host(&target)?;
+    if !crate::pixel::page_allowed(&target, domains) {
+        return Err(SyncError::Redirect(
+            "its host is not on the advertiser's domains".into(),
+        ));
+    }
+    if !allows(&p, privacy) {
+        return Ok(Synced {
+            location: with_uid(&target, ""),
+            set_cookie: has_cookie(cookie)
+                .then(|| format!("{COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=None")),
+            uid: None,
+        });
+    }
+    let uid = cookie_uid(cookie, signer).unwrap_or_else(new_uid);
+    Ok(Synced {
+        location: with_uid(&target, &advertiser_uid_value(&uid, advertiser, signer)),
+        set_cookie: Some(format!(
+            "{COOKIE}={}; Max-Age={MAX_AGE_SECS}; Path=/; Secure; HttpOnly; SameSite=None",
+            cookie_value(&uid, signer)
+        )),
+        uid: Some(uid),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +343,23 @@ mod tests {
             assert!(allowed_redirect(bad, &hosts).is_err(), "{bad}");
         }
         assert!(allowed_redirect("https://sync.x.example/", &[]).is_err());
+    }
+
+    #[test]
+    fn advertiser_ids_speak_for_their_advertiser_only() {
+        let signer = Signer::new(b"test secret");
+        let id = "0123456789abcdef0123456789abcdef";
+        let v = advertiser_uid_value(id, "shop", &signer);
+        assert_eq!(advertiser_uid(&v, "shop", &signer).as_deref(), Some(id));
+        assert_eq!(advertiser_uid(&v, "other", &signer), None);
+        // Nor is the cookie's value an advertiser id, or the other way.
+        assert_eq!(
+            advertiser_uid(&cookie_value(id, &signer), "shop", &signer),
+            None
+        );
+        let h = format!("{COOKIE}={v}");
+        assert_eq!(cookie_uid(Some(h.as_bytes()), &signer), None);
+        assert_eq!(advertiser_uid(id, "shop", &signer), None);
     }
 
     #[test]

@@ -329,3 +329,82 @@ fn one_address_cannot_flood_the_pixel_either() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_advertisers_server_speaks_for_ids_its_page_was_given() {
+    let (s, dir) = viewers_server("sync-s2s");
+    // The shop's page sends the browser through its own sync: our cookie,
+    // and back to the shop with an id signed for the shop.
+    let r = sync(
+        &s,
+        "/px/shop/sync?redir=https%3A%2F%2Fwww.shop.example%2Fcb%3Fbuid%3D%24%7BUID%7D",
+        None,
+    );
+    assert_eq!(r.status, 302, "{}", r.text());
+    let value = cookie_id(&r);
+    let id = uid_of(&value).to_owned();
+    let location = r.header("location").unwrap().to_owned();
+    let signed = location
+        .strip_prefix("https://www.shop.example/cb?buid=")
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_owned();
+    assert!(
+        signed.starts_with(&format!("{id}.")) && signed != value,
+        "{signed}"
+    );
+    // Only to the shop's own https pages; unknown advertisers are 404.
+    for bad in [
+        "https%3A%2F%2Fevil.example%2F",
+        "http%3A%2F%2Fshop.example%2F",
+        "https%3A%2F%2Fshop.example%40evil.example%2F",
+    ] {
+        assert_eq!(
+            sync(&s, &format!("/px/shop/sync?redir={bad}"), None).status,
+            400
+        );
+    }
+    assert_eq!(sync(&s, "/px/shop/sync", None).status, 400);
+    assert_eq!(
+        sync(
+            &s,
+            "/px/nobody/sync?redir=https%3A%2F%2Fshop.example%2F",
+            None
+        )
+        .status,
+        404
+    );
+    // Without consent: no cookie and no id for the shop either.
+    let r = sync(
+        &s,
+        "/px/shop/sync?gdpr=1&redir=https%3A%2F%2Fshop.example%2Fcb%3Fu%3D%24UID",
+        None,
+    );
+    assert_eq!(r.header("location"), Some("https://shop.example/cb?u="));
+    assert!(r.header("set-cookie").is_none());
+
+    // Server to server: no cookie, no page; the signed id names the user.
+    let s2s = |query: &str| request(s.bid, "GET", &format!("/px/shop?{query}"), &[], b"");
+    assert_eq!(bids_for(&s, &id), 204);
+    // A forged or bare id, or the cookie's value, records nothing.
+    for forged in [
+        id.clone(),
+        value.clone(),
+        format!("{id}.{}", "0".repeat(64)),
+    ] {
+        let r = s2s(&format!("e=view&p=tent-1&uid={forged}"));
+        assert_eq!(r.status, 403, "{forged}");
+    }
+    assert_eq!(
+        s2s(&format!("e=view&p=tent-1&uid={signed}&uid={signed}")).status,
+        400
+    );
+    assert_eq!(bids_for(&s, &id), 204);
+    assert_eq!(s2s(&format!("e=view&p=tent-1&uid={signed}")).status, 200);
+    assert_eq!(
+        bids_for(&s, &id),
+        200,
+        "the shop's server recorded the view"
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
