@@ -5,8 +5,11 @@
 //! # Memory
 //!
 //! A list is a sorted `Vec<u64>` of keyed SipHashes of its member ids (the
-//! ids themselves are not kept in memory): 8 bytes a member, so a million
-//! members take 8 MB, and a lookup is one hash and a binary search. The
+//! ids themselves are not kept in memory), an index of where each prefix
+//! starts and a one-bit-per-key filter: about 9.25 bytes a member (up to
+//! twice the index and filter just past a power of two), so a million
+//! members take under 10 MB. A lookup is one hash, a filter bit, and a
+//! binary search of some 16 keys. The
 //! hash key is random per process, so no one can craft collisions offline;
 //! the chance that some id of a request collides with one of a million
 //! members is about 10⁶ / 2⁶⁴.
@@ -52,15 +55,86 @@ pub trait UserIds {
     fn any(&self, source: &config::ListSource, f: &mut dyn FnMut(&str) -> bool) -> bool;
 }
 
-/// One list's members: sorted keyed hashes.
+/// One list's members: sorted keyed hashes, where each run of a common
+/// top-bits prefix starts, and a filter.
+///
+/// The hashes are uniform, so a prefix of `bits` bits splits a list into
+/// runs of about 16: a lookup reads one index entry and binary-searches
+/// one short run (a cache line or two) instead of walking 20 levels of an
+/// 8 MB array, most of them cache misses. The index costs 4 bytes per 16
+/// members.
+///
+/// Most ids a request carries are in no list, so before that, one bit per
+/// key in a filter of about eight bits a member (1 MB for a million, so
+/// it stays in cache where the 8 MB of keys cannot) turns away nearly
+/// nine in ten of them with no cache miss on the keys at all.
 #[derive(Debug, Default)]
 struct Members {
     keys: Vec<u64>,
+    /// `index[p]` is the first position of a key with prefix `p` or above.
+    index: Vec<u32>,
+    bits: u32,
+    /// A bit per key, set at `key mod len` (the low bits, independent of
+    /// the prefix): a clear bit means no member.
+    filter: Vec<u64>,
 }
 
+/// Members per index entry, on average.
+const PER_BUCKET: usize = 16;
+/// Filter bits per member (at least; the filter is a power of two).
+const FILTER_BITS: usize = 8;
+
 impl Members {
+    fn new(keys: Vec<u64>) -> Members {
+        let buckets = (keys.len() / PER_BUCKET).max(1).next_power_of_two();
+        let bits = buckets.trailing_zeros();
+        let mut index = Vec::with_capacity(buckets + 1);
+        let mut at = 0;
+        for p in 0..buckets as u64 {
+            while at < keys.len() && prefix(keys[at], bits) < p {
+                at += 1;
+            }
+            index.push(at as u32);
+        }
+        index.push(keys.len() as u32);
+        let words = (keys.len() * FILTER_BITS / 64).max(1).next_power_of_two();
+        let mut filter = vec![0u64; words];
+        for &k in &keys {
+            let bit = k as usize & (words * 64 - 1);
+            filter[bit / 64] |= 1 << (bit % 64);
+        }
+        Members {
+            keys,
+            index,
+            bits,
+            filter,
+        }
+    }
+
     fn contains(&self, key: u64) -> bool {
-        self.keys.binary_search(&key).is_ok()
+        let bit = key as usize & (self.filter.len() * 64 - 1);
+        if self.filter[bit / 64] & (1 << (bit % 64)) == 0 {
+            return false;
+        }
+        let p = prefix(key, self.bits) as usize;
+        match (self.index.get(p), self.index.get(p + 1)) {
+            (Some(&from), Some(&to)) => self.keys[from as usize..to as usize]
+                .binary_search(&key)
+                .is_ok(),
+            _ => false,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.keys.capacity() * 8 + self.index.capacity() * 4 + self.filter.capacity() * 8
+    }
+}
+
+fn prefix(key: u64, bits: u32) -> u64 {
+    if bits == 0 {
+        0
+    } else {
+        key >> (64 - bits)
     }
 }
 
@@ -303,13 +377,15 @@ impl Lists {
                 dir: None,
                 logs: HashMap::new(),
             }),
-            limit: AtomicUsize::new(limit),
+            limit: AtomicUsize::new(limit.min(u32::MAX as usize)),
         }
     }
 
     /// At most `limit` members in all lists, from the next batch on.
     pub fn set_limit(&self, limit: usize) {
-        self.limit.store(limit, Ordering::Relaxed);
+        // Positions in a list are u32s.
+        self.limit
+            .store(limit.min(u32::MAX as usize), Ordering::Relaxed);
     }
 
     fn key(&self, id: &str) -> u64 {
@@ -376,7 +452,7 @@ impl Lists {
         self.sets
             .load()
             .iter()
-            .map(|(k, m)| k.len() + m.keys.capacity() * 8 + 64)
+            .map(|(k, m)| k.len() + m.heap_bytes() + 64)
             .sum()
     }
 
@@ -465,7 +541,7 @@ impl Lists {
 
     fn publish(&self, list: &str, keys: Vec<u64>) {
         let mut map: HashMap<Box<str>, Arc<Members>> = (**self.sets.load()).clone();
-        map.insert(list.into(), Arc::new(Members { keys }));
+        map.insert(list.into(), Arc::new(Members::new(keys)));
         self.sets.store(Arc::new(map));
     }
 

@@ -1,6 +1,6 @@
 //! parse + match + respond for a banner request, against configs of 10,
 //! 1,000, 10,000 and 100,000 line items, and audience matching against a
-//! store of 1,000,000 users. Run: `cargo bench -p benches --bench bid`.
+//! store of 1,000,000 users and a list of 1,000,000 members. Run: `cargo bench -p benches --bench bid`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -117,6 +117,94 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
+    // A list audience of 1,000,000 members read from four sources, asked
+    // about requests carrying an id under each (a member's under the last,
+    // or no member's): what a bid pays per list audience.
+    let lists = audiences::Store::new();
+    let batch: String = (0..1_000_000u64)
+        .map(|i| format!("{{\"id\":\"{}\"}}\n", benches::member_id(i)))
+        .collect();
+    lists
+        .lists()
+        .apply_jsonl("crm", "bench", &batch)
+        .expect("generated members are valid");
+    drop(batch);
+    let crm = config::Audience {
+        id: "crm".into(),
+        kind: config::AudienceKind::List {
+            sources: vec![
+                config::ListSource::BuyerUid,
+                config::ListSource::Eid("uidapi.com".into()),
+                config::ListSource::Eid("id5-sync.com".into()),
+                config::ListSource::Sha256Email,
+            ],
+        },
+    };
+    let visitor = audiences::Visitor {
+        user: Some("buyer-1"),
+        behavioural: true,
+        now,
+    };
+    // Each iteration asks about another request's ids (written into the
+    // same buffers, as a parsed request's are hot in cache), so the
+    // lookups pay the cache misses a stream of different users costs; the
+    // `ids-only` line is the cost of writing those ids, to subtract.
+    let mut group = c.benchmark_group("lists-1M-members");
+    let emails: Vec<[u8; 64]> = (0..65_536u64)
+        .map(|i| {
+            let mut e = [0u8; 64];
+            e.copy_from_slice(benches::member_id(i * 13).to_uppercase().as_bytes());
+            e
+        })
+        .collect();
+    let mut ids = BenchIds([
+        (config::ListSource::BuyerUid, String::new()),
+        (config::ListSource::Eid("uidapi.com".into()), String::new()),
+        (
+            config::ListSource::Eid("id5-sync.com".into()),
+            String::new(),
+        ),
+        (config::ListSource::Sha256Email, String::new()),
+    ]);
+    // Request `i`: made-up ids under the first three sources, and under
+    // the last a member's hashed e-mail (or, flipped, no member's).
+    fn fill(ids: &mut BenchIds, i: u64, email: &[u8; 64], member: bool) {
+        use std::fmt::Write as _;
+        for (n, (_, id)) in ids.0.iter_mut().enumerate().take(3) {
+            id.clear();
+            let _ = write!(id, "id-{n}-{i:016x}");
+        }
+        let last = &mut ids.0[3].1;
+        last.clear();
+        last.push_str(std::str::from_utf8(email).unwrap_or_default());
+        if !member {
+            last.replace_range(0..1, "G");
+        }
+    }
+    fill(&mut ids, 1, &emails[1], true);
+    assert!(lists.matches_with(&crm, &visitor, &page, &ids));
+    fill(&mut ids, 1, &emails[1], false);
+    assert!(!lists.matches_with(&crm, &visitor, &page, &ids));
+    for (name, member) in [("member", true), ("non-member", false)] {
+        let mut i = 0u64;
+        group.bench_function(format!("list-match/{name}"), |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                fill(&mut ids, i, &emails[(i & 0xffff) as usize], member);
+                lists.matches_with(black_box(&crm), &visitor, &page, &ids)
+            })
+        });
+    }
+    let mut i = 0u64;
+    group.bench_function("ids-only", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            fill(&mut ids, i, &emails[(i & 0xffff) as usize], true);
+            black_box(&ids);
+        })
+    });
+    group.finish();
+
     // A video bid with its VAST (4.0, three renditions, a companion).
     let open = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/config/open");
     let video_app = App::new(
@@ -164,6 +252,15 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// A request's ids as the bidder's context offers them.
+struct BenchIds([(config::ListSource, String); 4]);
+
+impl audiences::UserIds for BenchIds {
+    fn any(&self, source: &config::ListSource, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.0.iter().any(|(s, id)| s == source && f(id))
+    }
 }
 
 criterion_group!(benches, bench);

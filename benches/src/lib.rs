@@ -120,3 +120,21 @@ pub fn generated_events(users: usize) -> String {
     }
     out
 }
+
+/// The `i`th member id of a generated list: 64 hex digits, the shape of
+/// a SHA-256 of an e-mail address (not a real digest; only the shape and
+/// spread matter to the store).
+pub fn member_id(i: u64) -> String {
+    // splitmix64: four well-spread words from one counter.
+    let mut x = i.wrapping_mul(4).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut out = String::with_capacity(64);
+    for _ in 0..4 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        out.push_str(&format!("{z:016x}"));
+    }
+    out
+}

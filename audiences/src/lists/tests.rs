@@ -233,3 +233,27 @@ fn log_names_round_trip() {
         assert_eq!(id_of_file(&name).as_deref(), Some(id));
     }
 }
+
+#[test]
+fn the_prefix_index_finds_exactly_the_members() {
+    let keys = RandomState::new();
+    for n in [0usize, 1, 15, 16, 17, 1000, 40_000] {
+        let mut members: Vec<u64> = (0..n as u64).map(|i| keys.hash_one(i)).collect();
+        members.sort_unstable();
+        members.dedup();
+        let m = Members::new(members.clone());
+        for &k in &members {
+            assert!(m.contains(k), "{n}: {k}");
+        }
+        for i in n as u64..n as u64 + 1000 {
+            let k = keys.hash_one(i);
+            assert_eq!(m.contains(k), members.binary_search(&k).is_ok(), "{n}");
+        }
+        // The ends of the key space.
+        for k in [0, 1, u64::MAX - 1, u64::MAX] {
+            assert_eq!(m.contains(k), members.binary_search(&k).is_ok());
+        }
+    }
+    let edges = Members::new(vec![0, 5, u64::MAX]);
+    assert!(edges.contains(0) && edges.contains(u64::MAX) && !edges.contains(6));
+}
