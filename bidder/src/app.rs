@@ -1183,6 +1183,7 @@ impl App {
                 creative: n.creative.as_str().into(),
                 exchange: n.exchange.as_str().into(),
                 keyword: n.keyword.as_deref().unwrap_or_default().into(),
+                audience: "".into(),
                 at_ms: now.as_millis(),
             },
         };

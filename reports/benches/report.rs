@@ -332,6 +332,7 @@ fn write_charges(state: &Path, first: i64, n: u64) {
                     creative: dims.creative,
                     exchange: dims.exchange,
                     keyword: dims.keyword,
+                    audience: "".into(),
                     at_ms,
                 },
             };
