@@ -774,6 +774,7 @@ impl App {
             creative: t.creative.as_str().into(),
             exchange: t.exchange.as_str().into(),
             keyword: t.keyword.as_deref().unwrap_or_default().into(),
+            audience: "".into(),
             product: "".into(),
         }
     }

@@ -530,7 +530,7 @@ fn report_refuses_bad_arguments_with_exit_code_1() {
     assert!(
         stderr.contains(r#"unknown dimension "campaign""#)
             && stderr.contains(
-                "day, advertiser, order, line_item, creative, exchange, keyword, product"
+                "day, advertiser, order, line_item, creative, exchange, keyword, audience, product"
             ),
         "{stderr}"
     );
