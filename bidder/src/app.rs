@@ -737,6 +737,9 @@ impl App {
                     if let Some(k) = &c.keyword {
                         dims.keyword = k.as_str().into();
                     }
+                    if let Some(a) = &c.audience {
+                        dims.audience = a.as_str().into();
+                    }
                     dims
                 })
                 .collect()
@@ -808,6 +811,7 @@ impl App {
             creative: t.creative.as_str().into(),
             exchange: t.exchange.as_str().into(),
             keyword: t.keyword.as_deref().unwrap_or_default().into(),
+            audience: t.audience.as_deref().unwrap_or_default().into(),
             product: "".into(),
         }
     }
@@ -1259,6 +1263,7 @@ impl App {
                 creative: n.creative.as_str().into(),
                 exchange: n.exchange.as_str().into(),
                 keyword: n.keyword.as_deref().unwrap_or_default().into(),
+                audience: n.audience.as_deref().unwrap_or_default().into(),
                 at_ms: now.as_millis(),
             },
         };

@@ -71,7 +71,8 @@ struct ReportArgs {
     #[arg(long)]
     to: Option<String>,
     /// Dimensions, comma separated: day, advertiser, order, line_item,
-    /// creative, exchange, keyword (the search-term report), product (the
+    /// creative, exchange, keyword (the search-term report), audience (the
+    /// audience that made the line item eligible, as kind:id), product (the
     /// product report).
     #[arg(long, default_value = "day")]
     by: String,

@@ -219,6 +219,10 @@ pub struct NoticeUrl<'a> {
     /// The keyword that matched, for the search-term report's spend
     /// (signed after the rest, and only when there is one).
     pub keyword: Option<&'a str>,
+    /// The audience that made the line item eligible (`kind:id`), for
+    /// spend by audience (signed after the keyword, and only when there is
+    /// one).
+    pub audience: Option<&'a str>,
 }
 
 impl NoticeUrl<'_> {
@@ -247,6 +251,10 @@ impl NoticeUrl<'_> {
         if let Some(k) = self.keyword {
             s.push_str("&k=");
             encode_into(k, &mut s);
+        }
+        if let Some(a) = self.audience {
+            s.push_str("&a=");
+            encode_into(a, &mut s);
         }
         s
     }
@@ -334,6 +342,8 @@ pub struct Notice {
     pub encrypted: bool,
     /// The keyword that matched, when one did.
     pub keyword: Option<String>,
+    /// The audience that made the line item eligible, when one did.
+    pub audience: Option<String>,
 }
 
 impl Notice {
@@ -358,19 +368,23 @@ pub fn verify(
     now_ms: i64,
     ttl_ms: i64,
 ) -> Result<Notice, NoticeError> {
-    // The layout is fixed: the signed parameters in order (the keyword
-    // last, when one matched), `s`, then `price` if the exchange kept it.
-    // No other shape is one we wrote.
+    // The layout is fixed: the signed parameters in order (then the
+    // keyword, when one matched, and the audience, when one did), `s`, then
+    // `price` if the exchange kept it. No other shape is one we wrote.
     let mut pairs = query.split('&');
     let values = signed_values(&mut pairs, SIGNED).ok_or(NoticeError::Signature)?;
     let mut next = pairs.next();
-    let keyword = match next.and_then(|p| p.strip_prefix("k=")) {
-        Some(k) => {
-            next = pairs.next();
-            Some(decode(k).ok_or(NoticeError::Signature)?)
+    let mut optional = |name: &str| -> Result<Option<String>, NoticeError> {
+        match next.and_then(|p| p.strip_prefix(name)) {
+            Some(v) => {
+                next = pairs.next();
+                decode(v).map(Some).ok_or(NoticeError::Signature)
+            }
+            None => Ok(None),
         }
-        None => None,
     };
+    let keyword = optional("k=")?;
+    let audience = optional("a=")?;
     let sig = next
         .and_then(|p| p.strip_prefix("s="))
         .ok_or(NoticeError::Signature)?;
@@ -427,6 +441,7 @@ pub fn verify(
             _ => return Err(NoticeError::Signature),
         },
         keyword,
+        audience,
     };
     // Only age is checked: a notice dated ahead of this clock is still one
     // we signed (another replica's clock, or ours stepped back), and
@@ -512,6 +527,10 @@ mod tests {
     }
 
     fn url_with(kind: Kind, keyword: Option<&str>) -> String {
+        url_for(kind, keyword, None)
+    }
+
+    fn url_for(kind: Kind, keyword: Option<&str>, audience: Option<&str>) -> String {
         let ids = format!(
             "&li={}&o={}",
             encode("tent remarketing&x"),
@@ -531,6 +550,7 @@ mod tests {
             charge_on: ChargeOn::First,
             encrypted: false,
             keyword,
+            audience,
         }
         .signed();
         let mut s = String::new();
@@ -554,6 +574,62 @@ mod tests {
             assert_eq!(
                 check(Kind::Win, &forged).unwrap_err(),
                 NoticeError::Signature
+            );
+        }
+    }
+
+    #[test]
+    fn the_audience_is_signed_after_the_keyword_when_there_is_one() {
+        let u = url_for(
+            Kind::Billing,
+            Some("phrase:tent"),
+            Some("products:tent pages"),
+        );
+        let q = u.split_once('?').unwrap().1;
+        assert!(
+            q.contains("&e=0&k=phrase%3Atent&a=products%3Atent%20pages&s="),
+            "{q}"
+        );
+        let n = check(Kind::Billing, q).unwrap();
+        assert_eq!(n.keyword.as_deref(), Some("phrase:tent"));
+        assert_eq!(n.audience.as_deref(), Some("products:tent pages"));
+        // An audience without a keyword.
+        let u = url_for(Kind::Win, None, Some("views:tent-viewers"));
+        let alone = u.split_once('?').unwrap().1;
+        assert!(alone.contains("&e=0&a=views%3Atent-viewers&s="), "{alone}");
+        let n = check(Kind::Win, alone).unwrap();
+        assert_eq!(
+            (n.keyword, n.audience.as_deref()),
+            (None, Some("views:tent-viewers"))
+        );
+        // A notice written before audiences were signed still reads.
+        assert_eq!(check(Kind::Win, &query(Kind::Win)).unwrap().audience, None);
+        for (kind, forged) in [
+            (
+                Kind::Billing,
+                q.replace("&a=products%3Atent%20pages", "&a=views%3Atent-viewers"),
+            ),
+            (Kind::Billing, q.replace("&a=products%3Atent%20pages", "")),
+            (
+                Kind::Billing,
+                q.replace(
+                    "&k=phrase%3Atent&a=products%3Atent%20pages",
+                    "&a=products%3Atent%20pages&k=phrase%3Atent",
+                ),
+            ),
+            (
+                Kind::Win,
+                alone.replace("&a=views%3Atent-viewers", "&k=views%3Atent-viewers"),
+            ),
+            (
+                Kind::Win,
+                query(Kind::Win).replace("&s=", "&a=views%3Atent-viewers&s="),
+            ),
+        ] {
+            assert_eq!(
+                check(kind, &forged).unwrap_err(),
+                NoticeError::Signature,
+                "{forged}"
             );
         }
     }
@@ -620,6 +696,7 @@ mod tests {
             charge_on: ChargeOn::First,
             encrypted: false,
             keyword: None,
+            audience: None,
         };
         // EUR 1.00 = USD 1.0526315…: charged 1.052632.
         assert_eq!(n("1.00").cpm(), Micros(1_052_632));
@@ -808,6 +885,7 @@ mod tests {
                 charge_on: ChargeOn::Billing,
                 encrypted: true,
                 keyword: None,
+                audience: None,
             }
             .signed();
             let mut u = String::new();

@@ -168,6 +168,8 @@ mod tests {
         let (q, f) =
             parse("from=2026-11-01&to=2026-11-02&by=keyword%2Cproduct&format=csv").unwrap();
         assert_eq!((q.by, f), (vec![Dim::Keyword, Dim::Product], Format::Csv));
+        let (q, _) = parse("by=line_item,audience").unwrap();
+        assert_eq!(q.by, vec![Dim::LineItem, Dim::Audience]);
         for bad in [
             "from=2026-11-03&to=2026-11-02",
             "from=2026-13-01",

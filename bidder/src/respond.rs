@@ -88,6 +88,7 @@ impl Answer<'_> {
             charge_on: self.profile.charge_on,
             encrypted: self.profile.price_keys.is_some(),
             keyword: choice.keyword.as_deref(),
+            audience: choice.audience.as_deref(),
         };
         let signed = notice.signed();
         let urls = Prepared::new(self.public_url, &signed, self.signer);

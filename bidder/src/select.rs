@@ -36,6 +36,9 @@ pub(crate) struct Choice {
     /// The positive keyword that matched, as the search-term report names
     /// it.
     pub keyword: Option<String>,
+    /// The audience that made the line item eligible (the first of its
+    /// `any_of` the request is in), as `kind:id`, as reports name it.
+    pub audience: Option<String>,
     pub kind: ChoiceKind,
 }
 
@@ -515,14 +518,22 @@ pub(crate) fn check(
             Some(k) => keyword = k,
         }
     }
+    let mut audience = None;
     if let Some((any_of, none_of)) = &item.audiences {
         let is = |a: &usize| in_audience(stores, &adv.audiences[*a], ctx);
-        if none_of.iter().any(is) || (!any_of.is_empty() && !any_of.iter().any(is)) {
+        let excluded = none_of.iter().any(is);
+        let matched = if excluded {
+            None
+        } else {
+            any_of.iter().find(|a| is(a))
+        };
+        if excluded || (!any_of.is_empty() && matched.is_none()) {
             if item.behavioural && ctx.restriction.is_some() {
                 return Err(NoBid::Privacy);
             }
             return Err(NoBid::Audience);
         }
+        audience = matched.map(|&a| &adv.audiences[a]);
     }
     if let Some(cap) = &item.frequency {
         // Counting a user's impressions is keeping data about them: not
@@ -560,6 +571,7 @@ pub(crate) fn check(
         price: item.cpm,
         deal: deal.clone(),
         keyword: keyword.map(str::to_owned),
+        audience: audience.map(|a| format!("{}:{}", a.kind.as_str(), a.id)),
         kind,
     };
     match item.media {

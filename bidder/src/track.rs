@@ -8,7 +8,9 @@
 //! publisher how to price against us — then the keyword that matched (`k`, for the search-term report), who saw the ad
 //! (`u`: a keyed hash of the user id, so that a later purchase can be
 //! attributed to it without the URL showing the id; empty where privacy
-//! signals forbid keeping data about the user) and what the URL
+//! signals forbid keeping data about the user), the audience that made the
+//! line item eligible (`a`, for reports by audience; only when there is
+//! one, so URLs written before it still read) and what the URL
 //! is for: nothing more for an impression, `d` for a click (1: send the
 //! browser on to the creative's click URL; 0: a beacon, as VAST and native
 //! click trackers are), `ev` for a VAST event. The HMAC covers all of it
@@ -121,8 +123,8 @@ impl Path {
     }
 }
 
-/// The signed parameters of a tracking URL, in order; a tail (`d` or `ev`)
-/// follows for clicks and events.
+/// The signed parameters of a tracking URL, in order; then `a` when the
+/// bid had an audience, then a tail (`d` or `ev`) for clicks and events.
 const SIGNED: [&str; 9] = ["b", "li", "o", "c", "x", "ts", "t", "k", "u"];
 
 /// A bid's tracking URLs, its signed text hashed once.
@@ -134,8 +136,8 @@ pub struct Urls<'a> {
 
 impl<'a> Urls<'a> {
     /// The bid as its notices have it (of which only what pages may read
-    /// is written); `keyword` the matched keyword, if any; `user` who the ad
-    /// is for, when it may be remembered.
+    /// is written, its audience included); `keyword` the matched keyword, if
+    /// any; `user` who the ad is for, when it may be remembered.
     pub fn new(
         base: &'a str,
         bid: &notice::NoticeUrl<'_>,
@@ -159,6 +161,10 @@ impl<'a> Urls<'a> {
         signed.push_str("&u=");
         if let Some(u) = user {
             signed.push_str(&user_key(signer, u));
+        }
+        if let Some(a) = bid.audience {
+            signed.push_str("&a=");
+            signed.push_str(&notice::encode(a));
         }
         let mac = signer.state(&signed);
         Urls {
@@ -216,6 +222,8 @@ pub struct Tracked {
     pub creative: String,
     pub exchange: String,
     pub keyword: Option<String>,
+    /// The audience that made the line item eligible, when one did.
+    pub audience: Option<String>,
     /// [`user_key`] of who saw the ad, when it may be remembered.
     pub user: Option<String>,
     pub test: bool,
@@ -245,7 +253,14 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
     // Signed by us: the layout is ours. Read it strictly all the same.
     let mut pairs = signed.split('&');
     let values = notice::signed_values(&mut pairs, SIGNED).ok_or_else(bad)?;
-    let tail = pairs.next();
+    let mut tail = pairs.next();
+    let audience = match tail.and_then(|p| p.strip_prefix("a=")) {
+        Some(a) => {
+            tail = pairs.next();
+            Some(notice::decode(a).ok_or_else(bad)?)
+        }
+        None => None,
+    };
     if pairs.next().is_some() {
         return Err(bad());
     }
@@ -271,6 +286,7 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         creative: text(3)?,
         exchange: text(4)?,
         keyword: Some(text(7)?).filter(|k| !k.is_empty()),
+        audience,
         user: Some(values[8].to_owned()).filter(|u| !u.is_empty()),
         test: values[6] == "1",
         at_ms: values[5].parse().map_err(|_| bad())?,
@@ -407,6 +423,10 @@ mod tests {
     }
 
     fn urls(keyword: Option<&str>) -> Urls<'static> {
+        urls_with(keyword, None)
+    }
+
+    fn urls_with(keyword: Option<&str>, audience: Option<&str>) -> Urls<'static> {
         let bid = notice::NoticeUrl {
             bid_id: "0123456789abcdef0123456789abcdef",
             imp_id: "1",
@@ -421,6 +441,7 @@ mod tests {
             charge_on: config::ChargeOn::First,
             encrypted: false,
             keyword: None,
+            audience,
         };
         Urls::new(
             "https://bidder.example/",
@@ -482,6 +503,48 @@ mod tests {
         let plain = urls(None).impression();
         let (p, q) = query(&plain);
         assert_eq!(verify(p, q, &signer()).unwrap().keyword, None);
+    }
+
+    #[test]
+    fn the_audience_is_signed_when_there_is_one() {
+        let u = urls_with(Some("broad:tent"), Some("products:tent pages"));
+        let click = u.click();
+        let (p, q) = query(&click);
+        assert!(q.contains("&a=products%3Atent%20pages&d=1&s="), "{q}");
+        let t = verify(p, q, &signer()).unwrap();
+        assert_eq!(t.audience.as_deref(), Some("products:tent pages"));
+        assert_eq!((t.event, t.redirect), (Event::Click, true));
+        let pixel = u.impression();
+        let (p, pq) = query(&pixel);
+        assert!(pq.contains("&a=products%3Atent%20pages&s="), "{pq}");
+        assert_eq!(
+            verify(p, pq, &signer()).unwrap().audience.as_deref(),
+            Some("products:tent pages")
+        );
+        let start = u.vast_event("start");
+        let (p, sq) = query(&start);
+        assert_eq!(verify(p, sq, &signer()).unwrap().event, Event::Start);
+        // URLs written before audiences were signed (and those of line
+        // items without one) have no `a` and still read.
+        let plain = urls(Some("broad:tent")).click();
+        let (p, plain) = query(&plain);
+        assert!(!plain.contains("&a="), "{plain}");
+        assert_eq!(verify(p, plain, &signer()).unwrap().audience, None);
+        for forged in [
+            q.replace("&a=products%3Atent%20pages", "&a=views%3Atent-viewers"),
+            q.replace("&a=products%3Atent%20pages", ""),
+            q.replace(
+                "&a=products%3Atent%20pages&d=1",
+                "&d=1&a=products%3Atent%20pages",
+            ),
+            plain.replace("&d=1", "&a=views%3Atent-viewers&d=1"),
+        ] {
+            assert_eq!(
+                verify(Path::Click, &forged, &signer()),
+                Err(TrackError::Signature),
+                "{forged}"
+            );
+        }
     }
 
     #[test]

@@ -475,6 +475,13 @@ fn report_prints_a_known_day_as_table_csv_and_json() {
         csv_header.replacen("day", "keyword", 1)
             + "broad:tent,3,3,3,1,0.333333,0.008,2.666666,0.008,1,1,100.00,0.000080,12500.000000,0.00,1.000000\r\n"
     );
+    // By audience: `tents` targets none, so everything, its conversions
+    // included, is under an empty one.
+    assert_eq!(
+        run(&["--by", "audience", "--format", "csv"]),
+        csv_header.replacen("day", "audience", 1)
+            + ",3,3,3,1,0.333333,0.008,2.666666,0.008,1,1,100.00,0.000080,12500.000000,0.00,1.000000\r\n"
+    );
     // The product report: the sale and the view under their products, the
     // ads (which name none) under an empty one; ratios over zero empty.
     assert_eq!(
@@ -530,7 +537,7 @@ fn report_refuses_bad_arguments_with_exit_code_1() {
     assert!(
         stderr.contains(r#"unknown dimension "campaign""#)
             && stderr.contains(
-                "day, advertiser, order, line_item, creative, exchange, keyword, product"
+                "day, advertiser, order, line_item, creative, exchange, keyword, audience, product"
             ),
         "{stderr}"
     );

@@ -114,6 +114,7 @@ impl Real {
             charge_on: config::ChargeOn::First,
             encrypted: false,
             keyword: None,
+            audience: None,
         }
         .signed();
         let mut url = String::new();

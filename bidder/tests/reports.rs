@@ -1,8 +1,8 @@
 //! Reports over HTTP, from bids to sales: bids, wins, tracked impressions
 //! and clicks, attributed views and purchases (last click, else last
-//! impression; an order once; across a restart), cut by line item, keyword
-//! and product; spend equal to the ledger's to the micro, compacted or not;
-//! zero denominators empty; bad parameters refused.
+//! impression; an order once; across a restart), cut by line item, keyword,
+//! audience and product; spend equal to the ledger's to the micro,
+//! compacted or not; zero denominators empty; bad parameters refused.
 
 mod common;
 
@@ -289,6 +289,189 @@ fn an_impression_or_click_counted_before_a_restart_does_not_count_again() {
         (&tents["impressions"], &tents["clicks"]),
         (&json!(1), &json!(1)),
         "{rep:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// [`common::SHOP`] with a contextual audience: `tent-pages` (a page about
+/// `tent-1`) after `tent-viewers` (which needs user data, and has none
+/// here). `pages` (5.00 CPM) buys either; `plain` (4.00 CPM) targets no
+/// audience.
+const AUDIENCE_SHOP: &str = "advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+  products: [tent-1, tent-2]
+  attribution: { click_days: 14, view_days: 1 }
+audiences:
+  - id: tent-viewers
+    kind: views
+    products: [tent-1]
+  - id: tent-pages
+    kind: products
+    products: [tent-1]
+creatives:
+  - id: b300
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/tent
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000.00
+    flight: { start: 2026-11-01, end: 2026-12-31 }
+    line_items:
+      - id: pages
+        media: display
+        cpm: 5.00
+        budget: { daily: 100.00 }
+        audiences: { any_of: [tent-viewers, tent-pages] }
+        creatives: [b300]
+      - id: plain
+        media: display
+        cpm: 4.00
+        budget: { daily: 100.00 }
+        creatives: [b300]
+";
+
+/// The one value of `name` in a URL's query.
+fn param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+}
+
+#[test]
+fn spend_impressions_clicks_and_sales_by_audience() {
+    let dir = common::tempdir("reports-audience");
+    std::fs::write(dir.join("shop.yaml"), AUDIENCE_SHOP).expect("config");
+    let state = dir.join("state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+
+    // On a page about tent-1 `pages` bids, for the audience the page put
+    // it in; its notices and tracking URLs say which.
+    let mut about_tent = banner_request();
+    about_tent["user"]["buyeruid"] = json!("u-1");
+    about_tent["site"]["content"] = json!({ "id": "tent-1" });
+    let bid = only_bid(&s, &about_tent);
+    assert_eq!(bid["cid"], "pages");
+    let nurl = bid["nurl"].as_str().unwrap();
+    assert_eq!(param(nurl, "a"), Some("products%3Atent-pages"), "{nurl}");
+    let (click, pixel) = banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(param(&click, "a"), Some("products%3Atent-pages"), "{click}");
+    assert_eq!(param(&pixel, "a"), Some("products%3Atent-pages"), "{pixel}");
+    // The audience is signed: another one is refused and charges nothing.
+    let forged = nurl.replace("a=products%3Atent-pages", "a=views%3Atent-viewers");
+    assert_eq!(s.notice(&forged, "2.50").status, 403);
+    assert_eq!(s.app.line_item_spent("pages").lifetime.as_i64(), 0);
+    assert_eq!(s.notice(nurl, "2.50").status, 200);
+    assert_eq!(get(s.bid, path_of(&pixel)).status, 200);
+    assert_eq!(get(s.bid, path_of(&click)).status, 302);
+
+    // Elsewhere only `plain` may bid: no audience, and no `a` anywhere.
+    let mut elsewhere = banner_request();
+    elsewhere["user"]["buyeruid"] = json!("u-2");
+    let bid = only_bid(&s, &elsewhere);
+    assert_eq!(bid["cid"], "plain");
+    let nurl = bid["nurl"].as_str().unwrap();
+    assert_eq!(param(nurl, "a"), None, "{nurl}");
+    let (_, pixel) = banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(param(&pixel, "a"), None, "{pixel}");
+    assert_eq!(s.notice(nurl, "3.00").status, 200);
+    assert_eq!(get(s.bid, path_of(&pixel)).status, 200);
+
+    // u-1 clicked the `pages` ad: the purchase goes to its audience.
+    s.clock.advance_millis(3_600_000);
+    let r = upload(
+        &s,
+        &[
+            json!({"user": "u-1", "event": "purchase", "product": "tent-1", "at": "2026-11-24T13:00:00Z", "amount": "100.00", "currency": "USD", "order_id": "A1"}),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=audience");
+    assert_eq!(rep["by"], json!(["audience"]));
+    assert_eq!(rep["rows"].as_array().unwrap().len(), 2, "{rep:#}");
+    let pages = row(&rep, "audience", "products:tent-pages");
+    assert_eq!(
+        (
+            &pages["bids"],
+            &pages["wins"],
+            &pages["impressions"],
+            &pages["clicks"],
+            &pages["purchases"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(1), &json!(1)),
+        "{rep:#}"
+    );
+    assert_eq!(micros(&pages["spend"]), 2_500);
+    assert_eq!(micros(&pages["sales"]), 100_000_000);
+    let none = row(&rep, "audience", "");
+    assert_eq!(
+        (
+            &none["bids"],
+            &none["wins"],
+            &none["impressions"],
+            &none["clicks"],
+            &none["purchases"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(0), &json!(0)),
+        "{rep:#}"
+    );
+    assert_eq!(micros(&none["spend"]), 3_000);
+    // Spend by audience is the ledger's, to the micro.
+    let ledger = s.app.line_item_spent("pages").lifetime.as_i64()
+        + s.app.line_item_spent("plain").lifetime.as_i64();
+    assert_eq!(micros(&pages["spend"]) + micros(&none["spend"]), ledger);
+    assert_eq!(micros(&rep["total"]["spend"]), ledger);
+
+    // Each line item under the audience it bid for.
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=line_item,audience");
+    assert_eq!(
+        row(&rep, "line_item", "pages")["audience"],
+        "products:tent-pages"
+    );
+    assert_eq!(row(&rep, "line_item", "plain")["audience"], "");
+
+    // CSV, table and HTML show it as a column too.
+    let get_report = |format: &str| {
+        let r = request(
+            s.admin,
+            "GET",
+            &format!("/v1/reports?from=2026-11-24&to=2026-11-24&by=audience&format={format}"),
+            &[("Authorization", &auth())],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{format}: {}", r.text());
+        r.text()
+    };
+    let csv = get_report("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("audience,bids,wins,impressions,clicks,ctr,spend,"),
+        "{csv}"
+    );
+    assert!(lines[1].starts_with(",1,1,1,0,0.000000,0.003,"), "{csv}");
+    assert!(
+        lines[2].starts_with("products:tent-pages,1,1,1,1,1.000000,0.0025,"),
+        "{csv}"
+    );
+    let table = get_report("table");
+    let header = table.lines().nth(2).unwrap_or_default();
+    assert!(header.starts_with("audience "), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("products:tent-pages ")),
+        "{table}"
+    );
+    let html = get_report("html");
+    assert!(html.contains(r#"<th scope="col">audience</th>"#), "{html}");
+    assert!(
+        html.contains(r#"<td class="dim" title="products:tent-pages">products:tent-pages</td>"#),
+        "{html}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

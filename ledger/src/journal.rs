@@ -702,9 +702,11 @@ fn parse_kind(s: &str) -> Option<Option<BudgetKind>> {
 }
 
 /// `C bid day billed over forget kind late li order adv creative exchange
-/// keyword at crc`, tab separated, the day as days since 1970-01-01. The
-/// five fields after the order are what reports cut the charge by;
-/// records written before them end at the order.
+/// keyword at [audience] crc`, tab separated, the day as days since
+/// 1970-01-01. The fields after the order are what reports cut the charge
+/// by; records written before them end at the order. The audience comes
+/// last and only when there is one: records without it read as before
+/// (and are the lines a bidder without audiences in reports wrote).
 pub fn record_line(c: &Charge) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(192);
@@ -732,6 +734,10 @@ pub fn record_line(c: &Charge) -> String {
         encode(tag, &mut s);
     }
     let _ = write!(s, "\t{}", c.tags.at_ms);
+    if !c.tags.audience.is_empty() {
+        s.push('\t');
+        encode(&c.tags.audience, &mut s);
+    }
     let crc = checksum(s.as_bytes());
     let _ = writeln!(s, "\t{crc:08x}");
     s
@@ -766,6 +772,11 @@ fn parse_record(line: &str) -> Option<Charge> {
                 exchange,
                 keyword,
                 at_ms: f.next()?.parse().ok()?,
+                // Optional: written only when there is one.
+                audience: match f.next() {
+                    Some(a) => decode(a)?.into(),
+                    None => "".into(),
+                },
             }
         }
     };
@@ -1155,6 +1166,7 @@ mod tests {
                 creative: "c 1".into(),
                 exchange: "x".into(),
                 keyword: "phrase:tent %".into(),
+                audience: "products:tent pages\t%".into(),
                 at_ms: 1_794_000_000_123,
             },
         }
@@ -1171,6 +1183,33 @@ mod tests {
         assert_eq!(parse_record(garbled.trim_end()), None);
         let torn = &line[..line.len() / 2];
         assert_eq!(parse_record(torn), None);
+    }
+
+    #[test]
+    fn the_audience_is_written_last_and_only_when_there_is_one() {
+        let c = charge(0xabc, 6_000);
+        let line = record_line(&c);
+        let fields: Vec<&str> = line.trim_end().split('\t').collect();
+        assert_eq!(fields.len(), 17, "{line:?}");
+        assert_eq!(fields[14], "1794000000123");
+        assert_eq!(fields[15], "products:tent%20pages%09%25");
+        let mut none = c.clone();
+        none.tags.audience = "".into();
+        let line = record_line(&none);
+        assert_eq!(line.trim_end().split('\t').count(), 16, "{line:?}");
+        assert_eq!(parse_record(line.trim_end()), Some(none));
+    }
+
+    #[test]
+    fn records_from_before_audiences_still_read() {
+        // A record as written before charges carried their audience: the
+        // tags end at the time of the charge.
+        let body = "C\t0000000000000abc\t20781\t6000\t3\t1795000000000\td\t1\tli:tent%09remarketing%20%25\t\
+                    order:o%201\tacme%09outdoor\tc%201\tx\tphrase:tent%20%25\t1794000000123";
+        let old = format!("{body}\t{:08x}", checksum(body.as_bytes()));
+        let mut c = charge(0xabc, 6_000);
+        c.tags.audience = "".into();
+        assert_eq!(parse_record(&old), Some(c));
     }
 
     #[test]

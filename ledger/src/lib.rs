@@ -92,6 +92,9 @@ pub struct Tags {
     pub exchange: Arc<str>,
     /// The keyword that matched; empty for none.
     pub keyword: Arc<str>,
+    /// The audience that made the line item eligible, as `kind:id`; empty
+    /// for none.
+    pub audience: Arc<str>,
     /// When the charge was made (ms since the epoch), for spend through
     /// the day.
     pub at_ms: i64,

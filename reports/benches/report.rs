@@ -197,6 +197,7 @@ impl World {
                 creative: format!("c-{li}-{}", self.rng.random_range(0..3)).into(),
                 exchange: self.exchanges[self.rng.random_range(0..self.exchanges.len())].clone(),
                 keyword: self.keywords[self.rng.random_range(0..self.keywords.len())].clone(),
+                audience: "".into(),
                 product: "".into(),
             };
         }
@@ -235,6 +236,7 @@ impl World {
             creative: format!("c-{li}-{creative}").into(),
             exchange: self.exchanges[exchange].clone(),
             keyword,
+            audience: "".into(),
             product: "".into(),
         }
     }
@@ -332,6 +334,7 @@ fn write_charges(state: &Path, first: i64, n: u64) {
                     creative: dims.creative,
                     exchange: dims.exchange,
                     keyword: dims.keyword,
+                    audience: dims.audience,
                     at_ms,
                 },
             };

@@ -441,6 +441,28 @@ mod tests {
     }
 
     #[test]
+    fn a_conversion_is_cut_as_its_touch_was() {
+        let c = catalog();
+        let mut a = Attributor::new(100);
+        let touch = Dims {
+            keyword: "broad:tent".into(),
+            audience: "products:tent-pages".into(),
+            ..ad("acme", "li")
+        };
+        a.touch(7, &touch, 0, true, 30 * DAY);
+        match a.attribute(&buy(DAY, Some("o1")), &c, NOW) {
+            Outcome::Attributed(r) => assert_eq!(
+                r.dims,
+                Dims {
+                    product: "tent".into(),
+                    ..touch
+                }
+            ),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
     fn order_ids_are_each_advertisers_own() {
         let mut c = catalog();
         c.by_product.insert(

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use config::Micros;
 
 /// What a fact is about, beside its day. Empty strings where a dimension
-/// does not apply (no keyword matched; a product only for conversions).
+/// does not apply (no keyword matched; a line item without audiences; a
+/// product only for conversions).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Dims {
     pub advertiser: Arc<str>,
@@ -15,6 +16,8 @@ pub struct Dims {
     pub creative: Arc<str>,
     pub exchange: Arc<str>,
     pub keyword: Arc<str>,
+    /// The audience that made the line item eligible, as `kind:id`.
+    pub audience: Arc<str>,
     pub product: Arc<str>,
 }
 
@@ -28,11 +31,12 @@ pub enum Dim {
     Creative,
     Exchange,
     Keyword,
+    Audience,
     Product,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 8] = [
+    pub const ALL: [Dim; 9] = [
         Dim::Day,
         Dim::Advertiser,
         Dim::Order,
@@ -40,6 +44,7 @@ impl Dim {
         Dim::Creative,
         Dim::Exchange,
         Dim::Keyword,
+        Dim::Audience,
         Dim::Product,
     ];
 
@@ -52,6 +57,7 @@ impl Dim {
             Dim::Creative => "creative",
             Dim::Exchange => "exchange",
             Dim::Keyword => "keyword",
+            Dim::Audience => "audience",
             Dim::Product => "product",
         }
     }
@@ -88,6 +94,7 @@ impl Dim {
             Dim::Creative => &d.creative,
             Dim::Exchange => &d.exchange,
             Dim::Keyword => &d.keyword,
+            Dim::Audience => &d.audience,
             Dim::Product => &d.product,
         }
     }
@@ -216,6 +223,10 @@ mod tests {
         assert_eq!(
             Dim::parse_list("day, keyword"),
             Ok(vec![Dim::Day, Dim::Keyword])
+        );
+        assert_eq!(
+            Dim::parse_list("audience,line_item"),
+            Ok(vec![Dim::Audience, Dim::LineItem])
         );
         assert!(Dim::parse_list("day,day").is_err());
         assert!(Dim::parse_list("campaign")

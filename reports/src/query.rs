@@ -179,8 +179,13 @@ impl Strings {
     }
 }
 
-/// Advertiser, order, line item, creative, exchange, keyword, product.
-type Key = [u32; 7];
+/// Advertiser, order, line item, creative, exchange, keyword, product,
+/// audience (the order of [`crate::record`]'s fields).
+type Key = [u32; KEY_LEN];
+const KEY_LEN: usize = 8;
+
+/// A row's key: one id per dimension of `--by`, at most all of them.
+type RowKey = [u32; Dim::ALL.len()];
 
 /// Maps keyed by string ids (ours, not an attacker's): hashed fast.
 type Fast<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
@@ -215,7 +220,7 @@ struct Sums<'q> {
     to: i64,
     /// Day number → its id in `strings` (for `--by day`).
     day_ids: Fast<i64, u32>,
-    rows: Fast<[u32; 8], Counters>,
+    rows: Fast<RowKey, Counters>,
     by_li: Fast<u32, Counters>,
     /// Spend through the last day, per line item (lifetime budgets).
     to_date: Fast<u32, i64>,
@@ -224,8 +229,8 @@ struct Sums<'q> {
 }
 
 impl Sums<'_> {
-    fn key(&mut self, strings: &mut Strings, day: i64, k: &Key) -> [u32; 8] {
-        let mut out = [0u32; 8];
+    fn key(&mut self, strings: &mut Strings, day: i64, k: &Key) -> RowKey {
+        let mut out = [0u32; Dim::ALL.len()];
         for (slot, d) in out.iter_mut().zip(&self.q.by) {
             *slot = match d {
                 Dim::Day => *self
@@ -238,6 +243,7 @@ impl Sums<'_> {
                 Dim::Creative => k[3],
                 Dim::Exchange => k[4],
                 Dim::Keyword => k[5],
+                Dim::Audience => k[7],
                 Dim::Product => k[6],
             };
         }
@@ -487,6 +493,7 @@ fn add_charge(part: &mut Charges, c: &ledger::Charge, strings: &mut Strings) {
         strings.id(&t.exchange),
         strings.id(&t.keyword),
         0,
+        strings.id(&t.audience),
     ];
     let s = part.sums.entry((day, key)).or_default();
     s.wins += 1;
@@ -563,7 +570,10 @@ fn read_raw_day(
 // indices and counters. Read whole and checked bound by bound: a damaged
 // or foreign file is rebuilt from its source, never trusted.
 
-const AGG_MAGIC: &[u8] = b"bidder-agg 4\n";
+// Version 5: keys carry the audience (8 ids, not 7). An aggregate of an
+// older version is not read (its rows would be misread): it is rebuilt from
+// its source, whose lines without an audience read as such.
+const AGG_MAGIC: &[u8] = b"bidder-agg 5\n";
 
 /// A 64-bit checksum of an aggregate's tables and rows, word by word: a
 /// flipped bit on disk must not become a figure in a report (it is about
@@ -617,15 +627,17 @@ fn source_tail(source: &Path, covered: u64) -> Option<u64> {
 /// it did.
 fn agg_prefix(agg: &Path, source: &Path) -> Option<u64> {
     use std::io::Read as _;
-    let mut head = [0u8; 13 + 1 + 8 + 8];
+    // The magic, the kind, the length covered and the tail's hash.
+    const AT: usize = AGG_MAGIC.len() + 1;
+    let mut head = [0u8; AT + 8 + 8];
     std::fs::File::open(agg)
         .and_then(|mut f| f.read_exact(&mut head))
         .ok()?;
     if !head.starts_with(AGG_MAGIC) {
         return None;
     }
-    let covered = u64::from_le_bytes(head[14..22].try_into().ok()?);
-    let tail = u64::from_le_bytes(head[22..30].try_into().ok()?);
+    let covered = u64::from_le_bytes(head[AT..AT + 8].try_into().ok()?);
+    let tail = u64::from_le_bytes(head[AT + 8..AT + 16].try_into().ok()?);
     (covered <= file_len(source) && source_tail(source, covered) == Some(tail)).then_some(covered)
 }
 
@@ -816,9 +828,9 @@ fn scan_agg(path: &Path, kind: u8, strings: &mut Strings, sums: &mut Sums<'_>, d
     true
 }
 
-const FACT: usize = 7 * 4 + 6 * 8;
+const FACT: usize = KEY_LEN * 4 + 6 * 8;
 const NO_BID: usize = 4 + 4 + 8;
-const CHARGE: usize = 8 + 7 * 4 + 3 * 8;
+const CHARGE: usize = 8 + KEY_LEN * 4 + 3 * 8;
 const HOURLY: usize = 8 + 4 + 24 * 8;
 
 /// The string ids of an aggregate of `want` and its rows, once its sizes
@@ -876,7 +888,7 @@ fn fold_rows(
             .unwrap_or(0)
     };
     let key = |c: &mut Cursor<'_>| -> Key {
-        let mut k = [0u32; 7];
+        let mut k = [0u32; KEY_LEN];
         for slot in &mut k {
             *slot = id(c);
         }

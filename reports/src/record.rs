@@ -1,6 +1,11 @@
 //! One line of the event journal: tab-separated, ids percent-encoded (no
 //! tab or newline in an account manager's id can break a line), a checksum
 //! last so a torn or garbled line is skipped rather than misread.
+//!
+//! `kind at advertiser order line_item creative exchange keyword product
+//! user n amount order_id [audience] crc`. The audience came later: it is
+//! written after the rest and only when there is one, so lines written
+//! before it (and lines without one) read as they always did.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -105,26 +110,43 @@ impl Record {
             self.amount.as_i64()
         );
         encode(&self.order_id, out);
+        if !self.dims.audience.is_empty() {
+            out.push('\t');
+            encode(&self.dims.audience, out);
+        }
         let crc = checksum(&out.as_bytes()[start..]);
         let _ = writeln!(out, "\t{crc:08x}");
     }
 
     /// A line without its newline; `None` when it is not a whole record.
     pub fn parse(line: &str, interner: &mut Interner) -> Option<Record> {
-        let mut strings: Vec<Arc<str>> = Vec::with_capacity(8);
+        let mut strings: Vec<Arc<str>> = Vec::with_capacity(9);
         let raw = parse_with(line, true, |s| {
             strings.push(interner.get(s));
             0
         })?;
         let mut it = strings.into_iter();
+        let (advertiser, order, line_item, creative, exchange, keyword, product) = (
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+        );
+        let order_id = it.next()?;
+        // `""` for lines without one (and those written before it).
+        let audience = it.next()?;
         let dims = Dims {
-            advertiser: it.next()?,
-            order: it.next()?,
-            line_item: it.next()?,
-            creative: it.next()?,
-            exchange: it.next()?,
-            keyword: it.next()?,
-            product: it.next()?,
+            advertiser,
+            order,
+            line_item,
+            creative,
+            exchange,
+            keyword,
+            audience,
+            product,
         };
         Some(Record {
             kind: raw.kind,
@@ -133,7 +155,7 @@ impl Record {
             user: raw.user,
             n: raw.n,
             amount: raw.amount,
-            order_id: it.next()?,
+            order_id,
         })
     }
 }
@@ -143,15 +165,17 @@ impl Record {
 pub(crate) struct Raw {
     pub kind: Kind,
     pub at_ms: i64,
-    /// Advertiser, order, line item, creative, exchange, keyword, product.
-    pub key: [u32; 7],
+    /// Advertiser, order, line item, creative, exchange, keyword, product,
+    /// audience (the id of `""` when the line has none).
+    pub key: [u32; 8],
     pub user: u64,
     pub n: u64,
     pub amount: Micros,
 }
 
 /// Reads a line: checks its checksum, decodes each string field and hands
-/// it to `id` (the seven dimensions, then the order id if `with_order`).
+/// it to `id` (the seven dimensions, then the order id if `with_order`,
+/// then the audience: `""` when the line has none).
 pub(crate) fn parse_with(
     line: &str,
     with_order: bool,
@@ -172,8 +196,8 @@ pub(crate) fn parse_with(
             Some(id(s))
         }
     };
-    let mut key = [0u32; 7];
-    for slot in &mut key {
+    let mut key = [0u32; 8];
+    for slot in &mut key[..7] {
         *slot = text(f.next()?)?;
     }
     let user = u64::from_str_radix(f.next()?, 16).ok()?;
@@ -184,6 +208,7 @@ pub(crate) fn parse_with(
     if with_order {
         text(order)?;
     }
+    key[7] = text(f.next().unwrap_or_default())?;
     if f.next().is_some() || amount < Micros::ZERO {
         return None;
     }
@@ -229,14 +254,57 @@ mod tests {
         assert_eq!(Record::parse(&s[..s.len() / 2], &mut i), None);
     }
 
+    #[test]
+    fn the_audience_is_written_last_and_only_when_there_is_one() {
+        let mut r = record("acme");
+        r.dims.audience = "products:tent pages".into();
+        let mut s = String::new();
+        r.write(&mut s);
+        let fields: Vec<&str> = s.trim_end().split('\t').collect();
+        assert_eq!(fields.len(), 15, "{s:?}");
+        assert_eq!(fields[12], "A-1%20%25", "the order id");
+        assert_eq!(fields[13], "products:tent%20pages");
+        let mut i = Interner::default();
+        assert_eq!(Record::parse(s.trim_end(), &mut i), Some(r));
+        let mut plain = String::new();
+        record("acme").write(&mut plain);
+        assert_eq!(plain.trim_end().split('\t').count(), 14, "{plain:?}");
+    }
+
+    #[test]
+    fn lines_from_before_audiences_still_read() {
+        // A purchase as written before records carried an audience.
+        let body = "p\t1795000000000\tacme\t\t\t\t\tphrase:tent\t\t000000000000feed\t1\t129990000\tA-1%20%25";
+        let line = format!("{body}\t{:08x}", checksum(body.as_bytes()));
+        let mut i = Interner::default();
+        let r = Record::parse(&line, &mut i).expect("an old line reads");
+        assert_eq!(r, record("acme"));
+        assert_eq!(&*r.dims.audience, "");
+        let mut ids = Vec::new();
+        let raw = parse_with(&line, false, |s| {
+            ids.push(s.to_owned());
+            ids.len() as u32
+        })
+        .expect("an old line reads raw");
+        assert_eq!(ids.last().map(String::as_str), Some(""), "{ids:?}");
+        assert_eq!(
+            raw.key[7],
+            ids.len() as u32,
+            "the audience is the empty string"
+        );
+        assert_eq!(raw.key[5], 6, "the keyword");
+    }
+
     proptest! {
         #[test]
         fn any_id_round_trips_on_one_line(id in "\\PC*|[\t\n\r% ]{0,4}") {
+            let mut r = record(&id);
+            r.dims.audience = id.as_str().into();
             let mut s = String::new();
-            record(&id).write(&mut s);
+            r.write(&mut s);
             prop_assert_eq!(s.matches('\n').count(), 1);
             let mut i = Interner::default();
-            prop_assert_eq!(Record::parse(s.trim_end(), &mut i), Some(record(&id)));
+            prop_assert_eq!(Record::parse(s.trim_end(), &mut i), Some(r));
         }
     }
 }

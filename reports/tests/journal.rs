@@ -371,3 +371,122 @@ fn an_aggregate_of_bytes_since_cut_back_is_not_trusted() {
     assert_eq!((c.impressions, c.clicks), (3, 3), "what the file holds now");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[test]
+fn reports_cut_by_audience_and_older_aggregates_are_rebuilt() {
+    let state = tempdir("audience");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.set_catalog(catalog());
+    let pages = Dims {
+        audience: "products:tent-pages".into(),
+        ..ad("li")
+    };
+    log.track(day.as_millis(), pages.clone(), 7, true, 1);
+    log.track(day.as_millis() + 1, pages, 7, false, 2);
+    // A line item without audiences: its events carry none.
+    log.track(day.as_millis() + 2, ad("li"), 8, false, 3);
+    rt.block_on(log.flush());
+    // The purchase goes to user 7's click: that touch's audience.
+    let labels = rt
+        .block_on(log.convert(
+            vec![buy(7, day.as_millis() + 60_000, "A1")],
+            day.as_millis(),
+        ))
+        .expect("convert");
+    assert_eq!(labels, vec!["attributed"]);
+    log.close();
+    // Charges of a closed generation (folded like a closed day), one with
+    // the audience and one without.
+    let charge = |bid: u64, billed: i64, audience: &str| ledger::Charge {
+        bid: ledger::BidKey(bid),
+        day: Date::parse("2026-11-24").unwrap(),
+        billed: Micros(billed),
+        over_delivery: Micros::ZERO,
+        forget: Timestamp(0),
+        keys: [
+            ledger::SpendKey::line_item("li"),
+            ledger::SpendKey::order("o1"),
+        ],
+        kind: None,
+        late: false,
+        prior: ledger::Prior::None,
+        tags: ledger::Tags {
+            advertiser: "shop".into(),
+            creative: "c1".into(),
+            exchange: "x".into(),
+            audience: audience.into(),
+            at_ms: day.as_millis(),
+            ..ledger::Tags::default()
+        },
+    };
+    let journal = format!(
+        "bidder-journal 1 1\n{}{}",
+        ledger::journal::record_line(&charge(1, 2_500, "products:tent-pages")),
+        ledger::journal::record_line(&charge(2, 3_000, "")),
+    );
+    std::fs::write(state.join("charges.1.journal"), journal).unwrap();
+    std::fs::write(state.join("charges.journal"), "bidder-journal 1 2\n").unwrap();
+
+    let next = Timestamp(day.as_millis() + DAY);
+    let d = Date::parse("2026-11-24").unwrap();
+    let by_audience = || {
+        let q = Query {
+            from: d,
+            to: d,
+            by: vec![Dim::Audience],
+        };
+        let src = Sources {
+            state: &state,
+            config: None,
+            now: next,
+            progress: false,
+        };
+        run(&q, &src).expect("report")
+    };
+    let first = by_audience();
+    let keys: Vec<&str> = first.rows.iter().map(|r| r.key[0].as_str()).collect();
+    assert_eq!(keys, ["", "products:tent-pages"]);
+    let (none, pages) = (first.rows[0].counters, first.rows[1].counters);
+    assert_eq!(
+        (none.impressions, none.clicks, none.wins, none.spend),
+        (1, 0, 1, Micros(3_000))
+    );
+    assert_eq!(
+        (
+            pages.impressions,
+            pages.clicks,
+            pages.purchases,
+            pages.wins,
+            pages.spend
+        ),
+        (1, 1, 1, 1, Micros(2_500))
+    );
+    assert_eq!(first.total.spend, Micros(5_500), "every charge, once");
+    assert_eq!(by_audience().raw_records, 0, "folded");
+
+    // Aggregates of the previous version (keys without the audience) are
+    // not read: rebuilt from their sources, to the same figures.
+    let aggs = [
+        state.join("events/2026-11-24.agg"),
+        state.join("events/charges.1.agg"),
+    ];
+    for agg in &aggs {
+        let bytes = std::fs::read(agg).unwrap();
+        let old = [b"bidder-agg 4\n", &bytes[b"bidder-agg 5\n".len()..]].concat();
+        assert!(bytes.starts_with(b"bidder-agg 5\n"));
+        std::fs::write(agg, old).unwrap();
+    }
+    let again = by_audience();
+    assert_eq!(again.rows, first.rows);
+    assert_eq!(
+        again.raw_records,
+        4 + 2,
+        "four events and two charges read raw"
+    );
+    for agg in &aggs {
+        assert!(std::fs::read(agg).unwrap().starts_with(b"bidder-agg 5\n"));
+    }
+    let _ = std::fs::remove_dir_all(&state);
+}
