@@ -568,3 +568,100 @@ fn report_refuses_bad_arguments_with_exit_code_1() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn acknowledged_list_members_survive_kill_9_beside_data_files() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-lists-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::create_dir_all(dir.join("data/crm")).unwrap();
+    std::fs::write(
+        dir.join("config/shop.yaml"),
+        r#"advertiser: { id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }
+audiences:
+  - { id: loyal, kind: list, sources: [buyeruid, uidapi.com] }
+creatives:
+  - { id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000000.00
+    flight: { start: 2000-01-01, end: 2999-12-31 }
+    line_items:
+      - { id: li, media: display, cpm: 1.00, budget: { daily: 100.00 }, creatives: [b300],
+          audiences: { any_of: [loyal] } }
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("data/crm/loyal.members"),
+        "{\"id\":\"from-file\"}\n{\"id\":\"removed-later\"}\n",
+    )
+    .unwrap();
+    let req = |user: &str| {
+        format!(
+            r#"{{"id":"r1","imp":[{{"id":"1","banner":{{"w":300,"h":250}}}}],"site":{{"domain":"a.example"}},"user":{user}}}"#
+        )
+    };
+    let bids = |addr, user: &str| {
+        let reply = post_json(addr, "/openrtb2/bid", &req(user));
+        reply.split(' ').nth(1).unwrap_or_default().to_owned()
+    };
+    let data = dir.join("data");
+    let state = dir.join("state");
+    let extra: [&std::ffi::OsStr; 2] = ["--data".as_ref(), data.as_os_str()];
+    let (mut child, bid, admin) = serve(&dir.join("config"), &state, &extra);
+    assert_eq!(bids(bid, r#"{"buyeruid":"from-file"}"#), "200");
+    assert_eq!(bids(bid, r#"{"buyeruid":"uploaded"}"#), "204");
+    let ack = post_json(
+        admin,
+        "/v1/audiences/loyal/members",
+        "{\"id\":\"uploaded\"}\n{\"id\":\"removed-later\",\"remove\":true}\n",
+    );
+    assert!(ack.starts_with("HTTP/1.1 200"), "{ack}");
+    assert!(
+        ack.contains("{\"added\":1,\"removed\":1,\"members\":2}"),
+        "{ack}"
+    );
+    let eid = r#"{"eids":[{"source":"uidapi.com","uids":[{"id":"uploaded"}]}]}"#;
+    assert_eq!(bids(bid, eid), "200");
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    // Restarted with the same files: the upload's member and removal stand.
+    let (mut child, bid, _) = serve(&dir.join("config"), &state, &extra);
+    assert_eq!(bids(bid, r#"{"buyeruid":"uploaded"}"#), "200");
+    assert_eq!(bids(bid, r#"{"buyeruid":"from-file"}"#), "200");
+    assert_eq!(bids(bid, r#"{"buyeruid":"removed-later"}"#), "204");
+    terminate(child.id());
+    let _ = child.wait();
+
+    // A member file naming no list stops the start, naming the file.
+    std::fs::write(dir.join("data/typo.members"), "{\"id\":\"x\"}\n").unwrap();
+    let out = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(dir.join("config"))
+        .arg("--state")
+        .arg(&state)
+        .arg("--data")
+        .arg(&data)
+        .env("BIDDER_NOTICE_SECRET", "test-secret-of-at-least-32-bytes!")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("typo.members") && err.contains("\"typo\""),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
