@@ -26,10 +26,11 @@ mod validate;
 pub use countries::country_alpha2;
 pub use load::{load_dir, load_files};
 pub use model::{
-    Advertiser, AllowBlock, Attribution, Audience, AudienceKind, AudienceRule, Budget, ChargeOn,
-    Config, Creative, CreativeKind, CurrencyRates, DaypartSlot, DaypartZone, Dayparts, Device,
-    EncryptionScheme, Exchange, Flight, FrequencyCap, Image, Keywords, LineItem, ListSource, Media,
-    MediaFile, NativeCreative, Order, Os, Placement, PriceEncryption, Service, Summary, Targeting,
+    Advertiser, AllowBlock, Attribution, Audience, AudienceKind, AudienceRule, Bidding, Budget,
+    ChargeOn, Config, Creative, CreativeKind, CurrencyRates, DaypartSlot, DaypartZone, Dayparts,
+    Device, EncryptionScheme, Exchange, Flight, FrequencyCap, Image, Keywords, LineItem,
+    ListSource, Media, MediaFile, NativeCreative, Order, Os, Placement, PriceEncryption, Service,
+    Summary, Targeting,
 };
 pub use money::{Micros, MoneyError, Rate, RateError};
 pub use problem::{Problem, Problems};

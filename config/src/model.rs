@@ -336,8 +336,13 @@ pub struct Order {
 pub struct LineItem {
     pub id: String,
     pub media: Media,
-    /// Maximum bid per thousand impressions.
+    /// The highest bid per thousand impressions: a fixed_cpm line item's
+    /// bid, or a value-based one's ceiling (its `max_cpm`, else the goal
+    /// × 1000, what a certain click or conversion is worth).
     pub cpm: Micros,
+    pub bidding: Bidding,
+    /// Lower bids in first-price auctions towards what wins.
+    pub shading: bool,
     pub budget: Budget,
     pub frequency_cap: Option<FrequencyCap>,
     /// `None`: every user is eligible.
@@ -345,6 +350,29 @@ pub struct LineItem {
     pub targeting: Targeting,
     /// Ids of creatives of the same advertiser, all of this line item's media.
     pub creatives: Vec<String>,
+}
+
+/// How a line item's bid is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Bidding {
+    /// The line item's `cpm`.
+    #[default]
+    FixedCpm,
+    /// The impression's expected value: `max_cpc` × P(click) × 1000.
+    MaxCpc { max_cpc: Micros },
+    /// The impression's expected value: `target_cpa` × P(conversion) × 1000.
+    TargetCpa { target_cpa: Micros },
+}
+
+impl Bidding {
+    /// Its `strategy:` in YAML, as explain names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bidding::FixedCpm => "fixed_cpm",
+            Bidding::MaxCpc { .. } => "max_cpc",
+            Bidding::TargetCpa { .. } => "target_cpa",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -495,8 +495,20 @@ mappings! {
         /// The kind of impression bought; its creatives have this format.
         #[one_of(Media::ALL.map(Media::as_str))]
         pub media: Text,
-        /// The highest bid, in USD per thousand impressions, like 6.00.
-        pub cpm: Money,
+        /// The bid, in USD per thousand impressions, like 6.00: what a
+        /// fixed_cpm line item bids (the default strategy). Value-based
+        /// strategies (`bidding`) take a `max_cpm` ceiling instead.
+        #[serde(default)]
+        pub cpm: Option<Money>,
+        /// How the bid is set: fixed_cpm (the default: `cpm`), max_cpc
+        /// (max CPC × predicted click rate × 1000) or target_cpa (target CPA
+        /// × predicted conversion rate × 1000).
+        #[serde(default)]
+        pub bidding: Option<Spanned<RawBidding>>,
+        /// In first-price auctions, lower the bid towards what wins
+        /// (default true); false bids the whole value.
+        #[serde(default)]
+        pub shading: Option<Spanned<bool>>,
         /// Exactly one of daily and lifetime.
         pub budget: Spanned<RawBudget>,
         /// At most this many impressions per user in a window of hours.
@@ -512,6 +524,23 @@ mappings! {
         /// least one.
         #[serde(default)]
         pub creatives: Option<Spanned<List<Text>>>,
+    }
+
+    /// The bidding strategy and its goal.
+    #[mapping = "bidding"]
+    pub(crate) struct RawBidding {
+        /// fixed_cpm, max_cpc or target_cpa.
+        #[one_of(crate::validate::STRATEGIES)]
+        pub strategy: Text,
+        /// max_cpc: the most a click is worth, in USD, like 1.20.
+        #[serde(default)]
+        pub max_cpc: Option<Money>,
+        /// target_cpa: what a conversion is worth, in USD, like 25.00.
+        #[serde(default)]
+        pub target_cpa: Option<Money>,
+        /// max_cpc and target_cpa: the highest bid per thousand impressions.
+        #[serde(default)]
+        pub max_cpm: Option<Money>,
     }
 
     /// Exactly one of daily and lifetime, in USD.

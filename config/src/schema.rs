@@ -607,6 +607,9 @@ orders:
         budget: { daily: 1 }
         creatives: [c]
         media: <media>
+        bidding:
+          max_cpc: 1
+          strategy: <strategy>
         targeting:
           os: [<os>]
           devices: [<devices>]
@@ -639,7 +642,8 @@ currency_rates:
 
     /// The value of every other placeholder while one is tested: one that
     /// raises no problem on the tested line.
-    const DEFAULTS: [(&str, &str); 13] = [
+    const DEFAULTS: [(&str, &str); 14] = [
+        ("strategy", "max_cpc"),
         ("kind", "views"),
         ("format", "display"),
         ("service", "self_service"),

@@ -14,9 +14,9 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::countries::{self, country_alpha2};
 use crate::model::{
-    Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Budget, Config, Creative,
-    CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap, Keywords,
-    LineItem, ListSource, Media, MediaFile, Order, Os, Placement, Service, Targeting,
+    Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Bidding, Budget, Config,
+    Creative, CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap,
+    Keywords, LineItem, ListSource, Media, MediaFile, Order, Os, Placement, Service, Targeting,
 };
 use crate::money::Micros;
 use crate::problem::Problem;
@@ -43,6 +43,9 @@ pub(crate) use profiles::{BASE_CURRENCY, VAST_VERSIONS};
 
 /// The audience kinds as written in YAML, each with the list key it needs
 /// and the key it accepts besides.
+/// Bidding strategies as written in YAML.
+pub(crate) const STRATEGIES: [&str; 3] = ["fixed_cpm", "max_cpc", "target_cpa"];
+
 pub(crate) const AUDIENCE_KINDS: [(&str, &str, Option<&str>); 5] = [
     ("views", "products", Some("lookback_days")),
     ("interests", "interests", Some("recency_days")),
@@ -970,16 +973,8 @@ impl FileChecker<'_> {
             );
         }
 
-        let cpm = self.money(&subject, "cpm", &l.cpm).filter(|cpm| {
-            let ok = cpm.as_i64() > 0;
-            if !ok {
-                self.report(
-                    l.cpm.referenced,
-                    format!("{subject}: cpm must be more than 0 (it is {cpm})"),
-                );
-            }
-            ok
-        });
+        let (cpm, bidding) = self.bidding(&subject, l, raw.referenced);
+        let shading = l.shading.as_ref().is_none_or(|s| s.value);
         let budget = self.line_item_budget(&subject, &l.budget, order_budget);
 
         let frequency_cap = match &l.frequency_cap {
@@ -1023,6 +1018,8 @@ impl FileChecker<'_> {
             id: l.id.value.clone(),
             media: media?,
             cpm: cpm?,
+            bidding: bidding?,
+            shading,
             budget: budget?,
             frequency_cap: match frequency_cap {
                 Some(cap) => Some(cap?),
@@ -1035,6 +1032,129 @@ impl FileChecker<'_> {
             targeting: targeting?,
             creatives,
         })
+    }
+
+    /// The line item's bid or ceiling and its strategy: `cpm` for
+    /// fixed_cpm; a goal (and an optional `max_cpm`) for the others.
+    #[allow(clippy::type_complexity)]
+    fn bidding(
+        &mut self,
+        subject: &str,
+        l: &RawLineItem,
+        at: Location,
+    ) -> (Option<Micros>, Option<Bidding>) {
+        let positive = |this: &mut Self, what: &str, m: &Money| {
+            this.money(subject, what, m).filter(|v| {
+                let ok = v.as_i64() > 0;
+                if !ok {
+                    this.report(
+                        m.referenced,
+                        format!("{subject}: {what} must be more than 0 (it is {v})"),
+                    );
+                }
+                ok
+            })
+        };
+        let Some(b) = &l.bidding else {
+            let Some(cpm) = &l.cpm else {
+                self.report(
+                    at,
+                    format!(
+                        "{subject}: a cpm is required (or a bidding strategy with a goal, \
+                         like bidding: {{ strategy: max_cpc, max_cpc: 1.20 }})"
+                    ),
+                );
+                return (None, None);
+            };
+            return (positive(self, "cpm", cpm), Some(Bidding::FixedCpm));
+        };
+        let strategy = b.value.strategy.value.as_str();
+        let goal_key = match strategy {
+            "fixed_cpm" => None,
+            "max_cpc" => Some("max_cpc"),
+            "target_cpa" => Some("target_cpa"),
+            other => {
+                self.report(
+                    b.value.strategy.referenced,
+                    format!(
+                        "{subject}: unknown bidding strategy \"{other}\"; expected one of: {}",
+                        STRATEGIES.join(", ")
+                    ),
+                );
+                return (None, None);
+            }
+        };
+        // Keys that do not belong to the strategy are mistakes, not
+        // defaults: a max_cpc left on a fixed_cpm line item would mislead.
+        for (key, value) in [
+            ("max_cpc", &b.value.max_cpc),
+            ("target_cpa", &b.value.target_cpa),
+        ] {
+            if let Some(v) = value.as_ref().filter(|_| Some(key) != goal_key) {
+                self.not_applicable(subject, key, strategy, "bidding strategy", v.referenced);
+            }
+        }
+        let Some(goal_key) = goal_key else {
+            if let Some(v) = &b.value.max_cpm {
+                self.not_applicable(
+                    subject,
+                    "max_cpm",
+                    strategy,
+                    "bidding strategy",
+                    v.referenced,
+                );
+            }
+            let Some(cpm) = &l.cpm else {
+                self.report(
+                    b.referenced,
+                    format!("{subject}: fixed_cpm bidding needs a cpm"),
+                );
+                return (None, None);
+            };
+            return (positive(self, "cpm", cpm), Some(Bidding::FixedCpm));
+        };
+        if let Some(cpm) = &l.cpm {
+            self.report(
+                cpm.referenced,
+                format!(
+                    "{subject}: cpm is for fixed_cpm bidding; a {strategy} line item \
+                     takes bidding.max_cpm as its ceiling"
+                ),
+            );
+        }
+        let goal_raw = match goal_key {
+            "max_cpc" => &b.value.max_cpc,
+            _ => &b.value.target_cpa,
+        };
+        let Some(goal_raw) = goal_raw else {
+            self.report(
+                b.referenced,
+                format!("{subject}: {strategy} bidding needs {goal_key}"),
+            );
+            return (None, None);
+        };
+        let goal = positive(self, goal_key, goal_raw);
+        let max_cpm = match &b.value.max_cpm {
+            Some(m) => Some(positive(self, "max_cpm", m)),
+            None => None,
+        };
+        let bidding = goal.map(|g| match goal_key {
+            "max_cpc" => Bidding::MaxCpc { max_cpc: g },
+            _ => Bidding::TargetCpa { target_cpa: g },
+        });
+        // Without a ceiling, the most an impression can be worth: a
+        // certain click or conversion, × 1000 per thousand.
+        let ceiling = match max_cpm {
+            Some(m) => m,
+            None => goal.and_then(|g| g.as_i64().checked_mul(1000)).map(Micros),
+        };
+        if goal.is_some() && max_cpm.is_none() && ceiling.is_none() {
+            self.report(
+                goal_raw.referenced,
+                format!("{subject}: {goal_key} is too large"),
+            );
+        }
+        (ceiling, bidding)
     }
 
     fn line_item_budget(

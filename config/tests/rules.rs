@@ -842,3 +842,121 @@ fn list_ids_are_unique_across_advertisers() {
         "{found:?}"
     );
 }
+
+// ---- bidding strategies ----
+
+#[test]
+fn bidding_strategies_and_their_goals() {
+    use config::Bidding;
+    let item = |text: &str, id: &str| {
+        let config = assert_loads(&[("a.yaml", text)]);
+        config.advertisers[0]
+            .orders
+            .iter()
+            .flat_map(|o| &o.line_items)
+            .find(|l| l.id == id)
+            .unwrap()
+            .clone()
+    };
+    // The default: today's fixed CPM, shaded.
+    let li = item(BASE, "li-display");
+    assert_eq!(
+        (li.bidding, li.cpm, li.shading),
+        (Bidding::FixedCpm, Micros::from_units(6), true)
+    );
+    let text = edit(
+        BASE,
+        "        cpm: 6.00\n",
+        "        bidding: { strategy: max_cpc, max_cpc: 1.20, max_cpm: 8.00 }\n        shading: false\n",
+    );
+    let li = item(&text, "li-display");
+    assert_eq!(
+        li.bidding,
+        Bidding::MaxCpc {
+            max_cpc: Micros::parse_decimal("1.20").unwrap()
+        }
+    );
+    assert_eq!((li.cpm, li.shading), (Micros::from_units(8), false));
+    // Without max_cpm, the ceiling is a certain conversion's worth.
+    let text = edit(
+        BASE,
+        "        cpm: 6.00\n",
+        "        bidding: { strategy: target_cpa, target_cpa: 25.00 }\n",
+    );
+    let li = item(&text, "li-display");
+    assert_eq!(
+        li.bidding,
+        Bidding::TargetCpa {
+            target_cpa: Micros::from_units(25)
+        }
+    );
+    assert_eq!(li.cpm, Micros::from_units(25_000));
+    let text = edit(
+        BASE,
+        "        cpm: 6.00\n",
+        "        bidding: { strategy: fixed_cpm }\n        cpm: 6.00\n",
+    );
+    assert_eq!(item(&text, "li-display").bidding, Bidding::FixedCpm);
+}
+
+#[test]
+fn bidding_keys_belong_to_their_strategy() {
+    for (from, to, context, target, message) in [
+        (
+            "        cpm: 6.00\n",
+            "        bidding: { strategy: max_cpc }\n",
+            "bidding: {",
+            "{",
+            "line item \"li-display\": max_cpc bidding needs max_cpc",
+        ),
+        (
+            "        cpm: 6.00\n",
+            "        bidding: { strategy: max_cpc, max_cpc: 1.20 }\n        cpm: 6.00\n",
+            "        cpm: 6.00",
+            "6.00",
+            "line item \"li-display\": cpm is for fixed_cpm bidding; a max_cpc line item takes \
+             bidding.max_cpm as its ceiling",
+        ),
+        (
+            "        cpm: 6.00\n",
+            "        bidding: { strategy: target_cpa, target_cpa: 25.00, max_cpc: 1.00 }\n",
+            "max_cpc: 1.00",
+            "1.00",
+            "line item \"li-display\": \"max_cpc\" does not apply to a target_cpa bidding strategy",
+        ),
+        (
+            "        cpm: 6.00\n",
+            "        bidding: { strategy: fixed_cpm, max_cpm: 9.00 }\n        cpm: 6.00\n",
+            "max_cpm: 9.00",
+            "9.00",
+            "line item \"li-display\": \"max_cpm\" does not apply to a fixed_cpm bidding strategy",
+        ),
+        (
+            "        cpm: 6.00\n",
+            "        bidding: { strategy: max_cpc, max_cpc: 0 }\n",
+            "max_cpc: 0",
+            "0",
+            "line item \"li-display\": max_cpc must be more than 0 (it is 0.00)",
+        ),
+        (
+            "        cpm: 6.00\n",
+            "        bidding: { strategy: cpc }\n",
+            "strategy: cpc",
+            "cpc",
+            "line item \"li-display\": unknown bidding strategy \"cpc\"; expected one of: \
+             fixed_cpm, max_cpc, target_cpa",
+        ),
+    ] {
+        let text = edit(BASE, from, to);
+        assert_problem(&text, at(&text, context, target), message);
+    }
+    // No cpm and no strategy.
+    let text = edit(BASE, "        cpm: 6.00\n", "");
+    let found = problems(&[("a.yaml", &text)]);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.message.contains("li-display\": a cpm is required")),
+        "{found:?}"
+    );
+}
