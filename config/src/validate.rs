@@ -1134,10 +1134,11 @@ impl FileChecker<'_> {
             return (None, None);
         };
         let goal = positive(self, goal_key, goal_raw);
-        let max_cpm = match &b.value.max_cpm {
-            Some(m) => Some(positive(self, "max_cpm", m)),
-            None => None,
-        };
+        let max_cpm = b
+            .value
+            .max_cpm
+            .as_ref()
+            .map(|m| positive(self, "max_cpm", m));
         let bidding = goal.map(|g| match goal_key {
             "max_cpc" => Bidding::MaxCpc { max_cpc: g },
             _ => Bidding::TargetCpa { target_cpa: g },
