@@ -73,7 +73,9 @@ fn main() {
 
     let (heap0, rss0) = (LIVE.load(Ordering::Relaxed), rss_bytes());
     let lists = Lists::new(usize::MAX);
-    lists.open(None, Some(&state), &|_| true).expect("open");
+    lists
+        .open(None, Some(&state), &|_| Some("shop".into()))
+        .expect("open");
     let started = Instant::now();
     let mut file = String::new();
     let mut batch = String::new();
@@ -82,19 +84,23 @@ fn main() {
         batch.push_str(&line);
         file.push_str(&line);
         if (i + 1) % 100_000 == 0 {
-            lists.apply_jsonl("crm", "gen", &batch).expect("batch");
+            lists
+                .apply_jsonl("shop", "crm", "gen", &batch)
+                .expect("batch");
             batch.clear();
         }
     }
     if !batch.is_empty() {
-        lists.apply_jsonl("crm", "gen", &batch).expect("batch");
+        lists
+            .apply_jsonl("shop", "crm", "gen", &batch)
+            .expect("batch");
     }
     let upload = started.elapsed();
     std::fs::write(data.join("crm.members"), &file).expect("member file");
     drop((file, batch));
     let heap = LIVE.load(Ordering::Relaxed) - heap0;
     let rss = rss_bytes().saturating_sub(rss0);
-    let members = lists.len("crm");
+    let members = lists.len("shop", "crm");
     println!("{members} members uploaded in batches of 100,000 in {upload:.2?}");
     println!(
         "heap held:        {:>6.1} MB = {:>5.1} bytes/member",
@@ -118,9 +124,11 @@ fn main() {
         let heap0 = LIVE.load(Ordering::Relaxed);
         let started = Instant::now();
         let lists = Lists::new(usize::MAX);
-        lists.open(data, state, &|_| true).expect("load");
+        lists
+            .open(data, state, &|_| Some("shop".into()))
+            .expect("load");
         let took = started.elapsed();
-        assert_eq!(lists.len("crm"), members);
+        assert_eq!(lists.len("shop", "crm"), members);
         println!(
             "{label}: {took:.2?}, heap held {:.1} MB",
             (LIVE.load(Ordering::Relaxed) - heap0) as f64 / 1e6
@@ -129,7 +137,10 @@ fn main() {
             for (what, from) in [("members", 0), ("non-members", n)] {
                 let probes: Vec<String> = (0..100_000).map(|i| member(from + i * 7 % n)).collect();
                 let started = Instant::now();
-                let hits = probes.iter().filter(|id| lists.contains("crm", id)).count();
+                let hits = probes
+                    .iter()
+                    .filter(|id| lists.contains("shop", "crm", id))
+                    .count();
                 println!(
                     "contains, {what}: {:.0} ns/lookup ({hits} hits)",
                     started.elapsed().as_nanos() as f64 / probes.len() as f64

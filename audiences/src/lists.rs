@@ -2,17 +2,23 @@
 //! DMP segments, hashed e-mails), matched against the ids a bid request
 //! carries.
 //!
+//! # Ownership
+//!
+//! A list is stored under its advertiser and its id together: if a config
+//! moves a list id to another advertiser, that advertiser starts with an
+//! empty list, never with the first one's customers.
+//!
 //! # Memory
 //!
 //! A list is a sorted `Vec<u64>` of keyed SipHashes of its member ids (the
 //! ids themselves are not kept in memory), an index of where each prefix
-//! starts and a one-bit-per-key filter: about 9.25 bytes a member (up to
-//! twice the index and filter just past a power of two), so a million
-//! members take under 10 MB. A lookup is one hash, a filter bit, and a
-//! binary search of some 16 keys. The
-//! hash key is random per process, so no one can craft collisions offline;
-//! the chance that some id of a request collides with one of a million
-//! members is about 10⁶ / 2⁶⁴.
+//! starts and a one-bit-per-key filter: about 9.3 bytes a member (up to
+//! twice the index and filter just past a power of two). A lookup is one
+//! hash, a filter bit, and a binary search of some 16 keys. The hash key is
+//! random per process, so no one can craft collisions offline; the chance
+//! that some id of a request collides with one of a million members is
+//! about 10⁶ / 2⁶⁴. Loading (member files, logs) streams: it holds 16 bytes
+//! per line read, never the ids.
 //!
 //! Readers never lock: the lists sit behind an `ArcSwap`, and a batch
 //! builds a new sorted vector beside the old one and swaps it in. A batch
@@ -20,17 +26,21 @@
 //!
 //! # Durability
 //!
-//! With a state directory, each list has an append-only log,
-//! `lists/<id>.log`: a batch is written as `+id` / `-id` lines and a commit
-//! line `.<count> <checksum>`, fsync'd before the batch is applied or
-//! acknowledged. On open, the log is read up to the last whole batch (a
-//! torn tail from a crash is cut off) and rewritten compactly when it has
-//! grown well past the list.
+//! With a state directory, each list has an append-only log under
+//! `lists/`: a first line `@advertiser<TAB>id` naming it, then each batch
+//! as `+id` / `-id` lines and a commit line `.<count> <checksum>`, fsync'd
+//! before the batch is applied or acknowledged. On open, an uncommitted
+//! last batch (a crash mid-write) is cut off; damage anywhere else sets the
+//! log aside as `*.damaged` and keeps the whole batches before it (and says
+//! so in the log), rather than silently dropping later acknowledged ones.
+//! The log is rewritten compactly, one line per id it ever named (removals
+//! included: an opted-out id must stay out even if a member file lists it
+//! again), when it has grown to twice that.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -44,7 +54,7 @@ use crate::event::{lines, DataError};
 /// under 200; UID2 tokens run to some hundreds).
 pub const MAX_ID_BYTES: usize = 512;
 
-/// Log lines beyond twice a list's members before the log is rewritten.
+/// Log lines beyond twice the ids a log names before it is rewritten.
 const COMPACT_SLACK: usize = 100_000;
 
 /// A request's ids, by source: the bid path's view of `user.buyeruid` and
@@ -53,6 +63,15 @@ pub trait UserIds {
     /// Calls `f` with each id the request carries under `source` until it
     /// returns true; returns whether it did.
     fn any(&self, source: &config::ListSource, f: &mut dyn FnMut(&str) -> bool) -> bool;
+
+    /// A request's earlier answer for list `key`, if it kept one: a
+    /// request asks about the same list for every line item buying it.
+    fn remembered(&self, _key: &str) -> Option<bool> {
+        None
+    }
+
+    /// Keeps a request's answer for list `key`.
+    fn remember(&self, _key: &str, _member: bool) {}
 }
 
 /// One list's members: sorted keyed hashes, where each run of a common
@@ -61,8 +80,7 @@ pub trait UserIds {
 /// The hashes are uniform, so a prefix of `bits` bits splits a list into
 /// runs of about 16: a lookup reads one index entry and binary-searches
 /// one short run (a cache line or two) instead of walking 20 levels of an
-/// 8 MB array, most of them cache misses. The index costs 4 bytes per 16
-/// members.
+/// 8 MB array, most of them cache misses.
 ///
 /// Most ids a request carries are in no list, so before that, one bit per
 /// key in a filter of about eight bits a member (1 MB for a million, so
@@ -175,14 +193,15 @@ struct MemberLine<'a> {
     remove: bool,
 }
 
+fn is_hex_digest(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// An id as stored: trimmed, and a SHA-256 hex digest in lower case (so
 /// `sha256_email` matches whatever case either side wrote it in).
 pub fn normalize_id(id: &str) -> std::borrow::Cow<'_, str> {
     let id = id.trim();
-    if id.len() == 64
-        && id.bytes().all(|b| b.is_ascii_hexdigit())
-        && id.bytes().any(|b| b.is_ascii_uppercase())
-    {
+    if is_hex_digest(id) && id.bytes().any(|b| b.is_ascii_uppercase()) {
         return std::borrow::Cow::Owned(id.to_ascii_lowercase());
     }
     std::borrow::Cow::Borrowed(id)
@@ -211,34 +230,33 @@ fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The members a batch adds (`true`) or removes, by normalised id, the
-/// last line for an id winning.
+/// One member line, read and checked: the normalised id and whether it
+/// is added.
+fn parse_member(line: &str) -> Result<(std::borrow::Cow<'_, str>, bool), String> {
+    let m: MemberLine<'_> = serde_json::from_str(line).map_err(|e| {
+        format!("not a member line ({{\"id\": \"…\"}} with an optional \"remove\": true): {e}")
+    })?;
+    let add = !m.remove;
+    let id = match m.id {
+        std::borrow::Cow::Borrowed(b) => normalize_id(b),
+        std::borrow::Cow::Owned(o) => std::borrow::Cow::Owned(normalize_id(&o).into_owned()),
+    };
+    check_id(&id)?;
+    Ok((id, add))
+}
+
+/// The members a batch adds (`true`) or removes, by normalised id.
 fn parse_batch(source_name: &str, text: &str) -> Result<Vec<(String, bool)>, DataError> {
     let mut out = Vec::new();
     for (line, trimmed) in lines(text) {
-        let fail = |reason: String| DataError {
+        let (id, add) = parse_member(trimmed).map_err(|reason| DataError {
             source_name: source_name.to_string(),
             line,
             reason,
-        };
-        let m: MemberLine<'_> = serde_json::from_str(trimmed).map_err(|e| {
-            fail(format!(
-                "not a member line ({{\"id\": \"…\"}} with an optional \"remove\": true): {e}"
-            ))
         })?;
-        let id = normalize_id(&m.id);
-        check_id(&id).map_err(fail)?;
-        out.push((id.into_owned(), !m.remove));
+        out.push((id.into_owned(), add));
     }
     Ok(out)
-}
-
-/// A list's log file.
-struct Log {
-    path: PathBuf,
-    file: File,
-    /// Lines in the log, to know when to rewrite it.
-    lines: usize,
 }
 
 /// 64-bit FNV-1a: tells a torn or garbled batch from a whole one (an
@@ -249,34 +267,42 @@ fn checksum(bytes: &[u8]) -> u64 {
     })
 }
 
-/// A log file name for a list id: safe on any file system, readable.
-fn file_name(id: &str) -> String {
-    const SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.');
-    let mut name: String = percent_encoding::utf8_percent_encode(id, SAFE).collect();
-    if name.starts_with('.') {
-        name.replace_range(0..1, "%2E");
-    }
-    name.push_str(".log");
-    name
+/// The map key of a list: advertiser and id, which hold no whitespace.
+fn list_key(advertiser: &str, list: &str) -> String {
+    format!("{advertiser}\t{list}")
 }
 
-fn id_of_file(name: &str) -> Option<String> {
-    let stem = name.strip_suffix(".log")?;
-    percent_encoding::percent_decode_str(stem)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
+/// A log's file name: readable where it can be, always unique (the
+/// parts are percent-encoded, dots included, around a dot).
+fn file_name(key: &str) -> String {
+    const SAFE: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+    let (adv, list) = key.split_once('\t').unwrap_or(("", key));
+    let name = format!(
+        "{}.{}.log",
+        percent_encoding::utf8_percent_encode(adv, SAFE),
+        percent_encoding::utf8_percent_encode(list, SAFE)
+    );
+    if name.len() <= 200 {
+        name
+    } else {
+        // File systems take 255 bytes; the header names the list anyway.
+        format!("{:016x}.log", checksum(key.as_bytes()))
+    }
 }
 
 /// A batch in the log's form.
-fn encode_batch(batch: &[(String, bool)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(batch.iter().map(|(id, _)| id.len() + 2).sum::<usize>() + 32);
+fn encode_batch<S: AsRef<str>>(batch: &[(S, bool)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        batch
+            .iter()
+            .map(|(id, _)| id.as_ref().len() + 2)
+            .sum::<usize>()
+            + 32,
+    );
     for (id, add) in batch {
         out.push(if *add { b'+' } else { b'-' });
-        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(id.as_ref().as_bytes());
         out.push(b'\n');
     }
     let sum = checksum(&out);
@@ -284,57 +310,118 @@ fn encode_batch(batch: &[(String, bool)]) -> Vec<u8> {
     out
 }
 
-/// The whole batches of a log, and the byte length they end at.
-/// Member ids, each added (`true`) or removed.
-type Batch = Vec<(String, bool)>;
+/// What reading a log found.
+struct LogRead {
+    key: String,
+    /// Every committed line's (key hash, added), in order.
+    ops: Vec<(u64, bool)>,
+    /// Where the last whole batch ends.
+    good_len: u64,
+    lines: usize,
+    /// Something other than an uncommitted last batch follows `good_len`.
+    damaged: bool,
+}
 
-fn read_log(path: &Path) -> std::io::Result<(Batch, u64, usize)> {
-    let file = File::open(path)?;
-    let mut reader = BufReader::new(file);
-    let mut good: Vec<(String, bool)> = Vec::new();
-    let mut pending: Vec<(String, bool)> = Vec::new();
-    let mut pending_bytes: Vec<u8> = Vec::new();
-    let (mut good_len, mut len, mut lines) = (0u64, 0u64, 0usize);
+/// Reads a log through `hash`, holding 16 bytes per line, not the ids.
+/// `Ok(None)` for a file without a readable header.
+fn read_log(path: &Path, hash: &dyn Fn(&str) -> u64) -> std::io::Result<Option<LogRead>> {
+    let mut reader = BufReader::new(File::open(path)?);
     let mut raw = Vec::new();
+    let n = reader.read_until(b'\n', &mut raw)?;
+    let header = std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|h| h.strip_suffix('\n')?.strip_prefix('@'))
+        .filter(|h| {
+            h.split_once('\t')
+                .is_some_and(|(a, l)| !a.is_empty() && !l.is_empty())
+        });
+    let Some(key) = header.map(str::to_owned) else {
+        return Ok(None);
+    };
+    let mut read = LogRead {
+        key,
+        ops: Vec::new(),
+        good_len: n as u64,
+        lines: 1,
+        damaged: false,
+    };
+    let mut pending: Vec<(u64, bool)> = Vec::new();
+    let mut sum = checksum(b"");
+    let mut len = n as u64;
     loop {
         raw.clear();
         let n = reader.read_until(b'\n', &mut raw)?;
-        if n == 0 || raw.last() != Some(&b'\n') {
-            break; // the end, or a torn last line
+        if n == 0 {
+            break;
+        }
+        if raw.last() != Some(&b'\n') {
+            // A torn last line: the batch it belongs to was never
+            // acknowledged.
+            break;
         }
         len += n as u64;
-        let Ok(text) = std::str::from_utf8(&raw[..n - 1]) else {
-            break;
-        };
-        match text.as_bytes().first() {
-            Some(b'+' | b'-') => {
-                pending_bytes.extend_from_slice(&raw);
-                pending.push((text[1..].to_owned(), text.starts_with('+')));
+        let text = std::str::from_utf8(&raw[..n - 1]).ok();
+        match text.map(|t| (t.as_bytes().first().copied(), t)) {
+            Some((Some(b @ (b'+' | b'-')), t)) => {
+                for &byte in &raw {
+                    sum = (sum ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                }
+                pending.push((hash(&t[1..]), b == b'+'));
             }
-            Some(b'.') => {
-                let whole = text[1..].split_once(' ').is_some_and(|(count, sum)| {
+            Some((Some(b'.'), t)) => {
+                let whole = t[1..].split_once(' ').is_some_and(|(count, s)| {
                     count.parse::<usize>().ok() == Some(pending.len())
-                        && u64::from_str_radix(sum, 16).ok() == Some(checksum(&pending_bytes))
+                        && u64::from_str_radix(s, 16).ok() == Some(sum)
                 });
                 if !whole {
+                    read.damaged = true;
                     break;
                 }
-                lines += pending.len() + 1;
-                good.append(&mut pending);
-                pending_bytes.clear();
-                good_len = len;
+                read.lines += pending.len() + 1;
+                read.ops.append(&mut pending);
+                sum = checksum(b"");
+                read.good_len = len;
             }
-            _ => break,
+            _ => {
+                read.damaged = true;
+                break;
+            }
         }
     }
-    Ok((good, good_len, lines))
+    // Past a damaged line, anything that still reads as a commit means
+    // acknowledged batches would be lost: the caller sets the log aside.
+    if read.damaged {
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut rest)?;
+        let tail_commits = rest
+            .split(|&b| b == b'\n')
+            .filter(|l| l.first() == Some(&b'.'))
+            .count();
+        // A damaged commit line with nothing whole after it is an
+        // uncommitted last batch, torn where it happened to be torn.
+        read.damaged = tail_commits > 0;
+    }
+    Ok(Some(read))
 }
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Every list, by audience id.
+/// A list's log file.
+struct Log {
+    path: PathBuf,
+    file: File,
+    /// Where the last whole batch ends: a failed write is cut back to it
+    /// before the next one, so no batch ever follows torn bytes.
+    good_len: u64,
+    /// Lines in the log, and ids it names at the last rewrite: when the
+    /// first is twice the second, the log is rewritten.
+    lines: usize,
+    distinct: usize,
+}
+
+/// Every list, by advertiser and id.
 pub struct Lists {
     keys: RandomState,
     sets: ArcSwap<HashMap<Box<str>, Arc<Members>>>,
@@ -364,7 +451,7 @@ impl Default for Lists {
 }
 
 /// Members at most, across all lists, unless told otherwise: 20 million
-/// take 160 MB.
+/// take about 190 MB.
 pub const DEFAULT_MAX_MEMBERS: usize = 20_000_000;
 
 impl Lists {
@@ -388,58 +475,87 @@ impl Lists {
             .store(limit.min(u32::MAX as usize), Ordering::Relaxed);
     }
 
+    /// The hash of a normalised id.
     fn key(&self, id: &str) -> u64 {
         let mut h = self.keys.build_hasher();
         h.write(id.as_bytes());
         h.finish()
     }
 
-    /// Whether `id` (as a request carries it) is a member of list `list`.
-    pub fn contains(&self, list: &str, id: &str) -> bool {
+    /// The hash of an id as a request carries it (trimmed; a hex digest
+    /// in lower case, without allocating).
+    fn request_key(&self, id: &str) -> u64 {
+        let id = id.trim();
+        if is_hex_digest(id) && id.bytes().any(|b| b.is_ascii_uppercase()) {
+            let mut lower = [0u8; 64];
+            lower.copy_from_slice(id.as_bytes());
+            lower.make_ascii_lowercase();
+            let mut h = self.keys.build_hasher();
+            h.write(&lower);
+            return h.finish();
+        }
+        self.key(id)
+    }
+
+    /// Whether `id` (as a request carries it) is a member of the list.
+    pub fn contains(&self, advertiser: &str, list: &str, id: &str) -> bool {
         let sets = self.sets.load();
-        let Some(members) = sets.get(list) else {
-            return false;
-        };
-        members.contains(self.key(&normalize_id(id)))
+        sets.get(list_key(advertiser, list).as_str())
+            .is_some_and(|m| m.contains(self.request_key(id)))
     }
 
     /// Whether the request carries, under one of `sources`, a member of
-    /// list `list`. One lookup of the list, then a hash and a binary
-    /// search per id.
+    /// the list. One lookup of the list, then a hash, a filter bit and
+    /// perhaps a short binary search per id; the answer is remembered for
+    /// the request (line items buying the same list ask again).
     pub fn any_member(
         &self,
+        advertiser: &str,
         list: &str,
         sources: &[config::ListSource],
         ids: &dyn UserIds,
     ) -> bool {
-        let sets = self.sets.load();
-        let Some(members) = sets.get(list).filter(|m| !m.keys.is_empty()) else {
-            return false;
+        // No allocation: the key is looked up by its parts.
+        let mut buf = [0u8; 256];
+        let key = if advertiser.len() + list.len() < buf.len() {
+            let n = advertiser.len();
+            buf[..n].copy_from_slice(advertiser.as_bytes());
+            buf[n] = b'\t';
+            buf[n + 1..n + 1 + list.len()].copy_from_slice(list.as_bytes());
+            std::str::from_utf8(&buf[..n + 1 + list.len()]).ok()
+        } else {
+            None
         };
-        sources.iter().any(|source| {
-            ids.any(source, &mut |id| {
-                let id = id.trim();
-                let key = if id.len() == 64 && id.bytes().any(|b| b.is_ascii_uppercase()) {
-                    // A hex digest in upper case: compared in lower case
-                    // without allocating.
-                    let mut lower = [0u8; 64];
-                    lower.copy_from_slice(id.as_bytes());
-                    lower.make_ascii_lowercase();
-                    match std::str::from_utf8(&lower) {
-                        Ok(l) => self.key(&normalize_id(l)),
-                        Err(_) => return false,
-                    }
-                } else {
-                    self.key(&normalize_id(id))
-                };
-                members.contains(key)
-            })
-        })
+        let owned;
+        let key = match key {
+            Some(k) => k,
+            None => {
+                owned = list_key(advertiser, list);
+                owned.as_str()
+            }
+        };
+        if let Some(known) = ids.remembered(key) {
+            return known;
+        }
+        let sets = self.sets.load();
+        let member = sets
+            .get(key)
+            .filter(|m| !m.keys.is_empty())
+            .is_some_and(|members| {
+                sources
+                    .iter()
+                    .any(|source| ids.any(source, &mut |id| members.contains(self.request_key(id))))
+            });
+        ids.remember(key, member);
+        member
     }
 
     /// Members of one list.
-    pub fn len(&self, list: &str) -> usize {
-        self.sets.load().get(list).map_or(0, |m| m.keys.len())
+    pub fn len(&self, advertiser: &str, list: &str) -> usize {
+        self.sets
+            .load()
+            .get(list_key(advertiser, list).as_str())
+            .map_or(0, |m| m.keys.len())
     }
 
     /// Members of all lists.
@@ -461,41 +577,42 @@ impl Lists {
     }
 
     /// Applies a batch of JSON lines (`{"id": "…"}`, optionally with
-    /// `"remove": true`) to list `list`: all of it or, on the first bad
-    /// line, none of it. With a state directory the batch is on disk before
-    /// it is applied.
+    /// `"remove": true`) to the advertiser's list: all of it or, on the
+    /// first bad line, none of it. The last line of an id wins. With a
+    /// state directory the batch is on disk before it is applied.
     pub fn apply_jsonl(
         &self,
+        advertiser: &str,
         list: &str,
         source_name: &str,
         text: &str,
     ) -> Result<Applied, ListError> {
         let batch = parse_batch(source_name, text)?;
+        let key = list_key(advertiser, list);
         let mut w = self.writer();
-        let current = self.sets.load().get(list).cloned().unwrap_or_default();
-        let (keys, applied) = self.merged(&current, &batch);
+        let current = self
+            .sets
+            .load()
+            .get(key.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let ops: Vec<(u64, bool)> = batch.iter().map(|(id, add)| (self.key(id), *add)).collect();
+        let (keys, applied) = merged(&current, ops);
         let would = self.members() - current.keys.len() + keys.len();
         let limit = self.limit.load(Ordering::Relaxed);
         if keys.len() > current.keys.len() && would > limit {
             return Err(ListError::Full { would, limit });
         }
-        if applied.added + applied.removed > 0 {
-            self.log(&mut w, list, &batch)?;
+        // Logged even when nothing changes in memory: an id a member file
+        // also lists must stay once the file drops it.
+        if !batch.is_empty() {
+            self.log(&mut w, &key, &batch)?;
         }
-        let members = keys.len();
-        self.publish(list, keys);
-        // Churn (the same ids added and removed again) grows the log, not
-        // the list: past twice the list it is rewritten. A failure leaves
-        // the longer log, which still reads the same.
-        if let Some(log) = w.logs.get_mut(list) {
-            if log.lines > 2 * members + COMPACT_SLACK {
-                let compacted = read_log(&log.path)
-                    .map_err(|error| ListError::Io {
-                        path: log.path.clone(),
-                        error,
-                    })
-                    .and_then(|(history, _, _)| self.rewrite(log, &history));
-                if let Err(e) = compacted {
+        self.publish(&key, keys);
+        if let Some(log) = w.logs.get_mut(key.as_str()) {
+            if log.lines > 2 * log.distinct + COMPACT_SLACK {
+                // A failure leaves the longer log, which reads the same.
+                if let Err(e) = self.rewrite(log) {
                     tracing::warn!("list log not compacted: {e}");
                 }
             }
@@ -503,103 +620,87 @@ impl Lists {
         Ok(applied)
     }
 
-    /// `current` with `batch` applied, and what changed.
-    fn merged(&self, current: &Members, batch: &[(String, bool)]) -> (Vec<u64>, Applied) {
-        // The last line of an id wins.
-        let mut last: Vec<(u64, usize, bool)> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, (id, add))| (self.key(id), i, *add))
-            .collect();
-        last.sort_unstable_by_key(|&(k, i, _)| (k, std::cmp::Reverse(i)));
-        last.dedup_by_key(|e| e.0);
-        let mut out = Vec::with_capacity(current.keys.len() + last.len());
-        let mut applied = Applied::default();
-        let (old, mut j) = (&current.keys, 0);
-        for &(key, _, add) in &last {
-            while j < old.len() && old[j] < key {
-                out.push(old[j]);
-                j += 1;
-            }
-            let was = j < old.len() && old[j] == key;
-            if was {
-                j += 1;
-            }
-            match (was, add) {
-                (false, true) => applied.added += 1,
-                (true, false) => applied.removed += 1,
-                _ => {}
-            }
-            if add {
-                out.push(key);
-            }
-        }
-        out.extend_from_slice(&old[j..]);
-        applied.members = out.len();
-        (out, applied)
-    }
-
-    fn publish(&self, list: &str, keys: Vec<u64>) {
+    fn publish(&self, key: &str, keys: Vec<u64>) {
         let mut map: HashMap<Box<str>, Arc<Members>> = (**self.sets.load()).clone();
-        map.insert(list.into(), Arc::new(Members::new(keys)));
+        map.insert(key.into(), Arc::new(Members::new(keys)));
         self.sets.store(Arc::new(map));
     }
 
     /// Appends a batch to the list's log and syncs it.
-    fn log(&self, w: &mut Writer, list: &str, batch: &[(String, bool)]) -> Result<(), ListError> {
+    fn log(&self, w: &mut Writer, key: &str, batch: &[(String, bool)]) -> Result<(), ListError> {
         let Some(dir) = w.dir.clone() else {
             return Ok(());
         };
-        let path = dir.join(file_name(list));
-        let io = |error| ListError::Io {
-            path: path.clone(),
-            error,
-        };
-        if !w.logs.contains_key(list) {
-            let file = OpenOptions::new()
+        if !w.logs.contains_key(key) {
+            let path = dir.join(file_name(key));
+            let io = |error| ListError::Io {
+                path: path.clone(),
+                error,
+            };
+            // A file open left alone (no readable first line) is not
+            // appended to: its batches would never be read back.
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+                std::fs::rename(&path, path.with_extension("log.unreadable")).map_err(io)?;
+            }
+            let mut file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&path)
                 .map_err(io)?;
-            fsync_dir(&dir).map_err(io)?;
+            let mut len = file.metadata().map_err(io)?.len();
+            if len == 0 {
+                file.write_all(format!("@{key}\n").as_bytes())
+                    .and_then(|()| file.sync_data())
+                    .map_err(io)?;
+                fsync_dir(&dir).map_err(io)?;
+                len = file.metadata().map_err(io)?.len();
+            }
             w.logs.insert(
-                list.into(),
+                key.into(),
                 Log {
-                    path: path.clone(),
+                    path,
                     file,
-                    lines: 0,
+                    good_len: len,
+                    lines: 1,
+                    distinct: 0,
                 },
             );
         }
-        let log = w
-            .logs
-            .get_mut(list)
-            .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
+        let Some(log) = w.logs.get_mut(key) else {
+            return Ok(());
+        };
+        let io = |error| ListError::Io {
+            path: log.path.clone(),
+            error,
+        };
+        // Torn bytes of an earlier failed write go first; if they cannot,
+        // no batch is written after them.
+        if log.file.metadata().map_err(io)?.len() != log.good_len {
+            log.file.set_len(log.good_len).map_err(io)?;
+        }
         let bytes = encode_batch(batch);
-        let start = log.file.metadata().map_err(io)?.len();
         let written = log
             .file
             .write_all(&bytes)
             .and_then(|()| log.file.sync_data());
         if let Err(e) = written {
-            // Cut the partial batch off, so the next one follows a whole
-            // one; if even that fails, the torn tail is cut at the next open.
-            let _ = log.file.set_len(start);
+            let _ = log.file.set_len(log.good_len);
             return Err(io(e));
         }
+        log.good_len += bytes.len() as u64;
         log.lines += batch.len() + 1;
         Ok(())
     }
 
     /// Loads the member files under `data` (`*.members`, JSON lines, the
-    /// file's stem naming the list), then the logs under `state` (which
-    /// later batches are appended to). Any bad member file refuses the
-    /// load; a log is read up to its last whole batch.
+    /// file's stem naming the list, whose advertiser `owner` gives), then
+    /// the logs under `state` (which later batches are appended to). A
+    /// member file naming no list, or with a bad line, refuses the load.
     pub fn open(
         &self,
         data: Option<&Path>,
         state: Option<&Path>,
-        known: &dyn Fn(&str) -> bool,
+        owner: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), ListError> {
         if let Some(data) = data {
             for file in crate::store::files_with_extension(data, "members")? {
@@ -609,7 +710,7 @@ impl Lists {
                     .and_then(|s| s.to_str())
                     .unwrap_or_default()
                     .to_owned();
-                if !known(&list) {
+                let Some(advertiser) = owner(&list) else {
                     return Err(DataError {
                         source_name: name,
                         line: 0,
@@ -618,14 +719,9 @@ impl Lists {
                         ),
                     }
                     .into());
-                }
-                let text = std::fs::read_to_string(&file).map_err(|e| DataError {
-                    source_name: name.clone(),
-                    line: 0,
-                    reason: format!("cannot read file: {e}"),
-                })?;
-                let batch = parse_batch(&name, &text)?;
-                self.apply_loaded(&list, &batch)?;
+                };
+                let ops = self.read_member_file(&file, &name)?;
+                self.apply_loaded(&list_key(&advertiser, &list), ops);
             }
         }
         let Some(state) = state else {
@@ -637,90 +733,224 @@ impl Lists {
             error,
         };
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let mut w = self.writer();
-        w.dir = Some(dir.clone());
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map_err(|e| io(&dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "log"))
             .collect();
         entries.sort();
+        let mut logs = HashMap::new();
         for path in entries {
-            let Some(list) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(id_of_file)
+            let Some(read) = read_log(&path, &|id| self.key(id)).map_err(|e| io(&path, e))? else {
+                tracing::error!(
+                    path = %path.display(),
+                    "list log without a readable first line: left as it is, not loaded"
+                );
+                continue;
+            };
+            let LogRead {
+                key,
+                ops,
+                good_len,
+                lines,
+                damaged,
+            } = read;
+            let distinct = distinct_ops(&ops).len();
+            self.apply_loaded(&key, ops);
+            let mut log = Log {
+                path: path.clone(),
+                file: OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| io(&path, e))?,
+                good_len,
+                lines,
+                distinct,
+            };
+            if damaged {
+                // Keep the evidence; carry on with what was whole.
+                let aside = path.with_extension("log.damaged");
+                tracing::error!(
+                    path = %path.display(),
+                    aside = %aside.display(),
+                    "list log damaged before its end: its whole batches up to the damage \
+                     are kept, the file is set aside"
+                );
+                std::fs::copy(&path, &aside).map_err(|e| io(&aside, e))?;
+                log.file.set_len(good_len).map_err(|e| io(&path, e))?;
+                self.rewrite(&mut log)?;
+            } else if log.file.metadata().map_err(|e| io(&path, e))?.len() > good_len {
+                // An uncommitted last batch: never acknowledged, dropped.
+                log.file.set_len(good_len).map_err(|e| io(&path, e))?;
+                log.file.sync_all().map_err(|e| io(&path, e))?;
+            }
+            if log.lines > 2 * log.distinct + COMPACT_SLACK {
+                self.rewrite(&mut log)?;
+            }
+            logs.insert(key.into_boxed_str(), log);
+        }
+        let mut w = self.writer();
+        w.dir = Some(dir);
+        w.logs = logs;
+        Ok(())
+    }
+
+    /// A member file's adds and removals, streamed.
+    fn read_member_file(&self, path: &Path, name: &str) -> Result<Vec<(u64, bool)>, ListError> {
+        let fail = |line: usize, reason: String| DataError {
+            source_name: name.to_owned(),
+            line,
+            reason,
+        };
+        let file = File::open(path).map_err(|e| fail(0, format!("cannot read file: {e}")))?;
+        let mut reader = BufReader::new(file);
+        let mut ops = Vec::new();
+        let mut raw = String::new();
+        let mut line = 0;
+        loop {
+            raw.clear();
+            line += 1;
+            let n = reader
+                .read_line(&mut raw)
+                .map_err(|e| fail(line, format!("cannot read file: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            let text = raw.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let (id, add) = parse_member(text).map_err(|reason| fail(line, reason))?;
+            ops.push((self.key(&id), add));
+        }
+        Ok(ops)
+    }
+
+    /// Applies what was loaded (no logging; no limit: what is on disk was
+    /// acknowledged, or is the operator's own file).
+    fn apply_loaded(&self, key: &str, ops: Vec<(u64, bool)>) {
+        let _w = self.writer();
+        let current = self.sets.load().get(key).cloned().unwrap_or_default();
+        let (keys, _) = merged(&current, ops);
+        self.publish(key, keys);
+    }
+
+    /// Rewrites a log as one batch: each id it names once, added or
+    /// removed as its last line says. Streams the old log twice (hashes
+    /// first, then the lines to keep), writes a new file beside it, syncs
+    /// it, renames it over, and appends to that same handle from then on.
+    fn rewrite(&self, log: &mut Log) -> Result<(), ListError> {
+        let io = |path: &Path, error| ListError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        let read = read_log(&log.path, &|id| self.key(id))
+            .map_err(|e| io(&log.path, e))?
+            .ok_or_else(|| io(&log.path, std::io::ErrorKind::InvalidData.into()))?;
+        let last = distinct_ops(&read.ops);
+        let tmp = log.path.with_extension("log.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut out = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&tmp)
+            .map_err(|e| io(&tmp, e))?;
+        let mut body: Vec<u8> = Vec::new();
+        let mut written: HashSet<u64> = HashSet::with_capacity(last.len());
+        let mut reader = BufReader::new(File::open(&log.path).map_err(|e| io(&log.path, e))?);
+        let mut raw = Vec::new();
+        let mut offset = 0u64;
+        let mut count = 0usize;
+        loop {
+            raw.clear();
+            let n = reader
+                .read_until(b'\n', &mut raw)
+                .map_err(|e| io(&log.path, e))?;
+            if n == 0 || offset + n as u64 > read.good_len {
+                break;
+            }
+            offset += n as u64;
+            let Some(id) = std::str::from_utf8(&raw)
+                .ok()
+                .and_then(|t| t.strip_suffix('\n'))
+                .filter(|t| t.starts_with(['+', '-']))
+                .map(|t| &t[1..])
             else {
                 continue;
             };
-            let (batch, good_len, lines) = read_log(&path).map_err(|e| io(&path, e))?;
-            drop(w);
-            self.apply_loaded(&list, &batch)?;
-            w = self.writer();
-            let file = OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .map_err(|e| io(&path, e))?;
-            if file.metadata().map_err(|e| io(&path, e))?.len() > good_len {
-                // A torn batch from a crash: never acknowledged, so dropped.
-                file.set_len(good_len).map_err(|e| io(&path, e))?;
-                file.sync_all().map_err(|e| io(&path, e))?;
-            }
-            let mut log = Log {
-                path: path.clone(),
-                file,
-                lines,
+            let k = self.key(id);
+            let Ok(i) = last.binary_search_by_key(&k, |&(k, _)| k) else {
+                continue;
             };
-            let members = self.len(&list);
-            if lines > 2 * members + COMPACT_SLACK {
-                self.rewrite(&mut log, &batch)?;
+            if written.insert(k) {
+                body.push(if last[i].1 { b'+' } else { b'-' });
+                body.extend_from_slice(id.as_bytes());
+                body.push(b'\n');
+                count += 1;
             }
-            w.logs.insert(list.as_str().into(), log);
         }
-        Ok(())
-    }
-
-    /// Applies a loaded batch (no logging, no limit check beyond a warning
-    /// in the caller: what is on disk was acknowledged).
-    fn apply_loaded(&self, list: &str, batch: &[(String, bool)]) -> Result<(), ListError> {
-        let _w = self.writer();
-        let current = self.sets.load().get(list).cloned().unwrap_or_default();
-        let (keys, _) = self.merged(&current, batch);
-        self.publish(list, keys);
-        Ok(())
-    }
-
-    /// Rewrites a log as one batch of its current members.
-    fn rewrite(&self, log: &mut Log, history: &[(String, bool)]) -> Result<(), ListError> {
-        let mut last: HashMap<&str, bool> = HashMap::with_capacity(history.len());
-        for (id, add) in history {
-            last.insert(id, *add);
-        }
-        let mut members: Vec<(String, bool)> = last
-            .into_iter()
-            .filter(|&(_, add)| add)
-            .map(|(id, _)| (id.to_owned(), true))
-            .collect();
-        members.sort_unstable();
-        let tmp = log.path.with_extension("log.tmp");
-        let io = |error| ListError::Io {
-            path: tmp.clone(),
-            error,
-        };
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&encode_batch(&members)).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &log.path).map_err(io)?;
+        let sum = checksum(&body);
+        let mut bytes = format!("@{}\n", read.key).into_bytes();
+        bytes.append(&mut body);
+        bytes.extend_from_slice(format!(".{count} {sum:016x}\n").as_bytes());
+        out.write_all(&bytes)
+            .and_then(|()| out.sync_all())
+            .map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &log.path).map_err(|e| io(&tmp, e))?;
         if let Some(dir) = log.path.parent() {
-            fsync_dir(dir).map_err(io)?;
+            fsync_dir(dir).map_err(|e| io(dir, e))?;
         }
-        log.file = OpenOptions::new()
-            .append(true)
-            .open(&log.path)
-            .map_err(io)?;
-        log.lines = members.len() + 1;
+        out.seek(std::io::SeekFrom::End(0))
+            .map_err(|e| io(&log.path, e))?;
+        log.file = out;
+        log.good_len = bytes.len() as u64;
+        log.lines = count + 2;
+        log.distinct = count;
         Ok(())
     }
+}
+
+/// Each key's last operation, sorted by key.
+fn distinct_ops(ops: &[(u64, bool)]) -> Vec<(u64, bool)> {
+    let mut last: Vec<(u64, usize, bool)> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, &(k, add))| (k, i, add))
+        .collect();
+    last.sort_unstable_by_key(|&(k, i, _)| (k, std::cmp::Reverse(i)));
+    last.dedup_by_key(|e| e.0);
+    last.into_iter().map(|(k, _, add)| (k, add)).collect()
+}
+
+/// `current` with `ops` applied (the last of a key winning), and what
+/// changed.
+fn merged(current: &Members, ops: Vec<(u64, bool)>) -> (Vec<u64>, Applied) {
+    let last = distinct_ops(&ops);
+    drop(ops);
+    let mut out = Vec::with_capacity(current.keys.len() + last.len());
+    let mut applied = Applied::default();
+    let (old, mut j) = (&current.keys, 0);
+    for &(key, add) in &last {
+        while j < old.len() && old[j] < key {
+            out.push(old[j]);
+            j += 1;
+        }
+        let was = j < old.len() && old[j] == key;
+        if was {
+            j += 1;
+        }
+        match (was, add) {
+            (false, true) => applied.added += 1,
+            (true, false) => applied.removed += 1,
+            _ => {}
+        }
+        if add {
+            out.push(key);
+        }
+    }
+    out.extend_from_slice(&old[j..]);
+    applied.members = out.len();
+    (out, applied)
 }
 
 #[cfg(test)]

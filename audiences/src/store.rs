@@ -643,8 +643,14 @@ impl Store {
         ids: &dyn UserIds,
     ) -> bool {
         match &audience.kind {
-            AudienceKind::List { sources } => {
-                visitor.behavioural && self.lists.any_member(&audience.id, sources, ids)
+            AudienceKind::List {
+                sources,
+                advertiser,
+            } => {
+                visitor.behavioural
+                    && self
+                        .lists
+                        .any_member(advertiser, &audience.id, sources, ids)
             }
             AudienceKind::Views {
                 products,

@@ -126,7 +126,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     lists
         .lists()
-        .apply_jsonl("crm", "bench", &batch)
+        .apply_jsonl("shop", "crm", "bench", &batch)
         .expect("generated members are valid");
     drop(batch);
     let crm = config::Audience {
@@ -138,6 +138,7 @@ fn bench(c: &mut Criterion) {
                 config::ListSource::Eid("id5-sync.com".into()),
                 config::ListSource::Sha256Email,
             ],
+            advertiser: "shop".into(),
         },
     };
     let visitor = audiences::Visitor {

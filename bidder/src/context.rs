@@ -61,11 +61,23 @@ pub struct Context<'r> {
 pub struct RequestIds<'r> {
     user: Option<&'r ortb::User<'r>>,
     eids: std::cell::OnceCell<Cow<'r, [ortb::Eid<'r>]>>,
+    /// Lists already asked about (by a hash of their key) and the answer:
+    /// every line item buying a list asks again, on every imp.
+    answers: std::cell::RefCell<Vec<(u64, bool)>>,
 }
 
-/// Ids read per request at most: an exchange sends a handful; a request
-/// with thousands must not buy thousands of lookups per line item.
+/// Ids read per source per request at most, over all its `user.eids`
+/// entries: an exchange sends a handful; a request with thousands must not
+/// buy thousands of lookups.
 const MAX_IDS: usize = 64;
+
+/// Which list an answer is for: FNV-1a of its key (a handful per request,
+/// so a collision between two of them is no concern).
+fn answer_key(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 impl audiences::UserIds for RequestIds<'_> {
     fn any(&self, source: &config::ListSource, f: &mut dyn FnMut(&str) -> bool) -> bool {
@@ -87,11 +99,25 @@ impl audiences::UserIds for RequestIds<'_> {
                             .as_deref()
                             .is_some_and(|s| s.trim().eq_ignore_ascii_case(name))
                     })
-                    .flat_map(|e| e.uids.iter().take(MAX_IDS))
+                    .flat_map(|e| e.uids.iter())
+                    .take(MAX_IDS)
                     .filter_map(|u| u.id.as_deref())
                     .any(&mut *f)
             }
         }
+    }
+
+    fn remembered(&self, key: &str) -> Option<bool> {
+        let k = answer_key(key);
+        self.answers
+            .borrow()
+            .iter()
+            .find(|(x, _)| *x == k)
+            .map(|&(_, member)| member)
+    }
+
+    fn remember(&self, key: &str, member: bool) {
+        self.answers.borrow_mut().push((answer_key(key), member));
     }
 }
 
@@ -182,6 +208,7 @@ impl<'r> Context<'r> {
             ids: RequestIds {
                 user: user.map(|v| &**v),
                 eids: std::cell::OnceCell::new(),
+                answers: std::cell::RefCell::new(Vec::new()),
             },
             visitor: Visitor {
                 user: user_key,

@@ -306,6 +306,7 @@ fn advertiser_sync(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp
         cookie,
         &app.settings.privacy,
         app.signer(),
+        app.now(),
     ))
 }
 
@@ -585,7 +586,13 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
         .strip_prefix("/v1/audiences/")
         .and_then(|rest| rest.strip_suffix("/members"))
         .filter(|id| !id.is_empty() && !id.contains('/'))
-        .map(crate::form::decode);
+        // A path segment: `+` is a plus here, not a space.
+        .map(|id| {
+            percent_encoding::percent_decode_str(id)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        });
     let known = list.is_some()
         || matches!(
             path,
@@ -594,8 +601,9 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
     if !known {
         return Refused::NotFound.response();
     }
-    // Both are audience data: the audience token opens them too.
-    let upload = list.is_some() || path == "/v1/audience-events";
+    // The audience token opens shopper-event uploads only: lists hold
+    // every advertiser's customers, and their answers tell who is in one.
+    let upload = path == "/v1/audience-events";
     if app.settings.admin_token.is_none() && (app.settings.audience_token.is_none() || !upload) {
         return Refused::AdminOff.response();
     }
@@ -652,7 +660,7 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
 /// whole or not at all, on disk before the answer.
 async fn list_members(app: Arc<App>, req: Request<Incoming>, id: String) -> Resp {
     use crate::app::MembersError;
-    if !app.is_list(&id) {
+    if app.list_owner(&id).is_none() {
         return text(
             StatusCode::NOT_FOUND,
             format!("no list audience has the id {id:?}\n"),

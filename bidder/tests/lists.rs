@@ -9,8 +9,8 @@ mod common;
 use std::io::Write;
 
 use common::{
-    admin, banner_request, explain, request, shop_config_dir, ts, verdict, Reply, Server,
-    ADMIN_TOKEN, SHOP,
+    admin, banner_request, explain, request, shop_config_dir, shop_yaml, tempdir, ts, verdict,
+    Reply, Server, ADMIN_TOKEN, SHOP,
 };
 use serde_json::{json, Value};
 
@@ -164,7 +164,7 @@ fn removal_and_bad_batches() {
     assert_eq!(r.status, 400);
     assert_eq!(bids("a"), 200);
 
-    // Unknown list, a non-list audience, a missing token.
+    // Unknown list, a missing token.
     assert_eq!(members(&s, "nope", "{\"id\":\"a\"}\n").status, 404);
     let r = request(
         s.admin,
@@ -215,7 +215,13 @@ fn members_survive_a_restart_and_load_from_data_files() {
     };
     {
         let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
-        assert_eq!(members(&s, "crm", "{\"id\":\"uploaded\"}\n").status, 200);
+        // An upload, and the removal of an id a member file lists.
+        let r = members(
+            &s,
+            "crm",
+            "{\"id\":\"uploaded\"}\n{\"id\":\"dropped-later\",\"remove\":true}\n",
+        );
+        assert_eq!(r.status, 200);
         assert_eq!(bids(&s, "uploaded"), 200);
     }
     // Restarted: what was acknowledged is still there.
@@ -230,9 +236,10 @@ fn members_survive_a_restart_and_load_from_data_files() {
         bidder::app::load_lists(&store, &config, data, Some(&state)).map(|()| store)
     };
     let store = lists(Some(&data)).unwrap();
-    assert!(store.lists().contains("crm", "from-file"));
-    assert!(store.lists().contains("crm", "uploaded"));
-    assert_eq!(store.lists().len("crm"), 3);
+    assert!(store.lists().contains("shop", "crm", "from-file"));
+    assert!(store.lists().contains("shop", "crm", "uploaded"));
+    assert!(!store.lists().contains("shop", "crm", "dropped-later"));
+    assert_eq!(store.lists().len("shop", "crm"), 2);
 
     // A member file naming no list, or with a bad line, refuses the load.
     std::fs::write(data.join("typo.members"), "{\"id\":\"x\"}\n").unwrap();
@@ -246,4 +253,140 @@ fn members_survive_a_restart_and_load_from_data_files() {
     .unwrap();
     let e = lists(Some(&data)).unwrap_err().to_string();
     assert!(e.contains("crm.members:2:"), "{e}");
+}
+
+/// `n` line items buying list `list` (read from buyeruid and uidapi.com).
+fn list_config(name: &str, n: usize, list: &str) -> std::path::PathBuf {
+    let dir = tempdir(name);
+    let items: String = (0..n)
+        .map(|i| {
+            format!(
+                "      - id: li{i}\n        media: display\n        cpm: 4.00\n        \
+                 budget: {{ daily: 100.00 }}\n        audiences: {{ any_of: [\"{list}\"] }}\n        \
+                 creatives: [b300]\n"
+            )
+        })
+        .collect();
+    let yaml = shop_yaml(
+        &format!(
+            "audiences:\n  - id: \"{list}\"\n    kind: list\n    sources: [buyeruid, uidapi.com]\n"
+        ),
+        "1000.00",
+        &items,
+    );
+    std::fs::write(dir.join("shop.yaml"), yaml).unwrap();
+    dir
+}
+
+#[test]
+fn a_list_moved_to_another_advertiser_does_not_bring_its_members() {
+    let dir = list_config("lists-moved", 1, "crm");
+    let s = Server::start(&dir, None);
+    assert_eq!(members(&s, "crm", "{\"id\":\"a-customer\"}\n").status, 200);
+    // The shop drops its list; a rival names a list "crm".
+    let shop = shop_yaml(
+        "",
+        "1000.00",
+        "      - id: plain\n        media: display\n        cpm: 1.00\n        \
+         budget: { daily: 100.00 }\n        creatives: [b300]\n",
+    );
+    std::fs::write(dir.join("shop.yaml"), shop).unwrap();
+    let rival = shop_yaml(
+        "audiences:\n  - id: crm\n    kind: list\n    sources: [buyeruid]\n",
+        "1000.00",
+        "      - id: rival-li\n        media: display\n        cpm: 9.00\n        \
+         budget: { daily: 100.00 }\n        audiences: { any_of: [crm] }\n        creatives: [r300]\n",
+    )
+    .replace("id: shop", "id: rival")
+    .replace("domains: [shop.example]", "domains: [rival.example]")
+    .replace("id: b300", "id: r300")
+    .replace("id: o1", "id: r1");
+    std::fs::write(dir.join("rival.yaml"), rival).unwrap();
+    let r = admin(s.admin, "/v1/config/reload", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let req = with_user(json!({ "buyeruid": "a-customer" }));
+    assert_eq!(
+        verdict(&explain(&s, &req), "rival-li")["reason"],
+        "audience",
+        "the rival's list starts empty"
+    );
+    // The rival's own uploads go to its own list.
+    assert_eq!(members(&s, "crm", "{\"id\":\"r-customer\"}\n").status, 200);
+    let req = with_user(json!({ "buyeruid": "r-customer" }));
+    assert!(verdict(&explain(&s, &req), "rival-li")["reason"].is_null());
+}
+
+#[test]
+fn list_ids_with_a_plus_are_reached_as_written() {
+    let dir = list_config("lists-plus", 1, "vip+eu");
+    let s = Server::start(&dir, None);
+    let r = members(&s, "vip+eu", "{\"id\":\"m\"}\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = members(&s, "vip%2Beu", "{\"id\":\"n\"}\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["members"], 2);
+}
+
+#[test]
+fn the_audience_token_does_not_open_lists() {
+    let dir = list_config("lists-token", 1, "crm");
+    let token = "aud-token-0123456789abcdef0123";
+    let settings = bidder::Settings {
+        audience_token: Some(token.into()),
+        ..bidder::Settings::default()
+    };
+    let s = Server::start_with(&dir, None, settings);
+    let auth = format!("Bearer {token}");
+    let r = request(
+        s.admin,
+        "POST",
+        "/v1/audiences/crm/members",
+        &[("Authorization", &auth)],
+        b"{\"id\":\"x\"}\n",
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(members(&s, "crm", "").json()["members"], 0);
+}
+
+#[test]
+fn a_request_full_of_ids_costs_a_bounded_number_of_lookups() {
+    // 200 line items buying one list, a request of 64 imps carrying 64
+    // eids of 64 uids each: the list is asked once per request, and at
+    // most 64 ids are read per source. The answer stays correct: the
+    // member sent after the 64th id is not seen, one sent early is.
+    let dir = list_config("lists-many-ids", 200, "crm");
+    let s = Server::start(&dir, None);
+    assert_eq!(members(&s, "crm", "{\"id\":\"member\"}\n").status, 200);
+    let eids = |member_at: usize| -> Value {
+        let all: Vec<Value> = (0..64)
+            .map(|e| {
+                let uids: Vec<Value> = (0..64)
+                    .map(|u| {
+                        let id = if e * 64 + u == member_at {
+                            "member".to_string()
+                        } else {
+                            format!("{e}-{u}")
+                        };
+                        json!({ "id": id })
+                    })
+                    .collect();
+                json!({ "source": "uidapi.com", "uids": uids })
+            })
+            .collect();
+        json!(all)
+    };
+    let mut req = banner_request();
+    let imp = req["imp"][0].clone();
+    req["imp"] = json!((0..64)
+        .map(|i| {
+            let mut x = imp.clone();
+            x["id"] = json!(i.to_string());
+            x
+        })
+        .collect::<Vec<_>>());
+    req["user"] = json!({ "eids": eids(10) });
+    assert_eq!(s.bid(&req.to_string()).status, 200);
+    req["user"] = json!({ "eids": eids(64 * 64 - 1) });
+    assert_eq!(s.bid(&req.to_string()).status, 204);
+    assert_eq!(verdict(&explain(&s, &req), "li0")["reason"], "audience");
 }

@@ -132,8 +132,13 @@ pub enum AudienceKind {
     /// Contextual: the page is in one of these content categories.
     Categories { categories: Vec<String> },
     /// A list of users uploaded by the advertiser (CRM, DMP): the request
-    /// carries one of its members under one of `sources`.
-    List { sources: Vec<ListSource> },
+    /// carries one of its members under one of `sources`. Its members are
+    /// stored under the owning `advertiser` and the audience id, so a list
+    /// id that moves to another advertiser never hands it the members.
+    List {
+        sources: Vec<ListSource>,
+        advertiser: String,
+    },
 }
 
 /// Where a list's member ids are found in a bid request.

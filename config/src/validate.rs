@@ -393,7 +393,7 @@ impl FileChecker<'_> {
             .audiences
             .0
             .iter()
-            .filter_map(|a| self.audience(a))
+            .filter_map(|a| self.audience(a, scope.advertiser))
             .collect();
         let creatives = raw
             .creatives
@@ -446,7 +446,7 @@ impl FileChecker<'_> {
 
     // ---- audiences ----
 
-    fn audience(&mut self, raw: &Spanned<RawAudience>) -> Option<Audience> {
+    fn audience(&mut self, raw: &Spanned<RawAudience>, advertiser: &str) -> Option<Audience> {
         let a = &raw.value;
         let subject = format!("audience \"{}\"", a.id.value);
         self.id(&subject, &a.id);
@@ -522,6 +522,7 @@ impl FileChecker<'_> {
             "products" => AudienceKind::Products { products: items },
             "list" => AudienceKind::List {
                 sources: self.list_sources(&subject, a.sources.as_ref())?,
+                advertiser: advertiser.to_owned(),
             },
             _ => AudienceKind::Categories { categories: items },
         };

@@ -791,7 +791,8 @@ fn list_audiences_name_their_sources() {
                 ListSource::Sha256Email,
                 ListSource::Eid("uidapi.com".into()),
                 ListSource::Eid("id5-sync.com".into()),
-            ]
+            ],
+            advertiser: "acme".into(),
         }
     );
     assert_eq!(crm.kind.as_str(), "list");

@@ -11,6 +11,7 @@ impl UserIds for Ids {
 }
 
 const HASH: &str = "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514";
+const ADV: &str = "shop";
 
 fn all_sources() -> Vec<ListSource> {
     vec![
@@ -20,6 +21,18 @@ fn all_sources() -> Vec<ListSource> {
     ]
 }
 
+fn apply(lists: &Lists, list: &str, text: &str) -> Result<Applied, ListError> {
+    lists.apply_jsonl(ADV, list, "body", text)
+}
+
+fn has(lists: &Lists, list: &str, id: &str) -> bool {
+    lists.contains(ADV, list, id)
+}
+
+fn owner_any(_: &str) -> Option<String> {
+    Some(ADV.to_owned())
+}
+
 #[test]
 fn a_member_matches_by_each_source_and_only_by_a_listed_one() {
     let lists = Lists::new(100);
@@ -27,49 +40,69 @@ fn a_member_matches_by_each_source_and_only_by_a_listed_one() {
         "{{\"id\":\"u-1\"}}\n{{\"id\":\"{}\"}}\n{{\"id\":\"uid2-token\"}}\n",
         HASH.to_uppercase()
     );
-    let a = lists.apply_jsonl("crm", "body", &batch).unwrap();
+    let a = apply(&lists, "crm", &batch).unwrap();
     assert_eq!((a.added, a.removed, a.members), (3, 0, 3));
     let sources = all_sources();
     for (source, id) in [
         (ListSource::BuyerUid, "u-1"),
         (ListSource::Sha256Email, HASH),
+        (
+            ListSource::Sha256Email,
+            "B4C9A289323B21A01C3E940F150EB9B8C542587F1ABFD8F0E1CC1FFC5E475514",
+        ),
         (ListSource::Eid("uidapi.com".into()), "uid2-token"),
     ] {
-        assert!(lists.any_member("crm", &sources, &Ids(vec![(source.clone(), id)])));
+        assert!(lists.any_member(ADV, "crm", &sources, &Ids(vec![(source.clone(), id)])));
         // The same id under a source the list does not name is no match.
         assert!(!lists.any_member(
+            ADV,
             "crm",
             &[ListSource::Eid("liveramp.com".into())],
             &Ids(vec![(source, id)])
         ));
     }
-    assert!(!lists.any_member("crm", &sources, &Ids(vec![(ListSource::BuyerUid, "u-2")])));
-    assert!(!lists.any_member("other", &sources, &Ids(vec![(ListSource::BuyerUid, "u-1")])));
+    let buyer = |id| Ids(vec![(ListSource::BuyerUid, id)]);
+    assert!(!lists.any_member(ADV, "crm", &sources, &buyer("u-2")));
+    assert!(!lists.any_member(ADV, "other", &sources, &buyer("u-1")));
+    // Another advertiser's list of the same id is another list.
+    assert!(!lists.any_member("rival", "crm", &sources, &buyer("u-1")));
+}
+
+#[test]
+fn long_mixed_case_ids_that_are_not_digests_match_as_they_are() {
+    let lists = Lists::new(100);
+    let id = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEfGhIjKlMnOpQrStUvWxYz01";
+    assert_eq!(id.len(), 64);
+    apply(&lists, "l", &format!("{{\"id\":\"{id}\"}}\n")).unwrap();
+    let ids = Ids(vec![(ListSource::BuyerUid, id)]);
+    assert!(lists.any_member(ADV, "l", &[ListSource::BuyerUid], &ids));
+    let lower = Ids(vec![(
+        ListSource::BuyerUid,
+        "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01",
+    )]);
+    assert!(!lists.any_member(ADV, "l", &[ListSource::BuyerUid], &lower));
 }
 
 #[test]
 fn removal_and_the_last_line_of_an_id_wins() {
     let lists = Lists::new(100);
-    lists
-        .apply_jsonl("l", "b", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n")
-        .unwrap();
-    let a = lists
-        .apply_jsonl(
-            "l",
-            "b",
-            "{\"id\":\"a\",\"remove\":true}\n{\"id\":\"c\"}\n{\"id\":\"c\",\"remove\":true}\n{\"id\":\"zz\",\"remove\":true}\n",
-        )
-        .unwrap();
+    apply(&lists, "l", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n").unwrap();
+    let a = apply(
+        &lists,
+        "l",
+        "{\"id\":\"a\",\"remove\":true}\n{\"id\":\"c\"}\n{\"id\":\"c\",\"remove\":true}\n{\"id\":\"zz\",\"remove\":true}\n",
+    )
+    .unwrap();
     assert_eq!((a.added, a.removed, a.members), (0, 1, 1));
-    assert!(!lists.contains("l", "a"));
-    assert!(lists.contains("l", "b"));
-    assert!(!lists.contains("l", "c"));
+    assert!(!has(&lists, "l", "a"));
+    assert!(has(&lists, "l", "b"));
+    assert!(!has(&lists, "l", "c"));
 }
 
 #[test]
 fn a_bad_batch_changes_nothing() {
     let lists = Lists::new(100);
-    lists.apply_jsonl("l", "b", "{\"id\":\"a\"}\n").unwrap();
+    apply(&lists, "l", "{\"id\":\"a\"}\n").unwrap();
     for (bad, line) in [
         ("{\"id\":\"b\"}\n{\"id\":\"\"}\n", 2),
         ("{\"id\":\"b\"}\nnot json\n", 2),
@@ -80,34 +113,27 @@ fn a_bad_batch_changes_nothing() {
             2,
         ),
     ] {
-        match lists.apply_jsonl("l", "b", bad) {
+        match apply(&lists, "l", bad) {
             Err(ListError::Data(e)) => assert_eq!(e.line, line, "{bad}: {e}"),
             other => panic!("{bad}: {other:?}"),
         }
-        assert!(
-            lists.contains("l", "a") && !lists.contains("l", "b"),
-            "{bad}"
-        );
-        assert_eq!(lists.len("l"), 1);
+        assert!(has(&lists, "l", "a") && !has(&lists, "l", "b"), "{bad}");
+        assert_eq!(lists.len(ADV, "l"), 1);
     }
 }
 
 #[test]
 fn the_limit_refuses_a_batch_that_grows_past_it() {
     let lists = Lists::new(3);
-    lists
-        .apply_jsonl("l", "b", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n")
-        .unwrap();
+    apply(&lists, "l", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n").unwrap();
     assert!(matches!(
-        lists.apply_jsonl("m", "b", "{\"id\":\"c\"}\n{\"id\":\"d\"}\n"),
+        apply(&lists, "m", "{\"id\":\"c\"}\n{\"id\":\"d\"}\n"),
         Err(ListError::Full { would: 4, limit: 3 })
     ));
     assert_eq!(lists.members(), 2);
     // Shrinking is always allowed.
-    lists
-        .apply_jsonl("l", "b", "{\"id\":\"a\",\"remove\":true}\n")
-        .unwrap();
-    lists.apply_jsonl("m", "b", "{\"id\":\"c\"}\n").unwrap();
+    apply(&lists, "l", "{\"id\":\"a\",\"remove\":true}\n").unwrap();
+    apply(&lists, "m", "{\"id\":\"c\"}\n").unwrap();
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -121,57 +147,82 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+fn log_path(state: &Path, list: &str) -> PathBuf {
+    state.join("lists").join(file_name(&list_key(ADV, list)))
+}
+
 #[test]
 fn batches_survive_a_restart_and_a_torn_tail_is_dropped() {
     let state = temp_dir("restart");
     {
         let lists = Lists::new(100);
-        lists.open(None, Some(&state), &|_| true).unwrap();
-        lists
-            .apply_jsonl("crm/eu", "b", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n")
-            .unwrap();
-        lists
-            .apply_jsonl("crm/eu", "b", "{\"id\":\"a\",\"remove\":true}\n")
-            .unwrap();
+        lists.open(None, Some(&state), &owner_any).unwrap();
+        apply(&lists, "crm/eu", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n").unwrap();
+        apply(&lists, "crm/eu", "{\"id\":\"a\",\"remove\":true}\n").unwrap();
     }
-    let log = state.join("lists").join(file_name("crm/eu"));
+    let log = log_path(&state, "crm/eu");
     assert!(log.exists(), "{}", log.display());
     // A crash mid-batch: lines without their commit.
     let mut f = OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(b"+c\n+d\n.2 00").unwrap();
     drop(f);
     let lists = Lists::new(100);
-    lists.open(None, Some(&state), &|_| true).unwrap();
-    assert!(!lists.contains("crm/eu", "a"));
-    assert!(lists.contains("crm/eu", "b"));
-    assert!(!lists.contains("crm/eu", "c"));
+    lists.open(None, Some(&state), &owner_any).unwrap();
+    assert!(!has(&lists, "crm/eu", "a"));
+    assert!(has(&lists, "crm/eu", "b"));
+    assert!(!has(&lists, "crm/eu", "c"));
     // Appends after the cut read back whole.
-    lists
-        .apply_jsonl("crm/eu", "b", "{\"id\":\"e\"}\n")
-        .unwrap();
+    apply(&lists, "crm/eu", "{\"id\":\"e\"}\n").unwrap();
     let again = Lists::new(100);
-    again.open(None, Some(&state), &|_| true).unwrap();
-    assert!(again.contains("crm/eu", "b") && again.contains("crm/eu", "e"));
-    assert_eq!(again.len("crm/eu"), 2);
+    again.open(None, Some(&state), &owner_any).unwrap();
+    assert!(has(&again, "crm/eu", "b") && has(&again, "crm/eu", "e"));
+    assert_eq!(again.len(ADV, "crm/eu"), 2);
     let _ = std::fs::remove_dir_all(&state);
 }
 
 #[test]
-fn a_garbled_batch_ends_the_log_there() {
+fn damage_before_the_end_keeps_what_was_whole_and_sets_the_log_aside() {
     let state = temp_dir("garbled");
     {
         let lists = Lists::new(100);
-        lists.open(None, Some(&state), &|_| true).unwrap();
-        lists.apply_jsonl("l", "b", "{\"id\":\"a\"}\n").unwrap();
-        lists.apply_jsonl("l", "b", "{\"id\":\"b\"}\n").unwrap();
+        lists.open(None, Some(&state), &owner_any).unwrap();
+        apply(&lists, "l", "{\"id\":\"a\"}\n").unwrap();
+        apply(&lists, "l", "{\"id\":\"b\"}\n").unwrap();
+        apply(&lists, "l", "{\"id\":\"c\"}\n").unwrap();
     }
-    let log = state.join("lists").join("l.log");
+    let log = log_path(&state, "l");
     let text = std::fs::read_to_string(&log).unwrap();
     std::fs::write(&log, text.replace("+b", "+x")).unwrap();
     let lists = Lists::new(100);
-    lists.open(None, Some(&state), &|_| true).unwrap();
-    assert!(lists.contains("l", "a"));
-    assert!(!lists.contains("l", "b") && !lists.contains("l", "x"));
+    lists.open(None, Some(&state), &owner_any).unwrap();
+    assert!(has(&lists, "l", "a"));
+    assert!(!has(&lists, "l", "b") && !has(&lists, "l", "x"));
+    assert!(log.with_extension("log.damaged").exists());
+    // The log goes on from what was whole.
+    apply(&lists, "l", "{\"id\":\"d\"}\n").unwrap();
+    let again = Lists::new(100);
+    again.open(None, Some(&state), &owner_any).unwrap();
+    assert!(has(&again, "l", "a") && has(&again, "l", "d"));
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn a_failed_write_is_cut_back_before_the_next_batch() {
+    let state = temp_dir("torn-then-more");
+    let lists = Lists::new(100);
+    lists.open(None, Some(&state), &owner_any).unwrap();
+    apply(&lists, "l", "{\"id\":\"a\"}\n").unwrap();
+    // Torn bytes of a write that failed half way, still in the file.
+    let log = log_path(&state, "l");
+    let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"+tor").unwrap();
+    drop(f);
+    apply(&lists, "l", "{\"id\":\"b\"}\n").unwrap();
+    drop(lists);
+    let again = Lists::new(100);
+    again.open(None, Some(&state), &owner_any).unwrap();
+    assert!(has(&again, "l", "a") && has(&again, "l", "b"));
+    assert!(!has(&again, "l", "tor"));
     let _ = std::fs::remove_dir_all(&state);
 }
 
@@ -180,58 +231,97 @@ fn member_files_under_data_load_and_name_their_list() {
     let data = temp_dir("data");
     std::fs::create_dir_all(data.join("crm")).unwrap();
     std::fs::write(data.join("crm/loyal.members"), "{\"id\":\"a\"}\n").unwrap();
+    let owner = |id: &str| (id == "loyal").then(|| ADV.to_owned());
     let lists = Lists::new(100);
-    lists.open(Some(&data), None, &|id| id == "loyal").unwrap();
-    assert!(lists.contains("loyal", "a"));
+    lists.open(Some(&data), None, &owner).unwrap();
+    assert!(has(&lists, "loyal", "a"));
     std::fs::write(data.join("crm/typo.members"), "{\"id\":\"a\"}\n").unwrap();
-    let err = Lists::new(100)
-        .open(Some(&data), None, &|id| id == "loyal")
-        .unwrap_err();
+    let err = Lists::new(100).open(Some(&data), None, &owner).unwrap_err();
     assert!(err.to_string().contains("\"typo\""), "{err}");
     std::fs::remove_file(data.join("crm/typo.members")).unwrap();
     std::fs::write(
         data.join("crm/loyal.members"),
-        "{\"id\":\"a\"}\n{\"id\":7}\n",
+        "{\"id\":\"a\"}\n\n{\"id\":7}\n",
     )
     .unwrap();
-    let err = Lists::new(100)
-        .open(Some(&data), None, &|id| id == "loyal")
-        .unwrap_err();
-    assert!(err.to_string().contains("loyal.members:2:"), "{err}");
+    let err = Lists::new(100).open(Some(&data), None, &owner).unwrap_err();
+    assert!(err.to_string().contains("loyal.members:3:"), "{err}");
     let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
-fn churn_is_compacted_and_reads_the_same() {
-    let state = temp_dir("churn");
-    let lists = Lists::new(1_000_000);
-    lists.open(None, Some(&state), &|_| true).unwrap();
-    lists.apply_jsonl("l", "b", "{\"id\":\"keep\"}\n").unwrap();
-    let add: String = (0..60_000)
-        .map(|i| format!("{{\"id\":\"t{i}\"}}\n"))
-        .collect();
-    let remove: String = (0..60_000)
-        .map(|i| format!("{{\"id\":\"t{i}\",\"remove\":true}}\n"))
-        .collect();
-    lists.apply_jsonl("l", "b", &add).unwrap();
-    lists.apply_jsonl("l", "b", &remove).unwrap();
-    let log = state.join("lists").join("l.log");
-    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
-    assert!(lines < 10, "{lines} lines after compaction");
-    let again = Lists::new(100);
-    again.open(None, Some(&state), &|_| true).unwrap();
-    assert_eq!(again.len("l"), 1);
-    assert!(again.contains("l", "keep"));
+fn a_list_moved_to_another_advertiser_starts_empty() {
+    let state = temp_dir("moved");
+    {
+        let lists = Lists::new(100);
+        lists.open(None, Some(&state), &owner_any).unwrap();
+        apply(&lists, "crm", "{\"id\":\"customer\"}\n").unwrap();
+    }
+    let lists = Lists::new(100);
+    lists
+        .open(None, Some(&state), &|_| Some("rival".to_owned()))
+        .unwrap();
+    assert!(!lists.contains("rival", "crm", "customer"));
+    assert!(lists.contains(ADV, "crm", "customer"), "kept for its owner");
     let _ = std::fs::remove_dir_all(&state);
 }
 
 #[test]
-fn log_names_round_trip() {
-    for id in ["crm", "crm/eu", ".hidden", "a b", "é"] {
-        let name = file_name(id);
-        assert!(!name.contains('/') && !name.starts_with('.'), "{name}");
-        assert_eq!(id_of_file(&name).as_deref(), Some(id));
+fn churn_is_compacted_and_removals_stand_against_member_files() {
+    let data = temp_dir("churn-data");
+    let state = temp_dir("churn");
+    std::fs::write(
+        data.join("l.members"),
+        "{\"id\":\"optout\"}\n{\"id\":\"keep\"}\n",
+    )
+    .unwrap();
+    {
+        let lists = Lists::new(1_000_000);
+        lists.open(Some(&data), Some(&state), &owner_any).unwrap();
+        apply(&lists, "l", "{\"id\":\"optout\",\"remove\":true}\n").unwrap();
+        // An id the file also lists, uploaded: it must outlive the file.
+        apply(&lists, "l", "{\"id\":\"keep\"}\n").unwrap();
+        let add: String = (0..60_000)
+            .map(|i| format!("{{\"id\":\"t{i}\"}}\n"))
+            .collect();
+        let remove: String = (0..60_000)
+            .map(|i| format!("{{\"id\":\"t{i}\",\"remove\":true}}\n"))
+            .collect();
+        apply(&lists, "l", &add).unwrap();
+        apply(&lists, "l", &remove).unwrap();
+        assert!(!has(&lists, "l", "optout"));
     }
+    let log = log_path(&state, "l");
+    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert!(lines < 60_010, "{lines} lines after compaction");
+    std::fs::write(data.join("l.members"), "{\"id\":\"optout\"}\n").unwrap();
+    let again = Lists::new(1_000_000);
+    again.open(Some(&data), Some(&state), &owner_any).unwrap();
+    assert!(
+        !has(&again, "l", "optout"),
+        "a removal stands after compaction"
+    );
+    assert!(has(&again, "l", "keep"), "an upload outlives the file");
+    assert_eq!(again.len(ADV, "l"), 1);
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn log_names_are_unique_and_short() {
+    let mut seen = HashSet::new();
+    for (adv, id) in [
+        ("a", "b.c"),
+        ("a.b", "c"),
+        ("crm", "eu/x"),
+        ("é", ".hidden"),
+    ] {
+        let name = file_name(&list_key(adv, id));
+        assert!(!name.contains('/') && !name.starts_with('.'), "{name}");
+        assert!(seen.insert(name));
+    }
+    let long = "x".repeat(300);
+    assert!(file_name(&list_key("a", &long)).len() < 40);
 }
 
 #[test]
@@ -249,7 +339,6 @@ fn the_prefix_index_finds_exactly_the_members() {
             let k = keys.hash_one(i);
             assert_eq!(m.contains(k), members.binary_search(&k).is_ok(), "{n}");
         }
-        // The ends of the key space.
         for k in [0, 1, u64::MAX - 1, u64::MAX] {
             assert_eq!(m.contains(k), members.binary_search(&k).is_ok());
         }
