@@ -74,6 +74,13 @@ impl Answer<'_> {
         out.push_str(",\"price\":");
         // Rounded down: never more than the line item's CPM is worth.
         push_price(out, self.currency.rate.from_usd(choice.price));
+        // The page and the exchange see these URLs: they carry a token of
+        // the audience, never its name (which would tell them the user is
+        // on an advertiser's customer or retargeting list).
+        let audience = choice
+            .audience
+            .as_deref()
+            .map(|a| crate::notice::audience_token(self.signer, a));
         let notice = NoticeUrl {
             bid_id,
             imp_id,
@@ -88,7 +95,7 @@ impl Answer<'_> {
             charge_on: self.profile.charge_on,
             encrypted: self.profile.price_keys.is_some(),
             keyword: choice.keyword.as_deref(),
-            audience: choice.audience.as_deref(),
+            audience: audience.as_deref(),
         };
         let signed = notice.signed();
         let urls = Prepared::new(self.public_url, &signed, self.signer);

@@ -359,12 +359,24 @@ fn spend_impressions_clicks_and_sales_by_audience() {
     let bid = only_bid(&s, &about_tent);
     assert_eq!(bid["cid"], "pages");
     let nurl = bid["nurl"].as_str().unwrap();
-    assert_eq!(param(nurl, "a"), Some("products%3Atent-pages"), "{nurl}");
+    // The URLs carry a token of the audience, never its name: the page
+    // and the exchange see them.
+    let token = param(nurl, "a").expect("an audience token").to_owned();
+    assert!(
+        token.len() == 16 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{nurl}"
+    );
     let (click, pixel) = banner_urls(bid["adm"].as_str().unwrap());
-    assert_eq!(param(&click, "a"), Some("products%3Atent-pages"), "{click}");
-    assert_eq!(param(&pixel, "a"), Some("products%3Atent-pages"), "{pixel}");
+    assert_eq!(param(&click, "a"), Some(token.as_str()), "{click}");
+    assert_eq!(param(&pixel, "a"), Some(token.as_str()), "{pixel}");
+    for url in [nurl, &click, &pixel, bid["adm"].as_str().unwrap()] {
+        assert!(
+            !url.contains("tent-pages") && !url.contains("products%3A"),
+            "{url}"
+        );
+    }
     // The audience is signed: another one is refused and charges nothing.
-    let forged = nurl.replace("a=products%3Atent-pages", "a=views%3Atent-viewers");
+    let forged = nurl.replace(&format!("a={token}"), "a=0123456789abcdef");
     assert_eq!(s.notice(&forged, "2.50").status, 403);
     assert_eq!(s.app.line_item_spent("pages").lifetime.as_i64(), 0);
     assert_eq!(s.notice(nurl, "2.50").status, 200);
