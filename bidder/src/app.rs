@@ -262,16 +262,21 @@ pub fn load_lists(
     data: Option<&Path>,
     state: Option<&Path>,
 ) -> Result<(), audiences::ListError> {
-    let lists: std::collections::HashSet<&str> = config
-        .advertisers
-        .iter()
-        .flat_map(|a| &a.audiences)
-        .filter(|a| matches!(a.kind, config::AudienceKind::List { .. }))
-        .map(|a| a.id.as_str())
-        .collect();
-    store.lists().open(data, state, &|id| lists.contains(id))?;
+    store
+        .lists()
+        .open(data, state, &|id| list_owner(config, id).map(str::to_owned))?;
     metrics::list_members(store.lists().members());
     Ok(())
+}
+
+/// The advertiser of the list audience `id`, if the config has one.
+pub fn list_owner<'c>(config: &'c config::Config, id: &str) -> Option<&'c str> {
+    config.advertisers.iter().find_map(|a| {
+        a.audiences
+            .iter()
+            .any(|x| x.id == id && matches!(x.kind, config::AudienceKind::List { .. }))
+            .then_some(a.id.as_str())
+    })
 }
 
 /// Why a list batch was not applied.
@@ -811,9 +816,29 @@ impl App {
             creative: t.creative.as_str().into(),
             exchange: t.exchange.as_str().into(),
             keyword: t.keyword.as_deref().unwrap_or_default().into(),
-            audience: t.audience.as_deref().unwrap_or_default().into(),
+            audience: self.audience_of(snap.as_deref(), item, t.audience.as_deref()),
             product: "".into(),
         }
+    }
+
+    /// The audience (`kind:id`) a signed URL's token stands for: the one
+    /// of the line item's advertiser whose token it is. Empty for none,
+    /// and once the audience has left the config.
+    fn audience_of(
+        &self,
+        snap: Option<&Snapshot>,
+        item: Option<&crate::snapshot::Item>,
+        token: Option<&str>,
+    ) -> Arc<str> {
+        let (Some(snap), Some(item), Some(token)) = (snap, item, token) else {
+            return "".into();
+        };
+        snap.config.advertisers[item.advertiser]
+            .audiences
+            .iter()
+            .map(|a| format!("{}:{}", a.kind.as_str(), a.id))
+            .find(|name| crate::notice::audience_token(&self.signer, name) == token)
+            .map_or_else(|| "".into(), Into::into)
     }
 
     /// Drops report history past `--report-retention-days`.
@@ -855,16 +880,11 @@ impl App {
         Ok((n, conversions))
     }
 
-    /// Whether the config has a list audience with this id.
-    pub fn is_list(&self, id: &str) -> bool {
+    /// The advertiser of the list audience `id`, if the config has one.
+    pub fn list_owner(&self, id: &str) -> Option<String> {
         let snap = self.snapshot.load();
-        snap.as_ref().is_some_and(|s| {
-            s.config.advertisers.iter().any(|a| {
-                a.audiences
-                    .iter()
-                    .any(|x| x.id == id && matches!(x.kind, config::AudienceKind::List { .. }))
-            })
-        })
+        snap.as_ref()
+            .and_then(|s| list_owner(&s.config, id).map(str::to_owned))
     }
 
     /// Applies a batch of list members (JSON lines): all of it or none.
@@ -873,10 +893,13 @@ impl App {
         id: &str,
         text: &str,
     ) -> Result<audiences::Applied, MembersError> {
-        if !self.is_list(id) {
+        let Some(advertiser) = self.list_owner(id) else {
             return Err(MembersError::UnknownList);
-        }
-        let result = self.audiences.lists().apply_jsonl(id, "request body", text);
+        };
+        let result = self
+            .audiences
+            .lists()
+            .apply_jsonl(&advertiser, id, "request body", text);
         metrics::list_batch(match &result {
             Ok(_) => "applied",
             Err(audiences::ListError::Data(_)) => "invalid",
@@ -999,7 +1022,7 @@ impl App {
         // A server-to-server call names its user; a page's has our cookie.
         let named = match crate::form::field(query, "uid") {
             Some(v) => Some(
-                crate::sync::advertiser_uid(&v, advertiser, &self.signer)
+                crate::sync::advertiser_uid(&v, advertiser, &self.signer, self.clock.now())
                     .ok_or(PixelError::ForeignUid)?,
             ),
             None => None,
@@ -1263,7 +1286,7 @@ impl App {
                 creative: n.creative.as_str().into(),
                 exchange: n.exchange.as_str().into(),
                 keyword: n.keyword.as_deref().unwrap_or_default().into(),
-                audience: n.audience.as_deref().unwrap_or_default().into(),
+                audience: self.audience_of(snap.as_deref(), item, n.audience.as_deref()),
                 at_ms: now.as_millis(),
             },
         };

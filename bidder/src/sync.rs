@@ -251,30 +251,83 @@ pub fn sync(
     })
 }
 
-/// What an advertiser-scoped id is signed as: one advertiser's server can
-/// speak for the ids it was given, not for another advertiser's shoppers.
+/// How long an id handed to an advertiser speaks for its user: past it,
+/// the advertiser's page must sync again (and consent is asked again).
+pub const ADVERTISER_UID_DAYS: i64 = 90;
+
+/// The pad our user id is masked with for one advertiser and nonce: 16
+/// bytes of our keyed hash, so the value reveals nothing of the id, and
+/// two advertisers (or an advertiser and an exchange, which sees the id
+/// itself) cannot join their data on it.
+fn advertiser_pad(advertiser: &str, nonce: &str, signer: &Signer) -> Option<[u8; 16]> {
+    let hex = signer.sign_text(&format!("advertiser-uid-pad:{advertiser}"), nonce);
+    let mut pad = [0u8; 16];
+    hex::decode_to_slice(hex.get(..32)?, &mut pad).ok()?;
+    Some(pad)
+}
+
 fn advertiser_signature(advertiser: &str) -> String {
     format!("advertiser-uid:{advertiser}")
 }
 
 /// Our user id as one advertiser's server may send it back to the pixel
-/// (`uid=`): the id, a dot, our signature of it for that advertiser.
-pub fn advertiser_uid_value(uid: &str, advertiser: &str, signer: &Signer) -> String {
-    format!(
-        "{uid}.{}",
-        signer.sign_text(&advertiser_signature(advertiser), uid)
-    )
+/// (`uid=`): `v1.NONCE.EXPIRY.MASKED.SIG`, the id masked for that
+/// advertiser, valid until `EXPIRY` (seconds since the epoch), signed for
+/// that advertiser.
+pub fn advertiser_uid_value(
+    uid: &str,
+    advertiser: &str,
+    signer: &Signer,
+    now: config::Timestamp,
+) -> Option<String> {
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(uid, &mut id).ok()?;
+    let nonce = format!("{:016x}", rand::random::<u64>());
+    let pad = advertiser_pad(advertiser, &nonce, signer)?;
+    for (b, p) in id.iter_mut().zip(pad) {
+        *b ^= p;
+    }
+    let expiry = now.as_millis() / 1000 + ADVERTISER_UID_DAYS * 24 * 3600;
+    let body = format!("v1.{nonce}.{expiry}.{}", hex::encode(id));
+    let sig = signer.sign_text(&advertiser_signature(advertiser), &body);
+    Some(format!("{body}.{sig}"))
 }
 
-/// The user id of a pixel's `uid=` when we signed it for `advertiser`.
-pub fn advertiser_uid(value: &str, advertiser: &str, signer: &Signer) -> Option<String> {
-    let (uid, sig) = value.split_once('.')?;
-    (uid.len() == 32
-        && uid
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && signer.verify_named(&advertiser_signature(advertiser), uid, sig))
-    .then(|| uid.to_owned())
+/// The user id of a pixel's `uid=` when we signed it for `advertiser` and
+/// it has not expired at `now`.
+pub fn advertiser_uid(
+    value: &str,
+    advertiser: &str,
+    signer: &Signer,
+    now: config::Timestamp,
+) -> Option<String> {
+    let (body, sig) = value.rsplit_once('.')?;
+    let mut parts = body.split('.');
+    let (Some("v1"), Some(nonce), Some(expiry), Some(masked), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    if nonce.len() != 16 || masked.len() != 32 {
+        return None;
+    }
+    if !signer.verify_named(&advertiser_signature(advertiser), body, sig) {
+        return None;
+    }
+    if expiry.parse::<i64>().ok()? <= now.as_millis() / 1000 {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(masked, &mut id).ok()?;
+    let pad = advertiser_pad(advertiser, nonce, signer)?;
+    for (b, p) in id.iter_mut().zip(pad) {
+        *b ^= p;
+    }
+    Some(hex::encode(id))
 }
 
 /// `GET /px/{advertiser}/sync?redir=…`: the advertiser's own sync. Like an
@@ -290,6 +343,7 @@ pub fn advertiser_sync(
     cookie: Option<&[u8]>,
     privacy: &privacy::PrivacySettings,
     signer: &Signer,
+    now: config::Timestamp,
 ) -> Result<Synced, SyncError> {
     let p = params(query)?;
     let Some(target) = p.redir.clone() else {
@@ -313,7 +367,10 @@ pub fn advertiser_sync(
     }
     let uid = cookie_uid(cookie, signer).unwrap_or_else(new_uid);
     Ok(Synced {
-        location: with_uid(&target, &advertiser_uid_value(&uid, advertiser, signer)),
+        location: with_uid(
+            &target,
+            &advertiser_uid_value(&uid, advertiser, signer, now).unwrap_or_default(),
+        ),
         set_cookie: Some(format!(
             "{COOKIE}={}; Max-Age={MAX_AGE_SECS}; Path=/; Secure; HttpOnly; SameSite=None",
             cookie_value(&uid, signer)
@@ -346,20 +403,47 @@ mod tests {
     }
 
     #[test]
-    fn advertiser_ids_speak_for_their_advertiser_only() {
+    fn advertiser_ids_speak_for_their_advertiser_only_and_expire() {
         let signer = Signer::new(b"test secret");
         let id = "0123456789abcdef0123456789abcdef";
-        let v = advertiser_uid_value(id, "shop", &signer);
-        assert_eq!(advertiser_uid(&v, "shop", &signer).as_deref(), Some(id));
-        assert_eq!(advertiser_uid(&v, "other", &signer), None);
+        let now = config::Timestamp(1_800_000_000_000);
+        let v = advertiser_uid_value(id, "shop", &signer, now).unwrap();
+        assert_eq!(
+            advertiser_uid(&v, "shop", &signer, now).as_deref(),
+            Some(id)
+        );
+        // The id itself is not in it, and each value is new.
+        assert!(!v.contains(id), "{v}");
+        let w = advertiser_uid_value(id, "shop", &signer, now).unwrap();
+        assert_ne!(v, w);
+        assert_eq!(
+            advertiser_uid(&w, "shop", &signer, now).as_deref(),
+            Some(id)
+        );
+        assert_eq!(advertiser_uid(&v, "other", &signer, now), None);
+        let later = config::Timestamp(now.0 + ADVERTISER_UID_DAYS * 24 * 3_600_000);
+        assert_eq!(advertiser_uid(&v, "shop", &signer, later), None, "expired");
         // Nor is the cookie's value an advertiser id, or the other way.
         assert_eq!(
-            advertiser_uid(&cookie_value(id, &signer), "shop", &signer),
+            advertiser_uid(&cookie_value(id, &signer), "shop", &signer, now),
             None
         );
         let h = format!("{COOKIE}={v}");
         assert_eq!(cookie_uid(Some(h.as_bytes()), &signer), None);
-        assert_eq!(advertiser_uid(id, "shop", &signer), None);
+        assert_eq!(advertiser_uid(id, "shop", &signer, now), None);
+        // Any change to any part is refused.
+        for i in 0..v.len() {
+            let mut b = v.clone().into_bytes();
+            b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+            let changed = String::from_utf8(b).unwrap();
+            if changed != v {
+                assert_eq!(
+                    advertiser_uid(&changed, "shop", &signer, now),
+                    None,
+                    "{changed}"
+                );
+            }
+        }
     }
 
     #[test]
