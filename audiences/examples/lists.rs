@@ -20,10 +20,16 @@ use audiences::Lists;
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        grew(layout.size());
         unsafe { System.alloc(layout) }
     }
 
@@ -33,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        grew(new_size);
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -122,6 +128,7 @@ fn main() {
         ("start, from a --data file", Some(data.as_path()), None),
     ] {
         let heap0 = LIVE.load(Ordering::Relaxed);
+        PEAK.store(heap0, Ordering::Relaxed);
         let started = Instant::now();
         let lists = Lists::new(usize::MAX);
         lists
@@ -130,8 +137,9 @@ fn main() {
         let took = started.elapsed();
         assert_eq!(lists.len("shop", "crm"), members);
         println!(
-            "{label}: {took:.2?}, heap held {:.1} MB",
-            (LIVE.load(Ordering::Relaxed) - heap0) as f64 / 1e6
+            "{label}: {took:.2?}, heap held {:.1} MB, peak while loading {:.1} MB",
+            (LIVE.load(Ordering::Relaxed) - heap0) as f64 / 1e6,
+            (PEAK.load(Ordering::Relaxed) - heap0) as f64 / 1e6
         );
         if state.is_some() {
             for (what, from) in [("members", 0), ("non-members", n)] {

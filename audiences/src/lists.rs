@@ -37,7 +37,7 @@
 //! included: an opted-out id must stay out even if a member file lists it
 //! again), when it has grown to twice that.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::{BufRead, BufReader, Seek, Write};
@@ -310,11 +310,29 @@ fn encode_batch<S: AsRef<str>>(batch: &[(S, bool)]) -> Vec<u8> {
     out
 }
 
+/// An id's key with, in its lowest bit, whether the line adds it: 8
+/// bytes a line read, where a pair would take 16. Keys are hashes with
+/// the lowest bit cleared (63 bits: a collision among a million members
+/// stays a 10⁻⁷-per-request matter).
+type Op = u64;
+
+fn op(key: u64, add: bool) -> Op {
+    (key & !1) | u64::from(add)
+}
+
+fn op_key(op: Op) -> u64 {
+    op & !1
+}
+
+fn op_adds(op: Op) -> bool {
+    op & 1 == 1
+}
+
 /// What reading a log found.
 struct LogRead {
     key: String,
     /// Every committed line's (key hash, added), in order.
-    ops: Vec<(u64, bool)>,
+    ops: Vec<Op>,
     /// Where the last whole batch ends.
     good_len: u64,
     lines: usize,
@@ -345,7 +363,7 @@ fn read_log(path: &Path, hash: &dyn Fn(&str) -> u64) -> std::io::Result<Option<L
         lines: 1,
         damaged: false,
     };
-    let mut pending: Vec<(u64, bool)> = Vec::new();
+    let mut pending: Vec<Op> = Vec::new();
     let mut sum = checksum(b"");
     let mut len = n as u64;
     loop {
@@ -366,7 +384,7 @@ fn read_log(path: &Path, hash: &dyn Fn(&str) -> u64) -> std::io::Result<Option<L
                 for &byte in &raw {
                     sum = (sum ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
                 }
-                pending.push((hash(&t[1..]), b == b'+'));
+                pending.push(op(hash(&t[1..]), b == b'+'));
             }
             Some((Some(b'.'), t)) => {
                 let whole = t[1..].split_once(' ').is_some_and(|(count, s)| {
@@ -479,7 +497,7 @@ impl Lists {
     fn key(&self, id: &str) -> u64 {
         let mut h = self.keys.build_hasher();
         h.write(id.as_bytes());
-        h.finish()
+        h.finish() & !1
     }
 
     /// The hash of an id as a request carries it (trimmed; a hex digest
@@ -492,7 +510,7 @@ impl Lists {
             lower.make_ascii_lowercase();
             let mut h = self.keys.build_hasher();
             h.write(&lower);
-            return h.finish();
+            return h.finish() & !1;
         }
         self.key(id)
     }
@@ -596,7 +614,10 @@ impl Lists {
             .get(key.as_str())
             .cloned()
             .unwrap_or_default();
-        let ops: Vec<(u64, bool)> = batch.iter().map(|(id, add)| (self.key(id), *add)).collect();
+        let ops: Vec<Op> = batch
+            .iter()
+            .map(|(id, add)| op(self.key(id), *add))
+            .collect();
         let (keys, applied) = merged(&current, ops);
         let would = self.members() - current.keys.len() + keys.len();
         let limit = self.limit.load(Ordering::Relaxed);
@@ -755,8 +776,7 @@ impl Lists {
                 lines,
                 damaged,
             } = read;
-            let distinct = distinct_ops(&ops).len();
-            self.apply_loaded(&key, ops);
+            let distinct = self.apply_loaded(&key, ops);
             let mut log = Log {
                 path: path.clone(),
                 file: OpenOptions::new()
@@ -796,7 +816,7 @@ impl Lists {
     }
 
     /// A member file's adds and removals, streamed.
-    fn read_member_file(&self, path: &Path, name: &str) -> Result<Vec<(u64, bool)>, ListError> {
+    fn read_member_file(&self, path: &Path, name: &str) -> Result<Vec<Op>, ListError> {
         let fail = |line: usize, reason: String| DataError {
             source_name: name.to_owned(),
             line,
@@ -821,18 +841,22 @@ impl Lists {
                 continue;
             }
             let (id, add) = parse_member(text).map_err(|reason| fail(line, reason))?;
-            ops.push((self.key(&id), add));
+            ops.push(op(self.key(&id), add));
         }
         Ok(ops)
     }
 
     /// Applies what was loaded (no logging; no limit: what is on disk was
     /// acknowledged, or is the operator's own file).
-    fn apply_loaded(&self, key: &str, ops: Vec<(u64, bool)>) {
+    /// Returns how many distinct ids `ops` named.
+    fn apply_loaded(&self, key: &str, ops: Vec<Op>) -> usize {
         let _w = self.writer();
         let current = self.sets.load().get(key).cloned().unwrap_or_default();
-        let (keys, _) = merged(&current, ops);
+        let last = last_ops(ops);
+        let distinct = last.len();
+        let (keys, _) = merged(&current, last);
         self.publish(key, keys);
+        distinct
     }
 
     /// Rewrites a log as one batch: each id it names once, added or
@@ -847,7 +871,9 @@ impl Lists {
         let read = read_log(&log.path, &|id| self.key(id))
             .map_err(|e| io(&log.path, e))?
             .ok_or_else(|| io(&log.path, std::io::ErrorKind::InvalidData.into()))?;
-        let last = distinct_ops(&read.ops);
+        let key = read.key;
+        let good_len = read.good_len;
+        let last = last_ops(read.ops);
         let tmp = log.path.with_extension("log.tmp");
         let _ = std::fs::remove_file(&tmp);
         let mut out = OpenOptions::new()
@@ -856,7 +882,8 @@ impl Lists {
             .open(&tmp)
             .map_err(|e| io(&tmp, e))?;
         let mut body: Vec<u8> = Vec::new();
-        let mut written: HashSet<u64> = HashSet::with_capacity(last.len());
+        // Which of `last` are written: a bit each.
+        let mut written = vec![0u64; last.len().div_ceil(64)];
         let mut reader = BufReader::new(File::open(&log.path).map_err(|e| io(&log.path, e))?);
         let mut raw = Vec::new();
         let mut offset = 0u64;
@@ -866,7 +893,7 @@ impl Lists {
             let n = reader
                 .read_until(b'\n', &mut raw)
                 .map_err(|e| io(&log.path, e))?;
-            if n == 0 || offset + n as u64 > read.good_len {
+            if n == 0 || offset + n as u64 > good_len {
                 break;
             }
             offset += n as u64;
@@ -879,18 +906,19 @@ impl Lists {
                 continue;
             };
             let k = self.key(id);
-            let Ok(i) = last.binary_search_by_key(&k, |&(k, _)| k) else {
+            let Ok(i) = last.binary_search_by_key(&k, |&o| op_key(o)) else {
                 continue;
             };
-            if written.insert(k) {
-                body.push(if last[i].1 { b'+' } else { b'-' });
+            if written[i / 64] & (1 << (i % 64)) == 0 {
+                written[i / 64] |= 1 << (i % 64);
+                body.push(if op_adds(last[i]) { b'+' } else { b'-' });
                 body.extend_from_slice(id.as_bytes());
                 body.push(b'\n');
                 count += 1;
             }
         }
         let sum = checksum(&body);
-        let mut bytes = format!("@{}\n", read.key).into_bytes();
+        let mut bytes = format!("@{}\n", key).into_bytes();
         bytes.append(&mut body);
         bytes.extend_from_slice(format!(".{count} {sum:016x}\n").as_bytes());
         out.write_all(&bytes)
@@ -910,27 +938,31 @@ impl Lists {
     }
 }
 
-/// Each key's last operation, sorted by key.
-fn distinct_ops(ops: &[(u64, bool)]) -> Vec<(u64, bool)> {
-    let mut last: Vec<(u64, usize, bool)> = ops
-        .iter()
-        .enumerate()
-        .map(|(i, &(k, add))| (k, i, add))
-        .collect();
-    last.sort_unstable_by_key(|&(k, i, _)| (k, std::cmp::Reverse(i)));
-    last.dedup_by_key(|e| e.0);
-    last.into_iter().map(|(k, _, add)| (k, add)).collect()
+/// Each key's last operation, sorted by key, in place: a stable sort by
+/// key keeps each key's operations in order, and the last of each run is
+/// kept (no second copy of a million operations).
+fn last_ops(mut ops: Vec<Op>) -> Vec<Op> {
+    ops.sort_by_key(|&o| op_key(o));
+    let mut kept = 0;
+    for i in 0..ops.len() {
+        if i + 1 == ops.len() || op_key(ops[i + 1]) != op_key(ops[i]) {
+            ops[kept] = ops[i];
+            kept += 1;
+        }
+    }
+    ops.truncate(kept);
+    ops
 }
 
 /// `current` with `ops` applied (the last of a key winning), and what
 /// changed.
-fn merged(current: &Members, ops: Vec<(u64, bool)>) -> (Vec<u64>, Applied) {
-    let last = distinct_ops(&ops);
-    drop(ops);
+fn merged(current: &Members, ops: Vec<Op>) -> (Vec<u64>, Applied) {
+    let last = last_ops(ops);
     let mut out = Vec::with_capacity(current.keys.len() + last.len());
     let mut applied = Applied::default();
     let (old, mut j) = (&current.keys, 0);
-    for &(key, add) in &last {
+    for &o in &last {
+        let (key, add) = (op_key(o), op_adds(o));
         while j < old.len() && old[j] < key {
             out.push(old[j]);
             j += 1;
@@ -949,6 +981,7 @@ fn merged(current: &Members, ops: Vec<(u64, bool)>) -> (Vec<u64>, Applied) {
         }
     }
     out.extend_from_slice(&old[j..]);
+    out.shrink_to_fit();
     applied.members = out.len();
     (out, applied)
 }

@@ -309,7 +309,7 @@ fn churn_is_compacted_and_removals_stand_against_member_files() {
 
 #[test]
 fn log_names_are_unique_and_short() {
-    let mut seen = HashSet::new();
+    let mut seen = std::collections::HashSet::new();
     for (adv, id) in [
         ("a", "b.c"),
         ("a.b", "c"),
