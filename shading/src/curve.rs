@@ -73,6 +73,8 @@ pub struct Curve {
     ln_b: [f64; BINS],
     b: [f64; BINS],
     p: [f64; BINS],
+    /// P's slope in ln b from each knot to the next (0 after the last).
+    slope: [f64; BINS],
     observations: f64,
     wins: f64,
     ready: bool,
@@ -95,6 +97,7 @@ impl Curve {
         ln_b: [0.0; BINS],
         b: [0.0; BINS],
         p: [0.0; BINS],
+        slope: [0.0; BINS],
         observations: 0.0,
         wins: 0.0,
         ready: false,
@@ -147,6 +150,12 @@ impl Curve {
                 k += 1;
             }
         }
+        for k in 1..c.len {
+            let span = c.ln_b[k] - c.ln_b[k - 1];
+            if span > 0.0 {
+                c.slope[k - 1] = (c.p[k] - c.p[k - 1]) / span;
+            }
+        }
         c.ready = c.len > 0 && c.observations >= min_obs && c.wins >= min_wins;
         c
     }
@@ -194,19 +203,21 @@ impl Curve {
 
     /// Interpolated P at a price `x >= b[0]` whose ln is `ln_x`.
     fn p_at(&self, x: f64, ln_x: f64) -> f64 {
-        let last = self.len - 1;
-        if x >= self.b[last] {
-            return self.p[last];
+        // At least 1, since x >= b[0].
+        let above = self.b[..self.len].partition_point(|&b| b <= x).max(1);
+        self.p_after(above - 1, ln_x)
+    }
+
+    /// P at a price at or above knot `k` and below knot `k + 1`, if any.
+    fn p_after(&self, k: usize, ln_x: f64) -> f64 {
+        if k + 1 >= self.len {
+            return self.p[k];
         }
-        // Index of the first knot above x: at least 1, since x >= b[0].
-        let hi = self.b[..self.len].partition_point(|&b| b <= x).max(1);
-        let lo = hi - 1;
-        let span = self.ln_b[hi] - self.ln_b[lo];
-        if span <= 0.0 {
-            return self.p[hi];
-        }
-        let t = ((ln_x - self.ln_b[lo]) / span).clamp(0.0, 1.0);
-        self.p[lo] + t * (self.p[hi] - self.p[lo])
+        // The clamp only absorbs rounding: the slope is exact between the
+        // two knots.
+        (self.p[k] + self.slope[k] * (ln_x - self.ln_b[k]))
+            .max(self.p[k])
+            .min(self.p[k + 1])
     }
 
     /// The bid in `[lo, v]` that maximises `(v - b) P(b)`, with its P.
@@ -215,12 +226,18 @@ impl Curve {
     /// Between consecutive candidates (lo, the knots inside the range, v) P
     /// is linear in ln b, so the surplus is concave there: each piece's
     /// maximum is at an end unless the derivative changes sign inside, and
-    /// then it is the single root of the derivative, found by Newton.
+    /// then it is the single root of the derivative, found by Newton. The
+    /// ends are all evaluated first, so that pieces that cannot beat the
+    /// best end, even at their highest P, are not solved.
     pub(crate) fn best_bid(&self, lo: f64, v: f64) -> (f64, f64) {
         let ln_lo = lo.ln();
         let ln_v = v.ln();
-        let p_lo = self.p_at(lo, ln_lo);
-        let p_v = self.p_at(v, ln_v);
+        // Knots strictly inside (lo, v): first..end.
+        let first = self.b[..self.len].partition_point(|&b| b <= lo);
+        let end = first + self.b[first..self.len].partition_point(|&b| b < v);
+        // first >= 1 since lo >= b[0], and end >= first.
+        let p_lo = self.p_after(first - 1, ln_lo);
+        let p_v = self.p_after(end - 1, ln_v);
 
         let mut best = Best {
             v,
@@ -228,45 +245,48 @@ impl Curve {
             p: p_v,
             surplus: 0.0,
         };
+        best.consider(lo, p_lo);
+        for k in first..end {
+            best.consider(self.b[k], self.p[k]);
+        }
 
-        // Walk the pieces: (b0, lnb0, p0) -> (b1, lnb1, p1).
-        let mut b0 = lo;
-        let mut lnb0 = ln_lo;
-        let mut p0 = p_lo;
-        best.consider(b0, p0);
-        let mut k = self.b[..self.len].partition_point(|&b| b <= lo);
-        loop {
-            let (b1, lnb1, p1) = if k < self.len && self.b[k] < v {
-                (self.b[k], self.ln_b[k], self.p[k])
-            } else {
-                (v, ln_v, p_v)
-            };
-            let span = lnb1 - lnb0;
-            if span > 0.0 {
-                let c = (p1 - p0) / span;
-                if c > 0.0 {
-                    // d/db of (v - b)(p0 + c (ln b - lnb0)) = -P(b) + c (v - b) / b
-                    let d0 = -p0 + c * (v - b0) / b0;
-                    let d1 = -p1 + c * (v - b1) / b1;
-                    if d0 > 0.0 && d1 < 0.0 {
-                        let t = newton(v, lnb0, lnb1, p0, c);
-                        let b = t.exp();
-                        let p = p0 + c * (t - lnb0);
-                        best.consider(b, p);
-                    }
+        let lo_end = End {
+            b: lo,
+            ln_b: ln_lo,
+            p: p_lo,
+        };
+        let v_end = End {
+            b: v,
+            ln_b: ln_v,
+            p: p_v,
+        };
+        let knot = |k: usize| End {
+            b: self.b[k],
+            ln_b: self.ln_b[k],
+            p: self.p[k],
+        };
+        if first == end {
+            best.piece(&lo_end, &v_end, None);
+        } else {
+            best.piece(&lo_end, &knot(first), None);
+            // Most pieces between knots are far from the peak: a tight loop
+            // over the arrays rules them out before anything is built.
+            for k in first..end - 1 {
+                if (v - self.b[k]) * self.p[k + 1] > best.surplus && self.slope[k] > 0.0 {
+                    best.piece(&knot(k), &knot(k + 1), Some(self.slope[k]));
                 }
             }
-            best.consider(b1, p1);
-            if b1 >= v {
-                break;
-            }
-            b0 = b1;
-            lnb0 = lnb1;
-            p0 = p1;
-            k += 1;
+            best.piece(&knot(end - 1), &v_end, None);
         }
         (best.b, best.p)
     }
+}
+
+/// One end of a piece of the curve.
+struct End {
+    b: f64,
+    ln_b: f64,
+    p: f64,
 }
 
 struct Best {
@@ -287,23 +307,56 @@ impl Best {
             self.p = p;
         }
     }
+
+    /// The interior maximum of the piece from `e0` to `e1`, if it has one
+    /// and it could beat the best so far. `slope` is P's slope in ln b when
+    /// known.
+    fn piece(&mut self, e0: &End, e1: &End, slope: Option<f64>) {
+        let v = self.v;
+        // Even at the piece's highest P and lowest bid it cannot win.
+        if !(e1.p > e0.p && (v - e0.b) * e1.p > self.surplus) {
+            return;
+        }
+        let c = match slope {
+            Some(c) => c,
+            None => {
+                let span = e1.ln_b - e0.ln_b;
+                if span <= 0.0 {
+                    return;
+                }
+                (e1.p - e0.p) / span
+            }
+        };
+        // d/db of (v - b)(p0 + c (ln b - ln b0)) = -P(b) + c (v / b - 1)
+        let d0 = -e0.p + c * (v / e0.b - 1.0);
+        let d1 = -e1.p + c * (v / e1.b - 1.0);
+        if d0 > 0.0 && d1 < 0.0 {
+            let t = newton(v, e0, e1.ln_b, c);
+            self.consider(t.exp(), e0.p + c * (t - e0.ln_b));
+        }
+    }
 }
 
 /// Root in `[t0, t1]` of g(t) = -(p0 + c (t - t0)) + c (v e^-t - 1), the
-/// surplus derivative in t = ln b, given g(t0) > 0 > g(t1). g is convex and
-/// decreasing, so Newton from the left end climbs to the root without
-/// overshooting; the clamp only guards against rounding.
-fn newton(v: f64, t0: f64, t1: f64, p0: f64, c: f64) -> f64 {
+/// surplus derivative in t = ln b, where `e0` is at t0 and g(t0) > 0 >
+/// g(t1). g is convex and decreasing, so Newton from the left end climbs to
+/// the root without overshooting; the clamp only guards against rounding.
+fn newton(v: f64, e0: &End, t1: f64, c: f64) -> f64 {
+    let t0 = e0.ln_b;
     let mut t = t0;
+    // v e^-t, known at t0 without an exp.
+    let mut e = v / e0.b;
     for _ in 0..12 {
-        let e = v * (-t).exp();
-        let g = -(p0 + c * (t - t0)) + c * (e - 1.0);
+        let g = -(e0.p + c * (t - t0)) + c * (e - 1.0);
         let dg = -c - c * e;
         let next = (t - g / dg).clamp(t0, t1);
-        if (next - t).abs() < 1e-10 {
+        // A millionth of the price: the surplus is flat at its peak, and
+        // the bid is rounded to whole micros anyway.
+        if (next - t).abs() < 1e-6 {
             return next;
         }
         t = next;
+        e = v * (-t).exp();
     }
     t
 }
