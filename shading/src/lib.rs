@@ -18,7 +18,7 @@
 //!
 //! - Outcomes are counted in [`BINS`] log-spaced price bins (0.01 to 1000
 //!   CPM by default, about 20% of price per bin): bids, wins, and where in
-//!   the bin the bids fell. `observe` is three relaxed atomic adds after a
+//!   the bin the bids fell. `observe` is two relaxed atomic adds after a
 //!   hash-table probe; no lock, no allocation (except the first time a key
 //!   is seen).
 //! - [`Shader::refit`], called by the bidder about once a second off the hot
@@ -93,6 +93,7 @@
 
 mod curve;
 
+use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -395,6 +396,16 @@ impl KeyState {
             f64::from(params.min_wins),
         );
         self.fitted.store(Arc::new(curve));
+    }
+}
+
+impl fmt::Debug for Shader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shader")
+            .field("params", &self.params)
+            .field("keys", &self.key_count())
+            .field("dropped_observations", &self.dropped_observations())
+            .finish_non_exhaustive()
     }
 }
 

@@ -39,7 +39,7 @@ fn params_are_validated() {
     let bad = |f: fn(&mut Params)| {
         let mut p = ok.clone();
         f(&mut p);
-        Shader::new(p).err().expect("refused")
+        Shader::new(p).expect_err("refused")
     };
     assert_eq!(
         bad(|p| p.min_price_micros = 0),
