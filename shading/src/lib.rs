@@ -33,7 +33,8 @@
 //!   ln(price) between knots (one per populated bin, at the mean position of
 //!   its bids), so the surplus is concave between knots and the search
 //!   evaluates every knot between the floor and `v`, then solves for the
-//!   interior maximum (Newton) in the pieces whose slope changes sign.
+//!   interior maximum (Newton) in the pieces where the surplus turns from
+//!   rising to falling.
 //!   The bid is rounded down to whole micros, never above `v`, never under
 //!   the floor.
 //! - Cold start: until a key's decayed counts reach
@@ -59,10 +60,12 @@
 //!   different worth (a premium site and a long-tail app on one exchange)
 //!   share a curve; the competition for them does not. Finer keys need more
 //!   data each before they leave the cold start.
-//! - **Outcomes are not independent of the bid**: losses counted at the
+//! - **Unanswered bids count as losses.** Losses counted at the
 //!   reservation TTL include bids the exchange never ran (timeouts,
-//!   filtered creatives), which read as a lower `P` at every price and
-//!   make the shader more cautious, not less.
+//!   filtered creatives). As long as that happens alike at every price it
+//!   scales `P` down uniformly, which leaves the best bid where it is but
+//!   understates `p_win` and delays leaving the cold start; if it depends
+//!   on the price, it biases the curve.
 //! - **No second price.** In a second-price auction the bid does not set the
 //!   price; shading only loses auctions. The caller tells the auction type
 //!   ([`Auction`], [`Shader::shade_auction`]), and should not feed
