@@ -210,6 +210,8 @@ pub struct App {
     /// Pixel events per user, and per address, this minute.
     pixel_limiter: crate::pixel::Limiter,
     pixel_ip_limiter: crate::pixel::Limiter,
+    /// First-price bids in flight, and the win curves learned from them.
+    outcomes: crate::outcomes::Outcomes,
     /// Wrong `/ui` logins this minute.
     pub(crate) ui_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
@@ -329,6 +331,10 @@ impl App {
             ui_failures: crate::ui::Failures::default(),
             pixel_limiter: crate::pixel::Limiter::new(crate::pixel::PER_USER_PER_MINUTE),
             pixel_ip_limiter: crate::pixel::Limiter::new(settings_pixel_ip),
+            outcomes: crate::outcomes::Outcomes::new(
+                shading::Shader::new(shading::Params::default())
+                    .unwrap_or_else(|_| unreachable!("the default parameters are valid")),
+            ),
         }
     }
 
@@ -609,6 +615,12 @@ impl App {
         let stores = Stores {
             audiences: &self.audiences,
             ledger: &*self.ledger,
+            market: select::Market {
+                shader: self.outcomes.shader(),
+                exchange: &profile.report_id,
+                first_price: req.auction_type() == 1,
+                explore: true,
+            },
         };
         let mut choices: Vec<(usize, Choice)> = Vec::new();
         let mut bid_ids: Vec<String> = Vec::new();
@@ -691,6 +703,18 @@ impl App {
                 if let Err(refusal) = self.ledger.reserve(&hold, ctx.now) {
                     reason = select::refused(refusal);
                     continue;
+                }
+                if let Some(s) = &choice.pricing.shading {
+                    metrics::shading_decision(s.reason.as_str());
+                }
+                if stores.market.first_price {
+                    self.outcomes.bid(
+                        key.0,
+                        &profile.report_id,
+                        select::slot_kind(item.media),
+                        choice.price.as_i64(),
+                        expires.as_millis(),
+                    );
                 }
             }
             match bids_of.iter_mut().find(|(it, _)| *it == choice.item) {
@@ -878,6 +902,11 @@ impl App {
             .append_jsonl("request body", text, self.clock.now())?;
         metrics::audience_events(n);
         Ok((n, conversions))
+    }
+
+    /// The win-probability curves first-price bids are shaded with.
+    pub fn shader(&self) -> &shading::Shader {
+        self.outcomes.shader()
     }
 
     /// The advertiser of the list audience `id`, if the config has one.
@@ -1121,6 +1150,13 @@ impl App {
         let stores = Stores {
             audiences: &self.audiences,
             ledger: &*self.ledger,
+            market: select::Market {
+                shader: self.outcomes.shader(),
+                exchange: &profile.report_id,
+                first_price: req.auction_type() == 1,
+                // Explain shows the shaded bid, never an exploring one.
+                explore: false,
+            },
         };
         let verdicts = crate::explain::explain(snap, &req, &ctx, &stores, priced);
         let body = serde_json::json!({
@@ -1152,6 +1188,12 @@ impl App {
             let age_ms = now.as_millis() - rates.as_of.start().as_millis();
             metrics::rates_age(age_ms as f64 / 1000.0);
         }
+        self.outcomes.sweep(now.as_millis());
+        metrics::shading(
+            self.outcomes.pending(),
+            self.outcomes.dropped(),
+            self.outcomes.shader().key_count(),
+        );
         expired.reservations
     }
 
@@ -1189,6 +1231,9 @@ impl App {
         }
         // Ours are always well formed; a signed one that is not is refused.
         let bid = BidKey::of(&n.bid_id).ok_or(NoticeError::Signature)?;
+        // The first notice of a first-price bid tells the shading curves
+        // how that price fared.
+        self.outcomes.resolve(bid.0, kind != Kind::Loss);
         if kind == Kind::Loss {
             return Ok(match self.ledger.release(bid) {
                 ledger::Release::Released => NoticeResult::Released,

@@ -29,10 +29,29 @@ pub(crate) struct Verdict<'a> {
     /// or the page is in), and its kind.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience: Option<Matched<'a>>,
+    /// How the price came about: the strategy, the impression's value,
+    /// and in a first-price auction the shading decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bidding: Option<Bidding>,
     /// Why not, when it would not bid: the reason of the imp where it got
     /// furthest through the checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Bidding {
+    pub strategy: &'static str,
+    /// In the answer's currency, like `price`.
+    pub value: f64,
+    /// `shaded`, `not_enough_data`, `explore`, `at_floor`, `no_gain`,
+    /// `value_below_floor`; absent in second-price auctions and for line
+    /// items with `shading: false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shading: Option<&'static str>,
+    /// The learned chance that the price wins, where there is a curve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_win: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -75,6 +94,7 @@ pub(crate) fn explain<'s>(
             creative: None,
             deal: None,
             audience: None,
+            bidding: None,
             reason: None,
         };
         let mut reason = NoBid::Media;
@@ -91,6 +111,14 @@ pub(crate) fn explain<'s>(
                         verdict.price =
                             Some(ctx.currency.rate.from_usd(choice.price).as_i64() as f64 / 1e6);
                         verdict.creative = Some(&adv.creatives[choice.creative].id);
+                        let shaded = choice.pricing.shading.as_ref();
+                        verdict.bidding = Some(Bidding {
+                            strategy: item.bidding.as_str(),
+                            value: ctx.currency.rate.from_usd(choice.pricing.value).as_i64() as f64
+                                / 1e6,
+                            shading: shaded.map(|s| s.reason.as_str()),
+                            p_win: shaded.and_then(|s| s.p_win),
+                        });
                         verdict.deal = choice.deal;
                         verdict.audience = item.audiences.as_ref().and_then(|(any_of, _)| {
                             let a = any_of

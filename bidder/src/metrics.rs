@@ -297,6 +297,19 @@ pub fn list_batch(result: &'static str) {
     metrics::counter!("bidder_list_batches_total", "result" => result).increment(1);
 }
 
+/// First-price bids awaiting their outcome, those not tracked because the
+/// table was full, and the shading curves learned.
+pub fn shading(pending: usize, untracked: u64, curves: usize) {
+    metrics::gauge!("bidder_shading_pending_bids").set(pending as f64);
+    metrics::gauge!("bidder_shading_untracked_bids").set(untracked as f64);
+    metrics::gauge!("bidder_shading_curves").set(curves as f64);
+}
+
+/// A bid's shading decision (`shaded`, `not_enough_data`, `explore`, …).
+pub fn shading_decision(reason: &'static str) {
+    metrics::counter!("bidder_bid_shading_total", "reason" => reason).increment(1);
+}
+
 /// Members of all list audiences.
 pub fn list_members(n: usize) {
     metrics::gauge!("bidder_list_members").set(n as f64);
@@ -325,6 +338,22 @@ pub fn describe() {
         "Batches of list audience members by result (applied, invalid, full, io_error)."
     );
     metrics::describe_gauge!("bidder_list_members", "Members of all list audiences.");
+    metrics::describe_gauge!(
+        "bidder_shading_pending_bids",
+        "First-price bids awaiting a notice or their reservation's end."
+    );
+    metrics::describe_gauge!(
+        "bidder_shading_untracked_bids",
+        "First-price bids not tracked for shading because the table was full."
+    );
+    metrics::describe_gauge!(
+        "bidder_shading_curves",
+        "Win-probability curves (exchange × slot kind) being learned."
+    );
+    metrics::describe_counter!(
+        "bidder_bid_shading_total",
+        "First-price bids by shading decision."
+    );
     metrics::describe_counter!("bidder_no_bids_total", "No-bid answers by reason.");
     metrics::describe_counter!("bidder_bids_total", "Bids sent (one per imp at most).");
     metrics::describe_histogram!(

@@ -25,13 +25,47 @@ pub(crate) fn in_audience(
         .matches_with(audience, &ctx.visitor, &ctx.page, &ctx.ids)
 }
 
+/// Where the imp is sold: for bid shading.
+pub(crate) struct Market<'a> {
+    pub shader: &'a shading::Shader,
+    /// The exchange's id, as its curves are kept under.
+    pub exchange: &'a str,
+    /// `at: 1`: the winner pays its bid, so bids are shaded.
+    pub first_price: bool,
+    /// Whether a few bids explore above the shaded price (bidding;
+    /// explain shows the shaded bid).
+    pub explore: bool,
+}
+
+/// The curve a line item's media competes on.
+pub(crate) fn slot_kind(media: config::Media) -> shading::SlotKind {
+    match media {
+        config::Media::Display => shading::SlotKind::Banner,
+        config::Media::Video => shading::SlotKind::Video,
+        config::Media::Audio => shading::SlotKind::Audio,
+        config::Media::Native => shading::SlotKind::Native,
+    }
+}
+
+/// How a bid's price came about, for explain.
+#[derive(Debug, Clone)]
+pub(crate) struct Pricing {
+    /// What the impression is worth to the line item: its fixed CPM, or
+    /// its goal × the predicted rate × 1000, within its ceiling.
+    pub value: Micros,
+    /// The shading decision, in first-price auctions of line items that
+    /// shade.
+    pub shading: Option<shading::Shaded>,
+}
+
 /// What one imp gets: a line item, its creative and the price to bid.
 #[derive(Debug, Clone)]
 pub(crate) struct Choice {
     pub item: usize,
     pub creative: usize,
-    /// CPM bid, first price: the line item's CPM.
+    /// CPM bid in USD: the value, shaded in first-price auctions.
     pub price: Micros,
+    pub pricing: Pricing,
     pub deal: Option<String>,
     /// The positive keyword that matched, as the search-term report names
     /// it.
@@ -238,6 +272,7 @@ fn protocols(list: &[i32], single: Option<i32>) -> Vec<i32> {
 pub(crate) struct Stores<'a> {
     pub audiences: &'a audiences::Store,
     pub ledger: &'a dyn Ledger,
+    pub market: Market<'a>,
 }
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;
@@ -343,8 +378,10 @@ pub(crate) fn select_imp(
         if exclude.advertisers.contains(&item.advertiser) || exclude.items.contains(&i) {
             continue;
         }
+        // Sorted by the highest each may bid: once that is under the best
+        // value found, no later one can do better.
         if let Some(first) = winners.first() {
-            if item.cpm < snap.items[first.item].cpm {
+            if item.cpm < first.pricing.value {
                 break;
             }
         }
@@ -354,7 +391,16 @@ pub(crate) fn select_imp(
             continue;
         }
         match check(snap, ctx, imp, &offer, floor, i, item, stores) {
-            Ok(choice) => winners.push(choice),
+            // The line item that values the impression most wins; equal
+            // values are broken at random below.
+            Ok(choice) => match winners.first().map(|w| w.pricing.value) {
+                Some(best) if choice.pricing.value < best => {}
+                Some(best) if choice.pricing.value > best => {
+                    winners.clear();
+                    winners.push(choice);
+                }
+                _ => winners.push(choice),
+            },
             Err(reason) => {
                 if stage(reason) > stage(best_reason) {
                     best_reason = reason;
@@ -502,14 +548,10 @@ pub(crate) fn check(
     }
 
     // Spend plus what is held must leave room for this one, within the
-    // pacing plan. Read only: the reservation checks again, atomically.
-    let cost = ledger::impression_cost(item.cpm);
-    for limit in limits(item) {
-        let spent = stores.ledger.spent(limit.key, ctx.today);
-        if let Err(refusal) = spent.room_for(limit.cap, cost, ctx.now) {
-            return Err(refused(refusal));
-        }
-    }
+    // pacing plan: here for the least it could bid (the floor), cheaply,
+    // before the costlier checks; once priced, for its price. Read only:
+    // the reservation checks again, atomically.
+    room(stores, ctx, item, floor.max(Micros(1)))?;
 
     let mut keyword = None;
     if let Some(rule) = &item.keywords {
@@ -569,12 +611,17 @@ pub(crate) fn check(
         item: index,
         creative,
         price: item.cpm,
+        pricing: Pricing {
+            value: item.cpm,
+            shading: None,
+        },
         deal: deal.clone(),
         keyword: keyword.map(str::to_owned),
         audience: audience.map(|a| format!("{}:{}", a.kind.as_str(), a.id)),
         kind,
     };
-    match item.media {
+    // The creative first (its own early returns), then the price.
+    let pick = || match item.media {
         config::Media::Display => {
             // The first offered size (the exchange's preference) that a
             // usable creative has.
@@ -617,7 +664,60 @@ pub(crate) fn check(
             };
             fit_av(adv, item, av, &usable).map(|(creative, kind)| choose(creative, kind))
         }
+    };
+    price(ctx, item, floor, stores, pick()?)
+}
+
+/// The bid for a chosen creative: the line item's value, shaded in a
+/// first-price auction, never under the floor.
+fn price(
+    ctx: &Context<'_>,
+    item: &Item,
+    floor: Micros,
+    stores: &Stores<'_>,
+    mut choice: Choice,
+) -> Result<Choice, NoBid> {
+    let value = choice.pricing.value;
+    if value < floor {
+        return Err(NoBid::Floor);
     }
+    let market = &stores.market;
+    if item.shading && market.first_price {
+        let key = shading::CurveKey::new(market.exchange, slot_kind(item.media));
+        let draw = if market.explore {
+            rand::rng().random::<f64>()
+        } else {
+            1.0
+        };
+        let shaded = market
+            .shader
+            .shade_with(&key, value.as_i64(), floor.as_i64(), draw);
+        // The crate never goes above the value or under the floor; this
+        // holds whatever it answers.
+        choice.price = Micros(shaded.bid_micros.clamp(floor.as_i64(), value.as_i64()));
+        choice.pricing.shading = Some(shaded);
+    } else {
+        choice.price = value;
+    }
+    // A price worth less than a micro of the answer's currency bids nothing.
+    if ctx.currency.rate.from_usd(choice.price) <= Micros::ZERO {
+        return Err(NoBid::Currency);
+    }
+    room(stores, ctx, item, choice.price)?;
+    Ok(choice)
+}
+
+/// Whether the line item's budgets and pacing plan leave room for an
+/// impression bought at `cpm`.
+fn room(stores: &Stores<'_>, ctx: &Context<'_>, item: &Item, cpm: Micros) -> Result<(), NoBid> {
+    let cost = ledger::impression_cost(cpm);
+    for limit in limits(item) {
+        let spent = stores.ledger.spent(limit.key, ctx.today);
+        if let Err(refusal) = spent.room_for(limit.cap, cost, ctx.now) {
+            return Err(refused(refusal));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a creative may serve in this slot: none of its attributes

@@ -22,7 +22,11 @@ pub struct Item {
     pub spend_key: ledger::SpendKey,
     pub order_key: ledger::SpendKey,
     pub media: Media,
+    /// The highest bid: a fixed CPM, or a value-based strategy's ceiling.
     pub cpm: Micros,
+    pub bidding: config::Bidding,
+    /// Lower bids in first-price auctions (`shading`, default true).
+    pub shading: bool,
     pub flight: Flight,
     pub budget: Budget,
     pub order_budget: Micros,
@@ -156,6 +160,8 @@ impl Snapshot {
                         order_key: ledger::SpendKey::order(&order.id),
                         media: li.media,
                         cpm: li.cpm,
+                        bidding: li.bidding,
+                        shading: li.shading,
                         flight: order.flight,
                         budget: li.budget,
                         order_budget: order.budget,

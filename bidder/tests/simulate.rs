@@ -3,6 +3,9 @@
 
 use bidder::simulate::{run, Options};
 
+/// `shading: false`: the simulated exchange lets a bid win by chance
+/// whatever its price, which would teach the shading curve to bid the
+/// floor; these tests are about pacing at a known price.
 fn config(budget: &str) -> config::Config {
     let yaml = format!(
         r#"advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}
@@ -14,7 +17,7 @@ orders:
     budget: 5000.00
     flight: {{ start: 2026-11-24, end: 2026-11-30 }}
     line_items:
-      - {{ id: li, media: display, cpm: 50.00, budget: {budget}, creatives: [b300] }}
+      - {{ id: li, media: display, cpm: 50.00, shading: false, budget: {budget}, creatives: [b300] }}
 "#
     );
     config::load_files(&[("shop.yaml".into(), yaml)]).expect("valid config")

@@ -167,10 +167,19 @@ impl Server {
                         break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(50));
+                    // The first store went with the first App: load again.
+                    let store = match data {
+                        Some(d) => {
+                            audiences::Store::load_dir(d, clock.now()).expect("audience data")
+                        }
+                        None => audiences::Store::new(),
+                    };
+                    bidder::app::load_lists(&store, &config, data, Some(dir))
+                        .expect("list members");
                     let again = App::new(
                         settings.clone(),
                         clock.clone(),
-                        audiences::Store::new(),
+                        store,
                         Some(config_dir.to_path_buf()),
                     );
                     result = again.with_journal_storage(dir, options(), |s| Box::new(s));
