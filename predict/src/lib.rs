@@ -14,7 +14,8 @@
 //!   hold-out for the calibration, impression counts per line item.
 //! - [`Model`]: calibrated probabilities shrunk toward priors for line
 //!   items with little data; [`Model::priors_only`] when there is no model
-//!   at all.
+//!   file; [`Model::save`] (where the file's layout is) and [`Model::load`]
+//!   of a checksummed, versioned file.
 //! - [`log_loss`] and [`auc`] for the simulator's report.
 //!
 //! ```
@@ -51,6 +52,7 @@
 mod calibrate;
 mod eval;
 mod features;
+mod file;
 mod model;
 mod train;
 
@@ -59,6 +61,7 @@ pub use features::{
     field, Compact, CompactError, FeatureError, FeatureHasher, Features, DEFAULT_CROSSES,
     DEFAULT_SEED, MAX_COMPACT_LEN, MAX_FEATURES,
 };
+pub use file::{ModelError, CHECKSUM_SEED, FORMAT_VERSION, MAX_FILE_LEN};
 pub use model::{
     Counts, Model, Prediction, DEFAULT_CLICK_PRIOR, DEFAULT_CONVERSION_PRIOR, MAX_LINE_ITEMS,
     MAX_LINE_ITEM_LEN,

@@ -429,4 +429,61 @@ mod tests {
         assert!(t.line_items.is_empty());
         assert_eq!(t.totals.impressions, 1);
     }
+
+    #[test]
+    fn a_snapshot_is_the_model_so_far_and_training_goes_on() {
+        let mut t = Trainer::new(Params {
+            bits: 16,
+            ..Params::default()
+        })
+        .unwrap();
+        let f = t.hasher().features(&[("li", "a")], &[]).unwrap();
+        for i in 0..500 {
+            t.train(
+                &f,
+                "a",
+                Outcome {
+                    clicked: i % 5 == 0,
+                    converted: false,
+                },
+            )
+            .unwrap();
+        }
+        let early = t.snapshot();
+        assert_eq!(early.to_bytes(), t.snapshot().to_bytes());
+        for _ in 0..500 {
+            t.train(&f, "a", Outcome::default()).unwrap();
+        }
+        let late = t.finish();
+        assert_eq!(early.line_item("a").unwrap().impressions, 500);
+        assert_eq!(late.line_item("a").unwrap().impressions, 1000);
+        assert!(late.predict(&f, "a").click < early.predict(&f, "a").click);
+    }
+
+    #[test]
+    fn training_is_deterministic() {
+        let model = || {
+            let mut t = Trainer::new(Params {
+                bits: 16,
+                ..Params::default()
+            })
+            .unwrap();
+            for i in 0..3000u32 {
+                let v = (i % 7).to_string();
+                let f = t.hasher().features(&[("site", &v)], &[]).unwrap();
+                let clicked = i % 7 == 0 && i % 3 == 0;
+                t.train(
+                    &f,
+                    "a",
+                    Outcome {
+                        clicked,
+                        converted: false,
+                    },
+                )
+                .unwrap();
+            }
+            t.finish()
+        };
+        assert_eq!(model().to_bytes(), model().to_bytes());
+    }
 }
