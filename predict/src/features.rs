@@ -109,7 +109,8 @@ impl FeatureHasher {
         let secrets = RapidSecrets::seed(seed);
         // Travels with every Features and in every compact text: features
         // hashed with another seed are noise to a model, and this is how a
-        // model or a trainer tells.
+        // model or a trainer tells (16 bits: a guard against mix-ups, one
+        // in 65,536 pairs of seeds share one).
         let tag = (rapidhash_v3_seeded(b"predict feature tag", &secrets) >> 48) as u16;
         FeatureHasher { seed, secrets, tag }
     }
@@ -155,6 +156,8 @@ impl FeatureHasher {
             if kept == MAX_FEATURES {
                 continue;
             }
+            // Name and value hashed apart, then their hashes together: no
+            // separator byte a value could contain, and crosses reuse them.
             let n = self.hash(name.as_bytes());
             let v = self.hash(value.as_bytes());
             keys[kept] = (name, n, v);

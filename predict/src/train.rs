@@ -129,11 +129,11 @@ pub struct Trainer {
     hasher: FeatureHasher,
     /// Per coordinate: z and n of the click head, then of the conversion
     /// head; both heads' state of a feature in one cache line.
-    state: Vec<[f64; 4]>,
+    state: Vec<[[f64; 2]; 2]>,
     /// The bias, outside the hashed table: no collision, no regularization
     /// (it carries the base rate, which for conversions is a logit near
     /// −9; L1 would hold it at zero until that much evidence piled up).
-    bias: [f64; 4],
+    bias: [[f64; 2]; 2],
     line_items: LineItems,
     totals: Counts,
     examples: u64,
@@ -148,8 +148,8 @@ impl Trainer {
         Ok(Trainer {
             params,
             hasher: FeatureHasher::new(params.seed),
-            state: vec![[0.0; 4]; 1 << params.bits],
-            bias: [0.0; 4],
+            state: vec![[[0.0; 2]; 2]; 1 << params.bits],
+            bias: [[0.0; 2]; 2],
             line_items: LineItems::default(),
             totals: Counts::default(),
             examples: 0,
@@ -213,11 +213,10 @@ impl Trainer {
         let mask = self.state.len() - 1;
         let ids = features.ids();
         let mut w = [[0.0f64; 2]; MAX_FEATURES];
-        let bias_w = [0, 2].map(|h| bias_weight(self.bias[h], self.bias[h + 1], p));
+        let bias_w = self.bias.map(|[z, n]| bias_weight(z, n, p));
         let mut logit = bias_w;
         for (wi, &id) in w.iter_mut().zip(ids) {
-            let s = &self.state[id as usize & mask];
-            *wi = [ftrl_weight(s[0], s[1], p), ftrl_weight(s[2], s[3], p)];
+            *wi = self.state[id as usize & mask].map(|[z, n]| ftrl_weight(z, n, p));
             logit[0] += wi[0];
             logit[1] += wi[1];
         }
@@ -231,15 +230,10 @@ impl Trainer {
                 *z += g - sigma * w;
                 *n += g2;
             };
-            let [z, n] = &mut self.bias[2 * h..2 * h + 2] else {
-                unreachable!("two slots per head")
-            };
+            let [z, n] = &mut self.bias[h];
             step(z, n, bias_w[h]);
             for (wi, &id) in w.iter().zip(ids) {
-                let s = &mut self.state[id as usize & mask];
-                let [z, n] = &mut s[2 * h..2 * h + 2] else {
-                    unreachable!("two slots per head")
-                };
+                let [z, n] = &mut self.state[id as usize & mask][h];
                 step(z, n, wi[h]);
             }
         }
@@ -259,14 +253,9 @@ impl Trainer {
         let weights: Vec<[f32; 2]> = self
             .state
             .iter()
-            .map(|s| {
-                [
-                    ftrl_weight(s[0], s[1], p) as f32,
-                    ftrl_weight(s[2], s[3], p) as f32,
-                ]
-            })
+            .map(|s| s.map(|[z, n]| ftrl_weight(z, n, p) as f32))
             .collect();
-        let bias = [0, 2].map(|h| bias_weight(self.bias[h], self.bias[h + 1], p) as f32);
+        let bias = self.bias.map(|[z, n]| bias_weight(z, n, p) as f32);
         let mut model = Model::from_parts(
             self.params,
             weights,
