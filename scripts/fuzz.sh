@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS]      # default 600 (10 minutes)
 #
 # cargo-fuzz needs nightly and CI has stable only, so the fuzz targets are
-# proptest properties in the `fuzz` integration tests of six crates:
+# proptest properties in the `fuzz` integration tests of seven crates:
 #
 #   openrtb/tests/fuzz.rs    BidRequest parser + validate, BidResponse reader
 #   bidder/tests/fuzz.rs     notice queries, clearing prices, TCF/GPP/USP
@@ -12,6 +12,7 @@
 #   creatives/tests/fuzz.rs  Native request reader, fit and response
 #   pricecrypt/tests/fuzz.rs encrypted prices
 #   reports/tests/fuzz.rs    event journal lines, damaged aggregates
+#   predict/tests/fuzz.rs    model files (damaged, re-signed), compact features
 #
 # The normal test run does 64 to 256 cases of each. This script runs
 # the same properties (the tests in modules named `*properties`) round after
@@ -46,7 +47,7 @@ fi
 export CARGO_TARGET_DIR=$root/target/fuzz
 export CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true
 export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
-packages=(ortb bidder config creatives pricecrypt reports)
+packages=(ortb bidder config creatives pricecrypt reports predict)
 
 # Shrinking a failure is bounded so the report comes in reasonable time.
 export PROPTEST_MAX_SHRINK_TIME=20000
