@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use config::{Clock, Micros, Problems, Summary, Timestamp};
 use ledger::journal::{FileStorage, Journal, JournalOptions, OpenError, Replayed, Storage};
 use ledger::{BidKey, Books, Cap, ChargeError, Ledger, Limit, MemoryLedger, SpendKey};
@@ -80,6 +80,9 @@ pub struct Settings {
     /// Days of report history kept (event days, compacted charge
     /// generations); never under the longest attribution window.
     pub report_retention_days: u32,
+    /// The click and conversion model (`--model`), loaded at start and on
+    /// reload; without one, value-based line items bid on the priors.
+    pub model_path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -126,6 +129,7 @@ impl Default for Settings {
             max_tracked_events: 8_000_000,
             max_attribution_entries: 4_000_000,
             report_retention_days: 400,
+            model_path: None,
             pixel_events_per_ip_per_minute: 6_000,
         }
     }
@@ -212,6 +216,9 @@ pub struct App {
     pixel_ip_limiter: crate::pixel::Limiter,
     /// First-price bids in flight, and the win curves learned from them.
     outcomes: crate::outcomes::Outcomes,
+    /// Click and conversion rates for value-based line items (`--model`;
+    /// the priors until one loads).
+    model: ArcSwap<predict::Model>,
     /// Wrong `/ui` logins this minute.
     pub(crate) ui_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
@@ -331,6 +338,7 @@ impl App {
             ui_failures: crate::ui::Failures::default(),
             pixel_limiter: crate::pixel::Limiter::new(crate::pixel::PER_USER_PER_MINUTE),
             pixel_ip_limiter: crate::pixel::Limiter::new(settings_pixel_ip),
+            model: ArcSwap::from_pointee(predict::Model::priors_only()),
             outcomes: crate::outcomes::Outcomes::new(
                 shading::Shader::new(shading::Params::default())
                     .unwrap_or_else(|_| unreachable!("the default parameters are valid")),
@@ -436,7 +444,48 @@ impl App {
 
     /// Loads the config directory again. A set with any problem is refused
     /// as a whole and the running config keeps serving.
+    /// Loads `--model` (if given): a missing, corrupt or foreign file
+    /// leaves the priors (or the model serving) in place, with a warning,
+    /// never a crash. Returns whether a model file was loaded.
+    pub fn load_model(&self) -> bool {
+        let Some(path) = &self.settings.model_path else {
+            return false;
+        };
+        match predict::Model::load(path) {
+            Ok(model) => {
+                tracing::info!(
+                    path = %path.display(),
+                    impressions = model.totals().impressions,
+                    "click and conversion model loaded"
+                );
+                self.model.store(Arc::new(model));
+                metrics::model_loaded(true);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "click and conversion model not loaded ({e}); value-based line items \
+                     bid on {}",
+                    if self.model.load().is_priors_only() {
+                        "the priors"
+                    } else {
+                        "the model loaded before"
+                    }
+                );
+                metrics::model_loaded(false);
+                false
+            }
+        }
+    }
+
+    /// The model value-based line items are priced with.
+    pub fn model(&self) -> Arc<predict::Model> {
+        self.model.load_full()
+    }
+
     pub fn reload(&self) -> Result<Summary, Problems> {
+        self.load_model();
         let Some(dir) = &self.config_dir else {
             return Err(Problems(vec![]));
         };
@@ -612,10 +661,12 @@ impl App {
         if !priced {
             return Err(NoBid::Currency);
         }
+        let model = self.model.load();
         let stores = Stores {
             audiences: &self.audiences,
             ledger: &*self.ledger,
             market: select::Market {
+                model: &model,
                 shader: self.outcomes.shader(),
                 exchange: &profile.report_id,
                 first_price: req.auction_type() == 1,
@@ -1147,10 +1198,12 @@ impl App {
             .profile(exchange)
             .ok_or_else(|| ExplainError::UnknownExchange(exchange.unwrap_or_default().into()))?;
         let (ctx, priced) = self.context(snap, profile, &req);
+        let model = self.model.load();
         let stores = Stores {
             audiences: &self.audiences,
             ledger: &*self.ledger,
             market: select::Market {
+                model: &model,
                 shader: self.outcomes.shader(),
                 exchange: &profile.report_id,
                 first_price: req.auction_type() == 1,

@@ -52,6 +52,13 @@ pub(crate) struct Bidding {
     /// The learned chance that the price wins, where there is a curve.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p_win: Option<f64>,
+    /// The predicted click and conversion rates of a value-based line item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_click: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_conversion: Option<f64>,
+    /// Why the price is what it is, in words.
+    pub why: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -118,6 +125,9 @@ pub(crate) fn explain<'s>(
                                 / 1e6,
                             shading: shaded.map(|s| s.reason.as_str()),
                             p_win: shaded.and_then(|s| s.p_win),
+                            p_click: choice.pricing.prediction.map(|p| p.click),
+                            p_conversion: choice.pricing.prediction.map(|p| p.conversion),
+                            why: why(item, &choice, stores.market.first_price),
                         });
                         verdict.deal = choice.deal;
                         verdict.audience = item.audiences.as_ref().and_then(|(any_of, _)| {
@@ -147,4 +157,47 @@ pub(crate) fn explain<'s>(
     }
     out.sort_by_key(|(k, _)| *k);
     out.into_iter().map(|(_, v)| v).collect()
+}
+
+/// The price's story: the value's source, then what shading did.
+fn why(item: &crate::snapshot::Item, choice: &select::Choice, first_price: bool) -> String {
+    let value = match (item.bidding, choice.pricing.prediction) {
+        (config::Bidding::MaxCpc { max_cpc }, Some(p)) => format!(
+            "value = max_cpc {max_cpc} × predicted click rate {:.6} × 1000{}",
+            p.click,
+            if choice.pricing.value == item.cpm {
+                ", at the max_cpm ceiling"
+            } else {
+                ""
+            }
+        ),
+        (config::Bidding::TargetCpa { target_cpa }, Some(p)) => format!(
+            "value = target_cpa {target_cpa} × predicted conversion rate {:.6} × 1000{}",
+            p.conversion,
+            if choice.pricing.value == item.cpm {
+                ", at the max_cpm ceiling"
+            } else {
+                ""
+            }
+        ),
+        _ => "value = the line item's cpm".to_owned(),
+    };
+    let shading = match &choice.pricing.shading {
+        None if !first_price => "; second-price auction: not shaded".to_owned(),
+        None => "; shading: false: bids its value".to_owned(),
+        Some(s) => match s.reason {
+            shading::Reason::Shaded => format!(
+                "; first price: lowered to maximise (value − bid) × P(win), P(win) {:.3}",
+                s.p_win.unwrap_or_default()
+            ),
+            shading::Reason::NotEnoughData => {
+                "; first price: too few outcomes on this exchange yet to shade".to_owned()
+            }
+            shading::Reason::Explore => {
+                "; first price: an exploring bid, to keep learning the curve".to_owned()
+            }
+            other => format!("; first price: {}", other.as_str()),
+        },
+    };
+    value + &shading
 }

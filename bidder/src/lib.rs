@@ -30,6 +30,7 @@ mod targeting;
 pub mod track;
 pub mod traffic;
 pub mod ui;
+mod value;
 
 pub use app::{App, BidAnswer, ExplainError, Settings};
 /// Privacy signals live in a crate of their own; `bidder::privacy` names it.

@@ -229,6 +229,11 @@ struct ServeArgs {
     /// address: raise this, or set 0 and rely on the per-user limit.
     #[arg(long, default_value_t = 6_000)]
     pixel_events_per_ip_per_minute: u32,
+    /// Click and conversion model (`bidder train --out`) that max_cpc and
+    /// target_cpa line items are priced with; read at start and on each
+    /// reload. Missing or corrupt: the priors, with a warning.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Members of all list audiences together at most (8 bytes each): a
     /// batch that would pass it is refused whole.
     #[arg(long, default_value_t = audiences::DEFAULT_MAX_MEMBERS)]
@@ -522,6 +527,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_tracked_events: args.max_tracked_events as usize,
         max_attribution_entries: args.max_attribution_entries as usize,
         report_retention_days: args.report_retention_days,
+        model_path: args.model.clone(),
         pixel_events_per_ip_per_minute: args.pixel_events_per_ip_per_minute,
         limits: bidder::server::Limits {
             max_connections: connection_cap(args.max_connections as usize),
@@ -575,6 +581,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_journal(&args.state)
         .with_context(|| format!("opening the charge journal in {}", args.state.display()))?;
+        app.load_model();
         tracing::info!(
             charges = replayed.charges,
             checkpoint_entries = replayed.checkpoint_entries,

@@ -310,6 +310,12 @@ pub fn shading_decision(reason: &'static str) {
     metrics::counter!("bidder_bid_shading_total", "reason" => reason).increment(1);
 }
 
+/// A `--model` load: `loaded` or `failed`.
+pub fn model_loaded(ok: bool) {
+    let result = if ok { "loaded" } else { "failed" };
+    metrics::counter!("bidder_model_loads_total", "result" => result).increment(1);
+}
+
 /// Members of all list audiences.
 pub fn list_members(n: usize) {
     metrics::gauge!("bidder_list_members").set(n as f64);
@@ -338,6 +344,10 @@ pub fn describe() {
         "Batches of list audience members by result (applied, invalid, full, io_error)."
     );
     metrics::describe_gauge!("bidder_list_members", "Members of all list audiences.");
+    metrics::describe_counter!(
+        "bidder_model_loads_total",
+        "Loads of the click and conversion model by result."
+    );
     metrics::describe_gauge!(
         "bidder_shading_pending_bids",
         "First-price bids awaiting a notice or their reservation's end."

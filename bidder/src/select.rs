@@ -28,6 +28,8 @@ pub(crate) fn in_audience(
 /// Where the imp is sold: for bid shading.
 pub(crate) struct Market<'a> {
     pub shader: &'a shading::Shader,
+    /// Click and conversion rates, for value-based line items.
+    pub model: &'a predict::Model,
     /// The exchange's id, as its curves are kept under.
     pub exchange: &'a str,
     /// `at: 1`: the winner pays its bid, so bids are shaded.
@@ -56,6 +58,11 @@ pub(crate) struct Pricing {
     /// The shading decision, in first-price auctions of line items that
     /// shade.
     pub shading: Option<shading::Shaded>,
+    /// The predicted rates a value-based line item's value rests on.
+    pub prediction: Option<predict::Prediction>,
+    /// What the prediction read (for every bid: the tracking URLs carry
+    /// it, so training sees what was scored).
+    pub features: Option<predict::Features>,
 }
 
 /// What one imp gets: a line item, its creative and the price to bid.
@@ -614,6 +621,8 @@ pub(crate) fn check(
         pricing: Pricing {
             value: item.cpm,
             shading: None,
+            prediction: None,
+            features: None,
         },
         deal: deal.clone(),
         keyword: keyword.map(str::to_owned),
@@ -665,23 +674,43 @@ pub(crate) fn check(
             fit_av(adv, item, av, &usable).map(|(creative, kind)| choose(creative, kind))
         }
     };
-    price(ctx, item, floor, stores, pick()?)
+    price(snap, ctx, item, floor, stores, pick()?)
 }
 
 /// The bid for a chosen creative: the line item's value, shaded in a
 /// first-price auction, never under the floor.
 fn price(
+    snap: &Snapshot,
     ctx: &Context<'_>,
     item: &Item,
     floor: Micros,
     stores: &Stores<'_>,
     mut choice: Choice,
 ) -> Result<Choice, NoBid> {
-    let value = choice.pricing.value;
-    if value < floor {
+    let market = &stores.market;
+    let adv = &snap.config.advertisers[item.advertiser];
+    let audience_kind = choice
+        .audience
+        .as_deref()
+        .and_then(|a| a.split_once(':'))
+        .map(|(kind, _)| kind);
+    let features = crate::value::features(
+        market.model.hasher(),
+        ctx,
+        market.exchange,
+        item,
+        &adv.creatives[choice.creative].id,
+        &choice.kind,
+        choice.keyword.as_deref(),
+        audience_kind,
+    );
+    let (value, prediction) = crate::value::value(item, market.model, features.as_ref());
+    choice.pricing.value = value;
+    choice.pricing.prediction = prediction;
+    choice.pricing.features = features;
+    if value < floor || value <= Micros::ZERO {
         return Err(NoBid::Floor);
     }
-    let market = &stores.market;
     if item.shading && market.first_price {
         let key = shading::CurveKey::new(market.exchange, slot_kind(item.media));
         let draw = if market.explore {

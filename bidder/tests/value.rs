@@ -1,0 +1,138 @@
+//! Value-based bidding: max_cpc and target_cpa line items bid the
+//! impression's expected value (goal × predicted rate × 1000) within their
+//! max_cpm ceiling and never under the floor; the model comes from
+//! `--model` (a file `bidder train` writes), and a missing or corrupt one
+//! leaves the priors.
+
+mod common;
+
+use common::{banner_request, explain, shop_config_dir, verdict, Server, SHOP};
+use serde_json::json;
+
+fn shop(bidding: &str) -> String {
+    SHOP.replace(
+        "        cpm: 4.00\n",
+        &format!("        bidding: {bidding}\n"),
+    )
+}
+
+fn server(name: &str, bidding: &str, model: Option<std::path::PathBuf>) -> Server {
+    let dir = shop_config_dir(name);
+    std::fs::write(dir.join("shop.yaml"), shop(bidding)).unwrap();
+    let settings = bidder::Settings {
+        model_path: model,
+        ..bidder::Settings::default()
+    };
+    let s = Server::start_with(&dir, None, settings);
+    s.app.load_model();
+    s
+}
+
+fn tents(floor: f64) -> serde_json::Value {
+    let mut r = banner_request();
+    r["site"]["keywords"] = json!("tent");
+    r["imp"][0]["bidfloor"] = json!(floor);
+    r
+}
+
+#[test]
+fn each_strategy_bids_its_expected_value_on_the_priors() {
+    // No model: the priors, 0.001 clicks and 0.0001 conversions an
+    // impression. 1.20 × 0.001 × 1000 = 1.20; 25.00 × 0.0001 × 1000 = 2.50.
+    for (bidding, value, rate) in [
+        ("{ strategy: max_cpc, max_cpc: 1.20 }", 1.2, "p_click"),
+        (
+            "{ strategy: target_cpa, target_cpa: 25.00 }",
+            2.5,
+            "p_conversion",
+        ),
+    ] {
+        let s = server("value-priors", bidding, None);
+        let v = verdict(&explain(&s, &tents(0.5)), "tents");
+        assert_eq!(v["price"], value, "{bidding}: {v}");
+        assert_eq!(v["bidding"]["value"], value, "{v}");
+        assert!(v["bidding"][rate].as_f64().unwrap() > 0.0, "{v}");
+        assert!(
+            v["bidding"]["why"].as_str().unwrap().contains("predicted"),
+            "{v}"
+        );
+        assert_eq!(s.bid(&tents(0.5).to_string()).status, 200);
+        // Under the floor: no bid, reason floor.
+        let v = verdict(&explain(&s, &tents(value + 0.01)), "tents");
+        assert_eq!(v["reason"], "floor", "{v}");
+    }
+    // The ceiling.
+    let s = server(
+        "value-ceiling",
+        "{ strategy: target_cpa, target_cpa: 25.00, max_cpm: 1.00 }",
+        None,
+    );
+    let v = verdict(&explain(&s, &tents(0.5)), "tents");
+    assert_eq!(v["price"], 1.0, "{v}");
+    assert!(
+        v["bidding"]["why"].as_str().unwrap().contains("ceiling"),
+        "{v}"
+    );
+}
+
+/// A model in which the shop's line item is clicked one time in fifty.
+fn trained_model(path: &std::path::Path) {
+    let mut t = predict::Trainer::new(predict::Params {
+        bits: 16,
+        ..predict::Params::default()
+    })
+    .unwrap();
+    for i in 0..20_000u32 {
+        let f = t
+            .hasher()
+            .features(
+                &[(predict::field::LINE_ITEM, "tents")],
+                predict::DEFAULT_CROSSES,
+            )
+            .unwrap();
+        let outcome = predict::Outcome {
+            clicked: i % 50 == 0,
+            converted: false,
+        };
+        t.train(&f, "tents", outcome).unwrap();
+    }
+    t.finish().save(path).unwrap();
+}
+
+#[test]
+fn a_model_file_prices_and_a_bad_one_falls_back_to_the_priors() {
+    let dir = common::tempdir("value-model");
+    let path = dir.join("model.bin");
+    trained_model(&path);
+    let s = server(
+        "value-model-served",
+        "{ strategy: max_cpc, max_cpc: 1.20 }",
+        Some(path.clone()),
+    );
+    let v = verdict(&explain(&s, &tents(0.1)), "tents");
+    let p = v["bidding"]["p_click"].as_f64().unwrap();
+    // Far above the 0.001 prior: the line item's own rate, about 2%.
+    assert!(p > 0.005 && p < 0.05, "{v}");
+    let price = v["price"].as_f64().unwrap();
+    assert!((price - 1.2 * p * 1000.0).abs() < 0.01, "{v}");
+
+    // A corrupt file on reload: the model serving stays, no crash.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(!s.app.load_model());
+    let v = verdict(&explain(&s, &tents(0.1)), "tents");
+    assert_eq!(v["bidding"]["p_click"].as_f64().unwrap(), p, "{v}");
+
+    // Started with a corrupt or missing file: the priors.
+    for bad in [path.clone(), dir.join("missing.bin")] {
+        let s = server(
+            "value-model-bad",
+            "{ strategy: max_cpc, max_cpc: 1.20 }",
+            Some(bad),
+        );
+        let v = verdict(&explain(&s, &tents(0.1)), "tents");
+        assert_eq!(v["price"], 1.2, "{v}");
+    }
+}
