@@ -412,7 +412,13 @@ pub(crate) fn select_imp(
                 if stage(reason) > stage(best_reason) {
                     best_reason = reason;
                 }
-                if reason == NoBid::Floor && item.deals.is_empty() {
+                // Only a ceiling under the floor says so of the later ones: a
+                // value-based item under it by its prediction says nothing
+                // of a fixed CPM after it.
+                if reason == NoBid::Floor
+                    && item.deals.is_empty()
+                    && floor.is_some_and(|f| item.cpm < f)
+                {
                     if deal_ids.is_empty() {
                         break;
                     }

@@ -136,3 +136,28 @@ fn a_model_file_prices_and_a_bad_one_falls_back_to_the_priors() {
         assert_eq!(v["price"], 1.2, "{v}");
     }
 }
+
+#[test]
+fn a_value_under_the_floor_does_not_stop_a_fixed_cpm_after_it() {
+    // Sorted by the most each may bid, the max_cpc line item (ceiling
+    // 1,200 CPM) comes first; its value on the priors (1.20) is under the
+    // 2.00 floor, and the fixed 4.00 line item after it still bids.
+    let items = "      - id: by-value\n        media: display\n        \
+                 bidding: { strategy: max_cpc, max_cpc: 1.20 }\n        \
+                 budget: { daily: 100.00 }\n        creatives: [b300]\n\
+                 \x20     - id: fixed\n        media: display\n        cpm: 4.00\n        \
+                 budget: { daily: 100.00 }\n        creatives: [b300]\n";
+    let dir = common::tempdir("value-then-fixed");
+    std::fs::write(
+        dir.join("shop.yaml"),
+        common::shop_yaml("", "1000.00", items),
+    )
+    .unwrap();
+    let s = Server::start(&dir, None);
+    let req = tents(2.0);
+    let e = explain(&s, &req);
+    assert_eq!(verdict(&e, "by-value")["reason"], "floor", "{e}");
+    assert_eq!(verdict(&e, "fixed")["price"], 4.0, "{e}");
+    let bid = common::only_bid(&s, &req);
+    assert_eq!(bid["price"], 4.0, "{bid}");
+}
