@@ -126,6 +126,8 @@ struct Tracked {
     user: u64,
     click: bool,
     bid: u128,
+    /// The compact features the bid was priced with, when it was scored.
+    features: Option<Arc<str>>,
 }
 
 /// What start-up reads back: last touches and conversions counted, and
@@ -264,12 +266,27 @@ impl EventLog {
     /// the caller in this process (the writer also drops one counted
     /// before a restart).
     pub fn track(&self, at_ms: i64, dims: Dims, user: u64, click: bool, bid: u128) {
+        self.track_with(at_ms, dims, user, click, bid, None);
+    }
+
+    /// [`EventLog::track`], keeping the features the bid was priced with
+    /// (compact text) in its record, for training.
+    pub fn track_with(
+        &self,
+        at_ms: i64,
+        dims: Dims,
+        user: u64,
+        click: bool,
+        bid: u128,
+        features: Option<Arc<str>>,
+    ) {
         self.send(Job::Track(Tracked {
             at_ms,
             dims,
             user,
             click,
             bid,
+            features,
         }));
     }
 
@@ -748,6 +765,7 @@ fn track_record(t: Tracked) -> Record {
         n: 1,
         amount: Micros::ZERO,
         order_id: format!("{:032x}", t.bid).into(),
+        features: t.features,
     }
 }
 
@@ -760,6 +778,7 @@ fn count(kind: Kind, at_ms: i64, dims: Dims, n: u64) -> Record {
         n,
         amount: Micros::ZERO,
         order_id: "".into(),
+        features: None,
     }
 }
 
