@@ -359,3 +359,50 @@ fn label_conversions(
 pub fn parse_day(flag: &str, text: &str) -> Result<Date, String> {
     Date::parse(text).map_err(|e| format!("--{flag} {text:?}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(at_ms: i64, user: u64, line_item: &str) -> Example {
+        let features = predict::FeatureHasher::new(predict::DEFAULT_SEED)
+            .features(&[(predict::field::LINE_ITEM, line_item)], &[])
+            .unwrap();
+        Example {
+            at_ms,
+            user,
+            line_item: line_item.into(),
+            bid: None,
+            features,
+            converted: false,
+        }
+    }
+
+    #[test]
+    fn a_purchase_labels_the_last_impression_of_its_user_and_line_item_within_30_days() {
+        const DAY: i64 = 86_400_000;
+        let mut examples = vec![
+            example(0, 7, "tents"),
+            example(DAY, 7, "tents"),
+            example(2 * DAY, 7, "stoves"),
+            example(3 * DAY, 8, "tents"),
+            example(10 * DAY, 7, "tents"),
+            example(0, 0, "tents"),
+        ];
+        let purchases = vec![
+            // The impression of day 1, not day 0 nor the later one.
+            (7, Arc::from("tents"), 5 * DAY),
+            // Too late for any impression of user 8.
+            (8, Arc::from("tents"), 34 * DAY),
+            // No impression of that line item before it.
+            (7, Arc::from("stoves"), DAY),
+            // No user: labels nothing.
+            (0, Arc::from("tents"), DAY),
+        ];
+        let mut summary = Summary::default();
+        label_conversions(&mut examples, &purchases, &mut summary);
+        let converted: Vec<bool> = examples.iter().map(|e| e.converted).collect();
+        assert_eq!(converted, [false, true, false, false, false, false]);
+        assert_eq!(summary.unlabelled_purchases, 3);
+    }
+}
