@@ -288,6 +288,7 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
                 break;
             }
             catch_up(
+                SWEEP_MS,
                 &app,
                 &clock,
                 &mut pending,
@@ -349,6 +350,7 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
                 }));
             }
             catch_up(
+                SWEEP_MS,
                 &app,
                 &clock,
                 &mut pending,
@@ -360,6 +362,7 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
             .await;
         }
         catch_up(
+            SWEEP_MS,
             &app,
             &clock,
             &mut pending,
@@ -401,7 +404,7 @@ impl Pacing {
     }
 
     fn start_hour(&mut self, app: &App, start: Timestamp, hour: u32) {
-        if hour % 24 == 0 {
+        if hour.is_multiple_of(24) {
             let day = Timestamp(start.as_millis() + i64::from(hour) * 3_600_000).date();
             for (i, (id, _, _)) in self.budgets.iter().enumerate() {
                 self.before_day[i] = app.ledger().spent(&SpendKey::line_item(id), day).lifetime;
@@ -444,20 +447,22 @@ impl Pacing {
 }
 
 /// Moves the simulated clock to `now`: sends the notices due by then (each
-/// at its time) and expires reservations once a simulated second, as the
-/// server does.
+/// at its time) and expires reservations every `sweep_ms` simulated
+/// milliseconds (the server: every second).
+#[allow(clippy::too_many_arguments)]
 async fn catch_up(
+    sweep_ms: i64,
     app: &App,
     clock: &ManualClock,
     pending: &mut BinaryHeap<Reverse<Pending>>,
     last_expire: &mut i64,
     now: i64,
     report: &mut Report,
-    charged: &mut Vec<Box<Shown>>,
+    charged: &mut Vec<Shown>,
 ) {
     loop {
         let next_notice = pending.peek().map(|p| p.0.at).filter(|&t| t <= now);
-        let next_expire = (*last_expire + 1000 <= now).then_some(*last_expire + 1000);
+        let next_expire = (*last_expire + sweep_ms <= now).then_some(*last_expire + sweep_ms);
         match (next_notice, next_expire) {
             (Some(t), e) if e.is_none_or(|e| t < e) => {
                 let Some(Reverse(p)) = pending.pop() else {
@@ -468,7 +473,7 @@ async fn catch_up(
                 if p.kind == Kind::Win && result == Ok(crate::metrics::NoticeResult::Charged) {
                     report.wins += 1;
                     report.late_wins += u64::from(p.late);
-                    charged.extend(p.shown);
+                    charged.extend(p.shown.map(|s| *s));
                 }
             }
             (_, Some(e)) => {
@@ -639,6 +644,15 @@ impl WorldReport {
     }
 }
 
+/// How often the replay sweeps reservations, as the server does.
+const SWEEP_MS: i64 = 1000;
+
+/// How often the synthetic world sweeps reservations: every 5 simulated
+/// seconds rather than every second, which is most of a quiet simulated
+/// day's cost in a debug build. Against the 60-second reservation TTL an
+/// unanswered bid holds its cost and waits for its loss at most 5 s longer.
+pub const WORLD_SWEEP_MS: i64 = 5000;
+
 /// One request in this many is also explained (without bidding) to learn
 /// the value its bids were shaded from: the bid response does not say.
 pub const EXPLAIN_EVERY: u64 = 10;
@@ -686,7 +700,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
         unreported_losses: 0,
     };
     let mut pending: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
-    let mut charged: Vec<Box<Shown>> = Vec::new();
+    let mut charged: Vec<Shown> = Vec::new();
     let mut seq = 0u64;
     let mut last_expire = opts.start.as_millis();
     let start_ms = opts.start.as_millis() as f64;
@@ -701,6 +715,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
                 break;
             }
             catch_up(
+                WORLD_SWEEP_MS,
                 &app,
                 &clock,
                 &mut pending,
@@ -715,7 +730,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
             let req = world.request(hour_of_day);
             n += 1;
             report.pacing.requests += 1;
-            if n % EXPLAIN_EVERY == 0 {
+            if n.is_multiple_of(EXPLAIN_EVERY) {
                 sample_shading(&app, &req, &mut report.line_items);
             }
             let snap = app.snapshot();
@@ -784,6 +799,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
                 }));
             }
             catch_up(
+                WORLD_SWEEP_MS,
                 &app,
                 &clock,
                 &mut pending,
@@ -796,6 +812,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
             show(&app, &mut charged, &mut report);
         }
         catch_up(
+            WORLD_SWEEP_MS,
             &app,
             &clock,
             &mut pending,
@@ -819,7 +836,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
 /// The charged wins' pages: the impression URL is called, the click URL
 /// with the true click probability, and a click converts with the site's
 /// conversion rate.
-fn show(app: &App, charged: &mut Vec<Box<Shown>>, report: &mut WorldReport) {
+fn show(app: &App, charged: &mut Vec<Shown>, report: &mut WorldReport) {
     use crate::track::Path;
     for s in charged.drain(..) {
         let r = &s.request;

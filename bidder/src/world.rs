@@ -5,9 +5,11 @@
 //!
 //! # The truth
 //!
-//! - **Sites** ([`SITES`]): ten domains whose base click rate (on a desktop
-//!   at midday) runs from 0.2% to 4%, log-spaced, and whose conversion rate
-//!   per click runs from 2% to 10%.
+//! - **Sites** ([`SITES`]): ten equally common domains whose base click
+//!   rate (on a desktop at midday) runs from 0.5% to 10%, about log-spaced,
+//!   and whose conversion rate per click runs from 2% to 10%. The rates are
+//!   ten times a display campaign's so that a test learns from a few
+//!   thousand impressions what real traffic teaches in a million.
 //! - **Devices** ([`DEVICES`]) and **hours** ([`hour_effect`]) move the
 //!   click rate's logit: phones +0.3, tablets +0.1, desktops 0; 18:00–22:59
 //!   UTC +0.3, 00:00–05:59 −0.4, other hours 0.
@@ -67,16 +69,16 @@ const fn site(domain: &'static str, click_rate: f64, conversion_rate: f64) -> Si
 /// The sites, equally common. Low-click sites are not low-conversion ones:
 /// the orders differ so that a click model and a conversion model disagree.
 pub const SITES: [Site; 10] = [
-    site("news.world.example", 0.002, 0.05),
-    site("weather.world.example", 0.003, 0.02),
-    site("recipes.world.example", 0.0045, 0.08),
-    site("sports.world.example", 0.0065, 0.03),
-    site("travel.world.example", 0.0095, 0.10),
-    site("games.world.example", 0.014, 0.02),
-    site("forum.world.example", 0.019, 0.04),
-    site("deals.world.example", 0.024, 0.09),
-    site("reviews.world.example", 0.031, 0.06),
-    site("coupons.world.example", 0.04, 0.07),
+    site("news.world.example", 0.005, 0.05),
+    site("weather.world.example", 0.0075, 0.02),
+    site("recipes.world.example", 0.011, 0.08),
+    site("sports.world.example", 0.016, 0.03),
+    site("travel.world.example", 0.024, 0.10),
+    site("games.world.example", 0.035, 0.02),
+    site("forum.world.example", 0.048, 0.04),
+    site("deals.world.example", 0.06, 0.09),
+    site("reviews.world.example", 0.078, 0.06),
+    site("coupons.world.example", 0.10, 0.07),
 ];
 
 /// A device of the world, as the request's `devicetype` and `os`.
@@ -333,13 +335,13 @@ mod tests {
     fn the_truth_is_what_the_docs_say() {
         let desktop = &DEVICES[3];
         let p = click_probability(&SITES[0], desktop, 12);
-        assert!((p - 0.002).abs() < 1e-12, "{p}");
+        assert!((p - 0.005).abs() < 1e-12, "{p}");
         // Phones in the evening: logit + 0.6.
         let p = click_probability(&SITES[9], &DEVICES[0], 20);
-        let logit = (0.04f64 / 0.96).ln() + 0.6;
+        let logit = (0.10f64 / 0.90).ln() + 0.6;
         assert!((p - 1.0 / (1.0 + (-logit).exp())).abs() < 1e-12);
         let c = conversion_probability(&SITES[4], desktop, 12);
-        assert!((c - 0.0095 * 0.10).abs() < 1e-12);
+        assert!((c - 0.024 * 0.10).abs() < 1e-12);
     }
 
     #[test]
