@@ -860,7 +860,9 @@ impl App {
         if counted && matches!(t.event, Event::Impression | Event::Click) {
             if let Some(events) = &self.events {
                 let click = t.event == Event::Click;
-                events.track(now, self.track_dims(&t), t.user_key(), click, t.bid);
+                let features = t.features.map(|f| f.to_compact().as_str().into());
+                let dims = self.track_dims(&t);
+                events.track_with(now, dims, t.user_key(), click, t.bid, features);
             }
         }
         let redirect = if t.event == Event::Click && t.redirect {

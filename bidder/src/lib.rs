@@ -29,6 +29,7 @@ pub mod sync;
 mod targeting;
 pub mod track;
 pub mod traffic;
+pub mod train;
 pub mod ui;
 mod value;
 pub mod world;

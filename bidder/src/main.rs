@@ -1,4 +1,5 @@
-//! The `bidder` binary: `serve`, `validate`, `simulate` and `schema`.
+//! The `bidder` binary: `serve`, `validate`, `simulate`, `report`, `train`
+//! and `schema`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +39,12 @@ enum Command {
     /// purchases, sales, ACOS, ROAS and over-delivery, cut by the
     /// dimensions of --by. Money in USD; spend is the ledger's, to the micro.
     Report(ReportArgs),
+    /// Train the click and conversion model that max_cpc and target_cpa
+    /// line items bid with, from the event journal's tracked impressions
+    /// (with the features their bids were priced with), clicks and
+    /// attributed purchases; written atomically to --out, for `serve
+    /// --model`.
+    Train(TrainArgs),
     /// Print the JSON Schema (draft-07) of the config files, for editors:
     /// completion and checks as account managers type.
     Schema {
@@ -81,6 +88,25 @@ struct ReportArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long, short)]
     out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// The serving bidder's state directory (it may be running).
+    #[arg(long, default_value = "bidder-state")]
+    state: PathBuf,
+    /// The model file to write (replaced atomically).
+    #[arg(long)]
+    out: PathBuf,
+    /// First UTC day, YYYY-MM-DD (default: the first in the journal).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last UTC day, YYYY-MM-DD (default: the last in the journal).
+    #[arg(long)]
+    to: Option<String>,
+    /// log2 of the weights per head, 16..=24 (default 20: an 8 MiB model).
+    #[arg(long)]
+    bits: Option<u8>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -283,6 +309,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Train(args) => match train(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bidder: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => match serve(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -446,6 +479,32 @@ fn load_config(dir: &std::path::Path) -> anyhow::Result<config::Config> {
             problems.0.len()
         )
     })
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let day = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|t| bidder::train::parse_day(flag, t))
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    let opts = bidder::train::Options {
+        state: args.state,
+        out: args.out,
+        from: day("from", &args.from)?,
+        to: day("to", &args.to)?,
+        bits: args.bits,
+        progress: true,
+    };
+    let summary = bidder::train::run(&opts)?;
+    // Not println!: a closed pipe is an error to report, not a panic.
+    writeln!(
+        std::io::stdout().lock(),
+        "{summary}model written to {}",
+        opts.out.display()
+    )?;
+    Ok(())
 }
 
 fn report(args: ReportArgs) -> anyhow::Result<()> {

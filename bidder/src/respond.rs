@@ -117,6 +117,7 @@ impl Answer<'_> {
             &notice,
             choice.keyword.as_deref(),
             self.user,
+            choice.pricing.features.as_ref(),
             self.signer,
         );
         match &choice.kind {

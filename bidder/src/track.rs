@@ -10,7 +10,10 @@
 //! attributed to it without the URL showing the id; empty where privacy
 //! signals forbid keeping data about the user), the audience that made the
 //! line item eligible (`a`, for reports by audience; only when there is
-//! one, so URLs written before it still read) and what the URL
+//! one, so URLs written before it still read), on impression and click
+//! URLs the features the bid was priced with (`f`, compact form, so that
+//! `bidder train` learns from exactly what was scored; only when there
+//! are some, so URLs written before it still read) and what the URL
 //! is for: nothing more for an impression, `d` for a click (1: send the
 //! browser on to the creative's click URL; 0: a beacon, as VAST and native
 //! click trackers are), `ev` for a VAST event. The HMAC covers all of it
@@ -124,7 +127,8 @@ impl Path {
 }
 
 /// The signed parameters of a tracking URL, in order; then `a` when the
-/// bid had an audience, then a tail (`d` or `ev`) for clicks and events.
+/// bid had an audience, then `f` on impressions and clicks whose bid had
+/// features, then a tail (`d` or `ev`) for clicks and events.
 const SIGNED: [&str; 9] = ["b", "li", "o", "c", "x", "ts", "t", "k", "u"];
 
 /// A bid's tracking URLs, its signed text hashed once.
@@ -132,17 +136,23 @@ pub struct Urls<'a> {
     base: &'a str,
     signed: String,
     mac: hmac::Hmac<sha2::Sha256>,
+    /// `&f=…`, or empty: written into impression and click URLs only (a
+    /// player's quartile events teach the model nothing, and leaving it out
+    /// keeps VAST markup short).
+    features: String,
 }
 
 impl<'a> Urls<'a> {
     /// The bid as its notices have it (of which only what pages may read
     /// is written, its audience included); `keyword` the matched keyword, if
-    /// any; `user` who the ad is for, when it may be remembered.
+    /// any; `user` who the ad is for, when it may be remembered;
+    /// `features` what the bid was priced with, when it was scored.
     pub fn new(
         base: &'a str,
         bid: &notice::NoticeUrl<'_>,
         keyword: Option<&str>,
         user: Option<&str>,
+        features: Option<&predict::Features>,
         signer: &Signer,
     ) -> Urls<'a> {
         let mut signed = String::with_capacity(200);
@@ -167,10 +177,14 @@ impl<'a> Urls<'a> {
             signed.push_str(&notice::encode(a));
         }
         let mac = signer.state(&signed);
+        // Web-safe base64: nothing in it needs escaping in a query or in
+        // JSON.
+        let features = features.map_or_else(String::new, |f| format!("&f={}", f.to_compact()));
         Urls {
             base: base.trim_end_matches('/'),
             signed,
             mac,
+            features,
         }
     }
 
@@ -192,18 +206,18 @@ impl<'a> Urls<'a> {
     /// The impression pixel (banner), `Impression` (VAST), the impression
     /// event tracker (native).
     pub fn impression(&self) -> String {
-        self.write(Path::Impression, "")
+        self.write(Path::Impression, &self.features)
     }
 
     /// The banner's link: counts the click and sends the browser on.
     pub fn click(&self) -> String {
-        self.write(Path::Click, "&d=1")
+        self.write(Path::Click, &format!("{}&d=1", self.features))
     }
 
     /// A click tracker fired beside the click (VAST `ClickTracking`, native
     /// `link.clicktrackers`): counts it, answers 204.
     pub fn click_beacon(&self) -> String {
-        self.write(Path::Click, "&d=0")
+        self.write(Path::Click, &format!("{}&d=0", self.features))
     }
 
     /// A VAST `Tracking` URL of `event` (its VAST name).
@@ -224,6 +238,9 @@ pub struct Tracked {
     pub keyword: Option<String>,
     /// The audience that made the line item eligible, when one did.
     pub audience: Option<String>,
+    /// What the bid was priced with (impressions and clicks whose URL
+    /// carries them).
+    pub features: Option<predict::Features>,
     /// [`user_key`] of who saw the ad, when it may be remembered.
     pub user: Option<String>,
     pub test: bool,
@@ -261,6 +278,16 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         }
         None => None,
     };
+    // Only impression and click URLs are written with features; one on an
+    // event URL is not ours, signed or not.
+    let features = match tail.and_then(|p| p.strip_prefix("f=")) {
+        Some(f) if path != Path::Event => {
+            tail = pairs.next();
+            Some(predict::Features::from_compact(f).map_err(|_| bad())?)
+        }
+        Some(_) => return Err(bad()),
+        None => None,
+    };
     if pairs.next().is_some() {
         return Err(bad());
     }
@@ -287,6 +314,7 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         exchange: text(4)?,
         keyword: Some(text(7)?).filter(|k| !k.is_empty()),
         audience,
+        features,
         user: Some(values[8].to_owned()).filter(|u| !u.is_empty()),
         test: values[6] == "1",
         at_ms: values[5].parse().map_err(|_| bad())?,
@@ -427,6 +455,27 @@ mod tests {
     }
 
     fn urls_with(keyword: Option<&str>, audience: Option<&str>) -> Urls<'static> {
+        urls_full(keyword, audience, None)
+    }
+
+    fn features() -> predict::Features {
+        predict::FeatureHasher::new(predict::DEFAULT_SEED)
+            .features(
+                &[
+                    (predict::field::LINE_ITEM, "li-1"),
+                    (predict::field::SITE, "news.example"),
+                    (predict::field::HOUR, "14"),
+                ],
+                predict::DEFAULT_CROSSES,
+            )
+            .unwrap()
+    }
+
+    fn urls_full(
+        keyword: Option<&str>,
+        audience: Option<&str>,
+        features: Option<&predict::Features>,
+    ) -> Urls<'static> {
         let bid = notice::NoticeUrl {
             bid_id: "0123456789abcdef0123456789abcdef",
             imp_id: "1",
@@ -448,6 +497,7 @@ mod tests {
             &bid,
             keyword,
             Some("u-1001"),
+            features,
             &signer(),
         )
     }
@@ -541,6 +591,77 @@ mod tests {
         ] {
             assert_eq!(
                 verify(Path::Click, &forged, &signer()),
+                Err(TrackError::Signature),
+                "{forged}"
+            );
+        }
+    }
+
+    #[test]
+    fn features_ride_signed_in_impression_and_click_urls() {
+        let f = features();
+        let compact = f.to_compact();
+        let u = urls_full(Some("broad:tent"), Some("products:tent pages"), Some(&f));
+        let pixel = u.impression();
+        let (p, pq) = query(&pixel);
+        assert!(
+            pq.contains(&format!("&a=products%3Atent%20pages&f={compact}&s=")),
+            "{pq}"
+        );
+        let t = verify(p, pq, &signer()).unwrap();
+        assert_eq!(t.features, Some(f));
+        assert_eq!(t.audience.as_deref(), Some("products:tent pages"));
+        for (url, redirect) in [(u.click(), true), (u.click_beacon(), false)] {
+            let (p, q) = query(&url);
+            let d = if redirect { "&d=1" } else { "&d=0" };
+            assert!(q.contains(&format!("&f={compact}{d}&s=")), "{q}");
+            let t = verify(p, q, &signer()).unwrap();
+            assert_eq!(
+                (t.event, t.redirect, t.features),
+                (Event::Click, redirect, Some(f))
+            );
+        }
+        // Player events do not carry them.
+        let start = u.vast_event("start");
+        let (p, sq) = query(&start);
+        assert!(!sq.contains("&f="), "{sq}");
+        assert_eq!(verify(p, sq, &signer()).unwrap().features, None);
+        // Without an audience, `f` follows `u`.
+        let plain = urls_full(None, None, Some(&f)).click();
+        let (p, plain) = query(&plain);
+        assert!(plain.contains(&format!("&u={}&f=", user_key(&signer(), "u-1001"))));
+        assert_eq!(verify(p, plain, &signer()).unwrap().features, Some(f));
+        // URLs written before features were signed still read.
+        let old = urls(None).impression();
+        let (p, old) = query(&old);
+        assert!(!old.contains("&f="), "{old}");
+        assert_eq!(verify(p, old, &signer()).unwrap().features, None);
+        let other = predict::FeatureHasher::new(predict::DEFAULT_SEED)
+            .features(
+                &[(predict::field::LINE_ITEM, "li-2")],
+                predict::DEFAULT_CROSSES,
+            )
+            .unwrap()
+            .to_compact();
+        let click = u.click();
+        let (_, cq) = query(&click);
+        let f_pair = format!("&f={compact}");
+        for (path, forged) in [
+            (Path::Click, cq.replace(&f_pair, &format!("&f={other}"))),
+            (Path::Click, cq.replace(&f_pair, "")),
+            (
+                Path::Click,
+                cq.replace(&format!("{f_pair}&d=1"), &format!("&d=1{f_pair}")),
+            ),
+            (Path::Impression, pq.replace(&f_pair, "")),
+            (Path::Impression, format!("{old}{f_pair}")),
+            (
+                Path::Impression,
+                old.replace("&s=", &format!("{f_pair}&s=")),
+            ),
+        ] {
+            assert_eq!(
+                verify(path, &forged, &signer()),
                 Err(TrackError::Signature),
                 "{forged}"
             );

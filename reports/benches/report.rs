@@ -290,6 +290,7 @@ fn write_events(state: &Path, first: i64, n: u64) {
                 } else {
                     "".into()
                 },
+                features: None,
             }
             .write(&mut line);
             f.write_all(line.as_bytes()).expect("write");

@@ -303,6 +303,7 @@ impl Attributor {
             n: 1,
             amount: if c.purchase { c.amount } else { Micros::ZERO },
             order_id: order.into(),
+            features: None,
         })
     }
 }

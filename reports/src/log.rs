@@ -126,6 +126,8 @@ struct Tracked {
     user: u64,
     click: bool,
     bid: u128,
+    /// The compact features the bid was priced with, when it was scored.
+    features: Option<Arc<str>>,
 }
 
 /// What start-up reads back: last touches and conversions counted, and
@@ -264,12 +266,27 @@ impl EventLog {
     /// the caller in this process (the writer also drops one counted
     /// before a restart).
     pub fn track(&self, at_ms: i64, dims: Dims, user: u64, click: bool, bid: u128) {
+        self.track_with(at_ms, dims, user, click, bid, None);
+    }
+
+    /// [`EventLog::track`], keeping the features the bid was priced with
+    /// (compact text) in its record, for training.
+    pub fn track_with(
+        &self,
+        at_ms: i64,
+        dims: Dims,
+        user: u64,
+        click: bool,
+        bid: u128,
+        features: Option<Arc<str>>,
+    ) {
         self.send(Job::Track(Tracked {
             at_ms,
             dims,
             user,
             click,
             bid,
+            features,
         }));
     }
 
@@ -389,13 +406,66 @@ fn rebuild(
     ))
 }
 
+/// One day's file of the event journal, as [`journal_days`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalDay {
+    pub day: Date,
+    pub path: PathBuf,
+    /// Its length when listed (for a progress bar; it may grow).
+    pub len: u64,
+}
+
+/// The days of the event journal in `state` from `from` to `to` (either
+/// open), oldest first.
+pub fn journal_days(
+    state: &Path,
+    from: Option<Date>,
+    to: Option<Date>,
+) -> io::Result<Vec<JournalDay>> {
+    let dir = dir_of(state);
+    Ok(days(&dir)?
+        .into_iter()
+        .filter(|d| from.is_none_or(|f| *d >= f) && to.is_none_or(|t| *d <= t))
+        .map(|day| {
+            let path = day_file(&dir, day);
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            JournalDay { day, path, len }
+        })
+        .collect())
+}
+
+/// Reads one listed day (for readers outside the bidder's own, such as
+/// `bidder train`): `record` for each whole record, `bad` for each line
+/// that is not one, `progress` with the bytes of each line read. Returns
+/// the bytes read.
+pub fn read_journal_day(
+    day: &JournalDay,
+    interner: &mut Interner,
+    record: impl FnMut(Record),
+    bad: impl FnMut(&str),
+    progress: impl FnMut(u64),
+) -> io::Result<u64> {
+    read_day_with(&day.path, interner, record, bad, progress)
+}
+
 /// Reads one day's file: `record` for each whole record, `bad` for each
 /// line that is not one (a write never finished).
 pub(crate) fn read_day(
     path: &Path,
     interner: &mut Interner,
+    record: impl FnMut(Record),
+    bad: impl FnMut(&str),
+) -> io::Result<u64> {
+    read_day_with(path, interner, record, bad, |_| {})
+}
+
+/// [`read_day`], telling `progress` the bytes of each line read.
+fn read_day_with(
+    path: &Path,
+    interner: &mut Interner,
     mut record: impl FnMut(Record),
     mut bad: impl FnMut(&str),
+    mut progress: impl FnMut(u64),
 ) -> io::Result<u64> {
     let f = match File::open(path) {
         Ok(f) => f,
@@ -411,6 +481,7 @@ pub(crate) fn read_day(
             break;
         }
         read += n as u64;
+        progress(n as u64);
         let text = std::str::from_utf8(&buf)
             .unwrap_or_default()
             .trim_end_matches('\n');
@@ -748,6 +819,7 @@ fn track_record(t: Tracked) -> Record {
         n: 1,
         amount: Micros::ZERO,
         order_id: format!("{:032x}", t.bid).into(),
+        features: t.features,
     }
 }
 
@@ -760,6 +832,7 @@ fn count(kind: Kind, at_ms: i64, dims: Dims, n: u64) -> Record {
         n,
         amount: Micros::ZERO,
         order_id: "".into(),
+        features: None,
     }
 }
 

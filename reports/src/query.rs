@@ -536,7 +536,9 @@ fn read_raw_day(
         // Lines that are not whole records (the header, a write never
         // finished, damage) count nothing.
         let line = std::str::from_utf8(&buf).unwrap_or_default();
-        let Some(r) =
+        // The features a line may carry are no dimension: left aside, so
+        // aggregates are the same with or without them.
+        let Some((r, _)) =
             crate::record::parse_with(line.trim_end_matches('\n'), false, |s| strings.id(s))
         else {
             continue;

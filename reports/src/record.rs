@@ -3,9 +3,14 @@
 //! last so a torn or garbled line is skipped rather than misread.
 //!
 //! `kind at advertiser order line_item creative exchange keyword product
-//! user n amount order_id [audience] crc`. The audience came later: it is
-//! written after the rest and only when there is one, so lines written
-//! before it (and lines without one) read as they always did.
+//! user n amount order_id [audience [features]] crc`. The audience came
+//! later: it is written after the rest and only when there is one, so lines
+//! written before it (and lines without one) read as they always did. The
+//! features an impression or click was priced with (compact form, for
+//! `bidder train`) came after it, the same way: written only when there
+//! are some, after the audience field (empty when there is no audience, so
+//! that the fields stay in place). Reports and their aggregates never read
+//! them: they are no dimension.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -68,6 +73,12 @@ pub struct Record {
     pub amount: Micros,
     /// The advertiser's order id of a purchase (repeated ones count once).
     pub order_id: Arc<str>,
+    /// What an impression or click was priced with, as the tracking URL
+    /// carried it ([`predict`'s compact form], opaque here); `None` for
+    /// other records and for lines written before features were kept.
+    ///
+    /// [`predict`'s compact form]: https://docs.rs/predict
+    pub features: Option<Arc<str>>,
 }
 
 /// FNV-1a, 32 bits: tells a torn or garbled line from a whole one (an
@@ -110,9 +121,14 @@ impl Record {
             self.amount.as_i64()
         );
         encode(&self.order_id, out);
-        if !self.dims.audience.is_empty() {
+        let features = self.features.as_deref().filter(|f| !f.is_empty());
+        if !self.dims.audience.is_empty() || features.is_some() {
             out.push('\t');
             encode(&self.dims.audience, out);
+        }
+        if let Some(f) = features {
+            out.push('\t');
+            encode(f, out);
         }
         let crc = checksum(&out.as_bytes()[start..]);
         let _ = writeln!(out, "\t{crc:08x}");
@@ -121,7 +137,7 @@ impl Record {
     /// A line without its newline; `None` when it is not a whole record.
     pub fn parse(line: &str, interner: &mut Interner) -> Option<Record> {
         let mut strings: Vec<Arc<str>> = Vec::with_capacity(9);
-        let raw = parse_with(line, true, |s| {
+        let (raw, features) = parse_with(line, true, |s| {
             strings.push(interner.get(s));
             0
         })?;
@@ -156,8 +172,18 @@ impl Record {
             n: raw.n,
             amount: raw.amount,
             order_id,
+            // Not interned: nearly every impression's are its own.
+            features: match features {
+                Some(f) => Some(decode(f)?.into()),
+                None => None,
+            },
         })
     }
+}
+
+/// A field as [`encode`] wrote it; `None` when it is not UTF-8.
+fn decode(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    percent_encoding::percent_decode_str(s).decode_utf8().ok()
 }
 
 /// A record's fields with its strings as ids: what reports read raw days
@@ -175,12 +201,14 @@ pub(crate) struct Raw {
 
 /// Reads a line: checks its checksum, decodes each string field and hands
 /// it to `id` (the seven dimensions, then the order id if `with_order`,
-/// then the audience: `""` when the line has none).
+/// then the audience: `""` when the line has none). The features field,
+/// still encoded, is returned beside, not handed to `id`: no report counts
+/// by it.
 pub(crate) fn parse_with(
     line: &str,
     with_order: bool,
     mut id: impl FnMut(&str) -> u32,
-) -> Option<Raw> {
+) -> Option<(Raw, Option<&str>)> {
     let (body, crc) = line.rsplit_once('\t')?;
     if u32::from_str_radix(crc, 16).ok()? != checksum(body.as_bytes()) {
         return None;
@@ -209,17 +237,21 @@ pub(crate) fn parse_with(
         text(order)?;
     }
     key[7] = text(f.next().unwrap_or_default())?;
-    if f.next().is_some() || amount < Micros::ZERO {
+    let features = f.next();
+    if f.next().is_some() || amount < Micros::ZERO || features == Some("") {
         return None;
     }
-    Some(Raw {
-        kind,
-        at_ms,
-        key,
-        user,
-        n,
-        amount,
-    })
+    Some((
+        Raw {
+            kind,
+            at_ms,
+            key,
+            user,
+            n,
+            amount,
+        },
+        features,
+    ))
 }
 
 #[cfg(test)]
@@ -240,6 +272,7 @@ mod tests {
             n: 1,
             amount: Micros(129_990_000),
             order_id: "A-1 %".into(),
+            features: None,
         }
     }
 
@@ -281,11 +314,12 @@ mod tests {
         assert_eq!(r, record("acme"));
         assert_eq!(&*r.dims.audience, "");
         let mut ids = Vec::new();
-        let raw = parse_with(&line, false, |s| {
+        let (raw, features) = parse_with(&line, false, |s| {
             ids.push(s.to_owned());
             ids.len() as u32
         })
         .expect("an old line reads raw");
+        assert_eq!(features, None);
         assert_eq!(ids.last().map(String::as_str), Some(""), "{ids:?}");
         assert_eq!(
             raw.key[7],
@@ -293,6 +327,49 @@ mod tests {
             "the audience is the empty string"
         );
         assert_eq!(raw.key[5], 6, "the keyword");
+    }
+
+    #[test]
+    fn features_come_last_after_the_audience_field() {
+        let compact = "AQAAqq-_Zz";
+        let mut r = record("acme");
+        r.kind = Kind::Impression;
+        r.features = Some(compact.into());
+        let mut s = String::new();
+        r.write(&mut s);
+        let fields: Vec<&str> = s.trim_end().split('\t').collect();
+        assert_eq!(fields.len(), 16, "{s:?}");
+        assert_eq!(fields[13], "", "no audience: its field stays, empty");
+        assert_eq!(fields[14], compact);
+        let mut i = Interner::default();
+        assert_eq!(Record::parse(s.trim_end(), &mut i), Some(r.clone()));
+        r.dims.audience = "views:tent viewers".into();
+        let mut s = String::new();
+        r.write(&mut s);
+        let fields: Vec<&str> = s.trim_end().split('\t').collect();
+        assert_eq!(fields[13..15], ["views:tent%20viewers", compact]);
+        assert_eq!(Record::parse(s.trim_end(), &mut i), Some(r.clone()));
+        // Reports read the dimensions only; the features come back aside.
+        let mut ids = Vec::new();
+        let (raw, f) = parse_with(s.trim_end(), false, |s| {
+            ids.push(s.to_owned());
+            ids.len() as u32
+        })
+        .expect("reads raw");
+        assert_eq!(f, Some(compact));
+        assert_eq!(ids.len(), 8, "{ids:?}");
+        assert_eq!(raw.key[7], 8, "the audience");
+        // An impression as written before features were kept.
+        let body = "i\t1795000000000\tacme\t\tli\t\t\t\t\t000000000000feed\t1\t0\t0123";
+        let line = format!("{body}\t{:08x}", checksum(body.as_bytes()));
+        let old = Record::parse(&line, &mut i).expect("an old line reads");
+        assert_eq!((old.kind, old.features), (Kind::Impression, None));
+        // Nothing may follow the features; damage is still seen.
+        let body = format!("{}\textra", s.trim_end().rsplit_once('\t').unwrap().0);
+        let line = format!("{body}\t{:08x}", checksum(body.as_bytes()));
+        assert_eq!(Record::parse(&line, &mut i), None);
+        let garbled = s.replacen(compact, "AQAAqq-_Zy", 1);
+        assert_eq!(Record::parse(garbled.trim_end(), &mut i), None);
     }
 
     proptest! {
