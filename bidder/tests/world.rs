@@ -5,7 +5,7 @@
 
 use bidder::simulate::{run_world, Options, WorldImpression, WorldReport};
 use config::{Micros, Timestamp};
-use predict::{field, Features, Model, Outcome, Params, Trainer, DEFAULT_CROSSES};
+use predict::{Features, Model, Outcome, Params, Trainer};
 
 /// The one line item's id in every run: the model's per-line-item counts
 /// (and its line item × site crosses) are keyed by it, so the line item
@@ -49,34 +49,11 @@ async fn run(line_item: &str, o: &Options) -> WorldReport {
     report
 }
 
-/// The features the bid was scored on: the impression URL's `f` when it
-/// carries one; else rebuilt from the world's request with the bidder's
-/// field names and values (`value::features`), which is what `f` holds.
-fn features(hasher: &predict::FeatureHasher, imp: &WorldImpression) -> Features {
-    if let Some(f) = &imp.features {
-        return Features::from_compact(f).expect("the URL's features read back");
-    }
-    let device = imp.devicetype.to_string();
-    let hour = imp.hour.to_string();
-    hasher
-        .features(
-            &[
-                (field::LINE_ITEM, imp.line_item.as_str()),
-                (field::CREATIVE, "b300"),
-                (field::SIZE, "300x250"),
-                (field::SITE, imp.site),
-                (field::APP, ""),
-                (field::DEVICE, &device),
-                (field::OS, imp.os),
-                (field::COUNTRY, "USA"),
-                (field::HOUR, &hour),
-                (field::KEYWORD, ""),
-                (field::AUDIENCE_KIND, ""),
-                (field::EXCHANGE, imp.exchange),
-            ],
-            DEFAULT_CROSSES,
-        )
-        .expect("features")
+/// The features the bid was scored on, as its impression URL's signed `f`
+/// carries them: what `bidder train` learns from.
+fn features(imp: &WorldImpression) -> Features {
+    let f = imp.features.as_deref().expect("impression URLs carry f");
+    Features::from_compact(f).expect("the URL's features read back")
 }
 
 /// A model trained on the first day's impressions, the second day's
@@ -112,7 +89,7 @@ async fn learn() -> Learned {
     let day = report.impressions.len() / 2;
     let (train, held_out) = report.impressions.split_at(day);
     for imp in train {
-        let f = features(trainer.hasher(), imp);
+        let f = features(imp);
         let outcome = Outcome {
             clicked: imp.clicked,
             converted: imp.converted,
@@ -135,7 +112,7 @@ async fn the_model_ranks_held_out_impressions_nearly_as_well_as_the_truth() {
     let model: Vec<f64> = l
         .held_out
         .iter()
-        .map(|i| l.model.predict(&features(l.model.hasher(), i), LI).click)
+        .map(|i| l.model.predict(&features(i), LI).click)
         .collect();
     let auc_truth = predict::auc(&truth, &labels).unwrap();
     let auc_model = predict::auc(&model, &labels).unwrap();
