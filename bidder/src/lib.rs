@@ -32,6 +32,7 @@ pub mod traffic;
 pub mod train;
 pub mod ui;
 mod value;
+pub mod world;
 
 pub use app::{App, BidAnswer, ExplainError, Settings};
 /// Privacy signals live in a crate of their own; `bidder::privacy` names it.

@@ -148,6 +148,24 @@ struct SimulateArgs {
     loss_notices: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Where the traffic and its outcomes come from: `replay` (the default:
+    /// --traffic or requests synthesised from the config, won at
+    /// --win-rate) or `synthetic` (a world with known click and conversion
+    /// rates and log-normal competing bids per exchange, in first-price
+    /// auctions; see the README). The synthetic world ignores --traffic,
+    /// --win-rate, --late-wins and --loss-notices.
+    #[arg(long, value_enum, default_value_t = WorldKind::Replay)]
+    world: WorldKind,
+    /// A click and conversion model file for value-based line items, as
+    /// `serve --model` takes (none: the priors).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WorldKind {
+    Replay,
+    Synthetic,
 }
 
 #[derive(clap::Args)]
@@ -431,11 +449,18 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         late_wins: args.late_wins,
         loss_notices: args.loss_notices,
         seed: args.seed,
+        model_path: args.model.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    if args.world == WorldKind::Synthetic {
+        let report = runtime.block_on(bidder::simulate::run_world(config, store, &opts));
+        print!("{}", report.pacing.table());
+        print!("{}", report.table());
+        return Ok(());
+    }
     let report = runtime.block_on(bidder::simulate::run(config, store, &opts));
     print!("{}", report.table());
     Ok(())

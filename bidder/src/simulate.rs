@@ -43,6 +43,9 @@ pub struct Options {
     /// Share of lost bids whose loss notice the exchange sends.
     pub loss_notices: f64,
     pub seed: u64,
+    /// The click and conversion model value-based line items bid with
+    /// (`None`: the priors), loaded as `serve --model` loads it.
+    pub model_path: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -57,6 +60,7 @@ impl Options {
             late_wins: 0.0,
             loss_notices: 1.0,
             seed: 1,
+            model_path: None,
         }
     }
 }
@@ -191,6 +195,8 @@ struct Pending {
     kind: Kind,
     query: String,
     late: bool,
+    /// What the synthetic world does once the win is charged.
+    shown: Option<Box<Shown>>,
 }
 
 impl PartialEq for Pending {
@@ -210,17 +216,23 @@ impl Ord for Pending {
     }
 }
 
-/// Runs the simulation on `config` with the audience data in `store`.
-pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Report {
-    let clock = Arc::new(ManualClock::new(opts.start));
-    let settings = Settings {
+/// The bidder's settings in a simulation.
+fn settings(opts: &Options) -> Settings {
+    Settings {
         default_tmax: std::time::Duration::from_secs(3600),
         max_tmax: std::time::Duration::from_secs(3600),
         // Traffic comes from https pages: trackers must be https for VAST
         // and native to bid there. Nothing ever calls this host.
         public_url: "https://bidder.simulate.invalid".into(),
+        model_path: opts.model_path.clone(),
         ..Settings::default()
-    };
+    }
+}
+
+/// Runs the simulation on `config` with the audience data in `store`.
+pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Report {
+    let clock = Arc::new(ManualClock::new(opts.start));
+    let settings = settings(opts);
     let late_after = late_win_after(&settings);
     let traffic: Vec<(Option<crate::traffic::Template>, Vec<u8>)> = if opts.traffic.is_empty() {
         let visitor_now = opts.start;
@@ -243,16 +255,8 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
         opts.traffic.iter().map(|b| (None, b.clone())).collect()
     };
     let app = App::new(settings, clock.clone(), store, None);
-    let budgets: Vec<(String, Budget, config::Flight)> = config
-        .advertisers
-        .iter()
-        .flat_map(|a| &a.orders)
-        .flat_map(|o| {
-            o.line_items
-                .iter()
-                .map(move |li| (li.id.clone(), li.budget, o.flight))
-        })
-        .collect();
+    app.load_model();
+    let mut pacing = Pacing::of(&config);
     app.install(config);
 
     let mut rng = rand::rngs::SmallRng::seed_from_u64(opts.seed);
@@ -263,35 +267,35 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
         bids: 0,
         wins: 0,
         late_wins: 0,
-        bids_by_line_item: budgets.iter().map(|(id, _, _)| (id.clone(), 0)).collect(),
+        bids_by_line_item: pacing
+            .budgets
+            .iter()
+            .map(|(id, _, _)| (id.clone(), 0))
+            .collect(),
     };
     let mut pending: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
+    let mut charged = Vec::new();
     let mut seq = 0u64;
     let mut last_expire = opts.start.as_millis();
     let start_ms = opts.start.as_millis() as f64;
-    // Lifetime spend before the day, per line item, for the plan.
-    let mut before_day: Vec<Micros> = budgets.iter().map(|_| Micros::ZERO).collect();
     let mut n: u64 = 0;
     for hour in 0..opts.hours {
         let hour_end = opts.start.as_millis() + i64::from(hour + 1) * 3_600_000;
-        if hour % 24 == 0 {
-            let day = Timestamp(opts.start.as_millis() + i64::from(hour) * 3_600_000).date();
-            for (i, (id, _, _)) in budgets.iter().enumerate() {
-                before_day[i] = app.ledger().spent(&SpendKey::line_item(id), day).lifetime;
-            }
-        }
+        pacing.start_hour(&app, opts.start, hour);
         loop {
             let at = (start_ms + n as f64 * step_ms) as i64;
             if at >= hour_end {
                 break;
             }
             catch_up(
+                SWEEP_MS,
                 &app,
                 &clock,
                 &mut pending,
                 &mut last_expire,
                 at,
                 &mut report,
+                &mut charged,
             )
             .await;
             let (template, raw) = &traffic[(n as usize) % traffic.len()];
@@ -342,31 +346,76 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
                     kind,
                     query,
                     late,
+                    shown: None,
                 }));
             }
             catch_up(
+                SWEEP_MS,
                 &app,
                 &clock,
                 &mut pending,
                 &mut last_expire,
                 at,
                 &mut report,
+                &mut charged,
             )
             .await;
         }
         catch_up(
+            SWEEP_MS,
             &app,
             &clock,
             &mut pending,
             &mut last_expire,
             hour_end - 1,
             &mut report,
+            &mut charged,
         )
         .await;
-        let now = clock.now();
+        pacing.end_hour(&app, clock.now(), hour, &mut report.rows);
+    }
+    report
+}
+
+/// Budgets, plans and overspend per line item and hour.
+struct Pacing {
+    budgets: Vec<(String, Budget, config::Flight)>,
+    /// Lifetime spend before the day, per line item, for the plan.
+    before_day: Vec<Micros>,
+}
+
+impl Pacing {
+    fn of(config: &Config) -> Pacing {
+        let budgets: Vec<(String, Budget, config::Flight)> = config
+            .advertisers
+            .iter()
+            .flat_map(|a| &a.orders)
+            .flat_map(|o| {
+                o.line_items
+                    .iter()
+                    .map(move |li| (li.id.clone(), li.budget, o.flight))
+            })
+            .collect();
+        let before_day = vec![Micros::ZERO; budgets.len()];
+        Pacing {
+            budgets,
+            before_day,
+        }
+    }
+
+    fn start_hour(&mut self, app: &App, start: Timestamp, hour: u32) {
+        if hour.is_multiple_of(24) {
+            let day = Timestamp(start.as_millis() + i64::from(hour) * 3_600_000).date();
+            for (i, (id, _, _)) in self.budgets.iter().enumerate() {
+                self.before_day[i] = app.ledger().spent(&SpendKey::line_item(id), day).lifetime;
+            }
+        }
+    }
+
+    fn end_hour(&self, app: &App, now: Timestamp, hour: u32, rows: &mut Vec<Row>) {
         let day = now.date();
         let hours_into_day = i64::from(now.minute_of_day()) / 60 + 1;
-        for (i, (id, budget, flight)) in budgets.iter().enumerate() {
+        for (i, (id, budget, flight)) in self.budgets.iter().enumerate() {
             let spent = app.ledger().spent(&SpendKey::line_item(id), day);
             let (plan, cap, lifetime) = match *budget {
                 // Daily budgets spend as demand comes: the plan is the cap.
@@ -374,16 +423,16 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
                 Budget::Lifetime(total) => {
                     let days_left =
                         (flight.end.days_since_epoch() - day.days_since_epoch() + 1).max(1);
-                    let today = total.saturating_sub(before_day[i]).as_i64() / days_left;
+                    let today = total.saturating_sub(self.before_day[i]).as_i64() / days_left;
                     (
                         Micros(today * hours_into_day / 24),
-                        total.saturating_sub(before_day[i]),
+                        total.saturating_sub(self.before_day[i]),
                         true,
                     )
                 }
             };
             let delivered = spent.today.saturating_add(spent.over_today);
-            report.rows.push(Row {
+            rows.push(Row {
                 hour: hour + 1,
                 line_item: id.clone(),
                 lifetime,
@@ -395,23 +444,25 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
             });
         }
     }
-    report
 }
 
 /// Moves the simulated clock to `now`: sends the notices due by then (each
-/// at its time) and expires reservations once a simulated second, as the
-/// server does.
+/// at its time) and expires reservations every `sweep_ms` simulated
+/// milliseconds (the server: every second).
+#[allow(clippy::too_many_arguments)]
 async fn catch_up(
+    sweep_ms: i64,
     app: &App,
     clock: &ManualClock,
     pending: &mut BinaryHeap<Reverse<Pending>>,
     last_expire: &mut i64,
     now: i64,
     report: &mut Report,
+    charged: &mut Vec<Shown>,
 ) {
     loop {
         let next_notice = pending.peek().map(|p| p.0.at).filter(|&t| t <= now);
-        let next_expire = (*last_expire + 1000 <= now).then_some(*last_expire + 1000);
+        let next_expire = (*last_expire + sweep_ms <= now).then_some(*last_expire + sweep_ms);
         match (next_notice, next_expire) {
             (Some(t), e) if e.is_none_or(|e| t < e) => {
                 let Some(Reverse(p)) = pending.pop() else {
@@ -422,6 +473,7 @@ async fn catch_up(
                 if p.kind == Kind::Win && result == Ok(crate::metrics::NoticeResult::Charged) {
                     report.wins += 1;
                     report.late_wins += u64::from(p.late);
+                    charged.extend(p.shown.map(|s| *s));
                 }
             }
             (_, Some(e)) => {
@@ -433,4 +485,447 @@ async fn catch_up(
         }
     }
     clock.set(Timestamp(now.max(clock.now().as_millis())));
+}
+
+/// A won bid in the synthetic world: what its page will do once the win
+/// is charged.
+pub(crate) struct Shown {
+    line_item: usize,
+    price: Micros,
+    impression_query: Option<String>,
+    click_query: Option<String>,
+    request: crate::world::Request,
+}
+
+/// One line item's results in the synthetic world.
+#[derive(Clone, Debug, Default)]
+pub struct WorldLineItem {
+    pub id: String,
+    pub bids: u64,
+    /// Wins charged.
+    pub wins: u64,
+    /// Impressions the bidder counted (its impression URL called).
+    pub impressions: u64,
+    /// Clicks the bidder counted (its click URL called).
+    pub clicks: u64,
+    /// Conversions, counted by the simulator (a conversion needs a click).
+    pub conversions: u64,
+    /// The sum of the true click probabilities of its impressions: the
+    /// clicks it bought in expectation, without the draws' noise.
+    pub expected_clicks: f64,
+    /// What its charged wins cost.
+    pub spend: Micros,
+    /// Σ (1 − price / value) over the sampled first-price bids (see
+    /// [`EXPLAIN_EVERY`]), and how many.
+    pub shading_sum: f64,
+    pub shading_samples: u64,
+}
+
+impl WorldLineItem {
+    pub fn win_rate(&self) -> f64 {
+        ratio(self.wins as f64, self.bids as f64)
+    }
+
+    pub fn clicks_per_dollar(&self) -> f64 {
+        ratio(self.clicks as f64, self.spend.as_i64() as f64 / 1e6)
+    }
+
+    pub fn expected_clicks_per_dollar(&self) -> f64 {
+        ratio(self.expected_clicks, self.spend.as_i64() as f64 / 1e6)
+    }
+
+    /// Spend per win, USD.
+    pub fn spend_per_win(&self) -> f64 {
+        ratio(self.spend.as_i64() as f64 / 1e6, self.wins as f64)
+    }
+
+    /// Average share of the value shaded off, over the sampled bids.
+    pub fn average_shading(&self) -> f64 {
+        ratio(self.shading_sum, self.shading_samples as f64)
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// One impression of the synthetic world, with its truth: what a trainer
+/// learns from and what a model is judged against.
+#[derive(Clone, Debug)]
+pub struct WorldImpression {
+    pub line_item: String,
+    pub exchange: &'static str,
+    pub site: &'static str,
+    pub devicetype: i32,
+    pub os: &'static str,
+    pub hour: u32,
+    pub p_click: f64,
+    pub p_conversion: f64,
+    pub clicked: bool,
+    pub converted: bool,
+    pub price: Micros,
+    /// The impression URL's `f` parameter (the compact features the bid
+    /// was scored on), where the tracking URL carries one.
+    pub features: Option<String>,
+}
+
+pub struct WorldReport {
+    /// Pacing per hour and line item; `wins` there are charged wins.
+    pub pacing: Report,
+    pub line_items: Vec<WorldLineItem>,
+    pub impressions: Vec<WorldImpression>,
+    /// Lost bids, and those the exchange never reported.
+    pub losses: u64,
+    pub unreported_losses: u64,
+}
+
+impl WorldReport {
+    pub fn line_item(&self, id: &str) -> Option<&WorldLineItem> {
+        self.line_items.iter().find(|l| l.id == id)
+    }
+
+    pub fn overspend(&self) -> Micros {
+        self.pacing
+            .rows
+            .iter()
+            .map(|r| r.overspend)
+            .fold(Micros::ZERO, Micros::saturating_add)
+    }
+
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<20} {:>8} {:>8} {:>6} {:>8} {:>7} {:>6} {:>12} {:>10} {:>10} {:>9}",
+            "line item",
+            "bids",
+            "wins",
+            "win%",
+            "imps",
+            "clicks",
+            "convs",
+            "spend",
+            "clicks/$",
+            "spend/win",
+            "shading%"
+        );
+        for l in &self.line_items {
+            let _ = writeln!(
+                s,
+                "{:<20} {:>8} {:>8} {:>6.1} {:>8} {:>7} {:>6} {:>12} {:>10.3} {:>10.5} {:>9.1}",
+                l.id,
+                l.bids,
+                l.wins,
+                l.win_rate() * 100.0,
+                l.impressions,
+                l.clicks,
+                l.conversions,
+                l.spend.to_string(),
+                l.clicks_per_dollar(),
+                l.spend_per_win(),
+                l.average_shading() * 100.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            "requests {}, bids {}, wins {}, losses {} ({} never reported), overspend total {}",
+            self.pacing.requests,
+            self.pacing.bids,
+            self.pacing.wins,
+            self.losses,
+            self.unreported_losses,
+            self.overspend()
+        );
+        s
+    }
+}
+
+/// How often the replay sweeps reservations, as the server does.
+const SWEEP_MS: i64 = 1000;
+
+/// How often the synthetic world sweeps reservations: every 5 simulated
+/// seconds rather than every second, which is most of a quiet simulated
+/// day's cost in a debug build. Against the 60-second reservation TTL an
+/// unanswered bid holds its cost and waits for its loss at most 5 s longer.
+pub const WORLD_SWEEP_MS: i64 = 5000;
+
+/// One request in this many is also explained (without bidding) to learn
+/// the value its bids were shaded from: the bid response does not say.
+pub const EXPLAIN_EVERY: u64 = 10;
+
+/// Runs `config` against the synthetic world ([`crate::world`]): requests
+/// at `opts.qps` for `opts.hours` from `opts.start`, seeded with
+/// `opts.seed`; `win_rate`, `late_wins`, `loss_notices` and `traffic` are
+/// the world's own business and ignored. The world's exchanges are added
+/// to the config's profiles where it has none of that id.
+pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Options) -> WorldReport {
+    use crate::track::Path;
+    use crate::world::{World, LOSS_NOTICE_SHARE};
+
+    let clock = Arc::new(ManualClock::new(opts.start));
+    for e in crate::world::exchanges() {
+        if !config.exchanges.iter().any(|x| x.id == e.id) {
+            config.exchanges.push(e);
+        }
+    }
+    let app = App::new(settings(opts), clock.clone(), store, None);
+    app.load_model();
+    let mut pacing = Pacing::of(&config);
+    app.install(config);
+
+    let mut world = World::new(opts.seed);
+    let mut report = WorldReport {
+        pacing: Report {
+            rows: Vec::new(),
+            requests: 0,
+            bids: 0,
+            wins: 0,
+            late_wins: 0,
+            bids_by_line_item: Vec::new(),
+        },
+        line_items: pacing
+            .budgets
+            .iter()
+            .map(|(id, _, _)| WorldLineItem {
+                id: id.clone(),
+                ..WorldLineItem::default()
+            })
+            .collect(),
+        impressions: Vec::new(),
+        losses: 0,
+        unreported_losses: 0,
+    };
+    let mut pending: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
+    let mut charged: Vec<Shown> = Vec::new();
+    let mut seq = 0u64;
+    let mut last_expire = opts.start.as_millis();
+    let start_ms = opts.start.as_millis() as f64;
+    let step_ms = (1000.0 / opts.qps.max(0.001)).max(1.0);
+    let mut n: u64 = 0;
+    for hour in 0..opts.hours {
+        let hour_end = opts.start.as_millis() + i64::from(hour + 1) * 3_600_000;
+        pacing.start_hour(&app, opts.start, hour);
+        loop {
+            let at = (start_ms + n as f64 * step_ms) as i64;
+            if at >= hour_end {
+                break;
+            }
+            catch_up(
+                WORLD_SWEEP_MS,
+                &app,
+                &clock,
+                &mut pending,
+                &mut last_expire,
+                at,
+                &mut report.pacing,
+                &mut charged,
+            )
+            .await;
+            show(&app, &mut charged, &mut report);
+            let hour_of_day = u32::from(Timestamp(at).minute_of_day() / 60);
+            let req = world.request(hour_of_day);
+            n += 1;
+            report.pacing.requests += 1;
+            if n.is_multiple_of(EXPLAIN_EVERY) {
+                sample_shading(&app, &req, &mut report.line_items);
+            }
+            let snap = app.snapshot();
+            let profile = snap
+                .as_deref()
+                .and_then(|s| s.profile(Some(req.exchange())));
+            let answer = app.bid_with(
+                snap.as_deref(),
+                profile,
+                req.body.as_bytes(),
+                Instant::now(),
+            );
+            let BidAnswer::Bid(json, _) = answer else {
+                continue;
+            };
+            let Ok(resp) = serde_json::from_slice::<ortb::BidResponse>(&json) else {
+                continue;
+            };
+            for bid in resp.seatbid.iter().flat_map(|s| &s.bid) {
+                report.pacing.bids += 1;
+                let Some(li) = report
+                    .line_items
+                    .iter()
+                    .position(|l| Some(l.id.as_str()) == bid.cid.as_deref())
+                else {
+                    continue;
+                };
+                report.line_items[li].bids += 1;
+                let price = Micros(bid.price_micros);
+                // First price: the highest bid wins and pays itself; a tie
+                // goes to us (the bidder never bids under the floor).
+                let won = price >= req.competing;
+                let (kind, url, clearing) = if won {
+                    (Kind::Win, bid.nurl.as_deref(), price)
+                } else {
+                    report.losses += 1;
+                    if req.loss_report >= LOSS_NOTICE_SHARE {
+                        report.unreported_losses += 1;
+                        continue;
+                    }
+                    (Kind::Loss, bid.lurl.as_deref(), req.competing)
+                };
+                let Some(query) = url.and_then(|u| u.split_once('?')).map(|(_, q)| q) else {
+                    continue;
+                };
+                let query =
+                    query.replace(crate::notice::AUCTION_PRICE_MACRO, &clearing.to_string());
+                let adm = bid.adm.as_deref().unwrap_or_default();
+                let shown = won.then(|| {
+                    Box::new(Shown {
+                        line_item: li,
+                        price,
+                        impression_query: tracking_query(adm, Path::Impression),
+                        click_query: tracking_query(adm, Path::Click),
+                        request: req.clone(),
+                    })
+                });
+                seq += 1;
+                pending.push(Reverse(Pending {
+                    at,
+                    seq,
+                    kind,
+                    query,
+                    late: false,
+                    shown,
+                }));
+            }
+            catch_up(
+                WORLD_SWEEP_MS,
+                &app,
+                &clock,
+                &mut pending,
+                &mut last_expire,
+                at,
+                &mut report.pacing,
+                &mut charged,
+            )
+            .await;
+            show(&app, &mut charged, &mut report);
+        }
+        catch_up(
+            WORLD_SWEEP_MS,
+            &app,
+            &clock,
+            &mut pending,
+            &mut last_expire,
+            hour_end - 1,
+            &mut report.pacing,
+            &mut charged,
+        )
+        .await;
+        show(&app, &mut charged, &mut report);
+        pacing.end_hour(&app, clock.now(), hour, &mut report.pacing.rows);
+    }
+    report.pacing.bids_by_line_item = report
+        .line_items
+        .iter()
+        .map(|l| (l.id.clone(), l.bids))
+        .collect();
+    report
+}
+
+/// The charged wins' pages: the impression URL is called, the click URL
+/// with the true click probability, and a click converts with the site's
+/// conversion rate.
+fn show(app: &App, charged: &mut Vec<Shown>, report: &mut WorldReport) {
+    use crate::track::Path;
+    for s in charged.drain(..) {
+        let r = &s.request;
+        let l = &mut report.line_items[s.line_item];
+        l.wins += 1;
+        l.spend = l.spend.saturating_add(ledger::impression_cost(s.price));
+        let counted = |a: Result<crate::app::TrackAnswer, _>| {
+            matches!(
+                a,
+                Ok(crate::app::TrackAnswer::Counted { counted: true }
+                    | crate::app::TrackAnswer::Redirect { counted: true, .. })
+            )
+        };
+        let Some(q) = &s.impression_query else {
+            continue;
+        };
+        if !counted(app.track(Path::Impression, q)) {
+            continue;
+        }
+        l.impressions += 1;
+        let p_click = r.p_click();
+        l.expected_clicks += p_click;
+        let clicked = r.click < p_click
+            && s.click_query
+                .as_deref()
+                .is_some_and(|q| counted(app.track(Path::Click, q)));
+        let site = &crate::world::SITES[r.site];
+        let converted = clicked && r.conversion < site.conversion_rate;
+        l.clicks += u64::from(clicked);
+        l.conversions += u64::from(converted);
+        let device = &crate::world::DEVICES[r.device];
+        report.impressions.push(WorldImpression {
+            line_item: l.id.clone(),
+            exchange: r.exchange(),
+            site: site.domain,
+            devicetype: device.devicetype,
+            os: device.os,
+            hour: r.hour,
+            p_click,
+            p_conversion: r.p_conversion(),
+            clicked,
+            converted,
+            price: s.price,
+            features: crate::form::field(q, "f"),
+        });
+    }
+}
+
+/// The query of the `path` tracking URL in a banner's markup (attribute
+/// escaped: `&amp;` between parameters).
+fn tracking_query(adm: &str, path: crate::track::Path) -> Option<String> {
+    let marker = match path {
+        crate::track::Path::Impression => "/track/impression?",
+        crate::track::Path::Click => "/track/click?",
+        crate::track::Path::Event => "/track/event?",
+    };
+    let start = adm.find(marker)? + marker.len();
+    let end = adm[start..].find('"').map_or(adm.len(), |e| start + e);
+    Some(adm[start..end].replace("&amp;", "&"))
+}
+
+/// Explains `req` (nothing is bid or held) and adds each bidding line
+/// item's share shaded off its value.
+fn sample_shading(app: &App, req: &crate::world::Request, items: &mut [WorldLineItem]) {
+    let Ok(json) = app.explain(Some(req.exchange()), req.body.as_bytes()) else {
+        return;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&json) else {
+        return;
+    };
+    for verdict in v["line_items"].as_array().into_iter().flatten() {
+        if verdict["bids"] != true {
+            continue;
+        }
+        let (Some(price), Some(value)) = (
+            verdict["price"].as_f64(),
+            verdict["bidding"]["value"].as_f64(),
+        ) else {
+            continue;
+        };
+        let Some(l) = items
+            .iter_mut()
+            .find(|l| Some(l.id.as_str()) == verdict["line_item"].as_str())
+        else {
+            continue;
+        };
+        if value > 0.0 {
+            l.shading_sum += 1.0 - price / value;
+            l.shading_samples += 1;
+        }
+    }
 }
