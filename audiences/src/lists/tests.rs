@@ -326,7 +326,7 @@ fn log_names_are_unique_and_short() {
 
 #[test]
 fn the_prefix_index_finds_exactly_the_members() {
-    let keys = RandomState::new();
+    let keys = std::hash::RandomState::new();
     for n in [0usize, 1, 15, 16, 17, 1000, 40_000] {
         let mut members: Vec<u64> = (0..n as u64).map(|i| keys.hash_one(i)).collect();
         members.sort_unstable();
