@@ -600,6 +600,7 @@ impl App {
         if start.elapsed() >= deadline {
             for bid in &a.keys {
                 self.ledger.release(*bid);
+                self.outcomes.forget(bid.0);
             }
             return (BidAnswer::NoBid(NoBid::Late), none());
         }
@@ -699,6 +700,7 @@ impl App {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 for k in &keys {
                     self.ledger.release(*k);
+                    self.outcomes.forget(k.0);
                 }
                 return Err(NoBid::Late);
             }
@@ -714,7 +716,7 @@ impl App {
                 advertisers: taken,
                 items: &full,
             };
-            let choice = match select::select_imp(snap, &ctx, imp, &stores, exclude, deadline) {
+            let mut choice = match select::select_imp(snap, &ctx, imp, &stores, exclude, deadline) {
                 Ok(choice) => choice,
                 Err(NoBid::Late) => {
                     for k in &keys {
@@ -730,6 +732,12 @@ impl App {
             let id = new_bid_id();
             let key = BidKey::of(&id).unwrap_or_else(|| unreachable!("new_bid_id is well formed"));
             let item = &snap.items[choice.item];
+            // The winner's features ride in its tracking URLs for training
+            // (value-based line items have them from their pricing).
+            if choice.pricing.features.is_none() {
+                choice.pricing.features =
+                    select::candidate_features(snap, &ctx, &stores.market, item, &choice);
+            }
             // Each bid holds what it may cost, within budgets, the pacing
             // plan and the frequency cap, until its notice comes or its time
             // is up: bids in flight can never together pass a budget. It is
@@ -758,7 +766,7 @@ impl App {
                 if let Some(s) = &choice.pricing.shading {
                     metrics::shading_decision(s.reason.as_str());
                 }
-                if stores.market.first_price {
+                if choice.pricing.first_price {
                     self.outcomes.bid(
                         key.0,
                         &profile.report_id,

@@ -127,7 +127,7 @@ pub(crate) fn explain<'s>(
                             p_win: shaded.and_then(|s| s.p_win),
                             p_click: choice.pricing.prediction.map(|p| p.click),
                             p_conversion: choice.pricing.prediction.map(|p| p.conversion),
-                            why: why(item, &choice, stores.market.first_price),
+                            why: why(item, &choice, choice.pricing.first_price),
                         });
                         verdict.deal = choice.deal;
                         verdict.audience = item.audiences.as_ref().and_then(|(any_of, _)| {

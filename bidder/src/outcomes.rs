@@ -21,6 +21,10 @@ pub(crate) const MAX_PENDING: usize = 1 << 20;
 const SHARDS: usize = 16;
 
 struct Pending {
+    /// A loss notice came: lost unless a win or billing notice follows
+    /// (an exchange may report a loss it later bills; the ledger charges
+    /// that win, and the curve must learn it as one).
+    lost: bool,
     exchange: Arc<str>,
     slot: SlotKind,
     bid_micros: i64,
@@ -78,6 +82,7 @@ impl Outcomes {
         shard.insert(
             bid,
             Pending {
+                lost: false,
                 exchange: exchange.clone(),
                 slot,
                 bid_micros,
@@ -86,17 +91,34 @@ impl Outcomes {
         );
     }
 
-    /// A notice said how a bid went; later notices of it change nothing.
+    /// A notice said how a bid went. A win or billing notice settles it
+    /// as won; a loss notice marks it lost, which the sweep settles at the
+    /// reservation's end unless a win comes first. Later notices of a
+    /// settled bid change nothing.
     pub(crate) fn resolve(&self, bid: u64, won: bool) {
-        let pending = self.shard(bid).remove(&bid);
+        let mut shard = self.shard(bid);
+        if !won {
+            if let Some(p) = shard.get_mut(&bid) {
+                p.lost = true;
+            }
+            return;
+        }
+        let pending = shard.remove(&bid);
+        drop(shard);
         if let Some(p) = pending {
             self.shader
-                .observe(&CurveKey::new(&p.exchange, p.slot), p.bid_micros, won);
+                .observe(&CurveKey::new(&p.exchange, p.slot), p.bid_micros, true);
         }
     }
 
-    /// Bids unanswered past their reservation count as lost; then the
-    /// curves are fitted again. Called about once a second.
+    /// A bid that was never sent (the answer came too late, or another
+    /// imp failed): no outcome to learn.
+    pub(crate) fn forget(&self, bid: u64) {
+        self.shard(bid).remove(&bid);
+    }
+
+    /// Bids lost, or unanswered past their reservation, count as lost;
+    /// then the curves are fitted again. Called about once a second.
     pub(crate) fn sweep(&self, now_ms: i64) -> usize {
         let mut lost = Vec::new();
         for shard in &self.shards {
@@ -143,18 +165,30 @@ mod tests {
         o.bid(3, &x, SlotKind::Banner, 3_000_000, 100);
         o.resolve(1, true);
         o.resolve(1, false);
-        assert_eq!(o.pending(), 2);
+        // A loss, then a win of the same bid: a win.
+        o.resolve(3, false);
+        o.resolve(3, true);
+        o.bid(4, &x, SlotKind::Banner, 3_000_000, 100);
+        o.forget(4);
+        assert_eq!(o.pending(), 1);
         assert_eq!(o.sweep(10), 1, "bid 2 expired unanswered");
+        assert_eq!(o.pending(), 0);
+        // A loss notice alone settles at the reservation's end.
+        o.bid(5, &x, SlotKind::Banner, 1_000_000, 200);
+        o.resolve(5, false);
+        assert_eq!(o.sweep(150), 0);
         assert_eq!(o.pending(), 1);
         let curve = o
             .shader()
             .curve(&CurveKey::new("x", SlotKind::Banner))
             .expect("a curve");
+        // Bid 1 won, bid 3 won after a loss notice, bid 2 lost; bid 4 was
+        // never sent.
         assert!(
-            (curve.observations() - 2.0).abs() < 1e-9,
+            (curve.observations() - 3.0).abs() < 1e-3,
             "{}",
             curve.observations()
         );
-        assert!((curve.wins() - 1.0).abs() < 1e-9);
+        assert!((curve.wins() - 2.0).abs() < 1e-3);
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct Pricing {
     /// What the prediction read (for every bid: the tracking URLs carry
     /// it, so training sees what was scored).
     pub features: Option<predict::Features>,
+    /// The auction is first price (the request's `at`, or its deal's).
+    pub first_price: bool,
 }
 
 /// What one imp gets: a line item, its creative and the price to bid.
@@ -529,6 +531,8 @@ pub(crate) fn check(
         .as_ref()
         .is_some_and(|p| p.private_auction == Some(1));
     let mut deal = None;
+    // A deal's own auction type (`pmp.deals[].at`) overrides the request's.
+    let mut first_price = stores.market.first_price;
     let mut floor = floor;
     if !item.deals.is_empty() {
         let offered = imp.pmp.as_ref().map(|p| p.deals.as_slice()).unwrap_or(&[]);
@@ -545,6 +549,9 @@ pub(crate) fn check(
             );
         }
         deal = Some(d.id.to_string());
+        if let Some(at) = d.at {
+            first_price = at == 1;
+        }
     } else if private {
         // Only the listed deals may bid in a private auction.
         return Err(NoBid::Deal);
@@ -629,6 +636,7 @@ pub(crate) fn check(
             shading: None,
             prediction: None,
             features: None,
+            first_price: false,
         },
         deal: deal.clone(),
         keyword: keyword.map(str::to_owned),
@@ -680,7 +688,9 @@ pub(crate) fn check(
             fit_av(adv, item, av, &usable).map(|(creative, kind)| choose(creative, kind))
         }
     };
-    price(snap, ctx, item, floor, stores, pick()?)
+    let mut choice = pick()?;
+    choice.pricing.first_price = first_price;
+    price(snap, ctx, item, floor, stores, choice)
 }
 
 /// The bid for a chosen creative: the line item's value, shaded in a
@@ -694,22 +704,12 @@ fn price(
     mut choice: Choice,
 ) -> Result<Choice, NoBid> {
     let market = &stores.market;
-    let adv = &snap.config.advertisers[item.advertiser];
-    let audience_kind = choice
-        .audience
-        .as_deref()
-        .and_then(|a| a.split_once(':'))
-        .map(|(kind, _)| kind);
-    let features = crate::value::features(
-        market.model.hasher(),
-        ctx,
-        market.exchange,
-        item,
-        &adv.creatives[choice.creative].id,
-        &choice.kind,
-        choice.keyword.as_deref(),
-        audience_kind,
-    );
+    // A fixed CPM needs no prediction: its features (for the tracking URLs)
+    // are built for the winner only, after the walk.
+    let features = match item.bidding {
+        config::Bidding::FixedCpm => None,
+        _ => candidate_features(snap, ctx, market, item, &choice),
+    };
     let (value, prediction) = crate::value::value(item, market.model, features.as_ref());
     choice.pricing.value = value;
     choice.pricing.prediction = prediction;
@@ -717,7 +717,7 @@ fn price(
     if value < floor || value <= Micros::ZERO {
         return Err(NoBid::Floor);
     }
-    if item.shading && market.first_price {
+    if item.shading && choice.pricing.first_price {
         let key = shading::CurveKey::new(market.exchange, slot_kind(item.media));
         let draw = if market.explore {
             rand::rng().random::<f64>()
@@ -740,6 +740,32 @@ fn price(
     }
     room(stores, ctx, item, choice.price)?;
     Ok(choice)
+}
+
+/// The features a candidate is (or would be) priced with.
+pub(crate) fn candidate_features(
+    snap: &Snapshot,
+    ctx: &Context<'_>,
+    market: &Market<'_>,
+    item: &Item,
+    choice: &Choice,
+) -> Option<predict::Features> {
+    let adv = &snap.config.advertisers[item.advertiser];
+    let audience_kind = choice
+        .audience
+        .as_deref()
+        .and_then(|a| a.split_once(':'))
+        .map(|(kind, _)| kind);
+    crate::value::features(
+        market.model.hasher(),
+        ctx,
+        market.exchange,
+        item,
+        &adv.creatives[choice.creative].id,
+        &choice.kind,
+        choice.keyword.as_deref(),
+        audience_kind,
+    )
 }
 
 /// Whether the line item's budgets and pacing plan leave room for an

@@ -16,6 +16,14 @@
 //!   no user, or with no such impression among the examples, label
 //!   nothing and are counted apart.
 //!
+//! Only impressions of bids the ledger charged are examples. Anyone who
+//! sees our markup (an exchange, for every bid; a page) can call its
+//! signed pixel and click URLs, won or not; learning from those would let
+//! them teach the model that a site is clicked every time and raise what
+//! `max_cpc` line items bid there. A charge is the exchange's own word
+//! that the impression was bought (and an exchange that lies about that
+//! is billing us for it).
+//!
 //! Examples are trained in time order, as the model will meet traffic.
 //! When there are enough, the last tenth is first scored by the model
 //! trained on the rest (a held-out click log loss: the model has not seen
@@ -82,6 +90,9 @@ pub struct Summary {
     /// Impressions left out: no features, unreadable features, or another
     /// hash seed than the trainer's.
     pub without_features: u64,
+    /// Impressions left out because the ledger has no charge of their bid
+    /// (never won, or won outside the journal's retention).
+    pub not_charged: u64,
     pub examples: u64,
     pub clicks: u64,
     pub conversions: u64,
@@ -112,8 +123,9 @@ impl std::fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "examples: {} ({} impression(s) without usable features left out)",
-            self.examples, self.without_features
+            "examples: {} ({} impression(s) without usable features and {} of bids \
+             never charged left out)",
+            self.examples, self.without_features, self.not_charged
         )?;
         writeln!(f, "clicks: {}", self.clicks)?;
         writeln!(
@@ -149,6 +161,23 @@ struct Example {
     bid: Option<u128>,
     features: predict::Features,
     converted: bool,
+}
+
+/// The ledger keys of every bid charged, from the live charge journal and
+/// the closed generations kept beside it.
+fn charged_bids(state: &std::path::Path) -> std::io::Result<HashSet<u64>> {
+    let mut out = HashSet::new();
+    let gens = match ledger::journal::generations(state) {
+        Ok(g) => g,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for g in gens {
+        ledger::journal::read_generation(&g.file, |c, _| {
+            out.insert(c.bid.0);
+        })?;
+    }
+    Ok(out)
 }
 
 /// Reads the journal, trains, writes the model; what it did.
@@ -190,6 +219,10 @@ pub fn run(opts: &Options) -> Result<Summary, TrainError> {
         days: days.len(),
         ..Summary::default()
     };
+    let charged = charged_bids(&opts.state).map_err(|source| TrainError::Read {
+        path: opts.state.clone(),
+        source,
+    })?;
     let mut examples: Vec<Example> = Vec::new();
     let mut clicked: HashSet<u128> = HashSet::new();
     let mut seen: HashSet<u128> = HashSet::new();
@@ -220,6 +253,11 @@ pub fn run(opts: &Options) -> Result<Summary, TrainError> {
                             return;
                         };
                         let bid = bid();
+                        // The ledger's key of a bid: its first 16 hex digits.
+                        if !bid.is_some_and(|b| charged.contains(&((b >> 64) as u64))) {
+                            summary.not_charged += 1;
+                            return;
+                        }
                         // Counted once per bid (the bidder dedupes, and a
                         // journal copied twice must not count twice).
                         if bid.is_some_and(|b| !seen.insert(b)) {
