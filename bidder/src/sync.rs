@@ -229,26 +229,41 @@ pub fn sync(
         }
         None => profile.sync_url.clone().ok_or(SyncError::NoSyncUrl)?,
     };
-    let allowed = allows(&p, privacy);
-    if !allowed {
-        return Ok(Synced {
-            location: with_uid(&target, ""),
-            // One set before the user said no goes now.
+    Ok(answer(&p, &target, cookie, privacy, signer, |uid| {
+        uid.to_owned()
+    }))
+}
+
+/// A sync's answer to `target`: with consent, our cookie (the one the
+/// browser has, or a new id) and `target` with the id `shown(uid)` gives
+/// in place of the macro; without, no cookie (one set before the user said
+/// no goes now) and an empty macro.
+fn answer(
+    p: &Params,
+    target: &str,
+    cookie: Option<&[u8]>,
+    privacy: &privacy::PrivacySettings,
+    signer: &Signer,
+    shown: impl FnOnce(&str) -> String,
+) -> Synced {
+    if !allows(p, privacy) {
+        return Synced {
+            location: with_uid(target, ""),
             set_cookie: has_cookie(cookie)
                 .then(|| format!("{COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=None")),
             uid: None,
-        });
+        };
     }
     let uid = cookie_uid(cookie, signer).unwrap_or_else(new_uid);
-    Ok(Synced {
-        location: with_uid(&target, &uid),
+    Synced {
+        location: with_uid(target, &shown(&uid)),
         // Set again each time: the year starts over from the last visit.
         set_cookie: Some(format!(
             "{COOKIE}={}; Max-Age={MAX_AGE_SECS}; Path=/; Secure; HttpOnly; SameSite=None",
             cookie_value(&uid, signer)
         )),
         uid: Some(uid),
-    })
+    }
 }
 
 /// How long an id handed to an advertiser speaks for its user: past it,
@@ -357,26 +372,9 @@ pub fn advertiser_sync(
             "its host is not on the advertiser's domains".into(),
         ));
     }
-    if !allows(&p, privacy) {
-        return Ok(Synced {
-            location: with_uid(&target, ""),
-            set_cookie: has_cookie(cookie)
-                .then(|| format!("{COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=None")),
-            uid: None,
-        });
-    }
-    let uid = cookie_uid(cookie, signer).unwrap_or_else(new_uid);
-    Ok(Synced {
-        location: with_uid(
-            &target,
-            &advertiser_uid_value(&uid, advertiser, signer, now).unwrap_or_default(),
-        ),
-        set_cookie: Some(format!(
-            "{COOKIE}={}; Max-Age={MAX_AGE_SECS}; Path=/; Secure; HttpOnly; SameSite=None",
-            cookie_value(&uid, signer)
-        )),
-        uid: Some(uid),
-    })
+    Ok(answer(&p, &target, cookie, privacy, signer, |uid| {
+        advertiser_uid_value(uid, advertiser, signer, now).unwrap_or_default()
+    }))
 }
 
 #[cfg(test)]
