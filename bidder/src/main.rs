@@ -278,6 +278,11 @@ struct ServeArgs {
     /// reload. Missing or corrupt: the priors, with a warning.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Seconds between looks at the config files, to reload when they
+    /// change (a Kubernetes ConfigMap update swaps them); 0: only SIGHUP and
+    /// the reload endpoint reload.
+    #[arg(long, default_value_t = 2)]
+    config_poll_secs: u64,
     /// Members of all list audiences together at most (8 bytes each): a
     /// batch that would pass it is refused whole.
     #[arg(long, default_value_t = audiences::DEFAULT_MAX_MEMBERS)]
@@ -707,6 +712,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let app = app.clone();
             tokio::spawn(async move { attribute_data(&app, &dir).await });
         }
+        if args.config_poll_secs > 0 {
+            let app = app.clone();
+            let dir = args.config.clone();
+            let every = Duration::from_secs(args.config_poll_secs);
+            tokio::spawn(async move { watch_config(app, dir, every).await });
+        }
 
         wait_for_signals(&app, signals).await;
         tracing::info!("shutting down: finishing in-flight requests");
@@ -890,6 +901,30 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
             Ok(secret)
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Reloads the config when its files change (besides SIGHUP and the
+/// reload endpoint): Kubernetes updates a mounted ConfigMap by swapping a
+/// symlink, which no signal announces. The files are looked at every
+/// `every`; a change is reloaded once (a refused config keeps the one
+/// serving, and is not retried until the files change again).
+async fn watch_config(app: Arc<App>, dir: PathBuf, every: Duration) {
+    let fingerprint = |dir: PathBuf| tokio::task::spawn_blocking(move || config::fingerprint(&dir));
+    let Ok(mut last) = fingerprint(dir.clone()).await else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let Ok(now) = fingerprint(dir.clone()).await else {
+            continue;
+        };
+        if now != last {
+            last = now;
+            tracing::info!(dir = %dir.display(), "config files changed: reloading");
+            let app = app.clone();
+            let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+        }
     }
 }
 

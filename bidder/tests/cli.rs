@@ -665,3 +665,55 @@ orders:
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_changed_config_file_is_reloaded_without_a_signal() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    let shop = |cpm: &str| {
+        format!(
+            r#"advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}
+creatives:
+  - {{ id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }}
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000000.00
+    flight: {{ start: 2000-01-01, end: 2999-12-31 }}
+    line_items:
+      - {{ id: li, media: display, cpm: {cpm}, budget: {{ daily: 100.00 }}, creatives: [b300] }}
+"#
+        )
+    };
+    std::fs::write(dir.join("config/shop.yaml"), shop("4.00")).unwrap();
+    let state = dir.join("state");
+    let extra: [&std::ffi::OsStr; 2] = ["--config-poll-secs".as_ref(), "1".as_ref()];
+    let (mut child, _, admin) = serve(&dir.join("config"), &state, &extra);
+    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let price = || {
+        let e = post_json(admin, "/v1/explain", req);
+        let body = e.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["line_items"][0]["price"].as_f64()
+    };
+    assert_eq!(price(), Some(4.0));
+    // Edited in place, as an operator (or a ConfigMap swap) would.
+    std::fs::write(dir.join("config/shop.yaml"), shop("5.00")).unwrap();
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = price();
+        if seen == Some(5.0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(seen, Some(5.0), "the new cpm was loaded");
+    // A broken edit is refused; the one serving stays.
+    std::fs::write(dir.join("config/shop.yaml"), shop("-1")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    assert_eq!(price(), Some(5.0));
+    terminate(child.id());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -57,6 +57,32 @@ pub fn load_dir(dir: &Path) -> Result<Config, Problems> {
     check(&files, problems)
 }
 
+/// What the YAML files [`load_dir`] would read look like now: their paths
+/// and the size, modification time and inode of what each points at.
+/// Kubernetes updates a ConfigMap volume by swapping the `..data` symlink
+/// to a new directory, which changes every file's inode even when sizes
+/// and times happen to match; an edit in place changes the time. Polled by
+/// the server to reload when it changes; a directory that cannot be read
+/// has a fingerprint of its own, so its return is a change too.
+pub fn fingerprint(dir: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut paths = Vec::new();
+    let mut problems = Vec::new();
+    walk(dir, &mut paths, &mut HashSet::new(), &mut problems);
+    paths.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    problems.len().hash(&mut h);
+    for path in &paths {
+        path.hash(&mut h);
+        match fs::metadata(path) {
+            Ok(m) => (m.len(), m.mtime(), m.mtime_nsec(), m.ino(), m.dev()).hash(&mut h),
+            Err(e) => e.kind().to_string().hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
 /// The same as [`load_dir`] on in-memory `(display path, text)` pairs, in the
 /// order given. An empty slice is an empty, valid config: only `load_dir` knows
 /// a directory to blame for holding nothing.

@@ -157,3 +157,38 @@ fn symlinks_are_followed_and_loops_end() {
         .count();
     assert_eq!(advertiser_dups, 1, "{problems}");
 }
+
+#[test]
+fn the_fingerprint_changes_when_a_file_or_the_configmap_swap_changes() {
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new("fingerprint");
+    // A ConfigMap volume: files are symlinks into `..data`, itself a
+    // symlink to a timestamped directory that an update replaces.
+    let v1 = dir.0.join("..2026_11_30_v1");
+    fs::create_dir_all(&v1).unwrap();
+    fs::write(v1.join("acme.yaml"), BASE).unwrap();
+    symlink("..2026_11_30_v1", dir.0.join("..data")).unwrap();
+    symlink("..data/acme.yaml", dir.0.join("acme.yaml")).unwrap();
+    let first = config::fingerprint(&dir.0);
+    assert_eq!(config::fingerprint(&dir.0), first, "nothing changed");
+
+    // The same bytes in a new directory, `..data` swapped atomically.
+    let v2 = dir.0.join("..2026_11_30_v2");
+    fs::create_dir_all(&v2).unwrap();
+    fs::write(v2.join("acme.yaml"), BASE).unwrap();
+    symlink("..2026_11_30_v2", dir.0.join("..data_tmp")).unwrap();
+    fs::rename(dir.0.join("..data_tmp"), dir.0.join("..data")).unwrap();
+    let swapped = config::fingerprint(&dir.0);
+    assert_ne!(swapped, first, "a swap is a change");
+
+    // A new file; an edit that changes the size.
+    fs::write(dir.0.join("other.yaml"), OTHER).unwrap();
+    let added = config::fingerprint(&dir.0);
+    assert_ne!(added, swapped);
+    fs::write(
+        dir.0.join("other.yaml"),
+        edit(OTHER, "Northwind", "Northwind Books"),
+    )
+    .unwrap();
+    assert_ne!(config::fingerprint(&dir.0), added);
+}
