@@ -219,6 +219,8 @@ pub struct App {
     /// Click and conversion rates for value-based line items (`--model`;
     /// the priors until one loads).
     model: ArcSwap<predict::Model>,
+    /// Set by a SIGTERM: see [`App::drain`].
+    draining: std::sync::atomic::AtomicBool,
     /// Wrong `/ui` logins this minute.
     pub(crate) ui_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
@@ -339,6 +341,7 @@ impl App {
             pixel_limiter: crate::pixel::Limiter::new(crate::pixel::PER_USER_PER_MINUTE),
             pixel_ip_limiter: crate::pixel::Limiter::new(settings_pixel_ip),
             model: ArcSwap::from_pointee(predict::Model::priors_only()),
+            draining: std::sync::atomic::AtomicBool::new(false),
             outcomes: crate::outcomes::Outcomes::new(
                 shading::Shader::new(shading::Params::default())
                     .unwrap_or_else(|_| unreachable!("the default parameters are valid")),
@@ -409,6 +412,17 @@ impl App {
 
     pub fn is_ready(&self) -> bool {
         self.snapshot.load().is_some()
+    }
+
+    /// Shutting down: `/readyz` says 503 so load balancers stop sending,
+    /// while requests still in flight or already routed are answered.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn snapshot(&self) -> Option<Arc<Snapshot>> {

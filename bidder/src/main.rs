@@ -278,6 +278,11 @@ struct ServeArgs {
     /// reload. Missing or corrupt: the priors, with a warning.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Seconds between a SIGTERM and closing the ports: `/readyz` answers
+    /// 503 meanwhile, and requests are still served (keep it under the
+    /// pod's termination grace period).
+    #[arg(long, default_value_t = 5)]
+    drain_secs: u64,
     /// Seconds between looks at the config files, to reload when they
     /// change (a Kubernetes ConfigMap update swaps them); 0: only SIGHUP and
     /// the reload endpoint reload.
@@ -569,6 +574,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
+    // Taken before the load: a change made after it (even before the
+    // load) is then seen by the watcher, at worst reloading what loaded.
+    let config_fingerprint = config::fingerprint(&args.config);
     let config = load_config(&args.config)?;
     // Retention first: loading drops events older than it, and the config
     // may look further back than the default.
@@ -716,10 +724,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let app = app.clone();
             let dir = args.config.clone();
             let every = Duration::from_secs(args.config_poll_secs);
-            tokio::spawn(async move { watch_config(app, dir, every).await });
+            tokio::spawn(async move { watch_config(app, dir, every, config_fingerprint).await });
         }
 
         wait_for_signals(&app, signals).await;
+        // /readyz says 503 first, and the ports keep answering for the
+        // grace period, so a load balancer stops routing here before the
+        // listeners close (Kubernetes sends SIGTERM and removes the pod
+        // from its endpoints at the same time, not in order).
+        app.drain();
+        tracing::info!(
+            secs = args.drain_secs,
+            "draining: /readyz answers 503; still serving"
+        );
+        tokio::time::sleep(Duration::from_secs(args.drain_secs)).await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = running.shutdown.send(true);
         let _ = running.done.await;
@@ -909,11 +927,9 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
 /// symlink, which no signal announces. The files are looked at every
 /// `every`; a change is reloaded once (a refused config keeps the one
 /// serving, and is not retried until the files change again).
-async fn watch_config(app: Arc<App>, dir: PathBuf, every: Duration) {
+async fn watch_config(app: Arc<App>, dir: PathBuf, every: Duration, loaded: u64) {
     let fingerprint = |dir: PathBuf| tokio::task::spawn_blocking(move || config::fingerprint(&dir));
-    let Ok(mut last) = fingerprint(dir.clone()).await else {
-        return;
-    };
+    let mut last = loaded;
     loop {
         tokio::time::sleep(every).await;
         let Ok(now) = fingerprint(dir.clone()).await else {

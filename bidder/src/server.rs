@@ -553,7 +553,9 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
     match req.uri().path() {
         "/healthz" if get_only(req.method()) => text(StatusCode::OK, "ok\n"),
         "/readyz" if get_only(req.method()) => {
-            if app.is_ready() {
+            if app.is_draining() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining: shutting down\n")
+            } else if app.is_ready() {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(

@@ -717,3 +717,43 @@ orders:
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_drains_readyz_first_and_keeps_serving_for_the_grace_period() {
+    let state = std::env::temp_dir().join(format!("bidder-cli-drain-{}", std::process::id()));
+    let extra: [&std::ffi::OsStr; 2] = ["--drain-secs".as_ref(), "3".as_ref()];
+    let (mut child, bid, admin) = serve(&repo().join("examples/config"), &state, &extra);
+    let readyz = || {
+        http(
+            admin,
+            "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    };
+    assert!(readyz().starts_with("HTTP/1.1 200"));
+    terminate(child.id());
+    let mut drained = String::new();
+    for _ in 0..50 {
+        drained = readyz();
+        if drained.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(drained.contains("draining"), "{drained}");
+    // Still answering bids while the load balancer catches up.
+    let body = std::fs::read_to_string(repo().join("benches/src/banner-request.json")).unwrap();
+    let reply = http(
+        bid,
+        &format!(
+            "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(
+        reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.1 204"),
+        "{reply}"
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&state);
+}
