@@ -252,10 +252,7 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
         .or_else(|| req.headers().get(hyper::header::REFERER))
         .filter(|v| !v.is_empty());
     let page = sent.map(|v| v.to_str().unwrap_or("\u{0}"));
-    let cookie = req
-        .headers()
-        .get(hyper::header::COOKIE)
-        .map(|v| v.as_bytes());
+    let cookie = cookie_of(req);
     let query = req.uri().query().unwrap_or("");
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
     let result = app.pixel(advertiser, query, cookie, page, peer).await;
@@ -284,6 +281,13 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
     r
 }
 
+/// The request's `Cookie` header, as our cookie readers take it.
+fn cookie_of<B>(req: &Request<B>) -> Option<&[u8]> {
+    req.headers()
+        .get(hyper::header::COOKIE)
+        .map(|v| v.as_bytes())
+}
+
 /// `GET /px/{advertiser}/sync` (see [`crate::sync::advertiser_sync`]).
 fn advertiser_sync(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
     let snap = app.snapshot();
@@ -294,10 +298,7 @@ fn advertiser_sync(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp
         metrics::user_sync("unknown_advertiser");
         return Refused::NotFound.response();
     };
-    let cookie = req
-        .headers()
-        .get(hyper::header::COOKIE)
-        .map(|v| v.as_bytes());
+    let cookie = cookie_of(req);
     let query = req.uri().query().unwrap_or("");
     synced(crate::sync::advertiser_sync(
         &adv.id,
@@ -317,10 +318,7 @@ fn user_sync(app: &App, req: &Request<Incoming>, exchange: &str) -> Resp {
         metrics::user_sync("unknown_exchange");
         return Refused::NotFound.response();
     };
-    let cookie = req
-        .headers()
-        .get(hyper::header::COOKIE)
-        .map(|v| v.as_bytes());
+    let cookie = cookie_of(req);
     let query = req.uri().query().unwrap_or("");
     synced(crate::sync::sync(
         profile,
@@ -814,10 +812,7 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
     };
     match (req.uri().path(), req.method().clone()) {
         ("/ui", Method::GET) => {
-            let cookie = req
-                .headers()
-                .get(hyper::header::COOKIE)
-                .map(|v| v.as_bytes());
+            let cookie = cookie_of(&req);
             if !crate::ui::has_session(cookie, &token, now_secs) {
                 return see_other("/ui/login", None);
             }
