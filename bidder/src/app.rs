@@ -1121,12 +1121,11 @@ impl App {
             }
         }
         let now = self.clock.now();
-        // Read first: a malformed call is refused whatever else it says.
-        crate::pixel::event_line(query, "", now)?;
+        let mut event = crate::pixel::event(query, now)?;
         // A server-to-server call names its user; a page's has our cookie.
         let named = match crate::form::field(query, "uid") {
             Some(v) => Some(
-                crate::sync::advertiser_uid(&v, advertiser, &self.signer, self.clock.now())
+                crate::sync::advertiser_uid(&v, advertiser, &self.signer, now)
                     .ok_or(PixelError::ForeignUid)?,
             ),
             None => None,
@@ -1137,7 +1136,8 @@ impl App {
         let Some(user) = named.or_else(|| crate::sync::cookie_uid(cookie, &self.signer)) else {
             return Ok(Recorded::NoUser);
         };
-        let line = crate::pixel::event_line(query, &user, now)?;
+        event["user"] = serde_json::Value::String(user.clone());
+        let line = event.to_string();
         let ip_ok = peer.is_none_or(|ip| {
             self.pixel_ip_limiter
                 .allow(&crate::pixel::address_key(ip), now.as_millis())

@@ -74,9 +74,11 @@ pub enum PixelError {
     Invalid(String),
 }
 
-/// The event a pixel call describes, as a JSON line of the shopper-event
-/// format (so it is read exactly as an upload is).
-pub fn event_line(query: &str, user: &str, at: config::Timestamp) -> Result<String, PixelError> {
+/// The event a pixel call describes, in the shopper-event format (so it
+/// is read exactly as an upload is), its `user` for the caller to set once
+/// it knows who that is: read first, so a malformed call is refused
+/// whatever else it says.
+pub fn event(query: &str, at: config::Timestamp) -> Result<serde_json::Value, PixelError> {
     let bad = |s: String| PixelError::Invalid(s);
     let mut fields: HashMap<&str, String> = HashMap::new();
     for pair in query.split('&').filter(|s| !s.is_empty()) {
@@ -102,7 +104,7 @@ pub fn event_line(query: &str, user: &str, at: config::Timestamp) -> Result<Stri
         .filter(|p| !p.is_empty())
         .ok_or_else(|| bad("p (the product id) is missing".into()))?;
     let mut line = serde_json::json!({
-        "user": user,
+        "user": "",
         "event": event,
         "product": product,
         "at": at.to_string(),
@@ -114,7 +116,7 @@ pub fn event_line(query: &str, user: &str, at: config::Timestamp) -> Result<Stri
             }
         }
     }
-    Ok(line.to_string())
+    Ok(line)
 }
 
 /// The `p` of a pixel query, decoded (for the advertiser's product check).
@@ -228,19 +230,17 @@ mod tests {
     #[test]
     fn queries_read_strictly() {
         let at = config::Timestamp(0);
-        let line = event_line(
+        let v = event(
             "e=purchase&p=tent-1&amount=10.50&currency=USD&order_id=A%201",
-            "u",
             at,
         )
         .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(
             (v["event"].as_str(), v["order_id"].as_str()),
             (Some("purchase"), Some("A 1"))
         );
         for bad in ["e=click&p=x", "e=view", "e=view&p=x&p=y", "e=view&p=%FF"] {
-            assert!(event_line(bad, "u", at).is_err(), "{bad}");
+            assert!(event(bad, at).is_err(), "{bad}");
         }
     }
 
