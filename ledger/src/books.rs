@@ -20,6 +20,10 @@ pub enum ChargeError {
     /// Its notices expired by the latest time the ledger has seen.
     #[error("the bid's notices have expired")]
     Expired,
+    /// The shared state cannot be reached: nothing was charged, and the
+    /// exchange's retry will charge.
+    #[error("the shared state cannot be reached")]
+    Unavailable,
 }
 
 /// The ledger and, when spend must survive a restart, its journal.
@@ -67,6 +71,7 @@ impl Books {
                 }
                 Err(NotCharged::InFlight) => return Err(ChargeError::Busy),
                 Err(NotCharged::Forgotten) => return Err(ChargeError::Expired),
+                Err(NotCharged::Unavailable) => return Err(ChargeError::Unavailable),
             }
         };
         match &self.journal {

@@ -98,6 +98,8 @@ pub enum Refusal {
     Pacing,
     /// The user has seen the line item as often as its cap allows.
     Frequency,
+    /// The shared state (Redis) cannot be reached: budgets fail closed.
+    Unavailable,
 }
 
 impl Spent {

@@ -4,6 +4,8 @@
 //!
 //! ```ignore
 //! ledger::conformance_tests!(|| std::sync::Arc::new(ledger::MemoryLedger::default()));
+//! // A shared backend also says how a replica restarts on the same state:
+//! ledger::conformance_tests!(make, |old: &std::sync::Arc<dyn ledger::Ledger>| reopen(old));
 //! ```
 
 use std::sync::Arc;
@@ -19,7 +21,10 @@ use crate::{
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@each $make;
+        $crate::conformance_tests!($make, |_: &std::sync::Arc<dyn $crate::Ledger>| ($make)());
+    };
+    ($make:expr, $reopen:expr) => {
+        $crate::conformance_tests!(@each $make, $reopen;
             reservations_hold_until_settled_released_or_expired,
             a_charge_counts_only_once_committed,
             an_aborted_charge_leaves_everything_as_it_was,
@@ -36,18 +41,29 @@ macro_rules! conformance_tests {
             a_clock_stepped_back_does_not_make_a_forgotten_bid_chargeable,
         );
     };
-    (@each $make:expr; $($check:ident),* $(,)?) => {
+    (@each $make:expr, $reopen:expr; $($check:ident),* $(,)?) => {
         $(
             #[test]
             fn $check() {
-                $crate::conformance::$check(&$make);
+                $crate::conformance::$check(&$crate::conformance::Backend {
+                    make: &$make,
+                    reopen: &$reopen,
+                });
             }
         )*
     };
 }
 
-/// Makes a fresh ledger.
-pub type Make = dyn Fn() -> Arc<dyn Ledger>;
+/// A backend under test: fresh ledgers, and a ledger restarted on the state
+/// of another (the embedded ledger starts empty and is given the
+/// checkpoint; a shared one also sees what the shared store kept).
+pub struct Backend<'a> {
+    pub make: &'a dyn Fn() -> Arc<dyn Ledger>,
+    pub reopen: &'a Reopen,
+}
+
+/// Restarts a ledger on the state of another.
+pub type Reopen = dyn Fn(&Arc<dyn Ledger>) -> Arc<dyn Ledger>;
 
 const NOON: i64 = 1_795_521_600_000; // 2026-11-24T12:00:00Z
 const MIN: i64 = 60_000;
@@ -124,8 +140,8 @@ fn charge(l: &dyn Ledger, win: &Win<'_>) {
     l.commit(&c);
 }
 
-pub fn reservations_hold_until_settled_released_or_expired(make: &Make) {
-    let l = make();
+pub fn reservations_hold_until_settled_released_or_expired(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let now = at(0);
     let day = now.date();
@@ -152,8 +168,8 @@ pub fn reservations_hold_until_settled_released_or_expired(make: &Make) {
     assert_eq!(l.expire(at(MIN)).reservations, 1);
 }
 
-pub fn a_charge_counts_only_once_committed(make: &Make) {
-    let l = make();
+pub fn a_charge_counts_only_once_committed(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let now = at(0);
     let day = now.date();
@@ -178,8 +194,8 @@ pub fn a_charge_counts_only_once_committed(make: &Make) {
     assert_eq!(l.spent(&k.order, day).lifetime, m(2));
 }
 
-pub fn an_aborted_charge_leaves_everything_as_it_was(make: &Make) {
-    let l = make();
+pub fn an_aborted_charge_leaves_everything_as_it_was(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let now = at(0);
     let day = now.date();
@@ -203,8 +219,8 @@ pub fn an_aborted_charge_leaves_everything_as_it_was(make: &Make) {
     assert_eq!(l.release(BidKey(9)), Release::Unknown);
 }
 
-pub fn a_loss_never_undoes_a_win(make: &Make) {
-    let l = make();
+pub fn a_loss_never_undoes_a_win(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let now = at(0);
     let day = now.date();
@@ -221,8 +237,8 @@ pub fn a_loss_never_undoes_a_win(make: &Make) {
 /// An exchange that bills on its billing notice sends the win first: the
 /// bid stays held, a loss notice cannot release it, and the billing
 /// notice charges it once.
-pub fn a_win_billed_later_keeps_its_hold_against_a_loss(make: &Make) {
-    let l = make();
+pub fn a_win_billed_later_keeps_its_hold_against_a_loss(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let now = at(0);
     let day = now.date();
@@ -245,8 +261,8 @@ pub fn a_win_billed_later_keeps_its_hold_against_a_loss(make: &Make) {
     assert!(!l.won(BidKey(99)));
 }
 
-pub fn expired_reservations_keep_holding_until_their_notices_expire(make: &Make) {
-    let l = make();
+pub fn expired_reservations_keep_holding_until_their_notices_expire(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let now = at(0);
     let day = now.date();
@@ -278,8 +294,8 @@ pub fn expired_reservations_keep_holding_until_their_notices_expire(make: &Make)
     assert_eq!(l.spent(&k.li, at(DAY).date()).held, Micros::ZERO);
 }
 
-pub fn a_win_is_charged_to_the_day_of_its_bid(make: &Make) {
-    let l = make();
+pub fn a_win_is_charged_to_the_day_of_its_bid(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     // 23:59:59 on the 24th.
     let before_midnight = at(12 * 3_600_000 - 1_000);
@@ -299,8 +315,8 @@ pub fn a_win_is_charged_to_the_day_of_its_bid(make: &Make) {
     assert_eq!(l.spent(&k.li, d2).lifetime, m(2));
 }
 
-pub fn pacing_is_checked_with_the_reservation(make: &Make) {
-    let l = make();
+pub fn pacing_is_checked_with_the_reservation(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     // 700 over the 7 days to 2026-11-30: 100 a day, about 0.0694 a minute.
     let paced = Cap::Paced {
@@ -326,8 +342,8 @@ pub fn pacing_is_checked_with_the_reservation(make: &Make) {
     );
 }
 
-pub fn frequency_slots_follow_the_bid(make: &Make) {
-    let l = make();
+pub fn frequency_slots_follow_the_bid(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let now = at(0);
     let day = now.date();
@@ -366,7 +382,7 @@ pub fn frequency_slots_follow_the_bid(make: &Make) {
     assert_eq!(l.release(BidKey(4)), Release::AlreadyWon);
     assert!(!l.frequency_allows("u", &k.li, 2, window, now));
     // A win after a loss (an exchange that changed its mind) counts again.
-    let l = make();
+    let l = (b.make)();
     l.reserve(&hold(5, now), now).expect("first");
     l.reserve(&hold(6, now), now).expect("second");
     assert_eq!(l.release(BidKey(5)), Release::Released);
@@ -381,8 +397,8 @@ pub fn frequency_slots_follow_the_bid(make: &Make) {
     assert!(l.frequency_allows("u", &k.li, 2, window, later));
 }
 
-pub fn concurrent_bidders_never_pass_a_budget(make: &Make) {
-    let l = make();
+pub fn concurrent_bidders_never_pass_a_budget(b: &Backend<'_>) {
+    let l = (b.make)();
     let budget = m(1);
     let cost = Micros(7_000);
     let now = at(0);
@@ -419,8 +435,8 @@ pub fn concurrent_bidders_never_pass_a_budget(make: &Make) {
     );
 }
 
-pub fn the_budget_kind_is_remembered(make: &Make) {
-    let l = make();
+pub fn the_budget_kind_is_remembered(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let now = at(0);
     assert_eq!(l.budget_kind("li"), None);
@@ -432,8 +448,8 @@ pub fn the_budget_kind_is_remembered(make: &Make) {
     assert_eq!(l.budget_kind("li"), Some(BudgetKind::Lifetime));
 }
 
-pub fn what_is_exported_comes_back_on_import(make: &Make) {
-    let l = make();
+pub fn what_is_exported_comes_back_on_import(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let now = at(0);
     let day = now.date();
@@ -442,7 +458,7 @@ pub fn what_is_exported_comes_back_on_import(make: &Make) {
     charge(&*l, &k.win(2, at(-DAY).date(), m(3), cap));
     let mut items = Vec::new();
     l.export(now, &mut |i| items.push(i));
-    let back = make();
+    let back = (b.reopen)(&l);
     for i in items {
         back.import(i, now);
     }
@@ -460,8 +476,8 @@ pub fn what_is_exported_comes_back_on_import(make: &Make) {
     );
 }
 
-pub fn the_held_share_follows_what_late_notices_show(make: &Make) {
-    let l = make();
+pub fn the_held_share_follows_what_late_notices_show(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let cap = Cap::Daily(m(1_000));
     let cost = Micros(10_000);
@@ -481,15 +497,15 @@ pub fn the_held_share_follows_what_late_notices_show(make: &Make) {
     // What was learned survives a checkpoint.
     let mut items = Vec::new();
     l.export(at(DAY), &mut |i| items.push(i));
-    let back = make();
+    let back = (b.reopen)(&l);
     for i in items {
         back.import(i, at(DAY));
     }
     assert_eq!(back.late_share_ppm(), l.late_share_ppm());
 }
 
-pub fn a_clock_stepped_back_does_not_make_a_forgotten_bid_chargeable(make: &Make) {
-    let l = make();
+pub fn a_clock_stepped_back_does_not_make_a_forgotten_bid_chargeable(b: &Backend<'_>) {
+    let l = (b.make)();
     let k = Keys::new();
     let day = at(0).date();
     let cap = Cap::Daily(m(10));
@@ -505,7 +521,7 @@ pub fn a_clock_stepped_back_does_not_make_a_forgotten_bid_chargeable(make: &Make
     // What was seen survives a checkpoint.
     let mut items = Vec::new();
     l.export(at(0), &mut |i| items.push(i));
-    let back = make();
+    let back = (b.reopen)(&l);
     for i in items {
         back.import(i, at(0));
     }

@@ -34,9 +34,21 @@ pub use key::{BidKey, SpendKey};
 pub use late::LateShare;
 pub use memory::{MemoryLedger, Options};
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use config::{Date, Micros, Timestamp};
+
+/// Work a shared backend finishes after the bid path: the bids it refuses.
+pub type Confirming<'a> = Pin<Box<dyn Future<Output = Vec<BidKey>> + Send + 'a>>;
+
+/// Whether the state a ledger depends on can be reached.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// `None`: available. `Some(why)`: budgeted line items do not bid.
+    pub unavailable: Option<String>,
+}
 
 /// What a bid holds while it is in flight.
 #[derive(Clone, Debug)]
@@ -157,6 +169,10 @@ pub enum NotCharged {
     /// have been charged and forgotten since, so it is not charged again
     /// (a clock stepped back must not make forgotten bids chargeable).
     Forgotten,
+    /// A shared backend cannot be reached: whether the bid was charged
+    /// elsewhere is unknown, so nothing is charged and the exchange's retry
+    /// decides.
+    Unavailable,
 }
 
 /// What a loss notice did.
@@ -223,6 +239,35 @@ pub trait Ledger: Send + Sync + 'static {
     fn expire(&self, now: Timestamp) -> Expired;
     /// Spend and holds under `key`, seen from `day`.
     fn spent(&self, key: &SpendKey, day: Date) -> Spent;
+    /// Whether both limits leave room for `cost` more on `day` at `now`
+    /// (read only: the cheap check before a bid is priced). A shared
+    /// backend answers from what it holds locally, never over the network.
+    fn room(
+        &self,
+        limits: &[Limit<'_>; 2],
+        cost: Micros,
+        day: Date,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        for l in limits {
+            self.spent(l.key, day).room_for(l.cap, cost, now)?;
+        }
+        Ok(())
+    }
+    /// Bids just reserved that a shared backend must still confirm (a
+    /// frequency cap counted across replicas) before they are sent: `None`
+    /// when there is nothing to wait for. The future gives the bids it
+    /// refused; the caller releases them.
+    fn confirm<'a>(&'a self, _bids: &'a [BidKey], _now: Timestamp) -> Option<Confirming<'a>> {
+        None
+    }
+    /// Whether what the ledger depends on is reachable.
+    fn health(&self) -> Health {
+        Health::default()
+    }
+    /// Shutting down: give back what was borrowed from shared state (budget
+    /// leases) and finish pending writes.
+    fn close(&self) {}
     /// Whether another impression would stay within the cap (read only).
     fn frequency_allows(
         &self,

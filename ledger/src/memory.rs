@@ -438,6 +438,48 @@ impl MemoryLedger {
     }
 }
 
+impl MemoryLedger {
+    /// A bid held here was charged by another replica (a shared backend
+    /// heard it): its hold goes without spend, and a notice arriving here
+    /// later is a duplicate. Returns what it held, its day and keys, for
+    /// the backend to give back the budget it had borrowed for it; `None`
+    /// when the bid is not held here or is being charged here.
+    pub fn settled_elsewhere(&self, bid: BidKey) -> Option<(Micros, i64, [SpendKey; 2])> {
+        let mut shard = self.bid_shard(bid);
+        let b = shard.bids.get(&bid.0)?;
+        let field = match b.state {
+            State::Charging => return None,
+            State::Reserved => Some(Field::Reserved),
+            State::Lingering { .. } => Some(Field::Lingering),
+            State::Released => None,
+        };
+        let b = shard.bids.remove(&bid.0)?;
+        if matches!(b.state, State::Lingering { .. }) {
+            shard.lingering = shard.lingering.saturating_sub(1);
+        }
+        shard.insert_charged(bid.0, b.forget);
+        drop(shard);
+        let Some(field) = field else {
+            return Some((Micros::ZERO, b.day, b.keys));
+        };
+        self.change_all(&b.keys, field, b.day, b.amount, false);
+        Some((b.amount, b.day, b.keys))
+    }
+
+    /// A charge begun here whose billed amount a shared backend lowered
+    /// (other replicas spent meanwhile): what it holds follows.
+    pub fn rebill(&self, charge: &mut Charge, billed: Micros) {
+        let billed = billed.max(Micros::ZERO).min(charge.billed);
+        let less = charge.billed.saturating_sub(billed);
+        if less > Micros::ZERO {
+            let day = charge.day.days_since_epoch();
+            self.change_all(&charge.keys, Field::Charging, day, less, false);
+        }
+        charge.over_delivery = charge.over_delivery.saturating_add(less);
+        charge.billed = billed;
+    }
+}
+
 impl Ledger for MemoryLedger {
     fn reserve(&self, hold: &Hold<'_>, now: Timestamp) -> Result<(), Refusal> {
         let b = hold.bid;
