@@ -1,0 +1,68 @@
+//! Redis key names, built in one place (see `scripts.rs` for the layout).
+
+use ledger::{BidKey, SpendKey};
+
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(crate) fn life(&self, k: &SpendKey) -> String {
+        format!("{}s:{k}", self.prefix)
+    }
+
+    pub(crate) fn day(&self, k: &SpendKey, day: i64) -> String {
+        format!("{}d:{k}:{day}", self.prefix)
+    }
+
+    pub(crate) fn lease(&self, k: &SpendKey, day: i64) -> String {
+        format!("{}l:{k}:{day}", self.prefix)
+    }
+
+    /// How a replica's lease location is listed for reclaiming.
+    pub(crate) fn lease_member(k: &SpendKey, day: i64) -> String {
+        format!("{k}\t{day}")
+    }
+
+    pub(crate) fn held_by(&self, replica: &str) -> String {
+        format!("{}r:{replica}", self.prefix)
+    }
+
+    pub(crate) fn replicas(&self) -> String {
+        format!("{}replicas", self.prefix)
+    }
+
+    pub(crate) fn bid(&self, b: BidKey) -> String {
+        format!("{}b:{b}", self.prefix)
+    }
+
+    pub(crate) fn charged(&self) -> String {
+        format!("{}charged", self.prefix)
+    }
+
+    pub(crate) fn epoch(&self) -> String {
+        format!("{}epoch", self.prefix)
+    }
+
+    /// A frequency cap's impressions (`w`) and bids in flight (`r`). The
+    /// user is hashed with a versioned, seedless hash every replica agrees
+    /// on: ids come from requests and may be long.
+    pub(crate) fn frequency(&self, line_item: &SpendKey, user: &str) -> (String, String) {
+        let h = rapidhash::v3::rapidhash_v3(user.as_bytes());
+        (
+            format!("{}f:{}:{h:016x}:w", self.prefix, line_item.id()),
+            format!("{}f:{}:{h:016x}:r", self.prefix, line_item.id()),
+        )
+    }
+}

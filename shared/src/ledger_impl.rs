@@ -1,0 +1,1117 @@
+//! The Redis ledger: an embedded ledger for this replica's holds, budget
+//! leases borrowed from Redis, and charges claimed there once for all
+//! replicas. See the crate documentation for the protocol.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use config::{Clock, Date, Micros, Timestamp};
+use ledger::{
+    BidKey, BudgetKind, Cap, Charge, Confirming, Durable, Expired, Health, Hold, Ledger, Limit,
+    MemoryLedger, NotCharged, Prior, Refusal, Release, SpendKey, Spent, Win,
+};
+use redis::aio::ConnectionManager;
+
+use crate::keys::Keys;
+use crate::scripts::Scripts;
+use crate::worker::{self, Op};
+
+const LEASE_SHARDS: usize = 32;
+/// Per-day keys live this long in Redis: a win is charged to its bid's
+/// day while its notices are accepted (a day or two).
+pub(crate) const DAY_TTL_SECS: i64 = 8 * 86_400;
+
+/// Tuning of the Redis ledger.
+#[derive(Clone)]
+pub struct Options {
+    /// Prefix of every key (several deployments may share one Redis).
+    pub prefix: String,
+    /// This replica's name, stable across its restarts (kept beside its
+    /// journal): its claims and leases are found again after a crash.
+    pub replica: String,
+    /// Every call waits for Redis: leases are exactly what a bid needs and
+    /// commits are applied before returning. For the conformance suite and
+    /// tools; serving uses leases and writes behind.
+    pub synchronous: bool,
+    /// One Redis call at most this long.
+    pub timeout: Duration,
+    /// A lease covers at least this many impressions at the bid's cost...
+    pub min_lease_bids: i64,
+    /// ...and about this long of the line item's recent spend.
+    pub lease_ms: i64,
+    /// A lease unused this long goes back.
+    pub idle_return_ms: i64,
+    pub heartbeat_ms: i64,
+    /// A replica silent this long has its leases reclaimed.
+    pub dead_after_ms: i64,
+    /// With no successful call for this long, budgeted line items stop
+    /// bidding. Shorter than `dead_after_ms`, so a replica cut off stops
+    /// using its leases before others reclaim them.
+    pub stale_after_ms: i64,
+    /// How long another replica's unfinished claim blocks a charge: past
+    /// it, that replica died before its record was durable.
+    pub claim_ms: i64,
+    /// Charged bids kept in the stream replicas read.
+    pub stream_len: usize,
+    /// The embedded ledger under it.
+    pub memory: ledger::Options,
+    /// Where this replica remembers the state's epoch (its journal
+    /// directory); `None`: nothing remembered (tests).
+    pub epoch_file: Option<PathBuf>,
+    /// This replica has no charges of its own: it may create the state's
+    /// epoch when Redis has none (a first start). A replica with charges
+    /// that finds no epoch knows Redis lost its data and fails closed.
+    pub may_initialise: bool,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Options {
+    pub fn new(replica: &str, clock: Arc<dyn Clock>) -> Options {
+        Options {
+            prefix: "bidder:".into(),
+            replica: replica.into(),
+            synchronous: false,
+            timeout: Duration::from_millis(250),
+            min_lease_bids: 20,
+            lease_ms: 1_000,
+            idle_return_ms: 5_000,
+            heartbeat_ms: 500,
+            dead_after_ms: 15_000,
+            stale_after_ms: 3_000,
+            claim_ms: 30_000,
+            stream_len: 100_000,
+            memory: ledger::Options::default(),
+            epoch_file: None,
+            may_initialise: true,
+            clock,
+        }
+    }
+}
+
+/// Why the Redis ledger could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Url(String),
+    #[error("starting the Redis client: {0}")]
+    Runtime(std::io::Error),
+    #[error("Redis: {0}")]
+    Redis(String),
+}
+
+/// Budget borrowed from Redis under one key for one day.
+#[derive(Default)]
+pub(crate) struct Lease {
+    pub granted: i64,
+    /// Reserved since the last maintenance pass, and a running rate.
+    pub used: i64,
+    pub rate: i64,
+    pub last_cost: i64,
+    pub last_use_ms: i64,
+}
+
+/// What a line item asks of Redis for a day.
+#[derive(Clone, Debug)]
+pub(crate) struct Ask {
+    pub keys: [SpendKey; 2],
+    pub caps: [Cap; 2],
+    pub day: i64,
+    pub min: i64,
+    pub want: i64,
+    /// When the bid asking was made: pacing plans for its minute.
+    pub now: Timestamp,
+}
+
+/// A capped bid's slot in Redis.
+#[derive(Clone, Debug)]
+pub(crate) struct FreqSlot {
+    pub w: String,
+    pub r: String,
+    pub cap: u32,
+    pub window_ms: i64,
+    pub expires: i64,
+    pub confirmed: bool,
+    /// Kept until then for a late win to count.
+    pub keep_until: i64,
+}
+
+/// Cluster spend under a key, as last read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Cached {
+    pub life: i64,
+    pub day: i64,
+    pub over: i64,
+    pub kind: Option<BudgetKind>,
+}
+
+pub(crate) struct HealthState {
+    base: Instant,
+    ok_at: AtomicI64,
+    failing: AtomicBool,
+    lost: AtomicBool,
+    why: Mutex<String>,
+}
+
+impl HealthState {
+    fn new() -> HealthState {
+        HealthState {
+            base: Instant::now(),
+            ok_at: AtomicI64::new(-1),
+            failing: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+            why: Mutex::new("connecting to Redis".into()),
+        }
+    }
+
+    fn ms(&self) -> i64 {
+        self.base.elapsed().as_millis() as i64
+    }
+
+    pub(crate) fn ok(&self) {
+        self.ok_at.store(self.ms(), Ordering::Relaxed);
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!("Redis answers again");
+        }
+    }
+
+    pub(crate) fn failed(&self, why: String) {
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error = %why, "Redis call failed: budgeted line items stop bidding");
+        }
+        *lock(&self.why) = why;
+    }
+
+    pub(crate) fn lost(&self, why: Option<String>) {
+        match why {
+            Some(w) => {
+                if !self.lost.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %w, "shared state refused");
+                }
+                *lock(&self.why) = w;
+            }
+            None => self.lost.store(false, Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    fn unavailable(&self, stale_after_ms: i64) -> bool {
+        let ok_at = self.ok_at.load(Ordering::Relaxed);
+        self.lost.load(Ordering::Relaxed)
+            || self.failing.load(Ordering::Relaxed)
+            || ok_at < 0
+            || self.ms() - ok_at > stale_after_ms
+    }
+
+    fn reason(&self, stale_after_ms: i64) -> Option<String> {
+        if !self.unavailable(stale_after_ms) {
+            return None;
+        }
+        let ok_at = self.ok_at.load(Ordering::Relaxed);
+        let why = lock(&self.why).clone();
+        if ok_at >= 0 && !self.failing.load(Ordering::Relaxed) && !self.lost.load(Ordering::Relaxed)
+        {
+            return Some(format!("no answer from Redis for {} ms", self.ms() - ok_at));
+        }
+        Some(why)
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding one of these leaves plain counters
+    // behind, still consistent enough to keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A line item and its order on a day: what a lease is asked for.
+pub(crate) type Pair = (SpendKey, SpendKey, i64);
+/// One shard of the lease table: (key, day) → lease.
+pub(crate) type LeaseShard = HashMap<(SpendKey, i64), Lease>;
+
+pub(crate) struct Inner {
+    pub local: MemoryLedger,
+    pub opts: Options,
+    pub keys: Keys,
+    pub scripts: Scripts,
+    pub conn: Mutex<Option<ConnectionManager>>,
+    pub client: redis::Client,
+    pub io: tokio::runtime::Handle,
+    pub leases: Vec<Mutex<LeaseShard>>,
+    hasher: std::collections::hash_map::RandomState,
+    pub asks: Mutex<HashMap<Pair, Ask>>,
+    pub refused: Mutex<HashMap<Pair, (Refusal, i64)>>,
+    pub ops: tokio::sync::mpsc::UnboundedSender<Op>,
+    pub wake: tokio::sync::Notify,
+    pub health: HealthState,
+    pub cache: Mutex<HashMap<(SpendKey, i64), Cached>>,
+    pub freq: Mutex<HashMap<u64, FreqSlot>>,
+    pub round_trips: AtomicU64,
+    pub pending_ops: AtomicI64,
+}
+
+/// The ledger of one replica among several sharing Redis.
+pub struct RedisLedger {
+    inner: Arc<Inner>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+impl Drop for RedisLedger {
+    fn drop(&mut self) {
+        // Dropped from async code too: never block here.
+        if let Some(rt) = lock(&self.runtime).take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl RedisLedger {
+    /// Starts the client and its background work. Does not wait for Redis
+    /// unless the ledger is synchronous: until it answers, budgeted line
+    /// items do not bid.
+    pub fn connect(info: redis::ConnectionInfo, opts: Options) -> Result<RedisLedger, StartError> {
+        // rediss:// needs a crypto provider for rustls; ring is the one
+        // built in. Installing twice is harmless (the first one stays).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = redis::Client::open(info).map_err(|e| StartError::Redis(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("redis-io")
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            local: MemoryLedger::new(opts.memory.clone()),
+            keys: Keys::new(&opts.prefix),
+            scripts: Scripts::new(),
+            conn: Mutex::new(None),
+            client,
+            io: runtime.handle().clone(),
+            leases: (0..LEASE_SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: Default::default(),
+            asks: Mutex::default(),
+            refused: Mutex::default(),
+            ops: tx,
+            wake: tokio::sync::Notify::new(),
+            health: HealthState::new(),
+            cache: Mutex::default(),
+            freq: Mutex::default(),
+            round_trips: AtomicU64::new(0),
+            pending_ops: AtomicI64::new(0),
+            opts,
+        });
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(worker::run(Arc::downgrade(&inner), rx, ready_tx));
+        let ledger = RedisLedger {
+            inner,
+            runtime: Mutex::new(Some(runtime)),
+        };
+        if ledger.inner.opts.synchronous {
+            match ready_rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(StartError::Redis(e)),
+                Err(_) => return Err(StartError::Redis("no answer from Redis".into())),
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// Redis calls made so far (for the round-trips-per-bid metric).
+    pub fn round_trips(&self) -> u64 {
+        self.inner.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Writes (commits, give-backs) waiting for Redis.
+    pub fn pending_writes(&self) -> i64 {
+        self.inner.pending_ops.load(Ordering::Relaxed)
+    }
+
+    /// Budget this replica holds on lease now, in micros.
+    pub fn leased(&self) -> i64 {
+        self.inner
+            .leases
+            .iter()
+            .map(|s| lock(s).values().map(|l| l.granted).sum::<i64>())
+            .sum()
+    }
+
+    fn block<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
+        self.inner.block(fut)
+    }
+}
+
+impl Inner {
+    pub(crate) fn shard(&self, key: &SpendKey) -> usize {
+        (self.hasher.hash_one(key) as usize) % LEASE_SHARDS
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.opts.clock.now()
+    }
+
+    /// Runs `fut` on the Redis runtime and waits for it: from a plain
+    /// thread, or from a worker of a multi-threaded runtime (its other
+    /// tasks move elsewhere meanwhile).
+    pub(crate) fn block<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.io.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        let wait = || rx.recv();
+        let got = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        match got {
+            Ok(v) => v,
+            // Only when the Redis runtime is gone (shutting down).
+            Err(_) => panic!("the Redis runtime stopped"),
+        }
+    }
+
+    pub(crate) async fn connection(&self) -> Result<ConnectionManager, String> {
+        if let Some(c) = lock(&self.conn).clone() {
+            return Ok(c);
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.opts.timeout.max(Duration::from_millis(500))))
+            .set_response_timeout(Some(self.opts.timeout))
+            .set_number_of_retries(1);
+        let c = tokio::time::timeout(
+            self.opts.timeout.max(Duration::from_secs(1)),
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        .map_err(|_| "connecting to Redis timed out".to_string())?
+        .map_err(|e| format!("connecting to Redis: {e}"))?;
+        *lock(&self.conn) = Some(c.clone());
+        Ok(c)
+    }
+
+    /// One script call, bounded in time; the outcome feeds health.
+    pub(crate) async fn run<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[String],
+    ) -> Result<T, String> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let mut conn = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.health.failed(e.clone());
+                return Err(e);
+            }
+        };
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(*k);
+        }
+        for a in args {
+            inv.arg(a.as_str());
+        }
+        match tokio::time::timeout(self.opts.timeout, inv.invoke_async(&mut conn)).await {
+            Ok(Ok(v)) => {
+                self.health.ok();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                let e = format!("Redis: {e}");
+                self.health.failed(e.clone());
+                Err(e)
+            }
+            Err(_) => {
+                let e = "Redis: timed out".to_string();
+                self.health.failed(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// A plain command, bounded in time.
+    pub(crate) async fn cmd<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, String> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let mut conn = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.health.failed(e.clone());
+                return Err(e);
+            }
+        };
+        match tokio::time::timeout(self.opts.timeout, cmd.query_async(&mut conn)).await {
+            Ok(Ok(v)) => {
+                self.health.ok();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                let e = format!("Redis: {e}");
+                self.health.failed(e.clone());
+                Err(e)
+            }
+            Err(_) => {
+                let e = "Redis: timed out".to_string();
+                self.health.failed(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn unavailable(&self) -> bool {
+        self.health.unavailable(self.opts.stale_after_ms)
+    }
+
+    /// Asks Redis for a lease. `(grant, why)`: why is 0 when granted.
+    pub(crate) async fn lease(&self, ask: &Ask) -> Result<(i64, i64), String> {
+        let k = &self.keys;
+        let now = ask.now;
+        let life0 = k.life(&ask.keys[0]);
+        let day0 = k.day(&ask.keys[0], ask.day);
+        let lease0 = k.lease(&ask.keys[0], ask.day);
+        let life1 = k.life(&ask.keys[1]);
+        let day1 = k.day(&ask.keys[1], ask.day);
+        let lease1 = k.lease(&ask.keys[1], ask.day);
+        let held = k.held_by(&self.opts.replica);
+        let replicas = k.replicas();
+        let mut args = vec![
+            self.opts.replica.clone(),
+            ask.want.max(ask.min).to_string(),
+            ask.min.to_string(),
+            now.as_millis().to_string(),
+            self.opts.dead_after_ms.to_string(),
+            DAY_TTL_SECS.to_string(),
+            Keys::lease_member(&ask.keys[0], ask.day),
+            Keys::lease_member(&ask.keys[1], ask.day),
+        ];
+        for cap in ask.caps {
+            let (kind, c, minute, days) = cap_args(cap, now);
+            args.extend([kind, c, minute, days].map(|v| v.to_string()));
+        }
+        self.run(
+            &self.scripts.lease,
+            &[
+                &life0, &day0, &lease0, &life1, &day1, &lease1, &held, &replicas,
+            ],
+            &args,
+        )
+        .await
+        .map(|v: Vec<i64>| {
+            (
+                v.first().copied().unwrap_or(0),
+                v.get(1).copied().unwrap_or(1),
+            )
+        })
+    }
+
+    /// Adds a grant to both keys' leases.
+    pub(crate) fn granted(&self, ask: &Ask, grant: i64) {
+        for (i, key) in ask.keys.iter().enumerate() {
+            if ask.caps[i] == Cap::None {
+                continue;
+            }
+            let mut shard = lock(&self.leases[self.shard(key)]);
+            shard.entry((key.clone(), ask.day)).or_default().granted += grant;
+        }
+    }
+
+    /// Takes `amount` off a key's lease (it became spend, or was charged
+    /// elsewhere), at most what is granted.
+    pub(crate) fn shrink(&self, key: &SpendKey, day: i64, amount: i64) -> i64 {
+        let mut shard = lock(&self.leases[self.shard(key)]);
+        match shard.get_mut(&(key.clone(), day)) {
+            Some(l) => {
+                let a = amount.min(l.granted).max(0);
+                l.granted -= a;
+                a
+            }
+            None => 0,
+        }
+    }
+
+    pub(crate) fn queue(&self, op: Op) {
+        self.pending_ops.fetch_add(1, Ordering::Relaxed);
+        if self.ops.send(op).is_err() {
+            self.pending_ops.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Applies `op` now when synchronous (queued for a retry if Redis
+    /// fails), queues it otherwise.
+    fn apply(self: &Arc<Self>, op: Op) {
+        if !self.opts.synchronous {
+            self.queue(op);
+            return;
+        }
+        let me = self.clone();
+        let op2 = op.clone();
+        let ok = self.block(async move { worker::apply(&me, &op2).await.is_ok() });
+        if !ok {
+            self.queue(op);
+        }
+    }
+
+    pub(crate) fn want(&self, key: &SpendKey, day: i64, cost: i64) -> i64 {
+        let shard = lock(&self.leases[self.shard(key)]);
+        let rate = shard.get(&(key.clone(), day)).map_or(0, |l| l.rate);
+        let per_lease = (i128::from(rate) * i128::from(self.opts.lease_ms) / 1000) as i64;
+        cost.saturating_mul(self.opts.min_lease_bids).max(per_lease)
+    }
+}
+
+/// A cap as the lease script reads it: kind, amount, minute of the day + 1
+/// and days left in the flight (paced budgets).
+fn cap_args(cap: Cap, now: Timestamp) -> (i64, i64, i64, i64) {
+    match cap {
+        Cap::None => (0, 0, 0, 0),
+        Cap::Daily(c) => (1, c.as_i64(), 0, 0),
+        Cap::Lifetime(c) => (2, c.as_i64(), 0, 0),
+        Cap::Paced { total, flight_end } => {
+            let days = (flight_end.days_since_epoch() - now.date().days_since_epoch() + 1).max(1);
+            (3, total.as_i64(), i64::from(now.minute_of_day()) + 1, days)
+        }
+    }
+}
+
+fn kind_arg(cap: Cap) -> (i64, i64) {
+    let (k, c, _, _) = cap_args(cap, Timestamp(0));
+    (k, c)
+}
+
+impl RedisLedger {
+    /// Budget this replica may still hold under `key` on `day`.
+    fn balance(&self, key: &SpendKey, day: i64, lease: Option<&Lease>) -> i64 {
+        let held = self
+            .inner
+            .local
+            .spent(key, Date::from_days_since_epoch(day))
+            .held_today;
+        lease.map_or(0, |l| l.granted) - held.as_i64()
+    }
+
+    /// Checks (and with `take`, uses) lease room for `cost` under the
+    /// capped limits; on a shortfall, the lease to ask for.
+    fn lease_room(
+        &self,
+        limits: &[Limit<'_>; 2],
+        cost: i64,
+        day: i64,
+        now: Timestamp,
+        take: Option<&dyn Fn() -> Result<(), Refusal>>,
+    ) -> Result<(), (Refusal, Option<Box<Ask>>)> {
+        let capped: Vec<usize> = (0..2).filter(|&i| limits[i].cap != Cap::None).collect();
+        if capped.is_empty() {
+            return match take {
+                Some(f) => f().map_err(|r| (r, None)),
+                None => Ok(()),
+            };
+        }
+        let mut idx: Vec<usize> = capped
+            .iter()
+            .map(|&i| self.inner.shard(limits[i].key))
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let mut guards: Vec<(usize, MutexGuard<'_, LeaseShard>)> = idx
+            .iter()
+            .map(|&i| (i, lock(&self.inner.leases[i])))
+            .collect();
+        let mut short = 0i64;
+        for &i in &capped {
+            let key = limits[i].key;
+            let s = self.inner.shard(key);
+            let Some((_, g)) = guards.iter().find(|(j, _)| *j == s) else {
+                continue;
+            };
+            let bal = self.balance(key, day, g.get(&(key.clone(), day)));
+            short = short.max(cost - bal);
+        }
+        let now_ms = self.inner.now().as_millis();
+        let ask = |min: i64, want: i64| Ask {
+            keys: [limits[0].key.clone(), limits[1].key.clone()],
+            caps: [limits[0].cap, limits[1].cap],
+            day,
+            min,
+            want,
+            now,
+        };
+        if short > 0 {
+            drop(guards);
+            let want = self.inner.want(limits[0].key, day, cost).max(short);
+            let why = lock(&self.inner.refused)
+                .get(&(limits[0].key.clone(), limits[1].key.clone(), day))
+                .filter(|(_, until)| *until > now_ms)
+                .map_or(Refusal::Budget, |(r, _)| *r);
+            return Err((why, Some(Box::new(ask(short, want)))));
+        }
+        let Some(take) = take else {
+            return Ok(());
+        };
+        take().map_err(|r| (r, None))?;
+        let mut low = false;
+        for &i in &capped {
+            let key = limits[i].key;
+            let s = self.inner.shard(key);
+            if let Some((_, g)) = guards.iter_mut().find(|(j, _)| *j == s) {
+                let l = g.entry((key.clone(), day)).or_default();
+                l.used += cost;
+                l.last_cost = cost;
+                l.last_use_ms = now_ms;
+                let bal = l.granted
+                    - self
+                        .inner
+                        .local
+                        .spent(key, Date::from_days_since_epoch(day))
+                        .held_today
+                        .as_i64();
+                let target = cost
+                    .saturating_mul(self.inner.opts.min_lease_bids)
+                    .max(l.rate);
+                low |= bal < target / 4;
+            }
+        }
+        drop(guards);
+        // Ask for the next lease before this one runs out: bids keep going
+        // while it comes.
+        if low && !self.inner.opts.synchronous {
+            let want = self.inner.want(limits[0].key, day, cost);
+            self.ask(ask(cost, want));
+        }
+        Ok(())
+    }
+
+    fn ask(&self, ask: Ask) {
+        let pair = (ask.keys[0].clone(), ask.keys[1].clone(), ask.day);
+        let mut asks = lock(&self.inner.asks);
+        let fresh = !asks.contains_key(&pair);
+        let e = asks.entry(pair).or_insert_with(|| ask.clone());
+        e.min = e.min.max(ask.min);
+        e.want = e.want.max(ask.want);
+        e.caps = ask.caps;
+        e.now = ask.now;
+        drop(asks);
+        if fresh {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Waits for a lease (synchronous ledgers).
+    fn lease_now(&self, ask: Ask) -> Result<(), Refusal> {
+        let inner = self.inner.clone();
+        let a = ask.clone();
+        let got = self.block(async move { inner.lease(&a).await });
+        match got {
+            Ok((g, _)) if g > 0 => {
+                self.inner.granted(&ask, g);
+                Ok(())
+            }
+            Ok((_, 2)) => Err(Refusal::Pacing),
+            Ok(_) => Err(Refusal::Budget),
+            Err(_) => Err(Refusal::Unavailable),
+        }
+    }
+
+    fn freq_slot(&self, hold: &Hold<'_>) -> Option<FreqSlot> {
+        let f = hold.frequency?;
+        let (w, r) = self.inner.keys.frequency(hold.limits[0].key, f.user);
+        Some(FreqSlot {
+            w,
+            r,
+            cap: f.cap,
+            window_ms: f.window_ms,
+            expires: hold.expires.as_millis(),
+            confirmed: false,
+            keep_until: hold
+                .expires
+                .as_millis()
+                .saturating_add(self.inner.opts.memory.late_horizon_ms),
+        })
+    }
+
+    async fn take_slot(
+        inner: &Inner,
+        bid: BidKey,
+        slot: &FreqSlot,
+        now: Timestamp,
+    ) -> Result<bool, String> {
+        let got: i64 = inner
+            .run(
+                &inner.scripts.freq_take,
+                &[&slot.w, &slot.r],
+                &[
+                    now.as_millis().to_string(),
+                    slot.window_ms.to_string(),
+                    slot.cap.to_string(),
+                    bid.to_string(),
+                    slot.expires.max(now.as_millis() + 1).to_string(),
+                ],
+            )
+            .await?;
+        Ok(got == 1)
+    }
+}
+
+impl Ledger for RedisLedger {
+    fn reserve(&self, hold: &Hold<'_>, now: Timestamp) -> Result<(), Refusal> {
+        let budgeted = hold.limits.iter().any(|l| l.cap != Cap::None);
+        if budgeted && self.inner.unavailable() {
+            return Err(Refusal::Unavailable);
+        }
+        let day = hold.day.days_since_epoch();
+        let cost = hold.cost.as_i64();
+        let local_hold = Hold {
+            limits: [
+                Limit {
+                    key: hold.limits[0].key,
+                    cap: Cap::None,
+                },
+                Limit {
+                    key: hold.limits[1].key,
+                    cap: Cap::None,
+                },
+            ],
+            ..hold.clone()
+        };
+        let take = || self.inner.local.reserve(&local_hold, now);
+        let mut tries = 0;
+        loop {
+            match self.lease_room(&hold.limits, cost, day, now, Some(&take)) {
+                Ok(()) => break,
+                Err((why, Some(ask))) => {
+                    if self.inner.opts.synchronous && tries == 0 {
+                        tries += 1;
+                        let ask = Ask {
+                            want: ask.min,
+                            ..*ask
+                        };
+                        self.lease_now(ask)?;
+                        continue;
+                    }
+                    self.ask(*ask);
+                    return Err(why);
+                }
+                Err((why, None)) => return Err(why),
+            }
+        }
+        if let Some(slot) = self.freq_slot(hold) {
+            if self.inner.opts.synchronous {
+                let inner = self.inner.clone();
+                let s = slot.clone();
+                let bid = hold.bid;
+                let taken =
+                    self.block(async move { RedisLedger::take_slot(&inner, bid, &s, now).await });
+                if !matches!(taken, Ok(true)) {
+                    self.inner.local.release(hold.bid);
+                    return Err(match taken {
+                        Ok(_) => Refusal::Frequency,
+                        Err(_) => Refusal::Unavailable,
+                    });
+                }
+                lock(&self.inner.freq).insert(
+                    hold.bid.0,
+                    FreqSlot {
+                        confirmed: true,
+                        ..slot
+                    },
+                );
+            } else {
+                lock(&self.inner.freq).insert(hold.bid.0, slot);
+            }
+        }
+        Ok(())
+    }
+
+    fn room(
+        &self,
+        limits: &[Limit<'_>; 2],
+        cost: Micros,
+        day: Date,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        if limits.iter().any(|l| l.cap != Cap::None) && self.inner.unavailable() {
+            return Err(Refusal::Unavailable);
+        }
+        if self.inner.opts.synchronous {
+            // Exact leases: a bid asks when it reserves.
+            return Ok(());
+        }
+        match self.lease_room(limits, cost.as_i64(), day.days_since_epoch(), now, None) {
+            Ok(()) => Ok(()),
+            Err((why, ask)) => {
+                if let Some(a) = ask {
+                    self.ask(*a);
+                }
+                Err(why)
+            }
+        }
+    }
+
+    fn confirm<'a>(&'a self, bids: &'a [BidKey], now: Timestamp) -> Option<Confirming<'a>> {
+        let todo: Vec<(BidKey, FreqSlot)> = {
+            let freq = lock(&self.inner.freq);
+            bids.iter()
+                .filter_map(|b| {
+                    freq.get(&b.0)
+                        .filter(|s| !s.confirmed)
+                        .map(|s| (*b, s.clone()))
+                })
+                .collect()
+        };
+        if todo.is_empty() {
+            return None;
+        }
+        let inner = self.inner.clone();
+        Some(Box::pin(async move {
+            let mut refused = Vec::new();
+            for (bid, slot) in todo {
+                match RedisLedger::take_slot(&inner, bid, &slot, now).await {
+                    Ok(true) => {
+                        if let Some(s) = lock(&inner.freq).get_mut(&bid.0) {
+                            s.confirmed = true;
+                        }
+                    }
+                    // Refused, or not known to be counted: not sent.
+                    _ => refused.push(bid),
+                }
+            }
+            refused
+        }))
+    }
+
+    fn release(&self, bid: BidKey) -> Release {
+        let r = self.inner.local.release(bid);
+        if r == Release::Released {
+            let slot = lock(&self.inner.freq)
+                .get(&bid.0)
+                .filter(|s| s.confirmed)
+                .cloned();
+            if let Some(s) = slot {
+                self.inner.apply(Op::FreqGive { r: s.r, bid });
+            }
+        }
+        r
+    }
+
+    fn won(&self, bid: BidKey) -> bool {
+        self.inner.local.won(bid)
+    }
+
+    fn begin_charge(&self, win: &Win<'_>) -> Result<Charge, NotCharged> {
+        let mut charge = self.inner.local.begin_charge(win)?;
+        // Redis without its data does not know which bids were charged: a
+        // retried notice would charge twice. Wait for the rebuild.
+        if self.inner.health.is_lost() {
+            self.inner.local.abort(&charge);
+            return Err(NotCharged::Unavailable);
+        }
+        let k = &self.inner.keys;
+        let day = win.day.days_since_epoch();
+        let now = self.inner.now().as_millis();
+        let b = k.bid(win.bid);
+        let keys = [
+            k.life(win.limits[0].key),
+            k.day(win.limits[0].key, day),
+            k.life(win.limits[1].key),
+            k.day(win.limits[1].key, day),
+        ];
+        let (k0, c0) = kind_arg(win.limits[0].cap);
+        let (k1, c1) = kind_arg(win.limits[1].cap);
+        let args = vec![
+            self.inner.opts.replica.clone(),
+            now.to_string(),
+            now.saturating_add(self.inner.opts.claim_ms).to_string(),
+            win.cost.as_i64().to_string(),
+            k0.to_string(),
+            c0.to_string(),
+            k1.to_string(),
+            c1.to_string(),
+            // Claims outlive a clock that reads slightly off.
+            (win.forget.as_millis() - now).max(60_000).to_string(),
+            DAY_TTL_SECS.to_string(),
+        ];
+        let inner = self.inner.clone();
+        let got = self.block(async move {
+            let keys: Vec<&str> = std::iter::once(b.as_str())
+                .chain(keys.iter().map(String::as_str))
+                .collect();
+            inner
+                .run::<Vec<i64>>(&inner.scripts.claim, &keys, &args)
+                .await
+        });
+        let outcome = match got {
+            Ok(v) => match (v.first().copied(), v.get(1).copied()) {
+                (Some(1), Some(billed)) => Ok(billed),
+                (Some(-1), _) => Err(NotCharged::Duplicate),
+                (Some(-2), _) => Err(NotCharged::InFlight),
+                _ => Err(NotCharged::Unavailable),
+            },
+            Err(_) => Err(NotCharged::Unavailable),
+        };
+        match outcome {
+            Ok(billed) => {
+                self.inner.local.rebill(&mut charge, Micros(billed));
+                Ok(charge)
+            }
+            Err(e) => {
+                self.inner.local.abort(&charge);
+                Err(e)
+            }
+        }
+    }
+
+    fn commit(&self, charge: &Charge) {
+        let (hold, hold_day) = match charge.prior {
+            Prior::Reserved { amount, day, .. } | Prior::Lingering { amount, day, .. } => {
+                (amount.as_i64(), day)
+            }
+            _ => (0, charge.day.days_since_epoch()),
+        };
+        let mut given = 0;
+        if hold > 0 {
+            for key in &charge.keys {
+                given = given.max(self.inner.shrink(key, hold_day, hold));
+            }
+        }
+        self.inner.local.commit(charge);
+        self.inner.apply(Op::Commit {
+            bid: charge.bid,
+            keys: charge.keys.clone(),
+            day: charge.day.days_since_epoch(),
+            hold_day,
+            over: charge.over_delivery.as_i64(),
+            hold: given,
+            kind: charge.kind,
+            forget: charge.forget.as_millis(),
+        });
+        let slot = lock(&self.inner.freq).get(&charge.bid.0).cloned();
+        if let Some(s) = slot {
+            self.inner.apply(Op::FreqWon {
+                w: s.w,
+                r: s.r,
+                window_ms: s.window_ms,
+                bid: charge.bid,
+                at: self.inner.now().as_millis(),
+            });
+        }
+    }
+
+    fn abort(&self, charge: &Charge) {
+        self.inner.local.abort(charge);
+        self.inner.apply(Op::Abort {
+            bid: charge.bid,
+            keys: charge.keys.clone(),
+            day: charge.day.days_since_epoch(),
+        });
+    }
+
+    fn expire(&self, now: Timestamp) -> Expired {
+        let e = self.inner.local.expire(now);
+        let t = now.as_millis();
+        lock(&self.inner.freq).retain(|_, s| s.keep_until > t);
+        e
+    }
+
+    fn spent(&self, key: &SpendKey, day: Date) -> Spent {
+        let local = self.inner.local.spent(key, day);
+        let d = day.days_since_epoch();
+        let cached = if self.inner.opts.synchronous {
+            let inner = self.inner.clone();
+            let k = key.clone();
+            self.block(async move { worker::read(&inner, &k, d).await })
+                .ok()
+        } else {
+            let c = lock(&self.inner.cache).get(&(key.clone(), d)).copied();
+            if c.is_none() {
+                lock(&self.inner.cache).insert((key.clone(), d), Cached::default());
+            }
+            c
+        }
+        .unwrap_or_default();
+        Spent {
+            today: Micros(cached.day),
+            lifetime: Micros(cached.life),
+            held_today: local.held_today,
+            held: local.held,
+            over_today: Micros(cached.over),
+        }
+    }
+
+    fn frequency_allows(
+        &self,
+        user: &str,
+        line_item: &SpendKey,
+        cap: u32,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> bool {
+        // This replica's count; the cluster's is checked when a capped bid
+        // is confirmed before it goes out.
+        self.inner
+            .local
+            .frequency_allows(user, line_item, cap, window_ms, now)
+    }
+
+    fn budget_kind(&self, line_item: &str) -> Option<BudgetKind> {
+        if let Some(k) = self.inner.local.budget_kind(line_item) {
+            return Some(k);
+        }
+        // Read at config load, not per bid: what any replica charged under.
+        let inner = self.inner.clone();
+        let key = SpendKey::line_item(line_item);
+        self.block(async move { worker::kind(&inner, &key).await })
+            .ok()
+            .flatten()
+    }
+
+    fn late_share_ppm(&self) -> u32 {
+        self.inner.local.late_share_ppm()
+    }
+
+    fn restore(&self, charge: &Charge, now: Timestamp) {
+        self.inner.local.restore(charge, now);
+        // A charge on disk whose commit may not have reached Redis (a crash
+        // between the two): committing again is a no-op once it has.
+        self.inner.queue(Op::Commit {
+            bid: charge.bid,
+            keys: charge.keys.clone(),
+            day: charge.day.days_since_epoch(),
+            hold_day: charge.day.days_since_epoch(),
+            over: charge.over_delivery.as_i64(),
+            hold: 0,
+            kind: charge.kind,
+            forget: charge.forget.as_millis(),
+        });
+    }
+
+    fn import(&self, item: Durable, now: Timestamp) {
+        // Only this replica's view: Redis keeps the cluster's spend.
+        self.inner.local.import(item, now);
+    }
+
+    fn export(&self, now: Timestamp, out: &mut dyn FnMut(Durable)) {
+        self.inner.local.export(now, out);
+    }
+
+    fn health(&self) -> Health {
+        Health {
+            unavailable: self.inner.health.reason(self.inner.opts.stale_after_ms),
+        }
+    }
+
+    fn close(&self) {
+        let inner = self.inner.clone();
+        let _ = self.block(async move {
+            tokio::time::timeout(Duration::from_secs(3), worker::close(&inner)).await
+        });
+    }
+}

@@ -1,0 +1,70 @@
+//! State replicas share through Redis, behind the ledger's traits.
+//!
+//! [`RedisLedger`] is a [`ledger::Ledger`]: each replica keeps its bids'
+//! holds in an embedded ledger and borrows **budget leases** from Redis, so
+//! that the bid path never waits on the network:
+//!
+//! - a bid reserves only within the lease its replica holds for the line
+//!   item and the order that day; a lease comes from one atomic script that
+//!   grants it only while spend, charges being written and every replica's
+//!   outstanding leases stay within the budget (and, for a paced budget,
+//!   within the plan for the current minute). So N replicas together never
+//!   hold more than a budget;
+//! - a lease is sized to about a second of the line item's spend (at least
+//!   20 impressions), and shrinks near the end of a budget to half of what
+//!   is left split over the live replicas; unused leases go back after a few
+//!   idle seconds, at shutdown, and are reclaimed from a replica that stops
+//!   answering;
+//! - a win is charged once across replicas: a script claims the bid and
+//!   bills up to what the caps leave, the replica's journal makes the
+//!   charge durable, then a script turns it into spend and gives back the
+//!   lease it held. Every acknowledged charge is in some replica's journal,
+//!   and `bidder ledger reconcile` rebuilds Redis from the journals;
+//! - frequency caps are counted in Redis: a capped bid is confirmed there
+//!   before it is sent;
+//! - when Redis cannot be reached, budgeted line items stop bidding (fail
+//!   closed) until it answers again.
+
+mod keys;
+mod ledger_impl;
+pub mod reconcile;
+mod scripts;
+#[doc(hidden)]
+pub mod testing;
+mod worker;
+
+pub use ledger_impl::{Options, RedisLedger, StartError};
+pub use redis::ConnectionInfo;
+
+/// Reads `redis://…` or `rediss://…` with the password (and user) from the
+/// environment, never from the URL: URLs end up in process listings, logs
+/// and manifests.
+pub fn connection_info(
+    url: &str,
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<redis::ConnectionInfo, StartError> {
+    use redis::IntoConnectionInfo as _;
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("redis://") || lower.starts_with("rediss://")) {
+        return Err(StartError::Url(format!(
+            "{url:?}: give redis://host:port[/db] or rediss://…"
+        )));
+    }
+    let info = url
+        .into_connection_info()
+        .map_err(|e| StartError::Url(format!("{url:?}: {e}")))?;
+    if info.redis_settings().password().is_some() {
+        return Err(StartError::Url(
+            "the Redis URL carries a password: give it in BIDDER_REDIS_PASSWORD instead".into(),
+        ));
+    }
+    let mut settings = info.redis_settings().clone();
+    if let Some(u) = username.filter(|u| !u.is_empty()) {
+        settings = settings.set_username(u);
+    }
+    if let Some(p) = password.filter(|p| !p.is_empty()) {
+        settings = settings.set_password(p);
+    }
+    Ok(info.set_redis_settings(settings))
+}

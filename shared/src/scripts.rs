@@ -1,0 +1,324 @@
+//! The Lua scripts: every change to shared money state is one script, run
+//! atomically by Redis, so replicas never interleave inside a check and its
+//! write. Amounts are integer micros; Redis's Lua numbers are doubles,
+//! exact to 2^53 (9 billion units of a currency), and every amount written
+//! back goes through `%d` so it never turns into `1e+15`.
+//!
+//! Layout under the prefix `P`:
+//! - `P s:K`: a budget key's lifetime `spent`, `charging`, `leased`, `kind`;
+//! - `P d:K:DAY`: the same for one UTC day (bids charge to their day), and
+//!   `over` (won beyond a cap, not billed); kept 8 days;
+//! - `P l:K:DAY`: each replica's outstanding lease under the key that day;
+//! - `P r:REPLICA`: where a replica holds leases (`K<tab>DAY`), to reclaim
+//!   them when it stops answering;
+//! - `P replicas`: replicas by their last heartbeat (ms);
+//! - `P b:BID`: a charge: `c REPLICA DEADLINE BILLED` while its record is
+//!   written, `d` once durable; until the bid's notices expire;
+//! - `P charged`: a stream of charged bids, so the replica that held one
+//!   lets its hold go;
+//! - `P f:LINEITEM:USER:w` / `:r`: a frequency cap's impressions (by time)
+//!   and bids in flight (by reservation end);
+//! - `P epoch`: written when the state was created or rebuilt; its absence
+//!   means Redis lost what it had.
+
+use redis::Script;
+
+/// Shared helpers prepended to the scripts that need them.
+const COMMON: &str = r#"
+local function n(v) return tonumber(v) or 0 end
+local function s(v) return string.format('%d', v) end
+"#;
+
+const RECLAIM: &str = r#"
+local function reclaim(prefix, replica)
+  local set = prefix .. 'r:' .. replica
+  local total = 0
+  for _, m in ipairs(redis.call('SMEMBERS', set)) do
+    local key, day = string.match(m, '^(.*)\t(%-?%d+)$')
+    if key then
+      local l = prefix .. 'l:' .. key .. ':' .. day
+      local a = n(redis.call('HGET', l, replica))
+      if a > 0 then
+        redis.call('HDEL', l, replica)
+        redis.call('HINCRBY', prefix .. 's:' .. key, 'leased', s(-a))
+        redis.call('HINCRBY', prefix .. 'd:' .. key .. ':' .. day, 'leased', s(-a))
+        total = total + a
+      end
+    end
+  end
+  redis.call('DEL', set)
+  return total
+end
+"#;
+
+/// Lends a replica budget under a line item and its order for one day.
+///
+/// KEYS: s, d, l of the line item; s, d, l of the order; `r:REPLICA`;
+/// `replicas`. ARGV: replica, want, min, now, alive_ms, day_ttl_s,
+/// member1, member2, then per key: kind (0 none, 1 daily, 2 lifetime, 3
+/// paced), cap, minute of the day + 1, days left in the flight.
+///
+/// Grants at least `min` or nothing: `{grant, why}` where `why` is 1
+/// (budget) or 2 (pacing) when nothing is granted. Near the end of a
+/// budget a grant shrinks to half of what is left split over the live
+/// replicas, so the last of a budget is shared rather than stranded in one
+/// replica's lease.
+const LEASE: &str = r#"
+local live = redis.call('ZCOUNT', KEYS[8], n(ARGV[4]) - n(ARGV[5]), '+inf')
+if live < 1 then live = 1 end
+local want = n(ARGV[2])
+local min = n(ARGV[3])
+local function room(sk, dk, kind, cap, m1, days)
+  local life = redis.call('HMGET', sk, 'spent', 'charging', 'leased')
+  local dd = redis.call('HMGET', dk, 'spent', 'charging', 'leased')
+  local used_life = n(life[1]) + n(life[2]) + n(life[3])
+  local used_day = n(dd[1]) + n(dd[2]) + n(dd[3])
+  if kind == 1 then return cap - used_day, 1 end
+  if kind == 2 then return cap - used_life, 1 end
+  -- Paced: what is left at the start of the day spread evenly over the
+  -- days and minutes left; a lease may go out while what is used is at or
+  -- under the plan at the end of this minute (one impression may overshoot).
+  local r = cap - used_life
+  if r < min then return r, 1 end
+  local left = cap - (n(life[1]) - n(dd[1]))
+  if left < 0 then left = 0 end
+  local whole = days * 1440
+  local q = math.floor(left / whole)
+  local planned = q * m1 + math.floor((left - q * whole) * m1 / whole)
+  if used_day > planned then return 0, 2 end
+  local p = planned - used_day
+  if p < min then p = min end
+  if p < r then return p, 2 end
+  return r, 1
+end
+local grant = want
+for i = 0, 1 do
+  local kind = n(ARGV[9 + i * 4])
+  if kind ~= 0 then
+    local r, why = room(KEYS[1 + i * 3], KEYS[2 + i * 3], kind, n(ARGV[10 + i * 4]),
+      n(ARGV[11 + i * 4]), n(ARGV[12 + i * 4]))
+    if r < min then return {0, why} end
+    local share = math.floor(r / (2 * live))
+    if share < min then share = min end
+    if share < grant then grant = share end
+  end
+end
+if grant < min then grant = min end
+for i = 0, 1 do
+  if n(ARGV[9 + i * 4]) ~= 0 then
+    redis.call('HINCRBY', KEYS[1 + i * 3], 'leased', s(grant))
+    redis.call('HINCRBY', KEYS[2 + i * 3], 'leased', s(grant))
+    redis.call('EXPIRE', KEYS[2 + i * 3], ARGV[6])
+    redis.call('HINCRBY', KEYS[3 + i * 3], ARGV[1], s(grant))
+    redis.call('EXPIRE', KEYS[3 + i * 3], ARGV[6])
+    redis.call('SADD', KEYS[7], ARGV[7 + i])
+  end
+end
+return {grant, 0}
+"#;
+
+/// Gives back up to `amount` of a replica's lease. KEYS: s, d, l.
+/// ARGV: replica, amount. Returns what was given back.
+const GIVE: &str = r#"
+local have = n(redis.call('HGET', KEYS[3], ARGV[1]))
+local a = n(ARGV[2])
+if a > have then a = have end
+if a <= 0 then return 0 end
+if a == have then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+else
+  redis.call('HINCRBY', KEYS[3], ARGV[1], s(-a))
+end
+redis.call('HINCRBY', KEYS[1], 'leased', s(-a))
+redis.call('HINCRBY', KEYS[2], 'leased', s(-a))
+return a
+"#;
+
+/// Starts charging a win, once across replicas. KEYS: b, s1, d1, s2, d2.
+/// ARGV: replica, now, deadline, cost, kind1, cap1, kind2, cap2,
+/// ms until the bid's notices expire, day_ttl_s. (Expiries are relative:
+/// Redis keeps its own clock.)
+///
+/// `{-1, 0}`: charged already. `{-2, 0}`: another replica is writing its
+/// record (until its deadline; past it, that replica is taken to have died
+/// before its record was durable and this one takes the charge over).
+/// `{1, billed}`: claimed, billed up to what the caps leave after spend and
+/// the charges being written.
+const CLAIM: &str = r#"
+local m = redis.call('GET', KEYS[1])
+local old = 0
+if m then
+  if m == 'd' then return {-1, 0} end
+  local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
+  if dl and n(dl) > n(ARGV[2]) then return {-2, 0} end
+  old = n(billed)
+end
+if old > 0 then
+  for i = 2, 5 do redis.call('HINCRBY', KEYS[i], 'charging', s(-old)) end
+end
+local billed = n(ARGV[4])
+local function left(sk, dk, kind, cap)
+  if kind == 0 then return billed end
+  local h
+  if kind == 1 then
+    h = redis.call('HMGET', dk, 'spent', 'charging')
+  else
+    h = redis.call('HMGET', sk, 'spent', 'charging')
+  end
+  local l = cap - n(h[1]) - n(h[2])
+  if l < 0 then l = 0 end
+  return l
+end
+billed = math.min(billed, left(KEYS[2], KEYS[3], n(ARGV[5]), n(ARGV[6])),
+  left(KEYS[4], KEYS[5], n(ARGV[7]), n(ARGV[8])))
+for i = 2, 5 do redis.call('HINCRBY', KEYS[i], 'charging', s(billed)) end
+redis.call('EXPIRE', KEYS[3], ARGV[10])
+redis.call('EXPIRE', KEYS[5], ARGV[10])
+redis.call('SET', KEYS[1], 'c ' .. ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. s(billed), 'PX', ARGV[9])
+return {1, billed}
+"#;
+
+/// A charge is durable in the replica's journal: it becomes spend.
+/// KEYS: b, s1, d1, s2, d2, l1, l2, `charged`. ARGV: replica, over, hold,
+/// kind, ms until the bid's notices expire, bid (hex), stream length,
+/// day_ttl_s.
+///
+/// Returns 1 when applied, 0 when there was nothing to apply (applied
+/// before, or the claim is gone: its bid was forgotten, or Redis lost it),
+/// -1 when another replica holds the claim (it took the charge over).
+const COMMIT: &str = r#"
+local m = redis.call('GET', KEYS[1])
+if not m or m == 'd' then return 0 end
+local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
+if owner ~= ARGV[1] then return -1 end
+billed = n(billed)
+for i = 2, 5 do
+  redis.call('HINCRBY', KEYS[i], 'charging', s(-billed))
+  redis.call('HINCRBY', KEYS[i], 'spent', s(billed))
+end
+local over = n(ARGV[2])
+if over > 0 then
+  redis.call('HINCRBY', KEYS[3], 'over', s(over))
+  redis.call('HINCRBY', KEYS[5], 'over', s(over))
+end
+if ARGV[4] ~= '' then redis.call('HSETNX', KEYS[2], 'kind', ARGV[4]) end
+local hold = n(ARGV[3])
+if hold > 0 then
+  for i = 0, 1 do
+    local l = KEYS[6 + i]
+    local a = n(redis.call('HGET', l, ARGV[1]))
+    if a > hold then a = hold end
+    if a > 0 then
+      redis.call('HINCRBY', l, ARGV[1], s(-a))
+      redis.call('HINCRBY', KEYS[2 + i * 2], 'leased', s(-a))
+      redis.call('HINCRBY', KEYS[3 + i * 2], 'leased', s(-a))
+    end
+  end
+end
+redis.call('EXPIRE', KEYS[3], ARGV[8])
+redis.call('EXPIRE', KEYS[5], ARGV[8])
+redis.call('SET', KEYS[1], 'd', 'PX', ARGV[5])
+redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[7], '*', 'b', ARGV[6], 'r', ARGV[1])
+return 1
+"#;
+
+/// The record could not be written: the claim goes. KEYS: b, s1, d1, s2,
+/// d2. ARGV: replica.
+const ABORT: &str = r#"
+local m = redis.call('GET', KEYS[1])
+if not m then return 0 end
+local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
+if owner ~= ARGV[1] then return 0 end
+for i = 2, 5 do redis.call('HINCRBY', KEYS[i], 'charging', s(-n(billed))) end
+redis.call('DEL', KEYS[1])
+return 1
+"#;
+
+/// Takes a frequency slot if the cap allows. KEYS: w, r. ARGV: now,
+/// window_ms, cap, bid, reservation end.
+const FREQ_TAKE: &str = r#"
+local now = n(ARGV[1])
+local window = n(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. s(now - window))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', s(now))
+if redis.call('ZSCORE', KEYS[2], ARGV[4]) or redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= n(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], s(window))
+return 1
+"#;
+
+/// A bid lost (or refused): its slot goes back. KEYS: r. ARGV: bid.
+const FREQ_GIVE: &str = r#"
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"#;
+
+/// A bid charged: an impression for the window. KEYS: w, r. ARGV: now,
+/// window_ms, bid.
+const FREQ_WON: &str = r#"
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// A replica says it is alive, and reclaims the leases of replicas silent
+/// for longer than `dead_after`. KEYS: replicas, epoch. ARGV: replica, now,
+/// dead_after_ms, prefix. Returns `{was_present, epoch or ''}`.
+const HEARTBEAT: &str = r#"
+local now = n(ARGV[2])
+local present = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], s(now), ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. s(now - n(ARGV[3])), 'LIMIT', 0, 16)
+for _, r in ipairs(dead) do
+  reclaim(ARGV[4], r)
+  redis.call('ZREM', KEYS[1], r)
+end
+local ep = redis.call('GET', KEYS[2])
+if present then present = 1 else present = 0 end
+return {present, ep or ''}
+"#;
+
+/// A replica starting: the leases of its previous run go back (its holds
+/// died with it). KEYS: replicas. ARGV: replica, now, prefix.
+const RESET: &str = r#"
+local total = reclaim(ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], s(n(ARGV[2])), ARGV[1])
+return total
+"#;
+
+/// The scripts, loaded once (redis-rs sends EVALSHA and falls back to EVAL
+/// when Redis does not know a script, after a restart too).
+pub(crate) struct Scripts {
+    pub(crate) lease: Script,
+    pub(crate) give: Script,
+    pub(crate) claim: Script,
+    pub(crate) commit: Script,
+    pub(crate) abort: Script,
+    pub(crate) freq_take: Script,
+    pub(crate) freq_give: Script,
+    pub(crate) freq_won: Script,
+    pub(crate) heartbeat: Script,
+    pub(crate) reset: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Scripts {
+        let with = |body: &str| Script::new(&format!("{COMMON}{body}"));
+        let reclaiming = |body: &str| Script::new(&format!("{COMMON}{RECLAIM}{body}"));
+        Scripts {
+            lease: with(LEASE),
+            give: with(GIVE),
+            claim: with(CLAIM),
+            commit: with(COMMIT),
+            abort: with(ABORT),
+            freq_take: with(FREQ_TAKE),
+            freq_give: with(FREQ_GIVE),
+            freq_won: with(FREQ_WON),
+            heartbeat: reclaiming(HEARTBEAT),
+            reset: reclaiming(RESET),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! A real `redis-server` for tests, on a free loopback port, that goes away
+//! with the test process: it is started under a shell that kills it when
+//! the test's end of a pipe closes (a test binary exits without running
+//! destructors of statics, and a panicking test must not leave it behind).
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`.
+pub struct RedisServer {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+}
+
+impl RedisServer {
+    /// Starts one with its data (append-only file, fsync'd on every write)
+    /// in `dir`, so a restart finds what it had.
+    pub fn start(dir: &Path) -> std::io::Result<RedisServer> {
+        let port = free_port()?;
+        RedisServer::start_on(dir, port)
+    }
+
+    fn start_on(dir: &Path, port: u16) -> std::io::Result<RedisServer> {
+        std::fs::create_dir_all(dir)?;
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly yes \
+             --appendfsync always --dir '{}' --daemonize no --loglevel warning \
+             >'{}/redis.log' 2>&1 & pid=$!; cat >/dev/null; kill $pid; wait $pid",
+            dir.display(),
+            dir.display()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let server = RedisServer {
+            addr,
+            dir: dir.to_path_buf(),
+            child: Some(child),
+            stdin,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&self) -> std::io::Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(mut s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)) {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                if s.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 16];
+                    if let Ok(n) = std::io::Read::read(&mut s, &mut buf) {
+                        if buf[..n].starts_with(b"+PONG") {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(std::io::Error::other(format!(
+            "redis-server did not answer on {} (is the redis-server package installed?)",
+            self.addr
+        )))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// Stops it (its data stays in `dir`).
+    pub fn stop(&mut self) {
+        self.stdin.take();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        // The port is free once nothing answers on it.
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5)
+            && TcpStream::connect_timeout(&self.addr, Duration::from_millis(50)).is_ok()
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        let again = RedisServer::start_on(&self.dir, self.addr.port())?;
+        *self = again;
+        Ok(())
+    }
+
+    /// Stops it and deletes its data: Redis lost everything.
+    pub fn wipe(&mut self) -> std::io::Result<()> {
+        self.stop();
+        for e in std::fs::read_dir(&self.dir)? {
+            let p = e?.path();
+            if p.file_name().is_some_and(|n| n != "redis.log") {
+                if p.is_dir() {
+                    std::fs::remove_dir_all(&p)?;
+                } else {
+                    std::fs::remove_file(&p)?;
+                }
+            }
+        }
+        let again = RedisServer::start_on(&self.dir, self.addr.port())?;
+        *self = again;
+        Ok(())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

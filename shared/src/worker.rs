@@ -1,0 +1,600 @@
+//! Background work of a replica, off the bid path: leases asked for by
+//! bids, writes (commits, give-backs, frequency), heartbeats, reading which
+//! bids other replicas charged, giving back idle leases and refreshing the
+//! cluster spend that explain and reports show.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+use std::time::Duration;
+
+use config::Date;
+use ledger::{BidKey, BudgetKind, Ledger as _, SpendKey};
+
+use crate::ledger_impl::{lock, Cached, Inner, DAY_TTL_SECS};
+
+/// A write to Redis, retried until it is applied.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Commit {
+        bid: BidKey,
+        keys: [SpendKey; 2],
+        day: i64,
+        hold_day: i64,
+        over: i64,
+        hold: i64,
+        kind: Option<BudgetKind>,
+        forget: i64,
+    },
+    Abort {
+        bid: BidKey,
+        keys: [SpendKey; 2],
+        day: i64,
+    },
+    Give {
+        key: SpendKey,
+        day: i64,
+        amount: i64,
+    },
+    FreqGive {
+        r: String,
+        bid: BidKey,
+    },
+    FreqWon {
+        w: String,
+        r: String,
+        window_ms: i64,
+        bid: BidKey,
+        at: i64,
+    },
+}
+
+const TICK: Duration = Duration::from_millis(50);
+/// Writes kept for a retry while Redis is away; past this the oldest are
+/// dropped with an error (they are in the journals: reconcile restores
+/// them).
+const MAX_PENDING: usize = 1_000_000;
+
+pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
+    let k = &inner.keys;
+    let me = inner.opts.replica.clone();
+    match op {
+        Op::Commit {
+            bid,
+            keys,
+            day,
+            hold_day,
+            over,
+            hold,
+            kind,
+            forget,
+        } => {
+            let b = k.bid(*bid);
+            let names = [
+                k.life(&keys[0]),
+                k.day(&keys[0], *day),
+                k.life(&keys[1]),
+                k.day(&keys[1], *day),
+                k.lease(&keys[0], *hold_day),
+                k.lease(&keys[1], *hold_day),
+                k.charged(),
+            ];
+            let mut all: Vec<&str> = vec![b.as_str()];
+            all.extend(names.iter().map(String::as_str));
+            let got: i64 = inner
+                .run(
+                    &inner.scripts.commit,
+                    &all,
+                    &[
+                        me,
+                        over.to_string(),
+                        hold.to_string(),
+                        kind.map_or("", BudgetKind::as_str).to_string(),
+                        (forget - inner.now().as_millis()).max(60_000).to_string(),
+                        bid.to_string(),
+                        inner.opts.stream_len.to_string(),
+                        DAY_TTL_SECS.to_string(),
+                    ],
+                )
+                .await?;
+            if got < 0 {
+                tracing::error!(
+                    bid = %bid,
+                    "a charge journaled here was taken over by another replica (this one \
+                     was silent past the claim deadline): Redis counts it once; \
+                     `bidder ledger reconcile` reports it in both journals"
+                );
+            }
+            Ok(())
+        }
+        Op::Abort { bid, keys, day } => {
+            let b = k.bid(*bid);
+            let names = [
+                k.life(&keys[0]),
+                k.day(&keys[0], *day),
+                k.life(&keys[1]),
+                k.day(&keys[1], *day),
+            ];
+            let mut all: Vec<&str> = vec![b.as_str()];
+            all.extend(names.iter().map(String::as_str));
+            inner
+                .run::<i64>(&inner.scripts.abort, &all, &[me])
+                .await
+                .map(|_| ())
+        }
+        Op::Give { key, day, amount } => {
+            let names = [k.life(key), k.day(key, *day), k.lease(key, *day)];
+            let all: Vec<&str> = names.iter().map(String::as_str).collect();
+            inner
+                .run::<i64>(&inner.scripts.give, &all, &[me, amount.to_string()])
+                .await
+                .map(|_| ())
+        }
+        Op::FreqGive { r, bid } => inner
+            .run::<i64>(&inner.scripts.freq_give, &[r], &[bid.to_string()])
+            .await
+            .map(|_| ()),
+        Op::FreqWon {
+            w,
+            r,
+            window_ms,
+            bid,
+            at,
+        } => inner
+            .run::<i64>(
+                &inner.scripts.freq_won,
+                &[w, r],
+                &[at.to_string(), window_ms.to_string(), bid.to_string()],
+            )
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// Cluster spend under a key on a day.
+pub(crate) async fn read(inner: &Inner, key: &SpendKey, day: i64) -> Result<Cached, String> {
+    let k = &inner.keys;
+    let mut pipe = redis::pipe();
+    pipe.cmd("HMGET").arg(k.life(key)).arg("spent").arg("kind");
+    pipe.cmd("HMGET")
+        .arg(k.day(key, day))
+        .arg("spent")
+        .arg("over");
+    inner.round_trips.fetch_add(1, Ordering::Relaxed);
+    let mut conn = inner.connection().await?;
+    type Fields = (Vec<Option<String>>, Vec<Option<String>>);
+    let got: Result<redis::RedisResult<Fields>, _> =
+        tokio::time::timeout(inner.opts.timeout, pipe.query_async(&mut conn)).await;
+    let (life, d) = match got {
+        Ok(Ok(v)) => {
+            inner.health.ok();
+            v
+        }
+        Ok(Err(e)) => {
+            inner.health.failed(format!("Redis: {e}"));
+            return Err(e.to_string());
+        }
+        Err(_) => {
+            inner.health.failed("Redis: timed out".into());
+            return Err("timed out".into());
+        }
+    };
+    let num = |v: Option<&Option<String>>| {
+        v.and_then(|s| s.as_deref())
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let kind = match life.get(1).and_then(|s| s.as_deref()) {
+        Some("daily") => Some(BudgetKind::Daily),
+        Some("lifetime") => Some(BudgetKind::Lifetime),
+        _ => None,
+    };
+    Ok(Cached {
+        life: num(life.first()),
+        day: num(d.first()),
+        over: num(d.get(1)),
+        kind,
+    })
+}
+
+pub(crate) async fn kind(inner: &Inner, key: &SpendKey) -> Result<Option<BudgetKind>, String> {
+    let day = inner.now().date().days_since_epoch();
+    read(inner, key, day).await.map(|c| c.kind)
+}
+
+/// Gives back every lease not covering a hold, and waits for pending
+/// writes (shutdown).
+pub(crate) async fn close(inner: &Inner) {
+    give_back(inner, true);
+    for _ in 0..100 {
+        if inner.pending_ops.load(Ordering::Relaxed) <= 0 {
+            return;
+        }
+        inner.wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!(
+        pending = inner.pending_ops.load(Ordering::Relaxed),
+        "Redis writes still pending at shutdown: they are in the journal; \
+         the next start or `bidder ledger reconcile` applies them"
+    );
+}
+
+/// Returns unused leases: all of them when `all`, otherwise those idle,
+/// those of past days, and what passes twice a lease's size.
+fn give_back(inner: &Inner, all: bool) {
+    let now = inner.now();
+    let now_ms = now.as_millis();
+    let today = now.date().days_since_epoch();
+    let mut gives = Vec::new();
+    for shard in &inner.leases {
+        let mut shard = lock(shard);
+        shard.retain(|(key, day), l| {
+            let held = inner
+                .local
+                .spent(key, Date::from_days_since_epoch(*day))
+                .held_today
+                .as_i64();
+            let balance = l.granted - held;
+            // A running rate of spend per maintenance pass (about 1 s).
+            l.rate = (l.rate + l.used) / 2;
+            l.used = 0;
+            let target = l
+                .last_cost
+                .saturating_mul(inner.opts.min_lease_bids)
+                .max(l.rate * inner.opts.lease_ms / 1000);
+            let give = if all || *day < today || now_ms - l.last_use_ms > inner.opts.idle_return_ms
+            {
+                balance
+            } else if balance > 2 * target {
+                balance - target
+            } else {
+                0
+            };
+            if give > 0 {
+                l.granted -= give;
+                gives.push((key.clone(), *day, give));
+            }
+            l.granted > 0 || held > 0 || (*day >= today && now_ms - l.last_use_ms < 60_000)
+        });
+    }
+    for (key, day, amount) in gives {
+        inner.queue(Op::Give { key, day, amount });
+    }
+}
+
+/// One heartbeat: alive, reclaim the silent, and check the epoch.
+async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), String> {
+    let k = &inner.keys;
+    let now = inner.now().as_millis();
+    let (present, found): (i64, String) = inner
+        .run(
+            &inner.scripts.heartbeat,
+            &[&k.replicas(), &k.epoch()],
+            &[
+                inner.opts.replica.clone(),
+                now.to_string(),
+                inner.opts.dead_after_ms.to_string(),
+                k.prefix().to_string(),
+            ],
+        )
+        .await
+        .map(|v: (i64, String)| v)?;
+    if present == 0
+        && inner
+            .leases
+            .iter()
+            .any(|s| lock(s).values().any(|l| l.granted > 0))
+    {
+        // Silent long enough that the others took our leases back: what we
+        // thought we held is not ours any more.
+        tracing::warn!("this replica's leases were reclaimed while it was cut off; asking anew");
+        for s in &inner.leases {
+            for l in lock(s).values_mut() {
+                l.granted = 0;
+            }
+        }
+    }
+    check_epoch(inner, epoch, found).await
+}
+
+async fn check_epoch(
+    inner: &Inner,
+    epoch: &mut Option<String>,
+    found: String,
+) -> Result<(), String> {
+    let remembered = epoch.clone();
+    if found.is_empty() {
+        if remembered.is_none() && inner.opts.may_initialise {
+            let fresh = format!("i-{:016x}", rand_u64());
+            let set: Option<String> = inner
+                .cmd(
+                    redis::cmd("SET")
+                        .arg(inner.keys.epoch())
+                        .arg(&fresh)
+                        .arg("NX")
+                        .clone(),
+                )
+                .await?;
+            let now: Option<String> = inner
+                .cmd(redis::cmd("GET").arg(inner.keys.epoch()).clone())
+                .await?;
+            let now = now.unwrap_or(fresh);
+            if set.is_some() {
+                tracing::info!(epoch = %now, "shared state created in Redis");
+            }
+            remember(inner, epoch, now);
+            inner.health.lost(None);
+            return Ok(());
+        }
+        inner.health.lost(Some(
+            "Redis has lost the shared state (no epoch): budgeted line items stay off until \
+             `bidder ledger reconcile` rebuilds it from the replicas' journals"
+                .into(),
+        ));
+        return Ok(());
+    }
+    match remembered {
+        Some(r) if r != found && !found.starts_with("r-") => {
+            inner.health.lost(Some(format!(
+                "Redis's shared state was created anew ({found}, this replica knew {r}) after \
+                 losing its data: budgeted line items stay off until `bidder ledger reconcile` \
+                 rebuilds it"
+            )));
+        }
+        _ => {
+            if epoch.as_deref() != Some(found.as_str()) {
+                remember(inner, epoch, found);
+            }
+            inner.health.lost(None);
+        }
+    }
+    Ok(())
+}
+
+fn remember(inner: &Inner, epoch: &mut Option<String>, value: String) {
+    if let Some(path) = &inner.opts.epoch_file {
+        let tmp = path.with_extension("tmp");
+        let written = std::fs::write(&tmp, format!("{value}\n"))
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            tracing::error!(path = %path.display(), error = %e, "cannot remember the shared state's epoch");
+        }
+    }
+    *epoch = Some(value);
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// Bids charged by other replicas since `last`: holds here let go.
+async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String> {
+    let key = inner.keys.charged();
+    let Some(from) = last.clone() else {
+        let tail: Vec<(String, Vec<String>)> = inner
+            .cmd(
+                redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .clone(),
+            )
+            .await?;
+        *last = Some(
+            tail.first()
+                .map_or_else(|| "0-0".to_string(), |(id, _)| id.clone()),
+        );
+        return Ok(());
+    };
+    let entries: Vec<(String, Vec<String>)> = inner
+        .cmd(
+            redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(format!("({from}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(1000)
+                .clone(),
+        )
+        .await?;
+    for (id, fields) in &entries {
+        let field = |name: &str| {
+            fields
+                .chunks(2)
+                .find(|c| c.first().map(String::as_str) == Some(name))
+                .and_then(|c| c.get(1))
+        };
+        if field("r").map(String::as_str) == Some(inner.opts.replica.as_str()) {
+            continue;
+        }
+        let Some(bid) = field("b").and_then(|b| u64::from_str_radix(b, 16).ok()) else {
+            continue;
+        };
+        if let Some((amount, day, keys)) = inner.local.settled_elsewhere(BidKey(bid)) {
+            if amount.as_i64() > 0 {
+                for key in keys {
+                    let a = inner.shrink(&key, day, amount.as_i64());
+                    if a > 0 {
+                        inner.queue(Op::Give {
+                            key,
+                            day,
+                            amount: a,
+                        });
+                    }
+                }
+            }
+        }
+        *last = Some(id.clone());
+    }
+    Ok(())
+}
+
+async fn refresh_cache(inner: &Inner) {
+    let wanted: Vec<(SpendKey, i64)> = lock(&inner.cache).keys().cloned().collect();
+    for (key, day) in wanted {
+        match read(inner, &key, day).await {
+            Ok(c) => {
+                lock(&inner.cache).insert((key, day), c);
+            }
+            Err(_) => return,
+        }
+    }
+    // Keys of days gone by are read no more.
+    let today = inner.now().date().days_since_epoch();
+    lock(&inner.cache).retain(|(_, d), _| *d >= today - 2);
+}
+
+/// The background loop. Holds the ledger weakly: it ends with it.
+pub(crate) async fn run(
+    inner: Weak<Inner>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Op>,
+    ready: std::sync::mpsc::SyncSender<Result<(), String>>,
+) {
+    let mut pending: VecDeque<Op> = VecDeque::new();
+    let mut epoch: Option<String> = None;
+    let mut last_stream: Option<String> = None;
+    let mut started = false;
+    let mut last_beat = i64::MIN / 2;
+    let mut last_maintenance = i64::MIN / 2;
+    let mut last_stream_read = i64::MIN / 2;
+    let mut ready = Some(ready);
+    loop {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if epoch.is_none() {
+            epoch = inner
+                .opts
+                .epoch_file
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty());
+        }
+        let clock_ms = inner.now().as_millis();
+        if !started {
+            // Leases of this replica's previous run died with its holds.
+            let k = &inner.keys;
+            let reset: Result<i64, String> = inner
+                .run(
+                    &inner.scripts.reset,
+                    &[&k.replicas()],
+                    &[
+                        inner.opts.replica.clone(),
+                        clock_ms.to_string(),
+                        k.prefix().to_string(),
+                    ],
+                )
+                .await;
+            match reset {
+                Ok(given) => {
+                    if given > 0 {
+                        tracing::info!(
+                            micros = given,
+                            "gave back the leases of this replica's previous run"
+                        );
+                    }
+                    let beat = heartbeat(&inner, &mut epoch).await;
+                    if beat.is_ok() {
+                        started = true;
+                        last_beat = clock_ms;
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Ok(()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Err(e));
+                    }
+                    drop(inner);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+        }
+        // Writes first: they are owed.
+        while let Ok(op) = rx.try_recv() {
+            pending.push_back(op);
+        }
+        while pending.len() > MAX_PENDING {
+            pending.pop_front();
+            inner.pending_ops.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!(
+                "Redis writes dropped: too many pending; run `bidder ledger reconcile`"
+            );
+        }
+        while let Some(op) = pending.front() {
+            if apply(&inner, op).await.is_err() {
+                break;
+            }
+            pending.pop_front();
+            inner.pending_ops.fetch_sub(1, Ordering::Relaxed);
+        }
+        // Leases bids are waiting for.
+        let asks: Vec<_> = lock(&inner.asks).drain().collect();
+        for (pair, ask) in asks {
+            if inner.unavailable() {
+                break;
+            }
+            match inner.lease(&ask).await {
+                Ok((grant, _)) if grant > 0 => {
+                    inner.granted(&ask, grant);
+                    lock(&inner.refused).remove(&pair);
+                }
+                Ok((_, why)) => {
+                    let r = if why == 2 {
+                        ledger::Refusal::Pacing
+                    } else {
+                        ledger::Refusal::Budget
+                    };
+                    lock(&inner.refused).insert(pair, (r, clock_ms + 1_000));
+                }
+                Err(_) => break,
+            }
+        }
+        if started && clock_ms - last_beat >= inner.opts.heartbeat_ms {
+            last_beat = clock_ms;
+            let _ = heartbeat(&inner, &mut epoch).await;
+        }
+        if started && clock_ms - last_stream_read >= 100 {
+            last_stream_read = clock_ms;
+            let _ = settled(&inner, &mut last_stream).await;
+        }
+        if started && clock_ms - last_maintenance >= 1_000 {
+            last_maintenance = clock_ms;
+            if !inner.unavailable() {
+                give_back(&inner, false);
+            }
+            refresh_cache(&inner).await;
+        }
+        let wait = if pending.is_empty() {
+            TICK
+        } else {
+            Duration::from_millis(200)
+        };
+        // The ledger shuts this runtime down when it goes, so holding it
+        // while waiting keeps nothing alive.
+        let woken = inner.wake.notified();
+        tokio::select! {
+            op = rx.recv() => {
+                if let Some(op) = op {
+                    pending.push_back(op);
+                }
+            }
+            _ = woken => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
