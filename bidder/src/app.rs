@@ -192,6 +192,14 @@ pub enum BidAnswer {
     Invalid(String),
 }
 
+/// What the bid path decided, before a shared ledger confirms it.
+struct Bidded {
+    answer: BidAnswer,
+    report: Vec<reports::Dims>,
+    keys: Vec<BidKey>,
+    deadline: Option<Instant>,
+}
+
 pub struct App {
     snapshot: ArcSwapOption<Snapshot>,
     audiences: Arc<audiences::Store>,
@@ -221,6 +229,9 @@ pub struct App {
     model: ArcSwap<predict::Model>,
     /// Set by a SIGTERM: see [`App::drain`].
     draining: std::sync::atomic::AtomicBool,
+    /// The Redis ledger when replicas share state (the same object as
+    /// `ledger`), for its metrics.
+    shared: Option<Arc<shared::RedisLedger>>,
     /// Wrong `/ui` logins this minute.
     pub(crate) ui_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
@@ -342,11 +353,29 @@ impl App {
             pixel_ip_limiter: crate::pixel::Limiter::new(settings_pixel_ip),
             model: ArcSwap::from_pointee(predict::Model::priors_only()),
             draining: std::sync::atomic::AtomicBool::new(false),
+            shared: None,
             outcomes: crate::outcomes::Outcomes::new(
                 shading::Shader::new(shading::Params::default())
                     .unwrap_or_else(|_| unreachable!("the default parameters are valid")),
             ),
         }
+    }
+
+    /// Shares budgets, charges and frequency caps with other replicas
+    /// through Redis. Before [`App::with_journal`], which replays this
+    /// replica's journal into it.
+    pub fn with_shared_ledger(mut self, ledger: Arc<shared::RedisLedger>) -> App {
+        let dynamic: Arc<dyn Ledger> = ledger.clone();
+        self.books = Books::new(dynamic.clone(), None);
+        self.ledger = dynamic;
+        self.shared = Some(ledger);
+        self
+    }
+
+    /// Why budgeted line items cannot bid now (the shared state is
+    /// unreachable), if so.
+    pub fn state_unavailable(&self) -> Option<String> {
+        self.ledger.health().unavailable
     }
 
     /// Makes spend durable: loads the checkpoint and replays the journal in
@@ -553,10 +582,58 @@ impl App {
         body: &[u8],
         start: Instant,
     ) -> BidAnswer {
-        let (answer, report) = self.bid_inner(snap, profile, body, start);
+        let b = self.bid_inner(snap, profile, body, start);
+        self.record_answer(profile, &b.answer, b.report);
+        b.answer
+    }
+
+    /// As [`App::bid_with`], and when a shared ledger must still confirm
+    /// bids (a frequency cap counted across replicas), waits for it within
+    /// the request's deadline: a bid it refuses, or that it cannot confirm
+    /// in time, is not sent and the request gets no bid (reason
+    /// `frequency`).
+    pub async fn bid_confirmed(
+        &self,
+        snap: Option<&Snapshot>,
+        profile: Option<&Profile>,
+        body: &[u8],
+        start: Instant,
+    ) -> BidAnswer {
+        let mut b = self.bid_inner(snap, profile, body, start);
+        if matches!(b.answer, BidAnswer::Bid(..)) {
+            if let Some(confirming) = self.ledger.confirm(&b.keys, self.clock.now()) {
+                let left = b.deadline.map_or(Duration::from_millis(50), |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+                let refused = tokio::time::timeout(left, confirming)
+                    .await
+                    .unwrap_or_else(|_| b.keys.clone());
+                if !refused.is_empty() {
+                    // One answer for the request: rewriting it without the
+                    // refused bids is not worth a second auction.
+                    for k in &b.keys {
+                        self.ledger.release(*k);
+                        self.outcomes.forget(k.0);
+                    }
+                    b.answer = BidAnswer::NoBid(NoBid::Frequency);
+                    b.report.clear();
+                }
+            }
+        }
+        self.record_answer(profile, &b.answer, b.report);
+        b.answer
+    }
+
+    /// Bids and no-bids counted for reports.
+    fn record_answer(
+        &self,
+        profile: Option<&Profile>,
+        answer: &BidAnswer,
+        report: Vec<reports::Dims>,
+    ) {
         if let Some(events) = &self.events {
             let now = self.clock.now().as_millis();
-            match &answer {
+            match answer {
                 BidAnswer::Bid(..) => {
                     for dims in report {
                         events.bid(now, dims);
@@ -572,7 +649,6 @@ impl App {
                 BidAnswer::Invalid(_) => {}
             }
         }
-        answer
     }
 
     fn bid_inner(
@@ -581,17 +657,22 @@ impl App {
         profile: Option<&Profile>,
         body: &[u8],
         start: Instant,
-    ) -> (BidAnswer, Vec<reports::Dims>) {
-        let none = Vec::new;
+    ) -> Bidded {
+        let none = |answer: BidAnswer| Bidded {
+            answer,
+            report: Vec::new(),
+            keys: Vec::new(),
+            deadline: None,
+        };
         let req = match ortb::parse_request(body) {
             Ok(r) => r,
-            Err(e) => return (BidAnswer::Invalid(e.to_string()), none()),
+            Err(e) => return none(BidAnswer::Invalid(e.to_string())),
         };
         if let Err(e) = req.validate() {
-            return (BidAnswer::Invalid(e.to_string()), none());
+            return none(BidAnswer::Invalid(e.to_string()));
         }
         let (Some(snap), Some(profile)) = (snap, profile) else {
-            return (BidAnswer::NoBid(NoBid::NotReady), none());
+            return none(BidAnswer::NoBid(NoBid::NotReady));
         };
         let tmax = match req.tmax {
             Some(ms) if ms > 0 => Duration::from_millis(ms as u64).min(self.settings.max_tmax),
@@ -602,11 +683,11 @@ impl App {
         };
         let deadline = tmax.saturating_sub(self.settings.tmax_margin);
         if start.elapsed() >= deadline {
-            return (BidAnswer::NoBid(NoBid::Late), none());
+            return none(BidAnswer::NoBid(NoBid::Late));
         }
         let a = match self.auction_in(snap, profile, &req, Some(start + deadline)) {
             Ok(answer) => answer,
-            Err(reason) => return (BidAnswer::NoBid(reason), none()),
+            Err(reason) => return none(BidAnswer::NoBid(reason)),
         };
         // Work that overran the deadline is thrown away: the exchange has
         // closed its auction and a late bid only costs both sides. Bids
@@ -616,9 +697,14 @@ impl App {
                 self.ledger.release(*bid);
                 self.outcomes.forget(bid.0);
             }
-            return (BidAnswer::NoBid(NoBid::Late), none());
+            return none(BidAnswer::NoBid(NoBid::Late));
         }
-        (BidAnswer::Bid(a.json, a.keys.len()), a.report)
+        Bidded {
+            answer: BidAnswer::Bid(a.json, a.keys.len()),
+            report: a.report,
+            keys: a.keys,
+            deadline: Some(start + deadline),
+        }
     }
 
     /// The auction for a parsed, valid request: one bid per imp at most.
@@ -1253,6 +1339,14 @@ impl App {
         let now = self.clock.now();
         let expired = self.ledger.expire(now);
         metrics::late_share(self.ledger.late_share_ppm());
+        if let Some(s) = &self.shared {
+            metrics::shared_state(
+                self.ledger.health().unavailable.is_none(),
+                s.round_trips(),
+                s.leased(),
+                s.pending_writes(),
+            );
+        }
         if let Some(e) = &self.events {
             metrics::event_journal(&e.stats);
         }
@@ -1288,7 +1382,9 @@ impl App {
             kind,
             match &result {
                 Ok(r) => *r,
-                Err(NoticeError::Storage | NoticeError::Busy) => NoticeResult::Failed,
+                Err(NoticeError::Storage | NoticeError::Busy | NoticeError::Unavailable) => {
+                    NoticeResult::Failed
+                }
                 Err(_) => NoticeResult::Invalid,
             },
         );
@@ -1431,6 +1527,10 @@ impl App {
             }
             Err(ChargeError::Busy) => Err(NoticeError::Busy),
             Err(ChargeError::Expired) => Err(NoticeError::Expired),
+            Err(ChargeError::Unavailable) => {
+                tracing::warn!(bid = %n.bid_id, "charge not recorded, the shared state is unreachable; the exchange must retry");
+                Err(NoticeError::Unavailable)
+            }
         }
     }
 }

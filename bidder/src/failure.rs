@@ -114,7 +114,9 @@ impl Failure for NoticeError {
         match self {
             NoticeError::Signature => StatusCode::FORBIDDEN,
             NoticeError::Expired => StatusCode::GONE,
-            NoticeError::Storage | NoticeError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            NoticeError::Storage | NoticeError::Busy | NoticeError::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 

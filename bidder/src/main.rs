@@ -45,6 +45,11 @@ enum Command {
     /// attributed purchases; written atomically to --out, for `serve
     /// --model`.
     Train(TrainArgs),
+    /// Money state shared by replicas.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Print the JSON Schema (draft-07) of the config files, for editors:
     /// completion and checks as account managers type.
     Schema {
@@ -292,11 +297,63 @@ struct ServeArgs {
     /// batch that would pass it is refused whole.
     #[arg(long, default_value_t = audiences::DEFAULT_MAX_MEMBERS)]
     max_list_members: usize,
-    /// Directory of the charge journal and its checkpoint (and of the
-    /// notice secret when none is given): spend is replayed from it at
-    /// start and every charge is on disk before its notice is acknowledged.
+    /// Where money state lives. A directory (the default): the embedded
+    /// ledger, with the charge journal and its checkpoint (and the notice
+    /// secret when none is given); spend is replayed from it at start and
+    /// every charge is on disk before its notice is acknowledged. Or
+    /// `redis://host:port[/db]` / `rediss://…`: replicas share budgets,
+    /// charges and frequency caps in Redis (password in
+    /// BIDDER_REDIS_PASSWORD, user in BIDDER_REDIS_USERNAME), and each keeps
+    /// its own journal in --journal.
     #[arg(long, default_value = "bidder-state")]
-    state: PathBuf,
+    state: String,
+    /// With --state redis://…: this replica's journal directory (its
+    /// charges, its name, the state's epoch). Each replica needs its own,
+    /// kept across restarts.
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// With --state redis://…: the prefix of every Redis key (deployments
+    /// sharing one Redis use different ones).
+    #[arg(long, default_value = "bidder:")]
+    redis_prefix: String,
+    /// The directory resolved from --state and --journal.
+    #[arg(skip)]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Rebuild Redis's spend counters from every replica's journal (after
+    /// Redis lost data), and report each difference. Replicas keep budgeted
+    /// line items off while Redis has lost its data, and bid again once
+    /// this has run.
+    Reconcile {
+        /// The Redis the replicas share (redis://… or rediss://…).
+        #[arg(long)]
+        state: String,
+        /// A replica's journal directory; give every replica's.
+        #[arg(long, required = true, num_args = 1..)]
+        journal: Vec<PathBuf>,
+        /// Report the differences, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "bidder:")]
+        redis_prefix: String,
+    },
+}
+
+fn is_redis(state: &str) -> bool {
+    let s = state.to_ascii_lowercase();
+    s.starts_with("redis://") || s.starts_with("rediss://")
+}
+
+fn redis_info(url: &str) -> anyhow::Result<shared::ConnectionInfo> {
+    shared::connection_info(
+        url,
+        std::env::var("BIDDER_REDIS_USERNAME").ok(),
+        std::env::var("BIDDER_REDIS_PASSWORD").ok(),
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 fn main() -> ExitCode {
@@ -321,6 +378,23 @@ fn main() -> ExitCode {
         },
         Command::Train(args) => match train(args) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bidder: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Ledger {
+            command:
+                LedgerCommand::Reconcile {
+                    state,
+                    journal,
+                    dry_run,
+                    redis_prefix,
+                },
+        } => match reconcile(&state, &journal, dry_run, &redis_prefix) {
+            Ok(true) => ExitCode::SUCCESS,
+            // Differences found in a dry run: exit 2, so scripts can tell.
+            Ok(false) => ExitCode::from(2),
             Err(e) => {
                 eprintln!("bidder: {e:#}");
                 ExitCode::FAILURE
@@ -565,7 +639,110 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// The Redis ledger of this replica: its name is kept in its journal
+/// directory (a restart finds its claims and leases again), and it may
+/// create the shared state only while its own journal is empty.
+fn connect_shared(
+    url: &str,
+    args: &ServeArgs,
+    memory: ledger::Options,
+) -> anyhow::Result<shared::RedisLedger> {
+    let dir = &args.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name_file = dir.join("replica.name");
+    let replica = match std::fs::read_to_string(&name_file) {
+        Ok(n) if !n.trim().is_empty() => n.trim().to_string(),
+        _ => {
+            let host = std::env::var("HOSTNAME").unwrap_or_default();
+            let host: String = host
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(40)
+                .collect();
+            let name = format!("{host}-{:08x}", rand::random::<u32>())
+                .trim_start_matches('-')
+                .to_string();
+            std::fs::write(&name_file, format!("{name}\n"))
+                .and_then(|()| std::fs::File::open(&name_file)?.sync_all())
+                .with_context(|| format!("writing {}", name_file.display()))?;
+            name
+        }
+    };
+    let journal_len = std::fs::metadata(dir.join("charges.journal")).map_or(0, |m| m.len());
+    let fresh = !dir.join("ledger.checkpoint").exists() && journal_len <= 64;
+    let mut opts = shared::Options::new(&replica, Arc::new(SystemClock));
+    opts.prefix = args.redis_prefix.clone();
+    opts.memory = memory;
+    opts.epoch_file = Some(dir.join("shared.epoch"));
+    opts.may_initialise = fresh;
+    tracing::info!(replica = %replica, prefix = %opts.prefix, "sharing state through Redis");
+    shared::RedisLedger::connect(redis_info(url)?, opts).map_err(anyhow::Error::msg)
+}
+
+/// `bidder ledger reconcile`: prints what differs, then what was done.
+/// `Ok(false)`: a dry run found differences.
+fn reconcile(
+    state: &str,
+    journals: &[PathBuf],
+    dry_run: bool,
+    prefix: &str,
+) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        is_redis(state),
+        "--state {state:?}: give redis://… or rediss://…"
+    );
+    let info = redis_info(state)?;
+    let now = config::Clock::now(&SystemClock);
+    let report = shared::reconcile::reconcile(info, prefix, journals, dry_run, now)
+        .map_err(anyhow::Error::msg)?;
+    let t = &report.totals;
+    println!(
+        "journals: {} records, {} bids charged, {} keys",
+        t.records,
+        t.bids,
+        t.life.len()
+    );
+    for bid in &t.duplicates {
+        println!("bid {bid} is in two journals: counted once");
+    }
+    let units = |m: i64| format!("{:.6}", m as f64 / 1e6);
+    for d in &report.differences {
+        let day = d.day.map_or_else(
+            || "lifetime".to_string(),
+            |n| config::Date::from_days_since_epoch(n).to_string(),
+        );
+        println!(
+            "{} {day}: journals {} redis {} (difference {})",
+            d.key,
+            units(d.journals),
+            units(d.redis),
+            units(d.journals - d.redis)
+        );
+    }
+    if report.differences.is_empty() {
+        println!("no differences");
+    }
+    match &report.epoch {
+        Some(e) => println!(
+            "written: spend of {} keys, {} charged bids marked; epoch {e}: replicas bid again",
+            t.life.len(),
+            report.marked
+        ),
+        None => println!("dry run: nothing written"),
+    }
+    Ok(!dry_run || report.differences.is_empty())
+}
+
+fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    let redis_url = is_redis(&args.state).then(|| args.state.clone());
+    args.dir = match (&redis_url, &args.journal) {
+        (Some(_), Some(dir)) => dir.clone(),
+        (Some(_), None) => PathBuf::from("bidder-state"),
+        (None, Some(_)) => anyhow::bail!(
+            "--journal is for --state redis://…; with a directory --state, the journal is in it"
+        ),
+        (None, None) => PathBuf::from(&args.state),
+    };
     if args.listen.ip().is_unspecified() && args.public_url.is_none() {
         anyhow::bail!(
             "--listen {} listens on every address, so notice URLs cannot name one: \
@@ -598,7 +775,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     store.lists().set_limit(args.max_list_members);
     let started = std::time::Instant::now();
     bidder::metrics::install();
-    bidder::app::load_lists(&store, &config, args.data.as_deref(), Some(&args.state))
+    bidder::app::load_lists(&store, &config, args.data.as_deref(), Some(&args.dir))
         .context("loading list audience members")?;
     tracing::info!(
         members = store.lists().members(),
@@ -670,14 +847,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
         let started = std::time::Instant::now();
-        let (app, replayed) = App::new(
+        let memory_options = settings.ledger.clone();
+        let mut app = App::new(
             settings,
             Arc::new(SystemClock),
             store,
             Some(args.config.clone()),
-        )
-        .with_journal(&args.state)
-        .with_context(|| format!("opening the charge journal in {}", args.state.display()))?;
+        );
+        if let Some(url) = &redis_url {
+            let shared = connect_shared(url, &args, memory_options)?;
+            app = app.with_shared_ledger(Arc::new(shared));
+        }
+        let (app, replayed) = app
+            .with_journal(&args.dir)
+            .with_context(|| format!("opening the charge journal in {}", args.dir.display()))?;
         app.load_model();
         tracing::info!(
             charges = replayed.charges,
@@ -685,7 +868,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             skipped = replayed.skipped,
             cut_bytes = replayed.cut,
             millis = started.elapsed().as_millis() as u64,
-            dir = %args.state.display(),
+            dir = %args.dir.display(),
             "spend restored from the checkpoint and journal"
         );
         // A line item that spent under one budget type may not come back
@@ -741,6 +924,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = running.shutdown.send(true);
         let _ = running.done.await;
+        // No bid holds anything now: leases go back to the other replicas,
+        // and writes still owed to Redis are sent.
+        app.ledger().close();
         app.flush_events().await;
         Ok(())
     })
@@ -878,7 +1064,12 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
         );
         return Ok(secret);
     }
-    let path = args.state.join("notice.secret");
+    anyhow::ensure!(
+        !is_redis(&args.state),
+        "with --state redis://… every replica must sign and check notices with one secret: \
+         give --notice-secret-file or BIDDER_NOTICE_SECRET"
+    );
+    let path = args.dir.join("notice.secret");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let secret = text.trim_end_matches(['\n', '\r']);
@@ -893,8 +1084,8 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::io::Write as _;
             use std::os::unix::fs::OpenOptionsExt as _;
-            std::fs::create_dir_all(&args.state)
-                .with_context(|| format!("creating {}", args.state.display()))?;
+            std::fs::create_dir_all(&args.dir)
+                .with_context(|| format!("creating {}", args.dir.display()))?;
             let secret: String = rand::random::<[u8; 32]>()
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -909,7 +1100,7 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
             f.write_all(secret.as_bytes())
                 .and_then(|()| f.write_all(b"\n"))
                 .and_then(|()| f.sync_all())
-                .and_then(|()| std::fs::File::open(&args.state)?.sync_all())
+                .and_then(|()| std::fs::File::open(&args.dir)?.sync_all())
                 .with_context(|| format!("writing {}", path.display()))?;
             tracing::warn!(
                 file = %path.display(),

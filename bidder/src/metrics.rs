@@ -316,6 +316,16 @@ pub fn model_loaded(ok: bool) {
     metrics::counter!("bidder_model_loads_total", "result" => result).increment(1);
 }
 
+/// The shared state (Redis), read at each housekeeping tick: whether it
+/// answers (0: budgeted line items do not bid), calls made, budget held on
+/// lease by this replica (micros) and writes waiting for Redis.
+pub fn shared_state(up: bool, round_trips: u64, leased: i64, pending: i64) {
+    metrics::gauge!("bidder_shared_state_up").set(if up { 1.0 } else { 0.0 });
+    metrics::counter!("bidder_redis_round_trips_total").absolute(round_trips);
+    metrics::gauge!("bidder_redis_leased_micros").set(leased as f64);
+    metrics::gauge!("bidder_redis_pending_writes").set(pending as f64);
+}
+
 /// Members of all list audiences.
 pub fn list_members(n: usize) {
     metrics::gauge!("bidder_list_members").set(n as f64);
@@ -344,6 +354,22 @@ pub fn describe() {
         "Batches of list audience members by result (applied, invalid, full, io_error)."
     );
     metrics::describe_gauge!("bidder_list_members", "Members of all list audiences.");
+    metrics::describe_gauge!(
+        "bidder_shared_state_up",
+        "1 when the shared state (Redis) answers; 0: budgeted line items do not bid."
+    );
+    metrics::describe_counter!(
+        "bidder_redis_round_trips_total",
+        "Calls to Redis (leases, charges, frequency, heartbeats, reads)."
+    );
+    metrics::describe_gauge!(
+        "bidder_redis_leased_micros",
+        "Budget this replica holds on lease from Redis, in micros."
+    );
+    metrics::describe_gauge!(
+        "bidder_redis_pending_writes",
+        "Writes (commits, lease returns) waiting for Redis."
+    );
     metrics::describe_counter!(
         "bidder_model_loads_total",
         "Loads of the click and conversion model by result."

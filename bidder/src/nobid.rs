@@ -17,6 +17,8 @@ pub enum NoBid {
     Budget,
     /// A lifetime budget is ahead of its even plan for now.
     Pacing,
+    /// The shared state (Redis) cannot be reached: budgets fail closed.
+    Unavailable,
     /// No creative of a line item fits the slot's sizes.
     Size,
     /// The video or audio slot's placement kind is not one the line item buys.
@@ -52,13 +54,14 @@ pub enum NoBid {
 }
 
 impl NoBid {
-    pub const ALL: [NoBid; 25] = [
+    pub const ALL: [NoBid; 26] = [
         NoBid::NotReady,
         NoBid::Currency,
         NoBid::Media,
         NoBid::Flight,
         NoBid::Budget,
         NoBid::Pacing,
+        NoBid::Unavailable,
         NoBid::Size,
         NoBid::Placement,
         NoBid::Creative,
@@ -88,6 +91,7 @@ impl NoBid {
             NoBid::Flight => "flight",
             NoBid::Budget => "budget",
             NoBid::Pacing => "pacing",
+            NoBid::Unavailable => "state_unavailable",
             NoBid::Size => "size",
             NoBid::Placement => "placement",
             NoBid::Creative => "creative",

@@ -72,6 +72,10 @@ pub enum NoticeError {
     /// Another notice of the same bid is still being recorded.
     #[error("another notice for this bid is being recorded; retry")]
     Busy,
+    /// The shared state (Redis) cannot be reached: whether the bid was
+    /// charged on another replica is unknown.
+    #[error("the shared state cannot be reached; retry")]
+    Unavailable,
 }
 
 /// Signs and verifies notice URLs with the notice secret.

@@ -459,7 +459,7 @@ pub(crate) fn stage(r: NoBid) -> u8 {
         NoBid::Deal => 9,
         NoBid::Floor | NoBid::Currency => 10,
         NoBid::Budget => 11,
-        NoBid::Pacing => 11,
+        NoBid::Pacing | NoBid::Unavailable => 11,
         NoBid::Keyword => 12,
         NoBid::Privacy => 13,
         NoBid::Audience => 14,
@@ -772,13 +772,10 @@ pub(crate) fn candidate_features(
 /// impression bought at `cpm`.
 fn room(stores: &Stores<'_>, ctx: &Context<'_>, item: &Item, cpm: Micros) -> Result<(), NoBid> {
     let cost = ledger::impression_cost(cpm);
-    for limit in limits(item) {
-        let spent = stores.ledger.spent(limit.key, ctx.today);
-        if let Err(refusal) = spent.room_for(limit.cap, cost, ctx.now) {
-            return Err(refused(refusal));
-        }
-    }
-    Ok(())
+    stores
+        .ledger
+        .room(&limits(item), cost, ctx.today, ctx.now)
+        .map_err(refused)
 }
 
 /// Whether a creative may serve in this slot: none of its attributes
@@ -848,6 +845,7 @@ pub(crate) fn refused(r: Refusal) -> NoBid {
         Refusal::Budget => NoBid::Budget,
         Refusal::Pacing => NoBid::Pacing,
         Refusal::Frequency => NoBid::Frequency,
+        Refusal::Unavailable => NoBid::Unavailable,
     }
 }
 

@@ -466,7 +466,10 @@ async fn bid(
             metrics::request(counters, outcome, start.elapsed());
             e.response()
         }
-        Ok(Ok(bytes)) => match app.bid_with(snap.as_deref(), profile, &bytes, start) {
+        Ok(Ok(bytes)) => match app
+            .bid_confirmed(snap.as_deref(), profile, &bytes, start)
+            .await
+        {
             BidAnswer::Bid(json, n) => {
                 metrics::bids(counters, n);
                 metrics::request(counters, Outcome::Bid, start.elapsed());
@@ -553,6 +556,13 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
         "/readyz" if get_only(req.method()) => {
             if app.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining: shutting down\n")
+            } else if let Some(why) = app.state_unavailable() {
+                // Bids still get a fast 204; routing moves to replicas that
+                // reach the shared state.
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("shared state unavailable, budgeted line items do not bid: {why}\n"),
+                )
             } else if app.is_ready() {
                 text(StatusCode::OK, "ready\n")
             } else {
