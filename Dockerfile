@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# The bidder's image: `docker build -t registry.example.com/bidder:0.1.0 .`
+# k8s/ deploys it; bidder/tests/k8s.rs checks that the manifests agree with
+# this file (binary path, user, ports).
+
+# Build: the workspace's locked dependencies, release profile. The caches
+# survive between builds; the binary is copied out of the target cache in
+# the same step.
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p bidder \
+    && install -D -m 0755 target/release/bidder /out/bidder
+
+# Run: glibc, libgcc, CA certificates (rediss://) and nothing else: no
+# shell, no package manager. Debian 12, as the build stage, for the same
+# glibc.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/bidder /usr/local/bin/bidder
+# Not root; the same uid as the pods' runAsUser (k8s/base/bidder.yaml).
+USER 10001:10001
+# Bid port (exchanges, notices) and admin port (probes, metrics, /v1).
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/bidder"]
