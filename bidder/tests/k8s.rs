@@ -15,10 +15,6 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// Flags of issue 15's Redis state that the manifests use and that another
-/// branch adds to `serve`: accepted while this binary's help lacks them
-/// (with a note), checked like any other once it has them.
-const AWAITED_FLAGS: &[&str] = &["--journal"];
 
 /// Kubernetes versions the manifests validate against: 1.27 is the first
 /// with the StatefulSet PVC retention policy on by default; 1.32 is the
@@ -401,10 +397,6 @@ fn every_argument_is_a_serve_flag_and_names_what_the_pod_mounts() {
         let args = strings(&c["args"]);
         let flags = flags(v.name, &args);
         for flag in flags.keys() {
-            if AWAITED_FLAGS.contains(flag) && !known.contains(flag) {
-                eprintln!("note: {flag} is not a serve flag yet (issue 15's Redis state adds it)");
-                continue;
-            }
             assert!(known.contains(flag), "{}: serve has no {flag}", v.name);
         }
 
@@ -687,7 +679,7 @@ fn the_config_map_is_the_example_config_and_validates() {
                 .collect();
             for line in [
                 "appendonly yes",
-                "appendfsync everysec",
+                "appendfsync always",
                 "maxmemory-policy noeviction",
             ] {
                 assert!(set.contains(line), "{}: redis.conf lacks {line:?}", v.name);
