@@ -372,6 +372,19 @@ impl App {
         self
     }
 
+    /// The shared state's gauges, at each housekeeping tick and each scrape
+    /// (a scrape right after Redis went away shows it).
+    pub fn shared_state_metrics(&self) {
+        if let Some(s) = &self.shared {
+            metrics::shared_state(
+                self.ledger.health().unavailable.is_none(),
+                s.round_trips(),
+                s.leased(),
+                s.pending_writes(),
+            );
+        }
+    }
+
     /// Why budgeted line items cannot bid now (the shared state is
     /// unreachable), if so.
     pub fn state_unavailable(&self) -> Option<String> {
@@ -1339,14 +1352,7 @@ impl App {
         let now = self.clock.now();
         let expired = self.ledger.expire(now);
         metrics::late_share(self.ledger.late_share_ppm());
-        if let Some(s) = &self.shared {
-            metrics::shared_state(
-                self.ledger.health().unavailable.is_none(),
-                s.round_trips(),
-                s.leased(),
-                s.pending_writes(),
-            );
-        }
+        self.shared_state_metrics();
         if let Some(e) = &self.events {
             metrics::event_journal(&e.stats);
         }

@@ -876,14 +876,19 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             store,
             Some(args.config.clone()),
         );
+        let mut shared_ledger = None;
         if let Some(url) = &redis_url {
-            let shared = connect_shared(url, &args, memory_options)?;
-            app = app.with_shared_ledger(Arc::new(shared));
+            let shared = Arc::new(connect_shared(url, &args, memory_options)?);
+            app = app.with_shared_ledger(shared.clone());
+            shared_ledger = Some(shared);
         }
         let (app, replayed) = app
             .with_journal(&args.dir)
             .with_context(|| format!("opening the charge journal in {}", args.dir.display()))?;
         app.load_model();
+        if let Some(s) = &shared_ledger {
+            s.replayed();
+        }
         tracing::info!(
             charges = replayed.charges,
             checkpoint_entries = replayed.checkpoint_entries,

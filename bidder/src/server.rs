@@ -573,6 +573,7 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             }
         }
         "/metrics" if get_only(req.method()) => {
+            app.shared_state_metrics();
             let body = app.metrics.map(|h| h.render()).unwrap_or_default();
             let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(

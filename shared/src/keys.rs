@@ -39,6 +39,16 @@ impl Keys {
         format!("{}r:{replica}", self.prefix)
     }
 
+    /// A replica's claims not yet committed or aborted.
+    pub(crate) fn claims_of(&self, replica: &str) -> String {
+        format!("{}c:{replica}", self.prefix)
+    }
+
+    /// How a claim is listed there: enough to let it go after a crash.
+    pub(crate) fn claim_member(b: BidKey, keys: &[SpendKey; 2], day: i64) -> String {
+        format!("{b}\t{}\t{}\t{day}", keys[0], keys[1])
+    }
+
     pub(crate) fn replicas(&self) -> String {
         format!("{}replicas", self.prefix)
     }

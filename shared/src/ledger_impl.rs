@@ -333,6 +333,13 @@ impl RedisLedger {
         self.inner.pending_ops.load(Ordering::Relaxed)
     }
 
+    /// The journal has been replayed (its charges queued for commit): the
+    /// claims this replica left before a crash that never reached the
+    /// journal are let go, after those commits.
+    pub fn replayed(&self) {
+        self.inner.queue(Op::Clean);
+    }
+
     /// Budget this replica holds on lease now, in micros.
     pub fn leased(&self) -> i64 {
         self.inner
@@ -923,6 +930,7 @@ impl Ledger for RedisLedger {
             k.day(win.limits[0].key, day),
             k.life(win.limits[1].key),
             k.day(win.limits[1].key, day),
+            k.claims_of(&self.inner.opts.replica),
         ];
         let (k0, c0) = kind_arg(win.limits[0].cap);
         let (k1, c1) = kind_arg(win.limits[1].cap);
@@ -938,6 +946,11 @@ impl Ledger for RedisLedger {
             // Claims outlive a clock that reads slightly off.
             (win.forget.as_millis() - now).max(60_000).to_string(),
             DAY_TTL_SECS.to_string(),
+            Keys::claim_member(
+                win.bid,
+                &[win.limits[0].key.clone(), win.limits[1].key.clone()],
+                day,
+            ),
         ];
         let inner = self.inner.clone();
         let got = self.block(async move {

@@ -134,10 +134,11 @@ redis.call('HINCRBY', KEYS[2], 'leased', s(-a))
 return a
 "#;
 
-/// Starts charging a win, once across replicas. KEYS: b, s1, d1, s2, d2.
-/// ARGV: replica, now, deadline, cost, kind1, cap1, kind2, cap2,
-/// ms until the bid's notices expire, day_ttl_s. (Expiries are relative:
-/// Redis keeps its own clock.)
+/// Starts charging a win, once across replicas. KEYS: b, s1, d1, s2, d2,
+/// `c:REPLICA` (this replica's claims, to clean after a crash). ARGV:
+/// replica, now, deadline, cost, kind1, cap1, kind2, cap2,
+/// ms until the bid's notices expire, day_ttl_s, claim member (bid, keys
+/// and day). (Expiries are relative: Redis keeps its own clock.)
 ///
 /// `{-1, 0}`: charged already. `{-2, 0}`: another replica is writing its
 /// record (until its deadline; past it, that replica is taken to have died
@@ -175,18 +176,20 @@ for i = 2, 5 do redis.call('HINCRBY', KEYS[i], 'charging', s(billed)) end
 redis.call('EXPIRE', KEYS[3], ARGV[10])
 redis.call('EXPIRE', KEYS[5], ARGV[10])
 redis.call('SET', KEYS[1], 'c ' .. ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. s(billed), 'PX', ARGV[9])
+redis.call('SADD', KEYS[6], ARGV[11])
 return {1, billed}
 "#;
 
 /// A charge is durable in the replica's journal: it becomes spend.
-/// KEYS: b, s1, d1, s2, d2, l1, l2, `charged`. ARGV: replica, over, hold,
-/// kind, ms until the bid's notices expire, bid (hex), stream length,
-/// day_ttl_s.
+/// KEYS: b, s1, d1, s2, d2, l1, l2, `charged`, `c:REPLICA`. ARGV: replica,
+/// over, hold, kind, ms until the bid's notices expire, bid (hex), stream
+/// length, day_ttl_s, claim member.
 ///
 /// Returns 1 when applied, 0 when there was nothing to apply (applied
 /// before, or the claim is gone: its bid was forgotten, or Redis lost it),
 /// -1 when another replica holds the claim (it took the charge over).
 const COMMIT: &str = r#"
+redis.call('SREM', KEYS[9], ARGV[9])
 local m = redis.call('GET', KEYS[1])
 if not m or m == 'd' then return 0 end
 local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
@@ -223,8 +226,9 @@ return 1
 "#;
 
 /// The record could not be written: the claim goes. KEYS: b, s1, d1, s2,
-/// d2. ARGV: replica.
+/// d2, `c:REPLICA`. ARGV: replica, claim member.
 const ABORT: &str = r#"
+redis.call('SREM', KEYS[6], ARGV[2])
 local m = redis.call('GET', KEYS[1])
 if not m then return 0 end
 local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
@@ -232,6 +236,33 @@ if owner ~= ARGV[1] then return 0 end
 for i = 2, 5 do redis.call('HINCRBY', KEYS[i], 'charging', s(-n(billed))) end
 redis.call('DEL', KEYS[1])
 return 1
+"#;
+
+/// After a restart and the replay of its journal (whose charges were
+/// committed first): the claims this replica left that never reached its
+/// journal are let go, so their amounts stop holding budget room. KEYS:
+/// `c:REPLICA`. ARGV: replica, prefix. Returns how many went.
+const CLEAN: &str = r#"
+local gone = 0
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local bid, k1, k2, day = string.match(member, '^(%x+)\t(.-)\t(.-)\t(%-?%d+)$')
+  if bid then
+    local b = ARGV[2] .. 'b:' .. bid
+    local m = redis.call('GET', b)
+    local owner, dl, billed
+    if m then owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$') end
+    if owner == ARGV[1] then
+      for _, key in ipairs({ARGV[2] .. 's:' .. k1, ARGV[2] .. 'd:' .. k1 .. ':' .. day,
+                            ARGV[2] .. 's:' .. k2, ARGV[2] .. 'd:' .. k2 .. ':' .. day}) do
+        redis.call('HINCRBY', key, 'charging', s(-n(billed)))
+      end
+      redis.call('DEL', b)
+      gone = gone + 1
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return gone
 "#;
 
 /// Takes a frequency slot if the cap allows. KEYS: w, r. ARGV: now,
@@ -302,6 +333,7 @@ pub(crate) struct Scripts {
     pub(crate) freq_won: Script,
     pub(crate) heartbeat: Script,
     pub(crate) reset: Script,
+    pub(crate) clean: Script,
 }
 
 impl Scripts {
@@ -319,6 +351,7 @@ impl Scripts {
             freq_won: with(FREQ_WON),
             heartbeat: reclaiming(HEARTBEAT),
             reset: reclaiming(RESET),
+            clean: with(CLEAN),
         }
     }
 }

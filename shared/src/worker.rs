@@ -11,6 +11,7 @@ use std::time::Duration;
 use config::Date;
 use ledger::{BidKey, BudgetKind, Ledger as _, SpendKey};
 
+use crate::keys::Keys;
 use crate::ledger_impl::{lock, Cached, Inner, DAY_TTL_SECS};
 
 /// A write to Redis, retried until it is applied.
@@ -40,6 +41,8 @@ pub(crate) enum Op {
         r: String,
         bid: BidKey,
     },
+    /// Lets go of this replica's claims left before a crash.
+    Clean,
     FreqWon {
         w: String,
         r: String,
@@ -78,6 +81,7 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 k.lease(&keys[0], *hold_day),
                 k.lease(&keys[1], *hold_day),
                 k.charged(),
+                k.claims_of(&me),
             ];
             let mut all: Vec<&str> = vec![b.as_str()];
             all.extend(names.iter().map(String::as_str));
@@ -94,6 +98,7 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                         bid.to_string(),
                         inner.opts.stream_len.to_string(),
                         DAY_TTL_SECS.to_string(),
+                        Keys::claim_member(*bid, keys, *day),
                     ],
                 )
                 .await?;
@@ -114,11 +119,16 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 k.day(&keys[0], *day),
                 k.life(&keys[1]),
                 k.day(&keys[1], *day),
+                k.claims_of(&me),
             ];
             let mut all: Vec<&str> = vec![b.as_str()];
             all.extend(names.iter().map(String::as_str));
             inner
-                .run::<i64>(&inner.scripts.abort, &all, &[me])
+                .run::<i64>(
+                    &inner.scripts.abort,
+                    &all,
+                    &[me, Keys::claim_member(*bid, keys, *day)],
+                )
                 .await
                 .map(|_| ())
         }
@@ -129,6 +139,22 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 .run::<i64>(&inner.scripts.give, &all, &[me, amount.to_string()])
                 .await
                 .map(|_| ())
+        }
+        Op::Clean => {
+            let gone: i64 = inner
+                .run(
+                    &inner.scripts.clean,
+                    &[&k.claims_of(&me)],
+                    &[me.clone(), k.prefix().to_string()],
+                )
+                .await?;
+            if gone > 0 {
+                tracing::warn!(
+                    claims = gone,
+                    "let go of charges this replica had claimed but not journaled before it stopped"
+                );
+            }
+            Ok(())
         }
         Op::FreqGive { r, bid } => inner
             .run::<i64>(&inner.scripts.freq_give, &[r], &[bid.to_string()])

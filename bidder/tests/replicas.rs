@@ -1,0 +1,510 @@
+//! Three `bidder serve` replicas sharing a real `redis-server` (on a free
+//! loopback port), driven by 200 concurrent clients that bid and send each
+//! won bid's win notice and billing notice to different random replicas,
+//! as exchanges behind a load balancer do. Mid-run one replica is killed
+//! with SIGKILL (and started again on its journal), then Redis is
+//! restarted on its data. Afterwards:
+//!
+//! - every budget holds: charged ≤ budget, and ≥ 90% of the order's;
+//! - every acknowledged charge is in exactly one replica's journal (none
+//!   lost with the killed replica, none doubled across replicas);
+//! - Redis's spend equals the journals' (reconcile finds no difference);
+//! - a frequency cap of 3 holds per user across replicas.
+//!
+//! The replicas use the wall clock; the config's flight spans decades, so
+//! the date does not matter. The run is bounded: 200 clients, 60 s at most.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ledger::{BidKey, SpendKey};
+use shared::testing::RedisServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SECRET: &str = "replicas-test-secret-of-32-bytes!!";
+const ADMIN_TOKEN: &str = "replicas-admin-token-0123456789";
+const CLIENTS: usize = 200;
+const USERS: usize = 40;
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+/// The order's lifetime budget, in micros.
+const ORDER_BUDGET: i64 = 3_000_000;
+const CAP: usize = 3;
+
+fn config(dir: &Path) {
+    let yaml = r#"advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+creatives:
+  - id: b300
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/
+orders:
+  - id: o1
+    service: self_service
+    budget: 3.00
+    flight: { start: 2020-01-01, end: 2099-12-31 }
+    line_items:
+      - id: li-a
+        media: display
+        cpm: 10.00
+        budget: { daily: 2.00 }
+        creatives: [b300]
+      - id: li-b
+        media: display
+        cpm: 8.00
+        budget: { daily: 2.00 }
+        creatives: [b300]
+  - id: o2
+    service: self_service
+    budget: 100.00
+    flight: { start: 2020-01-01, end: 2099-12-31 }
+    line_items:
+      - id: li-f
+        media: display
+        cpm: 20.00
+        budget: { daily: 50.00 }
+        frequency_cap: { impressions: 3, per_hours: 24 }
+        creatives: [b300]
+"#;
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("shop.yaml"), yaml).unwrap();
+}
+
+struct Replica {
+    child: Child,
+    bid: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        // A failed assertion must not leave replicas running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_replica(config: &Path, journal: &Path, redis: &str) -> Replica {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bidder"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(config)
+        .args(["--state", redis])
+        .arg("--journal")
+        .arg(journal)
+        .args(["--drain-secs", "0", "--config-poll-secs", "0"])
+        .env("BIDDER_NOTICE_SECRET", SECRET)
+        .env("BIDDER_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("bidder starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let addr = |key: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .parse()
+            .expect("address")
+    };
+    Replica {
+        bid: addr("bid="),
+        admin: addr("admin="),
+        child,
+    }
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, body), or `None`
+/// when the replica cannot be reached or does not answer in time.
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let work = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Authorization: Bearer {ADMIN_TOKEN}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.ok()?;
+        s.write_all(body).await.ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.ok()?;
+        let text = String::from_utf8_lossy(&out);
+        let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
+        let at = out.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        Some((status, out[at..].to_vec()))
+    };
+    tokio::time::timeout(Duration::from_secs(5), work).await.ok().flatten()
+}
+
+fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+    url.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/').map_or_else(String::new, |i| rest[i..].to_string())
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Bids with a notice acknowledged (200), and their user and line item.
+    acknowledged: Mutex<HashMap<String, (usize, String)>>,
+    /// What acknowledged bids were priced at (micros per impression), for
+    /// the phases.
+    spent_estimate: AtomicI64,
+    bids: AtomicU64,
+    last_bid_ms: AtomicI64,
+}
+
+#[test]
+fn three_replicas_share_budgets_caps_and_charges_through_redis() {
+    let root = std::env::temp_dir().join(format!("bidder-replicas-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let url = redis.url();
+    let config_dir = root.join("config");
+    config(&config_dir);
+    let journals: Vec<PathBuf> = (0..3).map(|i| root.join(format!("replica-{i}"))).collect();
+    let replicas: Vec<Replica> = journals
+        .iter()
+        .map(|j| start_replica(&config_dir, j, &url))
+        .collect();
+    let bid_addrs: Arc<Mutex<Vec<SocketAddr>>> =
+        Arc::new(Mutex::new(replicas.iter().map(|r| r.bid).collect()));
+    let replicas = Arc::new(Mutex::new(replicas));
+
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let addrs = bid_addrs.clone();
+            let seen = seen.clone();
+            let stop = stop.clone();
+            runtime.spawn(async move { client(c, addrs, seen, stop, started).await })
+        })
+        .collect();
+
+    // The faults, while budgets still have room: a replica killed at a
+    // third of the order's budget (and started again on its journal),
+    // Redis restarted at two thirds.
+    let wait_for = |share: i64| {
+        while seen.spent_estimate.load(Ordering::Relaxed) < ORDER_BUDGET * share / 3
+            && started.elapsed() < RUN_LIMIT / 2
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(1);
+    {
+        let mut r = replicas.lock().unwrap();
+        let killed = &mut r[1];
+        killed.child.kill().expect("SIGKILL");
+        let _ = killed.child.wait();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let again = start_replica(&config_dir, &journals[1], &url);
+    bid_addrs.lock().unwrap()[1] = again.bid;
+    replicas.lock().unwrap()[1] = again;
+    wait_for(2);
+    redis.restart().expect("redis restarts on its data");
+
+    // Until budgets and caps stop every bid for two seconds, or the limit.
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let idle = started.elapsed().as_millis() as i64 - seen.last_bid_ms.load(Ordering::Relaxed);
+        if idle > 2_000 || started.elapsed() > RUN_LIMIT {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    runtime.block_on(async {
+        for c in clients {
+            let _ = c.await;
+        }
+    });
+    assert!(started.elapsed() < RUN_LIMIT + Duration::from_secs(15), "bounded run");
+
+    // Every replica found Redis again by itself.
+    runtime.block_on(async {
+        for r in replicas.lock().unwrap().iter() {
+            let ready = http(r.admin, "GET", "/readyz", b"").await;
+            assert_eq!(ready.map(|(s, _)| s), Some(200), "a replica is not ready after Redis returned");
+        }
+    });
+
+    // Replicas stop as Kubernetes stops them: SIGTERM, leases go back and
+    // writes owed to Redis are sent.
+    for r in replicas.lock().unwrap().iter_mut() {
+        let _ = Command::new("kill").arg("-TERM").arg(r.child.id().to_string()).status();
+    }
+    for r in replicas.lock().unwrap().iter_mut() {
+        let status = r.child.wait().expect("replica exits");
+        assert!(status.success(), "a replica exited with {status}");
+    }
+
+    let totals = shared::reconcile::read_journals(&journals).expect("journals");
+    assert!(
+        totals.duplicates.is_empty(),
+        "bids charged in two journals: {:?}",
+        totals.duplicates
+    );
+    let acknowledged = seen.acknowledged.lock().unwrap();
+    let charged: HashSet<BidKey> = totals.forget.keys().copied().collect();
+    for id in acknowledged.keys() {
+        let key = BidKey::of(id).expect("our bid id");
+        assert!(charged.contains(&key), "acknowledged charge {id} is in no journal");
+    }
+    let spent = |k: SpendKey| totals.life.get(&k).copied().unwrap_or(0);
+    let order = spent(SpendKey::order("o1"));
+    assert!(order <= ORDER_BUDGET, "order spent {order} > {ORDER_BUDGET}");
+    assert!(
+        order * 10 >= ORDER_BUDGET * 9,
+        "order spent {order}, under 90% of {ORDER_BUDGET}"
+    );
+    for li in ["li-a", "li-b"] {
+        let s = spent(SpendKey::line_item(li));
+        assert!(s <= 2_000_000, "{li} spent {s} > its 2.00 daily budget");
+    }
+    // Frequency: distinct charged bids of the capped line item per user.
+    let mut per_user: HashMap<usize, usize> = HashMap::new();
+    for (id, (user, li)) in acknowledged.iter() {
+        if li == "li-f" && charged.contains(&BidKey::of(id).expect("id")) {
+            *per_user.entry(*user).or_default() += 1;
+        }
+    }
+    assert!(!per_user.is_empty(), "the capped line item won nothing");
+    for (user, n) in &per_user {
+        assert!(*n <= CAP, "user {user} saw the capped line item {n} times");
+    }
+
+    // Redis agrees with the journals, to the micro.
+    let info = shared::connection_info(&url, None, None).expect("url");
+    let report = shared::reconcile::reconcile(
+        info,
+        "bidder:",
+        &journals,
+        true,
+        config::Clock::now(&config::SystemClock),
+    )
+    .expect("reconcile");
+    assert!(
+        report.differences.is_empty(),
+        "Redis differs from the journals: {:?}",
+        report.differences
+    );
+    eprintln!(
+        "bids {}, charged {} (o1 {order} of {ORDER_BUDGET}), capped users {}, in {:?}",
+        seen.bids.load(Ordering::Relaxed),
+        totals.bids,
+        per_user.len(),
+        started.elapsed()
+    );
+    drop(acknowledged);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+async fn client(
+    c: usize,
+    addrs: Arc<Mutex<Vec<SocketAddr>>>,
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+) {
+    let mut n = c as u64;
+    let mut next = move || {
+        // A small xorshift: which replica, which user, per client.
+        n ^= n << 13;
+        n ^= n >> 7;
+        n ^= n << 17;
+        n = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        n
+    };
+    let pick = |addrs: &Arc<Mutex<Vec<SocketAddr>>>, r: u64| {
+        let a = addrs.lock().unwrap();
+        a[(r % a.len() as u64) as usize]
+    };
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < RUN_LIMIT {
+        i += 1;
+        let user = (next() % USERS as u64) as usize;
+        let body = serde_json::json!({
+            "id": format!("c{c}-{i}"),
+            "at": 2,
+            "tmax": 300,
+            "cur": ["USD"],
+            "imp": [{ "id": "1", "bidfloor": 0.5, "bidfloorcur": "USD",
+                      "banner": { "w": 300, "h": 250, "format": [{ "w": 300, "h": 250 }] } }],
+            "site": { "id": "s1", "domain": "news.example", "page": "https://news.example/a",
+                      "publisher": { "id": "p1" } },
+            "device": { "devicetype": 2, "geo": { "country": "USA" }, "ua": "Mozilla/5.0" },
+            "user": { "buyeruid": format!("user-{user}") }
+        })
+        .to_string();
+        let replica = pick(&addrs, next());
+        let Some((200, resp)) = http(replica, "POST", "/openrtb2/bid", body.as_bytes()).await else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        seen.bids.fetch_add(1, Ordering::Relaxed);
+        seen.last_bid_ms
+            .store(started.elapsed().as_millis() as i64, Ordering::Relaxed);
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&resp) else {
+            continue;
+        };
+        let bid = &v["seatbid"][0]["bid"][0];
+        let (Some(id), Some(price), Some(nurl), Some(burl)) = (
+            bid["id"].as_str(),
+            bid["price"].as_f64(),
+            bid["nurl"].as_str(),
+            bid["burl"].as_str(),
+        ) else {
+            continue;
+        };
+        let li = query_param(nurl, "li").unwrap_or_default().to_string();
+        let price_text = format!("{price:.4}");
+        // Win notice to one replica, billing notice to another; a notice
+        // that fails (a replica down, Redis away) is retried elsewhere, as
+        // exchanges retry.
+        let mut acked = false;
+        for url in [nurl, burl] {
+            let path = path_of(url).replace("${AUCTION_PRICE}", &price_text);
+            for attempt in 0..40 {
+                let target = pick(&addrs, next());
+                match http(target, "GET", &path, b"").await {
+                    Some((200, _)) => {
+                        acked = true;
+                        break;
+                    }
+                    _ => {
+                        let pause = if attempt < 10 { 20 } else { 100 };
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                }
+            }
+        }
+        if acked {
+            let mut a = seen.acknowledged.lock().unwrap();
+            if a.insert(id.to_string(), (user, li.clone())).is_none() && li != "li-f" {
+                seen.spent_estimate
+                    .fetch_add((price * 1000.0) as i64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn bid_body(user: &str) -> Vec<u8> {
+    serde_json::json!({
+        "id": "down-1", "at": 2, "tmax": 300, "cur": ["USD"],
+        "imp": [{ "id": "1", "banner": { "w": 300, "h": 250 } }],
+        "site": { "id": "s1", "domain": "news.example", "page": "https://news.example/a" },
+        "device": { "devicetype": 2, "geo": { "country": "USA" }, "ua": "Mozilla/5.0" },
+        "user": { "buyeruid": user }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn without_redis_budgeted_line_items_stop_and_come_back_by_themselves() {
+    let root = std::env::temp_dir().join(format!("bidder-redis-down-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let config_dir = root.join("config");
+    config(&config_dir);
+    let r = start_replica(&config_dir, &root.join("replica"), &redis.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // The first bid asks for a lease; one comes within milliseconds.
+        let mut status = 0;
+        for _ in 0..100 {
+            status = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-1")).await.unwrap().0;
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(status, 200, "bids once Redis lends budget");
+    });
+
+    redis.stop();
+    runtime.block_on(async {
+        // Within the stale limit (3 s) every budgeted line item is off.
+        let mut ready = 200;
+        for _ in 0..100 {
+            ready = http(r.admin, "GET", "/readyz", b"").await.unwrap().0;
+            if ready == 503 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (status, body) = http(r.admin, "GET", "/readyz", b"").await.unwrap();
+        assert_eq!(status, 503);
+        let body = String::from_utf8_lossy(&body).to_string();
+        assert!(body.contains("shared state unavailable"), "{body}");
+        let t = Instant::now();
+        let (status, _) = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-2")).await.unwrap();
+        assert_eq!(status, 204, "no bid without Redis");
+        // Fast: the bid path never waits for Redis (a generous bound for a
+        // loaded debug build; the point is not the Redis timeout).
+        assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+        let (_, explained) = http(r.admin, "POST", "/v1/explain", &bid_body("u-2")).await.unwrap();
+        let explained = String::from_utf8_lossy(&explained).to_string();
+        assert!(explained.contains("state_unavailable"), "{explained}");
+        let (_, metrics) = http(r.admin, "GET", "/metrics", b"").await.unwrap();
+        let metrics = String::from_utf8_lossy(&metrics).to_string();
+        assert!(metrics.contains("bidder_shared_state_up 0"), "{metrics}");
+    });
+
+    redis.restart().expect("redis restarts");
+    runtime.block_on(async {
+        let mut ready = 503;
+        for _ in 0..200 {
+            ready = http(r.admin, "GET", "/readyz", b"").await.unwrap().0;
+            if ready == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(ready, 200, "ready again once Redis answers");
+        let mut status = 0;
+        for _ in 0..100 {
+            status = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-3")).await.unwrap().0;
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(status, 200, "bids again");
+    });
+    drop(r);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&root);
+}
