@@ -13,6 +13,9 @@ command -v xmllint >/dev/null || need+=(libxml2-utils)
 # The HTML report is loaded in headless Chromium (reports/tests/html_page.rs):
 # its DOM after rendering and a screenshot are checked.
 command -v chromium >/dev/null || need+=(chromium)
+# Replicas sharing state are tested against a real redis-server, started by
+# the tests on a free loopback port (shared/tests, bidder/tests/replicas.rs).
+command -v redis-server >/dev/null || need+=(redis-server)
 # The config schema is checked with Python's jsonschema (config/tests/schema.rs),
 # run by whichever python3 is first on PATH: pip installs into that one (a
 # pyenv Python does not see Debian's packages); Debian's packages are the

@@ -96,7 +96,13 @@ impl Drop for Replica {
 
 fn start_replica(config: &Path, journal: &Path, redis: &str) -> Replica {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bidder"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--config")
         .arg(config)
         .args(["--state", redis])
@@ -148,7 +154,10 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option
         let at = out.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
         Some((status, out[at..].to_vec()))
     };
-    tokio::time::timeout(Duration::from_secs(5), work).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(5), work)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
@@ -160,7 +169,8 @@ fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
 
 fn path_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.find('/').map_or_else(String::new, |i| rest[i..].to_string())
+    rest.find('/')
+        .map_or_else(String::new, |i| rest[i..].to_string())
 }
 
 #[derive(Default)]
@@ -246,20 +256,30 @@ fn three_replicas_share_budgets_caps_and_charges_through_redis() {
             let _ = c.await;
         }
     });
-    assert!(started.elapsed() < RUN_LIMIT + Duration::from_secs(15), "bounded run");
+    assert!(
+        started.elapsed() < RUN_LIMIT + Duration::from_secs(15),
+        "bounded run"
+    );
 
     // Every replica found Redis again by itself.
     runtime.block_on(async {
         for r in replicas.lock().unwrap().iter() {
             let ready = http(r.admin, "GET", "/readyz", b"").await;
-            assert_eq!(ready.map(|(s, _)| s), Some(200), "a replica is not ready after Redis returned");
+            assert_eq!(
+                ready.map(|(s, _)| s),
+                Some(200),
+                "a replica is not ready after Redis returned"
+            );
         }
     });
 
     // Replicas stop as Kubernetes stops them: SIGTERM, leases go back and
     // writes owed to Redis are sent.
     for r in replicas.lock().unwrap().iter_mut() {
-        let _ = Command::new("kill").arg("-TERM").arg(r.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(r.child.id().to_string())
+            .status();
     }
     for r in replicas.lock().unwrap().iter_mut() {
         let status = r.child.wait().expect("replica exits");
@@ -276,11 +296,17 @@ fn three_replicas_share_budgets_caps_and_charges_through_redis() {
     let charged: HashSet<BidKey> = totals.forget.keys().copied().collect();
     for id in acknowledged.keys() {
         let key = BidKey::of(id).expect("our bid id");
-        assert!(charged.contains(&key), "acknowledged charge {id} is in no journal");
+        assert!(
+            charged.contains(&key),
+            "acknowledged charge {id} is in no journal"
+        );
     }
     let spent = |k: SpendKey| totals.life.get(&k).copied().unwrap_or(0);
     let order = spent(SpendKey::order("o1"));
-    assert!(order <= ORDER_BUDGET, "order spent {order} > {ORDER_BUDGET}");
+    assert!(
+        order <= ORDER_BUDGET,
+        "order spent {order} > {ORDER_BUDGET}"
+    );
     assert!(
         order * 10 >= ORDER_BUDGET * 9,
         "order spent {order}, under 90% of {ORDER_BUDGET}"
@@ -366,7 +392,8 @@ async fn client(
         })
         .to_string();
         let replica = pick(&addrs, next());
-        let Some((200, resp)) = http(replica, "POST", "/openrtb2/bid", body.as_bytes()).await else {
+        let Some((200, resp)) = http(replica, "POST", "/openrtb2/bid", body.as_bytes()).await
+        else {
             tokio::time::sleep(Duration::from_millis(5)).await;
             continue;
         };
@@ -445,7 +472,10 @@ fn without_redis_budgeted_line_items_stop_and_come_back_by_themselves() {
         // The first bid asks for a lease; one comes within milliseconds.
         let mut status = 0;
         for _ in 0..100 {
-            status = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-1")).await.unwrap().0;
+            status = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-1"))
+                .await
+                .unwrap()
+                .0;
             if status == 200 {
                 break;
             }
@@ -470,12 +500,20 @@ fn without_redis_budgeted_line_items_stop_and_come_back_by_themselves() {
         let body = String::from_utf8_lossy(&body).to_string();
         assert!(body.contains("shared state unavailable"), "{body}");
         let t = Instant::now();
-        let (status, _) = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-2")).await.unwrap();
+        let (status, _) = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-2"))
+            .await
+            .unwrap();
         assert_eq!(status, 204, "no bid without Redis");
         // Fast: the bid path never waits for Redis (a generous bound for a
         // loaded debug build; the point is not the Redis timeout).
-        assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
-        let (_, explained) = http(r.admin, "POST", "/v1/explain", &bid_body("u-2")).await.unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+        let (_, explained) = http(r.admin, "POST", "/v1/explain", &bid_body("u-2"))
+            .await
+            .unwrap();
         let explained = String::from_utf8_lossy(&explained).to_string();
         assert!(explained.contains("state_unavailable"), "{explained}");
         let (_, metrics) = http(r.admin, "GET", "/metrics", b"").await.unwrap();
@@ -496,7 +534,10 @@ fn without_redis_budgeted_line_items_stop_and_come_back_by_themselves() {
         assert_eq!(ready, 200, "ready again once Redis answers");
         let mut status = 0;
         for _ in 0..100 {
-            status = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-3")).await.unwrap().0;
+            status = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-3"))
+                .await
+                .unwrap()
+                .0;
             if status == 200 {
                 break;
             }
@@ -505,6 +546,178 @@ fn without_redis_budgeted_line_items_stop_and_come_back_by_themselves() {
         assert_eq!(status, 200, "bids again");
     });
     drop(r);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+async fn wait_ready(admin: SocketAddr, want: u16, containing: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..200 {
+        if let Some((status, body)) = http(admin, "GET", "/readyz", b"").await {
+            last = String::from_utf8_lossy(&body).to_string();
+            if status == want && last.contains(containing) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/readyz never answered {want} with {containing:?}; last: {last}");
+}
+
+fn reconcile_cli(url: &str, journals: &[PathBuf], dry_run: bool) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bidder"));
+    cmd.args(["ledger", "reconcile", "--state", url]);
+    for j in journals {
+        cmd.arg("--journal").arg(j);
+    }
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    let out = cmd.output().expect("reconcile runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn after_redis_loses_its_data_reconcile_rebuilds_it_from_the_journals() {
+    let root = std::env::temp_dir().join(format!("bidder-reconcile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let url = redis.url();
+    let config_dir = root.join("config");
+    config(&config_dir);
+    let journals: Vec<PathBuf> = (0..2).map(|i| root.join(format!("replica-{i}"))).collect();
+    let replicas: Vec<Replica> = journals
+        .iter()
+        .map(|j| start_replica(&config_dir, j, &url))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Twenty charges, won on one replica and billed on the other.
+    let mut charged_nurls = Vec::new();
+    runtime.block_on(async {
+        let mut n = 0;
+        for i in 0..400 {
+            if n == 20 {
+                break;
+            }
+            let r = &replicas[i % 2];
+            let Some((200, body)) =
+                http(r.bid, "POST", "/openrtb2/bid", &bid_body(&format!("v-{i}"))).await
+            else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let bid = &v["seatbid"][0]["bid"][0];
+            let nurl = path_of(bid["nurl"].as_str().unwrap()).replace("${AUCTION_PRICE}", "1.00");
+            let burl = path_of(bid["burl"].as_str().unwrap()).replace("${AUCTION_PRICE}", "1.00");
+            assert_eq!(
+                http(replicas[(i + 1) % 2].bid, "GET", &nurl, b"")
+                    .await
+                    .map(|r| r.0),
+                Some(200)
+            );
+            assert_eq!(http(r.bid, "GET", &burl, b"").await.map(|r| r.0), Some(200));
+            charged_nurls.push(nurl);
+            n += 1;
+        }
+        assert_eq!(n, 20, "twenty bids won");
+    });
+    // A twenty-first bid whose notice comes only after the loss.
+    let late_nurl = runtime.block_on(async {
+        for i in 0..100 {
+            if let Some((200, body)) = http(
+                replicas[0].bid,
+                "POST",
+                "/openrtb2/bid",
+                &bid_body(&format!("late-{i}")),
+            )
+            .await
+            {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let nurl = v["seatbid"][0]["bid"][0]["nurl"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                return path_of(&nurl).replace("${AUCTION_PRICE}", "1.00");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no bid");
+    });
+    // Commits reach Redis behind the acknowledgements.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out) = reconcile_cli(&url, &journals, true);
+    assert_eq!(
+        code,
+        Some(0),
+        "Redis agrees with the journals before the loss: {out}"
+    );
+    assert!(out.contains("no differences"), "{out}");
+
+    // Redis loses everything.
+    redis.wipe().expect("redis starts empty");
+    runtime.block_on(async {
+        for r in &replicas {
+            let why = wait_ready(r.admin, 503, "lost").await;
+            assert!(why.contains("bidder ledger reconcile"), "{why}");
+            let (status, _) = http(r.bid, "POST", "/openrtb2/bid", &bid_body("w-1"))
+                .await
+                .unwrap();
+            assert_eq!(status, 204, "no budgeted bid while Redis has lost its data");
+            // A notice not charged before cannot be told from a retried one
+            // now: it waits for the rebuild (503, the exchange retries).
+            let (status, _) = http(r.bid, "GET", &late_nurl, b"").await.unwrap();
+            assert_eq!(status, 503, "no charge while Redis has lost its data");
+        }
+    });
+
+    let (code, out) = reconcile_cli(&url, &journals, true);
+    assert_eq!(
+        code,
+        Some(2),
+        "a dry run that finds differences exits 2: {out}"
+    );
+    assert!(
+        out.contains("lifetime: journals 0.020000 redis 0.000000"),
+        "{out}"
+    );
+    assert!(out.contains("dry run: nothing written"), "{out}");
+    let (code, out) = reconcile_cli(&url, &journals, false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("20 bids charged"), "{out}");
+    assert!(out.contains("replicas bid again"), "{out}");
+
+    runtime.block_on(async {
+        for r in &replicas {
+            wait_ready(r.admin, 200, "ready").await;
+        }
+        // The charged bids are duplicates again, on either replica; the
+        // waiting notice charges now.
+        for nurl in &charged_nurls {
+            for r in &replicas {
+                let (status, _) = http(r.bid, "GET", nurl, b"").await.unwrap();
+                assert_eq!(status, 200);
+            }
+        }
+        let (status, _) = http(replicas[1].bid, "GET", &late_nurl, b"").await.unwrap();
+        assert_eq!(status, 200, "charged after the rebuild");
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let totals = shared::reconcile::read_journals(&journals).expect("journals");
+    assert_eq!(
+        totals.bids, 21,
+        "nothing charged twice after the rebuild, the late one once"
+    );
+    let (code, out) = reconcile_cli(&url, &journals, true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("no differences"), "{out}");
+    drop(replicas);
     drop(redis);
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -253,6 +253,8 @@ pub(crate) struct Inner {
     pub cache: Mutex<HashMap<(SpendKey, i64), Cached>>,
     pub freq: Mutex<HashMap<u64, FreqSlot>>,
     pub round_trips: AtomicU64,
+    /// `REPLICA/RUN`: who claims a charge in this run.
+    pub owner: String,
     pub pending_ops: AtomicI64,
 }
 
@@ -304,6 +306,7 @@ impl RedisLedger {
             cache: Mutex::default(),
             freq: Mutex::default(),
             round_trips: AtomicU64::new(0),
+            owner: format!("{}/{:08x}", opts.replica, rand_u32()),
             pending_ops: AtomicI64::new(0),
             opts,
         });
@@ -588,6 +591,17 @@ fn cap_args(cap: Cap, now: Timestamp) -> (i64, i64, i64, i64) {
             (3, total.as_i64(), i64::from(now.minute_of_day()) + 1, days)
         }
     }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::Hasher as _;
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() as u32
 }
 
 fn kind_arg(cap: Cap) -> (i64, i64) {
@@ -935,7 +949,7 @@ impl Ledger for RedisLedger {
         let (k0, c0) = kind_arg(win.limits[0].cap);
         let (k1, c1) = kind_arg(win.limits[1].cap);
         let args = vec![
-            self.inner.opts.replica.clone(),
+            self.inner.owner.clone(),
             now.to_string(),
             now.saturating_add(self.inner.opts.claim_ms).to_string(),
             win.cost.as_i64().to_string(),

@@ -136,7 +136,8 @@ return a
 
 /// Starts charging a win, once across replicas. KEYS: b, s1, d1, s2, d2,
 /// `c:REPLICA` (this replica's claims, to clean after a crash). ARGV:
-/// replica, now, deadline, cost, kind1, cap1, kind2, cap2,
+/// owner (`REPLICA/RUN`: a restart tells its own claims from those of the
+/// run that crashed), now, deadline, cost, kind1, cap1, kind2, cap2,
 /// ms until the bid's notices expire, day_ttl_s, claim member (bid, keys
 /// and day). (Expiries are relative: Redis keeps its own clock.)
 ///
@@ -193,7 +194,8 @@ redis.call('SREM', KEYS[9], ARGV[9])
 local m = redis.call('GET', KEYS[1])
 if not m or m == 'd' then return 0 end
 local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
-if owner ~= ARGV[1] then return -1 end
+-- Any run of this replica: a restart commits what its journal holds.
+if not owner or string.sub(owner, 1, #ARGV[1] + 1) ~= ARGV[1] .. '/' then return -1 end
 billed = n(billed)
 for i = 2, 5 do
   redis.call('HINCRBY', KEYS[i], 'charging', s(-billed))
@@ -232,7 +234,7 @@ redis.call('SREM', KEYS[6], ARGV[2])
 local m = redis.call('GET', KEYS[1])
 if not m then return 0 end
 local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
-if owner ~= ARGV[1] then return 0 end
+if not owner or string.sub(owner, 1, #ARGV[1] + 1) ~= ARGV[1] .. '/' then return 0 end
 for i = 2, 5 do redis.call('HINCRBY', KEYS[i], 'charging', s(-n(billed))) end
 redis.call('DEL', KEYS[1])
 return 1
@@ -241,7 +243,8 @@ return 1
 /// After a restart and the replay of its journal (whose charges were
 /// committed first): the claims this replica left that never reached its
 /// journal are let go, so their amounts stop holding budget room. KEYS:
-/// `c:REPLICA`. ARGV: replica, prefix. Returns how many went.
+/// `c:REPLICA`. ARGV: replica, prefix, this run's owner (`REPLICA/RUN`).
+/// Returns how many went.
 const CLEAN: &str = r#"
 local gone = 0
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -251,7 +254,8 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     local m = redis.call('GET', b)
     local owner, dl, billed
     if m then owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$') end
-    if owner == ARGV[1] then
+    -- Claims of earlier runs only: this run's are being written now.
+    if owner and owner ~= ARGV[3] and string.sub(owner, 1, #ARGV[1] + 1) == ARGV[1] .. '/' then
       for _, key in ipairs({ARGV[2] .. 's:' .. k1, ARGV[2] .. 'd:' .. k1 .. ':' .. day,
                             ARGV[2] .. 's:' .. k2, ARGV[2] .. 'd:' .. k2 .. ':' .. day}) do
         redis.call('HINCRBY', key, 'charging', s(-n(billed)))
@@ -259,9 +263,9 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       redis.call('DEL', b)
       gone = gone + 1
     end
+    if owner ~= ARGV[3] then redis.call('SREM', KEYS[1], member) end
   end
 end
-redis.call('DEL', KEYS[1])
 return gone
 "#;
 

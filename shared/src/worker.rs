@@ -145,7 +145,7 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 .run(
                     &inner.scripts.clean,
                     &[&k.claims_of(&me)],
-                    &[me.clone(), k.prefix().to_string()],
+                    &[me.clone(), k.prefix().to_string(), inner.owner.clone()],
                 )
                 .await?;
             if gone > 0 {
