@@ -262,9 +262,10 @@ fn three_replicas_share_budgets_caps_and_charges_through_redis() {
     );
 
     // Every replica found Redis again by itself.
+    let admins: Vec<SocketAddr> = replicas.lock().unwrap().iter().map(|r| r.admin).collect();
     runtime.block_on(async {
-        for r in replicas.lock().unwrap().iter() {
-            let ready = http(r.admin, "GET", "/readyz", b"").await;
+        for admin in admins {
+            let ready = http(admin, "GET", "/readyz", b"").await;
             assert_eq!(
                 ready.map(|(s, _)| s),
                 Some(200),
@@ -487,18 +488,7 @@ fn without_redis_budgeted_line_items_stop_and_come_back_by_themselves() {
     redis.stop();
     runtime.block_on(async {
         // Within the stale limit (3 s) every budgeted line item is off.
-        let mut ready = 200;
-        for _ in 0..100 {
-            ready = http(r.admin, "GET", "/readyz", b"").await.unwrap().0;
-            if ready == 503 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let (status, body) = http(r.admin, "GET", "/readyz", b"").await.unwrap();
-        assert_eq!(status, 503);
-        let body = String::from_utf8_lossy(&body).to_string();
-        assert!(body.contains("shared state unavailable"), "{body}");
+        wait_ready(r.admin, 503, "shared state unavailable").await;
         let t = Instant::now();
         let (status, _) = http(r.bid, "POST", "/openrtb2/bid", &bid_body("u-2"))
             .await
