@@ -5,6 +5,9 @@
 #
 #   benches/load.sh                      # 1,000 line items, 3 rounds of 10 s
 #   LINE_ITEMS=10000 ROUNDS=5 DURATION=20s CONNS=64 benches/load.sh
+#   benches/load.sh --redis              # also a bidder on Redis state (a local
+#                                        # redis-server), and its Redis round trips
+#                                        # per bid
 #
 # Loopback only. Installs wrk from Debian if it is missing.
 set -euo pipefail
@@ -15,6 +18,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
+REDIS=0
+[ "${1:-}" = "--redis" ] && REDIS=1
 
 if ! command -v wrk >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
@@ -46,6 +51,29 @@ RUST_LOG=warn start "$work/bidder.out" target/release/bidder serve --config "$wo
 start "$work/noop.out" target/release/noop-server 127.0.0.1:0
 bid_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
 noop_addr=$(sed -n 's/noop listening: //p' "$work/noop.out")
+if [ "$REDIS" = 1 ]; then
+  command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/redis"
+  # As k8s/base/redis.conf: the append-only file, fsync'd on every write.
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+    --dir "$work/redis" --daemonize no --loglevel warning >"$work/redis/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  BIDDER_NOTICE_SECRET=load-test-notice-secret-0123456789abcdef RUST_LOG=warn \
+    start "$work/redis-bidder.out" target/release/bidder serve --config "$work/config" \
+    --state "redis://127.0.0.1:$port/" --journal "$work/redis-state" \
+    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+  redis_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
+  redis_admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
+  # Leases come within milliseconds of the first bids.
+  for _ in $(seq 50); do
+    s=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+      --data-binary @benches/src/banner-request.json "http://$redis_addr/openrtb2/bid")
+    [ "$s" = 200 ] && break; sleep 0.1
+  done
+  [ "$s" = 200 ] || { echo "the Redis bidder does not bid ($s)" >&2; exit 1; }
+fi
 
 body=benches/src/banner-request.json
 # The bidder must really bid on this request, or the comparison is empty.
@@ -69,13 +97,28 @@ rps() { # addr → requests/sec
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-: >"$work/noop.rps"; : >"$work/bidder.rps"
+: >"$work/noop.rps"; : >"$work/bidder.rps"; : >"$work/redis.rps"; : >"$work/trips"
+trips() { curl -s "http://$redis_admin/metrics" | awk '/^bidder_redis_round_trips_total/ {print $2}'; }
 for r in $(seq "$ROUNDS"); do
   n=$(rps "$noop_addr");  echo "$n" >>"$work/noop.rps"
   b=$(rps "$bid_addr");   echo "$b" >>"$work/bidder.rps"
   p50=$(awk '/ 50%/ {print $2}' "$work/wrk.txt"); p99=$(awk '/ 99%/ {print $2}' "$work/wrk.txt")
   echo "round $r: noop $n req/s, bidder $b req/s (bidder p50 $p50, p99 $p99)"
+  if [ "$REDIS" = 1 ]; then
+    before=$(trips)
+    x=$(rps "$redis_addr"); echo "$x" >>"$work/redis.rps"
+    after=$(trips)
+    reqs=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
+    per=$(awk -v a="$after" -v b="$before" -v n="$reqs" 'BEGIN {printf "%.4f", (a-b)/n}')
+    echo "$per" >>"$work/trips"
+    p50=$(awk '/ 50%/ {print $2}' "$work/wrk.txt"); p99=$(awk '/ 99%/ {print $2}' "$work/wrk.txt")
+    echo "round $r: bidder on Redis $x req/s (p50 $p50, p99 $p99), Redis round trips per bid request $per"
+  fi
 done
 n=$(median <"$work/noop.rps"); b=$(median <"$work/bidder.rps")
 echo "line items: $LINE_ITEMS, connections: $CONNS, wrk threads: $THREADS, $ROUNDS rounds of $DURATION"
 echo "median: noop $n req/s, bidder $b req/s, ratio $(awk -v b="$b" -v n="$n" 'BEGIN {printf "%.2f", b/n}')"
+if [ "$REDIS" = 1 ]; then
+  x=$(median <"$work/redis.rps")
+  echo "median: bidder on Redis $x req/s, $(awk -v x="$x" -v b="$b" 'BEGIN {printf "%.2f", x/b}') of embedded; Redis round trips per bid request $(median <"$work/trips")"
+fi

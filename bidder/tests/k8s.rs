@@ -15,7 +15,6 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-
 /// Kubernetes versions the manifests validate against: 1.27 is the first
 /// with the StatefulSet PVC retention policy on by default; 1.32 is the
 /// kubectl this project renders with.
