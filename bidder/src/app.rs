@@ -192,6 +192,10 @@ pub enum BidAnswer {
     Invalid(String),
 }
 
+/// Topics of audience data handed between replicas.
+const PEER_EVENTS: &str = "events";
+const PEER_LIST: &str = "list";
+
 /// What the bid path decided, before a shared ledger confirms it.
 struct Bidded {
     answer: BidAnswer,
@@ -1075,7 +1079,41 @@ impl App {
             .audiences
             .append_jsonl("request body", text, self.clock.now())?;
         metrics::audience_events(n);
+        if let Some(s) = &self.shared {
+            s.publish(PEER_EVENTS, "", text);
+        }
         Ok((n, conversions))
+    }
+
+    /// Audience data another replica applied (shopper events, list
+    /// members): applied here the same way, not handed on again, and not
+    /// attributed again (the replica that took it did). A batch this
+    /// replica cannot apply (a list its config does not have yet) is
+    /// logged and skipped.
+    pub fn apply_peer_audience(&self, p: &shared::Published) {
+        let applied = match p.topic.as_str() {
+            PEER_EVENTS => self
+                .audiences
+                .append_jsonl("another replica", &p.body, self.clock.now())
+                .map(metrics::audience_events)
+                .map_err(|e| e.to_string()),
+            PEER_LIST => match self.list_owner(&p.key) {
+                Some(advertiser) => self
+                    .audiences
+                    .lists()
+                    .apply_jsonl(&advertiser, &p.key, "another replica", &p.body)
+                    .map(|_| metrics::list_members(self.audiences.lists().members()))
+                    .map_err(|e| e.to_string()),
+                None => Err(format!(
+                    "no list audience {:?} in this replica's config",
+                    p.key
+                )),
+            },
+            other => Err(format!("unknown topic {other:?}")),
+        };
+        if let Err(e) = applied {
+            tracing::warn!(entry = %p.id, topic = %p.topic, "another replica's audience data not applied here: {e}");
+        }
     }
 
     /// The win-probability curves first-price bids are shaded with.
@@ -1110,7 +1148,11 @@ impl App {
             Err(audiences::ListError::Io { .. }) => "io_error",
         });
         metrics::list_members(self.audiences.lists().members());
-        Ok(result?)
+        let applied = result?;
+        if let Some(s) = &self.shared {
+            s.publish(PEER_LIST, id, text);
+        }
+        Ok(applied)
     }
 
     /// The views and purchases in a batch of shopper events, amounts in USD

@@ -701,6 +701,43 @@ fn connect_shared(
     shared::RedisLedger::connect(redis_info(url)?, opts).map_err(anyhow::Error::msg)
 }
 
+/// Where this replica stopped reading the other replicas' audience data.
+const AUDIENCE_OFFSET: &str = "audience.offset";
+
+fn read_offset(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join(AUDIENCE_OFFSET))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+        // A new replica reads everything Redis still keeps.
+        .unwrap_or_else(|| "0-0".to_string())
+}
+
+/// Applies the other replicas' audience data as it comes, and remembers
+/// how far it got (a restart resumes there; applying a batch twice
+/// changes nothing for lists, and adds a view once more at worst).
+async fn apply_peer_audience(
+    app: Arc<App>,
+    mut rx: tokio::sync::mpsc::Receiver<shared::Published>,
+    dir: PathBuf,
+) {
+    while let Some(p) = rx.recv().await {
+        let id = p.id.clone();
+        let a = app.clone();
+        // List batches are fsync'd: off the async workers.
+        if tokio::task::spawn_blocking(move || a.apply_peer_audience(&p))
+            .await
+            .is_err()
+        {
+            tracing::error!("applying another replica's audience data panicked");
+        }
+        let path = dir.join(AUDIENCE_OFFSET);
+        if let Err(e) = std::fs::write(&path, format!("{id}\n")) {
+            tracing::warn!(path = %path.display(), "cannot remember the audience offset: {e}");
+        }
+    }
+}
+
 /// `bidder ledger reconcile`: prints what differs, then what was done.
 /// `Ok(false)`: a dry run found differences.
 fn reconcile(
@@ -929,6 +966,12 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         if let Some(dir) = args.data.clone() {
             let app = app.clone();
             tokio::spawn(async move { attribute_data(&app, &dir).await });
+        }
+        if let Some(s) = &shared_ledger {
+            let rx = s.subscribe(&read_offset(&args.dir));
+            let app = app.clone();
+            let dir = args.dir.clone();
+            tokio::spawn(async move { apply_peer_audience(app, rx, dir).await });
         }
         if args.config_poll_secs > 0 {
             let app = app.clone();

@@ -711,3 +711,122 @@ fn after_redis_loses_its_data_reconcile_rebuilds_it_from_the_journals() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn audience_data_given_to_one_replica_reaches_the_others() {
+    let root = std::env::temp_dir().join(format!("bidder-audience-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let config_dir = root.join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("shop.yaml"),
+        r#"advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+  products: [tent-1]
+audiences:
+  - id: viewers
+    kind: views
+    products: [tent-1]
+    lookback_days: 30
+  - id: crm
+    kind: list
+    sources: [buyeruid]
+creatives:
+  - id: b300
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/
+orders:
+  - id: o1
+    service: self_service
+    budget: 100.00
+    flight: { start: 2020-01-01, end: 2099-12-31 }
+    line_items:
+      - id: li-viewers
+        media: display
+        cpm: 5.00
+        budget: { daily: 50.00 }
+        audiences: { any_of: [viewers] }
+        creatives: [b300]
+      - id: li-crm
+        media: display
+        cpm: 4.00
+        budget: { daily: 50.00 }
+        audiences: { any_of: [crm] }
+        creatives: [b300]
+"#,
+    )
+    .unwrap();
+    let a = start_replica(&config_dir, &root.join("a"), &redis.url());
+    let b = start_replica(&config_dir, &root.join("b"), &redis.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The line item that bids on `b` for `user`, once it bids (3 s at most).
+    let bids_on_b = |user: &'static str| {
+        runtime.block_on(async {
+            for _ in 0..150 {
+                if let Some((200, body)) =
+                    http(b.bid, "POST", "/openrtb2/bid", &bid_body(user)).await
+                {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let nurl = v["seatbid"][0]["bid"][0]["nurl"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    return query_param(&nurl, "li").map(str::to_string);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            None
+        })
+    };
+    let explained = runtime.block_on(async {
+        http(b.admin, "POST", "/v1/explain", &bid_body("viewer-1"))
+            .await
+            .unwrap()
+    });
+    let explained = String::from_utf8_lossy(&explained.1).to_string();
+    assert!(
+        explained.contains("\"audience\""),
+        "no audience yet on b: {explained}"
+    );
+    // A view uploaded to `a` makes `b` bid for that user.
+    let now = config::Clock::now(&config::SystemClock);
+    let view = format!(
+        "{{\"user\":\"viewer-1\",\"event\":\"view\",\"product\":\"tent-1\",\"at\":\"{now}\"}}\n"
+    );
+    let up = runtime.block_on(async {
+        http(a.admin, "POST", "/v1/audience-events", view.as_bytes())
+            .await
+            .unwrap()
+    });
+    assert_eq!(up.0, 200, "{}", String::from_utf8_lossy(&up.1));
+    assert_eq!(bids_on_b("viewer-1").as_deref(), Some("li-viewers"));
+    // A list member uploaded to `a` makes `b` bid for that id.
+    let up = runtime.block_on(async {
+        http(
+            a.admin,
+            "POST",
+            "/v1/audiences/crm/members",
+            b"{\"id\":\"crm-1\"}\n",
+        )
+        .await
+        .unwrap()
+    });
+    assert_eq!(up.0, 200, "{}", String::from_utf8_lossy(&up.1));
+    assert_eq!(bids_on_b("crm-1").as_deref(), Some("li-crm"));
+    // `b` remembers how far it read: a restart does not read it all again.
+    let offset = std::fs::read_to_string(root.join("b").join("audience.offset")).unwrap();
+    assert!(offset.trim().contains('-'), "{offset}");
+    drop(a);
+    drop(b);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -61,6 +61,11 @@ impl Keys {
         format!("{}charged", self.prefix)
     }
 
+    /// Audience data applied on one replica, for the others.
+    pub(crate) fn audience(&self) -> String {
+        format!("{}audience", self.prefix)
+    }
+
     pub(crate) fn epoch(&self) -> String {
         format!("{}epoch", self.prefix)
     }

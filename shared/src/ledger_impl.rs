@@ -136,7 +136,7 @@ pub(crate) struct FreqSlot {
     pub window_ms: i64,
     pub expires: i64,
     pub confirmed: bool,
-    /// Kept until then for a late win to count.
+    /// Kept until then, for its win to count.
     pub keep_until: i64,
 }
 
@@ -253,9 +253,16 @@ pub(crate) struct Inner {
     pub cache: Mutex<HashMap<(SpendKey, i64), Cached>>,
     pub freq: Mutex<HashMap<u64, FreqSlot>>,
     pub round_trips: AtomicU64,
+    pub audience: Mutex<Option<Arc<Subscription>>>,
     /// `REPLICA/RUN`: who claims a charge in this run.
     pub owner: String,
     pub pending_ops: AtomicI64,
+}
+
+/// Who takes other replicas' audience data, and from where in the stream.
+pub(crate) struct Subscription {
+    pub tx: tokio::sync::mpsc::Sender<crate::Published>,
+    pub last: Mutex<String>,
 }
 
 /// The ledger of one replica among several sharing Redis.
@@ -306,6 +313,7 @@ impl RedisLedger {
             cache: Mutex::default(),
             freq: Mutex::default(),
             round_trips: AtomicU64::new(0),
+            audience: Mutex::new(None),
             owner: format!("{}/{:08x}", opts.replica, rand_u32()),
             pending_ops: AtomicI64::new(0),
             opts,
@@ -341,6 +349,37 @@ impl RedisLedger {
     /// journal are let go, after those commits.
     pub fn replayed(&self) {
         self.inner.queue(Op::Clean);
+    }
+
+    /// Hands audience data (shopper events, list batches) applied here to
+    /// the other replicas. Written behind, in order with everything else
+    /// owed to Redis; a body over 16 MB stays on this replica (logged).
+    pub fn publish(&self, topic: &'static str, key: &str, body: &str) {
+        if body.len() > crate::MAX_PUBLISHED_BYTES {
+            tracing::warn!(
+                topic,
+                bytes = body.len(),
+                "audience data too large to hand to the other replicas: applied here only"
+            );
+            return;
+        }
+        self.inner.queue(Op::Publish {
+            topic,
+            key: key.to_string(),
+            body: body.into(),
+        });
+    }
+
+    /// Audience data the other replicas applied, after the stream entry
+    /// `after` (`0-0`: all Redis still keeps), in order. Each item's `id`
+    /// is where to resume after a restart.
+    pub fn subscribe(&self, after: &str) -> tokio::sync::mpsc::Receiver<crate::Published> {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        *lock(&self.inner.audience) = Some(Arc::new(Subscription {
+            tx,
+            last: Mutex::new(after.to_string()),
+        }));
+        rx
     }
 
     /// Budget this replica holds on lease now, in micros.
@@ -713,6 +752,15 @@ impl RedisLedger {
 
     fn ask(&self, ask: Ask) {
         let pair = (ask.keys[0].clone(), ask.keys[1].clone(), ask.day);
+        // Refused a moment ago (spent, or ahead of its plan): asking again
+        // at every bid would cost Redis a call per bid.
+        let now_ms = self.inner.now().as_millis();
+        if lock(&self.inner.refused)
+            .get(&pair)
+            .is_some_and(|(_, until)| *until > now_ms)
+        {
+            return;
+        }
         let mut asks = lock(&self.inner.asks);
         let fresh = !asks.contains_key(&pair);
         let e = asks.entry(pair).or_insert_with(|| ask.clone());
@@ -752,10 +800,10 @@ impl RedisLedger {
             window_ms: f.window_ms,
             expires: hold.expires.as_millis(),
             confirmed: false,
-            keep_until: hold
-                .expires
-                .as_millis()
-                .saturating_add(self.inner.opts.memory.late_horizon_ms),
+            // A win arriving later than this is charged but not counted
+            // again under the cap: the table stays the size of the bids
+            // in flight.
+            keep_until: hold.expires.as_millis().saturating_add(10_000),
         })
     }
 
@@ -869,10 +917,25 @@ impl Ledger for RedisLedger {
         match self.lease_room(limits, cost.as_i64(), day.days_since_epoch(), now, None) {
             Ok(()) => Ok(()),
             Err((why, ask)) => {
+                let pair = (
+                    limits[0].key.clone(),
+                    limits[1].key.clone(),
+                    day.days_since_epoch(),
+                );
+                let refused = lock(&self.inner.refused)
+                    .get(&pair)
+                    .is_some_and(|(_, until)| *until > now.as_millis());
                 if let Some(a) = ask {
                     self.ask(*a);
                 }
-                Err(why)
+                // Short of lease only because none was asked for yet (a
+                // first bid, a new day): the line item still has budget, as
+                // explain must say; the reservation waits for the lease.
+                if refused {
+                    Err(why)
+                } else {
+                    Ok(())
+                }
             }
         }
     }

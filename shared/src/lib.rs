@@ -36,6 +36,24 @@ mod worker;
 pub use ledger_impl::{Options, RedisLedger, StartError};
 pub use redis::ConnectionInfo;
 
+/// Audience data batches Redis keeps for replicas that were away (older
+/// ones come from the `--data` files every replica loads).
+pub const AUDIENCE_STREAM_LEN: usize = 10_000;
+/// The largest batch handed to the other replicas.
+pub const MAX_PUBLISHED_BYTES: usize = 16 << 20;
+
+/// Audience data another replica applied.
+#[derive(Clone, Debug)]
+pub struct Published {
+    /// The stream entry: where to resume after a restart.
+    pub id: String,
+    /// `events` (shopper events, JSON lines) or `list` (list members,
+    /// JSON lines, for the list `key`).
+    pub topic: String,
+    pub key: String,
+    pub body: String,
+}
+
 /// Reads `redis://…` or `rediss://…` with the password (and user) from the
 /// environment, never from the URL: URLs end up in process listings, logs
 /// and manifests.

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use config::Date;
@@ -43,6 +43,12 @@ pub(crate) enum Op {
     },
     /// Lets go of this replica's claims left before a crash.
     Clean,
+    /// Audience data for the other replicas.
+    Publish {
+        topic: &'static str,
+        key: String,
+        body: Arc<str>,
+    },
     FreqWon {
         w: String,
         r: String,
@@ -155,6 +161,23 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 );
             }
             Ok(())
+        }
+        Op::Publish { topic, key, body } => {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(k.audience())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(crate::AUDIENCE_STREAM_LEN)
+                .arg("*")
+                .arg("o")
+                .arg(&me)
+                .arg("t")
+                .arg(*topic)
+                .arg("k")
+                .arg(key)
+                .arg("v")
+                .arg(body.as_ref());
+            inner.cmd::<String>(cmd).await.map(|_| ())
         }
         Op::FreqGive { r, bid } => inner
             .run::<i64>(&inner.scripts.freq_give, &[r], &[bid.to_string()])
@@ -466,6 +489,61 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
     Ok(())
 }
 
+/// Audience data other replicas applied since the last entry handed on:
+/// passed to the subscriber, at most as fast as it takes them.
+async fn audience(inner: &Inner) -> Result<(), String> {
+    let Some(sub) = lock(&inner.audience).clone() else {
+        return Ok(());
+    };
+    loop {
+        let from = lock(&sub.last).clone();
+        let entries: Vec<(String, Vec<String>)> = inner
+            .cmd(
+                redis::cmd("XRANGE")
+                    .arg(inner.keys.audience())
+                    .arg(format!("({from}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(64)
+                    .clone(),
+            )
+            .await?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        for (id, fields) in entries {
+            let field = |name: &str| {
+                fields
+                    .chunks(2)
+                    .find(|c| c.first().map(String::as_str) == Some(name))
+                    .and_then(|c| c.get(1))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            if field("o") != inner.opts.replica {
+                let item = crate::Published {
+                    id: id.clone(),
+                    topic: field("t"),
+                    key: field("k"),
+                    body: field("v"),
+                };
+                // A subscriber behind (a large list batch being written)
+                // is read again next time: nothing skipped, and the money
+                // work of this loop never waits for it.
+                match sub.tx.try_send(item) {
+                    Ok(()) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => return Ok(()),
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                        *lock(&inner.audience) = None;
+                        return Ok(());
+                    }
+                }
+            }
+            *lock(&sub.last) = id;
+        }
+    }
+}
+
 async fn refresh_cache(inner: &Inner) {
     let wanted: Vec<(SpendKey, i64)> = lock(&inner.cache).keys().cloned().collect();
     for (key, day) in wanted {
@@ -597,6 +675,7 @@ pub(crate) async fn run(
         if started && clock_ms - last_stream_read >= 100 {
             last_stream_read = clock_ms;
             let _ = settled(&inner, &mut last_stream).await;
+            let _ = audience(&inner).await;
         }
         if started && clock_ms - last_maintenance >= 1_000 {
             last_maintenance = clock_ms;
@@ -604,6 +683,7 @@ pub(crate) async fn run(
                 give_back(&inner, false);
             }
             refresh_cache(&inner).await;
+            lock(&inner.refused).retain(|_, (_, until)| *until > clock_ms);
         }
         let wait = if pending.is_empty() {
             TICK
