@@ -632,7 +632,11 @@ impl App {
                         self.ledger.release(*k);
                         self.outcomes.forget(k.0);
                     }
-                    b.answer = BidAnswer::NoBid(NoBid::Frequency);
+                    b.answer = BidAnswer::NoBid(if self.state_unavailable().is_some() {
+                        NoBid::Unavailable
+                    } else {
+                        NoBid::Frequency
+                    });
                     b.report.clear();
                 }
             }

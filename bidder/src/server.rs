@@ -556,12 +556,17 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
         "/readyz" if get_only(req.method()) => {
             if app.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining: shutting down\n")
-            } else if let Some(why) = app.state_unavailable() {
-                // Bids still get a fast 204; routing moves to replicas that
-                // reach the shared state.
+            } else if let (Some(why), true) = (app.state_unavailable(), app.is_ready()) {
+                // Still ready: every replica loses Redis together more
+                // often than one alone, and a load balancer left with no
+                // ready replica would give exchanges errors instead of our
+                // fast 204s. Alert on bidder_shared_state_up.
                 text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("shared state unavailable, budgeted line items do not bid: {why}\n"),
+                    StatusCode::OK,
+                    format!(
+                        "ready, degraded: shared state unavailable, budgeted line items do not \
+                         bid: {why}\n"
+                    ),
                 )
             } else if app.is_ready() {
                 text(StatusCode::OK, "ready\n")

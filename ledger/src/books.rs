@@ -36,6 +36,7 @@ pub struct Books {
 /// burl together) to be written: a journal write takes milliseconds.
 const WAIT_FOR_OTHER: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(2);
+const MAX_POLL: Duration = Duration::from_millis(100);
 
 impl Books {
     pub fn new(ledger: Arc<dyn Ledger>, journal: Option<Journal>) -> Books {
@@ -61,13 +62,17 @@ impl Books {
     /// when there is a journal. `Ok(None)`: charged before (a duplicate).
     pub async fn charge(&self, win: &Win<'_>) -> Result<Option<Charge>, ChargeError> {
         let mut waited = Duration::ZERO;
+        let mut pause = POLL;
         let charge = loop {
             match self.ledger.begin_charge(win) {
                 Ok(c) => break c,
                 Err(NotCharged::Duplicate) => return Ok(None),
+                // Backing off: with a shared ledger each try is a call to
+                // Redis.
                 Err(NotCharged::InFlight) if waited < WAIT_FOR_OTHER => {
-                    tokio::time::sleep(POLL).await;
-                    waited += POLL;
+                    tokio::time::sleep(pause).await;
+                    waited += pause;
+                    pause = (pause * 2).min(MAX_POLL);
                 }
                 Err(NotCharged::InFlight) => return Err(ChargeError::Busy),
                 Err(NotCharged::Forgotten) => return Err(ChargeError::Expired),

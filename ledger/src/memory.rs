@@ -466,6 +466,12 @@ impl MemoryLedger {
         Some((b.amount, b.day, b.keys))
     }
 
+    /// Whether the bid is known here as charged (journaled, or restored
+    /// from the checkpoint).
+    pub fn is_charged(&self, bid: BidKey) -> bool {
+        self.bid_shard(bid).is_charged(bid.0)
+    }
+
     /// A charge begun here whose billed amount a shared backend lowered
     /// (other replicas spent meanwhile): what it holds follows.
     pub fn rebill(&self, charge: &mut Charge, billed: Micros) {

@@ -66,6 +66,17 @@ impl Keys {
         format!("{}audience", self.prefix)
     }
 
+    /// Replica → the epoch it knows (a fresh replica never creates the
+    /// state while another one knows it).
+    pub(crate) fn known(&self) -> String {
+        format!("{}known", self.prefix)
+    }
+
+    /// A give-back's nonce: applied once however often it is retried.
+    pub(crate) fn nonce(&self, n: &str) -> String {
+        format!("{}n:{n}", self.prefix)
+    }
+
     pub(crate) fn epoch(&self) -> String {
         format!("{}epoch", self.prefix)
     }

@@ -174,6 +174,12 @@ impl HealthState {
 
     pub(crate) fn ok(&self) {
         self.ok_at.store(self.ms(), Ordering::Relaxed);
+    }
+
+    /// A heartbeat went through: only then is Redis back (the heartbeat
+    /// tells whether this replica's leases were reclaimed meanwhile).
+    pub(crate) fn beat(&self) {
+        self.ok();
         if self.failing.swap(false, Ordering::Relaxed) {
             tracing::info!("Redis answers again");
         }
@@ -254,6 +260,12 @@ pub(crate) struct Inner {
     pub freq: Mutex<HashMap<u64, FreqSlot>>,
     pub round_trips: AtomicU64,
     pub audience: Mutex<Option<Arc<Subscription>>>,
+    /// The epoch of the shared state this replica knows ('' until known).
+    pub epoch: Mutex<String>,
+    /// Set once the journal is replayed (and the directory locked): only
+    /// then may the worker reset this replica's earlier leases.
+    pub go: AtomicBool,
+    pub seq: AtomicU64,
     /// `REPLICA/RUN`: who claims a charge in this run.
     pub owner: String,
     pub pending_ops: AtomicI64,
@@ -314,6 +326,9 @@ impl RedisLedger {
             freq: Mutex::default(),
             round_trips: AtomicU64::new(0),
             audience: Mutex::new(None),
+            epoch: Mutex::new(String::new()),
+            go: AtomicBool::new(opts.synchronous),
+            seq: AtomicU64::new(0),
             owner: format!("{}/{:08x}", opts.replica, rand_u32()),
             pending_ops: AtomicI64::new(0),
             opts,
@@ -349,6 +364,8 @@ impl RedisLedger {
     /// journal are let go, after those commits.
     pub fn replayed(&self) {
         self.inner.queue(Op::Clean);
+        self.inner.go.store(true, Ordering::Relaxed);
+        self.inner.wake.notify_one();
     }
 
     /// Hands audience data (shopper events, list batches) applied here to
@@ -387,7 +404,13 @@ impl RedisLedger {
         self.inner
             .leases
             .iter()
-            .map(|s| lock(s).values().map(|l| l.granted).sum::<i64>())
+            .map(|s| {
+                lock(s)
+                    .iter()
+                    .filter(|((k, _), _)| matches!(k, SpendKey::LineItem(_)))
+                    .map(|(_, l)| l.granted)
+                    .sum::<i64>()
+            })
             .sum()
     }
 
@@ -547,10 +570,12 @@ impl Inner {
             let (kind, c, minute, days) = cap_args(cap, now);
             args.extend([kind, c, minute, days].map(|v| v.to_string()));
         }
+        args.push(lock(&self.epoch).clone());
+        let epoch = k.epoch();
         self.run(
             &self.scripts.lease,
             &[
-                &life0, &day0, &lease0, &life1, &day1, &lease1, &held, &replicas,
+                &life0, &day0, &lease0, &life1, &day1, &lease1, &held, &replicas, &epoch,
             ],
             &args,
         )
@@ -586,6 +611,21 @@ impl Inner {
             }
             None => 0,
         }
+    }
+
+    /// Gives lease back to Redis (written behind, once).
+    pub(crate) fn give(&self, key: SpendKey, day: i64, amount: i64) {
+        let nonce = format!(
+            "{}:{}",
+            self.owner,
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        );
+        self.queue(Op::Give {
+            key,
+            day,
+            amount,
+            nonce,
+        });
     }
 
     pub(crate) fn queue(&self, op: Op) {
@@ -785,6 +825,7 @@ impl RedisLedger {
                 Ok(())
             }
             Ok((_, 2)) => Err(Refusal::Pacing),
+            Ok((_, 3)) => Err(Refusal::Unavailable),
             Ok(_) => Err(Refusal::Budget),
             Err(_) => Err(Refusal::Unavailable),
         }
@@ -1008,6 +1049,8 @@ impl Ledger for RedisLedger {
             k.life(win.limits[1].key),
             k.day(win.limits[1].key, day),
             k.claims_of(&self.inner.opts.replica),
+            k.replicas(),
+            k.epoch(),
         ];
         let (k0, c0) = kind_arg(win.limits[0].cap);
         let (k1, c1) = kind_arg(win.limits[1].cap);
@@ -1028,6 +1071,8 @@ impl Ledger for RedisLedger {
                 &[win.limits[0].key.clone(), win.limits[1].key.clone()],
                 day,
             ),
+            (now - self.inner.opts.dead_after_ms).to_string(),
+            lock(&self.inner.epoch).clone(),
         ];
         let inner = self.inner.clone();
         let got = self.block(async move {
@@ -1045,7 +1090,17 @@ impl Ledger for RedisLedger {
                 (Some(-2), _) => Err(NotCharged::InFlight),
                 _ => Err(NotCharged::Unavailable),
             },
-            Err(_) => Err(NotCharged::Unavailable),
+            Err(_) => {
+                // Redis may have run the claim before the answer was lost:
+                // let it go (a no-op when it did not), or it would block
+                // the bid and hold its amount.
+                self.inner.queue(Op::Abort {
+                    bid: win.bid,
+                    keys: [win.limits[0].key.clone(), win.limits[1].key.clone()],
+                    day,
+                });
+                Err(NotCharged::Unavailable)
+            }
         };
         match outcome {
             Ok(billed) => {
@@ -1083,7 +1138,7 @@ impl Ledger for RedisLedger {
             kind: charge.kind,
             forget: charge.forget.as_millis(),
         });
-        let slot = lock(&self.inner.freq).get(&charge.bid.0).cloned();
+        let slot = lock(&self.inner.freq).remove(&charge.bid.0);
         if let Some(s) = slot {
             self.inner.apply(Op::FreqWon {
                 w: s.w,
@@ -1155,12 +1210,25 @@ impl Ledger for RedisLedger {
         if let Some(k) = self.inner.local.budget_kind(line_item) {
             return Some(k);
         }
-        // Read at config load, not per bid: what any replica charged under.
-        let inner = self.inner.clone();
+        // What any replica charged under, as last read from Redis; a
+        // synchronous ledger reads it now.
         let key = SpendKey::line_item(line_item);
-        self.block(async move { worker::kind(&inner, &key).await })
-            .ok()
-            .flatten()
+        if self.inner.opts.synchronous {
+            let inner = self.inner.clone();
+            return self
+                .block(async move { worker::kind(&inner, &key).await })
+                .ok()
+                .flatten();
+        }
+        let day = self.inner.now().date().days_since_epoch();
+        let mut cache = lock(&self.inner.cache);
+        match cache.get(&(key.clone(), day)) {
+            Some(c) => c.kind,
+            None => {
+                cache.insert((key, day), Cached::default());
+                None
+            }
+        }
     }
 
     fn late_share_ppm(&self) -> u32 {

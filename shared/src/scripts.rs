@@ -54,16 +54,19 @@ end
 /// Lends a replica budget under a line item and its order for one day.
 ///
 /// KEYS: s, d, l of the line item; s, d, l of the order; `r:REPLICA`;
-/// `replicas`. ARGV: replica, want, min, now, alive_ms, day_ttl_s,
-/// member1, member2, then per key: kind (0 none, 1 daily, 2 lifetime, 3
-/// paced), cap, minute of the day + 1, days left in the flight.
+/// `replicas`; `epoch`. ARGV: replica, want, min, now, alive_ms,
+/// day_ttl_s, member1, member2, then per key: kind (0 none, 1 daily, 2
+/// lifetime, 3 paced), cap, minute of the day + 1, days left in the
+/// flight; then the epoch this replica knows.
 ///
 /// Grants at least `min` or nothing: `{grant, why}` where `why` is 1
-/// (budget) or 2 (pacing) when nothing is granted. Near the end of a
+/// (budget), 2 (pacing) or 3 (the state is not the one this replica
+/// knows: Redis lost it) when nothing is granted. Near the end of a
 /// budget a grant shrinks to half of what is left split over the live
 /// replicas, so the last of a budget is shared rather than stranded in one
 /// replica's lease.
 const LEASE: &str = r#"
+if redis.call('GET', KEYS[9]) ~= ARGV[17] then return {0, 3} end
 local live = redis.call('ZCOUNT', KEYS[8], n(ARGV[4]) - n(ARGV[5]), '+inf')
 if live < 1 then live = 1 end
 local want = n(ARGV[2])
@@ -117,15 +120,19 @@ end
 return {grant, 0}
 "#;
 
-/// Gives back up to `amount` of a replica's lease. KEYS: s, d, l.
-/// ARGV: replica, amount. Returns what was given back.
+/// Gives back up to `amount` of a replica's lease. KEYS: s, d, l,
+/// `r:REPLICA`, the give-back's nonce. ARGV: replica, amount, lease
+/// member. Returns what was given back.
 const GIVE: &str = r#"
+-- Once per give-back: a call that timed out after Redis ran it is retried.
+if not redis.call('SET', KEYS[5], '1', 'NX', 'PX', 600000) then return 0 end
 local have = n(redis.call('HGET', KEYS[3], ARGV[1]))
 local a = n(ARGV[2])
 if a > have then a = have end
 if a <= 0 then return 0 end
 if a == have then
   redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('SREM', KEYS[4], ARGV[3])
 else
   redis.call('HINCRBY', KEYS[3], ARGV[1], s(-a))
 end
@@ -135,11 +142,16 @@ return a
 "#;
 
 /// Starts charging a win, once across replicas. KEYS: b, s1, d1, s2, d2,
-/// `c:REPLICA` (this replica's claims, to clean after a crash). ARGV:
+/// `c:REPLICA` (this replica's claims, to clean after a crash),
+/// `replicas`, `epoch`. ARGV:
 /// owner (`REPLICA/RUN`: a restart tells its own claims from those of the
 /// run that crashed), now, deadline, cost, kind1, cap1, kind2, cap2,
 /// ms until the bid's notices expire, day_ttl_s, claim member (bid, keys
-/// and day). (Expiries are relative: Redis keeps its own clock.)
+/// and day), the heartbeat time under which a replica counts as gone, the
+/// epoch this replica knows. (Expiries are relative: Redis keeps its own
+/// clock.)
+///
+/// `{-3, 0}`: the state is not the one this replica knows (Redis lost it).
 ///
 /// `{-1, 0}`: charged already. `{-2, 0}`: another replica is writing its
 /// record (until its deadline; past it, that replica is taken to have died
@@ -147,12 +159,19 @@ return a
 /// `{1, billed}`: claimed, billed up to what the caps leave after spend and
 /// the charges being written.
 const CLAIM: &str = r#"
+if redis.call('GET', KEYS[8]) ~= ARGV[13] then return {-3, 0} end
 local m = redis.call('GET', KEYS[1])
 local old = 0
 if m then
   if m == 'd' then return {-1, 0} end
   local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
   if dl and n(dl) > n(ARGV[2]) then return {-2, 0} end
+  -- Past its deadline, a claim is taken over only from a replica the
+  -- others no longer hear from: a live one (or one restarting on its
+  -- journal) commits or lets go of its claims itself.
+  local name = owner and string.match(owner, '^(.-)/')
+  local seen = name and redis.call('ZSCORE', KEYS[7], name)
+  if seen and n(seen) >= n(ARGV[12]) then return {-2, 0} end
   old = n(billed)
 end
 if old > 0 then
@@ -281,7 +300,9 @@ if redis.call('ZSCORE', KEYS[2], ARGV[4]) or redis.call('ZSCORE', KEYS[1], ARGV[
 end
 if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= n(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], s(window))
+-- Bids in flight go when their reservations end, not after the window.
+local ttl = n(ARGV[5]) - now + 1000
+if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], s(ttl)) end
 return 1
 "#;
 
@@ -299,21 +320,25 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 "#;
 
-/// A replica says it is alive, and reclaims the leases of replicas silent
-/// for longer than `dead_after`. KEYS: replicas, epoch. ARGV: replica, now,
-/// dead_after_ms, prefix. Returns `{was_present, epoch or ''}`.
+/// A replica says it is alive (and which epoch it knows), and reclaims the
+/// leases of replicas silent for longer than `dead_after`. KEYS:
+/// replicas, epoch, `known` (replica → the epoch it knows). ARGV: replica,
+/// now, dead_after_ms, prefix, the epoch this replica knows or ''. Returns
+/// `{was_present, epoch or '', replicas that know an epoch}`.
 const HEARTBEAT: &str = r#"
 local now = n(ARGV[2])
 local present = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], s(now), ARGV[1])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[5]) end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. s(now - n(ARGV[3])), 'LIMIT', 0, 16)
 for _, r in ipairs(dead) do
   reclaim(ARGV[4], r)
   redis.call('ZREM', KEYS[1], r)
+  redis.call('HDEL', KEYS[3], r)
 end
 local ep = redis.call('GET', KEYS[2])
 if present then present = 1 else present = 0 end
-return {present, ep or ''}
+return {present, ep or '', redis.call('HLEN', KEYS[3])}
 "#;
 
 /// A replica starting: the leases of its previous run go back (its holds

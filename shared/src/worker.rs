@@ -36,6 +36,8 @@ pub(crate) enum Op {
         key: SpendKey,
         day: i64,
         amount: i64,
+        /// Applied once however often it is retried.
+        nonce: String,
     },
     FreqGive {
         r: String,
@@ -59,6 +61,8 @@ pub(crate) enum Op {
 }
 
 const TICK: Duration = Duration::from_millis(50);
+/// Time a pass spends on queued writes before its other work.
+const WRITE_SLICE: Duration = Duration::from_millis(100);
 /// Writes kept for a retry while Redis is away; past this the oldest are
 /// dropped with an error (they are in the journals: reconcile restores
 /// them).
@@ -138,15 +142,68 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 .await
                 .map(|_| ())
         }
-        Op::Give { key, day, amount } => {
-            let names = [k.life(key), k.day(key, *day), k.lease(key, *day)];
+        Op::Give {
+            key,
+            day,
+            amount,
+            nonce,
+        } => {
+            let names = [
+                k.life(key),
+                k.day(key, *day),
+                k.lease(key, *day),
+                k.held_by(&me),
+                k.nonce(nonce),
+            ];
             let all: Vec<&str> = names.iter().map(String::as_str).collect();
             inner
-                .run::<i64>(&inner.scripts.give, &all, &[me, amount.to_string()])
+                .run::<i64>(
+                    &inner.scripts.give,
+                    &all,
+                    &[me, amount.to_string(), Keys::lease_member(key, *day)],
+                )
                 .await
                 .map(|_| ())
         }
         Op::Clean => {
+            // Claims of bids this replica knows as charged (restored from
+            // its checkpoint, whose records no commit was queued for) are
+            // committed, not let go.
+            let members: Vec<String> = inner
+                .cmd(redis::cmd("SMEMBERS").arg(k.claims_of(&me)).clone())
+                .await?;
+            for m in members {
+                let mut f = m.split('\t');
+                let (Some(bid), Some(k1), Some(k2), Some(day)) =
+                    (f.next(), f.next(), f.next(), f.next())
+                else {
+                    continue;
+                };
+                let (Some(bid), Some(k1), Some(k2), Ok(day)) = (
+                    u64::from_str_radix(bid, 16).ok().map(BidKey),
+                    SpendKey::parse(k1),
+                    SpendKey::parse(k2),
+                    day.parse::<i64>(),
+                ) else {
+                    continue;
+                };
+                if inner.local.is_charged(bid) {
+                    Box::pin(apply(
+                        inner,
+                        &Op::Commit {
+                            bid,
+                            keys: [k1, k2],
+                            day,
+                            hold_day: day,
+                            over: 0,
+                            hold: 0,
+                            kind: None,
+                            forget: inner.now().as_millis() + 86_400_000,
+                        },
+                    ))
+                    .await?;
+                }
+            }
             let gone: i64 = inner
                 .run(
                     &inner.scripts.clean,
@@ -308,7 +365,7 @@ fn give_back(inner: &Inner, all: bool) {
         });
     }
     for (key, day, amount) in gives {
-        inner.queue(Op::Give { key, day, amount });
+        inner.give(key, day, amount);
     }
 }
 
@@ -316,19 +373,20 @@ fn give_back(inner: &Inner, all: bool) {
 async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), String> {
     let k = &inner.keys;
     let now = inner.now().as_millis();
-    let (present, found): (i64, String) = inner
+    let (present, found, knowing): (i64, String, i64) = inner
         .run(
             &inner.scripts.heartbeat,
-            &[&k.replicas(), &k.epoch()],
+            &[&k.replicas(), &k.epoch(), &k.known()],
             &[
                 inner.opts.replica.clone(),
                 now.to_string(),
                 inner.opts.dead_after_ms.to_string(),
                 k.prefix().to_string(),
+                epoch.clone().unwrap_or_default(),
             ],
         )
-        .await
-        .map(|v: (i64, String)| v)?;
+        .await?;
+    inner.health.beat();
     if present == 0
         && inner
             .leases
@@ -344,17 +402,21 @@ async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), Stri
             }
         }
     }
-    check_epoch(inner, epoch, found).await
+    check_epoch(inner, epoch, found, knowing).await
 }
 
 async fn check_epoch(
     inner: &Inner,
     epoch: &mut Option<String>,
     found: String,
+    knowing: i64,
 ) -> Result<(), String> {
     let remembered = epoch.clone();
     if found.is_empty() {
-        if remembered.is_none() && inner.opts.may_initialise {
+        // Only a first start creates the state: this replica has no
+        // charges and knows no epoch, and no live replica knows one (after
+        // Redis lost its data, the others still do).
+        if remembered.is_none() && inner.opts.may_initialise && knowing == 0 {
             let fresh = format!("i-{:016x}", rand_u64());
             let set: Option<String> = inner
                 .cmd(
@@ -402,6 +464,7 @@ async fn check_epoch(
 }
 
 fn remember(inner: &Inner, epoch: &mut Option<String>, value: String) {
+    *lock(&inner.epoch) = value.clone();
     if let Some(path) = &inner.opts.epoch_file {
         let tmp = path.with_extension("tmp");
         let written = std::fs::write(&tmp, format!("{value}\n"))
@@ -453,7 +516,7 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
                 .arg(format!("({from}"))
                 .arg("+")
                 .arg("COUNT")
-                .arg(1000)
+                .arg(5000)
                 .clone(),
         )
         .await?;
@@ -470,16 +533,24 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
         let Some(bid) = field("b").and_then(|b| u64::from_str_radix(b, 16).ok()) else {
             continue;
         };
+        // An impression charged elsewhere counts under the cap this
+        // replica took the slot for.
+        let slot = lock(&inner.freq).remove(&bid);
+        if let Some(s) = slot {
+            inner.queue(Op::FreqWon {
+                w: s.w,
+                r: s.r,
+                window_ms: s.window_ms,
+                bid: BidKey(bid),
+                at: inner.now().as_millis(),
+            });
+        }
         if let Some((amount, day, keys)) = inner.local.settled_elsewhere(BidKey(bid)) {
             if amount.as_i64() > 0 {
                 for key in keys {
                     let a = inner.shrink(&key, day, amount.as_i64());
                     if a > 0 {
-                        inner.queue(Op::Give {
-                            key,
-                            day,
-                            amount: a,
-                        });
+                        inner.give(key, day, a);
                     }
                 }
             }
@@ -566,6 +637,10 @@ pub(crate) async fn run(
     ready: std::sync::mpsc::SyncSender<Result<(), String>>,
 ) {
     let mut pending: VecDeque<Op> = VecDeque::new();
+    // Audience data for the others: after the money writes, never in
+    // front of them.
+    let mut publishing: VecDeque<Op> = VecDeque::new();
+    let mut reset_done = false;
     let mut epoch: Option<String> = None;
     let mut last_stream: Option<String> = None;
     let mut started = false;
@@ -587,6 +662,27 @@ pub(crate) async fn run(
                 .filter(|s| !s.is_empty());
         }
         let clock_ms = inner.now().as_millis();
+        // Nothing before the journal is replayed: another process on the
+        // same directory is refused by its lock only then, and must not
+        // take this replica's leases first.
+        if !inner.go.load(Ordering::Relaxed) {
+            drop(inner);
+            tokio::time::sleep(TICK).await;
+            continue;
+        }
+        if !started && reset_done {
+            if heartbeat(&inner, &mut epoch).await.is_ok() {
+                started = true;
+                last_beat = clock_ms;
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Ok(()));
+                }
+            } else {
+                drop(inner);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
         if !started {
             // Leases of this replica's previous run died with its holds.
             let k = &inner.keys;
@@ -603,6 +699,7 @@ pub(crate) async fn run(
                 .await;
             match reset {
                 Ok(given) => {
+                    reset_done = true;
                     if given > 0 {
                         tracing::info!(
                             micros = given,
@@ -630,7 +727,10 @@ pub(crate) async fn run(
         }
         // Writes first: they are owed.
         while let Ok(op) = rx.try_recv() {
-            pending.push_back(op);
+            match op {
+                Op::Publish { .. } => publishing.push_back(op),
+                op => pending.push_back(op),
+            }
         }
         while pending.len() > MAX_PENDING {
             pending.pop_front();
@@ -639,7 +739,13 @@ pub(crate) async fn run(
                 "Redis writes dropped: too many pending; run `bidder ledger reconcile`"
             );
         }
+        // A bounded share of each pass: a backlog (a restart's replayed
+        // commits) must not starve heartbeats, leases and claims.
+        let began = std::time::Instant::now();
         while let Some(op) = pending.front() {
+            if began.elapsed() > WRITE_SLICE {
+                break;
+            }
             if apply(&inner, op).await.is_err() {
                 break;
             }
@@ -658,10 +764,10 @@ pub(crate) async fn run(
                     lock(&inner.refused).remove(&pair);
                 }
                 Ok((_, why)) => {
-                    let r = if why == 2 {
-                        ledger::Refusal::Pacing
-                    } else {
-                        ledger::Refusal::Budget
+                    let r = match why {
+                        2 => ledger::Refusal::Pacing,
+                        3 => ledger::Refusal::Unavailable,
+                        _ => ledger::Refusal::Budget,
                     };
                     lock(&inner.refused).insert(pair, (r, clock_ms + 1_000));
                 }
@@ -677,6 +783,17 @@ pub(crate) async fn run(
             let _ = settled(&inner, &mut last_stream).await;
             let _ = audience(&inner).await;
         }
+        let began = std::time::Instant::now();
+        while let Some(op) = publishing.front() {
+            if began.elapsed() > WRITE_SLICE || !pending.is_empty() {
+                break;
+            }
+            if apply(&inner, op).await.is_err() {
+                break;
+            }
+            publishing.pop_front();
+            inner.pending_ops.fetch_sub(1, Ordering::Relaxed);
+        }
         if started && clock_ms - last_maintenance >= 1_000 {
             last_maintenance = clock_ms;
             if !inner.unavailable() {
@@ -685,8 +802,11 @@ pub(crate) async fn run(
             refresh_cache(&inner).await;
             lock(&inner.refused).retain(|_, (_, until)| *until > clock_ms);
         }
-        let wait = if pending.is_empty() {
+        let wait = if pending.is_empty() && publishing.is_empty() {
             TICK
+        } else if began.elapsed() > WRITE_SLICE {
+            // Mid-backlog: go on at once.
+            Duration::ZERO
         } else {
             Duration::from_millis(200)
         };
@@ -695,8 +815,10 @@ pub(crate) async fn run(
         let woken = inner.wake.notified();
         tokio::select! {
             op = rx.recv() => {
-                if let Some(op) = op {
-                    pending.push_back(op);
+                match op {
+                    Some(op @ Op::Publish { .. }) => publishing.push_back(op),
+                    Some(op) => pending.push_back(op),
+                    None => {}
                 }
             }
             _ = woken => {}
