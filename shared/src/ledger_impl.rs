@@ -168,7 +168,7 @@ impl HealthState {
         }
     }
 
-    fn ms(&self) -> i64 {
+    pub(crate) fn ms(&self) -> i64 {
         self.base.elapsed().as_millis() as i64
     }
 
@@ -266,6 +266,8 @@ pub(crate) struct Inner {
     /// then may the worker reset this replica's earlier leases.
     pub go: AtomicBool,
     pub seq: AtomicU64,
+    /// Heartbeats in a row that found no replica knowing a state.
+    pub quiet_beats: std::sync::atomic::AtomicU32,
     /// `REPLICA/RUN`: who claims a charge in this run.
     pub owner: String,
     pub pending_ops: AtomicI64,
@@ -329,6 +331,7 @@ impl RedisLedger {
             epoch: Mutex::new(String::new()),
             go: AtomicBool::new(opts.synchronous),
             seq: AtomicU64::new(0),
+            quiet_beats: std::sync::atomic::AtomicU32::new(0),
             owner: format!("{}/{:08x}", opts.replica, rand_u32()),
             pending_ops: AtomicI64::new(0),
             opts,

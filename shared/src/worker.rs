@@ -61,6 +61,9 @@ pub(crate) enum Op {
 }
 
 const TICK: Duration = Duration::from_millis(50);
+/// Heartbeats in a row that must find no replica knowing a state before a
+/// fresh replica creates one.
+const QUIET_BEATS: u32 = 4;
 /// Time a pass spends on queued writes before its other work.
 const WRITE_SLICE: Duration = Duration::from_millis(100);
 /// Writes kept for a retry while Redis is away; past this the oldest are
@@ -416,6 +419,21 @@ async fn check_epoch(
         // Only a first start creates the state: this replica has no
         // charges and knows no epoch, and no live replica knows one (after
         // Redis lost its data, the others still do).
+        let quiet = if knowing == 0 {
+            inner.quiet_beats.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            inner.quiet_beats.store(0, Ordering::Relaxed);
+            0
+        };
+        // Several heartbeats long: replicas that know the state re-register
+        // within one heartbeat of Redis coming back.
+        if remembered.is_none() && inner.opts.may_initialise && quiet < QUIET_BEATS {
+            inner.health.lost(Some(
+                "no shared state in Redis yet: waiting to see that no other replica knows one"
+                    .into(),
+            ));
+            return Ok(());
+        }
         if remembered.is_none() && inner.opts.may_initialise && knowing == 0 {
             let fresh = format!("i-{:016x}", rand_u64());
             let set: Option<String> = inner
@@ -641,6 +659,7 @@ pub(crate) async fn run(
     // front of them.
     let mut publishing: VecDeque<Op> = VecDeque::new();
     let mut reset_done = false;
+    let mut beats: u32 = 0;
     let mut epoch: Option<String> = None;
     let mut last_stream: Option<String> = None;
     let mut started = false;
@@ -662,6 +681,9 @@ pub(crate) async fn run(
                 .filter(|s| !s.is_empty());
         }
         let clock_ms = inner.now().as_millis();
+        // Intervals run on the monotonic clock: the injected one is for
+        // business time (and stands still in tests).
+        let mono = inner.health.ms();
         // Nothing before the journal is replayed: another process on the
         // same directory is refused by its lock only then, and must not
         // take this replica's leases first.
@@ -673,10 +695,7 @@ pub(crate) async fn run(
         if !started && reset_done {
             if heartbeat(&inner, &mut epoch).await.is_ok() {
                 started = true;
-                last_beat = clock_ms;
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Ok(()));
-                }
+                last_beat = mono;
             } else {
                 drop(inner);
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -709,10 +728,7 @@ pub(crate) async fn run(
                     let beat = heartbeat(&inner, &mut epoch).await;
                     if beat.is_ok() {
                         started = true;
-                        last_beat = clock_ms;
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(Ok(()));
-                        }
+                        last_beat = mono;
                     }
                 }
                 Err(e) => {
@@ -774,12 +790,21 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        if started && clock_ms - last_beat >= inner.opts.heartbeat_ms {
-            last_beat = clock_ms;
-            let _ = heartbeat(&inner, &mut epoch).await;
+        if started && mono - last_beat >= inner.opts.heartbeat_ms {
+            last_beat = mono;
+            if heartbeat(&inner, &mut epoch).await.is_ok() {
+                beats += 1;
+            }
         }
-        if started && clock_ms - last_stream_read >= 100 {
-            last_stream_read = clock_ms;
+        // Ready once the state is known (created, found, or known lost),
+        // or once a fresh replica has waited long enough to say it is not.
+        if started && (epoch.is_some() || beats > QUIET_BEATS) {
+            if let Some(r) = ready.take() {
+                let _ = r.send(Ok(()));
+            }
+        }
+        if started && mono - last_stream_read >= 100 {
+            last_stream_read = mono;
             let _ = settled(&inner, &mut last_stream).await;
             let _ = audience(&inner).await;
         }
@@ -794,8 +819,8 @@ pub(crate) async fn run(
             publishing.pop_front();
             inner.pending_ops.fetch_sub(1, Ordering::Relaxed);
         }
-        if started && clock_ms - last_maintenance >= 1_000 {
-            last_maintenance = clock_ms;
+        if started && mono - last_maintenance >= 1_000 {
+            last_maintenance = mono;
             if !inner.unavailable() {
                 give_back(&inner, false);
             }

@@ -33,6 +33,8 @@ fn on(prefix: &str) -> Arc<dyn Ledger> {
     let mut opts = shared::Options::new(&format!("replica-{n}"), clock);
     opts.prefix = prefix.to_string();
     opts.synchronous = true;
+    // A fresh state is created after a few quiet heartbeats: short ones.
+    opts.heartbeat_ms = 50;
     let info = shared::connection_info(&server().url(), None, None).expect("url");
     let l: Arc<dyn Ledger> = Arc::new(shared::RedisLedger::connect(info, opts).expect("connects"));
     prefixes()

@@ -1,0 +1,394 @@
+//! Faults of replicas sharing Redis, each against a real `redis-server`:
+//! a claim of a live replica is never taken over, a fresh replica does not
+//! reopen a wiped state, an impression charged on another replica counts
+//! under the cap, a checkpointed charge stays charged after a crash,
+//! heartbeats go on while a journal's commits are replayed, and a second
+//! process on a replica's directory leaves its leases alone.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use config::{ManualClock, Micros, Timestamp};
+use ledger::{
+    BidKey, Cap, Durable, FrequencyHold, Hold, Ledger, Limit, NotCharged, SpendKey, Tags, Win,
+};
+use shared::testing::RedisServer;
+
+const NOON: i64 = 1_795_521_600_000; // 2026-11-24T12:00:00Z
+const MIN: i64 = 60_000;
+const DAY: i64 = 86_400_000;
+
+fn m(units: i64) -> Micros {
+    Micros::from_units(units)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("shared-faults-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct R {
+    l: Arc<shared::RedisLedger>,
+    clock: Arc<ManualClock>,
+}
+
+fn replica(server: &RedisServer, name: &str, epoch_dir: Option<&PathBuf>, may_init: bool) -> R {
+    replica_with(server, name, epoch_dir, may_init, true)
+}
+
+fn replica_with(
+    server: &RedisServer,
+    name: &str,
+    epoch_dir: Option<&PathBuf>,
+    may_init: bool,
+    synchronous: bool,
+) -> R {
+    let clock = Arc::new(ManualClock::new(Timestamp(NOON)));
+    let mut opts = shared::Options::new(name, clock.clone());
+    opts.synchronous = synchronous;
+    opts.heartbeat_ms = 100;
+    opts.epoch_file = epoch_dir.map(|d| d.join("shared.epoch"));
+    opts.may_initialise = may_init;
+    let info = shared::connection_info(&server.url(), None, None).unwrap();
+    R {
+        l: Arc::new(shared::RedisLedger::connect(info, opts).expect("connects")),
+        clock,
+    }
+}
+
+struct K {
+    li: SpendKey,
+    order: SpendKey,
+}
+
+impl K {
+    fn new() -> K {
+        K {
+            li: SpendKey::line_item("li"),
+            order: SpendKey::order("o"),
+        }
+    }
+    fn limits(&self, own: Cap) -> [Limit<'_>; 2] {
+        let order = if own == Cap::None {
+            Cap::None
+        } else {
+            Cap::Lifetime(m(1_000_000))
+        };
+        [
+            Limit {
+                key: &self.li,
+                cap: own,
+            },
+            Limit {
+                key: &self.order,
+                cap: order,
+            },
+        ]
+    }
+    fn hold<'a>(
+        &'a self,
+        bid: u64,
+        cost: Micros,
+        own: Cap,
+        now: Timestamp,
+        user: Option<&'a str>,
+    ) -> Hold<'a> {
+        Hold {
+            bid: BidKey(bid),
+            day: now.date(),
+            cost,
+            limits: self.limits(own),
+            frequency: user.map(|u| FrequencyHold {
+                user: u,
+                cap: 1,
+                window_ms: DAY,
+            }),
+            expires: Timestamp(now.as_millis() + MIN),
+            forget: Timestamp(now.as_millis() + DAY),
+        }
+    }
+    fn win(&self, bid: u64, cost: Micros, own: Cap) -> Win<'_> {
+        Win {
+            bid: BidKey(bid),
+            day: Timestamp(NOON).date(),
+            cost,
+            limits: self.limits(own),
+            forget: Timestamp(NOON + DAY),
+            tags: Tags::default(),
+        }
+    }
+}
+
+/// A claim past its deadline whose replica still heartbeats (its commit
+/// delayed: a replay backlog, a partition after the fsync) is not taken
+/// over: the bid is charged once.
+#[test]
+fn a_live_replicas_journaled_claim_is_not_taken_over() {
+    let dir = tmp("takeover");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a = replica(&server, "a", None, true);
+    let b = replica(&server, "b", None, true);
+    let k = K::new();
+    let win = k.win(7, m(1), Cap::Daily(m(100)));
+    // A claims, fsyncs its record and answers the notice 200 (commit queued).
+    let charge_a = a.l.begin_charge(&win).expect("A charges");
+    // 31 s later (A alive and heartbeating all along), its commit has not
+    // reached Redis yet; the billing notice of the same bid comes to B.
+    a.clock.advance_millis(31_000);
+    b.clock.advance_millis(31_000);
+    std::thread::sleep(Duration::from_millis(700)); // heartbeats go on
+    let got = b.l.begin_charge(&win);
+    if let Ok(c) = &got {
+        b.l.commit(c);
+    }
+    a.l.commit(&charge_a);
+    assert!(
+        matches!(got, Err(NotCharged::InFlight) | Err(NotCharged::Duplicate)),
+        "bid 7 charged by A (journaled, acknowledged) and again by B: {got:?}"
+    );
+}
+
+/// After Redis lost its data, a replica with an empty journal (a new pod,
+/// a replaced volume) does not create a fresh state while another replica
+/// knows the old one: it stays off with them until the rebuild.
+#[test]
+fn a_fresh_replica_does_not_reopen_a_wiped_state() {
+    let dir = tmp("wipe");
+    let mut server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a_dir = dir.join("a");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    let a = replica(&server, "a", Some(&a_dir), true);
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(10));
+    a.l.reserve(&k.hold(1, m(10), daily, now, None), now)
+        .expect("A bids");
+    let c = a.l.begin_charge(&k.win(1, m(10), daily)).expect("charged");
+    a.l.commit(&c);
+    assert!(
+        a.l.reserve(&k.hold(2, m(10), daily, now, None), now)
+            .is_err(),
+        "budget spent"
+    );
+
+    server.wipe().unwrap();
+    let t = Instant::now();
+    while a.l.health().unavailable.is_none() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(a.l.health().unavailable.is_some(), "A notices the loss");
+
+    let c_dir = dir.join("c");
+    std::fs::create_dir_all(&c_dir).unwrap();
+    let c = replica(&server, "c", Some(&c_dir), true);
+    std::thread::sleep(Duration::from_millis(700));
+    let health = c.l.health();
+    let bid = c.l.reserve(&k.hold(3, m(10), daily, now, None), now);
+    let again = c.l.begin_charge(&k.win(1, m(10), daily));
+    assert!(
+        health.unavailable.is_some() && bid.is_err() && again.is_err(),
+        "fresh replica C on the wiped Redis: health {health:?}, bids the spent daily budget: \
+         {bid:?}, charges bid 1 a second time: {:?}; A still off: {:?}",
+        again.as_ref().map(|c| c.billed),
+        a.l.health().unavailable.is_some()
+    );
+}
+
+/// A capped bid made on A and charged on B counts as an impression under
+/// the cap after its reservation has ended, on any replica.
+#[test]
+fn an_impression_charged_on_another_replica_counts_under_the_cap() {
+    let dir = tmp("freq");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a = replica(&server, "a", None, true);
+    let b = replica(&server, "b", None, true);
+    let k = K::new();
+    let now = Timestamp(NOON);
+    a.l.reserve(&k.hold(1, m(1), Cap::None, now, Some("user-1")), now)
+        .expect("A bids for user-1 (cap 1 a day)");
+    let c =
+        b.l.begin_charge(&k.win(1, m(1), Cap::None))
+            .expect("B charges");
+    b.l.commit(&c);
+    // A hears of the charge from the stream of charged bids.
+    std::thread::sleep(Duration::from_millis(600));
+    // Two minutes later (the reservation of bid 1 ended after 60 s).
+    a.clock.advance_millis(2 * MIN);
+    b.clock.advance_millis(2 * MIN);
+    let later = Timestamp(NOON + 2 * MIN);
+    let second =
+        b.l.reserve(&k.hold(2, m(1), Cap::None, later, Some("user-1")), later);
+    assert!(
+        second.is_err(),
+        "user-1 was shown the line item once today (cap 1), B bids again: {second:?}"
+    );
+}
+
+/// A charge compacted into the checkpoint before its commit reached Redis,
+/// then a crash: the restart imports it as charged (no commit is queued
+/// for it) and commits its claim instead of letting it go.
+#[test]
+fn clean_keeps_claims_whose_charge_is_in_the_checkpoint() {
+    let dir = tmp("clean");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a = replica(&server, "a", None, true);
+    let b = replica(&server, "b", None, true);
+    let k = K::new();
+    let win = k.win(9, m(3), Cap::Daily(m(100)));
+    let charge = a.l.begin_charge(&win).expect("A claims");
+    // fsync'd, acknowledged, compacted into the checkpoint; A is killed
+    // before the queued COMMIT reached Redis.
+    drop(charge);
+    drop(a);
+    let a2 = replica(&server, "a", None, false);
+    a2.l.import(
+        Durable::Charged {
+            bid: BidKey(9),
+            forget: Timestamp(NOON + DAY),
+        },
+        Timestamp(NOON),
+    );
+    a2.l.import(
+        Durable::Spend {
+            key: k.li.clone(),
+            lifetime: m(3),
+            days: vec![(
+                Timestamp(NOON).date().days_since_epoch(),
+                m(3),
+                Micros::ZERO,
+            )],
+            kind: None,
+        },
+        Timestamp(NOON),
+    );
+    a2.l.replayed();
+    std::thread::sleep(Duration::from_millis(500));
+    let again = b.l.begin_charge(&win);
+    assert!(
+        matches!(
+            again,
+            Err(NotCharged::Duplicate) | Err(NotCharged::InFlight)
+        ),
+        "bid 9 is in A's checkpoint (acknowledged) and B charges it again: {:?}",
+        again.as_ref().map(|c| c.billed)
+    );
+}
+
+/// At start every journal record since the checkpoint is committed again
+/// (a no-op for those Redis has): 20,000 of them do not stop heartbeats.
+#[test]
+fn heartbeats_keep_going_while_a_journal_is_replayed() {
+    let dir = tmp("replay");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let clock = Arc::new(config::SystemClock);
+    let mut opts = shared::Options::new("r", clock);
+    opts.may_initialise = true;
+    let info = shared::connection_info(&server.url(), None, None).unwrap();
+    let l = shared::RedisLedger::connect(info, opts).unwrap();
+    l.replayed();
+    let t = Instant::now();
+    while l.health().unavailable.is_some() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let k = K::new();
+    let now = config::Clock::now(&config::SystemClock);
+    for i in 0..20_000u64 {
+        let c = ledger::Charge {
+            bid: BidKey(1_000_000 + i),
+            day: now.date(),
+            billed: m(1),
+            over_delivery: Micros::ZERO,
+            forget: Timestamp(now.as_millis() + DAY),
+            keys: [k.li.clone(), k.order.clone()],
+            kind: None,
+            late: false,
+            prior: ledger::Prior::None,
+            tags: Tags::default(),
+        };
+        l.restore(&c, now);
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let start = Instant::now();
+    let mut worst_gap = 0i64;
+    while l.pending_writes() > 0 && start.elapsed() < Duration::from_secs(120) {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg("bidder:replicas")
+            .arg("r")
+            .query(&mut conn)
+            .unwrap();
+        let now_ms = config::Clock::now(&config::SystemClock).as_millis();
+        if let Some(s) = score {
+            worst_gap = worst_gap.max(now_ms - s as i64);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "20,000 restored commits drained in {:?}; heartbeat silent up to {worst_gap} ms",
+        start.elapsed()
+    );
+    assert!(
+        worst_gap < 2_000,
+        "no heartbeat for {worst_gap} ms while 20,000 records replayed ({:?}); 200,000 would pass \
+         the 15 s after which the others reclaim this replica's leases",
+        start.elapsed()
+    );
+}
+
+/// The same impression charged on the replica that bid counts as well.
+#[test]
+fn an_impression_charged_on_the_replica_that_bid_counts() {
+    let dir = tmp("freq-control");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a = replica(&server, "a", None, true);
+    let b = replica(&server, "b", None, true);
+    let k = K::new();
+    let now = Timestamp(NOON);
+    a.l.reserve(&k.hold(1, m(1), Cap::None, now, Some("user-1")), now)
+        .unwrap();
+    let c = a.l.begin_charge(&k.win(1, m(1), Cap::None)).unwrap();
+    a.l.commit(&c);
+    a.clock.advance_millis(2 * MIN);
+    b.clock.advance_millis(2 * MIN);
+    let later = Timestamp(NOON + 2 * MIN);
+    let second =
+        b.l.reserve(&k.hold(2, m(1), Cap::None, later, Some("user-1")), later);
+    assert_eq!(second, Err(ledger::Refusal::Frequency));
+}
+
+/// A second `bidder serve` on a running replica's directory connects, is
+/// refused by the journal's lock and never replays: it must not have taken
+/// the running replica's leases away first.
+#[test]
+fn a_second_process_refused_by_the_journal_lock_leaves_the_leases_alone() {
+    let dir = tmp("reset");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a = replica(&server, "a", None, true);
+    let k = K::new();
+    let now = Timestamp(NOON);
+    a.l.reserve(&k.hold(1, m(5), Cap::Daily(m(10)), now, None), now)
+        .unwrap();
+    let held_locally = a.l.leased();
+    // The second process: connects, then fails on the journal lock (never
+    // replays, so never resets).
+    let second = replica_with(&server, "a", None, false, false);
+    drop(second);
+    std::thread::sleep(Duration::from_millis(700));
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let day = now.date().days_since_epoch();
+    let in_redis: Option<i64> = redis::cmd("HGET")
+        .arg(format!("bidder:l:li:li:{day}"))
+        .arg("a")
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        a.l.leased() == 0 || in_redis.is_some(),
+        "A still bids on {} micros of lease (line item + order) that Redis no longer counts \
+         ({in_redis:?}): other replicas may lease it again",
+        held_locally
+    );
+}
