@@ -371,23 +371,33 @@ impl RedisLedger {
         self.inner.wake.notify_one();
     }
 
-    /// Hands audience data (shopper events, list batches) applied here to
-    /// the other replicas. Written behind, in order with everything else
-    /// owed to Redis; a body over 16 MB stays on this replica (logged).
+    /// Hands audience data (shopper events, list batches: JSON lines)
+    /// applied here to the other replicas, in pieces of at most 1 MB cut at
+    /// line ends (Redis keeps a bounded number of pieces, so their size
+    /// bounds its memory). Written behind, after the money writes.
     pub fn publish(&self, topic: &'static str, key: &str, body: &str) {
-        if body.len() > crate::MAX_PUBLISHED_BYTES {
-            tracing::warn!(
+        let mut rest = body;
+        while !rest.is_empty() {
+            let mut end = rest.len().min(crate::MAX_PUBLISHED_BYTES);
+            if end < rest.len() {
+                match rest[..end].rfind('\n') {
+                    Some(nl) => end = nl + 1,
+                    None => {
+                        tracing::warn!(
+                            topic,
+                            "a line over 1 MB is not handed to the other replicas"
+                        );
+                        return;
+                    }
+                }
+            }
+            self.inner.queue(Op::Publish {
                 topic,
-                bytes = body.len(),
-                "audience data too large to hand to the other replicas: applied here only"
-            );
-            return;
+                key: key.to_string(),
+                body: rest[..end].into(),
+            });
+            rest = &rest[end..];
         }
-        self.inner.queue(Op::Publish {
-            topic,
-            key: key.to_string(),
-            body: body.into(),
-        });
     }
 
     /// Audience data the other replicas applied, after the stream entry

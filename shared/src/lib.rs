@@ -36,11 +36,11 @@ mod worker;
 pub use ledger_impl::{Options, RedisLedger, StartError};
 pub use redis::ConnectionInfo;
 
-/// Audience data batches Redis keeps for replicas that were away (older
-/// ones come from the `--data` files every replica loads).
-pub const AUDIENCE_STREAM_LEN: usize = 10_000;
-/// The largest batch handed to the other replicas.
-pub const MAX_PUBLISHED_BYTES: usize = 16 << 20;
+/// Pieces of audience data Redis keeps for replicas that were away (older
+/// ones come from the `--data` files every replica loads): at most 2 GB.
+pub const AUDIENCE_STREAM_LEN: usize = 2_000;
+/// The largest piece handed to the other replicas.
+pub const MAX_PUBLISHED_BYTES: usize = 1 << 20;
 
 /// Audience data another replica applied.
 #[derive(Clone, Debug)]
