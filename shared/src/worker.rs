@@ -262,19 +262,25 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
 
 /// Cluster spend under a key on a day.
 pub(crate) async fn read(inner: &Inner, key: &SpendKey, day: i64) -> Result<Cached, String> {
+    read_many(inner, &[(key.clone(), day)])
+        .await?
+        .pop()
+        .ok_or_else(|| "Redis: no answer".to_string())
+}
+
+/// Cluster spend under many keys, in one round trip.
+async fn read_many(inner: &Inner, wanted: &[(SpendKey, i64)]) -> Result<Vec<Cached>, String> {
     let k = &inner.keys;
     let mut pipe = redis::pipe();
-    pipe.cmd("HMGET").arg(k.life(key)).arg("spent").arg("kind");
-    pipe.cmd("HMGET")
-        .arg(k.day(key, day))
-        .arg("spent")
-        .arg("over");
+    for (key, day) in wanted {
+        pipe.cmd("HMGET").arg(k.life(key)).arg("spent").arg("kind");
+        pipe.cmd("HMGET").arg(k.day(key, *day)).arg("spent").arg("over");
+    }
     inner.round_trips.fetch_add(1, Ordering::Relaxed);
     let mut conn = inner.connection().await?;
-    type Fields = (Vec<Option<String>>, Vec<Option<String>>);
-    let got: Result<redis::RedisResult<Fields>, _> =
+    let got: Result<redis::RedisResult<Vec<Vec<Option<String>>>>, _> =
         tokio::time::timeout(inner.opts.timeout, pipe.query_async(&mut conn)).await;
-    let (life, d) = match got {
+    let rows = match got {
         Ok(Ok(v)) => {
             inner.health.ok();
             v
@@ -293,17 +299,23 @@ pub(crate) async fn read(inner: &Inner, key: &SpendKey, day: i64) -> Result<Cach
             .and_then(|s| s.parse::<i64>().ok())
             .unwrap_or(0)
     };
-    let kind = match life.get(1).and_then(|s| s.as_deref()) {
-        Some("daily") => Some(BudgetKind::Daily),
-        Some("lifetime") => Some(BudgetKind::Lifetime),
-        _ => None,
-    };
-    Ok(Cached {
-        life: num(life.first()),
-        day: num(d.first()),
-        over: num(d.get(1)),
-        kind,
-    })
+    Ok(rows
+        .chunks(2)
+        .map(|pair| {
+            let (life, d) = (&pair[0], pair.get(1));
+            let kind = match life.get(1).and_then(|s| s.as_deref()) {
+                Some("daily") => Some(BudgetKind::Daily),
+                Some("lifetime") => Some(BudgetKind::Lifetime),
+                _ => None,
+            };
+            Cached {
+                life: num(life.first()),
+                day: d.map_or(0, |d| num(d.first())),
+                over: d.map_or(0, |d| num(d.get(1))),
+                kind,
+            }
+        })
+        .collect())
 }
 
 pub(crate) async fn kind(inner: &Inner, key: &SpendKey) -> Result<Option<BudgetKind>, String> {
@@ -635,10 +647,15 @@ async fn audience(inner: &Inner) -> Result<(), String> {
 
 async fn refresh_cache(inner: &Inner) {
     let wanted: Vec<(SpendKey, i64)> = lock(&inner.cache).keys().cloned().collect();
-    for (key, day) in wanted {
-        match read(inner, &key, day).await {
-            Ok(c) => {
-                lock(&inner.cache).insert((key, day), c);
+    // A few round trips a second however many line items explain and
+    // reload ask about.
+    for chunk in wanted.chunks(500) {
+        match read_many(inner, chunk).await {
+            Ok(rows) => {
+                let mut cache = lock(&inner.cache);
+                for (kd, c) in chunk.iter().zip(rows) {
+                    cache.insert(kd.clone(), c);
+                }
             }
             Err(_) => return,
         }
