@@ -507,22 +507,25 @@ impl Inner {
         for a in args {
             inv.arg(a.as_str());
         }
-        match tokio::time::timeout(self.opts.timeout, inv.invoke_async(&mut conn)).await {
+        self.bounded(inv.invoke_async(&mut conn)).await
+    }
+
+    /// One call to Redis, at most `timeout` long; its outcome feeds
+    /// health.
+    pub(crate) async fn bounded<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, String> {
+        let e = match tokio::time::timeout(self.opts.timeout, call).await {
             Ok(Ok(v)) => {
                 self.health.ok();
-                Ok(v)
+                return Ok(v);
             }
-            Ok(Err(e)) => {
-                let e = format!("Redis: {e}");
-                self.health.failed(e.clone());
-                Err(e)
-            }
-            Err(_) => {
-                let e = "Redis: timed out".to_string();
-                self.health.failed(e.clone());
-                Err(e)
-            }
-        }
+            Ok(Err(e)) => format!("Redis: {e}"),
+            Err(_) => "Redis: timed out".to_string(),
+        };
+        self.health.failed(e.clone());
+        Err(e)
     }
 
     /// A plain command, bounded in time.
@@ -535,22 +538,7 @@ impl Inner {
                 return Err(e);
             }
         };
-        match tokio::time::timeout(self.opts.timeout, cmd.query_async(&mut conn)).await {
-            Ok(Ok(v)) => {
-                self.health.ok();
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                let e = format!("Redis: {e}");
-                self.health.failed(e.clone());
-                Err(e)
-            }
-            Err(_) => {
-                let e = "Redis: timed out".to_string();
-                self.health.failed(e.clone());
-                Err(e)
-            }
-        }
+        self.bounded(cmd.query_async(&mut conn)).await
     }
 
     pub(crate) fn unavailable(&self) -> bool {

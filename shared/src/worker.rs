@@ -274,26 +274,14 @@ async fn read_many(inner: &Inner, wanted: &[(SpendKey, i64)]) -> Result<Vec<Cach
     let mut pipe = redis::pipe();
     for (key, day) in wanted {
         pipe.cmd("HMGET").arg(k.life(key)).arg("spent").arg("kind");
-        pipe.cmd("HMGET").arg(k.day(key, *day)).arg("spent").arg("over");
+        pipe.cmd("HMGET")
+            .arg(k.day(key, *day))
+            .arg("spent")
+            .arg("over");
     }
     inner.round_trips.fetch_add(1, Ordering::Relaxed);
     let mut conn = inner.connection().await?;
-    let got: Result<redis::RedisResult<Vec<Vec<Option<String>>>>, _> =
-        tokio::time::timeout(inner.opts.timeout, pipe.query_async(&mut conn)).await;
-    let rows = match got {
-        Ok(Ok(v)) => {
-            inner.health.ok();
-            v
-        }
-        Ok(Err(e)) => {
-            inner.health.failed(format!("Redis: {e}"));
-            return Err(e.to_string());
-        }
-        Err(_) => {
-            inner.health.failed("Redis: timed out".into());
-            return Err("timed out".into());
-        }
-    };
+    let rows: Vec<Vec<Option<String>>> = inner.bounded(pipe.query_async(&mut conn)).await?;
     let num = |v: Option<&Option<String>>| {
         v.and_then(|s| s.as_deref())
             .and_then(|s| s.parse::<i64>().ok())
