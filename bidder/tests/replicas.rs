@@ -594,6 +594,9 @@ fn after_redis_loses_its_data_reconcile_rebuilds_it_from_the_journals() {
     // Twenty charges, won on one replica and billed on the other.
     let mut charged_nurls = Vec::new();
     runtime.block_on(async {
+        for r in &replicas {
+            wait_healthy(r.admin).await;
+        }
         let mut n = 0;
         for i in 0..400 {
             if n == 20 {

@@ -1035,8 +1035,11 @@ impl Ledger for RedisLedger {
     fn begin_charge(&self, win: &Win<'_>) -> Result<Charge, NotCharged> {
         let mut charge = self.inner.local.begin_charge(win)?;
         // Redis without its data does not know which bids were charged: a
-        // retried notice would charge twice. Wait for the rebuild.
-        if self.inner.health.is_lost() {
+        // retried notice would charge twice. Wait for the rebuild. And
+        // while Redis is known to be away, answer at once rather than hold
+        // a thread for a connection attempt per notice (heartbeats find it
+        // back).
+        if self.inner.health.is_lost() || self.inner.unavailable() {
             self.inner.local.abort(&charge);
             return Err(NotCharged::Unavailable);
         }
