@@ -653,7 +653,11 @@ impl Inner {
 
     pub(crate) fn want(&self, key: &SpendKey, day: i64, cost: i64) -> i64 {
         let shard = lock(&self.leases[self.shard(key)]);
-        let rate = shard.get(&(key.clone(), day)).map_or(0, |l| l.rate);
+        // The running rate, or, before one pass has measured it (a first
+        // second of traffic), twice what this pass has seen so far.
+        let rate = shard
+            .get(&(key.clone(), day))
+            .map_or(0, |l| l.rate.max(l.used.saturating_mul(2)));
         let per_lease = (i128::from(rate) * i128::from(self.opts.lease_ms) / 1000) as i64;
         cost.saturating_mul(self.opts.min_lease_bids).max(per_lease)
     }
