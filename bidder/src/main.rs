@@ -764,6 +764,13 @@ fn reconcile(
     for bid in &t.duplicates {
         println!("bid {bid} is in two journals: counted once");
     }
+    for dir in &t.from_generations {
+        println!(
+            "{}: its replica is running; lifetime spend read from the journal generations kept \
+             for reports (stop it to read its whole history)",
+            dir.display()
+        );
+    }
     let units = |m: i64| format!("{:.6}", m as f64 / 1e6);
     for d in &report.differences {
         let day = d.day.map_or_else(

@@ -184,6 +184,9 @@ pub enum OpenError {
     Checkpoint { path: PathBuf, why: String },
     #[error("{path}: {why}; refusing to start with spend unknown (restore the state directory from a backup)")]
     State { path: PathBuf, why: String },
+    /// Another process holds the directory (a replica still running).
+    #[error("{path}: another bidder process is using this state directory")]
+    Locked { path: PathBuf },
 }
 
 /// What start-up found.
@@ -275,10 +278,7 @@ impl Journal {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(OpenError::State {
-                    path: lock_path,
-                    why: "another bidder process is using this state directory".into(),
-                })
+                return Err(OpenError::Locked { path: lock_path })
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }

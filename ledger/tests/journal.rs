@@ -493,7 +493,7 @@ async fn one_process_at_a_time_per_state_directory() {
     let d = dir("lock");
     let first = open(&d, 1_000_000).unwrap();
     match open(&d, 1_000_000) {
-        Err(e @ OpenError::State { .. }) => {
+        Err(e @ OpenError::Locked { .. }) => {
             assert!(e.to_string().contains("another bidder process"), "{e}")
         }
         Err(e) => panic!("{e}"),

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use config::Timestamp;
 use ledger::{BidKey, SpendKey};
@@ -35,10 +36,47 @@ pub struct Totals {
     pub kinds: BTreeMap<SpendKey, &'static str>,
     /// Charged bids and when their notices expire (ms).
     pub forget: HashMap<BidKey, i64>,
+    /// Journals of replicas still running: their lifetime spend is read
+    /// from the generations kept for reports, which may miss old history.
+    pub from_generations: Vec<PathBuf>,
 }
 
-/// Reads every journal generation of every directory.
+/// What a stopped replica's checkpoint and journal hold, replayed as it
+/// would at its start: `None` when the replica is running (it holds the
+/// directory's lock).
+fn replayed(
+    dir: &std::path::Path,
+    now: Timestamp,
+) -> std::io::Result<Option<Vec<ledger::Durable>>> {
+    let ledger = Arc::new(ledger::MemoryLedger::new(ledger::Options {
+        // Every day Redis keeps.
+        keep_days: DAY_TTL_SECS / 86_400,
+        ..ledger::Options::default()
+    }));
+    let clock = Arc::new(config::ManualClock::new(now));
+    match ledger::journal::Journal::open(dir, ledger.clone(), clock, Default::default()) {
+        Ok((journal, _)) => {
+            journal.close();
+            let mut items = Vec::new();
+            ledger::Ledger::export(&*ledger, now, &mut |i| items.push(i));
+            Ok(Some(items))
+        }
+        Err(ledger::journal::OpenError::Locked { .. }) => Ok(None),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    }
+}
+
+/// Reads every replica's journal. Lifetime spend comes from each stopped
+/// replica's checkpoint and journal (all of its history); a running
+/// replica's lifetime spend, and every day's, from the journal generations
+/// kept for reports (listed in `from_generations`: older history may be
+/// pruned from them).
 pub fn read_journals(dirs: &[PathBuf]) -> std::io::Result<Totals> {
+    read_journals_at(dirs, config::Clock::now(&config::SystemClock))
+}
+
+/// As [`read_journals`], seen at `now`.
+pub fn read_journals_at(dirs: &[PathBuf], now: Timestamp) -> std::io::Result<Totals> {
     let mut t = Totals::default();
     let mut seen: HashMap<BidKey, usize> = HashMap::new();
     for (i, dir) in dirs.iter().enumerate() {
@@ -48,16 +86,46 @@ pub fn read_journals(dirs: &[PathBuf]) -> std::io::Result<Totals> {
                 format!("{}: no such journal directory", dir.display()),
             ));
         }
+        let state = replayed(dir, now)?;
+        if let Some(items) = &state {
+            for item in items {
+                match item {
+                    ledger::Durable::Spend {
+                        key,
+                        lifetime,
+                        kind,
+                        ..
+                    } => {
+                        *t.life.entry(key.clone()).or_default() += lifetime.as_i64();
+                        if let Some(kind) = kind {
+                            t.kinds.insert(key.clone(), kind.as_str());
+                        }
+                    }
+                    ledger::Durable::Charged { bid, forget } => {
+                        t.forget.insert(*bid, forget.as_millis());
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            t.from_generations.push(dir.clone());
+        }
         for g in ledger::journal::generations(dir)? {
             ledger::journal::read_generation(&g.file, |c, _| {
                 t.records += 1;
                 match seen.get(&c.bid) {
-                    Some(&j) => {
-                        if j != i {
-                            t.duplicates.push(c.bid);
+                    Some(&j) if j != i => {
+                        t.duplicates.push(c.bid);
+                        // Counted once: this replica's checkpoint counted
+                        // it again, so it comes off.
+                        if state.is_some() {
+                            for k in &c.keys {
+                                *t.life.entry(k.clone()).or_default() -= c.billed.as_i64();
+                            }
                         }
                         return;
                     }
+                    Some(_) => return,
                     None => {
                         seen.insert(c.bid, i);
                     }
@@ -65,7 +133,9 @@ pub fn read_journals(dirs: &[PathBuf]) -> std::io::Result<Totals> {
                 t.bids += 1;
                 let day = c.day.days_since_epoch();
                 for k in &c.keys {
-                    *t.life.entry(k.clone()).or_default() += c.billed.as_i64();
+                    if state.is_none() {
+                        *t.life.entry(k.clone()).or_default() += c.billed.as_i64();
+                    }
                     let d = t.days.entry((k.clone(), day)).or_default();
                     d.0 += c.billed.as_i64();
                     d.1 += c.over_delivery.as_i64();
@@ -111,8 +181,8 @@ pub fn reconcile(
     dry_run: bool,
     now: Timestamp,
 ) -> Result<Report, StartError> {
-    let totals =
-        read_journals(dirs).map_err(|e| StartError::Redis(format!("reading journals: {e}")))?;
+    let totals = read_journals_at(dirs, now)
+        .map_err(|e| StartError::Redis(format!("reading journals: {e}")))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -392,3 +392,57 @@ fn a_second_process_refused_by_the_journal_lock_leaves_the_leases_alone() {
         held_locally
     );
 }
+
+/// Reconcile reads a stopped replica's whole history (checkpoint and
+/// journal) for lifetime spend, not only the journal generations that
+/// reports keep (and prune); a running replica's directory is read from
+/// its generations and said so.
+#[test]
+fn reconcile_counts_what_only_a_checkpoint_still_holds() {
+    let dir = tmp("checkpoint");
+    let j = dir.join("replica");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = Timestamp(NOON);
+    let l = Arc::new(ledger::MemoryLedger::default());
+    let (journal, _) = ledger::journal::Journal::open(
+        &j,
+        l.clone(),
+        Arc::new(ManualClock::new(now)),
+        ledger::journal::JournalOptions { compact_after: 3 },
+    )
+    .unwrap();
+    let k = K::new();
+    for bid in 0..10 {
+        let c = l
+            .begin_charge(&k.win(100 + bid, m(1), Cap::Daily(m(100))))
+            .unwrap();
+        runtime.block_on(journal.append(c)).unwrap();
+    }
+    journal.close();
+    // Report retention removed the compacted generations.
+    for g in ledger::journal::generations(&j).unwrap() {
+        if g.closed {
+            std::fs::remove_file(&g.path).unwrap();
+        }
+    }
+    let t = shared::reconcile::read_journals_at(std::slice::from_ref(&j), now).unwrap();
+    assert_eq!(
+        t.life.get(&k.li).copied(),
+        Some(m(10).as_i64()),
+        "all ten, from the checkpoint"
+    );
+    assert!(t.from_generations.is_empty());
+    assert!(t.bids < 10, "the generations alone no longer hold them all");
+
+    // While a replica runs (holds the lock), its generations are read.
+    let l2 = Arc::new(ledger::MemoryLedger::default());
+    let (running, _) =
+        ledger::journal::Journal::open(&j, l2, Arc::new(ManualClock::new(now)), Default::default())
+            .unwrap();
+    let t = shared::reconcile::read_journals_at(std::slice::from_ref(&j), now).unwrap();
+    assert_eq!(t.from_generations, vec![j.clone()]);
+    running.close();
+}
