@@ -266,6 +266,8 @@ pub(crate) struct Inner {
     /// then may the worker reset this replica's earlier leases.
     pub go: AtomicBool,
     pub seq: AtomicU64,
+    /// This run's claims not yet committed or aborted: bid → deadline.
+    pub claims: Mutex<HashMap<u64, i64>>,
     /// Heartbeats in a row that found no replica knowing a state.
     pub quiet_beats: std::sync::atomic::AtomicU32,
     /// `REPLICA/RUN`: who claims a charge in this run.
@@ -332,6 +334,7 @@ impl RedisLedger {
             go: AtomicBool::new(opts.synchronous),
             seq: AtomicU64::new(0),
             quiet_beats: std::sync::atomic::AtomicU32::new(0),
+            claims: Mutex::default(),
             owner: format!("{}/{:08x}", opts.replica, rand_u32()),
             pending_ops: AtomicI64::new(0),
             opts,
@@ -380,14 +383,23 @@ impl RedisLedger {
         while !rest.is_empty() {
             let mut end = rest.len().min(crate::MAX_PUBLISHED_BYTES);
             if end < rest.len() {
-                match rest[..end].rfind('\n') {
+                // On bytes: a newline is never inside a UTF-8 character, so
+                // the cut after it is a character boundary.
+                match rest.as_bytes()[..end].iter().rposition(|&b| b == b'\n') {
                     Some(nl) => end = nl + 1,
                     None => {
+                        // One line over 1 MB: skipped, the lines after it go.
                         tracing::warn!(
                             topic,
                             "a line over 1 MB is not handed to the other replicas"
                         );
-                        return;
+                        match rest.as_bytes().iter().position(|&b| b == b'\n') {
+                            Some(nl) => {
+                                rest = &rest[nl + 1..];
+                                continue;
+                            }
+                            None => return,
+                        }
                     }
                 }
             }
@@ -830,7 +842,12 @@ impl RedisLedger {
                 Ok(())
             }
             Ok((_, 2)) => Err(Refusal::Pacing),
-            Ok((_, 3)) => Err(Refusal::Unavailable),
+            Ok((_, 3)) => {
+                self.inner
+                    .health
+                    .failed("the shared state's epoch is not the one this replica knows".into());
+                Err(Refusal::Unavailable)
+            }
             Ok(_) => Err(Refusal::Budget),
             Err(_) => Err(Refusal::Unavailable),
         }
@@ -1062,10 +1079,11 @@ impl Ledger for RedisLedger {
         ];
         let (k0, c0) = kind_arg(win.limits[0].cap);
         let (k1, c1) = kind_arg(win.limits[1].cap);
+        let deadline = now.saturating_add(self.inner.opts.claim_ms);
         let args = vec![
             self.inner.owner.clone(),
             now.to_string(),
-            now.saturating_add(self.inner.opts.claim_ms).to_string(),
+            deadline.to_string(),
             win.cost.as_i64().to_string(),
             k0.to_string(),
             c0.to_string(),
@@ -1096,6 +1114,13 @@ impl Ledger for RedisLedger {
                 (Some(1), Some(billed)) => Ok(billed),
                 (Some(-1), _) => Err(NotCharged::Duplicate),
                 (Some(-2), _) => Err(NotCharged::InFlight),
+                (Some(-3), _) => {
+                    // Until a heartbeat says which state Redis holds.
+                    self.inner.health.failed(
+                        "the shared state's epoch is not the one this replica knows".into(),
+                    );
+                    Err(NotCharged::Unavailable)
+                }
                 _ => Err(NotCharged::Unavailable),
             },
             Err(_) => {
@@ -1106,12 +1131,15 @@ impl Ledger for RedisLedger {
                     bid: win.bid,
                     keys: [win.limits[0].key.clone(), win.limits[1].key.clone()],
                     day,
+                    claim: deadline,
                 });
                 Err(NotCharged::Unavailable)
             }
         };
         match outcome {
             Ok(billed) => {
+                // Until committed or aborted: an abort names this claim.
+                lock(&self.inner.claims).insert(win.bid.0, deadline);
                 self.inner.local.rebill(&mut charge, Micros(billed));
                 Ok(charge)
             }
@@ -1123,6 +1151,7 @@ impl Ledger for RedisLedger {
     }
 
     fn commit(&self, charge: &Charge) {
+        lock(&self.inner.claims).remove(&charge.bid.0);
         let (hold, hold_day) = match charge.prior {
             Prior::Reserved { amount, day, .. } | Prior::Lingering { amount, day, .. } => {
                 (amount.as_i64(), day)
@@ -1160,10 +1189,12 @@ impl Ledger for RedisLedger {
 
     fn abort(&self, charge: &Charge) {
         self.inner.local.abort(charge);
+        let claim = lock(&self.inner.claims).remove(&charge.bid.0).unwrap_or(0);
         self.inner.apply(Op::Abort {
             bid: charge.bid,
             keys: charge.keys.clone(),
             day: charge.day.days_since_epoch(),
+            claim,
         });
     }
 

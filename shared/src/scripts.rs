@@ -247,13 +247,17 @@ return 1
 "#;
 
 /// The record could not be written: the claim goes. KEYS: b, s1, d1, s2,
-/// d2, `c:REPLICA`. ARGV: replica, claim member.
+/// d2, `c:REPLICA`. ARGV: replica, claim member, the claim's deadline (it
+/// tells one claim of a bid from a later one).
 const ABORT: &str = r#"
 redis.call('SREM', KEYS[6], ARGV[2])
 local m = redis.call('GET', KEYS[1])
 if not m then return 0 end
 local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
 if not owner or string.sub(owner, 1, #ARGV[1] + 1) ~= ARGV[1] .. '/' then return 0 end
+-- Only the claim this abort is for (its deadline): a later claim of the
+-- same bid, journaled meanwhile, must stay.
+if dl ~= ARGV[3] then return 0 end
 for i = 2, 5 do redis.call('HINCRBY', KEYS[i], 'charging', s(-n(billed))) end
 redis.call('DEL', KEYS[1])
 return 1

@@ -31,6 +31,8 @@ pub(crate) enum Op {
         bid: BidKey,
         keys: [SpendKey; 2],
         day: i64,
+        /// The deadline of the claim to let go.
+        claim: i64,
     },
     Give {
         key: SpendKey,
@@ -125,7 +127,12 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
             }
             Ok(())
         }
-        Op::Abort { bid, keys, day } => {
+        Op::Abort {
+            bid,
+            keys,
+            day,
+            claim,
+        } => {
             let b = k.bid(*bid);
             let names = [
                 k.life(&keys[0]),
@@ -140,7 +147,7 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 .run::<i64>(
                     &inner.scripts.abort,
                     &all,
-                    &[me, Keys::claim_member(*bid, keys, *day)],
+                    &[me, Keys::claim_member(*bid, keys, *day), claim.to_string()],
                 )
                 .await
                 .map(|_| ())
@@ -474,6 +481,9 @@ async fn check_epoch(
         _ => {
             if epoch.as_deref() != Some(found.as_str()) {
                 remember(inner, epoch, found);
+            } else {
+                // Known from the file at a restart: the scripts check it.
+                *lock(&inner.epoch) = found;
             }
             inner.health.lost(None);
         }
@@ -539,6 +549,9 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
         )
         .await?;
     for (id, fields) in &entries {
+        // Past this entry whatever it holds: a run of this replica's own
+        // charges must not stop the reading.
+        *last = Some(id.clone());
         let field = |name: &str| {
             fields
                 .chunks(2)
@@ -573,7 +586,6 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
                 }
             }
         }
-        *last = Some(id.clone());
     }
     Ok(())
 }
@@ -593,7 +605,9 @@ async fn audience(inner: &Inner) -> Result<(), String> {
                     .arg(format!("({from}"))
                     .arg("+")
                     .arg("COUNT")
-                    .arg(64)
+                    // Pieces are up to 1 MB: a few per call stay well
+                    // within the call's time limit.
+                    .arg(2)
                     .clone(),
             )
             .await?;
@@ -787,7 +801,12 @@ pub(crate) async fn run(
                 Ok((_, why)) => {
                     let r = match why {
                         2 => ledger::Refusal::Pacing,
-                        3 => ledger::Refusal::Unavailable,
+                        3 => {
+                            inner.health.failed(
+                                "the shared state's epoch is not the one this replica knows".into(),
+                            );
+                            ledger::Refusal::Unavailable
+                        }
                         _ => ledger::Refusal::Budget,
                     };
                     lock(&inner.refused).insert(pair, (r, clock_ms + 1_000));

@@ -446,3 +446,39 @@ fn reconcile_counts_what_only_a_checkpoint_still_holds() {
     assert_eq!(t.from_generations, vec![j.clone()]);
     running.close();
 }
+
+/// A replica restarted on its directory (its epoch remembered in a file)
+/// leases and charges again: the scripts check the epoch it read back.
+#[test]
+fn a_restarted_replica_bids_and_charges_again() {
+    let dir = tmp("restart");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a_dir = dir.join("a");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(100));
+    {
+        let a = replica(&server, "a", Some(&a_dir), true);
+        a.l.reserve(&k.hold(1, m(1), daily, now, None), now)
+            .expect("bids");
+        let c = a.l.begin_charge(&k.win(1, m(1), daily)).expect("charges");
+        a.l.commit(&c);
+    }
+    let again = replica(&server, "a", Some(&a_dir), false);
+    assert_eq!(again.l.health().unavailable, None);
+    again
+        .l
+        .reserve(&k.hold(2, m(1), daily, now, None), now)
+        .expect("bids after the restart");
+    let c = again
+        .l
+        .begin_charge(&k.win(2, m(1), daily))
+        .expect("charges after the restart");
+    again.l.commit(&c);
+    assert_eq!(
+        again.l.spent(&k.li, now.date()).today,
+        m(2),
+        "both charges in Redis"
+    );
+}
