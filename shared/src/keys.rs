@@ -26,6 +26,17 @@ impl Keys {
         format!("{}d:{k}:{day}", self.prefix)
     }
 
+    /// The lifetime and day counters of a line item and its order, in the
+    /// order the charge scripts take them (s1, d1, s2, d2).
+    pub(crate) fn spend(&self, keys: [&SpendKey; 2], day: i64) -> [String; 4] {
+        [
+            self.life(keys[0]),
+            self.day(keys[0], day),
+            self.life(keys[1]),
+            self.day(keys[1], day),
+        ]
+    }
+
     pub(crate) fn lease(&self, k: &SpendKey, day: i64) -> String {
         format!("{}l:{k}:{day}", self.prefix)
     }

@@ -335,7 +335,7 @@ impl RedisLedger {
             seq: AtomicU64::new(0),
             quiet_beats: std::sync::atomic::AtomicU32::new(0),
             claims: Mutex::default(),
-            owner: format!("{}/{:08x}", opts.replica, rand_u32()),
+            owner: format!("{}/{:08x}", opts.replica, rand_u64() as u32),
             pending_ops: AtomicI64::new(0),
             opts,
         });
@@ -689,7 +689,9 @@ fn cap_args(cap: Cap, now: Timestamp) -> (i64, i64, i64, i64) {
     }
 }
 
-fn rand_u32() -> u32 {
+/// Random bits for run and epoch names (seeded per call by std's hasher
+/// keys and the time; not for secrets).
+pub(crate) fn rand_u64() -> u64 {
     use std::hash::Hasher as _;
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -697,7 +699,7 @@ fn rand_u32() -> u32 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
-    h.finish() as u32
+    h.finish()
 }
 
 fn kind_arg(cap: Cap) -> (i64, i64) {
@@ -1068,15 +1070,12 @@ impl Ledger for RedisLedger {
         let day = win.day.days_since_epoch();
         let now = self.inner.now().as_millis();
         let b = k.bid(win.bid);
-        let keys = [
-            k.life(win.limits[0].key),
-            k.day(win.limits[0].key, day),
-            k.life(win.limits[1].key),
-            k.day(win.limits[1].key, day),
+        let mut keys = Vec::from(k.spend([win.limits[0].key, win.limits[1].key], day));
+        keys.extend([
             k.claims_of(&self.inner.opts.replica),
             k.replicas(),
             k.epoch(),
-        ];
+        ]);
         let (k0, c0) = kind_arg(win.limits[0].cap);
         let (k1, c1) = kind_arg(win.limits[1].cap);
         let deadline = now.saturating_add(self.inner.opts.claim_ms);

@@ -12,7 +12,7 @@ use config::Date;
 use ledger::{BidKey, BudgetKind, Ledger as _, SpendKey};
 
 use crate::keys::Keys;
-use crate::ledger_impl::{lock, Cached, Inner, DAY_TTL_SECS};
+use crate::ledger_impl::{lock, rand_u64, Cached, Inner, DAY_TTL_SECS};
 
 /// A write to Redis, retried until it is applied.
 #[derive(Clone, Debug)]
@@ -88,18 +88,15 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
             forget,
         } => {
             let b = k.bid(*bid);
+            let spend = k.spend([&keys[0], &keys[1]], *day);
             let names = [
-                k.life(&keys[0]),
-                k.day(&keys[0], *day),
-                k.life(&keys[1]),
-                k.day(&keys[1], *day),
                 k.lease(&keys[0], *hold_day),
                 k.lease(&keys[1], *hold_day),
                 k.charged(),
                 k.claims_of(&me),
             ];
             let mut all: Vec<&str> = vec![b.as_str()];
-            all.extend(names.iter().map(String::as_str));
+            all.extend(spend.iter().chain(&names).map(String::as_str));
             let got: i64 = inner
                 .run(
                     &inner.scripts.commit,
@@ -134,15 +131,11 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
             claim,
         } => {
             let b = k.bid(*bid);
-            let names = [
-                k.life(&keys[0]),
-                k.day(&keys[0], *day),
-                k.life(&keys[1]),
-                k.day(&keys[1], *day),
-                k.claims_of(&me),
-            ];
+            let spend = k.spend([&keys[0], &keys[1]], *day);
+            let claims = k.claims_of(&me);
             let mut all: Vec<&str> = vec![b.as_str()];
-            all.extend(names.iter().map(String::as_str));
+            all.extend(spend.iter().map(String::as_str));
+            all.push(&claims);
             inner
                 .run::<i64>(
                     &inner.scripts.abort,
@@ -503,17 +496,6 @@ fn remember(inner: &Inner, epoch: &mut Option<String>, value: String) {
         }
     }
     *epoch = Some(value);
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
 
 /// Bids charged by other replicas since `last`: holds here let go.
