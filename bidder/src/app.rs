@@ -628,10 +628,7 @@ impl App {
                 if !refused.is_empty() {
                     // One answer for the request: rewriting it without the
                     // refused bids is not worth a second auction.
-                    for k in &b.keys {
-                        self.ledger.release(*k);
-                        self.outcomes.forget(k.0);
-                    }
+                    self.withdraw(&b.keys);
                     b.answer = BidAnswer::NoBid(if self.state_unavailable().is_some() {
                         NoBid::Unavailable
                     } else {
@@ -643,6 +640,15 @@ impl App {
         }
         self.record_answer(profile, &b.answer, b.report);
         b.answer
+    }
+
+    /// Bids reserved but never sent: their holds go, and shading does not
+    /// count them as losses.
+    fn withdraw(&self, keys: &[BidKey]) {
+        for k in keys {
+            self.ledger.release(*k);
+            self.outcomes.forget(k.0);
+        }
     }
 
     /// Bids and no-bids counted for reports.
@@ -714,10 +720,7 @@ impl App {
         // closed its auction and a late bid only costs both sides. Bids
         // never sent hold nothing.
         if start.elapsed() >= deadline {
-            for bid in &a.keys {
-                self.ledger.release(*bid);
-                self.outcomes.forget(bid.0);
-            }
+            self.withdraw(&a.keys);
             return none(BidAnswer::NoBid(NoBid::Late));
         }
         Bidded {
@@ -819,10 +822,7 @@ impl App {
         // in one request, and each costs a candidate walk.
         for (i, imp) in req.imp.iter().enumerate().take(MAX_IMPS) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                for k in &keys {
-                    self.ledger.release(*k);
-                    self.outcomes.forget(k.0);
-                }
+                self.withdraw(&keys);
                 return Err(NoBid::Late);
             }
             let pod = imp
