@@ -236,6 +236,8 @@ pub struct App {
     /// The Redis ledger when replicas share state (the same object as
     /// `ledger`), for its metrics.
     shared: Option<Arc<shared::RedisLedger>>,
+    /// Copies of the other replicas' report files (with `shared`).
+    mirror: std::sync::OnceLock<Arc<shared::MirrorStats>>,
     /// Wrong `/ui` logins this minute.
     pub(crate) ui_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
@@ -350,6 +352,7 @@ impl App {
             price_log: metrics::Throttle::new(Duration::from_secs(10)),
             tracked,
             events: None,
+            mirror: std::sync::OnceLock::new(),
             state_dir: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
             ui_failures: crate::ui::Failures::default(),
@@ -387,6 +390,21 @@ impl App {
                 s.pending_writes(),
             );
         }
+        if let Some(m) = self.mirror.get() {
+            metrics::report_mirror(m);
+        }
+    }
+
+    /// Counts of the report mirror (other replicas' files copied here),
+    /// for metrics.
+    pub fn set_mirror_stats(&self, stats: Arc<shared::MirrorStats>) {
+        let _ = self.mirror.set(stats);
+    }
+
+    /// Days of reports kept: what [`App::prune_reports`] keeps, and what the
+    /// mirror copies.
+    pub fn report_keep_days(&self) -> u32 {
+        self.settings.report_retention_days.max(91)
     }
 
     /// Why budgeted line items cannot bid now (the shared state is
@@ -1053,7 +1071,7 @@ impl App {
             return;
         };
         // Attribution reads back 90 days: what it needs is never pruned.
-        let keep = self.settings.report_retention_days.max(91);
+        let keep = self.report_keep_days();
         match reports::query::prune(state, self.clock.now(), keep) {
             Ok(p) if p.event_days + p.generations > 0 => tracing::info!(
                 event_days = p.event_days,

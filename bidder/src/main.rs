@@ -670,6 +670,22 @@ fn connect_shared(
     memory: ledger::Options,
 ) -> anyhow::Result<shared::RedisLedger> {
     let dir = &args.dir;
+    let replica = replica_name(dir)?;
+    let journal_len = std::fs::metadata(dir.join("charges.journal")).map_or(0, |m| m.len());
+    let fresh = !dir.join("ledger.checkpoint").exists() && journal_len <= 64;
+    let mut opts = shared::Options::new(&replica, Arc::new(SystemClock));
+    opts.prefix = args.redis_prefix.clone();
+    opts.memory = memory;
+    opts.epoch_file = Some(dir.join("shared.epoch"));
+    opts.may_initialise = fresh;
+    tracing::info!(replica = %replica, prefix = %opts.prefix, "sharing state through Redis");
+    shared::RedisLedger::connect(redis_info(url)?, opts).map_err(anyhow::Error::msg)
+}
+
+/// This replica's name, kept in its directory: made once from the host
+/// name and a random suffix (a pod's volume keeps it across restarts; a
+/// new volume is a new replica).
+fn replica_name(dir: &std::path::Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name_file = dir.join("replica.name");
     let replica = match std::fs::read_to_string(&name_file) {
@@ -690,15 +706,31 @@ fn connect_shared(
             name
         }
     };
-    let journal_len = std::fs::metadata(dir.join("charges.journal")).map_or(0, |m| m.len());
-    let fresh = !dir.join("ledger.checkpoint").exists() && journal_len <= 64;
-    let mut opts = shared::Options::new(&replica, Arc::new(SystemClock));
+    anyhow::ensure!(
+        shared::mirror::valid_replica(&replica),
+        "{}: {replica:?} is not a replica name (letters, digits, '-', '_', '.'; at most 64)",
+        name_file.display()
+    );
+    Ok(replica)
+}
+
+/// Starts copying the other replicas' report files here (and this one's
+/// to them): reports, attribution and training see the whole cluster.
+fn start_mirror(url: &str, args: &ServeArgs, app: &Arc<App>) -> anyhow::Result<shared::Mirror> {
+    let replica = replica_name(&args.dir)?;
+    let mut opts = shared::MirrorOptions::new(&args.dir, &replica, Arc::new(SystemClock));
     opts.prefix = args.redis_prefix.clone();
-    opts.memory = memory;
-    opts.epoch_file = Some(dir.join("shared.epoch"));
-    opts.may_initialise = fresh;
-    tracing::info!(replica = %replica, prefix = %opts.prefix, "sharing state through Redis");
-    shared::RedisLedger::connect(redis_info(url)?, opts).map_err(anyhow::Error::msg)
+    opts.keep_days = app.report_keep_days();
+    let events = app.clone();
+    opts.on_events = Box::new(move |bytes| {
+        if let Some(e) = events.events() {
+            e.peer_lines(bytes);
+        }
+    });
+    let mirror =
+        shared::Mirror::start(redis_info(url)?, opts).context("starting the report mirror")?;
+    app.set_mirror_stats(mirror.stats.clone());
+    Ok(mirror)
 }
 
 /// Where this replica stopped reading the other replicas' audience data.
@@ -974,6 +1006,10 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             let app = app.clone();
             tokio::spawn(async move { attribute_data(&app, &dir).await });
         }
+        let mirror = match &redis_url {
+            Some(url) => Some(start_mirror(url, &args, &app)?),
+            None => None,
+        };
         if let Some(s) = &shared_ledger {
             let rx = s.subscribe(&read_offset(&args.dir));
             let app = app.clone();
@@ -1005,6 +1041,10 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         // and writes still owed to Redis are sent.
         app.ledger().close();
         app.flush_events().await;
+        // Its last pass sends what was written and stayed so.
+        if let Some(m) = mirror {
+            tokio::task::spawn_blocking(move || drop(m)).await.ok();
+        }
         Ok(())
     })
 }

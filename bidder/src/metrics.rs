@@ -326,6 +326,18 @@ pub fn shared_state(up: bool, round_trips: u64, leased: i64, pending: i64) {
     metrics::gauge!("bidder_redis_pending_writes").set(pending as f64);
 }
 
+/// The copies of other replicas' report files: bytes sent and copied,
+/// gaps that asked a replica to send a file again, failed passes.
+pub fn report_mirror(m: &shared::MirrorStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    metrics::counter!("bidder_report_mirror_bytes_total", "direction" => "sent")
+        .absolute(m.sent_bytes.load(Relaxed));
+    metrics::counter!("bidder_report_mirror_bytes_total", "direction" => "received")
+        .absolute(m.received_bytes.load(Relaxed));
+    metrics::counter!("bidder_report_mirror_gaps_total").absolute(m.gaps.load(Relaxed));
+    metrics::counter!("bidder_report_mirror_errors_total").absolute(m.errors.load(Relaxed));
+}
+
 /// Members of all list audiences.
 pub fn list_members(n: usize) {
     metrics::gauge!("bidder_list_members").set(n as f64);
@@ -361,6 +373,18 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_redis_round_trips_total",
         "Calls to Redis (leases, charges, frequency, heartbeats, reads)."
+    );
+    metrics::describe_counter!(
+        "bidder_report_mirror_bytes_total",
+        "Bytes of report files sent to and copied from other replicas (direction)."
+    );
+    metrics::describe_counter!(
+        "bidder_report_mirror_gaps_total",
+        "Gaps in copies of other replicas' report files: each asked for the file again."
+    );
+    metrics::describe_counter!(
+        "bidder_report_mirror_errors_total",
+        "Passes of the report mirror that failed (Redis away, a copy not written)."
     );
     metrics::describe_gauge!(
         "bidder_redis_leased_micros",

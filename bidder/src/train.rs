@@ -167,15 +167,18 @@ struct Example {
 /// the closed generations kept beside it.
 fn charged_bids(state: &std::path::Path) -> std::io::Result<HashSet<u64>> {
     let mut out = HashSet::new();
-    let gens = match ledger::journal::generations(state) {
-        Ok(g) => g,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e),
-    };
-    for g in gens {
-        ledger::journal::read_generation(&g.file, |c, _| {
-            out.insert(c.bid.0);
-        })?;
+    // Replicas sharing state keep copies of each other's charges.
+    for root in reports::log::roots(state) {
+        let gens = match ledger::journal::generations(&root) {
+            Ok(g) => g,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for g in gens {
+            ledger::journal::read_generation(&g.file, |c, _| {
+                out.insert(c.bid.0);
+            })?;
+        }
     }
     Ok(out)
 }
@@ -216,7 +219,7 @@ pub fn run(opts: &Options) -> Result<Summary, TrainError> {
     }
 
     let mut summary = Summary {
-        days: days.len(),
+        days: days.iter().map(|d| d.day).collect::<HashSet<_>>().len(),
         ..Summary::default()
     };
     let charged = charged_bids(&opts.state).map_err(|source| TrainError::Read {

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use ledger::{BidKey, SpendKey};
 use shared::testing::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -838,6 +840,168 @@ orders:
     assert!(offset.trim().contains('-'), "{offset}");
     drop(a);
     drop(b);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A report's JSON from a replica's admin port.
+async fn report_of(r: &Replica, query: &str) -> serde_json::Value {
+    let (status, body) = http(r.admin, "GET", &format!("/v1/reports?{query}"), b"")
+        .await
+        .expect("report answered");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).expect("report JSON")
+}
+
+#[test]
+fn reports_and_attribution_cover_every_replica() {
+    let root = std::env::temp_dir().join(format!("bidder-reports-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let config_dir = root.join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("shop.yaml"),
+        r#"advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+  products: [tent-1]
+creatives:
+  - id: b300
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/
+orders:
+  - id: o1
+    service: self_service
+    budget: 100.00
+    flight: { start: 2020-01-01, end: 2099-12-31 }
+    line_items:
+      - id: li-1
+        media: display
+        cpm: 5.00
+        budget: { daily: 50.00 }
+        creatives: [b300]
+"#,
+    )
+    .unwrap();
+    let replicas = [
+        start_replica(&config_dir, &root.join("a"), &redis.url()),
+        start_replica(&config_dir, &root.join("b"), &redis.url()),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for r in &replicas {
+            wait_healthy(r.admin).await;
+        }
+        // One shopper per replica: bid, win at 2.00 CPM, impression shown.
+        for (r, user) in replicas.iter().zip(["shopper-a", "shopper-b"]) {
+            let mut won = None;
+            for _ in 0..150 {
+                if let Some((200, body)) = http(r.bid, "POST", "/openrtb2/bid", &bid_body(user)).await {
+                    won = Some(serde_json::from_slice::<serde_json::Value>(&body).unwrap());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let v = won.expect("a bid within 3 s");
+            let bid = &v["seatbid"][0]["bid"][0];
+            let nurl = path_of(bid["nurl"].as_str().unwrap()).replace("${AUCTION_PRICE}", "2.00");
+            let (_, pixel) = common::banner_urls(bid["adm"].as_str().unwrap());
+            assert_eq!(http(r.bid, "GET", &nurl, b"").await.map(|x| x.0), Some(200));
+            let (status, _) = http(r.bid, "GET", &path_of(&pixel), b"").await.unwrap();
+            assert!(status < 300, "impression pixel: {status}");
+        }
+        // Each replica's report counts both replicas' wins, spend and
+        // impressions once the copies arrived (a few seconds).
+        let mut last = serde_json::Value::Null;
+        for r in &replicas {
+            let mut whole = false;
+            for _ in 0..100 {
+                last = report_of(r, "by=line_item&format=json").await;
+                let t = &last["total"];
+                if t["wins"] == 2 && t["impressions"] == 2 {
+                    whole = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(whole, "a replica's report lacks the other's: {last:#}");
+            assert_eq!(last["total"]["spend"]["micros"], 4_000, "{last:#}");
+        }
+        // A purchase uploaded to `b` of the shopper `a` showed the ad to is
+        // attributed there, and both reports count it once.
+        let now = config::Clock::now(&config::SystemClock);
+        let purchase = format!(
+            "{{\"user\":\"shopper-a\",\"event\":\"purchase\",\"product\":\"tent-1\",\"at\":\"{now}\",\
+             \"amount\":\"80.00\",\"currency\":\"USD\",\"order_id\":\"P1\"}}\n"
+        );
+        let (status, body) = http(replicas[1].admin, "POST", "/v1/audience-events", purchase.as_bytes())
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body).to_string();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"attributed\":1"), "{body}");
+        // Sent again to `a`: a duplicate, not a second sale.
+        let mut again = String::new();
+        for _ in 0..100 {
+            let (_, body) = http(replicas[0].admin, "POST", "/v1/audience-events", purchase.as_bytes())
+                .await
+                .unwrap();
+            again = String::from_utf8_lossy(&body).to_string();
+            if again.contains("\"duplicate\":1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(again.contains("\"duplicate\":1"), "{again}");
+        for r in &replicas {
+            let mut rep = serde_json::Value::Null;
+            for _ in 0..100 {
+                rep = report_of(r, "by=line_item&format=json").await;
+                if rep["total"]["purchases"] == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(rep["total"]["purchases"], 1, "{rep:#}");
+            assert_eq!(rep["total"]["sales"]["micros"], 80_000_000, "{rep:#}");
+            assert_eq!(rep["total"]["wins"], 2, "{rep:#}");
+        }
+    });
+    // Copies are byte for byte what the other replica wrote.
+    let name = |d: &str| std::fs::read_to_string(root.join(d).join("replica.name")).unwrap();
+    let (a_name, b_name) = (name("a"), name("b"));
+    let copy = root
+        .join("b")
+        .join("peers")
+        .join(a_name.trim())
+        .join("events");
+    let mut copied = 0;
+    for e in std::fs::read_dir(root.join("a").join("events"))
+        .unwrap()
+        .flatten()
+    {
+        let n = e.file_name().to_string_lossy().to_string();
+        if n.ends_with(".events") {
+            let mine = std::fs::read(e.path()).unwrap();
+            let theirs = std::fs::read(copy.join(&n)).unwrap_or_default();
+            assert!(
+                mine.starts_with(&theirs) && !theirs.is_empty(),
+                "{n}: the copy on b is not a prefix of a's file"
+            );
+            copied += 1;
+        }
+    }
+    assert!(copied > 0);
+    assert!(root.join("a").join("peers").join(b_name.trim()).is_dir());
+    drop(replicas);
     drop(redis);
     let _ = std::fs::remove_dir_all(&root);
 }

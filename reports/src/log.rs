@@ -43,6 +43,28 @@ pub fn dir_of(state: &Path) -> PathBuf {
     state.join("events")
 }
 
+/// The directories whose files make the reports: this replica's state
+/// directory first, then the copies of other replicas' files kept under
+/// its `peers/` (a replica sharing state through Redis keeps one
+/// directory per other replica there, byte for byte what that replica
+/// wrote). One replica alone has only its own.
+pub fn roots(state: &Path) -> Vec<PathBuf> {
+    let mut out = vec![state.to_path_buf()];
+    let mut peers: Vec<PathBuf> = std::fs::read_dir(state.join(PEERS))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    peers.sort();
+    out.extend(peers);
+    out
+}
+
+/// Where the copies of other replicas' report files are kept.
+pub const PEERS: &str = "peers";
+
 pub(crate) fn day_file(dir: &Path, day: Date) -> PathBuf {
     dir.join(format!("{day}.events"))
 }
@@ -151,6 +173,9 @@ enum Job {
     Convert(Vec<Conversion>, i64, ConvertAck),
     Catalog(Catalog),
     Flush(tokio::sync::oneshot::Sender<()>),
+    /// Lines another replica wrote (from the copy of its files): its
+    /// touches, conversions and tracked events count here too.
+    Peer(Vec<u8>),
 }
 
 /// The journal's writer, as the bidder sees it.
@@ -176,13 +201,14 @@ impl EventLog {
         let stats = Arc::new(Stats::default());
         let (done_tx, done_rx) = mpsc::channel();
         {
+            let dirs: Vec<PathBuf> = roots(state).iter().map(|r| dir_of(r)).collect();
             let (dir, stats, max) = (dir.clone(), stats.clone(), options.max_entries);
             let ttl_ms = options.track_ttl.as_millis() as i64;
             std::thread::Builder::new()
                 .name("events-rebuild".into())
                 .spawn(move || {
                     let started = Instant::now();
-                    let (past, rebuilt) = match rebuild(&dir, now, max, ttl_ms) {
+                    let (past, rebuilt) = match rebuild(&dirs, now, max, ttl_ms) {
                         Ok(done) => done,
                         Err(e) => {
                             tracing::error!(
@@ -227,6 +253,9 @@ impl EventLog {
             no_bids: Default::default(),
             stats: stats.clone(),
             flush_every: options.flush_every,
+            elsewhere: Default::default(),
+            elsewhere_since: Instant::now(),
+            peer_pending: Vec::new(),
         };
         let writer = std::thread::Builder::new()
             .name("events".into())
@@ -344,6 +373,17 @@ impl EventLog {
         }
     }
 
+    /// Lines another replica wrote to its event journal (whole lines, as
+    /// copied): attribution learns its touches and the conversions it
+    /// counted, and an impression or click it counted is not counted here
+    /// again. Dropped (and counted) when the queue is full: the copy on
+    /// disk still makes the reports, and a restart reads it back.
+    pub fn peer_lines(&self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.send(Job::Peer(bytes.to_vec()));
+        }
+    }
+
     /// Writes what is pending and stops the writer.
     pub fn close(self) {
         drop(self.tx);
@@ -354,7 +394,7 @@ impl EventLog {
 /// Reads back the touches and the conversions counted of the days a window
 /// may cover.
 fn rebuild(
-    dir: &Path,
+    dirs: &[PathBuf],
     now: Timestamp,
     max_entries: usize,
     track_ttl_ms: i64,
@@ -366,7 +406,15 @@ fn rebuild(
     let from = Timestamp(now.as_millis().saturating_sub(keep)).date();
     let mut rebuilt = Rebuilt::default();
     let mut interner = Interner::default();
-    for day in days(dir)?.into_iter().filter(|d| *d >= from) {
+    let listed: Vec<(&PathBuf, Date)> = dirs
+        .iter()
+        .map(|dir| Ok(days(dir)?.into_iter().map(move |d| (dir, d))))
+        .collect::<io::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .filter(|(_, d)| *d >= from)
+        .collect();
+    for (dir, day) in listed {
         let path = day_file(dir, day);
         // One unreadable day loses its own touches, not every day's.
         let read = read_day(
@@ -416,22 +464,30 @@ pub struct JournalDay {
 }
 
 /// The days of the event journal in `state` from `from` to `to` (either
-/// open), oldest first.
+/// open), oldest first; with other replicas' copies ([`roots`]), a day
+/// comes once per replica that has it.
 pub fn journal_days(
     state: &Path,
     from: Option<Date>,
     to: Option<Date>,
 ) -> io::Result<Vec<JournalDay>> {
-    let dir = dir_of(state);
-    Ok(days(&dir)?
-        .into_iter()
-        .filter(|d| from.is_none_or(|f| *d >= f) && to.is_none_or(|t| *d <= t))
-        .map(|day| {
-            let path = day_file(&dir, day);
-            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-            JournalDay { day, path, len }
-        })
-        .collect())
+    let mut out = Vec::new();
+    for root in roots(state) {
+        let dir = dir_of(&root);
+        out.extend(
+            days(&dir)?
+                .into_iter()
+                .filter(|d| from.is_none_or(|f| *d >= f) && to.is_none_or(|t| *d <= t))
+                .map(|day| {
+                    let path = day_file(&dir, day);
+                    let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+                    JournalDay { day, path, len }
+                }),
+        );
+    }
+    // Stable: a day's files stay in the order of their roots.
+    out.sort_by_key(|d| d.day);
+    Ok(out)
 }
 
 /// Reads one listed day (for readers outside the bidder's own, such as
@@ -538,6 +594,13 @@ struct Writer {
     no_bids: Counts<(i64, Arc<str>, &'static str)>,
     stats: Arc<Stats>,
     flush_every: Duration,
+    /// Impressions and clicks other replicas counted, by track key: the
+    /// same URL sent here is not counted again. Two generations, each
+    /// let go after the URLs' lifetime, bounded by `max_pending` each.
+    elsewhere: [std::collections::HashSet<u64>; 2],
+    elsewhere_since: Instant,
+    /// Other replicas' lines that came before the past was read back.
+    peer_pending: Vec<Vec<u8>>,
 }
 
 impl Writer {
@@ -655,7 +718,10 @@ impl Writer {
                         }
                         continue;
                     };
-                    if self.before_restart.contains(&track_key(t.bid, t.click)) {
+                    let key = track_key(t.bid, t.click);
+                    if self.before_restart.contains(&key)
+                        || self.elsewhere.iter().any(|s| s.contains(&key))
+                    {
                         self.stats.track_duplicates.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
@@ -686,7 +752,28 @@ impl Writer {
                 }
                 Job::Catalog(c) => self.catalog = c,
                 Job::Flush(ack) => flushes.push(ack),
+                Job::Peer(bytes) => {
+                    if self.attributor.is_none() {
+                        // The read-back reads the copies too; what came
+                        // meanwhile is applied on top (twice is harmless).
+                        if self.peer_pending.len() < 1024 {
+                            self.peer_pending.push(bytes);
+                        }
+                        continue;
+                    }
+                    self.apply_peer(&bytes, keep);
+                }
             }
+        }
+        if self.attributor.is_some() && !self.peer_pending.is_empty() {
+            for bytes in std::mem::take(&mut self.peer_pending) {
+                self.apply_peer(&bytes, keep);
+            }
+        }
+        if self.elsewhere_since.elapsed() > self.track_ttl / 2 {
+            self.elsewhere.swap(0, 1);
+            self.elsewhere[0].clear();
+            self.elsewhere_since = Instant::now();
         }
         if let Some((at, ttl)) = self.restarted {
             if at.elapsed() > ttl {
@@ -743,6 +830,36 @@ impl Writer {
             self.stats
                 .evicted
                 .store(a.evicted() + self.lost_touches, Ordering::Relaxed);
+        }
+    }
+
+    /// Another replica's records: its touches and conversions for
+    /// attribution, its tracked events so they are not counted twice.
+    fn apply_peer(&mut self, bytes: &[u8], keep: i64) {
+        let Some(a) = &mut self.attributor else {
+            return;
+        };
+        let mut interner = Interner::default();
+        for line in bytes.split(|&b| b == b'\n') {
+            let Ok(text) = std::str::from_utf8(line) else {
+                continue;
+            };
+            let Some(r) = Record::parse(text, &mut interner) else {
+                continue;
+            };
+            match r.kind {
+                Kind::Impression | Kind::Click => {
+                    let click = r.kind == Kind::Click;
+                    a.touch(r.user, &r.dims, r.at_ms, click, keep);
+                    if let Ok(bid) = u128::from_str_radix(&r.order_id, 16) {
+                        if self.elsewhere[0].len() < self.max_pending.max(1024) {
+                            self.elsewhere[0].insert(track_key(bid, click));
+                        }
+                    }
+                }
+                Kind::View | Kind::Purchase => a.remember(&r, r.at_ms, keep),
+                Kind::Bid | Kind::NoBid => {}
+            }
         }
     }
 

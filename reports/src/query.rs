@@ -19,7 +19,7 @@ use std::sync::Arc;
 use config::{Budget, Config, Date, Micros, Timestamp};
 
 use crate::fact::{Counters, Dim};
-use crate::log::{day_file, days, dir_of};
+use crate::log::{day_file, days as days_in, dir_of};
 use crate::progress::Progress;
 use crate::record::Kind;
 
@@ -323,32 +323,34 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
     };
     let mut strings = Strings::new();
     let (from, to) = (q.from.days_since_epoch(), q.to.days_since_epoch());
-    let events_dir = dir_of(src.state);
-    let day_list: Vec<Date> = days(&events_dir)
-        .map_err(io_err(&events_dir))?
-        .into_iter()
-        .filter(|d| (from..=to).contains(&d.days_since_epoch()))
-        .collect();
-    let gens = match ledger::journal::generations(src.state) {
-        Ok(g) => g,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io_err(src.state)(e)),
-    };
-
-    // What each source's aggregate covers, looked at once: it decides what
-    // is read raw (and the progress bar's length). Sources only grow, so
-    // a report is as of this moment.
-    let days: Vec<(Date, PathBuf, u64, Option<u64>)> = day_list
-        .iter()
-        .map(|d| {
-            let path = day_file(&events_dir, *d);
+    // This replica's files, then the copies of the others' (a cluster's
+    // report is the sum of its replicas' files: each charge and event is
+    // in exactly one of them).
+    let mut days: Vec<(Date, PathBuf, u64, Option<u64>)> = Vec::new();
+    let mut gens = Vec::new();
+    for root in crate::log::roots(src.state) {
+        let events_dir = dir_of(&root);
+        for d in days_in(&events_dir)
+            .map_err(io_err(&events_dir))?
+            .into_iter()
+            .filter(|d| (from..=to).contains(&d.days_since_epoch()))
+        {
+            // What each source's aggregate covers, looked at once: it
+            // decides what is read raw (and the progress bar's length).
+            // Sources only grow, so a report is as of this moment.
+            let path = day_file(&events_dir, d);
             let (len, covered) = (file_len(&path), agg_prefix(&agg_path(&path), &path));
-            (*d, path, len, covered)
-        })
-        .collect();
+            days.push((d, path, len, covered));
+        }
+        match ledger::journal::generations(&root) {
+            Ok(g) => gens.extend(g.into_iter().map(|g| (events_dir.clone(), g))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&root)(e)),
+        }
+    }
     let folded: Vec<bool> = gens
         .iter()
-        .map(|g| g.closed && fresh_agg(&charges_agg(&events_dir, g.generation), &g.path))
+        .map(|(dir, g)| g.closed && fresh_agg(&charges_agg(dir, g.generation), &g.path))
         .collect();
     let raw_bytes = days
         .iter()
@@ -357,7 +359,7 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
             gens.iter()
                 .zip(&folded)
                 .filter(|(_, f)| !**f)
-                .map(|(g, _)| g.len),
+                .map(|((_, g), _)| g.len),
         )
         .sum();
     let mut progress = if src.progress {
@@ -380,8 +382,8 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
 
     // Charges: every generation (spend to date needs the days before the
     // range too).
-    for (g, &folded) in gens.iter().zip(&folded) {
-        let agg = charges_agg(&events_dir, g.generation);
+    for ((events_dir, g), &folded) in gens.iter().zip(&folded) {
+        let agg = charges_agg(events_dir, g.generation);
         if folded && scan_agg(&agg, b'C', &mut strings, &mut sums, 0) {
             continue;
         }
@@ -397,7 +399,9 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         })
         .map_err(io_err(&g.path))?;
         if g.closed {
-            // A cache: a report that cannot write it still answers.
+            // A cache: a report that cannot write it still answers. (The
+            // copy of another replica's charges may have no events yet.)
+            let _ = std::fs::create_dir_all(events_dir);
             if let Some(tail) = source_tail(&g.path, g.len) {
                 let _ = write_atomic(&agg, &charges_bytes((g.len, tail), &part, &strings));
             }
@@ -1053,10 +1057,18 @@ pub struct Pruned {
 /// Runs hourly at most: reading a closed generation to find its last
 /// day costs about what a report's first read of it does.
 pub fn prune(state: &Path, now: Timestamp, keep_days: u32) -> io::Result<Pruned> {
+    let mut pruned = Pruned::default();
+    // Copies of other replicas' files go by the same retention.
+    for root in crate::log::roots(state) {
+        prune_root(&root, now, keep_days, &mut pruned)?;
+    }
+    Ok(pruned)
+}
+
+fn prune_root(state: &Path, now: Timestamp, keep_days: u32, pruned: &mut Pruned) -> io::Result<()> {
     let cutoff = now.date().days_since_epoch() - i64::from(keep_days);
     let events_dir = dir_of(state);
-    let mut pruned = Pruned::default();
-    for d in days(&events_dir)? {
+    for d in days_in(&events_dir)? {
         if d.days_since_epoch() < cutoff {
             let path = day_file(&events_dir, d);
             let _ = std::fs::remove_file(agg_path(&path));
@@ -1066,7 +1078,7 @@ pub fn prune(state: &Path, now: Timestamp, keep_days: u32) -> io::Result<Pruned>
     }
     let gens = match ledger::journal::generations(state) {
         Ok(g) => g,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(pruned),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
     for g in gens.into_iter().filter(|g| g.closed) {
@@ -1080,5 +1092,5 @@ pub fn prune(state: &Path, now: Timestamp, keep_days: u32) -> io::Result<Pruned>
             pruned.generations += 1;
         }
     }
-    Ok(pruned)
+    Ok(())
 }

@@ -490,3 +490,139 @@ fn reports_cut_by_audience_and_older_aggregates_are_rebuilt() {
     }
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// A replica's files: one impression of `user` and one charge of 1,000
+/// micros for bid `bid`.
+fn replica_files(state: &Path, day: Timestamp, user: u64, bid: u64) {
+    let rt = runtime();
+    let log = EventLog::open(state, day, Options::default()).expect("open");
+    log.track(day.as_millis(), ad("li"), user, false, u128::from(bid));
+    rt.block_on(log.flush());
+    log.close();
+    let charge = ledger::Charge {
+        bid: ledger::BidKey(bid),
+        day: day.date(),
+        billed: Micros(1_000),
+        over_delivery: Micros::ZERO,
+        forget: Timestamp(0),
+        keys: [
+            ledger::SpendKey::line_item("li"),
+            ledger::SpendKey::order("o1"),
+        ],
+        kind: None,
+        late: false,
+        prior: ledger::Prior::None,
+        tags: ledger::Tags {
+            at_ms: day.as_millis(),
+            ..ledger::Tags::default()
+        },
+    };
+    let text = format!(
+        "bidder-journal 1 4\n{}",
+        ledger::journal::record_line(&charge)
+    );
+    std::fs::write(state.join("charges.journal"), text).unwrap();
+}
+
+#[test]
+fn copies_of_other_replicas_files_count_once_each_in_reports_and_attribution() {
+    let a = tempdir("replica-a");
+    let b = tempdir("replica-b");
+    let day = at("2026-11-24T10:00:00Z");
+    replica_files(&a, day, 7, 70);
+    replica_files(&b, day, 9, 90);
+    // `b` keeps a copy of `a`'s files as the mirror makes it: the same
+    // bytes, compacted or live generations named by their number.
+    let copy = b.join("peers").join("a");
+    std::fs::create_dir_all(copy.join("events")).unwrap();
+    std::fs::copy(
+        a.join("events/2026-11-24.events"),
+        copy.join("events/2026-11-24.events"),
+    )
+    .unwrap();
+    std::fs::copy(a.join("charges.journal"), copy.join("charges.4.journal")).unwrap();
+
+    let r = report(&b, "2026-11-24", day);
+    assert_eq!(
+        (r.total.impressions, r.total.wins, r.total.spend),
+        (2, 2, Micros(2_000)),
+        "{r:?}"
+    );
+    // Asked again (aggregates now cached): the same.
+    let again = report(&b, "2026-11-24", day);
+    assert_eq!(again.total, r.total);
+    // `a` alone sees only its own.
+    assert_eq!(report(&a, "2026-11-24", day).total.impressions, 1);
+
+    // Attribution on `b` knows `a`'s touches: read back at start...
+    let rt = runtime();
+    let log = EventLog::open(&b, day, Options::default()).expect("open");
+    log.set_catalog(catalog());
+    let labels = rt
+        .block_on(log.convert(
+            vec![buy(7, day.as_millis() + 60_000, "A7")],
+            day.as_millis(),
+        ))
+        .expect("convert");
+    assert_eq!(labels, vec!["attributed"]);
+    // ...and as the mirror hands them over: a touch, then a purchase `a`
+    // attributed (counted there, a duplicate here), then an impression
+    // `a` counted (not counted again here).
+    let line = |kind: &str, user: u64, order: &str, bid: &str| {
+        let mut out = String::new();
+        let r = reports::record::Record {
+            kind: match kind {
+                "i" => reports::record::Kind::Impression,
+                _ => reports::record::Kind::Purchase,
+            },
+            at_ms: day.as_millis() + 1_000,
+            dims: ad("li"),
+            user,
+            n: 1,
+            amount: Micros(if kind == "i" { 0 } else { 10_000_000 }),
+            order_id: if kind == "i" {
+                bid.into()
+            } else {
+                order.into()
+            },
+            features: None,
+        };
+        r.write(&mut out);
+        out
+    };
+    let from_a = format!(
+        "{}{}{}",
+        line("i", 11, "", &format!("{:x}", 110u128)),
+        line("i", 12, "", &format!("{:x}", 120u128)),
+        line("p", 12, "A12", "")
+    );
+    log.peer_lines(from_a.as_bytes());
+    let labels = rt
+        .block_on(log.convert(
+            vec![
+                buy(11, day.as_millis() + 60_000, "A11"),
+                buy(12, day.as_millis() + 60_000, "A12"),
+            ],
+            day.as_millis() + 60_000,
+        ))
+        .expect("convert");
+    assert_eq!(labels, vec!["attributed", "duplicate"]);
+    log.track(day.as_millis() + 2_000, ad("li"), 11, false, 110);
+    rt.block_on(log.flush());
+    assert_eq!(
+        log.stats
+            .track_duplicates
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    log.close();
+
+    // Copies go by the same retention as the replica's own files.
+    let later = at("2027-06-01T00:00:00Z");
+    let pruned = reports::query::prune(&b, later, 30).expect("prune");
+    assert!(pruned.event_days >= 2, "{pruned:?}");
+    assert!(!copy.join("events/2026-11-24.events").exists());
+    assert!(!copy.join("charges.4.journal").exists());
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}

@@ -23,10 +23,13 @@
 //! - frequency caps are counted in Redis: a capped bid is confirmed there
 //!   before it is sent;
 //! - when Redis cannot be reached, budgeted line items stop bidding (fail
-//!   closed) until it answers again.
+//!   closed) until it answers again;
+//! - each replica keeps a byte-for-byte copy of the others' report files
+//!   ([`mirror`]), so reports and attribution are cluster-wide.
 
 mod keys;
 mod ledger_impl;
+pub mod mirror;
 pub mod reconcile;
 mod scripts;
 #[doc(hidden)]
@@ -34,6 +37,7 @@ pub mod testing;
 mod worker;
 
 pub use ledger_impl::{Options, RedisLedger, StartError};
+pub use mirror::{Mirror, MirrorOptions, MirrorStats};
 pub use redis::ConnectionInfo;
 
 /// Pieces of audience data Redis keeps for replicas that were away (older

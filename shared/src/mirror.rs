@@ -1,0 +1,791 @@
+//! Report sources shared across replicas: each replica keeps a byte-exact
+//! copy of every other replica's event journal and charge journal under
+//! `peers/<replica>/` in its own directory, so a report, explain's numbers
+//! and attribution read the whole cluster's files with the code that reads
+//! one replica's.
+//!
+//! Why copies of files rather than counters in Redis: the report engine
+//! groups by any dimensions over any days from raw records and its own
+//! aggregates, and attribution needs every touch (an impression shown
+//! through one replica, the purchase uploaded to another). Sending the
+//! bytes each replica wrote keeps one format, one reader and one truth.
+//!
+//! - A **publisher** looks at its own files once a tick and sends what they
+//!   gained (bytes that stayed as they were for a tick: a write that failed
+//!   is cut back by its writer within that time, and is not sent), in pieces
+//!   of at most 256 KB ending at a newline, on one stream, each naming the
+//!   file and the offset it starts at. How far each file was sent is kept
+//!   in Redis with the piece (one transaction), so a restart goes on from
+//!   there.
+//! - A **receiver** appends a piece to its copy only at the copy's end: a
+//!   piece it already has is skipped, so reading a piece twice (a restart
+//!   before its offset was saved) changes nothing. A piece past the end (the
+//!   stream was trimmed while the replica was away, a copy lost its tail)
+//!   asks the publisher to send that file again from there; so does a
+//!   regular comparison of the copies with what each publisher says it sent,
+//!   which finds a gap at the end of a file that no longer grows.
+//!
+//! It runs on a thread of its own with a connection of its own: file work
+//! and large pieces never delay the money path's calls.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use config::{Clock, Date};
+
+/// The largest piece sent (a backfill sends many).
+const MAX_PIECE: usize = 256 << 10;
+/// Bytes sent per tick at most: a backfill of a large file does not flood
+/// the stream other replicas read.
+const MAX_SENT_PER_TICK: usize = 4 << 20;
+/// Entries read per call.
+const READ_COUNT: usize = 16;
+/// How long a request for a file sent again is kept.
+const REQUEST_TTL_S: u64 = 86_400;
+
+/// Where copied event lines go (attribution).
+pub type EventSink = Box<dyn Fn(&[u8]) + Send>;
+
+/// How the mirror runs.
+pub struct MirrorOptions {
+    /// This replica's directory (`events/`, `charges*.journal`, `peers/`).
+    pub dir: PathBuf,
+    /// This replica's name: the others' copies of its files are kept under
+    /// it.
+    pub replica: String,
+    /// Key prefix, as the ledger's.
+    pub prefix: String,
+    /// Days of events kept (as reports prune them): older days are neither
+    /// sent nor copied.
+    pub keep_days: u32,
+    pub clock: Arc<dyn Clock>,
+    /// Pieces the stream keeps (approximately), for replicas that were
+    /// away; further back a replica asks for a file again.
+    pub stream_len: usize,
+    pub tick: Duration,
+    /// How often copies are compared with what their publishers sent.
+    pub compare_every: Duration,
+    /// Called with the bytes just appended to a copy of another replica's
+    /// event file (whole lines): attribution learns its touches.
+    pub on_events: EventSink,
+}
+
+impl MirrorOptions {
+    pub fn new(dir: &Path, replica: &str, clock: Arc<dyn Clock>) -> MirrorOptions {
+        MirrorOptions {
+            dir: dir.to_path_buf(),
+            replica: replica.to_string(),
+            prefix: "bidder:".to_string(),
+            keep_days: 400,
+            clock,
+            stream_len: 4_000,
+            tick: Duration::from_millis(500),
+            compare_every: Duration::from_secs(10),
+            on_events: Box::new(|_| {}),
+        }
+    }
+}
+
+/// What the mirror has done, for metrics.
+#[derive(Debug, Default)]
+pub struct MirrorStats {
+    pub sent_bytes: AtomicU64,
+    pub received_bytes: AtomicU64,
+    /// Pieces past the end of a copy, and gaps found by comparison: each
+    /// asks its publisher to send the file again from the copy's end.
+    pub gaps: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// The mirror's thread; stops when dropped.
+pub struct Mirror {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub stats: Arc<MirrorStats>,
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Mirror {
+    /// Starts the mirror. Redis being away is not an error: it tries again
+    /// each tick.
+    pub fn start(info: redis::ConnectionInfo, opts: MirrorOptions) -> io::Result<Mirror> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = redis::Client::open(info).map_err(io::Error::other)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(MirrorStats::default());
+        let mut state = State {
+            keys: MirrorKeys {
+                prefix: opts.prefix.clone(),
+            },
+            cursor: None,
+            seen: HashMap::new(),
+            done: Default::default(),
+            copies: HashMap::new(),
+            last_id: read_offset(&opts.dir),
+            saved_id: String::new(),
+            last_compare: None,
+            last_said: None,
+            stats: stats.clone(),
+            opts,
+        };
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("report-mirror".into())
+                .spawn(move || {
+                    let mut conn = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        if let Err(e) = state.tick(&client, &mut conn) {
+                            state.stats.errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!("report mirror: {e}");
+                            conn = None;
+                        }
+                        let rest = state.opts.tick.saturating_sub(started.elapsed());
+                        // Sleeps in slices: a drop stops it promptly.
+                        let until = Instant::now() + rest;
+                        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                            std::thread::sleep(Duration::from_millis(20).min(rest));
+                        }
+                    }
+                    // What was sent last is published once more on stop.
+                    let _ = state.tick(&client, &mut conn);
+                })?
+        };
+        Ok(Mirror {
+            stop,
+            thread: Some(thread),
+            stats,
+        })
+    }
+}
+
+struct MirrorKeys {
+    prefix: String,
+}
+
+impl MirrorKeys {
+    fn stream(&self) -> String {
+        format!("{}reports", self.prefix)
+    }
+    /// How far each of a replica's files was sent.
+    fn sent(&self, replica: &str) -> String {
+        format!("{}rp:{replica}", self.prefix)
+    }
+    /// Files a replica is asked to send again, from where.
+    fn wanted(&self, replica: &str) -> String {
+        format!("{}rq:{replica}", self.prefix)
+    }
+    fn publishers(&self) -> String {
+        format!("{}rpeers", self.prefix)
+    }
+}
+
+/// Where this replica stopped reading the stream.
+const OFFSET_FILE: &str = "reports.offset";
+
+fn read_offset(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(OFFSET_FILE))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| is_stream_id(s))
+        .unwrap_or_else(|| "0-0".to_string())
+}
+
+fn is_stream_id(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}
+
+/// A file as the stream names it: `events/YYYY-MM-DD.events` or
+/// `charges.N.journal`. Anything else (a name from a damaged or hostile
+/// entry) is refused, so a piece can only land inside `peers/<replica>/`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Source {
+    Events(Date),
+    Charges(u64),
+}
+
+impl Source {
+    fn parse(name: &str) -> Option<Source> {
+        if let Some(d) = name
+            .strip_prefix("events/")
+            .and_then(|n| n.strip_suffix(".events"))
+        {
+            let date = Date::parse(d).ok()?;
+            // Only the canonical spelling: one file per day.
+            return (date.to_string() == d).then_some(Source::Events(date));
+        }
+        let g = name.strip_prefix("charges.")?.strip_suffix(".journal")?;
+        if g.is_empty() || g.len() > 19 || !g.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u64 = g.parse().ok()?;
+        (n.to_string() == g).then_some(Source::Charges(n))
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Source::Events(d) => format!("events/{d}.events"),
+            Source::Charges(g) => format!("charges.{g}.journal"),
+        }
+    }
+
+    /// Where a copy of it is kept for `replica`.
+    fn copy_path(&self, dir: &Path, replica: &str) -> PathBuf {
+        dir.join("peers").join(replica).join(self.name())
+    }
+}
+
+/// Replica names as they may appear in a path: the bidder makes them from
+/// the host name and a random suffix.
+pub fn valid_replica(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+struct State {
+    opts: MirrorOptions,
+    keys: MirrorKeys,
+    /// How far each own file was sent: read from Redis once.
+    cursor: Option<HashMap<String, u64>>,
+    /// Each own file's length and the hash of its last bytes a tick ago:
+    /// what stayed so is sent.
+    seen: HashMap<String, (u64, u64)>,
+    /// Compacted charge generations sent whole.
+    done: std::collections::HashSet<String>,
+    /// Known lengths of the copies, by (replica, file).
+    copies: HashMap<(String, Source), u64>,
+    last_id: String,
+    saved_id: String,
+    last_compare: Option<Instant>,
+    /// When this replica last said in Redis what it sent (Redis may have
+    /// lost it: a restart without persistence, a wipe).
+    last_said: Option<Instant>,
+    stats: Arc<MirrorStats>,
+}
+
+fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(conn)
+}
+
+type Res<T> = Result<T, String>;
+
+fn redis_err(e: redis::RedisError) -> String {
+    format!("Redis: {e}")
+}
+
+impl State {
+    fn tick(&mut self, client: &redis::Client, conn: &mut Option<redis::Connection>) -> Res<()> {
+        if conn.is_none() {
+            *conn = Some(connect(client).map_err(redis_err)?);
+        }
+        let Some(c) = conn.as_mut() else {
+            return Ok(());
+        };
+        self.publish(c)?;
+        let compare = self
+            .last_compare
+            .is_none_or(|t| t.elapsed() >= self.opts.compare_every);
+        // What publishers say they sent is read before the stream is read
+        // to its end: every piece they counted is then in what was read
+        // (or trimmed away: a gap).
+        let claimed = if compare {
+            Some(self.published_by_others(c)?)
+        } else {
+            None
+        };
+        let at_end = self.receive(c)?;
+        if let (Some(claimed), true) = (claimed, at_end) {
+            self.compare(c, claimed)?;
+            self.last_compare = Some(Instant::now());
+        }
+        self.save_offset();
+        Ok(())
+    }
+
+    fn cutoff(&self) -> i64 {
+        self.opts.clock.now().date().days_since_epoch() - i64::from(self.opts.keep_days)
+    }
+
+    /// This replica's report files now, by stream name.
+    fn own_sources(&self) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        let cutoff = self.cutoff();
+        let events = self.opts.dir.join("events");
+        if let Ok(entries) = std::fs::read_dir(&events) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(n) = name.to_str() else { continue };
+                let wire = format!("events/{n}");
+                if let Some(Source::Events(d)) = Source::parse(&wire) {
+                    if d.days_since_epoch() >= cutoff {
+                        out.push((wire, e.path()));
+                    }
+                }
+            }
+        }
+        // Charge generations by name, without opening each: a busy
+        // replica keeps thousands. The live journal is named by its
+        // header, read each time (a compaction replaces it).
+        let live = self.opts.dir.join("charges.journal");
+        let live_gen = File::open(&live)
+            .ok()
+            .and_then(|mut f| live_generation(&mut f));
+        if let Ok(entries) = std::fs::read_dir(&self.opts.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(n) = name.to_str() else { continue };
+                if let Some(Source::Charges(g)) = Source::parse(n) {
+                    if Some(g) != live_gen {
+                        out.push((n.to_string(), e.path()));
+                    }
+                }
+            }
+        }
+        if let Some(g) = live_gen {
+            out.push((Source::Charges(g).name(), live));
+        }
+        out.sort();
+        out
+    }
+
+    fn publish(&mut self, c: &mut redis::Connection) -> Res<()> {
+        let me = self.opts.replica.clone();
+        if self.cursor.is_none() {
+            let sent: HashMap<String, u64> = redis::cmd("HGETALL")
+                .arg(self.keys.sent(&me))
+                .query(c)
+                .map_err(redis_err)?;
+            self.cursor = Some(sent);
+        }
+        // Files others asked for again: sent from where they ask.
+        let wanted: Vec<(String, u64)> = redis::Script::new(
+            "local r = redis.call('HGETALL', KEYS[1]); redis.call('DEL', KEYS[1]); return r",
+        )
+        .key(self.keys.wanted(&me))
+        .invoke(c)
+        .map_err(redis_err)?;
+        let sources = self.own_sources();
+        let Some(cursor) = self.cursor.as_mut() else {
+            return Ok(());
+        };
+        for (name, from) in wanted {
+            if let Some(at) = cursor.get_mut(&name) {
+                *at = (*at).min(from);
+                self.done.remove(&name);
+            }
+        }
+        // Files gone (pruned) are forgotten here and in Redis.
+        let gone: Vec<String> = cursor
+            .keys()
+            .filter(|k| !sources.iter().any(|(n, _)| n == *k))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            let _: i64 = redis::cmd("HDEL")
+                .arg(self.keys.sent(&me))
+                .arg(&gone)
+                .query(c)
+                .map_err(redis_err)?;
+            for g in &gone {
+                cursor.remove(g);
+                self.done.remove(g);
+            }
+        }
+        let mut budget = MAX_SENT_PER_TICK;
+        let mut seen_now = HashMap::new();
+        let live = self.opts.dir.join("charges.journal");
+        for (name, path) in &sources {
+            let at = cursor.get(name).copied().unwrap_or(0);
+            let archive = *path != live && name.starts_with("charges.");
+            // A compacted generation sent whole does not change: not even
+            // looked at (unless asked for again).
+            if archive && self.done.contains(name) {
+                continue;
+            }
+            let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+                continue;
+            };
+            if let Some(&(l, h)) = self.seen.get(name) {
+                if l == len && at == len {
+                    seen_now.insert(name.clone(), (l, h));
+                    if archive {
+                        self.done.insert(name.clone());
+                    }
+                    continue;
+                }
+            }
+            let Ok(mut f) = File::open(path) else {
+                continue;
+            };
+            // The live journal may have been replaced by a compaction
+            // since it was named: only the generation named is read.
+            if *path == live && Source::parse(name) != live_generation(&mut f).map(Source::Charges)
+            {
+                continue;
+            }
+            let len = f.metadata().map_or(len, |m| m.len());
+            let now = (len, tail_hash(&mut f, len));
+            // Sendable: what the file held a tick ago, still held alike.
+            let stable = match self.seen.get(name) {
+                Some(&(l, h)) if l <= len && tail_hash(&mut f, l) == h => l,
+                _ => 0,
+            };
+            seen_now.insert(name.clone(), now);
+            if at > len {
+                // Our file is shorter than what was sent of it: it was
+                // replaced behind our back. Its copies stay as sent.
+                tracing::warn!(file = %name, sent = at, len, "report file shorter than what was sent of it");
+                continue;
+            }
+            let mut at = at;
+            while at < stable && budget > 0 {
+                let want = ((stable - at) as usize).min(MAX_PIECE).min(budget.max(1));
+                let mut buf = vec![0u8; want];
+                if f.seek(SeekFrom::Start(at)).is_err() || f.read_exact(&mut buf).is_err() {
+                    break;
+                }
+                // Whole lines when there is a newline; a line longer than a
+                // piece goes as it is (copies are byte for byte anyway).
+                match buf.iter().rposition(|&b| b == b'\n') {
+                    Some(i) => buf.truncate(i + 1),
+                    None if want == MAX_PIECE => {}
+                    None => break,
+                }
+                let end = at + buf.len() as u64;
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("XADD")
+                    .arg(self.keys.stream())
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(self.opts.stream_len)
+                    .arg("*")
+                    .arg("r")
+                    .arg(&me)
+                    .arg("f")
+                    .arg(name)
+                    .arg("o")
+                    .arg(at)
+                    .arg("d")
+                    .arg(&buf)
+                    .ignore()
+                    .cmd("HSET")
+                    .arg(self.keys.sent(&me))
+                    .arg(name)
+                    .arg(end)
+                    .ignore();
+                let () = pipe.query(c).map_err(redis_err)?;
+                self.stats
+                    .sent_bytes
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                budget = budget.saturating_sub(buf.len());
+                at = end;
+                cursor.insert(name.clone(), end);
+            }
+        }
+        self.seen = seen_now;
+        if self
+            .last_said
+            .is_none_or(|t| t.elapsed() >= self.opts.compare_every)
+        {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SADD")
+                .arg(self.keys.publishers())
+                .arg(&me)
+                .ignore();
+            if !cursor.is_empty() {
+                let mut hset = redis::cmd("HSET");
+                hset.arg(self.keys.sent(&me));
+                for (name, end) in cursor.iter() {
+                    hset.arg(name).arg(*end);
+                }
+                pipe.add_command(hset).ignore();
+            }
+            let () = pipe.query(c).map_err(redis_err)?;
+            self.last_said = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// What every other replica says it sent, by file.
+    fn published_by_others(&self, c: &mut redis::Connection) -> Res<Vec<(String, String, u64)>> {
+        let names: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.publishers())
+            .query(c)
+            .map_err(redis_err)?;
+        let mut out = Vec::new();
+        for r in names
+            .into_iter()
+            .filter(|r| *r != self.opts.replica && valid_replica(r))
+        {
+            let sent: HashMap<String, u64> = redis::cmd("HGETALL")
+                .arg(self.keys.sent(&r))
+                .query(c)
+                .map_err(redis_err)?;
+            out.extend(sent.into_iter().map(|(f, end)| (r.clone(), f, end)));
+        }
+        Ok(out)
+    }
+
+    /// Reads the stream on; `true` once at its end.
+    fn receive(&mut self, c: &mut redis::Connection) -> Res<bool> {
+        for _ in 0..64 {
+            let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+                .arg(self.keys.stream())
+                .arg(format!("({}", self.last_id))
+                .arg("+")
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .query(c)
+                .map_err(redis_err)?;
+            let n = entries.len();
+            for (id, fields) in entries {
+                let field = |k: &str| {
+                    fields
+                        .chunks(2)
+                        .find(|p| p.first().map(Vec::as_slice) == Some(k.as_bytes()))
+                        .and_then(|p| p.get(1))
+                };
+                let text = |k: &str| field(k).and_then(|v| std::str::from_utf8(v).ok());
+                if let (Some(r), Some(f), Some(o), Some(d)) = (
+                    text("r"),
+                    text("f"),
+                    text("o").and_then(|o| o.parse::<u64>().ok()),
+                    field("d"),
+                ) {
+                    if r != self.opts.replica && valid_replica(r) {
+                        if let Some(src) = Source::parse(f) {
+                            let r = r.to_string();
+                            self.apply(c, &r, src, o, d)?;
+                        }
+                    }
+                }
+                self.last_id = id;
+            }
+            if n < READ_COUNT {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn copy_len(&mut self, replica: &str, src: &Source) -> u64 {
+        let key = (replica.to_string(), src.clone());
+        if let Some(&l) = self.copies.get(&key) {
+            return l;
+        }
+        let l = std::fs::metadata(src.copy_path(&self.opts.dir, replica)).map_or(0, |m| m.len());
+        self.copies.insert(key, l);
+        l
+    }
+
+    fn too_old(&self, src: &Source) -> bool {
+        matches!(src, Source::Events(d) if d.days_since_epoch() < self.cutoff())
+    }
+
+    /// Appends a piece to its copy when it starts at or before the copy's
+    /// end; asks for the file again when it starts past it.
+    fn apply(
+        &mut self,
+        c: &mut redis::Connection,
+        replica: &str,
+        src: Source,
+        offset: u64,
+        data: &[u8],
+    ) -> Res<()> {
+        if self.too_old(&src) {
+            return Ok(());
+        }
+        let have = self.copy_len(replica, &src);
+        if offset > have {
+            return self.ask_again(c, replica, &src, have);
+        }
+        let end = offset + data.len() as u64;
+        if end <= have {
+            return Ok(());
+        }
+        let new = &data[(have - offset) as usize..];
+        let path = src.copy_path(&self.opts.dir, replica);
+        let written = (|| {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+            // Someone else's length (a copy cut back, pruned): go by the
+            // file itself.
+            let len = f.metadata()?.len();
+            if len != have {
+                return Err(io::Error::other("the copy changed length"));
+            }
+            f.write_all(new)
+        })();
+        match written {
+            Ok(()) => {
+                self.copies.insert((replica.to_string(), src.clone()), end);
+                self.stats
+                    .received_bytes
+                    .fetch_add(new.len() as u64, Ordering::Relaxed);
+                if matches!(src, Source::Events(_)) {
+                    (self.opts.on_events)(new);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.copies.remove(&(replica.to_string(), src));
+                Err(format!("{}: {e}", path.display()))
+            }
+        }
+    }
+
+    fn ask_again(
+        &mut self,
+        c: &mut redis::Connection,
+        replica: &str,
+        src: &Source,
+        from: u64,
+    ) -> Res<()> {
+        self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(replica, file = %src.name(), from, "report copy has a gap: asking for the file again");
+        // The lowest offset asked for wins: every replica's gap is filled.
+        let () = redis::Script::new(
+            "local c = redis.call('HGET', KEYS[1], ARGV[1]) \
+             if (not c) or tonumber(c) > tonumber(ARGV[2]) then \
+               redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end \
+             redis.call('EXPIRE', KEYS[1], ARGV[3])",
+        )
+        .key(self.keys.wanted(replica))
+        .arg(src.name())
+        .arg(from)
+        .arg(REQUEST_TTL_S)
+        .invoke(c)
+        .map_err(redis_err)?;
+        Ok(())
+    }
+
+    /// Asks for what publishers say they sent and the copies lack.
+    fn compare(
+        &mut self,
+        c: &mut redis::Connection,
+        claimed: Vec<(String, String, u64)>,
+    ) -> Res<()> {
+        for (r, f, end) in claimed {
+            let Some(src) = Source::parse(&f) else {
+                continue;
+            };
+            if self.too_old(&src) {
+                continue;
+            }
+            // Lengths are read afresh: a copy pruned or damaged meanwhile.
+            self.copies.remove(&(r.clone(), src.clone()));
+            let have = self.copy_len(&r, &src);
+            if have < end {
+                self.ask_again(c, &r, &src, have)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn save_offset(&mut self) {
+        if self.last_id == self.saved_id {
+            return;
+        }
+        // Not fsync'd: an older offset read back only reads pieces again,
+        // and those already copied are skipped.
+        let path = self.opts.dir.join(OFFSET_FILE);
+        if std::fs::write(&path, format!("{}\n", self.last_id)).is_ok() {
+            self.saved_id = self.last_id.clone();
+        }
+        // Lengths of copies are looked at afresh now and then (pruning
+        // removes copies).
+        if self.copies.len() > 4_096 {
+            self.copies.clear();
+        }
+    }
+}
+
+/// The generation the live charge journal's header names.
+fn live_generation(f: &mut File) -> Option<u64> {
+    let mut head = [0u8; 64];
+    f.seek(SeekFrom::Start(0)).ok()?;
+    let n = f.read(&mut head).ok()?;
+    let line = head[..n].split(|&b| b == b'\n').next()?;
+    std::str::from_utf8(line)
+        .ok()?
+        .strip_prefix("bidder-journal 1 ")?
+        .parse()
+        .ok()
+}
+
+/// A hash of the 64 bytes before `len`: a file cut back and grown again
+/// is not taken for the one seen before.
+fn tail_hash(f: &mut File, len: u64) -> u64 {
+    let from = len.saturating_sub(64);
+    let mut buf = vec![0u8; (len - from) as usize];
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_exact(&mut buf).is_err() {
+        return u64::MAX;
+    }
+    buf.iter().fold(0xcbf2_9ce4_8422_2325u64 ^ len, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_report_files_are_named() {
+        assert_eq!(
+            Source::parse("events/2026-11-30.events"),
+            Some(Source::Events(Date::parse("2026-11-30").unwrap()))
+        );
+        assert_eq!(
+            Source::parse("charges.12.journal"),
+            Some(Source::Charges(12))
+        );
+        for bad in [
+            "events/../x.events",
+            "events/2026-11-30.events/../../x",
+            "../charges.1.journal",
+            "charges.01.journal",
+            "charges..journal",
+            "charges.journal",
+            "events/2026-1-30.events",
+            "ledger.checkpoint",
+            "/etc/passwd",
+        ] {
+            assert_eq!(Source::parse(bad), None, "{bad}");
+        }
+        assert!(valid_replica("bidder-0-1a2b3c4d"));
+        for bad in ["", ".", "..", "a/b", "a b", &"x".repeat(65)] {
+            assert!(!valid_replica(bad), "{bad:?}");
+        }
+        assert!(is_stream_id("1700000000000-3"));
+        assert!(!is_stream_id("1-2-3") && !is_stream_id("abc") && !is_stream_id("1-"));
+    }
+}

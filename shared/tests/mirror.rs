@@ -1,0 +1,201 @@
+//! The report mirror against a real `redis-server`: each replica's copy of
+//! another's report files is byte for byte what that replica wrote, heals
+//! its gaps by asking again, reads nothing twice, and keeps hostile stream
+//! entries out of the file system.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use config::{Date, ManualClock, Timestamp};
+use shared::testing::RedisServer;
+use shared::{Mirror, MirrorOptions};
+
+const DAY: &str = "2026-11-30";
+
+fn clock() -> Arc<ManualClock> {
+    let day = Date::parse(DAY).unwrap().days_since_epoch();
+    Arc::new(ManualClock::new(Timestamp(day * 86_400_000 + 43_200_000)))
+}
+
+/// A mirror ticking fast; what it hands attribution goes to `seen`.
+fn start(dir: &Path, name: &str, url: &str, seen: Arc<Mutex<Vec<u8>>>) -> Mirror {
+    let mut opts = MirrorOptions::new(dir, name, clock());
+    opts.tick = Duration::from_millis(40);
+    opts.compare_every = Duration::from_millis(200);
+    opts.on_events = Box::new(move |b| seen.lock().unwrap().extend_from_slice(b));
+    let info = shared::connection_info(url, None, None).unwrap();
+    Mirror::start(info, opts).expect("mirror starts")
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    use std::io::Write as _;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
+
+struct Dirs {
+    root: PathBuf,
+    a: PathBuf,
+    b: PathBuf,
+}
+
+fn dirs(test: &str) -> Dirs {
+    let root = std::env::temp_dir().join(format!("shared-mirror-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    Dirs {
+        a: root.join("a"),
+        b: root.join("b"),
+        root,
+    }
+}
+
+#[test]
+fn copies_are_byte_for_byte_and_heal_their_gaps() {
+    let d = dirs("copies");
+    let mut redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let a_events = d.a.join("events").join(format!("{DAY}.events"));
+    let a_charges = d.a.join("charges.journal");
+    append(&a_events, b"one\ntwo\n");
+    append(&a_charges, b"bidder-journal 1 7\ncharge-1\n");
+    // A day older than what reports keep is not sent.
+    append(&d.a.join("events").join("2020-01-01.events"), b"old\n");
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let a = start(&d.a, "a", &url, Arc::default());
+    let b = start(&d.b, "b", &url, seen.clone());
+    let copy_events = d.b.join("peers/a/events").join(format!("{DAY}.events"));
+    let copy_charges = d.b.join("peers/a/charges.7.journal");
+    wait_until("first copies", || {
+        read(&copy_events) == read(&a_events) && read(&copy_charges) == read(&a_charges)
+    });
+    assert_eq!(*seen.lock().unwrap(), b"one\ntwo\n");
+    assert!(!d.b.join("peers/a/events/2020-01-01.events").exists());
+    // `b` sends nothing of its own yet; `a` keeps no copy of itself.
+    assert!(!d.a.join("peers/a").exists());
+
+    // A line being written goes only once it is whole.
+    append(&a_events, b"thr");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read(&copy_events), b"one\ntwo\n");
+    append(&a_events, b"ee\n");
+    wait_until("a line finished", || read(&copy_events) == read(&a_events));
+    assert_eq!(*seen.lock().unwrap(), b"one\ntwo\nthree\n");
+
+    // `b` away; the stream lost (trimmed, or Redis restarted empty);
+    // `b`'s copy lost its tail. Back, it asks `a` again and catches up.
+    drop(b);
+    redis.wipe().expect("wipe");
+    std::fs::write(&copy_events, b"one\n").unwrap();
+    std::fs::write(&copy_charges, b"").unwrap();
+    append(&a_events, b"four\n");
+    let b = start(&d.b, "b", &url, seen.clone());
+    wait_until("gaps filled", || {
+        read(&copy_events) == read(&a_events) && read(&copy_charges) == read(&a_charges)
+    });
+    assert!(b.stats.gaps.load(std::sync::atomic::Ordering::Relaxed) > 0);
+
+    // Read from the start again (its offset lost): nothing changes and
+    // attribution is handed nothing twice.
+    drop(b);
+    let before = seen.lock().unwrap().len();
+    let _ = std::fs::remove_file(d.b.join("reports.offset"));
+    let b = start(&d.b, "b", &url, seen.clone());
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(read(&copy_events), read(&a_events));
+    assert_eq!(seen.lock().unwrap().len(), before);
+
+    // Entries naming paths outside the copies, or no replica, are skipped.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    for (r, f) in [
+        ("evil", "../../outside.events"),
+        ("evil", "events/../../../outside.events"),
+        ("../..", "charges.1.journal"),
+        ("evil/..", "charges.1.journal"),
+    ] {
+        let _: String = redis::cmd("XADD")
+            .arg("bidder:reports")
+            .arg("*")
+            .arg("r")
+            .arg(r)
+            .arg("f")
+            .arg(f)
+            .arg("o")
+            .arg(0)
+            .arg("d")
+            .arg("x\n")
+            .query(&mut conn)
+            .unwrap();
+    }
+    append(&a_events, b"five\n");
+    wait_until("still copying", || read(&copy_events) == read(&a_events));
+    assert!(!d.root.join("outside.events").exists());
+    assert!(!d.b.join("outside.events").exists());
+    let peers: Vec<String> = std::fs::read_dir(d.b.join("peers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(peers, vec!["a".to_string()]);
+    drop((a, b));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[test]
+fn a_publisher_restarted_goes_on_from_what_it_sent() {
+    let d = dirs("restart");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let a_events = d.a.join("events").join(format!("{DAY}.events"));
+    append(&a_events, b"one\n");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let b = start(&d.b, "b", &url, seen.clone());
+    let a = start(&d.a, "a", &url, Arc::default());
+    let copy = d.b.join("peers/a/events").join(format!("{DAY}.events"));
+    wait_until("copied", || read(&copy) == read(&a_events));
+    drop(a);
+    append(&a_events, b"two\n");
+    let a = start(&d.a, "a", &url, Arc::default());
+    wait_until("copied after a restart", || read(&copy) == read(&a_events));
+    // Nothing was sent twice: the stream holds each byte once.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg("bidder:reports")
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    let sent: usize = entries
+        .iter()
+        .map(|(_, f)| f.chunks(2).find(|p| p[0] == b"d").map_or(0, |p| p[1].len()))
+        .sum();
+    assert_eq!(sent, read(&a_events).len());
+    assert_eq!(*seen.lock().unwrap(), b"one\ntwo\n");
+    drop((a, b));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
