@@ -413,6 +413,12 @@ impl App {
         self.ledger.health().unavailable
     }
 
+    /// Whether the shared state can be reached, and whether it ever was
+    /// since the start (readiness).
+    pub fn state_health(&self) -> ledger::Health {
+        self.ledger.health()
+    }
+
     /// Makes spend durable: loads the checkpoint and replays the journal in
     /// `dir` into the ledger, and journals every charge from now on.
     pub fn with_journal(self, dir: &Path) -> Result<(App, Replayed), OpenError> {

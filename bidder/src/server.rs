@@ -556,6 +556,21 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
         "/readyz" if get_only(req.method()) => {
             if app.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining: shutting down\n")
+            } else if let (
+                ledger::Health {
+                    unavailable: Some(why),
+                    never_available: true,
+                },
+                true,
+            ) = (app.state_health(), app.is_ready())
+            {
+                // Never reached since the start: a wrong address or
+                // password, or a state not created yet. Not ready, so a
+                // rollout of a bad setting stops at its first replica.
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: the shared state has not been available since the start: {why}\n"),
+                )
             } else if let (Some(why), true) = (app.state_unavailable(), app.is_ready()) {
                 // Still ready: every replica loses Redis together more
                 // often than one alone, and a load balancer left with no

@@ -462,12 +462,25 @@ fn without_redis_budgeted_line_items_stop_and_come_back_by_themselves() {
     let mut redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
     let config_dir = root.join("config");
     config(&config_dir);
+    // Started while Redis is away: not ready (a rollout with a wrong
+    // address or password stops at its first replica) until Redis answers.
+    redis.stop();
     let r = start_replica(&config_dir, &root.join("replica"), &redis.url());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
+        wait_ready(
+            r.admin,
+            503,
+            "not ready: the shared state has not been available",
+        )
+        .await;
+    });
+    redis.restart().expect("redis starts");
+    runtime.block_on(async {
+        wait_healthy(r.admin).await;
         // The first bid asks for a lease; one comes within milliseconds.
         let mut status = 0;
         for _ in 0..100 {

@@ -48,6 +48,10 @@ pub type Confirming<'a> = Pin<Box<dyn Future<Output = Vec<BidKey>> + Send + 'a>>
 pub struct Health {
     /// `None`: available. `Some(why)`: budgeted line items do not bid.
     pub unavailable: Option<String>,
+    /// Not once available since the start (a wrong address or password,
+    /// a state not created yet): readiness waits for it, so a rollout of a
+    /// bad setting stops at its first replica.
+    pub never_available: bool,
 }
 
 /// What a bid holds while it is in flight.

@@ -154,6 +154,8 @@ pub(crate) struct HealthState {
     ok_at: AtomicI64,
     failing: AtomicBool,
     lost: AtomicBool,
+    /// Available at least once since the start.
+    been_up: AtomicBool,
     why: Mutex<String>,
 }
 
@@ -164,6 +166,7 @@ impl HealthState {
             ok_at: AtomicI64::new(-1),
             failing: AtomicBool::new(false),
             lost: AtomicBool::new(false),
+            been_up: AtomicBool::new(false),
             why: Mutex::new("connecting to Redis".into()),
         }
     }
@@ -218,6 +221,9 @@ impl HealthState {
 
     fn reason(&self, stale_after_ms: i64) -> Option<String> {
         if !self.unavailable(stale_after_ms) {
+            if !self.been_up.load(Ordering::Relaxed) {
+                self.been_up.store(true, Ordering::Relaxed);
+            }
             return None;
         }
         let ok_at = self.ok_at.load(Ordering::Relaxed);
@@ -1299,8 +1305,10 @@ impl Ledger for RedisLedger {
     }
 
     fn health(&self) -> Health {
+        let unavailable = self.inner.health.reason(self.inner.opts.stale_after_ms);
         Health {
-            unavailable: self.inner.health.reason(self.inner.opts.stale_after_ms),
+            unavailable,
+            never_available: !self.inner.health.been_up.load(Ordering::Relaxed),
         }
     }
 
