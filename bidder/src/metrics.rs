@@ -326,6 +326,12 @@ pub fn shared_state(up: bool, round_trips: u64, leased: i64, pending: i64) {
     metrics::gauge!("bidder_redis_pending_writes").set(pending as f64);
 }
 
+/// Pieces of audience data not handed to the other replicas (too much
+/// waited for Redis).
+pub fn audience_not_shared(n: u64) {
+    metrics::counter!("bidder_audience_not_shared_total").absolute(n);
+}
+
 /// The copies of other replicas' report files: bytes sent and copied,
 /// gaps that asked a replica to send a file again, failed passes.
 pub fn report_mirror(m: &shared::MirrorStats) {
@@ -373,6 +379,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_redis_round_trips_total",
         "Calls to Redis (leases, charges, frequency, heartbeats, reads)."
+    );
+    metrics::describe_counter!(
+        "bidder_audience_not_shared_total",
+        "Pieces of audience data (events, list batches) not handed to the other replicas: too much waited for Redis."
     );
     metrics::describe_counter!(
         "bidder_report_mirror_bytes_total",

@@ -279,6 +279,10 @@ pub(crate) struct Inner {
     /// `REPLICA/RUN`: who claims a charge in this run.
     pub owner: String,
     pub pending_ops: AtomicI64,
+    /// Audience data for the others, written by its own task.
+    pub outbox: tokio::sync::mpsc::Sender<crate::audience::Piece>,
+    /// Pieces not handed on: the outbox was full.
+    pub outbox_dropped: AtomicU64,
 }
 
 /// Who takes other replicas' audience data, and from where in the stream.
@@ -318,6 +322,7 @@ impl RedisLedger {
             .build()
             .map_err(StartError::Runtime)?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (outbox, outbox_rx) = tokio::sync::mpsc::channel(crate::audience::OUTBOX);
         let inner = Arc::new(Inner {
             local: MemoryLedger::new(opts.memory.clone()),
             keys: Keys::new(&opts.prefix),
@@ -343,10 +348,13 @@ impl RedisLedger {
             claims: Mutex::default(),
             owner: format!("{}/{:08x}", opts.replica, rand_u64() as u32),
             pending_ops: AtomicI64::new(0),
+            outbox,
+            outbox_dropped: AtomicU64::new(0),
             opts,
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         runtime.spawn(worker::run(Arc::downgrade(&inner), rx, ready_tx));
+        runtime.spawn(crate::audience::run(Arc::downgrade(&inner), outbox_rx));
         let ledger = RedisLedger {
             inner,
             runtime: Mutex::new(Some(runtime)),
@@ -383,7 +391,9 @@ impl RedisLedger {
     /// Hands audience data (shopper events, list batches: JSON lines)
     /// applied here to the other replicas, in pieces of at most 1 MB cut at
     /// line ends (Redis keeps a bounded number of pieces, so their size
-    /// bounds its memory). Written behind, after the money writes.
+    /// bounds its memory). Written behind by a task of its own; while 64
+    /// pieces wait (Redis away), more are not handed on, and counted
+    /// ([`RedisLedger::audience_dropped`]).
     pub fn publish(&self, topic: &'static str, key: &str, body: &str) {
         let mut rest = body;
         while !rest.is_empty() {
@@ -409,11 +419,23 @@ impl RedisLedger {
                     }
                 }
             }
-            self.inner.queue(Op::Publish {
+            let piece = crate::audience::Piece {
                 topic,
                 key: key.to_string(),
                 body: rest[..end].into(),
-            });
+            };
+            if self.inner.outbox.try_send(piece).is_err()
+                && self
+                    .inner
+                    .outbox_dropped
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(1000)
+            {
+                tracing::warn!(
+                    topic,
+                    "audience data not handed to the other replicas: too much waits for Redis"
+                );
+            }
             rest = &rest[end..];
         }
     }
@@ -428,6 +450,12 @@ impl RedisLedger {
             last: Mutex::new(after.to_string()),
         }));
         rx
+    }
+
+    /// Pieces of audience data not handed to the other replicas (too much
+    /// waited for Redis).
+    pub fn audience_dropped(&self) -> u64 {
+        self.inner.outbox_dropped.load(Ordering::Relaxed)
     }
 
     /// Budget this replica holds on lease now, in micros.

@@ -27,6 +27,7 @@
 //! - each replica keeps a byte-for-byte copy of the others' report files
 //!   ([`mirror`]), so reports and attribution are cluster-wide.
 
+mod audience;
 mod keys;
 mod ledger_impl;
 pub mod mirror;

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
 use config::Date;
@@ -47,12 +47,6 @@ pub(crate) enum Op {
     },
     /// Lets go of this replica's claims left before a crash.
     Clean,
-    /// Audience data for the other replicas.
-    Publish {
-        topic: &'static str,
-        key: String,
-        body: Arc<str>,
-    },
     FreqWon {
         w: String,
         r: String,
@@ -221,23 +215,6 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 );
             }
             Ok(())
-        }
-        Op::Publish { topic, key, body } => {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(k.audience())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(crate::AUDIENCE_STREAM_LEN)
-                .arg("*")
-                .arg("o")
-                .arg(&me)
-                .arg("t")
-                .arg(*topic)
-                .arg("k")
-                .arg(key)
-                .arg("v")
-                .arg(body.as_ref());
-            inner.cmd::<String>(cmd).await.map(|_| ())
         }
         Op::FreqGive { r, bid } => inner
             .run::<i64>(&inner.scripts.freq_give, &[r], &[bid.to_string()])
@@ -572,63 +549,6 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
     Ok(())
 }
 
-/// Audience data other replicas applied since the last entry handed on:
-/// passed to the subscriber, at most as fast as it takes them.
-async fn audience(inner: &Inner) -> Result<(), String> {
-    let Some(sub) = lock(&inner.audience).clone() else {
-        return Ok(());
-    };
-    loop {
-        let from = lock(&sub.last).clone();
-        let entries: Vec<(String, Vec<String>)> = inner
-            .cmd(
-                redis::cmd("XRANGE")
-                    .arg(inner.keys.audience())
-                    .arg(format!("({from}"))
-                    .arg("+")
-                    .arg("COUNT")
-                    // Pieces are up to 1 MB: a few per call stay well
-                    // within the call's time limit.
-                    .arg(2)
-                    .clone(),
-            )
-            .await?;
-        if entries.is_empty() {
-            return Ok(());
-        }
-        for (id, fields) in entries {
-            let field = |name: &str| {
-                fields
-                    .chunks(2)
-                    .find(|c| c.first().map(String::as_str) == Some(name))
-                    .and_then(|c| c.get(1))
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            if field("o") != inner.opts.replica {
-                let item = crate::Published {
-                    id: id.clone(),
-                    topic: field("t"),
-                    key: field("k"),
-                    body: field("v"),
-                };
-                // A subscriber behind (a large list batch being written)
-                // is read again next time: nothing skipped, and the money
-                // work of this loop never waits for it.
-                match sub.tx.try_send(item) {
-                    Ok(()) => {}
-                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => return Ok(()),
-                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                        *lock(&inner.audience) = None;
-                        return Ok(());
-                    }
-                }
-            }
-            *lock(&sub.last) = id;
-        }
-    }
-}
-
 async fn refresh_cache(inner: &Inner) {
     let wanted: Vec<(SpendKey, i64)> = lock(&inner.cache).keys().cloned().collect();
     // A few round trips a second however many line items explain and
@@ -656,9 +576,6 @@ pub(crate) async fn run(
     ready: std::sync::mpsc::SyncSender<Result<(), String>>,
 ) {
     let mut pending: VecDeque<Op> = VecDeque::new();
-    // Audience data for the others: after the money writes, never in
-    // front of them.
-    let mut publishing: VecDeque<Op> = VecDeque::new();
     let mut reset_done = false;
     let mut beats: u32 = 0;
     let mut epoch: Option<String> = None;
@@ -744,10 +661,7 @@ pub(crate) async fn run(
         }
         // Writes first: they are owed.
         while let Ok(op) = rx.try_recv() {
-            match op {
-                Op::Publish { .. } => publishing.push_back(op),
-                op => pending.push_back(op),
-            }
+            pending.push_back(op);
         }
         while pending.len() > MAX_PENDING {
             pending.pop_front();
@@ -812,18 +726,6 @@ pub(crate) async fn run(
         if started && mono - last_stream_read >= 100 {
             last_stream_read = mono;
             let _ = settled(&inner, &mut last_stream).await;
-            let _ = audience(&inner).await;
-        }
-        let began = std::time::Instant::now();
-        while let Some(op) = publishing.front() {
-            if began.elapsed() > WRITE_SLICE || !pending.is_empty() {
-                break;
-            }
-            if apply(&inner, op).await.is_err() {
-                break;
-            }
-            publishing.pop_front();
-            inner.pending_ops.fetch_sub(1, Ordering::Relaxed);
         }
         if started && mono - last_maintenance >= 1_000 {
             last_maintenance = mono;
@@ -833,7 +735,7 @@ pub(crate) async fn run(
             refresh_cache(&inner).await;
             lock(&inner.refused).retain(|_, (_, until)| *until > clock_ms);
         }
-        let wait = if pending.is_empty() && publishing.is_empty() {
+        let wait = if pending.is_empty() {
             TICK
         } else if began.elapsed() > WRITE_SLICE {
             // Mid-backlog: go on at once.
@@ -846,10 +748,8 @@ pub(crate) async fn run(
         let woken = inner.wake.notified();
         tokio::select! {
             op = rx.recv() => {
-                match op {
-                    Some(op @ Op::Publish { .. }) => publishing.push_back(op),
-                    Some(op) => pending.push_back(op),
-                    None => {}
+                if let Some(op) = op {
+                    pending.push_back(op);
                 }
             }
             _ = woken => {}
