@@ -236,6 +236,9 @@ pub struct App {
     /// The Redis ledger when replicas share state (the same object as
     /// `ledger`), for its metrics.
     shared: Option<Arc<shared::RedisLedger>>,
+    /// Other replicas' list batches for lists this replica's config does
+    /// not have yet (a rollout in progress): applied once it does.
+    held_lists: std::sync::Mutex<HeldLists>,
     /// Copies of the other replicas' report files (with `shared`).
     mirror: std::sync::OnceLock<Arc<shared::MirrorStats>>,
     /// Wrong `/ui` logins this minute.
@@ -322,6 +325,20 @@ pub fn new_bid_id() -> String {
     BidKey::new_id(rand::random::<u128>())
 }
 
+/// Another replica's list batches waiting for this config to have their
+/// list.
+#[derive(Default)]
+struct HeldLists {
+    items: std::collections::VecDeque<(std::time::Instant, shared::Published)>,
+    bytes: usize,
+}
+
+/// At most this much is held (pieces are up to 1 MB each).
+const HELD_LIST_BYTES: usize = 64 << 20;
+/// A config rollout takes minutes; a list still unknown after this is not
+/// coming.
+const HELD_LIST_FOR: Duration = Duration::from_secs(3600);
+
 impl App {
     pub fn new(
         settings: Settings,
@@ -353,6 +370,7 @@ impl App {
             tracked,
             events: None,
             mirror: std::sync::OnceLock::new(),
+            held_lists: std::sync::Mutex::default(),
             state_dir: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
             ui_failures: crate::ui::Failures::default(),
@@ -389,6 +407,7 @@ impl App {
                 s.leased(),
                 s.pending_writes(),
             );
+            metrics::audience_not_shared(s.audience_dropped());
         }
         if let Some(m) = self.mirror.get() {
             metrics::report_mirror(m);
@@ -1132,15 +1151,59 @@ impl App {
                     .apply_jsonl(&advertiser, &p.key, "another replica", &p.body)
                     .map(|_| metrics::list_members(self.audiences.lists().members()))
                     .map_err(|e| e.to_string()),
-                None => Err(format!(
-                    "no list audience {:?} in this replica's config",
-                    p.key
-                )),
+                None => {
+                    self.hold_list(p);
+                    Ok(())
+                }
             },
             other => Err(format!("unknown topic {other:?}")),
         };
         if let Err(e) = applied {
             tracing::warn!(entry = %p.id, topic = %p.topic, "another replica's audience data not applied here: {e}");
+        }
+    }
+
+    /// Keeps another replica's batch for a list this config lacks: the
+    /// other replica may run a newer config, which reaches this one soon.
+    fn hold_list(&self, p: &shared::Published) {
+        let mut held = self.held_lists.lock().unwrap_or_else(|e| e.into_inner());
+        held.bytes += p.body.len();
+        held.items.push_back((std::time::Instant::now(), p.clone()));
+        while held.bytes > HELD_LIST_BYTES {
+            let Some((_, old)) = held.items.pop_front() else {
+                break;
+            };
+            held.bytes -= old.body.len();
+            tracing::warn!(entry = %old.id, list = %old.key, "another replica's list batch dropped: too many wait for lists this config lacks");
+        }
+        tracing::info!(entry = %p.id, list = %p.key, "another replica's list batch held: no list audience of that id in this replica's config yet");
+    }
+
+    /// Applies the held list batches whose list the config now has (in the
+    /// order they came); lets go of those held past an hour.
+    pub fn retry_held_lists(&self) {
+        let ready: Vec<shared::Published> = {
+            let mut held = self.held_lists.lock().unwrap_or_else(|e| e.into_inner());
+            if held.items.is_empty() {
+                return;
+            }
+            let mut ready = Vec::new();
+            let mut keep = std::collections::VecDeque::new();
+            for (at, p) in std::mem::take(&mut held.items) {
+                if self.list_owner(&p.key).is_some() {
+                    ready.push(p);
+                } else if at.elapsed() > HELD_LIST_FOR {
+                    tracing::warn!(entry = %p.id, list = %p.key, "another replica's list batch dropped: this replica's config never had its list");
+                } else {
+                    keep.push_back((at, p));
+                }
+            }
+            held.bytes = keep.iter().map(|(_, p)| p.body.len()).sum();
+            held.items = keep;
+            ready
+        };
+        for p in &ready {
+            self.apply_peer_audience(p);
         }
     }
 

@@ -753,7 +753,19 @@ async fn apply_peer_audience(
     mut rx: tokio::sync::mpsc::Receiver<shared::Published>,
     dir: PathBuf,
 ) {
-    while let Some(p) = rx.recv().await {
+    // Batches held for lists a newer config has (a rollout in progress)
+    // are tried again as configs load.
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let p = tokio::select! {
+            p = rx.recv() => p,
+            _ = retry.tick() => {
+                let a = app.clone();
+                let _ = tokio::task::spawn_blocking(move || a.retry_held_lists()).await;
+                continue;
+            }
+        };
+        let Some(p) = p else { return };
         let id = p.id.clone();
         let a = app.clone();
         // List batches are fsync'd: off the async workers.

@@ -741,9 +741,7 @@ fn audience_data_given_to_one_replica_reaches_the_others() {
     let redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
     let config_dir = root.join("config");
     std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(
-        config_dir.join("shop.yaml"),
-        r#"advertiser:
+    let shop = r#"advertiser:
   id: shop
   name: Shop
   domains: [shop.example]
@@ -781,11 +779,22 @@ orders:
         budget: { daily: 50.00 }
         audiences: { any_of: [crm] }
         creatives: [b300]
-"#,
-    )
-    .unwrap();
+"#;
+    std::fs::write(config_dir.join("shop.yaml"), shop).unwrap();
+    // `b` runs the config before the list audience came (a rollout in
+    // progress): a batch for it waits until `b`'s config has it.
+    let older_dir = root.join("config-b");
+    std::fs::create_dir_all(&older_dir).unwrap();
+    let older = shop
+        .replace("  - id: crm\n    kind: list\n    sources: [buyeruid]\n", "")
+        .replace(
+            "      - id: li-crm\n        media: display\n        cpm: 4.00\n        budget: { daily: 50.00 }\n        audiences: { any_of: [crm] }\n        creatives: [b300]\n",
+            "",
+        );
+    assert!(!older.contains("crm"), "{older}");
+    std::fs::write(older_dir.join("shop.yaml"), &older).unwrap();
     let a = start_replica(&config_dir, &root.join("a"), &redis.url());
-    let b = start_replica(&config_dir, &root.join("b"), &redis.url());
+    let b = start_replica(&older_dir, &root.join("b"), &redis.url());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -847,6 +856,16 @@ orders:
         .unwrap()
     });
     assert_eq!(up.0, 200, "{}", String::from_utf8_lossy(&up.1));
+    // Held on `b` (its config has no such list yet), applied once its
+    // config catches up.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(older_dir.join("shop.yaml"), shop).unwrap();
+    let reloaded = runtime.block_on(async {
+        http(b.admin, "POST", "/v1/config/reload", b"")
+            .await
+            .unwrap()
+    });
+    assert_eq!(reloaded.0, 200, "{}", String::from_utf8_lossy(&reloaded.1));
     assert_eq!(bids_on_b("crm-1").as_deref(), Some("li-crm"));
     // `b` remembers how far it read: a restart does not read it all again.
     let offset = std::fs::read_to_string(root.join("b").join("audience.offset")).unwrap();
