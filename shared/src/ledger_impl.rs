@@ -49,7 +49,7 @@ pub struct Options {
     pub heartbeat_ms: i64,
     /// A replica silent this long has its leases reclaimed.
     pub dead_after_ms: i64,
-    /// With no successful call for this long, budgeted line items stop
+    /// With no heartbeat through for this long, budgeted line items stop
     /// bidding. Shorter than `dead_after_ms`, so a replica cut off stops
     /// using its leases before others reclaim them.
     pub stale_after_ms: i64,
@@ -556,17 +556,17 @@ impl Inner {
         self.bounded(inv.invoke_async(&mut conn)).await
     }
 
-    /// One call to Redis, at most `timeout` long; its outcome feeds
-    /// health.
+    /// One call to Redis, at most `timeout` long; a failure feeds health.
+    /// A success does not make Redis fresh: only a heartbeat does, since
+    /// heartbeats are what the other replicas judge this one alive by (a
+    /// replica whose heartbeats stopped while other calls went through
+    /// would bid on leases the others reclaim).
     pub(crate) async fn bounded<T>(
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, String> {
         let e = match tokio::time::timeout(self.opts.timeout, call).await {
-            Ok(Ok(v)) => {
-                self.health.ok();
-                return Ok(v);
-            }
+            Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => format!("Redis: {e}"),
             Err(_) => "Redis: timed out".to_string(),
         };

@@ -683,10 +683,20 @@ pub(crate) async fn run(
             pending.pop_front();
             inner.pending_ops.fetch_sub(1, Ordering::Relaxed);
         }
-        // Leases bids are waiting for.
+        // Leases bids are waiting for, a bounded share of the pass too:
+        // the heartbeat below must not wait behind thousands of them (the
+        // others reclaim a silent replica's leases). What is left waits
+        // for the next pass.
         let asks: Vec<_> = lock(&inner.asks).drain().collect();
-        for (pair, ask) in asks {
-            if inner.unavailable() {
+        let began = std::time::Instant::now();
+        let mut asks = asks.into_iter();
+        while let Some((pair, ask)) = asks.next() {
+            if inner.unavailable() || began.elapsed() > WRITE_SLICE {
+                let mut waiting = lock(&inner.asks);
+                waiting.entry(pair).or_insert(ask);
+                for (p, a) in asks {
+                    waiting.entry(p).or_insert(a);
+                }
                 break;
             }
             match inner.lease(&ask).await {
