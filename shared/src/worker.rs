@@ -169,21 +169,35 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
             let members: Vec<String> = inner
                 .cmd(redis::cmd("SMEMBERS").arg(k.claims_of(&me)).clone())
                 .await?;
-            for m in members {
-                let mut f = m.split('\t');
-                let (Some(bid), Some(k1), Some(k2), Some(day)) =
-                    (f.next(), f.next(), f.next(), f.next())
-                else {
+            let parsed: Vec<(BidKey, SpendKey, SpendKey, i64)> = members
+                .iter()
+                .filter_map(|m| {
+                    let mut f = m.split('\t');
+                    Some((
+                        BidKey(u64::from_str_radix(f.next()?, 16).ok()?),
+                        SpendKey::parse(f.next()?)?,
+                        SpendKey::parse(f.next()?)?,
+                        f.next()?.parse::<i64>().ok()?,
+                    ))
+                })
+                .collect();
+            // Claims of this run are this run's to commit (with the lease
+            // their bid held) or abort: a commit here, with no hold, would
+            // strand that lease when a replay delayed this pass.
+            let owners: Vec<Option<String>> = if parsed.is_empty() {
+                Vec::new()
+            } else {
+                let mut mget = redis::cmd("MGET");
+                for (bid, ..) in &parsed {
+                    mget.arg(k.bid(*bid));
+                }
+                inner.cmd(mget).await?
+            };
+            let this_run = format!("c {} ", inner.owner);
+            for ((bid, k1, k2, day), owner) in parsed.into_iter().zip(owners) {
+                if owner.is_some_and(|o| o.starts_with(&this_run)) {
                     continue;
-                };
-                let (Some(bid), Some(k1), Some(k2), Ok(day)) = (
-                    u64::from_str_radix(bid, 16).ok().map(BidKey),
-                    SpendKey::parse(k1),
-                    SpendKey::parse(k2),
-                    day.parse::<i64>(),
-                ) else {
-                    continue;
-                };
+                }
                 if inner.local.is_charged(bid) {
                     Box::pin(apply(
                         inner,
