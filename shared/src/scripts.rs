@@ -353,6 +353,19 @@ redis.call('ZADD', KEYS[1], s(n(ARGV[2])), ARGV[1])
 return total
 "#;
 
+/// A first start creates the shared state: only when there is none and no
+/// live replica knows one, checked and set in one step (a replica that
+/// knows the state and registers between a check and a set would find a
+/// state that is not its own). KEYS: epoch, known. ARGV: the new epoch.
+/// Returns the epoch there is now, '' when it may not be created.
+const INIT: &str = r#"
+local ep = redis.call('GET', KEYS[1])
+if ep then return ep end
+if redis.call('HLEN', KEYS[2]) > 0 then return '' end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"#;
+
 /// The scripts, loaded once (redis-rs sends EVALSHA and falls back to EVAL
 /// when Redis does not know a script, after a restart too).
 pub(crate) struct Scripts {
@@ -367,6 +380,7 @@ pub(crate) struct Scripts {
     pub(crate) heartbeat: Script,
     pub(crate) reset: Script,
     pub(crate) clean: Script,
+    pub(crate) init: Script,
 }
 
 impl Scripts {
@@ -385,6 +399,7 @@ impl Scripts {
             heartbeat: reclaiming(HEARTBEAT),
             reset: reclaiming(RESET),
             clean: with(CLEAN),
+            init: Script::new(INIT),
         }
     }
 }

@@ -427,20 +427,19 @@ async fn check_epoch(
         }
         if remembered.is_none() && inner.opts.may_initialise && knowing == 0 {
             let fresh = format!("i-{:016x}", rand_u64());
-            let set: Option<String> = inner
-                .cmd(
-                    redis::cmd("SET")
-                        .arg(inner.keys.epoch())
-                        .arg(&fresh)
-                        .arg("NX")
-                        .clone(),
+            let now: String = inner
+                .run(
+                    &inner.scripts.init,
+                    &[&inner.keys.epoch(), &inner.keys.known()],
+                    std::slice::from_ref(&fresh),
                 )
                 .await?;
-            let now: Option<String> = inner
-                .cmd(redis::cmd("GET").arg(inner.keys.epoch()).clone())
-                .await?;
-            let now = now.unwrap_or(fresh);
-            if set.is_some() {
+            if now.is_empty() {
+                // A replica that knows the state registered meanwhile.
+                inner.quiet_beats.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            if now == fresh {
                 tracing::info!(epoch = %now, "shared state created in Redis");
             }
             remember(inner, epoch, now);
