@@ -502,6 +502,41 @@ struct Covered {
     len: u64,
 }
 
+/// Reads a stopped bidder's state directory into `ledger` the way its
+/// start would (the checkpoint, then the journal past what it covers),
+/// without taking its lock or changing a file: for tools that read other
+/// replicas' directories, or read-only copies of them (`bidder ledger
+/// reconcile`). A torn last record is skipped, as a start would cut it off.
+pub fn read_stopped(
+    dir: &Path,
+    ledger: &dyn Ledger,
+    now: Timestamp,
+) -> Result<Replayed, OpenError> {
+    let mut replayed = Replayed::default();
+    let covered = read_checkpoint(&dir.join(CHECKPOINT), ledger, now, &mut replayed)?;
+    let path = dir.join(JOURNAL);
+    if let Found::Generation { whole, .. } = replay(&path, covered, ledger, now, &mut replayed)? {
+        let len = std::fs::metadata(&path).map_or(whole, |m| m.len());
+        replayed.cut = len.saturating_sub(whole);
+    }
+    Ok(replayed)
+}
+
+/// Whether a process holds the state directory's lock (a bidder running on
+/// it). Looks without taking it for long, and without writing.
+pub fn in_use(dir: &Path) -> io::Result<bool> {
+    let f = match File::open(dir.join(LOCK)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match f.try_lock() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// What the checkpoint of a first start (or of a migration from the old
 /// format) covers: nothing of any generation.
 const FIRST: Covered = Covered {

@@ -548,3 +548,49 @@ async fn a_report_during_compactions_misses_no_generation() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn a_stopped_directory_reads_as_its_start_would_without_a_file_changed() {
+    let d = dir("read-stopped");
+    {
+        // Compacted twice: spend in the checkpoint and in the journal.
+        let s = open(&d, 4).unwrap();
+        for bid in 0..10 {
+            assert!(charge(&s.books, bid, 1_000).await.unwrap());
+        }
+        // Running: in use, and read elsewhere only through generations.
+        assert!(ledger::journal::in_use(&d).unwrap());
+        s.close();
+    }
+    assert!(!ledger::journal::in_use(&d).unwrap());
+    // A torn last record, never acknowledged.
+    let live = d.join("charges.journal");
+    let mut bytes = std::fs::read(&live).unwrap();
+    bytes.extend_from_slice(b"c\t0000000000000063\t2026-11");
+    std::fs::write(&live, &bytes).unwrap();
+    let files = |d: &Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().to_string(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&d);
+    let read = MemoryLedger::default();
+    let r = ledger::journal::read_stopped(&d, &read, Timestamp(NOW)).unwrap();
+    assert!(r.cut > 0, "{r:?}");
+    assert_eq!(files(&d), before, "nothing written, not even the lock");
+    assert_eq!(spent(&read), Micros(10_000));
+    // What the start itself then restores is the same.
+    let s = open(&d, 4).unwrap();
+    assert_eq!(spent(&*s.ledger), Micros(10_000));
+    s.close();
+    let _ = std::fs::remove_dir_all(&d);
+}

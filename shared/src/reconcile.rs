@@ -53,17 +53,16 @@ fn replayed(
         keep_days: DAY_TTL_SECS / 86_400,
         ..ledger::Options::default()
     }));
-    let clock = Arc::new(config::ManualClock::new(now));
-    match ledger::journal::Journal::open(dir, ledger.clone(), clock, Default::default()) {
-        Ok((journal, _)) => {
-            journal.close();
-            let mut items = Vec::new();
-            ledger::Ledger::export(&*ledger, now, &mut |i| items.push(i));
-            Ok(Some(items))
-        }
-        Err(ledger::journal::OpenError::Locked { .. }) => Ok(None),
-        Err(e) => Err(std::io::Error::other(e.to_string())),
+    // Read as it is, never written: the directory may be a read-only
+    // copy, and a stopped replica's own start cuts its torn tail.
+    if ledger::journal::in_use(dir)? {
+        return Ok(None);
     }
+    ledger::journal::read_stopped(dir, &*ledger, now)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut items = Vec::new();
+    ledger::Ledger::export(&*ledger, now, &mut |i| items.push(i));
+    Ok(Some(items))
 }
 
 /// Reads every replica's journal. Lifetime spend comes from each stopped
