@@ -883,9 +883,10 @@ impl App {
             let mut choice = match select::select_imp(snap, &ctx, imp, &stores, exclude, deadline) {
                 Ok(choice) => choice,
                 Err(NoBid::Late) => {
-                    for k in &keys {
-                        self.ledger.release(*k);
-                    }
+                    // The imps chosen before are not sent either: their
+                    // holds go and their shading outcomes are forgotten
+                    // (else swept later as losses that never bid).
+                    self.withdraw(&keys);
                     return Err(NoBid::Late);
                 }
                 Err(r) => {
