@@ -38,6 +38,31 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 const ORDER_BUDGET: i64 = 3_000_000;
 const CAP: usize = 3;
 
+/// Advertiser `shop` selling `tent-1`, for the tests of audiences and
+/// reports across replicas.
+const SHOP_HEAD: &str = "advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+  products: [tent-1]
+";
+
+/// Its creative and order `o1` (100.00), up to its line items.
+const SHOP_ORDER: &str = "creatives:
+  - id: b300
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/
+orders:
+  - id: o1
+    service: self_service
+    budget: 100.00
+    flight: { start: 2020-01-01, end: 2099-12-31 }
+    line_items:
+";
+
 fn config(dir: &Path) {
     let yaml = r#"advertiser:
   id: shop
@@ -741,13 +766,9 @@ fn audience_data_given_to_one_replica_reaches_the_others() {
     let redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
     let config_dir = root.join("config");
     std::fs::create_dir_all(&config_dir).unwrap();
-    let shop = r#"advertiser:
-  id: shop
-  name: Shop
-  domains: [shop.example]
-  categories: [IAB22]
-  products: [tent-1]
-audiences:
+    let shop = [
+        SHOP_HEAD,
+        "audiences:
   - id: viewers
     kind: views
     products: [tent-1]
@@ -755,19 +776,9 @@ audiences:
   - id: crm
     kind: list
     sources: [buyeruid]
-creatives:
-  - id: b300
-    format: display
-    size: 300x250
-    image_url: https://cdn.shop.example/b.png
-    click_url: https://shop.example/
-orders:
-  - id: o1
-    service: self_service
-    budget: 100.00
-    flight: { start: 2020-01-01, end: 2099-12-31 }
-    line_items:
-      - id: li-viewers
+",
+        SHOP_ORDER,
+        "      - id: li-viewers
         media: display
         cpm: 5.00
         budget: { daily: 50.00 }
@@ -779,8 +790,10 @@ orders:
         budget: { daily: 50.00 }
         audiences: { any_of: [crm] }
         creatives: [b300]
-"#;
-    std::fs::write(config_dir.join("shop.yaml"), shop).unwrap();
+",
+    ]
+    .concat();
+    std::fs::write(config_dir.join("shop.yaml"), &shop).unwrap();
     // `b` runs the config before the list audience came (a rollout in
     // progress): a batch for it waits until `b`'s config has it.
     let older_dir = root.join("config-b");
@@ -894,30 +907,17 @@ fn reports_and_attribution_cover_every_replica() {
     std::fs::create_dir_all(&config_dir).unwrap();
     std::fs::write(
         config_dir.join("shop.yaml"),
-        r#"advertiser:
-  id: shop
-  name: Shop
-  domains: [shop.example]
-  categories: [IAB22]
-  products: [tent-1]
-creatives:
-  - id: b300
-    format: display
-    size: 300x250
-    image_url: https://cdn.shop.example/b.png
-    click_url: https://shop.example/
-orders:
-  - id: o1
-    service: self_service
-    budget: 100.00
-    flight: { start: 2020-01-01, end: 2099-12-31 }
-    line_items:
-      - id: li-1
+        [
+            SHOP_HEAD,
+            SHOP_ORDER,
+            "      - id: li-1
         media: display
         cpm: 5.00
         budget: { daily: 50.00 }
         creatives: [b300]
-"#,
+",
+        ]
+        .concat(),
     )
     .unwrap();
     let replicas = [

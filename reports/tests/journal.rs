@@ -291,21 +291,7 @@ fn history_past_its_retention_goes() {
     log.track(now.as_millis(), ad("li"), 7, false, 2);
     rt.block_on(log.flush());
     log.close();
-    let charge = |day: &str, bid: u64| ledger::Charge {
-        bid: ledger::BidKey(bid),
-        day: Date::parse(day).unwrap(),
-        billed: Micros(1_000),
-        over_delivery: Micros::ZERO,
-        forget: Timestamp(0),
-        keys: [
-            ledger::SpendKey::line_item("li"),
-            ledger::SpendKey::order("o1"),
-        ],
-        kind: None,
-        late: false,
-        prior: ledger::Prior::None,
-        tags: ledger::Tags::default(),
-    };
+    let charge = |day: &str, bid: u64| charge_of(bid, Date::parse(day).unwrap(), 0);
     for (g, name, day) in [
         (1, "charges.1.journal", "2026-01-01"),
         (2, "charges.2.journal", "2026-11-20"),
@@ -491,17 +477,12 @@ fn reports_cut_by_audience_and_older_aggregates_are_rebuilt() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
-/// A replica's files: one impression of `user` and one charge of 1,000
-/// micros for bid `bid`.
-fn replica_files(state: &Path, day: Timestamp, user: u64, bid: u64) {
-    let rt = runtime();
-    let log = EventLog::open(state, day, Options::default()).expect("open");
-    log.track(day.as_millis(), ad("li"), user, false, u128::from(bid));
-    rt.block_on(log.flush());
-    log.close();
-    let charge = ledger::Charge {
+/// A charge of 1,000 micros to line item `li` of order `o1`, made at
+/// `at_ms`.
+fn charge_of(bid: u64, day: Date, at_ms: i64) -> ledger::Charge {
+    ledger::Charge {
         bid: ledger::BidKey(bid),
-        day: day.date(),
+        day,
         billed: Micros(1_000),
         over_delivery: Micros::ZERO,
         forget: Timestamp(0),
@@ -513,10 +494,21 @@ fn replica_files(state: &Path, day: Timestamp, user: u64, bid: u64) {
         late: false,
         prior: ledger::Prior::None,
         tags: ledger::Tags {
-            at_ms: day.as_millis(),
+            at_ms,
             ..ledger::Tags::default()
         },
-    };
+    }
+}
+
+/// A replica's files: one impression of `user` and one charge of 1,000
+/// micros for bid `bid`.
+fn replica_files(state: &Path, day: Timestamp, user: u64, bid: u64) {
+    let rt = runtime();
+    let log = EventLog::open(state, day, Options::default()).expect("open");
+    log.track(day.as_millis(), ad("li"), user, false, u128::from(bid));
+    rt.block_on(log.flush());
+    log.close();
+    let charge = charge_of(bid, day.date(), day.as_millis());
     let text = format!(
         "bidder-journal 1 4\n{}",
         ledger::journal::record_line(&charge)
