@@ -156,6 +156,8 @@ pub(crate) struct HealthState {
     lost: AtomicBool,
     /// Available at least once since the start.
     been_up: AtomicBool,
+    /// Not usable for an expected reason (see [`HealthState::waiting`]).
+    expected: AtomicBool,
     why: Mutex<String>,
 }
 
@@ -167,6 +169,7 @@ impl HealthState {
             failing: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             been_up: AtomicBool::new(false),
+            expected: AtomicBool::new(false),
             why: Mutex::new("connecting to Redis".into()),
         }
     }
@@ -198,13 +201,27 @@ impl HealthState {
     pub(crate) fn lost(&self, why: Option<String>) {
         match why {
             Some(w) => {
-                if !self.lost.swap(true, Ordering::Relaxed) {
+                let was_expected = self.expected.swap(false, Ordering::Relaxed);
+                if !self.lost.swap(true, Ordering::Relaxed) || was_expected {
                     tracing::error!(error = %w, "shared state refused");
                 }
                 *lock(&self.why) = w;
             }
-            None => self.lost.store(false, Ordering::Relaxed),
+            None => {
+                self.expected.store(false, Ordering::Relaxed);
+                self.lost.store(false, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Not usable yet, for an expected reason (a first start waiting to
+    /// see whether another replica knows the state): said at info level.
+    pub(crate) fn waiting(&self, why: &str) {
+        if !self.lost.swap(true, Ordering::Relaxed) {
+            tracing::info!("{why}");
+        }
+        self.expected.store(true, Ordering::Relaxed);
+        *lock(&self.why) = why.to_string();
     }
 
     pub(crate) fn is_lost(&self) -> bool {

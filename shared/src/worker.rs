@@ -419,10 +419,9 @@ async fn check_epoch(
         // Several heartbeats long: replicas that know the state re-register
         // within one heartbeat of Redis coming back.
         if remembered.is_none() && inner.opts.may_initialise && quiet < QUIET_BEATS {
-            inner.health.lost(Some(
-                "no shared state in Redis yet: waiting to see that no other replica knows one"
-                    .into(),
-            ));
+            inner.health.waiting(
+                "no shared state in Redis yet: waiting to see that no other replica knows one",
+            );
             return Ok(());
         }
         if remembered.is_none() && inner.opts.may_initialise && knowing == 0 {
