@@ -161,7 +161,12 @@ impl Mirror {
                             std::thread::sleep(Duration::from_millis(20).min(rest));
                         }
                     }
-                    // What was sent last is published once more on stop.
+                    // On stop (`serve` stops its writers first): what they
+                    // wrote within the last tick has not stayed so for a
+                    // tick yet. One pass sees it, the next, a tick later,
+                    // sends it: a replica scaled down may not come back.
+                    let _ = state.tick(&client, &mut conn);
+                    std::thread::sleep(state.opts.tick);
                     let _ = state.tick(&client, &mut conn);
                 })?
         };

@@ -199,3 +199,40 @@ fn a_publisher_restarted_goes_on_from_what_it_sent() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&d.root);
 }
+
+/// Review: a replica stopping (a scale-down: its pod may not come back)
+/// sends what it wrote last. `serve` stops its writers, then drops the
+/// mirror, whose last pass should send every byte written: nothing can be
+/// cut back any more. Bytes written within the last tick were not sent.
+#[test]
+fn what_was_written_just_before_a_stop_is_sent() {
+    let d = dirs("stop");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let a_charges = d.a.join("charges.journal");
+    append(&a_charges, b"bidder-journal 1 2\ncharge-1\n");
+    // Production ticks (500 ms): the writers stop within one.
+    let mut opts = MirrorOptions::new(&d.a, "a", clock());
+    opts.compare_every = Duration::from_millis(200);
+    let info = shared::connection_info(&url, None, None).unwrap();
+    let a = Mirror::start(info, opts).expect("mirror starts");
+    let b = start(&d.b, "b", &url, Arc::default());
+    let copy = d.b.join("peers/a/charges.2.journal");
+    wait_until("copied", || read(&copy) == read(&a_charges));
+    // The last notice before the drain ends is charged; the writers stop,
+    // and the mirror is dropped.
+    append(&a_charges, b"charge-2\n");
+    drop(a);
+    let start_at = Instant::now();
+    while read(&copy) != read(&a_charges) && start_at.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&read(&copy)),
+        String::from_utf8_lossy(&read(&a_charges)),
+        "the last charge of a replica that stopped never reaches the others"
+    );
+    drop(b);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
