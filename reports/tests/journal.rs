@@ -622,7 +622,31 @@ fn copies_of_other_replicas_files_count_once_each_in_reports_and_attribution() {
     let pruned = reports::query::prune(&b, later, 30).expect("prune");
     assert!(pruned.event_days >= 2, "{pruned:?}");
     assert!(!copy.join("events/2026-11-24.events").exists());
-    assert!(!copy.join("charges.4.journal").exists());
+    // `a`'s live generation stays, as `a` keeps it (pruned, it would be
+    // asked for and sent again every hour).
+    assert!(copy.join("charges.4.journal").exists());
     let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}
+
+/// Review: the copy of another replica's *live* journal generation looks
+/// closed here (a copy has no `charges.journal`), so prune reads it for
+/// its last day. Just after a compaction (or on a replica that has not
+/// charged yet) it holds no charge, and it goes; the mirror's comparison
+/// then asks for it again and the publisher sends it again: every hour,
+/// a gap counted each time. The same for a live generation whose last
+/// charge is older than the retention (a replica idle for a while).
+#[test]
+fn prune_keeps_the_copy_of_a_peers_live_generation() {
+    let b = tempdir("prune-peer-live");
+    let copy = b.join("peers").join("a");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::write(copy.join("charges.4.journal"), "bidder-journal 1 4\n").unwrap();
+    std::fs::write(copy.join("charges.5.journal"), "bidder-journal 1 5\n").unwrap();
+    let pruned = reports::query::prune(&b, at("2026-11-24T10:00:00Z"), 91).expect("prune");
+    assert!(
+        copy.join("charges.5.journal").exists(),
+        "the copy of a's live generation was pruned: {pruned:?}"
+    );
     let _ = std::fs::remove_dir_all(&b);
 }
