@@ -43,6 +43,14 @@ const MAX_PIECE: usize = 256 << 10;
 /// Bytes sent per tick at most: a backfill of a large file does not flood
 /// the stream other replicas read.
 const MAX_SENT_PER_TICK: usize = 4 << 20;
+/// Bytes the stream holds at most, and the share of Redis's `maxmemory`
+/// it may take: the stream is trimmed by a count of pieces, so the count
+/// is what this many bytes of the largest pieces make. A backfill (a new
+/// replica, a publisher restarted after Redis lost its data) would
+/// otherwise fill Redis (4,000 pieces of 256 KB: 1 GB) and, with
+/// `noeviction`, make every write of the money path fail.
+const STREAM_BYTES: usize = 64 << 20;
+const STREAM_SHARE_OF_MAXMEMORY: usize = 8;
 /// Entries read per call.
 const READ_COUNT: usize = 16;
 /// How long a request for a file sent again is kept.
@@ -65,7 +73,9 @@ pub struct MirrorOptions {
     pub keep_days: u32,
     pub clock: Arc<dyn Clock>,
     /// Pieces the stream keeps (approximately), for replicas that were
-    /// away; further back a replica asks for a file again.
+    /// away; further back a replica asks for a file again. At most what
+    /// 64 MB of the largest pieces make, and an eighth of Redis's
+    /// `maxmemory`.
     pub stream_len: usize,
     pub tick: Duration,
     /// How often copies are compared with what their publishers sent.
@@ -138,6 +148,9 @@ impl Mirror {
             saved_id: String::new(),
             last_compare: None,
             last_said: None,
+            limits: None,
+            stream_cap: opts.stream_len.clamp(1, STREAM_BYTES / MAX_PIECE),
+            tick_budget: MAX_SENT_PER_TICK,
             stats: stats.clone(),
             opts,
         };
@@ -287,6 +300,15 @@ struct State {
     /// When this replica last said in Redis what it sent (Redis may have
     /// lost it: a restart without persistence, a wipe).
     last_said: Option<Instant>,
+    /// When the stream's bounds were last worked out from Redis's memory.
+    limits: Option<Instant>,
+    /// Pieces the stream keeps: `stream_len`, or fewer so that they fit in
+    /// their share of Redis's memory.
+    stream_cap: usize,
+    /// Bytes this replica sends per tick: a share of the stream, so that
+    /// what every publisher sends in a tick is still there for a replica
+    /// reading once a tick.
+    tick_budget: usize,
     stats: Arc<MirrorStats>,
 }
 
@@ -378,8 +400,45 @@ impl State {
         out
     }
 
+    /// Bounds the stream by bytes: a share of Redis's `maxmemory` (when it
+    /// has one and says it), and its pieces per tick by the publishers'
+    /// number.
+    fn refresh_limits(&mut self, c: &mut redis::Connection) -> Res<()> {
+        if self
+            .limits
+            .is_some_and(|t| t.elapsed() < self.opts.compare_every)
+        {
+            return Ok(());
+        }
+        // INFO may be refused (an ACL): the bound without it stands.
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(c)
+            .unwrap_or_default();
+        let maxmemory = info
+            .lines()
+            .find_map(|l| l.strip_prefix("maxmemory:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let bytes = match maxmemory {
+            0 => STREAM_BYTES,
+            m => STREAM_BYTES.min(m / STREAM_SHARE_OF_MAXMEMORY),
+        };
+        let publishers: usize = redis::cmd("SCARD")
+            .arg(self.keys.publishers())
+            .query(c)
+            .map_err(redis_err)?;
+        self.stream_cap = self.opts.stream_len.min(bytes / MAX_PIECE).max(4);
+        // A quarter of the stream for all publishers' pieces of one tick.
+        let fits = self.stream_cap * MAX_PIECE / 4 / publishers.max(1);
+        self.tick_budget = fits.clamp(16 << 10, MAX_SENT_PER_TICK);
+        self.limits = Some(Instant::now());
+        Ok(())
+    }
+
     fn publish(&mut self, c: &mut redis::Connection) -> Res<()> {
         let me = self.opts.replica.clone();
+        self.refresh_limits(c)?;
         if self.cursor.is_none() {
             let sent: HashMap<String, u64> = redis::cmd("HGETALL")
                 .arg(self.keys.sent(&me))
@@ -421,7 +480,7 @@ impl State {
                 self.done.remove(g);
             }
         }
-        let mut budget = MAX_SENT_PER_TICK;
+        let mut budget = self.tick_budget;
         let mut seen_now = HashMap::new();
         let live = self.opts.dir.join("charges.journal");
         for (name, path) in &sources {
@@ -469,7 +528,9 @@ impl State {
             }
             let mut at = at;
             while at < stable && budget > 0 {
-                let want = ((stable - at) as usize).min(MAX_PIECE).min(budget.max(1));
+                // A piece starts while there is budget left and may end past
+                // it: a line longer than the budget still goes.
+                let want = ((stable - at) as usize).min(MAX_PIECE);
                 let mut buf = vec![0u8; want];
                 if f.seek(SeekFrom::Start(at)).is_err() || f.read_exact(&mut buf).is_err() {
                     break;
@@ -488,7 +549,7 @@ impl State {
                     .arg(self.keys.stream())
                     .arg("MAXLEN")
                     .arg("~")
-                    .arg(self.opts.stream_len)
+                    .arg(self.stream_cap)
                     .arg("*")
                     .arg("r")
                     .arg(&me)

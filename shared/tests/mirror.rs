@@ -236,3 +236,70 @@ fn what_was_written_just_before_a_stop_is_sent() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&d.root);
 }
+
+/// Review: the stream is bounded by a count of pieces (4,000 of up to
+/// 256 KB: about 1 GB), not by bytes. A backfill (a new replica, a
+/// publisher restarted after Redis lost its data) fills a Redis whose
+/// `maxmemory` is smaller (k8s/base/redis.yaml: 600mb, `noeviction`), and
+/// then every write of the money path fails with OOM. Scaled down here:
+/// 16 MB of Redis, 24 MB of one day's events.
+#[test]
+fn a_backfill_leaves_room_in_redis_for_the_money_path() {
+    let d = dirs("oom");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("16mb")
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query(&mut conn)
+        .unwrap();
+    let a_events = d.a.join("events").join(format!("{DAY}.events"));
+    let line = format!("{}\n", "i".repeat(199));
+    let mut day = String::new();
+    while day.len() < 24 << 20 {
+        day.push_str(&line);
+    }
+    append(&a_events, day.as_bytes());
+    let a = start(&d.a, "a", &url, Arc::default());
+    let b = start(&d.b, "b", &url, Arc::default());
+    let copy = d.b.join("peers/a/events").join(format!("{DAY}.events"));
+    let start_at = Instant::now();
+    while read(&copy).len() < day.len() && start_at.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The money path goes on writing: frequency caps of new users,
+    // claims of new bids (about 200 bytes each, README), 1 MB of them.
+    let mut refused = None;
+    for i in 0..5_000 {
+        let r: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("bidder:f:user-{i}"))
+            .arg("x".repeat(200))
+            .query(&mut conn);
+        if let Err(e) = r {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let xlen: i64 = redis::cmd("XLEN")
+        .arg("bidder:reports")
+        .query(&mut conn)
+        .unwrap();
+    let copied = read(&copy) == day.as_bytes();
+    drop((a, b));
+    assert!(
+        refused.is_none(),
+        "Redis refuses the money path's writes (the stream holds {xlen} pieces): {refused:?}"
+    );
+    assert!(copied, "the backfill did not complete");
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
