@@ -303,3 +303,91 @@ fn a_backfill_leaves_room_in_redis_for_the_money_path() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&d.root);
 }
+
+/// Review: a write the writer cut back after the mirror sent it (an
+/// fsync that failed after more than a tick: `reports::log` and the charge
+/// journal both cut back to their last good length, then go on writing).
+/// The copy must stay byte for byte what the publisher's file holds.
+#[test]
+#[ignore = "review finding, not fixed: run with --ignored"]
+fn a_write_cut_back_after_it_was_sent_leaves_the_copy_byte_for_byte() {
+    let d = dirs("cutback");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let a_events = d.a.join("events").join(format!("{DAY}.events"));
+    append(&a_events, b"one\n");
+    let a = start(&d.a, "a", &url, Arc::default());
+    let b = start(&d.b, "b", &url, Arc::default());
+    let copy = d.b.join("peers/a/events").join(format!("{DAY}.events"));
+    wait_until("copied", || read(&copy) == read(&a_events));
+
+    // A batch written, its fsync slow and then failed: on disk for more
+    // than a tick, so it was sent.
+    append(&a_events, b"never-acknowledged\n");
+    wait_until("sent", || read(&copy) == read(&a_events));
+    // The writer cuts it back and goes on with the next batch.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&a_events)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    append(&a_events, b"two\nthree, and then some more\n");
+    let start_at = Instant::now();
+    while read(&copy) != read(&a_events) && start_at.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&read(&copy)),
+        String::from_utf8_lossy(&read(&a_events)),
+        "the copy is no longer what the publisher wrote"
+    );
+    drop((a, b));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+/// Review: a replica that left for good (its volume lost: a new name)
+/// after its pieces were trimmed from the stream. A replica that joins
+/// later never gets its files, though another replica holds a complete
+/// copy: its reports miss that replica's spend, and it asks for them every
+/// comparison, forever.
+#[test]
+#[ignore = "review finding, not fixed: run with --ignored"]
+fn a_replica_joining_after_another_left_gets_the_files_it_left() {
+    let d = dirs("departed");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let a_charges = d.a.join("charges.journal");
+    append(&a_charges, b"bidder-journal 1 3\ncharge-1\n");
+    let a = start(&d.a, "a", &url, Arc::default());
+    let b = start(&d.b, "b", &url, Arc::default());
+    let b_copy = d.b.join("peers/a/charges.3.journal");
+    wait_until("b copied a", || read(&b_copy) == read(&a_charges));
+    drop(a);
+    // Hours of traffic later, `a`'s pieces are trimmed away.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: i64 = redis::cmd("XTRIM")
+        .arg("bidder:reports")
+        .arg("MAXLEN")
+        .arg(0)
+        .query(&mut conn)
+        .unwrap();
+    let c_dir = d.root.join("c");
+    let c = start(&c_dir, "c", &url, Arc::default());
+    let c_copy = c_dir.join("peers/a/charges.3.journal");
+    let start_at = Instant::now();
+    while read(&c_copy) != read(&a_charges) && start_at.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gaps = c.stats.gaps.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        read(&c_copy),
+        read(&a_charges),
+        "c never got a's charges (b has them); c asked {gaps} times"
+    );
+    drop((b, c));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
