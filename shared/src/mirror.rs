@@ -359,19 +359,26 @@ impl State {
     }
 
     /// This replica's report files now, by stream name.
-    fn own_sources(&self) -> Vec<(String, PathBuf)> {
+    ///
+    /// A listing that fails (too many open files) is an error, not an
+    /// empty directory: files missing from it would be taken for pruned,
+    /// forgotten in Redis, and sent again whole from their start.
+    fn own_sources(&self) -> io::Result<Vec<(String, PathBuf)>> {
         let mut out = Vec::new();
         let cutoff = self.cutoff();
         let events = self.opts.dir.join("events");
-        if let Ok(entries) = std::fs::read_dir(&events) {
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let Some(n) = name.to_str() else { continue };
-                let wire = format!("events/{n}");
-                if let Some(Source::Events(d)) = Source::parse(&wire) {
-                    if d.days_since_epoch() >= cutoff {
-                        out.push((wire, e.path()));
-                    }
+        let listed = |dir: &Path| match std::fs::read_dir(dir) {
+            Ok(entries) => entries.collect::<io::Result<Vec<_>>>(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        for e in listed(&events)? {
+            let name = e.file_name();
+            let Some(n) = name.to_str() else { continue };
+            let wire = format!("events/{n}");
+            if let Some(Source::Events(d)) = Source::parse(&wire) {
+                if d.days_since_epoch() >= cutoff {
+                    out.push((wire, e.path()));
                 }
             }
         }
@@ -379,17 +386,17 @@ impl State {
         // replica keeps thousands. The live journal is named by its
         // header, read each time (a compaction replaces it).
         let live = self.opts.dir.join("charges.journal");
-        let live_gen = File::open(&live)
-            .ok()
-            .and_then(|mut f| live_generation(&mut f));
-        if let Ok(entries) = std::fs::read_dir(&self.opts.dir) {
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let Some(n) = name.to_str() else { continue };
-                if let Some(Source::Charges(g)) = Source::parse(n) {
-                    if Some(g) != live_gen {
-                        out.push((n.to_string(), e.path()));
-                    }
+        let live_gen = match File::open(&live) {
+            Ok(mut f) => live_generation(&mut f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        for e in listed(&self.opts.dir)? {
+            let name = e.file_name();
+            let Some(n) = name.to_str() else { continue };
+            if let Some(Source::Charges(g)) = Source::parse(n) {
+                if Some(g) != live_gen {
+                    out.push((n.to_string(), e.path()));
                 }
             }
         }
@@ -397,7 +404,7 @@ impl State {
             out.push((Source::Charges(g).name(), live));
         }
         out.sort();
-        out
+        Ok(out)
     }
 
     /// Bounds the stream by bytes: a share of Redis's `maxmemory` (when it
@@ -453,7 +460,9 @@ impl State {
         .key(self.keys.wanted(&me))
         .invoke(c)
         .map_err(redis_err)?;
-        let sources = self.own_sources();
+        let sources = self
+            .own_sources()
+            .map_err(|e| format!("{}: listing report files: {e}", self.opts.dir.display()))?;
         let Some(cursor) = self.cursor.as_mut() else {
             return Ok(());
         };
