@@ -595,8 +595,9 @@ struct Writer {
     stats: Arc<Stats>,
     flush_every: Duration,
     /// Impressions and clicks other replicas counted, by track key: the
-    /// same URL sent here is not counted again. Two generations, each
-    /// let go after the URLs' lifetime, bounded by `max_pending` each.
+    /// same URL sent here is not counted again. Two generations, turned
+    /// every URL lifetime (so each key is kept one to two lifetimes),
+    /// bounded by `max_pending` each.
     elsewhere: [std::collections::HashSet<u64>; 2],
     elsewhere_since: Instant,
     /// Other replicas' lines that came before the past was read back.
@@ -770,7 +771,10 @@ impl Writer {
                 self.apply_peer(&bytes, keep);
             }
         }
-        if self.elsewhere_since.elapsed() > self.track_ttl / 2 {
+        // Each generation turns after a whole lifetime: one remembered
+        // just before a turn is kept a lifetime more (half of one let a
+        // URL replayed within its lifetime count again).
+        if self.elsewhere_since.elapsed() > self.track_ttl {
             self.elsewhere.swap(0, 1);
             self.elsewhere[0].clear();
             self.elsewhere_since = Instant::now();

@@ -328,7 +328,7 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
     // in exactly one of them).
     let mut days: Vec<(Date, PathBuf, u64, Option<u64>)> = Vec::new();
     let mut gens = Vec::new();
-    for root in crate::log::roots(src.state) {
+    for (i, root) in crate::log::roots(src.state).into_iter().enumerate() {
         let events_dir = dir_of(&root);
         for d in days_in(&events_dir)
             .map_err(io_err(&events_dir))?
@@ -342,7 +342,7 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
             let (len, covered) = (file_len(&path), agg_prefix(&agg_path(&path), &path));
             days.push((d, path, len, covered));
         }
-        match ledger::journal::generations(&root) {
+        match generations_of(&root, i > 0) {
             Ok(g) => gens.extend(g.into_iter().map(|g| (events_dir.clone(), g))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(&root)(e)),
@@ -1059,13 +1059,34 @@ pub struct Pruned {
 pub fn prune(state: &Path, now: Timestamp, keep_days: u32) -> io::Result<Pruned> {
     let mut pruned = Pruned::default();
     // Copies of other replicas' files go by the same retention.
-    for root in crate::log::roots(state) {
-        prune_root(&root, now, keep_days, &mut pruned)?;
+    for (i, root) in crate::log::roots(state).into_iter().enumerate() {
+        prune_root(&root, i > 0, now, keep_days, &mut pruned)?;
     }
     Ok(pruned)
 }
 
-fn prune_root(state: &Path, now: Timestamp, keep_days: u32, pruned: &mut Pruned) -> io::Result<()> {
+/// The charge journal generations under `root`. A copy of another
+/// replica's files (`peer`) has no `charges.journal`: its newest
+/// generation may be that replica's live one, still growing, so it is
+/// taken as open (not folded into an aggregate, not pruned), as that
+/// replica takes it.
+fn generations_of(root: &Path, peer: bool) -> io::Result<Vec<ledger::journal::Generation>> {
+    let mut gens = ledger::journal::generations(root)?;
+    if peer {
+        if let Some(newest) = gens.last_mut() {
+            newest.closed = false;
+        }
+    }
+    Ok(gens)
+}
+
+fn prune_root(
+    state: &Path,
+    peer: bool,
+    now: Timestamp,
+    keep_days: u32,
+    pruned: &mut Pruned,
+) -> io::Result<()> {
     let cutoff = now.date().days_since_epoch() - i64::from(keep_days);
     let events_dir = dir_of(state);
     for d in days_in(&events_dir)? {
@@ -1076,7 +1097,7 @@ fn prune_root(state: &Path, now: Timestamp, keep_days: u32, pruned: &mut Pruned)
             pruned.event_days += 1;
         }
     }
-    let gens = match ledger::journal::generations(state) {
+    let gens = match generations_of(state, peer) {
         Ok(g) => g,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),

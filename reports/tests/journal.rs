@@ -614,7 +614,90 @@ fn copies_of_other_replicas_files_count_once_each_in_reports_and_attribution() {
     let pruned = reports::query::prune(&b, later, 30).expect("prune");
     assert!(pruned.event_days >= 2, "{pruned:?}");
     assert!(!copy.join("events/2026-11-24.events").exists());
-    assert!(!copy.join("charges.4.journal").exists());
+    // `a`'s live generation stays, as `a` keeps it (pruned, it would be
+    // asked for and sent again every hour).
+    assert!(copy.join("charges.4.journal").exists());
     let _ = std::fs::remove_dir_all(&a);
     let _ = std::fs::remove_dir_all(&b);
+}
+
+/// Review: the copy of another replica's *live* journal generation looks
+/// closed here (a copy has no `charges.journal`), so prune reads it for
+/// its last day. Just after a compaction (or on a replica that has not
+/// charged yet) it holds no charge, and it goes; the mirror's comparison
+/// then asks for it again and the publisher sends it again: every hour,
+/// a gap counted each time. The same for a live generation whose last
+/// charge is older than the retention (a replica idle for a while).
+#[test]
+fn prune_keeps_the_copy_of_a_peers_live_generation() {
+    let b = tempdir("prune-peer-live");
+    let copy = b.join("peers").join("a");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::write(copy.join("charges.4.journal"), "bidder-journal 1 4\n").unwrap();
+    std::fs::write(copy.join("charges.5.journal"), "bidder-journal 1 5\n").unwrap();
+    let pruned = reports::query::prune(&b, at("2026-11-24T10:00:00Z"), 91).expect("prune");
+    assert!(
+        copy.join("charges.5.journal").exists(),
+        "the copy of a's live generation was pruned: {pruned:?}"
+    );
+    let _ = std::fs::remove_dir_all(&b);
+}
+
+/// Review: an impression another replica counted is remembered so the
+/// same tracking URL sent here is not counted again, "each generation let
+/// go after the URLs' lifetime" (log.rs). The two generations turn every
+/// half lifetime, so one remembered just before a turn is let go half a
+/// lifetime later: a URL replayed here within its lifetime counts twice.
+#[test]
+fn an_impression_counted_elsewhere_is_remembered_for_the_urls_lifetime() {
+    let state = tempdir("elsewhere-ttl");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let ttl = std::time::Duration::from_millis(1_000);
+    let opened = std::time::Instant::now();
+    let log = EventLog::open(
+        &state,
+        day,
+        Options {
+            track_ttl: ttl,
+            flush_every: std::time::Duration::from_millis(10),
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    log.set_catalog(catalog());
+    rt.block_on(log.flush());
+    let sleep_until = |ms: u64| {
+        let until = opened + std::time::Duration::from_millis(ms);
+        if let Some(d) = until.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(d);
+        }
+    };
+    // Another replica's impression of bid 0x77, copied here at 0.35 s.
+    sleep_until(350);
+    let mut line = String::new();
+    reports::record::Record {
+        kind: reports::record::Kind::Impression,
+        at_ms: day.as_millis(),
+        dims: ad("li"),
+        user: 5,
+        n: 1,
+        amount: Micros::ZERO,
+        order_id: format!("{:032x}", 0x77u128).into(),
+        features: None,
+    }
+    .write(&mut line);
+    log.peer_lines(line.as_bytes());
+    rt.block_on(log.flush());
+    // Its URL replayed here 0.8 s later: within its 1 s lifetime.
+    sleep_until(1_150);
+    log.track(day.as_millis() + 1_000, ad("li"), 5, false, 0x77);
+    rt.block_on(log.flush());
+    let dups = log
+        .stats
+        .track_duplicates
+        .load(std::sync::atomic::Ordering::Relaxed);
+    log.close();
+    let _ = std::fs::remove_dir_all(&state);
+    assert_eq!(dups, 1, "counted again within the URL's lifetime");
 }

@@ -43,6 +43,14 @@ const MAX_PIECE: usize = 256 << 10;
 /// Bytes sent per tick at most: a backfill of a large file does not flood
 /// the stream other replicas read.
 const MAX_SENT_PER_TICK: usize = 4 << 20;
+/// Bytes the stream holds at most, and the share of Redis's `maxmemory`
+/// it may take: the stream is trimmed by a count of pieces, so the count
+/// is what this many bytes of the largest pieces make. A backfill (a new
+/// replica, a publisher restarted after Redis lost its data) would
+/// otherwise fill Redis (4,000 pieces of 256 KB: 1 GB) and, with
+/// `noeviction`, make every write of the money path fail.
+const STREAM_BYTES: usize = 64 << 20;
+const STREAM_SHARE_OF_MAXMEMORY: usize = 8;
 /// Entries read per call.
 const READ_COUNT: usize = 16;
 /// How long a request for a file sent again is kept.
@@ -65,7 +73,9 @@ pub struct MirrorOptions {
     pub keep_days: u32,
     pub clock: Arc<dyn Clock>,
     /// Pieces the stream keeps (approximately), for replicas that were
-    /// away; further back a replica asks for a file again.
+    /// away; further back a replica asks for a file again. At most what
+    /// 64 MB of the largest pieces make, and an eighth of Redis's
+    /// `maxmemory`.
     pub stream_len: usize,
     pub tick: Duration,
     /// How often copies are compared with what their publishers sent.
@@ -138,6 +148,9 @@ impl Mirror {
             saved_id: String::new(),
             last_compare: None,
             last_said: None,
+            limits: None,
+            stream_cap: opts.stream_len.clamp(1, STREAM_BYTES / MAX_PIECE),
+            tick_budget: MAX_SENT_PER_TICK,
             stats: stats.clone(),
             opts,
         };
@@ -161,7 +174,12 @@ impl Mirror {
                             std::thread::sleep(Duration::from_millis(20).min(rest));
                         }
                     }
-                    // What was sent last is published once more on stop.
+                    // On stop (`serve` stops its writers first): what they
+                    // wrote within the last tick has not stayed so for a
+                    // tick yet. One pass sees it, the next, a tick later,
+                    // sends it: a replica scaled down may not come back.
+                    let _ = state.tick(&client, &mut conn);
+                    std::thread::sleep(state.opts.tick);
                     let _ = state.tick(&client, &mut conn);
                 })?
         };
@@ -282,6 +300,15 @@ struct State {
     /// When this replica last said in Redis what it sent (Redis may have
     /// lost it: a restart without persistence, a wipe).
     last_said: Option<Instant>,
+    /// When the stream's bounds were last worked out from Redis's memory.
+    limits: Option<Instant>,
+    /// Pieces the stream keeps: `stream_len`, or fewer so that they fit in
+    /// their share of Redis's memory.
+    stream_cap: usize,
+    /// Bytes this replica sends per tick: a share of the stream, so that
+    /// what every publisher sends in a tick is still there for a replica
+    /// reading once a tick.
+    tick_budget: usize,
     stats: Arc<MirrorStats>,
 }
 
@@ -332,19 +359,26 @@ impl State {
     }
 
     /// This replica's report files now, by stream name.
-    fn own_sources(&self) -> Vec<(String, PathBuf)> {
+    ///
+    /// A listing that fails (too many open files) is an error, not an
+    /// empty directory: files missing from it would be taken for pruned,
+    /// forgotten in Redis, and sent again whole from their start.
+    fn own_sources(&self) -> io::Result<Vec<(String, PathBuf)>> {
         let mut out = Vec::new();
         let cutoff = self.cutoff();
         let events = self.opts.dir.join("events");
-        if let Ok(entries) = std::fs::read_dir(&events) {
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let Some(n) = name.to_str() else { continue };
-                let wire = format!("events/{n}");
-                if let Some(Source::Events(d)) = Source::parse(&wire) {
-                    if d.days_since_epoch() >= cutoff {
-                        out.push((wire, e.path()));
-                    }
+        let listed = |dir: &Path| match std::fs::read_dir(dir) {
+            Ok(entries) => entries.collect::<io::Result<Vec<_>>>(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        for e in listed(&events)? {
+            let name = e.file_name();
+            let Some(n) = name.to_str() else { continue };
+            let wire = format!("events/{n}");
+            if let Some(Source::Events(d)) = Source::parse(&wire) {
+                if d.days_since_epoch() >= cutoff {
+                    out.push((wire, e.path()));
                 }
             }
         }
@@ -352,17 +386,17 @@ impl State {
         // replica keeps thousands. The live journal is named by its
         // header, read each time (a compaction replaces it).
         let live = self.opts.dir.join("charges.journal");
-        let live_gen = File::open(&live)
-            .ok()
-            .and_then(|mut f| live_generation(&mut f));
-        if let Ok(entries) = std::fs::read_dir(&self.opts.dir) {
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let Some(n) = name.to_str() else { continue };
-                if let Some(Source::Charges(g)) = Source::parse(n) {
-                    if Some(g) != live_gen {
-                        out.push((n.to_string(), e.path()));
-                    }
+        let live_gen = match File::open(&live) {
+            Ok(mut f) => live_generation(&mut f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        for e in listed(&self.opts.dir)? {
+            let name = e.file_name();
+            let Some(n) = name.to_str() else { continue };
+            if let Some(Source::Charges(g)) = Source::parse(n) {
+                if Some(g) != live_gen {
+                    out.push((n.to_string(), e.path()));
                 }
             }
         }
@@ -370,11 +404,48 @@ impl State {
             out.push((Source::Charges(g).name(), live));
         }
         out.sort();
-        out
+        Ok(out)
+    }
+
+    /// Bounds the stream by bytes: a share of Redis's `maxmemory` (when it
+    /// has one and says it), and its pieces per tick by the publishers'
+    /// number.
+    fn refresh_limits(&mut self, c: &mut redis::Connection) -> Res<()> {
+        if self
+            .limits
+            .is_some_and(|t| t.elapsed() < self.opts.compare_every)
+        {
+            return Ok(());
+        }
+        // INFO may be refused (an ACL): the bound without it stands.
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(c)
+            .unwrap_or_default();
+        let maxmemory = info
+            .lines()
+            .find_map(|l| l.strip_prefix("maxmemory:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let bytes = match maxmemory {
+            0 => STREAM_BYTES,
+            m => STREAM_BYTES.min(m / STREAM_SHARE_OF_MAXMEMORY),
+        };
+        let publishers: usize = redis::cmd("SCARD")
+            .arg(self.keys.publishers())
+            .query(c)
+            .map_err(redis_err)?;
+        self.stream_cap = self.opts.stream_len.min(bytes / MAX_PIECE).max(4);
+        // A quarter of the stream for all publishers' pieces of one tick.
+        let fits = self.stream_cap * MAX_PIECE / 4 / publishers.max(1);
+        self.tick_budget = fits.clamp(16 << 10, MAX_SENT_PER_TICK);
+        self.limits = Some(Instant::now());
+        Ok(())
     }
 
     fn publish(&mut self, c: &mut redis::Connection) -> Res<()> {
         let me = self.opts.replica.clone();
+        self.refresh_limits(c)?;
         if self.cursor.is_none() {
             let sent: HashMap<String, u64> = redis::cmd("HGETALL")
                 .arg(self.keys.sent(&me))
@@ -389,7 +460,9 @@ impl State {
         .key(self.keys.wanted(&me))
         .invoke(c)
         .map_err(redis_err)?;
-        let sources = self.own_sources();
+        let sources = self
+            .own_sources()
+            .map_err(|e| format!("{}: listing report files: {e}", self.opts.dir.display()))?;
         let Some(cursor) = self.cursor.as_mut() else {
             return Ok(());
         };
@@ -416,7 +489,7 @@ impl State {
                 self.done.remove(g);
             }
         }
-        let mut budget = MAX_SENT_PER_TICK;
+        let mut budget = self.tick_budget;
         let mut seen_now = HashMap::new();
         let live = self.opts.dir.join("charges.journal");
         for (name, path) in &sources {
@@ -464,7 +537,9 @@ impl State {
             }
             let mut at = at;
             while at < stable && budget > 0 {
-                let want = ((stable - at) as usize).min(MAX_PIECE).min(budget.max(1));
+                // A piece starts while there is budget left and may end past
+                // it: a line longer than the budget still goes.
+                let want = ((stable - at) as usize).min(MAX_PIECE);
                 let mut buf = vec![0u8; want];
                 if f.seek(SeekFrom::Start(at)).is_err() || f.read_exact(&mut buf).is_err() {
                     break;
@@ -483,7 +558,7 @@ impl State {
                     .arg(self.keys.stream())
                     .arg("MAXLEN")
                     .arg("~")
-                    .arg(self.opts.stream_len)
+                    .arg(self.stream_cap)
                     .arg("*")
                     .arg("r")
                     .arg(&me)

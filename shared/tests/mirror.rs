@@ -199,3 +199,195 @@ fn a_publisher_restarted_goes_on_from_what_it_sent() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&d.root);
 }
+
+/// Review: a replica stopping (a scale-down: its pod may not come back)
+/// sends what it wrote last. `serve` stops its writers, then drops the
+/// mirror, whose last pass should send every byte written: nothing can be
+/// cut back any more. Bytes written within the last tick were not sent.
+#[test]
+fn what_was_written_just_before_a_stop_is_sent() {
+    let d = dirs("stop");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let a_charges = d.a.join("charges.journal");
+    append(&a_charges, b"bidder-journal 1 2\ncharge-1\n");
+    // Production ticks (500 ms): the writers stop within one.
+    let mut opts = MirrorOptions::new(&d.a, "a", clock());
+    opts.compare_every = Duration::from_millis(200);
+    let info = shared::connection_info(&url, None, None).unwrap();
+    let a = Mirror::start(info, opts).expect("mirror starts");
+    let b = start(&d.b, "b", &url, Arc::default());
+    let copy = d.b.join("peers/a/charges.2.journal");
+    wait_until("copied", || read(&copy) == read(&a_charges));
+    // The last notice before the drain ends is charged; the writers stop,
+    // and the mirror is dropped.
+    append(&a_charges, b"charge-2\n");
+    drop(a);
+    let start_at = Instant::now();
+    while read(&copy) != read(&a_charges) && start_at.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&read(&copy)),
+        String::from_utf8_lossy(&read(&a_charges)),
+        "the last charge of a replica that stopped never reaches the others"
+    );
+    drop(b);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+/// Review: the stream is bounded by a count of pieces (4,000 of up to
+/// 256 KB: about 1 GB), not by bytes. A backfill (a new replica, a
+/// publisher restarted after Redis lost its data) fills a Redis whose
+/// `maxmemory` is smaller (k8s/base/redis.yaml: 600mb, `noeviction`), and
+/// then every write of the money path fails with OOM. Scaled down here:
+/// 16 MB of Redis, 24 MB of one day's events.
+#[test]
+fn a_backfill_leaves_room_in_redis_for_the_money_path() {
+    let d = dirs("oom");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("16mb")
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query(&mut conn)
+        .unwrap();
+    let a_events = d.a.join("events").join(format!("{DAY}.events"));
+    let line = format!("{}\n", "i".repeat(199));
+    let mut day = String::new();
+    while day.len() < 24 << 20 {
+        day.push_str(&line);
+    }
+    append(&a_events, day.as_bytes());
+    let a = start(&d.a, "a", &url, Arc::default());
+    let b = start(&d.b, "b", &url, Arc::default());
+    let copy = d.b.join("peers/a/events").join(format!("{DAY}.events"));
+    let start_at = Instant::now();
+    while read(&copy).len() < day.len() && start_at.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The money path goes on writing: frequency caps of new users,
+    // claims of new bids (about 200 bytes each, README), 1 MB of them.
+    let mut refused = None;
+    for i in 0..5_000 {
+        let r: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("bidder:f:user-{i}"))
+            .arg("x".repeat(200))
+            .query(&mut conn);
+        if let Err(e) = r {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let xlen: i64 = redis::cmd("XLEN")
+        .arg("bidder:reports")
+        .query(&mut conn)
+        .unwrap();
+    let copied = read(&copy) == day.as_bytes();
+    drop((a, b));
+    assert!(
+        refused.is_none(),
+        "Redis refuses the money path's writes (the stream holds {xlen} pieces): {refused:?}"
+    );
+    assert!(copied, "the backfill did not complete");
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+/// Review: a write the writer cut back after the mirror sent it (an
+/// fsync that failed after more than a tick: `reports::log` and the charge
+/// journal both cut back to their last good length, then go on writing).
+/// The copy must stay byte for byte what the publisher's file holds.
+#[test]
+#[ignore = "review finding, not fixed: run with --ignored"]
+fn a_write_cut_back_after_it_was_sent_leaves_the_copy_byte_for_byte() {
+    let d = dirs("cutback");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let a_events = d.a.join("events").join(format!("{DAY}.events"));
+    append(&a_events, b"one\n");
+    let a = start(&d.a, "a", &url, Arc::default());
+    let b = start(&d.b, "b", &url, Arc::default());
+    let copy = d.b.join("peers/a/events").join(format!("{DAY}.events"));
+    wait_until("copied", || read(&copy) == read(&a_events));
+
+    // A batch written, its fsync slow and then failed: on disk for more
+    // than a tick, so it was sent.
+    append(&a_events, b"never-acknowledged\n");
+    wait_until("sent", || read(&copy) == read(&a_events));
+    // The writer cuts it back and goes on with the next batch.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&a_events)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    append(&a_events, b"two\nthree, and then some more\n");
+    let start_at = Instant::now();
+    while read(&copy) != read(&a_events) && start_at.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&read(&copy)),
+        String::from_utf8_lossy(&read(&a_events)),
+        "the copy is no longer what the publisher wrote"
+    );
+    drop((a, b));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+/// Review: a replica that left for good (its volume lost: a new name)
+/// after its pieces were trimmed from the stream. A replica that joins
+/// later never gets its files, though another replica holds a complete
+/// copy: its reports miss that replica's spend, and it asks for them every
+/// comparison, forever.
+#[test]
+#[ignore = "review finding, not fixed: run with --ignored"]
+fn a_replica_joining_after_another_left_gets_the_files_it_left() {
+    let d = dirs("departed");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let a_charges = d.a.join("charges.journal");
+    append(&a_charges, b"bidder-journal 1 3\ncharge-1\n");
+    let a = start(&d.a, "a", &url, Arc::default());
+    let b = start(&d.b, "b", &url, Arc::default());
+    let b_copy = d.b.join("peers/a/charges.3.journal");
+    wait_until("b copied a", || read(&b_copy) == read(&a_charges));
+    drop(a);
+    // Hours of traffic later, `a`'s pieces are trimmed away.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: i64 = redis::cmd("XTRIM")
+        .arg("bidder:reports")
+        .arg("MAXLEN")
+        .arg(0)
+        .query(&mut conn)
+        .unwrap();
+    let c_dir = d.root.join("c");
+    let c = start(&c_dir, "c", &url, Arc::default());
+    let c_copy = c_dir.join("peers/a/charges.3.journal");
+    let start_at = Instant::now();
+    while read(&c_copy) != read(&a_charges) && start_at.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gaps = c.stats.gaps.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        read(&c_copy),
+        read(&a_charges),
+        "c never got a's charges (b has them); c asked {gaps} times"
+    );
+    drop((b, c));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
