@@ -391,3 +391,36 @@ fn a_replica_joining_after_another_left_gets_the_files_it_left() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&d.root);
 }
+
+/// A listing of the replica's files that fails (here: `events` briefly not
+/// a directory; in production, a process out of file descriptors) is not
+/// an empty directory: nothing is taken for pruned, forgotten, and sent
+/// again whole.
+#[test]
+fn a_failed_listing_sends_nothing_again() {
+    let d = dirs("listing");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let events = d.a.join("events").join(format!("{DAY}.events"));
+    let line = format!("{}\n", "e".repeat(99));
+    append(&events, line.repeat(1_000).as_bytes());
+    let len = read(&events).len() as u64;
+    let a = start(&d.a, "a", &url, Arc::default());
+    let sent = || {
+        a.stats
+            .sent_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    wait_until("sent", || sent() >= len);
+    let away = d.a.join("events.away");
+    std::fs::rename(d.a.join("events"), &away).unwrap();
+    std::fs::write(d.a.join("events"), b"not a directory").unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    std::fs::remove_file(d.a.join("events")).unwrap();
+    std::fs::rename(&away, d.a.join("events")).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(sent(), len, "the file was sent again from its start");
+    drop(a);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
