@@ -239,6 +239,9 @@ pub struct App {
     /// Other replicas' list batches for lists this replica's config does
     /// not have yet (a rollout in progress): applied once it does.
     held_lists: std::sync::Mutex<HeldLists>,
+    /// How far the charge and event journals are durable: what the report
+    /// mirror may send.
+    synced: ledger::synced::Synced,
     /// Copies of the other replicas' report files (with `shared`).
     mirror: std::sync::OnceLock<Arc<shared::MirrorStats>>,
     /// Wrong `/ui` logins this minute.
@@ -370,6 +373,7 @@ impl App {
             tracked,
             events: None,
             mirror: std::sync::OnceLock::new(),
+            synced: Default::default(),
             held_lists: std::sync::Mutex::default(),
             state_dir: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
@@ -414,6 +418,11 @@ impl App {
         }
     }
 
+    /// How far this replica's journals are durable (for the report mirror).
+    pub fn synced(&self) -> ledger::synced::Synced {
+        self.synced.clone()
+    }
+
     /// Counts of the report mirror (other replicas' files copied here),
     /// for metrics.
     pub fn set_mirror_stats(&self, stats: Arc<shared::MirrorStats>) {
@@ -449,9 +458,10 @@ impl App {
     pub fn with_journal_storage(
         mut self,
         dir: &Path,
-        options: JournalOptions,
+        mut options: JournalOptions,
         wrap: impl FnOnce(FileStorage) -> Box<dyn Storage>,
     ) -> Result<(App, Replayed), OpenError> {
+        options.synced = Some(self.synced.clone());
         let (journal, replayed) =
             Journal::open_with(dir, self.ledger.clone(), self.clock.clone(), options, wrap)?;
         self.books = Books::new(self.ledger.clone(), Some(journal));
@@ -461,6 +471,7 @@ impl App {
             reports::log::Options {
                 max_entries: self.settings.max_attribution_entries,
                 track_ttl: self.settings.notice_ttl,
+                synced: Some(self.synced.clone()),
                 ..reports::log::Options::default()
             },
         )

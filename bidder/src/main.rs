@@ -721,6 +721,7 @@ fn start_mirror(url: &str, args: &ServeArgs, app: &Arc<App>) -> anyhow::Result<s
     let mut opts = shared::MirrorOptions::new(&args.dir, &replica, Arc::new(SystemClock));
     opts.prefix = args.redis_prefix.clone();
     opts.keep_days = app.report_keep_days();
+    opts.synced = Some(app.synced());
     let events = app.clone();
     opts.on_events = Box::new(move |bytes| {
         if let Some(e) = events.events() {

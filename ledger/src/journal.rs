@@ -223,12 +223,16 @@ pub struct Journal {
 pub struct JournalOptions {
     /// Records after which the journal is compacted into the checkpoint.
     pub compact_after: usize,
+    /// Where the writer says how far its generation is durable (for the
+    /// report mirror).
+    pub synced: Option<crate::synced::Synced>,
 }
 
 impl Default for JournalOptions {
     fn default() -> Self {
         JournalOptions {
             compact_after: 200_000,
+            synced: None,
         }
     }
 }
@@ -332,6 +336,9 @@ impl Journal {
         sync_dir(dir).map_err(io_err(dir))?;
         let good_len = storage.file.metadata().map_err(io_err(&path))?.len();
         let storage = wrap(storage);
+        if let Some(s) = &options.synced {
+            s.set(archive_name(generation), good_len);
+        }
         let (tx, rx) = mpsc::channel::<Job>();
         let writer = Writer {
             _lock: lock,
@@ -434,6 +441,9 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.good_len += buf.len() as u64;
+                if let Some(s) = &self.options.synced {
+                    s.set(archive_name(self.generation), self.good_len);
+                }
                 self.since_compaction += batch.len();
                 for Job::Charge(_, charge, ack) in batch {
                     self.ledger.commit(&charge);
@@ -476,6 +486,11 @@ impl Writer {
         let head = header(next);
         match self.storage.compact(text.as_bytes(), head.as_bytes()) {
             Ok(true) => {
+                if let Some(s) = &self.options.synced {
+                    // Whole and final: nothing is cut back from it now.
+                    s.forget(&archive_name(self.generation));
+                    s.set(archive_name(next), head.len() as u64);
+                }
                 self.generation = next;
                 self.good_len = head.len() as u64;
                 self.since_compaction = 0;

@@ -27,6 +27,7 @@ pub mod journal;
 mod key;
 mod late;
 mod memory;
+pub mod synced;
 
 pub use books::{Books, ChargeError};
 pub use budget::{impression_cost, planned_today, BudgetKind, Cap, Limit, Refusal, Spent};

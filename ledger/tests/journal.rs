@@ -92,7 +92,10 @@ fn open(d: &Path, compact_after: usize) -> Result<Setup, OpenError> {
         d,
         ledger.clone(),
         clock,
-        JournalOptions { compact_after },
+        JournalOptions {
+            compact_after,
+            ..Default::default()
+        },
         move |inner| Box::new(Faulty { inner, mode: m }),
     )?;
     Ok(Setup {
@@ -592,5 +595,62 @@ async fn a_stopped_directory_reads_as_its_start_would_without_a_file_changed() {
     let s = open(&d, 4).unwrap();
     assert_eq!(spent(&*s.ledger), Micros(10_000));
     s.close();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn the_writer_says_how_far_each_generation_is_durable() {
+    let d = dir("synced");
+    let synced = ledger::synced::Synced::default();
+    let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::default());
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp(NOW)));
+    let mode = Arc::new(AtomicU8::new(OK));
+    let m = mode.clone();
+    let (journal, _) = Journal::open_with(
+        &d,
+        ledger.clone(),
+        clock,
+        JournalOptions {
+            compact_after: 3,
+            synced: Some(synced.clone()),
+        },
+        move |inner| Box::new(Faulty { inner, mode: m }),
+    )
+    .unwrap();
+    let books = Books::new(ledger.clone(), Some(journal));
+    let live = d.join("charges.journal");
+    let gen_of = || {
+        let text = std::fs::read_to_string(&live).unwrap();
+        let g: u64 = text
+            .lines()
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        format!("charges.{g}.journal")
+    };
+    assert!(charge(&books, 1, 1_000).await.unwrap());
+    let len = std::fs::metadata(&live).unwrap().len();
+    assert_eq!(synced.get(&gen_of()), Some(len));
+    // A failed write is not durable: the mark stays where it was.
+    mode.store(SYNC_FAILS, Ordering::SeqCst);
+    assert!(charge(&books, 2, 1_000).await.is_err());
+    assert_eq!(synced.get(&gen_of()), Some(len));
+    mode.store(OK, Ordering::SeqCst);
+    // Compacted: the new generation is named, the old one is final.
+    let before = gen_of();
+    for bid in 3..6 {
+        assert!(charge(&books, bid, 1_000).await.unwrap());
+    }
+    books.close();
+    assert_ne!(gen_of(), before);
+    assert_eq!(synced.get(&before), None);
+    assert_eq!(
+        synced.get(&gen_of()),
+        Some(std::fs::metadata(&live).unwrap().len())
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -104,6 +104,9 @@ pub struct Options {
     /// long before a restart are read back, so one replayed after it does
     /// not count again.
     pub track_ttl: Duration,
+    /// Where the writer says how far each day's file is durable (for the
+    /// report mirror: bytes past it may still be cut back).
+    pub synced: Option<ledger::synced::Synced>,
 }
 
 impl Default for Options {
@@ -113,6 +116,7 @@ impl Default for Options {
             max_entries: 4_000_000,
             flush_every: Duration::from_secs(1),
             track_ttl: Duration::from_secs(24 * 3600),
+            synced: None,
         }
     }
 }
@@ -252,6 +256,7 @@ impl EventLog {
             bids: Default::default(),
             no_bids: Default::default(),
             stats: stats.clone(),
+            synced: options.synced.clone(),
             flush_every: options.flush_every,
             elsewhere: Default::default(),
             elsewhere_since: Instant::now(),
@@ -593,6 +598,7 @@ struct Writer {
     bids: Counts<(i64, Dims)>,
     no_bids: Counts<(i64, Arc<str>, &'static str)>,
     stats: Arc<Stats>,
+    synced: Option<ledger::synced::Synced>,
     flush_every: Duration,
     /// Impressions and clicks other replicas counted, by track key: the
     /// same URL sent here is not counted again. Two generations, turned
@@ -896,6 +902,9 @@ impl Writer {
             match r {
                 Ok(()) => {
                     f.good += bytes.len() as u64;
+                    if let Some(s) = &self.synced {
+                        s.set(format!("events/{}.events", f.day), f.good);
+                    }
                     self.stats.records.fetch_add(lines, Ordering::Relaxed);
                 }
                 Err(e) => {

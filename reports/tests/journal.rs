@@ -701,3 +701,29 @@ fn an_impression_counted_elsewhere_is_remembered_for_the_urls_lifetime() {
     let _ = std::fs::remove_dir_all(&state);
     assert_eq!(dups, 1, "counted again within the URL's lifetime");
 }
+
+#[test]
+fn the_writer_says_how_far_each_day_is_durable() {
+    let state = tempdir("synced");
+    let day = at("2026-11-24T10:00:00Z");
+    let synced = ledger::synced::Synced::default();
+    let rt = runtime();
+    let log = EventLog::open(
+        &state,
+        day,
+        Options {
+            synced: Some(synced.clone()),
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    log.track(day.as_millis(), ad("li"), 7, false, 1);
+    rt.block_on(log.flush());
+    let path = state.join("events/2026-11-24.events");
+    assert_eq!(
+        synced.get("events/2026-11-24.events"),
+        Some(std::fs::metadata(&path).unwrap().len())
+    );
+    log.close();
+    let _ = std::fs::remove_dir_all(&state);
+}

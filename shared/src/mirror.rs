@@ -83,6 +83,11 @@ pub struct MirrorOptions {
     /// Called with the bytes just appended to a copy of another replica's
     /// event file (whole lines): attribution learns its touches.
     pub on_events: EventSink,
+    /// How far this replica's writers made each file durable: only that
+    /// much is sent (a write whose fsync failed is cut back, and was never
+    /// acknowledged). Without it, bytes are sent once they stayed the same
+    /// for a tick.
+    pub synced: Option<ledger::synced::Synced>,
 }
 
 impl MirrorOptions {
@@ -97,6 +102,7 @@ impl MirrorOptions {
             tick: Duration::from_millis(500),
             compare_every: Duration::from_secs(10),
             on_events: Box::new(|_| {}),
+            synced: None,
         }
     }
 }
@@ -181,6 +187,14 @@ impl Mirror {
                     let _ = state.tick(&client, &mut conn);
                     std::thread::sleep(state.opts.tick);
                     let _ = state.tick(&client, &mut conn);
+                    // Gone: the others answer requests for its files from
+                    // their copies at once (after a crash, once the key
+                    // expires).
+                    if let Some(c) = conn.as_mut() {
+                        let _: redis::RedisResult<i64> = redis::cmd("DEL")
+                            .arg(state.keys.alive(&state.opts.replica))
+                            .query(c);
+                    }
                 })?
         };
         Ok(Mirror {
@@ -209,6 +223,12 @@ impl MirrorKeys {
     }
     fn publishers(&self) -> String {
         format!("{}rpeers", self.prefix)
+    }
+    /// Present while a replica's mirror runs (it expires a few comparisons
+    /// after the mirror stops): requests to a replica gone are answered by
+    /// another that holds a copy of its files.
+    fn alive(&self, replica: &str) -> String {
+        format!("{}ralive:{replica}", self.prefix)
     }
 }
 
@@ -348,6 +368,7 @@ impl State {
         let at_end = self.receive(c)?;
         if let (Some(claimed), true) = (claimed, at_end) {
             self.compare(c, claimed)?;
+            self.stand_in(c)?;
             self.last_compare = Some(Instant::now());
         }
         self.save_offset();
@@ -523,9 +544,15 @@ impl State {
             }
             let len = f.metadata().map_or(len, |m| m.len());
             let now = (len, tail_hash(&mut f, len));
-            // Sendable: what the file held a tick ago, still held alike.
-            let stable = match self.seen.get(name) {
-                Some(&(l, h)) if l <= len && tail_hash(&mut f, l) == h => l,
+            // Sendable: what its writer says is durable (fsync'd: never
+            // cut back). A file its writer has not spoken of since the
+            // start: what it held a tick ago, still held alike (a torn
+            // last line, which a writer reopening the file cuts, is never
+            // sent: pieces end at a newline).
+            let durable = self.opts.synced.as_ref().and_then(|s| s.get(name));
+            let stable = match (durable, self.seen.get(name)) {
+                (Some(w), _) => w.min(len),
+                (None, Some(&(l, h))) if l <= len && tail_hash(&mut f, l) == h => l,
                 _ => 0,
             };
             seen_now.insert(name.clone(), now);
@@ -592,6 +619,13 @@ impl State {
             pipe.cmd("SADD")
                 .arg(self.keys.publishers())
                 .arg(&me)
+                .ignore();
+            let alive_ms = (self.opts.compare_every.as_millis() as u64).max(1_000) * 3;
+            pipe.cmd("SET")
+                .arg(self.keys.alive(&me))
+                .arg(1)
+                .arg("PX")
+                .arg(alive_ms)
                 .ignore();
             if !cursor.is_empty() {
                 let mut hset = redis::cmd("HSET");
@@ -746,22 +780,35 @@ impl State {
     ) -> Res<()> {
         self.stats.gaps.fetch_add(1, Ordering::Relaxed);
         tracing::info!(replica, file = %src.name(), from, "report copy has a gap: asking for the file again");
-        // The lowest offset asked for wins: every replica's gap is filled.
-        let () = redis::Script::new(
-            "local c = redis.call('HGET', KEYS[1], ARGV[1]) \
+        request(&self.keys, c, replica, src, from)
+    }
+}
+
+/// Asks `replica` to send `src` again from `from` (the lowest offset asked
+/// for wins: every replica's gap is filled).
+fn request(
+    keys: &MirrorKeys,
+    c: &mut redis::Connection,
+    replica: &str,
+    src: &Source,
+    from: u64,
+) -> Res<()> {
+    let () = redis::Script::new(
+        "local c = redis.call('HGET', KEYS[1], ARGV[1]) \
              if (not c) or tonumber(c) > tonumber(ARGV[2]) then \
                redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end \
              redis.call('EXPIRE', KEYS[1], ARGV[3])",
-        )
-        .key(self.keys.wanted(replica))
-        .arg(src.name())
-        .arg(from)
-        .arg(REQUEST_TTL_S)
-        .invoke(c)
-        .map_err(redis_err)?;
-        Ok(())
-    }
+    )
+    .key(keys.wanted(replica))
+    .arg(src.name())
+    .arg(from)
+    .arg(REQUEST_TTL_S)
+    .invoke(c)
+    .map_err(redis_err)?;
+    Ok(())
+}
 
+impl State {
     /// Asks for what publishers say they sent and the copies lack.
     fn compare(
         &mut self,
@@ -780,6 +827,119 @@ impl State {
             let have = self.copy_len(&r, &src);
             if have < end {
                 self.ask_again(c, &r, &src, have)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers the requests to replicas gone (their mirror no longer runs:
+    /// scaled down, their volume lost) from the copies of their files kept
+    /// here, as they would have: a replica joining later gets their files
+    /// from whichever replica took the request. Forgets, for a replica gone,
+    /// the files past the retention, and the replica once none is left.
+    fn stand_in(&mut self, c: &mut redis::Connection) -> Res<()> {
+        let names: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.publishers())
+            .query(c)
+            .map_err(redis_err)?;
+        let mut budget = self.tick_budget;
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|r| *r != self.opts.replica && valid_replica(r))
+            .collect();
+        for r in names {
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(self.keys.alive(&r))
+                .query(c)
+                .map_err(redis_err)?;
+            if alive {
+                continue;
+            }
+            // Its record of what it sent: old days go, and the replica
+            // with its last file.
+            let sent: HashMap<String, u64> = redis::cmd("HGETALL")
+                .arg(self.keys.sent(&r))
+                .query(c)
+                .map_err(redis_err)?;
+            let old: Vec<&String> = sent
+                .keys()
+                .filter(|f| Source::parse(f).is_some_and(|s| self.too_old(&s)))
+                .collect();
+            if !old.is_empty() {
+                let _: i64 = redis::cmd("HDEL")
+                    .arg(self.keys.sent(&r))
+                    .arg(&old)
+                    .query(c)
+                    .map_err(redis_err)?;
+            }
+            if sent.len() == old.len() {
+                let _: () = redis::pipe()
+                    .cmd("SREM")
+                    .arg(self.keys.publishers())
+                    .arg(&r)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(self.keys.wanted(&r))
+                    .ignore()
+                    .query(c)
+                    .map_err(redis_err)?;
+                continue;
+            }
+            let wanted: Vec<(String, u64)> = redis::Script::new(
+                "local r = redis.call('HGETALL', KEYS[1]); redis.call('DEL', KEYS[1]); return r",
+            )
+            .key(self.keys.wanted(&r))
+            .invoke(c)
+            .map_err(redis_err)?;
+            for (f, from) in wanted {
+                let Some(src) = Source::parse(&f) else {
+                    continue;
+                };
+                let end = self.copy_len(&r, &src);
+                let mut at = from;
+                if at < end && budget > 0 {
+                    let path = src.copy_path(&self.opts.dir, &r);
+                    let mut file =
+                        File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    while at < end && budget > 0 {
+                        let want = ((end - at) as usize).min(MAX_PIECE);
+                        let mut buf = vec![0u8; want];
+                        file.seek(SeekFrom::Start(at))
+                            .and_then(|_| file.read_exact(&mut buf))
+                            .map_err(|e| format!("{}: {e}", path.display()))?;
+                        if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+                            buf.truncate(i + 1);
+                        }
+                        // Sent as the replica gone: copies are byte for
+                        // byte its files, so a receiver cannot tell.
+                        let _: String = redis::cmd("XADD")
+                            .arg(self.keys.stream())
+                            .arg("MAXLEN")
+                            .arg("~")
+                            .arg(self.stream_cap)
+                            .arg("*")
+                            .arg("r")
+                            .arg(&r)
+                            .arg("f")
+                            .arg(&f)
+                            .arg("o")
+                            .arg(at)
+                            .arg("d")
+                            .arg(&buf)
+                            .query(c)
+                            .map_err(redis_err)?;
+                        self.stats
+                            .sent_bytes
+                            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                        budget = budget.saturating_sub(buf.len());
+                        at += buf.len() as u64;
+                    }
+                }
+                if at < end || at == from {
+                    // Not all of it this time, or not held here: asked
+                    // again, for whoever can.
+                    request(&self.keys, c, &r, &src, at)?;
+                }
             }
         }
         Ok(())

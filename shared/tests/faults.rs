@@ -411,7 +411,10 @@ fn reconcile_counts_what_only_a_checkpoint_still_holds() {
         &j,
         l.clone(),
         Arc::new(ManualClock::new(now)),
-        ledger::journal::JournalOptions { compact_after: 3 },
+        ledger::journal::JournalOptions {
+            compact_after: 3,
+            ..Default::default()
+        },
     )
     .unwrap();
     let k = K::new();

@@ -158,7 +158,10 @@ impl Server {
         let app = match state {
             None => app,
             Some((dir, compact_after)) => {
-                let options = || ledger::journal::JournalOptions { compact_after };
+                let options = || ledger::journal::JournalOptions {
+                    compact_after,
+                    ..Default::default()
+                };
                 let mut result = app.with_journal_storage(dir, options(), |s| Box::new(s));
                 // A server of the same state directory just dropped may
                 // still be letting go of its lock.
