@@ -273,6 +273,8 @@ pub fn event_journal(s: &reports::log::Stats) {
     metrics::counter!("bidder_attribution_evicted_total").absolute(s.evicted.load(Relaxed));
     metrics::counter!("bidder_tracking_duplicates_after_restart_total")
         .absolute(s.track_duplicates.load(Relaxed));
+    metrics::counter!("bidder_peer_events_not_attributed_total")
+        .absolute(s.peer_dropped.load(Relaxed));
 }
 
 /// Tracking pairs forgotten before their time to stay within
@@ -383,6 +385,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_audience_not_shared_total",
         "Pieces of audience data (events, list batches) not handed to the other replicas: too much waited for Redis."
+    );
+    metrics::describe_counter!(
+        "bidder_peer_events_not_attributed_total",
+        "Pieces of other replicas' event lines not handed to attribution (its queue was full); their copies still make the reports."
     );
     metrics::describe_counter!(
         "bidder_report_mirror_bytes_total",

@@ -34,6 +34,8 @@ const DAY_MS: i64 = 86_400_000;
 /// The longest attribution window the config accepts.
 const MAX_WINDOW_DAYS: i64 = 90;
 const MAX_BATCH: usize = 8192;
+/// Other replicas' lines waiting for the writer, at most.
+const PEER_QUEUE_BYTES: u64 = 64 << 20;
 /// Files kept open: today's, yesterday's (bids around midnight) and one
 /// for conversions dated in the past.
 const OPEN_FILES: usize = 3;
@@ -135,6 +137,12 @@ pub struct Stats {
     /// Past touches and conversions have been read back.
     pub rebuilt: std::sync::atomic::AtomicBool,
     pub rebuilt_records: AtomicU64,
+    /// Bytes of other replicas' lines waiting for the writer.
+    pub peer_queued: AtomicU64,
+    /// Other replicas' lines not handed to attribution: too many waited
+    /// (their copies on disk still make the reports, and a restart reads
+    /// them back).
+    pub peer_dropped: AtomicU64,
 }
 
 /// What start-up read back.
@@ -384,8 +392,16 @@ impl EventLog {
     /// again. Dropped (and counted) when the queue is full: the copy on
     /// disk still makes the reports, and a restart reads it back.
     pub fn peer_lines(&self, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            self.send(Job::Peer(bytes.to_vec()));
+        if bytes.is_empty() {
+            return;
+        }
+        // Bounded by bytes, not only by the queue's count: a piece is up to
+        // 256 KB, and a writer behind must not hold gigabytes of them.
+        let len = bytes.len() as u64;
+        let queued = self.stats.peer_queued.fetch_add(len, Ordering::Relaxed);
+        if queued + len > PEER_QUEUE_BYTES || self.tx.try_send(Job::Peer(bytes.to_vec())).is_err() {
+            self.stats.peer_queued.fetch_sub(len, Ordering::Relaxed);
+            self.stats.peer_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -763,18 +779,23 @@ impl Writer {
                     if self.attributor.is_none() {
                         // The read-back reads the copies too; what came
                         // meanwhile is applied on top (twice is harmless).
-                        if self.peer_pending.len() < 1024 {
-                            self.peer_pending.push(bytes);
-                        }
+                        // Its bytes stay counted as queued until then.
+                        self.peer_pending.push(bytes);
                         continue;
                     }
                     self.apply_peer(&bytes, keep);
+                    self.stats
+                        .peer_queued
+                        .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
                 }
             }
         }
         if self.attributor.is_some() && !self.peer_pending.is_empty() {
             for bytes in std::mem::take(&mut self.peer_pending) {
                 self.apply_peer(&bytes, keep);
+                self.stats
+                    .peer_queued
+                    .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
             }
         }
         // Each generation turns after a whole lifetime: one remembered

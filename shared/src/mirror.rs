@@ -494,9 +494,11 @@ impl State {
             }
         }
         // Files gone (pruned) are forgotten here and in Redis.
+        let listed: std::collections::HashSet<&str> =
+            sources.iter().map(|(n, _)| n.as_str()).collect();
         let gone: Vec<String> = cursor
             .keys()
-            .filter(|k| !sources.iter().any(|(n, _)| n == *k))
+            .filter(|k| !listed.contains(k.as_str()))
             .cloned()
             .collect();
         if !gone.is_empty() {
