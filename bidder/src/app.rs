@@ -1157,12 +1157,19 @@ impl App {
                 .map(metrics::audience_events)
                 .map_err(|e| e.to_string()),
             PEER_LIST => match self.list_owner(&p.key) {
-                Some(advertiser) => self
-                    .audiences
-                    .lists()
-                    .apply_jsonl(&advertiser, &p.key, "another replica", &p.body)
-                    .map(|_| metrics::list_members(self.audiences.lists().members()))
-                    .map_err(|e| e.to_string()),
+                Some(advertiser) => {
+                    // Batches of this list held before the config had it
+                    // came first: applied first (the last line of an id
+                    // wins, so a removal must not go before its add).
+                    for held in self.take_held(&p.key) {
+                        self.apply_peer_audience(&held);
+                    }
+                    self.audiences
+                        .lists()
+                        .apply_jsonl(&advertiser, &p.key, "another replica", &p.body)
+                        .map(|_| metrics::list_members(self.audiences.lists().members()))
+                        .map_err(|e| e.to_string())
+                }
                 None => {
                     self.hold_list(p);
                     Ok(())
@@ -1189,6 +1196,21 @@ impl App {
             tracing::warn!(entry = %old.id, list = %old.key, "another replica's list batch dropped: too many wait for lists this config lacks");
         }
         tracing::info!(entry = %p.id, list = %p.key, "another replica's list batch held: no list audience of that id in this replica's config yet");
+    }
+
+    /// The held batches of list `key`, in the order they came, no longer
+    /// held.
+    fn take_held(&self, key: &str) -> Vec<shared::Published> {
+        let mut held = self.held_lists.lock().unwrap_or_else(|e| e.into_inner());
+        if !held.items.iter().any(|(_, p)| p.key == key) {
+            return Vec::new();
+        }
+        let (mine, rest): (std::collections::VecDeque<_>, _) = std::mem::take(&mut held.items)
+            .into_iter()
+            .partition(|(_, p)| p.key == key);
+        held.bytes = rest.iter().map(|(_, p)| p.body.len()).sum();
+        held.items = rest;
+        mine.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Applies the held list batches whose list the config now has (in the

@@ -394,3 +394,38 @@ fn a_request_full_of_ids_costs_a_bounded_number_of_lookups() {
     assert_eq!(s.bid(&req.to_string()).status, 204);
     assert_eq!(verdict(&explain(&s, &req), "li0")["reason"], "audience");
 }
+
+/// Review: another replica's batches for a list this config lacks are held
+/// and applied once it has the list; a batch that comes after the reload
+/// but before the held ones are retried (the retry runs once a second) is
+/// applied first. Here the held batch adds `u-member` and the later one
+/// removes it (an opt-out): the removal must win, as on the replica that
+/// took both in order.
+#[test]
+fn a_held_list_batch_is_applied_before_later_batches_of_its_list() {
+    let dir = shop_config_dir("lists-held-order");
+    let s = Server::start(&dir, None);
+    let batch = |id: &str, body: &str| shared::Published {
+        id: id.into(),
+        topic: "list".into(),
+        key: "crm".into(),
+        body: body.into(),
+    };
+    // The config has no list `crm` yet: held.
+    s.app
+        .apply_peer_audience(&batch("1-0", "{\"id\":\"u-member\"}\n"));
+    // The rollout reaches this replica.
+    let listed = config("lists-held-order-new");
+    std::fs::copy(listed.join("shop.yaml"), dir.join("shop.yaml")).unwrap();
+    s.app.reload().expect("the new config loads");
+    // The next batch of the list, before the held one is retried.
+    s.app
+        .apply_peer_audience(&batch("2-0", "{\"id\":\"u-member\",\"remove\":true}\n"));
+    s.app.retry_held_lists();
+    let req = with_user(json!({ "buyeruid": "u-member" }));
+    assert_eq!(
+        reason(&s, &req),
+        "audience",
+        "a member removed after it was added is a member again"
+    );
+}
