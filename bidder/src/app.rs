@@ -1198,6 +1198,13 @@ impl App {
         tracing::info!(entry = %p.id, list = %p.key, "another replica's list batch held: no list audience of that id in this replica's config yet");
     }
 
+    /// The stream entry of the oldest batch held: a restart must read the
+    /// stream again from it (held batches are only in memory).
+    pub fn oldest_held(&self) -> Option<String> {
+        let held = self.held_lists.lock().unwrap_or_else(|e| e.into_inner());
+        held.items.front().map(|(_, p)| p.id.clone())
+    }
+
     /// The held batches of list `key`, in the order they came, no longer
     /// held.
     fn take_held(&self, key: &str) -> Vec<shared::Published> {

@@ -757,12 +757,17 @@ async fn apply_peer_audience(
     // Batches held for lists a newer config has (a rollout in progress)
     // are tried again as configs load.
     let mut retry = tokio::time::interval(Duration::from_secs(1));
+    let mut last: Option<String> = None;
+    let mut saved = String::new();
     loop {
         let p = tokio::select! {
             p = rx.recv() => p,
             _ = retry.tick() => {
                 let a = app.clone();
                 let _ = tokio::task::spawn_blocking(move || a.retry_held_lists()).await;
+                if let Some(id) = &last {
+                    save_audience_offset(&app, &dir, id, &mut saved);
+                }
                 continue;
             }
         };
@@ -776,10 +781,41 @@ async fn apply_peer_audience(
         {
             tracing::error!("applying another replica's audience data panicked");
         }
-        let path = dir.join(AUDIENCE_OFFSET);
-        if let Err(e) = std::fs::write(&path, format!("{id}\n")) {
-            tracing::warn!(path = %path.display(), "cannot remember the audience offset: {e}");
+        save_audience_offset(&app, &dir, &id, &mut saved);
+        last = Some(id);
+    }
+}
+
+/// Remembers where a restart resumes reading the audience stream: after
+/// `id`, or, while list batches are held (only in memory), just before
+/// the oldest of them, so that a restart (a rollout that restarts pods
+/// with the new config) reads them again rather than skipping them.
+fn save_audience_offset(app: &App, dir: &std::path::Path, id: &str, saved: &mut String) {
+    let resume = app
+        .oldest_held()
+        .map_or_else(|| id.to_string(), |h| stream_id_before(&h));
+    if resume == *saved {
+        return;
+    }
+    let path = dir.join(AUDIENCE_OFFSET);
+    match std::fs::write(&path, format!("{resume}\n")) {
+        Ok(()) => *saved = resume,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "cannot remember the audience offset: {e}")
         }
+    }
+}
+
+/// The greatest stream id below `id` (reads are exclusive of the id they
+/// start after).
+fn stream_id_before(id: &str) -> String {
+    let parsed = id
+        .split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)));
+    match parsed {
+        Some((ms, seq)) if seq > 0 => format!("{ms}-{}", seq - 1),
+        Some((ms, _)) if ms > 0 => format!("{}-{}", ms - 1, u64::MAX),
+        _ => "0-0".to_string(),
     }
 }
 

@@ -1037,3 +1037,105 @@ fn reports_and_attribution_cover_every_replica() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Review: a list batch held on a replica whose config lacks the list (a
+/// rollout in progress) is lost when that replica restarts before its
+/// config has the list (a rollout that restarts pods: the new pod has the
+/// new config): the offset it remembers is past the batch.
+#[test]
+fn a_held_list_batch_survives_a_restart() {
+    let root = std::env::temp_dir().join(format!("bidder-held-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let shop = [
+        SHOP_HEAD,
+        "audiences:
+  - id: crm
+    kind: list
+    sources: [buyeruid]
+",
+        SHOP_ORDER,
+        "      - id: li-crm
+        media: display
+        cpm: 4.00
+        budget: { daily: 50.00 }
+        audiences: { any_of: [crm] }
+        creatives: [b300]
+",
+    ]
+    .concat();
+    let older = [
+        SHOP_HEAD,
+        SHOP_ORDER,
+        "      - id: li-other
+        media: display
+        cpm: 4.00
+        budget: { daily: 50.00 }
+        creatives: [b300]
+",
+    ]
+    .concat();
+    let new_dir = root.join("config");
+    let old_dir = root.join("config-b");
+    std::fs::create_dir_all(&new_dir).unwrap();
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::write(new_dir.join("shop.yaml"), &shop).unwrap();
+    std::fs::write(old_dir.join("shop.yaml"), &older).unwrap();
+    let a = start_replica(&new_dir, &root.join("a"), &redis.url());
+    let b = start_replica(&old_dir, &root.join("b"), &redis.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        wait_healthy(a.admin).await;
+        wait_healthy(b.admin).await;
+    });
+    let up = runtime.block_on(async {
+        http(
+            a.admin,
+            "POST",
+            "/v1/audiences/crm/members",
+            b"{\"id\":\"crm-1\"}\n",
+        )
+        .await
+        .unwrap()
+    });
+    assert_eq!(up.0, 200, "{}", String::from_utf8_lossy(&up.1));
+    // `b` reads it (and holds it), and remembers how far it read.
+    let offset = root.join("b").join("audience.offset");
+    let start = Instant::now();
+    while !offset.exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // The rollout restarts `b` with the new config.
+    drop(b);
+    let b = start_replica(&new_dir, &root.join("b"), &redis.url());
+    runtime.block_on(wait_healthy(b.admin));
+    let bid = runtime.block_on(async {
+        for _ in 0..150 {
+            if let Some((200, body)) =
+                http(b.bid, "POST", "/openrtb2/bid", &bid_body("crm-1")).await
+            {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let nurl = v["seatbid"][0]["bid"][0]["nurl"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                return query_param(&nurl, "li").map(str::to_string);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    });
+    assert_eq!(
+        bid.as_deref(),
+        Some("li-crm"),
+        "the batch held before the restart never reached b's list"
+    );
+    drop(a);
+    drop(b);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&root);
+}
