@@ -380,7 +380,6 @@ async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), Stri
             ],
         )
         .await?;
-    inner.health.beat();
     if present == 0
         && inner
             .leases
@@ -396,6 +395,9 @@ async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), Stri
             }
         }
     }
+    // Fresh only now: bids waiting for Redis must not spend the leases
+    // just found reclaimed.
+    inner.health.beat();
     check_epoch(inner, epoch, found, knowing).await
 }
 
