@@ -687,8 +687,10 @@ pub(crate) async fn run(
         // A bounded share of each pass: a backlog (a restart's replayed
         // commits) must not starve heartbeats, leases and claims.
         let began = std::time::Instant::now();
+        let mut mid_backlog = false;
         while let Some(op) = pending.front() {
             if began.elapsed() > WRITE_SLICE {
+                mid_backlog = true;
                 break;
             }
             if apply(&inner, op).await.is_err() {
@@ -761,8 +763,9 @@ pub(crate) async fn run(
         }
         let wait = if pending.is_empty() {
             TICK
-        } else if began.elapsed() > WRITE_SLICE {
-            // Mid-backlog: go on at once.
+        } else if mid_backlog {
+            // Mid-backlog (the writes' slice ran out, not a failed write):
+            // go on at once.
             Duration::ZERO
         } else {
             Duration::from_millis(200)
