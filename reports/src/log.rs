@@ -767,7 +767,15 @@ impl Writer {
                     }
                     let mut unopened = Vec::new();
                     for r in &written {
-                        if push_to(&mut self.files, &self.dir, r.clone(), &self.stats).is_err() {
+                        if push_to(
+                            &mut self.files,
+                            &self.dir,
+                            r.clone(),
+                            &self.stats,
+                            self.synced.as_ref(),
+                        )
+                        .is_err()
+                        {
                             unopened.push(Timestamp(r.at_ms).date());
                         }
                     }
@@ -816,7 +824,13 @@ impl Writer {
         if flush_counts {
             for ((_, dims), (at, n)) in self.bids.drain() {
                 let r = count(Kind::Bid, at, dims, n);
-                let _ = push_to(&mut self.files, &self.dir, r, &self.stats);
+                let _ = push_to(
+                    &mut self.files,
+                    &self.dir,
+                    r,
+                    &self.stats,
+                    self.synced.as_ref(),
+                );
             }
             for ((_, exchange, reason), (at, n)) in self.no_bids.drain() {
                 let dims = Dims {
@@ -825,7 +839,13 @@ impl Writer {
                     ..Dims::default()
                 };
                 let r = count(Kind::NoBid, at, dims, n);
-                let _ = push_to(&mut self.files, &self.dir, r, &self.stats);
+                let _ = push_to(
+                    &mut self.files,
+                    &self.dir,
+                    r,
+                    &self.stats,
+                    self.synced.as_ref(),
+                );
             }
         }
         let failed = self.write_all();
@@ -896,7 +916,13 @@ impl Writer {
 
     /// A record whose loss is only counted (a tracked event).
     fn push(&mut self, r: Record) {
-        let _ = push_to(&mut self.files, &self.dir, r, &self.stats);
+        let _ = push_to(
+            &mut self.files,
+            &self.dir,
+            r,
+            &self.stats,
+            self.synced.as_ref(),
+        );
     }
 
     /// Writes and syncs every file with something pending. Returns the
@@ -994,12 +1020,25 @@ fn day_of(at_ms: i64) -> i64 {
 /// Queues `r` in its day's file, opening it (and closing the least used
 /// one) when needed. A file that cannot be opened loses the record, which
 /// is logged and counted, and said to the caller.
-fn push_to(files: &mut Vec<OpenDay>, dir: &Path, r: Record, stats: &Stats) -> io::Result<()> {
+fn push_to(
+    files: &mut Vec<OpenDay>,
+    dir: &Path,
+    r: Record,
+    stats: &Stats,
+    synced: Option<&ledger::synced::Synced>,
+) -> io::Result<()> {
     let day = Timestamp(r.at_ms).date();
     let i = match files.iter().position(|f| f.day == day) {
         Some(i) => i,
         None => match open_day(dir, day) {
             Ok(f) => {
+                // Written from now on: only what this writer makes durable
+                // may be copied (before its first write, the mirror would
+                // take bytes that stayed for a tick, and a slow fsync that
+                // then fails cuts back bytes already sent).
+                if let Some(s) = synced {
+                    s.set(format!("events/{}.events", f.day), f.good);
+                }
                 if files.len() >= OPEN_FILES {
                     // Only files with nothing pending are closed.
                     if let Some(lru) = files
