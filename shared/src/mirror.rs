@@ -149,6 +149,7 @@ impl Mirror {
             cursor: None,
             seen: HashMap::new(),
             done: Default::default(),
+            asked_gone: Default::default(),
             copies: HashMap::new(),
             last_id: read_offset(&opts.dir),
             saved_id: String::new(),
@@ -205,6 +206,15 @@ impl Mirror {
     }
 }
 
+/// What another replica says it sent of a file.
+struct Claimed {
+    replica: String,
+    file: String,
+    end: u64,
+    /// Its mirror runs (else requests to it are answered by stand-ins).
+    alive: bool,
+}
+
 struct MirrorKeys {
     prefix: String,
 }
@@ -229,6 +239,12 @@ impl MirrorKeys {
     /// another that holds a copy of its files.
     fn alive(&self, replica: &str) -> String {
         format!("{}ralive:{replica}", self.prefix)
+    }
+    /// Since when a replica's mirror has been seen gone (ms): past the
+    /// retention, nothing of its files is kept anywhere, and it is
+    /// forgotten.
+    fn gone_since(&self, replica: &str) -> String {
+        format!("{}rgone:{replica}", self.prefix)
     }
 }
 
@@ -312,6 +328,8 @@ struct State {
     seen: HashMap<String, (u64, u64)>,
     /// Compacted charge generations sent whole.
     done: std::collections::HashSet<String>,
+    /// Files of replicas gone asked for in this run.
+    asked_gone: std::collections::HashSet<(String, String)>,
     /// Known lengths of the copies, by (replica, file).
     copies: HashMap<(String, Source), u64>,
     last_id: String,
@@ -628,6 +646,9 @@ impl State {
                 .arg(1)
                 .arg("PX")
                 .arg(alive_ms)
+                .ignore()
+                .cmd("DEL")
+                .arg(self.keys.gone_since(&me))
                 .ignore();
             if !cursor.is_empty() {
                 let mut hset = redis::cmd("HSET");
@@ -644,7 +665,7 @@ impl State {
     }
 
     /// What every other replica says it sent, by file.
-    fn published_by_others(&self, c: &mut redis::Connection) -> Res<Vec<(String, String, u64)>> {
+    fn published_by_others(&self, c: &mut redis::Connection) -> Res<Vec<Claimed>> {
         let names: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.publishers())
             .query(c)
@@ -658,7 +679,16 @@ impl State {
                 .arg(self.keys.sent(&r))
                 .query(c)
                 .map_err(redis_err)?;
-            out.extend(sent.into_iter().map(|(f, end)| (r.clone(), f, end)));
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(self.keys.alive(&r))
+                .query(c)
+                .map_err(redis_err)?;
+            out.extend(sent.into_iter().map(|(f, end)| Claimed {
+                replica: r.clone(),
+                file: f,
+                end,
+                alive,
+            }));
         }
         Ok(out)
     }
@@ -812,12 +842,14 @@ fn request(
 
 impl State {
     /// Asks for what publishers say they sent and the copies lack.
-    fn compare(
-        &mut self,
-        c: &mut redis::Connection,
-        claimed: Vec<(String, String, u64)>,
-    ) -> Res<()> {
-        for (r, f, end) in claimed {
+    fn compare(&mut self, c: &mut redis::Connection, claimed: Vec<Claimed>) -> Res<()> {
+        for Claimed {
+            replica: r,
+            file: f,
+            end,
+            alive,
+        } in claimed
+        {
             let Some(src) = Source::parse(&f) else {
                 continue;
             };
@@ -828,6 +860,13 @@ impl State {
             self.copies.remove(&(r.clone(), src.clone()));
             let have = self.copy_len(&r, &src);
             if have < end {
+                // A replica gone is asked once per file in this run: a
+                // copy pruned here (its charges past the retention) is
+                // held by nobody, and asking every pass would go on
+                // until the replica is forgotten.
+                if !alive && !self.asked_gone.insert((r.clone(), f.clone())) {
+                    continue;
+                }
                 self.ask_again(c, &r, &src, have)?;
             }
         }
@@ -874,7 +913,20 @@ impl State {
                     .query(c)
                     .map_err(redis_err)?;
             }
-            if sent.len() == old.len() {
+            let now_ms = self.opts.clock.now().as_millis();
+            let (since,): (Option<i64>,) = redis::pipe()
+                .cmd("SET")
+                .arg(self.keys.gone_since(&r))
+                .arg(now_ms)
+                .arg("NX")
+                .ignore()
+                .cmd("GET")
+                .arg(self.keys.gone_since(&r))
+                .query(c)
+                .map_err(redis_err)?;
+            let keep_ms = i64::from(self.opts.keep_days) * 86_400_000;
+            let expired = since.is_some_and(|s| now_ms - s > keep_ms);
+            if sent.len() == old.len() || expired {
                 let _: () = redis::pipe()
                     .cmd("SREM")
                     .arg(self.keys.publishers())
@@ -882,6 +934,8 @@ impl State {
                     .ignore()
                     .cmd("DEL")
                     .arg(self.keys.wanted(&r))
+                    .arg(self.keys.sent(&r))
+                    .arg(self.keys.gone_since(&r))
                     .ignore()
                     .query(c)
                     .map_err(redis_err)?;

@@ -31,7 +31,19 @@ fn start_with(
     seen: Arc<Mutex<Vec<u8>>>,
     synced: Option<ledger::synced::Synced>,
 ) -> Mirror {
-    let mut opts = MirrorOptions::new(dir, name, clock());
+    start_clocked(dir, name, url, seen, synced, clock())
+}
+
+/// [`start_with`], on a clock the test moves.
+fn start_clocked(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    seen: Arc<Mutex<Vec<u8>>>,
+    synced: Option<ledger::synced::Synced>,
+    clock: Arc<ManualClock>,
+) -> Mirror {
+    let mut opts = MirrorOptions::new(dir, name, clock);
     opts.synced = synced;
     opts.tick = Duration::from_millis(40);
     opts.compare_every = Duration::from_millis(200);
@@ -426,6 +438,51 @@ fn a_failed_listing_sends_nothing_again() {
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(sent(), len, "the file was sent again from its start");
     drop(a);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+/// A replica gone for longer than reports are kept is forgotten in Redis
+/// (its record of what it sent, its requests, its name): nothing of its
+/// files is kept anywhere by then.
+#[test]
+fn a_replica_gone_past_the_retention_is_forgotten() {
+    let d = dirs("forgotten");
+    let redis = RedisServer::start(&d.root.join("redis")).expect("redis-server");
+    let url = redis.url();
+    let a_charges = d.a.join("charges.journal");
+    append(&a_charges, b"bidder-journal 1 3\ncharge-1\n");
+    let a = start(&d.a, "a", &url, Arc::default());
+    let b_clock = clock();
+    let b = start_clocked(&d.b, "b", &url, Arc::default(), None, b_clock.clone());
+    let b_copy = d.b.join("peers/a/charges.3.journal");
+    wait_until("b copied a", || read(&b_copy) == read(&a_charges));
+    drop(a);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut publishers = || -> Vec<String> {
+        redis::cmd("SMEMBERS")
+            .arg("bidder:rpeers")
+            .query(&mut conn)
+            .unwrap()
+    };
+    // Gone, within the retention: still known (its files may be asked for).
+    wait_until("a seen gone", || {
+        redis::cmd("EXISTS")
+            .arg("bidder:rgone:a")
+            .query::<bool>(&mut client.get_connection().unwrap())
+            .unwrap()
+    });
+    assert!(publishers().contains(&"a".to_string()));
+    b_clock.advance_millis(401 * 86_400_000);
+    wait_until("a forgotten", || !publishers().contains(&"a".to_string()));
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("bidder:rp:a")
+        .arg("bidder:rgone:a")
+        .query(&mut client.get_connection().unwrap())
+        .unwrap();
+    assert_eq!(left, 0);
+    drop(b);
     drop(redis);
     let _ = std::fs::remove_dir_all(&d.root);
 }
