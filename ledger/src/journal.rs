@@ -522,11 +522,33 @@ struct Covered {
 /// without taking its lock or changing a file: for tools that read other
 /// replicas' directories, or read-only copies of them (`bidder ledger
 /// reconcile`). A torn last record is skipped, as a start would cut it off.
+/// `None` when a bidder runs on it (holds its lock); while it is read, a
+/// shared lock keeps a bidder from starting on it.
 pub fn read_stopped(
     dir: &Path,
     ledger: &dyn Ledger,
     now: Timestamp,
-) -> Result<Replayed, OpenError> {
+) -> Result<Option<Replayed>, OpenError> {
+    let lock_path = dir.join(LOCK);
+    let _lock = match File::open(&lock_path) {
+        Ok(f) => match f.try_lock_shared() {
+            Ok(()) => Some(f),
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(OpenError::Io {
+                    path: lock_path,
+                    source,
+                })
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(OpenError::Io {
+                path: lock_path,
+                source,
+            })
+        }
+    };
     let mut replayed = Replayed::default();
     let covered = read_checkpoint(&dir.join(CHECKPOINT), ledger, now, &mut replayed)?;
     let path = dir.join(JOURNAL);
@@ -534,22 +556,7 @@ pub fn read_stopped(
         let len = std::fs::metadata(&path).map_or(whole, |m| m.len());
         replayed.cut = len.saturating_sub(whole);
     }
-    Ok(replayed)
-}
-
-/// Whether a process holds the state directory's lock (a bidder running on
-/// it). Looks without taking it for long, and without writing.
-pub fn in_use(dir: &Path) -> io::Result<bool> {
-    let f = match File::open(dir.join(LOCK)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    match f.try_lock() {
-        Ok(()) => Ok(false),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
-    }
+    Ok(Some(replayed))
 }
 
 /// What the checkpoint of a first start (or of a migration from the old

@@ -55,11 +55,12 @@ fn replayed(
     }));
     // Read as it is, never written: the directory may be a read-only
     // copy, and a stopped replica's own start cuts its torn tail.
-    if ledger::journal::in_use(dir)? {
+    if ledger::journal::read_stopped(dir, &*ledger, now)
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .is_none()
+    {
         return Ok(None);
     }
-    ledger::journal::read_stopped(dir, &*ledger, now)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut items = Vec::new();
     ledger::Ledger::export(&*ledger, now, &mut |i| items.push(i));
     Ok(Some(items))
