@@ -563,11 +563,27 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
     Ok(())
 }
 
-async fn refresh_cache(inner: &Inner) {
-    let wanted: Vec<(SpendKey, i64)> = lock(&inner.cache).keys().cloned().collect();
+/// Reads the cached spend again, a bounded share of a pass at a time
+/// (tens of thousands of keys on a slow Redis must not hold off the
+/// heartbeat): `next` says where the previous pass stopped.
+async fn refresh_cache(inner: &Inner, next: &mut usize) {
+    // Keys of days gone by are read no more.
+    let today = inner.now().date().days_since_epoch();
+    lock(&inner.cache).retain(|(_, d), _| *d >= today - 2);
+    let mut wanted: Vec<(SpendKey, i64)> = lock(&inner.cache).keys().cloned().collect();
+    // In a stable order, so that a pass goes on where the last stopped.
+    wanted.sort_unstable();
+    if *next >= wanted.len() {
+        *next = 0;
+    }
+    let began = std::time::Instant::now();
     // A few round trips a second however many line items explain and
     // reload ask about.
-    for chunk in wanted.chunks(500) {
+    for chunk in wanted[*next..].chunks(500) {
+        if began.elapsed() > WRITE_SLICE {
+            return;
+        }
+        *next += chunk.len();
         match read_many(inner, chunk).await {
             Ok(rows) => {
                 let mut cache = lock(&inner.cache);
@@ -578,9 +594,6 @@ async fn refresh_cache(inner: &Inner) {
             Err(_) => return,
         }
     }
-    // Keys of days gone by are read no more.
-    let today = inner.now().date().days_since_epoch();
-    lock(&inner.cache).retain(|(_, d), _| *d >= today - 2);
 }
 
 /// The background loop. Holds the ledger weakly: it ends with it.
@@ -598,6 +611,7 @@ pub(crate) async fn run(
     let mut last_beat = i64::MIN / 2;
     let mut last_maintenance = i64::MIN / 2;
     let mut last_stream_read = i64::MIN / 2;
+    let mut cache_next = 0usize;
     let mut ready = Some(ready);
     loop {
         let Some(inner) = inner.upgrade() else {
@@ -758,7 +772,7 @@ pub(crate) async fn run(
             if !inner.unavailable() {
                 give_back(&inner, false);
             }
-            refresh_cache(&inner).await;
+            refresh_cache(&inner, &mut cache_next).await;
             lock(&inner.refused).retain(|_, (_, until)| *until > clock_ms);
         }
         let wait = if pending.is_empty() {
