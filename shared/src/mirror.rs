@@ -493,12 +493,7 @@ impl State {
             self.cursor = Some(sent);
         }
         // Files others asked for again: sent from where they ask.
-        let wanted: Vec<(String, u64)> = redis::Script::new(
-            "local r = redis.call('HGETALL', KEYS[1]); redis.call('DEL', KEYS[1]); return r",
-        )
-        .key(self.keys.wanted(&me))
-        .invoke(c)
-        .map_err(redis_err)?;
+        let wanted = take_requests(&self.keys, c, &me)?;
         let sources = self
             .own_sources()
             .map_err(|e| format!("{}: listing report files: {e}", self.opts.dir.display()))?;
@@ -601,20 +596,7 @@ impl State {
                 let end = at + buf.len() as u64;
                 let mut pipe = redis::pipe();
                 pipe.atomic()
-                    .cmd("XADD")
-                    .arg(self.keys.stream())
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(self.stream_cap)
-                    .arg("*")
-                    .arg("r")
-                    .arg(&me)
-                    .arg("f")
-                    .arg(name)
-                    .arg("o")
-                    .arg(at)
-                    .arg("d")
-                    .arg(&buf)
+                    .add_command(piece(&self.keys, self.stream_cap, &me, name, at, &buf))
                     .ignore()
                     .cmd("HSET")
                     .arg(self.keys.sent(&me))
@@ -816,6 +798,48 @@ impl State {
     }
 }
 
+/// A piece of `replica`'s file `name` starting at `offset`, for the stream
+/// (kept to about `cap` pieces).
+fn piece(
+    keys: &MirrorKeys,
+    cap: usize,
+    replica: &str,
+    name: &str,
+    offset: u64,
+    bytes: &[u8],
+) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(keys.stream())
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(cap)
+        .arg("*")
+        .arg("r")
+        .arg(replica)
+        .arg("f")
+        .arg(name)
+        .arg("o")
+        .arg(offset)
+        .arg("d")
+        .arg(bytes);
+    cmd
+}
+
+/// Takes the requests to `replica` (file, from where), at once: one
+/// replica answers each.
+fn take_requests(
+    keys: &MirrorKeys,
+    c: &mut redis::Connection,
+    replica: &str,
+) -> Res<Vec<(String, u64)>> {
+    redis::Script::new(
+        "local r = redis.call('HGETALL', KEYS[1]); redis.call('DEL', KEYS[1]); return r",
+    )
+    .key(keys.wanted(replica))
+    .invoke(c)
+    .map_err(redis_err)
+}
+
 /// Asks `replica` to send `src` again from `from` (the lowest offset asked
 /// for wins: every replica's gap is filled).
 fn request(
@@ -941,12 +965,7 @@ impl State {
                     .map_err(redis_err)?;
                 continue;
             }
-            let wanted: Vec<(String, u64)> = redis::Script::new(
-                "local r = redis.call('HGETALL', KEYS[1]); redis.call('DEL', KEYS[1]); return r",
-            )
-            .key(self.keys.wanted(&r))
-            .invoke(c)
-            .map_err(redis_err)?;
+            let wanted = take_requests(&self.keys, c, &r)?;
             for (f, from) in wanted {
                 let Some(src) = Source::parse(&f) else {
                     continue;
@@ -968,20 +987,7 @@ impl State {
                         }
                         // Sent as the replica gone: copies are byte for
                         // byte its files, so a receiver cannot tell.
-                        let _: String = redis::cmd("XADD")
-                            .arg(self.keys.stream())
-                            .arg("MAXLEN")
-                            .arg("~")
-                            .arg(self.stream_cap)
-                            .arg("*")
-                            .arg("r")
-                            .arg(&r)
-                            .arg("f")
-                            .arg(&f)
-                            .arg("o")
-                            .arg(at)
-                            .arg("d")
-                            .arg(&buf)
+                        let _: String = piece(&self.keys, self.stream_cap, &r, &f, at, &buf)
                             .query(c)
                             .map_err(redis_err)?;
                         self.stats
