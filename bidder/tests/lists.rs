@@ -395,12 +395,11 @@ fn a_request_full_of_ids_costs_a_bounded_number_of_lookups() {
     assert_eq!(verdict(&explain(&s, &req), "li0")["reason"], "audience");
 }
 
-/// Review: another replica's batches for a list this config lacks are held
-/// and applied once it has the list; a batch that comes after the reload
-/// but before the held ones are retried (the retry runs once a second) is
-/// applied first. Here the held batch adds `u-member` and the later one
-/// removes it (an opt-out): the removal must win, as on the replica that
-/// took both in order.
+/// Another replica's batches for a list this config lacks are held and
+/// applied once it has the list, before any later batch of that list (one
+/// may come after the reload, before the once-a-second retry). Here the
+/// held batch adds `u-member` and the later one removes it (an opt-out):
+/// the removal wins, as on the replica that took both in order.
 #[test]
 fn a_held_list_batch_is_applied_before_later_batches_of_its_list() {
     let dir = shop_config_dir("lists-held-order");

@@ -107,6 +107,15 @@ orders:
     std::fs::write(dir.join("shop.yaml"), yaml).unwrap();
 }
 
+/// A fresh directory for a test (`bidder-NAME-PID`, named so that a test
+/// killed midway leaves replicas the next run can find) and a Redis in it.
+fn cluster(name: &str) -> (PathBuf, RedisServer) {
+    let root = std::env::temp_dir().join(format!("bidder-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    (root, redis)
+}
+
 struct Replica {
     child: Child,
     bid: SocketAddr,
@@ -213,9 +222,7 @@ struct Seen {
 
 #[test]
 fn three_replicas_share_budgets_caps_and_charges_through_redis() {
-    let root = std::env::temp_dir().join(format!("bidder-replicas-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let mut redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let (root, mut redis) = cluster("replicas");
     let url = redis.url();
     let config_dir = root.join("config");
     config(&config_dir);
@@ -482,9 +489,7 @@ fn bid_body(user: &str) -> Vec<u8> {
 
 #[test]
 fn without_redis_budgeted_line_items_stop_and_come_back_by_themselves() {
-    let root = std::env::temp_dir().join(format!("bidder-redis-down-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let mut redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let (root, mut redis) = cluster("redis-down");
     let config_dir = root.join("config");
     config(&config_dir);
     // Started while Redis is away: not ready (a rollout with a wrong
@@ -616,9 +621,7 @@ fn reconcile_cli(url: &str, journals: &[PathBuf], dry_run: bool) -> (Option<i32>
 
 #[test]
 fn after_redis_loses_its_data_reconcile_rebuilds_it_from_the_journals() {
-    let root = std::env::temp_dir().join(format!("bidder-reconcile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let mut redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let (root, mut redis) = cluster("reconcile");
     let url = redis.url();
     let config_dir = root.join("config");
     config(&config_dir);
@@ -761,9 +764,7 @@ fn after_redis_loses_its_data_reconcile_rebuilds_it_from_the_journals() {
 
 #[test]
 fn audience_data_given_to_one_replica_reaches_the_others() {
-    let root = std::env::temp_dir().join(format!("bidder-audience-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let (root, redis) = cluster("audience");
     let config_dir = root.join("config");
     std::fs::create_dir_all(&config_dir).unwrap();
     let shop = [
@@ -900,9 +901,7 @@ async fn report_of(r: &Replica, query: &str) -> serde_json::Value {
 
 #[test]
 fn reports_and_attribution_cover_every_replica() {
-    let root = std::env::temp_dir().join(format!("bidder-reports-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let (root, redis) = cluster("reports");
     let config_dir = root.join("config");
     std::fs::create_dir_all(&config_dir).unwrap();
     std::fs::write(
@@ -1038,15 +1037,13 @@ fn reports_and_attribution_cover_every_replica() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// Review: a list batch held on a replica whose config lacks the list (a
-/// rollout in progress) is lost when that replica restarts before its
-/// config has the list (a rollout that restarts pods: the new pod has the
-/// new config): the offset it remembers is past the batch.
+/// A list batch held on a replica whose config lacks the list (a rollout
+/// in progress) survives that replica's restart before its config has the
+/// list (a rollout that restarts pods: the new pod has the new config):
+/// the offset it remembers stays before the batch.
 #[test]
 fn a_held_list_batch_survives_a_restart() {
-    let root = std::env::temp_dir().join(format!("bidder-held-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let redis = RedisServer::start(&root.join("redis")).expect("redis-server (Debian package)");
+    let (root, redis) = cluster("held");
     let shop = [
         SHOP_HEAD,
         "audiences:

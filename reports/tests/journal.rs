@@ -621,13 +621,11 @@ fn copies_of_other_replicas_files_count_once_each_in_reports_and_attribution() {
     let _ = std::fs::remove_dir_all(&b);
 }
 
-/// Review: the copy of another replica's *live* journal generation looks
-/// closed here (a copy has no `charges.journal`), so prune reads it for
-/// its last day. Just after a compaction (or on a replica that has not
-/// charged yet) it holds no charge, and it goes; the mirror's comparison
-/// then asks for it again and the publisher sends it again: every hour,
-/// a gap counted each time. The same for a live generation whose last
-/// charge is older than the retention (a replica idle for a while).
+/// The copy of another replica's live journal generation (its newest: a
+/// copy has no `charges.journal`) is taken as open, as its replica takes
+/// it: prune keeps it even when it holds no charge yet (just after a
+/// compaction) or only old ones (a replica idle for a while); else the
+/// mirror would ask for it, and get it, again every hour.
 #[test]
 fn prune_keeps_the_copy_of_a_peers_live_generation() {
     let b = tempdir("prune-peer-live");
@@ -643,11 +641,9 @@ fn prune_keeps_the_copy_of_a_peers_live_generation() {
     let _ = std::fs::remove_dir_all(&b);
 }
 
-/// Review: an impression another replica counted is remembered so the
-/// same tracking URL sent here is not counted again, "each generation let
-/// go after the URLs' lifetime" (log.rs). The two generations turn every
-/// half lifetime, so one remembered just before a turn is let go half a
-/// lifetime later: a URL replayed here within its lifetime counts twice.
+/// An impression another replica counted is remembered for the tracking
+/// URLs' whole lifetime, so the same URL sent here is not counted again,
+/// even when it comes just before the remembered keys turn over.
 #[test]
 fn an_impression_counted_elsewhere_is_remembered_for_the_urls_lifetime() {
     let state = tempdir("elsewhere-ttl");

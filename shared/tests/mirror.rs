@@ -224,10 +224,10 @@ fn a_publisher_restarted_goes_on_from_what_it_sent() {
     let _ = std::fs::remove_dir_all(&d.root);
 }
 
-/// Review: a replica stopping (a scale-down: its pod may not come back)
-/// sends what it wrote last. `serve` stops its writers, then drops the
-/// mirror, whose last pass should send every byte written: nothing can be
-/// cut back any more. Bytes written within the last tick were not sent.
+/// A replica stopping (a scale-down: its pod may not come back) sends what
+/// it wrote last: `serve` stops its writers, then drops the mirror, whose
+/// last passes send every byte written (nothing can be cut back any
+/// more), those of the last tick included.
 #[test]
 fn what_was_written_just_before_a_stop_is_sent() {
     let d = dirs("stop");
@@ -261,11 +261,10 @@ fn what_was_written_just_before_a_stop_is_sent() {
     let _ = std::fs::remove_dir_all(&d.root);
 }
 
-/// Review: the stream is bounded by a count of pieces (4,000 of up to
-/// 256 KB: about 1 GB), not by bytes. A backfill (a new replica, a
-/// publisher restarted after Redis lost its data) fills a Redis whose
-/// `maxmemory` is smaller (k8s/base/redis.yaml: 600mb, `noeviction`), and
-/// then every write of the money path fails with OOM. Scaled down here:
+/// The stream is bounded by bytes, within a share of Redis's `maxmemory`:
+/// a backfill (a new replica, a publisher restarted after Redis lost its
+/// data) never fills a `noeviction` Redis (k8s/base/redis.yaml: 600mb), or
+/// every write of the money path would fail with OOM. Scaled down here:
 /// 16 MB of Redis, 24 MB of one day's events.
 #[test]
 fn a_backfill_leaves_room_in_redis_for_the_money_path() {
