@@ -8,8 +8,13 @@
 #   benches/load.sh --redis              # also a bidder on Redis state (a local
 #                                        # redis-server), and its Redis round trips
 #                                        # per bid
+#   benches/load.sh --rate [R]           # then latency at a fixed rate: R req/s
+#                                        # (default: half the bidder's median
+#                                        # maximum of this run) with `oha -q`, for
+#                                        # the no-op server and the bidder alike
 #
-# Loopback only. Installs wrk from Debian if it is missing.
+# Loopback only. Installs wrk from Debian, and oha with cargo for --rate, if
+# they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +24,19 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
 REDIS=0
-[ "${1:-}" = "--redis" ] && REDIS=1
+RATE=
+case "${1:-}" in
+  --redis) REDIS=1 ;;
+  --rate) RATE=${2:-half} ;;
+esac
 
 if ! command -v wrk >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
 cargo build --release -q -p bidder -p benches
+if [ -n "$RATE" ] && ! command -v oha >/dev/null; then
+  cargo install -q --locked oha
+fi
 
 work=target/load
 rm -rf "$work" && mkdir -p "$work"
@@ -121,4 +133,31 @@ echo "median: noop $n req/s, bidder $b req/s, ratio $(awk -v b="$b" -v n="$n" 'B
 if [ "$REDIS" = 1 ]; then
   x=$(median <"$work/redis.rps")
   echo "median: bidder on Redis $x req/s, $(awk -v x="$x" -v b="$b" 'BEGIN {printf "%.2f", x/b}') of embedded; Redis round trips per bid request $(median <"$work/trips")"
+fi
+
+if [ -n "$RATE" ]; then
+  [ "$RATE" = half ] && RATE=$(awk -v b="$b" 'BEGIN {printf "%d", b / 2}')
+  minified="$work/body.json"
+  python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")), end="")' "$body" >"$minified"
+  # Open-loop: requests go out at the rate whatever the answers take, and
+  # latency counts from when each was due (no coordinated omission).
+  at_rate() { # addr → "p50 p99" in ms
+    oha -z "$DURATION" -q "$RATE" -c "$CONNS" --latency-correction --no-tui --output-format json \
+      -m POST -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' -D "$minified" \
+      "http://$1/openrtb2/bid" >"$work/oha.json"
+    python3 -c 'import json,sys
+d = json.load(open(sys.argv[1])); p = d["latencyPercentiles"]; s = d["summary"]
+print("%.3f %.3f %.0f %.4f" % (p["p50"] * 1e3, p["p99"] * 1e3, s["requestsPerSec"], s["successRate"]))' "$work/oha.json"
+  }
+  : >"$work/rate.noop"; : >"$work/rate.bidder"
+  for r in $(seq "$ROUNDS"); do
+    read -r n50 n99 nrps nok <<<"$(at_rate "$noop_addr")"
+    read -r b50 b99 brps bok <<<"$(at_rate "$bid_addr")"
+    echo "$n50 $n99" >>"$work/rate.noop"; echo "$b50 $b99" >>"$work/rate.bidder"
+    echo "rate round $r at $RATE req/s: noop p50 ${n50} ms p99 ${n99} ms ($nrps req/s, success $nok); bidder p50 ${b50} ms p99 ${b99} ms ($brps req/s, success $bok)"
+  done
+  col() { awk -v c="$1" '{print $c}' "$2" | median; }
+  n50=$(col 1 "$work/rate.noop"); n99=$(col 2 "$work/rate.noop")
+  b50=$(col 1 "$work/rate.bidder"); b99=$(col 2 "$work/rate.bidder")
+  echo "median at $RATE req/s: noop p50 $n50 ms, p99 $n99 ms; bidder p50 $b50 ms, p99 $b99 ms; ratios p50 $(awk -v b="$b50" -v n="$n50" 'BEGIN {printf "%.2f", b/n}'), p99 $(awk -v b="$b99" -v n="$n99" 'BEGIN {printf "%.2f", b/n}')"
 fi

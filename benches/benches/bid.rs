@@ -3,12 +3,11 @@
 //! store of 1,000,000 users and a list of 1,000,000 members. Run: `cargo bench -p benches --bench bid`.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Instant;
 
 use benches::{generated_config, BANNER_REQUEST};
-use bidder::{App, BidAnswer, Settings};
-use config::{ManualClock, Timestamp};
+use bidder::{App, BidAnswer};
+use config::Timestamp;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn app(line_items: usize) -> App {
@@ -16,30 +15,12 @@ fn app(line_items: usize) -> App {
 }
 
 fn app_with(line_items: usize, store: audiences::Store) -> App {
-    let config =
-        config::load_files(&generated_config(line_items)).expect("generated config is valid");
-    let now = Timestamp::parse_rfc3339("2026-11-25T12:00:00Z").expect("fixed time");
-    let app = App::new(
-        Settings {
-            // Criterion runs far longer than any tmax: benches measure the
-            // work, not the deadline.
-            default_tmax: std::time::Duration::from_secs(3600),
-            max_tmax: std::time::Duration::from_secs(3600),
-            ..Settings::default()
-        },
-        Arc::new(ManualClock::new(now)),
-        store,
-        None,
-    );
-    app.install(config);
-    app
+    benches::bench_app(&generated_config(line_items), store)
 }
 
 fn bench(c: &mut Criterion) {
     // Exchanges send minified JSON; the file is pretty for people.
-    let mut request: serde_json::Value = serde_json::from_str(BANNER_REQUEST).expect("valid JSON");
-    request["tmax"] = 3_600_000.into();
-    let body = serde_json::to_vec(&request).expect("serialisable");
+    let body = benches::minified(BANNER_REQUEST);
     let body = body.as_slice();
 
     c.bench_function("parse/banner-2KB-minified", |b| {
@@ -208,21 +189,12 @@ fn bench(c: &mut Criterion) {
 
     // A video bid with its VAST (4.0, three renditions, a companion).
     let open = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/config/open");
-    let video_app = App::new(
-        Settings {
-            default_tmax: std::time::Duration::from_secs(3600),
-            max_tmax: std::time::Duration::from_secs(3600),
-            // The request's page is https: VAST carries our trackers.
-            public_url: "https://bidder.bench.invalid".into(),
-            ..Settings::default()
-        },
-        Arc::new(ManualClock::new(
-            Timestamp::parse_rfc3339("2026-11-25T12:00:00Z").expect("fixed time"),
-        )),
+    // The request's page is https: VAST carries our trackers (the bench
+    // app's tracking URLs are https).
+    let video_app = benches::bench_app_on(
+        config::load_dir(&open).expect("open test config"),
         audiences::Store::new(),
-        None,
     );
-    video_app.install(config::load_dir(&open).expect("open test config"));
     let video_body = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../testdata/openrtb/requests/pbs__amx__video-simple__call0-bidder-request.json"),
@@ -243,7 +215,8 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("bid-1M-users");
     let app = app_with(1_000, store);
-    let mut request = request.clone();
+    let mut request: serde_json::Value =
+        serde_json::from_slice(&benches::minified(BANNER_REQUEST)).expect("valid JSON");
     request["user"] = serde_json::json!({ "buyeruid": "user-4242" });
     let body = serde_json::to_vec(&request).expect("serialisable");
     group.bench_function("parse+match+respond/1000", |b| {

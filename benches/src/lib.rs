@@ -7,6 +7,85 @@ use std::fmt::Write as _;
 /// a US desktop page about a tent, ~2.5 KB like real exchange traffic.
 pub const BANNER_REQUEST: &str = include_str!("banner-request.json");
 
+/// The video request of the instruction counts: the banner request's page
+/// and user, with a secure 640x360 pre-roll slot (5–30 s, VAST 2–4, a
+/// 300x250 companion) in place of the banner.
+pub const VIDEO_REQUEST: &str = include_str!("video-request.json");
+
+/// An advertiser with a 15 s video creative, its 300x250 companion and
+/// one video line item, added to the generated config for video bids.
+pub const VIDEO_ADVERTISER: &str = "\
+advertiser:
+  id: tube
+  name: Tube
+  domains: [tube.example]
+  categories: [IAB1]
+creatives:
+  - id: clip-15s
+    format: video
+    duration_s: 15
+    media:
+      - url: https://cdn.tube.example/clip-15s-480.mp4
+        mime: video/mp4
+        width: 854
+        height: 480
+        bitrate_kbps: 1200
+    click_url: https://tube.example/
+    companions: [tube-300]
+  - id: tube-300
+    format: display
+    size: 300x250
+    image_url: https://cdn.tube.example/c.png
+    click_url: https://tube.example/companion
+orders:
+  - id: tube-o
+    service: self_service
+    budget: 100000000.00
+    flight: { start: 2026-01-01, end: 2026-12-31 }
+    line_items:
+      - id: vid
+        media: video
+        cpm: 30.00
+        budget: { daily: 1000000.00 }
+        creatives: [clip-15s]
+";
+
+/// A bidder on `files` at the benches' fixed time (2026-11-25 noon UTC),
+/// its tracking URLs on https (secure slots take video only then), with
+/// deadlines far longer than any run: benches measure the work, not the
+/// deadline.
+pub fn bench_app(files: &[(std::path::PathBuf, String)], store: audiences::Store) -> bidder::App {
+    bench_app_on(
+        config::load_files(files).expect("bench config is valid"),
+        store,
+    )
+}
+
+/// [`bench_app`] on a config already loaded.
+pub fn bench_app_on(config: config::Config, store: audiences::Store) -> bidder::App {
+    let now = config::Timestamp::parse_rfc3339("2026-11-25T12:00:00Z").expect("fixed time");
+    let app = bidder::App::new(
+        bidder::Settings {
+            default_tmax: std::time::Duration::from_secs(3600),
+            max_tmax: std::time::Duration::from_secs(3600),
+            public_url: "https://bidder.bench.example".into(),
+            ..bidder::Settings::default()
+        },
+        std::sync::Arc::new(config::ManualClock::new(now)),
+        store,
+        None,
+    );
+    app.install(config);
+    app
+}
+
+/// `json` minified, as exchanges send it, with a `tmax` of an hour.
+pub fn minified(json: &str) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+    v["tmax"] = 3_600_000.into();
+    serde_json::to_vec(&v).expect("serialisable")
+}
+
 /// Sizes drawn for generated creatives: the common IAB ones.
 const SIZES: [(u32, u32); 6] = [
     (300, 250),

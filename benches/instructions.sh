@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Instructions per bid, counted by callgrind: machine noise does not move
+# them, so later changes compare on any machine.
+#
+#   benches/instructions.sh            # banner and video bids, and parsing
+#
+# For each kind, `bid-loop` runs on the bench config of 1,000 line items
+# twice, with N1 and N2 bids after one warm-up bid; the difference of the
+# two counts over N2 - N1 is one bid's instructions, set-up excluded.
+#   banner  the bench banner request (benches/src/banner-request.json, 2.6 KB
+#           pretty, minified when sent): parse, context, auction, ledger
+#           reservation, response
+#   video   the same with a secure pre-roll slot (video-request.json): a bid
+#           with VAST and a companion
+#   parse   parsing the banner request alone
+#
+# Installs valgrind from Debian if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N1=${N1:-100}
+N2=${N2:-1100}
+
+if ! command -v valgrind >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null
+fi
+cargo build --release -q -p benches --bin bid-loop
+bin=target/release/bid-loop
+
+# Instructions of one run: callgrind's "Collected" total.
+count() {
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 >/dev/null |
+    awk '/Collected/ { print $NF }'
+}
+
+printf '%-8s %14s\n' kind instructions/bid
+for kind in banner video parse; do
+  a=$(count "$kind" "$N1")
+  b=$(count "$kind" "$N2")
+  printf '%-8s %14d\n' "$kind" $(( (b - a) / (N2 - N1) ))
+done

@@ -1,0 +1,70 @@
+//! Runs one kind of bid N times in a row on the bench config of 1,000 line
+//! items, for `benches/instructions.sh`: callgrind counts the instructions
+//! of two runs that differ only in N, and their difference divided by the
+//! difference in N is the cost of one bid, set-up excluded.
+//!
+//! `bid-loop banner|video|parse N`
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use benches::{
+    bench_app, generated_config, minified, BANNER_REQUEST, VIDEO_ADVERTISER, VIDEO_REQUEST,
+};
+use bidder::BidAnswer;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(kind), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse::<u64>().ok()))
+    else {
+        eprintln!("usage: bid-loop banner|video|parse N");
+        return ExitCode::from(2);
+    };
+    let mut files = generated_config(1_000);
+    let body = match kind.as_str() {
+        "banner" | "parse" => minified(BANNER_REQUEST),
+        "video" => {
+            files.push(("tube.yaml".into(), VIDEO_ADVERTISER.to_string()));
+            minified(VIDEO_REQUEST)
+        }
+        other => {
+            eprintln!("bid-loop: unknown kind {other:?} (banner, video, parse)");
+            return ExitCode::from(2);
+        }
+    };
+    if kind == "parse" {
+        let mut imps = 0;
+        for _ in 0..n {
+            imps += ortb::parse_request(std::hint::black_box(&body)).map_or(0, |r| r.imp.len());
+        }
+        println!("{imps}");
+        return ExitCode::SUCCESS;
+    }
+    let app = bench_app(&files, audiences::Store::new());
+    // The loop measures bids, not early no-bids: the first must bid.
+    match app.handle_bid(&body, Instant::now()) {
+        BidAnswer::Bid(json, _) => {
+            if kind == "video" && !String::from_utf8_lossy(&json).contains("<VAST") {
+                eprintln!("bid-loop: the video bid carries no VAST");
+                return ExitCode::FAILURE;
+            }
+        }
+        BidAnswer::NoBid(reason) => {
+            eprintln!("bid-loop: {kind}: no bid: {reason:?}");
+            return ExitCode::FAILURE;
+        }
+        BidAnswer::Invalid(why) => {
+            eprintln!("bid-loop: {kind}: invalid: {why}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut bytes = 0;
+    for _ in 0..n {
+        if let BidAnswer::Bid(json, _) = app.handle_bid(std::hint::black_box(&body), Instant::now())
+        {
+            bytes += json.len();
+        }
+    }
+    println!("{bytes}");
+    ExitCode::SUCCESS
+}
