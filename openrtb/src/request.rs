@@ -821,7 +821,44 @@ struct RegsExt<'a> {
     gpp_sid: Vec<i32>,
 }
 
+/// The privacy signals of `regs`, each as its own accessor reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegsSignals<'a> {
+    pub gdpr: Option<i32>,
+    pub us_privacy: Option<Cow<'a, str>>,
+    pub gpp: Option<Cow<'a, str>>,
+    pub gpp_sid: Vec<i32>,
+}
+
 impl<'a> Regs<'a> {
+    /// Every privacy signal at once, `regs.ext` read at most once (the
+    /// accessors below each read it again: a bid wants all four).
+    pub fn signals(&self) -> RegsSignals<'a> {
+        let has_all = self.gdpr.is_some()
+            && self.us_privacy.is_some()
+            && self.gpp.is_some()
+            && !self.gpp_sid.is_empty();
+        let ext = if has_all {
+            None
+        } else {
+            ext_as::<RegsExt<'a>>(self.ext)
+        };
+        let (mut eg, mut eu, mut ep, mut es) = (None, None, None, Vec::new());
+        if let Some(e) = ext {
+            (eg, eu, ep, es) = (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid);
+        }
+        RegsSignals {
+            gdpr: self.gdpr.or(eg),
+            us_privacy: self.us_privacy.clone().or(eu),
+            gpp: self.gpp.clone().or(ep),
+            gpp_sid: if self.gpp_sid.is_empty() {
+                es
+            } else {
+                self.gpp_sid.clone()
+            },
+        }
+    }
+
     /// GDPR applies (1) or not (0): 2.6 `regs.gdpr`, else 2.5 `regs.ext.gdpr`
     /// (which some exchanges send as `"1"`).
     pub fn gdpr(&self) -> Option<i32> {

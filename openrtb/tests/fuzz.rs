@@ -301,6 +301,12 @@ fn exercise(req: &BidRequest<'_>) {
     if let Some(regs) = &req.regs {
         let _ = (regs.gdpr(), regs.us_privacy(), regs.gpp());
         let _ = (regs.gpp_sid().len(), regs.is_coppa());
+        // All signals at once read as each accessor reads its own.
+        let all = regs.signals();
+        assert_eq!(all.gdpr, regs.gdpr());
+        assert_eq!(all.us_privacy, regs.us_privacy());
+        assert_eq!(all.gpp, regs.gpp());
+        assert_eq!(all.gpp_sid, regs.gpp_sid().into_owned());
     }
     if let Some(source) = &req.source {
         let _ = source.schain().map(|s| s.nodes.len());

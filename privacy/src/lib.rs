@@ -149,7 +149,8 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     let Some(regs) = regs else {
         return Ok(());
     };
-    let (gdpr, gpp_sid) = (regs.gdpr(), regs.gpp_sid());
+    let s = regs.signals();
+    let (gdpr, gpp_sid) = (s.gdpr, s.gpp_sid);
     // The consent string is read (from `user.ext` in 2.5, past whatever
     // else is there) only where GDPR applies.
     let consent = if is_set(gdpr) || gpp_sid.contains(&TCF_EU_V2) {
@@ -157,7 +158,7 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     } else {
         None
     };
-    let (usp, gpp) = (regs.us_privacy(), regs.gpp());
+    let (usp, gpp) = (s.us_privacy, s.gpp);
     signals_allow(
         &Signals {
             gdpr,
