@@ -814,24 +814,7 @@ fn audience_data_given_to_one_replica_reaches_the_others() {
         .build()
         .unwrap();
     // The line item that bids on `b` for `user`, once it bids (3 s at most).
-    let bids_on_b = |user: &'static str| {
-        runtime.block_on(async {
-            for _ in 0..150 {
-                if let Some((200, body)) =
-                    http(b.bid, "POST", "/openrtb2/bid", &bid_body(user)).await
-                {
-                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                    let nurl = v["seatbid"][0]["bid"][0]["nurl"]
-                        .as_str()
-                        .unwrap()
-                        .to_string();
-                    return query_param(&nurl, "li").map(str::to_string);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            None
-        })
-    };
+    let bids_on_b = |user: &'static str| runtime.block_on(line_item_bidding(b.bid, user));
     runtime.block_on(async {
         wait_healthy(a.admin).await;
         wait_healthy(b.admin).await;
@@ -890,6 +873,25 @@ fn audience_data_given_to_one_replica_reaches_the_others() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// The first bid a replica answers for `user` (3 s at most: a replica
+/// bids once its state and leases are there).
+async fn first_bid(addr: SocketAddr, user: &str) -> Option<serde_json::Value> {
+    for _ in 0..150 {
+        if let Some((200, body)) = http(addr, "POST", "/openrtb2/bid", &bid_body(user)).await {
+            return Some(serde_json::from_slice(&body).expect("bid JSON"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// The line item of [`first_bid`], read from its win notice URL.
+async fn line_item_bidding(addr: SocketAddr, user: &str) -> Option<String> {
+    let v = first_bid(addr, user).await?;
+    let nurl = v["seatbid"][0]["bid"][0]["nurl"].as_str()?;
+    query_param(nurl, "li").map(str::to_string)
+}
+
 /// A report's JSON from a replica's admin port.
 async fn report_of(r: &Replica, query: &str) -> serde_json::Value {
     let (status, body) = http(r.admin, "GET", &format!("/v1/reports?{query}"), b"")
@@ -933,15 +935,7 @@ fn reports_and_attribution_cover_every_replica() {
         }
         // One shopper per replica: bid, win at 2.00 CPM, impression shown.
         for (r, user) in replicas.iter().zip(["shopper-a", "shopper-b"]) {
-            let mut won = None;
-            for _ in 0..150 {
-                if let Some((200, body)) = http(r.bid, "POST", "/openrtb2/bid", &bid_body(user)).await {
-                    won = Some(serde_json::from_slice::<serde_json::Value>(&body).unwrap());
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let v = won.expect("a bid within 3 s");
+            let v = first_bid(r.bid, user).await.expect("a bid within 3 s");
             let bid = &v["seatbid"][0]["bid"][0];
             let nurl = path_of(bid["nurl"].as_str().unwrap()).replace("${AUCTION_PRICE}", "2.00");
             let (_, pixel) = common::banner_urls(bid["adm"].as_str().unwrap());
@@ -1110,22 +1104,7 @@ fn a_held_list_batch_survives_a_restart() {
     drop(b);
     let b = start_replica(&new_dir, &root.join("b"), &redis.url());
     runtime.block_on(wait_healthy(b.admin));
-    let bid = runtime.block_on(async {
-        for _ in 0..150 {
-            if let Some((200, body)) =
-                http(b.bid, "POST", "/openrtb2/bid", &bid_body("crm-1")).await
-            {
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                let nurl = v["seatbid"][0]["bid"][0]["nurl"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                return query_param(&nurl, "li").map(str::to_string);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
-    });
+    let bid = runtime.block_on(line_item_bidding(b.bid, "crm-1"));
     assert_eq!(
         bid.as_deref(),
         Some("li-crm"),
