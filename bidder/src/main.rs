@@ -738,12 +738,8 @@ fn start_mirror(url: &str, args: &ServeArgs, app: &Arc<App>) -> anyhow::Result<s
 const AUDIENCE_OFFSET: &str = "audience.offset";
 
 fn read_offset(dir: &std::path::Path) -> String {
-    std::fs::read_to_string(dir.join(AUDIENCE_OFFSET))
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
-        // A new replica reads everything Redis still keeps.
-        .unwrap_or_else(|| "0-0".to_string())
+    // A new replica reads everything Redis still keeps.
+    shared::read_stream_offset(&dir.join(AUDIENCE_OFFSET))
 }
 
 /// Applies the other replicas' audience data as it comes, and remembers

@@ -59,6 +59,18 @@ pub struct Published {
     pub body: String,
 }
 
+/// Where a replica stopped reading a stream, as saved in `path` (`MS-SEQ`);
+/// `0-0` (all the stream still holds) when there is none or it is not a
+/// stream id (a damaged file must not stall the reader on an id Redis
+/// refuses).
+pub fn read_stream_offset(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| mirror::is_stream_id(s))
+        .unwrap_or_else(|| "0-0".to_string())
+}
+
 /// Reads `redis://…` or `rediss://…` with the password (and user) from the
 /// environment, never from the URL: URLs end up in process listings, logs
 /// and manifests.

@@ -252,14 +252,10 @@ impl MirrorKeys {
 const OFFSET_FILE: &str = "reports.offset";
 
 fn read_offset(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join(OFFSET_FILE))
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| is_stream_id(s))
-        .unwrap_or_else(|| "0-0".to_string())
+    crate::read_stream_offset(&dir.join(OFFSET_FILE))
 }
 
-fn is_stream_id(s: &str) -> bool {
+pub(crate) fn is_stream_id(s: &str) -> bool {
     let mut parts = s.split('-');
     let ok = |p: Option<&str>| {
         p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()))
