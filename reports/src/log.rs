@@ -412,6 +412,27 @@ impl EventLog {
     }
 }
 
+/// What attribution learns from a journaled record, read back or copied
+/// from another replica: an impression or click is a touch, a view or
+/// purchase a conversion already counted. Returns an impression's or
+/// click's track key, when its record carries its bid id (in the order id
+/// column).
+fn learn(a: &mut Attributor, r: &Record, keep: i64, now_ms: i64) -> Option<u64> {
+    match r.kind {
+        Kind::Impression | Kind::Click => {
+            let click = r.kind == Kind::Click;
+            a.touch(r.user, &r.dims, r.at_ms, click, keep);
+            let bid = u128::from_str_radix(&r.order_id, 16).ok()?;
+            Some(track_key(bid, click))
+        }
+        Kind::View | Kind::Purchase => {
+            a.remember(r, now_ms, keep);
+            None
+        }
+        Kind::Bid | Kind::NoBid => None,
+    }
+}
+
 /// Reads back the touches and the conversions counted of the days a window
 /// may cover.
 fn rebuild(
@@ -443,20 +464,10 @@ fn rebuild(
             &mut interner,
             |r| {
                 rebuilt.records += 1;
-                match r.kind {
-                    Kind::Impression | Kind::Click => {
-                        let click = r.kind == Kind::Click;
-                        attributor.touch(r.user, &r.dims, r.at_ms, click, keep);
-                        // The bid id rides in the order id column.
-                        let bid = u128::from_str_radix(&r.order_id, 16).ok();
-                        if let Some(bid) = bid.filter(|_| r.at_ms >= recent) {
-                            if tracked.len() < max_entries {
-                                tracked.insert(track_key(bid, click));
-                            }
-                        }
+                if let Some(k) = learn(&mut attributor, &r, keep, now.as_millis()) {
+                    if r.at_ms >= recent && tracked.len() < max_entries {
+                        tracked.insert(k);
                     }
-                    Kind::View | Kind::Purchase => attributor.remember(&r, now.as_millis(), keep),
-                    Kind::Bid | Kind::NoBid => {}
                 }
             },
             |_| rebuilt.skipped += 1,
@@ -792,18 +803,12 @@ impl Writer {
                         continue;
                     }
                     self.apply_peer(&bytes, keep);
-                    self.stats
-                        .peer_queued
-                        .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
                 }
             }
         }
         if self.attributor.is_some() && !self.peer_pending.is_empty() {
             for bytes in std::mem::take(&mut self.peer_pending) {
                 self.apply_peer(&bytes, keep);
-                self.stats
-                    .peer_queued
-                    .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
             }
         }
         // Each generation turns after a whole lifetime: one remembered
@@ -886,7 +891,11 @@ impl Writer {
 
     /// Another replica's records: its touches and conversions for
     /// attribution, its tracked events so they are not counted twice.
+    /// The bytes leave the queue's count here.
     fn apply_peer(&mut self, bytes: &[u8], keep: i64) {
+        self.stats
+            .peer_queued
+            .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
         let Some(a) = &mut self.attributor else {
             return;
         };
@@ -898,18 +907,10 @@ impl Writer {
             let Some(r) = Record::parse(text, &mut interner) else {
                 continue;
             };
-            match r.kind {
-                Kind::Impression | Kind::Click => {
-                    let click = r.kind == Kind::Click;
-                    a.touch(r.user, &r.dims, r.at_ms, click, keep);
-                    if let Ok(bid) = u128::from_str_radix(&r.order_id, 16) {
-                        if self.elsewhere[0].len() < self.max_pending.max(1024) {
-                            self.elsewhere[0].insert(track_key(bid, click));
-                        }
-                    }
+            if let Some(k) = learn(a, &r, keep, r.at_ms) {
+                if self.elsewhere[0].len() < self.max_pending.max(1024) {
+                    self.elsewhere[0].insert(k);
                 }
-                Kind::View | Kind::Purchase => a.remember(&r, r.at_ms, keep),
-                Kind::Bid | Kind::NoBid => {}
             }
         }
     }
