@@ -336,6 +336,22 @@ struct HeldLists {
     bytes: usize,
 }
 
+impl HeldLists {
+    /// Takes the batches `take` picks, in the order they came; the rest
+    /// stay held.
+    fn take_where(
+        &mut self,
+        mut take: impl FnMut(&std::time::Instant, &shared::Published) -> bool,
+    ) -> Vec<shared::Published> {
+        let (taken, kept): (std::collections::VecDeque<_>, _) = std::mem::take(&mut self.items)
+            .into_iter()
+            .partition(|(at, p)| take(at, p));
+        self.items = kept;
+        self.bytes = self.items.iter().map(|(_, p)| p.body.len()).sum();
+        taken.into_iter().map(|(_, p)| p).collect()
+    }
+}
+
 /// At most this much is held (pieces are up to 1 MB each).
 const HELD_LIST_BYTES: usize = 64 << 20;
 /// A config rollout takes minutes; a list still unknown after this is not
@@ -1212,12 +1228,7 @@ impl App {
         if !held.items.iter().any(|(_, p)| p.key == key) {
             return Vec::new();
         }
-        let (mine, rest): (std::collections::VecDeque<_>, _) = std::mem::take(&mut held.items)
-            .into_iter()
-            .partition(|(_, p)| p.key == key);
-        held.bytes = rest.iter().map(|(_, p)| p.body.len()).sum();
-        held.items = rest;
-        mine.into_iter().map(|(_, p)| p).collect()
+        held.take_where(|_, p| p.key == key)
     }
 
     /// Applies the held list batches whose list the config now has (in the
@@ -1228,19 +1239,10 @@ impl App {
             if held.items.is_empty() {
                 return;
             }
-            let mut ready = Vec::new();
-            let mut keep = std::collections::VecDeque::new();
-            for (at, p) in std::mem::take(&mut held.items) {
-                if self.list_owner(&p.key).is_some() {
-                    ready.push(p);
-                } else if at.elapsed() > HELD_LIST_FOR {
-                    tracing::warn!(entry = %p.id, list = %p.key, "another replica's list batch dropped: this replica's config never had its list");
-                } else {
-                    keep.push_back((at, p));
-                }
+            let ready = held.take_where(|_, p| self.list_owner(&p.key).is_some());
+            for p in held.take_where(|at, _| at.elapsed() > HELD_LIST_FOR) {
+                tracing::warn!(entry = %p.id, list = %p.key, "another replica's list batch dropped: this replica's config never had its list");
             }
-            held.bytes = keep.iter().map(|(_, p)| p.body.len()).sum();
-            held.items = keep;
             ready
         };
         for p in &ready {
