@@ -59,6 +59,16 @@ fn replica_with(
     }
 }
 
+/// Replicas `a` and `b` (synchronous, either may create the state) on a
+/// fresh Redis in a fresh directory named for the test.
+fn two_replicas(name: &str) -> (PathBuf, RedisServer, R, R) {
+    let dir = tmp(name);
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a = replica(&server, "a", None, true);
+    let b = replica(&server, "b", None, true);
+    (dir, server, a, b)
+}
+
 struct K {
     li: SpendKey,
     order: SpendKey,
@@ -127,10 +137,7 @@ impl K {
 /// over: the bid is charged once.
 #[test]
 fn a_live_replicas_journaled_claim_is_not_taken_over() {
-    let dir = tmp("takeover");
-    let server = RedisServer::start(&dir.join("redis")).unwrap();
-    let a = replica(&server, "a", None, true);
-    let b = replica(&server, "b", None, true);
+    let (_dir, _server, a, b) = two_replicas("takeover");
     let k = K::new();
     let win = k.win(7, m(1), Cap::Daily(m(100)));
     // A claims, fsyncs its record and answers the notice 200 (commit queued).
@@ -201,10 +208,7 @@ fn a_fresh_replica_does_not_reopen_a_wiped_state() {
 /// the cap after its reservation has ended, on any replica.
 #[test]
 fn an_impression_charged_on_another_replica_counts_under_the_cap() {
-    let dir = tmp("freq");
-    let server = RedisServer::start(&dir.join("redis")).unwrap();
-    let a = replica(&server, "a", None, true);
-    let b = replica(&server, "b", None, true);
+    let (_dir, _server, a, b) = two_replicas("freq");
     let k = K::new();
     let now = Timestamp(NOON);
     a.l.reserve(&k.hold(1, m(1), Cap::None, now, Some("user-1")), now)
@@ -232,10 +236,7 @@ fn an_impression_charged_on_another_replica_counts_under_the_cap() {
 /// for it) and commits its claim instead of letting it go.
 #[test]
 fn clean_keeps_claims_whose_charge_is_in_the_checkpoint() {
-    let dir = tmp("clean");
-    let server = RedisServer::start(&dir.join("redis")).unwrap();
-    let a = replica(&server, "a", None, true);
-    let b = replica(&server, "b", None, true);
+    let (_dir, server, a, b) = two_replicas("clean");
     let k = K::new();
     let win = k.win(9, m(3), Cap::Daily(m(100)));
     let charge = a.l.begin_charge(&win).expect("A claims");
@@ -341,10 +342,7 @@ fn heartbeats_keep_going_while_a_journal_is_replayed() {
 /// The same impression charged on the replica that bid counts as well.
 #[test]
 fn an_impression_charged_on_the_replica_that_bid_counts() {
-    let dir = tmp("freq-control");
-    let server = RedisServer::start(&dir.join("redis")).unwrap();
-    let a = replica(&server, "a", None, true);
-    let b = replica(&server, "b", None, true);
+    let (_dir, _server, a, b) = two_replicas("freq-control");
     let k = K::new();
     let now = Timestamp(NOON);
     a.l.reserve(&k.hold(1, m(1), Cap::None, now, Some("user-1")), now)
