@@ -13,42 +13,9 @@ pub const BANNER_REQUEST: &str = include_str!("banner-request.json");
 pub const VIDEO_REQUEST: &str = include_str!("video-request.json");
 
 /// An advertiser with a 15 s video creative, its 300x250 companion and
-/// one video line item, added to the generated config for video bids.
-pub const VIDEO_ADVERTISER: &str = "\
-advertiser:
-  id: tube
-  name: Tube
-  domains: [tube.example]
-  categories: [IAB1]
-creatives:
-  - id: clip-15s
-    format: video
-    duration_s: 15
-    media:
-      - url: https://cdn.tube.example/clip-15s-480.mp4
-        mime: video/mp4
-        width: 854
-        height: 480
-        bitrate_kbps: 1200
-    click_url: https://tube.example/
-    companions: [tube-300]
-  - id: tube-300
-    format: display
-    size: 300x250
-    image_url: https://cdn.tube.example/c.png
-    click_url: https://tube.example/companion
-orders:
-  - id: tube-o
-    service: self_service
-    budget: 100000000.00
-    flight: { start: 2026-01-01, end: 2026-12-31 }
-    line_items:
-      - id: vid
-        media: video
-        cpm: 30.00
-        budget: { daily: 1000000.00 }
-        creatives: [clip-15s]
-";
+/// one video line item, added to the generated config for video bids (the
+/// tests' `TUBE`).
+pub const VIDEO_ADVERTISER: &str = include_str!("../../testdata/config/video/tube.yaml");
 
 /// A bidder on `files` at the benches' fixed time (2026-11-25 noon UTC),
 /// its tracking URLs on https (secure slots take video only then), with

@@ -450,41 +450,7 @@ pub fn assert_valid_vast(xml: &str) {
 
 /// Advertiser `tube`: a 15 s video creative with a 300x250 companion, and
 /// video line item `vid`.
-pub const TUBE: &str = "\
-advertiser:
-  id: tube
-  name: Tube
-  domains: [tube.example]
-  categories: [IAB1]
-creatives:
-  - id: clip-15s
-    format: video
-    duration_s: 15
-    media:
-      - url: https://cdn.tube.example/clip-15s-480.mp4
-        mime: video/mp4
-        width: 854
-        height: 480
-        bitrate_kbps: 1200
-    click_url: https://tube.example/
-    companions: [tube-300]
-  - id: tube-300
-    format: display
-    size: 300x250
-    image_url: https://cdn.tube.example/c.png
-    click_url: https://tube.example/companion
-orders:
-  - id: tube-o
-    service: self_service
-    budget: 1000.00
-    flight: { start: 2026-11-01, end: 2026-12-31 }
-    line_items:
-      - id: vid
-        media: video
-        cpm: 10.00
-        budget: { daily: 100.00 }
-        creatives: [clip-15s]
-";
+pub const TUBE: &str = include_str!("../../../testdata/config/video/tube.yaml");
 
 /// A native product ad with every part, as a `creatives:` list entry.
 pub const NATIVE_AD: &str = r#"  - id: tent-ad
