@@ -1017,8 +1017,8 @@ impl App {
                     if let Some(k) = &c.keyword {
                         dims.keyword = k.as_str().into();
                     }
-                    if let Some(a) = &c.audience {
-                        dims.audience = a.as_str().into();
+                    if let Some(a) = c.audience {
+                        dims.audience = snap.audience_labels[item.advertiser][a].clone();
                     }
                     dims
                 })

@@ -1,10 +1,12 @@
 //! `/v1/explain`: for a bid request, every line item's verdict — would it
-//! bid, and if not, the first rule that stopped it. It runs the very checks
-//! the auction runs (`select::check`), without counting or spending anything.
+//! bid, and if not, the first rule that stopped it. Each line item runs its
+//! own list of checks through `checks::evaluate`, the auction's one code
+//! path, without counting or spending anything.
 
 use ortb::BidRequest;
 use serde::Serialize;
 
+use crate::checks::{self, Stop};
 use crate::context::Context;
 use crate::nobid::NoBid;
 use crate::select::{self, Stores};
@@ -104,12 +106,10 @@ pub(crate) fn explain<'s>(
             bidding: None,
             reason: None,
         };
-        let mut reason = NoBid::Media;
-        if !priced {
-            reason = NoBid::Currency;
-        } else {
+        let mut furthest: Option<Stop> = None;
+        if priced {
             for &(imp, ref offer, floor) in &imps {
-                let r = select::check(snap, ctx, imp, offer, floor, i, item, stores);
+                let r = checks::evaluate(snap, ctx, imp, offer, floor, i, item, stores);
                 match r {
                     Ok(choice) => {
                         verdict.bids = true;
@@ -130,27 +130,28 @@ pub(crate) fn explain<'s>(
                             why: why(item, &choice, choice.pricing.first_price),
                         });
                         verdict.deal = choice.deal;
-                        verdict.audience = item.audiences.as_ref().and_then(|(any_of, _)| {
-                            let a = any_of
-                                .iter()
-                                .map(|&a| &adv.audiences[a])
-                                .find(|a| select::in_audience(stores, a, ctx))?;
-                            Some(Matched {
-                                id: &a.id,
-                                kind: a.kind.as_str(),
-                            })
+                        verdict.audience = choice.audience.map(|a| Matched {
+                            id: &adv.audiences[a].id,
+                            kind: adv.audiences[a].kind.as_str(),
                         });
                         break;
                     }
-                    Err(r) => {
-                        if select::stage(r) >= select::stage(reason) {
-                            reason = r;
+                    Err(stop) => {
+                        if stop.deeper(furthest) {
+                            furthest = Some(stop);
                         }
                     }
                 }
             }
         }
         if !verdict.bids {
+            // An unpriced request (no currency we have a rate for) runs no
+            // checks; no imp at all stops at the medium.
+            let reason = match (priced, furthest) {
+                (false, _) => NoBid::Currency,
+                (true, Some(stop)) => stop.reason,
+                (true, None) => NoBid::Media,
+            };
             verdict.reason = Some(reason.as_str());
         }
         out.push(((item.advertiser, item.order, item.line_item), verdict));

@@ -9,6 +9,7 @@
 pub mod app;
 mod body;
 pub mod changes;
+mod checks;
 pub mod context;
 mod explain;
 mod failure;

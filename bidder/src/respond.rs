@@ -77,10 +77,12 @@ impl Answer<'_> {
         // The page and the exchange see these URLs: they carry a token of
         // the audience, never its name (which would tell them the user is
         // on an advertiser's customer or retargeting list).
-        let audience = choice
-            .audience
-            .as_deref()
-            .map(|a| crate::notice::audience_token(self.signer, a));
+        let audience = choice.audience.map(|a| {
+            crate::notice::audience_token(
+                self.signer,
+                &self.snap.audience_labels[item.advertiser][a],
+            )
+        });
         let notice = NoticeUrl {
             bid_id,
             imp_id,

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use config::{Budget, ChargeOn, Config, Device, Flight, FrequencyCap, Media, Micros, Timestamp};
 
+use crate::checks::{Check, Stop};
 use crate::keywords::KeywordRule;
+use crate::nobid::NoBid;
 use crate::notice;
 
 /// One line item, ready to be checked against an imp.
@@ -45,6 +47,9 @@ pub struct Item {
     /// Geo beyond country, OS, inventory lists, day-parts: `None` for the
     /// many line items that set none of them.
     pub rules: Option<Box<crate::targeting::Rules>>,
+    /// The checks this line item runs, in order (`crate::checks`): compiled
+    /// once here, so the auction and explain walk one list.
+    pub(crate) checks: Box<[crate::checks::Check]>,
     pub keywords: Option<KeywordRule>,
     pub frequency: Option<FrequencyCap>,
     /// Creative indices within the advertiser.
@@ -80,6 +85,9 @@ pub struct Snapshot {
     creatives_by_id: crate::track::CreativeIndex,
     /// `[advertiser][creative]`: creative ids as reports carry them.
     pub creative_ids: Vec<Vec<std::sync::Arc<str>>>,
+    /// `[advertiser][audience]`: `kind:id`, as reports and the audience
+    /// token name an audience.
+    pub audience_labels: Vec<Vec<std::sync::Arc<str>>>,
     /// Products and attribution windows, for the event journal.
     pub catalog: reports::attribution::Catalog,
     pub loaded_at: Timestamp,
@@ -184,6 +192,7 @@ impl Snapshot {
                         deals: li.targeting.deals.clone(),
                         placements: li.targeting.placements.clone(),
                         rules: crate::targeting::Rules::compile(&li.targeting),
+                        checks: Box::default(),
                         keywords: li.targeting.keywords.as_ref().map(KeywordRule::compile),
                         frequency: li.frequency_cap,
                         creatives: li
@@ -207,6 +216,9 @@ impl Snapshot {
                 }
             }
         }
+        for item in &mut items {
+            item.checks = crate::checks::compile(item, &config.advertisers[item.advertiser]);
+        }
         // Stable: equal CPMs keep config order; ties are broken at random at
         // bid time, not here.
         items.sort_by_key(|i| std::cmp::Reverse(i.cpm));
@@ -214,14 +226,6 @@ impl Snapshot {
         let mut index = Index::default();
         for (i, item) in items.iter().enumerate() {
             let i = i as u32;
-            // A deal line item only ever bids inside its deals: it is found
-            // through the deal ids, never through the open-market lists.
-            if !item.deals.is_empty() {
-                for d in &item.deals {
-                    index.by_deal.entry(d.as_str().into()).or_default().push(i);
-                }
-                continue;
-            }
             let slots: Vec<Slot> = match item.media {
                 Media::Display => {
                     let adv = &config.advertisers[item.advertiser];
@@ -238,6 +242,27 @@ impl Snapshot {
                 Media::Audio => vec![Slot::Audio],
                 Media::Native => vec![Slot::Native],
             };
+            index.display |= item.media == Media::Display;
+            // A deal line item only ever bids inside its deals: it is found
+            // through the deal ids, never through the open-market lists.
+            // Its slots and countries are noted, so that a request it is
+            // skipped for gets the reason explain would give it.
+            if !item.deals.is_empty() {
+                for d in &item.deals {
+                    index.by_deal.entry(d.as_str().into()).or_default().push(i);
+                }
+                for slot in slots {
+                    let lists = index.by_slot.entry(slot).or_default();
+                    if item.countries.is_empty() {
+                        lists.deals_any_country = true;
+                    } else {
+                        lists
+                            .deal_countries
+                            .extend(item.countries.iter().filter_map(|c| country_key(c)));
+                    }
+                }
+                continue;
+            }
             for slot in slots {
                 let lists = index.by_slot.entry(slot).or_default();
                 if item.countries.is_empty() {
@@ -283,6 +308,16 @@ impl Snapshot {
             .iter()
             .map(|adv| adv.creatives.iter().map(|c| c.id.as_str().into()).collect())
             .collect();
+        let audience_labels = config
+            .advertisers
+            .iter()
+            .map(|adv| {
+                adv.audiences
+                    .iter()
+                    .map(|a| format!("{}:{}", a.kind.as_str(), a.id).into())
+                    .collect()
+            })
+            .collect();
         let catalog = reports::attribution::Catalog::from_config(&config);
         let profiles: HashMap<String, Profile> = config
             .exchanges
@@ -300,6 +335,7 @@ impl Snapshot {
             buys_native,
             creatives_by_id,
             creative_ids,
+            audience_labels,
             catalog,
             loaded_at,
         }
@@ -342,28 +378,60 @@ impl Snapshot {
     /// the request's country (or no country), and the line items of the
     /// imp's deals. Every rule is still checked per candidate; the index
     /// only keeps the walk short.
-    pub fn candidates(
+    ///
+    /// The index answers the first three checks of every line item's list
+    /// (`Slot`, `Country`, `Deal`) in bulk; with the candidates comes the
+    /// furthest of those that a line item it skipped got, so that the
+    /// auction's no-bid reason is the one explain gives.
+    pub(crate) fn candidates(
         &self,
         slots: &[Slot],
         country: Option<&str>,
         deals: &[&str],
         open_market: bool,
-    ) -> Candidates<'_> {
+    ) -> (Candidates<'_>, Stop) {
         let mut lists: Vec<&[u32]> = Vec::with_capacity(2 * slots.len() + deals.len());
         fn add<'a>(lists: &mut Vec<&'a [u32]>, list: &'a [u32]) {
             if !list.is_empty() && !lists.iter().any(|l| std::ptr::eq(*l, list)) {
                 lists.push(list);
             }
         }
-        if open_market {
-            let country = country.and_then(country_key);
-            for s in slots {
-                if let Some(l) = self.index.by_slot.get(s) {
-                    add(&mut lists, &l.any_country);
-                    if let Some(list) = country.and_then(|c| l.by_country.get(&c)) {
-                        add(&mut lists, list);
-                    }
+        // A line item of a medium the imp offers lacks the size; otherwise
+        // the imp offers none of the media bought.
+        let bought = slots.iter().any(|s| match s {
+            Slot::Banner(..) => self.index.display,
+            other => self.index.by_slot.contains_key(other),
+        });
+        let mut skipped = Stop::new(Check::Slot, if bought { NoBid::Size } else { NoBid::Media });
+        let mut note = |stop: Stop| {
+            if stop.deeper(Some(skipped)) {
+                skipped = stop;
+            }
+        };
+        let country = country.and_then(country_key);
+        for s in slots {
+            let Some(l) = self.index.by_slot.get(s) else {
+                continue;
+            };
+            let here =
+                !l.any_country.is_empty() || country.is_some_and(|c| l.by_country.contains_key(&c));
+            if here && open_market {
+                add(&mut lists, &l.any_country);
+                if let Some(list) = country.and_then(|c| l.by_country.get(&c)) {
+                    add(&mut lists, list);
                 }
+            } else if here {
+                // Only the listed deals may bid in a private auction.
+                note(Stop::new(Check::Deal, NoBid::Deal));
+            } else if !l.by_country.is_empty() {
+                note(Stop::new(Check::Country, NoBid::Country));
+            }
+            // Deal line items are found through their deals (below); those
+            // not offered stop at `Deal`.
+            if l.deals_any_country || country.is_some_and(|c| l.deal_countries.contains(&c)) {
+                note(Stop::new(Check::Deal, NoBid::Deal));
+            } else if !l.deal_countries.is_empty() {
+                note(Stop::new(Check::Country, NoBid::Country));
             }
         }
         for d in deals {
@@ -371,13 +439,13 @@ impl Snapshot {
                 add(&mut lists, list);
             }
         }
-        Candidates { lists }
+        (Candidates { lists }, skipped)
     }
 }
 
 /// What an imp offers, as the index keys it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Slot {
+pub(crate) enum Slot {
     Banner(u32, u32),
     Video,
     Audio,
@@ -389,12 +457,19 @@ pub enum Slot {
 struct Index {
     by_slot: HashMap<Slot, SlotLists>,
     by_deal: HashMap<Box<str>, Vec<u32>>,
+    /// Some line item buys display.
+    display: bool,
 }
 
 #[derive(Default)]
 struct SlotLists {
+    /// Open-market line items.
     any_country: Vec<u32>,
     by_country: HashMap<[u8; 3], Vec<u32>>,
+    /// Deal line items take the slot: some in any country, and those of
+    /// these countries. For no-bid reasons only.
+    deals_any_country: bool,
+    deal_countries: Vec<[u8; 3]>,
 }
 
 /// ISO-3166-1 alpha-3 as an upper-case fixed key; anything else is no key.
@@ -463,7 +538,7 @@ pub(crate) fn json_str(s: &str) -> String {
 /// A lazy k-way merge of ascending posting lists: yields each item index
 /// once, in ascending order (= descending CPM). Lazy so that selection can
 /// stop as soon as it has its winner.
-pub struct Candidates<'a> {
+pub(crate) struct Candidates<'a> {
     lists: Vec<&'a [u32]>,
 }
 

@@ -5,7 +5,6 @@
 use config::{AllowBlock, Dayparts, Os, Targeting};
 
 use crate::context::Context;
-use crate::nobid::NoBid;
 
 /// The rules a line item sets, or `None` in `Item` when it sets none (most
 /// do not): the common case costs one branch.
@@ -50,38 +49,55 @@ impl Rules {
         }))
     }
 
-    /// The first rule the request breaks, in the order geo, OS, inventory,
-    /// day-part.
-    pub fn check(&self, ctx: &Context<'_>) -> Result<(), NoBid> {
-        if !self.regions.is_empty() && !self.region_ok(ctx) {
-            return Err(NoBid::Geo);
-        }
-        if !self.cities.is_empty()
-            && !ctx
-                .city
-                .is_some_and(|c| self.cities.iter().any(|x| x.as_str() == c.to_lowercase()))
-        {
-            return Err(NoBid::Geo);
-        }
-        if !self.os.is_empty()
-            && !ctx
+    // Each rule is its own check of the line item's list (`crate::checks`),
+    // which runs only those the line item sets.
+
+    pub fn has_geo(&self) -> bool {
+        !self.regions.is_empty() || !self.cities.is_empty()
+    }
+
+    /// Regions, then cities.
+    pub fn geo(&self, ctx: &Context<'_>) -> bool {
+        (self.regions.is_empty() || self.region_ok(ctx))
+            && (self.cities.is_empty()
+                || ctx.city.is_some_and(|c| {
+                    let c = c.to_lowercase();
+                    self.cities.contains(&c)
+                }))
+    }
+
+    pub fn has_os(&self) -> bool {
+        !self.os.is_empty()
+    }
+
+    pub fn os(&self, ctx: &Context<'_>) -> bool {
+        self.os.is_empty()
+            || ctx
                 .os
                 .is_some_and(|os| self.os.iter().any(|o| o.matches(os)))
-        {
-            return Err(NoBid::Os);
-        }
-        if !allowed(&self.sites, ctx.site_domain, domain_within)
-            || !allowed(&self.apps, ctx.app_bundle, |a, b| a.eq_ignore_ascii_case(b))
-            || !allowed(&self.publishers, ctx.publisher, |a, b| a == b)
-        {
-            return Err(NoBid::Inventory);
-        }
-        if let Some(d) = &self.dayparts {
-            if !d.contains(ctx.now, ctx.utcoffset) {
-                return Err(NoBid::Daypart);
-            }
-        }
-        Ok(())
+    }
+
+    pub fn has_inventory(&self) -> bool {
+        self.sites != AllowBlock::default()
+            || self.apps != AllowBlock::default()
+            || self.publishers != AllowBlock::default()
+    }
+
+    /// Site domain, app bundle and publisher, each against its lists.
+    pub fn inventory(&self, ctx: &Context<'_>) -> bool {
+        allowed(&self.sites, ctx.site_domain, domain_within)
+            && allowed(&self.apps, ctx.app_bundle, |a, b| a.eq_ignore_ascii_case(b))
+            && allowed(&self.publishers, ctx.publisher, |a, b| a == b)
+    }
+
+    pub fn has_daypart(&self) -> bool {
+        self.dayparts.is_some()
+    }
+
+    pub fn daypart(&self, ctx: &Context<'_>) -> bool {
+        self.dayparts
+            .as_ref()
+            .is_none_or(|d| d.contains(ctx.now, ctx.utcoffset))
     }
 
     /// OpenRTB sends `geo.region` as the subdivision part (`CO`) or, from

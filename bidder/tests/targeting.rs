@@ -149,3 +149,158 @@ fn dayparts_in_the_users_time_zone_or_utc() {
     utc.clock.set(common::ts("2026-11-25T12:00:00Z")); // Wednesday
     assert_eq!(outcome(&utc, &r), "daypart");
 }
+
+/// `bidder_no_bids_total` of exchange `x` for `reason`.
+fn no_bids(s: &Server, x: &str, reason: &str) -> f64 {
+    let page = common::get(s.admin, "/metrics");
+    assert_eq!(page.status, 200);
+    let want = format!("bidder_no_bids_total{{exchange=\"{x}\",reason=\"{reason}\"}} ");
+    page.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(want.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The auction and explain walk one list of checks per line item: for a line
+/// item that sets every rule, each request stops at the first rule it
+/// breaks, the auction counts that very reason, and explain names it.
+#[test]
+fn the_auction_and_explain_stop_at_the_same_check() {
+    let line_item = "      - id: li
+        media: display
+        cpm: 2.00
+        budget: { daily: 50.00 }
+        frequency_cap: { impressions: 1, per_hours: 24 }
+        targeting:
+          countries: [USA]
+          devices: [desktop]
+          regions: [US-CO]
+          os: [linux]
+          sites: { allow: [news.example] }
+          keywords: { broad: [tent] }
+        creatives: [b300]
+";
+    let dir = common::tempdir("agree");
+    std::fs::write(
+        dir.join("shop.yaml"),
+        common::shop_yaml("", "500.00", line_item),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("agree.yaml"),
+        "exchange:\n  id: agree\n  name: Agree\n",
+    )
+    .unwrap();
+    let s = Server::start(&dir, None);
+    let mut good = banner_request();
+    good["device"]["geo"] = json!({ "country": "USA", "region": "CO" });
+    good["device"]["os"] = json!("Linux");
+    good["site"]["keywords"] = json!("tent");
+
+    let edit = |f: &dyn Fn(&mut Value)| {
+        let mut r = good.clone();
+        f(&mut r);
+        r
+    };
+    // Each breaks its rule and every rule after it: the first one counts.
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "media",
+            edit(&|r| r["imp"][0] = json!({ "id": "1", "audio": { "mimes": ["audio/mp4"] } })),
+        ),
+        (
+            "size",
+            edit(&|r| r["imp"][0]["banner"] = json!({ "w": 728, "h": 90 })),
+        ),
+        (
+            "country",
+            edit(&|r| {
+                r["device"]["geo"]["country"] = json!("CAN");
+                r["device"]["devicetype"] = json!(4);
+                r["site"]["keywords"] = json!("boat");
+            }),
+        ),
+        (
+            "deal",
+            edit(&|r| {
+                r["imp"][0]["pmp"] = json!({ "private_auction": 1, "deals": [{ "id": "d1" }] });
+                r["device"]["devicetype"] = json!(4);
+            }),
+        ),
+        (
+            "device",
+            edit(&|r| {
+                r["device"]["devicetype"] = json!(4);
+                r["device"]["os"] = json!("iOS");
+            }),
+        ),
+        (
+            "geo",
+            edit(&|r| {
+                r["device"]["geo"]["region"] = json!("WA");
+                r["site"]["domain"] = json!("other.example");
+            }),
+        ),
+        ("os", edit(&|r| r["device"]["os"] = json!("iOS"))),
+        (
+            "inventory",
+            edit(&|r| {
+                r["site"]["domain"] = json!("other.example");
+                r["imp"][0]["bidfloor"] = json!(3.0);
+            }),
+        ),
+        (
+            "blocked",
+            edit(&|r| {
+                r["badv"] = json!(["shop.example"]);
+                r["imp"][0]["bidfloor"] = json!(3.0);
+            }),
+        ),
+        (
+            "floor",
+            edit(&|r| {
+                r["imp"][0]["bidfloor"] = json!(3.0);
+                r["site"]["keywords"] = json!("boat");
+            }),
+        ),
+        (
+            "keyword",
+            edit(&|r| {
+                r["site"]["keywords"] = json!("boat");
+                r["user"] = json!({});
+            }),
+        ),
+        // A capped line item must know whom it counts.
+        ("frequency", edit(&|r| r["user"] = json!({}))),
+        ("privacy", edit(&|r| r["regs"] = json!({ "coppa": 1 }))),
+    ];
+    for (want, r) in &cases {
+        let before = no_bids(&s, "agree", want);
+        let reply = common::post(s.bid, "/openrtb2/bid/agree", &[], r.to_string().as_bytes());
+        assert_eq!(reply.status, 204, "{want}: {}", reply.text());
+        assert_eq!(
+            no_bids(&s, "agree", want),
+            before + 1.0,
+            "the auction's reason: {want}"
+        );
+        let v = common::admin(
+            s.admin,
+            "/v1/explain?exchange=agree",
+            r.to_string().as_bytes(),
+        );
+        assert_eq!(v.status, 200, "{}", v.text());
+        assert_eq!(
+            v.json()["line_items"][0]["reason"],
+            *want,
+            "explain's reason"
+        );
+    }
+    let reply = common::post(
+        s.bid,
+        "/openrtb2/bid/agree",
+        &[],
+        good.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "every rule holds: {}", reply.text());
+}

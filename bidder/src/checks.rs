@@ -1,0 +1,707 @@
+//! One auction code path. The rules a line item sets are compiled at config
+//! load ([`compile`]) into one ordered list of [`Check`]s; the auction
+//! ([`crate::select::select_imp`]) and `/v1/explain` both run that list
+//! through [`evaluate`], the only place a line item is judged against an
+//! imp. Explain differs only in asking every line item (the auction asks the
+//! candidates its index finds) and in what it does with the answer; the
+//! checks read the ledger and the audience store, and never write.
+//!
+//! The list is in the order of [`Check`]'s declaration, which is at once:
+//!
+//! - the order the checks run: cheapest and most selective first (a field
+//!   compare, then list lookups in the request, then the ledger's maps, the
+//!   keyword matcher and the audience store, then fitting creatives, then
+//!   pricing, which may consult the click model and the shading curve);
+//! - the no-bid reason order: when no line item bids, the reason given is
+//!   that of the one that got furthest down the list ([`Stop::deeper`]).
+//!
+//! A check a line item does not need (no country list, no keywords) is left
+//! out of its list at load, so the common line item runs few of them.
+//! Where the rule's data lives: the [`Item`] (lists, caps, deal ids), its
+//! [`crate::targeting::Rules`] (geo beyond country, OS, inventory lists,
+//! day-parts), its advertiser (`badv`/`bcat` domains and categories,
+//! audiences, creatives) and the creatives crate (what fits a slot).
+
+use config::Micros;
+use ortb::Imp;
+use rand::Rng;
+
+use crate::context::Context;
+use crate::nobid::NoBid;
+use crate::select::{AvOffer, Choice, ChoiceKind, Offer, Pricing, Stores, HOUR_MS};
+use crate::snapshot::{Item, Snapshot};
+
+/// One check of a line item's list. Declared in the order they run, which
+/// is also the order of no-bid reasons: a later check got further.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Check {
+    /// The imp offers the line item's medium and, for display, a size one
+    /// of its creatives has. First, with `Country` and `Deal`: the
+    /// candidate index ([`crate::snapshot::Snapshot::candidates`]) answers
+    /// these three for all line items at once, and tells the auction how
+    /// far the line items it skips got.
+    Slot,
+    /// A short list against `geo.country`.
+    Country,
+    /// Deals and private auctions; sets the floor and auction type the
+    /// rest of the list sees.
+    Deal,
+    /// The order's flight holds now: one compare.
+    Flight,
+    /// A short list against `device.devicetype`.
+    Device,
+    /// Regions, then cities.
+    Geo,
+    Os,
+    /// Site, app and publisher allow and block lists.
+    Inventory,
+    /// The hours of the week, in the user's time zone.
+    Daypart,
+    /// The advertiser's domains and categories against `badv` and `bcat`:
+    /// request lists, walked per candidate.
+    Blocked,
+    /// The line item's highest bid against the floor.
+    Floor,
+    /// Budgets and pacing leave room for the least it could bid: a ledger
+    /// read, before the costlier checks.
+    Room,
+    /// The keyword matcher, over the page's keywords.
+    Keyword,
+    /// Audience store lookups (and privacy, for behavioural audiences).
+    Audience,
+    /// A ledger read per capped user (and privacy).
+    Frequency,
+    /// Video, audio and native markup carry our trackers: on a secure slot
+    /// they need https.
+    Trackers,
+    /// Video and audio placement kinds.
+    Placement,
+    /// A creative that fits the slot and may serve there. Within it, a
+    /// creative that fits but may not serve (`secure`, `attribute`) got
+    /// further than none fitting (`creative`).
+    Creative,
+    /// The value (a prediction for value-based line items), shading, and
+    /// room at the price. Last: the most expensive, and only for a line item
+    /// that would otherwise bid.
+    Price,
+}
+
+/// Where and why a line item stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stop {
+    pub at: Check,
+    pub reason: NoBid,
+}
+
+impl Stop {
+    pub(crate) fn new(at: Check, reason: NoBid) -> Stop {
+        Stop { at, reason }
+    }
+
+    /// How far down the list it got.
+    fn depth(self) -> (Check, bool) {
+        (
+            self.at,
+            matches!(self.reason, NoBid::Secure | NoBid::Attribute),
+        )
+    }
+
+    /// Whether this stop got at least as far as `other`: its reason is then
+    /// the more telling one. Ties go to the later stop, so a line item the
+    /// auction evaluates speaks over what the index said of those it
+    /// skipped.
+    pub(crate) fn deeper(self, other: Option<Stop>) -> bool {
+        other.is_none_or(|o| self.depth() >= o.depth())
+    }
+}
+
+/// A line item's list, at config load. Every line item runs `Slot`,
+/// `Deal`, `Flight`, `Floor`, `Room`, `Creative` and `Price`; the others
+/// only where it sets the rule they check.
+pub(crate) fn compile(item: &Item, adv: &config::Advertiser) -> Box<[Check]> {
+    let rules = item.rules.as_deref();
+    let av = matches!(item.media, config::Media::Video | config::Media::Audio);
+    let wanted = [
+        (Check::Slot, true),
+        (Check::Country, !item.countries.is_empty()),
+        (Check::Deal, true),
+        (Check::Flight, true),
+        (Check::Device, !item.devices.is_empty()),
+        (Check::Geo, rules.is_some_and(|r| r.has_geo())),
+        (Check::Os, rules.is_some_and(|r| r.has_os())),
+        (Check::Inventory, rules.is_some_and(|r| r.has_inventory())),
+        (Check::Daypart, rules.is_some_and(|r| r.has_daypart())),
+        (
+            Check::Blocked,
+            !adv.domains.is_empty() || !adv.categories.is_empty(),
+        ),
+        (Check::Floor, true),
+        (Check::Room, true),
+        (Check::Keyword, item.keywords.is_some()),
+        (Check::Audience, item.audiences.is_some()),
+        (Check::Frequency, item.frequency.is_some()),
+        (Check::Trackers, item.media != config::Media::Display),
+        (Check::Placement, av && !item.placements.is_empty()),
+        (Check::Creative, true),
+        (Check::Price, true),
+    ];
+    wanted
+        .into_iter()
+        .filter(|&(_, on)| on)
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// What the checks so far decided, for those after them.
+struct Walk<'r> {
+    floor: Option<Micros>,
+    /// A deal's own auction type (`pmp.deals[].at`) overrides the request's.
+    first_price: bool,
+    deal: Option<&'r str>,
+    keyword: Option<&'r str>,
+    /// Index within the advertiser.
+    audience: Option<usize>,
+    choice: Option<Choice>,
+}
+
+/// Runs line item `index`'s list against one imp: the bid it would make, or
+/// where and why it stops. Reads the ledger and the audience store, never
+/// writes; the caller reserves.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn evaluate(
+    snap: &Snapshot,
+    ctx: &Context<'_>,
+    imp: &Imp<'_>,
+    offer: &Offer<'_>,
+    floor: Option<Micros>,
+    index: usize,
+    item: &Item,
+    stores: &Stores<'_>,
+) -> Result<Choice, Stop> {
+    let adv = &snap.config.advertisers[item.advertiser];
+    let mut walk = Walk {
+        floor,
+        first_price: stores.market.first_price,
+        deal: None,
+        keyword: None,
+        audience: None,
+        choice: None,
+    };
+    for &at in item.checks.iter() {
+        let stop = |reason| Stop::new(at, reason);
+        let pass = match at {
+            Check::Slot => {
+                slot(adv, item, offer).map_err(stop)?;
+                true
+            }
+            Check::Flight => item.flight.contains(ctx.now),
+            Check::Country => ctx
+                .country
+                .is_some_and(|c| item.countries.iter().any(|x| x.eq_ignore_ascii_case(c))),
+            Check::Device => ctx
+                .devicetype
+                .is_some_and(|t| item.devices.iter().any(|d| d.matches_devicetype(t))),
+            Check::Geo => item.rules.as_ref().is_none_or(|r| r.geo(ctx)),
+            Check::Os => item.rules.as_ref().is_none_or(|r| r.os(ctx)),
+            Check::Inventory => item.rules.as_ref().is_none_or(|r| r.inventory(ctx)),
+            Check::Daypart => item.rules.as_ref().is_none_or(|r| r.daypart(ctx)),
+            Check::Blocked => !blocked(adv, ctx),
+            Check::Deal => {
+                deal(ctx, imp, item, &mut walk).map_err(stop)?;
+                true
+            }
+            Check::Floor => {
+                let Some(floor) = walk.floor else {
+                    return Err(stop(NoBid::Currency));
+                };
+                if item.cpm < floor {
+                    return Err(stop(NoBid::Floor));
+                }
+                // A CPM worth less than a micro of the answer's currency
+                // bids nothing.
+                if ctx.currency.rate.from_usd(item.cpm) <= Micros::ZERO {
+                    return Err(stop(NoBid::Currency));
+                }
+                true
+            }
+            Check::Room => {
+                // Read only, at the least it could bid; the reservation
+                // checks again, atomically, at its price.
+                room(stores, ctx, item, floor_of(&walk).max(Micros(1))).map_err(stop)?;
+                true
+            }
+            Check::Keyword => match item.keywords.as_ref().map(|k| k.matched(&ctx.keywords)) {
+                Some(None) => false,
+                Some(Some(k)) => {
+                    walk.keyword = k;
+                    true
+                }
+                None => true,
+            },
+            Check::Audience => {
+                walk.audience = audience(stores, adv, item, ctx).map_err(stop)?;
+                true
+            }
+            Check::Frequency => {
+                frequency(stores, item, ctx).map_err(stop)?;
+                true
+            }
+            Check::Trackers => !offer.secure || ctx.https_trackers,
+            Check::Placement => av_offer(item.media, offer).is_some_and(|av| {
+                av.plcmt
+                    .is_some_and(|p| item.placements.iter().any(|x| x.matches_plcmt(p)))
+            }),
+            Check::Creative => {
+                let (creative, kind) = creative(snap, adv, item, offer).map_err(stop)?;
+                walk.choice = Some(Choice {
+                    item: index,
+                    creative,
+                    price: item.cpm,
+                    pricing: Pricing {
+                        value: item.cpm,
+                        shading: None,
+                        prediction: None,
+                        features: None,
+                        first_price: walk.first_price,
+                    },
+                    deal: walk.deal.map(str::to_owned),
+                    keyword: walk.keyword.map(str::to_owned),
+                    audience: walk.audience,
+                    kind,
+                });
+                true
+            }
+            Check::Price => {
+                let Some(choice) = walk.choice.take() else {
+                    return Err(stop(NoBid::Creative));
+                };
+                return price(snap, ctx, item, floor_of(&walk), stores, choice).map_err(stop);
+            }
+        };
+        if !pass {
+            return Err(stop(reason_of(at)));
+        }
+    }
+    // Every list ends with `Price`, which returns.
+    Err(Stop::new(Check::Price, NoBid::Creative))
+}
+
+/// The reason a plain yes/no check gives when it says no.
+fn reason_of(at: Check) -> NoBid {
+    match at {
+        Check::Slot => NoBid::Media,
+        Check::Flight => NoBid::Flight,
+        Check::Country => NoBid::Country,
+        Check::Device => NoBid::Device,
+        Check::Geo => NoBid::Geo,
+        Check::Os => NoBid::Os,
+        Check::Inventory => NoBid::Inventory,
+        Check::Daypart => NoBid::Daypart,
+        Check::Blocked => NoBid::Blocked,
+        Check::Deal => NoBid::Deal,
+        Check::Floor | Check::Price => NoBid::Floor,
+        Check::Room => NoBid::Budget,
+        Check::Keyword => NoBid::Keyword,
+        Check::Audience => NoBid::Audience,
+        Check::Frequency => NoBid::Frequency,
+        Check::Trackers => NoBid::Secure,
+        Check::Placement => NoBid::Placement,
+        Check::Creative => NoBid::Creative,
+    }
+}
+
+/// The floor the `Floor` check let through (it stops a walk without one).
+fn floor_of(walk: &Walk<'_>) -> Micros {
+    walk.floor.unwrap_or(Micros::ZERO)
+}
+
+/// The medium is offered and, for display, a size a creative has: what
+/// the candidate index looks up.
+fn slot(adv: &config::Advertiser, item: &Item, offer: &Offer<'_>) -> Result<(), NoBid> {
+    let offered = match item.media {
+        config::Media::Display => !offer.sizes.is_empty(),
+        config::Media::Native => offer.native.is_some(),
+        config::Media::Video | config::Media::Audio => av_offer(item.media, offer).is_some(),
+    };
+    if !offered {
+        return Err(NoBid::Media);
+    }
+    if item.media == config::Media::Display
+        && !item
+            .creatives
+            .iter()
+            .any(|&c| creatives::fits_sizes(&adv.creatives[c], &offer.sizes))
+    {
+        return Err(NoBid::Size);
+    }
+    Ok(())
+}
+
+fn av_offer<'o, 'r>(media: config::Media, offer: &'o Offer<'r>) -> Option<&'o AvOffer<'r>> {
+    match media {
+        config::Media::Video => offer.video.as_ref(),
+        config::Media::Audio => offer.audio.as_ref(),
+        config::Media::Display | config::Media::Native => None,
+    }
+}
+
+/// The advertiser's domain is in `badv` or its category in `bcat`.
+fn blocked(adv: &config::Advertiser, ctx: &Context<'_>) -> bool {
+    adv.domains
+        .iter()
+        .any(|d| ctx.badv.iter().any(|b| domain_blocked(d, b)))
+        || adv
+            .categories
+            .iter()
+            .any(|c| ctx.bcat.iter().any(|b| category_blocked(c, b)))
+}
+
+/// A deal line item bids only in one of its deals the imp offers, at the
+/// deal's floor and auction type; an open-market one not in a private
+/// auction.
+fn deal<'r>(
+    ctx: &Context<'_>,
+    imp: &'r Imp<'r>,
+    item: &Item,
+    walk: &mut Walk<'r>,
+) -> Result<(), NoBid> {
+    let pmp = imp.pmp.as_ref();
+    if item.deals.is_empty() {
+        // Only the listed deals may bid in a private auction.
+        return match pmp.is_some_and(|p| p.private_auction == Some(1)) {
+            true => Err(NoBid::Deal),
+            false => Ok(()),
+        };
+    }
+    let offered = pmp.map(|p| p.deals.as_slice()).unwrap_or(&[]);
+    let Some(d) = offered
+        .iter()
+        .find(|d| item.deals.iter().any(|want| want == d.id.as_ref()))
+    else {
+        return Err(NoBid::Deal);
+    };
+    if d.bidfloor > 0 {
+        walk.floor = Some(
+            crate::context::floor_usd(d.bidfloor, &d.bidfloorcur, ctx.rates)
+                .ok_or(NoBid::Currency)?,
+        );
+    }
+    walk.deal = Some(d.id.as_ref());
+    if let Some(at) = d.at {
+        walk.first_price = at == 1;
+    }
+    Ok(())
+}
+
+/// The first of `any_of` the request is in (index within the advertiser),
+/// when it is in none of `none_of`.
+fn audience(
+    stores: &Stores<'_>,
+    adv: &config::Advertiser,
+    item: &Item,
+    ctx: &Context<'_>,
+) -> Result<Option<usize>, NoBid> {
+    let Some((any_of, none_of)) = &item.audiences else {
+        return Ok(None);
+    };
+    let is = |a: &usize| crate::select::in_audience(stores, &adv.audiences[*a], ctx);
+    let excluded = none_of.iter().any(is);
+    let matched = if excluded {
+        None
+    } else {
+        any_of.iter().copied().find(|a| is(a))
+    };
+    if excluded || (!any_of.is_empty() && matched.is_none()) {
+        if item.behavioural && ctx.restriction.is_some() {
+            return Err(NoBid::Privacy);
+        }
+        return Err(NoBid::Audience);
+    }
+    Ok(matched)
+}
+
+fn frequency(stores: &Stores<'_>, item: &Item, ctx: &Context<'_>) -> Result<(), NoBid> {
+    let Some(cap) = &item.frequency else {
+        return Ok(());
+    };
+    // Counting a user's impressions is keeping data about them: not where
+    // privacy signals forbid behavioural use.
+    if ctx.restriction.is_some() {
+        return Err(NoBid::Privacy);
+    }
+    // A capped line item needs to know who it is counting.
+    let Some(user) = ctx.visitor.user else {
+        return Err(NoBid::Frequency);
+    };
+    let window = i64::from(cap.per_hours) * HOUR_MS;
+    match stores
+        .ledger
+        .frequency_allows(user, &item.spend_key, cap.impressions, window, ctx.now)
+    {
+        true => Ok(()),
+        false => Err(NoBid::Frequency),
+    }
+}
+
+/// The creative to show and how it fills the slot.
+fn creative(
+    snap: &Snapshot,
+    adv: &config::Advertiser,
+    item: &Item,
+    offer: &Offer<'_>,
+) -> Result<(usize, ChoiceKind), NoBid> {
+    let usable = Usable {
+        snap,
+        advertiser: item.advertiser,
+        battr: offer.battr.of(item.media),
+        secure: offer.secure,
+    };
+    match item.media {
+        config::Media::Display => {
+            // The first offered size (the exchange's preference) that a
+            // usable creative has.
+            let mut blocked = None;
+            for &(w, h) in &offer.sizes {
+                for &c in &item.creatives {
+                    if !creatives::fits_sizes(&adv.creatives[c], &[(w, h)]) {
+                        continue;
+                    }
+                    match usable.check(c) {
+                        Ok(()) => return Ok((c, ChoiceKind::Banner { w, h })),
+                        Err(r) => blocked = Some(r),
+                    }
+                }
+            }
+            // `Slot` found a creative of an offered size.
+            Err(blocked.unwrap_or(NoBid::Creative))
+        }
+        config::Media::Native => {
+            let Some(Ok(request)) = offer.native.as_ref() else {
+                return Err(NoBid::Creative);
+            };
+            let mut blocked = None;
+            for &c in &item.creatives {
+                let Some(ad) = crate::select::native_ad(&adv.creatives[c]) else {
+                    continue;
+                };
+                let Ok(fit) = creatives::fit_native(&ad, request) else {
+                    continue;
+                };
+                match usable.check(c) {
+                    Ok(()) => return Ok((c, ChoiceKind::Native { fit: Box::new(fit) })),
+                    Err(r) => blocked = Some(r),
+                }
+            }
+            Err(blocked.unwrap_or(NoBid::Creative))
+        }
+        config::Media::Video | config::Media::Audio => {
+            let av = av_offer(item.media, offer).ok_or(NoBid::Media)?;
+            fit_av(adv, item, av, &usable)
+        }
+    }
+}
+
+/// The bid for a chosen creative: the line item's value, shaded in a
+/// first-price auction, never under the floor.
+fn price(
+    snap: &Snapshot,
+    ctx: &Context<'_>,
+    item: &Item,
+    floor: Micros,
+    stores: &Stores<'_>,
+    mut choice: Choice,
+) -> Result<Choice, NoBid> {
+    let market = &stores.market;
+    // A fixed CPM needs no prediction: its features (for the tracking URLs)
+    // are built for the winner only, after the walk.
+    let features = match item.bidding {
+        config::Bidding::FixedCpm => None,
+        _ => crate::select::candidate_features(snap, ctx, market, item, &choice),
+    };
+    let (value, prediction) = crate::value::value(item, market.model, features.as_ref());
+    choice.pricing.value = value;
+    choice.pricing.prediction = prediction;
+    choice.pricing.features = features;
+    if value < floor || value <= Micros::ZERO {
+        return Err(NoBid::Floor);
+    }
+    if item.shading && choice.pricing.first_price {
+        let key = shading::CurveKey::new(market.exchange, crate::select::slot_kind(item.media));
+        let draw = if market.explore {
+            rand::rng().random::<f64>()
+        } else {
+            1.0
+        };
+        let shaded = market
+            .shader
+            .shade_with(&key, value.as_i64(), floor.as_i64(), draw);
+        // The crate never goes above the value or under the floor; this
+        // holds whatever it answers.
+        choice.price = Micros(shaded.bid_micros.clamp(floor.as_i64(), value.as_i64()));
+        choice.pricing.shading = Some(shaded);
+    } else {
+        choice.price = value;
+    }
+    // A price worth less than a micro of the answer's currency bids nothing.
+    if ctx.currency.rate.from_usd(choice.price) <= Micros::ZERO {
+        return Err(NoBid::Currency);
+    }
+    room(stores, ctx, item, choice.price)?;
+    Ok(choice)
+}
+
+/// Whether the line item's budgets and pacing plan leave room for an
+/// impression bought at `cpm`.
+fn room(stores: &Stores<'_>, ctx: &Context<'_>, item: &Item, cpm: Micros) -> Result<(), NoBid> {
+    let cost = ledger::impression_cost(cpm);
+    stores
+        .ledger
+        .room(&crate::select::limits(item), cost, ctx.today, ctx.now)
+        .map_err(crate::select::refused)
+}
+
+/// Whether a creative may serve in this slot: none of its attributes
+/// blocked, and only https URLs where the slot is secure.
+struct Usable<'a> {
+    snap: &'a Snapshot,
+    advertiser: usize,
+    battr: &'a [i32],
+    secure: bool,
+}
+
+impl Usable<'_> {
+    fn check(&self, creative: usize) -> Result<(), NoBid> {
+        let adv = &self.snap.config.advertisers[self.advertiser];
+        if self.secure && !self.snap.creative_json[self.advertiser][creative].https {
+            return Err(NoBid::Secure);
+        }
+        if adv.creatives[creative]
+            .attributes
+            .iter()
+            .any(|a| self.battr.contains(&i32::from(*a)))
+        {
+            return Err(NoBid::Attribute);
+        }
+        Ok(())
+    }
+
+    /// A companion shows on the same page: https where the slot is, and
+    /// none of its attributes blocked by the companion slots.
+    fn companion(&self, creative: usize, battr: &[i32]) -> bool {
+        let adv = &self.snap.config.advertisers[self.advertiser];
+        (!self.secure || self.snap.creative_json[self.advertiser][creative].https)
+            && !adv.creatives[creative]
+                .attributes
+                .iter()
+                .any(|a| battr.contains(&i32::from(*a)))
+    }
+}
+
+/// The first creative of a video or audio line item that the slot takes.
+/// The placement kind is the `Placement` check's, before this.
+fn fit_av(
+    adv: &config::Advertiser,
+    item: &Item,
+    av: &AvOffer<'_>,
+    usable: &Usable<'_>,
+) -> Result<(usize, ChoiceKind), NoBid> {
+    let (Some(version), true) = (av.version, av.linear) else {
+        return Err(NoBid::Creative);
+    };
+    let mut blocked = None;
+    for &c in &item.creatives {
+        let creative = &adv.creatives[c];
+        let companions: Vec<usize> = creative
+            .companions
+            .iter()
+            .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
+            .filter(|&i| usable.companion(i, &av.companion_battr))
+            .collect();
+        let companion_refs: Vec<&config::Creative> =
+            companions.iter().map(|&i| &adv.creatives[i]).collect();
+        let Ok(fit) = creatives::fit_av(creative, &av.slot, &companion_refs) else {
+            continue;
+        };
+        if let Err(r) = usable.check(c) {
+            blocked = Some(r);
+            continue;
+        }
+        let companion = fit.companion.map(|k| companions[k]);
+        return Ok((
+            c,
+            ChoiceKind::Av {
+                fit,
+                companion,
+                version,
+            },
+        ));
+    }
+    Err(blocked.unwrap_or(NoBid::Creative))
+}
+
+/// `badv` lists domains: blocking `example.com` blocks `shop.example.com`.
+fn domain_blocked(ours: &str, blocked: &str) -> bool {
+    crate::targeting::domain_within(ours, blocked.trim())
+}
+
+/// `bcat` lists categories: blocking `IAB17` blocks `IAB17-18`. Bytes, not
+/// string slices: `bcat` comes from the request and may hold any UTF-8.
+fn category_blocked(ours: &str, blocked: &str) -> bool {
+    let (o, b) = (ours.as_bytes(), blocked.as_bytes());
+    o.eq_ignore_ascii_case(b)
+        || (o.len() > b.len() && o[..b.len()].eq_ignore_ascii_case(b) && o[b.len()] == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_domains_include_subdomains() {
+        assert!(domain_blocked(
+            "acme-outdoor.example",
+            "acme-outdoor.example"
+        ));
+        assert!(domain_blocked(
+            "shop.acme-outdoor.example",
+            "acme-outdoor.example"
+        ));
+        assert!(domain_blocked(
+            "acme-outdoor.example",
+            "www.ACME-outdoor.example"
+        ));
+        assert!(!domain_blocked(
+            "notacme-outdoor.example",
+            "acme-outdoor.example"
+        ));
+        assert!(!domain_blocked("acme-outdoor.example", ""));
+    }
+
+    #[test]
+    fn blocked_categories_include_subcategories() {
+        assert!(category_blocked("IAB17-18", "IAB17"));
+        assert!(category_blocked("IAB17-18", "IAB17-18"));
+        assert!(!category_blocked("IAB17-18", "IAB17-1"));
+        assert!(!category_blocked("IAB17", "IAB17-18"));
+        assert!(!category_blocked("IAB170", "IAB17"));
+        assert!(
+            !category_blocked("IAB17-é", "IAB17-a"),
+            "no panic on multi-byte input"
+        );
+    }
+
+    #[test]
+    fn a_creative_that_fits_but_may_not_serve_got_further() {
+        let fits_not = Stop::new(Check::Creative, NoBid::Secure);
+        let none_fit = Stop::new(Check::Creative, NoBid::Creative);
+        assert!(fits_not.deeper(Some(none_fit)));
+        assert!(!none_fit.deeper(Some(fits_not)));
+        assert!(none_fit.deeper(Some(Stop::new(Check::Placement, NoBid::Placement))));
+        let currency = Stop::new(Check::Deal, NoBid::Currency);
+        assert!(
+            currency.deeper(Some(Stop::new(Check::Deal, NoBid::Deal))),
+            "ties go to the later"
+        );
+        assert!(none_fit.deeper(None));
+    }
+}
