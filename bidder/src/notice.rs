@@ -515,7 +515,7 @@ pub fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
-fn encode_into(s: &str, out: &mut String) {
+pub(crate) fn encode_into(s: &str, out: &mut String) {
     out.extend(percent_encoding::utf8_percent_encode(s, QUERY_VALUE));
 }
 

@@ -24,6 +24,7 @@
 //! redirect. Tracking never charges.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use crate::notice::{self, Signer};
@@ -157,24 +158,24 @@ impl<'a> Urls<'a> {
     ) -> Urls<'a> {
         let mut signed = String::with_capacity(200);
         signed.push_str("b=");
-        signed.push_str(&notice::encode(bid.bid_id));
+        notice::encode_into(bid.bid_id, &mut signed);
         signed.push_str(bid.line_item_and_order);
         signed.push_str("&c=");
         signed.push_str(bid.creative);
         signed.push_str("&x=");
         signed.push_str(bid.exchange);
-        signed.push_str(&format!("&ts={}&t={}", bid.at_ms, u8::from(bid.test)));
+        let _ = write!(signed, "&ts={}&t={}", bid.at_ms, u8::from(bid.test));
         signed.push_str("&k=");
         if let Some(k) = keyword {
-            signed.push_str(&notice::encode(k));
+            notice::encode_into(k, &mut signed);
         }
         signed.push_str("&u=");
         if let Some(u) = user {
-            signed.push_str(&user_key(signer, u));
+            push_user_key(signer, u, &mut signed);
         }
         if let Some(a) = bid.audience {
             signed.push_str("&a=");
-            signed.push_str(&notice::encode(a));
+            notice::encode_into(a, &mut signed);
         }
         let mac = signer.state(&signed);
         // Web-safe base64: nothing in it needs escaping in a query or in
@@ -188,16 +189,23 @@ impl<'a> Urls<'a> {
         }
     }
 
-    fn write(&self, path: Path, tail: &str) -> String {
-        let mut out = String::with_capacity(self.base.len() + self.signed.len() + 80);
+    /// The URL of `path` with `tail` (its pieces written one after the
+    /// other: no string is built for the tail itself).
+    fn write(&self, path: Path, tail: &[&str]) -> String {
+        let tail_len: usize = tail.iter().map(|t| t.len()).sum();
+        let mut out = String::with_capacity(
+            self.base.len() + path.as_str().len() + self.signed.len() + tail_len + 40,
+        );
         out.push_str(self.base);
         out.push_str(path.as_str());
         out.push('?');
         out.push_str(&self.signed);
-        out.push_str(tail);
-        out.push_str("&s=");
         let mut mac = self.mac.clone();
-        hmac::Mac::update(&mut mac, tail.as_bytes());
+        for t in tail {
+            out.push_str(t);
+            hmac::Mac::update(&mut mac, t.as_bytes());
+        }
+        out.push_str("&s=");
         hmac::Mac::update(&mut mac, b"\n");
         Signer::sign_named(&mac, path.name(), &mut out);
         out
@@ -206,23 +214,23 @@ impl<'a> Urls<'a> {
     /// The impression pixel (banner), `Impression` (VAST), the impression
     /// event tracker (native).
     pub fn impression(&self) -> String {
-        self.write(Path::Impression, &self.features)
+        self.write(Path::Impression, &[&self.features])
     }
 
     /// The banner's link: counts the click and sends the browser on.
     pub fn click(&self) -> String {
-        self.write(Path::Click, &format!("{}&d=1", self.features))
+        self.write(Path::Click, &[&self.features, "&d=1"])
     }
 
     /// A click tracker fired beside the click (VAST `ClickTracking`, native
     /// `link.clicktrackers`): counts it, answers 204.
     pub fn click_beacon(&self) -> String {
-        self.write(Path::Click, &format!("{}&d=0", self.features))
+        self.write(Path::Click, &[&self.features, "&d=0"])
     }
 
     /// A VAST `Tracking` URL of `event` (its VAST name).
     pub fn vast_event(&self, event: &str) -> String {
-        self.write(Path::Event, &format!("&ev={event}"))
+        self.write(Path::Event, &["&ev=", event])
     }
 }
 
@@ -342,12 +350,17 @@ pub fn user_key_u64(signer: &Signer, user: &str) -> u64 {
 /// key everywhere and the URL does not show who it is.
 pub fn user_key(signer: &Signer, user: &str) -> String {
     let mut out = String::with_capacity(32);
-    let mac = signer.state(user);
-    let mut mac = mac;
-    hmac::Mac::update(&mut mac, b"\n");
-    Signer::sign_named(&mac, "user", &mut out);
-    out.truncate(16);
+    push_user_key(signer, user, &mut out);
     out
+}
+
+/// [`user_key`] written onto `out`.
+fn push_user_key(signer: &Signer, user: &str, out: &mut String) {
+    let start = out.len();
+    let mut mac = signer.state(user);
+    hmac::Mac::update(&mut mac, b"\n");
+    Signer::sign_named(&mac, "user", out);
+    out.truncate(start + 16);
 }
 
 /// Which (bid, event) pairs were counted, so each counts once. Kept in
