@@ -6,6 +6,11 @@
 
 use std::collections::HashMap;
 
+/// The snapshot's maps are built once per config load and only read on the
+/// bid path: a request's key can lengthen no probe chain, so a fast hasher
+/// (seeded per process) does.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use config::{Budget, ChargeOn, Config, Device, Flight, FrequencyCap, Media, Micros, Timestamp};
 
 use crate::checks::{Check, Stop};
@@ -70,14 +75,14 @@ pub struct Snapshot {
     pub items: Vec<Item>,
     index: Index,
     /// Line item id → index in `items`, for notices.
-    by_id: HashMap<String, usize>,
+    by_id: Map<String, usize>,
     /// `[advertiser][creative]`: what a bid says about its creative, as
     /// ready-made JSON members — the markup is static, so it is escaped once
     /// per config load instead of once per bid.
     pub creative_json: Vec<Vec<CreativeJson>>,
     /// Configured exchanges, by id; plain `/openrtb2/bid` gets the one with
     /// id `default` when there is one, else [`Snapshot::default_profile`].
-    profiles: HashMap<String, Profile>,
+    profiles: Map<String, Profile>,
     default_profile: Profile,
     /// Some line item buys native.
     pub buys_native: bool,
@@ -319,7 +324,7 @@ impl Snapshot {
             })
             .collect();
         let catalog = reports::attribution::Catalog::from_config(&config);
-        let profiles: HashMap<String, Profile> = config
+        let profiles: Map<String, Profile> = config
             .exchanges
             .iter()
             .map(|e| (e.id.clone(), Profile::compile(Some(e))))
@@ -455,8 +460,8 @@ pub(crate) enum Slot {
 /// Posting lists of item indices, ascending (= descending CPM).
 #[derive(Default)]
 struct Index {
-    by_slot: HashMap<Slot, SlotLists>,
-    by_deal: HashMap<Box<str>, Vec<u32>>,
+    by_slot: Map<Slot, SlotLists>,
+    by_deal: Map<Box<str>, Vec<u32>>,
     /// Some line item buys display.
     display: bool,
 }
@@ -465,7 +470,7 @@ struct Index {
 struct SlotLists {
     /// Open-market line items.
     any_country: Vec<u32>,
-    by_country: HashMap<[u8; 3], Vec<u32>>,
+    by_country: Map<[u8; 3], Vec<u32>>,
     /// Deal line items take the slot: some in any country, and those of
     /// these countries. For no-bid reasons only.
     deals_any_country: bool,

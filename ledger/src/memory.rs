@@ -208,20 +208,30 @@ impl Counters {
 }
 
 struct Sharded<T> {
+    /// Keys frequency windows by (user, line item): SipHash, since users
+    /// come from requests.
     hasher: RandomState,
+    /// Picks a key's shard. The keys are ours (spend keys from the config,
+    /// window keys already SipHashed above), so a fast hasher with a seed
+    /// per process does.
+    pick: foldhash::fast::RandomState,
     shards: Vec<Mutex<T>>,
 }
+
+/// A shard's map: the same reasoning as [`Sharded::pick`].
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 impl<T: Default> Sharded<T> {
     fn new(n: usize) -> Self {
         Sharded {
             hasher: RandomState::new(),
+            pick: foldhash::fast::RandomState::default(),
             shards: (0..n).map(|_| Mutex::new(T::default())).collect(),
         }
     }
 
     fn index(&self, key: impl Hash) -> usize {
-        (self.hasher.hash_one(key) as usize) % self.shards.len()
+        (self.pick.hash_one(key) as usize) % self.shards.len()
     }
 
     fn lock(&self, i: usize) -> MutexGuard<'_, T> {
@@ -233,8 +243,8 @@ impl<T: Default> Sharded<T> {
 
 /// The counter shards of some keys, locked in index order.
 struct Locked<'a> {
-    counters: &'a Sharded<HashMap<SpendKey, Counters>>,
-    guards: Vec<(usize, MutexGuard<'a, HashMap<SpendKey, Counters>>)>,
+    counters: &'a Sharded<Map<SpendKey, Counters>>,
+    guards: Vec<(usize, MutexGuard<'a, Map<SpendKey, Counters>>)>,
 }
 
 impl Locked<'_> {
@@ -327,8 +337,8 @@ fn prior_hold(prior: Prior) -> Option<(Field, i64, Micros)> {
 pub struct MemoryLedger {
     options: Options,
     bids: Vec<Mutex<BidShard>>,
-    counters: Sharded<HashMap<SpendKey, Counters>>,
-    windows: Sharded<HashMap<u64, Window>>,
+    counters: Sharded<Map<SpendKey, Counters>>,
+    windows: Sharded<Map<u64, Window>>,
     late: LateShare,
     /// The day old per-day spend was last pruned.
     pruned_day: AtomicI64,
