@@ -302,8 +302,14 @@ fn push_price(out: &mut String, price: Micros) {
     if frac == 0 {
         let _ = write!(out, "{units}.0");
     } else {
-        let digits = format!("{frac:06}");
-        let _ = write!(out, "{units}.{}", digits.trim_end_matches('0'));
+        // Six digits, trailing zeros dropped, without a string of their own.
+        let _ = write!(out, "{units}.");
+        let (mut digits, mut width) = (frac, 6);
+        while digits % 10 == 0 {
+            digits /= 10;
+            width -= 1;
+        }
+        let _ = write!(out, "{digits:0width$}");
     }
 }
 
@@ -337,6 +343,19 @@ mod tests {
             let mut out = String::new();
             push_json_str(&mut out, &s);
             proptest::prop_assert_eq!(&out, &serde_json::to_string(&s).unwrap());
+        }
+
+        /// Any price reads back as its micros, with no trailing zero but
+        /// the one of a whole number.
+        #[test]
+        fn any_price_is_its_exact_decimal(micros in 0i64..1_000_000_000_000) {
+            let mut s = String::new();
+            push_price(&mut s, Micros(micros));
+            let (units, frac) = s.split_once('.').unwrap();
+            proptest::prop_assert_eq!(units.parse::<i64>().unwrap(), micros / 1_000_000);
+            proptest::prop_assert!(frac == "0" || (frac.len() <= 6 && !frac.ends_with('0')));
+            let padded = format!("{frac:0<6}");
+            proptest::prop_assert_eq!(padded.parse::<i64>().unwrap(), micros % 1_000_000);
         }
     }
 
