@@ -136,7 +136,7 @@ const SIGNED: [&str; 9] = ["b", "li", "o", "c", "x", "ts", "t", "k", "u"];
 pub struct Urls<'a> {
     base: &'a str,
     signed: String,
-    mac: hmac::Hmac<sha2::Sha256>,
+    key: notice::UrlKey,
     /// `&f=…`, or empty: written into impression and click URLs only (a
     /// player's quartile events teach the model nothing, and leaving it out
     /// keeps VAST markup short).
@@ -177,14 +177,14 @@ impl<'a> Urls<'a> {
             signed.push_str("&a=");
             notice::encode_into(a, &mut signed);
         }
-        let mac = signer.state(&signed);
+        let key = signer.url_key(&signed);
         // Web-safe base64: nothing in it needs escaping in a query or in
         // JSON.
         let features = features.map_or_else(String::new, |f| format!("&f={}", f.to_compact()));
         Urls {
             base: base.trim_end_matches('/'),
             signed,
-            mac,
+            key,
             features,
         }
     }
@@ -200,14 +200,11 @@ impl<'a> Urls<'a> {
         out.push_str(path.as_str());
         out.push('?');
         out.push_str(&self.signed);
-        let mut mac = self.mac.clone();
         for t in tail {
             out.push_str(t);
-            hmac::Mac::update(&mut mac, t.as_bytes());
         }
         out.push_str("&s=");
-        hmac::Mac::update(&mut mac, b"\n");
-        Signer::sign_named(&mac, path.name(), &mut out);
+        self.key.sign(path.name(), tail, &mut out);
         out
     }
 
@@ -272,18 +269,32 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
     // The signature is last and is hex: a query with anything after it is
     // not one we wrote (the split above took the last `&s=`).
     let name = path.name();
-    if !signer.verify_named(name, signed, sig) {
-        return Err(bad());
-    }
-    // Signed by us: the layout is ours. Read it strictly all the same.
+    // The layout first (nothing read is trusted before the signature
+    // holds): the bid's common part, keyed once per bid, ends after the
+    // signed parameters and the audience; the rest is this URL's tail.
     let mut pairs = signed.split('&');
     let values = notice::signed_values(&mut pairs, SIGNED).ok_or_else(bad)?;
     let mut tail = pairs.next();
     let audience = match tail.and_then(|p| p.strip_prefix("a=")) {
         Some(a) => {
             tail = pairs.next();
-            Some(notice::decode(a).ok_or_else(bad)?)
+            Some(a)
         }
+        None => None,
+    };
+    let common_len = match tail {
+        // `tail` is a piece of `signed`, after its `&`.
+        Some(t) => (t.as_ptr() as usize - signed.as_ptr() as usize) - 1,
+        None => signed.len(),
+    };
+    let (common, rest) = signed.split_at(common_len);
+    // As written now, or by versions before the per-bid key.
+    if !signer.url_key(common).verify(name, &[rest], sig) && !signer.verify_named(name, signed, sig)
+    {
+        return Err(bad());
+    }
+    let audience = match audience {
+        Some(a) => Some(notice::decode(a).ok_or_else(bad)?),
         None => None,
     };
     // Only impression and click URLs are written with features; one on an
@@ -522,6 +533,57 @@ mod tests {
             .split_once('?')
             .unwrap();
         (Path::of(path).unwrap(), q)
+    }
+
+    #[test]
+    fn urls_signed_by_earlier_versions_still_verify() {
+        let u = urls_full(
+            Some("phrase:mystery novel"),
+            Some("products:books"),
+            Some(&features()),
+        );
+        for url in [
+            u.impression(),
+            u.click(),
+            u.click_beacon(),
+            u.vast_event("midpoint"),
+        ] {
+            let (p, q) = query(&url);
+            let (signed, _) = q.rsplit_once("&s=").unwrap();
+            // One HMAC-SHA256 over the whole text and the purpose.
+            let mut old = format!("{signed}&s=");
+            Signer::sign_named(&signer().state(&format!("{signed}\n")), p.name(), &mut old);
+            assert_ne!(old, q);
+            assert_eq!(
+                verify(p, &old, &signer()).unwrap(),
+                verify(p, q, &signer()).unwrap()
+            );
+            let other = match p {
+                Path::Impression => Path::Click,
+                _ => Path::Impression,
+            };
+            assert!(verify(other, &old, &signer()).is_err());
+            assert!(verify(other, q, &signer()).is_err());
+        }
+    }
+
+    /// A URL's tail can be neither moved into its common part nor changed:
+    /// the per-bid key covers where the split falls.
+    #[test]
+    fn the_tail_is_signed_under_the_bids_key() {
+        let u = urls_full(None, Some("products:books"), Some(&features()));
+        let click = u.click();
+        let (p, q) = query(&click);
+        for forged in [
+            q.replace("&d=1", "&d=0"),
+            q.replace("&a=products%3Abooks", ""),
+            q.replace("&a=products%3Abooks&f=", "&f="),
+        ] {
+            assert!(verify(p, &forged, &signer()).is_err(), "{forged}");
+        }
+        let ev = u.vast_event("start");
+        let (p, q) = query(&ev);
+        assert!(verify(p, &q.replace("ev=start", "ev=complete"), &signer()).is_err());
     }
 
     #[test]
