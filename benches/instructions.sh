@@ -13,6 +13,8 @@
 #   video   the same with a secure pre-roll slot (video-request.json): a bid
 #           with VAST and a companion
 #   parse   parsing the banner request alone
+# banner and video are counted twice: URLs signed per URL (the default) and
+# per bid (`--url-signatures per-bid`).
 #
 # Installs valgrind from Debian if it is missing.
 set -euo pipefail
@@ -29,13 +31,14 @@ bin=target/release/bid-loop
 
 # Instructions of one run: callgrind's "Collected" total.
 count() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 >/dev/null |
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$@" 2>&1 >/dev/null |
     awk '/Collected/ { print $NF }'
 }
 
-printf '%-8s %14s\n' kind instructions/bid
-for kind in banner video parse; do
-  a=$(count "$kind" "$N1")
-  b=$(count "$kind" "$N2")
-  printf '%-8s %14d\n' "$kind" $(( (b - a) / (N2 - N1) ))
+printf '%-16s %14s\n' kind instructions/bid
+for run in banner "banner per-bid" video "video per-bid" parse; do
+  set -- $run
+  a=$(count "$1" "$N1" ${2:-})
+  b=$(count "$1" "$N2" ${2:-})
+  printf '%-16s %14d\n' "$run" $(( (b - a) / (N2 - N1) ))
 done

@@ -194,6 +194,7 @@ fn bench(c: &mut Criterion) {
     let video_app = benches::bench_app_on(
         config::load_dir(&open).expect("open test config"),
         audiences::Store::new(),
+        bidder::notice::UrlSignatures::default(),
     );
     let video_body = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

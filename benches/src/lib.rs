@@ -22,20 +22,35 @@ pub const VIDEO_ADVERTISER: &str = include_str!("../../testdata/config/video/tub
 /// deadlines far longer than any run: benches measure the work, not the
 /// deadline.
 pub fn bench_app(files: &[(std::path::PathBuf, String)], store: audiences::Store) -> bidder::App {
+    bench_app_signing(files, store, bidder::notice::UrlSignatures::default())
+}
+
+/// [`bench_app`] writing its URLs' signatures `how`.
+pub fn bench_app_signing(
+    files: &[(std::path::PathBuf, String)],
+    store: audiences::Store,
+    how: bidder::notice::UrlSignatures,
+) -> bidder::App {
     bench_app_on(
         config::load_files(files).expect("bench config is valid"),
         store,
+        how,
     )
 }
 
-/// [`bench_app`] on a config already loaded.
-pub fn bench_app_on(config: config::Config, store: audiences::Store) -> bidder::App {
+/// [`bench_app_signing`] on a config already loaded.
+pub fn bench_app_on(
+    config: config::Config,
+    store: audiences::Store,
+    how: bidder::notice::UrlSignatures,
+) -> bidder::App {
     let now = config::Timestamp::parse_rfc3339("2026-11-25T12:00:00Z").expect("fixed time");
     let app = bidder::App::new(
         bidder::Settings {
             default_tmax: std::time::Duration::from_secs(3600),
             max_tmax: std::time::Duration::from_secs(3600),
             public_url: "https://bidder.bench.example".into(),
+            url_signatures: how,
             ..bidder::Settings::default()
         },
         std::sync::Arc::new(config::ManualClock::new(now)),

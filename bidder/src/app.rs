@@ -49,6 +49,8 @@ pub struct Settings {
     pub notice_secret: Option<String>,
     /// Notices older than this are refused.
     pub notice_ttl: Duration,
+    /// How notice and tracking URLs are written (both ways are read).
+    pub url_signatures: crate::notice::UrlSignatures,
     /// How long a bid holds its cost against the budget while no notice
     /// comes; a win after that is still recorded, billed only within the
     /// budget. Win notices come within seconds of the auction; a long hold
@@ -120,6 +122,7 @@ impl Default for Settings {
             privacy: crate::privacy::PrivacySettings::default(),
             notice_secret: None,
             notice_ttl: Duration::from_secs(24 * 3600),
+            url_signatures: crate::notice::UrlSignatures::default(),
             reservation_ttl: Duration::from_secs(60),
             max_bids_per_line_item: 4,
             ledger: ledger::Options::default(),
@@ -366,6 +369,7 @@ impl App {
         config_dir: Option<PathBuf>,
     ) -> App {
         let settings_secret = settings.notice_secret.clone().filter(|s| !s.is_empty());
+        let url_signatures = settings.url_signatures;
         let settings_pixel_ip = settings.pixel_events_per_ip_per_minute;
         let tracked = crate::track::Seen::new(
             settings.notice_ttl.as_millis() as i64,
@@ -382,8 +386,8 @@ impl App {
             settings,
             metrics: metrics::install(),
             signer: match &settings_secret {
-                Some(secret) => crate::notice::Signer::new(secret.as_bytes()),
-                None => crate::notice::Signer::new(&rand::random::<[u8; 32]>()),
+                Some(secret) => crate::notice::Signer::writing(secret.as_bytes(), url_signatures),
+                None => crate::notice::Signer::writing(&rand::random::<[u8; 32]>(), url_signatures),
             },
             price_log: metrics::Throttle::new(Duration::from_secs(10)),
             tracked,

@@ -10,16 +10,28 @@
 //! Anything else — a parameter added, repeated, reordered or changed, a win
 //! URL called as a loss — fails the signature.
 //!
-//! How URLs are signed ([`UrlKey`]): a bid writes a dozen signed URLs or
-//! more (three notices, impression and click trackers, a VAST event each),
-//! all over the same text but for a short tail and their purpose. So the
-//! text is keyed once per bid, with HMAC-SHA256 under the notice secret,
-//! and each URL's signature is SipHash-2-4 (128 bits out) of its purpose and
-//! tail under that per-bid key: one HMAC per bid instead of one per URL.
-//! The per-bid key never leaves the bidder, and is worth one bid's URLs,
-//! all of which the exchange holds anyway. URLs signed by earlier versions
-//! (one HMAC-SHA256 per URL) still verify, so nothing in flight is lost in a
-//! rolling deploy.
+//! How URLs are signed ([`UrlSignatures`]). A bid writes a dozen signed URLs
+//! or more (three notices, impression and click trackers, a VAST event
+//! each), all over the same text but for a short tail and their purpose.
+//!
+//! - `per-url`, as every version before this one: each URL carries the
+//!   first 128 bits of HMAC-SHA256(secret, text ‖ tail ‖ `\n` ‖ purpose).
+//! - `per-bid`: the bid's common text is keyed once, with the first 128 bits
+//!   of HMAC-SHA256(secret, common ‖ `\n` ‖ `url-key`), a purpose nothing is
+//!   ever published under; each URL's signature is SipHash-2-4 with 128-bit
+//!   output of purpose ‖ `\n` ‖ tail under that key. One HMAC per bid
+//!   instead of one per URL. This rests on SipHash-2-4 being a PRF, as it
+//!   was designed to be (its 128-bit output mode is less studied than
+//!   HMAC). The key never leaves the bidder and is worth one bid's URLs:
+//!   whoever found it could forge that bid's events and features, no other
+//!   bid's. Many bids' tags searched together lower the work to find some
+//!   key to about 2^(128 − log2 bids): 2^88 over 2^40 bids.
+//!
+//! Both are always accepted; which one is written is `--url-signatures`.
+//! The default stays `per-url` for this release: a replica of an earlier
+//! version (in a rolling deploy, or after a rollback) refuses `per-bid`
+//! signatures, and a refused win notice is a win never charged. Switch to
+//! `per-bid` once no earlier version will run.
 
 use std::fmt::Write as _;
 
@@ -89,12 +101,24 @@ pub enum NoticeError {
     Unavailable,
 }
 
+/// How a bid's URLs are signed (see the module's documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UrlSignatures {
+    /// One HMAC-SHA256 per URL, as earlier versions wrote them.
+    #[default]
+    PerUrl,
+    /// One HMAC-SHA256 per bid keys a SipHash per URL.
+    PerBid,
+}
+
 /// Signs and verifies notice URLs with the notice secret.
 #[derive(Clone)]
 pub struct Signer {
     /// Keyed once: each signature clones the keyed state instead of hashing
     /// the key again.
     mac: hmac::Hmac<sha2::Sha256>,
+    /// What a bid's URLs are written with; both kinds are read.
+    writes: UrlSignatures,
 }
 
 impl std::fmt::Debug for Signer {
@@ -103,7 +127,7 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-/// 128 bits of HMAC-SHA256: forging one is out of reach, and the URLs stay
+/// 128 bits of signature: forging one is out of reach, and the URLs stay
 /// short.
 const SIG_BYTES: usize = 16;
 
@@ -116,11 +140,17 @@ pub(crate) fn audience_token(signer: &Signer, audience: &str) -> String {
 }
 
 impl Signer {
+    /// A signer that writes [`UrlSignatures::PerUrl`].
     pub fn new(secret: &[u8]) -> Signer {
+        Signer::writing(secret, UrlSignatures::PerUrl)
+    }
+
+    pub fn writing(secret: &[u8], writes: UrlSignatures) -> Signer {
         Signer {
             // HMAC takes keys of any length; this cannot fail.
             mac: hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
                 .unwrap_or_else(|_| unreachable!("HMAC accepts any key length")),
+            writes,
         }
     }
 
@@ -159,23 +189,36 @@ impl Signer {
         out
     }
 
-    /// The key a bid's URLs over `common` are signed under: the first half
-    /// of the HMAC of `common` for purpose [`URL_KEY`], a purpose nothing
-    /// is ever published under.
+    /// What a bid's URLs over `common` are written with, as this signer
+    /// writes them.
     pub(crate) fn url_key(&self, common: &str) -> UrlKey {
+        match self.writes {
+            UrlSignatures::PerUrl => UrlKey::PerUrl(self.state(common)),
+            UrlSignatures::PerBid => self.per_bid_key(common),
+        }
+    }
+
+    /// The `per-bid` key of `common`: the first half of its HMAC for
+    /// purpose [`URL_KEY`], a purpose nothing is ever published under.
+    fn per_bid_key(&self, common: &str) -> UrlKey {
         let mut mac = self.over(common);
         mac.update(URL_KEY.as_bytes());
         let full = mac.finalize().into_bytes();
         let mut key = [0u8; 16];
         key.copy_from_slice(&full[..16]);
-        UrlKey(siphasher::sip128::SipHasher24::new_with_key(&key))
+        UrlKey::PerBid(siphasher::sip128::SipHasher24::new_with_key(&key))
     }
 
-    /// A notice URL's signature: as [`UrlKey`] signs it, or as versions
-    /// before it did (one HMAC over the whole text).
+    /// A URL's signature over `common` and `tail` for purpose `name`,
+    /// written either way: a fleet changing `--url-signatures`, or rolling
+    /// a version forward, holds URLs of both.
+    pub(crate) fn verify_url(&self, name: &str, common: &str, tail: &str, sig_hex: &str) -> bool {
+        self.per_bid_key(common).verify(name, &[tail], sig_hex)
+            || UrlKey::PerUrl(self.state(common)).verify(name, &[tail], sig_hex)
+    }
+
     fn verify(&self, kind: Kind, signed: &str, sig_hex: &str) -> bool {
-        self.url_key(signed).verify(kind.as_str(), &[], sig_hex)
-            || self.verify_named(kind.as_str(), signed, sig_hex)
+        self.verify_url(kind.as_str(), signed, "", sig_hex)
     }
 
     pub(crate) fn verify_named(&self, name: &str, signed: &str, sig_hex: &str) -> bool {
@@ -196,11 +239,15 @@ impl Signer {
 /// The purpose a bid's URL key is derived under (see [`Signer::url_key`]).
 const URL_KEY: &str = "url-key";
 
-/// One bid's URL key: SipHash-2-4 keyed by [`Signer::url_key`]. Signing a
-/// URL with it costs a few hundred instructions, where an HMAC-SHA256 costs
-/// two SHA-256 blocks or more.
-#[derive(Clone, Copy)]
-pub(crate) struct UrlKey(siphasher::sip128::SipHasher24);
+/// One bid's URLs, keyed: [`UrlSignatures::PerBid`]'s SipHash-2-4 under the
+/// bid's key (a few hundred instructions a URL), or
+/// [`UrlSignatures::PerUrl`]'s HMAC state after the common text (two
+/// SHA-256 blocks or more a URL).
+#[derive(Clone)]
+pub(crate) enum UrlKey {
+    PerUrl(hmac::Hmac<sha2::Sha256>),
+    PerBid(siphasher::sip128::SipHasher24),
+}
 
 impl std::fmt::Debug for UrlKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,18 +256,34 @@ impl std::fmt::Debug for UrlKey {
 }
 
 impl UrlKey {
-    /// `name` is a fixed purpose without a newline, so `name`, `\n`, then
-    /// the tail's pieces in order read back one way only.
+    /// `name` is a fixed purpose without a newline: per bid, `name`, `\n`,
+    /// then the tail's pieces read back one way only; per URL, the tail,
+    /// `\n`, then the name, as earlier versions signed.
     fn tag(&self, name: &str, tail: &[&str]) -> [u8; SIG_BYTES] {
-        use siphasher::sip128::Hasher128 as _;
-        use std::hash::Hasher as _;
-        let mut h = self.0;
-        h.write(name.as_bytes());
-        h.write(b"\n");
-        for t in tail {
-            h.write(t.as_bytes());
+        match self {
+            UrlKey::PerBid(sip) => {
+                use siphasher::sip128::Hasher128 as _;
+                use std::hash::Hasher as _;
+                let mut h = *sip;
+                h.write(name.as_bytes());
+                h.write(b"\n");
+                for t in tail {
+                    h.write(t.as_bytes());
+                }
+                h.finish128().as_bytes()
+            }
+            UrlKey::PerUrl(mac) => {
+                let mut mac = mac.clone();
+                for t in tail {
+                    mac.update(t.as_bytes());
+                }
+                mac.update(b"\n");
+                mac.update(name.as_bytes());
+                let mut tag = [0u8; SIG_BYTES];
+                tag.copy_from_slice(&mac.finalize().into_bytes()[..SIG_BYTES]);
+                tag
+            }
         }
-        h.finish128().as_bytes()
     }
 
     /// Writes the signature of the URL for purpose `name` whose text past
@@ -735,46 +798,109 @@ mod tests {
         verify(kind, q, &signer(), NOW, DAY)
     }
 
-    /// `q` re-signed as versions before the per-bid key signed it: one
-    /// HMAC-SHA256 over the whole text and the kind.
-    fn signed_before(kind: Kind, q: &str) -> String {
+    /// [`url_for`]'s query, written by a signer of the same secret that
+    /// writes `how`.
+    fn query_written(kind: Kind, how: UrlSignatures) -> String {
+        let u = url_for(kind, Some("phrase:tent"), Some("products:tent pages"));
+        let q = u.split_once('?').unwrap().1;
         let (signed, rest) = q.split_once("&s=").unwrap();
         let price = rest.split_once('&').map_or("", |(_, p)| p);
         let mut out = format!("{signed}&s=");
-        Signer::sign_named(&signer().over(signed), kind.as_str(), &mut out);
-        if !price.is_empty() {
-            out.push('&');
-            out.push_str(price);
-        }
+        Signer::writing(b"test secret", how)
+            .url_key(signed)
+            .sign(kind.as_str(), &[], &mut out);
+        out.push('&');
+        out.push_str(price);
         out
     }
 
+    /// A fleet mid-deploy or mid-switch holds URLs written both ways, and
+    /// any replica settles either.
     #[test]
-    fn notices_signed_by_earlier_versions_still_verify() {
+    fn notices_written_either_way_verify_with_either_writer() {
+        for kind in Kind::ALL {
+            let per_url = query_written(kind, UrlSignatures::PerUrl);
+            let per_bid = query_written(kind, UrlSignatures::PerBid);
+            assert_ne!(per_url, per_bid, "a different signature");
+            assert_eq!(
+                per_url,
+                {
+                    let u = url_for(kind, Some("phrase:tent"), Some("products:tent pages"));
+                    u.split_once('?').unwrap().1.to_owned()
+                },
+                "the default writes per URL"
+            );
+            for writer in [UrlSignatures::PerUrl, UrlSignatures::PerBid] {
+                let signer = Signer::writing(b"test secret", writer);
+                let read = |q: &str| verify(kind, q, &signer, NOW, DAY);
+                assert_eq!(read(&per_url).unwrap(), read(&per_bid).unwrap());
+                // Either way, one kind still cannot stand in for another,
+                // and a changed bid price is refused.
+                for other in Kind::ALL.into_iter().filter(|k| *k != kind) {
+                    for q in [&per_url, &per_bid] {
+                        assert_eq!(
+                            verify(other, q, &signer, NOW, DAY).unwrap_err(),
+                            NoticeError::Signature
+                        );
+                    }
+                }
+                for q in [&per_url, &per_bid] {
+                    let forged = q.replace("&bp=6000000", "&bp=9000000");
+                    assert_eq!(read(&forged).unwrap_err(), NoticeError::Signature);
+                }
+            }
+        }
+    }
+
+    /// What the default writes is what earlier versions checked (one HMAC
+    /// over the whole text and the kind): they settle it in a rolling
+    /// deploy or after a rollback.
+    #[test]
+    fn the_default_writes_what_earlier_versions_read() {
         for kind in Kind::ALL {
             let u = url_for(kind, Some("phrase:tent"), Some("products:tent pages"));
             let q = u.split_once('?').unwrap().1;
-            let old = signed_before(kind, q);
-            assert_ne!(old, q, "a different signature");
-            assert_eq!(check(kind, &old).unwrap(), check(kind, q).unwrap());
-            // Each way, one kind still cannot stand in for another, and a
-            // changed price is still refused.
-            for other in Kind::ALL.into_iter().filter(|k| *k != kind) {
-                assert_eq!(check(other, &old).unwrap_err(), NoticeError::Signature);
-                assert_eq!(check(other, q).unwrap_err(), NoticeError::Signature);
-            }
-            for forged in [
-                old.replace("&bp=6000000", "&bp=9000000"),
-                q.replace("&bp=6000000", "&bp=9000000"),
-            ] {
-                assert_eq!(check(kind, &forged).unwrap_err(), NoticeError::Signature);
-            }
+            let (signed, rest) = q.split_once("&s=").unwrap();
+            let sig = rest.split_once('&').map_or(rest, |(s, _)| s);
+            assert!(
+                signer().verify_named(kind.as_str(), signed, sig),
+                "{kind:?}"
+            );
+            let per_bid = query_written(kind, UrlSignatures::PerBid);
+            let (signed, rest) = per_bid.split_once("&s=").unwrap();
+            let sig = rest.split_once('&').map_or(rest, |(s, _)| s);
+            assert!(!signer().verify_named(kind.as_str(), signed, sig));
         }
+    }
+
+    /// The per-bid key's purpose is published under nowhere: no signature
+    /// that leaves the bidder is a per-bid key.
+    #[test]
+    fn the_url_key_purpose_is_no_published_name() {
+        let published = [
+            "win",
+            "billing",
+            "loss",
+            "track-impression",
+            "track-click",
+            "track-event",
+            "user",
+            "audience-token",
+            crate::sync::COOKIE_SIGNATURE,
+        ];
+        assert!(!published.contains(&URL_KEY));
+        // Advertiser ids hold no newline (config validation), so these
+        // names are whole names after the last newline, never `url-key`.
+        assert!(crate::sync::advertiser_signature("url-key").starts_with("advertiser-uid:"));
+        // Every signed text ends `\n` + name: a name without a newline
+        // cannot be the tail of another.
+        assert!(!URL_KEY.contains('\n'));
     }
 
     #[test]
     fn a_url_key_signs_its_purpose_and_tail() {
-        let key = signer().url_key("b=1&li=x");
+        let per_bid = |secret: &[u8]| Signer::writing(secret, UrlSignatures::PerBid);
+        let key = per_bid(b"test secret").url_key("b=1&li=x");
         let mut sig = String::new();
         key.sign("track-click", &["&f=ab", "&d=1"], &mut sig);
         assert_eq!(sig.len(), 32);
@@ -784,10 +910,12 @@ mod tests {
         );
         assert!(!key.verify("track-click", &["&f=ab&d=0"], &sig));
         assert!(!key.verify("track-impression", &["&f=ab&d=1"], &sig));
-        assert!(!signer()
-            .url_key("b=2&li=x")
-            .verify("track-click", &["&f=ab&d=1"], &sig));
-        assert!(!Signer::new(b"another").url_key("b=1&li=x").verify(
+        assert!(!per_bid(b"test secret").url_key("b=2&li=x").verify(
+            "track-click",
+            &["&f=ab&d=1"],
+            &sig
+        ));
+        assert!(!per_bid(b"another").url_key("b=1&li=x").verify(
             "track-click",
             &["&f=ab&d=1"],
             &sig

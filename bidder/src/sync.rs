@@ -46,7 +46,7 @@ pub enum SyncError {
 /// request), so a pixel call must not be able to name any user it likes:
 /// only a browser we gave the cookie can speak for its id, and no one can
 /// make up ids without asking us for each.
-const COOKIE_SIGNATURE: &str = "user-cookie";
+pub(crate) const COOKIE_SIGNATURE: &str = "user-cookie";
 
 /// The cookie's value for `uid`.
 pub fn cookie_value(uid: &str, signer: &Signer) -> String {
@@ -281,7 +281,7 @@ fn advertiser_pad(advertiser: &str, nonce: &str, signer: &Signer) -> Option<[u8;
     Some(pad)
 }
 
-fn advertiser_signature(advertiser: &str) -> String {
+pub(crate) fn advertiser_signature(advertiser: &str) -> String {
     format!("advertiser-uid:{advertiser}")
 }
 

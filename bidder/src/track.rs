@@ -16,10 +16,10 @@
 //! are some, so URLs written before it still read) and what the URL
 //! is for: nothing more for an impression, `d` for a click (1: send the
 //! browser on to the creative's click URL; 0: a beacon, as VAST and native
-//! click trackers are), `ev` for a VAST event. The HMAC covers all of it
-//! under a name of its own (`track-impression`, `track-click`,
-//! `track-event`), so no tracking URL can stand in for a notice or for
-//! another event. A click goes only to the click URL the config gives its
+//! click trackers are), `ev` for a VAST event. The signature covers all of
+//! it (see `notice.rs` for the two ways it is made) under a name of its own
+//! (`track-impression`, `track-click`, `track-event`), so no tracking URL
+//! can stand in for a notice or for another event. A click goes only to the click URL the config gives its
 //! creative: the URL names no destination, so it cannot be an open
 //! redirect. Tracking never charges.
 
@@ -288,9 +288,7 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         None => signed.len(),
     };
     let (common, rest) = signed.split_at(common_len);
-    // As written now, or by versions before the per-bid key.
-    if !signer.url_key(common).verify(name, &[rest], sig) && !signer.verify_named(name, signed, sig)
-    {
+    if !signer.verify_url(name, common, rest, sig) {
         return Err(bad());
     }
     let audience = match audience {
@@ -535,55 +533,104 @@ mod tests {
         (Path::of(path).unwrap(), q)
     }
 
-    #[test]
-    fn urls_signed_by_earlier_versions_still_verify() {
-        let u = urls_full(
+    /// [`urls_full`] with every kind of tail, written by a signer of the
+    /// same secret that writes `how`.
+    fn all_urls(how: notice::UrlSignatures) -> Vec<String> {
+        let bid = notice::NoticeUrl {
+            bid_id: "0123456789abcdef0123456789abcdef",
+            imp_id: "1",
+            line_item_and_order: "&li=li-1&o=o-1",
+            creative: "c-1",
+            bid_price: config::Micros(2_000_000),
+            at_ms: 1_764_000_000_000,
+            test: false,
+            exchange: "adx",
+            currency: "USD",
+            rate: config::Rate::ONE,
+            charge_on: config::ChargeOn::First,
+            encrypted: false,
+            keyword: None,
+            audience: Some("products:books"),
+        };
+        let signer = Signer::writing(b"tracking test secret", how);
+        let u = Urls::new(
+            "https://bidder.example/",
+            &bid,
             Some("phrase:mystery novel"),
-            Some("products:books"),
+            Some("u-1001"),
             Some(&features()),
+            &signer,
         );
-        for url in [
+        vec![
             u.impression(),
             u.click(),
             u.click_beacon(),
             u.vast_event("midpoint"),
-        ] {
-            let (p, q) = query(&url);
-            let (signed, _) = q.rsplit_once("&s=").unwrap();
-            // One HMAC-SHA256 over the whole text and the purpose.
-            let mut old = format!("{signed}&s=");
-            Signer::sign_named(&signer().state(&format!("{signed}\n")), p.name(), &mut old);
-            assert_ne!(old, q);
-            assert_eq!(
-                verify(p, &old, &signer()).unwrap(),
-                verify(p, q, &signer()).unwrap()
-            );
-            let other = match p {
-                Path::Impression => Path::Click,
-                _ => Path::Impression,
-            };
-            assert!(verify(other, &old, &signer()).is_err());
-            assert!(verify(other, q, &signer()).is_err());
-        }
+        ]
     }
 
-    /// A URL's tail can be neither moved into its common part nor changed:
-    /// the per-bid key covers where the split falls.
+    /// A fleet mid-deploy or mid-switch holds URLs written both ways, and
+    /// any replica counts either; the default writes what earlier versions
+    /// read (one HMAC over the whole text and the purpose).
     #[test]
-    fn the_tail_is_signed_under_the_bids_key() {
-        let u = urls_full(None, Some("products:books"), Some(&features()));
-        let click = u.click();
-        let (p, q) = query(&click);
+    fn urls_written_either_way_verify_with_either_writer() {
+        let per_url = all_urls(notice::UrlSignatures::PerUrl);
+        let per_bid = all_urls(notice::UrlSignatures::PerBid);
+        for (a, b) in per_url.iter().zip(&per_bid) {
+            assert_ne!(a, b);
+            let (p, qa) = query(a);
+            let (_, qb) = query(b);
+            for how in [notice::UrlSignatures::PerUrl, notice::UrlSignatures::PerBid] {
+                let signer = Signer::writing(b"tracking test secret", how);
+                assert_eq!(
+                    verify(p, qa, &signer).unwrap(),
+                    verify(p, qb, &signer).unwrap()
+                );
+                let other = match p {
+                    Path::Impression => Path::Click,
+                    _ => Path::Impression,
+                };
+                assert!(verify(other, qa, &signer).is_err());
+                assert!(verify(other, qb, &signer).is_err());
+            }
+            let (signed, sig) = qa.rsplit_once("&s=").unwrap();
+            assert!(signer().verify_named(p.name(), signed, sig), "{a}");
+            let (signed, sig) = qb.rsplit_once("&s=").unwrap();
+            assert!(!signer().verify_named(p.name(), signed, sig), "{b}");
+        }
+        assert_eq!(per_url, {
+            let u = urls_full(
+                Some("phrase:mystery novel"),
+                Some("products:books"),
+                Some(&features()),
+            );
+            vec![
+                u.impression(),
+                u.click(),
+                u.click_beacon(),
+                u.vast_event("midpoint"),
+            ]
+        });
+    }
+
+    /// Written per bid, a URL's tail and its audience are signed all the
+    /// same.
+    #[test]
+    fn per_bid_urls_sign_their_tail_and_audience() {
+        let urls = all_urls(notice::UrlSignatures::PerBid);
+        let (p, q) = query(&urls[1]);
+        assert!(verify(p, q, &signer()).is_ok());
         for forged in [
             q.replace("&d=1", "&d=0"),
             q.replace("&a=products%3Abooks", ""),
-            q.replace("&a=products%3Abooks&f=", "&f="),
+            q.replace("&a=products%3Abooks", "&a=products%3Atents"),
+            q.replace("&f=", "&f=A"),
         ] {
             assert!(verify(p, &forged, &signer()).is_err(), "{forged}");
         }
-        let ev = u.vast_event("start");
-        let (p, q) = query(&ev);
-        assert!(verify(p, &q.replace("ev=start", "ev=complete"), &signer()).is_err());
+        let (p, q) = query(&urls[3]);
+        assert!(verify(p, q, &signer()).is_ok());
+        assert!(verify(p, &q.replace("ev=midpoint", "ev=complete"), &signer()).is_err());
     }
 
     #[test]

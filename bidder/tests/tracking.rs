@@ -654,3 +654,48 @@ creatives:
 ";
     format!("{head}{NATIVE_AD}{orders}")
 }
+
+// ------------------------------------------------------------ signing
+
+/// A fleet switching `--url-signatures` (or rolling a version forward)
+/// holds URLs written both ways: a replica writing one way counts the
+/// events and charges the wins of bids the other way wrote.
+#[test]
+fn urls_written_per_bid_or_per_url_count_and_charge_on_either_replica() {
+    let _serial = serial();
+    let with = |how| Settings {
+        notice_secret: Some("one secret for the whole fleet, 32 bytes+".into()),
+        url_signatures: how,
+        ..Settings::default()
+    };
+    let files = [("shop.yaml", shop(CLICK_URL))];
+    let files: Vec<(&str, &str)> = files.iter().map(|(f, y)| (*f, y.as_str())).collect();
+    let per_bid = server(
+        "per-bid",
+        &files,
+        with(bidder::notice::UrlSignatures::PerBid),
+    );
+    let per_url = server(
+        "per-url",
+        &files,
+        with(bidder::notice::UrlSignatures::PerUrl),
+    );
+    for (writer, reader) in [(&per_bid, &per_url), (&per_url, &per_bid)] {
+        let bid = only_bid(writer, &banner_request());
+        let (click, pixel) = banner_urls(bid["adm"].as_str().unwrap());
+        counting(reader, &[(event("impression"), 1.0)], || {
+            assert_pixel(&call(reader, &pixel))
+        });
+        counting(reader, &[(event("click"), 1.0)], || {
+            assert_redirect(&call(reader, &click), CLICK_URL)
+        });
+        let before = money(reader, "disp").0;
+        let win = reader.notice(bid["nurl"].as_str().unwrap(), "1.50");
+        assert!(win.status < 300, "{}", win.text());
+        assert_eq!(
+            money(reader, "disp").0.as_i64(),
+            before.as_i64() + 1_500,
+            "charged once"
+        );
+    }
+}

@@ -3,13 +3,14 @@
 //! of two runs that differ only in N, and their difference divided by the
 //! difference in N is the cost of one bid, set-up excluded.
 //!
-//! `bid-loop banner|video|parse N`
+//! `bid-loop banner|video|parse N [per-bid]`: `per-bid` signs URLs with
+//! `--url-signatures per-bid` (the default is per URL).
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use benches::{
-    bench_app, generated_config, minified, BANNER_REQUEST, VIDEO_ADVERTISER, VIDEO_REQUEST,
+    bench_app_signing, generated_config, minified, BANNER_REQUEST, VIDEO_ADVERTISER, VIDEO_REQUEST,
 };
 use bidder::BidAnswer;
 
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(kind), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse::<u64>().ok()))
     else {
-        eprintln!("usage: bid-loop banner|video|parse N");
+        eprintln!("usage: bid-loop banner|video|parse N [per-bid]");
         return ExitCode::from(2);
     };
     let mut files = generated_config(1_000);
@@ -40,7 +41,15 @@ fn main() -> ExitCode {
         println!("{imps}");
         return ExitCode::SUCCESS;
     }
-    let app = bench_app(&files, audiences::Store::new());
+    let how = match args.get(3).map(String::as_str) {
+        None => bidder::notice::UrlSignatures::PerUrl,
+        Some("per-bid") => bidder::notice::UrlSignatures::PerBid,
+        Some(other) => {
+            eprintln!("bid-loop: unknown signing {other:?} (per-bid)");
+            return ExitCode::from(2);
+        }
+    };
+    let app = bench_app_signing(&files, audiences::Store::new(), how);
     // The loop measures bids, not early no-bids: the first must bid.
     match app.handle_bid(&body, Instant::now()) {
         BidAnswer::Bid(json, _) => {
