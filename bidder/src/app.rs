@@ -12,6 +12,7 @@ use ledger::journal::{FileStorage, Journal, JournalOptions, OpenError, Replayed,
 use ledger::{BidKey, Books, Cap, ChargeError, Ledger, Limit, MemoryLedger, SpendKey};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::checks::{Check, Stop};
 use crate::context::{Context, Currency};
 use crate::metrics::{self, NoticeResult};
 use crate::nobid::NoBid;
@@ -875,7 +876,7 @@ impl App {
         let mut choices: Vec<(usize, Choice)> = Vec::new();
         let mut bid_ids: Vec<String> = Vec::new();
         let mut keys: Vec<BidKey> = Vec::new();
-        let mut reason = NoBid::Media;
+        let mut furthest: Option<Stop> = None;
         // An ad pod (imps sharing `podid`) never carries two spots of one
         // advertiser: each pod remembers who already has a slot in it.
         let mut pods: Vec<(&str, Vec<usize>)> = Vec::new();
@@ -913,15 +914,19 @@ impl App {
             };
             let mut choice = match select::select_imp(snap, &ctx, imp, &stores, exclude, deadline) {
                 Ok(choice) => choice,
-                Err(NoBid::Late) => {
+                Err(stop) if stop.reason == NoBid::Late => {
                     // The imps chosen before are not sent either: their
                     // holds go and their shading outcomes are forgotten
                     // (else swept later as losses that never bid).
                     self.withdraw(&keys);
                     return Err(NoBid::Late);
                 }
-                Err(r) => {
-                    reason = r;
+                Err(stop) => {
+                    // Over imps too, the furthest any line item got is the
+                    // reason, as explain gives it.
+                    if stop.deeper(furthest) {
+                        furthest = Some(stop);
+                    }
                     continue;
                 }
             };
@@ -956,7 +961,11 @@ impl App {
                     forget,
                 };
                 if let Err(refusal) = self.ledger.reserve(&hold, ctx.now) {
-                    reason = select::refused(refusal);
+                    // Priced, then refused: as far as a line item gets.
+                    let stop = Stop::new(Check::Price, select::refused(refusal));
+                    if stop.deeper(furthest) {
+                        furthest = Some(stop);
+                    }
                     continue;
                 }
                 if let Some(s) = &choice.pricing.shading {
@@ -994,7 +1003,7 @@ impl App {
             keys.push(key);
         }
         if choices.is_empty() {
-            return Err(reason);
+            return Err(furthest.map_or(NoBid::Media, |s| s.reason));
         }
         let json = respond::Answer {
             snap,

@@ -8,12 +8,15 @@
 //!
 //! The list is in the order of [`Check`]'s declaration, which is at once:
 //!
-//! - the order the checks run: cheapest and most selective first (a field
-//!   compare, then list lookups in the request, then the ledger's maps, the
+//! - the order the checks run: first what the candidate index answers for
+//!   all line items at once (the imp's slot, country, deals: a line item it
+//!   finds passes them, so re-checking them is cheap), then field compares
+//!   and short lists against the request, then the ledger's maps, the
 //!   keyword matcher and the audience store, then fitting creatives, then
-//!   pricing, which may consult the click model and the shading curve);
+//!   pricing, which may consult the click model and the shading curve;
 //! - the no-bid reason order: when no line item bids, the reason given is
-//!   that of the one that got furthest down the list ([`Stop::deeper`]).
+//!   that of the one that got furthest down the list ([`Stop::deeper`]),
+//!   over every imp of the request.
 //!
 //! A check a line item does not need (no country list, no keywords) is left
 //! out of its list at load, so the common line item runs few of them.
@@ -35,6 +38,9 @@ use crate::snapshot::{Item, Snapshot};
 /// is also the order of no-bid reasons: a later check got further.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Check {
+    /// The imp itself, once per imp before any line item: a medium the
+    /// bidder buys, a floor it can price (`select::imp_floor_or_stop`).
+    Imp,
     /// The imp offers the line item's medium and, for display, a size one
     /// of its creatives has. First, with `Country` and `Deal`: the
     /// candidate index ([`crate::snapshot::Snapshot::candidates`]) answers
@@ -98,6 +104,12 @@ impl Stop {
         Stop { at, reason }
     }
 
+    /// The deadline passed: the auction ends there, whatever any line item
+    /// would have done.
+    pub(crate) fn late() -> Stop {
+        Stop::new(Check::Price, NoBid::Late)
+    }
+
     /// How far down the list it got.
     fn depth(self) -> (Check, bool) {
         (
@@ -145,11 +157,15 @@ pub(crate) fn compile(item: &Item, adv: &config::Advertiser) -> Box<[Check]> {
         (Check::Creative, true),
         (Check::Price, true),
     ];
-    wanted
+    let list: Box<[Check]> = wanted
         .into_iter()
         .filter(|&(_, on)| on)
         .map(|(c, _)| c)
-        .collect()
+        .collect();
+    // The run order must be the declaration order, which is the reason
+    // order: `wanted` above repeats it by hand.
+    debug_assert!(list.is_sorted(), "{list:?}");
+    list
 }
 
 /// What the checks so far decided, for those after them.
@@ -189,70 +205,59 @@ pub(crate) fn evaluate(
     };
     for &at in item.checks.iter() {
         let stop = |reason| Stop::new(at, reason);
-        let pass = match at {
-            Check::Slot => {
-                slot(adv, item, offer).map_err(stop)?;
-                true
-            }
-            Check::Flight => item.flight.contains(ctx.now),
-            Check::Country => ctx
-                .country
-                .is_some_and(|c| item.countries.iter().any(|x| x.eq_ignore_ascii_case(c))),
-            Check::Device => ctx
-                .devicetype
-                .is_some_and(|t| item.devices.iter().any(|d| d.matches_devicetype(t))),
-            Check::Geo => item.rules.as_ref().is_none_or(|r| r.geo(ctx)),
-            Check::Os => item.rules.as_ref().is_none_or(|r| r.os(ctx)),
-            Check::Inventory => item.rules.as_ref().is_none_or(|r| r.inventory(ctx)),
-            Check::Daypart => item.rules.as_ref().is_none_or(|r| r.daypart(ctx)),
-            Check::Blocked => !blocked(adv, ctx),
-            Check::Deal => {
-                deal(ctx, imp, item, &mut walk).map_err(stop)?;
-                true
-            }
-            Check::Floor => {
-                let Some(floor) = walk.floor else {
-                    return Err(stop(NoBid::Currency));
-                };
-                if item.cpm < floor {
-                    return Err(stop(NoBid::Floor));
-                }
-                // A CPM worth less than a micro of the answer's currency
-                // bids nothing.
-                if ctx.currency.rate.from_usd(item.cpm) <= Micros::ZERO {
-                    return Err(stop(NoBid::Currency));
-                }
-                true
-            }
-            Check::Room => {
-                // Read only, at the least it could bid; the reservation
-                // checks again, atomically, at its price.
-                room(stores, ctx, item, floor_of(&walk).max(Micros(1))).map_err(stop)?;
-                true
-            }
+        let yes = |pass: bool, reason| if pass { Ok(()) } else { Err(reason) };
+        let result = match at {
+            // Answered per imp, before the line items (`select`).
+            Check::Imp => Ok(()),
+            Check::Slot => slot(adv, item, offer),
+            Check::Country => yes(
+                ctx.country
+                    .is_some_and(|c| item.countries.iter().any(|x| x.eq_ignore_ascii_case(c))),
+                NoBid::Country,
+            ),
+            Check::Deal => deal(ctx, imp, item, &mut walk),
+            Check::Flight => yes(item.flight.contains(ctx.now), NoBid::Flight),
+            Check::Device => yes(
+                ctx.devicetype
+                    .is_some_and(|t| item.devices.iter().any(|d| d.matches_devicetype(t))),
+                NoBid::Device,
+            ),
+            Check::Geo => yes(item.rules.as_ref().is_none_or(|r| r.geo(ctx)), NoBid::Geo),
+            Check::Os => yes(item.rules.as_ref().is_none_or(|r| r.os(ctx)), NoBid::Os),
+            Check::Inventory => yes(
+                item.rules.as_ref().is_none_or(|r| r.inventory(ctx)),
+                NoBid::Inventory,
+            ),
+            Check::Daypart => yes(
+                item.rules.as_ref().is_none_or(|r| r.daypart(ctx)),
+                NoBid::Daypart,
+            ),
+            Check::Blocked => yes(!blocked(adv, ctx), NoBid::Blocked),
+            Check::Floor => clears_floor(ctx, item, walk.floor),
+            // Read only, at the least it could bid; the reservation checks
+            // again, atomically, at its price.
+            Check::Room => match walk.floor {
+                Some(f) => room(stores, ctx, item, f.max(Micros(1))),
+                None => Err(NoBid::Currency),
+            },
             Check::Keyword => match item.keywords.as_ref().map(|k| k.matched(&ctx.keywords)) {
-                Some(None) => false,
                 Some(Some(k)) => {
                     walk.keyword = k;
-                    true
+                    Ok(())
                 }
-                None => true,
+                _ => Err(NoBid::Keyword),
             },
-            Check::Audience => {
-                walk.audience = audience(stores, adv, item, ctx).map_err(stop)?;
-                true
-            }
-            Check::Frequency => {
-                frequency(stores, item, ctx).map_err(stop)?;
-                true
-            }
-            Check::Trackers => !offer.secure || ctx.https_trackers,
-            Check::Placement => av_offer(item.media, offer).is_some_and(|av| {
-                av.plcmt
-                    .is_some_and(|p| item.placements.iter().any(|x| x.matches_plcmt(p)))
-            }),
-            Check::Creative => {
-                let (creative, kind) = creative(snap, adv, item, offer).map_err(stop)?;
+            Check::Audience => audience(stores, adv, item, ctx).map(|a| walk.audience = a),
+            Check::Frequency => frequency(stores, item, ctx),
+            Check::Trackers => yes(!offer.secure || ctx.https_trackers, NoBid::Secure),
+            Check::Placement => yes(
+                av_offer(item.media, offer).is_some_and(|av| {
+                    av.plcmt
+                        .is_some_and(|p| item.placements.iter().any(|x| x.matches_plcmt(p)))
+                }),
+                NoBid::Placement,
+            ),
+            Check::Creative => creative(snap, adv, item, offer).map(|(creative, kind)| {
                 walk.choice = Some(Choice {
                     item: index,
                     creative,
@@ -269,50 +274,40 @@ pub(crate) fn evaluate(
                     audience: walk.audience,
                     kind,
                 });
-                true
-            }
+            }),
             Check::Price => {
-                let Some(choice) = walk.choice.take() else {
-                    return Err(stop(NoBid::Creative));
+                return match (walk.choice.take(), walk.floor) {
+                    (Some(choice), Some(floor)) => {
+                        price(snap, ctx, item, floor, stores, choice).map_err(stop)
+                    }
+                    // `compile` puts `Floor` and `Creative` before `Price`
+                    // in every list; without them, no bid.
+                    (None, _) => Err(stop(NoBid::Creative)),
+                    (_, None) => Err(stop(NoBid::Currency)),
                 };
-                return price(snap, ctx, item, floor_of(&walk), stores, choice).map_err(stop);
             }
         };
-        if !pass {
-            return Err(stop(reason_of(at)));
-        }
+        result.map_err(stop)?;
     }
-    // Every list ends with `Price`, which returns.
+    // Every list `compile` makes ends with `Price`, which returns; a list
+    // without it bids nothing.
     Err(Stop::new(Check::Price, NoBid::Creative))
 }
 
-/// The reason a plain yes/no check gives when it says no.
-fn reason_of(at: Check) -> NoBid {
-    match at {
-        Check::Slot => NoBid::Media,
-        Check::Flight => NoBid::Flight,
-        Check::Country => NoBid::Country,
-        Check::Device => NoBid::Device,
-        Check::Geo => NoBid::Geo,
-        Check::Os => NoBid::Os,
-        Check::Inventory => NoBid::Inventory,
-        Check::Daypart => NoBid::Daypart,
-        Check::Blocked => NoBid::Blocked,
-        Check::Deal => NoBid::Deal,
-        Check::Floor | Check::Price => NoBid::Floor,
-        Check::Room => NoBid::Budget,
-        Check::Keyword => NoBid::Keyword,
-        Check::Audience => NoBid::Audience,
-        Check::Frequency => NoBid::Frequency,
-        Check::Trackers => NoBid::Secure,
-        Check::Placement => NoBid::Placement,
-        Check::Creative => NoBid::Creative,
+/// The floor against the line item's highest bid: none that can be priced
+/// (`currency`), one above it, or a bid worth less than a micro of the
+/// answer's currency.
+fn clears_floor(ctx: &Context<'_>, item: &Item, floor: Option<Micros>) -> Result<(), NoBid> {
+    let Some(floor) = floor else {
+        return Err(NoBid::Currency);
+    };
+    if item.cpm < floor {
+        return Err(NoBid::Floor);
     }
-}
-
-/// The floor the `Floor` check let through (it stops a walk without one).
-fn floor_of(walk: &Walk<'_>) -> Micros {
-    walk.floor.unwrap_or(Micros::ZERO)
+    if ctx.currency.rate.from_usd(item.cpm) <= Micros::ZERO {
+        return Err(NoBid::Currency);
+    }
+    Ok(())
 }
 
 /// The medium is offered and, for display, a size a creative has: what

@@ -81,13 +81,18 @@ pub(crate) fn explain<'s>(
     // Read once per imp, not once per imp and line item; the imps the
     // auction would look at, no more. An unpriced imp floor (`None`)
     // leaves only deals with floors of their own.
-    type Read<'r> = (&'r ortb::Imp<'r>, select::Offer<'r>, Option<config::Micros>);
+    // An imp stopped before any line item is asked stops every one there.
+    type Read<'r> = (
+        &'r ortb::Imp<'r>,
+        select::Offer<'r>,
+        Result<Option<config::Micros>, Stop>,
+    );
     let imps: Vec<Read<'_>> = req
         .imp
         .iter()
         .take(crate::app::MAX_IMPS)
         .map(|imp| {
-            let floor = select::imp_floor(ctx, imp).ok();
+            let floor = select::imp_floor_or_stop(ctx, imp);
             (imp, select::Offer::of(imp, ctx), floor)
         })
         .collect();
@@ -109,7 +114,9 @@ pub(crate) fn explain<'s>(
         let mut furthest: Option<Stop> = None;
         if priced {
             for &(imp, ref offer, floor) in &imps {
-                let r = checks::evaluate(snap, ctx, imp, offer, floor, i, item, stores);
+                let r = floor.and_then(|floor| {
+                    checks::evaluate(snap, ctx, imp, offer, floor, i, item, stores)
+                });
                 match r {
                     Ok(choice) => {
                         verdict.bids = true;

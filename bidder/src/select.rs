@@ -8,6 +8,7 @@ use config::Micros;
 use ortb::Imp;
 use rand::Rng;
 
+use crate::checks::{Check, Stop};
 use crate::context::Context;
 use crate::nobid::NoBid;
 use crate::snapshot::{Item, Snapshot};
@@ -339,7 +340,24 @@ pub(crate) fn banner_sizes(imp: &Imp<'_>) -> Vec<(u32, u32)> {
     sizes
 }
 
-/// The best eligible line item for one imp, but none of `exclude`.
+/// What stops an imp before any line item is asked ([`Check::Imp`]): no
+/// medium the bidder buys, or a floor in a currency without a rate and no
+/// deal that could carry a floor of its own. Otherwise its floor, `None`
+/// when only its deals' floors can price it. The auction and explain both
+/// start here.
+pub(crate) fn imp_floor_or_stop(ctx: &Context<'_>, imp: &Imp<'_>) -> Result<Option<Micros>, Stop> {
+    if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() && imp.native.is_none() {
+        return Err(Stop::new(Check::Imp, NoBid::Media));
+    }
+    let floor = imp_floor(ctx, imp);
+    if floor.is_err() && imp.pmp.as_ref().is_none_or(|p| p.deals.is_empty()) {
+        return Err(Stop::new(Check::Imp, NoBid::Currency));
+    }
+    Ok(floor.ok())
+}
+
+/// The best eligible line item for one imp, but none of `exclude`; or
+/// where the line item that got furthest stopped.
 pub(crate) fn select_imp(
     snap: &Snapshot,
     ctx: &Context<'_>,
@@ -347,17 +365,8 @@ pub(crate) fn select_imp(
     stores: &Stores<'_>,
     exclude: Exclude<'_>,
     deadline: Option<std::time::Instant>,
-) -> Result<Choice, NoBid> {
-    if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() && imp.native.is_none() {
-        return Err(NoBid::Media);
-    }
-    // A floor that cannot be priced still leaves the imp's deals, which
-    // may carry floors of their own.
-    let floor = imp_floor(ctx, imp);
-    if floor.is_err() && imp.pmp.as_ref().is_none_or(|p| p.deals.is_empty()) {
-        return Err(NoBid::Currency);
-    }
-    let floor = floor.ok();
+) -> Result<Choice, Stop> {
+    let floor = imp_floor_or_stop(ctx, imp)?;
     let offer = Offer::of(imp, ctx);
     let slots = offer.slots();
 
@@ -380,7 +389,7 @@ pub(crate) fn select_imp(
         if n % CANDIDATE_BATCH == CANDIDATE_BATCH - 1
             && deadline.is_some_and(|d| std::time::Instant::now() >= d)
         {
-            return Err(NoBid::Late);
+            return Err(Stop::late());
         }
         let item = &snap.items[i];
         if exclude.advertisers.contains(&item.advertiser) || exclude.items.contains(&i) {
@@ -430,7 +439,7 @@ pub(crate) fn select_imp(
         }
     }
     let winner = match winners.len() {
-        0 => return Err(furthest.reason),
+        0 => return Err(furthest),
         1 => winners.swap_remove(0),
         n => winners.swap_remove(rand::rng().random_range(0..n)),
     };

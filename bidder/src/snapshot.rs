@@ -197,6 +197,7 @@ impl Snapshot {
                         deals: li.targeting.deals.clone(),
                         placements: li.targeting.placements.clone(),
                         rules: crate::targeting::Rules::compile(&li.targeting),
+                        // Compiled below, from the item itself.
                         checks: Box::default(),
                         keywords: li.targeting.keywords.as_ref().map(KeywordRule::compile),
                         frequency: li.frequency_cap,
@@ -218,11 +219,11 @@ impl Snapshot {
                             ..reports::Dims::default()
                         },
                     });
+                    if let Some(item) = items.last_mut() {
+                        item.checks = crate::checks::compile(item, adv);
+                    }
                 }
             }
-        }
-        for item in &mut items {
-            item.checks = crate::checks::compile(item, &config.advertisers[item.advertiser]);
         }
         // Stable: equal CPMs keep config order; ties are broken at random at
         // bid time, not here.
@@ -261,9 +262,12 @@ impl Snapshot {
                     if item.countries.is_empty() {
                         lists.deals_any_country = true;
                     } else {
-                        lists
-                            .deal_countries
-                            .extend(item.countries.iter().filter_map(|c| country_key(c)));
+                        for c in item.countries.iter().filter_map(|c| country_key(c)) {
+                            // Sorted and each once: looked up per request.
+                            if let Err(at) = lists.deal_countries.binary_search(&c) {
+                                lists.deal_countries.insert(at, c);
+                            }
+                        }
                     }
                 }
                 continue;
@@ -433,7 +437,9 @@ impl Snapshot {
             }
             // Deal line items are found through their deals (below); those
             // not offered stop at `Deal`.
-            if l.deals_any_country || country.is_some_and(|c| l.deal_countries.contains(&c)) {
+            if l.deals_any_country
+                || country.is_some_and(|c| l.deal_countries.binary_search(&c).is_ok())
+            {
                 note(Stop::new(Check::Deal, NoBid::Deal));
             } else if !l.deal_countries.is_empty() {
                 note(Stop::new(Check::Country, NoBid::Country));
@@ -472,7 +478,7 @@ struct SlotLists {
     any_country: Vec<u32>,
     by_country: Map<[u8; 3], Vec<u32>>,
     /// Deal line items take the slot: some in any country, and those of
-    /// these countries. For no-bid reasons only.
+    /// these countries (sorted, each once). For no-bid reasons only.
     deals_any_country: bool,
     deal_countries: Vec<[u8; 3]>,
 }

@@ -26,9 +26,9 @@ impl Rules {
         let none = t.regions.is_empty()
             && t.cities.is_empty()
             && t.os.is_empty()
-            && t.sites == AllowBlock::default()
-            && t.apps == AllowBlock::default()
-            && t.publishers == AllowBlock::default()
+            && t.sites.is_empty()
+            && t.apps.is_empty()
+            && t.publishers.is_empty()
             && t.dayparts.is_none();
         if none {
             return None;
@@ -78,9 +78,7 @@ impl Rules {
     }
 
     pub fn has_inventory(&self) -> bool {
-        self.sites != AllowBlock::default()
-            || self.apps != AllowBlock::default()
-            || self.publishers != AllowBlock::default()
+        !self.sites.is_empty() || !self.apps.is_empty() || !self.publishers.is_empty()
     }
 
     /// Site domain, app bundle and publisher, each against its lists.

@@ -304,3 +304,79 @@ fn the_auction_and_explain_stop_at_the_same_check() {
     );
     assert_eq!(reply.status, 200, "every rule holds: {}", reply.text());
 }
+
+/// A one-line-item server on exchange `ex`, `targeting` given as whole YAML
+/// lines (or none).
+fn agree_server(name: &str, ex: &str, targeting: &str) -> Server {
+    let line_item = format!(
+        "      - id: li\n        media: display\n        cpm: 2.00\n        budget: {{ daily: 50.00 }}\n{targeting}        creatives: [b300]\n"
+    );
+    let dir = common::tempdir(name);
+    std::fs::write(
+        dir.join("shop.yaml"),
+        common::shop_yaml("", "500.00", &line_item),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!("{ex}.yaml")),
+        format!("exchange:\n  id: {ex}\n  name: {ex}\n"),
+    )
+    .unwrap();
+    Server::start(&dir, None)
+}
+
+/// The auction's no-bid reason for `r` is `want`, and explain's too.
+fn assert_agree(s: &Server, ex: &str, r: &Value, want: &str) {
+    let explain = common::admin(
+        s.admin,
+        &format!("/v1/explain?exchange={ex}"),
+        r.to_string().as_bytes(),
+    );
+    assert_eq!(explain.status, 200, "{}", explain.text());
+    assert_eq!(explain.json()["line_items"][0]["reason"], want, "explain");
+    let before = no_bids(s, ex, want);
+    let reply = common::post(
+        s.bid,
+        &format!("/openrtb2/bid/{ex}"),
+        &[],
+        r.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    assert_eq!(no_bids(s, ex, want), before + 1.0, "the auction's reason");
+}
+
+/// Over several imps the reason is the furthest any got, for the auction as
+/// for explain (the auction kept the last imp's).
+#[test]
+fn over_imps_the_furthest_reason_counts() {
+    let s = agree_server("agree-two-imps", "twoimp", "");
+    let mut r = banner_request();
+    r["imp"][0]["bidfloor"] = json!(3.0);
+    r["imp"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "id": "2", "banner": { "w": 728, "h": 90 } }));
+    assert_agree(&s, "twoimp", &r, "floor");
+}
+
+/// An imp whose floor cannot be priced stops every line item before any
+/// rule of theirs: explain says so too.
+#[test]
+fn an_unpriced_floor_is_the_reason_before_any_rule() {
+    let s = agree_server(
+        "agree-unpriced-floor",
+        "unpriced",
+        "        targeting:\n          countries: [USA]\n",
+    );
+    let mut r = banner_request();
+    r["device"]["geo"]["country"] = json!("CAN");
+    r["imp"][0]["bidfloor"] = json!(1.0);
+    r["imp"][0]["bidfloorcur"] = json!("XAU");
+    assert_agree(&s, "unpriced", &r, "currency");
+    // A second imp that could be priced gets further: its reason counts.
+    r["imp"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "id": "2", "banner": { "w": 300, "h": 250 } }));
+    assert_agree(&s, "unpriced", &r, "country");
+}
