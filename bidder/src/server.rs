@@ -992,6 +992,9 @@ async fn explain(app: Arc<App>, req: Request<Incoming>) -> Resp {
     }
 }
 
+/// How often expired reservations are swept.
+const EXPIRY_ROUND: Duration = Duration::from_millis(200);
+
 /// Bound listeners and the handle that stops them.
 pub struct Running {
     pub bid_addr: SocketAddr,
@@ -1016,16 +1019,22 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
     }
     {
         // Reservations of bids whose notices never came go back to the
-        // budget within about a second of their time.
+        // budget within a fraction of a second of their time. Most bids
+        // lose without a notice, so this sweeps about as many bids a second
+        // as are made: in small rounds, and on a blocking thread, where the
+        // operating system shares the CPU with the request workers instead
+        // of one worker's requests waiting for the whole round (a sweep of
+        // a second's bids on a worker was the bidder's p99 at steady load).
         let app = app.clone();
         let mut stop = rx.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(EXPIRY_ROUND) => {}
                     _ = stop.changed() => return,
                 }
-                app.expire_reservations();
+                let app = app.clone();
+                let _ = tokio::task::spawn_blocking(move || app.expire_reservations()).await;
             }
         });
     }
