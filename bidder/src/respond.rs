@@ -125,13 +125,17 @@ impl Answer<'_> {
         match &choice.kind {
             ChoiceKind::Banner { w, h } => {
                 let adv = &self.snap.config.advertisers[item.advertiser];
-                if let Some(adm) = creatives::banner_html_tracked(
+                // Escaped for HTML and JSON in one pass, straight into the
+                // response.
+                let mark = out.len();
+                out.push_str(",\"adm\":");
+                if !creatives::banner_json_tracked(
                     &adv.creatives[choice.creative],
                     &track.click(),
                     Some(&track.impression()),
+                    out,
                 ) {
-                    out.push_str(",\"adm\":");
-                    push_json_str(out, &adm);
+                    out.truncate(mark);
                 }
                 let _ = write!(out, ",\"w\":{w},\"h\":{h},\"mtype\":{MTYPE_BANNER}");
             }

@@ -29,55 +29,173 @@ pub fn banner_html(creative: &Creative) -> Option<String> {
 /// tracker, which redirects to the creative's click URL) and, when given,
 /// a 1x1 impression `pixel` after the image.
 pub fn banner_html_tracked(creative: &Creative, href: &str, pixel: Option<&str>) -> Option<String> {
-    let CreativeKind::Display { w, h, image_url } = &creative.kind else {
+    let CreativeKind::Display { image_url, .. } = &creative.kind else {
         return None;
     };
     let mut out =
         String::with_capacity(240 + image_url.len() + href.len() + pixel.map_or(0, str::len));
-    out.push_str("<a href=\"");
-    escape_attr(href, &mut out);
-    out.push_str("\" target=\"_blank\" rel=\"noopener\"><img src=\"");
-    escape_attr(image_url, &mut out);
-    // Into the markup itself: no string of its own on the bid path.
-    let _ = write!(
-        out,
-        "\" width=\"{w}\" height=\"{h}\" alt=\"\" style=\"border:0;display:block\"></a>"
-    );
+    write_banner(&mut Html(&mut out), creative, href, pixel).then_some(out)
+}
+
+/// [`banner_html_tracked`] as a JSON string literal, quotes included,
+/// written onto `out` (a bid response): the markup is escaped for its
+/// attributes and for JSON in one pass, with no string of its own. `false`
+/// (and nothing written) for a creative that is not display.
+pub fn banner_json_tracked(
+    creative: &Creative,
+    href: &str,
+    pixel: Option<&str>,
+    out: &mut String,
+) -> bool {
+    if !matches!(creative.kind, CreativeKind::Display { .. }) {
+        return false;
+    }
+    out.push('"');
+    write_banner(&mut Json(out), creative, href, pixel);
+    out.push('"');
+    true
+}
+
+/// Where markup goes: plain, or inside a JSON string.
+trait Markup {
+    /// Our own markup, as is.
+    fn markup(&mut self, s: &str);
+    /// A value inside a double-quoted attribute.
+    fn attr(&mut self, s: &str);
+    fn number(&mut self, n: u32);
+}
+
+struct Html<'a>(&'a mut String);
+
+impl Markup for Html<'_> {
+    fn markup(&mut self, s: &str) {
+        self.0.push_str(s);
+    }
+
+    fn attr(&mut self, s: &str) {
+        escape_attr(s, self.0);
+    }
+
+    fn number(&mut self, n: u32) {
+        let _ = write!(self.0, "{n}");
+    }
+}
+
+struct Json<'a>(&'a mut String);
+
+impl Markup for Json<'_> {
+    fn markup(&mut self, s: &str) {
+        escape(s, self.0, &JSON);
+    }
+
+    fn attr(&mut self, s: &str) {
+        escape(s, self.0, &ATTR_IN_JSON);
+    }
+
+    fn number(&mut self, n: u32) {
+        let _ = write!(self.0, "{n}");
+    }
+}
+
+fn write_banner(m: &mut impl Markup, creative: &Creative, href: &str, pixel: Option<&str>) -> bool {
+    let CreativeKind::Display { w, h, image_url } = &creative.kind else {
+        return false;
+    };
+    m.markup("<a href=\"");
+    m.attr(href);
+    m.markup("\" target=\"_blank\" rel=\"noopener\"><img src=\"");
+    m.attr(image_url);
+    m.markup("\" width=\"");
+    m.number(*w);
+    m.markup("\" height=\"");
+    m.number(*h);
+    m.markup("\" alt=\"\" style=\"border:0;display:block\"></a>");
     if let Some(pixel) = pixel {
         // Out of the layout but loaded: browsers skip images that are
         // display:none only sometimes, never ones that are merely tiny.
-        out.push_str("<img src=\"");
-        escape_attr(pixel, &mut out);
-        out.push_str(
+        m.markup("<img src=\"");
+        m.attr(pixel);
+        m.markup(
             "\" width=\"1\" height=\"1\" alt=\"\" \
              style=\"position:absolute;width:1px;height:1px;border:0;left:-9999px\">",
         );
     }
-    Some(out)
+    true
 }
+
+/// For each byte, how it is written instead of itself: 0 as is; 1 to 5 the
+/// entity [`ENTITIES`]`[n - 1]`; otherwise the letter of a JSON escape
+/// (`\n`, `\"`, ...), `u` for `\u00XX`. One table load per byte.
+type Table = [u8; 256];
 
 /// URLs come from account managers' YAML: a quote or angle bracket in one
 /// must not break out of the attribute into the publisher's page.
-///
-/// Runs of ordinary bytes are copied whole (every bid writes two or three
-/// URLs through here): the characters escaped are ASCII, so a cut next to
-/// one is always between UTF-8 characters.
-fn escape_attr(s: &str, out: &mut String) {
+const ENTITIES: [&str; 5] = ["&amp;", "&quot;", "&#39;", "&lt;", "&gt;"];
+
+const fn entities(mut t: Table) -> Table {
+    t[b'&' as usize] = 1;
+    t[b'"' as usize] = 2;
+    t[b'\'' as usize] = 3;
+    t[b'<' as usize] = 4;
+    t[b'>' as usize] = 5;
+    t
+}
+
+/// serde_json's escapes: `\"`, `\\`, the short forms of five control
+/// characters, `\u00XX` for the other control characters.
+const fn json(mut t: Table) -> Table {
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+}
+
+const ATTR: Table = entities([0; 256]);
+const JSON: Table = json([0; 256]);
+/// An attribute inside JSON: the entities first (a quote is `&quot;`,
+/// which needs no JSON escape), JSON's escapes for the rest.
+const ATTR_IN_JSON: Table = entities(json([0; 256]));
+
+/// Copies `s` onto `out`, bytes that `table` names written its way. Runs
+/// of ordinary bytes are copied whole: every byte escaped is ASCII, so a
+/// cut next to one is always between UTF-8 characters.
+fn escape(s: &str, out: &mut String, table: &Table) {
     let mut from = 0;
     for (i, b) in s.bytes().enumerate() {
-        let entity = match b {
-            b'&' => "&amp;",
-            b'"' => "&quot;",
-            b'\'' => "&#39;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            _ => continue,
-        };
+        let e = table[usize::from(b)];
+        if e == 0 {
+            continue;
+        }
         out.push_str(&s[from..i]);
-        out.push_str(entity);
+        match e {
+            1..=5 => out.push_str(ENTITIES[usize::from(e - 1)]),
+            b'u' => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+            letter => {
+                out.push('\\');
+                out.push(char::from(letter));
+            }
+        }
         from = i + 1;
     }
     out.push_str(&s[from..]);
+}
+
+fn escape_attr(s: &str, out: &mut String) {
+    escape(s, out, &ATTR);
 }
 
 #[cfg(test)]
@@ -96,6 +214,26 @@ mod tests {
             companions: vec![],
             companion_required: false,
             attributes: vec![],
+        }
+    }
+
+    proptest::proptest! {
+        /// The JSON form is exactly serde_json's literal of the markup, for
+        /// any URLs: entities, quotes, backslashes, control and
+        /// multi-byte characters next to each other.
+        #[test]
+        fn json_markup_is_the_markup_as_serde_json_writes_it(
+            image in "(?s)[a-z&\"'<>\\\x00-\x1f\x7fé😀/?=]{0,30}",
+            href in "(?s)[a-z&\"'<>\\\x00-\x1f\x7fé😀/?=]{0,30}",
+            pixel in proptest::option::of("(?s)[a-z&\"'<>\\\x00-\x1f/?=]{0,30}"),
+            w in 0u32..100_000,
+            h in 0u32..100_000,
+        ) {
+            let c = display(w, h, &image, "https://c.example/");
+            let html = banner_html_tracked(&c, &href, pixel.as_deref()).unwrap();
+            let mut json = String::from("x");
+            proptest::prop_assert!(banner_json_tracked(&c, &href, pixel.as_deref(), &mut json));
+            proptest::prop_assert_eq!(&json[1..], serde_json::to_string(&html).unwrap());
         }
     }
 
