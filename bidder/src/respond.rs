@@ -13,6 +13,7 @@ use ortb::BidRequest;
 use crate::notice::{Kind, NoticeUrl, Prepared};
 use crate::select::{Choice, ChoiceKind};
 use crate::snapshot::Snapshot;
+use creatives::push_json_str;
 
 /// OpenRTB `mtype`: what the markup is.
 const MTYPE_BANNER: i32 = 1;
@@ -246,57 +247,6 @@ impl Answer<'_> {
         let _ = write!(out, ",\"mtype\":{MTYPE_NATIVE}");
     }
 }
-
-/// Appends `s` as a JSON string literal, escaped as serde_json escapes it.
-/// Runs of plain bytes are copied whole, straight into the response (a
-/// banner's markup is full of quotes): the bytes escaped are ASCII, so a
-/// cut next to one is always between UTF-8 characters.
-fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut from = 0;
-    for (i, b) in s.bytes().enumerate() {
-        // One table load per byte: VAST documents run to kilobytes.
-        let e = JSON_ESCAPE[usize::from(b)];
-        if e == 0 {
-            continue;
-        }
-        out.push_str(&s[from..i]);
-        match e {
-            b'u' => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 15)]));
-            }
-            e => {
-                out.push('\\');
-                out.push(char::from(e));
-            }
-        }
-        from = i + 1;
-    }
-    out.push_str(&s[from..]);
-    out.push('"');
-}
-
-/// For each byte, the letter of its JSON escape (`\\n`, `\\"`, ...), `u`
-/// for `\\u00XX`, 0 for none: serde_json's choices.
-const JSON_ESCAPE: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        t[b] = b'u';
-        b += 1;
-    }
-    t[0x08] = b'b';
-    t[0x09] = b't';
-    t[0x0a] = b'n';
-    t[0x0c] = b'f';
-    t[0x0d] = b'r';
-    t[b'"' as usize] = b'"';
-    t[b'\\' as usize] = b'\\';
-    t
-};
 
 /// A CPM in micros as an exact JSON number: 6_000_000 → `6.0`,
 /// 1_800_000 → `1.8`, 1 → `0.000001`.

@@ -493,12 +493,9 @@ mod tests {
             .unwrap()
     }
 
-    fn urls_full(
-        keyword: Option<&str>,
-        audience: Option<&str>,
-        features: Option<&predict::Features>,
-    ) -> Urls<'static> {
-        let bid = notice::NoticeUrl {
+    /// The bid the tests' URLs are written for.
+    fn test_bid(audience: Option<&str>) -> notice::NoticeUrl<'_> {
+        notice::NoticeUrl {
             bid_id: "0123456789abcdef0123456789abcdef",
             imp_id: "1",
             line_item_and_order: "&li=li-1&o=o-1",
@@ -513,7 +510,15 @@ mod tests {
             encrypted: false,
             keyword: None,
             audience,
-        };
+        }
+    }
+
+    fn urls_full(
+        keyword: Option<&str>,
+        audience: Option<&str>,
+        features: Option<&predict::Features>,
+    ) -> Urls<'static> {
+        let bid = test_bid(audience);
         Urls::new(
             "https://bidder.example/",
             &bid,
@@ -536,22 +541,7 @@ mod tests {
     /// [`urls_full`] with every kind of tail, written by a signer of the
     /// same secret that writes `how`.
     fn all_urls(how: notice::UrlSignatures) -> Vec<String> {
-        let bid = notice::NoticeUrl {
-            bid_id: "0123456789abcdef0123456789abcdef",
-            imp_id: "1",
-            line_item_and_order: "&li=li-1&o=o-1",
-            creative: "c-1",
-            bid_price: config::Micros(2_000_000),
-            at_ms: 1_764_000_000_000,
-            test: false,
-            exchange: "adx",
-            currency: "USD",
-            rate: config::Rate::ONE,
-            charge_on: config::ChargeOn::First,
-            encrypted: false,
-            keyword: None,
-            audience: Some("products:books"),
-        };
+        let bid = test_bid(Some("products:books"));
         let signer = Signer::writing(b"tracking test secret", how);
         let u = Urls::new(
             "https://bidder.example/",

@@ -198,6 +198,15 @@ fn escape_attr(s: &str, out: &mut String) {
     escape(s, out, &ATTR);
 }
 
+/// `s` as a JSON string literal, quotes included, exactly as serde_json
+/// writes it, onto `out`: for markup written straight into a bid response
+/// (VAST documents run to kilobytes).
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    escape(s, out, &JSON);
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,9 @@ mod native;
 mod vast;
 
 pub use av::{fit_av, AvFit, AvSlot, Misfit};
-pub use banner::{banner_html, banner_html_tracked, banner_json_tracked, display_size, fits_sizes};
+pub use banner::{
+    banner_html, banner_html_tracked, banner_json_tracked, display_size, fits_sizes, push_json_str,
+};
 pub use native::{
     fit_native, native_response, parse_native_request, AssetKind, EventTrackerOffer, FilledAsset,
     ImageAsset, ImageMisfit, NativeAd, NativeAsset, NativeError, NativeField, NativeFit,
