@@ -551,6 +551,11 @@ mod tests {
             Some(&features()),
             &signer,
         );
+        every_url(&u)
+    }
+
+    /// An impression, a click, a click beacon and a VAST event.
+    fn every_url(u: &Urls<'_>) -> Vec<String> {
         vec![
             u.impression(),
             u.click(),
@@ -588,19 +593,12 @@ mod tests {
             let (signed, sig) = qb.rsplit_once("&s=").unwrap();
             assert!(!signer().verify_named(p.name(), signed, sig), "{b}");
         }
-        assert_eq!(per_url, {
-            let u = urls_full(
-                Some("phrase:mystery novel"),
-                Some("products:books"),
-                Some(&features()),
-            );
-            vec![
-                u.impression(),
-                u.click(),
-                u.click_beacon(),
-                u.vast_event("midpoint"),
-            ]
-        });
+        let default = urls_full(
+            Some("phrase:mystery novel"),
+            Some("products:books"),
+            Some(&features()),
+        );
+        assert_eq!(per_url, every_url(&default), "the default writes per URL");
     }
 
     /// Written per bid, a URL's tail and its audience are signed all the
