@@ -4,7 +4,9 @@
 //! through [`evaluate`], the only place a line item is judged against an
 //! imp. Explain differs only in asking every line item (the auction asks the
 //! candidates its index finds) and in what it does with the answer; the
-//! checks read the ledger and the audience store, and never write.
+//! checks read the ledger and the audience store, and never spend, hold or
+//! count (a frequency window read may roll its hourly buckets forward, as
+//! any read at that time would).
 //!
 //! The list is in the order of [`Check`]'s declaration, which is at once:
 //!
