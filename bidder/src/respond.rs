@@ -47,7 +47,18 @@ impl Answer<'_> {
         bid_ids: &[String],
         response_id: &str,
     ) -> Vec<u8> {
-        let mut out = String::with_capacity(1024 * choices.len() + 128);
+        // Room for the whole answer at once: a banner bid with its signed
+        // URLs runs to about 2 KB, a VAST bid to about 5 KB, and growing
+        // the string copies all of it each time.
+        let room: usize = choices
+            .iter()
+            .map(|(_, c)| match c.kind {
+                ChoiceKind::Banner { .. } => 2_560,
+                ChoiceKind::Native { .. } => 3_072,
+                ChoiceKind::Av { .. } => 6_144,
+            })
+            .sum();
+        let mut out = String::with_capacity(room + 256);
         out.push_str("{\"id\":");
         push_json_str(&mut out, &self.req.id);
         out.push_str(",\"seatbid\":[{\"bid\":[");

@@ -224,7 +224,7 @@ type Xml = Writer<Vec<u8>>;
 /// `v.creative` should be a Video or Audio creative; given a Display one,
 /// the document has a zero duration and no media files.
 pub fn vast_xml(v: &Vast<'_>) -> String {
-    let mut w = Writer::new(Vec::with_capacity(2048));
+    let mut w = Writer::new(Vec::with_capacity(4096));
     write_document(&mut w, v).expect("writing to a Vec cannot fail");
     String::from_utf8(w.into_inner()).expect("only UTF-8 strings are written")
 }
