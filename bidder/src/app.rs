@@ -1534,9 +1534,17 @@ impl App {
         Ok(serde_json::to_vec_pretty(&body).unwrap_or_default())
     }
 
+    /// The ledger's part of [`App::expire_reservations`] alone: holds whose
+    /// time is up go back to their budgets. Cheap (the ledger keeps its
+    /// deadlines in order), so the server runs it several times a second.
+    pub fn expire_holds(&self) -> usize {
+        self.ledger.expire(self.clock.now()).reservations
+    }
+
     /// Ends reservations of bids whose notices never came (they keep
     /// holding their learned share) and lets go of those whose notices
-    /// have expired; returns how many reservations ended.
+    /// have expired, sweeps shading outcomes and updates the gauges;
+    /// returns how many reservations ended. About once a second.
     pub fn expire_reservations(&self) -> usize {
         let now = self.clock.now();
         let expired = self.ledger.expire(now);

@@ -226,15 +226,44 @@ mod tests {
         }
     }
 
+    /// Any of the bytes either escaping touches, next to each other and to
+    /// multi-byte characters (raw: the regex sees `\\` and `\x00`).
+    const URLISH: &str = r#"(?s)[a-z&"'<>\\\x00-\x1f\x7fé😀\u{2028}/?=]{0,30}"#;
+
+    #[test]
+    fn the_strategy_draws_every_kind_of_byte() {
+        use proptest::strategy::{Strategy, ValueTree};
+        let strategy = proptest::string::string_regex(URLISH).unwrap();
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let drawn: String = (0..500)
+            .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+            .collect();
+        for c in ['\\', '"', '&', '\u{0}', '\n', '\u{7f}', 'é', '\u{2028}'] {
+            assert!(drawn.contains(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_creative_that_is_not_display_writes_nothing() {
+        let mut c = display(1, 1, "https://i.example/a.png", "https://c.example/");
+        c.kind = CreativeKind::Audio {
+            media: vec![],
+            duration_s: 15,
+        };
+        let mut out = String::from("x");
+        assert!(!banner_json_tracked(&c, "h", Some("p"), &mut out));
+        assert_eq!(out, "x");
+    }
+
     proptest::proptest! {
         /// The JSON form is exactly serde_json's literal of the markup, for
         /// any URLs: entities, quotes, backslashes, control and
         /// multi-byte characters next to each other.
         #[test]
         fn json_markup_is_the_markup_as_serde_json_writes_it(
-            image in "(?s)[a-z&\"'<>\\\x00-\x1f\x7fé😀/?=]{0,30}",
-            href in "(?s)[a-z&\"'<>\\\x00-\x1f\x7fé😀/?=]{0,30}",
-            pixel in proptest::option::of("(?s)[a-z&\"'<>\\\x00-\x1f/?=]{0,30}"),
+            image in URLISH,
+            href in URLISH,
+            pixel in proptest::option::of(URLISH),
             w in 0u32..100_000,
             h in 0u32..100_000,
         ) {

@@ -676,7 +676,8 @@ impl Writer {
             let flush_counts = closed
                 || last_flush.elapsed() >= self.flush_every
                 || batch.iter().any(|j| matches!(j, Job::Flush(_)));
-            let busy = !batch.is_empty();
+            // A full batch means a backlog: take the next one at once.
+            let pause = !batch.is_empty() && batch.len() < MAX_BATCH;
             self.handle(batch, flush_counts);
             if flush_counts {
                 last_flush = Instant::now();
@@ -684,7 +685,7 @@ impl Writer {
             if closed {
                 return;
             }
-            if busy {
+            if pause {
                 std::thread::sleep(BUSY_PAUSE);
             }
         }

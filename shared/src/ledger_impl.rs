@@ -281,6 +281,9 @@ pub(crate) struct Inner {
     pub health: HealthState,
     pub cache: Mutex<HashMap<(SpendKey, i64), Cached>>,
     pub freq: Mutex<HashMap<u64, FreqSlot>>,
+    /// When `freq` was last swept: a whole-map pass under the lock bids
+    /// take, so at most once a second however often `expire` is called.
+    pub freq_swept: AtomicI64,
     pub round_trips: AtomicU64,
     pub audience: Mutex<Option<Arc<Subscription>>>,
     /// The epoch of the shared state this replica knows ('' until known).
@@ -356,6 +359,7 @@ impl RedisLedger {
             health: HealthState::new(),
             cache: Mutex::default(),
             freq: Mutex::default(),
+            freq_swept: AtomicI64::new(i64::MIN),
             round_trips: AtomicU64::new(0),
             audience: Mutex::new(None),
             epoch: Mutex::new(String::new()),
@@ -1251,7 +1255,11 @@ impl Ledger for RedisLedger {
     fn expire(&self, now: Timestamp) -> Expired {
         let e = self.inner.local.expire(now);
         let t = now.as_millis();
-        lock(&self.inner.freq).retain(|_, s| s.keep_until > t);
+        let last = self.inner.freq_swept.load(Ordering::Relaxed);
+        if t.saturating_sub(last) >= 1_000 || t < last {
+            self.inner.freq_swept.store(t, Ordering::Relaxed);
+            lock(&self.inner.freq).retain(|_, s| s.keep_until > t);
+        }
         e
     }
 
