@@ -212,9 +212,16 @@ impl Signer {
     /// A URL's signature over `common` and `tail` for purpose `name`,
     /// written either way: a fleet changing `--url-signatures`, or rolling
     /// a version forward, holds URLs of both.
+    ///
+    /// The way this signer writes is tried first: most URLs a replica reads
+    /// were written that way, and each try costs an HMAC.
     pub(crate) fn verify_url(&self, name: &str, common: &str, tail: &str, sig_hex: &str) -> bool {
-        self.per_bid_key(common).verify(name, &[tail], sig_hex)
-            || UrlKey::PerUrl(self.state(common)).verify(name, &[tail], sig_hex)
+        let per_url = || UrlKey::PerUrl(self.state(common)).verify(name, &[tail], sig_hex);
+        let per_bid = || self.per_bid_key(common).verify(name, &[tail], sig_hex);
+        match self.writes {
+            UrlSignatures::PerUrl => per_url() || per_bid(),
+            UrlSignatures::PerBid => per_bid() || per_url(),
+        }
     }
 
     fn verify(&self, kind: Kind, signed: &str, sig_hex: &str) -> bool {
