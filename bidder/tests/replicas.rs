@@ -196,6 +196,14 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option
         .flatten()
 }
 
+/// POSTs `body` to `path` on an admin port and asserts 200.
+fn admin_post_ok(runtime: &tokio::runtime::Runtime, admin: SocketAddr, path: &str, body: &[u8]) {
+    let (status, answer) = runtime
+        .block_on(http(admin, "POST", path, body))
+        .expect("an answer");
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&answer));
+}
+
 fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
     url.split_once('?')?
         .1
@@ -834,35 +842,20 @@ fn audience_data_given_to_one_replica_reaches_the_others() {
     let view = format!(
         "{{\"user\":\"viewer-1\",\"event\":\"view\",\"product\":\"tent-1\",\"at\":\"{now}\"}}\n"
     );
-    let up = runtime.block_on(async {
-        http(a.admin, "POST", "/v1/audience-events", view.as_bytes())
-            .await
-            .unwrap()
-    });
-    assert_eq!(up.0, 200, "{}", String::from_utf8_lossy(&up.1));
+    admin_post_ok(&runtime, a.admin, "/v1/audience-events", view.as_bytes());
     assert_eq!(bids_on_b("viewer-1").as_deref(), Some("li-viewers"));
     // A list member uploaded to `a` makes `b` bid for that id.
-    let up = runtime.block_on(async {
-        http(
-            a.admin,
-            "POST",
-            "/v1/audiences/crm/members",
-            b"{\"id\":\"crm-1\"}\n",
-        )
-        .await
-        .unwrap()
-    });
-    assert_eq!(up.0, 200, "{}", String::from_utf8_lossy(&up.1));
+    admin_post_ok(
+        &runtime,
+        a.admin,
+        "/v1/audiences/crm/members",
+        b"{\"id\":\"crm-1\"}\n",
+    );
     // Held on `b` (its config has no such list yet), applied once its
     // config catches up.
     std::thread::sleep(Duration::from_millis(500));
     std::fs::write(older_dir.join("shop.yaml"), shop).unwrap();
-    let reloaded = runtime.block_on(async {
-        http(b.admin, "POST", "/v1/config/reload", b"")
-            .await
-            .unwrap()
-    });
-    assert_eq!(reloaded.0, 200, "{}", String::from_utf8_lossy(&reloaded.1));
+    admin_post_ok(&runtime, b.admin, "/v1/config/reload", b"");
     assert_eq!(bids_on_b("crm-1").as_deref(), Some("li-crm"));
     // `b` remembers how far it read: a restart does not read it all again.
     let offset = std::fs::read_to_string(root.join("b").join("audience.offset")).unwrap();
@@ -1082,17 +1075,12 @@ fn a_held_list_batch_survives_a_restart() {
         wait_healthy(a.admin).await;
         wait_healthy(b.admin).await;
     });
-    let up = runtime.block_on(async {
-        http(
-            a.admin,
-            "POST",
-            "/v1/audiences/crm/members",
-            b"{\"id\":\"crm-1\"}\n",
-        )
-        .await
-        .unwrap()
-    });
-    assert_eq!(up.0, 200, "{}", String::from_utf8_lossy(&up.1));
+    admin_post_ok(
+        &runtime,
+        a.admin,
+        "/v1/audiences/crm/members",
+        b"{\"id\":\"crm-1\"}\n",
+    );
     // `b` reads it (and holds it), and remembers how far it read.
     let offset = root.join("b").join("audience.offset");
     let start = Instant::now();
