@@ -6,17 +6,17 @@
 
 use std::collections::HashMap;
 
-/// The snapshot's maps are built once per config load and only read on the
-/// bid path: a request's key can lengthen no probe chain, so a fast hasher
-/// (seeded per process) does.
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 use config::{Budget, ChargeOn, Config, Device, Flight, FrequencyCap, Media, Micros, Timestamp};
 
 use crate::checks::{Check, Stop};
 use crate::keywords::KeywordRule;
 use crate::nobid::NoBid;
 use crate::notice;
+
+/// The snapshot's maps are built once per config load and only read on the
+/// bid path: a request's key can lengthen no probe chain, so a fast hasher
+/// (seeded per process) does.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One line item, ready to be checked against an imp.
 #[derive(Debug)]
@@ -164,7 +164,7 @@ impl Snapshot {
             };
             for (o, order) in adv.orders.iter().enumerate() {
                 for (l, li) in order.line_items.iter().enumerate() {
-                    items.push(Item {
+                    let mut item = Item {
                         advertiser: a,
                         order: o,
                         line_item: l,
@@ -218,10 +218,9 @@ impl Snapshot {
                             line_item: li.id.as_str().into(),
                             ..reports::Dims::default()
                         },
-                    });
-                    if let Some(item) = items.last_mut() {
-                        item.checks = crate::checks::compile(item, adv);
-                    }
+                    };
+                    item.checks = crate::checks::compile(&item, adv);
+                    items.push(item);
                 }
             }
         }
