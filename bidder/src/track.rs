@@ -19,9 +19,9 @@
 //! click trackers are), `ev` for a VAST event. The signature covers all of
 //! it (see `notice.rs` for the two ways it is made) under a name of its own
 //! (`track-impression`, `track-click`, `track-event`), so no tracking URL
-//! can stand in for a notice or for another event. A click goes only to the click URL the config gives its
-//! creative: the URL names no destination, so it cannot be an open
-//! redirect. Tracking never charges.
+//! can stand in for a notice or for another event. A click goes only to
+//! the click URL the config gives its creative: the URL names no
+//! destination, so it cannot be an open redirect. Tracking never charges.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
