@@ -30,12 +30,6 @@ enum LogFormat {
     Json,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum UrlSignaturesArg {
-    PerUrl,
-    PerBid,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Serve bid requests on the bid port, probes and metrics on the admin port.
@@ -252,8 +246,13 @@ struct ServeArgs {
     /// keys a SipHash per URL: cheaper, most of all for VAST). Both are
     /// always read. Earlier versions read only `per-url`: switch once none
     /// of them serves behind the same exchanges, nor will after a rollback.
-    #[arg(long, value_enum, env = "BIDDER_URL_SIGNATURES", default_value_t = UrlSignaturesArg::PerUrl)]
-    url_signatures: UrlSignaturesArg,
+    #[arg(
+        long,
+        value_enum,
+        env = "BIDDER_URL_SIGNATURES",
+        default_value = "per-url"
+    )]
+    url_signatures: bidder::notice::UrlSignatures,
     /// Seconds a bid holds its cost against its budgets while no win or
     /// loss notice comes.
     #[arg(long, default_value_t = 60)]
@@ -951,10 +950,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         },
         notice_secret: Some(notice_secret),
         notice_ttl: Duration::from_secs(args.notice_ttl_hours.max(1) * 3600),
-        url_signatures: match args.url_signatures {
-            UrlSignaturesArg::PerUrl => bidder::notice::UrlSignatures::PerUrl,
-            UrlSignaturesArg::PerBid => bidder::notice::UrlSignatures::PerBid,
-        },
+        url_signatures: args.url_signatures,
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
         max_bids_per_line_item: args.max_bids_per_line_item as usize,
         max_rates_age_days: args.max_rates_age_days,

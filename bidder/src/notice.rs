@@ -101,8 +101,9 @@ pub enum NoticeError {
     Unavailable,
 }
 
-/// How a bid's URLs are signed (see the module's documentation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How a bid's URLs are signed (see the module's documentation); also the
+/// values of `--url-signatures`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum UrlSignatures {
     /// One HMAC-SHA256 per URL, as earlier versions wrote them.
     #[default]
