@@ -26,7 +26,7 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
 // ---------------------------------------------------------------------------
 // Integers
 
-fn f64_to_i32(v: f64) -> Option<i32> {
+pub(crate) fn f64_to_i32(v: f64) -> Option<i32> {
     // `w: 300.0` is an integer written by a float-typed encoder; 300.5 is not.
     if v.fract() == 0.0 && v >= f64::from(i32::MIN) && v <= f64::from(i32::MAX) {
         Some(v as i32)
@@ -35,7 +35,7 @@ fn f64_to_i32(v: f64) -> Option<i32> {
     }
 }
 
-fn str_to_i32(s: &str) -> Option<i32> {
+pub(crate) fn str_to_i32(s: &str) -> Option<i32> {
     let s = s.trim();
     s.parse::<i32>()
         .ok()

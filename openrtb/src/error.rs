@@ -26,21 +26,57 @@ pub enum ParseError {
 // keep the 400 body short.
 const MAX_REASON: usize = 120;
 
+/// Cuts a reason to [`MAX_REASON`] bytes, on a character boundary.
+fn short(reason: &str) -> String {
+    if reason.len() <= MAX_REASON {
+        return reason.to_owned();
+    }
+    let mut cut = MAX_REASON;
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = reason[..cut].to_owned();
+    out.push('…');
+    out
+}
+
+impl ParseError {
+    /// An error at byte `at` of `body` (its length for the end of input).
+    /// Lines and columns count as serde_json counts them: columns in bytes
+    /// from 1, and the end of input at the column after the last byte read.
+    pub(crate) fn at(body: &[u8], at: usize, data: bool, reason: &str) -> Self {
+        let at = at.min(body.len());
+        let before = &body[..at];
+        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |n| n + 1);
+        let column = at - line_start + usize::from(at < body.len());
+        let reason = short(reason);
+        if data {
+            ParseError::Unexpected {
+                line,
+                column,
+                reason,
+            }
+        } else {
+            ParseError::Malformed {
+                line,
+                column,
+                reason,
+            }
+        }
+    }
+}
+
 impl From<serde_json::Error> for ParseError {
     fn from(e: serde_json::Error) -> Self {
         let (line, column) = (e.line(), e.column());
         let full = e.to_string();
         // serde_json appends the position to its message; we put it first instead.
         let suffix = format!(" at line {line} column {column}");
-        let mut reason = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
-        if reason.len() > MAX_REASON {
-            let mut cut = MAX_REASON;
-            while !reason.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            reason.truncate(cut);
-            reason.push('…');
-        }
+        let reason = short(full.strip_suffix(&suffix).unwrap_or(&full));
         match e.classify() {
             serde_json::error::Category::Data => ParseError::Unexpected {
                 line,

@@ -12,7 +12,33 @@ use crate::de;
 use crate::error::InvalidRequest;
 
 /// A raw, unparsed `ext` object (or whatever the exchange put there).
-pub type Ext<'a> = Option<&'a RawValue>;
+pub type Ext<'a> = Option<RawJson<'a>>;
+
+/// The JSON text of a value kept unparsed, borrowed from the body.
+///
+/// Not serde_json's `RawValue`: the request reader has the text's bounds in
+/// hand and no way to make a `&RawValue` of them without parsing them again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(pub(crate) &'a str);
+
+impl<'a> RawJson<'a> {
+    /// The value's JSON text, exactly as sent.
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for RawJson<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawJson({})", self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawJson<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(d).map(|raw| RawJson(raw.get()))
+    }
+}
 
 /// Parses an ext as `T`; anything malformed reads as `None` so an ext can
 /// never fail the request.

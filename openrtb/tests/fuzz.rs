@@ -7,6 +7,10 @@
 //! runs the same properties in release mode for as long as it is given,
 //! with `PROPTEST_CASES` raised and a fresh `PROPTEST_RNG_SEED` each round.
 //!
+//! Every request body also goes through [`ortb::parse_request_serde`], the
+//! serde model the crate's own reader must match: the same request, or a
+//! refusal of the same kind.
+//!
 //! The property everywhere: no input makes [`ortb::parse_request`],
 //! [`ortb::BidRequest::validate`], the request's accessors or the
 //! `BidResponse` reader panic or overflow the stack; each returns a value
@@ -42,7 +46,21 @@ static RESPONSE_CORPUS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| corpus(RESPONS
 /// Text put in place of one JSON value: other types, edge numbers, escapes
 /// serde_json refuses, deep nesting and huge arrays.
 fn replacement() -> impl Strategy<Value = String> {
-    let fixed = prop::sample::select(vec![
+    prop_oneof![
+        4 => edge_values(),
+        2 => json_value(),
+        1 => deep_nesting(),
+        1 => huge_array(),
+        1 => (0usize..65_536).prop_map(|n| format!("\"{}\"", "x".repeat(n))),
+        1 => (1usize..600).prop_map(|n| format!("1{}", "0".repeat(n))),
+        1 => (1usize..600).prop_map(|n| format!("0.{}1", "0".repeat(n))),
+    ]
+}
+
+/// Small values at the edges: other types, edge numbers, escapes serde_json
+/// refuses.
+fn edge_values() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
         "null",
         "true",
         "false",
@@ -81,16 +99,7 @@ fn replacement() -> impl Strategy<Value = String> {
         "{\"gdpr\":\"1\",\"us_privacy\":1,\"gpp_sid\":\"2\",\"consent\":[]}",
         "{\"schain\":{\"nodes\":[{\"asi\":1},null]},\"eids\":{},\"segtax\":\"x\"}",
     ])
-    .prop_map(str::to_owned);
-    prop_oneof![
-        4 => fixed,
-        2 => json_value(),
-        1 => deep_nesting(),
-        1 => huge_array(),
-        1 => (0usize..65_536).prop_map(|n| format!("\"{}\"", "x".repeat(n))),
-        1 => (1usize..600).prop_map(|n| format!("1{}", "0".repeat(n))),
-        1 => (1usize..600).prop_map(|n| format!("0.{}1", "0".repeat(n))),
-    ]
+    .prop_map(str::to_owned)
 }
 
 /// Small random JSON of every type, written as text.
@@ -112,6 +121,200 @@ fn json_value() -> impl Strategy<Value = String> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(|v| format!("[{}]", v.join(","))),
             prop::collection::vec(("[a-z_]{0,8}", inner), 0..6).prop_map(|kv| {
+                let fields: Vec<String> = kv
+                    .into_iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }),
+        ]
+    })
+}
+
+/// Every key the request model reads, for JSON shaped like a request.
+const MODEL_KEYS: &[&str] = &[
+    "api",
+    "apis",
+    "app",
+    "asi",
+    "at",
+    "atype",
+    "audio",
+    "badv",
+    "banner",
+    "bapp",
+    "battr",
+    "bcat",
+    "bidfloor",
+    "bidfloorcur",
+    "boxingallowed",
+    "bseat",
+    "btype",
+    "bundle",
+    "buyeruid",
+    "carrier",
+    "cat",
+    "cattax",
+    "city",
+    "companionad",
+    "companiontype",
+    "complete",
+    "connectiontype",
+    "consent",
+    "content",
+    "context",
+    "coppa",
+    "country",
+    "cur",
+    "data",
+    "deals",
+    "delivery",
+    "device",
+    "devicetype",
+    "dnt",
+    "domain",
+    "dooh",
+    "eids",
+    "episode",
+    "exp",
+    "ext",
+    "fd",
+    "feed",
+    "format",
+    "gdpr",
+    "gender",
+    "genre",
+    "geo",
+    "gpp",
+    "gpp_sid",
+    "h",
+    "hp",
+    "hratio",
+    "id",
+    "ifa",
+    "imp",
+    "instl",
+    "ip",
+    "ipv6",
+    "keywords",
+    "kwarray",
+    "language",
+    "lat",
+    "len",
+    "linearity",
+    "livestream",
+    "lmt",
+    "lon",
+    "long",
+    "make",
+    "maxbitrate",
+    "maxduration",
+    "maxextended",
+    "maxseq",
+    "metro",
+    "mimes",
+    "minbitrate",
+    "mincpmpersec",
+    "minduration",
+    "mobile",
+    "model",
+    "name",
+    "native",
+    "nodes",
+    "nvol",
+    "os",
+    "osv",
+    "page",
+    "pagecat",
+    "pchain",
+    "placement",
+    "playbackend",
+    "playbackmethod",
+    "plcmt",
+    "pmp",
+    "poddur",
+    "podid",
+    "podseq",
+    "pos",
+    "private_auction",
+    "prodq",
+    "producer",
+    "protocol",
+    "protocols",
+    "publisher",
+    "ref",
+    "region",
+    "regs",
+    "request",
+    "rid",
+    "rqddurs",
+    "rwdd",
+    "schain",
+    "search",
+    "season",
+    "sectioncat",
+    "secure",
+    "segment",
+    "sequence",
+    "series",
+    "sid",
+    "site",
+    "skip",
+    "skipafter",
+    "skipmin",
+    "slotinpod",
+    "source",
+    "startdelay",
+    "stitched",
+    "storeurl",
+    "tagid",
+    "test",
+    "tid",
+    "title",
+    "tmax",
+    "topframe",
+    "type",
+    "ua",
+    "uids",
+    "url",
+    "us_privacy",
+    "user",
+    "utcoffset",
+    "value",
+    "vcm",
+    "ver",
+    "video",
+    "w",
+    "wadomain",
+    "wmin",
+    "wratio",
+    "wseat",
+    "yob",
+    "zip",
+];
+
+/// Random JSON whose keys are mostly the model's own, at any depth: every
+/// field meets every type, twice sometimes, spelt with escapes sometimes,
+/// and objects meet arrays (which serde reads positionally).
+fn request_shaped() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        8 => prop::sample::select(MODEL_KEYS).prop_map(str::to_owned),
+        // `\u0069d` is `id`: keys are matched after decoding.
+        1 => prop::sample::select(MODEL_KEYS).prop_map(|k| {
+            let mut chars = k.chars();
+            let first = chars.next().map_or(0, u32::from);
+            format!("\\u{first:04x}{}", chars.as_str())
+        }),
+        1 => "[a-z_]{0,8}",
+    ];
+    let leaf = prop_oneof![
+        4 => edge_values(),
+        2 => json_value(),
+    ];
+    leaf.prop_recursive(5, 64, 8, move |inner| {
+        prop_oneof![
+            1 => prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+            3 => prop::collection::vec((key.clone(), inner), 0..8).prop_map(|kv| {
                 let fields: Vec<String> = kv
                     .into_iter()
                     .map(|(k, v)| format!("\"{k}\":{v}"))
@@ -314,9 +517,27 @@ fn exercise(req: &BidRequest<'_>) {
     let _ = format!("{req:?}");
 }
 
+/// The crate's own reader and serde's derive agree: the same request, or
+/// the same kind of refusal (the texts may differ).
+fn check_same_as_serde(body: &[u8], ours: &Result<BidRequest<'_>, ParseError>) {
+    let reference = ortb::parse_request_serde(body);
+    let agree = match (ours, &reference) {
+        (Ok(a), Ok(b)) => format!("{a:?}") == format!("{b:?}"),
+        (Err(ParseError::Malformed { .. }), Err(ParseError::Malformed { .. })) => true,
+        (Err(ParseError::Unexpected { .. }), Err(ParseError::Unexpected { .. })) => true,
+        _ => false,
+    };
+    if !agree {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(4000)]);
+        panic!("reader: {ours:?}\nserde: {reference:?}\nbody: {shown}");
+    }
+}
+
 fn check_request(property: &str, body: &[u8]) {
     remember(property, body);
-    match parse_request(body) {
+    let ours = parse_request(body);
+    check_same_as_serde(body, &ours);
+    match ours {
         Ok(req) => exercise(&req),
         Err(e) => check_error(&e),
     }
@@ -384,6 +605,14 @@ mod properties {
                 body = apply(body, &Mutation::SwapValue(at, value));
             }
             check_request("swapped_value_requests", &body);
+        }
+
+        /// JSON shaped like a request, keys from the model, values of any
+        /// type: where the two readers could part ways, they must not.
+        #[test]
+        fn request_shaped_json_reads_as_serde_reads_it(body in request_shaped()) {
+            check_request("request_shaped", body.as_bytes());
+            check_request("request_shaped_in_imp", format!(r#"{{"imp":[{body}],"site":{body}}}"#).as_bytes());
         }
 
         /// Bytes with no structure, and soup of JSON tokens.

@@ -427,3 +427,72 @@ fn duplicate_imp_ids_are_found_among_many() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// The crate's reader and serde's derive read alike
+
+/// Outcome of one reader, in a form two readers can be compared by: the
+/// request's `Debug`, or the kind of refusal.
+fn outcome(read: Result<ortb::BidRequest<'_>, ParseError>) -> String {
+    match read {
+        Ok(req) => format!("{req:?}"),
+        Err(ParseError::Malformed { .. }) => "malformed".into(),
+        Err(ParseError::Unexpected { .. }) => "unexpected".into(),
+    }
+}
+
+/// Edges where the two could part ways, each seen once by the fuzzing or
+/// found in serde_json's source; the fuzz tests draw the rest.
+#[test]
+fn the_reader_agrees_with_serde_on_known_edges() {
+    let bodies: &[&[u8]] = &[
+        // A lone boolean where a code list belongs is no code; inside the list it is 0 or 1.
+        br#"{"imp":[{"audio":{"rqddurs":false,"battr":[true,false]}}]}"#,
+        br#"{"cur":1,"bcat":["a",2,true,null,{}],"wseat":"s"}"#,
+        // PHP encodes an empty object as `[]`; serde reads any array positionally.
+        br#"{"id":"r","regs":[],"user":[],"imp":[[]]}"#,
+        br#"{"regs":[1,0,"1YNN"]}"#,
+        br#"{"regs":[1,0,"1YNN",null,[],null,5]}"#,
+        // Keys are matched after decoding; a key seen twice is refused.
+        br#"{"\u0069d":"r","imp":[]}"#,
+        br#"{"id":"r","id":"s"}"#,
+        br#"{"id":"r","x":1,"x":2}"#,
+        // serde refuses the second key before it looks for its colon.
+        br#"{"id":"r","id" 5}"#,
+        // A lone surrogate: refused in a field read, let through in a value skipped or kept raw.
+        br#"{"id":"\ud800"}"#,
+        br#"{"x":"\ud800","ext":"\udc00","imp":[{"ext":{"k":"\ud800"}}]}"#,
+        br#"{"user":{"id":{"\ud800":1}}}"#,
+        // Numbers: range checked where one is read, not where one is skipped or kept raw.
+        br#"{"imp":[{"banner":{"w":1e400}}]}"#,
+        br#"{"x":1e400,"ext":-1e400,"imp":[{"bidfloor":1e400}]}"#,
+        br#"{"tmax":-0,"test":18446744073709551616,"at":-9223372036854775809,"id":12.50}"#,
+        br#"{"id":01}"#,
+        br#"{"id":1.}"#,
+        br#"{"id":-}"#,
+        // Syntax, and what is refused as the wrong shape after it is read.
+        br#"{"id":"r",}"#,
+        br#"{"imp":[1,]}"#,
+        br#"{"imp":5}"#,
+        br#"{"site":"\q"}"#,
+        br#"{"site":nul}"#,
+        br#"{"site":1e400}"#,
+        br#"{"id":"r"} x"#,
+        b"{\"id\":\"\x01\"}",
+        b"",
+        b"   ",
+        // Not UTF-8: fine where nobody reads it, refused where a field does.
+        b"{\"x\":\"\xff\",\"id\":\"r\"}",
+        b"{\"id\":\"\xff\"}",
+        b"{\"ext\":\"\xff\"}",
+        b"{\"\xff\":1}",
+    ];
+    for body in bodies {
+        assert_eq!(
+            outcome(parse_request(body)),
+            outcome(ortb::parse_request_serde(body)),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}

@@ -3,8 +3,11 @@
 //! of two runs that differ only in N, and their difference divided by the
 //! difference in N is the cost of one bid, set-up excluded.
 //!
-//! `bid-loop banner|video|parse N [per-bid]`: `per-bid` signs URLs with
-//! `--url-signatures per-bid` (the default is per URL).
+//! `bid-loop banner|video|parse|parse-serde N [per-bid]`: `per-bid` signs
+//! URLs with `--url-signatures per-bid` (the default is per URL);
+//! `parse-serde` parses through serde's derive, the reader's reference. The
+//! parse kinds also print nanoseconds per parse to stderr, for timing the
+//! two readers against each other in one run.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -18,27 +21,35 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(kind), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse::<u64>().ok()))
     else {
-        eprintln!("usage: bid-loop banner|video|parse N [per-bid]");
+        eprintln!("usage: bid-loop banner|video|parse|parse-serde N [per-bid]");
         return ExitCode::from(2);
     };
     let mut files = generated_config(1_000);
     let body = match kind.as_str() {
-        "banner" | "parse" => minified(BANNER_REQUEST),
+        "banner" | "parse" | "parse-serde" => minified(BANNER_REQUEST),
         "video" => {
             files.push(("tube.yaml".into(), VIDEO_ADVERTISER.to_string()));
             minified(VIDEO_REQUEST)
         }
         other => {
-            eprintln!("bid-loop: unknown kind {other:?} (banner, video, parse)");
+            eprintln!("bid-loop: unknown kind {other:?} (banner, video, parse, parse-serde)");
             return ExitCode::from(2);
         }
     };
-    if kind == "parse" {
+    type Parse = fn(&[u8]) -> Result<ortb::BidRequest<'_>, ortb::ParseError>;
+    if let Some(parse) = match kind.as_str() {
+        "parse" => Some(ortb::parse_request as Parse),
+        "parse-serde" => Some(ortb::parse_request_serde as Parse),
+        _ => None,
+    } {
         let mut imps = 0;
+        let start = Instant::now();
         for _ in 0..n {
-            imps += ortb::parse_request(std::hint::black_box(&body)).map_or(0, |r| r.imp.len());
+            imps += parse(std::hint::black_box(&body)).map_or(0, |r| r.imp.len());
         }
+        let nanos = start.elapsed().as_nanos() / u128::from(n.max(1));
         println!("{imps}");
+        eprintln!("{nanos} ns per parse");
         return ExitCode::SUCCESS;
     }
     let how = match args.get(3).map(String::as_str) {

@@ -1,0 +1,836 @@
+//! The JSON grammar, one byte at a time, over a borrowed body.
+//!
+//! It accepts and refuses exactly what serde_json does for the request model
+//! (the property test in `tests/reader.rs` holds it to that), so changing the
+//! parser changed no exchange's outcome. What differs is the cost: no visitor
+//! indirection, strings found eight bytes at a time, values nobody reads
+//! skipped without building anything, and no recursion where the input
+//! chooses the depth.
+
+use std::borrow::Cow;
+
+/// Where and why reading stopped.
+#[derive(Debug)]
+pub(crate) struct Error {
+    /// Byte offset of the offending byte (the body's length at end of input).
+    pub(crate) at: usize,
+    /// The JSON was well formed but a value had the wrong shape for the model.
+    pub(crate) data: bool,
+    pub(crate) reason: Cow<'static, str>,
+}
+
+/// Boxed: the error path is cold, and a small `Result` keeps every read's
+/// return cheap.
+pub(crate) type Result<T> = std::result::Result<T, Box<Error>>;
+
+/// A number as serde_json classifies it, which decides how lenient fields read it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Number {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+pub(crate) struct Cursor<'a> {
+    bytes: &'a [u8],
+    /// The whole body, when it is valid UTF-8 (nearly always): string slices
+    /// then come from it without a second check. A body that is not keeps
+    /// serde_json's rule: only strings the model reads must be UTF-8.
+    text: Option<&'a str>,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Cursor {
+            bytes,
+            text: std::str::from_utf8(bytes).ok(),
+            pos: 0,
+        }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn error(&self, at: usize, reason: &'static str) -> Box<Error> {
+        Box::new(Error {
+            at,
+            data: false,
+            reason: Cow::Borrowed(reason),
+        })
+    }
+
+    fn eof(&self, what: &'static str) -> Box<Error> {
+        self.error(self.bytes.len(), what)
+    }
+
+    /// An error about the value at the cursor: valid JSON, wrong shape. As
+    /// serde_json does, the value is read first to be named, so a value
+    /// that is itself malformed is refused as that.
+    pub(crate) fn invalid_type(&mut self, expected: &str) -> Box<Error> {
+        let at = self.pos;
+        let found = match self.bytes.get(at) {
+            Some(b'"') => match self.string() {
+                Ok(s) => format!("string {s:?}"),
+                Err(e) => return e,
+            },
+            Some(b'[') => "sequence".to_owned(),
+            Some(b'{') => "map".to_owned(),
+            Some(b't' | b'f' | b'n') => match self.literal() {
+                Ok(Some(b)) => format!("boolean `{b}`"),
+                Ok(None) => "null".to_owned(),
+                Err(e) => return e,
+            },
+            Some(b'-' | b'0'..=b'9') => match self.number() {
+                Ok(Number::U64(n)) => format!("integer `{n}`"),
+                Ok(Number::I64(n)) => format!("integer `{n}`"),
+                Ok(Number::F64(n)) => format!("floating point `{n}`"),
+                Err(e) => return e,
+            },
+            Some(_) => return self.error(at, "expected value"),
+            None => return self.eof("EOF while parsing a value"),
+        };
+        Box::new(Error {
+            at,
+            data: true,
+            reason: Cow::Owned(format!("invalid type: {found}, expected {expected}")),
+        })
+    }
+
+    pub(crate) fn duplicate(&self, at: usize, field: &str) -> Box<Error> {
+        Box::new(Error {
+            at,
+            data: true,
+            reason: Cow::Owned(format!("duplicate field `{field}`")),
+        })
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                break;
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// The first byte of the next value, after whitespace.
+    #[inline]
+    pub(crate) fn peek_value(&mut self) -> Result<u8> {
+        self.ws();
+        match self.bytes.get(self.pos) {
+            Some(&b) => Ok(b),
+            None => Err(self.eof("EOF while parsing a value")),
+        }
+    }
+
+    /// Where the next value starts, after whitespace.
+    pub(crate) fn pos_of_value(&mut self) -> Result<usize> {
+        self.peek_value()?;
+        Ok(self.pos)
+    }
+
+    /// After the top-level value: only whitespace may follow.
+    pub(crate) fn end(&mut self) -> Result<()> {
+        self.ws();
+        if self.pos < self.bytes.len() {
+            return Err(self.error(self.pos, "trailing characters"));
+        }
+        Ok(())
+    }
+
+    /// Consumes the byte `peek_value` returned.
+    #[inline]
+    pub(crate) fn bump(&mut self) {
+        self.pos += 1;
+    }
+
+    // -----------------------------------------------------------------------
+    // Containers
+
+    /// After `{`: the next key, decoded and [`pack`]ed; or `None` at the
+    /// closing `}`. `first` is true until a key was read. The `:` is left
+    /// to [`Self::colon`], after the caller has checked the key: serde
+    /// refuses a duplicate key before it looks for the colon.
+    #[inline]
+    pub(crate) fn next_key(&mut self, first: &mut bool) -> Result<Option<u128>> {
+        if !self.key_follows(first)? {
+            return Ok(None);
+        }
+        let key = match self.short_key() {
+            Some(key) => key,
+            None => pack(self.string()?.as_bytes()),
+        };
+        Ok(Some(key))
+    }
+
+    /// The common key, read and packed in one step: the body is known UTF-8,
+    /// and the key has no escapes and ends within the 16 bytes after its
+    /// opening quote (every key of the model does). `None` leaves the cursor
+    /// where it was, for the general path.
+    #[inline]
+    fn short_key(&mut self) -> Option<u128> {
+        self.text?;
+        let start = self.pos + 1;
+        let word = self.bytes.get(start..start + 16)?;
+        let half = |at: usize| {
+            let mut eight = [0u8; 8];
+            eight.copy_from_slice(&word[at..at + 8]);
+            u64::from_le_bytes(eight)
+        };
+        let (low, high) = (half(0), half(8));
+        // Which byte ends the key, and whether it is the closing quote (a
+        // quote's bit is exact at the lowest hit, see `specials`).
+        let (hits, quotes, base) = match specials(low) {
+            0 => (specials(high), quotes(high), 8),
+            hits => (hits, quotes(low), 0),
+        };
+        if hits == 0 {
+            return None;
+        }
+        let bit = hits.trailing_zeros();
+        if quotes >> bit & 1 == 0 {
+            return None;
+        }
+        let len = base + (bit / 8) as usize;
+        self.pos = start + len + 1;
+        let word = u128::from(low) | u128::from(high) << 64;
+        let mask = (1u128 << (8 * len)) - 1;
+        Some(word & mask | (len as u128) << 120)
+    }
+
+    /// Like [`Self::next_key`], for an object nobody reads the keys of; the
+    /// key is still checked as serde_json checks map keys.
+    pub(crate) fn skip_key(&mut self, first: &mut bool) -> Result<bool> {
+        if !self.key_follows(first)? {
+            return Ok(false);
+        }
+        self.string()?;
+        self.colon()?;
+        Ok(true)
+    }
+
+    #[inline(always)]
+    fn key_follows(&mut self, first: &mut bool) -> Result<bool> {
+        self.ws();
+        let Some(&b) = self.bytes.get(self.pos) else {
+            return Err(self.eof("EOF while parsing an object"));
+        };
+        if *first {
+            *first = false;
+            if b == b'}' {
+                self.pos += 1;
+                return Ok(false);
+            }
+        } else {
+            match b {
+                b'}' => {
+                    self.pos += 1;
+                    return Ok(false);
+                }
+                b',' => {
+                    self.pos += 1;
+                    self.ws();
+                    match self.bytes.get(self.pos) {
+                        Some(b'}') => return Err(self.error(self.pos, "trailing comma")),
+                        None => return Err(self.eof("EOF while parsing a value")),
+                        Some(_) => {}
+                    }
+                }
+                _ => return Err(self.error(self.pos, "expected `,` or `}`")),
+            }
+        }
+        if self.bytes[self.pos] != b'"' {
+            return Err(self.error(self.pos, "key must be a string"));
+        }
+        Ok(true)
+    }
+
+    #[inline]
+    pub(crate) fn colon(&mut self) -> Result<()> {
+        if self.bytes.get(self.pos) == Some(&b':') {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.ws();
+        match self.bytes.get(self.pos) {
+            Some(b':') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(_) => Err(self.error(self.pos, "expected `:`")),
+            None => Err(self.eof("EOF while parsing an object")),
+        }
+    }
+
+    /// After `[`: whether another element follows (its separator consumed).
+    #[inline]
+    pub(crate) fn next_element(&mut self, first: &mut bool) -> Result<bool> {
+        self.ws();
+        let Some(&b) = self.bytes.get(self.pos) else {
+            return Err(self.eof("EOF while parsing a list"));
+        };
+        if *first {
+            *first = false;
+            if b == b']' {
+                self.pos += 1;
+                return Ok(false);
+            }
+            return Ok(true);
+        }
+        match b {
+            b']' => {
+                self.pos += 1;
+                Ok(false)
+            }
+            b',' => {
+                self.pos += 1;
+                self.ws();
+                match self.bytes.get(self.pos) {
+                    Some(b']') => Err(self.error(self.pos, "trailing comma")),
+                    None => Err(self.eof("EOF while parsing a value")),
+                    Some(_) => Ok(true),
+                }
+            }
+            _ => Err(self.error(self.pos, "expected `,` or `]`")),
+        }
+    }
+
+    /// After the elements of an array read as a struct: it must end here.
+    pub(crate) fn end_positional(&mut self) -> Result<()> {
+        self.ws();
+        match self.bytes.get(self.pos) {
+            Some(b']') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(b',') => {
+                self.pos += 1;
+                self.ws();
+                match self.bytes.get(self.pos) {
+                    Some(b']') => Err(self.error(self.pos, "trailing comma")),
+                    _ => Err(self.error(self.pos, "trailing characters")),
+                }
+            }
+            Some(_) => Err(self.error(self.pos, "expected `,` or `]`")),
+            None => Err(self.eof("EOF while parsing a list")),
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Scalars
+
+    /// `true`, `false` or `null`, whose first byte `peek_value` saw.
+    pub(crate) fn literal(&mut self) -> Result<Option<bool>> {
+        let (word, value): (&[u8], _) = match self.bytes[self.pos] {
+            b't' => (b"true", Some(true)),
+            b'f' => (b"false", Some(false)),
+            _ => (b"null", None),
+        };
+        for &expected in word {
+            match self.bytes.get(self.pos) {
+                Some(&b) if b == expected => self.pos += 1,
+                Some(_) => return Err(self.error(self.pos, "expected ident")),
+                None => return Err(self.eof("EOF while parsing a value")),
+            }
+        }
+        Ok(value)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while self.bytes.get(self.pos).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// Consumes a number (JSON's grammar, no more) and says whether it was an
+    /// integer (no fraction, no exponent).
+    fn number_span(&mut self) -> Result<bool> {
+        if self.bytes.get(self.pos) == Some(&b'-') {
+            self.pos += 1;
+        }
+        match self.bytes.get(self.pos) {
+            Some(b'0') => {
+                self.pos += 1;
+                // One leading zero only.
+                if self.bytes.get(self.pos).is_some_and(u8::is_ascii_digit) {
+                    return Err(self.error(self.pos, "invalid number"));
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            Some(_) => return Err(self.error(self.pos, "invalid number")),
+            None => return Err(self.eof("EOF while parsing a value")),
+        }
+        let mut integer = true;
+        if self.bytes.get(self.pos) == Some(&b'.') {
+            integer = false;
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.number_cut());
+            }
+        }
+        if matches!(self.bytes.get(self.pos), Some(b'e' | b'E')) {
+            integer = false;
+            self.pos += 1;
+            if matches!(self.bytes.get(self.pos), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.number_cut());
+            }
+        }
+        Ok(integer)
+    }
+
+    fn number_cut(&self) -> Box<Error> {
+        if self.pos < self.bytes.len() {
+            self.error(self.pos, "invalid number")
+        } else {
+            self.eof("EOF while parsing a value")
+        }
+    }
+
+    /// A number, classified as serde_json does: non-negative integers that
+    /// fit are `U64`, negative ones `I64`, everything else (fractions,
+    /// exponents, `-0`, integers past 64 bits) the nearest `F64`.
+    pub(crate) fn number(&mut self) -> Result<Number> {
+        let start = self.pos;
+        let negative = self.bytes.get(self.pos) == Some(&b'-');
+        let digits_start = self.pos + usize::from(negative);
+        // Integers are nearly every number in a request: read their value
+        // in the same pass that finds their end.
+        let mut value: u64 = 0;
+        let mut fits = true;
+        let mut i = digits_start;
+        while let Some(&b) = self.bytes.get(i) {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            match value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(b - b'0')))
+            {
+                Some(v) => value = v,
+                None => fits = false,
+            }
+            i += 1;
+        }
+        let simple = i > digits_start
+            && (self.bytes[digits_start] != b'0' || i == digits_start + 1)
+            && !matches!(self.bytes.get(i), Some(b'.' | b'e' | b'E'));
+        if simple && fits {
+            self.pos = i;
+            if !negative {
+                return Ok(Number::U64(value));
+            }
+            let negated = (value as i64).wrapping_neg();
+            return Ok(if negated < 0 {
+                Number::I64(negated)
+            } else {
+                // `-0`, and magnitudes past i64::MIN, are floats in serde_json.
+                Number::F64(-(value as f64))
+            });
+        }
+        // Fractions, exponents, long integers, and the malformed: the
+        // grammar check gives the errors, the float parser the value.
+        self.pos = start;
+        self.number_span()?;
+        let span = &self.bytes[start..self.pos];
+        // The span is ASCII by construction, so this never fails.
+        let parsed = std::str::from_utf8(span)
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok());
+        match parsed {
+            Some(f) if f.is_finite() => Ok(Number::F64(f)),
+            _ => Err(self.error(self.pos, "number out of range")),
+        }
+    }
+
+    /// The body's bytes `start..end` as text, checked only when the body as
+    /// a whole was not valid UTF-8.
+    #[inline]
+    fn text(&self, start: usize, end: usize) -> Result<&'a str> {
+        let slice = match self.text {
+            Some(text) => text.get(start..end),
+            None => std::str::from_utf8(&self.bytes[start..end]).ok(),
+        };
+        slice.ok_or_else(|| self.error(start, "invalid unicode code point"))
+    }
+
+    /// The raw text of the value that starts at `start` and was just consumed.
+    pub(crate) fn raw_since(&self, start: usize) -> Result<&'a str> {
+        self.text(start, self.pos)
+    }
+
+    /// A string at the cursor (its opening quote), decoded: borrowed from the
+    /// body unless it held escapes.
+    // Always inlined: returned through memory, the `Cow` cost a
+    // store-forwarding stall per string in its callers.
+    #[inline(always)]
+    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>> {
+        let start = self.pos + 1;
+        let stop = find_special(self.bytes, start);
+        match self.bytes.get(stop) {
+            Some(b'"') => {
+                self.pos = stop + 1;
+                Ok(Cow::Borrowed(self.text(start, stop)?))
+            }
+            Some(b'\\') => self.escaped_string(start, stop).map(Cow::Owned),
+            Some(_) => Err(self.control(stop)),
+            None => Err(self.eof("EOF while parsing a string")),
+        }
+    }
+
+    fn control(&self, at: usize) -> Box<Error> {
+        self.error(
+            at,
+            "control character (\\u0000-\\u001F) found while parsing a string",
+        )
+    }
+
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize, first_escape: usize) -> Result<String> {
+        let mut out = String::with_capacity(first_escape - start + 16);
+        out.push_str(self.text(start, first_escape)?);
+        self.pos = first_escape;
+        loop {
+            // At a backslash.
+            self.pos += 1;
+            let Some(&e) = self.bytes.get(self.pos) else {
+                return Err(self.eof("EOF while parsing a string"));
+            };
+            self.pos += 1;
+            match e {
+                b'"' => out.push('"'),
+                b'\\' => out.push('\\'),
+                b'/' => out.push('/'),
+                b'b' => out.push('\u{8}'),
+                b'f' => out.push('\u{c}'),
+                b'n' => out.push('\n'),
+                b'r' => out.push('\r'),
+                b't' => out.push('\t'),
+                b'u' => out.push(self.unicode_escape()?),
+                _ => return Err(self.error(self.pos - 1, "invalid escape")),
+            }
+            let from = self.pos;
+            let stop = find_special(self.bytes, from);
+            out.push_str(self.text(from, stop.min(self.bytes.len()))?);
+            match self.bytes.get(stop) {
+                Some(b'"') => {
+                    self.pos = stop + 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => self.pos = stop,
+                Some(_) => return Err(self.control(stop)),
+                None => return Err(self.eof("EOF while parsing a string")),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u16> {
+        let mut value: u16 = 0;
+        for _ in 0..4 {
+            let Some(&b) = self.bytes.get(self.pos) else {
+                return Err(self.eof("EOF while parsing a string"));
+            };
+            let digit = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return Err(self.error(self.pos, "invalid escape")),
+            };
+            value = value << 4 | u16::from(digit);
+            self.pos += 1;
+        }
+        Ok(value)
+    }
+
+    /// After `\u`: one character, joining a surrogate pair. A lone surrogate
+    /// is refused, as serde_json refuses it in a string it decodes.
+    fn unicode_escape(&mut self) -> Result<char> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xDC00..=0xDFFF => {
+                return Err(self.error(self.pos, "lone leading surrogate in hex escape"))
+            }
+            0xD800..=0xDBFF => {
+                if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                    return Err(self.error(self.pos, "unexpected end of hex escape"));
+                }
+                self.pos += 2;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return Err(self.error(self.pos, "lone leading surrogate in hex escape"));
+                }
+                0x10000 + ((u32::from(first) - 0xD800) << 10 | (u32::from(second) - 0xDC00))
+            }
+            other => u32::from(other),
+        };
+        char::from_u32(code).ok_or_else(|| self.error(self.pos, "invalid unicode code point"))
+    }
+
+    /// Steps over a string at the cursor. Escapes are checked for shape only
+    /// (serde_json lets a lone surrogate through in a value it ignores).
+    fn skip_string(&mut self) -> Result<()> {
+        let mut from = self.pos + 1;
+        loop {
+            let stop = find_special(self.bytes, from);
+            match self.bytes.get(stop) {
+                Some(b'"') => {
+                    self.pos = stop + 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    self.pos = stop + 1;
+                    match self.bytes.get(self.pos) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 1
+                        }
+                        Some(b'u') => {
+                            self.pos += 1;
+                            self.hex4()?;
+                        }
+                        Some(_) => return Err(self.error(self.pos, "invalid escape")),
+                        None => return Err(self.eof("EOF while parsing a string")),
+                    }
+                    from = self.pos;
+                }
+                Some(_) => return Err(self.control(stop)),
+                None => return Err(self.eof("EOF while parsing a string")),
+            }
+        }
+    }
+
+    /// Steps over one whole value nobody reads, however deep, without
+    /// recursion: the input picks the depth, so the stack must not.
+    pub(crate) fn skip(&mut self) -> Result<()> {
+        let mut open = Nesting::default();
+        loop {
+            // At the start of a value.
+            let b = self.peek_value()?;
+            match b {
+                b'"' => self.skip_string()?,
+                b'-' | b'0'..=b'9' => {
+                    self.number_span()?;
+                }
+                b't' | b'f' | b'n' => {
+                    self.literal()?;
+                }
+                b'[' => {
+                    self.pos += 1;
+                    self.ws();
+                    if self.bytes.get(self.pos) == Some(&b']') {
+                        self.pos += 1;
+                    } else {
+                        open.push(false);
+                        continue;
+                    }
+                }
+                b'{' => {
+                    self.pos += 1;
+                    self.ws();
+                    if self.bytes.get(self.pos) == Some(&b'}') {
+                        self.pos += 1;
+                    } else {
+                        self.skip_member_key()?;
+                        open.push(true);
+                        continue;
+                    }
+                }
+                _ => return Err(self.error(self.pos, "expected value")),
+            }
+            // A value ended: close what it ends, or move to the next member.
+            loop {
+                let Some(object) = open.top() else {
+                    return Ok(());
+                };
+                self.ws();
+                match (self.bytes.get(self.pos), object) {
+                    (Some(b','), false) => {
+                        self.pos += 1;
+                        break;
+                    }
+                    (Some(b','), true) => {
+                        self.pos += 1;
+                        self.ws();
+                        self.skip_member_key()?;
+                        break;
+                    }
+                    (Some(b']'), false) | (Some(b'}'), true) => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    (Some(_), false) => return Err(self.error(self.pos, "expected `,` or `]`")),
+                    (Some(_), true) => return Err(self.error(self.pos, "expected `,` or `}`")),
+                    (None, false) => return Err(self.eof("EOF while parsing a list")),
+                    (None, true) => return Err(self.eof("EOF while parsing an object")),
+                }
+            }
+        }
+    }
+
+    fn skip_member_key(&mut self) -> Result<()> {
+        match self.bytes.get(self.pos) {
+            Some(b'"') => {
+                self.skip_string()?;
+                self.colon()
+            }
+            Some(_) => Err(self.error(self.pos, "key must be a string")),
+            None => Err(self.eof("EOF while parsing an object")),
+        }
+    }
+}
+
+/// A key as one integer, so that matching it against an object's fields is
+/// a comparison of integers: its bytes from the lowest, and its length in
+/// the top byte (a key may hold a NUL). No model key is longer than 15
+/// bytes; a longer key packs to a value no field has.
+pub(crate) const fn pack(key: &[u8]) -> u128 {
+    if key.len() > 15 {
+        return u128::MAX;
+    }
+    let mut packed = (key.len() as u128) << 120;
+    let mut i = 0;
+    while i < key.len() {
+        packed |= (key[i] as u128) << (8 * i);
+        i += 1;
+    }
+    packed
+}
+
+/// Which containers a skipped value is inside: a bit per level, in a word
+/// for the usual handful and spilling to a vector for hostile depths.
+#[derive(Default)]
+struct Nesting {
+    depth: usize,
+    low: u64,
+    high: Vec<bool>,
+}
+
+impl Nesting {
+    fn push(&mut self, object: bool) {
+        if self.depth < 64 {
+            self.low = self.low & !(1 << self.depth) | u64::from(object) << self.depth;
+        } else {
+            self.high.push(object);
+        }
+        self.depth += 1;
+    }
+
+    fn pop(&mut self) {
+        self.depth -= 1;
+        if self.depth >= 64 {
+            self.high.pop();
+        }
+    }
+
+    fn top(&self) -> Option<bool> {
+        let level = self.depth.checked_sub(1)?;
+        if level < 64 {
+            Some(self.low >> level & 1 == 1)
+        } else {
+            self.high.last().copied()
+        }
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that is zero; the lowest set bit is
+/// exact (a false positive can only sit above a true one).
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// The high bit of each byte of `w` that is `"`.
+#[inline]
+fn quotes(w: u64) -> u64 {
+    zero_bytes(w ^ (ONES * u64::from(b'"')))
+}
+
+/// Eight bytes (little-endian) in, the high bit of each byte that is `"`,
+/// `\` or a control character out; the lowest set bit is exact (a false
+/// positive can only sit above a true one).
+#[inline]
+fn specials(w: u64) -> u64 {
+    let backslash = zero_bytes(w ^ (ONES * u64::from(b'\\')));
+    // Bytes below 0x20: subtracting 0x20 borrows into the high bit, for
+    // bytes under 0x80 only.
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    quotes(w) | backslash | control
+}
+
+/// The index of the first `"`, `\` or control byte at or after `from`, or
+/// `bytes.len()`. Eight bytes per step: strings (user agents, page URLs,
+/// consent strings) are most of a request's bytes.
+#[inline]
+fn find_special(bytes: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let hits = specials(u64::from_le_bytes(word));
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_keys_pack_as_their_text() {
+        let body = br#"{"id":1,"private_auction":1,"private_auctions":1,"":2,"w\u0069":3,"w":4}          "#;
+        let mut c = Cursor::new(body);
+        c.bump();
+        let mut first = true;
+        let mut keys = Vec::new();
+        while let Some(key) = c.next_key(&mut first).unwrap() {
+            keys.push(key);
+            c.colon().unwrap();
+            c.skip().unwrap();
+        }
+        let expected: Vec<u128> = ["id", "private_auction", "private_auctions", "", "wi", "w"]
+            .iter()
+            .map(|k| pack(k.as_bytes()))
+            .collect();
+        assert_eq!(keys, expected);
+        assert_ne!(pack(b"id"), pack(b"id\0"));
+        assert_eq!(pack(b"private_auctions"), u128::MAX);
+    }
+
+    #[test]
+    fn find_special_matches_a_plain_scan() {
+        let mut body = Vec::new();
+        for i in 0..300u32 {
+            body.push((i * 37 % 256) as u8);
+        }
+        for from in 0..body.len() {
+            let plain = body[from..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .map_or(body.len(), |n| from + n);
+            assert_eq!(find_special(&body, from), plain, "from {from}");
+        }
+        let text = b"abcdefghijklmnopqrstuvwxyz\xc3\xa9\xe2\x80\xa8~\x7f\xff\x80 \"";
+        assert_eq!(find_special(text, 0), text.len() - 1);
+    }
+}

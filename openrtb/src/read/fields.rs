@@ -1,0 +1,229 @@
+//! The tolerant field readers: what each kind of request field makes of
+//! whatever JSON value it meets. Same rules as `crate::de` (the serde model):
+//! scalars never fail on a wrong type, containers do.
+
+use std::borrow::Cow;
+
+use super::cursor::{Cursor, Number, Result};
+use super::Object;
+use crate::de::{decimal_to_micros_ceil, f64_to_i32, str_to_i32, usd};
+use crate::request::RawJson;
+
+/// A scalar field's value, as far as any lenient reader needs it.
+enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    Number(Number),
+    Bool(bool),
+    /// `null`, or an array or object (drained: no scalar reader uses one).
+    Nothing,
+}
+
+fn scalar<'a>(c: &mut Cursor<'a>) -> Result<Scalar<'a>> {
+    match c.peek_value()? {
+        b'"' => c.string().map(Scalar::Str),
+        b'-' | b'0'..=b'9' => c.number().map(Scalar::Number),
+        b't' | b'f' | b'n' => Ok(c.literal()?.map_or(Scalar::Nothing, Scalar::Bool)),
+        b'[' => drain_array(c).map(|()| Scalar::Nothing),
+        b'{' => drain_object(c).map(|()| Scalar::Nothing),
+        _ => Err(c.error(c.pos(), "expected value")),
+    }
+}
+
+/// An array where a scalar belongs: its elements are stepped over.
+fn drain_array(c: &mut Cursor<'_>) -> Result<()> {
+    c.bump();
+    let mut first = true;
+    while c.next_element(&mut first)? {
+        c.skip()?;
+    }
+    Ok(())
+}
+
+/// An object where a scalar belongs: stepped over, keys decoded (serde_json
+/// decodes map keys even of a map it drains, so a bad escape there fails).
+fn drain_object(c: &mut Cursor<'_>) -> Result<()> {
+    c.bump();
+    let mut first = true;
+    while c.skip_key(&mut first)? {
+        c.skip()?;
+    }
+    Ok(())
+}
+
+fn number_to_i32(n: Number) -> Option<i32> {
+    match n {
+        Number::U64(v) => i32::try_from(v).ok(),
+        Number::I64(v) => i32::try_from(v).ok(),
+        Number::F64(v) => f64_to_i32(v),
+    }
+}
+
+fn number_text(n: Number) -> String {
+    match n {
+        Number::U64(v) => v.to_string(),
+        Number::I64(v) => v.to_string(),
+        Number::F64(v) => v.to_string(),
+    }
+}
+
+fn scalar_i32(s: Scalar<'_>) -> Option<i32> {
+    match s {
+        Scalar::Number(n) => number_to_i32(n),
+        Scalar::Bool(b) => Some(i32::from(b)),
+        Scalar::Str(s) => str_to_i32(&s),
+        Scalar::Nothing => None,
+    }
+}
+
+/// Strings as they are, numbers as their decimal text (numeric ids).
+fn scalar_str(s: Scalar<'_>) -> Option<Cow<'_, str>> {
+    match s {
+        Scalar::Str(s) => Some(s),
+        Scalar::Number(n) => Some(Cow::Owned(number_text(n))),
+        Scalar::Bool(_) | Scalar::Nothing => None,
+    }
+}
+
+// The readers below go straight to the string or number reader for the
+// type the field is meant to have, and through `scalar` for the rest.
+
+pub(super) fn opt_i32(c: &mut Cursor<'_>) -> Result<Option<i32>> {
+    match c.peek_value()? {
+        b'-' | b'0'..=b'9' => c.number().map(number_to_i32),
+        _ => scalar(c).map(scalar_i32),
+    }
+}
+
+pub(super) fn opt_f64(c: &mut Cursor<'_>) -> Result<Option<f64>> {
+    Ok(match scalar(c)? {
+        Scalar::Number(Number::U64(v)) => Some(v as f64),
+        Scalar::Number(Number::I64(v)) => Some(v as f64),
+        Scalar::Number(Number::F64(v)) => Some(v).filter(|v| v.is_finite()),
+        Scalar::Str(s) => s.trim().parse::<f64>().ok().filter(|v| v.is_finite()),
+        Scalar::Bool(_) | Scalar::Nothing => None,
+    })
+}
+
+pub(super) fn opt_str<'a>(c: &mut Cursor<'a>) -> Result<Option<Cow<'a, str>>> {
+    match c.peek_value()? {
+        b'"' => c.string().map(Some),
+        _ => scalar(c).map(scalar_str),
+    }
+}
+
+pub(super) fn str_or_empty<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
+    Ok(opt_str(c)?.unwrap_or(Cow::Borrowed("")))
+}
+
+pub(super) fn currency<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
+    Ok(opt_str(c)?.filter(|s| !s.is_empty()).unwrap_or_else(usd))
+}
+
+/// A list of codes; a lone code means a list of one (a lone boolean does
+/// not, though a boolean element reads as 0 or 1).
+pub(super) fn i32_vec(c: &mut Cursor<'_>) -> Result<Vec<i32>> {
+    if c.peek_value()? != b'[' {
+        return Ok(match scalar(c)? {
+            Scalar::Bool(_) => Vec::new(),
+            other => scalar_i32(other).into_iter().collect(),
+        });
+    }
+    c.bump();
+    // Room for the usual list (`battr` runs to six or so) in one allocation.
+    let mut out = Vec::with_capacity(8);
+    let mut first = true;
+    while c.next_element(&mut first)? {
+        out.extend(opt_i32(c)?);
+    }
+    Ok(out)
+}
+
+/// A list of strings; a lone string means a list of one, elements that are
+/// numbers read as their text, anything else is dropped.
+pub(super) fn str_vec<'a>(c: &mut Cursor<'a>) -> Result<Vec<Cow<'a, str>>> {
+    if c.peek_value()? != b'[' {
+        return Ok(match scalar(c)? {
+            Scalar::Str(s) => vec![s],
+            _ => Vec::new(),
+        });
+    }
+    c.bump();
+    let mut out = Vec::new();
+    let mut first = true;
+    while c.next_element(&mut first)? {
+        out.extend(opt_str(c)?);
+    }
+    Ok(out)
+}
+
+/// A value kept as its raw text; `null` reads as absent.
+pub(super) fn ext<'a>(c: &mut Cursor<'a>) -> Result<Option<RawJson<'a>>> {
+    let start = c.pos_of_value()?;
+    if c.peek_value()? == b'n' {
+        c.literal()?;
+        return Ok(None);
+    }
+    c.skip()?;
+    c.raw_since(start).map(|raw| Some(RawJson(raw)))
+}
+
+fn raw<'a>(c: &mut Cursor<'a>) -> Result<&'a str> {
+    let start = c.pos_of_value()?;
+    c.skip()?;
+    c.raw_since(start)
+}
+
+/// A floor read from the number's own decimal text (see `crate::de`).
+pub(super) fn opt_floor(c: &mut Cursor<'_>) -> Result<Option<i64>> {
+    let raw = raw(c)?;
+    let text = raw
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(raw);
+    Ok(decimal_to_micros_ceil(text))
+}
+
+pub(super) fn floor(c: &mut Cursor<'_>) -> Result<i64> {
+    Ok(opt_floor(c)?.unwrap_or(0))
+}
+
+/// An array of objects; `null` is empty, anything else but an array fails.
+pub(super) fn list<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Vec<T>> {
+    match c.peek_value()? {
+        b'n' => {
+            c.literal()?;
+            Ok(Vec::new())
+        }
+        b'[' => {
+            c.bump();
+            let mut out: Vec<T> = Vec::new();
+            let mut first = true;
+            while c.next_element(&mut first)? {
+                out.push(T::default());
+                let last = out.len() - 1;
+                out[last].read_into(c)?;
+            }
+            Ok(out)
+        }
+        _ => Err(c.invalid_type("a sequence")),
+    }
+}
+
+/// An optional object; `null` is absent.
+pub(super) fn opt<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Option<T>> {
+    if c.peek_value()? == b'n' {
+        c.literal()?;
+        return Ok(None);
+    }
+    T::read(c).map(Some)
+}
+
+pub(super) fn boxed<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Option<Box<T>>> {
+    if c.peek_value()? == b'n' {
+        c.literal()?;
+        return Ok(None);
+    }
+    let mut out = Box::<T>::default();
+    out.read_into(c)?;
+    Ok(Some(out))
+}
