@@ -82,10 +82,11 @@ fn overlong_consent_strings_are_not_decoded() {
 #[test]
 fn sizes_past_the_first_64_of_an_imp_are_not_read() {
     let s = Server::example();
-    // One imp offering 40,000 sizes (under the 1 MB limit): read in
-    // bounded time, and only its first 64 count.
-    for (fitting, bids) in [(10usize, true), (63, true), (64, false), (39_999, false)] {
-        let formats: Vec<Value> = (0..40_000usize)
+    // One imp offering 9,000 sizes: read in bounded time, and only its
+    // first 64 count. (40,000, which fit under the 1 MB limit, are refused:
+    // see `a_request_of_more_objects_than_the_bound_is_refused`.)
+    for (fitting, bids) in [(10usize, true), (63, true), (64, false), (8_999, false)] {
+        let formats: Vec<Value> = (0..9_000usize)
             .map(|i| {
                 if i == fitting {
                     json!({ "w": 300, "h": 250 })
@@ -103,4 +104,24 @@ fn sizes_past_the_first_64_of_an_imp_are_not_read() {
             "300x250 at {fitting}"
         );
     }
+}
+
+#[test]
+fn a_request_of_more_objects_than_the_bound_is_refused() {
+    let s = Server::example();
+    // 40,000 sizes fit in the 1 MB body limit and would take megabytes once
+    // read; the reader stops at `ortb::MAX_LISTED_OBJECTS` and the exchange
+    // gets a 400 that says why.
+    let formats: Vec<Value> = (0..40_000).map(|_| json!({ "w": 300, "h": 250 })).collect();
+    let mut r = banner_request();
+    r["imp"][0]["banner"] = json!({ "format": formats });
+    let reply = s.bid(&r.to_string());
+    assert_eq!(reply.status, 400);
+    let body = String::from_utf8_lossy(&reply.body);
+    assert!(
+        body.contains("more than 10000 objects in the request's lists"),
+        "{body}"
+    );
+    // The server goes on bidding.
+    assert_eq!(s.bid(&banner_request().to_string()).status, 200);
 }

@@ -520,6 +520,13 @@ fn exercise(req: &BidRequest<'_>) {
 /// The crate's own reader and serde's derive agree: the same request, or
 /// the same kind of refusal (the texts may differ).
 fn check_same_as_serde(body: &[u8], ours: &Result<BidRequest<'_>, ParseError>) {
+    // The reader's one refusal of its own (`ortb::MAX_LISTED_OBJECTS`): the
+    // huge arrays drawn here reach it.
+    if let Err(ParseError::Unexpected { reason, .. }) = ours {
+        if reason.contains("objects in the request's lists") {
+            return;
+        }
+    }
     let reference = ortb::parse_request_serde(body);
     let agree = match (ours, &reference) {
         (Ok(a), Ok(b)) => format!("{a:?}") == format!("{b:?}"),
@@ -697,12 +704,20 @@ fn many_imps(bytes: usize) -> (usize, String) {
 }
 
 /// One request body at the default limit (1 MiB) holds about 40,000 imps.
-/// `validate` once found duplicate imp ids with a quadratic scan, and the
-/// bidder validates before it looks at the deadline: about 10^9 string
-/// comparisons per request. The bound is generous for a debug build.
+/// The reader refuses that many (`ortb::MAX_LISTED_OBJECTS`), but
+/// `validate` is public and must stay linear for any request: it once found
+/// duplicate imp ids with a quadratic scan, about 10^9 string comparisons
+/// for this one. serde's reader, which has no bound, builds the request.
+/// The time bound is generous for a debug build.
 #[test]
 fn validate_of_a_1_mib_request_of_imps_is_fast() {
     let (n, body) = many_imps(1024 * 1024);
+    assert!(n > ortb::MAX_LISTED_OBJECTS as usize);
+    assert!(matches!(
+        parse_request(body.as_bytes()),
+        Err(ParseError::Unexpected { .. })
+    ));
+    let parse_request = ortb::parse_request_serde;
     let req = parse_request(body.as_bytes()).unwrap();
     assert_eq!(req.imp.len(), n);
     let start = std::time::Instant::now();

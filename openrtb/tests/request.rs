@@ -413,7 +413,7 @@ fn duplicate_imp_ids_are_found_among_many() {
             .collect();
         format!(r#"{{"id":"r","imp":[{}]}}"#, imps.join(","))
     };
-    for n in [2usize, 16, 17, 40_000] {
+    for n in [2usize, 16, 17, ortb::MAX_LISTED_OBJECTS as usize] {
         let mut ids: Vec<String> = (0..n).map(|i| format!("i{i}")).collect();
         assert!(parse(&request(&ids)).validate().is_ok(), "{n} imps");
         ids[n - 1] = "i0".into();
@@ -426,6 +426,32 @@ fn duplicate_imp_ids_are_found_among_many() {
             "{n} imps"
         );
     }
+}
+
+/// The lists of one request hold at most `MAX_LISTED_OBJECTS` objects in
+/// all, counted across lists: imps and the formats inside them alike.
+#[test]
+fn objects_in_lists_are_bounded_per_request() {
+    let max = ortb::MAX_LISTED_OBJECTS as usize;
+    let imps = |n: usize, formats: usize| {
+        let format = vec![r#"{"w":1,"h":1}"#; formats].join(",");
+        let imp = format!(r#"{{"id":"1","banner":{{"format":[{format}]}}}}"#);
+        format!(r#"{{"id":"r","imp":[{}]}}"#, vec![imp; n].join(","))
+    };
+    assert_eq!(parse(&imps(max, 0)).imp.len(), max);
+    assert_eq!(parse(&imps(max / 2, 1)).imp.len(), max / 2);
+    for body in [imps(max + 1, 0), imps(max / 2, 2), imps(1, max)] {
+        let e = parse_err(&body);
+        assert!(matches!(e, ParseError::Unexpected { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .ends_with("more than 10000 objects in the request's lists"),
+            "{e}"
+        );
+    }
+    // Empty objects count too: they were the cheapest way to make many.
+    let empties = format!(r#"{{"imp":[{}]}}"#, vec!["[]"; max + 1].join(","));
+    assert!(matches!(parse_err(&empties), ParseError::Unexpected { .. }));
 }
 
 // ---------------------------------------------------------------------------
@@ -445,6 +471,9 @@ fn outcome(read: Result<ortb::BidRequest<'_>, ParseError>) -> String {
 /// found in serde_json's source; the fuzz tests draw the rest.
 #[test]
 fn the_reader_agrees_with_serde_on_known_edges() {
+    let halfway = format!(r#"{{"id":1{}e-745}}"#, "0".repeat(768));
+    let tiny_huge = format!(r#"{{"tmax":0.{}1e655360}}"#, "0".repeat(65_535));
+    let huge_tiny = format!(r#"{{"tmax":1{}e-655360}}"#, "0".repeat(65_536));
     let bodies: &[&[u8]] = &[
         // A lone boolean where a code list belongs is no code; inside the list it is 0 or 1.
         br#"{"imp":[{"audio":{"rqddurs":false,"battr":[true,false]}}]}"#,
@@ -468,6 +497,11 @@ fn the_reader_agrees_with_serde_on_known_edges() {
         br#"{"x":1e400,"ext":-1e400,"imp":[{"bidfloor":1e400}]}"#,
         br#"{"tmax":-0,"test":18446744073709551616,"at":-9223372036854775809,"id":12.50}"#,
         br#"{"id":01}"#,
+        // Halfway between two floats past serde's 768 digits, and an exponent
+        // past 65535: `str::parse` reads both otherwise.
+        halfway.as_bytes(),
+        tiny_huge.as_bytes(),
+        huge_tiny.as_bytes(),
         br#"{"id":1.}"#,
         br#"{"id":-}"#,
         // Syntax, and what is refused as the wrong shape after it is read.

@@ -1,7 +1,7 @@
 //! The JSON grammar, one byte at a time, over a borrowed body.
 //!
 //! It accepts and refuses exactly what serde_json does for the request model
-//! (the property test in `tests/reader.rs` holds it to that), so changing the
+//! (the fuzz properties in `tests/fuzz.rs` hold it to that), so changing the
 //! parser changed no exchange's outcome. What differs is the cost: no visitor
 //! indirection, strings found eight bytes at a time, values nobody reads
 //! skipped without building anything, and no recursion where the input
@@ -31,8 +31,12 @@ pub(crate) enum Number {
     F64(f64),
 }
 
+use crate::MAX_LISTED_OBJECTS;
+
 pub(crate) struct Cursor<'a> {
     bytes: &'a [u8],
+    /// What is left of [`MAX_LISTED_OBJECTS`].
+    objects_left: u32,
     /// The whole body, when it is valid UTF-8 (nearly always): string slices
     /// then come from it without a second check. A body that is not keeps
     /// serde_json's rule: only strings the model reads must be UTF-8.
@@ -44,6 +48,7 @@ impl<'a> Cursor<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Cursor {
             bytes,
+            objects_left: MAX_LISTED_OBJECTS,
             text: std::str::from_utf8(bytes).ok(),
             pos: 0,
         }
@@ -96,6 +101,25 @@ impl<'a> Cursor<'a> {
             data: true,
             reason: Cow::Owned(format!("invalid type: {found}, expected {expected}")),
         })
+    }
+
+    /// Counts one more object read into a list; refuses past
+    /// [`MAX_LISTED_OBJECTS`]. The one place this reader refuses what serde's
+    /// derive would read.
+    pub(crate) fn listed_object(&mut self) -> Result<()> {
+        match self.objects_left.checked_sub(1) {
+            Some(left) => {
+                self.objects_left = left;
+                Ok(())
+            }
+            None => Err(Box::new(Error {
+                at: self.pos,
+                data: true,
+                reason: Cow::Owned(format!(
+                    "more than {MAX_LISTED_OBJECTS} objects in the request's lists"
+                )),
+            })),
+        }
     }
 
     pub(crate) fn duplicate(&self, at: usize, field: &str) -> Box<Error> {
@@ -442,10 +466,13 @@ impl<'a> Cursor<'a> {
         self.pos = start;
         self.number_span()?;
         let span = &self.bytes[start..self.pos];
-        // The span is ASCII by construction, so this never fails.
-        let parsed = std::str::from_utf8(span)
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok());
+        if let Some(f) = short_decimal(span) {
+            return Ok(Number::F64(f));
+        }
+        // serde_json's own float reader, not `str::parse`: the two round
+        // some numbers of hundreds of digits differently, and read
+        // exponents past 65535 differently, and the two readers must agree.
+        let parsed = serde_json::from_slice::<f64>(span).ok();
         match parsed {
             Some(f) if f.is_finite() => Ok(Number::F64(f)),
             _ => Err(self.error(self.pos, "number out of range")),
@@ -740,6 +767,42 @@ impl Nesting {
     }
 }
 
+/// A decimal of at most 15 digits and no exponent (`39.74`, `-104.99`,
+/// the coordinates of a request), as the nearest f64: its digits as an
+/// integer and a power of ten are both exact in an f64 then, and IEEE
+/// division rounds their quotient correctly, as serde_json's reader does.
+/// `None` for anything else, which goes to that reader.
+fn short_decimal(span: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, digits) = match span.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, span),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0usize;
+    let mut fraction: Option<usize> = None;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                count += 1;
+                if count > 15 {
+                    return None;
+                }
+                if let Some(f) = fraction.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if fraction.is_none() => fraction = Some(0),
+            _ => return None,
+        }
+    }
+    let value = mantissa as f64 / POW10[fraction.unwrap_or(0)];
+    Some(if negative { -value } else { value })
+}
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
@@ -815,6 +878,32 @@ mod tests {
         assert_eq!(keys, expected);
         assert_ne!(pack(b"id"), pack(b"id\0"));
         assert_eq!(pack(b"private_auctions"), u128::MAX);
+    }
+
+    proptest::proptest! {
+        /// The short-decimal path rounds as serde_json does.
+        #[test]
+        fn short_decimals_read_as_serde_reads_them(
+            negative: bool,
+            int in 0u64..10_000_000,
+            frac in 0u64..100_000_000,
+            frac_digits in 0usize..9,
+        ) {
+            let text = format!(
+                "{}{int}.{:0width$}",
+                if negative { "-" } else { "" },
+                frac % 10u64.pow(frac_digits as u32),
+                width = frac_digits
+            );
+            let text = text.trim_end_matches('.');
+            let expected: f64 = serde_json::from_str(text).unwrap();
+            let mut c = Cursor::new(text.as_bytes());
+            match c.number().unwrap() {
+                Number::F64(f) => proptest::prop_assert_eq!(f.to_bits(), expected.to_bits(), "{}", text),
+                Number::U64(u) => proptest::prop_assert_eq!(u as f64, expected),
+                Number::I64(i) => proptest::prop_assert_eq!(i as f64, expected),
+            }
+        }
     }
 
     #[test]

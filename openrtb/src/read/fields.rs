@@ -199,6 +199,7 @@ pub(super) fn list<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Vec<T>> {
             let mut out: Vec<T> = Vec::new();
             let mut first = true;
             while c.next_element(&mut first)? {
+                c.listed_object()?;
                 out.push(T::default());
                 let last = out.len() - 1;
                 out[last].read_into(c)?;
