@@ -33,8 +33,6 @@
 //! signatures, and a refused win notice is a win never charged. Switch to
 //! `per-bid` once no earlier version will run.
 
-use std::fmt::Write as _;
-
 use config::{ChargeOn, Micros, Rate};
 use hmac::{KeyInit, Mac};
 
@@ -400,18 +398,22 @@ impl NoticeUrl<'_> {
         s.push_str(self.line_item_and_order);
         s.push_str("&c=");
         s.push_str(self.creative);
-        let _ = write!(
-            s,
-            "&bp={}&ts={}&t={}&x={}&cur={}&r={}&ch={}&e={}",
-            self.bid_price.as_i64(),
-            self.at_ms,
-            u8::from(self.test),
-            self.exchange,
-            self.currency,
-            self.rate.nanos(),
-            charge_letter(self.charge_on),
-            u8::from(self.encrypted),
-        );
+        s.push_str("&bp=");
+        push_int(&mut s, self.bid_price.as_i64());
+        s.push_str("&ts=");
+        push_int(&mut s, self.at_ms);
+        s.push_str("&t=");
+        push_int(&mut s, u8::from(self.test));
+        s.push_str("&x=");
+        s.push_str(self.exchange);
+        s.push_str("&cur=");
+        s.push_str(self.currency);
+        s.push_str("&r=");
+        push_int(&mut s, self.rate.nanos());
+        s.push_str("&ch=");
+        s.push(charge_letter(self.charge_on));
+        s.push_str("&e=");
+        push_int(&mut s, u8::from(self.encrypted));
         if let Some(k) = self.keyword {
             s.push_str("&k=");
             encode_into(k, &mut s);
@@ -659,6 +661,12 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
 /// Percent-encodes an id for a query string.
 pub fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
+}
+
+/// An integer's decimal text onto `out`, without `core::fmt`: a bid writes
+/// a dozen of them into its URLs and its answer.
+pub(crate) fn push_int(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 pub(crate) fn encode_into(s: &str, out: &mut String) {

@@ -5,12 +5,10 @@
 //! per bid only the ids, the price, the notice URLs and the size are new.
 //! `ortb::BidResponse` reads it back in the tests, so the two cannot drift.
 
-use std::fmt::Write as _;
-
 use config::{Micros, Timestamp};
 use ortb::BidRequest;
 
-use crate::notice::{Kind, NoticeUrl, Prepared};
+use crate::notice::{push_int, Kind, NoticeUrl, Prepared};
 use crate::select::{Choice, ChoiceKind};
 use crate::snapshot::Snapshot;
 use creatives::push_json_str;
@@ -149,7 +147,12 @@ impl Answer<'_> {
                 ) {
                     out.truncate(mark);
                 }
-                let _ = write!(out, ",\"w\":{w},\"h\":{h},\"mtype\":{MTYPE_BANNER}");
+                out.push_str(",\"w\":");
+                push_int(out, *w);
+                out.push_str(",\"h\":");
+                push_int(out, *h);
+                out.push_str(",\"mtype\":");
+                push_int(out, MTYPE_BANNER);
             }
             ChoiceKind::Av {
                 fit,
@@ -212,16 +215,19 @@ impl Answer<'_> {
         });
         out.push_str(",\"adm\":");
         push_json_str(out, &xml);
-        let _ = write!(
-            out,
-            ",\"mtype\":{mtype},\"dur\":{},\"protocol\":{}",
-            fit.duration_s,
-            version.protocol()
-        );
+        out.push_str(",\"mtype\":");
+        push_int(out, mtype);
+        out.push_str(",\"dur\":");
+        push_int(out, fit.duration_s);
+        out.push_str(",\"protocol\":");
+        push_int(out, version.protocol());
         if mtype == MTYPE_VIDEO {
             if let Some(m) = renditions.first() {
                 if let (Some(w), Some(h)) = (m.width, m.height) {
-                    let _ = write!(out, ",\"w\":{w},\"h\":{h}");
+                    out.push_str(",\"w\":");
+                    push_int(out, w);
+                    out.push_str(",\"h\":");
+                    push_int(out, h);
                 }
             }
         }
@@ -255,7 +261,8 @@ impl Answer<'_> {
         );
         out.push_str(",\"adm\":");
         push_json_str(out, &json);
-        let _ = write!(out, ",\"mtype\":{MTYPE_NATIVE}");
+        out.push_str(",\"mtype\":");
+        push_int(out, MTYPE_NATIVE);
     }
 }
 
@@ -264,17 +271,23 @@ impl Answer<'_> {
 fn push_price(out: &mut String, price: Micros) {
     let m = price.as_i64().max(0);
     let (units, frac) = (m / 1_000_000, m % 1_000_000);
+    push_int(out, units);
     if frac == 0 {
-        let _ = write!(out, "{units}.0");
+        out.push_str(".0");
     } else {
         // Six digits, trailing zeros dropped, without a string of their own.
-        let _ = write!(out, "{units}.");
+        out.push('.');
         let (mut digits, mut width) = (frac, 6);
         while digits % 10 == 0 {
             digits /= 10;
             width -= 1;
         }
-        let _ = write!(out, "{digits:0width$}");
+        let mut buf = itoa::Buffer::new();
+        let text = buf.format(digits);
+        for _ in text.len()..width {
+            out.push('0');
+        }
+        out.push_str(text);
     }
 }
 

@@ -24,7 +24,6 @@
 //! destination, so it cannot be an open redirect. Tracking never charges.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use crate::notice::{self, Signer};
@@ -164,7 +163,10 @@ impl<'a> Urls<'a> {
         signed.push_str(bid.creative);
         signed.push_str("&x=");
         signed.push_str(bid.exchange);
-        let _ = write!(signed, "&ts={}&t={}", bid.at_ms, u8::from(bid.test));
+        signed.push_str("&ts=");
+        notice::push_int(&mut signed, bid.at_ms);
+        signed.push_str("&t=");
+        notice::push_int(&mut signed, u8::from(bid.test));
         signed.push_str("&k=");
         if let Some(k) = keyword {
             notice::encode_into(k, &mut signed);
@@ -180,7 +182,13 @@ impl<'a> Urls<'a> {
         let key = signer.url_key(&signed);
         // Web-safe base64: nothing in it needs escaping in a query or in
         // JSON.
-        let features = features.map_or_else(String::new, |f| format!("&f={}", f.to_compact()));
+        let features = features.map_or_else(String::new, |f| {
+            let compact = f.to_compact();
+            let mut out = String::with_capacity(3 + compact.as_str().len());
+            out.push_str("&f=");
+            out.push_str(compact.as_str());
+            out
+        });
         Urls {
             base: base.trim_end_matches('/'),
             signed,
