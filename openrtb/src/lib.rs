@@ -53,6 +53,15 @@ pub use error::{InvalidRequest, ParseError};
 /// bound, a 1 MiB body of `[],` in `imp` made about 100 MB of imps. Real
 /// requests hold tens.
 pub const MAX_LISTED_OBJECTS: u32 = 10_000;
+
+/// How many bytes a parsed request may hold beyond its body, counted as it
+/// is read: objects in lists and boxes, elements of code and string lists,
+/// and strings the reader had to build (escapes decoded, numbers written as
+/// text, where `1e308` is 309 characters). Vectors grow by doubling, so
+/// what is allocated stays within about twice this. Without it, a 1 MiB
+/// body of `"cur":[1e308,...]` held about 100 MB; real requests hold a few
+/// kilobytes.
+pub const MAX_PARSED_BYTES: usize = 8 << 20;
 pub use request::*;
 pub use response::{Bid, BidResponse, SeatBid};
 

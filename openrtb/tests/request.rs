@@ -454,6 +454,32 @@ fn objects_in_lists_are_bounded_per_request() {
     assert!(matches!(parse_err(&empties), ParseError::Unexpected { .. }));
 }
 
+/// What a parsed request holds is bounded by `MAX_PARSED_BYTES`, however
+/// its body makes it grow: numbers written out as text (`1e308` is 309
+/// characters), long lists of codes or strings.
+#[test]
+fn what_a_request_holds_once_read_is_bounded() {
+    let list = |field: &str, item: &str, n: usize| {
+        format!(r#"{{"id":"r","{field}":[{}]}}"#, vec![item; n].join(","))
+    };
+    let refused = |body: String| {
+        let e = parse_err(&body);
+        assert!(matches!(e, ParseError::Unexpected { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .ends_with("the request would hold more than 8388608 bytes once read"),
+            "{e}"
+        );
+    };
+    // About 1 MiB each: 100 MB, 8.4 MB and 12 MB once read, unbounded.
+    refused(list("cur", "1e308", 170_000));
+    refused(list("bcat", r#""""#, 350_000));
+    refused(list("bcat", "1", 500_000));
+    // Long real lists are far from it.
+    let long = list("badv", r#""brand.example""#, 5_000);
+    assert_eq!(parse(&long).badv.len(), 5_000);
+}
+
 // ---------------------------------------------------------------------------
 // The crate's reader and serde's derive read alike
 

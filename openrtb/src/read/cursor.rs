@@ -31,12 +31,14 @@ pub(crate) enum Number {
     F64(f64),
 }
 
-use crate::MAX_LISTED_OBJECTS;
+use crate::{MAX_LISTED_OBJECTS, MAX_PARSED_BYTES};
 
 pub(crate) struct Cursor<'a> {
     bytes: &'a [u8],
     /// What is left of [`MAX_LISTED_OBJECTS`].
     objects_left: u32,
+    /// What is left of [`MAX_PARSED_BYTES`].
+    bytes_left: usize,
     /// The whole body, when it is valid UTF-8 (nearly always): string slices
     /// then come from it without a second check. A body that is not keeps
     /// serde_json's rule: only strings the model reads must be UTF-8.
@@ -49,6 +51,7 @@ impl<'a> Cursor<'a> {
         Cursor {
             bytes,
             objects_left: MAX_LISTED_OBJECTS,
+            bytes_left: MAX_PARSED_BYTES,
             text: std::str::from_utf8(bytes).ok(),
             pos: 0,
         }
@@ -103,20 +106,40 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// Counts one more object read into a list; refuses past
-    /// [`MAX_LISTED_OBJECTS`]. The one place this reader refuses what serde's
+    /// Counts one more object of `size` bytes read into a list; refuses
+    /// past [`MAX_LISTED_OBJECTS`] or [`MAX_PARSED_BYTES`]. With
+    /// [`Self::spend`], the only places this reader refuses what serde's
     /// derive would read.
-    pub(crate) fn listed_object(&mut self) -> Result<()> {
+    pub(crate) fn listed_object(&mut self, size: usize) -> Result<()> {
         match self.objects_left.checked_sub(1) {
             Some(left) => {
                 self.objects_left = left;
-                Ok(())
+                self.spend(size)
             }
             None => Err(Box::new(Error {
                 at: self.pos,
                 data: true,
                 reason: Cow::Owned(format!(
                     "more than {MAX_LISTED_OBJECTS} objects in the request's lists"
+                )),
+            })),
+        }
+    }
+
+    /// Counts `bytes` more held by the request being read; refuses past
+    /// [`MAX_PARSED_BYTES`].
+    #[inline]
+    pub(crate) fn spend(&mut self, bytes: usize) -> Result<()> {
+        match self.bytes_left.checked_sub(bytes) {
+            Some(left) => {
+                self.bytes_left = left;
+                Ok(())
+            }
+            None => Err(Box::new(Error {
+                at: self.pos,
+                data: true,
+                reason: Cow::Owned(format!(
+                    "the request would hold more than {MAX_PARSED_BYTES} bytes once read"
                 )),
             })),
         }
@@ -551,6 +574,7 @@ impl<'a> Cursor<'a> {
             match self.bytes.get(stop) {
                 Some(b'"') => {
                     self.pos = stop + 1;
+                    self.spend(out.len())?;
                     return Ok(out);
                 }
                 Some(b'\\') => self.pos = stop,

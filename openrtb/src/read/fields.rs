@@ -75,13 +75,18 @@ fn scalar_i32(s: Scalar<'_>) -> Option<i32> {
     }
 }
 
-/// Strings as they are, numbers as their decimal text (numeric ids).
-fn scalar_str(s: Scalar<'_>) -> Option<Cow<'_, str>> {
-    match s {
+/// Strings as they are, numbers as their decimal text (numeric ids; the
+/// text is counted against the request's bytes, `1e308` being 309 of them).
+fn scalar_str<'a>(c: &mut Cursor<'_>, s: Scalar<'a>) -> Result<Option<Cow<'a, str>>> {
+    Ok(match s {
         Scalar::Str(s) => Some(s),
-        Scalar::Number(n) => Some(Cow::Owned(number_text(n))),
+        Scalar::Number(n) => {
+            let text = number_text(n);
+            c.spend(text.len())?;
+            Some(Cow::Owned(text))
+        }
         Scalar::Bool(_) | Scalar::Nothing => None,
-    }
+    })
 }
 
 // The readers below go straight to the string or number reader for the
@@ -107,7 +112,10 @@ pub(super) fn opt_f64(c: &mut Cursor<'_>) -> Result<Option<f64>> {
 pub(super) fn opt_str<'a>(c: &mut Cursor<'a>) -> Result<Option<Cow<'a, str>>> {
     match c.peek_value()? {
         b'"' => c.string().map(Some),
-        _ => scalar(c).map(scalar_str),
+        _ => {
+            let s = scalar(c)?;
+            scalar_str(c, s)
+        }
     }
 }
 
@@ -133,7 +141,10 @@ pub(super) fn i32_vec(c: &mut Cursor<'_>) -> Result<Vec<i32>> {
     let mut out = Vec::with_capacity(8);
     let mut first = true;
     while c.next_element(&mut first)? {
-        out.extend(opt_i32(c)?);
+        if let Some(code) = opt_i32(c)? {
+            c.spend(std::mem::size_of::<i32>())?;
+            out.push(code);
+        }
     }
     Ok(out)
 }
@@ -151,7 +162,10 @@ pub(super) fn str_vec<'a>(c: &mut Cursor<'a>) -> Result<Vec<Cow<'a, str>>> {
     let mut out = Vec::new();
     let mut first = true;
     while c.next_element(&mut first)? {
-        out.extend(opt_str(c)?);
+        if let Some(s) = opt_str(c)? {
+            c.spend(std::mem::size_of::<Cow<'_, str>>())?;
+            out.push(s);
+        }
     }
     Ok(out)
 }
@@ -199,7 +213,7 @@ pub(super) fn list<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Vec<T>> {
             let mut out: Vec<T> = Vec::new();
             let mut first = true;
             while c.next_element(&mut first)? {
-                c.listed_object()?;
+                c.listed_object(std::mem::size_of::<T>())?;
                 out.push(T::default());
                 let last = out.len() - 1;
                 out[last].read_into(c)?;
@@ -224,6 +238,7 @@ pub(super) fn boxed<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Option<Box<
         c.literal()?;
         return Ok(None);
     }
+    c.spend(std::mem::size_of::<T>())?;
     let mut out = Box::<T>::default();
     out.read_into(c)?;
     Ok(Some(out))
