@@ -419,7 +419,7 @@ pub(crate) fn opt_floor_micros<'de, D: Deserializer<'de>>(d: D) -> Result<Option
     Ok(raw_floor_micros(raw.get()))
 }
 
-fn raw_floor_micros(raw: &str) -> Option<i64> {
+pub(crate) fn raw_floor_micros(raw: &str) -> Option<i64> {
     // Floors sent as strings (`"bidfloor": "0.5"`) are read like numbers.
     let text = raw
         .strip_prefix('"')

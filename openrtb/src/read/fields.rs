@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::cursor::{Cursor, Number, Result};
 use super::Object;
-use crate::de::{decimal_to_micros_ceil, f64_to_i32, str_to_i32, usd};
+use crate::de::{f64_to_i32, raw_floor_micros, str_to_i32, usd};
 use crate::request::RawJson;
 
 /// A scalar field's value, as far as any lenient reader needs it.
@@ -181,20 +181,11 @@ pub(super) fn ext<'a>(c: &mut Cursor<'a>) -> Result<Option<RawJson<'a>>> {
     c.raw_since(start).map(|raw| Some(RawJson(raw)))
 }
 
-fn raw<'a>(c: &mut Cursor<'a>) -> Result<&'a str> {
+/// A floor read from the number's own decimal text, as `crate::de` reads it.
+pub(super) fn opt_floor(c: &mut Cursor<'_>) -> Result<Option<i64>> {
     let start = c.pos_of_value()?;
     c.skip()?;
-    c.raw_since(start)
-}
-
-/// A floor read from the number's own decimal text (see `crate::de`).
-pub(super) fn opt_floor(c: &mut Cursor<'_>) -> Result<Option<i64>> {
-    let raw = raw(c)?;
-    let text = raw
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or(raw);
-    Ok(decimal_to_micros_ceil(text))
+    c.raw_since(start).map(raw_floor_micros)
 }
 
 pub(super) fn floor(c: &mut Cursor<'_>) -> Result<i64> {
