@@ -6,7 +6,11 @@
 #
 # For each kind, `bid-loop` runs on the bench config of 1,000 line items
 # twice, with N1 and N2 bids after one warm-up bid; the difference of the
-# two counts over N2 - N1 is one bid's instructions, set-up excluded.
+# two counts over N2 - N1 is one bid's instructions. Only the loop's steps
+# are counted (callgrind's --toggle-collect on bid-loop's one_bid and
+# one_parse): the config load before them varies by a few million
+# instructions from run to run (hash seeds), which over 1,000 bids was
+# noise of a few thousand per bid.
 #   banner  the bench banner request (benches/src/banner-request.json, 2.6 KB
 #           pretty, minified when sent): parse, context, auction, ledger
 #           reservation, response
@@ -31,7 +35,8 @@ bin=target/release/bid-loop
 
 # Instructions of one run: callgrind's "Collected" total.
 count() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$@" 2>&1 >/dev/null |
+  valgrind --tool=callgrind --toggle-collect='bid_loop::one_*' --callgrind-out-file=/dev/null \
+    "$bin" "$@" 2>&1 >/dev/null |
     awk '/Collected/ { print $NF }'
 }
 
