@@ -969,7 +969,7 @@ impl App {
                     continue;
                 }
                 if let Some(s) = &choice.pricing.shading {
-                    metrics::shading_decision(s.reason.as_str());
+                    metrics::shading_decision(s.reason);
                 }
                 if choice.pricing.first_price {
                     self.outcomes.bid(

@@ -50,6 +50,12 @@ struct Hot {
     /// Requests before any exchange profile applies (no config yet).
     default: ExchangeCounters,
     duration: metrics::Histogram,
+    /// By [`shading::Reason`], in its declaration order: one per
+    /// first-price bid.
+    shading: [metrics::Counter; 7],
+    /// By [`crate::track::Event`], in its declaration order: one per
+    /// impression, click or player event.
+    tracking: [metrics::Counter; 8],
 }
 
 static HOT: OnceLock<Hot> = OnceLock::new();
@@ -58,6 +64,10 @@ fn hot() -> &'static Hot {
     HOT.get_or_init(|| Hot {
         default: ExchangeCounters::new(crate::snapshot::DEFAULT_EXCHANGE),
         duration: metrics::histogram!("bidder_request_duration_seconds"),
+        shading: shading::Reason::ALL
+            .map(|r| metrics::counter!("bidder_bid_shading_total", "reason" => r.as_str())),
+        tracking: crate::track::Event::ALL
+            .map(|e| metrics::counter!("bidder_tracking_events_total", "event" => e.as_str())),
     })
 }
 
@@ -241,7 +251,7 @@ pub fn spend(micros: i64) {
 
 /// A tracking event counted (the first of its kind for its bid).
 pub fn tracking_event(event: crate::track::Event) {
-    metrics::counter!("bidder_tracking_events_total", "event" => event.as_str()).increment(1);
+    hot().tracking[event as usize].increment(1);
 }
 
 /// An advertiser pixel call by result: `recorded`, `no_user`,
@@ -311,8 +321,8 @@ pub fn shading(pending: usize, untracked: u64, curves: usize) {
 }
 
 /// A bid's shading decision (`shaded`, `not_enough_data`, `explore`, …).
-pub fn shading_decision(reason: &'static str) {
-    metrics::counter!("bidder_bid_shading_total", "reason" => reason).increment(1);
+pub fn shading_decision(reason: shading::Reason) {
+    hot().shading[reason as usize].increment(1);
 }
 
 /// A `--model` load: `loaded` or `failed`.
@@ -535,4 +545,19 @@ pub fn describe() {
 /// How old the serving rates are; stale rates bid at yesterday's prices.
 pub fn rates_age(seconds: f64) {
     metrics::gauge!("bidder_currency_rates_age_seconds").set(seconds);
+}
+
+#[cfg(test)]
+mod tests {
+    /// The hot handles are indexed by discriminant: each list must be in
+    /// declaration order, or a series would count another's events.
+    #[test]
+    fn hot_handles_are_indexed_in_declaration_order() {
+        for (i, r) in shading::Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+        for (i, e) in crate::track::Event::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "{e:?}");
+        }
+    }
 }

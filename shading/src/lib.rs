@@ -190,6 +190,16 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 7] = [
+        Reason::Shaded,
+        Reason::NotEnoughData,
+        Reason::AtFloor,
+        Reason::NoGain,
+        Reason::ValueBelowFloor,
+        Reason::Explore,
+        Reason::SecondPrice,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Shaded => "shaded",
