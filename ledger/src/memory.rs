@@ -241,21 +241,28 @@ impl<T: Default> Sharded<T> {
     }
 }
 
-/// The counter shards of some keys, locked in index order.
+/// The most keys one change locks at once: a win moves a bid's two keys
+/// and, on a re-charge, a prior bid's two.
+const MAX_LOCKED: usize = 4;
+
+/// The counter shards of some keys, locked in index order. On the stack:
+/// every bid locks its keys, and two vectors per bid were a tenth of the
+/// ledger's cost.
 struct Locked<'a> {
     counters: &'a Sharded<Map<SpendKey, Counters>>,
-    guards: Vec<(usize, MutexGuard<'a, Map<SpendKey, Counters>>)>,
+    guards: [Option<(usize, MutexGuard<'a, Map<SpendKey, Counters>>)>; MAX_LOCKED],
 }
 
 impl Locked<'_> {
     fn get(&mut self, key: &SpendKey) -> &mut Counters {
         let i = self.counters.index(key);
-        let at = self
+        let map = self
             .guards
-            .iter()
-            .position(|(gi, _)| *gi == i)
+            .iter_mut()
+            .flatten()
+            .find(|(gi, _)| *gi == i)
+            .map(|(_, g)| g)
             .unwrap_or_else(|| unreachable!("every key's shard is locked"));
-        let map = &mut self.guards[at].1;
         if !map.contains_key(key) {
             map.insert(key.clone(), Counters::default());
         }
@@ -380,13 +387,29 @@ impl MemoryLedger {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Locks the shards of `keys` (at most [`MAX_LOCKED`]), each once, in
+    /// index order: every caller takes them in the same order, so two
+    /// cannot deadlock.
     fn lock_keys<'a>(&'a self, keys: &[&SpendKey]) -> Locked<'a> {
-        let mut idx: Vec<usize> = keys.iter().map(|k| self.counters.index(k)).collect();
+        assert!(keys.len() <= MAX_LOCKED, "at most {MAX_LOCKED} keys");
+        let mut idx = [usize::MAX; MAX_LOCKED];
+        for (at, k) in idx.iter_mut().zip(keys) {
+            *at = self.counters.index(k);
+        }
         idx.sort_unstable();
-        idx.dedup();
+        let mut guards: [Option<_>; MAX_LOCKED] = std::array::from_fn(|_| None);
+        let mut last = None;
+        for (slot, &i) in guards.iter_mut().zip(&idx) {
+            // usize::MAX marks an unused place; sorted, they come last.
+            if i == usize::MAX || last == Some(i) {
+                continue;
+            }
+            last = Some(i);
+            *slot = Some((i, self.counters.lock(i)));
+        }
         Locked {
             counters: &self.counters,
-            guards: idx.iter().map(|&i| (i, self.counters.lock(i))).collect(),
+            guards,
         }
     }
 
