@@ -381,7 +381,11 @@ pub(crate) fn select_imp(
     // The furthest any line item got down its list tells the most useful
     // no-bid reason: the index says how far those it skipped got.
     let mut furthest = skipped;
-    let mut winners: Vec<Choice> = Vec::new();
+    // The best so far, and how many candidates tied at its value: each tie
+    // replaces it with chance 1/ties (reservoir sampling), so every one of
+    // them wins equally often, with no list of them per imp.
+    let mut winner: Option<Choice> = None;
+    let mut ties: u32 = 0;
     let mut under_floor = false;
     for (n, i) in candidates.enumerate() {
         // The clock is read once per batch: cheap, and a walk over a large
@@ -397,8 +401,8 @@ pub(crate) fn select_imp(
         }
         // Sorted by the highest each may bid: once that is under the best
         // value found, no later one can do better.
-        if let Some(first) = winners.first() {
-            if item.cpm < first.pricing.value {
+        if let Some(best) = &winner {
+            if item.cpm < best.pricing.value {
                 break;
             }
         }
@@ -410,13 +414,18 @@ pub(crate) fn select_imp(
         match crate::checks::evaluate(snap, ctx, imp, &offer, floor, i, item, stores) {
             // The line item that values the impression most wins; equal
             // values are broken at random below.
-            Ok(choice) => match winners.first().map(|w| w.pricing.value) {
+            Ok(choice) => match winner.as_ref().map(|w| w.pricing.value) {
                 Some(best) if choice.pricing.value < best => {}
-                Some(best) if choice.pricing.value > best => {
-                    winners.clear();
-                    winners.push(choice);
+                Some(best) if choice.pricing.value == best => {
+                    ties += 1;
+                    if rand::rng().random_range(0..ties) == 0 {
+                        winner = Some(choice);
+                    }
                 }
-                _ => winners.push(choice),
+                _ => {
+                    winner = Some(choice);
+                    ties = 1;
+                }
             },
             Err(stop) => {
                 if stop.deeper(Some(furthest)) {
@@ -438,12 +447,7 @@ pub(crate) fn select_imp(
             }
         }
     }
-    let winner = match winners.len() {
-        0 => return Err(furthest),
-        1 => winners.swap_remove(0),
-        n => winners.swap_remove(rand::rng().random_range(0..n)),
-    };
-    Ok(winner)
+    winner.ok_or(furthest)
 }
 
 /// An imp's floor in USD, rounded up from its currency; a floor in a
