@@ -177,34 +177,37 @@ const ATTR_IN_JSON: Table = entities(json([0; 256]));
 /// of ordinary bytes are copied whole: every byte escaped is ASCII, so a
 /// cut next to one is always between UTF-8 characters.
 ///
-/// Eight bytes at a time are passed over when none of them can need the
-/// table (see [`maybe_escaped`]): the tracking URLs in a banner run to
-/// hundreds of bytes, most of them letters and digits.
+/// Eight bytes at a time are looked at: the tracking URLs in a banner run
+/// to hundreds of bytes with an `&` every few, so the scan goes from one
+/// byte that may need the table straight to the next (see [`candidates`]),
+/// not through the bytes between one at a time.
 fn escape(s: &str, out: &mut String, table: &Table) {
     let bytes = s.as_bytes();
     let mut from = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if !maybe_escaped(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
+        let at = match bytes.get(i..i + 8) {
+            Some(chunk) => {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let hits = candidates(u64::from_le_bytes(word));
+                if hits == 0 {
+                    i += 8;
+                    continue;
+                }
+                i + (hits.trailing_zeros() / 8) as usize
             }
+            // The last few bytes, one at a time.
+            None => i,
+        };
+        let b = bytes[at];
+        let e = table[usize::from(b)];
+        if e != 0 {
+            out.push_str(&s[from..at]);
+            push_escape(e, b, out);
+            from = at + 1;
         }
-        // One byte at a time until the next word boundary of the scan.
-        let end = (i + 8).min(bytes.len());
-        while i < end {
-            let b = bytes[i];
-            let e = table[usize::from(b)];
-            if e != 0 {
-                out.push_str(&s[from..i]);
-                push_escape(e, b, out);
-                from = i + 1;
-            }
-            i += 1;
-        }
+        i = at + 1;
     }
     out.push_str(&s[from..]);
 }
@@ -225,17 +228,18 @@ fn push_escape(e: u8, b: u8, out: &mut String) {
     }
 }
 
-/// Whether any of eight bytes may be one some table escapes: a control
-/// character, or one of `"&'<>\\`. Never false for such a byte (false
-/// positives only cost the byte-wise path).
-fn maybe_escaped(w: u64) -> bool {
+/// The bytes of a word (little-endian) that some table may escape — a
+/// control character, or one of `"&'<>\\` — as the high bit of each. Bits
+/// above the lowest may be false (a borrow runs on past a hit), but the
+/// lowest is always a byte that is one: below it no byte borrowed.
+fn candidates(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let is = |b: u8| zero(w ^ (ONES * u64::from(b)));
     // Below 0x20: subtracting 0x20 borrows into the high bit.
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (control | is(b'"') | is(b'&') | is(b'\'') | is(b'<') | is(b'>') | is(b'\\')) != 0
+    control | is(b'"') | is(b'&') | is(b'\'') | is(b'<') | is(b'>') | is(b'\\')
 }
 
 fn escape_attr(s: &str, out: &mut String) {
@@ -400,6 +404,27 @@ mod tests {
             }
         }
         out
+    }
+
+    /// `escape` jumps to the lowest candidate: it must be a byte some
+    /// table escapes, and none may come before it, whatever the bytes
+    /// around it (a borrow out of one byte is what could fake the next).
+    #[test]
+    fn the_lowest_candidate_is_always_the_first_special_byte() {
+        let special = |b: u8| b < 0x20 || b"\"&'<>\\".contains(&b);
+        for p in 0..7 {
+            for x in 0..=255u8 {
+                for y in 0..=255u8 {
+                    let mut word = [b'a'; 8];
+                    word[p] = x;
+                    word[p + 1] = y;
+                    let hits = candidates(u64::from_le_bytes(word));
+                    let first = word.iter().position(|&b| special(b));
+                    let lowest = (hits != 0).then(|| (hits.trailing_zeros() / 8) as usize);
+                    assert_eq!(lowest, first, "{word:?}");
+                }
+            }
+        }
     }
 
     proptest::proptest! {
