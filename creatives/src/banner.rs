@@ -91,7 +91,7 @@ impl Markup for Json<'_> {
     }
 
     fn attr(&mut self, s: &str) {
-        escape(s, self.0, &ATTR_IN_JSON);
+        escape::<true>(s, self.0, &ATTR_IN_JSON);
     }
 
     fn number(&mut self, n: u32) {
@@ -181,7 +181,7 @@ const ATTR_IN_JSON: Table = entities(json([0; 256]));
 /// to hundreds of bytes with an `&` every few, so the scan goes from one
 /// byte that may need the table straight to the next (see [`candidates`]),
 /// not through the bytes between one at a time.
-fn escape(s: &str, out: &mut String, table: &Table) {
+fn escape<const MARKUP: bool>(s: &str, out: &mut String, table: &Table) {
     let bytes = s.as_bytes();
     let mut from = 0;
     let mut i = 0;
@@ -190,7 +190,7 @@ fn escape(s: &str, out: &mut String, table: &Table) {
             Some(chunk) => {
                 let mut word = [0u8; 8];
                 word.copy_from_slice(chunk);
-                let hits = candidates(u64::from_le_bytes(word));
+                let hits = candidates::<MARKUP>(u64::from_le_bytes(word));
                 if hits == 0 {
                     i += 8;
                     continue;
@@ -228,22 +228,29 @@ fn push_escape(e: u8, b: u8, out: &mut String) {
     }
 }
 
-/// The bytes of a word (little-endian) that some table may escape — a
-/// control character, or one of `"&'<>\\` — as the high bit of each. Bits
-/// above the lowest may be false (a borrow runs on past a hit), but the
-/// lowest is always a byte that is one: below it no byte borrowed.
-fn candidates(w: u64) -> u64 {
+/// The bytes of a word (little-endian) that the table may escape, as the
+/// high bit of each: control characters, `"` and `\\` always; with
+/// `MARKUP` also `&'<>`, which JSON alone leaves as they are (a VAST
+/// document is full of them: without the distinction every tag was a stop).
+/// Bits above the lowest may be false (a borrow runs on past a hit), but
+/// the lowest is always a byte that is one: below it no byte borrowed.
+fn candidates<const MARKUP: bool>(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let is = |b: u8| zero(w ^ (ONES * u64::from(b)));
     // Below 0x20: subtracting 0x20 borrows into the high bit.
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    control | is(b'"') | is(b'&') | is(b'\'') | is(b'<') | is(b'>') | is(b'\\')
+    let json = control | is(b'"') | is(b'\\');
+    if MARKUP {
+        json | is(b'&') | is(b'\'') | is(b'<') | is(b'>')
+    } else {
+        json
+    }
 }
 
 fn escape_attr(s: &str, out: &mut String) {
-    escape(s, out, &ATTR);
+    escape::<true>(s, out, &ATTR);
 }
 
 /// `s` as a JSON string literal, quotes included, exactly as serde_json
@@ -251,7 +258,7 @@ fn escape_attr(s: &str, out: &mut String) {
 /// (VAST documents run to kilobytes).
 pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
-    escape(s, out, &JSON);
+    escape::<false>(s, out, &JSON);
     out.push('"');
 }
 
@@ -411,17 +418,23 @@ mod tests {
     /// around it (a borrow out of one byte is what could fake the next).
     #[test]
     fn the_lowest_candidate_is_always_the_first_special_byte() {
-        let special = |b: u8| b < 0x20 || b"\"&'<>\\".contains(&b);
+        let markup = |b: u8| b < 0x20 || b"\"&'<>\\".contains(&b);
+        let json = |b: u8| b < 0x20 || b"\"\\".contains(&b);
         for p in 0..7 {
             for x in 0..=255u8 {
                 for y in 0..=255u8 {
                     let mut word = [b'a'; 8];
                     word[p] = x;
                     word[p + 1] = y;
-                    let hits = candidates(u64::from_le_bytes(word));
-                    let first = word.iter().position(|&b| special(b));
-                    let lowest = (hits != 0).then(|| (hits.trailing_zeros() / 8) as usize);
-                    assert_eq!(lowest, first, "{word:?}");
+                    let w = u64::from_le_bytes(word);
+                    for (hits, special) in [
+                        (candidates::<true>(w), &markup as &dyn Fn(u8) -> bool),
+                        (candidates::<false>(w), &json),
+                    ] {
+                        let first = word.iter().position(|&b| special(b));
+                        let lowest = (hits != 0).then(|| (hits.trailing_zeros() / 8) as usize);
+                        assert_eq!(lowest, first, "{word:?}");
+                    }
                 }
             }
         }
