@@ -250,8 +250,11 @@ const MAX_LOCKED: usize = 4;
 /// from cost about 450 of a reservation's 4,100 instructions.
 struct Locked<'a> {
     counters: &'a Sharded<Map<SpendKey, Counters>>,
-    guards: [Option<(usize, MutexGuard<'a, Map<SpendKey, Counters>>)>; MAX_LOCKED],
+    /// Each locked shard with its index, in index order; `None` past them.
+    guards: [Option<(usize, CounterShard<'a>)>; MAX_LOCKED],
 }
+
+type CounterShard<'a> = MutexGuard<'a, Map<SpendKey, Counters>>;
 
 impl Locked<'_> {
     fn get(&mut self, key: &SpendKey) -> &mut Counters {
