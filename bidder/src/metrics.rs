@@ -251,7 +251,13 @@ pub fn spend(micros: i64) {
 
 /// A tracking event counted (the first of its kind for its bid).
 pub fn tracking_event(event: crate::track::Event) {
-    hot().tracking[event as usize].increment(1);
+    // `get`: a variant missing from `Event::ALL` is still counted, never
+    // a panic on the tracking path.
+    match hot().tracking.get(event as usize) {
+        Some(c) => c.increment(1),
+        None => metrics::counter!("bidder_tracking_events_total", "event" => event.as_str())
+            .increment(1),
+    }
 }
 
 /// An advertiser pixel call by result: `recorded`, `no_user`,
@@ -322,7 +328,14 @@ pub fn shading(pending: usize, untracked: u64, curves: usize) {
 
 /// A bid's shading decision (`shaded`, `not_enough_data`, `explore`, …).
 pub fn shading_decision(reason: shading::Reason) {
-    hot().shading[reason as usize].increment(1);
+    // As for tracking events: a variant missing from `Reason::ALL` is
+    // counted the slow way, never a panic on the bid path.
+    match hot().shading.get(reason as usize) {
+        Some(c) => c.increment(1),
+        None => {
+            metrics::counter!("bidder_bid_shading_total", "reason" => reason.as_str()).increment(1)
+        }
+    }
 }
 
 /// A `--model` load: `loaded` or `failed`.
@@ -551,6 +564,39 @@ pub fn rates_age(seconds: f64) {
 mod tests {
     /// The hot handles are indexed by discriminant: each list must be in
     /// declaration order, or a series would count another's events.
+    /// No wildcard: a new variant fails to compile here until it is
+    /// listed in `ALL` (and so gets a handle of its own).
+    #[test]
+    fn every_variant_has_a_hot_handle() {
+        use crate::track::Event;
+        use shading::Reason;
+        for r in Reason::ALL {
+            match r {
+                Reason::Shaded
+                | Reason::NotEnoughData
+                | Reason::AtFloor
+                | Reason::NoGain
+                | Reason::ValueBelowFloor
+                | Reason::Explore
+                | Reason::SecondPrice => {}
+            }
+        }
+        assert_eq!(Reason::ALL.len(), 7);
+        for e in Event::ALL {
+            match e {
+                Event::Impression
+                | Event::Click
+                | Event::Start
+                | Event::FirstQuartile
+                | Event::Midpoint
+                | Event::ThirdQuartile
+                | Event::Complete
+                | Event::CreativeView => {}
+            }
+        }
+        assert_eq!(Event::ALL.len(), 8);
+    }
+
     #[test]
     fn hot_handles_are_indexed_in_declaration_order() {
         for (i, r) in shading::Reason::ALL.iter().enumerate() {

@@ -413,7 +413,7 @@ pub(crate) fn select_imp(
         }
         match crate::checks::evaluate(snap, ctx, imp, &offer, floor, i, item, stores) {
             // The line item that values the impression most wins; equal
-            // values are broken at random below.
+            // values are broken at random as they come (see `ties`).
             Ok(choice) => match winner.as_ref().map(|w| w.pricing.value) {
                 Some(best) if choice.pricing.value < best => {}
                 Some(best) if choice.pricing.value == best => {
