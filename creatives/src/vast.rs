@@ -261,27 +261,20 @@ fn write_document(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
     let version = v.version;
     let audio = matches!(v.creative.kind, CreativeKind::Audio { .. });
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    let mut root = w
-        .create_element("VAST")
-        .with_attribute(("version", version.as_str()));
-    if version.is_4x() {
-        root = root.with_attribute(("xmlns", VAST_4_NAMESPACE));
-    }
-    root.write_inner_content(|w| {
-        let mut ad = w
-            .create_element("Ad")
-            .with_attribute(("id", &*xml_text(v.ad_id)));
-        if audio && version >= VastVersion::V4_1 {
-            ad = ad.with_attribute(("adType", "audio"));
-        }
-        ad.write_inner_content(|w| {
-            w.create_element("InLine")
-                .write_inner_content(|w| inline(w, v))?;
-            Ok(())
-        })?;
-        Ok(())
-    })?;
-    Ok(())
+    let root = [("version", version.as_str()), ("xmlns", VAST_4_NAMESPACE)];
+    let root = &root[..if version.is_4x() { 2 } else { 1 }];
+    element(w, start_tag("VAST", root), |w| {
+        let id = xml_text(v.ad_id);
+        let ad = [("id", &*id), ("adType", "audio")];
+        let ad = &ad[..if audio && version >= VastVersion::V4_1 {
+            2
+        } else {
+            1
+        }];
+        element(w, start_tag("Ad", ad), |w| {
+            element(w, BytesStart::new("InLine"), |w| inline(w, v))
+        })
+    })
 }
 
 fn inline(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
@@ -357,38 +350,35 @@ fn companion_creative(w: &mut Xml, v: &Vast<'_>, c: &Companion<'_>) -> io::Resul
     let id = xml_text(&c.creative.id);
     let (width, height) = (Num::new(*width), Num::new(*height));
     creative(w, version, &c.creative.id, |w| {
-        let mut ads = w.create_element("CompanionAds");
-        if c.required && version >= VastVersion::V3_0 {
-            ads = ads.with_attribute(("required", "all"));
-        }
-        ads.write_inner_content(|w| {
-            w.create_element("Companion")
-                .with_attribute(("id", &*id))
-                .with_attribute(("width", width.as_str()))
-                .with_attribute(("height", height.as_str()))
-                .write_inner_content(|w| {
-                    url_element(
-                        w,
-                        "StaticResource",
-                        &[("creativeType", image_mime(image_url))],
-                        image_url,
-                    )?;
-                    let click = &c.creative.click_url;
-                    if version.is_4x() {
-                        url_element(w, "CompanionClickThrough", &[], click)?;
-                        if let Some(tracking) = c.click_tracking_url {
-                            url_element(w, "CompanionClickTracking", &[("id", &id)], tracking)?;
-                        }
-                        tracking_events(w, v.tracking, &[COMPANION_EVENT])?;
-                    } else {
-                        tracking_events(w, v.tracking, &[COMPANION_EVENT])?;
-                        url_element(w, "CompanionClickThrough", &[], click)?;
+        let ads = [("required", "all")];
+        let ads = &ads[..usize::from(c.required && version >= VastVersion::V3_0)];
+        element(w, start_tag("CompanionAds", ads), |w| {
+            let companion = [
+                ("id", &*id),
+                ("width", width.as_str()),
+                ("height", height.as_str()),
+            ];
+            element(w, start_tag("Companion", &companion), |w| {
+                url_element(
+                    w,
+                    "StaticResource",
+                    &[("creativeType", image_mime(image_url))],
+                    image_url,
+                )?;
+                let click = &c.creative.click_url;
+                if version.is_4x() {
+                    url_element(w, "CompanionClickThrough", &[], click)?;
+                    if let Some(tracking) = c.click_tracking_url {
+                        url_element(w, "CompanionClickTracking", &[("id", &id)], tracking)?;
                     }
-                    Ok(())
-                })?;
-            Ok(())
-        })?;
-        Ok(())
+                    tracking_events(w, v.tracking, &[COMPANION_EVENT])?;
+                } else {
+                    tracking_events(w, v.tracking, &[COMPANION_EVENT])?;
+                    url_element(w, "CompanionClickThrough", &[], click)?;
+                }
+                Ok(())
+            })
+        })
     })
 }
 
@@ -401,16 +391,13 @@ fn creative(
     inner: impl FnOnce(&mut Xml) -> io::Result<()>,
 ) -> io::Result<()> {
     let id = xml_text(id);
-    w.create_element("Creative")
-        .with_attribute(("id", &*id))
-        .write_inner_content(|w| {
-            inner(w)?;
-            if version.is_4x() {
-                universal_ad_id(w, version, &id)?;
-            }
-            Ok(())
-        })?;
-    Ok(())
+    element(w, start_tag("Creative", &[("id", &id)]), |w| {
+        inner(w)?;
+        if version.is_4x() {
+            universal_ad_id(w, version, &id)?;
+        }
+        Ok(())
+    })
 }
 
 fn tracking_events(w: &mut Xml, urls: EventUrls<'_>, events: &[&str]) -> io::Result<()> {
@@ -481,14 +468,11 @@ fn media_files(w: &mut Xml, media: &[&MediaFile], audio: bool) -> io::Result<()>
 }
 
 fn universal_ad_id(w: &mut Xml, version: VastVersion, id: &str) -> io::Result<()> {
-    let mut el = w
-        .create_element("UniversalAdId")
-        .with_attribute(("idRegistry", "unknown"));
-    if version == VastVersion::V4_0 {
-        el = el.with_attribute(("idValue", id));
-    }
-    el.write_text_content(BytesText::new(id))?;
-    Ok(())
+    let attrs = [("idRegistry", "unknown"), ("idValue", id)];
+    let attrs = &attrs[..if version == VastVersion::V4_0 { 2 } else { 1 }];
+    element(w, start_tag("UniversalAdId", attrs), |w| {
+        w.write_event(Event::Text(BytesText::new(id)))
+    })
 }
 
 /// `<name>text</name>`, the text escaped by the writer.
@@ -500,29 +484,44 @@ fn text_element(w: &mut Xml, name: &str, text: &str) -> io::Result<()> {
 
 /// `<name attrs…><![CDATA[url]]></name>`. A `]]>` inside the URL splits the
 /// CDATA section in two, which the writer does.
-///
-/// The start tag is built in a buffer sized for its attributes up front:
-/// grown one attribute at a time, as `create_element` does, it was
-/// reallocated two or three times per element, a few thousand
-/// instructions per VAST document.
 fn url_element(w: &mut Xml, name: &str, attrs: &[(&str, &str)], url: &str) -> io::Result<()> {
     let url = xml_url(url);
-    let start = if attrs.is_empty() {
-        BytesStart::new(name)
-    } else {
-        // ` key="value"` each; values rarely need escaping, and the
-        // buffer still grows if one does.
-        let room: usize = attrs.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-        let mut tag = String::with_capacity(name.len() + room + 16);
-        tag.push_str(name);
-        let mut start = BytesStart::from_content(tag, name.len());
-        start.extend_attributes(attrs.iter().copied());
-        start
-    };
-    w.write_event(Event::Start(start.borrow()))?;
-    for part in BytesCData::escaped(&url) {
-        w.write_event(Event::CData(part))?;
+    element(w, start_tag(name, attrs), |w| {
+        for part in BytesCData::escaped(&url) {
+            w.write_event(Event::CData(part))?;
+        }
+        Ok(())
+    })
+}
+
+/// A start tag with its attributes (values escaped by the writer), built in
+/// a buffer sized for them up front. `create_element` grows the tag one
+/// attribute at a time: two or three reallocations per element, 23 and
+/// more per VAST document.
+fn start_tag<'a>(name: &'a str, attrs: &[(&str, &str)]) -> BytesStart<'a> {
+    if attrs.is_empty() {
+        return BytesStart::new(name);
     }
+    // ` key="value"` each; values rarely need escaping, and the buffer
+    // still grows if one does.
+    let room: usize = attrs.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    let mut tag = String::with_capacity(name.len() + room + 16);
+    tag.push_str(name);
+    let mut start = BytesStart::from_content(tag, name.len());
+    start.extend_attributes(attrs.iter().copied());
+    start
+}
+
+/// `start`, what `inner` writes, and the matching end tag: what
+/// `create_element(..).write_inner_content(..)` writes, for a tag from
+/// [`start_tag`].
+fn element(
+    w: &mut Xml,
+    start: BytesStart<'_>,
+    inner: impl FnOnce(&mut Xml) -> io::Result<()>,
+) -> io::Result<()> {
+    w.write_event(Event::Start(start.borrow()))?;
+    inner(w)?;
     w.write_event(Event::End(start.to_end()))?;
     Ok(())
 }
