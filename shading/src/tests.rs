@@ -64,16 +64,7 @@ fn params_are_validated() {
 
 #[test]
 fn reasons_have_stable_distinct_names() {
-    let all = [
-        Reason::Shaded,
-        Reason::NotEnoughData,
-        Reason::AtFloor,
-        Reason::NoGain,
-        Reason::ValueBelowFloor,
-        Reason::Explore,
-        Reason::SecondPrice,
-    ];
-    let names: Vec<_> = all.iter().map(|r| r.as_str()).collect();
+    let names: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(
         names,
         [
