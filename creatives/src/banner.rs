@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use config::{Creative, CreativeKind};
 
+use crate::swar;
+
 /// The creative's size, when it is a display creative.
 pub fn display_size(creative: &Creative) -> Option<(u32, u32)> {
     match creative.kind {
@@ -188,9 +190,7 @@ fn escape<const MARKUP: bool>(s: &str, out: &mut String, table: &Table) {
     while i < bytes.len() {
         let at = match bytes.get(i..i + 8) {
             Some(chunk) => {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                let hits = candidates::<MARKUP>(u64::from_le_bytes(word));
+                let hits = candidates::<MARKUP>(swar::word(chunk));
                 if hits == 0 {
                     i += 8;
                     continue;
@@ -228,22 +228,15 @@ fn push_escape(e: u8, b: u8, out: &mut String) {
     }
 }
 
-/// The bytes of a word (little-endian) that the table may escape, as the
-/// high bit of each: control characters, `"` and `\\` always; with
+/// The bytes of a word that the table may escape (a [`swar`] mask, whose
+/// lowest bit is exact): control characters, `"` and `\\` always; with
 /// `MARKUP` also `&'<>`, which JSON alone leaves as they are (a VAST
 /// document is full of them: without the distinction every tag was a stop).
-/// Bits above the lowest may be false (a borrow runs on past a hit), but
-/// the lowest is always a byte that is one: below it no byte borrowed.
 fn candidates<const MARKUP: bool>(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let is = |b: u8| zero(w ^ (ONES * u64::from(b)));
-    // Below 0x20: subtracting 0x20 borrows into the high bit.
-    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    let json = control | is(b'"') | is(b'\\');
+    use swar::eq;
+    let json = swar::below(w, 0x20) | eq(w, b'"') | eq(w, b'\\');
     if MARKUP {
-        json | is(b'&') | is(b'\'') | is(b'<') | is(b'>')
+        json | eq(w, b'&') | eq(w, b'\'') | eq(w, b'<') | eq(w, b'>')
     } else {
         json
     }

@@ -8,6 +8,7 @@
 mod av;
 mod banner;
 mod native;
+mod swar;
 mod vast;
 
 pub use av::{fit_av, AvFit, AvSlot, Misfit};
