@@ -262,15 +262,11 @@ fn write_document(w: &mut Xml, v: &Vast<'_>) -> io::Result<()> {
     let audio = matches!(v.creative.kind, CreativeKind::Audio { .. });
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     let root = [("version", version.as_str()), ("xmlns", VAST_4_NAMESPACE)];
-    let root = &root[..if version.is_4x() { 2 } else { 1 }];
+    let root = &root[..1 + usize::from(version.is_4x())];
     element(w, start_tag("VAST", root), |w| {
         let id = xml_text(v.ad_id);
         let ad = [("id", &*id), ("adType", "audio")];
-        let ad = &ad[..if audio && version >= VastVersion::V4_1 {
-            2
-        } else {
-            1
-        }];
+        let ad = &ad[..1 + usize::from(audio && version >= VastVersion::V4_1)];
         element(w, start_tag("Ad", ad), |w| {
             element(w, BytesStart::new("InLine"), |w| inline(w, v))
         })
@@ -469,7 +465,7 @@ fn media_files(w: &mut Xml, media: &[&MediaFile], audio: bool) -> io::Result<()>
 
 fn universal_ad_id(w: &mut Xml, version: VastVersion, id: &str) -> io::Result<()> {
     let attrs = [("idRegistry", "unknown"), ("idValue", id)];
-    let attrs = &attrs[..if version == VastVersion::V4_0 { 2 } else { 1 }];
+    let attrs = &attrs[..1 + usize::from(version == VastVersion::V4_0)];
     element(w, start_tag("UniversalAdId", attrs), |w| {
         w.write_event(Event::Text(BytesText::new(id)))
     })
@@ -558,18 +554,13 @@ fn xml_text(s: &str) -> Cow<'_, str> {
 /// document carries a dozen URLs of a few hundred bytes, and testing each
 /// byte against six values cost thousands of instructions per video bid.
 fn any_url_suspect(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Exact as a yes/no: some byte of x is zero, or below 0x21.
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    use crate::swar::{below, eq, word};
     let mut words = bytes.chunks_exact(8);
     for chunk in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let is = |b: u8| zero(w ^ (ONES * u64::from(b)));
-        let low = w.wrapping_sub(ONES * 0x21) & !w & HIGH;
-        if (low | is(b'[') | is(b']') | is(b'%') | is(b'#') | is(0xEF)) != 0 {
+        let w = word(chunk);
+        if (below(w, 0x21) | eq(w, b'[') | eq(w, b']') | eq(w, b'%') | eq(w, b'#') | eq(w, 0xEF))
+            != 0
+        {
             return true;
         }
     }
