@@ -52,10 +52,10 @@ struct Hot {
     duration: metrics::Histogram,
     /// By [`shading::Reason`], in its declaration order: one per
     /// first-price bid.
-    shading: [metrics::Counter; 7],
+    shading: [metrics::Counter; shading::Reason::ALL.len()],
     /// By [`crate::track::Event`], in its declaration order: one per
     /// impression, click or player event.
-    tracking: [metrics::Counter; 8],
+    tracking: [metrics::Counter; crate::track::Event::ALL.len()],
 }
 
 static HOT: OnceLock<Hot> = OnceLock::new();
