@@ -72,9 +72,9 @@ pub use response::{Bid, BidResponse, SeatBid};
 ///
 /// It reads with the crate's own JSON reader; [`parse_request_serde`] reads
 /// the same model through serde and accepts and refuses the same bodies,
-/// but for one bound of this reader's own: more than
-/// [`MAX_LISTED_OBJECTS`] objects in the request's lists is refused as
-/// [`ParseError::Unexpected`].
+/// but for two bounds of this reader's own, each refused as
+/// [`ParseError::Unexpected`]: more than [`MAX_LISTED_OBJECTS`] objects in
+/// the request's lists, and more than [`MAX_PARSED_BYTES`] held once read.
 pub fn parse_request(body: &[u8]) -> Result<BidRequest<'_>, ParseError> {
     read::request(body)
 }

@@ -3,8 +3,9 @@
 //! serde's derive reads this model too (`crate::de`), and stays as the
 //! reference: the fuzz properties (`tests/fuzz.rs`) hold the two to the same
 //! result, or the same kind of refusal, on the corpus, mutations of it and
-//! random JSON. One refusal is this reader's own: more than
-//! [`crate::MAX_LISTED_OBJECTS`] objects in the lists of one request. This one
+//! random JSON. Two refusals are this reader's own: more than
+//! [`crate::MAX_LISTED_OBJECTS`] objects in the lists of one request, and
+//! more than [`crate::MAX_PARSED_BYTES`] held once it is read. This one
 //! is the one the bidder runs, because parsing was most of a bid's cost: one
 //! pass, fields matched on their key text, values nobody reads stepped over
 //! without being built.
