@@ -428,6 +428,14 @@ fn duplicate_imp_ids_are_found_among_many() {
     }
 }
 
+/// `body` is well-formed JSON refused for one of the reader's bounds, with
+/// a message that ends with `why`.
+fn refused_past_a_bound(body: &str, why: &str) {
+    let e = parse_err(body);
+    assert!(matches!(e, ParseError::Unexpected { .. }), "{e:?}");
+    assert!(e.to_string().ends_with(why), "{e}");
+}
+
 /// The lists of one request hold at most `MAX_LISTED_OBJECTS` objects in
 /// all, counted across lists: imps and the formats inside them alike.
 #[test]
@@ -441,13 +449,7 @@ fn objects_in_lists_are_bounded_per_request() {
     assert_eq!(parse(&imps(max, 0)).imp.len(), max);
     assert_eq!(parse(&imps(max / 2, 1)).imp.len(), max / 2);
     for body in [imps(max + 1, 0), imps(max / 2, 2), imps(1, max)] {
-        let e = parse_err(&body);
-        assert!(matches!(e, ParseError::Unexpected { .. }), "{e:?}");
-        assert!(
-            e.to_string()
-                .ends_with("more than 10000 objects in the request's lists"),
-            "{e}"
-        );
+        refused_past_a_bound(&body, "more than 10000 objects in the request's lists");
     }
     // Empty objects count too: they were the cheapest way to make many.
     let empties = format!(r#"{{"imp":[{}]}}"#, vec!["[]"; max + 1].join(","));
@@ -463,13 +465,10 @@ fn what_a_request_holds_once_read_is_bounded() {
         format!(r#"{{"id":"r","{field}":[{}]}}"#, vec![item; n].join(","))
     };
     let refused = |body: String| {
-        let e = parse_err(&body);
-        assert!(matches!(e, ParseError::Unexpected { .. }), "{e:?}");
-        assert!(
-            e.to_string()
-                .ends_with("the request would hold more than 8388608 bytes once read"),
-            "{e}"
-        );
+        refused_past_a_bound(
+            &body,
+            "the request would hold more than 8388608 bytes once read",
+        )
     };
     // About 1 MiB each: 100 MB, 8.4 MB and 12 MB once read, unbounded.
     refused(list("cur", "1e308", 170_000));
