@@ -10,8 +10,7 @@
 //! bounded: past [`MAX_PENDING`] bids in flight, new ones go unobserved
 //! (counted), so a flood of bids cannot grow it.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -32,21 +31,8 @@ struct Pending {
     expires_ms: i64,
 }
 
-/// One shard of the table.
-#[derive(Default)]
-struct Shard {
-    pending: HashMap<u64, Pending>,
-    /// `(expires_ms, bid)` of each bid remembered, soonest first: the sweep
-    /// takes the expired off the top instead of passing over every pending
-    /// bid under the lock (a million of them at a few minutes of a busy
-    /// bidder, which held each shard for most of a millisecond while bids
-    /// waited on it). Entries of bids settled before then are skipped when
-    /// they come up; they also count towards the bound.
-    due: BinaryHeap<Reverse<(i64, u64)>>,
-}
-
 pub(crate) struct Outcomes {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<Mutex<HashMap<u64, Pending>>>,
     shader: Shader,
     dropped: AtomicU64,
 }
@@ -72,7 +58,7 @@ impl Outcomes {
         &self.shader
     }
 
-    fn shard(&self, bid: u64) -> std::sync::MutexGuard<'_, Shard> {
+    fn shard(&self, bid: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
         self.shards[(bid >> 60) as usize % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -88,14 +74,12 @@ impl Outcomes {
         expires_ms: i64,
     ) {
         let mut shard = self.shard(bid);
-        // `due` holds every pending bid and those settled early: the bound
-        // on it bounds both.
-        if shard.due.len() >= MAX_PENDING / SHARDS {
+        if shard.len() >= MAX_PENDING / SHARDS {
             drop(shard);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        shard.pending.insert(
+        shard.insert(
             bid,
             Pending {
                 lost: false,
@@ -105,7 +89,6 @@ impl Outcomes {
                 expires_ms,
             },
         );
-        shard.due.push(Reverse((expires_ms, bid)));
     }
 
     /// A notice said how a bid went. A win or billing notice settles it
@@ -115,12 +98,12 @@ impl Outcomes {
     pub(crate) fn resolve(&self, bid: u64, won: bool) {
         let mut shard = self.shard(bid);
         if !won {
-            if let Some(p) = shard.pending.get_mut(&bid) {
+            if let Some(p) = shard.get_mut(&bid) {
                 p.lost = true;
             }
             return;
         }
-        let pending = shard.pending.remove(&bid);
+        let pending = shard.remove(&bid);
         drop(shard);
         if let Some(p) = pending {
             self.shader
@@ -131,7 +114,7 @@ impl Outcomes {
     /// A bid that was never sent (the answer came too late, or another
     /// imp failed): no outcome to learn.
     pub(crate) fn forget(&self, bid: u64) {
-        self.shard(bid).pending.remove(&bid);
+        self.shard(bid).remove(&bid);
     }
 
     /// Bids lost, or unanswered past their reservation, count as lost;
@@ -140,18 +123,13 @@ impl Outcomes {
         let mut lost = Vec::new();
         for shard in &self.shards {
             let mut s = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            while let Some(&Reverse((at, bid))) = s.due.peek() {
-                if at > now_ms {
-                    break;
+            s.retain(|_, p| {
+                let keep = p.expires_ms > now_ms;
+                if !keep {
+                    lost.push((p.exchange.clone(), p.slot, p.bid_micros));
                 }
-                s.due.pop();
-                // Settled already, or a later bid under the same key.
-                if s.pending.get(&bid).is_some_and(|p| p.expires_ms == at) {
-                    if let Some(p) = s.pending.remove(&bid) {
-                        lost.push((p.exchange, p.slot, p.bid_micros));
-                    }
-                }
-            }
+                keep
+            });
         }
         for (exchange, slot, bid) in &lost {
             self.shader
@@ -164,12 +142,7 @@ impl Outcomes {
     pub(crate) fn pending(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| {
-                s.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .pending
-                    .len()
-            })
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
     }
 
@@ -217,44 +190,5 @@ mod tests {
             curve.observations()
         );
         assert!((curve.wins() - 2.0).abs() < 1e-3);
-    }
-
-    proptest::proptest! {
-        /// The sweep takes off exactly what passing over every pending bid
-        /// (as it did before the `due` heap) took: the same bids lost, the
-        /// same left pending, whatever the order of bids, notices, repeated
-        /// keys and sweeps.
-        #[test]
-        fn the_sweep_settles_what_a_full_pass_would(
-            ops in proptest::collection::vec((0u8..5, 0u64..40, 0i64..300), 0..200)
-        ) {
-            let o = Outcomes::new(Shader::new(shading::Params::default()).unwrap());
-            let x: Arc<str> = "x".into();
-            // The reference: bid -> (expires, lost), settled by a full pass.
-            let mut model: HashMap<u64, i64> = HashMap::new();
-            for (op, id, t) in ops {
-                // Spread the ids over the shards (chosen by the top bits).
-                let bid = id.rotate_right(4) | id;
-                match op {
-                    0 | 1 => {
-                        o.bid(bid, &x, SlotKind::Banner, 1_000_000, t);
-                        model.insert(bid, t);
-                    }
-                    2 => {
-                        o.resolve(bid, true);
-                        model.remove(&bid);
-                    }
-                    3 => {
-                        o.resolve(bid, false);
-                    }
-                    _ => {
-                        let before = model.len();
-                        model.retain(|_, e| *e > t);
-                        proptest::prop_assert_eq!(o.sweep(t), before - model.len());
-                    }
-                }
-                proptest::prop_assert_eq!(o.pending(), model.len());
-            }
-        }
     }
 }
