@@ -1534,11 +1534,16 @@ impl App {
         Ok(serde_json::to_vec_pretty(&body).unwrap_or_default())
     }
 
-    /// The ledger's part of [`App::expire_reservations`] alone: holds whose
-    /// time is up go back to their budgets. Cheap (the ledger keeps its
-    /// deadlines in order), so the server runs it several times a second.
+    /// The expiries of [`App::expire_reservations`] alone: holds whose time
+    /// is up go back to their budgets, and first-price bids unanswered by
+    /// then count as lost for shading (fitted at the next whole round).
+    /// Cheap (both keep their deadlines in order), so the server runs it
+    /// several times a second: each round is short.
     pub fn expire_holds(&self) -> usize {
-        self.ledger.expire(self.clock.now()).reservations
+        let now = self.clock.now();
+        let ended = self.ledger.expire(now).reservations;
+        self.outcomes.expire(now.as_millis());
+        ended
     }
 
     /// Ends reservations of bids whose notices never came (they keep
