@@ -10,14 +10,13 @@
 //! bounded: past [`MAX_PENDING`] bids in flight, new ones go unobserved
 //! (counted), so a flood of bids cannot grow it.
 //!
-//! Expiry takes only what is due off a heap per shard, a batch per lock
-//! hold, several times a second: passing over every pending bid (a million
-//! at a few minutes of a busy bidder) held each shard's lock for most of a
-//! millisecond once a second, and read the whole table through the cache,
-//! while bids hashing to it waited.
+//! Expiry takes only what is due off an ordered set per shard, a batch per
+//! lock hold, several times a second: passing over every pending bid (a
+//! million at a few minutes of a busy bidder) held each shard's lock for
+//! most of a millisecond once a second, and read the whole table through
+//! the cache, while bids hashing to it waited.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -30,9 +29,6 @@ const SHARDS: usize = 16;
 /// wait for one batch (tens of microseconds), not for a whole round after a
 /// burst or a jump of the clock.
 const BATCH: usize = 64;
-/// Entries of settled bids a shard's heap may hold beyond its pending bids
-/// before it is rebuilt (see [`Shard::remember`]).
-const SLACK: usize = 1024;
 
 struct Pending {
     /// A loss notice came: lost unless a win or billing notice follows
@@ -45,37 +41,32 @@ struct Pending {
     expires_ms: i64,
 }
 
-/// One shard of the table.
+/// One shard of the table: each pending bid is in both, and nothing else.
+/// A set, not a heap: a bid settled early (won, withdrawn) leaves it at
+/// once, in O(log n) under the lock, so there are no stale entries to
+/// bound or to rebuild the structure from (a rebuild is O(pending) under
+/// the lock, on the bid path).
 #[derive(Default)]
 struct Shard {
     pending: HashMap<u64, Pending>,
-    /// `(expires_ms, bid)` for each bid remembered, soonest first. A bid
-    /// settled early (won, withdrawn) or remembered again under the same
-    /// key leaves a stale entry, skipped when it comes up: its expiry no
-    /// longer matches a pending bid.
-    due: BinaryHeap<Reverse<(i64, u64)>>,
+    /// `(expires_ms, bid)` of each pending bid, soonest first.
+    due: BTreeSet<(i64, u64)>,
 }
 
 impl Shard {
-    /// Admission is bounded by pending bids, not heap entries: bids settled
-    /// early must not take the place of new ones (at a high win or
-    /// withdrawal rate they would crowd out tracking for a whole TTL). The
-    /// heap is bounded instead by rebuilding it from the pending bids once
-    /// stale entries outnumber them (plus [`SLACK`]): at most about twice
-    /// the pending bids, and each rebuild, O(pending), follows at least as
-    /// many settlements, so its cost per settlement stays constant.
     fn remember(&mut self, bid: u64, pending: Pending) {
         let at = pending.expires_ms;
-        self.pending.insert(bid, pending);
-        self.due.push(Reverse((at, bid)));
-        if self.due.len() > 2 * self.pending.len() + SLACK {
-            let live: Vec<_> = self
-                .pending
-                .iter()
-                .map(|(&bid, p)| Reverse((p.expires_ms, bid)))
-                .collect();
-            self.due = BinaryHeap::from(live);
+        if let Some(before) = self.pending.insert(bid, pending) {
+            // The same key again (bid keys are random: not in practice).
+            self.due.remove(&(before.expires_ms, bid));
         }
+        self.due.insert((at, bid));
+    }
+
+    fn settle(&mut self, bid: u64) -> Option<Pending> {
+        let p = self.pending.remove(&bid)?;
+        self.due.remove(&(p.expires_ms, bid));
+        Some(p)
     }
 
     /// Up to `max` bids due at `now_ms`, taken off the table into `lost`;
@@ -87,17 +78,14 @@ impl Shard {
         lost: &mut Vec<(Arc<str>, SlotKind, i64)>,
     ) -> bool {
         for _ in 0..max {
-            let Some(&Reverse((at, bid))) = self.due.peek() else {
-                return false;
-            };
-            if at > now_ms {
-                return false;
-            }
-            self.due.pop();
-            if self.pending.get(&bid).is_some_and(|p| p.expires_ms == at) {
-                if let Some(p) = self.pending.remove(&bid) {
-                    lost.push((p.exchange, p.slot, p.bid_micros));
+            match self.due.first() {
+                Some(&(at, bid)) if at <= now_ms => {
+                    self.due.pop_first();
+                    if let Some(p) = self.pending.remove(&bid) {
+                        lost.push((p.exchange, p.slot, p.bid_micros));
+                    }
                 }
+                _ => return false,
             }
         }
         true
@@ -165,7 +153,7 @@ impl Outcomes {
     }
 
     /// A notice said how a bid went. A win or billing notice settles it
-    /// as won; a loss notice marks it lost, which the sweep settles at the
+    /// as won; a loss notice marks it lost, which expiry settles at the
     /// reservation's end unless a win comes first. Later notices of a
     /// settled bid change nothing.
     pub(crate) fn resolve(&self, bid: u64, won: bool) {
@@ -176,7 +164,7 @@ impl Outcomes {
             }
             return;
         }
-        let pending = shard.pending.remove(&bid);
+        let pending = shard.settle(bid);
         drop(shard);
         if let Some(p) = pending {
             self.shader
@@ -187,7 +175,7 @@ impl Outcomes {
     /// A bid that was never sent (the answer came too late, or another
     /// imp failed): no outcome to learn.
     pub(crate) fn forget(&self, bid: u64) {
-        self.shard(bid).pending.remove(&bid);
+        self.shard(bid).settle(bid);
     }
 
     /// Bids lost, or unanswered past their reservation, count as lost:
@@ -198,11 +186,16 @@ impl Outcomes {
         let mut lost = Vec::new();
         let mut count = 0;
         for shard in &self.shards {
+            // As many batches as the shard held bids when the call began:
+            // bids arriving already due meanwhile (a clock stepped back)
+            // wait for the next round instead of keeping this one going.
+            let mut batches: Option<usize> = None;
             loop {
-                let more = shard
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take_due(now_ms, BATCH, &mut lost);
+                let mut s = shard.lock().unwrap_or_else(PoisonError::into_inner);
+                let left = batches.get_or_insert(s.due.len() / BATCH + 1);
+                *left -= 1;
+                let more = s.take_due(now_ms, BATCH, &mut lost) && *left > 0;
+                drop(s);
                 // Observed outside the lock: bids hashing to this shard
                 // wait only for the batch.
                 count += lost.len();
@@ -284,18 +277,22 @@ mod tests {
         assert!((curve.wins() - 2.0).abs() < 1e-3);
     }
 
+    /// The pending bids' ids, after checking that each shard's set holds
+    /// exactly `(expires, id)` of its pending bids: nothing stale, nothing
+    /// missing.
     fn pending_ids(o: &Outcomes) -> std::collections::BTreeSet<u64> {
-        o.shards
-            .iter()
-            .flat_map(|s| {
-                s.lock()
-                    .unwrap()
-                    .pending
-                    .keys()
-                    .copied()
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        let mut ids = std::collections::BTreeSet::new();
+        for shard in &o.shards {
+            let s = shard.lock().unwrap();
+            let want: BTreeSet<(i64, u64)> = s
+                .pending
+                .iter()
+                .map(|(&id, p)| (p.expires_ms, id))
+                .collect();
+            assert_eq!(s.due, want);
+            ids.extend(s.pending.keys().copied());
+        }
+        ids
     }
 
     proptest::proptest! {
@@ -342,11 +339,10 @@ mod tests {
         }
     }
 
-    /// Bids settled early (won or withdrawn) leave entries in the heap
-    /// until their expiry; they must neither take the place of new bids
-    /// nor grow the heap past about twice the pending bids.
+    /// Bids settled early (won or withdrawn) leave the table at once: they
+    /// take no new bid's place, and leave nothing behind to expire.
     #[test]
-    fn settled_bids_neither_crowd_out_new_ones_nor_grow_the_heap() {
+    fn settled_bids_leave_at_once_and_take_no_new_bids_place() {
         let o = Outcomes::new(Shader::new(shading::Params::default()).unwrap());
         let x: Arc<str> = "x".into();
         let per_shard = MAX_PENDING / SHARDS;
@@ -359,9 +355,7 @@ mod tests {
             } else {
                 o.forget(i);
             }
-            // At most one bid was pending at a time: the heap keeps at most
-            // twice that and the slack.
-            assert!(o.shards[0].lock().unwrap().due.len() <= 2 + SLACK, "{i}");
+            assert!(o.shards[0].lock().unwrap().due.is_empty(), "{i}");
         }
         assert_eq!(o.dropped(), 0, "settled bids took no new bid's place");
         // A full shard of pending bids still refuses the next one.
