@@ -297,7 +297,7 @@ mod tests {
 
     proptest::proptest! {
         /// Expiry takes off exactly what a pass over every pending bid (as
-        /// the sweep did before the heaps) would: the same bids stay
+        /// the sweep did before the ordered sets) would: the same bids stay
         /// pending, as many are lost, whatever the order of bids, notices,
         /// withdrawals, repeated keys and expiries, and whether in whole
         /// sweeps or in rounds.
