@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Two builds of `bidder serve` side by side, for changes smaller than this
+# machine's noise: both run at once on the same generated config, and the
+# load alternates between them, so a noisy minute weighs on both alike.
+#
+#   benches/compare.sh OLD_BIN NEW_BIN            # throughput: wrk rounds
+#   benches/compare.sh --rate R OLD_BIN NEW_BIN   # latency at R req/s: oha
+#
+# Throughput: ROUNDS (6) wrk rounds of DURATION (10s) each, the builds' order
+# swapped every round; prints each round's req/s and new/old.
+# Latency: oha slices of DURATION at R req/s alternate between the builds
+# (order swapped every pair) for WARMUP_PAIRS (4) pairs, discarded, then
+# ROUNDS pairs, printed with p50/p99/p99.9. Each bidder gets the rate half
+# the time, so both sit near half the steady state of a bidder at R: a
+# comparison of builds, not the steady state `load.sh --rate` measures.
+#
+# Build the old one first, e.g. in a worktree with its own target:
+#   git worktree add /tmp/old HEAD~1 && (cd /tmp/old && cargo build --release -p bidder)
+#   benches/compare.sh /tmp/old/target/release/bidder target/release/bidder
+# Loopback only. Installs wrk (Debian) and oha (cargo) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RATE=
+if [ "${1:-}" = --rate ]; then RATE=$2; shift 2; fi
+[ $# = 2 ] || { echo "usage: benches/compare.sh [--rate R] OLD_BIN NEW_BIN" >&2; exit 2; }
+LINE_ITEMS=${LINE_ITEMS:-1000}
+ROUNDS=${ROUNDS:-6}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-32}
+WARMUP_PAIRS=${WARMUP_PAIRS:-4}
+
+if [ -z "$RATE" ] && ! command -v wrk >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+if [ -n "$RATE" ] && ! command -v oha >/dev/null; then
+  cargo install -q --locked oha
+fi
+cargo build --release -q -p benches --bin gen-config
+
+work=target/compare
+rm -rf "$work" && mkdir -p "$work"
+target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
+python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")), end="")' \
+  benches/src/banner-request.json >"$work/body.json"
+
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+addrs=()
+for which in old new; do
+  bin=$1; shift
+  RUST_LOG=warn "$bin" serve --config "$work/config" --state "$work/state-$which" \
+    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/$which.out" 2>"$work/$which.err" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q listening "$work/$which.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q listening "$work/$which.out" || { cat "$work/$which.err" >&2; exit 1; }
+  addrs+=("$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/$which.out")")
+done
+names=(old new)
+
+if [ -z "$RATE" ]; then
+  {
+    echo 'wrk.method = "POST"'
+    echo 'wrk.headers["Content-Type"] = "application/json"'
+    echo 'wrk.headers["x-openrtb-version"] = "2.6"'
+    printf 'wrk.body = [==[%s]==]\n' "$(cat "$work/body.json")"
+  } >"$work/post.lua"
+  for r in $(seq "$ROUNDS"); do
+    order="0 1"; [ $((r % 2)) = 0 ] && order="1 0"
+    declare -A rps=()
+    for k in $order; do
+      rps[$k]=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$work/post.lua" "http://${addrs[$k]}/openrtb2/bid" |
+        awk '/Requests\/sec/ {print $2}')
+    done
+    echo "round $r: old ${rps[0]} req/s, new ${rps[1]} req/s, new/old $(awk -v a="${rps[1]}" -v b="${rps[0]}" 'BEGIN {printf "%.3f", a/b}')"
+  done
+  exit 0
+fi
+
+slice() { # index → "p50 p99 p99.9" in ms
+  oha -z "$DURATION" -q "$RATE" -c "$CONNS" --latency-correction --no-tui --output-format json \
+    -m POST -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' -D "$work/body.json" \
+    "http://${addrs[$1]}/openrtb2/bid" >"$work/oha.json"
+  python3 -c 'import json,sys
+p = json.load(open(sys.argv[1]))["latencyPercentiles"]
+print("%.3f %.3f %.3f" % (p["p50"] * 1e3, p["p99"] * 1e3, p["p99.9"] * 1e3))' "$work/oha.json"
+}
+for r in $(seq $((WARMUP_PAIRS + ROUNDS))); do
+  order="0 1"; [ $((r % 2)) = 0 ] && order="1 0"
+  for k in $order; do
+    read -r p50 p99 p999 <<<"$(slice "$k")"
+    [ "$r" -le "$WARMUP_PAIRS" ] && continue
+    echo "pair $((r - WARMUP_PAIRS)) ${names[$k]}: p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms"
+  done
+done
