@@ -9,6 +9,8 @@
 #
 #   benches/soak.sh                         # 1,000 line items, 10 minutes
 #   DURATION=60s LINE_ITEMS=10000 benches/soak.sh
+#   RATE=21550 benches/soak.sh              # a fixed rate instead of half
+#                                           # the maximum (to compare builds)
 #
 # Not a test: it takes minutes and needs the machine to itself. Loopback
 # only. Installs wrk (Debian) and oha (cargo; it holds a fixed request rate,
@@ -52,7 +54,7 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 
 # Maximum load first: 10 s of wrk as fast as it goes.
 max=$(wrk -t1 -c"$CONNS" -d10s -s "$lua" "http://$addr/openrtb2/bid" | awk '/Requests\/sec/ {printf "%d", $2}')
-rate=$((max / 2))
+rate=${RATE:-$((max / 2))}
 echo "maximum ${max} req/s; holding ${rate} req/s for ${DURATION}"
 
 start_rss=$(rss_kb)
