@@ -12,12 +12,6 @@ use bidder::{App, Settings};
 use clap::{Parser, Subcommand};
 use config::SystemClock;
 
-// A bid allocates a few dozen short-lived blocks (the parsed request, the
-// answer); under load glibc's malloc and free, with their consolidation
-// passes, were about a tenth of the CPU. See the workspace manifest.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "bidder", version, about = "OpenRTB 2.5/2.6 DSP bidder")]
 struct Cli {

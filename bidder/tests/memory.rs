@@ -3,10 +3,6 @@
 
 mod common;
 
-// The bidder binary's allocator: what stays resident depends on it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use common::{banner_request, Server};
 use serde_json::json;
 

@@ -18,10 +18,6 @@ use benches::{
 };
 use bidder::BidAnswer;
 
-// The bidder binary's allocator: the counts are those of the bidder.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 type Parse = fn(&[u8]) -> Result<ortb::BidRequest<'_>, ortb::ParseError>;
 
 fn main() -> ExitCode {

@@ -11,11 +11,6 @@ use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-// The bidder's allocator, so that the ratio compares the bidder's own work
-// and not two allocators under the same HTTP stack.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
