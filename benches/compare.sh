@@ -41,30 +41,20 @@ cargo build --release -q -p benches --bin gen-config
 work=target/compare
 rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
-python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")), end="")' \
-  benches/src/banner-request.json >"$work/body.json"
+. benches/common.sh
+minify benches/src/banner-request.json >"$work/body.json"
 
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 addrs=()
 for which in old new; do
   bin=$1; shift
-  RUST_LOG=warn "$bin" serve --config "$work/config" --state "$work/state-$which" \
-    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/$which.out" 2>"$work/$which.err" &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q listening "$work/$which.out" 2>/dev/null && break; sleep 0.1; done
-  grep -q listening "$work/$which.out" || { cat "$work/$which.err" >&2; exit 1; }
+  RUST_LOG=warn start "$work/$which.out" "$bin" serve --config "$work/config" \
+    --state "$work/state-$which" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
   addrs+=("$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/$which.out")")
 done
 names=(old new)
 
 if [ -z "$RATE" ]; then
-  {
-    echo 'wrk.method = "POST"'
-    echo 'wrk.headers["Content-Type"] = "application/json"'
-    echo 'wrk.headers["x-openrtb-version"] = "2.6"'
-    printf 'wrk.body = [==[%s]==]\n' "$(cat "$work/body.json")"
-  } >"$work/post.lua"
+  post_lua "$work/body.json" >"$work/post.lua"
   for r in $(seq "$ROUNDS"); do
     order="0 1"; [ $((r % 2)) = 0 ] && order="1 0"
     declare -A rps=()

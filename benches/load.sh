@@ -45,22 +45,7 @@ work=target/load
 rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-# Start a server that prints "...: ... bid=ADDR" or "noop listening: ADDR" and
-# wait for that line.
-start() {
-  local out=$1; shift
-  "$@" >"$out" 2>"$out.err" &
-  pids+=($!)
-  for _ in $(seq 100); do
-    grep -q listening "$out" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server did not start: $*" >&2; cat "$out.err" >&2; exit 1
-}
+. benches/common.sh
 RUST_LOG=warn start "$work/bidder.out" target/release/bidder serve --config "$work/config" --state "$work/state" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
 bidders=("${pids[@]}")
@@ -98,14 +83,10 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: applic
   --data-binary @"$body" "http://$bid_addr/openrtb2/bid")
 [ "$status" = 200 ] || { echo "expected a bid (200), got $status" >&2; exit 1; }
 
+minified="$work/body.json"
+minify "$body" >"$minified"
 lua="$work/post.lua"
-{
-  echo 'wrk.method = "POST"'
-  echo 'wrk.headers["Content-Type"] = "application/json"'
-  echo 'wrk.headers["x-openrtb-version"] = "2.6"'
-  # Minified, as exchanges send it.
-  printf 'wrk.body = [==[%s]==]\n' "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")))' "$body")"
-} >"$lua"
+post_lua "$minified" >"$lua"
 
 rps() { # addr → requests/sec
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$lua" --latency "http://$1/openrtb2/bid" >"$work/wrk.txt"
@@ -142,8 +123,6 @@ fi
 
 if [ -n "$RATE" ]; then
   [ "$RATE" = half ] && RATE=$(awk -v b="$b" 'BEGIN {printf "%d", b / 2}')
-  minified="$work/body.json"
-  python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")), end="")' "$body" >"$minified"
   # Open-loop: requests go out at the rate whatever the answers take, and
   # latency counts from when each was due (no coordinated omission).
   at_rate() { # addr → "p50 p99" in ms

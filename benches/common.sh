@@ -1,0 +1,32 @@
+# Sourced by benches/load.sh and benches/compare.sh: starting a server and
+# writing the request the load generators send.
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# Start a server that prints "...: ... bid=ADDR" or "noop listening: ADDR" and
+# wait for that line; its pid joins `pids`, stopped on exit.
+start() {
+  local out=$1; shift
+  "$@" >"$out" 2>"$out.err" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    grep -q listening "$out" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server did not start: $*" >&2; cat "$out.err" >&2; exit 1
+}
+
+# A JSON file on one line, minified as exchanges send it, no newline after.
+minify() {
+  python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")), end="")' "$1"
+}
+
+# The wrk script posting the (minified) body in file $1 as an OpenRTB 2.6 bid request.
+post_lua() {
+  echo 'wrk.method = "POST"'
+  echo 'wrk.headers["Content-Type"] = "application/json"'
+  echo 'wrk.headers["x-openrtb-version"] = "2.6"'
+  printf 'wrk.body = [==[%s]==]\n' "$(cat "$1")"
+}
