@@ -393,6 +393,43 @@ impl<'a> Cursor<'a> {
         self.pos - start
     }
 
+    /// A non-negative integer of one to nine digits at the cursor, with no
+    /// fraction or exponent: nearly every number of a request (codes, sizes,
+    /// flags), read as [`Self::number`] would read it. `None` moves the
+    /// cursor past whitespace only, for the general reader.
+    #[inline]
+    pub(crate) fn small_int(&mut self) -> Option<i32> {
+        self.ws();
+        let bytes = self.bytes;
+        let start = self.pos;
+        let first = bytes.get(start)?.wrapping_sub(b'0');
+        if first > 9 {
+            return None;
+        }
+        let mut value = u32::from(first);
+        let mut i = start + 1;
+        while let Some(&b) = bytes.get(i) {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            // Nine digits at most: below 10^9, so neither this nor the
+            // cast below can overflow.
+            if i - start == 9 {
+                return None;
+            }
+            value = value * 10 + u32::from(digit);
+            i += 1;
+        }
+        // A leading zero, a fraction or an exponent: the general reader
+        // refuses or reads it.
+        if (first == 0 && i > start + 1) || matches!(bytes.get(i), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        self.pos = i;
+        Some(value as i32)
+    }
+
     /// Consumes a number (JSON's grammar, no more) and says whether it was an
     /// integer (no fraction, no exponent).
     fn number_span(&mut self) -> Result<bool> {
@@ -937,6 +974,51 @@ mod tests {
                 Number::U64(u) => proptest::prop_assert_eq!(u as f64, expected),
                 Number::I64(i) => proptest::prop_assert_eq!(i as f64, expected),
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// What the small-integer path reads, [`Cursor::number`] reads the
+        /// same, to the same byte; what it leaves, it leaves untouched
+        /// past the whitespace.
+        #[test]
+        fn small_ints_read_as_numbers_read_them(text in "[ ]{0,2}[-0-9.eE+]{0,12}[,}\\]]?") {
+            let mut fast = Cursor::new(text.as_bytes());
+            let mut slow = Cursor::new(text.as_bytes());
+            slow.ws();
+            let ws_end = slow.pos;
+            match fast.small_int() {
+                Some(n) => {
+                    let read = slow.number();
+                    proptest::prop_assert!(
+                        matches!(read, Ok(Number::U64(v)) if v == n as u64),
+                        "{:?}: {} against {:?}", text, n, read
+                    );
+                    proptest::prop_assert_eq!(fast.pos, slow.pos);
+                }
+                None => proptest::prop_assert_eq!(fast.pos, ws_end),
+            }
+        }
+    }
+
+    #[test]
+    fn small_ints_leave_what_they_do_not_read() {
+        for (text, want) in [
+            ("0", Some(0)),
+            ("7,", Some(7)),
+            ("999999999}", Some(999_999_999)),
+            ("1234567890", None),
+            ("2147483647", None),
+            ("00", None),
+            ("01", None),
+            ("1.5", None),
+            ("1e3", None),
+            ("2E1", None),
+            ("-1", None),
+            ("", None),
+        ] {
+            let mut c = Cursor::new(text.as_bytes());
+            assert_eq!(c.small_int(), want, "{text:?}");
         }
     }
 

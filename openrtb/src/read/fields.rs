@@ -93,6 +93,9 @@ fn scalar_str<'a>(c: &mut Cursor<'_>, s: Scalar<'a>) -> Result<Option<Cow<'a, st
 // type the field is meant to have, and through `scalar` for the rest.
 
 pub(super) fn opt_i32(c: &mut Cursor<'_>) -> Result<Option<i32>> {
+    if let Some(n) = c.small_int() {
+        return Ok(Some(n));
+    }
     match c.peek_value()? {
         b'-' | b'0'..=b'9' => c.number().map(number_to_i32),
         _ => scalar(c).map(scalar_i32),
