@@ -16,16 +16,21 @@
 //!
 //! - `per-url`, as every version before this one: each URL carries the
 //!   first 128 bits of HMAC-SHA256(secret, text ‖ tail ‖ `\n` ‖ purpose).
-//! - `per-bid`: the bid's common text is keyed once, with the first 128 bits
-//!   of HMAC-SHA256(secret, common ‖ `\n` ‖ `url-key`), a purpose nothing is
+//! - `per-bid`: the bid is keyed once, with the first 128 bits of
+//!   HMAC-SHA256(secret, `b=`bid ‖ `\n` ‖ `bid-key`), a purpose nothing is
 //!   ever published under; each URL's signature is SipHash-2-4 with 128-bit
-//!   output of purpose ‖ `\n` ‖ tail under that key. One HMAC per bid
-//!   instead of one per URL. This rests on SipHash-2-4 being a PRF, as it
-//!   was designed to be (its 128-bit output mode is less studied than
-//!   HMAC). The key never leaves the bidder and is worth one bid's URLs:
-//!   whoever found it could forge that bid's events and features, no other
-//!   bid's. Many bids' tags searched together lower the work to find some
-//!   key to about 2^(128 − log2 bids): 2^88 over 2^40 bids.
+//!   output of text ‖ tail ‖ `\n` ‖ purpose under that key (the message
+//!   the per-URL HMAC signs). One HMAC per bid, of one SHA-256 block, for
+//!   its notices and its tracking URLs together, instead of one per URL.
+//!   The bid id is the first signed parameter of every URL, so the reader
+//!   derives the same key from the URL it reads; everything else the URL
+//!   carries is under the SipHash. This rests on SipHash-2-4 being a PRF,
+//!   as it was designed to be (its 128-bit output mode is less studied
+//!   than HMAC). The key never leaves the bidder and is worth one bid's
+//!   URLs: whoever found it could forge that bid's notices, events and
+//!   features, no other bid's. Many bids' tags searched together lower the
+//!   work to find some key to about 2^(128 − log2 bids): 2^88 over 2^40
+//!   bids.
 //!
 //! Both are always accepted; which one is written is `--url-signatures`.
 //! The default stays `per-url` for this release: a replica of an earlier
@@ -188,24 +193,33 @@ impl Signer {
         out
     }
 
-    /// What a bid's URLs over `common` are written with, as this signer
-    /// writes them.
-    pub(crate) fn url_key(&self, common: &str) -> UrlKey {
+    /// What the URLs of the bid whose signed text is `common` are written
+    /// with, as this signer writes them: made once per bid, for its
+    /// notices and its tracking URLs (see [`BidKey::url_key`]).
+    pub(crate) fn bid_key(&self, common: &str) -> BidKey {
         match self.writes {
-            UrlSignatures::PerUrl => UrlKey::PerUrl(self.state(common)),
+            UrlSignatures::PerUrl => BidKey::PerUrl(self.mac.clone()),
             UrlSignatures::PerBid => self.per_bid_key(common),
         }
     }
 
-    /// The `per-bid` key of `common`: the first half of its HMAC for
-    /// purpose [`URL_KEY`], a purpose nothing is ever published under.
-    fn per_bid_key(&self, common: &str) -> UrlKey {
-        let mut mac = self.over(common);
-        mac.update(URL_KEY.as_bytes());
+    /// What a bid's URLs over `common` are written with, for one text
+    /// only (a bid with two texts makes its [`BidKey`] once).
+    pub(crate) fn url_key(&self, common: &str) -> UrlKey {
+        self.bid_key(common).url_key(common)
+    }
+
+    /// The `per-bid` key of the bid whose signed text is `common`: the
+    /// first half of the HMAC of its first parameter (`b=`, the bid id)
+    /// for purpose [`BID_KEY`], a purpose nothing is ever published under.
+    fn per_bid_key(&self, common: &str) -> BidKey {
+        let bid = common.split_once('&').map_or(common, |(first, _)| first);
+        let mut mac = self.over(bid);
+        mac.update(BID_KEY.as_bytes());
         let full = mac.finalize().into_bytes();
         let mut key = [0u8; 16];
         key.copy_from_slice(&full[..16]);
-        UrlKey::PerBid(siphasher::sip128::SipHasher24::new_with_key(&key))
+        BidKey::PerBid(siphasher::sip128::SipHasher24::new_with_key(&key))
     }
 
     /// A URL's signature over `common` and `tail` for purpose `name`,
@@ -216,7 +230,11 @@ impl Signer {
     /// were written that way, and each try costs an HMAC.
     pub(crate) fn verify_url(&self, name: &str, common: &str, tail: &str, sig_hex: &str) -> bool {
         let per_url = || UrlKey::PerUrl(self.state(common)).verify(name, &[tail], sig_hex);
-        let per_bid = || self.per_bid_key(common).verify(name, &[tail], sig_hex);
+        let per_bid = || {
+            self.per_bid_key(common)
+                .url_key(common)
+                .verify(name, &[tail], sig_hex)
+        };
         match self.writes {
             UrlSignatures::PerUrl => per_url() || per_bid(),
             UrlSignatures::PerBid => per_bid() || per_url(),
@@ -242,13 +260,48 @@ impl Signer {
     }
 }
 
-/// The purpose a bid's URL key is derived under (see [`Signer::url_key`]).
-const URL_KEY: &str = "url-key";
+/// The purpose a bid's key is derived under (see [`Signer::bid_key`]).
+const BID_KEY: &str = "bid-key";
 
-/// One bid's URLs, keyed: [`UrlSignatures::PerBid`]'s SipHash-2-4 under the
-/// bid's key (a few hundred instructions a URL), or
-/// [`UrlSignatures::PerUrl`]'s HMAC state after the common text (two
-/// SHA-256 blocks or more a URL).
+/// One bid, keyed: [`UrlSignatures::PerBid`]'s SipHash-2-4 under the bid's
+/// key, or [`UrlSignatures::PerUrl`]'s keyed HMAC.
+#[derive(Clone)]
+pub(crate) enum BidKey {
+    PerUrl(hmac::Hmac<sha2::Sha256>),
+    PerBid(siphasher::sip128::SipHasher24),
+}
+
+impl std::fmt::Debug for BidKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BidKey(..)")
+    }
+}
+
+impl BidKey {
+    /// The state after `common`, a signed text of this bid (its first
+    /// parameter the one the key was made from): each URL over it hashes
+    /// only its own tail and purpose.
+    pub(crate) fn url_key(&self, common: &str) -> UrlKey {
+        match self {
+            BidKey::PerUrl(mac) => {
+                let mut mac = mac.clone();
+                mac.update(common.as_bytes());
+                UrlKey::PerUrl(mac)
+            }
+            BidKey::PerBid(sip) => {
+                use std::hash::Hasher as _;
+                let mut h = *sip;
+                h.write(common.as_bytes());
+                UrlKey::PerBid(h)
+            }
+        }
+    }
+}
+
+/// One bid's URLs over one text, keyed: [`UrlSignatures::PerBid`]'s
+/// SipHash-2-4 state (a few hundred instructions a URL), or
+/// [`UrlSignatures::PerUrl`]'s HMAC state (two SHA-256 blocks or more a
+/// URL).
 #[derive(Clone)]
 pub(crate) enum UrlKey {
     PerUrl(hmac::Hmac<sha2::Sha256>),
@@ -262,20 +315,20 @@ impl std::fmt::Debug for UrlKey {
 }
 
 impl UrlKey {
-    /// `name` is a fixed purpose without a newline: per bid, `name`, `\n`,
-    /// then the tail's pieces read back one way only; per URL, the tail,
-    /// `\n`, then the name, as earlier versions signed.
+    /// Either way the message is the text, the tail, `\n`, then `name`, a
+    /// fixed purpose without a newline (so the last newline tells where
+    /// the purpose starts), as earlier versions signed per URL.
     fn tag(&self, name: &str, tail: &[&str]) -> [u8; SIG_BYTES] {
         match self {
             UrlKey::PerBid(sip) => {
                 use siphasher::sip128::Hasher128 as _;
                 use std::hash::Hasher as _;
                 let mut h = *sip;
-                h.write(name.as_bytes());
-                h.write(b"\n");
                 for t in tail {
                     h.write(t.as_bytes());
                 }
+                h.write(b"\n");
+                h.write(name.as_bytes());
                 h.finish128().as_bytes()
             }
             UrlKey::PerUrl(mac) => {
@@ -443,16 +496,24 @@ fn charge_letter(c: ChargeOn) -> char {
 pub struct Prepared<'a> {
     base: &'a str,
     signed: &'a str,
+    bid_key: BidKey,
     key: UrlKey,
 }
 
 impl<'a> Prepared<'a> {
     pub fn new(base: &'a str, signed: &'a str, signer: &Signer) -> Prepared<'a> {
+        let bid_key = signer.bid_key(signed);
         Prepared {
             base: base.trim_end_matches('/'),
             signed,
-            key: signer.url_key(signed),
+            key: bid_key.url_key(signed),
+            bid_key,
         }
+    }
+
+    /// The bid's key, for its tracking URLs (`track::Urls::keyed`).
+    pub(crate) fn bid_key(&self) -> &BidKey {
+        &self.bid_key
     }
 
     /// `base` + the kind's path + `?` + the signed text + its signature +
@@ -892,7 +953,7 @@ mod tests {
     /// The per-bid key's purpose is published under nowhere: no signature
     /// that leaves the bidder is a per-bid key.
     #[test]
-    fn the_url_key_purpose_is_no_published_name() {
+    fn the_bid_key_purpose_is_no_published_name() {
         let published = [
             "win",
             "billing",
@@ -904,13 +965,13 @@ mod tests {
             "audience-token",
             crate::sync::COOKIE_SIGNATURE,
         ];
-        assert!(!published.contains(&URL_KEY));
+        assert!(!published.contains(&BID_KEY));
         // Advertiser ids hold no newline (config validation), so these
-        // names are whole names after the last newline, never `url-key`.
-        assert!(crate::sync::advertiser_signature("url-key").starts_with("advertiser-uid:"));
+        // names are whole names after the last newline, never `bid-key`.
+        assert!(crate::sync::advertiser_signature("bid-key").starts_with("advertiser-uid:"));
         // Every signed text ends `\n` + name: a name without a newline
         // cannot be the tail of another.
-        assert!(!URL_KEY.contains('\n'));
+        assert!(!BID_KEY.contains('\n'));
     }
 
     #[test]
@@ -927,6 +988,13 @@ mod tests {
         assert!(!key.verify("track-click", &["&f=ab&d=0"], &sig));
         assert!(!key.verify("track-impression", &["&f=ab&d=1"], &sig));
         assert!(!per_bid(b"test secret").url_key("b=2&li=x").verify(
+            "track-click",
+            &["&f=ab&d=1"],
+            &sig
+        ));
+        // The key comes from the bid id alone; the rest of the text is
+        // under the SipHash.
+        assert!(!per_bid(b"test secret").url_key("b=1&li=y").verify(
             "track-click",
             &["&f=ab&d=1"],
             &sig

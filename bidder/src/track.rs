@@ -155,6 +155,32 @@ impl<'a> Urls<'a> {
         features: Option<&predict::Features>,
         signer: &Signer,
     ) -> Urls<'a> {
+        Urls::build(base, bid, keyword, user, features, signer, None)
+    }
+
+    /// [`Urls::new`] under the key the bid's notices were written with
+    /// (`notice::Prepared::bid_key`): per bid, the key is made once.
+    pub(crate) fn keyed(
+        base: &'a str,
+        bid: &notice::NoticeUrl<'_>,
+        keyword: Option<&str>,
+        user: Option<&str>,
+        features: Option<&predict::Features>,
+        signer: &Signer,
+        key: &notice::BidKey,
+    ) -> Urls<'a> {
+        Urls::build(base, bid, keyword, user, features, signer, Some(key))
+    }
+
+    fn build(
+        base: &'a str,
+        bid: &notice::NoticeUrl<'_>,
+        keyword: Option<&str>,
+        user: Option<&str>,
+        features: Option<&predict::Features>,
+        signer: &Signer,
+        key: Option<&notice::BidKey>,
+    ) -> Urls<'a> {
         let mut signed = String::with_capacity(200);
         signed.push_str("b=");
         notice::encode_into(bid.bid_id, &mut signed);
@@ -179,7 +205,12 @@ impl<'a> Urls<'a> {
             signed.push_str("&a=");
             notice::encode_into(a, &mut signed);
         }
-        let key = signer.url_key(&signed);
+        // The same first parameter (`b=`) as the bid's notices: the key
+        // made for them is this text's key too.
+        let key = match key {
+            Some(k) => k.url_key(&signed),
+            None => signer.url_key(&signed),
+        };
         // Web-safe base64: nothing in it needs escaping in a query or in
         // JSON.
         let features = features.map_or_else(String::new, |f| {
@@ -560,6 +591,35 @@ mod tests {
             &signer,
         );
         every_url(&u)
+    }
+
+    /// A bid's tracking URLs under the key its notices made are the URLs
+    /// a key of their own gives: the key comes from the bid id, which both
+    /// texts start with.
+    #[test]
+    fn tracking_urls_under_the_notices_key_are_the_same_urls() {
+        for how in [notice::UrlSignatures::PerUrl, notice::UrlSignatures::PerBid] {
+            let bid = test_bid(Some("products:books"));
+            let signer = Signer::writing(b"tracking test secret", how);
+            let signed = bid.signed();
+            let notices = notice::Prepared::new("https://bidder.example/", &signed, &signer);
+            let urls = |key: Option<&notice::BidKey>| {
+                every_url(&Urls::build(
+                    "https://bidder.example/",
+                    &bid,
+                    Some("phrase:mystery novel"),
+                    Some("u-1001"),
+                    Some(&features()),
+                    &signer,
+                    key,
+                ))
+            };
+            assert_eq!(urls(Some(notices.bid_key())), urls(None), "{how:?}");
+            for url in urls(Some(notices.bid_key())) {
+                let (path, q) = query(&url);
+                assert!(verify(path, q, &signer).is_ok(), "{url}");
+            }
+        }
     }
 
     /// An impression, a click, a click beacon and a VAST event.
