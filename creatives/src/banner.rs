@@ -1,7 +1,5 @@
 //! Display creatives: a clickable image.
 
-use std::fmt::Write as _;
-
 use config::{Creative, CreativeKind};
 
 use crate::swar;
@@ -81,7 +79,7 @@ impl Markup for Html<'_> {
     }
 
     fn number(&mut self, n: u32) {
-        let _ = write!(self.0, "{n}");
+        self.0.push_str(itoa::Buffer::new().format(n));
     }
 }
 
@@ -97,7 +95,7 @@ impl Markup for Json<'_> {
     }
 
     fn number(&mut self, n: u32) {
-        let _ = write!(self.0, "{n}");
+        self.0.push_str(itoa::Buffer::new().format(n));
     }
 }
 
