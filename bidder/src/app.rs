@@ -873,16 +873,18 @@ impl App {
                 explore: true,
             },
         };
-        let mut choices: Vec<(usize, Choice)> = Vec::new();
-        let mut bid_ids: Vec<String> = Vec::new();
+        // Nearly every request has one imp and makes one bid: these lists
+        // stay off the heap until a second.
+        let mut choices: smallvec::SmallVec<[(usize, Choice); 1]> = smallvec::SmallVec::new();
+        let mut bid_ids: smallvec::SmallVec<[String; 1]> = smallvec::SmallVec::new();
         let mut keys: Vec<BidKey> = Vec::new();
         let mut furthest: Option<Stop> = None;
         // An ad pod (imps sharing `podid`) never carries two spots of one
         // advertiser: each pod remembers who already has a slot in it.
         let mut pods: Vec<(&str, Vec<usize>)> = Vec::new();
         // Line items that bid on as many imps of this request as they may.
-        let mut bids_of: Vec<(usize, usize)> = Vec::new();
-        let mut full: Vec<usize> = Vec::new();
+        let mut bids_of: smallvec::SmallVec<[(usize, usize); 2]> = smallvec::SmallVec::new();
+        let mut full: smallvec::SmallVec<[usize; 2]> = smallvec::SmallVec::new();
         let now_ms = ctx.now.as_millis();
         let after = |d: Duration| Timestamp(now_ms.saturating_add(d.as_millis() as i64));
         let (expires, forget) = (
