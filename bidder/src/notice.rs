@@ -17,20 +17,22 @@
 //! - `per-url`, as every version before this one: each URL carries the
 //!   first 128 bits of HMAC-SHA256(secret, text ‖ tail ‖ `\n` ‖ purpose).
 //! - `per-bid`: the bid is keyed once, with the first 128 bits of
-//!   HMAC-SHA256(secret, `b=`bid ‖ `\n` ‖ `bid-key`), a purpose nothing is
-//!   ever published under; each URL's signature is SipHash-2-4 with 128-bit
-//!   output of text ‖ tail ‖ `\n` ‖ purpose under that key (the message
-//!   the per-URL HMAC signs). One HMAC per bid, of one SHA-256 block, for
-//!   its notices and its tracking URLs together, instead of one per URL.
-//!   The bid id is the first signed parameter of every URL, so the reader
-//!   derives the same key from the URL it reads; everything else the URL
-//!   carries is under the SipHash. This rests on SipHash-2-4 being a PRF,
-//!   as it was designed to be (its 128-bit output mode is less studied
-//!   than HMAC). The key never leaves the bidder and is worth one bid's
-//!   URLs: whoever found it could forge that bid's notices, events and
-//!   features, no other bid's. Many bids' tags searched together lower the
-//!   work to find some key to about 2^(128 − log2 bids): 2^88 over 2^40
-//!   bids.
+//!   HMAC-SHA256(bid-key secret, `b=`bid). The bid-key secret is
+//!   HMAC-SHA256(secret, `\n` ‖ `bid-key`), made at start-up under a
+//!   purpose nothing is ever published under, so no HMAC the bidder
+//!   publishes is made with the key that makes bid keys. Each URL's
+//!   signature is SipHash-2-4 with 128-bit output of text ‖ tail ‖ `\n` ‖
+//!   purpose under the bid's key (the message the per-URL HMAC signs). One
+//!   HMAC per bid, of one SHA-256 block, for its notices and its tracking
+//!   URLs together, instead of one per URL. The bid id is the first signed
+//!   parameter of every URL, so the reader derives the same key from the
+//!   URL it reads; everything else the URL carries is under the SipHash.
+//!   This rests on SipHash-2-4 being a PRF, as it was designed to be (its
+//!   128-bit output mode is less studied than HMAC). The key never leaves
+//!   the bidder and is worth one bid's URLs: whoever found it could forge
+//!   that bid's notices (at any price and terms), events and features, no
+//!   other bid's. Many bids' tags searched together lower the work to find
+//!   some key to about 2^(128 − log2 bids): 2^88 over 2^40 bids.
 //!
 //! Both are always accepted; which one is written is `--url-signatures`.
 //! The default stays `per-url` for this release: a replica of an earlier
@@ -121,6 +123,9 @@ pub struct Signer {
     /// Keyed once: each signature clones the keyed state instead of hashing
     /// the key again.
     mac: hmac::Hmac<sha2::Sha256>,
+    /// Keyed with the bid-key secret (see the module's documentation):
+    /// makes `per-bid` keys and nothing else.
+    bid_keys: hmac::Hmac<sha2::Sha256>,
     /// What a bid's URLs are written with; both kinds are read.
     writes: UrlSignatures,
 }
@@ -150,10 +155,18 @@ impl Signer {
     }
 
     pub fn writing(secret: &[u8], writes: UrlSignatures) -> Signer {
+        // HMAC takes keys of any length; this cannot fail.
+        let keyed = |key: &[u8]| {
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+        };
+        let mac = keyed(secret);
+        let mut bid_secret = mac.clone();
+        bid_secret.update(b"\n");
+        bid_secret.update(BID_KEY.as_bytes());
         Signer {
-            // HMAC takes keys of any length; this cannot fail.
-            mac: hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
-                .unwrap_or_else(|_| unreachable!("HMAC accepts any key length")),
+            bid_keys: keyed(&bid_secret.finalize().into_bytes()),
+            mac,
             writes,
         }
     }
@@ -211,11 +224,11 @@ impl Signer {
 
     /// The `per-bid` key of the bid whose signed text is `common`: the
     /// first half of the HMAC of its first parameter (`b=`, the bid id)
-    /// for purpose [`BID_KEY`], a purpose nothing is ever published under.
+    /// under the bid-key secret.
     fn per_bid_key(&self, common: &str) -> BidKey {
         let bid = common.split_once('&').map_or(common, |(first, _)| first);
-        let mut mac = self.over(bid);
-        mac.update(BID_KEY.as_bytes());
+        let mut mac = self.bid_keys.clone();
+        mac.update(bid.as_bytes());
         let full = mac.finalize().into_bytes();
         let mut key = [0u8; 16];
         key.copy_from_slice(&full[..16]);
@@ -229,6 +242,15 @@ impl Signer {
     /// The way this signer writes is tried first: most URLs a replica reads
     /// were written that way, and each try costs an HMAC.
     pub(crate) fn verify_url(&self, name: &str, common: &str, tail: &str, sig_hex: &str) -> bool {
+        // No MAC for what cannot be a signature: each try costs a pass
+        // over the whole URL.
+        if sig_hex.len() != 2 * SIG_BYTES
+            || !sig_hex
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return false;
+        }
         let per_url = || UrlKey::PerUrl(self.state(common)).verify(name, &[tail], sig_hex);
         let per_bid = || {
             self.per_bid_key(common)
@@ -260,7 +282,8 @@ impl Signer {
     }
 }
 
-/// The purpose a bid's key is derived under (see [`Signer::bid_key`]).
+/// The purpose the bid-key secret is derived under (see the module's
+/// documentation).
 const BID_KEY: &str = "bid-key";
 
 /// One bid, keyed: [`UrlSignatures::PerBid`]'s SipHash-2-4 under the bid's
@@ -972,6 +995,30 @@ mod tests {
         // Every signed text ends `\n` + name: a name without a newline
         // cannot be the tail of another.
         assert!(!BID_KEY.contains('\n'));
+    }
+
+    /// A bid's key, computed here from the documented construction: the
+    /// bid-key secret is the HMAC of `\n` `bid-key`, the key the first 128
+    /// bits of that secret's HMAC of `b=` and the bid id.
+    #[test]
+    fn the_bid_key_is_the_documented_one() {
+        use siphasher::sip128::Hasher128 as _;
+        use std::hash::Hasher as _;
+        let hmac = |key: &[u8], text: &str| {
+            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+            m.update(text.as_bytes());
+            m.finalize().into_bytes()
+        };
+        let bid_secret = hmac(b"test secret", "\nbid-key");
+        let key: [u8; 16] = hmac(&bid_secret, "b=0123")[..16].try_into().unwrap();
+        let mut expected = siphasher::sip128::SipHasher24::new_with_key(&key);
+        expected.write(b"b=0123&li=x&f=1\nwin");
+        let signer = Signer::writing(b"test secret", UrlSignatures::PerBid);
+        let mut sig = String::new();
+        signer
+            .url_key("b=0123&li=x")
+            .sign("win", &["&f=1"], &mut sig);
+        assert_eq!(sig, hex::encode(expected.finish128().as_bytes()));
     }
 
     #[test]

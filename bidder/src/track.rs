@@ -622,6 +622,72 @@ mod tests {
         }
     }
 
+    /// Per bid one key signs a bid's notices and its tracking URLs: still
+    /// no signature of one of its URLs stands in for another's, whichever
+    /// reader checks it.
+    #[test]
+    fn no_signature_of_a_bid_stands_in_for_another_of_it() {
+        use notice::Kind;
+        let signer = Signer::writing(b"tracking test secret", notice::UrlSignatures::PerBid);
+        let bid = test_bid(Some("products:books"));
+        let signed = bid.signed();
+        let notices = notice::Prepared::new("https://bidder.example/", &signed, &signer);
+        let notice_queries: Vec<(Kind, String)> = Kind::ALL
+            .into_iter()
+            .map(|k| {
+                let mut u = String::new();
+                notices.write(k, &mut u);
+                let q = u.split_once('?').unwrap().1;
+                (k, q.replace(notice::AUCTION_PRICE_MACRO, "1.5"))
+            })
+            .collect();
+        let urls = Urls::keyed(
+            "https://bidder.example/",
+            &bid,
+            Some("phrase:mystery novel"),
+            Some("u-1001"),
+            Some(&features()),
+            &signer,
+            notices.bid_key(),
+        );
+        let mut tracking = every_url(&urls);
+        tracking.push(urls.vast_event("complete"));
+        let sig_of = |q: &str| {
+            let rest = q.rsplit_once("&s=").unwrap().1;
+            rest.split_once('&').map_or(rest, |(s, _)| s).to_owned()
+        };
+        let sigs: Vec<String> = notice_queries
+            .iter()
+            .map(|(_, q)| sig_of(q))
+            .chain(tracking.iter().map(|u| sig_of(u)))
+            .collect();
+        let at = bid.at_ms;
+        for (kind, q) in &notice_queries {
+            assert!(notice::verify(*kind, q, &signer, at, 1).is_ok(), "{q}");
+            for other in sigs.iter().filter(|s| **s != sig_of(q)) {
+                let forged = q.replace(&sig_of(q), other);
+                assert!(
+                    notice::verify(*kind, &forged, &signer, at, 1).is_err(),
+                    "{forged}"
+                );
+            }
+            for path in [Path::Impression, Path::Click, Path::Event] {
+                assert!(verify(path, q, &signer).is_err());
+            }
+        }
+        for url in &tracking {
+            let (path, q) = query(url);
+            assert!(verify(path, q, &signer).is_ok(), "{url}");
+            for other in sigs.iter().filter(|s| **s != sig_of(q)) {
+                let forged = q.replace(&sig_of(q), other);
+                assert!(verify(path, &forged, &signer).is_err(), "{forged}");
+            }
+            for kind in Kind::ALL {
+                assert!(notice::verify(kind, q, &signer, at, 1).is_err());
+            }
+        }
+    }
+
     /// An impression, a click, a click beacon and a VAST event.
     fn every_url(u: &Urls<'_>) -> Vec<String> {
         vec![
