@@ -37,6 +37,41 @@ fn malformed_or_incomplete_requests_get_400_with_a_reason() {
     }
 }
 
+/// A body sent in chunks (no length) is read whole, in order: the bid it
+/// asks for is the one a body sent at once gets, and a body cut anywhere
+/// is still the same request.
+#[test]
+fn chunked_bodies_are_read_whole_in_order() {
+    let body = banner_request().to_string();
+    let answer = |r: &common::Reply| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        json!([
+            v["seatbid"][0]["bid"][0]["impid"],
+            v["seatbid"][0]["bid"][0]["crid"]
+        ])
+    };
+    for cuts in [vec![1], vec![body.len() / 2], vec![3, 40, body.len() - 1]] {
+        // A bidder of its own each time: the example's frequency caps would
+        // stop the same user's later bids.
+        let s = Server::example();
+        let whole = s.bid(&body);
+        assert_eq!(whole.status, 200, "{}", whole.text());
+        let mut req =
+            b"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+        let mut from = 0;
+        for to in cuts.iter().copied().chain([body.len()]) {
+            req.extend_from_slice(format!("{:x}\r\n", to - from).as_bytes());
+            req.extend_from_slice(&body.as_bytes()[from..to]);
+            req.extend_from_slice(b"\r\n");
+            from = to;
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        let r = raw(s.bid, &req);
+        assert_eq!(r.status, 200, "{cuts:?}: {}", r.text());
+        assert_eq!(answer(&r), answer(&whole), "{cuts:?}");
+    }
+}
+
 #[test]
 fn oversized_bodies_get_413_without_being_read() {
     let settings = Settings {
