@@ -208,10 +208,10 @@ impl Signer {
 
     /// What the URLs of the bid whose signed text is `common` are written
     /// with, as this signer writes them: made once per bid, for its
-    /// notices and its tracking URLs (see [`BidKey::url_key`]).
+    /// notices and its tracking URLs (see [`UrlKey::after`]).
     pub(crate) fn bid_key(&self, common: &str) -> BidKey {
         match self.writes {
-            UrlSignatures::PerUrl => BidKey::PerUrl(self.mac.clone()),
+            UrlSignatures::PerUrl => UrlKey::PerUrl(self.mac.clone()),
             UrlSignatures::PerBid => self.per_bid_key(common),
         }
     }
@@ -219,7 +219,7 @@ impl Signer {
     /// What a bid's URLs over `common` are written with, for one text
     /// only (a bid with two texts makes its [`BidKey`] once).
     pub(crate) fn url_key(&self, common: &str) -> UrlKey {
-        self.bid_key(common).url_key(common)
+        self.bid_key(common).after(common)
     }
 
     /// The `per-bid` key of the bid whose signed text is `common`: the
@@ -232,7 +232,7 @@ impl Signer {
         let full = mac.finalize().into_bytes();
         let mut key = [0u8; 16];
         key.copy_from_slice(&full[..16]);
-        BidKey::PerBid(siphasher::sip128::SipHasher24::new_with_key(&key))
+        UrlKey::PerBid(siphasher::sip128::SipHasher24::new_with_key(&key))
     }
 
     /// A URL's signature over `common` and `tail` for purpose `name`,
@@ -254,7 +254,7 @@ impl Signer {
         let per_url = || UrlKey::PerUrl(self.state(common)).verify(name, &[tail], sig_hex);
         let per_bid = || {
             self.per_bid_key(common)
-                .url_key(common)
+                .after(common)
                 .verify(name, &[tail], sig_hex)
         };
         match self.writes {
@@ -286,40 +286,10 @@ impl Signer {
 /// documentation).
 const BID_KEY: &str = "bid-key";
 
-/// One bid, keyed: [`UrlSignatures::PerBid`]'s SipHash-2-4 under the bid's
-/// key, or [`UrlSignatures::PerUrl`]'s keyed HMAC.
-#[derive(Clone)]
-pub(crate) enum BidKey {
-    PerUrl(hmac::Hmac<sha2::Sha256>),
-    PerBid(siphasher::sip128::SipHasher24),
-}
-
-impl std::fmt::Debug for BidKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BidKey(..)")
-    }
-}
-
-impl BidKey {
-    /// The state after `common`, a signed text of this bid (its first
-    /// parameter the one the key was made from): each URL over it hashes
-    /// only its own tail and purpose.
-    pub(crate) fn url_key(&self, common: &str) -> UrlKey {
-        match self {
-            BidKey::PerUrl(mac) => {
-                let mut mac = mac.clone();
-                mac.update(common.as_bytes());
-                UrlKey::PerUrl(mac)
-            }
-            BidKey::PerBid(sip) => {
-                use std::hash::Hasher as _;
-                let mut h = *sip;
-                h.write(common.as_bytes());
-                UrlKey::PerBid(h)
-            }
-        }
-    }
-}
+/// One bid, keyed, before any of its signed texts: what
+/// [`Signer::bid_key`] makes once per bid; [`UrlKey::after`] each of its
+/// texts gives the key of the URLs over that text.
+pub(crate) type BidKey = UrlKey;
 
 /// One bid's URLs over one text, keyed: [`UrlSignatures::PerBid`]'s
 /// SipHash-2-4 state (a few hundred instructions a URL), or
@@ -338,6 +308,25 @@ impl std::fmt::Debug for UrlKey {
 }
 
 impl UrlKey {
+    /// This state after `text`. From a [`BidKey`], `text` is a signed text
+    /// of its bid (its first parameter the one the key was made from): each
+    /// URL over it hashes only its own tail and purpose.
+    pub(crate) fn after(&self, text: &str) -> UrlKey {
+        match self {
+            UrlKey::PerUrl(mac) => {
+                let mut mac = mac.clone();
+                mac.update(text.as_bytes());
+                UrlKey::PerUrl(mac)
+            }
+            UrlKey::PerBid(sip) => {
+                use std::hash::Hasher as _;
+                let mut h = *sip;
+                h.write(text.as_bytes());
+                UrlKey::PerBid(h)
+            }
+        }
+    }
+
     /// Either way the message is the text, the tail, `\n`, then `name`, a
     /// fixed purpose without a newline (so the last newline tells where
     /// the purpose starts), as earlier versions signed per URL.
@@ -529,7 +518,7 @@ impl<'a> Prepared<'a> {
         Prepared {
             base: base.trim_end_matches('/'),
             signed,
-            key: bid_key.url_key(signed),
+            key: bid_key.after(signed),
             bid_key,
         }
     }

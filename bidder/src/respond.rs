@@ -124,14 +124,14 @@ impl Answer<'_> {
         out.push_str(&creative.members);
         out.push(',');
         out.push_str(&item.cid_json);
-        let track = crate::track::Urls::keyed(
+        let track = crate::track::Urls::new(
             self.public_url,
             &notice,
             choice.keyword.as_deref(),
             self.user,
             choice.pricing.features.as_ref(),
             self.signer,
-            urls.bid_key(),
+            Some(urls.bid_key()),
         );
         match &choice.kind {
             ChoiceKind::Banner { w, h } => {

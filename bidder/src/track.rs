@@ -147,32 +147,11 @@ impl<'a> Urls<'a> {
     /// is written, its audience included); `keyword` the matched keyword, if
     /// any; `user` who the ad is for, when it may be remembered;
     /// `features` what the bid was priced with, when it was scored.
-    pub fn new(
-        base: &'a str,
-        bid: &notice::NoticeUrl<'_>,
-        keyword: Option<&str>,
-        user: Option<&str>,
-        features: Option<&predict::Features>,
-        signer: &Signer,
-    ) -> Urls<'a> {
-        Urls::build(base, bid, keyword, user, features, signer, None)
-    }
-
-    /// [`Urls::new`] under the key the bid's notices were written with
-    /// (`notice::Prepared::bid_key`): per bid, the key is made once.
-    pub(crate) fn keyed(
-        base: &'a str,
-        bid: &notice::NoticeUrl<'_>,
-        keyword: Option<&str>,
-        user: Option<&str>,
-        features: Option<&predict::Features>,
-        signer: &Signer,
-        key: &notice::BidKey,
-    ) -> Urls<'a> {
-        Urls::build(base, bid, keyword, user, features, signer, Some(key))
-    }
-
-    fn build(
+    ///
+    /// `key` is the key the bid's notices were written with
+    /// (`notice::Prepared::bid_key`), so that per bid the key is made once;
+    /// `None` makes one.
+    pub(crate) fn new(
         base: &'a str,
         bid: &notice::NoticeUrl<'_>,
         keyword: Option<&str>,
@@ -208,7 +187,7 @@ impl<'a> Urls<'a> {
         // The same first parameter (`b=`) as the bid's notices: the key
         // made for them is this text's key too.
         let key = match key {
-            Some(k) => k.url_key(&signed),
+            Some(k) => k.after(&signed),
             None => signer.url_key(&signed),
         };
         // Web-safe base64: nothing in it needs escaping in a query or in
@@ -565,6 +544,7 @@ mod tests {
             Some("u-1001"),
             features,
             &signer(),
+            None,
         )
     }
 
@@ -582,15 +562,25 @@ mod tests {
     fn all_urls(how: notice::UrlSignatures) -> Vec<String> {
         let bid = test_bid(Some("products:books"));
         let signer = Signer::writing(b"tracking test secret", how);
-        let u = Urls::new(
+        every_url(&urls_with_every_part(&bid, &signer, None))
+    }
+
+    /// The URLs of `bid` with a keyword, a user and features, under `key`
+    /// (the notices' key) or a key of their own.
+    fn urls_with_every_part<'a>(
+        bid: &notice::NoticeUrl<'_>,
+        signer: &Signer,
+        key: Option<&notice::BidKey>,
+    ) -> Urls<'a> {
+        Urls::new(
             "https://bidder.example/",
-            &bid,
+            bid,
             Some("phrase:mystery novel"),
             Some("u-1001"),
             Some(&features()),
-            &signer,
-        );
-        every_url(&u)
+            signer,
+            key,
+        )
     }
 
     /// A bid's tracking URLs under the key its notices made are the URLs
@@ -603,17 +593,7 @@ mod tests {
             let signer = Signer::writing(b"tracking test secret", how);
             let signed = bid.signed();
             let notices = notice::Prepared::new("https://bidder.example/", &signed, &signer);
-            let urls = |key: Option<&notice::BidKey>| {
-                every_url(&Urls::build(
-                    "https://bidder.example/",
-                    &bid,
-                    Some("phrase:mystery novel"),
-                    Some("u-1001"),
-                    Some(&features()),
-                    &signer,
-                    key,
-                ))
-            };
+            let urls = |key| every_url(&urls_with_every_part(&bid, &signer, key));
             assert_eq!(urls(Some(notices.bid_key())), urls(None), "{how:?}");
             for url in urls(Some(notices.bid_key())) {
                 let (path, q) = query(&url);
@@ -641,15 +621,7 @@ mod tests {
                 (k, q.replace(notice::AUCTION_PRICE_MACRO, "1.5"))
             })
             .collect();
-        let urls = Urls::keyed(
-            "https://bidder.example/",
-            &bid,
-            Some("phrase:mystery novel"),
-            Some("u-1001"),
-            Some(&features()),
-            &signer,
-            notices.bid_key(),
-        );
+        let urls = urls_with_every_part(&bid, &signer, Some(notices.bid_key()));
         let mut tracking = every_url(&urls);
         tracking.push(urls.vast_event("complete"));
         let sig_of = |q: &str| {
