@@ -85,7 +85,9 @@ pub(crate) async fn read(
     if !gzip {
         return Ok(raw);
     }
-    let mut out = Vec::with_capacity(raw.len() * 4);
+    // Room for a typical ratio, never past what can be kept: at most the
+    // limit and one byte are inflated.
+    let mut out = Vec::with_capacity((raw.len() * 4).min(limit + 1));
     flate2::read::GzDecoder::new(&raw[..])
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
