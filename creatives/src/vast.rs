@@ -344,16 +344,13 @@ fn companion_creative(w: &mut Xml, v: &Vast<'_>, c: &Companion<'_>) -> io::Resul
     };
     let version = v.version;
     let id = xml_text(&c.creative.id);
-    let (width, height) = (Num::new(*width), Num::new(*height));
+    let (mut w_text, mut h_text) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (width, height) = (w_text.format(*width), h_text.format(*height));
     creative(w, version, &c.creative.id, |w| {
         let ads = [("required", "all")];
         let ads = &ads[..usize::from(c.required && version >= VastVersion::V3_0)];
         element(w, start_tag("CompanionAds", ads), |w| {
-            let companion = [
-                ("id", &*id),
-                ("width", width.as_str()),
-                ("height", height.as_str()),
-            ];
+            let companion = [("id", &*id), ("width", width), ("height", height)];
             element(w, start_tag("Companion", &companion), |w| {
                 url_element(
                     w,
@@ -439,19 +436,24 @@ fn media_files(w: &mut Xml, media: &[&MediaFile], audio: bool) -> io::Result<()>
             } else {
                 (file.width.unwrap_or(0), file.height.unwrap_or(0))
             };
-            let (width, height) = (Num::new(width), Num::new(height));
-            let bitrate = file.bitrate_kbps.map(Num::new);
+            let (mut w_text, mut h_text, mut b_text) = (
+                itoa::Buffer::new(),
+                itoa::Buffer::new(),
+                itoa::Buffer::new(),
+            );
+            let (width, height) = (w_text.format(width), h_text.format(height));
+            let bitrate = file.bitrate_kbps.map(|b| b_text.format(b));
             let mime = xml_text(&file.mime);
             let mut attrs: [(&str, &str); 5] = [
                 ("delivery", "progressive"),
                 ("type", &mime),
-                ("width", width.as_str()),
-                ("height", height.as_str()),
+                ("width", width),
+                ("height", height),
                 ("", ""),
             ];
             let count = match &bitrate {
                 Some(b) => {
-                    attrs[4] = ("bitrate", b.as_str());
+                    attrs[4] = ("bitrate", b);
                     5
                 }
                 None => 4,
@@ -530,7 +532,7 @@ fn format_duration(seconds: u32, version: VastVersion) -> String {
     if h < 10 {
         out.push('0');
     }
-    out.push_str(Num::new(h).as_str());
+    out.push_str(itoa::Buffer::new().format(h));
     for two in [m, s] {
         out.push(':');
         out.push(char::from(b'0' + (two / 10) as u8));
@@ -634,32 +636,6 @@ fn xml_url(s: &str) -> Cow<'_, str> {
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-/// A `u32` in decimal, on the stack.
-struct Num {
-    buf: [u8; 10],
-    start: usize,
-}
-
-impl Num {
-    fn new(mut n: u32) -> Num {
-        let mut buf = [0u8; 10];
-        let mut start = buf.len();
-        loop {
-            start -= 1;
-            buf[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        Num { buf, start }
-    }
-
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[self.start..]).expect("ASCII digits")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     /// The word-wise test says yes exactly when the byte-wise one does,
@@ -686,13 +662,6 @@ mod tests {
     }
 
     use super::*;
-
-    #[test]
-    fn numbers() {
-        for n in [0, 7, 10, 640, 4500, u32::MAX] {
-            assert_eq!(Num::new(n).as_str(), n.to_string());
-        }
-    }
 
     #[test]
     fn durations() {
