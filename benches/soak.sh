@@ -32,20 +32,15 @@ work=target/soak
 rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; }
-trap cleanup EXIT
-RUST_LOG=warn target/release/bidder serve --config "$work/config" --state "$work/state" \
-  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/bidder.out" 2>"$work/bidder.err" &
-pid=$!
-for _ in $(seq 100); do grep -q listening "$work/bidder.out" 2>/dev/null && break; sleep 0.1; done
+. benches/common.sh
+RUST_LOG=warn start "$work/bidder.out" target/release/bidder serve --config "$work/config" \
+  --state "$work/state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+pid=${pids[0]}
 addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
-[ -n "$addr" ] || { cat "$work/bidder.err" >&2; exit 1; }
 
 # Every request a bid (and a reservation), minified as exchanges send it.
 body="$work/request.json"
-python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")))' \
-  benches/src/banner-request.json >"$body"
+minify benches/src/banner-request.json >"$body"
 lua="$work/post.lua"
 printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[%s]==]\n' \
   "$(cat "$body")" >"$lua"
