@@ -328,8 +328,8 @@ pub enum MembersError {
     List(#[from] audiences::ListError),
 }
 
-pub fn new_bid_id() -> String {
-    BidKey::new_id(rand::random::<u128>())
+pub fn new_bid_id() -> ledger::BidId {
+    ledger::BidId::new(rand::random::<u128>())
 }
 
 /// Another replica's list batches waiting for this config to have their
@@ -876,7 +876,7 @@ impl App {
         // Nearly every request has one imp and makes one bid: these lists
         // stay off the heap until a second.
         let mut choices: smallvec::SmallVec<[(usize, Choice); 1]> = smallvec::SmallVec::new();
-        let mut bid_ids: smallvec::SmallVec<[String; 1]> = smallvec::SmallVec::new();
+        let mut bid_ids: smallvec::SmallVec<[ledger::BidId; 1]> = smallvec::SmallVec::new();
         let mut keys: Vec<BidKey> = Vec::new();
         let mut furthest: Option<Stop> = None;
         // An ad pod (imps sharing `podid`) never carries two spots of one
@@ -933,7 +933,7 @@ impl App {
                 }
             };
             let id = new_bid_id();
-            let key = BidKey::of(&id).unwrap_or_else(|| unreachable!("new_bid_id is well formed"));
+            let key = id.key();
             let item = &snap.items[choice.item];
             // The winner's features ride in its tracking URLs for training
             // (value-based line items have them from their pricing).

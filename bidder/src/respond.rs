@@ -42,7 +42,7 @@ impl Answer<'_> {
     pub(crate) fn write(
         &self,
         choices: &[(usize, Choice)],
-        bid_ids: &[String],
+        bid_ids: &[ledger::BidId],
         response_id: &str,
     ) -> Vec<u8> {
         // Room for the whole answer at once: a banner bid with its signed
@@ -64,7 +64,12 @@ impl Answer<'_> {
             if n > 0 {
                 out.push(',');
             }
-            self.write_bid(&mut out, &self.req.imp[*imp_index].id, choice, bid_id);
+            self.write_bid(
+                &mut out,
+                &self.req.imp[*imp_index].id,
+                choice,
+                bid_id.as_str(),
+            );
         }
         out.push_str("]}],\"bidid\":");
         push_json_str(&mut out, response_id);

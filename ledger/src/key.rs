@@ -53,7 +53,7 @@ impl fmt::Display for SpendKey {
 pub struct BidKey(pub u64);
 
 impl BidKey {
-    /// The key of a bid id written by [`BidKey::new_id`]: its first 16 hex
+    /// The key of a bid id written by [`BidId::new`]: its first 16 hex
     /// digits. `None` for anything else.
     pub fn of(bid_id: &str) -> Option<BidKey> {
         if bid_id.len() != 32 || !bid_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -61,19 +61,45 @@ impl BidKey {
         }
         u64::from_str_radix(bid_id.get(..16)?, 16).ok().map(BidKey)
     }
+}
 
-    /// A bid id from 128 random bits: 32 lowercase hex digits.
-    pub fn new_id(random: u128) -> String {
-        // By hand, not `format!` nor chars collected one by one: two per
-        // bid, on the hot path.
+/// A new bid's id: 128 random bits as 32 lowercase hex digits, kept inline
+/// (two per bid on the hot path, each a heap string before), with the
+/// ledger's key of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct BidId {
+    digits: [u8; 32],
+    key: BidKey,
+}
+
+impl BidId {
+    pub fn new(random: u128) -> BidId {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut digits = [0u8; 32];
         for (i, d) in digits.iter_mut().enumerate() {
             *d = HEX[((random >> (4 * (31 - i))) & 15) as usize];
         }
-        std::str::from_utf8(&digits)
-            .unwrap_or_else(|_| unreachable!("hex digits are ASCII"))
-            .to_owned()
+        // The first 16 digits are the high 64 bits: what `BidKey::of`
+        // reads back from the id.
+        BidId {
+            digits,
+            key: BidKey((random >> 64) as u64),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits).unwrap_or_else(|_| unreachable!("hex digits are ASCII"))
+    }
+
+    /// [`BidKey::of`] this id, without reading it back.
+    pub fn key(&self) -> BidKey {
+        self.key
+    }
+}
+
+impl fmt::Debug for BidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -88,14 +114,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn new_id_is_32_lowercase_hex_digits() {
+    fn bid_ids_are_32_lowercase_hex_digits_keyed_as_read_back() {
         for r in [
             0u128,
             1,
             u128::MAX,
             0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            0x8000_0000_0000_0000_0000_0000_0000_0001,
         ] {
-            assert_eq!(BidKey::new_id(r), format!("{r:032x}"));
+            let id = BidId::new(r);
+            assert_eq!(id.as_str(), format!("{r:032x}"));
+            assert_eq!(Some(id.key()), BidKey::of(id.as_str()));
         }
     }
 
@@ -109,9 +138,9 @@ mod tests {
 
     #[test]
     fn bid_keys_come_from_well_formed_ids_only() {
-        let id = BidKey::new_id(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
-        assert_eq!(id, "0123456789abcdef0011223344556677");
-        assert_eq!(BidKey::of(&id), Some(BidKey(0x0123_4567_89ab_cdef)));
+        let id = BidId::new(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        assert_eq!(id.as_str(), "0123456789abcdef0011223344556677");
+        assert_eq!(BidKey::of(id.as_str()), Some(BidKey(0x0123_4567_89ab_cdef)));
         assert_eq!(BidKey::of("0123"), None);
         assert_eq!(BidKey::of("0123456789abcdef001122334455667z"), None);
         assert_eq!(BidKey::of("+123456789abcdef0011223344556677"), None);

@@ -31,7 +31,7 @@ pub mod synced;
 
 pub use books::{Books, ChargeError};
 pub use budget::{impression_cost, planned_today, BudgetKind, Cap, Limit, Refusal, Spent};
-pub use key::{BidKey, SpendKey};
+pub use key::{BidId, BidKey, SpendKey};
 pub use late::LateShare;
 pub use memory::{MemoryLedger, Options};
 
