@@ -1018,7 +1018,7 @@ impl App {
             currency: ctx.currency,
             user: ctx.visitor.user.filter(|_| ctx.restriction.is_none()),
         }
-        .write(&choices, &bid_ids, &new_bid_id());
+        .write(&choices, &bid_ids, new_bid_id().as_str());
         let report = if ctx.test {
             Vec::new()
         } else {
@@ -1026,16 +1026,26 @@ impl App {
                 .iter()
                 .map(|(_, c)| {
                     let item = &snap.items[c.item];
-                    let mut dims = item.report.clone();
-                    dims.creative = snap.creative_ids[item.advertiser][c.creative].clone();
-                    dims.exchange = profile.report_id.clone();
-                    if let Some(k) = &c.keyword {
-                        dims.keyword = k.as_str().into();
+                    let r = &item.report;
+                    // Field by field, not the line item's cloned and then
+                    // overwritten: each clone is an atomic count shared
+                    // with every thread bidding for the line item.
+                    reports::Dims {
+                        advertiser: r.advertiser.clone(),
+                        order: r.order.clone(),
+                        line_item: r.line_item.clone(),
+                        creative: snap.creative_ids[item.advertiser][c.creative].clone(),
+                        exchange: profile.report_id.clone(),
+                        keyword: c
+                            .keyword
+                            .as_ref()
+                            .map_or_else(|| r.keyword.clone(), |k| k.as_str().into()),
+                        audience: c.audience.map_or_else(
+                            || r.audience.clone(),
+                            |a| snap.audience_labels[item.advertiser][a].clone(),
+                        ),
+                        product: r.product.clone(),
                     }
-                    if let Some(a) = c.audience {
-                        dims.audience = snap.audience_labels[item.advertiser][a].clone();
-                    }
-                    dims
                 })
                 .collect()
         };
