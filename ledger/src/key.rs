@@ -74,11 +74,9 @@ pub struct BidId {
 
 impl BidId {
     pub fn new(random: u128) -> BidId {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut digits = [0u8; 32];
-        for (i, d) in digits.iter_mut().enumerate() {
-            *d = HEX[((random >> (4 * (31 - i))) & 15) as usize];
-        }
+        hex::encode_to_slice(random.to_be_bytes(), &mut digits)
+            .unwrap_or_else(|_| unreachable!("16 bytes are 32 hex digits"));
         // The first 16 digits are the high 64 bits: what `BidKey::of`
         // reads back from the id.
         BidId {
