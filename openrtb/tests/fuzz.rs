@@ -622,6 +622,58 @@ mod properties {
             check_request("request_shaped_in_imp", format!(r#"{{"imp":[{body}],"site":{body}}}"#).as_bytes());
         }
 
+        /// The 2.5 homes of 2.6 members (`regs.ext.gdpr`, `user.ext.consent`,
+        /// `source.ext.schain`, ...) read as serde's derive reads the same
+        /// members in the object itself: an ext is read by the request's
+        /// reader when an accessor asks for it, and must not part ways with
+        /// serde_json, which read it before.
+        #[test]
+        fn ext_members_read_as_the_same_members_of_the_object(
+            members in prop::collection::vec(
+                (
+                    prop::sample::select(vec![
+                        "gdpr", "us_privacy", "gpp", "gpp_sid", "consent", "eids", "schain", "x",
+                    ]),
+                    prop_oneof![edge_values(), json_value()],
+                ),
+                0..5,
+            ),
+        ) {
+            let ext: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let ext = format!("{{{}}}", ext.join(","));
+            let in_ext = format!(
+                r#"{{"regs":{{"ext":{ext}}},"user":{{"ext":{ext}}},"source":{{"ext":{ext}}}}}"#
+            );
+            let req = parse_request(in_ext.as_bytes()).unwrap();
+            let (regs, user, source) = (
+                req.regs.as_ref().unwrap(),
+                req.user.as_deref().unwrap(),
+                req.source.as_ref().unwrap(),
+            );
+            // Where serde refuses the members in the object, the ext read
+            // may still find the fields it reads apart from the refused one.
+            if let Ok(r) = ortb::parse_request_serde(format!(r#"{{"regs":{ext}}}"#).as_bytes()) {
+                let r = r.regs.unwrap();
+                let signals = regs.signals();
+                prop_assert_eq!(signals.gdpr, r.gdpr);
+                prop_assert_eq!(signals.us_privacy, r.us_privacy);
+                prop_assert_eq!(signals.gpp, r.gpp);
+                prop_assert_eq!(signals.gpp_sid, r.gpp_sid);
+            }
+            if let Ok(u) = ortb::parse_request_serde(format!(r#"{{"user":{ext}}}"#).as_bytes()) {
+                let u = u.user.unwrap();
+                prop_assert_eq!(user.consent(), u.consent);
+                prop_assert_eq!(format!("{:?}", user.eids()), format!("{:?}", u.eids));
+            }
+            if let Ok(s) = ortb::parse_request_serde(format!(r#"{{"source":{ext}}}"#).as_bytes()) {
+                let s = s.source.unwrap();
+                prop_assert_eq!(
+                    format!("{:?}", source.schain().map(|c| c.into_owned())),
+                    format!("{:?}", s.schain)
+                );
+            }
+        }
+
         /// Bytes with no structure, and soup of JSON tokens.
         #[test]
         fn random_bytes_parse_or_fail_cleanly(

@@ -57,6 +57,17 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A cursor over text already known to be UTF-8 (an ext's raw JSON).
+    pub(crate) fn of_text(text: &'a str) -> Self {
+        Cursor {
+            bytes: text.as_bytes(),
+            objects_left: MAX_LISTED_OBJECTS,
+            bytes_left: MAX_PARSED_BYTES,
+            text: Some(text),
+            pos: 0,
+        }
+    }
+
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }
