@@ -162,7 +162,13 @@ pub(super) fn str_vec<'a>(c: &mut Cursor<'a>) -> Result<Vec<Cow<'a, str>>> {
         });
     }
     c.bump();
-    let mut out = Vec::new();
+    // Room for the usual list (`cat`, `mimes`: one to four) allocated
+    // straight away: growing from empty goes through the vector's
+    // general reallocation path, some hundred instructions a list.
+    let mut out = match c.peek_value() {
+        Ok(b']') => Vec::new(),
+        _ => Vec::with_capacity(4),
+    };
     let mut first = true;
     while c.next_element(&mut first)? {
         if let Some(s) = opt_str(c)? {
