@@ -210,7 +210,15 @@ pub(super) fn list<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Vec<T>> {
         }
         b'[' => {
             c.bump();
-            let mut out: Vec<T> = Vec::new();
+            // One object to start with, for the large ones: growing from
+            // empty makes room for four, and four `Imp`s are past the
+            // allocator's per-thread cache of small blocks (a request has
+            // one imp more often than not).
+            let mut out: Vec<T> = match c.peek_value() {
+                Ok(b']') => Vec::new(),
+                _ if std::mem::size_of::<T>() > 256 => Vec::with_capacity(1),
+                _ => Vec::new(),
+            };
             let mut first = true;
             while c.next_element(&mut first)? {
                 c.listed_object(std::mem::size_of::<T>())?;
