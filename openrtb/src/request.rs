@@ -42,8 +42,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawJson<'a> {
 
 /// Reads an ext as `T`; anything malformed reads as `None` so an ext can
 /// never fail the request. With the request's own reader, as serde_json
-/// would read it (the fuzz properties hold the two alike): serde_json's
-/// generic code was the largest a bid ran through for a few fields.
+/// would read it (tests hold the two alike), within the reader's bounds
+/// (see `crate::read::ext`): serde_json's generic code was the largest a
+/// bid ran through, for a few fields.
 fn ext_as<'a, T: crate::read::Object<'a>>(ext: Ext<'a>) -> Option<T> {
     crate::read::ext(ext?.get())
 }

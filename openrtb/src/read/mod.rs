@@ -30,6 +30,9 @@ pub(crate) trait Object<'a>: Default {
     /// How a refusal names what was expected here.
     const EXPECTED: &'static str;
 
+    /// The object's keys, in the order of its fields.
+    fn keys() -> &'static Keys;
+
     /// Reads the value at the cursor into a defaulted `self`. In place: the
     /// larger objects cost more to move than to fill.
     fn read_into(&mut self, c: &mut Cursor<'a>) -> Result<()>;
@@ -48,7 +51,12 @@ pub(crate) fn request(body: &[u8]) -> std::result::Result<BidRequest<'_>, ParseE
 }
 
 /// An ext's raw text (JSON the request's reading checked) read as `T`:
-/// `None` where serde_json's `from_str` would refuse it.
+/// `None` where serde_json's `from_str` would refuse it, and where the
+/// ext alone holds more than [`crate::MAX_LISTED_OBJECTS`] objects in its
+/// lists or [`crate::MAX_PARSED_BYTES`] once read (serde_json had no
+/// bound: an ext of a million eids was a million objects per accessor
+/// call). Each read has its own budget; the bidder reads each ext a fixed
+/// number of times per request.
 pub(crate) fn ext<'a, T: Object<'a>>(raw: &'a str) -> Option<T> {
     let mut c = Cursor::of_text(raw);
     let out = T::read(&mut c).ok()?;
@@ -125,16 +133,20 @@ macro_rules! object {
         impl<'a> Object<'a> for $($self)* {
             const EXPECTED: &'static str = concat!("struct ", stringify!($ty));
 
-            fn read_into(&mut self, c: &mut Cursor<'a>) -> Result<()> {
+            fn keys() -> &'static Keys {
                 // The fields in the struct's order: `seen` has a bit each.
-                #[allow(non_camel_case_types, clippy::enum_variant_names)]
-                enum Field {
-                    $($field,)*
-                }
                 const NAMES: &[&str] = &[$($key,)*];
                 const _: () = assert!(NAMES.len() <= 64);
                 const PACKED: [u128; NAMES.len()] = keys::packed(NAMES);
                 static KEYS: Keys = Keys::new(NAMES, &PACKED);
+                &KEYS
+            }
+
+            fn read_into(&mut self, c: &mut Cursor<'a>) -> Result<()> {
+                #[allow(non_camel_case_types, clippy::enum_variant_names)]
+                enum Field {
+                    $($field,)*
+                }
                 // The field numbers, as constants a `match` can compare with.
                 struct Index;
                 #[allow(non_upper_case_globals)]
@@ -142,7 +154,7 @@ macro_rules! object {
                     $(const $field: usize = Field::$field as usize;)*
                 }
                 let out = self;
-                read_fields(c, &KEYS, Self::EXPECTED, &mut |c, i| {
+                read_fields(c, Self::keys(), Self::EXPECTED, &mut |c, i| {
                     match i {
                         $(Index::$field => out.$field = fields::$read(c)?,)*
                         _ => {}
@@ -509,3 +521,248 @@ object!(RegsExt {
 object!(SourceExt {
         "schain" => schain: opt,
 });
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::de;
+
+    /// Each object's keys, as its own table finds them.
+    fn tables() -> Vec<(&'static str, &'static Keys)> {
+        macro_rules! tables {
+            ($($ty:ty),* $(,)?) => {
+                vec![$((stringify!($ty), <$ty as Object<'static>>::keys()),)*]
+            };
+        }
+        tables![
+            BidRequest<'static>,
+            Imp<'static>,
+            Format<'static>,
+            Banner<'static>,
+            Video<'static>,
+            Audio<'static>,
+            Native<'static>,
+            Pmp<'static>,
+            Deal<'static>,
+            Site<'static>,
+            App<'static>,
+            Publisher<'static>,
+            Content<'static>,
+            Device<'static>,
+            Geo<'static>,
+            User<'static>,
+            Data<'static>,
+            Segment<'static>,
+            Eid<'static>,
+            Uid<'static>,
+            Regs<'static>,
+            Source<'static>,
+            SupplyChain<'static>,
+            SupplyChainNode<'static>,
+            UserExt<'static>,
+            UserExtEids<'static>,
+            DataExt,
+            RegsExt<'static>,
+            SourceExt<'static>,
+        ]
+    }
+
+    /// Every object finds each of its keys at its field, and no other
+    /// object's key, nor keys one byte off, nor long keys.
+    #[test]
+    fn each_object_finds_its_own_keys_and_no_other() {
+        let tables = tables();
+        let mut every: Vec<String> = tables
+            .iter()
+            .flat_map(|(_, k)| (0..k.len()).map(|i| k.name(i).to_owned()))
+            .collect();
+        let near: Vec<String> = every
+            .iter()
+            .flat_map(|k| {
+                [
+                    format!("{k}x"),
+                    format!("x{k}"),
+                    k[1..].to_owned(),
+                    k.to_uppercase(),
+                ]
+            })
+            .collect();
+        every.extend(near);
+        every.extend(
+            ["", "a_key_of_sixteen", "a much longer key than any field's"].map(String::from),
+        );
+        for (ty, keys) in &tables {
+            let own: Vec<&str> = (0..keys.len()).map(|i| keys.name(i)).collect();
+            for (i, name) in own.iter().enumerate() {
+                assert_eq!(
+                    keys.field(cursor::pack(name.as_bytes())),
+                    Some(i),
+                    "{ty}.{name}"
+                );
+            }
+            for key in &every {
+                if !own.contains(&key.as_str()) {
+                    assert_eq!(
+                        keys.field(cursor::pack(key.as_bytes())),
+                        None,
+                        "{ty}: {key:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    // The ext structs as serde's derive read them before the reader did.
+
+    #[derive(Deserialize)]
+    struct SerdeRegsExt<'a> {
+        #[serde(default, deserialize_with = "de::opt_i32")]
+        gdpr: Option<i32>,
+        #[serde(borrow, default, deserialize_with = "de::opt_str")]
+        us_privacy: Option<Cow<'a, str>>,
+        #[serde(borrow, default, deserialize_with = "de::opt_str")]
+        gpp: Option<Cow<'a, str>>,
+        #[serde(default, deserialize_with = "de::i32_vec")]
+        gpp_sid: Vec<i32>,
+    }
+
+    #[derive(Deserialize)]
+    struct SerdeUserExt<'a> {
+        #[serde(borrow, default, deserialize_with = "de::opt_str")]
+        consent: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    struct SerdeUserExtEids<'a> {
+        #[serde(borrow, default, deserialize_with = "de::vec")]
+        eids: Vec<Eid<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    struct SerdeDataExt {
+        #[serde(default, deserialize_with = "de::opt_i32")]
+        segtax: Option<i32>,
+    }
+
+    #[derive(Deserialize)]
+    struct SerdeSourceExt<'a> {
+        #[serde(borrow, default)]
+        schain: Option<SupplyChain<'a>>,
+    }
+
+    /// An ext's text: an object or an array of members whose keys the ext
+    /// structs read (twice at times), escaped or not, and values of every
+    /// shape those fields meet.
+    fn ext_text() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "gdpr",
+            "us_privacy",
+            "gpp",
+            "gpp_sid",
+            "consent",
+            "eids",
+            "schain",
+            "segtax",
+            "\\u0067dpr",
+            "other",
+            "",
+        ]);
+        let value = prop::sample::select(vec![
+            "null",
+            "true",
+            "0",
+            "1",
+            "-1",
+            "1.0",
+            "1e3",
+            "2147483648",
+            "\"1\"",
+            "\" 7 \"",
+            "\"x\"",
+            "\"\\u00e9\\n\"",
+            "\"\\ud800\"",
+            "[]",
+            "[1,\"2\",null,true]",
+            "{}",
+            "[{}]",
+            "[{\"source\":\"s\",\"uids\":[{\"id\":\"u\",\"atype\":1}]}]",
+            "{\"complete\":1,\"nodes\":[{\"asi\":\"a\",\"hp\":\"1\"},null]}",
+            "{\"nodes\":{}}",
+            "[[]]",
+        ]);
+        let members = prop::collection::vec((key, value.clone()), 0..5);
+        prop_oneof![
+            members.prop_map(|m| {
+                let m: Vec<String> = m.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", m.join(","))
+            }),
+            prop::collection::vec(value, 0..5).prop_map(|v| format!("[{}]", v.join(","))),
+            prop::sample::select(vec!["null", "1", "\"s\"", "true"]).prop_map(String::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Each ext read gives what serde's derive gave, or `None` where it
+        /// refused.
+        #[test]
+        fn exts_read_as_serde_read_them(text in ext_text()) {
+            let t = text.as_str();
+            let ours = ext::<RegsExt<'_>>(t).map(|e| (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid));
+            let theirs = serde_json::from_str::<SerdeRegsExt<'_>>(t)
+                .ok()
+                .map(|e| (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid));
+            prop_assert_eq!(ours, theirs, "regs.ext {}", t);
+            prop_assert_eq!(
+                ext::<UserExt<'_>>(t).map(|e| e.consent),
+                serde_json::from_str::<SerdeUserExt<'_>>(t).ok().map(|e| e.consent),
+                "user.ext {}", t
+            );
+            prop_assert_eq!(
+                format!("{:?}", ext::<UserExtEids<'_>>(t).map(|e| e.eids)),
+                format!("{:?}", serde_json::from_str::<SerdeUserExtEids<'_>>(t).ok().map(|e| e.eids)),
+                "user.ext eids {}", t
+            );
+            prop_assert_eq!(
+                ext::<DataExt>(t).map(|e| e.segtax),
+                serde_json::from_str::<SerdeDataExt>(t).ok().map(|e| e.segtax),
+                "data.ext {}", t
+            );
+            prop_assert_eq!(
+                format!("{:?}", ext::<SourceExt<'_>>(t).map(|e| e.schain)),
+                format!("{:?}", serde_json::from_str::<SerdeSourceExt<'_>>(t).ok().map(|e| e.schain)),
+                "source.ext {}", t
+            );
+        }
+    }
+
+    /// Past the reader's bounds an ext reads as absent, where serde read
+    /// it whole.
+    #[test]
+    fn an_ext_past_the_readers_bounds_reads_as_absent() {
+        let eids = |n: usize| {
+            format!(
+                "{{\"eids\":[{}],\"consent\":\"c\"}}",
+                vec!["{}"; n].join(",")
+            )
+        };
+        let within = eids(crate::MAX_LISTED_OBJECTS as usize - 1);
+        assert_eq!(
+            ext::<UserExtEids<'_>>(&within).map(|e| e.eids.len()),
+            Some(9_999)
+        );
+        let past = eids(crate::MAX_LISTED_OBJECTS as usize + 1);
+        assert!(ext::<UserExtEids<'_>>(&past).is_none());
+        // Other members of the same ext are unaffected.
+        assert_eq!(
+            ext::<UserExt<'_>>(&past).and_then(|e| e.consent).as_deref(),
+            Some("c")
+        );
+    }
+}
