@@ -12,8 +12,11 @@ use super::cursor::pack;
 
 /// Slots of a table: a power of two with room to spare, so that a
 /// multiplier that spreads the largest object's keys (36) without a
-/// collision is found within a few dozen tries.
-const SLOTS: usize = 256;
+/// collision is found within a few hundred tries; and two cache lines,
+/// which a bid with cold caches fetches for each object it reads (256
+/// slots made four). With 64, the search for the largest object runs
+/// past the compiler's limit on constant evaluation.
+const SLOTS: usize = 128;
 
 /// No field in this slot.
 const EMPTY: u8 = u8::MAX;
