@@ -48,22 +48,20 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Cursor {
-            bytes,
-            objects_left: MAX_LISTED_OBJECTS,
-            bytes_left: MAX_PARSED_BYTES,
-            text: std::str::from_utf8(bytes).ok(),
-            pos: 0,
-        }
+        Cursor::over(bytes, std::str::from_utf8(bytes).ok())
     }
 
     /// A cursor over text already known to be UTF-8 (an ext's raw JSON).
     pub(crate) fn of_text(text: &'a str) -> Self {
+        Cursor::over(text.as_bytes(), Some(text))
+    }
+
+    fn over(bytes: &'a [u8], text: Option<&'a str>) -> Self {
         Cursor {
-            bytes: text.as_bytes(),
+            bytes,
             objects_left: MAX_LISTED_OBJECTS,
             bytes_left: MAX_PARSED_BYTES,
-            text: Some(text),
+            text,
             pos: 0,
         }
     }

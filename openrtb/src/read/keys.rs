@@ -17,6 +17,8 @@ use super::cursor::pack;
 /// slots made four). With 64, the search for the largest object runs
 /// past the compiler's limit on constant evaluation.
 const SLOTS: usize = 128;
+// A slot's index is a byte, and `slot` takes the hash's top bits.
+const _: () = assert!(SLOTS.is_power_of_two() && SLOTS <= 256);
 
 /// No field in this slot.
 const EMPTY: u8 = u8::MAX;
@@ -131,15 +133,5 @@ impl Keys {
     /// The key of field `i`, as the JSON has it.
     pub(crate) fn name(&self, i: usize) -> &'static str {
         self.names.get(i).copied().unwrap_or("")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_are_a_power_of_two_that_a_byte_can_index() {
-        assert!(SLOTS.is_power_of_two() && SLOTS <= 256);
     }
 }
