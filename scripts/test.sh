@@ -60,4 +60,10 @@ PY
   kubectl version --client | grep -q 'Kustomize Version: v[5-9]'
 fi
 
-cargo test --workspace --locked "$@"
+# Tests keep their state (configs, journals, Redis and Chromium profiles)
+# under the system's temporary directory, which std::env::temp_dir() and the
+# servers they start take from TMPDIR: one directory for the run, removed
+# when it ends, passed or failed, so that runs leave nothing behind.
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/bidder-tests.XXXXXX")"
+trap 'rm -rf "$scratch"' EXIT
+TMPDIR="$scratch" cargo test --workspace --locked "$@"
