@@ -202,25 +202,27 @@ impl Answer<'_> {
         let impression_url = track.impression();
         let click = track.click_beacon();
         let event = |name: &str| track.vast_event(name);
-        let xml = creatives::vast_xml(&creatives::Vast {
-            version,
-            ad_id: bid_id,
-            ad_system: "bidder",
-            ad_title: &creative.id,
-            creative,
-            media: &renditions,
-            impression_url: &impression_url,
-            tracking: creatives::EventUrls(&event),
-            // Audio has no video click; its companion carries the click.
-            click_tracking_url: (mtype == MTYPE_VIDEO).then_some(click.as_str()),
-            companion: companion.map(|c| creatives::Companion {
-                creative: &adv.creatives[c],
-                required: creative.companion_required,
-                click_tracking_url: Some(&click),
-            }),
-        });
         out.push_str(",\"adm\":");
-        push_json_str(out, &xml);
+        creatives::vast_json(
+            &creatives::Vast {
+                version,
+                ad_id: bid_id,
+                ad_system: "bidder",
+                ad_title: &creative.id,
+                creative,
+                media: &renditions,
+                impression_url: &impression_url,
+                tracking: creatives::EventUrls(&event),
+                // Audio has no video click; its companion carries the click.
+                click_tracking_url: (mtype == MTYPE_VIDEO).then_some(click.as_str()),
+                companion: companion.map(|c| creatives::Companion {
+                    creative: &adv.creatives[c],
+                    required: creative.companion_required,
+                    click_tracking_url: Some(&click),
+                }),
+            },
+            out,
+        );
         out.push_str(",\"mtype\":");
         push_int(out, mtype);
         out.push_str(",\"dur\":");
