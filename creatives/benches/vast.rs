@@ -1,10 +1,12 @@
 //! `vast_xml` for a 15 s video with two renditions and a 300x250 companion,
-//! at VAST 4.2. Run: `cargo bench -p creatives --bench vast`.
+//! at VAST 4.2, and `vast_json` (the same document written into a JSON
+//! string, as a bid response carries it). Run: `cargo bench -p creatives
+//! --bench vast`.
 
 use std::hint::black_box;
 
 use config::{Creative, CreativeKind, MediaFile};
-use creatives::{vast_xml, Companion, EventUrls, Vast, VastVersion};
+use creatives::{vast_json, vast_xml, Companion, EventUrls, Vast, VastVersion};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn bench(c: &mut Criterion) {
@@ -74,6 +76,14 @@ fn bench(c: &mut Criterion) {
     };
     c.bench_function("vast_xml/video+companion/4.2", |b| {
         b.iter(|| vast_xml(black_box(&vast)))
+    });
+    let mut out = String::with_capacity(8192);
+    c.bench_function("vast_json/video+companion/4.2", |b| {
+        b.iter(|| {
+            out.clear();
+            vast_json(black_box(&vast), &mut out);
+            black_box(out.len())
+        })
     });
 }
 

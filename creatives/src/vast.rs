@@ -272,8 +272,10 @@ pub(crate) fn known_image_mime(url: &str) -> Option<&'static str> {
 /// where this costs 127k. The tests read every shape back with quick-xml's
 /// reader and validate it against the IAB XSDs.
 trait Out {
-    /// Our own markup: names, `<`, `>`, `=`, `/`, none of which JSON
-    /// escapes.
+    /// Our own markup, written as it is in either form: element and
+    /// attribute names, punctuation, entities, the XML declaration's words.
+    /// It must hold nothing JSON escapes (a quote, a backslash, a control
+    /// character): an attribute's quotes go through [`Out::quote`].
     fn mark(&mut self, s: &str);
     /// The quote around an attribute value.
     fn quote(&mut self);
@@ -302,6 +304,10 @@ struct InJson<'a>(&'a mut String);
 
 impl Out for InJson<'_> {
     fn mark(&mut self, s: &str) {
+        debug_assert!(
+            !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
+            "markup JSON would escape: {s:?}"
+        );
         self.0.push_str(s);
     }
 
@@ -803,18 +809,21 @@ mod tests {
             ids in proptest::collection::vec(awkward(), 3),
             urls in proptest::collection::vec(awkward(), 8),
             size in proptest::option::of(0u32..5000),
+            listed in any::<bool>(),
         ) {
-            let media = vec![MediaFile {
-                url: urls[0].clone(),
-                mime: ids[2].clone(),
+            let file = |url: &str, mime: &str| MediaFile {
+                url: url.into(),
+                mime: mime.into(),
                 width: size,
-                height: size,
+                height: size.map(|h| h / 2),
                 bitrate_kbps: size,
-            }];
+            };
+            let media = vec![file(&urls[0], &ids[2]), file(&urls[7], "video/mp4")];
+            let picked = [&media[1]];
             let kind = if audio {
-                CreativeKind::Audio { duration_s: 30, media }
+                CreativeKind::Audio { duration_s: 30, media: media.clone() }
             } else {
-                CreativeKind::Video { duration_s: 15, media }
+                CreativeKind::Video { duration_s: 15, media: media.clone() }
             };
             let main = creative(ids[0].clone(), kind, urls[1].clone());
             let display = CreativeKind::Display { w: 300, h: 250, image_url: urls[2].clone() };
@@ -826,7 +835,7 @@ mod tests {
                 ad_system: &ids[1],
                 ad_title: &ids[2],
                 creative: &main,
-                media: &[],
+                media: if listed { &picked } else { &[] },
                 impression_url: &urls[5],
                 tracking: EventUrls(&event),
                 click_tracking_url: Some(&urls[6]),

@@ -807,6 +807,44 @@ fn text_and_attributes_are_escaped() {
     }
 }
 
+/// A carriage return in text, and a tab, line feed or carriage return in
+/// an attribute value, are written as character references: written as
+/// they are, a parser would read the first as a line feed and the others
+/// as spaces. Each comes back as it was sent.
+#[test]
+fn line_breaks_and_tabs_come_back_as_sent() {
+    let mut c = video();
+    c.id = "x\ty\nz\r".into();
+    let title = "a\rb\r\nc\td";
+    for version in VastVersion::ALL {
+        let xml = vast_xml(&Vast {
+            version,
+            ad_id: "bid\t5",
+            ad_system: "bidder",
+            ad_title: title,
+            creative: &c,
+            media: &[],
+            impression_url: IMPRESSION,
+            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
+            click_tracking_url: None,
+            companion: None,
+        });
+        assert_valid(&xml, version);
+        assert!(
+            xml.contains("<AdTitle>a&#13;b&#13;\nc\td</AdTitle>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<Creative id=\"x&#9;y&#10;z&#13;\">"), "{xml}");
+        let els = parse(&xml);
+        assert_eq!(texts(&els, "InLine/AdTitle"), [title]);
+        assert_eq!(one(&els, "VAST/Ad").attr("id"), Some("bid\t5"));
+        assert_eq!(
+            one(&els, "Creatives/Creative").attr("id"),
+            Some("x\ty\nz\r")
+        );
+    }
+}
+
 #[test]
 fn characters_xml_cannot_carry_never_break_the_document() {
     let mut c = video();
