@@ -1,6 +1,6 @@
 //! Bytes eight at a time, in a `u64` read little-endian: the escaping of
-//! banner markup and the check of VAST URLs pass over hundreds of bytes a
-//! bid, nearly all of which need nothing.
+//! banner markup passes over hundreds of bytes a bid, nearly all of which
+//! need nothing, and needs where the first one that does is.
 //!
 //! Each mask has the high bit of every byte that matches. The lowest set
 //! bit is always a byte that matches (no borrow runs below it); bits above
