@@ -319,17 +319,21 @@ fn has_control(bytes: &[u8]) -> bool {
 /// each caller, so that its `special` is.
 #[inline(always)]
 pub(crate) fn any_byte(bytes: &[u8], special: impl Fn(u8) -> bool) -> bool {
-    let mut blocks = bytes.chunks_exact(32);
-    for block in &mut blocks {
-        let mut any = false;
-        for &b in block {
-            any |= special(b);
-        }
-        if any {
-            return true;
-        }
+    let block = |b: &[u8; 32]| b.iter().fold(false, |any, &x| any | special(x));
+    let (blocks, rest) = bytes.as_chunks::<32>();
+    if blocks.iter().any(block) {
+        return true;
     }
-    blocks.remainder().iter().any(|&b| special(b))
+    if rest.is_empty() {
+        return false;
+    }
+    match bytes.last_chunk::<32>() {
+        // The last 32 bytes, overlapping the blocks already seen: one more
+        // block, where the bytes past the last one were up to 31 tests of a
+        // byte each (a URL's tail cost more than its blocks).
+        Some(last) => block(last),
+        None => rest.iter().any(|&b| special(b)),
+    }
 }
 
 #[cfg(test)]
