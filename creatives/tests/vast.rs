@@ -778,24 +778,35 @@ fn cdata_end_marker_is_split_by_the_writer() {
     assert_eq!(texts(&parse(&xml), "VideoClicks/ClickThrough"), [url]);
 }
 
+/// The VAST of `c` alone (no companion, no click tracking), with the ad
+/// id, ad system and title given.
+fn bare(
+    version: VastVersion,
+    c: &Creative,
+    [ad_id, ad_system, ad_title]: [&str; 3],
+    impression_url: &str,
+) -> String {
+    vast_xml(&Vast {
+        version,
+        ad_id,
+        ad_system,
+        ad_title,
+        creative: c,
+        media: &[],
+        impression_url,
+        tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
+        click_tracking_url: None,
+        companion: None,
+    })
+}
+
 #[test]
 fn text_and_attributes_are_escaped() {
     let mut c = video();
     c.id = "v\"1'<&>".into();
     let title = "Tents & <More> \"50%\" 'off' ]]>";
     for version in VastVersion::ALL {
-        let xml = vast_xml(&Vast {
-            version,
-            ad_id: "bid\"<&>",
-            ad_system: "bidder & co",
-            ad_title: title,
-            creative: &c,
-            media: &[],
-            impression_url: IMPRESSION,
-            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
-            click_tracking_url: None,
-            companion: None,
-        });
+        let xml = bare(version, &c, ["bid\"<&>", "bidder & co", title], IMPRESSION);
         assert_valid(&xml, version);
         assert!(xml.contains("Tents &amp; &lt;More&gt;"), "{xml}");
         assert!(xml.contains("<Ad id=\"bid&quot;&lt;&amp;&gt;\""), "{xml}");
@@ -817,18 +828,7 @@ fn line_breaks_and_tabs_come_back_as_sent() {
     c.id = "x\ty\nz\r".into();
     let title = "a\rb\r\nc\td";
     for version in VastVersion::ALL {
-        let xml = vast_xml(&Vast {
-            version,
-            ad_id: "bid\t5",
-            ad_system: "bidder",
-            ad_title: title,
-            creative: &c,
-            media: &[],
-            impression_url: IMPRESSION,
-            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
-            click_tracking_url: None,
-            companion: None,
-        });
+        let xml = bare(version, &c, ["bid\t5", "bidder", title], IMPRESSION);
         assert_valid(&xml, version);
         assert!(
             xml.contains("<AdTitle>a&#13;b&#13;\nc\td</AdTitle>"),
@@ -850,18 +850,12 @@ fn characters_xml_cannot_carry_never_break_the_document() {
     let mut c = video();
     c.click_url = "https://c.example/a b\u{1}\tc".into();
     for version in VastVersion::ALL {
-        let xml = vast_xml(&Vast {
+        let xml = bare(
             version,
-            ad_id: "bid-4",
-            ad_system: "bidder",
-            ad_title: "bell\u{7} title",
-            creative: &c,
-            media: &[],
-            impression_url: "https://bidder.example/imp?\u{0}x",
-            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
-            click_tracking_url: None,
-            companion: None,
-        });
+            &c,
+            ["bid-4", "bidder", "bell\u{7} title"],
+            "https://bidder.example/imp?\u{0}x",
+        );
         assert_valid(&xml, version);
         let els = parse(&xml);
         assert_eq!(texts(&els, "InLine/AdTitle"), ["bell title"]);
