@@ -2,7 +2,7 @@
 
 use config::{Creative, CreativeKind};
 
-use crate::swar;
+use crate::swar::{self, any_byte};
 
 /// The creative's size, when it is a display creative.
 pub fn display_size(creative: &Creative) -> Option<(u32, u32)> {
@@ -311,29 +311,6 @@ pub(crate) fn escape_json(s: &str, out: &mut String) {
 
 fn has_control(bytes: &[u8]) -> bool {
     any_byte(bytes, |b| b < 0x20)
-}
-
-/// Whether any byte of `bytes` is `special`: 32 bytes at a time with no
-/// branch inside a block, which compiles to vector compares (a fraction of
-/// an instruction a byte) when `special` is plain comparisons. Inlined into
-/// each caller, so that its `special` is.
-#[inline(always)]
-pub(crate) fn any_byte(bytes: &[u8], special: impl Fn(u8) -> bool) -> bool {
-    let block = |b: &[u8; 32]| b.iter().fold(false, |any, &x| any | special(x));
-    let (blocks, rest) = bytes.as_chunks::<32>();
-    if blocks.iter().any(block) {
-        return true;
-    }
-    if rest.is_empty() {
-        return false;
-    }
-    match bytes.last_chunk::<32>() {
-        // The last 32 bytes, overlapping the blocks already seen: one more
-        // block, where the bytes past the last one were up to 31 tests of a
-        // byte each (a URL's tail cost more than its blocks).
-        Some(last) => block(last),
-        None => rest.iter().any(|&b| special(b)),
-    }
 }
 
 #[cfg(test)]

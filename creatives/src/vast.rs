@@ -570,7 +570,7 @@ fn escaped<const ATTR: bool>(o: &mut impl Out, s: &str) {
             | (b == b'\r')
             | (ATTR & ((b == b'\t') | (b == b'\n')))
     };
-    if !crate::banner::any_byte(s.as_bytes(), special) {
+    if !crate::swar::any_byte(s.as_bytes(), special) {
         o.content(s);
         return;
     }
@@ -655,7 +655,7 @@ fn xml_text(s: &str) -> Cow<'_, str> {
 /// the compiler turns into vector compares (eight bytes at a time in
 /// general-purpose registers cost a video bid 2.8k instructions more).
 fn any_url_suspect(bytes: &[u8]) -> bool {
-    crate::banner::any_byte(bytes, |b| {
+    crate::swar::any_byte(bytes, |b| {
         (b <= b' ') | (b == b'[') | (b == b']') | (b == b'%') | (b == b'#') | (b == 0xEF)
     })
 }
