@@ -48,7 +48,7 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Cursor::over(bytes, std::str::from_utf8(bytes).ok())
+        Cursor::over(bytes, simdutf8::basic::from_utf8(bytes).ok())
     }
 
     /// A cursor over text already known to be UTF-8 (an ext's raw JSON).
