@@ -177,7 +177,7 @@ impl<'r> Offer<'r> {
                 w: u(v.w),
                 h: u(v.h),
                 companion_sizes: companions(&v.companionad),
-                companion_types: v.companiontype.clone(),
+                companion_types: v.companiontype.to_vec(),
             },
             version: creatives::VastVersion::from_protocols(
                 &protocols(&v.protocols, v.protocol),
@@ -208,7 +208,7 @@ impl<'r> Offer<'r> {
                 w: None,
                 h: None,
                 companion_sizes: companions(&a.companionad),
-                companion_types: a.companiontype.clone(),
+                companion_types: a.companiontype.to_vec(),
             },
             version: creatives::VastVersion::from_protocols(&a.protocols, ctx.vast_default),
             // Audio spots play between songs or episodes: in-stream.

@@ -169,6 +169,11 @@ pub(crate) fn i32_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i32>, D::Er
     d.deserialize_any(IntVecVisitor)
 }
 
+/// [`i32_vec`] as the request model keeps codes.
+pub(crate) fn codes<'de, D: Deserializer<'de>>(d: D) -> Result<crate::request::Codes, D::Error> {
+    i32_vec(d).map(crate::List::from)
+}
+
 // ---------------------------------------------------------------------------
 // Floats (geo coordinates only; money never goes through f64 on the way in)
 
@@ -382,8 +387,11 @@ impl<'de> Visitor<'de> for StrVecVisitor {
 }
 
 /// A list of strings: `null` and missing are empty, non-string elements are dropped.
-pub(crate) fn str_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'de, str>>, D::Error> {
-    d.deserialize_any(StrVecVisitor)
+pub(crate) fn str_vec<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<crate::request::Strs<'a>, D::Error> {
+    let v: Vec<Cow<'a, str>> = d.deserialize_any(StrVecVisitor)?;
+    Ok(crate::List::from(v))
 }
 
 // ---------------------------------------------------------------------------

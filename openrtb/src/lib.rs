@@ -41,11 +41,13 @@
 
 mod de;
 mod error;
+mod list;
 mod read;
 mod request;
 mod response;
 
 pub use error::{InvalidRequest, ParseError};
+pub use list::List;
 
 /// How many objects the lists of one request may hold in all (imps,
 /// formats, deals, data, segments, eids, uids, schain nodes, companions).

@@ -11,6 +11,15 @@ use serde_json::value::RawValue;
 use crate::de;
 use crate::error::InvalidRequest;
 
+/// A list of codes (`battr`, `api`, `protocols`, ...): room for eight in
+/// place, which holds nearly every list a request sends, so reading one
+/// allocates nothing.
+pub type Codes = crate::List<i32, 8>;
+
+/// A list of strings (`cat`, `mimes`, `bcat`, ...): room for three in place,
+/// for the same reason; longer lists (`bcat` often is) go to the heap.
+pub type Strs<'a> = crate::List<Cow<'a, str>, 3>;
+
 /// A raw, unparsed `ext` object (or whatever the exchange put there).
 pub type Ext<'a> = Option<RawJson<'a>>;
 
@@ -79,19 +88,19 @@ pub struct BidRequest<'a> {
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub tmax: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub cur: Vec<Cow<'a, str>>,
+    pub cur: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub wseat: Vec<Cow<'a, str>>,
+    pub wseat: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub bseat: Vec<Cow<'a, str>>,
+    pub bseat: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub bcat: Vec<Cow<'a, str>>,
+    pub bcat: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub cattax: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub badv: Vec<Cow<'a, str>>,
+    pub badv: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub bapp: Vec<Cow<'a, str>>,
+    pub bapp: Strs<'a>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }
@@ -241,18 +250,18 @@ pub struct Banner<'a> {
     pub w: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub h: Option<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub btype: Vec<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub battr: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub btype: Codes,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub battr: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub pos: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub mimes: Vec<Cow<'a, str>>,
+    pub mimes: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub topframe: Option<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub api: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub api: Codes,
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub id: Option<Cow<'a, str>>,
     /// Companion rendering mode (companions only): 0 concurrent, 1 end-card.
@@ -280,16 +289,16 @@ impl Banner<'_> {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Video<'a> {
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub mimes: Vec<Cow<'a, str>>,
+    pub mimes: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub minduration: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxduration: Option<i32>,
     /// 2.6 exact durations allowed, in seconds.
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub rqddurs: Vec<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub protocols: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub rqddurs: Codes,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub protocols: Codes,
     /// 2.5-deprecated single protocol.
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub protocol: Option<i32>,
@@ -315,8 +324,8 @@ pub struct Video<'a> {
     pub skipafter: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub sequence: Option<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub battr: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub battr: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxextended: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
@@ -325,24 +334,24 @@ pub struct Video<'a> {
     pub maxbitrate: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub boxingallowed: Option<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub playbackmethod: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub playbackmethod: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub playbackend: Option<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub delivery: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub delivery: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub pos: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::vec")]
     pub companionad: Vec<Banner<'a>>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub api: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub api: Codes,
     /// `apis`: a typo for `api` found in the IAB's own 2.6 video example.
     /// Read [`Video::api_frameworks`] rather than either field.
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub apis: Vec<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub companiontype: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub apis: Codes,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub companiontype: Codes,
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub podid: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "de::opt_i32")]
@@ -375,17 +384,17 @@ impl Video<'_> {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Audio<'a> {
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub mimes: Vec<Cow<'a, str>>,
+    pub mimes: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub minduration: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxduration: Option<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub rqddurs: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub rqddurs: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub poddur: Option<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub protocols: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub protocols: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub startdelay: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
@@ -398,22 +407,22 @@ pub struct Audio<'a> {
     pub slotinpod: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxseq: Option<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub battr: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub battr: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxextended: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub minbitrate: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxbitrate: Option<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub delivery: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub delivery: Codes,
     #[serde(borrow, default, deserialize_with = "de::vec")]
     pub companionad: Vec<Banner<'a>>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub api: Vec<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub companiontype: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub api: Codes,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub companiontype: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub feed: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
@@ -432,10 +441,10 @@ pub struct Native<'a> {
     pub request: Ext<'a>,
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub ver: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub api: Vec<i32>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub battr: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub api: Codes,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub battr: Codes,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }
@@ -465,9 +474,9 @@ pub struct Deal<'a> {
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub at: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub wseat: Vec<Cow<'a, str>>,
+    pub wseat: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub wadomain: Vec<Cow<'a, str>>,
+    pub wadomain: Strs<'a>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }
@@ -479,8 +488,8 @@ impl Default for Deal<'_> {
             bidfloor: 0,
             bidfloorcur: de::usd(),
             at: None,
-            wseat: Vec::new(),
-            wadomain: Vec::new(),
+            wseat: Strs::new(),
+            wadomain: Strs::new(),
             ext: None,
         }
     }
@@ -496,11 +505,11 @@ pub struct Site<'a> {
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub domain: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub cat: Vec<Cow<'a, str>>,
+    pub cat: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub sectioncat: Vec<Cow<'a, str>>,
+    pub sectioncat: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub pagecat: Vec<Cow<'a, str>>,
+    pub pagecat: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub cattax: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
@@ -513,7 +522,7 @@ pub struct Site<'a> {
     pub keywords: Option<Cow<'a, str>>,
     /// 2.6 keywords as an array.
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub kwarray: Vec<Cow<'a, str>>,
+    pub kwarray: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub mobile: Option<i32>,
     #[serde(borrow, default)]
@@ -538,11 +547,11 @@ pub struct App<'a> {
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub storeurl: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub cat: Vec<Cow<'a, str>>,
+    pub cat: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub sectioncat: Vec<Cow<'a, str>>,
+    pub sectioncat: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub pagecat: Vec<Cow<'a, str>>,
+    pub pagecat: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub cattax: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
@@ -550,7 +559,7 @@ pub struct App<'a> {
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub keywords: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub kwarray: Vec<Cow<'a, str>>,
+    pub kwarray: Strs<'a>,
     #[serde(borrow, default)]
     pub publisher: Option<Publisher<'a>>,
     #[serde(borrow, default)]
@@ -569,7 +578,7 @@ pub struct Publisher<'a> {
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub domain: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub cat: Vec<Cow<'a, str>>,
+    pub cat: Strs<'a>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }
@@ -592,13 +601,13 @@ pub struct Content<'a> {
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub url: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub cat: Vec<Cow<'a, str>>,
+    pub cat: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub cattax: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub keywords: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub kwarray: Vec<Cow<'a, str>>,
+    pub kwarray: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub livestream: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
@@ -710,7 +719,7 @@ pub struct User<'a> {
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub keywords: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
-    pub kwarray: Vec<Cow<'a, str>>,
+    pub kwarray: Strs<'a>,
     /// 2.6 TCF consent string; see [`User::consent`] for the 2.5 fallback.
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub consent: Option<Cow<'a, str>>,
@@ -829,8 +838,8 @@ pub struct Regs<'a> {
     pub us_privacy: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub gpp: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "de::i32_vec")]
-    pub gpp_sid: Vec<i32>,
+    #[serde(default, deserialize_with = "de::codes")]
+    pub gpp_sid: Codes,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }
@@ -840,7 +849,7 @@ pub(crate) struct RegsExt<'a> {
     pub(crate) gdpr: Option<i32>,
     pub(crate) us_privacy: Option<Cow<'a, str>>,
     pub(crate) gpp: Option<Cow<'a, str>>,
-    pub(crate) gpp_sid: Vec<i32>,
+    pub(crate) gpp_sid: Codes,
 }
 
 /// The privacy signals of `regs`, each as its own accessor reads it.
@@ -849,7 +858,7 @@ pub struct RegsSignals<'a> {
     pub gdpr: Option<i32>,
     pub us_privacy: Option<Cow<'a, str>>,
     pub gpp: Option<Cow<'a, str>>,
-    pub gpp_sid: Vec<i32>,
+    pub gpp_sid: Codes,
 }
 
 impl<'a> Regs<'a> {
@@ -865,7 +874,7 @@ impl<'a> Regs<'a> {
         } else {
             ext_as::<RegsExt<'a>>(self.ext)
         };
-        let (mut eg, mut eu, mut ep, mut es) = (None, None, None, Vec::new());
+        let (mut eg, mut eu, mut ep, mut es) = (None, None, None, Codes::new());
         if let Some(e) = ext {
             (eg, eu, ep, es) = (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid);
         }
@@ -910,7 +919,7 @@ impl<'a> Regs<'a> {
         }
         Cow::Owned(
             ext_as::<RegsExt<'a>>(self.ext)
-                .map(|e| e.gpp_sid)
+                .map(|e| e.gpp_sid.into_vec())
                 .unwrap_or_default(),
         )
     }

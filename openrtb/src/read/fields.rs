@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use super::cursor::{Cursor, Number, Result};
 use super::Object;
 use crate::de::{f64_to_i32, raw_floor_micros, str_to_i32, usd};
-use crate::request::RawJson;
+use crate::request::{Codes, RawJson, Strs};
 
 /// A scalar field's value, as far as any lenient reader needs it.
 enum Scalar<'a> {
@@ -132,16 +132,15 @@ pub(super) fn currency<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
 
 /// A list of codes; a lone code means a list of one (a lone boolean does
 /// not, though a boolean element reads as 0 or 1).
-pub(super) fn i32_vec(c: &mut Cursor<'_>) -> Result<Vec<i32>> {
+pub(super) fn i32_vec(c: &mut Cursor<'_>) -> Result<Codes> {
     if c.peek_value()? != b'[' {
         return Ok(match scalar(c)? {
-            Scalar::Bool(_) => Vec::new(),
+            Scalar::Bool(_) => Codes::new(),
             other => scalar_i32(other).into_iter().collect(),
         });
     }
     c.bump();
-    // Room for the usual list (`battr` runs to six or so) in one allocation.
-    let mut out = Vec::with_capacity(8);
+    let mut out = Codes::new();
     let mut first = true;
     while c.next_element(&mut first)? {
         if let Some(code) = opt_i32(c)? {
@@ -154,21 +153,15 @@ pub(super) fn i32_vec(c: &mut Cursor<'_>) -> Result<Vec<i32>> {
 
 /// A list of strings; a lone string means a list of one, elements that are
 /// numbers read as their text, anything else is dropped.
-pub(super) fn str_vec<'a>(c: &mut Cursor<'a>) -> Result<Vec<Cow<'a, str>>> {
+pub(super) fn str_vec<'a>(c: &mut Cursor<'a>) -> Result<Strs<'a>> {
     if c.peek_value()? != b'[' {
         return Ok(match scalar(c)? {
-            Scalar::Str(s) => vec![s],
-            _ => Vec::new(),
+            Scalar::Str(s) => std::iter::once(s).collect(),
+            _ => Strs::new(),
         });
     }
     c.bump();
-    // Room for the usual list (`cat`, `mimes`: one to four) allocated
-    // straight away: growing from empty goes through the vector's
-    // general reallocation path, some hundred instructions a list.
-    let mut out = match c.peek_value() {
-        Ok(b']') => Vec::new(),
-        _ => Vec::with_capacity(4),
-    };
+    let mut out = Strs::new();
     let mut first = true;
     while c.next_element(&mut first)? {
         if let Some(s) = opt_str(c)? {

@@ -627,8 +627,8 @@ mod tests {
         us_privacy: Option<Cow<'a, str>>,
         #[serde(borrow, default, deserialize_with = "de::opt_str")]
         gpp: Option<Cow<'a, str>>,
-        #[serde(default, deserialize_with = "de::i32_vec")]
-        gpp_sid: Vec<i32>,
+        #[serde(default, deserialize_with = "de::codes")]
+        gpp_sid: crate::request::Codes,
     }
 
     #[derive(Deserialize)]
