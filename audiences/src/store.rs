@@ -105,11 +105,15 @@ pub struct Visitor<'a> {
     pub now: Timestamp,
 }
 
+/// A page's products or categories: a few each, kept in place so that
+/// reading a request allocates nothing for them.
+pub type PageList<'a> = smallvec::SmallVec<[&'a str; 8]>;
+
 /// What the page (or app content) is about.
 #[derive(Clone, Debug, Default)]
 pub struct Page<'a> {
-    pub products: Vec<&'a str>,
-    pub categories: Vec<&'a str>,
+    pub products: PageList<'a>,
+    pub categories: PageList<'a>,
     /// OpenRTB `cattax` of `categories`: 1 = IAB Content Category Taxonomy
     /// 1.0 (`IAB17-18`), 2 = Content Taxonomy 2.0, 5 = 2.1, 6 = 2.2,
     /// 7 = 3.0, 9 = 3.1 (ids like `483` or, from 3.0 on, `WQC6HR`). Absent

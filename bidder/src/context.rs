@@ -332,7 +332,7 @@ fn user_id(s: Option<&str>) -> Option<&str> {
 
 /// `ext.product_id`, `ext.products` or `ext.product_ids` (strings). An ext
 /// that does not have this shape is ignored: hints must never fail a request.
-fn product_hints<'r>(ext: &'r str, out: &mut Vec<&'r str>) {
+fn product_hints<'r>(ext: &'r str, out: &mut audiences::PageList<'r>) {
     #[derive(serde::Deserialize)]
     struct Hints<'a> {
         #[serde(borrow, default)]
@@ -398,12 +398,12 @@ mod tests {
 
     #[test]
     fn product_hints_in_ext() {
-        let mut out = Vec::new();
+        let mut out = audiences::PageList::new();
         product_hints(r#"{"product_id":"B0X","other":1}"#, &mut out);
         product_hints(r#"{"products":["B0Y","B0Z"]}"#, &mut out);
         product_hints(r#"{"product_ids":"not-a-list"}"#, &mut out);
         product_hints(r#"{"gpid":"/a/b"}"#, &mut out);
-        assert_eq!(out, ["B0X", "B0Y", "B0Z"]);
+        assert_eq!(out[..], ["B0X", "B0Y", "B0Z"]);
     }
 
     #[test]

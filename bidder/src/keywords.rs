@@ -19,10 +19,11 @@ use unicode_normalization::UnicodeNormalization;
 /// words are split and lower-cased only when a rule first asks.
 #[derive(Debug, Default)]
 pub struct RequestKeywords<'r> {
-    /// Comma-separated strings (`site.keywords`, …).
-    csv: Vec<&'r str>,
+    /// Comma-separated strings (`site.keywords`, …): a few, kept in
+    /// place so that a request allocates nothing for them.
+    csv: smallvec::SmallVec<[&'r str; 4]>,
     /// One keyword phrase each (2.6 `kwarray`).
-    single: Vec<&'r str>,
+    single: smallvec::SmallVec<[&'r str; 4]>,
     /// Each keyword phrase as its lower-cased words.
     phrases: OnceCell<Vec<Vec<String>>>,
 }

@@ -204,11 +204,11 @@ fn audience_plan(
     let page_ok = |hint: &PageHint| {
         let page = match hint {
             PageHint::Product(p) => audiences::Page {
-                products: vec![p.as_str()],
+                products: std::iter::once(p.as_str()).collect(),
                 ..audiences::Page::default()
             },
             PageHint::Category(c, tax) => audiences::Page {
-                categories: vec![c.as_str()],
+                categories: std::iter::once(c.as_str()).collect(),
                 cattax: Some(*tax),
                 ..audiences::Page::default()
             },
@@ -452,8 +452,8 @@ fn request(
         let positives: Vec<&String> = kw.exact.iter().chain(&kw.phrase).chain(&kw.broad).collect();
         let rule = KeywordRule::compile(kw);
         let carries = |words: &str| -> bool {
-            let mut rk = RequestKeywords::default();
             let array = [std::borrow::Cow::Borrowed(words)];
+            let mut rk = RequestKeywords::default();
             if words.contains(',') {
                 rk.add(None, &array);
             } else {

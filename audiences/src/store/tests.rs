@@ -68,8 +68,8 @@ fn contextual() -> Visitor<'static> {
 
 fn page<'a>(categories: &[&'a str], cattax: Option<i32>) -> Page<'a> {
     Page {
-        products: vec![],
-        categories: categories.to_vec(),
+        products: vec![].into(),
+        categories: categories.iter().copied().collect(),
         cattax,
     }
 }
@@ -599,15 +599,15 @@ fn contextual_products_and_categories() {
     });
     let cats = categories(&["IAB17", "IAB20-3"]);
     let page = Page {
-        products: vec!["B0TENT0001"],
-        categories: vec!["IAB17-18"],
+        products: vec!["B0TENT0001"].into(),
+        categories: vec!["IAB17-18"].into(),
         cattax: None,
     };
     assert!(s.matches(&products, &v, &page));
     assert!(s.matches(&cats, &v, &page));
     let other = Page {
-        products: vec!["B0OTHER"],
-        categories: vec!["IAB170", "IAB20", "IAB1-1"],
+        products: vec!["B0OTHER"].into(),
+        categories: vec!["IAB170", "IAB20", "IAB1-1"].into(),
         cattax: None,
     };
     assert!(!s.matches(&products, &v, &other));
@@ -626,7 +626,7 @@ fn products_negatives() {
     });
     for p in ["b0tent0001", "B0TENT0001X", "B0TENT000", ""] {
         let page = Page {
-            products: vec![p],
+            products: vec![p].into(),
             ..Page::default()
         };
         assert!(!s.matches(&products, &v, &page), "{p}");
