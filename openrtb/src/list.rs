@@ -153,31 +153,84 @@ impl<'l, T, const N: usize> IntoIterator for &'l List<T, N> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::borrow::Cow;
+
+    /// A list behaves as the `Vec` it replaced, in place or spilled,
+    /// however it was built, for every room in place.
+    // Each comparison impl is called on purpose, in the forms callers use.
+    #[allow(clippy::cmp_owned, clippy::op_ref)]
+    fn check<const N: usize>(v: &[i32], split: usize) -> Result<(), TestCaseError> {
+        let mut pushed = List::<i32, N>::new();
+        for &x in v {
+            pushed.push(x);
+        }
+        let from_vec = List::<i32, N>::from(v.to_vec());
+        let collected: List<i32, N> = v.iter().copied().collect();
+        let split = split.min(v.len());
+        let mut mixed = List::<i32, N>::from(v[..split].to_vec());
+        for &x in &v[split..] {
+            mixed.push(x);
+        }
+        for l in [&pushed, &from_vec, &collected, &mixed] {
+            prop_assert_eq!(&**l, v);
+            prop_assert!(*l == v.to_vec());
+            prop_assert!(*l == *v);
+            prop_assert!(*l == v);
+            prop_assert!(l == &pushed);
+            // The readers' differential tests compare requests by `Debug`.
+            prop_assert_eq!(format!("{l:?}"), format!("{v:?}"));
+            prop_assert_eq!(format!("{l:#?}"), format!("{v:#?}"));
+            prop_assert_eq!(l.clone().into_vec(), v.to_vec());
+            prop_assert_eq!(l.into_iter().copied().collect::<Vec<_>>(), v.to_vec());
+        }
+        let mut longer = pushed.clone();
+        longer.push(0);
+        prop_assert!(longer != pushed);
+        if let Some(first) = v.first() {
+            // Each comparison looks at the elements, not only the length.
+            let mut w = v.to_vec();
+            w[0] = first.wrapping_add(1);
+            prop_assert!(List::<i32, N>::from(w.clone()) != pushed);
+            prop_assert!(pushed != w);
+            prop_assert!(pushed != w[..]);
+            prop_assert!(pushed != &w[..]);
+            if let Ok(a) = <[i32; 3]>::try_from(&w[..]) {
+                prop_assert!(pushed != a);
+            }
+        }
+        Ok(())
+    }
 
     proptest! {
-        /// Whatever is pushed reads back in order, in place or spilled,
-        /// and every way in makes the same list.
         #[test]
-        fn reads_as_the_vector_it_was_built_from(v in proptest::collection::vec(any::<i32>(), 0..12)) {
-            let mut pushed = List::<i32, 4>::new();
-            for &x in &v {
-                pushed.push(x);
-            }
-            prop_assert_eq!(&*pushed, &v[..]);
-            prop_assert_eq!(&pushed, &List::<i32, 4>::from(v.clone()));
-            prop_assert_eq!(&pushed, &v.iter().copied().collect::<List<i32, 4>>());
-            prop_assert_eq!(pushed.clone().into_vec(), v);
+        fn behaves_as_vec(v in proptest::collection::vec(any::<i32>(), 0..20), split in 0usize..20) {
+            check::<0>(&v, split)?;
+            check::<1>(&v, split)?;
+            check::<3>(&v, split)?;
+            check::<8>(&v, split)?;
         }
     }
 
     #[test]
     fn strings_spill_past_their_room() {
-        let mut l = List::<std::borrow::Cow<'_, str>, 2>::new();
+        let mut l = List::<Cow<'_, str>, 2>::new();
         for s in ["a", "b", "c"] {
             l.push(s.into());
         }
         assert_eq!(l.len(), 3);
         assert_eq!(l.join(","), "a,b,c");
         assert_eq!(format!("{l:?}"), r#"["a", "b", "c"]"#);
+    }
+
+    /// Covariant in the body's lifetime, as the request types must be
+    /// (this does not compile otherwise).
+    #[allow(dead_code)]
+    fn covariant<'s, 'l: 's>(l: List<Cow<'l, str>, 3>) -> List<Cow<'s, str>, 3> {
+        l
+    }
+
+    #[allow(dead_code)]
+    fn request_covariant<'s, 'l: 's>(r: &'s crate::BidRequest<'l>) -> &'s crate::BidRequest<'s> {
+        r
     }
 }

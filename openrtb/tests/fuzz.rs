@@ -792,3 +792,210 @@ fn validate_of_a_1_mib_request_of_imps_is_fast() {
         })
     );
 }
+
+// ---------------------------------------------------------------------------
+// Strings in values nobody reads, and the lists kept in place
+
+/// `template` with each `S` replaced by a JSON string of raw `contents`.
+fn with_string(template: &str, contents: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &b in template.as_bytes() {
+        if b == b'S' {
+            out.push(b'"');
+            out.extend_from_slice(contents);
+            out.push(b'"');
+        } else {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// A skipped string (an unknown field, an ext) is stepped over by a fast
+/// path for plain strings and a slower one from its first escape: both
+/// refuse what serde refuses, wherever the escape falls in an 8-byte word
+/// and wherever the body ends.
+#[test]
+fn skipped_escapes_at_every_alignment() {
+    let contents: &[&[u8]] = &[
+        b"",
+        b"\\\"",
+        b"\\\\",
+        b"abcdefg\\\"",
+        b"abcdefgh\\\\",
+        b"\\ud800",
+        b"\\udc00\\ud800",
+        b"\\u00",
+        b"\\u00g0",
+        b"\\q",
+        b"a\x01b",
+        b"\x1f",
+        b"\\",
+        b"abcdefgh",
+        b"\xff",
+        b"\\\xff",
+    ];
+    for s in contents {
+        for pad in 0..9 {
+            let p = " ".repeat(pad);
+            for template in [
+                format!("{{{p}\"zz\":S}}"),
+                format!("{{{p}\"ext\":{{\"a\":S}}}}"),
+                format!("{{{p}\"ext\":[S]}}"),
+                format!("{{{p}\"zz\":S,"),
+            ] {
+                let body = with_string(&template, s);
+                for cut in 0..=body.len() {
+                    check_request("skipped_escapes", &body[..cut]);
+                }
+            }
+        }
+    }
+}
+
+/// A control character ends neither a skipped string nor the request, even
+/// where taking it for the string's end would leave valid JSON.
+#[test]
+fn a_control_character_in_a_skipped_string_is_refused() {
+    for body in [
+        &b"{\"zz\":\"\x01,\"a\":1}"[..],
+        b"{\"ext\":{\"k\":\"\x1f,\"a\":1}}",
+        b"{\"zz\":\"\\n\x01,\"a\":1}",
+    ] {
+        assert!(
+            matches!(parse_request(body), Err(ParseError::Malformed { .. })),
+            "{body:?}"
+        );
+        check_request("control_in_skipped_string", body);
+    }
+}
+
+/// Lists of 0 to 20 elements read alike in place and spilled (3 strings,
+/// 8 codes fit in place).
+#[test]
+fn lists_read_alike_in_place_and_spilled() {
+    for n in 0..=20usize {
+        let strs: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        let quoted: Vec<String> = strs.iter().map(|s| format!("\"{s}\"")).collect();
+        let codes: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        let body = format!(
+            r#"{{"cur":[{}],"imp":[{{"banner":{{"battr":[{}]}}}}]}}"#,
+            quoted.join(","),
+            codes.join(",")
+        );
+        let req = parse_request(body.as_bytes()).unwrap();
+        assert_eq!(req.cur, strs, "{n} strings");
+        let want: Vec<i32> = (0..n as i32).collect();
+        let banner = req.imp[0].banner.as_ref().unwrap();
+        assert_eq!(banner.battr, want, "{n} codes");
+        assert_eq!(format!("{:?}", req.cur), format!("{strs:?}"));
+        check_request("lists_in_place", body.as_bytes());
+    }
+}
+
+mod skipped_and_lists {
+    use super::*;
+
+    /// Pieces of a JSON string's raw contents: plain text, escapes good
+    /// and bad, control bytes and bytes that are not UTF-8.
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => "[a-z0-9 ]{0,17}".prop_map(String::into_bytes),
+            1 => prop::sample::select(vec![
+                "\\\"", "\\\\", "\\/", "\\b", "\\n", "\\t", "\\u0041", "\\u00e9", "\\u0000",
+                "\\ud800", "\\udc00", "\\uD83D\\uDE00", "\\ud800x", "\\x", "\\u12", "\\u12G4",
+                "\\U0041", "\\", "\\u", "é", "😀",
+            ])
+            .prop_map(|s| s.as_bytes().to_vec()),
+            1 => (0u8..0x20).prop_map(|b| vec![b]),
+            1 => prop::sample::select(vec![vec![0xffu8], vec![0xc3], vec![0xed, 0xa0, 0x80]]),
+        ]
+    }
+
+    /// Where a string may sit: skipped (unknown fields, exts), read, and
+    /// in lists.
+    const STRING_PLACES: &[&str] = &[
+        r#"{"zz":S}"#,
+        r#"{"zz":[S,S]}"#,
+        r#"{"zz":{S:1}}"#,
+        r#"{"ext":{"k":S,"j":[1,S,{S:S}]}}"#,
+        r#"{"id":"r","imp":[{"id":"1","banner":{"ext":{"k":S}},"ext":{S:[S]}}]}"#,
+        r#"{"regs":{"ext":{"gdpr":S,"x":S}}}"#,
+        r#"{"user":{"ext":{"consent":S,"eids":[{"source":S,"uids":[{"id":S}]}]}}}"#,
+        r#"{"id":S}"#,
+        r#"{"cur":[S,1,S,null,S,S]}"#,
+        r#"{"imp":[{"banner":{"battr":[S,1,S]}}]}"#,
+        r#"{"device":{"ua":S,"geo":{"lat":S}}}"#,
+    ];
+
+    /// An element of a code or string list, of any type.
+    fn element() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => (-3i64..40).prop_map(|n| n.to_string()),
+            2 => "[a-z]{0,5}".prop_map(|s| format!("\"{s}\"")),
+            1 => prop::sample::select(vec![
+                "null", "true", "1.5", "2147483648", "1e3", "\"7\"", "\"a\\\"b\"", "[]", "{}",
+                "1e400",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn list_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => prop::collection::vec(element(), 0..20).prop_map(|v| format!("[{}]", v.join(","))),
+            // At and around the room in place: 3 strings, 8 codes.
+            4 => (prop::sample::select(vec![2usize, 3, 4, 7, 8, 9, 16, 17]), element())
+                .prop_map(|(n, e)| format!("[{}]", vec![e; n].join(","))),
+            2 => element(),
+            1 => Just("null".to_owned()),
+        ]
+    }
+
+    const LIST_PLACES: &[&str] = &[
+        r#"{"cur":L,"bcat":L,"badv":L}"#,
+        r#"{"imp":[{"banner":{"battr":L,"btype":L,"api":L,"mimes":L}}]}"#,
+        r#"{"imp":[{"video":{"protocols":L,"mimes":L,"companiontype":L,"playbackmethod":L}}]}"#,
+        r#"{"imp":[{"pmp":{"deals":[{"id":"d","wseat":L,"wadomain":L}]}}]}"#,
+        r#"{"site":{"cat":L,"pagecat":L,"publisher":{"cat":L},"content":{"cat":L}}}"#,
+        r#"{"regs":{"gpp_sid":L}}"#,
+    ];
+
+    proptest! {
+        #![proptest_config(config(128))]
+
+        /// Strings with escapes, control bytes and bad UTF-8, read or
+        /// skipped, across 8-byte boundaries, whole or cut short.
+        #[test]
+        fn escaped_strings_read_as_serde_reads_them(
+            s in prop::collection::vec(piece(), 0..6).prop_map(|v| v.concat()),
+            pad in 0usize..9,
+            place in prop::sample::select(STRING_PLACES),
+            cut in any::<Index>(),
+        ) {
+            let template = place.replacen('{', &format!("{{{}", " ".repeat(pad)), 1);
+            let body = with_string(&template, &s);
+            check_request("escaped_strings", &body);
+            check_request("escaped_strings", &body[..cut.index(body.len() + 1)]);
+        }
+
+        /// Code and string lists of any length and element type.
+        #[test]
+        fn code_and_string_lists_read_as_serde_reads_them(
+            place in prop::sample::select(LIST_PLACES),
+            values in prop::collection::vec(list_value(), 8),
+        ) {
+            let mut body = String::new();
+            let mut k = 0;
+            for ch in place.chars() {
+                if ch == 'L' {
+                    body.push_str(&values[k % values.len()]);
+                    k += 1;
+                } else {
+                    body.push(ch);
+                }
+            }
+            check_request("lists", body.as_bytes());
+        }
+    }
+}
