@@ -201,7 +201,7 @@ impl Answer<'_> {
             fit.renditions.iter().map(|&i| &media[i]).collect();
         let impression_url = track.impression();
         let click = track.click_beacon();
-        let event = |name: &str| track.vast_event(name);
+        let event = |name: &str, out: &mut String| track.vast_event_into(name, out);
         out.push_str(",\"adm\":");
         creatives::vast_json(
             &creatives::Vast {

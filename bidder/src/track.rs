@@ -210,10 +210,20 @@ impl<'a> Urls<'a> {
     /// The URL of `path` with `tail` (its pieces written one after the
     /// other: no string is built for the tail itself).
     fn write(&self, path: Path, tail: &[&str]) -> String {
+        let mut out = String::with_capacity(self.len(path, tail));
+        self.write_into(path, tail, &mut out);
+        out
+    }
+
+    /// Room for a URL [`Self::write`] writes (the signature included).
+    fn len(&self, path: Path, tail: &[&str]) -> usize {
         let tail_len: usize = tail.iter().map(|t| t.len()).sum();
-        let mut out = String::with_capacity(
-            self.base.len() + path.as_str().len() + self.signed.len() + tail_len + 40,
-        );
+        self.base.len() + path.as_str().len() + self.signed.len() + tail_len + 40
+    }
+
+    /// [`Self::write`] appended to `out`, which grows at most once.
+    fn write_into(&self, path: Path, tail: &[&str], out: &mut String) {
+        out.reserve(self.len(path, tail));
         out.push_str(self.base);
         out.push_str(path.as_str());
         out.push('?');
@@ -222,8 +232,7 @@ impl<'a> Urls<'a> {
             out.push_str(t);
         }
         out.push_str("&s=");
-        self.key.sign(path.name(), tail, &mut out);
-        out
+        self.key.sign(path.name(), tail, out);
     }
 
     /// The impression pixel (banner), `Impression` (VAST), the impression
@@ -246,6 +255,12 @@ impl<'a> Urls<'a> {
     /// A VAST `Tracking` URL of `event` (its VAST name).
     pub fn vast_event(&self, event: &str) -> String {
         self.write(Path::Event, &["&ev=", event])
+    }
+
+    /// [`Self::vast_event`] appended to `out`, as the VAST writer asks for
+    /// each event's URL.
+    pub fn vast_event_into(&self, event: &str, out: &mut String) {
+        self.write_into(Path::Event, &["&ev=", event], out)
     }
 }
 

@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
         creative: &video,
         media: &media,
         impression_url: &impression,
-        tracking: EventUrls(&|e| tracking.replace("{event}", e)),
+        tracking: EventUrls(&|e, out| out.push_str(&tracking.replace("{event}", e))),
         click_tracking_url: Some(&click),
         companion: Some(Companion {
             creative: &banner,

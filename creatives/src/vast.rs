@@ -179,9 +179,11 @@ pub struct Vast<'a> {
     pub companion: Option<Companion<'a>>,
 }
 
-/// The URL of each tracking event, by event name.
+/// The URL of each tracking event, by event name, appended to the buffer
+/// given: the writer reuses one buffer for all of a VAST's events, where a
+/// `String` each was an allocation per event.
 #[derive(Clone, Copy)]
-pub struct EventUrls<'a>(pub &'a dyn Fn(&str) -> String);
+pub struct EventUrls<'a>(pub &'a dyn Fn(&str, &mut String));
 
 impl fmt::Debug for EventUrls<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -453,8 +455,12 @@ fn creative<O: Out>(o: &mut O, version: VastVersion, id: &str, inner: impl FnOnc
 
 fn tracking_events(o: &mut impl Out, urls: EventUrls<'_>, events: &[&str]) {
     element(o, "TrackingEvents", &[], |o| {
+        // Room for a signed tracking URL and then some: the events' URLs
+        // differ in length, and growing it per event was a reallocation.
+        let mut url = String::with_capacity(512);
         for event in events {
-            let url = (urls.0)(event);
+            url.clear();
+            (urls.0)(event, &mut url);
             url_element(o, "Tracking", &[("event", event)], &url);
         }
     })
@@ -822,7 +828,10 @@ mod tests {
             let main = creative(ids[0].clone(), kind, urls[1].clone());
             let display = CreativeKind::Display { w: 300, h: 250, image_url: urls[2].clone() };
             let side = creative(ids[1].clone(), display, urls[3].clone());
-            let event = |e: &str| format!("{}{e}", urls[4]);
+            let event = |e: &str, out: &mut String| {
+                out.push_str(&urls[4]);
+                out.push_str(e);
+            };
             let v = Vast {
                 version,
                 ad_id: &ids[0],

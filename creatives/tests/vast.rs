@@ -165,7 +165,7 @@ fn render(version: VastVersion, shape: Shape) -> String {
         creative: &main,
         media: &files,
         impression_url: IMPRESSION,
-        tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
+        tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
         click_tracking_url: Some(CLICK_TRACKING),
         companion: shape.has_companion().then_some(Companion {
             creative: &companion,
@@ -617,7 +617,7 @@ fn duration_follows_each_version() {
             creative: &long,
             media: &[],
             impression_url: IMPRESSION,
-            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
+            tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
             click_tracking_url: None,
             companion: None,
         });
@@ -710,7 +710,7 @@ fn with_click(version: VastVersion, click_url: &str) -> String {
         creative: &c,
         media: &[],
         impression_url: IMPRESSION,
-        tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
+        tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
         click_tracking_url: None,
         companion: None,
     })
@@ -794,7 +794,7 @@ fn bare(
         creative: c,
         media: &[],
         impression_url,
-        tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
+        tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
         click_tracking_url: None,
         companion: None,
     })
@@ -918,7 +918,7 @@ fn media_files_keep_order_and_attributes() {
             creative: &c,
             media,
             impression_url: IMPRESSION,
-            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
+            tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
             click_tracking_url: None,
             companion: None,
         });
@@ -1035,7 +1035,7 @@ fn a_companion_that_is_not_display_is_left_out() {
             creative: &v,
             media: &[],
             impression_url: IMPRESSION,
-            tracking: EventUrls(&|e| TRACKING.replace("{event}", e)),
+            tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
             click_tracking_url: None,
             companion: Some(Companion {
                 creative: &a,
