@@ -154,34 +154,30 @@ impl<'r> Context<'r> {
         let mut keywords = RequestKeywords::default();
         let mut content = None;
         if let Some(site) = site {
-            page.categories.extend(
-                site.cat
-                    .iter()
-                    .chain(&site.pagecat)
-                    .chain(&site.sectioncat)
-                    .map(|c| &**c),
+            for list in [&site.cat, &site.pagecat, &site.sectioncat] {
+                push_all(&mut page.categories, list);
+            }
+            push_some(
+                &mut page.products,
+                site.page.as_deref().and_then(product_in_url),
             );
-            page.products
-                .extend(site.page.as_deref().and_then(product_in_url));
             keywords.add(site.keywords.as_deref(), &site.kwarray);
             content = site.content.as_ref();
         }
         if let Some(app) = app {
-            page.categories.extend(
-                app.cat
-                    .iter()
-                    .chain(&app.pagecat)
-                    .chain(&app.sectioncat)
-                    .map(|c| &**c),
-            );
+            for list in [&app.cat, &app.pagecat, &app.sectioncat] {
+                push_all(&mut page.categories, list);
+            }
             keywords.add(app.keywords.as_deref(), &app.kwarray);
             content = content.or(app.content.as_ref());
         }
         if let Some(content) = content {
-            page.categories.extend(content.cat.iter().map(|c| &**c));
-            page.products.extend(non_empty(content.id.as_deref()));
-            page.products
-                .extend(content.url.as_deref().and_then(product_in_url));
+            push_all(&mut page.categories, &content.cat);
+            push_some(&mut page.products, non_empty(content.id.as_deref()));
+            push_some(
+                &mut page.products,
+                content.url.as_deref().and_then(product_in_url),
+            );
             keywords.add(content.keywords.as_deref(), &content.kwarray);
         }
         if let Some(u) = user {
@@ -330,6 +326,21 @@ fn user_id(s: Option<&str>) -> Option<&str> {
     non_empty(s).filter(|s| s.len() <= MAX_USER_ID_BYTES)
 }
 
+// Pushes one at a time rather than `extend`: smallvec's `extend` is a
+// sizeable function per iterator type, and each is code a bid with cold
+// caches fetches (six of them were 2 KB).
+fn push_all<'r>(out: &mut audiences::PageList<'r>, from: &'r [Cow<'r, str>]) {
+    for s in from {
+        out.push(s);
+    }
+}
+
+fn push_some<'r>(out: &mut audiences::PageList<'r>, s: Option<&'r str>) {
+    if let Some(s) = s {
+        out.push(s);
+    }
+}
+
 /// `ext.product_id`, `ext.products` or `ext.product_ids` (strings). An ext
 /// that does not have this shape is ignored: hints must never fail a request.
 fn product_hints<'r>(ext: &'r str, out: &mut audiences::PageList<'r>) {
@@ -350,13 +361,14 @@ fn product_hints<'r>(ext: &'r str, out: &mut audiences::PageList<'r>) {
         return;
     }
     if let Ok(h) = serde_json::from_str::<Hints<'r>>(ext) {
-        out.extend(
-            h.product_id
-                .into_iter()
-                .chain(h.products)
-                .chain(h.product_ids)
-                .filter(|p| !p.is_empty()),
-        );
+        let all = h
+            .product_id
+            .into_iter()
+            .chain(h.products)
+            .chain(h.product_ids);
+        for p in all.filter(|p| !p.is_empty()) {
+            out.push(p);
+        }
     }
 }
 

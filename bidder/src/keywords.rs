@@ -30,8 +30,13 @@ pub struct RequestKeywords<'r> {
 
 impl<'r> RequestKeywords<'r> {
     pub fn add(&mut self, csv: Option<&'r str>, array: &'r [Cow<'r, str>]) {
-        self.csv.extend(csv);
-        self.single.extend(array.iter().map(|k| &**k));
+        // One at a time: see `push_all` in context.rs.
+        if let Some(csv) = csv {
+            self.csv.push(csv);
+        }
+        for k in array {
+            self.single.push(k);
+        }
     }
 
     fn phrases(&self) -> &[Vec<String>] {
