@@ -22,6 +22,11 @@ use VastVersion::*;
 const CLICK: &str = "https://www.acme-outdoor.example/tents?src=vast&x=<1>";
 const IMPRESSION: &str = "https://bidder.example/imp?b=bid-1&p=${AUCTION_PRICE}";
 const TRACKING: &str = "https://bidder.example/ev?b=bid-1&e={event}";
+
+/// Each event's tracking URL: [`TRACKING`] with the event's name in it.
+fn tracking(event: &str, out: &mut String) {
+    out.push_str(&TRACKING.replace("{event}", event));
+}
 const CLICK_TRACKING: &str = "https://bidder.example/click?b=bid-1&c=video&r=<x>";
 const COMPANION_CLICK_TRACKING: &str = "https://bidder.example/click?b=bid-1&c=banner";
 
@@ -165,7 +170,7 @@ fn render(version: VastVersion, shape: Shape) -> String {
         creative: &main,
         media: &files,
         impression_url: IMPRESSION,
-        tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
+        tracking: EventUrls(&tracking),
         click_tracking_url: Some(CLICK_TRACKING),
         companion: shape.has_companion().then_some(Companion {
             creative: &companion,
@@ -617,7 +622,7 @@ fn duration_follows_each_version() {
             creative: &long,
             media: &[],
             impression_url: IMPRESSION,
-            tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
+            tracking: EventUrls(&tracking),
             click_tracking_url: None,
             companion: None,
         });
@@ -710,7 +715,7 @@ fn with_click(version: VastVersion, click_url: &str) -> String {
         creative: &c,
         media: &[],
         impression_url: IMPRESSION,
-        tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
+        tracking: EventUrls(&tracking),
         click_tracking_url: None,
         companion: None,
     })
@@ -794,7 +799,7 @@ fn bare(
         creative: c,
         media: &[],
         impression_url,
-        tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
+        tracking: EventUrls(&tracking),
         click_tracking_url: None,
         companion: None,
     })
@@ -918,7 +923,7 @@ fn media_files_keep_order_and_attributes() {
             creative: &c,
             media,
             impression_url: IMPRESSION,
-            tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
+            tracking: EventUrls(&tracking),
             click_tracking_url: None,
             companion: None,
         });
@@ -1035,7 +1040,7 @@ fn a_companion_that_is_not_display_is_left_out() {
             creative: &v,
             media: &[],
             impression_url: IMPRESSION,
-            tracking: EventUrls(&|e, out| out.push_str(&TRACKING.replace("{event}", e))),
+            tracking: EventUrls(&tracking),
             click_tracking_url: None,
             companion: Some(Companion {
                 creative: &a,
