@@ -221,9 +221,9 @@ impl<'a> Urls<'a> {
         self.base.len() + path.as_str().len() + self.signed.len() + tail_len + 40
     }
 
-    /// [`Self::write`] appended to `out`, which grows at most once.
+    /// [`Self::write`] appended to `out`, which the caller has made room
+    /// in ([`Self::len`]) so that it grows at most once.
     fn write_into(&self, path: Path, tail: &[&str], out: &mut String) {
-        out.reserve(self.len(path, tail));
         out.push_str(self.base);
         out.push_str(path.as_str());
         out.push('?');
@@ -260,7 +260,9 @@ impl<'a> Urls<'a> {
     /// [`Self::vast_event`] appended to `out`, as the VAST writer asks for
     /// each event's URL.
     pub fn vast_event_into(&self, event: &str, out: &mut String) {
-        self.write_into(Path::Event, &["&ev=", event], out)
+        let tail = ["&ev=", event];
+        out.reserve(self.len(Path::Event, &tail));
+        self.write_into(Path::Event, &tail, out)
     }
 }
 
