@@ -84,13 +84,16 @@ struct Bid {
     forget: i64,
 }
 
+/// Bid keys are our own random bits (minted per bid, or read back from our
+/// journal; a notice only looks one up, and its signature proves we made
+/// it), so these maps take the fast hasher, as the counters do.
 #[derive(Default)]
 struct BidShard {
-    bids: HashMap<u64, Bid>,
+    bids: Map<u64, Bid>,
     deadlines: BinaryHeap<Reverse<(i64, u64)>>,
     /// Charged bids, grouped by the hour their notices expire: forgetting
     /// an hour is dropping one set, and an id costs about 9 bytes.
-    charged: Vec<(i64, HashSet<u64>)>,
+    charged: Vec<(i64, HashSet<u64, foldhash::fast::RandomState>)>,
     lingering: usize,
 }
 
@@ -109,7 +112,11 @@ impl BidShard {
             Some((_, set)) => {
                 set.insert(b);
             }
-            None => self.charged.push((hour, HashSet::from([b]))),
+            None => {
+                let mut set = HashSet::default();
+                set.insert(b);
+                self.charged.push((hour, set));
+            }
         }
         true
     }
