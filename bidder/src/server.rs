@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -409,8 +409,12 @@ fn track_response(path: crate::track::Path, answer: crate::app::TrackAnswer) -> 
 
 /// OpenRTB versions we speak; the answer names the one the exchange asked
 /// for when we speak it.
+/// Named once: a header name given as a string is parsed and checked
+/// again on every request that looks it up or sets it.
+const OPENRTB_VERSION: HeaderName = HeaderName::from_static("x-openrtb-version");
+
 fn openrtb_version(req: &Request<Incoming>) -> HeaderValue {
-    match req.headers().get("x-openrtb-version").map(|v| v.as_bytes()) {
+    match req.headers().get(&OPENRTB_VERSION).map(|v| v.as_bytes()) {
         Some(b"2.5") => HeaderValue::from_static("2.5"),
         _ => HeaderValue::from_static("2.6"),
     }
@@ -495,7 +499,7 @@ async fn bid(
             }
         },
     };
-    resp.headers_mut().insert("x-openrtb-version", version);
+    resp.headers_mut().insert(OPENRTB_VERSION, version);
     resp
 }
 
