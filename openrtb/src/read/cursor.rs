@@ -160,6 +160,19 @@ impl<'a> Cursor<'a> {
 
     #[inline]
     fn ws(&mut self) {
+        // Exchanges send compact bodies: between tokens there is usually
+        // nothing to skip, and every byte that can be a token is above
+        // `b' '`, so one comparison settles it.
+        if let Some(&b) = self.bytes.get(self.pos) {
+            if b > b' ' {
+                return;
+            }
+        }
+        self.ws_slow();
+    }
+
+    #[inline(never)]
+    fn ws_slow(&mut self) {
         while let Some(&b) = self.bytes.get(self.pos) {
             if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
                 break;
