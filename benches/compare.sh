@@ -7,7 +7,10 @@
 #   benches/compare.sh --rate R OLD_BIN NEW_BIN   # latency at R req/s: oha
 #
 # Throughput: ROUNDS (6) wrk rounds of DURATION (10s) each, the builds' order
-# swapped every round; prints each round's req/s and new/old.
+# swapped every round; prints each round's req/s and new/old, and each
+# build's CPU time per request (its process's user + system time over the
+# round, from /proc): less moved by the load generator and the machine's
+# other tenants than req/s, which also wait on them.
 # Latency: oha slices of DURATION at R req/s alternate between the builds
 # (order swapped every pair) for WARMUP_PAIRS (4) pairs, discarded, then
 # ROUNDS pairs, printed with p50/p99/p99.9. Each bidder gets the rate half
@@ -45,24 +48,34 @@ target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 minify benches/src/banner-request.json >"$work/body.json"
 
 addrs=()
+procs=()
 for which in old new; do
   bin=$1; shift
   RUST_LOG=warn start "$work/$which.out" "$bin" serve --config "$work/config" \
     --state "$work/state-$which" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
   addrs+=("$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/$which.out")")
+  procs+=("${pids[-1]}")
 done
 names=(old new)
 
 if [ -z "$RATE" ]; then
   post_lua "$work/body.json" >"$work/post.lua"
+  hz=$(getconf CLK_TCK)
+  # A process's user + system time so far, in clock ticks (/proc/PID/stat
+  # fields 14 and 15; the name in field 2 has no spaces here).
+  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
   for r in $(seq "$ROUNDS"); do
     order="0 1"; [ $((r % 2)) = 0 ] && order="1 0"
-    declare -A rps=()
+    declare -A rps=() cpu=()
     for k in $order; do
-      rps[$k]=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$work/post.lua" "http://${addrs[$k]}/openrtb2/bid" |
-        awk '/Requests\/sec/ {print $2}')
+      before=$(cpu_ticks "${procs[$k]}")
+      wrk -t1 -c"$CONNS" -d"$DURATION" -s "$work/post.lua" "http://${addrs[$k]}/openrtb2/bid" >"$work/wrk.txt"
+      after=$(cpu_ticks "${procs[$k]}")
+      rps[$k]=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
+      cpu[$k]=$(awk -v t=$((after - before)) -v hz="$hz" '/requests in/ {printf "%.1f", t / hz * 1e6 / $1}' "$work/wrk.txt")
     done
-    echo "round $r: old ${rps[0]} req/s, new ${rps[1]} req/s, new/old $(awk -v a="${rps[1]}" -v b="${rps[0]}" 'BEGIN {printf "%.3f", a/b}')"
+    echo "round $r: old ${rps[0]} req/s, new ${rps[1]} req/s, new/old $(awk -v a="${rps[1]}" -v b="${rps[0]}" 'BEGIN {printf "%.3f", a/b}');" \
+      "CPU per request: old ${cpu[0]} µs, new ${cpu[1]} µs, new/old $(awk -v a="${cpu[1]}" -v b="${cpu[0]}" 'BEGIN {printf "%.3f", a/b}')"
   done
   exit 0
 fi
