@@ -999,3 +999,128 @@ mod skipped_and_lists {
         }
     }
 }
+
+/// A request whose tokens reach every place the reader skips whitespace:
+/// the model's objects and lists (keys, colons, commas, both brackets,
+/// empty ones), code and string lists, small integers and floats, members
+/// nobody reads (skipped, nested, with empty containers), `ext`s kept raw
+/// and read again by accessors, and the top-level value's both ends.
+const EVERY_TOKEN: &str = r#"{"id":"r1","at":1,"tmax":120,"cur":["USD","EUR"],"bcat":[],"badv":["a.com"],"imp":[{"id":"1","bidfloor":1.5,"bidfloorcur":"USD","banner":{"w":300,"h":250,"format":[{"w":300,"h":250},{"w":728,"h":90}],"battr":[1,2]},"pmp":{"private_auction":0,"deals":[{"id":"d","bidfloor":2,"wseat":["s"]}]},"ext":{"a":[1,{"b":null}],"c":{}}}],"site":{"id":"s","domain":"example.com","cat":["IAB1"],"publisher":{"id":"p"}},"device":{"ua":"Mozilla","devicetype":2,"geo":{"country":"USA","lat":51.5,"lon":-0.12}},"user":{"id":"u","ext":{"consent":"CO","eids":[{"source":"x","uids":[{"id":"1"}]}]}},"regs":{"coppa":0,"ext":{"gdpr":1,"us_privacy":"1YNN","gpp_sid":[2,6]}},"source":{"ext":{"schain":{"ver":"1.0","complete":1,"nodes":[{"asi":"a.com","sid":"1","hp":1}]}}},"unknown":{"x":[true,false,null,-1e3,{},[]],"y":[]},"test":0}"#;
+
+/// Positions of `body` outside its strings: between tokens, and inside
+/// numbers and literals.
+fn outside_strings(body: &[u8]) -> Vec<usize> {
+    let (mut at, mut in_string, mut escaped) = (Vec::new(), false, false);
+    for (i, &b) in body.iter().enumerate() {
+        if !in_string {
+            at.push(i);
+        }
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (_, false, b'"') => in_string = !in_string,
+            _ => {}
+        }
+    }
+    at.push(body.len());
+    at
+}
+
+/// What a request's accessors read from its `ext`s, which are read again
+/// (by the same reader) when asked for.
+fn ext_reads(req: &BidRequest<'_>) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?}",
+        req.regs.as_ref().map(|r| r.signals()),
+        req.user
+            .as_deref()
+            .map(|u| (u.consent(), u.eids().into_owned())),
+        req.source
+            .as_ref()
+            .map(|s| s.schain().map(|c| c.into_owned())),
+        req.imp.iter().map(|i| i.has_media()).collect::<Vec<_>>(),
+    )
+}
+
+/// Whitespace, control bytes, DEL and bytes from 0x80 up, and runs of
+/// whitespace, at every place between tokens (and inside numbers and
+/// literals) of a request that reaches every caller of the reader's
+/// whitespace skip, and before the end of the body: read as serde_json
+/// reads it. JSON's four whitespace bytes, alone or mixed, change nothing read;
+/// every other byte below `!` (form feed, NUL, ...), DEL and every byte
+/// from 0x80 up is refused as serde refuses it. The random properties
+/// meet most of these by chance only.
+#[test]
+fn any_byte_between_tokens_reads_as_serde_reads_it() {
+    let base = EVERY_TOKEN.as_bytes();
+    let want = parse_request(base).expect("the base request reads");
+    assert!(ortb::parse_request_serde(base).is_ok());
+    let want_ext = ext_reads(&want);
+    assert!(want_ext.contains("1YNN") && want_ext.contains("a.com") && want_ext.contains("CO"));
+    let runs: &[&[u8]] = &[
+        b" ",
+        b"\t",
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b" \t\r\n",
+        b"\n\t\t  \r ",
+    ];
+    let structural = |b: u8| matches!(b, b'{' | b'}' | b'[' | b']' | b',' | b':');
+    // Between two tokens (not inside a number or a literal).
+    let between =
+        |at: usize| at == 0 || at == base.len() || structural(base[at]) || structural(base[at - 1]);
+    let mut inserted = Vec::with_capacity(base.len() + 8);
+    for at in outside_strings(base) {
+        let mut with = |middle: &[u8]| {
+            inserted.clear();
+            inserted.extend_from_slice(&base[..at]);
+            inserted.extend_from_slice(middle);
+            inserted.extend_from_slice(&base[at..]);
+            let ours = parse_request(&inserted);
+            check_same_as_serde(&inserted, &ours);
+            ours.map(|r| ext_reads(&r)).ok()
+        };
+        // Every byte the whitespace skip looks at (all up to `!`, DEL, and
+        // from 0x80 up the first bytes of each UTF-8 length and the
+        // continuation bytes, and 0xff); the token bytes between are the
+        // random properties' (each costs a pass over the request).
+        let bytes = (0..=b'!').chain([0x7f, 0x80, 0xa0, 0xbf, 0xc2, 0xe2, 0xef, 0xf0, 0xff]);
+        for b in bytes {
+            let read = with(&[b]);
+            if matches!(b, b' ' | b'\t' | b'\n' | b'\r') && between(at) {
+                // Whitespace: the same request, whatever its raw exts hold.
+                let ext = read.unwrap_or_else(|| panic!("{b:#04x} at {at} refused"));
+                assert_eq!(ext, want_ext, "{b:#04x} at {at}");
+            } else if !(b'!'..0x7f).contains(&b) {
+                assert!(read.is_none(), "{b:#04x} at {at} read as whitespace");
+            }
+        }
+        for run in runs.iter().filter(|_| between(at)) {
+            let ext = with(run).unwrap_or_else(|| panic!("{run:?} at {at} refused"));
+            assert_eq!(ext, want_ext, "{run:?} at {at}");
+        }
+        // Whitespace, then the end of the body: refused as serde refuses it.
+        if at < base.len() {
+            for end in [&b" "[..], b"\t\r\n ", b"\x0c", b"\0"] {
+                let mut cut = base[..at].to_vec();
+                cut.extend_from_slice(end);
+                check_same_as_serde(&cut, &parse_request(&cut));
+            }
+        }
+    }
+    // Whitespace between every two tokens at once (a pretty-printed body,
+    // its whitespace mixed): the same request.
+    let mut pretty = Vec::new();
+    let outside = outside_strings(base);
+    for (i, &b) in base.iter().enumerate() {
+        if outside.binary_search(&i).is_ok() && between(i) {
+            pretty.extend_from_slice(b"\r\n\t ");
+        }
+        pretty.push(b);
+    }
+    pretty.extend_from_slice(b" \n");
+    let read = parse_request(&pretty).expect("the pretty request reads");
+    check_same_as_serde(&pretty, &parse_request(&pretty));
+    assert_eq!(ext_reads(&read), want_ext);
+}
