@@ -47,6 +47,11 @@ fi
 export CARGO_TARGET_DIR=$root/target/fuzz
 export CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true
 export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
+# Not the release profile's whole-program LTO: it would link each of the
+# seven fuzz executables as one unit (minutes each), for runs that gain
+# little from it.
+export CARGO_PROFILE_RELEASE_LTO=false
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 packages=(ortb bidder config creatives pricecrypt reports predict)
 
 # Shrinking a failure is bounded so the report comes in reasonable time.
