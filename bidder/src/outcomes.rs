@@ -48,9 +48,10 @@ struct Pending {
 /// the lock, on the bid path).
 #[derive(Default)]
 struct Shard {
-    /// Keyed by our own random bid keys, so a fast hasher (seeded per
-    /// process) does: a notice can name any key, but only bids we made are
-    /// ever inserted.
+    /// Keyed by our own random bid keys, so a fast hasher does: a notice
+    /// can name any key, but only bids we made are ever inserted, and no
+    /// one else chooses where they fall. (foldhash is built without its
+    /// `std` feature, so its seed is weak: nothing here relies on it.)
     pending: HashMap<u64, Pending, foldhash::fast::RandomState>,
     /// `(expires_ms, bid)` of each pending bid, soonest first.
     due: BTreeSet<(i64, u64)>,

@@ -219,8 +219,9 @@ struct Sharded<T> {
     /// come from requests.
     hasher: RandomState,
     /// Picks a key's shard. The keys are ours (spend keys from the config,
-    /// window keys already SipHashed above), so a fast hasher with a seed
-    /// per process does.
+    /// window keys already SipHashed above), so a fast hasher does; its
+    /// seed need not be secret (foldhash is built without its `std`
+    /// feature, which would seed it from more than an address).
     pick: foldhash::fast::RandomState,
     shards: Vec<Mutex<T>>,
 }
