@@ -407,12 +407,12 @@ fn track_response(path: crate::track::Path, answer: crate::app::TrackAnswer) -> 
     r
 }
 
-/// OpenRTB versions we speak; the answer names the one the exchange asked
-/// for when we speak it.
 /// Named once: a header name given as a string is parsed and checked
 /// again on every request that looks it up or sets it.
 const OPENRTB_VERSION: HeaderName = HeaderName::from_static("x-openrtb-version");
 
+/// OpenRTB versions we speak; the answer names the one the exchange asked
+/// for when we speak it.
 fn openrtb_version(req: &Request<Incoming>) -> HeaderValue {
     match req.headers().get(&OPENRTB_VERSION).map(|v| v.as_bytes()) {
         Some(b"2.5") => HeaderValue::from_static("2.5"),
