@@ -30,3 +30,14 @@ post_lua() {
   echo 'wrk.headers["x-openrtb-version"] = "2.6"'
   printf 'wrk.body = [==[%s]==]\n' "$(cat "$1")"
 }
+
+# The bench's video advertiser (testdata/config/video/tube.yaml) written to
+# $1, with budgets no run spends: its own (100 a day at a CPM of 10) are
+# all held by reservations within a second of wrk, and what follows would
+# be no-bids.
+video_advertiser() {
+  sed -e 's/budget: 1000\.00$/budget: 100000000.00/' -e 's/daily: 100\.00 }$/daily: 100000000.00 }/' \
+    testdata/config/video/tube.yaml >"$1"
+  grep -q 'daily: 100000000.00 }' "$1" \
+    || { echo "testdata/config/video/tube.yaml changed: update video_advertiser's budgets" >&2; exit 1; }
+}

@@ -17,6 +17,10 @@
 # the time, so both sit near half the steady state of a bidder at R: a
 # comparison of builds, not the steady state `load.sh --rate` measures.
 #
+# KIND=video posts the bench video request instead of the banner one, to a
+# config with the video advertiser and https tracking URLs (secure slots
+# take video only then): a bid with VAST.
+#
 # Build the old one first, e.g. in a worktree with its own target:
 #   git worktree add /tmp/old HEAD~1 && (cd /tmp/old && cargo build --release -p bidder)
 #   benches/compare.sh /tmp/old/target/release/bidder target/release/bidder
@@ -32,6 +36,11 @@ ROUNDS=${ROUNDS:-6}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 WARMUP_PAIRS=${WARMUP_PAIRS:-4}
+KIND=${KIND:-banner}
+case "$KIND" in
+  banner | video) ;;
+  *) echo "KIND is banner or video" >&2; exit 2 ;;
+esac
 
 if [ -z "$RATE" ] && ! command -v wrk >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
@@ -45,18 +54,29 @@ work=target/compare
 rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 . benches/common.sh
-minify benches/src/banner-request.json >"$work/body.json"
+extra=()
+if [ "$KIND" = video ]; then
+  video_advertiser "$work/config/tube.yaml"
+  extra=(--public-url https://bidder.bench.example)
+fi
+minify "benches/src/$KIND-request.json" >"$work/body.json"
 
 addrs=()
 procs=()
 for which in old new; do
   bin=$1; shift
   RUST_LOG=warn start "$work/$which.out" "$bin" serve --config "$work/config" \
-    --state "$work/state-$which" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+    --state "$work/state-$which" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${extra[@]}"
   addrs+=("$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/$which.out")")
   procs+=("${pids[-1]}")
 done
 names=(old new)
+# Both must really bid on the request, or the comparison is of no-bids.
+for k in 0 1; do
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    --data-binary @"$work/body.json" "http://${addrs[$k]}/openrtb2/bid")
+  [ "$status" = 200 ] || { echo "${names[$k]}: expected a bid (200), got $status" >&2; exit 1; }
+done
 
 if [ -z "$RATE" ]; then
   post_lua "$work/body.json" >"$work/post.lua"
