@@ -8,6 +8,10 @@
 #   benches/load.sh --redis              # also a bidder on Redis state (a local
 #                                        # redis-server), and its Redis round trips
 #                                        # per bid
+#   BIN=target/pgo/release benches/load.sh
+#                                        # the builds of scripts/pgo.sh (run it
+#                                        # first): bidder and no-op server both
+#                                        # profile-guided, as the image ships
 #   benches/load.sh --rate [R]           # then latency at a fixed rate: R req/s
 #                                        # (default: half the bidder's median
 #                                        # maximum of this run) with `oha -q`, for
@@ -26,6 +30,9 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-70s}
+# Where the bidder and the no-op server to measure are (gen-config always
+# comes from target/release).
+BIN=${BIN:-target/release}
 REDIS=0
 RATE=
 case "${1:-}" in
@@ -37,6 +44,9 @@ if ! command -v wrk >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
 cargo build --release -q -p bidder -p benches
+for b in bidder noop-server; do
+  [ -x "$BIN/$b" ] || { echo "no $BIN/$b (scripts/pgo.sh builds target/pgo/release)" >&2; exit 1; }
+done
 if [ -n "$RATE" ] && ! command -v oha >/dev/null; then
   cargo install -q --locked oha
 fi
@@ -46,10 +56,10 @@ rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 
 . benches/common.sh
-RUST_LOG=warn start "$work/bidder.out" target/release/bidder serve --config "$work/config" --state "$work/state" \
+RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" --state "$work/state" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
 bidders=("${pids[@]}")
-start "$work/noop.out" target/release/noop-server 127.0.0.1:0
+start "$work/noop.out" "$BIN/noop-server" 127.0.0.1:0
 bid_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
 noop_addr=$(sed -n 's/noop listening: //p' "$work/noop.out")
 if [ "$REDIS" = 1 ]; then
@@ -62,7 +72,7 @@ if [ "$REDIS" = 1 ]; then
   pids+=($!)
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
   BIDDER_NOTICE_SECRET=load-test-notice-secret-0123456789abcdef RUST_LOG=warn \
-    start "$work/redis-bidder.out" target/release/bidder serve --config "$work/config" \
+    start "$work/redis-bidder.out" "$BIN/bidder" serve --config "$work/config" \
     --state "redis://127.0.0.1:$port/" --journal "$work/redis-state" \
     --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
   bidders+=("${pids[-1]}")
@@ -139,7 +149,7 @@ print("%.3f %.3f %.0f %.4f" % (p["p50"] * 1e3, p["p99"] * 1e3, s["requestsPerSec
   # warmed at the rate for longer than a hold lasts, is in the steady state
   # of a bidder serving this rate: as many holds expire as are made.
   kill "${bidders[@]}" 2>/dev/null || true
-  RUST_LOG=warn start "$work/rate-bidder.out" target/release/bidder serve --config "$work/config" \
+  RUST_LOG=warn start "$work/rate-bidder.out" "$BIN/bidder" serve --config "$work/config" \
     --state "$work/rate-state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
   rate_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/rate-bidder.out")
   echo "warming a fresh bidder at $RATE req/s for $WARMUP"
