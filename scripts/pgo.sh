@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The release build the image ships: the release profile, optimised with a
+# profile of the bidder's own run (profile-guided optimisation, PGO).
+#
+#   scripts/pgo.sh          # → target/pgo/release/bidder (and noop-server)
+#
+# Why: LLVM places and inlines code by how often each path ran, hot paths
+# together and cold ones out of the way. In the server that took about a
+# fifth off the CPU time per bid request (benches/compare.sh, 1,000 line
+# items; README, "Profile-guided build"): a bid request runs hyper, the
+# kernel's loopback and the bid through the same caches, and less of the
+# bid's code in them leaves more room for the rest.
+#
+# How, on the same toolchain as the build (its own llvm-profdata, from
+# rustup's llvm-tools, which this installs if missing):
+#   1. an instrumented build of bidder and noop-server (target/pgo/gen);
+#   2. a training run on loopback, each server writing its counts on exit:
+#      - the bench config of 1,000 line items with a video advertiser: wrk
+#        posts the bench banner request (20 s) and the video one (10 s), then
+#        scripts/pgo_train.py sends more and calls the notices, tracking and
+#        event URLs of the answers, and the admin port's probes and metrics;
+#      - the open test advertiser (testdata/config/open), which bids on every
+#        kind of slot: pgo_train.py posts the 84 OpenRTB requests of
+#        testdata/openrtb (banner, video, audio, native, DOOH, no-bids);
+#      - when redis-server is installed, a bidder on Redis state (8 s of wrk
+#        and notices), so that Redis replicas are not built as if their
+#        code never ran;
+#      - the no-op server under wrk, so that benches/load.sh compares like
+#        with like;
+#   3. the counts merged, and the release build again with them
+#      (target/pgo/release).
+# About twice a release build's time: 20 minutes on a 2-core machine.
+#
+# Paths the training does not run (config reloads, the admin API, audience
+# uploads, errors of shared state) are laid out as cold: correct, a little
+# slower than in a plain build. Timing decides some counts, so two runs do
+# not give the same binary.
+#
+# Loopback only. Installs wrk from Debian if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=$root/target/pgo
+profiles=$out/profiles
+work=$out/train
+public=https://bidder.pgo.example
+
+sysroot=$(rustc --print sysroot)
+host=$(rustc -vV | sed -n 's/^host: //p')
+profdata=$sysroot/lib/rustlib/$host/bin/llvm-profdata
+# The LLVM of another version (Debian's llvm-profdata) cannot read this
+# compiler's counts.
+[ -x "$profdata" ] || rustup component add llvm-tools
+for tool in python3 curl; do
+  command -v $tool >/dev/null || { echo "scripts/pgo.sh needs $tool" >&2; exit 1; }
+done
+if ! command -v wrk >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
+fi
+
+rm -rf "$profiles" "$work"
+mkdir -p "$profiles" "$work"
+
+echo "pgo: instrumented build" >&2
+RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$profiles" CARGO_TARGET_DIR=$out/gen \
+  cargo build --release --locked -q -p bidder -p benches --bin bidder --bin noop-server --bin gen-config
+gen=$out/gen/release
+
+. benches/common.sh
+# Only the servers' counts go into the profile: the other instrumented
+# binaries (gen-config) write theirs where they are thrown away.
+export LLVM_PROFILE_FILE=$work/discard-%p.profraw
+counted() { LLVM_PROFILE_FILE="$profiles/$1-%p.profraw" RUST_LOG=warn start "$work/$1.out" "${@:2}"; }
+# Stops the last server started, letting it write its counts.
+stop() {
+  kill -TERM "${pids[-1]}"
+  wait "${pids[-1]}" || true
+  unset 'pids[-1]'
+}
+# The bidder under name $1 on config $2 and state $3, further flags after;
+# sets `addr` and `admin`.
+bidder() {
+  counted "$1" "$gen/bidder" serve --config "$2" --state "$3" \
+    --public-url "$public" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${@:4}"
+  addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/$1.out")
+  admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' "$work/$1.out")
+}
+load() { # addr seconds body
+  wrk -t1 -c32 -d"$2" -s "$work/$3.lua" "http://$1/openrtb2/bid" | awk '/Requests\/sec/ {print "pgo:   " $0}' >&2
+}
+
+for kind in banner video; do
+  minify "benches/src/$kind-request.json" >"$work/$kind.json"
+  post_lua "$work/$kind.json" >"$work/$kind.lua"
+done
+"$gen/gen-config" 1000 "$work/bench-config" >/dev/null
+video_advertiser "$work/bench-config/tube.yaml"
+mkdir -p "$work/open-config"
+cp testdata/config/open/*.yaml "$work/open-config/"
+bodies=("$work/banner.json" "$work/video.json")
+
+echo "pgo: training on the bench config" >&2
+bidder bench "$work/bench-config" "$work/bench-state"
+load "$addr" 20s banner
+load "$addr" 10s video
+python3 scripts/pgo_train.py "$addr" "$admin" "$public" 200 "${bodies[@]}" >&2
+stop
+
+echo "pgo: training on the OpenRTB corpus" >&2
+bidder open "$work/open-config" "$work/open-state"
+python3 scripts/pgo_train.py "$addr" "$admin" "$public" 20 testdata/openrtb/requests/*.json "${bodies[@]}" >&2
+stop
+
+if command -v redis-server >/dev/null; then
+  echo "pgo: training on Redis state" >&2
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/redis"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis" \
+    --daemonize no --loglevel warning >"$work/redis/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break; sleep 0.1; done
+  BIDDER_NOTICE_SECRET=pgo-training-notice-secret-0123456789abcdef \
+    bidder redis "$work/bench-config" "redis://127.0.0.1:$port/" --journal "$work/redis-journal"
+  # Leases come within moments of the first bids.
+  for _ in $(seq 50); do
+    s=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+      --data-binary @"$work/banner.json" "http://$addr/openrtb2/bid" || true)
+    [ "$s" = 200 ] && break
+    sleep 0.1
+  done
+  load "$addr" 8s banner
+  python3 scripts/pgo_train.py "$addr" "$admin" "$public" 50 "${bodies[@]}" >&2
+  stop
+  stop # redis-server
+fi
+
+echo "pgo: training the no-op server" >&2
+counted noop "$gen/noop-server" 127.0.0.1:0
+load "$(sed -n 's/noop listening: //p' "$work/noop.out")" 10s banner
+stop
+
+"$profdata" merge -o "$out/merged.profdata" "$profiles"/*.profraw
+echo "pgo: optimised build" >&2
+# LLVM warns that the profile of `Activity::idle_for`'s closure is partly
+# ignored: an async loop that never returns, as expected.
+RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$out/merged.profdata" CARGO_TARGET_DIR=$out \
+  cargo build --release --locked -q -p bidder -p benches --bin bidder --bin noop-server
+echo "pgo: $out/release/bidder" >&2
