@@ -4,6 +4,7 @@
 # noise, so later changes compare on any machine.
 #
 #   benches/cachelines.sh          # banner and video bids
+#   BIN=target/pgo/release benches/cachelines.sh   # the profile-guided build
 #
 # In the server a bid runs with its code and data mostly out of L2 (the
 # kernel's loopback work and the other requests run in between); in
@@ -24,8 +25,14 @@ N2=${N2:-600}
 if ! command -v valgrind >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null
 fi
-cargo build --release -q -p benches --bin bid-loop
-bin=target/release/bid-loop
+# BIN=target/pgo/release counts scripts/pgo.sh's profile-guided build.
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN/bid-loop
+  [ -x "$bin" ] || { echo "no $bin (scripts/pgo.sh builds target/pgo/release)" >&2; exit 1; }
+else
+  cargo build --release -q -p benches --bin bid-loop
+  bin=target/release/bid-loop
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -3,6 +3,7 @@
 # them, so later changes compare on any machine.
 #
 #   benches/instructions.sh            # banner and video bids, and parsing
+#   BIN=target/pgo/release benches/instructions.sh   # the profile-guided build
 #
 # For each kind, `bid-loop` runs on the bench config of 1,000 line items
 # twice, with N1 and N2 bids after one warm-up bid; the difference of the
@@ -30,8 +31,14 @@ N2=${N2:-1100}
 if ! command -v valgrind >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null
 fi
-cargo build --release -q -p benches --bin bid-loop
-bin=target/release/bid-loop
+# BIN=target/pgo/release counts scripts/pgo.sh's profile-guided build.
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN/bid-loop
+  [ -x "$bin" ] || { echo "no $bin (scripts/pgo.sh builds target/pgo/release)" >&2; exit 1; }
+else
+  cargo build --release -q -p benches --bin bid-loop
+  bin=target/release/bid-loop
+fi
 
 # Instructions of one run: callgrind's "Collected" total.
 count() {
