@@ -31,13 +31,29 @@ post_lua() {
   printf 'wrk.body = [==[%s]==]\n' "$(cat "$1")"
 }
 
+# Config file $1 copied to $2 with its orders flying from 30 days ago to a
+# year ahead: the test configs' flights are fixed dates (their tests run on
+# a fixed clock), and a server on the wall clock past them bids on nothing.
+flying() {
+  local start end
+  start=$(date -u -d '30 days ago' +%F)
+  end=$(date -u -d '365 days' +%F)
+  sed -E "s/flight: \{ start: [0-9-]+, end: [0-9-]+ \}/flight: { start: $start, end: $end }/" "$1" >"$2"
+  if grep -q 'flight:' "$2" && ! grep -q "end: $end }" "$2"; then
+    echo "$1: a flight not written as { start: ..., end: ... }: update flying()" >&2
+    exit 1
+  fi
+}
+
 # The bench's video advertiser (testdata/config/video/tube.yaml) written to
-# $1, with budgets no run spends: its own (100 a day at a CPM of 10) are
-# all held by reservations within a second of wrk, and what follows would
-# be no-bids.
+# $1, flying (above), with budgets no run spends: its own (100 a day at a
+# CPM of 10) are all held by reservations within a second of wrk, and what
+# follows would be no-bids.
 video_advertiser() {
+  flying testdata/config/video/tube.yaml "$1.flying"
   sed -e 's/budget: 1000\.00$/budget: 100000000.00/' -e 's/daily: 100\.00 }$/daily: 100000000.00 }/' \
-    testdata/config/video/tube.yaml >"$1"
+    "$1.flying" >"$1"
+  rm "$1.flying"
   grep -q 'daily: 100000000.00 }' "$1" \
     || { echo "testdata/config/video/tube.yaml changed: update video_advertiser's budgets" >&2; exit 1; }
 }

@@ -100,6 +100,17 @@ impl Lcg {
 /// over advertisers of 10 line items each, with a mix of targeting: a tenth
 /// carry an audience, a few a keyword rule, CPMs from 0.50 to 20.00.
 pub fn generated_config(line_items: usize) -> Vec<(std::path::PathBuf, String)> {
+    generated_config_flying(line_items, "2026-01-01", "2026-12-31")
+}
+
+/// [`generated_config`] with its orders' flights from `start` to `end`
+/// (`YYYY-MM-DD`): `gen-config` writes flights around the day it runs, for
+/// servers that run on the wall clock.
+pub fn generated_config_flying(
+    line_items: usize,
+    start: &str,
+    end: &str,
+) -> Vec<(std::path::PathBuf, String)> {
     let mut rng = Lcg(42);
     let mut files = Vec::new();
     let per_adv = 10;
@@ -125,7 +136,7 @@ pub fn generated_config(line_items: usize) -> Vec<(std::path::PathBuf, String)> 
         }
         let _ = writeln!(
             y,
-            "\norders:\n  - id: order-{a}\n    service: self_service\n    budget: 100000000.00\n    flight: {{ start: 2026-01-01, end: 2026-12-31 }}\n    line_items:"
+            "\norders:\n  - id: order-{a}\n    service: self_service\n    budget: 100000000.00\n    flight: {{ start: {start}, end: {end} }}\n    line_items:"
         );
         for l in 0..per_adv.min(line_items - a * per_adv) {
             let cpm = 50 + rng.below(1950);
