@@ -20,9 +20,17 @@ fn main() -> std::io::Result<()> {
         .build()?
         .block_on(async move {
             let listener = tokio::net::TcpListener::bind(&addr).await?;
+            // SIGTERM ends it by returning from main, as the bidder does:
+            // a profile-instrumented build (scripts/pgo.sh) writes its
+            // counts on that exit, and the default action would lose them.
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             println!("noop listening: {}", listener.local_addr()?);
             loop {
-                let (stream, _) = listener.accept().await?;
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => accepted?,
+                    _ = term.recv() => return Ok(()),
+                };
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(async move {
                     let service =
