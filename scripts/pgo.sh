@@ -35,7 +35,8 @@
 # About twice a release build's time: 20 minutes on a 2-core machine.
 #
 # Paths the training does not run (config reloads, the admin API, audience
-# uploads, errors of shared state) are laid out as cold: correct, a little
+# uploads, user syncs and advertisers' pixels, per-exchange bid routes,
+# errors of shared state) are laid out as cold: correct, a little
 # slower than in a plain build. Timing decides some counts, so two runs do
 # not give the same binary.
 #
@@ -54,16 +55,23 @@ profdata=$sysroot/lib/rustlib/$host/bin/llvm-profdata
 # The LLVM of another version (Debian's llvm-profdata) cannot read this
 # compiler's counts.
 [ -x "$profdata" ] || rustup component add llvm-tools
-for tool in python3 curl; do
-  command -v $tool >/dev/null || { echo "scripts/pgo.sh needs $tool" >&2; exit 1; }
-done
+[ -x "$profdata" ] || { echo "pgo: no $profdata (rustup component add llvm-tools)" >&2; exit 1; }
 if ! command -v wrk >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null || true
 fi
+for tool in python3 curl wrk; do
+  command -v $tool >/dev/null || { echo "scripts/pgo.sh needs $tool" >&2; exit 1; }
+done
 
 rm -rf "$profiles" "$work"
 mkdir -p "$profiles" "$work"
+
+# Only the servers' counts go into the profile. Everything else built
+# instrumented writes its counts where they are thrown away: build scripts
+# and proc macros while cargo builds (RUSTFLAGS reaches them too), and
+# gen-config.
+export LLVM_PROFILE_FILE=$work/discard-%p.profraw
 
 echo "pgo: instrumented build" >&2
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$profiles" CARGO_TARGET_DIR=$out/gen \
@@ -71,9 +79,6 @@ RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$profiles" CARGO_TARGET_DIR=$out/ge
 gen=$out/gen/release
 
 . benches/common.sh
-# Only the servers' counts go into the profile: the other instrumented
-# binaries (gen-config) write theirs where they are thrown away.
-export LLVM_PROFILE_FILE=$work/discard-%p.profraw
 counted() { LLVM_PROFILE_FILE="$profiles/$1-%p.profraw" RUST_LOG=warn start "$work/$1.out" "${@:2}"; }
 # Stops the last server started, letting it write its counts.
 stop() {
@@ -84,13 +89,28 @@ stop() {
 # The bidder under name $1 on config $2 and state $3, further flags after;
 # sets `addr` and `admin`.
 bidder() {
-  counted "$1" "$gen/bidder" serve --config "$2" --state "$3" \
+  counted "$1" "$gen/bidder" serve --config "$2" --state "$3" --drain-secs 0 \
     --public-url "$public" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${@:4}"
   addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/$1.out")
   admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' "$work/$1.out")
 }
-load() { # addr seconds body
-  wrk -t1 -c32 -d"$2" -s "$work/$3.lua" "http://$1/openrtb2/bid" | awk '/Requests\/sec/ {print "pgo:   " $0}' >&2
+# The status a server answers body $2 with.
+status() {
+  curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -H 'x-openrtb-version: 2.6' --data-binary @"$work/$2.json" "http://$1/openrtb2/bid" || true
+}
+# wrk on server $1 for $2 with body $3; $4 is the status every answer must
+# have, checked before and after (wrk counts a 204 as a success, and
+# training a bid path on no-bids would build it as if bids never happened).
+load() {
+  local s
+  s=$(status "$1" "$3")
+  [ "$s" = "$4" ] || { echo "pgo: $3 answered $s before wrk, not $4" >&2; exit 1; }
+  wrk -t1 -c32 -d"$2" -s "$work/$3.lua" "http://$1/openrtb2/bid" >"$work/wrk.txt"
+  awk '/Requests\/sec/ {print "pgo:   " $0}' "$work/wrk.txt" >&2
+  ! grep -E 'Non-2xx' "$work/wrk.txt" >&2 || { echo "pgo: errors under wrk" >&2; exit 1; }
+  s=$(status "$1" "$3")
+  [ "$s" = "$4" ] || { echo "pgo: $3 answered $s after wrk, not $4" >&2; exit 1; }
 }
 
 for kind in banner video; do
@@ -100,14 +120,14 @@ done
 "$gen/gen-config" 1000 "$work/bench-config" >/dev/null
 video_advertiser "$work/bench-config/tube.yaml"
 mkdir -p "$work/open-config"
-cp testdata/config/open/*.yaml "$work/open-config/"
+for f in testdata/config/open/*.yaml; do flying "$f" "$work/open-config/${f##*/}"; done
 bodies=("$work/banner.json" "$work/video.json")
 
 echo "pgo: training on the bench config" >&2
 bidder bench "$work/bench-config" "$work/bench-state"
-load "$addr" 20s banner
-load "$addr" 10s video
-python3 scripts/pgo_train.py "$addr" "$admin" "$public" 200 "${bodies[@]}" >&2
+load "$addr" 20s banner 200
+load "$addr" 10s video 200
+python3 scripts/pgo_train.py --must-bid "$addr" "$admin" "$public" 200 "${bodies[@]}" >&2
 stop
 
 echo "pgo: training on the OpenRTB corpus" >&2
@@ -122,31 +142,48 @@ if command -v redis-server >/dev/null; then
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis" \
     --daemonize no --loglevel warning >"$work/redis/log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break; sleep 0.1; done
+  up=0
+  for _ in $(seq 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && { up=1; break; }
+    sleep 0.1
+  done
+  [ "$up" = 1 ] || { echo "pgo: redis-server did not start" >&2; cat "$work/redis/log" >&2; exit 1; }
   BIDDER_NOTICE_SECRET=pgo-training-notice-secret-0123456789abcdef \
     bidder redis "$work/bench-config" "redis://127.0.0.1:$port/" --journal "$work/redis-journal"
   # Leases come within moments of the first bids.
   for _ in $(seq 50); do
-    s=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-      --data-binary @"$work/banner.json" "http://$addr/openrtb2/bid" || true)
+    s=$(status "$addr" banner)
     [ "$s" = 200 ] && break
     sleep 0.1
   done
-  load "$addr" 8s banner
-  python3 scripts/pgo_train.py "$addr" "$admin" "$public" 50 "${bodies[@]}" >&2
+  load "$addr" 8s banner 200
+  python3 scripts/pgo_train.py --must-bid "$addr" "$admin" "$public" 50 "${bodies[@]}" >&2
   stop
   stop # redis-server
 fi
 
 echo "pgo: training the no-op server" >&2
 counted noop "$gen/noop-server" 127.0.0.1:0
-load "$(sed -n 's/noop listening: //p' "$work/noop.out")" 10s banner
+load "$(sed -n 's/noop listening: //p' "$work/noop.out")" 10s banner 204
 stop
 
-"$profdata" merge -o "$out/merged.profdata" "$profiles"/*.profraw
+# Each server's counts, written when it stopped: a server killed before
+# its exit handlers ran leaves an empty file, which merges without a word.
+trained=(bench open noop)
+if command -v redis-server >/dev/null; then trained+=(redis); fi
+files=()
+for name in "${trained[@]}"; do
+  for f in "$profiles/$name"-*.profraw; do
+    [ -s "$f" ] || { echo "pgo: no counts from the $name run ($f)" >&2; exit 1; }
+    files+=("$f")
+  done
+done
+"$profdata" merge -o "$out/merged.profdata" "${files[@]}"
 echo "pgo: optimised build" >&2
 # LLVM warns that the profile of `Activity::idle_for`'s closure is partly
-# ignored: an async loop that never returns, as expected.
+# ignored: an async loop that never returns, as expected. bid-loop (for
+# instructions.sh and cachelines.sh) is built with the profile but never
+# ran in training: the bid path's counts in it are the servers'.
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$out/merged.profdata" CARGO_TARGET_DIR=$out \
   cargo build --release --locked -q -p bidder -p benches --bin bidder --bin noop-server --bin bid-loop
 echo "pgo: $out/release/bidder" >&2

@@ -2,7 +2,7 @@
 """The part of scripts/pgo.sh's training run that wrk cannot do: requests
 of every shape once in a while, and the calls that follow a bid.
 
-    pgo_train.py BID_ADDR ADMIN_ADDR PUBLIC_URL ROUNDS BODY.json...
+    pgo_train.py [--must-bid] BID_ADDR ADMIN_ADDR PUBLIC_URL ROUNDS BODY.json...
 
 Posts each body ROUNDS times over one kept-alive connection (bids, no-bids
 and refusals alike), then calls what the bids' answers carry, as exchanges
@@ -13,8 +13,10 @@ few malformed requests and notices, and the admin port's probes and
 metrics. The counts only have to be large enough for the compiler to see
 these paths as warm rather than never run; wrk weighs the bid path itself.
 
-Exits non-zero when no body was answered with a bid or no notice was
-accepted: the profile would then miss the paths it exists to train.
+Exits non-zero when no body was answered with a bid, or with --must-bid
+when any body never was; when no win or loss notice was accepted; when no
+tracking call was: the profile would then miss the paths it exists to
+train.
 """
 
 import http.client
@@ -65,15 +67,21 @@ def fill_macros(url, price):
 
 
 def main():
-    bid_addr, admin_addr, public, rounds = sys.argv[1:5]
+    args = sys.argv[1:]
+    must_bid = args[:1] == ["--must-bid"]
+    if must_bid:
+        args = args[1:]
+    bid_addr, admin_addr, public, rounds = args[:4]
     public = public.rstrip("/")
-    bodies = [open(p, "rb").read() for p in sys.argv[5:]]
+    names = args[4:]
+    bodies = [open(p, "rb").read() for p in names]
     bids = Conn(bid_addr)
     json_headers = {"Content-Type": "application/json"}
     v26 = dict(json_headers, **{"x-openrtb-version": "2.6"})
 
     answered = []
     statuses = {}
+    bid_on = set()
     for r in range(int(rounds)):
         for i, body in enumerate(bodies):
             headers = v26 if (r + i) % 2 else json_headers
@@ -81,9 +89,10 @@ def main():
             statuses[status] = statuses.get(status, 0) + 1
             if status == 200:
                 answered.append(json.loads(data))
+                bid_on.add(i)
 
     urls = re.compile(re.escape(public) + r"/(?:track|px)/[^\"'<>\[\]\s\\]+")
-    wins = losses = accepted = tracked = 0
+    wins = losses = accepted = lost = tracked = 0
     for n, resp in enumerate(answered):
         for seat in resp.get("seatbid", []):
             for bid in seat.get("bid", []):
@@ -91,8 +100,9 @@ def main():
                 if n % 5 == 4:
                     loss = path_of(bid.get("lurl", ""), public)
                     if loss:
-                        bids.call("GET", fill_macros(loss, "%.4f" % (price * 0.8)))
+                        status, _ = bids.call("GET", fill_macros(loss, "%.4f" % (price * 0.8)))
                         losses += 1
+                        lost += status == 200
                     continue
                 win = path_of(bid.get("nurl", ""), public)
                 if win:
@@ -108,8 +118,8 @@ def main():
                 for url in urls.findall(bid.get("adm", "")):
                     path = path_of(url.replace("&amp;", "&"), public)
                     if path:
-                        bids.call("GET", fill_macros(path, "1"))
-                        tracked += 1
+                        status, _ = bids.call("GET", fill_macros(path, "1"))
+                        tracked += 200 <= status < 400
 
     # Malformed input: refused, never charged.
     for body in (b"", b"{", b'{"id":1,"imp":[]}', b"[]", b'{"id":"x","imp":[{"id":"1"}]}'):
@@ -123,18 +133,22 @@ def main():
             admin.call("GET", path)
 
     print(
-        "pgo_train: %d requests (%s), %d win notices (%d accepted), %d loss notices, %d tracking calls"
+        "pgo_train: %d requests (%s), %d win notices (%d accepted), %d loss notices (%d accepted), %d tracking calls accepted"
         % (
             sum(statuses.values()),
             ", ".join("%d: %d" % kv for kv in sorted(statuses.items())),
             wins,
             accepted,
             losses,
+            lost,
             tracked,
         )
     )
-    if not answered or not accepted:
-        sys.exit("pgo_train: no bid or no accepted notice: the bidder did not run its paths")
+    never = [names[i] for i in range(len(bodies)) if i not in bid_on]
+    if must_bid and never:
+        sys.exit("pgo_train: never answered with a bid: " + ", ".join(never))
+    if not answered or not accepted or not lost or not tracked:
+        sys.exit("pgo_train: no bid, or no win or loss notice or tracking call accepted: the bidder did not run its paths")
 
 
 if __name__ == "__main__":
