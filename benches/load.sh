@@ -43,7 +43,11 @@ esac
 if ! command -v wrk >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
-cargo build --release -q -p bidder -p benches
+if [ "$BIN" = target/release ]; then
+  cargo build --release -q -p bidder -p benches
+else
+  cargo build --release -q -p benches --bin gen-config
+fi
 for b in bidder noop-server; do
   [ -x "$BIN/$b" ] || { echo "no $BIN/$b (scripts/pgo.sh builds target/pgo/release)" >&2; exit 1; }
 done
