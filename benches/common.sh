@@ -1,5 +1,6 @@
-# Sourced by benches/load.sh and benches/compare.sh: starting a server and
-# writing the request the load generators send.
+# Sourced by the benches' scripts and scripts/pgo.sh: starting a server and
+# writing the request the load generators send, config copies, the bid-loop
+# to count.
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -56,4 +57,16 @@ video_advertiser() {
   rm "$1.flying"
   grep -q 'daily: 100000000.00 }' "$1" \
     || { echo "testdata/config/video/tube.yaml changed: update video_advertiser's budgets" >&2; exit 1; }
+}
+
+# The bid-loop to count: $BIN's when BIN is set (scripts/pgo.sh builds
+# target/pgo/release), else target/release's, built here.
+bid_loop() {
+  if [ -n "${BIN:-}" ]; then
+    [ -x "$BIN/bid-loop" ] || { echo "no $BIN/bid-loop (scripts/pgo.sh builds target/pgo/release)" >&2; exit 1; }
+    echo "$BIN/bid-loop"
+  else
+    cargo build --release -q -p benches --bin bid-loop
+    echo target/release/bid-loop
+  fi
 }

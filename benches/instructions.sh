@@ -31,14 +31,8 @@ N2=${N2:-1100}
 if ! command -v valgrind >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null
 fi
-# BIN=target/pgo/release counts scripts/pgo.sh's profile-guided build.
-if [ -n "${BIN:-}" ]; then
-  bin=$BIN/bid-loop
-  [ -x "$bin" ] || { echo "no $bin (scripts/pgo.sh builds target/pgo/release)" >&2; exit 1; }
-else
-  cargo build --release -q -p benches --bin bid-loop
-  bin=target/release/bid-loop
-fi
+. benches/common.sh
+bin=$(bid_loop)
 
 # Instructions of one run: callgrind's "Collected" total.
 count() {
