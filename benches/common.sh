@@ -51,10 +51,8 @@ flying() {
 # CPM of 10) are all held by reservations within a second of wrk, and what
 # follows would be no-bids.
 video_advertiser() {
-  flying testdata/config/video/tube.yaml "$1.flying"
-  sed -e 's/budget: 1000\.00$/budget: 100000000.00/' -e 's/daily: 100\.00 }$/daily: 100000000.00 }/' \
-    "$1.flying" >"$1"
-  rm "$1.flying"
+  flying testdata/config/video/tube.yaml "$1"
+  sed -i -e 's/budget: 1000\.00$/budget: 100000000.00/' -e 's/daily: 100\.00 }$/daily: 100000000.00 }/' "$1"
   grep -q 'daily: 100000000.00 }' "$1" \
     || { echo "testdata/config/video/tube.yaml changed: update video_advertiser's budgets" >&2; exit 1; }
 }
@@ -69,4 +67,44 @@ bid_loop() {
     cargo build --release -q -p benches --bin bid-loop
     echo target/release/bid-loop
   fi
+}
+
+# The status the server at $1 answers the bid request in file $2 with (000
+# when it cannot be reached), sent as wrk and oha send it.
+bid_status() {
+  curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -H 'x-openrtb-version: 2.6' --data-binary @"$2" "http://$1/openrtb2/bid" || true
+}
+
+# Waits up to 5 s for the server at $1 to bid (200) on the request in file
+# $2, e.g. a bidder on Redis state before its first leases; exits if it
+# never does.
+await_bid() {
+  local s
+  for _ in $(seq 50); do
+    s=$(bid_status "$1" "$2")
+    [ "$s" = 200 ] && return 0
+    sleep 0.1
+  done
+  echo "the bidder at $1 does not bid on $2 ($s)" >&2
+  exit 1
+}
+
+# A redis-server on a free loopback port with its files in $1 and the
+# options after it, one of `pids`; sets `redis_port` once it answers.
+start_redis() {
+  local dir=$1
+  shift
+  redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$dir"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --dir "$dir" --daemonize no \
+    --loglevel warning "$@" >"$dir/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "redis-server did not start" >&2
+  cat "$dir/log" >&2
+  exit 1
 }

@@ -76,8 +76,7 @@ names=(old new)
 bidding() {
   local k status
   for k in 0 1; do
-    status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-      -H 'x-openrtb-version: 2.6' --data-binary @"$work/body.json" "http://${addrs[$k]}/openrtb2/bid" || true)
+    status=$(bid_status "${addrs[$k]}" "$work/body.json")
     [ "$status" = 200 ] || { echo "${names[$k]}: expected a bid (200), got $status $1" >&2; exit 1; }
   done
 }

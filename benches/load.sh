@@ -68,33 +68,22 @@ bid_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
 noop_addr=$(sed -n 's/noop listening: //p' "$work/noop.out")
 if [ "$REDIS" = 1 ]; then
   command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  mkdir -p "$work/redis"
   # As k8s/base/redis.conf: the append-only file, fsync'd on every write.
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
-    --dir "$work/redis" --daemonize no --loglevel warning >"$work/redis/log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  start_redis "$work/redis" --appendonly yes --appendfsync always
   BIDDER_NOTICE_SECRET=load-test-notice-secret-0123456789abcdef RUST_LOG=warn \
     start "$work/redis-bidder.out" "$BIN/bidder" serve --config "$work/config" \
-    --state "redis://127.0.0.1:$port/" --journal "$work/redis-state" \
+    --state "redis://127.0.0.1:$redis_port/" --journal "$work/redis-state" \
     --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
   bidders+=("${pids[-1]}")
   redis_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
   redis_admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
   # Leases come within milliseconds of the first bids.
-  for _ in $(seq 50); do
-    s=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-      --data-binary @benches/src/banner-request.json "http://$redis_addr/openrtb2/bid")
-    [ "$s" = 200 ] && break; sleep 0.1
-  done
-  [ "$s" = 200 ] || { echo "the Redis bidder does not bid ($s)" >&2; exit 1; }
+  await_bid "$redis_addr" benches/src/banner-request.json
 fi
 
 body=benches/src/banner-request.json
 # The bidder must really bid on this request, or the comparison is empty.
-status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-  --data-binary @"$body" "http://$bid_addr/openrtb2/bid")
+status=$(bid_status "$bid_addr" "$body")
 [ "$status" = 200 ] || { echo "expected a bid (200), got $status" >&2; exit 1; }
 
 minified="$work/body.json"

@@ -94,22 +94,17 @@ bidder() {
   addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/$1.out")
   admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' "$work/$1.out")
 }
-# The status a server answers body $2 with.
-status() {
-  curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-    -H 'x-openrtb-version: 2.6' --data-binary @"$work/$2.json" "http://$1/openrtb2/bid" || true
-}
 # wrk on server $1 for $2 with body $3; $4 is the status every answer must
 # have, checked before and after (wrk counts a 204 as a success, and
 # training a bid path on no-bids would build it as if bids never happened).
 load() {
   local s
-  s=$(status "$1" "$3")
+  s=$(bid_status "$1" "$work/$3.json")
   [ "$s" = "$4" ] || { echo "pgo: $3 answered $s before wrk, not $4" >&2; exit 1; }
   wrk -t1 -c32 -d"$2" -s "$work/$3.lua" "http://$1/openrtb2/bid" >"$work/wrk.txt"
   awk '/Requests\/sec/ {print "pgo:   " $0}' "$work/wrk.txt" >&2
   ! grep -E 'Non-2xx' "$work/wrk.txt" >&2 || { echo "pgo: errors under wrk" >&2; exit 1; }
-  s=$(status "$1" "$3")
+  s=$(bid_status "$1" "$work/$3.json")
   [ "$s" = "$4" ] || { echo "pgo: $3 answered $s after wrk, not $4" >&2; exit 1; }
 }
 
@@ -122,8 +117,11 @@ video_advertiser "$work/bench-config/tube.yaml"
 mkdir -p "$work/open-config"
 for f in testdata/config/open/*.yaml; do flying "$f" "$work/open-config/${f##*/}"; done
 bodies=("$work/banner.json" "$work/video.json")
+# The runs whose counts make the profile, as each one starts.
+trained=()
 
 echo "pgo: training on the bench config" >&2
+trained+=(bench)
 bidder bench "$work/bench-config" "$work/bench-state"
 load "$addr" 20s banner 200
 load "$addr" 10s video 200
@@ -131,31 +129,19 @@ python3 scripts/pgo_train.py --must-bid "$addr" "$admin" "$public" 200 "${bodies
 stop
 
 echo "pgo: training on the OpenRTB corpus" >&2
+trained+=(open)
 bidder open "$work/open-config" "$work/open-state"
 python3 scripts/pgo_train.py "$addr" "$admin" "$public" 20 testdata/openrtb/requests/*.json "${bodies[@]}" >&2
 stop
 
 if command -v redis-server >/dev/null; then
   echo "pgo: training on Redis state" >&2
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  mkdir -p "$work/redis"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis" \
-    --daemonize no --loglevel warning >"$work/redis/log" 2>&1 &
-  pids+=($!)
-  up=0
-  for _ in $(seq 50); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && { up=1; break; }
-    sleep 0.1
-  done
-  [ "$up" = 1 ] || { echo "pgo: redis-server did not start" >&2; cat "$work/redis/log" >&2; exit 1; }
+  start_redis "$work/redis" --appendonly no
+  trained+=(redis)
   BIDDER_NOTICE_SECRET=pgo-training-notice-secret-0123456789abcdef \
-    bidder redis "$work/bench-config" "redis://127.0.0.1:$port/" --journal "$work/redis-journal"
+    bidder redis "$work/bench-config" "redis://127.0.0.1:$redis_port/" --journal "$work/redis-journal"
   # Leases come within moments of the first bids.
-  for _ in $(seq 50); do
-    s=$(status "$addr" banner)
-    [ "$s" = 200 ] && break
-    sleep 0.1
-  done
+  await_bid "$addr" "$work/banner.json"
   load "$addr" 8s banner 200
   python3 scripts/pgo_train.py --must-bid "$addr" "$admin" "$public" 50 "${bodies[@]}" >&2
   stop
@@ -163,14 +149,13 @@ if command -v redis-server >/dev/null; then
 fi
 
 echo "pgo: training the no-op server" >&2
+trained+=(noop)
 counted noop "$gen/noop-server" 127.0.0.1:0
 load "$(sed -n 's/noop listening: //p' "$work/noop.out")" 10s banner 204
 stop
 
 # Each server's counts, written when it stopped: a server killed before
 # its exit handlers ran leaves an empty file, which merges without a word.
-trained=(bench open noop)
-if command -v redis-server >/dev/null; then trained+=(redis); fi
 files=()
 for name in "${trained[@]}"; do
   for f in "$profiles/$name"-*.profraw; do

@@ -6,17 +6,14 @@
 //! profile-guided build's training) run on the wall clock, and a fixed
 //! flight would turn every bid into a no-bid once it ended.
 
-use config::time::Date;
+use config::time::{Clock, Date, SystemClock};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "target/load-config".into()));
     std::fs::create_dir_all(&dir)?;
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let today = i64::try_from(secs / 86_400).unwrap_or(0);
+    let today = SystemClock.now().date().days_since_epoch();
     let start = Date::from_days_since_epoch(today - 30).to_string();
     let end = Date::from_days_since_epoch(today + 365).to_string();
     for (name, text) in benches::generated_config_flying(n, &start, &end) {
