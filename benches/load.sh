@@ -2,6 +2,8 @@
 # Load test: drives `bidder serve` (on a generated config) and a no-op hyper
 # server that answers 204 with wrk, alternately, in the same run, and reports
 # each one's requests/second and the bidder/no-op ratio (medians of ROUNDS).
+# A second no-op server answers the bidder's own answer (200, its bytes)
+# without bidding: its ratio is the ceiling that answer's size leaves.
 #
 #   benches/load.sh                      # 1,000 line items, 3 rounds of 10 s
 #   LINE_ITEMS=10000 ROUNDS=5 DURATION=20s CONNS=64 benches/load.sh
@@ -91,6 +93,17 @@ minify "$body" >"$minified"
 lua="$work/post.lua"
 post_lua "$minified" >"$lua"
 
+# The no-op server again, answering every request with the bidder's own
+# answer to this body (200, the same bytes): what writing that answer and
+# the client reading it cost, with no bid made. Its ratio to the 204 server
+# is the most any bidder answering this answer can reach in the run.
+curl -s -o "$work/answer.json" -X POST -H 'Content-Type: application/json' \
+  -H 'x-openrtb-version: 2.6' --data-binary @"$minified" "http://$bid_addr/openrtb2/bid"
+start "$work/answer.out" "$BIN/noop-server" 127.0.0.1:0 "$work/answer.json"
+answer_addr=$(sed -n 's/noop listening: //p' "$work/answer.out")
+[ "$(bid_status "$answer_addr" "$minified")" = 200 ] ||
+  { echo "$BIN/noop-server does not answer with a file: rebuild it" >&2; exit 1; }
+
 rps() { # addr → requests/sec
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$lua" --latency "http://$1/openrtb2/bid" >"$work/wrk.txt"
   grep -E 'Non-2xx|Socket errors' "$work/wrk.txt" >&2 || true
@@ -98,13 +111,14 @@ rps() { # addr → requests/sec
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-: >"$work/noop.rps"; : >"$work/bidder.rps"; : >"$work/redis.rps"; : >"$work/trips"
+: >"$work/noop.rps"; : >"$work/answer.rps"; : >"$work/bidder.rps"; : >"$work/redis.rps"; : >"$work/trips"
 trips() { curl -s "http://$redis_admin/metrics" | awk '/^bidder_redis_round_trips_total/ {print $2}'; }
 for r in $(seq "$ROUNDS"); do
   n=$(rps "$noop_addr");  echo "$n" >>"$work/noop.rps"
+  a=$(rps "$answer_addr"); echo "$a" >>"$work/answer.rps"
   b=$(rps "$bid_addr");   echo "$b" >>"$work/bidder.rps"
   p50=$(awk '/ 50%/ {print $2}' "$work/wrk.txt"); p99=$(awk '/ 99%/ {print $2}' "$work/wrk.txt")
-  echo "round $r: noop $n req/s, bidder $b req/s (bidder p50 $p50, p99 $p99)"
+  echo "round $r: noop $n req/s, noop answering the bid $a req/s, bidder $b req/s (bidder p50 $p50, p99 $p99)"
   if [ "$REDIS" = 1 ]; then
     before=$(trips)
     x=$(rps "$redis_addr"); echo "$x" >>"$work/redis.rps"
@@ -119,6 +133,8 @@ done
 n=$(median <"$work/noop.rps"); b=$(median <"$work/bidder.rps")
 echo "line items: $LINE_ITEMS, connections: $CONNS, wrk threads: $THREADS, $ROUNDS rounds of $DURATION"
 echo "median: noop $n req/s, bidder $b req/s, ratio $(awk -v b="$b" -v n="$n" 'BEGIN {printf "%.2f", b/n}')"
+a=$(median <"$work/answer.rps")
+echo "median: noop answering the bidder's answer ($(wc -c <"$work/answer.json") bytes) $a req/s, ratio $(awk -v a="$a" -v n="$n" 'BEGIN {printf "%.2f", a/n}') (the ceiling that answer leaves)"
 if [ "$REDIS" = 1 ]; then
   x=$(median <"$work/redis.rps")
   echo "median: bidder on Redis $x req/s, $(awk -v x="$x" -v b="$b" 'BEGIN {printf "%.2f", x/b}') of embedded; Redis round trips per bid request $(median <"$work/trips")"

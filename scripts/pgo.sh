@@ -28,8 +28,9 @@
 #      - when redis-server is installed, a bidder on Redis state (8 s of wrk
 #        and notices), so that Redis replicas are not built as if their
 #        code never ran;
-#      - the no-op server under wrk, so that benches/load.sh compares like
-#        with like;
+#      - the no-op server under wrk, answering 204 and, for load.sh's
+#        ceiling, the bidder's answer: benches/load.sh compares like with
+#        like;
 #   3. the counts merged, and the release build again with them
 #      (target/pgo/release).
 # About twice a release build's time: 20 minutes on a 2-core machine.
@@ -125,6 +126,9 @@ trained+=(bench)
 bidder bench "$work/bench-config" "$work/bench-state"
 load "$addr" 20s banner 200
 load "$addr" 10s video 200
+# Its answer, for the no-op server that answers it (load.sh's ceiling).
+curl -s -o "$work/answer.json" -X POST -H 'Content-Type: application/json' \
+  -H 'x-openrtb-version: 2.6' --data-binary @"$work/banner.json" "http://$addr/openrtb2/bid"
 python3 scripts/pgo_train.py --must-bid "$addr" "$admin" "$public" 200 "${bodies[@]}" >&2
 stop
 
@@ -152,6 +156,10 @@ echo "pgo: training the no-op server" >&2
 trained+=(noop)
 counted noop "$gen/noop-server" 127.0.0.1:0
 load "$(sed -n 's/noop listening: //p' "$work/noop.out")" 10s banner 204
+stop
+trained+=(answer)
+counted answer "$gen/noop-server" 127.0.0.1:0 "$work/answer.json"
+load "$(sed -n 's/noop listening: //p' "$work/answer.out")" 5s banner 200
 stop
 
 # Each server's counts, written when it stopped: a server killed before

@@ -1,6 +1,12 @@
 //! The load test's baseline: a hyper server on the same runtime settings as
 //! the bidder that reads the body and answers 204. The bidder's throughput is
 //! reported as a ratio of this one's, measured in the same run.
+//!
+//! `noop-server ADDR ANSWER_FILE` answers 200 with that file's bytes as JSON
+//! instead: given the bidder's own answer to the bench request, it costs what
+//! the bidder's answer costs to write and the client to read, with no bid
+//! made. Its ratio to the 204 server is the most a bidder answering that
+//! answer can reach in the same run.
 
 use std::convert::Infallible;
 
@@ -15,6 +21,10 @@ fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8089".into());
+    let answer = match std::env::args().nth(2) {
+        Some(path) => Some(Bytes::from(std::fs::read(path)?)),
+        None => None,
+    };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -32,14 +42,30 @@ fn main() -> std::io::Result<()> {
                     _ = term.recv() => return Ok(()),
                 };
                 let _ = stream.set_nodelay(true);
+                let answer = answer.clone();
                 tokio::spawn(async move {
-                    let service =
-                        service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| {
+                        let answer = answer.clone();
+                        async move {
                             let _ = req.into_body().collect().await;
-                            let mut r = Response::new(Full::new(Bytes::new()));
-                            *r.status_mut() = StatusCode::NO_CONTENT;
+                            let r = match answer {
+                                Some(json) => {
+                                    let mut r = Response::new(Full::new(json));
+                                    r.headers_mut().insert(
+                                        hyper::header::CONTENT_TYPE,
+                                        hyper::header::HeaderValue::from_static("application/json"),
+                                    );
+                                    r
+                                }
+                                None => {
+                                    let mut r = Response::new(Full::new(Bytes::new()));
+                                    *r.status_mut() = StatusCode::NO_CONTENT;
+                                    r
+                                }
+                            };
                             Ok::<_, Infallible>(r)
-                        });
+                        }
+                    });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
