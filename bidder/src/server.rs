@@ -4,7 +4,7 @@
 //! never hides the probes and the metrics.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,7 +93,7 @@ pub async fn serve<F, Fut>(
     limits: Limits,
     handle: F,
 ) where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Incoming>, IpAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Resp> + Send + 'static,
 {
     let mut stop = shutdown.clone();
@@ -137,15 +137,18 @@ pub async fn serve<F, Fut>(
                 in_flight: Default::default(),
             });
             let seen = activity.clone();
-            let service = service_fn(move |mut req: Request<Incoming>| {
+            // Who is on the other end, for per-address limits: passed to
+            // the handler, not put in each request's extensions (a map
+            // allocated per request, bids included, for the pixel route
+            // alone to read).
+            let peer = peer.ip();
+            let service = service_fn(move |req: Request<Incoming>| {
                 let handle = handle.clone();
                 let seen = seen.clone();
-                // Who is on the other end, for per-address limits.
-                req.extensions_mut().insert(Peer(peer.ip()));
                 async move {
                     use std::sync::atomic::Ordering::Relaxed;
                     seen.in_flight.fetch_add(1, Relaxed);
-                    let resp = handle(req).await;
+                    let resp = handle(req, peer).await;
                     seen.touch();
                     seen.in_flight.fetch_sub(1, Relaxed);
                     Ok::<_, Infallible>(resp)
@@ -175,12 +178,9 @@ pub async fn serve<F, Fut>(
     .await;
 }
 
-/// The address a request's connection comes from (a proxy's, behind one).
-#[derive(Clone, Copy, Debug)]
-pub struct Peer(pub std::net::IpAddr);
-
-/// The bid port.
-pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
+/// The bid port. `peer` is the address the connection comes from (a
+/// proxy's, behind one).
+pub async fn bid_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     let start = Instant::now();
     match req.uri().path() {
         "/openrtb2/bid" => {
@@ -214,7 +214,7 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             }
             match path["/px/".len()..].strip_suffix("/sync") {
                 Some(advertiser) => advertiser_sync(&app, &req, advertiser),
-                None => pixel(&app, &req, &path["/px/".len()..]).await,
+                None => pixel(&app, &req, &path["/px/".len()..], peer).await,
             }
         }
         path if path.starts_with("/sync/") => {
@@ -241,7 +241,7 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
 
 /// `GET /px/{advertiser}` (see [`crate::pixel`]): a GIF whenever the call
 /// is well formed, whether or not it recorded anything.
-async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
+async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str, peer: IpAddr) -> Resp {
     use crate::pixel::PixelError;
     // The Origin names the page's site when the browser sends one; the
     // Referer its page otherwise. One sent but unreadable is no page of
@@ -254,8 +254,7 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp {
     let page = sent.map(|v| v.to_str().unwrap_or("\u{0}"));
     let cookie = cookie_of(req);
     let query = req.uri().query().unwrap_or("");
-    let peer = req.extensions().get::<Peer>().map(|p| p.0);
-    let result = app.pixel(advertiser, query, cookie, page, peer).await;
+    let result = app.pixel(advertiser, query, cookie, page, Some(peer)).await;
     metrics::pixel(match &result {
         Ok(r) => r.as_str(),
         Err(PixelError::UnknownAdvertiser) => "unknown_advertiser",
@@ -1078,8 +1077,8 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
     }
     let a1 = app.clone();
     let limits = app.settings.limits;
-    let bid_task = tokio::spawn(serve(bid, rx.clone(), limits, move |r| {
-        bid_port(a1.clone(), r)
+    let bid_task = tokio::spawn(serve(bid, rx.clone(), limits, move |r, peer| {
+        bid_port(a1.clone(), r, peer)
     }));
     // The admin port runs on a thread and runtime of its own: bid work that
     // keeps every worker of the bid runtime busy (a flood of costly
@@ -1099,7 +1098,9 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
     let admin_thread = std::thread::Builder::new()
         .name("admin".into())
         .spawn(move || {
-            runtime.block_on(serve(admin, rx, limits, move |r| admin_port(a2.clone(), r)));
+            runtime.block_on(serve(admin, rx, limits, move |r, _| {
+                admin_port(a2.clone(), r)
+            }));
         })?;
     let done = tokio::spawn(async move {
         let _ = bid_task.await;
