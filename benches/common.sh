@@ -76,6 +76,17 @@ bid_status() {
     -H 'x-openrtb-version: 2.6' --data-binary @"$2" "http://$1/openrtb2/bid" || true
 }
 
+# The bidder at $1's answer to the bid request in file $2, written to file
+# $3: it must be a bid (200, a body), or the script stops saying what came.
+bid_answer() {
+  local s
+  s=$(curl -sS -o "$3" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -H 'x-openrtb-version: 2.6' --data-binary @"$2" "http://$1/openrtb2/bid") ||
+    { echo "the bidder at $1 could not be asked for its answer" >&2; exit 1; }
+  [ "$s" = 200 ] && [ -s "$3" ] ||
+    { echo "the bidder at $1 answered $s to $2, not a bid" >&2; exit 1; }
+}
+
 # Waits up to 5 s for the server at $1 to bid (200) on the request in file
 # $2, e.g. a bidder on Redis state before its first leases; exits if it
 # never does.

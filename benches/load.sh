@@ -97,8 +97,7 @@ post_lua "$minified" >"$lua"
 # answer to this body (200, the same bytes): what writing that answer and
 # the client reading it cost, with no bid made. Its ratio to the 204 server
 # is the most any bidder answering this answer can reach in the run.
-curl -s -o "$work/answer.json" -X POST -H 'Content-Type: application/json' \
-  -H 'x-openrtb-version: 2.6' --data-binary @"$minified" "http://$bid_addr/openrtb2/bid"
+bid_answer "$bid_addr" "$minified" "$work/answer.json"
 start "$work/answer.out" "$BIN/noop-server" 127.0.0.1:0 "$work/answer.json"
 answer_addr=$(sed -n 's/noop listening: //p' "$work/answer.out")
 [ "$(bid_status "$answer_addr" "$minified")" = 200 ] ||

@@ -8,8 +8,8 @@
 #
 # Each round runs `bid-loop parse N` and `bid-loop parse-serde N` once each
 # (one process per run: it times its own loop of N parses, the config load
-# and process start excluded) and the two alternate, so both see the same
-# hour of a shared machine. The median of ROUNDS runs is the figure issue 16
+# and process start excluded), which one first swapped every round, so both
+# see the same hour of a shared machine. The median of ROUNDS runs is the figure issue 16
 # sets a bound for (3.5 µs); the fastest run is printed beside it, the
 # closest to the code's own cost where interference only ever adds time.
 # Wall-clock times are the machine's: compare the two readers within a
@@ -23,15 +23,29 @@ ROUNDS=${ROUNDS:-15}
 . benches/common.sh
 bin=$(bid_loop)
 
-# Nanoseconds per parse of one run, as bid-loop prints it.
+[ "$ROUNDS" -ge 1 ] || { echo "ROUNDS must be at least 1" >&2; exit 2; }
+
+# Nanoseconds per parse of one run, as bid-loop prints it; a bid-loop that
+# fails or prints no timing (one built before it timed parses) stops the
+# script with what it said.
 ns() {
-  "$bin" "$1" "$N" 2>&1 >/dev/null | awk '/ns per parse/ { print $1 }'
+  local err t
+  err=$("$bin" "$1" "$N" 2>&1 >/dev/null) || { echo "$bin $1: $err" >&2; exit 1; }
+  t=$(awk '/ns per parse/ { print $1 }' <<<"$err")
+  [[ "$t" =~ ^[0-9]+$ ]] || { echo "$bin $1 printed no timing: $err" >&2; exit 1; }
+  echo "$t"
 }
 
 ours=() serde=()
-for _ in $(seq "$ROUNDS"); do
-  ours+=("$(ns parse)")
-  serde+=("$(ns parse-serde)")
+for r in $(seq "$ROUNDS"); do
+  # Each reader goes first every other round.
+  if ((r % 2)); then
+    ours+=("$(ns parse)")
+    serde+=("$(ns parse-serde)")
+  else
+    serde+=("$(ns parse-serde)")
+    ours+=("$(ns parse)")
+  fi
 done
 
 # "median fastest" of the numbers given; the median of an even count is the

@@ -127,8 +127,7 @@ bidder bench "$work/bench-config" "$work/bench-state"
 load "$addr" 20s banner 200
 load "$addr" 10s video 200
 # Its answer, for the no-op server that answers it (load.sh's ceiling).
-curl -s -o "$work/answer.json" -X POST -H 'Content-Type: application/json' \
-  -H 'x-openrtb-version: 2.6' --data-binary @"$work/banner.json" "http://$addr/openrtb2/bid"
+bid_answer "$addr" "$work/banner.json" "$work/answer.json"
 python3 scripts/pgo_train.py --must-bid "$addr" "$admin" "$public" 200 "${bodies[@]}" >&2
 stop
 

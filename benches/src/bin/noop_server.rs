@@ -50,11 +50,15 @@ fn main() -> std::io::Result<()> {
                             let _ = req.into_body().collect().await;
                             let r = match answer {
                                 Some(json) => {
+                                    // The bidder's headers on a bid, as well.
+                                    use hyper::header::{HeaderValue, CONTENT_TYPE};
                                     let mut r = Response::new(Full::new(json));
-                                    r.headers_mut().insert(
-                                        hyper::header::CONTENT_TYPE,
-                                        hyper::header::HeaderValue::from_static("application/json"),
+                                    let h = r.headers_mut();
+                                    h.insert(
+                                        CONTENT_TYPE,
+                                        HeaderValue::from_static("application/json"),
                                     );
+                                    h.insert("x-openrtb-version", HeaderValue::from_static("2.6"));
                                     r
                                 }
                                 None => {
