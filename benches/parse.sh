@@ -9,9 +9,10 @@
 # Each round runs `bid-loop parse N` and `bid-loop parse-serde N` once each
 # (one process per run: it times its own loop of N parses, the config load
 # and process start excluded), which one first swapped every round, so both
-# see the same hour of a shared machine. The median of ROUNDS runs is the figure issue 16
-# sets a bound for (3.5 µs); the fastest run is printed beside it, the
-# closest to the code's own cost where interference only ever adds time.
+# see the same hour of a shared machine. The median of ROUNDS runs is the
+# figure issue 16 sets a bound for (3.5 µs); the fastest run is printed
+# beside it, the closest to the code's own cost where interference only
+# ever adds time.
 # Wall-clock times are the machine's: compare the two readers within a
 # run, and builds with `instructions.sh`.
 set -euo pipefail
