@@ -37,6 +37,10 @@ impl<T: Default, const N: usize> List<T, N> {
         })
     }
 
+    // Inline: the reader pushes every element of a request's lists, and out
+    // of line (as the whole program's optimizer left it) the call was half
+    // the cost of a push.
+    #[inline]
     pub fn push(&mut self, value: T) {
         match &mut self.0 {
             Repr::Inline { len, items } => {

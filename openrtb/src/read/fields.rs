@@ -164,10 +164,17 @@ pub(super) fn str_vec<'a>(c: &mut Cursor<'a>) -> Result<Strs<'a>> {
     let mut out = Strs::new();
     let mut first = true;
     while c.next_element(&mut first)? {
-        if let Some(s) = opt_str(c)? {
-            c.spend(std::mem::size_of::<Cow<'_, str>>())?;
-            out.push(s);
-        }
+        // Plain strings straight in; the rest (escapes, numbers, anything
+        // dropped) through the lenient reader.
+        let s = match c.plain_string() {
+            Some(s) => Cow::Borrowed(s),
+            None => match opt_str(c)? {
+                Some(s) => s,
+                None => continue,
+            },
+        };
+        c.spend(std::mem::size_of::<Cow<'_, str>>())?;
+        out.push(s);
     }
     Ok(out)
 }
