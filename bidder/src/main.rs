@@ -242,8 +242,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = 24)]
     notice_ttl_hours: u64,
     /// How notice and tracking URLs are signed: `per-url` (one HMAC-SHA256
-    /// each, as earlier versions) or `per-bid` (one HMAC-SHA256 of the bid
-    /// id keys a SipHash per URL: cheaper, most of all for VAST). Both are
+    /// each, as earlier versions) or `per-bid` (one SipHash of the bid id,
+    /// under a key derived from the secret, keys a SipHash per URL: cheaper,
+    /// most of all for VAST). Both are
     /// always read. Earlier versions read only `per-url`: switch once none
     /// of them serves behind the same exchanges, nor will after a rollback.
     #[arg(

@@ -17,10 +17,13 @@
 //! - `per-url`, as every version before this one: each URL carries the
 //!   first 128 bits of HMAC-SHA256(secret, text ‖ tail ‖ `\n` ‖ purpose).
 //! - `per-bid`: the bid is keyed once, with SipHash-2-4 (128-bit output)
-//!   of `b=`bid under the bid-key secret. The bid-key secret is the first
+//!   of `b=`bid under the bid-key secret. The bid-key secret is the last
 //!   128 bits of HMAC-SHA256(secret, `\n` ‖ `bid-key`), made at start-up
 //!   under a purpose nothing is ever published under, so no HMAC the
-//!   bidder publishes is made with the key that makes bid keys. Each URL's
+//!   bidder publishes is made with the key that makes bid keys; and the
+//!   last half of an HMAC is never published under any purpose (URLs
+//!   carry the first), so even a signature made by mistake over that
+//!   text would not give the secret away. Each URL's
 //!   signature is SipHash-2-4 with 128-bit output of text ‖ tail ‖ `\n` ‖
 //!   purpose under the bid's key (the message the per-URL HMAC signs). No
 //!   SHA-256 per bid: one SipHash for the key and one per URL (builds
@@ -116,7 +119,7 @@ pub enum UrlSignatures {
     /// One HMAC-SHA256 per URL, as earlier versions wrote them.
     #[default]
     PerUrl,
-    /// One HMAC-SHA256 per bid keys a SipHash per URL.
+    /// One SipHash of the bid id per bid keys a SipHash per URL.
     PerBid,
 }
 
@@ -164,8 +167,9 @@ impl Signer {
         let mut bid_secret = mac.clone();
         bid_secret.update(b"\n");
         bid_secret.update(BID_KEY.as_bytes());
+        // The last half: published signatures are first halves.
         let mut key = [0u8; 16];
-        key.copy_from_slice(&bid_secret.finalize().into_bytes()[..16]);
+        key.copy_from_slice(&bid_secret.finalize().into_bytes()[16..]);
         Signer {
             bid_keys: siphasher::sip128::SipHasher24::new_with_key(&key),
             mac,
@@ -996,7 +1000,7 @@ mod tests {
     }
 
     /// A bid's key, computed here from the documented construction: the
-    /// bid-key secret is the first 128 bits of the HMAC of `\n` `bid-key`,
+    /// bid-key secret is the last 128 bits of the HMAC of `\n` `bid-key`,
     /// the key that secret's SipHash of `b=` and the bid id.
     #[test]
     fn the_bid_key_is_the_documented_one() {
@@ -1004,7 +1008,7 @@ mod tests {
         use std::hash::Hasher as _;
         let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"test secret").unwrap();
         m.update(b"\nbid-key");
-        let bid_secret: [u8; 16] = m.finalize().into_bytes()[..16].try_into().unwrap();
+        let bid_secret: [u8; 16] = m.finalize().into_bytes()[16..].try_into().unwrap();
         let mut bid = siphasher::sip128::SipHasher24::new_with_key(&bid_secret);
         bid.write(b"b=0123");
         let key = bid.finish128().as_bytes();
