@@ -142,13 +142,15 @@ impl Answer<'_> {
             ChoiceKind::Banner { w, h } => {
                 let adv = &self.snap.config.advertisers[item.advertiser];
                 // Escaped for HTML and JSON in one pass, straight into the
-                // response.
+                // response; the two tracking URLs share their signed text,
+                // escaped once.
                 let mark = out.len();
                 out.push_str(",\"adm\":");
-                if !creatives::banner_json_tracked(
+                let signed = track.signed_in_attr();
+                if !creatives::banner_json_tracked_with(
                     &adv.creatives[choice.creative],
-                    &track.click(),
-                    Some(&track.impression()),
+                    &|o| track.click_in_attr(&signed, o),
+                    Some(&|o| track.impression_in_attr(&signed, o)),
                     out,
                 ) {
                     out.truncate(mark);

@@ -235,6 +235,74 @@ impl<'a> Urls<'a> {
         self.key.sign(path.name(), tail, out);
     }
 
+    /// The signed text as a banner's markup carries it, escaped for a
+    /// double-quoted attribute inside a JSON string
+    /// (`creatives::push_attr_in_json`): made once per banner bid for both
+    /// of its URLs, which each escaped it whole before.
+    pub fn signed_in_attr(&self) -> String {
+        let mut out = String::with_capacity(self.signed.len() + 64);
+        creatives::push_attr_in_json(&self.signed, &mut out);
+        out
+    }
+
+    /// [`Self::write_into`]'s URL as `creatives::push_attr_in_json` would
+    /// escape it, written from its pieces: that escaping goes byte by byte,
+    /// so the pieces escaped are the whole escaped. `signed_in_attr` is
+    /// [`Self::signed_in_attr`]; `escaped` is `tail` escaped, piece for
+    /// piece. The signature is over the URL itself.
+    fn write_in_attr(
+        &self,
+        path: Path,
+        tail: &[&str],
+        escaped: &[&str],
+        signed_in_attr: &str,
+        out: &mut String,
+    ) {
+        creatives::push_attr_in_json(self.base, out);
+        out.push_str(path.as_str());
+        out.push('?');
+        out.push_str(signed_in_attr);
+        for t in escaped {
+            out.push_str(t);
+        }
+        out.push_str("&amp;s=");
+        self.key.sign(path.name(), tail, out);
+    }
+
+    /// The features' tail (`&f=` and web-safe base64, or nothing) escaped:
+    /// only its `&` is.
+    fn features_in_attr(&self) -> [&str; 2] {
+        match self.features.strip_prefix('&') {
+            Some(rest) => ["&amp;", rest],
+            None => ["", ""],
+        }
+    }
+
+    /// [`Self::click`] escaped for the banner's markup (see
+    /// [`Self::write_in_attr`]).
+    pub fn click_in_attr(&self, signed_in_attr: &str, out: &mut String) {
+        let [amp, features] = self.features_in_attr();
+        self.write_in_attr(
+            Path::Click,
+            &[&self.features, "&d=1"],
+            &[amp, features, "&amp;d=1"],
+            signed_in_attr,
+            out,
+        )
+    }
+
+    /// [`Self::impression`] escaped for the banner's markup.
+    pub fn impression_in_attr(&self, signed_in_attr: &str, out: &mut String) {
+        let [amp, features] = self.features_in_attr();
+        self.write_in_attr(
+            Path::Impression,
+            &[&self.features],
+            &[amp, features],
+            signed_in_attr,
+            out,
+        )
+    }
+
     /// The impression pixel (banner), `Impression` (VAST), the impression
     /// event tracker (native).
     pub fn impression(&self) -> String {
@@ -600,6 +668,47 @@ mod tests {
             signer,
             key,
         )
+    }
+
+    /// A banner's tracking URLs, written from their escaped pieces, are the
+    /// URLs escaped whole, whatever the base URL, keyword or ids hold that
+    /// the markup must escape.
+    #[test]
+    fn banner_urls_in_the_markup_are_the_urls_escaped() {
+        let bid = notice::NoticeUrl {
+            line_item_and_order: "&li=li%20'1'&o=o<1>",
+            creative: "c\"1",
+            ..test_bid(Some("products:\"<tent>&'\\é"))
+        };
+        let features = features();
+        for base in [
+            "https://bidder.example/",
+            "https://b.example/p?x=\"<a>&'\\/",
+        ] {
+            for with_features in [false, true] {
+                let urls = Urls::new(
+                    base,
+                    &bid,
+                    Some("phrase:<b>\"&'"),
+                    Some("u-1001"),
+                    with_features.then_some(&features),
+                    &signer(),
+                    None,
+                );
+                let signed = urls.signed_in_attr();
+                let whole = |url: String| {
+                    let mut out = String::new();
+                    creatives::push_attr_in_json(&url, &mut out);
+                    out
+                };
+                let mut click = String::new();
+                urls.click_in_attr(&signed, &mut click);
+                assert_eq!(click, whole(urls.click()), "{base}");
+                let mut impression = String::new();
+                urls.impression_in_attr(&signed, &mut impression);
+                assert_eq!(impression, whole(urls.impression()), "{base}");
+            }
+        }
     }
 
     /// A bid's tracking URLs under the key its notices made are the URLs

@@ -34,7 +34,14 @@ pub fn banner_html_tracked(creative: &Creative, href: &str, pixel: Option<&str>)
     };
     let mut out =
         String::with_capacity(240 + image_url.len() + href.len() + pixel.map_or(0, str::len));
-    write_banner(&mut Html(&mut out), creative, href, pixel).then_some(out)
+    let pixel = pixel.map(|p| move |o: &mut String| escape_attr(p, o));
+    write_banner(
+        &mut Html(&mut out),
+        creative,
+        &|o| escape_attr(href, o),
+        pixel.as_ref().map(|p| p as &dyn Fn(&mut String)),
+    )
+    .then_some(out)
 }
 
 /// [`banner_html_tracked`] as a JSON string literal, quotes included,
@@ -45,6 +52,26 @@ pub fn banner_json_tracked(
     creative: &Creative,
     href: &str,
     pixel: Option<&str>,
+    out: &mut String,
+) -> bool {
+    let pixel = pixel.map(|p| move |o: &mut String| push_attr_in_json(p, o));
+    banner_json_tracked_with(
+        creative,
+        &|o| push_attr_in_json(href, o),
+        pixel.as_ref().map(|p| p as &dyn Fn(&mut String)),
+        out,
+    )
+}
+
+/// [`banner_json_tracked`] with the link's and the pixel's URLs written by
+/// the caller, each appending its URL as [`push_attr_in_json`] would
+/// escape it: the bidder's tracking URLs share their signed text, which it
+/// escapes once per bid rather than once per URL, and no URL needs a
+/// string of its own.
+pub fn banner_json_tracked_with(
+    creative: &Creative,
+    href: &dyn Fn(&mut String),
+    pixel: Option<&dyn Fn(&mut String)>,
     out: &mut String,
 ) -> bool {
     if !matches!(creative.kind, CreativeKind::Display { .. }) {
@@ -65,6 +92,9 @@ trait Markup {
     /// A value inside a double-quoted attribute.
     fn attr(&mut self, s: &str);
     fn number(&mut self, n: u32);
+    /// Where a URL writer appends its attribute value, escaped for this
+    /// form by the writer.
+    fn out(&mut self) -> &mut String;
 }
 
 struct Html<'a>(&'a mut String);
@@ -81,6 +111,10 @@ impl Markup for Html<'_> {
     fn number(&mut self, n: u32) {
         self.0.push_str(itoa::Buffer::new().format(n));
     }
+
+    fn out(&mut self) -> &mut String {
+        self.0
+    }
 }
 
 struct Json<'a>(&'a mut String);
@@ -91,20 +125,30 @@ impl Markup for Json<'_> {
     }
 
     fn attr(&mut self, s: &str) {
-        escape_url_attr_json(s, self.0);
+        push_attr_in_json(s, self.0);
     }
 
     fn number(&mut self, n: u32) {
         self.0.push_str(itoa::Buffer::new().format(n));
     }
+
+    fn out(&mut self) -> &mut String {
+        self.0
+    }
 }
 
-fn write_banner(m: &mut impl Markup, creative: &Creative, href: &str, pixel: Option<&str>) -> bool {
+/// `href` and `pixel` append their URLs escaped for `m`'s form.
+fn write_banner(
+    m: &mut impl Markup,
+    creative: &Creative,
+    href: &dyn Fn(&mut String),
+    pixel: Option<&dyn Fn(&mut String)>,
+) -> bool {
     let CreativeKind::Display { w, h, image_url } = &creative.kind else {
         return false;
     };
     m.markup(r#"<a href=""#, r#"<a href=\""#);
-    m.attr(href);
+    href(m.out());
     m.markup(
         r#"" target="_blank" rel="noopener"><img src=""#,
         r#"\" target=\"_blank\" rel=\"noopener\"><img src=\""#,
@@ -122,7 +166,7 @@ fn write_banner(m: &mut impl Markup, creative: &Creative, href: &str, pixel: Opt
         // Out of the layout but loaded: browsers skip images that are
         // display:none only sometimes, never ones that are merely tiny.
         m.markup(r#"<img src=""#, r#"<img src=\""#);
-        m.attr(pixel);
+        pixel(m.out());
         m.markup(
             r#"" width="1" height="1" alt="" style="position:absolute;width:1px;height:1px;border:0;left:-9999px">"#,
             r#"\" width=\"1\" height=\"1\" alt=\"\" style=\"position:absolute;width:1px;height:1px;border:0;left:-9999px\">"#,
@@ -246,7 +290,10 @@ fn candidates<const MARKUP: bool>(w: u64) -> u64 {
 /// there are any of those is one pass of loops with no branch inside a
 /// block (vector compares); then `memchr` finds each `&`. Anything else
 /// goes through the table.
-fn escape_url_attr_json(s: &str, out: &mut String) {
+///
+/// Byte by byte, so text escaped in pieces is the whole escaped: what
+/// [`banner_json_tracked_with`]'s callers rely on.
+pub fn push_attr_in_json(s: &str, out: &mut String) {
     if has_markup_special(s.as_bytes()) {
         escape::<true>(s, out, &ATTR_IN_JSON);
         return;
@@ -399,7 +446,7 @@ mod tests {
                 url.insert_str(at, &byte);
             }
             let mut fast = String::new();
-            escape_url_attr_json(&url, &mut fast);
+            push_attr_in_json(&url, &mut fast);
             let mut table = String::new();
             escape::<true>(&url, &mut table, &ATTR_IN_JSON);
             proptest::prop_assert_eq!(fast, table);
