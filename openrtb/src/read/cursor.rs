@@ -620,26 +620,6 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A string at the cursor with no escape in it, borrowed from a body
-    /// known to be UTF-8: what nearly every string of a list is. `None`
-    /// leaves the cursor where it was, for [`Self::string`] and the lenient
-    /// readers to decide.
-    #[inline(always)]
-    pub(crate) fn plain_string(&mut self) -> Option<&'a str> {
-        let text = self.text?;
-        if self.bytes.get(self.pos) != Some(&b'"') {
-            return None;
-        }
-        let start = self.pos + 1;
-        let stop = find_special(self.bytes, start);
-        if self.bytes.get(stop) != Some(&b'"') {
-            return None;
-        }
-        let s = text.get(start..stop)?;
-        self.pos = stop + 1;
-        Some(s)
-    }
-
     fn control(&self, at: usize) -> Box<Error> {
         self.error(
             at,
@@ -1119,23 +1099,5 @@ mod tests {
         }
         let text = b"abcdefghijklmnopqrstuvwxyz\xc3\xa9\xe2\x80\xa8~\x7f\xff\x80 \"";
         assert_eq!(find_special(text, 0), text.len() - 1);
-    }
-
-    /// Only a string with nothing to decode is taken; anything else is left
-    /// where it was for the general reader, which decodes or refuses it.
-    #[test]
-    fn plain_strings_are_borrowed_and_the_rest_left_in_place() {
-        let mut c = Cursor::new(br#""IAB17-18","caf\u00e9","#);
-        assert_eq!(c.plain_string(), Some("IAB17-18"));
-        assert_eq!(c.pos(), 10);
-        c.pos += 1;
-        assert_eq!(c.plain_string(), None, "an escape");
-        assert_eq!(c.pos(), 11);
-        assert_eq!(c.string().unwrap(), "café");
-        for body in [&b"\"a\tb\""[..], b"\"open", b"12", b"\"\xff\""] {
-            let mut c = Cursor::new(body);
-            assert_eq!(c.plain_string(), None, "{body:?}");
-            assert_eq!(c.pos(), 0);
-        }
     }
 }

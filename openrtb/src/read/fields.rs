@@ -164,14 +164,15 @@ pub(super) fn str_vec<'a>(c: &mut Cursor<'a>) -> Result<Strs<'a>> {
     let mut out = Strs::new();
     let mut first = true;
     while c.next_element(&mut first)? {
-        // Plain strings straight in; the rest (escapes, numbers, anything
-        // dropped) through the lenient reader.
-        let s = match c.plain_string() {
-            Some(s) => Cow::Borrowed(s),
-            None => match opt_str(c)? {
+        // Strings straight in; the rest (numbers, anything dropped) through
+        // the lenient reader.
+        let s = if c.peek_value()? == b'"' {
+            c.string()?
+        } else {
+            match opt_str(c)? {
                 Some(s) => s,
                 None => continue,
-            },
+            }
         };
         c.spend(std::mem::size_of::<Cow<'_, str>>())?;
         out.push(s);
