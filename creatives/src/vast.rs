@@ -541,14 +541,7 @@ fn url_element(o: &mut impl Out, name: &str, attrs: &[(&str, &str)], url: &str) 
     // of them, where the three passes cost a video bid some 10k
     // instructions. What it finds goes the whole way.
     let plain = !crate::swar::any_byte(url.as_bytes(), |b| {
-        (b <= b' ')
-            | (b == b'[')
-            | (b == b']')
-            | (b == b'%')
-            | (b == b'#')
-            | (b == 0xEF)
-            | (b == b'"')
-            | (b == b'\\')
+        url_suspect(b) | (b == b'"') | (b == b'\\')
     });
     if plain {
         return element(o, name, attrs, |o| {
@@ -683,15 +676,20 @@ fn xml_text(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Whether any byte is one [`xml_url`] may have to encode: a space or
-/// below, `[`, `]`, `%`, `#`, or 0xEF. A VAST document carries a dozen URLs
-/// of a few hundred bytes, nearly always with none of these: a block scan
-/// the compiler turns into vector compares (eight bytes at a time in
-/// general-purpose registers cost a video bid 2.8k instructions more).
+/// Whether any byte is one [`xml_url`] may have to encode. A VAST document
+/// carries a dozen URLs of a few hundred bytes, nearly always with none of
+/// these: a block scan the compiler turns into vector compares (eight bytes
+/// at a time in general-purpose registers cost a video bid 2.8k
+/// instructions more).
 fn any_url_suspect(bytes: &[u8]) -> bool {
-    crate::swar::any_byte(bytes, |b| {
-        (b <= b' ') | (b == b'[') | (b == b']') | (b == b'%') | (b == b'#') | (b == 0xEF)
-    })
+    crate::swar::any_byte(bytes, url_suspect)
+}
+
+/// A byte [`xml_url`] may have to encode: a space or below, `[`, `]`, `%`,
+/// `#`, or 0xEF. Plain comparisons, so that scans over it vectorize.
+#[inline(always)]
+fn url_suspect(b: u8) -> bool {
+    (b <= b' ') | (b == b'[') | (b == b']') | (b == b'%') | (b == b'#') | (b == 0xEF)
 }
 
 /// A URL as a valid `xs:anyURI`: percent-encoded where it has whitespace or
