@@ -37,8 +37,9 @@
 //!   outputs under a secret key, and no bid key is ever published, only
 //!   tags made with it. A bid's key never leaves the bidder and is worth
 //!   one bid's URLs: whoever found it could forge that bid's notices (at
-//!   any price and terms), events and features, no other bid's. Many bids' tags searched together lower the work to find
-//!   some key to about 2^(128 − log2 bids): 2^88 over 2^40 bids.
+//!   any price and terms), events and features, no other bid's. Many
+//!   bids' tags searched together lower the work to find some key to
+//!   about 2^(128 − log2 bids): 2^88 over 2^40 bids.
 //!
 //! Both are always accepted; which one is written is `--url-signatures`.
 //! The default stays `per-url` for this release: a replica of an earlier
