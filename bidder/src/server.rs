@@ -5,7 +5,11 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,7 +19,7 @@ use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CO
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -52,36 +56,133 @@ impl Default for Limits {
     }
 }
 
-/// When a connection last finished a request, and how many it is serving.
+/// What a connection is doing, for the one timer that closes it (see
+/// [`Activity::quiet`]). Times are milliseconds since `since`.
 struct Activity {
     since: Instant,
-    last_ms: std::sync::atomic::AtomicU64,
-    in_flight: std::sync::atomic::AtomicUsize,
+    /// When its last request's handler finished (or it opened).
+    ended_ms: AtomicU64,
+    /// When it last wrote an answer's bytes with no request in flight.
+    wrote_ms: AtomicU64,
+    in_flight: AtomicUsize,
 }
 
 impl Activity {
-    fn touch(&self) {
-        self.last_ms.store(
-            self.since.elapsed().as_millis() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+    fn new() -> Activity {
+        Activity {
+            since: Instant::now(),
+            ended_ms: AtomicU64::new(0),
+            wrote_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
     }
 
-    /// Resolves once the connection has served nothing for `idle`.
-    async fn idle_for(&self, idle: Duration) {
-        use std::sync::atomic::Ordering::Relaxed;
+    fn now_ms(&self) -> u64 {
+        self.since.elapsed().as_millis() as u64
+    }
+
+    /// Resolves once the connection should close: no request in flight,
+    /// and either nothing written for `header` since the last request
+    /// ended (headers of the next request not in, whether they trickle or
+    /// never start; an answer the client stopped reading) or `idle` since
+    /// it ended (the longest an answer may take the client to read).
+    ///
+    /// This is the header timeout. hyper's own armed a timer for every
+    /// request (a boxed sleep put into the runtime's timer wheel and taken
+    /// out again: 2-3% of the server's CPU under load); this one timer per
+    /// connection sleeps until the earliest moment either limit could be
+    /// reached, so a busy connection wakes it about once per `header`, not
+    /// once per request. hyper's rule is kept: the next request's headers
+    /// must be in within the timeout of the previous answer (hyper started
+    /// counting once that answer was written) or of the connection opening.
+    async fn quiet(&self, header: Duration, idle: Duration) {
+        let (header, idle) = (header.as_millis() as u64, idle.as_millis() as u64);
         loop {
-            let last = Duration::from_millis(self.last_ms.load(Relaxed));
-            let idle_since = self.since.elapsed().saturating_sub(last);
-            if self.in_flight.load(Relaxed) == 0 && idle_since >= idle {
-                return;
-            }
-            tokio::time::sleep(
-                idle.saturating_sub(idle_since)
-                    .max(Duration::from_millis(100)),
-            )
-            .await;
+            let now = self.now_ms();
+            let ended = self.ended_ms.load(Relaxed);
+            let written = self.wrote_ms.load(Relaxed).max(ended);
+            let wait = if self.in_flight.load(Relaxed) == 0 {
+                let (header_left, idle_left) = (
+                    (written + header).saturating_sub(now),
+                    (ended + idle).saturating_sub(now),
+                );
+                if header_left == 0 || idle_left == 0 {
+                    return;
+                }
+                header_left.min(idle_left)
+            } else {
+                header.min(idle)
+            };
+            tokio::time::sleep(Duration::from_millis(wait.max(100))).await;
         }
+    }
+}
+
+/// A connection's socket, noting when an answer's bytes go out after its
+/// request's handler finished, so that a client still reading a long
+/// answer is not taken for one that went quiet.
+struct Watched {
+    stream: tokio::net::TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl Watched {
+    fn wrote(&self, n: usize) {
+        if n > 0 && self.activity.in_flight.load(Relaxed) == 0 {
+            self.activity
+                .wrote_ms
+                .store(self.activity.now_ms(), Relaxed);
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.wrote(n);
+        }
+        r
+    }
+
+    // hyper writes an answer's head and body in one vectored write when
+    // the socket takes those, and copies them into one buffer otherwise.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.wrote(n);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -131,11 +232,7 @@ pub async fn serve<F, Fut>(
         let mut stop = shutdown.clone();
         tasks.spawn(async move {
             let _slot = slot;
-            let activity = Arc::new(Activity {
-                since: Instant::now(),
-                last_ms: Default::default(),
-                in_flight: Default::default(),
-            });
+            let activity = Arc::new(Activity::new());
             let seen = activity.clone();
             // Who is on the other end, for per-address limits: passed to
             // the handler, not put in each request's extensions (a map
@@ -146,26 +243,37 @@ pub async fn serve<F, Fut>(
                 let handle = handle.clone();
                 let seen = seen.clone();
                 async move {
-                    use std::sync::atomic::Ordering::Relaxed;
                     seen.in_flight.fetch_add(1, Relaxed);
                     let resp = handle(req, peer).await;
-                    seen.touch();
+                    seen.ended_ms.store(seen.now_ms(), Relaxed);
                     seen.in_flight.fetch_sub(1, Relaxed);
                     Ok::<_, Infallible>(resp)
                 }
             });
+            // No timer for hyper: the header timeout is `quiet_for`'s.
             let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
+                .header_read_timeout(None)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(
+                    TokioIo::new(Watched {
+                        stream,
+                        activity: activity.clone(),
+                    }),
+                    service,
+                );
             tokio::pin!(conn);
-            let close = tokio::select! {
+            // The connection first: a request whose headers are in starts
+            // (and counts as in flight) before the quiet check can see it.
+            let stopping = tokio::select! {
+                biased;
                 r = conn.as_mut() => { let _ = r; false }
                 _ = stop.changed() => true,
-                _ = activity.idle_for(limits.idle_timeout) => true,
+                // Dropped at once, as hyper dropped a connection past its
+                // header timeout: a graceful close would wait on a half-read
+                // head, or on a client that stopped reading.
+                _ = activity.quiet(limits.header_timeout, limits.idle_timeout) => false,
             };
-            if close {
+            if stopping {
                 conn.as_mut().graceful_shutdown();
                 let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
             }

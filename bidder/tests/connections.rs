@@ -112,3 +112,96 @@ fn slow_headers_slow_bodies_and_idle_connections_are_closed() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The header timeout is the bidder's own (one timer a connection, not
+/// hyper's one per request): headers that trickle in, or never follow a
+/// keep-alive answer, lose the connection after it even when the idle
+/// timeout is far longer; a request still being served keeps it.
+#[test]
+fn the_header_timeout_holds_between_requests_but_not_during_one() {
+    let s = Server::start_with(
+        &repo().join("examples/config"),
+        None,
+        Settings {
+            limits: Limits {
+                max_connections: 64,
+                header_timeout: Duration::from_millis(500),
+                idle_timeout: Duration::from_secs(600),
+            },
+            body_timeout: Duration::from_secs(10),
+            ..Settings::default()
+        },
+    );
+    // A head trickled a byte at a time, never finished.
+    let mut trickle = connect(s.bid);
+    let start = Instant::now();
+    for b in b"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\n".iter() {
+        if trickle.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    assert!(closed_within(&mut trickle, Duration::from_secs(5)));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+
+    // Answered, then nothing: the next request's headers are due within
+    // the header timeout of the answer, not the ten-minute idle timeout.
+    let mut quiet = connect(s.admin);
+    quiet.write_all(HEALTH).unwrap();
+    let mut buf = [0u8; 256];
+    assert!(quiet.read(&mut buf).unwrap() > 0);
+    assert!(closed_within(&mut quiet, Duration::from_secs(5)));
+
+    // A request whose body takes longer than the header timeout to arrive
+    // (well within the body timeout) is served, on a connection that then
+    // serves another.
+    let mut slow = connect(s.admin);
+    let body = std::fs::read(repo().join("benches/src/banner-request.json")).unwrap();
+    let auth = format!("Authorization: Bearer {}\r\n", common::ADMIN_TOKEN);
+    slow.write_all(
+        format!(
+            "POST /v1/explain HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    for piece in body.chunks(body.len().div_ceil(6)) {
+        std::thread::sleep(Duration::from_millis(250));
+        slow.write_all(piece).unwrap();
+    }
+    let head = read_head(&mut slow);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    slow.write_all(HEALTH).unwrap();
+    let head = read_head(&mut slow);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
+/// Reads an answer's status line and headers, and then its body by its
+/// `content-length`, leaving the connection at the next answer.
+fn read_head(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            _ => return String::from_utf8_lossy(&got).into_owned(),
+        }
+    }
+    let head = String::from_utf8_lossy(&got).into_owned();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("the answer's body");
+    head
+}
