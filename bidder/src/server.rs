@@ -555,7 +555,7 @@ async fn bid(
     let (parts, body) = req.into_parts();
     // A client that trickles its body must not hold a slot past any
     // exchange's deadline; the real deadline (tmax) is applied once parsed.
-    let read = tokio::time::timeout(
+    let read = within(
         app.settings.max_tmax,
         body::read(&parts.headers, body, app.settings.max_body_bytes),
     )
@@ -608,6 +608,22 @@ async fn bid(
     };
     resp.headers_mut().insert(OPENRTB_VERSION, version);
     resp
+}
+
+/// `fut` if it finishes within `limit`, like `tokio::time::timeout`, but
+/// tried once before a timer is made: a bid's body has nearly always come
+/// with its headers, and a timer costs a runtime handle, a clock read and,
+/// once polled, a place in the timer wheel, on every request.
+async fn within<F: std::future::Future>(
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(out) => Ok(out),
+        Poll::Pending => tokio::time::timeout(limit, fut).await,
+    }
 }
 
 /// Whether the exchange takes a gzip body: it does unless its
