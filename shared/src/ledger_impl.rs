@@ -487,7 +487,7 @@ impl RedisLedger {
             .map(|s| {
                 lock(s)
                     .iter()
-                    .filter(|((k, _), _)| matches!(k, SpendKey::LineItem(_)))
+                    .filter(|((k, _), _)| k.is_line_item())
                     .map(|(_, l)| l.granted)
                     .sum::<i64>()
             })
