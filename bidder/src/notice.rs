@@ -1023,6 +1023,39 @@ mod tests {
         assert_eq!(sig, hex::encode(expected.finish128().as_bytes()));
     }
 
+    /// A per-bid tag is SipHash's of the whole message, however its tail
+    /// is cut into pieces and however long they are.
+    #[test]
+    fn per_bid_tags_of_long_pieces_are_the_whole_messages_hash() {
+        use siphasher::sip128::Hasher128 as _;
+        use std::hash::Hasher as _;
+        let signer = Signer::writing(b"test secret", UrlSignatures::PerBid);
+        let key = signer.url_key("b=0123&li=x");
+        let UrlKey::PerBid(sip) = key else {
+            panic!("per-bid signing keys per bid")
+        };
+        let long: String = ('a'..='z').cycle().take(300).collect();
+        for lengths in [
+            vec![],
+            vec![0, 0],
+            vec![127],
+            vec![126, 1],
+            vec![100, 40, 3],
+            vec![5, 300, 5],
+        ] {
+            let pieces: Vec<&str> = lengths.iter().map(|&n| &long[..n]).collect();
+            let mut whole = sip;
+            whole.write(format!("{}\ntrack-click", pieces.concat()).as_bytes());
+            let mut sig = String::new();
+            key.sign("track-click", &pieces, &mut sig);
+            assert_eq!(
+                sig,
+                hex::encode(whole.finish128().as_bytes()),
+                "pieces of {lengths:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_url_key_signs_its_purpose_and_tail() {
         let per_bid = |secret: &[u8]| Signer::writing(secret, UrlSignatures::PerBid);
