@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -57,35 +57,40 @@ impl Default for Limits {
 }
 
 /// What a connection is doing, for the one timer that closes it (see
-/// [`Activity::quiet`]). Times are milliseconds since `since`.
+/// [`Activity::quiet`]). Times are milliseconds since `since` (tokio's
+/// clock, which is std's outside tests).
 struct Activity {
-    since: Instant,
+    since: tokio::time::Instant,
     /// When its last request's handler finished (or it opened).
     ended_ms: AtomicU64,
-    /// When it last wrote an answer's bytes with no request in flight.
+    /// When an answer's bytes last went out with no request in flight.
     wrote_ms: AtomicU64,
+    /// The socket's last write found its buffer full: the client has not
+    /// read what was sent yet.
+    write_blocked: AtomicBool,
     in_flight: AtomicUsize,
 }
 
 impl Activity {
     fn new() -> Activity {
         Activity {
-            since: Instant::now(),
+            since: tokio::time::Instant::now(),
             ended_ms: AtomicU64::new(0),
             wrote_ms: AtomicU64::new(0),
+            write_blocked: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         }
     }
 
     fn now_ms(&self) -> u64 {
-        self.since.elapsed().as_millis() as u64
+        millis(self.since.elapsed())
     }
 
-    /// Resolves once the connection should close: no request in flight,
-    /// and either nothing written for `header` since the last request
-    /// ended (headers of the next request not in, whether they trickle or
-    /// never start; an answer the client stopped reading) or `idle` since
-    /// it ended (the longest an answer may take the client to read).
+    /// Resolves once the connection should close, with no request in
+    /// flight: `idle` after its last request ended (the longest a client
+    /// may take to read an answer), or `header` after the last answer's
+    /// bytes went out when they all did (the next request's headers not
+    /// in, whether they trickle or never start).
     ///
     /// This is the header timeout. hyper's own armed a timer for every
     /// request (a boxed sleep put into the runtime's timer wheel and taken
@@ -93,23 +98,28 @@ impl Activity {
     /// connection sleeps until the earliest moment either limit could be
     /// reached, so a busy connection wakes it about once per `header`, not
     /// once per request. hyper's rule is kept: the next request's headers
-    /// must be in within the timeout of the previous answer (hyper started
-    /// counting once that answer was written) or of the connection opening.
+    /// are due within the timeout of the previous answer being written (or
+    /// of the connection opening).
     async fn quiet(&self, header: Duration, idle: Duration) {
-        let (header, idle) = (header.as_millis() as u64, idle.as_millis() as u64);
+        let (header, idle) = (millis(header), millis(idle));
         loop {
             let now = self.now_ms();
             let ended = self.ended_ms.load(Relaxed);
-            let written = self.wrote_ms.load(Relaxed).max(ended);
             let wait = if self.in_flight.load(Relaxed) == 0 {
-                let (header_left, idle_left) = (
-                    (written + header).saturating_sub(now),
-                    (ended + idle).saturating_sub(now),
-                );
-                if header_left == 0 || idle_left == 0 {
+                let idle_left = ended.saturating_add(idle).saturating_sub(now);
+                // An answer the client is slow to read is not a quiet
+                // connection: only `idle` bounds it. Looked at again within
+                // `header`, for the answer may have gone out by then.
+                let header_left = if self.write_blocked.load(Relaxed) {
+                    None
+                } else {
+                    let written = self.wrote_ms.load(Relaxed).max(ended);
+                    Some(written.saturating_add(header).saturating_sub(now))
+                };
+                if header_left == Some(0) || idle_left == 0 {
                     return;
                 }
-                header_left.min(idle_left)
+                idle_left.min(header_left.unwrap_or(header))
             } else {
                 header.min(idle)
             };
@@ -118,20 +128,30 @@ impl Activity {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// A connection's socket, noting when an answer's bytes go out after its
-/// request's handler finished, so that a client still reading a long
-/// answer is not taken for one that went quiet.
+/// request's handler finished and whether the client is keeping up, so that
+/// a client still reading a long answer is not taken for one that went
+/// quiet.
 struct Watched {
     stream: tokio::net::TcpStream,
     activity: Arc<Activity>,
 }
 
 impl Watched {
-    fn wrote(&self, n: usize) {
-        if n > 0 && self.activity.in_flight.load(Relaxed) == 0 {
-            self.activity
-                .wrote_ms
-                .store(self.activity.now_ms(), Relaxed);
+    fn wrote(&self, r: &Poll<std::io::Result<usize>>) {
+        let a = &self.activity;
+        match r {
+            Poll::Pending => a.write_blocked.store(true, Relaxed),
+            Poll::Ready(r) => {
+                a.write_blocked.store(false, Relaxed);
+                if matches!(r, Ok(n) if *n > 0) && a.in_flight.load(Relaxed) == 0 {
+                    a.wrote_ms.store(a.now_ms(), Relaxed);
+                }
+            }
         }
     }
 }
@@ -153,9 +173,7 @@ impl tokio::io::AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.stream).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            self.wrote(n);
-        }
+        self.wrote(&r);
         r
     }
 
@@ -167,9 +185,7 @@ impl tokio::io::AsyncWrite for Watched {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            self.wrote(n);
-        }
+        self.wrote(&r);
         r
     }
 
@@ -250,7 +266,7 @@ pub async fn serve<F, Fut>(
                     Ok::<_, Infallible>(resp)
                 }
             });
-            // No timer for hyper: the header timeout is `quiet_for`'s.
+            // No timer for hyper: the header timeout is `Activity::quiet`'s.
             let conn = http1::Builder::new()
                 .header_read_timeout(None)
                 .keep_alive(true)
@@ -1236,4 +1252,148 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
         shutdown: tx,
         done,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(60);
+
+    /// Runs `quiet` beside `script` (which moves the connection's state as
+    /// time passes) and says when it resolved, in seconds of paused time.
+    async fn closes_after<F, Fut>(script: F) -> u64
+    where
+        F: FnOnce(Arc<Activity>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let a = Arc::new(Activity::new());
+        let start = tokio::time::Instant::now();
+        tokio::spawn(script(a.clone()));
+        tokio::time::timeout(Duration::from_secs(1000), a.quiet(HEADER, IDLE))
+            .await
+            .expect("closed within 1,000 s");
+        start.elapsed().as_secs()
+    }
+
+    async fn at(secs: u64) {
+        tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_secs(secs)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_sends_nothing_goes_after_the_header_timeout() {
+        assert_eq!(closes_after(|_| async {}).await, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_holds_it_and_its_answer_restarts_the_count() {
+        let secs = closes_after(|a| async move {
+            a.in_flight.store(1, Relaxed);
+            at(30).await;
+            a.ended_ms.store(a.now_ms(), Relaxed);
+            a.in_flight.store(0, Relaxed);
+            at(1).await;
+            // The answer goes out a second after the handler finished.
+            a.wrote_ms.store(a.now_ms(), Relaxed);
+        })
+        .await;
+        assert_eq!(secs, 41);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_slow_to_read_its_answer_has_the_idle_timeout() {
+        let secs = closes_after(|a| async move {
+            a.in_flight.store(1, Relaxed);
+            at(1).await;
+            a.ended_ms.store(a.now_ms(), Relaxed);
+            a.in_flight.store(0, Relaxed);
+            // The socket's buffer fills and stays full: the client reads
+            // a little every 20 s, never enough for the rest to go out.
+            a.write_blocked.store(true, Relaxed);
+            for _ in 0..5 {
+                at(20).await;
+                a.wrote_ms.store(a.now_ms(), Relaxed);
+            }
+        })
+        .await;
+        assert_eq!(secs, 61);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_written_whole_starts_the_header_timeout() {
+        let secs = closes_after(|a| async move {
+            a.write_blocked.store(true, Relaxed);
+            at(25).await;
+            a.write_blocked.store(false, Relaxed);
+            a.wrote_ms.store(a.now_ms(), Relaxed);
+        })
+        .await;
+        assert_eq!(secs, 35);
+    }
+
+    /// The socket notes an answer's bytes going out (with nothing in
+    /// flight) and a buffer the client has stopped emptying.
+    #[tokio::test]
+    async fn the_socket_notes_writes_and_a_full_buffer() {
+        use tokio::io::AsyncWrite;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let activity = Arc::new(Activity::new());
+        let mut w = Watched {
+            stream,
+            activity: activity.clone(),
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let chunk = vec![b'x'; 64 * 1024];
+        // In flight: a write is the handler's, not an answer's tail.
+        activity.in_flight.store(1, Relaxed);
+        let n = std::future::poll_fn(|cx| Pin::new(&mut w).poll_write(cx, &chunk)).await;
+        assert!(n.unwrap() > 0);
+        assert_eq!(activity.wrote_ms.load(Relaxed), 0);
+        activity.in_flight.store(0, Relaxed);
+        let n = std::future::poll_fn(|cx| {
+            let bufs = [std::io::IoSlice::new(&chunk)];
+            Pin::new(&mut w).poll_write_vectored(cx, &bufs)
+        })
+        .await;
+        assert!(n.unwrap() > 0);
+        assert!(activity.wrote_ms.load(Relaxed) >= 20);
+        assert!(!activity.write_blocked.load(Relaxed));
+        // The client reads nothing: the buffers fill and a write waits.
+        let mut blocked = false;
+        for _ in 0..100_000 {
+            let r = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut w).poll_write(cx, &chunk)))
+                .await;
+            if r.is_pending() {
+                blocked = true;
+                break;
+            }
+        }
+        assert!(blocked, "loopback buffers never filled");
+        assert!(activity.write_blocked.load(Relaxed));
+        drop(client);
+    }
+
+    #[test]
+    fn limits_past_u64_milliseconds_do_not_overflow() {
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let a = Activity::new();
+            let waited = tokio::time::timeout(
+                Duration::from_secs(3600),
+                a.quiet(Duration::MAX, Duration::MAX),
+            )
+            .await;
+            assert!(waited.is_err(), "no limit: never quiet");
+        });
+    }
 }
