@@ -723,3 +723,45 @@ fn the_writer_says_how_far_each_day_is_durable() {
     log.close();
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Bids and no-bids are counted where they happen, each thread in a tally
+/// of its own: whatever threads counted before a flush is written by it,
+/// every count once, and a close writes what came after.
+#[test]
+fn counts_from_many_threads_are_written_once_each() {
+    let state = tempdir("tallies");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = std::sync::Arc::new(EventLog::open(&state, day, Options::default()).expect("open"));
+    let exchange: std::sync::Arc<str> = "x".into();
+    let threads: Vec<_> = (0..20)
+        .map(|t| {
+            let (log, exchange) = (log.clone(), exchange.clone());
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    let li = if (t + i) % 3 == 0 { "li" } else { "li-2" };
+                    log.bid(day.as_millis() + i, ad(li));
+                    if i % 5 == 0 {
+                        log.no_bid(day.as_millis() + i, exchange.clone(), "budget");
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    rt.block_on(log.flush());
+    let r = report(&state, "2026-11-24", day);
+    let bids: u64 = r.rows.iter().map(|row| row.counters.bids).sum();
+    assert_eq!(bids, 20 * 500, "{:?}", r.rows);
+    let no_bids: u64 = r.no_bids.iter().map(|n| n.count).sum();
+    assert_eq!(no_bids, 20 * 100, "{:?}", r.no_bids);
+    // After the flush, then a close.
+    log.bid(day.as_millis() + 1_000, ad("li"));
+    std::sync::Arc::into_inner(log).expect("one owner").close();
+    let r = report(&state, "2026-11-24", day);
+    let bids: u64 = r.rows.iter().map(|row| row.counters.bids).sum();
+    assert_eq!(bids, 20 * 500 + 1, "{:?}", r.rows);
+    let _ = std::fs::remove_dir_all(&state);
+}
