@@ -530,7 +530,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         "bidder_events_dropped_total",
-        "Report events dropped because the event writer's queue was full."
+        "Tracked events and other replicas' lines dropped because the event writer's queue was full (bid and no-bid counts never are)."
     );
     metrics::describe_counter!(
         "bidder_event_write_errors_total",

@@ -627,13 +627,14 @@ struct OpenDay {
 /// Counts summed until the next write: (first time seen, count) by key.
 type Counts<K> = HashMap<K, (i64, u64), foldhash::fast::FixedState>;
 
-/// Tallies a thread adds its bids and no-bids to, one each for the first
-/// threads that count (more share them): a count per bid request used to
-/// be a message to the writer, and that message (a queue slot, then the
-/// writer hashing and dropping the ad's eight shared strings on another
-/// core) cost 5-10% of a bid request's CPU in the server. Now the thread
-/// adds to its own tally, under a lock nobody else takes but the writer
-/// once a round, and drops the strings where it cloned them.
+/// Tallies threads add their bids and no-bids to, a thread's chosen once,
+/// round robin: the bidder's few request threads get one each (threads
+/// past the sixteenth share). A count per bid request used to be a message
+/// to the writer, and that message (a queue slot, then the writer hashing
+/// and dropping the ad's eight shared strings on another core) cost 5-10%
+/// of a bid request's CPU in the server. Now the thread adds to its tally,
+/// under a lock the writer takes only to swap the tally out when it writes
+/// the counts, and drops the strings where it cloned them.
 const TALLIES: usize = 16;
 
 #[derive(Default)]
@@ -773,12 +774,17 @@ impl Writer {
     /// a tally under a lock taken here, so the flush writes it.
     fn fold_tallies(&mut self) {
         for tally in self.tallies.iter() {
-            let mut t = lock(tally);
-            for (key, (at, n)) in t.bids.drain() {
-                self.bids.entry(key).or_insert((at, 0)).1 += n;
+            // Taken whole: the counting thread waits for a swap, not a fold.
+            let t = std::mem::take(&mut *lock(tally));
+            for (key, (at, n)) in t.bids {
+                let e = self.bids.entry(key).or_insert((at, 0));
+                e.0 = e.0.min(at);
+                e.1 += n;
             }
-            for (key, (at, n)) in t.no_bids.drain() {
-                self.no_bids.entry(key).or_insert((at, 0)).1 += n;
+            for (key, (at, n)) in t.no_bids {
+                let e = self.no_bids.entry(key).or_insert((at, 0));
+                e.0 = e.0.min(at);
+                e.1 += n;
             }
         }
     }

@@ -765,3 +765,34 @@ fn counts_from_many_threads_are_written_once_each() {
     assert_eq!(bids, 20 * 500 + 1, "{:?}", r.rows);
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Flushes while threads are still counting: no count is lost or written
+/// twice, whichever fold it lands before.
+#[test]
+fn flushes_racing_the_counting_threads_lose_and_repeat_nothing() {
+    let state = tempdir("tally-race");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = std::sync::Arc::new(EventLog::open(&state, day, Options::default()).expect("open"));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    log.bid(day.as_millis() + i % 1_000, ad("li"));
+                }
+            })
+        })
+        .collect();
+    while !threads.iter().all(|t| t.is_finished()) {
+        rt.block_on(log.flush());
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    std::sync::Arc::into_inner(log).expect("one owner").close();
+    let r = report(&state, "2026-11-24", day);
+    let bids: u64 = r.rows.iter().map(|row| row.counters.bids).sum();
+    assert_eq!(bids, 4 * 20_000, "{:?}", r.rows);
+    let _ = std::fs::remove_dir_all(&state);
+}
