@@ -272,8 +272,7 @@ impl EventLog {
             lost_touches: 0,
             deferred: Vec::new(),
             catalog: Catalog::default(),
-            bids: Default::default(),
-            no_bids: Default::default(),
+            counts: Tallies::default(),
             stats: stats.clone(),
             synced: options.synced.clone(),
             flush_every: options.flush_every,
@@ -308,17 +307,13 @@ impl EventLog {
 
     /// A bid sent at `at_ms` for the ad `dims`.
     pub fn bid(&self, at_ms: i64, dims: Dims) {
-        let mut t = self.tally();
-        t.bids.entry((day_of(at_ms), dims)).or_insert((at_ms, 0)).1 += 1;
+        add(&mut self.tally().bids, (day_of(at_ms), dims), at_ms, 1);
     }
 
     /// A request of `exchange` answered without a bid, for `reason`.
     pub fn no_bid(&self, at_ms: i64, exchange: Arc<str>, reason: &'static str) {
-        let mut t = self.tally();
-        t.no_bids
-            .entry((day_of(at_ms), exchange, reason))
-            .or_insert((at_ms, 0))
-            .1 += 1;
+        let key = (day_of(at_ms), exchange, reason);
+        add(&mut self.tally().no_bids, key, at_ms, 1);
     }
 
     /// This thread's tally.
@@ -639,8 +634,18 @@ const TALLIES: usize = 16;
 
 #[derive(Default)]
 struct Tallies {
+    /// Counts by bid day and ad: one lookup per bid sent, keyed by config
+    /// ids (the exchange's own keyword text never gets here), so hashed
+    /// fast rather than DoS-resistant.
     bids: Counts<(i64, Dims)>,
     no_bids: Counts<(i64, Arc<str>, &'static str)>,
+}
+
+/// Adds `n` to `key`'s count, which keeps the earliest time it was seen.
+fn add<K: std::hash::Hash + Eq>(counts: &mut Counts<K>, key: K, at_ms: i64, n: u64) {
+    let e = counts.entry(key).or_insert((at_ms, 0));
+    e.0 = e.0.min(at_ms);
+    e.1 += n;
 }
 
 /// Locks a tally; one whose holder panicked is still a set of counts.
@@ -650,6 +655,8 @@ fn lock(t: &std::sync::Mutex<Tallies>) -> std::sync::MutexGuard<'_, Tallies> {
 
 struct Writer {
     tallies: Arc<[std::sync::Mutex<Tallies>]>,
+    /// The threads' tallies summed, until the counts are written.
+    counts: Tallies,
     dir: PathBuf,
     files: Vec<OpenDay>,
     /// `None` until the past has been read back.
@@ -670,11 +677,6 @@ struct Writer {
     /// Conversions waiting for the past.
     deferred: Vec<(Vec<Conversion>, i64, ConvertAck)>,
     catalog: Catalog,
-    /// Counts by bid day and ad: one lookup per bid sent, keyed by config
-    /// ids (the exchange's own keyword text never gets here), so hashed
-    /// fast rather than DoS-resistant.
-    bids: Counts<(i64, Dims)>,
-    no_bids: Counts<(i64, Arc<str>, &'static str)>,
     stats: Arc<Stats>,
     synced: Option<ledger::synced::Synced>,
     flush_every: Duration,
@@ -777,14 +779,10 @@ impl Writer {
             // Taken whole: the counting thread waits for a swap, not a fold.
             let t = std::mem::take(&mut *lock(tally));
             for (key, (at, n)) in t.bids {
-                let e = self.bids.entry(key).or_insert((at, 0));
-                e.0 = e.0.min(at);
-                e.1 += n;
+                add(&mut self.counts.bids, key, at, n);
             }
             for (key, (at, n)) in t.no_bids {
-                let e = self.no_bids.entry(key).or_insert((at, 0));
-                e.0 = e.0.min(at);
-                e.1 += n;
+                add(&mut self.counts.no_bids, key, at, n);
             }
         }
     }
@@ -893,7 +891,7 @@ impl Writer {
         }
         if flush_counts {
             self.fold_tallies();
-            for ((_, dims), (at, n)) in self.bids.drain() {
+            for ((_, dims), (at, n)) in self.counts.bids.drain() {
                 let r = count(Kind::Bid, at, dims, n);
                 let _ = push_to(
                     &mut self.files,
@@ -903,7 +901,7 @@ impl Writer {
                     self.synced.as_ref(),
                 );
             }
-            for ((_, exchange, reason), (at, n)) in self.no_bids.drain() {
+            for ((_, exchange, reason), (at, n)) in self.counts.no_bids.drain() {
                 let dims = Dims {
                     exchange,
                     product: reason.into(),
