@@ -724,6 +724,11 @@ fn the_writer_says_how_far_each_day_is_durable() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// Bids over a report's rows.
+fn bids(r: &reports::Report) -> u64 {
+    r.rows.iter().map(|row| row.counters.bids).sum()
+}
+
 /// Bids and no-bids are counted where they happen, each thread in a tally
 /// of its own: whatever threads counted before a flush is written by it,
 /// every count once, and a close writes what came after.
@@ -753,16 +758,14 @@ fn counts_from_many_threads_are_written_once_each() {
     }
     rt.block_on(log.flush());
     let r = report(&state, "2026-11-24", day);
-    let bids: u64 = r.rows.iter().map(|row| row.counters.bids).sum();
-    assert_eq!(bids, 20 * 500, "{:?}", r.rows);
+    assert_eq!(bids(&r), 20 * 500, "{:?}", r.rows);
     let no_bids: u64 = r.no_bids.iter().map(|n| n.count).sum();
     assert_eq!(no_bids, 20 * 100, "{:?}", r.no_bids);
     // After the flush, then a close.
     log.bid(day.as_millis() + 1_000, ad("li"));
     std::sync::Arc::into_inner(log).expect("one owner").close();
     let r = report(&state, "2026-11-24", day);
-    let bids: u64 = r.rows.iter().map(|row| row.counters.bids).sum();
-    assert_eq!(bids, 20 * 500 + 1, "{:?}", r.rows);
+    assert_eq!(bids(&r), 20 * 500 + 1, "{:?}", r.rows);
     let _ = std::fs::remove_dir_all(&state);
 }
 
@@ -792,7 +795,6 @@ fn flushes_racing_the_counting_threads_lose_and_repeat_nothing() {
     }
     std::sync::Arc::into_inner(log).expect("one owner").close();
     let r = report(&state, "2026-11-24", day);
-    let bids: u64 = r.rows.iter().map(|row| row.counters.bids).sum();
-    assert_eq!(bids, 4 * 20_000, "{:?}", r.rows);
+    assert_eq!(bids(&r), 4 * 20_000, "{:?}", r.rows);
     let _ = std::fs::remove_dir_all(&state);
 }
