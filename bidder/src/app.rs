@@ -205,8 +205,13 @@ struct Bidded {
     answer: BidAnswer,
     report: Vec<reports::Dims>,
     keys: Vec<BidKey>,
+    first_price: FirstPrice,
     deadline: Option<Instant>,
 }
+
+/// A request's first-price bids, as the shading curves count them once
+/// the answer is sent: the slot kind and the price of each.
+pub(crate) type FirstPrice = smallvec::SmallVec<[(shading::SlotKind, i64); 1]>;
 
 pub struct App {
     snapshot: ArcSwapOption<Snapshot>,
@@ -231,7 +236,12 @@ pub struct App {
     pixel_limiter: crate::pixel::Limiter,
     pixel_ip_limiter: crate::pixel::Limiter,
     /// First-price bids in flight, and the win curves learned from them.
-    outcomes: crate::outcomes::Outcomes,
+    /// The win curves of first-price auctions: each first-price bid
+    /// counts when it is sent, its win when it is charged.
+    shader: shading::Shader,
+    /// When this process began (its clock): wins of bids made before are
+    /// not counted, since their bids were counted by a process before it.
+    started_ms: i64,
     /// Click and conversion rates for value-based line items (`--model`;
     /// the priors until one loads).
     model: ArcSwap<predict::Model>,
@@ -260,6 +270,8 @@ pub(crate) struct Auctioned {
     pub keys: Vec<BidKey>,
     /// What each bid is reported under (none for test requests).
     pub report: Vec<reports::Dims>,
+    /// The first-price bids among them (none for test requests).
+    pub first_price: FirstPrice,
 }
 
 /// What an upload of shopper events did.
@@ -377,6 +389,7 @@ impl App {
             settings.max_tracked_events,
         );
         let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::new(settings.ledger.clone()));
+        let started_ms = clock.now().as_millis();
         App {
             snapshot: ArcSwapOption::empty(),
             audiences: Arc::new(audiences),
@@ -404,10 +417,9 @@ impl App {
             model: ArcSwap::from_pointee(predict::Model::priors_only()),
             draining: std::sync::atomic::AtomicBool::new(false),
             shared: None,
-            outcomes: crate::outcomes::Outcomes::new(
-                shading::Shader::new(shading::Params::default())
-                    .unwrap_or_else(|_| unreachable!("the default parameters are valid")),
-            ),
+            shader: shading::Shader::new(shading::Params::default())
+                .unwrap_or_else(|_| unreachable!("the default parameters are valid")),
+            started_ms,
         }
     }
 
@@ -675,6 +687,7 @@ impl App {
         start: Instant,
     ) -> BidAnswer {
         let b = self.bid_inner(snap, profile, body, start);
+        self.sent(profile, &b.answer, &b.first_price);
         self.record_answer(profile, &b.answer, b.report);
         b.answer
     }
@@ -713,16 +726,29 @@ impl App {
                 }
             }
         }
+        self.sent(profile, &b.answer, &b.first_price);
         self.record_answer(profile, &b.answer, b.report);
         b.answer
     }
 
-    /// Bids reserved but never sent: their holds go, and shading does not
-    /// count them as losses.
+    /// Bids reserved but never sent: their holds go. (Shading counts a bid
+    /// only once it is sent.)
     fn withdraw(&self, keys: &[BidKey]) {
         for k in keys {
             self.ledger.release(*k);
-            self.outcomes.forget(k.0);
+        }
+    }
+
+    /// The first-price bids of an answer that is sent count for shading,
+    /// each in its exchange's curve of its slot kind: as a loss until its
+    /// win is charged ([`App::notice`]). Counted here rather than kept per
+    /// bid until its outcome: nothing to remember, expire or bound per bid.
+    fn sent(&self, profile: Option<&Profile>, answer: &BidAnswer, bids: &FirstPrice) {
+        if let (BidAnswer::Bid(..), Some(profile)) = (answer, profile) {
+            for &(slot, price) in bids {
+                self.shader
+                    .observe_bid(&shading::CurveKey::new(&profile.report_id, slot), price);
+            }
         }
     }
 
@@ -764,6 +790,7 @@ impl App {
             answer,
             report: Vec::new(),
             keys: Vec::new(),
+            first_price: FirstPrice::new(),
             deadline: None,
         };
         let req = match ortb::parse_request(body) {
@@ -802,6 +829,7 @@ impl App {
             answer: BidAnswer::Bid(a.json, a.keys.len()),
             report: a.report,
             keys: a.keys,
+            first_price: a.first_price,
             deadline: Some(start + deadline),
         }
     }
@@ -816,8 +844,11 @@ impl App {
         let Some(profile) = snap.profile(None) else {
             return Err(NoBid::NotReady);
         };
-        self.auction_in(snap, profile, req, None)
-            .map(|a| (a.json, a.keys))
+        self.auction_in(snap, profile, req, None).map(|a| {
+            let answer = BidAnswer::Bid(Vec::new(), a.keys.len());
+            self.sent(Some(profile), &answer, &a.first_price);
+            (a.json, a.keys)
+        })
     }
 
     /// The context of a request as an exchange sends it: the currency its
@@ -867,7 +898,7 @@ impl App {
             ledger: &*self.ledger,
             market: select::Market {
                 model: &model,
-                shader: self.outcomes.shader(),
+                shader: &self.shader,
                 exchange: &profile.report_id,
                 first_price: req.auction_type() == 1,
                 explore: true,
@@ -878,6 +909,7 @@ impl App {
         let mut choices: smallvec::SmallVec<[(usize, Choice); 1]> = smallvec::SmallVec::new();
         let mut bid_ids: smallvec::SmallVec<[ledger::BidId; 1]> = smallvec::SmallVec::new();
         let mut keys: Vec<BidKey> = Vec::new();
+        let mut first_price = FirstPrice::new();
         let mut furthest: Option<Stop> = None;
         // An ad pod (imps sharing `podid`) never carries two spots of one
         // advertiser: each pod remembers who already has a slot in it.
@@ -918,8 +950,7 @@ impl App {
                 Ok(choice) => choice,
                 Err(stop) if stop.reason == NoBid::Late => {
                     // The imps chosen before are not sent either: their
-                    // holds go and their shading outcomes are forgotten
-                    // (else swept later as losses that never bid).
+                    // holds go.
                     self.withdraw(&keys);
                     return Err(NoBid::Late);
                 }
@@ -974,13 +1005,7 @@ impl App {
                     metrics::shading_decision(s.reason);
                 }
                 if choice.pricing.first_price {
-                    self.outcomes.bid(
-                        key.0,
-                        &profile.report_id,
-                        select::slot_kind(item.media),
-                        choice.price.as_i64(),
-                        expires.as_millis(),
-                    );
+                    first_price.push((select::slot_kind(item.media), choice.price.as_i64()));
                 }
             }
             match bids_of.iter_mut().find(|(it, _)| *it == choice.item) {
@@ -1049,7 +1074,12 @@ impl App {
                 })
                 .collect()
         };
-        Ok(Auctioned { json, keys, report })
+        Ok(Auctioned {
+            json,
+            keys,
+            report,
+            first_price,
+        })
     }
 
     /// A tracking URL called: counts its event once per bid (never for test
@@ -1277,7 +1307,7 @@ impl App {
 
     /// The win-probability curves first-price bids are shaded with.
     pub fn shader(&self) -> &shading::Shader {
-        self.outcomes.shader()
+        &self.shader
     }
 
     /// The advertiser of the list audience `id`, if the config has one.
@@ -1528,7 +1558,7 @@ impl App {
             ledger: &*self.ledger,
             market: select::Market {
                 model: &model,
-                shader: self.outcomes.shader(),
+                shader: &self.shader,
                 exchange: &profile.report_id,
                 first_price: req.auction_type() == 1,
                 // Explain shows the shaded bid, never an exploring one.
@@ -1547,20 +1577,16 @@ impl App {
     }
 
     /// The expiries of [`App::expire_reservations`] alone: holds whose time
-    /// is up go back to their budgets, and first-price bids unanswered by
-    /// then count as lost for shading (fitted at the next whole round).
-    /// Cheap (both keep their deadlines in order), so the server runs it
-    /// several times a second: each round is short.
+    /// is up go back to their budgets. Cheap (the ledger keeps its
+    /// deadlines in order), so the server runs it several times a second:
+    /// each round is short.
     pub fn expire_holds(&self) -> usize {
-        let now = self.clock.now();
-        let ended = self.ledger.expire(now).reservations;
-        self.outcomes.expire(now.as_millis());
-        ended
+        self.ledger.expire(self.clock.now()).reservations
     }
 
     /// Ends reservations of bids whose notices never came (they keep
     /// holding their learned share) and lets go of those whose notices
-    /// have expired, sweeps shading outcomes and updates the gauges;
+    /// have expired, fits the shading curves again and updates the gauges;
     /// returns how many reservations ended. About once a second.
     pub fn expire_reservations(&self) -> usize {
         let now = self.clock.now();
@@ -1579,12 +1605,8 @@ impl App {
             let age_ms = now.as_millis() - rates.as_of.start().as_millis();
             metrics::rates_age(age_ms as f64 / 1000.0);
         }
-        self.outcomes.sweep(now.as_millis());
-        metrics::shading(
-            self.outcomes.pending(),
-            self.outcomes.dropped(),
-            self.outcomes.shader().key_count(),
-        );
+        self.shader.refit(now.as_millis());
+        metrics::shading(self.shader.dropped_observations(), self.shader.key_count());
         expired.reservations
     }
 
@@ -1624,9 +1646,6 @@ impl App {
         }
         // Ours are always well formed; a signed one that is not is refused.
         let bid = BidKey::of(&n.bid_id).ok_or(NoticeError::Signature)?;
-        // The first notice of a first-price bid tells the shading curves
-        // how that price fared.
-        self.outcomes.resolve(bid.0, kind != Kind::Loss);
         if kind == Kind::Loss {
             return Ok(match self.ledger.release(bid) {
                 ledger::Release::Released => NoticeResult::Released,
@@ -1730,6 +1749,15 @@ impl App {
         };
         match self.books.charge(&win).await {
             Ok(Some(charge)) => {
+                // Charged once whatever notices come, on whichever replica:
+                // the one count of this bid's win for shading. A bid made
+                // before this process began was counted by another.
+                if let Some(slot) = n.first_price.filter(|_| n.at_ms >= self.started_ms) {
+                    self.shader.observe_win(
+                        &shading::CurveKey::new(&n.exchange, slot),
+                        n.bid_price.as_i64(),
+                    );
+                }
                 metrics::spend(charge.billed.as_i64());
                 if charge.over_delivery > Micros::ZERO {
                     tracing::warn!(bid = %n.bid_id, line_item = %n.line_item, over_delivery = %charge.over_delivery, "win beyond the budget: recorded, not billed");

@@ -18,7 +18,6 @@ mod keywords;
 pub mod metrics;
 pub mod nobid;
 pub mod notice;
-mod outcomes;
 pub mod pixel;
 pub mod reporting;
 mod respond;

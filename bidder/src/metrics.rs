@@ -318,10 +318,9 @@ pub fn list_batch(result: &'static str) {
     metrics::counter!("bidder_list_batches_total", "result" => result).increment(1);
 }
 
-/// First-price bids awaiting their outcome, those not tracked because the
-/// table was full, and the shading curves learned.
-pub fn shading(pending: usize, untracked: u64, curves: usize) {
-    metrics::gauge!("bidder_shading_pending_bids").set(pending as f64);
+/// First-price bids and wins not counted because the curve table was
+/// full, and the shading curves learned.
+pub fn shading(untracked: u64, curves: usize) {
     metrics::gauge!("bidder_shading_untracked_bids").set(untracked as f64);
     metrics::gauge!("bidder_shading_curves").set(curves as f64);
 }
@@ -441,12 +440,8 @@ pub fn describe() {
         "Loads of the click and conversion model by result."
     );
     metrics::describe_gauge!(
-        "bidder_shading_pending_bids",
-        "First-price bids awaiting a notice or their reservation's end."
-    );
-    metrics::describe_gauge!(
         "bidder_shading_untracked_bids",
-        "First-price bids not tracked for shading because the table was full."
+        "First-price bids and wins not counted for shading: their exchange and slot kind were past the curve table's bound."
     );
     metrics::describe_gauge!(
         "bidder_shading_curves",

@@ -1170,8 +1170,8 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
         // operating system shares the CPU with the request workers instead
         // of one worker's requests waiting for the whole round (a sweep of
         // a second's bids on a worker was the bidder's p99 at steady load).
-        // Shading outcomes expire in the same rounds; fitting the curves
-        // again and the gauges stay about once a second.
+        // Fitting the shading curves again and the gauges: about once a
+        // second.
         let app = app.clone();
         let mut stop = rx.clone();
         tokio::spawn(async move {

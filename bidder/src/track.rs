@@ -615,6 +615,7 @@ mod tests {
             encrypted: false,
             keyword: None,
             audience,
+            first_price: None,
         }
     }
 

@@ -115,6 +115,7 @@ impl Real {
             encrypted: false,
             keyword: None,
             audience: None,
+            first_price: None,
         }
         .signed();
         let mut url = String::new();

@@ -203,7 +203,7 @@ fn forged_notices_are_refused_and_charge_nobody() {
     let at_ms = s.app.now().as_millis();
     assert!(
         nurl.contains(&format!(
-            "/notice/win?b={id1}&i=1&li=shop-li&o=o1&c=b300&bp=1000000000&ts={at_ms}&t=0&x=default&cur=USD&r=1000000000&ch=f&e=0&s="
+            "/notice/win?b={id1}&i=1&li=shop-li&o=o1&c=b300&bp=1000000000&ts={at_ms}&t=0&x=default&cur=USD&r=1000000000&ch=f&e=0&fp=b&s="
         )),
         "{nurl}"
     );
@@ -251,6 +251,9 @@ fn forged_notices_are_refused_and_charge_nobody() {
         ),
         ("the price twice", changed("&price=", "&price=0.01&price=")),
         ("the signature twice", changed("&s=", &format!("&s={sig}&s="))),
+        // The first-price mark (what shading learns the win under).
+        ("the first-price mark dropped", changed("&fp=b", "")),
+        ("another slot kind", changed("&fp=b", "&fp=v")),
         // Reordered.
         (
             "line item and order swapped",
@@ -1103,8 +1106,12 @@ fn a_bid_thrown_away_as_late_holds_nothing() {
         ),
     );
     // tmax 5000 is capped at 1,000 ms; less the 10 ms margin, answers
-    // after 990 ms are thrown away.
-    let body = request_with_imps(50);
+    // after 990 ms are thrown away. First price: the bids sent, and those
+    // alone, count for shading.
+    let mut body: Value = serde_json::from_str(&request_with_imps(50)).unwrap();
+    body["at"] = json!(1);
+    let body = body.to_string();
+    let mut sent = 0;
     let deadline = Duration::from_millis(990);
     let timed = |start: Instant| {
         let t = Instant::now();
@@ -1117,7 +1124,10 @@ fn a_bid_thrown_away_as_late_holds_nothing() {
     let full = (0..5)
         .map(|_| {
             let (answer, took) = timed(Instant::now());
-            assert!(matches!(answer, BidAnswer::Bid(..)));
+            let BidAnswer::Bid(_, n) = answer else {
+                panic!("no bid")
+            };
+            sent += n;
             took
         })
         .min();
@@ -1140,7 +1150,8 @@ fn a_bid_thrown_away_as_late_holds_nothing() {
             _ => {}
         }
         let held = li_on(&s, "li", "2026-11-24").held_today;
-        if matches!(answer, BidAnswer::Bid(..)) {
+        if let BidAnswer::Bid(_, n) = answer {
+            sent += n;
             held_before = held;
         } else {
             assert_eq!(held, held_before, "a bid never sent holds nothing");
@@ -1150,6 +1161,12 @@ fn a_bid_thrown_away_as_late_holds_nothing() {
         }
     }
     assert!(thrown_away > 0, "the deadline never passed mid-auction");
+    s.app.expire_reservations();
+    let curve = s.app.shader().curve(&shading::CurveKey::new(
+        "default",
+        shading::SlotKind::Banner,
+    ));
+    assert_eq!(curve.map(|c| c.observations()), Some(sent as f64));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

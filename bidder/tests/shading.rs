@@ -88,39 +88,91 @@ fn a_line_item_may_refuse_shading() {
 }
 
 #[test]
-fn notices_and_unanswered_bids_teach_the_curve() {
+fn sent_bids_and_charged_wins_teach_the_curve() {
     let dir = shop_config_dir("shading-learn");
     let s = Server::start(&dir, None);
     let key = CurveKey::new("default", SlotKind::Banner);
+    let counts = |s: &Server| {
+        s.app.expire_reservations();
+        s.app
+            .shader()
+            .curve(&key)
+            .map(|c| (c.observations().round(), c.wins().round()))
+    };
     // Four bids: one won, one lost by notice, one never answered, one
-    // reported lost and then won (and charged).
+    // reported lost and then won (and charged). Each counts once sent.
     let bids: Vec<_> = (0..4).map(|_| only_bid(&s, &first_price())).collect();
+    assert_eq!(counts(&s), Some((4.0, 0.0)));
     assert_eq!(
         s.notice(bids[0]["nurl"].as_str().unwrap(), "2.00").status,
         200
     );
     assert_eq!(s.notice(bids[1]["lurl"].as_str().unwrap(), "0").status, 200);
-    // A second notice of the won bid counts nothing more.
+    // A second notice of the won bid, and its billing notice, count
+    // nothing more: the win is counted when it is charged, once.
     s.notice(bids[0]["nurl"].as_str().unwrap(), "2.00");
+    s.notice(bids[0]["burl"].as_str().unwrap(), "2.00");
     assert_eq!(s.notice(bids[3]["lurl"].as_str().unwrap(), "0").status, 200);
     assert_eq!(
         s.notice(bids[3]["nurl"].as_str().unwrap(), "2.00").status,
         200
     );
-    s.app.expire_reservations();
-    // The loss waits for its reservation's end: a win notice may still
-    // come (and would be charged), which must count as a win.
-    let before = s.app.shader().curve(&key).map(|c| c.observations());
-    assert_eq!(before.map(|n| n.round()), Some(2.0), "two wins so far");
-    // Past the reservation TTL (a minute) the third counts as lost; the
-    // first two have decayed a little (a half-life of 30 minutes).
+    assert_eq!(counts(&s), Some((4.0, 2.0)));
+    // Past the reservation TTL nothing changes (the unanswered bid was a
+    // loss all along) but the decay of a half-life of 30 minutes; a win
+    // coming that late is still one.
     s.clock.advance_millis(61_000);
-    s.app.expire_reservations();
-    let c = s.app.shader().curve(&key).unwrap();
+    assert_eq!(
+        s.notice(bids[2]["nurl"].as_str().unwrap(), "2.00").status,
+        200
+    );
+    let c = {
+        s.app.expire_reservations();
+        s.app.shader().curve(&key).unwrap()
+    };
     assert!(
         c.observations() > 3.9 && c.observations() < 4.0,
         "{}",
         c.observations()
     );
-    assert!(c.wins() > 1.9 && c.wins() < 2.0, "{}", c.wins());
+    assert!(c.wins() > 2.9 && c.wins() < 3.0, "{}", c.wins());
+
+    // Second price: neither the bid nor its win is a first-price outcome.
+    let mut second = first_price();
+    second["at"] = json!(2);
+    let bid = only_bid(&s, &second);
+    let nurl = bid["nurl"].as_str().unwrap();
+    assert!(!nurl.contains("&fp="), "{nurl}");
+    assert_eq!(s.notice(nurl, "2.00").status, 200);
+    s.app.expire_reservations();
+    let c2 = s.app.shader().curve(&key).unwrap();
+    assert_eq!(c2.observations(), c.observations());
+    assert_eq!(c2.wins(), c.wins());
+}
+
+/// A win is counted by the process that charges it, for a bid of any
+/// replica, but not for a bid made before that process began: such a bid
+/// was counted (as sent) by a process whose counts are gone.
+#[test]
+fn wins_of_bids_made_before_this_process_are_not_counted() {
+    let dir = shop_config_dir("shading-restart");
+    let state = common::tempdir("shading-restart-state");
+    let key = CurveKey::new("default", SlotKind::Banner);
+    let t0 = common::ts("2026-11-24T12:00:00Z");
+    let before = Server::start_in(&dir, &state.join("a"), 1000, t0);
+    let old = only_bid(&before, &first_price());
+    drop(before);
+    let s = Server::start_in(
+        &dir,
+        &state.join("b"),
+        1000,
+        common::ts("2026-11-24T12:00:01Z"),
+    );
+    let new = only_bid(&s, &first_price());
+    for b in [&old, &new] {
+        assert_eq!(s.notice(b["nurl"].as_str().unwrap(), "2.00").status, 200);
+    }
+    s.app.expire_reservations();
+    let c = s.app.shader().curve(&key).unwrap();
+    assert_eq!((c.observations(), c.wins()), (1.0, 1.0));
 }

@@ -14,7 +14,10 @@
 //! `P(b)` is learned per [`CurveKey`] (exchange × [`SlotKind`]) from the
 //! bidder's own outcomes, fed to [`Shader::observe`]: a win or billing
 //! notice is a win; a loss notice, or a bid left unanswered past the
-//! exchange's reservation TTL, is a loss.
+//! exchange's reservation TTL, is a loss. Or in two steps, with nothing
+//! to remember per bid: each bid as it is sent ([`Shader::observe_bid`]),
+//! then each win as it comes ([`Shader::observe_win`]); a bid with no win
+//! is a loss.
 //!
 //! - Outcomes are counted in [`BINS`] log-spaced price bins (0.01 to 1000
 //!   CPM by default, about 20% of price per bin): bids, wins, and where in
@@ -399,7 +402,11 @@ impl KeyState {
                 continue;
             }
             c.bids[bin] = bids;
-            c.wins[bin] = c.wins[bin] * decay + (packed >> 32) as f64;
+            // Wins counted apart from their bids (`observe_win`) may come
+            // to a bin that did not count those bids: a win of another
+            // process's bid, or of one made before a restart. Never more
+            // wins than bids, so that such excess does not linger.
+            c.wins[bin] = (c.wins[bin] * decay + (packed >> 32) as f64).min(bids);
             c.pos[bin] = c.pos[bin] * decay + pos as f64;
         }
         let curve = Curve::fit(
@@ -452,6 +459,27 @@ impl Shader {
     /// seen. Returns false when the outcome was not recorded: a bid that is
     /// not positive, or a new key beyond [`Params::max_keys`].
     pub fn observe(&self, key: &CurveKey<'_>, bid_micros: i64, won: bool) -> bool {
+        self.count(key, bid_micros, true, won)
+    }
+
+    /// Records one of our bids as sent, before its outcome is known: the
+    /// bid counts in its price bin at once, and [`Shader::observe_win`]
+    /// adds its win if one comes. Together they count what
+    /// [`Shader::observe`] counts when the outcome is known, without the
+    /// caller remembering each bid until then. A win counted later than
+    /// its bid (or in another process than its bid) is kept under its
+    /// bin's bids when the curve is fitted.
+    pub fn observe_bid(&self, key: &CurveKey<'_>, bid_micros: i64) -> bool {
+        self.count(key, bid_micros, true, false)
+    }
+
+    /// Records the win of a bid recorded with [`Shader::observe_bid`], by
+    /// the same key and bid price. Call it once per bid.
+    pub fn observe_win(&self, key: &CurveKey<'_>, bid_micros: i64) -> bool {
+        self.count(key, bid_micros, false, true)
+    }
+
+    fn count(&self, key: &CurveKey<'_>, bid_micros: i64, bid: bool, won: bool) -> bool {
         if bid_micros <= 0 {
             return false;
         }
@@ -460,8 +488,11 @@ impl Shader {
             return false;
         };
         let (bin, pos) = self.grid.locate(bid_micros);
-        state.counts[bin].fetch_add(1 | (u64::from(won) << 32), Ordering::Relaxed);
-        state.pos[bin].fetch_add((pos * POS_SCALE) as u64, Ordering::Relaxed);
+        state.counts[bin].fetch_add(u64::from(bid) | (u64::from(won) << 32), Ordering::Relaxed);
+        // The mean position in a bin is over its bids.
+        if bid {
+            state.pos[bin].fetch_add((pos * POS_SCALE) as u64, Ordering::Relaxed);
+        }
         true
     }
 

@@ -427,3 +427,61 @@ proptest! {
         }
     }
 }
+
+/// Bids recorded as sent and wins as they come fit the same curve as the
+/// same outcomes recorded whole.
+#[test]
+fn bids_then_wins_fit_what_whole_outcomes_fit() {
+    let whole = Shader::new(Params::default()).unwrap();
+    let split = Shader::new(Params::default()).unwrap();
+    let k = key("x");
+    let bids: Vec<i64> = (0..2_000).map(|i| USD / 5 + i * 2_400).collect();
+    for &bid in &bids {
+        assert!(whole.observe(&k, bid, bid > USD));
+        assert!(split.observe_bid(&k, bid));
+    }
+    // The wins come later, after a refit has folded the bids in.
+    split.refit(0);
+    for &bid in bids.iter().filter(|&&b| b > USD) {
+        assert!(split.observe_win(&k, bid));
+    }
+    whole.refit(0);
+    split.refit(0);
+    let (a, b) = (whole.curve(&k).unwrap(), split.curve(&k).unwrap());
+    assert!(a.is_ready() && b.is_ready());
+    assert_eq!(a.observations(), b.observations());
+    assert_eq!(a.wins(), b.wins());
+    assert_eq!(a.knots().collect::<Vec<_>>(), b.knots().collect::<Vec<_>>());
+}
+
+/// Wins of bids this shader never counted (another replica's, or from
+/// before a restart) never make a bin win more than it bid, and do not
+/// outlast the bids they came with.
+#[test]
+fn wins_without_their_bids_are_capped_at_the_bins_bids() {
+    let shader = Shader::new(Params::default()).unwrap();
+    let k = key("x");
+    let bid = 2 * USD;
+    for _ in 0..10 {
+        shader.observe_bid(&k, bid);
+    }
+    for _ in 0..30 {
+        shader.observe_win(&k, bid);
+    }
+    shader.refit(0);
+    let c = shader.curve(&k).unwrap();
+    assert_eq!((c.observations(), c.wins()), (10.0, 10.0));
+    // Twenty lost bids after: the excess wins were not kept, so the bin
+    // wins a third of its bids, not all of them.
+    for _ in 0..20 {
+        shader.observe_bid(&k, bid);
+    }
+    shader.refit(0);
+    let c = shader.curve(&k).unwrap();
+    assert_eq!((c.observations(), c.wins()), (30.0, 10.0));
+    assert_eq!(c.p_win(bid), Some(10.0 / 30.0));
+    // A win alone in a bin with no bids is no knot.
+    shader.observe_win(&k, 100 * USD);
+    shader.refit(0);
+    assert_eq!(shader.curve(&k).unwrap().knots().count(), 1);
+}
