@@ -235,7 +235,6 @@ pub struct App {
     /// Pixel events per user, and per address, this minute.
     pixel_limiter: crate::pixel::Limiter,
     pixel_ip_limiter: crate::pixel::Limiter,
-    /// First-price bids in flight, and the win curves learned from them.
     /// The win curves of first-price auctions: each first-price bid
     /// counts when it is sent, its win when it is charged.
     shader: shading::Shader,
@@ -835,7 +834,8 @@ impl App {
     }
 
     /// The auction for a parsed, valid request: one bid per imp at most.
-    /// Returns the BidResponse and the bids it holds budget for.
+    /// Returns the BidResponse and the bids it holds budget for, which
+    /// count as sent for shading (the benches' path: nothing sends them).
     pub fn auction(&self, req: &ortb::BidRequest<'_>) -> Result<(Vec<u8>, Vec<BidKey>), NoBid> {
         let guard = self.snapshot.load();
         let Some(snap) = guard.as_ref() else {
@@ -963,9 +963,17 @@ impl App {
                     continue;
                 }
             };
-            let id = new_bid_id();
-            let key = id.key();
             let item = &snap.items[choice.item];
+            // A first-price bid's id says so, for its win to find its
+            // shading curve.
+            let id = crate::first_price::bid_id(
+                rand::random(),
+                choice
+                    .pricing
+                    .first_price
+                    .then(|| select::slot_kind(item.media)),
+            );
+            let key = id.key();
             // The winner's features ride in its tracking URLs for training
             // (value-based line items have them from their pricing).
             if choice.pricing.features.is_none() {
@@ -1752,7 +1760,8 @@ impl App {
                 // Charged once whatever notices come, on whichever replica:
                 // the one count of this bid's win for shading. A bid made
                 // before this process began was counted by another.
-                if let Some(slot) = n.first_price.filter(|_| n.at_ms >= self.started_ms) {
+                let first_price = crate::first_price::of(&n.bid_id);
+                if let Some(slot) = first_price.filter(|_| n.at_ms >= self.started_ms) {
                     self.shader.observe_win(
                         &shading::CurveKey::new(&n.exchange, slot),
                         n.bid_price.as_i64(),

@@ -13,6 +13,7 @@ mod checks;
 pub mod context;
 mod explain;
 mod failure;
+mod first_price;
 mod form;
 mod keywords;
 pub mod metrics;

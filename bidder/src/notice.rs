@@ -49,7 +49,6 @@
 
 use config::{ChargeOn, Micros, Rate};
 use hmac::{KeyInit, Mac};
-use shading::SlotKind;
 
 pub const AUCTION_PRICE_MACRO: &str = "${AUCTION_PRICE}";
 
@@ -465,9 +464,6 @@ pub struct NoticeUrl<'a> {
     /// spend by audience (signed after the keyword, and only when there is
     /// one).
     pub audience: Option<&'a str>,
-    /// The bid was made in a first-price auction: its win teaches the
-    /// shading curve of this slot kind (signed last, and only then).
-    pub first_price: Option<SlotKind>,
 }
 
 impl NoticeUrl<'_> {
@@ -505,25 +501,12 @@ impl NoticeUrl<'_> {
             s.push_str("&a=");
             encode_into(a, &mut s);
         }
-        if let Some(slot) = self.first_price {
-            s.push_str("&fp=");
-            s.push(slot_letter(slot));
-        }
         s
     }
 
     /// One notice URL of a bid (see [`Prepared`] for all three).
     pub fn write(base: &str, kind: Kind, signed: &str, signer: &Signer, out: &mut String) {
         Prepared::new(base, signed, signer).write(kind, out);
-    }
-}
-
-fn slot_letter(slot: SlotKind) -> char {
-    match slot {
-        SlotKind::Banner => 'b',
-        SlotKind::Video => 'v',
-        SlotKind::Audio => 'a',
-        SlotKind::Native => 'n',
     }
 }
 
@@ -614,10 +597,6 @@ pub struct Notice {
     pub keyword: Option<String>,
     /// The audience that made the line item eligible, when one did.
     pub audience: Option<String>,
-    /// The bid was first price, and its win counts for this slot kind's
-    /// shading curve. `None` also for notices signed before the bidder
-    /// wrote it: their wins teach nothing.
-    pub first_price: Option<SlotKind>,
 }
 
 impl Notice {
@@ -643,9 +622,8 @@ pub fn verify(
     ttl_ms: i64,
 ) -> Result<Notice, NoticeError> {
     // The layout is fixed: the signed parameters in order (then the
-    // keyword, when one matched, the audience, when one did, and the slot
-    // kind of a first-price bid), `s`, then `price` if the exchange kept
-    // it. No other shape is one we wrote.
+    // keyword, when one matched, and the audience, when one did), `s`, then
+    // `price` if the exchange kept it. No other shape is one we wrote.
     let mut pairs = query.split('&');
     let values = signed_values(&mut pairs, SIGNED).ok_or(NoticeError::Signature)?;
     let mut next = pairs.next();
@@ -660,14 +638,6 @@ pub fn verify(
     };
     let keyword = optional("k=")?;
     let audience = optional("a=")?;
-    let first_price = match optional("fp=")?.as_deref() {
-        None => None,
-        Some("b") => Some(SlotKind::Banner),
-        Some("v") => Some(SlotKind::Video),
-        Some("a") => Some(SlotKind::Audio),
-        Some("n") => Some(SlotKind::Native),
-        Some(_) => return Err(NoticeError::Signature),
-    };
     let sig = next
         .and_then(|p| p.strip_prefix("s="))
         .ok_or(NoticeError::Signature)?;
@@ -725,7 +695,6 @@ pub fn verify(
         },
         keyword,
         audience,
-        first_price,
     };
     // Only age is checked: a notice dated ahead of this clock is still one
     // we signed (another replica's clock, or ours stepped back), and
@@ -821,15 +790,6 @@ mod tests {
     }
 
     fn url_for(kind: Kind, keyword: Option<&str>, audience: Option<&str>) -> String {
-        url_full(kind, keyword, audience, None)
-    }
-
-    fn url_full(
-        kind: Kind,
-        keyword: Option<&str>,
-        audience: Option<&str>,
-        first_price: Option<SlotKind>,
-    ) -> String {
         let ids = format!(
             "&li={}&o={}",
             encode("tent remarketing&x"),
@@ -850,53 +810,11 @@ mod tests {
             encrypted: false,
             keyword,
             audience,
-            first_price,
         }
         .signed();
         let mut s = String::new();
         NoticeUrl::write(BASE, kind, &signed, &signer(), &mut s);
         s
-    }
-
-    /// A first-price bid's notices say so, with the slot kind whose curve
-    /// its win teaches, under the signature; notices without it (second
-    /// price, or signed before it was written) read as before.
-    #[test]
-    fn a_first_price_bid_is_signed_with_its_slot_kind() {
-        for (slot, letter) in [
-            (SlotKind::Banner, "b"),
-            (SlotKind::Video, "v"),
-            (SlotKind::Audio, "a"),
-            (SlotKind::Native, "n"),
-        ] {
-            let u = url_full(Kind::Win, Some("exact:tent"), Some("views:v-1"), Some(slot));
-            let q = u.split_once('?').unwrap().1;
-            assert!(q.contains(&format!("&a=views%3Av-1&fp={letter}&s=")), "{q}");
-            assert_eq!(check(Kind::Win, q).unwrap().first_price, Some(slot));
-            let u = url_full(Kind::Billing, None, None, Some(slot));
-            let q = u.split_once('?').unwrap().1;
-            assert!(q.contains(&format!("&e=0&fp={letter}&s=")), "{q}");
-            assert_eq!(check(Kind::Billing, q).unwrap().first_price, Some(slot));
-        }
-        assert_eq!(
-            check(Kind::Win, &query(Kind::Win)).unwrap().first_price,
-            None
-        );
-        let u = url_full(Kind::Win, None, None, Some(SlotKind::Banner));
-        let q = u.split_once('?').unwrap().1;
-        for forged in [
-            q.replace("&fp=b", "&fp=v"),
-            q.replace("&fp=b", "&fp=x"),
-            q.replace("&fp=b", ""),
-            // Second price made first price.
-            query(Kind::Win).replace("&s=", "&fp=b&s="),
-        ] {
-            assert_eq!(
-                check(Kind::Win, &forged).unwrap_err(),
-                NoticeError::Signature,
-                "{forged}"
-            );
-        }
     }
 
     #[test]
@@ -1227,7 +1145,6 @@ mod tests {
             encrypted: false,
             keyword: None,
             audience: None,
-            first_price: None,
         };
         // EUR 1.00 = USD 1.0526315…: charged 1.052632.
         assert_eq!(n("1.00").cpm(), Micros(1_052_632));
@@ -1400,12 +1317,6 @@ mod tests {
             price in 1i64..1_000_000_000,
             at_off in 0i64..DAY,
             test in any::<bool>(),
-            slot in proptest::option::of(proptest::sample::select(vec![
-                SlotKind::Banner,
-                SlotKind::Video,
-                SlotKind::Audio,
-                SlotKind::Native,
-            ])),
         ) {
             let ids = format!("&li={}&o={}", encode(&li), encode("o"));
             let signed = NoticeUrl {
@@ -1423,7 +1334,6 @@ mod tests {
                 encrypted: true,
                 keyword: None,
                 audience: None,
-                first_price: slot,
             }
             .signed();
             let mut u = String::new();
@@ -1435,7 +1345,6 @@ mod tests {
             prop_assert_eq!(n.line_item, li);
             prop_assert_eq!(n.bid_price, Micros(price));
             prop_assert_eq!(n.test, test);
-            prop_assert_eq!(n.first_price, slot);
             prop_assert_eq!(n.exchange, "adx");
             prop_assert_eq!(n.currency, "EUR");
             prop_assert_eq!(n.charge_on, ChargeOn::Billing);

@@ -113,10 +113,6 @@ impl Answer<'_> {
             encrypted: self.profile.price_keys.is_some(),
             keyword: choice.keyword.as_deref(),
             audience: audience.as_deref(),
-            first_price: choice
-                .pricing
-                .first_price
-                .then(|| crate::select::slot_kind(item.media)),
         };
         let signed = notice.signed();
         let urls = Prepared::new(self.public_url, &signed, self.signer);

@@ -615,7 +615,6 @@ mod tests {
             encrypted: false,
             keyword: None,
             audience,
-            first_price: None,
         }
     }
 

@@ -115,7 +115,6 @@ impl Real {
             encrypted: false,
             keyword: None,
             audience: None,
-            first_price: None,
         }
         .signed();
         let mut url = String::new();

@@ -137,17 +137,20 @@ fn sent_bids_and_charged_wins_teach_the_curve() {
     );
     assert!(c.wins() > 2.9 && c.wins() < 3.0, "{}", c.wins());
 
-    // Second price: neither the bid nor its win is a first-price outcome.
+    // Neither a second-price bid nor a test request's is a first-price
+    // outcome, won or not.
     let mut second = first_price();
     second["at"] = json!(2);
-    let bid = only_bid(&s, &second);
-    let nurl = bid["nurl"].as_str().unwrap();
-    assert!(!nurl.contains("&fp="), "{nurl}");
-    assert_eq!(s.notice(nurl, "2.00").status, 200);
-    s.app.expire_reservations();
-    let c2 = s.app.shader().curve(&key).unwrap();
-    assert_eq!(c2.observations(), c.observations());
-    assert_eq!(c2.wins(), c.wins());
+    let mut test = first_price();
+    test["test"] = json!(1);
+    for body in [second, test] {
+        let bid = only_bid(&s, &body);
+        assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "2.00").status, 200);
+        s.app.expire_reservations();
+        let c2 = s.app.shader().curve(&key).unwrap();
+        assert_eq!(c2.observations(), c.observations(), "{body}");
+        assert_eq!(c2.wins(), c.wins(), "{body}");
+    }
 }
 
 /// A win is counted by the process that charges it, for a bid of any
@@ -168,11 +171,18 @@ fn wins_of_bids_made_before_this_process_are_not_counted() {
         1000,
         common::ts("2026-11-24T12:00:01Z"),
     );
+    // This process's bid is lost; the earlier process's is won (and
+    // charged here), which must not count as this one's win.
     let new = only_bid(&s, &first_price());
-    for b in [&old, &new] {
-        assert_eq!(s.notice(b["nurl"].as_str().unwrap(), "2.00").status, 200);
-    }
+    assert_eq!(s.notice(new["lurl"].as_str().unwrap(), "0").status, 200);
+    assert_eq!(s.notice(old["nurl"].as_str().unwrap(), "2.00").status, 200);
     s.app.expire_reservations();
     let c = s.app.shader().curve(&key).unwrap();
-    assert_eq!((c.observations(), c.wins()), (1.0, 1.0));
+    assert_eq!((c.observations(), c.wins()), (1.0, 0.0));
+    // Its own bid's win counts.
+    let won = only_bid(&s, &first_price());
+    assert_eq!(s.notice(won["nurl"].as_str().unwrap(), "2.00").status, 200);
+    s.app.expire_reservations();
+    let c = s.app.shader().curve(&key).unwrap();
+    assert_eq!((c.observations(), c.wins()), (2.0, 1.0));
 }

@@ -63,12 +63,19 @@
 //!   different worth (a premium site and a long-tail app on one exchange)
 //!   share a curve; the competition for them does not. Finer keys need more
 //!   data each before they leave the cold start.
-//! - **Unanswered bids count as losses.** Losses counted at the
-//!   reservation TTL include bids the exchange never ran (timeouts,
-//!   filtered creatives). As long as that happens alike at every price it
-//!   scales `P` down uniformly, which leaves the best bid where it is but
-//!   understates `p_win` and delays leaving the cold start; if it depends
-//!   on the price, it biases the curve.
+//! - **Unanswered bids count as losses.** Losses (bids with no win,
+//!   whether counted at the reservation TTL or as bids when sent) include
+//!   bids the exchange never ran (timeouts, filtered creatives). As long as
+//!   that happens alike at every price it scales `P` down uniformly, which
+//!   leaves the best bid where it is but understates `p_win` and delays
+//!   leaving the cold start; if it depends on the price, it biases the
+//!   curve.
+//! - **Bids and wins counted apart must be counted alike.** With
+//!   `observe_bid` and `observe_win`, a shader that sees a different share
+//!   of the wins than of the bids (replicas whose notices are balanced
+//!   differently from their bid requests) scales `P` by the ratio of the
+//!   two shares: down is harmless, as above; up saturates at 1 (a bin never
+//!   keeps more wins than bids) and flattens the top of the curve.
 //! - **No second price.** In a second-price auction the bid does not set the
 //!   price; shading only loses auctions. The caller tells the auction type
 //!   ([`Auction`], [`Shader::shade_auction`]), and should not feed
@@ -338,7 +345,8 @@ struct KeyState {
     exchange: Box<str>,
     slot: SlotKind,
     /// Bids in the low 32 bits, wins in the high 32: one atomic add per
-    /// outcome, and refit's swap never sees a win without its bid.
+    /// outcome (`observe`), and refit's swap never sees a win without its
+    /// bid unless they were counted apart (`observe_win`).
     counts: [AtomicU64; BINS],
     /// Sum of positions within the bin, in 1 / POS_SCALE.
     pos: [AtomicU64; BINS],
