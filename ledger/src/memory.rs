@@ -24,7 +24,14 @@ use crate::{Charge, Durable, Expired, Hold, Ledger, NotCharged, Prior, Release, 
 const BID_SHARDS: usize = 64;
 const KEY_SHARDS: usize = 32;
 const FREQ_SHARDS: usize = 32;
-const HOUR_MS: i64 = 3_600_000;
+/// Charged bids are grouped by when their notices expire, in spans of
+/// this width. Every reservation looks its bid up in each span's set (a
+/// new bid's random key must not be one already charged), so fewer, wider
+/// spans cost fewer lookups: hourly spans under the default 24-hour notice
+/// TTL were 25 sets, and with millions of charged ids a cache miss each,
+/// half a microsecond per reservation. Four hours make it 7, for ids kept
+/// up to four hours past their notices' expiry (about 8% more of them).
+const CHARGED_SPAN_MS: i64 = 4 * 3_600_000;
 
 /// Tuning of the embedded ledger.
 #[derive(Clone, Debug)]
@@ -91,8 +98,9 @@ struct Bid {
 struct BidShard {
     bids: Map<u64, Bid>,
     deadlines: BinaryHeap<Reverse<(i64, u64)>>,
-    /// Charged bids, grouped by the hour their notices expire: forgetting
-    /// an hour is dropping one set, and an id costs about 9 bytes.
+    /// Charged bids, grouped by the span ([`CHARGED_SPAN_MS`]) in which
+    /// their notices expire: forgetting a span is dropping one set, and an
+    /// id costs about 9 bytes.
     charged: Vec<(i64, HashSet<u64, foldhash::fast::RandomState>)>,
     lingering: usize,
 }
@@ -107,15 +115,15 @@ impl BidShard {
         if self.is_charged(b) {
             return false;
         }
-        let hour = forget.div_euclid(HOUR_MS);
-        match self.charged.iter_mut().find(|(h, _)| *h == hour) {
+        let span = forget.div_euclid(CHARGED_SPAN_MS);
+        match self.charged.iter_mut().find(|(h, _)| *h == span) {
             Some((_, set)) => {
                 set.insert(b);
             }
             None => {
                 let mut set = HashSet::default();
                 set.insert(b);
-                self.charged.push((hour, set));
+                self.charged.push((span, set));
             }
         }
         true
@@ -895,7 +903,7 @@ impl Ledger for MemoryLedger {
             }
             shard
                 .charged
-                .retain(|(hour, _)| (hour + 1) * HOUR_MS > now_ms);
+                .retain(|(span, _)| (span + 1) * CHARGED_SPAN_MS > now_ms);
         }
         self.prune_days(now);
         self.sweep_windows(now);
@@ -1026,10 +1034,10 @@ impl Ledger for MemoryLedger {
         let now_ms = now.as_millis().max(self.seen.load(Ordering::Relaxed));
         for shard in &self.bids {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            for (hour, set) in &shard.charged {
-                // The end of the hour: a duplicate is known a little longer,
-                // never shorter.
-                let forget = (hour + 1) * HOUR_MS;
+            for (span, set) in &shard.charged {
+                // The end of the span: a duplicate is known a little
+                // longer, never shorter.
+                let forget = (span + 1) * CHARGED_SPAN_MS;
                 if forget <= now_ms {
                     continue;
                 }
