@@ -520,8 +520,12 @@ impl Seen {
     /// `true` the first time (bid, event) is seen.
     pub fn first(&self, bid: u128, event: Event, now_ms: i64) -> bool {
         let bucket = now_ms.div_euclid(BUCKET_MS);
-        let key = (bid as u64 & ((1 << 56) - 1)) | (u64::from(event.code()) << 56);
-        let shard = &self.shards[(bid as usize) % SHARDS];
+        // Both halves of the id folded: its last digits are not random (a
+        // first-price bid's say so, `first_price.rs`), and the shard and
+        // the key must each come from random bits.
+        let r = (bid >> 64) as u64 ^ bid as u64;
+        let key = (r & ((1 << 56) - 1)) | (u64::from(event.code()) << 56);
+        let shard = &self.shards[(r >> 56) as usize % SHARDS];
         let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
         while s
             .hours
@@ -1072,5 +1076,32 @@ mod tests {
         let total: usize = seen.shards.iter().map(|s| s.lock().unwrap().len).sum();
         assert!(total <= SHARDS * 101, "{total}");
         assert!(seen.evicted() > 0);
+    }
+
+    /// First-price bids' ids end alike (`first_price.rs`): they still
+    /// spread over every shard, so the store holds what it is sized for.
+    #[test]
+    fn marked_ids_use_the_whole_store() {
+        let seen = Seen::new(24 * HOUR_MS, SHARDS * 100);
+        let t0 = 1_764_000_000_000;
+        let mut x: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        let ids: Vec<u128> = (0..SHARDS * 50)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let id = crate::first_price::bid_id(x, Some(shading::SlotKind::Banner));
+                u128::from_str_radix(id.as_str(), 16).unwrap()
+            })
+            .collect();
+        for &id in &ids {
+            assert!(seen.first(id, Event::Impression, t0));
+        }
+        // Each event again: all known, none evicted.
+        for &id in &ids {
+            assert!(!seen.first(id, Event::Impression, t0 + HOUR_MS));
+        }
+        assert_eq!(seen.evicted(), 0);
+        assert!(seen.shards.iter().all(|s| s.lock().unwrap().len > 0));
     }
 }

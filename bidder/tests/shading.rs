@@ -186,3 +186,33 @@ fn wins_of_bids_made_before_this_process_are_not_counted() {
     let c = s.app.shader().curve(&key).unwrap();
     assert_eq!((c.observations(), c.wins()), (2.0, 1.0));
 }
+
+/// A video bid's outcome teaches the video curve, not the banner one: the
+/// slot kind its id carries is the one it was counted under when sent.
+#[test]
+fn each_slot_kind_learns_its_own_curve() {
+    let dir = common::tempdir("shading-video");
+    std::fs::write(dir.join("tube.yaml"), common::TUBE).unwrap();
+    let s = Server::start_with(
+        &dir,
+        None,
+        bidder::Settings {
+            public_url: "https://bidder.test".into(),
+            ..bidder::Settings::default()
+        },
+    );
+    let mut video = common::video_request();
+    video["at"] = json!(1);
+    let bid = only_bid(&s, &video);
+    assert_eq!(bid["mtype"], 2, "{bid}");
+    assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "2.00").status, 200);
+    s.app.expire_reservations();
+    let c = |slot| {
+        s.app
+            .shader()
+            .curve(&CurveKey::new("default", slot))
+            .map(|c| (c.observations(), c.wins()))
+    };
+    assert_eq!(c(SlotKind::Video), Some((1.0, 1.0)));
+    assert_eq!(c(SlotKind::Banner), None);
+}

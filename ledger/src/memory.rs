@@ -1035,12 +1035,15 @@ impl Ledger for MemoryLedger {
         for shard in &self.bids {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             for (span, set) in &shard.charged {
-                // The end of the span: a duplicate is known a little
-                // longer, never shorter.
-                let forget = (span + 1) * CHARGED_SPAN_MS;
-                if forget <= now_ms {
+                let end = (span + 1) * CHARGED_SPAN_MS;
+                if end <= now_ms {
                     continue;
                 }
+                // The span's last millisecond: a duplicate is known a little
+                // longer, never shorter, and restored into the same span
+                // (its end would be the next span's, and each checkpoint
+                // and restart would keep the id a span longer).
+                let forget = end - 1;
                 for &b in set {
                     out(Durable::Charged {
                         bid: BidKey(b),
@@ -1063,6 +1066,46 @@ mod tests {
     crate::conformance_tests!(|| -> std::sync::Arc<dyn crate::Ledger> {
         std::sync::Arc::new(super::MemoryLedger::default())
     });
+
+    /// A charged id is written to a checkpoint with its span's last
+    /// millisecond: restored and written again any number of times, it is
+    /// forgotten when its span ends, not a span later each time.
+    #[test]
+    fn checkpoints_keep_a_charged_ids_span() {
+        let now = Timestamp(1_795_521_600_000);
+        let forget = now.as_millis() + 24 * 3_600_000 + 1;
+        let l = MemoryLedger::default();
+        l.import(
+            Durable::Charged {
+                bid: BidKey(7),
+                forget: Timestamp(forget),
+            },
+            now,
+        );
+        let mut written = Vec::new();
+        let mut l = l;
+        for _ in 0..4 {
+            let mut items = Vec::new();
+            l.export(now, &mut |i| items.push(i));
+            let back = MemoryLedger::default();
+            for i in items {
+                if let Durable::Charged { bid, forget } = &i {
+                    assert_eq!(*bid, BidKey(7));
+                    written.push(forget.as_millis());
+                }
+                back.import(i, now);
+            }
+            l = back;
+        }
+        assert_eq!(written.len(), 4);
+        assert!(written.iter().all(|&w| w == written[0]), "{written:?}");
+        assert!(written[0] >= forget && written[0] < forget + CHARGED_SPAN_MS);
+        // Known until then, forgotten after.
+        l.expire(Timestamp(written[0]));
+        assert!(l.is_charged(BidKey(7)));
+        l.expire(Timestamp(written[0] + 1));
+        assert!(!l.is_charged(BidKey(7)));
+    }
 
     #[test]
     fn expired_bids_held_are_bounded() {
