@@ -280,7 +280,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
     max_rates_age_days: u32,
     /// Tracking (bid, event) pairs remembered to count each event once,
-    /// about 18-26 bytes each; past it the oldest ten minutes are forgotten
+    /// about 10-18 bytes each; past it the oldest two hours are forgotten
     /// early (bidder_tracking_dedupe_evicted_total).
     #[arg(long, default_value_t = 8_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
     max_tracked_events: u64,

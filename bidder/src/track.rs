@@ -478,19 +478,21 @@ fn push_user_key(signer: &Signer, user: &str, out: &mut String) {
 }
 
 /// Which (bid, event) pairs were counted, so each counts once. Kept in
-/// ten-minute buckets of arrival, and a bucket is dropped once events that
-/// old can no longer be accepted (their URLs expire with the bid's
+/// two-hour buckets of arrival, and a bucket is dropped whole once events
+/// that old can no longer be accepted (their URLs expire with the bid's
 /// notices). Past `max_entries` the oldest bucket goes early, counted in
 /// `bidder_tracking_dedupe_evicted_total`: under more events than that a
 /// day, duplicates are caught within a shorter window (most come within
 /// seconds: a pixel fired twice), and memory stays bounded.
 ///
-/// One set per shard answers whether a pair was seen. Asking each
-/// bucket's own set, as before, was up to 145 lookups an event under a
-/// 24-hour TTL: 5 µs with a thousand pairs per shard and bucket, 17 µs
-/// with twenty thousand (a throwaway timing, release build). Dropping a
-/// bucket now removes its keys one by one, under the shard's lock, once
-/// per bucket.
+/// A new event is looked up in every bucket: with ten-minute buckets that
+/// was 145 lookups under the default 24-hour TTL, 5 µs an event with a
+/// thousand pairs per shard and bucket and 17 µs with twenty thousand (a
+/// throwaway timing, release build). Two hours make it 13, for pairs kept
+/// up to two hours longer and a coarser early drop when full. (One set
+/// per shard, with each bucket's keys listed to remove them by, was tried:
+/// removals leave hashbrown's tombstones, and the table settled at about
+/// twice the memory, and a bucket dropped key by key held the lock.)
 pub struct Seen {
     shards: Vec<Mutex<Shard>>,
     keep_buckets: i64,
@@ -500,31 +502,16 @@ pub struct Seen {
 
 #[derive(Default)]
 struct Shard {
-    /// Keys are 56 bits of the bid id (its halves folded) and the event.
-    /// Those bits are random, so two bids sharing a key among ten million
-    /// is a chance under one in ten thousand (one event uncounted). Random
-    /// bits we minted and signed: a fast hasher does.
-    seen: HashSet<u64, foldhash::fast::RandomState>,
-    /// The same keys by bucket of arrival, oldest first, to drop them:
-    /// 8 bytes an entry more.
-    buckets: VecDeque<(i64, Vec<u64>)>,
-}
-
-impl Shard {
-    /// Drops the oldest bucket's keys; how many.
-    fn drop_oldest(&mut self) -> usize {
-        let Some((_, keys)) = self.buckets.pop_front() else {
-            return 0;
-        };
-        for k in &keys {
-            self.seen.remove(k);
-        }
-        keys.len()
-    }
+    /// Keys are 56 bits of the bid id (its halves folded) and the event:
+    /// 8 bytes an entry. Those bits are random, so two bids sharing a key
+    /// among ten million is a chance under one in ten thousand (one event
+    /// uncounted). Random bits we minted and signed: a fast hasher does.
+    hours: VecDeque<(i64, HashSet<u64, foldhash::fast::RandomState>)>,
+    len: usize,
 }
 
 const SHARDS: usize = 16;
-const BUCKET_MS: i64 = 600_000;
+const BUCKET_MS: i64 = 2 * 3_600_000;
 #[cfg(test)]
 const HOUR_MS: i64 = 3_600_000;
 
@@ -533,7 +520,7 @@ impl Seen {
         Seen {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             // One more bucket than the window: a bucket holds events from
-            // all of its ten minutes.
+            // all of its two hours.
             keep_buckets: (keep_ms.max(0) as u64).div_ceil(BUCKET_MS as u64) as i64 + 1,
             max_per_shard: (max_entries / SHARDS).max(1),
             evicted: std::sync::atomic::AtomicU64::new(0),
@@ -551,26 +538,36 @@ impl Seen {
         let shard = &self.shards[(r >> 56) as usize % SHARDS];
         let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
         while s
-            .buckets
+            .hours
             .front()
             .is_some_and(|(b, _)| *b <= bucket - self.keep_buckets)
         {
-            s.drop_oldest();
+            if let Some((_, old)) = s.hours.pop_front() {
+                s.len -= old.len();
+            }
         }
-        if s.seen.contains(&key) {
+        if s.hours.iter().any(|(_, set)| set.contains(&key)) {
             return false;
         }
-        if s.seen.len() >= self.max_per_shard {
-            let dropped = s.drop_oldest();
-            self.evicted
-                .fetch_add(dropped as u64, std::sync::atomic::Ordering::Relaxed);
-            crate::metrics::tracking_evicted(dropped);
+        if s.len >= self.max_per_shard {
+            if let Some((_, old)) = s.hours.pop_front() {
+                s.len -= old.len();
+                self.evicted
+                    .fetch_add(old.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::tracking_evicted(old.len());
+            }
         }
-        s.seen.insert(key);
-        match s.buckets.back_mut() {
-            Some((b, keys)) if *b >= bucket => keys.push(key),
-            _ => s.buckets.push_back((bucket, vec![key])),
+        match s.hours.back_mut() {
+            Some((b, set)) if *b >= bucket => {
+                set.insert(key);
+            }
+            _ => {
+                let mut set = HashSet::default();
+                set.insert(key);
+                s.hours.push_back((bucket, set));
+            }
         }
+        s.len += 1;
         true
     }
 
@@ -1090,24 +1087,13 @@ mod tests {
                 );
             }
         }
-        let total: usize = seen
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap().seen.len())
-            .sum();
+        let total: usize = seen.shards.iter().map(|s| s.lock().unwrap().len).sum();
         assert!(total <= SHARDS * 101, "{total}");
-        assert!(seen.evicted() > 0);
-        // The last hour's events are still known; the first hour's were
-        // let go early, and count again.
-        let t = t0 + 10 * HOUR_MS;
-        assert!(!seen.first(99 * SHARDS as u128 + 9_000_000, Event::Impression, t));
-        assert!(seen.first(0, Event::Impression, t));
-        // Every key held is in exactly one bucket.
+        // Each shard within its own bound (these ids all fall in one).
         for s in &seen.shards {
-            let s = s.lock().unwrap();
-            let in_buckets: usize = s.buckets.iter().map(|(_, k)| k.len()).sum();
-            assert_eq!(in_buckets, s.seen.len());
+            assert!(s.lock().unwrap().len <= 101);
         }
+        assert!(seen.evicted() > 0);
     }
 
     /// First-price bids' ids end alike (`first_price.rs`): they still
@@ -1134,9 +1120,6 @@ mod tests {
             assert!(!seen.first(id, Event::Impression, t0 + HOUR_MS));
         }
         assert_eq!(seen.evicted(), 0);
-        assert!(seen
-            .shards
-            .iter()
-            .all(|s| !s.lock().unwrap().seen.is_empty()));
+        assert!(seen.shards.iter().all(|s| s.lock().unwrap().len > 0));
     }
 }
