@@ -686,9 +686,7 @@ impl App {
         start: Instant,
     ) -> BidAnswer {
         let b = self.bid_inner(snap, profile, body, start);
-        self.sent(profile, &b.answer, &b.first_price);
-        self.record_answer(profile, &b.answer, b.report);
-        b.answer
+        self.answered(profile, b)
     }
 
     /// As [`App::bid_with`], and when a shared ledger must still confirm
@@ -725,7 +723,15 @@ impl App {
                 }
             }
         }
-        self.sent(profile, &b.answer, &b.first_price);
+        self.answered(profile, b)
+    }
+
+    /// The answer as it goes out: its first-price bids count for shading
+    /// ([`App::sent`]), and it counts for reports.
+    fn answered(&self, profile: Option<&Profile>, b: Bidded) -> BidAnswer {
+        if let (BidAnswer::Bid(..), Some(profile)) = (&b.answer, profile) {
+            self.sent(profile, &b.first_price);
+        }
         self.record_answer(profile, &b.answer, b.report);
         b.answer
     }
@@ -742,12 +748,10 @@ impl App {
     /// each in its exchange's curve of its slot kind: as a loss until its
     /// win is charged ([`App::notice`]). Counted here rather than kept per
     /// bid until its outcome: nothing to remember, expire or bound per bid.
-    fn sent(&self, profile: Option<&Profile>, answer: &BidAnswer, bids: &FirstPrice) {
-        if let (BidAnswer::Bid(..), Some(profile)) = (answer, profile) {
-            for &(slot, price) in bids {
-                self.shader
-                    .observe_bid(&shading::CurveKey::new(&profile.report_id, slot), price);
-            }
+    fn sent(&self, profile: &Profile, bids: &FirstPrice) {
+        for &(slot, price) in bids {
+            self.shader
+                .observe_bid(&shading::CurveKey::new(&profile.report_id, slot), price);
         }
     }
 
@@ -845,8 +849,7 @@ impl App {
             return Err(NoBid::NotReady);
         };
         self.auction_in(snap, profile, req, None).map(|a| {
-            let answer = BidAnswer::Bid(Vec::new(), a.keys.len());
-            self.sent(Some(profile), &answer, &a.first_price);
+            self.sent(profile, &a.first_price);
             (a.json, a.keys)
         })
     }

@@ -272,7 +272,6 @@ impl EventLog {
             lost_touches: 0,
             deferred: Vec::new(),
             catalog: Catalog::default(),
-            counts: Tallies::default(),
             stats: stats.clone(),
             synced: options.synced.clone(),
             flush_every: options.flush_every,
@@ -655,8 +654,6 @@ fn lock(t: &std::sync::Mutex<Tallies>) -> std::sync::MutexGuard<'_, Tallies> {
 
 struct Writer {
     tallies: Arc<[std::sync::Mutex<Tallies>]>,
-    /// The threads' tallies summed, until the counts are written.
-    counts: Tallies,
     dir: PathBuf,
     files: Vec<OpenDay>,
     /// `None` until the past has been read back.
@@ -771,20 +768,22 @@ impl Writer {
         tracks.chain(converts).collect()
     }
 
-    /// Takes in what the threads counted since the last round. A count
+    /// What the threads counted since the last round, summed. A count
     /// made before a flush was asked for (its request answered, say) is in
     /// a tally under a lock taken here, so the flush writes it.
-    fn fold_tallies(&mut self) {
+    fn fold_tallies(&self) -> Tallies {
+        let mut sum = Tallies::default();
         for tally in self.tallies.iter() {
             // Taken whole: the counting thread waits for a swap, not a fold.
             let t = std::mem::take(&mut *lock(tally));
             for (key, (at, n)) in t.bids {
-                add(&mut self.counts.bids, key, at, n);
+                add(&mut sum.bids, key, at, n);
             }
             for (key, (at, n)) in t.no_bids {
-                add(&mut self.counts.no_bids, key, at, n);
+                add(&mut sum.no_bids, key, at, n);
             }
         }
+        sum
     }
 
     fn handle(&mut self, mut batch: Vec<Job>, flush_counts: bool) {
@@ -890,8 +889,8 @@ impl Writer {
             }
         }
         if flush_counts {
-            self.fold_tallies();
-            for ((_, dims), (at, n)) in self.counts.bids.drain() {
+            let counts = self.fold_tallies();
+            for ((_, dims), (at, n)) in counts.bids {
                 let r = count(Kind::Bid, at, dims, n);
                 let _ = push_to(
                     &mut self.files,
@@ -901,7 +900,7 @@ impl Writer {
                     self.synced.as_ref(),
                 );
             }
-            for ((_, exchange, reason), (at, n)) in self.counts.no_bids.drain() {
+            for ((_, exchange, reason), (at, n)) in counts.no_bids {
                 let dims = Dims {
                     exchange,
                     product: reason.into(),
