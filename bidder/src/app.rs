@@ -579,7 +579,7 @@ impl App {
     pub fn install(&self, config: config::Config) -> Summary {
         let summary = config.summary();
         self.audiences.set_retention_days(retention_days(&config));
-        let snap = Snapshot::compile(config, self.clock.now());
+        let snap = Snapshot::compile(config, self.clock.now(), &self.signer);
         metrics::config_loaded(true, snap.items.len());
         if let Some(e) = &self.events {
             e.set_catalog(snap.catalog.clone());
@@ -1176,12 +1176,11 @@ impl App {
         let (Some(snap), Some(item), Some(token)) = (snap, item, token) else {
             return "".into();
         };
-        snap.config.advertisers[item.advertiser]
-            .audiences
+        let labels = &snap.audience_labels[item.advertiser];
+        snap.audience_tokens[item.advertiser]
             .iter()
-            .map(|a| format!("{}:{}", a.kind.as_str(), a.id))
-            .find(|name| crate::notice::audience_token(&self.signer, name) == token)
-            .map_or_else(|| "".into(), Into::into)
+            .position(|t| t == token)
+            .map_or_else(|| "".into(), |a| labels[a].clone())
     }
 
     /// Drops report history past `--report-retention-days`.

@@ -92,12 +92,9 @@ impl Answer<'_> {
         // The page and the exchange see these URLs: they carry a token of
         // the audience, never its name (which would tell them the user is
         // on an advertiser's customer or retargeting list).
-        let audience = choice.audience.map(|a| {
-            crate::notice::audience_token(
-                self.signer,
-                &self.snap.audience_labels[item.advertiser][a],
-            )
-        });
+        let audience = choice
+            .audience
+            .map(|a| self.snap.audience_tokens[item.advertiser][a].as_str());
         let notice = NoticeUrl {
             bid_id,
             imp_id,
@@ -112,7 +109,7 @@ impl Answer<'_> {
             charge_on: self.profile.charge_on,
             encrypted: self.profile.price_keys.is_some(),
             keyword: choice.keyword.as_deref(),
-            audience: audience.as_deref(),
+            audience,
         };
         let signed = notice.signed();
         let urls = Prepared::new(self.public_url, &signed, self.signer);

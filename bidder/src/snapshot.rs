@@ -93,6 +93,12 @@ pub struct Snapshot {
     /// `[advertiser][audience]`: `kind:id`, as reports and the audience
     /// token name an audience.
     pub audience_labels: Vec<Vec<std::sync::Arc<str>>>,
+    /// `[advertiser][audience]`: the token signed URLs carry for each
+    /// audience (`notice::audience_token` of its label), made once per
+    /// config: each is an HMAC, which a bid for an audience made per bid
+    /// and a tracking call read back by trying every audience of the
+    /// advertiser in turn.
+    pub audience_tokens: Vec<Vec<String>>,
     /// Products and attribution windows, for the event journal.
     pub catalog: reports::attribution::Catalog,
     pub loaded_at: Timestamp,
@@ -154,7 +160,11 @@ impl Profile {
 }
 
 impl Snapshot {
-    pub fn compile(config: Config, loaded_at: Timestamp) -> Snapshot {
+    pub fn compile(
+        config: Config,
+        loaded_at: Timestamp,
+        signer: &crate::notice::Signer,
+    ) -> Snapshot {
         let mut items = Vec::new();
         for (a, adv) in config.advertisers.iter().enumerate() {
             let aud_index = |ids: &[String]| -> Vec<usize> {
@@ -316,13 +326,22 @@ impl Snapshot {
             .iter()
             .map(|adv| adv.creatives.iter().map(|c| c.id.as_str().into()).collect())
             .collect();
-        let audience_labels = config
+        let audience_labels: Vec<Vec<std::sync::Arc<str>>> = config
             .advertisers
             .iter()
             .map(|adv| {
                 adv.audiences
                     .iter()
                     .map(|a| format!("{}:{}", a.kind.as_str(), a.id).into())
+                    .collect()
+            })
+            .collect();
+        let audience_tokens = audience_labels
+            .iter()
+            .map(|labels| {
+                labels
+                    .iter()
+                    .map(|l| crate::notice::audience_token(signer, l))
                     .collect()
             })
             .collect();
@@ -344,6 +363,7 @@ impl Snapshot {
             creatives_by_id,
             creative_ids,
             audience_labels,
+            audience_tokens,
             catalog,
             loaded_at,
         }
