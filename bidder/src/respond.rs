@@ -57,6 +57,8 @@ impl Answer<'_> {
             })
             .sum();
         let mut out = String::with_capacity(room + 256);
+        // Once for all the bids: an HMAC, and each bid's URLs carry it.
+        let user = self.user.map(|u| crate::track::user_key(self.signer, u));
         out.push_str("{\"id\":");
         push_json_str(&mut out, &self.req.id);
         out.push_str(",\"seatbid\":[{\"bid\":[");
@@ -69,6 +71,7 @@ impl Answer<'_> {
                 &self.req.imp[*imp_index].id,
                 choice,
                 bid_id.as_str(),
+                user.as_deref(),
             );
         }
         out.push_str("]}],\"bidid\":");
@@ -79,7 +82,15 @@ impl Answer<'_> {
         out.into_bytes()
     }
 
-    fn write_bid(&self, out: &mut String, imp_id: &str, choice: &Choice, bid_id: &str) {
+    /// `user`: [`crate::track::user_key`] of [`Answer::user`].
+    fn write_bid(
+        &self,
+        out: &mut String,
+        imp_id: &str,
+        choice: &Choice,
+        bid_id: &str,
+        user: Option<&str>,
+    ) {
         let item = &self.snap.items[choice.item];
         let creative = &self.snap.creative_json[item.advertiser][choice.creative];
         out.push_str("{\"id\":");
@@ -130,7 +141,7 @@ impl Answer<'_> {
             self.public_url,
             &notice,
             choice.keyword.as_deref(),
-            self.user,
+            user,
             choice.pricing.features.as_ref(),
             self.signer,
             Some(urls.bid_key()),

@@ -145,8 +145,10 @@ pub struct Urls<'a> {
 impl<'a> Urls<'a> {
     /// The bid as its notices have it (of which only what pages may read
     /// is written, its audience included); `keyword` the matched keyword, if
-    /// any; `user` who the ad is for, when it may be remembered;
-    /// `features` what the bid was priced with, when it was scored.
+    /// any; `user` the [`user_key`] of who the ad is for, when it may be
+    /// remembered (an HMAC: made once per request, whose bids all share
+    /// their user); `features` what the bid was priced with, when it was
+    /// scored.
     ///
     /// `key` is the key the bid's notices were written with
     /// (`notice::Prepared::bid_key`), so that per bid the key is made once;
@@ -178,7 +180,7 @@ impl<'a> Urls<'a> {
         }
         signed.push_str("&u=");
         if let Some(u) = user {
-            push_user_key(signer, u, &mut signed);
+            signed.push_str(u);
         }
         if let Some(a) = bid.audience {
             signed.push_str("&a=");
@@ -642,13 +644,14 @@ mod tests {
         features: Option<&predict::Features>,
     ) -> Urls<'static> {
         let bid = test_bid(audience);
+        let signer = signer();
         Urls::new(
             "https://bidder.example/",
             &bid,
             keyword,
-            Some("u-1001"),
+            Some(&user_key(&signer, "u-1001")),
             features,
-            &signer(),
+            &signer,
             None,
         )
     }
@@ -681,7 +684,7 @@ mod tests {
             "https://bidder.example/",
             bid,
             Some("phrase:mystery novel"),
-            Some("u-1001"),
+            Some(&user_key(signer, "u-1001")),
             Some(&features()),
             signer,
             key,
@@ -708,7 +711,7 @@ mod tests {
                     base,
                     &bid,
                     Some("phrase:<b>\"&'"),
-                    Some("u-1001"),
+                    Some(&user_key(&signer(), "u-1001")),
                     with_features.then_some(&features),
                     &signer(),
                     None,

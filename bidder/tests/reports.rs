@@ -293,6 +293,66 @@ fn an_impression_or_click_counted_before_a_restart_does_not_count_again() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The bids of one request share their user (its key is made once per
+/// request): a click on the second imp's ad is that shopper's touch, and
+/// their purchase is attributed to it.
+#[test]
+fn a_sale_follows_a_click_on_any_imp_of_a_request() {
+    let dir = shop_config_dir("reports-imps");
+    let state = dir.join("state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    let mut r = banner_request();
+    r["site"]["keywords"] = json!("tent");
+    r["user"]["buyeruid"] = json!("u-7");
+    let second = r["imp"][0].clone();
+    r["imp"].as_array_mut().unwrap().push(second);
+    r["imp"][1]["id"] = json!("2");
+    let answer = s.bid(&r.to_string());
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let v = answer.json();
+    let bids = v["seatbid"][0]["bid"].as_array().unwrap();
+    assert_eq!(bids.len(), 2, "{v}");
+    let users: Vec<String> = bids
+        .iter()
+        .map(|b| {
+            let (click, _) = banner_urls(b["adm"].as_str().unwrap());
+            param(&click, "u").unwrap().to_owned()
+        })
+        .collect();
+    assert!(!users[0].is_empty() && users[0] == users[1], "{users:?}");
+    let on_second = bids.iter().find(|b| b["impid"] == "2").unwrap();
+    assert_eq!(
+        s.notice(on_second["nurl"].as_str().unwrap(), "2.00").status,
+        200
+    );
+    let (click, _) = banner_urls(on_second["adm"].as_str().unwrap());
+    assert_eq!(get(s.bid, path_of(&click)).status, 302);
+    s.clock.advance_millis(3_600_000);
+    let up = upload(
+        &s,
+        &[
+            json!({"user": "u-7", "event": "purchase", "product": "tent-1", "at": "2026-11-24T13:00:00Z", "amount": "40.00", "currency": "USD", "order_id": "M1"}),
+            json!({"user": "u-8", "event": "purchase", "product": "tent-1", "at": "2026-11-24T13:00:00Z", "amount": "9.00", "currency": "USD", "order_id": "M2"}),
+        ],
+    );
+    assert_eq!(
+        up.json(),
+        json!({"applied": 2, "attributed": 1, "unattributed": 1, "duplicate": 0})
+    );
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=line_item");
+    let tents = row(&rep, "line_item", "tents");
+    assert_eq!(
+        (
+            &tents["clicks"],
+            &tents["purchases"],
+            micros(&tents["sales"])
+        ),
+        (&json!(1), &json!(1), 40_000_000),
+        "{rep:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// [`common::SHOP`] with a contextual audience: `tent-pages` (a page about
 /// `tent-1`) after `tent-viewers` (which needs user data, and has none
 /// here). `pages` (5.00 CPM) buys either; `plain` (4.00 CPM) targets no
