@@ -458,25 +458,25 @@ impl Tracked {
 
 /// [`user_key`] as the event journal keys shoppers.
 pub fn user_key_u64(signer: &Signer, user: &str) -> u64 {
-    u64::from_str_radix(&user_key(signer, user), 16).unwrap_or(0)
+    signer.user_key(user)
 }
 
-/// A user id as tracking URLs carry it: 64 bits of an HMAC under the
-/// notice secret (shared by replicas), so the same shopper gets the same
-/// key everywhere and the URL does not show who it is.
+/// The key earlier versions gave `user` (see `Signer::earlier_user_key`):
+/// what the touches they recorded carry.
+pub fn earlier_user_key_u64(signer: &Signer, user: &str) -> u64 {
+    signer.earlier_user_key(user)
+}
+
+/// A user id as tracking URLs carry it: 16 lowercase hex digits of a keyed
+/// hash under a secret derived from the notice secret (shared by
+/// replicas), so the same shopper gets the same key everywhere and the URL
+/// does not show who it is.
 pub fn user_key(signer: &Signer, user: &str) -> String {
-    let mut out = String::with_capacity(32);
-    push_user_key(signer, user, &mut out);
-    out
-}
-
-/// [`user_key`] written onto `out`.
-fn push_user_key(signer: &Signer, user: &str, out: &mut String) {
-    let start = out.len();
-    let mut mac = signer.state(user);
-    hmac::Mac::update(&mut mac, b"\n");
-    Signer::sign_named(&mac, "user", out);
-    out.truncate(start + 16);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let key = signer.user_key(user);
+    (0..16)
+        .map(|i| char::from(HEX[(key >> (60 - 4 * i)) as usize & 15]))
+        .collect()
 }
 
 /// Which (bid, event) pairs were counted, so each counts once. Kept in
@@ -890,6 +890,18 @@ mod tests {
         assert_eq!(t.keyword.as_deref(), Some("phrase:mystery novel"));
         assert_eq!(t.user, Some(user_key(&signer(), "u-1001")));
         assert_eq!(t.user.as_deref().map(str::len), Some(16));
+        assert_eq!(t.user_key(), user_key_u64(&signer(), "u-1001"));
+        // The URL's digits are the journal's key, leading zeros and all
+        // (one key in sixteen starts with one).
+        for n in 0..200 {
+            let user = format!("u-{n}");
+            let hex = user_key(&signer(), &user);
+            assert_eq!(hex.len(), 16, "{hex}");
+            assert_eq!(
+                u64::from_str_radix(&hex, 16).unwrap(),
+                user_key_u64(&signer(), &user)
+            );
+        }
         assert_ne!(user_key(&signer(), "u-1001"), user_key(&signer(), "u-1002"));
         assert_ne!(
             user_key(&signer(), "u-1001"),

@@ -73,6 +73,11 @@ pub struct Conversion {
     pub purchase: bool,
     /// The keyed hash of the shopper (as tracking URLs carry it).
     pub user: u64,
+    /// The shopper's key as earlier versions made it, when they made it
+    /// otherwise: touches they recorded (read back from the journal, or
+    /// tracked by a replica not yet upgraded) are under it. Looked up
+    /// beside `user`, never recorded: the conversion is `user`'s.
+    pub earlier_user: Option<u64>,
     pub product: String,
     pub at_ms: i64,
     /// A purchase's value in USD micros.
@@ -258,20 +263,23 @@ impl Attributor {
                 .cloned()
         };
         let mut best: Option<(bool, Touch)> = None;
-        for w in windows.iter().filter(mine) {
-            let Some(last) = self.touches.get(&(c.user, w.advertiser.clone())) else {
-                continue;
-            };
-            let found = within(&last.click, w.click_ms)
-                .map(|t| (true, t))
-                .or_else(|| within(&last.impression, w.view_ms).map(|t| (false, t)));
-            if let Some((click, t)) = found {
-                let better = match &best {
-                    None => true,
-                    Some((bc, bt)) => (click, t.at_ms) > (*bc, bt.at_ms),
+        let users = std::iter::once(c.user).chain(c.earlier_user.filter(|&u| u != c.user));
+        for user in users {
+            for w in windows.iter().filter(mine) {
+                let Some(last) = self.touches.get(&(user, w.advertiser.clone())) else {
+                    continue;
                 };
-                if better {
-                    best = Some((click, t));
+                let found = within(&last.click, w.click_ms)
+                    .map(|t| (true, t))
+                    .or_else(|| within(&last.impression, w.view_ms).map(|t| (false, t)));
+                if let Some((click, t)) = found {
+                    let better = match &best {
+                        None => true,
+                        Some((bc, bt)) => (click, t.at_ms) > (*bc, bt.at_ms),
+                    };
+                    if better {
+                        best = Some((click, t));
+                    }
                 }
             }
         }
@@ -364,6 +372,7 @@ mod tests {
         Conversion {
             purchase: true,
             user: 7,
+            earlier_user: None,
             product: "tent".into(),
             at_ms: at,
             amount: Micros(50_000_000),
@@ -408,6 +417,40 @@ mod tests {
         assert_eq!(
             a.attribute(&buy(-DAY, Some("o4")), &c, NOW),
             Outcome::Unattributed
+        );
+    }
+
+    /// Touches recorded under the key earlier versions made count for the
+    /// shopper too: the later touch wins (a click before an impression),
+    /// whichever key it is under, and the record is the shopper's key.
+    #[test]
+    fn touches_under_the_earlier_user_key_are_the_shoppers() {
+        let (c, keep) = (catalog(), 30 * DAY);
+        let mut a = Attributor::new(100);
+        a.touch(9, &ad("acme", "before-upgrade"), 0, true, keep);
+        a.touch(7, &ad("acme", "after-upgrade"), DAY, true, keep);
+        a.touch(5, &ad("acme", "someone-else"), 2 * DAY, true, keep);
+        let without = buy(3 * DAY, Some("o1"));
+        let with = Conversion {
+            earlier_user: Some(9),
+            order_id: Some("o2".into()),
+            ..without.clone()
+        };
+        assert_eq!(li_of(a.attribute(&without, &c, NOW)), "after-upgrade");
+        assert_eq!(li_of(a.attribute(&with, &c, NOW)), "after-upgrade");
+        // Only the earlier key touched: its touch counts, recorded as 7's.
+        let mut b = Attributor::new(100);
+        b.touch(9, &ad("acme", "before-upgrade"), 0, true, keep);
+        match b.attribute(&with, &c, NOW) {
+            Outcome::Attributed(r) => {
+                assert_eq!((&*r.dims.line_item, r.user), ("before-upgrade", 7))
+            }
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            b.attribute(&buy(3 * DAY, Some("o3")), &c, NOW),
+            Outcome::Unattributed,
+            "without the earlier key, the earlier touch is not the shopper's"
         );
     }
 
