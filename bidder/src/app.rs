@@ -1415,7 +1415,7 @@ impl App {
             out.push(reports::attribution::Conversion {
                 purchase,
                 user: crate::track::user_key_u64(&self.signer, &e.user),
-                earlier_user: Some(crate::track::earlier_user_key_u64(&self.signer, &e.user)),
+                other_user: Some(crate::track::other_user_key_u64(&self.signer, &e.user)),
                 product: e.item,
                 at_ms: e.at.as_millis(),
                 amount,

@@ -134,7 +134,7 @@ pub struct Signer {
     /// makes `per-bid` keys and nothing else.
     bid_keys: siphasher::sip128::SipHasher24,
     /// Keyed with the user-key secret (made as the bid-key secret is,
-    /// under its own purpose): makes the user keys tracking URLs carry
+    /// under its own purpose): makes `per-bid` user keys
     /// ([`Signer::user_key`]) and nothing else.
     user_keys: siphasher::sip::SipHasher24,
     /// What a bid's URLs are written with; both kinds are read.
@@ -178,23 +178,39 @@ impl Signer {
     }
 
     /// Who a tracking URL's ad was for, as the URL and the event journal
-    /// carry it: SipHash-2-4 (64-bit output) of the user id under the
-    /// user-key secret. A pseudonym only the bidder can make (and compare
-    /// a shopper's sales with), never turned back into the id. Earlier
-    /// versions wrote [`Signer::earlier_user_key`]: two SHA-256 blocks per
-    /// request, where this is a few hundred instructions.
+    /// carry it: a pseudonym only the bidder can make (and compare a
+    /// shopper's sales with), never turned back into the id. Made the way
+    /// this signer writes URLs: `per-url`, as earlier versions made it, the
+    /// first 64 bits of HMAC-SHA256(secret, user ‖ `\n` ‖ `user`) (two
+    /// SHA-256 blocks); `per-bid`, SipHash-2-4 (64-bit output) of the id
+    /// under the user-key secret (a few hundred instructions). The switch
+    /// that makes a fleet write URLs earlier versions cannot read is the
+    /// one that makes keys they cannot look up.
     pub(crate) fn user_key(&self, user: &str) -> u64 {
+        match self.writes {
+            UrlSignatures::PerUrl => self.hmac_user_key(user),
+            UrlSignatures::PerBid => self.sip_user_key(user),
+        }
+    }
+
+    /// The key of the way this signer does not write: touches recorded by
+    /// replicas (or builds) that write it are under it, and attribution
+    /// looks a shopper up under both.
+    pub(crate) fn other_user_key(&self, user: &str) -> u64 {
+        match self.writes {
+            UrlSignatures::PerUrl => self.sip_user_key(user),
+            UrlSignatures::PerBid => self.hmac_user_key(user),
+        }
+    }
+
+    fn sip_user_key(&self, user: &str) -> u64 {
         use std::hash::Hasher as _;
         let mut h = self.user_keys;
         h.write(user.as_bytes());
         h.finish()
     }
 
-    /// The user key of versions before [`Signer::user_key`]: the first 64
-    /// bits of HMAC-SHA256(secret, user ‖ `\n` ‖ `user`). Touches they
-    /// recorded (in the journal, or tracked by a replica not yet upgraded)
-    /// carry it; attribution looks a shopper up under both.
-    pub(crate) fn earlier_user_key(&self, user: &str) -> u64 {
+    fn hmac_user_key(&self, user: &str) -> u64 {
         let mut mac = self.over(user);
         mac.update(b"user");
         let tag = mac.finalize().into_bytes();
@@ -1065,30 +1081,34 @@ mod tests {
     }
 
     /// Both user keys, computed here from their documented constructions:
-    /// SipHash-2-4 (64-bit) of the id under the last 128 bits of the HMAC
-    /// of `\n` `user-key`; and, as earlier versions wrote it (and the
-    /// journals they kept hold it), the first 64 bits of the HMAC of the
-    /// id, `\n`, `user`.
+    /// `per-url` (the default, and what earlier versions wrote and their
+    /// journals hold) the first 64 bits of the HMAC of the id, `\n`,
+    /// `user`; `per-bid` SipHash-2-4 (64-bit) of the id under the last 128
+    /// bits of the HMAC of `\n` `user-key`. Each signer's other key is the
+    /// other one.
     #[test]
     fn user_keys_are_the_documented_ones() {
         use std::hash::Hasher as _;
         let mac = || hmac::Hmac::<sha2::Sha256>::new_from_slice(b"test secret").unwrap();
         let mut m = mac();
+        m.update(b"u-1001\nuser");
+        let hmac_key = u64::from_be_bytes(m.finalize().into_bytes()[..8].try_into().unwrap());
+        let mut m = mac();
         m.update(b"\nuser-key");
         let secret: [u8; 16] = m.finalize().into_bytes()[16..].try_into().unwrap();
         let mut sip = siphasher::sip::SipHasher24::new_with_key(&secret);
         sip.write(b"u-1001");
-        let mut m = mac();
-        m.update(b"u-1001\nuser");
-        let earlier = u64::from_be_bytes(m.finalize().into_bytes()[..8].try_into().unwrap());
-        for how in [UrlSignatures::PerUrl, UrlSignatures::PerBid] {
-            let signer = Signer::writing(b"test secret", how);
-            assert_eq!(signer.user_key("u-1001"), sip.finish());
-            assert_eq!(signer.earlier_user_key("u-1001"), earlier);
-        }
-        let other = Signer::new(b"another secret");
-        assert_ne!(other.user_key("u-1001"), sip.finish());
-        assert_ne!(Signer::new(b"test secret").user_key("u-1002"), sip.finish());
+        let sip_key = sip.finish();
+        let per_url = Signer::writing(b"test secret", UrlSignatures::PerUrl);
+        let per_bid = Signer::writing(b"test secret", UrlSignatures::PerBid);
+        assert_eq!(per_url.user_key("u-1001"), hmac_key);
+        assert_eq!(per_url.other_user_key("u-1001"), sip_key);
+        assert_eq!(per_bid.user_key("u-1001"), sip_key);
+        assert_eq!(per_bid.other_user_key("u-1001"), hmac_key);
+        assert_ne!(hmac_key, sip_key);
+        let other = Signer::writing(b"another secret", UrlSignatures::PerBid);
+        assert_ne!(other.user_key("u-1001"), sip_key);
+        assert_ne!(per_bid.user_key("u-1002"), sip_key);
     }
 
     /// A per-bid tag is SipHash's of the whole message, however its tail

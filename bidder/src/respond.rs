@@ -57,7 +57,8 @@ impl Answer<'_> {
             })
             .sum();
         let mut out = String::with_capacity(room + 256);
-        // Once for all the bids: an HMAC, and each bid's URLs carry it.
+        // Once for all the bids, which share their user (`per-url`, an
+        // HMAC).
         let user = self.user.map(|u| crate::track::user_key(self.signer, u));
         out.push_str("{\"id\":");
         push_json_str(&mut out, &self.req.id);

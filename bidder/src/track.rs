@@ -146,9 +146,9 @@ impl<'a> Urls<'a> {
     /// The bid as its notices have it (of which only what pages may read
     /// is written, its audience included); `keyword` the matched keyword, if
     /// any; `user` the [`user_key`] of who the ad is for, when it may be
-    /// remembered (an HMAC: made once per request, whose bids all share
-    /// their user); `features` what the bid was priced with, when it was
-    /// scored.
+    /// remembered (made once per request, whose bids all share their user:
+    /// `per-url`, it is an HMAC); `features` what the bid was priced with,
+    /// when it was scored.
     ///
     /// `key` is the key the bid's notices were written with
     /// (`notice::Prepared::bid_key`), so that per bid the key is made once;
@@ -461,16 +461,16 @@ pub fn user_key_u64(signer: &Signer, user: &str) -> u64 {
     signer.user_key(user)
 }
 
-/// The key earlier versions gave `user` (see `Signer::earlier_user_key`):
-/// what the touches they recorded carry.
-pub fn earlier_user_key_u64(signer: &Signer, user: &str) -> u64 {
-    signer.earlier_user_key(user)
+/// `user`'s key the other way (see `Signer::other_user_key`): what the
+/// touches recorded by replicas writing that way carry.
+pub fn other_user_key_u64(signer: &Signer, user: &str) -> u64 {
+    signer.other_user_key(user)
 }
 
 /// A user id as tracking URLs carry it: 16 lowercase hex digits of a keyed
-/// hash under a secret derived from the notice secret (shared by
-/// replicas), so the same shopper gets the same key everywhere and the URL
-/// does not show who it is.
+/// hash under the notice secret (shared by replicas), so the same shopper
+/// gets the same key on every replica that writes URLs the same way, and
+/// the URL does not show who it is (`Signer::user_key`).
 pub fn user_key(signer: &Signer, user: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let key = signer.user_key(user);
@@ -832,10 +832,16 @@ mod tests {
             let (_, qb) = query(b);
             for how in [notice::UrlSignatures::PerUrl, notice::UrlSignatures::PerBid] {
                 let signer = Signer::writing(b"tracking test secret", how);
-                assert_eq!(
+                let (ta, tb) = (
                     verify(p, qa, &signer).unwrap(),
-                    verify(p, qb, &signer).unwrap()
+                    verify(p, qb, &signer).unwrap(),
                 );
+                // The same bid; each URL carries the user key of the way
+                // it was written.
+                let key = |how| user_key(&Signer::writing(b"tracking test secret", how), "u-1001");
+                assert_eq!(ta.user, Some(key(notice::UrlSignatures::PerUrl)));
+                assert_eq!(tb.user, Some(key(notice::UrlSignatures::PerBid)));
+                assert_eq!(Tracked { user: None, ..ta }, Tracked { user: None, ..tb });
                 let other = match p {
                     Path::Impression => Path::Click,
                     _ => Path::Impression,
@@ -892,15 +898,18 @@ mod tests {
         assert_eq!(t.user.as_deref().map(str::len), Some(16));
         assert_eq!(t.user_key(), user_key_u64(&signer(), "u-1001"));
         // The URL's digits are the journal's key, leading zeros and all
-        // (one key in sixteen starts with one).
-        for n in 0..200 {
-            let user = format!("u-{n}");
-            let hex = user_key(&signer(), &user);
-            assert_eq!(hex.len(), 16, "{hex}");
-            assert_eq!(
-                u64::from_str_radix(&hex, 16).unwrap(),
-                user_key_u64(&signer(), &user)
-            );
+        // (one key in sixteen starts with one), either way keys are made.
+        for how in [notice::UrlSignatures::PerUrl, notice::UrlSignatures::PerBid] {
+            let signer = Signer::writing(b"tracking test secret", how);
+            for n in 0..200 {
+                let user = format!("u-{n}");
+                let hex = user_key(&signer, &user);
+                assert_eq!(hex.len(), 16, "{hex}");
+                assert_eq!(
+                    u64::from_str_radix(&hex, 16).unwrap(),
+                    user_key_u64(&signer, &user)
+                );
+            }
         }
         assert_ne!(user_key(&signer(), "u-1001"), user_key(&signer(), "u-1002"));
         assert_ne!(

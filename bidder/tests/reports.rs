@@ -293,6 +293,55 @@ fn an_impression_or_click_counted_before_a_restart_does_not_count_again() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A fleet switching `--url-signatures` (or upgrading to it) makes user
+/// keys the other way from then on: a sale is still attributed to the
+/// shopper's touches recorded before the switch, and a conversion counted
+/// before it is not counted again when sent again after it.
+#[test]
+fn switching_url_signatures_keeps_attribution_and_counts_once() {
+    use bidder::notice::UrlSignatures;
+    let dir = shop_config_dir("reports-switch");
+    let state = dir.join("state");
+    let writing = |how: UrlSignatures, now: &str| {
+        Server::start_in_with(&dir, &state, ts(now), |s| s.url_signatures = how)
+    };
+    let s = writing(UrlSignatures::PerUrl, "2026-11-24T12:00:00Z");
+    won(&s, "u-1", "2.50", true);
+    let view =
+        json!({"user": "u-1", "event": "view", "product": "tent-2", "at": "2026-11-24T12:30:00Z"});
+    let r = upload(&s, std::slice::from_ref(&view));
+    assert_eq!(r.json()["attributed"], 1, "{}", r.text());
+    s.flush_events();
+    drop(s);
+
+    let s = writing(UrlSignatures::PerBid, "2026-11-24T13:00:00Z");
+    let r = upload(
+        &s,
+        &[
+            // Counted before the switch: not again.
+            view.clone(),
+            json!({"user": "u-1", "event": "purchase", "product": "tent-1", "at": "2026-11-24T13:00:00Z", "amount": "30.00", "currency": "USD", "order_id": "S1"}),
+        ],
+    );
+    assert_eq!(
+        r.json(),
+        json!({"applied": 2, "attributed": 1, "unattributed": 0, "duplicate": 1})
+    );
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=line_item");
+    let tents = row(&rep, "line_item", "tents");
+    assert_eq!(
+        (
+            &tents["clicks"],
+            &tents["detail_page_views"],
+            &tents["purchases"],
+            micros(&tents["sales"])
+        ),
+        (&json!(1), &json!(1), &json!(1), 30_000_000),
+        "{rep:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The bids of one request share their user (its key is made once per
 /// request): a click on the second imp's ad is that shopper's touch, and
 /// their purchase is attributed to it.

@@ -73,11 +73,12 @@ pub struct Conversion {
     pub purchase: bool,
     /// The keyed hash of the shopper (as tracking URLs carry it).
     pub user: u64,
-    /// The shopper's key as earlier versions made it, when they made it
-    /// otherwise: touches they recorded (read back from the journal, or
-    /// tracked by a replica not yet upgraded) are under it. Looked up
-    /// beside `user`, never recorded: the conversion is `user`'s.
-    pub earlier_user: Option<u64>,
+    /// The shopper's key under the other construction, when there is one
+    /// (the bidder makes user keys two ways, see `--url-signatures`):
+    /// touches recorded by replicas or builds that wrote it are under it.
+    /// Looked up beside `user`; an attributed conversion is recorded under
+    /// the key its touch had, so that `bidder train` joins the two.
+    pub other_user: Option<u64>,
     pub product: String,
     pub at_ms: i64,
     /// A purchase's value in USD micros.
@@ -253,8 +254,16 @@ impl Attributor {
         if c.at_ms < now_ms.saturating_sub(catalog.max_window_ms) {
             return Outcome::Unattributed;
         }
-        let event = self.event_id(c.purchase, c.user, &c.product, c.at_ms, order);
-        if self.seen.contains_key(&event) {
+        // Seen under either key: a conversion counted (or read back from
+        // the journal) under the other key is the same conversion.
+        let users = [Some(c.user), c.other_user.filter(|&u| u != c.user)];
+        let event_of =
+            |a: &Self, user: u64| a.event_id(c.purchase, user, &c.product, c.at_ms, order);
+        if users
+            .iter()
+            .flatten()
+            .any(|&u| self.seen.contains_key(&event_of(self, u)))
+        {
             return Outcome::Duplicate;
         }
         let within = |t: &Option<Touch>, window: i64| {
@@ -262,9 +271,10 @@ impl Attributor {
                 .filter(|t| t.at_ms <= c.at_ms && c.at_ms - t.at_ms <= window)
                 .cloned()
         };
-        let mut best: Option<(bool, Touch)> = None;
-        let users = std::iter::once(c.user).chain(c.earlier_user.filter(|&u| u != c.user));
-        for user in users {
+        // The last touch under either key: a click before an impression,
+        // then the later.
+        let mut best: Option<(bool, Touch, u64)> = None;
+        for &user in users.iter().flatten() {
             for w in windows.iter().filter(mine) {
                 let Some(last) = self.touches.get(&(user, w.advertiser.clone())) else {
                     continue;
@@ -275,19 +285,19 @@ impl Attributor {
                 if let Some((click, t)) = found {
                     let better = match &best {
                         None => true,
-                        Some((bc, bt)) => (click, t.at_ms) > (*bc, bt.at_ms),
+                        Some((bc, bt, _)) => (click, t.at_ms) > (*bc, bt.at_ms),
                     };
                     if better {
-                        best = Some((click, t));
+                        best = Some((click, t, user));
                     }
                 }
             }
         }
         let keep = catalog.max_window_ms;
-        let Some((_, touch)) = best else {
+        let Some((_, touch, user)) = best else {
             // Remembered: a copy sent after a touch came is the same
             // purchase, not a new one.
-            self.mark(event, c.at_ms, now_ms, keep);
+            self.mark(event_of(self, c.user), c.at_ms, now_ms, keep);
             return Outcome::Unattributed;
         };
         if let Some(o) = self.order_id(c.purchase, order, &touch.dims.advertiser) {
@@ -296,7 +306,9 @@ impl Attributor {
             }
             self.mark(o, c.at_ms, now_ms, keep);
         }
-        self.mark(event, c.at_ms, now_ms, keep);
+        // Under the key the record carries: what `remember` and `forget`
+        // work out from the record.
+        self.mark(event_of(self, user), c.at_ms, now_ms, keep);
         let mut dims = touch.dims;
         dims.product = c.product.as_str().into();
         Outcome::Attributed(Record {
@@ -307,7 +319,7 @@ impl Attributor {
             },
             at_ms: c.at_ms,
             dims,
-            user: c.user,
+            user,
             n: 1,
             amount: if c.purchase { c.amount } else { Micros::ZERO },
             order_id: order.into(),
@@ -372,7 +384,7 @@ mod tests {
         Conversion {
             purchase: true,
             user: 7,
-            earlier_user: None,
+            other_user: None,
             product: "tent".into(),
             at_ms: at,
             amount: Micros(50_000_000),
@@ -420,38 +432,93 @@ mod tests {
         );
     }
 
-    /// Touches recorded under the key earlier versions made count for the
-    /// shopper too: the later touch wins (a click before an impression),
-    /// whichever key it is under, and the record is the shopper's key.
+    /// Touches recorded under the shopper's other key count for them: the
+    /// last touch wins whichever key it is under, and the record carries
+    /// that touch's key (so that training joins the two).
     #[test]
-    fn touches_under_the_earlier_user_key_are_the_shoppers() {
+    fn touches_under_the_other_user_key_are_the_shoppers() {
         let (c, keep) = (catalog(), 30 * DAY);
         let mut a = Attributor::new(100);
-        a.touch(9, &ad("acme", "before-upgrade"), 0, true, keep);
-        a.touch(7, &ad("acme", "after-upgrade"), DAY, true, keep);
+        a.touch(9, &ad("acme", "other-key"), 0, true, keep);
+        a.touch(7, &ad("acme", "this-key"), DAY, true, keep);
         a.touch(5, &ad("acme", "someone-else"), 2 * DAY, true, keep);
         let without = buy(3 * DAY, Some("o1"));
         let with = Conversion {
-            earlier_user: Some(9),
+            other_user: Some(9),
             order_id: Some("o2".into()),
             ..without.clone()
         };
-        assert_eq!(li_of(a.attribute(&without, &c, NOW)), "after-upgrade");
-        assert_eq!(li_of(a.attribute(&with, &c, NOW)), "after-upgrade");
-        // Only the earlier key touched: its touch counts, recorded as 7's.
+        assert_eq!(li_of(a.attribute(&without, &c, NOW)), "this-key");
+        assert_eq!(li_of(a.attribute(&with, &c, NOW)), "this-key");
+        // Only the other key touched: its touch counts, recorded under it.
         let mut b = Attributor::new(100);
-        b.touch(9, &ad("acme", "before-upgrade"), 0, true, keep);
+        b.touch(9, &ad("acme", "other-key"), 0, true, keep);
         match b.attribute(&with, &c, NOW) {
             Outcome::Attributed(r) => {
-                assert_eq!((&*r.dims.line_item, r.user), ("before-upgrade", 7))
+                assert_eq!((&*r.dims.line_item, r.user), ("other-key", 9))
             }
             o => panic!("{o:?}"),
         }
         assert_eq!(
             b.attribute(&buy(3 * DAY, Some("o3")), &c, NOW),
             Outcome::Unattributed,
-            "without the earlier key, the earlier touch is not the shopper's"
+            "without the other key, its touch is not the shopper's"
         );
+    }
+
+    /// A conversion counted under either key is counted: sent again (an
+    /// upload retried, `--data` read again at start) after it was
+    /// attributed to a touch under the other key, or after a journal
+    /// written under the other key was read back, it is a duplicate. Views
+    /// have no order id, so only their event (which names the user) tells.
+    #[test]
+    fn a_conversion_counted_under_either_key_counts_once() {
+        let (c, keep) = (catalog(), 30 * DAY);
+        let mut view = buy(DAY / 2, None);
+        view.purchase = false;
+        let both = Conversion {
+            other_user: Some(9),
+            ..view.clone()
+        };
+        // Attributed under the other key, then sent again.
+        let mut a = Attributor::new(100);
+        a.touch(9, &ad("acme", "li"), 0, false, keep);
+        let record = match a.attribute(&both, &c, NOW) {
+            Outcome::Attributed(r) => r,
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(a.attribute(&both, &c, NOW), Outcome::Duplicate);
+        // Read back from the journal by a fresh start, then sent again.
+        let mut b = Attributor::new(100);
+        b.touch(9, &ad("acme", "li"), 0, false, keep);
+        b.remember(&record, NOW, keep);
+        assert_eq!(b.attribute(&both, &c, NOW), Outcome::Duplicate);
+        // Recorded by a build that wrote the other key as its own (the
+        // record under 9), read back where 7 is this build's key.
+        let mut d = Attributor::new(100);
+        d.touch(9, &ad("acme", "li"), 0, false, keep);
+        d.remember(
+            &Record {
+                user: 9,
+                ..record.clone()
+            },
+            NOW,
+            keep,
+        );
+        assert_eq!(d.attribute(&both, &c, NOW), Outcome::Duplicate);
+        // A record that could not be written is forgotten under the key it
+        // was marked with: the retry counts.
+        let mut e = Attributor::new(100);
+        e.touch(9, &ad("acme", "li"), 0, false, keep);
+        let r = match e.attribute(&both, &c, NOW) {
+            Outcome::Attributed(r) => r,
+            o => panic!("{o:?}"),
+        };
+        e.forget(&r);
+        assert!(matches!(
+            e.attribute(&both, &c, NOW),
+            Outcome::Attributed(_)
+        ));
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn buy(user: u64, at_ms: i64, order: &str) -> Conversion {
     Conversion {
         purchase: true,
         user,
-        earlier_user: None,
+        other_user: None,
         product: "tent".into(),
         at_ms,
         amount: Micros(10_000_000),

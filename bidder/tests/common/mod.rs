@@ -134,6 +134,23 @@ impl Server {
         )
     }
 
+    /// [`Server::start_in`] with its settings changed by `change` (the
+    /// notice secret stays the same across restarts).
+    pub fn start_in_with(
+        config_dir: &Path,
+        state: &Path,
+        now: Timestamp,
+        change: impl FnOnce(&mut Settings),
+    ) -> Server {
+        let mut settings = Settings {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            notice_secret: Some("test-notice-secret-0123456789abcdef".into()),
+            ..Settings::default()
+        };
+        change(&mut settings);
+        Server::start_full(config_dir, None, settings, Some((state, 1_000_000)), now)
+    }
+
     fn start_full(
         config_dir: &Path,
         data: Option<&Path>,
