@@ -59,7 +59,7 @@ impl Answer<'_> {
         let mut out = String::with_capacity(room + 256);
         // Once for all the bids, which share their user (`per-url`, an
         // HMAC).
-        let user = self.user.map(|u| crate::track::user_key(self.signer, u));
+        let user = self.user.map(|u| crate::track::UserKey::of(self.signer, u));
         out.push_str("{\"id\":");
         push_json_str(&mut out, &self.req.id);
         out.push_str(",\"seatbid\":[{\"bid\":[");
@@ -72,7 +72,7 @@ impl Answer<'_> {
                 &self.req.imp[*imp_index].id,
                 choice,
                 bid_id.as_str(),
-                user.as_deref(),
+                user.as_ref().map(crate::track::UserKey::as_str),
             );
         }
         out.push_str("]}],\"bidid\":");

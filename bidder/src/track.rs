@@ -472,11 +472,30 @@ pub fn other_user_key_u64(signer: &Signer, user: &str) -> u64 {
 /// gets the same key on every replica that writes URLs the same way, and
 /// the URL does not show who it is (`Signer::user_key`).
 pub fn user_key(signer: &Signer, user: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let key = signer.user_key(user);
-    (0..16)
-        .map(|i| char::from(HEX[(key >> (60 - 4 * i)) as usize & 15]))
-        .collect()
+    UserKey::of(signer, user).as_str().to_owned()
+}
+
+/// [`user_key`]'s digits, held without a string of their own: the
+/// answer makes one per request.
+pub(crate) struct UserKey([u8; 16]);
+
+impl UserKey {
+    pub(crate) fn of(signer: &Signer, user: &str) -> UserKey {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let key = signer.user_key(user);
+        let mut digits = [0u8; 16];
+        for (i, d) in digits.iter_mut().enumerate() {
+            *d = HEX[(key >> (60 - 4 * i)) as usize & 15];
+        }
+        UserKey(digits)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => text,
+            Err(_) => unreachable!("hex digits are ASCII"),
+        }
+    }
 }
 
 /// Which (bid, event) pairs were counted, so each counts once. Kept in
