@@ -450,6 +450,23 @@ mod tests {
         };
         assert_eq!(li_of(a.attribute(&without, &c, NOW)), "this-key");
         assert_eq!(li_of(a.attribute(&with, &c, NOW)), "this-key");
+        // A click under the other key beats an impression under this one,
+        // later or not, and a later click under it beats an earlier one
+        // under this one: the keys are one shopper's.
+        let mut d = Attributor::new(100);
+        d.touch(7, &ad("acme", "seen"), 2 * DAY, false, keep);
+        d.touch(9, &ad("acme", "clicked"), DAY, true, keep);
+        let o3 = Conversion {
+            order_id: Some("o3".into()),
+            ..with.clone()
+        };
+        assert_eq!(li_of(d.attribute(&o3, &c, NOW)), "clicked");
+        d.touch(7, &ad("acme", "clicked-before"), 0, true, keep);
+        let o4 = Conversion {
+            order_id: Some("o4".into()),
+            ..with.clone()
+        };
+        assert_eq!(li_of(d.attribute(&o4, &c, NOW)), "clicked");
         // Only the other key touched: its touch counts, recorded under it.
         let mut b = Attributor::new(100);
         b.touch(9, &ad("acme", "other-key"), 0, true, keep);
@@ -493,19 +510,26 @@ mod tests {
         b.touch(9, &ad("acme", "li"), 0, false, keep);
         b.remember(&record, NOW, keep);
         assert_eq!(b.attribute(&both, &c, NOW), Outcome::Duplicate);
-        // Recorded by a build that wrote the other key as its own (the
-        // record under 9), read back where 7 is this build's key.
+        // Recorded under this build's key (its touch was under it), read
+        // back while the shopper's last touch is under the other key.
         let mut d = Attributor::new(100);
         d.touch(9, &ad("acme", "li"), 0, false, keep);
         d.remember(
             &Record {
-                user: 9,
+                user: 7,
                 ..record.clone()
             },
             NOW,
             keep,
         );
         assert_eq!(d.attribute(&both, &c, NOW), Outcome::Duplicate);
+        // Unattributed under this build's key, then a touch from before it
+        // comes in under the other (a replica's journal copied late), and
+        // the conversion is sent again.
+        let mut f = Attributor::new(100);
+        assert_eq!(f.attribute(&both, &c, NOW), Outcome::Unattributed);
+        f.touch(9, &ad("acme", "li"), 0, false, keep);
+        assert_eq!(f.attribute(&both, &c, NOW), Outcome::Duplicate);
         // A record that could not be written is forgotten under the key it
         // was marked with: the retry counts.
         let mut e = Attributor::new(100);
