@@ -1414,8 +1414,8 @@ impl App {
             };
             out.push(reports::attribution::Conversion {
                 purchase,
-                user: crate::track::user_key_u64(&self.signer, &e.user),
-                other_user: Some(crate::track::other_user_key_u64(&self.signer, &e.user)),
+                user: self.signer.user_key(&e.user),
+                other_user: Some(self.signer.other_user_key(&e.user)),
                 product: e.item,
                 at_ms: e.at.as_millis(),
                 amount,

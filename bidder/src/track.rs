@@ -456,17 +456,6 @@ impl Tracked {
     }
 }
 
-/// [`user_key`] as the event journal keys shoppers.
-pub fn user_key_u64(signer: &Signer, user: &str) -> u64 {
-    signer.user_key(user)
-}
-
-/// `user`'s key the other way (see `Signer::other_user_key`): what the
-/// touches recorded by replicas writing that way carry.
-pub fn other_user_key_u64(signer: &Signer, user: &str) -> u64 {
-    signer.other_user_key(user)
-}
-
 /// A user id as tracking URLs carry it: 16 lowercase hex digits of a keyed
 /// hash under the notice secret (shared by replicas), so the same shopper
 /// gets the same key on every replica that writes URLs the same way, and
@@ -481,12 +470,8 @@ pub(crate) struct UserKey([u8; 16]);
 
 impl UserKey {
     pub(crate) fn of(signer: &Signer, user: &str) -> UserKey {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let key = signer.user_key(user);
         let mut digits = [0u8; 16];
-        for (i, d) in digits.iter_mut().enumerate() {
-            *d = HEX[(key >> (60 - 4 * i)) as usize & 15];
-        }
+        notice::hex_into(&signer.user_key(user).to_be_bytes(), &mut digits);
         UserKey(digits)
     }
 
@@ -915,7 +900,7 @@ mod tests {
         assert_eq!(t.keyword.as_deref(), Some("phrase:mystery novel"));
         assert_eq!(t.user, Some(user_key(&signer(), "u-1001")));
         assert_eq!(t.user.as_deref().map(str::len), Some(16));
-        assert_eq!(t.user_key(), user_key_u64(&signer(), "u-1001"));
+        assert_eq!(t.user_key(), signer().user_key("u-1001"));
         // The URL's digits are the journal's key, leading zeros and all
         // (one key in sixteen starts with one), either way keys are made.
         for how in [notice::UrlSignatures::PerUrl, notice::UrlSignatures::PerBid] {
@@ -926,7 +911,7 @@ mod tests {
                 assert_eq!(hex.len(), 16, "{hex}");
                 assert_eq!(
                     u64::from_str_radix(&hex, 16).unwrap(),
-                    user_key_u64(&signer, &user)
+                    signer.user_key(&user)
                 );
             }
         }
