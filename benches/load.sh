@@ -3,7 +3,10 @@
 # server that answers 204 with wrk, alternately, in the same run, and reports
 # each one's requests/second and the bidder/no-op ratio (medians of ROUNDS).
 # A second no-op server answers the bidder's own answer (200, its bytes)
-# without bidding: its ratio is the ceiling that answer's size leaves.
+# without bidding: its ratio is the ceiling that answer's size leaves. Each
+# server's CPU time per request (user + system, from /proc) is reported too:
+# wrk shares the cores, so requests/second move with how the scheduler splits
+# them, and the CPU a request took the server moves much less.
 #
 #   benches/load.sh                      # 1,000 line items, 3 rounds of 10 s
 #   LINE_ITEMS=10000 ROUNDS=5 DURATION=20s CONNS=64 benches/load.sh
@@ -65,7 +68,9 @@ target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" --state "$work/state" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
 bidders=("${pids[@]}")
+bid_pid=${pids[-1]}
 start "$work/noop.out" "$BIN/noop-server" 127.0.0.1:0
+noop_pid=${pids[-1]}
 bid_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
 noop_addr=$(sed -n 's/noop listening: //p' "$work/noop.out")
 if [ "$REDIS" = 1 ]; then
@@ -77,6 +82,7 @@ if [ "$REDIS" = 1 ]; then
     --state "redis://127.0.0.1:$redis_port/" --journal "$work/redis-state" \
     --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
   bidders+=("${pids[-1]}")
+  redis_pid=${pids[-1]}
   redis_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
   redis_admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
   # Leases come within milliseconds of the first bids.
@@ -95,28 +101,39 @@ post_lua "$minified" >"$lua"
 # is the most any bidder answering this answer can reach in the run.
 bid_answer "$bid_addr" "$minified" "$work/answer.json"
 start "$work/answer.out" "$BIN/noop-server" 127.0.0.1:0 "$work/answer.json"
+answer_pid=${pids[-1]}
 answer_addr=$(sed -n 's/noop listening: //p' "$work/answer.out")
 [ "$(bid_status "$answer_addr" "$minified")" = 200 ] ||
   { echo "$BIN/noop-server does not answer with a file: rebuild it" >&2; exit 1; }
 
-rps() { # addr → requests/sec
+# CPU time (user + system, in clock ticks) a process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rps() { # addr pid name → requests/sec; appends the server's CPU µs per request to $work/name.cpu
+  local t0 t1
+  t0=$(ticks "$2")
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$lua" --latency "http://$1/openrtb2/bid" >"$work/wrk.txt"
+  t1=$(ticks "$2")
   grep -E 'Non-2xx|Socket errors' "$work/wrk.txt" >&2 || true
+  # Throughput depends on how the two cores are shared with wrk; the CPU
+  # each request took the server does much less.
+  awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.1f\n", t / hz * 1e6 / $1}' \
+    "$work/wrk.txt" >>"$work/$3.cpu"
   awk '/Requests\/sec/ {print $2}' "$work/wrk.txt"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 : >"$work/noop.rps"; : >"$work/answer.rps"; : >"$work/bidder.rps"; : >"$work/redis.rps"; : >"$work/trips"
+: >"$work/noop.cpu"; : >"$work/answer.cpu"; : >"$work/bidder.cpu"; : >"$work/redis.cpu"
 trips() { curl -s "http://$redis_admin/metrics" | awk '/^bidder_redis_round_trips_total/ {print $2}'; }
 for r in $(seq "$ROUNDS"); do
-  n=$(rps "$noop_addr");  echo "$n" >>"$work/noop.rps"
-  a=$(rps "$answer_addr"); echo "$a" >>"$work/answer.rps"
-  b=$(rps "$bid_addr");   echo "$b" >>"$work/bidder.rps"
+  n=$(rps "$noop_addr" "$noop_pid" noop);  echo "$n" >>"$work/noop.rps"
+  a=$(rps "$answer_addr" "$answer_pid" answer); echo "$a" >>"$work/answer.rps"
+  b=$(rps "$bid_addr" "$bid_pid" bidder); echo "$b" >>"$work/bidder.rps"
   p50=$(awk '/ 50%/ {print $2}' "$work/wrk.txt"); p99=$(awk '/ 99%/ {print $2}' "$work/wrk.txt")
-  echo "round $r: noop $n req/s, noop answering the bid $a req/s, bidder $b req/s (bidder p50 $p50, p99 $p99)"
+  echo "round $r: noop $n req/s, noop answering the bid $a req/s, bidder $b req/s (bidder p50 $p50, p99 $p99); server CPU per request: noop $(tail -1 "$work/noop.cpu") µs, bidder $(tail -1 "$work/bidder.cpu") µs"
   if [ "$REDIS" = 1 ]; then
     before=$(trips)
-    x=$(rps "$redis_addr"); echo "$x" >>"$work/redis.rps"
+    x=$(rps "$redis_addr" "$redis_pid" redis); echo "$x" >>"$work/redis.rps"
     after=$(trips)
     reqs=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
     per=$(awk -v a="$after" -v b="$before" -v n="$reqs" 'BEGIN {printf "%.4f", (a-b)/n}')
@@ -128,6 +145,8 @@ done
 n=$(median <"$work/noop.rps"); b=$(median <"$work/bidder.rps")
 echo "line items: $LINE_ITEMS, connections: $CONNS, wrk threads: $THREADS, $ROUNDS rounds of $DURATION"
 echo "median: noop $n req/s, bidder $b req/s, ratio $(awk -v b="$b" -v n="$n" 'BEGIN {printf "%.2f", b/n}')"
+nc=$(median <"$work/noop.cpu"); bc=$(median <"$work/bidder.cpu")
+echo "median server CPU per request: noop $nc µs, bidder $bc µs, ratio $(awk -v b="$bc" -v n="$nc" 'BEGIN {printf "%.2f", n/b}') (throughput ratio if the server had the cores to itself)"
 a=$(median <"$work/answer.rps")
 echo "median: noop answering the bidder's answer ($(wc -c <"$work/answer.json") bytes) $a req/s, ratio $(awk -v a="$a" -v n="$n" 'BEGIN {printf "%.2f", a/n}') (the ceiling that answer leaves)"
 if [ "$REDIS" = 1 ]; then
