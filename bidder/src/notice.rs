@@ -819,8 +819,28 @@ pub(crate) fn push_int(out: &mut String, n: impl itoa::Integer) {
 }
 
 pub(crate) fn encode_into(s: &str, out: &mut String) {
+    // Ids (the bid's, the imp's) are nearly always unreserved characters
+    // only: a table says so and they are copied whole, where the encoder's
+    // iterator cost a banner bid some 800 instructions.
+    if s.bytes().all(|b| UNRESERVED[usize::from(b)]) {
+        out.push_str(s);
+        return;
+    }
     out.extend(percent_encoding::utf8_percent_encode(s, QUERY_VALUE));
 }
+
+/// The bytes [`QUERY_VALUE`] leaves as they are (a test holds the two to
+/// the same set).
+const UNRESERVED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
+        b += 1;
+    }
+    t
+};
 
 /// A query value as text; `None` when it does not decode to UTF-8.
 pub(crate) fn decode(s: &str) -> Option<String> {
@@ -838,6 +858,21 @@ mod tests {
     const NOW: i64 = 1_764_000_000_000;
     const DAY: i64 = 86_400_000;
     const BASE: &str = "http://bidder.example:8080/";
+
+    #[test]
+    fn plain_ids_are_copied_as_the_encoder_writes_them() {
+        for b in 0..=255u8 {
+            let one = String::from_utf8_lossy(&[b]).into_owned();
+            for s in [one.clone(), format!("id-{one}~x"), format!("{one}{one}")] {
+                let mut fast = String::new();
+                encode_into(&s, &mut fast);
+                let slow = percent_encoding::utf8_percent_encode(&s, QUERY_VALUE).to_string();
+                assert_eq!(fast, slow, "{s:?}");
+            }
+            let plain = percent_encoding::utf8_percent_encode(&one, QUERY_VALUE).to_string() == one;
+            assert_eq!(UNRESERVED[usize::from(b)], plain && b < 0x80, "{b}");
+        }
+    }
 
     fn signer() -> Signer {
         Signer::new(b"test secret")
