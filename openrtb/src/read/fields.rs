@@ -234,21 +234,25 @@ pub(super) fn list<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Vec<T>> {
 }
 
 /// An optional object; `null` is absent.
-pub(super) fn opt<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Option<T>> {
+pub(super) fn opt_into<'a, T: Object<'a>>(c: &mut Cursor<'a>, slot: &mut Option<T>) -> Result<()> {
     if c.peek_value()? == b'n' {
         c.literal()?;
-        return Ok(None);
+        *slot = None;
+        return Ok(());
     }
-    T::read(c).map(Some)
+    // Defaulted where it lies, then filled there.
+    slot.insert(T::default()).read_into(c)
 }
 
-pub(super) fn boxed<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Option<Box<T>>> {
+pub(super) fn boxed_into<'a, T: Object<'a>>(
+    c: &mut Cursor<'a>,
+    slot: &mut Option<Box<T>>,
+) -> Result<()> {
     if c.peek_value()? == b'n' {
         c.literal()?;
-        return Ok(None);
+        *slot = None;
+        return Ok(());
     }
     c.spend(std::mem::size_of::<T>())?;
-    let mut out = Box::<T>::default();
-    out.read_into(c)?;
-    Ok(Some(out))
+    slot.insert(Box::default()).read_into(c)
 }
