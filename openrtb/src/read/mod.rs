@@ -46,8 +46,13 @@ pub(crate) trait Object<'a>: Default {
 
 pub(crate) fn request(body: &[u8]) -> std::result::Result<BidRequest<'_>, ParseError> {
     let mut c = Cursor::new(body);
-    let read = BidRequest::read(&mut c).and_then(|req| c.end().map(|()| req));
-    read.map_err(|e| ParseError::at(body, e.at, e.data, &e.reason))
+    // Read in the frame it is returned from: `read`'s own frame and
+    // `map_err` each moved the request's 888 bytes once more.
+    let mut req = BidRequest::default();
+    match req.read_into(&mut c).and_then(|()| c.end()) {
+        Ok(()) => Ok(req),
+        Err(e) => Err(ParseError::at(body, e.at, e.data, &e.reason)),
+    }
 }
 
 /// An ext's raw text (JSON the request's reading checked) read as `T`:
