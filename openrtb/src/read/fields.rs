@@ -240,7 +240,8 @@ pub(super) fn opt_into<'a, T: Object<'a>>(c: &mut Cursor<'a>, slot: &mut Option<
         *slot = None;
         return Ok(());
     }
-    // Defaulted where it lies, then filled there.
+    // Defaulted where it lies, then filled there. A read that fails leaves
+    // it half filled: every caller drops the whole object on an error.
     slot.insert(T::default()).read_into(c)
 }
 
