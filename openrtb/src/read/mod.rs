@@ -143,6 +143,9 @@ macro_rules! object {
     (@set $out:ident, $c:ident, $field:ident, boxed) => {
         fields::boxed_into($c, &mut $out.$field)?
     };
+    (@set $out:ident, $c:ident, $field:ident, str_vec) => {
+        fields::str_vec_into($c, &mut $out.$field)?
+    };
     (@set $out:ident, $c:ident, $field:ident, $read:ident) => {
         $out.$field = fields::$read($c)?
     };
