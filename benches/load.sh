@@ -13,6 +13,9 @@
 #   benches/load.sh --redis              # also a bidder on Redis state (a local
 #                                        # redis-server), and its Redis round trips
 #                                        # per bid
+#   BIDDER_ARGS="--reservation-ttl-secs 1" benches/load.sh
+#                                        # extra arguments for the bidders under
+#                                        # test (word-split)
 #   BIN=target/pgo/release benches/load.sh
 #                                        # the builds of scripts/pgo.sh (run it
 #                                        # first): bidder and no-op server both
@@ -34,6 +37,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
+BIDDER_ARGS=${BIDDER_ARGS:-}
 WARMUP=${WARMUP:-70s}
 # Where the bidder and the no-op server to measure are (gen-config always
 # comes from target/release).
@@ -66,7 +70,7 @@ target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 
 . benches/common.sh
 RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" --state "$work/state" \
-  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $BIDDER_ARGS
 bidders=("${pids[@]}")
 bid_pid=${pids[-1]}
 start "$work/noop.out" "$BIN/noop-server" 127.0.0.1:0
@@ -80,7 +84,7 @@ if [ "$REDIS" = 1 ]; then
   BIDDER_NOTICE_SECRET=load-test-notice-secret-0123456789abcdef RUST_LOG=warn \
     start "$work/redis-bidder.out" "$BIN/bidder" serve --config "$work/config" \
     --state "redis://127.0.0.1:$redis_port/" --journal "$work/redis-state" \
-    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $BIDDER_ARGS
   bidders+=("${pids[-1]}")
   redis_pid=${pids[-1]}
   redis_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
@@ -173,7 +177,7 @@ print("%.3f %.3f %.0f %.4f" % (p["p50"] * 1e3, p["p99"] * 1e3, s["requestsPerSec
   # of a bidder serving this rate: as many holds expire as are made.
   kill "${bidders[@]}" 2>/dev/null || true
   RUST_LOG=warn start "$work/rate-bidder.out" "$BIN/bidder" serve --config "$work/config" \
-    --state "$work/rate-state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+    --state "$work/rate-state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $BIDDER_ARGS
   rate_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/rate-bidder.out")
   echo "warming a fresh bidder at $RATE req/s for $WARMUP"
   oha -z "$WARMUP" -q "$RATE" -c "$CONNS" --no-tui --output-format json -m POST \
