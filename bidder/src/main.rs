@@ -258,6 +258,12 @@ struct ServeArgs {
     /// loss notice comes.
     #[arg(long, default_value_t = 60)]
     reservation_ttl_secs: u64,
+    /// Bids tracked at most (held, being charged, lost or awaited past
+    /// their reservation), about 170 bytes each; past this a bid is not
+    /// made (no-bid reason `unavailable`). Unbounded by default: the
+    /// table then holds every bid of the last reservation TTL.
+    #[arg(long, env = "BIDDER_MAX_BIDS_IN_FLIGHT", value_parser = clap::value_parser!(u64).range(1..))]
+    max_bids_in_flight: Option<u64>,
     /// Open connections per port at most; more wait until one closes.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
@@ -969,6 +975,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         ledger: ledger::Options {
             // Per-day spend is kept for as long as a bid's win may come.
             keep_days: args.notice_ttl_hours.max(1).div_ceil(24) as i64 + 1,
+            max_bids: args
+                .max_bids_in_flight
+                .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             ..ledger::Options::default()
         },
         ..Settings::default()

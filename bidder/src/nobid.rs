@@ -17,7 +17,8 @@ pub enum NoBid {
     Budget,
     /// A lifetime budget is ahead of its even plan for now.
     Pacing,
-    /// The shared state (Redis) cannot be reached: budgets fail closed.
+    /// The shared state (Redis) cannot be reached, or the ledger's table of
+    /// bids in flight is full (`--max-bids-in-flight`): budgets fail closed.
     Unavailable,
     /// No creative of a line item fits the slot's sizes.
     Size,

@@ -678,6 +678,51 @@ fn max_bids_per_line_item_is_honoured() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--max-bids-in-flight`: the ledger's table of bids in flight stays
+/// within its bound however many requests come; past it a request gets a
+/// no-bid counted as `state_unavailable`, and holds nothing.
+#[test]
+fn bids_in_flight_stay_within_their_bound() {
+    let mut settings = Settings::default();
+    // One bid per shard of the ledger's table (64 of them).
+    settings.ledger.max_bids = 64;
+    let (s, dir) = shop_with(
+        "max-in-flight",
+        "1000.00",
+        &line_item("li", "1000.00", "daily: 1000.00", ""),
+        settings,
+    );
+    let body = request_with_imps(1);
+    let (mut made, mut refused) = (0i64, 0usize);
+    for _ in 0..400 {
+        let r = s.bid(&body);
+        match r.status {
+            200 => made += bids(&r).len() as i64,
+            204 => refused += 1,
+            other => panic!("status {other}: {}", r.text()),
+        }
+    }
+    assert!(made <= 64, "{made} bids in flight");
+    assert!(
+        made >= 32,
+        "only {made} bids: bid keys should spread over the shards"
+    );
+    assert_eq!(made as usize + refused, 400);
+    // Each bid holds its 1.00; the refused ones hold nothing.
+    assert_eq!(s.app.line_item_spent("li").held_today, units(made));
+    let page = get(s.admin, "/metrics");
+    let unavailable: f64 = page
+        .text()
+        .lines()
+        .filter(|l| {
+            l.starts_with("bidder_no_bids_total{") && l.contains("reason=\"state_unavailable\"")
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert!(unavailable >= refused as f64, "{unavailable} < {refused}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // 6. A win after midnight is charged to the day of its bid.
 
 #[test]

@@ -98,7 +98,8 @@ pub enum Refusal {
     Pacing,
     /// The user has seen the line item as often as its cap allows.
     Frequency,
-    /// The shared state (Redis) cannot be reached: budgets fail closed.
+    /// The shared state (Redis) cannot be reached, or the table of bids in
+    /// flight is full (`Options::max_bids`): budgets fail closed.
     Unavailable,
 }
 

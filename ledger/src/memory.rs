@@ -47,6 +47,13 @@ pub struct Options {
     /// when most bids are lost silently (their share is then near zero
     /// anyway).
     pub max_lingering: usize,
+    /// Bids tracked at most, in every state (held, being charged, lost,
+    /// expired and still awaited). Past this a new reservation is refused
+    /// as [`Refusal::Unavailable`]: the bid is not made, and memory stays
+    /// within what an operator sized it for. Unbounded otherwise, the table
+    /// holds every bid of the last reservation TTL: at 70k bids a second
+    /// and 60 s, 4 million of them, some 700 MB.
+    pub max_bids: usize,
     /// Days of per-day spend kept: a win is charged to the day of its bid,
     /// which may be this many days ago while its notices are accepted.
     pub keep_days: i64,
@@ -57,6 +64,7 @@ impl Default for Options {
         Options {
             late_horizon_ms: 5 * 60_000,
             max_lingering: 250_000,
+            max_bids: usize::MAX,
             keep_days: 2,
         }
     }
@@ -470,6 +478,12 @@ impl MemoryLedger {
         }
     }
 
+    /// Bid keys are random bits: the shards fill evenly, so a shard's share
+    /// of the bound bounds the whole within a little.
+    fn max_bids_per_shard(&self) -> usize {
+        self.options.max_bids.div_ceil(BID_SHARDS).max(1)
+    }
+
     fn max_lingering_per_shard(&self) -> usize {
         self.options.max_lingering.div_ceil(BID_SHARDS).max(1)
     }
@@ -565,6 +579,10 @@ impl Ledger for MemoryLedger {
         // mix their books.
         if shard.bids.contains_key(&b.0) || shard.is_charged(b.0) {
             return Err(Refusal::Budget);
+        }
+        // Before the budgets: a full table refuses whatever they say.
+        if shard.bids.len() >= self.max_bids_per_shard() {
+            return Err(Refusal::Unavailable);
         }
         let keys = [hold.limits[0].key, hold.limits[1].key];
         let mut locked = self.lock_keys(&keys);
@@ -1146,6 +1164,62 @@ mod tests {
         assert!(l.is_charged(BidKey(7)));
         l.expire(Timestamp(written[0] + 1));
         assert!(!l.is_charged(BidKey(7)));
+    }
+
+    /// A full table of bids refuses new reservations (and holds nothing
+    /// for them) until bids leave it; charges of bids it holds go on.
+    #[test]
+    fn bids_in_flight_are_bounded() {
+        let l = MemoryLedger::new(Options {
+            max_bids: 640,
+            max_lingering: 0,
+            ..Options::default()
+        });
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = Timestamp(1_795_521_600_000);
+        let hold = |bid: u64| Hold {
+            bid: BidKey(bid),
+            day: now.date(),
+            cost: Micros(1_000),
+            limits: [
+                Limit {
+                    key: &li,
+                    cap: Cap::Daily(Micros::from_units(1_000)),
+                },
+                Limit {
+                    key: &o,
+                    cap: Cap::None,
+                },
+            ],
+            frequency: None,
+            expires: Timestamp(now.as_millis() + 1_000),
+            forget: Timestamp(now.as_millis() + 86_400_000),
+        };
+        // Consecutive keys fill the 64 shards in turn: 10 each.
+        for bid in 0..640u64 {
+            l.reserve(&hold(bid), now).expect("room");
+        }
+        for bid in 640..1_000u64 {
+            assert_eq!(l.reserve(&hold(bid), now), Err(Refusal::Unavailable));
+        }
+        let held = l.spent(&li, now.date());
+        assert_eq!(held.held_today, Micros(640 * 1_000));
+        // A loss gives its money back at once, but the bid is remembered
+        // (a win may still follow it) until its reservation would have
+        // ended: its place stays taken until then.
+        assert!(matches!(l.release(BidKey(3)), Release::Released));
+        assert_eq!(l.spent(&li, now.date()).held_today, Micros(639 * 1_000));
+        assert_eq!(
+            l.reserve(&hold(64 * 20 + 3), now),
+            Err(Refusal::Unavailable)
+        );
+        // Expired: each shard's one lingering bid (its share of the book
+        // for those) stays in the table, the rest are forgotten.
+        l.expire(Timestamp(now.as_millis() + 1_000));
+        for bid in 2_000..2_000 + 64 * 9 {
+            l.reserve(&hold(bid), now).expect("room after expiry");
+        }
+        assert_eq!(l.reserve(&hold(5_000), now), Err(Refusal::Unavailable));
     }
 
     #[test]

@@ -54,6 +54,7 @@ proptest! {
         let l = MemoryLedger::new(Options {
             late_horizon_ms: 50,
             max_lingering: 64 * 2,
+            max_bids: usize::MAX,
             keep_days: 2,
         });
         let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
