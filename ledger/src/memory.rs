@@ -83,7 +83,6 @@ enum State {
     Released,
 }
 
-///
 /// One per bid in flight, tens of millions an hour at full rate: kept to 64
 /// bytes (a test holds it there). An `i64` day and a frequency slot whose
 /// `None` took 8 bytes of its own made it 80, and a table of reservations
@@ -121,8 +120,11 @@ struct BidShard {
     lingering: usize,
 }
 
-/// A day since the epoch as [`Bid`] keeps it; days the clock cannot
-/// reach saturate.
+/// A day since the epoch as [`Bid`] keeps it, saturating. Only for a bid
+/// whose day is never read back (one first seen at its charge, which books
+/// to the charge's own day): a reservation whose day does not fit is
+/// refused instead (see `reserve`), since its hold must come off the day it
+/// went on.
 fn day32(day: i64) -> i32 {
     i32::try_from(day).unwrap_or(if day < 0 { i32::MIN } else { i32::MAX })
 }
@@ -574,6 +576,11 @@ impl Ledger for MemoryLedger {
     fn reserve(&self, hold: &Hold<'_>, now: Timestamp) -> Result<(), Refusal> {
         let b = hold.bid;
         let day = hold.day.days_since_epoch();
+        // A year past 5 million: no clock gets there, but a hold put on one
+        // day and taken off another would stay forever.
+        let Ok(day32) = i32::try_from(day) else {
+            return Err(Refusal::Unavailable);
+        };
         let mut shard = self.bid_shard(b);
         // Two bids sharing 64 random bits: refuse the second rather than
         // mix their books.
@@ -619,7 +626,7 @@ impl Ledger for MemoryLedger {
             b.0,
             Bid {
                 state: State::Reserved,
-                day: day32(day),
+                day: day32,
                 amount: hold.cost,
                 keys: [keys[0].clone(), keys[1].clone()],
                 freq,
@@ -1115,6 +1122,39 @@ mod tests {
             "{}",
             std::mem::size_of::<Bid>()
         );
+    }
+
+    /// A reservation on a day past what a bid keeps (an `i32` of days) is
+    /// refused and holds nothing: its hold could not come off that day.
+    #[test]
+    fn a_day_past_an_i32_is_not_held() {
+        let l = MemoryLedger::default();
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let Some(far) = Date::from_ymd(6_000_000, 1, 1) else {
+            panic!("a date of year 6,000,000");
+        };
+        let now = Timestamp(1_795_521_600_000);
+        let hold = Hold {
+            bid: BidKey(1),
+            day: far,
+            cost: Micros(1_000),
+            limits: [
+                Limit {
+                    key: &li,
+                    cap: Cap::None,
+                },
+                Limit {
+                    key: &o,
+                    cap: Cap::None,
+                },
+            ],
+            frequency: None,
+            expires: Timestamp(now.as_millis() + 1_000),
+            forget: Timestamp(now.as_millis() + 86_400_000),
+        };
+        assert_eq!(l.reserve(&hold, now), Err(Refusal::Unavailable));
+        assert_eq!(l.spent(&li, far).held_today, Micros::ZERO);
+        assert_eq!(l.spent(&li, far).held, Micros::ZERO);
     }
 
     /// Days past what an `i32` holds saturate rather than wrap.

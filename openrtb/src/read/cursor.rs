@@ -906,11 +906,6 @@ impl Nesting {
     }
 }
 
-/// A decimal of at most 15 digits and no exponent (`39.74`, `-104.99`,
-/// the coordinates of a request), as the nearest f64: its digits as an
-/// integer and a power of ten are both exact in an f64 then, and IEEE
-/// division rounds their quotient correctly, as serde_json's reader does.
-/// `None` for anything else, which goes to that reader.
 /// The fraction of a short decimal whose integer digits (`int`, of
 /// `int_digits` digits) are read, from the digit after its point at
 /// `from`: its value and where it ends, as [`short_decimal`] reads it, in
@@ -946,6 +941,11 @@ fn short_fraction(bytes: &[u8], int: u64, int_digits: usize, from: usize) -> Opt
     Some((mantissa as f64 / POW10[fraction], j))
 }
 
+/// A decimal of at most 15 digits and no exponent (`39.74`, `-104.99`,
+/// the coordinates of a request), as the nearest f64: its digits as an
+/// integer and a power of ten are both exact in an f64 then, and IEEE
+/// division rounds their quotient correctly, as serde_json's reader does.
+/// `None` for anything else, which goes to that reader.
 fn short_decimal(span: &[u8]) -> Option<f64> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
