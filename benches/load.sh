@@ -38,6 +38,8 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
 BIDDER_ARGS=${BIDDER_ARGS:-}
+# Split on whitespace into words, not glob-expanded.
+read -ra bidder_args <<<"$BIDDER_ARGS"
 WARMUP=${WARMUP:-70s}
 # Where the bidder and the no-op server to measure are (gen-config always
 # comes from target/release).
@@ -70,7 +72,7 @@ target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 
 . benches/common.sh
 RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" --state "$work/state" \
-  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $BIDDER_ARGS
+  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
 bidders=("${pids[@]}")
 bid_pid=${pids[-1]}
 start "$work/noop.out" "$BIN/noop-server" 127.0.0.1:0
@@ -84,7 +86,7 @@ if [ "$REDIS" = 1 ]; then
   BIDDER_NOTICE_SECRET=load-test-notice-secret-0123456789abcdef RUST_LOG=warn \
     start "$work/redis-bidder.out" "$BIN/bidder" serve --config "$work/config" \
     --state "redis://127.0.0.1:$redis_port/" --journal "$work/redis-state" \
-    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $BIDDER_ARGS
+    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
   bidders+=("${pids[-1]}")
   redis_pid=${pids[-1]}
   redis_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
@@ -177,7 +179,7 @@ print("%.3f %.3f %.0f %.4f" % (p["p50"] * 1e3, p["p99"] * 1e3, s["requestsPerSec
   # of a bidder serving this rate: as many holds expire as are made.
   kill "${bidders[@]}" 2>/dev/null || true
   RUST_LOG=warn start "$work/rate-bidder.out" "$BIN/bidder" serve --config "$work/config" \
-    --state "$work/rate-state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $BIDDER_ARGS
+    --state "$work/rate-state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
   rate_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/rate-bidder.out")
   echo "warming a fresh bidder at $RATE req/s for $WARMUP"
   oha -z "$WARMUP" -q "$RATE" -c "$CONNS" --no-tui --output-format json -m POST \
