@@ -260,8 +260,9 @@ struct ServeArgs {
     reservation_ttl_secs: u64,
     /// Bids tracked at most (held, being charged, lost or awaited past
     /// their reservation), about 170 bytes each; past this a bid is not
-    /// made (no-bid reason `unavailable`). Unbounded by default: the
-    /// table then holds every bid of the last reservation TTL.
+    /// made (no-bid reason `state_unavailable`), budgeted or not.
+    /// Unbounded by default: the table then holds every bid of the last
+    /// reservation TTL.
     #[arg(long, env = "BIDDER_MAX_BIDS_IN_FLIGHT", value_parser = clap::value_parser!(u64).range(1..))]
     max_bids_in_flight: Option<u64>,
     /// Open connections per port at most; more wait until one closes.

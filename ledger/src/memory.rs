@@ -50,7 +50,9 @@ pub struct Options {
     /// Bids tracked at most, in every state (held, being charged, lost,
     /// expired and still awaited). Past this a new reservation is refused
     /// as [`Refusal::Unavailable`]: the bid is not made, and memory stays
-    /// within what an operator sized it for. Unbounded otherwise, the table
+    /// within what an operator sized it for. Each of the 64 shards of the
+    /// table takes a 64th (rounded up), and they fill unevenly: refusals
+    /// may begin a little before the bound. Unbounded otherwise, the table
     /// holds every bid of the last reservation TTL: at 70k bids a second
     /// and 60 s, 4 million of them, some 700 MB.
     pub max_bids: usize,
@@ -550,6 +552,13 @@ impl MemoryLedger {
         };
         self.change_all(&b.keys, field, i64::from(b.day), b.amount, false);
         Some((b.amount, i64::from(b.day), b.keys))
+    }
+
+    /// Whether the table of bids in flight has no place for `bid`
+    /// ([`Options::max_bids`]): a shared backend asks before it spends a
+    /// lease on a bid this table would refuse.
+    pub fn is_full_for(&self, bid: BidKey) -> bool {
+        self.bid_shard(bid).bids.len() >= self.max_bids_per_shard()
     }
 
     /// Whether the bid is known here as charged (journaled, or restored

@@ -956,6 +956,12 @@ impl Ledger for RedisLedger {
         if budgeted && self.inner.unavailable() {
             return Err(Refusal::Unavailable);
         }
+        // The local table would refuse it after the lease check: asked
+        // first, so that a full table is not reported (or leased for) as a
+        // budget without room.
+        if self.inner.local.is_full_for(hold.bid) {
+            return Err(Refusal::Unavailable);
+        }
         let day = hold.day.days_since_epoch();
         let cost = hold.cost.as_i64();
         let local_hold = Hold {

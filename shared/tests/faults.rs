@@ -483,3 +483,36 @@ fn a_restarted_replica_bids_and_charges_again() {
         "both charges in Redis"
     );
 }
+
+/// A replica whose table of bids in flight is full (`max_bids`) refuses a
+/// bid as unavailable before it asks for any lease, and the refused bid
+/// holds nothing and takes no frequency slot.
+#[test]
+fn a_full_table_of_bids_refuses_as_unavailable_and_holds_nothing() {
+    let dir = tmp("full-table");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(NOON)));
+    let mut opts = shared::Options::new("a", clock);
+    opts.synchronous = true;
+    opts.heartbeat_ms = 100;
+    opts.may_initialise = true;
+    // One bid per shard of the local table (64 shards).
+    opts.memory.max_bids = 64;
+    let info = shared::connection_info(&server.url(), None, None).unwrap();
+    let l = shared::RedisLedger::connect(info, opts).expect("connects");
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(1_000));
+    l.reserve(&k.hold(0, m(1), daily, now, Some("user-1")), now)
+        .expect("room in shard 0");
+    // Bid 64 falls in shard 0 too.
+    assert_eq!(
+        l.reserve(&k.hold(64, m(1), daily, now, Some("user-2")), now),
+        Err(ledger::Refusal::Unavailable)
+    );
+    assert_eq!(l.spent(&k.li, now.date()).held_today, m(1));
+    // user-2's one impression a day is still free.
+    l.reserve(&k.hold(1, m(1), daily, now, Some("user-2")), now)
+        .expect("room in shard 1, and user-2's slot free");
+    assert_eq!(l.spent(&k.li, now.date()).held_today, m(2));
+}
