@@ -122,6 +122,13 @@ struct BidShard {
     lingering: usize,
 }
 
+impl Bid {
+    /// Its day since the epoch, as the counters are keyed.
+    fn day(&self) -> i64 {
+        i64::from(self.day)
+    }
+}
+
 /// A day since the epoch as [`Bid`] keeps it, saturating. Only for a bid
 /// whose day is never read back (one first seen at its charge, which books
 /// to the charge's own day): a reservation whose day does not fit is
@@ -132,6 +139,12 @@ fn day32(day: i64) -> i32 {
 }
 
 impl BidShard {
+    /// No place left for another bid under a shard's share of
+    /// [`Options::max_bids`].
+    fn is_full(&self, share: usize) -> bool {
+        self.bids.len() >= share
+    }
+
     fn is_charged(&self, b: u64) -> bool {
         self.charged.iter().any(|(_, set)| set.contains(&b))
     }
@@ -548,17 +561,17 @@ impl MemoryLedger {
         shard.insert_charged(bid.0, b.forget);
         drop(shard);
         let Some(field) = field else {
-            return Some((Micros::ZERO, i64::from(b.day), b.keys));
+            return Some((Micros::ZERO, b.day(), b.keys));
         };
-        self.change_all(&b.keys, field, i64::from(b.day), b.amount, false);
-        Some((b.amount, i64::from(b.day), b.keys))
+        self.change_all(&b.keys, field, b.day(), b.amount, false);
+        Some((b.amount, b.day(), b.keys))
     }
 
     /// Whether the table of bids in flight has no place for `bid`
     /// ([`Options::max_bids`]): a shared backend asks before it spends a
     /// lease on a bid this table would refuse.
     pub fn is_full_for(&self, bid: BidKey) -> bool {
-        self.bid_shard(bid).bids.len() >= self.max_bids_per_shard()
+        self.bid_shard(bid).is_full(self.max_bids_per_shard())
     }
 
     /// Whether the bid is known here as charged (journaled, or restored
@@ -597,7 +610,7 @@ impl Ledger for MemoryLedger {
             return Err(Refusal::Budget);
         }
         // Before the budgets: a full table refuses whatever they say.
-        if shard.bids.len() >= self.max_bids_per_shard() {
+        if shard.is_full(self.max_bids_per_shard()) {
             return Err(Refusal::Unavailable);
         }
         let keys = [hold.limits[0].key, hold.limits[1].key];
@@ -667,7 +680,7 @@ impl Ledger for MemoryLedger {
                     return Release::Unknown;
                 };
                 shard.lingering = shard.lingering.saturating_sub(1);
-                self.change_all(&b.keys, Field::Lingering, i64::from(b.day), b.amount, false);
+                self.change_all(&b.keys, Field::Lingering, b.day(), b.amount, false);
                 if !past_horizon {
                     self.late.not_won();
                 }
@@ -680,8 +693,7 @@ impl Ledger for MemoryLedger {
                 // Kept until its reservation deadline (already in the heap)
                 // pops, holding nothing.
                 b.state = State::Released;
-                let (keys, day, amount, freq) =
-                    (b.keys.clone(), i64::from(b.day), b.amount, b.freq);
+                let (keys, day, amount, freq) = (b.keys.clone(), b.day(), b.amount, b.freq);
                 self.change_all(&keys, Field::Reserved, day, amount, false);
                 self.freq_change(freq, false);
                 Release::Released
@@ -722,12 +734,12 @@ impl Ledger for MemoryLedger {
                     State::Released => Prior::Released { next: bid.next },
                     State::Reserved => Prior::Reserved {
                         amount: bid.amount,
-                        day: i64::from(bid.day),
+                        day: bid.day(),
                         expires: bid.next,
                     },
                     State::Lingering { past_horizon } => Prior::Lingering {
                         amount: bid.amount,
-                        day: i64::from(bid.day),
+                        day: bid.day(),
                         next: bid.next,
                         past_horizon,
                     },
@@ -907,7 +919,7 @@ impl Ledger for MemoryLedger {
                     State::Reserved => {
                         out.reservations += 1;
                         let (keys, day, amount, freq) =
-                            (bid.keys.clone(), i64::from(bid.day), bid.amount, bid.freq);
+                            (bid.keys.clone(), bid.day(), bid.amount, bid.freq);
                         let keep = !full && bid.forget > at;
                         if keep {
                             bid.state = State::Lingering {
@@ -947,8 +959,7 @@ impl Ledger for MemoryLedger {
                             shard.deadlines.push(Reverse((next, b)));
                             continue;
                         }
-                        let (keys, day, amount) =
-                            (bid.keys.clone(), i64::from(bid.day), bid.amount);
+                        let (keys, day, amount) = (bid.keys.clone(), bid.day(), bid.amount);
                         shard.bids.remove(&b);
                         shard.lingering = shard.lingering.saturating_sub(1);
                         out.forgotten += 1;
@@ -1122,6 +1133,34 @@ mod tests {
         std::sync::Arc::new(super::MemoryLedger::default())
     });
 
+    /// A hold of 1,000 micros on `day` under line item `li` (capped by
+    /// `cap`) and order `o` (uncapped), without a frequency cap, ending
+    /// `ttl_ms` after `now` and forgotten a day after it.
+    fn plain_hold<'k>(
+        bid: u64,
+        day: Date,
+        (li, o): (&'k SpendKey, &'k SpendKey),
+        cap: Cap,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Hold<'k> {
+        Hold {
+            bid: BidKey(bid),
+            day,
+            cost: Micros(1_000),
+            limits: [
+                Limit { key: li, cap },
+                Limit {
+                    key: o,
+                    cap: Cap::None,
+                },
+            ],
+            frequency: None,
+            expires: Timestamp(now.as_millis() + ttl_ms),
+            forget: Timestamp(now.as_millis() + 86_400_000),
+        }
+    }
+
     /// A bid in flight stays within a cache line: a minute of bids at
     /// full rate is millions of them (see [`Bid`]).
     #[test]
@@ -1143,24 +1182,7 @@ mod tests {
             panic!("a date of year 6,000,000");
         };
         let now = Timestamp(1_795_521_600_000);
-        let hold = Hold {
-            bid: BidKey(1),
-            day: far,
-            cost: Micros(1_000),
-            limits: [
-                Limit {
-                    key: &li,
-                    cap: Cap::None,
-                },
-                Limit {
-                    key: &o,
-                    cap: Cap::None,
-                },
-            ],
-            frequency: None,
-            expires: Timestamp(now.as_millis() + 1_000),
-            forget: Timestamp(now.as_millis() + 86_400_000),
-        };
+        let hold = plain_hold(1, far, (&li, &o), Cap::None, now, 1_000);
         assert_eq!(l.reserve(&hold, now), Err(Refusal::Unavailable));
         assert_eq!(l.spent(&li, far).held_today, Micros::ZERO);
         assert_eq!(l.spent(&li, far).held, Micros::ZERO);
@@ -1226,24 +1248,8 @@ mod tests {
         });
         let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
         let now = Timestamp(1_795_521_600_000);
-        let hold = |bid: u64| Hold {
-            bid: BidKey(bid),
-            day: now.date(),
-            cost: Micros(1_000),
-            limits: [
-                Limit {
-                    key: &li,
-                    cap: Cap::Daily(Micros::from_units(1_000)),
-                },
-                Limit {
-                    key: &o,
-                    cap: Cap::None,
-                },
-            ],
-            frequency: None,
-            expires: Timestamp(now.as_millis() + 1_000),
-            forget: Timestamp(now.as_millis() + 86_400_000),
-        };
+        let daily = Cap::Daily(Micros::from_units(1_000));
+        let hold = |bid: u64| plain_hold(bid, now.date(), (&li, &o), daily, now, 1_000);
         // Consecutive keys fill the 64 shards in turn: 10 each.
         for bid in 0..640u64 {
             l.reserve(&hold(bid), now).expect("room");
@@ -1280,24 +1286,8 @@ mod tests {
         let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
         let now = Timestamp(1_795_521_600_000);
         for bid in 0..10_000u64 {
-            let hold = Hold {
-                bid: BidKey(bid),
-                day: now.date(),
-                cost: Micros(1_000),
-                limits: [
-                    Limit {
-                        key: &li,
-                        cap: Cap::Daily(Micros::from_units(1_000)),
-                    },
-                    Limit {
-                        key: &o,
-                        cap: Cap::None,
-                    },
-                ],
-                frequency: None,
-                expires: Timestamp(now.as_millis() + 1),
-                forget: Timestamp(now.as_millis() + 86_400_000),
-            };
+            let daily = Cap::Daily(Micros::from_units(1_000));
+            let hold = plain_hold(bid, now.date(), (&li, &o), daily, now, 1);
             l.reserve(&hold, now).expect("room");
         }
         let e = l.expire(Timestamp(now.as_millis() + 1));
