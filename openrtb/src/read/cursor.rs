@@ -570,14 +570,12 @@ impl<'a> Cursor<'a> {
                 Number::F64(-(value as f64))
             });
         }
-        // Fractions, exponents, long integers, and the malformed: the
-        // grammar check gives the errors, the float parser the value.
+        // Exponents, long numbers, and the malformed (a short decimal was
+        // read above): the grammar check gives the errors, the float
+        // parser the value.
         self.pos = start;
         self.number_span()?;
         let span = &self.bytes[start..self.pos];
-        if let Some(f) = short_decimal(span) {
-            return Ok(Number::F64(f));
-        }
         // serde_json's own float reader, not `str::parse`: the two round
         // some numbers of hundreds of digits differently, and read
         // exponents past 65535 differently, and the two readers must agree.
@@ -906,12 +904,15 @@ impl Nesting {
     }
 }
 
-/// The fraction of a short decimal whose integer digits (`int`, of
+/// The fraction of a decimal of at most 15 digits and no exponent (`39.74`,
+/// `-104.99`, the coordinates of a request) whose integer digits (`int`, of
 /// `int_digits` digits) are read, from the digit after its point at
-/// `from`: its value and where it ends, as [`short_decimal`] reads it, in
-/// the same pass as the integer (a latitude went through the number three
-/// times: its integer, its grammar, its value). `None` (no digit after the
-/// point, an exponent, more than 15 digits) leaves it to the general path.
+/// `from`: its value as the nearest f64 and where it ends, in the same pass
+/// as the integer (a latitude went through the number three times: its
+/// integer, its grammar, its value). Its digits as an integer and a power
+/// of ten are both exact in an f64, and IEEE division rounds their quotient
+/// correctly, as serde_json's reader does. `None` (no digit after the
+/// point, an exponent, more than 15 digits) leaves it to that reader.
 #[inline]
 fn short_fraction(bytes: &[u8], int: u64, int_digits: usize, from: usize) -> Option<(f64, usize)> {
     const POW10: [f64; 16] = [
@@ -939,42 +940,6 @@ fn short_fraction(bytes: &[u8], int: u64, int_digits: usize, from: usize) -> Opt
     // Below 10^15, both exact in an f64: the quotient is rounded once, as
     // a correct parse of the decimal rounds it.
     Some((mantissa as f64 / POW10[fraction], j))
-}
-
-/// A decimal of at most 15 digits and no exponent (`39.74`, `-104.99`,
-/// the coordinates of a request), as the nearest f64: its digits as an
-/// integer and a power of ten are both exact in an f64 then, and IEEE
-/// division rounds their quotient correctly, as serde_json's reader does.
-/// `None` for anything else, which goes to that reader.
-fn short_decimal(span: &[u8]) -> Option<f64> {
-    const POW10: [f64; 16] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    ];
-    let (negative, digits) = match span.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, span),
-    };
-    let mut mantissa: u64 = 0;
-    let mut count = 0usize;
-    let mut fraction: Option<usize> = None;
-    for &b in digits {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-                count += 1;
-                if count > 15 {
-                    return None;
-                }
-                if let Some(f) = fraction.as_mut() {
-                    *f += 1;
-                }
-            }
-            b'.' if fraction.is_none() => fraction = Some(0),
-            _ => return None,
-        }
-    }
-    let value = mantissa as f64 / POW10[fraction.unwrap_or(0)];
-    Some(if negative { -value } else { value })
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
