@@ -140,6 +140,11 @@ pub struct Urls<'a> {
     /// player's quartile events teach the model nothing, and leaving it out
     /// keeps VAST markup short).
     features: String,
+    /// `key` after `features`: the impression and click URLs of a bid
+    /// (two a banner, two or three a video or native ad) hash their shared
+    /// `&f=` once. Per URL, that was a SHA-256 block (some 3,400
+    /// instructions in software) of every such URL but the first.
+    featured: notice::UrlKey,
 }
 
 impl<'a> Urls<'a> {
@@ -203,38 +208,54 @@ impl<'a> Urls<'a> {
         });
         Urls {
             base: base.trim_end_matches('/'),
+            featured: key.after(&features),
             signed,
             key,
             features,
         }
     }
 
-    /// The URL of `path` with `tail` (its pieces written one after the
-    /// other: no string is built for the tail itself).
-    fn write(&self, path: Path, tail: &[&str]) -> String {
-        let mut out = String::with_capacity(self.len(path, tail));
-        self.write_into(path, tail, &mut out);
+    /// The URL of `path` with the features when `featured`, then `tail`
+    /// (its pieces written one after the other: no string is built for
+    /// the tail itself).
+    fn write(&self, path: Path, featured: bool, tail: &[&str]) -> String {
+        let mut out = String::with_capacity(self.len(path, featured, tail));
+        self.write_into(path, featured, tail, &mut out);
         out
     }
 
     /// Room for a URL [`Self::write`] writes (the signature included).
-    fn len(&self, path: Path, tail: &[&str]) -> usize {
+    fn len(&self, path: Path, featured: bool, tail: &[&str]) -> usize {
         let tail_len: usize = tail.iter().map(|t| t.len()).sum();
-        self.base.len() + path.as_str().len() + self.signed.len() + tail_len + 40
+        let features = if featured { self.features.len() } else { 0 };
+        self.base.len() + path.as_str().len() + self.signed.len() + features + tail_len + 40
+    }
+
+    /// The key of the URLs that carry the features when `featured`: the
+    /// text they sign goes on from there.
+    fn key(&self, featured: bool) -> &notice::UrlKey {
+        if featured {
+            &self.featured
+        } else {
+            &self.key
+        }
     }
 
     /// [`Self::write`] appended to `out`, which the caller has made room
     /// in ([`Self::len`]) so that it grows at most once.
-    fn write_into(&self, path: Path, tail: &[&str], out: &mut String) {
+    fn write_into(&self, path: Path, featured: bool, tail: &[&str], out: &mut String) {
         out.push_str(self.base);
         out.push_str(path.as_str());
         out.push('?');
         out.push_str(&self.signed);
+        if featured {
+            out.push_str(&self.features);
+        }
         for t in tail {
             out.push_str(t);
         }
         out.push_str("&s=");
-        self.key.sign(path.name(), tail, out);
+        self.key(featured).sign(path.name(), tail, out);
     }
 
     /// The signed text as a banner's markup carries it, escaped for a
@@ -247,11 +268,12 @@ impl<'a> Urls<'a> {
         out
     }
 
-    /// [`Self::write_into`]'s URL as `creatives::push_attr_in_json` would
-    /// escape it, written from its pieces: that escaping goes byte by byte,
-    /// so the pieces escaped are the whole escaped. `signed_in_attr` is
-    /// [`Self::signed_in_attr`]; `escaped` is `tail` escaped, piece for
-    /// piece. The signature is over the URL itself.
+    /// [`Self::write_into`]'s URL, with the features, as
+    /// `creatives::push_attr_in_json` would escape it, written from its
+    /// pieces: that escaping goes byte by byte, so the pieces escaped are
+    /// the whole escaped. `signed_in_attr` is [`Self::signed_in_attr`];
+    /// `escaped` is `tail` escaped, piece for piece. The signature is over
+    /// the URL itself.
     fn write_in_attr(
         &self,
         path: Path,
@@ -264,77 +286,60 @@ impl<'a> Urls<'a> {
         out.push_str(path.as_str());
         out.push('?');
         out.push_str(signed_in_attr);
+        // The features' `&f=` and web-safe base64: only the `&` needs
+        // escaping.
+        if let Some(rest) = self.features.strip_prefix('&') {
+            out.push_str("&amp;");
+            out.push_str(rest);
+        }
         for t in escaped {
             out.push_str(t);
         }
         out.push_str("&amp;s=");
-        self.key.sign(path.name(), tail, out);
-    }
-
-    /// The features' tail (`&f=` and web-safe base64, or nothing) escaped:
-    /// only its `&` is.
-    fn features_in_attr(&self) -> [&str; 2] {
-        match self.features.strip_prefix('&') {
-            Some(rest) => ["&amp;", rest],
-            None => ["", ""],
-        }
+        self.featured.sign(path.name(), tail, out);
     }
 
     /// [`Self::click`] escaped for the banner's markup (see
     /// [`Self::write_in_attr`]).
     pub fn click_in_attr(&self, signed_in_attr: &str, out: &mut String) {
-        let [amp, features] = self.features_in_attr();
-        self.write_in_attr(
-            Path::Click,
-            &[&self.features, "&d=1"],
-            &[amp, features, "&amp;d=1"],
-            signed_in_attr,
-            out,
-        )
+        self.write_in_attr(Path::Click, &["&d=1"], &["&amp;d=1"], signed_in_attr, out)
     }
 
     /// [`Self::impression`] escaped for the banner's markup.
     pub fn impression_in_attr(&self, signed_in_attr: &str, out: &mut String) {
-        let [amp, features] = self.features_in_attr();
-        self.write_in_attr(
-            Path::Impression,
-            &[&self.features],
-            &[amp, features],
-            signed_in_attr,
-            out,
-        )
+        self.write_in_attr(Path::Impression, &[], &[], signed_in_attr, out)
     }
 
     /// The impression pixel (banner), `Impression` (VAST), the impression
     /// event tracker (native).
     pub fn impression(&self) -> String {
-        self.write(Path::Impression, &[&self.features])
+        self.write(Path::Impression, true, &[])
     }
 
     /// The banner's link: counts the click and sends the browser on.
     pub fn click(&self) -> String {
-        self.write(Path::Click, &[&self.features, "&d=1"])
+        self.write(Path::Click, true, &["&d=1"])
     }
 
     /// A click tracker fired beside the click (VAST `ClickTracking`, native
     /// `link.clicktrackers`): counts it, answers 204.
     pub fn click_beacon(&self) -> String {
-        self.write(Path::Click, &[&self.features, "&d=0"])
+        self.write(Path::Click, true, &["&d=0"])
     }
 
     /// A VAST `Tracking` URL of `event` (its VAST name), appended to `out`,
     /// as the VAST writer asks for each event's URL.
     pub fn vast_event_into(&self, event: &str, out: &mut String) {
         let tail = ["&ev=", event];
-        out.reserve(self.len(Path::Event, &tail));
-        self.write_into(Path::Event, &tail, out)
+        out.reserve(self.len(Path::Event, false, &tail));
+        self.write_into(Path::Event, false, &tail, out)
     }
 
     /// [`Self::vast_event_into`] as a string of its own, as the tests read
     /// it (the bid path writes into the VAST writer's buffer).
     #[cfg(test)]
     fn vast_event(&self, event: &str) -> String {
-        self.write(Path::Event, &["&ev=", event])
+        self.write(Path::Event, false, &["&ev=", event])
     }
 }
 
