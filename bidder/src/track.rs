@@ -828,6 +828,72 @@ mod tests {
         ]
     }
 
+    /// The bytes of every kind of URL, both ways of signing, as the version
+    /// before c121ad9 (which hashed the features once per URL) wrote them
+    /// for the same bid: a rollout keeps the signatures of URLs already in
+    /// pages. A check of what is written against what is read cannot see a
+    /// change made to both.
+    #[test]
+    fn urls_keep_the_bytes_earlier_versions_wrote() {
+        let q = "b=0123456789abcdef0123456789abcdef&li=li-1&o=o-1&c=c-1&x=adx&ts=1764000000000&t=0\
+                 &k=phrase%3Amystery%20novel";
+        let f = "&a=products%3Abooks&f=ASmXqSbXACCsUl3U1VqpwPFdOA";
+        let a = "&a=products%3Abooks";
+        let at = |path: &str, user: &str, tail: &str, sig: &str| {
+            format!("https://bidder.example/track/{path}?{q}&u={user}{tail}&s={sig}")
+        };
+        let per_url = "26d506ef4d871030";
+        assert_eq!(
+            all_urls(notice::UrlSignatures::PerUrl),
+            [
+                at("impression", per_url, f, "51dedc34a8aa130a8cb81c76b83eee78"),
+                at(
+                    "click",
+                    per_url,
+                    &format!("{f}&d=1"),
+                    "ec3c7efd19ab45d8da59b2f3ae1e6c39"
+                ),
+                at(
+                    "click",
+                    per_url,
+                    &format!("{f}&d=0"),
+                    "8372c2550c9a92c1751c4d25ece73a03"
+                ),
+                at(
+                    "event",
+                    per_url,
+                    &format!("{a}&ev=midpoint"),
+                    "4819db83138ff57ae5f9cd8b22c3b28a"
+                ),
+            ]
+        );
+        let per_bid = "55950ed1d5d99e2d";
+        assert_eq!(
+            all_urls(notice::UrlSignatures::PerBid),
+            [
+                at("impression", per_bid, f, "9173d43bf506cd1381c761fcb83b7b6d"),
+                at(
+                    "click",
+                    per_bid,
+                    &format!("{f}&d=1"),
+                    "8183b5f5cfa03546cec38ea0967d8883"
+                ),
+                at(
+                    "click",
+                    per_bid,
+                    &format!("{f}&d=0"),
+                    "56745925234c03e159b9a71817f8fcd5"
+                ),
+                at(
+                    "event",
+                    per_bid,
+                    &format!("{a}&ev=midpoint"),
+                    "685e40b7e04a20d4951353ad7b3bfa2a"
+                ),
+            ]
+        );
+    }
+
     /// A fleet mid-deploy or mid-switch holds URLs written both ways, and
     /// any replica counts either; the default writes what earlier versions
     /// read (one HMAC over the whole text and the purpose).
