@@ -887,6 +887,15 @@ mod tests {
     }
 
     fn url_for(kind: Kind, keyword: Option<&str>, audience: Option<&str>) -> String {
+        url_signed_by(kind, keyword, audience, &signer())
+    }
+
+    fn url_signed_by(
+        kind: Kind,
+        keyword: Option<&str>,
+        audience: Option<&str>,
+        signer: &Signer,
+    ) -> String {
         let ids = format!(
             "&li={}&o={}",
             encode("tent remarketing&x"),
@@ -910,8 +919,52 @@ mod tests {
         }
         .signed();
         let mut s = String::new();
-        NoticeUrl::write(BASE, kind, &signed, &signer(), &mut s);
+        NoticeUrl::write(BASE, kind, &signed, signer, &mut s);
         s
+    }
+
+    /// The bytes of the three notice URLs, both ways of signing, as
+    /// earlier versions (c89443e) wrote them for the same bid: the URLs
+    /// of bids in flight across a rollout must still count their wins and
+    /// charges. Writing and checking agree with each other in the other
+    /// tests, which a change made to both would pass.
+    #[test]
+    fn notices_keep_the_bytes_earlier_versions_wrote() {
+        let at = |kind: &str, sig: &str| {
+            format!(
+                "http://bidder.example:8080/notice/{kind}?b=0123456789abcdef0123456789abcdef&i=1\
+                 &li=tent%20remarketing%26x&o=acme-q4&c=c-1&bp=6000000&ts=1764000000000&t=0&x=adx\
+                 &cur=USD&r=1000000000&ch=f&e=0&k=phrase%3Atent%20%26%20stove&a=products%3Abooks\
+                 &s={sig}&price=${{AUCTION_PRICE}}"
+            )
+        };
+        let written = |how| {
+            let signer = Signer::writing(b"test secret", how);
+            Kind::ALL.map(|kind| {
+                url_signed_by(
+                    kind,
+                    Some("phrase:tent & stove"),
+                    Some("products:books"),
+                    &signer,
+                )
+            })
+        };
+        assert_eq!(
+            written(UrlSignatures::PerUrl),
+            [
+                at("win", "17717abeb3382751e5f759edc1ba2eda"),
+                at("billing", "9241cdaf0318285663f74bdc3e3cb13f"),
+                at("loss", "8a8a0351c4701d4830c347dc5e1199a1"),
+            ]
+        );
+        assert_eq!(
+            written(UrlSignatures::PerBid),
+            [
+                at("win", "9a5a9547b6e11a3783bad514b3ef6c68"),
+                at("billing", "ea10b09de6f72c8098279a19c1d4a82a"),
+                at("loss", "3a13a563de68b22aef3f1ad9eb293782"),
+            ]
+        );
     }
 
     #[test]
