@@ -819,6 +819,35 @@ mod tests {
     }
 
     /// An impression, a click, a click beacon and a VAST event.
+    /// The URLs of a bid with nothing optional (no keyword, user,
+    /// audience or features), written by a signer that writes `how`.
+    fn bare_urls(how: notice::UrlSignatures) -> Vec<String> {
+        let bid = test_bid(None);
+        let signer = Signer::writing(b"tracking test secret", how);
+        every_url(&Urls::new(
+            "https://bidder.example/",
+            &bid,
+            None,
+            None,
+            None,
+            &signer,
+            None,
+        ))
+    }
+
+    /// A banner's two URLs as its markup carries them, for the bid with
+    /// every part, written by a signer that writes `how`.
+    fn markup_urls(how: notice::UrlSignatures) -> [String; 2] {
+        let bid = test_bid(Some("products:books"));
+        let signer = Signer::writing(b"tracking test secret", how);
+        let urls = urls_with_every_part(&bid, &signer, None);
+        let signed = urls.signed_in_attr();
+        let (mut click, mut impression) = (String::new(), String::new());
+        urls.click_in_attr(&signed, &mut click);
+        urls.impression_in_attr(&signed, &mut impression);
+        [click, impression]
+    }
+
     fn every_url(u: &Urls<'_>) -> Vec<String> {
         vec![
             u.impression(),
@@ -830,9 +859,10 @@ mod tests {
 
     /// The bytes of every kind of URL, both ways of signing, as the version
     /// before c121ad9 (which hashed the features once per URL) wrote them
-    /// for the same bid: a rollout keeps the signatures of URLs already in
-    /// pages. A check of what is written against what is read cannot see a
-    /// change made to both.
+    /// for the same bids (one with every optional part, its banner markup
+    /// too, and one with none): a rollout keeps the signatures of URLs
+    /// already in pages. A check of what is written against what is read
+    /// cannot see a change made to both.
     #[test]
     fn urls_keep_the_bytes_earlier_versions_wrote() {
         let q = "b=0123456789abcdef0123456789abcdef&li=li-1&o=o-1&c=c-1&x=adx&ts=1764000000000&t=0\
@@ -890,6 +920,57 @@ mod tests {
                     &format!("{a}&ev=midpoint"),
                     "685e40b7e04a20d4951353ad7b3bfa2a"
                 ),
+            ]
+        );
+        // The banner's markup carries the same URLs, escaped: the same
+        // signatures.
+        let in_attr = |url: String| url.replace('&', "&amp;");
+        for (how, user, click, impression) in [
+            (
+                notice::UrlSignatures::PerUrl,
+                per_url,
+                "ec3c7efd19ab45d8da59b2f3ae1e6c39",
+                "51dedc34a8aa130a8cb81c76b83eee78",
+            ),
+            (
+                notice::UrlSignatures::PerBid,
+                per_bid,
+                "8183b5f5cfa03546cec38ea0967d8883",
+                "9173d43bf506cd1381c761fcb83b7b6d",
+            ),
+        ] {
+            assert_eq!(
+                markup_urls(how),
+                [
+                    in_attr(at("click", user, &format!("{f}&d=1"), click)),
+                    in_attr(at("impression", user, f, impression)),
+                ]
+            );
+        }
+        // A bid with nothing optional: no keyword, user, audience or
+        // features.
+        let bare = |path: &str, tail: &str, sig: &str| {
+            format!(
+                "https://bidder.example/track/{path}?b=0123456789abcdef0123456789abcdef&li=li-1\
+                 &o=o-1&c=c-1&x=adx&ts=1764000000000&t=0&k=&u={tail}&s={sig}"
+            )
+        };
+        assert_eq!(
+            bare_urls(notice::UrlSignatures::PerUrl),
+            [
+                bare("impression", "", "7929a8f0c6eeafc635edceaf4b2b7833"),
+                bare("click", "&d=1", "63373333aedf34cc23ef8d7e5843746a"),
+                bare("click", "&d=0", "21567f3ded8c34a738b24e9b88e39017"),
+                bare("event", "&ev=midpoint", "6841d9b8fe70e5912059c935ddd512f9"),
+            ]
+        );
+        assert_eq!(
+            bare_urls(notice::UrlSignatures::PerBid),
+            [
+                bare("impression", "", "cee3fa4b5b941f318588322af4e51bbe"),
+                bare("click", "&d=1", "5a56e679550286aafd180a17ca20667c"),
+                bare("click", "&d=0", "d58b20926675e8703e82c424a50eb555"),
+                bare("event", "&ev=midpoint", "0dce89f043d3e76f5316365a517a9e08"),
             ]
         );
     }
