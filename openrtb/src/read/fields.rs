@@ -113,13 +113,24 @@ pub(super) fn opt_f64(c: &mut Cursor<'_>) -> Result<Option<f64>> {
 }
 
 pub(super) fn opt_str<'a>(c: &mut Cursor<'a>) -> Result<Option<Cow<'a, str>>> {
-    match c.peek_value()? {
-        b'"' => c.string().map(Some),
-        _ => {
-            let s = scalar(c)?;
-            scalar_str(c, s)
-        }
+    let mut out = None;
+    opt_str_into(c, &mut out)?;
+    Ok(out)
+}
+
+/// A string, a number as its text, anything else absent, read into the
+/// field itself (the object macro's `opt_str`): returned, the
+/// `Option<Cow>` went through the stack to be copied into the field, the
+/// old value checked for dropping on the way. A field is read once (a
+/// duplicate key is refused), so the old value is nearly always `None`.
+pub(super) fn opt_str_into<'a>(c: &mut Cursor<'a>, out: &mut Option<Cow<'a, str>>) -> Result<()> {
+    if c.peek_value()? == b'"' {
+        *out = Some(c.string()?);
+        return Ok(());
     }
+    let s = scalar(c)?;
+    *out = scalar_str(c, s)?;
+    Ok(())
 }
 
 pub(super) fn str_or_empty<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
@@ -132,15 +143,24 @@ pub(super) fn currency<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
 
 /// A list of codes; a lone code means a list of one (a lone boolean does
 /// not, though a boolean element reads as 0 or 1).
-pub(super) fn i32_vec(c: &mut Cursor<'_>) -> Result<Codes> {
+///
+/// Read into the field's own list, as [`str_vec_into`] reads strings.
+pub(super) fn i32_vec_into(c: &mut Cursor<'_>, out: &mut Codes) -> Result<()> {
+    if !out.is_empty() {
+        *out = Codes::new();
+    }
     if c.peek_value()? != b'[' {
-        return Ok(match scalar(c)? {
-            Scalar::Bool(_) => Codes::new(),
-            other => scalar_i32(other).into_iter().collect(),
-        });
+        match scalar(c)? {
+            Scalar::Bool(_) => {}
+            other => {
+                if let Some(code) = scalar_i32(other) {
+                    out.push(code);
+                }
+            }
+        }
+        return Ok(());
     }
     c.bump();
-    let mut out = Codes::new();
     let mut first = true;
     while c.next_element(&mut first)? {
         if let Some(code) = opt_i32(c)? {
@@ -148,7 +168,7 @@ pub(super) fn i32_vec(c: &mut Cursor<'_>) -> Result<Codes> {
             out.push(code);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A list of strings; a lone string means a list of one, elements that are

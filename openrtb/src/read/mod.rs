@@ -146,6 +146,12 @@ macro_rules! object {
     (@set $out:ident, $c:ident, $field:ident, str_vec) => {
         fields::str_vec_into($c, &mut $out.$field)?
     };
+    (@set $out:ident, $c:ident, $field:ident, i32_vec) => {
+        fields::i32_vec_into($c, &mut $out.$field)?
+    };
+    (@set $out:ident, $c:ident, $field:ident, opt_str) => {
+        fields::opt_str_into($c, &mut $out.$field)?
+    };
     (@set $out:ident, $c:ident, $field:ident, $read:ident) => {
         $out.$field = fields::$read($c)?
     };
