@@ -818,7 +818,6 @@ mod tests {
         }
     }
 
-    /// An impression, a click, a click beacon and a VAST event.
     /// The URLs of a bid with nothing optional (no keyword, user,
     /// audience or features), written by a signer that writes `how`.
     fn bare_urls(how: notice::UrlSignatures) -> Vec<String> {
@@ -848,6 +847,7 @@ mod tests {
         [click, impression]
     }
 
+    /// An impression, a click, a click beacon and a VAST event.
     fn every_url(u: &Urls<'_>) -> Vec<String> {
         vec![
             u.impression(),
@@ -872,81 +872,6 @@ mod tests {
         let at = |path: &str, user: &str, tail: &str, sig: &str| {
             format!("https://bidder.example/track/{path}?{q}&u={user}{tail}&s={sig}")
         };
-        let per_url = "26d506ef4d871030";
-        assert_eq!(
-            all_urls(notice::UrlSignatures::PerUrl),
-            [
-                at("impression", per_url, f, "51dedc34a8aa130a8cb81c76b83eee78"),
-                at(
-                    "click",
-                    per_url,
-                    &format!("{f}&d=1"),
-                    "ec3c7efd19ab45d8da59b2f3ae1e6c39"
-                ),
-                at(
-                    "click",
-                    per_url,
-                    &format!("{f}&d=0"),
-                    "8372c2550c9a92c1751c4d25ece73a03"
-                ),
-                at(
-                    "event",
-                    per_url,
-                    &format!("{a}&ev=midpoint"),
-                    "4819db83138ff57ae5f9cd8b22c3b28a"
-                ),
-            ]
-        );
-        let per_bid = "55950ed1d5d99e2d";
-        assert_eq!(
-            all_urls(notice::UrlSignatures::PerBid),
-            [
-                at("impression", per_bid, f, "9173d43bf506cd1381c761fcb83b7b6d"),
-                at(
-                    "click",
-                    per_bid,
-                    &format!("{f}&d=1"),
-                    "8183b5f5cfa03546cec38ea0967d8883"
-                ),
-                at(
-                    "click",
-                    per_bid,
-                    &format!("{f}&d=0"),
-                    "56745925234c03e159b9a71817f8fcd5"
-                ),
-                at(
-                    "event",
-                    per_bid,
-                    &format!("{a}&ev=midpoint"),
-                    "685e40b7e04a20d4951353ad7b3bfa2a"
-                ),
-            ]
-        );
-        // The banner's markup carries the same URLs, escaped: the same
-        // signatures.
-        let in_attr = |url: String| url.replace('&', "&amp;");
-        for (how, user, click, impression) in [
-            (
-                notice::UrlSignatures::PerUrl,
-                per_url,
-                "ec3c7efd19ab45d8da59b2f3ae1e6c39",
-                "51dedc34a8aa130a8cb81c76b83eee78",
-            ),
-            (
-                notice::UrlSignatures::PerBid,
-                per_bid,
-                "8183b5f5cfa03546cec38ea0967d8883",
-                "9173d43bf506cd1381c761fcb83b7b6d",
-            ),
-        ] {
-            assert_eq!(
-                markup_urls(how),
-                [
-                    in_attr(at("click", user, &format!("{f}&d=1"), click)),
-                    in_attr(at("impression", user, f, impression)),
-                ]
-            );
-        }
         // A bid with nothing optional: no keyword, user, audience or
         // features.
         let bare = |path: &str, tail: &str, sig: &str| {
@@ -955,24 +880,72 @@ mod tests {
                  &o=o-1&c=c-1&x=adx&ts=1764000000000&t=0&k=&u={tail}&s={sig}"
             )
         };
-        assert_eq!(
-            bare_urls(notice::UrlSignatures::PerUrl),
-            [
-                bare("impression", "", "7929a8f0c6eeafc635edceaf4b2b7833"),
-                bare("click", "&d=1", "63373333aedf34cc23ef8d7e5843746a"),
-                bare("click", "&d=0", "21567f3ded8c34a738b24e9b88e39017"),
-                bare("event", "&ev=midpoint", "6841d9b8fe70e5912059c935ddd512f9"),
-            ]
-        );
-        assert_eq!(
-            bare_urls(notice::UrlSignatures::PerBid),
-            [
-                bare("impression", "", "cee3fa4b5b941f318588322af4e51bbe"),
-                bare("click", "&d=1", "5a56e679550286aafd180a17ca20667c"),
-                bare("click", "&d=0", "d58b20926675e8703e82c424a50eb555"),
-                bare("event", "&ev=midpoint", "0dce89f043d3e76f5316365a517a9e08"),
-            ]
-        );
+        // The banner's markup carries the same URLs, escaped: the same
+        // signatures.
+        let in_attr = |url: String| url.replace('&', "&amp;");
+        // Per way of signing: the user key, then the signatures of the
+        // impression, click, click beacon and event, for the bid with
+        // every part and for the bare one.
+        for (how, user, [impression, click, beacon, event], bare_sigs) in [
+            (
+                notice::UrlSignatures::PerUrl,
+                "26d506ef4d871030",
+                [
+                    "51dedc34a8aa130a8cb81c76b83eee78",
+                    "ec3c7efd19ab45d8da59b2f3ae1e6c39",
+                    "8372c2550c9a92c1751c4d25ece73a03",
+                    "4819db83138ff57ae5f9cd8b22c3b28a",
+                ],
+                [
+                    "7929a8f0c6eeafc635edceaf4b2b7833",
+                    "63373333aedf34cc23ef8d7e5843746a",
+                    "21567f3ded8c34a738b24e9b88e39017",
+                    "6841d9b8fe70e5912059c935ddd512f9",
+                ],
+            ),
+            (
+                notice::UrlSignatures::PerBid,
+                "55950ed1d5d99e2d",
+                [
+                    "9173d43bf506cd1381c761fcb83b7b6d",
+                    "8183b5f5cfa03546cec38ea0967d8883",
+                    "56745925234c03e159b9a71817f8fcd5",
+                    "685e40b7e04a20d4951353ad7b3bfa2a",
+                ],
+                [
+                    "cee3fa4b5b941f318588322af4e51bbe",
+                    "5a56e679550286aafd180a17ca20667c",
+                    "d58b20926675e8703e82c424a50eb555",
+                    "0dce89f043d3e76f5316365a517a9e08",
+                ],
+            ),
+        ] {
+            let click_url = at("click", user, &format!("{f}&d=1"), click);
+            let impression_url = at("impression", user, f, impression);
+            assert_eq!(
+                all_urls(how),
+                [
+                    impression_url.clone(),
+                    click_url.clone(),
+                    at("click", user, &format!("{f}&d=0"), beacon),
+                    at("event", user, &format!("{a}&ev=midpoint"), event),
+                ]
+            );
+            assert_eq!(
+                markup_urls(how),
+                [in_attr(click_url), in_attr(impression_url)]
+            );
+            let [impression, click, beacon, event] = bare_sigs;
+            assert_eq!(
+                bare_urls(how),
+                [
+                    bare("impression", "", impression),
+                    bare("click", "&d=1", click),
+                    bare("click", "&d=0", beacon),
+                    bare("event", "&ev=midpoint", event),
+                ]
+            );
+        }
     }
 
     /// A fleet mid-deploy or mid-switch holds URLs written both ways, and
