@@ -768,6 +768,17 @@ impl<'a> Cursor<'a> {
             let b = self.peek_value()?;
             match b {
                 b'"' => self.skip_string()?,
+                // A lone digit (ext flags and versions: `"hp":1`, `"gdpr":0`)
+                // needs no grammar beyond knowing nothing numeric follows:
+                // the call to the general path was most of its cost.
+                b'0'..=b'9'
+                    if !matches!(
+                        self.bytes.get(self.pos + 1),
+                        Some(b'0'..=b'9' | b'.' | b'e' | b'E')
+                    ) =>
+                {
+                    self.pos += 1;
+                }
                 b'-' | b'0'..=b'9' => {
                     self.number_span()?;
                 }
