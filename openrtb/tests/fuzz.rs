@@ -676,6 +676,33 @@ mod properties {
             }
         }
 
+        /// A geo's coordinates, the request's float fields, as serde reads
+        /// them: numbers as exchanges write them (negative, whole, with a
+        /// fraction or an exponent, past every integer type), or any other
+        /// value.
+        #[test]
+        fn coordinates_read_as_serde_reads_them(
+            values in prop::collection::vec(
+                prop_oneof![
+                    any::<i64>().prop_map(|n| n.to_string()),
+                    (any::<i16>(), 0u32..100_000).prop_map(|(i, f)| format!("{i}.{f}")),
+                    (any::<bool>(), 0u32..1000, 0u32..100).prop_map(|(neg, i, f)| {
+                        format!("{}{i}.{f:02}", if neg { "-" } else { "" })
+                    }),
+                    any::<f64>().prop_map(|f| if f.is_finite() { f.to_string() } else { "0".to_owned() }),
+                    edge_values(),
+                    json_value(),
+                ],
+                3,
+            ),
+        ) {
+            let body = format!(
+                r#"{{"id":"1","imp":[{{"id":"1"}}],"device":{{"geo":{{"lat":{},"lon":{},"long":{}}}}}}}"#,
+                values[0], values[1], values[2]
+            );
+            check_request("coordinates", body.as_bytes());
+        }
+
         /// Bytes with no structure, and soup of JSON tokens.
         #[test]
         fn random_bytes_parse_or_fail_cleanly(

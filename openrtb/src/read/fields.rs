@@ -103,10 +103,21 @@ pub(super) fn opt_i32(c: &mut Cursor<'_>) -> Result<Option<i32>> {
 }
 
 pub(super) fn opt_f64(c: &mut Cursor<'_>) -> Result<Option<f64>> {
+    fn of_number(n: Number) -> Option<f64> {
+        match n {
+            Number::U64(v) => Some(v as f64),
+            Number::I64(v) => Some(v as f64),
+            Number::F64(v) => Some(v).filter(|v| v.is_finite()),
+        }
+    }
+    // Numbers (a request's coordinates) straight to the number reader, as
+    // `opt_i32` reads them: through `scalar`, the value made a round trip
+    // through memory as a `Scalar`.
+    if matches!(c.peek_value()?, b'-' | b'0'..=b'9') {
+        return c.number().map(of_number);
+    }
     Ok(match scalar(c)? {
-        Scalar::Number(Number::U64(v)) => Some(v as f64),
-        Scalar::Number(Number::I64(v)) => Some(v as f64),
-        Scalar::Number(Number::F64(v)) => Some(v).filter(|v| v.is_finite()),
+        Scalar::Number(n) => of_number(n),
         Scalar::Str(s) => s.trim().parse::<f64>().ok().filter(|v| v.is_finite()),
         Scalar::Bool(_) | Scalar::Nothing => None,
     })
