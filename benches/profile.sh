@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Where a loaded bidder's CPU goes, on the CPU itself rather than under
+# callgrind: `perf record` samples `bidder serve` (on the load test's config
+# of 1,000 line items) while wrk sends it the bench banner request, after
+# WARMUP of load, so that its table of bids in flight holds what the rate
+# keeps (a minute of bids: the ledger's cache misses only show then). Prints
+# the CPU time per request over the sample and the hottest symbols.
+#
+#   benches/profile.sh                  # 65 s of load, then 10 s sampled
+#   CALL_GRAPH=1 benches/profile.sh     # with call graphs (DWARF; large)
+#   WARMUP=5s TOP=60 benches/profile.sh
+#   BIN=target/release benches/profile.sh   # another build (default: a
+#                                       # release build without LTO and
+#                                       # with debug info, in target/prof,
+#                                       # whose symbols and lines read well)
+#
+# The samples stay in target/profile/perf.data for `perf report -i`, e.g.
+# `perf annotate -i target/profile/perf.data -s SYMBOL`. cpu-clock sampling:
+# it works where the machine (a VM) has no hardware counters. Loopback only.
+# Installs wrk and perf from Debian if they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WARMUP=${WARMUP:-65s}
+SAMPLE=${SAMPLE:-10}
+TOP=${TOP:-40}
+CONNS=${CONNS:-32}
+CALL_GRAPH=${CALL_GRAPH:-0}
+
+command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+command -v perf >/dev/null || (apt-get update -qq && apt-get install -y -qq linux-perf) >/dev/null
+cargo build --release -q -p benches --bin gen-config
+if [ -z "${BIN:-}" ]; then
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_DEBUG=1 CARGO_TARGET_DIR=target/prof \
+    cargo build --release -q -p bidder
+  BIN=target/prof/release
+fi
+
+work=target/profile
+rm -rf "$work" && mkdir -p "$work"
+target/release/gen-config 1000 "$work/config" >/dev/null
+
+. benches/common.sh
+RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" \
+  --state "$work/state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+pid=${pids[-1]}
+addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
+minify benches/src/banner-request.json >"$work/body.json"
+post_lua "$work/body.json" >"$work/post.lua"
+# It must bid, or the profile is of no-bids.
+bid_answer "$addr" "$work/body.json" "$work/answer.json"
+
+url="http://$addr/openrtb2/bid"
+echo "load for $WARMUP first"
+wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$work/post.lua" "$url" >/dev/null
+graph=()
+[ "$CALL_GRAPH" = 1 ] && graph=(--call-graph dwarf,16384)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+t0=$(ticks "$pid")
+perf record -q -F 999 "${graph[@]}" -p "$pid" -o "$work/perf.data" -- sleep "$SAMPLE" \
+  >/dev/null 2>&1 &
+perf_pid=$!
+wrk -t1 -c"$CONNS" -d"${SAMPLE}s" -s "$work/post.lua" "$url" >"$work/wrk.txt"
+wait "$perf_pid"
+t1=$(ticks "$pid")
+awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" \
+  '/Requests\/sec/ {rps = $2} /requests in/ {n = $1}
+   END {printf "sampled %s req/s; server CPU per request %.1f µs\n", rps, t / hz * 1e6 / n}' \
+  "$work/wrk.txt"
+perf report -i "$work/perf.data" --stdio --no-children --sort sym 2>/dev/null |
+  grep -E '^ +[0-9.]+%' | head -n "$TOP"
