@@ -685,6 +685,8 @@ mod properties {
             values in prop::collection::vec(
                 prop_oneof![
                     any::<i64>().prop_map(|n| n.to_string()),
+                    // Past i64 too: serde reads them as `u64` first.
+                    any::<u64>().prop_map(|n| n.to_string()),
                     (any::<i16>(), 0u32..100_000).prop_map(|(i, f)| format!("{i}.{f}")),
                     (any::<bool>(), 0u32..1000, 0u32..100).prop_map(|(neg, i, f)| {
                         format!("{}{i}.{f:02}", if neg { "-" } else { "" })
