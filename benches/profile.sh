@@ -8,21 +8,23 @@
 #
 #   benches/profile.sh                  # 65 s of load, then 10 s sampled
 #   CALL_GRAPH=1 benches/profile.sh     # with call graphs (DWARF; large)
-#   WARMUP=5s TOP=60 benches/profile.sh
+#   WARMUP=5s SAMPLE=20 TOP=60 CONNS=64 benches/profile.sh   # SAMPLE in seconds
 #   BIN=target/release benches/profile.sh   # another build (default: a
 #                                       # release build without LTO and
 #                                       # with debug info, in target/prof,
 #                                       # whose symbols and lines read well)
 #
 # The samples stay in target/profile/perf.data for `perf report -i`, e.g.
-# `perf annotate -i target/profile/perf.data -s SYMBOL`. cpu-clock sampling:
-# it works where the machine (a VM) has no hardware counters. Loopback only.
+# `perf annotate -i target/profile/perf.data -s SYMBOL`. Sampled on cpu-clock,
+# which works where the machine (a VM) has no hardware counters, and counts
+# the same everywhere. Loopback only.
 # Installs wrk and perf from Debian if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WARMUP=${WARMUP:-65s}
 SAMPLE=${SAMPLE:-10}
+SAMPLE=${SAMPLE%s}
 TOP=${TOP:-40}
 CONNS=${CONNS:-32}
 CALL_GRAPH=${CALL_GRAPH:-0}
@@ -58,15 +60,19 @@ graph=()
 [ "$CALL_GRAPH" = 1 ] && graph=(--call-graph dwarf,16384)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 t0=$(ticks "$pid")
-perf record -q -F 999 "${graph[@]}" -p "$pid" -o "$work/perf.data" -- sleep "$SAMPLE" \
-  >/dev/null 2>&1 &
+perf record -q -e cpu-clock -F 999 "${graph[@]}" -p "$pid" -o "$work/perf.data" \
+  -- sleep "$SAMPLE" >/dev/null 2>"$work/perf.err" &
 perf_pid=$!
+pids+=("$perf_pid")
 wrk -t1 -c"$CONNS" -d"${SAMPLE}s" -s "$work/post.lua" "$url" >"$work/wrk.txt"
-wait "$perf_pid"
+wait "$perf_pid" || { echo "perf record failed:" >&2; cat "$work/perf.err" >&2; exit 1; }
 t1=$(ticks "$pid")
+# No-bids and errors would make this a profile of something else.
+grep -E 'Non-2xx|Socket errors' "$work/wrk.txt" >&2 || true
 awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" \
   '/Requests\/sec/ {rps = $2} /requests in/ {n = $1}
    END {printf "sampled %s req/s; server CPU per request %.1f µs\n", rps, t / hz * 1e6 / n}' \
   "$work/wrk.txt"
-perf report -i "$work/perf.data" --stdio --no-children --sort sym 2>/dev/null |
-  grep -E '^ +[0-9.]+%' | head -n "$TOP"
+# awk, not head: head closing the pipe early fails the script under pipefail.
+perf report -i "$work/perf.data" --stdio --no-children -g none --sort sym 2>"$work/report.err" |
+  awk -v top="$TOP" '/^ +[0-9.]+%/ && n++ < top'
