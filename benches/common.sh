@@ -19,6 +19,23 @@ start() {
   echo "server did not start: $*" >&2; cat "$out.err" >&2; exit 1
 }
 
+# The bid port's address a bidder started by `start` printed to file $1.
+bid_addr() { sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$1"; }
+
+# A process's user + system CPU time so far, in clock ticks: /proc/PID/stat
+# fields 14 and 15, counted after the name in field 2, which ends at the
+# last `)` and may hold spaces (it is the binary's file name).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
+# The server's CPU time per request in µs: $1 clock ticks over the requests
+# of wrk's output in file $2. `nan` when none was answered (the build
+# broke), rather than a division by zero, which gawk makes fatal under
+# `set -e`.
+us_per_request() {
+  awk -v t="$1" -v hz="$(getconf CLK_TCK)" \
+    '/requests in/ {if ($1 > 0) printf "%.1f", t / hz * 1e6 / $1; else printf "nan"}' "$2"
+}
+
 # A JSON file on one line, minified as exchanges send it, no newline after.
 minify() {
   python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")), end="")' "$1"

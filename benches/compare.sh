@@ -67,7 +67,7 @@ for which in old new; do
   bin=$1; shift
   RUST_LOG=warn start "$work/$which.out" "$bin" serve --config "$work/config" \
     --state "$work/state-$which" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${extra[@]}"
-  addrs+=("$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/$which.out")")
+  addrs+=("$(bid_addr "$work/$which.out")")
   procs+=("${pids[-1]}")
 done
 names=(old new)
@@ -84,11 +84,6 @@ bidding "before the rounds"
 
 if [ -z "$RATE" ]; then
   post_lua "$work/body.json" >"$work/post.lua"
-  hz=$(getconf CLK_TCK)
-  # A process's user + system time so far, in clock ticks (/proc/PID/stat
-  # fields 14 and 15, counted after the name in field 2, which ends at the
-  # last `)` and may hold spaces: it is the binary's file name).
-  cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
   for r in $(seq "$ROUNDS"); do
     order="0 1"; [ $((r % 2)) = 0 ] && order="1 0"
     declare -A rps=() cpu=()
@@ -97,9 +92,7 @@ if [ -z "$RATE" ]; then
       wrk -t1 -c"$CONNS" -d"$DURATION" -s "$work/post.lua" "http://${addrs[$k]}/openrtb2/bid" >"$work/wrk.txt"
       after=$(cpu_ticks "${procs[$k]}")
       rps[$k]=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
-      # None answered (the build broke): no figure, rather than a division
-      # by zero, which gawk makes fatal under `set -e`.
-      cpu[$k]=$(awk -v t=$((after - before)) -v hz="$hz" '/requests in/ {if ($1 > 0) printf "%.1f", t / hz * 1e6 / $1; else printf "nan"}' "$work/wrk.txt")
+      cpu[$k]=$(us_per_request $((after - before)) "$work/wrk.txt")
     done
     echo "round $r: old ${rps[0]} req/s, new ${rps[1]} req/s, new/old $(awk -v a="${rps[1]}" -v b="${rps[0]}" 'BEGIN {printf "%.3f", a/b}');" \
       "CPU per request: old ${cpu[0]} µs, new ${cpu[1]} µs, new/old $(awk -v a="${cpu[1]}" -v b="${cpu[0]}" 'BEGIN {if (b > 0) printf "%.3f", a/b; else printf "nan"}')"

@@ -77,7 +77,7 @@ bidders=("${pids[@]}")
 bid_pid=${pids[-1]}
 start "$work/noop.out" "$BIN/noop-server" 127.0.0.1:0
 noop_pid=${pids[-1]}
-bid_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
+bid_addr=$(bid_addr "$work/bidder.out")
 noop_addr=$(sed -n 's/noop listening: //p' "$work/noop.out")
 if [ "$REDIS" = 1 ]; then
   command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null
@@ -89,7 +89,7 @@ if [ "$REDIS" = 1 ]; then
     --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
   bidders+=("${pids[-1]}")
   redis_pid=${pids[-1]}
-  redis_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
+  redis_addr=$(bid_addr "$work/redis-bidder.out")
   redis_admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' "$work/redis-bidder.out")
   # Leases come within milliseconds of the first bids.
   await_bid "$redis_addr" benches/src/banner-request.json
@@ -112,18 +112,15 @@ answer_addr=$(sed -n 's/noop listening: //p' "$work/answer.out")
 [ "$(bid_status "$answer_addr" "$minified")" = 200 ] ||
   { echo "$BIN/noop-server does not answer with a file: rebuild it" >&2; exit 1; }
 
-# CPU time (user + system, in clock ticks) a process has used so far.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rps() { # addr pid name → requests/sec; appends the server's CPU µs per request to $work/name.cpu
   local t0 t1
-  t0=$(ticks "$2")
+  t0=$(cpu_ticks "$2")
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$lua" --latency "http://$1/openrtb2/bid" >"$work/wrk.txt"
-  t1=$(ticks "$2")
+  t1=$(cpu_ticks "$2")
   grep -E 'Non-2xx|Socket errors' "$work/wrk.txt" >&2 || true
   # Throughput depends on how the two cores are shared with wrk; the CPU
   # each request took the server does much less.
-  awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.1f\n", t / hz * 1e6 / $1}' \
-    "$work/wrk.txt" >>"$work/$3.cpu"
+  echo "$(us_per_request "$((t1 - t0))" "$work/wrk.txt")" >>"$work/$3.cpu"
   awk '/Requests\/sec/ {print $2}' "$work/wrk.txt"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -180,7 +177,7 @@ print("%.3f %.3f %.0f %.4f" % (p["p50"] * 1e3, p["p99"] * 1e3, s["requestsPerSec
   kill "${bidders[@]}" 2>/dev/null || true
   RUST_LOG=warn start "$work/rate-bidder.out" "$BIN/bidder" serve --config "$work/config" \
     --state "$work/rate-state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
-  rate_addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/rate-bidder.out")
+  rate_addr=$(bid_addr "$work/rate-bidder.out")
   echo "warming a fresh bidder at $RATE req/s for $WARMUP"
   oha -z "$WARMUP" -q "$RATE" -c "$CONNS" --no-tui --output-format json -m POST \
     -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' -D "$minified" \

@@ -47,7 +47,7 @@ target/release/gen-config 1000 "$work/config" >/dev/null
 RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" \
   --state "$work/state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
 pid=${pids[-1]}
-addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
+addr=$(bid_addr "$work/bidder.out")
 minify benches/src/banner-request.json >"$work/body.json"
 post_lua "$work/body.json" >"$work/post.lua"
 # It must bid, or the profile is of no-bids.
@@ -58,21 +58,18 @@ echo "load for $WARMUP first"
 wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$work/post.lua" "$url" >/dev/null
 graph=()
 [ "$CALL_GRAPH" = 1 ] && graph=(--call-graph dwarf,16384)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-t0=$(ticks "$pid")
+t0=$(cpu_ticks "$pid")
 perf record -q -e cpu-clock -F 999 "${graph[@]}" -p "$pid" -o "$work/perf.data" \
   -- sleep "$SAMPLE" >/dev/null 2>"$work/perf.err" &
 perf_pid=$!
 pids+=("$perf_pid")
 wrk -t1 -c"$CONNS" -d"${SAMPLE}s" -s "$work/post.lua" "$url" >"$work/wrk.txt"
 wait "$perf_pid" || { echo "perf record failed:" >&2; cat "$work/perf.err" >&2; exit 1; }
-t1=$(ticks "$pid")
+t1=$(cpu_ticks "$pid")
 # No-bids and errors would make this a profile of something else.
 grep -E 'Non-2xx|Socket errors' "$work/wrk.txt" >&2 || true
-awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" \
-  '/Requests\/sec/ {rps = $2} /requests in/ {n = $1}
-   END {printf "sampled %s req/s; server CPU per request %.1f µs\n", rps, t / hz * 1e6 / n}' \
-  "$work/wrk.txt"
+echo "sampled $(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt") req/s;" \
+  "server CPU per request $(us_per_request "$((t1 - t0))" "$work/wrk.txt") µs"
 # awk, not head: head closing the pipe early fails the script under pipefail.
 perf report -i "$work/perf.data" --stdio --no-children -g none --sort sym 2>"$work/report.err" |
   awk -v top="$TOP" '/^ +[0-9.]+%/ && n++ < top'
