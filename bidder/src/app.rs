@@ -207,6 +207,9 @@ struct Bidded {
     keys: Vec<BidKey>,
     first_price: FirstPrice,
     deadline: Option<Instant>,
+    /// The time the auction was run at ([`Auctioned::now`]); `None` for a
+    /// request answered before it.
+    now: Option<Timestamp>,
 }
 
 /// A request's first-price bids, as the shading curves count them once
@@ -271,6 +274,11 @@ pub(crate) struct Auctioned {
     pub report: Vec<reports::Dims>,
     /// The first-price bids among them (none for test requests).
     pub first_price: FirstPrice,
+    /// The time the auction ran at (its context's): what confirming its
+    /// bids and counting them for reports date them by, so that a bid
+    /// made just before midnight is reported on the day its budget was
+    /// spent on, and a bid costs one read of the clock, not three.
+    pub now: Timestamp,
 }
 
 /// What an upload of shopper events did.
@@ -703,7 +711,8 @@ impl App {
     ) -> BidAnswer {
         let mut b = self.bid_inner(snap, profile, body, start);
         if matches!(b.answer, BidAnswer::Bid(..)) {
-            if let Some(confirming) = self.ledger.confirm(&b.keys, self.clock.now()) {
+            let now = b.now.unwrap_or_else(|| self.clock.now());
+            if let Some(confirming) = self.ledger.confirm(&b.keys, now) {
                 let left = b.deadline.map_or(Duration::from_millis(50), |d| {
                     d.saturating_duration_since(Instant::now())
                 });
@@ -732,7 +741,7 @@ impl App {
         if let (BidAnswer::Bid(..), Some(profile)) = (&b.answer, profile) {
             self.sent(profile, &b.first_price);
         }
-        self.record_answer(profile, &b.answer, b.report);
+        self.record_answer(profile, &b.answer, b.report, b.now);
         b.answer
     }
 
@@ -761,9 +770,10 @@ impl App {
         profile: Option<&Profile>,
         answer: &BidAnswer,
         report: Vec<reports::Dims>,
+        now: Option<Timestamp>,
     ) {
         if let Some(events) = &self.events {
-            let now = self.clock.now().as_millis();
+            let now = now.unwrap_or_else(|| self.clock.now()).as_millis();
             match answer {
                 BidAnswer::Bid(..) => {
                     for dims in report {
@@ -795,6 +805,7 @@ impl App {
             keys: Vec::new(),
             first_price: FirstPrice::new(),
             deadline: None,
+            now: None,
         };
         let req = match ortb::parse_request(body) {
             Ok(r) => r,
@@ -834,6 +845,7 @@ impl App {
             keys: a.keys,
             first_price: a.first_price,
             deadline: Some(start + deadline),
+            now: Some(a.now),
         }
     }
 
@@ -933,7 +945,10 @@ impl App {
         // Imps past the first MAX_IMPS get no bid: no exchange offers more
         // in one request, and each costs a candidate walk.
         for (i, imp) in req.imp.iter().enumerate().take(MAX_IMPS) {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            // Not before the first: the caller has just looked at the clock
+            // (`bid_inner`, after parsing), and looks again once the
+            // auction is over, withdrawing what overran.
+            if i > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
                 self.withdraw(&keys);
                 return Err(NoBid::Late);
             }
@@ -1090,6 +1105,7 @@ impl App {
             keys,
             report,
             first_price,
+            now: ctx.now,
         })
     }
 

@@ -177,6 +177,36 @@ fn from_bids_to_attributed_sales() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A bid is counted on the day of the auction that made it (the day its
+/// budget is held on, and its notices' `ts`), even when the clock turns a
+/// day between the auction and the answer going out.
+#[test]
+fn a_bid_is_reported_on_the_day_of_its_auction() {
+    let dir = shop_config_dir("reports-auction-day");
+    let state = dir.join("state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    // Every read of the clock a day later than the one before: a request
+    // that read it again after its auction would count its bid on a later
+    // day than the auction's.
+    s.clock.step_per_read(86_400_000);
+    let mut r = banner_request();
+    r["site"]["keywords"] = json!("camping,tent");
+    let bid = only_bid(&s, &r);
+    s.clock.step_per_read(0);
+    let nurl = bid["nurl"].as_str().unwrap();
+    let at: i64 = param(nurl, "ts").unwrap().parse().unwrap();
+    let day = config::Timestamp(at).date().to_string();
+    let rep = report(&s, "from=2026-11-20&to=2027-01-31&by=day");
+    let rows = rep["rows"].as_array().unwrap();
+    let bids: Vec<(&Value, &Value)> = rows
+        .iter()
+        .filter(|r| r["bids"] != 0)
+        .map(|r| (&r["day"], &r["bids"]))
+        .collect();
+    assert_eq!(bids, [(&json!(day), &json!(1))], "{rep:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn spend_equals_the_ledger_across_compactions() {
     let dir = shop_config_dir("reports-compact");

@@ -356,17 +356,27 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when a test moves it.
+/// A clock that only moves when a test moves it (or, once
+/// [`ManualClock::step_per_read`] says so, each time it is read).
 #[derive(Debug)]
 pub struct ManualClock {
     millis: AtomicI64,
+    step: AtomicI64,
 }
 
 impl ManualClock {
     pub fn new(ts: Timestamp) -> ManualClock {
         ManualClock {
             millis: AtomicI64::new(ts.0),
+            step: AtomicI64::new(0),
         }
+    }
+
+    /// From now on each read returns the time, then moves it on by `ms`:
+    /// two times taken apart differ, so a test can tell which of them a
+    /// result was made from.
+    pub fn step_per_read(&self, ms: i64) {
+        self.step.store(ms, Ordering::SeqCst);
     }
 
     pub fn set(&self, ts: Timestamp) {
@@ -380,7 +390,8 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.millis.load(Ordering::SeqCst))
+        let step = self.step.load(Ordering::SeqCst);
+        Timestamp(self.millis.fetch_add(step, Ordering::SeqCst))
     }
 }
 
