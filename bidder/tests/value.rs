@@ -161,3 +161,53 @@ fn a_value_under_the_floor_does_not_stop_a_fixed_cpm_after_it() {
     let bid = common::only_bid(&s, &req);
     assert_eq!(bid["price"], 4.0, "{bid}");
 }
+
+/// The features a bid is priced on, and which its tracking URLs carry for
+/// training, are the named fields of the request and the bid: a model
+/// trained elsewhere on these names scores what the bidder sees.
+#[test]
+fn a_bids_features_are_its_named_fields() {
+    use predict::field::*;
+    let s = server(
+        "value-features",
+        "{ strategy: max_cpc, max_cpc: 1.20 }",
+        None,
+    );
+    let sent = |r: &serde_json::Value| {
+        let bid = common::only_bid(&s, r);
+        let (_, pixel) = common::banner_urls(bid["adm"].as_str().unwrap());
+        let f = pixel
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("f="))
+            .expect("the impression URL carries f")
+            .to_owned();
+        predict::Features::from_compact(&f).unwrap()
+    };
+    let named = |place: (&'static str, &'static str)| {
+        predict::FeatureHasher::new(predict::DEFAULT_SEED)
+            .features(
+                &[
+                    (LINE_ITEM, "tents"),
+                    (CREATIVE, "b300"),
+                    (SIZE, "300x250"),
+                    place,
+                    (DEVICE, "2"),
+                    (OS, "ios"),
+                    (COUNTRY, "USA"),
+                    // The tests' clock reads 12:00 UTC.
+                    (HOUR, "12"),
+                    (KEYWORD, "broad:tent"),
+                    (EXCHANGE, "default"),
+                ],
+                predict::DEFAULT_CROSSES,
+            )
+            .unwrap()
+    };
+    let mut r = tents(0.1);
+    r["device"]["os"] = json!("ios");
+    assert_eq!(sent(&r), named((SITE, "news.example")));
+    // The same in an app.
+    let site = r.as_object_mut().unwrap().remove("site").unwrap();
+    r["app"] = json!({ "id": "a1", "bundle": "com.example.trail", "keywords": "tent", "publisher": site["publisher"] });
+    assert_eq!(sent(&r), named((APP, "com.example.trail")));
+}
