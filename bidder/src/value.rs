@@ -5,7 +5,7 @@
 //! exactly what was scored.
 
 use config::{Bidding, Micros};
-use predict::{field, FeatureHasher, Features, Model, Prediction, DEFAULT_CROSSES};
+use predict::{FeatureHasher, Features, Model, Prediction};
 
 use crate::context::Context;
 use crate::select::ChoiceKind;
@@ -67,21 +67,22 @@ pub(crate) fn features(
     let device = device.format(ctx.devicetype.unwrap_or(0));
     let mut hour = itoa::Buffer::new();
     let hour = hour.format(ctx.now.as_millis().div_euclid(3_600_000).rem_euclid(24));
-    let fields = [
-        (field::LINE_ITEM, item.id.as_str()),
-        (field::CREATIVE, creative),
-        (field::SIZE, size),
-        (field::SITE, ctx.site_domain.unwrap_or_default()),
-        (field::APP, ctx.app_bundle.unwrap_or_default()),
-        (field::DEVICE, device),
-        (field::OS, ctx.os.unwrap_or_default()),
-        (field::COUNTRY, ctx.country.unwrap_or_default()),
-        (field::HOUR, hour),
-        (field::KEYWORD, keyword.unwrap_or_default()),
-        (field::AUDIENCE_KIND, audience_kind.unwrap_or_default()),
-        (field::EXCHANGE, exchange),
-    ];
-    hasher.features(&fields, DEFAULT_CROSSES).ok()
+    // In `predict::BID_FIELDS`' order: tests/value.rs holds each value
+    // to its field's name.
+    Some(hasher.bid_features(&[
+        item.id.as_str(),
+        creative,
+        size,
+        ctx.site_domain.unwrap_or_default(),
+        ctx.app_bundle.unwrap_or_default(),
+        device,
+        ctx.os.unwrap_or_default(),
+        ctx.country.unwrap_or_default(),
+        hour,
+        keyword.unwrap_or_default(),
+        audience_kind.unwrap_or_default(),
+        exchange,
+    ]))
 }
 
 /// The impression's value to the line item and the rates it rests on:

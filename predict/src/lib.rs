@@ -58,8 +58,8 @@ mod train;
 
 pub use eval::{auc, log_loss, EvalError};
 pub use features::{
-    field, Compact, CompactError, FeatureError, FeatureHasher, Features, DEFAULT_CROSSES,
-    DEFAULT_SEED, MAX_COMPACT_LEN, MAX_FEATURES,
+    field, Compact, CompactError, FeatureError, FeatureHasher, Features, BID_FIELDS,
+    DEFAULT_CROSSES, DEFAULT_SEED, MAX_COMPACT_LEN, MAX_FEATURES,
 };
 pub use file::{ModelError, CHECKSUM_SEED, FORMAT_VERSION, MAX_FILE_LEN};
 pub use model::{
