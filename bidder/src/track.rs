@@ -134,12 +134,14 @@ const SIGNED: [&str; 9] = ["b", "li", "o", "c", "x", "ts", "t", "k", "u"];
 /// A bid's tracking URLs, its signed text hashed once.
 pub struct Urls<'a> {
     base: &'a str,
-    signed: String,
+    /// The signed text, then `&f=…` or nothing: the features, written
+    /// into impression and click URLs only (a player's quartile events
+    /// teach the model nothing, and leaving them out keeps VAST markup
+    /// short). One string for both: a second was an allocation a bid.
+    text: String,
+    /// Where the signed text ends and the features start in `text`.
+    plain: usize,
     key: notice::UrlKey,
-    /// `&f=…`, or empty: written into impression and click URLs only (a
-    /// player's quartile events teach the model nothing, and leaving it out
-    /// keeps VAST markup short).
-    features: String,
     /// `key` after `features`: the impression and click URLs of a bid
     /// (two a banner, two or three a video or native ad) hash their shared
     /// `&f=` once. Per URL, that was a SHA-256 block (some 3,400
@@ -167,7 +169,10 @@ impl<'a> Urls<'a> {
         signer: &Signer,
         key: Option<&notice::BidKey>,
     ) -> Urls<'a> {
-        let mut signed = String::with_capacity(200);
+        let compact = features.map(predict::Features::to_compact);
+        let compact = compact.as_ref().map(predict::Compact::as_str);
+        // Room for the usual signed text and the features after it.
+        let mut signed = String::with_capacity(200 + compact.map_or(0, |c| 3 + c.len()));
         signed.push_str("b=");
         notice::encode_into(bid.bid_id, &mut signed);
         signed.push_str(bid.line_item_and_order);
@@ -197,22 +202,30 @@ impl<'a> Urls<'a> {
             Some(k) => k.after(&signed),
             None => signer.url_key(&signed),
         };
+        let plain = signed.len();
         // Web-safe base64: nothing in it needs escaping in a query or in
         // JSON.
-        let features = features.map_or_else(String::new, |f| {
-            let compact = f.to_compact();
-            let mut out = String::with_capacity(3 + compact.as_str().len());
-            out.push_str("&f=");
-            out.push_str(compact.as_str());
-            out
-        });
+        if let Some(c) = compact {
+            signed.push_str("&f=");
+            signed.push_str(c);
+        }
         Urls {
             base: base.trim_end_matches('/'),
-            featured: key.after(&features),
-            signed,
+            featured: key.after(&signed[plain..]),
+            text: signed,
+            plain,
             key,
-            features,
         }
+    }
+
+    /// The text every URL of the bid signs, before its own tail.
+    fn signed(&self) -> &str {
+        &self.text[..self.plain]
+    }
+
+    /// `&f=…`, or empty.
+    fn features(&self) -> &str {
+        &self.text[self.plain..]
     }
 
     /// The URL of `path` with the features when `featured`, then `tail`
@@ -227,8 +240,8 @@ impl<'a> Urls<'a> {
     /// Room for a URL [`Self::write`] writes (the signature included).
     fn len(&self, path: Path, featured: bool, tail: &[&str]) -> usize {
         let tail_len: usize = tail.iter().map(|t| t.len()).sum();
-        let features = if featured { self.features.len() } else { 0 };
-        self.base.len() + path.as_str().len() + self.signed.len() + features + tail_len + 40
+        let features = if featured { self.features().len() } else { 0 };
+        self.base.len() + path.as_str().len() + self.plain + features + tail_len + 40
     }
 
     /// The key of the URLs that carry the features when `featured`: the
@@ -247,9 +260,9 @@ impl<'a> Urls<'a> {
         out.push_str(self.base);
         out.push_str(path.as_str());
         out.push('?');
-        out.push_str(&self.signed);
+        out.push_str(self.signed());
         if featured {
-            out.push_str(&self.features);
+            out.push_str(self.features());
         }
         for t in tail {
             out.push_str(t);
@@ -263,8 +276,8 @@ impl<'a> Urls<'a> {
     /// (`creatives::push_attr_in_json`): made once per banner bid for both
     /// of its URLs, which each escaped it whole before.
     pub fn signed_in_attr(&self) -> String {
-        let mut out = String::with_capacity(self.signed.len() + 64);
-        creatives::push_attr_in_json(&self.signed, &mut out);
+        let mut out = String::with_capacity(self.plain + 64);
+        creatives::push_attr_in_json(self.signed(), &mut out);
         out
     }
 
@@ -288,7 +301,7 @@ impl<'a> Urls<'a> {
         out.push_str(signed_in_attr);
         // The features' `&f=` and web-safe base64: only the `&` needs
         // escaping.
-        if let Some(rest) = self.features.strip_prefix('&') {
+        if let Some(rest) = self.features().strip_prefix('&') {
             out.push_str("&amp;");
             out.push_str(rest);
         }
