@@ -807,7 +807,10 @@ impl App {
             deadline: None,
             now: None,
         };
-        let req = match ortb::parse_request(body) {
+        // Borrowed where it was returned: moving the request (888 bytes)
+        // out of the result was a copy a bid.
+        let parsed = ortb::parse_request(body);
+        let req = match &parsed {
             Ok(r) => r,
             Err(e) => return none(BidAnswer::Invalid(e.to_string())),
         };
@@ -828,7 +831,7 @@ impl App {
         if start.elapsed() >= deadline {
             return none(BidAnswer::NoBid(NoBid::Late));
         }
-        let a = match self.auction_in(snap, profile, &req, Some(start + deadline)) {
+        let a = match self.auction_in(snap, profile, req, Some(start + deadline)) {
             Ok(answer) => answer,
             Err(reason) => return none(BidAnswer::NoBid(reason)),
         };
