@@ -432,49 +432,6 @@ fn a_sale_follows_a_click_on_any_imp_of_a_request() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// [`common::SHOP`] with a contextual audience: `tent-pages` (a page about
-/// `tent-1`) after `tent-viewers` (which needs user data, and has none
-/// here). `pages` (5.00 CPM) buys either; `plain` (4.00 CPM) targets no
-/// audience.
-const AUDIENCE_SHOP: &str = "advertiser:
-  id: shop
-  name: Shop
-  domains: [shop.example]
-  categories: [IAB22]
-  products: [tent-1, tent-2]
-  attribution: { click_days: 14, view_days: 1 }
-audiences:
-  - id: tent-viewers
-    kind: views
-    products: [tent-1]
-  - id: tent-pages
-    kind: products
-    products: [tent-1]
-creatives:
-  - id: b300
-    format: display
-    size: 300x250
-    image_url: https://cdn.shop.example/b.png
-    click_url: https://shop.example/tent
-orders:
-  - id: o1
-    service: self_service
-    budget: 1000.00
-    flight: { start: 2026-11-01, end: 2026-12-31 }
-    line_items:
-      - id: pages
-        media: display
-        cpm: 5.00
-        budget: { daily: 100.00 }
-        audiences: { any_of: [tent-viewers, tent-pages] }
-        creatives: [b300]
-      - id: plain
-        media: display
-        cpm: 4.00
-        budget: { daily: 100.00 }
-        creatives: [b300]
-";
-
 /// The one value of `name` in a URL's query.
 fn param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
     let query = url.split_once('?')?.1;
@@ -486,7 +443,7 @@ fn param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
 #[test]
 fn spend_impressions_clicks_and_sales_by_audience() {
     let dir = common::tempdir("reports-audience");
-    std::fs::write(dir.join("shop.yaml"), AUDIENCE_SHOP).expect("config");
+    std::fs::write(dir.join("shop.yaml"), common::AUDIENCE_SHOP).expect("config");
     let state = dir.join("state");
     let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
 

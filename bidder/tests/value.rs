@@ -168,46 +168,63 @@ fn a_value_under_the_floor_does_not_stop_a_fixed_cpm_after_it() {
 #[test]
 fn a_bids_features_are_its_named_fields() {
     use predict::field::*;
-    let s = server(
-        "value-features",
-        "{ strategy: max_cpc, max_cpc: 1.20 }",
-        None,
-    );
-    let sent = |r: &serde_json::Value| {
-        let bid = common::only_bid(&s, r);
+    // A model sums its weights over the ids, in whatever order: the ids
+    // as a set, and the seed's tag.
+    let ids = |f: &predict::Features| {
+        let mut ids = f.ids().to_vec();
+        ids.sort_unstable();
+        (ids, f.to_compact().as_str()[..4].to_owned())
+    };
+    let sent = |s: &Server, r: &serde_json::Value| {
+        let bid = common::only_bid(s, r);
         let (_, pixel) = common::banner_urls(bid["adm"].as_str().unwrap());
         let f = pixel
             .split(['?', '&'])
             .find_map(|p| p.strip_prefix("f="))
             .expect("the impression URL carries f")
             .to_owned();
-        predict::Features::from_compact(&f).unwrap()
+        ids(&predict::Features::from_compact(&f).unwrap())
     };
-    let named = |place: (&'static str, &'static str)| {
-        predict::FeatureHasher::new(predict::DEFAULT_SEED)
-            .features(
-                &[
-                    (LINE_ITEM, "tents"),
-                    (CREATIVE, "b300"),
-                    (SIZE, "300x250"),
-                    place,
-                    (DEVICE, "2"),
-                    (OS, "ios"),
-                    (COUNTRY, "USA"),
-                    // The tests' clock reads 12:00 UTC.
-                    (HOUR, "12"),
-                    (KEYWORD, "broad:tent"),
-                    (EXCHANGE, "default"),
-                ],
-                predict::DEFAULT_CROSSES,
-            )
-            .unwrap()
+    let named = |pairs: &[(&str, &str)]| {
+        let mut all = vec![(CREATIVE, "b300"), (SIZE, "300x250"), (DEVICE, "2")];
+        all.extend_from_slice(pairs);
+        // The tests' clock reads 12:00 UTC.
+        all.extend([(COUNTRY, "USA"), (HOUR, "12"), (EXCHANGE, "default")]);
+        ids(&predict::FeatureHasher::new(predict::DEFAULT_SEED)
+            .features(&all, predict::DEFAULT_CROSSES)
+            .unwrap())
     };
+    let s = server(
+        "value-features",
+        "{ strategy: max_cpc, max_cpc: 1.20 }",
+        None,
+    );
     let mut r = tents(0.1);
     r["device"]["os"] = json!("ios");
-    assert_eq!(sent(&r), named((SITE, "news.example")));
+    let keyword = [(LINE_ITEM, "tents"), (OS, "ios"), (KEYWORD, "broad:tent")];
+    assert_eq!(
+        sent(&s, &r),
+        named(&[&keyword[..], &[(SITE, "news.example")]].concat())
+    );
     // The same in an app.
     let site = r.as_object_mut().unwrap().remove("site").unwrap();
     r["app"] = json!({ "id": "a1", "bundle": "com.example.trail", "keywords": "tent", "publisher": site["publisher"] });
-    assert_eq!(sent(&r), named((APP, "com.example.trail")));
+    assert_eq!(
+        sent(&s, &r),
+        named(&[&keyword[..], &[(APP, "com.example.trail")]].concat())
+    );
+    // A line item bidding for an audience: its kind.
+    let dir = common::tempdir("value-features-audience");
+    std::fs::write(dir.join("shop.yaml"), common::AUDIENCE_SHOP).unwrap();
+    let s = Server::start(&dir, None);
+    let mut about_tent = banner_request();
+    about_tent["site"]["content"] = json!({ "id": "tent-1" });
+    assert_eq!(
+        sent(&s, &about_tent),
+        named(&[
+            (LINE_ITEM, "pages"),
+            (SITE, "news.example"),
+            (AUDIENCE_KIND, "products"),
+        ])
+    );
 }

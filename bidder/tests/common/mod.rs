@@ -546,6 +546,49 @@ orders:
         creatives: [b300]
 ";
 
+/// [`SHOP`] with a contextual audience: `tent-pages` (a page about
+/// `tent-1`) after `tent-viewers` (which needs user data, and has none
+/// here). `pages` (5.00 CPM) buys either; `plain` (4.00 CPM) targets no
+/// audience.
+pub const AUDIENCE_SHOP: &str = "advertiser:
+  id: shop
+  name: Shop
+  domains: [shop.example]
+  categories: [IAB22]
+  products: [tent-1, tent-2]
+  attribution: { click_days: 14, view_days: 1 }
+audiences:
+  - id: tent-viewers
+    kind: views
+    products: [tent-1]
+  - id: tent-pages
+    kind: products
+    products: [tent-1]
+creatives:
+  - id: b300
+    format: display
+    size: 300x250
+    image_url: https://cdn.shop.example/b.png
+    click_url: https://shop.example/tent
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000.00
+    flight: { start: 2026-11-01, end: 2026-12-31 }
+    line_items:
+      - id: pages
+        media: display
+        cpm: 5.00
+        budget: { daily: 100.00 }
+        audiences: { any_of: [tent-viewers, tent-pages] }
+        creatives: [b300]
+      - id: plain
+        media: display
+        cpm: 4.00
+        budget: { daily: 100.00 }
+        creatives: [b300]
+";
+
 /// A fresh directory named after the test, holding [`SHOP`] alone.
 pub fn shop_config_dir(name: &str) -> PathBuf {
     let dir = tempdir(name);
