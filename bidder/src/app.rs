@@ -207,8 +207,9 @@ struct Bidded {
     keys: Vec<BidKey>,
     first_price: FirstPrice,
     deadline: Option<Instant>,
-    /// The time the auction was run at ([`Auctioned::now`]); `None` for a
-    /// request answered before it.
+    /// The time the auction was run at ([`Auctioned::now`]): always there
+    /// for a bid; `None` for an answer without an auction or whose auction
+    /// came to nothing (a no-bid, dated when it is counted).
     now: Option<Timestamp>,
 }
 
@@ -894,9 +895,9 @@ impl App {
     }
 
     /// As [`App::auction`], for one exchange, giving up (no bid, nothing
-    /// held) once `deadline` passes: checked before every imp and every
-    /// batch of candidates, so one request cannot keep a core past its
-    /// deadline.
+    /// held) once `deadline` passes: checked before every imp but the
+    /// first (whose caller has just checked it) and every batch of
+    /// candidates, so one request cannot keep a core past its deadline.
     fn auction_in(
         &self,
         snap: &Snapshot,

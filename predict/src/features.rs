@@ -116,6 +116,8 @@ const BID_CROSSES: [(usize, usize); DEFAULT_CROSSES.len()] = {
         }
         i += 1;
     }
+    // Every field and cross fits: `bid_features` has no error to return.
+    assert!(BID_FIELDS.len() + DEFAULT_CROSSES.len() <= MAX_FEATURES);
     let mut out = [(0, 0); DEFAULT_CROSSES.len()];
     let mut c = 0;
     while c < out.len() {
