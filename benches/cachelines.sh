@@ -22,10 +22,8 @@ cd "$(dirname "$0")/.."
 N1=${N1:-300}
 N2=${N2:-600}
 
-if ! command -v valgrind >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null
-fi
 . benches/common.sh
+need valgrind
 bin=$(bid_loop)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -19,6 +19,9 @@ start() {
   echo "server did not start: $*" >&2; cat "$out.err" >&2; exit 1
 }
 
+# Installs Debian package $2 (by default $1) when command $1 is missing.
+need() { command -v "$1" >/dev/null || (apt-get update -qq && apt-get install -y -qq "${2:-$1}") >/dev/null; }
+
 # The bid port's address a bidder started by `start` printed to file $1.
 bid_addr() { sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$1"; }
 

@@ -42,9 +42,8 @@ case "$KIND" in
   *) echo "KIND is banner or video" >&2; exit 2 ;;
 esac
 
-if [ -z "$RATE" ] && ! command -v wrk >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
-fi
+. benches/common.sh
+[ -n "$RATE" ] || need wrk
 if [ -n "$RATE" ] && ! command -v oha >/dev/null; then
   cargo install -q --locked oha
 fi
@@ -53,7 +52,6 @@ cargo build --release -q -p benches --bin gen-config
 work=target/compare
 rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
-. benches/common.sh
 extra=()
 if [ "$KIND" = video ]; then
   video_advertiser "$work/config/tube.yaml"

@@ -28,10 +28,8 @@ cd "$(dirname "$0")/.."
 N1=${N1:-100}
 N2=${N2:-1100}
 
-if ! command -v valgrind >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null
-fi
 . benches/common.sh
+need valgrind
 bin=$(bid_loop)
 
 # Instructions of one run: callgrind's "Collected" total.

@@ -51,9 +51,8 @@ case "${1:-}" in
   --rate) RATE=${2:-half} ;;
 esac
 
-if ! command -v wrk >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
-fi
+. benches/common.sh
+need wrk
 if [ "$BIN" = target/release ]; then
   cargo build --release -q -p bidder -p benches
 else
@@ -70,7 +69,6 @@ work=target/load
 rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 
-. benches/common.sh
 RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" --state "$work/state" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
 bidders=("${pids[@]}")
@@ -80,7 +78,7 @@ noop_pid=${pids[-1]}
 bid_addr=$(bid_addr "$work/bidder.out")
 noop_addr=$(sed -n 's/noop listening: //p' "$work/noop.out")
 if [ "$REDIS" = 1 ]; then
-  command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null
+  need redis-server
   # As k8s/base/redis.conf: the append-only file, fsync'd on every write.
   start_redis "$work/redis" --appendonly yes --appendfsync always
   BIDDER_NOTICE_SECRET=load-test-notice-secret-0123456789abcdef RUST_LOG=warn \

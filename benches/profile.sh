@@ -29,8 +29,9 @@ TOP=${TOP:-40}
 CONNS=${CONNS:-32}
 CALL_GRAPH=${CALL_GRAPH:-0}
 
-command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
-command -v perf >/dev/null || (apt-get update -qq && apt-get install -y -qq linux-perf) >/dev/null
+. benches/common.sh
+need wrk
+need perf linux-perf
 cargo build --release -q -p benches --bin gen-config
 if [ -z "${BIN:-}" ]; then
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
@@ -43,7 +44,6 @@ work=target/profile
 rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config 1000 "$work/config" >/dev/null
 
-. benches/common.sh
 RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" \
   --state "$work/state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
 pid=${pids[-1]}

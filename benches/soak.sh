@@ -24,7 +24,8 @@ CONNS=${CONNS:-32}
 SAMPLE_SECS=${SAMPLE_SECS:-10}
 WARMUP=${WARMUP:-120}
 
-command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+. benches/common.sh
+need wrk
 command -v oha >/dev/null || cargo install --locked -q oha
 cargo build --release -q -p bidder -p benches
 
@@ -32,11 +33,10 @@ work=target/soak
 rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 
-. benches/common.sh
 RUST_LOG=warn start "$work/bidder.out" target/release/bidder serve --config "$work/config" \
   --state "$work/state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
 pid=${pids[0]}
-addr=$(sed -n 's/.*bid=\([^ ]*\).*/\1/p' "$work/bidder.out")
+addr=$(bid_addr "$work/bidder.out")
 
 # Every request a bid (and a reservation), minified as exchanges send it.
 body="$work/request.json"
