@@ -204,13 +204,6 @@ fn admin_post_ok(runtime: &tokio::runtime::Runtime, admin: SocketAddr, path: &st
     assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&answer));
 }
 
-fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
-    url.split_once('?')?
-        .1
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-}
-
 fn path_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.find('/')
@@ -451,7 +444,7 @@ async fn client(
         ) else {
             continue;
         };
-        let li = query_param(nurl, "li").unwrap_or_default().to_string();
+        let li = common::param(nurl, "li").unwrap_or_default().to_string();
         let price_text = format!("{price:.4}");
         // Win notice to one replica, billing notice to another; a notice
         // that fails (a replica down, Redis away) is retried elsewhere, as
@@ -882,7 +875,7 @@ async fn first_bid(addr: SocketAddr, user: &str) -> Option<serde_json::Value> {
 async fn line_item_bidding(addr: SocketAddr, user: &str) -> Option<String> {
     let v = first_bid(addr, user).await?;
     let nurl = v["seatbid"][0]["bid"][0]["nurl"].as_str()?;
-    query_param(nurl, "li").map(str::to_string)
+    common::param(nurl, "li").map(str::to_string)
 }
 
 /// A report's JSON from a replica's admin port.

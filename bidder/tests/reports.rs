@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    banner_request, banner_urls, get, only_bid, path_of, request, shop_config_dir, ts, upload, won,
-    Server, ADMIN_TOKEN,
+    banner_request, banner_urls, get, only_bid, param, path_of, request, shop_config_dir, ts,
+    upload, won, Server, ADMIN_TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -430,14 +430,6 @@ fn a_sale_follows_a_click_on_any_imp_of_a_request() {
         "{rep:#}"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The one value of `name` in a URL's query.
-fn param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
-    let query = url.split_once('?')?.1;
-    query
-        .split('&')
-        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
 }
 
 #[test]

@@ -178,12 +178,8 @@ fn a_bids_features_are_its_named_fields() {
     let sent = |s: &Server, r: &serde_json::Value| {
         let bid = common::only_bid(s, r);
         let (_, pixel) = common::banner_urls(bid["adm"].as_str().unwrap());
-        let f = pixel
-            .split(['?', '&'])
-            .find_map(|p| p.strip_prefix("f="))
-            .expect("the impression URL carries f")
-            .to_owned();
-        ids(&predict::Features::from_compact(&f).unwrap())
+        let f = common::param(&pixel, "f").expect("the impression URL carries f");
+        ids(&predict::Features::from_compact(f).unwrap())
     };
     let named = |pairs: &[(&str, &str)]| {
         let mut all = vec![(CREATIVE, "b300"), (SIZE, "300x250"), (DEVICE, "2")];

@@ -492,6 +492,14 @@ pub fn only_bid(s: &Server, body: &serde_json::Value) -> serde_json::Value {
     bids[0].clone()
 }
 
+/// The first value of `name` in a URL's query.
+pub fn param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+}
+
 /// The path and query of an absolute URL.
 pub fn path_of(url: &str) -> &str {
     let rest = url.split_once("://").expect("absolute URL").1;
