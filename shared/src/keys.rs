@@ -64,6 +64,11 @@ impl Keys {
         format!("{}replicas", self.prefix)
     }
 
+    /// Replica → its last heartbeat that said it reads `per-bid` URLs.
+    pub(crate) fn reads_per_bid(&self) -> String {
+        format!("{}reads-per-bid", self.prefix)
+    }
+
     pub(crate) fn bid(&self, b: BidKey) -> String {
         format!("{}b:{b}", self.prefix)
     }

@@ -296,6 +296,10 @@ pub(crate) struct Inner {
     pub claims: Mutex<HashMap<u64, i64>>,
     /// Heartbeats in a row that found no replica knowing a state.
     pub quiet_beats: std::sync::atomic::AtomicU32,
+    /// Every replica sharing this Redis said at its last heartbeat that it
+    /// reads `per-bid` signed URLs (as of this replica's last heartbeat;
+    /// false until one went through).
+    pub all_read_per_bid: Arc<AtomicBool>,
     /// `REPLICA/RUN`: who claims a charge in this run.
     pub owner: String,
     pub pending_ops: AtomicI64,
@@ -366,6 +370,7 @@ impl RedisLedger {
             go: AtomicBool::new(opts.synchronous),
             seq: AtomicU64::new(0),
             quiet_beats: std::sync::atomic::AtomicU32::new(0),
+            all_read_per_bid: Arc::new(AtomicBool::new(false)),
             claims: Mutex::default(),
             owner: format!("{}/{:08x}", opts.replica, rand_u64() as u32),
             pending_ops: AtomicI64::new(0),
@@ -388,6 +393,14 @@ impl RedisLedger {
             }
         }
         Ok(ledger)
+    }
+
+    /// Whether every replica sharing this Redis reads `per-bid` signed
+    /// URLs: set at each heartbeat, false until the first went through
+    /// and while any replica there is of a version that does not say so.
+    /// What `--url-signatures auto` writes by.
+    pub fn all_read_per_bid(&self) -> Arc<AtomicBool> {
+        self.inner.all_read_per_bid.clone()
     }
 
     /// Redis calls made so far (for the round-trips-per-bid metric).

@@ -79,6 +79,17 @@ impl RedisServer {
         format!("redis://{}/", self.addr)
     }
 
+    /// Runs one command (`ZADD`, `ZREM`, ...): for tests that write what
+    /// another party (a replica of an earlier version) would.
+    pub fn command(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
+        let mut conn = redis::Client::open(self.url())?.get_connection()?;
+        let mut cmd = redis::Cmd::new();
+        for a in args {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut conn)
+    }
+
     /// Stops it (its data stays in `dir`).
     pub fn stop(&mut self) {
         self.stdin.take();

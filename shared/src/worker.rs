@@ -367,10 +367,10 @@ fn give_back(inner: &Inner, all: bool) {
 async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), String> {
     let k = &inner.keys;
     let now = inner.now().as_millis();
-    let (present, found, knowing): (i64, String, i64) = inner
+    let (present, found, knowing, all_per_bid): (i64, String, i64, i64) = inner
         .run(
             &inner.scripts.heartbeat,
-            &[&k.replicas(), &k.epoch(), &k.known()],
+            &[&k.replicas(), &k.epoch(), &k.known(), &k.reads_per_bid()],
             &[
                 inner.opts.replica.clone(),
                 now.to_string(),
@@ -394,6 +394,14 @@ async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), Stri
                 l.granted = 0;
             }
         }
+    }
+    let all_per_bid = all_per_bid == 1;
+    if inner.all_read_per_bid.swap(all_per_bid, Ordering::Relaxed) != all_per_bid {
+        tracing::info!(
+            all_read_per_bid = all_per_bid,
+            "replicas sharing Redis that read per-bid signed URLs: {}",
+            if all_per_bid { "all" } else { "not all" }
+        );
     }
     // Fresh only now: bids waiting for Redis must not spend the leases
     // just found reclaimed.
