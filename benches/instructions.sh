@@ -18,8 +18,10 @@
 #   video   the same with a secure pre-roll slot (video-request.json): a bid
 #           with VAST and a companion
 #   parse   parsing the banner request alone
-# banner and video are counted twice: URLs signed per URL (the default) and
-# per bid (`--url-signatures per-bid`).
+# banner and video are counted twice: URLs signed per bid (what the default,
+# `--url-signatures auto`, writes alone, or when every replica sharing Redis
+# reads it; valgrind runs SHA-256 in software, not on the CPU's SHA
+# extensions) and per URL (`per-url`, one HMAC-SHA256 each).
 #
 # Installs valgrind from Debian if it is missing.
 set -euo pipefail
@@ -40,7 +42,7 @@ count() {
 }
 
 printf '%-16s %14s\n' kind instructions/bid
-for run in banner "banner per-bid" video "video per-bid" parse; do
+for run in "banner per-bid" "banner per-url" "video per-bid" "video per-url" parse; do
   set -- $run
   a=$(count "$1" "$N1" ${2:-})
   b=$(count "$1" "$N2" ${2:-})

@@ -3,7 +3,7 @@
 # where instructions.sh counts under valgrind (whose software SHA-256 stands
 # in for the CPU's SHA extensions, and which sees no cache misses).
 #
-#   benches/native.sh OLD_BID_LOOP NEW_BID_LOOP [KIND [per-bid]]
+#   benches/native.sh OLD_BID_LOOP NEW_BID_LOOP [KIND [per-bid|per-url]]
 #
 # KIND is banner (the default) or video. Each round runs each build twice,
 # with N1 and N2 bids (one process each, config load included; 1,000 and
@@ -12,11 +12,13 @@
 # hour of a shared machine, the minimum of each run length is kept:
 # interference only ever adds time, so the fastest run is the closest to the
 # code's own cost. Works with any bid-loop that takes
-# `KIND N [per-bid]`, older ones that print no timing of their own included.
+# `KIND N [per-bid]`, older ones that print no timing of their own included
+# (`per-url` needs a build from the `auto` default on; without a fourth
+# argument every build signs per URL).
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-  echo "usage: $0 OLD_BID_LOOP NEW_BID_LOOP [banner|video [per-bid]]" >&2
+  echo "usage: $0 OLD_BID_LOOP NEW_BID_LOOP [banner|video [per-bid|per-url]]" >&2
   exit 2
 fi
 old=$1 new=$2 kind=${3:-banner} mode=${4:-}

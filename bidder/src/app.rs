@@ -435,6 +435,9 @@ impl App {
     /// through Redis. Before [`App::with_journal`], which replays this
     /// replica's journal into it.
     pub fn with_shared_ledger(mut self, ledger: Arc<shared::RedisLedger>) -> App {
+        // Under `auto`, URLs other replicas may be sent to are written
+        // `per-bid` only while every one of them reads it.
+        self.signer.follow(ledger.all_read_per_bid());
         let dynamic: Arc<dyn Ledger> = ledger.clone();
         self.books = Books::new(dynamic.clone(), None);
         self.ledger = dynamic;
@@ -445,6 +448,9 @@ impl App {
     /// The shared state's gauges, at each housekeeping tick and each scrape
     /// (a scrape right after Redis went away shows it).
     pub fn shared_state_metrics(&self) {
+        metrics::url_signatures_per_bid(
+            self.signer.writes() == crate::notice::UrlSignatures::PerBid,
+        );
         if let Some(s) = &self.shared {
             metrics::shared_state(
                 self.ledger.health().unavailable.is_none(),

@@ -244,14 +244,15 @@ struct ServeArgs {
     /// How notice and tracking URLs are signed: `per-url` (one HMAC-SHA256
     /// each, as earlier versions) or `per-bid` (one SipHash of the bid id,
     /// under a key derived from the secret, keys a SipHash per URL: cheaper,
-    /// most of all for VAST). Both are
-    /// always read. Earlier versions read only `per-url`: switch once none
-    /// of them serves behind the same exchanges, nor will after a rollback.
+    /// most of all for VAST). Both are always read. `auto`: `per-bid`
+    /// alone, and with `--state redis://…` while every replica there reads it
+    /// (versions before e4281a4 read only `per-url`; later ones that do not
+    /// say so at their heartbeats count as not reading it either).
     #[arg(
         long,
         value_enum,
         env = "BIDDER_URL_SIGNATURES",
-        default_value = "per-url"
+        default_value = "auto"
     )]
     url_signatures: bidder::notice::UrlSignatures,
     /// Seconds a bid holds its cost against its budgets while no win or

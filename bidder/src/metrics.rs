@@ -353,6 +353,13 @@ pub fn shared_state(up: bool, round_trips: u64, leased: i64, pending: i64) {
     metrics::gauge!("bidder_redis_pending_writes").set(pending as f64);
 }
 
+/// How this replica signs the URLs it writes now: 1 `per-bid`, 0
+/// `per-url` (under `--url-signatures auto`, `per-url` while a replica
+/// sharing Redis does not read `per-bid`).
+pub fn url_signatures_per_bid(per_bid: bool) {
+    metrics::gauge!("bidder_url_signatures_per_bid").set(if per_bid { 1.0 } else { 0.0 });
+}
+
 /// Pieces of audience data not handed to the other replicas (too much
 /// waited for Redis).
 pub fn audience_not_shared(n: u64) {
@@ -426,6 +433,11 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_report_mirror_errors_total",
         "Passes of the report mirror that failed (Redis away, a copy not written)."
+    );
+    metrics::describe_gauge!(
+        "bidder_url_signatures_per_bid",
+        "1 when this replica signs the URLs it writes per bid, 0 per URL \
+         (under --url-signatures auto: while a replica sharing Redis reads only per-URL signatures)."
     );
     metrics::describe_gauge!(
         "bidder_redis_leased_micros",

@@ -42,10 +42,16 @@
 //!   about 2^(128 − log2 bids): 2^88 over 2^40 bids.
 //!
 //! Both are always accepted; which one is written is `--url-signatures`.
-//! The default stays `per-url` for this release: a replica of an earlier
-//! version (in a rolling deploy, or after a rollback) refuses `per-bid`
-//! signatures, and a refused win notice is a win never charged. Switch to
-//! `per-bid` once no earlier version will run.
+//! A replica of a version before both were read (builds before e4281a4)
+//! refuses `per-bid` signatures, and a refused win notice is a win never
+//! charged. So the default, `auto`, writes `per-bid` only where no such
+//! replica can be reading: alone (embedded, where a deploy is a restart
+//! into a build that reads both), or, sharing Redis, while every replica
+//! there says at each heartbeat that it reads `per-bid` (one that says
+//! nothing is taken for an earlier version, and the fleet writes
+//! `per-url` until it is gone). What no heartbeat can see is a rollback
+//! to such a build: its replicas refuse the `per-bid` URLs written before
+//! they started (see the README).
 
 use config::{ChargeOn, Micros, Rate};
 use hmac::{KeyInit, Mac};
@@ -118,10 +124,13 @@ pub enum NoticeError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum UrlSignatures {
     /// One HMAC-SHA256 per URL, as earlier versions wrote them.
-    #[default]
     PerUrl,
     /// One SipHash of the bid id per bid keys a SipHash per URL.
     PerBid,
+    /// `per-bid` where every replica that may read the URLs reads it,
+    /// `per-url` otherwise ([`Signer::follow`]).
+    #[default]
+    Auto,
 }
 
 /// Signs and verifies notice URLs with the notice secret.
@@ -137,8 +146,13 @@ pub struct Signer {
     /// under its own purpose): makes `per-bid` user keys
     /// ([`Signer::user_key`]) and nothing else.
     user_keys: siphasher::sip::SipHasher24,
-    /// What a bid's URLs are written with; both kinds are read.
-    writes: UrlSignatures,
+    /// What `--url-signatures` asked for.
+    mode: UrlSignatures,
+    /// Whether URLs are written `per-bid` now (else `per-url`); both kinds
+    /// are read. Fixed unless `mode` is `auto` and replicas share Redis,
+    /// whose heartbeats then set it ([`Signer::follow`]). Shared by every
+    /// clone of this signer.
+    per_bid: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -165,7 +179,10 @@ impl Signer {
         Signer::writing(secret, UrlSignatures::PerUrl)
     }
 
-    pub fn writing(secret: &[u8], writes: UrlSignatures) -> Signer {
+    /// A signer that writes as `mode` says; `auto` writes `per-bid` until
+    /// [`Signer::follow`] says otherwise (a replica alone is the only
+    /// reader of its URLs).
+    pub fn writing(secret: &[u8], mode: UrlSignatures) -> Signer {
         // HMAC takes keys of any length; this cannot fail.
         let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
@@ -173,8 +190,34 @@ impl Signer {
             bid_keys: siphasher::sip128::SipHasher24::new_with_key(&derived(&mac, BID_KEY)),
             user_keys: siphasher::sip::SipHasher24::new_with_key(&derived(&mac, USER_KEY)),
             mac,
-            writes,
+            mode,
+            per_bid: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+                mode != UrlSignatures::PerUrl,
+            )),
         }
+    }
+
+    /// Under `auto`, writes `per-bid` from now on exactly while `per_bid`
+    /// holds (replicas sharing Redis: set by heartbeats when every replica
+    /// there reads `per-bid`); a fixed `--url-signatures` ignores it.
+    pub fn follow(&mut self, per_bid: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        if self.mode == UrlSignatures::Auto {
+            self.per_bid = per_bid;
+        }
+    }
+
+    /// How this signer writes now: `per-url` or `per-bid`, never `auto`.
+    pub fn writes(&self) -> UrlSignatures {
+        match self.writes_per_bid() {
+            false => UrlSignatures::PerUrl,
+            true => UrlSignatures::PerBid,
+        }
+    }
+
+    fn writes_per_bid(&self) -> bool {
+        // Relaxed: a URL written either way verifies on every replica
+        // that reads both; which way, not when, is what matters.
+        self.per_bid.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Who a tracking URL's ad was for, as the URL and the event journal
@@ -187,9 +230,9 @@ impl Signer {
     /// that makes a fleet write URLs earlier versions cannot read is the
     /// one that makes keys they cannot look up.
     pub(crate) fn user_key(&self, user: &str) -> u64 {
-        match self.writes {
-            UrlSignatures::PerUrl => self.hmac_user_key(user),
-            UrlSignatures::PerBid => self.sip_user_key(user),
+        match self.writes_per_bid() {
+            false => self.hmac_user_key(user),
+            true => self.sip_user_key(user),
         }
     }
 
@@ -197,9 +240,9 @@ impl Signer {
     /// replicas (or builds) that write it are under it, and attribution
     /// looks a shopper up under both.
     pub(crate) fn other_user_key(&self, user: &str) -> u64 {
-        match self.writes {
-            UrlSignatures::PerUrl => self.sip_user_key(user),
-            UrlSignatures::PerBid => self.hmac_user_key(user),
+        match self.writes_per_bid() {
+            false => self.sip_user_key(user),
+            true => self.hmac_user_key(user),
         }
     }
 
@@ -260,9 +303,9 @@ impl Signer {
     /// with, as this signer writes them: made once per bid, for its
     /// notices and its tracking URLs (see [`UrlKey::after`]).
     pub(crate) fn bid_key(&self, common: &str) -> BidKey {
-        match self.writes {
-            UrlSignatures::PerUrl => UrlKey::PerUrl(self.mac.clone()),
-            UrlSignatures::PerBid => self.per_bid_key(common),
+        match self.writes_per_bid() {
+            false => UrlKey::PerUrl(self.mac.clone()),
+            true => self.per_bid_key(common),
         }
     }
 
@@ -303,9 +346,9 @@ impl Signer {
                 .after(common)
                 .matches(name, &[tail], &sig)
         };
-        match self.writes {
-            UrlSignatures::PerUrl => per_url() || per_bid(),
-            UrlSignatures::PerBid => per_bid() || per_url(),
+        match self.writes_per_bid() {
+            false => per_url() || per_bid(),
+            true => per_bid() || per_url(),
         }
     }
 
@@ -1081,7 +1124,7 @@ mod tests {
                     let u = url_for(kind, Some("phrase:tent"), Some("products:tent pages"));
                     u.split_once('?').unwrap().1.to_owned()
                 },
-                "the default writes per URL"
+                "Signer::new writes per URL"
             );
             for writer in [UrlSignatures::PerUrl, UrlSignatures::PerBid] {
                 let signer = Signer::writing(b"test secret", writer);
@@ -1105,11 +1148,11 @@ mod tests {
         }
     }
 
-    /// What the default writes is what earlier versions checked (one HMAC
+    /// What `per-url` writes is what earlier versions checked (one HMAC
     /// over the whole text and the kind): they settle it in a rolling
     /// deploy or after a rollback.
     #[test]
-    fn the_default_writes_what_earlier_versions_read() {
+    fn per_url_writes_what_earlier_versions_read() {
         for kind in Kind::ALL {
             let u = url_for(kind, Some("phrase:tent"), Some("products:tent pages"));
             let q = u.split_once('?').unwrap().1;
@@ -1123,6 +1166,49 @@ mod tests {
             let (signed, rest) = per_bid.split_once("&s=").unwrap();
             let sig = rest.split_once('&').map_or(rest, |(s, _)| s);
             assert!(!signer().verify_named(kind.as_str(), signed, sig));
+        }
+    }
+
+    /// `auto` writes `per-bid` alone, and as the fleet's flag says once it
+    /// follows one (replicas sharing Redis), from the next URL on: notices
+    /// and the user key alike. A fixed mode ignores the flag.
+    #[test]
+    fn auto_writes_as_the_fleet_reads() {
+        use std::sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc,
+        };
+        let written = |s: &Signer| {
+            let mut out = String::new();
+            s.url_key("b=00aa11bb&i=1&li=li-1")
+                .sign("win", &[], &mut out);
+            out
+        };
+        let per_url = Signer::writing(b"test secret", UrlSignatures::PerUrl);
+        let per_bid = Signer::writing(b"test secret", UrlSignatures::PerBid);
+        let mut auto = Signer::writing(b"test secret", UrlSignatures::Auto);
+        assert_eq!(UrlSignatures::default(), UrlSignatures::Auto);
+        assert_eq!(auto.writes(), UrlSignatures::PerBid, "alone");
+        assert_eq!(written(&auto), written(&per_bid));
+
+        let fleet = Arc::new(AtomicBool::new(false));
+        auto.follow(fleet.clone());
+        let clone = auto.clone();
+        for (all_read, like) in [(false, &per_url), (true, &per_bid), (false, &per_url)] {
+            fleet.store(all_read, Ordering::Relaxed);
+            for s in [&auto, &clone] {
+                assert_eq!(s.writes(), like.writes());
+                assert_eq!(written(s), written(like));
+                assert_eq!(s.user_key("u-1001"), like.user_key("u-1001"));
+                assert_eq!(s.other_user_key("u-1001"), like.other_user_key("u-1001"));
+            }
+        }
+
+        for fixed in [UrlSignatures::PerUrl, UrlSignatures::PerBid] {
+            let mut s = Signer::writing(b"test secret", fixed);
+            let flag = Arc::new(AtomicBool::new(fixed == UrlSignatures::PerUrl));
+            s.follow(flag);
+            assert_eq!(s.writes(), fixed);
         }
     }
 

@@ -1096,3 +1096,92 @@ fn a_held_list_batch_survives_a_restart() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Whether a notice URL's signature is the `per-url` one: the first 128
+/// bits of HMAC-SHA256(secret, signed text ‖ `\n` ‖ kind), which every
+/// earlier version checks.
+fn signed_per_url(url: &str, kind: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let query = url.split_once('?').expect("a query").1;
+    let (signed, rest) = query.split_once("&s=").expect("a signature");
+    let sig = rest.split_once('&').map_or(rest, |(s, _)| s);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(signed.as_bytes());
+    mac.update(b"\n");
+    mac.update(kind.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16]) == sig
+}
+
+/// `--url-signatures auto` (the default) with a replica of an earlier
+/// version sharing Redis, as in a rolling deploy from it: notice URLs are
+/// signed per URL, which it reads, until it is gone; then per bid. Both
+/// settle here.
+#[test]
+fn auto_signs_per_url_while_an_earlier_version_shares_redis() {
+    let (root, redis) = cluster("auto-signatures");
+    let config_dir = root.join("config");
+    config(&config_dir);
+    // What an earlier version's heartbeat writes, and nothing else: its
+    // time among the replicas (a minute ahead, so that it stays listed
+    // for the test).
+    let wall_ms = config::Clock::now(&config::SystemClock).as_millis();
+    let ahead = (wall_ms + 60_000).to_string();
+    redis
+        .command(&["ZADD", "bidder:replicas", &ahead, "earlier"])
+        .unwrap();
+    let r = start_replica(&config_dir, &root.join("replica"), &redis.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bid_and_win = |user: &str| -> String {
+        runtime.block_on(async {
+            for _ in 0..100 {
+                if let Some((200, body)) =
+                    http(r.bid, "POST", "/openrtb2/bid", &bid_body(user)).await
+                {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let nurl = v["seatbid"][0]["bid"][0]["nurl"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned();
+                    let path = path_of(&nurl).replace("${AUCTION_PRICE}", "1.00");
+                    assert_eq!(
+                        http(r.bid, "GET", &path, b"").await.map(|a| a.0),
+                        Some(200),
+                        "the win is charged"
+                    );
+                    return nurl;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("no bid");
+        })
+    };
+    let gauge = || -> String {
+        runtime.block_on(async {
+            let (_, m) = http(r.admin, "GET", "/metrics", b"").await.unwrap();
+            String::from_utf8_lossy(&m)
+                .lines()
+                .find(|l| l.starts_with("bidder_url_signatures_per_bid "))
+                .unwrap_or_default()
+                .to_owned()
+        })
+    };
+    runtime.block_on(wait_healthy(r.admin));
+    let before = bid_and_win("u-auto-1");
+    assert!(signed_per_url(&before, "win"), "{before}");
+    assert_eq!(gauge(), "bidder_url_signatures_per_bid 0");
+
+    // The earlier version is gone (the others no longer list it).
+    redis
+        .command(&["ZREM", "bidder:replicas", "earlier"])
+        .unwrap();
+    let t = Instant::now();
+    while gauge() != "bidder_url_signatures_per_bid 1" {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", gauge());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = bid_and_win("u-auto-2");
+    assert!(!signed_per_url(&after, "win"), "{after}");
+}

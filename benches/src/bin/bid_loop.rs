@@ -3,8 +3,11 @@
 //! of two runs that differ only in N, and their difference divided by the
 //! difference in N is the cost of one bid, set-up excluded.
 //!
-//! `bid-loop banner|video|parse|parse-serde N [per-bid]`: `per-bid` signs
-//! URLs with `--url-signatures per-bid` (the default is per URL);
+//! `bid-loop banner|video|parse|parse-serde N [per-bid|per-url]`: `per-bid`
+//! signs URLs with `--url-signatures per-bid` (what `auto`, the bidder's
+//! default, writes alone); without it, per URL, as builds of this loop
+//! before that default read no third argument (`benches/native.sh` runs
+//! old and new builds with the same arguments);
 //! `parse-serde` parses through serde's derive, the reader's reference. The
 //! parse kinds also print nanoseconds per parse to stderr, for timing the
 //! two readers against each other in one run; the bid kinds, nanoseconds
@@ -25,7 +28,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(kind), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse::<u64>().ok()))
     else {
-        eprintln!("usage: bid-loop banner|video|parse|parse-serde N [per-bid]");
+        eprintln!("usage: bid-loop banner|video|parse|parse-serde N [per-bid|per-url]");
         return ExitCode::from(2);
     };
     let mut files = generated_config(1_000);
@@ -56,10 +59,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let how = match args.get(3).map(String::as_str) {
-        None => bidder::notice::UrlSignatures::PerUrl,
+        None | Some("per-url") => bidder::notice::UrlSignatures::PerUrl,
         Some("per-bid") => bidder::notice::UrlSignatures::PerBid,
         Some(other) => {
-            eprintln!("bid-loop: unknown signing {other:?} (per-bid)");
+            eprintln!("bid-loop: unknown signing {other:?} (per-bid, per-url)");
             return ExitCode::from(2);
         }
     };
