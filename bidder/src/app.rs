@@ -1438,10 +1438,11 @@ impl App {
                     }
                 }
             };
+            let (user, other_user) = self.signer.user_keys(&e.user);
             out.push(reports::attribution::Conversion {
                 purchase,
-                user: self.signer.user_key(&e.user),
-                other_user: Some(self.signer.other_user_key(&e.user)),
+                user,
+                other_user: Some(other_user),
                 product: e.item,
                 at_ms: e.at.as_millis(),
                 amount,

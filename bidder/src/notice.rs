@@ -236,13 +236,16 @@ impl Signer {
         }
     }
 
-    /// The key of the way this signer does not write: touches recorded by
-    /// replicas (or builds) that write it are under it, and attribution
-    /// looks a shopper up under both.
-    pub(crate) fn other_user_key(&self, user: &str) -> u64 {
+    /// [`Signer::user_key`], then the key of the way this signer does not
+    /// write: touches recorded by replicas (or builds) that write it are
+    /// under it, and attribution looks a shopper up under both. One read
+    /// of the way it writes, so that a switch between two calls cannot
+    /// give the same key twice and leave the other out.
+    pub(crate) fn user_keys(&self, user: &str) -> (u64, u64) {
+        let (hmac, sip) = (self.hmac_user_key(user), self.sip_user_key(user));
         match self.writes_per_bid() {
-            false => self.sip_user_key(user),
-            true => self.hmac_user_key(user),
+            false => (hmac, sip),
+            true => (sip, hmac),
         }
     }
 
@@ -1200,7 +1203,7 @@ mod tests {
                 assert_eq!(s.writes(), like.writes());
                 assert_eq!(written(s), written(like));
                 assert_eq!(s.user_key("u-1001"), like.user_key("u-1001"));
-                assert_eq!(s.other_user_key("u-1001"), like.other_user_key("u-1001"));
+                assert_eq!(s.user_keys("u-1001"), like.user_keys("u-1001"));
             }
         }
 
@@ -1281,9 +1284,9 @@ mod tests {
         let per_url = Signer::writing(b"test secret", UrlSignatures::PerUrl);
         let per_bid = Signer::writing(b"test secret", UrlSignatures::PerBid);
         assert_eq!(per_url.user_key("u-1001"), hmac_key);
-        assert_eq!(per_url.other_user_key("u-1001"), sip_key);
+        assert_eq!(per_url.user_keys("u-1001"), (hmac_key, sip_key));
         assert_eq!(per_bid.user_key("u-1001"), sip_key);
-        assert_eq!(per_bid.other_user_key("u-1001"), hmac_key);
+        assert_eq!(per_bid.user_keys("u-1001"), (sip_key, hmac_key));
         assert_ne!(hmac_key, sip_key);
         let other = Signer::writing(b"another secret", UrlSignatures::PerBid);
         assert_ne!(other.user_key("u-1001"), sip_key);
