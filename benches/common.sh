@@ -2,6 +2,12 @@
 # writing the request the load generators send, config copies, the bid-loop
 # to count.
 
+# Bidders started here sign URLs as `--url-signatures auto` does after its
+# soak (per bid): the steady state, not a process's first hour. Builds
+# before that default ignore the variable and sign per URL. Set it to
+# measure the first hour (3600).
+export BIDDER_URL_SIGNATURES_SOAK_SECS=${BIDDER_URL_SIGNATURES_SOAK_SECS:-0}
+
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT

@@ -19,9 +19,9 @@
 #           with VAST and a companion
 #   parse   parsing the banner request alone
 # banner and video are counted twice: URLs signed per bid (what the default,
-# `--url-signatures auto`, writes alone, or when every replica sharing Redis
-# reads it; valgrind runs SHA-256 in software, not on the CPU's SHA
-# extensions) and per URL (`per-url`, one HMAC-SHA256 each).
+# `--url-signatures auto`, writes after its soak) and per URL (its first
+# hour, and `per-url`: one HMAC-SHA256 each; valgrind runs SHA-256 in
+# software, not on the CPU's SHA extensions).
 #
 # Installs valgrind from Debian if it is missing.
 set -euo pipefail

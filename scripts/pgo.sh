@@ -133,7 +133,9 @@ stop
 
 echo "pgo: training on the OpenRTB corpus" >&2
 trained+=(open)
-bidder open "$work/open-config" "$work/open-state"
+# Signing per URL, as `--url-signatures auto` does for a process's first
+# hour (the bench config's run signs per bid, as after it): both trained.
+bidder open "$work/open-config" "$work/open-state" --url-signatures-soak-secs 3600
 python3 scripts/pgo_train.py "$addr" "$admin" "$public" 20 testdata/openrtb/requests/*.json "${bodies[@]}" >&2
 stop
 

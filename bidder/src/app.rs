@@ -52,6 +52,9 @@ pub struct Settings {
     pub notice_ttl: Duration,
     /// How notice and tracking URLs are written (both ways are read).
     pub url_signatures: crate::notice::UrlSignatures,
+    /// Under `auto`, how long every reader must have read `per-bid` URLs
+    /// before they are written (alone: this process's uptime).
+    pub url_signatures_soak_ms: i64,
     /// How long a bid holds its cost against the budget while no notice
     /// comes; a win after that is still recorded, billed only within the
     /// budget. Win notices come within seconds of the auction; a long hold
@@ -124,6 +127,7 @@ impl Default for Settings {
             notice_secret: None,
             notice_ttl: Duration::from_secs(24 * 3600),
             url_signatures: crate::notice::UrlSignatures::default(),
+            url_signatures_soak_ms: 3_600_000,
             reservation_ttl: Duration::from_secs(60),
             max_bids_per_line_item: 4,
             ledger: ledger::Options::default(),
@@ -245,6 +249,10 @@ pub struct App {
     /// When this process began (its clock): wins of bids made before are
     /// not counted, since their bids were counted by a process before it.
     started_ms: i64,
+    /// What `--url-signatures auto` writes by while this replica shares no
+    /// state: set once it has run for the soak (see
+    /// [`App::expire_reservations`]).
+    alone_per_bid: Arc<std::sync::atomic::AtomicBool>,
     /// Click and conversion rates for value-based line items (`--model`;
     /// the priors until one loads).
     model: ArcSwap<predict::Model>,
@@ -398,6 +406,7 @@ impl App {
         );
         let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::new(settings.ledger.clone()));
         let started_ms = clock.now().as_millis();
+        let alone_per_bid = Arc::new(std::sync::atomic::AtomicBool::new(false));
         App {
             snapshot: ArcSwapOption::empty(),
             audiences: Arc::new(audiences),
@@ -407,10 +416,19 @@ impl App {
             config_dir,
             settings,
             metrics: metrics::install(),
-            signer: match &settings_secret {
-                Some(secret) => crate::notice::Signer::writing(secret.as_bytes(), url_signatures),
-                None => crate::notice::Signer::writing(&rand::random::<[u8; 32]>(), url_signatures),
+            signer: {
+                let mut signer = match &settings_secret {
+                    Some(secret) => {
+                        crate::notice::Signer::writing(secret.as_bytes(), url_signatures)
+                    }
+                    None => {
+                        crate::notice::Signer::writing(&rand::random::<[u8; 32]>(), url_signatures)
+                    }
+                };
+                signer.follow(alone_per_bid.clone());
+                signer
             },
+            alone_per_bid,
             price_log: metrics::Throttle::new(Duration::from_secs(10)),
             tracked,
             events: None,
@@ -1629,6 +1647,16 @@ impl App {
     pub fn expire_reservations(&self) -> usize {
         let now = self.clock.now();
         let expired = self.ledger.expire(now);
+        // Alone, the only reader of this process's URLs after a restart is
+        // the build restarted into: after the soak, a rollback is taken to
+        // be over, and `auto` writes `per-bid`.
+        if self.shared.is_none()
+            && now.as_millis().saturating_sub(self.started_ms)
+                >= self.settings.url_signatures_soak_ms
+        {
+            self.alone_per_bid
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         metrics::late_share(self.ledger.late_share_ppm());
         self.shared_state_metrics();
         if let Some(e) = &self.events {

@@ -244,10 +244,13 @@ struct ServeArgs {
     /// How notice and tracking URLs are signed: `per-url` (one HMAC-SHA256
     /// each, as earlier versions) or `per-bid` (one SipHash of the bid id,
     /// under a key derived from the secret, keys a SipHash per URL: cheaper,
-    /// most of all for VAST). Both are always read. `auto`: `per-bid`
-    /// alone, and with `--state redis://…` while every replica there reads it
-    /// (versions before e4281a4 read only `per-url`; later ones that do not
-    /// say so at their heartbeats count as not reading it either).
+    /// most of all for VAST). Both are always read. `auto`: `per-url`, then
+    /// `per-bid` once every reader has read both for
+    /// `--url-signatures-soak-secs` (alone: this process's uptime; with
+    /// `--state redis://…`: every replica under the prefix, as their
+    /// heartbeats say). Builds before a2c5756 refuse today's `per-bid`
+    /// URLs: a rollback to one after the soak loses the wins of the
+    /// `per-bid` URLs still out (see the README).
     #[arg(
         long,
         value_enum,
@@ -255,6 +258,11 @@ struct ServeArgs {
         default_value = "auto"
     )]
     url_signatures: bidder::notice::UrlSignatures,
+    /// Under `--url-signatures auto`, how long every reader must have read
+    /// `per-bid` URLs before they are written: a rollback within it finds
+    /// none.
+    #[arg(long, env = "BIDDER_URL_SIGNATURES_SOAK_SECS", default_value_t = 3600)]
+    url_signatures_soak_secs: u64,
     /// Seconds a bid holds its cost against its budgets while no win or
     /// loss notice comes.
     #[arg(long, default_value_t = 60)]
@@ -682,6 +690,11 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--url-signatures-soak-secs` in milliseconds, saturating.
+fn soak_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
 /// The Redis ledger of this replica: its name is kept in its journal
 /// directory (a restart finds its claims and leases again), and it may
 /// create the shared state only while its own journal is empty.
@@ -699,6 +712,7 @@ fn connect_shared(
     opts.memory = memory;
     opts.epoch_file = Some(dir.join("shared.epoch"));
     opts.may_initialise = fresh;
+    opts.per_bid_after_ms = soak_ms(args.url_signatures_soak_secs);
     tracing::info!(replica = %replica, prefix = %opts.prefix, "sharing state through Redis");
     shared::RedisLedger::connect(redis_info(url)?, opts).map_err(anyhow::Error::msg)
 }
@@ -960,6 +974,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         notice_secret: Some(notice_secret),
         notice_ttl: Duration::from_secs(args.notice_ttl_hours.max(1) * 3600),
         url_signatures: args.url_signatures,
+        url_signatures_soak_ms: soak_ms(args.url_signatures_soak_secs),
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
         max_bids_per_line_item: args.max_bids_per_line_item as usize,
         max_rates_age_days: args.max_rates_age_days,

@@ -354,8 +354,8 @@ pub fn shared_state(up: bool, round_trips: u64, leased: i64, pending: i64) {
 }
 
 /// How this replica signs the URLs it writes now: 1 `per-bid`, 0
-/// `per-url` (under `--url-signatures auto`, `per-url` while a replica
-/// sharing Redis does not read `per-bid`).
+/// `per-url` (under `--url-signatures auto`, `per-url` until every reader
+/// has read `per-bid` for the soak).
 pub fn url_signatures_per_bid(per_bid: bool) {
     metrics::gauge!("bidder_url_signatures_per_bid").set(if per_bid { 1.0 } else { 0.0 });
 }
@@ -436,8 +436,8 @@ pub fn describe() {
     );
     metrics::describe_gauge!(
         "bidder_url_signatures_per_bid",
-        "1 when this replica signs the URLs it writes per bid, 0 per URL \
-         (under --url-signatures auto: while a replica sharing Redis reads only per-URL signatures)."
+        "1 when this replica signs the URLs it writes per bid, 0 per URL (under \
+         --url-signatures auto: until every reader has read per-bid URLs for the soak)."
     );
     metrics::describe_gauge!(
         "bidder_redis_leased_micros",

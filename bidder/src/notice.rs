@@ -42,16 +42,17 @@
 //!   about 2^(128 − log2 bids): 2^88 over 2^40 bids.
 //!
 //! Both are always accepted; which one is written is `--url-signatures`.
-//! A replica of a version before both were read (builds before e4281a4)
-//! refuses `per-bid` signatures, and a refused win notice is a win never
-//! charged. So the default, `auto`, writes `per-bid` only where no such
-//! replica can be reading: alone (embedded, where a deploy is a restart
-//! into a build that reads both), or, sharing Redis, while every replica
-//! there says at each heartbeat that it reads `per-bid` (one that says
-//! nothing is taken for an earlier version, and the fleet writes
-//! `per-url` until it is gone). What no heartbeat can see is a rollback
-//! to such a build: its replicas refuse the `per-bid` URLs written before
-//! they started (see the README).
+//! A build before a2c5756 refuses today's `per-bid` signatures (the
+//! format changed until ed5af25, and user keys until a2c5756), and a
+//! refused win notice is a win never charged. So the default, `auto`,
+//! writes `per-url` until every reader has read both for a soak
+//! (`--url-signatures-soak-secs`, an hour): alone, this process's uptime
+//! (after a restart the only reader is the build restarted into);
+//! sharing Redis, every replica there said so at each heartbeat for that
+//! long (one that says nothing is taken for an earlier version, and the
+//! count starts again). A rollback within the soak finds no `per-bid` URL;
+//! one after it, to such a build, refuses the `per-bid` URLs still out
+//! (see the README).
 
 use config::{ChargeOn, Micros, Rate};
 use hmac::{KeyInit, Mac};
@@ -149,9 +150,7 @@ pub struct Signer {
     /// What `--url-signatures` asked for.
     mode: UrlSignatures,
     /// Whether URLs are written `per-bid` now (else `per-url`); both kinds
-    /// are read. Fixed unless `mode` is `auto` and replicas share Redis,
-    /// whose heartbeats then set it ([`Signer::follow`]). Shared by every
-    /// clone of this signer.
+    /// are read. Fixed unless `mode` is `auto` ([`Signer::follow`]).
     per_bid: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -179,9 +178,9 @@ impl Signer {
         Signer::writing(secret, UrlSignatures::PerUrl)
     }
 
-    /// A signer that writes as `mode` says; `auto` writes `per-bid` until
-    /// [`Signer::follow`] says otherwise (a replica alone is the only
-    /// reader of its URLs).
+    /// A signer that writes as `mode` says; `auto` writes `per-url` until
+    /// a flag it follows ([`Signer::follow`]) says every reader has read
+    /// `per-bid` long enough.
     pub fn writing(secret: &[u8], mode: UrlSignatures) -> Signer {
         // HMAC takes keys of any length; this cannot fail.
         let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
@@ -192,14 +191,15 @@ impl Signer {
             mac,
             mode,
             per_bid: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
-                mode != UrlSignatures::PerUrl,
+                mode == UrlSignatures::PerBid,
             )),
         }
     }
 
     /// Under `auto`, writes `per-bid` from now on exactly while `per_bid`
-    /// holds (replicas sharing Redis: set by heartbeats when every replica
-    /// there reads `per-bid`); a fixed `--url-signatures` ignores it.
+    /// holds (set once the soak is over: alone, by the process's uptime;
+    /// sharing Redis, by heartbeats); a fixed `--url-signatures` ignores
+    /// it. Clones made before this call keep the flag they had.
     pub fn follow(&mut self, per_bid: std::sync::Arc<std::sync::atomic::AtomicBool>) {
         if self.mode == UrlSignatures::Auto {
             self.per_bid = per_bid;
@@ -1172,9 +1172,9 @@ mod tests {
         }
     }
 
-    /// `auto` writes `per-bid` alone, and as the fleet's flag says once it
-    /// follows one (replicas sharing Redis), from the next URL on: notices
-    /// and the user key alike. A fixed mode ignores the flag.
+    /// `auto` writes `per-url` until the flag it follows says `per-bid`, and
+    /// as it says from the next URL on: notices and user keys alike. A
+    /// fixed mode ignores the flag.
     #[test]
     fn auto_writes_as_the_fleet_reads() {
         use std::sync::{
@@ -1191,8 +1191,8 @@ mod tests {
         let per_bid = Signer::writing(b"test secret", UrlSignatures::PerBid);
         let mut auto = Signer::writing(b"test secret", UrlSignatures::Auto);
         assert_eq!(UrlSignatures::default(), UrlSignatures::Auto);
-        assert_eq!(auto.writes(), UrlSignatures::PerBid, "alone");
-        assert_eq!(written(&auto), written(&per_bid));
+        assert_eq!(auto.writes(), UrlSignatures::PerUrl, "until told");
+        assert_eq!(written(&auto), written(&per_url));
 
         let fleet = Arc::new(AtomicBool::new(false));
         auto.follow(fleet.clone());

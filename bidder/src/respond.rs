@@ -57,8 +57,8 @@ impl Answer<'_> {
             })
             .sum();
         let mut out = String::with_capacity(room + 256);
-        // Once for all the bids, which share their user (`per-url`, an
-        // HMAC).
+        // Once for all the bids, which share their user (an HMAC while
+        // URLs are signed `per-url`).
         let user = self.user.map(|u| crate::track::UserKey::of(self.signer, u));
         out.push_str("{\"id\":");
         push_json_str(&mut out, &self.req.id);

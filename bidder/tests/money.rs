@@ -1233,3 +1233,75 @@ fn a_zero_price_is_no_reason_to_charge_nothing() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether a notice URL's signature is the first 128 bits of
+/// HMAC-SHA256(secret, signed text ‖ `\n` ‖ kind): `per-url`, what every
+/// build checks.
+fn signed_per_url(url: &str, secret: &str, kind: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let query = url.split_once('?').expect("a query").1;
+    let (signed, rest) = query.split_once("&s=").expect("a signature");
+    let sig = rest.split_once('&').map_or(rest, |(s, _)| s);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signed.as_bytes());
+    mac.update(b"\n");
+    mac.update(kind.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16]) == sig
+}
+
+/// Alone, `--url-signatures auto` (the default) signs per URL for the soak
+/// after the process starts (a rollback within it, to a build that reads
+/// only those, finds nothing it refuses), then per bid. Notices written
+/// either way are charged.
+#[test]
+fn alone_auto_signs_per_url_for_the_soak_then_per_bid() {
+    const SECRET: &str = "auto-signing-secret-0123456789abcdef";
+    let settings = Settings {
+        notice_secret: Some(SECRET.into()),
+        url_signatures_soak_ms: 60_000,
+        ..Settings::default()
+    };
+    let (s, dir) = shop_with(
+        "money-auto-signatures",
+        "3.00",
+        &line_item("li", "1000.00", "daily: 3.00", ""),
+        settings,
+    );
+    let body = banner_request().to_string();
+    s.app.expire_reservations();
+    let early = only_bid(&s.bid(&body));
+    assert!(
+        signed_per_url(&url(&early, "nurl"), SECRET, "win"),
+        "{early}"
+    );
+
+    s.clock.advance_millis(59_999);
+    s.app.expire_reservations();
+    let before = only_bid(&s.bid(&body));
+    assert!(
+        signed_per_url(&url(&before, "nurl"), SECRET, "win"),
+        "{before}"
+    );
+
+    s.clock.advance_millis(1);
+    s.app.expire_reservations();
+    let after = only_bid(&s.bid(&body));
+    assert!(
+        !signed_per_url(&url(&after, "nurl"), SECRET, "win"),
+        "{after}"
+    );
+    assert!(
+        !signed_per_url(&url(&after, "burl"), SECRET, "billing"),
+        "{after}"
+    );
+
+    for bid in [&early, &before, &after] {
+        assert_eq!(s.notice(&url(bid, "nurl"), "1000.00").status, 200, "{bid}");
+    }
+    assert_eq!(
+        li_on(&s, "li", "2026-11-24").today,
+        units(3),
+        "three wins charged"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

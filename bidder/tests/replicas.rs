@@ -131,6 +131,11 @@ impl Drop for Replica {
 }
 
 fn start_replica(config: &Path, journal: &Path, redis: &str) -> Replica {
+    start_replica_with(config, journal, redis, &[])
+}
+
+/// [`start_replica`] with more environment (`BIDDER_…` settings).
+fn start_replica_with(config: &Path, journal: &Path, redis: &str, env: &[(&str, &str)]) -> Replica {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bidder"))
         .args([
             "serve",
@@ -148,6 +153,7 @@ fn start_replica(config: &Path, journal: &Path, redis: &str) -> Replica {
         .env("BIDDER_NOTICE_SECRET", SECRET)
         .env("BIDDER_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -1114,8 +1120,8 @@ fn signed_per_url(url: &str, kind: &str) -> bool {
 
 /// `--url-signatures auto` (the default) with a replica of an earlier
 /// version sharing Redis, as in a rolling deploy from it: notice URLs are
-/// signed per URL, which it reads, until it is gone; then per bid. Both
-/// settle here.
+/// signed per URL, which it reads, until it has been gone for the soak
+/// (1 s here); then per bid. Both settle here.
 #[test]
 fn auto_signs_per_url_while_an_earlier_version_shares_redis() {
     let (root, redis) = cluster("auto-signatures");
@@ -1129,7 +1135,12 @@ fn auto_signs_per_url_while_an_earlier_version_shares_redis() {
     redis
         .command(&["ZADD", "bidder:replicas", &ahead, "earlier"])
         .unwrap();
-    let r = start_replica(&config_dir, &root.join("replica"), &redis.url());
+    let r = start_replica_with(
+        &config_dir,
+        &root.join("replica"),
+        &redis.url(),
+        &[("BIDDER_URL_SIGNATURES_SOAK_SECS", "1")],
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

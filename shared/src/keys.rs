@@ -69,6 +69,11 @@ impl Keys {
         format!("{}reads-per-bid", self.prefix)
     }
 
+    /// Since when every listed replica has said so at each heartbeat.
+    pub(crate) fn all_read_per_bid_since(&self) -> String {
+        format!("{}all-read-per-bid-since", self.prefix)
+    }
+
     pub(crate) fn bid(&self, b: BidKey) -> String {
         format!("{}b:{b}", self.prefix)
     }

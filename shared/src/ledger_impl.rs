@@ -49,6 +49,13 @@ pub struct Options {
     pub heartbeat_ms: i64,
     /// A replica silent this long has its leases reclaimed.
     pub dead_after_ms: i64,
+    /// How long every replica must have said at each heartbeat that it
+    /// reads `per-bid` URLs before [`RedisLedger::all_read_per_bid`] holds:
+    /// a rollback within it (to a build that reads only `per-url`) finds no
+    /// `per-bid` URL it would refuse, and a replica whose heartbeats only
+    /// some of the others see (clocks apart by more than `dead_after_ms`)
+    /// keeps the count from ever getting there.
+    pub per_bid_after_ms: i64,
     /// With no heartbeat through for this long, budgeted line items stop
     /// bidding. Shorter than `dead_after_ms`, so a replica cut off stops
     /// using its leases before others reclaim them.
@@ -82,6 +89,7 @@ impl Options {
             idle_return_ms: 5_000,
             heartbeat_ms: 500,
             dead_after_ms: 15_000,
+            per_bid_after_ms: 3_600_000,
             stale_after_ms: 3_000,
             claim_ms: 30_000,
             stream_len: 100_000,
@@ -296,10 +304,13 @@ pub(crate) struct Inner {
     pub claims: Mutex<HashMap<u64, i64>>,
     /// Heartbeats in a row that found no replica knowing a state.
     pub quiet_beats: std::sync::atomic::AtomicU32,
-    /// Every replica sharing this Redis said at its last heartbeat that it
-    /// reads `per-bid` signed URLs (as of this replica's last heartbeat;
-    /// false until one went through).
+    /// Every replica sharing this Redis has said at each of its heartbeats
+    /// for `per_bid_after_ms` that it reads `per-bid` signed URLs, as of
+    /// this replica's last heartbeat, which came within `dead_after_ms` of
+    /// the one before (false until then).
     pub all_read_per_bid: Arc<AtomicBool>,
+    /// This replica's clock at its last heartbeat that went through.
+    pub last_beat_ms: AtomicI64,
     /// `REPLICA/RUN`: who claims a charge in this run.
     pub owner: String,
     pub pending_ops: AtomicI64,
@@ -371,6 +382,7 @@ impl RedisLedger {
             seq: AtomicU64::new(0),
             quiet_beats: std::sync::atomic::AtomicU32::new(0),
             all_read_per_bid: Arc::new(AtomicBool::new(false)),
+            last_beat_ms: AtomicI64::new(i64::MIN),
             claims: Mutex::default(),
             owner: format!("{}/{:08x}", opts.replica, rand_u64() as u32),
             pending_ops: AtomicI64::new(0),
@@ -395,10 +407,13 @@ impl RedisLedger {
         Ok(ledger)
     }
 
-    /// Whether every replica sharing this Redis reads `per-bid` signed
-    /// URLs: set at each heartbeat, false until the first went through
-    /// and while any replica there is of a version that does not say so.
-    /// What `--url-signatures auto` writes by.
+    /// Whether every replica sharing this Redis (under this prefix) has
+    /// read `per-bid` signed URLs for [`Options::per_bid_after_ms`]: set at
+    /// each heartbeat; false until then, again as soon as a replica there
+    /// does not say so (an earlier version says nothing), and after this
+    /// replica's own heartbeats stopped for `dead_after_ms` (it could not
+    /// see who came meanwhile) until the next one. What `--url-signatures
+    /// auto` writes by.
     pub fn all_read_per_bid(&self) -> Arc<AtomicBool> {
         self.inner.all_read_per_bid.clone()
     }

@@ -15,6 +15,9 @@
 //! - `P reads-per-bid`: replica → its last heartbeat (ms) that said it reads
 //!   `per-bid` signed URLs (a heartbeat of an earlier version says nothing,
 //!   so its time in `replicas` moves past this one);
+//! - `P all-read-per-bid-since`: the first heartbeat (ms, of the replica
+//!   that wrote it) since which every listed replica said so at every
+//!   heartbeat; deleted by the first that finds one that did not;
 //! - `P b:BID`: a charge: `c REPLICA DEADLINE BILLED` while its record is
 //!   written, `d` once durable; until the bid's notices expire;
 //! - `P charged`: a stream of charged bids, so the replica that held one
@@ -330,22 +333,41 @@ return 1
 /// A replica says it is alive (and which epoch it knows, and that it reads
 /// `per-bid` URLs), and reclaims the leases of replicas silent for longer
 /// than `dead_after`. KEYS: replicas, epoch, `known` (replica → the epoch
-/// it knows), `reads-per-bid`. ARGV: replica, now, dead_after_ms, prefix,
-/// the epoch this replica knows or ''. Returns `{was_present, epoch or '',
-/// replicas that know an epoch, 1 when every replica listed said at its
-/// last heartbeat that it reads per-bid URLs}`.
+/// it knows), `reads-per-bid`, `all-read-per-bid-since`. ARGV: replica,
+/// now, dead_after_ms, prefix, the epoch this replica knows or ''. Returns
+/// `{was_present, epoch or '', replicas that know an epoch, since when
+/// every listed replica has said at each heartbeat that it reads per-bid
+/// URLs, or -1}`.
 ///
 /// A replica reads `per-bid` when its time in `reads-per-bid` is its time in
-/// `replicas`: both are written here, in one step. A replica of an earlier
-/// version writes only `replicas` (here, or as it starts), so its time there
-/// moves on and it counts as not reading them, under a name a later version
-/// used before it too (a rollback of the same pods).
+/// `replicas`: both are written here (and at start), in one step. A replica
+/// of an earlier version writes only `replicas`, so its time there moves on
+/// and it counts as not reading them, under a name a later version used
+/// before it too (a rollback of the same pods). Replicas are checked before
+/// the silent ones are dropped: one whose clock is behind this one's by more
+/// than `dead_after` is dropped at each heartbeat here and back at its own,
+/// and is seen often enough to keep the `since` from lasting.
 const HEARTBEAT: &str = r#"
 local now = n(ARGV[2])
 local present = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], s(now), ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], s(now))
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[5]) end
+local all = true
+local listed = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #listed, 2 do
+  if n(redis.call('HGET', KEYS[4], listed[i])) ~= n(listed[i + 1]) then
+    all = false
+    break
+  end
+end
+local since = -1
+if all then
+  redis.call('SETNX', KEYS[5], s(now))
+  since = n(redis.call('GET', KEYS[5]))
+else
+  redis.call('DEL', KEYS[5])
+end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. s(now - n(ARGV[3])), 'LIMIT', 0, 16)
 for _, r in ipairs(dead) do
   reclaim(ARGV[4], r)
@@ -353,24 +375,19 @@ for _, r in ipairs(dead) do
   redis.call('HDEL', KEYS[3], r)
   redis.call('HDEL', KEYS[4], r)
 end
-local all = 1
-local listed = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #listed, 2 do
-  if n(redis.call('HGET', KEYS[4], listed[i])) ~= n(listed[i + 1]) then
-    all = 0
-    break
-  end
-end
 local ep = redis.call('GET', KEYS[2])
 if present then present = 1 else present = 0 end
-return {present, ep or '', redis.call('HLEN', KEYS[3]), all}
+return {present, ep or '', redis.call('HLEN', KEYS[3]), since}
 "#;
 
 /// A replica starting: the leases of its previous run go back (its holds
-/// died with it). KEYS: replicas. ARGV: replica, now, prefix.
+/// died with it). It says it reads `per-bid` URLs as its heartbeats do, so
+/// that its start does not end the others' count. KEYS: replicas,
+/// `reads-per-bid`. ARGV: replica, now, prefix.
 const RESET: &str = r#"
 local total = reclaim(ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[1], s(n(ARGV[2])), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], s(n(ARGV[2])))
 return total
 "#;
 

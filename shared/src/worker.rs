@@ -367,10 +367,16 @@ fn give_back(inner: &Inner, all: bool) {
 async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), String> {
     let k = &inner.keys;
     let now = inner.now().as_millis();
-    let (present, found, knowing, all_per_bid): (i64, String, i64, i64) = inner
+    let (present, found, knowing, since): (i64, String, i64, i64) = inner
         .run(
             &inner.scripts.heartbeat,
-            &[&k.replicas(), &k.epoch(), &k.known(), &k.reads_per_bid()],
+            &[
+                &k.replicas(),
+                &k.epoch(),
+                &k.known(),
+                &k.reads_per_bid(),
+                &k.all_read_per_bid_since(),
+            ],
             &[
                 inner.opts.replica.clone(),
                 now.to_string(),
@@ -395,7 +401,12 @@ async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), Stri
             }
         }
     }
-    let all_per_bid = all_per_bid == 1;
+    // After a silence longer than `dead_after`, the others were dropped
+    // and may not have come back yet: one more heartbeat first.
+    let before = inner.last_beat_ms.swap(now, Ordering::Relaxed);
+    let seen_all = before != i64::MIN && now.saturating_sub(before) <= inner.opts.dead_after_ms;
+    let all_per_bid =
+        seen_all && since >= 0 && now.saturating_sub(since) >= inner.opts.per_bid_after_ms;
     if inner.all_read_per_bid.swap(all_per_bid, Ordering::Relaxed) != all_per_bid {
         tracing::info!(
             all_read_per_bid = all_per_bid,
@@ -662,7 +673,7 @@ pub(crate) async fn run(
             let reset: Result<i64, String> = inner
                 .run(
                     &inner.scripts.reset,
-                    &[&k.replicas()],
+                    &[&k.replicas(), &k.reads_per_bid()],
                     &[
                         inner.opts.replica.clone(),
                         clock_ms.to_string(),

@@ -1,10 +1,12 @@
 //! Which replicas read `per-bid` signed URLs, as heartbeats tell each
 //! other through a real `redis-server`: `--url-signatures auto` writes
-//! them only while every replica sharing Redis does. A replica of an
-//! earlier version says nothing at its heartbeat; it is simulated here by
-//! what its heartbeat writes (its time in `replicas`, nothing else).
+//! them only once every replica sharing Redis has said so at each
+//! heartbeat for `per_bid_after_ms`. A replica of an earlier version says
+//! nothing at its heartbeat; it is simulated here by what its heartbeat
+//! writes (its time in `replicas`, nothing else).
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,13 +23,19 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// How long the replicas here must all have read per-bid URLs.
+const SOAK: i64 = 1_000;
+
 fn replica(server: &RedisServer, name: &str, clock: Arc<ManualClock>) -> shared::RedisLedger {
     let mut opts = shared::Options::new(name, clock);
     opts.synchronous = true;
     opts.heartbeat_ms = 50;
+    opts.per_bid_after_ms = SOAK;
     opts.may_initialise = true;
     let info = shared::connection_info(&server.url(), None, None).unwrap();
-    shared::RedisLedger::connect(info, opts).expect("connects")
+    let l = shared::RedisLedger::connect(info, opts).expect("connects");
+    l.replayed();
+    l
 }
 
 fn wait_for(l: &shared::RedisLedger, all_read: bool, what: &str) {
@@ -35,6 +43,18 @@ fn wait_for(l: &shared::RedisLedger, all_read: bool, what: &str) {
     let t = Instant::now();
     while flag.load(Ordering::Relaxed) != all_read {
         assert!(t.elapsed() < Duration::from_secs(10), "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The flag keeps `value` over a few heartbeats.
+fn stays(l: &shared::RedisLedger, value: bool, what: &str) {
+    for _ in 0..40 {
+        assert_eq!(
+            l.all_read_per_bid().load(Ordering::Relaxed),
+            value,
+            "{what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -47,33 +67,79 @@ fn earlier_version_beats(server: &RedisServer, name: &str, at_ms: i64) {
 }
 
 #[test]
-fn per_bid_is_written_only_while_every_replica_reads_it() {
+fn per_bid_is_written_only_once_every_replica_has_read_it_for_a_while() {
     let dir = tmp("fleet");
     let server = RedisServer::start(&dir.join("redis")).unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp(NOON)));
     let a = replica(&server, "a", clock.clone());
-    a.replayed();
-    wait_for(&a, true, "alone, a replica reads what it writes");
+    stays(&a, false, "alone, but not for long enough yet");
+    clock.set(Timestamp(NOON + SOAK));
+    wait_for(&a, true, "alone for long enough");
 
     // A replica of an earlier version joins (a rolling deploy from it).
-    earlier_version_beats(&server, "old", NOON);
+    earlier_version_beats(&server, "old", NOON + SOAK);
     wait_for(&a, false, "an earlier version reads only per-url");
 
-    // It stops; once the others count it gone, its URLs' readers are all
-    // of this version.
+    // It stops. Once the others count it gone, the count starts again.
     clock.set(Timestamp(NOON + 20_000));
-    wait_for(&a, true, "the earlier version is gone");
+    stays(
+        &a,
+        false,
+        "the count starts again when the earlier version is gone",
+    );
+    clock.set(Timestamp(NOON + 20_000 + SOAK));
+    wait_for(&a, true, "all have read per-bid for long enough again");
 
-    // Another replica of this version joins: still all.
+    // Another replica of this version starts: the count goes on.
     let b = replica(&server, "b", clock.clone());
-    b.replayed();
-    wait_for(&b, true, "both read per-bid");
-    assert!(a.all_read_per_bid().load(Ordering::Relaxed));
+    stays(&a, true, "a start does not end the count");
+    wait_for(&b, true, "the newcomer finds the fleet's count");
 
     // `b` is rolled back to an earlier version under the same name: its
     // heartbeats move its time on, and what it said before no longer
     // counts.
     drop(b);
-    earlier_version_beats(&server, "b", NOON + 20_001);
+    earlier_version_beats(&server, "b", NOON + 20_000 + SOAK + 1);
     wait_for(&a, false, "a rollback under the same name");
+}
+
+/// A replica of an earlier version whose clock is behind by more than the
+/// time after which a replica counts as gone: each heartbeat of the new
+/// one drops it, and its own puts it back. It still counts.
+#[test]
+fn a_replica_whose_clock_is_behind_still_counts() {
+    let dir = tmp("skew");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(NOON + 40_000)));
+    let a = replica(&server, "a", clock.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let beating = {
+        let (stop, clock, url) = (stop.clone(), clock.clone(), server.url());
+        std::thread::spawn(move || {
+            let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let mut behind = NOON;
+            while !stop.load(Ordering::Relaxed) {
+                // 40 s behind `a`, whose clock runs on too.
+                let _: i64 = redis::cmd("ZADD")
+                    .arg("bidder:replicas")
+                    .arg(behind)
+                    .arg("old")
+                    .query(&mut conn)
+                    .unwrap();
+                behind += 100;
+                clock.advance_millis(100);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    // Three seconds: `a`'s clock moves 15 s, fifteen times its count.
+    for _ in 0..300 {
+        assert!(
+            !a.all_read_per_bid().load(Ordering::Relaxed),
+            "a replica behind by more than the timeout was taken for gone"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    beating.join().unwrap();
 }

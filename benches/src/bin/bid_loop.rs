@@ -5,7 +5,7 @@
 //!
 //! `bid-loop banner|video|parse|parse-serde N [per-bid|per-url]`: `per-bid`
 //! signs URLs with `--url-signatures per-bid` (what `auto`, the bidder's
-//! default, writes alone); without it, per URL, as builds of this loop
+//! default, writes after its soak); without it, per URL, as builds of this loop
 //! before that default read no third argument (`benches/native.sh` runs
 //! old and new builds with the same arguments);
 //! `parse-serde` parses through serde's derive, the reader's reference. The
