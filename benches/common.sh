@@ -3,9 +3,9 @@
 # to count.
 
 # Bidders started here sign URLs as `--url-signatures auto` does after its
-# soak (per bid): the steady state, not a process's first hour. Builds
-# before that default ignore the variable and sign per URL. Set it to
-# measure the first hour (3600).
+# soak (per bid, from their first upkeep, a second in): the steady state,
+# not a process's first hour. Builds before that default ignore the
+# variable and sign per URL. Set it to measure the first hour (3600).
 export BIDDER_URL_SIGNATURES_SOAK_SECS=${BIDDER_URL_SIGNATURES_SOAK_SECS:-0}
 
 pids=()

@@ -1180,6 +1180,11 @@ fn auto_signs_per_url_while_an_earlier_version_shares_redis() {
         })
     };
     runtime.block_on(wait_healthy(r.admin));
+    // Past the soak (1 s) and then some: the earlier version still counts.
+    for _ in 0..25 {
+        assert_eq!(gauge(), "bidder_url_signatures_per_bid 0");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let before = bid_and_win("u-auto-1");
     assert!(signed_per_url(&before, "win"), "{before}");
     assert_eq!(gauge(), "bidder_url_signatures_per_bid 0");

@@ -49,8 +49,9 @@ pub struct Options {
     pub heartbeat_ms: i64,
     /// A replica silent this long has its leases reclaimed.
     pub dead_after_ms: i64,
-    /// How long every replica must have said at each heartbeat that it
-    /// reads `per-bid` URLs before [`RedisLedger::all_read_per_bid`] holds:
+    /// How long (on Redis's clock) every replica must have said at each
+    /// heartbeat that it reads `per-bid` URLs before
+    /// [`RedisLedger::all_read_per_bid`] holds:
     /// a rollback within it (to a build that reads only `per-url`) finds no
     /// `per-bid` URL it would refuse, and a replica whose heartbeats only
     /// some of the others see (clocks apart by more than `dead_after_ms`)
@@ -306,8 +307,9 @@ pub(crate) struct Inner {
     pub quiet_beats: std::sync::atomic::AtomicU32,
     /// Every replica sharing this Redis has said at each of its heartbeats
     /// for `per_bid_after_ms` that it reads `per-bid` signed URLs, as of
-    /// this replica's last heartbeat, which came within `dead_after_ms` of
-    /// the one before (false until then).
+    /// this replica's last heartbeat, which went through within
+    /// `dead_after_ms` of the one before (false until then, and from a
+    /// heartbeat that failed).
     pub all_read_per_bid: Arc<AtomicBool>,
     /// This replica's clock at its last heartbeat that went through.
     pub last_beat_ms: AtomicI64,
@@ -410,10 +412,10 @@ impl RedisLedger {
     /// Whether every replica sharing this Redis (under this prefix) has
     /// read `per-bid` signed URLs for [`Options::per_bid_after_ms`]: set at
     /// each heartbeat; false until then, again as soon as a replica there
-    /// does not say so (an earlier version says nothing), and after this
-    /// replica's own heartbeats stopped for `dead_after_ms` (it could not
-    /// see who came meanwhile) until the next one. What `--url-signatures
-    /// auto` writes by.
+    /// does not say so (an earlier version says nothing), from a heartbeat
+    /// of this replica that failed (it cannot see who comes meanwhile),
+    /// and after a gap of more than `dead_after_ms` between its heartbeats
+    /// until the next one. What `--url-signatures auto` writes by.
     pub fn all_read_per_bid(&self) -> Arc<AtomicBool> {
         self.inner.all_read_per_bid.clone()
     }

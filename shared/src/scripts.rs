@@ -15,9 +15,9 @@
 //! - `P reads-per-bid`: replica → its last heartbeat (ms) that said it reads
 //!   `per-bid` signed URLs (a heartbeat of an earlier version says nothing,
 //!   so its time in `replicas` moves past this one);
-//! - `P all-read-per-bid-since`: the first heartbeat (ms, of the replica
-//!   that wrote it) since which every listed replica said so at every
-//!   heartbeat; deleted by the first that finds one that did not;
+//! - `P all-read-per-bid-since`: since when (ms, Redis's clock) every
+//!   listed replica has said so at every heartbeat; deleted by the first
+//!   heartbeat that finds one that did not;
 //! - `P b:BID`: a charge: `c REPLICA DEADLINE BILLED` while its record is
 //!   written, `d` once durable; until the bid's notices expire;
 //! - `P charged`: a stream of charged bids, so the replica that held one
@@ -335,9 +335,10 @@ return 1
 /// than `dead_after`. KEYS: replicas, epoch, `known` (replica → the epoch
 /// it knows), `reads-per-bid`, `all-read-per-bid-since`. ARGV: replica,
 /// now, dead_after_ms, prefix, the epoch this replica knows or ''. Returns
-/// `{was_present, epoch or '', replicas that know an epoch, since when
-/// every listed replica has said at each heartbeat that it reads per-bid
-/// URLs, or -1}`.
+/// `{was_present, epoch or '', replicas that know an epoch, for how long
+/// (ms) every listed replica has said at each heartbeat that it reads
+/// per-bid URLs, or -1}`: counted on Redis's clock (`TIME`), which every
+/// replica's heartbeat reads alike.
 ///
 /// A replica reads `per-bid` when its time in `reads-per-bid` is its time in
 /// `replicas`: both are written here (and at start), in one step. A replica
@@ -361,10 +362,12 @@ for i = 1, #listed, 2 do
     break
   end
 end
-local since = -1
+local all_for = -1
 if all then
-  redis.call('SETNX', KEYS[5], s(now))
-  since = n(redis.call('GET', KEYS[5]))
+  local t = redis.call('TIME')
+  local at = n(t[1]) * 1000 + math.floor(n(t[2]) / 1000)
+  redis.call('SETNX', KEYS[5], s(at))
+  all_for = at - n(redis.call('GET', KEYS[5]))
 else
   redis.call('DEL', KEYS[5])
 end
@@ -377,7 +380,7 @@ for _, r in ipairs(dead) do
 end
 local ep = redis.call('GET', KEYS[2])
 if present then present = 1 else present = 0 end
-return {present, ep or '', redis.call('HLEN', KEYS[3]), since}
+return {present, ep or '', redis.call('HLEN', KEYS[3]), all_for}
 "#;
 
 /// A replica starting: the leases of its previous run go back (its holds

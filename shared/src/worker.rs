@@ -367,7 +367,7 @@ fn give_back(inner: &Inner, all: bool) {
 async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), String> {
     let k = &inner.keys;
     let now = inner.now().as_millis();
-    let (present, found, knowing, since): (i64, String, i64, i64) = inner
+    let beat: Result<(i64, String, i64, i64), String> = inner
         .run(
             &inner.scripts.heartbeat,
             &[
@@ -385,7 +385,17 @@ async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), Stri
                 epoch.clone().unwrap_or_default(),
             ],
         )
-        .await?;
+        .await;
+    let (present, found, knowing, all_read_for) = match beat {
+        Ok(b) => b,
+        Err(e) => {
+            // Cut off, this replica cannot see who joins: per-url until a
+            // heartbeat goes through again, and one more after that.
+            inner.last_beat_ms.store(i64::MIN, Ordering::Relaxed);
+            all_read_per_bid(inner, false);
+            return Err(e);
+        }
+    };
     if present == 0
         && inner
             .leases
@@ -405,19 +415,29 @@ async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), Stri
     // and may not have come back yet: one more heartbeat first.
     let before = inner.last_beat_ms.swap(now, Ordering::Relaxed);
     let seen_all = before != i64::MIN && now.saturating_sub(before) <= inner.opts.dead_after_ms;
-    let all_per_bid =
-        seen_all && since >= 0 && now.saturating_sub(since) >= inner.opts.per_bid_after_ms;
-    if inner.all_read_per_bid.swap(all_per_bid, Ordering::Relaxed) != all_per_bid {
-        tracing::info!(
-            all_read_per_bid = all_per_bid,
-            "replicas sharing Redis that read per-bid signed URLs: {}",
-            if all_per_bid { "all" } else { "not all" }
-        );
-    }
+    all_read_per_bid(
+        inner,
+        seen_all && all_read_for >= 0 && all_read_for >= inner.opts.per_bid_after_ms,
+    );
     // Fresh only now: bids waiting for Redis must not spend the leases
     // just found reclaimed.
     inner.health.beat();
     check_epoch(inner, epoch, found, knowing).await
+}
+
+/// Sets [`Inner::all_read_per_bid`], saying when it changes.
+fn all_read_per_bid(inner: &Inner, all: bool) {
+    if inner.all_read_per_bid.swap(all, Ordering::Relaxed) != all {
+        tracing::info!(
+            all_read_per_bid = all,
+            "URLs are signed {} from now on",
+            if all {
+                "per bid: every replica has read them for the soak"
+            } else {
+                "per URL: not every replica has read per-bid URLs for the soak"
+            }
+        );
+    }
 }
 
 async fn check_epoch(
