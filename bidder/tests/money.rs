@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bidder::Settings;
-use common::{banner_request, get, post, shop_yaml, ts, Reply, Server};
+use common::{banner_request, get, post, shop_yaml, signed_per_url, ts, Reply, Server};
 use config::{Date, Micros};
 use ledger::{SpendKey, Spent};
 use serde_json::{json, Value};
@@ -1232,21 +1232,6 @@ fn a_zero_price_is_no_reason_to_charge_nothing() {
         "charged once, at the bid price: the zero could not be the price"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Whether a notice URL's signature is the first 128 bits of
-/// HMAC-SHA256(secret, signed text ‖ `\n` ‖ kind): `per-url`, what every
-/// build checks.
-fn signed_per_url(url: &str, secret: &str, kind: &str) -> bool {
-    use hmac::{KeyInit, Mac};
-    let query = url.split_once('?').expect("a query").1;
-    let (signed, rest) = query.split_once("&s=").expect("a signature");
-    let sig = rest.split_once('&').map_or(rest, |(s, _)| s);
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(signed.as_bytes());
-    mac.update(b"\n");
-    mac.update(kind.as_bytes());
-    hex::encode(&mac.finalize().into_bytes()[..16]) == sig
 }
 
 /// Alone, `--url-signatures auto` (the default) signs per URL for the soak

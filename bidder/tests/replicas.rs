@@ -1103,21 +1103,6 @@ fn a_held_list_batch_survives_a_restart() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// Whether a notice URL's signature is the `per-url` one: the first 128
-/// bits of HMAC-SHA256(secret, signed text ‖ `\n` ‖ kind), which every
-/// earlier version checks.
-fn signed_per_url(url: &str, kind: &str) -> bool {
-    use hmac::{KeyInit, Mac};
-    let query = url.split_once('?').expect("a query").1;
-    let (signed, rest) = query.split_once("&s=").expect("a signature");
-    let sig = rest.split_once('&').map_or(rest, |(s, _)| s);
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(signed.as_bytes());
-    mac.update(b"\n");
-    mac.update(kind.as_bytes());
-    hex::encode(&mac.finalize().into_bytes()[..16]) == sig
-}
-
 /// `--url-signatures auto` (the default) with a replica of an earlier
 /// version sharing Redis, as in a rolling deploy from it: notice URLs are
 /// signed per URL, which it reads, until it has been gone for the soak
@@ -1186,7 +1171,7 @@ fn auto_signs_per_url_while_an_earlier_version_shares_redis() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let before = bid_and_win("u-auto-1");
-    assert!(signed_per_url(&before, "win"), "{before}");
+    assert!(common::signed_per_url(&before, SECRET, "win"), "{before}");
     assert_eq!(gauge(), "bidder_url_signatures_per_bid 0");
 
     // The earlier version is gone (the others no longer list it).
@@ -1199,5 +1184,5 @@ fn auto_signs_per_url_while_an_earlier_version_shares_redis() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let after = bid_and_win("u-auto-2");
-    assert!(!signed_per_url(&after, "win"), "{after}");
+    assert!(!common::signed_per_url(&after, SECRET, "win"), "{after}");
 }

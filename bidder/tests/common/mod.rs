@@ -657,3 +657,18 @@ pub fn tents_day(s: &Server) {
     );
     s.flush_events();
 }
+
+/// Whether a notice URL's signature is the first 128 bits of
+/// HMAC-SHA256(secret, signed text ‖ `\n` ‖ kind): `per-url`, what every
+/// build checks.
+pub fn signed_per_url(url: &str, secret: &str, kind: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let query = url.split_once('?').expect("a query").1;
+    let (signed, rest) = query.split_once("&s=").expect("a signature");
+    let sig = rest.split_once('&').map_or(rest, |(s, _)| s);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signed.as_bytes());
+    mac.update(b"\n");
+    mac.update(kind.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16]) == sig
+}
