@@ -1253,24 +1253,23 @@ fn alone_auto_signs_per_url_for_the_soak_then_per_bid() {
         settings,
     );
     let body = banner_request().to_string();
-    s.app.expire_reservations();
-    let early = only_bid(&s.bid(&body));
+    // A bid `ms` later, after the upkeep that would switch.
+    let bid_after = |ms: i64| {
+        s.clock.advance_millis(ms);
+        s.app.expire_reservations();
+        only_bid(&s.bid(&body))
+    };
+    let early = bid_after(0);
     assert!(
         signed_per_url(&url(&early, "nurl"), SECRET, "win"),
         "{early}"
     );
-
-    s.clock.advance_millis(59_999);
-    s.app.expire_reservations();
-    let before = only_bid(&s.bid(&body));
+    let before = bid_after(59_999);
     assert!(
         signed_per_url(&url(&before, "nurl"), SECRET, "win"),
         "{before}"
     );
-
-    s.clock.advance_millis(1);
-    s.app.expire_reservations();
-    let after = only_bid(&s.bid(&body));
+    let after = bid_after(1);
     assert!(
         !signed_per_url(&url(&after, "nurl"), SECRET, "win"),
         "{after}"
