@@ -407,6 +407,11 @@ impl App {
         let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::new(settings.ledger.clone()));
         let started_ms = clock.now().as_millis();
         let alone_per_bid = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut signer = match &settings_secret {
+            Some(secret) => crate::notice::Signer::writing(secret.as_bytes(), url_signatures),
+            None => crate::notice::Signer::writing(&rand::random::<[u8; 32]>(), url_signatures),
+        };
+        signer.follow(alone_per_bid.clone());
         App {
             snapshot: ArcSwapOption::empty(),
             audiences: Arc::new(audiences),
@@ -416,18 +421,7 @@ impl App {
             config_dir,
             settings,
             metrics: metrics::install(),
-            signer: {
-                let mut signer = match &settings_secret {
-                    Some(secret) => {
-                        crate::notice::Signer::writing(secret.as_bytes(), url_signatures)
-                    }
-                    None => {
-                        crate::notice::Signer::writing(&rand::random::<[u8; 32]>(), url_signatures)
-                    }
-                };
-                signer.follow(alone_per_bid.clone());
-                signer
-            },
+            signer,
             alone_per_bid,
             price_log: metrics::Throttle::new(Duration::from_secs(10)),
             tracked,
