@@ -128,8 +128,8 @@ pub enum UrlSignatures {
     PerUrl,
     /// One SipHash of the bid id per bid keys a SipHash per URL.
     PerBid,
-    /// `per-bid` where every replica that may read the URLs reads it,
-    /// `per-url` otherwise ([`Signer::follow`]).
+    /// `per-url`, then `per-bid` once every reader has read both for the
+    /// soak (`--url-signatures-soak-secs`; [`Signer::follow`]).
     #[default]
     Auto,
 }
