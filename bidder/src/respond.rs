@@ -13,6 +13,9 @@ use crate::select::{Choice, ChoiceKind};
 use crate::snapshot::Snapshot;
 use creatives::push_json_str;
 
+/// `AdSystem` of our VAST.
+pub(crate) const AD_SYSTEM: &str = "bidder";
+
 /// OpenRTB `mtype`: what the markup is.
 const MTYPE_BANNER: i32 = 1;
 const MTYPE_VIDEO: i32 = 2;
@@ -208,32 +211,58 @@ impl Answer<'_> {
             config::CreativeKind::Audio { media, .. } => (media, MTYPE_AUDIO),
             config::CreativeKind::Display { .. } | config::CreativeKind::Native(_) => return,
         };
-        let renditions: Vec<&config::MediaFile> =
-            fit.renditions.iter().map(|&i| &media[i]).collect();
         let impression_url = track.impression();
         let click = track.click_beacon();
         let event = |name: &str, out: &mut String| track.vast_event_into(name, out);
+        // Audio has no video click; its companion carries the click.
+        let click_tracking_url = (mtype == MTYPE_VIDEO).then_some(click.as_str());
         out.push_str(",\"adm\":");
-        creatives::vast_json(
-            &creatives::Vast {
-                version,
-                ad_id: bid_id,
-                ad_system: "bidder",
-                ad_title: &creative.id,
-                creative,
-                media: &renditions,
-                impression_url: &impression_url,
-                tracking: creatives::EventUrls(&event),
-                // Audio has no video click; its companion carries the click.
-                click_tracking_url: (mtype == MTYPE_VIDEO).then_some(click.as_str()),
-                companion: companion.map(|c| creatives::Companion {
-                    creative: &adv.creatives[c],
-                    required: creative.companion_required,
-                    click_tracking_url: Some(&click),
-                }),
-            },
-            out,
-        );
+        let templates = self.snap.creative_json[item.advertiser][choice.creative]
+            .vast
+            .as_ref()
+            .and_then(|t| t.get(version, companion));
+        match templates {
+            Some((template, companion_part)) => template.write_json(
+                &creatives::VastBid {
+                    ad_id: bid_id,
+                    impression_url: &impression_url,
+                    tracking: creatives::EventUrls(&event),
+                    click_tracking_url,
+                    renditions: &fit.renditions,
+                    companion: companion_part.map(|c| (c, Some(click.as_str()))),
+                },
+                out,
+            ),
+            // Every video and audio creative of the snapshot has its
+            // templates, and each companion it lists: this writes the same
+            // document, only slower, should one be missing.
+            None => {
+                let renditions: Vec<&config::MediaFile> = fit
+                    .renditions
+                    .iter()
+                    .filter_map(|&i| media.get(i))
+                    .collect();
+                creatives::vast_json(
+                    &creatives::Vast {
+                        version,
+                        ad_id: bid_id,
+                        ad_system: AD_SYSTEM,
+                        ad_title: &creative.id,
+                        creative,
+                        media: &renditions,
+                        impression_url: &impression_url,
+                        tracking: creatives::EventUrls(&event),
+                        click_tracking_url,
+                        companion: companion.map(|c| creatives::Companion {
+                            creative: &adv.creatives[c],
+                            required: creative.companion_required,
+                            click_tracking_url: Some(&click),
+                        }),
+                    },
+                    out,
+                )
+            }
+        }
         out.push_str(",\"mtype\":");
         push_int(out, mtype);
         out.push_str(",\"dur\":");
@@ -241,7 +270,7 @@ impl Answer<'_> {
         out.push_str(",\"protocol\":");
         push_int(out, version.protocol());
         if mtype == MTYPE_VIDEO {
-            if let Some(m) = renditions.first() {
+            if let Some(m) = fit.renditions.first().and_then(|&i| media.get(i)) {
                 if let (Some(w), Some(h)) = (m.width, m.height) {
                     out.push_str(",\"w\":");
                     push_int(out, w);

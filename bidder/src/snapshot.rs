@@ -518,6 +518,77 @@ pub struct CreativeJson {
     /// Every URL the creative's markup loads or links to is https: it may
     /// serve on secure pages.
     pub https: bool,
+    /// A video or audio creative's VAST, written once (see
+    /// [`creatives::VastTemplate`]).
+    pub vast: Option<Box<AvTemplates>>,
+}
+
+/// A video or audio creative's VAST documents, one per version, and its
+/// companions' parts: what a bid with VAST copies rather than writes.
+#[derive(Debug)]
+pub struct AvTemplates {
+    /// By `VastVersion as usize` (oldest first).
+    by_version: Vec<creatives::VastTemplate>,
+    /// Each companion the creative lists, by its index among the
+    /// advertiser's creatives (as the auction names it), with its parts
+    /// by version.
+    companions: Vec<(usize, Vec<creatives::CompanionTemplate>)>,
+}
+
+impl AvTemplates {
+    fn new(adv: &config::Advertiser, c: &config::Creative) -> Option<Box<AvTemplates>> {
+        use creatives::{CompanionTemplate, VastTemplate, VastVersion};
+        if !matches!(
+            c.kind,
+            config::CreativeKind::Video { .. } | config::CreativeKind::Audio { .. }
+        ) {
+            return None;
+        }
+        let by_version = VastVersion::ALL
+            .iter()
+            .map(|&v| VastTemplate::new(v, crate::respond::AD_SYSTEM, &c.id, c))
+            .collect();
+        // Resolved as the auction resolves them (`checks::fit_av`): the
+        // first creative by that id.
+        let companions = c
+            .companions
+            .iter()
+            .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
+            .map(|i| {
+                let parts = VastVersion::ALL
+                    .iter()
+                    .map(|&v| CompanionTemplate::new(v, &adv.creatives[i], c.companion_required))
+                    .collect();
+                (i, parts)
+            })
+            .collect();
+        Some(Box::new(AvTemplates {
+            by_version,
+            companions,
+        }))
+    }
+
+    /// The document at `version`, and the part of `companion` (an index
+    /// among the advertiser's creatives) when there is one: `None` when
+    /// either is missing.
+    pub(crate) fn get(
+        &self,
+        version: creatives::VastVersion,
+        companion: Option<usize>,
+    ) -> Option<(
+        &creatives::VastTemplate,
+        Option<&creatives::CompanionTemplate>,
+    )> {
+        let at = version as usize;
+        let main = self.by_version.get(at)?;
+        match companion {
+            None => Some((main, None)),
+            Some(i) => {
+                let (_, parts) = self.companions.iter().find(|(c, _)| *c == i)?;
+                Some((main, Some(parts.get(at)?)))
+            }
+        }
+    }
 }
 
 impl CreativeJson {
@@ -533,6 +604,7 @@ impl CreativeJson {
             members: m,
             notice_id: notice::encode(&c.id),
             https: creative_urls(c).all(is_https),
+            vast: AvTemplates::new(adv, c),
         }
     }
 }
@@ -589,6 +661,89 @@ impl Iterator for Candidates<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every video and audio creative of the example configs has its VAST
+    /// templates, for every version and every companion it lists, and each
+    /// writes what the writer writes with the values a bid passes
+    /// (`respond::Answer::write_av`): the same `AdSystem`, title and
+    /// `required`, the companion the auction names by its index.
+    #[test]
+    fn av_templates_write_the_bidders_documents() {
+        use creatives::{Companion, EventUrls, Vast, VastBid, VastVersion};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut seen = 0;
+        for dir in ["testdata/config/video", "testdata/config/spec-example"] {
+            let config = config::load_dir(&root.join(dir)).expect("example config loads");
+            for adv in &config.advertisers {
+                for c in &adv.creatives {
+                    let media = match &c.kind {
+                        config::CreativeKind::Video { media, .. }
+                        | config::CreativeKind::Audio { media, .. } => media,
+                        _ => {
+                            assert!(AvTemplates::new(adv, c).is_none(), "{}", c.id);
+                            continue;
+                        }
+                    };
+                    let templates = AvTemplates::new(adv, c).expect("video or audio");
+                    let listed: Vec<usize> = c
+                        .companions
+                        .iter()
+                        .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
+                        .collect();
+                    let event = |e: &str, out: &mut String| {
+                        out.push_str("https://b.example/e?ev=");
+                        out.push_str(e);
+                    };
+                    let last = [media.len().saturating_sub(1)];
+                    for version in VastVersion::ALL {
+                        for companion in
+                            std::iter::once(None).chain(listed.iter().map(|&i| Some(i)))
+                        {
+                            let (main, part) = templates.get(version, companion).expect("made");
+                            let mut filled = String::new();
+                            main.write_json(
+                                &VastBid {
+                                    ad_id: "b1",
+                                    impression_url: "https://b.example/i",
+                                    tracking: EventUrls(&event),
+                                    click_tracking_url: Some("https://b.example/c"),
+                                    renditions: &last,
+                                    companion: part.map(|p| (p, Some("https://b.example/cc"))),
+                                },
+                                &mut filled,
+                            );
+                            let files: Vec<&config::MediaFile> =
+                                media.iter().skip(last[0]).collect();
+                            let mut written = String::new();
+                            creatives::vast_json(
+                                &Vast {
+                                    version,
+                                    ad_id: "b1",
+                                    ad_system: crate::respond::AD_SYSTEM,
+                                    ad_title: &c.id,
+                                    creative: c,
+                                    media: &files,
+                                    impression_url: "https://b.example/i",
+                                    tracking: EventUrls(&event),
+                                    click_tracking_url: Some("https://b.example/c"),
+                                    companion: companion.map(|i| Companion {
+                                        creative: &adv.creatives[i],
+                                        required: c.companion_required,
+                                        click_tracking_url: Some("https://b.example/cc"),
+                                    }),
+                                },
+                                &mut written,
+                            );
+                            assert_eq!(filled, written, "{} {version} {companion:?}", c.id);
+                            seen += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // The video example (a creative with a companion) and the spec's.
+        assert!(seen >= 10, "{seen}");
+    }
 
     #[test]
     fn candidates_merge_without_duplicates() {

@@ -1,12 +1,16 @@
 //! `vast_xml` for a 15 s video with two renditions and a 300x250 companion,
-//! at VAST 4.2, and `vast_json` (the same document written into a JSON
-//! string, as a bid response carries it). Run: `cargo bench -p creatives
+//! at VAST 4.2, `vast_json` (the same document written into a JSON string,
+//! as a bid response carries it), and the same JSON from the creative's
+//! `VastTemplate`, as the bidder writes it. Run: `cargo bench -p creatives
 //! --bench vast`.
 
 use std::hint::black_box;
 
 use config::{Creative, CreativeKind, MediaFile};
-use creatives::{vast_json, vast_xml, Companion, EventUrls, Vast, VastVersion};
+use creatives::{
+    vast_json, vast_xml, Companion, CompanionTemplate, EventUrls, Vast, VastBid, VastTemplate,
+    VastVersion,
+};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn bench(c: &mut Criterion) {
@@ -82,6 +86,23 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             vast_json(black_box(&vast), &mut out);
+            black_box(out.len())
+        })
+    });
+    let template = VastTemplate::new(vast.version, vast.ad_system, vast.ad_title, &video);
+    let side = CompanionTemplate::new(vast.version, &banner, true);
+    let bid_values = VastBid {
+        ad_id: bid,
+        impression_url: &impression,
+        tracking: vast.tracking,
+        click_tracking_url: Some(&click),
+        renditions: &[0, 1],
+        companion: Some((&side, Some(&companion_click))),
+    };
+    c.bench_function("vast_template/video+companion/4.2", |b| {
+        b.iter(|| {
+            out.clear();
+            template.write_json(black_box(&bid_values), &mut out);
             black_box(out.len())
         })
     });
