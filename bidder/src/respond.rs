@@ -220,7 +220,7 @@ impl Answer<'_> {
         let templates = self.snap.creative_json[item.advertiser][choice.creative]
             .vast
             .as_ref()
-            .and_then(|t| t.get(version, companion));
+            .and_then(|t| t.get(adv, creative, version, companion));
         match templates {
             Some((template, companion_part)) => template.write_json(
                 &creatives::VastBid {

@@ -5,6 +5,7 @@
 //! so a request sees one config from start to end.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use config::{Budget, ChargeOn, Config, Device, Flight, FrequencyCap, Media, Micros, Timestamp};
 
@@ -524,70 +525,74 @@ pub struct CreativeJson {
 }
 
 /// A video or audio creative's VAST documents, one per version, and its
-/// companions' parts: what a bid with VAST copies rather than writes.
-#[derive(Debug)]
+/// companions' parts: what a bid with VAST copies rather than writes. Each
+/// is written the first time a bid needs it: most exchanges' players take
+/// one or two of the five versions, and a document is a kilobyte or more,
+/// of which a config of thousands of video creatives would otherwise hold
+/// five each.
+#[derive(Debug, Default)]
 pub struct AvTemplates {
-    /// By `VastVersion as usize` (oldest first).
-    by_version: Vec<creatives::VastTemplate>,
+    /// In the order of `VastVersion::ALL`.
+    by_version: [OnceLock<creatives::VastTemplate>; VERSIONS],
     /// Each companion the creative lists, by its index among the
     /// advertiser's creatives (as the auction names it), with its parts
     /// by version.
-    companions: Vec<(usize, Vec<creatives::CompanionTemplate>)>,
+    companions: Vec<(usize, [OnceLock<creatives::CompanionTemplate>; VERSIONS])>,
 }
+
+const VERSIONS: usize = creatives::VastVersion::ALL.len();
 
 impl AvTemplates {
     fn new(adv: &config::Advertiser, c: &config::Creative) -> Option<Box<AvTemplates>> {
-        use creatives::{CompanionTemplate, VastTemplate, VastVersion};
         if !matches!(
             c.kind,
             config::CreativeKind::Video { .. } | config::CreativeKind::Audio { .. }
         ) {
             return None;
         }
-        let by_version = VastVersion::ALL
-            .iter()
-            .map(|&v| VastTemplate::new(v, crate::respond::AD_SYSTEM, &c.id, c))
-            .collect();
         // Resolved as the auction resolves them (`checks::fit_av`): the
         // first creative by that id.
         let companions = c
             .companions
             .iter()
             .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
-            .map(|i| {
-                let parts = VastVersion::ALL
-                    .iter()
-                    .map(|&v| CompanionTemplate::new(v, &adv.creatives[i], c.companion_required))
-                    .collect();
-                (i, parts)
-            })
+            .map(|i| (i, Default::default()))
             .collect();
         Some(Box::new(AvTemplates {
-            by_version,
+            by_version: Default::default(),
             companions,
         }))
     }
 
-    /// The document at `version`, and the part of `companion` (an index
-    /// among the advertiser's creatives) when there is one: `None` when
-    /// either is missing.
-    pub(crate) fn get(
-        &self,
+    /// The document of `creative` (the one these are of, among `adv`'s) at
+    /// `version`, and the part of `companion` (an index among `adv`'s
+    /// creatives) when there is one: `None` when the creative does not
+    /// list that companion.
+    pub(crate) fn get<'s>(
+        &'s self,
+        adv: &config::Advertiser,
+        creative: &config::Creative,
         version: creatives::VastVersion,
         companion: Option<usize>,
     ) -> Option<(
-        &creatives::VastTemplate,
-        Option<&creatives::CompanionTemplate>,
+        &'s creatives::VastTemplate,
+        Option<&'s creatives::CompanionTemplate>,
     )> {
-        let at = version as usize;
-        let main = self.by_version.get(at)?;
-        match companion {
-            None => Some((main, None)),
-            Some(i) => {
-                let (_, parts) = self.companions.iter().find(|(c, _)| *c == i)?;
-                Some((main, Some(parts.get(at)?)))
-            }
-        }
+        let at = creatives::VastVersion::ALL
+            .iter()
+            .position(|&v| v == version)?;
+        let main = self.by_version.get(at)?.get_or_init(|| {
+            creatives::VastTemplate::new(version, crate::respond::AD_SYSTEM, &creative.id, creative)
+        });
+        let Some(i) = companion else {
+            return Some((main, None));
+        };
+        let (_, parts) = self.companions.iter().find(|(c, _)| *c == i)?;
+        let side = adv.creatives.get(i)?;
+        let part = parts.get(at)?.get_or_init(|| {
+            creatives::CompanionTemplate::new(version, side, creative.companion_required)
+        });
+        Some((main, Some(part)))
     }
 }
 
@@ -666,40 +671,48 @@ mod tests {
     /// templates, for every version and every companion it lists, and each
     /// writes what the writer writes with the values a bid passes
     /// (`respond::Answer::write_av`): the same `AdSystem`, title and
-    /// `required`, the companion the auction names by its index.
+    /// `required` (each creative also as if it had the other `required`:
+    /// no example sets it), the companion the auction names by its index,
+    /// the renditions picked by index.
     #[test]
     fn av_templates_write_the_bidders_documents() {
         use creatives::{Companion, EventUrls, Vast, VastBid, VastVersion};
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let event = |e: &str, out: &mut String| {
+            out.push_str("https://b.example/e?ev=");
+            out.push_str(e);
+        };
         let mut seen = 0;
         for dir in ["testdata/config/video", "testdata/config/spec-example"] {
             let config = config::load_dir(&root.join(dir)).expect("example config loads");
             for adv in &config.advertisers {
-                for c in &adv.creatives {
-                    let media = match &c.kind {
-                        config::CreativeKind::Video { media, .. }
-                        | config::CreativeKind::Audio { media, .. } => media,
-                        _ => {
-                            assert!(AvTemplates::new(adv, c).is_none(), "{}", c.id);
-                            continue;
-                        }
-                    };
-                    let templates = AvTemplates::new(adv, c).expect("video or audio");
-                    let listed: Vec<usize> = c
-                        .companions
-                        .iter()
-                        .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
-                        .collect();
-                    let event = |e: &str, out: &mut String| {
-                        out.push_str("https://b.example/e?ev=");
-                        out.push_str(e);
-                    };
-                    let last = [media.len().saturating_sub(1)];
-                    for version in VastVersion::ALL {
-                        for companion in
-                            std::iter::once(None).chain(listed.iter().map(|&i| Some(i)))
+                for configured in &adv.creatives {
+                    let mut flipped = configured.clone();
+                    flipped.companion_required = !flipped.companion_required;
+                    for c in [configured, &flipped] {
+                        let media = match &c.kind {
+                            config::CreativeKind::Video { media, .. }
+                            | config::CreativeKind::Audio { media, .. } => media,
+                            _ => {
+                                assert!(AvTemplates::new(adv, c).is_none(), "{}", c.id);
+                                continue;
+                            }
+                        };
+                        let templates = AvTemplates::new(adv, c).expect("video or audio");
+                        let listed: Vec<usize> = c
+                            .companions
+                            .iter()
+                            .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
+                            .collect();
+                        let companions =
+                            std::iter::once(None).chain(listed.iter().map(|&i| Some(i)));
+                        for (version, companion) in VastVersion::ALL
+                            .into_iter()
+                            .flat_map(|v| companions.clone().map(move |c| (v, c)))
                         {
-                            let (main, part) = templates.get(version, companion).expect("made");
+                            let picked = [media.len().saturating_sub(1)];
+                            let (main, part) =
+                                templates.get(adv, c, version, companion).expect("made");
                             let mut filled = String::new();
                             main.write_json(
                                 &VastBid {
@@ -707,13 +720,13 @@ mod tests {
                                     impression_url: "https://b.example/i",
                                     tracking: EventUrls(&event),
                                     click_tracking_url: Some("https://b.example/c"),
-                                    renditions: &last,
+                                    renditions: &picked,
                                     companion: part.map(|p| (p, Some("https://b.example/cc"))),
                                 },
                                 &mut filled,
                             );
                             let files: Vec<&config::MediaFile> =
-                                media.iter().skip(last[0]).collect();
+                                picked.iter().filter_map(|&i| media.get(i)).collect();
                             let mut written = String::new();
                             creatives::vast_json(
                                 &Vast {
@@ -735,14 +748,21 @@ mod tests {
                                 &mut written,
                             );
                             assert_eq!(filled, written, "{} {version} {companion:?}", c.id);
+                            if companion.is_some()
+                                && c.companion_required
+                                && version >= VastVersion::V3_0
+                            {
+                                assert!(filled.contains("required=\\\"all\\\""), "{filled}");
+                            }
                             seen += 1;
                         }
                     }
                 }
             }
         }
-        // The video example (a creative with a companion) and the spec's.
-        assert!(seen >= 10, "{seen}");
+        // The video example (a creative with a companion) and the spec's,
+        // each both ways.
+        assert!(seen >= 20, "{seen}");
     }
 
     #[test]

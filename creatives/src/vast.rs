@@ -332,7 +332,8 @@ pub struct VastBid<'a> {
     pub tracking: EventUrls<'a>,
     pub click_tracking_url: Option<&'a str>,
     /// The renditions to list, as indices into the creative's media, in
-    /// order. Empty means every rendition, as [`Vast::media`].
+    /// order. Empty, or none the creative has, means every rendition, as
+    /// [`Vast::media`] empty does.
     pub renditions: &'a [usize],
     /// The companion, made for this template's version, and its click
     /// tracking URL.
@@ -428,7 +429,7 @@ impl VastTemplate {
 
     /// The document as [`vast_json`] writes it for this template's creative
     /// and version and `bid`'s values, onto `out`. A rendition index past
-    /// the creative's media is left out.
+    /// the creative's media is left out (see [`VastBid::renditions`]).
     pub fn write_json(&self, bid: &VastBid<'_>, out: &mut String) {
         out.push('"');
         // One buffer for every event's URL (the companion's too), with room
@@ -449,7 +450,9 @@ impl VastTemplate {
                     }
                 }
                 // Only in a companion's template.
-                Hole::CompanionClickTracking => {}
+                Hole::CompanionClickTracking => {
+                    debug_assert!(false, "{hole:?} in a document's template")
+                }
             }
         });
         out.push('"');
@@ -459,19 +462,18 @@ impl VastTemplate {
         if self.files.is_empty() {
             return;
         }
-        // Indices the creative does not have are left out, and a list of
-        // only those lists nothing, as the writer given no file writes no
-        // `MediaFiles`.
-        if !renditions.is_empty() && renditions.iter().all(|&i| i >= self.files.len()) {
-            return;
-        }
         o.mark("<MediaFiles>");
-        if renditions.is_empty() {
+        // Indices the creative does not have are left out; none left means
+        // every rendition, as [`Vast::media`] empty does (a caller that
+        // drops those indices and passes the writer the rest writes this).
+        let mut picked = renditions
+            .iter()
+            .filter_map(|&i| self.files.get(i))
+            .peekable();
+        if picked.peek().is_none() {
             self.files.iter().for_each(|f| o.0.push_str(f));
         } else {
-            for f in renditions.iter().filter_map(|&i| self.files.get(i)) {
-                o.0.push_str(f);
-            }
+            picked.for_each(|f| o.0.push_str(f));
         }
         o.mark("</MediaFiles>");
     }
@@ -501,13 +503,13 @@ impl CompanionTemplate {
             match hole {
                 Hole::Event(event) => tracking(o, bid.tracking, event, url),
                 Hole::CompanionClickTracking => companion_click_tracking(o, &self.id, click),
-                // Only in the main template.
+                // Only in the document's template.
                 Hole::AdId
                 | Hole::AdServingId
                 | Hole::Impression
                 | Hole::ClickTracking
                 | Hole::Media
-                | Hole::Companion => {}
+                | Hole::Companion => debug_assert!(false, "{hole:?} in a companion's template"),
             }
         });
     }
@@ -1266,8 +1268,11 @@ mod tests {
             ids in proptest::collection::vec(awkward(), 3),
             urls in proptest::collection::vec(awkward(), 8),
             size in proptest::option::of(0u32..5000),
-            picked in proptest::collection::vec(0usize..2, 0..3),
+            picked in proptest::collection::vec(0usize..4, 0..4),
+            files in 0usize..4,
             display in any::<bool>(),
+            side_click in any::<bool>(),
+            duration in 0u32..200_000,
         ) {
             let file = |url: &str, mime: &str| MediaFile {
                 url: url.into(),
@@ -1276,11 +1281,14 @@ mod tests {
                 height: size.map(|h| h / 2),
                 bitrate_kbps: size,
             };
-            let media = vec![file(&urls[0], &ids[2]), file(&urls[7], "video/mp4")];
+            let media: Vec<MediaFile> = [file(&urls[0], &ids[2]), file(&urls[7], "video/mp4"), file(&urls[3], "audio/mp4")]
+                .into_iter()
+                .take(files)
+                .collect();
             let kind = if audio {
-                CreativeKind::Audio { duration_s: 30, media: media.clone() }
+                CreativeKind::Audio { duration_s: duration, media: media.clone() }
             } else {
-                CreativeKind::Video { duration_s: 15, media: media.clone() }
+                CreativeKind::Video { duration_s: duration, media: media.clone() }
             };
             let main = creative(ids[0].clone(), kind, urls[1].clone());
             // A companion that is not a display creative writes nothing.
@@ -1294,9 +1302,11 @@ mod tests {
                 out.push_str(&urls[4]);
                 out.push_str(e);
             };
-            let files: Vec<&MediaFile> = picked.iter().map(|&i| &media[i]).collect();
+            // The writer is given the renditions the creative has (the
+            // bidder drops the rest), the template every index.
+            let listed: Vec<&MediaFile> = picked.iter().filter_map(|&i| media.get(i)).collect();
             let (ad_id, system, title) = (&ids[2], &ids[1], &ids[0]);
-            let companion_click = (companion == 2).then_some(urls[7].as_str());
+            let companion_click = side_click.then_some(urls[7].as_str());
             let click = click.then_some(urls[6].as_str());
             let v = Vast {
                 version,
@@ -1304,7 +1314,7 @@ mod tests {
                 ad_system: system,
                 ad_title: title,
                 creative: &main,
-                media: &files,
+                media: &listed,
                 impression_url: &urls[5],
                 tracking: EventUrls(&event),
                 click_tracking_url: click,
