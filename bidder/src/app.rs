@@ -194,7 +194,7 @@ pub enum TrackAnswer {
 /// What the bid endpoint answers.
 pub enum BidAnswer {
     /// The BidResponse JSON and the number of bids in it.
-    Bid(Vec<u8>, usize),
+    Bid(crate::AnswerBuf, usize),
     NoBid(NoBid),
     /// 400 with this short reason.
     Invalid(String),
@@ -277,7 +277,7 @@ pub struct App {
 
 /// A bid made, as reports count it.
 pub(crate) struct Auctioned {
-    pub json: Vec<u8>,
+    pub json: crate::AnswerBuf,
     pub keys: Vec<BidKey>,
     /// What each bid is reported under (none for test requests).
     pub report: Vec<reports::Dims>,
@@ -874,7 +874,10 @@ impl App {
     /// The auction for a parsed, valid request: one bid per imp at most.
     /// Returns the BidResponse and the bids it holds budget for, which
     /// count as sent for shading (the benches' path: nothing sends them).
-    pub fn auction(&self, req: &ortb::BidRequest<'_>) -> Result<(Vec<u8>, Vec<BidKey>), NoBid> {
+    pub fn auction(
+        &self,
+        req: &ortb::BidRequest<'_>,
+    ) -> Result<(crate::AnswerBuf, Vec<BidKey>), NoBid> {
         let guard = self.snapshot.load();
         let Some(snap) = guard.as_ref() else {
             return Err(NoBid::NotReady);

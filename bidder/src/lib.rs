@@ -6,6 +6,7 @@
 //! URLs). Exchanges call back on `notice`; spend, reservations, frequency
 //! and the charge journal live in the `ledger` crate.
 
+mod answer_buf;
 pub mod app;
 mod body;
 pub mod changes;
@@ -35,6 +36,7 @@ pub mod ui;
 mod value;
 pub mod world;
 
+pub use answer_buf::AnswerBuf;
 pub use app::{App, BidAnswer, ExplainError, Settings};
 /// Privacy signals live in a crate of their own; `bidder::privacy` names it.
 pub use privacy;

@@ -47,7 +47,7 @@ impl Answer<'_> {
         choices: &[(usize, Choice)],
         bid_ids: &[ledger::BidId],
         response_id: &str,
-    ) -> Vec<u8> {
+    ) -> crate::AnswerBuf {
         // Room for the whole answer at once: a banner bid with its signed
         // URLs runs to about 2 KB, a VAST bid to about 5 KB, and growing
         // the string copies all of it each time.
@@ -59,7 +59,7 @@ impl Answer<'_> {
                 ChoiceKind::Av { .. } => 6_144,
             })
             .sum();
-        let mut out = String::with_capacity(room + 256);
+        let mut out = crate::AnswerBuf::string(room + 256);
         // Once for all the bids, which share their user (an HMAC while
         // URLs are signed `per-url`).
         let user = self.user.map(|u| crate::track::UserKey::of(self.signer, u));
@@ -83,7 +83,7 @@ impl Answer<'_> {
         out.push_str(",\"cur\":\"");
         out.push_str(self.currency.code());
         out.push_str("\"}");
-        out.into_bytes()
+        crate::AnswerBuf::of(out)
     }
 
     /// `user`: [`crate::track::user_key`] of [`Answer::user`].

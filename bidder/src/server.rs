@@ -606,7 +606,8 @@ async fn bid(
                         .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                     r
                 } else {
-                    Response::new(Full::new(Bytes::from(json)))
+                    // The buffer goes back to a thread's spares once sent.
+                    Response::new(Full::new(Bytes::from_owner(json)))
                 };
                 r.headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
