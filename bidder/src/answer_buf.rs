@@ -9,17 +9,23 @@
 //! goes back to the spares of whichever thread drops it once it is sent.
 //!
 //! Bounded twice: a thread keeps at most [`MAX_SPARES`] buffers, and none
-//! that grew past [`MAX_KEPT`] (an answer of many bids); those are freed.
+//! that grew past [`MAX_KEPT`] (an answer of many bids, or with a huge
+//! request id); those are freed. A spare only grows to the answers it held,
+//! so a thread holds at most `MAX_SPARES * MAX_KEPT` (512 KB), usually a
+//! few kilobytes a spare. Tasks move between worker threads, so a buffer
+//! may go back to another thread than the one it came from: each thread's
+//! spares stay within those bounds all the same.
 
 use std::cell::RefCell;
 
-/// Spares a thread keeps: more than the answers one worker has in flight
-/// at once on a loaded server (each connection has at most one).
-const MAX_SPARES: usize = 64;
+/// Spares a thread keeps: about the answers one worker has in flight at
+/// once on a loaded server (each connection has at most one).
+const MAX_SPARES: usize = 32;
 
-/// The largest buffer kept, in bytes: a VAST answer of a few imps. A larger
-/// one, once sent, is freed rather than held for answers that need less.
-const MAX_KEPT: usize = 64 * 1024;
+/// The largest buffer kept, in bytes: a VAST answer of two imps (a bid
+/// reserves 6 KB for each). A larger one, once sent, is freed rather than
+/// held for the answers of one imp, which need a third of it.
+const MAX_KEPT: usize = 16 * 1024;
 
 thread_local! {
     static SPARES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
@@ -27,8 +33,15 @@ thread_local! {
 
 /// A written bid response. Derefs to its bytes; dropped, its buffer goes
 /// back to the spares of the thread that drops it.
-#[derive(Debug, Default)]
 pub struct AnswerBuf(Vec<u8>);
+
+impl std::fmt::Debug for AnswerBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AnswerBuf")
+            .field(&String::from_utf8_lossy(&self.0))
+            .finish()
+    }
+}
 
 impl AnswerBuf {
     /// An empty string with room for `bytes`, in a spare buffer when this
@@ -39,6 +52,8 @@ impl AnswerBuf {
             .ok()
             .flatten()
             .unwrap_or_default();
+        // Cleared first: a spare too small grows without copying what it
+        // held.
         buf.clear();
         buf.reserve(bytes);
         // Empty, so valid UTF-8 whatever it held before.
@@ -114,9 +129,10 @@ mod tests {
             .collect();
         drop(answers);
         assert_eq!(spares(), MAX_SPARES);
-        let big = AnswerBuf::of(String::with_capacity(MAX_KEPT + 1));
         SPARES.with(|s| s.borrow_mut().clear());
-        drop(big);
+        drop(AnswerBuf::of(String::with_capacity(MAX_KEPT + 1)));
         assert_eq!(spares(), 0, "a buffer past MAX_KEPT is freed");
+        drop(AnswerBuf::of(String::with_capacity(MAX_KEPT)));
+        assert_eq!(spares(), 1, "one of MAX_KEPT is kept");
     }
 }
