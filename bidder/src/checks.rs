@@ -608,10 +608,7 @@ fn fit_av(
     let mut blocked = None;
     for &c in &item.creatives {
         let creative = &adv.creatives[c];
-        let companions: Vec<usize> = creative
-            .companions
-            .iter()
-            .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
+        let companions: Vec<usize> = crate::snapshot::listed_companions(adv, creative)
             .filter(|&i| usable.companion(i, &av.companion_battr))
             .collect();
         let companion_refs: Vec<&config::Creative> =

@@ -542,6 +542,19 @@ pub struct AvTemplates {
 
 const VERSIONS: usize = creatives::VastVersion::ALL.len();
 
+/// The companions creative `c` lists, as indices among `adv`'s creatives:
+/// the first creative by each id, ids no creative has left out. One
+/// resolution for the auction and the VAST templates, which must name a
+/// companion alike.
+pub(crate) fn listed_companions<'a>(
+    adv: &'a config::Advertiser,
+    c: &'a config::Creative,
+) -> impl Iterator<Item = usize> + 'a {
+    c.companions
+        .iter()
+        .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
+}
+
 impl AvTemplates {
     fn new(adv: &config::Advertiser, c: &config::Creative) -> Option<Box<AvTemplates>> {
         if !matches!(
@@ -550,12 +563,8 @@ impl AvTemplates {
         ) {
             return None;
         }
-        // Resolved as the auction resolves them (`checks::fit_av`): the
-        // first creative by that id.
-        let companions = c
-            .companions
-            .iter()
-            .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
+        // As the auction resolves them (`checks::fit_av`).
+        let companions = listed_companions(adv, c)
             .map(|i| (i, Default::default()))
             .collect();
         Some(Box::new(AvTemplates {
@@ -699,11 +708,7 @@ mod tests {
                             }
                         };
                         let templates = AvTemplates::new(adv, c).expect("video or audio");
-                        let listed: Vec<usize> = c
-                            .companions
-                            .iter()
-                            .filter_map(|id| adv.creatives.iter().position(|x| &x.id == id))
-                            .collect();
+                        let listed: Vec<usize> = listed_companions(adv, c).collect();
                         let companions =
                             std::iter::once(None).chain(listed.iter().map(|&i| Some(i)));
                         for (version, companion) in VastVersion::ALL
