@@ -608,10 +608,13 @@ fn fit_av(
     let mut blocked = None;
     for &c in &item.creatives {
         let creative = &adv.creatives[c];
-        let companions: Vec<usize> = crate::snapshot::listed_companions(adv, creative)
-            .filter(|&i| usable.companion(i, &av.companion_battr))
-            .collect();
-        let companion_refs: Vec<&config::Creative> =
+        // On the stack: a creative lists a companion or two, and these were
+        // two allocations per video creative tried.
+        let companions: smallvec::SmallVec<[usize; 4]> =
+            crate::snapshot::listed_companions(adv, creative)
+                .filter(|&i| usable.companion(i, &av.companion_battr))
+                .collect();
+        let companion_refs: smallvec::SmallVec<[&config::Creative; 4]> =
             companions.iter().map(|&i| &adv.creatives[i]).collect();
         let Ok(fit) = creatives::fit_av(creative, &av.slot, &companion_refs) else {
             continue;
