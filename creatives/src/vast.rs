@@ -1167,6 +1167,17 @@ mod tests {
             .prop_map(|v| v.concat())
     }
 
+    /// A rendition of `size` pixels wide (half as high) at `size` kbit/s.
+    fn rendition(url: &str, mime: &str, size: Option<u32>) -> MediaFile {
+        MediaFile {
+            url: url.into(),
+            mime: mime.into(),
+            width: size,
+            height: size.map(|h| h / 2),
+            bitrate_kbps: size,
+        }
+    }
+
     fn creative(id: String, kind: CreativeKind, click_url: String) -> Creative {
         Creative {
             id,
@@ -1207,13 +1218,7 @@ mod tests {
             size in proptest::option::of(0u32..5000),
             listed in any::<bool>(),
         ) {
-            let file = |url: &str, mime: &str| MediaFile {
-                url: url.into(),
-                mime: mime.into(),
-                width: size,
-                height: size.map(|h| h / 2),
-                bitrate_kbps: size,
-            };
+            let file = |url: &str, mime: &str| rendition(url, mime, size);
             let media = vec![file(&urls[0], &ids[2]), file(&urls[7], "video/mp4")];
             let picked = [&media[1]];
             let kind = if audio {
@@ -1274,13 +1279,7 @@ mod tests {
             side_click in any::<bool>(),
             duration in 0u32..200_000,
         ) {
-            let file = |url: &str, mime: &str| MediaFile {
-                url: url.into(),
-                mime: mime.into(),
-                width: size,
-                height: size.map(|h| h / 2),
-                bitrate_kbps: size,
-            };
+            let file = |url: &str, mime: &str| rendition(url, mime, size);
             let media: Vec<MediaFile> = [file(&urls[0], &ids[2]), file(&urls[7], "video/mp4"), file(&urls[3], "audio/mp4")]
                 .into_iter()
                 .take(files)
