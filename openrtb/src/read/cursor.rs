@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use super::scan::{self, find_special};
 use crate::{MAX_LISTED_OBJECTS, MAX_PARSED_BYTES};
 
 /// Where and why reading stopped.
@@ -239,29 +240,18 @@ impl<'a> Cursor<'a> {
     fn short_key(&mut self) -> Option<u128> {
         self.text?;
         let start = self.pos + 1;
-        let word = self.bytes.get(start..start + 16)?;
-        let half = |at: usize| {
-            let mut eight = [0u8; 8];
-            eight.copy_from_slice(&word[at..at + 8]);
-            u64::from_le_bytes(eight)
-        };
-        let (low, high) = (half(0), half(8));
-        // Which byte ends the key, and whether it is the closing quote (a
-        // quote's bit is exact at the lowest hit, see `specials`).
-        let (hits, quotes, base) = match specials(low) {
-            0 => (specials(high), quotes(high), 8),
-            hits => (hits, quotes(low), 0),
-        };
-        if hits == 0 {
+        let word: &[u8; 16] = self.bytes.get(start..start + 16)?.try_into().ok()?;
+        // Which byte ends the key, and whether it is the closing quote.
+        let stops = scan::stops(word);
+        if stops.specials == 0 {
             return None;
         }
-        let bit = hits.trailing_zeros();
-        if quotes >> bit & 1 == 0 {
+        let len = stops.specials.trailing_zeros() as usize;
+        if stops.quotes >> len & 1 == 0 {
             return None;
         }
-        let len = base + (bit / 8) as usize;
         self.pos = start + len + 1;
-        let word = u128::from(low) | u128::from(high) << 64;
+        let word = u128::from_le_bytes(*word);
         // Looked up: a u128 shift by a variable amount is a branchy handful
         // of instructions, on every key of a request.
         Some(word & KEY_MASKS[len] | (len as u128) << 120)
@@ -953,58 +943,6 @@ fn short_fraction(bytes: &[u8], int: u64, int_digits: usize, from: usize) -> Opt
     Some((mantissa as f64 / POW10[fraction], j))
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `x` that is zero; the lowest set bit is
-/// exact (a false positive can only sit above a true one).
-#[inline]
-fn zero_bytes(x: u64) -> u64 {
-    x.wrapping_sub(ONES) & !x & HIGH
-}
-
-/// The high bit of each byte of `w` that is `"`.
-#[inline]
-fn quotes(w: u64) -> u64 {
-    zero_bytes(w ^ (ONES * u64::from(b'"')))
-}
-
-/// Eight bytes (little-endian) in, the high bit of each byte that is `"`,
-/// `\` or a control character out; the lowest set bit is exact (a false
-/// positive can only sit above a true one).
-#[inline]
-fn specials(w: u64) -> u64 {
-    let backslash = zero_bytes(w ^ (ONES * u64::from(b'\\')));
-    // Bytes below 0x20: subtracting 0x20 borrows into the high bit, for
-    // bytes under 0x80 only.
-    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    quotes(w) | backslash | control
-}
-
-/// The index of the first `"`, `\` or control byte at or after `from`, or
-/// `bytes.len()`. Eight bytes per step: strings (user agents, page URLs,
-/// consent strings) are most of a request's bytes.
-#[inline]
-fn find_special(bytes: &[u8], from: usize) -> usize {
-    let mut i = from;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let hits = specials(u64::from_le_bytes(word));
-        if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while let Some(&b) = bytes.get(i) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            return i;
-        }
-        i += 1;
-    }
-    bytes.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1161,22 +1099,5 @@ mod tests {
             let mut c = Cursor::new(text.as_bytes());
             assert_eq!(c.small_int(), want, "{text:?}");
         }
-    }
-
-    #[test]
-    fn find_special_matches_a_plain_scan() {
-        let mut body = Vec::new();
-        for i in 0..300u32 {
-            body.push((i * 37 % 256) as u8);
-        }
-        for from in 0..body.len() {
-            let plain = body[from..]
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .map_or(body.len(), |n| from + n);
-            assert_eq!(find_special(&body, from), plain, "from {from}");
-        }
-        let text = b"abcdefghijklmnopqrstuvwxyz\xc3\xa9\xe2\x80\xa8~\x7f\xff\x80 \"";
-        assert_eq!(find_special(text, 0), text.len() - 1);
     }
 }

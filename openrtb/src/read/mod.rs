@@ -19,6 +19,7 @@
 mod cursor;
 mod fields;
 mod keys;
+mod scan;
 
 use crate::error::ParseError;
 use crate::request::*;
