@@ -885,6 +885,19 @@ macro_rules! attr {
 }
 use attr;
 
+/// Whether a URL with `b` in it may be changed by `xml_url`, `cdata` or
+/// JSON's escaping, so [`url_element`] must take the long way.
+///
+/// Wider than it needs to be, in two ranges: everything up to `%`
+/// (controls, space, `"`, `#`, `%`, and `!` and `$` with them) and `[` to
+/// `]` (`\\` between). A URL with `!` or `$` takes the long way and comes
+/// out the same; the rest of the bidder's URLs take half the vector
+/// operations a block (seven where there were fifteen).
+#[inline(always)]
+fn url_needs_a_look(b: u8) -> bool {
+    (b <= b'%') | (b.wrapping_sub(b'[') <= b']' - b'[') | (b == 0xEF)
+}
+
 /// `<name>text</name>`, the text escaped.
 fn text_element(o: &mut impl Out, tag: Tag, text: &str) {
     element(o, tag, &[], |o| escaped::<false>(o, &xml_text(text)))
@@ -896,9 +909,7 @@ fn url_element(o: &mut impl Out, tag: Tag, attrs: &[(&str, &str)], url: &str) {
     // byte that `xml_url`, `cdata` or JSON would change: one scan for all
     // of them, where the three passes cost a video bid some 10k
     // instructions. What it finds goes the whole way.
-    let plain = !crate::swar::any_byte(url.as_bytes(), |b| {
-        url_suspect(b) | (b == b'"') | (b == b'\\')
-    });
+    let plain = !crate::swar::any_byte(url.as_bytes(), url_needs_a_look);
     if plain {
         return element(o, tag, attrs, |o| {
             o.mark("<![CDATA[");
@@ -1105,6 +1116,29 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 mod tests {
     /// The block scan says yes exactly when a byte-wise test does, for any
     /// pair of bytes in a short text, and across and after a block's end.
+    #[test]
+    fn a_url_is_looked_at_where_anything_may_change_it() {
+        for b in 0..=255u8 {
+            if url_suspect(b) || b == b'"' || b == b'\\' {
+                assert!(url_needs_a_look(b), "{b:#x}");
+            }
+        }
+        // What the wider test sends the long way for nothing comes out as
+        // it went in.
+        for url in [
+            "https://t.example/a!b$c",
+            "https://t.example/x?q=${AUCTION_PRICE}",
+        ] {
+            let want = format!("<Impression><![CDATA[{url}]]></Impression>");
+            let mut o = String::new();
+            url_element(&mut Plain(&mut o), tag!("Impression"), &[], url);
+            assert_eq!(o, want);
+            o.clear();
+            url_element(&mut InJson(&mut o), tag!("Impression"), &[], url);
+            assert_eq!(o, want);
+        }
+    }
+
     #[test]
     fn url_suspects_are_found_block_by_block_as_byte_by_byte() {
         let suspect = |b: &u8| *b <= b' ' || matches!(b, b'[' | b']' | b'%' | b'#' | 0xEF);
