@@ -108,7 +108,7 @@ pub(crate) enum ChoiceKind {
 /// What an imp offers, read once per imp.
 #[derive(Debug, Default)]
 pub(crate) struct Offer<'r> {
-    pub sizes: Vec<(u32, u32)>,
+    pub sizes: Sizes,
     pub video: Option<AvOffer<'r>>,
     pub audio: Option<AvOffer<'r>>,
     /// The native request, read once per imp; `Err` when it cannot be read
@@ -239,9 +239,9 @@ impl<'r> Offer<'r> {
     }
 
     /// The index keys to look candidates up under.
-    pub(crate) fn slots(&self) -> Vec<crate::snapshot::Slot> {
+    pub(crate) fn slots(&self) -> smallvec::SmallVec<[crate::snapshot::Slot; 4]> {
         use crate::snapshot::Slot;
-        let mut slots: Vec<Slot> = self
+        let mut slots: smallvec::SmallVec<[Slot; 4]> = self
             .sizes
             .iter()
             .map(|&(w, h)| Slot::Banner(w, h))
@@ -290,6 +290,10 @@ pub(crate) const HOUR_MS: i64 = 3_600_000;
 /// Banner (and companion) sizes read per imp at most.
 pub(crate) const MAX_SIZES: usize = 64;
 
+/// A banner imp's sizes: on the stack up to four (a slot offers one or
+/// two nearly always), where a vector was an allocation per imp.
+pub(crate) type Sizes = smallvec::SmallVec<[(u32, u32); 4]>;
+
 /// Candidates checked between two looks at the deadline.
 const CANDIDATE_BATCH: usize = 64;
 
@@ -317,8 +321,8 @@ pub(crate) struct Exclude<'a> {
 }
 
 /// The sizes a banner offers: `format[]` first, then `w`/`h`.
-pub(crate) fn banner_sizes(imp: &Imp<'_>) -> Vec<(u32, u32)> {
-    let mut sizes = Vec::new();
+pub(crate) fn banner_sizes(imp: &Imp<'_>) -> Sizes {
+    let mut sizes = Sizes::new();
     if let Some(b) = imp.banner.as_ref() {
         // The first MAX_SIZES formats: no slot offers more, and each is
         // compared with those kept (and later looked up in the index).

@@ -419,8 +419,8 @@ impl Snapshot {
         deals: &[&str],
         open_market: bool,
     ) -> (Candidates<'_>, Stop) {
-        let mut lists: Vec<&[u32]> = Vec::with_capacity(2 * slots.len() + deals.len());
-        fn add<'a>(lists: &mut Vec<&'a [u32]>, list: &'a [u32]) {
+        let mut lists = CandidateLists::new();
+        fn add<'a>(lists: &mut CandidateLists<'a>, list: &'a [u32]) {
             if !list.is_empty() && !lists.iter().any(|l| std::ptr::eq(*l, list)) {
                 lists.push(list);
             }
@@ -655,8 +655,13 @@ pub(crate) fn json_str(s: &str) -> String {
 /// once, in ascending order (= descending CPM). Lazy so that selection can
 /// stop as soon as it has its winner.
 pub(crate) struct Candidates<'a> {
-    lists: Vec<&'a [u32]>,
+    lists: CandidateLists<'a>,
 }
+
+/// The posting lists a request draws from: one or two per size or medium
+/// of the imp, and one per deal; on the stack up to eight, which covers an
+/// imp of three sizes and two deals.
+type CandidateLists<'a> = smallvec::SmallVec<[&'a [u32]; 8]>;
 
 impl Iterator for Candidates<'_> {
     type Item = usize;
@@ -775,7 +780,7 @@ mod tests {
         let a = [0u32, 2, 5, 9];
         let b = [1u32, 2, 9, 10];
         let c = Candidates {
-            lists: vec![&a, &b],
+            lists: smallvec::smallvec![&a[..], &b[..]],
         };
         assert_eq!(c.collect::<Vec<_>>(), vec![0, 1, 2, 5, 9, 10]);
     }
