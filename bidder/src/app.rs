@@ -204,11 +204,19 @@ pub enum BidAnswer {
 const PEER_EVENTS: &str = "events";
 const PEER_LIST: &str = "list";
 
+/// The bids of one answer, as the ledger holds them: one nearly always
+/// (one imp, one bid), on the stack.
+pub(crate) type BidKeys = smallvec::SmallVec<[BidKey; 2]>;
+
+/// What each bid of one answer is reported under: on the stack for the
+/// one bid nearly every answer makes.
+pub(crate) type Reported = smallvec::SmallVec<[reports::Dims; 1]>;
+
 /// What the bid path decided, before a shared ledger confirms it.
 struct Bidded {
     answer: BidAnswer,
-    report: Vec<reports::Dims>,
-    keys: Vec<BidKey>,
+    report: Reported,
+    keys: BidKeys,
     first_price: FirstPrice,
     deadline: Option<Instant>,
     /// The time the auction was run at ([`Auctioned::now`]): always there
@@ -278,9 +286,9 @@ pub struct App {
 /// A bid made, as reports count it.
 pub(crate) struct Auctioned {
     pub json: crate::AnswerBuf,
-    pub keys: Vec<BidKey>,
+    pub keys: BidKeys,
     /// What each bid is reported under (none for test requests).
-    pub report: Vec<reports::Dims>,
+    pub report: Reported,
     /// The first-price bids among them (none for test requests).
     pub first_price: FirstPrice,
     /// The time the auction ran at (its context's): what confirming its
@@ -737,7 +745,7 @@ impl App {
                 });
                 let refused = tokio::time::timeout(left, confirming)
                     .await
-                    .unwrap_or_else(|_| b.keys.clone());
+                    .unwrap_or_else(|_| b.keys.to_vec());
                 if !refused.is_empty() {
                     // One answer for the request: rewriting it without the
                     // refused bids is not worth a second auction.
@@ -788,7 +796,7 @@ impl App {
         &self,
         profile: Option<&Profile>,
         answer: &BidAnswer,
-        report: Vec<reports::Dims>,
+        report: Reported,
         now: Option<Timestamp>,
     ) {
         if let Some(events) = &self.events {
@@ -820,8 +828,8 @@ impl App {
     ) -> Bidded {
         let none = |answer: BidAnswer| Bidded {
             answer,
-            report: Vec::new(),
-            keys: Vec::new(),
+            report: Reported::new(),
+            keys: BidKeys::new(),
             first_price: FirstPrice::new(),
             deadline: None,
             now: None,
@@ -877,7 +885,7 @@ impl App {
     pub fn auction(
         &self,
         req: &ortb::BidRequest<'_>,
-    ) -> Result<(crate::AnswerBuf, Vec<BidKey>), NoBid> {
+    ) -> Result<(crate::AnswerBuf, BidKeys), NoBid> {
         let guard = self.snapshot.load();
         let Some(snap) = guard.as_ref() else {
             return Err(NoBid::NotReady);
@@ -948,7 +956,7 @@ impl App {
         // stay off the heap until a second.
         let mut choices: smallvec::SmallVec<[(usize, Choice); 1]> = smallvec::SmallVec::new();
         let mut bid_ids: smallvec::SmallVec<[ledger::BidId; 1]> = smallvec::SmallVec::new();
-        let mut keys: Vec<BidKey> = Vec::new();
+        let mut keys = BidKeys::new();
         let mut first_price = FirstPrice::new();
         let mut furthest: Option<Stop> = None;
         // An ad pod (imps sharing `podid`) never carries two spots of one
@@ -1095,8 +1103,8 @@ impl App {
             user: ctx.visitor.user.filter(|_| ctx.restriction.is_none()),
         }
         .write(&choices, &bid_ids, new_bid_id().as_str());
-        let report = if ctx.test {
-            Vec::new()
+        let report: Reported = if ctx.test {
+            Reported::new()
         } else {
             choices
                 .iter()
