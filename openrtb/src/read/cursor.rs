@@ -1100,4 +1100,48 @@ mod tests {
             assert_eq!(c.small_int(), want, "{text:?}");
         }
     }
+
+    /// What a string's text can hold around the scan's 16-byte steps: a
+    /// byte that ends it or needs a look, placed at every offset of
+    /// strings of every length around one and two steps, read as a value
+    /// and as a key, agrees with serde_json (accepted with the same text,
+    /// or refused both).
+    #[test]
+    fn strings_and_keys_read_as_serde_json_reads_them_at_every_offset() {
+        let pieces: [&str; 8] = [
+            "\\\"", "\\\\", "\\n", "\\u00e9", "\u{1}", "\u{1f}", "é", "\\x",
+        ];
+        for len in 0..40 {
+            for at in 0..=len {
+                for piece in pieces {
+                    let mut text = "a".repeat(len);
+                    text.insert_str(at, piece);
+                    // As a value.
+                    let body = format!("\"{text}\"");
+                    let ours = Cursor::new(body.as_bytes())
+                        .string()
+                        .map(|s| s.into_owned());
+                    let theirs = serde_json::from_str::<String>(&body);
+                    assert_eq!(ours.ok(), theirs.ok(), "value {body:?}");
+                    // As a key: packed as the general path packs the
+                    // decoded key, or refused as serde_json refuses it.
+                    let body = format!("{{\"{text}\":1}}");
+                    let mut c = Cursor::new(body.as_bytes());
+                    c.bump();
+                    let ours = c.next_key(&mut true);
+                    let theirs =
+                        serde_json::from_str::<std::collections::BTreeMap<String, u8>>(&body);
+                    match (ours, theirs) {
+                        (Ok(Some(key)), Ok(map)) => {
+                            let decoded = map.keys().next().expect("one key");
+                            assert_eq!(key, pack(decoded.as_bytes()), "key {body:?}");
+                            assert!(c.colon().is_ok(), "key {body:?}");
+                        }
+                        (Err(_), Err(_)) => {}
+                        (ours, theirs) => panic!("key {body:?}: {ours:?} against {theirs:?}"),
+                    }
+                }
+            }
+        }
+    }
 }

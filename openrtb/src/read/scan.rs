@@ -3,7 +3,7 @@
 //!
 //! Strings and keys are most of a request's bytes, and every one of them
 //! is scanned. With SSE2 (every x86-64 CPU) sixteen bytes take one load,
-//! four comparisons and a mask, about eleven instructions; the word
+//! three compares, a max and a mask, about eleven instructions; the word
 //! arithmetic this replaced took about twenty for eight bytes, and most
 //! strings of a request are longer than eight bytes and shorter than
 //! sixteen. Elsewhere the word arithmetic stays. The vector operations come
