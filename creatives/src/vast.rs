@@ -1114,8 +1114,8 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 #[cfg(test)]
 mod tests {
-    /// The block scan says yes exactly when a byte-wise test does, for any
-    /// pair of bytes in a short text, and across and after a block's end.
+    /// `url_element`'s one scan looks closer at every byte the long way
+    /// may change, and what it looks at for nothing comes out unchanged.
     #[test]
     fn a_url_is_looked_at_where_anything_may_change_it() {
         for b in 0..=255u8 {
@@ -1139,6 +1139,8 @@ mod tests {
         }
     }
 
+    /// The block scan says yes exactly when a byte-wise test does, for any
+    /// pair of bytes in a short text, and across and after a block's end.
     #[test]
     fn url_suspects_are_found_block_by_block_as_byte_by_byte() {
         let suspect = |b: &u8| *b <= b' ' || matches!(b, b'[' | b']' | b'%' | b'#' | 0xEF);

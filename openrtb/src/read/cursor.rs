@@ -1106,6 +1106,21 @@ mod tests {
     /// strings of every length around one and two steps, read as a value
     /// and as a key, agrees with serde_json (accepted with the same text,
     /// or refused both).
+    /// In a body that is not UTF-8, a key is read by the general path,
+    /// which refuses one that is not UTF-8 itself as serde_json does: the
+    /// short path checks no text, so it must not take such a key.
+    #[test]
+    fn a_key_that_is_not_utf8_is_refused_in_a_body_that_is_not() {
+        let mut body = b"{\"\xff\xfe\":1".to_vec();
+        body.extend_from_slice(&[b' '; 20]);
+        body.push(b'}');
+        let mut c = Cursor::new(&body);
+        c.bump();
+        assert!(c.next_key(&mut true).is_err());
+        assert!(crate::parse_request(&body).is_err());
+        assert!(crate::parse_request_serde(&body).is_err());
+    }
+
     #[test]
     fn strings_and_keys_read_as_serde_json_reads_them_at_every_offset() {
         let pieces: [&str; 8] = [

@@ -11,6 +11,9 @@
 
 /// One bit per byte of `chunk`, bit `i` for byte `i`: `specials` has the
 /// bytes that stop a string (`"`, `\`, below 0x20), `quotes` the `"`s.
+/// The vector path sets every such bit; the word arithmetic of other
+/// targets ([`words::stops`]) only the first stop's. Callers read no more
+/// than the lowest bit of `specials` and that bit of `quotes`.
 #[derive(Clone, Copy)]
 pub(super) struct Stops {
     pub(super) specials: u32,
@@ -47,18 +50,15 @@ pub(super) fn stops(chunk: &[u8; 16]) -> Stops {
 #[inline]
 pub(super) fn find_special(bytes: &[u8], from: usize) -> usize {
     let mut i = from;
-    while let Some(chunk) = bytes.get(i..i + 16) {
-        let Ok(chunk) = <&[u8; 16]>::try_from(chunk) else {
-            break;
-        };
+    while let Some(chunk) = bytes.get(i..).and_then(|rest| rest.first_chunk::<16>()) {
         let hits = stops(chunk).specials;
         if hits != 0 {
             return i + hits.trailing_zeros() as usize;
         }
         i += 16;
     }
-    // The last fifteen bytes or fewer: a request body ends with `}`, so a
-    // string is rarely here.
+    // The body's last fifteen bytes or fewer, a byte at a time: only a
+    // string near the end of a body gets here.
     while let Some(&b) = bytes.get(i) {
         if b == b'"' || b == b'\\' || b < 0x20 {
             return i;
