@@ -890,7 +890,7 @@ use attr;
 ///
 /// Wider than it needs to be, in two ranges: everything up to `%`
 /// (controls, space, `"`, `#`, `%`, and `!` and `$` with them) and `[` to
-/// `]` (`\\` between). A URL with `!` or `$` takes the long way and comes
+/// `]` (the backslash between). A URL with `!` or `$` takes the long way and comes
 /// out the same; the rest of the bidder's URLs take half the vector
 /// operations a block (seven where there were fifteen).
 #[inline(always)]

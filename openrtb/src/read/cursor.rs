@@ -1101,11 +1101,6 @@ mod tests {
         }
     }
 
-    /// What a string's text can hold around the scan's 16-byte steps: a
-    /// byte that ends it or needs a look, placed at every offset of
-    /// strings of every length around one and two steps, read as a value
-    /// and as a key, agrees with serde_json (accepted with the same text,
-    /// or refused both).
     /// In a body that is not UTF-8, a key is read by the general path,
     /// which refuses one that is not UTF-8 itself as serde_json does: the
     /// short path checks no text, so it must not take such a key.
@@ -1121,6 +1116,11 @@ mod tests {
         assert!(crate::parse_request_serde(&body).is_err());
     }
 
+    /// What a string's text can hold around the scan's 16-byte steps: a
+    /// byte that ends it or needs a look, placed at every offset of
+    /// strings of every length around one and two steps, read as a value
+    /// and as a key, agrees with serde_json (accepted with the same text,
+    /// or refused both).
     #[test]
     fn strings_and_keys_read_as_serde_json_reads_them_at_every_offset() {
         let pieces: [&str; 8] = [
