@@ -944,6 +944,7 @@ impl App {
         let stores = Stores {
             audiences: &self.audiences,
             ledger: &*self.ledger,
+            warm: std::cell::Cell::new(None),
             market: select::Market {
                 model: &model,
                 shader: &self.shader,
@@ -985,6 +986,15 @@ impl App {
                 self.withdraw(&keys);
                 return Err(NoBid::Late);
             }
+            // This imp's bid id, if it bids: drawn now, so that the first
+            // line item to pass the room check can have the ledger fetch
+            // where its reservation will go (`Stores::warm`) while the
+            // rest of the checks and the pricing run. The id's mark for
+            // first price changes only its low bits, not its key.
+            let random: u128 = rand::random();
+            stores
+                .warm
+                .set((!ctx.test).then(|| ledger::BidId::key_of(random)));
             let pod = imp
                 .video
                 .as_deref()
@@ -1018,7 +1028,7 @@ impl App {
             // A first-price bid's id says so, for its win to find its
             // shading curve.
             let id = crate::first_price::bid_id(
-                rand::random(),
+                random,
                 choice
                     .pricing
                     .first_price
@@ -1617,6 +1627,7 @@ impl App {
         let stores = Stores {
             audiences: &self.audiences,
             ledger: &*self.ledger,
+            warm: std::cell::Cell::new(None),
             market: select::Market {
                 model: &model,
                 shader: &self.shader,

@@ -554,7 +554,11 @@ fn room(stores: &Stores<'_>, ctx: &Context<'_>, item: &Item, cpm: Micros) -> Res
     stores
         .ledger
         .room(&crate::select::limits(item), cost, ctx.today, ctx.now)
-        .map_err(crate::select::refused)
+        .map_err(crate::select::refused)?;
+    if let Some(bid) = stores.warm.take() {
+        stores.ledger.prefetch(bid);
+    }
+    Ok(())
 }
 
 /// Whether a creative may serve in this slot: none of its attributes

@@ -71,13 +71,15 @@ mod tests {
     proptest! {
         /// Marked ids read back as their slot kind, unmarked ones as none,
         /// whatever the random bits; the ledger's key is the random high
-        /// half either way.
+        /// half either way, the key the auction warms the ledger for
+        /// before it knows the mark (`BidId::key_of`).
         #[test]
         fn the_mark_reads_back(random in any::<u128>(), slot in 0usize..5) {
             let first_price = SLOTS.get(slot).copied();
             let id = bid_id(random, first_price);
             prop_assert_eq!(of(id.as_str()), first_price);
             prop_assert_eq!(id.key().0, (random >> 64) as u64);
+            prop_assert_eq!(id.key(), ledger::BidId::key_of(random));
             prop_assert_eq!(ledger::BidKey::of(id.as_str()), Some(id.key()));
         }
     }

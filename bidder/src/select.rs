@@ -283,6 +283,13 @@ pub(crate) struct Stores<'a> {
     pub audiences: &'a audiences::Store,
     pub ledger: &'a dyn Ledger,
     pub market: Market<'a>,
+    /// The key the imp's bid will have, until the ledger was asked to
+    /// fetch its place ([`Ledger::prefetch`]): by the first line item to
+    /// pass the room check, the point from which most go on to bid, so
+    /// that requests no line item wants do not pay for the fetch, and
+    /// those that bid have it in cache by the time they reserve. `None`
+    /// where nothing reserves (explain, test requests).
+    pub warm: std::cell::Cell<Option<ledger::BidKey>>,
 }
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;

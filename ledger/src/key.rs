@@ -157,8 +157,15 @@ impl BidId {
         // reads back from the id.
         BidId {
             digits,
-            key: BidKey((random >> 64) as u64),
+            key: BidId::key_of(random),
         }
+    }
+
+    /// The key of the id [`BidId::new`] makes of `random`, without making
+    /// it: a bidder about to bid can warm the ledger for it
+    /// ([`crate::Ledger::prefetch`]).
+    pub fn key_of(random: u128) -> BidKey {
+        BidKey((random >> 64) as u64)
     }
 
     pub fn as_str(&self) -> &str {

@@ -28,6 +28,7 @@ mod key;
 mod late;
 mod memory;
 pub mod synced;
+mod table;
 
 pub use books::{Books, ChargeError};
 pub use budget::{impression_cost, planned_today, BudgetKind, Cap, Limit, Refusal, Spent};
@@ -225,6 +226,10 @@ pub trait Ledger: Send + Sync + 'static {
     /// Reserves the bid's cost under both limits and its frequency slot if
     /// all allow it at `now`; otherwise holds nothing.
     fn reserve(&self, hold: &Hold<'_>, now: Timestamp) -> Result<(), Refusal>;
+    /// A reservation of `bid` may follow soon: the memory it will touch
+    /// can be fetched meanwhile. A hint only, which changes nothing;
+    /// without it a reservation is as correct, only slower.
+    fn prefetch(&self, _bid: BidKey) {}
     /// A loss: gives back what a bid not yet won holds.
     fn release(&self, bid: BidKey) -> Release;
     /// A win that charges later (an exchange that bills on its billing

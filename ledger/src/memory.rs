@@ -20,6 +20,7 @@ use config::{Date, Micros, Timestamp};
 use crate::budget::{BudgetKind, Refusal, Spent};
 use crate::key::{BidKey, SpendKey};
 use crate::late::LateShare;
+use crate::table::BidTable;
 use crate::{Charge, Durable, Expired, Hold, Ledger, NotCharged, Prior, Release, Win};
 
 const BID_SHARDS: usize = 64;
@@ -115,10 +116,11 @@ struct Bid {
 
 /// Bid keys are our own random bits (minted per bid, or read back from our
 /// journal; a notice only looks one up, and its signature proves we made
-/// it), so these maps take the fast hasher, as the counters do.
+/// it), so the charged sets take the fast hasher, as the counters do, and
+/// the table of bids ([`BidTable`]) only a multiply.
 #[derive(Default)]
 struct BidShard {
-    bids: Map<u64, Bid>,
+    bids: BidTable<Bid>,
     deadlines: BinaryHeap<Reverse<(i64, u64)>>,
     /// Deadlines an expiry pass took off `deadlines` and has not acted on
     /// yet, earliest last ([`Self::next_due`]): still part of the queue,
@@ -202,7 +204,7 @@ impl BidShard {
 
     /// Looks up the bids of [`Self::drawn`] before any is acted on. At full
     /// rate the table holds millions of bids, and a lookup is two cache
-    /// misses (the control bytes, then the entry). Acted on one at a time,
+    /// misses (the index entry, then the bid). Acted on one at a time,
     /// each lookup waited for its misses before the next began; lookups
     /// that depend on nothing but the drawn deadlines run ahead of each
     /// other, their misses overlap, and the expiry that follows finds the
@@ -212,7 +214,7 @@ impl BidShard {
         let live = self
             .drawn
             .iter()
-            .filter(|&&(at, b)| self.bids.get(&b).is_some_and(|bid| bid.next == at))
+            .filter(|&&(at, b)| self.bids.get(b).is_some_and(|bid| bid.next == at))
             .count();
         // Only so that the lookups are made: their answer is not needed.
         std::hint::black_box(live);
@@ -616,14 +618,14 @@ impl MemoryLedger {
     /// when the bid is not held here or is being charged here.
     pub fn settled_elsewhere(&self, bid: BidKey) -> Option<(Micros, i64, [SpendKey; 2])> {
         let mut shard = self.bid_shard(bid);
-        let b = shard.bids.get(&bid.0)?;
+        let b = shard.bids.get(bid.0)?;
         let field = match b.state {
             State::Charging => return None,
             State::Reserved => Some(Field::Reserved),
             State::Lingering { .. } => Some(Field::Lingering),
             State::Released => None,
         };
-        let b = shard.bids.remove(&bid.0)?;
+        let b = shard.bids.remove(bid.0)?;
         if matches!(b.state, State::Lingering { .. }) {
             shard.lingering = shard.lingering.saturating_sub(1);
         }
@@ -675,7 +677,7 @@ impl Ledger for MemoryLedger {
         let mut shard = self.bid_shard(b);
         // Two bids sharing 64 random bits: refuse the second rather than
         // mix their books.
-        if shard.bids.contains_key(&b.0) || shard.is_charged(b.0) {
+        if shard.bids.contains_key(b.0) || shard.is_charged(b.0) {
             return Err(Refusal::Budget);
         }
         // Before the budgets: a full table refuses whatever they say.
@@ -731,12 +733,19 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
+    fn prefetch(&self, bid: BidKey) {
+        // Not worth a wait: a shard another thread holds is left alone.
+        if let Ok(shard) = self.bids[(bid.0 % BID_SHARDS as u64) as usize].try_lock() {
+            shard.bids.prefetch(bid.0);
+        }
+    }
+
     fn release(&self, bid: BidKey) -> Release {
         let mut shard = self.bid_shard(bid);
         if shard.is_charged(bid.0) {
             return Release::AlreadyWon;
         }
-        let state = match shard.bids.get(&bid.0) {
+        let state = match shard.bids.get(bid.0) {
             None => return Release::Unknown,
             Some(b) if b.won => return Release::AlreadyWon,
             Some(b) => b.state,
@@ -745,7 +754,7 @@ impl Ledger for MemoryLedger {
             State::Charging => Release::AlreadyWon,
             State::Released => Release::Unknown,
             State::Lingering { past_horizon } => {
-                let Some(b) = shard.bids.remove(&bid.0) else {
+                let Some(b) = shard.bids.remove(bid.0) else {
                     return Release::Unknown;
                 };
                 shard.lingering = shard.lingering.saturating_sub(1);
@@ -756,7 +765,7 @@ impl Ledger for MemoryLedger {
                 Release::Released
             }
             State::Reserved => {
-                let Some(b) = shard.bids.get_mut(&bid.0) else {
+                let Some(b) = shard.bids.get_mut(bid.0) else {
                     return Release::Unknown;
                 };
                 // Kept until its reservation deadline (already in the heap)
@@ -775,7 +784,7 @@ impl Ledger for MemoryLedger {
         if shard.is_charged(bid.0) {
             return true;
         }
-        match shard.bids.get_mut(&bid.0) {
+        match shard.bids.get_mut(bid.0) {
             // A bid already lost stays lost: its hold is gone.
             Some(b) if b.state != State::Released => {
                 b.won = true;
@@ -796,7 +805,7 @@ impl Ledger for MemoryLedger {
         if win.forget.as_millis() <= self.seen.load(Ordering::Relaxed) {
             return Err(NotCharged::Forgotten);
         }
-        let (prior, prior_keys) = match shard.bids.get_mut(&b.0) {
+        let (prior, prior_keys) = match shard.bids.get_mut(b.0) {
             Some(bid) => {
                 let prior = match bid.state {
                     State::Charging => return Err(NotCharged::InFlight),
@@ -882,7 +891,7 @@ impl Ledger for MemoryLedger {
         let day = charge.day.days_since_epoch();
         let mut shard = self.bid_shard(charge.bid);
         shard.insert_charged(charge.bid.0, charge.forget.as_millis());
-        let freq = shard.bids.remove(&charge.bid.0).and_then(|b| b.freq);
+        let freq = shard.bids.remove(charge.bid.0).and_then(|b| b.freq);
         {
             let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1]]);
             for k in &charge.keys {
@@ -914,7 +923,7 @@ impl Ledger for MemoryLedger {
     fn abort(&self, charge: &Charge) {
         let day = charge.day.days_since_epoch();
         let mut shard = self.bid_shard(charge.bid);
-        let (keys, requeue) = match shard.bids.get_mut(&charge.bid.0) {
+        let (keys, requeue) = match shard.bids.get_mut(charge.bid.0) {
             Some(b) => {
                 match charge.prior {
                     Prior::None => {}
@@ -940,7 +949,7 @@ impl Ledger for MemoryLedger {
         };
         match charge.prior {
             Prior::None => {
-                shard.bids.remove(&charge.bid.0);
+                shard.bids.remove(charge.bid.0);
             }
             Prior::Lingering { .. } => shard.lingering += 1,
             Prior::Reserved { .. } | Prior::Released { .. } => {}
@@ -971,7 +980,7 @@ impl Ledger for MemoryLedger {
             shard.undraw();
             while let Some((at, b)) = shard.next_due(now_ms) {
                 let full = shard.lingering >= cap;
-                let Some(bid) = shard.bids.get_mut(&b) else {
+                let Some(bid) = shard.bids.get_mut(b) else {
                     continue;
                 };
                 if bid.next != at {
@@ -980,7 +989,7 @@ impl Ledger for MemoryLedger {
                 match bid.state {
                     State::Charging => bid.deadline_passed = true,
                     State::Released => {
-                        shard.bids.remove(&b);
+                        shard.bids.remove(b);
                     }
                     State::Reserved => {
                         out.reservations += 1;
@@ -1000,7 +1009,7 @@ impl Ledger for MemoryLedger {
                         } else {
                             // Not an outcome: the bid is merely not tracked
                             // (the book is full, or its notices expired).
-                            shard.bids.remove(&b);
+                            shard.bids.remove(b);
                             out.forgotten += 1;
                         }
                         let mut locked = self.lock_keys(&[&keys[0], &keys[1]]);
@@ -1026,7 +1035,7 @@ impl Ledger for MemoryLedger {
                             continue;
                         }
                         let (keys, day, amount) = (bid.keys.clone(), bid.day(), bid.amount);
-                        shard.bids.remove(&b);
+                        shard.bids.remove(b);
                         shard.lingering = shard.lingering.saturating_sub(1);
                         out.forgotten += 1;
                         self.change_all(&keys, Field::Lingering, day, amount, false);

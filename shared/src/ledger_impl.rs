@@ -1128,6 +1128,10 @@ impl Ledger for RedisLedger {
         }))
     }
 
+    fn prefetch(&self, bid: BidKey) {
+        self.inner.local.prefetch(bid);
+    }
+
     fn release(&self, bid: BidKey) -> Release {
         let r = self.inner.local.release(bid);
         if r == Release::Released {
