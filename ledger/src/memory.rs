@@ -1352,6 +1352,14 @@ mod tests {
         assert_eq!(l.reserve(&hold(5_000), now), Err(Refusal::Unavailable));
     }
 
+    /// A bid in the table's slab is one line's worth: the prefetch asks
+    /// for the line it starts in and the next (`BidTable::prefetch`). A
+    /// bid grown past 64 bytes needs that looked at again.
+    #[test]
+    fn a_bid_fills_a_line() {
+        assert_eq!(std::mem::size_of::<Option<Bid>>(), 64);
+    }
+
     #[test]
     fn expired_bids_held_are_bounded() {
         let l = MemoryLedger::new(Options {
