@@ -202,7 +202,7 @@ impl<'r> Context<'r> {
         Context {
             restriction,
             ids: RequestIds {
-                user: user.map(|v| &**v),
+                user,
                 eids: std::cell::OnceCell::new(),
                 answers: std::cell::RefCell::new(Vec::new()),
             },

@@ -22,7 +22,7 @@
 //! assert_eq!(req.imp[0].bidfloorcur, "USD");
 //! let regs = req.regs.as_ref().expect("regs present");
 //! assert_eq!(regs.gdpr(), Some(1));
-//! assert_eq!(req.user.as_deref().and_then(|u| u.consent()).as_deref(), Some("CPx"));
+//! assert_eq!(req.user.as_ref().and_then(|u| u.consent()).as_deref(), Some("CPx"));
 //!
 //! let bid = ortb::Bid {
 //!     adm: Some("<div>ad</div>".into()),
@@ -79,6 +79,14 @@ pub use response::{Bid, BidResponse, SeatBid};
 /// the request's lists, and more than [`MAX_PARSED_BYTES`] held once read.
 pub fn parse_request(body: &[u8]) -> Result<BidRequest<'_>, ParseError> {
     read::request(body)
+}
+
+/// [`parse_request`] into `req`, which must be `BidRequest::default()`:
+/// read where the caller keeps it, not moved out of a return value (the
+/// request is some 4 KB). On an error `req` is left part read, to be
+/// dropped.
+pub fn parse_request_into<'a>(body: &'a [u8], req: &mut BidRequest<'a>) -> Result<(), ParseError> {
+    read::request_into(body, req)
 }
 
 /// [`parse_request`] through serde's derive: the reference the crate's own

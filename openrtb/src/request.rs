@@ -66,16 +66,16 @@ pub struct BidRequest<'a> {
     #[serde(borrow, default, deserialize_with = "de::vec")]
     pub imp: Vec<Imp<'a>>,
     #[serde(borrow, default)]
-    pub site: Option<Box<Site<'a>>>,
+    pub site: Option<Site<'a>>,
     #[serde(borrow, default)]
-    pub app: Option<Box<App<'a>>>,
+    pub app: Option<App<'a>>,
     /// OpenRTB 2.6 digital out-of-home; kept raw, the bidder only needs to know it is there.
     #[serde(borrow, default)]
     pub dooh: Ext<'a>,
     #[serde(borrow, default)]
-    pub device: Option<Box<Device<'a>>>,
+    pub device: Option<Device<'a>>,
     #[serde(borrow, default)]
-    pub user: Option<Box<User<'a>>>,
+    pub user: Option<User<'a>>,
     #[serde(borrow, default)]
     pub regs: Option<Regs<'a>>,
     #[serde(borrow, default)]
@@ -528,7 +528,7 @@ pub struct Site<'a> {
     #[serde(borrow, default)]
     pub publisher: Option<Publisher<'a>>,
     #[serde(borrow, default)]
-    pub content: Option<Box<Content<'a>>>,
+    pub content: Option<Content<'a>>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }
@@ -563,7 +563,7 @@ pub struct App<'a> {
     #[serde(borrow, default)]
     pub publisher: Option<Publisher<'a>>,
     #[serde(borrow, default)]
-    pub content: Option<Box<Content<'a>>>,
+    pub content: Option<Content<'a>>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }

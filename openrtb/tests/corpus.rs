@@ -80,13 +80,13 @@ fn mobile_banner_floor_and_device() {
             assert_eq!(req.bcat.len(), 5);
             assert_eq!(req.badv, ["apple.com", "go-text.me", "heywire.com"]);
             assert_eq!(req.auction_type(), 2);
-            let app = req.app.as_deref().unwrap();
+            let app = req.app.as_ref().unwrap();
             assert_eq!(app.bundle.as_deref(), Some("12345"));
             assert_eq!(
                 app.publisher.as_ref().unwrap().name.as_deref(),
                 Some("yahoo")
             );
-            let device = req.device.as_deref().unwrap();
+            let device = req.device.as_ref().unwrap();
             assert_eq!(device.devicetype, Some(1));
             assert_eq!(device.connectiontype, Some(3));
             assert_eq!(device.carrier.as_deref(), Some("VERIZON"));
@@ -103,7 +103,7 @@ fn strings_are_borrowed_from_the_body() {
             assert!(matches!(req.id, Cow::Borrowed("IxexyLDIIk")));
             assert!(matches!(req.imp[0].id, Cow::Borrowed("1")));
             assert!(matches!(req.bcat[0], Cow::Borrowed("IAB25")));
-            let device = req.device.as_deref().unwrap();
+            let device = req.device.as_ref().unwrap();
             assert!(matches!(device.ua, Some(Cow::Borrowed(_))));
         },
     );
@@ -141,7 +141,7 @@ fn dooh_banner_formats_deals_and_quirks() {
                 ]
             );
             assert_eq!(pmp.deals[0].bidfloorcur, "USD");
-            let device = req.device.as_deref().unwrap();
+            let device = req.device.as_ref().unwrap();
             assert_eq!(
                 device.devicetype,
                 Some(8),
@@ -238,11 +238,11 @@ fn ctv_video_pod_and_companion() {
             (v.companionad[0].w, v.companionad[0].h),
             (Some(300), Some(250))
         );
-        let app = req.app.as_deref().unwrap();
-        let content = app.content.as_deref().unwrap();
+        let app = req.app.as_ref().unwrap();
+        let content = app.content.as_ref().unwrap();
         assert_eq!(content.len, Some(1800));
         assert_eq!(content.title.as_deref(), Some("Mountain Trails S2E4"));
-        assert_eq!(req.device.as_deref().unwrap().devicetype, Some(3));
+        assert_eq!(req.device.as_ref().unwrap().devicetype, Some(3));
         let source = req.source.as_ref().unwrap();
         let schain = source.schain().unwrap();
         assert_eq!(schain.complete, Some(1));
@@ -274,19 +274,19 @@ fn audio_with_companion_banners() {
             .collect();
         assert_eq!(sizes, [(Some("c1"), Some(640), Some(640))]);
         assert_eq!(audio.companionad[0].mimes, ["image/jpeg", "image/png"]);
-        let app = req.app.as_deref().unwrap();
+        let app = req.app.as_ref().unwrap();
         assert_eq!(
-            app.content.as_deref().unwrap().genre.as_deref(),
+            app.content.as_ref().unwrap().genre.as_deref(),
             Some("indie rock")
         );
-        let device = req.device.as_deref().unwrap();
+        let device = req.device.as_ref().unwrap();
         assert_eq!(device.geo.as_ref().unwrap().utcoffset, Some(-480));
         assert_eq!(device.lmt, Some(0));
         let regs = req.regs.as_ref().unwrap();
         assert_eq!(regs.gdpr(), Some(0), "2.6 regs.gdpr");
         assert!(!regs.is_coppa());
         assert_eq!(
-            req.user.as_deref().unwrap().buyeruid.as_deref(),
+            req.user.as_ref().unwrap().buyeruid.as_deref(),
             Some("u-1004")
         );
     });
@@ -300,7 +300,7 @@ fn prebid_audio_requests() {
             assert!(req.imp[0].audio.is_some());
             let regs = req.regs.as_ref().unwrap();
             assert_eq!(regs.gdpr(), Some(0));
-            assert!(req.user.as_deref().unwrap().consent().is_some());
+            assert!(req.user.as_ref().unwrap().consent().is_some());
             let schain = req.source.as_ref().unwrap().schain().unwrap();
             assert_eq!(schain.nodes[0].sid.as_deref(), Some("1234abc"));
         },
@@ -315,7 +315,7 @@ fn gdpr_and_consent_in_the_2_5_ext_form() {
             let regs = req.regs.as_ref().unwrap();
             assert_eq!(regs.gdpr, None, "no 2.6 field in this file");
             assert_eq!(regs.gdpr(), Some(1), "read from regs.ext.gdpr");
-            let user = req.user.as_deref().unwrap();
+            let user = req.user.as_ref().unwrap();
             assert_eq!(user.consent, None);
             let consent = user.consent().unwrap();
             assert!(
@@ -337,7 +337,7 @@ fn gdpr_and_consent_in_the_2_5_ext_form() {
             let regs = req.regs.as_ref().unwrap();
             assert_eq!(regs.gdpr(), Some(0));
             assert_eq!(regs.us_privacy().as_deref(), Some("1---"));
-            let user = req.user.as_deref().unwrap();
+            let user = req.user.as_ref().unwrap();
             assert!(user.eids.is_empty());
             let eids = user.eids();
             let sources: Vec<_> = eids.iter().map(|e| e.source.as_deref().unwrap()).collect();
@@ -368,7 +368,7 @@ fn gdpr_and_consent_in_the_2_6_form() {
             assert_eq!(regs.gdpr, Some(1));
             assert_eq!(regs.gdpr(), Some(1));
             assert_eq!(regs.us_privacy().as_deref(), Some("1YYY"));
-            let user = req.user.as_deref().unwrap();
+            let user = req.user.as_ref().unwrap();
             assert_eq!(user.consent().as_deref(), Some("some-consent-string"));
             let eids = user.eids();
             assert!(matches!(eids, Cow::Borrowed(_)));
@@ -395,10 +395,10 @@ fn site_pagecat_and_segtax() {
     with_request(
         "pbs__rubicon__simple-video__call0-bidder-request.json",
         |req| {
-            let site = req.site.as_deref().unwrap();
+            let site = req.site.as_ref().unwrap();
             assert_eq!(site.pagecat, ["val1", "val2"]);
             assert!(req.app.is_some(), "this file carries both site and app");
-            let data = &req.user.as_deref().unwrap().data;
+            let data = &req.user.as_ref().unwrap().data;
             let segtax: Vec<_> = data.iter().map(|d| d.segtax()).collect();
             // segtax 4, "someValue" (unusable, so None) and "4" (string-typed).
             assert_eq!(&segtax[..3], [Some(4), None, Some(4)]);
@@ -410,7 +410,7 @@ fn site_pagecat_and_segtax() {
 #[test]
 fn content_keywords_and_video_typo() {
     with_request("bsm__breq.banner.json", |req| {
-        let content = req.site.as_deref().unwrap().content.as_deref().unwrap();
+        let content = req.site.as_ref().unwrap().content.as_ref().unwrap();
         assert_eq!(
             content.keywords.as_deref(),
             Some("keyword a,keyword b,keyword c")
@@ -419,12 +419,12 @@ fn content_keywords_and_video_typo() {
     with_request(
         "iab-ortb2x-2.6md__L1712__6-2-4-example-4-video.json",
         |req| {
-            let site = req.site.as_deref().unwrap();
+            let site = req.site.as_ref().unwrap();
             assert_eq!(
                 site.r#ref.as_deref(),
                 Some("http://referringsite.com/referringpage.htm")
             );
-            let content = site.content.as_deref().unwrap();
+            let content = site.content.as_ref().unwrap();
             assert_eq!(
                 content.keywords.as_deref(),
                 Some("keyword-a,keyword-b,keyword-c")
@@ -491,7 +491,7 @@ fn upstream_quirks_are_tolerated() {
     with_request(
         "iab-ortb2x-2.6md__L1555__6-2-2-example-2-expandable-creative.json",
         |req| {
-            let data = &req.user.as_deref().unwrap().data;
+            let data = &req.user.as_ref().unwrap().data;
             assert_eq!(data.len(), 3, "user.data entries with a stray `value`");
         },
     );

@@ -488,7 +488,7 @@ fn exercise(req: &BidRequest<'_>) {
             }
         }
     }
-    if let Some(user) = req.user.as_deref() {
+    if let Some(user) = req.user.as_ref() {
         let _ = user.consent();
         let _ = user.eids().len();
         for data in &user.data {
@@ -498,7 +498,7 @@ fn exercise(req: &BidRequest<'_>) {
             let _ = geo.longitude();
         }
     }
-    if let Some(geo) = req.device.as_deref().and_then(|d| d.geo.as_ref()) {
+    if let Some(geo) = req.device.as_ref().and_then(|d| d.geo.as_ref()) {
         let _ = geo.longitude();
     }
     if let Some(regs) = &req.regs {
@@ -544,6 +544,13 @@ fn check_request(property: &str, body: &[u8]) {
     remember(property, body);
     let ours = parse_request(body);
     check_same_as_serde(body, &ours);
+    // What the bidder calls: read into a request it keeps.
+    let mut kept = BidRequest::default();
+    match (&ours, ortb::parse_request_into(body, &mut kept)) {
+        (Ok(a), Ok(())) => assert_eq!(format!("{a:?}"), format!("{kept:?}")),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => panic!("parse_request: {a:?}\nparse_request_into: {b:?}"),
+    }
     match ours {
         Ok(req) => exercise(&req),
         Err(e) => check_error(&e),
@@ -647,7 +654,7 @@ mod properties {
             let req = parse_request(in_ext.as_bytes()).unwrap();
             let (regs, user, source) = (
                 req.regs.as_ref().unwrap(),
-                req.user.as_deref().unwrap(),
+                req.user.as_ref().unwrap(),
                 req.source.as_ref().unwrap(),
             );
             // Compared only where serde reads the members in the object:
@@ -1061,7 +1068,7 @@ fn ext_reads(req: &BidRequest<'_>) -> String {
         "{:?} {:?} {:?} {:?}",
         req.regs.as_ref().map(|r| r.signals()),
         req.user
-            .as_deref()
+            .as_ref()
             .map(|u| (u.consent(), u.eids().into_owned())),
         req.source
             .as_ref()

@@ -30,7 +30,7 @@ fn null_arrays_are_empty() {
     let video = imp.video.as_deref().unwrap();
     assert!(video.protocols.is_empty() && video.companionad.is_empty());
     assert!(imp.pmp.as_ref().unwrap().deals.is_empty());
-    let user = req.user.as_deref().unwrap();
+    let user = req.user.as_ref().unwrap();
     assert!(user.data.is_empty() && user.eids.is_empty() && user.eids().is_empty());
     assert!(req.regs.as_ref().unwrap().gpp_sid().is_empty());
     assert!(req
@@ -103,7 +103,7 @@ fn wrong_scalar_types_are_read_leniently() {
         "unusable codes dropped, the rest kept"
     );
     assert_eq!(banner.api, [5], "a lone code where a list belongs");
-    let device = req.device.as_deref().unwrap();
+    let device = req.device.as_ref().unwrap();
     assert_eq!(
         (device.lmt, device.dnt, device.devicetype),
         (Some(1), Some(0), Some(4))
@@ -119,7 +119,7 @@ fn wrong_scalar_types_are_read_leniently() {
     assert!(regs.is_coppa());
     assert_eq!(regs.gdpr(), Some(1), r#""gdpr": "1" in regs.ext"#);
     assert_eq!(regs.us_privacy().as_deref(), Some("1YNN"));
-    let user = req.user.as_deref().unwrap();
+    let user = req.user.as_ref().unwrap();
     assert_eq!(user.yob, Some(1980));
     assert_eq!(user.consent().as_deref(), Some("CPabc"));
     assert_eq!(req.cur, ["EUR"], "a lone currency where a list belongs");
@@ -140,7 +140,7 @@ fn escaped_strings_are_owned_plain_ones_borrowed() {
     let mimes = &req.imp[0].banner.as_deref().unwrap().mimes;
     assert!(matches!(&mimes[0], Cow::Owned(s) if s == "text/html"));
     assert!(matches!(&mimes[1], Cow::Borrowed("image/png")));
-    let site = req.site.as_deref().unwrap();
+    let site = req.site.as_ref().unwrap();
     assert_eq!(site.page.as_deref(), Some("https://example.com/a?b=c"));
     assert!(matches!(site.domain, Some(Cow::Borrowed("example.com"))));
 }
@@ -150,10 +150,7 @@ fn unicode_escapes_decode() {
     let req = parse(
         r#"{"id":"r","imp":[{"id":"1","banner":{}}],"site":{"name":"Caf\u00e9 \ud83d\ude00"}}"#,
     );
-    assert_eq!(
-        req.site.as_deref().unwrap().name.as_deref(),
-        Some("Café 😀")
-    );
+    assert_eq!(req.site.as_ref().unwrap().name.as_deref(), Some("Café 😀"));
 }
 
 #[test]
@@ -166,8 +163,8 @@ fn malformed_ext_never_fails() {
     );
     assert_eq!(req.regs.as_ref().unwrap().gdpr(), None);
     assert_eq!(req.regs.as_ref().unwrap().us_privacy(), None);
-    assert_eq!(req.user.as_deref().unwrap().consent(), None);
-    assert!(req.user.as_deref().unwrap().eids().is_empty());
+    assert_eq!(req.user.as_ref().unwrap().consent(), None);
+    assert!(req.user.as_ref().unwrap().eids().is_empty());
     assert!(req.source.as_ref().unwrap().schain().is_none());
 
     let req = parse(
@@ -178,7 +175,7 @@ fn malformed_ext_never_fails() {
     let regs = req.regs.as_ref().unwrap();
     assert_eq!(regs.gdpr(), None);
     assert_eq!(regs.us_privacy().as_deref(), Some("42"));
-    assert_eq!(req.user.as_deref().unwrap().consent(), None);
+    assert_eq!(req.user.as_ref().unwrap().consent(), None);
 }
 
 #[test]
@@ -192,7 +189,7 @@ fn the_2_6_field_wins_over_ext() {
     let regs = req.regs.as_ref().unwrap();
     assert_eq!(regs.gdpr(), Some(0));
     assert_eq!(regs.us_privacy().as_deref(), Some("1---"));
-    let user = req.user.as_deref().unwrap();
+    let user = req.user.as_ref().unwrap();
     assert_eq!(user.consent().as_deref(), Some("new"));
     assert_eq!(user.eids()[0].source.as_deref(), Some("new.example"));
     assert_eq!(user.eids()[0].uids[0].atype, Some(3));

@@ -141,7 +141,7 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     }
     if req
         .device
-        .as_deref()
+        .as_ref()
         .is_some_and(|d| is_set(d.lmt) || is_set(d.dnt))
     {
         return Err(Restriction::LimitAdTracking);
@@ -154,7 +154,7 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     // The consent string is read (from `user.ext` in 2.5, past whatever
     // else is there) only where GDPR applies.
     let consent = if is_set(gdpr) || gpp_sid.contains(&TCF_EU_V2) {
-        req.user.as_deref().and_then(|u| u.consent())
+        req.user.as_ref().and_then(|u| u.consent())
     } else {
         None
     };
