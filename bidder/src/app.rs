@@ -836,11 +836,11 @@ impl App {
         };
         // Read where it stays: moving the request (some 4 KB) out of a
         // result was a copy a bid.
-        let mut req = ortb::BidRequest::default();
-        if let Err(e) = ortb::parse_request_into(body, &mut req) {
-            return none(BidAnswer::Invalid(e.to_string()));
-        }
-        let req = &req;
+        let mut slot = None;
+        let req = match ortb::parse_request_into(body, &mut slot) {
+            Ok(req) => req,
+            Err(e) => return none(BidAnswer::Invalid(e.to_string())),
+        };
         if let Err(e) = req.validate() {
             return none(BidAnswer::Invalid(e.to_string()));
         }

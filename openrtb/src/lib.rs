@@ -81,12 +81,16 @@ pub fn parse_request(body: &[u8]) -> Result<BidRequest<'_>, ParseError> {
     read::request(body)
 }
 
-/// [`parse_request`] into `req`, which must be `BidRequest::default()`:
-/// read where the caller keeps it, not moved out of a return value (the
-/// request is some 4 KB). On an error `req` is left part read, to be
-/// dropped.
-pub fn parse_request_into<'a>(body: &'a [u8], req: &mut BidRequest<'a>) -> Result<(), ParseError> {
-    read::request_into(body, req)
+/// [`parse_request`] into `slot`, where the caller keeps it, not moved
+/// out of a return value (the request is some 4 KB): the request read, or
+/// the error. The slot is filled afresh whatever it held (an earlier
+/// request's fields never carry over); after an error it holds a request
+/// read part way, to be dropped.
+pub fn parse_request_into<'a, 's>(
+    body: &'a [u8],
+    slot: &'s mut Option<BidRequest<'a>>,
+) -> Result<&'s BidRequest<'a>, ParseError> {
+    read::request_into(body, slot)
 }
 
 /// [`parse_request`] through serde's derive: the reference the crate's own

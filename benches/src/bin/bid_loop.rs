@@ -27,8 +27,8 @@ type Parse = fn(&[u8]) -> usize;
 
 /// As the bidder parses (`App::bid_inner`): into a request it keeps.
 fn parse_ours(body: &[u8]) -> usize {
-    let mut req = ortb::BidRequest::default();
-    ortb::parse_request_into(body, &mut req).map_or(0, |()| req.imp.len())
+    let mut slot = None;
+    ortb::parse_request_into(body, &mut slot).map_or(0, |req| req.imp.len())
 }
 
 fn parse_serde(body: &[u8]) -> usize {

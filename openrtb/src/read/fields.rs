@@ -281,7 +281,9 @@ pub(super) fn opt_into<'a, T: Object<'a>>(c: &mut Cursor<'a>, slot: &mut Option<
         return Ok(());
     }
     // Defaulted where it lies, then filled there. A read that fails leaves
-    // it half filled: every caller drops the whole object on an error.
+    // it half filled: the request is dropped on an error (or, read with
+    // `parse_request_into`, left in the caller's slot part read, which
+    // the next read there fills afresh).
     slot.insert(T::default()).read_into(c)
 }
 
