@@ -469,6 +469,11 @@ fn prior_hold(prior: Prior) -> Option<(Field, i64, Micros)> {
     }
 }
 
+/// A bid's shard. Bid keys are random bits already: no hashing needed.
+fn bid_shard_index(b: BidKey) -> usize {
+    (b.0 % BID_SHARDS as u64) as usize
+}
+
 /// The embedded ledger.
 pub struct MemoryLedger {
     options: Options,
@@ -510,8 +515,7 @@ impl MemoryLedger {
     }
 
     fn bid_shard(&self, b: BidKey) -> MutexGuard<'_, BidShard> {
-        // Bid keys are random bits already: no hashing needed.
-        self.bids[(b.0 % BID_SHARDS as u64) as usize]
+        self.bids[bid_shard_index(b)]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
@@ -735,7 +739,7 @@ impl Ledger for MemoryLedger {
 
     fn prefetch(&self, bid: BidKey) {
         // Not worth a wait: a shard another thread holds is left alone.
-        if let Ok(shard) = self.bids[(bid.0 % BID_SHARDS as u64) as usize].try_lock() {
+        if let Ok(shard) = self.bids[bid_shard_index(bid)].try_lock() {
             shard.bids.prefetch(bid.0);
         }
     }
