@@ -105,13 +105,21 @@ impl<V> BidTable<V> {
 
     /// Puts `value` under `key`, returning what was there.
     pub(crate) fn insert(&mut self, key: u64, value: V) -> Option<V> {
-        if let Ok(i) = self.probe(key) {
-            let s = self.index[i].slot as usize;
-            return self.values.get_mut(s).and_then(|v| v.replace(value));
-        }
-        // At most half full after this insert.
+        let mut at = match self.probe(key) {
+            Ok(i) => {
+                let s = self.index[i].slot as usize;
+                return self.values.get_mut(s).and_then(|v| v.replace(value));
+            }
+            Err(at) => at,
+        };
+        // At most half full after this insert; a new index puts the key
+        // somewhere else.
         if 2 * (self.len + 1) > self.index.len() {
             self.resize(2 * self.index.len());
+            let Err(moved) = self.probe(key) else {
+                unreachable!("absent above, and a resize adds no key");
+            };
+            at = moved;
         }
         let slot = match self.free.pop() {
             Some(s) => {
@@ -128,9 +136,6 @@ impl<V> BidTable<V> {
                 self.values.push(Some(value));
                 s
             }
-        };
-        let Err(at) = self.probe(key) else {
-            unreachable!("absent above, and nothing inserted it since");
         };
         self.index[at] = Entry { key, slot };
         self.len += 1;
