@@ -48,7 +48,7 @@ pub(crate) trait Object<'a>: Default {
 pub(crate) fn request(body: &[u8]) -> std::result::Result<BidRequest<'_>, ParseError> {
     let mut slot = None;
     request_into(body, &mut slot)?;
-    Ok(slot.unwrap_or_default())
+    Ok(slot.unwrap_or_else(|| unreachable!("a request read is in its slot")))
 }
 
 /// Reads `body` into a new request in `slot`: in place, where the caller
