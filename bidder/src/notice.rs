@@ -487,17 +487,16 @@ impl UrlKey {
 /// signature.
 fn push_hex(bytes: &[u8; SIG_BYTES], out: &mut String) {
     // Into a buffer, then one append: a `push` per digit checked the
-    // string's room 32 times, some 300 instructions a signature.
-    let mut digits = [0u8; 2 * SIG_BYTES];
-    out.push_str(hex_into(bytes, &mut digits));
+    // string's room 32 times, some 300 instructions a signature. The
+    // buffer's digits are text as written, where a slice of our own was
+    // checked for UTF-8 again.
+    out.push_str(hex::Buffer::<SIG_BYTES>::new().format(bytes));
 }
 
 /// `bytes` as lowercase hex in `digits` (twice as long), as text.
 pub(crate) fn hex_into<'d>(bytes: &[u8], digits: &'d mut [u8]) -> &'d str {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in digits.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 15)];
+    if hex::encode_to_slice(bytes, digits).is_err() {
+        unreachable!("every caller's digits are twice its bytes");
     }
     match std::str::from_utf8(digits) {
         Ok(text) => text,

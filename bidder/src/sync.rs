@@ -429,6 +429,19 @@ mod tests {
         let h = format!("{COOKIE}={v}");
         assert_eq!(cookie_uid(Some(h.as_bytes()), &signer), None);
         assert_eq!(advertiser_uid(id, "shop", &signer, now), None);
+        // Only an id of exactly 32 hex digits is masked: a longer one is
+        // refused, not cut short.
+        for bad in [
+            &format!("{id}00")[..],
+            &id[..30],
+            "0123456789abcdeg0123456789abcdef",
+        ] {
+            assert_eq!(
+                advertiser_uid_value(bad, "shop", &signer, now),
+                None,
+                "{bad}"
+            );
+        }
         // Any change to any part is refused.
         for i in 0..v.len() {
             let mut b = v.clone().into_bytes();

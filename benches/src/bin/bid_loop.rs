@@ -12,7 +12,9 @@
 //! parse kinds also print nanoseconds per parse to stderr, for timing the
 //! two readers against each other in one run; the bid kinds, nanoseconds
 //! per bid and the answer's size. With `COLD_MB=64` each bid is timed
-//! after the caches have been flushed (see below): a cold bid.
+//! after the caches have been flushed (see below): a cold bid. With
+//! `SHOW=1` the first answer is printed to stderr, to see what a bid
+//! writes.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -81,6 +83,9 @@ fn main() -> ExitCode {
     // The loop measures bids, not early no-bids: the first must bid.
     match app.handle_bid(&body, Instant::now()) {
         BidAnswer::Bid(json, _) => {
+            if std::env::var_os("SHOW").is_some() {
+                eprintln!("{}", String::from_utf8_lossy(&json));
+            }
             if kind == "video" && !String::from_utf8_lossy(&json).contains("<VAST") {
                 eprintln!("bid-loop: the video bid carries no VAST");
                 return ExitCode::FAILURE;
