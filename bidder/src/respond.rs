@@ -230,6 +230,7 @@ impl Answer<'_> {
                     click_tracking_url,
                     renditions: &fit.renditions,
                     companion: companion_part.map(|c| (c, Some(click.as_str()))),
+                    plain_urls: track.plain(),
                 },
                 out,
             ),

@@ -732,6 +732,8 @@ mod tests {
                                     click_tracking_url: Some("https://b.example/c"),
                                     renditions: &picked,
                                     companion: part.map(|p| (p, Some("https://b.example/cc"))),
+                                    // As the bidder's own URLs are.
+                                    plain_urls: true,
                                 },
                                 &mut filled,
                             );

@@ -218,6 +218,15 @@ impl<'a> Urls<'a> {
         }
     }
 
+    /// Whether every URL of the bid is plain ([`creatives::url_is_plain`]):
+    /// the base and the signed text with the features are the only pieces
+    /// not ours alone (paths, tails, event names and hex signatures are),
+    /// and the test is byte by byte, so their look stands for all the
+    /// URLs'.
+    pub(crate) fn plain(&self) -> bool {
+        creatives::url_is_plain(self.base) && creatives::url_is_plain(&self.text)
+    }
+
     /// The text every URL of the bid signs, before its own tail.
     fn signed(&self) -> &str {
         &self.text[..self.plain]
@@ -1287,5 +1296,44 @@ mod tests {
         }
         assert_eq!(seen.evicted(), 0);
         assert!(seen.shards.iter().all(|s| s.lock().unwrap().len > 0));
+    }
+
+    proptest::proptest! {
+        /// A bid whose URLs [`Urls::plain`] calls plain has only plain
+        /// URLs: the VAST writer puts them in unscanned on that word. The
+        /// base (an IPv6 literal's brackets) and the encoded keyword and
+        /// audience (`%`) are what can make them otherwise.
+        #[test]
+        fn urls_called_plain_are_plain(
+            base in proptest::sample::select(&[
+                "https://bidder.example/",
+                "http://[::1]:8080",
+                "https://bidder.example/a b",
+                "https://bidder.example/x]]>",
+            ][..]),
+            keyword in proptest::option::of("[a-z :%\\]\"]{0,6}"),
+            audience in proptest::option::of("[a-z:]{0,6}"),
+            featured in proptest::bool::ANY,
+        ) {
+            let bid = test_bid(audience.as_deref());
+            let signer = signer();
+            let f = features();
+            let u = Urls::new(
+                base,
+                &bid,
+                keyword.as_deref(),
+                Some(&user_key(&signer, "u-1001")),
+                featured.then_some(&f),
+                &signer,
+                None,
+            );
+            let mut urls = vec![u.impression(), u.click(), u.click_beacon()];
+            for event in creatives::LINEAR_EVENTS.iter().chain([&creatives::COMPANION_EVENT]) {
+                urls.push(u.vast_event(event));
+            }
+            let every = urls.iter().all(|url| creatives::url_is_plain(url));
+            // Exact both ways: no bid's URLs are scanned for nothing either.
+            proptest::prop_assert_eq!(u.plain(), every, "{:?}", urls);
+        }
     }
 }

@@ -98,6 +98,9 @@ fn bench(c: &mut Criterion) {
         click_tracking_url: Some(&click),
         renditions: &[0, 1],
         companion: Some((&side, Some(&companion_click))),
+        plain_urls: [&impression, &click, &companion_click]
+            .iter()
+            .all(|u| creatives::url_is_plain(u)),
     };
     c.bench_function("vast_template/video+companion/4.2", |b| {
         b.iter(|| {

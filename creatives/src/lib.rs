@@ -23,6 +23,6 @@ pub use native::{
     UnsupportedAsset, MAX_ASSETS, MAX_REQUEST_BYTES, MIN_KEPT_CHARS,
 };
 pub use vast::{
-    image_mime, vast_json, vast_xml, Companion, CompanionTemplate, EventUrls, Vast, VastBid,
-    VastTemplate, VastVersion, COMPANION_EVENT, LINEAR_EVENTS, VAST_4_NAMESPACE,
+    image_mime, url_is_plain, vast_json, vast_xml, Companion, CompanionTemplate, EventUrls, Vast,
+    VastBid, VastTemplate, VastVersion, COMPANION_EVENT, LINEAR_EVENTS, VAST_4_NAMESPACE,
 };

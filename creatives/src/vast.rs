@@ -338,6 +338,13 @@ pub struct VastBid<'a> {
     /// The companion, made for this template's version, and its click
     /// tracking URL.
     pub companion: Option<(&'a CompanionTemplate, Option<&'a str>)>,
+    /// The caller's word, from [`url_is_plain`] on the pieces it builds
+    /// them of, that the impression, click tracking and event URLs (those
+    /// `tracking` writes) are plain: they go in as they are, unscanned.
+    /// A bidder's own URLs are the same few pieces in every URL of a bid,
+    /// so one look at the pieces stands for the nine or so scans of the
+    /// whole URLs. `false` scans each.
+    pub plain_urls: bool,
 }
 
 /// The [`Out`] that makes a template: writes as [`InJson`] does, and notes
@@ -440,9 +447,9 @@ impl VastTemplate {
             match hole {
                 Hole::AdId => ad_id_attr(o, bid.ad_id),
                 Hole::AdServingId => ad_serving_id(o, bid.ad_id),
-                Hole::Impression => impression(o, bid.impression_url),
-                Hole::Event(event) => tracking(o, bid.tracking, event, &mut url),
-                Hole::ClickTracking => click_tracking(o, bid.click_tracking_url),
+                Hole::Impression => own_url(o, bid.impression_url, bid.plain_urls),
+                Hole::Event(event) => event_url(o, bid, event, &mut url),
+                Hole::ClickTracking => click_tracking(o, bid.click_tracking_url, bid.plain_urls),
                 Hole::Media => self.media(o, bid.renditions),
                 Hole::Companion => {
                     if let Some((companion, click)) = bid.companion {
@@ -501,8 +508,10 @@ impl CompanionTemplate {
         self.parts.write(out, |out, hole| {
             let o = &mut InJson(out);
             match hole {
-                Hole::Event(event) => tracking(o, bid.tracking, event, url),
-                Hole::CompanionClickTracking => companion_click_tracking(o, &self.id, click),
+                Hole::Event(event) => event_url(o, bid, event, url),
+                Hole::CompanionClickTracking => {
+                    companion_click_tracking(o, &self.id, click, bid.plain_urls)
+                }
                 // Only in the document's template.
                 Hole::AdId
                 | Hole::AdServingId
@@ -620,7 +629,7 @@ fn write_document(o: &mut impl Out, v: &Vast<'_>) {
 fn inline(o: &mut impl Out, v: &Vast<'_>) {
     text_element(o, tag!("AdSystem"), v.ad_system);
     if v.version.is_4x() {
-        o.hole(Hole::Impression, |o| impression(o, v.impression_url));
+        impression(o, v.impression_url);
         if v.version >= VastVersion::V4_1 {
             element(o, tag!("AdServingId"), &[], |o| {
                 o.hole(Hole::AdServingId, |o| ad_serving_id(o, v.ad_id))
@@ -629,7 +638,7 @@ fn inline(o: &mut impl Out, v: &Vast<'_>) {
         text_element(o, tag!("AdTitle"), v.ad_title);
     } else {
         text_element(o, tag!("AdTitle"), v.ad_title);
-        o.hole(Hole::Impression, |o| impression(o, v.impression_url));
+        impression(o, v.impression_url);
     }
     element(o, tag!("Creatives"), &[], |o| {
         linear_creative(o, v);
@@ -715,7 +724,7 @@ fn companion_creative(o: &mut impl Out, v: &Vast<'_>, c: &Companion<'_>) {
                 if version.is_4x() {
                     url_element(o, tag!("CompanionClickThrough"), &[], click);
                     o.hole(Hole::CompanionClickTracking, |o| {
-                        companion_click_tracking(o, &id, c.click_tracking_url)
+                        companion_click_tracking(o, &id, c.click_tracking_url, false)
                     });
                     tracking_events(o, v.tracking, &[COMPANION_EVENT]);
                 } else {
@@ -745,7 +754,15 @@ fn tracking_events(o: &mut impl Out, urls: EventUrls<'_>, events: &'static [&'st
         // differ in length, and growing it per event was a reallocation.
         let mut url = String::with_capacity(512);
         for event in events {
-            o.hole(Hole::Event(event), |o| tracking(o, urls, event, &mut url));
+            // The element's tags are the template's; only the URL is the
+            // bid's.
+            element(o, tag!("Tracking"), &[(attr!("event"), event)], |o| {
+                o.hole(Hole::Event(event), |o| {
+                    url.clear();
+                    (urls.0)(event, &mut url);
+                    url_cdata(o, &url)
+                })
+            });
         }
     })
 }
@@ -755,13 +772,13 @@ fn video_clicks(o: &mut impl Out, v: &Vast<'_>) {
     element(o, tag!("VideoClicks"), &[], |o| {
         if v.version.is_4x() {
             o.hole(Hole::ClickTracking, |o| {
-                click_tracking(o, v.click_tracking_url)
+                click_tracking(o, v.click_tracking_url, false)
             });
             url_element(o, tag!("ClickThrough"), &[], through);
         } else {
             url_element(o, tag!("ClickThrough"), &[], through);
             o.hole(Hole::ClickTracking, |o| {
-                click_tracking(o, v.click_tracking_url)
+                click_tracking(o, v.click_tracking_url, false)
             });
         }
     })
@@ -821,27 +838,57 @@ fn ad_serving_id(o: &mut impl Out, ad_id: &str) {
     escaped::<false>(o, &xml_text(ad_id));
 }
 
+/// The element's tags are the template's; only the URL is the bid's.
 fn impression(o: &mut impl Out, url: &str) {
-    url_element(o, tag!("Impression"), &[], url);
+    element(o, tag!("Impression"), &[], |o| {
+        o.hole(Hole::Impression, |o| url_cdata(o, url))
+    });
 }
 
-/// `url`: a buffer for the event's URL, reused across events.
-fn tracking(o: &mut impl Out, urls: EventUrls<'_>, event: &str, url: &mut String) {
-    url.clear();
-    (urls.0)(event, url);
-    url_element(o, tag!("Tracking"), &[(attr!("event"), event)], url);
-}
-
-fn click_tracking(o: &mut impl Out, url: Option<&str>) {
-    if let Some(url) = url {
-        url_element(o, tag!("ClickTracking"), &[], url);
+/// The URL of `event` as a template's hole has it (the element's tags are
+/// the template's). `url`: a buffer for it, reused across events, where
+/// the bid's URLs need a scan.
+fn event_url(o: &mut InJson<'_>, bid: &VastBid<'_>, event: &str, url: &mut String) {
+    if bid.plain_urls {
+        o.mark("<![CDATA[");
+        (bid.tracking.0)(event, o.0);
+        o.mark("]]>");
+    } else {
+        url.clear();
+        (bid.tracking.0)(event, url);
+        url_cdata(o, url);
     }
 }
 
-/// `id`: the companion's id as [`xml_text`] makes it.
-fn companion_click_tracking(o: &mut impl Out, id: &str, url: Option<&str>) {
+/// A URL of the bidder's own, in a CDATA section: as it is when `plain`
+/// (see [`VastBid::plain_urls`]), scanned otherwise.
+fn own_url(o: &mut impl Out, url: &str, plain: bool) {
+    if plain {
+        o.mark("<![CDATA[");
+        o.mark(url);
+        o.mark("]]>");
+    } else {
+        url_cdata(o, url);
+    }
+}
+
+/// `plain`: as for [`own_url`].
+fn click_tracking(o: &mut impl Out, url: Option<&str>, plain: bool) {
     if let Some(url) = url {
-        url_element(o, tag!("CompanionClickTracking"), &[(attr!("id"), id)], url);
+        element(o, tag!("ClickTracking"), &[], |o| own_url(o, url, plain));
+    }
+}
+
+/// `id`: the companion's id as [`xml_text`] makes it; `plain`: as for
+/// [`own_url`].
+fn companion_click_tracking(o: &mut impl Out, id: &str, url: Option<&str>, plain: bool) {
+    if let Some(url) = url {
+        element(
+            o,
+            tag!("CompanionClickTracking"),
+            &[(attr!("id"), id)],
+            |o| own_url(o, url, plain),
+        );
     }
 }
 
@@ -905,20 +952,30 @@ fn text_element(o: &mut impl Out, tag: Tag, text: &str) {
 
 /// `<name attrs…><![CDATA[url]]></name>`.
 fn url_element(o: &mut impl Out, tag: Tag, attrs: &[(&str, &str)], url: &str) {
+    element(o, tag, attrs, |o| url_cdata(o, url))
+}
+
+/// Whether `url` goes into a VAST document as it is: no byte in it that
+/// `xml_url`, `cdata` or JSON's escaping would change. What a caller
+/// checks [`VastBid::plain_urls`] with; a URL made of plain pieces is
+/// plain (the test is byte by byte).
+pub fn url_is_plain(url: &str) -> bool {
+    !crate::swar::any_byte(url.as_bytes(), url_needs_a_look)
+}
+
+/// `<![CDATA[url]]>`, the URL made fit for it.
+fn url_cdata(o: &mut impl Out, url: &str) {
     // Nearly every URL (the bidder's own tracking URLs among them) has no
     // byte that `xml_url`, `cdata` or JSON would change: one scan for all
     // of them, where the three passes cost a video bid some 10k
     // instructions. What it finds goes the whole way.
-    let plain = !crate::swar::any_byte(url.as_bytes(), url_needs_a_look);
-    if plain {
-        return element(o, tag, attrs, |o| {
-            o.mark("<![CDATA[");
-            o.mark(url);
-            o.mark("]]>");
-        });
+    if url_is_plain(url) {
+        o.mark("<![CDATA[");
+        o.mark(url);
+        o.mark("]]>");
+        return;
     }
-    let url = xml_url(url);
-    element(o, tag, attrs, |o| cdata(o, &url))
+    cdata(o, &xml_url(url))
 }
 
 /// The start tag, what `inner` writes, and the end tag. Attribute values
@@ -1203,6 +1260,23 @@ mod tests {
             .prop_map(|v| v.concat())
     }
 
+    /// Text of the pieces a bidder's own URLs are made of: nothing in it
+    /// that any pass would change.
+    fn plain() -> impl Strategy<Value = String> {
+        const PIECES: [&str; 8] = [
+            "https://x.example/p?a=1&b=2",
+            "a",
+            "&f=AZ_-",
+            "/",
+            "?",
+            "=",
+            "~.",
+            "\u{e9}",
+        ];
+        proptest::collection::vec(proptest::sample::select(&PIECES[..]), 0..8)
+            .prop_map(|v| v.concat())
+    }
+
     /// A rendition of `size` pixels wide (half as high) at `size` kbit/s.
     fn rendition(url: &str, mime: &str, size: Option<u32>) -> MediaFile {
         MediaFile {
@@ -1307,7 +1381,8 @@ mod tests {
             companion in 0..3u8,
             click in any::<bool>(),
             ids in proptest::collection::vec(awkward(), 3),
-            urls in proptest::collection::vec(awkward(), 8),
+            urls in proptest::collection::vec(prop_oneof![awkward(), plain()], 8),
+            claim_plain in any::<bool>(),
             size in proptest::option::of(0u32..5000),
             picked in proptest::collection::vec(0usize..4, 0..4),
             files in 0usize..4,
@@ -1361,6 +1436,12 @@ mod tests {
             };
             let mut written = String::new();
             vast_json(&v, &mut written);
+            // The bidder's word that its URLs are plain, given only when
+            // they are (event names are).
+            let plain_urls = claim_plain
+                && [&urls[4], &urls[5], &urls[6], &urls[7]]
+                    .iter()
+                    .all(|u| url_is_plain(u));
             let template = VastTemplate::new(version, system, title, &main);
             let side_template = CompanionTemplate::new(version, &side, companion == 2);
             let mut filled = String::new();
@@ -1372,6 +1453,7 @@ mod tests {
                     click_tracking_url: click,
                     renditions: &picked,
                     companion: (companion > 0).then_some((&side_template, companion_click)),
+                    plain_urls,
                 },
                 &mut filled,
             );
