@@ -116,12 +116,15 @@ impl Path {
         }
     }
 
-    /// What the signature is made under.
-    fn name(self) -> &'static str {
+    /// What the signature is made under: `\n`, then its name.
+    fn purpose(self) -> notice::Purpose {
+        const IMPRESSION: notice::Purpose = notice::Purpose::new("\ntrack-impression");
+        const CLICK: notice::Purpose = notice::Purpose::new("\ntrack-click");
+        const EVENT: notice::Purpose = notice::Purpose::new("\ntrack-event");
         match self {
-            Path::Impression => "track-impression",
-            Path::Click => "track-click",
-            Path::Event => "track-event",
+            Path::Impression => IMPRESSION,
+            Path::Click => CLICK,
+            Path::Event => EVENT,
         }
     }
 }
@@ -277,7 +280,7 @@ impl<'a> Urls<'a> {
             out.push_str(t);
         }
         out.push_str("&s=");
-        self.key(featured).sign(path.name(), tail, out);
+        self.key(featured).sign(path.purpose(), tail, out);
     }
 
     /// The signed text as a banner's markup carries it, escaped for a
@@ -318,7 +321,7 @@ impl<'a> Urls<'a> {
             out.push_str(t);
         }
         out.push_str("&amp;s=");
-        self.featured.sign(path.name(), tail, out);
+        self.featured.sign(path.purpose(), tail, out);
     }
 
     /// [`Self::click`] escaped for the banner's markup (see
@@ -402,7 +405,7 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
     let (signed, sig) = query.rsplit_once("&s=").ok_or_else(bad)?;
     // The signature is last and is hex: a query with anything after it is
     // not one we wrote (the split above took the last `&s=`).
-    let name = path.name();
+    let purpose = path.purpose();
     // The layout first (nothing read is trusted before the signature
     // holds): the bid's common part, keyed once per bid, ends after the
     // signed parameters and the audience; the rest is this URL's tail.
@@ -422,7 +425,7 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         None => signed.len(),
     };
     let (common, rest) = signed.split_at(common_len);
-    if !signer.verify_url(name, common, rest, sig) {
+    if !signer.verify_url(purpose, common, rest, sig) {
         return Err(bad());
     }
     let audience = match audience {
@@ -1001,9 +1004,15 @@ mod tests {
                 assert!(verify(other, qb, &signer).is_err());
             }
             let (signed, sig) = qa.rsplit_once("&s=").unwrap();
-            assert!(signer().verify_named(p.name(), signed, sig), "{a}");
+            assert!(
+                signer().verify_named(p.purpose().name(), signed, sig),
+                "{a}"
+            );
             let (signed, sig) = qb.rsplit_once("&s=").unwrap();
-            assert!(!signer().verify_named(p.name(), signed, sig), "{b}");
+            assert!(
+                !signer().verify_named(p.purpose().name(), signed, sig),
+                "{b}"
+            );
         }
         let default = urls_full(
             Some("phrase:mystery novel"),
