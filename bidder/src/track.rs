@@ -172,10 +172,9 @@ impl<'a> Urls<'a> {
         signer: &Signer,
         key: Option<&notice::BidKey>,
     ) -> Urls<'a> {
-        let compact = features.map(predict::Features::to_compact);
-        let compact = compact.as_ref().map(predict::Compact::as_str);
         // Room for the usual signed text and the features after it.
-        let mut signed = String::with_capacity(200 + compact.map_or(0, |c| 3 + c.len()));
+        let mut signed =
+            String::with_capacity(200 + features.map_or(0, |_| 3 + predict::MAX_COMPACT_LEN));
         signed.push_str("b=");
         notice::encode_into(bid.bid_id, &mut signed);
         signed.push_str(bid.line_item_and_order);
@@ -208,9 +207,9 @@ impl<'a> Urls<'a> {
         let plain = signed.len();
         // Web-safe base64: nothing in it needs escaping in a query or in
         // JSON.
-        if let Some(c) = compact {
+        if let Some(f) = features {
             signed.push_str("&f=");
-            signed.push_str(c);
+            f.push_compact(&mut signed);
         }
         Urls {
             base: base.trim_end_matches('/'),
