@@ -439,9 +439,10 @@ impl VastTemplate {
     /// the creative's media is left out (see [`VastBid::renditions`]).
     pub fn write_json(&self, bid: &VastBid<'_>, out: &mut String) {
         out.push('"');
-        // One buffer for every event's URL (the companion's too), with room
-        // for a signed tracking URL, as the writer has.
-        let mut url = String::with_capacity(512);
+        // One buffer for every event's URL (the companion's too), as the
+        // writer has; only URLs that need a scan go through it, so it takes
+        // no memory until one does.
+        let mut url = String::new();
         self.parts.write(out, |out, hole| {
             let o = &mut InJson(out);
             match hole {
