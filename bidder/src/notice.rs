@@ -1259,6 +1259,15 @@ mod tests {
         }
     }
 
+    /// A notice's purpose is its kind's name, the one its URLs were
+    /// signed under before purposes were constants.
+    #[test]
+    fn notice_purposes_are_their_kinds_names() {
+        for kind in Kind::ALL {
+            assert_eq!(kind.purpose().name(), kind.as_str());
+        }
+    }
+
     /// The per-bid key's purpose is published under nowhere: no signature
     /// that leaves the bidder is a per-bid key.
     #[test]
