@@ -276,9 +276,18 @@ pub const ADVERTISER_UID_DAYS: i64 = 90;
 /// itself) cannot join their data on it.
 fn advertiser_pad(advertiser: &str, nonce: &str, signer: &Signer) -> Option<[u8; 16]> {
     let hex = signer.sign_text(&format!("advertiser-uid-pad:{advertiser}"), nonce);
-    let mut pad = [0u8; 16];
-    hex::decode_to_slice(hex.get(..32)?, &mut pad).ok()?;
-    Some(pad)
+    sixteen_bytes(hex.get(..32)?)
+}
+
+/// Exactly 32 hex digits as the 16 bytes they spell. The length is checked
+/// here: the hex decoder (const-hex) would also take a `0x` before them.
+fn sixteen_bytes(digits: &str) -> Option<[u8; 16]> {
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    hex::decode_to_slice(digits, &mut bytes).ok()?;
+    Some(bytes)
 }
 
 pub(crate) fn advertiser_signature(advertiser: &str) -> String {
@@ -295,8 +304,7 @@ pub fn advertiser_uid_value(
     signer: &Signer,
     now: config::Timestamp,
 ) -> Option<String> {
-    let mut id = [0u8; 16];
-    hex::decode_to_slice(uid, &mut id).ok()?;
+    let mut id = sixteen_bytes(uid)?;
     let nonce = format!("{:016x}", rand::random::<u64>());
     let pad = advertiser_pad(advertiser, &nonce, signer)?;
     for (b, p) in id.iter_mut().zip(pad) {
@@ -336,8 +344,7 @@ pub fn advertiser_uid(
     if expiry.parse::<i64>().ok()? <= now.as_millis() / 1000 {
         return None;
     }
-    let mut id = [0u8; 16];
-    hex::decode_to_slice(masked, &mut id).ok()?;
+    let mut id = sixteen_bytes(masked)?;
     let pad = advertiser_pad(advertiser, nonce, signer)?;
     for (b, p) in id.iter_mut().zip(pad) {
         *b ^= p;
@@ -430,9 +437,10 @@ mod tests {
         assert_eq!(cookie_uid(Some(h.as_bytes()), &signer), None);
         assert_eq!(advertiser_uid(id, "shop", &signer, now), None);
         // Only an id of exactly 32 hex digits is masked: a longer one is
-        // refused, not cut short.
+        // refused, not cut short, and a `0x` before it is not skipped.
         for bad in [
             &format!("{id}00")[..],
+            &format!("0x{id}")[..],
             &id[..30],
             "0123456789abcdeg0123456789abcdef",
         ] {
