@@ -1415,6 +1415,10 @@ mod tests {
             &sig.to_uppercase()
         ));
         assert!(!key.verify(Purpose::new("\ntrack-click"), &["&f=ab&d=1"], &sig[..30]));
+        // Nor with a `0x` before it (the hex decoder would skip one).
+        for prefixed in [format!("0x{sig}"), format!("0x{}", &sig[2..])] {
+            assert!(!key.verify(Purpose::new("\ntrack-click"), &["&f=ab&d=1"], &prefixed));
+        }
     }
 
     #[test]
