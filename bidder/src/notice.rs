@@ -504,27 +504,38 @@ impl UrlKey {
 /// What a URL's signature is made for, as its signed message ends: `\n`
 /// and the purpose's name, in one piece, so that a signature hashes it in
 /// one write (two cost a per-bid signature some 70 instructions more).
-/// Made only here and in `track.rs`, from constants.
+/// A fixed tail of the URL may come first, in the same piece (a VAST
+/// event's `&ev=start`, `track::event_ending`). Made only here and in
+/// `track.rs`, from constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Purpose(&'static str);
 
 impl Purpose {
-    /// `text`: `\n`, then a name without a newline.
+    /// `text`: a tail without a newline (often none), `\n`, then a name
+    /// without one.
     pub(crate) const fn new(text: &'static str) -> Purpose {
         let b = text.as_bytes();
-        assert!(b.len() > 1 && b[0] == b'\n');
-        let mut i = 1;
+        let mut newlines = 0;
+        let mut last = 0;
+        let mut i = 0;
         while i < b.len() {
-            assert!(b[i] != b'\n');
+            if b[i] == b'\n' {
+                newlines += 1;
+                last = i;
+            }
             i += 1;
         }
+        assert!(newlines == 1 && last + 1 < b.len());
         Purpose(text)
     }
 
-    /// The name, without the newline.
+    /// The name, after the newline.
     #[cfg(test)]
     pub(crate) fn name(self) -> &'static str {
-        &self.0[1..]
+        match self.0.split_once('\n') {
+            Some((_, name)) => name,
+            None => unreachable!("a purpose has its newline"),
+        }
     }
 }
 
