@@ -852,7 +852,14 @@ fn impression(o: &mut impl Out, url: &str) {
 fn event_url(o: &mut InJson<'_>, bid: &VastBid<'_>, event: &str, url: &mut String) {
     if bid.plain_urls {
         o.mark("<![CDATA[");
+        let start = o.0.len();
         (bid.tracking.0)(event, o.0);
+        // Taken on the caller's word in release builds; a word that is
+        // wrong fails the tests here rather than writing broken XML.
+        debug_assert!(
+            o.0.get(start..).is_some_and(url_is_plain),
+            "an event URL called plain is not"
+        );
         o.mark("]]>");
     } else {
         url.clear();
@@ -865,6 +872,7 @@ fn event_url(o: &mut InJson<'_>, bid: &VastBid<'_>, event: &str, url: &mut Strin
 /// (see [`VastBid::plain_urls`]), scanned otherwise.
 fn own_url(o: &mut impl Out, url: &str, plain: bool) {
     if plain {
+        debug_assert!(url_is_plain(url), "a URL called plain is not: {url}");
         o.mark("<![CDATA[");
         o.mark(url);
         o.mark("]]>");
