@@ -259,6 +259,11 @@ impl Currency {
     };
 
     pub fn code(&self) -> &str {
+        // Most answers are in dollars: their code without a UTF-8 check of
+        // its own (a bid reads it several times).
+        if self.is_usd() {
+            return "USD";
+        }
         // Built only from ASCII letters.
         std::str::from_utf8(&self.code).unwrap_or("USD")
     }

@@ -549,17 +549,6 @@ fn push_hex(bytes: &[u8; SIG_BYTES], out: &mut String) {
     out.push_str(hex::Buffer::<SIG_BYTES>::new().format(bytes));
 }
 
-/// `bytes` as lowercase hex in `digits` (twice as long), as text.
-pub(crate) fn hex_into<'d>(bytes: &[u8], digits: &'d mut [u8]) -> &'d str {
-    if hex::encode_to_slice(bytes, digits).is_err() {
-        unreachable!("every caller's digits are twice its bytes");
-    }
-    match std::str::from_utf8(digits) {
-        Ok(text) => text,
-        Err(_) => unreachable!("hex digits are ASCII"),
-    }
-}
-
 /// A signature as written: exactly [`SIG_BYTES`] in lowercase hex.
 fn signature(s: &str) -> Option<[u8; SIG_BYTES]> {
     // Lowercase only, as written: another spelling of the same bytes is
