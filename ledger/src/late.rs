@@ -96,15 +96,17 @@ impl LateShare {
     pub fn of(&self, amount: config::Micros) -> config::Micros {
         // In 64 bits when the product fits (amounts under some 18 million
         // units): the constant division is then a multiply, where 128 bits
-        // called a library division, on every read of a budget.
-        let small = u64::try_from(amount.as_i64().max(0)).unwrap_or(0);
-        if let Some(p) = small.checked_mul(u64::from(self.ppm())) {
+        // called a library division, on every read of a budget. The share
+        // is read once: both paths round the same share.
+        let ppm = self.ppm();
+        let a = amount.as_i64().max(0);
+        let small = u64::try_from(a).unwrap_or(0);
+        if let Some(p) = small.checked_mul(u64::from(ppm)) {
             if let Ok(v) = i64::try_from(p.div_ceil(PPM)) {
                 return config::Micros(v);
             }
         }
-        let ppm = i128::from(self.ppm());
-        let a = i128::from(amount.as_i64().max(0));
+        let (a, ppm) = (i128::from(a), i128::from(ppm));
         config::Micros(((a * ppm + PPM as i128 - 1) / PPM as i128) as i64)
     }
 }
