@@ -151,14 +151,6 @@ pub struct BidId {
     key: BidKey,
 }
 
-impl PartialEq for BidId {
-    fn eq(&self, other: &BidId) -> bool {
-        self.digits.as_bytes() == other.digits.as_bytes()
-    }
-}
-
-impl Eq for BidId {}
-
 impl BidId {
     pub fn new(random: u128) -> BidId {
         let mut digits = hex::Buffer::<16>::new();
