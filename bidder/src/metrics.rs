@@ -9,6 +9,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::nobid::NoBid;
 
+mod hot;
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide recorder once (tests start several servers in
@@ -16,102 +18,48 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<&'static PrometheusHandle> {
     let handle = HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                ])
-                .ok()?
-                .install_recorder()
-                .ok()
+            // No histogram goes through the exporter (the request
+            // durations are `hot`'s): nothing of it needs upkeep.
+            PrometheusBuilder::new().install_recorder().ok()
         })
         .as_ref();
-    // Bind the hot-path handles to the recorder just installed.
-    let _ = hot();
     handle
 }
 
-/// The exporter keeps histogram samples until upkeep folds them into
-/// buckets; without a periodic upkeep a replica that is never scraped would
-/// grow without bound.
-pub async fn upkeep(handle: &'static PrometheusHandle) {
-    loop {
-        // Each round folds every request duration recorded since the last:
-        // every second, on a blocking thread, so no request worker stops
-        // for the thousands of them.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let _ = tokio::task::spawn_blocking(|| handle.run_upkeep()).await;
-    }
-}
-
-/// Handles for the per-request series, registered once: the `counter!`
-/// macros look the series up in the registry on every call, which the bid
-/// path does not need to pay for.
-struct Hot {
-    /// Requests before any exchange profile applies (no config yet).
-    default: ExchangeCounters,
-    duration: metrics::Histogram,
-    /// By [`shading::Reason`], in its declaration order: one per
-    /// first-price bid.
-    shading: [metrics::Counter; shading::Reason::ALL.len()],
-    /// By [`crate::track::Event`], in its declaration order: one per
-    /// impression, click or player event.
-    tracking: [metrics::Counter; crate::track::Event::ALL.len()],
-}
-
-static HOT: OnceLock<Hot> = OnceLock::new();
-
-fn hot() -> &'static Hot {
-    HOT.get_or_init(|| Hot {
-        default: ExchangeCounters::new(crate::snapshot::DEFAULT_EXCHANGE),
-        duration: metrics::histogram!("bidder_request_duration_seconds"),
-        shading: shading::Reason::ALL
-            .map(|r| metrics::counter!("bidder_bid_shading_total", "reason" => r.as_str())),
-        tracking: crate::track::Event::ALL
-            .map(|e| metrics::counter!("bidder_tracking_events_total", "event" => e.as_str())),
-    })
+/// The `/metrics` page: the exporter's series, then the per-request ones
+/// ([`hot`]).
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut page = handle.render();
+    hot::render(&mut page);
+    page
 }
 
 /// One exchange's per-request series, `exchange` being a configured
 /// exchange id (or `default`): the label set is as bounded as the config.
-#[derive(Debug)]
 pub struct ExchangeCounters {
-    requests: [metrics::Counter; 4],
-    no_bids: Vec<metrics::Counter>,
-    bids: metrics::Counter,
-    /// Notice prices that failed decryption, by why.
-    decrypt: [metrics::Counter; 2],
-    unreadable: metrics::Counter,
+    cells: std::sync::Arc<hot::ExchangeCells>,
+}
+
+impl std::fmt::Debug for ExchangeCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExchangeCounters(..)")
+    }
 }
 
 impl ExchangeCounters {
+    /// The exchange's counters, the same ones for every config that names
+    /// it: a reload keeps its counts. Its series show zeros from the start,
+    /// so a dashboard shows a fresh exchange.
     pub fn new(exchange: &str) -> ExchangeCounters {
-        let x = exchange.to_owned();
-        let c = ExchangeCounters {
-            requests: ["bid", "no_bid", "bad_request", "too_large"].map(|o| {
-                metrics::counter!("bidder_requests_total", "exchange" => x.clone(), "outcome" => o)
-            }),
-            no_bids: NoBid::ALL
-                .iter()
-                .map(|r| {
-                    metrics::counter!("bidder_no_bids_total", "exchange" => x.clone(), "reason" => r.as_str())
-                })
-                .collect(),
-            bids: metrics::counter!("bidder_bids_total", "exchange" => x.clone()),
-            decrypt: ["encoding", "integrity"].map(|r| {
-                metrics::counter!("bidder_notice_price_decrypt_failures_total", "exchange" => x.clone(), "reason" => r)
-            }),
-            unreadable: metrics::counter!("bidder_notice_price_unreadable_total", "exchange" => x),
-        };
-        // Zeros from the start, so a dashboard shows a fresh exchange.
-        for r in c.requests.iter().chain(&c.no_bids).chain(&c.decrypt) {
-            r.increment(0);
+        ExchangeCounters {
+            cells: hot::exchange(exchange),
         }
-        c.bids.increment(0);
-        c
     }
 
+    /// Requests before any exchange profile applies (no config yet).
     pub fn default_exchange() -> &'static ExchangeCounters {
-        &hot().default
+        static DEFAULT: OnceLock<ExchangeCounters> = OnceLock::new();
+        DEFAULT.get_or_init(|| ExchangeCounters::new(crate::snapshot::DEFAULT_EXCHANGE))
     }
 }
 
@@ -131,11 +79,11 @@ pub fn request(counters: &ExchangeCounters, outcome: Outcome, elapsed: Duration)
         Outcome::BadRequest => 2,
         Outcome::TooLarge => 3,
     };
-    counters.requests[i].increment(1);
+    counters.cells.add(hot::REQUESTS + i, 1);
     if let Outcome::NoBid(reason) = outcome {
-        counters.no_bids[reason as usize].increment(1);
+        counters.cells.add(hot::NO_BIDS + reason as usize, 1);
     }
-    hot().duration.record(elapsed.as_secs_f64());
+    hot::duration(elapsed);
 }
 
 /// A bid request for an exchange id no profile has: 404.
@@ -144,7 +92,7 @@ pub fn unknown_exchange() {
 }
 
 pub fn bids(counters: &ExchangeCounters, count: usize) {
-    counters.bids.increment(count as u64);
+    counters.cells.add(hot::BIDS, count as u64);
 }
 
 /// What a notice did, as counted in `bidder_notices_total{kind,result}`.
@@ -187,13 +135,15 @@ pub fn notice(kind: crate::notice::Kind, result: NoticeResult) {
 /// A win or billing notice whose price could not be read: charged at the
 /// bid price.
 pub fn price_unreadable(counters: &ExchangeCounters) {
-    counters.unreadable.increment(1);
+    counters.cells.add(hot::UNREADABLE, 1);
 }
 
 /// An encrypted price that did not decrypt (`integrity`: a wrong key or a
 /// changed price; `encoding`: not the scheme's shape at all).
 pub fn price_decrypt_failed(counters: &ExchangeCounters, integrity: bool) {
-    counters.decrypt[usize::from(integrity)].increment(1);
+    counters
+        .cells
+        .add(hot::DECRYPT_FAILURES + usize::from(integrity), 1);
 }
 
 /// A win that came after its reservation had expired.
@@ -251,13 +201,7 @@ pub fn spend(micros: i64) {
 
 /// A tracking event counted (the first of its kind for its bid).
 pub fn tracking_event(event: crate::track::Event) {
-    // `get`: a variant missing from `Event::ALL` is still counted, never
-    // a panic on the tracking path.
-    match hot().tracking.get(event as usize) {
-        Some(c) => c.increment(1),
-        None => metrics::counter!("bidder_tracking_events_total", "event" => event.as_str())
-            .increment(1),
-    }
+    hot::tracking(event);
 }
 
 /// An advertiser pixel call by result: `recorded`, `no_user`,
@@ -327,14 +271,7 @@ pub fn shading(untracked: u64, curves: usize) {
 
 /// A bid's shading decision (`shaded`, `not_enough_data`, `explore`, …).
 pub fn shading_decision(reason: shading::Reason) {
-    // As for tracking events: a variant missing from `Reason::ALL` is
-    // counted the slow way, never a panic on the bid path.
-    match hot().shading.get(reason as usize) {
-        Some(c) => c.increment(1),
-        None => {
-            metrics::counter!("bidder_bid_shading_total", "reason" => reason.as_str()).increment(1)
-        }
-    }
+    hot::shading(reason);
 }
 
 /// A `--model` load: `loaded` or `failed`.
@@ -400,7 +337,6 @@ pub fn config_loaded(ok: bool, line_items: usize) {
 /// Registers the series a dashboard expects before the first event, so a
 /// fresh replica shows zeros rather than gaps.
 pub fn describe() {
-    metrics::describe_counter!("bidder_requests_total", "Bid requests by outcome.");
     metrics::describe_counter!(
         "bidder_list_batches_total",
         "Batches of list audience members by result (applied, invalid, full, io_error)."
@@ -460,23 +396,8 @@ pub fn describe() {
         "Win-probability curves (exchange × slot kind) being learned."
     );
     metrics::describe_counter!(
-        "bidder_bid_shading_total",
-        "First-price bids by shading decision."
-    );
-    metrics::describe_counter!("bidder_no_bids_total", "No-bid answers by reason.");
-    metrics::describe_counter!("bidder_bids_total", "Bids sent (one per imp at most).");
-    metrics::describe_histogram!(
-        "bidder_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "Time from request headers to response, bid port."
-    );
-    metrics::describe_counter!(
         "bidder_notices_total",
         "Win, billing and loss notices by result."
-    );
-    metrics::describe_counter!(
-        "bidder_notice_price_unreadable_total",
-        "Win and billing notices whose price could not be read, charged at the bid price."
     );
     metrics::describe_counter!(
         "bidder_late_wins_total",
@@ -498,14 +419,6 @@ pub fn describe() {
     metrics::describe_gauge!(
         "bidder_config_line_items",
         "Line items in the serving config."
-    );
-    metrics::describe_counter!(
-        "bidder_notice_price_decrypt_failures_total",
-        "Encrypted notice prices that failed decryption or its integrity check, charged at the bid price."
-    );
-    metrics::describe_counter!(
-        "bidder_tracking_events_total",
-        "Impressions, clicks and VAST events counted, once per bid and event."
     );
     metrics::describe_counter!(
         "bidder_tracking_refused_total",
@@ -559,7 +472,6 @@ pub fn describe() {
         "bidder_currency_rates_age_seconds",
         "Age of the serving currency rates (from their as_of day)."
     );
-    let _ = hot();
 }
 
 /// How old the serving rates are; stale rates bid at yesterday's prices.

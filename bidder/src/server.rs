@@ -780,7 +780,7 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
         }
         "/metrics" if get_only(req.method()) => {
             app.shared_state_metrics();
-            let body = app.metrics.map(|h| h.render()).unwrap_or_default();
+            let body = app.metrics.map(metrics::render).unwrap_or_default();
             let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(
                 CONTENT_TYPE,
@@ -1196,15 +1196,6 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
     let bid_addr = bid.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let (tx, rx) = watch::channel(false);
-    if let Some(handle) = app.metrics {
-        let mut stop = rx.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = metrics::upkeep(handle) => {}
-                _ = stop.changed() => {}
-            }
-        });
-    }
     {
         // Reservations of bids whose notices never came go back to the
         // budget within a fraction of a second of their time. Most bids
