@@ -678,6 +678,28 @@ mod tests {
         Signer::new(b"tracking test secret")
     }
 
+    /// The user key in a URL is the signer's key as 16 lowercase hex
+    /// digits, zeros kept: reports and the journal read it back as that
+    /// number, and another spelling would be another shopper.
+    #[test]
+    fn user_keys_are_sixteen_lowercase_hex_digits_of_the_signers_key() {
+        let s = signer();
+        let mut leading_zero = false;
+        for i in 0..2_000 {
+            let user = format!("u-{i}");
+            let text = user_key(&s, &user);
+            assert_eq!(text.len(), 16, "{text}");
+            assert!(
+                text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{text}"
+            );
+            assert_eq!(text, format!("{:016x}", s.user_key(&user)));
+            leading_zero |= text.starts_with('0');
+        }
+        // One in sixteen keys starts with a zero digit: 2,000 tries see one.
+        assert!(leading_zero);
+    }
+
     fn urls(keyword: Option<&str>) -> Urls<'static> {
         urls_with(keyword, None)
     }

@@ -502,8 +502,25 @@ mod tests {
 
     #[test]
     fn from_days_saturates_instead_of_wrapping() {
-        assert_eq!(Date::from_days_since_epoch(i64::MAX).year(), i32::MAX);
-        assert_eq!(Date::from_days_since_epoch(i64::MIN).year(), i32::MIN);
+        // The whole date, day number included: budgets are keyed by the
+        // kept day, so a clamped date must be the same date its year,
+        // month and day make.
+        let last = Date::from_ymd(i32::MAX, 12, 31).unwrap();
+        let first = Date::from_ymd(i32::MIN, 1, 1).unwrap();
+        assert_eq!(Date::from_days_since_epoch(i64::MAX), last);
+        assert_eq!(Date::from_days_since_epoch(i64::MIN), first);
+        assert_eq!(
+            Date::from_days_since_epoch(last.days_since_epoch() + 1),
+            last
+        );
+        assert_eq!(
+            Date::from_days_since_epoch(first.days_since_epoch() - 1),
+            first
+        );
+        assert_eq!(
+            Date::from_days_since_epoch(last.days_since_epoch()).days_since_epoch(),
+            last.days_since_epoch()
+        );
         assert_eq!(
             Date::from_ymd(i32::MAX, 12, 31).map(Date::start),
             Some(Timestamp(i64::MAX))
