@@ -213,8 +213,8 @@ pub(crate) fn evaluate(
             Check::Imp => Ok(()),
             Check::Slot => slot(adv, item, offer),
             Check::Country => yes(
-                ctx.country
-                    .is_some_and(|c| item.countries.iter().any(|x| x.eq_ignore_ascii_case(c))),
+                ctx.country_key
+                    .is_some_and(|c| item.country_keys.contains(&c)),
                 NoBid::Country,
             ),
             Check::Deal => deal(ctx, imp, item, &mut walk),

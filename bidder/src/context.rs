@@ -19,6 +19,9 @@ pub struct Context<'r> {
     pub page: Page<'r>,
     /// ISO-3166-1 alpha-3 as OpenRTB sends it (`device.geo`, else `user.geo`).
     pub country: Option<&'r str>,
+    /// `country` as the line items' country lists are kept
+    /// ([`crate::snapshot::country_key`]).
+    pub country_key: Option<[u8; 3]>,
     pub devicetype: Option<i32>,
     /// `geo.region` (ISO-3166-2 subdivision, usually without the country).
     pub region: Option<&'r str>,
@@ -213,6 +216,7 @@ impl<'r> Context<'r> {
             },
             page,
             country,
+            country_key: country.and_then(crate::snapshot::country_key),
             devicetype: device.and_then(|d| d.devicetype),
             region,
             city,

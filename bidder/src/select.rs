@@ -388,7 +388,7 @@ pub(crate) fn select_imp(
     // Only the listed deals may bid in a private auction.
     let open_market = pmp.is_none_or(|p| p.private_auction != Some(1));
 
-    let (candidates, skipped) = snap.candidates(&slots, ctx.country, &deal_ids, open_market);
+    let (candidates, skipped) = snap.candidates(&slots, ctx.country_key, &deal_ids, open_market);
     // The furthest any line item got down its list tells the most useful
     // no-bid reason: the index says how far those it skipped got.
     let mut furthest = skipped;

@@ -40,6 +40,10 @@ pub struct Item {
     pub order_budget: Micros,
     /// ISO-3166-1 alpha-3; empty means anywhere.
     pub countries: Vec<String>,
+    /// `countries` as [`country_key`]s, which the country check compares
+    /// with the request's: three bytes each, not a case-blind comparison
+    /// of strings per line item and country (some 30 instructions each).
+    pub country_keys: Vec<[u8; 3]>,
     /// Empty means any device.
     pub devices: Vec<Device>,
     /// Audience indices within the advertiser: `(any_of, none_of)`.
@@ -190,6 +194,12 @@ impl Snapshot {
                         budget: li.budget,
                         order_budget: order.budget,
                         countries: li.targeting.countries.clone(),
+                        country_keys: li
+                            .targeting
+                            .countries
+                            .iter()
+                            .filter_map(|c| country_key(c))
+                            .collect(),
                         devices: li.targeting.devices.clone(),
                         audiences: li
                             .audiences
@@ -415,7 +425,7 @@ impl Snapshot {
     pub(crate) fn candidates(
         &self,
         slots: &[Slot],
-        country: Option<&str>,
+        country: Option<[u8; 3]>,
         deals: &[&str],
         open_market: bool,
     ) -> (Candidates<'_>, Stop) {
@@ -437,7 +447,6 @@ impl Snapshot {
                 skipped = stop;
             }
         };
-        let country = country.and_then(country_key);
         for s in slots {
             let Some(l) = self.index.by_slot.get(s) else {
                 continue;
@@ -504,7 +513,11 @@ struct SlotLists {
 }
 
 /// ISO-3166-1 alpha-3 as an upper-case fixed key; anything else is no key.
-fn country_key(c: &str) -> Option<[u8; 3]> {
+/// A country as the index and the country check compare it: its three
+/// bytes, in upper case (OpenRTB's alpha-3; exchanges do not all send it in
+/// upper case). `None` for anything not three bytes long, which no
+/// configured country is.
+pub(crate) fn country_key(c: &str) -> Option<[u8; 3]> {
     let b: [u8; 3] = c.as_bytes().try_into().ok()?;
     Some(b.map(|x| x.to_ascii_uppercase()))
 }

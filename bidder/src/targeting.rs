@@ -105,7 +105,13 @@ impl Rules {
         let Some(region) = ctx.region else {
             return false;
         };
-        let country2 = ctx.country.and_then(config::country_alpha2);
+        // In upper case, as the country check reads it: a request saying
+        // `usa` is in the United States for both.
+        let country2 = ctx
+            .country_key
+            .as_ref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(config::country_alpha2);
         self.regions
             .iter()
             .any(|(c, sub)| match region.split_once('-') {

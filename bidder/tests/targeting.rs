@@ -303,6 +303,21 @@ fn the_auction_and_explain_stop_at_the_same_check() {
         good.to_string().as_bytes(),
     );
     assert_eq!(reply.status, 200, "every rule holds: {}", reply.text());
+    // Not every exchange writes alpha-3 in upper case: the country is the
+    // same one in any case, for the index and the check alike.
+    for country in ["usa", "Usa"] {
+        let mut r = good.clone();
+        r["device"]["geo"]["country"] = json!(country);
+        // Another shopper: the bid above used this one's frequency cap.
+        r["user"] = json!({ "id": format!("shopper-{country}") });
+        let reply = common::post(s.bid, "/openrtb2/bid/agree", &[], r.to_string().as_bytes());
+        let v = common::admin(
+            s.admin,
+            "/v1/explain?exchange=agree",
+            r.to_string().as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{country}: {}", v.text());
+    }
 }
 
 /// A one-line-item server on exchange `ex`, `targeting` given as whole YAML
