@@ -97,11 +97,17 @@ bidder=$(dumped bidder)
 per() { awk -v a="$1" -v n="$2" 'BEGIN {printf "%d", a / n}'; }
 noop_req=$(per "$(total "$noop")" "$n_noop")
 bid_req=$(per "$(total "$bidder")" "$n_bid")
-inner=$(per "$(inclusive "$bidder" bidder::app::App::bid_inner)" "$n_bid")
+# A profile-guided build inlines the bid into its caller: no split then.
+inner=$(inclusive "$bidder" bidder::app::App::bid_inner)
 printf '%-44s %12s\n' "" instructions
 printf '%-44s %12d\n' "no-op server, per request" "$noop_req"
 printf '%-44s %12d\n' "bidder, per request" "$bid_req"
-printf '%-44s %12d\n' "  of which the bid (App::bid_inner)" "$inner"
-printf '%-44s %12d\n' "  of which the rest (server, hyper, tokio)" "$((bid_req - inner))"
+if [ -n "$inner" ]; then
+  inner=$(per "$inner" "$n_bid")
+  printf '%-44s %12d\n' "  of which the bid (App::bid_inner)" "$inner"
+  printf '%-44s %12d\n' "  of which the rest (server, hyper, tokio)" "$((bid_req - inner))"
+else
+  echo "  (App::bid_inner is inlined in this build: no split of the bidder's count)"
+fi
 printf '%-44s %12.2f\n' "no-op / bidder" "$(awk -v a="$noop_req" -v b="$bid_req" 'BEGIN {print a / b}')"
 echo "(requests counted: no-op $n_noop, bidder $n_bid; files in $work)"
