@@ -369,7 +369,10 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Re
             let Some(kind) = crate::notice::Kind::of_path(path) else {
                 return Refused::NotFound.response();
             };
-            match app.notice(kind, req.uri().query().unwrap_or("")).await {
+            // Boxed, as the pixel's below: a bid's future is this one's,
+            // made and moved on every request, and it would otherwise be
+            // as large as the largest route's.
+            match Box::pin(app.notice(kind, req.uri().query().unwrap_or(""))).await {
                 Ok(_) => text(StatusCode::OK, ""),
                 Err(e) => e.response(),
             }
@@ -380,7 +383,7 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Re
             }
             match path["/px/".len()..].strip_suffix("/sync") {
                 Some(advertiser) => advertiser_sync(&app, &req, advertiser),
-                None => pixel(&app, &req, &path["/px/".len()..], peer).await,
+                None => Box::pin(pixel(&app, &req, &path["/px/".len()..], peer)).await,
             }
         }
         path if path.starts_with("/sync/") => {
