@@ -1,119 +1,82 @@
 //! Why the bidder did not bid. One enum feeds metrics labels, logs and (with
 //! the audiences issue) `/v1/explain`, so the three always agree.
 
-/// Declared in the order of [`NoBid::ALL`]: `reason as usize` indexes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NoBid {
-    /// No valid config is loaded yet.
-    NotReady,
-    /// The request allows only currencies we have no rate for, or a floor
-    /// is in one.
-    Currency,
-    /// No imp carries a medium the bidder buys.
-    Media,
-    /// No line item is in flight.
-    Flight,
-    /// Budget (line item or order) is spent.
-    Budget,
-    /// A lifetime budget is ahead of its even plan for now.
-    Pacing,
-    /// The shared state (Redis) cannot be reached, or the ledger's table of
-    /// bids in flight is full (`--max-bids-in-flight`): budgets fail closed.
-    Unavailable,
-    /// No creative of a line item fits the slot's sizes.
-    Size,
-    /// The video or audio slot's placement kind is not one the line item buys.
-    Placement,
-    /// No video or audio creative fits the slot (mimes, durations, bitrate,
-    /// required companion, VAST version, linearity).
-    Creative,
-    Country,
-    Device,
-    /// Region or city.
-    Geo,
-    Os,
-    /// Site domain, app bundle or publisher (allow and block lists).
-    Inventory,
-    Daypart,
-    /// The line item buys a behavioural audience and privacy signals
-    /// (COPPA, GDPR without consent, LMT, opt-out of sale) forbid it.
-    Privacy,
-    Audience,
-    Keyword,
-    Deal,
-    Floor,
-    /// The advertiser's domain is in `badv` or its category in `bcat`.
-    Blocked,
-    Frequency,
-    /// Work would pass the exchange's deadline: a late answer is a no-bid.
-    Late,
-    /// The slot is secure (`imp.secure`, an https page) and a creative that
-    /// fits, or our trackers, would load over plain http.
-    Secure,
-    /// A creative that fits has an attribute the slot blocks (`battr`).
-    Attribute,
+/// The enum, [`NoBid::ALL`] and the labels from one list: the metrics
+/// keep one counter per entry of `ALL` (`reason as usize` indexes it), so
+/// a reason left out of `ALL` would have been counted under the counter
+/// after the last, another series' (a review found it at stop 53).
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $variant:ident => $label:literal,)*) => {
+        /// Declared in the order of [`NoBid::ALL`]: `reason as usize`
+        /// indexes it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum NoBid {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl NoBid {
+            /// Every reason, in declaration order.
+            pub const ALL: [NoBid; [$($label),*].len()] = [$(NoBid::$variant),*];
+
+            /// The reason's label in metrics, logs and `/v1/explain`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(NoBid::$variant => $label,)*
+                }
+            }
+        }
+    };
 }
 
-impl NoBid {
-    pub const ALL: [NoBid; 26] = [
-        NoBid::NotReady,
-        NoBid::Currency,
-        NoBid::Media,
-        NoBid::Flight,
-        NoBid::Budget,
-        NoBid::Pacing,
-        NoBid::Unavailable,
-        NoBid::Size,
-        NoBid::Placement,
-        NoBid::Creative,
-        NoBid::Country,
-        NoBid::Device,
-        NoBid::Geo,
-        NoBid::Os,
-        NoBid::Inventory,
-        NoBid::Daypart,
-        NoBid::Privacy,
-        NoBid::Audience,
-        NoBid::Keyword,
-        NoBid::Deal,
-        NoBid::Floor,
-        NoBid::Blocked,
-        NoBid::Frequency,
-        NoBid::Late,
-        NoBid::Secure,
-        NoBid::Attribute,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoBid::NotReady => "not_ready",
-            NoBid::Currency => "currency",
-            NoBid::Media => "media",
-            NoBid::Flight => "flight",
-            NoBid::Budget => "budget",
-            NoBid::Pacing => "pacing",
-            NoBid::Unavailable => "state_unavailable",
-            NoBid::Size => "size",
-            NoBid::Placement => "placement",
-            NoBid::Creative => "creative",
-            NoBid::Country => "country",
-            NoBid::Device => "device",
-            NoBid::Geo => "geo",
-            NoBid::Os => "os",
-            NoBid::Inventory => "inventory",
-            NoBid::Daypart => "daypart",
-            NoBid::Privacy => "privacy",
-            NoBid::Audience => "audience",
-            NoBid::Keyword => "keyword",
-            NoBid::Deal => "deal",
-            NoBid::Floor => "floor",
-            NoBid::Blocked => "blocked",
-            NoBid::Frequency => "frequency",
-            NoBid::Late => "late",
-            NoBid::Secure => "secure",
-            NoBid::Attribute => "attribute",
-        }
-    }
+reasons! {
+    /// No valid config is loaded yet.
+    NotReady => "not_ready",
+    /// The request allows only currencies we have no rate for, or a floor
+    /// is in one.
+    Currency => "currency",
+    /// No imp carries a medium the bidder buys.
+    Media => "media",
+    /// No line item is in flight.
+    Flight => "flight",
+    /// Budget (line item or order) is spent.
+    Budget => "budget",
+    /// A lifetime budget is ahead of its even plan for now.
+    Pacing => "pacing",
+    /// The shared state (Redis) cannot be reached, or the ledger's table of
+    /// bids in flight is full (`--max-bids-in-flight`): budgets fail closed.
+    Unavailable => "state_unavailable",
+    /// No creative of a line item fits the slot's sizes.
+    Size => "size",
+    /// The video or audio slot's placement kind is not one the line item buys.
+    Placement => "placement",
+    /// No video or audio creative fits the slot (mimes, durations, bitrate,
+    /// required companion, VAST version, linearity).
+    Creative => "creative",
+    Country => "country",
+    Device => "device",
+    /// Region or city.
+    Geo => "geo",
+    Os => "os",
+    /// Site domain, app bundle or publisher (allow and block lists).
+    Inventory => "inventory",
+    Daypart => "daypart",
+    /// The line item buys a behavioural audience and privacy signals
+    /// (COPPA, GDPR without consent, LMT, opt-out of sale) forbid it.
+    Privacy => "privacy",
+    Audience => "audience",
+    Keyword => "keyword",
+    Deal => "deal",
+    Floor => "floor",
+    /// The advertiser's domain is in `badv` or its category in `bcat`.
+    Blocked => "blocked",
+    Frequency => "frequency",
+    /// Work would pass the exchange's deadline: a late answer is a no-bid.
+    Late => "late",
+    /// The slot is secure (`imp.secure`, an https page) and a creative that
+    /// fits, or our trackers, would load over plain http.
+    Secure => "secure",
+    /// A creative that fits has an attribute the slot blocks (`battr`).
+    Attribute => "attribute",
 }
 
 #[cfg(test)]

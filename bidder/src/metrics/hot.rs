@@ -82,13 +82,15 @@ pub(crate) const OUTCOMES: [&str; 4] = ["bid", "no_bid", "bad_request", "too_lar
 /// `bidder_notice_price_decrypt_failures_total` by reason.
 pub(crate) const DECRYPT: [&str; 2] = ["encoding", "integrity"];
 
-/// Where one exchange's counters sit in its row.
+/// Where one exchange's counters sit in its row. The no-bid reasons last:
+/// an index past them is past the row, which `Cells::add` ignores, and
+/// never another series' counter.
 pub(crate) const REQUESTS: usize = 0;
-pub(crate) const NO_BIDS: usize = REQUESTS + OUTCOMES.len();
-pub(crate) const BIDS: usize = NO_BIDS + NoBid::ALL.len();
+pub(crate) const BIDS: usize = REQUESTS + OUTCOMES.len();
 pub(crate) const DECRYPT_FAILURES: usize = BIDS + 1;
 pub(crate) const UNREADABLE: usize = DECRYPT_FAILURES + DECRYPT.len();
-pub(crate) const EXCHANGE_CELLS: usize = UNREADABLE + 1;
+pub(crate) const NO_BIDS: usize = UNREADABLE + 1;
+pub(crate) const EXCHANGE_CELLS: usize = NO_BIDS + NoBid::ALL.len();
 
 /// One exchange's counters.
 pub(crate) type ExchangeCells = Cells<EXCHANGE_CELLS>;
@@ -376,6 +378,33 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(b.get(BIDS), 2);
         assert!(!Arc::ptr_eq(&a, &exchange("hot-test-other")));
+    }
+
+    /// Every counter of an exchange's row is one series of the page and no
+    /// two share one: a no-bid reason's count never shows as another
+    /// series' (as a reason left out of `NoBid::ALL` once would have).
+    #[test]
+    fn each_counter_of_a_row_is_a_series_of_its_own() {
+        let x = exchange("hot-row-test");
+        for i in 0..EXCHANGE_CELLS {
+            x.add(i, 1);
+        }
+        let page = page();
+        let lines: Vec<&str> = page
+            .lines()
+            .filter(|l| l.contains("exchange=\"hot-row-test\""))
+            .collect();
+        assert_eq!(lines.len(), EXCHANGE_CELLS, "{lines:#?}");
+        for l in &lines {
+            assert!(l.ends_with("} 1"), "{l}");
+        }
+        for r in NoBid::ALL {
+            let series = format!(
+                "bidder_no_bids_total{{exchange=\"hot-row-test\",reason=\"{}\"}} 1",
+                r.as_str()
+            );
+            assert!(lines.contains(&series.as_str()), "{series}");
+        }
     }
 
     /// The page a scrape reads: one family each, buckets cumulative, label
