@@ -65,6 +65,14 @@ pub(crate) fn features(
     };
     let mut device = itoa::Buffer::new();
     let device = device.format(ctx.devicetype.unwrap_or(0));
+    // In upper case, as targeting reads it: to the model too, `usa` is
+    // the `USA` it was trained on. A country that is no alpha-3 code as
+    // it came.
+    let country = ctx
+        .country_key
+        .as_ref()
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .or(ctx.country);
     let mut hour = itoa::Buffer::new();
     let hour = hour.format(ctx.now.as_millis().div_euclid(3_600_000).rem_euclid(24));
     // In `predict::BID_FIELDS`' order: tests/value.rs holds each value
@@ -77,7 +85,7 @@ pub(crate) fn features(
         ctx.app_bundle.unwrap_or_default(),
         device,
         ctx.os.unwrap_or_default(),
-        ctx.country.unwrap_or_default(),
+        country.unwrap_or_default(),
         hour,
         keyword.unwrap_or_default(),
         audience_kind.unwrap_or_default(),

@@ -202,6 +202,14 @@ fn a_bids_features_are_its_named_fields() {
         sent(&s, &r),
         named(&[&keyword[..], &[(SITE, "news.example")]].concat())
     );
+    // A country sent in lower case is the model's `USA`, as it is
+    // targeting's.
+    let mut lower = r.clone();
+    lower["device"]["geo"]["country"] = json!("usa");
+    assert_eq!(
+        sent(&s, &lower),
+        named(&[&keyword[..], &[(SITE, "news.example")]].concat())
+    );
     // The same in an app.
     let site = r.as_object_mut().unwrap().remove("site").unwrap();
     r["app"] = json!({ "id": "a1", "bundle": "com.example.trail", "keywords": "tent", "publisher": site["publisher"] });
