@@ -337,6 +337,9 @@ pub fn config_loaded(ok: bool, line_items: usize) {
 /// Registers the series a dashboard expects before the first event, so a
 /// fresh replica shows zeros rather than gaps.
 pub fn describe() {
+    // The default exchange's series show zeros from the start, as before
+    // any config loads (the exporter's did from here).
+    ExchangeCounters::default_exchange();
     metrics::describe_counter!(
         "bidder_list_batches_total",
         "Batches of list audience members by result (applied, invalid, full, io_error)."
