@@ -16,6 +16,12 @@
 #   BIDDER_ARGS="--reservation-ttl-secs 1" benches/load.sh
 #                                        # extra arguments for the bidders under
 #                                        # test (word-split)
+#   ROUNDS_WARMUP=70s benches/load.sh    # the bidder under wrk that long before
+#                                        # the rounds: its table of bids in flight
+#                                        # full to what the rate keeps (a
+#                                        # reservation TTL of bids), as a bidder
+#                                        # past its first minute has it; without,
+#                                        # the rounds also pay the table's growth
 #   BIN=target/pgo/release benches/load.sh
 #                                        # the builds of scripts/pgo.sh (run it
 #                                        # first): bidder and no-op server both
@@ -41,6 +47,7 @@ BIDDER_ARGS=${BIDDER_ARGS:-}
 # Split on whitespace into words, not glob-expanded.
 read -ra bidder_args <<<"$BIDDER_ARGS"
 WARMUP=${WARMUP:-70s}
+ROUNDS_WARMUP=${ROUNDS_WARMUP:-}
 # Where the bidder and the no-op server to measure are (gen-config always
 # comes from target/release).
 BIN=${BIN:-target/release}
@@ -126,6 +133,10 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 : >"$work/noop.rps"; : >"$work/answer.rps"; : >"$work/bidder.rps"; : >"$work/redis.rps"; : >"$work/trips"
 : >"$work/noop.cpu"; : >"$work/answer.cpu"; : >"$work/bidder.cpu"; : >"$work/redis.cpu"
 trips() { curl -s "http://$redis_admin/metrics" | awk '/^bidder_redis_round_trips_total/ {print $2}'; }
+if [ -n "$ROUNDS_WARMUP" ]; then
+  echo "warming the bidder under wrk for $ROUNDS_WARMUP"
+  wrk -t"$THREADS" -c"$CONNS" -d"$ROUNDS_WARMUP" -s "$lua" "http://$bid_addr/openrtb2/bid" >/dev/null
+fi
 for r in $(seq "$ROUNDS"); do
   n=$(rps "$noop_addr" "$noop_pid" noop);  echo "$n" >>"$work/noop.rps"
   a=$(rps "$answer_addr" "$answer_pid" answer); echo "$a" >>"$work/answer.rps"
