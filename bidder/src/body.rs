@@ -29,8 +29,8 @@ pub(crate) async fn read(
     limit: usize,
 ) -> Result<Bytes, BodyError> {
     // The `Content-Length` hyper read and checked (a malformed one never
-    // gets here): looking the header up again and parsing it took a few
-    // hundred instructions a request. `None` for a chunked body.
+    // gets here), rather than the header looked up again and parsed.
+    // `None` for a chunked body.
     let declared = body.size_hint().exact();
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));

@@ -125,6 +125,14 @@ impl audiences::UserIds for RequestIds<'_> {
 }
 
 impl<'r> Context<'r> {
+    /// The request's country in upper case (`country_key` as text), as
+    /// targeting and the model read it: `usa` is `USA`.
+    pub(crate) fn country_upper(&self) -> Option<&str> {
+        self.country_key
+            .as_ref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+    }
+
     pub fn new(req: &'r BidRequest<'r>, now: Timestamp, privacy: &PrivacySettings) -> Context<'r> {
         // Behavioural audiences need the user's data; contextual ones do not.
         let restriction = crate::privacy::behavioural(req, privacy).err();

@@ -107,11 +107,7 @@ impl Rules {
         };
         // In upper case, as the country check reads it: a request saying
         // `usa` is in the United States for both.
-        let country2 = ctx
-            .country_key
-            .as_ref()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .and_then(config::country_alpha2);
+        let country2 = ctx.country_upper().and_then(config::country_alpha2);
         self.regions
             .iter()
             .any(|(c, sub)| match region.split_once('-') {

@@ -68,11 +68,7 @@ pub(crate) fn features(
     // In upper case, as targeting reads it: to the model too, `usa` is
     // the `USA` it was trained on. A country that is no alpha-3 code as
     // it came.
-    let country = ctx
-        .country_key
-        .as_ref()
-        .and_then(|k| std::str::from_utf8(k).ok())
-        .or(ctx.country);
+    let country = ctx.country_upper().or(ctx.country);
     let mut hour = itoa::Buffer::new();
     let hour = hour.format(ctx.now.as_millis().div_euclid(3_600_000).rem_euclid(24));
     // In `predict::BID_FIELDS`' order: tests/value.rs holds each value
