@@ -127,12 +127,17 @@ await_bid() {
   exit 1
 }
 
+# A loopback port nothing listens on now (for servers that print no address).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # A redis-server on a free loopback port with its files in $1 and the
 # options after it, one of `pids`; sets `redis_port` once it answers.
 start_redis() {
   local dir=$1
   shift
-  redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis_port=$(free_port)
   mkdir -p "$dir"
   redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --dir "$dir" --daemonize no \
     --loglevel warning "$@" >"$dir/log" 2>&1 &

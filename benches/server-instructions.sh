@@ -53,7 +53,7 @@ measure() {
   # A port of its own: the servers print their address only once they
   # listen, and valgrind takes a while to get there.
   local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/$name.cg" \
     "$@" "127.0.0.1:$port" >"$work/$name.out" 2>"$work/$name.err" &
   local pid=$!
