@@ -100,6 +100,29 @@ fn oversized_bodies_get_413_without_being_read() {
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(raw(s.bid, &chunked).status, 413);
+    // Chunked and a `Content-Length` both: the chunks frame the body (RFC
+    // 9112 6.3), so the length is no reason to refuse it or to let more
+    // than the limit through.
+    let both = |chunks: &[&[u8]]| {
+        let mut r = format!(
+            "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Transfer-Encoding: chunked\r\nContent-Length: {}\r\n\r\n",
+            10 * 1024 * 1024
+        )
+        .into_bytes();
+        for chunk in chunks {
+            r.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            r.extend_from_slice(chunk);
+            r.extend_from_slice(b"\r\n");
+        }
+        r.extend_from_slice(b"0\r\n\r\n");
+        r
+    };
+    let spaces = [b' '; 2000];
+    assert_eq!(raw(s.bid, &both(&[&spaces, &spaces, &spaces])).status, 413);
+    let bid = banner_request().to_string();
+    let (a, b) = bid.as_bytes().split_at(bid.len() / 2);
+    assert_eq!(raw(s.bid, &both(&[a, b])).status, 200);
     // A gzip body that inflates past the limit is refused too.
     let big = format!("{{\"id\":\"{}\"}}", "a".repeat(100_000));
     let r = post(
