@@ -210,7 +210,7 @@ impl<V> BidTable<V> {
 
     /// Every key with its value, in no particular order.
     #[cfg(test)]
-    fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
         self.index
             .iter()
             .filter(|e| e.slot != EMPTY)
