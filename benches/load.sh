@@ -32,6 +32,11 @@
 #                                        # the no-op server and the bidder alike;
 #                                        # the bidder a fresh one, warmed at the
 #                                        # rate for WARMUP (70s) first
+#   CLIENT=paced benches/load.sh --rate  # the same with benches' `paced` client
+#                                        # instead of oha: requests evenly spaced,
+#                                        # where oha releases R/1000 at each
+#                                        # millisecond tick of tokio's timer (see
+#                                        # src/bin/paced.rs)
 #
 # Loopback only. Installs wrk from Debian, and oha with cargo for --rate, if
 # they are missing.
@@ -63,12 +68,13 @@ need wrk
 if [ "$BIN" = target/release ]; then
   cargo build --release -q -p bidder -p benches
 else
-  cargo build --release -q -p benches --bin gen-config
+  cargo build --release -q -p benches --bin gen-config --bin paced
 fi
 for b in bidder noop-server; do
   [ -x "$BIN/$b" ] || { echo "no $BIN/$b (scripts/pgo.sh builds target/pgo/release)" >&2; exit 1; }
 done
-if [ -n "$RATE" ] && ! command -v oha >/dev/null; then
+CLIENT=${CLIENT:-oha}
+if [ -n "$RATE" ] && [ "$CLIENT" = oha ] && ! command -v oha >/dev/null; then
   cargo install -q --locked oha
 fi
 
@@ -170,7 +176,12 @@ if [ -n "$RATE" ]; then
   [ "$RATE" = half ] && RATE=$(awk -v b="$b" 'BEGIN {printf "%d", b / 2}')
   # Open-loop: requests go out at the rate whatever the answers take, and
   # latency counts from when each was due (no coordinated omission).
-  at_rate() { # addr → "p50 p99" in ms
+  at_rate() { # addr → "p50 p99 req/s success" (p50 and p99 in ms)
+    if [ "$CLIENT" = paced ]; then
+      target/release/paced "$1" "$minified" "$RATE" "${DURATION%s}" "$CONNS" |
+        awk '{sub("/s", "", $8); printf "%s %s %s %.4f\n", $10, $12, $8, $6 / $2}'
+      return
+    fi
     oha -z "$DURATION" -q "$RATE" -c "$CONNS" --latency-correction --no-tui --output-format json \
       -m POST -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' -D "$minified" \
       "http://$1/openrtb2/bid" >"$work/oha.json"
@@ -187,10 +198,14 @@ print("%.3f %.3f %.0f %.4f" % (p["p50"] * 1e3, p["p99"] * 1e3, s["requestsPerSec
   RUST_LOG=warn start "$work/rate-bidder.out" "$BIN/bidder" serve --config "$work/config" \
     --state "$work/rate-state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
   rate_addr=$(bid_addr "$work/rate-bidder.out")
-  echo "warming a fresh bidder at $RATE req/s for $WARMUP"
-  oha -z "$WARMUP" -q "$RATE" -c "$CONNS" --no-tui --output-format json -m POST \
-    -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' -D "$minified" \
-    "http://$rate_addr/openrtb2/bid" >/dev/null
+  echo "warming a fresh bidder at $RATE req/s for $WARMUP with $CLIENT"
+  if [ "$CLIENT" = paced ]; then
+    target/release/paced "$rate_addr" "$minified" "$RATE" "${WARMUP%s}" "$CONNS" >/dev/null
+  else
+    oha -z "$WARMUP" -q "$RATE" -c "$CONNS" --no-tui --output-format json -m POST \
+      -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' -D "$minified" \
+      "http://$rate_addr/openrtb2/bid" >/dev/null
+  fi
   : >"$work/rate.noop"; : >"$work/rate.bidder"
   # The bidder's rounds back to back, so that it stays in that state; then
   # the no-op server's, which keeps no state.
