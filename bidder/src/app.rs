@@ -1648,12 +1648,19 @@ impl App {
         Ok(serde_json::to_vec_pretty(&body).unwrap_or_default())
     }
 
-    /// The expiries of [`App::expire_reservations`] alone: holds whose time
-    /// is up go back to their budgets. Cheap (the ledger keeps its
-    /// deadlines in order), so the server runs it several times a second:
-    /// each round is short.
-    pub fn expire_holds(&self) -> usize {
-        self.ledger.expire(self.clock.now()).reservations
+    /// How many steps the expiries of [`App::expire_reservations`] take
+    /// one [`App::expire_step`] at a time.
+    pub fn expiry_steps(&self) -> usize {
+        self.ledger.expiry_steps()
+    }
+
+    /// Step `step` of the expiries of [`App::expire_reservations`] alone:
+    /// holds whose time is up go back to their budgets. A step is a bounded
+    /// piece of work (some tens of microseconds), so the server runs them
+    /// on its request workers between requests, several rounds a second;
+    /// whether the step is done (if not, it is called again).
+    pub fn expire_step(&self, step: usize) -> bool {
+        self.ledger.expire_step(self.clock.now(), step).1
     }
 
     /// Ends reservations of bids whose notices never came (they keep
@@ -1661,8 +1668,15 @@ impl App {
     /// have expired, fits the shading curves again and updates the gauges;
     /// returns how many reservations ended. About once a second.
     pub fn expire_reservations(&self) -> usize {
+        let expired = self.ledger.expire(self.clock.now());
+        self.upkeep();
+        expired.reservations
+    }
+
+    /// [`App::expire_reservations`] but for the expiries: the soak of
+    /// `auto` signatures, the gauges and the shading curves' fit.
+    pub fn upkeep(&self) {
         let now = self.clock.now();
-        let expired = self.ledger.expire(now);
         // Alone, the only reader of this process's URLs after a restart is
         // the build restarted into: after the soak, a rollback is taken to
         // be over, and `auto` writes `per-bid`.
@@ -1689,7 +1703,6 @@ impl App {
         }
         self.shader.refit(now.as_millis());
         metrics::shading(self.shader.dropped_observations(), self.shader.key_count());
-        expired.reservations
     }
 
     /// A win, billing or loss notice. A win or billing notice charges its

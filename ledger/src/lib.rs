@@ -247,6 +247,23 @@ pub trait Ledger: Send + Sync + 'static {
     fn abort(&self, charge: &Charge);
     /// Ends reservations and forgets expired ones whose time is up.
     fn expire(&self, now: Timestamp) -> Expired;
+    /// How many steps [`Ledger::expire_step`] splits an expiry pass into.
+    fn expiry_steps(&self) -> usize {
+        1
+    }
+    /// Step `step` (below [`Ledger::expiry_steps`]) of an expiry pass: what
+    /// it expired, and whether the step is done. A step not done did a
+    /// bounded part of its work and is called again; the steps in order,
+    /// each until done, are one [`Ledger::expire`]. The server runs them
+    /// on its request workers, yielding between steps: on a thread of
+    /// their own they competed with the workers for the cores and for the
+    /// shards' locks, and a round stalled bids for milliseconds.
+    fn expire_step(&self, now: Timestamp, step: usize) -> (Expired, bool) {
+        match step {
+            0 => (self.expire(now), true),
+            _ => (Expired::default(), true),
+        }
+    }
     /// Spend and holds under `key`, seen from `day`.
     fn spent(&self, key: &SpendKey, day: Date) -> Spent;
     /// Whether both limits leave room for `cost` more on `day` at `now`

@@ -29,6 +29,10 @@ const BID_SHARDS: usize = 64;
 /// for the lookups' cache misses to overlap, few enough that the entries
 /// are still in cache when the bids are acted on.
 const EXPIRY_BATCH: usize = 64;
+/// Deadlines one [`Ledger::expire_step`] acts on at most: some tens of
+/// microseconds of work, so that the server can run the steps on its request
+/// workers between requests.
+const EXPIRY_STEP: usize = 4 * EXPIRY_BATCH;
 const KEY_SHARDS: usize = 32;
 const FREQ_SHARDS: usize = 32;
 /// Charged bids are grouped by when their notices expire, in spans of
@@ -664,6 +668,96 @@ impl MemoryLedger {
     }
 
     /// Drops per-day amounts older than the days kept, once a day.
+    /// One bid shard's part of an expiry pass: acts on at most `max` of
+    /// its due deadlines, under its lock, into `out`. Whether some are
+    /// still due.
+    fn expire_shard(&self, i: usize, now_ms: i64, max: usize, out: &mut Expired) -> bool {
+        let cap = self.max_lingering_per_shard();
+        let mut sums = ExpirySums::default();
+        let mut shard = self.bids[i].lock().unwrap_or_else(|p| p.into_inner());
+        shard.undraw();
+        let mut left = max;
+        let mut more = false;
+        while let Some((at, b)) = shard.next_due(now_ms) {
+            if left == 0 {
+                // Not acted on: back in the queue, with the rest drawn,
+                // for the next step.
+                shard.deadlines.push(Reverse((at, b)));
+                shard.undraw();
+                more = true;
+                break;
+            }
+            left -= 1;
+            let full = shard.lingering >= cap;
+            let Some(bid) = shard.bids.get_mut(b) else {
+                continue;
+            };
+            if bid.next != at {
+                continue;
+            }
+            match bid.state {
+                State::Charging => bid.deadline_passed = true,
+                State::Released => {
+                    shard.bids.remove(b);
+                }
+                State::Reserved => {
+                    out.reservations += 1;
+                    let (keys, day, amount, freq) =
+                        (bid.keys.clone(), bid.day(), bid.amount, bid.freq);
+                    let keep = !full && bid.forget > at;
+                    if keep {
+                        bid.state = State::Lingering {
+                            past_horizon: false,
+                        };
+                        bid.next = at
+                            .saturating_add(self.options.late_horizon_ms)
+                            .min(bid.forget);
+                        let next = bid.next;
+                        shard.deadlines.push(Reverse((next, b)));
+                        shard.lingering += 1;
+                    } else {
+                        // Not an outcome: the bid is merely not tracked
+                        // (the book is full, or its notices expired).
+                        shard.bids.remove(b);
+                        out.forgotten += 1;
+                    }
+                    let sum = sums.entry(self, &keys, day);
+                    sum.reserved_down = sum.reserved_down.saturating_add(amount);
+                    if keep {
+                        sum.lingering_up = sum.lingering_up.saturating_add(amount);
+                    }
+                    self.freq_change(freq, false);
+                }
+                State::Lingering { past_horizon } => {
+                    if !past_horizon {
+                        self.late.not_won();
+                    }
+                    if !past_horizon && at < bid.forget {
+                        bid.state = State::Lingering { past_horizon: true };
+                        bid.next = bid.forget;
+                        let next = bid.next;
+                        shard.deadlines.push(Reverse((next, b)));
+                        continue;
+                    }
+                    let (keys, day, amount) = (bid.keys.clone(), bid.day(), bid.amount);
+                    shard.bids.remove(b);
+                    shard.lingering = shard.lingering.saturating_sub(1);
+                    out.forgotten += 1;
+                    let sum = sums.entry(self, &keys, day);
+                    sum.lingering_down = sum.lingering_down.saturating_add(amount);
+                }
+            }
+        }
+        // Under the shard's lock, as each bid's change was: a notice
+        // for one of these bids waits for it, and finds the counters
+        // already saying what its state says.
+        sums.apply(self);
+        shard
+            .charged
+            .retain(|(span, _)| (span + 1) * CHARGED_SPAN_MS > now_ms);
+        more
+    }
+
     fn prune_days(&self, now: Timestamp) {
         let today = now.date().days_since_epoch();
         let last = self.pruned_day.load(Ordering::Relaxed);
@@ -1049,83 +1143,29 @@ impl Ledger for MemoryLedger {
         let now_ms = now.as_millis();
         self.seen.fetch_max(now_ms, Ordering::Relaxed);
         let mut out = Expired::default();
-        let cap = self.max_lingering_per_shard();
-        let mut sums = ExpirySums::default();
         for i in 0..BID_SHARDS {
-            let mut shard = self.bids[i].lock().unwrap_or_else(|p| p.into_inner());
-            shard.undraw();
-            while let Some((at, b)) = shard.next_due(now_ms) {
-                let full = shard.lingering >= cap;
-                let Some(bid) = shard.bids.get_mut(b) else {
-                    continue;
-                };
-                if bid.next != at {
-                    continue;
-                }
-                match bid.state {
-                    State::Charging => bid.deadline_passed = true,
-                    State::Released => {
-                        shard.bids.remove(b);
-                    }
-                    State::Reserved => {
-                        out.reservations += 1;
-                        let (keys, day, amount, freq) =
-                            (bid.keys.clone(), bid.day(), bid.amount, bid.freq);
-                        let keep = !full && bid.forget > at;
-                        if keep {
-                            bid.state = State::Lingering {
-                                past_horizon: false,
-                            };
-                            bid.next = at
-                                .saturating_add(self.options.late_horizon_ms)
-                                .min(bid.forget);
-                            let next = bid.next;
-                            shard.deadlines.push(Reverse((next, b)));
-                            shard.lingering += 1;
-                        } else {
-                            // Not an outcome: the bid is merely not tracked
-                            // (the book is full, or its notices expired).
-                            shard.bids.remove(b);
-                            out.forgotten += 1;
-                        }
-                        let sum = sums.entry(self, &keys, day);
-                        sum.reserved_down = sum.reserved_down.saturating_add(amount);
-                        if keep {
-                            sum.lingering_up = sum.lingering_up.saturating_add(amount);
-                        }
-                        self.freq_change(freq, false);
-                    }
-                    State::Lingering { past_horizon } => {
-                        if !past_horizon {
-                            self.late.not_won();
-                        }
-                        if !past_horizon && at < bid.forget {
-                            bid.state = State::Lingering { past_horizon: true };
-                            bid.next = bid.forget;
-                            let next = bid.next;
-                            shard.deadlines.push(Reverse((next, b)));
-                            continue;
-                        }
-                        let (keys, day, amount) = (bid.keys.clone(), bid.day(), bid.amount);
-                        shard.bids.remove(b);
-                        shard.lingering = shard.lingering.saturating_sub(1);
-                        out.forgotten += 1;
-                        let sum = sums.entry(self, &keys, day);
-                        sum.lingering_down = sum.lingering_down.saturating_add(amount);
-                    }
-                }
-            }
-            // Under the shard's lock, as each bid's change was: a notice
-            // for one of these bids waits for it, and finds the counters
-            // already saying what its state says.
-            sums.apply(self);
-            shard
-                .charged
-                .retain(|(span, _)| (span + 1) * CHARGED_SPAN_MS > now_ms);
+            while self.expire_shard(i, now_ms, usize::MAX, &mut out) {}
         }
         self.prune_days(now);
         self.sweep_windows(now);
         out
+    }
+
+    fn expiry_steps(&self) -> usize {
+        BID_SHARDS + 1
+    }
+
+    fn expire_step(&self, now: Timestamp, step: usize) -> (Expired, bool) {
+        let now_ms = now.as_millis();
+        self.seen.fetch_max(now_ms, Ordering::Relaxed);
+        let mut out = Expired::default();
+        if step < BID_SHARDS {
+            let more = self.expire_shard(step, now_ms, EXPIRY_STEP, &mut out);
+            return (out, !more);
+        }
+        self.prune_days(now);
+        self.sweep_windows(now);
+        (out, true)
     }
 
     fn spent(&self, key: &SpendKey, day: Date) -> Spent {
@@ -1524,6 +1564,61 @@ mod tests {
                 assert_eq!(l.spent(key, day).held, Micros::ZERO, "{key:?} {day:?}");
             }
         }
+    }
+
+    /// An expiry pass in steps, as the server runs it, leaves what one
+    /// pass leaves, and no step acts on more than [`EXPIRY_STEP`] bids.
+    #[test]
+    fn expiry_in_steps_is_one_pass() {
+        let make = || {
+            MemoryLedger::new(Options {
+                max_lingering: 640,
+                ..Options::default()
+            })
+        };
+        let (whole, stepped) = (make(), make());
+        let items: Vec<SpendKey> = (0..5)
+            .map(|i| SpendKey::line_item(&format!("li-{i}")))
+            .collect();
+        let o = SpendKey::order("o");
+        let now = Timestamp(1_795_521_600_000);
+        for n in 0..6_000u64 {
+            // Half in shard 0, more than a step takes; half spread.
+            let bid = match n < 3_000 {
+                true => n * BID_SHARDS as u64,
+                false => n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11,
+            };
+            let li = &items[n as usize % items.len()];
+            for l in [&whole, &stepped] {
+                let hold = plain_hold(bid, now.date(), (li, &o), Cap::None, now, 1);
+                l.reserve(&hold, now).expect("room");
+            }
+        }
+        let t = Timestamp(now.as_millis() + 1);
+        let one = whole.expire(t);
+        let (mut reservations, mut forgotten, mut calls) = (0, 0, vec![0; stepped.expiry_steps()]);
+        for (step, calls) in calls.iter_mut().enumerate() {
+            loop {
+                let (e, done) = stepped.expire_step(t, step);
+                assert!(e.reservations <= EXPIRY_STEP, "{}", e.reservations);
+                reservations += e.reservations;
+                forgotten += e.forgotten;
+                *calls += 1;
+                if done {
+                    break;
+                }
+            }
+        }
+        assert_eq!((reservations, forgotten), (one.reservations, one.forgotten));
+        assert_eq!(one.reservations, 6_000);
+        assert!(calls[0] >= 3_000 / EXPIRY_STEP, "{calls:?}");
+        for key in items.iter().chain([&o]) {
+            assert_eq!(whole.spent(key, now.date()), stepped.spent(key, now.date()));
+        }
+        let tracked = |l: &MemoryLedger| -> usize {
+            l.bids.iter().map(|s| s.lock().unwrap().bids.len()).sum()
+        };
+        assert_eq!(tracked(&whole), tracked(&stepped));
     }
 
     /// The expiry pass works through a shard's deadlines in batches

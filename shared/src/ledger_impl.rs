@@ -344,6 +344,17 @@ impl Drop for RedisLedger {
 }
 
 impl RedisLedger {
+    /// Drops the frequency counts no bid needs any more, at most once a
+    /// second (or after the clock stepped back).
+    fn sweep_freq(&self, now: Timestamp) {
+        let t = now.as_millis();
+        let last = self.inner.freq_swept.load(Ordering::Relaxed);
+        if t.saturating_sub(last) >= 1_000 || t < last {
+            self.inner.freq_swept.store(t, Ordering::Relaxed);
+            lock(&self.inner.freq).retain(|_, s| s.keep_until > t);
+        }
+    }
+
     /// Starts the client and its background work. Does not wait for Redis
     /// unless the ledger is synchronous: until it answers, budgeted line
     /// items do not bid.
@@ -1294,13 +1305,20 @@ impl Ledger for RedisLedger {
 
     fn expire(&self, now: Timestamp) -> Expired {
         let e = self.inner.local.expire(now);
-        let t = now.as_millis();
-        let last = self.inner.freq_swept.load(Ordering::Relaxed);
-        if t.saturating_sub(last) >= 1_000 || t < last {
-            self.inner.freq_swept.store(t, Ordering::Relaxed);
-            lock(&self.inner.freq).retain(|_, s| s.keep_until > t);
-        }
+        self.sweep_freq(now);
         e
+    }
+
+    fn expiry_steps(&self) -> usize {
+        self.inner.local.expiry_steps()
+    }
+
+    fn expire_step(&self, now: Timestamp, step: usize) -> (Expired, bool) {
+        let (e, done) = self.inner.local.expire_step(now, step);
+        if done && step + 1 == self.expiry_steps() {
+            self.sweep_freq(now);
+        }
+        (e, done)
     }
 
     fn spent(&self, key: &SpendKey, day: Date) -> Spent {
