@@ -1208,7 +1208,8 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
         // second's bids at once on a worker was the bidder's p99 at steady
         // load; the rounds on a blocking thread of their own were too (every
         // round stalled bids for milliseconds at 45k bids a second: a third
-        // thread on the cores, holding the shards' locks the bids need).
+        // thread on the cores, holding the shards' locks the bids need;
+        // which of the two cost more was not separated).
         // Fitting the shading curves again and the gauges: about once a
         // second, on a blocking thread.
         let app = app.clone();
