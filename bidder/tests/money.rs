@@ -1046,7 +1046,42 @@ fn the_binary_keeps_its_notice_secret_across_kill_9_and_needs_a_public_url() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-// 9. A win after its reservation expired is billed within the budget.
+// 9. The server's own expiry rounds give an unanswered bid's budget back,
+// and a win after its reservation expired is billed within the budget.
+
+#[test]
+fn the_servers_expiry_rounds_give_unanswered_bids_budget_back() {
+    let settings = Settings {
+        reservation_ttl: Duration::from_secs(5),
+        notice_ttl: Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let (s, dir) = shop_with(
+        "rounds",
+        "100.00",
+        &line_item("rounds", "1000.00", "daily: 1.00", ""),
+        settings,
+    );
+    let body = banner_request().to_string();
+    only_bid(&s.bid(&body));
+    assert_no_bid(&s, &body, "rounds", "budget");
+    // Past the reservation and past its notices' time: no notice can
+    // come, and nothing holds the budget once the server's rounds (every
+    // 200 ms, in steps on its workers) have run; nothing here calls the
+    // expiry itself.
+    s.clock.advance_millis(120_000);
+    let start = std::time::Instant::now();
+    while s.app.line_item_spent("rounds").held_today > Micros::ZERO {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the server's rounds never let the hold go: {:?}",
+            s.app.line_item_spent("rounds")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    only_bid(&s.bid(&body));
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 #[test]
 fn a_late_win_is_charged_within_the_budget() {
