@@ -258,8 +258,7 @@ pub struct App {
     /// not counted, since their bids were counted by a process before it.
     started_ms: i64,
     /// What `--url-signatures auto` writes by while this replica shares no
-    /// state: set once it has run for the soak (see
-    /// [`App::expire_reservations`]).
+    /// state: set once it has run for the soak (see [`App::upkeep`]).
     alone_per_bid: Arc<std::sync::atomic::AtomicBool>,
     /// Click and conversion rates for value-based line items (`--model`;
     /// the priors until one loads).
@@ -1654,13 +1653,14 @@ impl App {
         self.ledger.expiry_steps()
     }
 
-    /// Step `step` of the expiries of [`App::expire_reservations`] alone:
-    /// holds whose time is up go back to their budgets. A step is a bounded
-    /// piece of work (some tens of microseconds), so the server runs them
-    /// on its request workers between requests, several rounds a second;
-    /// whether the step is done (if not, it is called again).
-    pub fn expire_step(&self, step: usize) -> bool {
-        self.ledger.expire_step(self.clock.now(), step).1
+    /// Step `step` of the expiries of [`App::expire_reservations`] alone,
+    /// as of `now` (one time for a whole round, so that a round ends):
+    /// holds whose time is up go back to their budgets. A bid shard's step
+    /// is a bounded piece of work (some tens of microseconds), so the server
+    /// runs those on its request workers between requests, several rounds
+    /// a second; whether the step is done (if not, it is called again).
+    pub fn expire_step(&self, now: config::Timestamp, step: usize) -> bool {
+        self.ledger.expire_step(now, step).1
     }
 
     /// Ends reservations of bids whose notices never came (they keep

@@ -1210,8 +1210,9 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
         // round stalled bids for milliseconds at 45k bids a second: a third
         // thread on the cores, holding the shards' locks the bids need;
         // which of the two cost more was not separated).
-        // Fitting the shading curves again and the gauges: about once a
-        // second, on a blocking thread.
+        // The last step (days and windows pruned, whole maps swept) and
+        // fitting the shading curves again and the gauges (about once a
+        // second): on a blocking thread.
         let app = app.clone();
         let mut stop = rx.clone();
         tokio::spawn(async move {
@@ -1220,14 +1221,34 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
                     _ = tokio::time::sleep(EXPIRY_ROUND) => {}
                     _ = stop.changed() => return,
                 }
-                for step in 0..app.expiry_steps() {
+                let now = app.now();
+                let steps = app.expiry_steps();
+                for step in 0..steps.saturating_sub(1) {
                     loop {
-                        let done = app.expire_step(step);
+                        // A step that panics leaves the ledger whole (locks
+                        // recovered, deadlines put back): the rounds go on,
+                        // as they did when a panic ended a blocking task.
+                        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            app.expire_step(now, step)
+                        }))
+                        .unwrap_or_else(|_| {
+                            tracing::error!(step, "an expiry step panicked");
+                            true
+                        });
                         tokio::task::yield_now().await;
                         if done {
                             break;
                         }
                     }
+                    if stop.has_changed().unwrap_or(true) {
+                        return;
+                    }
+                }
+                if let Some(last) = steps.checked_sub(1) {
+                    let app = app.clone();
+                    let _ =
+                        tokio::task::spawn_blocking(move || while !app.expire_step(now, last) {})
+                            .await;
                 }
                 if round % ROUNDS_PER_UPKEEP == 0 {
                     let app = app.clone();

@@ -377,9 +377,9 @@ impl<T: Default> Sharded<T> {
 /// between the pass and the bid path (`reserve`, `spent`) thousands of
 /// times a round, and std's mutex is not fair: the pass, already running,
 /// can take it back before a worker woken for it runs. Summed, it takes
-/// that lock some 64 times a round (once per bid shard and key).
-#[derive(Default)]
-struct ExpirySums {
+/// that lock once per expiry step and key (more often past 16 keys).
+struct ExpirySums<'a> {
+    ledger: &'a MemoryLedger,
     sums: Vec<ExpirySum>,
 }
 
@@ -391,12 +391,19 @@ struct ExpirySum {
     lingering_down: Micros,
 }
 
-impl ExpirySums {
+impl<'a> ExpirySums<'a> {
+    fn new(ledger: &'a MemoryLedger) -> Self {
+        ExpirySums {
+            ledger,
+            sums: Vec::new(),
+        }
+    }
+
     /// Distinct keys summed before they are applied: the lookup is a scan,
     /// and a pass over bids of many line items flushes as it goes.
     const MAX: usize = 16;
 
-    fn entry(&mut self, ledger: &MemoryLedger, keys: &[SpendKey; 2], day: i64) -> &mut ExpirySum {
+    fn entry(&mut self, keys: &[SpendKey; 2], day: i64) -> &mut ExpirySum {
         let found = self
             .sums
             .iter()
@@ -405,7 +412,7 @@ impl ExpirySums {
             Some(i) => i,
             None => {
                 if self.sums.len() >= Self::MAX {
-                    self.apply(ledger);
+                    self.apply();
                 }
                 self.sums.push(ExpirySum {
                     keys: keys.clone(),
@@ -423,9 +430,9 @@ impl ExpirySums {
     /// Applies and forgets the sums. Additions before subtractions: a
     /// subtraction stops at zero, and summed ones never stop earlier than
     /// the same made one by one in their order.
-    fn apply(&mut self, ledger: &MemoryLedger) {
+    fn apply(&mut self) {
         for s in self.sums.drain(..) {
-            let mut locked = ledger.lock_keys(&[&s.keys[0], &s.keys[1]]);
+            let mut locked = self.ledger.lock_keys(&[&s.keys[0], &s.keys[1]]);
             for k in &s.keys {
                 let c = locked.get(k);
                 if s.lingering_up > Micros::ZERO {
@@ -439,6 +446,12 @@ impl ExpirySums {
                 }
             }
         }
+    }
+}
+
+impl Drop for ExpirySums<'_> {
+    fn drop(&mut self) {
+        self.apply();
     }
 }
 
@@ -667,14 +680,16 @@ impl MemoryLedger {
             .retain(|_, w| w.bucket(now).saturating_sub(w.newest) < BUCKETS);
     }
 
-    /// Drops per-day amounts older than the days kept, once a day.
     /// One bid shard's part of an expiry pass: acts on at most `max` of
     /// its due deadlines, under its lock, into `out`. Whether some are
     /// still due.
     fn expire_shard(&self, i: usize, now_ms: i64, max: usize, out: &mut Expired) -> bool {
         let cap = self.max_lingering_per_shard();
-        let mut sums = ExpirySums::default();
         let mut shard = self.bids[i].lock().unwrap_or_else(|p| p.into_inner());
+        // After the guard, so dropped before it: a pass that panics still
+        // applies what it summed, under the shard's lock, for the bids it
+        // already moved on.
+        let mut sums = ExpirySums::new(self);
         shard.undraw();
         let mut left = max;
         let mut more = false;
@@ -721,7 +736,7 @@ impl MemoryLedger {
                         shard.bids.remove(b);
                         out.forgotten += 1;
                     }
-                    let sum = sums.entry(self, &keys, day);
+                    let sum = sums.entry(&keys, day);
                     sum.reserved_down = sum.reserved_down.saturating_add(amount);
                     if keep {
                         sum.lingering_up = sum.lingering_up.saturating_add(amount);
@@ -743,7 +758,7 @@ impl MemoryLedger {
                     shard.bids.remove(b);
                     shard.lingering = shard.lingering.saturating_sub(1);
                     out.forgotten += 1;
-                    let sum = sums.entry(self, &keys, day);
+                    let sum = sums.entry(&keys, day);
                     sum.lingering_down = sum.lingering_down.saturating_add(amount);
                 }
             }
@@ -751,13 +766,14 @@ impl MemoryLedger {
         // Under the shard's lock, as each bid's change was: a notice
         // for one of these bids waits for it, and finds the counters
         // already saying what its state says.
-        sums.apply(self);
+        sums.apply();
         shard
             .charged
             .retain(|(span, _)| (span + 1) * CHARGED_SPAN_MS > now_ms);
         more
     }
 
+    /// Drops per-day amounts older than the days kept, once a day.
     fn prune_days(&self, now: Timestamp) {
         let today = now.date().days_since_epoch();
         let last = self.pruned_day.load(Ordering::Relaxed);
