@@ -29,9 +29,9 @@ const BID_SHARDS: usize = 64;
 /// for the lookups' cache misses to overlap, few enough that the entries
 /// are still in cache when the bids are acted on.
 const EXPIRY_BATCH: usize = 64;
-/// Deadlines one [`Ledger::expire_step`] acts on at most: some tens of
-/// microseconds of work, so that the server can run the steps on its request
-/// workers between requests.
+/// Deadlines one bid shard's [`Ledger::expire_step`] acts on at most: some
+/// tens of microseconds of work, so that the server can run those steps on
+/// its request workers between requests.
 const EXPIRY_STEP: usize = 4 * EXPIRY_BATCH;
 const KEY_SHARDS: usize = 32;
 const FREQ_SHARDS: usize = 32;
