@@ -198,10 +198,10 @@ impl BidShard {
         }
     }
 
-    /// Puts back in the queue what a pass drew and did not act on. Only a
-    /// pass that panicked (its lock recovered from the poisoning) leaves
-    /// any, possibly not due at the next pass's time if the clock stepped
-    /// back.
+    /// Puts back in the queue what a pass drew and did not act on: a step
+    /// whose budget ran out, or a pass that panicked (its lock recovered
+    /// from the poisoning; what it drew possibly not due at the next pass's
+    /// time if the clock stepped back).
     fn undraw(&mut self) {
         self.deadlines.extend(self.drawn.drain(..).map(Reverse));
     }
@@ -692,16 +692,10 @@ impl MemoryLedger {
         let mut sums = ExpirySums::new(self);
         shard.undraw();
         let mut left = max;
-        let mut more = false;
-        while let Some((at, b)) = shard.next_due(now_ms) {
-            if left == 0 {
-                // Not acted on: back in the queue, with the rest drawn,
-                // for the next step.
-                shard.deadlines.push(Reverse((at, b)));
-                shard.undraw();
-                more = true;
+        while left > 0 {
+            let Some((at, b)) = shard.next_due(now_ms) else {
                 break;
-            }
+            };
             left -= 1;
             let full = shard.lingering >= cap;
             let Some(bid) = shard.bids.get_mut(b) else {
@@ -770,7 +764,13 @@ impl MemoryLedger {
         shard
             .charged
             .retain(|(span, _)| (span + 1) * CHARGED_SPAN_MS > now_ms);
-        more
+        // What the budget left drawn goes back in the queue, for the next
+        // step.
+        shard.undraw();
+        shard
+            .deadlines
+            .peek()
+            .is_some_and(|Reverse((at, _))| *at <= now_ms)
     }
 
     /// Drops per-day amounts older than the days kept, once a day.
@@ -1162,8 +1162,8 @@ impl Ledger for MemoryLedger {
         for i in 0..BID_SHARDS {
             while self.expire_shard(i, now_ms, usize::MAX, &mut out) {}
         }
-        self.prune_days(now);
-        self.sweep_windows(now);
+        // The last step: days and windows.
+        self.expire_step(now, BID_SHARDS);
         out
     }
 
