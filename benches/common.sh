@@ -127,6 +127,17 @@ await_bid() {
   exit 1
 }
 
+# Instructions callgrind counts inside the functions matching $1 (a
+# --toggle-collect pattern) in one run of the command after it: its
+# "Collected" total.
+callgrind_count() {
+  local toggle=$1
+  shift
+  valgrind --tool=callgrind --toggle-collect="$toggle" --callgrind-out-file=/dev/null \
+    "$@" 2>&1 >/dev/null |
+    awk '/Collected/ { print $NF }'
+}
+
 # A loopback port nothing listens on now (for servers that print no address).
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -34,12 +34,7 @@ N2=${N2:-1100}
 need valgrind
 bin=$(bid_loop)
 
-# Instructions of one run: callgrind's "Collected" total.
-count() {
-  valgrind --tool=callgrind --toggle-collect='bid_loop::one_*' --callgrind-out-file=/dev/null \
-    "$bin" "$@" 2>&1 >/dev/null |
-    awk '/Collected/ { print $NF }'
-}
+count() { callgrind_count 'bid_loop::one_*' "$bin" "$@"; }
 
 printf '%-16s %14s\n' kind instructions/bid
 for run in "banner per-bid" "banner per-url" "video per-bid" "video per-url" parse; do

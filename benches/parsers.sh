@@ -23,11 +23,7 @@ cargo build --release -q --manifest-path benches/parsers/Cargo.toml --target-dir
 RUSTFLAGS="-C target-feature=+avx2,+pclmulqdq,+bmi2" cargo build --release -q \
   --manifest-path benches/parsers/Cargo.toml --target-dir target/parsers-avx2
 
-count() {
-  valgrind --tool=callgrind --toggle-collect='parsers::one_*' --callgrind-out-file=/dev/null \
-    "$@" 2>&1 >/dev/null |
-    awk '/Collected/ { print $NF }'
-}
+count() { callgrind_count 'parsers::one_*' "$@"; }
 
 printf '%-12s %14s %14s\n' kind instructions 'with AVX2'
 for kind in ours ours-serde serde-skip sonic-skip serde-value sonic-value; do
