@@ -1049,22 +1049,33 @@ fn the_binary_keeps_its_notice_secret_across_kill_9_and_needs_a_public_url() {
 // 9. The server's own expiry rounds give an unanswered bid's budget back,
 // and a win after its reservation expired is billed within the budget.
 
-#[test]
-fn the_servers_expiry_rounds_give_unanswered_bids_budget_back() {
+/// Line item `li`, whose daily budget (1.00) one bid at 1000.00 CPM holds
+/// whole, has made that bid on the banner request (returned with its
+/// body); a second gets no bid for the budget. Reservations last 5 s.
+fn one_bid_holds_the_budget(li: &str, settings: Settings) -> (Server, PathBuf, String, Value) {
     let settings = Settings {
         reservation_ttl: Duration::from_secs(5),
-        notice_ttl: Duration::from_secs(60),
-        ..Settings::default()
+        ..settings
     };
     let (s, dir) = shop_with(
-        "rounds",
+        li,
         "100.00",
-        &line_item("rounds", "1000.00", "daily: 1.00", ""),
+        &line_item(li, "1000.00", "daily: 1.00", ""),
         settings,
     );
     let body = banner_request().to_string();
-    only_bid(&s.bid(&body));
-    assert_no_bid(&s, &body, "rounds", "budget");
+    let b = only_bid(&s.bid(&body));
+    assert_no_bid(&s, &body, li, "budget");
+    (s, dir, body, b)
+}
+
+#[test]
+fn the_servers_expiry_rounds_give_unanswered_bids_budget_back() {
+    let settings = Settings {
+        notice_ttl: Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let (s, dir, body, _) = one_bid_holds_the_budget("rounds", settings);
     // Past the reservation and past its notices' time: no notice can
     // come, and nothing holds the budget once the server's rounds (every
     // 200 ms, in steps on its workers) have run; nothing here calls the
@@ -1085,19 +1096,7 @@ fn the_servers_expiry_rounds_give_unanswered_bids_budget_back() {
 
 #[test]
 fn a_late_win_is_charged_within_the_budget() {
-    let settings = Settings {
-        reservation_ttl: Duration::from_secs(5),
-        ..Settings::default()
-    };
-    let (s, dir) = shop_with(
-        "late",
-        "100.00",
-        &line_item("late", "1000.00", "daily: 1.00", ""),
-        settings,
-    );
-    let body = banner_request().to_string();
-    let b = only_bid(&s.bid(&body));
-    assert_no_bid(&s, &body, "late", "budget");
+    let (s, dir, body, b) = one_bid_holds_the_budget("late", Settings::default());
     // Its reservation runs out without a notice.
     s.clock.advance_millis(10_000);
     s.app.expire_reservations();
