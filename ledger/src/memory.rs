@@ -1336,6 +1336,7 @@ impl Ledger for MemoryLedger {
 mod tests {
     use super::*;
     use crate::{Cap, Limit};
+    use std::sync::TryLockError;
 
     crate::conformance_tests!(|| -> std::sync::Arc<dyn crate::Ledger> {
         std::sync::Arc::new(super::MemoryLedger::default())
@@ -1635,6 +1636,141 @@ mod tests {
             l.bids.iter().map(|s| s.lock().unwrap().bids.len()).sum()
         };
         assert_eq!(tracked(&whole), tracked(&stepped));
+    }
+
+    /// Win notices racing the server's expiry steps, on two threads: each
+    /// win is charged once, whether its bid was still reserved or already
+    /// lingering, and afterwards every key's counters say what the table's
+    /// bids say. An expiry step sums its counter changes and applies them
+    /// before it lets go of the shard's lock; applied after, a notice for a
+    /// bid it had moved to lingering would take back what was not yet added
+    /// (a subtraction stops at zero) and leave a key holding money for bids
+    /// no longer held.
+    #[test]
+    fn wins_racing_expiry_steps_are_charged_once_and_counted_once() {
+        // A few times over: the threads may not overlap in every round.
+        for _ in 0..16 {
+            let l = MemoryLedger::new(Options {
+                max_lingering: 1 << 20,
+                ..Options::default()
+            });
+            let items: Vec<SpendKey> = (0..4)
+                .map(|i| SpendKey::line_item(&format!("li-{i}")))
+                .collect();
+            let o = SpendKey::order("o");
+            let now = Timestamp(1_795_521_600_000);
+            // Bids of each shard together, fewer than a step takes: the win
+            // thread charges a shard's bids while the expiry thread works
+            // through that shard, each waiting for the other at every shard.
+            const PER_SHARD: u64 = 200;
+            let bids: Vec<(u64, &SpendKey)> = (0..BID_SHARDS as u64 * PER_SHARD)
+                .map(|n| {
+                    let (shard, k) = (n / PER_SHARD, n % PER_SHARD);
+                    let bid = k * BID_SHARDS as u64 + shard;
+                    (bid, &items[n as usize % items.len()])
+                })
+                .collect();
+            for &(bid, li) in &bids {
+                let hold = plain_hold(bid, now.date(), (li, &o), Cap::None, now, 1);
+                l.reserve(&hold, now).expect("room");
+            }
+            let forget = Timestamp(now.as_millis() + 86_400_000);
+            let win = |bid: u64, li: &SpendKey| {
+                let limits = [
+                    Limit {
+                        key: li,
+                        cap: Cap::None,
+                    },
+                    Limit {
+                        key: &o,
+                        cap: Cap::None,
+                    },
+                ];
+                let w = crate::Win {
+                    bid: BidKey(bid),
+                    day: now.date(),
+                    cost: Micros(1_000),
+                    limits,
+                    forget,
+                    tags: crate::Tags::default(),
+                };
+                l.begin_charge(&w)
+            };
+            let t = Timestamp(now.as_millis() + 1);
+            let shard = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for step in 0..BID_SHARDS {
+                        shard.wait();
+                        while !l.expire_step(t, step).1 {}
+                    }
+                });
+                // Every other bid wins.
+                for (i, bids) in bids.chunks(PER_SHARD as usize).enumerate() {
+                    shard.wait();
+                    // Until the step holds the shard (or is done with
+                    // it): the first win then waits for the step, and
+                    // comes right as it lets go.
+                    for _ in 0..100_000 {
+                        match l.bids[i].try_lock() {
+                            Err(TryLockError::WouldBlock) => break,
+                            Ok(b) if b.deadlines.peek().is_none_or(|d| d.0 .0 > t.0) => break,
+                            _ => std::hint::spin_loop(),
+                        }
+                    }
+                    for &(bid, li) in bids.iter().step_by(2) {
+                        let charge = win(bid, li).expect("a first win is charged");
+                        l.commit(&charge);
+                    }
+                }
+            });
+            // Whatever the steps left for later.
+            l.expire(t);
+            for &(bid, li) in bids.iter().step_by(2) {
+                assert_eq!(win(bid, li).err(), Some(NotCharged::Duplicate), "{bid}");
+            }
+            // Each key's counters against the bids the table holds for it.
+            let day = now.date().days_since_epoch();
+            for key in items.iter().chain([&o]) {
+                let (mut reserved, mut lingering) = (0, 0);
+                for shard in &l.bids {
+                    for (_, bid) in shard.lock().unwrap().bids.iter() {
+                        if !bid.keys.iter().any(|k| k == key) {
+                            continue;
+                        }
+                        match bid.state {
+                            State::Reserved => reserved += bid.amount.0,
+                            State::Lingering { .. } => lingering += bid.amount.0,
+                            _ => {}
+                        }
+                    }
+                }
+                let won = bids
+                    .iter()
+                    .step_by(2)
+                    .filter(|(_, li)| *key == o || li == &key)
+                    .count() as i64;
+                let counters = l.counters.lock(l.counters.index(key));
+                let c = counters.get(key).expect("counted");
+                let (_, a) = c.days.iter().find(|(d, _)| *d == day).expect("today");
+                assert_eq!(
+                    (a.spent, a.reserved, a.charging, a.lingering),
+                    (
+                        Micros(won * 1_000),
+                        Micros(reserved),
+                        Micros::ZERO,
+                        Micros(lingering)
+                    ),
+                    "{key:?}"
+                );
+                // Every reservation expired; the bids that did not win linger.
+                let mine = bids
+                    .iter()
+                    .filter(|(_, li)| *key == o || li == &key)
+                    .count() as i64;
+                assert_eq!((reserved, lingering), (0, (mine - won) * 1_000), "{key:?}");
+            }
+        }
     }
 
     /// The expiry pass works through a shard's deadlines in batches
