@@ -18,8 +18,10 @@
 //! it was due, but for the pacer's lateness). Prints one line:
 //! `sent N answered N ok N rate R/s p50 MS p99 MS p999 MS errors N statuses
 //! S:N,...` (ok: answers 2xx). With `PACED_SLOW=FILE` it also writes each
-//! answer slower than 0.5 ms to FILE, as microseconds since the first of them
-//! and its latency: stalls that recur at a period show in it.
+//! answer slower than 0.5 ms to FILE, as microseconds since the start and its
+//! latency, and each release the pacer made more than 0.5 ms late (`AT pacer
+//! late US released N`): stalls that recur at a period show in it, and
+//! whether the client's own lateness sent the burst behind them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +31,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+/// What `PACED_SLOW` lists: answers slower, and releases later.
+const SLOW: Duration = Duration::from_micros(500);
 
 /// Requests released and not yet sent, the time each was released.
 struct Due {
@@ -80,10 +85,13 @@ fn main() {
         done: AtomicBool::new(false),
     });
     let total = (rate * secs) as u64;
+    let start = Instant::now();
     let pacer = {
         let due = due.clone();
         std::thread::spawn(move || {
-            let start = Instant::now();
+            // Releases that came late (the pacer not run in time): their
+            // requests go out together, a burst the servers then drain.
+            let mut late = Vec::new();
             let gap = Duration::from_secs_f64(1.0 / rate);
             let mut next = 0u64;
             while next < total {
@@ -96,6 +104,7 @@ fn main() {
                 // Everything due by now, released now: latency counts from
                 // here, so the pacer's own lateness (its sleep overshoots by
                 // the timer's slack) is not put on the server.
+                let lateness = now - at;
                 let mut q = due.queue.lock().unwrap_or_else(|e| e.into_inner());
                 let mut n = 0;
                 while next < total && start + gap.mul_f64(next as f64) <= now {
@@ -107,9 +116,13 @@ fn main() {
                 for _ in 0..n {
                     due.more.notify_one();
                 }
+                if lateness > SLOW {
+                    late.push((at - start, lateness, n));
+                }
             }
             due.done.store(true, Ordering::Release);
             due.more.notify_waiters();
+            late
         })
     };
 
@@ -146,14 +159,18 @@ fn main() {
         }
         all
     });
-    let _ = pacer.join();
+    let late = pacer.join().unwrap_or_default();
     if let Ok(path) = std::env::var("PACED_SLOW") {
-        let t0 = results.slow.iter().map(|s| s.0).min();
         let mut text = String::new();
-        if let Some(t0) = t0 {
-            for (at, us) in &results.slow {
-                text.push_str(&format!("{} {}\n", (*at - t0).as_micros(), us));
-            }
+        for (at, us) in &results.slow {
+            text.push_str(&format!("{} {}\n", (*at - start).as_micros(), us));
+        }
+        for (at, lateness, n) in &late {
+            text.push_str(&format!(
+                "{} pacer late {} released {n}\n",
+                at.as_micros(),
+                lateness.as_micros()
+            ));
         }
         let _ = std::fs::write(path, text);
     }
@@ -231,7 +248,7 @@ async fn connection(addr: &str, request: &[u8], due: &Due) -> Outcome {
             Ok(status) => {
                 let us = at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                 out.latencies_us.push(us);
-                if us > 500 {
+                if us > SLOW.as_micros() as u32 {
                     out.slow.push((at, us));
                 }
                 *out.statuses.entry(status).or_default() += 1;
