@@ -1667,6 +1667,11 @@ mod tests {
                 .map(|n| {
                     let (shard, k) = (n / PER_SHARD, n % PER_SHARD);
                     let bid = k * BID_SHARDS as u64 + shard;
+                    // The bids of li-0 and li-2 all win (even n), those of
+                    // li-1 and li-3 all lose: the winners' line items hold
+                    // nothing lingering but what a race puts there, so a
+                    // notice that took back what a step had not yet added
+                    // stops at zero and shows in their counters.
                     (bid, &items[n as usize % items.len()])
                 })
                 .collect();
@@ -1698,12 +1703,21 @@ mod tests {
             };
             let t = Timestamp(now.as_millis() + 1);
             let shard = std::sync::Barrier::new(2);
-            std::thread::scope(|s| {
-                s.spawn(|| {
+            // Failures are kept until both threads are past every shard:
+            // one that panicked there would leave the other waiting.
+            let mut first_wins = Vec::new();
+            let stepped = std::thread::scope(|s| {
+                let steps = s.spawn(|| {
+                    let mut all = Ok(());
                     for step in 0..BID_SHARDS {
                         shard.wait();
-                        while !l.expire_step(t, step).1 {}
+                        if all.is_ok() {
+                            all = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                while !l.expire_step(t, step).1 {}
+                            }));
+                        }
                     }
+                    all
                 });
                 // Every other bid wins.
                 for (i, bids) in bids.chunks(PER_SHARD as usize).enumerate() {
@@ -1719,11 +1733,19 @@ mod tests {
                         }
                     }
                     for &(bid, li) in bids.iter().step_by(2) {
-                        let charge = win(bid, li).expect("a first win is charged");
-                        l.commit(&charge);
+                        let charge = win(bid, li);
+                        if let Ok(c) = &charge {
+                            l.commit(c);
+                        }
+                        first_wins.push((bid, charge.err()));
                     }
                 }
+                steps.join()
             });
+            assert!(matches!(stepped, Ok(Ok(()))), "an expiry step panicked");
+            for (bid, refused) in first_wins {
+                assert_eq!(refused, None, "a first win is charged: {bid}");
+            }
             // Whatever the steps left for later.
             l.expire(t);
             for &(bid, li) in bids.iter().step_by(2) {
