@@ -1223,10 +1223,14 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
                     _ = tokio::time::sleep_until(start) => {}
                     _ = stop.changed() => return,
                 }
-                // A round late (the last one ran long) starts now: its
-                // steps spread from here, not run back to back to catch up.
-                start = start.max(tokio::time::Instant::now());
-                let now = app.now();
+                // A round well behind (the last one ran long) starts now:
+                // its steps spread from here, not run back to back to
+                // catch up. A timer's usual lateness is not that: rounds
+                // stay on their schedule.
+                let woke = tokio::time::Instant::now();
+                if woke > start + EXPIRY_ROUND / 4 {
+                    start = woke;
+                }
                 let steps = app.expiry_steps();
                 let spread = steps.saturating_sub(1).max(1) as u32;
                 for step in 0..steps.saturating_sub(1) {
@@ -1240,6 +1244,9 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
                         _ = tokio::time::sleep_until(due) => {}
                         _ = stop.changed() => return,
                     }
+                    // As of when the step runs: a bid due since the round
+                    // began is not left for the next one.
+                    let now = app.now();
                     loop {
                         // A step that panics leaves the ledger whole (locks
                         // recovered, deadlines put back): the rounds go on,
@@ -1262,6 +1269,7 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
                 }
                 if let Some(last) = steps.checked_sub(1) {
                     let app = app.clone();
+                    let now = app.now();
                     let _ =
                         tokio::task::spawn_blocking(move || while !app.expire_step(now, last) {})
                             .await;

@@ -254,11 +254,13 @@ pub trait Ledger: Send + Sync + 'static {
     /// Step `step` (below [`Ledger::expiry_steps`]) of an expiry pass: what
     /// it expired, and whether the step is done. A step not done did a
     /// bounded part of its work and is called again; the steps in order,
-    /// each until done, are one [`Ledger::expire`]. The server runs all but
-    /// the last on its request workers, yielding between steps: on a
-    /// thread of their own they competed with the workers for the cores
-    /// and for the shards' locks, and a round stalled bids for
-    /// milliseconds. The last step is for work that is not bounded (whole
+    /// each until done and with one `now`, are one [`Ledger::expire`]. Each
+    /// step may have a `now` of its own, no earlier than the last one's.
+    /// The server runs all but the last on its request workers, spread
+    /// over its round, each as of when it runs: on a thread of their own
+    /// they competed with the workers for the cores and for the shards'
+    /// locks, and back to back they were a stall every round that answers
+    /// queued behind. The last step is for work that is not bounded (whole
     /// maps swept), which the server runs on a blocking thread.
     fn expire_step(&self, now: Timestamp, step: usize) -> (Expired, bool) {
         match step {
