@@ -200,9 +200,9 @@ print("%.3f %.3f %.0f %.4f" % (p["p50"] * 1e3, p["p99"] * 1e3, s["requestsPerSec
     echo "$n50 $n99" >>"$work/rate.noop"
     echo "rate round $r at $RATE req/s: noop p50 ${n50} ms p99 ${n99} ms ($nrps req/s, success $nok)"
   done
-  # Not the bidder of the rounds above: it holds the last minute of bids
-  # made at twice this rate or more, and expiring them (its reservation TTL
-  # is 60 s) would be measured as latency at this rate. A fresh bidder,
+  # Not the bidder of the throughput rounds: it held the last minute of
+  # bids made at twice this rate or more, and expiring them (its reservation
+  # TTL is 60 s) would be measured as latency at this rate. A fresh bidder,
   # warmed at the rate for longer than a hold lasts, is in the steady state
   # of a bidder serving this rate: as many holds expire as are made.
   RUST_LOG=warn start "$work/rate-bidder.out" "$BIN/bidder" serve --config "$work/config" \

@@ -18,10 +18,11 @@
 //! it was due, but for the pacer's lateness). Prints one line:
 //! `sent N answered N ok N rate R/s p50 MS p99 MS p999 MS errors N statuses
 //! S:N,...` (ok: answers 2xx). With `PACED_SLOW=FILE` it also writes each
-//! answer slower than 0.5 ms to FILE, as microseconds since the start and its
-//! latency, and each release the pacer made more than 0.5 ms late (`AT pacer
-//! late US released N`): stalls that recur at a period show in it, and
-//! whether the client's own lateness sent the burst behind them.
+//! answer slower than 0.5 ms to FILE, as the microseconds from the start to
+//! its release and its latency, and each release the pacer made more than
+//! 0.5 ms late (`AT pacer late US released N`, AT when it released them), in
+//! order of time: stalls that recur at a period show in it, and whether the
+//! client's own lateness sent the burst behind them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,8 +57,12 @@ fn main() {
     let (Some(addr), Some(file), Some(rate), Some(secs)) = (
         args.first(),
         args.get(1),
-        args.get(2).and_then(|r| r.parse::<f64>().ok()),
-        args.get(3).and_then(|s| s.parse::<f64>().ok()),
+        args.get(2)
+            .and_then(|r| r.parse::<f64>().ok())
+            .filter(|r| r.is_finite() && *r > 0.0),
+        args.get(3)
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0),
     ) else {
         eprintln!("usage: paced ADDR BODY_FILE RATE SECS [CONNS]");
         std::process::exit(2);
@@ -117,7 +122,7 @@ fn main() {
                     due.more.notify_one();
                 }
                 if lateness > SLOW {
-                    late.push((at - start, lateness, n));
+                    late.push((now - start, lateness, n));
                 }
             }
             due.done.store(true, Ordering::Release);
@@ -161,17 +166,20 @@ fn main() {
     });
     let late = pacer.join().unwrap_or_default();
     if let Ok(path) = std::env::var("PACED_SLOW") {
-        let mut text = String::new();
-        for (at, us) in &results.slow {
-            text.push_str(&format!("{} {}\n", (*at - start).as_micros(), us));
-        }
-        for (at, lateness, n) in &late {
-            text.push_str(&format!(
-                "{} pacer late {} released {n}\n",
-                at.as_micros(),
-                lateness.as_micros()
-            ));
-        }
+        let mut lines: Vec<(Duration, String)> = results
+            .slow
+            .iter()
+            .map(|(at, us)| (*at - start, us.to_string()))
+            .chain(late.iter().map(|(at, lateness, n)| {
+                let text = format!("pacer late {} released {n}", lateness.as_micros());
+                (*at, text)
+            }))
+            .collect();
+        lines.sort_by_key(|(at, _)| *at);
+        let text: String = lines
+            .iter()
+            .map(|(at, what)| format!("{} {what}\n", at.as_micros()))
+            .collect();
         let _ = std::fs::write(path, text);
     }
 
