@@ -1186,6 +1186,96 @@ const EXPIRY_ROUND: Duration = Duration::from_millis(200);
 /// Every this many rounds (about a second), the whole upkeep.
 const ROUNDS_PER_UPKEEP: u64 = 5;
 
+/// What the expiry rounds need of the app: a trait so that a test can give
+/// them steps that panic.
+trait Expiry: Send + Sync + 'static {
+    fn now(&self) -> config::Timestamp;
+    fn expiry_steps(&self) -> usize;
+    /// Whether the step is done.
+    fn expire_step(&self, now: config::Timestamp, step: usize) -> bool;
+    fn upkeep(&self);
+}
+
+impl Expiry for App {
+    fn now(&self) -> config::Timestamp {
+        App::now(self)
+    }
+    fn expiry_steps(&self) -> usize {
+        App::expiry_steps(self)
+    }
+    fn expire_step(&self, now: config::Timestamp, step: usize) -> bool {
+        App::expire_step(self, now, step)
+    }
+    fn upkeep(&self) {
+        App::upkeep(self)
+    }
+}
+
+/// The expiry rounds, until `stop` changes (see `start`).
+async fn expiry_rounds<E: Expiry>(app: Arc<E>, mut stop: watch::Receiver<bool>) {
+    let mut start = tokio::time::Instant::now();
+    for round in 1u64.. {
+        start += EXPIRY_ROUND;
+        tokio::select! {
+            _ = tokio::time::sleep_until(start) => {}
+            _ = stop.changed() => return,
+        }
+        // A round well behind (the last one ran long) starts now:
+        // its steps spread from here, not run back to back to
+        // catch up. A timer's usual lateness is not that: rounds
+        // stay on their schedule.
+        let woke = tokio::time::Instant::now();
+        if woke > start + EXPIRY_ROUND / 4 {
+            start = woke;
+        }
+        let steps = app.expiry_steps();
+        let spread = steps.saturating_sub(1).max(1) as u32;
+        for step in 0..steps.saturating_sub(1) {
+            // The steps spread over most of the round rather than
+            // run back to back: at 50k bids a second a round's
+            // steps take milliseconds of CPU, and run together
+            // they were a stall every round, which answers queued
+            // behind (the bidder's p99).
+            let due = start + EXPIRY_ROUND * 3 / 4 * step as u32 / spread;
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = stop.changed() => return,
+            }
+            // As of when the step runs: a bid due since the round
+            // began is not left for the next one.
+            let now = app.now();
+            loop {
+                // A step that panics leaves the ledger whole (locks
+                // recovered, deadlines put back): the rounds go on,
+                // as they did when a panic ended a blocking task.
+                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    app.expire_step(now, step)
+                }))
+                .unwrap_or_else(|_| {
+                    tracing::error!(step, "an expiry step panicked");
+                    true
+                });
+                tokio::task::yield_now().await;
+                if done {
+                    break;
+                }
+            }
+            if stop.has_changed().unwrap_or(true) {
+                return;
+            }
+        }
+        if let Some(last) = steps.checked_sub(1) {
+            let app = app.clone();
+            let now = app.now();
+            let _ = tokio::task::spawn_blocking(move || while !app.expire_step(now, last) {}).await;
+        }
+        if round % ROUNDS_PER_UPKEEP == 0 {
+            let app = app.clone();
+            let _ = tokio::task::spawn_blocking(move || app.upkeep()).await;
+        }
+    }
+}
+
 /// Bound listeners and the handle that stops them.
 pub struct Running {
     pub bid_addr: SocketAddr,
@@ -1213,73 +1303,7 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
         // The last step (days and windows pruned, whole maps swept) and
         // fitting the shading curves again and the gauges (about once a
         // second): on a blocking thread.
-        let app = app.clone();
-        let mut stop = rx.clone();
-        tokio::spawn(async move {
-            let mut start = tokio::time::Instant::now();
-            for round in 1u64.. {
-                start += EXPIRY_ROUND;
-                tokio::select! {
-                    _ = tokio::time::sleep_until(start) => {}
-                    _ = stop.changed() => return,
-                }
-                // A round well behind (the last one ran long) starts now:
-                // its steps spread from here, not run back to back to
-                // catch up. A timer's usual lateness is not that: rounds
-                // stay on their schedule.
-                let woke = tokio::time::Instant::now();
-                if woke > start + EXPIRY_ROUND / 4 {
-                    start = woke;
-                }
-                let steps = app.expiry_steps();
-                let spread = steps.saturating_sub(1).max(1) as u32;
-                for step in 0..steps.saturating_sub(1) {
-                    // The steps spread over most of the round rather than
-                    // run back to back: at 50k bids a second a round's
-                    // steps take milliseconds of CPU, and run together
-                    // they were a stall every round, which answers queued
-                    // behind (the bidder's p99).
-                    let due = start + EXPIRY_ROUND * 3 / 4 * step as u32 / spread;
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(due) => {}
-                        _ = stop.changed() => return,
-                    }
-                    // As of when the step runs: a bid due since the round
-                    // began is not left for the next one.
-                    let now = app.now();
-                    loop {
-                        // A step that panics leaves the ledger whole (locks
-                        // recovered, deadlines put back): the rounds go on,
-                        // as they did when a panic ended a blocking task.
-                        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            app.expire_step(now, step)
-                        }))
-                        .unwrap_or_else(|_| {
-                            tracing::error!(step, "an expiry step panicked");
-                            true
-                        });
-                        tokio::task::yield_now().await;
-                        if done {
-                            break;
-                        }
-                    }
-                    if stop.has_changed().unwrap_or(true) {
-                        return;
-                    }
-                }
-                if let Some(last) = steps.checked_sub(1) {
-                    let app = app.clone();
-                    let now = app.now();
-                    let _ =
-                        tokio::task::spawn_blocking(move || while !app.expire_step(now, last) {})
-                            .await;
-                }
-                if round % ROUNDS_PER_UPKEEP == 0 {
-                    let app = app.clone();
-                    let _ = tokio::task::spawn_blocking(move || app.upkeep()).await;
-                }
-            }
-        });
+        tokio::spawn(expiry_rounds(app.clone(), rx.clone()));
     }
     {
         // Hourly is plenty: retention is counted in days.
@@ -1559,5 +1583,66 @@ mod tests {
             .await;
             assert!(waited.is_err(), "no limit: never quiet");
         });
+    }
+
+    /// Steps as the app's ledger would take them, the second of which
+    /// panics in the first round.
+    struct PanicsOnce {
+        calls: std::sync::Mutex<Vec<usize>>,
+        panicked: std::sync::atomic::AtomicBool,
+    }
+
+    impl Expiry for PanicsOnce {
+        fn now(&self) -> config::Timestamp {
+            config::Timestamp(1_795_521_600_000)
+        }
+        fn expiry_steps(&self) -> usize {
+            4
+        }
+        fn expire_step(&self, _: config::Timestamp, step: usize) -> bool {
+            self.calls.lock().unwrap().push(step);
+            if step == 1
+                && !self
+                    .panicked
+                    .swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                panic!("an expiry step fails");
+            }
+            true
+        }
+        fn upkeep(&self) {}
+    }
+
+    /// A step that panics is logged and the round goes on with the next
+    /// step, and the rounds after it run every step: the reservations of
+    /// the other shards, and every later round's, still go back to the
+    /// budget. Without the catch the panic ended the rounds for good.
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_expiry_step_leaves_the_rounds_going() {
+        let app = Arc::new(PanicsOnce {
+            calls: std::sync::Mutex::new(Vec::new()),
+            panicked: std::sync::atomic::AtomicBool::new(false),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let rounds = tokio::spawn(expiry_rounds(app.clone(), stopped));
+        // Three rounds, the last step of each on a blocking thread (paused
+        // time does not wait for those: poll until they are seen).
+        for _ in 0..100 {
+            if app.calls.lock().unwrap().len() >= 12 {
+                break;
+            }
+            tokio::time::sleep(EXPIRY_ROUND / 4).await;
+        }
+        let _ = stop.send(true);
+        tokio::time::timeout(EXPIRY_ROUND * 2, rounds)
+            .await
+            .expect("the rounds stop when told")
+            .expect("the rounds' task did not panic");
+        let calls = app.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls.get(..12),
+            Some(&[0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3][..]),
+            "{calls:?}"
+        );
     }
 }
