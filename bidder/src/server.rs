@@ -1220,10 +1220,9 @@ async fn expiry_rounds<E: Expiry>(app: Arc<E>, mut stop: watch::Receiver<bool>) 
             _ = tokio::time::sleep_until(start) => {}
             _ = stop.changed() => return,
         }
-        // A round well behind (the last one ran long) starts now:
-        // its steps spread from here, not run back to back to
-        // catch up. A timer's usual lateness is not that: rounds
-        // stay on their schedule.
+        // A round well behind (the last one ran long) starts now: its steps
+        // spread from here, not run back to back to catch up. A timer's
+        // usual lateness is not that: rounds stay on their schedule.
         let woke = tokio::time::Instant::now();
         if woke > start + EXPIRY_ROUND / 4 {
             start = woke;
@@ -1231,23 +1230,22 @@ async fn expiry_rounds<E: Expiry>(app: Arc<E>, mut stop: watch::Receiver<bool>) 
         let steps = app.expiry_steps();
         let spread = steps.saturating_sub(1).max(1) as u32;
         for step in 0..steps.saturating_sub(1) {
-            // The steps spread over most of the round rather than
-            // run back to back: at 50k bids a second a round's
-            // steps take milliseconds of CPU, and run together
-            // they were a stall every round, which answers queued
-            // behind (the bidder's p99).
+            // The steps spread over most of the round rather than run back
+            // to back: at 50k bids a second a round's steps take
+            // milliseconds of CPU, and run together they were a stall every
+            // round, which answers queued behind (the bidder's p99).
             let due = start + EXPIRY_ROUND * 3 / 4 * step as u32 / spread;
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
                 _ = stop.changed() => return,
             }
-            // As of when the step runs: a bid due since the round
-            // began is not left for the next one.
+            // As of when the step runs: a bid due since the round began is
+            // not left for the next one.
             let now = app.now();
             loop {
-                // A step that panics leaves the ledger whole (locks
-                // recovered, deadlines put back): the rounds go on,
-                // as they did when a panic ended a blocking task.
+                // A step that panics leaves the ledger whole (locks recovered,
+                // deadlines put back): the rounds go on, as they did when a
+                // panic ended a blocking task.
                 let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     app.expire_step(now, step)
                 }))
