@@ -85,8 +85,11 @@ dumped() { ls "$work/$1.cg".* | grep -v '\.cg$' | head -1; }
 total() { awk '/^summary:/ {print $2}' "$1"; }
 # Inclusive instructions of the function named $2 in file $1.
 inclusive() {
+  # awk reads to the end: leaving at the first match closed the pipe on
+  # callgrind_annotate, whose SIGPIPE (141) under pipefail ended the script
+  # without a word whenever the match came before its last write.
   callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
-    awk -v f="$2" 'index($0, f " [") {gsub(",", "", $1); print $1; exit}'
+    awk -v f="$2" '!found && index($0, f " [") {gsub(",", "", $1); print $1; found = 1}'
 }
 
 n_noop=$(measure noop "$BIN/noop-server")
