@@ -1370,6 +1370,55 @@ mod tests {
         }
     }
 
+    /// The win of a 1,000-micro bid on `day` under line item `li` (capped
+    /// by `cap`) and order `o` (uncapped), a duplicate until `forget`.
+    fn plain_win<'k>(
+        bid: u64,
+        day: Date,
+        (li, o): (&'k SpendKey, &'k SpendKey),
+        cap: Cap,
+        forget: Timestamp,
+    ) -> Win<'k> {
+        Win {
+            bid: BidKey(bid),
+            day,
+            cost: Micros(1_000),
+            limits: [
+                Limit { key: li, cap },
+                Limit {
+                    key: o,
+                    cap: Cap::None,
+                },
+            ],
+            forget,
+            tags: crate::Tags::default(),
+        }
+    }
+
+    /// Bids the table tracks, over every shard.
+    fn tracked(l: &MemoryLedger) -> usize {
+        l.bids.iter().map(|s| s.lock().unwrap().bids.len()).sum()
+    }
+
+    /// What the bids of `day` under `key` hold, counted from the table:
+    /// (reserved, lingering), in micros.
+    fn table_holds(l: &MemoryLedger, key: &SpendKey, day: Date) -> (i64, i64) {
+        let (mut reserved, mut lingering) = (0, 0);
+        for shard in &l.bids {
+            for (_, bid) in shard.lock().unwrap().bids.iter() {
+                if bid.day() != day.days_since_epoch() || !bid.keys.iter().any(|k| k == key) {
+                    continue;
+                }
+                match bid.state {
+                    State::Reserved => reserved += bid.amount.0,
+                    State::Lingering { .. } => lingering += bid.amount.0,
+                    _ => {}
+                }
+            }
+        }
+        (reserved, lingering)
+    }
+
     /// A bid in flight stays within a cache line: a minute of bids at
     /// full rate is millions of them (see [`Bid`]).
     #[test]
@@ -1509,7 +1558,7 @@ mod tests {
         }
         let e = l.expire(Timestamp(now.as_millis() + 1));
         assert_eq!(e.reservations, 10_000);
-        let tracked: usize = l.bids.iter().map(|s| s.lock().unwrap().bids.len()).sum();
+        let tracked = tracked(&l);
         assert!(tracked <= 64 * 2, "{tracked}");
         // What is no longer tracked is no longer held.
         let held = l.spent(&li, now.date()).held_today;
@@ -1546,28 +1595,12 @@ mod tests {
         }
         let e = l.expire(Timestamp(now.as_millis() + 1));
         assert_eq!(e.reservations, 4_000);
-        // What each key's lingering bids hold, counted from the table.
-        let lingering = |key: &SpendKey, day: Date| -> i64 {
-            let mut n = 0;
-            for shard in &l.bids {
-                let shard = shard.lock().unwrap();
-                for (_, bid) in shard.bids.iter() {
-                    let mine = bid.keys.iter().any(|k| k == key);
-                    if mine
-                        && bid.day() == day.days_since_epoch()
-                        && matches!(bid.state, State::Lingering { .. })
-                    {
-                        n += bid.amount.0;
-                    }
-                }
-            }
-            n
-        };
         let mut total = 0;
         for key in items.iter().chain(&orders) {
             for day in days {
                 let held = l.spent(key, day).held_today;
-                assert_eq!(held, Micros(lingering(key, day)), "{key:?} {day:?}");
+                let (_, lingering) = table_holds(&l, key, day);
+                assert_eq!(held, Micros(lingering), "{key:?} {day:?}");
                 total += held.0;
             }
         }
@@ -1632,9 +1665,6 @@ mod tests {
         for key in items.iter().chain([&o]) {
             assert_eq!(whole.spent(key, now.date()), stepped.spent(key, now.date()));
         }
-        let tracked = |l: &MemoryLedger| -> usize {
-            l.bids.iter().map(|s| s.lock().unwrap().bids.len()).sum()
-        };
         assert_eq!(tracked(&whole), tracked(&stepped));
     }
 
@@ -1681,25 +1711,7 @@ mod tests {
             }
             let forget = Timestamp(now.as_millis() + 86_400_000);
             let win = |bid: u64, li: &SpendKey| {
-                let limits = [
-                    Limit {
-                        key: li,
-                        cap: Cap::None,
-                    },
-                    Limit {
-                        key: &o,
-                        cap: Cap::None,
-                    },
-                ];
-                let w = crate::Win {
-                    bid: BidKey(bid),
-                    day: now.date(),
-                    cost: Micros(1_000),
-                    limits,
-                    forget,
-                    tags: crate::Tags::default(),
-                };
-                l.begin_charge(&w)
+                l.begin_charge(&plain_win(bid, now.date(), (li, &o), Cap::None, forget))
             };
             let t = Timestamp(now.as_millis() + 1);
             let shard = std::sync::Barrier::new(2);
@@ -1754,19 +1766,7 @@ mod tests {
             // Each key's counters against the bids the table holds for it.
             let day = now.date().days_since_epoch();
             for key in items.iter().chain([&o]) {
-                let (mut reserved, mut lingering) = (0, 0);
-                for shard in &l.bids {
-                    for (_, bid) in shard.lock().unwrap().bids.iter() {
-                        if !bid.keys.iter().any(|k| k == key) {
-                            continue;
-                        }
-                        match bid.state {
-                            State::Reserved => reserved += bid.amount.0,
-                            State::Lingering { .. } => lingering += bid.amount.0,
-                            _ => {}
-                        }
-                    }
-                }
+                let (reserved, lingering) = table_holds(&l, key, now.date());
                 let won = bids
                     .iter()
                     .step_by(2)
@@ -1945,8 +1945,11 @@ mod tests {
             l.expire(Timestamp(now + 86_400_000));
         }
         assert_eq!(windows(&l), 0);
-        let bids: usize = l.bids.iter().map(|s| s.lock().unwrap().bids.len()).sum();
-        assert_eq!(bids, 0, "released bids are gone once their deadline passed");
+        assert_eq!(
+            tracked(&l),
+            0,
+            "released bids are gone once their deadline passed"
+        );
     }
 
     #[test]
@@ -1980,14 +1983,7 @@ mod tests {
                 .map(|s| s.lock().unwrap().deadlines.len())
                 .sum()
         };
-        let win = crate::Win {
-            bid: BidKey(7),
-            day: now.date(),
-            cost: Micros(1_000),
-            limits,
-            forget: hold.forget,
-            tags: crate::Tags::default(),
-        };
+        let win = plain_win(7, now.date(), (&li, &o), limits[0].cap, hold.forget);
         // A disk that keeps failing: retried a hundred times.
         for _ in 0..100 {
             let c = l.begin_charge(&win).expect("chargeable");
