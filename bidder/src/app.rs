@@ -1654,11 +1654,12 @@ impl App {
     }
 
     /// Step `step` of the expiries of [`App::expire_reservations`] alone,
-    /// as of `now` (one time for a whole round, so that a round ends):
-    /// holds whose time is up go back to their budgets. A bid shard's step
-    /// is a bounded piece of work (some tens of microseconds), so the server
-    /// runs those on its request workers between requests, several rounds
-    /// a second; whether the step is done (if not, it is called again).
+    /// as of `now` (the same time for every call of one step, so that the
+    /// step ends): holds whose time is up go back to their budgets. A bid
+    /// shard's step is a bounded piece of work (some tens of microseconds),
+    /// so the server runs those on its request workers between requests,
+    /// spread over its rounds; whether the step is done (if not, it is
+    /// called again).
     pub fn expire_step(&self, now: config::Timestamp, step: usize) -> bool {
         self.ledger.expire_step(now, step).1
     }

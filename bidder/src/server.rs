@@ -1228,13 +1228,14 @@ async fn expiry_rounds<E: Expiry>(app: Arc<E>, mut stop: watch::Receiver<bool>) 
             start = woke;
         }
         let steps = app.expiry_steps();
-        let spread = steps.saturating_sub(1).max(1) as u32;
-        for step in 0..steps.saturating_sub(1) {
+        // All but the last, which runs on a blocking thread (below).
+        let on_workers = steps.saturating_sub(1);
+        for step in 0..on_workers {
             // The steps spread over most of the round rather than run back
             // to back: at 50k bids a second a round's steps take
             // milliseconds of CPU, and run together they were a stall every
             // round, which answers queued behind (the bidder's p99).
-            let due = start + EXPIRY_ROUND * 3 / 4 * step as u32 / spread;
+            let due = start + EXPIRY_ROUND * 3 / 4 * step as u32 / on_workers as u32;
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
                 _ = stop.changed() => return,
