@@ -171,6 +171,53 @@ fn request_with_imps(n: usize) -> String {
     r.to_string()
 }
 
+/// A bid's notice URLs carry its imp's id. The longest id a request may
+/// give, in characters that percent-encode to three times their bytes,
+/// still makes URLs of about a kilobyte, and its win is charged once; a
+/// byte more and the request is refused (400) with nothing held. An id
+/// without bound made URLs the bidder's own server refused (414): the
+/// impression was served and never charged.
+#[test]
+fn the_longest_imp_id_still_makes_notices_that_charge() {
+    let (s, _dir) = shop(
+        "long-imp-id",
+        "100.00",
+        &line_item("shop-li", "1000.00", "daily: 10.00", ""),
+    );
+    let with_imp_id = |imp_id: &str| {
+        let mut r = banner_request();
+        r["imp"][0]["id"] = json!(imp_id);
+        r.to_string()
+    };
+    // Two bytes each, "%C3%A9" in a URL.
+    let longest = "é".repeat(ortb::MAX_IMP_ID_BYTES / 2);
+    assert_eq!(longest.len(), ortb::MAX_IMP_ID_BYTES);
+    let reply = s.bid(&with_imp_id(&longest));
+    let bid = only_bid(&reply);
+    assert_eq!(bid["impid"], longest.as_str());
+    for member in ["nurl", "burl", "lurl"] {
+        let u = url(&bid, member);
+        assert!(u.contains(&"%C3%A9".repeat(64)), "{u}");
+        assert!(u.len() < 1024, "{member} of {} bytes: {u}", u.len());
+    }
+    assert_eq!(s.notice(&url(&bid, "nurl"), "1000.00").status, 200);
+    assert_eq!(s.notice(&url(&bid, "burl"), "1000.00").status, 200);
+    assert_eq!(li_on(&s, "shop-li", "2026-11-24").today, units(1));
+
+    let too_long = format!("{longest}x");
+    let r = s.bid(&with_imp_id(&too_long));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("imp[0] has an id of 129 bytes, more than 128"),
+        "{}",
+        r.text()
+    );
+    let held = li_on(&s, "shop-li", "2026-11-24");
+    assert_eq!(held.held_today, Micros::ZERO, "{held:?}");
+    assert_eq!(held.today, units(1), "{held:?}");
+}
+
 // 1. Forgery by appended, duplicated, reordered or changed parameters.
 
 #[test]

@@ -105,4 +105,9 @@ pub enum InvalidRequest {
     ImpWithoutMedia { index: usize },
     #[error("imp[{index}] has the same id as imp[{first}]")]
     DuplicateImpId { index: usize, first: usize },
+    /// The id rides in the signed notice URLs of the imp's bid: an id
+    /// without bound made URLs the bidder's own server refuses (414), so
+    /// a win went uncharged.
+    #[error("imp[{index}] has an id of {len} bytes, more than {max}", max = crate::MAX_IMP_ID_BYTES)]
+    ImpIdTooLong { index: usize, len: usize },
 }

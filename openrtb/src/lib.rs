@@ -64,6 +64,13 @@ pub const MAX_LISTED_OBJECTS: u32 = 10_000;
 /// body of `"cur":[1e308,...]` held about 100 MB; real requests hold a few
 /// kilobytes.
 pub const MAX_PARSED_BYTES: usize = 8 << 20;
+
+/// The longest `imp.id` a request may give, in bytes (once its escapes
+/// are read). A bid's notice URLs carry its imp's id, and exchanges (and
+/// the bidder's own server) refuse URLs past a few kilobytes: a bid on a
+/// longer id would win and never be charged. Exchanges number their imps
+/// or give them UUIDs; a longer id is refused with the request (400).
+pub const MAX_IMP_ID_BYTES: usize = 128;
 pub use request::*;
 pub use response::{Bid, BidResponse, SeatBid};
 

@@ -128,6 +128,12 @@ impl<'a> BidRequest<'a> {
             if imp.id.is_empty() {
                 return Err(InvalidRequest::ImpWithoutId { index });
             }
+            if imp.id.len() > crate::MAX_IMP_ID_BYTES {
+                return Err(InvalidRequest::ImpIdTooLong {
+                    index,
+                    len: imp.id.len(),
+                });
+            }
             if !imp.has_media() {
                 return Err(InvalidRequest::ImpWithoutMedia { index });
             }

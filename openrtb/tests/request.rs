@@ -305,6 +305,31 @@ fn validate_duplicate_imp_ids() {
 }
 
 #[test]
+fn validate_imp_id_length() {
+    let with_id = |id: &str| {
+        format!(r#"{{"id":"r","imp":[{{"id":"1","banner":{{}}}},{{"id":"{id}","banner":{{}}}}]}}"#)
+    };
+    let longest = "x".repeat(ortb::MAX_IMP_ID_BYTES);
+    parse_request(with_id(&longest).as_bytes())
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(
+        invalid(&with_id(&format!("{longest}y"))),
+        InvalidRequest::ImpIdTooLong {
+            index: 1,
+            len: ortb::MAX_IMP_ID_BYTES + 1
+        }
+    );
+    // Counted as read: an escape is one byte of the id, not six of the body.
+    let escaped = "\\u0078".repeat(ortb::MAX_IMP_ID_BYTES);
+    parse_request(with_id(&escaped).as_bytes())
+        .unwrap()
+        .validate()
+        .unwrap();
+}
+
+#[test]
 fn invalid_request_messages() {
     assert_eq!(InvalidRequest::MissingId.to_string(), "missing id");
     assert_eq!(InvalidRequest::MissingImp.to_string(), "missing imp");
@@ -319,6 +344,10 @@ fn invalid_request_messages() {
     assert_eq!(
         InvalidRequest::DuplicateImpId { index: 2, first: 0 }.to_string(),
         "imp[2] has the same id as imp[0]"
+    );
+    assert_eq!(
+        InvalidRequest::ImpIdTooLong { index: 0, len: 200 }.to_string(),
+        "imp[0] has an id of 200 bytes, more than 128"
     );
 }
 
