@@ -846,14 +846,7 @@ impl App {
         let (Some(snap), Some(profile)) = (snap, profile) else {
             return none(BidAnswer::NoBid(NoBid::NotReady));
         };
-        let tmax = match req.tmax {
-            Some(ms) if ms > 0 => Duration::from_millis(ms as u64).min(self.settings.max_tmax),
-            _ => profile
-                .tmax_default
-                .unwrap_or(self.settings.default_tmax)
-                .min(self.settings.max_tmax),
-        };
-        let deadline = tmax.saturating_sub(self.settings.tmax_margin);
+        let deadline = self.time_to_answer(req, profile);
         if start.elapsed() >= deadline {
             return none(BidAnswer::NoBid(NoBid::Late));
         }
@@ -876,6 +869,20 @@ impl App {
             deadline: Some(start + deadline),
             now: Some(a.now),
         }
+    }
+
+    /// How long after its arrival a request's answer may take: its `tmax`
+    /// (else the profile's or the bidder's default, within `max_tmax`) less
+    /// the margin for the way back. Zero: too late to bid at all.
+    fn time_to_answer(&self, req: &ortb::BidRequest<'_>, profile: &Profile) -> Duration {
+        let tmax = match req.tmax {
+            Some(ms) if ms > 0 => Duration::from_millis(ms as u64).min(self.settings.max_tmax),
+            _ => profile
+                .tmax_default
+                .unwrap_or(self.settings.default_tmax)
+                .min(self.settings.max_tmax),
+        };
+        tmax.saturating_sub(self.settings.tmax_margin)
     }
 
     /// The auction for a parsed, valid request: one bid per imp at most.
@@ -1636,7 +1643,10 @@ impl App {
                 explore: false,
             },
         };
-        let verdicts = crate::explain::explain(snap, &req, &ctx, &stores, priced);
+        // A deadline the margin leaves nothing of gets no bid from the
+        // endpoint (`late`), whatever the line items would do.
+        let late = self.time_to_answer(&req, profile).is_zero();
+        let verdicts = crate::explain::explain(snap, &req, &ctx, &stores, priced, late);
         let body = serde_json::json!({
             "id": req.id,
             "at": ctx.now.to_string(),

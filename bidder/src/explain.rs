@@ -69,13 +69,16 @@ pub(crate) struct Matched<'a> {
     pub kind: &'static str,
 }
 
-/// Verdicts in config order (advertiser, order, line item).
+/// Verdicts in config order (advertiser, order, line item). `late`: the
+/// request leaves no time to answer, and every line item stops there, as
+/// the endpoint does before any is asked.
 pub(crate) fn explain<'s>(
     snap: &'s Snapshot,
     req: &BidRequest<'_>,
     ctx: &Context<'_>,
     stores: &Stores<'_>,
     priced: bool,
+    late: bool,
 ) -> Vec<Verdict<'s>> {
     let mut out: Vec<((usize, usize, usize), Verdict<'s>)> = Vec::with_capacity(snap.items.len());
     // Read once per imp, not once per imp and line item; the imps the
@@ -112,7 +115,7 @@ pub(crate) fn explain<'s>(
             reason: None,
         };
         let mut furthest: Option<Stop> = None;
-        if priced {
+        if priced && !late {
             for &(imp, ref offer, floor) in &imps {
                 let r = floor.and_then(|floor| {
                     checks::evaluate(snap, ctx, imp, offer, floor, i, item, stores)
@@ -155,6 +158,7 @@ pub(crate) fn explain<'s>(
             // An unpriced request (no currency we have a rate for) runs no
             // checks; no imp at all stops at the medium.
             let reason = match (priced, furthest) {
+                _ if late => NoBid::Late,
                 (false, _) => NoBid::Currency,
                 (true, Some(stop)) => stop.reason,
                 (true, None) => NoBid::Media,

@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 
 use bidder::Settings;
-use common::{banner_request, get, post, raw, repo, request, tempdir, Server};
+use common::{banner_request, explain, get, post, raw, repo, request, tempdir, verdict, Server};
 use serde_json::json;
 
 #[test]
@@ -218,11 +218,25 @@ fn wrong_methods_and_paths() {
 fn deadline_too_short_is_a_no_bid() {
     let s = Server::example();
     let mut r = banner_request();
-    // The default safety margin is 10 ms: nothing can be answered in time.
-    r["tmax"] = json!(5);
-    assert_eq!(s.bid(&r.to_string()).status, 204);
+    // The default safety margin is 10 ms: nothing can be answered in time,
+    // and explain says so for every line item, as the endpoint answers.
+    for tmax in [5, 10] {
+        r["tmax"] = json!(tmax);
+        assert_eq!(s.bid(&r.to_string()).status, 204);
+        let v = explain(&s, &r);
+        let verdicts = v["line_items"].as_array().unwrap();
+        assert_eq!(verdicts.len(), 5, "{v}");
+        for x in verdicts {
+            assert_eq!(x["bids"], false, "tmax {tmax}: {x}");
+            assert_eq!(x["reason"], "late", "tmax {tmax}: {x}");
+        }
+    }
     r["tmax"] = json!(300);
     assert_eq!(s.bid(&r.to_string()).status, 200);
+    assert_eq!(
+        verdict(&explain(&s, &r), "tent-remarketing-display")["bids"],
+        true
+    );
 }
 
 #[test]
