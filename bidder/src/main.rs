@@ -1322,18 +1322,53 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
 /// serving, and is not retried until the files change again).
 async fn watch_config(app: Arc<App>, dir: PathBuf, every: Duration, loaded: u64) {
     let fingerprint = |dir: PathBuf| tokio::task::spawn_blocking(move || config::fingerprint(&dir));
-    let mut last = loaded;
+    let mut settled = Settled::new(loaded);
     loop {
         tokio::time::sleep(every).await;
         let Ok(now) = fingerprint(dir.clone()).await else {
             continue;
         };
-        if now != last {
-            last = now;
+        if settled.reload(now) {
             tracing::info!(dir = %dir.display(), "config files changed: reloading");
             let app = app.clone();
             let _ = tokio::task::spawn_blocking(move || app.reload()).await;
         }
+    }
+}
+
+/// When the watch reloads: once a change has held still for a whole poll.
+/// Files are seen changing while they are written (`cat >`, scp, an editor
+/// saving in place). Loaded at the first sight of a change, the first part
+/// of a file, valid on its own, was served: a line item without the
+/// targeting the rest of the file gave it bid everywhere until the next
+/// poll.
+struct Settled {
+    /// The files as last loaded (or refused: a refused set is not retried
+    /// until it changes again).
+    loaded: u64,
+    /// The files at the last poll.
+    seen: u64,
+}
+
+impl Settled {
+    fn new(loaded: u64) -> Settled {
+        Settled {
+            loaded,
+            seen: loaded,
+        }
+    }
+
+    /// Given the files' fingerprint now, whether to reload.
+    fn reload(&mut self, now: u64) -> bool {
+        if now != self.seen {
+            self.seen = now;
+            return false;
+        }
+        if now == self.loaded {
+            return false;
+        }
+        self.loaded = now;
+        true
     }
 }
 
@@ -1365,5 +1400,28 @@ async fn wait_for_signals(app: &Arc<App>, signals: Signals) {
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settled;
+
+    #[test]
+    fn the_watch_reloads_a_change_once_it_has_held_still_for_a_poll() {
+        let mut w = Settled::new(1);
+        assert!(!w.reload(1), "nothing changed");
+        // A file being written: seen at each poll as it grows.
+        assert!(!w.reload(2), "the first part");
+        assert!(!w.reload(3), "more of it");
+        assert!(w.reload(3), "still for a poll: loaded");
+        assert!(!w.reload(3), "loaded once");
+        // Back to what was loaded before the last change: a change too.
+        assert!(!w.reload(1));
+        assert!(w.reload(1));
+        // A change that comes and goes between two polls is not loaded.
+        assert!(!w.reload(4));
+        assert!(!w.reload(1));
+        assert!(!w.reload(1), "as loaded");
     }
 }
