@@ -31,6 +31,13 @@ use crate::time::{Date, Weekday};
 const MANAGED_MINIMUM: Micros = Micros::from_units(50_000);
 const MANAGED_AUDIO_ONLY_MINIMUM: Micros = Micros::from_units(25_000);
 const MINIMUM_DAILY_BUDGET: Micros = Micros::from_units(1);
+/// The most any amount of a config may be (a budget, a CPM, a goal): far
+/// above any real one, and far enough below what a micros count holds
+/// (about 9.2 trillion) that thousands of them summed, or a goal × 1000,
+/// stay exact. Without it a CPM of 9,223,372,036,854.775807 was taken,
+/// saturated the spend it was charged to, and made report arithmetic
+/// wrap.
+const MAX_AMOUNT: Micros = Micros::from_units(1_000_000_000);
 const LOOKBACK_DEFAULT: u32 = 30;
 const RECENCY_DEFAULT: u32 = 90;
 const DAYS_RANGE: RangeInclusive<i64> = 1..=365;
@@ -1875,6 +1882,7 @@ impl FileChecker<'_> {
         None
     }
 
+    /// An amount of money: not negative, and at most [`MAX_AMOUNT`].
     fn money(&mut self, subject: &str, what: &str, money: &Money) -> Option<Micros> {
         match Micros::parse_decimal(&money.value.0) {
             Ok(m) if m.as_i64() < 0 => {
@@ -1883,6 +1891,17 @@ impl FileChecker<'_> {
                     format!(
                         "{subject}: {what} cannot be negative (it is {})",
                         m.grouped()
+                    ),
+                );
+                None
+            }
+            Ok(m) if m > MAX_AMOUNT => {
+                self.report(
+                    money.referenced,
+                    format!(
+                        "{subject}: {what} {} is more than a config may say ({})",
+                        m.grouped(),
+                        MAX_AMOUNT.grouped()
                     ),
                 );
                 None

@@ -351,6 +351,30 @@ fn negative_money_is_an_error() {
 }
 
 #[test]
+fn money_has_a_ceiling() {
+    // A billion is the most any amount may be: the budgets that hold it
+    // load (the line item's within its order's).
+    let most = "1000000000.00";
+    let text = edit(OTHER, "budget: 900.00", &format!("budget: {most}"));
+    let text = edit(&text, "{ daily: 30.00 }", &format!("{{ daily: {most} }}"));
+    assert_loads(&[("b.yaml", &text)]);
+    let text = edit(OTHER, "cpm: 1.80", "cpm: 1000000000.000001");
+    assert_problem(
+        &text,
+        at(&text, "cpm: 1000000000.000001", "1000000000.000001"),
+        "line item \"nw-line\": cpm 1,000,000,000.000001 is more than a config may say (1,000,000,000.00)",
+    );
+    // What a micros count holds: it was taken, and saturated the spend it
+    // was charged to.
+    let text = edit(OTHER, "budget: 900.00", "budget: 9223372036854.775807");
+    assert_problem(
+        &text,
+        at(&text, "budget: 9223372036854.775807", "9223372036854.775807"),
+        "order \"nw-order\": budget 9,223,372,036,854.775807 is more than a config may say (1,000,000,000.00)",
+    );
+}
+
+#[test]
 fn lifetime_budget_must_be_positive() {
     let text = edit(OTHER, "{ daily: 30.00 }", "{ lifetime: 0.00 }");
     assert_problem(

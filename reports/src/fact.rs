@@ -146,7 +146,10 @@ impl Counters {
     /// Spend per thousand impressions, in micros (rounded down).
     pub fn ecpm(&self) -> Option<Micros> {
         (self.impressions > 0).then(|| {
-            Micros((i128::from(self.spend.as_i64()) * 1000 / i128::from(self.impressions)) as i64)
+            let ecpm = i128::from(self.spend.as_i64()) * 1000 / i128::from(self.impressions);
+            // Past what micros hold only with spend near its saturation:
+            // stays there rather than wrapping negative.
+            Micros(i64::try_from(ecpm).unwrap_or(i64::MAX))
         })
     }
 
@@ -216,6 +219,14 @@ mod tests {
         assert_eq!(c.cpc(), Some(Micros(10_000)));
         assert_eq!(c.acos(), Some(0.25));
         assert_eq!(c.roas(), Some(4.0));
+        // Spend saturated (it adds up saturating): the eCPM stays at the
+        // most micros hold, not wrapped below zero.
+        let c = Counters {
+            impressions: 3,
+            spend: Micros(i64::MAX),
+            ..Counters::default()
+        };
+        assert_eq!(c.ecpm(), Some(Micros(i64::MAX)));
     }
 
     #[test]
