@@ -482,6 +482,9 @@ impl App {
         if let Some(m) = self.mirror.get() {
             metrics::report_mirror(m);
         }
+        if self.books.journal().is_some() {
+            metrics::journal_writable(!self.books.journal_failing());
+        }
     }
 
     /// How far this replica's journals are durable (for the report mirror).
@@ -505,6 +508,12 @@ impl App {
     /// unreachable), if so.
     pub fn state_unavailable(&self) -> Option<String> {
         self.ledger.health().unavailable
+    }
+
+    /// Why charges cannot be written to the journal now, if they cannot
+    /// (a full or failing disk): no bids are made until they can.
+    pub fn journal_failing(&self) -> Option<String> {
+        self.books.journal().and_then(|j| j.failing())
     }
 
     /// Whether the shared state can be reached, and whether it ever was
@@ -846,6 +855,11 @@ impl App {
         let (Some(snap), Some(profile)) = (snap, profile) else {
             return none(BidAnswer::NoBid(NoBid::NotReady));
         };
+        // A win of a bid made now could not be recorded: no bids until the
+        // journal writes again (test requests spend nothing).
+        if self.books.journal_failing() && !req.is_test() {
+            return none(BidAnswer::NoBid(NoBid::Unavailable));
+        }
         let deadline = self.time_to_answer(req, profile);
         if start.elapsed() >= deadline {
             return none(BidAnswer::NoBid(NoBid::Late));
@@ -1643,10 +1657,17 @@ impl App {
                 explore: false,
             },
         };
-        // A deadline the margin leaves nothing of gets no bid from the
-        // endpoint (`late`), whatever the line items would do.
-        let late = self.time_to_answer(&req, profile).is_zero();
-        let verdicts = crate::explain::explain(snap, &req, &ctx, &stores, priced, late);
+        // What the endpoint answers before any line item is asked, as it
+        // checks them (`bid_inner`): a journal that cannot take a win, a
+        // deadline the margin leaves nothing of.
+        let stopped = if self.books.journal_failing() && !req.is_test() {
+            Some(NoBid::Unavailable)
+        } else if self.time_to_answer(&req, profile).is_zero() {
+            Some(NoBid::Late)
+        } else {
+            None
+        };
+        let verdicts = crate::explain::explain(snap, &req, &ctx, &stores, priced, stopped);
         let body = serde_json::json!({
             "id": req.id,
             "at": ctx.now.to_string(),

@@ -69,16 +69,17 @@ pub(crate) struct Matched<'a> {
     pub kind: &'static str,
 }
 
-/// Verdicts in config order (advertiser, order, line item). `late`: the
-/// request leaves no time to answer, and every line item stops there, as
-/// the endpoint does before any is asked.
+/// Verdicts in config order (advertiser, order, line item). `stopped`: the
+/// endpoint would answer no bid for this reason before asking any line
+/// item (no time left to answer, no journal to record a win in), and every
+/// line item stops there.
 pub(crate) fn explain<'s>(
     snap: &'s Snapshot,
     req: &BidRequest<'_>,
     ctx: &Context<'_>,
     stores: &Stores<'_>,
     priced: bool,
-    late: bool,
+    stopped: Option<NoBid>,
 ) -> Vec<Verdict<'s>> {
     let mut out: Vec<((usize, usize, usize), Verdict<'s>)> = Vec::with_capacity(snap.items.len());
     // Read once per imp, not once per imp and line item; the imps the
@@ -115,7 +116,7 @@ pub(crate) fn explain<'s>(
             reason: None,
         };
         let mut furthest: Option<Stop> = None;
-        if priced && !late {
+        if priced && stopped.is_none() {
             for &(imp, ref offer, floor) in &imps {
                 let r = floor.and_then(|floor| {
                     checks::evaluate(snap, ctx, imp, offer, floor, i, item, stores)
@@ -157,11 +158,11 @@ pub(crate) fn explain<'s>(
         if !verdict.bids {
             // An unpriced request (no currency we have a rate for) runs no
             // checks; no imp at all stops at the medium.
-            let reason = match (priced, furthest) {
-                _ if late => NoBid::Late,
-                (false, _) => NoBid::Currency,
-                (true, Some(stop)) => stop.reason,
-                (true, None) => NoBid::Media,
+            let reason = match (stopped, priced, furthest) {
+                (Some(reason), _, _) => reason,
+                (None, false, _) => NoBid::Currency,
+                (None, true, Some(stop)) => stop.reason,
+                (None, true, None) => NoBid::Media,
             };
             verdict.reason = Some(reason.as_str());
         }

@@ -290,6 +290,12 @@ pub fn shared_state(up: bool, round_trips: u64, leased: i64, pending: i64) {
     metrics::gauge!("bidder_redis_pending_writes").set(pending as f64);
 }
 
+/// Whether the charge journal writes (0: a full or failing disk, and no
+/// bids are made until it writes again).
+pub fn journal_writable(up: bool) {
+    metrics::gauge!("bidder_journal_writable").set(if up { 1.0 } else { 0.0 });
+}
+
 /// How this replica signs the URLs it writes now: 1 `per-bid`, 0
 /// `per-url` (under `--url-signatures auto`, `per-url` until every reader
 /// has read `per-bid` for the soak).
@@ -348,6 +354,10 @@ pub fn describe() {
     metrics::describe_gauge!(
         "bidder_shared_state_up",
         "1 when the shared state (Redis) answers; 0: budgeted line items do not bid."
+    );
+    metrics::describe_gauge!(
+        "bidder_journal_writable",
+        "1 when the charge journal writes; 0: a full or failing disk, and no bids are made until it writes again."
     );
     metrics::describe_counter!(
         "bidder_redis_round_trips_total",

@@ -745,6 +745,14 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
         "/readyz" if get_only(req.method()) => {
             if app.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining: shutting down\n")
+            } else if let Some(why) = app.journal_failing() {
+                // Not ready: this replica makes no bids until its disk
+                // takes charges again, and another one can. Its own disk,
+                // unlike the shared state below, which all lose together.
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: charges cannot be written to the journal, no bids are made: {why}\n"),
+                )
             } else if let (
                 ledger::Health {
                     unavailable: Some(why),

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bidder::Settings;
@@ -768,6 +770,77 @@ fn bids_in_flight_stay_within_their_bound() {
         .sum();
     assert!(unavailable >= refused as f64, "{unavailable} < {refused}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// While the charge journal cannot write (a full disk), a win is refused
+/// (503: the exchange retries it) and no bid is made, since its win could
+/// not be recorded either: the endpoint and explain say
+/// `state_unavailable`, `/readyz` says not ready and
+/// `bidder_journal_writable` is 0. Test requests, which spend nothing,
+/// still bid. Once the disk has room the bidder sees it by itself (no
+/// charge has to come first: none may), and the retried win charges once.
+#[test]
+fn a_full_disk_stops_bidding_until_charges_can_be_written() {
+    let dir = config_dir(
+        "full-disk",
+        &[(
+            "shop.yaml",
+            &shop_yaml(
+                "",
+                "100.00",
+                &line_item("shop-li", "1000.00", "daily: 10.00", ""),
+            ),
+        )],
+    );
+    let state = common::tempdir("money-full-disk-state");
+    let full = Arc::new(AtomicBool::new(false));
+    let s = Server::start_on_disk(&dir, &state, ts("2026-11-24T12:00:00Z"), full.clone());
+    let body = banner_request().to_string();
+    let won = only_bid(&s.bid(&body));
+    assert_eq!(metric(&s, "bidder_journal_writable"), 1.0);
+
+    full.store(true, Ordering::SeqCst);
+    let r = s.notice(&url(&won, "nurl"), "1000.00");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_no_bid(&s, &body, "shop-li", "state_unavailable");
+    let readyz = get(s.admin, "/readyz");
+    assert_eq!(readyz.status, 503, "{}", readyz.text());
+    assert!(readyz.text().contains("journal"), "{}", readyz.text());
+    assert_eq!(metric(&s, "bidder_journal_writable"), 0.0);
+    let mut test = banner_request();
+    test["test"] = json!(1);
+    assert_eq!(only_bid(&s.bid(&test.to_string()))["cid"], "shop-li");
+    // Nothing charged, and the refused win still holds its bid.
+    let li = li_on(&s, "shop-li", "2026-11-24");
+    assert_eq!(
+        (li.today, li.held_today),
+        (Micros::ZERO, units(1)),
+        "{li:?}"
+    );
+
+    full.store(false, Ordering::SeqCst);
+    let mut ready = get(s.admin, "/readyz");
+    for _ in 0..250 {
+        if ready.status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        ready = get(s.admin, "/readyz");
+    }
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(metric(&s, "bidder_journal_writable"), 1.0);
+    assert_eq!(s.notice(&url(&won, "nurl"), "1000.00").status, 200);
+    assert_eq!(s.notice(&url(&won, "burl"), "1000.00").status, 200);
+    let li = li_on(&s, "shop-li", "2026-11-24");
+    assert_eq!(
+        (li.today, li.held_today),
+        (units(1), Micros::ZERO),
+        "{li:?}"
+    );
+    assert_eq!(only_bid(&s.bid(&body))["cid"], "shop-li");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
 }
 
 // 6. A win after midnight is charged to the day of its bid.

@@ -51,6 +51,12 @@ impl Books {
         self.journal.as_ref()
     }
 
+    /// Whether charges cannot be written now (see [`Journal::is_failing`]):
+    /// a win could not be recorded, so no bid should be made.
+    pub fn journal_failing(&self) -> bool {
+        self.journal.as_ref().is_some_and(Journal::is_failing)
+    }
+
     /// Waits for the journal to finish writing (see [`Journal::close`]).
     pub fn close(self) {
         if let Some(j) = self.journal {

@@ -6,7 +6,10 @@
 //! A failed write aborts its records (the exchange retries, and the retry
 //! charges) and the file is cut back to the last whole record before
 //! anything else is written, so a partial write never merges with the next
-//! record.
+//! record. From a failed write until a probe write goes down (tried every
+//! [`PROBE_EVERY`]), or a batch does, the journal says it is failing
+//! ([`Journal::is_failing`]): the bidder then makes no bids whose wins it
+//! could not record.
 //!
 //! The journal is compacted: after `compact_after` records the writer lists
 //! the ledger's durable state into a checkpoint (written to a temporary
@@ -44,6 +47,12 @@ const JOURNAL_MAGIC: &str = "bidder-journal 1";
 const CHECKPOINT_MAGIC: &str = "bidder-ledger-checkpoint 1";
 /// Records written at most in one batch (one write, one fsync).
 const MAX_BATCH: usize = 4096;
+/// How often a failing journal checks whether writes go down again.
+pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// What a probe writes: more than a batch of a few records takes, so a
+/// disk with room for the probe has room for the next charges.
+const PROBE_BYTES: usize = 16 * 1024;
+const PROBE: &str = "journal.probe";
 
 /// Where the journal lives: a directory on disk, or a test double that
 /// fails on purpose.
@@ -60,6 +69,10 @@ pub trait Storage: Send + 'static {
     /// or old) covers up to where it ended: `Ok(false)` says the checkpoint
     /// was replaced, `Err` that it may or may not have been.
     fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<bool>;
+    /// After a failed write: whether writes go down again (room on the
+    /// disk, a disk that answers), without touching the journal. Writes and
+    /// syncs [`PROBE_BYTES`] beside it, then removes them.
+    fn probe(&mut self) -> io::Result<()>;
 }
 
 /// The journal and checkpoint files in a directory.
@@ -97,6 +110,16 @@ impl FileStorage {
 }
 
 impl Storage for FileStorage {
+    fn probe(&mut self) -> io::Result<()> {
+        let path = self.dir.join(PROBE);
+        let written = File::create(&path).and_then(|mut f| {
+            f.write_all(&[b'\n'; PROBE_BYTES])?;
+            f.sync_all()
+        });
+        let removed = std::fs::remove_file(&path);
+        written.and(removed)
+    }
+
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.dir_unsynced {
             sync_dir(&self.dir)?;
@@ -216,6 +239,33 @@ pub struct Journal {
     writer: std::thread::JoinHandle<()>,
     /// To abort a charge the writer can no longer take.
     ledger: Arc<dyn Ledger>,
+    failing: Arc<Failing>,
+}
+
+/// Whether the last write failed, and how: set by the writer, read by every
+/// bid (the flag alone, without a lock).
+#[derive(Default)]
+struct Failing {
+    now: std::sync::atomic::AtomicBool,
+    why: std::sync::Mutex<String>,
+}
+
+impl Failing {
+    fn set(&self, why: &io::Error) {
+        if let Ok(mut w) = self.why.lock() {
+            *w = why.to_string();
+        }
+        self.now.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether it was failing until now.
+    fn clear(&self) -> bool {
+        self.now.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    fn is_set(&self) -> bool {
+        self.now.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// Tuning of the writer.
@@ -340,7 +390,9 @@ impl Journal {
             s.set(archive_name(generation), good_len);
         }
         let (tx, rx) = mpsc::channel::<Job>();
+        let failing = Arc::new(Failing::default());
         let writer = Writer {
+            failing: failing.clone(),
             _lock: lock,
             storage,
             ledger: ledger.clone(),
@@ -361,9 +413,30 @@ impl Journal {
                 dir: dir.to_path_buf(),
                 writer,
                 ledger,
+                failing,
             },
             replayed,
         ))
+    }
+
+    /// Whether charges cannot be written now: from a failed write until a
+    /// write (or a probe) goes down again. One atomic load.
+    pub fn is_failing(&self) -> bool {
+        self.failing.is_set()
+    }
+
+    /// Why charges cannot be written now, if they cannot.
+    pub fn failing(&self) -> Option<String> {
+        if !self.failing.is_set() {
+            return None;
+        }
+        Some(
+            self.failing
+                .why
+                .lock()
+                .map(|w| w.clone())
+                .unwrap_or_default(),
+        )
     }
 
     /// Stops taking records and waits until the writer has written (and
@@ -397,6 +470,7 @@ impl Journal {
 }
 
 struct Writer {
+    failing: Arc<Failing>,
     /// Held for as long as the writer runs.
     _lock: File,
     storage: Box<dyn Storage>,
@@ -414,7 +488,24 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            // While failing, no bids are made: nothing may come to write
+            // that would show the disk is back, so the writer looks.
+            let first = if self.failing.is_set() {
+                match rx.recv_timeout(PROBE_EVERY) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.probe();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -429,6 +520,17 @@ impl Writer {
         }
     }
 
+    fn probe(&mut self) {
+        match self.cut_back().and_then(|()| self.storage.probe()) {
+            Ok(()) => {
+                if self.failing.clear() {
+                    tracing::warn!("journal writable again: bidding resumes");
+                }
+            }
+            Err(e) => self.failing.set(&e),
+        }
+    }
+
     fn write(&mut self, batch: Vec<Job>) {
         let mut buf = Vec::with_capacity(batch.len() * 120);
         for Job::Charge(line, _, _) in &batch {
@@ -440,6 +542,9 @@ impl Writer {
         });
         match result {
             Ok(()) => {
+                if self.failing.clear() {
+                    tracing::warn!("journal writable again: bidding resumes");
+                }
                 self.good_len += buf.len() as u64;
                 if let Some(s) = &self.options.synced {
                     s.set(archive_name(self.generation), self.good_len);
@@ -452,9 +557,10 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(
-                    "journal write failed, {} charge(s) refused: {e}",
+                    "journal write failed, {} charge(s) refused, no bids until it writes again: {e}",
                     batch.len()
                 );
+                self.failing.set(&e);
                 self.dirty = true;
                 // Cut back now if the disk lets us; otherwise before the
                 // next write.

@@ -68,6 +68,14 @@ impl Storage for Faulty {
             _ => Err(disk_full()),
         }
     }
+
+    fn probe(&mut self) -> io::Result<()> {
+        match self.mode.load(Ordering::SeqCst) {
+            OK => self.inner.probe(),
+            SYNC_FAILS => Err(io::Error::other("EIO")),
+            _ => Err(disk_full()),
+        }
+    }
 }
 
 struct Setup {
@@ -172,6 +180,47 @@ async fn a_full_disk_charges_nothing_and_the_retry_charges() {
     let again = open(&d, 1_000_000).unwrap();
     assert_eq!(spent(&*again.ledger), Micros(12_000));
     assert!(!charge(&again.books, 2, 7_000).await.unwrap());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// From a failed write the journal says it is failing (the bidder makes
+/// no bids then), until a write goes down again: a charge's, or the
+/// writer's own probe, since with no bids there may be no charge to try.
+#[tokio::test]
+async fn a_failing_journal_says_so_until_a_write_goes_down() {
+    let d = dir("failing");
+    let s = open(&d, 1_000_000).unwrap();
+    let journal = s.books.journal().unwrap();
+    assert!(charge(&s.books, 1, 5_000).await.unwrap());
+    assert!(!s.books.journal_failing());
+    assert_eq!(journal.failing(), None);
+    s.mode.store(FULL, Ordering::SeqCst);
+    assert!(charge(&s.books, 2, 7_000).await.is_err());
+    assert!(s.books.journal_failing());
+    let why = journal.failing().unwrap();
+    assert!(why.contains("No space left"), "{why}");
+    // Probes fail while the disk is full.
+    tokio::time::sleep(ledger::journal::PROBE_EVERY * 2).await;
+    assert!(s.books.journal_failing());
+    // Room again: the probe sees it with no charge to write.
+    s.mode.store(OK, Ordering::SeqCst);
+    let mut waited = std::time::Duration::ZERO;
+    while s.books.journal_failing() && waited < ledger::journal::PROBE_EVERY * 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        waited += std::time::Duration::from_millis(20);
+    }
+    assert!(!s.books.journal_failing(), "still failing after {waited:?}");
+    assert_eq!(journal.failing(), None);
+    assert!(!d.join("journal.probe").exists(), "the probe cleans up");
+    // A failed fsync fails it too, and a charge that goes down clears it.
+    s.mode.store(SYNC_FAILS, Ordering::SeqCst);
+    assert!(charge(&s.books, 3, 1_000).await.is_err());
+    assert!(s.books.journal_failing());
+    s.mode.store(OK, Ordering::SeqCst);
+    assert!(charge(&s.books, 3, 1_000).await.unwrap());
+    assert!(!s.books.journal_failing());
+    assert_eq!(spent(&*s.ledger), Micros(6_000));
+    s.close();
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -10,8 +10,56 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bidder::{App, Settings};
 use config::{Clock, ManualClock, Timestamp};
+use ledger::journal::{FileStorage, Storage};
+
+/// The charge journal's disk, full while `full` is set.
+struct FullDisk {
+    inner: FileStorage,
+    full: Arc<AtomicBool>,
+}
+
+impl FullDisk {
+    fn check(&self) -> std::io::Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Storage for FullDisk {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.append(bytes)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.sync()
+    }
+
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.truncate(len)
+    }
+
+    fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> std::io::Result<bool> {
+        self.check()?;
+        self.inner.compact(checkpoint, header)
+    }
+
+    fn probe(&mut self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.probe()
+    }
+}
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -151,12 +199,52 @@ impl Server {
         Server::start_full(config_dir, None, settings, Some((state, 1_000_000)), now)
     }
 
+    /// [`Server::start_in`] on a disk that is full while `full` is set:
+    /// every write, fsync, cut and probe of the charge journal fails as a
+    /// full disk fails them.
+    pub fn start_on_disk(
+        config_dir: &Path,
+        state: &Path,
+        now: Timestamp,
+        full: Arc<AtomicBool>,
+    ) -> Server {
+        let settings = Settings {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            notice_secret: Some("test-notice-secret-0123456789abcdef".into()),
+            ..Settings::default()
+        };
+        Server::start_wrapped(
+            config_dir,
+            None,
+            settings,
+            Some((state, 1_000_000)),
+            now,
+            &move |inner| {
+                Box::new(FullDisk {
+                    inner,
+                    full: full.clone(),
+                })
+            },
+        )
+    }
+
     fn start_full(
         config_dir: &Path,
         data: Option<&Path>,
         settings: Settings,
         state: Option<(&Path, usize)>,
         now: Timestamp,
+    ) -> Server {
+        Server::start_wrapped(config_dir, data, settings, state, now, &|s| Box::new(s))
+    }
+
+    fn start_wrapped(
+        config_dir: &Path,
+        data: Option<&Path>,
+        settings: Settings,
+        state: Option<(&Path, usize)>,
+        now: Timestamp,
+        wrap: &dyn Fn(FileStorage) -> Box<dyn Storage>,
     ) -> Server {
         let clock = Arc::new(ManualClock::new(now));
         let store = match data {
@@ -179,7 +267,7 @@ impl Server {
                     compact_after,
                     ..Default::default()
                 };
-                let mut result = app.with_journal_storage(dir, options(), |s| Box::new(s));
+                let mut result = app.with_journal_storage(dir, options(), wrap);
                 // A server of the same state directory just dropped may
                 // still be letting go of its lock.
                 for _ in 0..100 {
@@ -202,7 +290,7 @@ impl Server {
                         store,
                         Some(config_dir.to_path_buf()),
                     );
-                    result = again.with_journal_storage(dir, options(), |s| Box::new(s));
+                    result = again.with_journal_storage(dir, options(), wrap);
                 }
                 result
                     .unwrap_or_else(|e| panic!("opening {}: {e}", dir.display()))
