@@ -929,6 +929,18 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
+    // The signal handlers before anything slow: loading millions of
+    // audience events takes seconds, and a SIGHUP then (a config reloader
+    // sidecar's) found the default action and ended the process. One
+    // received while starting is acted on once the bidder is up.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let signals = {
+        let _in_runtime = runtime.enter();
+        signals()
+    };
     // Taken before the load: a change made after it (even before the
     // load) is then seen by the watcher, at worst reloading what loaded.
     let config_fingerprint = config::fingerprint(&args.config);
@@ -999,12 +1011,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         },
         ..Settings::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
     runtime.block_on(async move {
-        let signals = signals();
         let bid = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding the bid port {}", args.listen))?;
@@ -1373,9 +1380,9 @@ impl Settled {
 }
 
 /// SIGHUP reloads the config; SIGTERM and Ctrl-C stop.
-/// Registered before the bidder says it is listening: a SIGTERM or SIGHUP
-/// sent as soon as it is up must not find the default action (exit)
-/// still in place.
+/// Registered as `serve` starts, long before the bidder says it is
+/// listening: a SIGTERM or SIGHUP sent while it starts must not find the
+/// default action (exit) still in place.
 type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
 
 fn signals() -> Signals {
