@@ -71,6 +71,30 @@ struct Activity {
     in_flight: AtomicUsize,
 }
 
+/// How long a quiet connection is kept while the port is full: a
+/// connection with no request in flight whose next request's headers have
+/// not come within this, or that has been idle this long, goes to make room.
+/// Without it, a client holding every slot with sockets that never send a
+/// byte held the port for the whole header timeout (10 s), over and over:
+/// exchanges' requests waited in the backlog for seconds.
+const SHED_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether the accept loop is waiting for a slot (see [`SHED_AFTER`]).
+#[derive(Default)]
+struct Pressure {
+    full: AtomicBool,
+    /// Wakes the connections' timers when the port fills up.
+    filled: tokio::sync::Notify,
+}
+
+impl Pressure {
+    fn set(&self, full: bool) {
+        if self.full.swap(full, Relaxed) != full && full {
+            self.filled.notify_waiters();
+        }
+    }
+}
+
 impl Activity {
     fn new() -> Activity {
         Activity {
@@ -100,9 +124,22 @@ impl Activity {
     /// once per request. hyper's rule is kept: the next request's headers
     /// are due within the timeout of the previous answer being written (or
     /// of the connection opening).
-    async fn quiet(&self, header: Duration, idle: Duration) {
-        let (header, idle) = (millis(header), millis(idle));
+    ///
+    /// While the port is full (`pressure`), both limits are at most
+    /// [`SHED_AFTER`]: quiet connections make room for new ones. One with a
+    /// request in flight is never cut.
+    async fn quiet(&self, header: Duration, idle: Duration, pressure: &Pressure) {
+        let (full_header, full_idle) = (millis(header), millis(idle));
+        let shed = millis(SHED_AFTER);
         loop {
+            // Asked for before the flag is read: a port that fills up after
+            // the read still wakes this timer.
+            let filled = pressure.filled.notified();
+            let (header, idle) = if pressure.full.load(Relaxed) {
+                (full_header.min(shed), full_idle.min(shed))
+            } else {
+                (full_header, full_idle)
+            };
             let now = self.now_ms();
             let ended = self.ended_ms.load(Relaxed);
             let wait = if self.in_flight.load(Relaxed) == 0 {
@@ -123,7 +160,10 @@ impl Activity {
             } else {
                 header.min(idle)
             };
-            tokio::time::sleep(Duration::from_millis(wait.max(100))).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait.max(100))) => {}
+                _ = filled => {}
+            }
         }
     }
 }
@@ -256,13 +296,24 @@ pub async fn serve<F, Fut>(
     let mut tasks = tokio::task::JoinSet::new();
     let mut stops = Stops::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let pressure = Arc::new(Pressure::default());
     let mut backoff = Duration::ZERO;
     loop {
         // A slot first: past the limit, new connections wait in the
-        // kernel's backlog rather than each costing a task and a buffer.
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s,
-            _ = stop.changed() => break,
+        // kernel's backlog rather than each costing a task and a buffer,
+        // and quiet connections are asked to make room.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => Ok(slot),
+            Err(tokio::sync::TryAcquireError::Closed) => break,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                pressure.set(true);
+                let slot = tokio::select! {
+                    s = slots.clone().acquire_owned() => s,
+                    _ = stop.changed() => break,
+                };
+                pressure.set(false);
+                slot
+            }
         };
         let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
@@ -286,6 +337,7 @@ pub async fn serve<F, Fut>(
         let _ = stream.set_nodelay(true);
         let handle = handle.clone();
         let stop = stops.add();
+        let pressure = pressure.clone();
         tasks.spawn(async move {
             let _slot = slot;
             let activity = Arc::new(Activity::new());
@@ -328,7 +380,7 @@ pub async fn serve<F, Fut>(
                 // Dropped at once, as hyper dropped a connection past its
                 // header timeout: a graceful close would wait on a half-read
                 // head, or on a client that stopped reading.
-                _ = activity.quiet(limits.header_timeout, limits.idle_timeout) => false,
+                _ = activity.quiet(limits.header_timeout, limits.idle_timeout, &pressure) => false,
             };
             if stopping {
                 conn.as_mut().graceful_shutdown();
@@ -1390,10 +1442,23 @@ mod tests {
         F: FnOnce(Arc<Activity>) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let a = Arc::new(Activity::new());
+        closes_under(
+            Arc::new(Pressure::default()),
+            Arc::new(Activity::new()),
+            script,
+        )
+        .await
+    }
+
+    /// As [`closes_after`], with the port's pressure given.
+    async fn closes_under<F, Fut>(pressure: Arc<Pressure>, a: Arc<Activity>, script: F) -> u64
+    where
+        F: FnOnce(Arc<Activity>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let start = tokio::time::Instant::now();
         tokio::spawn(script(a.clone()));
-        tokio::time::timeout(Duration::from_secs(1000), a.quiet(HEADER, IDLE))
+        tokio::time::timeout(Duration::from_secs(1000), a.quiet(HEADER, IDLE, &pressure))
             .await
             .expect("closed within 1,000 s");
         start.elapsed().as_secs()
@@ -1406,6 +1471,48 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_sends_nothing_goes_after_the_header_timeout() {
         assert_eq!(closes_after(|_| async {}).await, 10);
+    }
+
+    /// A full port wakes its quiet connections, which then go once quiet
+    /// for `SHED_AFTER`; a request in flight keeps its connection, and
+    /// once the port has room the usual limits are back.
+    #[tokio::test(start_paused = true)]
+    async fn quiet_connections_make_room_when_the_port_is_full() {
+        let pressure = Arc::new(Pressure::default());
+        let p = pressure.clone();
+        let silent = closes_under(
+            pressure.clone(),
+            Arc::new(Activity::new()),
+            |_| async move {
+                at(3).await;
+                p.set(true);
+            },
+        )
+        .await;
+        assert_eq!(silent, 3, "woken when the port filled, long silent");
+        pressure.set(false);
+
+        // Opened while full: a second of grace, not the header timeout.
+        pressure.set(true);
+        let fresh = closes_under(pressure.clone(), Arc::new(Activity::new()), |_| async {}).await;
+        assert_eq!(fresh, 1);
+
+        let p = pressure.clone();
+        let busy = closes_under(
+            pressure.clone(),
+            Arc::new(Activity::new()),
+            |a| async move {
+                a.in_flight.store(1, Relaxed);
+                at(5).await;
+                a.ended_ms.store(a.now_ms(), Relaxed);
+                a.wrote_ms.store(a.now_ms(), Relaxed);
+                a.in_flight.store(0, Relaxed);
+                // Room again before the second of grace is over.
+                p.set(false);
+            },
+        )
+        .await;
+        assert_eq!(busy, 5 + 10, "in flight kept, then the header timeout");
     }
 
     #[tokio::test(start_paused = true)]
@@ -1585,7 +1692,7 @@ mod tests {
             let a = Activity::new();
             let waited = tokio::time::timeout(
                 Duration::from_secs(3600),
-                a.quiet(Duration::MAX, Duration::MAX),
+                a.quiet(Duration::MAX, Duration::MAX, &Pressure::default()),
             )
             .await;
             assert!(waited.is_err(), "no limit: never quiet");

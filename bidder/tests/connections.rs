@@ -73,6 +73,43 @@ fn past_the_limit_new_connections_wait_for_a_slot() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
 
+/// Sockets that never send a byte, as many as the port takes, do not
+/// hold it for the header timeout (10 s): once the port is full, quiet
+/// connections go after a second, and a bid request waiting behind them
+/// is answered.
+#[test]
+fn a_port_full_of_silent_connections_makes_room_for_a_bid() {
+    let s = server(Limits {
+        max_connections: 8,
+        ..Limits::default()
+    });
+    let mut silent: Vec<TcpStream> = (0..8).map(|_| connect(s.bid)).collect();
+    let body = common::banner_request().to_string();
+    let mut bidder = connect(s.bid);
+    bidder
+        .write_all(
+            format!(
+                "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    // Well within the header timeout (10 s) the silent ones held it for.
+    bidder.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let head = read_head(&mut bidder);
+    // Answered (this config without audience data makes no bid: 204).
+    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+    // The room came from silent ones closed (as many as it took: once the
+    // port has room, the usual limits are back).
+    let closed = silent
+        .iter_mut()
+        .map(|s| closed_within(s, Duration::from_millis(100)))
+        .filter(|&closed| closed)
+        .count();
+    assert!(closed >= 1, "none of the silent connections was closed");
+}
+
 #[test]
 fn slow_headers_slow_bodies_and_idle_connections_are_closed() {
     let s = server(Limits {
