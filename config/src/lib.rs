@@ -24,7 +24,7 @@ pub mod time;
 mod validate;
 
 pub use countries::country_alpha2;
-pub use load::{fingerprint, load_dir, load_files};
+pub use load::{fingerprint, load_dir, load_files, MAX_CONFIG_BYTES, MAX_FILE_BYTES};
 pub use model::{
     Advertiser, AllowBlock, Attribution, Audience, AudienceKind, AudienceRule, Bidding, Budget,
     ChargeOn, Config, Creative, CreativeKind, CurrencyRates, DaypartSlot, DaypartZone, Dayparts,

@@ -39,10 +39,28 @@ pub fn load_dir(dir: &Path) -> Result<Config, Problems> {
     }
 
     let mut files = Vec::with_capacity(paths.len());
+    let mut left = MAX_CONFIG_BYTES;
     for path in paths {
-        match fs::read(&path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => files.push((path, text)),
+        match read_bounded(&path, MAX_FILE_BYTES.min(left)) {
+            Ok(None) if left < MAX_FILE_BYTES => problems.push(whole_file_problem(
+                &path,
+                format!(
+                    "with the files before it, the config holds more than the {} MiB it may in all",
+                    MAX_CONFIG_BYTES >> 20
+                ),
+            )),
+            Ok(None) => problems.push(whole_file_problem(
+                &path,
+                format!(
+                    "the file holds more than the {} MiB a config file may",
+                    MAX_FILE_BYTES >> 20
+                ),
+            )),
+            Ok(Some(bytes)) => match String::from_utf8(bytes) {
+                Ok(text) => {
+                    left -= text.len() as u64;
+                    files.push((path, text));
+                }
                 Err(_) => problems.push(whole_file_problem(
                     &path,
                     "the file is not UTF-8 text; save it as UTF-8".to_owned(),
@@ -55,6 +73,26 @@ pub fn load_dir(dir: &Path) -> Result<Config, Problems> {
         }
     }
     check(&files, problems)
+}
+
+/// The most one config file may hold. Real ones are kilobytes (a config
+/// of 10,000 line items is 4 MB in all); without a bound an 800 MB file
+/// was read whole by every reload that looked at it, and a pod with a
+/// 1 GiB limit would be killed for memory instead of told.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
+/// The most all of a config's files may hold together.
+pub const MAX_CONFIG_BYTES: u64 = 128 << 20;
+
+/// The file's bytes, or `None` when it holds more than `limit`: read
+/// through the bound, so a file growing while it is read is no larger.
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 /// What the YAML files [`load_dir`] would read look like now: their paths

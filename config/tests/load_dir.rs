@@ -139,6 +139,52 @@ fn a_file_that_is_not_utf8_is_a_problem_and_others_still_load() {
     );
 }
 
+/// A comment line of YAML, `n` bytes in all with its newline.
+fn comments(n: u64) -> Vec<u8> {
+    let mut text = vec![b'#'; n as usize];
+    for line_end in (79..text.len()).step_by(80) {
+        text[line_end] = b'\n';
+    }
+    text
+}
+
+#[test]
+fn files_too_large_are_problems_not_read() {
+    let dir = TempDir::new("large");
+    dir.write("a.yaml", BASE);
+    dir.write("b.yaml", comments(config::MAX_FILE_BYTES + 1));
+    let problems = config::load_dir(&dir.0).expect_err("too large");
+    assert_eq!(problems.0.len(), 1, "{problems}");
+    assert_eq!(
+        problems.0[0].message,
+        "the file holds more than the 32 MiB a config file may"
+    );
+    assert!(problems.0[0].file.ends_with("b.yaml"));
+    // The most a file may hold loads: an advertiser and its comments.
+    let mut most = OTHER.as_bytes().to_vec();
+    most.push(b'\n');
+    most.extend(comments(config::MAX_FILE_BYTES - most.len() as u64));
+    assert_eq!(most.len() as u64, config::MAX_FILE_BYTES);
+    dir.write("b.yaml", &most);
+    config::load_dir(&dir.0).expect("32 MiB with its comments, and the base");
+
+    // Past the total, later files are not read at all.
+    for name in ["c", "d", "e"] {
+        dir.write(&format!("{name}.yaml"), comments(config::MAX_FILE_BYTES));
+    }
+    let problems = config::load_dir(&dir.0).expect_err("too much in all");
+    let of_e: Vec<&str> = problems
+        .iter()
+        .filter(|p| p.file.ends_with("e.yaml"))
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(
+        of_e,
+        ["with the files before it, the config holds more than the 128 MiB it may in all"],
+        "{problems}"
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn symlinks_are_followed_and_loops_end() {
