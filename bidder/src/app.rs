@@ -234,6 +234,12 @@ pub struct App {
     audiences: Arc<audiences::Store>,
     ledger: Arc<dyn Ledger>,
     books: Books,
+    /// One reload at a time (the endpoint, SIGHUP and the file watch can
+    /// ask together): two at once read the files at different moments, and
+    /// the one that read first could install last, leaving the older files
+    /// serving while the watch took the newer ones for loaded; each also
+    /// checks budget changes against what serves, which the other changes.
+    reloading: std::sync::Mutex<()>,
     clock: Arc<dyn Clock>,
     config_dir: Option<PathBuf>,
     pub settings: Settings,
@@ -423,6 +429,7 @@ impl App {
             snapshot: ArcSwapOption::empty(),
             audiences: Arc::new(audiences),
             books: Books::new(ledger.clone(), None),
+            reloading: std::sync::Mutex::new(()),
             ledger,
             clock,
             config_dir,
@@ -674,6 +681,12 @@ impl App {
     }
 
     pub fn reload(&self) -> Result<Summary, Problems> {
+        // A reload that panicked left nothing half done that this one
+        // relies on: it reads the files afresh.
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.load_model();
         let Some(dir) = &self.config_dir else {
             return Err(Problems(vec![]));
