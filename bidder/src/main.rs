@@ -702,6 +702,7 @@ fn connect_shared(
     url: &str,
     args: &ServeArgs,
     memory: ledger::Options,
+    longest_reservation_secs: u64,
 ) -> anyhow::Result<shared::RedisLedger> {
     let dir = &args.dir;
     let replica = replica_name(dir)?;
@@ -709,6 +710,12 @@ fn connect_shared(
     let fresh = !dir.join("ledger.checkpoint").exists() && journal_len <= 64;
     let mut opts = shared::Options::new(&replica, Arc::new(SystemClock));
     opts.prefix = args.redis_prefix.clone();
+    // A stopped replica's bids may win until their holds would have ended:
+    // its leases count that long after it stops (a config reloaded later
+    // with a longer reservation is not seen here).
+    opts.retire_ms = i64::try_from(longest_reservation_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX)
+        .saturating_add(memory.late_horizon_ms);
     opts.memory = memory;
     opts.epoch_file = Some(dir.join("shared.epoch"));
     opts.may_initialise = fresh;
@@ -1046,7 +1053,21 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         );
         let mut shared_ledger = None;
         if let Some(url) = &redis_url {
-            let shared = Arc::new(connect_shared(url, &args, memory_options)?);
+            // The longest a bid of this config may hold (its profiles' and
+            // the bidder's reservations), for reclaimed leases to outlast.
+            let longest_reservation_secs = config
+                .exchanges
+                .iter()
+                .filter_map(|e| e.reservation_ttl_secs.map(u64::from))
+                .chain([args.reservation_ttl_secs])
+                .max()
+                .unwrap_or(0);
+            let shared = Arc::new(connect_shared(
+                url,
+                &args,
+                memory_options,
+                longest_reservation_secs,
+            )?);
             app = app.with_shared_ledger(shared.clone());
             shared_ledger = Some(shared);
         }

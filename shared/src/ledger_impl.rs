@@ -49,6 +49,12 @@ pub struct Options {
     pub heartbeat_ms: i64,
     /// A replica silent this long has its leases reclaimed.
     pub dead_after_ms: i64,
+    /// Reclaimed leases (a replica silent, or restarted) still count as
+    /// leased this long: the bids they covered may win until their holds
+    /// would have ended, the longest reservation plus the late horizon
+    /// (`memory.late_horizon_ms`). `bidder serve` sets it from its
+    /// settings and exchange profiles.
+    pub retire_ms: i64,
     /// How long (on Redis's clock) every replica must have said at each
     /// heartbeat that it reads `per-bid` URLs before
     /// [`RedisLedger::all_read_per_bid`] holds:
@@ -90,6 +96,8 @@ impl Options {
             idle_return_ms: 5_000,
             heartbeat_ms: 500,
             dead_after_ms: 15_000,
+            // The default reservation (60 s) and late horizon (5 min).
+            retire_ms: 60_000 + 5 * 60_000,
             per_bid_after_ms: 3_600_000,
             stale_after_ms: 3_000,
             claim_ms: 30_000,

@@ -11,6 +11,9 @@
 //! - `P l:K:DAY`: each replica's outstanding lease under the key that day;
 //! - `P r:REPLICA`: where a replica holds leases (`K<tab>DAY`), to reclaim
 //!   them when it stops answering;
+//! - `P retiring`: leases reclaimed from a replica that stopped (or
+//!   restarted), by when they go back (ms): until then they still count as
+//!   leased, since the bids they covered may still win;
 //! - `P replicas`: replicas by their last heartbeat (ms);
 //! - `P reads-per-bid`: replica → its last heartbeat (ms) that said it reads
 //!   `per-bid` signed URLs (a heartbeat of an earlier version says nothing,
@@ -35,8 +38,15 @@ local function n(v) return tonumber(v) or 0 end
 local function s(v) return string.format('%d', v) end
 "#;
 
+/// `reclaim(prefix, replica, back_at)`: a stopped replica's leases leave it
+/// but stay leased until `back_at` (`P retiring`): the bids they covered
+/// are still out and may win, and their holds died with the replica's
+/// process. Given back at once, other replicas leased the same budget
+/// again and the cluster bought half as much again as a budget allowed
+/// (a restart, a crash, an outage of Redis longer than `dead_after`).
+/// `release(prefix, now)` gives back what is due.
 const RECLAIM: &str = r#"
-local function reclaim(prefix, replica)
+local function reclaim(prefix, replica, back_at)
   local set = prefix .. 'r:' .. replica
   local total = 0
   for _, m in ipairs(redis.call('SMEMBERS', set)) do
@@ -46,14 +56,29 @@ local function reclaim(prefix, replica)
       local a = n(redis.call('HGET', l, replica))
       if a > 0 then
         redis.call('HDEL', l, replica)
-        redis.call('HINCRBY', prefix .. 's:' .. key, 'leased', s(-a))
-        redis.call('HINCRBY', prefix .. 'd:' .. key .. ':' .. day, 'leased', s(-a))
+        redis.call('ZADD', prefix .. 'retiring', s(back_at),
+          key .. '\t' .. day .. '\t' .. s(a) .. '\t' .. replica .. '\t' .. s(back_at))
         total = total + a
       end
     end
   end
   redis.call('DEL', set)
   return total
+end
+local function release(prefix, now)
+  local due = redis.call('ZRANGEBYSCORE', prefix .. 'retiring', '-inf', s(now), 'LIMIT', 0, 64)
+  for _, m in ipairs(due) do
+    local key, day, a = string.match(m, '^(.*)\t(%-?%d+)\t(%d+)\t')
+    if key then
+      redis.call('HINCRBY', prefix .. 's:' .. key, 'leased', s(-n(a)))
+      local d = prefix .. 'd:' .. key .. ':' .. day
+      -- A day's record past its keeping has nothing left to give back to.
+      if redis.call('EXISTS', d) == 1 then
+        redis.call('HINCRBY', d, 'leased', s(-n(a)))
+      end
+    end
+    redis.call('ZREM', prefix .. 'retiring', m)
+  end
 end
 "#;
 
@@ -332,9 +357,11 @@ return 1
 
 /// A replica says it is alive (and which epoch it knows, and that it reads
 /// `per-bid` URLs), and reclaims the leases of replicas silent for longer
-/// than `dead_after`. KEYS: replicas, epoch, `known` (replica → the epoch
-/// it knows), `reads-per-bid`, `all-read-per-bid-since`. ARGV: replica,
-/// now, dead_after_ms, prefix, the epoch this replica knows or ''. Returns
+/// than `dead_after` (they go back `retire_ms` later, see `RECLAIM`), and
+/// gives back the retired leases that are due. KEYS: replicas, epoch,
+/// `known` (replica → the epoch it knows), `reads-per-bid`,
+/// `all-read-per-bid-since`. ARGV: replica, now, dead_after_ms, prefix, the
+/// epoch this replica knows or '', retire_ms. Returns
 /// `{was_present, epoch or '', replicas that know an epoch, for how long
 /// (ms) every listed replica has said at each heartbeat that it reads
 /// per-bid URLs, or -1}`: counted on Redis's clock (`TIME`), which every
@@ -372,8 +399,9 @@ else
   redis.call('DEL', KEYS[5])
 end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. s(now - n(ARGV[3])), 'LIMIT', 0, 16)
+release(ARGV[4], now)
 for _, r in ipairs(dead) do
-  reclaim(ARGV[4], r)
+  reclaim(ARGV[4], r, now + n(ARGV[6]))
   redis.call('ZREM', KEYS[1], r)
   redis.call('HDEL', KEYS[3], r)
   redis.call('HDEL', KEYS[4], r)
@@ -383,12 +411,13 @@ if present then present = 1 else present = 0 end
 return {present, ep or '', redis.call('HLEN', KEYS[3]), all_for}
 "#;
 
-/// A replica starting: the leases of its previous run go back (its holds
-/// died with it). It says it reads `per-bid` URLs as its heartbeats do, so
-/// that its start does not end the others' count. KEYS: replicas,
-/// `reads-per-bid`. ARGV: replica, now, prefix.
+/// A replica starting: the leases of its previous run retire (its holds
+/// died with it, its bids may still win; see `RECLAIM`). It says it reads
+/// `per-bid` URLs as its heartbeats do, so that its start does not end the
+/// others' count. KEYS: replicas, `reads-per-bid`. ARGV: replica, now,
+/// prefix, retire_ms.
 const RESET: &str = r#"
-local total = reclaim(ARGV[3], ARGV[1])
+local total = reclaim(ARGV[3], ARGV[1], n(ARGV[2]) + n(ARGV[4]))
 redis.call('ZADD', KEYS[1], s(n(ARGV[2])), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], s(n(ARGV[2])))
 return total

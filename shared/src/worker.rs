@@ -383,6 +383,7 @@ async fn heartbeat(inner: &Inner, epoch: &mut Option<String>) -> Result<(), Stri
                 inner.opts.dead_after_ms.to_string(),
                 k.prefix().to_string(),
                 epoch.clone().unwrap_or_default(),
+                inner.opts.retire_ms.to_string(),
             ],
         )
         .await;
@@ -688,7 +689,8 @@ pub(crate) async fn run(
             }
         }
         if !started {
-            // Leases of this replica's previous run died with its holds.
+            // Leases of this replica's previous run: its holds died with
+            // it, but its bids may still win, so they retire (RESET).
             let k = &inner.keys;
             let reset: Result<i64, String> = inner
                 .run(
@@ -698,6 +700,7 @@ pub(crate) async fn run(
                         inner.opts.replica.clone(),
                         clock_ms.to_string(),
                         k.prefix().to_string(),
+                        inner.opts.retire_ms.to_string(),
                     ],
                 )
                 .await;
@@ -707,7 +710,9 @@ pub(crate) async fn run(
                     if given > 0 {
                         tracing::info!(
                             micros = given,
-                            "gave back the leases of this replica's previous run"
+                            back_in_ms = inner.opts.retire_ms,
+                            "retired the leases of this replica's previous run: they go back once \
+                             its bids can no longer win"
                         );
                     }
                     let beat = heartbeat(&inner, &mut epoch).await;

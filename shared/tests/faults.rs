@@ -484,6 +484,103 @@ fn a_restarted_replica_bids_and_charges_again() {
     );
 }
 
+/// What Redis counts as leased under the line item for the day of `now`.
+fn leased_in_redis(server: &RedisServer, now: Timestamp) -> i64 {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let day = now.date().days_since_epoch();
+    let leased: Option<i64> = redis::cmd("HGET")
+        .arg(format!("bidder:d:li:li:{day}"))
+        .arg("leased")
+        .query(&mut conn)
+        .unwrap();
+    leased.unwrap_or(0)
+}
+
+/// Waits (heartbeats run every 100 ms) until `done`, for at most 5 s.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+/// A replica's leases outlive its process for as long as its bids may
+/// still win (`retire_ms`): restarted, or silent and reclaimed by the
+/// others, what it leased stays leased until then, so no other replica
+/// leases the same budget while those bids are out. Given back at once,
+/// a rolling restart let the cluster buy half as much again as a daily
+/// budget allowed.
+#[test]
+fn a_stopped_replicas_leases_stay_leased_while_its_bids_may_win() {
+    let dir = tmp("retire");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a_dir = dir.join("a");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(10));
+    let retire_ms = shared::Options::new("x", Arc::new(ManualClock::new(now))).retire_ms;
+    {
+        let a = replica(&server, "a", Some(&a_dir), true);
+        a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
+            .expect("A bids");
+    }
+    assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
+
+    // A restarts: its bid of 6 is still out, so B cannot bid 6 more.
+    let a = replica(&server, "a", Some(&a_dir), false);
+    let b = replica(&server, "b", None, false);
+    assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
+    assert!(
+        b.l.reserve(&k.hold(2, m(6), daily, now, None), now)
+            .is_err(),
+        "B leased the budget A's bid still holds"
+    );
+    // Once the bid can no longer win, the lease goes back.
+    let later = Timestamp(NOON + retire_ms + 1);
+    a.clock.set(later);
+    b.clock.set(later);
+    assert!(
+        eventually(|| leased_in_redis(&server, now) == 0),
+        "still leased: {}",
+        leased_in_redis(&server, now)
+    );
+    b.l.reserve(&k.hold(3, m(6), daily, later, None), later)
+        .expect("B bids once A's bid is over");
+
+    // B goes silent (a crash): A reclaims its lease after dead_after, and it
+    // stays leased until B's bid is over too.
+    drop(b);
+    let silent = Timestamp(later.as_millis() + 20_000);
+    a.clock.set(silent);
+    assert!(
+        eventually(|| {
+            let client = redis::Client::open(server.url()).unwrap();
+            let mut conn = client.get_connection().unwrap();
+            let listed: Option<f64> = redis::cmd("ZSCORE")
+                .arg("bidder:replicas")
+                .arg("b")
+                .query(&mut conn)
+                .unwrap();
+            listed.is_none()
+        }),
+        "B was not reclaimed"
+    );
+    assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
+    assert!(
+        a.l.reserve(&k.hold(4, m(6), daily, silent, None), silent)
+            .is_err(),
+        "A leased the budget B's bid still holds"
+    );
+    a.clock.set(Timestamp(silent.as_millis() + retire_ms + 1));
+    assert!(eventually(|| leased_in_redis(&server, now) == 0));
+}
+
 /// A replica whose table of bids in flight is full (`max_bids`) refuses a
 /// bid as unavailable before it asks for any lease, and the refused bid
 /// holds nothing and takes no frequency slot.
