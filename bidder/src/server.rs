@@ -79,19 +79,45 @@ struct Activity {
 /// exchanges' requests waited in the backlog for seconds.
 const SHED_AFTER: Duration = Duration::from_secs(1);
 
-/// Whether the accept loop is waiting for a slot (see [`SHED_AFTER`]).
-#[derive(Default)]
+/// Whether a connection waited for a slot within the last [`SHED_AFTER`]
+/// (the port is full, see there). Sticky for that long, so that a port
+/// kept full by a churn of connections wakes its connections' timers once
+/// an episode, not once a connection.
 struct Pressure {
-    full: AtomicBool,
-    /// Wakes the connections' timers when the port fills up.
+    since: tokio::time::Instant,
+    /// When a connection last waited for a slot (ms since `since`, plus
+    /// one: 0 is never).
+    waited_ms: AtomicU64,
+    /// Wakes the connections' timers when an episode starts.
     filled: tokio::sync::Notify,
 }
 
 impl Pressure {
-    fn set(&self, full: bool) {
-        if self.full.swap(full, Relaxed) != full && full {
+    fn new() -> Pressure {
+        Pressure {
+            since: tokio::time::Instant::now(),
+            waited_ms: AtomicU64::new(0),
+            filled: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        millis(self.since.elapsed()).saturating_add(1)
+    }
+
+    /// A connection waits for a slot now (said again every half
+    /// [`SHED_AFTER`] while it waits).
+    fn waiting(&self) {
+        let now = self.now_ms();
+        let before = self.waited_ms.swap(now, Relaxed);
+        if before == 0 || now - before.min(now) > millis(SHED_AFTER) {
             self.filled.notify_waiters();
         }
+    }
+
+    fn is_full(&self) -> bool {
+        let w = self.waited_ms.load(Relaxed);
+        w != 0 && self.now_ms() - w.min(self.now_ms()) <= millis(SHED_AFTER)
     }
 }
 
@@ -127,16 +153,20 @@ impl Activity {
     ///
     /// While the port is full (`pressure`), both limits are at most
     /// [`SHED_AFTER`]: quiet connections make room for new ones. One with a
-    /// request in flight is never cut.
+    /// request in flight is never cut, nor one whose answer is still going
+    /// out to a slow reader (it keeps `idle`).
     async fn quiet(&self, header: Duration, idle: Duration, pressure: &Pressure) {
         let (full_header, full_idle) = (millis(header), millis(idle));
         let shed = millis(SHED_AFTER);
         loop {
-            // Asked for before the flag is read: a port that fills up after
-            // the read still wakes this timer.
+            // Asked for before the flag is read: an episode that starts
+            // after the read still wakes this timer.
             let filled = pressure.filled.notified();
-            let (header, idle) = if pressure.full.load(Relaxed) {
+            let full = pressure.is_full();
+            let (header, idle) = if full && !self.write_blocked.load(Relaxed) {
                 (full_header.min(shed), full_idle.min(shed))
+            } else if full {
+                (full_header.min(shed), full_idle)
             } else {
                 (full_header, full_idle)
             };
@@ -296,26 +326,9 @@ pub async fn serve<F, Fut>(
     let mut tasks = tokio::task::JoinSet::new();
     let mut stops = Stops::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let pressure = Arc::new(Pressure::default());
+    let pressure = Arc::new(Pressure::new());
     let mut backoff = Duration::ZERO;
     loop {
-        // A slot first: past the limit, new connections wait in the
-        // kernel's backlog rather than each costing a task and a buffer,
-        // and quiet connections are asked to make room.
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => Ok(slot),
-            Err(tokio::sync::TryAcquireError::Closed) => break,
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                pressure.set(true);
-                let slot = tokio::select! {
-                    s = slots.clone().acquire_owned() => s,
-                    _ = stop.changed() => break,
-                };
-                pressure.set(false);
-                slot
-            }
-        };
-        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => break,
@@ -334,6 +347,23 @@ pub async fn serve<F, Fut>(
                 continue;
             }
         };
+        // Then its slot. Past the limit this one waits (and the next ones
+        // in the kernel's backlog, costing no task and no buffer), and
+        // quiet connections are asked to make room: only when a connection
+        // does wait, not whenever every slot is taken.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(tokio::sync::TryAcquireError::Closed) => None,
+            Err(tokio::sync::TryAcquireError::NoPermits) => loop {
+                pressure.waiting();
+                tokio::select! {
+                    s = slots.clone().acquire_owned() => break s.ok(),
+                    _ = tokio::time::sleep(SHED_AFTER / 2) => {}
+                    _ = stop.changed() => break None,
+                }
+            },
+        };
+        let Some(slot) = slot else { break };
         let _ = stream.set_nodelay(true);
         let handle = handle.clone();
         let stop = stops.add();
@@ -1442,12 +1472,7 @@ mod tests {
         F: FnOnce(Arc<Activity>) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        closes_under(
-            Arc::new(Pressure::default()),
-            Arc::new(Activity::new()),
-            script,
-        )
-        .await
+        closes_under(Arc::new(Pressure::new()), Arc::new(Activity::new()), script).await
     }
 
     /// As [`closes_after`], with the port's pressure given.
@@ -1473,46 +1498,60 @@ mod tests {
         assert_eq!(closes_after(|_| async {}).await, 10);
     }
 
-    /// A full port wakes its quiet connections, which then go once quiet
-    /// for `SHED_AFTER`; a request in flight keeps its connection, and
-    /// once the port has room the usual limits are back.
+    /// A connection waiting for a slot wakes the quiet ones, which then go
+    /// once quiet for `SHED_AFTER`; a request in flight keeps its
+    /// connection, an answer still going out to a slow reader keeps the
+    /// idle limit, and a second after the last wait the usual limits are
+    /// back.
     #[tokio::test(start_paused = true)]
     async fn quiet_connections_make_room_when_the_port_is_full() {
-        let pressure = Arc::new(Pressure::default());
-        let p = pressure.clone();
-        let silent = closes_under(
-            pressure.clone(),
-            Arc::new(Activity::new()),
-            |_| async move {
-                at(3).await;
-                p.set(true);
-            },
-        )
-        .await;
-        assert_eq!(silent, 3, "woken when the port filled, long silent");
-        pressure.set(false);
+        // A connection waits from 3 s on, saying so every half second.
+        let waits_from = |secs: u64| {
+            let pressure = Arc::new(Pressure::new());
+            let p = pressure.clone();
+            tokio::spawn(async move {
+                at(secs).await;
+                loop {
+                    p.waiting();
+                    tokio::time::sleep(SHED_AFTER / 2).await;
+                }
+            });
+            pressure
+        };
+        let silent = closes_under(waits_from(3), Arc::new(Activity::new()), |_| async {}).await;
+        assert_eq!(silent, 3, "woken when a connection waited, long silent");
 
-        // Opened while full: a second of grace, not the header timeout.
-        pressure.set(true);
-        let fresh = closes_under(pressure.clone(), Arc::new(Activity::new()), |_| async {}).await;
+        // Opened while one waits: a second of grace, not the header timeout.
+        let fresh = closes_under(waits_from(0), Arc::new(Activity::new()), |_| async {}).await;
         assert_eq!(fresh, 1);
 
-        let p = pressure.clone();
-        let busy = closes_under(
-            pressure.clone(),
-            Arc::new(Activity::new()),
-            |a| async move {
-                a.in_flight.store(1, Relaxed);
-                at(5).await;
-                a.ended_ms.store(a.now_ms(), Relaxed);
-                a.wrote_ms.store(a.now_ms(), Relaxed);
-                a.in_flight.store(0, Relaxed);
-                // Room again before the second of grace is over.
-                p.set(false);
-            },
-        )
+        // A request in flight for 5 s; the wait ended at once (one
+        // `waiting`), so the header timeout is back after it.
+        let once = Arc::new(Pressure::new());
+        once.waiting();
+        let busy = closes_under(once, Arc::new(Activity::new()), |a| async move {
+            a.in_flight.store(1, Relaxed);
+            at(5).await;
+            a.ended_ms.store(a.now_ms(), Relaxed);
+            a.wrote_ms.store(a.now_ms(), Relaxed);
+            a.in_flight.store(0, Relaxed);
+        })
         .await;
         assert_eq!(busy, 5 + 10, "in flight kept, then the header timeout");
+
+        // An answer a slow reader takes 30 s to read, while connections
+        // wait all along: the idle limit (60 s), not the second of grace.
+        let slow = closes_under(waits_from(0), Arc::new(Activity::new()), |a| async move {
+            a.in_flight.store(1, Relaxed);
+            a.ended_ms.store(a.now_ms(), Relaxed);
+            a.write_blocked.store(true, Relaxed);
+            a.in_flight.store(0, Relaxed);
+            at(30).await;
+            a.write_blocked.store(false, Relaxed);
+            a.wrote_ms.store(a.now_ms(), Relaxed);
+        })
+        .await;
+        assert_eq!(slow, 31, "read whole at 30 s, then a second of grace");
     }
 
     #[tokio::test(start_paused = true)]
@@ -1692,7 +1731,7 @@ mod tests {
             let a = Activity::new();
             let waited = tokio::time::timeout(
                 Duration::from_secs(3600),
-                a.quiet(Duration::MAX, Duration::MAX, &Pressure::default()),
+                a.quiet(Duration::MAX, Duration::MAX, &Pressure::new()),
             )
             .await;
             assert!(waited.is_err(), "no limit: never quiet");

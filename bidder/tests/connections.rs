@@ -110,6 +110,29 @@ fn a_port_full_of_silent_connections_makes_room_for_a_bid() {
     assert!(closed >= 1, "none of the silent connections was closed");
 }
 
+/// Every slot taken but no connection waiting: quiet connections (an
+/// exchange's idle keep-alive pool) stay; only one that waits makes them go.
+#[test]
+fn a_full_port_sheds_quiet_connections_only_when_one_waits() {
+    let s = server(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    });
+    let mut first = connect(s.admin);
+    let mut second = connect(s.admin);
+    let mut buf = [0u8; 256];
+    first.write_all(HEALTH).unwrap();
+    assert!(first.read(&mut buf).unwrap() > 0);
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(!closed_within(&mut first, Duration::from_millis(300)));
+    assert!(!closed_within(&mut second, Duration::from_millis(300)));
+    let mut third = connect(s.admin);
+    third.write_all(HEALTH).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let n = third.read(&mut buf).expect("served once a quiet one went");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
+
 #[test]
 fn slow_headers_slow_bodies_and_idle_connections_are_closed() {
     let s = server(Limits {
