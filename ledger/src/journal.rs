@@ -111,6 +111,10 @@ impl FileStorage {
 
 impl Storage for FileStorage {
     fn probe(&mut self) -> io::Result<()> {
+        // The journal's own file first: a failure of that file alone (a
+        // handle gone stale, bad blocks under it) is not one the directory
+        // shows.
+        self.file.sync_all()?;
         let path = self.dir.join(PROBE);
         let written = File::create(&path).and_then(|mut f| {
             f.write_all(&[b'\n'; PROBE_BYTES])?;
@@ -488,6 +492,18 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
+        // A writer that panicked takes no more charges: every append is
+        // refused from then on, so no bid may be made either.
+        struct Stopped(Arc<Failing>);
+        impl Drop for Stopped {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0
+                        .set(&io::Error::other("the journal writer stopped (a panic)"));
+                }
+            }
+        }
+        let _stopped = Stopped(self.failing.clone());
         loop {
             // While failing, no bids are made: nothing may come to write
             // that would show the disk is back, so the writer looks.

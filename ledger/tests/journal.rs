@@ -27,6 +27,8 @@ const FULL: u8 = 1;
 const SYNC_FAILS: u8 = 2;
 /// Like `FULL`, and cutting the file back fails too.
 const FULL_NO_CUT: u8 = 3;
+/// `write` panics (a bug in a storage, or under it).
+const PANICS: u8 = 4;
 
 struct Faulty {
     inner: FileStorage,
@@ -44,6 +46,7 @@ impl Storage for Faulty {
                 self.inner.append(&bytes[..bytes.len() / 2])?;
                 Err(disk_full())
             }
+            PANICS => panic!("the storage broke"),
             _ => self.inner.append(bytes),
         }
     }
@@ -221,6 +224,24 @@ async fn a_failing_journal_says_so_until_a_write_goes_down() {
     assert!(!s.books.journal_failing());
     assert_eq!(spent(&*s.ledger), Micros(6_000));
     s.close();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A writer that panicked takes no more charges: the journal says it is
+/// failing, for good, so no bid whose win it could not record is made.
+#[tokio::test]
+async fn a_writer_that_panicked_leaves_the_journal_failing() {
+    let d = dir("panicked");
+    let s = open(&d, 1_000_000).unwrap();
+    assert!(charge(&s.books, 1, 5_000).await.unwrap());
+    s.mode.store(PANICS, Ordering::SeqCst);
+    assert!(charge(&s.books, 2, 7_000).await.is_err());
+    s.mode.store(OK, Ordering::SeqCst);
+    assert!(charge(&s.books, 3, 7_000).await.is_err(), "no writer");
+    assert!(s.books.journal_failing());
+    let why = s.books.journal().unwrap().failing().unwrap();
+    assert!(why.contains("stopped"), "{why}");
+    assert_eq!(spent(&*s.ledger), Micros(5_000));
     let _ = std::fs::remove_dir_all(&d);
 }
 
