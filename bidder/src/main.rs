@@ -944,7 +944,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let signals = {
+    let mut signals = {
         let _in_runtime = runtime.enter();
         signals()
     };
@@ -1105,6 +1105,15 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         let summary = app.install(config);
         tracing::info!("config loaded: {summary}");
 
+        // A SIGTERM while starting (a rollout that moved on, a node being
+        // drained): stop here, having served nothing, rather than start
+        // and then drain.
+        if term_pending(&mut signals).await {
+            tracing::info!("stopped while starting: exiting before serving");
+            app.ledger().close();
+            app.flush_events().await;
+            return Ok(());
+        }
         let running = bidder::server::start(app.clone(), bid, admin)?;
         // One line on stdout with the bound addresses: scripts and tests
         // that ask for port 0 read the real ports here.
@@ -1414,6 +1423,17 @@ fn signals() -> Signals {
     ))
 }
 
+/// Whether a SIGTERM came (and was not yet acted on).
+async fn term_pending(signals: &mut Signals) -> bool {
+    match signals {
+        // Polled once: a zero timeout polls what it wraps first.
+        Some((_, term)) => tokio::time::timeout(Duration::ZERO, term.recv())
+            .await
+            .is_ok(),
+        None => false,
+    }
+}
+
 async fn wait_for_signals(app: &Arc<App>, signals: Signals) {
     let Some((mut hup, mut term)) = signals else {
         let _ = tokio::signal::ctrl_c().await;
@@ -1423,7 +1443,9 @@ async fn wait_for_signals(app: &Arc<App>, signals: Signals) {
         tokio::select! {
             _ = hup.recv() => {
                 let app = app.clone();
-                let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+                // Not awaited: a long reload (or one queued behind the
+                // watch's) must not hold off a SIGTERM.
+                drop(tokio::task::spawn_blocking(move || app.reload()));
             }
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
