@@ -240,6 +240,9 @@ pub struct App {
     /// serving while the watch took the newer ones for loaded; each also
     /// checks budget changes against what serves, which the other changes.
     reloading: std::sync::Mutex<()>,
+    /// The config files as the last load (or refused reload) read them
+    /// (`config::fingerprint`): what the file watch compares with.
+    files_read: std::sync::atomic::AtomicU64,
     clock: Arc<dyn Clock>,
     config_dir: Option<PathBuf>,
     pub settings: Settings,
@@ -430,6 +433,7 @@ impl App {
             audiences: Arc::new(audiences),
             books: Books::new(ledger.clone(), None),
             reloading: std::sync::Mutex::new(()),
+            files_read: std::sync::atomic::AtomicU64::new(0),
             ledger,
             clock,
             config_dir,
@@ -680,6 +684,18 @@ impl App {
         self.model.load_full()
     }
 
+    /// Notes the config files' fingerprint as of a load (`serve`'s first,
+    /// and each reload's): a refused set is not retried until it changes.
+    pub fn files_read(&self, fingerprint: u64) {
+        self.files_read
+            .store(fingerprint, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The config files' fingerprint as the last load read them.
+    pub fn files_last_read(&self) -> u64 {
+        self.files_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn reload(&self) -> Result<Summary, Problems> {
         // A reload that panicked left nothing half done that this one
         // relies on: it reads the files afresh.
@@ -691,6 +707,9 @@ impl App {
         let Some(dir) = &self.config_dir else {
             return Err(Problems(vec![]));
         };
+        // Before the files are read: a change made while they are is seen
+        // as one by the watch.
+        self.files_read(config::fingerprint(dir));
         let loaded = config::load_dir(dir).and_then(|config| {
             // Money rules across the change: checked against what serves now.
             let old = self.snapshot.load();

@@ -1103,6 +1103,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         let app = Arc::new(app);
         bidder::metrics::describe();
         let summary = app.install(config);
+        app.files_read(config_fingerprint);
         tracing::info!("config loaded: {summary}");
 
         // A SIGTERM while starting (a rollout that moved on, a node being
@@ -1142,7 +1143,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             let app = app.clone();
             let dir = args.config.clone();
             let every = Duration::from_secs(args.config_poll_secs);
-            tokio::spawn(async move { watch_config(app, dir, every, config_fingerprint).await });
+            tokio::spawn(async move { watch_config(app, dir, every).await });
         }
 
         wait_for_signals(&app, signals).await;
@@ -1357,15 +1358,15 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
 /// symlink, which no signal announces. The files are looked at every
 /// `every`; a change is reloaded once (a refused config keeps the one
 /// serving, and is not retried until the files change again).
-async fn watch_config(app: Arc<App>, dir: PathBuf, every: Duration, loaded: u64) {
+async fn watch_config(app: Arc<App>, dir: PathBuf, every: Duration) {
     let fingerprint = |dir: PathBuf| tokio::task::spawn_blocking(move || config::fingerprint(&dir));
-    let mut settled = Settled::new(loaded);
+    let mut settled = Settled::new(app.files_last_read());
     loop {
         tokio::time::sleep(every).await;
         let Ok(now) = fingerprint(dir.clone()).await else {
             continue;
         };
-        if settled.reload(now) {
+        if settled.reload(now, app.files_last_read()) {
             tracing::info!(dir = %dir.display(), "config files changed: reloading");
             let app = app.clone();
             let _ = tokio::task::spawn_blocking(move || app.reload()).await;
@@ -1380,32 +1381,24 @@ async fn watch_config(app: Arc<App>, dir: PathBuf, every: Duration, loaded: u64)
 /// targeting the rest of the file gave it bid everywhere until the next
 /// poll.
 struct Settled {
-    /// The files as last loaded (or refused: a refused set is not retried
-    /// until it changes again).
-    loaded: u64,
     /// The files at the last poll.
     seen: u64,
 }
 
 impl Settled {
-    fn new(loaded: u64) -> Settled {
-        Settled {
-            loaded,
-            seen: loaded,
-        }
+    fn new(seen: u64) -> Settled {
+        Settled { seen }
     }
 
-    /// Given the files' fingerprint now, whether to reload.
-    fn reload(&mut self, now: u64) -> bool {
+    /// Given the files' fingerprint now and as the last load read them
+    /// (whoever asked for it: the watch, `SIGHUP`, the endpoint), whether
+    /// to reload.
+    fn reload(&mut self, now: u64, last_read: u64) -> bool {
         if now != self.seen {
             self.seen = now;
             return false;
         }
-        if now == self.loaded {
-            return false;
-        }
-        self.loaded = now;
-        true
+        now != last_read
     }
 }
 
@@ -1460,18 +1453,32 @@ mod tests {
     #[test]
     fn the_watch_reloads_a_change_once_it_has_held_still_for_a_poll() {
         let mut w = Settled::new(1);
-        assert!(!w.reload(1), "nothing changed");
+        let mut read = 1;
+        let poll = |w: &mut Settled, now: u64, read: &mut u64| {
+            let reload = w.reload(now, *read);
+            if reload {
+                *read = now;
+            }
+            reload
+        };
+        assert!(!poll(&mut w, 1, &mut read), "nothing changed");
         // A file being written: seen at each poll as it grows.
-        assert!(!w.reload(2), "the first part");
-        assert!(!w.reload(3), "more of it");
-        assert!(w.reload(3), "still for a poll: loaded");
-        assert!(!w.reload(3), "loaded once");
+        assert!(!poll(&mut w, 2, &mut read), "the first part");
+        assert!(!poll(&mut w, 3, &mut read), "more of it");
+        assert!(poll(&mut w, 3, &mut read), "still for a poll: loaded");
+        assert!(!poll(&mut w, 3, &mut read), "loaded once");
         // Back to what was loaded before the last change: a change too.
-        assert!(!w.reload(1));
-        assert!(w.reload(1));
+        assert!(!poll(&mut w, 1, &mut read));
+        assert!(poll(&mut w, 1, &mut read));
         // A change that comes and goes between two polls is not loaded.
-        assert!(!w.reload(4));
-        assert!(!w.reload(1));
-        assert!(!w.reload(1), "as loaded");
+        assert!(!poll(&mut w, 4, &mut read));
+        assert!(!poll(&mut w, 1, &mut read));
+        assert!(!poll(&mut w, 1, &mut read), "as loaded");
+        // Loaded by a SIGHUP before it held still, then taken back: the
+        // files as they are now differ from what serves, so they load.
+        assert!(!poll(&mut w, 5, &mut read));
+        read = 5;
+        assert!(!poll(&mut w, 1, &mut read));
+        assert!(poll(&mut w, 1, &mut read), "the files went back: reloaded");
     }
 }
