@@ -41,14 +41,18 @@ pub fn load_dir(dir: &Path) -> Result<Config, Problems> {
     let mut files = Vec::with_capacity(paths.len());
     let mut left = MAX_CONFIG_BYTES;
     for path in paths {
+        // Over the total only when the file alone is within its bound.
+        let alone_too_large = || fs::metadata(&path).is_ok_and(|m| m.len() > MAX_FILE_BYTES);
         match read_bounded(&path, MAX_FILE_BYTES.min(left)) {
-            Ok(None) if left < MAX_FILE_BYTES => problems.push(whole_file_problem(
-                &path,
-                format!(
+            Ok(None) if left < MAX_FILE_BYTES && !alone_too_large() => {
+                problems.push(whole_file_problem(
+                    &path,
+                    format!(
                     "with the files before it, the config holds more than the {} MiB it may in all",
                     MAX_CONFIG_BYTES >> 20
                 ),
-            )),
+                ))
+            }
             Ok(None) => problems.push(whole_file_problem(
                 &path,
                 format!(

@@ -168,19 +168,32 @@ fn files_too_large_are_problems_not_read() {
     dir.write("b.yaml", &most);
     config::load_dir(&dir.0).expect("32 MiB with its comments, and the base");
 
-    // Past the total, later files are not read at all.
-    for name in ["c", "d", "e"] {
-        dir.write(&format!("{name}.yaml"), comments(config::MAX_FILE_BYTES));
+    // Past the total, later files are not read at all. (Sparse files of
+    // NULs: nothing written to the disk; they are problems of their own
+    // once read.)
+    for name in ["c", "d", "e", "f"] {
+        let f = fs::File::create(dir.0.join(format!("{name}.yaml"))).unwrap();
+        f.set_len(config::MAX_FILE_BYTES).unwrap();
     }
+    // One over its own bound past the total is named for its own.
+    let f = fs::File::create(dir.0.join("g.yaml")).unwrap();
+    f.set_len(config::MAX_FILE_BYTES + 1).unwrap();
     let problems = config::load_dir(&dir.0).expect_err("too much in all");
-    let of_e: Vec<&str> = problems
-        .iter()
-        .filter(|p| p.file.ends_with("e.yaml"))
-        .map(|p| p.message.as_str())
-        .collect();
+    let of = |name: &str| -> Vec<&str> {
+        problems
+            .iter()
+            .filter(|p| p.file.ends_with(name))
+            .map(|p| p.message.as_str())
+            .collect()
+    };
     assert_eq!(
-        of_e,
+        of("f.yaml"),
         ["with the files before it, the config holds more than the 128 MiB it may in all"],
+        "{problems}"
+    );
+    assert_eq!(
+        of("g.yaml"),
+        ["the file holds more than the 32 MiB a config file may"],
         "{problems}"
     );
 }
