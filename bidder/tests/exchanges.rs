@@ -590,13 +590,18 @@ fn tmax_default_is_the_deadline_of_requests_without_tmax() {
             &[("exchange", "fast"), ("outcome", "no_bid")],
         )
     };
-    // The line item would bid: only the deadline stands in the way (explain
-    // applies no deadline).
+    // Explain says what the endpoint answers: late, the deadline alone in
+    // the way (with a tmax of its own the line item bids).
     let v = explain(&s, "?exchange=fast", &without);
     assert_eq!(v.status, 200, "{}", v.text());
     let verdicts = v.json()["line_items"].clone();
     assert_eq!(verdicts[0]["line_item"], LI, "{verdicts}");
-    assert_eq!(verdicts[0]["bids"], true, "{verdicts}");
+    assert_eq!(verdicts[0]["bids"], false, "{verdicts}");
+    assert_eq!(verdicts[0]["reason"], "late", "{verdicts}");
+    let mut with = without.clone();
+    with["tmax"] = serde_json::json!(500);
+    let v = explain(&s, "?exchange=fast", &with);
+    assert_eq!(v.json()["line_items"][0]["bids"], true, "{}", v.text());
 
     // 10 ms less the 10 ms margin: nothing is left, so late every time.
     let before = (late(), no_bid());
