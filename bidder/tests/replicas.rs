@@ -5,7 +5,9 @@
 //! with SIGKILL (and started again on its journal), then Redis is
 //! restarted on its data. Afterwards:
 //!
-//! - every budget holds: charged ≤ budget, and ≥ 90% of the order's;
+//! - every budget holds: charged ≤ budget, and ≥ 90% of the order's with
+//!   what is still held back for bids that may win (the killed replica's
+//!   retired leases);
 //! - every acknowledged charge is in exactly one replica's journal (none
 //!   lost with the killed replica, none doubled across replicas);
 //! - Redis's spend equals the journals' (reconcile finds no difference);
@@ -345,9 +347,18 @@ fn three_replicas_share_budgets_caps_and_charges_through_redis() {
         order <= ORDER_BUDGET,
         "order spent {order} > {ORDER_BUDGET}"
     );
+    // What the replicas still hold back from the order once stopped: the
+    // killed replica's leases, retired until its bids can no longer win,
+    // and those covering bids in flight at the shutdown. Budget kept back
+    // for bids that may still win is not stranded: it goes back once they
+    // are over (shared's faults tests); the rest must have been spent.
+    let held_back = redis
+        .hget_i64("bidder:s:order:o1", "leased")
+        .expect("Redis answers");
     assert!(
-        order * 10 >= ORDER_BUDGET * 9,
-        "order spent {order}, under 90% of {ORDER_BUDGET}"
+        (order + held_back) * 10 >= ORDER_BUDGET * 9,
+        "order spent {order} and held back {held_back} for bids that may still win, \
+         under 90% of {ORDER_BUDGET}"
     );
     for li in ["li-a", "li-b"] {
         let s = spent(SpendKey::line_item(li));
@@ -381,7 +392,7 @@ fn three_replicas_share_budgets_caps_and_charges_through_redis() {
         report.differences
     );
     eprintln!(
-        "bids {}, charged {} (o1 {order} of {ORDER_BUDGET}), capped users {}, in {:?}",
+        "bids {}, charged {} (o1 {order} of {ORDER_BUDGET}, {held_back} held back), capped users {}, in {:?}",
         seen.bids.load(Ordering::Relaxed),
         totals.bids,
         per_user.len(),

@@ -90,6 +90,13 @@ impl RedisServer {
         cmd.query(&mut conn)
     }
 
+    /// A hash field read as an integer (0 when absent).
+    pub fn hget_i64(&self, key: &str, field: &str) -> redis::RedisResult<i64> {
+        let mut conn = redis::Client::open(self.url())?.get_connection()?;
+        let v: Option<i64> = redis::cmd("HGET").arg(key).arg(field).query(&mut conn)?;
+        Ok(v.unwrap_or(0))
+    }
+
     /// Stops it (its data stays in `dir`).
     pub fn stop(&mut self) {
         self.stdin.take();
