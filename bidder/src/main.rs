@@ -713,9 +713,13 @@ fn connect_shared(
     // A stopped replica's bids may win until their holds would have ended:
     // its leases count that long after it stops (a config reloaded later
     // with a longer reservation is not seen here).
+    // Bounded (2^40 ms, decades) so that Redis's Lua, whose numbers are
+    // doubles, adds it to a time exactly: past 2^63 it wrapped negative
+    // and gave the leases back at once.
     opts.retire_ms = i64::try_from(longest_reservation_secs.saturating_mul(1000))
         .unwrap_or(i64::MAX)
-        .saturating_add(memory.late_horizon_ms);
+        .saturating_add(memory.late_horizon_ms)
+        .min(1 << 40);
     opts.memory = memory;
     opts.epoch_file = Some(dir.join("shared.epoch"));
     opts.may_initialise = fresh;

@@ -12,8 +12,10 @@
 //! - `P r:REPLICA`: where a replica holds leases (`K<tab>DAY`), to reclaim
 //!   them when it stops answering;
 //! - `P retiring`: leases reclaimed from a replica that stopped (or
-//!   restarted), by when they go back (ms): until then they still count as
-//!   leased, since the bids they covered may still win;
+//!   restarted), by when they go back (ms, Redis's clock): until then they
+//!   still count as leased, since the bids they covered may still win;
+//!   `P retiring-seq` numbers them;
+//! - `P beat-at`: replica → its last heartbeat on Redis's clock;
 //! - `P replicas`: replicas by their last heartbeat (ms);
 //! - `P reads-per-bid`: replica → its last heartbeat (ms) that said it reads
 //!   `per-bid` signed URLs (a heartbeat of an earlier version says nothing,
@@ -36,6 +38,10 @@ use redis::Script;
 const COMMON: &str = r#"
 local function n(v) return tonumber(v) or 0 end
 local function s(v) return string.format('%d', v) end
+local function redis_ms()
+  local t = redis.call('TIME')
+  return n(t[1]) * 1000 + math.floor(n(t[2]) / 1000)
+end
 "#;
 
 /// `reclaim(prefix, replica, back_at)`: a stopped replica's leases leave it
@@ -44,7 +50,11 @@ local function s(v) return string.format('%d', v) end
 /// process. Given back at once, other replicas leased the same budget
 /// again and the cluster bought half as much again as a budget allowed
 /// (a restart, a crash, an outage of Redis longer than `dead_after`).
-/// `release(prefix, now)` gives back what is due.
+/// `release(prefix, now)` gives back what is due. Both on Redis's clock
+/// (`redis_ms`), which every replica reads alike: on a replica's own, one
+/// ahead of the others released early. A member is unique (a sequence
+/// number), and read back anchored at both ends: replica names may be
+/// digits only.
 const RECLAIM: &str = r#"
 local function reclaim(prefix, replica, back_at)
   local set = prefix .. 'r:' .. replica
@@ -56,8 +66,9 @@ local function reclaim(prefix, replica, back_at)
       local a = n(redis.call('HGET', l, replica))
       if a > 0 then
         redis.call('HDEL', l, replica)
+        local seq = redis.call('INCR', prefix .. 'retiring-seq')
         redis.call('ZADD', prefix .. 'retiring', s(back_at),
-          key .. '\t' .. day .. '\t' .. s(a) .. '\t' .. replica .. '\t' .. s(back_at))
+          key .. '\t' .. day .. '\t' .. s(a) .. '\t' .. replica .. '\t' .. s(seq))
         total = total + a
       end
     end
@@ -68,7 +79,7 @@ end
 local function release(prefix, now)
   local due = redis.call('ZRANGEBYSCORE', prefix .. 'retiring', '-inf', s(now), 'LIMIT', 0, 64)
   for _, m in ipairs(due) do
-    local key, day, a = string.match(m, '^(.*)\t(%-?%d+)\t(%d+)\t')
+    local key, day, a = string.match(m, '^(.*)\t(%-?%d+)\t(%d+)\t[^\t]*\t%d+$')
     if key then
       redis.call('HINCRBY', prefix .. 's:' .. key, 'leased', s(-n(a)))
       local d = prefix .. 'd:' .. key .. ':' .. day
@@ -398,13 +409,24 @@ if all then
 else
   redis.call('DEL', KEYS[5])
 end
+-- When each replica last beat, on Redis's clock: one whose own clock is
+-- behind looks silent by the scores above but is not, and reclaiming it
+-- at every heartbeat would retire a lease each time, until the whole
+-- budget waited in `retiring`.
+local at = redis_ms()
+local beats = ARGV[4] .. 'beat-at'
+redis.call('HSET', beats, ARGV[1], s(at))
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. s(now - n(ARGV[3])), 'LIMIT', 0, 16)
-release(ARGV[4], now)
+release(ARGV[4], at)
 for _, r in ipairs(dead) do
-  reclaim(ARGV[4], r, now + n(ARGV[6]))
-  redis.call('ZREM', KEYS[1], r)
-  redis.call('HDEL', KEYS[3], r)
-  redis.call('HDEL', KEYS[4], r)
+  local last = n(redis.call('HGET', beats, r))
+  if last == 0 or at - last >= n(ARGV[3]) then
+    reclaim(ARGV[4], r, at + n(ARGV[6]))
+    redis.call('ZREM', KEYS[1], r)
+    redis.call('HDEL', KEYS[3], r)
+    redis.call('HDEL', KEYS[4], r)
+    redis.call('HDEL', beats, r)
+  end
 end
 local ep = redis.call('GET', KEYS[2])
 if present then present = 1 else present = 0 end
@@ -417,7 +439,9 @@ return {present, ep or '', redis.call('HLEN', KEYS[3]), all_for}
 /// others' count. KEYS: replicas, `reads-per-bid`. ARGV: replica, now,
 /// prefix, retire_ms.
 const RESET: &str = r#"
-local total = reclaim(ARGV[3], ARGV[1], n(ARGV[2]) + n(ARGV[4]))
+local at = redis_ms()
+redis.call('HSET', ARGV[3] .. 'beat-at', ARGV[1], s(at))
+local total = reclaim(ARGV[3], ARGV[1], at + n(ARGV[4]))
 redis.call('ZADD', KEYS[1], s(n(ARGV[2])), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], s(n(ARGV[2])))
 return total

@@ -46,12 +46,26 @@ fn replica_with(
     may_init: bool,
     synchronous: bool,
 ) -> R {
+    replica_tuned(server, name, epoch_dir, may_init, |o| {
+        o.synchronous = synchronous
+    })
+}
+
+/// A replica as [`replica`] makes, with its options changed by `tune`.
+fn replica_tuned(
+    server: &RedisServer,
+    name: &str,
+    epoch_dir: Option<&PathBuf>,
+    may_init: bool,
+    tune: impl FnOnce(&mut shared::Options),
+) -> R {
     let clock = Arc::new(ManualClock::new(Timestamp(NOON)));
     let mut opts = shared::Options::new(name, clock.clone());
-    opts.synchronous = synchronous;
+    opts.synchronous = true;
     opts.heartbeat_ms = 100;
     opts.epoch_file = epoch_dir.map(|d| d.join("shared.epoch"));
     opts.may_initialise = may_init;
+    tune(&mut opts);
     let info = shared::connection_info(&server.url(), None, None).unwrap();
     R {
         l: Arc::new(shared::RedisLedger::connect(info, opts).expect("connects")),
@@ -510,11 +524,12 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// A replica's leases outlive its process for as long as its bids may
-/// still win (`retire_ms`): restarted, or silent and reclaimed by the
-/// others, what it leased stays leased until then, so no other replica
-/// leases the same budget while those bids are out. Given back at once,
-/// a rolling restart let the cluster buy half as much again as a daily
-/// budget allowed.
+/// still win (`retire_ms`, on Redis's clock): restarted, or silent and
+/// reclaimed by the others, what it leased stays leased until then, so no
+/// other replica leases the same budget while those bids are out. Given
+/// back at once, a rolling restart let the cluster buy half as much again
+/// as a daily budget allowed. A replica whose own clock is behind is not
+/// taken for silent while it beats.
 #[test]
 fn a_stopped_replicas_leases_stay_leased_while_its_bids_may_win() {
     let dir = tmp("retire");
@@ -524,17 +539,34 @@ fn a_stopped_replicas_leases_stay_leased_while_its_bids_may_win() {
     let k = K::new();
     let now = Timestamp(NOON);
     let daily = Cap::Daily(m(10));
-    let retire_ms = shared::Options::new("x", Arc::new(ManualClock::new(now))).retire_ms;
+    const RETIRE_MS: i64 = 1_500;
+    const DEAD_AFTER_MS: i64 = 1_000;
+    let tune = |o: &mut shared::Options| {
+        o.retire_ms = RETIRE_MS;
+        o.dead_after_ms = DEAD_AFTER_MS;
+        o.stale_after_ms = 500;
+    };
+    let retiring = || -> i64 {
+        match server.command(&["ZCARD", "bidder:retiring"]) {
+            Ok(redis::Value::Int(n)) => n,
+            other => panic!("{other:?}"),
+        }
+    };
+    // Digits only, as a replica named by a random hex number may be: the
+    // retiring entries are read back whatever the name.
+    const A: &str = "12345678";
     {
-        let a = replica(&server, "a", Some(&a_dir), true);
+        let a = replica_tuned(&server, A, Some(&a_dir), true, tune);
         a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
             .expect("A bids");
     }
     assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
 
     // A restarts: its bid of 6 is still out, so B cannot bid 6 more.
-    let a = replica(&server, "a", Some(&a_dir), false);
-    let b = replica(&server, "b", None, false);
+    let a = replica_tuned(&server, A, Some(&a_dir), false, tune);
+    let b = replica_tuned(&server, "b", None, false, tune);
+    // Its leases under the line item and under the order.
+    assert_eq!(retiring(), 2);
     assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
     assert!(
         b.l.reserve(&k.hold(2, m(6), daily, now, None), now)
@@ -542,43 +574,36 @@ fn a_stopped_replicas_leases_stay_leased_while_its_bids_may_win() {
         "B leased the budget A's bid still holds"
     );
     // Once the bid can no longer win, the lease goes back.
-    let later = Timestamp(NOON + retire_ms + 1);
-    a.clock.set(later);
-    b.clock.set(later);
     assert!(
         eventually(|| leased_in_redis(&server, now) == 0),
         "still leased: {}",
         leased_in_redis(&server, now)
     );
-    b.l.reserve(&k.hold(3, m(6), daily, later, None), later)
+    assert_eq!(retiring(), 0);
+    b.l.reserve(&k.hold(3, m(6), daily, now, None), now)
         .expect("B bids once A's bid is over");
 
-    // B goes silent (a crash): A reclaims its lease after dead_after, and it
-    // stays leased until B's bid is over too.
-    drop(b);
-    let silent = Timestamp(later.as_millis() + 20_000);
-    a.clock.set(silent);
-    assert!(
-        eventually(|| {
-            let client = redis::Client::open(server.url()).unwrap();
-            let mut conn = client.get_connection().unwrap();
-            let listed: Option<f64> = redis::cmd("ZSCORE")
-                .arg("bidder:replicas")
-                .arg("b")
-                .query(&mut conn)
-                .unwrap();
-            listed.is_none()
-        }),
-        "B was not reclaimed"
-    );
+    // A's clock runs 20 s ahead of B's: by the scores B looks silent, but
+    // it beats, so nothing of it is reclaimed or retired.
+    a.clock.set(Timestamp(NOON + 20_000));
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(retiring(), 0, "a live replica's lease retired");
     assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
+
+    // B goes silent (a crash): A reclaims its lease once B has been silent
+    // for dead_after on Redis's clock, and it stays leased until B's bid
+    // is over too.
+    drop(b);
+    assert!(eventually(|| retiring() == 2), "B was not reclaimed");
+    assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
+    let later = Timestamp(NOON + 20_000);
     assert!(
-        a.l.reserve(&k.hold(4, m(6), daily, silent, None), silent)
+        a.l.reserve(&k.hold(4, m(6), daily, later, None), later)
             .is_err(),
         "A leased the budget B's bid still holds"
     );
-    a.clock.set(Timestamp(silent.as_millis() + retire_ms + 1));
     assert!(eventually(|| leased_in_redis(&server, now) == 0));
+    assert_eq!(retiring(), 0);
 }
 
 /// A replica whose table of bids in flight is full (`max_bids`) refuses a

@@ -104,6 +104,10 @@ fn per_bid_is_written_only_once_every_replica_has_read_it_for_a_while() {
     // Redis away: this replica cannot see who joins meanwhile.
     let mut server = server;
     earlier_version_beats(&server, "b", NOON + 1);
+    // b's last heartbeat as this version, on Redis's clock, long past (an
+    // earlier version's does not write it): a replica silent by the
+    // scores is reclaimed only once silent on Redis's clock too.
+    server.command(&["HDEL", "bidder:beat-at", "b"]).unwrap();
     clock.set(Timestamp(NOON + 32_000));
     wait_for(&a, true, "b is gone");
     server.stop();
