@@ -163,14 +163,20 @@ impl Activity {
             // after the read still wakes this timer.
             let filled = pressure.filled.notified();
             let full = pressure.is_full();
-            let (header, idle) = if full && !self.write_blocked.load(Relaxed) {
+            let now = self.now_ms();
+            // A slow reader still taking its answer's bytes keeps `idle`;
+            // one that stopped reading is as quiet as one that never sent
+            // (a client pipelining requests and reading nothing would hold
+            // the slot for `idle` otherwise).
+            let reading = self.write_blocked.load(Relaxed)
+                && now.saturating_sub(self.wrote_ms.load(Relaxed)) < shed;
+            let (header, idle) = if full && !reading {
                 (full_header.min(shed), full_idle.min(shed))
             } else if full {
                 (full_header.min(shed), full_idle)
             } else {
                 (full_header, full_idle)
             };
-            let now = self.now_ms();
             let ended = self.ended_ms.load(Relaxed);
             let wait = if self.in_flight.load(Relaxed) == 0 {
                 let idle_left = ended.saturating_add(idle).saturating_sub(now);
@@ -1539,19 +1545,32 @@ mod tests {
         .await;
         assert_eq!(busy, 5 + 10, "in flight kept, then the header timeout");
 
-        // An answer a slow reader takes 30 s to read, while connections
-        // wait all along: the idle limit (60 s), not the second of grace.
+        // An answer a slow reader takes 30 s to read, a little every half
+        // second, while connections wait all along: the idle limit (60 s),
+        // not the second of grace.
         let slow = closes_under(waits_from(0), Arc::new(Activity::new()), |a| async move {
             a.in_flight.store(1, Relaxed);
             a.ended_ms.store(a.now_ms(), Relaxed);
             a.write_blocked.store(true, Relaxed);
             a.in_flight.store(0, Relaxed);
-            at(30).await;
+            for _ in 0..60 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                a.wrote_ms.store(a.now_ms(), Relaxed);
+            }
             a.write_blocked.store(false, Relaxed);
-            a.wrote_ms.store(a.now_ms(), Relaxed);
         })
         .await;
         assert_eq!(slow, 31, "read whole at 30 s, then a second of grace");
+
+        // One that stopped reading: as quiet as one that never sent.
+        let stuck = closes_under(waits_from(0), Arc::new(Activity::new()), |a| async move {
+            a.in_flight.store(1, Relaxed);
+            a.ended_ms.store(a.now_ms(), Relaxed);
+            a.write_blocked.store(true, Relaxed);
+            a.in_flight.store(0, Relaxed);
+        })
+        .await;
+        assert_eq!(stuck, 1, "a reader that reads nothing holds no slot");
     }
 
     #[tokio::test(start_paused = true)]
