@@ -1436,13 +1436,24 @@ async fn wait_for_signals(app: &Arc<App>, signals: Signals) {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };
+    // One reload waiting at most: the SIGHUPs that come while it waits
+    // (a sidecar sending one per changed file) are the same reload, which
+    // reads every file anyway.
+    let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = hup.recv() => {
+                if waiting.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    continue;
+                }
                 let app = app.clone();
+                let waiting = waiting.clone();
                 // Not awaited: a long reload (or one queued behind the
                 // watch's) must not hold off a SIGTERM.
-                drop(tokio::task::spawn_blocking(move || app.reload()));
+                drop(tokio::task::spawn_blocking(move || {
+                    waiting.store(false, std::sync::atomic::Ordering::Release);
+                    app.reload()
+                }));
             }
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
