@@ -355,6 +355,35 @@ fn three_replicas_share_budgets_caps_and_charges_through_redis() {
     let held_back = redis
         .hget_i64("bidder:s:order:o1", "leased")
         .expect("Redis answers");
+    // Every micro of it accounted for: a retiring entry (given back when
+    // due) or a replica's lease still covering bids in flight. A lease
+    // stranded by a bug would be neither.
+    let retiring: i64 = redis
+        .zmembers("bidder:retiring")
+        .expect("Redis answers")
+        .iter()
+        .filter_map(|m| {
+            let f: Vec<&str> = m.split('\t').collect();
+            (f.len() == 5 && f[0] == "order:o1").then(|| f[2].parse::<i64>().expect("amount"))
+        })
+        .sum();
+    let lent: i64 = redis
+        .keys("bidder:l:order:o1:*")
+        .expect("Redis answers")
+        .iter()
+        .map(|k| {
+            redis
+                .hvals_i64(k)
+                .expect("Redis answers")
+                .iter()
+                .sum::<i64>()
+        })
+        .sum();
+    assert_eq!(
+        held_back,
+        retiring + lent,
+        "leased under the order: {retiring} retiring and {lent} lent out"
+    );
     assert!(
         (order + held_back) * 10 >= ORDER_BUDGET * 9,
         "order spent {order} and held back {held_back} for bids that may still win, \

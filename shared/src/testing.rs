@@ -97,6 +97,28 @@ impl RedisServer {
         Ok(v.unwrap_or(0))
     }
 
+    /// The keys matching `pattern` (`KEYS`: tests hold a few hundred).
+    pub fn keys(&self, pattern: &str) -> redis::RedisResult<Vec<String>> {
+        let mut conn = redis::Client::open(self.url())?.get_connection()?;
+        redis::cmd("KEYS").arg(pattern).query(&mut conn)
+    }
+
+    /// A hash's values read as integers.
+    pub fn hvals_i64(&self, key: &str) -> redis::RedisResult<Vec<i64>> {
+        let mut conn = redis::Client::open(self.url())?.get_connection()?;
+        redis::cmd("HVALS").arg(key).query(&mut conn)
+    }
+
+    /// A sorted set's members, lowest score first.
+    pub fn zmembers(&self, key: &str) -> redis::RedisResult<Vec<String>> {
+        let mut conn = redis::Client::open(self.url())?.get_connection()?;
+        redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query(&mut conn)
+    }
+
     /// Stops it (its data stays in `dir`).
     pub fn stop(&mut self) {
         self.stdin.take();
