@@ -342,10 +342,35 @@ pub fn config_loaded(ok: bool, line_items: usize) {
 
 /// Registers the series a dashboard expects before the first event, so a
 /// fresh replica shows zeros rather than gaps.
+/// The counters without labels: on the page from the start, at zero.
+/// Missing until their first event, a restarted replica's page had a gap
+/// `rate()` misread and an `absent()` alert fired on.
+const UNLABELLED_COUNTERS: &[&str] = &[
+    "bidder_attribution_evicted_total",
+    "bidder_audience_events_total",
+    "bidder_audience_not_shared_total",
+    "bidder_event_records_written_total",
+    "bidder_event_write_errors_total",
+    "bidder_events_dropped_total",
+    "bidder_late_wins_total",
+    "bidder_over_delivery_micros_total",
+    "bidder_peer_events_not_attributed_total",
+    "bidder_redis_round_trips_total",
+    "bidder_report_mirror_errors_total",
+    "bidder_report_mirror_gaps_total",
+    "bidder_spend_micros_total",
+    "bidder_tracking_dedupe_evicted_total",
+    "bidder_tracking_duplicates_after_restart_total",
+    "bidder_unknown_exchange_requests_total",
+];
+
 pub fn describe() {
     // The default exchange's series show zeros from the start, as before
     // any config loads (the exporter's did from here).
     ExchangeCounters::default_exchange();
+    for &name in UNLABELLED_COUNTERS {
+        metrics::counter!(name).increment(0);
+    }
     metrics::describe_counter!(
         "bidder_list_batches_total",
         "Batches of list audience members by result (applied, invalid, full, io_error)."

@@ -156,6 +156,23 @@ fn serve_bids_on_the_example_and_stops_on_sigterm() {
         "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    // Before anything was charged, spend and the other unlabelled counters
+    // are on the page at zero (a gap after a restart fires absent() alerts).
+    let page = http(
+        admin,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    for series in [
+        "bidder_spend_micros_total 0",
+        "bidder_over_delivery_micros_total 0",
+        "bidder_late_wins_total 0",
+        "bidder_event_write_errors_total 0",
+    ] {
+        assert!(
+            page.lines().any(|l| l == series),
+            "no {series:?} in\n{page}"
+        );
+    }
     // The wall clock decides the flights here; whatever it says, the answer
     // is a well-formed 200 or 204, never an error.
     let body = std::fs::read_to_string(repo().join("benches/src/banner-request.json")).unwrap();
