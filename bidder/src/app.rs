@@ -887,12 +887,10 @@ impl App {
         let (Some(snap), Some(profile)) = (snap, profile) else {
             return none(BidAnswer::NoBid(NoBid::NotReady));
         };
-        // A win of a bid made now could not be recorded: no bids until the
-        // journal writes again (test requests spend nothing).
-        if self.books.journal_failing() && !req.is_test() {
-            return none(BidAnswer::NoBid(NoBid::Unavailable));
-        }
-        let deadline = self.time_to_answer(req, profile);
+        let deadline = match self.before_auction(req, profile) {
+            Ok(deadline) => deadline,
+            Err(reason) => return none(BidAnswer::NoBid(reason)),
+        };
         if start.elapsed() >= deadline {
             return none(BidAnswer::NoBid(NoBid::Late));
         }
@@ -917,10 +915,20 @@ impl App {
         }
     }
 
-    /// How long after its arrival a request's answer may take: its `tmax`
-    /// (else the profile's or the bidder's default, within `max_tmax`) less
-    /// the margin for the way back. Zero: too late to bid at all.
-    fn time_to_answer(&self, req: &ortb::BidRequest<'_>, profile: &Profile) -> Duration {
+    /// What the endpoint decides before any line item is asked, and
+    /// explain with it: no bid when a win could not be recorded (the
+    /// journal cannot write; test requests spend nothing) or when the
+    /// deadline leaves no time; otherwise how long after its arrival the
+    /// answer may take: its `tmax` (else the profile's or the bidder's
+    /// default, within `max_tmax`) less the margin for the way back.
+    fn before_auction(
+        &self,
+        req: &ortb::BidRequest<'_>,
+        profile: &Profile,
+    ) -> Result<Duration, NoBid> {
+        if self.books.journal_failing() && !req.is_test() {
+            return Err(NoBid::Unavailable);
+        }
         let tmax = match req.tmax {
             Some(ms) if ms > 0 => Duration::from_millis(ms as u64).min(self.settings.max_tmax),
             _ => profile
@@ -928,7 +936,11 @@ impl App {
                 .unwrap_or(self.settings.default_tmax)
                 .min(self.settings.max_tmax),
         };
-        tmax.saturating_sub(self.settings.tmax_margin)
+        let deadline = tmax.saturating_sub(self.settings.tmax_margin);
+        if deadline.is_zero() {
+            return Err(NoBid::Late);
+        }
+        Ok(deadline)
     }
 
     /// The auction for a parsed, valid request: one bid per imp at most.
@@ -1689,16 +1701,7 @@ impl App {
                 explore: false,
             },
         };
-        // What the endpoint answers before any line item is asked, as it
-        // checks them (`bid_inner`): a journal that cannot take a win, a
-        // deadline the margin leaves nothing of.
-        let stopped = if self.books.journal_failing() && !req.is_test() {
-            Some(NoBid::Unavailable)
-        } else if self.time_to_answer(&req, profile).is_zero() {
-            Some(NoBid::Late)
-        } else {
-            None
-        };
+        let stopped = self.before_auction(&req, profile).err();
         let verdicts = crate::explain::explain(snap, &req, &ctx, &stores, priced, stopped);
         let body = serde_json::json!({
             "id": req.id,
