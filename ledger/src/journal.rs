@@ -70,8 +70,9 @@ pub trait Storage: Send + 'static {
     /// was replaced, `Err` that it may or may not have been.
     fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> io::Result<bool>;
     /// After a failed write: whether writes go down again (room on the
-    /// disk, a disk that answers), without touching the journal. Writes and
-    /// syncs [`PROBE_BYTES`] beside it, then removes them.
+    /// disk, a disk that answers), without writing to the journal. Syncs
+    /// the journal's file, then writes and syncs [`PROBE_BYTES`] beside
+    /// it, and removes them.
     fn probe(&mut self) -> io::Result<()>;
 }
 
@@ -538,12 +539,15 @@ impl Writer {
 
     fn probe(&mut self) {
         match self.cut_back().and_then(|()| self.storage.probe()) {
-            Ok(()) => {
-                if self.failing.clear() {
-                    tracing::warn!("journal writable again: bidding resumes");
-                }
-            }
+            Ok(()) => self.writable(),
             Err(e) => self.failing.set(&e),
+        }
+    }
+
+    /// A write (or a probe) went down: bids may be made again.
+    fn writable(&self) {
+        if self.failing.clear() {
+            tracing::warn!("journal writable again: bidding resumes");
         }
     }
 
@@ -558,9 +562,7 @@ impl Writer {
         });
         match result {
             Ok(()) => {
-                if self.failing.clear() {
-                    tracing::warn!("journal writable again: bidding resumes");
-                }
+                self.writable();
                 self.good_len += buf.len() as u64;
                 if let Some(s) = &self.options.synced {
                     s.set(archive_name(self.generation), self.good_len);
