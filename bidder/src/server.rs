@@ -110,14 +110,14 @@ impl Pressure {
     fn waiting(&self) {
         let now = self.now_ms();
         let before = self.waited_ms.swap(now, Relaxed);
-        if before == 0 || now - before.min(now) > millis(SHED_AFTER) {
+        if before == 0 || now.saturating_sub(before) > millis(SHED_AFTER) {
             self.filled.notify_waiters();
         }
     }
 
     fn is_full(&self) -> bool {
         let w = self.waited_ms.load(Relaxed);
-        w != 0 && self.now_ms() - w.min(self.now_ms()) <= millis(SHED_AFTER)
+        w != 0 && self.now_ms().saturating_sub(w) <= millis(SHED_AFTER)
     }
 }
 
@@ -170,12 +170,15 @@ impl Activity {
             // the slot for `idle` otherwise).
             let reading = self.write_blocked.load(Relaxed)
                 && now.saturating_sub(self.wrote_ms.load(Relaxed)) < shed;
-            let (header, idle) = if full && !reading {
-                (full_header.min(shed), full_idle.min(shed))
-            } else if full {
-                (full_header.min(shed), full_idle)
+            let header = if full {
+                full_header.min(shed)
             } else {
-                (full_header, full_idle)
+                full_header
+            };
+            let idle = if full && !reading {
+                full_idle.min(shed)
+            } else {
+                full_idle
             };
             let ended = self.ended_ms.load(Relaxed);
             let wait = if self.in_flight.load(Relaxed) == 0 {
