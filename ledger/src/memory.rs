@@ -1342,6 +1342,18 @@ mod tests {
         std::sync::Arc::new(super::MemoryLedger::default())
     });
 
+    /// Line item `li` capped by `cap`, order `o` uncapped: the limits of
+    /// [`plain_hold`] and [`plain_win`].
+    fn plain_limits<'k>(li: &'k SpendKey, o: &'k SpendKey, cap: Cap) -> [Limit<'k>; 2] {
+        [
+            Limit { key: li, cap },
+            Limit {
+                key: o,
+                cap: Cap::None,
+            },
+        ]
+    }
+
     /// A hold of 1,000 micros on `day` under line item `li` (capped by
     /// `cap`) and order `o` (uncapped), without a frequency cap, ending
     /// `ttl_ms` after `now` and forgotten a day after it.
@@ -1357,13 +1369,7 @@ mod tests {
             bid: BidKey(bid),
             day,
             cost: Micros(1_000),
-            limits: [
-                Limit { key: li, cap },
-                Limit {
-                    key: o,
-                    cap: Cap::None,
-                },
-            ],
+            limits: plain_limits(li, o, cap),
             frequency: None,
             expires: Timestamp(now.as_millis() + ttl_ms),
             forget: Timestamp(now.as_millis() + 86_400_000),
@@ -1383,13 +1389,7 @@ mod tests {
             bid: BidKey(bid),
             day,
             cost: Micros(1_000),
-            limits: [
-                Limit { key: li, cap },
-                Limit {
-                    key: o,
-                    cap: Cap::None,
-                },
-            ],
+            limits: plain_limits(li, o, cap),
             forget,
             tags: crate::Tags::default(),
         }

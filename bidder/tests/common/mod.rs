@@ -34,6 +34,17 @@ impl FullDisk {
     }
 }
 
+/// The settings of a server with a state directory: the admin token, and
+/// a notice secret kept across restarts, as `serve` keeps it (shoppers'
+/// keys in the event journal are made with it).
+fn state_settings() -> Settings {
+    Settings {
+        admin_token: Some(ADMIN_TOKEN.into()),
+        notice_secret: Some("test-notice-secret-0123456789abcdef".into()),
+        ..Settings::default()
+    }
+}
+
 impl Storage for FullDisk {
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.check()?;
@@ -166,13 +177,7 @@ impl Server {
         compact_after: usize,
         now: Timestamp,
     ) -> Server {
-        let settings = Settings {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            // Kept across restarts, as `serve` keeps it: shoppers' keys in
-            // the event journal are made with it.
-            notice_secret: Some("test-notice-secret-0123456789abcdef".into()),
-            ..Settings::default()
-        };
+        let settings = state_settings();
         Server::start_full(
             config_dir,
             None,
@@ -190,11 +195,7 @@ impl Server {
         now: Timestamp,
         change: impl FnOnce(&mut Settings),
     ) -> Server {
-        let mut settings = Settings {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            notice_secret: Some("test-notice-secret-0123456789abcdef".into()),
-            ..Settings::default()
-        };
+        let mut settings = state_settings();
         change(&mut settings);
         Server::start_full(config_dir, None, settings, Some((state, 1_000_000)), now)
     }
@@ -208,11 +209,7 @@ impl Server {
         now: Timestamp,
         full: Arc<AtomicBool>,
     ) -> Server {
-        let settings = Settings {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            notice_secret: Some("test-notice-secret-0123456789abcdef".into()),
-            ..Settings::default()
-        };
+        let settings = state_settings();
         Server::start_wrapped(
             config_dir,
             None,
