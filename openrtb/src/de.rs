@@ -234,7 +234,12 @@ pub(crate) fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D:
 // ---------------------------------------------------------------------------
 // Strings
 
-struct StrVisitor;
+/// `ids`: the visitor reads an id the answer echoes, which refuses the
+/// numbers whose text would not come back as sent (see `read::fields::id`).
+#[derive(Clone, Copy, Default)]
+struct StrVisitor {
+    ids: bool,
+}
 
 impl<'de> Visitor<'de> for StrVisitor {
     type Value = Option<Cow<'de, str>>;
@@ -265,7 +270,10 @@ impl<'de> Visitor<'de> for StrVisitor {
         Ok(Some(Cow::Owned(v.to_string())))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        if self.ids {
+            return Err(E::custom(crate::INEXACT_ID));
+        }
         Ok(Some(Cow::Owned(v.to_string())))
     }
 
@@ -299,13 +307,13 @@ impl<'de> Visitor<'de> for StrVisitor {
 /// serde's own `Cow` impl always allocates once it sits inside an `Option` or
 /// a `Vec`, which is why this exists.
 pub(crate) fn opt_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    d.deserialize_any(StrVisitor)
+    d.deserialize_any(StrVisitor::default())
 }
 
-/// A required string; missing or unusable reads as empty and is left to
-/// [`crate::BidRequest::validate`] to reject where the spec requires it.
-pub(crate) fn str_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
-    d.deserialize_any(StrVisitor)
+/// An id the answer echoes; missing or unusable reads as empty and is left
+/// to [`crate::BidRequest::validate`] to reject where the spec requires it.
+pub(crate) fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
+    d.deserialize_any(StrVisitor { ids: true })
         .map(|s| s.unwrap_or(Cow::Borrowed("")))
 }
 
@@ -315,7 +323,7 @@ pub(crate) fn usd<'a>() -> Cow<'a, str> {
 
 /// A currency code; absent, `null` or `""` means the spec default, USD.
 pub(crate) fn currency<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
-    d.deserialize_any(StrVisitor)
+    d.deserialize_any(StrVisitor::default())
         .map(|s| s.filter(|s| !s.is_empty()).unwrap_or_else(usd))
 }
 
@@ -323,7 +331,7 @@ struct LenientStr<'a>(Option<Cow<'a, str>>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for LenientStr<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrVisitor).map(LenientStr)
+        d.deserialize_any(StrVisitor::default()).map(LenientStr)
     }
 }
 

@@ -5,7 +5,9 @@
 //! * Reading is tolerant: unknown fields are ignored, `null` arrays are
 //!   empty, code lists are plain integers so new codes pass, and scalar
 //!   fields of the wrong JSON type (`"gdpr": "1"`, `"lmt": true`, `w: 300.0`,
-//!   numeric ids) are coerced or read as absent instead of failing the request.
+//!   integer ids) are coerced or read as absent instead of failing the request.
+//!   The one exception: an id the answer echoes, sent as a number whose text
+//!   would not come back as sent (`1.50`, `1e3`, past 64 bits), is refused.
 //!   Required fields are checked separately by [`BidRequest::validate`].
 //! * Every `ext` stays raw; accessors such as [`Regs::gdpr`] read the 2.6
 //!   field first, then the 2.5 `ext` form, and never fail.
@@ -71,6 +73,12 @@ pub const MAX_PARSED_BYTES: usize = 8 << 20;
 /// longer id would win and never be charged. Exchanges number their imps
 /// or give them UUIDs; a longer id is refused with the request (400).
 pub const MAX_IMP_ID_BYTES: usize = 128;
+
+/// Why an id sent as a fraction, an exponent or an integer past 64 bits is
+/// refused (400): ids are strings in OpenRTB, and such a number's text would
+/// not come back in the answer as the exchange sent it.
+pub(crate) const INEXACT_ID: &str =
+    "an id must be a string or an integer: this number would not be echoed as sent";
 pub use request::*;
 pub use response::{Bid, BidResponse, SeatBid};
 

@@ -61,7 +61,7 @@ fn ext_as<'a, T: crate::read::Object<'a>>(ext: Ext<'a>) -> Option<T> {
 /// OpenRTB 2.5/2.6 BidRequest.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BidRequest<'a> {
-    #[serde(borrow, default, deserialize_with = "de::str_or_empty")]
+    #[serde(borrow, default, deserialize_with = "de::id")]
     pub id: Cow<'a, str>,
     #[serde(borrow, default, deserialize_with = "de::vec")]
     pub imp: Vec<Imp<'a>>,
@@ -165,7 +165,7 @@ impl<'a> BidRequest<'a> {
 /// An impression on offer.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Imp<'a> {
-    #[serde(borrow, default, deserialize_with = "de::str_or_empty")]
+    #[serde(borrow, default, deserialize_with = "de::id")]
     pub id: Cow<'a, str>,
     #[serde(borrow, default)]
     pub banner: Option<Box<Banner<'a>>>,
@@ -469,7 +469,7 @@ pub struct Pmp<'a> {
 /// A deal on offer in `pmp.deals[]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Deal<'a> {
-    #[serde(borrow, default, deserialize_with = "de::str_or_empty")]
+    #[serde(borrow, default, deserialize_with = "de::id")]
     pub id: Cow<'a, str>,
     /// Deal floor in micros, 0 when absent; finer than a micro is rounded up.
     #[serde(default, deserialize_with = "de::floor_micros")]

@@ -518,6 +518,52 @@ fn outcome(read: Result<ortb::BidRequest<'_>, ParseError>) -> String {
     }
 }
 
+/// Ids come back in the answer (`id`, `impid`, `dealid`) and the exchange
+/// matches them as text: an integer id is echoed digit for digit, and a
+/// number whose text would change (`1.50` to `1.5`, 23 digits rounded) is
+/// refused, as serde's model refuses it, rather than answered with a bid
+/// the exchange cannot match.
+#[test]
+fn numeric_ids_are_echoed_exactly_or_refused() {
+    let req = parse(
+        r#"{"id":18446744073709551615,"imp":[{"id":-7,"banner":{"w":300,"h":250},
+            "pmp":{"deals":[{"id":9007199254740993}]}}]}"#,
+    );
+    assert_eq!(req.id, "18446744073709551615");
+    assert_eq!(req.imp[0].id, "-7");
+    let deals = &req.imp[0].pmp.as_ref().unwrap().deals;
+    assert_eq!(deals[0].id, "9007199254740993", "past f64's exact integers");
+    for (what, body) in [
+        (
+            "a request id past 64 bits",
+            r#"{"id":18446744073709551616,"imp":[]}"#,
+        ),
+        ("a fraction", r#"{"id":"r","imp":[{"id":1.50}]}"#),
+        ("an exponent", r#"{"id":"r","imp":[{"id":1e3}]}"#),
+        ("an integral float", r#"{"id":1.0,"imp":[]}"#),
+        (
+            "a deal id",
+            r#"{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":2.5}]}}]}"#,
+        ),
+    ] {
+        for parsed in [
+            parse_request(body.as_bytes()),
+            ortb::parse_request_serde(body.as_bytes()),
+        ] {
+            match parsed {
+                Err(ParseError::Unexpected { reason, .. }) => {
+                    assert!(reason.contains("echoed as sent"), "{what}: {reason}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+    }
+    // Other string fields stay lenient: a fractional publisher id is text.
+    let req = parse(r#"{"id":"r","imp":[],"site":{"publisher":{"id":1.50}}}"#);
+    let publisher = req.site.as_ref().unwrap().publisher.as_ref().unwrap();
+    assert_eq!(publisher.id.as_deref(), Some("1.5"));
+}
+
 /// Edges where the two could part ways, each seen once by the fuzzing or
 /// found in serde_json's source; the fuzz tests draw the rest.
 #[test]

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use super::scan::{self, find_special};
-use crate::{MAX_LISTED_OBJECTS, MAX_PARSED_BYTES};
+use crate::{INEXACT_ID, MAX_LISTED_OBJECTS, MAX_PARSED_BYTES};
 
 /// Where and why reading stopped.
 #[derive(Debug)]
@@ -153,6 +153,12 @@ impl<'a> Cursor<'a> {
                 format!("the request would hold more than {MAX_PARSED_BYTES} bytes once read"),
             )),
         }
+    }
+
+    /// An id sent as a number that its decimal text would not give back
+    /// (see `fields::id`).
+    pub(crate) fn inexact_id(&self, at: usize) -> Box<Error> {
+        Self::unexpected(at, INEXACT_ID.to_owned())
     }
 
     pub(crate) fn duplicate(&self, at: usize, field: &str) -> Box<Error> {

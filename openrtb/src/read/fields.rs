@@ -144,8 +144,19 @@ pub(super) fn opt_str_into<'a>(c: &mut Cursor<'a>, out: &mut Option<Cow<'a, str>
     Ok(())
 }
 
-pub(super) fn str_or_empty<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
-    Ok(opt_str(c)?.unwrap_or(Cow::Borrowed("")))
+/// An id the answer echoes (the request's, an imp's, a deal's): a string,
+/// or an integer as its decimal text; anything else unusable reads as
+/// empty, which validation refuses as missing. A number with a fraction or
+/// an exponent, or an integer past 64 bits, is refused: its text would come
+/// back changed (`1.50` as `1.5`, 23 digits rounded), the exchange could not
+/// match the bid to its imp, and the budget held for it would wait out its
+/// reservation for nothing.
+pub(super) fn id<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
+    let at = c.pos();
+    match scalar(c)? {
+        Scalar::Number(Number::F64(_)) => Err(c.inexact_id(at)),
+        s => Ok(scalar_str(c, s)?.unwrap_or(Cow::Borrowed(""))),
+    }
 }
 
 pub(super) fn currency<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {

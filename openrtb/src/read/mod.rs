@@ -206,7 +206,7 @@ macro_rules! object {
 }
 
 object!(BidRequest {
-        "id" => id: str_or_empty,
+        "id" => id: id,
         "imp" => imp: list,
         "site" => site: opt,
         "app" => app: opt,
@@ -229,7 +229,7 @@ object!(BidRequest {
 });
 
 object!(Imp {
-        "id" => id: str_or_empty,
+        "id" => id: id,
         "banner" => banner: boxed,
         "video" => video: boxed,
         "audio" => audio: boxed,
@@ -350,7 +350,7 @@ object!(Pmp {
 });
 
 object!(Deal {
-        "id" => id: str_or_empty,
+        "id" => id: id,
         "bidfloor" => bidfloor: floor,
         "bidfloorcur" => bidfloorcur: currency,
         "at" => at: opt_i32,
