@@ -342,15 +342,24 @@ fn av_offer<'o, 'r>(media: config::Media, offer: &'o Offer<'r>) -> Option<&'o Av
     }
 }
 
-/// The advertiser's domain is in `badv` or its category in `bcat`.
+/// The advertiser's domain is in `badv` or its category in `bcat`. A
+/// `bcat` in another taxonomy (`cattax` other than 1: Content Taxonomy 2.x,
+/// the Ad Product Taxonomy) blocks every advertiser with categories: ours
+/// are IAB 1.0, no mapping between the two is exact, and a category shown
+/// where the publisher blocked it costs more than a bid not made.
 fn blocked(adv: &config::Advertiser, ctx: &Context<'_>) -> bool {
-    adv.domains
+    if ctx.bcat_foreign && !adv.categories.is_empty() {
+        return true;
+    }
+    adv.domains.iter().any(|d| {
+        ctx.badv.iter().any(|b| {
+            let b = if ctx.badv_loose { listed_domain(b) } else { b };
+            domain_blocked(d, b)
+        })
+    }) || adv
+        .categories
         .iter()
-        .any(|d| ctx.badv.iter().any(|b| domain_blocked(d, b)))
-        || adv
-            .categories
-            .iter()
-            .any(|c| ctx.bcat.iter().any(|b| category_blocked(c, b)))
+        .any(|c| ctx.bcat.iter().any(|b| category_blocked(c, b)))
 }
 
 /// A deal line item bids only in one of its deals the imp offers, at the
@@ -645,6 +654,30 @@ fn domain_blocked(ours: &str, blocked: &str) -> bool {
     crate::targeting::domain_within(ours, blocked.trim())
 }
 
+/// The domain a `badv` entry names when it is written as more than one:
+/// `https://www.brand.example/shop`, `brand.example:443` or `brand.example.`
+/// (the DNS root's dot) all block `brand.example`. Exchanges pass on what
+/// publishers typed, and an entry not read as the publisher meant is an
+/// advertiser shown where it was blocked.
+fn listed_domain(listed: &str) -> &str {
+    let mut d = listed.trim();
+    if let Some((scheme, rest)) = d.split_once("//") {
+        // `https://host`, or a scheme-relative `//host`.
+        if scheme.is_empty()
+            || (scheme.ends_with(':')
+                && scheme[..scheme.len() - 1]
+                    .bytes()
+                    .all(|c| c.is_ascii_alphabetic()))
+        {
+            d = rest;
+        }
+    }
+    d = d.split(['/', '?', '#']).next().unwrap_or("");
+    d = d.rsplit('@').next().unwrap_or("");
+    d = d.split(':').next().unwrap_or("");
+    d.trim_end_matches('.')
+}
+
 /// `bcat` lists categories: blocking `IAB17` blocks `IAB17-18`. Bytes, not
 /// string slices: `bcat` comes from the request and may hold any UTF-8.
 fn category_blocked(ours: &str, blocked: &str) -> bool {
@@ -656,6 +689,35 @@ fn category_blocked(ours: &str, blocked: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn badv_entries_written_as_urls_block_their_domain() {
+        for listed in [
+            "brand.example",
+            "https://brand.example/",
+            "HTTP://www.brand.example/shop?x=1",
+            "//brand.example",
+            "brand.example:443",
+            "https://user@brand.example:8443/#top",
+            "brand.example.",
+            " brand.example. ",
+        ] {
+            let host = listed_domain(listed);
+            assert!(
+                domain_blocked("brand.example", host),
+                "{listed:?} read as {host:?}"
+            );
+            assert!(domain_blocked("shop.brand.example", host), "{listed:?}");
+            assert!(!domain_blocked("other.example", host), "{listed:?}");
+        }
+        // Nothing usable blocks nothing, rather than everything.
+        for listed in ["", "https://", "/", ":443", ".", "https:///path"] {
+            assert!(
+                !domain_blocked("brand.example", listed_domain(listed)),
+                "{listed:?}"
+            );
+        }
+    }
 
     #[test]
     fn blocked_domains_include_subdomains() {

@@ -37,6 +37,14 @@ pub struct Context<'r> {
     pub keywords: RequestKeywords<'r>,
     pub bcat: &'r [Cow<'r, str>],
     pub badv: &'r [Cow<'r, str>],
+    /// `bcat` is given in a taxonomy other than IAB 1.0 (the request's
+    /// `cattax`), which our categories cannot be compared with.
+    pub bcat_foreign: bool,
+    /// Some `badv` entry is more than a bare domain (a URL, a port, a
+    /// trailing dot): the check reads each entry's host (see
+    /// `checks::listed_domain`). Found once here, so a plain list costs
+    /// each candidate nothing more.
+    pub badv_loose: bool,
     /// `test: 1`: answered as usual, but nothing is spent or counted.
     pub test: bool,
     /// The page is https (`site.page`): every imp on it is secure, whatever
@@ -241,6 +249,11 @@ impl<'r> Context<'r> {
             keywords,
             bcat: &req.bcat,
             badv: &req.badv,
+            bcat_foreign: !req.bcat.is_empty() && req.cattax.is_some_and(|t| t != 1),
+            badv_loose: req
+                .badv
+                .iter()
+                .any(|b| b.ends_with('.') || b.bytes().any(|c| matches!(c, b'/' | b':' | b' '))),
             test: req.is_test(),
             secure_page: site
                 .and_then(|s| s.page.as_deref())

@@ -48,6 +48,32 @@ fn first_reason_per_rule() {
     let mut r = banner_request();
     r["badv"] = json!(["acme-outdoor.example"]);
     assert_eq!(reason(&s, &r, li), "blocked");
+    // Publishers type URLs; the exchange passes them on as they are.
+    for listed in ["https://www.acme-outdoor.example/", "acme-outdoor.example."] {
+        r["badv"] = json!(["other.example", listed]);
+        assert_eq!(reason(&s, &r, li), "blocked", "{listed}");
+        assert_eq!(s.bid(&r.to_string()).status, 204, "{listed}");
+    }
+    r["badv"] = json!(["https://acme-outdoor.example.other.example/"]);
+    assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
+
+    // `bcat` in a taxonomy our IAB 1.0 categories cannot be compared with
+    // blocks the advertiser; the same codes as IAB 1.0 do not.
+    let mut r = banner_request();
+    r["bcat"] = json!(["1"]);
+    r["cattax"] = json!(3);
+    assert_eq!(reason(&s, &r, li), "blocked");
+    r["cattax"] = json!(1);
+    assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
+    r.as_object_mut().unwrap().remove("cattax");
+    assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
+    r["bcat"] = json!([]);
+    r["cattax"] = json!(3);
+    assert_eq!(
+        verdict(&explain(&s, &r), li)["bids"],
+        true,
+        "nothing blocked"
+    );
 
     let mut r = banner_request();
     r["user"] = json!({ "buyeruid": "stranger" });
