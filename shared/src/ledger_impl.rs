@@ -745,6 +745,21 @@ impl Inner {
         });
     }
 
+    /// A loss of `bid`, told here or by another replica: the hold this
+    /// replica keeps for it goes. The write that gives back its confirmed
+    /// frequency slot, if it had one, is for the caller to send.
+    pub(crate) fn release_here(&self, bid: BidKey) -> (Release, Option<Op>) {
+        let r = self.local.release(bid);
+        if r != Release::Released {
+            return (r, None);
+        }
+        let slot = lock(&self.freq)
+            .get(&bid.0)
+            .filter(|s| s.confirmed)
+            .cloned();
+        (r, slot.map(|s| Op::FreqGive { r: s.r, bid }))
+    }
+
     pub(crate) fn queue(&self, op: Op) {
         self.pending_ops.fetch_add(1, Ordering::Relaxed);
         if self.ops.send(op).is_err() {
@@ -1152,15 +1167,19 @@ impl Ledger for RedisLedger {
     }
 
     fn release(&self, bid: BidKey) -> Release {
-        let r = self.inner.local.release(bid);
-        if r == Release::Released {
-            let slot = lock(&self.inner.freq)
-                .get(&bid.0)
-                .filter(|s| s.confirmed)
-                .cloned();
-            if let Some(s) = slot {
-                self.inner.apply(Op::FreqGive { r: s.r, bid });
-            }
+        let (r, give) = self.inner.release_here(bid);
+        if let Some(op) = give {
+            self.inner.apply(op);
+        }
+        // Behind a load balancer most loss notices reach a replica other
+        // than the one that bid, whose hold would otherwise last its
+        // reservation and the late horizon: minutes of budget locked per
+        // lost bid. The notice was verified; the stream carries it there.
+        // Best effort: while Redis is away the hold ends by itself, and
+        // losses must not crowd charges out of the queue of writes kept
+        // for a retry.
+        if r == Release::Unknown && !self.inner.health.is_lost() && !self.inner.unavailable() {
+            self.inner.apply(Op::Lost { bid });
         }
         r
     }

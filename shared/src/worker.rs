@@ -47,6 +47,11 @@ pub(crate) enum Op {
     },
     /// Lets go of this replica's claims left before a crash.
     Clean,
+    /// A loss notice came here for a bid this replica does not hold: the
+    /// replica that bid reads it from the stream and lets the hold go.
+    Lost {
+        bid: BidKey,
+    },
     FreqWon {
         w: String,
         r: String,
@@ -230,6 +235,24 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
             }
             Ok(())
         }
+        Op::Lost { bid } => inner
+            .cmd::<String>(
+                redis::cmd("XADD")
+                    .arg(k.charged())
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(inner.opts.stream_len)
+                    .arg("*")
+                    .arg("b")
+                    .arg(bid.to_string())
+                    .arg("r")
+                    .arg(&me)
+                    .arg("l")
+                    .arg("1")
+                    .clone(),
+            )
+            .await
+            .map(|_| ()),
         Op::FreqGive { r, bid } => inner
             .run::<i64>(&inner.scripts.freq_give, &[r], &[bid.to_string()])
             .await
@@ -577,6 +600,14 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
         let Some(bid) = field("b").and_then(|b| u64::from_str_radix(b, 16).ok()) else {
             continue;
         };
+        // A loss another replica was told of: the hold goes as if the
+        // notice had come here (a bid already won or charged keeps it).
+        if field("l").is_some() {
+            if let (_, Some(give)) = inner.release_here(BidKey(bid)) {
+                inner.queue(give);
+            }
+            continue;
+        }
         // An impression charged elsewhere counts under the cap this
         // replica took the slot for.
         let slot = lock(&inner.freq).remove(&bid);

@@ -2,8 +2,9 @@
 //! a claim of a live replica is never taken over, a fresh replica does not
 //! reopen a wiped state, an impression charged on another replica counts
 //! under the cap, a checkpointed charge stays charged after a crash,
-//! heartbeats go on while a journal's commits are replayed, and a second
-//! process on a replica's directory leaves its leases alone.
+//! heartbeats go on while a journal's commits are replayed, a second
+//! process on a replica's directory leaves its leases alone, and a loss
+//! notice told to another replica lets the bidding replica's hold go.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use config::{ManualClock, Micros, Timestamp};
 use ledger::{
-    BidKey, Cap, Durable, FrequencyHold, Hold, Ledger, Limit, NotCharged, SpendKey, Tags, Win,
+    BidKey, Cap, Durable, FrequencyHold, Hold, Ledger, Limit, NotCharged, Release, SpendKey, Tags,
+    Win,
 };
 use shared::testing::RedisServer;
 
@@ -637,4 +639,42 @@ fn a_full_table_of_bids_refuses_as_unavailable_and_holds_nothing() {
     l.reserve(&k.hold(1, m(1), daily, now, Some("user-2")), now)
         .expect("room in shard 1, and user-2's slot free");
     assert_eq!(l.spent(&k.li, now.date()).held_today, m(2));
+}
+
+/// Behind a load balancer a loss notice mostly reaches a replica that did
+/// not bid. It tells the one that did (through the stream of charged bids),
+/// which lets the hold and the frequency slot go at once instead of after
+/// the reservation and the late horizon. A loss never undoes a win.
+#[test]
+fn a_loss_told_to_another_replica_lets_the_hold_go() {
+    let (_dir, _server, a, b) = two_replicas("loss");
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let day = now.date();
+    let cap = Cap::Daily(m(100));
+    a.l.reserve(&k.hold(1, m(1), cap, now, Some("user-1")), now)
+        .expect("A bids for user-1 (cap 1 a day)");
+    a.l.reserve(&k.hold(2, m(2), cap, now, None), now)
+        .expect("A bids again");
+    assert_eq!(a.l.spent(&k.li, day).held_today, m(3));
+    // Let A's stream reader start, so it reads what comes after.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(a.l.won(BidKey(2)), "bid 2 won: its win notice came to A");
+
+    assert_eq!(b.l.release(BidKey(1)), Release::Unknown, "B never held it");
+    assert_eq!(b.l.release(BidKey(2)), Release::Unknown);
+    assert!(
+        eventually(|| a.l.spent(&k.li, day).held_today == m(2)),
+        "A let bid 1's hold go and kept bid 2's: {:?}",
+        a.l.spent(&k.li, day)
+    );
+    // The frequency slot went with the hold: user-1 may be bid for again.
+    a.l.reserve(&k.hold(3, m(1), cap, now, Some("user-1")), now)
+        .expect("user-1's slot is free again");
+    // Bid 2, won, is charged once.
+    let c =
+        a.l.begin_charge(&k.win(2, m(2), cap))
+            .expect("A charges bid 2");
+    a.l.commit(&c);
+    assert_eq!(a.l.spent(&k.li, day).today, m(2));
 }
