@@ -1118,14 +1118,18 @@ impl Ledger for RedisLedger {
                 if let Some(a) = ask {
                     self.ask(*a);
                 }
-                // Short of lease only because none was asked for yet (a
-                // first bid, a new day): the line item still has budget, as
-                // explain must say; the reservation waits for the lease.
                 if refused {
-                    Err(why)
-                } else {
-                    Ok(())
+                    return Err(why);
                 }
+                // Short of lease because none was asked for yet (a first
+                // bid, a new day, a refusal forgotten): the line item has
+                // budget unless the cluster spent it, as the spend last
+                // read from Redis says; explain must tell the two apart.
+                // The reservation waits for the lease.
+                for l in limits {
+                    self.spent(l.key, day).room_for(l.cap, cost, now)?;
+                }
+                Ok(())
             }
         }
     }

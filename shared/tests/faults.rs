@@ -678,3 +678,44 @@ fn a_loss_told_to_another_replica_lets_the_hold_go() {
     a.l.commit(&c);
     assert_eq!(a.l.spent(&k.li, day).today, m(2));
 }
+
+/// A budget another replica spent reads as spent here too, once the spend
+/// is read back from Redis (about a second): the read-only check that
+/// explain runs said the line item bid, while every reservation was
+/// refused for want of a lease.
+#[test]
+fn a_budget_spent_on_another_replica_has_no_room_here() {
+    let dir = tmp("room");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let b = replica(&server, "b", None, true);
+    let a = replica_with(&server, "a", None, false, false);
+    a.l.replayed();
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let cap = Cap::Daily(m(10));
+    let limits = k.limits(cap);
+    assert!(
+        eventually(|| a.l.health().unavailable.is_none()),
+        "A is up: {:?}",
+        a.l.health()
+    );
+    b.l.reserve(&k.hold(1, m(10), cap, now, None), now)
+        .expect("B bids the whole budget");
+    let c = b.l.begin_charge(&k.win(1, m(10), cap)).expect("B charges it");
+    b.l.commit(&c);
+    // A reads the spend back from Redis (a key it is asked about is read
+    // at its next pass).
+    assert!(
+        eventually(|| a.l.spent(&k.li, now.date()).today == m(10)),
+        "{:?}",
+        a.l.spent(&k.li, now.date())
+    );
+    // Past the second a refused lease is remembered for (had A asked), the
+    // spend read from Redis says there is no room.
+    a.clock.advance_millis(5_000);
+    let later = Timestamp(NOON + 5_000);
+    assert_eq!(
+        a.l.room(&limits, m(1), later.date(), later),
+        Err(ledger::Refusal::Budget)
+    );
+}
