@@ -1009,6 +1009,7 @@ impl App {
             audiences: &self.audiences,
             ledger: &*self.ledger,
             warm: std::cell::Cell::new(None),
+            count_everywhere: None,
             market: select::Market {
                 model: &model,
                 shader: &self.shader,
@@ -1692,6 +1693,7 @@ impl App {
             audiences: &self.audiences,
             ledger: &*self.ledger,
             warm: std::cell::Cell::new(None),
+            count_everywhere: Some(Default::default()),
             market: select::Market {
                 model: &model,
                 shader: &self.shader,

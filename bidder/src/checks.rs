@@ -440,10 +440,20 @@ fn frequency(stores: &Stores<'_>, item: &Item, ctx: &Context<'_>) -> Result<(), 
         return Err(NoBid::Frequency);
     };
     let window = i64::from(cap.per_hours) * HOUR_MS;
-    match stores
-        .ledger
-        .frequency_allows(user, &item.spend_key, cap.impressions, window, ctx.now)
-    {
+    let (ledger, key) = (stores.ledger, &item.spend_key);
+    let allows = match &stores.count_everywhere {
+        Some(counted) => {
+            let known = counted.borrow().get(key).copied();
+            known.unwrap_or_else(|| {
+                let n =
+                    ledger.frequency_allows_everywhere(user, key, cap.impressions, window, ctx.now);
+                counted.borrow_mut().insert(key.clone(), n);
+                n
+            })
+        }
+        None => ledger.frequency_allows(user, key, cap.impressions, window, ctx.now),
+    };
+    match allows {
         true => Ok(()),
         false => Err(NoBid::Frequency),
     }

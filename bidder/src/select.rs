@@ -290,6 +290,13 @@ pub(crate) struct Stores<'a> {
     /// those that bid have it in cache by the time they reserve. `None`
     /// where nothing reserves (explain, test requests).
     pub warm: std::cell::Cell<Option<ledger::BidKey>>,
+    /// Frequency caps counted across replicas before answering (explain,
+    /// which may wait on Redis), where the bid path counts this replica's
+    /// and confirms a capped bid across them after: `Some`, with what was
+    /// counted per line item so far (the same for every imp, so a request
+    /// of many imps asks once per line item).
+    pub count_everywhere:
+        Option<std::cell::RefCell<std::collections::HashMap<ledger::SpendKey, bool>>>,
 }
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;

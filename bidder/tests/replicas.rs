@@ -905,6 +905,67 @@ fn audience_data_given_to_one_replica_reaches_the_others() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// `/v1/explain` on one replica counts a frequency cap across all of them,
+/// as the bid endpoint does when it confirms a capped bid: it said the
+/// line item bid for a user another replica had just bid for up to the cap.
+#[test]
+fn explain_counts_a_frequency_cap_across_replicas() {
+    let (root, redis) = cluster("explain-cap");
+    let config_dir = root.join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    let shop = [
+        SHOP_HEAD,
+        SHOP_ORDER,
+        "      - id: li-once
+        media: display
+        cpm: 5.00
+        budget: { daily: 50.00 }
+        frequency_cap: { impressions: 1, per_hours: 24 }
+        creatives: [b300]
+",
+    ]
+    .concat();
+    std::fs::write(config_dir.join("shop.yaml"), &shop).unwrap();
+    let a = start_replica(&config_dir, &root.join("a"), &redis.url());
+    let b = start_replica(&config_dir, &root.join("b"), &redis.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        wait_healthy(a.admin).await;
+        wait_healthy(b.admin).await;
+    });
+    let verdict_on_b = |user: &str| {
+        let (status, body) = runtime
+            .block_on(http(b.admin, "POST", "/v1/explain", &bid_body(user)))
+            .expect("explain answered");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("explain JSON");
+        common::verdict(&v, "li-once")
+    };
+    assert_eq!(
+        verdict_on_b("once-1")["bids"],
+        true,
+        "nobody bid for once-1 yet"
+    );
+    assert_eq!(
+        runtime
+            .block_on(line_item_bidding(a.bid, "once-1"))
+            .as_deref(),
+        Some("li-once"),
+        "a bids for once-1 (cap 1 a day)"
+    );
+    let v = verdict_on_b("once-1");
+    assert_eq!(v["bids"], false, "{v}");
+    assert_eq!(v["reason"], "frequency", "{v}");
+    assert_eq!(verdict_on_b("once-2")["bids"], true, "another user");
+    drop(a);
+    drop(b);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 /// The first bid a replica answers for `user` (3 s at most: a replica
 /// bids once its state and leases are there).
 async fn first_bid(addr: SocketAddr, user: &str) -> Option<serde_json::Value> {

@@ -308,6 +308,20 @@ pub trait Ledger: Send + Sync + 'static {
         window_ms: i64,
         now: Timestamp,
     ) -> bool;
+    /// [`Ledger::frequency_allows`] counted across every replica sharing
+    /// the state, where the bid path counts here and confirms later (see
+    /// [`Ledger::confirm`]). Read only, and may wait on the network: for
+    /// `/v1/explain`, never the bid path.
+    fn frequency_allows_everywhere(
+        &self,
+        user: &str,
+        line_item: &SpendKey,
+        cap: u32,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> bool {
+        self.frequency_allows(user, line_item, cap, window_ms, now)
+    }
     /// The budget kind a line item has spent under, if it has.
     fn budget_kind(&self, line_item: &str) -> Option<BudgetKind>;
     /// The share of an expired reservation still held, in millionths.

@@ -1392,6 +1392,48 @@ impl Ledger for RedisLedger {
             .frequency_allows(user, line_item, cap, window_ms, now)
     }
 
+    fn frequency_allows_everywhere(
+        &self,
+        user: &str,
+        line_item: &SpendKey,
+        cap: u32,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> bool {
+        if !self.frequency_allows(user, line_item, cap, window_ms, now) {
+            return false;
+        }
+        // What the confirming script counts: impressions within the window
+        // and slots of bids still in flight, on every replica.
+        let (w, r) = self.inner.keys.frequency(line_item, user);
+        let inner = self.inner.clone();
+        let at = now.as_millis();
+        let counted = self.block(async move {
+            let shown: u64 = inner
+                .cmd(
+                    redis::cmd("ZCOUNT")
+                        .arg(&w)
+                        .arg(at.saturating_sub(window_ms))
+                        .arg("+inf")
+                        .clone(),
+                )
+                .await?;
+            let flying: u64 = inner
+                .cmd(
+                    redis::cmd("ZCOUNT")
+                        .arg(&r)
+                        .arg(format!("({at}"))
+                        .arg("+inf")
+                        .clone(),
+                )
+                .await?;
+            Ok::<u64, String>(shown.saturating_add(flying))
+        });
+        // Redis away: what this replica counts (budgeted line items say
+        // `state_unavailable` meanwhile).
+        counted.map_or(true, |n| n < u64::from(cap))
+    }
+
     fn budget_kind(&self, line_item: &str) -> Option<BudgetKind> {
         if let Some(k) = self.inner.local.budget_kind(line_item) {
             return Some(k);
