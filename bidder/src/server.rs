@@ -1153,6 +1153,15 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
             crate::ui::LOGIN_CSP,
         ),
         ("/ui/login", Method::POST) => {
+            // Another site's page can post a form here: its wrong tokens
+            // would spend the minute's tries for the people who have the
+            // right one. Refused before they count.
+            if crate::ui::posted_from_elsewhere(req.headers()) {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "a login must come from this page's own form\n",
+                );
+            }
             let (parts, body) = req.into_parts();
             let read = tokio::time::timeout(
                 app.settings.body_timeout,

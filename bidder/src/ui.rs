@@ -40,6 +40,28 @@ impl Failures {
         g.1 = g.1.saturating_add(1);
     }
 }
+/// Whether a browser says a login form was posted from another site's
+/// page: `Sec-Fetch-Site` other than same-origin (or none: typed or
+/// bookmarked), else an `Origin` that is not the `Host` the request came to
+/// (`null`, an opaque origin, included). Clients that send neither (curl,
+/// scripts) are not browsers driven by a page.
+pub fn posted_from_elsewhere(headers: &hyper::HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = headers.get(hyper::header::ORIGIN) else {
+        return false;
+    };
+    let origin = origin.as_bytes();
+    let authority = origin
+        .strip_prefix(b"http://")
+        .or_else(|| origin.strip_prefix(b"https://"));
+    match (authority, headers.get(hyper::header::HOST)) {
+        (Some(a), Some(host)) => !a.eq_ignore_ascii_case(host.as_bytes()),
+        _ => true,
+    }
+}
+
 /// Seconds a session lasts.
 pub const SESSION_SECS: i64 = 12 * 3600;
 

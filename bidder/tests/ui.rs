@@ -245,7 +245,24 @@ fn wrong_tokens_are_limited_per_minute() {
         let ct = ("Content-Type", "application/x-www-form-urlencoded");
         request(s.admin, "POST", "/ui/login", &[ct], body.as_bytes())
     };
-    for _ in 0..bidder::ui::FAILED_LOGINS_PER_MINUTE {
+    // Another site's page posting the form (a browser says where from)
+    // is refused before its tries count.
+    let host = format!("{}", s.admin);
+    let from = |headers: &[(&str, &str)]| {
+        let ct = ("Content-Type", "application/x-www-form-urlencoded");
+        let mut all = vec![ct];
+        all.extend_from_slice(headers);
+        request(s.admin, "POST", "/ui/login", &all, b"token=guess").status
+    };
+    for _ in 0..2 * bidder::ui::FAILED_LOGINS_PER_MINUTE {
+        assert_eq!(from(&[("Origin", "https://evil.example")]), 403);
+        assert_eq!(from(&[("Origin", "null")]), 403);
+        assert_eq!(from(&[("Sec-Fetch-Site", "cross-site")]), 403);
+    }
+    let own_origin = format!("http://{host}");
+    assert_eq!(from(&[("Origin", &own_origin)]), 401, "its own form");
+    assert_eq!(from(&[("Sec-Fetch-Site", "same-origin")]), 401);
+    for _ in 2..bidder::ui::FAILED_LOGINS_PER_MINUTE {
         assert_eq!(login("guess").status, 401);
     }
     let r = login("guess");
