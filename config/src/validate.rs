@@ -360,7 +360,17 @@ impl FileChecker<'_> {
             self.domain(&subject, "domain", "acme.example", domain);
         }
         for category in &adv.categories.0 {
-            self.not_empty(&subject, "a category", category);
+            if self.not_empty(&subject, "a category", category) && !is_iab1(&category.value) {
+                // `bcat` is compared with these: a typo blocks nothing.
+                self.report(
+                    category.referenced,
+                    format!(
+                        "{subject}: category \"{}\" is not an IAB 1.0 code, like IAB17 or \
+                         IAB17-18 (what bcat blocks are compared with)",
+                        category.value
+                    ),
+                );
+            }
         }
         let mut products: Vec<String> = Vec::new();
         for product in adv.products.iter().flat_map(|l| &l.value.0) {
@@ -941,6 +951,15 @@ impl FileChecker<'_> {
 
     fn flight(&mut self, subject: &str, f: &crate::raw::RawFlight) -> Option<Flight> {
         let date = |this: &mut Self, key: &str, text: &Text| match Date::parse(&text.value) {
+            // A year typed short (0026 for 2026) is no flight anyone
+            // meant. A far end (9999-12-31) is how "no end" is written.
+            Ok(d) if d.year() < FIRST_FLIGHT_YEAR => {
+                this.report(
+                    text.referenced,
+                    format!("{subject}: flight {key} {d} is before the year {FIRST_FLIGHT_YEAR}"),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 this.report(text.referenced, format!("{subject}: flight {key} {e}"));
@@ -1805,8 +1824,11 @@ impl FileChecker<'_> {
 
     // ---- shared checks ----
 
-    /// Ids end up in logs, metrics labels and bid responses; a space or an
-    /// empty id there is always a mistake.
+    /// Ids end up in logs, metrics labels, reports and bid responses, and
+    /// ride in every notice URL: a space or an empty id there is always a
+    /// mistake, an invisible character (a bidi override, a zero-width
+    /// space) shows one id as another on the report page, and a long one
+    /// makes notice URLs exchanges refuse (the win is never charged).
     fn id(&mut self, subject: &str, id: &Text) {
         if id.value.trim().is_empty() {
             self.report(id.referenced, format!("{subject}: the id is empty"));
@@ -1818,6 +1840,24 @@ impl FileChecker<'_> {
             self.report(
                 id.referenced,
                 format!("{subject}: ids cannot contain spaces; use dashes, like tent-ctv-video"),
+            );
+        } else if let Some(c) = id.value.chars().find(|&c| is_invisible(c)) {
+            self.report(
+                id.referenced,
+                format!(
+                    "{subject}: the id holds the invisible character U+{:04X}, which shows \
+                     it as another id; type it again",
+                    u32::from(c)
+                ),
+            );
+        } else if id.value.len() > MAX_ID_BYTES {
+            self.report(
+                id.referenced,
+                format!(
+                    "{subject}: the id is {} bytes long, over {MAX_ID_BYTES}: ids ride in every \
+                     notice URL",
+                    id.value.len()
+                ),
             );
         }
     }
@@ -2125,6 +2165,50 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// No flight starts or ends before this year.
+const FIRST_FLIGHT_YEAR: i32 = 2000;
+
+/// The longest id, in bytes: as long as an imp id may be
+/// (`ortb::MAX_IMP_ID_BYTES`), for the same reason.
+pub(crate) const MAX_ID_BYTES: usize = 128;
+
+/// Characters that print as nothing or reorder what follows: Unicode's
+/// format characters that text editors and terminals let through.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// An IAB Content Category 1.0 code: `IAB1` to `IAB26`, or one of their
+/// subcategories (`IAB17-18`).
+fn is_iab1(code: &str) -> bool {
+    let Some(rest) = code.strip_prefix("IAB") else {
+        return false;
+    };
+    let (tier1, tier2) = match rest.split_once('-') {
+        Some((a, b)) => (a, Some(b)),
+        None => (rest, None),
+    };
+    let number = |s: &str, max: u32| {
+        !s.is_empty()
+            && !s.starts_with('0')
+            && s.len() <= 3
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && s.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n))
+    };
+    number(tier1, 26) && tier2.is_none_or(|t| number(t, 999))
 }
 
 #[cfg(test)]

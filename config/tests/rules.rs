@@ -784,6 +784,69 @@ fn ids_have_no_spaces_and_are_not_empty() {
     );
 }
 
+#[test]
+fn ids_show_as_typed_and_fit_in_notice_urls() {
+    let text = edit(OTHER, "id: nw-line", "id: \"nw\\u202Eline\"");
+    assert_problem(
+        &text,
+        at(&text, "id: \"nw", "\""),
+        "line item \"nw\u{202e}line\": the id holds the invisible character U+202E, which \
+         shows it as another id; type it again",
+    );
+    let long = "n".repeat(129);
+    let text = edit(OTHER, "id: nw-line", &format!("id: {long}"));
+    assert_problem(
+        &text,
+        at(&text, &format!("id: {long}"), "n"),
+        &format!(
+            "line item \"{long}\": the id is 129 bytes long, over 128: ids ride in every notice URL"
+        ),
+    );
+    let ok = edit(OTHER, "id: nw-line", &format!("id: {}", "n".repeat(128)));
+    assert_loads(&[("a.yaml", &ok)]);
+}
+
+#[test]
+fn flights_fall_in_plausible_years() {
+    let text = edit(OTHER, "start: 2026-11-15", "start: 0026-11-15");
+    assert_problem(
+        &text,
+        at(&text, "start: 0026-11-15", "0"),
+        "order \"nw-order\": flight start 0026-11-15 is before the year 2000",
+    );
+    // "No end" is written as a far one.
+    let text = edit(OTHER, "end: 2026-12-15", "end: 9999-12-31");
+    assert_loads(&[("a.yaml", &text)]);
+}
+
+#[test]
+fn advertiser_categories_are_iab_codes() {
+    let typos = ["IAB17_18", "iab22", "IAB27", "IAB0", "IAB22-", "IAB22-01"];
+    for typo in typos {
+        let text = edit(
+            BASE,
+            "categories: [IAB17-18]",
+            &format!("categories: [{typo}]"),
+        );
+        assert_problem(
+            &text,
+            at(&text, &format!("[{typo}]"), typo),
+            &format!(
+                "advertiser \"acme\": category \"{typo}\" is not an IAB 1.0 code, like IAB17 or \
+                 IAB17-18 (what bcat blocks are compared with)"
+            ),
+        );
+    }
+    for code in ["IAB26-4", "IAB1"] {
+        let text = edit(
+            BASE,
+            "categories: [IAB17-18]",
+            &format!("categories: [{code}]"),
+        );
+        assert_loads(&[("a.yaml", &text)]);
+    }
+}
+
 // ---- list audiences ----
 
 const LIST: &str = "  - id: crm
