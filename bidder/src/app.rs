@@ -180,6 +180,18 @@ pub enum Access {
     None,
 }
 
+impl TrackAnswer {
+    /// Whether this call counted the event (not a duplicate, not expired,
+    /// not a test).
+    pub fn counted(&self) -> bool {
+        match self {
+            TrackAnswer::Counted { counted }
+            | TrackAnswer::Redirect { counted, .. }
+            | TrackAnswer::Gone { counted } => *counted,
+        }
+    }
+}
+
 /// What a tracking URL answers.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TrackAnswer {
@@ -1269,6 +1281,17 @@ impl App {
             Some(url) => TrackAnswer::Redirect { url, counted },
             None => TrackAnswer::Counted { counted },
         })
+    }
+
+    /// Waits (a few seconds at most) until the clicks counted so far are
+    /// on disk. A browser never sends a click again: one answered and then
+    /// lost to a crash was gone from every report. Impressions stay
+    /// batched (ten to a thousand times as many, and a pixel's answer is
+    /// on the page's critical path).
+    pub async fn clicks_written(&self) {
+        if let Some(events) = &self.events {
+            let _ = tokio::time::timeout(Duration::from_secs(2), events.flush()).await;
+        }
     }
 
     /// What reports count a tracked event under: its ad as signed, the

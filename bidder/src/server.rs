@@ -491,7 +491,12 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Re
                 return Refused::NotFound.response();
             };
             match app.track(which, req.uri().query().unwrap_or("")) {
-                Ok(answer) => track_response(which, answer),
+                Ok(answer) => {
+                    if which == crate::track::Path::Click && answer.counted() {
+                        app.clicks_written().await;
+                    }
+                    track_response(which, answer)
+                }
                 Err(e) => e.response(),
             }
         }

@@ -312,6 +312,77 @@ orders:
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A click is answered (302) only once its record is on disk: browsers do
+/// not send a click again, and one lost to a `kill -9` right after its
+/// answer was gone from every report.
+#[test]
+fn an_answered_click_survives_kill_9() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-click-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(
+        dir.join("config/shop.yaml"),
+        r#"advertiser: { id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }
+creatives:
+  - { id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000000.00
+    flight: { start: 2000-01-01, end: 2999-12-31 }
+    line_items:
+      - { id: li, media: display, cpm: 1.00, budget: { daily: 100.00 }, creatives: [b300] }
+"#,
+    )
+    .unwrap();
+    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let state = dir.join("state");
+    let (mut child, bid, _) = serve(&dir.join("config"), &state, &[]);
+    let get = |addr, url: &str| {
+        let path = &url[url.find("/track").or_else(|| url.find("/notice")).unwrap()..];
+        http(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let mut clicked = 0;
+    for _ in 0..3 {
+        let reply = post_json(bid, "/openrtb2/bid", req);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let v: serde_json::Value =
+            serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let b = &v["seatbid"][0]["bid"][0];
+        let nurl = b["nurl"]
+            .as_str()
+            .unwrap()
+            .replace("${AUCTION_PRICE}", "1.00");
+        assert!(get(bid, &nurl).starts_with("HTTP/1.1 200"));
+        let (click, _) = common::banner_urls(b["adm"].as_str().unwrap());
+        let answer = get(bid, &click);
+        assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
+        clicked += 1;
+    }
+    // The last click was answered: kill -9 at once, nothing flushed after.
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    let (mut child, _, admin) = serve(&dir.join("config"), &state, &[]);
+    let reply = http(
+        admin,
+        "GET /v1/reports?by=line_item&format=json HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer cli-admin-token-0123456789\r\nConnection: close\r\n\r\n",
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let json: serde_json::Value =
+        serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(json["total"]["clicks"], clicked, "{json:#}");
+    terminate(child.id());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn http(addr: std::net::SocketAddr, req: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
