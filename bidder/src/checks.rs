@@ -316,7 +316,9 @@ fn clears_floor(ctx: &Context<'_>, item: &Item, floor: Option<Micros>) -> Result
 /// the candidate index looks up.
 fn slot(adv: &config::Advertiser, item: &Item, offer: &Offer<'_>) -> Result<(), NoBid> {
     let offered = match item.media {
-        config::Media::Display => !offer.sizes.is_empty(),
+        // A banner of no usable size (`{}`, 0 by 0) falls to the size
+        // check below: the slot is there, no creative fits it.
+        config::Media::Display => offer.banner,
         config::Media::Native => offer.native.is_some(),
         config::Media::Video | config::Media::Audio => av_offer(item.media, offer).is_some(),
     };

@@ -109,6 +109,9 @@ pub(crate) enum ChoiceKind {
 #[derive(Debug, Default)]
 pub(crate) struct Offer<'r> {
     pub sizes: Sizes,
+    /// The imp has a banner object, usable sizes or not: without one a
+    /// display line item lacks the medium, with one the size.
+    pub banner: bool,
     pub video: Option<AvOffer<'r>>,
     pub audio: Option<AvOffer<'r>>,
     /// The native request, read once per imp; `Err` when it cannot be read
@@ -225,6 +228,7 @@ impl<'r> Offer<'r> {
             .map(|n| creatives::parse_native_request(n.request.map_or("null", |r| r.get())));
         Offer {
             sizes: banner_sizes(imp),
+            banner: imp.banner.is_some(),
             video,
             audio,
             native,
@@ -395,7 +399,13 @@ pub(crate) fn select_imp(
     // Only the listed deals may bid in a private auction.
     let open_market = pmp.is_none_or(|p| p.private_auction != Some(1));
 
-    let (candidates, skipped) = snap.candidates(&slots, ctx.country_key, &deal_ids, open_market);
+    let (candidates, skipped) = snap.candidates(
+        &slots,
+        offer.banner,
+        ctx.country_key,
+        &deal_ids,
+        open_market,
+    );
     // The furthest any line item got down its list tells the most useful
     // no-bid reason: the index says how far those it skipped got.
     let mut furthest = skipped;

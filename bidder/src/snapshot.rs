@@ -425,6 +425,7 @@ impl Snapshot {
     pub(crate) fn candidates(
         &self,
         slots: &[Slot],
+        banner: bool,
         country: Option<[u8; 3]>,
         deals: &[&str],
         open_market: bool,
@@ -435,12 +436,14 @@ impl Snapshot {
                 lists.push(list);
             }
         }
-        // A line item of a medium the imp offers lacks the size; otherwise
-        // the imp offers none of the media bought.
-        let bought = slots.iter().any(|s| match s {
-            Slot::Banner(..) => self.index.display,
-            other => self.index.by_slot.contains_key(other),
-        });
+        // A line item of a medium the imp offers lacks the size (a banner
+        // with no usable size among them); otherwise the imp offers none
+        // of the media bought.
+        let bought = (banner && self.index.display)
+            || slots.iter().any(|s| match s {
+                Slot::Banner(..) => self.index.display,
+                other => self.index.by_slot.contains_key(other),
+            });
         let mut skipped = Stop::new(Check::Slot, if bought { NoBid::Size } else { NoBid::Media });
         let mut note = |stop: Stop| {
             if stop.deeper(Some(skipped)) {

@@ -40,6 +40,15 @@ fn first_reason_per_rule() {
     let mut r = banner_request();
     r["imp"][0]["banner"] = json!({ "w": 1, "h": 1 });
     assert_eq!(reason(&s, &r, li), "size");
+    // A banner of no usable size is still a banner: the size is missing,
+    // not the medium.
+    for banner in [json!({}), json!({ "w": 0, "h": 0 }), json!({ "w": 300 })] {
+        r["imp"][0]["banner"] = banner.clone();
+        assert_eq!(reason(&s, &r, li), "size", "{banner}");
+    }
+    r["imp"][0].as_object_mut().unwrap().remove("banner");
+    r["imp"][0]["video"] = json!({ "mimes": ["video/mp4"], "w": 640, "h": 360 });
+    assert_eq!(reason(&s, &r, li), "media");
 
     let mut r = banner_request();
     r["imp"][0]["bidfloor"] = json!(9.0);
