@@ -63,6 +63,10 @@ pub struct Settings {
     /// Imps of one request a line item may bid on: one request with many
     /// imps must not take a whole budget, or a pacing minute, at once.
     pub max_bids_per_line_item: usize,
+    /// Proxies (load balancers, ingress) whose `X-Forwarded-For` says
+    /// where a request came from: an exchange's `allow_from` is checked
+    /// against that address instead of the proxy's own.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Tuning of the embedded ledger (late-win horizon, bounds).
     pub ledger: ledger::Options,
     /// Connections per port and their timeouts.
@@ -107,6 +111,7 @@ impl std::fmt::Debug for Settings {
             .field("notice_ttl", &self.notice_ttl)
             .field("reservation_ttl", &self.reservation_ttl)
             .field("max_bids_per_line_item", &self.max_bids_per_line_item)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("max_rates_age_days", &self.max_rates_age_days)
             .finish_non_exhaustive()
     }
@@ -130,6 +135,7 @@ impl Default for Settings {
             url_signatures_soak_ms: 3_600_000,
             reservation_ttl: Duration::from_secs(60),
             max_bids_per_line_item: 4,
+            trusted_proxies: Vec::new(),
             ledger: ledger::Options::default(),
             limits: crate::server::Limits::default(),
             body_timeout: Duration::from_secs(30),

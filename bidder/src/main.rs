@@ -291,6 +291,12 @@ struct ServeArgs {
     /// Imps of one request that one line item may bid on.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
     max_bids_per_line_item: u64,
+    /// Networks of the proxies in front of the bid port (a load balancer,
+    /// an ingress), comma separated, like 10.0.0.0/8: behind one of them
+    /// a request comes from the last X-Forwarded-For address that is not
+    /// one of them, which is what exchange profiles' allow_from checks.
+    #[arg(long, env = "BIDDER_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Currency rates whose as_of is more days ago than this price nothing
     /// (requests that need them get no bid, reason currency).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
@@ -1000,6 +1006,11 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         url_signatures_soak_ms: soak_ms(args.url_signatures_soak_secs),
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
         max_bids_per_line_item: args.max_bids_per_line_item as usize,
+        trusted_proxies: args
+            .trusted_proxies
+            .iter()
+            .map(ipnet::IpNet::trunc)
+            .collect(),
         max_rates_age_days: args.max_rates_age_days,
         max_tracked_events: args.max_tracked_events as usize,
         max_attribution_entries: args.max_attribution_entries as usize,

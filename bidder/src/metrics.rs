@@ -91,6 +91,12 @@ pub fn unknown_exchange() {
     metrics::counter!("bidder_unknown_exchange_requests_total").increment(1);
 }
 
+/// A bid request to a profile with `allow_from`, from elsewhere (403).
+pub fn foreign_source(exchange: &std::sync::Arc<str>) {
+    metrics::counter!("bidder_bid_requests_refused_total", "exchange" => exchange.to_string(), "reason" => "source")
+        .increment(1);
+}
+
 pub fn bids(counters: &ExchangeCounters, count: usize) {
     counters.cells.add(hot::BIDS, count as u64);
 }
@@ -505,6 +511,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_unknown_exchange_requests_total",
         "Bid requests to /openrtb2/bid/{id} for an exchange no profile has."
+    );
+    metrics::describe_counter!(
+        "bidder_bid_requests_refused_total",
+        "Bid requests refused before they were read (reason source: from outside the profile's allow_from)."
     );
     metrics::describe_gauge!(
         "bidder_currency_rates_age_seconds",

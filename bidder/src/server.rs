@@ -444,14 +444,14 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Re
             if req.method() != Method::POST {
                 return method_not_allowed("POST");
             }
-            bid(app, req, start, None).await
+            bid(app, req, start, None, peer).await
         }
         path if path.starts_with("/openrtb2/bid/") => {
             if req.method() != Method::POST {
                 return method_not_allowed("POST");
             }
             let id = path["/openrtb2/bid/".len()..].to_owned();
-            bid(app, req, start, Some(id)).await
+            bid(app, req, start, Some(id), peer).await
         }
         path @ ("/notice/win" | "/notice/billing" | "/notice/loss") => {
             if req.method() != Method::GET && req.method() != Method::POST {
@@ -502,6 +502,34 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Re
         }
         _ => Refused::NotFound.response(),
     }
+}
+
+/// Where a request comes from: the connection's address, or, when that is
+/// one of `trusted` proxies, the last `X-Forwarded-For` address that is not
+/// (a client can write any addresses at the front of the header; each proxy
+/// we trust appends the one it saw). `None` when an address the proxies
+/// wrote cannot be read: nobody can say where the request came from.
+pub(crate) fn client_address(
+    peer: IpAddr,
+    headers: &hyper::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let trusted_one = |a: &IpAddr| trusted.iter().any(|n| n.contains(a));
+    let mut at = peer.to_canonical();
+    if !trusted_one(&at) {
+        return Some(at);
+    }
+    let forwarded = headers.get_all("x-forwarded-for").iter().rev();
+    for value in forwarded {
+        for hop in value.to_str().ok()?.rsplit(',') {
+            at = hop.trim().parse::<IpAddr>().ok()?.to_canonical();
+            if !trusted_one(&at) {
+                return Some(at);
+            }
+        }
+    }
+    // Proxies all the way: the first one is where it came from.
+    Some(at)
 }
 
 /// `GET /px/{advertiser}` (see [`crate::pixel`]): a GIF whenever the call
@@ -689,6 +717,7 @@ async fn bid(
     req: Request<Incoming>,
     start: Instant,
     exchange: Option<String>,
+    peer: IpAddr,
 ) -> Resp {
     let version = openrtb_version(&req);
     // One snapshot for the whole request: the profile resolved here is the
@@ -704,6 +733,16 @@ async fn bid(
         },
         None => None,
     };
+    if let Some(p) = profile.filter(|p| !p.allow_from.is_empty()) {
+        let from = client_address(peer, req.headers(), &app.settings.trusted_proxies);
+        if !from.is_some_and(|a| p.allow_from.iter().any(|n| n.contains(&a))) {
+            metrics::foreign_source(&p.report_id);
+            return text(
+                StatusCode::FORBIDDEN,
+                "this exchange's requests do not come from here\n",
+            );
+        }
+    }
     let counters = match profile {
         Some(p) => &p.counters,
         None => ExchangeCounters::default_exchange(),

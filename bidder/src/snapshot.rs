@@ -133,6 +133,8 @@ pub struct Profile {
     /// Its user-sync URL and the hosts a sync's `redir` may go to.
     pub sync_url: Option<String>,
     pub sync_redirect_hosts: Vec<String>,
+    /// Networks its bid requests may come from; empty: anywhere.
+    pub allow_from: Vec<ipnet::IpNet>,
 }
 
 impl Profile {
@@ -160,6 +162,7 @@ impl Profile {
             report_id: id.into(),
             sync_url: e.and_then(|e| e.sync_url.clone()),
             sync_redirect_hosts: e.map(|e| e.sync_redirect_hosts.clone()).unwrap_or_default(),
+            allow_from: e.map(|e| e.allow_from.clone()).unwrap_or_default(),
         }
     }
 }

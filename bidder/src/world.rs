@@ -322,6 +322,7 @@ pub fn exchanges() -> Vec<config::Exchange> {
             reservation_ttl_secs: None,
             sync_url: None,
             sync_redirect_hosts: Vec::new(),
+            allow_from: Vec::new(),
             file: format!("(synthetic world)/{}.yaml", m.exchange).into(),
         })
         .collect()

@@ -264,6 +264,77 @@ fn plain_endpoint_answers_as_the_default_profile_when_there_is_one() {
     assert_eq!(param(&nurl, "ch"), "f");
 }
 
+/// An exchange's `allow_from` refuses bid requests from anywhere else
+/// before they are read: nobody else can hold its line items' budgets
+/// with bids. Behind a trusted proxy the address is the last one the
+/// proxies wrote into X-Forwarded-For; what a client writes in front of
+/// it does not count.
+#[test]
+fn bid_requests_come_only_from_the_exchanges_networks() {
+    let _serial = serial();
+    let dir = config_dir(
+        "allow-from",
+        &[
+            ("shop.yaml", &shop()),
+            (
+                "near.yaml",
+                &exchange("near", "  allow_from: [127.0.0.0/8]\n"),
+            ),
+            (
+                "far.yaml",
+                &exchange("far", "  allow_from: [10.0.0.0/8, 2001:db8::/32]\n"),
+            ),
+            ("open.yaml", &exchange("open", "")),
+        ],
+    );
+    let s = Server::start(&dir, None);
+    let body = banner_request();
+    only_bid(&bid_to(&s, Some("near"), &body));
+    only_bid(&bid_to(&s, Some("open"), &body));
+    let refused = bid_to(&s, Some("far"), &body);
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(spent(&s), Micros::ZERO);
+    let held = s.app.line_item_spent(LI).held_today;
+    // A client's own X-Forwarded-For means nothing without a trusted proxy.
+    let forged = bid_with(&s, Some("far"), &[("X-Forwarded-For", "10.1.2.3")], &body);
+    assert_eq!(forged.status, 403);
+    assert_eq!(s.app.line_item_spent(LI).held_today, held, "nothing held");
+    assert_eq!(
+        metric(
+            &s,
+            "bidder_bid_requests_refused_total",
+            &[("exchange", "far"), ("reason", "source")]
+        ),
+        2.0
+    );
+    drop(s);
+
+    // Behind a proxy on loopback.
+    let s = Server::start_with(
+        &dir,
+        None,
+        Settings {
+            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+            ..Settings::default()
+        },
+    );
+    for (forwarded, status) in [
+        ("10.1.2.3", 200),
+        ("192.0.2.9, 10.1.2.3", 200),
+        ("2001:db8::7", 200),
+        ("10.1.2.3, 192.0.2.9", 403),
+        ("not an address", 403),
+    ] {
+        let r = bid_with(&s, Some("far"), &[("X-Forwarded-For", forwarded)], &body);
+        assert_eq!(r.status, status, "{forwarded}: {}", r.text());
+    }
+    // The proxy's own address (no header) is not the exchange's.
+    assert_eq!(bid_to(&s, Some("far"), &body).status, 403);
+    only_bid(&bid_to(&s, Some("near"), &body));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // 2. Encrypted prices.
 
 #[test]

@@ -1102,6 +1102,8 @@ pub struct Exchange {
     pub sync_url: Option<String>,
     /// Hosts a sync's `redir` may go to (lower case).
     pub sync_redirect_hosts: Vec<String>,
+    /// Networks its bid requests may come from; empty: anywhere.
+    pub allow_from: Vec<ipnet::IpNet>,
     pub file: PathBuf,
 }
 

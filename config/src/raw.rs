@@ -411,6 +411,13 @@ mappings! {
         /// without them no redir is followed.
         #[serde(default)]
         pub sync_redirect_hosts: Option<Spanned<List<Text>>>,
+        /// Where this exchange's bid requests come from: networks (like
+        /// 203.0.113.0/24 or 2001:db8::/32) or single addresses. Requests
+        /// to its endpoint from anywhere else are refused (403) before
+        /// they are read, so nobody else can hold its line items' budgets
+        /// with bids. Without it, requests come from anywhere.
+        #[serde(default)]
+        pub allow_from: Option<Spanned<List<Text>>>,
     }
 
     /// The keys of `${AUCTION_PRICE}` encryption, read from the environment

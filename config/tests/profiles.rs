@@ -285,6 +285,42 @@ fn sync_url_is_https_with_a_user_id_macro() {
 }
 
 #[test]
+fn allow_from_takes_networks_and_addresses() {
+    let text = format!(
+        "{EXCHANGE}  allow_from: [203.0.113.0/24, 198.51.100.7, \"2001:DB8::/32\", 10.1.2.3/8]\n"
+    );
+    let x = &assert_loads(&[("x.yaml", &text)]).exchanges[0];
+    let shown: Vec<String> = x.allow_from.iter().map(ToString::to_string).collect();
+    // A network written from one of its addresses is the network.
+    assert_eq!(
+        shown,
+        [
+            "203.0.113.0/24",
+            "198.51.100.7/32",
+            "2001:db8::/32",
+            "10.0.0.0/8"
+        ]
+    );
+    for bad in ["203.0.113.0/33", "exchange.example", "10.0.0.0/", "*"] {
+        let text = format!("{EXCHANGE}  allow_from: [\"{bad}\"]\n");
+        assert_problem(
+            &text,
+            at(&text, &format!("[\"{bad}\"]"), "\""),
+            &format!(
+                "exchange \"adx\": allow_from: \"{bad}\" is not a network or an address (like \
+                 203.0.113.0/24, 198.51.100.7 or 2001:db8::/32)"
+            ),
+        );
+    }
+    let text = format!("{EXCHANGE}  allow_from: []\n");
+    assert_problem(
+        &text,
+        at(&text, "allow_from: []", "["),
+        "exchange \"adx\": allow_from is empty; leave it out to take requests from anywhere",
+    );
+}
+
+#[test]
 fn exchange_name_is_not_empty() {
     let text = edit(EXCHANGE, "name: Ad Exchange", "name: \" \"");
     assert_problem(
@@ -360,7 +396,7 @@ fn unknown_key_in_exchange_names_the_mapping() {
         at(&text, "gzip: true", "gzip"),
         "unknown key \"gzip\" in exchange; expected one of: id, name, price_encryption, \
          charge_on, vast_default, gzip_responses, tmax_default_ms, reservation_ttl_secs, \
-         sync_url, sync_redirect_hosts",
+         sync_url, sync_redirect_hosts, allow_from",
     );
 }
 

@@ -701,7 +701,9 @@ fn a_budget_spent_on_another_replica_has_no_room_here() {
     );
     b.l.reserve(&k.hold(1, m(10), cap, now, None), now)
         .expect("B bids the whole budget");
-    let c = b.l.begin_charge(&k.win(1, m(10), cap)).expect("B charges it");
+    let c =
+        b.l.begin_charge(&k.win(1, m(10), cap))
+            .expect("B charges it");
     b.l.commit(&c);
     // A reads the spend back from Redis (a key it is asked about is read
     // at its next pass).

@@ -138,6 +138,39 @@ impl FileChecker<'_> {
                 );
             }
         }
+        let mut allow_from = Vec::new();
+        for n in e.allow_from.iter().flat_map(|l| &l.value.0) {
+            let text = n.value.trim();
+            let net = text.parse::<ipnet::IpNet>().ok().or_else(|| {
+                text.parse::<std::net::IpAddr>()
+                    .ok()
+                    .map(ipnet::IpNet::from)
+            });
+            match net {
+                Some(net) => allow_from.push(net.trunc()),
+                None => self.report(
+                    n.referenced,
+                    format!(
+                        "{subject}: allow_from: \"{}\" is not a network or an address (like \
+                         203.0.113.0/24, 198.51.100.7 or 2001:db8::/32)",
+                        n.value
+                    ),
+                ),
+            }
+        }
+        if let Some(list) = &e.allow_from {
+            if list.value.0.is_empty() {
+                // An empty list reads as "from anywhere"; written out, it
+                // more likely meant "from nowhere yet".
+                self.report(
+                    list.referenced,
+                    format!(
+                        "{subject}: allow_from is empty; leave it out to take requests from \
+                         anywhere"
+                    ),
+                );
+            }
+        }
         Some(Exchange {
             id: e.id.value.clone(),
             name: e.name.value.clone(),
@@ -149,6 +182,7 @@ impl FileChecker<'_> {
             reservation_ttl_secs: reservation_ttl_secs.map_or(Some(None), |t| t.map(Some))?,
             sync_url: sync_url?,
             sync_redirect_hosts,
+            allow_from,
             file: self.file.to_path_buf(),
         })
     }
