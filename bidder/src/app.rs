@@ -947,6 +947,14 @@ impl App {
         if self.books.journal_failing() && !req.is_test() {
             return Err(NoBid::Unavailable);
         }
+        // A seat the exchange does not let bid here: its answer would be
+        // thrown away with the budget it held.
+        if let Some((seat, _)) = &profile.seat {
+            let listed = |list: &[std::borrow::Cow<'_, str>]| list.iter().any(|s| s == seat);
+            if (!req.wseat.is_empty() && !listed(&req.wseat)) || listed(&req.bseat) {
+                return Err(NoBid::Seat);
+            }
+        }
         let tmax = match req.tmax {
             Some(ms) if ms > 0 => Duration::from_millis(ms as u64).min(self.settings.max_tmax),
             _ => profile

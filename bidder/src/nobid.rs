@@ -77,6 +77,9 @@ reasons! {
     Secure => "secure",
     /// A creative that fits has an attribute the slot blocks (`battr`).
     Attribute => "attribute",
+    /// The request's `wseat` leaves out our seat at the exchange (its
+    /// profile's `seat`), or its `bseat` lists it.
+    Seat => "seat",
 }
 
 #[cfg(test)]

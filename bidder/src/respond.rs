@@ -78,7 +78,11 @@ impl Answer<'_> {
                 user.as_ref().map(crate::track::UserKey::as_str),
             );
         }
-        out.push_str("]}],\"bidid\":");
+        out.push(']');
+        if let Some((_, member)) = &self.profile.seat {
+            out.push_str(member);
+        }
+        out.push_str("}],\"bidid\":");
         push_json_str(&mut out, response_id);
         out.push_str(",\"cur\":\"");
         out.push_str(self.currency.code());

@@ -135,6 +135,8 @@ pub struct Profile {
     pub sync_redirect_hosts: Vec<String>,
     /// Networks its bid requests may come from; empty: anywhere.
     pub allow_from: Vec<ipnet::IpNet>,
+    /// Our seat there, and `,"seat":"…"` as the answer writes it.
+    pub seat: Option<(String, String)>,
 }
 
 impl Profile {
@@ -163,6 +165,11 @@ impl Profile {
             sync_url: e.and_then(|e| e.sync_url.clone()),
             sync_redirect_hosts: e.map(|e| e.sync_redirect_hosts.clone()).unwrap_or_default(),
             allow_from: e.map(|e| e.allow_from.clone()).unwrap_or_default(),
+            seat: e.and_then(|e| e.seat.clone()).map(|s| {
+                let mut member = String::from(",\"seat\":");
+                creatives::push_json_str(&mut member, &s);
+                (s, member)
+            }),
         }
     }
 }

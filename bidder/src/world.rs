@@ -323,6 +323,7 @@ pub fn exchanges() -> Vec<config::Exchange> {
             sync_url: None,
             sync_redirect_hosts: Vec::new(),
             allow_from: Vec::new(),
+            seat: None,
             file: format!("(synthetic world)/{}.yaml", m.exchange).into(),
         })
         .collect()

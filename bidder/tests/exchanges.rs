@@ -335,6 +335,44 @@ fn bid_requests_come_only_from_the_exchanges_networks() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// With its seat at an exchange configured, the bidder names it in every
+/// answer and bids only where the request's wseat lets it (and its bseat
+/// does not block it); explain says `seat` otherwise.
+#[test]
+fn answers_name_our_seat_and_respect_wseat_and_bseat() {
+    let _serial = serial();
+    let s = server(
+        "seat",
+        &[
+            ("shop.yaml", &shop()),
+            ("sx.yaml", &exchange("sx", "  seat: \"dsp-7\"\n")),
+            ("plain.yaml", &exchange("plain", "")),
+        ],
+    );
+    let mut body = banner_request();
+    let reply = bid_to(&s, Some("sx"), &body);
+    only_bid(&reply);
+    assert_eq!(reply.json()["seatbid"][0]["seat"], "dsp-7");
+    body["wseat"] = json!(["other", "dsp-7"]);
+    only_bid(&bid_to(&s, Some("sx"), &body));
+    let why = |body: &Value| {
+        let r = explain(&s, "?exchange=sx", body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        common::verdict(&r.json(), LI)["reason"].clone()
+    };
+    body["wseat"] = json!(["other"]);
+    assert_eq!(bid_to(&s, Some("sx"), &body).status, 204);
+    assert_eq!(why(&body), "seat");
+    body["wseat"] = json!([]);
+    body["bseat"] = json!(["dsp-7"]);
+    assert_eq!(bid_to(&s, Some("sx"), &body).status, 204);
+    assert_eq!(why(&body), "seat");
+    // A profile without a seat answers as before: no seat, lists unread.
+    let reply = bid_to(&s, Some("plain"), &body);
+    only_bid(&reply);
+    assert!(reply.json()["seatbid"][0].get("seat").is_none());
+}
+
 // 2. Encrypted prices.
 
 #[test]

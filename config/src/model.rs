@@ -1104,6 +1104,9 @@ pub struct Exchange {
     pub sync_redirect_hosts: Vec<String>,
     /// Networks its bid requests may come from; empty: anywhere.
     pub allow_from: Vec<ipnet::IpNet>,
+    /// Our seat at the exchange: named in answers, checked against
+    /// `wseat`/`bseat`.
+    pub seat: Option<String>,
     pub file: PathBuf,
 }
 

@@ -418,6 +418,11 @@ mappings! {
         /// with bids. Without it, requests come from anywhere.
         #[serde(default)]
         pub allow_from: Option<Spanned<List<Text>>>,
+        /// The bidder's seat (buyer account) at this exchange: answers
+        /// name it (seatbid.seat), and a request whose wseat leaves it out
+        /// or whose bseat lists it gets no bid (reason seat).
+        #[serde(default)]
+        pub seat: Option<Text>,
     }
 
     /// The keys of `${AUCTION_PRICE}` encryption, read from the environment

@@ -321,6 +321,20 @@ fn allow_from_takes_networks_and_addresses() {
 }
 
 #[test]
+fn a_seat_is_an_id_as_the_exchange_gave_it() {
+    let text = format!("{EXCHANGE}  seat: \"acct-42\"\n");
+    let x = &assert_loads(&[("x.yaml", &text)]).exchanges[0];
+    assert_eq!(x.seat.as_deref(), Some("acct-42"));
+    let text = format!("{EXCHANGE}  seat: \"acct 42\"\n");
+    assert_problem(
+        &text,
+        at(&text, "seat: \"acct 42\"", "\""),
+        "exchange \"adx\": seat \"acct 42\" is not a seat id (1 to 64 printable ASCII \
+         characters, no spaces), as the exchange gave it",
+    );
+}
+
+#[test]
 fn exchange_name_is_not_empty() {
     let text = edit(EXCHANGE, "name: Ad Exchange", "name: \" \"");
     assert_problem(
@@ -396,7 +410,7 @@ fn unknown_key_in_exchange_names_the_mapping() {
         at(&text, "gzip: true", "gzip"),
         "unknown key \"gzip\" in exchange; expected one of: id, name, price_encryption, \
          charge_on, vast_default, gzip_responses, tmax_default_ms, reservation_ttl_secs, \
-         sync_url, sync_redirect_hosts, allow_from",
+         sync_url, sync_redirect_hosts, allow_from, seat",
     );
 }
 

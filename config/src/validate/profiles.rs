@@ -171,6 +171,25 @@ impl FileChecker<'_> {
                 );
             }
         }
+        let seat = match &e.seat {
+            None => Some(None),
+            Some(s) => {
+                let ok = !s.value.is_empty()
+                    && s.value.len() <= 64
+                    && s.value.chars().all(|c| c.is_ascii_graphic());
+                if !ok {
+                    self.report(
+                        s.referenced,
+                        format!(
+                            "{subject}: seat \"{}\" is not a seat id (1 to 64 printable ASCII \
+                             characters, no spaces), as the exchange gave it",
+                            s.value
+                        ),
+                    );
+                }
+                ok.then(|| Some(s.value.clone()))
+            }
+        };
         Some(Exchange {
             id: e.id.value.clone(),
             name: e.name.value.clone(),
@@ -183,6 +202,7 @@ impl FileChecker<'_> {
             sync_url: sync_url?,
             sync_redirect_hosts,
             allow_from,
+            seat: seat?,
             file: self.file.to_path_buf(),
         })
     }
