@@ -1000,9 +1000,11 @@ impl App {
     ) -> (Context<'r>, bool) {
         let mut ctx = Context::new(req, self.clock.now(), &self.settings.privacy);
         // Rates older than the limit price nothing: a stale rate would bid,
-        // and book spend, at yesterday's value of the currency.
+        // and book spend, at yesterday's value of the currency. Rates dated
+        // as far ahead are no fresher: a year typed wrong (2031) would
+        // otherwise keep them "fresh" for years.
         ctx.rates = snap.config.currency_rates.as_ref().filter(|r| {
-            ctx.today.days_since_epoch() - r.as_of.days_since_epoch()
+            (ctx.today.days_since_epoch() - r.as_of.days_since_epoch()).abs()
                 <= i64::from(self.settings.max_rates_age_days)
         });
         let currency = Currency::of_request(&req.cur, ctx.rates);

@@ -297,8 +297,9 @@ struct ServeArgs {
     /// one of them, which is what exchange profiles' allow_from checks.
     #[arg(long, env = "BIDDER_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<ipnet::IpNet>,
-    /// Currency rates whose as_of is more days ago than this price nothing
-    /// (requests that need them get no bid, reason currency).
+    /// Currency rates whose as_of is more days ago than this, or more days
+    /// ahead, price nothing (requests that need them get no bid, reason
+    /// currency).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
     max_rates_age_days: u32,
     /// Tracking (bid, event) pairs remembered to count each event once,

@@ -98,6 +98,11 @@ fn first_reason_per_rule() {
     assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
     s.clock.set(common::ts("2026-12-08T00:00:00Z"));
     assert_eq!(reason(&s, &r, li), "currency");
+    // Dated as far ahead, they are no fresher (a year typed wrong).
+    s.clock.set(common::ts("2026-11-23T00:00:00Z"));
+    assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
+    s.clock.set(common::ts("2026-11-22T23:59:59Z"));
+    assert_eq!(reason(&s, &r, li), "currency");
     s.clock.set(common::ts("2026-11-24T12:00:00Z"));
 
     let mut r = banner_request();
