@@ -892,7 +892,10 @@ fn reconcile(
         t.life.len()
     );
     for bid in &t.duplicates {
-        println!("bid {bid} is in two journals: counted once");
+        println!(
+            "bid {bid} is in two journals: counted once in Redis, twice in reports (a charge \
+             taken over from a replica that was down)"
+        );
     }
     for dir in &t.from_generations {
         println!(
@@ -915,8 +918,10 @@ fn reconcile(
             units(d.journals - d.redis)
         );
     }
-    if report.differences.is_empty() {
+    if report.differences.is_empty() && t.duplicates.is_empty() {
         println!("no differences");
+    } else if report.differences.is_empty() {
+        println!("no differences in Redis; reports count the bids above twice");
     }
     match &report.epoch {
         Some(e) => println!(
@@ -926,7 +931,7 @@ fn reconcile(
         ),
         None => println!("dry run: nothing written"),
     }
-    Ok(!dry_run || report.differences.is_empty())
+    Ok(!dry_run || (report.differences.is_empty() && t.duplicates.is_empty()))
 }
 
 fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
