@@ -746,6 +746,25 @@ fn after_redis_loses_its_data_reconcile_rebuilds_it_from_the_journals() {
         "Redis agrees with the journals before the loss: {out}"
     );
     assert!(out.contains("no differences"), "{out}");
+    // A copy of a replica's journal files beside it puts each of its bids
+    // in two journals: Redis counts them once, reports would count them
+    // twice. The dry run says so, and exits 2.
+    let copy = root.join("copy-of-replica-0");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&journals[0]).unwrap().flatten() {
+        let name = entry.file_name();
+        let is_charges = name.to_string_lossy().ends_with(".journal")
+            || name.to_string_lossy().ends_with(".checkpoint");
+        if entry.file_type().unwrap().is_file() && is_charges {
+            std::fs::copy(entry.path(), copy.join(&name)).unwrap();
+        }
+    }
+    let mut with_copy = journals.clone();
+    with_copy.push(copy.clone());
+    let (code, out) = reconcile_cli(&url, &with_copy, true);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("twice in reports"), "{out}");
+    let _ = std::fs::remove_dir_all(&copy);
 
     // Redis loses everything.
     redis.wipe().expect("redis starts empty");
