@@ -522,7 +522,7 @@ pub(crate) fn client_address(
     let forwarded = headers.get_all("x-forwarded-for").iter().rev();
     for value in forwarded {
         for hop in value.to_str().ok()?.rsplit(',') {
-            at = hop.trim().parse::<IpAddr>().ok()?.to_canonical();
+            at = hop_address(hop.trim())?.to_canonical();
             if !trusted_one(&at) {
                 return Some(at);
             }
@@ -530,6 +530,14 @@ pub(crate) fn client_address(
     }
     // Proxies all the way: the first one is where it came from.
     Some(at)
+}
+
+/// An `X-Forwarded-For` entry: an address, or one with the port the proxy
+/// saw (`198.51.100.7:4711`, `[2001:db8::7]:4711`), as some proxies write.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
 }
 
 /// `GET /px/{advertiser}` (see [`crate::pixel`]): a GIF whenever the call
@@ -733,14 +741,23 @@ async fn bid(
         },
         None => None,
     };
-    if let Some(p) = profile.filter(|p| !p.allow_from.is_empty()) {
-        let from = client_address(peer, req.headers(), &app.settings.trusted_proxies);
-        if !from.is_some_and(|a| p.allow_from.iter().any(|n| n.contains(&a))) {
+    if let Some(p) = profile {
+        use crate::snapshot::Sources;
+        let refused = match &p.sources {
+            Sources::Anywhere => None,
+            Sources::Only(nets) => {
+                let from = client_address(peer, req.headers(), &app.settings.trusted_proxies);
+                (!from.is_some_and(|a| nets.iter().any(|n| n.contains(&a))))
+                    .then_some("this exchange's requests do not come from here\n")
+            }
+            Sources::Nowhere => Some(
+                "closed: exchange profiles name the networks they send from (allow_from), and \
+                 no profile with id: default says who may use /openrtb2/bid\n",
+            ),
+        };
+        if let Some(why) = refused {
             metrics::foreign_source(&p.report_id);
-            return text(
-                StatusCode::FORBIDDEN,
-                "this exchange's requests do not come from here\n",
-            );
+            return text(StatusCode::FORBIDDEN, why);
         }
     }
     let counters = match profile {

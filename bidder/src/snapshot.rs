@@ -133,8 +133,8 @@ pub struct Profile {
     /// Its user-sync URL and the hosts a sync's `redir` may go to.
     pub sync_url: Option<String>,
     pub sync_redirect_hosts: Vec<String>,
-    /// Networks its bid requests may come from; empty: anywhere.
-    pub allow_from: Vec<ipnet::IpNet>,
+    /// Where its bid requests may come from.
+    pub sources: Sources,
     /// Our seat there, and `,"seat":"…"` as the answer writes it.
     pub seat: Option<(String, String)>,
 }
@@ -164,7 +164,10 @@ impl Profile {
             report_id: id.into(),
             sync_url: e.and_then(|e| e.sync_url.clone()),
             sync_redirect_hosts: e.map(|e| e.sync_redirect_hosts.clone()).unwrap_or_default(),
-            allow_from: e.map(|e| e.allow_from.clone()).unwrap_or_default(),
+            sources: match e {
+                Some(e) if !e.allow_from.is_empty() => Sources::Only(e.allow_from.clone()),
+                _ => Sources::Anywhere,
+            },
             seat: e.and_then(|e| e.seat.clone()).map(|s| {
                 let mut member = String::from(",\"seat\":");
                 creatives::push_json_str(&mut member, &s);
@@ -172,6 +175,17 @@ impl Profile {
             }),
         }
     }
+}
+
+/// Where an exchange's bid requests may come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sources {
+    Anywhere,
+    /// These networks (its profile's `allow_from`).
+    Only(Vec<ipnet::IpNet>),
+    /// Nowhere: plain `/openrtb2/bid` with no `default` profile while
+    /// other profiles name their networks.
+    Nowhere,
 }
 
 impl Snapshot {
@@ -372,6 +386,14 @@ impl Snapshot {
             .iter()
             .map(|e| (e.id.clone(), Profile::compile(Some(e))))
             .collect();
+        // Once some exchange says where it sends from, the plain endpoint
+        // (the built-in defaults, no `allow_from` of its own) would let
+        // anyone else bid past that check: closed unless a `default`
+        // profile says who may use it.
+        let mut default_profile = Profile::compile(None);
+        if config.exchanges.iter().any(|e| !e.allow_from.is_empty()) {
+            default_profile.sources = Sources::Nowhere;
+        }
         Snapshot {
             config,
             items,
@@ -379,7 +401,7 @@ impl Snapshot {
             by_id,
             creative_json,
             profiles,
-            default_profile: Profile::compile(None),
+            default_profile,
             buys_native,
             creatives_by_id,
             creative_ids,

@@ -295,6 +295,10 @@ fn bid_requests_come_only_from_the_exchanges_networks() {
     assert_eq!(refused.status, 403, "{}", refused.text());
     assert_eq!(spent(&s), Micros::ZERO);
     let held = s.app.line_item_spent(LI).held_today;
+    // Plain /openrtb2/bid (the built-in defaults) would get around every
+    // allow_from: closed, with no `default` profile to say who may use it.
+    let plain = bid_to(&s, None, &body);
+    assert_eq!(plain.status, 403, "{}", plain.text());
     // A client's own X-Forwarded-For means nothing without a trusted proxy.
     let forged = bid_with(&s, Some("far"), &[("X-Forwarded-For", "10.1.2.3")], &body);
     assert_eq!(forged.status, 403);
@@ -308,6 +312,12 @@ fn bid_requests_come_only_from_the_exchanges_networks() {
         2.0
     );
     drop(s);
+    // A `default` profile opens it again, on its own terms.
+    std::fs::write(dir.join("default.yaml"), exchange("default", "")).unwrap();
+    let s = Server::start(&dir, None);
+    only_bid(&bid_to(&s, None, &body));
+    drop(s);
+    std::fs::remove_file(dir.join("default.yaml")).unwrap();
 
     // Behind a proxy on loopback.
     let s = Server::start_with(
@@ -322,6 +332,8 @@ fn bid_requests_come_only_from_the_exchanges_networks() {
         ("10.1.2.3", 200),
         ("192.0.2.9, 10.1.2.3", 200),
         ("2001:db8::7", 200),
+        ("10.1.2.3:4711", 200),
+        ("[2001:db8::7]:4711", 200),
         ("10.1.2.3, 192.0.2.9", 403),
         ("not an address", 403),
     ] {

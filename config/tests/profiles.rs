@@ -286,20 +286,29 @@ fn sync_url_is_https_with_a_user_id_macro() {
 
 #[test]
 fn allow_from_takes_networks_and_addresses() {
-    let text = format!(
-        "{EXCHANGE}  allow_from: [203.0.113.0/24, 198.51.100.7, \"2001:DB8::/32\", 10.1.2.3/8]\n"
-    );
+    let text =
+        format!("{EXCHANGE}  allow_from: [203.0.113.0/24, 198.51.100.7, \"2001:DB8::/32\"]\n");
     let x = &assert_loads(&[("x.yaml", &text)]).exchanges[0];
     let shown: Vec<String> = x.allow_from.iter().map(ToString::to_string).collect();
-    // A network written from one of its addresses is the network.
     assert_eq!(
         shown,
-        [
-            "203.0.113.0/24",
-            "198.51.100.7/32",
-            "2001:db8::/32",
-            "10.0.0.0/8"
-        ]
+        ["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/32"]
+    );
+    // A length typed wrong would open the endpoint to a quarter of the
+    // internet; every address is no check at all.
+    let text = format!("{EXCHANGE}  allow_from: [203.0.113.7/2]\n");
+    assert_problem(
+        &text,
+        at(&text, "203.0.113.7/2", "2"),
+        "exchange \"adx\": allow_from: \"203.0.113.7/2\" has bits set past its length; write \
+         the network (192.0.0.0/2) or the address alone",
+    );
+    let text = format!("{EXCHANGE}  allow_from: [\"::/0\"]\n");
+    assert_problem(
+        &text,
+        at(&text, "[\"::/0\"]", "\""),
+        "exchange \"adx\": allow_from: \"::/0\" is every address; leave allow_from out to \
+         take requests from anywhere",
     );
     for bad in ["203.0.113.0/33", "exchange.example", "10.0.0.0/", "*"] {
         let text = format!("{EXCHANGE}  allow_from: [\"{bad}\"]\n");

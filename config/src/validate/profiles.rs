@@ -147,7 +147,26 @@ impl FileChecker<'_> {
                     .map(ipnet::IpNet::from)
             });
             match net {
-                Some(net) => allow_from.push(net.trunc()),
+                // A network written from one of its hosts is more likely a
+                // typo in the length (203.0.113.7/2) than meant.
+                Some(net) if net != net.trunc() => self.report(
+                    n.referenced,
+                    format!(
+                        "{subject}: allow_from: \"{}\" has bits set past its length; write the \
+                         network ({}) or the address alone",
+                        n.value,
+                        net.trunc()
+                    ),
+                ),
+                Some(net) if net.prefix_len() == 0 => self.report(
+                    n.referenced,
+                    format!(
+                        "{subject}: allow_from: \"{}\" is every address; leave allow_from out \
+                         to take requests from anywhere",
+                        n.value
+                    ),
+                ),
+                Some(net) => allow_from.push(net),
                 None => self.report(
                     n.referenced,
                     format!(
