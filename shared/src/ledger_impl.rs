@@ -157,6 +157,22 @@ pub(crate) struct FreqSlot {
     pub keep_until: i64,
 }
 
+/// Losses waiting to be handed on, and those handed on lately (two
+/// generations of about [`LOSSES_REMEMBERED_MS`] each).
+#[derive(Default)]
+struct Losses {
+    waiting: Vec<u64>,
+    current: std::collections::HashSet<u64>,
+    previous: std::collections::HashSet<u64>,
+    since: i64,
+}
+
+/// Losses waiting for the worker's next pass (a tenth of a second), at most.
+const MAX_LOSSES: usize = 20_000;
+/// Bids remembered as handed on, per generation.
+const MAX_LOSSES_REMEMBERED: usize = 200_000;
+const LOSSES_REMEMBERED_MS: i64 = 5 * 60_000;
+
 /// Cluster spend under a key, as last read.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Cached {
@@ -282,6 +298,9 @@ pub(crate) type Pair = (SpendKey, SpendKey, i64);
 pub(crate) type LeaseShard = HashMap<(SpendKey, i64), Lease>;
 
 pub(crate) struct Inner {
+    /// Losses told here for bids this replica does not hold, for the
+    /// others: see [`Inner::lost_elsewhere`].
+    lost: Mutex<Losses>,
     pub local: MemoryLedger,
     pub opts: Options,
     pub keys: Keys,
@@ -393,6 +412,7 @@ impl RedisLedger {
             ops: tx,
             wake: tokio::sync::Notify::new(),
             health: HealthState::new(),
+            lost: Mutex::default(),
             cache: Mutex::default(),
             freq: Mutex::default(),
             freq_swept: AtomicI64::new(i64::MIN),
@@ -743,6 +763,37 @@ impl Inner {
             amount,
             nonce,
         });
+    }
+
+    /// A loss told here for a bid this replica does not hold: kept for the
+    /// worker's next pass, which hands them all on in one write. Bounded:
+    /// past [`MAX_LOSSES`] waiting, more are dropped (their holds end with
+    /// their reservations). A bid handed on in the last few minutes is not
+    /// handed on again: a replayed notice costs the others nothing.
+    pub(crate) fn lost_elsewhere(&self, bid: BidKey) {
+        let mut l = lock(&self.lost);
+        let now = self.now().as_millis();
+        if now - l.since >= LOSSES_REMEMBERED_MS {
+            l.previous = std::mem::take(&mut l.current);
+            l.since = now;
+        }
+        if l.waiting.len() >= MAX_LOSSES
+            || l.current.contains(&bid.0)
+            || l.previous.contains(&bid.0)
+        {
+            return;
+        }
+        if l.current.len() < MAX_LOSSES_REMEMBERED {
+            l.current.insert(bid.0);
+        }
+        l.waiting.push(bid.0);
+    }
+
+    /// Up to `n` of the losses waiting to be handed on.
+    pub(crate) fn take_losses(&self, n: usize) -> Vec<u64> {
+        let mut l = lock(&self.lost);
+        let n = n.min(l.waiting.len());
+        l.waiting.drain(..n).collect()
     }
 
     /// A loss of `bid`, told here or by another replica: the hold this
@@ -1179,11 +1230,9 @@ impl Ledger for RedisLedger {
         // than the one that bid, whose hold would otherwise last its
         // reservation and the late horizon: minutes of budget locked per
         // lost bid. The notice was verified; the stream carries it there.
-        // Best effort: while Redis is away the hold ends by itself, and
-        // losses must not crowd charges out of the queue of writes kept
-        // for a retry.
+        // Best effort: while Redis is away the hold ends by itself.
         if r == Release::Unknown && !self.inner.health.is_lost() && !self.inner.unavailable() {
-            self.inner.apply(Op::Lost { bid });
+            self.inner.lost_elsewhere(bid);
         }
         r
     }

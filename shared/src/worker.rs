@@ -47,11 +47,6 @@ pub(crate) enum Op {
     },
     /// Lets go of this replica's claims left before a crash.
     Clean,
-    /// A loss notice came here for a bid this replica does not hold: the
-    /// replica that bid reads it from the stream and lets the hold go.
-    Lost {
-        bid: BidKey,
-    },
     FreqWon {
         w: String,
         r: String,
@@ -235,24 +230,6 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
             }
             Ok(())
         }
-        Op::Lost { bid } => inner
-            .cmd::<String>(
-                redis::cmd("XADD")
-                    .arg(k.charged())
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(inner.opts.stream_len)
-                    .arg("*")
-                    .arg("b")
-                    .arg(bid.to_string())
-                    .arg("r")
-                    .arg(&me)
-                    .arg("l")
-                    .arg("1")
-                    .clone(),
-            )
-            .await
-            .map(|_| ()),
         Op::FreqGive { r, bid } => inner
             .run::<i64>(&inner.scripts.freq_give, &[r], &[bid.to_string()])
             .await
@@ -597,17 +574,23 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
         if field("r").map(String::as_str) == Some(inner.opts.replica.as_str()) {
             continue;
         }
-        let Some(bid) = field("b").and_then(|b| u64::from_str_radix(b, 16).ok()) else {
-            continue;
-        };
-        // A loss another replica was told of: the hold goes as if the
+        // Losses other replicas were told of (no `b`: a replica of an
+        // earlier version passes over the entry): each hold goes as if the
         // notice had come here (a bid already won or charged keeps it).
-        if field("l").is_some() {
-            if let (_, Some(give)) = inner.release_here(BidKey(bid)) {
-                inner.queue(give);
+        if let Some(list) = field("l") {
+            for bid in list.split(',').take(LOSSES_PER_ENTRY) {
+                let Ok(bid) = u64::from_str_radix(bid, 16) else {
+                    continue;
+                };
+                if let (_, Some(give)) = inner.release_here(BidKey(bid)) {
+                    inner.queue(give);
+                }
             }
             continue;
         }
+        let Some(bid) = field("b").and_then(|b| u64::from_str_radix(b, 16).ok()) else {
+            continue;
+        };
         // An impression charged elsewhere counts under the cap this
         // replica took the slot for.
         let slot = lock(&inner.freq).remove(&bid);
@@ -633,6 +616,44 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
     }
     Ok(())
 }
+
+/// Losses told here for bids other replicas hold, gathered since the last
+/// pass (see `Inner::lost_elsewhere`), go on to them as one stream entry of
+/// at most [`LOSSES_PER_ENTRY`] bids: one write however many came, never
+/// queued behind or in front of the charges' writes. Best effort: a loss
+/// that does not get through lets its hold end with its reservation.
+async fn pass_on_losses(inner: &Inner) {
+    let bids = inner.take_losses(LOSSES_PER_ENTRY);
+    if bids.is_empty() || inner.unavailable() {
+        return;
+    }
+    let mut list = String::with_capacity(bids.len() * 17);
+    for (i, bid) in bids.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        list.push_str(&BidKey(*bid).to_string());
+    }
+    let _ = inner
+        .cmd::<String>(
+            redis::cmd("XADD")
+                .arg(inner.keys.charged())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(inner.opts.stream_len)
+                .arg("*")
+                .arg("r")
+                .arg(&inner.opts.replica)
+                .arg("l")
+                .arg(list)
+                .clone(),
+        )
+        .await;
+}
+
+/// Bids in one stream entry of losses, at most; and what a reader takes
+/// from one.
+pub(crate) const LOSSES_PER_ENTRY: usize = 2_000;
 
 /// Reads the cached spend again, a bounded share of a pass at a time
 /// (tens of thousands of keys on a slow Redis must not hold off the
@@ -841,6 +862,7 @@ pub(crate) async fn run(
         if started && mono - last_stream_read >= 100 {
             last_stream_read = mono;
             let _ = settled(&inner, &mut last_stream).await;
+            pass_on_losses(&inner).await;
         }
         if started && mono - last_maintenance >= 1_000 {
             last_maintenance = mono;

@@ -663,6 +663,9 @@ fn a_loss_told_to_another_replica_lets_the_hold_go() {
 
     assert_eq!(b.l.release(BidKey(1)), Release::Unknown, "B never held it");
     assert_eq!(b.l.release(BidKey(2)), Release::Unknown);
+    // The exchange (or someone replaying its URL) says it again: handed on
+    // once.
+    assert_eq!(b.l.release(BidKey(1)), Release::Unknown);
     assert!(
         eventually(|| a.l.spent(&k.li, day).held_today == m(2)),
         "A let bid 1's hold go and kept bid 2's: {:?}",
@@ -671,6 +674,22 @@ fn a_loss_told_to_another_replica_lets_the_hold_go() {
     // The frequency slot went with the hold: user-1 may be bid for again.
     a.l.reserve(&k.hold(3, m(1), cap, now, Some("user-1")), now)
         .expect("user-1's slot is free again");
+    // One stream entry carried both losses, each once.
+    let client = redis::Client::open(_server.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg("bidder:charged")
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    let handed_on: Vec<&str> = entries
+        .iter()
+        .flat_map(|(_, fields)| fields.chunks(2))
+        .filter(|kv| kv[0] == "l")
+        .flat_map(|kv| kv[1].split(','))
+        .collect();
+    assert_eq!(handed_on.len(), 2, "{entries:?}");
     // Bid 2, won, is charged once.
     let c =
         a.l.begin_charge(&k.win(2, m(2), cap))
