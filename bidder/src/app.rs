@@ -1306,7 +1306,10 @@ impl App {
     /// on the page's critical path).
     pub async fn clicks_written(&self) {
         if let Some(events) = &self.events {
-            let _ = tokio::time::timeout(Duration::from_secs(2), events.flush()).await;
+            // A barrier, not a flush: a flush per click would write the
+            // bid counts once a click rather than once a second, and wait
+            // out the read-back at start.
+            let _ = tokio::time::timeout(Duration::from_secs(2), events.barrier()).await;
         }
     }
 

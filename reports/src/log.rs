@@ -192,6 +192,10 @@ enum Job {
     Convert(Vec<Conversion>, i64, ConvertAck),
     Catalog(Catalog),
     Flush(tokio::sync::oneshot::Sender<()>),
+    /// Answered once the records sent before it are written, where they
+    /// can be: unlike a flush it neither writes the counts nor waits for
+    /// the read-back at start (records held for that stay in memory).
+    Barrier(tokio::sync::oneshot::Sender<()>),
     /// Lines another replica wrote (from the copy of its files): its
     /// touches, conversions and tracked events count here too.
     Peer(Vec<u8>),
@@ -405,6 +409,16 @@ impl EventLog {
     pub async fn flush(&self) {
         let (ack, done) = tokio::sync::oneshot::channel();
         if self.send_waiting(Job::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Resolves once the records sent before are written (the tracked
+    /// clicks a browser will not send again), without writing the counts
+    /// or waiting for the read-back at start, as [`EventLog::flush`] does.
+    pub async fn barrier(&self) {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        if self.send_waiting(Job::Barrier(ack)).await.is_ok() {
             let _ = done.await;
         }
     }
@@ -855,7 +869,7 @@ impl Writer {
                     acks.push((ack, labels, written, unopened));
                 }
                 Job::Catalog(c) => self.catalog = c,
-                Job::Flush(ack) => flushes.push(ack),
+                Job::Flush(ack) | Job::Barrier(ack) => flushes.push(ack),
                 Job::Peer(bytes) => {
                     if self.attributor.is_none() {
                         // The read-back reads the copies too; what came

@@ -130,6 +130,33 @@ fn a_torn_line_costs_one_record_and_the_next_ones_start_clean() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// A barrier (what a click waits for) has the records sent before it on
+/// disk, and leaves the counts to their once-a-second write.
+#[test]
+fn a_barrier_writes_the_records_before_it_and_not_the_counts() {
+    let state = tempdir("barrier");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.bid(day.as_millis(), ad("li"));
+    log.track(day.as_millis(), ad("li"), 7, true, 1);
+    rt.block_on(log.barrier());
+    let file = state.join("events/2026-11-24.events");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kinds: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    assert_eq!(kinds, ["c"], "{text}");
+    rt.block_on(log.flush());
+    log.close();
+    let r = report(&state, "2026-11-24", day);
+    let c = r.rows[0].counters;
+    assert_eq!((c.bids, c.clicks), (1, 1), "{:?}", r.rows);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 #[test]
 fn damaged_or_stale_aggregates_are_rebuilt_from_their_day() {
     let state = tempdir("aggs");
