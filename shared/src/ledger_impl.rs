@@ -1177,7 +1177,7 @@ impl Ledger for RedisLedger {
                 // budget unless the cluster spent it, as the spend last
                 // read from Redis says; explain must tell the two apart.
                 // The reservation waits for the lease.
-                for l in limits {
+                for l in limits.iter().filter(|l| l.cap != Cap::None) {
                     self.spent(l.key, day).room_for(l.cap, cost, now)?;
                 }
                 Ok(())
@@ -1452,35 +1452,36 @@ impl Ledger for RedisLedger {
         if !self.frequency_allows(user, line_item, cap, window_ms, now) {
             return false;
         }
+        // Redis away: what this replica counts (budgeted line items say
+        // `state_unavailable` meanwhile), at once.
+        if self.inner.unavailable() {
+            return true;
+        }
         // What the confirming script counts: impressions within the window
-        // and slots of bids still in flight, on every replica.
+        // and slots of bids still in flight, on every replica. One round
+        // trip, bounded in time, and never taken as Redis failing: an
+        // admin's read must not stop the bidding.
         let (w, r) = self.inner.keys.frequency(line_item, user);
         let inner = self.inner.clone();
         let at = now.as_millis();
         let counted = self.block(async move {
-            let shown: u64 = inner
-                .cmd(
-                    redis::cmd("ZCOUNT")
-                        .arg(&w)
-                        .arg(at.saturating_sub(window_ms))
-                        .arg("+inf")
-                        .clone(),
-                )
-                .await?;
-            let flying: u64 = inner
-                .cmd(
-                    redis::cmd("ZCOUNT")
-                        .arg(&r)
-                        .arg(format!("({at}"))
-                        .arg("+inf")
-                        .clone(),
-                )
-                .await?;
-            Ok::<u64, String>(shown.saturating_add(flying))
+            let mut conn = inner.connection().await.ok()?;
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZCOUNT")
+                .arg(&w)
+                .arg(at.saturating_sub(window_ms))
+                .arg("+inf")
+                .cmd("ZCOUNT")
+                .arg(&r)
+                .arg(format!("({at}"))
+                .arg("+inf");
+            let read = pipe.query_async::<(u64, u64)>(&mut conn);
+            match tokio::time::timeout(inner.opts.timeout, read).await {
+                Ok(Ok((shown, flying))) => Some(shown.saturating_add(flying)),
+                _ => None,
+            }
         });
-        // Redis away: what this replica counts (budgeted line items say
-        // `state_unavailable` meanwhile).
-        counted.map_or(true, |n| n < u64::from(cap))
+        counted.is_none_or(|n| n < u64::from(cap))
     }
 
     fn budget_kind(&self, line_item: &str) -> Option<BudgetKind> {
