@@ -674,13 +674,14 @@ fn domain_blocked(ours: &str, blocked: &str) -> bool {
 fn listed_domain(listed: &str) -> &str {
     let mut d = listed.trim();
     if let Some((scheme, rest)) = d.split_once("//") {
-        // `https://host`, or a scheme-relative `//host`.
-        if scheme.is_empty()
-            || (scheme.ends_with(':')
-                && scheme[..scheme.len() - 1]
-                    .bytes()
-                    .all(|c| c.is_ascii_alphabetic()))
-        {
+        // `https://host`, `android-app://host` (RFC 3986: a letter, then
+        // letters, digits, `+`, `-`, `.`), or a scheme-relative `//host`.
+        let name = scheme.strip_suffix(':').unwrap_or("\u{0}");
+        let is_scheme = name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+        if scheme.is_empty() || is_scheme {
             d = rest;
         }
     }
@@ -713,6 +714,11 @@ mod tests {
             "https://user@brand.example:8443/#top",
             "brand.example.",
             " brand.example. ",
+            "brand.example.\t",
+            "ads@brand.example",
+            "brand.example?x=1",
+            "android-app://brand.example/x",
+            "WWW.brand.example",
         ] {
             let host = listed_domain(listed);
             assert!(

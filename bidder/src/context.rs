@@ -250,10 +250,13 @@ impl<'r> Context<'r> {
             bcat: &req.bcat,
             badv: &req.badv,
             bcat_foreign: !req.bcat.is_empty() && req.cattax.is_some_and(|t| t != 1),
-            badv_loose: req
-                .badv
-                .iter()
-                .any(|b| b.ends_with('.') || b.bytes().any(|c| matches!(c, b'/' | b':' | b' '))),
+            // Anything but a bare host name: a scheme, a path, a port, a
+            // user, white space, the root's dot.
+            badv_loose: req.badv.iter().any(|b| {
+                b.ends_with('.')
+                    || b.bytes()
+                        .any(|c| !(c.is_ascii_alphanumeric() || c == b'.' || c == b'-'))
+            }),
             test: req.is_test(),
             secure_page: site
                 .and_then(|s| s.page.as_deref())

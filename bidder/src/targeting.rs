@@ -142,12 +142,12 @@ pub(crate) fn domain_within(domain: &str, listed: &str) -> bool {
                 && d[d.len() - l.len() - 1] == b'.'))
 }
 
-/// As `trim_start_matches("www.")`, without the substring searcher that
-/// builds on every call: this runs for each blocked or allowed site of
-/// each candidate, on every request.
+/// As `trim_start_matches("www.")` in any case (host names are), without
+/// the substring searcher that builds on every call: this runs for each
+/// blocked or allowed site of each candidate, on every request.
 fn without_www(mut d: &[u8]) -> &[u8] {
-    while let Some(rest) = d.strip_prefix(b"www.") {
-        d = rest;
+    while d.len() >= 4 && d[..4].eq_ignore_ascii_case(b"www.") {
+        d = &d[4..];
     }
     d
 }
@@ -157,19 +157,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn www_goes_as_trim_start_matches_takes_it() {
+    fn www_goes_as_trim_start_matches_takes_it_in_any_case() {
         for d in [
             "",
             "www.",
             "www.www.a.com",
             "wwwa.com",
             "WWW.a.com",
+            "Www.wWw.a.com",
             "a.www.com",
             "www",
         ] {
+            let lower = d.to_ascii_lowercase();
+            let kept = lower.trim_start_matches("www.").len();
             assert_eq!(
                 without_www(d.as_bytes()),
-                d.trim_start_matches("www.").as_bytes(),
+                &d.as_bytes()[d.len() - kept..],
                 "{d}"
             );
         }

@@ -2175,27 +2175,39 @@ const FIRST_FLIGHT_YEAR: i32 = 2000;
 pub(crate) const MAX_ID_BYTES: usize = 128;
 
 /// Characters that print as nothing or reorder what follows: Unicode's
-/// format characters that text editors and terminals let through.
+/// default-ignorable code points and its other format characters (bidi
+/// controls, zero-width spaces, variation selectors, tag characters, blank
+/// fillers), which text editors and terminals let through.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
+            | '\u{034F}'
             | '\u{061C}'
-            | '\u{180E}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
     )
 }
 
 /// An IAB Content Category 1.0 code: `IAB1` to `IAB26`, or one of their
 /// subcategories (`IAB17-18`).
 fn is_iab1(code: &str) -> bool {
-    let Some(rest) = code.strip_prefix("IAB") else {
-        return false;
+    // `iab17-18` matched bcat as well (codes compare in any case).
+    let rest = match code.get(..3) {
+        Some(p) if p.eq_ignore_ascii_case("IAB") => &code[3..],
+        _ => return false,
     };
     let (tier1, tier2) = match rest.split_once('-') {
         Some((a, b)) => (a, Some(b)),

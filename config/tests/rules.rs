@@ -793,6 +793,13 @@ fn ids_show_as_typed_and_fit_in_notice_urls() {
         "line item \"nw\u{202e}line\": the id holds the invisible character U+202E, which \
          shows it as another id; type it again",
     );
+    for hidden in ["\\U000E0041", "\\uFE0F", "\\u3164", "\\u200B"] {
+        let text = edit(OTHER, "id: nw-line", &format!("id: \"nw{hidden}line\""));
+        assert!(
+            only_problem(&text).message.contains("invisible character"),
+            "{hidden}"
+        );
+    }
     let long = "n".repeat(129);
     let text = edit(OTHER, "id: nw-line", &format!("id: {long}"));
     assert_problem(
@@ -821,7 +828,7 @@ fn flights_fall_in_plausible_years() {
 
 #[test]
 fn advertiser_categories_are_iab_codes() {
-    let typos = ["IAB17_18", "iab22", "IAB27", "IAB0", "IAB22-", "IAB22-01"];
+    let typos = ["IAB17_18", "IBA22", "IAB27", "IAB0", "IAB22-", "IAB22-01"];
     for typo in typos {
         let text = edit(
             BASE,
@@ -837,7 +844,7 @@ fn advertiser_categories_are_iab_codes() {
             ),
         );
     }
-    for code in ["IAB26-4", "IAB1"] {
+    for code in ["IAB26-4", "IAB1", "iab17-18"] {
         let text = edit(
             BASE,
             "categories: [IAB17-18]",
