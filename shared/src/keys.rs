@@ -82,6 +82,13 @@ impl Keys {
         format!("{}charged", self.prefix)
     }
 
+    /// Losses told to one replica for bids another holds (a stream of its
+    /// own, short: best effort, and apart from the charges every replica
+    /// must read).
+    pub(crate) fn lost(&self) -> String {
+        format!("{}lost", self.prefix)
+    }
+
     /// Audience data applied on one replica, for the others.
     pub(crate) fn audience(&self) -> String {
         format!("{}audience", self.prefix)

@@ -773,7 +773,9 @@ impl Inner {
     pub(crate) fn lost_elsewhere(&self, bid: BidKey) {
         let mut l = lock(&self.lost);
         let now = self.now().as_millis();
-        if now - l.since >= LOSSES_REMEMBERED_MS {
+        // A new generation every few minutes, or once this one is full,
+        // so a replay is always caught for the last stretch of traffic.
+        if now - l.since >= LOSSES_REMEMBERED_MS || l.current.len() >= MAX_LOSSES_REMEMBERED {
             l.previous = std::mem::take(&mut l.current);
             l.since = now;
         }
@@ -783,9 +785,7 @@ impl Inner {
         {
             return;
         }
-        if l.current.len() < MAX_LOSSES_REMEMBERED {
-            l.current.insert(bid.0);
-        }
+        l.current.insert(bid.0);
         l.waiting.push(bid.0);
     }
 

@@ -574,20 +574,6 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
         if field("r").map(String::as_str) == Some(inner.opts.replica.as_str()) {
             continue;
         }
-        // Losses other replicas were told of (no `b`: a replica of an
-        // earlier version passes over the entry): each hold goes as if the
-        // notice had come here (a bid already won or charged keeps it).
-        if let Some(list) = field("l") {
-            for bid in list.split(',').take(LOSSES_PER_ENTRY) {
-                let Ok(bid) = u64::from_str_radix(bid, 16) else {
-                    continue;
-                };
-                if let (_, Some(give)) = inner.release_here(BidKey(bid)) {
-                    inner.queue(give);
-                }
-            }
-            continue;
-        }
         let Some(bid) = field("b").and_then(|b| u64::from_str_radix(b, 16).ok()) else {
             continue;
         };
@@ -618,42 +604,116 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
 }
 
 /// Losses told here for bids other replicas hold, gathered since the last
-/// pass (see `Inner::lost_elsewhere`), go on to them as one stream entry of
-/// at most [`LOSSES_PER_ENTRY`] bids: one write however many came, never
-/// queued behind or in front of the charges' writes. Best effort: a loss
-/// that does not get through lets its hold end with its reservation.
+/// pass (see `Inner::lost_elsewhere`), go on to them in the stream of
+/// losses: at most [`LOSS_ENTRIES_PER_PASS`] entries of
+/// [`LOSSES_PER_ENTRY`] bids, in one round trip, never queued behind or in
+/// front of the charges' writes. Best effort: a loss that does not get
+/// through lets its hold end with its reservation.
 async fn pass_on_losses(inner: &Inner) {
-    let bids = inner.take_losses(LOSSES_PER_ENTRY);
-    if bids.is_empty() || inner.unavailable() {
+    let mut pipe = redis::pipe();
+    let mut entries = 0;
+    while entries < LOSS_ENTRIES_PER_PASS {
+        let bids = inner.take_losses(LOSSES_PER_ENTRY);
+        if bids.is_empty() {
+            break;
+        }
+        let mut list = String::with_capacity(bids.len() * 17);
+        for (i, bid) in bids.iter().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            list.push_str(&BidKey(*bid).to_string());
+        }
+        pipe.cmd("XADD")
+            .arg(inner.keys.lost())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(LOST_STREAM_LEN)
+            .arg("*")
+            .arg("r")
+            .arg(&inner.opts.replica)
+            .arg("l")
+            .arg(list)
+            .ignore();
+        entries += 1;
+    }
+    if entries == 0 || inner.unavailable() {
         return;
     }
-    let mut list = String::with_capacity(bids.len() * 17);
-    for (i, bid) in bids.iter().enumerate() {
-        if i > 0 {
-            list.push(',');
-        }
-        list.push_str(&BidKey(*bid).to_string());
+    if let Ok(mut conn) = inner.connection().await {
+        let _ = tokio::time::timeout(inner.opts.timeout, pipe.query_async::<()>(&mut conn)).await;
     }
-    let _ = inner
-        .cmd::<String>(
-            redis::cmd("XADD")
-                .arg(inner.keys.charged())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(inner.opts.stream_len)
-                .arg("*")
-                .arg("r")
-                .arg(&inner.opts.replica)
-                .arg("l")
-                .arg(list)
-                .clone(),
-        )
-        .await;
 }
 
-/// Bids in one stream entry of losses, at most; and what a reader takes
-/// from one.
-pub(crate) const LOSSES_PER_ENTRY: usize = 2_000;
+/// Reads the losses other replicas were told of since `last` (from the
+/// stream's end at the first read): each hold this replica keeps for one
+/// goes as if the notice had come here (a bid already won or charged keeps
+/// it). A few entries a pass; a reader left behind skips what the stream
+/// no longer holds, and those holds end with their reservations.
+async fn lost_elsewhere(inner: &Inner, last: &mut Option<String>) -> Result<(), String> {
+    let key = inner.keys.lost();
+    let Some(from) = last.clone() else {
+        let tail: Vec<(String, Vec<String>)> = inner
+            .cmd(
+                redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .clone(),
+            )
+            .await?;
+        *last = Some(
+            tail.first()
+                .map_or_else(|| "0-0".to_string(), |(id, _)| id.clone()),
+        );
+        return Ok(());
+    };
+    let entries: Vec<(String, Vec<String>)> = inner
+        .cmd(
+            redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(format!("({from}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(LOSS_ENTRIES_READ)
+                .clone(),
+        )
+        .await?;
+    for (id, fields) in &entries {
+        *last = Some(id.clone());
+        let field = |name: &str| {
+            fields
+                .chunks(2)
+                .find(|c| c.first().map(String::as_str) == Some(name))
+                .and_then(|c| c.get(1))
+        };
+        if field("r").map(String::as_str) == Some(inner.opts.replica.as_str()) {
+            continue;
+        }
+        let Some(list) = field("l") else { continue };
+        for bid in list.split(',').take(LOSSES_PER_ENTRY) {
+            let Ok(bid) = u64::from_str_radix(bid, 16) else {
+                continue;
+            };
+            if let (_, Some(give)) = inner.release_here(BidKey(bid)) {
+                inner.queue(give);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bids in one entry of the stream of losses, at most (about 8.5 KB).
+pub(crate) const LOSSES_PER_ENTRY: usize = 500;
+/// Entries a replica adds per pass (a tenth of a second), at most: 20,000
+/// losses a second handed on.
+const LOSS_ENTRIES_PER_PASS: usize = 4;
+/// Entries a replica reads per pass, at most (about 425 KB).
+const LOSS_ENTRIES_READ: usize = 50;
+/// Entries the stream of losses keeps (about 8.5 MB at most).
+const LOST_STREAM_LEN: usize = 1_000;
 
 /// Reads the cached spend again, a bounded share of a pass at a time
 /// (tens of thousands of keys on a slow Redis must not hold off the
@@ -699,6 +759,7 @@ pub(crate) async fn run(
     let mut beats: u32 = 0;
     let mut epoch: Option<String> = None;
     let mut last_stream: Option<String> = None;
+    let mut last_lost: Option<String> = None;
     let mut started = false;
     let mut last_beat = i64::MIN / 2;
     let mut last_maintenance = i64::MIN / 2;
@@ -863,6 +924,7 @@ pub(crate) async fn run(
             last_stream_read = mono;
             let _ = settled(&inner, &mut last_stream).await;
             pass_on_losses(&inner).await;
+            let _ = lost_elsewhere(&inner, &mut last_lost).await;
         }
         if started && mono - last_maintenance >= 1_000 {
             last_maintenance = mono;

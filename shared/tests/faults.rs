@@ -674,11 +674,11 @@ fn a_loss_told_to_another_replica_lets_the_hold_go() {
     // The frequency slot went with the hold: user-1 may be bid for again.
     a.l.reserve(&k.hold(3, m(1), cap, now, Some("user-1")), now)
         .expect("user-1's slot is free again");
-    // One stream entry carried both losses, each once.
+    // The stream of losses carried both, each once.
     let client = redis::Client::open(_server.url()).unwrap();
     let mut conn = client.get_connection().unwrap();
     let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg("bidder:charged")
+        .arg("bidder:lost")
         .arg("-")
         .arg("+")
         .query(&mut conn)
