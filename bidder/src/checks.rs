@@ -688,7 +688,11 @@ fn listed_domain(listed: &str) -> &str {
     d = d.split(['/', '?', '#']).next().unwrap_or("");
     d = d.rsplit('@').next().unwrap_or("");
     d = d.split(':').next().unwrap_or("");
-    d.trim_end_matches('.')
+    // `*.brand.example` and `.brand.example`: the domain and every one
+    // below it, as a bare entry blocks anyway.
+    d.trim_start_matches("*.")
+        .trim_start_matches('.')
+        .trim_end_matches('.')
 }
 
 /// `bcat` lists categories: blocking `IAB17` blocks `IAB17-18`. Bytes, not
@@ -719,6 +723,8 @@ mod tests {
             "brand.example?x=1",
             "android-app://brand.example/x",
             "WWW.brand.example",
+            "*.brand.example",
+            ".brand.example",
         ] {
             let host = listed_domain(listed);
             assert!(

@@ -251,11 +251,12 @@ impl<'r> Context<'r> {
             badv: &req.badv,
             bcat_foreign: !req.bcat.is_empty() && req.cattax.is_some_and(|t| t != 1),
             // Anything but a bare host name: a scheme, a path, a port, a
-            // user, white space, the root's dot.
-            badv_loose: req
-                .badv
-                .iter()
-                .any(|b| b.ends_with('.') || !b.bytes().all(|c| HOST_BYTE[usize::from(c)])),
+            // user, white space, a wildcard, a dot first or last.
+            badv_loose: req.badv.iter().any(|b| {
+                b.starts_with('.')
+                    || b.ends_with('.')
+                    || !b.bytes().all(|c| HOST_BYTE[usize::from(c)])
+            }),
             test: req.is_test(),
             secure_page: site
                 .and_then(|s| s.page.as_deref())

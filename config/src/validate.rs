@@ -429,7 +429,12 @@ impl FileChecker<'_> {
             id: adv.id.value.clone(),
             name: adv.name.value.clone(),
             domains: domains.iter().map(|d| d.value.clone()).collect(),
-            categories: strings(&adv.categories),
+            categories: adv
+                .categories
+                .0
+                .iter()
+                .map(|c| c.value.to_ascii_uppercase())
+                .collect(),
             products,
             attribution,
             audiences,

@@ -850,7 +850,12 @@ fn advertiser_categories_are_iab_codes() {
             "categories: [IAB17-18]",
             &format!("categories: [{code}]"),
         );
-        assert_loads(&[("a.yaml", &text)]);
+        let config = assert_loads(&[("a.yaml", &text)]);
+        // As bids name them (`cat`): upper case.
+        assert_eq!(
+            config.advertisers[0].categories,
+            [code.to_ascii_uppercase()]
+        );
     }
 }
 
