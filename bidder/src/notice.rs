@@ -861,9 +861,14 @@ pub fn verify(
 pub fn read_plain(text: Option<&str>) -> Price {
     // No auction clears at zero: a zero price is an exchange that did not
     // know it yet (or someone racing it), not a free impression.
-    match text.and_then(parse_price).filter(|p| *p > Micros::ZERO) {
-        Some(p) => Price::Cpm(p),
-        None => Price::Unreadable,
+    match text.and_then(parse_price) {
+        Some(p) if p > Micros::ZERO => Price::Cpm(p),
+        // Under a micro, but not zero (`0.0000004`): a micro, the least
+        // that can be charged, rather than the whole bid.
+        Some(_) if text.is_some_and(|t| t.bytes().any(|b| matches!(b, b'1'..=b'9'))) => {
+            Price::Cpm(Micros(1))
+        }
+        _ => Price::Unreadable,
     }
 }
 
@@ -1577,6 +1582,15 @@ mod tests {
         let q = query(Kind::Win);
         let without = &q[..q.find("&price=").unwrap()];
         assert_eq!(check(Kind::Win, without).unwrap().price, Price::Unreadable);
+    }
+
+    #[test]
+    fn a_price_under_a_micro_charges_a_micro_and_zero_charges_the_bid() {
+        assert_eq!(read_plain(Some("0.0000004")), Price::Cpm(Micros(1)));
+        assert_eq!(read_plain(Some("0.0000015")), Price::Cpm(Micros(1)));
+        for zero in ["0", "0.0000000", ".0", "000"] {
+            assert_eq!(read_plain(Some(zero)), Price::Unreadable, "{zero}");
+        }
     }
 
     #[test]
