@@ -842,7 +842,7 @@ struct RawRequest {
 #[derive(Deserialize)]
 struct RawAsset {
     #[serde(default)]
-    id: Num,
+    id: AssetId,
     #[serde(default)]
     required: Flag,
     #[serde(default)]
@@ -1031,6 +1031,58 @@ impl<'de> Deserialize<'de> for Num {
     }
 }
 
+/// An asset id: the answer echoes it and the exchange matches it, so only
+/// an integer that comes back as it was sent (`2`, `2.0`, `"2"`); a
+/// fraction, or a number past 64 bits that would come back changed, makes
+/// the native request unusable rather than answered with an asset it
+/// never asked for. Absent or null is none (refused as missing).
+#[derive(Default)]
+struct AssetId(Option<i64>);
+
+impl<'de> Deserialize<'de> for AssetId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = AssetId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer asset id")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<AssetId, E> {
+                Ok(AssetId(Some(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<AssetId, E> {
+                i64::try_from(v)
+                    .map(|v| AssetId(Some(v)))
+                    .map_err(|_| E::custom("an asset id past 64 bits"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<AssetId, E> {
+                // Exactly an integer, and well inside i64 (2^53: every
+                // integer up to it is a float of its own).
+                if v.fract() == 0.0 && v.abs() <= 9_007_199_254_740_992.0 {
+                    return Ok(AssetId(Some(v as i64)));
+                }
+                Err(E::custom("an asset id that is not an integer"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AssetId, E> {
+                match v.trim() {
+                    "" => Ok(AssetId(None)),
+                    t => t
+                        .parse::<i64>()
+                        .map(|n| AssetId(Some(n)))
+                        .map_err(|_| E::custom("an asset id that is not an integer")),
+                }
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<AssetId, E> {
+                Ok(AssetId(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<AssetId, E> {
+                Ok(AssetId(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// `as` saturates and maps NaN to 0; only finite values are numbers here.
 fn float_int(v: f64) -> Option<i64> {
     v.is_finite().then(|| v.trunc() as i64)
@@ -1176,6 +1228,29 @@ mod tests {
         // whole or dropped, never split.
         let t = fit_text("Abcdefghij😀xyz", Some(12), true).unwrap();
         assert_eq!(t, "Abcdefghij…");
+    }
+
+    #[test]
+    fn asset_ids_come_back_as_sent_or_the_request_is_unusable() {
+        let id = |json: &str| serde_json::from_str::<AssetId>(json).map(|a| a.0);
+        assert_eq!(id("7").unwrap(), Some(7));
+        assert_eq!(id("-7").unwrap(), Some(-7));
+        assert_eq!(id("\" 7 \"").unwrap(), Some(7));
+        assert_eq!(id("2.0").unwrap(), Some(2));
+        assert_eq!(id("9223372036854775807").unwrap(), Some(i64::MAX));
+        assert_eq!(id("null").unwrap(), None);
+        for bad in [
+            "1.5",
+            "1180591620717411303424",
+            "9223372036854775808",
+            "1e300",
+            "\"x\"",
+        ] {
+            assert!(id(bad).is_err(), "{bad}");
+        }
+        let request =
+            r#"{"assets":[{"id":1180591620717411303424,"required":1,"title":{"len":25}}]}"#;
+        assert!(parse_native_request(request).is_err());
     }
 
     #[test]
