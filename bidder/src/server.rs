@@ -890,7 +890,7 @@ fn no_content() -> Resp {
 }
 
 /// The admin port.
-pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
+pub async fn admin_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     let get_only = |m: &Method| m == Method::GET || m == Method::HEAD;
     match req.uri().path() {
         "/healthz" if get_only(req.method()) => text(StatusCode::OK, "ok\n"),
@@ -952,7 +952,7 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>) -> Resp {
             r
         }
         path if path.starts_with("/v1/") => v1(app, req).await,
-        "/ui" | "/ui/login" => ui(app, req).await,
+        "/ui" | "/ui/login" => ui(app, req, peer).await,
         "/healthz" | "/readyz" | "/metrics" => method_not_allowed("GET"),
         _ => Refused::NotFound.response(),
     }
@@ -1158,7 +1158,7 @@ fn error_page(message: &str) -> String {
 }
 
 /// `/ui` and `/ui/login` (see [`crate::ui`]).
-async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
+async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     let Some(token) = app.settings.admin_token.clone() else {
         return Refused::AdminOff.response();
     };
@@ -1223,6 +1223,9 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
                     "a login must come from this page's own form\n",
                 );
             }
+            // Behind the proxies named trusted, the browser's address.
+            let client =
+                client_address(peer, req.headers(), &app.settings.trusted_proxies).unwrap_or(peer);
             let (parts, body) = req.into_parts();
             let read = tokio::time::timeout(
                 app.settings.body_timeout,
@@ -1233,7 +1236,7 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 Ok(Err(e)) => return e.response(),
                 Err(_) => return Refused::SlowBody.response(),
             };
-            if !app.ui_failures.allowed(now_secs) {
+            if !app.ui_failures.allowed(client, now_secs) {
                 let mut r = text(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many wrong tokens this minute; try again in a minute\n",
@@ -1247,7 +1250,7 @@ async fn ui(app: Arc<App>, req: Request<Incoming>) -> Resp {
             if app.admin_access(Some(bearer.as_bytes())) == Access::Admin {
                 see_other("/ui", Some(crate::ui::session_cookie(&token, now_secs)))
             } else {
-                app.ui_failures.failed(now_secs);
+                app.ui_failures.failed(client, now_secs);
                 page_with(
                     StatusCode::UNAUTHORIZED,
                     crate::ui::login_page(true),
@@ -1521,8 +1524,8 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
     let admin_thread = std::thread::Builder::new()
         .name("admin".into())
         .spawn(move || {
-            runtime.block_on(serve(admin, rx, limits, move |r, _| {
-                admin_port(a2.clone(), r)
+            runtime.block_on(serve(admin, rx, limits, move |r, peer| {
+                admin_port(a2.clone(), r, peer)
             }));
         })?;
     let done = tokio::spawn(async move {

@@ -15,29 +15,64 @@ use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
 const COOKIE: &str = "bidder_ui";
-/// Wrong tokens accepted per minute, all clients together; past it logins
+/// Wrong tokens accepted per minute from one client; past it its logins
 /// wait for the next minute (429). Tokens are long and random: this bounds
-/// the work a guesser gets from the port, not the odds.
+/// the work a guesser gets from the port, not the odds. Per client, so that
+/// one (a page in someone's browser, a script) locks out itself only.
 pub const FAILED_LOGINS_PER_MINUTE: u32 = 20;
+/// Wrong tokens accepted per minute from all clients together: what many
+/// addresses guessing at once get, at most.
+pub const FAILED_LOGINS_PER_MINUTE_IN_ALL: u32 = 1_000;
+/// Clients whose failures are told apart in a minute; past it, the others
+/// count together as one.
+const CLIENTS_COUNTED: usize = 4_096;
 
-/// Failed logins in the current minute.
+/// Failed logins in the current minute, per client and in all.
 #[derive(Default)]
-pub struct Failures(std::sync::Mutex<(i64, u32)>);
+pub struct Failures(std::sync::Mutex<Minute>);
 
-impl Failures {
-    /// Whether a login may be tried at `now_secs`.
-    pub fn allowed(&self, now_secs: i64) -> bool {
-        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        g.0 != now_secs / 60 || g.1 < FAILED_LOGINS_PER_MINUTE
+#[derive(Default)]
+pub struct Minute {
+    minute: i64,
+    all: u32,
+    by_client: std::collections::HashMap<std::net::IpAddr, u32>,
+    others: u32,
+}
+
+impl Minute {
+    fn at(&mut self, now_secs: i64) -> &mut Self {
+        if self.minute != now_secs / 60 {
+            *self = Minute {
+                minute: now_secs / 60,
+                ..Minute::default()
+            };
+        }
+        self
     }
 
-    pub fn failed(&self, now_secs: i64) {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let minute = now_secs / 60;
-        if g.0 != minute {
-            *g = (minute, 0);
+    fn of(&mut self, client: std::net::IpAddr) -> &mut u32 {
+        if self.by_client.len() < CLIENTS_COUNTED || self.by_client.contains_key(&client) {
+            self.by_client.entry(client).or_default()
+        } else {
+            &mut self.others
         }
-        g.1 = g.1.saturating_add(1);
+    }
+}
+
+impl Failures {
+    /// Whether `client` may try a login at `now_secs`.
+    pub fn allowed(&self, client: std::net::IpAddr, now_secs: i64) -> bool {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let m = g.at(now_secs);
+        m.all < FAILED_LOGINS_PER_MINUTE_IN_ALL && *m.of(client) < FAILED_LOGINS_PER_MINUTE
+    }
+
+    pub fn failed(&self, client: std::net::IpAddr, now_secs: i64) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let m = g.at(now_secs);
+        m.all = m.all.saturating_add(1);
+        let n = m.of(client);
+        *n = n.saturating_add(1);
     }
 }
 /// Whether a browser says a login form was posted from another site's

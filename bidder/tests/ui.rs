@@ -270,10 +270,46 @@ fn wrong_tokens_are_limited_per_minute() {
     assert_eq!(
         login(ADMIN_TOKEN).status,
         429,
-        "the minute is spent, for everyone"
+        "the minute is spent, for this client"
     );
     s.clock.advance_millis(60_000);
     assert_eq!(login(ADMIN_TOKEN).status, 303, "a new minute");
+    drop(s);
+
+    // Per client: one spending its tries (a script, a page in someone's
+    // browser) does not lock the others out. Behind a trusted proxy the
+    // client is the forwarded address.
+    let s = Server::start_in_with(&dir, &dir.join("state"), ts("2026-11-24T12:00:10Z"), |s| {
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    });
+    let login_from = |client: &str, token: &str| {
+        let body = format!("token={token}");
+        let headers = [
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Forwarded-For", client),
+        ];
+        request(s.admin, "POST", "/ui/login", &headers, body.as_bytes()).status
+    };
+    for _ in 0..bidder::ui::FAILED_LOGINS_PER_MINUTE {
+        assert_eq!(login_from("198.51.100.1", "guess"), 401);
+    }
+    assert_eq!(login_from("198.51.100.1", ADMIN_TOKEN), 429);
+    assert_eq!(
+        login_from("198.51.100.2", ADMIN_TOKEN),
+        303,
+        "another client"
+    );
+    // Many clients together stop at the overall bound.
+    let all = bidder::ui::FAILED_LOGINS_PER_MINUTE_IN_ALL - bidder::ui::FAILED_LOGINS_PER_MINUTE;
+    for i in 0..all {
+        let client = format!("203.0.{}.{}", i / 250, i % 250 + 1);
+        assert_eq!(login_from(&client, "guess"), 401, "{client}");
+    }
+    assert_eq!(
+        login_from("198.51.100.3", ADMIN_TOKEN),
+        429,
+        "every client's minute"
+    );
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
