@@ -241,14 +241,28 @@ mod tests {
     }
 
     #[test]
-    fn failed_logins_are_limited_per_minute() {
+    fn failed_logins_are_limited_per_minute_and_client() {
         let f = Failures::default();
+        let (a, b) = ([192, 0, 2, 1].into(), [192, 0, 2, 2].into());
         for _ in 0..FAILED_LOGINS_PER_MINUTE {
-            assert!(f.allowed(600));
-            f.failed(600);
+            assert!(f.allowed(a, 600));
+            f.failed(a, 600);
         }
-        assert!(!f.allowed(659));
-        assert!(f.allowed(660), "a new minute");
+        assert!(!f.allowed(a, 659));
+        assert!(f.allowed(b, 659), "another client");
+        assert!(f.allowed(a, 660), "a new minute");
+        // Clients told apart are bounded; past them, the rest count as one.
+        let f = Failures::default();
+        for i in 0..2 * CLIENTS_COUNTED as u32 {
+            assert!(f.allowed(std::net::Ipv4Addr::from(i).into(), 600));
+        }
+        let counted = f.0.lock().unwrap().by_client.len();
+        assert_eq!(counted, CLIENTS_COUNTED);
+        // And all clients together stop at the overall bound.
+        for i in 0..FAILED_LOGINS_PER_MINUTE_IN_ALL {
+            f.failed(std::net::Ipv4Addr::from(i).into(), 600);
+        }
+        assert!(!f.allowed(b, 600));
     }
 
     #[test]
