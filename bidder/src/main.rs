@@ -40,6 +40,12 @@ enum Command {
         /// Directory whose *.yaml files make up the config.
         #[arg(long)]
         config: PathBuf,
+        /// A state directory (serve's --state or --journal): also checks
+        /// the rules that depend on what was spent, as a start on it
+        /// would (a line item's budget type never changes once it has
+        /// spent). Only read, also while a bidder runs on it.
+        #[arg(long)]
+        state: Option<PathBuf>,
     },
     /// Replay traffic against the real pipeline on a simulated clock with
     /// simulated wins, and print per hour and line item: spend, plan,
@@ -407,7 +413,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Validate { config } => validate(&config),
+        Command::Validate { config, state } => validate(&config, state.as_deref()),
         Command::Schema { kind } => schema(kind),
         Command::Simulate(args) => match simulate(args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -488,9 +494,31 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-fn validate(dir: &std::path::Path) -> ExitCode {
+fn validate(dir: &std::path::Path, state: Option<&std::path::Path>) -> ExitCode {
     match config::load_dir(dir) {
         Ok(config) => {
+            if let Some(state) = state {
+                let problems = match state_problems(&config, state) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("bidder: {e:#}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                if !problems.is_empty() {
+                    for p in &problems {
+                        println!("{p}");
+                    }
+                    eprintln!(
+                        "{}: invalid on {}: {} problem{}",
+                        dir.display(),
+                        state.display(),
+                        problems.len(),
+                        if problems.len() == 1 { "" } else { "s" }
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
             println!("{}: valid: {}", dir.display(), config.summary());
             ExitCode::SUCCESS
         }
@@ -507,6 +535,39 @@ fn validate(dir: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The rules a start on `state` would apply to `config` on top of the
+/// config's own: what a restarted pod would refuse, found before it is.
+/// A stopped bidder's directory is replayed as its start would replay it; a
+/// running one's is read from the journal generations kept for reports.
+fn state_problems(
+    config: &config::Config,
+    state: &std::path::Path,
+) -> anyhow::Result<Vec<config::Problem>> {
+    anyhow::ensure!(
+        !is_redis(&state.to_string_lossy()),
+        "--state {}: give the state directory (with Redis, the --journal one)",
+        state.display()
+    );
+    anyhow::ensure!(
+        state.is_dir(),
+        "--state {}: no such directory",
+        state.display()
+    );
+    let now = config::Clock::now(&SystemClock);
+    let ledger = ledger::MemoryLedger::new(ledger::Options::default());
+    let stopped = ledger::journal::read_stopped(state, &ledger, now)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", state.display()))?;
+    if stopped.is_none() {
+        // A bidder runs on it: what it charged, as reports read it.
+        for g in ledger::journal::generations(state)? {
+            ledger::journal::read_generation(&g.file, |c, _| {
+                ledger::Ledger::restore(&ledger, &c, now)
+            })?;
+        }
+    }
+    Ok(bidder::changes::budget_changes(None, config, now, &ledger))
 }
 
 fn schema(kind: Option<SchemaKind>) -> ExitCode {

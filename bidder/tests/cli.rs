@@ -312,6 +312,85 @@ orders:
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `validate --state` applies what a start on that state would: a line
+/// item that spent under a daily budget cannot come back as lifetime. The
+/// running pods refuse that on reload; without --state, validate passed it,
+/// and every pod restarted on the config then failed to start.
+#[test]
+fn validate_with_the_state_refuses_what_a_restart_would() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-vstate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    let shop = |budget: &str| {
+        format!(
+            r#"advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}
+creatives:
+  - {{ id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }}
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000000.00
+    flight: {{ start: 2000-01-01, end: 2999-12-31 }}
+    line_items:
+      - {{ id: li, media: display, cpm: 1.00, budget: {{ {budget} }}, creatives: [b300] }}
+"#
+        )
+    };
+    std::fs::write(dir.join("config/shop.yaml"), shop("daily: 100.00")).unwrap();
+    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let state = dir.join("state");
+    let (mut child, bid, _) = serve(&dir.join("config"), &state, &[]);
+    let reply = post_json(bid, "/openrtb2/bid", req);
+    let v: serde_json::Value =
+        serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let nurl = v["seatbid"][0]["bid"][0]["nurl"]
+        .as_str()
+        .unwrap()
+        .replace("${AUCTION_PRICE}", "1.00");
+    let path = &nurl[nurl.find("/notice").unwrap()..];
+    let ack = http(
+        bid,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(ack.starts_with("HTTP/1.1 200"), "{ack}");
+
+    // The same line item, now lifetime: valid on its own, not on this state.
+    let changed = dir.join("changed");
+    std::fs::create_dir_all(&changed).unwrap();
+    std::fs::write(changed.join("shop.yaml"), shop("lifetime: 100.00")).unwrap();
+    let validate = |state: Option<&Path>| {
+        let mut cmd = bin();
+        cmd.args(["validate", "--config"]).arg(&changed);
+        if let Some(s) = state {
+            cmd.arg("--state").arg(s);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert_eq!(validate(None).0, Some(0));
+    // While the bidder runs on it (its journal read as reports read it)...
+    let (code, out) = validate(Some(&state));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the budget type cannot change once set"),
+        "{out}"
+    );
+    assert!(out.contains("shop.yaml:"), "file:line:column: {out}");
+    // ...and once it has stopped (replayed as a start would).
+    terminate(child.id());
+    let _ = child.wait();
+    let (code, out) = validate(Some(&state));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the budget type cannot change once set"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A click is answered (302) only once its record is on disk: browsers do
 /// not send a click again, and one lost to a `kill -9` right after its
 /// answer was gone from every report.
