@@ -625,6 +625,26 @@ fn currency_codes_are_three_capital_letters() {
 }
 
 #[test]
+fn currency_codes_are_iso_4217() {
+    // Three capital letters, but no currency: a typo would price requests
+    // and purchases in it.
+    for bad in ["EUO", "XYZ", "ABC"] {
+        let text = edit(RATES, "EUR: 0.95", &format!("{bad}: 0.95"));
+        assert_problem(
+            &text,
+            at(&text, &format!("{bad}: 0.95"), bad),
+            &format!(
+                "currency_rates: \"{bad}\" is not an ISO 4217 currency code (like EUR, GBP, JPY)"
+            ),
+        );
+    }
+    for good in ["CHF", "SEK", "XAU", "ZWG"] {
+        let text = edit(RATES, "EUR: 0.95", &format!("{good}: 0.95"));
+        assert_loads(&[("rates.yaml", &text)]);
+    }
+}
+
+#[test]
 fn currency_code_listed_twice() {
     // The YAML reader refuses the file before the validator sees it.
     let text = edit(RATES, "    GBP: 0.79\n", "    GBP: 0.79\n    EUR: 0.96\n");

@@ -373,6 +373,18 @@ impl FileChecker<'_> {
                 ok = false;
                 continue;
             }
+            // A typo (EUO) would price requests and purchases in a currency
+            // nobody trades in; an exchange or a shop never names it.
+            if !is_iso_4217(c) {
+                self.report(
+                    code.referenced,
+                    format!(
+                        "{subject}: \"{c}\" is not an ISO 4217 currency code (like EUR, GBP, JPY)"
+                    ),
+                );
+                ok = false;
+                continue;
+            }
             if rates.iter().any(|(x, _)| x == c) {
                 self.report(code.referenced, format!("{subject}: {c} is listed twice"));
                 ok = false;
@@ -402,4 +414,19 @@ impl FileChecker<'_> {
             file: self.file.to_path_buf(),
         })
     }
+}
+
+/// Whether `code` is one of ISO 4217's active currency codes (funds and
+/// metals, X.., included: an exchange may price in them).
+fn is_iso_4217(code: &str) -> bool {
+    const CODES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND \
+        BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK \
+        DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR \
+        ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD \
+        MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB \
+        PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP \
+        STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES \
+        VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XUA YER ZAR ZMW ZWG \
+        ZWL";
+    code.len() == 3 && CODES.split_ascii_whitespace().any(|c| c == code)
 }
