@@ -798,8 +798,9 @@ impl MemoryLedger {
 impl MemoryLedger {
     /// A bid held here was charged by another replica (a shared backend
     /// heard it): its hold goes without spend, and a notice arriving here
-    /// later is a duplicate. Returns what it held, its day and keys, for
-    /// the backend to give back the budget it had borrowed for it; `None`
+    /// later is a duplicate. Returns what it held (also when a loss had
+    /// released it), its day and keys, for the backend to give back the
+    /// budget it had borrowed for it; `None`
     /// when the bid is not held here or is being charged here.
     pub fn settled_elsewhere(&self, bid: BidKey) -> Option<(Micros, i64, [SpendKey; 2])> {
         let mut shard = self.bid_shard(bid);
@@ -816,8 +817,13 @@ impl MemoryLedger {
         }
         shard.insert_charged(bid.0, b.forget);
         drop(shard);
+        // Released by a loss that came first (the charge and the loss
+        // travel apart): its hold is already back in what this replica may
+        // spend, yet the charge made it spend elsewhere. The backend must
+        // still give back the budget it borrowed for it, or that amount is
+        // spent twice.
         let Some(field) = field else {
-            return Some((Micros::ZERO, b.day(), b.keys));
+            return Some((b.amount, b.day(), b.keys));
         };
         self.change_all(&b.keys, field, b.day(), b.amount, false);
         Some((b.amount, b.day(), b.keys))

@@ -651,36 +651,47 @@ async fn pass_on_losses(inner: &Inner) {
 /// it). A few entries a pass; a reader left behind skips what the stream
 /// no longer holds, and those holds end with their reservations.
 async fn lost_elsewhere(inner: &Inner, last: &mut Option<String>) -> Result<(), String> {
+    // Best effort: read apart from the calls whose failures say Redis is
+    // failing, so a slow read here never stops the bidding.
     let key = inner.keys.lost();
+    let conn = inner.connection().await?;
+    let query = |cmd: redis::Cmd| {
+        let mut conn = conn.clone();
+        async move {
+            match tokio::time::timeout(inner.opts.timeout, cmd.query_async(&mut conn)).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".to_string()),
+            }
+        }
+    };
     let Some(from) = last.clone() else {
-        let tail: Vec<(String, Vec<String>)> = inner
-            .cmd(
-                redis::cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .clone(),
-            )
-            .await?;
+        let tail: Vec<(String, Vec<String>)> = query(
+            redis::cmd("XREVRANGE")
+                .arg(&key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .clone(),
+        )
+        .await?;
         *last = Some(
             tail.first()
                 .map_or_else(|| "0-0".to_string(), |(id, _)| id.clone()),
         );
         return Ok(());
     };
-    let entries: Vec<(String, Vec<String>)> = inner
-        .cmd(
-            redis::cmd("XRANGE")
-                .arg(&key)
-                .arg(format!("({from}"))
-                .arg("+")
-                .arg("COUNT")
-                .arg(LOSS_ENTRIES_READ)
-                .clone(),
-        )
-        .await?;
+    let entries: Vec<(String, Vec<String>)> = query(
+        redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(format!("({from}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(LOSS_ENTRIES_READ)
+            .clone(),
+    )
+    .await?;
     for (id, fields) in &entries {
         *last = Some(id.clone());
         let field = |name: &str| {

@@ -642,7 +642,7 @@ fn a_full_table_of_bids_refuses_as_unavailable_and_holds_nothing() {
 }
 
 /// Behind a load balancer a loss notice mostly reaches a replica that did
-/// not bid. It tells the one that did (through the stream of charged bids),
+/// not bid. It tells the one that did (through the stream of losses),
 /// which lets the hold and the frequency slot go at once instead of after
 /// the reservation and the late horizon. A loss never undoes a win.
 #[test]
