@@ -529,48 +529,73 @@ fn remember(inner: &Inner, epoch: &mut Option<String>, value: String) {
     *epoch = Some(value);
 }
 
-/// Bids charged by other replicas since `last`: holds here let go.
-async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String> {
-    let key = inner.keys.charged();
+/// The entries of stream `key` after `last`, at most `count`; none at the
+/// first read, which only finds where the stream ends (what came before
+/// this replica started is not its business). `health`: a failure says
+/// Redis is failing, as the calls the bidding depends on say it.
+async fn read_stream(
+    inner: &Inner,
+    key: &str,
+    last: &mut Option<String>,
+    count: usize,
+    health: bool,
+) -> Result<Vec<(String, Vec<String>)>, String> {
+    let query = |cmd: redis::Cmd| async move {
+        if health {
+            return inner.cmd(cmd).await;
+        }
+        let mut conn = inner.connection().await?;
+        match tokio::time::timeout(inner.opts.timeout, cmd.query_async(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_string()),
+        }
+    };
     let Some(from) = last.clone() else {
-        let tail: Vec<(String, Vec<String>)> = inner
-            .cmd(
-                redis::cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .clone(),
-            )
-            .await?;
+        let tail: Vec<(String, Vec<String>)> = query(
+            redis::cmd("XREVRANGE")
+                .arg(key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .clone(),
+        )
+        .await?;
         *last = Some(
             tail.first()
                 .map_or_else(|| "0-0".to_string(), |(id, _)| id.clone()),
         );
-        return Ok(());
+        return Ok(Vec::new());
     };
-    let entries: Vec<(String, Vec<String>)> = inner
-        .cmd(
-            redis::cmd("XRANGE")
-                .arg(&key)
-                .arg(format!("({from}"))
-                .arg("+")
-                .arg("COUNT")
-                .arg(5000)
-                .clone(),
-        )
-        .await?;
+    query(
+        redis::cmd("XRANGE")
+            .arg(key)
+            .arg(format!("({from}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .clone(),
+    )
+    .await
+}
+
+/// The value of `name` in a stream entry's fields.
+fn entry_field<'a>(fields: &'a [String], name: &str) -> Option<&'a String> {
+    fields
+        .chunks(2)
+        .find(|c| c.first().map(String::as_str) == Some(name))
+        .and_then(|c| c.get(1))
+}
+
+/// Bids charged by other replicas since `last`: holds here let go.
+async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String> {
+    let entries = read_stream(inner, &inner.keys.charged(), last, 5000, true).await?;
     for (id, fields) in &entries {
         // Past this entry whatever it holds: a run of this replica's own
         // charges must not stop the reading.
         *last = Some(id.clone());
-        let field = |name: &str| {
-            fields
-                .chunks(2)
-                .find(|c| c.first().map(String::as_str) == Some(name))
-                .and_then(|c| c.get(1))
-        };
+        let field = |name: &str| entry_field(fields, name);
         if field("r").map(String::as_str) == Some(inner.opts.replica.as_str()) {
             continue;
         }
@@ -653,53 +678,10 @@ async fn pass_on_losses(inner: &Inner) {
 async fn lost_elsewhere(inner: &Inner, last: &mut Option<String>) -> Result<(), String> {
     // Best effort: read apart from the calls whose failures say Redis is
     // failing, so a slow read here never stops the bidding.
-    let key = inner.keys.lost();
-    let conn = inner.connection().await?;
-    let query = |cmd: redis::Cmd| {
-        let mut conn = conn.clone();
-        async move {
-            match tokio::time::timeout(inner.opts.timeout, cmd.query_async(&mut conn)).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("timed out".to_string()),
-            }
-        }
-    };
-    let Some(from) = last.clone() else {
-        let tail: Vec<(String, Vec<String>)> = query(
-            redis::cmd("XREVRANGE")
-                .arg(&key)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .clone(),
-        )
-        .await?;
-        *last = Some(
-            tail.first()
-                .map_or_else(|| "0-0".to_string(), |(id, _)| id.clone()),
-        );
-        return Ok(());
-    };
-    let entries: Vec<(String, Vec<String>)> = query(
-        redis::cmd("XRANGE")
-            .arg(&key)
-            .arg(format!("({from}"))
-            .arg("+")
-            .arg("COUNT")
-            .arg(LOSS_ENTRIES_READ)
-            .clone(),
-    )
-    .await?;
+    let entries = read_stream(inner, &inner.keys.lost(), last, LOSS_ENTRIES_READ, false).await?;
     for (id, fields) in &entries {
         *last = Some(id.clone());
-        let field = |name: &str| {
-            fields
-                .chunks(2)
-                .find(|c| c.first().map(String::as_str) == Some(name))
-                .and_then(|c| c.get(1))
-        };
+        let field = |name: &str| entry_field(fields, name);
         if field("r").map(String::as_str) == Some(inner.opts.replica.as_str()) {
             continue;
         }
