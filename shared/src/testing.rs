@@ -20,9 +20,41 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one with its data (append-only file, fsync'd on every write)
     /// in `dir`, so a restart finds what it had.
+    ///
+    /// A port found free may be taken by another test's server before
+    /// this one binds it: this one then exits, and the PING is answered by
+    /// the other, whose state the test would share (a flaky failure far
+    /// from its cause). The server that answers must be the one started
+    /// here, in `dir`; otherwise another port is tried.
     pub fn start(dir: &Path) -> std::io::Result<RedisServer> {
-        let port = free_port()?;
-        RedisServer::start_on(dir, port)
+        let mut last = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let server = RedisServer::start_on(dir, port)?;
+            match server.serves(dir) {
+                Ok(true) => return Ok(server),
+                Ok(false) => {
+                    last = Some(std::io::Error::other(format!(
+                        "port {port} was taken by another redis-server"
+                    )))
+                }
+                Err(e) => last = Some(std::io::Error::other(e.to_string())),
+            }
+            server.abandon();
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no free port for redis-server")))
+    }
+
+    /// Whether the server answering on this port keeps its data in `dir`.
+    fn serves(&self, dir: &Path) -> redis::RedisResult<bool> {
+        let mut conn = redis::Client::open(self.url())?.get_connection()?;
+        let got: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("dir")
+            .query(&mut conn)?;
+        let theirs = got.get(1).map(PathBuf::from);
+        let same = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        Ok(theirs.is_some_and(|t| same(&t) == same(dir)))
     }
 
     fn start_on(dir: &Path, port: u16) -> std::io::Result<RedisServer> {
@@ -119,12 +151,22 @@ impl RedisServer {
             .query(&mut conn)
     }
 
-    /// Stops it (its data stays in `dir`).
-    pub fn stop(&mut self) {
+    /// Stops the shell of a server that is not the one answering on its
+    /// port (it exited): without waiting for the port, somebody else's.
+    fn abandon(mut self) {
         self.stdin.take();
         if let Some(mut c) = self.child.take() {
             let _ = c.wait();
         }
+    }
+
+    /// Stops it (its data stays in `dir`).
+    pub fn stop(&mut self) {
+        self.stdin.take();
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = c.wait();
         // The port is free once nothing answers on it.
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5)
@@ -138,6 +180,13 @@ impl RedisServer {
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.stop();
         let again = RedisServer::start_on(&self.dir, self.addr.port())?;
+        if !again.serves(&self.dir).unwrap_or(false) {
+            again.abandon();
+            return Err(std::io::Error::other(format!(
+                "port {} was taken by another redis-server meanwhile",
+                self.addr.port()
+            )));
+        }
         *self = again;
         Ok(())
     }
@@ -156,6 +205,13 @@ impl RedisServer {
             }
         }
         let again = RedisServer::start_on(&self.dir, self.addr.port())?;
+        if !again.serves(&self.dir).unwrap_or(false) {
+            again.abandon();
+            return Err(std::io::Error::other(format!(
+                "port {} was taken by another redis-server meanwhile",
+                self.addr.port()
+            )));
+        }
         *self = again;
         Ok(())
     }
