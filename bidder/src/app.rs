@@ -735,7 +735,7 @@ impl App {
                 old.as_ref().map(|s| &s.config),
                 &config,
                 self.clock.now(),
-                &*self.ledger,
+                &|id| self.ledger.budget_kind(id),
             );
             if problems.is_empty() {
                 Ok(config)

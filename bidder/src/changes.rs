@@ -11,21 +11,22 @@
 use std::path::Path;
 
 use config::{Budget, Config, Flight, Problem, Timestamp};
-use ledger::{BudgetKind, Ledger};
+use ledger::BudgetKind;
 
 /// Problems with how `new` changes the budgets of `old` (the config
-/// serving, if any) and of what the ledger remembers, at `now`.
+/// serving, if any) and of the budget types spent under (`spent_as`: the
+/// ledger's memory, or a state directory's), at `now`.
 pub fn budget_changes(
     old: Option<&Config>,
     new: &Config,
     now: Timestamp,
-    ledger: &dyn Ledger,
+    spent_as: &dyn Fn(&str) -> Option<BudgetKind>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     for adv in &new.advertisers {
         for order in &adv.orders {
             for li in &order.line_items {
-                let remembered = ledger.budget_kind(&li.id).map(|k| match k {
+                let remembered = spent_as(&li.id).map(|k| match k {
                     // The amount is not what is compared: only the type.
                     BudgetKind::Daily => (Budget::Daily(li.budget.amount()), None),
                     BudgetKind::Lifetime => (Budget::Lifetime(li.budget.amount()), None),

@@ -539,8 +539,8 @@ fn validate(dir: &std::path::Path, state: Option<&std::path::Path>) -> ExitCode 
 
 /// The rules a start on `state` would apply to `config` on top of the
 /// config's own: what a restarted pod would refuse, found before it is.
-/// A stopped bidder's directory is replayed as its start would replay it; a
-/// running one's is read from the journal generations kept for reports.
+/// The budget types spent under are read from the checkpoint and journal
+/// without their lock, whether a bidder runs on the directory or not.
 fn state_problems(
     config: &config::Config,
     state: &std::path::Path,
@@ -555,19 +555,17 @@ fn state_problems(
         "--state {}: no such directory",
         state.display()
     );
+    let kinds = ledger::journal::budget_kinds(state)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--state {}: no ledger.checkpoint and no charges.journal there; \
+             give the directory a bidder runs on (serve's --state, or --journal with Redis)",
+            state.display()
+        )
+    })?;
     let now = config::Clock::now(&SystemClock);
-    let ledger = ledger::MemoryLedger::new(ledger::Options::default());
-    let stopped = ledger::journal::read_stopped(state, &ledger, now)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", state.display()))?;
-    if stopped.is_none() {
-        // A bidder runs on it: what it charged, as reports read it.
-        for g in ledger::journal::generations(state)? {
-            ledger::journal::read_generation(&g.file, |c, _| {
-                ledger::Ledger::restore(&ledger, &c, now)
-            })?;
-        }
-    }
-    Ok(bidder::changes::budget_changes(None, config, now, &ledger))
+    Ok(bidder::changes::budget_changes(None, config, now, &|id| {
+        kinds.get(id).copied()
+    }))
 }
 
 fn schema(kind: Option<SchemaKind>) -> ExitCode {
@@ -1171,7 +1169,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         );
         // A line item that spent under one budget type may not come back
         // under the other, across restarts too.
-        let problems = bidder::changes::budget_changes(None, &config, app.now(), app.ledger());
+        let ledger = app.ledger();
+        let problems =
+            bidder::changes::budget_changes(None, &config, app.now(), &|id| ledger.budget_kind(id));
         if !problems.is_empty() {
             for p in &problems {
                 eprintln!("{p}");

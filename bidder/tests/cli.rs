@@ -371,6 +371,23 @@ orders:
         )
     };
     assert_eq!(validate(None).0, Some(0));
+    // A directory no bidder kept its state in (a wrong path) is no proof
+    // that nothing was spent.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = bin()
+        .args(["validate", "--config"])
+        .arg(&changed)
+        .arg("--state")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no ledger.checkpoint and no charges.journal"),
+        "{err}"
+    );
     // While the bidder runs on it (its journal read as reports read it)...
     let (code, out) = validate(Some(&state));
     assert_eq!(code, Some(1), "{out}");

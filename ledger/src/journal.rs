@@ -1221,6 +1221,18 @@ fn read_checkpoint(
     now: Timestamp,
     replayed: &mut Replayed,
 ) -> Result<Option<Covered>, OpenError> {
+    parse_checkpoint(path, &mut |item| {
+        replayed.checkpoint_entries += 1;
+        ledger.import(item, now);
+    })
+}
+
+/// Reads the checkpoint at `path`, checked whole first, giving each item
+/// to `f`; returns what it covers (`None` when there is none).
+fn parse_checkpoint(
+    path: &Path,
+    each: &mut dyn FnMut(Durable),
+) -> Result<Option<Covered>, OpenError> {
     let bad = |why: &str| OpenError::Checkpoint {
         path: path.to_path_buf(),
         why: why.to_string(),
@@ -1317,11 +1329,59 @@ fn read_checkpoint(
         };
         let items = item.ok_or_else(|| bad("an unreadable line"))?;
         for item in items {
-            replayed.checkpoint_entries += 1;
-            ledger.import(item, now);
+            each(item);
         }
     }
     Ok(Some(covers))
+}
+
+/// The budget type each line item spent under, as a start on `dir` would
+/// remember it (the checkpoint, and the journal since), read without its
+/// lock and without replaying the ledger: `bidder validate --state` reads
+/// the directory of a running bidder, or of a stopped one that may start
+/// meanwhile, and must keep neither from going on. Journal generations the
+/// checkpoint covers are not read; one compacted while this reads is found
+/// kept beside the live one. A type never changes once spent, so records
+/// read twice agree. `None` when `dir` holds neither a checkpoint nor a
+/// journal: no bidder kept its state there.
+pub fn budget_kinds(
+    dir: &Path,
+) -> Result<Option<std::collections::HashMap<String, BudgetKind>>, OpenError> {
+    let mut kinds = std::collections::HashMap::new();
+    let checkpoint = dir.join(CHECKPOINT);
+    let covered = parse_checkpoint(&checkpoint, &mut |item| {
+        if let Durable::Spend {
+            key,
+            kind: Some(kind),
+            ..
+        } = item
+        {
+            if key.is_line_item() {
+                kinds.insert(key.id().to_string(), kind);
+            }
+        }
+    })?;
+    let io_err = |source| OpenError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let generations = generations(dir).map_err(io_err)?;
+    if covered.is_none() && generations.is_empty() && !dir.join(JOURNAL).exists() {
+        return Ok(None);
+    }
+    let from = covered.map_or(0, |c| c.generation);
+    for g in generations.iter().filter(|g| g.generation >= from) {
+        read_generation(&g.file, |c, _| {
+            if let Some(kind) = c.kind {
+                kinds.insert(c.keys[0].id().to_string(), kind);
+            }
+        })
+        .map_err(|source| OpenError::Io {
+            path: g.path.clone(),
+            source,
+        })?;
+    }
+    Ok(Some(kinds))
 }
 
 #[cfg(test)]

@@ -728,3 +728,45 @@ async fn the_writer_says_how_far_each_generation_is_durable() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `bidder validate --state` reads the budget types spent under from a
+/// directory a bidder runs on, or may start on meanwhile: without its
+/// lock, without a file changed, from the checkpoint when the journal
+/// generations it covers are gone, and not at all from a directory that
+/// holds no state (a wrong path must not pass as "nothing spent").
+#[tokio::test]
+async fn budget_kinds_read_without_the_lock_from_checkpoint_and_journal() {
+    let d = dir("kinds");
+    std::fs::create_dir_all(&d).unwrap();
+    assert!(ledger::journal::budget_kinds(&d).unwrap().is_none());
+    let daily = Some(&ledger::BudgetKind::Daily);
+    {
+        let s = open(&d, 4).unwrap();
+        for bid in 0..8 {
+            assert!(charge(&s.books, bid, 1_000).await.unwrap());
+        }
+        // While it runs: read, and its lock left alone.
+        let kinds = ledger::journal::budget_kinds(&d).unwrap().expect("state");
+        assert_eq!(kinds.get("li\tweird id"), daily);
+        assert!(matches!(open(&d, 4), Err(OpenError::Locked { .. })));
+        s.close();
+    }
+    // Generations the checkpoint covers, gone (kept before archives were):
+    // the type is the checkpoint's.
+    for e in std::fs::read_dir(&d).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("charges.") && name != "charges.journal" {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    let live = std::fs::read_to_string(d.join("charges.journal")).unwrap();
+    assert_eq!(live.lines().count(), 1, "only the header left: {live}");
+    let kinds = ledger::journal::budget_kinds(&d).unwrap().expect("state");
+    assert_eq!(kinds.get("li\tweird id"), daily);
+    assert_eq!(kinds.len(), 1, "{kinds:?}");
+    // A start on it remembers the same, and is not kept from starting.
+    let s = open(&d, 4).unwrap();
+    assert_eq!(s.ledger.budget_kind("li\tweird id"), daily.copied());
+    s.close();
+    let _ = std::fs::remove_dir_all(&d);
+}
