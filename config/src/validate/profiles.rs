@@ -417,8 +417,16 @@ impl FileChecker<'_> {
 }
 
 /// Whether `code` is one of ISO 4217's active currency codes (funds and
-/// metals, X.., included: an exchange may price in them).
+/// metals, X.., included: an exchange may price in them), one withdrawn
+/// this century, or CNH, the offshore yuan FX feeds quote under its own
+/// code. A rates file loaded by an earlier version (which took any three
+/// capitals) may still list a withdrawn code (HRK until 2023): refusing it
+/// would stop an upgraded bidder from starting on a config that served.
 fn is_iso_4217(code: &str) -> bool {
+    const ALSO: &str = "BYR CNH CYP EEK HRK LTL LVL MRO MTL SIT SKK STD VEB VEF ZMK ZWD";
+    if code.len() == 3 && ALSO.split_ascii_whitespace().any(|c| c == code) {
+        return true;
+    }
     const CODES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND \
         BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK \
         DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR \
