@@ -35,7 +35,7 @@ pub struct Failures(std::sync::Mutex<Minute>);
 pub struct Minute {
     minute: i64,
     all: u32,
-    by_client: std::collections::HashMap<std::net::IpAddr, u32>,
+    by_client: std::collections::HashMap<Client, u32>,
     others: u32,
 }
 
@@ -50,31 +50,58 @@ impl Minute {
         self
     }
 
-    fn of(&mut self, client: std::net::IpAddr) -> &mut u32 {
+    fn of(&mut self, client: Client) -> &mut u32 {
         if self.by_client.len() < CLIENTS_COUNTED || self.by_client.contains_key(&client) {
             self.by_client.entry(client).or_default()
         } else {
             &mut self.others
         }
     }
+
+    /// What [`Self::of`] counts for `client`, without making room for it:
+    /// asking must not fill the table that failures are counted in.
+    fn count(&self, client: Client) -> u32 {
+        match self.by_client.get(&client) {
+            Some(&n) => n,
+            None if self.by_client.len() < CLIENTS_COUNTED => 0,
+            None => self.others,
+        }
+    }
+}
+
+/// A client as failures are counted: an IPv4 address, or an IPv6 /64 (one
+/// host is given a whole /64 and may speak from any address in it, so per
+/// address it could guess 2^64 times as often). An IPv4 address mapped
+/// into IPv6 is that IPv4 address.
+type Client = std::net::IpAddr;
+
+fn client(ip: std::net::IpAddr) -> Client {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.into(),
+            None => std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)).into(),
+        },
+        v4 => v4,
+    }
 }
 
 impl Failures {
     /// Whether `client` may try a login at `now_secs`.
-    pub fn allowed(&self, client: std::net::IpAddr, now_secs: i64) -> bool {
+    pub fn allowed(&self, ip: std::net::IpAddr, now_secs: i64) -> bool {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let m = g.at(now_secs);
-        m.all < FAILED_LOGINS_PER_MINUTE_IN_ALL && *m.of(client) < FAILED_LOGINS_PER_MINUTE
+        m.all < FAILED_LOGINS_PER_MINUTE_IN_ALL && m.count(client(ip)) < FAILED_LOGINS_PER_MINUTE
     }
 
-    pub fn failed(&self, client: std::net::IpAddr, now_secs: i64) {
+    pub fn failed(&self, ip: std::net::IpAddr, now_secs: i64) {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let m = g.at(now_secs);
         m.all = m.all.saturating_add(1);
-        let n = m.of(client);
+        let n = m.of(client(ip));
         *n = n.saturating_add(1);
     }
 }
+
 /// Whether a browser says a login form was posted from another site's
 /// page: `Sec-Fetch-Site` other than same-origin (or none: typed or
 /// bookmarked), else an `Origin` that is not the `Host` the request came to
@@ -252,17 +279,49 @@ mod tests {
         assert!(f.allowed(b, 659), "another client");
         assert!(f.allowed(a, 660), "a new minute");
         // Clients told apart are bounded; past them, the rest count as one.
+        // Asking counts nobody.
         let f = Failures::default();
         for i in 0..2 * CLIENTS_COUNTED as u32 {
             assert!(f.allowed(std::net::Ipv4Addr::from(i).into(), 600));
         }
-        let counted = f.0.lock().unwrap().by_client.len();
-        assert_eq!(counted, CLIENTS_COUNTED);
+        assert_eq!(f.0.lock().unwrap().by_client.len(), 0);
         // And all clients together stop at the overall bound.
-        for i in 0..FAILED_LOGINS_PER_MINUTE_IN_ALL {
+        for i in 0..FAILED_LOGINS_PER_MINUTE_IN_ALL - 1 {
             f.failed(std::net::Ipv4Addr::from(i).into(), 600);
         }
+        assert!(f.allowed(b, 600));
+        f.failed(a, 600);
         assert!(!f.allowed(b, 600));
+        for i in 0..2 * CLIENTS_COUNTED as u32 {
+            f.failed(std::net::Ipv4Addr::from(i).into(), 600);
+        }
+        let counted = f.0.lock().unwrap().by_client.len();
+        assert_eq!(counted, CLIENTS_COUNTED);
+    }
+
+    /// One IPv6 host holds a /64: its addresses are one client, or it
+    /// could guess from each of them.
+    #[test]
+    fn an_ipv6_client_is_its_64() {
+        let f = Failures::default();
+        let host: std::net::Ipv6Addr = "2001:db8:1:2::".parse().unwrap();
+        for i in 0..FAILED_LOGINS_PER_MINUTE as u128 {
+            let ip = std::net::Ipv6Addr::from(u128::from(host) + i + 1).into();
+            assert!(f.allowed(ip, 600));
+            f.failed(ip, 600);
+        }
+        let another_address = "2001:db8:1:2:ffff::7".parse().unwrap();
+        assert!(!f.allowed(another_address, 600));
+        assert!(
+            f.allowed("2001:db8:1:3::1".parse().unwrap(), 600),
+            "another /64"
+        );
+        // A mapped IPv4 address is that address.
+        let v4: std::net::IpAddr = [198, 51, 100, 7].into();
+        for _ in 0..FAILED_LOGINS_PER_MINUTE {
+            f.failed("::ffff:198.51.100.7".parse().unwrap(), 600);
+        }
+        assert!(!f.allowed(v4, 600));
     }
 
     #[test]
