@@ -1043,6 +1043,7 @@ impl App {
                 shader: &self.shader,
                 exchange: &profile.report_id,
                 first_price: req.auction_type() == 1,
+                seat: profile.seat.as_ref().map(|(s, _)| s.as_str()),
                 explore: true,
             },
         };
@@ -1741,6 +1742,7 @@ impl App {
                 shader: &self.shader,
                 exchange: &profile.report_id,
                 first_price: req.auction_type() == 1,
+                seat: profile.seat.as_ref().map(|(s, _)| s.as_str()),
                 // Explain shows the shaded bid, never an exploring one.
                 explore: false,
             },

@@ -217,7 +217,7 @@ pub(crate) fn evaluate(
                     .is_some_and(|c| item.country_keys.contains(&c)),
                 NoBid::Country,
             ),
-            Check::Deal => deal(ctx, imp, item, &mut walk),
+            Check::Deal => deal(ctx, imp, adv, item, stores.market.seat, &mut walk),
             Check::Flight => yes(item.flight.contains(ctx.now), NoBid::Flight),
             Check::Device => yes(
                 ctx.devicetype
@@ -366,11 +366,17 @@ fn blocked(adv: &config::Advertiser, ctx: &Context<'_>) -> bool {
 
 /// A deal line item bids only in one of its deals the imp offers, at the
 /// deal's floor and auction type; an open-market one not in a private
-/// auction.
+/// auction. A deal that names the seats (`wseat`) or advertiser domains
+/// (`wadomain`) it is for is not one to bid in for anybody else: the
+/// exchange throws the bid away, with the budget it held. Without a seat
+/// in the exchange's profile, ours is unknown and `wseat` is not read, as
+/// the request's is not.
 fn deal<'r>(
     ctx: &Context<'_>,
     imp: &'r Imp<'r>,
+    adv: &config::Advertiser,
     item: &Item,
+    seat: Option<&str>,
     walk: &mut Walk<'r>,
 ) -> Result<(), NoBid> {
     let pmp = imp.pmp.as_ref();
@@ -382,9 +388,19 @@ fn deal<'r>(
         };
     }
     let offered = pmp.map(|p| p.deals.as_slice()).unwrap_or(&[]);
+    let for_us = |d: &ortb::Deal<'_>| {
+        let seat_ok = d.wseat.is_empty() || seat.is_none_or(|s| d.wseat.iter().any(|w| w == s));
+        let domain_ok = d.wadomain.is_empty()
+            || adv.domains.iter().any(|ours| {
+                d.wadomain
+                    .iter()
+                    .any(|w| crate::targeting::domain_within(ours, listed_domain(w)))
+            });
+        seat_ok && domain_ok
+    };
     let Some(d) = offered
         .iter()
-        .find(|d| item.deals.iter().any(|want| want == d.id.as_ref()))
+        .find(|d| item.deals.iter().any(|want| want == d.id.as_ref()) && for_us(d))
     else {
         return Err(NoBid::Deal);
     };

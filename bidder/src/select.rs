@@ -35,6 +35,9 @@ pub(crate) struct Market<'a> {
     pub exchange: &'a str,
     /// `at: 1`: the winner pays its bid, so bids are shaded.
     pub first_price: bool,
+    /// Our seat at the exchange (its profile's `seat`): a deal's `wseat`
+    /// names the buyers it is for.
+    pub seat: Option<&'a str>,
     /// Whether a few bids explore above the shaded price (bidding;
     /// explain shows the shaded bid).
     pub explore: bool,

@@ -385,6 +385,75 @@ fn answers_name_our_seat_and_respect_wseat_and_bseat() {
     assert!(reply.json()["seatbid"][0].get("seat").is_none());
 }
 
+/// A deal that names the seats (`wseat`) or advertiser domains
+/// (`wadomain`) it is for is bid in only by them: the exchange throws any
+/// other bid away, with the budget it held. Explain says `deal`.
+#[test]
+fn deals_are_bid_in_only_by_the_seats_and_advertisers_they_name() {
+    let _serial = serial();
+    let shop = shop_yaml(
+        "",
+        "1000.00",
+        &format!(
+            "      - id: {LI}\n        media: display\n        cpm: 4.00\n        \
+             budget: {{ daily: 100.00 }}\n        targeting: {{ deals: [D1, D2] }}\n        \
+             creatives: [b300]\n"
+        ),
+    );
+    let s = server(
+        "deal-seats",
+        &[
+            ("shop.yaml", &shop),
+            ("sx.yaml", &exchange("sx", "  seat: \"dsp-7\"\n")),
+            ("plain.yaml", &exchange("plain", "")),
+        ],
+    );
+    let mut body = banner_request();
+    body["imp"][0]["pmp"] = json!({ "private_auction": 1, "deals": [{ "id": "D1" }] });
+    let why = |body: &Value| {
+        let r = explain(&s, "?exchange=sx", body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        common::verdict(&r.json(), LI)["reason"].clone()
+    };
+    assert_eq!(only_bid(&bid_to(&s, Some("sx"), &body))["dealid"], "D1");
+    for (wseat, bids) in [(json!(["other", "dsp-7"]), true), (json!(["other"]), false)] {
+        body["imp"][0]["pmp"]["deals"][0]["wseat"] = wseat;
+        let r = bid_to(&s, Some("sx"), &body);
+        if bids {
+            assert_eq!(only_bid(&r)["dealid"], "D1");
+        } else {
+            assert_eq!(r.status, 204, "{}", r.text());
+            assert_eq!(why(&body), "deal");
+        }
+    }
+    // Without a seat in the profile ours is unknown: wseat is not read.
+    only_bid(&bid_to(&s, Some("plain"), &body));
+    body["imp"][0]["pmp"]["deals"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("wseat");
+    for (wadomain, bids) in [
+        (json!(["https://www.shop.example/"]), true),
+        (json!(["SHOP.example"]), true),
+        (json!(["brand.example"]), false),
+    ] {
+        body["imp"][0]["pmp"]["deals"][0]["wadomain"] = wadomain.clone();
+        let r = bid_to(&s, Some("sx"), &body);
+        if bids {
+            assert_eq!(only_bid(&r)["dealid"], "D1", "{wadomain}");
+        } else {
+            assert_eq!(r.status, 204, "{wadomain}: {}", r.text());
+            assert_eq!(why(&body), "deal");
+        }
+    }
+    // Another deal of ours in the same imp, open to us, is still bid in.
+    body["imp"][0]["pmp"]["deals"] = json!([
+        { "id": "D1", "wadomain": ["brand.example"] },
+        { "id": "D2", "bidfloor": 1.0 }
+    ]);
+    assert_eq!(only_bid(&bid_to(&s, Some("sx"), &body))["dealid"], "D2");
+}
+
 // 2. Encrypted prices.
 
 #[test]
