@@ -555,13 +555,31 @@ fn state_problems(
         "--state {}: no such directory",
         state.display()
     );
-    let kinds = ledger::journal::budget_kinds(state)?.ok_or_else(|| {
+    let mut kinds = ledger::journal::budget_kinds(state)?.ok_or_else(|| {
         anyhow::anyhow!(
             "--state {}: no ledger.checkpoint and no charges.journal there; \
              give the directory a bidder runs on (serve's --state, or --journal with Redis)",
             state.display()
         )
     })?;
+    // With Redis, a line item may have spent on other replicas only: the
+    // copies of their journals kept for reports (`peers/<replica>/`) say so.
+    let peers = state.join(reports::log::PEERS);
+    if let Ok(dirs) = std::fs::read_dir(&peers) {
+        for dir in dirs.flatten().filter(|d| d.path().is_dir()) {
+            let dir = dir.path();
+            for g in ledger::journal::generations(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+            {
+                ledger::journal::read_generation(&g.file, |c, _| {
+                    if let Some(kind) = c.kind {
+                        kinds.insert(c.keys[0].id().to_string(), kind);
+                    }
+                })
+                .with_context(|| format!("reading {}", g.path.display()))?;
+            }
+        }
+    }
     let now = config::Clock::now(&SystemClock);
     Ok(bidder::changes::budget_changes(None, config, now, &|id| {
         kinds.get(id).copied()

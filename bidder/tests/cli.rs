@@ -405,6 +405,24 @@ orders:
         out.contains("the budget type cannot change once set"),
         "{out}"
     );
+    // With Redis, another replica's directory: it spent nothing itself,
+    // and its copy of this replica's journal (kept for reports) says what
+    // this one spent under.
+    let other = dir.join("other");
+    let copy = other.join("peers").join("r1");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::write(other.join("charges.journal"), "bidder-journal 1 1\n").unwrap();
+    let journal = std::fs::read_to_string(state.join("charges.journal")).unwrap();
+    let generation = journal.lines().next().unwrap().rsplit(' ').next().unwrap();
+    let (code, out) = validate(Some(&other));
+    assert_eq!(code, Some(0), "nothing spent there yet: {out}");
+    std::fs::write(copy.join(format!("charges.{generation}.journal")), &journal).unwrap();
+    let (code, out) = validate(Some(&other));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the budget type cannot change once set"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
