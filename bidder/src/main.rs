@@ -1186,10 +1186,34 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             "spend restored from the checkpoint and journal"
         );
         // A line item that spent under one budget type may not come back
-        // under the other, across restarts too.
+        // under the other, across restarts too; with Redis, wherever it
+        // spent (the ledger's cache of Redis is empty yet).
         let ledger = app.ledger();
-        let problems =
-            bidder::changes::budget_changes(None, &config, app.now(), &|id| ledger.budget_kind(id));
+        let elsewhere = match &shared_ledger {
+            Some(shared) => {
+                let ids: Vec<&str> = config
+                    .advertisers
+                    .iter()
+                    .flat_map(|a| &a.orders)
+                    .flat_map(|o| &o.line_items)
+                    .map(|li| li.id.as_str())
+                    .collect();
+                shared.budget_kinds_now(&ids).unwrap_or_else(|e| {
+                    tracing::warn!(
+                        error = %e,
+                        "budget types not read from Redis: the config is checked against this \
+                         replica's journal only (a reload checks it again)"
+                    );
+                    Default::default()
+                })
+            }
+            None => Default::default(),
+        };
+        let problems = bidder::changes::budget_changes(None, &config, app.now(), &|id| {
+            ledger
+                .budget_kind(id)
+                .or_else(|| elsewhere.get(id).copied())
+        });
         if !problems.is_empty() {
             for p in &problems {
                 eprintln!("{p}");

@@ -1299,3 +1299,98 @@ fn auto_signs_per_url_while_an_earlier_version_shares_redis() {
     let after = bid_and_win("u-auto-2");
     assert!(!common::signed_per_url(&after, SECRET, "win"), "{after}");
 }
+
+/// A replica starting on a config that changes a line item's budget type
+/// is refused, though the line item spent on another replica only: its
+/// own journal knows nothing of it, and the ledger's cache of Redis is
+/// empty at start, so the type is read from Redis then.
+#[test]
+fn a_start_refuses_a_budget_type_changed_after_spending_on_another_replica() {
+    let (root, redis) = cluster("kinds");
+    let config_dir = |name: &str, budget: &str| {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let li = format!(
+            "      - id: li-kind\n        media: display\n        cpm: 5.00\n        \
+             budget: {{ {budget} }}\n        creatives: [b300]\n"
+        );
+        std::fs::write(dir.join("shop.yaml"), [SHOP_HEAD, SHOP_ORDER, &li].concat()).unwrap();
+        dir
+    };
+    let daily = config_dir("daily", "daily: 50.00");
+    let a = start_replica(&daily, &root.join("a"), &redis.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        wait_healthy(a.admin).await;
+        let v = first_bid(a.bid, "kind-1").await.expect("a bids");
+        let nurl = path_of(v["seatbid"][0]["bid"][0]["nurl"].as_str().unwrap())
+            .replace("${AUCTION_PRICE}", "1.00");
+        assert_eq!(http(a.bid, "GET", &nurl, b"").await.map(|r| r.0), Some(200));
+    });
+    // The charge is written to Redis behind its answer.
+    let kind = || {
+        redis
+            .hget("bidder:s:li:li-kind", "kind")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    let start = Instant::now();
+    while kind() != "daily" && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(kind(), "daily", "the charge reached Redis");
+    drop(a);
+    let lifetime = config_dir("lifetime", "lifetime: 50.00");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bidder"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(&lifetime)
+        .args(["--state", &redis.url()])
+        .arg("--journal")
+        .arg(root.join("b"))
+        .args(["--drain-secs", "0", "--config-poll-secs", "0"])
+        .env("BIDDER_NOTICE_SECRET", SECRET)
+        .env("BIDDER_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bidder runs");
+    // Refused, it exits at once; served, it would run on.
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "served: {err}");
+    assert!(
+        err.contains("the budget type cannot change once set"),
+        "{err}"
+    );
+    // The same config as before starts.
+    let b = start_replica(&daily, &root.join("b"), &redis.url());
+    runtime.block_on(wait_healthy(b.admin));
+    drop(b);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -122,6 +122,12 @@ impl RedisServer {
         cmd.query(&mut conn)
     }
 
+    /// A hash field as text (`None` when absent).
+    pub fn hget(&self, key: &str, field: &str) -> redis::RedisResult<Option<String>> {
+        let mut conn = redis::Client::open(self.url())?.get_connection()?;
+        redis::cmd("HGET").arg(key).arg(field).query(&mut conn)
+    }
+
     /// A hash field read as an integer (0 when absent).
     pub fn hget_i64(&self, key: &str, field: &str) -> redis::RedisResult<i64> {
         let mut conn = redis::Client::open(self.url())?.get_connection()?;
