@@ -43,6 +43,25 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
     }
 }
 
+/// A key that may be left out, told apart from one written with nothing
+/// after it (`key:`): `Option` takes that null for a key not written, and
+/// an empty targeting list written down must be refused, not read as
+/// "no restriction".
+#[derive(Debug)]
+pub(crate) struct Given<T>(pub Option<Spanned<T>>);
+
+impl<T> Default for Given<T> {
+    fn default() -> Self {
+        Given(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Given<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Spanned::<T>::deserialize(d).map(|s| Given(Some(s)))
+    }
+}
+
 /// The exact text of an amount; parsed by `Micros::parse_decimal` during
 /// validation so a malformed amount is reported with everything else.
 #[derive(Debug)]
@@ -588,23 +607,24 @@ mappings! {
         pub none_of: List<Text>,
     }
 
-    /// Where and when to bid; every key is optional, and an empty list does
-    /// not restrict.
+    /// Where and when to bid; every key is optional. A list given is not
+    /// empty: an empty one would restrict nothing, the opposite of what
+    /// writing it down means.
     #[mapping = "targeting"]
     pub(crate) struct RawTargeting {
         /// ISO 3166-1 alpha-3 codes, like USA, as OpenRTB's geo.country.
         #[serde(default)]
-        pub countries: List<Text>,
+        pub countries: Given<List<Text>>,
         /// ISO 3166-2 subdivision codes, like US-CO.
         #[serde(default)]
-        pub regions: List<Text>,
+        pub regions: Given<List<Text>>,
         /// City names, matched case-insensitively.
         #[serde(default)]
-        pub cities: List<Text>,
+        pub cities: Given<List<Text>>,
         /// Operating systems.
         #[one_of(Os::ALL.map(Os::as_str))]
         #[serde(default)]
-        pub os: List<Text>,
+        pub os: Given<List<Text>>,
         /// Site domains, like news.example (subdomains included).
         #[serde(default)]
         pub sites: Option<Spanned<RawAllowBlock>>,
@@ -620,21 +640,21 @@ mappings! {
         /// Device types.
         #[one_of(Device::ALL.map(Device::as_str))]
         #[serde(default)]
-        pub devices: List<Text>,
+        pub devices: Given<List<Text>>,
         /// Contextual keywords, matched against the request's keywords.
         #[serde(default)]
         pub keywords: Option<Spanned<RawKeywords>>,
         /// Private-marketplace deal ids: when set, bid only inside these
         /// deals.
         #[serde(default)]
-        pub deals: List<Text>,
+        pub deals: Given<List<Text>>,
         // Spanned so that a display line item's `placements` can be pointed
         // at even when the list is empty.
         /// Video and audio line items: the placements bought; outstream is
         /// accompanying, interstitial and standalone.
         #[one_of(Placement::ALL.map(Placement::as_str))]
         #[serde(default)]
-        pub placements: Option<Spanned<List<Text>>>,
+        pub placements: Given<List<Text>>,
     }
 
     /// Keyword phrases, matched case- and accent-insensitively.

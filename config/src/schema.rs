@@ -30,7 +30,7 @@
 use serde_json::{json, Map, Value};
 use serde_saphyr::Spanned;
 
-use crate::raw::{List, MoneyText, RateMap, RawFile};
+use crate::raw::{Given, List, MoneyText, RateMap, RawFile};
 
 /// The schema's dialect.
 const DRAFT_07: &str = "http://json-schema.org/draft-07/schema#";
@@ -247,6 +247,14 @@ impl Describe for MoneyText {
 }
 
 impl<T: Describe> Describe for Spanned<T> {
+    fn describe(defs: &mut Defs) -> Value {
+        T::describe(defs)
+    }
+}
+
+impl<T: Describe> Describe for Given<T> {
+    const MAY_BE_MISSING: bool = true;
+
     fn describe(defs: &mut Defs) -> Value {
         T::describe(defs)
     }

@@ -1308,23 +1308,67 @@ impl FileChecker<'_> {
         t: &RawTargeting,
         media: Option<Media>,
     ) -> Option<Targeting> {
+        // `countries: []` (or `countries:` with nothing after it) reads as
+        // "no restriction": a line item meant for a few countries would buy
+        // every one.
+        let mut ok = true;
+        for (key, list) in [
+            ("countries", &t.countries.0),
+            ("regions", &t.regions.0),
+            ("cities", &t.cities.0),
+            ("os", &t.os.0),
+            ("devices", &t.devices.0),
+            ("deals", &t.deals.0),
+            // On a display line item the key itself is the mistake, said
+            // once by `placements`.
+            (
+                "placements",
+                if media == Some(Media::Display) {
+                    &None
+                } else {
+                    &t.placements.0
+                },
+            ),
+        ] {
+            if let Some(l) = list.as_ref().filter(|l| l.value.0.is_empty()) {
+                self.report(
+                    l.referenced,
+                    format!(
+                        "{subject}: {key} lists nothing, which would restrict nothing; add some \
+                         or remove {key}"
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let items = |l: &Option<Spanned<List<Text>>>| -> Vec<Text> {
+            l.as_ref().map(|l| l.value.0.clone()).unwrap_or_default()
+        };
+        let (t_countries, t_regions, t_cities, t_os, t_devices, t_deals) = (
+            items(&t.countries.0),
+            items(&t.regions.0),
+            items(&t.cities.0),
+            items(&t.os.0),
+            items(&t.devices.0),
+            items(&t.deals.0),
+        );
         let mut countries_ok = true;
-        for country in &t.countries.0 {
+        for country in &t_countries {
             countries_ok &= self.country(subject, country);
         }
-        let mut ok = countries_ok;
+        ok &= countries_ok;
         // Regions are held against the countries only when every country is
         // valid, so that one mistake is not reported twice.
-        let countries: Option<Vec<&str>> = (countries_ok && !t.countries.0.is_empty())
-            .then(|| t.countries.0.iter().map(|c| c.value.as_str()).collect());
-        for region in &t.regions.0 {
+        let countries: Option<Vec<&str>> = (countries_ok && !t_countries.is_empty())
+            .then(|| t_countries.iter().map(|c| c.value.as_str()).collect());
+        for region in &t_regions {
             ok &= self.region(subject, region, countries.as_deref());
         }
-        for city in &t.cities.0 {
+        for city in &t_cities {
             ok &= self.not_empty(subject, "a city", city);
         }
-        let mut os = Vec::with_capacity(t.os.0.len());
-        for name in &t.os.0 {
+        let mut os = Vec::with_capacity(t_os.len());
+        for name in &t_os {
             match Os::parse(&name.value) {
                 Some(o) => os.push(o),
                 None => {
@@ -1355,8 +1399,8 @@ impl FileChecker<'_> {
             }
             None => None,
         };
-        let mut devices = Vec::with_capacity(t.devices.0.len());
-        for device in &t.devices.0 {
+        let mut devices = Vec::with_capacity(t_devices.len());
+        for device in &t_devices {
             match Device::parse(&device.value) {
                 Some(d) => devices.push(d),
                 None => {
@@ -1381,10 +1425,10 @@ impl FileChecker<'_> {
             }
             None => None,
         };
-        for deal in &t.deals.0 {
+        for deal in &t_deals {
             ok &= self.not_empty(subject, "a deal id", deal);
         }
-        let placements = match &t.placements {
+        let placements = match &t.placements.0 {
             Some(list) => {
                 let placements = self.placements(subject, list, media);
                 ok &= placements.is_some();
@@ -1393,12 +1437,12 @@ impl FileChecker<'_> {
             None => Vec::new(),
         };
         ok.then(|| Targeting {
-            countries: strings(&t.countries),
+            countries: texts(&t_countries),
             devices,
             keywords,
-            deals: strings(&t.deals),
-            regions: strings(&t.regions),
-            cities: strings(&t.cities),
+            deals: texts(&t_deals),
+            regions: texts(&t_regions),
+            cities: texts(&t_cities),
             os,
             sites,
             apps,
@@ -2139,7 +2183,11 @@ fn region_hint(region: &str, countries: Option<&[&str]>) -> String {
 }
 
 fn strings(list: &List<Text>) -> Vec<String> {
-    list.0.iter().map(|t| t.value.clone()).collect()
+    texts(&list.0)
+}
+
+fn texts(list: &[Text]) -> Vec<String> {
+    list.iter().map(|t| t.value.clone()).collect()
 }
 
 /// The candidate a typo most plausibly meant, if any is close enough.
