@@ -398,12 +398,22 @@ fn deal<'r>(
             });
         seat_ok && domain_ok
     };
-    let Some(d) = offered
+    // Of our deals the imp offers, the first this line item clears the
+    // floor of; else the first, whose floor (or currency) is then the
+    // reason. An exchange may list a deal we cannot clear before one we
+    // can: taking the first alone made no bid where one was open.
+    let clears = |d: &ortb::Deal<'_>| match d.bidfloor {
+        0 => walk.floor.is_some_and(|f| item.cpm >= f),
+        floor => crate::context::floor_usd(floor, &d.bidfloorcur, ctx.rates)
+            .is_some_and(|f| item.cpm >= f),
+    };
+    let mut ours = offered
         .iter()
-        .find(|d| item.deals.iter().any(|want| want == d.id.as_ref()) && for_us(d))
-    else {
+        .filter(|d| item.deals.iter().any(|want| want == d.id.as_ref()) && for_us(d));
+    let Some(first) = ours.clone().next() else {
         return Err(NoBid::Deal);
     };
+    let d = ours.find(|d| clears(d)).unwrap_or(first);
     if d.bidfloor > 0 {
         walk.floor = Some(
             crate::context::floor_usd(d.bidfloor, &d.bidfloorcur, ctx.rates)

@@ -452,6 +452,23 @@ fn deals_are_bid_in_only_by_the_seats_and_advertisers_they_name() {
         { "id": "D2", "bidfloor": 1.0 }
     ]);
     assert_eq!(only_bid(&bid_to(&s, Some("sx"), &body))["dealid"], "D2");
+    // A deal of ours it cannot clear (a floor over the CPM, a floor in a
+    // currency without a rate) listed first: the next one is bid in.
+    for first in [
+        json!({ "id": "D1", "bidfloor": 9.0 }),
+        json!({ "id": "D1", "bidfloor": 1.0, "bidfloorcur": "XAU" }),
+    ] {
+        body["imp"][0]["pmp"]["deals"] = json!([first, { "id": "D2", "bidfloor": 1.0 }]);
+        let bid = only_bid(&bid_to(&s, Some("sx"), &body));
+        assert_eq!(bid["dealid"], "D2", "{first}");
+        // Alone, it is the reason.
+        body["imp"][0]["pmp"]["deals"] = json!([first]);
+        assert_eq!(bid_to(&s, Some("sx"), &body).status, 204);
+        assert!(
+            matches!(why(&body).as_str(), Some("floor" | "currency")),
+            "{first}"
+        );
+    }
 }
 
 // 2. Encrypted prices.
