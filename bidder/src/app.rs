@@ -1699,7 +1699,11 @@ impl App {
     pub fn admin_access(&self, authorization: Option<&[u8]>) -> Access {
         use sha2::Digest;
         use subtle::ConstantTimeEq;
-        let given = authorization.and_then(|a| a.strip_prefix(b"Bearer "));
+        // The scheme's name is case-insensitive (RFC 9110 11.1): `bearer`
+        // is the same scheme; the token is compared as given.
+        let given = authorization.and_then(|a| {
+            (a.len() > 7 && a[..7].eq_ignore_ascii_case(b"bearer ")).then(|| &a[7..])
+        });
         // Digests of equal length are compared, so not even the token's
         // length shows in the time a guess takes.
         let is = |want: Option<&str>| match (want, given) {

@@ -46,7 +46,8 @@ fn every_v1_endpoint_needs_the_admin_token() {
         Some(ADMIN_TOKEN.to_string()),
         Some(format!("Bearer {ADMIN_TOKEN}x")),
         Some(format!("Bearer {}", &ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1])),
-        Some(format!("bearer {ADMIN_TOKEN}")),
+        Some(format!("Bearer {}", ADMIN_TOKEN.to_uppercase())),
+        Some(format!("Bearer{ADMIN_TOKEN}")),
     ];
     for path in PATHS {
         for auth in &wrong {
@@ -67,6 +68,17 @@ fn every_v1_endpoint_needs_the_admin_token() {
             body.as_bytes(),
         );
         assert_eq!(r.status, 401, "{path}");
+    }
+    // The scheme's name in any case (RFC 9110 11.1), as clients send it.
+    for scheme in ["bearer", "BEARER"] {
+        let auth = format!("{scheme} {ADMIN_TOKEN}");
+        let r = post(
+            s.admin,
+            "/v1/explain",
+            &[("Authorization", auth.as_str())],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{scheme}: {}", r.text());
     }
     let explain = common::admin(s.admin, "/v1/explain", body.as_bytes());
     assert_eq!(explain.status, 200, "{}", explain.text());
