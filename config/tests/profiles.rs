@@ -641,7 +641,9 @@ fn currency_codes_are_iso_4217() {
     // Withdrawn codes a rates file of an earlier version may still list
     // (it took any three capitals), and the offshore yuan: an upgrade must
     // not refuse the config it served on.
-    for good in ["CHF", "SEK", "XAU", "ZWG", "HRK", "VEF", "CNH"] {
+    for good in [
+        "CHF", "SEK", "XAU", "ZWG", "HRK", "VEF", "DEM", "TRL", "CNH",
+    ] {
         let text = edit(RATES, "EUR: 0.95", &format!("{good}: 0.95"));
         assert_loads(&[("rates.yaml", &text)]);
     }
