@@ -152,6 +152,8 @@ fn behavioural_audiences_need_consent_under_gdpr_and_respect_opt_outs() {
         ("regs", json!({ "coppa": 1 })),
         ("regs", json!({ "us_privacy": "1YYN" })),
         ("regs", json!({ "ext": { "us_privacy": "1YYN" } })),
+        // Global Privacy Control outside GPP (the IAB's extension).
+        ("regs", json!({ "ext": { "gpc": "1" } })),
         (
             "device",
             json!({ "devicetype": 2, "geo": { "country": "USA" }, "lmt": 1 }),

@@ -846,6 +846,11 @@ pub struct Regs<'a> {
     pub gpp: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "de::codes")]
     pub gpp_sid: Codes,
+    /// Global Privacy Control: 1 when the user's browser says "do not sell
+    /// or share". Read [`Regs::signals`], which falls back to the IAB's
+    /// extension, `regs.ext.gpc` (often `"1"`).
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub gpc: Option<i32>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }
@@ -856,6 +861,7 @@ pub(crate) struct RegsExt<'a> {
     pub(crate) us_privacy: Option<Cow<'a, str>>,
     pub(crate) gpp: Option<Cow<'a, str>>,
     pub(crate) gpp_sid: Codes,
+    pub(crate) gpc: Option<i32>,
 }
 
 /// The privacy signals of `regs`, each as its own accessor reads it.
@@ -865,6 +871,7 @@ pub struct RegsSignals<'a> {
     pub us_privacy: Option<Cow<'a, str>>,
     pub gpp: Option<Cow<'a, str>>,
     pub gpp_sid: Codes,
+    pub gpc: Option<i32>,
 }
 
 impl<'a> Regs<'a> {
@@ -874,17 +881,19 @@ impl<'a> Regs<'a> {
         let has_all = self.gdpr.is_some()
             && self.us_privacy.is_some()
             && self.gpp.is_some()
-            && !self.gpp_sid.is_empty();
+            && !self.gpp_sid.is_empty()
+            && self.gpc.is_some();
         let ext = if has_all {
             None
         } else {
             ext_as::<RegsExt<'a>>(self.ext)
         };
-        let (mut eg, mut eu, mut ep, mut es) = (None, None, None, Codes::new());
+        let (mut eg, mut eu, mut ep, mut es, mut ec) = (None, None, None, Codes::new(), None);
         if let Some(e) = ext {
-            (eg, eu, ep, es) = (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid);
+            (eg, eu, ep, es, ec) = (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid, e.gpc);
         }
         RegsSignals {
+            gpc: self.gpc.or(ec),
             gdpr: self.gdpr.or(eg),
             us_privacy: self.us_privacy.clone().or(eu),
             gpp: self.gpp.clone().or(ep),

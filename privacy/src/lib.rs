@@ -46,6 +46,10 @@
 //!    opt-out of sale. A GPP string or section that does not decode is
 //!    ignored, like a malformed US Privacy string; unknown section ids are
 //!    skipped.
+//! 6. **Global Privacy Control** outside GPP: `regs.gpc` or the IAB's
+//!    extension `regs.ext.gpc` non-zero (`1` or `"1"`) →
+//!    [`Restriction::GlobalPrivacyControl`]. US state laws take the signal
+//!    as opting out of sale and sharing whatever else the request says.
 //!
 //! Decoding: TC strings and GPP sections are decoded with the `iab_gpp`
 //! crate. Its GPP header reader misnumbers the sections of a header with
@@ -83,15 +87,20 @@ pub enum Restriction {
     /// An applicable US section of the GPP string opts out of sale, sharing
     /// or targeted advertising, or carries a Global Privacy Control signal.
     GppOptOut,
+    /// `regs.gpc` or the IAB's `regs.ext.gpc` is 1: the browser sends
+    /// Global Privacy Control, which US state laws (California, Colorado,
+    /// ...) take as opting out of sale and sharing, outside a GPP string too.
+    GlobalPrivacyControl,
 }
 
 impl Restriction {
-    pub const ALL: [Restriction; 5] = [
+    pub const ALL: [Restriction; 6] = [
         Restriction::Coppa,
         Restriction::GdprNoConsent,
         Restriction::LimitAdTracking,
         Restriction::UsPrivacyOptOut,
         Restriction::GppOptOut,
+        Restriction::GlobalPrivacyControl,
     ];
 
     /// The snake_case label used in metrics and `/v1/explain`.
@@ -102,6 +111,7 @@ impl Restriction {
             Restriction::LimitAdTracking => "limit_ad_tracking",
             Restriction::UsPrivacyOptOut => "us_privacy_opt_out",
             Restriction::GppOptOut => "gpp_opt_out",
+            Restriction::GlobalPrivacyControl => "global_privacy_control",
         }
     }
 }
@@ -151,6 +161,9 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     };
     let s = regs.signals();
     let (gdpr, gpp_sid) = (s.gdpr, s.gpp_sid);
+    // Checked after the strings: a GPP section saying the same is reported
+    // as the GPP opt-out it is.
+    let gpc = is_set(s.gpc);
     // The consent string is read (from `user.ext` in 2.5, past whatever
     // else is there) only where GDPR applies.
     let consent = if is_set(gdpr) || gpp_sid.contains(&TCF_EU_V2) {
@@ -168,7 +181,11 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
             gpp_sid: &gpp_sid,
         },
         settings,
-    )
+    )?;
+    if gpc {
+        return Err(Restriction::GlobalPrivacyControl);
+    }
+    Ok(())
 }
 
 /// The consent and opt-out signals of a request, or of a user-sync URL

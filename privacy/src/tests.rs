@@ -76,7 +76,8 @@ fn labels_are_distinct_snake_case() {
             "gdpr_no_consent",
             "limit_ad_tracking",
             "us_privacy_opt_out",
-            "gpp_opt_out"
+            "gpp_opt_out",
+            "global_privacy_control"
         ]
     );
     assert_eq!(Restriction::GppOptOut.to_string(), "gpp_opt_out");
@@ -130,6 +131,35 @@ fn limit_ad_tracking_and_do_not_track() {
         check(json!({ "device": { "lmt": 1 }, "regs": { "gdpr": 1 } })),
         Err(Restriction::LimitAdTracking),
         "checked before the TC string is decoded"
+    );
+}
+
+/// Global Privacy Control outside a GPP string: the IAB's `regs.ext.gpc`
+/// (a string, as the extension writes it, or a number) and `regs.gpc`.
+/// Behavioural data was used for a user whose browser said "do not sell
+/// or share" (found by the exchange probe).
+#[test]
+fn global_privacy_control() {
+    let gpc = Err(Restriction::GlobalPrivacyControl);
+    assert_eq!(check(json!({ "regs": { "ext": { "gpc": "1" } } })), gpc);
+    assert_eq!(check(json!({ "regs": { "ext": { "gpc": 1 } } })), gpc);
+    assert_eq!(check(json!({ "regs": { "gpc": 1 } })), gpc);
+    // With every 2.6 signal at the top level, the extension is still read.
+    let all = json!({ "gdpr": 0, "us_privacy": "1NNN", "gpp": "DBAA", "gpp_sid": [7] });
+    let mut regs = all.clone();
+    regs["ext"] = json!({ "gpc": "1" });
+    assert_eq!(check(json!({ "regs": regs })), gpc);
+    for off in [
+        json!({ "ext": { "gpc": "0" } }),
+        json!({ "gpc": 0 }),
+        json!({}),
+    ] {
+        assert_eq!(check(json!({ "regs": off })), Ok(()), "{off}");
+    }
+    // A US Privacy opt-out is reported as itself.
+    assert_eq!(
+        check(json!({ "regs": { "us_privacy": "1YYN", "ext": { "gpc": "1" } } })),
+        Err(Restriction::UsPrivacyOptOut)
     );
 }
 

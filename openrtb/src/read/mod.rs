@@ -507,6 +507,7 @@ object!(Regs {
         "us_privacy" => us_privacy: opt_str,
         "gpp" => gpp: opt_str,
         "gpp_sid" => gpp_sid: i32_vec,
+        "gpc" => gpc: opt_i32,
         "ext" => ext: ext,
 });
 
@@ -555,6 +556,7 @@ object!(RegsExt {
         "us_privacy" => us_privacy: opt_str,
         "gpp" => gpp: opt_str,
         "gpp_sid" => gpp_sid: i32_vec,
+        "gpc" => gpc: opt_i32,
 });
 
 object!(SourceExt {
