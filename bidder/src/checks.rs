@@ -65,8 +65,8 @@ pub(crate) enum Check {
     Inventory,
     /// The hours of the week, in the user's time zone.
     Daypart,
-    /// The advertiser's domains and categories against `badv` and `bcat`:
-    /// request lists, walked per candidate.
+    /// The advertiser's domains and categories against `badv`, `bcat` and
+    /// `acat`: request lists, walked per candidate.
     Blocked,
     /// The line item's highest bid against the floor.
     Floor,
@@ -132,7 +132,7 @@ impl Stop {
 /// A line item's list, at config load. Every line item runs `Slot`,
 /// `Deal`, `Flight`, `Floor`, `Room`, `Creative` and `Price`; the others
 /// only where it sets the rule they check.
-pub(crate) fn compile(item: &Item, adv: &config::Advertiser) -> Box<[Check]> {
+pub(crate) fn compile(item: &Item) -> Box<[Check]> {
     let rules = item.rules.as_deref();
     let av = matches!(item.media, config::Media::Video | config::Media::Audio);
     let wanted = [
@@ -145,10 +145,8 @@ pub(crate) fn compile(item: &Item, adv: &config::Advertiser) -> Box<[Check]> {
         (Check::Os, rules.is_some_and(|r| r.has_os())),
         (Check::Inventory, rules.is_some_and(|r| r.has_inventory())),
         (Check::Daypart, rules.is_some_and(|r| r.has_daypart())),
-        (
-            Check::Blocked,
-            !adv.domains.is_empty() || !adv.categories.is_empty(),
-        ),
+        // Always: an `acat` keeps out an advertiser without categories too.
+        (Check::Blocked, true),
         (Check::Floor, true),
         (Check::Room, true),
         (Check::Keyword, item.keywords.is_some()),
@@ -349,7 +347,22 @@ fn av_offer<'o, 'r>(media: config::Media, offer: &'o Offer<'r>) -> Option<&'o Av
 /// the Ad Product Taxonomy) blocks every advertiser with categories: ours
 /// are IAB 1.0, no mapping between the two is exact, and a category shown
 /// where the publisher blocked it costs more than a bid not made.
+///
+/// An `acat` (2.6: the only categories allowed) lets in an advertiser
+/// whose every category is within one of it, and keeps out one without
+/// categories: nothing shows it is allowed. In another taxonomy it keeps
+/// out every advertiser, as a foreign `bcat` does those with categories.
 fn blocked(adv: &config::Advertiser, ctx: &Context<'_>) -> bool {
+    if !ctx.acat.is_empty()
+        && (ctx.bcat_foreign
+            || adv.categories.is_empty()
+            || !adv
+                .categories
+                .iter()
+                .all(|c| ctx.acat.iter().any(|a| category_blocked(c, a))))
+    {
+        return true;
+    }
     if ctx.bcat_foreign && !adv.categories.is_empty() {
         return true;
     }

@@ -36,9 +36,11 @@ pub struct Context<'r> {
     pub publisher: Option<&'r str>,
     pub keywords: RequestKeywords<'r>,
     pub bcat: &'r [Cow<'r, str>],
+    /// `acat`: when given, the only advertiser categories allowed.
+    pub acat: &'r [Cow<'r, str>],
     pub badv: &'r [Cow<'r, str>],
-    /// `bcat` is given in a taxonomy other than IAB 1.0 (the request's
-    /// `cattax`), which our categories cannot be compared with.
+    /// `bcat` or `acat` is given in a taxonomy other than IAB 1.0 (the
+    /// request's `cattax`), which our categories cannot be compared with.
     pub bcat_foreign: bool,
     /// Some `badv` entry is more than a bare domain (a URL, a port, a
     /// trailing dot): the check reads each entry's host (see
@@ -248,8 +250,10 @@ impl<'r> Context<'r> {
                 .and_then(|p| non_empty(p.id.as_deref())),
             keywords,
             bcat: &req.bcat,
+            acat: &req.acat,
             badv: &req.badv,
-            bcat_foreign: !req.bcat.is_empty() && req.cattax.is_some_and(|t| t != 1),
+            bcat_foreign: (!req.bcat.is_empty() || !req.acat.is_empty())
+                && req.cattax.is_some_and(|t| t != 1),
             // Anything but a bare host name: a scheme, a path, a port, a
             // user, white space, a wildcard, a dot first or last.
             badv_loose: req.badv.iter().any(|b| {

@@ -264,7 +264,7 @@ impl Snapshot {
                             ..reports::Dims::default()
                         },
                     };
-                    item.checks = crate::checks::compile(&item, adv);
+                    item.checks = crate::checks::compile(&item);
                     items.push(item);
                 }
             }

@@ -84,6 +84,26 @@ fn first_reason_per_rule() {
         "nothing blocked"
     );
 
+    // `acat` (2.6): only the advertiser categories listed, subcategories
+    // included, in any case; in another taxonomy, none of ours.
+    let mut r = banner_request();
+    for (acat, bids) in [
+        (json!(["IAB1"]), false),
+        (json!(["IAB17"]), true),
+        (json!(["iab17-18", "IAB1"]), true),
+        (json!(["IAB17-1"]), false),
+    ] {
+        r["acat"] = acat.clone();
+        assert_eq!(verdict(&explain(&s, &r), li)["bids"], bids, "{acat}");
+        if !bids {
+            assert_eq!(reason(&s, &r, li), "blocked", "{acat}");
+            assert_eq!(s.bid(&r.to_string()).status, 204, "{acat}");
+        }
+    }
+    r["acat"] = json!(["IAB17"]);
+    r["cattax"] = json!(2);
+    assert_eq!(reason(&s, &r, li), "blocked");
+
     let mut r = banner_request();
     r["user"] = json!({ "buyeruid": "stranger" });
     assert_eq!(reason(&s, &r, li), "audience");

@@ -95,6 +95,9 @@ pub struct BidRequest<'a> {
     pub bseat: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
     pub bcat: Strs<'a>,
+    /// 2.6: the only advertiser categories allowed (`cattax`'s taxonomy).
+    #[serde(borrow, default, deserialize_with = "de::str_vec")]
+    pub acat: Strs<'a>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub cattax: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]

@@ -222,6 +222,7 @@ object!(BidRequest {
         "wseat" => wseat: str_vec,
         "bseat" => bseat: str_vec,
         "bcat" => bcat: str_vec,
+        "acat" => acat: str_vec,
         "cattax" => cattax: opt_i32,
         "badv" => badv: str_vec,
         "bapp" => bapp: str_vec,
