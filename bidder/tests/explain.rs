@@ -53,6 +53,21 @@ fn first_reason_per_rule() {
     let mut r = banner_request();
     r["imp"][0]["bidfloor"] = json!(9.0);
     assert_eq!(reason(&s, &r, li), "floor");
+    // A floor or a floor currency that is there but unreadable is no
+    // floor to bid under: read as none (or USD), bids went in under the
+    // floor the exchange meant.
+    for floor in [json!("7.0 USD"), json!([7]), json!("NaN"), json!(true)] {
+        r["imp"][0]["bidfloor"] = floor.clone();
+        assert_eq!(reason(&s, &r, li), "floor", "{floor}");
+        assert_eq!(s.bid(&r.to_string()).status, 204, "{floor}");
+    }
+    r["imp"][0]["bidfloor"] = json!(0.5);
+    for cur in [json!(["EUR"]), json!({ "code": "EUR" }), json!(true)] {
+        r["imp"][0]["bidfloorcur"] = cur.clone();
+        assert_eq!(reason(&s, &r, li), "currency", "{cur}");
+    }
+    r["imp"][0]["bidfloorcur"] = json!("");
+    assert_eq!(verdict(&explain(&s, &r), li)["bids"], true, "empty is USD");
 
     let mut r = banner_request();
     r["badv"] = json!(["acme-outdoor.example"]);

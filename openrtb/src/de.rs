@@ -236,9 +236,24 @@ pub(crate) fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D:
 
 /// `ids`: the visitor reads an id the answer echoes, which refuses the
 /// numbers whose text would not come back as sent (see `read::fields::id`).
+/// `currency`: a value that is no string nor number (a list, an object, a
+/// boolean) reads as [`UNREADABLE_CURRENCY`], not as absent.
 #[derive(Clone, Copy, Default)]
 struct StrVisitor {
     ids: bool,
+    currency: bool,
+}
+
+/// What a currency written as no string reads as: a code no rate has, so
+/// that the floor it prices cannot be priced (reason `currency`), where
+/// read as absent it was USD and bids went in under the floor meant
+/// (`"bidfloorcur": ["EUR"]`).
+pub(crate) const UNREADABLE_CURRENCY: &str = "(unreadable)";
+
+impl StrVisitor {
+    fn unreadable<'de>(self) -> Option<Cow<'de, str>> {
+        self.currency.then_some(Cow::Borrowed(UNREADABLE_CURRENCY))
+    }
 }
 
 impl<'de> Visitor<'de> for StrVisitor {
@@ -278,7 +293,7 @@ impl<'de> Visitor<'de> for StrVisitor {
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(self.unreadable())
     }
 
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
@@ -294,11 +309,11 @@ impl<'de> Visitor<'de> for StrVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        drain_seq(seq).map(|()| None)
+        drain_seq(seq).map(|()| self.unreadable())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        drain_map(map).map(|()| None)
+        drain_map(map).map(|()| self.unreadable())
     }
 }
 
@@ -313,8 +328,11 @@ pub(crate) fn opt_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de,
 /// An id the answer echoes; missing or unusable reads as empty and is left
 /// to [`crate::BidRequest::validate`] to reject where the spec requires it.
 pub(crate) fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
-    d.deserialize_any(StrVisitor { ids: true })
-        .map(|s| s.unwrap_or(Cow::Borrowed("")))
+    d.deserialize_any(StrVisitor {
+        ids: true,
+        currency: false,
+    })
+    .map(|s| s.unwrap_or(Cow::Borrowed("")))
 }
 
 pub(crate) fn usd<'a>() -> Cow<'a, str> {
@@ -323,8 +341,11 @@ pub(crate) fn usd<'a>() -> Cow<'a, str> {
 
 /// A currency code; absent, `null` or `""` means the spec default, USD.
 pub(crate) fn currency<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
-    d.deserialize_any(StrVisitor::default())
-        .map(|s| s.filter(|s| !s.is_empty()).unwrap_or_else(usd))
+    d.deserialize_any(StrVisitor {
+        ids: false,
+        currency: true,
+    })
+    .map(|s| s.filter(|s| !s.is_empty()).unwrap_or_else(usd))
 }
 
 struct LenientStr<'a>(Option<Cow<'a, str>>);
@@ -435,13 +456,24 @@ pub(crate) fn opt_floor_micros<'de, D: Deserializer<'de>>(d: D) -> Result<Option
     Ok(raw_floor_micros(raw.get()))
 }
 
+/// A floor's JSON text in micros: `None` for `null` or an empty string (no
+/// floor). Floors sent as strings (`"bidfloor": "0.5"`) are read like
+/// numbers. One that is there but is no number (`"7.0 USD"`, `[7]`,
+/// `"NaN"`, `true`) is a floor nobody clears, [`i64::MAX`]: read as none,
+/// bids went in under what the exchange meant, holding budget until their
+/// loss.
 pub(crate) fn raw_floor_micros(raw: &str) -> Option<i64> {
-    // Floors sent as strings (`"bidfloor": "0.5"`) are read like numbers.
+    if raw == "null" {
+        return None;
+    }
     let text = raw
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .unwrap_or(raw);
-    decimal_to_micros_ceil(text)
+    if text.trim().is_empty() {
+        return None;
+    }
+    Some(decimal_to_micros_ceil(text).unwrap_or(i64::MAX))
 }
 
 /// Parses a decimal number (`-1.25`, `4.50`, `1e-7`, `2E3`) into micros,
@@ -669,9 +701,11 @@ mod tests {
     fn raw_values() {
         assert_eq!(raw_floor_micros("\"0.5\""), Some(500_000));
         assert_eq!(raw_floor_micros("null"), None);
-        assert_eq!(raw_floor_micros("true"), None);
-        assert_eq!(raw_floor_micros("{}"), None);
-        assert_eq!(raw_floor_micros("[1]"), None);
+        assert_eq!(raw_floor_micros("\"\""), None);
+        assert_eq!(raw_floor_micros("true"), Some(i64::MAX));
+        assert_eq!(raw_floor_micros("{}"), Some(i64::MAX));
+        assert_eq!(raw_floor_micros("[1]"), Some(i64::MAX));
+        assert_eq!(raw_floor_micros("\"7.0 USD\""), Some(i64::MAX));
     }
 
     #[derive(serde::Deserialize)]
@@ -693,8 +727,9 @@ mod tests {
         assert_eq!(floor(r#"{"bidfloor": "1.25"}"#), 1_250_000);
         assert_eq!(floor(r#"{"bidfloor": -3}"#), 0);
         assert_eq!(floor(r#"{"bidfloor": null}"#), 0);
-        assert_eq!(floor(r#"{"bidfloor": "NaN"}"#), 0);
-        assert_eq!(floor(r#"{"bidfloor": {"x": 1}}"#), 0);
+        assert_eq!(floor(r#"{"bidfloor": "NaN"}"#), i64::MAX);
+        assert_eq!(floor(r#"{"bidfloor": {"x": 1}}"#), i64::MAX);
+        assert_eq!(floor(r#"{"bidfloor": ""}"#), 0);
         assert_eq!(floor(r#"{}"#), 0);
         assert_eq!(floor(r#"{"bidfloor": 1.23456789}"#), 1_234_568);
     }

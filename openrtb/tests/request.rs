@@ -210,7 +210,11 @@ fn floors_from_json() {
     assert_eq!(floor("2.5e-1"), 250_000);
     assert_eq!(floor("-1.5"), 0);
     assert_eq!(floor("null"), 0);
-    assert_eq!(floor(r#""NaN""#), 0);
+    // There but no number: a floor no bid clears, not none.
+    assert_eq!(floor(r#""NaN""#), i64::MAX);
+    assert_eq!(floor(r#""7.0 USD""#), i64::MAX);
+    assert_eq!(floor("[7]"), i64::MAX);
+    assert_eq!(floor(r#""""#), 0, "an empty string is none");
     assert_eq!(floor("1e400"), i64::MAX, "huge floors saturate, never wrap");
 
     let req = parse(

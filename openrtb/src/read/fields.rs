@@ -160,6 +160,12 @@ pub(super) fn id<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
 }
 
 pub(super) fn currency<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
+    // A list, an object or a boolean is a currency nobody can price (see
+    // `de::UNREADABLE_CURRENCY`), not the USD of one left out.
+    if matches!(c.peek_value()?, b'[' | b'{' | b't' | b'f') {
+        c.skip()?;
+        return Ok(Cow::Borrowed(crate::de::UNREADABLE_CURRENCY));
+    }
     Ok(opt_str(c)?.filter(|s| !s.is_empty()).unwrap_or_else(usd))
 }
 
