@@ -734,10 +734,12 @@ fn listed_domain(listed: &str) -> &str {
         .trim_end_matches('.')
 }
 
-/// `bcat` lists categories: blocking `IAB17` blocks `IAB17-18`. Bytes, not
-/// string slices: `bcat` comes from the request and may hold any UTF-8.
+/// `bcat` lists categories: blocking `IAB17` blocks `IAB17-18` (and `acat`
+/// allowing `IAB17` allows it). Bytes, not string slices: `bcat` comes from
+/// the request and may hold any UTF-8. White space around an entry goes,
+/// as around a `badv` entry: `" IAB17"` is what the publisher typed.
 fn category_blocked(ours: &str, blocked: &str) -> bool {
-    let (o, b) = (ours.as_bytes(), blocked.as_bytes());
+    let (o, b) = (ours.as_bytes(), blocked.trim().as_bytes());
     o.eq_ignore_ascii_case(b)
         || (o.len() > b.len() && o[..b.len()].eq_ignore_ascii_case(b) && o[b.len()] == b'-')
 }
@@ -810,6 +812,9 @@ mod tests {
         assert!(!category_blocked("IAB17-18", "IAB17-1"));
         assert!(!category_blocked("IAB17", "IAB17-18"));
         assert!(!category_blocked("IAB170", "IAB17"));
+        assert!(category_blocked("IAB17-18", " IAB17"));
+        assert!(category_blocked("IAB17-18", "IAB17-18 \t"));
+        assert!(!category_blocked("IAB17-18", " "));
         assert!(
             !category_blocked("IAB17-é", "IAB17-a"),
             "no panic on multi-byte input"
