@@ -43,9 +43,10 @@
 //!    sale, of sharing (California, National) or of targeted advertising, or
 //!    a Global Privacy Control signal (`Gpc` sub-section), →
 //!    [`Restriction::GppOptOut`]; so does a US Privacy section (6) with
-//!    opt-out of sale. A GPP string or section that does not decode is
-//!    ignored, like a malformed US Privacy string; unknown section ids are
-//!    skipped.
+//!    opt-out of sale, and a GPP string that does not decode while
+//!    `gpp_sid` lists a US section (6–23): it may hold an opt-out. Otherwise
+//!    a GPP string or section that does not decode is ignored, like a
+//!    malformed US Privacy string; unknown section ids are skipped.
 //! 6. **Global Privacy Control** outside GPP: `regs.gpc` or the IAB's
 //!    extension `regs.ext.gpc` non-zero (`1` or `"1"`) →
 //!    [`Restriction::GlobalPrivacyControl`]. US state laws take the signal
@@ -212,6 +213,17 @@ pub fn signals_allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<(), 
         return Err(Restriction::GppOptOut);
     }
     let gpp = s.gpp.and_then(Gpp::parse);
+    // A string the exchange says carries a US section (`gpp_sid`) that
+    // cannot be read may hold an opt-out: as for one too long, not read is
+    // not "no opt-out".
+    if gpp.is_none()
+        && s.gpp.is_some_and(|t| !t.trim().is_empty())
+        && s.gpp_sid
+            .iter()
+            .any(|&id| (USP_V1..=MAX_US_SECTION).contains(&id))
+    {
+        return Err(Restriction::GppOptOut);
+    }
     if is_set(s.gdpr) || s.gpp_sid.contains(&TCF_EU_V2) {
         let consent = s
             .consent
@@ -346,6 +358,8 @@ fn vet_tc_core(core: &str) -> Option<()> {
 const TCF_EU_V2: i32 = 2;
 const USP_V1: i32 = 6;
 const US_NAT: i32 = 7;
+/// The last US state section GPP assigns (8 California ... 23 Tennessee).
+const MAX_US_SECTION: i32 = 23;
 
 /// Most section ids one GPP header may list; there are two dozen sections.
 const MAX_GPP_SECTIONS: usize = 64;

@@ -163,6 +163,27 @@ fn global_privacy_control() {
     );
 }
 
+/// A GPP string that does not decode, while `gpp_sid` says it carries a
+/// US section, may hold an opt-out: not read is not "no opt-out", as for
+/// one too long to read. Without a US section listed it is ignored.
+#[test]
+fn an_unreadable_gpp_string_with_a_us_section_listed_opts_out() {
+    for sid in [json!([7]), json!([8, 2]), json!([6])] {
+        assert_eq!(
+            check(json!({ "regs": { "gpp": "garbage", "gpp_sid": sid } })),
+            Err(Restriction::GppOptOut),
+            "{sid}"
+        );
+    }
+    for sid in [json!([]), json!([99])] {
+        assert_eq!(
+            check(json!({ "regs": { "gpp": "garbage", "gpp_sid": sid } })),
+            Ok(()),
+            "{sid}"
+        );
+    }
+}
+
 #[test]
 fn us_privacy_string() {
     let usp = |s: &str| check(json!({ "regs": { "us_privacy": s } }));
@@ -517,8 +538,19 @@ fn gpp_unknown_or_malformed_is_ignored() {
         "DBABLA~!!!",              // undecodable section
         "DBABLA~BVVVVV",           // truncated section
     ] {
-        assert_eq!(with_gpp(s, &[7]), Ok(()), "{s:?}");
+        let whole = Gpp::parse(s).is_some();
+        // A string that does not decode at all, with a US section listed,
+        // may hold an opt-out; a section of a readable string that does
+        // not decode is ignored.
+        let want = if whole {
+            Ok(())
+        } else {
+            Err(Restriction::GppOptOut)
+        };
+        assert_eq!(with_gpp(s, &[7]), want, "{s:?}");
+        assert_eq!(with_gpp(s, &[99]), Ok(()), "{s:?}: no US section listed");
     }
+    assert!(Gpp::parse("DBABLA~!!!").is_some(), "a readable string");
     // An id this crate version does not know is skipped, not fatal.
     let s = gpp(&[(7, USNAT_OPTED_OUT), (30, "whatever")]);
     assert_eq!(with_gpp(&s, &[7, 30]), Err(Restriction::GppOptOut));
