@@ -1156,6 +1156,72 @@ fn replay(
     Ok(Found::Generation { generation, whole })
 }
 
+/// Whether the live journal fits the checkpoint covering `covered`, by the
+/// rules [`replay`] applies at a start, without reading its records.
+fn fits(dir: &Path, covered: Option<Covered>) -> Result<(), OpenError> {
+    let path = dir.join(JOURNAL);
+    let refuse = |why: String| OpenError::State {
+        path: path.clone(),
+        why,
+    };
+    let f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return match covered {
+                None => Ok(()),
+                Some(_) => Err(refuse(
+                    "the checkpoint is there but the journal is missing".into(),
+                )),
+            };
+        }
+        Err(source) => return Err(OpenError::Io { path, source }),
+    };
+    let len = f.metadata().map_err(|source| OpenError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let mut first = Vec::new();
+    BufReader::new(&f)
+        .take(64 * 1024)
+        .read_until(b'\n', &mut first)
+        .map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    if first.is_empty() {
+        return match covered {
+            None | Some(FIRST) => Ok(()),
+            Some(_) => Err(refuse(
+                "the journal is empty but a checkpoint is there".into(),
+            )),
+        };
+    }
+    let line = String::from_utf8_lossy(&first);
+    let text = line.trim_end_matches('\n');
+    let header = read_header(text).filter(|_| line.ends_with('\n'));
+    match (header, covered) {
+        (Some(1), None) => Ok(()),
+        (Some(g), None) => Err(refuse(format!(
+            "journal generation {g} has no checkpoint before it"
+        ))),
+        (Some(g), Some(c)) if g == c.generation && len.len() < c.len => Err(refuse(format!(
+            "the journal is shorter ({} bytes) than the checkpoint says it covers ({})",
+            len.len(),
+            c.len
+        ))),
+        (Some(g), Some(c)) if g == c.generation || g == c.generation + 1 => Ok(()),
+        (Some(g), Some(c)) => Err(refuse(format!(
+            "journal generation {g} does not follow the checkpoint's ({})",
+            c.generation
+        ))),
+        (None, None | Some(FIRST)) if parse_legacy(text).is_some() => Ok(()),
+        (None, _) => Err(refuse(format!(
+            "the journal's first line is not a header: {:?}",
+            text.chars().take(80).collect::<String>()
+        ))),
+    }
+}
+
 /// The checkpoint text of what `ledger` holds now, which is the journal up
 /// to `covers`.
 fn checkpoint_text(ledger: &dyn Ledger, now: Timestamp, covers: Covered) -> String {
@@ -1344,7 +1410,21 @@ fn parse_checkpoint(
 /// kept beside the live one. A type never changes once spent, so records
 /// read twice agree. `None` when `dir` holds neither a checkpoint nor a
 /// journal: no bidder kept its state there.
+///
+/// A directory whose files do not fit together, which a start refuses
+/// (see [`replay`]), is refused here too: checked twice before saying so,
+/// as a compaction between reading the checkpoint and the journal's
+/// header could make a running bidder's files look apart.
 pub fn budget_kinds(
+    dir: &Path,
+) -> Result<Option<std::collections::HashMap<String, BudgetKind>>, OpenError> {
+    match budget_kinds_once(dir) {
+        Err(OpenError::State { .. }) => budget_kinds_once(dir),
+        other => other,
+    }
+}
+
+fn budget_kinds_once(
     dir: &Path,
 ) -> Result<Option<std::collections::HashMap<String, BudgetKind>>, OpenError> {
     let mut kinds = std::collections::HashMap::new();
@@ -1369,6 +1449,7 @@ pub fn budget_kinds(
     if covered.is_none() && generations.is_empty() && !dir.join(JOURNAL).exists() {
         return Ok(None);
     }
+    fits(dir, covered)?;
     let from = covered.map_or(0, |c| c.generation);
     for g in generations.iter().filter(|g| g.generation >= from) {
         read_generation(&g.file, |c, _| {

@@ -770,3 +770,64 @@ async fn budget_kinds_read_without_the_lock_from_checkpoint_and_journal() {
     s.close();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// What a start refuses, `budget_kinds` (`bidder validate --state`)
+/// refuses too: a directory whose checkpoint and journal do not fit
+/// together. It said such a directory was valid, and serve then refused to
+/// start on it.
+#[tokio::test]
+async fn budget_kinds_refuse_what_a_start_refuses() {
+    let d = dir("kinds-fit");
+    {
+        let s = open(&d, 4).unwrap();
+        for bid in 0..10 {
+            assert!(charge(&s.books, bid, 1_000).await.unwrap());
+        }
+        s.close();
+    }
+    let journal = d.join("charges.journal");
+    let checkpoint = d.join("ledger.checkpoint");
+    let (j, c) = (
+        std::fs::read(&journal).unwrap(),
+        std::fs::read(&checkpoint).unwrap(),
+    );
+    let text = String::from_utf8(j.clone()).unwrap();
+    let (header, rest) = text.split_once('\n').unwrap();
+    let generation: u64 = header.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(generation > 1, "compacted: {header}");
+    let gap = format!("bidder-journal 1 {}\n{rest}", generation + 5);
+    type Damage<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Damage<'_>)> = vec![
+        (
+            "the journal is missing",
+            Box::new(|| std::fs::remove_file(&journal).unwrap()),
+        ),
+        (
+            "has no checkpoint before it",
+            Box::new(|| std::fs::remove_file(&checkpoint).unwrap()),
+        ),
+        (
+            "not a header",
+            Box::new(|| std::fs::write(&journal, format!("garbage\n{rest}")).unwrap()),
+        ),
+        (
+            "does not follow the checkpoint",
+            Box::new(|| std::fs::write(&journal, &gap).unwrap()),
+        ),
+    ];
+    for (why, damage) in cases {
+        damage();
+        match ledger::journal::budget_kinds(&d) {
+            Err(e @ OpenError::State { .. }) => assert!(e.to_string().contains(why), "{e}"),
+            other => panic!("{why}: {other:?}"),
+        }
+        assert!(
+            matches!(open(&d, 4), Err(OpenError::State { .. })),
+            "{why}: a start refuses it as well"
+        );
+        std::fs::write(&journal, &j).unwrap();
+        std::fs::write(&checkpoint, &c).unwrap();
+    }
+    assert!(ledger::journal::budget_kinds(&d).unwrap().is_some());
+    let _ = std::fs::remove_dir_all(&d);
+}
