@@ -13,7 +13,8 @@ use crate::problem::{Problem, Problems};
 use crate::raw::{self, RawFile};
 use crate::validate;
 
-/// Loads every `*.yaml` and `*.yml` file under `dir`, recursively.
+/// Loads every `*.yaml` and `*.yml` file under `dir` (the extension in any
+/// case), recursively.
 ///
 /// Files are taken in path order so problems and the resulting config are
 /// stable. Entries whose names start with `.` are skipped: Kubernetes
@@ -223,11 +224,12 @@ fn walk(
     }
 }
 
+/// `.yaml` or `.yml` in any case: a file saved as `shop.YAML` was left out
+/// without a word, and a reload stopped that advertiser.
 fn is_yaml(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    )
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
 /// Parses one file; on failure, the 1-based position and a plain message.
@@ -533,6 +535,8 @@ mod tests {
     fn is_yaml_by_extension() {
         assert!(is_yaml(Path::new("a/b.yaml")));
         assert!(is_yaml(Path::new("b.yml")));
+        assert!(is_yaml(Path::new("b.YAML")));
+        assert!(is_yaml(Path::new("b.Yml")));
         assert!(!is_yaml(Path::new("b.yaml.bak")));
         assert!(!is_yaml(Path::new("b.json")));
         assert!(!is_yaml(Path::new("yaml")));
