@@ -122,8 +122,27 @@ pub enum NoticeResult {
     Recorded,
 }
 
+impl NoticeResult {
+    const ALL: [NoticeResult; 9] = [
+        NoticeResult::Charged,
+        NoticeResult::Duplicate,
+        NoticeResult::Test,
+        NoticeResult::Invalid,
+        NoticeResult::Failed,
+        NoticeResult::Released,
+        NoticeResult::Ignored,
+        NoticeResult::Unknown,
+        NoticeResult::Recorded,
+    ];
+}
+
 pub fn notice(kind: crate::notice::Kind, result: NoticeResult) {
-    let result = match result {
+    metrics::counter!("bidder_notices_total", "kind" => kind.as_str(), "result" => notice_label(result))
+        .increment(1);
+}
+
+fn notice_label(result: NoticeResult) -> &'static str {
+    match result {
         NoticeResult::Charged => "charged",
         NoticeResult::Duplicate => "duplicate",
         NoticeResult::Test => "test",
@@ -133,9 +152,7 @@ pub fn notice(kind: crate::notice::Kind, result: NoticeResult) {
         NoticeResult::Ignored => "ignored",
         NoticeResult::Unknown => "unknown",
         NoticeResult::Recorded => "recorded",
-    };
-    metrics::counter!("bidder_notices_total", "kind" => kind.as_str(), "result" => result)
-        .increment(1);
+    }
 }
 
 /// A win or billing notice whose price could not be read: charged at the
@@ -348,6 +365,38 @@ pub fn config_loaded(ok: bool, line_items: usize) {
 
 /// Registers the series a dashboard expects before the first event, so a
 /// fresh replica shows zeros rather than gaps.
+/// Counters with one label, and the values they are shown at zero with.
+const LABELLED_COUNTERS: &[(&str, &str, &[&str])] = &[
+    (
+        "bidder_pixel_events_total",
+        "result",
+        &[
+            "recorded",
+            "no_user",
+            "no_consent",
+            "flooded",
+            "unknown_advertiser",
+            "foreign_page",
+            "invalid",
+        ],
+    ),
+    (
+        "bidder_user_syncs_total",
+        "result",
+        &["synced", "no_consent", "refused", "unknown_exchange"],
+    ),
+    (
+        "bidder_tracking_refused_total",
+        "reason",
+        &["signature", "expired", "duplicate"],
+    ),
+    (
+        "bidder_list_batches_total",
+        "result",
+        &["applied", "invalid", "full", "io_error"],
+    ),
+];
+
 /// The counters without labels: on the page from the start, at zero.
 /// Missing until their first event, a restarted replica's page had a gap
 /// `rate()` misread and an `absent()` alert fired on.
@@ -377,6 +426,24 @@ pub fn describe() {
     for &name in UNLABELLED_COUNTERS {
         metrics::counter!(name).increment(0);
     }
+    // Labelled counters an alert watches (a notice that failed, pixels
+    // refused) at zero from the start too: `rate()` cannot tell a series
+    // not there yet from one that is quiet.
+    for kind in crate::notice::Kind::ALL {
+        for result in NoticeResult::ALL {
+            metrics::counter!("bidder_notices_total", "kind" => kind.as_str(), "result" => notice_label(result))
+                .increment(0);
+        }
+    }
+    for (name, label, values) in LABELLED_COUNTERS {
+        for &value in *values {
+            metrics::counter!(*name, *label => value).increment(0);
+        }
+    }
+    metrics::describe_counter!(
+        "bidder_audience_events_total",
+        "Audience events (views, purchases, interests) taken in, from --data and uploads."
+    );
     metrics::describe_counter!(
         "bidder_list_batches_total",
         "Batches of list audience members by result (applied, invalid, full, io_error)."

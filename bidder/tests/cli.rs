@@ -167,10 +167,25 @@ fn serve_bids_on_the_example_and_stops_on_sigterm() {
         "bidder_over_delivery_micros_total 0",
         "bidder_late_wins_total 0",
         "bidder_event_write_errors_total 0",
+        // Labelled series an alert watches, at zero too.
+        "bidder_notices_total{kind=\"win\",result=\"failed\"} 0",
+        "bidder_notices_total{kind=\"billing\",result=\"charged\"} 0",
+        "bidder_pixel_events_total{result=\"flooded\"} 0",
+        "bidder_tracking_refused_total{reason=\"signature\"} 0",
+        "bidder_list_batches_total{result=\"io_error\"} 0",
     ] {
         assert!(
             page.lines().any(|l| l == series),
             "no {series:?} in\n{page}"
+        );
+    }
+    // Every family says what it counts.
+    for family in page.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = family.split(' ').next().unwrap();
+        assert!(
+            page.lines()
+                .any(|l| l.starts_with(&format!("# HELP {name} "))),
+            "no HELP for {name}"
         );
     }
     // The wall clock decides the flights here; whatever it says, the answer
