@@ -500,6 +500,9 @@ fn frequency(stores: &Stores<'_>, item: &Item, ctx: &Context<'_>) -> Result<(), 
     }
 }
 
+/// AdCOM's banner ad type of our display markup (a link around an image).
+const XHTML_BANNER: i32 = 2;
+
 /// The creative to show and how it fills the slot.
 fn creative(
     snap: &Snapshot,
@@ -515,12 +518,21 @@ fn creative(
     };
     match item.media {
         config::Media::Display => {
+            // Our display markup is an XHTML banner (`btype` 2): a slot
+            // blocking that type takes none of our banners.
+            if offer.banner_btype.contains(&XHTML_BANNER) {
+                return Err(NoBid::Attribute);
+            }
             // The first offered size (the exchange's preference) that a
-            // usable creative has.
+            // usable creative has, of an image type the slot takes.
             let mut blocked = None;
             for &(w, h) in &offer.sizes {
                 for &c in &item.creatives {
                     if !creatives::fits_sizes(&adv.creatives[c], &[(w, h)]) {
+                        continue;
+                    }
+                    if !creatives::fits_mimes(&adv.creatives[c], offer.banner_mimes) {
+                        blocked.get_or_insert(NoBid::Creative);
                         continue;
                     }
                     match usable.check(c) {

@@ -124,6 +124,11 @@ pub(crate) struct Offer<'r> {
     pub battr: Battr<'r>,
     /// Only https creatives, media and trackers: `imp.secure` or an https page.
     pub secure: bool,
+    /// Banner ad types the slot blocks (`banner.btype`: 2 is the XHTML
+    /// banner our display markup is).
+    pub banner_btype: &'r [i32],
+    /// Image types the banner slot takes (`banner.mimes`; none: any).
+    pub banner_mimes: &'r [std::borrow::Cow<'r, str>],
 }
 
 #[derive(Debug, Default)]
@@ -242,6 +247,8 @@ impl<'r> Offer<'r> {
                 native: imp.native.as_ref().map_or(&[], |n| &n.battr),
             },
             secure: imp.secure == Some(1) || ctx.secure_page,
+            banner_btype: imp.banner.as_deref().map_or(&[], |b| &b.btype),
+            banner_mimes: imp.banner.as_deref().map_or(&[], |b| &b.mimes),
         }
     }
 

@@ -50,6 +50,22 @@ fn first_reason_per_rule() {
     r["imp"][0]["video"] = json!({ "mimes": ["video/mp4"], "w": 640, "h": 360 });
     assert_eq!(reason(&s, &r, li), "media");
 
+    // The banner's types: our markup is an XHTML banner (btype 2), its
+    // image a jpg (mimes).
+    let mut r = banner_request();
+    r["imp"][0]["banner"]["btype"] = json!([2]);
+    assert_eq!(reason(&s, &r, li), "attribute");
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    r["imp"][0]["banner"]["btype"] = json!([1, 3, 4]);
+    assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
+    r["imp"][0]["banner"]["mimes"] = json!(["image/gif", "image/png"]);
+    assert_eq!(reason(&s, &r, li), "creative");
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    for mimes in [json!(["image/jpeg"]), json!(["image/gif", "IMAGE/JPG"])] {
+        r["imp"][0]["banner"]["mimes"] = mimes.clone();
+        assert_eq!(verdict(&explain(&s, &r), li)["bids"], true, "{mimes}");
+    }
+
     let mut r = banner_request();
     r["imp"][0]["bidfloor"] = json!(9.0);
     assert_eq!(reason(&s, &r, li), "floor");

@@ -19,6 +19,24 @@ pub fn fits_sizes(creative: &Creative, sizes: &[(u32, u32)]) -> bool {
     display_size(creative).is_some_and(|s| sizes.contains(&s))
 }
 
+/// Whether a display creative's image is of a type the slot takes: any,
+/// when it lists none (`banner.mimes`); otherwise the type its URL's
+/// extension says must be listed ("image/jpg" counts as "image/jpeg"), and
+/// an image whose extension says nothing fits no list.
+pub fn fits_mimes<S: AsRef<str>>(creative: &Creative, mimes: &[S]) -> bool {
+    if mimes.is_empty() {
+        return true;
+    }
+    let config::CreativeKind::Display { image_url, .. } = &creative.kind else {
+        return false;
+    };
+    crate::vast::known_image_mime(image_url).is_some_and(|mime| {
+        mimes
+            .iter()
+            .any(|m| crate::native::same_mime(m.as_ref(), mime))
+    })
+}
+
 /// The `adm` of a display creative: its image inside a link to the click
 /// URL, opening in a new window.
 pub fn banner_html(creative: &Creative) -> Option<String> {

@@ -14,7 +14,7 @@ mod vast;
 pub use av::{fit_av, AvFit, AvSlot, Misfit};
 pub use banner::{
     banner_html, banner_html_tracked, banner_json_tracked, banner_json_tracked_with, display_size,
-    fits_sizes, push_attr_in_json, push_json_str,
+    fits_mimes, fits_sizes, push_attr_in_json, push_json_str,
 };
 pub use native::{
     fit_native, native_response, parse_native_request, AssetKind, EventTrackerOffer, FilledAsset,

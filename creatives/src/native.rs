@@ -676,7 +676,7 @@ fn dimension_fits(have: u32, exact: Option<u32>, min: Option<u32>) -> bool {
 
 /// Exchanges write "image/jpg" (the spec's own example), parameters and
 /// odd case.
-fn same_mime(listed: &str, mime: &str) -> bool {
+pub(crate) fn same_mime(listed: &str, mime: &str) -> bool {
     let listed = listed.split(';').next().unwrap_or(listed).trim();
     listed.eq_ignore_ascii_case(mime)
         || (listed.eq_ignore_ascii_case("image/jpg") && mime == "image/jpeg")
