@@ -45,8 +45,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
 
 /// A key that may be left out, told apart from one written with nothing
 /// after it (`key:`): `Option` takes that null for a key not written, and
-/// an empty targeting list written down must be refused, not read as
-/// "no restriction".
+/// an empty `deals` written down must be refused, not read as "no deal".
 #[derive(Debug)]
 pub(crate) struct Given<T>(pub Option<Spanned<T>>);
 
@@ -607,9 +606,8 @@ mappings! {
         pub none_of: List<Text>,
     }
 
-    /// Where and when to bid; every key is optional. A list given is not
-    /// empty: an empty one would restrict nothing, the opposite of what
-    /// writing it down means.
+    /// Where and when to bid; every key is optional, and an empty list does
+    /// not restrict (but `deals`, which must list something).
     #[mapping = "targeting"]
     pub(crate) struct RawTargeting {
         /// ISO 3166-1 alpha-3 codes, like USA, as OpenRTB's geo.country.

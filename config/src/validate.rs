@@ -1308,38 +1308,20 @@ impl FileChecker<'_> {
         t: &RawTargeting,
         media: Option<Media>,
     ) -> Option<Targeting> {
-        // `countries: []` (or `countries:` with nothing after it) reads as
-        // "no restriction": a line item meant for a few countries would buy
-        // every one.
+        // `deals: []` (or `deals:` with nothing after it) would read as "no
+        // deal": a line item meant for a private marketplace would buy on
+        // the open market. The other lists written empty restrict nothing,
+        // as documented, and configs rely on it.
         let mut ok = true;
-        for (key, list) in [
-            ("countries", &t.countries.0),
-            ("regions", &t.regions.0),
-            ("cities", &t.cities.0),
-            ("os", &t.os.0),
-            ("devices", &t.devices.0),
-            ("deals", &t.deals.0),
-            // On a display line item the key itself is the mistake, said
-            // once by `placements`.
-            (
-                "placements",
-                if media == Some(Media::Display) {
-                    &None
-                } else {
-                    &t.placements.0
-                },
-            ),
-        ] {
-            if let Some(l) = list.as_ref().filter(|l| l.value.0.is_empty()) {
-                self.report(
-                    l.referenced,
-                    format!(
-                        "{subject}: {key} lists nothing, which would restrict nothing; add some \
-                         or remove {key}"
-                    ),
-                );
-                ok = false;
-            }
+        if let Some(l) = t.deals.0.as_ref().filter(|l| l.value.0.is_empty()) {
+            self.report(
+                l.referenced,
+                format!(
+                    "{subject}: deals lists nothing, which would take this line item to the open \
+                     market; list its deal ids or remove deals"
+                ),
+            );
+            ok = false;
         }
         let items = |l: &Option<Spanned<List<Text>>>| -> Vec<Text> {
             l.as_ref().map(|l| l.value.0.clone()).unwrap_or_default()

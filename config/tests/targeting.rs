@@ -381,44 +381,40 @@ fn an_allow_block_list_lists_something() {
     );
 }
 
-/// An empty list would restrict nothing: `countries: []` on a line item
-/// meant for a few countries bought every one, `deals: []` took a deal
-/// line item to the open market. Refused where it is written, in either
-/// spelling (`[]`, or the key with nothing after it).
+/// `deals: []` (or `deals:` with nothing after it) read as "no deal": a
+/// line item meant for a private marketplace bought on the open market.
+/// Refused where it is written. The other lists written empty restrict
+/// nothing, as documented (configs rely on it).
 #[test]
-fn a_targeting_list_lists_something() {
-    for (line, key) in [
-        ("countries: [USA, CAN]", "countries"),
-        ("regions: [US-CO, CA-BC, US-DC]", "regions"),
-        ("cities: [Denver, São Paulo]", "cities"),
-        (
-            "os: [ios, android, windows, macos, linux, chromeos, tvos, roku, tizen, webos, fireos]",
-            "os",
-        ),
+fn deals_list_something() {
+    for empty in ["deals: []", "deals:"] {
+        let text = edit(BASE, "deals: [DEAL-1]", empty);
+        let problems = problems(&[("a.yaml", &text)]);
+        assert_eq!(problems.len(), 1, "{empty}: {problems:?}");
+        assert_eq!(
+            problems[0].message,
+            format!(
+                "{LI}: deals lists nothing, which would take this line item to the open market; \
+                 list its deal ids or remove deals"
+            ),
+            "{empty}"
+        );
+        assert_eq!(problems[0].line, at(&text, empty, "deals").0, "{empty}");
+    }
+    for (line, empty) in [
+        ("countries: [USA, CAN]", "countries: []"),
+        ("cities: [Denver, São Paulo]", "cities:"),
         (
             "devices: [desktop, phone, tablet, ctv, connected_device, set_top_box, dooh]",
-            "devices",
+            "devices: []",
         ),
-        ("deals: [DEAL-1]", "deals"),
     ] {
-        for empty in [format!("{key}: []"), format!("{key}:")] {
-            let text = edit(BASE, line, &empty);
-            let problems = problems(&[("a.yaml", &text)]);
-            let p = problems
-                .iter()
-                .find(|p| p.message.contains("lists nothing"))
-                .unwrap_or_else(|| panic!("{empty}: {problems:?}"));
-            assert_eq!(
-                p.message,
-                format!(
-                    "{LI}: {key} lists nothing, which would restrict nothing; add some or remove \
-                     {key}"
-                ),
-                "{empty}"
-            );
-            assert_eq!(p.line, at(&text, &empty, key).0, "{empty}");
-            assert_eq!(problems.len(), 1, "{empty}: {problems:?}");
+        let mut text = edit(BASE, line, empty);
+        if line.starts_with("countries") {
+            // Regions are held against the countries listed.
+            text = edit(&text, "regions: [US-CO, CA-BC, US-DC]", "regions: []");
         }
+        assert_loads(&[("a.yaml", &text)]);
     }
 }
 
@@ -637,14 +633,9 @@ fn placements_read_into_the_model_for_video_and_audio() {
     all.push(Placement::Instream);
     assert_eq!(t.placements, all);
 
-    // An empty list would restrict nothing, like the other lists: refused.
-    let text = video_with("          placements: []\n");
-    assert_problem(
-        &text,
-        at(&text, "placements: []", "["),
-        "line item \"li-video\": placements lists nothing, which would restrict nothing; add \
-         some or remove placements",
-    );
+    // An empty list is no restriction, like the other lists.
+    let t = targeting_of(&video_with("          placements: []\n"), "li-video");
+    assert_eq!(t, Targeting::default());
 }
 
 #[test]
