@@ -593,6 +593,9 @@ fn the_reader_agrees_with_serde_on_known_edges() {
         br#"{"id":"\ud800"}"#,
         br#"{"x":"\ud800","ext":"\udc00","imp":[{"ext":{"k":"\ud800"}}]}"#,
         br#"{"user":{"id":{"\ud800":1}}}"#,
+        // A floor currency written as no string: drained as serde drains it.
+        br#"{"imp":[{"bidfloorcur":{"\ud800":0}}]}"#,
+        br#"{"imp":[{"bidfloorcur":["EUR"],"pmp":{"deals":[{"bidfloorcur":true}]}}]}"#,
         // Numbers: range checked where one is read, not where one is skipped or kept raw.
         br#"{"imp":[{"banner":{"w":1e400}}]}"#,
         br#"{"x":1e400,"ext":-1e400,"imp":[{"bidfloor":1e400}]}"#,

@@ -162,9 +162,14 @@ pub(super) fn id<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
 pub(super) fn currency<'a>(c: &mut Cursor<'a>) -> Result<Cow<'a, str>> {
     // A list, an object or a boolean is a currency nobody can price (see
     // `de::UNREADABLE_CURRENCY`), not the USD of one left out.
-    if matches!(c.peek_value()?, b'[' | b'{' | b't' | b'f') {
-        c.skip()?;
-        return Ok(Cow::Borrowed(crate::de::UNREADABLE_CURRENCY));
+    // Drained as serde drains it (an object's keys decoded): both readers
+    // refuse, or read, the same bodies.
+    let unreadable = || Cow::Borrowed(crate::de::UNREADABLE_CURRENCY);
+    match c.peek_value()? {
+        b'[' => return drain_array(c).map(|()| unreadable()),
+        b'{' => return drain_object(c).map(|()| unreadable()),
+        b't' | b'f' => return c.literal().map(|_| unreadable()),
+        _ => {}
     }
     Ok(opt_str(c)?.filter(|s| !s.is_empty()).unwrap_or_else(usd))
 }
