@@ -555,13 +555,28 @@ fn state_problems(
         "--state {}: no such directory",
         state.display()
     );
-    let mut kinds = ledger::journal::budget_kinds(state)?.ok_or_else(|| {
-        anyhow::anyhow!(
+    let mut kinds = match ledger::journal::budget_kinds(state)? {
+        Some(kinds) => kinds,
+        // A first rollout's directory: nothing spent yet, nothing to check.
+        None if std::fs::read_dir(state)
+            .with_context(|| format!("reading {}", state.display()))?
+            .next()
+            .is_none() =>
+        {
+            eprintln!(
+                "bidder: --state {}: empty, no bidder has run on it yet",
+                state.display()
+            );
+            Default::default()
+        }
+        // Files, but none of a bidder's state: a wrong path is no proof that
+        // nothing was spent.
+        None => anyhow::bail!(
             "--state {}: no ledger.checkpoint and no charges.journal there; \
              give the directory a bidder runs on (serve's --state, or --journal with Redis)",
             state.display()
-        )
-    })?;
+        ),
+    };
     // With Redis, a line item may have spent on other replicas only: the
     // copies of their journals kept for reports (`peers/<replica>/`) say so.
     let peers = state.join(reports::log::PEERS);
@@ -1199,11 +1214,21 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
                     .flat_map(|o| &o.line_items)
                     .map(|li| li.id.as_str())
                     .collect();
-                shared.budget_kinds_now(&ids).unwrap_or_else(|e| {
+                // A blip of Redis must not let a changed type through: a
+                // few tries, a second apart, before going on without.
+                let mut read = shared.budget_kinds_now(&ids);
+                for _ in 0..4 {
+                    if read.is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    read = shared.budget_kinds_now(&ids);
+                }
+                read.unwrap_or_else(|e| {
                     tracing::warn!(
                         error = %e,
-                        "budget types not read from Redis: the config is checked against this \
-                         replica's journal only (a reload checks it again)"
+                        "budget types not read from Redis after 5 tries: the config is checked \
+                         against this replica's journal only (a reload checks it again)"
                     );
                     Default::default()
                 })

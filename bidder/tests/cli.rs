@@ -386,19 +386,29 @@ orders:
         )
     };
     assert_eq!(validate(None).0, Some(0));
-    // A directory no bidder kept its state in (a wrong path) is no proof
-    // that nothing was spent.
+    // An empty directory is a first rollout's: nothing spent yet. One
+    // holding other files is no bidder's (a wrong path), and no proof that
+    // nothing was spent.
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = bin()
-        .args(["validate", "--config"])
-        .arg(&changed)
-        .arg("--state")
-        .arg(&empty)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let run = |state: &Path| {
+        let out = bin()
+            .args(["validate", "--config"])
+            .arg(&changed)
+            .arg("--state")
+            .arg(state)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&empty);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("empty, no bidder has run on it yet"), "{err}");
+    let (code, err) = run(&changed);
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("no ledger.checkpoint and no charges.journal"),
         "{err}"
