@@ -403,12 +403,15 @@ fn deal<'r>(
     let offered = pmp.map(|p| p.deals.as_slice()).unwrap_or(&[]);
     let for_us = |d: &ortb::Deal<'_>| {
         let seat_ok = d.wseat.is_empty() || seat.is_none_or(|s| d.wseat.iter().any(|w| w == s));
+        // Every domain the bid names (its `adomain`) must be allowed, as
+        // every category must be under `acat`.
         let domain_ok = d.wadomain.is_empty()
-            || adv.domains.iter().any(|ours| {
-                d.wadomain
-                    .iter()
-                    .any(|w| crate::targeting::domain_within(ours, listed_domain(w)))
-            });
+            || (!adv.domains.is_empty()
+                && adv.domains.iter().all(|ours| {
+                    d.wadomain
+                        .iter()
+                        .any(|w| crate::targeting::domain_within(ours, listed_domain(w)))
+                }));
         seat_ok && domain_ok
     };
     // Of our deals the imp offers, the first this line item clears the
