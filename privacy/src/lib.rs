@@ -44,7 +44,8 @@
 //!    a Global Privacy Control signal (`Gpc` sub-section), →
 //!    [`Restriction::GppOptOut`]; so does a US Privacy section (6) with
 //!    opt-out of sale, and a GPP string that does not decode while
-//!    `gpp_sid` lists a US section (6–23): it may hold an opt-out. Otherwise
+//!    `gpp_sid` lists a US section (6–23), or lists none (then every
+//!    section applies): it may hold an opt-out. Otherwise
 //!    a GPP string or section that does not decode is ignored, like a
 //!    malformed US Privacy string; unknown section ids are skipped.
 //! 6. **Global Privacy Control** outside GPP: `regs.gpc` or the IAB's
@@ -216,11 +217,13 @@ pub fn signals_allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<(), 
     // A string the exchange says carries a US section (`gpp_sid`) that
     // cannot be read may hold an opt-out: as for one too long, not read is
     // not "no opt-out".
+    // (No `gpp_sid` makes every section of the string apply, US ones too.)
     if gpp.is_none()
         && s.gpp.is_some_and(|t| !t.trim().is_empty())
-        && s.gpp_sid
-            .iter()
-            .any(|&id| (USP_V1..=MAX_US_SECTION).contains(&id))
+        && (s.gpp_sid.is_empty()
+            || s.gpp_sid
+                .iter()
+                .any(|&id| (USP_V1..=MAX_US_SECTION).contains(&id)))
     {
         return Err(Restriction::GppOptOut);
     }
