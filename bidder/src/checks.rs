@@ -534,7 +534,8 @@ fn creative(
                     if !creatives::fits_sizes(&adv.creatives[c], &[(w, h)]) {
                         continue;
                     }
-                    if !creatives::fits_mimes(&adv.creatives[c], offer.banner_mimes) {
+                    let bit = snap.creative_json[item.advertiser][c].image_bit;
+                    if offer.banner_mimes.is_some_and(|takes| takes & bit == 0) {
                         blocked.get_or_insert(NoBid::Creative);
                         continue;
                     }
@@ -754,7 +755,16 @@ fn listed_domain(listed: &str) -> &str {
 /// the request and may hold any UTF-8. White space around an entry goes,
 /// as around a `badv` entry: `" IAB17"` is what the publisher typed.
 fn category_blocked(ours: &str, blocked: &str) -> bool {
-    let (o, b) = (ours.as_bytes(), blocked.trim().as_bytes());
+    let b = blocked.as_bytes();
+    // Looked at before trimming: `trim` on every entry for every candidate
+    // cost a bid some 370 instructions, and entries rarely need it.
+    let spaced = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_whitespace() || *c >= 0x80);
+    let b = if spaced(b.first()) || spaced(b.last()) {
+        blocked.trim().as_bytes()
+    } else {
+        b
+    };
+    let o = ours.as_bytes();
     o.eq_ignore_ascii_case(b)
         || (o.len() > b.len() && o[..b.len()].eq_ignore_ascii_case(b) && o[b.len()] == b'-')
 }

@@ -127,8 +127,9 @@ pub(crate) struct Offer<'r> {
     /// Banner ad types the slot blocks (`banner.btype`: 2 is the XHTML
     /// banner our display markup is).
     pub banner_btype: &'r [i32],
-    /// Image types the banner slot takes (`banner.mimes`; none: any).
-    pub banner_mimes: &'r [std::borrow::Cow<'r, str>],
+    /// Image types the banner slot takes (`banner.mimes`, as
+    /// `creatives::mime_mask` reads them; `None`: any).
+    pub banner_mimes: Option<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -248,7 +249,10 @@ impl<'r> Offer<'r> {
             },
             secure: imp.secure == Some(1) || ctx.secure_page,
             banner_btype: imp.banner.as_deref().map_or(&[], |b| &b.btype),
-            banner_mimes: imp.banner.as_deref().map_or(&[], |b| &b.mimes),
+            banner_mimes: imp
+                .banner
+                .as_deref()
+                .and_then(|b| creatives::mime_mask(&b.mimes)),
         }
     }
 

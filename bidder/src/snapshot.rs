@@ -567,6 +567,9 @@ pub struct CreativeJson {
     /// Every URL the creative's markup loads or links to is https: it may
     /// serve on secure pages.
     pub https: bool,
+    /// A display creative's image type, from its URL's extension, as the
+    /// bit `creatives::mime_mask` reads a slot's `banner.mimes` into.
+    pub image_bit: u8,
     /// A video or audio creative's VAST, written once (see
     /// [`creatives::VastTemplate`]).
     pub vast: Option<Box<AvTemplates>>,
@@ -666,6 +669,7 @@ impl CreativeJson {
             members: m,
             notice_id: notice::encode(&c.id),
             https: creative_urls(c).all(is_https),
+            image_bit: creatives::display_image_bit(c),
             vast: AvTemplates::new(adv, c),
         }
     }
