@@ -612,17 +612,17 @@ mappings! {
     pub(crate) struct RawTargeting {
         /// ISO 3166-1 alpha-3 codes, like USA, as OpenRTB's geo.country.
         #[serde(default)]
-        pub countries: Given<List<Text>>,
+        pub countries: List<Text>,
         /// ISO 3166-2 subdivision codes, like US-CO.
         #[serde(default)]
-        pub regions: Given<List<Text>>,
+        pub regions: List<Text>,
         /// City names, matched case-insensitively.
         #[serde(default)]
-        pub cities: Given<List<Text>>,
+        pub cities: List<Text>,
         /// Operating systems.
         #[one_of(Os::ALL.map(Os::as_str))]
         #[serde(default)]
-        pub os: Given<List<Text>>,
+        pub os: List<Text>,
         /// Site domains, like news.example (subdomains included).
         #[serde(default)]
         pub sites: Option<Spanned<RawAllowBlock>>,
@@ -638,7 +638,7 @@ mappings! {
         /// Device types.
         #[one_of(Device::ALL.map(Device::as_str))]
         #[serde(default)]
-        pub devices: Given<List<Text>>,
+        pub devices: List<Text>,
         /// Contextual keywords, matched against the request's keywords.
         #[serde(default)]
         pub keywords: Option<Spanned<RawKeywords>>,
@@ -652,7 +652,7 @@ mappings! {
         /// accompanying, interstitial and standalone.
         #[one_of(Placement::ALL.map(Placement::as_str))]
         #[serde(default)]
-        pub placements: Given<List<Text>>,
+        pub placements: Option<Spanned<List<Text>>>,
     }
 
     /// Keyword phrases, matched case- and accent-insensitively.

@@ -1327,11 +1327,11 @@ impl FileChecker<'_> {
             l.as_ref().map(|l| l.value.0.clone()).unwrap_or_default()
         };
         let (t_countries, t_regions, t_cities, t_os, t_devices, t_deals) = (
-            items(&t.countries.0),
-            items(&t.regions.0),
-            items(&t.cities.0),
-            items(&t.os.0),
-            items(&t.devices.0),
+            t.countries.0.clone(),
+            t.regions.0.clone(),
+            t.cities.0.clone(),
+            t.os.0.clone(),
+            t.devices.0.clone(),
             items(&t.deals.0),
         );
         let mut countries_ok = true;
@@ -1410,7 +1410,7 @@ impl FileChecker<'_> {
         for deal in &t_deals {
             ok &= self.not_empty(subject, "a deal id", deal);
         }
-        let placements = match &t.placements.0 {
+        let placements = match &t.placements {
             Some(list) => {
                 let placements = self.placements(subject, list, media);
                 ok &= placements.is_some();

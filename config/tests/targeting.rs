@@ -416,6 +416,14 @@ fn deals_list_something() {
         }
         assert_loads(&[("a.yaml", &text)]);
     }
+    // `placements:` with nothing after it on a display line item reads as
+    // left out, as it always did.
+    let text = edit(
+        BASE,
+        "          deals: [DEAL-1]\n",
+        "          deals: [DEAL-1]\n          placements:\n",
+    );
+    assert_loads(&[("a.yaml", &text)]);
 }
 
 // ---- dayparts ----
