@@ -32,20 +32,22 @@ const IMAGE_TYPES: [&str; 5] = [
 ];
 
 /// A display creative's image type as a bit of [`IMAGE_TYPES`], from its
-/// URL's extension; 0 for an extension that says nothing (or not a display
-/// creative), which no listed type takes.
+/// URL's extension; every bit for an extension that says nothing (a CDN's
+/// `/img/123`): the type is unknown, not wrong, and such creatives bid
+/// before slots' `mimes` were read.
 pub fn display_image_bit(creative: &Creative) -> u8 {
     let CreativeKind::Display { image_url, .. } = &creative.kind else {
-        return 0;
+        return u8::MAX;
     };
     crate::vast::known_image_mime(image_url)
         .and_then(|mime| IMAGE_TYPES.iter().position(|t| *t == mime))
-        .map_or(0, |i| 1 << i)
+        .map_or(u8::MAX, |i| 1 << i)
 }
 
 /// The image types a slot's `banner.mimes` takes, as bits of
-/// [`IMAGE_TYPES`] ("image/jpg" counts as "image/jpeg"); `None` when it
-/// lists none: any type.
+/// [`IMAGE_TYPES`] ("image/jpg" counts as "image/jpeg", "image/*" as all);
+/// `None` when it names no image type (none at all, or only others such as
+/// "text/html"): then it says nothing about our image, and any goes.
 pub fn mime_mask<S: AsRef<str>>(mimes: &[S]) -> Option<u8> {
     if mimes.is_empty() {
         return None;
@@ -62,6 +64,9 @@ pub fn mime_mask<S: AsRef<str>>(mimes: &[S]) -> Option<u8> {
             mask |= 1 << 1;
             continue;
         }
+        if m.eq_ignore_ascii_case(b"image/*") {
+            return None;
+        }
         if let Some(i) = IMAGE_TYPES
             .iter()
             .position(|t| t.as_bytes().eq_ignore_ascii_case(m))
@@ -69,7 +74,7 @@ pub fn mime_mask<S: AsRef<str>>(mimes: &[S]) -> Option<u8> {
             mask |= 1 << i;
         }
     }
-    Some(mask)
+    (mask != 0).then_some(mask)
 }
 
 /// The `adm` of a display creative: its image inside a link to the click
@@ -418,21 +423,23 @@ mod tests {
     use super::*;
 
     /// A slot's `mimes` against a creative's image type, as exchanges
-    /// write them: "image/jpg", parameters, any case; an extension that
-    /// says nothing fits no list, and no list takes anything.
+    /// write them: "image/jpg", "image/*", parameters, any case; a list
+    /// naming no image type, and an image of unknown type, refuse nothing.
     #[test]
     fn image_types_against_a_slots_mimes() {
         let jpg = display_image_bit(&display(1, 1, "https://a.example/x.JPG?v=2", "https://a"));
         let odd = display_image_bit(&display(1, 1, "https://a.example/x", "https://a"));
-        assert_ne!(jpg, 0);
-        assert_eq!(odd, 0);
         let takes = |mimes: &[&str], bit: u8| mime_mask(mimes).is_none_or(|m| m & bit != 0);
         assert!(takes(&[], jpg) && takes(&[], odd));
-        for listed in ["image/jpeg", "IMAGE/JPG", " image/jpeg ; q=1"] {
+        for listed in ["image/jpeg", "IMAGE/JPG", " image/jpeg ; q=1", "image/*"] {
             assert!(takes(&["image/gif", listed], jpg), "{listed}");
         }
         assert!(!takes(&["image/gif", "image/png"], jpg));
-        assert!(!takes(&["image/jpeg", "text/html"], odd));
+        // A list naming no image type says nothing about ours.
+        assert!(takes(&["text/html", "application/javascript"], jpg));
+        assert!(takes(&["", "1"], jpg));
+        // An image of unknown type is not refused for it.
+        assert!(takes(&["image/gif"], odd));
     }
 
     fn display(w: u32, h: u32, image: &str, click: &str) -> Creative {
