@@ -758,7 +758,9 @@ fn category_blocked(ours: &str, blocked: &str) -> bool {
     let b = blocked.as_bytes();
     // Looked at before trimming: `trim` on every entry for every candidate
     // cost a bid some 370 instructions, and entries rarely need it.
-    let spaced = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_whitespace() || *c >= 0x80);
+    // At or below a space (every ASCII white space `trim` removes, the
+    // vertical tab too), or past ASCII (Unicode's, such as U+00A0).
+    let spaced = |c: Option<&u8>| c.is_some_and(|&c| c <= b' ' || c >= 0x80);
     let b = if spaced(b.first()) || spaced(b.last()) {
         blocked.trim().as_bytes()
     } else {
@@ -839,6 +841,8 @@ mod tests {
         assert!(!category_blocked("IAB170", "IAB17"));
         assert!(category_blocked("IAB17-18", " IAB17"));
         assert!(category_blocked("IAB17-18", "IAB17-18 \t"));
+        assert!(category_blocked("IAB17-18", "IAB17\u{b}"));
+        assert!(category_blocked("IAB17-18", "\u{a0}IAB17"));
         assert!(!category_blocked("IAB17-18", " "));
         assert!(
             !category_blocked("IAB17-é", "IAB17-a"),
