@@ -419,14 +419,16 @@ impl FileChecker<'_> {
 /// Whether `code` is one of ISO 4217's active currency codes (funds and
 /// metals, X.., included: an exchange may price in them), one withdrawn
 /// since 1999 (the euro's predecessors, HRK, VEF...), one of the local
-/// issues FX feeds quote beside ISO's (GGP, IMP, JEP, FOK, KID, TVD), or CNH, the offshore yuan FX feeds quote under its own
+/// issues FX feeds quote beside ISO's (GGP, IMP, JEP, FOK, KID, TVD), bitcoin
+/// as they quote it (BTC, XBT), ISO's test and no-currency codes, or CNH, the offshore yuan FX feeds quote under its own
 /// code. A rates file loaded by an earlier version (which took any three
 /// capitals) may still list a withdrawn code (HRK until 2023): refusing it
 /// would stop an upgraded bidder from starting on a config that served.
 fn is_iso_4217(code: &str) -> bool {
     const ALSO: &str = "ADP AFA AON AOR ATS AZM BEF BGL BYB BYR CNH CSD CYP DEM ECS ECV EEK ESP \
         FIM FOK FRF GGP GHC GRD GWP HRK IEP IMP ITL JEP KID LTL LUF LVL MGF MRO MTL MZM NLG PTE \
-        ROL SDD SIT SKK SRG STD TJR TMM TPE TRL TVD VEB VEF XEU XFO XFU YUM ZMK ZWD ZWN ZWR";
+        ROL SDD SIT SKK SRG STD TJR TMM TPE TRL TVD VEB VEF XEU XFO XFU YUM ZMK ZWD ZWN ZWR \
+        BTC XBT XTS XXX";
     if code.len() == 3 && ALSO.split_ascii_whitespace().any(|c| c == code) {
         return true;
     }
