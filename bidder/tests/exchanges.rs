@@ -469,6 +469,32 @@ fn deals_are_bid_in_only_by_the_seats_and_advertisers_they_name() {
             "{first}"
         );
     }
+    drop(s);
+    // An advertiser of two domains: the bid's adomain names both, so the
+    // deal's wadomain must allow both.
+    let two = shop.replace(
+        "domains: [shop.example]",
+        "domains: [shop.example, shop-two.example]",
+    );
+    assert_ne!(two, shop);
+    let s = server(
+        "deal-domains",
+        &[("shop.yaml", &two), ("sx.yaml", &exchange("sx", ""))],
+    );
+    for (wadomain, bids) in [
+        (json!(["shop.example"]), false),
+        (json!(["shop.example", "shop-two.example"]), true),
+    ] {
+        body["imp"][0]["pmp"]["deals"] = json!([{ "id": "D1", "wadomain": wadomain }]);
+        let r = bid_to(&s, Some("sx"), &body);
+        assert_eq!(
+            r.status == 200,
+            bids,
+            "{}: {}",
+            body["imp"][0]["pmp"],
+            r.text()
+        );
+    }
 }
 
 // 2. Encrypted prices.
