@@ -545,8 +545,10 @@ mappings! {
         #[serde(default)]
         pub frequency_cap: Option<Spanned<RawFrequencyCap>>,
         /// The users bought; without it, every user.
+        // `Given`: `audiences:` with nothing after it is written down, and
+        // names no audience (it read as left out: every user).
         #[serde(default)]
-        pub audiences: Option<Spanned<RawAudienceRule>>,
+        pub audiences: Given<Option<RawAudienceRule>>,
         /// Where and when to bid; without it, everywhere and always.
         #[serde(default)]
         pub targeting: Option<Spanned<RawTargeting>>,

@@ -1036,10 +1036,10 @@ impl FileChecker<'_> {
             None => None,
         };
 
-        let audiences = l
-            .audiences
-            .as_ref()
-            .map(|rule| self.audience_rule(&subject, rule, scope));
+        let audiences =
+            l.audiences.0.as_ref().map(|rule| {
+                self.audience_rule(&subject, rule.value.as_ref(), rule.referenced, scope)
+            });
         let targeting = match &l.targeting {
             Some(t) => self.targeting(&subject, &t.value, media),
             None => Some(Targeting::default()),
@@ -1253,20 +1253,21 @@ impl FileChecker<'_> {
     fn audience_rule(
         &mut self,
         subject: &str,
-        rule: &Spanned<crate::raw::RawAudienceRule>,
+        rule: Option<&crate::raw::RawAudienceRule>,
+        at: Location,
         scope: &Scope<'_>,
     ) -> Option<AudienceRule> {
-        let r = &rule.value;
-        if r.any_of.0.is_empty() && r.none_of.0.is_empty() {
+        let names_none = rule.is_none_or(|r| r.any_of.0.is_empty() && r.none_of.0.is_empty());
+        let Some(r) = rule.filter(|_| !names_none) else {
             self.report(
-                rule.referenced,
+                at,
                 format!(
                     "{subject}: audiences names no audience; list some in any_of or none_of, \
                      or remove audiences to bid on every user"
                 ),
             );
             return None;
-        }
+        };
         let mut ok = true;
         for reference in r.any_of.0.iter().chain(&r.none_of.0) {
             if !scope.audiences.contains(&reference.value.as_str()) {

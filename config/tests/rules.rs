@@ -160,6 +160,20 @@ fn an_audience_rule_must_name_an_audience() {
     assert!(p
         .message
         .starts_with("line item \"li-audio\": audiences names no audience"));
+    // Written with nothing after it, it names none either: it read as left
+    // out, and the line item bought every user.
+    for written in ["audiences: ~", "audiences: null", "audiences:"] {
+        let text = edit(BASE, "audiences: { none_of: [sections] }", written);
+        let p = only_problem(&text);
+        let line = at(BASE, "audiences: { none_of: [sections] }", "audiences").0;
+        assert_eq!(p.line, line, "{written}");
+        assert!(
+            p.message
+                .starts_with("line item \"li-audio\": audiences names no audience"),
+            "{written}: {}",
+            p.message
+        );
+    }
 }
 
 #[test]
