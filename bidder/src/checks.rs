@@ -395,7 +395,7 @@ fn deal<'r>(
     let pmp = imp.pmp.as_ref();
     if item.deals.is_empty() {
         // Only the listed deals may bid in a private auction.
-        return match pmp.is_some_and(|p| p.private_auction == Some(1)) {
+        return match pmp.is_some_and(|p| crate::select::is_private(p)) {
             true => Err(NoBid::Deal),
             false => Ok(()),
         };

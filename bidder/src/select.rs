@@ -26,6 +26,13 @@ pub(crate) fn in_audience(
         .matches_with(audience, &ctx.visitor, &ctx.page, &ctx.ids)
 }
 
+/// A private auction: `private_auction` 1, or any value but 0 (2 is no
+/// value OpenRTB has; read as open, it put open-market bids where the
+/// exchange may have meant deals only, and a bid not made costs less).
+pub(crate) fn is_private(pmp: &ortb::Pmp<'_>) -> bool {
+    pmp.private_auction.is_some_and(|v| v != 0)
+}
+
 /// Where the imp is sold: for bid shading.
 pub(crate) struct Market<'a> {
     pub shader: &'a shading::Shader,
@@ -411,7 +418,7 @@ pub(crate) fn select_imp(
         .map(|p| p.deals.iter().map(|d| d.id.as_ref()).collect())
         .unwrap_or_default();
     // Only the listed deals may bid in a private auction.
-    let open_market = pmp.is_none_or(|p| p.private_auction != Some(1));
+    let open_market = pmp.is_none_or(|p| !is_private(p));
 
     let (candidates, skipped) = snap.candidates(
         &slots,

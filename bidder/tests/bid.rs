@@ -274,6 +274,9 @@ fn deals_and_private_auctions() {
     r["user"] = json!({ "buyeruid": "u-1001" });
     r["imp"][0]["pmp"]["deals"][0]["id"] = json!("SOMEONE-ELSES");
     assert_eq!(s.bid(&r.to_string()).status, 204);
+    // A value OpenRTB does not have is read as private: no open-market bid.
+    r["imp"][0]["pmp"]["private_auction"] = json!(2);
+    assert_eq!(s.bid(&r.to_string()).status, 204);
     r["imp"][0]["pmp"]["private_auction"] = json!(0);
     let bid = only_bid(&s.bid(&r.to_string()));
     assert_eq!(bid["crid"], "tent-banner-300x250");
