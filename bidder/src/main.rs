@@ -46,6 +46,13 @@ enum Command {
         /// spent). Only read, also while a bidder runs on it.
         #[arg(long)]
         state: Option<PathBuf>,
+        /// The Redis replicas share (redis://… or rediss://…; password in
+        /// BIDDER_REDIS_PASSWORD): the budget types every replica spent
+        /// under, read only, as a start reads them.
+        #[arg(long)]
+        redis: Option<String>,
+        #[arg(long, default_value = "bidder:")]
+        redis_prefix: String,
     },
     /// Replay traffic against the real pipeline on a simulated clock with
     /// simulated wins, and print per hour and line item: spend, plan,
@@ -413,7 +420,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Validate { config, state } => validate(&config, state.as_deref()),
+        Command::Validate {
+            config,
+            state,
+            redis,
+            redis_prefix,
+        } => validate(
+            &config,
+            state.as_deref(),
+            redis.as_deref().map(|r| (r, redis_prefix.as_str())),
+        ),
         Command::Schema { kind } => schema(kind),
         Command::Simulate(args) => match simulate(args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -494,11 +510,15 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-fn validate(dir: &std::path::Path, state: Option<&std::path::Path>) -> ExitCode {
+fn validate(
+    dir: &std::path::Path,
+    state: Option<&std::path::Path>,
+    redis: Option<(&str, &str)>,
+) -> ExitCode {
     match config::load_dir(dir) {
         Ok(config) => {
-            if let Some(state) = state {
-                let problems = match state_problems(&config, state) {
+            if state.is_some() || redis.is_some() {
+                let problems = match spent_problems(&config, state, redis) {
                     Ok(p) => p,
                     Err(e) => {
                         eprintln!("bidder: {e:#}");
@@ -509,10 +529,15 @@ fn validate(dir: &std::path::Path, state: Option<&std::path::Path>) -> ExitCode 
                     for p in &problems {
                         println!("{p}");
                     }
+                    let on: Vec<String> = state
+                        .map(|s| s.display().to_string())
+                        .into_iter()
+                        .chain(redis.map(|(url, _)| url.to_string()))
+                        .collect();
                     eprintln!(
                         "{}: invalid on {}: {} problem{}",
                         dir.display(),
-                        state.display(),
+                        on.join(" and "),
                         problems.len(),
                         if problems.len() == 1 { "" } else { "s" }
                     );
@@ -537,14 +562,42 @@ fn validate(dir: &std::path::Path, state: Option<&std::path::Path>) -> ExitCode 
     }
 }
 
-/// The rules a start on `state` would apply to `config` on top of the
-/// config's own: what a restarted pod would refuse, found before it is.
-/// The budget types spent under are read from the checkpoint and journal
-/// without their lock, whether a bidder runs on the directory or not.
-fn state_problems(
+/// The rules a start would apply to `config` on top of its own, given
+/// what was spent (read from a state directory, from Redis, or both):
+/// what a restarted pod would refuse, found before it is.
+fn spent_problems(
     config: &config::Config,
-    state: &std::path::Path,
+    state: Option<&std::path::Path>,
+    redis: Option<(&str, &str)>,
 ) -> anyhow::Result<Vec<config::Problem>> {
+    let mut kinds = match state {
+        Some(state) => state_kinds(state)?,
+        None => Default::default(),
+    };
+    if let Some((url, prefix)) = redis {
+        let ids: Vec<&str> = config
+            .advertisers
+            .iter()
+            .flat_map(|a| &a.orders)
+            .flat_map(|o| &o.line_items)
+            .map(|li| li.id.as_str())
+            .collect();
+        let read = shared::budget_kinds(redis_info(url)?, prefix, &ids)
+            .map_err(|e| anyhow::anyhow!("--redis {url}: {e}"))?;
+        kinds.extend(read);
+    }
+    let now = config::Clock::now(&SystemClock);
+    Ok(bidder::changes::budget_changes(None, config, now, &|id| {
+        kinds.get(id).copied()
+    }))
+}
+
+/// The budget types spent under that a start on `state` would know, read
+/// from the checkpoint and journal without their lock, whether a bidder
+/// runs on the directory or not.
+fn state_kinds(
+    state: &std::path::Path,
+) -> anyhow::Result<std::collections::HashMap<String, ledger::BudgetKind>> {
     anyhow::ensure!(
         !is_redis(&state.to_string_lossy()),
         "--state {}: give the state directory (with Redis, the --journal one)",
@@ -595,10 +648,7 @@ fn state_problems(
             }
         }
     }
-    let now = config::Clock::now(&SystemClock);
-    Ok(bidder::changes::budget_changes(None, config, now, &|id| {
-        kinds.get(id).copied()
-    }))
+    Ok(kinds)
 }
 
 fn schema(kind: Option<SchemaKind>) -> ExitCode {

@@ -1345,6 +1345,39 @@ fn a_start_refuses_a_budget_type_changed_after_spending_on_another_replica() {
     assert_eq!(kind(), "daily", "the charge reached Redis");
     drop(a);
     let lifetime = config_dir("lifetime", "lifetime: 50.00");
+    // validate, given the Redis, finds it before a rollout does: from
+    // another replica's empty journal directory alone it cannot.
+    let other = root.join("b-journal");
+    std::fs::create_dir_all(&other).unwrap();
+    let validate = |redis: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bidder"));
+        cmd.args(["validate", "--config"])
+            .arg(&lifetime)
+            .arg("--state")
+            .arg(&other);
+        if let Some(url) = redis {
+            cmd.args(["--redis", url]);
+        }
+        let out = cmd.output().expect("validate runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert_eq!(validate(None).0, Some(0), "nothing spent in that directory");
+    let replicas = redis.zmembers("bidder:replicas").unwrap();
+    let (code, out) = validate(Some(&redis.url()));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the budget type cannot change once set"),
+        "{out}"
+    );
+    assert!(out.contains("shop.yaml:"), "file:line:column: {out}");
+    assert_eq!(
+        redis.zmembers("bidder:replicas").unwrap(),
+        replicas,
+        "validate only reads: no replica registered"
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_bidder"))
         .args([
             "serve",

@@ -71,6 +71,45 @@ pub fn read_stream_offset(path: &std::path::Path) -> String {
         .unwrap_or_else(|| "0-0".to_string())
 }
 
+/// The budget types `line_items` spent under on any replica sharing Redis
+/// under `prefix`, read only (one plain connection, no replica registered,
+/// 500 line items a round trip): what `bidder validate --redis` checks a
+/// config against, as a start does.
+pub fn budget_kinds(
+    info: redis::ConnectionInfo,
+    prefix: &str,
+    line_items: &[&str],
+) -> Result<std::collections::HashMap<String, ledger::BudgetKind>, StartError> {
+    // rediss:// needs a crypto provider for rustls; installing twice is
+    // harmless (the first one stays).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let err = |e: redis::RedisError| StartError::Redis(e.to_string());
+    let client = redis::Client::open(info).map_err(err)?;
+    let mut conn = client
+        .get_connection_with_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
+    let keys = keys::Keys::new(prefix);
+    let mut kinds = std::collections::HashMap::new();
+    for chunk in line_items.chunks(500) {
+        let mut pipe = redis::pipe();
+        for id in chunk {
+            pipe.cmd("HGET")
+                .arg(keys.life(&ledger::SpendKey::line_item(id)))
+                .arg("kind");
+        }
+        let got: Vec<Option<String>> = pipe.query(&mut conn).map_err(err)?;
+        for (id, kind) in chunk.iter().zip(got) {
+            let kind = match kind.as_deref() {
+                Some("daily") => ledger::BudgetKind::Daily,
+                Some("lifetime") => ledger::BudgetKind::Lifetime,
+                _ => continue,
+            };
+            kinds.insert((*id).to_string(), kind);
+        }
+    }
+    Ok(kinds)
+}
+
 /// Reads `redis://…` or `rediss://…` with the password (and user) from the
 /// environment, never from the URL: URLs end up in process listings, logs
 /// and manifests.
