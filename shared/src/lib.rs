@@ -85,9 +85,11 @@ pub fn budget_kinds(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let err = |e: redis::RedisError| StartError::Redis(e.to_string());
     let client = redis::Client::open(info).map_err(err)?;
-    let mut conn = client
-        .get_connection_with_timeout(std::time::Duration::from_secs(5))
-        .map_err(err)?;
+    let five = std::time::Duration::from_secs(5);
+    let mut conn = client.get_connection_with_timeout(five).map_err(err)?;
+    // A Redis that accepts and then says nothing must not hang a rollout.
+    conn.set_read_timeout(Some(five)).map_err(err)?;
+    conn.set_write_timeout(Some(five)).map_err(err)?;
     let keys = keys::Keys::new(prefix);
     let mut kinds = std::collections::HashMap::new();
     for chunk in line_items.chunks(500) {
