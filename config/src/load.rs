@@ -234,6 +234,9 @@ fn is_yaml(path: &Path) -> bool {
 
 /// Parses one file; on failure, the 1-based position and a plain message.
 pub(crate) fn parse(text: &str) -> Result<RawFile, (u64, u64, String)> {
+    if let Some(found) = odd_indentation(text) {
+        return Err(found);
+    }
     let options = serde_saphyr::options! { with_snippet: false };
     serde_saphyr::from_str_with_options::<RawFile>(text, options).map_err(|err| {
         let (line, column) = err
@@ -247,6 +250,38 @@ pub(crate) fn parse(text: &str) -> Result<RawFile, (u64, u64, String)> {
         });
         (line, column, rendered)
     })
+}
+
+/// A space other than the plain one in a line's indentation, where a paste
+/// from a word processor or a wiki puts a no-break space (U+00A0): the
+/// parser reads it as text, and its error is about a key missing lines
+/// further on, not about the character. Said where it is instead.
+fn odd_indentation(text: &str) -> Option<(u64, u64, String)> {
+    for (n, line) in text.lines().enumerate() {
+        for (col, c) in line.chars().enumerate() {
+            if c == ' ' || c == '\t' {
+                continue;
+            }
+            if c.is_whitespace() {
+                let name = match c {
+                    '\u{a0}' => "a no-break space",
+                    '\u{3000}' => "an ideographic space",
+                    _ => "a space that is not a plain one",
+                };
+                return Some((
+                    n as u64 + 1,
+                    col as u64 + 1,
+                    format!(
+                        "{name} (U+{:04X}) in the indentation; YAML indents with plain spaces: \
+                         retype it as one",
+                        c as u32
+                    ),
+                ));
+            }
+            break;
+        }
+    }
+    None
 }
 
 /// Rewords the parser's errors for account managers and leaves the position
@@ -528,6 +563,23 @@ mod tests {
         assert_eq!(
             err("advertiser:\n  id: a\n  name: A\n  domains: [a.example]\ncreatives:\n  - {id: c, companion_required: maybe}\n"),
             (6, 33, "expected true or false here".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_no_break_space_in_the_indentation_is_named_where_it_is() {
+        let text = "advertiser:\n  id: a\n\u{a0} name: A\n";
+        let (line, column, message) = odd_indentation(text).expect("found");
+        assert_eq!((line, column), (3, 1));
+        assert!(
+            message.starts_with("a no-break space (U+00A0) in the indentation"),
+            "{message}"
+        );
+        // Elsewhere than the indentation it is text, the parser's business.
+        assert!(odd_indentation("advertiser:\n  name: A\u{a0}B\n").is_none());
+        assert!(
+            odd_indentation("a:\n\t b: 1\n").is_none(),
+            "tabs are the parser's"
         );
     }
 
