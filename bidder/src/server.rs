@@ -1223,9 +1223,17 @@ async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
                     "a login must come from this page's own form\n",
                 );
             }
-            // Behind the proxies named trusted, the browser's address.
-            let client =
-                client_address(peer, req.headers(), &app.settings.trusted_proxies).unwrap_or(peer);
+            // Behind the proxies named trusted, the browser's address. One
+            // they wrote that cannot be read is refused, as for `allow_from`:
+            // counted under the proxy's own address, it spent everybody's
+            // tries behind that proxy.
+            let Some(client) = client_address(peer, req.headers(), &app.settings.trusted_proxies)
+            else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "the X-Forwarded-For address cannot be read\n",
+                );
+            };
             let (parts, body) = req.into_parts();
             let read = tokio::time::timeout(
                 app.settings.body_timeout,

@@ -299,6 +299,13 @@ fn wrong_tokens_are_limited_per_minute() {
         303,
         "another client"
     );
+    // A forwarded address that cannot be read is refused before it
+    // counts: counted under the proxy's own address, it would spend the
+    // tries of everyone behind that proxy.
+    for _ in 0..bidder::ui::FAILED_LOGINS_PER_MINUTE + 1 {
+        assert_eq!(login_from("garbage", "guess"), 400);
+    }
+    assert_eq!(login_from("198.51.100.4", ADMIN_TOKEN), 303);
     // Many clients together stop at the overall bound.
     let all = bidder::ui::FAILED_LOGINS_PER_MINUTE_IN_ALL - bidder::ui::FAILED_LOGINS_PER_MINUTE;
     for i in 0..all {
