@@ -575,13 +575,7 @@ fn spent_problems(
         None => Default::default(),
     };
     if let Some((url, prefix)) = redis {
-        let ids: Vec<&str> = config
-            .advertisers
-            .iter()
-            .flat_map(|a| &a.orders)
-            .flat_map(|o| &o.line_items)
-            .map(|li| li.id.as_str())
-            .collect();
+        let ids: Vec<&str> = config.line_items().map(|li| li.id.as_str()).collect();
         let read = shared::budget_kinds(redis_info(url)?, prefix, &ids)
             .map_err(|e| anyhow::anyhow!("--redis {url}: {e}"))?;
         kinds.extend(read);
@@ -1255,24 +1249,20 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         // under the other, across restarts too; with Redis, wherever it
         // spent (the ledger's cache of Redis is empty yet).
         let ledger = app.ledger();
-        let elsewhere = match &shared_ledger {
-            Some(shared) => {
-                let ids: Vec<&str> = config
-                    .advertisers
-                    .iter()
-                    .flat_map(|a| &a.orders)
-                    .flat_map(|o| &o.line_items)
-                    .map(|li| li.id.as_str())
-                    .collect();
+        let elsewhere = match &redis_url {
+            Some(url) => {
+                let ids: Vec<&str> = config.line_items().map(|li| li.id.as_str()).collect();
+                let info = redis_info(url)?;
+                let read_now = || shared::budget_kinds(info.clone(), &args.redis_prefix, &ids);
                 // A blip of Redis must not let a changed type through: a
                 // few tries, a second apart, before going on without.
-                let mut read = shared.budget_kinds_now(&ids);
+                let mut read = read_now();
                 for _ in 0..4 {
                     if read.is_ok() {
                         break;
                     }
                     std::thread::sleep(Duration::from_secs(1));
-                    read = shared.budget_kinds_now(&ids);
+                    read = read_now();
                 }
                 read.unwrap_or_else(|e| {
                     tracing::warn!(

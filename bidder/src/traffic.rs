@@ -949,12 +949,7 @@ mod tests {
             assert!(ortb::parse_request(t.body.as_bytes()).is_ok_and(|r| r.validate().is_ok()));
         }
         let ids: BTreeSet<&str> = templates.iter().map(|t| t.line_item.as_str()).collect();
-        for li in config
-            .advertisers
-            .iter()
-            .flat_map(|a| &a.orders)
-            .flat_map(|o| &o.line_items)
-        {
+        for li in config.line_items() {
             assert!(ids.contains(li.id.as_str()), "{} has no template", li.id);
         }
         let request_ids: BTreeSet<String> = values(templates, "/id");

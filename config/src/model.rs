@@ -22,6 +22,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every line item, advertiser by advertiser, order by order.
+    pub fn line_items(&self) -> impl Iterator<Item = &LineItem> {
+        self.advertisers
+            .iter()
+            .flat_map(|a| &a.orders)
+            .flat_map(|o| &o.line_items)
+    }
+
     pub fn summary(&self) -> Summary {
         let mut s = Summary {
             advertisers: self.advertisers.len(),

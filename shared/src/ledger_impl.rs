@@ -548,33 +548,6 @@ impl RedisLedger {
         self.inner.outbox_dropped.load(Ordering::Relaxed)
     }
 
-    /// The budget types `line_items` spent under on any replica, read from
-    /// Redis now (500 a round trip): what a start checks its config
-    /// against before serving it. [`Ledger::budget_kind`] answers from a
-    /// cache that is empty at start.
-    pub fn budget_kinds_now(
-        &self,
-        line_items: &[&str],
-    ) -> Result<std::collections::HashMap<String, BudgetKind>, String> {
-        let day = self.inner.now().date().days_since_epoch();
-        let mut kinds = std::collections::HashMap::new();
-        for chunk in line_items.chunks(500) {
-            let wanted: Vec<(SpendKey, i64)> = chunk
-                .iter()
-                .map(|id| (SpendKey::line_item(id), day))
-                .collect();
-            let inner = self.inner.clone();
-            let asked = wanted.clone();
-            let got = self.block(async move { worker::read_many(&inner, &asked).await })?;
-            for ((key, _), c) in wanted.iter().zip(got) {
-                if let Some(kind) = c.kind {
-                    kinds.insert(key.id().to_string(), kind);
-                }
-            }
-        }
-        Ok(kinds)
-    }
-
     /// Budget this replica holds on lease now, in micros.
     pub fn leased(&self) -> i64 {
         self.inner

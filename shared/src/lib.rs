@@ -73,8 +73,9 @@ pub fn read_stream_offset(path: &std::path::Path) -> String {
 
 /// The budget types `line_items` spent under on any replica sharing Redis
 /// under `prefix`, read only (one plain connection, no replica registered,
-/// 500 line items a round trip): what `bidder validate --redis` checks a
-/// config against, as a start does.
+/// 500 line items a round trip): what a start checks its config against
+/// before serving it (a ledger's cache of Redis is empty then), and what
+/// `bidder validate --redis` checks one against before a rollout.
 pub fn budget_kinds(
     info: redis::ConnectionInfo,
     prefix: &str,

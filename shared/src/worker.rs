@@ -260,10 +260,7 @@ pub(crate) async fn read(inner: &Inner, key: &SpendKey, day: i64) -> Result<Cach
 }
 
 /// Cluster spend under many keys, in one round trip.
-pub(crate) async fn read_many(
-    inner: &Inner,
-    wanted: &[(SpendKey, i64)],
-) -> Result<Vec<Cached>, String> {
+async fn read_many(inner: &Inner, wanted: &[(SpendKey, i64)]) -> Result<Vec<Cached>, String> {
     let k = &inner.keys;
     let mut pipe = redis::pipe();
     for (key, day) in wanted {
