@@ -630,16 +630,9 @@ fn state_kinds(
     if let Ok(dirs) = std::fs::read_dir(&peers) {
         for dir in dirs.flatten().filter(|d| d.path().is_dir()) {
             let dir = dir.path();
-            for g in ledger::journal::generations(&dir)
-                .with_context(|| format!("reading {}", dir.display()))?
-            {
-                ledger::journal::read_generation(&g.file, |c, _| {
-                    if let Some(kind) = c.kind {
-                        kinds.insert(c.keys[0].id().to_string(), kind);
-                    }
-                })
-                .with_context(|| format!("reading {}", g.path.display()))?;
-            }
+            let generations = ledger::journal::generations(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?;
+            ledger::journal::generation_kinds(&generations, &mut kinds)?;
         }
     }
     Ok(kinds)

@@ -1044,12 +1044,7 @@ fn replay(
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return match covered {
-                None => Ok(Found::Nothing),
-                Some(_) => Err(refuse(
-                    "the checkpoint is there but the journal is missing".into(),
-                )),
-            }
+            return missing(covered).map(|()| Found::Nothing).map_err(refuse);
         }
         Err(e) => return Err(io_err(e)),
     };
@@ -1057,51 +1052,13 @@ fn replay(
     let mut line = String::new();
     let mut bytes = Vec::new();
     let n = read_text_line(&mut reader, &mut bytes, &mut line).map_err(io_err)?;
-    if n == 0 {
-        return match covered {
-            None => Ok(Found::Nothing),
-            // A first start stopped between its checkpoint and its first
-            // journal: there is nothing to lose, start again.
-            Some(FIRST) => Ok(Found::Nothing),
-            Some(_) => Err(refuse(
-                "the journal is empty but a checkpoint is there".into(),
-            )),
+    let (legacy, generation, skip) =
+        match journal_start((n > 0).then_some(line.as_str()), covered).map_err(refuse)? {
+            Start::Empty => return Ok(Found::Nothing),
+            Start::Legacy { covered: true } => return Ok(Found::Legacy),
+            Start::Legacy { covered: false } => (true, 0, 0),
+            Start::Generation { generation, skip } => (false, generation, skip),
         };
-    }
-    let first = line.trim_end_matches('\n');
-    let header = first
-        .strip_prefix(JOURNAL_MAGIC)
-        .and_then(|g| g.strip_prefix(' '))
-        .and_then(|g| g.parse::<u64>().ok())
-        .filter(|_| line.ends_with('\n'));
-    let (legacy, generation, skip) = match (header, covered) {
-        (Some(g), None) if g == 1 => (false, g, 0),
-        (Some(g), None) => {
-            return Err(refuse(format!(
-                "journal generation {g} has no checkpoint before it"
-            )))
-        }
-        (Some(g), Some(c)) if g == c.generation => (false, g, c.len),
-        (Some(g), Some(c)) if g == c.generation + 1 => (false, g, 0),
-        (Some(g), Some(c)) => {
-            return Err(refuse(format!(
-                "journal generation {g} does not follow the checkpoint's ({})",
-                c.generation
-            )))
-        }
-        (None, None) if parse_legacy(first).is_some() => (true, 0, 0),
-        // A migration stopped between its checkpoint and its first journal:
-        // that checkpoint was written after replaying this whole journal,
-        // and a journal of the old format is never appended to, so it holds
-        // all of it already.
-        (None, Some(FIRST)) if parse_legacy(first).is_some() => return Ok(Found::Legacy),
-        (None, _) => {
-            return Err(refuse(format!(
-                "the journal's first line is not a header: {:?}",
-                first.chars().take(80).collect::<String>()
-            )))
-        }
-    };
     let mut whole = 0u64;
     let mut pending = Some(n);
     loop {
@@ -1156,6 +1113,73 @@ fn replay(
     Ok(Found::Generation { generation, whole })
 }
 
+/// How a journal's first line fits the checkpoint covering `covered`: the
+/// rules a start ([`replay`]) and `validate --state` ([`fits`]) both apply.
+enum Start {
+    /// No journal yet, or one a first start left empty.
+    Empty,
+    /// One from before headers; `covered`: a migration's checkpoint holds
+    /// all of it already.
+    Legacy { covered: bool },
+    /// A generation, whose records past `skip` bytes the checkpoint does
+    /// not hold.
+    Generation { generation: u64, skip: u64 },
+}
+
+/// Refused when a checkpoint is there but the journal is not.
+fn missing(covered: Option<Covered>) -> Result<(), String> {
+    match covered {
+        None => Ok(()),
+        Some(_) => Err("the checkpoint is there but the journal is missing".into()),
+    }
+}
+
+/// `line`: the journal's first line as read (its newline kept when whole),
+/// `None` for an empty journal.
+fn journal_start(line: Option<&str>, covered: Option<Covered>) -> Result<Start, String> {
+    let Some(line) = line else {
+        return match covered {
+            // A first start stopped between its checkpoint and its first
+            // journal: there is nothing to lose, start again.
+            None | Some(FIRST) => Ok(Start::Empty),
+            Some(_) => Err("the journal is empty but a checkpoint is there".into()),
+        };
+    };
+    let first = line.trim_end_matches('\n');
+    let header = read_header(first).filter(|_| line.ends_with('\n'));
+    match (header, covered) {
+        (Some(1), None) => Ok(Start::Generation {
+            generation: 1,
+            skip: 0,
+        }),
+        (Some(g), None) => Err(format!(
+            "journal generation {g} has no checkpoint before it"
+        )),
+        (Some(g), Some(c)) if g == c.generation => Ok(Start::Generation {
+            generation: g,
+            skip: c.len,
+        }),
+        (Some(g), Some(c)) if g == c.generation + 1 => Ok(Start::Generation {
+            generation: g,
+            skip: 0,
+        }),
+        (Some(g), Some(c)) => Err(format!(
+            "journal generation {g} does not follow the checkpoint's ({})",
+            c.generation
+        )),
+        (None, None) if parse_legacy(first).is_some() => Ok(Start::Legacy { covered: false }),
+        // A migration stopped between its checkpoint and its first journal:
+        // that checkpoint was written after replaying this whole journal,
+        // and a journal of the old format is never appended to, so it holds
+        // all of it already.
+        (None, Some(FIRST)) if parse_legacy(first).is_some() => Ok(Start::Legacy { covered: true }),
+        (None, _) => Err(format!(
+            "the journal's first line is not a header: {:?}",
+            first.chars().take(80).collect::<String>()
+        )),
+    }
+}
+
 /// Whether the live journal fits the checkpoint covering `covered`, by the
 /// rules [`replay`] applies at a start, without reading its records.
 fn fits(dir: &Path, covered: Option<Covered>) -> Result<(), OpenError> {
@@ -1164,61 +1188,27 @@ fn fits(dir: &Path, covered: Option<Covered>) -> Result<(), OpenError> {
         path: path.clone(),
         why,
     };
-    let f = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return match covered {
-                None => Ok(()),
-                Some(_) => Err(refuse(
-                    "the checkpoint is there but the journal is missing".into(),
-                )),
-            };
-        }
-        Err(source) => return Err(OpenError::Io { path, source }),
-    };
-    let len = f.metadata().map_err(|source| OpenError::Io {
+    let io_err = |source| OpenError::Io {
         path: path.clone(),
         source,
-    })?;
+    };
+    let f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return missing(covered).map_err(refuse),
+        Err(e) => return Err(io_err(e)),
+    };
+    let len = f.metadata().map_err(io_err)?.len();
     let mut first = Vec::new();
     BufReader::new(&f)
         .take(64 * 1024)
         .read_until(b'\n', &mut first)
-        .map_err(|source| OpenError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    if first.is_empty() {
-        return match covered {
-            None | Some(FIRST) => Ok(()),
-            Some(_) => Err(refuse(
-                "the journal is empty but a checkpoint is there".into(),
-            )),
-        };
-    }
+        .map_err(io_err)?;
     let line = String::from_utf8_lossy(&first);
-    let text = line.trim_end_matches('\n');
-    let header = read_header(text).filter(|_| line.ends_with('\n'));
-    match (header, covered) {
-        (Some(1), None) => Ok(()),
-        (Some(g), None) => Err(refuse(format!(
-            "journal generation {g} has no checkpoint before it"
+    match journal_start((!first.is_empty()).then_some(&*line), covered).map_err(refuse)? {
+        Start::Generation { skip, .. } if len < skip => Err(refuse(format!(
+            "the journal is shorter ({len} bytes) than the checkpoint says it covers ({skip})"
         ))),
-        (Some(g), Some(c)) if g == c.generation && len.len() < c.len => Err(refuse(format!(
-            "the journal is shorter ({} bytes) than the checkpoint says it covers ({})",
-            len.len(),
-            c.len
-        ))),
-        (Some(g), Some(c)) if g == c.generation || g == c.generation + 1 => Ok(()),
-        (Some(g), Some(c)) => Err(refuse(format!(
-            "journal generation {g} does not follow the checkpoint's ({})",
-            c.generation
-        ))),
-        (None, None | Some(FIRST)) if parse_legacy(text).is_some() => Ok(()),
-        (None, _) => Err(refuse(format!(
-            "the journal's first line is not a header: {:?}",
-            text.chars().take(80).collect::<String>()
-        ))),
+        _ => Ok(()),
     }
 }
 
@@ -1451,7 +1441,20 @@ fn budget_kinds_once(
     }
     fits(dir, covered)?;
     let from = covered.map_or(0, |c| c.generation);
-    for g in generations.iter().filter(|g| g.generation >= from) {
+    generation_kinds(
+        generations.iter().filter(|g| g.generation >= from),
+        &mut kinds,
+    )?;
+    Ok(Some(kinds))
+}
+
+/// Adds the budget type each charge of `generations` was made under, by
+/// line item (a directory's own, or copies of another replica's).
+pub fn generation_kinds<'g>(
+    generations: impl IntoIterator<Item = &'g Generation>,
+    kinds: &mut std::collections::HashMap<String, BudgetKind>,
+) -> Result<(), OpenError> {
+    for g in generations {
         read_generation(&g.file, |c, _| {
             if let Some(kind) = c.kind {
                 kinds.insert(c.keys[0].id().to_string(), kind);
@@ -1462,7 +1465,7 @@ fn budget_kinds_once(
             source,
         })?;
     }
-    Ok(Some(kinds))
+    Ok(())
 }
 
 #[cfg(test)]
