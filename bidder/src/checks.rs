@@ -418,23 +418,31 @@ fn deal<'r>(
     // floor of; else the first, whose floor (or currency) is then the
     // reason. An exchange may list a deal we cannot clear before one we
     // can: taking the first alone made no bid where one was open.
-    let clears = |d: &ortb::Deal<'_>| match d.bidfloor {
-        0 => walk.floor.is_some_and(|f| item.cpm >= f),
+    // A deal's own floor in USD (`Ok(None)`: it has none, the imp's
+    // applies), worked out once per deal looked at.
+    let priced = |d: &ortb::Deal<'_>| match d.bidfloor {
+        0 => Ok(None),
         floor => crate::context::floor_usd(floor, &d.bidfloorcur, ctx.rates)
-            .is_some_and(|f| item.cpm >= f),
+            .map(Some)
+            .ok_or(NoBid::Currency),
+    };
+    let clears = |floor: &Result<Option<Micros>, NoBid>| match floor {
+        Ok(None) => walk.floor.is_some_and(|f| item.cpm >= f),
+        Ok(Some(f)) => item.cpm >= *f,
+        Err(_) => false,
     };
     let mut ours = offered
         .iter()
-        .filter(|d| item.deals.iter().any(|want| want == d.id.as_ref()) && for_us(d));
-    let Some(first) = ours.clone().next() else {
-        return Err(NoBid::Deal);
+        .filter(|d| item.deals.iter().any(|want| want == d.id.as_ref()) && for_us(d))
+        .map(|d| (d, priced(d)));
+    let first = ours.next().ok_or(NoBid::Deal)?;
+    let (d, floor) = if clears(&first.1) {
+        first
+    } else {
+        ours.find(|(_, floor)| clears(floor)).unwrap_or(first)
     };
-    let d = ours.find(|d| clears(d)).unwrap_or(first);
-    if d.bidfloor > 0 {
-        walk.floor = Some(
-            crate::context::floor_usd(d.bidfloor, &d.bidfloorcur, ctx.rates)
-                .ok_or(NoBid::Currency)?,
-        );
+    if let Some(floor) = floor? {
+        walk.floor = Some(floor);
     }
     walk.deal = Some(d.id.as_ref());
     if let Some(at) = d.at {
