@@ -136,25 +136,32 @@ fn start_replica(config: &Path, journal: &Path, redis: &str) -> Replica {
     start_replica_with(config, journal, redis, &[])
 }
 
+/// `bidder serve` as a replica on `redis`, not yet spawned: on ports of
+/// its own, with the test's secret and token.
+fn replica_command(config: &Path, journal: &Path, redis: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bidder"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--config")
+    .arg(config)
+    .args(["--state", redis])
+    .arg("--journal")
+    .arg(journal)
+    .args(["--drain-secs", "0", "--config-poll-secs", "0"])
+    .env("BIDDER_NOTICE_SECRET", SECRET)
+    .env("BIDDER_ADMIN_TOKEN", ADMIN_TOKEN)
+    .env("RUST_LOG", "warn");
+    cmd
+}
+
 /// [`start_replica`] with more environment (`BIDDER_…` settings).
 fn start_replica_with(config: &Path, journal: &Path, redis: &str, env: &[(&str, &str)]) -> Replica {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bidder"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--config")
-        .arg(config)
-        .args(["--state", redis])
-        .arg("--journal")
-        .arg(journal)
-        .args(["--drain-secs", "0", "--config-poll-secs", "0"])
-        .env("BIDDER_NOTICE_SECRET", SECRET)
-        .env("BIDDER_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn")
+    let mut child = replica_command(config, journal, redis)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -1378,23 +1385,7 @@ fn a_start_refuses_a_budget_type_changed_after_spending_on_another_replica() {
         replicas,
         "validate only reads: no replica registered"
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bidder"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--config")
-        .arg(&lifetime)
-        .args(["--state", &redis.url()])
-        .arg("--journal")
-        .arg(root.join("b"))
-        .args(["--drain-secs", "0", "--config-poll-secs", "0"])
-        .env("BIDDER_NOTICE_SECRET", SECRET)
-        .env("BIDDER_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn")
+    let mut child = replica_command(&lifetime, &root.join("b"), &redis.url())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
