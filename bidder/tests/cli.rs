@@ -10,6 +10,25 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bidder"))
 }
 
+/// Advertiser `shop` with one 300x250 banner and line item `li` at `cpm`
+/// under `budget` (`daily: 100.00`), its flight spanning centuries: the
+/// wall clock these tests run on does not matter.
+fn one_banner_shop(cpm: &str, budget: &str) -> String {
+    format!(
+        r#"advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}
+creatives:
+  - {{ id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }}
+orders:
+  - id: o1
+    service: self_service
+    budget: 1000000.00
+    flight: {{ start: 2000-01-01, end: 2999-12-31 }}
+    line_items:
+      - {{ id: li, media: display, cpm: {cpm}, budget: {{ {budget} }}, creatives: [b300] }}
+"#
+    )
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -269,17 +288,7 @@ fn an_acknowledged_charge_survives_kill_9() {
     // every date this test can run on.
     std::fs::write(
         dir.join("config/shop.yaml"),
-        r#"advertiser: { id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }
-creatives:
-  - { id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }
-orders:
-  - id: o1
-    service: self_service
-    budget: 1000000.00
-    flight: { start: 2000-01-01, end: 2999-12-31 }
-    line_items:
-      - { id: li, media: display, cpm: 1000.00, budget: { lifetime: 1.00 }, creatives: [b300] }
-"#,
+        one_banner_shop("1000.00", "lifetime: 1.00"),
     )
     .unwrap();
     let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
@@ -336,21 +345,7 @@ fn validate_with_the_state_refuses_what_a_restart_would() {
     let dir = std::env::temp_dir().join(format!("bidder-cli-vstate-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("config")).unwrap();
-    let shop = |budget: &str| {
-        format!(
-            r#"advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}
-creatives:
-  - {{ id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }}
-orders:
-  - id: o1
-    service: self_service
-    budget: 1000000.00
-    flight: {{ start: 2000-01-01, end: 2999-12-31 }}
-    line_items:
-      - {{ id: li, media: display, cpm: 1.00, budget: {{ {budget} }}, creatives: [b300] }}
-"#
-        )
-    };
+    let shop = |budget: &str| one_banner_shop("1.00", budget);
     std::fs::write(dir.join("config/shop.yaml"), shop("daily: 100.00")).unwrap();
     let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
     let state = dir.join("state");
@@ -461,17 +456,7 @@ fn an_answered_click_survives_kill_9() {
     std::fs::create_dir_all(dir.join("config")).unwrap();
     std::fs::write(
         dir.join("config/shop.yaml"),
-        r#"advertiser: { id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }
-creatives:
-  - { id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }
-orders:
-  - id: o1
-    service: self_service
-    budget: 1000000.00
-    flight: { start: 2000-01-01, end: 2999-12-31 }
-    line_items:
-      - { id: li, media: display, cpm: 1.00, budget: { daily: 100.00 }, creatives: [b300] }
-"#,
+        one_banner_shop("1.00", "daily: 100.00"),
     )
     .unwrap();
     let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
@@ -898,21 +883,7 @@ fn a_changed_config_file_is_reloaded_without_a_signal() {
     let dir = std::env::temp_dir().join(format!("bidder-cli-watch-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("config")).unwrap();
-    let shop = |cpm: &str| {
-        format!(
-            r#"advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}
-creatives:
-  - {{ id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }}
-orders:
-  - id: o1
-    service: self_service
-    budget: 1000000.00
-    flight: {{ start: 2000-01-01, end: 2999-12-31 }}
-    line_items:
-      - {{ id: li, media: display, cpm: {cpm}, budget: {{ daily: 100.00 }}, creatives: [b300] }}
-"#
-        )
-    };
+    let shop = |cpm: &str| one_banner_shop(cpm, "daily: 100.00");
     std::fs::write(dir.join("config/shop.yaml"), shop("4.00")).unwrap();
     let state = dir.join("state");
     let extra: [&std::ffi::OsStr; 2] = ["--config-poll-secs".as_ref(), "1".as_ref()];
