@@ -154,6 +154,16 @@ async fn charge(books: &Books, bid: u64, micros: i64) -> Result<bool, ChargeErro
     books.charge(&win).await.map(|c| c.is_some())
 }
 
+/// Charges `bids` (1,000 micros each, every one new) on a journal in `d`
+/// compacted after `compact_after` records, and shuts it down cleanly.
+async fn charged_and_closed(d: &Path, compact_after: usize, bids: std::ops::Range<u64>) {
+    let s = open(d, compact_after).unwrap();
+    for bid in bids {
+        assert!(charge(&s.books, bid, 1_000).await.unwrap(), "bid {bid}");
+    }
+    s.close();
+}
+
 fn spent(l: &dyn Ledger) -> Micros {
     l.spent(&li(), today()).today
 }
@@ -317,13 +327,7 @@ async fn a_restart_after_a_partial_write_skips_it_and_keeps_the_rest() {
 #[tokio::test]
 async fn compaction_keeps_spend_and_duplicates_and_bounds_the_journal() {
     let d = dir("compact");
-    {
-        let s = open(&d, 10).unwrap();
-        for bid in 0..25 {
-            assert!(charge(&s.books, bid, 1_000).await.unwrap());
-        }
-        s.close();
-    }
+    charged_and_closed(&d, 10, 0..25).await;
     let journal = std::fs::read_to_string(d.join("charges.journal")).unwrap();
     assert!(journal.lines().count() <= 11, "{journal}");
     assert!(d.join("ledger.checkpoint").exists());
@@ -778,13 +782,7 @@ async fn budget_kinds_read_without_the_lock_from_checkpoint_and_journal() {
 #[tokio::test]
 async fn budget_kinds_refuse_what_a_start_refuses() {
     let d = dir("kinds-fit");
-    {
-        let s = open(&d, 4).unwrap();
-        for bid in 0..10 {
-            assert!(charge(&s.books, bid, 1_000).await.unwrap());
-        }
-        s.close();
-    }
+    charged_and_closed(&d, 4, 0..10).await;
     let journal = d.join("charges.journal");
     let checkpoint = d.join("ledger.checkpoint");
     let (j, c) = (
