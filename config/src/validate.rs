@@ -1324,34 +1324,24 @@ impl FileChecker<'_> {
             );
             ok = false;
         }
-        let items = |l: &Option<Spanned<List<Text>>>| -> Vec<Text> {
-            l.as_ref().map(|l| l.value.0.clone()).unwrap_or_default()
-        };
-        let (t_countries, t_regions, t_cities, t_os, t_devices, t_deals) = (
-            t.countries.0.clone(),
-            t.regions.0.clone(),
-            t.cities.0.clone(),
-            t.os.0.clone(),
-            t.devices.0.clone(),
-            items(&t.deals.0),
-        );
+        let deals: &[Text] = t.deals.0.as_ref().map_or(&[], |l| &l.value.0);
         let mut countries_ok = true;
-        for country in &t_countries {
+        for country in &t.countries.0 {
             countries_ok &= self.country(subject, country);
         }
         ok &= countries_ok;
         // Regions are held against the countries only when every country is
         // valid, so that one mistake is not reported twice.
-        let countries: Option<Vec<&str>> = (countries_ok && !t_countries.is_empty())
-            .then(|| t_countries.iter().map(|c| c.value.as_str()).collect());
-        for region in &t_regions {
+        let countries: Option<Vec<&str>> = (countries_ok && !t.countries.0.is_empty())
+            .then(|| t.countries.0.iter().map(|c| c.value.as_str()).collect());
+        for region in &t.regions.0 {
             ok &= self.region(subject, region, countries.as_deref());
         }
-        for city in &t_cities {
+        for city in &t.cities.0 {
             ok &= self.not_empty(subject, "a city", city);
         }
-        let mut os = Vec::with_capacity(t_os.len());
-        for name in &t_os {
+        let mut os = Vec::with_capacity(t.os.0.len());
+        for name in &t.os.0 {
             match Os::parse(&name.value) {
                 Some(o) => os.push(o),
                 None => {
@@ -1382,8 +1372,8 @@ impl FileChecker<'_> {
             }
             None => None,
         };
-        let mut devices = Vec::with_capacity(t_devices.len());
-        for device in &t_devices {
+        let mut devices = Vec::with_capacity(t.devices.0.len());
+        for device in &t.devices.0 {
             match Device::parse(&device.value) {
                 Some(d) => devices.push(d),
                 None => {
@@ -1408,7 +1398,7 @@ impl FileChecker<'_> {
             }
             None => None,
         };
-        for deal in &t_deals {
+        for deal in deals {
             ok &= self.not_empty(subject, "a deal id", deal);
         }
         let placements = match &t.placements {
@@ -1420,12 +1410,12 @@ impl FileChecker<'_> {
             None => Vec::new(),
         };
         ok.then(|| Targeting {
-            countries: texts(&t_countries),
+            countries: strings(&t.countries),
             devices,
             keywords,
-            deals: texts(&t_deals),
-            regions: texts(&t_regions),
-            cities: texts(&t_cities),
+            deals: texts(deals),
+            regions: strings(&t.regions),
+            cities: strings(&t.cities),
             os,
             sites,
             apps,
