@@ -64,6 +64,13 @@ impl BudgetKind {
             BudgetKind::Lifetime => "lifetime",
         }
     }
+
+    /// What [`Self::as_str`] wrote (as Redis keeps it); `None` otherwise.
+    pub fn parse(s: &str) -> Option<BudgetKind> {
+        [BudgetKind::Daily, BudgetKind::Lifetime]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 /// A key and its cap.

@@ -102,12 +102,9 @@ pub fn budget_kinds(
         }
         let got: Vec<Option<String>> = pipe.query(&mut conn).map_err(err)?;
         for (id, kind) in chunk.iter().zip(got) {
-            let kind = match kind.as_deref() {
-                Some("daily") => ledger::BudgetKind::Daily,
-                Some("lifetime") => ledger::BudgetKind::Lifetime,
-                _ => continue,
-            };
-            kinds.insert((*id).to_string(), kind);
+            if let Some(kind) = kind.as_deref().and_then(ledger::BudgetKind::parse) {
+                kinds.insert((*id).to_string(), kind);
+            }
         }
     }
     Ok(kinds)

@@ -282,11 +282,10 @@ async fn read_many(inner: &Inner, wanted: &[(SpendKey, i64)]) -> Result<Vec<Cach
         .chunks(2)
         .map(|pair| {
             let (life, d) = (&pair[0], pair.get(1));
-            let kind = match life.get(1).and_then(|s| s.as_deref()) {
-                Some("daily") => Some(BudgetKind::Daily),
-                Some("lifetime") => Some(BudgetKind::Lifetime),
-                _ => None,
-            };
+            let kind = life
+                .get(1)
+                .and_then(|s| s.as_deref())
+                .and_then(BudgetKind::parse);
             Cached {
                 life: num(life.first()),
                 day: d.map_or(0, |d| num(d.first())),
