@@ -651,6 +651,19 @@ impl App {
     pub fn install(&self, config: config::Config) -> Summary {
         let summary = config.summary();
         self.audiences.set_retention_days(retention_days(&config));
+        // What a restart compares the next config with (`crate::served`).
+        // Written before the config serves: a crash between the two leaves
+        // the record ahead of what served, never behind it.
+        if let Some(dir) = &self.state_dir {
+            if let Err(e) = crate::served::Served::of(&config).write(dir) {
+                tracing::warn!(
+                    error = %e,
+                    dir = %dir.display(),
+                    "the record of the budgets served was not written: a restart checks \
+                     budget changes against the record before (or none)"
+                );
+            }
+        }
         let snap = Snapshot::compile(config, self.clock.now(), &self.signer);
         metrics::config_loaded(true, snap.items.len());
         if let Some(e) = &self.events {
@@ -733,6 +746,7 @@ impl App {
             let old = self.snapshot.load();
             let problems = crate::changes::budget_changes(
                 old.as_ref().map(|s| &s.config),
+                None,
                 &config,
                 self.clock.now(),
                 &|id| self.ledger.budget_kind(id),

@@ -7,6 +7,11 @@
 //! - a line item's budget type (daily or lifetime) never changes once set,
 //!   even through removing the line item and adding it back: once it has
 //!   spent, the ledger remembers the type it spent under.
+//!
+//! A reload compares with the config in memory; a start (and `validate
+//! --state`) with the record of what was last served
+//! ([`crate::served`]), which mirrors it: the rules hold across a restart
+//! as across a reload.
 
 use std::path::Path;
 
@@ -14,10 +19,12 @@ use config::{Budget, Config, Flight, Problem, Timestamp};
 use ledger::BudgetKind;
 
 /// Problems with how `new` changes the budgets of `old` (the config
-/// serving, if any) and of the budget types spent under (`spent_as`: the
-/// ledger's memory, or a state directory's), at `now`.
+/// serving, if any; else `served`, the record of the config last served)
+/// and of the budget types spent under (`spent_as`: the ledger's memory,
+/// or a state directory's), at `now`.
 pub fn budget_changes(
     old: Option<&Config>,
+    served: Option<&crate::served::Served>,
     new: &Config,
     now: Timestamp,
     spent_as: &dyn Fn(&str) -> Option<BudgetKind>,
@@ -33,6 +40,7 @@ pub fn budget_changes(
                 });
                 let Some((old_li, old_flight)) = old
                     .and_then(|old| find(old, &li.id))
+                    .or_else(|| served.and_then(|s| s.get(&li.id)))
                     .map(|(b, f)| (b, Some(f)))
                     .or(remembered)
                 else {

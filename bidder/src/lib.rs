@@ -24,6 +24,7 @@ pub mod pixel;
 pub mod reporting;
 mod respond;
 mod select;
+pub mod served;
 pub mod server;
 pub mod simulate;
 mod snapshot;

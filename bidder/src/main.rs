@@ -580,10 +580,24 @@ fn spent_problems(
             .map_err(|e| anyhow::anyhow!("--redis {url}: {e}"))?;
         kinds.extend(read);
     }
+    // The record of the budgets last served: what a start on `state`
+    // compares with (as a reload compares with the config in memory).
+    let served = match state.map(bidder::served::Served::read) {
+        Some(Ok(served)) => Some(served),
+        Some(Err(e)) => {
+            eprintln!("bidder: {e}; budget changes are checked without it, as a start on it would");
+            None
+        }
+        None => None,
+    };
     let now = config::Clock::now(&SystemClock);
-    Ok(bidder::changes::budget_changes(None, config, now, &|id| {
-        kinds.get(id).copied()
-    }))
+    Ok(bidder::changes::budget_changes(
+        None,
+        served.as_ref(),
+        config,
+        now,
+        &|id| kinds.get(id).copied(),
+    ))
 }
 
 /// The budget types spent under that a start on `state` would know, read
@@ -1268,11 +1282,22 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             }
             None => Default::default(),
         };
-        let problems = bidder::changes::budget_changes(None, &config, app.now(), &|id| {
-            ledger
-                .budget_kind(id)
-                .or_else(|| elsewhere.get(id).copied())
-        });
+        // What this directory last served: a budget change a reload would
+        // refuse is refused here too.
+        let served = bidder::served::Served::read(&args.dir)
+            .map_err(|e| {
+                tracing::warn!(
+                    error = %e,
+                    "budget changes are checked without the record of the budgets served"
+                )
+            })
+            .ok();
+        let problems =
+            bidder::changes::budget_changes(None, served.as_ref(), &config, app.now(), &|id| {
+                ledger
+                    .budget_kind(id)
+                    .or_else(|| elsewhere.get(id).copied())
+            });
         if !problems.is_empty() {
             for p in &problems {
                 eprintln!("{p}");

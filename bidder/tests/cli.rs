@@ -446,6 +446,109 @@ fn validate_with_the_state_refuses_what_a_restart_would() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A lifetime budget may only grow once its flight started: a reload
+/// refuses a cut, and so must a restart and `validate --state`, which have
+/// no config in memory to compare with but the record of what the
+/// directory last served. Before it, a cut refused on reload came back on
+/// the next restart. Nothing has to be spent for the rule to hold, nor for
+/// the budget type to be kept.
+#[test]
+fn a_restart_refuses_the_budget_changes_a_reload_refuses() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-served-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let write = |budget: &str| {
+        std::fs::write(config.join("shop.yaml"), one_banner_shop("1.00", budget)).unwrap()
+    };
+    write("lifetime: 100.00");
+    let state = dir.join("state");
+    let (mut child, _, _) = serve(&config, &state, &[]);
+    terminate(child.id());
+    let _ = child.wait();
+
+    let validate = || {
+        let out = bin()
+            .args(["validate", "--config"])
+            .arg(&config)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let start = || {
+        let out = bin()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--state")
+            .arg(&state)
+            .env("BIDDER_NOTICE_SECRET", "test-secret-of-at-least-32-bytes!")
+            .env("BIDDER_ADMIN_TOKEN", "cli-admin-token-0123456789")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for (budget, why) in [
+        (
+            "lifetime: 50.00",
+            "a lifetime budget can only be increased once its flight has started \
+             (it was 100.00, now 50.00)",
+        ),
+        ("daily: 100.00", "the budget type cannot change once set"),
+    ] {
+        write(budget);
+        let (code, out) = validate();
+        assert_eq!(code, Some(1), "{budget}: {out}");
+        assert!(out.contains(why), "{budget}: {out}");
+        assert!(out.contains("shop.yaml:"), "file:line:column: {out}");
+        let (code, err) = start();
+        assert_eq!(code, Some(1), "{budget}: {err}");
+        assert!(err.contains(why), "{budget}: {err}");
+    }
+    // A raise is what the rule allows: it starts, and is then the budget a
+    // later cut is compared with.
+    write("lifetime: 150.00");
+    assert_eq!(validate().0, Some(0));
+    let (mut child, _, _) = serve(&config, &state, &[]);
+    terminate(child.id());
+    let _ = child.wait();
+    write("lifetime: 120.00");
+    let (code, out) = validate();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("(it was 150.00, now 120.00)"), "{out}");
+    // A record that cannot be read is set aside with a word, as a lost
+    // one would be: it is no money state, and no reason not to start.
+    std::fs::write(state.join("served-budgets.json"), "garbage").unwrap();
+    let out = bin()
+        .args(["validate", "--config"])
+        .arg(&config)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("served-budgets.json: not a record of served budgets"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A click is answered (302) only once its record is on disk: browsers do
 /// not send a click again, and one lost to a `kill -9` right after its
 /// answer was gone from every report.

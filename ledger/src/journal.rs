@@ -90,8 +90,9 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes `bytes` to `dir/name` through a temporary file and a rename, so a
-/// crash leaves the old file or the new one, never half of one.
-fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+/// crash leaves the old file or the new one, never half of one. Public for
+/// the bidder's other records in the state directory.
+pub fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
