@@ -282,6 +282,7 @@ impl EventLog {
             elsewhere: Default::default(),
             elsewhere_since: Instant::now(),
             peer_pending: Vec::new(),
+            unwritten: Tallies::default(),
         };
         let writer = std::thread::Builder::new()
             .name("events".into())
@@ -699,7 +700,17 @@ struct Writer {
     elsewhere_since: Instant,
     /// Other replicas' lines that came before the past was read back.
     peer_pending: Vec<Vec<u8>>,
+    /// Bid and no-bid counts whose records could not be written (a day's
+    /// file that would not open, a write that failed): added to the next
+    /// round's, so that a full disk for a while delays the counts instead
+    /// of losing them. Up to [`MAX_UNWRITTEN`] keys.
+    unwritten: Tallies,
 }
+
+/// Keys of counts kept for a retry: a disk full for days, with new ads
+/// and exchanges each day, must not grow the writer without bound. Counts
+/// past it are lost, and counted as dropped.
+const MAX_UNWRITTEN: usize = 100_000;
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
@@ -902,35 +913,67 @@ impl Writer {
                 self.restarted = None;
             }
         }
+        // The counts queued in this round's buffers: those of a day whose
+        // write fails are kept for the next round.
+        let mut queued = Tallies::default();
         if flush_counts {
-            let counts = self.fold_tallies();
-            for ((_, dims), (at, n)) in counts.bids {
-                let r = count(Kind::Bid, at, dims, n);
-                let _ = push_to(
+            let mut counts = self.fold_tallies();
+            let unwritten = std::mem::take(&mut self.unwritten);
+            for (key, (at, n)) in unwritten.bids {
+                add(&mut counts.bids, key, at, n);
+            }
+            for (key, (at, n)) in unwritten.no_bids {
+                add(&mut counts.no_bids, key, at, n);
+            }
+            for (key, (at, n)) in counts.bids {
+                let r = count(Kind::Bid, at, key.1.clone(), n);
+                let to = match push_to(
                     &mut self.files,
                     &self.dir,
                     r,
                     &self.stats,
                     self.synced.as_ref(),
-                );
+                ) {
+                    Ok(()) => &mut queued.bids,
+                    Err(_) => &mut self.unwritten.bids,
+                };
+                add(to, key, at, n);
             }
-            for ((_, exchange, reason), (at, n)) in counts.no_bids {
+            for (key, (at, n)) in counts.no_bids {
                 let dims = Dims {
-                    exchange,
-                    product: reason.into(),
+                    exchange: key.1.clone(),
+                    product: key.2.into(),
                     ..Dims::default()
                 };
                 let r = count(Kind::NoBid, at, dims, n);
-                let _ = push_to(
+                let to = match push_to(
                     &mut self.files,
                     &self.dir,
                     r,
                     &self.stats,
                     self.synced.as_ref(),
-                );
+                ) {
+                    Ok(()) => &mut queued.no_bids,
+                    Err(_) => &mut self.unwritten.no_bids,
+                };
+                add(to, key, at, n);
             }
         }
         let failed = self.write_all();
+        if !failed.is_empty() {
+            let lost = |at: i64| failed.iter().any(|(d, _)| *d == Timestamp(at).date());
+            for (key, (at, n)) in queued.bids {
+                if lost(at) {
+                    add(&mut self.unwritten.bids, key, at, n);
+                }
+            }
+            for (key, (at, n)) in queued.no_bids {
+                if lost(at) {
+                    add(&mut self.unwritten.no_bids, key, at, n);
+                }
+            }
+        }
+        self.bound_unwritten();
         for (ack, labels, written, unopened) in acks {
             let lost = |r: &Record| {
                 let day = Timestamp(r.at_ms).date();
@@ -964,6 +1007,36 @@ impl Writer {
                 .evicted
                 .store(a.evicted() + self.lost_touches, Ordering::Relaxed);
         }
+    }
+
+    /// Keeps [`Self::unwritten`] within [`MAX_UNWRITTEN`] keys, dropping
+    /// (and counting) the oldest counts past it.
+    fn bound_unwritten(&mut self) {
+        let u = &mut self.unwritten;
+        let over = (u.bids.len() + u.no_bids.len()).saturating_sub(MAX_UNWRITTEN);
+        if over == 0 {
+            return;
+        }
+        let mut ats: Vec<i64> = u
+            .bids
+            .values()
+            .chain(u.no_bids.values())
+            .map(|v| v.0)
+            .collect();
+        ats.sort_unstable();
+        // The newest of the counts to drop: ties may drop a few more.
+        let cut = ats[over - 1];
+        let before = u.bids.len() + u.no_bids.len();
+        u.bids.retain(|_, v| v.0 > cut);
+        u.no_bids.retain(|_, v| v.0 > cut);
+        let dropped = before - (u.bids.len() + u.no_bids.len());
+        self.stats
+            .dropped
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+        tracing::error!(
+            "{dropped} bid and no-bid count(s) could not be written and no more can wait for a \
+             retry: lost"
+        );
     }
 
     /// Another replica's records: its touches and conversions for

@@ -270,6 +270,44 @@ fn a_line_that_is_not_text_costs_that_line_only() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// Bid counts live in memory until their once-a-second write: one that
+/// fails (a full disk, a day's file that will not open) keeps them for the
+/// next. They were dropped, and a report then showed more wins than bids.
+#[test]
+fn bid_counts_whose_write_fails_are_written_with_the_next_ones() {
+    let state = tempdir("unwritten-counts");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    let blocked = state.join("events/2026-11-24.events");
+    // The day's file cannot be opened: a directory stands in its place.
+    std::fs::create_dir_all(&blocked).unwrap();
+    log.bid(day.as_millis(), ad("li"));
+    log.bid(day.as_millis() + 1, ad("li"));
+    log.no_bid(day.as_millis(), "ex".into(), "budget");
+    rt.block_on(log.flush());
+    assert!(
+        log.stats
+            .write_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    std::fs::remove_dir_all(&blocked).unwrap();
+    log.bid(day.as_millis() + 2, ad("li"));
+    rt.block_on(log.flush());
+    log.close();
+    let r = report(&state, "2026-11-24", day);
+    let li = r.rows.iter().find(|row| row.key.iter().any(|k| k == "li"));
+    assert_eq!(li.map(|row| row.counters.bids), Some(3), "{:?}", r.rows);
+    let no_bids: Vec<(&str, u64)> = r
+        .no_bids
+        .iter()
+        .map(|n| (n.reason.as_str(), n.count))
+        .collect();
+    assert_eq!(no_bids, [("budget", 1)]);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 #[test]
 fn a_purchase_whose_day_cannot_be_written_is_refused_and_counted_on_retry() {
     let state = tempdir("unwritable");
