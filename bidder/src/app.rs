@@ -651,11 +651,24 @@ impl App {
     pub fn install(&self, config: config::Config) -> Summary {
         let summary = config.summary();
         self.audiences.set_retention_days(retention_days(&config));
-        // What a restart compares the next config with (`crate::served`).
-        // Written before the config serves: a crash between the two leaves
-        // the record ahead of what served, never behind it.
+        // What was served before: the config replaced, or at a start the
+        // record the last run left.
+        let now = self.clock.now();
+        let prior = match self.snapshot.load().as_ref() {
+            Some(old) => old.served.clone(),
+            None => self
+                .state_dir
+                .as_ref()
+                .and_then(|d| crate::served::Served::read(d).ok())
+                .unwrap_or_default(),
+        };
+        let served = crate::served::Served::next(&prior, &config, now, self.settings.notice_ttl);
+        // What a restart compares the next config with, and bills removed
+        // line items' late wins within (`crate::served`). Written before
+        // the config serves: a crash between the two leaves the record
+        // ahead of what served, never behind it.
         if let Some(dir) = &self.state_dir {
-            if let Err(e) = crate::served::Served::of(&config).write(dir) {
+            if let Err(e) = served.write(dir) {
                 tracing::warn!(
                     error = %e,
                     dir = %dir.display(),
@@ -664,7 +677,8 @@ impl App {
                 );
             }
         }
-        let snap = Snapshot::compile(config, self.clock.now(), &self.signer);
+        let mut snap = Snapshot::compile(config, now, &self.signer);
+        snap.served = served;
         metrics::config_loaded(true, snap.items.len());
         if let Some(e) = &self.events {
             e.set_catalog(snap.catalog.clone());
@@ -1940,17 +1954,36 @@ impl App {
         let keys = [SpendKey::line_item(&n.line_item), SpendKey::order(&n.order)];
         let item = snap.as_ref().and_then(|s| s.item(&n.line_item));
         // The caps in force now: a late win is billed only up to them.
-        let limits = match item {
-            Some(item) => select::limits(item),
-            // The line item left the config: record the win, cap nothing.
-            None => [
+        let retired = snap
+            .as_ref()
+            .and_then(|s| s.served.retired(&n.line_item))
+            .filter(|r| r.order == n.order);
+        let limits = match (item, retired) {
+            (Some(item), _) => select::limits(item),
+            // The line item left the config: the budgets it had, its
+            // order's as it is now. A win billed with no cap made billed
+            // spend of what was over-delivery, past its order's budget.
+            (None, Some(retired)) => retired.limits(&keys),
+            // Left it longer ago than the record knows (a record lost or
+            // unreadable): its order's budget still holds, if the order is
+            // still there.
+            (None, None) => [
                 Limit {
                     key: &keys[0],
                     cap: Cap::None,
                 },
                 Limit {
                     key: &keys[1],
-                    cap: Cap::None,
+                    cap: snap
+                        .as_ref()
+                        .and_then(|s| {
+                            s.config
+                                .advertisers
+                                .iter()
+                                .flat_map(|a| &a.orders)
+                                .find(|o| o.id == n.order)
+                        })
+                        .map_or(Cap::None, |o| Cap::order(o.budget)),
                 },
             ],
         };

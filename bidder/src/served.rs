@@ -10,14 +10,23 @@
 //! config serving: a start and `validate --state` compare with it exactly
 //! as a reload compares with the config in memory.
 //!
-//! Not money state: losing the file loses only this comparison (as a first
-//! start has none), so a file that cannot be read is reported and set
-//! aside, never a reason to refuse a start.
+//! It also keeps the line items that left the config, with their budgets
+//! and their order's, for as long as their notices may still come: a win
+//! of a removed line item is billed within the budgets it had, and its
+//! order's (see `App::settle`). Before it, such a win was billed with no
+//! cap at all, and an order lost a line item to a reload was billed past
+//! its budget.
+//!
+//! Losing the file loses only this comparison (as a first start has none)
+//! and the budgets of line items already removed, whose late wins are then
+//! billed within their order's budget alone; so a file that cannot be read
+//! is reported and set aside, never a reason to refuse a start.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use config::{Budget, Config, Date, Flight, Micros};
+use config::{Budget, Config, Date, Flight, Micros, Timestamp};
+use ledger::{Cap, Limit, SpendKey};
 use serde::{Deserialize, Serialize};
 
 /// The record's file in the state directory.
@@ -28,9 +37,39 @@ pub const FILE: &str = "served-budgets.json";
 const FORMAT: &str = "bidder-served-budgets";
 const VERSION: u32 = 1;
 
-/// Line item id → its budget and its order's flight, as last served.
+/// Line item id → what it was last served with.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Served(HashMap<String, (Budget, Flight)>);
+pub struct Served(HashMap<String, Item>);
+
+/// A line item as last served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub budget: Budget,
+    /// Its order's.
+    pub flight: Flight,
+    pub order: String,
+    /// Its order's budget: the one in the config serving when the order
+    /// still is.
+    pub order_budget: Micros,
+    /// When it left the config; `None` while it is in it.
+    pub retired_at: Option<Timestamp>,
+}
+
+impl Item {
+    /// The caps a win of this line item is billed within: those it had.
+    pub fn limits<'k>(&self, keys: &'k [SpendKey; 2]) -> [Limit<'k>; 2] {
+        [
+            Limit {
+                key: &keys[0],
+                cap: Cap::line_item(self.budget, self.flight.end),
+            },
+            Limit {
+                key: &keys[1],
+                cap: Cap::order(self.order_budget),
+            },
+        ]
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct File {
@@ -47,6 +86,11 @@ struct Entry {
     micros: i64,
     flight_start: String,
     flight_end: String,
+    order: String,
+    order_micros: i64,
+    /// Milliseconds since the epoch; absent while served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_at_ms: Option<i64>,
 }
 
 /// Why the record could not be read.
@@ -62,20 +106,82 @@ pub enum ReadError {
 }
 
 impl Served {
-    /// What `config` serves.
+    /// What `config` serves, with nothing retired.
     pub fn of(config: &Config) -> Served {
         let mut out = HashMap::new();
         for order in config.advertisers.iter().flat_map(|a| &a.orders) {
             for li in &order.line_items {
-                out.insert(li.id.clone(), (li.budget, order.flight));
+                out.insert(
+                    li.id.clone(),
+                    Item {
+                        budget: li.budget,
+                        flight: order.flight,
+                        order: order.id.clone(),
+                        order_budget: order.budget,
+                        retired_at: None,
+                    },
+                );
             }
         }
         Served(out)
     }
 
-    /// The budget and flight of line item `id`, if it was served.
+    /// What serving `config` after `prior` makes at `now`: `config`'s line
+    /// items, and those of `prior` not in it, retired (since `now` for the
+    /// ones just removed) until `keep` (the notice lifetime) has passed.
+    /// A retired line item's order budget is its order's in `config` when
+    /// the order is still there.
+    pub fn next(
+        prior: &Served,
+        config: &Config,
+        now: Timestamp,
+        keep: std::time::Duration,
+    ) -> Served {
+        let mut out = Served::of(config);
+        let orders: HashMap<&str, Micros> = config
+            .advertisers
+            .iter()
+            .flat_map(|a| &a.orders)
+            .map(|o| (o.id.as_str(), o.budget))
+            .collect();
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        for (id, item) in &prior.0 {
+            if out.0.contains_key(id) {
+                continue;
+            }
+            let retired_at = item.retired_at.unwrap_or(now);
+            if now.as_millis().saturating_sub(retired_at.as_millis()) > keep_ms {
+                continue;
+            }
+            let order_budget = orders
+                .get(item.order.as_str())
+                .copied()
+                .unwrap_or(item.order_budget);
+            out.0.insert(
+                id.clone(),
+                Item {
+                    order_budget,
+                    retired_at: Some(retired_at),
+                    ..item.clone()
+                },
+            );
+        }
+        out
+    }
+
+    /// The budget and flight of line item `id`, if it is served (not
+    /// retired): what a reload compares a change with.
     pub fn get(&self, id: &str) -> Option<(Budget, Flight)> {
-        self.0.get(id).copied()
+        self.0
+            .get(id)
+            .filter(|i| i.retired_at.is_none())
+            .map(|i| (i.budget, i.flight))
+    }
+
+    /// Line item `id` as it was served, if it left the config within the
+    /// notice lifetime.
+    pub fn retired(&self, id: &str) -> Option<&Item> {
+        self.0.get(id).filter(|i| i.retired_at.is_some())
     }
 
     /// The record in `dir`: empty when there is none yet.
@@ -122,7 +228,16 @@ impl Served {
                 start: date(&e.flight_start)?,
                 end: date(&e.flight_end)?,
             };
-            out.insert(e.id, (budget, flight));
+            out.insert(
+                e.id,
+                Item {
+                    budget,
+                    flight,
+                    order: e.order,
+                    order_budget: Micros(e.order_micros),
+                    retired_at: e.retired_at_ms.map(Timestamp),
+                },
+            );
         }
         Ok(Served(out))
     }
@@ -133,16 +248,19 @@ impl Served {
         let mut line_items: Vec<Entry> = self
             .0
             .iter()
-            .map(|(id, (budget, flight))| Entry {
+            .map(|(id, item)| Entry {
                 id: id.clone(),
-                budget: match budget {
+                budget: match item.budget {
                     Budget::Daily(_) => "daily",
                     Budget::Lifetime(_) => "lifetime",
                 }
                 .to_string(),
-                micros: budget.amount().as_i64(),
-                flight_start: flight.start.to_string(),
-                flight_end: flight.end.to_string(),
+                micros: item.budget.amount().as_i64(),
+                flight_start: item.flight.start.to_string(),
+                flight_end: item.flight.end.to_string(),
+                order: item.order.clone(),
+                order_micros: item.order_budget.as_i64(),
+                retired_at_ms: item.retired_at.map(Timestamp::as_millis),
             })
             .collect();
         // The same config writes the same bytes.
@@ -175,14 +293,24 @@ mod tests {
             start: Date::parse("2026-11-01").unwrap(),
             end: Date::parse("2026-12-31").unwrap(),
         };
+        let item = |budget, retired_at| Item {
+            budget,
+            flight,
+            order: "o \"1\"".to_string(),
+            order_budget: Micros(50_000_000_000),
+            retired_at,
+        };
         Served(HashMap::from([
             (
                 "li-a".to_string(),
-                (Budget::Lifetime(Micros(30_000_000_000)), flight),
+                item(Budget::Lifetime(Micros(30_000_000_000)), None),
             ),
             (
                 "li \"b\"\tc".to_string(),
-                (Budget::Daily(Micros(1_000_000)), flight),
+                item(
+                    Budget::Daily(Micros(1_000_000)),
+                    Some(Timestamp(1_795_000_000_000)),
+                ),
             ),
         ]))
     }
@@ -194,6 +322,64 @@ mod tests {
         s.write(&dir).unwrap();
         assert_eq!(Served::read(&dir).unwrap(), s);
         assert!(!dir.join(format!("{FILE}.tmp")).exists());
+    }
+
+    #[test]
+    fn line_items_that_leave_are_kept_retired_for_the_notice_lifetime() {
+        let config = |items: &str, order_budget: &str| {
+            let dir = tempdir(&format!("next-{}", items.len()));
+            std::fs::write(
+                dir.join("shop.yaml"),
+                format!(
+                    r#"advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}
+creatives:
+  - {{ id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }}
+orders:
+  - id: o1
+    service: self_service
+    budget: {order_budget}
+    flight: {{ start: 2026-01-01, end: 2026-12-31 }}
+    line_items:
+{items}"#
+                ),
+            )
+            .unwrap();
+            config::load_dir(&dir).unwrap()
+        };
+        let a = "      - { id: a, media: display, cpm: 1.00, budget: { daily: 5.00 }, creatives: [b300] }\n";
+        let b = "      - { id: b, media: display, cpm: 1.00, budget: { lifetime: 9.00 }, creatives: [b300] }\n";
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let t0 = Timestamp(1_790_000_000_000);
+        let both = Served::of(&config(&format!("{a}{b}"), "100.00"));
+        // b leaves: kept with its budget, and its order's as it is now.
+        let next = Served::next(&both, &config(a, "80.00"), t0, day);
+        let b_item = next.retired("b").expect("b retired");
+        assert_eq!(b_item.budget, Budget::Lifetime(Micros(9_000_000)));
+        assert_eq!(b_item.order_budget, Micros(80_000_000));
+        assert_eq!(b_item.retired_at, Some(t0));
+        assert!(
+            next.get("b").is_none(),
+            "no reload rule for a removed line item"
+        );
+        assert_eq!(
+            next.get("a").map(|(b, _)| b),
+            Some(Budget::Daily(Micros(5_000_000)))
+        );
+        // A later change keeps when it left; past the lifetime it goes.
+        let later = Timestamp(t0.as_millis() + 3_600_000);
+        let again = Served::next(&next, &config(a, "70.00"), later, day);
+        assert_eq!(again.retired("b").and_then(|i| i.retired_at), Some(t0));
+        assert_eq!(
+            again.retired("b").map(|i| i.order_budget),
+            Some(Micros(70_000_000))
+        );
+        let gone = Timestamp(t0.as_millis() + 24 * 3_600_000 + 1);
+        assert!(Served::next(&again, &config(a, "70.00"), gone, day)
+            .retired("b")
+            .is_none());
+        // Back in the config, it is served again.
+        let back = Served::next(&again, &config(&format!("{a}{b}"), "70.00"), later, day);
+        assert!(back.retired("b").is_none() && back.get("b").is_some());
     }
 
     #[test]
@@ -209,8 +395,8 @@ mod tests {
             "not json",
             r#"{"format":"other","version":1,"line_items":[]}"#,
             r#"{"format":"bidder-served-budgets","version":2,"line_items":[]}"#,
-            r#"{"format":"bidder-served-budgets","version":1,"line_items":[{"id":"x","budget":"weekly","micros":1,"flight_start":"2026-01-01","flight_end":"2026-01-02"}]}"#,
-            r#"{"format":"bidder-served-budgets","version":1,"line_items":[{"id":"x","budget":"daily","micros":1,"flight_start":"2026-13-01","flight_end":"2026-01-02"}]}"#,
+            r#"{"format":"bidder-served-budgets","version":1,"line_items":[{"id":"x","budget":"weekly","micros":1,"flight_start":"2026-01-01","flight_end":"2026-01-02","order":"o","order_micros":1}]}"#,
+            r#"{"format":"bidder-served-budgets","version":1,"line_items":[{"id":"x","budget":"daily","micros":1,"flight_start":"2026-13-01","flight_end":"2026-01-02","order":"o","order_micros":1}]}"#,
         ] {
             std::fs::write(dir.join(FILE), text).unwrap();
             let e = Served::read(&dir).unwrap_err().to_string();

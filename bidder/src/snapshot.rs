@@ -107,6 +107,10 @@ pub struct Snapshot {
     /// Products and attribution windows, for the event journal.
     pub catalog: reports::attribution::Catalog,
     pub loaded_at: Timestamp,
+    /// This config's line items and those that left within the notice
+    /// lifetime, with their budgets (`App::install` sets it): what a late
+    /// win of a removed line item is billed within.
+    pub served: crate::served::Served,
 }
 
 /// The id plain `/openrtb2/bid` answers as, and its metrics label.
@@ -409,6 +413,7 @@ impl Snapshot {
             audience_tokens,
             catalog,
             loaded_at,
+            served: crate::served::Served::default(),
         }
     }
 

@@ -1443,3 +1443,130 @@ fn alone_auto_signs_per_url_for_the_soak_then_per_bid() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Order `o1` (1.50) with `a` (0.50 an impression) unless `without_a`,
+/// and `b` (0.40), both on pages about tents; order `o2` with `lamp`, on
+/// pages about lamps, to learn the late-win share with.
+fn two_orders(without_a: bool) -> String {
+    let li = |id: &str, cpm: &str, budget: &str, keyword: &str| {
+        format!(
+            "      - {{ id: {id}, media: display, cpm: {cpm}, budget: {{ daily: {budget} }}, targeting: {{ keywords: {{ broad: [{keyword}] }} }}, creatives: [b300] }}\n"
+        )
+    };
+    let a = if without_a {
+        String::new()
+    } else {
+        li("a", "500.00", "1.00", "tent")
+    };
+    format!(
+        r#"advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}
+creatives:
+  - {{ id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }}
+orders:
+  - id: o1
+    service: self_service
+    budget: 1.50
+    flight: {{ start: 2026-11-01, end: 2026-12-31 }}
+    line_items:
+{a}{b}  - id: o2
+    service: self_service
+    budget: 100.00
+    flight: {{ start: 2026-11-01, end: 2026-12-31 }}
+    line_items:
+{lamp}"#,
+        b = li("b", "400.00", "1.00", "tent"),
+        lamp = li("lamp", "1.00", "50.00", "lamp"),
+    )
+}
+
+/// A win of a line item removed from the config is billed within the
+/// budgets it had, and its order's as it is now: what exceeds them is
+/// over-delivery. It was billed with no cap at all, and an order whose
+/// line item an account manager removed (the usual way to stop one) was
+/// billed past its budget once the removed one's holds had shrunk to the
+/// late-win share (money probe F2).
+#[test]
+fn a_removed_line_items_late_wins_are_billed_within_the_budgets_it_had() {
+    let settings = Settings {
+        ledger: ledger::Options {
+            late_horizon_ms: 1_000,
+            ..ledger::Options::default()
+        },
+        ..Settings::default()
+    };
+    let dir = config_dir("removed", &[("shop.yaml", &two_orders(false))]);
+    let s = Server::start_with(&dir, None, settings);
+    let page = |keyword: &str| {
+        let mut r = banner_request();
+        r["site"]["keywords"] = json!(keyword);
+        r.to_string()
+    };
+    // Expired bids nobody won teach the ledger that late wins are rare:
+    // an expired bid then holds a small share of its cost.
+    for _ in 0..12 {
+        only_bid(&s.bid(&page("lamp")));
+    }
+    s.clock.advance_millis(61_000);
+    s.app.expire_reservations();
+    s.clock.advance_millis(2_000);
+    s.app.expire_reservations();
+    assert!(s.app.ledger().late_share_ppm() < 100_000);
+    // `a` spends its day's budget in two bids, which expire unanswered.
+    let wins_of_a: Vec<Value> = (0..2).map(|_| only_bid(&s.bid(&page("tent")))).collect();
+    assert!(wins_of_a.iter().all(|b| b["cid"] == "a"), "{wins_of_a:?}");
+    s.clock.advance_millis(61_000);
+    s.app.expire_reservations();
+    // The account manager removes `a`; `b` bids in the room its order has.
+    std::fs::write(dir.join("shop.yaml"), two_orders(true)).unwrap();
+    s.app.reload().expect("reload");
+    let wins_of_b: Vec<Value> = (0..2).map(|_| only_bid(&s.bid(&page("tent")))).collect();
+    for b in &wins_of_b {
+        assert_eq!(s.notice(&url(b, "nurl"), "400.00").status, 200);
+    }
+    // Then `a`'s wins come after all: the order has 0.70 left.
+    for b in &wins_of_a {
+        assert_eq!(s.notice(&url(b, "nurl"), "500.00").status, 200);
+    }
+    let today = "2026-11-24";
+    let order = order_on(&s, "o1", today);
+    assert_eq!(order.today, Micros(1_500_000), "{order:?}");
+    let a = li_on(&s, "a", today);
+    assert_eq!(
+        (a.today, a.over_today),
+        (Micros(700_000), Micros(300_000)),
+        "{a:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The budgets of a removed line item outlive a restart within the notice
+/// lifetime (the state directory's record of what was served), and go
+/// once it has passed.
+#[test]
+fn a_removed_line_items_budgets_outlive_a_restart_for_the_notice_lifetime() {
+    let dir = config_dir("removed-restart", &[("shop.yaml", &two_orders(false))]);
+    let state = dir.join("state");
+    let at = ts("2026-11-24T12:00:00Z");
+    let s = Server::start_in(&dir, &state, 1_000_000, at);
+    std::fs::write(dir.join("shop.yaml"), two_orders(true)).unwrap();
+    s.app.reload().expect("reload");
+    drop(s);
+    let retired = |s: &Server| {
+        s.app
+            .snapshot()
+            .and_then(|snap| snap.served.retired("a").cloned())
+    };
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T20:00:00Z"));
+    let a = retired(&s).expect("a is remembered");
+    assert_eq!(a.budget, config::Budget::Daily(units(1)));
+    assert_eq!(
+        (a.order.as_str(), a.order_budget),
+        ("o1", Micros(1_500_000))
+    );
+    assert_eq!(a.retired_at, Some(at));
+    drop(s);
+    // A day later its notices have expired: nothing to bill it for.
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-25T12:00:01Z"));
+    assert!(retired(&s).is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
