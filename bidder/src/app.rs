@@ -292,6 +292,9 @@ pub struct App {
     model: ArcSwap<predict::Model>,
     /// Set by a SIGTERM: see [`App::drain`].
     draining: std::sync::atomic::AtomicBool,
+    /// The last write of the holds file had nothing in it: another empty
+    /// one is not written (see [`App::save_holds`]).
+    holds_empty: std::sync::atomic::AtomicBool,
     /// The Redis ledger when replicas share state (the same object as
     /// `ledger`), for its metrics.
     shared: Option<Arc<shared::RedisLedger>>,
@@ -476,6 +479,7 @@ impl App {
             shader: shading::Shader::new(shading::Params::default())
                 .unwrap_or_else(|_| unreachable!("the default parameters are valid")),
             started_ms,
+            holds_empty: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -588,7 +592,67 @@ impl App {
         }
         self.events = Some(events);
         self.state_dir = Some(dir.to_path_buf());
+        // What the process before held for bids it made: they can still be
+        // won, so their budget stays held (`ledger::carried`).
+        match ledger::carried::restore(dir, &*self.ledger, self.clock.now()) {
+            Ok(c) if c.holdings > 0 => tracing::info!(
+                holdings = c.holdings,
+                line_items_micros = c.line_items.as_i64(),
+                until_ms = c.until.map_or(0, |t| t.as_millis()),
+                "budget held by the bids of the process before is held until they can no \
+                 longer be won"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the holds of the process before were not read: its bids still in flight \
+                 hold nothing here"
+            ),
+        }
         Ok((self, replayed))
+    }
+
+    /// Writes what bids hold now to the state directory, for the next
+    /// process to hold until they can no longer be won: the longest
+    /// reservation and the late-win horizon from now. About once a second
+    /// ([`App::upkeep`]) and when the server stops.
+    pub fn save_holds(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(dir) = &self.state_dir else {
+            return;
+        };
+        let longest_secs = self
+            .snapshot
+            .load()
+            .as_ref()
+            .map(|s| {
+                s.config
+                    .exchanges
+                    .iter()
+                    .filter_map(|e| e.reservation_ttl_secs)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let longest = self
+            .settings
+            .reservation_ttl
+            .max(Duration::from_secs(u64::from(longest_secs)));
+        let window_ms = i64::try_from(longest.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.settings.ledger.late_horizon_ms);
+        let until = Timestamp(self.clock.now().as_millis().saturating_add(window_ms));
+        if self.holds_empty.load(Relaxed) && self.ledger.holds().is_empty() {
+            return;
+        }
+        match ledger::carried::save(dir, &*self.ledger, until) {
+            Ok(n) => self.holds_empty.store(n == 0, Relaxed),
+            Err(e) => tracing::warn!(
+                error = %e,
+                dir = %dir.display(),
+                "what bids hold was not written: a restart now would not hold it"
+            ),
+        }
     }
 
     /// What signs notices, tracking URLs and our user cookie.
@@ -1848,6 +1912,7 @@ impl App {
         }
         self.shader.refit(now.as_millis());
         metrics::shading(self.shader.dropped_observations(), self.shader.key_count());
+        self.save_holds();
     }
 
     /// A win, billing or loss notice. A win or billing notice charges its

@@ -1319,6 +1319,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         // and then drain.
         if term_pending(&mut signals).await {
             tracing::info!("stopped while starting: exiting before serving");
+            app.save_holds();
             app.ledger().close();
             app.flush_events().await;
             return Ok(());
@@ -1368,8 +1369,10 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = running.shutdown.send(true);
         let _ = running.done.await;
-        // No bid holds anything now: leases go back to the other replicas,
-        // and writes still owed to Redis are sent.
+        // What bids still hold (their notices may come after this process
+        // is gone) for the next one to hold; then, with Redis, leases go
+        // back to the other replicas, and writes still owed are sent.
+        app.save_holds();
         app.ledger().close();
         app.flush_events().await;
         // Its last pass sends what was written and stayed so.

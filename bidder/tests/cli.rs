@@ -549,6 +549,38 @@ fn a_restart_refuses_the_budget_changes_a_reload_refuses() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A bid in flight when the bidder stops still holds its cost in the next
+/// process: its win can come after the restart. Written when the server
+/// stops (and about once a second while it runs).
+#[test]
+fn a_bid_in_flight_holds_its_budget_across_a_stop() {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-holds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(
+        dir.join("config/shop.yaml"),
+        one_banner_shop("1000.00", "daily: 1.00"),
+    )
+    .unwrap();
+    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let state = dir.join("state");
+    let (mut child, bid, _) = serve(&dir.join("config"), &state, &[]);
+    assert!(post_json(bid, "/openrtb2/bid", req).starts_with("HTTP/1.1 200"));
+    assert!(post_json(bid, "/openrtb2/bid", req).starts_with("HTTP/1.1 204"));
+    terminate(child.id());
+    let _ = child.wait();
+
+    let (mut child, bid, admin) = serve(&dir.join("config"), &state, &[]);
+    let again = post_json(bid, "/openrtb2/bid", req);
+    assert!(again.starts_with("HTTP/1.1 204"), "{again}");
+    let why = post_json(admin, "/v1/explain", req);
+    let v: serde_json::Value = serde_json::from_str(why.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(v["line_items"][0]["reason"], "budget", "{v}");
+    terminate(child.id());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A click is answered (302) only once its record is on disk: browsers do
 /// not send a click again, and one lost to a `kill -9` right after its
 /// answer was gone from every report.

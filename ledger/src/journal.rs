@@ -859,6 +859,16 @@ fn encode(s: &str, out: &mut String) {
     out.extend(percent_encoding::utf8_percent_encode(s, JOURNAL_ID));
 }
 
+/// An id as the journal writes it, for the state directory's other files.
+pub(crate) fn encode_id(s: &str, out: &mut String) {
+    encode(s, out)
+}
+
+/// What [`encode_id`] wrote.
+pub(crate) fn decode_id(s: &str) -> Option<String> {
+    decode(s)
+}
+
 fn decode(s: &str) -> Option<String> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()

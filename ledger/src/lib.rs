@@ -22,6 +22,7 @@
 
 mod books;
 mod budget;
+pub mod carried;
 pub mod conformance;
 pub mod journal;
 mod key;
@@ -220,6 +221,17 @@ pub enum Durable {
     Seen(Timestamp),
 }
 
+/// What bids hold under one key on one day ([`Ledger::holds`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holding {
+    pub key: SpendKey,
+    pub day: Date,
+    pub amount: Micros,
+    /// Until when it must be held: none for this process's own bids (the
+    /// caller knows how long they may still be won).
+    pub until: Option<Timestamp>,
+}
+
 /// Money state behind one interface, so the embedded store and a shared one
 /// (Redis) are interchangeable and pass one [`conformance`] suite.
 pub trait Ledger: Send + Sync + 'static {
@@ -326,6 +338,20 @@ pub trait Ledger: Send + Sync + 'static {
     fn budget_kind(&self, line_item: &str) -> Option<BudgetKind>;
     /// The share of an expired reservation still held, in millionths.
     fn late_share_ppm(&self) -> u32;
+    /// What bids hold now, by key and day (in flight, being charged, the
+    /// learned share of expired ones; `until` none), and what is held for
+    /// a process before this one (with its `until`): what the next process
+    /// must hold again ([`Ledger::carry`]), since the bids of this one can
+    /// still be won and billed after it stops. A shared ledger has nothing
+    /// to say: it keeps a stopped replica's leases counted in the shared
+    /// state.
+    fn holds(&self) -> Vec<Holding> {
+        Vec::new()
+    }
+    /// Holds of a process before this one, whose bids this one does not
+    /// know: held in full, as bids in flight are, until the latest `until`
+    /// among them, then let go by the expiry pass.
+    fn carry(&self, _holdings: &[Holding]) {}
     /// Applies a journaled charge again at start (no caps, no holds).
     fn restore(&self, charge: &Charge, now: Timestamp);
     /// Loads what a checkpoint listed.

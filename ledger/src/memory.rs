@@ -255,6 +255,9 @@ struct Amounts {
     lingering: Micros,
     /// Won beyond a cap: delivered, not billed.
     over: Micros,
+    /// Held before a restart by bids this process does not know, until
+    /// [`MemoryLedger::carried_until`] (see [`crate::Ledger::carry`]).
+    carried: Micros,
 }
 
 #[derive(Default)]
@@ -271,6 +274,7 @@ enum Field {
     Reserved,
     Charging,
     Lingering,
+    Carried,
 }
 
 impl Amounts {
@@ -281,6 +285,7 @@ impl Amounts {
             Field::Reserved => &mut self.reserved,
             Field::Charging => &mut self.charging,
             Field::Lingering => &mut self.lingering,
+            Field::Carried => &mut self.carried,
         }
     }
 
@@ -288,6 +293,17 @@ impl Amounts {
         self.reserved == Micros::ZERO
             && self.charging == Micros::ZERO
             && self.lingering == Micros::ZERO
+            && self.carried == Micros::ZERO
+    }
+
+    /// What this day (or the total) holds: bids in flight, wins being
+    /// charged, the learned share of expired bids, and what was carried
+    /// over a restart.
+    fn held(&self, late: &LateShare) -> Micros {
+        self.reserved
+            .saturating_add(self.charging)
+            .saturating_add(late.of(self.lingering))
+            .saturating_add(self.carried)
     }
 }
 
@@ -321,11 +337,7 @@ impl Counters {
             .find(|(x, _)| *x == day)
             .map(|(_, a)| *a)
             .unwrap_or_default();
-        let held = |a: &Amounts| {
-            a.reserved
-                .saturating_add(a.charging)
-                .saturating_add(late.of(a.lingering))
-        };
+        let held = |a: &Amounts| a.held(late);
         Spent {
             today: d.spent,
             lifetime: self.total.spent,
@@ -578,6 +590,8 @@ pub struct MemoryLedger {
     /// notices expired by then is not charged, whatever the clock says
     /// now (a clock that stepped forward and back again).
     seen: AtomicI64,
+    /// Until when holds carried over a restart are held (ms; 0: none).
+    carried_until: AtomicI64,
 }
 
 impl Default for MemoryLedger {
@@ -599,6 +613,7 @@ impl MemoryLedger {
             pruned_day: AtomicI64::new(i64::MIN),
             sweep: std::sync::atomic::AtomicUsize::new(0),
             seen: AtomicI64::new(i64::MIN),
+            carried_until: AtomicI64::new(0),
         }
     }
 
@@ -796,6 +811,30 @@ impl MemoryLedger {
 }
 
 impl MemoryLedger {
+    /// Lets go of the holds carried over a restart once their time is up.
+    fn drop_carried(&self, now: Timestamp) {
+        let until = self.carried_until.load(Ordering::Relaxed);
+        if until == 0 || now.as_millis() < until {
+            return;
+        }
+        if self
+            .carried_until
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        for i in 0..KEY_SHARDS {
+            let mut shard = self.counters.lock(i);
+            for c in shard.values_mut() {
+                c.total.carried = Micros::ZERO;
+                for (_, a) in &mut c.days {
+                    a.carried = Micros::ZERO;
+                }
+            }
+        }
+    }
+
     /// A bid held here was charged by another replica (a shared backend
     /// heard it): its hold goes without spend, and a notice arriving here
     /// later is a duplicate. Returns what it held (also when a loss had
@@ -1187,6 +1226,7 @@ impl Ledger for MemoryLedger {
         }
         self.prune_days(now);
         self.sweep_windows(now);
+        self.drop_carried(now);
         (out, true)
     }
 
@@ -1221,6 +1261,48 @@ impl Ledger for MemoryLedger {
         let key = SpendKey::line_item(line_item);
         let shard = self.counters.lock(self.counters.index(&key));
         shard.get(&key).and_then(|c| c.kind)
+    }
+
+    fn holds(&self) -> Vec<crate::Holding> {
+        let until = self.carried_until.load(Ordering::Relaxed);
+        let mut out = Vec::new();
+        for i in 0..KEY_SHARDS {
+            let shard = self.counters.lock(i);
+            for (key, c) in shard.iter() {
+                for (day, a) in &c.days {
+                    let own = a.held(&self.late).saturating_sub(a.carried);
+                    let carried = (a.carried > Micros::ZERO && until != 0)
+                        .then_some((a.carried, Some(Timestamp(until))));
+                    let own = (own > Micros::ZERO).then_some((own, None));
+                    for (amount, until) in [own, carried].into_iter().flatten() {
+                        out.push(crate::Holding {
+                            key: key.clone(),
+                            day: Date::from_days_since_epoch(*day),
+                            amount,
+                            until,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn carry(&self, holdings: &[crate::Holding]) {
+        let Some(until) = holdings.iter().filter_map(|h| h.until).max() else {
+            return;
+        };
+        for h in holdings {
+            let mut shard = self.counters.lock(self.counters.index(&h.key));
+            shard.entry(h.key.clone()).or_default().change(
+                Field::Carried,
+                h.day.days_since_epoch(),
+                h.amount,
+                true,
+            );
+        }
+        self.carried_until
+            .fetch_max(until.as_millis(), Ordering::Relaxed);
     }
 
     fn late_share_ppm(&self) -> u32 {
@@ -1399,6 +1481,64 @@ mod tests {
             forget,
             tags: crate::Tags::default(),
         }
+    }
+
+    /// What one process held, the next holds until the carried holds'
+    /// time is up: the earlier process's bids can still be won. Its bids
+    /// are not known here, so the amounts are held in full, by key and
+    /// day, and go at once when the expiry pass sees that time.
+    #[test]
+    fn holds_carried_over_a_restart_are_held_until_their_time() {
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = Timestamp(1_790_000_000_000);
+        let day = now.date();
+        let cap = Cap::Daily(Micros(3_000));
+        let before = MemoryLedger::default();
+        for bid in 0..2 {
+            before
+                .reserve(&plain_hold(bid, day, (&li, &o), cap, now, 60_000), now)
+                .unwrap();
+        }
+        let mut held = before.holds();
+        let mut held_li: Vec<_> = held.iter().filter(|h| h.key == li).collect();
+        assert_eq!(held_li.len(), 1, "{held:?}");
+        let h = held_li.pop().unwrap();
+        assert_eq!((h.day, h.amount, h.until), (day, Micros(2_000), None));
+
+        let after = MemoryLedger::default();
+        let until = Timestamp(now.as_millis() + 65_000);
+        for h in &mut held {
+            h.until = Some(until);
+        }
+        after.carry(&held);
+        assert_eq!(after.spent(&li, day).held_today, Micros(2_000));
+        assert_eq!(after.spent(&o, day).held, Micros(2_000));
+        // Room for one bid more, as before the restart.
+        after
+            .reserve(&plain_hold(10, day, (&li, &o), cap, now, 60_000), now)
+            .unwrap();
+        assert_eq!(
+            after.reserve(&plain_hold(11, day, (&li, &o), cap, now, 60_000), now),
+            Err(Refusal::Budget)
+        );
+        // A restart again meanwhile carries them on with their time, and
+        // the new bid's hold as this process's own.
+        let again = after.holds();
+        let of_li = |until| {
+            again
+                .iter()
+                .find(|h| h.key == li && h.until == until)
+                .map(|h| h.amount)
+        };
+        assert_eq!(of_li(Some(until)), Some(Micros(2_000)), "{again:?}");
+        assert_eq!(of_li(None), Some(Micros(1_000)), "{again:?}");
+        // Their time up, the expiry pass lets them go.
+        after.expire(Timestamp(until.as_millis() - 1));
+        assert_eq!(after.spent(&li, day).held_today, Micros(3_000));
+        after.release(BidKey(10));
+        after.expire(until);
+        assert_eq!(after.spent(&li, day).held_today, Micros::ZERO);
+        assert_eq!(after.holds(), Vec::new());
     }
 
     /// Bids the table tracks, over every shard.
