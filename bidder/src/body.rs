@@ -88,7 +88,9 @@ pub(crate) async fn read(
     // Room for a typical ratio, never past what can be kept: at most the
     // limit and one byte are inflated.
     let mut out = Vec::with_capacity((raw.len() * 4).min(limit + 1));
-    flate2::read::GzDecoder::new(&raw[..])
+    // Every member: a gzip stream is a series of them (RFC 1952 §2.2),
+    // which compressors that flush per chunk write.
+    flate2::read::MultiGzDecoder::new(&raw[..])
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
         .map_err(BodyError::BadGzip)?;

@@ -153,6 +153,29 @@ fn gzip_bodies_are_accepted() {
         &body,
     );
     assert_eq!(r.status, 200, "{}", r.text());
+    // A gzip stream is a series of members (RFC 1952): a compressor that
+    // flushes per chunk writes several, and every one is the body.
+    let text = banner_request().to_string();
+    let (head, tail) = text.as_bytes().split_at(60);
+    let mut members = gzip(head);
+    members.extend(gzip(tail));
+    let r = post(
+        s.bid,
+        "/openrtb2/bid",
+        &[("Content-Encoding", "gzip")],
+        &members,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // What follows a member is a member, or the body is not gzip.
+    let mut trailed = gzip(text.as_bytes());
+    trailed.extend_from_slice(b"trailing");
+    let r = post(
+        s.bid,
+        "/openrtb2/bid",
+        &[("Content-Encoding", "gzip")],
+        &trailed,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
     let r = post(
         s.bid,
         "/openrtb2/bid",
