@@ -70,11 +70,7 @@ pub fn fit_av(
     }
     let by_mime: Vec<usize> = (0..media.len())
         .filter(|&i| {
-            slot.mimes.is_empty()
-                || slot
-                    .mimes
-                    .iter()
-                    .any(|m| m.eq_ignore_ascii_case(&media[i].mime))
+            slot.mimes.is_empty() || slot.mimes.iter().any(|m| same_mime(m, &media[i].mime))
         })
         .collect();
     if by_mime.is_empty() {
@@ -98,6 +94,43 @@ pub fn fit_av(
         companion,
         duration_s,
     })
+}
+
+/// Whether a slot's listed MIME type takes a rendition's: whatever the
+/// case, parameters (`; codecs=…`) and white space, and under the names
+/// players and exchanges give the same formats (`audio/mp3` is what
+/// browsers and Prebid send for `audio/mpeg`); `video/*` takes any video.
+fn same_mime(listed: &str, mime: &str) -> bool {
+    fn base(m: &str) -> &str {
+        let m = m.split(';').next().unwrap_or(m).trim();
+        // The usual aliases, to the registered name.
+        const ALIASES: &[(&str, &str)] = &[
+            ("audio/mp3", "audio/mpeg"),
+            ("audio/x-mp3", "audio/mpeg"),
+            ("audio/mpeg3", "audio/mpeg"),
+            ("audio/x-mpeg", "audio/mpeg"),
+            ("audio/x-mpeg-3", "audio/mpeg"),
+            ("audio/m4a", "audio/mp4"),
+            ("audio/x-m4a", "audio/mp4"),
+            ("audio/x-aac", "audio/aac"),
+            ("audio/x-wav", "audio/wav"),
+            ("audio/wave", "audio/wav"),
+            ("video/x-mp4", "video/mp4"),
+        ];
+        ALIASES
+            .iter()
+            .find(|(alias, _)| m.eq_ignore_ascii_case(alias))
+            .map_or(m, |&(_, name)| name)
+    }
+    let (listed, mime) = (base(listed), base(mime));
+    if listed.eq_ignore_ascii_case(mime) || listed == "*/*" {
+        return true;
+    }
+    // `video/*`: the type before the slash, any subtype.
+    listed
+        .strip_suffix("/*")
+        .zip(mime.split_once('/'))
+        .is_some_and(|(kind, (of, _))| kind.eq_ignore_ascii_case(of))
 }
 
 fn bitrate_ok(m: &MediaFile, slot: &AvSlot<'_>) -> bool {
@@ -211,6 +244,33 @@ mod tests {
             fit_av(&c, &slot(None, None, vec![30]), &[]),
             Err(Misfit::Duration)
         );
+    }
+
+    #[test]
+    fn mime_types_match_as_players_name_them() {
+        for (listed, mime) in [
+            ("video/mp4", "video/mp4"),
+            ("VIDEO/MP4", "video/mp4"),
+            ("video/mp4; codecs=\"avc1.42E01E, mp4a.40.2\"", "video/mp4"),
+            (" video/mp4 ", "video/mp4"),
+            ("audio/mp3", "audio/mpeg"),
+            ("audio/MP3", "audio/mpeg"),
+            ("audio/mpeg", "audio/mp3"),
+            ("audio/x-m4a", "audio/mp4"),
+            ("video/*", "video/webm"),
+            ("*/*", "audio/mpeg"),
+        ] {
+            assert!(same_mime(listed, mime), "{listed} takes {mime}");
+        }
+        for (listed, mime) in [
+            ("video/webm", "video/mp4"),
+            ("audio/mp3", "audio/mp4"),
+            ("video/*", "audio/mpeg"),
+            ("video/mp4x", "video/mp4"),
+            ("", "video/mp4"),
+        ] {
+            assert!(!same_mime(listed, mime), "{listed} does not take {mime}");
+        }
     }
 
     #[test]
