@@ -278,7 +278,17 @@ pub(crate) fn evaluate(
             Check::Price => {
                 return match (walk.choice.take(), walk.floor) {
                     (Some(choice), Some(floor)) => {
-                        price(snap, ctx, item, floor, stores, choice).map_err(stop)
+                        // An open-market spot also clears the floors of its
+                        // duration; a deal's floor is its own.
+                        let floor = match walk.deal {
+                            Some(_) => Ok(floor),
+                            None => {
+                                duration_floor(ctx, imp, item.media, &choice).map(|d| d.max(floor))
+                            }
+                        };
+                        floor
+                            .and_then(|floor| price(snap, ctx, item, floor, stores, choice))
+                            .map_err(stop)
                     }
                     // `compile` puts `Floor` and `Creative` before `Price`
                     // in every list; without them, no bid.
@@ -292,6 +302,42 @@ pub(crate) fn evaluate(
     // Every list `compile` makes ends with `Price`, which returns; a list
     // without it bids nothing.
     Err(Stop::new(Check::Price, NoBid::Creative))
+}
+
+/// What a video or audio spot of the chosen creative's duration must clear
+/// (OpenRTB 2.6): `mincpmpersec` times its seconds, and the `durfloors`
+/// whose range holds its duration, in USD; zero for other creatives and
+/// slots without either. One that cannot be converted bids nothing.
+fn duration_floor(
+    ctx: &Context<'_>,
+    imp: &Imp<'_>,
+    media: config::Media,
+    choice: &Choice,
+) -> Result<Micros, NoBid> {
+    let ChoiceKind::Av { fit, .. } = &choice.kind else {
+        return Ok(Micros::ZERO);
+    };
+    let (per_sec, durfloors) = match media {
+        config::Media::Video => match &imp.video {
+            Some(v) => (v.mincpmpersec, &v.durfloors),
+            None => return Ok(Micros::ZERO),
+        },
+        config::Media::Audio => match &imp.audio {
+            Some(a) => (a.mincpmpersec, &a.durfloors),
+            None => return Ok(Micros::ZERO),
+        },
+        _ => return Ok(Micros::ZERO),
+    };
+    let secs = fit.duration_s;
+    let by_secs = per_sec.map_or(0, |p| p.saturating_mul(i64::from(secs)));
+    let by_range = durfloors
+        .iter()
+        .filter(|d| d.covers(secs))
+        .filter_map(|d| d.bidfloor)
+        .max()
+        .unwrap_or(0);
+    crate::context::floor_usd(by_secs.max(by_range), &imp.bidfloorcur, ctx.rates)
+        .ok_or(NoBid::Currency)
 }
 
 /// The floor against the line item's highest bid: none that can be priced

@@ -233,3 +233,50 @@ fn companion_slots_block_companions_by_attribute() {
     assert_valid_vast(adm);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// OpenRTB 2.6 floors by duration: a spot clears `mincpmpersec` times its
+/// seconds, and the `durfloors` whose range holds its duration (both ends
+/// included), in the imp's floor currency. Both were read and not applied:
+/// a 15 s spot bid 22 where the floor came to 30 (exchange probe 1).
+#[test]
+fn spots_clear_the_floors_of_their_duration() {
+    let s = Server::example();
+    let video = |member: &str, value: Value| {
+        let mut r = request("video-ctv-instream-companion.json");
+        r["imp"][0]["video"][member] = value;
+        r
+    };
+    // The 15 s spot bids 22.
+    assert_eq!(bids(&s, &video("mincpmpersec", json!(1.46))).len(), 1);
+    let r = video("mincpmpersec", json!(1.47));
+    assert!(bids(&s, &r).is_empty(), "22.05 for 15 s");
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "floor");
+    let r = video(
+        "durfloors",
+        json!([{"mindur": 1, "maxdur": 15, "bidfloor": 25}]),
+    );
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "floor");
+    // Ranges that do not hold 15 s, or with no floor, change nothing.
+    let r = video(
+        "durfloors",
+        json!([{"mindur": 16, "bidfloor": 25}, {"maxdur": 14, "bidfloor": 25}, {"mindur": 15}]),
+    );
+    assert_eq!(bids(&s, &r).len(), 1);
+    // In the imp's floor currency.
+    let mut r = video(
+        "durfloors",
+        json!([{"mindur": 15, "maxdur": 15, "bidfloor": 21}]),
+    );
+    assert_eq!(bids(&s, &r).len(), 1);
+    r["imp"][0]["bidfloorcur"] = json!("GBP");
+    r["imp"][0]["bidfloor"] = json!(0);
+    assert!(bids(&s, &r).is_empty(), "21 GBP is more than 22 USD");
+    // Audio too: the 30 s spot bids 12.
+    let mut r = request("audio-music-stream-companion.json");
+    r["imp"][0]["audio"]["mincpmpersec"] = json!(0.4);
+    assert_eq!(bids(&s, &r).len(), 1);
+    r["imp"][0]["audio"]["mincpmpersec"] = json!(0.41);
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(reason(&s, &r, "tent-audio-music"), "floor");
+}

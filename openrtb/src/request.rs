@@ -374,8 +374,34 @@ pub struct Video<'a> {
     /// 2.6 minimum CPM per second, in micros (rounded up like a floor).
     #[serde(default, deserialize_with = "de::opt_floor_micros")]
     pub mincpmpersec: Option<i64>,
+    /// 2.6 (202309) floors by creative duration.
+    #[serde(default, deserialize_with = "de::vec")]
+    pub durfloors: Vec<DurFloor>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
+}
+
+/// A floor for creatives whose duration is within `mindur..=maxdur`
+/// seconds (2.6-202309 `DurFloors`), in the imp's floor currency.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DurFloor {
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub mindur: Option<i32>,
+    #[serde(default, deserialize_with = "de::opt_i32")]
+    pub maxdur: Option<i32>,
+    /// In micros (rounded up like a floor).
+    #[serde(default, deserialize_with = "de::opt_floor_micros")]
+    pub bidfloor: Option<i64>,
+}
+
+impl DurFloor {
+    /// Whether a creative of `secs` seconds is within the range: both ends
+    /// included, an absent one unbounded.
+    pub fn covers(&self, secs: u32) -> bool {
+        let secs = i64::from(secs);
+        self.mindur.is_none_or(|m| secs >= i64::from(m))
+            && self.maxdur.is_none_or(|m| secs <= i64::from(m))
+    }
 }
 
 impl Video<'_> {
@@ -438,6 +464,12 @@ pub struct Audio<'a> {
     pub stitched: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub nvol: Option<i32>,
+    /// 2.6 (202309) minimum CPM per second, in micros.
+    #[serde(default, deserialize_with = "de::opt_floor_micros")]
+    pub mincpmpersec: Option<i64>,
+    /// 2.6 (202309) floors by creative duration.
+    #[serde(default, deserialize_with = "de::vec")]
+    pub durfloors: Vec<DurFloor>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }

@@ -306,7 +306,14 @@ object!(Video {
         "poddur" => poddur: opt_i32,
         "maxseq" => maxseq: opt_i32,
         "mincpmpersec" => mincpmpersec: opt_floor,
+        "durfloors" => durfloors: list,
         "ext" => ext: ext,
+});
+
+object!(DurFloor owned {
+        "mindur" => mindur: opt_i32,
+        "maxdur" => maxdur: opt_i32,
+        "bidfloor" => bidfloor: opt_floor,
 });
 
 object!(Audio {
@@ -333,6 +340,8 @@ object!(Audio {
         "feed" => feed: opt_i32,
         "stitched" => stitched: opt_i32,
         "nvol" => nvol: opt_i32,
+        "mincpmpersec" => mincpmpersec: opt_floor,
+        "durfloors" => durfloors: list,
         "ext" => ext: ext,
 });
 
