@@ -173,6 +173,8 @@ struct Walk<'r> {
     floor: Option<Micros>,
     /// A deal's own auction type (`pmp.deals[].at`) overrides the request's.
     first_price: bool,
+    /// A fixed-price deal's agreed price: what is bid.
+    fixed: Option<Micros>,
     deal: Option<&'r str>,
     keyword: Option<&'r str>,
     /// Index within the advertiser.
@@ -198,6 +200,7 @@ pub(crate) fn evaluate(
     let mut walk = Walk {
         floor,
         first_price: stores.market.first_price,
+        fixed: None,
         deal: None,
         keyword: None,
         audience: None,
@@ -268,6 +271,7 @@ pub(crate) fn evaluate(
                         prediction: None,
                         features: None,
                         first_price: walk.first_price,
+                        fixed: walk.fixed,
                     },
                     deal: walk.deal.map(str::to_owned),
                     keyword: walk.keyword.map(str::to_owned),
@@ -472,8 +476,10 @@ fn deal<'r>(
             .map(Some)
             .ok_or(NoBid::Currency),
     };
-    let clears = |floor: &Result<Option<Micros>, NoBid>| match floor {
-        Ok(None) => walk.floor.is_some_and(|f| item.cpm >= f),
+    // A fixed-price deal (`at` 3) without a price cannot be bid in.
+    let fixed = |d: &ortb::Deal<'_>| d.at == Some(FIXED_PRICE);
+    let clears = |d: &ortb::Deal<'_>, floor: &Result<Option<Micros>, NoBid>| match floor {
+        Ok(None) => !fixed(d) && walk.floor.is_some_and(|f| item.cpm >= f),
         Ok(Some(f)) => item.cpm >= *f,
         Err(_) => false,
     };
@@ -482,12 +488,17 @@ fn deal<'r>(
         .filter(|d| item.deals.iter().any(|want| want == d.id.as_ref()) && for_us(d))
         .map(|d| (d, priced(d)));
     let first = ours.next().ok_or(NoBid::Deal)?;
-    let (d, floor) = if clears(&first.1) {
+    let (d, floor) = if clears(first.0, &first.1) {
         first
     } else {
-        ours.find(|(_, floor)| clears(floor)).unwrap_or(first)
+        ours.find(|(d, floor)| clears(d, floor)).unwrap_or(first)
     };
-    if let Some(floor) = floor? {
+    let floor = floor?;
+    if fixed(d) {
+        // Its floor is the agreed price: the bid, neither more nor less.
+        walk.fixed = Some(floor.ok_or(NoBid::Deal)?);
+    }
+    if let Some(floor) = floor {
         walk.floor = Some(floor);
     }
     walk.deal = Some(d.id.as_ref());
@@ -496,6 +507,10 @@ fn deal<'r>(
     }
     Ok(())
 }
+
+/// `pmp.deals[].at`: "the value passed in bidfloor is the agreed upon
+/// deal price" (OpenRTB 2.6, 3.2.12).
+const FIXED_PRICE: i32 = 3;
 
 /// The first of `any_of` the request is in (index within the advertiser),
 /// when it is in none of `none_of`.
@@ -652,7 +667,11 @@ fn price(
     if value < floor || value <= Micros::ZERO {
         return Err(NoBid::Floor);
     }
-    if item.shading && choice.pricing.first_price {
+    if let Some(agreed) = choice.pricing.fixed {
+        // A fixed-price deal: the agreed price is the bid and the charge,
+        // whatever the impression is worth above it.
+        choice.price = agreed.max(floor);
+    } else if item.shading && choice.pricing.first_price {
         let key = shading::CurveKey::new(market.exchange, crate::select::slot_kind(item.media));
         let draw = if market.explore {
             rand::rng().random::<f64>()

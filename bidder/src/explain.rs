@@ -196,6 +196,9 @@ fn why(item: &crate::snapshot::Item, choice: &select::Choice, first_price: bool)
         _ => "value = the line item's cpm".to_owned(),
     };
     let shading = match &choice.pricing.shading {
+        None if choice.pricing.fixed.is_some() => {
+            format!("; fixed-price deal: bids the agreed price {}", choice.price)
+        }
         None if !first_price => "; second-price auction: not shaded".to_owned(),
         None => "; shading: false: bids its value".to_owned(),
         Some(s) => match s.reason {

@@ -76,6 +76,8 @@ pub(crate) struct Pricing {
     pub features: Option<predict::Features>,
     /// The auction is first price (the request's `at`, or its deal's).
     pub first_price: bool,
+    /// A fixed-price deal's agreed price (`pmp.deals[].at` 3): the bid.
+    pub fixed: Option<Micros>,
 }
 
 /// What one imp gets: a line item, its creative and the price to bid.

@@ -498,3 +498,41 @@ fn a_lost_bid_gives_its_frequency_slot_back() {
     );
     assert_eq!(s.bid(&body).status, 204);
 }
+
+/// A fixed-price deal (`at` 3): the deal's floor is the agreed price, and
+/// the bid is that price, not the line item's CPM; without a price there
+/// is nothing to bid. It was bid at the CPM and explained as second price
+/// (exchange probe 3).
+#[test]
+fn a_fixed_price_deal_is_bid_at_its_price() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "nobody" });
+    r["imp"][0]["pmp"] = json!({
+        "private_auction": 1,
+        "deals": [{ "id": "DEAL-NW-PREMIUM-01", "at": 3, "bidfloor": 2.0 }]
+    });
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert_eq!(bid["dealid"], "DEAL-NW-PREMIUM-01");
+    assert_eq!(bid["price"].as_f64(), Some(2.0), "not the 3.50 CPM");
+    let why = common::verdict(&common::explain(&s, &r), "nw-deal-premium");
+    assert!(
+        why["bidding"]["why"]
+            .as_str()
+            .unwrap_or("")
+            .contains("fixed-price deal: bids the agreed price 2.00"),
+        "{why}"
+    );
+    // Priced in another currency: converted up, as floors are.
+    r["imp"][0]["pmp"]["deals"][0]["bidfloorcur"] = json!("EUR");
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert!(bid["price"].as_f64().unwrap() > 2.0, "{bid}");
+    // Above what the line item pays: no bid. Without a price: none either.
+    r["imp"][0]["pmp"]["deals"][0] =
+        json!({ "id": "DEAL-NW-PREMIUM-01", "at": 3, "bidfloor": 4.0 });
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    r["imp"][0]["pmp"]["deals"][0] = json!({ "id": "DEAL-NW-PREMIUM-01", "at": 3 });
+    assert_eq!(s.bid(&r.to_string()).status, 204);
+    let why = common::verdict(&common::explain(&s, &r), "nw-deal-premium");
+    assert_eq!(why["reason"], "deal", "{why}");
+}
