@@ -158,6 +158,21 @@ fn behavioural_audiences_need_consent_under_gdpr_and_respect_opt_outs() {
             "device",
             json!({ "devicetype": 2, "geo": { "country": "USA" }, "lmt": 1 }),
         ),
+        // Flags there but unreadable are taken at their strictest: they
+        // read as absent, and a remarketing bid went out (exchange probe 7).
+        ("regs", json!({ "coppa": "yes" })),
+        ("regs", json!({ "coppa": [1] })),
+        ("regs", json!({ "coppa": 1.5 })),
+        ("regs", json!({ "gdpr": "true" })),
+        ("regs", json!({ "ext": { "gdpr": [1] } })),
+        (
+            "device",
+            json!({ "devicetype": 2, "geo": { "country": "USA" }, "dnt": "true" }),
+        ),
+        (
+            "device",
+            json!({ "devicetype": 2, "geo": { "country": "USA" }, "lmt": {} }),
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -176,4 +191,8 @@ fn behavioural_audiences_need_consent_under_gdpr_and_respect_opt_outs() {
     let mut r = banner_request();
     r["regs"] = json!({ "us_privacy": "1YNN" });
     assert_eq!(reason(&s, &r, li), "bid", "notice given, no opt-out");
+    // An empty flag, or null, says nothing (a server of its own: u-1001
+    // has had the impressions its cap allows by now).
+    r["regs"] = json!({ "coppa": "", "gdpr": null });
+    assert_eq!(reason(&with_vendor(755), &r, li), "bid", "{r}");
 }

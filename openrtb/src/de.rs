@@ -100,6 +100,66 @@ pub(crate) fn opt_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D:
     d.deserialize_any(IntVisitor)
 }
 
+/// A privacy flag, as `read::fields::opt_flag` reads one: an integer as
+/// [`opt_i32`] reads it; absent, `null` or an empty string is none;
+/// anything else present is [`crate::UNREADABLE_FLAG`].
+pub(crate) fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    d.deserialize_any(FlagVisitor)
+}
+
+struct FlagVisitor;
+
+impl<'de> Visitor<'de> for FlagVisitor {
+    type Value = Option<i32>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a flag")
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(i32::try_from(v).unwrap_or(crate::UNREADABLE_FLAG)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(i32::try_from(v).unwrap_or(crate::UNREADABLE_FLAG)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(f64_to_i32(v).unwrap_or(crate::UNREADABLE_FLAG)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(i32::from(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        if v.trim().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(str_to_i32(v).unwrap_or(crate::UNREADABLE_FLAG)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq).map(|()| Some(crate::UNREADABLE_FLAG))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map).map(|()| Some(crate::UNREADABLE_FLAG))
+    }
+}
+
 struct LenientI32(Option<i32>);
 
 impl<'de> Deserialize<'de> for LenientI32 {

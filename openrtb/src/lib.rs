@@ -58,6 +58,13 @@ pub use list::List;
 /// requests hold tens.
 pub const MAX_LISTED_OBJECTS: u32 = 10_000;
 
+/// What a privacy flag (`regs.coppa`, `regs.gdpr`, `regs.gpc`,
+/// `device.lmt`, `device.dnt`) reads as when it is present but no integer
+/// can be read from it (`"yes"`, `[1]`, `1.5`): set, since a signal that
+/// says something nobody can read is taken at its strictest. Every reader
+/// takes a flag other than 0 as set.
+pub const UNREADABLE_FLAG: i32 = -1;
+
 /// How many bytes a parsed request may hold beyond its body, counted as it
 /// is read: objects in lists and boxes, elements of code and string lists,
 /// and strings the reader had to build (escapes decoded, numbers written as

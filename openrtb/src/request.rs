@@ -674,9 +674,9 @@ pub struct Device<'a> {
     pub ua: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub geo: Option<Geo<'a>>,
-    #[serde(default, deserialize_with = "de::opt_i32")]
+    #[serde(default, deserialize_with = "de::opt_flag")]
     pub dnt: Option<i32>,
-    #[serde(default, deserialize_with = "de::opt_i32")]
+    #[serde(default, deserialize_with = "de::opt_flag")]
     pub lmt: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub ip: Option<Cow<'a, str>>,
@@ -869,10 +869,10 @@ pub struct Uid<'a> {
 /// Regulations in force for the request.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Regs<'a> {
-    #[serde(default, deserialize_with = "de::opt_i32")]
+    #[serde(default, deserialize_with = "de::opt_flag")]
     pub coppa: Option<i32>,
     /// 2.6 field; read [`Regs::gdpr`], which falls back to the 2.5 ext form.
-    #[serde(default, deserialize_with = "de::opt_i32")]
+    #[serde(default, deserialize_with = "de::opt_flag")]
     pub gdpr: Option<i32>,
     /// 2.6 field; read [`Regs::us_privacy`], which falls back to the 2.5 ext form.
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
@@ -884,7 +884,7 @@ pub struct Regs<'a> {
     /// Global Privacy Control: 1 when the user's browser says "do not sell
     /// or share". Read [`Regs::signals`], which falls back to the IAB's
     /// extension, `regs.ext.gpc` (often `"1"`).
-    #[serde(default, deserialize_with = "de::opt_i32")]
+    #[serde(default, deserialize_with = "de::opt_flag")]
     pub gpc: Option<i32>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,

@@ -173,7 +173,9 @@ fn malformed_ext_never_fails() {
             "user":{"ext":{"consent":null,"eids":null}}}"#,
     );
     let regs = req.regs.as_ref().unwrap();
-    assert_eq!(regs.gdpr(), None);
+    // A GDPR flag that is there but unreadable is taken as set: it never
+    // fails the request, and never lets personal data through either.
+    assert_eq!(regs.gdpr(), Some(ortb::UNREADABLE_FLAG));
     assert_eq!(regs.us_privacy().as_deref(), Some("42"));
     assert_eq!(req.user.as_ref().unwrap().consent(), None);
 }

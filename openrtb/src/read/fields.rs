@@ -102,6 +102,24 @@ pub(super) fn opt_i32(c: &mut Cursor<'_>) -> Result<Option<i32>> {
     }
 }
 
+/// A privacy flag: an integer as [`opt_i32`] reads one; absent, `null` or
+/// an empty string is none; anything else present that reads as no
+/// integer is [`crate::UNREADABLE_FLAG`].
+pub(super) fn opt_flag(c: &mut Cursor<'_>) -> Result<Option<i32>> {
+    if let Some(n) = c.small_int() {
+        return Ok(Some(n));
+    }
+    let read = match c.peek_value()? {
+        b'-' | b'0'..=b'9' => c.number().map(number_to_i32)?,
+        b'n' => return c.literal().map(|_| None),
+        _ => match scalar(c)? {
+            Scalar::Str(s) if s.trim().is_empty() => return Ok(None),
+            s => scalar_i32(s),
+        },
+    };
+    Ok(Some(read.unwrap_or(crate::UNREADABLE_FLAG)))
+}
+
 pub(super) fn opt_f64(c: &mut Cursor<'_>) -> Result<Option<f64>> {
     fn of_number(n: Number) -> Option<f64> {
         match n {

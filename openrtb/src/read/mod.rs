@@ -439,8 +439,8 @@ object!(Content {
 object!(Device {
         "ua" => ua: opt_str,
         "geo" => geo: opt,
-        "dnt" => dnt: opt_i32,
-        "lmt" => lmt: opt_i32,
+        "dnt" => dnt: opt_flag,
+        "lmt" => lmt: opt_flag,
         "ip" => ip: opt_str,
         "ipv6" => ipv6: opt_str,
         "devicetype" => devicetype: opt_i32,
@@ -512,12 +512,12 @@ object!(Uid {
 });
 
 object!(Regs {
-        "coppa" => coppa: opt_i32,
-        "gdpr" => gdpr: opt_i32,
+        "coppa" => coppa: opt_flag,
+        "gdpr" => gdpr: opt_flag,
         "us_privacy" => us_privacy: opt_str,
         "gpp" => gpp: opt_str,
         "gpp_sid" => gpp_sid: i32_vec,
-        "gpc" => gpc: opt_i32,
+        "gpc" => gpc: opt_flag,
         "ext" => ext: ext,
 });
 
@@ -562,11 +562,11 @@ object!(DataExt owned {
 });
 
 object!(RegsExt {
-        "gdpr" => gdpr: opt_i32,
+        "gdpr" => gdpr: opt_flag,
         "us_privacy" => us_privacy: opt_str,
         "gpp" => gpp: opt_str,
         "gpp_sid" => gpp_sid: i32_vec,
-        "gpc" => gpc: opt_i32,
+        "gpc" => gpc: opt_flag,
 });
 
 object!(SourceExt {
@@ -672,7 +672,7 @@ mod tests {
 
     #[derive(Deserialize)]
     struct SerdeRegsExt<'a> {
-        #[serde(default, deserialize_with = "de::opt_i32")]
+        #[serde(default, deserialize_with = "de::opt_flag")]
         gdpr: Option<i32>,
         #[serde(borrow, default, deserialize_with = "de::opt_str")]
         us_privacy: Option<Cow<'a, str>>,
