@@ -199,6 +199,8 @@ impl<'r> Offer<'r> {
                 h: u(v.h),
                 companion_sizes: companions(&v.companionad),
                 companion_types: v.companiontype.to_vec(),
+                pod_duration: u(v.poddur),
+                no_progressive: no_progressive(&v.delivery),
             },
             version: creatives::VastVersion::from_protocols(
                 &protocols(&v.protocols, v.protocol),
@@ -230,6 +232,8 @@ impl<'r> Offer<'r> {
                 h: None,
                 companion_sizes: companions(&a.companionad),
                 companion_types: a.companiontype.to_vec(),
+                pod_duration: u(a.poddur),
+                no_progressive: no_progressive(&a.delivery),
             },
             version: creatives::VastVersion::from_protocols(&a.protocols, ctx.vast_default),
             // Audio spots play between songs or episodes: in-stream.
@@ -359,6 +363,13 @@ pub(crate) fn limits(item: &Item) -> [Limit<'_>; 2] {
 pub(crate) struct Exclude<'a> {
     pub advertisers: &'a [usize],
     pub items: &'a [usize],
+}
+
+/// `delivery` lists methods, and progressive (2) is not one of them.
+fn no_progressive(delivery: &[i32]) -> bool {
+    /// OpenRTB's delivery methods: 1 streaming, 2 progressive, 3 download.
+    const PROGRESSIVE: i32 = 2;
+    !delivery.is_empty() && !delivery.contains(&PROGRESSIVE)
 }
 
 /// The sizes a banner offers: `format[]` first, then `w`/`h`.

@@ -280,3 +280,28 @@ fn spots_clear_the_floors_of_their_duration() {
     assert!(bids(&s, &r).is_empty());
     assert_eq!(reason(&s, &r, "tent-audio-music"), "floor");
 }
+
+/// A spot longer than the pod's `poddur` does not go in, and a player
+/// that takes streaming only (`delivery` without progressive, which is
+/// what every rendition is) gets no bid: both were read and not applied
+/// (exchange probe 5).
+#[test]
+fn pods_and_delivery_methods_are_respected() {
+    let s = Server::example();
+    let video = |member: &str, value: Value| {
+        let mut r = request("video-ctv-instream-companion.json");
+        r["imp"][0]["video"][member] = value;
+        r
+    };
+    assert_eq!(bids(&s, &video("poddur", json!(15))).len(), 1);
+    let r = video("poddur", json!(10));
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "creative");
+    assert_eq!(bids(&s, &video("delivery", json!([1, 2]))).len(), 1);
+    let r = video("delivery", json!([1]));
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "creative");
+    let mut r = request("audio-music-stream-companion.json");
+    r["imp"][0]["audio"]["poddur"] = json!(20);
+    assert!(bids(&s, &r).is_empty(), "a 30 s spot in a 20 s pod");
+}

@@ -22,6 +22,12 @@ pub struct AvSlot<'a> {
     pub companion_sizes: Vec<(u32, u32)>,
     /// `companiontype`: 1 static, 2 HTML, 3 iframe. Empty means any.
     pub companion_types: Vec<i32>,
+    /// `poddur`: the seconds a dynamic pod has to fill; a longer spot
+    /// does not go in. 0 or none: no bound.
+    pub pod_duration: Option<u32>,
+    /// `delivery` lists methods and progressive (2) is not one: every
+    /// rendition VAST writes is progressive (`vast.rs`), so none plays.
+    pub no_progressive: bool,
 }
 
 /// Why a creative does not fit.
@@ -65,8 +71,11 @@ pub fn fit_av(
     } else {
         slot.required_durations.contains(&duration_s)
     };
-    if !duration_ok {
+    if !duration_ok || slot.pod_duration.is_some_and(|p| p > 0 && duration_s > p) {
         return Err(Misfit::Duration);
+    }
+    if slot.no_progressive {
+        return Err(Misfit::Media);
     }
     let by_mime: Vec<usize> = (0..media.len())
         .filter(|&i| {
@@ -244,6 +253,23 @@ mod tests {
             fit_av(&c, &slot(None, None, vec![30]), &[]),
             Err(Misfit::Duration)
         );
+    }
+
+    #[test]
+    fn pods_and_delivery_methods() {
+        let c = video(15, false);
+        let slot = |pod, no_progressive| AvSlot {
+            pod_duration: pod,
+            no_progressive,
+            ..AvSlot::default()
+        };
+        assert!(fit_av(&c, &slot(Some(15), false), &[]).is_ok());
+        assert!(fit_av(&c, &slot(Some(0), false), &[]).is_ok(), "0: unset");
+        assert_eq!(
+            fit_av(&c, &slot(Some(10), false), &[]),
+            Err(Misfit::Duration)
+        );
+        assert_eq!(fit_av(&c, &slot(None, true), &[]), Err(Misfit::Media));
     }
 
     #[test]
