@@ -175,10 +175,21 @@ pub(crate) struct AvOffer<'r> {
 
 impl<'r> Offer<'r> {
     pub(crate) fn of(imp: &'r Imp<'r>, ctx: &Context<'_>) -> Offer<'r> {
-        let companions = |c: &[ortb::Banner<'_>]| -> Vec<(u32, u32)> {
+        // Each companion slot's sizes, with the image types its `mimes`
+        // take.
+        let companions = |c: &[ortb::Banner<'_>]| -> Vec<(u32, u32, u8)> {
             c.iter()
-                .flat_map(|b| b.format.iter().map(|f| (f.w, f.h)).chain([(b.w, b.h)]))
-                .filter_map(|(w, h)| Some((u32::try_from(w?).ok()?, u32::try_from(h?).ok()?)))
+                .flat_map(|b| {
+                    let takes = creatives::mime_mask(&b.mimes).unwrap_or(u8::MAX);
+                    b.format
+                        .iter()
+                        .map(|f| (f.w, f.h))
+                        .chain([(b.w, b.h)])
+                        .map(move |(w, h)| (w, h, takes))
+                })
+                .filter_map(|(w, h, takes)| {
+                    Some((u32::try_from(w?).ok()?, u32::try_from(h?).ok()?, takes))
+                })
                 .take(MAX_SIZES)
                 .collect()
         };

@@ -305,3 +305,20 @@ fn pods_and_delivery_methods_are_respected() {
     r["imp"][0]["audio"]["poddur"] = json!(20);
     assert!(bids(&s, &r).is_empty(), "a 30 s spot in a 20 s pod");
 }
+
+/// A companion slot's `mimes` are read as a banner slot's: a JPEG
+/// companion does not go where only PNG is taken (exchange probe 6); the
+/// spot still bids, without it.
+#[test]
+fn companion_slots_take_only_the_image_types_they_list() {
+    let s = Server::example();
+    let mut r = request("audio-music-stream-companion.json");
+    r["imp"][0]["audio"]["companionad"][0]["mimes"] = json!(["image/png"]);
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1);
+    let adm = b[0]["adm"].as_str().unwrap();
+    assert!(!adm.contains("tent-640.jpg"), "{adm}");
+    r["imp"][0]["audio"]["companionad"][0]["mimes"] = json!(["image/jpeg", "image/png"]);
+    let adm = bids(&s, &r)[0]["adm"].as_str().unwrap().to_string();
+    assert!(adm.contains("tent-640.jpg"), "{adm}");
+}

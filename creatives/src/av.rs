@@ -18,8 +18,10 @@ pub struct AvSlot<'a> {
     /// The player's size (video only).
     pub w: Option<u32>,
     pub h: Option<u32>,
-    /// Companion banner slots offered (`companionad`), by size.
-    pub companion_sizes: Vec<(u32, u32)>,
+    /// Companion banner slots offered (`companionad`): each size, with
+    /// the image types its `mimes` take ([`crate::mime_mask`]; every bit
+    /// when they say nothing of images).
+    pub companion_sizes: Vec<(u32, u32, u8)>,
     /// `companiontype`: 1 static, 2 HTML, 3 iframe. Empty means any.
     pub companion_types: Vec<i32>,
     /// `poddur`: the seconds a dynamic pod has to fill; a longer spot
@@ -175,7 +177,12 @@ fn pick_companion(companions: &[&Creative], slot: &AvSlot<'_>) -> Option<usize> 
         return None;
     }
     companions.iter().position(|c| match c.kind {
-        CreativeKind::Display { w, h, .. } => slot.companion_sizes.contains(&(w, h)),
+        CreativeKind::Display { w, h, .. } => {
+            let image = crate::display_image_bit(c);
+            slot.companion_sizes
+                .iter()
+                .any(|&(sw, sh, takes)| (sw, sh) == (w, h) && takes & image != 0)
+        }
         _ => false,
     })
 }
@@ -332,11 +339,11 @@ mod tests {
     fn companions_required_or_optional() {
         let b = banner(300, 250);
         let offered = AvSlot {
-            companion_sizes: vec![(300, 250)],
+            companion_sizes: vec![(300, 250, u8::MAX)],
             ..AvSlot::default()
         };
         let other = AvSlot {
-            companion_sizes: vec![(728, 90)],
+            companion_sizes: vec![(728, 90, u8::MAX)],
             ..AvSlot::default()
         };
         assert_eq!(
@@ -352,7 +359,7 @@ mod tests {
             None
         );
         let html_only = AvSlot {
-            companion_sizes: vec![(300, 250)],
+            companion_sizes: vec![(300, 250, u8::MAX)],
             companion_types: vec![2],
             ..AvSlot::default()
         };
