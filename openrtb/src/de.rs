@@ -486,13 +486,15 @@ pub(crate) fn str_vec<'de: 'a, 'a, D: Deserializer<'de>>(
 // ---------------------------------------------------------------------------
 // Arrays of objects
 
-/// An array of objects where `null` means empty. Elements stay strict.
+/// An array of objects where `null` means empty and a `null` element is
+/// skipped (a serializer's missing entry). Other elements stay strict.
 pub(crate) fn vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    Option::<Vec<T>>::deserialize(d).map(Option::unwrap_or_default)
+    Option::<Vec<Option<T>>>::deserialize(d)
+        .map(|v| v.unwrap_or_default().into_iter().flatten().collect())
 }
 
 // ---------------------------------------------------------------------------

@@ -636,3 +636,24 @@ fn the_reader_agrees_with_serde_on_known_edges() {
         );
     }
 }
+
+/// A `null` inside a list of objects (a serializer's missing entry) is
+/// skipped, as a `null` list is empty: it made the whole request a 400
+/// (exchange probe 9).
+#[test]
+fn a_null_in_a_list_of_objects_is_skipped() {
+    let req = parse(
+        r#"{"id":"r","imp":[null,{"id":"1","banner":{"format":[null,{"w":300,"h":250}]}}],
+            "user":{"eids":[null,{"source":"s","uids":[null,{"id":"u"}]}],"data":[null]},
+            "source":{"schain":{"complete":1,"nodes":[null,{"asi":"a","sid":"1"}]}}}"#,
+    );
+    assert_eq!(req.imp.len(), 1);
+    let banner = req.imp[0].banner.as_ref().unwrap();
+    assert_eq!(banner.format.len(), 1);
+    let user = req.user.as_ref().unwrap();
+    assert_eq!(user.eids.len(), 1);
+    assert_eq!(user.eids[0].uids.len(), 1);
+    assert!(user.data.is_empty());
+    let schain = req.source.as_ref().unwrap().schain().unwrap();
+    assert_eq!(schain.nodes.len(), 1);
+}

@@ -282,7 +282,8 @@ pub(super) fn floor(c: &mut Cursor<'_>) -> Result<i64> {
     Ok(opt_floor(c)?.unwrap_or(0))
 }
 
-/// An array of objects; `null` is empty, anything else but an array fails.
+/// An array of objects; `null` is empty, a `null` element is skipped,
+/// anything else but an array fails.
 pub(super) fn list<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Vec<T>> {
     match c.peek_value()? {
         b'n' => {
@@ -302,6 +303,12 @@ pub(super) fn list<'a, T: Object<'a>>(c: &mut Cursor<'a>) -> Result<Vec<T>> {
             };
             let mut first = true;
             while c.next_element(&mut first)? {
+                // A `null` in a list (a serializer's missing entry) is no
+                // object: skipped, as a `null` list is empty.
+                if c.peek_value()? == b'n' {
+                    c.literal()?;
+                    continue;
+                }
                 c.listed_object(std::mem::size_of::<T>())?;
                 out.push(T::default());
                 let last = out.len() - 1;
