@@ -295,6 +295,9 @@ pub struct App {
     /// The last write of the holds file had nothing in it: another empty
     /// one is not written (see [`App::save_holds`]).
     holds_empty: std::sync::atomic::AtomicBool,
+    /// One write of the holds file at a time: the upkeep's, still running
+    /// at shutdown, and the last one both write its temporary file.
+    holds_writing: std::sync::Mutex<()>,
     /// The Redis ledger when replicas share state (the same object as
     /// `ledger`), for its metrics.
     shared: Option<Arc<shared::RedisLedger>>,
@@ -480,6 +483,7 @@ impl App {
                 .unwrap_or_else(|_| unreachable!("the default parameters are valid")),
             started_ms,
             holds_empty: std::sync::atomic::AtomicBool::new(false),
+            holds_writing: std::sync::Mutex::new(()),
         }
     }
 
@@ -641,6 +645,12 @@ impl App {
         let window_ms = i64::try_from(longest.as_millis())
             .unwrap_or(i64::MAX)
             .saturating_add(self.settings.ledger.late_horizon_ms);
+        let _writing = self
+            .holds_writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Read under the lock: whichever write comes last has the holds
+        // as they are then.
         let until = Timestamp(self.clock.now().as_millis().saturating_add(window_ms));
         if self.holds_empty.load(Relaxed) && self.ledger.holds().is_empty() {
             return;
@@ -824,7 +834,7 @@ impl App {
             let old = self.snapshot.load();
             let problems = crate::changes::budget_changes(
                 old.as_ref().map(|s| &s.config),
-                None,
+                old.as_ref().map(|s| &s.served),
                 &config,
                 self.clock.now(),
                 &|id| self.ledger.budget_kind(id),

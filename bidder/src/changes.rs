@@ -19,9 +19,10 @@ use config::{Budget, Config, Flight, Problem, Timestamp};
 use ledger::BudgetKind;
 
 /// Problems with how `new` changes the budgets of `old` (the config
-/// serving, if any; else `served`, the record of the config last served)
-/// and of the budget types spent under (`spent_as`: the ledger's memory,
-/// or a state directory's), at `now`.
+/// serving, if any; else `served`, the record of the config last served
+/// and of the line items that left it within the notice lifetime) and of
+/// the budget types spent under (`spent_as`: the ledger's memory, or a
+/// state directory's), at `now`.
 pub fn budget_changes(
     old: Option<&Config>,
     served: Option<&crate::served::Served>,
@@ -38,18 +39,39 @@ pub fn budget_changes(
                     BudgetKind::Daily => (Budget::Daily(li.budget.amount()), None),
                     BudgetKind::Lifetime => (Budget::Lifetime(li.budget.amount()), None),
                 });
-                let Some((old_li, old_flight)) = old
+                // Where the budget compared with comes from, for the
+                // message: a start has no config in memory, and a line item
+                // removed and added back is compared with what it had.
+                let recorded = |b, f, retired: bool| {
+                    let from = match (old.is_some(), retired) {
+                        (_, true) => {
+                            " (as it was when it left the config: a removed line item \
+                                       keeps its budget for the notice lifetime)"
+                        }
+                        (false, false) => {
+                            " (as this state directory last served it: \
+                                           served-budgets.json)"
+                        }
+                        (true, false) => "",
+                    };
+                    (b, Some(f), from)
+                };
+                let Some((old_li, old_flight, from)) = old
                     .and_then(|old| find(old, &li.id))
-                    .or_else(|| served.and_then(|s| s.get(&li.id)))
-                    .map(|(b, f)| (b, Some(f)))
-                    .or(remembered)
+                    .map(|(b, f)| (b, Some(f), ""))
+                    .or_else(|| {
+                        let s = served?;
+                        let (b, f) = s.get(&li.id)?;
+                        Some(recorded(b, f, s.retired(&li.id).is_some()))
+                    })
+                    .or(remembered.map(|(b, f)| (b, f, "")))
                 else {
                     continue;
                 };
                 let message = match (old_li, li.budget) {
                     (Budget::Daily(_), Budget::Lifetime(_)) | (Budget::Lifetime(_), Budget::Daily(_)) => {
                         Some(format!(
-                            "line item \"{}\": the budget type cannot change once set (it was {}, now {}); \
+                            "line item \"{}\": the budget type cannot change once set (it was {}{from}, now {}); \
                              end this line item and create a new one instead",
                             li.id,
                             kind(old_li),
@@ -62,7 +84,7 @@ pub fn budget_changes(
                     {
                         Some(format!(
                             "line item \"{}\": a lifetime budget can only be increased once its flight has \
-                             started (it was {was}, now {now_budget})",
+                             started (it was {was}{from}, now {now_budget})",
                             li.id
                         ))
                     }

@@ -169,13 +169,10 @@ impl Served {
         out
     }
 
-    /// The budget and flight of line item `id`, if it is served (not
-    /// retired): what a reload compares a change with.
+    /// The budget and flight line item `id` was served with, served still
+    /// or retired: what a change is compared with.
     pub fn get(&self, id: &str) -> Option<(Budget, Flight)> {
-        self.0
-            .get(id)
-            .filter(|i| i.retired_at.is_none())
-            .map(|i| (i.budget, i.flight))
+        self.0.get(id).map(|i| (i.budget, i.flight))
     }
 
     /// Line item `id` as it was served, if it left the config within the
@@ -357,9 +354,10 @@ orders:
         assert_eq!(b_item.budget, Budget::Lifetime(Micros(9_000_000)));
         assert_eq!(b_item.order_budget, Micros(80_000_000));
         assert_eq!(b_item.retired_at, Some(t0));
-        assert!(
-            next.get("b").is_none(),
-            "no reload rule for a removed line item"
+        // Added back, it is compared with the budget it left with.
+        assert_eq!(
+            next.get("b").map(|(b, _)| b),
+            Some(Budget::Lifetime(Micros(9_000_000)))
         );
         assert_eq!(
             next.get("a").map(|(b, _)| b),

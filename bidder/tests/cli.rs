@@ -506,7 +506,8 @@ fn a_restart_refuses_the_budget_changes_a_reload_refuses() {
         (
             "lifetime: 50.00",
             "a lifetime budget can only be increased once its flight has started \
-             (it was 100.00, now 50.00)",
+             (it was 100.00 (as this state directory last served it: served-budgets.json), \
+             now 50.00)",
         ),
         ("daily: 100.00", "the budget type cannot change once set"),
     ] {
@@ -529,7 +530,7 @@ fn a_restart_refuses_the_budget_changes_a_reload_refuses() {
     write("lifetime: 120.00");
     let (code, out) = validate();
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("(it was 150.00, now 120.00)"), "{out}");
+    assert!(out.contains("(it was 150.00 (as this"), "{out}");
     // A record that cannot be read is set aside with a word, as a lost
     // one would be: it is no money state, and no reason not to start.
     std::fs::write(state.join("served-budgets.json"), "garbage").unwrap();

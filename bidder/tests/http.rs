@@ -388,5 +388,24 @@ fn budget_changes_follow_the_account_manager_rules_on_reload() {
             .replace("budget: { daily: 800.00 }", "budget: { daily: 500.00 }"),
     );
     assert_eq!(r.status, 200, "{}", r.text());
+
+    // Removed and added back with less: still a cut of a started flight
+    // (the budget it left with is kept for the notice lifetime).
+    let start = acme.find("      - id: tent-ctv-video").unwrap();
+    let end = acme.find("  - id: acme-audio-managed").unwrap();
+    let without = format!("{}{}", &acme[..start], &acme[end..]);
+    let r = reload(&without);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = reload(&acme.replace(
+        "budget: { lifetime: 30000.00 }",
+        "budget: { lifetime: 35000.00 }",
+    ));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("(it was 40000.00 (as it was when it left the config"),
+        "{}",
+        r.text()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
