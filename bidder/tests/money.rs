@@ -1573,11 +1573,11 @@ fn a_removed_line_items_budgets_outlive_a_restart_for_the_notice_lifetime() {
 
 /// Bids in flight hold their cost across a restart: they can still be won
 /// and billed after it, so the next process holds what the last one did
-/// (written about once a second and when it stops) until they can no
-/// longer be won: the longest reservation and the late-win horizon. A
-/// restart gave the line item its whole budget back, and every deploy
-/// could buy a daily budget twice, the second time as over-delivery
-/// (money probe F1).
+/// (written about once a second and when it stops) for the longest
+/// reservation and the late-win horizon; a win of one of them takes its
+/// cost off. A restart gave the line item its whole budget back, and every
+/// deploy could buy a daily budget twice, the second time as
+/// over-delivery (money probe F1).
 #[test]
 fn a_restart_holds_what_bids_in_flight_held() {
     let dir = config_dir(
@@ -1587,7 +1587,7 @@ fn a_restart_holds_what_bids_in_flight_held() {
             &shop_yaml(
                 "",
                 "100.00",
-                &line_item("held", "1000.00", "daily: 1.00", ""),
+                &line_item("held", "500.00", "daily: 1.00", ""),
             ),
         )],
     );
@@ -1596,6 +1596,7 @@ fn a_restart_holds_what_bids_in_flight_held() {
     let s = Server::start_in(&dir, &state, 1_000_000, at);
     let body = banner_request().to_string();
     let b = only_bid(&s.bid(&body));
+    only_bid(&s.bid(&body));
     assert_no_bid(&s, &body, "held", "budget");
     // The once-a-second upkeep writes what is held.
     s.app.upkeep();
@@ -1604,19 +1605,25 @@ fn a_restart_holds_what_bids_in_flight_held() {
     let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:30Z"));
     assert_eq!(s.app.line_item_spent("held").held_today, units(1));
     assert_no_bid(&s, &body, "held", "budget");
-    // Won after the restart: billed in full, within the budget.
-    assert_eq!(s.notice(&url(&b, "nurl"), "1000.00").status, 200);
+    // One is won after the restart: billed in full, within the budget,
+    // and no longer held; the other still is.
+    assert_eq!(s.notice(&url(&b, "nurl"), "500.00").status, 200);
     let spent = s.app.line_item_spent("held");
-    assert_eq!((spent.today, spent.over_today), (units(1), Micros::ZERO));
-    // A restart again carries the hold on with its own time, which the
+    assert_eq!(
+        (spent.today, spent.over_today, spent.held_today),
+        (Micros(500_000), Micros::ZERO, Micros(500_000))
+    );
+    assert_no_bid(&s, &body, "held", "budget");
+    // A restart again carries the rest on with its own time, which the
     // default 60 s reservation and 5 min horizon set from the first write
     // (12:06), not from this one.
     s.app.upkeep();
     drop(s);
     let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:05:00Z"));
-    assert_eq!(s.app.line_item_spent("held").held_today, units(1));
+    assert_eq!(s.app.line_item_spent("held").held_today, Micros(500_000));
     s.clock.advance_millis(60_000);
     s.app.expire_reservations();
     assert_eq!(s.app.line_item_spent("held").held_today, Micros::ZERO);
+    only_bid(&s.bid(&body));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1124,11 +1124,26 @@ impl Ledger for MemoryLedger {
         let freq = shard.bids.remove(charge.bid.0).and_then(|b| b.freq);
         {
             let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1]]);
+            // A bid this process does not know, while holds carried over a
+            // restart stand for such bids: its cost is one of them, now
+            // spent (the rest of its bid, if it cleared lower, stays held
+            // until they go).
+            let carried =
+                charge.prior == Prior::None && self.carried_until.load(Ordering::Relaxed) != 0;
+            let cost = charge.billed.saturating_add(charge.over_delivery);
             for k in &charge.keys {
                 let c = locked.get(k);
                 c.change(Field::Charging, day, charge.billed, false);
                 c.change(Field::Spent, day, charge.billed, true);
                 c.change(Field::Over, day, charge.over_delivery, true);
+                if carried {
+                    let on_day = c
+                        .days
+                        .iter()
+                        .find(|(d, _)| *d == day)
+                        .map_or(Micros::ZERO, |(_, a)| a.carried);
+                    c.change(Field::Carried, day, cost.min(on_day), false);
+                }
             }
             if let Some(kind) = charge.kind {
                 locked.get(&charge.keys[0]).kind = Some(kind);
@@ -1532,9 +1547,21 @@ mod tests {
         };
         assert_eq!(of_li(Some(until)), Some(Micros(2_000)), "{again:?}");
         assert_eq!(of_li(None), Some(Micros(1_000)), "{again:?}");
+        // A win of a bid of the process before (unknown here) takes its
+        // cost off what is carried, and no more than is carried.
+        let charge = after
+            .begin_charge(&plain_win(20, day, (&li, &o), cap, until))
+            .unwrap();
+        after.commit(&charge);
+        assert_eq!(after.spent(&li, day).today, Micros(1_000));
+        assert_eq!(
+            after.spent(&li, day).held_today,
+            Micros(2_000),
+            "1,000 carried, 1,000 own"
+        );
         // Their time up, the expiry pass lets them go.
         after.expire(Timestamp(until.as_millis() - 1));
-        assert_eq!(after.spent(&li, day).held_today, Micros(3_000));
+        assert_eq!(after.spent(&li, day).held_today, Micros(2_000));
         after.release(BidKey(10));
         after.expire(until);
         assert_eq!(after.spent(&li, day).held_today, Micros::ZERO);
