@@ -2031,7 +2031,7 @@ impl App {
         // The caps in force now: a late win is billed only up to them.
         let retired = snap
             .as_ref()
-            .and_then(|s| s.served.retired(&n.line_item))
+            .and_then(|s| s.served.retired(&n.line_item, now))
             .filter(|r| r.order == n.order);
         let limits = match (item, retired) {
             (Some(item), _) => select::limits(item),
@@ -2072,6 +2072,7 @@ impl App {
             cost: ledger::impression_cost(n.cpm()),
             limits,
             forget: Timestamp(n.at_ms.saturating_add(ttl)),
+            made: Timestamp(n.at_ms),
             tags: ledger::Tags {
                 advertiser,
                 creative: n.creative.as_str().into(),

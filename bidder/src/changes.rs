@@ -61,8 +61,8 @@ pub fn budget_changes(
                     .map(|(b, f)| (b, Some(f), ""))
                     .or_else(|| {
                         let s = served?;
-                        let (b, f) = s.get(&li.id)?;
-                        Some(recorded(b, f, s.retired(&li.id).is_some()))
+                        let (b, f) = s.get(&li.id, now)?;
+                        Some(recorded(b, f, s.retired(&li.id, now).is_some()))
                     })
                     .or(remembered.map(|(b, f)| (b, f, "")))
                 else {

@@ -53,6 +53,9 @@ pub struct Item {
     pub order_budget: Micros,
     /// When it left the config; `None` while it is in it.
     pub retired_at: Option<Timestamp>,
+    /// Until when a retired line item is kept: its notices' lifetime
+    /// after it left.
+    pub retired_until: Option<Timestamp>,
 }
 
 impl Item {
@@ -91,6 +94,8 @@ struct Entry {
     /// Milliseconds since the epoch; absent while served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retired_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_until_ms: Option<i64>,
 }
 
 /// Why the record could not be read.
@@ -119,6 +124,7 @@ impl Served {
                         order: order.id.clone(),
                         order_budget: order.budget,
                         retired_at: None,
+                        retired_until: None,
                     },
                 );
             }
@@ -150,7 +156,10 @@ impl Served {
                 continue;
             }
             let retired_at = item.retired_at.unwrap_or(now);
-            if now.as_millis().saturating_sub(retired_at.as_millis()) > keep_ms {
+            let retired_until = item
+                .retired_until
+                .unwrap_or(Timestamp(now.as_millis().saturating_add(keep_ms)));
+            if now >= retired_until {
                 continue;
             }
             let order_budget = orders
@@ -162,6 +171,7 @@ impl Served {
                 Item {
                     order_budget,
                     retired_at: Some(retired_at),
+                    retired_until: Some(retired_until),
                     ..item.clone()
                 },
             );
@@ -169,16 +179,25 @@ impl Served {
         out
     }
 
+    /// Line item `id` as it was served, served still or retired within
+    /// the notice lifetime at `now`.
+    fn item(&self, id: &str, now: Timestamp) -> Option<&Item> {
+        self.0
+            .get(id)
+            .filter(|i| i.retired_until.is_none_or(|until| now < until))
+    }
+
     /// The budget and flight line item `id` was served with, served still
-    /// or retired: what a change is compared with.
-    pub fn get(&self, id: &str) -> Option<(Budget, Flight)> {
-        self.0.get(id).map(|i| (i.budget, i.flight))
+    /// or retired within the notice lifetime at `now`: what a change is
+    /// compared with.
+    pub fn get(&self, id: &str, now: Timestamp) -> Option<(Budget, Flight)> {
+        self.item(id, now).map(|i| (i.budget, i.flight))
     }
 
     /// Line item `id` as it was served, if it left the config within the
-    /// notice lifetime.
-    pub fn retired(&self, id: &str) -> Option<&Item> {
-        self.0.get(id).filter(|i| i.retired_at.is_some())
+    /// notice lifetime at `now`.
+    pub fn retired(&self, id: &str, now: Timestamp) -> Option<&Item> {
+        self.item(id, now).filter(|i| i.retired_at.is_some())
     }
 
     /// The record in `dir`: empty when there is none yet.
@@ -233,6 +252,7 @@ impl Served {
                     order: e.order,
                     order_budget: Micros(e.order_micros),
                     retired_at: e.retired_at_ms.map(Timestamp),
+                    retired_until: e.retired_until_ms.map(Timestamp),
                 },
             );
         }
@@ -258,6 +278,7 @@ impl Served {
                 order: item.order.clone(),
                 order_micros: item.order_budget.as_i64(),
                 retired_at_ms: item.retired_at.map(Timestamp::as_millis),
+                retired_until_ms: item.retired_until.map(Timestamp::as_millis),
             })
             .collect();
         // The same config writes the same bytes.
@@ -290,12 +311,13 @@ mod tests {
             start: Date::parse("2026-11-01").unwrap(),
             end: Date::parse("2026-12-31").unwrap(),
         };
-        let item = |budget, retired_at| Item {
+        let item = |budget, retired_at: Option<Timestamp>| Item {
             budget,
             flight,
             order: "o \"1\"".to_string(),
             order_budget: Micros(50_000_000_000),
             retired_at,
+            retired_until: retired_at.map(|t| Timestamp(t.as_millis() + 86_400_000)),
         };
         Served(HashMap::from([
             (
@@ -350,34 +372,41 @@ orders:
         let both = Served::of(&config(&format!("{a}{b}"), "100.00"));
         // b leaves: kept with its budget, and its order's as it is now.
         let next = Served::next(&both, &config(a, "80.00"), t0, day);
-        let b_item = next.retired("b").expect("b retired");
+        let b_item = next.retired("b", t0).expect("b retired");
         assert_eq!(b_item.budget, Budget::Lifetime(Micros(9_000_000)));
         assert_eq!(b_item.order_budget, Micros(80_000_000));
         assert_eq!(b_item.retired_at, Some(t0));
         // Added back, it is compared with the budget it left with.
         assert_eq!(
-            next.get("b").map(|(b, _)| b),
+            next.get("b", t0).map(|(b, _)| b),
             Some(Budget::Lifetime(Micros(9_000_000)))
         );
         assert_eq!(
-            next.get("a").map(|(b, _)| b),
+            next.get("a", t0).map(|(b, _)| b),
             Some(Budget::Daily(Micros(5_000_000)))
         );
         // A later change keeps when it left; past the lifetime it goes.
         let later = Timestamp(t0.as_millis() + 3_600_000);
         let again = Served::next(&next, &config(a, "70.00"), later, day);
-        assert_eq!(again.retired("b").and_then(|i| i.retired_at), Some(t0));
         assert_eq!(
-            again.retired("b").map(|i| i.order_budget),
+            again.retired("b", later).and_then(|i| i.retired_at),
+            Some(t0)
+        );
+        assert_eq!(
+            again.retired("b", later).map(|i| i.order_budget),
             Some(Micros(70_000_000))
         );
-        let gone = Timestamp(t0.as_millis() + 24 * 3_600_000 + 1);
-        assert!(Served::next(&again, &config(a, "70.00"), gone, day)
-            .retired("b")
-            .is_none());
+        // Past its notices' lifetime it no longer counts, whether or not a
+        // config was installed since (a record read at a start), and the
+        // next install drops it.
+        let gone = Timestamp(t0.as_millis() + 24 * 3_600_000);
+        assert!(again.get("b", gone).is_none() && again.retired("b", gone).is_none());
+        assert!(!Served::next(&again, &config(a, "70.00"), gone, day)
+            .0
+            .contains_key("b"));
         // Back in the config, it is served again.
         let back = Served::next(&again, &config(&format!("{a}{b}"), "70.00"), later, day);
-        assert!(back.retired("b").is_none() && back.get("b").is_some());
+        assert!(back.retired("b", later).is_none() && back.get("b", later).is_some());
     }
 
     #[test]

@@ -1554,7 +1554,7 @@ fn a_removed_line_items_budgets_outlive_a_restart_for_the_notice_lifetime() {
     let retired = |s: &Server| {
         s.app
             .snapshot()
-            .and_then(|snap| snap.served.retired("a").cloned())
+            .and_then(|snap| snap.served.retired("a", s.app.now()).cloned())
     };
     let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T20:00:00Z"));
     let a = retired(&s).expect("a is remembered");

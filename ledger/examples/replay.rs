@@ -81,6 +81,7 @@ fn main() {
                                     },
                                 ],
                                 forget: Timestamp(NOW + DAY),
+                                made: Timestamp(NOW),
                                 tags: Default::default(),
                             };
                             books.charge(&win).await.expect("charged");

@@ -121,7 +121,7 @@ pub fn restore(dir: &Path, ledger: &dyn Ledger, now: Timestamp) -> Result<Carrie
             holdings.push(h);
         }
     }
-    ledger.carry(&holdings);
+    ledger.carry(&holdings, now);
     Ok(Carried {
         holdings: holdings.len(),
         line_items: holdings
@@ -152,12 +152,15 @@ mod tests {
         let before = MemoryLedger::default();
         let li = SpendKey::line_item("li \t%\"ü");
         let soon = Timestamp(now.as_millis() + 1_000);
-        before.carry(&[Holding {
-            key: li.clone(),
-            day,
-            amount: Micros(2_500),
-            until: Some(soon),
-        }]);
+        before.carry(
+            &[Holding {
+                key: li.clone(),
+                day,
+                amount: Micros(2_500),
+                until: Some(soon),
+            }],
+            now,
+        );
         let until = Timestamp(now.as_millis() + 65_000);
         assert_eq!(save(&dir, &before, until).unwrap(), 1);
         let after = MemoryLedger::default();

@@ -130,6 +130,7 @@ impl Keys {
             cost,
             limits: self.limits(own, Cap::Lifetime(m(1_000_000))),
             forget: at(DAY),
+            made: at(0),
             tags: crate::Tags::default(),
         }
     }

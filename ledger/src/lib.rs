@@ -97,6 +97,9 @@ pub struct Win<'a> {
     pub limits: [Limit<'a>; 2],
     /// Until when a second notice for this bid must be known as a duplicate.
     pub forget: Timestamp,
+    /// When the bid was made: one made before this process held what the
+    /// process before held ([`Ledger::carry`]) is one of those holds.
+    pub made: Timestamp,
     /// What reports cut the charge by.
     pub tags: Tags,
 }
@@ -161,6 +164,10 @@ pub enum Prior {
         next: i64,
         past_horizon: bool,
     },
+    /// Unknown here, made before the holds carried over a restart were
+    /// taken on: `amount` of them stood for it, and went on `day` (the
+    /// same off the line item and the order).
+    Carried { amount: Micros, day: i64 },
     /// Lost, holding nothing, remembered until `next`.
     Released { next: i64 },
 }
@@ -349,9 +356,10 @@ pub trait Ledger: Send + Sync + 'static {
         Vec::new()
     }
     /// Holds of a process before this one, whose bids this one does not
-    /// know: held in full, as bids in flight are, until the latest `until`
-    /// among them, then let go by the expiry pass.
-    fn carry(&self, _holdings: &[Holding]) {}
+    /// know, taken on at `now`: held in full, as bids in flight are, until
+    /// the latest `until` among them, then let go by the expiry pass. A
+    /// win of a bid made before `now` takes its cost off them.
+    fn carry(&self, _holdings: &[Holding], _now: Timestamp) {}
     /// Applies a journaled charge again at start (no caps, no holds).
     fn restore(&self, charge: &Charge, now: Timestamp);
     /// Loads what a checkpoint listed.

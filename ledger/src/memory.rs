@@ -564,6 +564,7 @@ impl Window {
 fn prior_hold(prior: Prior) -> Option<(Field, i64, Micros)> {
     match prior {
         Prior::None | Prior::Released { .. } => None,
+        Prior::Carried { amount, day } => Some((Field::Carried, day, amount)),
         Prior::Reserved { amount, day, .. } => Some((Field::Reserved, day, amount)),
         Prior::Lingering { amount, day, .. } => Some((Field::Lingering, day, amount)),
     }
@@ -592,6 +593,8 @@ pub struct MemoryLedger {
     seen: AtomicI64,
     /// Until when holds carried over a restart are held (ms; 0: none).
     carried_until: AtomicI64,
+    /// When they were taken on (ms): bids made before are theirs.
+    carried_since: AtomicI64,
 }
 
 impl Default for MemoryLedger {
@@ -614,6 +617,7 @@ impl MemoryLedger {
             sweep: std::sync::atomic::AtomicUsize::new(0),
             seen: AtomicI64::new(i64::MIN),
             carried_until: AtomicI64::new(0),
+            carried_since: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -1078,6 +1082,33 @@ impl Ledger for MemoryLedger {
         }
         let mut locked =
             self.lock_keys(&[&win_keys[0], &win_keys[1], &prior_keys[0], &prior_keys[1]]);
+        // A bid the process before made: of what it carried for such bids,
+        // this one's cost (at most what the line item and the order both
+        // still carry that day) is now being charged instead.
+        let prior = match prior {
+            Prior::None
+                if self.carried_until.load(Ordering::Relaxed) != 0
+                    && win.made.as_millis() < self.carried_since.load(Ordering::Relaxed) =>
+            {
+                let mut carried = |k: &SpendKey| {
+                    locked
+                        .get(k)
+                        .days
+                        .iter()
+                        .find(|(d, _)| *d == day)
+                        .map_or(Micros::ZERO, |(_, a)| a.carried)
+                };
+                let amount = win
+                    .cost
+                    .min(carried(&win_keys[0]))
+                    .min(carried(&win_keys[1]));
+                match amount > Micros::ZERO {
+                    true => Prior::Carried { amount, day },
+                    false => Prior::None,
+                }
+            }
+            other => other,
+        };
         if let Some((field, day, amount)) = prior_hold(prior) {
             for k in &prior_keys {
                 locked.get(k).change(field, day, amount, false);
@@ -1124,26 +1155,11 @@ impl Ledger for MemoryLedger {
         let freq = shard.bids.remove(charge.bid.0).and_then(|b| b.freq);
         {
             let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1]]);
-            // A bid this process does not know, while holds carried over a
-            // restart stand for such bids: its cost is one of them, now
-            // spent (the rest of its bid, if it cleared lower, stays held
-            // until they go).
-            let carried =
-                charge.prior == Prior::None && self.carried_until.load(Ordering::Relaxed) != 0;
-            let cost = charge.billed.saturating_add(charge.over_delivery);
             for k in &charge.keys {
                 let c = locked.get(k);
                 c.change(Field::Charging, day, charge.billed, false);
                 c.change(Field::Spent, day, charge.billed, true);
                 c.change(Field::Over, day, charge.over_delivery, true);
-                if carried {
-                    let on_day = c
-                        .days
-                        .iter()
-                        .find(|(d, _)| *d == day)
-                        .map_or(Micros::ZERO, |(_, a)| a.carried);
-                    c.change(Field::Carried, day, cost.min(on_day), false);
-                }
             }
             if let Some(kind) = charge.kind {
                 locked.get(&charge.keys[0]).kind = Some(kind);
@@ -1161,7 +1177,7 @@ impl Ledger for MemoryLedger {
             }
             // Won after all, after a loss notice: the slot counts again.
             Prior::Released { .. } => self.freq_change(freq, true),
-            Prior::None => {}
+            Prior::None | Prior::Carried { .. } => {}
         }
     }
 
@@ -1171,7 +1187,7 @@ impl Ledger for MemoryLedger {
         let (keys, requeue) = match shard.bids.get_mut(charge.bid.0) {
             Some(b) => {
                 match charge.prior {
-                    Prior::None => {}
+                    Prior::None | Prior::Carried { .. } => {}
                     Prior::Reserved { expires, .. } => {
                         b.state = State::Reserved;
                         b.next = expires;
@@ -1193,13 +1209,16 @@ impl Ledger for MemoryLedger {
             None => (charge.keys.clone(), None),
         };
         match charge.prior {
-            Prior::None => {
+            Prior::None | Prior::Carried { .. } => {
                 shard.bids.remove(charge.bid.0);
             }
             Prior::Lingering { .. } => shard.lingering += 1,
             Prior::Reserved { .. } | Prior::Released { .. } => {}
         }
-        if let (Some(next), false) = (requeue, matches!(charge.prior, Prior::None)) {
+        if let (Some(next), false) = (
+            requeue,
+            matches!(charge.prior, Prior::None | Prior::Carried { .. }),
+        ) {
             shard.deadlines.push(Reverse((next, charge.bid.0)));
         }
         let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1], &keys[0], &keys[1]]);
@@ -1208,7 +1227,13 @@ impl Ledger for MemoryLedger {
                 .get(k)
                 .change(Field::Charging, day, charge.billed, false);
         }
-        if let Some((field, day, amount)) = prior_hold(charge.prior) {
+        // What was carried goes back only while carried holds are: once
+        // their time is up, nothing would let it go again.
+        let prior = match charge.prior {
+            Prior::Carried { .. } if self.carried_until.load(Ordering::Relaxed) == 0 => Prior::None,
+            other => other,
+        };
+        if let Some((field, day, amount)) = prior_hold(prior) {
             for k in &keys {
                 locked.get(k).change(field, day, amount, true);
             }
@@ -1303,10 +1328,11 @@ impl Ledger for MemoryLedger {
         out
     }
 
-    fn carry(&self, holdings: &[crate::Holding]) {
+    fn carry(&self, holdings: &[crate::Holding], now: Timestamp) {
         let Some(until) = holdings.iter().filter_map(|h| h.until).max() else {
             return;
         };
+        self.carried_since.store(now.as_millis(), Ordering::Relaxed);
         for h in holdings {
             let mut shard = self.counters.lock(self.counters.index(&h.key));
             shard.entry(h.key.clone()).or_default().change(
@@ -1494,6 +1520,7 @@ mod tests {
             cost: Micros(1_000),
             limits: plain_limits(li, o, cap),
             forget,
+            made: Timestamp(0),
             tags: crate::Tags::default(),
         }
     }
@@ -1525,7 +1552,7 @@ mod tests {
         for h in &mut held {
             h.until = Some(until);
         }
-        after.carry(&held);
+        after.carry(&held, now);
         assert_eq!(after.spent(&li, day).held_today, Micros(2_000));
         assert_eq!(after.spent(&o, day).held, Micros(2_000));
         // Room for one bid more, as before the restart.
@@ -1548,11 +1575,29 @@ mod tests {
         assert_eq!(of_li(Some(until)), Some(Micros(2_000)), "{again:?}");
         assert_eq!(of_li(None), Some(Micros(1_000)), "{again:?}");
         // A win of a bid of the process before (unknown here) takes its
-        // cost off what is carried, and no more than is carried.
+        // cost off what is carried; put back if its record is not written.
+        let charge = after
+            .begin_charge(&plain_win(20, day, (&li, &o), cap, until))
+            .unwrap();
+        assert_eq!(
+            charge.prior,
+            Prior::Carried {
+                amount: Micros(1_000),
+                day: day.days_since_epoch()
+            }
+        );
+        after.abort(&charge);
+        assert_eq!(after.spent(&li, day).held_today, Micros(3_000));
         let charge = after
             .begin_charge(&plain_win(20, day, (&li, &o), cap, until))
             .unwrap();
         after.commit(&charge);
+        // One this process made (and no longer knows) takes nothing off.
+        let mut mine = plain_win(21, day, (&li, &o), cap, until);
+        mine.made = now;
+        let c = after.begin_charge(&mine).unwrap();
+        assert_eq!(c.prior, Prior::None);
+        after.abort(&c);
         assert_eq!(after.spent(&li, day).today, Micros(1_000));
         assert_eq!(
             after.spent(&li, day).held_today,

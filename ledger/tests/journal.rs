@@ -145,6 +145,7 @@ async fn charge(books: &Books, bid: u64, micros: i64) -> Result<bool, ChargeErro
             },
         ],
         forget: Timestamp(NOW + DAY),
+        made: Timestamp(NOW),
         tags: ledger::Tags {
             creative: format!("c{}", bid % 3).into(),
             at_ms: NOW,

@@ -93,6 +93,7 @@ proptest! {
                         cost: Micros(900),
                         limits: limits(),
                         forget: Timestamp(NOW + 10_000_000),
+                        made: Timestamp(NOW),
                         tags: ledger::Tags::default(),
                     };
                     if let Ok(c) = l.begin_charge(&win) {

@@ -143,6 +143,7 @@ impl K {
             cost,
             limits: self.limits(own),
             forget: Timestamp(NOON + DAY),
+            made: Timestamp(NOON),
             tags: Tags::default(),
         }
     }

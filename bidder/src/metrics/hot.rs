@@ -275,8 +275,9 @@ pub(crate) fn render(out: &mut String) {
         out,
         "bidder_tracking_events_total",
         "Impressions, clicks and VAST events counted by this process, once per bid and event. \
-         One counted by the process before a restart and sent again is counted here too, and in \
-         bidder_tracking_duplicates_after_restart_total; reports count it once.",
+         An impression or click counted by the process before a restart and sent again is \
+         counted here too, and in bidder_tracking_duplicates_after_restart_total; reports count \
+         it once.",
         &|out| {
             for (i, e) in crate::track::Event::ALL.iter().enumerate() {
                 let n = h.tracking.get(i);
