@@ -1428,7 +1428,12 @@ impl App {
             creative: t.creative.as_str().into(),
             exchange: t.exchange.as_str().into(),
             keyword: t.keyword.as_deref().unwrap_or_default().into(),
-            audience: self.audience_of(snap.as_deref(), item, t.audience.as_deref()),
+            audience: self.audience_of(
+                snap.as_deref(),
+                item,
+                t.audience.as_deref(),
+                hex::Buffer::<16>::new().format(&t.bid.to_be_bytes()),
+            ),
             product: "".into(),
         }
     }
@@ -1436,11 +1441,14 @@ impl App {
     /// The audience (`kind:id`) a signed URL's token stands for: the one
     /// of the line item's advertiser whose token it is. Empty for none,
     /// and once the audience has left the config.
+    /// `bid_id` is the bid's id as its URLs carry it: each bid's token is
+    /// its own (`notice::bid_audience_token`).
     fn audience_of(
         &self,
         snap: Option<&Snapshot>,
         item: Option<&crate::snapshot::Item>,
         token: Option<&str>,
+        bid_id: &str,
     ) -> Arc<str> {
         let (Some(snap), Some(item), Some(token)) = (snap, item, token) else {
             return "".into();
@@ -1448,7 +1456,7 @@ impl App {
         let labels = &snap.audience_labels[item.advertiser];
         snap.audience_tokens[item.advertiser]
             .iter()
-            .position(|t| t == token)
+            .position(|t| crate::notice::is_audience_token(&self.signer, bid_id, t, token))
             .map_or_else(|| "".into(), |a| labels[a].clone())
     }
 
@@ -2078,7 +2086,7 @@ impl App {
                 creative: n.creative.as_str().into(),
                 exchange: n.exchange.as_str().into(),
                 keyword: n.keyword.as_deref().unwrap_or_default().into(),
-                audience: self.audience_of(snap.as_deref(), item, n.audience.as_deref()),
+                audience: self.audience_of(snap.as_deref(), item, n.audience.as_deref(), &n.bid_id),
                 at_ms: now.as_millis(),
             },
         };

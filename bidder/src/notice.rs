@@ -184,6 +184,33 @@ pub(crate) fn audience_token(signer: &Signer, audience: &str) -> String {
     t
 }
 
+/// The audience token one bid's URLs carry: the audience's own
+/// ([`audience_token`]) mixed with the bid's id under the bid-key secret.
+/// No two bids carry the same one: with the audience's own token, whoever
+/// sees many bids' URLs (an exchange, a page) could tell the tokens that
+/// come only with some users (a retargeting list) from those that come
+/// with everyone on a product page, and so learn who is on the list.
+pub(crate) fn bid_audience_token(signer: &Signer, bid_id: &str, token: &str) -> [u8; 8] {
+    use siphasher::sip128::Hasher128 as _;
+    use std::hash::Hasher as _;
+    let mut h = signer.bid_keys;
+    h.write(b"audience\n");
+    h.write(bid_id.as_bytes());
+    h.write(b"\n");
+    h.write(token.as_bytes());
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&h.finish128().as_bytes()[..8]);
+    out
+}
+
+/// Whether `written` is the audience token of `token` in the URLs of bid
+/// `bid_id`: this bid's own ([`bid_audience_token`]), or the audience's
+/// own, which versions before wrote.
+pub(crate) fn is_audience_token(signer: &Signer, bid_id: &str, token: &str, written: &str) -> bool {
+    written == token
+        || hex::Buffer::<8>::new().format(&bid_audience_token(signer, bid_id, token)) == written
+}
+
 impl Signer {
     /// A signer that writes [`UrlSignatures::PerUrl`].
     pub fn new(secret: &[u8]) -> Signer {
@@ -967,6 +994,56 @@ mod tests {
             let plain = percent_encoding::utf8_percent_encode(&one, QUERY_VALUE).to_string() == one;
             assert_eq!(UNRESERVED[usize::from(b)], plain && b < 0x80, "{b}");
         }
+    }
+
+    #[test]
+    fn a_bids_audience_token_is_its_own_and_the_audiences_own_still_reads() {
+        let s = signer();
+        let token = audience_token(&s, "views:tent-viewers");
+        let mut buf = hex::Buffer::<8>::new();
+        let a = buf
+            .format(&bid_audience_token(
+                &s,
+                "0123456789abcdef0123456789abcdef",
+                &token,
+            ))
+            .to_owned();
+        let b = hex::Buffer::<8>::new()
+            .format(&bid_audience_token(
+                &s,
+                "fedcba9876543210fedcba9876543210",
+                &token,
+            ))
+            .to_owned();
+        assert_ne!(a, b);
+        assert_ne!(a, token);
+        assert!(is_audience_token(
+            &s,
+            "0123456789abcdef0123456789abcdef",
+            &token,
+            &a
+        ));
+        assert!(!is_audience_token(
+            &s,
+            "fedcba9876543210fedcba9876543210",
+            &token,
+            &a
+        ));
+        // What versions before wrote: the audience's own token.
+        assert!(is_audience_token(
+            &s,
+            "fedcba9876543210fedcba9876543210",
+            &token,
+            &token
+        ));
+        // Another secret makes other tokens.
+        let other = Signer::new(b"another secret of at least thirty-two bytes");
+        assert!(!is_audience_token(
+            &other,
+            "0123456789abcdef0123456789abcdef",
+            &token,
+            &a
+        ));
     }
 
     fn signer() -> Signer {

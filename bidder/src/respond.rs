@@ -111,9 +111,15 @@ impl Answer<'_> {
         // The page and the exchange see these URLs: they carry a token of
         // the audience, never its name (which would tell them the user is
         // on an advertiser's customer or retargeting list).
-        let audience = choice
-            .audience
-            .map(|a| self.snap.audience_tokens[item.advertiser][a].as_str());
+        // A token of its own per bid (`notice::bid_audience_token`).
+        let mut token_hex = hex::Buffer::<8>::new();
+        let audience = choice.audience.map(|a| {
+            &*token_hex.format(&crate::notice::bid_audience_token(
+                self.signer,
+                bid_id,
+                &self.snap.audience_tokens[item.advertiser][a],
+            ))
+        });
         let notice = NoticeUrl {
             bid_id,
             imp_id,

@@ -463,6 +463,13 @@ fn spend_impressions_clicks_and_sales_by_audience() {
             "{url}"
         );
     }
+    // Each bid's token is its own: one seen on many bids would tell a
+    // retargeting list's token from a page's (exchange probe 2).
+    let mut again = about_tent.clone();
+    again["user"]["buyeruid"] = json!("u-3");
+    let other = only_bid(&s, &again);
+    let other_token = param(other["nurl"].as_str().unwrap(), "a").map(str::to_owned);
+    assert!(other_token.is_some() && other_token.as_deref() != Some(token.as_str()));
     // The audience is signed: another one is refused and charges nothing.
     let forged = nurl.replace(&format!("a={token}"), "a=0123456789abcdef");
     assert_eq!(s.notice(&forged, "2.50").status, 403);
@@ -505,7 +512,7 @@ fn spend_impressions_clicks_and_sales_by_audience() {
             &pages["clicks"],
             &pages["purchases"]
         ),
-        (&json!(1), &json!(1), &json!(1), &json!(1), &json!(1)),
+        (&json!(2), &json!(1), &json!(1), &json!(1), &json!(1)),
         "{rep:#}"
     );
     assert_eq!(micros(&pages["spend"]), 2_500);
@@ -557,7 +564,7 @@ fn spend_impressions_clicks_and_sales_by_audience() {
     );
     assert!(lines[1].starts_with(",1,1,1,0,0.000000,0.003,"), "{csv}");
     assert!(
-        lines[2].starts_with("products:tent-pages,1,1,1,1,1.000000,0.0025,"),
+        lines[2].starts_with("products:tent-pages,2,1,1,1,1.000000,0.0025,"),
         "{csv}"
     );
     let table = get_report("table");
