@@ -565,7 +565,8 @@ pub(crate) fn country_key(c: &str) -> Option<[u8; 3]> {
 /// A creative's part of a bid, pre-rendered.
 #[derive(Debug)]
 pub struct CreativeJson {
-    /// `"adid":…,"crid":…,"adomain":[…],"cat":[…]`
+    /// `"adid":…,"crid":…,"adomain":[…],"cat":[…]`, and `"attr":[…]` when
+    /// the creative declares attributes
     pub members: String,
     /// The creative id percent-encoded for notice URLs.
     pub notice_id: String,
@@ -670,6 +671,12 @@ impl CreativeJson {
         m.push_str(&serde_json::to_string(&adv.domains).unwrap_or_else(|_| "[]".into()));
         m.push_str(",\"cat\":");
         m.push_str(&serde_json::to_string(&adv.categories).unwrap_or_else(|_| "[]".into()));
+        // What the creative declares (`attributes`, AdCOM 5.3): exchanges
+        // filter bids on them as we filter creatives on `battr`.
+        if !c.attributes.is_empty() {
+            m.push_str(",\"attr\":");
+            m.push_str(&serde_json::to_string(&c.attributes).unwrap_or_else(|_| "[]".into()));
+        }
         CreativeJson {
             members: m,
             notice_id: notice::encode(&c.id),

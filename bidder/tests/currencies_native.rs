@@ -500,6 +500,8 @@ fn battr_blocks_a_creative_and_another_one_serves() {
     other["imp"][0]["video"] = json!({"mimes": ["video/mp4"], "battr": [6]});
     let (_, _, bid) = one_bid(&s, &other);
     assert_eq!(bid["crid"], "autoplay");
+    // The bid declares them, for exchanges that filter on them.
+    assert_eq!(bid["attr"], json!([6]), "{bid}");
 
     let both = advertiser(
         &format!(
@@ -511,6 +513,7 @@ fn battr_blocks_a_creative_and_another_one_serves() {
     let s = server("battr-both", &[("shop.yaml", &both)], false);
     let (_, _, bid) = one_bid(&s, &blocked);
     assert_eq!(bid["crid"], "plain");
+    assert!(bid.get("attr").is_none(), "none declared: {bid}");
 }
 
 // ------------------------------------------------------------ multi-format
