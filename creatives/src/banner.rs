@@ -54,10 +54,25 @@ pub fn mime_mask<S: AsRef<str>>(mimes: &[S]) -> Option<u8> {
     }
     let mut mask = 0u8;
     for m in mimes {
+        let m = m.as_ref().as_bytes();
+        // The types as exchanges nearly always write them, matched whole
+        // first: the general reading below cost a banner bid some 600
+        // instructions for three of them.
+        let exact = match m {
+            b"image/png" => Some(0),
+            b"image/jpeg" | b"image/jpg" => Some(1),
+            b"image/gif" => Some(2),
+            b"image/webp" => Some(3),
+            b"image/svg+xml" => Some(4),
+            _ => None,
+        };
+        if let Some(i) = exact {
+            mask |= 1 << i;
+            continue;
+        }
         // As `same_mime` reads one, each listed type cut and trimmed once
         // (through `str::split` per pair it cost a banner bid 3,000
         // instructions).
-        let m = m.as_ref().as_bytes();
         let m = m.iter().position(|&b| b == b';').map_or(m, |at| &m[..at]);
         let m = m.trim_ascii();
         if m.eq_ignore_ascii_case(b"image/jpg") {
@@ -440,6 +455,14 @@ mod tests {
         assert!(takes(&["", "1"], jpg));
         // An image of unknown type is not refused for it.
         assert!(takes(&["image/gif"], odd));
+        // The whole-type shortcut and the general reading agree.
+        for (i, t) in IMAGE_TYPES.iter().enumerate() {
+            let upper = t.to_ascii_uppercase();
+            for listed in [t.to_string(), upper, format!(" {t};x=1")] {
+                assert_eq!(mime_mask(&[listed.as_str()]), Some(1 << i), "{listed}");
+            }
+        }
+        assert_eq!(mime_mask(&["image/jpg"]), mime_mask(&["image/jpeg"]));
     }
 
     fn display(w: u32, h: u32, image: &str, click: &str) -> Creative {
