@@ -112,6 +112,10 @@ pub fn fit_av(
 /// players and exchanges give the same formats (`audio/mp3` is what
 /// browsers and Prebid send for `audio/mpeg`); `video/*` takes any video.
 fn same_mime(listed: &str, mime: &str) -> bool {
+    // As written nearly always: the same type, whole.
+    if listed.eq_ignore_ascii_case(mime) {
+        return true;
+    }
     fn base(m: &str) -> &str {
         let m = m.split(';').next().unwrap_or(m).trim();
         // The usual aliases, to the registered name.
