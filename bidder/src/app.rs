@@ -298,6 +298,9 @@ pub struct App {
     /// One write of the holds file at a time: the upkeep's, still running
     /// at shutdown, and the last one both write its temporary file.
     holds_writing: std::sync::Mutex<()>,
+    /// `settings.public_url` is https: read once, not per bid (some 130
+    /// instructions each).
+    https_public_url: bool,
     /// The Redis ledger when replicas share state (the same object as
     /// `ledger`), for its metrics.
     shared: Option<Arc<shared::RedisLedger>>,
@@ -440,6 +443,7 @@ impl App {
         let settings_secret = settings.notice_secret.clone().filter(|s| !s.is_empty());
         let url_signatures = settings.url_signatures;
         let settings_pixel_ip = settings.pixel_events_per_ip_per_minute;
+        let https_public_url = crate::snapshot::is_https(&settings.public_url);
         let tracked = crate::track::Seen::new(
             settings.notice_ttl.as_millis() as i64,
             settings.max_tracked_events,
@@ -484,6 +488,7 @@ impl App {
             started_ms,
             holds_empty: std::sync::atomic::AtomicBool::new(false),
             holds_writing: std::sync::Mutex::new(()),
+            https_public_url,
         }
     }
 
@@ -1112,7 +1117,7 @@ impl App {
         let currency = Currency::of_request(&req.cur, ctx.rates);
         ctx.currency = currency.unwrap_or(Currency::USD);
         ctx.vast_default = profile.vast_default;
-        ctx.https_trackers = crate::snapshot::is_https(&self.settings.public_url);
+        ctx.https_trackers = self.https_public_url;
         ctx.buys_native = snap.buys_native;
         (ctx, currency.is_some())
     }
