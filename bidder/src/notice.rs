@@ -155,6 +155,10 @@ pub struct Signer {
     /// Keyed with the bid-key secret (see the module's documentation):
     /// makes `per-bid` keys and nothing else.
     bid_keys: siphasher::sip128::SipHasher24,
+    /// Keyed with the audience-key secret (made as the bid-key secret is,
+    /// under its own purpose): makes bids' audience tokens
+    /// ([`bid_audience_token`]) and nothing else.
+    audience_keys: siphasher::sip128::SipHasher24,
     /// Keyed with the user-key secret (made as the bid-key secret is,
     /// under its own purpose): makes `per-bid` user keys
     /// ([`Signer::user_key`]) and nothing else.
@@ -185,7 +189,7 @@ pub(crate) fn audience_token(signer: &Signer, audience: &str) -> String {
 }
 
 /// The audience token one bid's URLs carry: the audience's own
-/// ([`audience_token`]) mixed with the bid's id under the bid-key secret.
+/// ([`audience_token`]) mixed with the bid's id under a secret of its own.
 /// No two bids carry the same one: with the audience's own token, whoever
 /// sees many bids' URLs (an exchange, a page) could tell the tokens that
 /// come only with some users (a retargeting list) from those that come
@@ -193,8 +197,7 @@ pub(crate) fn audience_token(signer: &Signer, audience: &str) -> String {
 pub(crate) fn bid_audience_token(signer: &Signer, bid_id: &str, token: &str) -> [u8; 8] {
     use siphasher::sip128::Hasher128 as _;
     use std::hash::Hasher as _;
-    let mut h = signer.bid_keys;
-    h.write(b"audience\n");
+    let mut h = signer.audience_keys;
     h.write(bid_id.as_bytes());
     h.write(b"\n");
     h.write(token.as_bytes());
@@ -227,6 +230,10 @@ impl Signer {
         Signer {
             bid_keys: siphasher::sip128::SipHasher24::new_with_key(&derived(&mac, BID_KEY)),
             user_keys: siphasher::sip::SipHasher24::new_with_key(&derived(&mac, USER_KEY)),
+            audience_keys: siphasher::sip128::SipHasher24::new_with_key(&derived(
+                &mac,
+                AUDIENCE_KEY,
+            )),
             mac,
             mode,
             per_bid: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
@@ -425,6 +432,10 @@ const BID_KEY: &str = "bid-key";
 /// The purpose the user-key secret is derived under ([`Signer::user_key`]);
 /// nothing is published under it either.
 const USER_KEY: &str = "user-key";
+
+/// The purpose the audience-key secret is derived under
+/// ([`bid_audience_token`]).
+const AUDIENCE_KEY: &str = "audience-key";
 
 /// A secret of its own for `purpose`: the last 128 bits of
 /// HMAC-SHA256(secret, `\n` ‖ purpose). The last half: published
