@@ -634,14 +634,7 @@ impl App {
             .snapshot
             .load()
             .as_ref()
-            .map(|s| {
-                s.config
-                    .exchanges
-                    .iter()
-                    .filter_map(|e| e.reservation_ttl_secs)
-                    .max()
-                    .unwrap_or(0)
-            })
+            .and_then(|s| s.config.longest_reservation_ttl_secs())
             .unwrap_or(0);
         let longest = self
             .settings
@@ -657,10 +650,11 @@ impl App {
         // Read under the lock: whichever write comes last has the holds
         // as they are then.
         let until = Timestamp(self.clock.now().as_millis().saturating_add(window_ms));
-        if self.holds_empty.load(Relaxed) && self.ledger.holds().is_empty() {
+        let holdings = self.ledger.holds();
+        if self.holds_empty.load(Relaxed) && holdings.is_empty() {
             return;
         }
-        match ledger::carried::save(dir, &*self.ledger, until) {
+        match ledger::carried::save(dir, &holdings, until) {
             Ok(n) => self.holds_empty.store(n == 0, Relaxed),
             Err(e) => tracing::warn!(
                 error = %e,

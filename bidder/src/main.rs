@@ -1221,12 +1221,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             // The longest a bid of this config may hold (its profiles' and
             // the bidder's reservations), for reclaimed leases to outlast.
             let longest_reservation_secs = config
-                .exchanges
-                .iter()
-                .filter_map(|e| e.reservation_ttl_secs.map(u64::from))
-                .chain([args.reservation_ttl_secs])
-                .max()
-                .unwrap_or(0);
+                .longest_reservation_ttl_secs()
+                .map_or(0, u64::from)
+                .max(args.reservation_ttl_secs);
             let shared = Arc::new(connect_shared(
                 url,
                 &args,

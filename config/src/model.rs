@@ -30,6 +30,16 @@ impl Config {
             .flat_map(|o| &o.line_items)
     }
 
+    /// The longest reservation an exchange profile sets
+    /// (`reservation_ttl_secs`), if one does: with the bidder's own, how
+    /// long a bid may hold budget before its notice.
+    pub fn longest_reservation_ttl_secs(&self) -> Option<u32> {
+        self.exchanges
+            .iter()
+            .filter_map(|e| e.reservation_ttl_secs)
+            .max()
+    }
+
     pub fn summary(&self) -> Summary {
         let mut s = Summary {
             advertisers: self.advertisers.len(),

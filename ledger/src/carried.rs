@@ -47,13 +47,12 @@ pub enum ReadError {
     Invalid { path: String, line: usize },
 }
 
-/// Writes what `ledger` holds now to `dir`: its own bids' holds to be
-/// held until `until`, what it carries itself until the time that came
-/// with it. Returns how many keys and days hold something.
-pub fn save(dir: &Path, ledger: &dyn Ledger, until: Timestamp) -> io::Result<usize> {
-    let holdings = ledger.holds();
+/// Writes `holdings` (a ledger's [`Ledger::holds`]) to `dir`: its own
+/// bids' holds to be held until `until`, what it carries itself until the
+/// time that came with it. Returns how many keys and days hold something.
+pub fn save(dir: &Path, holdings: &[Holding], until: Timestamp) -> io::Result<usize> {
     let mut text = format!("{MAGIC}\n");
-    for h in &holdings {
+    for h in holdings {
         text.push_str(if h.key.is_line_item() { "li" } else { "order" });
         text.push('\t');
         text.push_str(&h.day.days_since_epoch().to_string());
@@ -162,7 +161,7 @@ mod tests {
             now,
         );
         let until = Timestamp(now.as_millis() + 65_000);
-        assert_eq!(save(&dir, &before, until).unwrap(), 1);
+        assert_eq!(save(&dir, &before.holds(), until).unwrap(), 1);
         let after = MemoryLedger::default();
         let carried = restore(&dir, &after, now).unwrap();
         // What it carried keeps its own time, not the new one.
