@@ -109,6 +109,11 @@ pub(crate) fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D
 
 struct FlagVisitor;
 
+/// A flag that is there: its integer, or [`crate::UNREADABLE_FLAG`].
+fn set(read: Option<i32>) -> Option<i32> {
+    Some(read.unwrap_or(crate::UNREADABLE_FLAG))
+}
+
 impl<'de> Visitor<'de> for FlagVisitor {
     type Value = Option<i32>;
 
@@ -116,27 +121,29 @@ impl<'de> Visitor<'de> for FlagVisitor {
         f.write_str("a flag")
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(i32::try_from(v).unwrap_or(crate::UNREADABLE_FLAG)))
+    // Numbers, booleans and strings as `opt_i32` reads them, present
+    // either way.
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        IntVisitor.visit_i64(v).map(set)
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(i32::try_from(v).unwrap_or(crate::UNREADABLE_FLAG)))
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        IntVisitor.visit_u64(v).map(set)
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Some(f64_to_i32(v).unwrap_or(crate::UNREADABLE_FLAG)))
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        IntVisitor.visit_f64(v).map(set)
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(i32::from(v)))
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        IntVisitor.visit_bool(v).map(set)
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
         if v.trim().is_empty() {
             return Ok(None);
         }
-        Ok(Some(str_to_i32(v).unwrap_or(crate::UNREADABLE_FLAG)))
+        IntVisitor.visit_str(v).map(set)
     }
 
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
