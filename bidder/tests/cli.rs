@@ -29,6 +29,27 @@ orders:
     )
 }
 
+/// A fresh directory of this test's own, named after it and this process.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bidder-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// [`scratch`] holding `config/shop.yaml`: [`one_banner_shop`] at `cpm`
+/// under `budget`.
+fn shop_dir(name: &str, cpm: &str, budget: &str) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(dir.join("config/shop.yaml"), one_banner_shop(cpm, budget)).unwrap();
+    dir
+}
+
+/// One 300x250 banner imp on `a.example`: what [`one_banner_shop`] bids on.
+const ONE_BANNER_REQUEST: &str =
+    r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -54,9 +75,7 @@ fn validate_accepts_the_examples_with_a_summary() {
 
 #[test]
 fn validate_lists_every_problem_with_its_place() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("validate");
     let acme = std::fs::read_to_string(repo().join("examples/config/acme-outdoor.yaml")).unwrap();
     let nw = std::fs::read_to_string(repo().join("examples/config/northwind-books.yaml")).unwrap();
     // Two semantic problems in one file, a type problem in another.
@@ -140,9 +159,7 @@ fn schema_prints_the_committed_json_schema_of_the_three_kinds() {
 
 #[test]
 fn serve_refuses_an_invalid_config() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-bad-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("bad");
     std::fs::write(dir.join("bad.yaml"), "advertiser: [\n").unwrap();
     let out = bin()
         .args([
@@ -281,17 +298,10 @@ fn post_json(addr: std::net::SocketAddr, path: &str, body: &str) -> String {
 
 #[test]
 fn an_acknowledged_charge_survives_kill_9() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("config")).unwrap();
     // No flight dates in the past or future matter here: the flight covers
     // every date this test can run on.
-    std::fs::write(
-        dir.join("config/shop.yaml"),
-        one_banner_shop("1000.00", "lifetime: 1.00"),
-    )
-    .unwrap();
-    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let dir = shop_dir("kill", "1000.00", "lifetime: 1.00");
+    let req = ONE_BANNER_REQUEST;
     let state = dir.join("state");
     let (mut child, bid, _) = serve(&dir.join("config"), &state, &[]);
     let reply = post_json(bid, "/openrtb2/bid", req);
@@ -342,12 +352,11 @@ fn an_acknowledged_charge_survives_kill_9() {
 /// and every pod restarted on the config then failed to start.
 #[test]
 fn validate_with_the_state_refuses_what_a_restart_would() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-vstate-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("vstate");
     std::fs::create_dir_all(dir.join("config")).unwrap();
     let shop = |budget: &str| one_banner_shop("1.00", budget);
     std::fs::write(dir.join("config/shop.yaml"), shop("daily: 100.00")).unwrap();
-    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let req = ONE_BANNER_REQUEST;
     let state = dir.join("state");
     let (mut child, bid, _) = serve(&dir.join("config"), &state, &[]);
     let reply = post_json(bid, "/openrtb2/bid", req);
@@ -454,8 +463,7 @@ fn validate_with_the_state_refuses_what_a_restart_would() {
 /// the budget type to be kept.
 #[test]
 fn a_restart_refuses_the_budget_changes_a_reload_refuses() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-served-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("served");
     let config = dir.join("config");
     std::fs::create_dir_all(&config).unwrap();
     let write = |budget: &str| {
@@ -555,15 +563,8 @@ fn a_restart_refuses_the_budget_changes_a_reload_refuses() {
 /// stops (and about once a second while it runs).
 #[test]
 fn a_bid_in_flight_holds_its_budget_across_a_stop() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-holds-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(
-        dir.join("config/shop.yaml"),
-        one_banner_shop("1000.00", "daily: 1.00"),
-    )
-    .unwrap();
-    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let dir = shop_dir("holds", "1000.00", "daily: 1.00");
+    let req = ONE_BANNER_REQUEST;
     let state = dir.join("state");
     let (mut child, bid, _) = serve(&dir.join("config"), &state, &[]);
     assert!(post_json(bid, "/openrtb2/bid", req).starts_with("HTTP/1.1 200"));
@@ -587,15 +588,8 @@ fn a_bid_in_flight_holds_its_budget_across_a_stop() {
 /// answer was gone from every report.
 #[test]
 fn an_answered_click_survives_kill_9() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-click-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(
-        dir.join("config/shop.yaml"),
-        one_banner_shop("1.00", "daily: 100.00"),
-    )
-    .unwrap();
-    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let dir = shop_dir("click", "1.00", "daily: 100.00");
+    let req = ONE_BANNER_REQUEST;
     let state = dir.join("state");
     let (mut child, bid, _) = serve(&dir.join("config"), &state, &[]);
     let get = |addr, url: &str| {
@@ -660,9 +654,7 @@ fn terminate(pid: u32) {
 
 #[test]
 fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-secrets-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("secrets");
     let run = |envs: &[(&str, &str)], args: &[&str]| {
         let mut c = bin();
         c.args([
@@ -919,8 +911,7 @@ fn report_refuses_bad_arguments_with_exit_code_1() {
 
 #[test]
 fn acknowledged_list_members_survive_kill_9_beside_data_files() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-lists-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("lists");
     std::fs::create_dir_all(dir.join("config")).unwrap();
     std::fs::create_dir_all(dir.join("data/crm")).unwrap();
     std::fs::write(
@@ -1016,15 +1007,14 @@ orders:
 
 #[test]
 fn a_changed_config_file_is_reloaded_without_a_signal() {
-    let dir = std::env::temp_dir().join(format!("bidder-cli-watch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("watch");
     std::fs::create_dir_all(dir.join("config")).unwrap();
     let shop = |cpm: &str| one_banner_shop(cpm, "daily: 100.00");
     std::fs::write(dir.join("config/shop.yaml"), shop("4.00")).unwrap();
     let state = dir.join("state");
     let extra: [&std::ffi::OsStr; 2] = ["--config-poll-secs".as_ref(), "1".as_ref()];
     let (mut child, _, admin) = serve(&dir.join("config"), &state, &extra);
-    let req = r#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"domain":"a.example"}}"#;
+    let req = ONE_BANNER_REQUEST;
     let price = || {
         let e = post_json(admin, "/v1/explain", req);
         let body = e.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
