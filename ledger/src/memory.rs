@@ -330,13 +330,17 @@ impl Counters {
         apply(slot.field(f));
     }
 
-    fn view(&self, day: i64, late: &LateShare) -> Spent {
-        let d = self
-            .days
+    /// The amounts of `day` (none yet: zero).
+    fn on(&self, day: i64) -> Amounts {
+        self.days
             .iter()
             .find(|(x, _)| *x == day)
             .map(|(_, a)| *a)
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    fn view(&self, day: i64, late: &LateShare) -> Spent {
+        let d = self.on(day);
         let held = |a: &Amounts| a.held(late);
         Spent {
             today: d.spent,
@@ -1090,14 +1094,7 @@ impl Ledger for MemoryLedger {
                 if self.carried_until.load(Ordering::Relaxed) != 0
                     && win.made.as_millis() < self.carried_since.load(Ordering::Relaxed) =>
             {
-                let mut carried = |k: &SpendKey| {
-                    locked
-                        .get(k)
-                        .days
-                        .iter()
-                        .find(|(d, _)| *d == day)
-                        .map_or(Micros::ZERO, |(_, a)| a.carried)
-                };
+                let mut carried = |k: &SpendKey| locked.get(k).on(day).carried;
                 let amount = win
                     .cost
                     .min(carried(&win_keys[0]))
@@ -1118,12 +1115,7 @@ impl Ledger for MemoryLedger {
         // bids in flight hold room for themselves, but a win is owed first.
         let billed = win.limits.iter().fold(win.cost, |billed, l| {
             let c = locked.get(l.key);
-            let d = c
-                .days
-                .iter()
-                .find(|(x, _)| *x == day)
-                .map(|(_, a)| *a)
-                .unwrap_or_default();
+            let d = c.on(day);
             let used = Spent {
                 today: d.spent.saturating_add(d.charging),
                 lifetime: c.total.spent.saturating_add(c.total.charging),
