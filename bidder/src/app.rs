@@ -298,6 +298,13 @@ pub struct App {
     /// One write of the holds file at a time: the upkeep's, still running
     /// at shutdown, and the last one both write its temporary file.
     holds_writing: std::sync::Mutex<()>,
+    /// When the frequency windows were last written (ms; see
+    /// [`App::save_frequency`]), and whether that file had none.
+    frequency_saved_ms: std::sync::atomic::AtomicI64,
+    frequency_empty: std::sync::atomic::AtomicBool,
+    /// One write of the frequency file at a time (the same race as
+    /// `holds_writing`'s).
+    frequency_writing: std::sync::Mutex<()>,
     /// `settings.public_url` is https: read once, not per bid (some 130
     /// instructions each).
     https_public_url: bool,
@@ -344,6 +351,10 @@ pub struct Uploaded {
 
 /// How far ahead of the bidder's clock a view or purchase may be dated.
 const FUTURE_SKEW_MS: i64 = 3_600_000;
+
+/// How often the upkeep writes the frequency windows ([`App::save_frequency`]):
+/// what a crash can lose of the caps' counts.
+pub const FREQUENCY_SAVE_EVERY_MS: i64 = 60_000;
 
 /// The line number of the `i`-th event of a JSON-lines text (blank lines
 /// hold none).
@@ -488,6 +499,9 @@ impl App {
             started_ms,
             holds_empty: std::sync::atomic::AtomicBool::new(false),
             holds_writing: std::sync::Mutex::new(()),
+            frequency_saved_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            frequency_empty: std::sync::atomic::AtomicBool::new(false),
+            frequency_writing: std::sync::Mutex::new(()),
             https_public_url,
         }
     }
@@ -618,6 +632,20 @@ impl App {
                  hold nothing here"
             ),
         }
+        // Its frequency windows, before any bid: caps go on counting
+        // (`ledger::frequency`).
+        match ledger::frequency::restore(dir, &*self.ledger, self.clock.now()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                windows = n,
+                "frequency windows of the process before taken on: caps go on counting"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the frequency windows of the process before were not read: caps count \
+                 afresh from now"
+            ),
+        }
         Ok((self, replayed))
     }
 
@@ -660,6 +688,45 @@ impl App {
                 error = %e,
                 dir = %dir.display(),
                 "what bids hold was not written: a restart now would not hold it"
+            ),
+        }
+    }
+
+    /// Writes the frequency windows still counting to the state directory,
+    /// for the next process to take on (`ledger::frequency`): from the
+    /// upkeep once [`FREQUENCY_SAVE_EVERY_MS`] has passed since the last
+    /// write, and when the server stops (`at_stop`). Not every second, as
+    /// holds are: windows run to millions, some 72 bytes each, and what a
+    /// crash loses is impressions counted, not money.
+    pub fn save_frequency(&self, at_stop: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(dir) = &self.state_dir else {
+            return;
+        };
+        let _writing = self
+            .frequency_writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = self.clock.now().as_millis();
+        if !at_stop
+            && now.saturating_sub(self.frequency_saved_ms.load(Relaxed)) < FREQUENCY_SAVE_EVERY_MS
+        {
+            return;
+        }
+        let Some(windows) = self.ledger.frequency(config::Timestamp(now)) else {
+            return;
+        };
+        self.frequency_saved_ms.store(now, Relaxed);
+        metrics::frequency_windows(windows.len());
+        if self.frequency_empty.load(Relaxed) && windows.is_empty() {
+            return;
+        }
+        match ledger::frequency::save(dir, &windows) {
+            Ok(n) => self.frequency_empty.store(n == 0, Relaxed),
+            Err(e) => tracing::warn!(
+                error = %e,
+                dir = %dir.display(),
+                "frequency windows were not written: a restart now would count caps afresh"
             ),
         }
     }
@@ -1930,6 +1997,7 @@ impl App {
         self.shader.refit(now.as_millis());
         metrics::shading(self.shader.dropped_observations(), self.shader.key_count());
         self.save_holds();
+        self.save_frequency(false);
     }
 
     /// A win, billing or loss notice. A win or billing notice charges its

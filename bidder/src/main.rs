@@ -1317,6 +1317,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         if term_pending(&mut signals).await {
             tracing::info!("stopped while starting: exiting before serving");
             app.save_holds();
+            app.save_frequency(true);
             app.ledger().close();
             app.flush_events().await;
             return Ok(());
@@ -1370,6 +1371,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         // is gone) for the next one to hold; then, with Redis, leases go
         // back to the other replicas, and writes still owed are sent.
         app.save_holds();
+        app.save_frequency(true);
         app.ledger().close();
         app.flush_events().await;
         // Its last pass sends what was written and stayed so.

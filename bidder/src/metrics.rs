@@ -179,6 +179,12 @@ pub fn late_share(ppm: u32) {
     metrics::gauge!("bidder_late_win_share").set(f64::from(ppm) / 1e6);
 }
 
+/// Frequency windows an embedded ledger counts in (one per user and capped
+/// line item seen within its window), as last written for a restart.
+pub fn frequency_windows(n: usize) {
+    metrics::gauge!("bidder_frequency_windows").set(n as f64);
+}
+
 /// Lets one log line through per period and counts the rest, so a flood of
 /// bad input costs a counter, not a disk.
 #[derive(Debug)]
@@ -513,6 +519,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_late_wins_total",
         "Wins that came after their reservation had expired."
+    );
+    metrics::describe_gauge!(
+        "bidder_frequency_windows",
+        "Frequency windows (user and capped line item) the embedded ledger counts in, as last written to the state directory."
     );
     metrics::describe_gauge!(
         "bidder_late_win_share",

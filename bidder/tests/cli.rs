@@ -583,6 +583,49 @@ fn a_bid_in_flight_holds_its_budget_across_a_stop() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A user's frequency cap goes on counting across a stop: a deploy gave
+/// every user their cap back.
+#[test]
+fn a_frequency_cap_counts_on_across_a_stop() {
+    let dir = scratch("frequency");
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    let shop = one_banner_shop("1.00", "daily: 100.00").replace(
+        "creatives: [b300] }",
+        "creatives: [b300], frequency_cap: { impressions: 2, per_hours: 24 } }",
+    );
+    assert!(shop.contains("frequency_cap"));
+    std::fs::write(dir.join("config/shop.yaml"), shop).unwrap();
+    let user = |id: &str| {
+        ONE_BANNER_REQUEST.replace(
+            r#""site""#,
+            &format!(r#""user":{{"id":"{id}","buyeruid":"{id}"}},"site""#),
+        )
+    };
+    let state = dir.join("state");
+    let (mut child, bid, _) = serve(&dir.join("config"), &state, &[]);
+    for _ in 0..2 {
+        let r = post_json(bid, "/openrtb2/bid", &user("u-1"));
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+    terminate(child.id());
+    let _ = child.wait();
+
+    let (mut child, bid, admin) = serve(&dir.join("config"), &state, &[]);
+    let again = post_json(bid, "/openrtb2/bid", &user("u-1"));
+    assert!(again.starts_with("HTTP/1.1 204"), "{again}");
+    let why = post_json(admin, "/v1/explain", &user("u-1"));
+    let v: serde_json::Value = serde_json::from_str(why.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(v["line_items"][0]["reason"], "frequency", "{v}");
+    let other = post_json(bid, "/openrtb2/bid", &user("u-2"));
+    assert!(
+        other.starts_with("HTTP/1.1 200"),
+        "another user has a cap of their own: {other}"
+    );
+    terminate(child.id());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A click is answered (302) only once its record is on disk: browsers do
 /// not send a click again, and one lost to a `kill -9` right after its
 /// answer was gone from every report.

@@ -24,6 +24,7 @@ mod books;
 mod budget;
 pub mod carried;
 pub mod conformance;
+pub mod frequency;
 pub mod journal;
 mod key;
 mod late;
@@ -360,6 +361,21 @@ pub trait Ledger: Send + Sync + 'static {
     /// the latest `until` among them, then let go by the expiry pass. A
     /// win of a bid made before `now` takes its cost off them.
     fn carry(&self, _holdings: &[Holding], _now: Timestamp) {}
+    /// The frequency windows still counting at `now`, with the key their
+    /// users were hashed under: what the next process takes on
+    /// ([`Ledger::take_frequency`]) so that a restart does not reset every
+    /// user's caps. A shared ledger has none: its windows live in the
+    /// shared state.
+    fn frequency(&self, _now: Timestamp) -> Option<frequency::Windows> {
+        None
+    }
+    /// Counts in the windows of a process before this one, taken on at
+    /// start, before any bid: their users are hashed under the key that
+    /// came with them from then on. Returns how many were taken (none when
+    /// this ledger already counted under another key).
+    fn take_frequency(&self, _windows: frequency::Windows, _now: Timestamp) -> usize {
+        0
+    }
     /// Applies a journaled charge again at start (no caps, no holds).
     fn restore(&self, charge: &Charge, now: Timestamp);
     /// Loads what a checkpoint listed.

@@ -8,16 +8,16 @@
 //! scanning every reservation.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use config::{Date, Micros, Timestamp};
 
 use crate::budget::{BudgetKind, Refusal, Spent};
+use crate::frequency::Window;
 use crate::key::{BidKey, SpendKey};
 use crate::late::LateShare;
 use crate::table::BidTable;
@@ -353,11 +353,9 @@ impl Counters {
 }
 
 struct Sharded<T> {
-    /// Keys frequency windows by (user, line item): SipHash, since users
-    /// come from requests.
-    hasher: RandomState,
     /// Picks a key's shard. The keys are ours (spend keys from the config,
-    /// window keys already SipHashed above), so a fast hasher does; its
+    /// window keys already SipHashed, [`MemoryLedger::freq_key`]), so a
+    /// fast hasher does; its
     /// seed need not be secret (foldhash is built without its `std`
     /// feature, which would seed it from more than an address).
     pick: foldhash::fast::RandomState,
@@ -370,7 +368,6 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 impl<T: Default> Sharded<T> {
     fn new(n: usize) -> Self {
         Sharded {
-            hasher: RandomState::new(),
             pick: foldhash::fast::RandomState::default(),
             shards: (0..n).map(|_| Mutex::new(T::default())).collect(),
         }
@@ -504,65 +501,6 @@ impl Locked<'_> {
     }
 }
 
-/// A sliding window as a ring of counters: constant memory per user and
-/// cap whatever the traffic. The window is `BUCKETS` buckets wide and the
-/// oldest bucket counts in full, so the count is never under the truth
-/// (at most one bucket's worth of impressions early).
-const BUCKETS: i64 = 24;
-
-struct Window {
-    width_ms: i64,
-    newest: i64,
-    counts: [u16; BUCKETS as usize],
-}
-
-impl Window {
-    fn new(window_ms: i64) -> Window {
-        Window {
-            width_ms: Window::width(window_ms),
-            newest: i64::MIN,
-            counts: [0; BUCKETS as usize],
-        }
-    }
-
-    fn width(window_ms: i64) -> i64 {
-        ((window_ms.max(1) + BUCKETS - 1) / BUCKETS).max(1)
-    }
-
-    fn bucket(&self, at: Timestamp) -> i64 {
-        at.as_millis().div_euclid(self.width_ms)
-    }
-
-    fn advance(&mut self, now: Timestamp) {
-        let b = self.bucket(now);
-        if self.newest == i64::MIN || b - self.newest >= BUCKETS {
-            self.counts = [0; BUCKETS as usize];
-        } else {
-            for n in self.newest + 1..=b {
-                self.counts[n.rem_euclid(BUCKETS) as usize] = 0;
-            }
-        }
-        self.newest = self.newest.max(b);
-    }
-
-    fn total(&self) -> u32 {
-        self.counts.iter().map(|&c| u32::from(c)).sum()
-    }
-
-    /// Adds one to `bucket`, or takes one away, if it is still inside.
-    fn change(&mut self, bucket: i64, up: bool) {
-        if bucket > self.newest || bucket <= self.newest - BUCKETS {
-            return;
-        }
-        let c = &mut self.counts[bucket.rem_euclid(BUCKETS) as usize];
-        *c = if up {
-            c.saturating_add(1)
-        } else {
-            c.saturating_sub(1)
-        };
-    }
-}
-
 /// What a bid held before its charge began: the counter, its day and the
 /// amount.
 fn prior_hold(prior: Prior) -> Option<(Field, i64, Micros)> {
@@ -572,6 +510,13 @@ fn prior_hold(prior: Prior) -> Option<(Field, i64, Micros)> {
         Prior::Reserved { amount, day, .. } => Some((Field::Reserved, day, amount)),
         Prior::Lingering { amount, day, .. } => Some((Field::Lingering, day, amount)),
     }
+}
+
+/// A SipHash key of 128 random bits: std's random seed, drawn from the
+/// system once per thread, through SipHash of two fixed words.
+fn random_key() -> [u64; 2] {
+    let state = std::hash::RandomState::new();
+    [state.hash_one(1u8), state.hash_one(2u8)]
 }
 
 /// A bid's shard. Bid keys are random bits already: no hashing needed.
@@ -585,6 +530,10 @@ pub struct MemoryLedger {
     bids: Vec<Mutex<BidShard>>,
     counters: Sharded<Map<SpendKey, Counters>>,
     windows: Sharded<Map<u64, Window>>,
+    /// The SipHash key windows are keyed under by (user, line item): users
+    /// come from requests. Random, unless a process before this one's
+    /// windows were taken on ([`Ledger::take_frequency`]): then theirs.
+    window_key: OnceLock<[u64; 2]>,
     late: LateShare,
     /// The day old per-day spend was last pruned.
     pruned_day: AtomicI64,
@@ -616,6 +565,7 @@ impl MemoryLedger {
                 .collect(),
             counters: Sharded::new(KEY_SHARDS),
             windows: Sharded::new(FREQ_SHARDS),
+            window_key: OnceLock::new(),
             late: LateShare::default(),
             pruned_day: AtomicI64::new(i64::MIN),
             sweep: std::sync::atomic::AtomicUsize::new(0),
@@ -666,9 +616,18 @@ impl MemoryLedger {
 
     /// Never 0, so that a bid's slot is an `Option` for free: a hash of 0
     /// becomes 1 (a collision as likely as any other).
+    ///
+    /// Hashed field by field, not through `Hash` impls whose output may
+    /// change with a toolchain or a crate: the next process must find the
+    /// same windows under the same key ([`crate::frequency`]).
     fn freq_key(&self, user: &str, line_item: &SpendKey) -> NonZeroU64 {
-        let h = self.windows.hasher.hash_one((user, line_item));
-        NonZeroU64::new(h).unwrap_or(NonZeroU64::MIN)
+        use std::hash::Hasher as _;
+        let [k0, k1] = *self.window_key.get_or_init(random_key);
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(k0, k1);
+        h.write(user.as_bytes());
+        h.write_u8(0xff);
+        h.write(line_item.id().as_bytes());
+        NonZeroU64::new(h.finish()).unwrap_or(NonZeroU64::MIN)
     }
 
     fn freq_change(&self, slot: Option<(NonZeroU64, i64)>, up: bool) {
@@ -698,9 +657,7 @@ impl MemoryLedger {
     /// nothing to give back, which is what the window would say anyway.
     fn sweep_windows(&self, now: Timestamp) {
         let i = self.sweep.fetch_add(1, Ordering::Relaxed) % FREQ_SHARDS;
-        self.windows
-            .lock(i)
-            .retain(|_, w| w.bucket(now).saturating_sub(w.newest) < BUCKETS);
+        self.windows.lock(i).retain(|_, w| !w.passed(now));
     }
 
     /// One bid shard's part of an expiry pass: acts on at most `max` of
@@ -1318,6 +1275,42 @@ impl Ledger for MemoryLedger {
             }
         }
         out
+    }
+
+    fn frequency(&self, now: Timestamp) -> Option<crate::frequency::Windows> {
+        let key = *self.window_key.get_or_init(random_key);
+        let mut windows = Vec::new();
+        for i in 0..FREQ_SHARDS {
+            let shard = self.windows.lock(i);
+            windows.extend(
+                shard
+                    .iter()
+                    .filter(|(_, w)| !w.passed(now))
+                    .map(|(k, w)| (*k, w.clone())),
+            );
+        }
+        Some(crate::frequency::Windows { key, windows })
+    }
+
+    fn take_frequency(&self, saved: crate::frequency::Windows, now: Timestamp) -> usize {
+        // Keys hashed under another key already count here: the saved ones
+        // could not be found by their users.
+        if *self.window_key.get_or_init(|| saved.key) != saved.key {
+            return 0;
+        }
+        let mut taken = 0;
+        for (k, w) in saved.windows {
+            if w.passed(now) {
+                continue;
+            }
+            let mut shard = self.windows.lock(self.windows.index(k));
+            // One counted here since is newer than the file's.
+            if let std::collections::hash_map::Entry::Vacant(e) = shard.entry(k) {
+                e.insert(w);
+                taken += 1;
+            }
+        }
+        taken
     }
 
     fn carry(&self, holdings: &[crate::Holding], now: Timestamp) {

@@ -1,0 +1,374 @@
+//! Frequency windows: the per-user ring an embedded ledger counts a capped
+//! line item's impressions in, and the file that carries them over a
+//! restart.
+//!
+//! An embedded ledger kept its windows in memory only, keyed under a hash
+//! seeded anew by every process: a deploy or a crash gave every user their
+//! whole cap back ("3 a day" became 6 on a day with a restart). The running
+//! process now writes its windows, and the key their users are hashed
+//! under, about once a minute and when it stops; the next one takes both on
+//! before it bids ([`crate::Ledger::take_frequency`]). A crash loses the
+//! last minute's counts. A shared ledger keeps windows in the shared state
+//! and has nothing to write.
+//!
+//! The key is secret for the same reason the hash was seeded: user ids come
+//! from requests, and one who knew the key could make many users land on
+//! one window. It stays in the state directory, beside the journal.
+//!
+//! The file holds no money: one that cannot be read is reported, and the
+//! start goes on counting afresh, as before.
+
+use std::hash::Hasher as _;
+use std::io;
+use std::path::Path;
+
+use config::Timestamp;
+
+use crate::Ledger;
+
+/// The file in the state directory.
+pub const FILE: &str = "frequency";
+
+const MAGIC: &[u8] = b"bidder-frequency 1\n";
+
+/// A window is this many buckets wide.
+pub(crate) const BUCKETS: i64 = 24;
+
+/// A sliding window as a ring of counters: constant memory per user and
+/// cap whatever the traffic. The window is `BUCKETS` buckets wide and the
+/// oldest bucket counts in full, so the count is never under the truth
+/// (at most one bucket's worth of impressions early).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) width_ms: i64,
+    pub(crate) newest: i64,
+    counts: [u16; BUCKETS as usize],
+}
+
+impl Window {
+    pub(crate) fn new(window_ms: i64) -> Window {
+        Window {
+            width_ms: Window::width(window_ms),
+            newest: i64::MIN,
+            counts: [0; BUCKETS as usize],
+        }
+    }
+
+    pub(crate) fn width(window_ms: i64) -> i64 {
+        ((window_ms.max(1) + BUCKETS - 1) / BUCKETS).max(1)
+    }
+
+    pub(crate) fn bucket(&self, at: Timestamp) -> i64 {
+        at.as_millis().div_euclid(self.width_ms)
+    }
+
+    /// Whether every bucket has passed at `now`: nothing counts any more.
+    pub(crate) fn passed(&self, now: Timestamp) -> bool {
+        self.bucket(now).saturating_sub(self.newest) >= BUCKETS
+    }
+
+    pub(crate) fn advance(&mut self, now: Timestamp) {
+        let b = self.bucket(now);
+        if self.newest == i64::MIN || b - self.newest >= BUCKETS {
+            self.counts = [0; BUCKETS as usize];
+        } else {
+            for n in self.newest + 1..=b {
+                self.counts[n.rem_euclid(BUCKETS) as usize] = 0;
+            }
+        }
+        self.newest = self.newest.max(b);
+    }
+
+    pub(crate) fn total(&self) -> u32 {
+        self.counts.iter().map(|&c| u32::from(c)).sum()
+    }
+
+    /// Adds one to `bucket`, or takes one away, if it is still inside.
+    pub(crate) fn change(&mut self, bucket: i64, up: bool) {
+        if bucket > self.newest || bucket <= self.newest - BUCKETS {
+            return;
+        }
+        let c = &mut self.counts[bucket.rem_euclid(BUCKETS) as usize];
+        *c = if up {
+            c.saturating_add(1)
+        } else {
+            c.saturating_sub(1)
+        };
+    }
+}
+
+/// A ledger's windows still counting, by the hash of (user, line item)
+/// under `key` ([`crate::Ledger::frequency`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Windows {
+    pub(crate) key: [u64; 2],
+    pub(crate) windows: Vec<(u64, Window)>,
+}
+
+impl Windows {
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+}
+
+/// A window's bytes in the file: its slot, width, newest bucket, counts.
+const RECORD: usize = 8 + 8 + 8 + 2 * BUCKETS as usize;
+
+/// The file's bytes: the magic line, the key, the count of windows, the
+/// windows, then a checksum of all that (a file cut short or damaged is
+/// refused whole, not read in part).
+fn encode(w: &Windows) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAGIC.len() + 24 + w.windows.len() * RECORD + 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&w.key[0].to_le_bytes());
+    out.extend_from_slice(&w.key[1].to_le_bytes());
+    out.extend_from_slice(&(w.windows.len() as u64).to_le_bytes());
+    for (slot, win) in &w.windows {
+        out.extend_from_slice(&slot.to_le_bytes());
+        out.extend_from_slice(&win.width_ms.to_le_bytes());
+        out.extend_from_slice(&win.newest.to_le_bytes());
+        for c in win.counts {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+    }
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// Not a MAC (the key of the windows is in the same file): it tells a
+/// whole file from one cut short or damaged.
+fn checksum(bytes: &[u8]) -> u64 {
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0, 0);
+    h.write(bytes);
+    h.finish()
+}
+
+fn decode(bytes: &[u8]) -> Option<Windows> {
+    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+    if checksum(body) != u64::from_le_bytes(sum.try_into().ok()?) {
+        return None;
+    }
+    let rest = body.strip_prefix(MAGIC)?;
+    let (head, mut records) = rest.split_at_checked(24)?;
+    let word = |b: &[u8], i: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            b.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
+    };
+    let key = [word(head, 0)?, word(head, 1)?];
+    let n = usize::try_from(word(head, 2)?).ok()?;
+    // The count must match the bytes before anything is allocated for it.
+    if records.len() != n.checked_mul(RECORD)? {
+        return None;
+    }
+    let mut windows = Vec::with_capacity(n);
+    while let Some((r, tail)) = records.split_at_checked(RECORD) {
+        records = tail;
+        let width_ms = word(r, 1)? as i64;
+        let newest = word(r, 2)? as i64;
+        if width_ms < 1 {
+            return None;
+        }
+        let mut counts = [0u16; BUCKETS as usize];
+        for (i, c) in counts.iter_mut().enumerate() {
+            let at = 24 + 2 * i;
+            *c = u16::from_le_bytes(r.get(at..at + 2)?.try_into().ok()?);
+        }
+        windows.push((
+            word(r, 0)?,
+            Window {
+                width_ms,
+                newest,
+                counts,
+            },
+        ));
+    }
+    Some(Windows { key, windows })
+}
+
+/// Writes `windows` (a ledger's [`crate::Ledger::frequency`]) to `dir`,
+/// replacing the file whole. Returns how many windows it holds.
+pub fn save(dir: &Path, windows: &Windows) -> io::Result<usize> {
+    crate::journal::replace_file(dir, FILE, &encode(windows))?;
+    Ok(windows.len())
+}
+
+/// Why the file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{path}: not a whole file of frequency windows (cut short or damaged)")]
+    Invalid { path: String },
+}
+
+/// Takes on in `ledger` the windows the file in `dir` holds, those still
+/// counting at `now`; how many. None there: none taken, no error.
+pub fn restore(dir: &Path, ledger: &dyn Ledger, now: Timestamp) -> Result<usize, ReadError> {
+    let path = dir.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(ReadError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    let windows = decode(&bytes).ok_or_else(|| ReadError::Invalid {
+        path: path.display().to_string(),
+    })?;
+    Ok(ledger.take_frequency(windows, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(newest: i64, counts: &[(usize, u16)]) -> Window {
+        let mut w = Window::new(3_600_000);
+        w.newest = newest;
+        for &(i, c) in counts {
+            w.counts[i] = c;
+        }
+        w
+    }
+
+    #[test]
+    fn windows_read_back_as_written() {
+        let w = Windows {
+            key: [7, u64::MAX],
+            windows: vec![
+                (1, window(100, &[(4, 2), (23, 65_535)])),
+                (u64::MAX, window(-5, &[(0, 1)])),
+            ],
+        };
+        assert_eq!(decode(&encode(&w)), Some(w.clone()));
+        let empty = Windows {
+            key: [1, 2],
+            windows: Vec::new(),
+        };
+        assert_eq!(decode(&encode(&empty)), Some(empty));
+    }
+
+    fn tempdir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("frequency-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A bid for `user` on line item `li` under a cap of 2 an hour.
+    fn bid(l: &dyn Ledger, n: u64, user: &str, now: i64) -> Result<(), crate::Refusal> {
+        use crate::{Cap, FrequencyHold, Hold, Limit, SpendKey};
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let hold = Hold {
+            bid: crate::BidKey(n),
+            day: Timestamp(now).date(),
+            cost: config::Micros(1),
+            limits: [
+                Limit {
+                    key: &li,
+                    cap: Cap::None,
+                },
+                Limit {
+                    key: &o,
+                    cap: Cap::None,
+                },
+            ],
+            frequency: Some(FrequencyHold {
+                user,
+                cap: 2,
+                window_ms: 3_600_000,
+            }),
+            expires: Timestamp(now + 1),
+            forget: Timestamp(now + 2),
+        };
+        l.reserve(&hold, Timestamp(now)).map(|_| ())
+    }
+
+    #[test]
+    fn caps_count_on_across_a_restart() {
+        use crate::{MemoryLedger, Refusal};
+        let dir = tempdir("restart");
+        let now = 1_795_521_600_000i64;
+        let before = MemoryLedger::default();
+        for n in 0..2 {
+            bid(&before, n, "u", now).expect("under the cap");
+        }
+        assert_eq!(bid(&before, 2, "u", now), Err(Refusal::Frequency));
+        save(&dir, &before.frequency(Timestamp(now)).unwrap()).unwrap();
+
+        let after = MemoryLedger::default();
+        assert_eq!(restore(&dir, &after, Timestamp(now + 1_000)).unwrap(), 1);
+        assert_eq!(bid(&after, 10, "u", now + 1_000), Err(Refusal::Frequency));
+        bid(&after, 11, "v", now + 1_000).expect("another user has a cap of their own");
+        // The window still slides: an hour and a bucket on, "u" is back.
+        bid(&after, 12, "u", now + 3_600_000 + 150_000).expect("the window has passed");
+
+        // Windows whose time has passed are not taken on.
+        let late = MemoryLedger::default();
+        assert_eq!(
+            restore(&dir, &late, Timestamp(now + 86_400_000)).unwrap(),
+            0
+        );
+
+        // A ledger that already counts under a key of its own takes none:
+        // its users could not find them.
+        let busy = MemoryLedger::default();
+        bid(&busy, 20, "w", now).unwrap();
+        assert_eq!(restore(&dir, &busy, Timestamp(now)).unwrap(), 0);
+        bid(&busy, 21, "u", now).expect("nothing taken for u");
+
+        // No file: nothing taken, no error; a damaged one: an error.
+        let empty = tempdir("none");
+        assert_eq!(
+            restore(&empty, &MemoryLedger::default(), Timestamp(now)).unwrap(),
+            0
+        );
+        std::fs::write(dir.join(FILE), b"bidder-frequency 1\n").unwrap();
+        assert!(matches!(
+            restore(&dir, &MemoryLedger::default(), Timestamp(now)),
+            Err(ReadError::Invalid { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&empty);
+    }
+
+    #[test]
+    fn a_file_cut_short_or_damaged_is_refused_whole() {
+        let w = Windows {
+            key: [7, 8],
+            windows: vec![(1, window(100, &[(4, 2)])), (2, window(101, &[(5, 3)]))],
+        };
+        let bytes = encode(&w);
+        for cut in 0..bytes.len() {
+            assert_eq!(decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        for at in [
+            0,
+            MAGIC.len(),
+            MAGIC.len() + 17,
+            bytes.len() - 9,
+            bytes.len() - 1,
+        ] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            assert_eq!(decode(&bad), None, "byte {at} changed");
+        }
+        // A count that does not match the records, with a checksum that
+        // does: refused before anything is allocated for it.
+        let mut lying = bytes[..bytes.len() - 8].to_vec();
+        let at = MAGIC.len() + 16;
+        lying[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let sum = checksum(&lying);
+        lying.extend_from_slice(&sum.to_le_bytes());
+        assert_eq!(decode(&lying), None);
+    }
+}
