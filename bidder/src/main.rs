@@ -287,6 +287,12 @@ struct ServeArgs {
     /// reservation TTL.
     #[arg(long, env = "BIDDER_MAX_BIDS_IN_FLIGHT", value_parser = clap::value_parser!(u64).range(1..))]
     max_bids_in_flight: Option<u64>,
+    /// Frequency windows kept at most, embedded (one per user and capped
+    /// line item within its window, about 90 bytes each); past this a bid
+    /// that would count a new user under a cap is not made (no-bid reason
+    /// `state_unavailable`). With Redis, windows live there.
+    #[arg(long, env = "BIDDER_MAX_FREQUENCY_WINDOWS", default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_frequency_windows: u64,
     /// Open connections per port at most; more wait until one closes.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
@@ -1178,6 +1184,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             max_bids: args
                 .max_bids_in_flight
                 .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_windows: usize::try_from(args.max_frequency_windows).unwrap_or(usize::MAX),
             ..ledger::Options::default()
         },
         ..Settings::default()

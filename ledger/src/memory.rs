@@ -66,6 +66,14 @@ pub struct Options {
     /// holds every bid of the last reservation TTL: at 70k bids a second
     /// and 60 s, 4 million of them, some 700 MB.
     pub max_bids: usize,
+    /// Frequency windows kept at most (one per user and capped line item
+    /// within its window, some 90 bytes each with the map's room). User
+    /// ids come from requests: unbounded, a flood of made-up ones filled
+    /// memory for a whole window (a day, for a daily cap). Past this a bid
+    /// that would open a new window is refused as
+    /// [`Refusal::Unavailable`]: a cap is never passed, and users already
+    /// counted still bid. Each of the 32 shards takes a 32nd (rounded up).
+    pub max_windows: usize,
     /// Days of per-day spend kept: a win is charged to the day of its bid,
     /// which may be this many days ago while its notices are accepted.
     pub keep_days: i64,
@@ -77,6 +85,7 @@ impl Default for Options {
             late_horizon_ms: 5 * 60_000,
             max_lingering: 250_000,
             max_bids: usize::MAX,
+            max_windows: 4_000_000,
             keep_days: 2,
         }
     }
@@ -646,6 +655,10 @@ impl MemoryLedger {
         self.options.max_bids.div_ceil(BID_SHARDS).max(1)
     }
 
+    fn max_windows_per_shard(&self) -> usize {
+        self.options.max_windows.div_ceil(FREQ_SHARDS).max(1)
+    }
+
     fn max_lingering_per_shard(&self) -> usize {
         self.options.max_lingering.div_ceil(BID_SHARDS).max(1)
     }
@@ -892,6 +905,9 @@ impl Ledger for MemoryLedger {
             let slot = self.freq_key(f.user, keys[0]);
             let k = slot.get();
             let mut windows = self.windows.lock(self.windows.index(k));
+            if windows.len() >= self.max_windows_per_shard() && !windows.contains_key(&k) {
+                return Err(Refusal::Unavailable);
+            }
             let w = windows.entry(k).or_insert_with(|| Window::new(f.window_ms));
             // A changed cap window starts counting afresh.
             if w.width_ms != Window::width(f.window_ms) {
@@ -1304,6 +1320,9 @@ impl Ledger for MemoryLedger {
                 continue;
             }
             let mut shard = self.windows.lock(self.windows.index(k));
+            if shard.len() >= self.max_windows_per_shard() {
+                continue;
+            }
             // One counted here since is newer than the file's.
             if let std::collections::hash_map::Entry::Vacant(e) = shard.entry(k) {
                 e.insert(w);
@@ -2153,6 +2172,59 @@ mod tests {
             0,
             "released bids are gone once their deadline passed"
         );
+    }
+
+    #[test]
+    fn new_frequency_windows_stop_at_the_bound_and_counted_users_still_bid() {
+        use crate::FrequencyHold;
+        let l = MemoryLedger::new(Options {
+            max_windows: 64,
+            ..Options::default()
+        });
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = 1_795_521_600_000i64;
+        let bid = |n: u64, user: &str| {
+            let hold = Hold {
+                bid: BidKey(n),
+                day: Timestamp(now).date(),
+                cost: Micros(1),
+                limits: [
+                    Limit {
+                        key: &li,
+                        cap: Cap::None,
+                    },
+                    Limit {
+                        key: &o,
+                        cap: Cap::None,
+                    },
+                ],
+                frequency: Some(FrequencyHold {
+                    user,
+                    cap: 1_000,
+                    window_ms: 3_600_000,
+                }),
+                expires: Timestamp(now + 1),
+                forget: Timestamp(now + 2),
+            };
+            let r = l.reserve(&hold, Timestamp(now)).map(|_| ());
+            l.release(BidKey(n));
+            r
+        };
+        let mut refused = 0;
+        for n in 0..1_000u64 {
+            if bid(n, &format!("made-up-{n}")) == Err(Refusal::Unavailable) {
+                refused += 1;
+            }
+        }
+        let windows: usize = (0..FREQ_SHARDS).map(|i| l.windows.lock(i).len()).sum();
+        // Two a shard: 64 at most, a little under as shards fill unevenly.
+        assert!(windows <= 64 && windows >= 48, "{windows}");
+        assert_eq!(refused, 1_000 - windows);
+        // A user already counted still bids, the table full.
+        let counted = (0..1_000u64)
+            .find(|n| bid(10_000 + n, &format!("made-up-{n}")).is_ok())
+            .expect("some user was counted");
+        assert_eq!(bid(20_000, &format!("made-up-{counted}")), Ok(()));
     }
 
     #[test]

@@ -55,6 +55,7 @@ proptest! {
             late_horizon_ms: 50,
             max_lingering: 64 * 2,
             max_bids: usize::MAX,
+            max_windows: usize::MAX,
             keep_days: 2,
         });
         let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
