@@ -1303,6 +1303,16 @@ impl App {
                 choice.pricing.features =
                     select::candidate_features(snap, &ctx, &stores.market, item, &choice);
             }
+            // Not the audience kind, though: the same id on every bid of a
+            // kind, it told whoever saw the URLs (a page, an exchange)
+            // which bids were for a retargeting list. It is put back when
+            // an event is tracked, from the audience token (`App::track`).
+            if let (Some(f), Some(a)) = (&mut choice.pricing.features, choice.audience) {
+                let kind = snap.config.advertisers[item.advertiser].audiences[a]
+                    .kind
+                    .as_str();
+                *f = f.without(stores.market.model.hasher().audience_kind_id(kind));
+            }
             // Each bid holds what it may cost, within budgets, the pacing
             // plan and the frequency cap, until its notice comes or its time
             // is up: bids in flight can never together pass a budget. It is
@@ -1447,8 +1457,11 @@ impl App {
         if counted && matches!(t.event, Event::Impression | Event::Click) {
             if let Some(events) = &self.events {
                 let click = t.event == Event::Click;
-                let features = t.features.map(|f| f.to_compact().as_str().into());
                 let dims = self.track_dims(&t);
+                let features = t
+                    .features
+                    .map(|f| self.with_audience_kind(f, &dims.audience))
+                    .map(|f| f.to_compact().as_str().into());
                 events.track_with(now, dims, t.user_key(), click, t.bid, features);
             }
         }
@@ -1466,6 +1479,22 @@ impl App {
             Some(url) => TrackAnswer::Redirect { url, counted },
             None => TrackAnswer::Counted { counted },
         })
+    }
+
+    /// A tracked bid's features as it was priced: its URLs leave the
+    /// audience kind out (see `auction_in`), and `audience` (`kind:id`,
+    /// what its token stands for, empty for none) puts it back. Features
+    /// of another model's seed, or of an audience gone from the config,
+    /// stay as they came.
+    fn with_audience_kind(&self, f: predict::Features, audience: &str) -> predict::Features {
+        let Some((kind, _)) = audience.split_once(':') else {
+            return f;
+        };
+        let model = self.model();
+        if !model.hasher().hashed(&f) {
+            return f;
+        }
+        f.with(model.hasher().audience_kind_id(kind))
     }
 
     /// Waits (a few seconds at most) until the clicks counted so far are

@@ -217,18 +217,29 @@ fn a_bids_features_are_its_named_fields() {
         sent(&s, &r),
         named(&[&keyword[..], &[(APP, "com.example.trail")]].concat())
     );
-    // A line item bidding for an audience: its kind.
+    // A line item bidding for an audience: its URLs leave the kind out
+    // (the same id on every bid of a kind told a page which bids were for
+    // a retargeting list); the tracked event's features have it again,
+    // from the audience token, for training.
     let dir = common::tempdir("value-features-audience");
     std::fs::write(dir.join("shop.yaml"), common::AUDIENCE_SHOP).unwrap();
-    let s = Server::start(&dir, None);
+    let state = common::tempdir("value-features-audience-state");
+    let s = Server::start_in(&dir, &state, 1_000_000, common::ts("2026-11-24T12:00:00Z"));
     let mut about_tent = banner_request();
     about_tent["site"]["content"] = json!({ "id": "tent-1" });
+    let pages = [(LINE_ITEM, "pages"), (SITE, "news.example")];
+    assert_eq!(sent(&s, &about_tent), named(&pages));
+    let bid = common::only_bid(&s, &about_tent);
+    let (_, pixel) = common::banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(common::get(s.bid, common::path_of(&pixel)).status, 200);
+    s.flush_events();
+    let day = std::fs::read_to_string(state.join("events/2026-11-24.events")).unwrap();
+    let impression = day.lines().find(|l| l.starts_with("i\t")).unwrap();
+    let fields: Vec<&str> = impression.split('\t').collect();
+    let journaled = predict::Features::from_compact(fields[fields.len() - 2]).unwrap();
     assert_eq!(
-        sent(&s, &about_tent),
-        named(&[
-            (LINE_ITEM, "pages"),
-            (SITE, "news.example"),
-            (AUDIENCE_KIND, "products"),
-        ])
+        ids(&journaled),
+        named(&[&pages[..], &[(AUDIENCE_KIND, "products")]].concat()),
+        "{impression}"
     );
 }

@@ -78,23 +78,25 @@ pub const BID_FIELDS: [&str; 12] = [
     field::EXCHANGE,
 ];
 
+/// Whether two names are one (`==` is not `const` for `str`).
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// [`DEFAULT_CROSSES`] as positions in [`BID_FIELDS`], found when this
 /// compiles (a cross of a field not in the list fails the build).
 const BID_CROSSES: [(usize, usize); DEFAULT_CROSSES.len()] = {
-    const fn same(a: &str, b: &str) -> bool {
-        let (a, b) = (a.as_bytes(), b.as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        let mut i = 0;
-        while i < a.len() {
-            if a[i] != b[i] {
-                return false;
-            }
-            i += 1;
-        }
-        true
-    }
     const fn position(name: &str) -> usize {
         let mut i = 0;
         while i < BID_FIELDS.len() {
@@ -295,6 +297,34 @@ impl FeatureHasher {
         out
     }
 
+    /// The id [`FeatureHasher::bid_features`] gives the audience kind
+    /// `kind` (a field of no cross): what a bid's tracking URLs leave out
+    /// of their features and the bidder puts back when it reads them
+    /// ([`Features::without`], [`Features::with`]).
+    pub fn audience_kind_id(&self, kind: &str) -> u32 {
+        const AT: usize = {
+            let mut i = 0;
+            while !same(BID_FIELDS[i], field::AUDIENCE_KIND) {
+                i += 1;
+            }
+            // One id to leave out and put back: no cross of it.
+            let mut c = 0;
+            while c < DEFAULT_CROSSES.len() {
+                assert!(!same(DEFAULT_CROSSES[c].0, field::AUDIENCE_KIND));
+                assert!(!same(DEFAULT_CROSSES[c].1, field::AUDIENCE_KIND));
+                c += 1;
+            }
+            i
+        };
+        let (n, v) = (self.bid_names[AT], self.hash(kind.as_bytes()));
+        self.combine(&words([n, v, 0, 0]), 16)
+    }
+
+    /// Whether `features` were hashed under this hasher's seed.
+    pub fn hashed(&self, features: &Features) -> bool {
+        features.tag == self.tag
+    }
+
     fn hash(&self, bytes: &[u8]) -> u64 {
         rapidhash_v3_seeded(bytes, &self.secrets)
     }
@@ -345,6 +375,31 @@ impl Features {
     fn push(&mut self, id: u32) {
         self.ids[usize::from(self.len)] = id;
         self.len += 1;
+    }
+
+    /// These features without `id` (if they have it), the others in order.
+    pub fn without(&self, id: u32) -> Features {
+        let mut out = Features {
+            ids: [0; MAX_FEATURES],
+            len: 0,
+            tag: self.tag,
+        };
+        for &i in self.ids() {
+            if i != id {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// These features with `id` after them, unless they have it already
+    /// (or are full).
+    pub fn with(&self, id: u32) -> Features {
+        let mut out = *self;
+        if !self.ids().contains(&id) && self.len() < MAX_FEATURES {
+            out.push(id);
+        }
+        out
     }
 
     /// The ids and the seed tag as unpadded web-safe base64, safe in a URL
@@ -532,6 +587,40 @@ mod tests {
                 h.features(&pairs, DEFAULT_CROSSES).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn the_audience_kind_comes_out_and_goes_back_as_one_id() {
+        let mut values = [
+            "li-1",
+            "cr-1",
+            "300x250",
+            "a.example",
+            "",
+            "2",
+            "ios",
+            "USA",
+            "13",
+            "tent",
+            "views",
+            "x",
+        ];
+        let with_kind = H.bid_features(&values);
+        values[10] = "";
+        let without_kind = H.bid_features(&values);
+        let id = H.audience_kind_id("views");
+        assert_ne!(id, H.audience_kind_id("products"));
+        assert_eq!(with_kind.without(id), without_kind);
+        assert_eq!(without_kind.without(id), without_kind);
+        let back = without_kind.with(id);
+        let mut a = back.ids().to_vec();
+        let mut b = with_kind.ids().to_vec();
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b, "the same ids, the kind's last");
+        assert_eq!(back.with(id), back, "never twice");
+        assert!(H.hashed(&back));
+        assert!(!FeatureHasher::new(DEFAULT_SEED + 1).hashed(&back));
     }
 
     #[test]
