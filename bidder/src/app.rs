@@ -305,6 +305,8 @@ pub struct App {
     /// One write of the frequency file at a time (the same race as
     /// `holds_writing`'s).
     frequency_writing: std::sync::Mutex<()>,
+    /// Impressions and clicks of bids not won yet (`crate::awaiting`).
+    awaiting: crate::awaiting::Awaiting,
     /// `settings.public_url` is https: read once, not per bid (some 130
     /// instructions each).
     https_public_url: bool,
@@ -502,6 +504,7 @@ impl App {
             frequency_saved_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             frequency_empty: std::sync::atomic::AtomicBool::new(false),
             frequency_writing: std::sync::Mutex::new(()),
+            awaiting: crate::awaiting::Awaiting::default(),
             https_public_url,
         }
     }
@@ -658,19 +661,7 @@ impl App {
         let Some(dir) = &self.state_dir else {
             return;
         };
-        let longest_secs = self
-            .snapshot
-            .load()
-            .as_ref()
-            .and_then(|s| s.config.longest_reservation_ttl_secs())
-            .unwrap_or(0);
-        let longest = self
-            .settings
-            .reservation_ttl
-            .max(Duration::from_secs(u64::from(longest_secs)));
-        let window_ms = i64::try_from(longest.as_millis())
-            .unwrap_or(i64::MAX)
-            .saturating_add(self.settings.ledger.late_horizon_ms);
+        let window_ms = self.win_wait_ms();
         let _writing = self
             .holds_writing
             .lock()
@@ -1450,21 +1441,40 @@ impl App {
         } else if !self.tracked.first(t.bid, t.event, now) {
             metrics::tracking_refused("duplicate");
             false
+        } else if matches!(t.event, Event::Impression | Event::Click) {
+            // Reports count it once its bid is won (`crate::awaiting`).
+            let dims = self.track_dims(&t);
+            let event = crate::awaiting::Waiting {
+                at_ms: now,
+                user: t.user_key(),
+                click: t.event == Event::Click,
+                bid: t.bid,
+                features: t
+                    .features
+                    .map(|f| self.with_audience_kind(f, &dims.audience))
+                    .map(|f| f.to_compact().as_str().into()),
+                dims,
+            };
+            match self.ledger.outcome(ledger::BidId::key_of(t.bid)) {
+                ledger::Outcome::Charged | ledger::Outcome::Unknown => {
+                    self.record_tracked(event);
+                    true
+                }
+                ledger::Outcome::InFlight => {
+                    if !self.awaiting.wait(event) {
+                        metrics::tracking_refused("not_won");
+                    }
+                    false
+                }
+                ledger::Outcome::Lost => {
+                    metrics::tracking_refused("not_won");
+                    false
+                }
+            }
         } else {
             metrics::tracking_event(t.event);
             true
         };
-        if counted && matches!(t.event, Event::Impression | Event::Click) {
-            if let Some(events) = &self.events {
-                let click = t.event == Event::Click;
-                let dims = self.track_dims(&t);
-                let features = t
-                    .features
-                    .map(|f| self.with_audience_kind(f, &dims.audience))
-                    .map(|f| f.to_compact().as_str().into());
-                events.track_with(now, dims, t.user_key(), click, t.bid, features);
-            }
-        }
         let redirect = if t.event == Event::Click && t.redirect {
             // Only the creative's own click URL, as the config has it now.
             let snap = self.snapshot.load();
@@ -1479,6 +1489,57 @@ impl App {
             Some(url) => TrackAnswer::Redirect { url, counted },
             None => TrackAnswer::Counted { counted },
         })
+    }
+
+    /// An impression or click of a bid won (or not known here) into
+    /// reports and attribution.
+    fn record_tracked(&self, e: crate::awaiting::Waiting) {
+        use crate::track::Event;
+        metrics::tracking_event(if e.click {
+            Event::Click
+        } else {
+            Event::Impression
+        });
+        if let Some(events) = &self.events {
+            events.track_with(e.at_ms, e.dims, e.user, e.click, e.bid, e.features);
+        }
+    }
+
+    /// How long an impression or click waits for its bid's charge
+    /// (`crate::awaiting`), and how long the next process holds what this
+    /// one's bids held (`save_holds`): the longest reservation, then the
+    /// horizon within which late wins come.
+    fn win_wait_ms(&self) -> i64 {
+        let longest_secs = self
+            .snapshot
+            .load()
+            .as_ref()
+            .and_then(|s| s.config.longest_reservation_ttl_secs())
+            .unwrap_or(0);
+        let longest = self
+            .settings
+            .reservation_ttl
+            .max(Duration::from_secs(u64::from(longest_secs)));
+        i64::try_from(longest.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.settings.ledger.late_horizon_ms)
+    }
+
+    /// Impressions and clicks waiting for their bids' charge: recorded
+    /// when charged (here, or elsewhere as the ledger has heard since),
+    /// dropped when lost or past [`App::win_wait_ms`]. From the upkeep.
+    fn settle_awaiting(&self) {
+        let now = self.clock.now().as_millis();
+        let settled = self.awaiting.settle(now, self.win_wait_ms(), |bid| {
+            self.ledger.outcome(ledger::BidId::key_of(bid))
+        });
+        for e in settled.won {
+            self.record_tracked(e);
+        }
+        for _ in 0..settled.dropped {
+            metrics::tracking_refused("not_won");
+        }
+        metrics::tracking_awaiting(self.awaiting.len());
     }
 
     /// A tracked bid's features as it was priced: its URLs leave the
@@ -2025,6 +2086,7 @@ impl App {
         }
         self.shader.refit(now.as_millis());
         metrics::shading(self.shader.dropped_observations(), self.shader.key_count());
+        self.settle_awaiting();
         self.save_holds();
         self.save_frequency(false);
     }
@@ -2067,7 +2129,15 @@ impl App {
         let bid = BidKey::of(&n.bid_id).ok_or(NoticeError::Signature)?;
         if kind == Kind::Loss {
             return Ok(match self.ledger.release(bid) {
-                ledger::Release::Released => NoticeResult::Released,
+                ledger::Release::Released => {
+                    // Not won: what its pixel or click said counts nowhere.
+                    if let Ok(b) = u128::from_str_radix(&n.bid_id, 16) {
+                        for _ in self.awaiting.take(b) {
+                            metrics::tracking_refused("not_won");
+                        }
+                    }
+                    NoticeResult::Released
+                }
                 ledger::Release::AlreadyWon => NoticeResult::Ignored,
                 ledger::Release::Unknown => NoticeResult::Unknown,
             });
@@ -2188,6 +2258,13 @@ impl App {
         };
         match self.books.charge(&win).await {
             Ok(Some(charge)) => {
+                // Won: its impression and click that came first count now,
+                // at their own times.
+                if let Ok(b) = u128::from_str_radix(&n.bid_id, 16) {
+                    for e in self.awaiting.take(b) {
+                        self.record_tracked(e);
+                    }
+                }
                 // Charged once whatever notices come, on whichever replica:
                 // the one count of this bid's win for shading. A bid made
                 // before this process began was counted by another.

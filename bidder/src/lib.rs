@@ -8,6 +8,7 @@
 
 mod answer_buf;
 pub mod app;
+mod awaiting;
 mod body;
 pub mod changes;
 mod checks;

@@ -179,6 +179,11 @@ pub fn late_share(ppm: u32) {
     metrics::gauge!("bidder_late_win_share").set(f64::from(ppm) / 1e6);
 }
 
+/// Impressions and clicks waiting for their bids' charge.
+pub fn tracking_awaiting(n: usize) {
+    metrics::gauge!("bidder_events_awaiting_win").set(n as f64);
+}
+
 /// Frequency windows an embedded ledger counts in (one per user and capped
 /// line item seen within its window), as last written for a restart.
 pub fn frequency_windows(n: usize) {
@@ -276,7 +281,8 @@ pub fn tracking_evicted(n: usize) {
 }
 
 /// A tracking URL that counted nothing: `signature` (not ours, or
-/// changed), `expired`, `duplicate`.
+/// changed), `expired`, `duplicate`, `not_won` (an impression or click of
+/// a bid lost, or not charged within the wait: see `crate::awaiting`).
 pub fn tracking_refused(reason: &'static str) {
     metrics::counter!("bidder_tracking_refused_total", "reason" => reason).increment(1);
 }
@@ -394,7 +400,7 @@ const LABELLED_COUNTERS: &[(&str, &str, &[&str])] = &[
     (
         "bidder_tracking_refused_total",
         "reason",
-        &["signature", "expired", "duplicate"],
+        &["signature", "expired", "duplicate", "not_won"],
     ),
     (
         "bidder_list_batches_total",
@@ -521,6 +527,10 @@ pub fn describe() {
         "Wins that came after their reservation had expired."
     );
     metrics::describe_gauge!(
+        "bidder_events_awaiting_win",
+        "Impressions and clicks of bids not charged yet, waiting to be counted (dropped if the bid is lost or not charged in time)."
+    );
+    metrics::describe_gauge!(
         "bidder_frequency_windows",
         "Frequency windows (user and capped line item) the embedded ledger counts in, as last written to the state directory."
     );
@@ -543,7 +553,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         "bidder_tracking_refused_total",
-        "Tracking calls that counted nothing, by reason (signature, expired, duplicate)."
+        "Tracking calls that counted nothing, by reason (signature, expired, duplicate, not_won)."
     );
     metrics::describe_counter!(
         "bidder_tracking_dedupe_evicted_total",

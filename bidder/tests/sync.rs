@@ -254,6 +254,7 @@ fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
     req["user"]["buyeruid"] = json!(id);
     let bid = only_bid(&s, &req);
     let (_, px) = banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "1.00").status, 200);
     assert_eq!(get(s.bid, path_of(&px)).status, 200);
     s.clock.advance_millis(60_000);
     let buy = "e=purchase&p=tent-1&amount=99.00&currency=USD&order_id=P1";

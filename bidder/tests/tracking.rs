@@ -80,6 +80,13 @@ fn https() -> Settings {
     }
 }
 
+/// Wins `bid` (its win notice, at 1.00): reports count a bid's impression
+/// and click once it is won.
+fn won(s: &Server, bid: &Value) {
+    let r = s.notice(bid["nurl"].as_str().unwrap(), "1.00");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 /// The one bid of the answer to `body`.
 fn call(s: &Server, url: &str) -> Reply {
     get(s.bid, path_of(url))
@@ -178,6 +185,7 @@ fn banner_click_redirects_to_the_creatives_url_and_each_event_counts_once() {
     let _serial = serial();
     let s = banner_server("banner");
     let bid = only_bid(&s, &banner_request());
+    won(&s, &bid);
     assert_eq!(bid["crid"], "b300");
     let adm = bid["adm"].as_str().expect("adm");
     let (click, pixel) = banner_urls(adm);
@@ -189,7 +197,9 @@ fn banner_click_redirects_to_the_creatives_url_and_each_event_counts_once() {
     );
     // The browser reaches the landing page only through the tracker.
     assert!(!adm.contains("shop.example/landing"), "{adm}");
-    let (click2, pixel2) = banner_urls(only_bid(&s, &banner_request())["adm"].as_str().unwrap());
+    let bid2 = only_bid(&s, &banner_request());
+    won(&s, &bid2);
+    let (click2, pixel2) = banner_urls(bid2["adm"].as_str().unwrap());
     assert_ne!(click2, click);
     let paid = money(&s, "disp");
 
@@ -235,6 +245,7 @@ fn forged_or_moved_urls_answer_403_and_count_nothing() {
     let _serial = serial();
     let s = banner_server("forged");
     let bid = only_bid(&s, &banner_request());
+    won(&s, &bid);
     let (click, pixel) = banner_urls(bid["adm"].as_str().unwrap());
     let click = path_of(&click).to_string();
     let pixel = path_of(&pixel).to_string();
@@ -292,8 +303,11 @@ fn forged_or_moved_urls_answer_403_and_count_nothing() {
 fn an_expired_click_still_redirects_and_counts_as_expired() {
     let _serial = serial();
     let s = banner_server("expired");
-    let (click, pixel) = banner_urls(only_bid(&s, &banner_request())["adm"].as_str().unwrap());
-    let (click2, pixel2) = banner_urls(only_bid(&s, &banner_request())["adm"].as_str().unwrap());
+    let [(click, pixel), (click2, pixel2)] = [(), ()].map(|_| {
+        let bid = only_bid(&s, &banner_request());
+        won(&s, &bid);
+        banner_urls(bid["adm"].as_str().unwrap())
+    });
     // Exactly the notice lifetime (24 h) later: still counted.
     s.clock.advance_millis(24 * 3_600_000);
     counting(&s, &[(event("impression"), 1.0)], || {
@@ -334,7 +348,9 @@ fn a_click_follows_the_config_and_answers_410_once_the_creative_is_gone() {
     let dir = common::tempdir("tracking-reload");
     std::fs::write(dir.join("shop.yaml"), shop(CLICK_URL)).unwrap();
     let s = Server::start(&dir, None);
-    let (click, pixel) = banner_urls(only_bid(&s, &banner_request())["adm"].as_str().unwrap());
+    let bid = only_bid(&s, &banner_request());
+    won(&s, &bid);
+    let (click, pixel) = banner_urls(bid["adm"].as_str().unwrap());
     let reload = |yaml: &str| {
         std::fs::write(dir.join("shop.yaml"), yaml).unwrap();
         let r = common::admin(s.admin, "/v1/config/reload", b"");
@@ -371,7 +387,9 @@ fn a_click_url_with_non_ascii_characters_redirects() {
         &[("shop.yaml", &shop("https://shop.example/café?q=über"))],
         Settings::default(),
     );
-    let (click, _) = banner_urls(only_bid(&s, &banner_request())["adm"].as_str().unwrap());
+    let bid = only_bid(&s, &banner_request());
+    won(&s, &bid);
+    let (click, _) = banner_urls(bid["adm"].as_str().unwrap());
     let r = counting(&s, &[(event("click"), 1.0)], || call(&s, &click));
     assert_redirect(&r, "https://shop.example/caf%C3%A9?q=%C3%BCber");
 }
@@ -418,6 +436,7 @@ fn vast_trackers_answer_and_count_each_event_once() {
             request["imp"][0]["video"]["protocols"] = p;
         }
         let bid = only_bid(&s, &request);
+        won(&s, &bid);
         assert_eq!(bid["mtype"], 2, "{bid}");
         let adm = bid["adm"].as_str().expect("adm");
         assert!(adm.contains(&format!("version=\"{version}\"")), "{adm}");
@@ -516,6 +535,7 @@ fn native_impression_and_click_trackers_answer_and_count_once() {
     for eventtrackers in [Some(offered), None] {
         let with_events = eventtrackers.is_some();
         let bid = only_bid(&s, &native_request(eventtrackers));
+        won(&s, &bid);
         assert_eq!(bid["mtype"], 4, "{bid}");
         let adm: Value = serde_json::from_str(bid["adm"].as_str().unwrap()).unwrap();
         assert_eq!(adm["link"]["url"], "https://shop.example/tent", "{adm}");
@@ -585,6 +605,7 @@ fn tracking_urls_name_the_keyword_that_matched() {
         let mut req = banner_request();
         req["site"]["keywords"] = json!(page);
         let bid = only_bid(&s, &req);
+        won(&s, &bid);
         let (click, pixel) = banner_urls(bid["adm"].as_str().unwrap());
         assert_eq!(param(&click, "k"), keyword.unwrap_or(""), "{page}");
         assert_eq!(param(&pixel, "k"), keyword.unwrap_or(""), "{page}");
@@ -599,6 +620,60 @@ fn tracking_urls_name_the_keyword_that_matched() {
         let r = counting(&s, &[(event("click"), 1.0)], || call(&s, &click));
         assert_redirect(&r, CLICK_URL);
     }
+}
+
+// ------------------------------------------------------------ won or not
+
+/// Whoever saw a bid's markup can call its tracking URLs, won or not (a
+/// header-bidding page sees every bid's): its impression and click count
+/// once the bid is won, at their own times, and never if it is lost or
+/// not won in time.
+#[test]
+fn impressions_and_clicks_count_once_their_bid_is_won_and_never_if_lost() {
+    let _serial = serial();
+    let s = banner_server("won-or-not");
+    let urls = |bid: &Value| banner_urls(bid["adm"].as_str().unwrap());
+    // Called before the win notice: they wait for it.
+    let bid = only_bid(&s, &banner_request());
+    let (click, pixel) = urls(&bid);
+    counting(&s, &[], || {
+        assert_pixel(&call(&s, &pixel));
+        assert_redirect(&call(&s, &click), CLICK_URL);
+    });
+    let r = counting(&s, &[(refused("duplicate"), 1.0)], || call(&s, &pixel));
+    assert_pixel(&r);
+    counting(
+        &s,
+        &[(event("impression"), 1.0), (event("click"), 1.0)],
+        || won(&s, &bid),
+    );
+    // Lost after its pixel: it never counts.
+    let lost = only_bid(&s, &banner_request());
+    let (_, pixel) = urls(&lost);
+    counting(&s, &[], || assert_pixel(&call(&s, &pixel)));
+    counting(&s, &[(refused("not_won"), 1.0)], || {
+        let r = s.notice(lost["lurl"].as_str().unwrap(), "1.00");
+        assert_eq!(r.status, 200, "{}", r.text());
+    });
+    // Lost before it: refused at once.
+    let lost = only_bid(&s, &banner_request());
+    let (click, _) = urls(&lost);
+    assert_eq!(s.notice(lost["lurl"].as_str().unwrap(), "1.00").status, 200);
+    let r = counting(&s, &[(refused("not_won"), 1.0)], || call(&s, &click));
+    assert_redirect(&r, CLICK_URL);
+    // No notice at all: dropped once the longest reservation (60 s) and
+    // the late-win horizon (5 min) have passed.
+    let silent = only_bid(&s, &banner_request());
+    let (_, pixel) = urls(&silent);
+    counting(&s, &[], || assert_pixel(&call(&s, &pixel)));
+    counting(&s, &[], || {
+        s.clock.advance_millis(6 * 60_000 - 1);
+        s.app.upkeep();
+    });
+    counting(&s, &[(refused("not_won"), 1.0)], || {
+        s.clock.advance_millis(1);
+        s.app.upkeep();
+    });
 }
 
 // ------------------------------------------------------------ money

@@ -231,6 +231,7 @@ fn a_bids_features_are_its_named_fields() {
     assert_eq!(sent(&s, &about_tent), named(&pages));
     let bid = common::only_bid(&s, &about_tent);
     let (_, pixel) = common::banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "1.00").status, 200);
     assert_eq!(common::get(s.bid, common::path_of(&pixel)).status, 200);
     s.flush_events();
     let day = std::fs::read_to_string(state.join("events/2026-11-24.events")).unwrap();

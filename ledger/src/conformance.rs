@@ -13,8 +13,8 @@ use std::sync::Arc;
 use config::{Date, Micros, Timestamp};
 
 use crate::{
-    BidKey, BudgetKind, Cap, FrequencyHold, Hold, Ledger, Limit, NotCharged, Refusal, Release,
-    SpendKey, Win,
+    BidKey, BudgetKind, Cap, FrequencyHold, Hold, Ledger, Limit, NotCharged, Outcome, Refusal,
+    Release, SpendKey, Win,
 };
 
 /// Generates one `#[test]` per check for a ledger made by `$make`.
@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             a_charge_counts_only_once_committed,
             an_aborted_charge_leaves_everything_as_it_was,
             a_loss_never_undoes_a_win,
+            a_bids_outcome_follows_its_notices,
             a_win_billed_later_keeps_its_hold_against_a_loss,
             expired_reservations_keep_holding_until_their_notices_expire,
             a_win_is_charged_to_the_day_of_its_bid,
@@ -233,6 +234,31 @@ pub fn a_loss_never_undoes_a_win(b: &Backend<'_>) {
     assert_eq!(l.release(BidKey(1)), Release::AlreadyWon);
     assert_eq!(l.spent(&k.li, day).today, m(2));
     assert_eq!(l.spent(&k.li, day).held, Micros::ZERO);
+}
+
+/// What reports ask before they count a bid's impression: charged, held,
+/// lost or not known.
+pub fn a_bids_outcome_follows_its_notices(b: &Backend<'_>) {
+    let l = (b.make)();
+    let k = Keys::new();
+    let now = at(0);
+    let day = now.date();
+    let cap = Cap::Daily(m(10));
+    assert_eq!(l.outcome(BidKey(1)), Outcome::Unknown);
+    l.reserve(&k.hold(1, m(2), cap, now), now).expect("room");
+    l.reserve(&k.hold(2, m(2), cap, now), now).expect("room");
+    assert_eq!(l.outcome(BidKey(1)), Outcome::InFlight);
+    let c = l.begin_charge(&k.win(1, day, m(2), cap)).expect("first");
+    assert_eq!(l.outcome(BidKey(1)), Outcome::InFlight, "while written");
+    l.commit(&c);
+    assert_eq!(l.outcome(BidKey(1)), Outcome::Charged);
+    assert_eq!(l.release(BidKey(2)), Release::Released);
+    assert_eq!(l.outcome(BidKey(2)), Outcome::Lost);
+    // Its reservation over, an unwon bid is still held (its learned
+    // share) while its notices may come.
+    l.reserve(&k.hold(3, m(2), cap, now), now).expect("room");
+    l.expire(at(MIN));
+    assert_eq!(l.outcome(BidKey(3)), Outcome::InFlight);
 }
 
 /// An exchange that bills on its billing notice sends the win first: the

@@ -200,6 +200,20 @@ pub enum Release {
     Unknown,
 }
 
+/// What a ledger knows of a bid now ([`Ledger::outcome`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Charged (here, or by another replica as this one has heard).
+    Charged,
+    /// Held: not yet won, lost or let go (a charge under way too).
+    InFlight,
+    /// Lost: a loss notice came.
+    Lost,
+    /// Not known: made before this process, by another replica, or
+    /// let go unwon and forgotten.
+    Unknown,
+}
+
 /// What one pass of [`Ledger::expire`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Expired {
@@ -257,6 +271,11 @@ pub trait Ledger: Send + Sync + 'static {
     /// it. Its reservation still ends as any other does. `false` when the
     /// ledger does not hold the bid.
     fn won(&self, bid: BidKey) -> bool;
+    /// What this ledger knows of `bid` now: reports count a bid's
+    /// impression and click once it is charged, and not at all once lost.
+    fn outcome(&self, _bid: BidKey) -> Outcome {
+        Outcome::Unknown
+    }
     /// Starts charging a win: the billed amount (capped so no budget is
     /// passed) is held, the bid is marked as being charged. Nothing is
     /// spent, nor a duplicate, before [`Ledger::commit`].

@@ -1005,6 +1005,18 @@ impl Ledger for MemoryLedger {
         }
     }
 
+    fn outcome(&self, bid: BidKey) -> crate::Outcome {
+        let shard = self.bid_shard(bid);
+        if shard.is_charged(bid.0) {
+            return crate::Outcome::Charged;
+        }
+        match shard.bids.get(bid.0) {
+            Some(b) if b.state == State::Released => crate::Outcome::Lost,
+            Some(_) => crate::Outcome::InFlight,
+            None => crate::Outcome::Unknown,
+        }
+    }
+
     fn begin_charge(&self, win: &Win<'_>) -> Result<Charge, NotCharged> {
         let b = win.bid;
         let day = win.day.days_since_epoch();

@@ -1241,6 +1241,12 @@ impl Ledger for RedisLedger {
         self.inner.local.won(bid)
     }
 
+    /// What this replica knows: its own bids, and charges of them made
+    /// elsewhere once the stream of charges has told it (`settled`).
+    fn outcome(&self, bid: BidKey) -> ledger::Outcome {
+        self.inner.local.outcome(bid)
+    }
+
     fn begin_charge(&self, win: &Win<'_>) -> Result<Charge, NotCharged> {
         let mut charge = self.inner.local.begin_charge(win)?;
         // Redis without its data does not know which bids were charged: a
