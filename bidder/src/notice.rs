@@ -163,6 +163,10 @@ pub struct Signer {
     /// under its own purpose): makes `per-bid` user keys
     /// ([`Signer::user_key`]) and nothing else.
     user_keys: siphasher::sip::SipHasher24,
+    /// Keyed with the user-mask secret (made as the bid-key secret is,
+    /// under its own purpose): masks the user key in each bid's tracking
+    /// URLs ([`Signer::user_mask`]) and nothing else.
+    user_masks: siphasher::sip::SipHasher24,
     /// What `--url-signatures` asked for.
     mode: UrlSignatures,
     /// Whether URLs are written `per-bid` now (else `per-url`); both kinds
@@ -230,6 +234,7 @@ impl Signer {
         Signer {
             bid_keys: siphasher::sip128::SipHasher24::new_with_key(&derived(&mac, BID_KEY)),
             user_keys: siphasher::sip::SipHasher24::new_with_key(&derived(&mac, USER_KEY)),
+            user_masks: siphasher::sip::SipHasher24::new_with_key(&derived(&mac, USER_MASK)),
             audience_keys: siphasher::sip128::SipHasher24::new_with_key(&derived(
                 &mac,
                 AUDIENCE_KEY,
@@ -293,6 +298,18 @@ impl Signer {
             false => (hmac, sip),
             true => (sip, hmac),
         }
+    }
+
+    /// What the user key in the tracking URLs of bid `bid_id` is masked
+    /// with (XOR): SipHash-2-4 of the id under the user-mask secret. The
+    /// key is one per shopper, for attribution; written as it is, every
+    /// page and exchange that saw our URLs could follow that shopper from
+    /// site to site by it. Masked, no two bids carry the same value.
+    pub(crate) fn user_mask(&self, bid_id: &str) -> u64 {
+        use std::hash::Hasher as _;
+        let mut h = self.user_masks;
+        h.write(bid_id.as_bytes());
+        h.finish()
     }
 
     fn sip_user_key(&self, user: &str) -> u64 {
@@ -432,6 +449,10 @@ const BID_KEY: &str = "bid-key";
 /// The purpose the user-key secret is derived under ([`Signer::user_key`]);
 /// nothing is published under it either.
 const USER_KEY: &str = "user-key";
+
+/// The purpose the user-mask secret is derived under
+/// ([`Signer::user_mask`]).
+const USER_MASK: &str = "user-mask";
 
 /// The purpose the audience-key secret is derived under
 /// ([`bid_audience_token`]).

@@ -219,8 +219,12 @@ impl<'a> Urls<'a> {
             notice::encode_into(k, &mut signed);
         }
         signed.push_str("&u=");
-        if let Some(u) = user {
-            signed.push_str(u);
+        if let Some(u) = user.and_then(|u| u64::from_str_radix(u, 16).ok()) {
+            // Masked per bid (`m`, then 16 hex digits): the key itself is
+            // the same on every bid of the shopper's (see
+            // `Signer::user_mask`).
+            signed.push('m');
+            push_hex16(u ^ signer.user_mask(bid.bid_id), &mut signed);
         }
         if let Some(a) = bid.audience {
             signed.push_str("&a=");
@@ -518,11 +522,31 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
         keyword: Some(text(7)?).filter(|k| !k.is_empty()),
         audience,
         features,
-        user: Some(values[8].to_owned()).filter(|u| !u.is_empty()),
+        user: unmasked_user(values[8], values[0], signer),
         test: values[6] == "1",
         at_ms: values[5].parse().map_err(|_| bad())?,
         redirect,
     })
+}
+
+/// The user key a tracking URL of bid `bid_id` carries as `u`: masked per
+/// bid (`m` and 16 hex digits), or as versions before wrote it (the key's
+/// own 16 digits). None for no one, or for what is neither.
+fn unmasked_user(u: &str, bid_id: &str, signer: &Signer) -> Option<String> {
+    match u.strip_prefix('m') {
+        Some(masked) if masked.len() == 16 => {
+            let k = u64::from_str_radix(masked, 16).ok()? ^ signer.user_mask(bid_id);
+            let mut out = String::with_capacity(16);
+            push_hex16(k, &mut out);
+            Some(out)
+        }
+        _ => Some(u.to_owned()).filter(|u| !u.is_empty()),
+    }
+}
+
+/// `v` as 16 lowercase hex digits.
+fn push_hex16(v: u64, out: &mut String) {
+    out.push_str(hex::Buffer::<8>::new().format(&v.to_be_bytes()));
 }
 
 impl Tracked {
@@ -757,6 +781,14 @@ mod tests {
             &signer,
             None,
         )
+    }
+
+    /// Query parameter `name` of `query`.
+    fn param_of<'q>(query: &'q str, name: &str) -> &'q str {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} in {query}"))
     }
 
     fn query(url: &str) -> (Path, &str) {
@@ -1014,20 +1046,26 @@ mod tests {
                 ],
             ),
         ] {
-            let click_url = at("click", user, &format!("{f}&d=1"), click);
-            let impression_url = at("impression", user, f, impression);
-            assert_eq!(
-                all_urls(how),
-                [
-                    impression_url.clone(),
-                    click_url.clone(),
-                    at("click", user, &format!("{f}&d=0"), beacon),
+            // Written with the user key as it is (before it was masked
+            // per bid): they still read, with that key.
+            let signer = Signer::writing(b"tracking test secret", how);
+            for (path, url) in [
+                (Path::Impression, at("impression", user, f, impression)),
+                (Path::Click, at("click", user, &format!("{f}&d=1"), click)),
+                (Path::Click, at("click", user, &format!("{f}&d=0"), beacon)),
+                (
+                    Path::Event,
                     at("event", user, &format!("{a}&ev=midpoint"), event),
-                ]
-            );
+                ),
+            ] {
+                let t = verify(path, query(&url).1, &signer).expect(&url);
+                assert_eq!(t.user.as_deref(), Some(user), "{url}");
+            }
+            // The markup's URLs are the URLs escaped.
+            let written = all_urls(how);
             assert_eq!(
                 markup_urls(how),
-                [in_attr(click_url), in_attr(impression_url)]
+                [in_attr(written[1].clone()), in_attr(written[0].clone())]
             );
             let [impression, click, beacon, event] = bare_sigs;
             assert_eq!(
@@ -1038,6 +1076,38 @@ mod tests {
                     bare("click", "&d=0", beacon),
                     bare("event", "&ev=midpoint", event),
                 ]
+            );
+        }
+    }
+
+    /// The user key is one per shopper (attribution joins on it): each
+    /// bid's URLs carry it masked with a value of their own, so that pages
+    /// and exchanges cannot follow the shopper from bid to bid by it.
+    #[test]
+    fn the_user_key_is_masked_per_bid() {
+        for how in [notice::UrlSignatures::PerUrl, notice::UrlSignatures::PerBid] {
+            let signer = Signer::writing(b"tracking test secret", how);
+            let key = user_key(&signer, "u-1001");
+            let written = |bid_id: &str| {
+                let mut bid = test_bid(None);
+                bid.bid_id = bid_id;
+                let url = urls_with_every_part(&bid, &signer, None).impression();
+                let (p, q) = query(&url);
+                let u = param_of(q, "u").to_owned();
+                (u, verify(p, q, &signer).unwrap().user)
+            };
+            let (a, read_a) = written("0123456789abcdef0123456789abcdef");
+            let (b, read_b) = written("fedcba98765432100123456789abcdef");
+            assert!(a.starts_with('m') && a.len() == 17, "{a}");
+            assert_ne!(a, b, "the same shopper, two bids");
+            assert!(!a.contains(&key) && !b.contains(&key));
+            assert_eq!(read_a, Some(key.clone()));
+            assert_eq!(read_b, Some(key.clone()));
+            // Another secret's mask reads as another key.
+            let other = Signer::writing(b"another secret", how);
+            assert_ne!(
+                unmasked_user(&a, "0123456789abcdef0123456789abcdef", &other),
+                Some(key)
             );
         }
     }
@@ -1244,7 +1314,13 @@ mod tests {
         // Without an audience, `f` follows `u`.
         let plain = urls_full(None, None, Some(&f)).click();
         let (p, plain) = query(&plain);
-        assert!(plain.contains(&format!("&u={}&f=", user_key(&signer(), "u-1001"))));
+        assert!(plain.contains("&f="), "{plain}");
+        assert_eq!(
+            verify(p, plain, &signer()).unwrap().user,
+            Some(user_key(&signer(), "u-1001"))
+        );
+        let (_, after_u) = plain.split_once("&u=m").unwrap();
+        assert_eq!(&after_u[16..19], "&f=", "{plain}");
         assert_eq!(verify(p, plain, &signer()).unwrap().features, Some(f));
         // URLs written before features were signed still read.
         let old = urls(None).impression();
