@@ -638,10 +638,17 @@ impl App {
         // Its frequency windows, before any bid: caps go on counting
         // (`ledger::frequency`).
         match ledger::frequency::restore(dir, &*self.ledger, self.clock.now()) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                windows = n,
+            Ok(r) if r.read == 0 => {}
+            Ok(r) if r.taken == r.read => tracing::info!(
+                windows = r.taken,
                 "frequency windows of the process before taken on: caps go on counting"
+            ),
+            Ok(r) => tracing::warn!(
+                read = r.read,
+                taken = r.taken,
+                "frequency windows of the process before taken on in part: the others had \
+                 passed, were ahead of this clock or past --max-frequency-windows, or this \
+                 ledger already counted under a key of its own"
             ),
             Err(e) => tracing::warn!(
                 error = %e,
@@ -685,19 +692,28 @@ impl App {
 
     /// Writes the frequency windows still counting to the state directory,
     /// for the next process to take on (`ledger::frequency`): from the
-    /// upkeep once [`FREQUENCY_SAVE_EVERY_MS`] has passed since the last
-    /// write, and when the server stops (`at_stop`). Not every second, as
-    /// holds are: windows run to millions, some 72 bytes each, and what a
-    /// crash loses is impressions counted, not money.
+    /// server's rounds, on a thread of its own (windows run to millions,
+    /// some 72 bytes each: the rounds that expire reservations do not wait
+    /// for it), once [`FREQUENCY_SAVE_EVERY_MS`] has passed since the last
+    /// write and none is being written; and when the server stops
+    /// (`at_stop`, after the one being written). Not every second, as
+    /// holds are: what a crash loses is impressions counted, not money.
     pub fn save_frequency(&self, at_stop: bool) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(dir) = &self.state_dir else {
             return;
         };
-        let _writing = self
-            .frequency_writing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _writing = if at_stop {
+            self.frequency_writing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        } else {
+            match self.frequency_writing.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            }
+        };
         let now = self.clock.now().as_millis();
         if !at_stop
             && now.saturating_sub(self.frequency_saved_ms.load(Relaxed)) < FREQUENCY_SAVE_EVERY_MS
@@ -1456,18 +1472,23 @@ impl App {
                 dims,
             };
             match self.ledger.outcome(ledger::BidId::key_of(t.bid)) {
-                ledger::Outcome::Charged | ledger::Outcome::Unknown => {
+                ledger::Outcome::Charged => {
                     self.record_tracked(event);
                     true
                 }
-                ledger::Outcome::InFlight => {
-                    if !self.awaiting.wait(event) {
-                        metrics::tracking_refused("not_won");
-                    }
-                    false
+                // With Redis, most bids this replica does not know were
+                // made by another, and their charges are not told here: as
+                // before, counted at once. Alone, every charge of the
+                // notice lifetime is known (replayed from the journal at a
+                // start), so a bid not known is not charged, yet.
+                ledger::Outcome::Unknown if self.shared.is_some() => {
+                    self.record_tracked(event);
+                    true
                 }
-                ledger::Outcome::Lost => {
-                    metrics::tracking_refused("not_won");
+                _ => {
+                    for _ in 0..self.awaiting.wait(event) {
+                        metrics::tracking_refused("awaiting_full");
+                    }
                     false
                 }
             }
@@ -1527,12 +1548,17 @@ impl App {
 
     /// Impressions and clicks waiting for their bids' charge: recorded
     /// when charged (here, or elsewhere as the ledger has heard since),
-    /// dropped when lost or past [`App::win_wait_ms`]. From the upkeep.
-    fn settle_awaiting(&self) {
+    /// dropped when their wait is over ([`App::win_wait_ms`] after the
+    /// event, the notice lifetime for a bid won and billed later). From the
+    /// upkeep, and when the server stops (what still waits then is lost).
+    pub fn settle_awaiting(&self) {
         let now = self.clock.now().as_millis();
-        let settled = self.awaiting.settle(now, self.win_wait_ms(), |bid| {
-            self.ledger.outcome(ledger::BidId::key_of(bid))
-        });
+        let won_wait = i64::try_from(self.settings.notice_ttl.as_millis()).unwrap_or(i64::MAX);
+        let settled = self
+            .awaiting
+            .settle(now, self.win_wait_ms(), won_wait, |bid| {
+                self.ledger.outcome(ledger::BidId::key_of(bid))
+            });
         for e in settled.won {
             self.record_tracked(e);
         }
@@ -2088,7 +2114,6 @@ impl App {
         metrics::shading(self.shader.dropped_observations(), self.shader.key_count());
         self.settle_awaiting();
         self.save_holds();
-        self.save_frequency(false);
     }
 
     /// A win, billing or loss notice. A win or billing notice charges its
@@ -2129,15 +2154,7 @@ impl App {
         let bid = BidKey::of(&n.bid_id).ok_or(NoticeError::Signature)?;
         if kind == Kind::Loss {
             return Ok(match self.ledger.release(bid) {
-                ledger::Release::Released => {
-                    // Not won: what its pixel or click said counts nowhere.
-                    if let Ok(b) = u128::from_str_radix(&n.bid_id, 16) {
-                        for _ in self.awaiting.take(b) {
-                            metrics::tracking_refused("not_won");
-                        }
-                    }
-                    NoticeResult::Released
-                }
+                ledger::Release::Released => NoticeResult::Released,
                 ledger::Release::AlreadyWon => NoticeResult::Ignored,
                 ledger::Release::Unknown => NoticeResult::Unknown,
             });

@@ -287,10 +287,11 @@ struct ServeArgs {
     /// reservation TTL.
     #[arg(long, env = "BIDDER_MAX_BIDS_IN_FLIGHT", value_parser = clap::value_parser!(u64).range(1..))]
     max_bids_in_flight: Option<u64>,
-    /// Frequency windows kept at most, embedded (one per user and capped
-    /// line item within its window, about 90 bytes each); past this a bid
-    /// that would count a new user under a cap is not made (no-bid reason
-    /// `state_unavailable`). With Redis, windows live there.
+    /// Frequency windows kept at most (one per user and capped line item
+    /// within its window, about 90 bytes each); past this a bid that would
+    /// count a new user under a cap is not made (no-bid reason
+    /// `state_unavailable`). With Redis, the replica's own windows for its
+    /// bids in flight, beside those in Redis.
     #[arg(long, env = "BIDDER_MAX_FREQUENCY_WINDOWS", default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_frequency_windows: u64,
     /// Open connections per port at most; more wait until one closes.
@@ -1379,6 +1380,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         // back to the other replicas, and writes still owed are sent.
         app.save_holds();
         app.save_frequency(true);
+        // Impressions and clicks of bids charged by now count; the others
+        // waiting for a charge are lost with the process.
+        app.settle_awaiting();
         app.ledger().close();
         app.flush_events().await;
         // Its last pass sends what was written and stayed so.

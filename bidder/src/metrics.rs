@@ -282,7 +282,8 @@ pub fn tracking_evicted(n: usize) {
 
 /// A tracking URL that counted nothing: `signature` (not ours, or
 /// changed), `expired`, `duplicate`, `not_won` (an impression or click of
-/// a bid lost, or not charged within the wait: see `crate::awaiting`).
+/// a bid not charged within its wait: see `crate::awaiting`),
+/// `awaiting_full` (one dropped to make room for a newer one).
 pub fn tracking_refused(reason: &'static str) {
     metrics::counter!("bidder_tracking_refused_total", "reason" => reason).increment(1);
 }
@@ -400,7 +401,13 @@ const LABELLED_COUNTERS: &[(&str, &str, &[&str])] = &[
     (
         "bidder_tracking_refused_total",
         "reason",
-        &["signature", "expired", "duplicate", "not_won"],
+        &[
+            "signature",
+            "expired",
+            "duplicate",
+            "not_won",
+            "awaiting_full",
+        ],
     ),
     (
         "bidder_list_batches_total",
@@ -553,7 +560,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         "bidder_tracking_refused_total",
-        "Tracking calls that counted nothing, by reason (signature, expired, duplicate, not_won)."
+        "Tracking calls that counted nothing, by reason (signature, expired, duplicate, not_won, awaiting_full)."
     );
     metrics::describe_counter!(
         "bidder_tracking_dedupe_evicted_total",

@@ -1374,6 +1374,8 @@ trait Expiry: Send + Sync + 'static {
     /// Whether the step is done.
     fn expire_step(&self, now: config::Timestamp, step: usize) -> bool;
     fn upkeep(&self);
+    /// [`App::save_frequency`] between stops.
+    fn save_frequency(&self) {}
 }
 
 impl Expiry for App {
@@ -1388,6 +1390,9 @@ impl Expiry for App {
     }
     fn upkeep(&self) {
         App::upkeep(self)
+    }
+    fn save_frequency(&self) {
+        App::save_frequency(self, false)
     }
 }
 
@@ -1449,8 +1454,12 @@ async fn expiry_rounds<E: Expiry>(app: Arc<E>, mut stop: watch::Receiver<bool>) 
             let _ = tokio::task::spawn_blocking(move || while !app.expire_step(now, last) {}).await;
         }
         if round % ROUNDS_PER_UPKEEP == 0 {
+            let upkept = app.clone();
+            let _ = tokio::task::spawn_blocking(move || upkept.upkeep()).await;
+            // Not awaited: a write of millions of windows must not hold
+            // up the expiry of reservations (one at a time, once a minute).
             let app = app.clone();
-            let _ = tokio::task::spawn_blocking(move || app.upkeep()).await;
+            drop(tokio::task::spawn_blocking(move || app.save_frequency()));
         }
     }
 }

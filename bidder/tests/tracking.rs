@@ -647,31 +647,33 @@ fn impressions_and_clicks_count_once_their_bid_is_won_and_never_if_lost() {
         &[(event("impression"), 1.0), (event("click"), 1.0)],
         || won(&s, &bid),
     );
-    // Lost after its pixel: it never counts.
-    let lost = only_bid(&s, &banner_request());
-    let (_, pixel) = urls(&lost);
-    counting(&s, &[], || assert_pixel(&call(&s, &pixel)));
-    counting(&s, &[(refused("not_won"), 1.0)], || {
-        let r = s.notice(lost["lurl"].as_str().unwrap(), "1.00");
+    // Lost after its pixel, lost before it, lost and forgotten (its
+    // reservation over) before it, or no notice at all: none counts. Each
+    // waits, since a win may still come after a loss (and is charged),
+    // and goes once the longest reservation (60 s) and the late-win
+    // horizon (5 min) have passed without one.
+    let bids: Vec<Value> = (0..4).map(|_| only_bid(&s, &banner_request())).collect();
+    let lose = |bid: &Value| {
+        let r = s.notice(bid["lurl"].as_str().unwrap(), "1.00");
         assert_eq!(r.status, 200, "{}", r.text());
-    });
-    // Lost before it: refused at once.
-    let lost = only_bid(&s, &banner_request());
-    let (click, _) = urls(&lost);
-    assert_eq!(s.notice(lost["lurl"].as_str().unwrap(), "1.00").status, 200);
-    let r = counting(&s, &[(refused("not_won"), 1.0)], || call(&s, &click));
-    assert_redirect(&r, CLICK_URL);
-    // No notice at all: dropped once the longest reservation (60 s) and
-    // the late-win horizon (5 min) have passed.
-    let silent = only_bid(&s, &banner_request());
-    let (_, pixel) = urls(&silent);
-    counting(&s, &[], || assert_pixel(&call(&s, &pixel)));
+    };
     counting(&s, &[], || {
-        s.clock.advance_millis(6 * 60_000 - 1);
+        assert_pixel(&call(&s, &urls(&bids[0]).1));
+        lose(&bids[0]);
+        lose(&bids[1]);
+        assert_redirect(&call(&s, &urls(&bids[1]).0), CLICK_URL);
+        assert_pixel(&call(&s, &urls(&bids[3]).1));
+        lose(&bids[2]);
+        s.clock.advance_millis(61_000);
+        s.app.upkeep();
+        assert_pixel(&call(&s, &urls(&bids[2]).1));
+    });
+    counting(&s, &[(refused("not_won"), 3.0)], || {
+        s.clock.advance_millis(5 * 60_000);
         s.app.upkeep();
     });
     counting(&s, &[(refused("not_won"), 1.0)], || {
-        s.clock.advance_millis(1);
+        s.clock.advance_millis(61_000);
         s.app.upkeep();
     });
 }
@@ -758,14 +760,18 @@ fn urls_written_per_bid_or_per_url_count_and_charge_on_either_replica() {
     for (writer, reader) in [(&per_bid, &per_url), (&per_url, &per_bid)] {
         let bid = only_bid(writer, &banner_request());
         let (click, pixel) = banner_urls(bid["adm"].as_str().unwrap());
-        counting(reader, &[(event("impression"), 1.0)], || {
-            assert_pixel(&call(reader, &pixel))
-        });
-        counting(reader, &[(event("click"), 1.0)], || {
-            assert_redirect(&call(reader, &click), CLICK_URL)
+        // Read, and waiting for the bid's charge (alone, a bid not known
+        // is not charged yet).
+        counting(reader, &[], || {
+            assert_pixel(&call(reader, &pixel));
+            assert_redirect(&call(reader, &click), CLICK_URL);
         });
         let before = money(reader, "disp").0;
-        let win = reader.notice(bid["nurl"].as_str().unwrap(), "1.50");
+        let win = counting(
+            reader,
+            &[(event("impression"), 1.0), (event("click"), 1.0)],
+            || reader.notice(bid["nurl"].as_str().unwrap(), "1.50"),
+        );
         assert!(win.status < 300, "{}", win.text());
         assert_eq!(
             money(reader, "disp").0.as_i64(),

@@ -254,6 +254,10 @@ pub fn a_bids_outcome_follows_its_notices(b: &Backend<'_>) {
     assert_eq!(l.outcome(BidKey(1)), Outcome::Charged);
     assert_eq!(l.release(BidKey(2)), Release::Released);
     assert_eq!(l.outcome(BidKey(2)), Outcome::Lost);
+    // Won, billed on a later notice.
+    l.reserve(&k.hold(4, m(2), cap, now), now).expect("room");
+    assert!(l.won(BidKey(4)));
+    assert_eq!(l.outcome(BidKey(4)), Outcome::Won);
     // Its reservation over, an unwon bid is still held (its learned
     // share) while its notices may come.
     l.reserve(&k.hold(3, m(2), cap, now), now).expect("room");

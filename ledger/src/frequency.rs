@@ -19,7 +19,7 @@
 //! start goes on counting afresh, as before.
 
 use std::hash::Hasher as _;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::Path;
 
 use config::Timestamp;
@@ -69,14 +69,17 @@ impl Window {
 
     pub(crate) fn advance(&mut self, now: Timestamp) {
         let b = self.bucket(now);
-        if self.newest == i64::MIN || b - self.newest >= BUCKETS {
+        if self.newest == i64::MIN || b.saturating_sub(self.newest) >= BUCKETS {
             self.counts = [0; BUCKETS as usize];
-        } else {
+            self.newest = b;
+        } else if b > self.newest {
+            // Fewer than BUCKETS steps: bounded whatever `newest` says.
             for n in self.newest + 1..=b {
                 self.counts[n.rem_euclid(BUCKETS) as usize] = 0;
             }
+            self.newest = b;
         }
-        self.newest = self.newest.max(b);
+        // A clock behind the window's newest bucket changes nothing.
     }
 
     pub(crate) fn total(&self) -> u32 {
@@ -85,7 +88,7 @@ impl Window {
 
     /// Adds one to `bucket`, or takes one away, if it is still inside.
     pub(crate) fn change(&mut self, bucket: i64, up: bool) {
-        if bucket > self.newest || bucket <= self.newest - BUCKETS {
+        if bucket > self.newest || bucket <= self.newest.saturating_sub(BUCKETS) {
             return;
         }
         let c = &mut self.counts[bucket.rem_euclid(BUCKETS) as usize];
@@ -118,25 +121,38 @@ impl Windows {
 /// A window's bytes in the file: its slot, width, newest bucket, counts.
 const RECORD: usize = 8 + 8 + 8 + 2 * BUCKETS as usize;
 
-/// The file's bytes: the magic line, the key, the count of windows, the
-/// windows, then a checksum of all that (a file cut short or damaged is
-/// refused whole, not read in part).
-fn encode(w: &Windows) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MAGIC.len() + 24 + w.windows.len() * RECORD + 8);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&w.key[0].to_le_bytes());
-    out.extend_from_slice(&w.key[1].to_le_bytes());
-    out.extend_from_slice(&(w.windows.len() as u64).to_le_bytes());
+/// The file's bytes, into `out`: the magic line, the key, the count of
+/// windows, the windows, then a checksum of all that (a file cut short or
+/// damaged is refused whole, not read in part). Streamed: millions of
+/// windows are not copied once more into one buffer.
+fn encode_into(w: &Windows, out: &mut impl io::Write) -> io::Result<()> {
+    let mut sum = siphasher::sip::SipHasher13::new_with_keys(0, 0);
+    let mut put = |bytes: &[u8]| {
+        sum.write(bytes);
+        out.write_all(bytes)
+    };
+    put(MAGIC)?;
+    put(&w.key[0].to_le_bytes())?;
+    put(&w.key[1].to_le_bytes())?;
+    put(&(w.windows.len() as u64).to_le_bytes())?;
+    let mut record = [0u8; RECORD];
     for (slot, win) in &w.windows {
-        out.extend_from_slice(&slot.to_le_bytes());
-        out.extend_from_slice(&win.width_ms.to_le_bytes());
-        out.extend_from_slice(&win.newest.to_le_bytes());
-        for c in win.counts {
-            out.extend_from_slice(&c.to_le_bytes());
+        record[..8].copy_from_slice(&slot.to_le_bytes());
+        record[8..16].copy_from_slice(&win.width_ms.to_le_bytes());
+        record[16..24].copy_from_slice(&win.newest.to_le_bytes());
+        for (at, c) in record[24..].chunks_exact_mut(2).zip(win.counts) {
+            at.copy_from_slice(&c.to_le_bytes());
         }
+        put(&record)?;
     }
-    let sum = checksum(&out);
-    out.extend_from_slice(&sum.to_le_bytes());
+    let sum = sum.finish();
+    out.write_all(&sum.to_le_bytes())
+}
+
+#[cfg(test)]
+fn encode(w: &Windows) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(w, &mut out).unwrap_or_else(|_| unreachable!("a Vec takes every write"));
     out
 }
 
@@ -192,9 +208,23 @@ fn decode(bytes: &[u8]) -> Option<Windows> {
 }
 
 /// Writes `windows` (a ledger's [`crate::Ledger::frequency`]) to `dir`,
-/// replacing the file whole. Returns how many windows it holds.
+/// replacing the file whole (written beside it, made durable, renamed),
+/// readable by its owner only: it holds the key. Returns how many windows
+/// it holds.
 pub fn save(dir: &Path, windows: &Windows) -> io::Result<usize> {
-    crate::journal::replace_file(dir, FILE, &encode(windows))?;
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let mut f = io::BufWriter::with_capacity(1 << 16, open.open(&tmp)?);
+    encode_into(windows, &mut f)?;
+    f.flush()?;
+    let f = f.into_inner().map_err(io::IntoInnerError::into_error)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(FILE))?;
+    crate::journal::sync_dir(dir)?;
     Ok(windows.len())
 }
 
@@ -207,13 +237,23 @@ pub enum ReadError {
     Invalid { path: String },
 }
 
+/// What a start read and took on.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Windows in the file.
+    pub read: usize,
+    /// Taken on: still counting, not from the future, within the bound,
+    /// and under a key this ledger had not begun without.
+    pub taken: usize,
+}
+
 /// Takes on in `ledger` the windows the file in `dir` holds, those still
-/// counting at `now`; how many. None there: none taken, no error.
-pub fn restore(dir: &Path, ledger: &dyn Ledger, now: Timestamp) -> Result<usize, ReadError> {
+/// counting at `now`. None there: none read, no error.
+pub fn restore(dir: &Path, ledger: &dyn Ledger, now: Timestamp) -> Result<Restored, ReadError> {
     let path = dir.join(FILE);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Restored::default()),
         Err(source) => {
             return Err(ReadError::Io {
                 path: path.display().to_string(),
@@ -221,10 +261,20 @@ pub fn restore(dir: &Path, ledger: &dyn Ledger, now: Timestamp) -> Result<usize,
             })
         }
     };
-    let windows = decode(&bytes).ok_or_else(|| ReadError::Invalid {
+    let mut windows = decode(&bytes).ok_or_else(|| ReadError::Invalid {
         path: path.display().to_string(),
     })?;
-    Ok(ledger.take_frequency(windows, now))
+    let read = windows.len();
+    // A window whose newest bucket is ahead of now (a clock that was
+    // ahead, a file from another machine) would count as it stood until
+    // the clock caught up: left out, as are those whose time has passed.
+    windows
+        .windows
+        .retain(|(_, w)| !w.passed(now) && w.newest <= w.bucket(now));
+    Ok(Restored {
+        read,
+        taken: ledger.take_frequency(windows, now),
+    })
 }
 
 #[cfg(test)]
@@ -306,7 +356,10 @@ mod tests {
         save(&dir, &before.frequency(Timestamp(now)).unwrap()).unwrap();
 
         let after = MemoryLedger::default();
-        assert_eq!(restore(&dir, &after, Timestamp(now + 1_000)).unwrap(), 1);
+        assert_eq!(
+            restore(&dir, &after, Timestamp(now + 1_000)).unwrap(),
+            Restored { read: 1, taken: 1 }
+        );
         assert_eq!(bid(&after, 10, "u", now + 1_000), Err(Refusal::Frequency));
         bid(&after, 11, "v", now + 1_000).expect("another user has a cap of their own");
         // The window still slides: an hour and a bucket on, "u" is back.
@@ -316,22 +369,38 @@ mod tests {
         let late = MemoryLedger::default();
         assert_eq!(
             restore(&dir, &late, Timestamp(now + 86_400_000)).unwrap(),
-            0
+            Restored { read: 1, taken: 0 }
+        );
+        // Nor those from the future (a clock that was ahead).
+        let behind = MemoryLedger::default();
+        assert_eq!(
+            restore(&dir, &behind, Timestamp(now - 3_600_000)).unwrap(),
+            Restored { read: 1, taken: 0 }
         );
 
         // A ledger that already counts under a key of its own takes none:
         // its users could not find them.
         let busy = MemoryLedger::default();
         bid(&busy, 20, "w", now).unwrap();
-        assert_eq!(restore(&dir, &busy, Timestamp(now)).unwrap(), 0);
+        assert_eq!(restore(&dir, &busy, Timestamp(now)).unwrap().taken, 0);
         bid(&busy, 21, "u", now).expect("nothing taken for u");
 
         // No file: nothing taken, no error; a damaged one: an error.
         let empty = tempdir("none");
         assert_eq!(
             restore(&empty, &MemoryLedger::default(), Timestamp(now)).unwrap(),
-            0
+            Restored::default()
         );
+        // Only its owner may read it: it holds the key.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.join(FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{mode:o}");
+        }
         std::fs::write(dir.join(FILE), b"bidder-frequency 1\n").unwrap();
         assert!(matches!(
             restore(&dir, &MemoryLedger::default(), Timestamp(now)),
@@ -339,6 +408,20 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&empty);
+    }
+
+    /// Whatever a file says of a window's newest bucket (the checksum is
+    /// no MAC), counting in it stays bounded work.
+    #[test]
+    fn a_window_from_any_time_counts_in_bounded_steps() {
+        let now = Timestamp(1_795_521_600_000);
+        for newest in [i64::MAX, i64::MAX - 1, i64::MIN + 1, -1, 0] {
+            let mut w = window(newest, &[(3, 7)]);
+            w.advance(now);
+            w.change(w.bucket(now), true);
+            w.change(newest, false);
+            let _ = (w.total(), w.passed(now));
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub struct FileStorage {
     dir_unsynced: bool,
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

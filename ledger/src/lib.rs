@@ -205,6 +205,9 @@ pub enum Release {
 pub enum Outcome {
     /// Charged (here, or by another replica as this one has heard).
     Charged,
+    /// Won, to be charged on a later notice (an exchange that bills on
+    /// its billing notice), which may come until the bid's notices expire.
+    Won,
     /// Held: not yet won, lost or let go (a charge under way too).
     InFlight,
     /// Lost: a loss notice came.

@@ -668,6 +668,12 @@ impl MemoryLedger {
     /// seen would grow without bound. One shard a pass keeps each pass
     /// short; a bid in flight that still points at a dropped window finds
     /// nothing to give back, which is what the window would say anyway.
+    ///
+    /// Not those at zero before their time: a bid whose reservation ended
+    /// gave its slot back and takes it again if it is won late, which it
+    /// may be until its notices expire (so made-up users whose bids were
+    /// lost keep their places under [`Options::max_windows`] for their cap
+    /// window).
     fn sweep_windows(&self, now: Timestamp) {
         let i = self.sweep.fetch_add(1, Ordering::Relaxed) % FREQ_SHARDS;
         self.windows.lock(i).retain(|_, w| !w.passed(now));
@@ -1012,6 +1018,7 @@ impl Ledger for MemoryLedger {
         }
         match shard.bids.get(bid.0) {
             Some(b) if b.state == State::Released => crate::Outcome::Lost,
+            Some(b) if b.won => crate::Outcome::Won,
             Some(_) => crate::Outcome::InFlight,
             None => crate::Outcome::Unknown,
         }
@@ -1310,12 +1317,11 @@ impl Ledger for MemoryLedger {
         let mut windows = Vec::new();
         for i in 0..FREQ_SHARDS {
             let shard = self.windows.lock(i);
-            windows.extend(
-                shard
-                    .iter()
-                    .filter(|(_, w)| !w.passed(now))
-                    .map(|(k, w)| (*k, w.clone())),
-            );
+            windows.extend(shard.iter().filter_map(|(k, w)| {
+                let mut w = w.clone();
+                w.advance(now);
+                (!w.passed(now) && w.total() > 0).then_some((*k, w))
+            }));
         }
         Some(crate::frequency::Windows { key, windows })
     }
@@ -2164,17 +2170,46 @@ mod tests {
                 forget: Timestamp(now + 2),
             };
             l.reserve(&hold, Timestamp(now)).expect("room");
-            l.release(BidKey(n));
+            // Won: the impression counts in its window.
+            let win = plain_win(
+                n,
+                Timestamp(now).date(),
+                (&li, &o),
+                Cap::None,
+                Timestamp(now + 2),
+            );
+            let c = l.begin_charge(&win).expect("chargeable");
+            l.commit(&c);
         }
+        // One lost: its window counts nothing, kept in memory (a late win
+        // would count there) but not written for the next process, which
+        // does not know the bid.
+        let lost = "made-up-lost";
+        let mut hold = plain_hold(
+            5_000,
+            Timestamp(now).date(),
+            (&li, &o),
+            Cap::None,
+            Timestamp(now),
+            1,
+        );
+        hold.frequency = Some(FrequencyHold {
+            user: lost,
+            cap: 3,
+            window_ms: 3_600_000,
+        });
+        l.reserve(&hold, Timestamp(now)).expect("room");
+        l.release(BidKey(5_000));
         let windows =
             |l: &MemoryLedger| -> usize { (0..FREQ_SHARDS).map(|i| l.windows.lock(i).len()).sum() };
-        assert_eq!(windows(&l), 5_000);
+        assert_eq!(windows(&l), 5_001);
         // Within the hour they are kept; a day later, one pass per shard
         // drops them all.
         for _ in 0..FREQ_SHARDS {
             l.expire(Timestamp(now + 1_000));
         }
-        assert_eq!(windows(&l), 5_000);
+        assert_eq!(windows(&l), 5_001);
+        assert_eq!(l.frequency(Timestamp(now + 1_000)).unwrap().len(), 5_000);
         for _ in 0..FREQ_SHARDS {
             l.expire(Timestamp(now + 86_400_000));
         }
