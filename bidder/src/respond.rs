@@ -62,7 +62,7 @@ impl Answer<'_> {
         let mut out = crate::AnswerBuf::string(room + 256);
         // Once for all the bids, which share their user (an HMAC while
         // URLs are signed `per-url`).
-        let user = self.user.map(|u| crate::track::UserKey::of(self.signer, u));
+        let user = self.user.map(|u| self.signer.user_key(u));
         out.push_str("{\"id\":");
         push_json_str(&mut out, &self.req.id);
         out.push_str(",\"seatbid\":[{\"bid\":[");
@@ -75,7 +75,7 @@ impl Answer<'_> {
                 &self.req.imp[*imp_index].id,
                 choice,
                 bid_id.as_str(),
-                user.as_ref().map(crate::track::UserKey::as_str),
+                user,
             );
         }
         out.push(']');
@@ -97,7 +97,7 @@ impl Answer<'_> {
         imp_id: &str,
         choice: &Choice,
         bid_id: &str,
-        user: Option<&str>,
+        user: Option<u64>,
     ) {
         let item = &self.snap.items[choice.item];
         let creative = &self.snap.creative_json[item.advertiser][choice.creative];

@@ -195,7 +195,7 @@ impl<'a> Urls<'a> {
         base: &'a str,
         bid: &notice::NoticeUrl<'_>,
         keyword: Option<&str>,
-        user: Option<&str>,
+        user: Option<u64>,
         features: Option<&predict::Features>,
         signer: &Signer,
         key: Option<&notice::BidKey>,
@@ -219,7 +219,7 @@ impl<'a> Urls<'a> {
             notice::encode_into(k, &mut signed);
         }
         signed.push_str("&u=");
-        if let Some(u) = user.and_then(|u| u64::from_str_radix(u, 16).ok()) {
+        if let Some(u) = user {
             // Masked per bid (`m`, then 16 hex digits): the key itself is
             // the same on every bid of the shopper's (see
             // `Signer::user_mask`).
@@ -559,29 +559,15 @@ impl Tracked {
     }
 }
 
-/// A user id as tracking URLs carry it: 16 lowercase hex digits of a keyed
-/// hash under the notice secret (shared by replicas), so the same shopper
-/// gets the same key on every replica that writes URLs the same way, and
-/// the URL does not show who it is (`Signer::user_key`).
+/// A user id as tracking URLs carry it before each bid's mask: 16
+/// lowercase hex digits of a keyed hash under the notice secret (shared by
+/// replicas), so the same shopper gets the same key on every replica that
+/// writes URLs the same way, and the URL does not show who it is
+/// (`Signer::user_key`).
 pub fn user_key(signer: &Signer, user: &str) -> String {
-    UserKey::of(signer, user).as_str().to_owned()
-}
-
-/// [`user_key`]'s digits, held without a string of their own: the
-/// answer makes one per request. const-hex's buffer, whose text is ASCII
-/// as written: reading it checks nothing.
-pub(crate) struct UserKey(hex::Buffer<8>);
-
-impl UserKey {
-    pub(crate) fn of(signer: &Signer, user: &str) -> UserKey {
-        let mut digits = hex::Buffer::new();
-        digits.format(&signer.user_key(user).to_be_bytes());
-        UserKey(digits)
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
+    let mut out = String::with_capacity(16);
+    push_hex16(signer.user_key(user), &mut out);
+    out
 }
 
 /// Which (bid, event) pairs were counted, so each counts once. Kept in
@@ -776,7 +762,7 @@ mod tests {
             "https://bidder.example/",
             &bid,
             keyword,
-            Some(&user_key(&signer, "u-1001")),
+            Some(signer.user_key("u-1001")),
             features,
             &signer,
             None,
@@ -819,7 +805,7 @@ mod tests {
             "https://bidder.example/",
             bid,
             Some("phrase:mystery novel"),
-            Some(&user_key(signer, "u-1001")),
+            Some(signer.user_key("u-1001")),
             Some(&features()),
             signer,
             key,
@@ -846,7 +832,7 @@ mod tests {
                     base,
                     &bid,
                     Some("phrase:<b>\"&'"),
-                    Some(&user_key(&signer(), "u-1001")),
+                    Some(signer().user_key("u-1001")),
                     with_features.then_some(&features),
                     &signer(),
                     None,
@@ -1507,7 +1493,7 @@ mod tests {
                 base,
                 &bid,
                 keyword.as_deref(),
-                Some(&user_key(&signer, "u-1001")),
+                Some(signer.user_key("u-1001")),
                 featured.then_some(&f),
                 &signer,
                 None,
