@@ -175,7 +175,7 @@ struct Walk<'r> {
     first_price: bool,
     /// A fixed-price deal's agreed price: what is bid.
     fixed: Option<Micros>,
-    deal: Option<&'r str>,
+    deal: Option<&'r ortb::Deal<'r>>,
     keyword: Option<&'r str>,
     /// Index within the advertiser.
     audience: Option<usize>,
@@ -273,7 +273,7 @@ pub(crate) fn evaluate(
                         first_price: walk.first_price,
                         fixed: walk.fixed,
                     },
-                    deal: walk.deal.map(str::to_owned),
+                    deal: walk.deal.map(|d| d.id.to_string()),
                     keyword: walk.keyword.map(str::to_owned),
                     audience: walk.audience,
                     kind,
@@ -282,10 +282,12 @@ pub(crate) fn evaluate(
             Check::Price => {
                 return match (walk.choice.take(), walk.floor) {
                     (Some(choice), Some(floor)) => {
-                        // An open-market spot also clears the floors of its
-                        // duration; a deal's floor is its own.
+                        // A spot also clears the floors of its duration: the
+                        // imp's in the open market, its deal's in a deal
+                        // (a fixed price is what is bid, floors or not).
                         let floor = match walk.deal {
-                            Some(_) => Ok(floor),
+                            Some(_) if walk.fixed.is_some() => Ok(floor),
+                            Some(d) => deal_duration_floor(ctx, d, &choice).map(|d| d.max(floor)),
                             None => {
                                 duration_floor(ctx, imp, item.media, &choice).map(|d| d.max(floor))
                             }
@@ -332,7 +334,38 @@ fn duration_floor(
         },
         _ => return Ok(Micros::ZERO),
     };
-    let secs = fit.duration_s;
+    floor_of_duration(ctx, fit.duration_s, per_sec, durfloors, &imp.bidfloorcur)
+}
+
+/// [`duration_floor`] in a deal (OpenRTB 2.6 `pmp.deals[].mincpmpersec`
+/// and `durfloors`, in the deal's floor currency): a deal's own floors
+/// replace the imp's, for its duration as for its price.
+fn deal_duration_floor(
+    ctx: &Context<'_>,
+    deal: &ortb::Deal<'_>,
+    choice: &Choice,
+) -> Result<Micros, NoBid> {
+    let ChoiceKind::Av { fit, .. } = &choice.kind else {
+        return Ok(Micros::ZERO);
+    };
+    floor_of_duration(
+        ctx,
+        fit.duration_s,
+        deal.mincpmpersec,
+        &deal.durfloors,
+        &deal.bidfloorcur,
+    )
+}
+
+/// `per_sec` times `secs`, and the highest of the `durfloors` whose range
+/// holds `secs`, in USD from `currency`.
+fn floor_of_duration(
+    ctx: &Context<'_>,
+    secs: u32,
+    per_sec: Option<i64>,
+    durfloors: &[ortb::DurFloor],
+    currency: &str,
+) -> Result<Micros, NoBid> {
     let by_secs = per_sec.map_or(0, |p| p.saturating_mul(i64::from(secs)));
     let by_range = durfloors
         .iter()
@@ -340,8 +373,12 @@ fn duration_floor(
         .filter_map(|d| d.bidfloor)
         .max()
         .unwrap_or(0);
-    crate::context::floor_usd(by_secs.max(by_range), &imp.bidfloorcur, ctx.rates)
-        .ok_or(NoBid::Currency)
+    match by_secs.max(by_range) {
+        // None: nothing to convert (a deal in a currency without a rate
+        // and no floor of its own bids as before).
+        0 => Ok(Micros::ZERO),
+        floor => crate::context::floor_usd(floor, currency, ctx.rates).ok_or(NoBid::Currency),
+    }
 }
 
 /// The floor against the line item's highest bid: none that can be priced
@@ -501,7 +538,7 @@ fn deal<'r>(
     if let Some(floor) = floor {
         walk.floor = Some(floor);
     }
-    walk.deal = Some(d.id.as_ref());
+    walk.deal = Some(d);
     if let Some(at) = d.at {
         walk.first_price = at == 1;
     }

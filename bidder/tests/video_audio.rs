@@ -281,6 +281,50 @@ fn spots_clear_the_floors_of_their_duration() {
     assert_eq!(reason(&s, &r, "tent-audio-music"), "floor");
 }
 
+/// In a deal, the deal's own floors by duration (OpenRTB 2.6
+/// `pmp.deals[].mincpmpersec` and `durfloors`, in the deal's currency)
+/// apply, as its floor does, instead of the imp's: they were not read.
+#[test]
+fn spots_in_a_deal_clear_the_deals_floors_of_their_duration() {
+    let dir = common::tempdir("deal-durfloors");
+    for entry in std::fs::read_dir(repo().join("examples/config")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "          devices: [ctv, desktop, phone, tablet]\n        creatives: [tent-video-15s]",
+            "          devices: [ctv, desktop, phone, tablet]\n          deals: [CTV-1]\n        creatives: [tent-video-15s]",
+        );
+        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let s = Server::start(&dir, Some(&repo().join("examples/data")));
+    let in_deal = |deal: Value| {
+        let mut r = request("video-ctv-instream-companion.json");
+        r["imp"][0]["pmp"] = json!({ "private_auction": 1, "deals": [deal] });
+        r
+    };
+    // The 15 s spot bids 22 in the deal.
+    let plain = in_deal(json!({ "id": "CTV-1", "bidfloor": 10 }));
+    assert_eq!(bids(&s, &plain).len(), 1, "the line item bids in its deal");
+    let r = in_deal(json!({ "id": "CTV-1", "bidfloor": 10, "mincpmpersec": 1.47 }));
+    assert!(bids(&s, &r).is_empty(), "22.05 for 15 s");
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "floor");
+    let r = in_deal(json!({ "id": "CTV-1", "durfloors": [{ "maxdur": 15, "bidfloor": 25 }] }));
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "floor");
+    let r = in_deal(json!({ "id": "CTV-1", "durfloors": [{ "mindur": 16, "bidfloor": 25 }] }));
+    assert_eq!(bids(&s, &r).len(), 1, "a range that does not hold 15 s");
+    // In the deal's currency.
+    let r = in_deal(json!({ "id": "CTV-1", "bidfloorcur": "GBP", "mincpmpersec": 1.4 }));
+    assert_eq!(
+        reason(&s, &r, "tent-ctv-video"),
+        "floor",
+        "21 GBP is more than 22 USD"
+    );
+    // The imp's own duration floors do not hold in the deal.
+    let mut r = in_deal(json!({ "id": "CTV-1", "bidfloor": 10 }));
+    r["imp"][0]["video"]["mincpmpersec"] = json!(5);
+    assert_eq!(bids(&s, &r).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A spot longer than the pod's `poddur` does not go in, and a player
 /// that takes streaming only (`delivery` without progressive, which is
 /// what every rendition is) gets no bid: both were read and not applied

@@ -518,6 +518,13 @@ pub struct Deal<'a> {
     pub wseat: Strs<'a>,
     #[serde(borrow, default, deserialize_with = "de::str_vec")]
     pub wadomain: Strs<'a>,
+    /// 2.6 minimum CPM per second for a video or audio spot in this deal,
+    /// in micros (rounded up like a floor), in `bidfloorcur`.
+    #[serde(default, deserialize_with = "de::opt_floor_micros")]
+    pub mincpmpersec: Option<i64>,
+    /// 2.6 floors by creative duration in this deal.
+    #[serde(default, deserialize_with = "de::vec")]
+    pub durfloors: Vec<DurFloor>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
 }
@@ -531,6 +538,8 @@ impl Default for Deal<'_> {
             at: None,
             wseat: Strs::new(),
             wadomain: Strs::new(),
+            mincpmpersec: None,
+            durfloors: Vec::new(),
             ext: None,
         }
     }

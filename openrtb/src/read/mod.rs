@@ -366,6 +366,8 @@ object!(Deal {
         "at" => at: opt_i32,
         "wseat" => wseat: str_vec,
         "wadomain" => wadomain: str_vec,
+        "mincpmpersec" => mincpmpersec: opt_floor,
+        "durfloors" => durfloors: list,
         "ext" => ext: ext,
 });
 
