@@ -639,16 +639,18 @@ impl App {
         // (`ledger::frequency`).
         match ledger::frequency::restore(dir, &*self.ledger, self.clock.now()) {
             Ok(r) if r.read == 0 => {}
-            Ok(r) if r.taken == r.read => tracing::info!(
+            Ok(r) if r.taken + r.passed == r.read => tracing::info!(
                 windows = r.taken,
+                passed = r.passed,
                 "frequency windows of the process before taken on: caps go on counting"
             ),
             Ok(r) => tracing::warn!(
                 read = r.read,
+                passed = r.passed,
                 taken = r.taken,
-                "frequency windows of the process before taken on in part: the others had \
-                 passed, were ahead of this clock or past --max-frequency-windows, or this \
-                 ledger already counted under a key of its own"
+                "frequency windows of the process before taken on in part: the others were \
+                 ahead of this clock or past --max-frequency-windows, or this ledger already \
+                 counted under a key of its own"
             ),
             Err(e) => tracing::warn!(
                 error = %e,
@@ -1485,8 +1487,9 @@ impl App {
                     self.record_tracked(event);
                     true
                 }
-                _ => {
-                    for _ in 0..self.awaiting.wait(event) {
+                outcome => {
+                    let won = outcome == ledger::Outcome::Won;
+                    for _ in 0..self.awaiting.wait(event, won) {
                         metrics::tracking_refused("awaiting_full");
                     }
                     false

@@ -15,10 +15,11 @@
 //! later notice, the notice lifetime. A loss notice does not end the wait:
 //! a win may still come after it, and the ledger charges that win.
 //!
-//! Bounded: past [`MAX_WAITING`] events, the oldest is dropped for a new one.
-//! Events of bids that are charged leave within seconds; what stays long is
-//! mostly calls for bids that will not be won, so a flood of those pushes
-//! out its own kind first.
+//! Bounded: past [`MAX_WAITING`] events, the oldest of bids not known to
+//! be won is dropped for a new one. Events of bids that are charged leave
+//! within seconds; what stays long is mostly calls for bids that will not
+//! be won, so a flood of those pushes out its own kind first. Those of bids
+//! won and billed later (which wait longest) go last.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -48,21 +49,39 @@ pub(crate) struct Awaiting {
 
 #[derive(Default)]
 struct Inner {
-    /// Two at most a bid: tracking counts one impression and one click of
-    /// each.
-    by_bid: HashMap<u128, Vec<Waiting>>,
-    /// Bids in the order their first waiting event came; some may have
-    /// left `by_bid` since (kept in step by [`Awaiting::settle`]).
-    order: VecDeque<u128>,
+    /// Two events at most a bid (tracking counts one impression and one
+    /// click of each), and the number of its entry in `order` or `won`.
+    by_bid: HashMap<u128, (u64, Vec<Waiting>)>,
+    /// Bids in the order their first waiting event came, by entry number:
+    /// those known to be won (billed on a later notice) apart, evicted
+    /// last. An entry whose bid has left `by_bid`, or come back under a
+    /// later number, is stale ([`Awaiting::settle`] drops those).
+    order: VecDeque<(u64, u128)>,
+    won: VecDeque<(u64, u128)>,
+    next: u64,
     /// Events in `by_bid`.
     count: usize,
 }
 
 impl Inner {
     fn remove(&mut self, bid: u128) -> Vec<Waiting> {
-        let events = self.by_bid.remove(&bid).unwrap_or_default();
+        let (_, events) = self.by_bid.remove(&bid).unwrap_or_default();
         self.count -= events.len();
         events
+    }
+
+    /// The events of the oldest live entry: of bids not known to be won
+    /// first.
+    fn evict(&mut self) -> Option<Vec<Waiting>> {
+        loop {
+            let (n, bid) = match self.order.pop_front() {
+                Some(e) => e,
+                None => self.won.pop_front()?,
+            };
+            if self.by_bid.get(&bid).is_some_and(|(at, _)| *at == n) {
+                return Some(self.remove(bid));
+            }
+        }
     }
 }
 
@@ -83,22 +102,28 @@ impl Awaiting {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits `event` for its bid's charge. Returns how many events older
-    /// ones were dropped to make room (all of the oldest bid's).
-    pub(crate) fn wait(&self, event: Waiting) -> usize {
+    /// Waits `event` for its bid's charge (`won`: the bid is known to be
+    /// won, billed on a later notice). Returns how many older events were
+    /// dropped to make room (all of the oldest bid's).
+    pub(crate) fn wait(&self, event: Waiting, won: bool) -> usize {
         let mut inner = self.lock();
         let mut dropped = 0;
         while inner.count >= MAX_WAITING {
-            let Some(oldest) = inner.order.pop_front() else {
-                break;
-            };
-            dropped += inner.remove(oldest).len();
+            match inner.evict() {
+                Some(events) => dropped += events.len(),
+                None => break,
+            }
         }
         let bid = event.bid;
-        let events = inner.by_bid.entry(bid).or_default();
+        let n = inner.next;
+        let (at, events) = inner.by_bid.entry(bid).or_insert((n, Vec::new()));
         events.push(event);
-        if events.len() == 1 {
-            inner.order.push_back(bid);
+        if *at == n {
+            inner.next += 1;
+            match won {
+                true => inner.won.push_back((n, bid)),
+                false => inner.order.push_back((n, bid)),
+            }
         }
         inner.count += 1;
         dropped
@@ -122,7 +147,7 @@ impl Awaiting {
     ) -> Settled {
         let mut out = Settled::default();
         let mut inner = self.lock();
-        inner.by_bid.retain(|&bid, events| {
+        inner.by_bid.retain(|&bid, (_, events)| {
             let wait = match outcome(bid) {
                 Outcome::Charged => {
                     out.won.append(events);
@@ -137,8 +162,12 @@ impl Awaiting {
             !events.is_empty()
         });
         inner.count -= out.won.len() + out.dropped;
-        let Inner { by_bid, order, .. } = &mut *inner;
-        order.retain(|b| by_bid.contains_key(b));
+        let Inner {
+            by_bid, order, won, ..
+        } = &mut *inner;
+        let live = |(n, b): &(u64, u128)| by_bid.get(b).is_some_and(|(at, _)| at == n);
+        order.retain(live);
+        won.retain(live);
         out
     }
 
@@ -166,7 +195,7 @@ mod tests {
     fn events_wait_for_their_bids_charge() {
         let a = Awaiting::default();
         for (bid, at) in [(1, 0), (1, 5), (2, 0), (3, 0), (4, 0), (5, 100), (6, 0)] {
-            assert_eq!(a.wait(event(bid, at, at == 5)), 0);
+            assert_eq!(a.wait(event(bid, at, at == 5), bid == 6), 0);
         }
         assert_eq!(a.len(), 7);
         let outcome = |bid| match bid {
@@ -197,19 +226,27 @@ mod tests {
     }
 
     #[test]
-    fn past_the_bound_the_oldest_make_room() {
+    fn past_the_bound_the_oldest_make_room_those_of_won_bids_last() {
         let a = Awaiting::default();
+        // The first two bids are known to be won.
         for i in 0..MAX_WAITING as u128 {
-            assert_eq!(a.wait(event(i / 2, 0, i % 2 == 1)), 0);
+            assert_eq!(a.wait(event(i / 2, 0, i % 2 == 1), i < 4), 0);
         }
-        // The oldest bid's two events go for the new one.
-        assert_eq!(a.wait(event(u128::MAX, 0, false)), 2);
-        assert!(a.take(0).is_empty());
-        assert_eq!(a.take(1).len(), 2);
-        assert_eq!(a.len(), MAX_WAITING - 3);
-        // Taken ones are gone from the order too.
+        // The oldest bid not known to be won makes room, its two events.
+        assert_eq!(a.wait(event(u128::MAX, 0, false), false), 2);
+        assert_eq!(a.take(0).len(), 2);
+        assert!(a.take(2).is_empty());
+        assert_eq!(a.take(3).len(), 2);
+        assert_eq!(a.len(), MAX_WAITING - 5);
+        // A bid taken and waiting again is the newest, not its old place.
+        assert_eq!(a.wait(event(3, 1, false), false), 0);
         let s = a.settle(0, 1, 1, |_| Outcome::InFlight);
-        assert_eq!((s.dropped, a.len()), (0, MAX_WAITING - 3));
-        assert_eq!(a.lock().order.len(), MAX_WAITING / 2 - 1);
+        assert_eq!((s.dropped, a.len()), (0, MAX_WAITING - 4));
+        let inner = a.lock();
+        assert_eq!(
+            (inner.order.len(), inner.won.len()),
+            (MAX_WAITING / 2 - 2, 1)
+        );
+        assert_eq!(inner.order.back(), Some(&(MAX_WAITING as u64 / 2 + 1, 3)));
     }
 }

@@ -531,7 +531,9 @@ pub fn verify(path: Path, query: &str, signer: &Signer) -> Result<Tracked, Track
 
 /// The user key a tracking URL of bid `bid_id` carries as `u`: masked per
 /// bid (`m` and 16 hex digits), or as versions before wrote it (the key's
-/// own 16 digits). None for no one, or for what is neither.
+/// own 16 digits, or anything else, which [`Tracked::user_key`] reads as
+/// no one). None for no one, or for `m` and 16 characters that are not
+/// hex.
 fn unmasked_user(u: &str, bid_id: &str, signer: &Signer) -> Option<String> {
     match u.strip_prefix('m') {
         Some(masked) if masked.len() == 16 => {

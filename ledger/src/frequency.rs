@@ -213,6 +213,12 @@ fn decode(bytes: &[u8]) -> Option<Windows> {
 /// it holds.
 pub fn save(dir: &Path, windows: &Windows) -> io::Result<usize> {
     let tmp = dir.join(format!("{FILE}.tmp"));
+    // A temporary file left by a crash keeps the mode it was made with:
+    // made anew, it is its owner's only.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut open = std::fs::OpenOptions::new();
     open.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -242,6 +248,8 @@ pub enum ReadError {
 pub struct Restored {
     /// Windows in the file.
     pub read: usize,
+    /// Of those, whose time had passed.
+    pub passed: usize,
     /// Taken on: still counting, not from the future, within the bound,
     /// and under a key this ledger had not begun without.
     pub taken: usize,
@@ -265,14 +273,18 @@ pub fn restore(dir: &Path, ledger: &dyn Ledger, now: Timestamp) -> Result<Restor
         path: path.display().to_string(),
     })?;
     let read = windows.len();
-    // A window whose newest bucket is ahead of now (a clock that was
-    // ahead, a file from another machine) would count as it stood until
-    // the clock caught up: left out, as are those whose time has passed.
+    windows.windows.retain(|(_, w)| !w.passed(now));
+    let passed = read - windows.len();
+    // A window whose newest bucket is ahead of now by more than one (a
+    // clock that was well ahead, a file from another machine) would count
+    // as it stood until the clock caught up: left out. One bucket is a
+    // clock a little behind across a bucket's end.
     windows
         .windows
-        .retain(|(_, w)| !w.passed(now) && w.newest <= w.bucket(now));
+        .retain(|(_, w)| w.newest <= w.bucket(now).saturating_add(1));
     Ok(Restored {
         read,
+        passed,
         taken: ledger.take_frequency(windows, now),
     })
 }
@@ -358,7 +370,11 @@ mod tests {
         let after = MemoryLedger::default();
         assert_eq!(
             restore(&dir, &after, Timestamp(now + 1_000)).unwrap(),
-            Restored { read: 1, taken: 1 }
+            Restored {
+                read: 1,
+                passed: 0,
+                taken: 1
+            }
         );
         assert_eq!(bid(&after, 10, "u", now + 1_000), Err(Refusal::Frequency));
         bid(&after, 11, "v", now + 1_000).expect("another user has a cap of their own");
@@ -369,13 +385,21 @@ mod tests {
         let late = MemoryLedger::default();
         assert_eq!(
             restore(&dir, &late, Timestamp(now + 86_400_000)).unwrap(),
-            Restored { read: 1, taken: 0 }
+            Restored {
+                read: 1,
+                passed: 1,
+                taken: 0
+            }
         );
         // Nor those from the future (a clock that was ahead).
         let behind = MemoryLedger::default();
         assert_eq!(
             restore(&dir, &behind, Timestamp(now - 3_600_000)).unwrap(),
-            Restored { read: 1, taken: 0 }
+            Restored {
+                read: 1,
+                passed: 0,
+                taken: 0
+            }
         );
 
         // A ledger that already counts under a key of its own takes none:
