@@ -305,7 +305,7 @@ pub struct App {
     /// One write of the frequency file at a time (the same race as
     /// `holds_writing`'s).
     frequency_writing: std::sync::Mutex<()>,
-    /// Impressions and clicks of bids not won yet (`crate::awaiting`).
+    /// Impressions and clicks of bids not charged yet (`crate::awaiting`).
     awaiting: crate::awaiting::Awaiting,
     /// `settings.public_url` is https: read once, not per bid (some 130
     /// instructions each).
@@ -354,8 +354,8 @@ pub struct Uploaded {
 /// How far ahead of the bidder's clock a view or purchase may be dated.
 const FUTURE_SKEW_MS: i64 = 3_600_000;
 
-/// How often the upkeep writes the frequency windows ([`App::save_frequency`]):
-/// what a crash can lose of the caps' counts.
+/// How often the server writes the frequency windows
+/// ([`App::save_frequency`]): what a crash can lose of the caps' counts.
 pub const FREQUENCY_SAVE_EVERY_MS: i64 = 60_000;
 
 /// The line number of the `i`-th event of a JSON-lines text (blank lines
@@ -1515,8 +1515,8 @@ impl App {
         })
     }
 
-    /// An impression or click of a bid won (or not known here) into
-    /// reports and attribution.
+    /// An impression or click of a bid charged (or, with Redis, not known
+    /// here) into reports and attribution.
     fn record_tracked(&self, e: crate::awaiting::Waiting) {
         use crate::track::Event;
         metrics::tracking_event(if e.click {
