@@ -364,9 +364,9 @@ impl Counters {
 struct Sharded<T> {
     /// Picks a key's shard. The keys are ours (spend keys from the config,
     /// window keys already SipHashed, [`MemoryLedger::freq_key`]), so a
-    /// fast hasher does; its
-    /// seed need not be secret (foldhash is built without its `std`
-    /// feature, which would seed it from more than an address).
+    /// fast hasher does; its seed need not be secret (foldhash is built
+    /// without its `std` feature, which would seed it from more than an
+    /// address).
     pick: foldhash::fast::RandomState,
     shards: Vec<Mutex<T>>,
 }
