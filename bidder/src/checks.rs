@@ -282,16 +282,19 @@ pub(crate) fn evaluate(
             Check::Price => {
                 return match (walk.choice.take(), walk.floor) {
                     (Some(choice), Some(floor)) => {
-                        // A spot also clears the floors of its duration: the
-                        // imp's in the open market, its deal's in a deal
-                        // (a fixed price is what is bid, floors or not).
-                        let floor = match walk.deal {
-                            Some(_) if walk.fixed.is_some() => Ok(floor),
-                            Some(d) => deal_duration_floor(ctx, d, &choice).map(|d| d.max(floor)),
-                            None => {
-                                duration_floor(ctx, imp, item.media, &choice).map(|d| d.max(floor))
+                        // A spot also clears the floors of its duration, as
+                        // its floor goes: a deal's own when it gives them,
+                        // none past a deal's own floor, else the imp's (a
+                        // fixed price is what is bid, floors or not).
+                        let by_duration = match walk.deal {
+                            Some(_) if walk.fixed.is_some() => Ok(Micros::ZERO),
+                            Some(d) if d.mincpmpersec.is_some() || !d.durfloors.is_empty() => {
+                                deal_duration_floor(ctx, d, &choice)
                             }
+                            Some(d) if d.bidfloor > 0 => Ok(Micros::ZERO),
+                            _ => duration_floor(ctx, imp, item.media, &choice),
                         };
+                        let floor = by_duration.map(|d| d.max(floor));
                         floor
                             .and_then(|floor| price(snap, ctx, item, floor, stores, choice))
                             .map_err(stop)
@@ -373,12 +376,7 @@ fn floor_of_duration(
         .filter_map(|d| d.bidfloor)
         .max()
         .unwrap_or(0);
-    match by_secs.max(by_range) {
-        // None: nothing to convert (a deal in a currency without a rate
-        // and no floor of its own bids as before).
-        0 => Ok(Micros::ZERO),
-        floor => crate::context::floor_usd(floor, currency, ctx.rates).ok_or(NoBid::Currency),
-    }
+    crate::context::floor_usd(by_secs.max(by_range), currency, ctx.rates).ok_or(NoBid::Currency)
 }
 
 /// The floor against the line item's highest bid: none that can be priced

@@ -318,10 +318,19 @@ fn spots_in_a_deal_clear_the_deals_floors_of_their_duration() {
         "floor",
         "21 GBP is more than 22 USD"
     );
-    // The imp's own duration floors do not hold in the deal.
+    // As the floor goes: the imp's duration floors do not hold in a deal
+    // with a floor of its own, and do in one without (which takes the
+    // imp's floor too).
     let mut r = in_deal(json!({ "id": "CTV-1", "bidfloor": 10 }));
     r["imp"][0]["video"]["mincpmpersec"] = json!(5);
     assert_eq!(bids(&s, &r).len(), 1);
+    let mut r = in_deal(json!({ "id": "CTV-1" }));
+    r["imp"][0]["video"]["mincpmpersec"] = json!(5);
+    assert_eq!(reason(&s, &r, "tent-ctv-video"), "floor");
+    // A fixed-price deal is bid at its price, whatever its duration
+    // floors say.
+    let r = in_deal(json!({ "id": "CTV-1", "at": 3, "bidfloor": 20, "mincpmpersec": 5 }));
+    assert_eq!(bids(&s, &r)[0]["price"], 20.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
