@@ -354,6 +354,11 @@ pub struct Uploaded {
 /// How far ahead of the bidder's clock a view or purchase may be dated.
 const FUTURE_SKEW_MS: i64 = 3_600_000;
 
+/// Waiting bids asked after in Redis in one round of the upkeep
+/// ([`App::settle_awaiting`]): a flood of calls for unwon bids costs Redis
+/// a bounded pipeline a second.
+const MAX_ASKED_A_ROUND: usize = 20_000;
+
 /// How often the server writes the frequency windows
 /// ([`App::save_frequency`]): what a crash can lose of the caps' counts.
 pub const FREQUENCY_SAVE_EVERY_MS: i64 = 60_000;
@@ -1478,15 +1483,10 @@ impl App {
                     self.record_tracked(event);
                     true
                 }
-                // With Redis, most bids this replica does not know were
-                // made by another, and their charges are not told here: as
-                // before, counted at once. Alone, every charge of the
-                // notice lifetime is known (replayed from the journal at a
-                // start), so a bid not known is not charged, yet.
-                ledger::Outcome::Unknown if self.shared.is_some() => {
-                    self.record_tracked(event);
-                    true
-                }
+                // Alone, every charge of the notice lifetime is known
+                // (replayed from the journal at a start): a bid not known
+                // is not charged, yet. With Redis, one another replica made
+                // is asked after in Redis (`settle_awaiting`).
                 outcome => {
                     let won = outcome == ledger::Outcome::Won;
                     for _ in 0..self.awaiting.wait(event, won) {
@@ -1557,11 +1557,38 @@ impl App {
     pub fn settle_awaiting(&self) {
         let now = self.clock.now().as_millis();
         let won_wait = i64::try_from(self.settings.notice_ttl.as_millis()).unwrap_or(i64::MAX);
-        let settled = self
-            .awaiting
-            .settle(now, self.win_wait_ms(), won_wait, |bid| {
-                self.ledger.outcome(ledger::BidId::key_of(bid))
-            });
+        let local = |bid| self.ledger.outcome(ledger::BidId::key_of(bid));
+        // With Redis, the charges of bids other replicas made are known in
+        // Redis only: one round trip for the waiting bids not known charged
+        // here (outside the table's lock: tracking calls go on meanwhile).
+        let elsewhere: std::collections::HashSet<u128> = match &self.shared {
+            Some(_) => {
+                let asked: Vec<u128> = self
+                    .awaiting
+                    .bids(MAX_ASKED_A_ROUND)
+                    .into_iter()
+                    .filter(|&b| local(b) != ledger::Outcome::Charged)
+                    .collect();
+                let keys: Vec<BidKey> = asked.iter().map(|&b| ledger::BidId::key_of(b)).collect();
+                match self.ledger.charged_anywhere(&keys) {
+                    Some(charged) => asked
+                        .into_iter()
+                        .zip(charged)
+                        .filter_map(|(b, c)| c.then_some(b))
+                        .collect(),
+                    None => Default::default(),
+                }
+            }
+            None => Default::default(),
+        };
+        let settled =
+            self.awaiting
+                .settle(now, self.win_wait_ms(), won_wait, |bid| {
+                    match elsewhere.contains(&bid) {
+                        true => ledger::Outcome::Charged,
+                        false => local(bid),
+                    }
+                });
         for e in settled.won {
             self.record_tracked(e);
         }

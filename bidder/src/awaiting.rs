@@ -50,8 +50,9 @@ pub(crate) struct Awaiting {
 #[derive(Default)]
 struct Inner {
     /// Two events at most a bid (tracking counts one impression and one
-    /// click of each), and the number of its entry in `order` or `won`.
-    by_bid: HashMap<u128, (u64, Vec<Waiting>)>,
+    /// click of each), the number of its entry in `order` or `won`, and
+    /// whether that entry is in `won`.
+    by_bid: HashMap<u128, Entry>,
     /// Bids in the order their first waiting event came, by entry number:
     /// those known to be won (billed on a later notice) apart, evicted
     /// last. An entry whose bid has left `by_bid`, or come back under a
@@ -59,15 +60,53 @@ struct Inner {
     order: VecDeque<(u64, u128)>,
     won: VecDeque<(u64, u128)>,
     next: u64,
+    /// Where [`Awaiting::bids`] goes on from.
+    asked: usize,
     /// Events in `by_bid`.
     count: usize,
 }
 
+#[derive(Default)]
+struct Entry {
+    n: u64,
+    won: bool,
+    events: Vec<Waiting>,
+}
+
 impl Inner {
     fn remove(&mut self, bid: u128) -> Vec<Waiting> {
-        let (_, events) = self.by_bid.remove(&bid).unwrap_or_default();
+        let events = self
+            .by_bid
+            .remove(&bid)
+            .map(|e| e.events)
+            .unwrap_or_default();
         self.count -= events.len();
         events
+    }
+
+    /// Puts `bid`'s entry in `won` (or `order`) under a new number; its
+    /// old one goes stale.
+    fn enqueue(&mut self, bid: u128, won: bool) {
+        let n = self.next;
+        self.next += 1;
+        if let Some(e) = self.by_bid.get_mut(&bid) {
+            e.n = n;
+            e.won = won;
+        }
+        match won {
+            true => self.won.push_back((n, bid)),
+            false => self.order.push_back((n, bid)),
+        }
+    }
+
+    /// Drops the stale entries of both queues.
+    fn compact(&mut self) {
+        let Inner {
+            by_bid, order, won, ..
+        } = self;
+        let live = |(n, b): &(u64, u128)| by_bid.get(b).is_some_and(|e| e.n == *n);
+        order.retain(live);
+        won.retain(live);
     }
 
     /// The events of the oldest live entry: of bids not known to be won
@@ -78,7 +117,7 @@ impl Inner {
                 Some(e) => e,
                 None => self.won.pop_front()?,
             };
-            if self.by_bid.get(&bid).is_some_and(|(at, _)| *at == n) {
+            if self.by_bid.get(&bid).is_some_and(|e| e.n == n) {
                 return Some(self.remove(bid));
             }
         }
@@ -115,17 +154,19 @@ impl Awaiting {
             }
         }
         let bid = event.bid;
-        let n = inner.next;
-        let (at, events) = inner.by_bid.entry(bid).or_insert((n, Vec::new()));
-        events.push(event);
-        if *at == n {
-            inner.next += 1;
-            match won {
-                true => inner.won.push_back((n, bid)),
-                false => inner.order.push_back((n, bid)),
-            }
+        let entry = inner.by_bid.entry(bid).or_default();
+        let new = entry.events.is_empty();
+        let moved = !new && won && !entry.won;
+        entry.events.push(event);
+        if new || moved {
+            inner.enqueue(bid, won);
         }
         inner.count += 1;
+        // Stale entries (bids taken, or moved to `won`) go at each settle;
+        // between two, they are bounded too.
+        if inner.order.len() + inner.won.len() > 2 * inner.by_bid.len() + 1024 {
+            inner.compact();
+        }
         dropped
     }
 
@@ -147,32 +188,63 @@ impl Awaiting {
     ) -> Settled {
         let mut out = Settled::default();
         let mut inner = self.lock();
-        inner.by_bid.retain(|&bid, (_, events)| {
+        // Bids won since their first event: evicted last from now on.
+        let mut now_won = Vec::new();
+        inner.by_bid.retain(|&bid, entry| {
             let wait = match outcome(bid) {
                 Outcome::Charged => {
-                    out.won.append(events);
+                    out.won.append(&mut entry.events);
                     return false;
                 }
-                Outcome::Won => won_wait_ms,
+                Outcome::Won => {
+                    if !entry.won {
+                        now_won.push(bid);
+                    }
+                    won_wait_ms
+                }
                 Outcome::InFlight | Outcome::Lost | Outcome::Unknown => wait_ms,
             };
-            let before = events.len();
-            events.retain(|e| now_ms.saturating_sub(e.at_ms) < wait);
-            out.dropped += before - events.len();
-            !events.is_empty()
+            let before = entry.events.len();
+            entry
+                .events
+                .retain(|e| now_ms.saturating_sub(e.at_ms) < wait);
+            out.dropped += before - entry.events.len();
+            !entry.events.is_empty()
         });
         inner.count -= out.won.len() + out.dropped;
-        let Inner {
-            by_bid, order, won, ..
-        } = &mut *inner;
-        let live = |(n, b): &(u64, u128)| by_bid.get(b).is_some_and(|(at, _)| at == n);
-        order.retain(live);
-        won.retain(live);
+        for bid in now_won {
+            if inner.by_bid.contains_key(&bid) {
+                inner.enqueue(bid, true);
+            }
+        }
+        inner.compact();
         out
     }
 
     pub(crate) fn len(&self) -> usize {
         self.lock().count
+    }
+
+    /// Up to `max` of the bids with events waiting, each call from where
+    /// the last one stopped: past `max` waiting, every bid still comes up
+    /// in turn.
+    pub(crate) fn bids(&self, max: usize) -> Vec<u128> {
+        let mut inner = self.lock();
+        let n = inner.by_bid.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let from = inner.asked % n;
+        let taken: Vec<u128> = inner
+            .by_bid
+            .keys()
+            .cycle()
+            .skip(from)
+            .take(max.min(n))
+            .copied()
+            .collect();
+        inner.asked = (from + taken.len()) % n;
+        taken
     }
 }
 
@@ -226,6 +298,21 @@ mod tests {
     }
 
     #[test]
+    fn bids_to_ask_after_come_up_in_turn() {
+        let a = Awaiting::default();
+        assert!(a.bids(2).is_empty());
+        for bid in 0..5 {
+            a.wait(event(bid, 0, false), false);
+        }
+        let mut seen: Vec<u128> = (0..3).flat_map(|_| a.bids(2)).collect();
+        assert_eq!(seen.len(), 6);
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, [0, 1, 2, 3, 4], "every bid within three calls");
+        assert_eq!(a.bids(10).len(), 5);
+    }
+
+    #[test]
     fn past_the_bound_the_oldest_make_room_those_of_won_bids_last() {
         let a = Awaiting::default();
         // The first two bids are known to be won.
@@ -242,11 +329,51 @@ mod tests {
         assert_eq!(a.wait(event(3, 1, false), false), 0);
         let s = a.settle(0, 1, 1, |_| Outcome::InFlight);
         assert_eq!((s.dropped, a.len()), (0, MAX_WAITING - 4));
+        {
+            let inner = a.lock();
+            assert_eq!(
+                (inner.order.len(), inner.won.len()),
+                (MAX_WAITING / 2 - 2, 1)
+            );
+            assert_eq!(inner.order.back(), Some(&(MAX_WAITING as u64 / 2 + 1, 3)));
+        }
+        // Bid 4, the oldest left, is won since its first event: it goes
+        // last from the next settle on; bid 5 goes first.
+        let s = a.settle(0, 1, 1, |b| match b {
+            4 => Outcome::Won,
+            _ => Outcome::InFlight,
+        });
+        assert_eq!(s.dropped, 0);
+        // Four to fill the table again, the fifth makes room.
+        for _ in 0..5 {
+            a.wait(event(u128::MAX - 1, 0, false), false);
+        }
+        assert!(a.take(5).is_empty(), "evicted");
+        assert_eq!(a.take(4).len(), 2, "kept");
+    }
+
+    #[test]
+    fn a_bid_taken_and_waiting_again_keeps_its_new_place() {
+        let a = Awaiting::default();
+        for bid in 0..MAX_WAITING as u128 {
+            a.wait(event(bid, 0, false), false);
+        }
+        assert_eq!(a.take(0).len(), 1);
+        a.wait(event(0, 1, false), false);
+        // Full: the oldest goes, which is bid 1, not bid 0's old place.
+        assert_eq!(a.wait(event(u128::MAX, 0, false), false), 1);
+        assert!(a.take(1).is_empty());
+        assert_eq!(a.take(0).len(), 1);
+    }
+
+    #[test]
+    fn stale_entries_do_not_pile_up_between_settles() {
+        let a = Awaiting::default();
+        for round in 0..10_000u128 {
+            a.wait(event(round % 3, 0, false), false);
+            a.take(round % 3);
+        }
         let inner = a.lock();
-        assert_eq!(
-            (inner.order.len(), inner.won.len()),
-            (MAX_WAITING / 2 - 2, 1)
-        );
-        assert_eq!(inner.order.back(), Some(&(MAX_WAITING as u64 / 2 + 1, 3)));
+        assert!(inner.order.len() <= 1024 + 2, "{}", inner.order.len());
     }
 }

@@ -1053,15 +1053,18 @@ fn reports_and_attribution_cover_every_replica() {
         for r in &replicas {
             wait_healthy(r.admin).await;
         }
-        // One shopper per replica: bid, win at 2.00 CPM, impression shown.
-        for (r, user) in replicas.iter().zip(["shopper-a", "shopper-b"]) {
+        // One shopper per replica: bid, impression shown (its pixel
+        // reaching the other replica, before the win: it waits there until
+        // Redis says the bid was charged), win at 2.00 CPM.
+        for (i, user) in ["shopper-a", "shopper-b"].into_iter().enumerate() {
+            let (r, other) = (&replicas[i], &replicas[1 - i]);
             let v = first_bid(r.bid, user).await.expect("a bid within 3 s");
             let bid = &v["seatbid"][0]["bid"][0];
             let nurl = path_of(bid["nurl"].as_str().unwrap()).replace("${AUCTION_PRICE}", "2.00");
             let (_, pixel) = common::banner_urls(bid["adm"].as_str().unwrap());
-            assert_eq!(http(r.bid, "GET", &nurl, b"").await.map(|x| x.0), Some(200));
-            let (status, _) = http(r.bid, "GET", &path_of(&pixel), b"").await.unwrap();
+            let (status, _) = http(other.bid, "GET", &path_of(&pixel), b"").await.unwrap();
             assert!(status < 300, "impression pixel: {status}");
+            assert_eq!(http(r.bid, "GET", &nurl, b"").await.map(|x| x.0), Some(200));
         }
         // Each replica's report counts both replicas' wins, spend and
         // impressions once the copies arrived (a few seconds).

@@ -145,7 +145,8 @@ fn counting<T>(s: &Server, changes: &[(String, f64)], f: impl FnOnce() -> T) -> 
 
 /// [`counting`] where a change may also come from the server's own upkeep
 /// (once a second of real time, on its own thread): waits up to 3 s for
-/// the series to get there, and asserts they do and go no further.
+/// the series to get there, then past the next upkeep (1.2 s) to see they
+/// go no further.
 fn counting_soon<T>(s: &Server, changes: &[(String, f64)], f: impl FnOnce() -> T) -> T {
     let before = counts(s);
     let out = f();
@@ -154,6 +155,8 @@ fn counting_soon<T>(s: &Server, changes: &[(String, f64)], f: impl FnOnce() -> T
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(delta(&before, &counts(s)), expect(changes));
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    assert_eq!(delta(&before, &counts(s)), expect(changes), "and no more");
     out
 }
 

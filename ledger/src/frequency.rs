@@ -220,7 +220,8 @@ pub fn save(dir: &Path, windows: &Windows) -> io::Result<usize> {
         _ => {}
     }
     let mut open = std::fs::OpenOptions::new();
-    open.write(true).create(true).truncate(true);
+    // Made here, not a file (or a link) put there since.
+    open.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
     let mut f = io::BufWriter::with_capacity(1 << 16, open.open(&tmp)?);
@@ -390,6 +391,14 @@ mod tests {
                 passed: 1,
                 taken: 0
             }
+        );
+        // A clock one bucket behind still takes them on.
+        let slow = MemoryLedger::default();
+        assert_eq!(
+            restore(&dir, &slow, Timestamp(now - 150_000))
+                .unwrap()
+                .taken,
+            1
         );
         // Nor those from the future (a clock that was ahead).
         let behind = MemoryLedger::default();

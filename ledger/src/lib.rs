@@ -279,6 +279,13 @@ pub trait Ledger: Send + Sync + 'static {
     fn outcome(&self, _bid: BidKey) -> Outcome {
         Outcome::Unknown
     }
+    /// Which of `bids` are charged on any replica sharing this state, for
+    /// those [`Ledger::outcome`] does not know charged: one round trip for
+    /// all of them. `None`: this ledger shares nothing (its `outcome` knows
+    /// every charge), or the shared state could not be read.
+    fn charged_anywhere(&self, _bids: &[BidKey]) -> Option<Vec<bool>> {
+        None
+    }
     /// Starts charging a win: the billed amount (capped so no budget is
     /// passed) is held, the bid is marked as being charged. Nothing is
     /// spent, nor a duplicate, before [`Ledger::commit`].

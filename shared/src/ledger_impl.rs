@@ -1247,6 +1247,33 @@ impl Ledger for RedisLedger {
         self.inner.local.outcome(bid)
     }
 
+    /// The bids' keys in Redis, pipelined: `d` once a charge of the bid was
+    /// committed on any replica (a claim in flight is not a charge yet).
+    /// Bounded in time like explain's reads, and never taken as Redis
+    /// failing.
+    fn charged_anywhere(&self, bids: &[BidKey]) -> Option<Vec<bool>> {
+        if bids.is_empty() {
+            return Some(Vec::new());
+        }
+        if self.inner.unavailable() {
+            return None;
+        }
+        let keys: Vec<String> = bids.iter().map(|&b| self.inner.keys.bid(b)).collect();
+        let inner = self.inner.clone();
+        self.block(async move {
+            let mut conn = inner.connection().await.ok()?;
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("GET").arg(k);
+            }
+            let read = pipe.query_async::<Vec<Option<String>>>(&mut conn);
+            match tokio::time::timeout(inner.opts.timeout, read).await {
+                Ok(Ok(v)) => Some(v.iter().map(|m| m.as_deref() == Some("d")).collect()),
+                _ => None,
+            }
+        })
+    }
+
     fn begin_charge(&self, win: &Win<'_>) -> Result<Charge, NotCharged> {
         let mut charge = self.inner.local.begin_charge(win)?;
         // Redis without its data does not know which bids were charged: a

@@ -61,3 +61,61 @@ fn reopen(old: &Arc<dyn Ledger>) -> Arc<dyn Ledger> {
 }
 
 ledger::conformance_tests!(make, reopen);
+
+/// Reports ask Redis which waiting bids another replica charged: a charge
+/// committed anywhere is one, a claim still being written is not yet.
+#[test]
+fn charges_committed_on_any_replica_are_seen_from_another() {
+    use config::{Micros, Timestamp};
+    use ledger::{BidKey, Cap, Hold, Limit, SpendKey, Win};
+    let prefix = format!("t{}-charged-anywhere:", std::process::id());
+    let (a, b) = (on(&prefix), on(&prefix));
+    let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+    let now = Timestamp(1_795_521_600_000);
+    let limits = || {
+        [
+            Limit {
+                key: &li,
+                cap: Cap::None,
+            },
+            Limit {
+                key: &o,
+                cap: Cap::None,
+            },
+        ]
+    };
+    let win = |bid| Win {
+        bid: BidKey(bid),
+        day: now.date(),
+        cost: Micros(1_000),
+        limits: limits(),
+        forget: Timestamp(now.as_millis() + 86_400_000),
+        made: now,
+        tags: ledger::Tags::default(),
+    };
+    for bid in [1, 2] {
+        let hold = Hold {
+            bid: BidKey(bid),
+            day: now.date(),
+            cost: Micros(1_000),
+            limits: limits(),
+            frequency: None,
+            expires: Timestamp(now.as_millis() + 60_000),
+            forget: Timestamp(now.as_millis() + 86_400_000),
+        };
+        a.reserve(&hold, now).expect("room");
+    }
+    let c = a.begin_charge(&win(1)).expect("chargeable");
+    a.commit(&c);
+    let writing = a.begin_charge(&win(2)).expect("chargeable");
+    let asked = [BidKey(1), BidKey(2), BidKey(3)];
+    assert_eq!(b.charged_anywhere(&asked), Some(vec![true, false, false]));
+    a.commit(&writing);
+    assert_eq!(b.charged_anywhere(&asked), Some(vec![true, true, false]));
+    assert_eq!(b.charged_anywhere(&[]), Some(vec![]));
+    // Alone, a ledger knows every charge itself: nothing to ask.
+    assert_eq!(
+        ledger::MemoryLedger::default().charged_anywhere(&asked),
+        None
+    );
+}
