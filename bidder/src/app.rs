@@ -307,6 +307,8 @@ pub struct App {
     frequency_writing: std::sync::Mutex<()>,
     /// Impressions and clicks of bids not charged yet (`crate::awaiting`).
     awaiting: crate::awaiting::Awaiting,
+    /// A settle of `awaiting` is running ([`App::settle_awaiting`]).
+    settling: std::sync::atomic::AtomicBool,
     /// `settings.public_url` is https: read once, not per bid (some 130
     /// instructions each).
     https_public_url: bool,
@@ -510,6 +512,7 @@ impl App {
             frequency_empty: std::sync::atomic::AtomicBool::new(false),
             frequency_writing: std::sync::Mutex::new(()),
             awaiting: crate::awaiting::Awaiting::default(),
+            settling: std::sync::atomic::AtomicBool::new(false),
             https_public_url,
         }
     }
@@ -530,6 +533,11 @@ impl App {
 
     /// The shared state's gauges, at each housekeeping tick and each scrape
     /// (a scrape right after Redis went away shows it).
+    /// Whether replicas share state through Redis.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     pub fn shared_state_metrics(&self) {
         metrics::url_signatures_per_bid(
             self.signer.writes() == crate::notice::UrlSignatures::PerBid,
@@ -1555,8 +1563,26 @@ impl App {
     /// event, the notice lifetime for a bid won and billed later). From the
     /// upkeep, and when the server stops (what still waits then is lost).
     pub fn settle_awaiting(&self) {
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        // One at a time: the rounds do not wait for one asking Redis.
+        if self.settling.swap(true, Acquire) {
+            return;
+        }
+        self.settle_awaiting_now();
+        self.settling.store(false, Release);
+    }
+
+    fn settle_awaiting_now(&self) {
         let now = self.clock.now().as_millis();
-        let won_wait = i64::try_from(self.settings.notice_ttl.as_millis()).unwrap_or(i64::MAX);
+        let notice_ttl = i64::try_from(self.settings.notice_ttl.as_millis()).unwrap_or(i64::MAX);
+        let wait = self.win_wait_ms();
+        // With Redis, a bid this replica does not know may be another's,
+        // won and billed later, which only that one can tell: the long
+        // wait. Alone, a bid not known is not charged yet: the short one.
+        let unknown_wait = match self.shared {
+            Some(_) => notice_ttl,
+            None => wait,
+        };
         let local = |bid| self.ledger.outcome(ledger::BidId::key_of(bid));
         // With Redis, the charges of bids other replicas made are known in
         // Redis only: one round trip for the waiting bids not known charged
@@ -1581,14 +1607,14 @@ impl App {
             }
             None => Default::default(),
         };
-        let settled =
-            self.awaiting
-                .settle(now, self.win_wait_ms(), won_wait, |bid| {
-                    match elsewhere.contains(&bid) {
-                        true => ledger::Outcome::Charged,
-                        false => local(bid),
-                    }
-                });
+        let settled = self
+            .awaiting
+            .settle(now, wait, unknown_wait, notice_ttl, |bid| {
+                match elsewhere.contains(&bid) {
+                    true => ledger::Outcome::Charged,
+                    false => local(bid),
+                }
+            });
         for e in settled.won {
             self.record_tracked(e);
         }
@@ -2142,7 +2168,10 @@ impl App {
         }
         self.shader.refit(now.as_millis());
         metrics::shading(self.shader.dropped_observations(), self.shader.key_count());
-        self.settle_awaiting();
+        // With Redis, from the server's rounds apart (it asks Redis).
+        if self.shared.is_none() {
+            self.settle_awaiting();
+        }
         self.save_holds();
     }
 

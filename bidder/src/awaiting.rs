@@ -60,8 +60,9 @@ struct Inner {
     order: VecDeque<(u64, u128)>,
     won: VecDeque<(u64, u128)>,
     next: u64,
-    /// Where [`Awaiting::bids`] goes on from.
-    asked: usize,
+    /// The round of [`Awaiting::bids`]: each bid is handed out once a
+    /// round.
+    round: u64,
     /// Events in `by_bid`.
     count: usize,
 }
@@ -70,6 +71,9 @@ struct Inner {
 struct Entry {
     n: u64,
     won: bool,
+    /// The round of [`Awaiting::bids`] it was last handed out in (0:
+    /// never).
+    asked: u64,
     events: Vec<Waiting>,
 }
 
@@ -177,12 +181,14 @@ impl Awaiting {
 
     /// Looks at every bid with events waiting: those now charged give
     /// their events back to record; the others keep theirs while their
-    /// wait lasts (`won_wait_ms` after the event for a bid won and billed
-    /// on a later notice, `wait_ms` for any other), and drop them then.
+    /// wait lasts after the event (`won_wait_ms` for a bid won and billed
+    /// on a later notice, `unknown_wait_ms` for one the ledger does not
+    /// know, `wait_ms` for any other), and drop them then.
     pub(crate) fn settle(
         &self,
         now_ms: i64,
         wait_ms: i64,
+        unknown_wait_ms: i64,
         won_wait_ms: i64,
         outcome: impl Fn(u128) -> Outcome,
     ) -> Settled {
@@ -202,7 +208,8 @@ impl Awaiting {
                     }
                     won_wait_ms
                 }
-                Outcome::InFlight | Outcome::Lost | Outcome::Unknown => wait_ms,
+                Outcome::Unknown => unknown_wait_ms,
+                Outcome::InFlight | Outcome::Lost => wait_ms,
             };
             let before = entry.events.len();
             entry
@@ -225,25 +232,33 @@ impl Awaiting {
         self.lock().count
     }
 
-    /// Up to `max` of the bids with events waiting, each call from where
-    /// the last one stopped: past `max` waiting, every bid still comes up
-    /// in turn.
+    /// Up to `max` of the bids with events waiting, those not handed out
+    /// yet in this round first: past `max` waiting, every bid still comes
+    /// up within a few calls, however the table changes in between.
     pub(crate) fn bids(&self, max: usize) -> Vec<u128> {
         let mut inner = self.lock();
-        let n = inner.by_bid.len();
-        if n == 0 {
-            return Vec::new();
+        let mut taken = Vec::with_capacity(max.min(inner.by_bid.len()));
+        // A second pass only when every bid had its turn this round
+        // already (none taken twice in one call).
+        for _ in 0..2 {
+            let round = inner.round.max(1);
+            for (&bid, e) in inner.by_bid.iter_mut() {
+                if taken.len() == max {
+                    break;
+                }
+                if e.asked < round {
+                    e.asked = round;
+                    taken.push(bid);
+                }
+            }
+            if taken.len() < max {
+                // Every bid had its turn: the next call begins a round.
+                inner.round = round + 1;
+            }
+            if !taken.is_empty() {
+                break;
+            }
         }
-        let from = inner.asked % n;
-        let taken: Vec<u128> = inner
-            .by_bid
-            .keys()
-            .cycle()
-            .skip(from)
-            .take(max.min(n))
-            .copied()
-            .collect();
-        inner.asked = (from + taken.len()) % n;
         taken
     }
 }
@@ -277,7 +292,7 @@ mod tests {
             6 => Outcome::Won,
             _ => Outcome::InFlight,
         };
-        let s = a.settle(999, 1_000, 10_000, outcome);
+        let s = a.settle(999, 1_000, 1_000, 10_000, outcome);
         let won: Vec<(u128, i64, bool)> = s.won.iter().map(|e| (e.bid, e.at_ms, e.click)).collect();
         assert_eq!(
             won,
@@ -289,10 +304,10 @@ mod tests {
             (0, 5),
             "lost or not, a win may still come"
         );
-        let s = a.settle(1_000, 1_000, 10_000, outcome);
+        let s = a.settle(1_000, 1_000, 1_000, 10_000, outcome);
         // 2, 3 and 4 waited long enough; 5 came later, 6 was won.
         assert_eq!((s.won.len(), s.dropped, a.len()), (0, 3, 2));
-        let s = a.settle(10_000, 1_000, 10_000, outcome);
+        let s = a.settle(10_000, 1_000, 1_000, 10_000, outcome);
         assert_eq!((s.dropped, a.len()), (2, 0));
         assert!(a.take(5).is_empty());
     }
@@ -304,12 +319,24 @@ mod tests {
         for bid in 0..5 {
             a.wait(event(bid, 0, false), false);
         }
+        // Two, two, the last one: a round.
         let mut seen: Vec<u128> = (0..3).flat_map(|_| a.bids(2)).collect();
-        assert_eq!(seen.len(), 6);
         seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen, [0, 1, 2, 3, 4], "every bid within three calls");
-        assert_eq!(a.bids(10).len(), 5);
+        assert_eq!(seen, [0, 1, 2, 3, 4], "every bid once within three calls");
+        assert_eq!(a.bids(10).len(), 5, "the next round");
+        // The table changing in between: the new and the not yet asked
+        // come first.
+        let first = a.bids(2);
+        a.take(first[0]);
+        a.wait(event(9, 0, false), false);
+        let mut next: Vec<u128> = (0..2).flat_map(|_| a.bids(2)).collect();
+        next.sort_unstable();
+        let mut rest: Vec<u128> = [0, 1, 2, 3, 4, 9]
+            .into_iter()
+            .filter(|b| !first.contains(b))
+            .collect();
+        rest.sort_unstable();
+        assert!(rest.iter().all(|b| next.contains(b)), "{next:?} {rest:?}");
     }
 
     #[test]
@@ -327,7 +354,7 @@ mod tests {
         assert_eq!(a.len(), MAX_WAITING - 5);
         // A bid taken and waiting again is the newest, not its old place.
         assert_eq!(a.wait(event(3, 1, false), false), 0);
-        let s = a.settle(0, 1, 1, |_| Outcome::InFlight);
+        let s = a.settle(0, 1, 1, 1, |_| Outcome::InFlight);
         assert_eq!((s.dropped, a.len()), (0, MAX_WAITING - 4));
         {
             let inner = a.lock();
@@ -339,7 +366,7 @@ mod tests {
         }
         // Bid 4, the oldest left, is won since its first event: it goes
         // last from the next settle on; bid 5 goes first.
-        let s = a.settle(0, 1, 1, |b| match b {
+        let s = a.settle(0, 1, 1, 1, |b| match b {
             4 => Outcome::Won,
             _ => Outcome::InFlight,
         });

@@ -288,7 +288,12 @@ pub(crate) fn evaluate(
                         // fixed price is what is bid, floors or not).
                         let by_duration = match walk.deal {
                             Some(_) if walk.fixed.is_some() => Ok(Micros::ZERO),
-                            Some(d) if d.mincpmpersec.is_some() || !d.durfloors.is_empty() => {
+                            Some(d)
+                                if d.mincpmpersec.is_some_and(|v| v > 0)
+                                    || d.durfloors
+                                        .iter()
+                                        .any(|f| f.bidfloor.is_some_and(|b| b > 0)) =>
+                            {
                                 deal_duration_floor(ctx, d, &choice)
                             }
                             Some(d) if d.bidfloor > 0 => Ok(Micros::ZERO),

@@ -1376,6 +1376,8 @@ trait Expiry: Send + Sync + 'static {
     fn upkeep(&self);
     /// [`App::save_frequency`] between stops.
     fn save_frequency(&self) {}
+    /// [`App::settle_awaiting`] where it asks Redis (else the upkeep's).
+    fn settle_shared(&self) {}
 }
 
 impl Expiry for App {
@@ -1393,6 +1395,11 @@ impl Expiry for App {
     }
     fn save_frequency(&self) {
         App::save_frequency(self, false)
+    }
+    fn settle_shared(&self) {
+        if self.is_shared() {
+            App::settle_awaiting(self)
+        }
     }
 }
 
@@ -1458,8 +1465,11 @@ async fn expiry_rounds<E: Expiry>(app: Arc<E>, mut stop: watch::Receiver<bool>) 
             let _ = tokio::task::spawn_blocking(move || upkept.upkeep()).await;
             // Not awaited: a write of millions of windows must not hold
             // up the expiry of reservations (one at a time, once a minute).
+            let saving = app.clone();
+            drop(tokio::task::spawn_blocking(move || saving.save_frequency()));
+            // Nor a round trip to Redis for tracking calls waiting.
             let app = app.clone();
-            drop(tokio::task::spawn_blocking(move || app.save_frequency()));
+            drop(tokio::task::spawn_blocking(move || app.settle_shared()));
         }
     }
 }
