@@ -212,26 +212,11 @@ fn decode(bytes: &[u8]) -> Option<Windows> {
 /// readable by its owner only: it holds the key. Returns how many windows
 /// it holds.
 pub fn save(dir: &Path, windows: &Windows) -> io::Result<usize> {
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    // A temporary file left by a crash keeps the mode it was made with:
-    // made anew, it is its owner's only.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut open = std::fs::OpenOptions::new();
-    // Made here, not a file (or a link) put there since.
-    open.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
-    let mut f = io::BufWriter::with_capacity(1 << 16, open.open(&tmp)?);
-    encode_into(windows, &mut f)?;
-    f.flush()?;
-    let f = f.into_inner().map_err(io::IntoInnerError::into_error)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(FILE))?;
-    crate::journal::sync_dir(dir)?;
+    crate::journal::replace_file_with(dir, FILE, true, |f| {
+        let mut w = io::BufWriter::with_capacity(1 << 16, f);
+        encode_into(windows, &mut w)?;
+        w.flush()
+    })?;
     Ok(windows.len())
 }
 

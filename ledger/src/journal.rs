@@ -85,7 +85,7 @@ pub struct FileStorage {
     dir_unsynced: bool,
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
@@ -93,9 +93,34 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 /// crash leaves the old file or the new one, never half of one. Public for
 /// the bidder's other records in the state directory.
 pub fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    replace_file_with(dir, name, false, |f| f.write_all(bytes))
+}
+
+/// [`replace_file`] with the contents written by `write` (a large file is
+/// streamed, not built in memory first); `private`: readable by its owner
+/// only.
+pub(crate) fn replace_file_with(
+    dir: &Path,
+    name: &str,
+    private: bool,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
+    // Made anew: a temporary file left by a crash keeps the mode it was
+    // made with, and one (or a link) put there since is not written
+    // through.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut open = OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    }
+    let mut f = open.open(&tmp)?;
+    write(&mut f)?;
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, dir.join(name))?;
