@@ -1458,24 +1458,16 @@ fn two_orders(without_a: bool) -> String {
     } else {
         li("a", "500.00", "1.00", "tent")
     };
-    format!(
-        r#"advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}
-creatives:
-  - {{ id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }}
-orders:
-  - id: o1
-    service: self_service
-    budget: 1.50
-    flight: {{ start: 2026-11-01, end: 2026-12-31 }}
-    line_items:
-{a}{b}  - id: o2
-    service: self_service
-    budget: 100.00
-    flight: {{ start: 2026-11-01, end: 2026-12-31 }}
-    line_items:
-{lamp}"#,
-        b = li("b", "400.00", "1.00", "tent"),
-        lamp = li("lamp", "1.00", "50.00", "lamp"),
+    // Order o2 after o1's line items, in o1's `line_items` place.
+    let o2 = format!(
+        "  - id: o2\n    service: self_service\n    budget: 100.00\n    \
+         flight: {{ start: 2026-11-01, end: 2026-12-31 }}\n    line_items:\n{}",
+        li("lamp", "1.00", "50.00", "lamp")
+    );
+    common::shop_yaml(
+        "",
+        "1.50",
+        &format!("{a}{}{o2}", li("b", "400.00", "1.00", "tent")),
     )
 }
 

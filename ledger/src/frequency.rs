@@ -314,30 +314,9 @@ mod tests {
 
     /// A bid for `user` on line item `li` under a cap of 2 an hour.
     fn bid(l: &dyn Ledger, n: u64, user: &str, now: i64) -> Result<(), crate::Refusal> {
-        use crate::{Cap, FrequencyHold, Hold, Limit, SpendKey};
+        use crate::SpendKey;
         let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
-        let hold = Hold {
-            bid: crate::BidKey(n),
-            day: Timestamp(now).date(),
-            cost: config::Micros(1),
-            limits: [
-                Limit {
-                    key: &li,
-                    cap: Cap::None,
-                },
-                Limit {
-                    key: &o,
-                    cap: Cap::None,
-                },
-            ],
-            frequency: Some(FrequencyHold {
-                user,
-                cap: 2,
-                window_ms: 3_600_000,
-            }),
-            expires: Timestamp(now + 1),
-            forget: Timestamp(now + 2),
-        };
+        let hold = crate::memory::tests::capped_hold(n, (&li, &o), user, 2, Timestamp(now));
         l.reserve(&hold, Timestamp(now)).map(|_| ())
     }
 

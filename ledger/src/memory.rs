@@ -1484,7 +1484,7 @@ impl Ledger for MemoryLedger {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Cap, Limit};
     use std::sync::TryLockError;
@@ -1524,6 +1524,25 @@ mod tests {
             frequency: None,
             expires: Timestamp(now.as_millis() + ttl_ms),
             forget: Timestamp(now.as_millis() + 86_400_000),
+        }
+    }
+
+    /// A [`plain_hold`] uncapped, for a millisecond, counted in `user`'s
+    /// frequency window of an hour under a cap of `cap`.
+    pub(crate) fn capped_hold<'k>(
+        bid: u64,
+        keys: (&'k SpendKey, &'k SpendKey),
+        user: &'k str,
+        cap: u32,
+        now: Timestamp,
+    ) -> Hold<'k> {
+        Hold {
+            frequency: Some(crate::FrequencyHold {
+                user,
+                cap,
+                window_ms: 3_600_000,
+            }),
+            ..plain_hold(bid, now.date(), keys, Cap::None, now, 1)
         }
     }
 
@@ -2141,34 +2160,12 @@ mod tests {
 
     #[test]
     fn frequency_windows_go_once_their_window_has_passed() {
-        use crate::FrequencyHold;
         let l = MemoryLedger::default();
         let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
         let now = 1_795_521_600_000i64;
         for n in 0..5_000u64 {
             let user = format!("made-up-{n}");
-            let hold = Hold {
-                bid: BidKey(n),
-                day: Timestamp(now).date(),
-                cost: Micros(1),
-                limits: [
-                    Limit {
-                        key: &li,
-                        cap: Cap::None,
-                    },
-                    Limit {
-                        key: &o,
-                        cap: Cap::None,
-                    },
-                ],
-                frequency: Some(FrequencyHold {
-                    user: &user,
-                    cap: 3,
-                    window_ms: 3_600_000,
-                }),
-                expires: Timestamp(now + 1),
-                forget: Timestamp(now + 2),
-            };
+            let hold = capped_hold(n, (&li, &o), &user, 3, Timestamp(now));
             l.reserve(&hold, Timestamp(now)).expect("room");
             // Won: the impression counts in its window.
             let win = plain_win(
@@ -2185,19 +2182,7 @@ mod tests {
         // would count there) but not written for the next process, which
         // does not know the bid.
         let lost = "made-up-lost";
-        let mut hold = plain_hold(
-            5_000,
-            Timestamp(now).date(),
-            (&li, &o),
-            Cap::None,
-            Timestamp(now),
-            1,
-        );
-        hold.frequency = Some(FrequencyHold {
-            user: lost,
-            cap: 3,
-            window_ms: 3_600_000,
-        });
+        let hold = capped_hold(5_000, (&li, &o), lost, 3, Timestamp(now));
         l.reserve(&hold, Timestamp(now)).expect("room");
         l.release(BidKey(5_000));
         let windows =
@@ -2223,7 +2208,6 @@ mod tests {
 
     #[test]
     fn new_frequency_windows_stop_at_the_bound_and_counted_users_still_bid() {
-        use crate::FrequencyHold;
         let l = MemoryLedger::new(Options {
             max_windows: 64,
             ..Options::default()
@@ -2231,28 +2215,7 @@ mod tests {
         let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
         let now = 1_795_521_600_000i64;
         let bid = |n: u64, user: &str| {
-            let hold = Hold {
-                bid: BidKey(n),
-                day: Timestamp(now).date(),
-                cost: Micros(1),
-                limits: [
-                    Limit {
-                        key: &li,
-                        cap: Cap::None,
-                    },
-                    Limit {
-                        key: &o,
-                        cap: Cap::None,
-                    },
-                ],
-                frequency: Some(FrequencyHold {
-                    user,
-                    cap: 1_000,
-                    window_ms: 3_600_000,
-                }),
-                expires: Timestamp(now + 1),
-                forget: Timestamp(now + 2),
-            };
+            let hold = capped_hold(n, (&li, &o), user, 1_000, Timestamp(now));
             let r = l.reserve(&hold, Timestamp(now)).map(|_| ());
             l.release(BidKey(n));
             r
