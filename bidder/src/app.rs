@@ -1320,20 +1320,24 @@ impl App {
             );
             let key = id.key();
             // The winner's features ride in its tracking URLs for training
-            // (value-based line items have them from their pricing).
-            if choice.pricing.features.is_none() {
-                choice.pricing.features =
-                    select::candidate_features(snap, &ctx, &stores.market, item, &choice);
-            }
-            // Not the audience kind, though: the same id on every bid of a
+            // (value-based line items have them from their pricing). Not
+            // the audience kind, though: the same id on every bid of a
             // kind, it told whoever saw the URLs (a page, an exchange)
             // which bids were for a retargeting list. It is put back when
             // an event is tracked, from the audience token (`App::track`).
-            if let (Some(f), Some(a)) = (&mut choice.pricing.features, choice.audience) {
-                let kind = snap.config.advertisers[item.advertiser].audiences[a]
-                    .kind
-                    .as_str();
-                *f = f.without(stores.market.model.hasher().audience_kind_id(kind));
+            match &mut choice.pricing.features {
+                None => {
+                    choice.pricing.features =
+                        select::candidate_features(snap, &ctx, &stores.market, item, &choice, None);
+                }
+                Some(f) => {
+                    if let Some(a) = choice.audience {
+                        let kind = snap.config.advertisers[item.advertiser].audiences[a]
+                            .kind
+                            .as_str();
+                        *f = f.without(stores.market.model.hasher().audience_kind_id(kind));
+                    }
+                }
             }
             // Each bid holds what it may cost, within budgets, the pacing
             // plan and the frequency cap, until its notice comes or its time

@@ -698,7 +698,7 @@ fn price(
     // are built for the winner only, after the walk.
     let features = match item.bidding {
         config::Bidding::FixedCpm => None,
-        _ => crate::select::candidate_features(snap, ctx, market, item, &choice),
+        _ => crate::select::candidate_features(snap, ctx, market, item, &choice, choice.audience),
     };
     let (value, prediction) = crate::value::value(item, market.model, features.as_ref());
     choice.pricing.value = value;

@@ -530,16 +530,18 @@ pub(crate) fn imp_floor(ctx: &Context<'_>, imp: &Imp<'_>) -> Result<Micros, NoBi
     crate::context::floor_usd(imp.bidfloor, &imp.bidfloorcur, ctx.rates).ok_or(NoBid::Currency)
 }
 
-/// The features a candidate is (or would be) priced with.
+/// The features a candidate is (or would be) priced with, with the kind of
+/// `audience` (the choice's, or none for its tracking URLs).
 pub(crate) fn candidate_features(
     snap: &Snapshot,
     ctx: &Context<'_>,
     market: &Market<'_>,
     item: &Item,
     choice: &Choice,
+    audience: Option<usize>,
 ) -> Option<predict::Features> {
     let adv = &snap.config.advertisers[item.advertiser];
-    let audience_kind = choice.audience.map(|a| adv.audiences[a].kind.as_str());
+    let audience_kind = audience.map(|a| adv.audiences[a].kind.as_str());
     crate::value::features(
         market.model.hasher(),
         ctx,
