@@ -671,6 +671,44 @@ impl App {
                  afresh from now"
             ),
         }
+        // Impressions and clicks the process before left waiting for
+        // their bids' charge (`crate::awaiting::saved`): they wait here.
+        match crate::awaiting::saved::restore(dir) {
+            Ok(r) if r.events.is_empty() && r.skipped == 0 => {}
+            Ok(r) => {
+                let read = r.events.len();
+                for (e, won) in r.events {
+                    // Counted once: the same call again is a duplicate here
+                    // as it was there.
+                    let event = match e.click {
+                        true => crate::track::Event::Click,
+                        false => crate::track::Event::Impression,
+                    };
+                    self.tracked.first(e.bid, event, e.at_ms);
+                    for _ in 0..self.awaiting.wait(e, won) {
+                        metrics::tracking_refused("awaiting_full");
+                    }
+                }
+                match r.skipped {
+                    0 => tracing::info!(
+                        events = read,
+                        "impressions and clicks the process before left waiting for their \
+                         bids' charge wait here"
+                    ),
+                    skipped => tracing::warn!(
+                        events = read,
+                        skipped,
+                        "impressions and clicks the process before left waiting taken on in \
+                         part: lines of its file could not be read"
+                    ),
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the impressions and clicks the process before left waiting for their bids' \
+                 charge were not read: they will not count"
+            ),
+        }
         Ok((self, replayed))
     }
 
@@ -1541,6 +1579,33 @@ impl App {
         }
     }
 
+    /// Writes the impressions and clicks still waiting for their bids'
+    /// charge to the state directory, for the next process to go on waiting
+    /// for it (`crate::awaiting::saved`); the table is left empty. When the
+    /// server stops, after [`App::settle_awaiting`] counted those charged.
+    pub fn save_awaiting(&self) {
+        let Some(dir) = &self.state_dir else {
+            return;
+        };
+        let events = self.awaiting.drain();
+        metrics::tracking_awaiting(0);
+        match crate::awaiting::saved::save(dir, &events) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                events = n,
+                "impressions and clicks still waiting for their bids' charge written for the \
+                 next process"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                dir = %dir.display(),
+                events = events.len(),
+                "impressions and clicks still waiting for their bids' charge were not written: \
+                 they will not count"
+            ),
+        }
+    }
+
     /// How long an impression or click waits for its bid's charge
     /// (`crate::awaiting`), and how long the next process holds what this
     /// one's bids held (`save_holds`): the longest reservation, then the
@@ -1565,7 +1630,8 @@ impl App {
     /// when charged (here, or elsewhere as the ledger has heard since),
     /// dropped when their wait is over ([`App::win_wait_ms`] after the
     /// event, the notice lifetime for a bid won and billed later). From the
-    /// upkeep, and when the server stops (what still waits then is lost).
+    /// upkeep, and when the server stops (what still waits then goes to
+    /// the next process: [`App::save_awaiting`]).
     pub fn settle_awaiting(&self) {
         use std::sync::atomic::Ordering::{Acquire, Release};
         // One at a time: the rounds do not wait for one asking Redis.

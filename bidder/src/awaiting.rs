@@ -21,6 +21,8 @@
 //! be won, so a flood of those pushes out its own kind first. Those of bids
 //! won and billed later (which wait longest) go last.
 
+pub(crate) mod saved;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -208,6 +210,10 @@ impl Awaiting {
                     }
                     won_wait_ms
                 }
+                // Known won before a restart (`saved`): this process's
+                // ledger does not know the bid, and it is still billed
+                // later.
+                Outcome::Unknown if entry.won => won_wait_ms,
                 Outcome::Unknown => unknown_wait_ms,
                 Outcome::InFlight | Outcome::Lost => wait_ms,
             };
@@ -225,6 +231,21 @@ impl Awaiting {
             }
         }
         inner.compact();
+        out
+    }
+
+    /// Every event waiting, in the order they came, with whether its bid
+    /// is known to be won; the table is left empty. For the file the next
+    /// process takes them on from (`saved`), when the server stops.
+    pub(crate) fn drain(&self) -> Vec<(Waiting, bool)> {
+        let mut inner = std::mem::take(&mut *self.lock());
+        let mut out = Vec::with_capacity(inner.count);
+        let mut entries: Vec<(u64, Entry)> = inner.by_bid.drain().map(|(_, e)| (e.n, e)).collect();
+        entries.sort_unstable_by_key(|&(n, _)| n);
+        for (_, e) in entries {
+            out.extend(e.events.into_iter().map(|w| (w, e.won)));
+        }
+        out.sort_by_key(|(w, _)| w.at_ms);
         out
     }
 
@@ -391,6 +412,29 @@ mod tests {
         assert_eq!(a.wait(event(u128::MAX, 0, false), false), 1);
         assert!(a.take(1).is_empty());
         assert_eq!(a.take(0).len(), 1);
+    }
+
+    #[test]
+    fn drained_for_the_next_process_in_order_with_whether_won() {
+        let a = Awaiting::default();
+        a.wait(event(2, 10, false), false);
+        a.wait(event(1, 5, false), true);
+        a.wait(event(2, 20, true), false);
+        let drained: Vec<(u128, i64, bool)> = a
+            .drain()
+            .iter()
+            .map(|(e, won)| (e.bid, e.at_ms, *won))
+            .collect();
+        assert_eq!(drained, [(1, 5, true), (2, 10, false), (2, 20, false)]);
+        assert_eq!(a.len(), 0);
+        assert!(a.drain().is_empty());
+        // Taken on by the next process, whose ledger knows neither bid: the
+        // one known won waits the notice lifetime, the other the short wait.
+        a.wait(event(1, 5, false), true);
+        a.wait(event(2, 10, false), false);
+        let s = a.settle(2_000, 1_000, 1_000, 10_000, |_| Outcome::Unknown);
+        assert_eq!((s.dropped, a.len()), (1, 1));
+        assert_eq!(a.take(1).len(), 1);
     }
 
     #[test]

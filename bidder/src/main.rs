@@ -1326,6 +1326,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("stopped while starting: exiting before serving");
             app.save_holds();
             app.save_frequency(true);
+            app.save_awaiting();
             app.ledger().close();
             app.flush_events().await;
             return Ok(());
@@ -1381,8 +1382,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         app.save_holds();
         app.save_frequency(true);
         // Impressions and clicks of bids charged by now count; the others
-        // waiting for a charge are lost with the process.
+        // still waiting for a charge go on waiting in the next process.
         app.settle_awaiting();
+        app.save_awaiting();
         app.ledger().close();
         app.flush_events().await;
         // Its last pass sends what was written and stayed so.

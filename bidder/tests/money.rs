@@ -1279,6 +1279,84 @@ fn without_a_public_url_notice_urls_name_the_bound_port() {
     );
 }
 
+/// The admin port's report totals (`/v1/reports`, by line item).
+fn report_totals(admin: SocketAddr) -> Value {
+    let auth = format!("Bearer {}", common::ADMIN_TOKEN);
+    let r = common::request(
+        admin,
+        "GET",
+        "/v1/reports?by=line_item&format=json",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["total"].clone()
+}
+
+/// A bid's impression and click that came before its win notice wait for
+/// its charge. A deploy stopped the process with them waiting and they
+/// were lost: the notice came to the next process, which charged the bid
+/// and counted no impression and no click. They now go on waiting in the
+/// next process, and count there once, at the win.
+#[test]
+fn impressions_waiting_for_their_win_across_a_restart_count_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::tempdir("money-awaiting-restart");
+    let config = wall_clock_config(&dir);
+    let state = dir.join("state");
+    let args = ["--listen", "127.0.0.1:0", "--drain-secs", "0"];
+    let body = banner_request().to_string();
+    let first = Running::spawn(serve(&config, &state, &args));
+    let b = only_bid(&post(first.bid, "/openrtb2/bid", &[], body.as_bytes()));
+    let (click, pixel) = common::banner_urls(b["adm"].as_str().expect("adm"));
+    assert_eq!(get(first.bid, common::path_of(&pixel)).status, 200);
+    assert_eq!(get(first.bid, common::path_of(&click)).status, 302);
+    first.terminate();
+    let saved = state.join("awaiting.jsonl");
+    let meta = std::fs::metadata(&saved).expect("STATE/awaiting.jsonl");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "user keys in it");
+
+    let second = Running::spawn(serve(&config, &state, &args));
+    assert!(!saved.exists(), "taken on once");
+    // Counted once: the same pixel again is a duplicate here too.
+    assert_eq!(get(second.bid, common::path_of(&pixel)).status, 200);
+    let duplicates = |r: &Running| {
+        get(r.admin, "/metrics")
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("bidder_tracking_refused_total{reason=\"duplicate\"}"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert_eq!(duplicates(&second), 1.0);
+    let nurl = url(&b, "nurl").replace(MACRO, "1000.00");
+    assert_eq!(get(second.bid, path_of(&nurl)).status, 200);
+    // The event journal is written behind: the report gets there soon.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut total = report_totals(second.admin);
+    while total["impressions"] != 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        total = report_totals(second.admin);
+    }
+    assert_eq!(
+        (&total["impressions"], &total["clicks"]),
+        (&json!(1), &json!(1)),
+        "{total}"
+    );
+    second.terminate();
+    assert!(!saved.exists(), "nothing waits: no file");
+    // And after one more restart, still once.
+    let third = Running::spawn(serve(&config, &state, &args));
+    let total = report_totals(third.admin);
+    assert_eq!(
+        (&total["impressions"], &total["clicks"]),
+        (&json!(1), &json!(1)),
+        "{total}"
+    );
+    third.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_bid_thrown_away_as_late_holds_nothing() {
     use bidder::nobid::NoBid;

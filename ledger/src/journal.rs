@@ -99,7 +99,7 @@ pub fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 /// [`replace_file`] with the contents written by `write` (a large file is
 /// streamed, not built in memory first); `private`: readable by its owner
 /// only.
-pub(crate) fn replace_file_with(
+pub fn replace_file_with(
     dir: &Path,
     name: &str,
     private: bool,
