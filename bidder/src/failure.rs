@@ -96,7 +96,9 @@ impl Failure for BodyError {
         match self {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            BodyError::BadGzip(_) | BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            BodyError::BadGzip(_) | BodyError::GzipMembers(_) | BodyError::Read(_) => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 
