@@ -78,6 +78,11 @@ pub(crate) struct Pricing {
     pub first_price: bool,
     /// A fixed-price deal's agreed price (`pmp.deals[].at` 3): the bid.
     pub fixed: Option<Micros>,
+    /// That price as the deal sent it: micros of its currency (upper-case
+    /// ISO 4217). An answer in that currency bids it to the micro, where
+    /// the USD price converted back would be off by the rounding of two
+    /// conversions (300 JPY came back as 300.000153).
+    pub fixed_sent: Option<(Micros, [u8; 3])>,
 }
 
 /// What one imp gets: a line item, its creative and the price to bid.

@@ -527,6 +527,25 @@ fn a_fixed_price_deal_is_bid_at_its_price() {
     r["imp"][0]["pmp"]["deals"][0]["bidfloorcur"] = json!("EUR");
     let bid = only_bid(&s.bid(&r.to_string()));
     assert!(bid["price"].as_f64().unwrap() > 2.0, "{bid}");
+    // Answered in the deal's own currency: its price to the micro, not the
+    // USD price converted back (300.000153 JPY at 155.3 a dollar).
+    r["cur"] = json!(["JPY"]);
+    r["imp"][0]["pmp"]["deals"][0]["bidfloorcur"] = json!("jpy");
+    r["imp"][0]["pmp"]["deals"][0]["bidfloor"] = json!(300);
+    let answer = s.bid(&r.to_string()).json();
+    assert_eq!(answer["cur"], "JPY", "{answer}");
+    assert_eq!(
+        answer["seatbid"][0]["bid"][0]["price"].as_f64(),
+        Some(300.0),
+        "{answer}"
+    );
+    // In another currency than the answer's: converted, as before.
+    r["imp"][0]["pmp"]["deals"][0]["bidfloorcur"] = json!("EUR");
+    r["imp"][0]["pmp"]["deals"][0]["bidfloor"] = json!(2.0);
+    let bid = only_bid(&s.bid(&r.to_string()));
+    let jpy = bid["price"].as_f64().unwrap();
+    assert!((326.0..328.0).contains(&jpy), "2 EUR in JPY: {bid}");
+    r.as_object_mut().unwrap().remove("cur");
     // Above what the line item pays: no bid. Without a price: none either.
     r["imp"][0]["pmp"]["deals"][0] =
         json!({ "id": "DEAL-NW-PREMIUM-01", "at": 3, "bidfloor": 4.0 });
