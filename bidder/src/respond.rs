@@ -230,11 +230,11 @@ impl Answer<'_> {
             config::CreativeKind::Audio { media, .. } => (media, MTYPE_AUDIO),
             config::CreativeKind::Display { .. } | config::CreativeKind::Native(_) => return,
         };
-        let impression_url = track.impression();
-        let click = track.click_beacon();
+        let (urls, at) = track.impression_and_click_beacon();
+        let (impression_url, click) = urls.split_at(at);
         let event = |name: &str, out: &mut String| track.vast_event_into(name, out);
         // Audio has no video click; its companion carries the click.
-        let click_tracking_url = (mtype == MTYPE_VIDEO).then_some(click.as_str());
+        let click_tracking_url = (mtype == MTYPE_VIDEO).then_some(click);
         out.push_str(",\"adm\":");
         let templates = self.snap.creative_json[item.advertiser][choice.creative]
             .vast
@@ -244,11 +244,11 @@ impl Answer<'_> {
             Some((template, companion_part)) => template.write_json(
                 &creatives::VastBid {
                     ad_id: bid_id,
-                    impression_url: &impression_url,
+                    impression_url,
                     tracking: creatives::EventUrls(&event),
                     click_tracking_url,
                     renditions: &fit.renditions,
-                    companion: companion_part.map(|c| (c, Some(click.as_str()))),
+                    companion: companion_part.map(|c| (c, Some(click))),
                     plain_urls: track.plain(),
                 },
                 out,
@@ -270,13 +270,13 @@ impl Answer<'_> {
                         ad_title: &creative.id,
                         creative,
                         media: &renditions,
-                        impression_url: &impression_url,
+                        impression_url,
                         tracking: creatives::EventUrls(&event),
                         click_tracking_url,
                         companion: companion.map(|c| creatives::Companion {
                             creative: &adv.creatives[c],
                             required: creative.companion_required,
-                            click_tracking_url: Some(&click),
+                            click_tracking_url: Some(click),
                         }),
                     },
                     out,
@@ -317,14 +317,14 @@ impl Answer<'_> {
         let Some(ad) = crate::select::native_ad(&adv.creatives[choice.creative]) else {
             return;
         };
-        let impression_url = track.impression();
-        let click = track.click_beacon();
+        let (urls, at) = track.impression_and_click_beacon();
+        let (impression_url, click) = urls.split_at(at);
         let json = creatives::native_response(
             &ad,
             fit,
             &creatives::NativeTrackers {
-                impression_url: &impression_url,
-                click_trackers: &[&click],
+                impression_url,
+                click_trackers: &[click],
             },
         );
         out.push_str(",\"adm\":");

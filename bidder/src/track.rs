@@ -395,6 +395,20 @@ impl<'a> Urls<'a> {
         self.write(Path::Click, true, &["&d=0"])
     }
 
+    /// [`Self::impression`] then [`Self::click_beacon`] in one string, and
+    /// where the second starts: the two a VAST or native ad carries, in one
+    /// allocation where each was one (some 150 instructions a bid).
+    pub fn impression_and_click_beacon(&self) -> (String, usize) {
+        let click_tail = ["&d=0"];
+        let mut out = String::with_capacity(
+            self.len(Path::Impression, true, &[]) + self.len(Path::Click, true, &click_tail),
+        );
+        self.write_into(Path::Impression, true, &[], None, &mut out);
+        let at = out.len();
+        self.write_into(Path::Click, true, &click_tail, None, &mut out);
+        (out, at)
+    }
+
     /// A VAST `Tracking` URL of `event` (its VAST name), appended to `out`,
     /// as the VAST writer asks for each event's URL.
     pub fn vast_event_into(&self, event: &str, out: &mut String) {
@@ -1438,6 +1452,19 @@ mod tests {
         }
         assert_eq!(seen.evicted(), 0);
         assert!(seen.shards.iter().all(|s| s.lock().unwrap().len > 0));
+    }
+
+    /// The impression and click beacon written together are the two
+    /// written apart, byte for byte.
+    #[test]
+    fn impression_and_click_beacon_together_are_each_alone() {
+        for how in [notice::UrlSignatures::PerBid, notice::UrlSignatures::PerUrl] {
+            let bid = test_bid(Some("products:books"));
+            let signer = Signer::writing(b"tracking test secret", how);
+            let u = urls_with_every_part(&bid, &signer, None);
+            let (both, at) = u.impression_and_click_beacon();
+            assert_eq!(both.split_at(at), (&*u.impression(), &*u.click_beacon()));
+        }
     }
 
     /// Every event the VAST writer asks for, and every player event
