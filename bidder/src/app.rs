@@ -584,6 +584,19 @@ impl App {
 
     /// Why charges cannot be written to the journal now, if they cannot
     /// (a full or failing disk): no bids are made until they can.
+    /// A writer thread that has ended (a panic): `Some(which)`. This
+    /// process can no longer write charges or events, and a restart is
+    /// the only way back (`/healthz` says so, for the liveness probe).
+    pub fn writer_stopped(&self) -> Option<&'static str> {
+        if self.books.journal().is_some_and(|j| j.stopped()) {
+            return Some("the charge journal's writer");
+        }
+        if self.events.as_ref().is_some_and(|e| e.stopped()) {
+            return Some("the event journal's writer");
+        }
+        None
+    }
+
     pub fn journal_failing(&self) -> Option<String> {
         self.books.journal().and_then(|j| j.failing())
     }

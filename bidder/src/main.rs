@@ -498,7 +498,13 @@ fn init_logging(format: LogFormat) {
     use std::io::IsTerminal as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let fmt = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    // A log line that cannot be written (a full disk under the log file,
+    // a reader gone from the pipe) is lost, not reported: the report is an
+    // eprintln!, which panics when stderr fails, and the panic ended
+    // whichever thread was logging, the charge journal's writer among them.
+    let fmt = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => fmt
             .with_ansi(std::io::stderr().is_terminal())

@@ -893,7 +893,15 @@ fn no_content() -> Resp {
 pub async fn admin_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     let get_only = |m: &Method| m == Method::GET || m == Method::HEAD;
     match req.uri().path() {
-        "/healthz" if get_only(req.method()) => text(StatusCode::OK, "ok\n"),
+        "/healthz" if get_only(req.method()) => match app.writer_stopped() {
+            // Not alive: nothing short of a restart writes charges or
+            // events again, and the liveness probe is what restarts.
+            Some(which) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not alive: {which} stopped; restart the process\n"),
+            ),
+            None => text(StatusCode::OK, "ok\n"),
+        },
         "/readyz" if get_only(req.method()) => {
             if app.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining: shutting down\n")

@@ -1279,6 +1279,63 @@ fn without_a_public_url_notice_urls_name_the_bound_port() {
     );
 }
 
+/// Logs that cannot be written (the reader of stderr gone, a full disk
+/// under the log file) lose their lines, never a thread: the library's
+/// report of the failed write was an eprintln!, which panicked on the same
+/// stderr, in whichever thread logged (a reload answered 500 "task
+/// panicked"; the charge journal's writer, logging a failed batch, died
+/// and took every later charge with it).
+#[test]
+fn a_log_that_cannot_be_written_ends_no_thread() {
+    use std::io::BufRead;
+    let dir = common::tempdir("money-stderr-gone");
+    let config = wall_clock_config(&dir);
+    let mut child = serve(
+        &config,
+        &dir.join("state"),
+        &["--listen", "127.0.0.1:0", "--drain-secs", "0"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn bidder");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = |key: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    // Nobody reads the logs from here on: every write to stderr fails.
+    drop(child.stderr.take());
+    let running = Running {
+        child: Some(child),
+        bid: addr("bid="),
+        admin: addr("admin="),
+    };
+    // A reload logs what it loaded.
+    for _ in 0..3 {
+        let r = common::admin(running.admin, "/v1/config/reload", b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // A notice whose price cannot be read logs a warning, and charges.
+    let body = banner_request().to_string();
+    let b = only_bid(&post(running.bid, "/openrtb2/bid", &[], body.as_bytes()));
+    let nurl = url(&b, "nurl").replace(MACRO, "garbage");
+    let r = get(running.bid, path_of(&nurl));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(running.admin, "/healthz").status, 200);
+    assert_eq!(get(running.admin, "/readyz").status, 200);
+    running.terminate();
+    let journal = std::fs::read_to_string(dir.join("state/charges.journal")).unwrap();
+    assert_eq!(journal.lines().filter(|l| l.starts_with("C\t")).count(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The admin port's report totals (`/v1/reports`, by line item).
 fn report_totals(admin: SocketAddr) -> Value {
     let auth = format!("Bearer {}", common::ADMIN_TOKEN);

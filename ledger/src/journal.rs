@@ -457,6 +457,13 @@ impl Journal {
     }
 
     /// Why charges cannot be written now, if they cannot.
+    /// Whether the writer thread has ended (a panic): no charge can be
+    /// written again by this process, whatever the disk does, and only a
+    /// restart brings the writer back (liveness).
+    pub fn stopped(&self) -> bool {
+        self.writer.is_finished()
+    }
+
     pub fn failing(&self) -> Option<String> {
         if !self.failing.is_set() {
             return None;

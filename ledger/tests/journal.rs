@@ -252,6 +252,15 @@ async fn a_writer_that_panicked_leaves_the_journal_failing() {
     assert!(s.books.journal_failing());
     let why = s.books.journal().unwrap().failing().unwrap();
     assert!(why.contains("stopped"), "{why}");
+    // For good: the liveness probe reads this (the thread has ended).
+    let j = s.books.journal().unwrap();
+    for _ in 0..100 {
+        if j.stopped() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(j.stopped());
     assert_eq!(spent(&*s.ledger), Micros(5_000));
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -260,6 +269,7 @@ async fn a_writer_that_panicked_leaves_the_journal_failing() {
 async fn a_failed_fsync_is_not_acknowledged() {
     let d = dir("fsync");
     let s = open(&d, 1_000_000).unwrap();
+    assert!(!s.books.journal().unwrap().stopped());
     s.mode.store(SYNC_FAILS, Ordering::SeqCst);
     assert!(charge(&s.books, 1, 5_000).await.is_err());
     assert_eq!(spent(&*s.ledger), Micros::ZERO);

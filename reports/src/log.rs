@@ -406,6 +406,12 @@ impl EventLog {
             .unwrap_or_else(|_| Err(io::Error::other("event writer stopped")))
     }
 
+    /// Whether the writer thread has ended (a panic): no event is written
+    /// again by this process, and only a restart brings it back (liveness).
+    pub fn stopped(&self) -> bool {
+        self.writer.is_finished()
+    }
+
     /// Resolves once everything sent before is written, counts included.
     pub async fn flush(&self) {
         let (ack, done) = tokio::sync::oneshot::channel();
