@@ -422,6 +422,37 @@ fn read_log(path: &Path, hash: &dyn Fn(&str) -> u64) -> std::io::Result<Option<L
     Ok(Some(read))
 }
 
+#[derive(Clone, Copy)]
+enum Opening {
+    Existing,
+    Create,
+    New,
+}
+
+/// A list log opened to append, readable by its owner only: it holds
+/// every member id of an advertiser's customer list (CRM ids, hashed
+/// e-mails) in clear. A log made before this was readable by all: made
+/// private when opened.
+fn open_private(path: &Path, how: Opening) -> std::io::Result<File> {
+    let mut open = OpenOptions::new();
+    open.append(true);
+    match how {
+        Opening::Existing => {}
+        Opening::Create => {
+            open.create(true);
+        }
+        Opening::New => {
+            open.create_new(true);
+        }
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let file = open.open(path)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(file)
+}
+
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -667,11 +698,7 @@ impl Lists {
             if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
                 std::fs::rename(&path, path.with_extension("log.unreadable")).map_err(io)?;
             }
-            let mut file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(io)?;
+            let mut file = open_private(&path, Opening::Create).map_err(io)?;
             let mut len = file.metadata().map_err(io)?.len();
             if len == 0 {
                 file.write_all(format!("@{key}\n").as_bytes())
@@ -783,10 +810,7 @@ impl Lists {
             let distinct = self.apply_loaded(&key, ops);
             let mut log = Log {
                 path: path.clone(),
-                file: OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| io(&path, e))?,
+                file: open_private(&path, Opening::Existing).map_err(|e| io(&path, e))?,
                 good_len,
                 lines,
                 distinct,
@@ -880,11 +904,7 @@ impl Lists {
         let last = last_ops(read.ops);
         let tmp = log.path.with_extension("log.tmp");
         let _ = std::fs::remove_file(&tmp);
-        let mut out = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&tmp)
-            .map_err(|e| io(&tmp, e))?;
+        let mut out = open_private(&tmp, Opening::New).map_err(|e| io(&tmp, e))?;
         let mut body: Vec<u8> = Vec::new();
         // Which of `last` are written: a bit each.
         let mut written = vec![0u64; last.len().div_ceil(64)];

@@ -162,6 +162,19 @@ fn batches_survive_a_restart_and_a_torn_tail_is_dropped() {
     }
     let log = log_path(&state, "crm/eu");
     assert!(log.exists(), "{}", log.display());
+    // Customer ids in clear: the owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&log), 0o600);
+        // One made readable by all before is made private when opened.
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Lists::new(100)
+            .open(None, Some(&state), &owner_any)
+            .unwrap();
+        assert_eq!(mode(&log), 0o600);
+    }
     // A crash mid-batch: lines without their commit.
     let mut f = OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(b"+c\n+d\n.2 00").unwrap();
