@@ -283,6 +283,7 @@ impl EventLog {
             elsewhere_since: Instant::now(),
             peer_pending: Vec::new(),
             unwritten: Tallies::default(),
+            unwritten_tracks: Default::default(),
         };
         let writer = std::thread::Builder::new()
             .name("events".into())
@@ -711,6 +712,12 @@ struct Writer {
     /// round's, so that a full disk for a while delays the counts instead
     /// of losing them. Up to [`MAX_UNWRITTEN`] keys.
     unwritten: Tallies,
+    /// Impression and click records whose write failed, oldest first:
+    /// written again in the next round. A click was answered once its
+    /// round ended, written or not, and a disk full for a few seconds lost
+    /// every impression and click of those seconds from the reports for
+    /// good. Up to [`MAX_UNWRITTEN`] records.
+    unwritten_tracks: std::collections::VecDeque<Record>,
 }
 
 /// Keys of counts kept for a retry: a disk full for days, with new ads
@@ -831,6 +838,12 @@ impl Writer {
         type Pending = (ConvertAck, Vec<&'static str>, Vec<Record>, Vec<Date>);
         let mut acks: Vec<Pending> = Vec::new();
         let mut flushes = Vec::new();
+        // This round's impression and click records: first those whose
+        // write failed before, in the order they came.
+        let mut tracks = Vec::new();
+        for r in std::mem::take(&mut self.unwritten_tracks) {
+            self.push_track(r, &mut tracks);
+        }
         for job in batch {
             match job {
                 Job::Track(t) => {
@@ -841,7 +854,7 @@ impl Writer {
                             // No room to wait: written unchecked, and its
                             // touch lost to attribution.
                             self.lost_touches += 1;
-                            self.push(track_record(t));
+                            self.push_track(track_record(t), &mut tracks);
                         }
                         continue;
                     };
@@ -853,7 +866,7 @@ impl Writer {
                         continue;
                     }
                     a.touch(t.user, &t.dims, t.at_ms, t.click, keep);
-                    self.push(track_record(t));
+                    self.push_track(track_record(t), &mut tracks);
                 }
                 Job::Convert(items, now_ms, ack) => {
                     let Some(attributor) = &mut self.attributor else {
@@ -968,6 +981,13 @@ impl Writer {
         let failed = self.write_all();
         if !failed.is_empty() {
             let lost = |at: i64| failed.iter().any(|(d, _)| *d == Timestamp(at).date());
+            // In the order they came: a day that would not open kept
+            // its records here as they came too.
+            let mut kept: std::collections::VecDeque<Record> =
+                tracks.into_iter().filter(|r| lost(r.at_ms)).collect();
+            kept.extend(std::mem::take(&mut self.unwritten_tracks));
+            kept.make_contiguous().sort_by_key(|r| r.at_ms);
+            self.unwritten_tracks = kept;
             for (key, (at, n)) in queued.bids {
                 if lost(at) {
                     add(&mut self.unwritten.bids, key, at, n);
@@ -1015,9 +1035,36 @@ impl Writer {
         }
     }
 
+    /// Queues an impression or click record in its day's buffer, noting it
+    /// in `tracks` for the round's outcome; one whose day's file would not
+    /// open waits in [`Self::unwritten_tracks`].
+    fn push_track(&mut self, r: Record, tracks: &mut Vec<Record>) {
+        match push_to(
+            &mut self.files,
+            &self.dir,
+            r.clone(),
+            &self.stats,
+            self.synced.as_ref(),
+        ) {
+            Ok(()) => tracks.push(r),
+            Err(_) => self.unwritten_tracks.push_back(r),
+        }
+    }
+
     /// Keeps [`Self::unwritten`] within [`MAX_UNWRITTEN`] keys, dropping
     /// (and counting) the oldest counts past it.
     fn bound_unwritten(&mut self) {
+        let tracks_over = self.unwritten_tracks.len().saturating_sub(MAX_UNWRITTEN);
+        if tracks_over > 0 {
+            self.unwritten_tracks.drain(..tracks_over);
+            self.stats
+                .dropped
+                .fetch_add(tracks_over as u64, Ordering::Relaxed);
+            tracing::error!(
+                records = tracks_over,
+                "impression and click records waiting for the disk dropped, the oldest first"
+            );
+        }
         let u = &mut self.unwritten;
         let over = (u.bids.len() + u.no_bids.len()).saturating_sub(MAX_UNWRITTEN);
         if over == 0 {
@@ -1069,17 +1116,6 @@ impl Writer {
                 }
             }
         }
-    }
-
-    /// A record whose loss is only counted (a tracked event).
-    fn push(&mut self, r: Record) {
-        let _ = push_to(
-            &mut self.files,
-            &self.dir,
-            r,
-            &self.stats,
-            self.synced.as_ref(),
-        );
     }
 
     /// Writes and syncs every file with something pending. Returns the

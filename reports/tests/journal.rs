@@ -308,6 +308,36 @@ fn bid_counts_whose_write_fails_are_written_with_the_next_ones() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// Impressions and clicks too: a disk that fails for a few seconds
+/// delays them; they were dropped, and a click answered meanwhile was
+/// gone from every report.
+#[test]
+fn tracked_events_whose_write_fails_are_written_with_the_next_ones() {
+    let state = tempdir("unwritten-tracks");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.set_catalog(catalog());
+    rt.block_on(log.flush());
+    let blocked = state.join("events/2026-11-24.events");
+    std::fs::create_dir_all(&blocked).unwrap();
+    log.track(day.as_millis(), ad("li"), 7, false, 1);
+    log.track(day.as_millis() + 5, ad("li"), 7, true, 1);
+    rt.block_on(log.flush());
+    rt.block_on(log.flush());
+    std::fs::remove_dir_all(&blocked).unwrap();
+    log.track(day.as_millis() + 9, ad("li"), 8, false, 2);
+    rt.block_on(log.flush());
+    assert_eq!(
+        log.stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    log.close();
+    let c = report(&state, "2026-11-24", day).rows[0].counters;
+    assert_eq!((c.impressions, c.clicks), (2, 1));
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 #[test]
 fn a_purchase_whose_day_cannot_be_written_is_refused_and_counted_on_retry() {
     let state = tempdir("unwritable");
