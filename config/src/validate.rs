@@ -2039,6 +2039,20 @@ impl FileChecker<'_> {
             Some(format!(
                 "{noun} \"{d}\" must be a bare domain like {example}, without http:// or a path"
             ))
+        } else if let Some(bare) = d.strip_prefix("*.") {
+            // Matched as a suffix of the page's host, so a wildcard
+            // matched no host at all: a block list of them blocked
+            // nothing, silently.
+            Some(format!(
+                "{noun} \"{d}\" is a wildcard; write \"{bare}\", which covers its subdomains"
+            ))
+        } else if d.contains('*') {
+            Some(format!(
+                "{noun} \"{d}\" holds a \"*\"; write the domain, which covers its subdomains"
+            ))
+        } else if let Some(bare) = d.strip_suffix('.') {
+            // A fully qualified name's dot: hosts are compared without it.
+            Some(format!("{noun} \"{d}\" ends with a dot; write \"{bare}\""))
         } else if !d.contains('.') || d.chars().any(|c| c.is_whitespace() || c.is_control()) {
             Some(format!(
                 "{noun} \"{d}\" is not a domain name like {example}"

@@ -304,6 +304,26 @@ fn sites_are_bare_domains() {
         at(&text, "block: [\"\"]", "\""),
         &format!("{LI}: a site is empty"),
     );
+    // A site covers its subdomains; a wildcard or a final dot matched no
+    // page at all, and a block list of them blocked nothing.
+    let text = edit(BASE, "block: [spam.example]", "block: [\"*.spam.example\"]");
+    assert_problem(
+        &text,
+        at(&text, "block: [\"*", "\""),
+        &format!("{LI}: site \"*.spam.example\" is a wildcard; write \"spam.example\", which covers its subdomains"),
+    );
+    let text = edit(BASE, "block: [spam.example]", "block: [\"ads.*.example\"]");
+    assert_problem(
+        &text,
+        at(&text, "block: [\"ads", "\""),
+        &format!("{LI}: site \"ads.*.example\" holds a \"*\"; write the domain, which covers its subdomains"),
+    );
+    let text = edit(BASE, "block: [spam.example]", "block: [spam.example.]");
+    assert_problem(
+        &text,
+        at(&text, "block: [spam", "spam"),
+        &format!("{LI}: site \"spam.example.\" ends with a dot; write \"spam.example\""),
+    );
 }
 
 #[test]
