@@ -1580,7 +1580,7 @@ impl FileChecker<'_> {
             let b = blocked.value.as_str();
             let same = |allowed: &Text| match kind {
                 // Domain names are case-insensitive; ids are not.
-                ListKind::Sites => allowed.value.eq_ignore_ascii_case(b),
+                ListKind::Sites => site_host(&allowed.value).eq_ignore_ascii_case(site_host(b)),
                 ListKind::Apps | ListKind::Publishers => allowed.value == b,
             };
             if !b.trim().is_empty() && r.allow.0.iter().any(same) {
@@ -1594,9 +1594,19 @@ impl FileChecker<'_> {
                 ok = false;
             }
         }
+        let entries = |list: &List<Text>| -> Vec<String> {
+            match kind {
+                ListKind::Sites => list
+                    .0
+                    .iter()
+                    .map(|t| site_host(&t.value).to_owned())
+                    .collect(),
+                ListKind::Apps | ListKind::Publishers => strings(list),
+            }
+        };
         ok.then(|| AllowBlock {
-            allow: strings(&r.allow),
-            block: strings(&r.block),
+            allow: entries(&r.allow),
+            block: entries(&r.block),
         })
     }
 
@@ -2032,30 +2042,36 @@ impl FileChecker<'_> {
 
     /// A bare domain; `noun` names it in messages ("domain", "site").
     fn domain(&mut self, subject: &str, noun: &str, example: &str, domain: &Text) -> bool {
-        let d = domain.value.as_str();
-        let problem = if d.trim().is_empty() {
+        let written = domain.value.as_str();
+        // A site's `*.` and final dot are read away (`site_host`), as
+        // `badv` entries are; an advertiser's domains go out as written.
+        let d = match noun {
+            "site" => site_host(written),
+            _ => written,
+        };
+        let problem = if written.trim().is_empty() {
             Some(format!("a {noun} is empty"))
         } else if d.contains("://") || d.contains('/') {
             Some(format!(
-                "{noun} \"{d}\" must be a bare domain like {example}, without http:// or a path"
+                "{noun} \"{written}\" must be a bare domain like {example}, without http:// or a path"
             ))
         } else if let Some(bare) = d.strip_prefix("*.") {
-            // Matched as a suffix of the page's host, so a wildcard
-            // matched no host at all: a block list of them blocked
-            // nothing, silently.
             Some(format!(
-                "{noun} \"{d}\" is a wildcard; write \"{bare}\", which covers its subdomains"
+                "{noun} \"{written}\" is a wildcard; write \"{bare}\", which covers its subdomains"
             ))
         } else if d.contains('*') {
+            // Matched as a suffix of the page's host: a `*` inside matched
+            // no host at all (a block list of them blocked nothing).
             Some(format!(
-                "{noun} \"{d}\" holds a \"*\"; write the domain, which covers its subdomains"
+                "{noun} \"{written}\" holds a \"*\"; write the domain, which covers its subdomains"
             ))
         } else if let Some(bare) = d.strip_suffix('.') {
-            // A fully qualified name's dot: hosts are compared without it.
-            Some(format!("{noun} \"{d}\" ends with a dot; write \"{bare}\""))
+            Some(format!(
+                "{noun} \"{written}\" ends with a dot; write \"{bare}\""
+            ))
         } else if !d.contains('.') || d.chars().any(|c| c.is_whitespace() || c.is_control()) {
             Some(format!(
-                "{noun} \"{d}\" is not a domain name like {example}"
+                "{noun} \"{written}\" is not a domain name like {example}"
             ))
         } else {
             None
@@ -2167,6 +2183,16 @@ fn region_hint(region: &str, countries: Option<&[&str]>) -> String {
         ""
     };
     format!(" ({reason}did you mean \"{meant}\"?)")
+}
+
+/// A site list entry as pages' hosts are matched against it: `*.news.example`
+/// and `news.example.` are `news.example` (which covers its subdomains).
+/// Matched as a suffix of the host, the wildcard and the root's dot matched
+/// nothing, and a block list of them blocked nothing while the config
+/// loaded.
+fn site_host(entry: &str) -> &str {
+    let host = entry.strip_prefix("*.").unwrap_or(entry);
+    host.strip_suffix('.').unwrap_or(host)
 }
 
 fn strings(list: &List<Text>) -> Vec<String> {

@@ -780,6 +780,15 @@ fn advertiser_needs_a_domain() {
     assert!(only_problem(&text)
         .message
         .contains("must be a bare domain"));
+    // Sent to exchanges as `adomain`: as written, so no wildcard.
+    let text = edit(
+        OTHER,
+        "domains: [northwind.example]",
+        "domains: [\"*.northwind.example\"]",
+    );
+    assert!(only_problem(&text)
+        .message
+        .contains("domain \"*.northwind.example\" is a wildcard; write \"northwind.example\""));
 }
 
 #[test]
