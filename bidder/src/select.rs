@@ -364,7 +364,7 @@ pub(crate) fn limits(item: &Item) -> [Limit<'_>; 2] {
     [
         Limit {
             key: &item.spend_key,
-            cap: Cap::line_item(item.budget, item.flight.end),
+            cap: Cap::line_item(item.budget, item.flight),
         },
         Limit {
             key: &item.order_key,

@@ -64,7 +64,7 @@ impl Item {
         [
             Limit {
                 key: &keys[0],
-                cap: Cap::line_item(self.budget, self.flight.end),
+                cap: Cap::line_item(self.budget, self.flight),
             },
             Limit {
                 key: &keys[1],

@@ -420,6 +420,11 @@ impl Pacing {
             let (plan, cap, lifetime) = match *budget {
                 // Daily budgets spend as demand comes: the plan is the cap.
                 Budget::Daily(cap) => (cap, cap, false),
+                // Without an end, a lifetime budget is not paced either.
+                Budget::Lifetime(total) if flight.is_open_ended() => {
+                    let left = total.saturating_sub(self.before_day[i]);
+                    (left, left, true)
+                }
                 Budget::Lifetime(total) => {
                     let days_left =
                         (flight.end.days_since_epoch() - day.days_since_epoch() + 1).max(1);

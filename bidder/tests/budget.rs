@@ -173,6 +173,31 @@ fn lifetime_budgets_are_paced_evenly_through_the_day() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A flight without an end (written 9999-12-31, as the README says) has
+/// no end to pace a lifetime budget to: it spends as demand comes, up to
+/// the budget. Paced to 9999, 30,000.00 was about a cent a day: one bid
+/// in twenty, the others refused for `pacing`, and nothing said why.
+#[test]
+fn a_lifetime_budget_without_a_flight_end_spends_as_demand_comes() {
+    let yaml = advertiser(
+        "      - id: li\n        media: display\n        cpm: 1000.00\n        budget: { lifetime: 5.00 }\n        creatives: [b300]\n",
+    )
+    .replace("budget: 3.00", "budget: 1000.00")
+    .replace("start: 2026-11-01, end: 2026-12-31", "start: 2026-11-01, end: 9999-12-31");
+    let dir = config_dir("no-end", &yaml);
+    let s = Server::start(&dir, None);
+    let body = banner_request().to_string();
+    s.clock.set(common::ts("2026-11-24T00:00:30Z"));
+    // Five 1.00 impressions at once, then the budget is held whole.
+    for _ in 0..5 {
+        assert_eq!(s.bid(&body).status, 200);
+    }
+    assert_eq!(s.bid(&body).status, 204);
+    let v = common::admin(s.admin, "/v1/explain", body.as_bytes()).json();
+    assert_eq!(v["line_items"][0]["reason"], "budget", "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn sixty_four_concurrent_bidders_never_pass_a_1_00_budget() {
     // 100.00 CPM: 0.10 an impression, ten of them fit in 1.00.

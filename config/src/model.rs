@@ -343,7 +343,18 @@ impl Flight {
         let date = now.date();
         self.start <= date && date <= self.end
     }
+
+    /// Whether the flight is written as having no end: longer than ten
+    /// years (the README's way is a far end, 9999-12-31). A lifetime budget
+    /// on it is spent as demand comes, not paced to that end: paced, it
+    /// was spread over some three million days, about a cent a day.
+    pub fn is_open_ended(&self) -> bool {
+        self.end.days_since_epoch() - self.start.days_since_epoch() > OPEN_ENDED_DAYS
+    }
 }
+
+/// Flights longer than this many days have no end ([`Flight::is_open_ended`]).
+pub const OPEN_ENDED_DAYS: i64 = 3_660;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {

@@ -26,11 +26,16 @@ pub enum Cap {
 
 impl Cap {
     /// A line item's budget: daily as demand comes, or lifetime paced
-    /// evenly to the end of its flight.
-    pub fn line_item(budget: config::Budget, flight_end: Date) -> Cap {
+    /// evenly to the end of its flight; a lifetime budget on a flight
+    /// without an end ([`config::Flight::is_open_ended`]) is not paced.
+    pub fn line_item(budget: config::Budget, flight: config::Flight) -> Cap {
         match budget {
             config::Budget::Daily(c) => Cap::Daily(c),
-            config::Budget::Lifetime(total) => Cap::Paced { total, flight_end },
+            config::Budget::Lifetime(total) if flight.is_open_ended() => Cap::Lifetime(total),
+            config::Budget::Lifetime(total) => Cap::Paced {
+                total,
+                flight_end: flight.end,
+            },
         }
     }
 
