@@ -307,6 +307,10 @@ pub struct App {
     frequency_writing: std::sync::Mutex<()>,
     /// Impressions and clicks of bids not charged yet (`crate::awaiting`).
     awaiting: crate::awaiting::Awaiting,
+    /// The file of those the process before left was taken on
+    /// ([`App::take_on_awaiting`]): only then may [`App::save_awaiting`]
+    /// replace (or, with none waiting, remove) it.
+    awaiting_taken_on: std::sync::atomic::AtomicBool,
     /// A settle of `awaiting` is running ([`App::settle_awaiting`]).
     settling: std::sync::atomic::AtomicBool,
     /// `settings.public_url` is https: read once, not per bid (some 130
@@ -512,6 +516,7 @@ impl App {
             frequency_empty: std::sync::atomic::AtomicBool::new(false),
             frequency_writing: std::sync::Mutex::new(()),
             awaiting: crate::awaiting::Awaiting::default(),
+            awaiting_taken_on: std::sync::atomic::AtomicBool::new(false),
             settling: std::sync::atomic::AtomicBool::new(false),
             https_public_url,
         }
@@ -682,44 +687,6 @@ impl App {
                 error = %e,
                 "the frequency windows of the process before were not read: caps count \
                  afresh from now"
-            ),
-        }
-        // Impressions and clicks the process before left waiting for
-        // their bids' charge (`crate::awaiting::saved`): they wait here.
-        match crate::awaiting::saved::restore(dir) {
-            Ok(r) if r.events.is_empty() && r.skipped == 0 => {}
-            Ok(r) => {
-                let read = r.events.len();
-                for (e, won) in r.events {
-                    // Counted once: the same call again is a duplicate here
-                    // as it was there.
-                    let event = match e.click {
-                        true => crate::track::Event::Click,
-                        false => crate::track::Event::Impression,
-                    };
-                    self.tracked.first(e.bid, event, e.at_ms);
-                    for _ in 0..self.awaiting.wait(e, won) {
-                        metrics::tracking_refused("awaiting_full");
-                    }
-                }
-                match r.skipped {
-                    0 => tracing::info!(
-                        events = read,
-                        "impressions and clicks the process before left waiting for their \
-                         bids' charge wait here"
-                    ),
-                    skipped => tracing::warn!(
-                        events = read,
-                        skipped,
-                        "impressions and clicks the process before left waiting taken on in \
-                         part: lines of its file could not be read"
-                    ),
-                }
-            }
-            Err(e) => tracing::warn!(
-                error = %e,
-                "the impressions and clicks the process before left waiting for their bids' \
-                 charge were not read: they will not count"
             ),
         }
         Ok((self, replayed))
@@ -1592,6 +1559,60 @@ impl App {
         }
     }
 
+    /// Takes on the impressions and clicks the process before left waiting
+    /// for their bids' charge (`crate::awaiting::saved`): they wait here.
+    /// Called once the start can no longer fail, right before serving:
+    /// the file is removed as it is read, and a start refused after that
+    /// (a config, Redis) lost what it held.
+    pub fn take_on_awaiting(&self) {
+        let Some(dir) = &self.state_dir else {
+            return;
+        };
+        if self
+            .awaiting_taken_on
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        match crate::awaiting::saved::restore(dir) {
+            Ok(r) if r.events.is_empty() && r.skipped == 0 => {}
+            Ok(r) => {
+                let read = r.events.len();
+                for (e, won) in r.events {
+                    // Counted once: the same call again is a duplicate here
+                    // as it was there.
+                    let event = match e.click {
+                        true => crate::track::Event::Click,
+                        false => crate::track::Event::Impression,
+                    };
+                    self.tracked.first(e.bid, event, e.at_ms);
+                    for _ in 0..self.awaiting.wait(e, won) {
+                        metrics::tracking_refused("awaiting_full");
+                    }
+                }
+                match r.skipped {
+                    0 => tracing::info!(
+                        events = read,
+                        "impressions and clicks the process before left waiting for their \
+                         bids' charge wait here"
+                    ),
+                    skipped => tracing::warn!(
+                        events = read,
+                        skipped,
+                        "impressions and clicks the process before left waiting taken on in \
+                         part: lines of its file could not be read"
+                    ),
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the impressions and clicks the process before left waiting for their bids' \
+                 charge were not read: they will not count"
+            ),
+        }
+        metrics::tracking_awaiting(self.awaiting.len());
+    }
+
     /// Writes the impressions and clicks still waiting for their bids'
     /// charge to the state directory, for the next process to go on waiting
     /// for it (`crate::awaiting::saved`); the table is left empty. When the
@@ -1600,6 +1621,13 @@ impl App {
         let Some(dir) = &self.state_dir else {
             return;
         };
+        // Not taken on: the file is still the process before's, whole.
+        if !self
+            .awaiting_taken_on
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
         let events = self.awaiting.drain();
         metrics::tracking_awaiting(0);
         match crate::awaiting::saved::save(dir, &events) {

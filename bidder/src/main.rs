@@ -1332,12 +1332,21 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("stopped while starting: exiting before serving");
             app.save_holds();
             app.save_frequency(true);
-            app.save_awaiting();
             app.ledger().close();
             app.flush_events().await;
             return Ok(());
         }
-        let running = bidder::server::start(app.clone(), bid, admin)?;
+        // Last before serving, once the config and Redis were accepted:
+        // what the file held is taken on (and the file removed) once, and a
+        // start that fails after it writes it back.
+        app.take_on_awaiting();
+        let running = match bidder::server::start(app.clone(), bid, admin) {
+            Ok(r) => r,
+            Err(e) => {
+                app.save_awaiting();
+                return Err(e.into());
+            }
+        };
         // One line on stdout with the bound addresses: scripts and tests
         // that ask for port 0 read the real ports here.
         println!(
@@ -1352,7 +1361,13 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(async move { attribute_data(&app, &dir).await });
         }
         let mirror = match &redis_url {
-            Some(url) => Some(start_mirror(url, &args, &app)?),
+            Some(url) => match start_mirror(url, &args, &app) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    app.save_awaiting();
+                    return Err(e);
+                }
+            },
             None => None,
         };
         if let Some(s) = &shared_ledger {

@@ -1372,6 +1372,16 @@ fn impressions_waiting_for_their_win_across_a_restart_count_once() {
     let saved = state.join("awaiting.jsonl");
     let meta = std::fs::metadata(&saved).expect("STATE/awaiting.jsonl");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600, "user keys in it");
+    // A start refused (here its config: a budget's type changed) takes
+    // nothing on: the file is there for the start that serves.
+    let shop = config.join("shop.yaml");
+    let yaml = std::fs::read_to_string(&shop).unwrap();
+    std::fs::write(&shop, yaml.replace("daily: 1.00", "lifetime: 1.00")).unwrap();
+    let (status, stderr) = exits(serve(&config, &state, &args));
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("budget type"), "{stderr}");
+    assert!(saved.exists(), "kept by a start that did not serve");
+    std::fs::write(&shop, yaml).unwrap();
 
     let second = Running::spawn(serve(&config, &state, &args));
     assert!(!saved.exists(), "taken on once");
