@@ -763,6 +763,19 @@ impl Writer {
                 last_flush = Instant::now();
             }
             if closed {
+                // What the disk never took goes with the process: said,
+                // and counted as dropped.
+                let left = self.unwritten_tracks.len()
+                    + self.unwritten.bids.len()
+                    + self.unwritten.no_bids.len();
+                if left > 0 {
+                    self.stats.dropped.fetch_add(left as u64, Ordering::Relaxed);
+                    tracing::error!(
+                        records = self.unwritten_tracks.len(),
+                        counts = self.unwritten.bids.len() + self.unwritten.no_bids.len(),
+                        "event records and counts never written: lost with the process"
+                    );
+                }
                 return;
             }
             if pause {
@@ -839,10 +852,22 @@ impl Writer {
         let mut acks: Vec<Pending> = Vec::new();
         let mut flushes = Vec::new();
         // This round's impression and click records: first those whose
-        // write failed before, in the order they came.
+        // write failed before, in the order they came, on the rounds that
+        // write the counts (a second apart): every round, under pixel load
+        // every few milliseconds, a failing disk was asked to take the
+        // whole backlog again. A day whose file would not open is tried
+        // once a round, not once a record.
         let mut tracks = Vec::new();
-        for r in std::mem::take(&mut self.unwritten_tracks) {
-            self.push_track(r, &mut tracks);
+        if flush_counts {
+            let mut unopened: Vec<Date> = Vec::new();
+            for r in std::mem::take(&mut self.unwritten_tracks) {
+                let day = Timestamp(r.at_ms).date();
+                if unopened.contains(&day) {
+                    self.unwritten_tracks.push_back(r);
+                } else if !self.push_track(r, &mut tracks) {
+                    unopened.push(day);
+                }
+            }
         }
         for job in batch {
             match job {
@@ -1038,7 +1063,8 @@ impl Writer {
     /// Queues an impression or click record in its day's buffer, noting it
     /// in `tracks` for the round's outcome; one whose day's file would not
     /// open waits in [`Self::unwritten_tracks`].
-    fn push_track(&mut self, r: Record, tracks: &mut Vec<Record>) {
+    /// Whether it was queued.
+    fn push_track(&mut self, r: Record, tracks: &mut Vec<Record>) -> bool {
         match push_to(
             &mut self.files,
             &self.dir,
@@ -1046,8 +1072,14 @@ impl Writer {
             &self.stats,
             self.synced.as_ref(),
         ) {
-            Ok(()) => tracks.push(r),
-            Err(_) => self.unwritten_tracks.push_back(r),
+            Ok(()) => {
+                tracks.push(r);
+                true
+            }
+            Err(_) => {
+                self.unwritten_tracks.push_back(r);
+                false
+            }
         }
     }
 
