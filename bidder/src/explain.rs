@@ -127,7 +127,7 @@ pub(crate) fn explain<'s>(
                         verdict.imp = Some(imp.id.to_string());
                         // In the answer's currency, as the bid would say.
                         verdict.price =
-                            Some(ctx.currency.rate.from_usd(choice.price).as_i64() as f64 / 1e6);
+                            Some(choice.answer_price(ctx.currency).as_i64() as f64 / 1e6);
                         verdict.creative = Some(&adv.creatives[choice.creative].id);
                         let shaded = choice.pricing.shading.as_ref();
                         verdict.bidding = Some(Bidding {

@@ -106,17 +106,7 @@ impl Answer<'_> {
         out.push_str(",\"impid\":");
         push_json_str(out, imp_id);
         out.push_str(",\"price\":");
-        // Rounded down: never more than the line item's CPM is worth. A
-        // fixed-price deal in the answer's currency: its price as sent.
-        let price = match choice.pricing.fixed_sent {
-            Some((sent, code))
-                if code == self.currency.code && choice.pricing.fixed == Some(choice.price) =>
-            {
-                sent
-            }
-            _ => self.currency.rate.from_usd(choice.price),
-        };
-        push_price(out, price);
+        push_price(out, choice.answer_price(self.currency));
         // The page and the exchange see these URLs: they carry a token of
         // the audience, never its name (which would tell them the user is
         // on an advertiser's customer or retargeting list).

@@ -85,6 +85,22 @@ pub(crate) struct Pricing {
     pub fixed_sent: Option<(Micros, [u8; 3])>,
 }
 
+impl Choice {
+    /// The price as the answer says it, in `currency`: converted from USD,
+    /// rounded down (never more than the line item's CPM is worth); a
+    /// fixed-price deal answered in its own currency, its price as sent.
+    pub(crate) fn answer_price(&self, currency: crate::context::Currency) -> Micros {
+        match self.pricing.fixed_sent {
+            Some((sent, code))
+                if code == currency.code && self.pricing.fixed == Some(self.price) =>
+            {
+                sent
+            }
+            _ => currency.rate.from_usd(self.price),
+        }
+    }
+}
+
 /// What one imp gets: a line item, its creative and the price to bid.
 #[derive(Debug, Clone)]
 pub(crate) struct Choice {

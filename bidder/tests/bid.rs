@@ -539,6 +539,8 @@ fn a_fixed_price_deal_is_bid_at_its_price() {
         Some(300.0),
         "{answer}"
     );
+    let why = common::verdict(&common::explain(&s, &r), "nw-deal-premium");
+    assert_eq!(why["price"].as_f64(), Some(300.0), "as the bid says: {why}");
     // In another currency than the answer's: converted, as before.
     r["imp"][0]["pmp"]["deals"][0]["bidfloorcur"] = json!("EUR");
     r["imp"][0]["pmp"]["deals"][0]["bidfloor"] = json!(2.0);

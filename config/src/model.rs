@@ -344,17 +344,19 @@ impl Flight {
         self.start <= date && date <= self.end
     }
 
-    /// Whether the flight is written as having no end: longer than ten
-    /// years (the README's way is a far end, 9999-12-31). A lifetime budget
-    /// on it is spent as demand comes, not paced to that end: paced, it
-    /// was spread over some three million days, about a cent a day.
+    /// Whether the flight is written as having no end: it ends in
+    /// [`OPEN_ENDED_YEAR`] or later (the README's way is a far end,
+    /// 9999-12-31). A lifetime budget on it is spent as demand comes, not
+    /// paced to that end: paced, it was spread over some three million
+    /// days, about a cent a day. Read from the end alone, not the flight's
+    /// length: a long flight with a real end (2016 to 2027) stays paced.
     pub fn is_open_ended(&self) -> bool {
-        self.end.days_since_epoch() - self.start.days_since_epoch() > OPEN_ENDED_DAYS
+        self.end.year() >= OPEN_ENDED_YEAR
     }
 }
 
-/// Flights longer than this many days have no end ([`Flight::is_open_ended`]).
-pub const OPEN_ENDED_DAYS: i64 = 3_660;
+/// Flights that end in this year or later have no end ([`Flight::is_open_ended`]).
+pub const OPEN_ENDED_YEAR: i32 = 2100;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {

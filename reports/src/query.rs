@@ -988,7 +988,7 @@ fn delivery(
                     Budget::Lifetime(m) => ("lifetime", m),
                 });
                 let before = d.spent_to_date.saturating_sub(d.spent_day);
-                d.plan = plan(li.budget, o.flight.end, q.to, before);
+                d.plan = plan(li.budget, o.flight, q.to, before);
                 sum_into(&mut ord, &d);
                 lis.push(d);
             }
@@ -1028,13 +1028,18 @@ fn blank(level: Level, adv: &str, order: &str, li: &str, hours: usize) -> Delive
 
 /// The plan through `day` at the end of each hour: a lifetime budget's
 /// remainder spread evenly over the days left (as the pacer does, minute by
-/// minute), a daily budget whole from midnight.
-fn plan(budget: Budget, flight_end: Date, day: Date, spent_before: Micros) -> Vec<Micros> {
+/// minute), a daily budget whole from midnight; a lifetime budget on a
+/// flight without an end is not paced (`Flight::is_open_ended`): its
+/// remainder whole from midnight.
+fn plan(budget: Budget, flight: config::Flight, day: Date, spent_before: Micros) -> Vec<Micros> {
     match budget {
         Budget::Daily(m) => vec![m; 24],
+        Budget::Lifetime(total) if flight.is_open_ended() => {
+            vec![total.saturating_sub(spent_before).max(Micros::ZERO); 24]
+        }
         Budget::Lifetime(total) => {
             let days_left =
-                (flight_end.days_since_epoch() - day.days_since_epoch() + 1).max(1) as i128;
+                (flight.end.days_since_epoch() - day.days_since_epoch() + 1).max(1) as i128;
             let left = i128::from(total.saturating_sub(spent_before).as_i64().max(0));
             (1..=24)
                 .map(|h| Micros((left * h / (days_left * 24)) as i64))
@@ -1114,4 +1119,32 @@ fn prune_root(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flight(start: &str, end: &str) -> config::Flight {
+        config::Flight {
+            start: Date::parse(start).expect("date"),
+            end: Date::parse(end).expect("date"),
+        }
+    }
+
+    /// The delivery report's plan is the pacer's: even to a real end, the
+    /// remainder whole where the flight has none (9999-12-31).
+    #[test]
+    fn a_lifetime_plan_is_paced_to_a_real_end_only() {
+        let day = Date::parse("2026-11-24").expect("date");
+        let budget = Budget::Lifetime(Micros::from_units(700));
+        let spent = Micros::from_units(100);
+        let paced = plan(budget, flight("2026-11-01", "2026-11-29"), day, spent);
+        assert_eq!(
+            (paced[0], paced[23]),
+            (Micros(4_166_666), Micros::from_units(100))
+        );
+        let open = plan(budget, flight("2026-11-01", "9999-12-31"), day, spent);
+        assert_eq!(open, vec![Micros::from_units(600); 24]);
+    }
 }
