@@ -3,9 +3,9 @@
 //!
 //! - a daily budget may go up or down (a daily budget lowered under today's
 //!   spend simply stops bidding for today: nothing is un-spent);
-//! - a lifetime budget may only be increased once its flight has started,
-//!   and that flight may not start again later (moved past today, its
-//!   budget cut, moved back: three reloads went around the first rule);
+//! - a lifetime budget may only be increased once its flight has started
+//!   or it has spent (with the flight alone, moving it past today, cutting
+//!   the budget and moving it back went around the rule in three reloads);
 //! - a line item's budget type (daily or lifetime) never changes once set,
 //!   even through removing the line item and adding it back: once it has
 //!   spent, the ledger remembers the type it spent under.
@@ -80,27 +80,19 @@ pub fn budget_changes(
                             kind(li.budget)
                         ))
                     }
+                    // Started: its flight as it was, or, whatever the
+                    // flights say, spent under this type (moving the
+                    // flight to start later, cutting, and moving it back
+                    // went around the flight alone in three reloads).
                     (Budget::Lifetime(was), Budget::Lifetime(now_budget))
                         if now_budget < was
-                            && old_flight.is_some_and(|f: Flight| now >= f.start.start()) =>
+                            && (old_flight.is_some_and(|f: Flight| now >= f.start.start())
+                                || spent_as(&li.id) == Some(BudgetKind::Lifetime)) =>
                     {
                         Some(format!(
                             "line item \"{}\": a lifetime budget can only be increased once its flight has \
-                             started (it was {was}{from}, now {now_budget})",
+                             started or it has spent (it was {was}{from}, now {now_budget})",
                             li.id
-                        ))
-                    }
-                    (Budget::Lifetime(_), Budget::Lifetime(_))
-                        if order.flight.start > now.date()
-                            && old_flight.is_some_and(|f: Flight| now >= f.start.start()) =>
-                    {
-                        Some(format!(
-                            "line item \"{}\": its flight has started (on {}{from}), so it cannot start \
-                             again later (now {}): a lifetime budget may only be increased once its \
-                             flight has started; to stop it, end the flight or remove the line item",
-                            li.id,
-                            old_flight.map_or_else(String::new, |f| f.start.to_string()),
-                            order.flight.start
                         ))
                     }
                     _ => None,

@@ -887,6 +887,42 @@ fn a_bid_before_midnight_won_after_it_is_charged_to_its_own_day() {
 
 // 7. A line item's budget type survives removing it and adding it back.
 
+/// A lifetime budget may only be cut before it starts. With the flight
+/// alone deciding, three reloads went around that: move the flight to
+/// start later, cut, move it back. A line item that has spent counts as
+/// started, whatever its flight says now.
+#[test]
+fn a_spent_lifetime_budget_cannot_be_cut_by_moving_its_flight() {
+    let life = |budget: &str| line_item("life", "2000.00", budget, "");
+    let yaml = |budget: &str, start: &str| {
+        shop_yaml("", "1000.00", &life(budget))
+            .replace("start: 2026-11-01", start)
+            .replace("end: 2026-12-31", "end: 2027-12-31")
+    };
+    let (s, dir) = shop("moved", "1000.00", &life("lifetime: 100.00"));
+    let body = banner_request().to_string();
+    let b = only_bid(&s.bid(&body));
+    assert_eq!(s.notice(&url(&b, "nurl"), "2000.00").status, 200);
+    let reload = |text: String| {
+        std::fs::write(dir.join("shop.yaml"), text).unwrap();
+        common::admin(s.admin, "/v1/config/reload", b"")
+    };
+    // Moving the flight is allowed (a line item may be re-flighted).
+    let r = reload(yaml("lifetime: 100.00", "start: 2027-01-01"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Its flight has not started now, but it has spent: no cut.
+    let r = reload(yaml("lifetime: 50.00", "start: 2027-01-01"));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text().contains("started or it has spent (it was 100.00"),
+        "{}",
+        r.text()
+    );
+    let r = reload(yaml("lifetime: 100.00", "start: 2026-11-01"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_lifetime_line_item_cannot_come_back_as_daily() {
     let life = |budget: &str| line_item("life", "2000.00", budget, "");
