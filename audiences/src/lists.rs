@@ -449,7 +449,24 @@ fn open_private(path: &Path, how: Opening) -> std::io::Result<File> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
     let file = open.open(path)?;
     #[cfg(unix)]
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        // Only where others may read it; a file this user may not chmod
+        // (another owner's, a filesystem without modes) is warned of, not
+        // a reason to refuse the list and with it the start.
+        let open_to_others = file
+            .metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o077 != 0);
+        if open_to_others {
+            if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "a list log readable by other users could not be made private"
+                );
+            }
+        }
+    }
     Ok(file)
 }
 
@@ -696,7 +713,14 @@ impl Lists {
             // A file open left alone (no readable first line) is not
             // appended to: its batches would never be read back.
             if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
-                std::fs::rename(&path, path.with_extension("log.unreadable")).map_err(io)?;
+                let aside = path.with_extension("log.unreadable");
+                std::fs::rename(&path, &aside).map_err(io)?;
+                // Still member ids: private too, where it can be.
+                #[cfg(unix)]
+                let _ = std::fs::set_permissions(
+                    &aside,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                );
             }
             let mut file = open_private(&path, Opening::Create).map_err(io)?;
             let mut len = file.metadata().map_err(io)?.len();
