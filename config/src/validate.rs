@@ -428,7 +428,12 @@ impl FileChecker<'_> {
         Advertiser {
             id: adv.id.value.clone(),
             name: adv.name.value.clone(),
-            domains: domains.iter().map(|d| d.value.clone()).collect(),
+            // The root's final dot read away, as in sites: `badv` is
+            // compared with these, and exchanges are sent them.
+            domains: domains
+                .iter()
+                .map(|d| d.value.strip_suffix('.').unwrap_or(&d.value).to_owned())
+                .collect(),
             categories: adv
                 .categories
                 .0
@@ -2047,7 +2052,7 @@ impl FileChecker<'_> {
         // `badv` entries are; an advertiser's domains go out as written.
         let d = match noun {
             "site" => site_host(written),
-            _ => written,
+            _ => written.strip_suffix('.').unwrap_or(written),
         };
         let problem = if written.trim().is_empty() {
             Some(format!("a {noun} is empty"))

@@ -789,6 +789,14 @@ fn advertiser_needs_a_domain() {
     assert!(only_problem(&text)
         .message
         .contains("domain \"*.northwind.example\" is a wildcard; write \"northwind.example\""));
+    // The root's final dot is read away, as in sites.
+    let text = edit(
+        OTHER,
+        "domains: [northwind.example]",
+        "domains: [northwind.example.]",
+    );
+    let config = assert_loads(&[("b.yaml", &text)]);
+    assert_eq!(config.advertisers[0].domains, ["northwind.example"]);
 }
 
 #[test]
