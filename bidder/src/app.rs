@@ -1604,11 +1604,19 @@ impl App {
                     ),
                 }
             }
-            Err(e) => tracing::warn!(
-                error = %e,
-                "the impressions and clicks the process before left waiting for their bids' \
-                 charge were not read: they will not count"
-            ),
+            Err(e) => {
+                // Set aside, so that this process's stop does not write
+                // over (or remove) what it could not read.
+                let path = dir.join(crate::awaiting::saved::FILE);
+                let aside = path.with_extension("jsonl.unreadable");
+                let kept = std::fs::rename(&path, &aside).is_ok();
+                tracing::warn!(
+                    error = %e,
+                    aside = kept.then(|| aside.display().to_string()),
+                    "the impressions and clicks the process before left waiting for their \
+                     bids' charge were not read: they will not count"
+                );
+            }
         }
         metrics::tracking_awaiting(self.awaiting.len());
     }

@@ -1336,6 +1336,12 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             app.flush_events().await;
             return Ok(());
         }
+        // Before serving: it needs nothing of the server, and a mirror that
+        // cannot start stops the start while nothing has been served.
+        let mirror = match &redis_url {
+            Some(url) => Some(start_mirror(url, &args, &app)?),
+            None => None,
+        };
         // Last before serving, once the config and Redis were accepted:
         // what the file held is taken on (and the file removed) once, and a
         // start that fails after it writes it back.
@@ -1360,16 +1366,6 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             let app = app.clone();
             tokio::spawn(async move { attribute_data(&app, &dir).await });
         }
-        let mirror = match &redis_url {
-            Some(url) => match start_mirror(url, &args, &app) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    app.save_awaiting();
-                    return Err(e);
-                }
-            },
-            None => None,
-        };
         if let Some(s) = &shared_ledger {
             let rx = s.subscribe(&read_offset(&args.dir));
             let app = app.clone();

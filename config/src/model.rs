@@ -346,17 +346,21 @@ impl Flight {
 
     /// Whether the flight is written as having no end: it ends in
     /// [`OPEN_ENDED_YEAR`] or later (the README's way is a far end,
-    /// 9999-12-31). A lifetime budget on it is spent as demand comes, not
-    /// paced to that end: paced, it was spread over some three million
-    /// days, about a cent a day. Read from the end alone, not the flight's
-    /// length: a long flight with a real end (2016 to 2027) stays paced.
+    /// 9999-12-31), or more than [`OPEN_ENDED_SPAN_DAYS`] after it starts
+    /// (2099-12-31 and 2050-12-31 are written for "no end" too). A lifetime
+    /// budget on it is spent as demand comes, not paced to that end:
+    /// paced, it was spread over some three million days, about a cent a
+    /// day. A long flight with a real end (2016 to 2027) stays paced.
     pub fn is_open_ended(&self) -> bool {
         self.end.year() >= OPEN_ENDED_YEAR
+            || self.end.days_since_epoch() - self.start.days_since_epoch() > OPEN_ENDED_SPAN_DAYS
     }
 }
 
 /// Flights that end in this year or later have no end ([`Flight::is_open_ended`]).
 pub const OPEN_ENDED_YEAR: i32 = 2100;
+/// Nor do flights longer than twenty years.
+pub const OPEN_ENDED_SPAN_DAYS: i64 = 20 * 366;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {

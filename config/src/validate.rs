@@ -2049,7 +2049,8 @@ impl FileChecker<'_> {
     fn domain(&mut self, subject: &str, noun: &str, example: &str, domain: &Text) -> bool {
         let written = domain.value.as_str();
         // A site's `*.` and final dot are read away (`site_host`), as
-        // `badv` entries are; an advertiser's domains go out as written.
+        // `badv` entries are; an advertiser's final dot too (its domains
+        // go out as `adomain`, and no wildcard may).
         let d = match noun {
             "site" => site_host(written),
             _ => written.strip_suffix('.').unwrap_or(written),

@@ -858,15 +858,10 @@ impl Writer {
         // whole backlog again. A day whose file would not open is tried
         // once a round, not once a record.
         let mut tracks = Vec::new();
+        let mut unopened: Vec<Date> = Vec::new();
         if flush_counts {
-            let mut unopened: Vec<Date> = Vec::new();
             for r in std::mem::take(&mut self.unwritten_tracks) {
-                let day = Timestamp(r.at_ms).date();
-                if unopened.contains(&day) {
-                    self.unwritten_tracks.push_back(r);
-                } else if !self.push_track(r, &mut tracks) {
-                    unopened.push(day);
-                }
+                self.push_track(r, &mut tracks, &mut unopened);
             }
         }
         for job in batch {
@@ -879,7 +874,7 @@ impl Writer {
                             // No room to wait: written unchecked, and its
                             // touch lost to attribution.
                             self.lost_touches += 1;
-                            self.push_track(track_record(t), &mut tracks);
+                            self.push_track(track_record(t), &mut tracks, &mut unopened);
                         }
                         continue;
                     };
@@ -891,7 +886,7 @@ impl Writer {
                         continue;
                     }
                     a.touch(t.user, &t.dims, t.at_ms, t.click, keep);
-                    self.push_track(track_record(t), &mut tracks);
+                    self.push_track(track_record(t), &mut tracks, &mut unopened);
                 }
                 Job::Convert(items, now_ms, ack) => {
                     let Some(attributor) = &mut self.attributor else {
@@ -1062,9 +1057,15 @@ impl Writer {
 
     /// Queues an impression or click record in its day's buffer, noting it
     /// in `tracks` for the round's outcome; one whose day's file would not
-    /// open waits in [`Self::unwritten_tracks`].
-    /// Whether it was queued.
-    fn push_track(&mut self, r: Record, tracks: &mut Vec<Record>) -> bool {
+    /// open waits in [`Self::unwritten_tracks`], and so do the others of
+    /// that day this round (`unopened`): a failing disk is asked once a
+    /// round, not once a record.
+    fn push_track(&mut self, r: Record, tracks: &mut Vec<Record>, unopened: &mut Vec<Date>) {
+        let day = Timestamp(r.at_ms).date();
+        if unopened.contains(&day) {
+            self.unwritten_tracks.push_back(r);
+            return;
+        }
         match push_to(
             &mut self.files,
             &self.dir,
@@ -1072,13 +1073,10 @@ impl Writer {
             &self.stats,
             self.synced.as_ref(),
         ) {
-            Ok(()) => {
-                tracks.push(r);
-                true
-            }
+            Ok(()) => tracks.push(r),
             Err(_) => {
                 self.unwritten_tracks.push_back(r);
-                false
+                unopened.push(day);
             }
         }
     }

@@ -1146,5 +1146,11 @@ mod tests {
         );
         let open = plan(budget, flight("2026-11-01", "9999-12-31"), day, spent);
         assert_eq!(open, vec![Micros::from_units(600); 24]);
+        // "No end" written nearer: more than twenty years on.
+        let open = plan(budget, flight("2026-11-01", "2050-12-31"), day, spent);
+        assert_eq!(open, vec![Micros::from_units(600); 24]);
+        // A long flight with a real end is paced.
+        let long = plan(budget, flight("2016-01-01", "2027-12-31"), day, spent);
+        assert!(long[23] < Micros::from_units(2), "{:?}", long[23]);
     }
 }
