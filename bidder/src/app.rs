@@ -587,8 +587,6 @@ impl App {
         self.ledger.health().unavailable
     }
 
-    /// Why charges cannot be written to the journal now, if they cannot
-    /// (a full or failing disk): no bids are made until they can.
     /// A writer thread that has ended (a panic): `Some(which)`. This
     /// process can no longer write charges or events, and a restart is
     /// the only way back (`/healthz` says so, for the liveness probe).
@@ -602,6 +600,8 @@ impl App {
         None
     }
 
+    /// Why charges cannot be written to the journal now, if they cannot
+    /// (a full or failing disk): no bids are made until they can.
     pub fn journal_failing(&self) -> Option<String> {
         self.books.journal().and_then(|j| j.failing())
     }

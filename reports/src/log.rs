@@ -713,7 +713,7 @@ struct Writer {
     /// of losing them. Up to [`MAX_UNWRITTEN`] keys.
     unwritten: Tallies,
     /// Impression and click records whose write failed, oldest first:
-    /// written again in the next round. A click was answered once its
+    /// written again with the next round that writes the counts. A click was answered once its
     /// round ended, written or not, and a disk full for a few seconds lost
     /// every impression and click of those seconds from the reports for
     /// good. Up to [`MAX_UNWRITTEN`] records.
