@@ -66,10 +66,7 @@ pub fn load_dir(dir: &Path) -> Result<Config, Problems> {
                     left -= text.len() as u64;
                     files.push((path, text));
                 }
-                Err(_) => problems.push(whole_file_problem(
-                    &path,
-                    "the file is not UTF-8 text; save it as UTF-8".to_owned(),
-                )),
+                Err(e) => problems.push(not_utf8(&path, e)),
             },
             Err(e) => problems.push(whole_file_problem(
                 &path,
@@ -151,6 +148,32 @@ fn check(files: &[(PathBuf, String)], mut problems: Vec<Problem>) -> Result<Conf
         Ok(config)
     } else {
         Err(Problems::sorted(problems))
+    }
+}
+
+/// Where a file stops being UTF-8, as file:line:column (the column in
+/// characters, as the other problems count it), and the byte found there:
+/// a file saved as Latin-1 is one accented letter away from UTF-8, and
+/// "somewhere in the file" left the account manager to find it.
+fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> Problem {
+    let bytes = e.as_bytes();
+    let at = e.utf8_error().valid_up_to();
+    let valid = &bytes[..at];
+    let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    // Valid UTF-8 up to `at`: counted in characters.
+    let column = String::from_utf8_lossy(&valid[line_start..])
+        .chars()
+        .count()
+        + 1;
+    let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+    Problem {
+        file: path.to_path_buf(),
+        line: line as u64,
+        column: column as u64,
+        message: format!(
+            "the file is not UTF-8 text (byte 0x{:02x} here); save it as UTF-8",
+            bytes.get(at).copied().unwrap_or(0)
+        ),
     }
 }
 
@@ -344,6 +367,24 @@ impl MessageFormatter for Wording {
             ),
             Error::Eof { .. } => {
                 Cow::Borrowed("the file ended unexpectedly (an empty file has no advertiser)")
+            }
+            // The parser's own words were its limit's Rust debug text
+            // (`limits breached: ScalarBytes { total_scalar_bytes: … }`).
+            Error::Budget { breach, .. } => {
+                use serde_saphyr::budget::BudgetBreach as B;
+                let what = match breach {
+                    B::Aliases { .. } | B::AliasAnchorRatio { .. } | B::MergeKeys { .. } => {
+                        "it repeats anchored parts (`*alias`, `<<`) more than a config may; \
+                         write them out"
+                    }
+                    B::Depth { .. } => "it nests lists and mappings deeper than a config may",
+                    B::ScalarBytes { .. } | B::Nodes { .. } | B::Events { .. } => {
+                        "it expands to more values than a config may (aliases repeat what \
+                         they name); split it or write the repeats out"
+                    }
+                    _ => "it is larger or more complex than a config may be",
+                };
+                Cow::Owned(format!("the YAML cannot be read as a config: {what}"))
             }
             _ => serde_saphyr::UserMessageFormatter.format_message(err),
         }

@@ -133,10 +133,21 @@ fn a_file_that_is_not_utf8_is_a_problem_and_others_still_load() {
     assert_eq!(
         messages,
         [
-            "the file is not UTF-8 text; save it as UTF-8",
+            "the file is not UTF-8 text (byte 0xff here); save it as UTF-8",
             "line item \"nw-line\": cpm must be more than 0 (it is 0.00)"
         ]
     );
+    assert_eq!((problems.0[0].line, problems.0[0].column), (1, 1));
+    // Saved as Latin-1: the accented letter's place, counted in
+    // characters like every other column.
+    dir.write("a.yaml", b"# \xc3\xa9t\xc3\xa9\nname: Caf\xe9 Books\n");
+    let problems = config::load_dir(&dir.0).expect_err("problems");
+    let p = &problems.0[0];
+    assert_eq!(
+        p.message,
+        "the file is not UTF-8 text (byte 0xe9 here); save it as UTF-8"
+    );
+    assert_eq!((p.line, p.column), (2, 10));
 }
 
 /// A comment line of YAML, `n` bytes in all with its newline.
@@ -250,4 +261,28 @@ fn the_fingerprint_changes_when_a_file_or_the_configmap_swap_changes() {
     )
     .unwrap();
     assert_ne!(config::fingerprint(&dir.0), added);
+}
+
+/// An alias bomb is refused in words an account manager
+/// reads, at its place: the parser's own were its limit's debug text
+/// (`limits breached: ScalarBytes { total_scalar_bytes: … }`).
+#[test]
+fn an_alias_bomb_is_refused_in_plain_words() {
+    // One long name, repeated by alias where a list of names goes.
+    let refs = vec!["*n"; 20_000].join(", ");
+    let text = format!(
+        "advertiser:\n  id: a\n  name: &n {}\n  domains: [a.example]\naudiences:\n  - {{id: x, kind: interests, interests: [{refs}]}}\n",
+        "x".repeat(100_000)
+    );
+    let files = [(std::path::PathBuf::from("bomb.yaml"), text)];
+    let problems = config::load_files(&files).expect_err("refused");
+    let p = &problems.0[0];
+    assert!(
+        p.message
+            .starts_with("the YAML cannot be read as a config: "),
+        "{}",
+        p.message
+    );
+    assert!(!p.message.contains('{'), "{}", p.message);
+    assert!(p.line >= 1 && p.column >= 1);
 }
