@@ -31,6 +31,8 @@ pub mod simulate;
 mod snapshot;
 pub mod sync;
 mod targeting;
+#[cfg(test)]
+mod testing;
 pub mod track;
 pub mod traffic;
 pub mod train;

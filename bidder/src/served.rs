@@ -298,12 +298,8 @@ impl Served {
 mod tests {
     use super::*;
 
-    /// A fresh directory of this test's own.
     fn tempdir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("served-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("temp dir");
-        d
+        crate::testing::tempdir("served", name)
     }
 
     fn served() -> Served {

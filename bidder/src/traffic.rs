@@ -877,10 +877,7 @@ mod tests {
     }
 
     fn tempdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("traffic-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("temp dir");
-        d
+        crate::testing::tempdir("traffic", name)
     }
 
     /// The app on `config_dir` and `data_dir` at 2026-11-24 noon UTC (a

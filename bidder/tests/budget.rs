@@ -145,16 +145,23 @@ fn equal_cpms_share_the_wins_at_random() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Line item `li` bidding 1000.00 CPM (1.00 an impression) under lifetime
+/// budget `budget`, its order (1,000.00) flying `flight`, in a directory
+/// named after `name`.
+fn lifetime_shop(name: &str, budget: &str, flight: &str) -> (Server, std::path::PathBuf) {
+    let yaml = advertiser(&format!(
+        "      - id: li\n        media: display\n        cpm: 1000.00\n        budget: {{ lifetime: {budget} }}\n        creatives: [b300]\n",
+    ))
+    .replace("budget: 3.00", "budget: 1000.00")
+    .replace("start: 2026-11-01, end: 2026-12-31", flight);
+    let dir = config_dir(name, &yaml);
+    (Server::start(&dir, None), dir)
+}
+
 #[test]
 fn lifetime_budgets_are_paced_evenly_through_the_day() {
     // 700.00 over 2026-11-24..30: 100.00 a day, 1.00 per impression.
-    let yaml = advertiser(
-        "      - id: li\n        media: display\n        cpm: 1000.00\n        budget: { lifetime: 700.00 }\n        creatives: [b300]\n",
-    )
-    .replace("budget: 3.00", "budget: 1000.00")
-    .replace("start: 2026-11-01, end: 2026-12-31", "start: 2026-11-24, end: 2026-11-30");
-    let dir = config_dir("pacing", &yaml);
-    let s = Server::start(&dir, None);
+    let (s, dir) = lifetime_shop("pacing", "700.00", "start: 2026-11-24, end: 2026-11-30");
     let body = banner_request().to_string();
     // 00:00: the plan for the first minute is 100/1440 = 0.07: one bid may
     // go out, the next waits for the plan to catch up.
@@ -179,13 +186,7 @@ fn lifetime_budgets_are_paced_evenly_through_the_day() {
 /// in twenty, the others refused for `pacing`, and nothing said why.
 #[test]
 fn a_lifetime_budget_without_a_flight_end_spends_as_demand_comes() {
-    let yaml = advertiser(
-        "      - id: li\n        media: display\n        cpm: 1000.00\n        budget: { lifetime: 5.00 }\n        creatives: [b300]\n",
-    )
-    .replace("budget: 3.00", "budget: 1000.00")
-    .replace("start: 2026-11-01, end: 2026-12-31", "start: 2026-11-01, end: 9999-12-31");
-    let dir = config_dir("no-end", &yaml);
-    let s = Server::start(&dir, None);
+    let (s, dir) = lifetime_shop("no-end", "5.00", "start: 2026-11-01, end: 9999-12-31");
     let body = banner_request().to_string();
     s.clock.set(common::ts("2026-11-24T00:00:30Z"));
     // Five 1.00 impressions at once, then the budget is held whole.

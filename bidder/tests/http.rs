@@ -145,13 +145,16 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 #[test]
 fn gzip_bodies_are_accepted() {
     let s = Server::example();
+    let post_gzip = |body: &[u8]| {
+        post(
+            s.bid,
+            "/openrtb2/bid",
+            &[("Content-Encoding", "gzip")],
+            body,
+        )
+    };
     let body = gzip(banner_request().to_string().as_bytes());
-    let r = post(
-        s.bid,
-        "/openrtb2/bid",
-        &[("Content-Encoding", "gzip")],
-        &body,
-    );
+    let r = post_gzip(&body);
     assert_eq!(r.status, 200, "{}", r.text());
     // A gzip stream is a series of members (RFC 1952): a compressor that
     // flushes per chunk writes several, and every one is the body.
@@ -159,22 +162,12 @@ fn gzip_bodies_are_accepted() {
     let (head, tail) = text.as_bytes().split_at(60);
     let mut members = gzip(head);
     members.extend(gzip(tail));
-    let r = post(
-        s.bid,
-        "/openrtb2/bid",
-        &[("Content-Encoding", "gzip")],
-        &members,
-    );
+    let r = post_gzip(&members);
     assert_eq!(r.status, 200, "{}", r.text());
     // What follows a member is a member, or the body is not gzip.
     let mut trailed = gzip(text.as_bytes());
     trailed.extend_from_slice(b"trailing");
-    let r = post(
-        s.bid,
-        "/openrtb2/bid",
-        &[("Content-Encoding", "gzip")],
-        &trailed,
-    );
+    let r = post_gzip(&trailed);
     assert_eq!(r.status, 400, "{}", r.text());
     // Each member is a new inflater: thousands of empty ones made a 1 MB
     // body cost forty times its plain CPU. Past 64 and one a KiB, refused.
@@ -183,31 +176,16 @@ fn gzip_bodies_are_accepted() {
         body.extend(gzip(text.as_bytes()));
         body
     };
-    let r = post(
-        s.bid,
-        "/openrtb2/bid",
-        &[("Content-Encoding", "gzip")],
-        &padded(63),
-    );
+    let r = post_gzip(&padded(63));
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = post(
-        s.bid,
-        "/openrtb2/bid",
-        &[("Content-Encoding", "gzip")],
-        &padded(50_000),
-    );
+    let r = post_gzip(&padded(50_000));
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(
         r.text().contains("members (64, and one a KiB)"),
         "{}",
         r.text()
     );
-    let r = post(
-        s.bid,
-        "/openrtb2/bid",
-        &[("Content-Encoding", "gzip")],
-        b"not gzip",
-    );
+    let r = post_gzip(b"not gzip");
     assert_eq!(r.status, 400);
     let r = post(s.bid, "/openrtb2/bid", &[("Content-Encoding", "br")], b"x");
     assert_eq!(r.status, 415);

@@ -1016,12 +1016,18 @@ struct Running {
 impl Running {
     /// Starts the binary and reads its bound addresses from its first line.
     fn spawn(mut cmd: Command) -> Running {
-        use std::io::BufRead;
-        let mut child = cmd
+        let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn bidder");
+        Running::started(child)
+    }
+
+    /// A bidder spawned with its stdout piped: its bound addresses read
+    /// from its first line.
+    fn started(mut child: Child) -> Running {
+        use std::io::BufRead;
         let stdout = child.stdout.take().unwrap();
         let unbound = SocketAddr::from(([0, 0, 0, 0], 0));
         let mut running = Running {
@@ -1323,7 +1329,6 @@ fn without_a_public_url_notice_urls_name_the_bound_port() {
 /// and took every later charge with it).
 #[test]
 fn a_log_that_cannot_be_written_ends_no_thread() {
-    use std::io::BufRead;
     let dir = common::tempdir("money-stderr-gone");
     let config = wall_clock_config(&dir);
     let mut child = serve(
@@ -1335,24 +1340,10 @@ fn a_log_that_cannot_be_written_ends_no_thread() {
     .stderr(Stdio::piped())
     .spawn()
     .expect("spawn bidder");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = |key: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-            .parse()
-            .unwrap()
-    };
+    let stderr = child.stderr.take();
+    let running = Running::started(child);
     // Nobody reads the logs from here on: every write to stderr fails.
-    drop(child.stderr.take());
-    let running = Running {
-        child: Some(child),
-        bid: addr("bid="),
-        admin: addr("admin="),
-    };
+    drop(stderr);
     // A reload logs what it loaded.
     for _ in 0..3 {
         let r = common::admin(running.admin, "/v1/config/reload", b"");

@@ -766,35 +766,30 @@ fn audience_keys_of_another_kind_are_rejected() {
 
 #[test]
 fn advertiser_needs_a_domain() {
-    let text = edit(OTHER, "domains: [northwind.example]", "domains: []");
+    let with_domains = |list: &str| {
+        edit(
+            OTHER,
+            "domains: [northwind.example]",
+            &format!("domains: {list}"),
+        )
+    };
+    let text = with_domains("[]");
     assert_problem(
         &text,
         at(&text, "domains: []", "["),
         "advertiser \"northwind\": needs at least one domain (the landing-page domain shown to publishers, like acme.example)",
     );
-    let text = edit(
-        OTHER,
-        "domains: [northwind.example]",
-        "domains: [https://northwind.example]",
-    );
+    let text = with_domains("[https://northwind.example]");
     assert!(only_problem(&text)
         .message
         .contains("must be a bare domain"));
-    // Sent to exchanges as `adomain`: as written, so no wildcard.
-    let text = edit(
-        OTHER,
-        "domains: [northwind.example]",
-        "domains: [\"*.northwind.example\"]",
-    );
+    // Sent to exchanges as `adomain`: no wildcard.
+    let text = with_domains("[\"*.northwind.example\"]");
     assert!(only_problem(&text)
         .message
         .contains("domain \"*.northwind.example\" is a wildcard; write \"northwind.example\""));
     // The root's final dot is read away, as in sites.
-    let text = edit(
-        OTHER,
-        "domains: [northwind.example]",
-        "domains: [northwind.example.]",
-    );
+    let text = with_domains("[northwind.example.]");
     let config = assert_loads(&[("b.yaml", &text)]);
     assert_eq!(config.advertisers[0].domains, ["northwind.example"]);
 }
