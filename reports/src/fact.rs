@@ -8,7 +8,18 @@ use config::Micros;
 /// What a fact is about, beside its day. Empty strings where a dimension
 /// does not apply (no keyword matched; a line item without audiences; a
 /// product only for conversions).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Dims {
     pub advertiser: Arc<str>,
     pub order: Arc<str>,

@@ -34,7 +34,7 @@ pub(crate) const FILE: &str = "awaiting.jsonl";
 const MAX_LINE: u64 = 64 * 1024;
 
 #[derive(Serialize, Deserialize)]
-struct Line<'a> {
+struct Line {
     /// Milliseconds since the epoch the event came at.
     at: i64,
     /// The bid id, 32 hex digits.
@@ -44,44 +44,22 @@ struct Line<'a> {
     /// lifetime.
     won: bool,
     user: u64,
-    #[serde(borrow)]
-    features: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    advertiser: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    order: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    line_item: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    creative: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    exchange: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    keyword: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    audience: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    product: std::borrow::Cow<'a, str>,
+    features: Option<Arc<str>>,
+    /// Its report's dimensions, each a key of the line's own.
+    #[serde(flatten)]
+    dims: reports::Dims,
 }
 
-impl<'a> Line<'a> {
-    fn of(e: &'a Waiting, won: bool) -> Line<'a> {
-        let d = &e.dims;
+impl Line {
+    fn of(e: &Waiting, won: bool) -> Line {
         Line {
             at: e.at_ms,
             bid: format!("{:032x}", e.bid),
             click: e.click,
             won,
             user: e.user,
-            features: e.features.as_deref().map(Into::into),
-            advertiser: (*d.advertiser).into(),
-            order: (*d.order).into(),
-            line_item: (*d.line_item).into(),
-            creative: (*d.creative).into(),
-            exchange: (*d.exchange).into(),
-            keyword: (*d.keyword).into(),
-            audience: (*d.audience).into(),
-            product: (*d.product).into(),
+            features: e.features.clone(),
+            dims: e.dims.clone(),
         }
     }
 
@@ -90,24 +68,14 @@ impl<'a> Line<'a> {
             return None;
         }
         let bid = u128::from_str_radix(&self.bid, 16).ok()?;
-        let text = |s: std::borrow::Cow<'_, str>| -> Arc<str> { Arc::from(&*s) };
         Some((
             Waiting {
                 at_ms: self.at,
-                dims: reports::Dims {
-                    advertiser: text(self.advertiser),
-                    order: text(self.order),
-                    line_item: text(self.line_item),
-                    creative: text(self.creative),
-                    exchange: text(self.exchange),
-                    keyword: text(self.keyword),
-                    audience: text(self.audience),
-                    product: text(self.product),
-                },
+                dims: self.dims,
                 user: self.user,
                 click: self.click,
                 bid,
-                features: self.features.map(text),
+                features: self.features,
             },
             self.won,
         ))
@@ -180,7 +148,7 @@ pub(crate) fn restore(dir: &Path) -> Result<Restored, Error> {
             out.skipped += 1;
             break;
         }
-        match serde_json::from_slice::<Line<'_>>(&line)
+        match serde_json::from_slice::<Line>(&line)
             .ok()
             .and_then(Line::event)
         {
@@ -239,10 +207,7 @@ mod tests {
     }
 
     fn dir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("bidder-awaiting-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("temp dir");
-        d
+        crate::testing::tempdir("awaiting", name)
     }
 
     #[test]
