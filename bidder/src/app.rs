@@ -1518,10 +1518,7 @@ impl App {
                 // is not charged, yet. With Redis, one another replica made
                 // is asked after in Redis (`settle_awaiting`).
                 outcome => {
-                    let won = outcome == ledger::Outcome::Won;
-                    for _ in 0..self.awaiting.wait(event, won) {
-                        metrics::tracking_refused("awaiting_full");
-                    }
+                    self.await_charge(event, outcome == ledger::Outcome::Won);
                     false
                 }
             }
@@ -1548,15 +1545,16 @@ impl App {
     /// An impression or click of a bid charged (or, with Redis, not known
     /// here) into reports and attribution.
     fn record_tracked(&self, e: crate::awaiting::Waiting) {
-        use crate::track::Event;
-        metrics::tracking_event(if e.click {
-            Event::Click
-        } else {
-            Event::Impression
-        });
+        metrics::tracking_event(e.event());
         if let Some(events) = &self.events {
             events.track_with(e.at_ms, e.dims, e.user, e.click, e.bid, e.features);
         }
+    }
+
+    /// Puts an impression or click to wait for its bid's charge (`won`: the
+    /// bid is known won, billed on a later notice).
+    fn await_charge(&self, e: crate::awaiting::Waiting, won: bool) {
+        metrics::tracking_refused_n("awaiting_full", self.awaiting.wait(e, won));
     }
 
     /// Takes on the impressions and clicks the process before left waiting
@@ -1581,14 +1579,8 @@ impl App {
                 for (e, won) in r.events {
                     // Counted once: the same call again is a duplicate here
                     // as it was there.
-                    let event = match e.click {
-                        true => crate::track::Event::Click,
-                        false => crate::track::Event::Impression,
-                    };
-                    self.tracked.first(e.bid, event, e.at_ms);
-                    for _ in 0..self.awaiting.wait(e, won) {
-                        metrics::tracking_refused("awaiting_full");
-                    }
+                    self.tracked.first(e.bid, e.event(), e.at_ms);
+                    self.await_charge(e, won);
                 }
                 match r.skipped {
                     0 => tracing::info!(
@@ -1737,9 +1729,7 @@ impl App {
         for e in settled.won {
             self.record_tracked(e);
         }
-        for _ in 0..settled.dropped {
-            metrics::tracking_refused("not_won");
-        }
+        metrics::tracking_refused_n("not_won", settled.dropped);
         metrics::tracking_awaiting(self.awaiting.len());
     }
 

@@ -41,6 +41,16 @@ pub(crate) struct Waiting {
     pub features: Option<Arc<str>>,
 }
 
+impl Waiting {
+    /// The tracking event it is.
+    pub(crate) fn event(&self) -> crate::track::Event {
+        match self.click {
+            true => crate::track::Event::Click,
+            false => crate::track::Event::Impression,
+        }
+    }
+}
+
 /// Events by bid, in the order they came. One lock: only events that come
 /// before their bid's charge take it (a pixel and its notice sent
 /// together), and the upkeep once a second; not the bid path.

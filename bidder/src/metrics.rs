@@ -285,7 +285,14 @@ pub fn tracking_evicted(n: usize) {
 /// a bid not charged within its wait: see `crate::awaiting`),
 /// `awaiting_full` (one dropped to make room for a newer one).
 pub fn tracking_refused(reason: &'static str) {
-    metrics::counter!("bidder_tracking_refused_total", "reason" => reason).increment(1);
+    tracking_refused_n(reason, 1);
+}
+
+/// [`tracking_refused`] for `n` calls at once (a settle's drops).
+pub fn tracking_refused_n(reason: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!("bidder_tracking_refused_total", "reason" => reason).increment(n as u64);
+    }
 }
 
 pub fn audience_events(n: usize) {
