@@ -175,8 +175,6 @@ struct Walk<'r> {
     first_price: bool,
     /// A fixed-price deal's agreed price: what is bid.
     fixed: Option<Micros>,
-    /// The same as the deal sent it ([`crate::select::Pricing::fixed_sent`]).
-    fixed_sent: Option<(Micros, [u8; 3])>,
     deal: Option<&'r ortb::Deal<'r>>,
     keyword: Option<&'r str>,
     /// Index within the advertiser.
@@ -203,7 +201,6 @@ pub(crate) fn evaluate(
         floor,
         first_price: stores.market.first_price,
         fixed: None,
-        fixed_sent: None,
         deal: None,
         keyword: None,
         audience: None,
@@ -275,7 +272,7 @@ pub(crate) fn evaluate(
                         features: None,
                         first_price: walk.first_price,
                         fixed: walk.fixed,
-                        fixed_sent: walk.fixed_sent,
+                        fixed_sent: walk.fixed.and(walk.deal).and_then(price_as_sent),
                     },
                     deal: walk.deal.map(|d| d.id.to_string()),
                     keyword: walk.keyword.map(str::to_owned),
@@ -347,6 +344,13 @@ fn duration_floor(
         _ => return Ok(Micros::ZERO),
     };
     floor_of_duration(ctx, fit.duration_s, per_sec, durfloors, &imp.bidfloorcur)
+}
+
+/// A fixed-price deal's price as it sent it, in micros of its currency
+/// (upper-cased): [`crate::select::Pricing::fixed_sent`].
+fn price_as_sent(d: &ortb::Deal<'_>) -> Option<(Micros, [u8; 3])> {
+    let code = crate::context::Currency::code_of(&d.bidfloorcur)?;
+    Some((Micros(d.bidfloor), code))
 }
 
 /// [`duration_floor`] in a deal (OpenRTB 2.6 `pmp.deals[].mincpmpersec`
@@ -541,9 +545,6 @@ fn deal<'r>(
     if fixed(d) {
         // Its floor is the agreed price: the bid, neither more nor less.
         walk.fixed = Some(floor.ok_or(NoBid::Deal)?);
-        walk.fixed_sent = <[u8; 3]>::try_from(d.bidfloorcur.as_bytes())
-            .ok()
-            .map(|code| (Micros(d.bidfloor), code.map(|b| b.to_ascii_uppercase())));
     }
     if let Some(floor) = floor {
         walk.floor = Some(floor);

@@ -316,16 +316,20 @@ impl Currency {
         }
         let rates = rates?;
         cur.iter().take(16).find_map(|c| {
-            let code: [u8; 3] = c.as_bytes().try_into().ok()?;
-            let code = code.map(|b| b.to_ascii_uppercase());
-            if !code.iter().all(u8::is_ascii_uppercase) {
-                return None;
-            }
             Some(Currency {
-                code,
+                code: Currency::code_of(c)?,
                 rate: rates.rate(c)?,
             })
         })
+    }
+
+    /// `code` as an upper-case ISO 4217 code, if it is three letters in
+    /// either case.
+    pub fn code_of(code: &str) -> Option<[u8; 3]> {
+        let code = <[u8; 3]>::try_from(code.as_bytes())
+            .ok()?
+            .map(|b| b.to_ascii_uppercase());
+        code.iter().all(u8::is_ascii_uppercase).then_some(code)
     }
 }
 
