@@ -273,14 +273,15 @@ impl<'a> Urls<'a> {
 
     /// The URL of `path` with the features when `featured`, then `tail`
     /// (its pieces written one after the other: no string is built for
-    /// the tail itself).
+    /// the tail itself). The tests' whole-string way.
+    #[cfg(test)]
     fn write(&self, path: Path, featured: bool, tail: &[&str]) -> String {
         let mut out = String::with_capacity(self.len(path, featured, tail));
         self.write_into(path, featured, tail, None, &mut out);
         out
     }
 
-    /// Room for a URL [`Self::write`] writes (the signature included).
+    /// Room for a URL [`Self::write_into`] writes (the signature included).
     fn len(&self, path: Path, featured: bool, tail: &[&str]) -> usize {
         let tail_len: usize = tail.iter().map(|t| t.len()).sum();
         let features = if featured { self.features().len() } else { 0 };
@@ -297,7 +298,9 @@ impl<'a> Urls<'a> {
         }
     }
 
-    /// [`Self::write`] appended to `out`, which the caller has made room
+    /// The URL of `path`, with the features when `featured`, then `tail`
+    /// (its pieces written one after the other), appended to `out`, which
+    /// the caller has made room
     /// in ([`Self::len`]) so that it grows at most once.
     /// `ending`: `tail` and the path's purpose as one constant, when there
     /// is one ([`event_ending`]); the signature then hashes that.
@@ -367,35 +370,42 @@ impl<'a> Urls<'a> {
         self.featured.sign(path.purpose(), tail, out);
     }
 
-    /// [`Self::click`] escaped for the banner's markup (see
+    /// The banner's link (its click URL) escaped for the markup (see
     /// [`Self::write_in_attr`]).
     pub fn click_in_attr(&self, signed_in_attr: &str, out: &mut String) {
         self.write_in_attr(Path::Click, &["&d=1"], &["&amp;d=1"], signed_in_attr, out)
     }
 
-    /// [`Self::impression`] escaped for the banner's markup.
+    /// The impression pixel escaped for the banner's markup.
     pub fn impression_in_attr(&self, signed_in_attr: &str, out: &mut String) {
         self.write_in_attr(Path::Impression, &[], &[], signed_in_attr, out)
     }
 
     /// The impression pixel (banner), `Impression` (VAST), the impression
-    /// event tracker (native).
+    /// event tracker (native), as a string of its own: the tests' reference
+    /// (the bid path writes it in place: [`Self::impression_in_attr`],
+    /// [`Self::impression_and_click_beacon`]).
+    #[cfg(test)]
     pub fn impression(&self) -> String {
         self.write(Path::Impression, true, &[])
     }
 
-    /// The banner's link: counts the click and sends the browser on.
+    /// The banner's link: counts the click and sends the browser on (the
+    /// tests' reference, as [`Self::impression`]).
+    #[cfg(test)]
     pub fn click(&self) -> String {
         self.write(Path::Click, true, &["&d=1"])
     }
 
     /// A click tracker fired beside the click (VAST `ClickTracking`, native
-    /// `link.clicktrackers`): counts it, answers 204.
+    /// `link.clicktrackers`): counts it, answers 204 (the tests' reference,
+    /// as [`Self::impression`]).
+    #[cfg(test)]
     pub fn click_beacon(&self) -> String {
         self.write(Path::Click, true, &["&d=0"])
     }
 
-    /// [`Self::impression`] then [`Self::click_beacon`] in one string, and
+    /// The impression URL then the click beacon in one string, and
     /// where the second starts: the two a VAST or native ad carries, in one
     /// allocation where each was one (some 150 instructions a bid).
     pub fn impression_and_click_beacon(&self) -> (String, usize) {
