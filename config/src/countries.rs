@@ -84,6 +84,47 @@ pub(crate) fn suggest(code: &str) -> Option<&'static str> {
     alpha3_for_alpha2(&upper)
 }
 
+/// ISO 3166-2 subdivision codes (the part after the country's `-`) of the
+/// countries whose regions line items target most, sorted by country. A
+/// region of one of these outside its list is a typo that would never
+/// match; the regions of other countries are taken as written, since no
+/// full ISO 3166-2 list ships with the bidder.
+#[rustfmt::skip]
+const SUBDIVISIONS: [(&str, &[&str]); 6] = [
+    ("AU", &["ACT", "NSW", "NT", "QLD", "SA", "TAS", "VIC", "WA"]),
+    ("BR", &[
+        "AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG", "MS", "MT", "PA",
+        "PB", "PE", "PI", "PR", "RJ", "RN", "RO", "RR", "RS", "SC", "SE", "SP", "TO",
+    ]),
+    ("CA", &["AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"]),
+    ("DE", &[
+        "BB", "BE", "BW", "BY", "HB", "HE", "HH", "MV", "NI", "NW", "RP", "SH", "SL", "SN",
+        "ST", "TH",
+    ]),
+    ("MX", &[
+        "AGU", "BCN", "BCS", "CAM", "CHH", "CHP", "CMX", "COA", "COL", "DUR", "GRO", "GUA",
+        "HID", "JAL", "MEX", "MIC", "MOR", "NAY", "NLE", "OAX", "PUE", "QUE", "ROO", "SIN",
+        "SLP", "SON", "TAB", "TAM", "TLA", "VER", "YUC", "ZAC",
+    ]),
+    // The 50 states, the district and the outlying areas.
+    ("US", &[
+        "AK", "AL", "AR", "AS", "AZ", "CA", "CO", "CT", "DC", "DE", "FL", "GA", "GU", "HI",
+        "IA", "ID", "IL", "IN", "KS", "KY", "LA", "MA", "MD", "ME", "MI", "MN", "MO", "MP",
+        "MS", "MT", "NC", "ND", "NE", "NH", "NJ", "NM", "NV", "NY", "OH", "OK", "OR", "PA",
+        "PR", "RI", "SC", "SD", "TN", "TX", "UM", "UT", "VA", "VI", "VT", "WA", "WI", "WV",
+        "WY",
+    ]),
+];
+
+/// The subdivision codes of an alpha-2 country when the bidder knows them
+/// (see `SUBDIVISIONS`), sorted.
+pub(crate) fn subdivisions(alpha2: &str) -> Option<&'static [&'static str]> {
+    SUBDIVISIONS
+        .binary_search_by(|(c, _)| (*c).cmp(alpha2))
+        .ok()
+        .map(|i| SUBDIVISIONS[i].1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +174,21 @@ mod tests {
         assert_eq!(suggest("UK"), Some("GBR"));
         assert_eq!(suggest("XX"), None);
         assert_eq!(suggest("XYZ"), None);
+    }
+
+    #[test]
+    fn subdivision_lists_are_sorted_unique_and_of_assigned_countries() {
+        assert!(SUBDIVISIONS.windows(2).all(|w| w[0].0 < w[1].0));
+        for (country, codes) in SUBDIVISIONS {
+            assert!(alpha3_for_alpha2(country).is_some(), "{country}");
+            assert!(codes.windows(2).all(|w| w[0] < w[1]), "{country}");
+            assert!(codes
+                .iter()
+                .all(|c| (1..=3).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_uppercase())));
+        }
+        assert_eq!(subdivisions("US").map(<[_]>::len), Some(57));
+        assert!(subdivisions("US").is_some_and(|s| s.contains(&"CO") && !s.contains(&"XX")));
+        assert_eq!(subdivisions("CA").map(<[_]>::len), Some(13));
+        assert_eq!(subdivisions("FR"), None);
     }
 }

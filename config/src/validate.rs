@@ -1523,6 +1523,23 @@ impl FileChecker<'_> {
             );
             return false;
         }
+        if let Some(known) = countries::subdivisions(country) {
+            if known.binary_search(&subdivision).is_err() {
+                self.report(
+                    region.referenced,
+                    format!(
+                        "{subject}: region \"{r}\" is not a subdivision of {country}; \
+                         expected one of: {}",
+                        known
+                            .iter()
+                            .map(|s| format!("{country}-{s}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                return false;
+            }
+        }
         if let Some(countries) = countries {
             if !countries.iter().any(|c| country_alpha2(c) == Some(country)) {
                 self.report(

@@ -143,6 +143,44 @@ fn regions_are_iso_3166_2_codes() {
 }
 
 #[test]
+fn regions_of_countries_with_known_subdivisions_are_checked() {
+    // A region that cannot exist never matches a request: refused, not
+    // loaded as a line item that silently buys nothing there.
+    let text = edit(BASE, "[US-CO, CA-BC, US-DC]", "[US-CO, CA-BC, US-XX]");
+    let found = problems(&[("a.yaml", &text)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (line, column) = at(&text, "US-XX]", "US-XX");
+    let said = found[0].to_string();
+    assert!(
+        said.starts_with(&format!(
+            "a.yaml:{line}:{column}: {LI}: region \"US-XX\" is not a subdivision of US; \
+             expected one of: US-AK, US-AL,"
+        )) && said.contains("US-CO")
+            && said.ends_with("US-WY"),
+        "{said}"
+    );
+    let text = edit(BASE, "[US-CO, CA-BC, US-DC]", "[US-CO, CA-QU]");
+    let found = problems(&[("a.yaml", &text)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .to_string()
+            .contains("region \"CA-QU\" is not a subdivision of CA; expected one of: CA-AB,"),
+        "{}",
+        found[0]
+    );
+    // Every state and the district load; a country the bidder has no list
+    // for takes its regions as written.
+    let text = edit(
+        BASE,
+        "[US-CO, CA-BC, US-DC]",
+        "[US-WY, US-PR, CA-YT, FR-IDF]",
+    );
+    let text = edit(&text, "countries: [USA, CAN]", "countries: [USA, CAN, FRA]");
+    assert_loads(&[("a.yaml", &text)]);
+}
+
+#[test]
 fn region_hints_for_lower_case_alpha3_and_missing_country() {
     let cases = [
         ("us-co", " (codes are upper case: did you mean \"US-CO\"?)"),
