@@ -327,9 +327,10 @@ struct ServeArgs {
     /// early (bidder_tracking_dedupe_evicted_total).
     #[arg(long, default_value_t = 8_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
     max_tracked_events: u64,
-    /// Last touches (shopper x advertiser) and counted conversions kept for
-    /// attribution, about 150 bytes each; past it those too old for any
-    /// window go first, then the oldest tenth
+    /// Touches (up to four clicks and four impressions per shopper and
+    /// advertiser) and counted conversions kept for attribution, at most
+    /// about 300 bytes each (a shopper's repeated ad is held once); past it
+    /// those too old for any window go first, then a tenth at random
     /// (bidder_attribution_evicted_total).
     #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
     max_attribution_entries: u64,

@@ -260,7 +260,7 @@ pub fn conversion(result: &'static str) {
 
 /// The event journal's state, read at each housekeeping tick: records
 /// written, events dropped because the writer fell behind, write errors,
-/// last touches held and attribution entries evicted early.
+/// touches held and attribution entries evicted early.
 pub fn event_journal(s: &reports::log::Stats) {
     use std::sync::atomic::Ordering::Relaxed;
     metrics::counter!("bidder_event_records_written_total").absolute(s.records.load(Relaxed));
@@ -603,7 +603,7 @@ pub fn describe() {
     );
     metrics::describe_gauge!(
         "bidder_attribution_touches",
-        "Last touches (shopper x advertiser) held for attribution."
+        "Touches (up to four clicks and four impressions per shopper and advertiser) held for attribution."
     );
     metrics::describe_counter!(
         "bidder_attribution_evicted_total",

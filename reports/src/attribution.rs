@@ -109,28 +109,92 @@ impl Outcome {
     }
 }
 
+/// How many of a shopper's latest clicks, and of their latest
+/// impressions, by one advertiser are kept. A purchase is often uploaded
+/// after the shopper was shown another of the advertiser's ads (yesterday's
+/// orders uploaded today, the shopper still in a retargeting audience
+/// until then): its last touch is then an earlier one, which the newest
+/// alone would not find.
+const KEPT_PER_KIND: usize = 4;
+
 #[derive(Clone, Debug)]
 struct Touch {
     at_ms: i64,
-    dims: Dims,
+    /// Shared by the shopper's touches of the same ad: a retargeted shopper
+    /// sees one ad again and again, and each copy would cost its eight
+    /// names.
+    dims: Arc<Dims>,
 }
+
+/// One kind of touch, newest first.
+type Kept = [Option<Touch>; KEPT_PER_KIND];
 
 #[derive(Clone, Debug, Default)]
 struct Last {
-    click: Option<Touch>,
-    impression: Option<Touch>,
+    clicks: Kept,
+    impressions: Kept,
 }
 
 impl Last {
     fn newest(&self) -> i64 {
-        let at = |t: &Option<Touch>| t.as_ref().map_or(i64::MIN, |t| t.at_ms);
-        at(&self.click).max(at(&self.impression))
+        let at = |k: &Kept| k[0].as_ref().map_or(i64::MIN, |t| t.at_ms);
+        at(&self.clicks).max(at(&self.impressions))
+    }
+
+    fn held(&self) -> usize {
+        self.clicks
+            .iter()
+            .chain(&self.impressions)
+            .flatten()
+            .count()
+    }
+
+    /// The same ad's dims when one of these touches has them.
+    fn dims_like(&self, dims: &Dims) -> Arc<Dims> {
+        self.clicks
+            .iter()
+            .chain(&self.impressions)
+            .flatten()
+            .find(|t| *t.dims == *dims)
+            .map_or_else(|| Arc::new(dims.clone()), |t| t.dims.clone())
+    }
+
+    /// Keeps `touch` in its place by time among the newest; returns how
+    /// many more touches are held (0 when it displaced the oldest, or was
+    /// older than all of a full list).
+    fn keep(&mut self, touch: Touch, click: bool) -> usize {
+        let kept = if click {
+            &mut self.clicks
+        } else {
+            &mut self.impressions
+        };
+        let at = kept
+            .iter()
+            .position(|t| t.as_ref().is_none_or(|t| t.at_ms <= touch.at_ms));
+        let Some(at) = at else {
+            return 0;
+        };
+        let grew = usize::from(kept[KEPT_PER_KIND - 1].is_none());
+        kept[at..].rotate_right(1);
+        kept[at] = Some(touch);
+        grew
+    }
+
+    /// The last touch of a kind at or before `at_ms`, when it is within
+    /// `window` of it (an older one of that kind would be further).
+    fn last_before(kept: &Kept, at_ms: i64, window: i64) -> Option<&Touch> {
+        kept.iter()
+            .flatten()
+            .find(|t| t.at_ms <= at_ms)
+            .filter(|t| at_ms - t.at_ms <= window)
     }
 }
 
 /// Last touches and conversions seen.
 pub struct Attributor {
     touches: HashMap<(u64, Arc<str>), Last>,
+    /// Touches held in `touches`, what `max_entries` bounds.
+    held: usize,
     /// Conversions counted (by a per-process keyed hash of the event, or
     /// of its order id), with when they happened.
     seen: HashMap<u64, i64>,
@@ -143,6 +207,7 @@ impl Attributor {
     pub fn new(max_entries: usize) -> Attributor {
         Attributor {
             touches: HashMap::new(),
+            held: 0,
             seen: HashMap::new(),
             hasher: RandomState::new(),
             max_entries: max_entries.max(16),
@@ -150,8 +215,10 @@ impl Attributor {
         }
     }
 
+    /// Touches held (up to `KEPT_PER_KIND` of each kind per shopper and
+    /// advertiser).
     pub fn touches(&self) -> usize {
-        self.touches.len()
+        self.held
     }
 
     /// Entries dropped early to stay within bounds.
@@ -164,23 +231,23 @@ impl Attributor {
         if user == 0 {
             return;
         }
-        let key = (user, dims.advertiser.clone());
-        if !self.touches.contains_key(&key) && self.touches.len() >= self.max_entries {
+        if self.held >= self.max_entries {
             let cutoff = at_ms.saturating_sub(keep_ms);
-            self.evicted += shrink(&mut self.touches, self.max_entries, |l| l.newest() < cutoff);
+            let (dropped, left) = shrink(
+                &mut self.touches,
+                self.max_entries,
+                |l| l.newest() < cutoff,
+                Last::held,
+            );
+            self.evicted += dropped;
+            self.held = left;
         }
-        let last = self.touches.entry(key).or_default();
-        let slot = if click {
-            &mut last.click
-        } else {
-            &mut last.impression
-        };
-        if slot.as_ref().is_none_or(|t| t.at_ms <= at_ms) {
-            *slot = Some(Touch {
-                at_ms,
-                dims: dims.clone(),
-            });
-        }
+        let last = self
+            .touches
+            .entry((user, dims.advertiser.clone()))
+            .or_default();
+        let dims = last.dims_like(dims);
+        self.held += last.keep(Touch { at_ms, dims }, click);
     }
 
     /// Marks a conversion read back from the journal as counted, at `now_ms`.
@@ -231,7 +298,7 @@ impl Attributor {
     fn mark(&mut self, id: u64, at_ms: i64, now_ms: i64, keep_ms: i64) -> bool {
         if !self.seen.contains_key(&id) && self.seen.len() >= self.max_entries {
             let cutoff = now_ms.saturating_sub(keep_ms);
-            self.evicted += shrink(&mut self.seen, self.max_entries, |&at| at < cutoff);
+            self.evicted += shrink(&mut self.seen, self.max_entries, |&at| at < cutoff, |_| 1).0;
         }
         match self.seen.entry(id) {
             Entry::Occupied(_) => false,
@@ -266,11 +333,6 @@ impl Attributor {
         {
             return Outcome::Duplicate;
         }
-        let within = |t: &Option<Touch>, window: i64| {
-            t.as_ref()
-                .filter(|t| t.at_ms <= c.at_ms && c.at_ms - t.at_ms <= window)
-                .cloned()
-        };
         // The last touch under either key: a click before an impression,
         // then the later.
         let mut best: Option<(bool, Touch, u64)> = None;
@@ -279,9 +341,12 @@ impl Attributor {
                 let Some(last) = self.touches.get(&(user, w.advertiser.clone())) else {
                     continue;
                 };
-                let found = within(&last.click, w.click_ms)
-                    .map(|t| (true, t))
-                    .or_else(|| within(&last.impression, w.view_ms).map(|t| (false, t)));
+                let found = Last::last_before(&last.clicks, c.at_ms, w.click_ms)
+                    .map(|t| (true, t.clone()))
+                    .or_else(|| {
+                        Last::last_before(&last.impressions, c.at_ms, w.view_ms)
+                            .map(|t| (false, t.clone()))
+                    });
                 if let Some((click, t)) = found {
                     let better = match &best {
                         None => true,
@@ -309,7 +374,7 @@ impl Attributor {
         // Under the key the record carries: what `remember` and `forget`
         // work out from the record.
         self.mark(event_of(self, user), c.at_ms, now_ms, keep);
-        let mut dims = touch.dims;
+        let mut dims = Arc::unwrap_or_clone(touch.dims);
         dims.product = c.product.as_str().into();
         Outcome::Attributed(Record {
             kind: if c.purchase {
@@ -329,25 +394,32 @@ impl Attributor {
 }
 
 /// Makes room in a full map: first what `stale` says is too old, then, if
-/// that freed under a tenth, a tenth of the rest (in the map's random
-/// order). Returns how many were dropped while not stale.
-fn shrink<K, V>(map: &mut HashMap<K, V>, max: usize, stale: impl Fn(&V) -> bool) -> u64 {
+/// that left more than nine tenths of `max`, entries (in the map's random
+/// order) until it does not. Sizes are each entry's `weight`. Returns the
+/// weight dropped while not stale, and the weight left.
+fn shrink<K, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    stale: impl Fn(&V) -> bool,
+    weight: impl Fn(&V) -> usize,
+) -> (u64, usize) {
     map.retain(|_, v| !stale(v));
     let target = max - max / 10;
+    let mut left: usize = map.values().map(&weight).sum();
     let mut dropped = 0u64;
-    if map.len() > target {
-        let mut excess = map.len() - target;
-        map.retain(|_, _| {
-            if excess > 0 {
-                excess -= 1;
-                dropped += 1;
+    if left > target {
+        map.retain(|_, v| {
+            if left > target {
+                let w = weight(v);
+                left -= w;
+                dropped += w as u64;
                 false
             } else {
                 true
             }
         });
     }
-    dropped
+    (dropped, left)
 }
 
 #[cfg(test)]
@@ -669,6 +741,99 @@ mod tests {
             "at most a tenth forgotten early: {} of 17 kept",
             a.seen.len()
         );
+    }
+
+    /// Yesterday's orders uploaded today: the shopper was shown (and
+    /// clicked) the advertiser's ads again after buying. The purchase is
+    /// owed to the last touch before it, not lost for a touch after it.
+    #[test]
+    fn a_purchase_uploaded_after_later_touches_goes_to_the_last_touch_before_it() {
+        let (c, keep) = (catalog(), 30 * DAY);
+        let mut a = Attributor::new(100);
+        a.touch(7, &ad("acme", "clicked-before"), 0, true, keep);
+        a.touch(7, &ad("acme", "seen-before"), DAY / 4, false, keep);
+        a.touch(7, &ad("acme", "clicked-after"), 2 * DAY, true, keep);
+        a.touch(7, &ad("acme", "seen-after"), 3 * DAY, false, keep);
+        assert_eq!(
+            li_of(a.attribute(&buy(DAY, Some("o1")), &c, NOW)),
+            "clicked-before"
+        );
+        // Impressions only: the last before the purchase, in its window
+        // (acme's is a day).
+        let mut b = Attributor::new(100);
+        b.touch(7, &ad("acme", "seen-first"), 0, false, keep);
+        b.touch(7, &ad("acme", "seen-before"), DAY / 2, false, keep);
+        b.touch(7, &ad("acme", "seen-after"), 2 * DAY, false, keep);
+        assert_eq!(
+            li_of(b.attribute(&buy(DAY, Some("o1")), &c, NOW)),
+            "seen-before"
+        );
+        // Past the window of the last touch before it: not an older one's.
+        assert_eq!(
+            b.attribute(&buy(DAY / 2 + DAY + 1, Some("o2")), &c, NOW),
+            Outcome::Unattributed
+        );
+    }
+
+    /// Each kind keeps its newest `KEPT_PER_KIND`, whatever order they
+    /// come in (tracking calls and journal days read back out of order);
+    /// a shopper's repeated ad is held once.
+    #[test]
+    fn the_newest_touches_of_each_kind_are_kept_in_order() {
+        let (c, keep) = (catalog(), 30 * DAY);
+        let mut a = Attributor::new(100);
+        for (i, at) in [5, 1, 3, 6, 2, 4].into_iter().enumerate() {
+            a.touch(7, &ad("acme", &format!("li-{at}")), at * DAY, true, keep);
+            assert_eq!(a.touches(), (i + 1).min(KEPT_PER_KIND));
+        }
+        let last = &a.touches[&(7, "acme".into())];
+        let kept: Vec<i64> = last
+            .clicks
+            .iter()
+            .flatten()
+            .map(|t| t.at_ms / DAY)
+            .collect();
+        assert_eq!(kept, [6, 5, 4, 3]);
+        assert_eq!(
+            li_of(a.attribute(&buy(4 * DAY + 1, Some("o1")), &c, NOW)),
+            "li-4"
+        );
+        // Before the oldest kept: not remembered any more.
+        assert_eq!(
+            a.attribute(&buy(2 * DAY + 1, Some("o2")), &c, NOW),
+            Outcome::Unattributed
+        );
+        let mut b = Attributor::new(100);
+        for at in 0..3 {
+            b.touch(7, &ad("acme", "same"), at, false, keep);
+        }
+        b.touch(7, &ad("acme", "same"), 3, true, keep);
+        let last = &b.touches[&(7, "acme".into())];
+        let all: Vec<&Touch> = last
+            .clicks
+            .iter()
+            .chain(&last.impressions)
+            .flatten()
+            .collect();
+        assert_eq!(all.len(), 4);
+        assert!(all.iter().all(|t| Arc::ptr_eq(&t.dims, &all[0].dims)));
+    }
+
+    #[test]
+    fn memory_is_bounded_in_touches() {
+        let mut a = Attributor::new(100);
+        for user in 1..=200 {
+            for li in 0..8 {
+                let at = user as i64 * 10 + li;
+                a.touch(user, &ad("acme", &format!("li-{li}")), at, li % 2 == 0, DAY);
+                assert!(a.touches() <= 100, "{}", a.touches());
+            }
+        }
+        assert_eq!(
+            a.touches(),
+            a.touches.values().map(Last::held).sum::<usize>()
+        );
+        assert!(a.evicted() > 0);
     }
 
     #[test]
