@@ -274,9 +274,15 @@ fn deals_and_private_auctions() {
     r["user"] = json!({ "buyeruid": "u-1001" });
     r["imp"][0]["pmp"]["deals"][0]["id"] = json!("SOMEONE-ELSES");
     assert_eq!(s.bid(&r.to_string()).status, 204);
-    // A value OpenRTB does not have is read as private: no open-market bid.
-    r["imp"][0]["pmp"]["private_auction"] = json!(2);
-    assert_eq!(s.bid(&r.to_string()).status, 204);
+    // A value OpenRTB does not have is read as private: no open-market bid;
+    // nor is there one for a value that reads as no integer at all (a flag
+    // nobody can read is taken at its strictest).
+    for value in [json!(2), json!(1.5), json!("yes"), json!([1])] {
+        r["imp"][0]["pmp"]["private_auction"] = value.clone();
+        assert_eq!(s.bid(&r.to_string()).status, 204, "{value}");
+        let why = common::verdict(&common::explain(&s, &r), "tent-remarketing-display");
+        assert_eq!(why["reason"], "deal", "{value}: {why}");
+    }
     r["imp"][0]["pmp"]["private_auction"] = json!(0);
     let bid = only_bid(&s.bid(&r.to_string()));
     assert_eq!(bid["crid"], "tent-banner-300x250");

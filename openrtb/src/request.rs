@@ -493,7 +493,10 @@ pub struct Native<'a> {
 /// Private marketplace terms.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Pmp<'a> {
-    #[serde(default, deserialize_with = "de::opt_i32")]
+    /// A flag: a value that reads as no integer (`"yes"`, `1.5`) is
+    /// [`crate::UNREADABLE_FLAG`], a private auction; taken as 0, every
+    /// open-market line item bid where only the deals may.
+    #[serde(default, deserialize_with = "de::opt_flag")]
     pub private_auction: Option<i32>,
     #[serde(borrow, default, deserialize_with = "de::vec")]
     pub deals: Vec<Deal<'a>>,

@@ -354,7 +354,7 @@ object!(Native {
 });
 
 object!(Pmp {
-        "private_auction" => private_auction: opt_i32,
+        "private_auction" => private_auction: opt_flag,
         "deals" => deals: list,
         "ext" => ext: ext,
 });
