@@ -36,6 +36,10 @@ reasons! {
     Currency => "currency",
     /// No imp carries a medium the bidder buys.
     Media => "media",
+    /// A win of the imp bills more (or fewer) impressions than one
+    /// (`imp.qty.multiplier`, digital out-of-home), or says so unreadably:
+    /// its spend would be booked at a fraction of what the exchange bills.
+    Quantity => "quantity",
     /// No line item is in flight.
     Flight => "flight",
     /// Budget (line item or order) is spent.

@@ -429,13 +429,18 @@ pub(crate) fn banner_sizes(imp: &Imp<'_>) -> Sizes {
 }
 
 /// What stops an imp before any line item is asked ([`Check::Imp`]): no
-/// medium the bidder buys, or a floor in a currency without a rate and no
+/// medium the bidder buys, a win billed as other than one impression, or a floor in a currency without a rate and no
 /// deal that could carry a floor of its own. Otherwise its floor, `None`
 /// when only its deals' floors can price it. The auction and explain both
 /// start here.
 pub(crate) fn imp_floor_or_stop(ctx: &Context<'_>, imp: &Imp<'_>) -> Result<Option<Micros>, Stop> {
     if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() && imp.native.is_none() {
         return Err(Stop::new(Check::Imp, NoBid::Media));
+    }
+    // The budget is charged a win's price once; an exchange billing the
+    // win as `multiplier` impressions would take that many times more.
+    if imp.qty.as_ref().is_some_and(|q| q.multiplier != Some(1.0)) {
+        return Err(Stop::new(Check::Imp, NoBid::Quantity));
     }
     let floor = imp_floor(ctx, imp);
     if floor.is_err() && imp.pmp.as_ref().is_none_or(|p| p.deals.is_empty()) {

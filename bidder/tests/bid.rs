@@ -563,3 +563,29 @@ fn a_fixed_price_deal_is_bid_at_its_price() {
     let why = common::verdict(&common::explain(&s, &r), "nw-deal-premium");
     assert_eq!(why["reason"], "deal", "{why}");
 }
+
+/// A digital out-of-home win billed as `qty.multiplier` impressions would
+/// cost that many times what the budget is charged: no bid, unless a win is
+/// one impression.
+#[test]
+fn an_imp_billed_as_several_impressions_gets_no_bid() {
+    let s = Server::example();
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "u-1001" });
+    r["imp"][0]["qty"] = json!({ "multiplier": 1.0, "sourcetype": 1 });
+    assert_eq!(
+        only_bid(&s.bid(&r.to_string()))["crid"],
+        "tent-banner-300x250"
+    );
+    for qty in [
+        json!({ "multiplier": 14.2, "sourcetype": 1, "vendor": "measurer.example" }),
+        json!({ "multiplier": 0.5 }),
+        json!({ "multiplier": "lots" }),
+        json!({ "sourcetype": 1 }),
+    ] {
+        r["imp"][0]["qty"] = qty.clone();
+        assert_eq!(s.bid(&r.to_string()).status, 204, "{qty}");
+        let why = common::verdict(&common::explain(&s, &r), "tent-remarketing-display");
+        assert_eq!(why["reason"], "quantity", "{qty}: {why}");
+    }
+}

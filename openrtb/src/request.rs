@@ -198,8 +198,20 @@ pub struct Imp<'a> {
     pub rwdd: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub exp: Option<i32>,
+    /// OpenRTB 2.6 `qty`: how many billable impressions a win counts as.
+    #[serde(default)]
+    pub qty: Option<Qty>,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,
+}
+
+/// OpenRTB 2.6 `imp.qty`: a win bills `multiplier` impressions at the
+/// clearing CPM (digital out-of-home: a screen's audience), not one.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Qty {
+    /// `None` when absent or when it reads as no number.
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    pub multiplier: Option<f64>,
 }
 
 impl Default for Imp<'_> {
@@ -218,6 +230,7 @@ impl Default for Imp<'_> {
             secure: None,
             rwdd: None,
             exp: None,
+            qty: None,
             ext: None,
         }
     }

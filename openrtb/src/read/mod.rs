@@ -243,7 +243,12 @@ object!(Imp {
         "secure" => secure: opt_i32,
         "rwdd" => rwdd: opt_i32,
         "exp" => exp: opt_i32,
+        "qty" => qty: opt,
         "ext" => ext: ext,
+});
+
+object!(Qty owned {
+        "multiplier" => multiplier: opt_f64,
 });
 
 object!(Format {
