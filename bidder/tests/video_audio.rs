@@ -112,6 +112,49 @@ fn audio_spot_with_its_640_companion() {
     assert_valid_vast(adm);
 }
 
+/// An audio spot whose companion is required bids only where that
+/// companion may be shown: not when the companion slot blocks one of its
+/// attributes (where it was bid without it, `required="all"` broken).
+#[test]
+fn a_required_companion_the_slot_blocks_means_no_bid() {
+    let dir = common::tempdir("required-companion");
+    for f in std::fs::read_dir(repo().join("examples/config")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+    }
+    let acme = dir.join("acme-outdoor.yaml");
+    let mut text = std::fs::read_to_string(&acme).unwrap();
+    for (after, add) in [
+        (
+            "    companions: [tent-companion-640x640]\n",
+            "    companion_required: true\n",
+        ),
+        (
+            "    image_url: https://cdn.acme-outdoor.example/tent-640.jpg\n",
+            "    attributes: [1]\n",
+        ),
+    ] {
+        assert!(text.contains(after), "{after}");
+        text = text.replace(after, &format!("{after}{add}"));
+    }
+    std::fs::write(&acme, text).unwrap();
+    let s = Server::start(&dir, Some(&repo().join("examples/data")));
+    let r = request("audio-music-stream-companion.json");
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1, "{b:?}");
+    let adm = b[0]["adm"].as_str().unwrap();
+    assert!(
+        adm.contains("tent-640.jpg") && adm.contains("required=\"all\""),
+        "{adm}"
+    );
+    let mut r = r;
+    for companion in r["imp"][0]["audio"]["companionad"].as_array_mut().unwrap() {
+        companion["battr"] = json!([1]);
+    }
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(reason(&s, &r, "tent-audio-music"), "creative");
+}
+
 #[test]
 fn no_audio_bid_into_a_shorter_slot_or_the_wrong_mime() {
     let s = Server::example();

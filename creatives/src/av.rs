@@ -96,8 +96,11 @@ pub fn fit_av(
     }
     renditions.sort_by_key(|&i| rank(&media[i], slot));
 
+    // `companions` are those the slot may show (its blocked attributes
+    // and security applied by the caller): a required companion none of
+    // which may be shown leaves the spot without the companion it needs.
     let companion = pick_companion(companions, slot);
-    if companion.is_none() && creative.companion_required && !companions.is_empty() {
+    if companion.is_none() && creative.companion_required {
         return Err(Misfit::Companion);
     }
     Ok(AvFit {
@@ -362,6 +365,13 @@ mod tests {
             fit_av(&video(15, false), &other, &[&b]).unwrap().companion,
             None
         );
+        // Its companions all ruled out for this slot (blocked attributes,
+        // http on a secure page): a spot that requires one does not fit.
+        assert_eq!(
+            fit_av(&video(15, true), &offered, &[]),
+            Err(Misfit::Companion)
+        );
+        assert!(fit_av(&video(15, false), &offered, &[]).is_ok());
         let html_only = AvSlot {
             companion_sizes: vec![(300, 250, u8::MAX)],
             companion_types: vec![2],
