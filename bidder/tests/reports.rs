@@ -123,7 +123,11 @@ fn from_bids_to_attributed_sales() {
         Value::Null,
         "no impressions: empty, not infinite"
     );
-    assert_eq!(tent1["acos"], 0.0, "sales without spend on a product row");
+    assert_eq!(
+        tent1["acos"],
+        Value::Null,
+        "spend is not split by product: ACOS empty, not a free 0%"
+    );
     assert_eq!(tent1["roas"], Value::Null, "no spend: ROAS empty");
     assert_eq!(
         row(&by_product, "product", "tent-2")["detail_page_views"],

@@ -169,9 +169,13 @@ impl Counters {
         (self.clicks > 0).then(|| Micros(self.spend.as_i64() / self.clicks as i64))
     }
 
-    /// Spend ÷ sales; `None` without sales.
+    /// Spend ÷ sales; `None` without sales, and without spend: a row that
+    /// holds none (a product's: spend is not split by product; a day's
+    /// after the spend's) did not get its sales free, and 0% said so.
     pub fn acos(&self) -> Option<f64> {
-        ratio(self.spend.as_i64() as f64, self.sales.as_i64() as f64)
+        (self.spend > Micros::ZERO)
+            .then(|| ratio(self.spend.as_i64() as f64, self.sales.as_i64() as f64))
+            .flatten()
     }
 
     /// Sales ÷ spend; `None` without spend.
@@ -230,6 +234,13 @@ mod tests {
         assert_eq!(c.cpc(), Some(Micros(10_000)));
         assert_eq!(c.acos(), Some(0.25));
         assert_eq!(c.roas(), Some(4.0));
+        // Sales in a row without spend (a product's): neither ratio, not
+        // an ACOS of 0% that reads as sales for free.
+        let product_row = Counters {
+            sales: Micros(40_000),
+            ..Counters::default()
+        };
+        assert_eq!((product_row.acos(), product_row.roas()), (None, None));
         // Spend saturated (it adds up saturating): the eCPM stays at the
         // most micros hold, not wrapped below zero.
         let c = Counters {
