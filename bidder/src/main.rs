@@ -688,7 +688,7 @@ fn schema(kind: Option<SchemaKind>) -> ExitCode {
 }
 
 fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    let config = load_config(&args.config)?;
+    let config = load_config(&args.config, config::Secrets::Skipped)?;
     let start = match &args.start {
         Some(s) => config::Timestamp::parse_rfc3339(s)
             .map_err(|e| anyhow::anyhow!("--start {s:?}: {e}"))?,
@@ -766,9 +766,11 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 }
 
 /// The config directory loaded, or every problem on standard error and an
-/// error saying how many.
-fn load_config(dir: &std::path::Path) -> anyhow::Result<config::Config> {
-    config::load_dir(dir).or_else(|problems| {
+/// error saying how many. `Secrets::Skipped` for the commands that decrypt
+/// no price (report, simulate): who reads reports or plans a budget needs
+/// no exchange's keys in their environment.
+fn load_config(dir: &std::path::Path, secrets: config::Secrets) -> anyhow::Result<config::Config> {
+    config::load_dir_with(dir, secrets).or_else(|problems| {
         for p in &problems.0 {
             eprintln!("{p}");
         }
@@ -808,7 +810,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
 
 fn report(args: ReportArgs) -> anyhow::Result<()> {
     use reports::render::Format;
-    let config = load_config(&args.config)?;
+    let config = load_config(&args.config, config::Secrets::Skipped)?;
     if !args.state.is_dir() {
         anyhow::bail!("{}: no such state directory", args.state.display());
     }
@@ -1124,7 +1126,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // Taken before the load: a change made after it (even before the
     // load) is then seen by the watcher, at worst reloading what loaded.
     let config_fingerprint = config::fingerprint(&args.config);
-    let config = load_config(&args.config)?;
+    let config = load_config(&args.config, config::Secrets::Read)?;
     // Retention first: loading drops events older than it, and the config
     // may look further back than the default.
     let store = audiences::Store::new();

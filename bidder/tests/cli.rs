@@ -1215,3 +1215,42 @@ fn log_format_json_writes_one_object_a_line_and_rust_log_still_filters() {
     );
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Whoever reads reports needs no exchange's price keys: a config whose
+/// exchange decrypts prices with keys from the environment is refused by
+/// `validate` (and `serve`) when they are not set, and read by `report`.
+#[test]
+fn report_reads_a_config_whose_price_keys_are_not_in_its_environment() {
+    let (dir, state, _) = tents_state("cli-report-secrets");
+    let day = ["--from", "2026-11-24", "--to", "2026-11-24", "--by", "line_item"];
+    let (code, before, stderr) = report(&dir, &state, &day);
+    assert_eq!(code, Some(0), "{stderr}");
+    std::fs::write(
+        dir.join("encrypting-exchange.yaml"),
+        "exchange:\n  id: encrypting\n  name: Encrypting\n  price_encryption:\n    scheme: google\n    \
+         encryption_key_env: CLI_TEST_UNSET_ENCRYPTION_KEY\n    \
+         integrity_key_env: CLI_TEST_UNSET_INTEGRITY_KEY\n",
+    )
+    .unwrap();
+    let validated = bin()
+        .args(["validate", "--config"])
+        .arg(&dir)
+        .env_remove("CLI_TEST_UNSET_ENCRYPTION_KEY")
+        .env_remove("CLI_TEST_UNSET_INTEGRITY_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(validated.status.code(), Some(1));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
+    assert!(
+        said.contains("the environment variable CLI_TEST_UNSET_ENCRYPTION_KEY"),
+        "{said}"
+    );
+    let (code, after, stderr) = report(&dir, &state, &day);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(after, before);
+    let _ = std::fs::remove_dir_all(&dir);
+}

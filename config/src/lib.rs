@@ -24,7 +24,9 @@ pub mod time;
 mod validate;
 
 pub use countries::country_alpha2;
-pub use load::{fingerprint, load_dir, load_files, MAX_CONFIG_BYTES, MAX_FILE_BYTES};
+pub use load::{
+    fingerprint, load_dir, load_dir_with, load_files, MAX_CONFIG_BYTES, MAX_FILE_BYTES,
+};
 pub use model::{
     Advertiser, AllowBlock, Attribution, Audience, AudienceKind, AudienceRule, Bidding, Budget,
     ChargeOn, Config, Creative, CreativeKind, CurrencyRates, DaypartSlot, DaypartZone, Dayparts,
@@ -36,3 +38,4 @@ pub use money::{Micros, MoneyError, Rate, RateError};
 pub use problem::{Problem, Problems};
 pub use schema::{json_schema, json_schema_of, FileKind};
 pub use time::{Clock, Date, ManualClock, SystemClock, TimeError, Timestamp, Weekday};
+pub use validate::Secrets;

@@ -11,7 +11,7 @@ use serde_saphyr::{Error, Localizer, Location, MessageFormatter, SnippetMode};
 use crate::model::Config;
 use crate::problem::{Problem, Problems};
 use crate::raw::{self, RawFile};
-use crate::validate;
+use crate::validate::{self, Secrets};
 
 /// Loads every `*.yaml` and `*.yml` file under `dir` (the extension in any
 /// case), recursively.
@@ -26,6 +26,13 @@ use crate::validate;
 /// A directory that cannot be read, or that holds no YAML file, is reported as
 /// a problem on the directory itself with line and column 0.
 pub fn load_dir(dir: &Path) -> Result<Config, Problems> {
+    load_dir_with(dir, Secrets::Read)
+}
+
+/// [`load_dir`], or with [`Secrets::Skipped`] for reading a config
+/// offline: the secrets it names are neither read nor required, and price
+/// encryption is left out.
+pub fn load_dir_with(dir: &Path, secrets: Secrets) -> Result<Config, Problems> {
     let mut problems = Vec::new();
     let mut paths = Vec::new();
     let mut seen_dirs = HashSet::new();
@@ -74,7 +81,7 @@ pub fn load_dir(dir: &Path) -> Result<Config, Problems> {
             )),
         }
     }
-    check(&files, problems)
+    check(&files, secrets, problems)
 }
 
 /// The most one config file may hold. Real ones are kilobytes (a config
@@ -127,10 +134,14 @@ pub fn fingerprint(dir: &Path) -> u64 {
 /// order given. An empty slice is an empty, valid config: only `load_dir` knows
 /// a directory to blame for holding nothing.
 pub fn load_files(files: &[(PathBuf, String)]) -> Result<Config, Problems> {
-    check(files, Vec::new())
+    check(files, Secrets::Read, Vec::new())
 }
 
-fn check(files: &[(PathBuf, String)], mut problems: Vec<Problem>) -> Result<Config, Problems> {
+fn check(
+    files: &[(PathBuf, String)],
+    secrets: Secrets,
+    mut problems: Vec<Problem>,
+) -> Result<Config, Problems> {
     let mut parsed = Vec::with_capacity(files.len());
     for (path, text) in files {
         match parse(text) {
@@ -143,7 +154,7 @@ fn check(files: &[(PathBuf, String)], mut problems: Vec<Problem>) -> Result<Conf
             }),
         }
     }
-    let config = validate::validate(&parsed, &mut problems);
+    let config = validate::validate(&parsed, secrets, &mut problems);
     if problems.is_empty() {
         Ok(config)
     } else {

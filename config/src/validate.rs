@@ -61,7 +61,11 @@ pub(crate) const AUDIENCE_KINDS: [(&str, &str, Option<&str>); 5] = [
     ("list", "sources", None),
 ];
 
-pub(crate) fn validate(files: &[(&Path, RawFile)], problems: &mut Vec<Problem>) -> Config {
+pub(crate) fn validate(
+    files: &[(&Path, RawFile)],
+    secrets: Secrets,
+    problems: &mut Vec<Problem>,
+) -> Config {
     let mut ids = GlobalIds::default();
     for (file, raw) in files {
         if let Some(adv) = &raw.advertiser {
@@ -76,6 +80,7 @@ pub(crate) fn validate(files: &[(&Path, RawFile)], problems: &mut Vec<Problem>) 
             file,
             problems: &mut *problems,
             ids: &ids,
+            secrets,
         };
         match checker.kind(raw) {
             Some(FileKind::Advertiser(adv)) => {
@@ -266,6 +271,19 @@ struct FileChecker<'a> {
     file: &'a Path,
     problems: &'a mut Vec<Problem>,
     ids: &'a GlobalIds,
+    secrets: Secrets,
+}
+
+/// Whether the secrets a config names (exchanges' price keys, read from
+/// the environment) are read and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secrets {
+    /// Serving, validating: a missing or unusable key is a problem.
+    Read,
+    /// Reading the config offline (`bidder report`), where no price is
+    /// decrypted: whoever reads reports needs no exchange's keys. Price
+    /// encryption is then left out of the loaded config.
+    Skipped,
 }
 
 impl FileChecker<'_> {

@@ -267,6 +267,9 @@ impl FileChecker<'_> {
                 return None;
             }
         };
+        if self.secrets == super::Secrets::Skipped {
+            return None;
+        }
         let encryption_key =
             self.key_from_env(subject, "encryption_key_env", &p.encryption_key_env);
         let integrity_key = self.key_from_env(subject, "integrity_key_env", &p.integrity_key_env);
