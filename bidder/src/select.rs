@@ -88,14 +88,16 @@ pub(crate) struct Pricing {
 impl Choice {
     /// The price as the answer says it, in `currency`: converted from USD,
     /// rounded down (never more than the line item's CPM is worth); a
-    /// fixed-price deal answered in its own currency, its price as sent.
+    /// fixed-price deal answered in its own currency, its price as sent,
+    /// and in another, rounded up: the agreed price came to USD and goes
+    /// on through a second rate, and rounded down it could fall a fraction
+    /// of a micro under the price agreed (3.33 GBP answered as 4.00443 EUR,
+    /// 3.3299997 GBP), which an exchange's floor check refuses.
     pub(crate) fn answer_price(&self, currency: crate::context::Currency) -> Micros {
+        let fixed = self.pricing.fixed == Some(self.price);
         match self.pricing.fixed_sent {
-            Some((sent, code))
-                if code == currency.code && self.pricing.fixed == Some(self.price) =>
-            {
-                sent
-            }
+            Some((sent, code)) if code == currency.code && fixed => sent,
+            _ if fixed => currency.rate.from_usd_up(self.price),
             _ => currency.rate.from_usd(self.price),
         }
     }

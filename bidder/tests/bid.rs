@@ -553,6 +553,14 @@ fn a_fixed_price_deal_is_bid_at_its_price() {
     let bid = only_bid(&s.bid(&r.to_string()));
     let jpy = bid["price"].as_f64().unwrap();
     assert!((326.0..328.0).contains(&jpy), "2 EUR in JPY: {bid}");
+    // Through two rates, rounded up: 2.22 GBP is 2.8101266 USD, then
+    // 2.66962025 EUR; 2.669620 would be 2.2199998 GBP, under the price
+    // agreed (exchange probe).
+    r["cur"] = json!(["EUR"]);
+    r["imp"][0]["pmp"]["deals"][0]["bidfloorcur"] = json!("GBP");
+    r["imp"][0]["pmp"]["deals"][0]["bidfloor"] = json!(2.22);
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert_eq!(bid["price"].as_f64(), Some(2.669621), "{bid}");
     r.as_object_mut().unwrap().remove("cur");
     // Above what the line item pays: no bid. Without a price: none either.
     r["imp"][0]["pmp"]["deals"][0] =
