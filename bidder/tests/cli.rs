@@ -1222,7 +1222,14 @@ fn log_format_json_writes_one_object_a_line_and_rust_log_still_filters() {
 #[test]
 fn report_reads_a_config_whose_price_keys_are_not_in_its_environment() {
     let (dir, state, _) = tents_state("cli-report-secrets");
-    let day = ["--from", "2026-11-24", "--to", "2026-11-24", "--by", "line_item"];
+    let day = [
+        "--from",
+        "2026-11-24",
+        "--to",
+        "2026-11-24",
+        "--by",
+        "line_item",
+    ];
     let (code, before, stderr) = report(&dir, &state, &day);
     assert_eq!(code, Some(0), "{stderr}");
     std::fs::write(
