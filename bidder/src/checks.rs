@@ -260,45 +260,36 @@ pub(crate) fn evaluate(
                 }),
                 NoBid::Placement,
             ),
-            Check::Creative => creative(snap, adv, item, offer).map(|(creative, kind)| {
-                walk.choice = Some(Choice {
-                    item: index,
-                    creative,
-                    price: item.cpm,
-                    pricing: Pricing {
-                        value: item.cpm,
-                        shading: None,
-                        prediction: None,
-                        features: None,
-                        first_price: walk.first_price,
-                        fixed: walk.fixed,
-                        fixed_sent: walk.fixed.and(walk.deal).and_then(price_as_sent),
-                    },
-                    deal: walk.deal.map(|d| d.id.to_string()),
-                    keyword: walk.keyword.map(str::to_owned),
-                    audience: walk.audience,
-                    kind,
-                });
-            }),
+            Check::Creative => {
+                creative(snap, ctx, imp, adv, item, offer, &walk).map(|(creative, kind)| {
+                    walk.choice = Some(Choice {
+                        item: index,
+                        creative,
+                        price: item.cpm,
+                        pricing: Pricing {
+                            value: item.cpm,
+                            shading: None,
+                            prediction: None,
+                            features: None,
+                            first_price: walk.first_price,
+                            fixed: walk.fixed,
+                            fixed_sent: walk.fixed.and(walk.deal).and_then(price_as_sent),
+                        },
+                        deal: walk.deal.map(|d| d.id.to_string()),
+                        keyword: walk.keyword.map(str::to_owned),
+                        audience: walk.audience,
+                        kind,
+                    });
+                })
+            }
             Check::Price => {
                 return match (walk.choice.take(), walk.floor) {
                     (Some(choice), Some(floor)) => {
-                        // A spot also clears the floors of its duration, as
-                        // its floor goes: a deal's own when it gives them,
-                        // none past a deal's own floor, else the imp's (a
-                        // fixed price is what is bid, floors or not).
-                        let by_duration = match walk.deal {
-                            Some(_) if walk.fixed.is_some() => Ok(Micros::ZERO),
-                            Some(d)
-                                if d.mincpmpersec.is_some_and(|v| v > 0)
-                                    || d.durfloors
-                                        .iter()
-                                        .any(|f| f.bidfloor.is_some_and(|b| b > 0)) =>
-                            {
-                                deal_duration_floor(ctx, d, &choice)
+                        let by_duration = match &choice.kind {
+                            ChoiceKind::Av { fit, .. } => {
+                                spot_floor(ctx, imp, item.media, &walk, fit.duration_s)
                             }
-                            Some(d) if d.bidfloor > 0 => Ok(Micros::ZERO),
-                            _ => duration_floor(ctx, imp, item.media, &choice),
+                            _ => Ok(Micros::ZERO),
                         };
                         let floor = by_duration.map(|d| d.max(floor));
                         floor
@@ -319,31 +310,45 @@ pub(crate) fn evaluate(
     Err(Stop::new(Check::Price, NoBid::Creative))
 }
 
-/// What a video or audio spot of the chosen creative's duration must clear
-/// (OpenRTB 2.6): `mincpmpersec` times its seconds, and the `durfloors`
-/// whose range holds its duration, in USD; zero for other creatives and
-/// slots without either. One that cannot be converted bids nothing.
-fn duration_floor(
+/// What a video or audio spot of `secs` seconds must clear beside its
+/// floor (OpenRTB 2.6 `mincpmpersec` times its seconds, and the
+/// `durfloors` whose range holds them, in USD), as its floor goes: a
+/// deal's own when it gives them, none past a deal's own floor, else the
+/// imp's; a fixed price is what is bid, floors or not. One that cannot be
+/// converted bids nothing.
+fn spot_floor(
     ctx: &Context<'_>,
     imp: &Imp<'_>,
     media: config::Media,
-    choice: &Choice,
+    walk: &Walk<'_>,
+    secs: u32,
 ) -> Result<Micros, NoBid> {
-    let ChoiceKind::Av { fit, .. } = &choice.kind else {
-        return Ok(Micros::ZERO);
-    };
-    let (per_sec, durfloors) = match media {
-        config::Media::Video => match &imp.video {
-            Some(v) => (v.mincpmpersec, &v.durfloors),
-            None => return Ok(Micros::ZERO),
-        },
-        config::Media::Audio => match &imp.audio {
-            Some(a) => (a.mincpmpersec, &a.durfloors),
-            None => return Ok(Micros::ZERO),
-        },
-        _ => return Ok(Micros::ZERO),
-    };
-    floor_of_duration(ctx, fit.duration_s, per_sec, durfloors, &imp.bidfloorcur)
+    match walk.deal {
+        Some(_) if walk.fixed.is_some() => Ok(Micros::ZERO),
+        Some(d)
+            if d.mincpmpersec.is_some_and(|v| v > 0)
+                || d.durfloors
+                    .iter()
+                    .any(|f| f.bidfloor.is_some_and(|b| b > 0)) =>
+        {
+            floor_of_duration(ctx, secs, d.mincpmpersec, &d.durfloors, &d.bidfloorcur)
+        }
+        Some(d) if d.bidfloor > 0 => Ok(Micros::ZERO),
+        _ => {
+            let (per_sec, durfloors) = match media {
+                config::Media::Video => match &imp.video {
+                    Some(v) => (v.mincpmpersec, &v.durfloors),
+                    None => return Ok(Micros::ZERO),
+                },
+                config::Media::Audio => match &imp.audio {
+                    Some(a) => (a.mincpmpersec, &a.durfloors),
+                    None => return Ok(Micros::ZERO),
+                },
+                _ => return Ok(Micros::ZERO),
+            };
+            floor_of_duration(ctx, secs, per_sec, durfloors, &imp.bidfloorcur)
+        }
+    }
 }
 
 /// A fixed-price deal's price as it sent it, in micros of its currency
@@ -351,26 +356,6 @@ fn duration_floor(
 fn price_as_sent(d: &ortb::Deal<'_>) -> Option<(Micros, [u8; 3])> {
     let code = crate::context::Currency::code_of(&d.bidfloorcur)?;
     Some((Micros(d.bidfloor), code))
-}
-
-/// [`duration_floor`] in a deal (OpenRTB 2.6 `pmp.deals[].mincpmpersec`
-/// and `durfloors`, in the deal's floor currency): a deal's own floors
-/// replace the imp's, for its duration as for its price.
-fn deal_duration_floor(
-    ctx: &Context<'_>,
-    deal: &ortb::Deal<'_>,
-    choice: &Choice,
-) -> Result<Micros, NoBid> {
-    let ChoiceKind::Av { fit, .. } = &choice.kind else {
-        return Ok(Micros::ZERO);
-    };
-    floor_of_duration(
-        ctx,
-        fit.duration_s,
-        deal.mincpmpersec,
-        &deal.durfloors,
-        &deal.bidfloorcur,
-    )
 }
 
 /// `per_sec` times `secs`, and the highest of the `durfloors` whose range
@@ -624,11 +609,15 @@ fn frequency(stores: &Stores<'_>, item: &Item, ctx: &Context<'_>) -> Result<(), 
 const XHTML_BANNER: i32 = 2;
 
 /// The creative to show and how it fills the slot.
+#[allow(clippy::too_many_arguments)]
 fn creative(
     snap: &Snapshot,
+    ctx: &Context<'_>,
+    imp: &Imp<'_>,
     adv: &config::Advertiser,
     item: &Item,
     offer: &Offer<'_>,
+    walk: &Walk<'_>,
 ) -> Result<(usize, ChoiceKind), NoBid> {
     let usable = Usable {
         snap,
@@ -686,7 +675,15 @@ fn creative(
         }
         config::Media::Video | config::Media::Audio => {
             let av = av_offer(item.media, offer).ok_or(NoBid::Media)?;
-            fit_av(adv, item, av, &usable)
+            // A spot whose duration's floors the line item cannot pay is
+            // passed over for one whose it can (a 30 s spot where the slot
+            // prices 15 s ones above the CPM): `Price` applies them.
+            let affordable = |secs: u32| match spot_floor(ctx, imp, item.media, walk, secs) {
+                Ok(f) if f <= item.cpm => Ok(()),
+                Ok(_) => Err(NoBid::Floor),
+                Err(r) => Err(r),
+            };
+            fit_av(adv, item, av, &usable, &affordable)
         }
     }
 }
@@ -802,6 +799,7 @@ fn fit_av(
     item: &Item,
     av: &AvOffer<'_>,
     usable: &Usable<'_>,
+    affordable: &dyn Fn(u32) -> Result<(), NoBid>,
 ) -> Result<(usize, ChoiceKind), NoBid> {
     let (Some(version), true) = (av.version, av.linear) else {
         return Err(NoBid::Creative);
@@ -820,7 +818,7 @@ fn fit_av(
         let Ok(fit) = creatives::fit_av(creative, &av.slot, &companion_refs) else {
             continue;
         };
-        if let Err(r) = usable.check(c) {
+        if let Err(r) = usable.check(c).and_then(|()| affordable(fit.duration_s)) {
             blocked = Some(r);
             continue;
         }

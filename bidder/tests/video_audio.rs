@@ -324,6 +324,49 @@ fn spots_clear_the_floors_of_their_duration() {
     assert_eq!(reason(&s, &r, "tent-audio-music"), "floor");
 }
 
+/// A line item with spots of several durations bids the first that fits
+/// and whose duration's floors it can pay: only the first that fitted was
+/// priced, and the slot priced out of 15 s spots got no 30 s one either
+/// (exchange probe).
+#[test]
+fn a_spot_priced_out_by_its_duration_gives_way_to_another() {
+    let s = Server::start(&repo().join("testdata/config/open"), None);
+    let spot = |media: &str, slot: Value| {
+        json!({ "id": "r", "at": 2, "imp": [{ "id": "1", media: slot }],
+                "device": { "devicetype": 2 } })
+    };
+    let crid = |r: &Value| bids(&s, r).first().map(|b| b["crid"].clone());
+    // open-video (30.00) lists the 15 s spot first.
+    let video = |floors: Value| {
+        spot(
+            "video",
+            json!({ "mimes": ["video/mp4"], "protocols": [7], "minduration": 5,
+                    "maxduration": 30, "durfloors": floors }),
+        )
+    };
+    assert_eq!(crid(&video(json!([]))), Some(json!("open-video-15s")));
+    let r = video(json!([{ "mindur": 10, "maxdur": 20, "bidfloor": 31 }]));
+    assert_eq!(crid(&r), Some(json!("open-video-30s")), "30 s has no floor");
+    // Both priced out: no bid, for the floor.
+    let r = video(json!([{ "maxdur": 20, "bidfloor": 31 }, { "mindur": 21, "bidfloor": 40 }]));
+    assert_eq!(crid(&r), None);
+    assert_eq!(reason(&s, &r, "open-video"), "floor");
+    // By the second too, for audio (open-audio lists the 30 s spot first).
+    let audio = |per_sec: f64| {
+        spot(
+            "audio",
+            json!({ "mimes": ["audio/mpeg"], "protocols": [7], "mincpmpersec": per_sec }),
+        )
+    };
+    assert_eq!(crid(&audio(0.5)), Some(json!("open-audio-30s")));
+    assert_eq!(
+        crid(&audio(1.5)),
+        Some(json!("open-audio-15s")),
+        "45.00 for 30 s"
+    );
+    assert_eq!(reason(&s, &audio(2.5), "open-audio"), "floor");
+}
+
 /// In a deal, the deal's own floors by duration (OpenRTB 2.6
 /// `pmp.deals[].mincpmpersec` and `durfloors`, in the deal's currency)
 /// apply, as its floor does, instead of the imp's: they were not read.
