@@ -180,6 +180,9 @@ struct Walk<'r> {
     /// Index within the advertiser.
     audience: Option<usize>,
     choice: Option<Choice>,
+    /// What the chosen spot's duration must clear ([`spot_floor`]),
+    /// worked out where the spot was chosen.
+    spot_floor: Micros,
 }
 
 /// Runs line item `index`'s list against one imp: the bid it would make, or
@@ -205,6 +208,7 @@ pub(crate) fn evaluate(
         keyword: None,
         audience: None,
         choice: None,
+        spot_floor: Micros::ZERO,
     };
     for &at in item.checks.iter() {
         let stop = |reason| Stop::new(at, reason);
@@ -261,7 +265,7 @@ pub(crate) fn evaluate(
                 NoBid::Placement,
             ),
             Check::Creative => {
-                creative(snap, ctx, imp, adv, item, offer, &walk).map(|(creative, kind)| {
+                creative(snap, ctx, imp, adv, item, offer, &mut walk).map(|(creative, kind)| {
                     walk.choice = Some(Choice {
                         item: index,
                         creative,
@@ -285,16 +289,8 @@ pub(crate) fn evaluate(
             Check::Price => {
                 return match (walk.choice.take(), walk.floor) {
                     (Some(choice), Some(floor)) => {
-                        let by_duration = match &choice.kind {
-                            ChoiceKind::Av { fit, .. } => {
-                                spot_floor(ctx, imp, item.media, &walk, fit.duration_s)
-                            }
-                            _ => Ok(Micros::ZERO),
-                        };
-                        let floor = by_duration.map(|d| d.max(floor));
-                        floor
-                            .and_then(|floor| price(snap, ctx, item, floor, stores, choice))
-                            .map_err(stop)
+                        let floor = walk.spot_floor.max(floor);
+                        price(snap, ctx, item, floor, stores, choice).map_err(stop)
                     }
                     // `compile` puts `Floor` and `Creative` before `Price`
                     // in every list; without them, no bid.
@@ -617,7 +613,7 @@ fn creative(
     adv: &config::Advertiser,
     item: &Item,
     offer: &Offer<'_>,
-    walk: &Walk<'_>,
+    walk: &mut Walk<'_>,
 ) -> Result<(usize, ChoiceKind), NoBid> {
     let usable = Usable {
         snap,
@@ -679,11 +675,13 @@ fn creative(
             // passed over for one whose it can (a 30 s spot where the slot
             // prices 15 s ones above the CPM): `Price` applies them.
             let affordable = |secs: u32| match spot_floor(ctx, imp, item.media, walk, secs) {
-                Ok(f) if f <= item.cpm => Ok(()),
+                Ok(f) if f <= item.cpm => Ok(f),
                 Ok(_) => Err(NoBid::Floor),
                 Err(r) => Err(r),
             };
-            fit_av(adv, item, av, &usable, &affordable)
+            let (c, kind, floor) = fit_av(adv, item, av, &usable, &affordable)?;
+            walk.spot_floor = floor;
+            Ok((c, kind))
         }
     }
 }
@@ -799,8 +797,8 @@ fn fit_av(
     item: &Item,
     av: &AvOffer<'_>,
     usable: &Usable<'_>,
-    affordable: &dyn Fn(u32) -> Result<(), NoBid>,
-) -> Result<(usize, ChoiceKind), NoBid> {
+    affordable: &dyn Fn(u32) -> Result<Micros, NoBid>,
+) -> Result<(usize, ChoiceKind, Micros), NoBid> {
     let (Some(version), true) = (av.version, av.linear) else {
         return Err(NoBid::Creative);
     };
@@ -818,10 +816,13 @@ fn fit_av(
         let Ok(fit) = creatives::fit_av(creative, &av.slot, &companion_refs) else {
             continue;
         };
-        if let Err(r) = usable.check(c).and_then(|()| affordable(fit.duration_s)) {
-            blocked = Some(r);
-            continue;
-        }
+        let floor = match usable.check(c).and_then(|()| affordable(fit.duration_s)) {
+            Ok(floor) => floor,
+            Err(r) => {
+                blocked = Some(r);
+                continue;
+            }
+        };
         let companion = fit.companion.map(|k| companions[k]);
         return Ok((
             c,
@@ -830,6 +831,7 @@ fn fit_av(
                 companion,
                 version,
             },
+            floor,
         ));
     }
     Err(blocked.unwrap_or(NoBid::Creative))
