@@ -79,8 +79,8 @@ pub(crate) enum Check {
     Audience,
     /// A ledger read per capped user (and privacy).
     Frequency,
-    /// Video, audio and native markup carry our trackers: on a secure slot
-    /// they need https.
+    /// Markup carries our trackers: on a secure slot they need https (a
+    /// banner's only where `imp.secure` says so).
     Trackers,
     /// Video and audio placement kinds.
     Placement,
@@ -152,7 +152,7 @@ pub(crate) fn compile(item: &Item) -> Box<[Check]> {
         (Check::Keyword, item.keywords.is_some()),
         (Check::Audience, item.audiences.is_some()),
         (Check::Frequency, item.frequency.is_some()),
-        (Check::Trackers, item.media != config::Media::Display),
+        (Check::Trackers, true),
         (Check::Placement, av && !item.placements.is_empty()),
         (Check::Creative, true),
         (Check::Price, true),
@@ -256,7 +256,19 @@ pub(crate) fn evaluate(
             },
             Check::Audience => audience(stores, adv, item, ctx).map(|a| walk.audience = a),
             Check::Frequency => frequency(stores, item, ctx),
-            Check::Trackers => yes(!offer.secure || ctx.https_trackers, NoBid::Secure),
+            // VAST and native ads carry our trackers on any secure slot.
+            // A banner's click link and pixel on an http public URL serve
+            // where the slot does not itself say `secure: 1` (an https page
+            // alone: the quick start's), and nowhere it does: OpenRTB asks
+            // https of all its markup there, and exchanges audit for it.
+            Check::Trackers => yes(
+                ctx.https_trackers
+                    || !match item.media {
+                        config::Media::Display => offer.secure_flag,
+                        _ => offer.secure,
+                    },
+                NoBid::Secure,
+            ),
             Check::Placement => yes(
                 av_offer(item.media, offer).is_some_and(|av| {
                     av.plcmt

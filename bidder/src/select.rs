@@ -156,6 +156,8 @@ pub(crate) struct Offer<'r> {
     pub battr: Battr<'r>,
     /// Only https creatives, media and trackers: `imp.secure` or an https page.
     pub secure: bool,
+    /// `imp.secure` itself says 1: a banner's trackers must be https too.
+    pub secure_flag: bool,
     /// Banner ad types the slot blocks (`banner.btype`: 2 is the XHTML
     /// banner our display markup is).
     pub banner_btype: &'r [i32],
@@ -295,6 +297,7 @@ impl<'r> Offer<'r> {
                 native: imp.native.as_ref().map_or(&[], |n| &n.battr),
             },
             secure: imp.secure == Some(1) || ctx.secure_page,
+            secure_flag: imp.secure == Some(1),
             banner_btype: imp.banner.as_deref().map_or(&[], |b| &b.btype),
             banner_mimes: imp
                 .banner

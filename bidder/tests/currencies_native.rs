@@ -478,6 +478,24 @@ fn vast_and_native_on_secure_slots_need_an_https_public_url() {
     );
     let (_, _, bid) = one_bid(&https, &native);
     native_adm(&bid);
+
+    // A banner's click link and pixel: on an https page alone, served over
+    // the http public URL (the quick start's), but not where the slot says
+    // `secure: 1`: all its markup must be https there (exchange probe).
+    let banner = advertiser(
+        &banner_creative("b300", "https://cdn.shop.example/b.png", ""),
+        &line_item("li", "display", "4.00", "b300"),
+    );
+    let http = server("secure-banner-http", &[("shop.yaml", &banner)], false);
+    let (_, _, bid) = one_bid(&http, &banner_request());
+    assert_eq!(bid["crid"], "b300");
+    let mut flagged = banner_request();
+    flagged["imp"][0]["secure"] = json!(1);
+    assert_eq!(no_bid(&http, &flagged, "li"), "secure");
+    let https = server("secure-banner-https", &[("shop.yaml", &banner)], true);
+    let (_, _, bid) = one_bid(&https, &flagged);
+    let adm = bid["adm"].as_str().unwrap();
+    assert!(!adm.contains("http://"), "{adm}");
 }
 
 #[test]
