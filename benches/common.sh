@@ -8,6 +8,12 @@
 # variable and sign per URL. Set it to measure the first hour (3600).
 export BIDDER_URL_SIGNATURES_SOAK_SECS=${BIDDER_URL_SIGNATURES_SOAK_SECS:-0}
 
+# The public URL bidders started here write into their notice and tracking
+# URLs: https, as in production. The bench requests' slots are secure
+# (`imp.secure: 1`), where a bid's markup must be all https: on the http
+# address of the bound port they would get no bid.
+PUBLIC_URL=https://bidder.bench.example
+
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT

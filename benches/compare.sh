@@ -52,10 +52,8 @@ cargo build --release -q -p benches --bin gen-config
 work=target/compare
 rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
-extra=()
 if [ "$KIND" = video ]; then
   video_advertiser "$work/config/tube.yaml"
-  extra=(--public-url https://bidder.bench.example)
 fi
 minify "benches/src/$KIND-request.json" >"$work/body.json"
 
@@ -64,7 +62,7 @@ procs=()
 for which in old new; do
   bin=$1; shift
   RUST_LOG=warn start "$work/$which.out" "$bin" serve --config "$work/config" \
-    --state "$work/state-$which" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${extra[@]}"
+    --state "$work/state-$which" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --public-url "$PUBLIC_URL"
   addrs+=("$(bid_addr "$work/$which.out")")
   procs+=("${pids[-1]}")
 done

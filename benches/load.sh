@@ -83,7 +83,7 @@ rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 
 RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" --state "$work/state" \
-  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
+  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --public-url "$PUBLIC_URL" "${bidder_args[@]}"
 bidders=("${pids[@]}")
 bid_pid=${pids[-1]}
 start "$work/noop.out" "$BIN/noop-server" 127.0.0.1:0
@@ -97,7 +97,7 @@ if [ "$REDIS" = 1 ]; then
   BIDDER_NOTICE_SECRET=load-test-notice-secret-0123456789abcdef RUST_LOG=warn \
     start "$work/redis-bidder.out" "$BIN/bidder" serve --config "$work/config" \
     --state "redis://127.0.0.1:$redis_port/" --journal "$work/redis-state" \
-    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
+    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --public-url "$PUBLIC_URL" "${bidder_args[@]}"
   bidders+=("${pids[-1]}")
   redis_pid=${pids[-1]}
   redis_addr=$(bid_addr "$work/redis-bidder.out")
@@ -206,7 +206,8 @@ print("%.3f %.3f %.0f %.4f" % (p["p50"] * 1e3, p["p99"] * 1e3, s["requestsPerSec
   # warmed at the rate for longer than a hold lasts, is in the steady state
   # of a bidder serving this rate: as many holds expire as are made.
   RUST_LOG=warn start "$work/rate-bidder.out" "$BIN/bidder" serve --config "$work/config" \
-    --state "$work/rate-state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${bidder_args[@]}"
+    --state "$work/rate-state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    --public-url "$PUBLIC_URL" "${bidder_args[@]}"
   rate_addr=$(bid_addr "$work/rate-bidder.out")
   echo "warming a fresh bidder at $RATE req/s for $WARMUP with $CLIENT"
   if [ "$CLIENT" = paced ]; then

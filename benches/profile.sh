@@ -45,7 +45,7 @@ rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config 1000 "$work/config" >/dev/null
 
 RUST_LOG=warn start "$work/bidder.out" "$BIN/bidder" serve --config "$work/config" \
-  --state "$work/state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+  --state "$work/state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --public-url "$PUBLIC_URL"
 pid=${pids[-1]}
 addr=$(bid_addr "$work/bidder.out")
 minify benches/src/banner-request.json >"$work/body.json"

@@ -14,6 +14,7 @@ rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" "$USERS" "$work/data" >/dev/null
 start=$(date +%s.%N)
 RUST_LOG=warn target/release/bidder serve --config "$work/config" --data "$work/data" \
+  --public-url https://bidder.bench.example \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

@@ -94,7 +94,7 @@ inclusive() {
 
 n_noop=$(measure noop "$BIN/noop-server")
 n_bid=$(measure bidder "$BIN/bidder" serve --config "$work/config" --state "$work/state" \
-  --admin-listen 127.0.0.1:0 --listen)
+  --public-url "$PUBLIC_URL" --admin-listen 127.0.0.1:0 --listen)
 noop=$(dumped noop)
 bidder=$(dumped bidder)
 per() { awk -v a="$1" -v n="$2" 'BEGIN {printf "%d", a / n}'; }

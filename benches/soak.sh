@@ -34,7 +34,7 @@ rm -rf "$work" && mkdir -p "$work"
 target/release/gen-config "$LINE_ITEMS" "$work/config" >/dev/null
 
 RUST_LOG=warn start "$work/bidder.out" target/release/bidder serve --config "$work/config" \
-  --state "$work/state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+  --state "$work/state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --public-url "$PUBLIC_URL"
 pid=${pids[0]}
 addr=$(bid_addr "$work/bidder.out")
 
