@@ -1219,10 +1219,11 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         {
             tracing::warn!(
                 public_url = %settings.public_url,
-                "the public URL is not https: video, audio and native ads carry tracking URLs \
-                 on it, so they will not bid on secure slots (imp.secure or an https page), and \
-                 banners there carry http click and impression trackers, which browsers may \
-                 block as mixed content and exchanges' audits refuse; give --public-url https://…"
+                "the public URL is not https: ads carry tracking URLs on it, so video, audio \
+                 and native ads will not bid on secure slots (imp.secure or an https page), \
+                 nor banners where imp.secure is 1, and banners on other https pages carry \
+                 http click and impression trackers, which browsers may block as mixed \
+                 content; give --public-url https://…"
             );
         }
         let started = std::time::Instant::now();
