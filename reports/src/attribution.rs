@@ -136,17 +136,23 @@ struct Last {
 }
 
 impl Last {
-    fn newest(&self) -> i64 {
-        let at = |k: &Kept| k[0].as_ref().map_or(i64::MIN, |t| t.at_ms);
-        at(&self.clicks).max(at(&self.impressions))
-    }
-
     fn held(&self) -> usize {
         self.clicks
             .iter()
             .chain(&self.impressions)
             .flatten()
             .count()
+    }
+
+    /// Forgets the touches before `cutoff` (too old for any window);
+    /// whether none is left.
+    fn forget_before(&mut self, cutoff: i64) -> bool {
+        for t in self.clicks.iter_mut().chain(&mut self.impressions) {
+            if t.as_ref().is_some_and(|t| t.at_ms < cutoff) {
+                *t = None;
+            }
+        }
+        self.clicks[0].is_none() && self.impressions[0].is_none()
     }
 
     /// The same ad's dims when one of these touches has them.
@@ -168,6 +174,16 @@ impl Last {
         } else {
             &mut self.impressions
         };
+        // The same touch again (a journal line read twice: a replica's
+        // copy, a day read back) is not a second one: it would push an
+        // earlier touch out.
+        if kept
+            .iter()
+            .flatten()
+            .any(|t| t.at_ms == touch.at_ms && Arc::ptr_eq(&t.dims, &touch.dims))
+        {
+            return 0;
+        }
         let at = kept
             .iter()
             .position(|t| t.as_ref().is_none_or(|t| t.at_ms <= touch.at_ms));
@@ -236,7 +252,7 @@ impl Attributor {
             let (dropped, left) = shrink(
                 &mut self.touches,
                 self.max_entries,
-                |l| l.newest() < cutoff,
+                |l| l.forget_before(cutoff),
                 Last::held,
             );
             self.evicted += dropped;
@@ -298,7 +314,7 @@ impl Attributor {
     fn mark(&mut self, id: u64, at_ms: i64, now_ms: i64, keep_ms: i64) -> bool {
         if !self.seen.contains_key(&id) && self.seen.len() >= self.max_entries {
             let cutoff = now_ms.saturating_sub(keep_ms);
-            self.evicted += shrink(&mut self.seen, self.max_entries, |&at| at < cutoff, |_| 1).0;
+            self.evicted += shrink(&mut self.seen, self.max_entries, |at| *at < cutoff, |_| 1).0;
         }
         match self.seen.entry(id) {
             Entry::Occupied(_) => false,
@@ -393,14 +409,15 @@ impl Attributor {
     }
 }
 
-/// Makes room in a full map: first what `stale` says is too old, then, if
+/// Makes room in a full map: first what `stale` says is too old (it may
+/// forget the old part of an entry, and says whether nothing is left), then, if
 /// that left more than nine tenths of `max`, entries (in the map's random
 /// order) until it does not. Sizes are each entry's `weight`. Returns the
 /// weight dropped while not stale, and the weight left.
 fn shrink<K, V>(
     map: &mut HashMap<K, V>,
     max: usize,
-    stale: impl Fn(&V) -> bool,
+    mut stale: impl FnMut(&mut V) -> bool,
     weight: impl Fn(&V) -> usize,
 ) -> (u64, usize) {
     map.retain(|_, v| !stale(v));
@@ -817,6 +834,43 @@ mod tests {
             .collect();
         assert_eq!(all.len(), 4);
         assert!(all.iter().all(|t| Arc::ptr_eq(&t.dims, &all[0].dims)));
+    }
+
+    /// A touch read twice (a replica's copy of a journal line, a day read
+    /// back) is one touch: it does not push an earlier one out.
+    #[test]
+    fn the_same_touch_twice_is_kept_once() {
+        let (c, keep) = (catalog(), 30 * DAY);
+        let mut a = Attributor::new(100);
+        a.touch(7, &ad("acme", "first"), 0, true, keep);
+        for _ in 0..KEPT_PER_KIND {
+            a.touch(7, &ad("acme", "again"), 2 * DAY, true, keep);
+        }
+        assert_eq!(a.touches(), 2);
+        assert_eq!(li_of(a.attribute(&buy(DAY, Some("o1")), &c, NOW)), "first");
+    }
+
+    /// Making room forgets the touches too old for any window inside a
+    /// shopper's entry, not only entries that are all old, before it drops
+    /// live ones.
+    #[test]
+    fn old_touches_go_before_live_ones() {
+        let (c, keep) = (catalog(), 30 * DAY);
+        let mut a = Attributor::new(16);
+        // Eight shoppers, each an old click and a recent one.
+        for user in 1..=8 {
+            a.touch(user, &ad("acme", "old"), 0, true, keep);
+            a.touch(user, &ad("acme", "new"), 40 * DAY, true, keep);
+        }
+        assert_eq!(a.touches(), 16);
+        // Full: the old clicks go, every shopper's recent one stays.
+        a.touch(9, &ad("acme", "new"), 41 * DAY, true, keep);
+        assert_eq!((a.touches(), a.evicted()), (9, 0));
+        for user in 1..=9 {
+            let mut b = buy(42 * DAY, Some(&format!("o{user}")));
+            b.user = user;
+            assert_eq!(li_of(a.attribute(&b, &c, 42 * DAY)), "new", "{user}");
+        }
     }
 
     #[test]
