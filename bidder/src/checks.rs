@@ -311,7 +311,14 @@ pub(crate) fn evaluate(
                 };
             }
         };
-        result.map_err(stop)?;
+        result.map_err(|reason| match (at, reason) {
+            // Spots priced out by their duration's floors are passed over
+            // where the spot is chosen; the stop is the price's, as deep
+            // as a floor the price does not clear, so that the reason the
+            // auction counts across line items stays where it was.
+            (Check::Creative, NoBid::Floor) => Stop::new(Check::Price, reason),
+            _ => stop(reason),
+        })?;
     }
     // Every list `compile` makes ends with `Price`, which returns; a list
     // without it bids nothing.
