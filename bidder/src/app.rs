@@ -360,6 +360,10 @@ pub struct Uploaded {
 /// How far ahead of the bidder's clock a view or purchase may be dated.
 const FUTURE_SKEW_MS: i64 = 3_600_000;
 
+/// The largest sale attributed, in USD: what the config lets any amount of
+/// money be.
+const MAX_SALE: Micros = Micros::from_units(1_000_000_000);
+
 /// Waiting bids asked after in Redis in one round of the upkeep
 /// ([`App::settle_awaiting`]): a flood of calls for unwon bids costs Redis
 /// a bounded pipeline a second.
@@ -2036,6 +2040,19 @@ impl App {
                     }
                 }
             };
+            // Past what the config lets money be: a typo in the order
+            // feed (extra digits), which summed into reports would swamp,
+            // or saturate, every sales total and ROAS above it. In USD, so
+            // a currency of small units (VND, IDR) is not held to less.
+            if amount > MAX_SALE {
+                return Err(audiences::DataError {
+                    source_name: source.into(),
+                    line: nth_event_line(text, i),
+                    reason: format!(
+                        "\"amount\" is {amount} USD, more than a sale may be ({MAX_SALE} USD)"
+                    ),
+                });
+            }
             let (user, other_user) = self.signer.user_keys(&e.user);
             out.push(reports::attribution::Conversion {
                 purchase,
@@ -2378,7 +2395,10 @@ impl App {
                     tracing::warn!(bid = %n.bid_id, line_item = %n.line_item, suppressed, "notice price unreadable: charged the bid price");
                 });
             }
-            Price::Cpm(p) if n.rate.to_usd_up(*p) > n.bid_price => {
+            // Above what the answer said: the bid in its currency, rounded
+            // up as a fixed-price deal's is (its price cleared back in USD
+            // is a micro over the bid, and charged the bid all the same).
+            Price::Cpm(p) if *p > n.rate.from_usd_up(n.bid_price) => {
                 self.price_log.warn(|suppressed| {
                     tracing::warn!(bid = %n.bid_id, price = %p, currency = %n.currency, bid_price = %n.bid_price, suppressed, "clearing price above the bid: charged the bid");
                 });

@@ -243,6 +243,11 @@ fn spend_equals_the_ledger_across_compactions() {
 #[test]
 fn bad_parameters_and_currencies_are_refused_clearly() {
     let dir = shop_config_dir("reports-bad");
+    std::fs::write(
+        dir.join("rates.yaml"),
+        "currency_rates:\n  base: USD\n  as_of: 2026-11-24\n  rates:\n    JPY: 155.3\n",
+    )
+    .unwrap();
     let s = Server::start_in(
         &dir,
         &dir.join("state"),
@@ -283,6 +288,28 @@ fn bad_parameters_and_currencies_are_refused_clearly() {
         "{}",
         r.text()
     );
+    // A sale past a billion dollars is a typo in the feed (extra digits):
+    // summed into the reports it would swamp every total. In USD: a
+    // billion of a currency of small units is taken.
+    let r = upload(
+        &s,
+        &[
+            json!({"user": "u-1", "event": "purchase", "product": "tent-1", "at": "2026-11-24T12:00:00Z", "amount": "999999999999.99", "currency": "USD", "order_id": "T1"}),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("line 1") && r.text().contains("more than a sale may be"),
+        "{}",
+        r.text()
+    );
+    let r = upload(
+        &s,
+        &[
+            json!({"user": "u-1", "event": "purchase", "product": "tent-1", "at": "2026-11-24T12:00:00Z", "amount": "150000000000", "currency": "JPY", "order_id": "T2"}),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
     // A purchase dated ahead of the clock would outlive every window.
     let r = upload(
         &s,
