@@ -799,13 +799,16 @@ impl Usable<'_> {
 
     /// A companion shows on the same page: https where the slot is, and
     /// none of its attributes blocked by the companion slots.
-    fn companion(&self, creative: usize, battr: &[i32]) -> bool {
+    fn companion(&self, creative: usize, battr: &[i32]) -> Result<(), NoBid> {
         let adv = &self.snap.config.advertisers[self.advertiser];
-        (!self.secure || self.snap.creative_json[self.advertiser][creative].https)
-            && !adv.creatives[creative]
-                .attributes
-                .iter()
-                .any(|a| battr.contains(&i32::from(*a)))
+        if self.secure && !self.snap.creative_json[self.advertiser][creative].https {
+            return Err(NoBid::Secure);
+        }
+        let attributes = &adv.creatives[creative].attributes;
+        match attributes.iter().any(|a| battr.contains(&i32::from(*a))) {
+            true => Err(NoBid::Attribute),
+            false => Ok(()),
+        }
     }
 }
 
@@ -826,13 +829,24 @@ fn fit_av(
         let creative = &adv.creatives[c];
         // On the stack: a creative lists a companion or two, and these were
         // two allocations per video creative tried.
+        let mut ruled_out = None;
         let companions: smallvec::SmallVec<[usize; 4]> =
             crate::snapshot::listed_companions(adv, creative)
-                .filter(|&i| usable.companion(i, &av.companion_battr))
+                .filter(|&i| match usable.companion(i, &av.companion_battr) {
+                    Ok(()) => true,
+                    Err(r) => {
+                        ruled_out.get_or_insert(r);
+                        false
+                    }
+                })
                 .collect();
         let companion_refs: smallvec::SmallVec<[&config::Creative; 4]> =
             companions.iter().map(|&i| &adv.creatives[i]).collect();
         let Ok(fit) = creatives::fit_av(creative, &av.slot, &companion_refs) else {
+            // A spot that needs a companion the slot rules out: why.
+            if creative.companion_required && companions.is_empty() {
+                blocked = ruled_out.or(blocked);
+            }
             continue;
         };
         let floor = match usable.check(c).and_then(|()| affordable(fit.duration_s)) {

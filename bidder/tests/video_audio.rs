@@ -152,7 +152,11 @@ fn a_required_companion_the_slot_blocks_means_no_bid() {
         companion["battr"] = json!([1]);
     }
     assert!(bids(&s, &r).is_empty());
-    assert_eq!(reason(&s, &r, "tent-audio-music"), "creative");
+    assert_eq!(
+        reason(&s, &r, "tent-audio-music"),
+        "attribute",
+        "the companion's attribute is why"
+    );
 }
 
 #[test]
