@@ -741,3 +741,49 @@ fn a_budget_spent_on_another_replica_has_no_room_here() {
         Err(ledger::Refusal::Budget)
     );
 }
+
+/// A key of ours holding another type (a stray tool, a shared prefix)
+/// fails closed what uses it, and only that: another line item bids on,
+/// and the replica's shared state stays up. It used to count as Redis
+/// failing, stopping every budgeted line item (Redis probe).
+#[test]
+fn a_key_of_another_type_stops_its_own_line_item_only() {
+    let dir = tmp("wrong-type");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a = replica(&server, "a", None, true);
+    let now = Timestamp(NOON);
+    let day = now.date().days_since_epoch();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let () = redis::cmd("SET")
+        .arg(format!("bidder:d:li:li:{day}"))
+        .arg("garbage")
+        .query(&mut conn)
+        .unwrap();
+    let daily = Cap::Daily(m(100));
+    let bad = K::new();
+    assert!(a
+        .l
+        .reserve(&bad.hold(1, m(1), daily, now, None), now)
+        .is_err());
+    let good = K {
+        li: SpendKey::line_item("other"),
+        order: SpendKey::order("o2"),
+    };
+    a.l.reserve(&good.hold(2, m(1), daily, now, None), now)
+        .expect("another line item bids");
+    assert_eq!(a.l.health().unavailable, None);
+    assert!(a
+        .l
+        .reserve(&bad.hold(3, m(1), daily, now, None), now)
+        .is_err());
+    a.l.reserve(&good.hold(4, m(1), daily, now, None), now)
+        .expect("and bids on");
+    // Deleted, the line item bids again.
+    let () = redis::cmd("DEL")
+        .arg(format!("bidder:d:li:li:{day}"))
+        .query(&mut conn)
+        .unwrap();
+    a.l.reserve(&bad.hold(5, m(1), daily, now, None), now)
+        .expect("bids once the key is gone");
+}
