@@ -434,10 +434,10 @@ pub(crate) fn banner_sizes(imp: &Imp<'_>) -> Sizes {
 }
 
 /// What stops an imp before any line item is asked ([`Check::Imp`]): no
-/// medium the bidder buys, a win billed as other than one impression, or a floor in a currency without a rate and no
-/// deal that could carry a floor of its own. Otherwise its floor, `None`
-/// when only its deals' floors can price it. The auction and explain both
-/// start here.
+/// medium the bidder buys, a win billed as other than one impression, or a
+/// floor in a currency without a rate and no deal that could carry a floor
+/// of its own. Otherwise its floor, `None` when only its deals' floors can
+/// price it. The auction and explain both start here.
 pub(crate) fn imp_floor_or_stop(ctx: &Context<'_>, imp: &Imp<'_>) -> Result<Option<Micros>, Stop> {
     if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() && imp.native.is_none() {
         return Err(Stop::new(Check::Imp, NoBid::Media));
