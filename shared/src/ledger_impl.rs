@@ -192,8 +192,6 @@ pub(crate) struct HealthState {
     /// Not usable for an expected reason (see [`HealthState::waiting`]).
     expected: AtomicBool,
     why: Mutex<String>,
-    /// When a wrong-type key was last logged (ms since `base`; -1 never).
-    wrong_type_at: AtomicI64,
 }
 
 impl HealthState {
@@ -206,7 +204,6 @@ impl HealthState {
             been_up: AtomicBool::new(false),
             expected: AtomicBool::new(false),
             why: Mutex::new("connecting to Redis".into()),
-            wrong_type_at: AtomicI64::new(-1),
         }
     }
 
@@ -232,25 +229,6 @@ impl HealthState {
             tracing::warn!(error = %why, "Redis call failed: budgeted line items stop bidding");
         }
         *lock(&self.why) = why;
-    }
-
-    /// A call refused for a key of another type: logged at most every
-    /// ten seconds (each bid on that line item makes one).
-    pub(crate) fn wrong_type(&self, why: &str) {
-        let now = self.ms();
-        let last = self.wrong_type_at.load(Ordering::Relaxed);
-        if (last < 0 || now - last >= 10_000)
-            && self
-                .wrong_type_at
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::error!(
-                error = %why,
-                "a Redis key of ours holds another type: what uses it fails closed until it is \
-                 deleted (is another program writing under this --redis-prefix?)"
-            );
-        }
     }
 
     pub(crate) fn lost(&self, why: Option<String>) {
@@ -682,14 +660,6 @@ impl Inner {
             Ok(Err(e)) => format!("Redis: {e}"),
             Err(_) => "Redis: timed out".to_string(),
         };
-        // A key holding another type than ours (a stray tool, a shared
-        // prefix) fails the calls on that key alone, which fail closed;
-        // taken as Redis failing, one bad key stopped every budgeted line
-        // item of each replica that touched it, over and over.
-        if e.contains("WRONGTYPE") {
-            self.health.wrong_type(&e);
-            return Err(e);
-        }
         self.health.failed(e.clone());
         Err(e)
     }
