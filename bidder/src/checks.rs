@@ -842,12 +842,14 @@ fn fit_av(
                 .collect();
         let companion_refs: smallvec::SmallVec<[&config::Creative; 4]> =
             companions.iter().map(|&i| &adv.creatives[i]).collect();
-        let Ok(fit) = creatives::fit_av(creative, &av.slot, &companion_refs) else {
+        let fit = match creatives::fit_av(creative, &av.slot, &companion_refs) {
+            Ok(fit) => fit,
             // A spot that needs a companion the slot rules out: why.
-            if creative.companion_required && companions.is_empty() {
+            Err(creatives::Misfit::Companion) => {
                 blocked = ruled_out.or(blocked);
+                continue;
             }
-            continue;
+            Err(_) => continue,
         };
         let floor = match usable.check(c).and_then(|()| affordable(fit.duration_s)) {
             Ok(floor) => floor,
