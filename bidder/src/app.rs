@@ -360,10 +360,6 @@ pub struct Uploaded {
 /// How far ahead of the bidder's clock a view or purchase may be dated.
 const FUTURE_SKEW_MS: i64 = 3_600_000;
 
-/// The largest sale attributed, in USD: what the config lets any amount of
-/// money be.
-const MAX_SALE: Micros = Micros::from_units(1_000_000_000);
-
 /// Waiting bids asked after in Redis in one round of the upkeep
 /// ([`App::settle_awaiting`]): a flood of calls for unwon bids costs Redis
 /// a bounded pipeline a second.
@@ -2044,12 +2040,13 @@ impl App {
             // feed (extra digits), which summed into reports would swamp,
             // or saturate, every sales total and ROAS above it. In USD, so
             // a currency of small units (VND, IDR) is not held to less.
-            if amount > MAX_SALE {
+            if amount > config::MAX_AMOUNT {
                 return Err(audiences::DataError {
                     source_name: source.into(),
                     line: nth_event_line(text, i),
                     reason: format!(
-                        "\"amount\" is {amount} USD, more than a sale may be ({MAX_SALE} USD)"
+                        "\"amount\" is {amount} USD, more than a sale may be ({} USD)",
+                        config::MAX_AMOUNT
                     ),
                 });
             }

@@ -34,7 +34,7 @@ pub use model::{
     ListSource, Media, MediaFile, NativeCreative, Order, Os, Placement, PriceEncryption, Service,
     Summary, Targeting,
 };
-pub use money::{Micros, MoneyError, Rate, RateError};
+pub use money::{Micros, MoneyError, Rate, RateError, MAX_AMOUNT};
 pub use problem::{Problem, Problems};
 pub use schema::{json_schema, json_schema_of, FileKind};
 pub use time::{Clock, Date, ManualClock, SystemClock, TimeError, Timestamp, Weekday};

@@ -29,6 +29,14 @@ pub enum MoneyError {
     TooLarge(String),
 }
 
+/// The most any amount of money may be (in a config: a budget, a CPM, a
+/// goal; uploaded: a sale): far above any real one, and far enough below
+/// what a micros count holds (about 9.2 trillion) that thousands of them
+/// summed, or a goal × 1000, stay exact. Without it a CPM of
+/// 9,223,372,036,854.775807 was taken, saturated the spend it was charged
+/// to, and made report arithmetic wrap.
+pub const MAX_AMOUNT: Micros = Micros::from_units(1_000_000_000);
+
 impl Micros {
     pub const ZERO: Micros = Micros(0);
 

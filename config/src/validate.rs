@@ -18,7 +18,7 @@ use crate::model::{
     Creative, CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap,
     Keywords, LineItem, ListSource, Media, MediaFile, Order, Os, Placement, Service, Targeting,
 };
-use crate::money::Micros;
+use crate::money::{Micros, MAX_AMOUNT};
 use crate::problem::Problem;
 use crate::raw::{
     Int, List, Money, RawAdvertiser, RawAllowBlock, RawAudience, RawBudget, RawCreative,
@@ -31,13 +31,6 @@ use crate::time::{Date, Weekday};
 const MANAGED_MINIMUM: Micros = Micros::from_units(50_000);
 const MANAGED_AUDIO_ONLY_MINIMUM: Micros = Micros::from_units(25_000);
 const MINIMUM_DAILY_BUDGET: Micros = Micros::from_units(1);
-/// The most any amount of a config may be (a budget, a CPM, a goal): far
-/// above any real one, and far enough below what a micros count holds
-/// (about 9.2 trillion) that thousands of them summed, or a goal × 1000,
-/// stay exact. Without it a CPM of 9,223,372,036,854.775807 was taken,
-/// saturated the spend it was charged to, and made report arithmetic
-/// wrap.
-const MAX_AMOUNT: Micros = Micros::from_units(1_000_000_000);
 const LOOKBACK_DEFAULT: u32 = 30;
 const RECENCY_DEFAULT: u32 = 90;
 const DAYS_RANGE: RangeInclusive<i64> = 1..=365;
