@@ -273,9 +273,9 @@ struct FileChecker<'a> {
 pub enum Secrets {
     /// Serving, validating: a missing or unusable key is a problem.
     Read,
-    /// Reading the config offline (`bidder report`), where no price is
-    /// decrypted: whoever reads reports needs no exchange's keys. Price
-    /// encryption is then left out of the loaded config.
+    /// Reading the config offline (`bidder report`, `simulate`), where no
+    /// price is decrypted: whoever reads reports needs no exchange's keys.
+    /// Price encryption is then left out of the loaded config.
     Skipped,
 }
 
