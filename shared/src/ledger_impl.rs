@@ -709,10 +709,11 @@ impl Inner {
         }
         args.push(lock(&self.epoch).clone());
         let epoch = k.epoch();
+        let known = k.known();
         self.run(
             &self.scripts.lease,
             &[
-                &life0, &day0, &lease0, &life1, &day1, &lease1, &held, &replicas, &epoch,
+                &life0, &day0, &lease0, &life1, &day1, &lease1, &held, &replicas, &epoch, &known,
             ],
             &args,
         )
@@ -1014,6 +1015,8 @@ impl RedisLedger {
                 Ok(())
             }
             Ok((_, 2)) => Err(Refusal::Pacing),
+            // A rebuilt state waits for the replicas' bids in flight.
+            Ok((_, 4)) => Err(Refusal::Unavailable),
             Ok((_, 3)) => {
                 self.inner
                     .health

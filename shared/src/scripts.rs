@@ -96,20 +96,33 @@ end
 /// Lends a replica budget under a line item and its order for one day.
 ///
 /// KEYS: s, d, l of the line item; s, d, l of the order; `r:REPLICA`;
-/// `replicas`; `epoch`. ARGV: replica, want, min, now, alive_ms,
+/// `replicas`; `epoch`; `known`. ARGV: replica, want, min, now, alive_ms,
 /// day_ttl_s, member1, member2, then per key: kind (0 none, 1 daily, 2
 /// lifetime, 3 paced), cap, minute of the day + 1, days left in the
 /// flight; then the epoch this replica knows.
 ///
 /// Grants at least `min` or nothing: `{grant, why}` where `why` is 1
-/// (budget), 2 (pacing) or 3 (the state is not the one this replica
-/// knows: Redis lost it) when nothing is granted. Near the end of a
+/// (budget), 2 (pacing), 3 (the state is not the one this replica
+/// knows: Redis lost it) or 4 (the state was rebuilt and a replica has
+/// not yet leased again what its bids in flight hold) when nothing is
+/// granted. Near the end of a
 /// budget a grant shrinks to half of what is left split over the live
 /// replicas, so the last of a budget is shared rather than stranded in one
 /// replica's lease.
 const LEASE: &str = r#"
 if redis.call('GET', KEYS[9]) ~= ARGV[17] then return {0, 3} end
-local live = redis.call('ZCOUNT', KEYS[8], n(ARGV[4]) - n(ARGV[5]), '+inf')
+local since = n(ARGV[4]) - n(ARGV[5])
+-- A rebuilt state (`r-`): until every live replica that knew the state
+-- before has leased again what its bids in flight hold (`RESTORE`, before
+-- it says it knows the new epoch), the room seen here still has their
+-- wins to come.
+if string.sub(ARGV[17], 1, 2) == 'r-' then
+  for _, r in ipairs(redis.call('ZRANGEBYSCORE', KEYS[8], since, '+inf')) do
+    local k = redis.call('HGET', KEYS[10], r)
+    if k and k ~= ARGV[17] then return {0, 4} end
+  end
+end
+local live = redis.call('ZCOUNT', KEYS[8], since, '+inf')
 if live < 1 then live = 1 end
 local want = n(ARGV[2])
 local min = n(ARGV[3])
@@ -160,6 +173,28 @@ for i = 0, 1 do
   end
 end
 return {grant, 0}
+"#;
+
+/// After `bidder ledger reconcile` rebuilt a lost state: leases again,
+/// under one key and day, what this replica's bids still waiting for
+/// their notices hold. The rebuilt state has their spend only once they
+/// are charged; without this, other replicas would lease the same budget
+/// and those wins would be over-delivery. Granted whatever the room: the
+/// bids are out already. KEYS: s, d, l, `r:REPLICA`, a nonce (once per
+/// epoch, replica, key and day however often it is retried), `epoch`.
+/// ARGV: replica, amount, lease member, day_ttl_s, the epoch. Returns the
+/// amount, 0 when done before, -3 when the epoch is not that one.
+const RESTORE: &str = r#"
+if redis.call('GET', KEYS[6]) ~= ARGV[5] then return -3 end
+if not redis.call('SET', KEYS[5], '1', 'NX', 'PX', 86400000) then return 0 end
+local a = n(ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'leased', s(a))
+redis.call('HINCRBY', KEYS[2], 'leased', s(a))
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('HINCRBY', KEYS[3], ARGV[1], s(a))
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('SADD', KEYS[4], ARGV[3])
+return a
 "#;
 
 /// Gives back up to `amount` of a replica's lease. KEYS: s, d, l,
@@ -464,6 +499,7 @@ return ARGV[1]
 /// when Redis does not know a script, after a restart too).
 pub(crate) struct Scripts {
     pub(crate) lease: Script,
+    pub(crate) restore: Script,
     pub(crate) give: Script,
     pub(crate) claim: Script,
     pub(crate) commit: Script,
@@ -483,6 +519,7 @@ impl Scripts {
         let reclaiming = |body: &str| Script::new(&format!("{COMMON}{RECLAIM}{body}"));
         Scripts {
             lease: with(LEASE),
+            restore: with(RESTORE),
             give: with(GIVE),
             claim: with(CLAIM),
             commit: with(COMMIT),

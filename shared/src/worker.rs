@@ -503,6 +503,11 @@ async fn check_epoch(
         }
         _ => {
             if epoch.as_deref() != Some(found.as_str()) {
+                if remembered.is_some() && found.starts_with("r-") {
+                    // Not yet: the next heartbeat tries again, and budgeted
+                    // line items stay off meanwhile.
+                    restore_holds(inner, &found).await?;
+                }
                 remember(inner, epoch, found);
             } else {
                 // Known from the file at a restart: the scripts check it.
@@ -511,6 +516,72 @@ async fn check_epoch(
             inner.health.lost(None);
         }
     }
+    Ok(())
+}
+
+/// Redis lost the state this replica knew and `bidder ledger reconcile`
+/// rebuilt it (`epoch`): the leases it had are gone, but its bids still
+/// waiting for their notices may win. Their holds are leased again, each
+/// (key, day) once, before the replica says it knows the new state; other
+/// replicas' leases wait for that (`LEASE`, why 4).
+async fn restore_holds(inner: &Inner, epoch: &str) -> Result<(), String> {
+    let mut held = Vec::new();
+    for shard in &inner.leases {
+        for ((key, day), l) in lock(shard).iter_mut() {
+            l.granted = 0;
+            let h = inner
+                .local
+                .spent(key, Date::from_days_since_epoch(*day))
+                .held_today
+                .as_i64();
+            if h > 0 {
+                held.push((key.clone(), *day, h));
+            }
+        }
+    }
+    let k = &inner.keys;
+    let me = &inner.opts.replica;
+    let (mut keys, mut amount) = (0u64, 0i64);
+    for (key, day, h) in held {
+        let member = Keys::lease_member(&key, day);
+        let names = [
+            k.life(&key),
+            k.day(&key, day),
+            k.lease(&key, day),
+            k.held_by(me),
+            k.nonce(&format!("restore:{epoch}:{me}:{member}")),
+            k.epoch(),
+        ];
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        let r: i64 = inner
+            .run(
+                &inner.scripts.restore,
+                &all,
+                &[
+                    me.clone(),
+                    h.to_string(),
+                    member,
+                    DAY_TTL_SECS.to_string(),
+                    epoch.to_string(),
+                ],
+            )
+            .await?;
+        if r == -3 {
+            return Err("the shared state changed while its holds were leased again".into());
+        }
+        // Leased in Redis now (or by an earlier try of this epoch).
+        if let Some(l) = lock(&inner.leases[inner.shard(&key)]).get_mut(&(key, day)) {
+            l.granted = h;
+        }
+        keys += 1;
+        amount += h;
+    }
+    tracing::info!(
+        epoch,
+        keys,
+        held_micros = amount,
+        "the rebuilt shared state holds again what this replica's bids in flight hold"
+    );
     Ok(())
 }
 
@@ -886,6 +957,7 @@ pub(crate) async fn run(
                 Ok((_, why)) => {
                     let r = match why {
                         2 => ledger::Refusal::Pacing,
+                        4 => ledger::Refusal::Unavailable,
                         3 => {
                             inner.health.failed(
                                 "the shared state's epoch is not the one this replica knows".into(),

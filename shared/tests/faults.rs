@@ -741,3 +741,76 @@ fn a_budget_spent_on_another_replica_has_no_room_here() {
         Err(ledger::Refusal::Budget)
     );
 }
+
+/// After Redis lost its data and `reconcile` rebuilt it, the bids still
+/// waiting for their notices keep holding their budget: no replica leases
+/// it again while they may win (Redis probe, stop 63).
+#[test]
+fn holds_of_bids_in_flight_outlive_a_loss_and_reconcile() {
+    let dir = tmp("reconcile-holds");
+    let mut server = RedisServer::start(&dir.join("redis")).unwrap();
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(10));
+    let a = replica(&server, "a", None, true);
+    let b = replica(&server, "b", None, true);
+    a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
+        .expect("A bids");
+    server.wipe().unwrap();
+    assert!(eventually(|| a.l.health().unavailable.is_some()));
+    let info = shared::connection_info(&server.url(), None, None).unwrap();
+    shared::reconcile::reconcile(info, "bidder:", &[], false, now).expect("reconciles");
+    assert!(
+        eventually(|| a.l.health().unavailable.is_none() && b.l.health().unavailable.is_none()),
+        "back after the reconcile"
+    );
+    // A leases its bid's 6 again before it says it knows the new state;
+    // until then B gets no lease at all.
+    assert!(
+        eventually(|| leased_in_redis(&server, now) == m(6).as_i64()),
+        "A's hold not leased again: {}",
+        leased_in_redis(&server, now)
+    );
+    // A replica that knew the old state and has not said it knows the new
+    // one (a heartbeat away, or stuck) may still hold bids: no lease for
+    // anyone meanwhile.
+    server
+        .command(&["ZADD", "bidder:replicas", &NOON.to_string(), "c"])
+        .unwrap();
+    server
+        .command(&["HSET", "bidder:known", "c", "i-before"])
+        .unwrap();
+    assert_eq!(
+        b.l.reserve(&k.hold(2, m(4), daily, now, None), now),
+        Err(ledger::Refusal::Unavailable)
+    );
+    server.command(&["HDEL", "bidder:known", "c"]).unwrap();
+    let mut bid = 2;
+    assert!(
+        eventually(|| {
+            bid += 1;
+            b.l.reserve(&k.hold(bid, m(4), daily, now, None), now)
+                .is_ok()
+        }),
+        "B bids the 4 left"
+    );
+    assert!(
+        b.l.reserve(&k.hold(100, m(1), daily, now, None), now)
+            .is_err(),
+        "B leased the budget A's bid still holds"
+    );
+    // A's bid wins and is charged once: 10 spent, nothing over.
+    let c = a.l.begin_charge(&k.win(1, m(6), daily)).expect("charged");
+    assert_eq!(c.billed, m(6));
+    a.l.commit(&c);
+    assert_eq!(
+        server
+            .hget_i64(
+                &format!("bidder:d:li:li:{}", now.date().days_since_epoch()),
+                "leased"
+            )
+            .unwrap(),
+        m(4).as_i64(),
+        "A's restored lease went with its charge"
+    );
+}
