@@ -192,6 +192,9 @@ pub(crate) struct HealthState {
     /// Not usable for an expected reason (see [`HealthState::waiting`]).
     expected: AtomicBool,
     why: Mutex<String>,
+    /// When a key of another type was last logged (ms since `base`; -1
+    /// never).
+    wrong_type_at: AtomicI64,
 }
 
 impl HealthState {
@@ -204,6 +207,7 @@ impl HealthState {
             been_up: AtomicBool::new(false),
             expected: AtomicBool::new(false),
             why: Mutex::new("connecting to Redis".into()),
+            wrong_type_at: AtomicI64::new(-1),
         }
     }
 
@@ -229,6 +233,26 @@ impl HealthState {
             tracing::warn!(error = %why, "Redis call failed: budgeted line items stop bidding");
         }
         *lock(&self.why) = why;
+    }
+
+    /// A script found one of our keys holding another type and wrote
+    /// nothing: what needs that key stays off, the rest goes on. Logged at
+    /// most every ten seconds (each bid on that line item finds it).
+    pub(crate) fn wrong_type(&self, keys: &str) {
+        let now = self.ms();
+        let last = self.wrong_type_at.load(Ordering::Relaxed);
+        if (last < 0 || now - last >= 10_000)
+            && self
+                .wrong_type_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::error!(
+                keys,
+                "a Redis key of ours holds another type: what needs it stays off until it is \
+                 deleted (is another program writing under this --redis-prefix?)"
+            );
+        }
     }
 
     pub(crate) fn lost(&self, why: Option<String>) {
@@ -719,10 +743,13 @@ impl Inner {
         )
         .await
         .map(|v: Vec<i64>| {
-            (
-                v.first().copied().unwrap_or(0),
-                v.get(1).copied().unwrap_or(1),
-            )
+            let why = v.get(1).copied().unwrap_or(1);
+            if why == 5 {
+                self.health.wrong_type(&format!(
+                    "{life0} {day0} {lease0} {life1} {day1} {lease1} {held} {known}"
+                ));
+            }
+            (v.first().copied().unwrap_or(0), why)
         })
     }
 
@@ -1015,8 +1042,9 @@ impl RedisLedger {
                 Ok(())
             }
             Ok((_, 2)) => Err(Refusal::Pacing),
-            // A rebuilt state waits for the replicas' bids in flight.
-            Ok((_, 4)) => Err(Refusal::Unavailable),
+            // A rebuilt state waits for the replicas' bids in flight; a
+            // key of another type keeps its line item off.
+            Ok((_, 4 | 5)) => Err(Refusal::Unavailable),
             Ok((_, 3)) => {
                 self.inner
                     .health
@@ -1064,6 +1092,10 @@ impl RedisLedger {
                 ],
             )
             .await?;
+        if got < 0 {
+            inner.health.wrong_type(&format!("{} {}", slot.w, slot.r));
+            return Err("a frequency key holds another type".into());
+        }
         Ok(got == 1)
     }
 }

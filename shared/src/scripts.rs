@@ -38,6 +38,22 @@ use redis::Script;
 const COMMON: &str = r#"
 local function n(v) return tonumber(v) or 0 end
 local function s(v) return string.format('%d', v) end
+-- Whether each of KEYS holds what `types` names for it (a letter a key:
+-- h hash, z sorted set, s set, t string, - anything) or nothing. Checked
+-- before a script's first write: Redis keeps what a script wrote before
+-- an error, and a key of another type (another program writing under our
+-- prefix) met part-way would leave half a change behind.
+local function typed(types)
+  local names = {h = 'hash', z = 'zset', s = 'set', t = 'string'}
+  for i = 1, #types do
+    local want = names[string.sub(types, i, i)]
+    if want then
+      local t = redis.call('TYPE', KEYS[i])['ok']
+      if t ~= 'none' and t ~= want then return false end
+    end
+  end
+  return true
+end
 local function redis_ms()
   local t = redis.call('TIME')
   return n(t[1]) * 1000 + math.floor(n(t[2]) / 1000)
@@ -103,14 +119,17 @@ end
 ///
 /// Grants at least `min` or nothing: `{grant, why}` where `why` is 1
 /// (budget), 2 (pacing), 3 (the state is not the one this replica
-/// knows: Redis lost it) or 4 (the state was rebuilt and a replica has
-/// not yet leased again what its bids in flight hold) when nothing is
+/// knows: Redis lost it), 4 (the state was rebuilt and a replica has
+/// not yet leased again what its bids in flight hold) or 5 (one of the
+/// keys holds another type: this line item alone stays off, where an error
+/// would count as Redis failing and stop every line item) when nothing is
 /// granted. Near the end of a
 /// budget a grant shrinks to half of what is left split over the live
 /// replicas, so the last of a budget is shared rather than stranded in one
 /// replica's lease.
 const LEASE: &str = r#"
 if redis.call('GET', KEYS[9]) ~= ARGV[17] then return {0, 3} end
+if not typed('hhhhhhsz-h') then return {0, 5} end
 local since = n(ARGV[4]) - n(ARGV[5])
 -- A rebuilt state (`r-`): until every live replica that knew the state
 -- before has leased again what its bids in flight hold (`RESTORE`, before
@@ -370,8 +389,10 @@ return gone
 "#;
 
 /// Takes a frequency slot if the cap allows. KEYS: w, r. ARGV: now,
-/// window_ms, cap, bid, reservation end.
+/// window_ms, cap, bid, reservation end. Returns 1 when taken, 0 when
+/// capped, -1 when a key holds another type (see `LEASE`'s why 5).
 const FREQ_TAKE: &str = r#"
+if not typed('zz') then return -1 end
 local now = n(ARGV[1])
 local window = n(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. s(now - window))

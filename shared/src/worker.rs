@@ -957,7 +957,7 @@ pub(crate) async fn run(
                 Ok((_, why)) => {
                     let r = match why {
                         2 => ledger::Refusal::Pacing,
-                        4 => ledger::Refusal::Unavailable,
+                        4 | 5 => ledger::Refusal::Unavailable,
                         3 => {
                             inner.health.failed(
                                 "the shared state's epoch is not the one this replica knows".into(),

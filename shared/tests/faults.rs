@@ -814,3 +814,61 @@ fn holds_of_bids_in_flight_outlive_a_loss_and_reconcile() {
         "A's restored lease went with its charge"
     );
 }
+
+/// A key of ours holding another type (another program writing under the
+/// prefix) keeps off what needs it, and only that: the scripts check the
+/// types before they write, so nothing is half-written, and the replica's
+/// shared state stays up for every other line item and user. It used to
+/// count as Redis failing, which stopped every budgeted line item (Redis
+/// probe, stop 63).
+#[test]
+fn a_key_of_another_type_keeps_off_only_what_needs_it() {
+    let dir = tmp("wrong-type");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a = replica(&server, "a", None, true);
+    let now = Timestamp(NOON);
+    let day = now.date().days_since_epoch();
+    let daily = Cap::Daily(m(100));
+    let bad = K::new();
+    let good = K {
+        li: SpendKey::line_item("other"),
+        order: SpendKey::order("o2"),
+    };
+    let d = format!("bidder:d:li:li:{day}");
+    server.command(&["SET", &d, "garbage"]).unwrap();
+    for bid in [1, 3] {
+        assert_eq!(
+            a.l.reserve(&bad.hold(bid, m(1), daily, now, None), now),
+            Err(ledger::Refusal::Unavailable)
+        );
+        a.l.reserve(&good.hold(bid + 1, m(1), daily, now, None), now)
+            .expect("another line item bids");
+        assert_eq!(a.l.health().unavailable, None);
+    }
+    // Nothing was written beside it: the order's counters are untouched.
+    assert_eq!(
+        server
+            .hget_i64(&format!("bidder:d:or:o:{day}"), "leased")
+            .unwrap_or(0),
+        0
+    );
+    server.command(&["DEL", &d]).unwrap();
+    a.l.reserve(&bad.hold(5, m(1), daily, now, None), now)
+        .expect("bids once the key is gone");
+
+    // A frequency window of another type: that user alone gets no bid.
+    a.l.reserve(&good.hold(10, m(1), daily, now, Some("u1")), now)
+        .expect("a capped bid");
+    let r = server.keys("bidder:f:*:r").unwrap();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(a.l.release(BidKey(10)), Release::Released);
+    let w = r[0].replace(":r", ":w");
+    server.command(&["SET", &w, "garbage"]).unwrap();
+    assert_eq!(
+        a.l.reserve(&good.hold(11, m(1), daily, now, Some("u1")), now),
+        Err(ledger::Refusal::Unavailable)
+    );
+    a.l.reserve(&good.hold(12, m(1), daily, now, Some("u2")), now)
+        .expect("another user's capped bid");
+    assert_eq!(a.l.health().unavailable, None);
+}
