@@ -1067,9 +1067,11 @@ enum Taxonomy {
 }
 
 /// `IAB` then a digit: the shape of every 1.0 id.
+/// `IAB` in any case and a digit: pages send `iab17-18` too; configured
+/// codes are upper case (config's check).
 fn looks_v1(id: &str) -> bool {
-    id.strip_prefix("IAB")
-        .is_some_and(|rest| rest.as_bytes().first().is_some_and(u8::is_ascii_digit))
+    id.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("IAB"))
+        && id.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
 }
 
 fn page_taxonomy(cattax: Option<i32>, id: &str) -> Option<Taxonomy> {
@@ -1092,9 +1094,9 @@ fn category_within(tax: Taxonomy, page: &str, wanted: &str) -> bool {
     match tax {
         Taxonomy::V1 => {
             looks_v1(wanted)
-                && (page == wanted
+                && (page.eq_ignore_ascii_case(wanted)
                     || (page.len() > wanted.len()
-                        && page.starts_with(wanted)
+                        && page.as_bytes()[..wanted.len()].eq_ignore_ascii_case(wanted.as_bytes())
                         && page.as_bytes()[wanted.len()] == b'-'))
         }
         Taxonomy::V2Plus => !looks_v1(wanted) && page == wanted,

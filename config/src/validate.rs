@@ -540,9 +540,32 @@ impl FileChecker<'_> {
             }
         };
         for item in items {
-            self.not_empty(&subject, &format!("an entry of {list_key}"), item);
+            if self.not_empty(&subject, &format!("an entry of {list_key}"), item)
+                && kind == "categories"
+                && looks_iab1(&item.value)
+                && !is_iab1(&item.value)
+            {
+                // Taken as a 1.0 code, a typo would match no page: the line
+                // item would never bid, with nothing said.
+                self.report(
+                    item.referenced,
+                    format!(
+                        "{subject}: category \"{}\" is not an IAB 1.0 code, like IAB17 or \
+                         IAB17-18",
+                        item.value
+                    ),
+                );
+            }
         }
-        let items: Vec<String> = items.iter().map(|t| t.value.clone()).collect();
+        // 1.0 codes compare in any case (`iab17-18` is `IAB17-18`), as the
+        // advertiser's own categories do.
+        let items: Vec<String> = items
+            .iter()
+            .map(|t| match kind {
+                "categories" if looks_iab1(&t.value) => t.value.to_ascii_uppercase(),
+                _ => t.value.clone(),
+            })
+            .collect();
 
         let days = |this: &mut Self, key: &str, value: &Option<Int>, default: u32| match value {
             Some(v) => this.whole(&subject, key, v, DAYS_RANGE),
@@ -2301,8 +2324,21 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+/// How many subcategories each IAB 1.0 category has (`IAB1-1` to `IAB1-7`
+/// ...; `IAB24`, Uncategorized, has none): OpenRTB 2.5's list 5.1.
+const IAB1_SUBCATEGORIES: [u32; 26] = [
+    7, 23, 12, 11, 15, 9, 45, 18, 31, 9, 5, 3, 12, 8, 10, 7, 44, 6, 36, 27, 3, 4, 10, 0, 7, 4,
+];
+
+/// Whether `code` is meant as an IAB 1.0 code (`IAB` in any case, then a
+/// digit), right or not; Content Taxonomy 2.x/3.x ids never look so.
+fn looks_iab1(code: &str) -> bool {
+    code.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("IAB"))
+        && code.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
+}
+
 /// An IAB Content Category 1.0 code: `IAB1` to `IAB26`, or one of their
-/// subcategories (`IAB17-18`).
+/// subcategories (`IAB17-18`; `IAB17` has 44).
 fn is_iab1(code: &str) -> bool {
     // `iab17-18` matched bcat as well (codes compare in any case).
     let rest = match code.get(..3) {
@@ -2320,7 +2356,16 @@ fn is_iab1(code: &str) -> bool {
             && s.bytes().all(|b| b.is_ascii_digit())
             && s.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n))
     };
-    number(tier1, 26) && tier2.is_none_or(|t| number(t, 999))
+    if !number(tier1, 26) {
+        return false;
+    }
+    let subs = tier1
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| IAB1_SUBCATEGORIES.get(n.checked_sub(1)?))
+        .copied()
+        .unwrap_or(0);
+    tier2.is_none_or(|t| number(t, subs))
 }
 
 #[cfg(test)]

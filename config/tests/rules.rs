@@ -854,7 +854,9 @@ fn flights_fall_in_plausible_years() {
 
 #[test]
 fn advertiser_categories_are_iab_codes() {
-    let typos = ["IAB17_18", "IBA22", "IAB27", "IAB0", "IAB22-", "IAB22-01"];
+    let typos = [
+        "IAB17_18", "IBA22", "IAB27", "IAB0", "IAB22-", "IAB22-01", "IAB17-45", "IAB24-1",
+    ];
     for typo in typos {
         let text = edit(
             BASE,
@@ -883,6 +885,48 @@ fn advertiser_categories_are_iab_codes() {
             [code.to_ascii_uppercase()]
         );
     }
+}
+
+/// A categories audience's IAB 1.0 codes are checked as the advertiser's
+/// are: a typo would match no page and its line items never bid, with
+/// nothing said. Any case loads, as upper case; other taxonomies' ids are
+/// taken as written.
+#[test]
+fn category_audiences_hold_iab_codes() {
+    let audience = |list: &str| {
+        edit(
+            BASE,
+            "  - id: sections\n",
+            &format!(
+                "  - id: topics\n    kind: categories\n    categories: {list}\n  - id: sections\n"
+            ),
+        )
+    };
+    for typo in ["IAB17-99", "iab27", "IAB19-37"] {
+        let text = audience(&format!("[IAB20, {typo}]"));
+        assert_problem(
+            &text,
+            at(&text, &format!(", {typo}]"), typo),
+            &format!(
+                "audience \"topics\": category \"{typo}\" is not an IAB 1.0 code, like IAB17 or \
+                 IAB17-18"
+            ),
+        );
+    }
+    let config = assert_loads(&[("a.yaml", &audience("[iab19, IAB17-44, \"483\", Sports]"))]);
+    let topics = config.advertisers[0]
+        .audiences
+        .iter()
+        .find(|a| a.id == "topics")
+        .expect("loaded");
+    assert_eq!(
+        topics.kind,
+        config::AudienceKind::Categories {
+            categories: ["IAB19", "IAB17-44", "483", "Sports"]
+                .map(String::from)
+                .to_vec()
+        }
+    );
 }
 
 // ---- list audiences ----

@@ -653,7 +653,7 @@ fn category_negatives() {
         "IAB1",
         "IAB21",
         "IAB22-1",
-        "iab2",
+        "iab21",
         "IAB2x",
         "",
     ] {
@@ -661,6 +661,9 @@ fn category_negatives() {
     }
     assert!(!s.matches(&cats, &v, &page(&[], None)));
     assert!(s.matches(&cats, &v, &page(&["IAB2-7"], None)));
+    // In any case, as bcat compares them.
+    assert!(s.matches(&cats, &v, &page(&["iab2-7"], None)));
+    assert!(s.matches(&cats, &v, &page(&["Iab17-18"], None)));
 }
 
 #[test]
