@@ -278,12 +278,94 @@ pub(crate) fn parse(text: &str) -> Result<RawFile, (u64, u64, String)> {
             .map_or((1, 1), |l: Location| (l.line(), l.column()));
         // Zero would mean "no position" in a Problem; a parse error is always in the text.
         let (line, column) = (line.max(1), column.max(1));
+        if let Error::SerdeMissingField { field, .. } = &err {
+            if let Some(found) = missing_key(text, line, column, field) {
+                return found;
+            }
+        }
         let rendered = err.render_with_options(serde_saphyr::render_options! {
             formatter: &Wording,
             snippets: SnippetMode::Off,
         });
         (line, column, rendered)
     })
+}
+
+/// A required key left out of a block mapping, said at the mapping's first
+/// line and naming it by its id: the parser places it at the mapping's last
+/// key (`creatives:` for a line item without a budget), which sends the
+/// reader to the wrong line. The mapping's other keys tell which mapping it
+/// is where several require the key (orders and line items both need a
+/// budget). `None` where the place does not read as a block mapping's key
+/// (a flow mapping, `{ daily: 30 }`): the parser's own place and words stand.
+fn missing_key(text: &str, line: u64, column: u64, field: &str) -> Option<(u64, u64, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = usize::try_from(line - 1).ok()?;
+    let col = usize::try_from(column - 1).ok()?;
+    // Where a line's key starts, whether it opens a list item (`- id: x`),
+    // and its indentation; `None` for blank and comment lines.
+    let key_of = |l: &str| -> Option<(usize, bool, usize)> {
+        let indent = l.len() - l.trim_start_matches(' ').len();
+        let rest = &l[indent..];
+        if rest.is_empty() || rest.starts_with('#') {
+            return None;
+        }
+        match rest.strip_prefix('-') {
+            Some(item) if item.starts_with(' ') => {
+                let gap = item.len() - item.trim_start_matches(' ').len();
+                Some((indent + 1 + gap, true, indent))
+            }
+            _ => Some((indent, false, indent)),
+        }
+    };
+    if key_of(lines.get(at)?)?.0 != col {
+        return None;
+    }
+    let mut start = at;
+    for i in (0..at).rev() {
+        let Some((key, item, indent)) = key_of(lines[i]) else {
+            continue;
+        };
+        if key == col {
+            start = i;
+            if item {
+                break;
+            }
+        } else if indent < col {
+            break;
+        }
+    }
+    let mut keys: Vec<&str> = Vec::new();
+    let mut id = None;
+    for (i, l) in lines.iter().enumerate().skip(start) {
+        let Some((key, item, indent)) = key_of(l) else {
+            continue;
+        };
+        if i > start && (indent < col || (item && key == col)) {
+            break;
+        }
+        if key != col {
+            continue;
+        }
+        let Some((name, value)) = l[key..].split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        keys.push(name);
+        if name == "id" {
+            let value = value.split(" #").next().unwrap_or("").trim();
+            let value = value.trim_matches(|c| c == '"' || c == '\'');
+            if !value.is_empty() {
+                id = Some(value.to_string());
+            }
+        }
+    }
+    let owner = raw::missing_key_owner(field, &keys).unwrap_or("mapping");
+    let message = match id {
+        Some(id) => format!("missing required key \"{field}\" in {owner} \"{id}\""),
+        None => format!("missing required key \"{field}\" in this {owner}"),
+    };
+    Some((start as u64 + 1, column, message))
 }
 
 /// A space other than the plain one in a line's indentation, where a paste

@@ -722,6 +722,20 @@ pub(crate) fn mapping_name(expected: &[&str]) -> Option<&'static str> {
         .map(|m| m.name)
 }
 
+/// The mapping that requires `key` and accepts every one of `present`
+/// (the keys written in the mapping that lacks it), when only one does;
+/// else as [`required_key_owner`].
+pub(crate) fn missing_key_owner(key: &str, present: &[&str]) -> Option<&'static str> {
+    let mut owners = MAPPINGS.iter().filter(|m| {
+        m.keys.iter().any(|k| k.required && k.name == key)
+            && present.iter().all(|p| m.keys.iter().any(|k| k.name == *p))
+    });
+    match (owners.next(), owners.next()) {
+        (Some(owner), None) => Some(owner.name),
+        _ => required_key_owner(key),
+    }
+}
+
 /// The mapping a required key belongs to, when only one mapping requires
 /// it. serde-saphyr positions a missing key at the last key of the mapping
 /// that lacks it, so naming the mapping is what tells the reader where to

@@ -76,12 +76,49 @@ fn missing_key_is_reported_on_its_mapping() {
     assert_eq!(found.len(), 1);
     assert_eq!(
         found[0].message,
-        "missing required key \"service\" in this order"
+        "missing required key \"service\" in order \"nw-order\""
     );
-    // serde-saphyr places a missing key at the last key of its mapping.
+    // At the mapping's first line, not where serde-saphyr places it (its
+    // last key, `line_items:`).
     assert_eq!(
         (found[0].line, found[0].column),
-        at(&text, "    line_items:", "line_items")
+        at(&text, "  - id: nw-order", "id")
+    );
+
+    // A budget is required of orders and line items alike: the keys
+    // written tell which one lacks it, wherever its id is.
+    let text = edit(OTHER, "        budget: { daily: 30.00 }\n", "");
+    let text = edit(
+        &text,
+        "      - id: nw-line\n        media: display\n",
+        "      - media: display\n        id: nw-line\n",
+    );
+    let found = problems(&[("b.yaml", &text)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].message,
+        "missing required key \"budget\" in line item \"nw-line\""
+    );
+    assert_eq!(
+        (found[0].line, found[0].column),
+        at(&text, "      - media: display", "media")
+    );
+
+    // A flow mapping keeps the parser's place and words.
+    let text = edit(
+        OTHER,
+        "{ start: 2026-11-15, end: 2026-12-15 }",
+        "{ start: 2026-11-15 }",
+    );
+    let found = problems(&[("b.yaml", &text)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].message,
+        "missing required key \"end\" in this flight"
+    );
+    assert_eq!(
+        (found[0].line, found[0].column),
+        at(&text, "{ start: 2026-11-15 }", "start")
     );
 }
 
