@@ -25,6 +25,12 @@ use crate::record::{Kind, Record};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// How much later than its longest window a conversion may be uploaded and
+/// still be attributed: advertisers upload orders in daily or weekly
+/// batches, and a window reaches back from the conversion, not from its
+/// upload.
+pub const LATE_UPLOAD_MS: i64 = 7 * DAY_MS;
+
 /// Who may be owed a product's conversions, and for how long.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
@@ -57,9 +63,10 @@ impl Catalog {
         c
     }
 
-    /// The longest window: touches older than this can be forgotten.
-    pub fn max_window_ms(&self) -> i64 {
-        self.max_window_ms
+    /// The longest window and [`LATE_UPLOAD_MS`]: touches and conversions
+    /// older than this can be forgotten.
+    pub fn keep_ms(&self) -> i64 {
+        self.max_window_ms.saturating_add(LATE_UPLOAD_MS)
     }
 
     pub fn lists(&self, product: &str) -> bool {
@@ -332,9 +339,11 @@ impl Attributor {
         };
         let mine = |w: &&Window| c.advertiser.as_deref().is_none_or(|a| *w.advertiser == *a);
         let order = c.order_id.as_deref().unwrap_or_default();
-        // Too old for any window: nothing current can be its cause (and
-        // its day may be past what the journal keeps).
-        if c.at_ms < now_ms.saturating_sub(catalog.max_window_ms) {
+        // Uploaded too long after it happened: its touches may be
+        // forgotten (and its day past what the journal keeps). Within
+        // that, a window reaches back from the conversion, whenever it
+        // comes: yesterday's orders uploaded today find yesterday's clicks.
+        if c.at_ms < now_ms.saturating_sub(catalog.keep_ms()) {
             return Outcome::Unattributed;
         }
         // Seen under either key: a conversion counted (or read back from
@@ -374,7 +383,7 @@ impl Attributor {
                 }
             }
         }
-        let keep = catalog.max_window_ms;
+        let keep = catalog.keep_ms();
         let Some((_, touch, user)) = best else {
             // Remembered: a copy sent after a touch came is the same
             // purchase, not a new one.
@@ -487,6 +496,45 @@ mod tests {
             Outcome::Attributed(r) => r.dims.line_item.to_string(),
             other => format!("{other:?}"),
         }
+    }
+
+    /// A window reaches back from the conversion, not from its upload:
+    /// orders uploaded a day or a week late go to the touches before them,
+    /// up to a week past the longest window (account-manager probe: a
+    /// purchase five minutes after a click, uploaded 25 hours later with
+    /// one-day windows, was unattributed).
+    #[test]
+    fn a_late_upload_finds_the_touches_before_its_conversion() {
+        let mut c = Catalog::default();
+        c.by_product.entry("tent".into()).or_default().push(Window {
+            advertiser: "acme".into(),
+            click_ms: DAY,
+            view_ms: DAY,
+        });
+        c.max_window_ms = DAY;
+        let mut a = Attributor::new(100);
+        let clicked = 100 * DAY;
+        a.touch(7, &ad("acme", "clicked"), clicked, true, c.keep_ms());
+        let bought = clicked + 5 * 60_000;
+        for (order, uploaded) in [("o1", bought + DAY + 3_600_000), ("o2", bought + 7 * DAY)] {
+            assert_eq!(
+                li_of(a.attribute(&buy(bought, Some(order)), &c, uploaded)),
+                "clicked",
+                "uploaded {} h late",
+                (uploaded - bought) / 3_600_000
+            );
+        }
+        // Past the window and the week after it: too late.
+        assert_eq!(
+            a.attribute(&buy(bought, Some("o3")), &c, bought + 8 * DAY + 1),
+            Outcome::Unattributed
+        );
+        // A window still ends at the conversion: bought two days after the
+        // click, uploaded at once, it is not the click's.
+        assert_eq!(
+            a.attribute(&buy(clicked + 2 * DAY, Some("o4")), &c, clicked + 2 * DAY),
+            Outcome::Unattributed
+        );
     }
 
     #[test]

@@ -489,7 +489,7 @@ fn rebuild(
     let mut attributor = Attributor::new(max_entries);
     let mut tracked = std::collections::HashSet::new();
     let recent = now.as_millis().saturating_sub(track_ttl_ms);
-    let keep = MAX_WINDOW_DAYS * DAY_MS;
+    let keep = MAX_WINDOW_DAYS * DAY_MS + crate::attribution::LATE_UPLOAD_MS;
     let from = Timestamp(now.as_millis().saturating_sub(keep)).date();
     let mut rebuilt = Rebuilt::default();
     let mut interner = Interner::default();
@@ -845,7 +845,7 @@ impl Writer {
         if !waited.is_empty() {
             batch.splice(0..0, waited);
         }
-        let keep = self.catalog.max_window_ms().max(DAY_MS);
+        let keep = self.catalog.keep_ms().max(DAY_MS);
         // Per upload: its outcomes, its records, the days whose file could
         // not be opened.
         type Pending = (ConvertAck, Vec<&'static str>, Vec<Record>, Vec<Date>);
