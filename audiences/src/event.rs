@@ -98,7 +98,13 @@ pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
     let (kind, item) = match (&*line.event, line.product.clone(), line.interest.clone()) {
         ("view", Some(p), None) => (EventKind::View, p),
         ("purchase", Some(p), None) => (EventKind::Purchase, p),
-        ("interest", None, Some(t)) => (EventKind::Interest, t),
+        ("interest", None, Some(t)) => (
+            EventKind::Interest,
+            match config::interest_topic(&t) {
+                Cow::Borrowed(b) if b.len() == t.len() => t,
+                other => Cow::Owned(other.into_owned()),
+            },
+        ),
         ("view" | "purchase", _, _) => {
             return Err(format!(
                 "a \"{}\" event needs \"product\" (and no \"interest\")",
@@ -216,6 +222,19 @@ mod tests {
         assert_eq!(events[1].kind, EventKind::Purchase);
         assert_eq!(events[2].kind, EventKind::Interest);
         assert_eq!(events[2].item, "hiking");
+    }
+
+    /// Topics compare as words: an upload's `Hiking ` is the `hiking` a
+    /// line item targets (config writes its topics the same way). Product
+    /// ids stay exact.
+    #[test]
+    fn interest_topics_are_trimmed_and_lower_case() {
+        let text = r#"{"user":"u1","event":"interest","interest":"Hiking ","at":"2026-11-10T00:00:00Z"}
+{"user":"u1","event":"interest","interest":"ÉTÉ","at":"2026-11-10T00:00:00Z"}
+{"user":"u1","event":"view","product":"SKU-Ab","at":"2026-11-10T00:00:00Z"}"#;
+        let events = parse_jsonl("t.jsonl", text).unwrap();
+        let items: Vec<&str> = events.iter().map(|e| &*e.item).collect();
+        assert_eq!(items, ["hiking", "été", "SKU-Ab"]);
     }
 
     #[test]

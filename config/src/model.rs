@@ -140,7 +140,8 @@ pub enum AudienceKind {
         products: Vec<String>,
         lookback_days: u32,
     },
-    /// Shopping activity on these topics within `recency_days`.
+    /// Shopping activity on these topics within `recency_days` (as
+    /// [`interest_topic`] writes them).
     Interests {
         interests: Vec<String>,
         recency_days: u32,
@@ -1241,5 +1242,18 @@ impl CurrencyRates {
             })
             .ok()
             .map(|i| self.rates[i].1)
+    }
+}
+
+/// An interest topic as configured and as events name it: trimmed and in
+/// lower case, so that `Gadgets`, `GADGETS` and `gadgets ` from an upload
+/// are the `gadgets` a line item targets (a topic is a word, not an id;
+/// product ids stay exact).
+pub fn interest_topic(topic: &str) -> std::borrow::Cow<'_, str> {
+    let t = topic.trim();
+    if t.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(t.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(t)
     }
 }

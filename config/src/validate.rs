@@ -563,6 +563,7 @@ impl FileChecker<'_> {
             .iter()
             .map(|t| match kind {
                 "categories" if looks_iab1(&t.value) => t.value.to_ascii_uppercase(),
+                "interests" => crate::model::interest_topic(&t.value).into_owned(),
                 _ => t.value.clone(),
             })
             .collect();

@@ -929,6 +929,31 @@ fn category_audiences_hold_iab_codes() {
     );
 }
 
+/// Interest topics load trimmed and in lower case, as uploaded events'
+/// topics are read: `Hiking` targets the shoppers whose events say
+/// `hiking` or `HIKING`.
+#[test]
+fn interest_topics_load_in_lower_case() {
+    let text = edit(
+        BASE,
+        "interests: [hiking]",
+        "interests: [Hiking, \" Trail Running\"]",
+    );
+    let config = assert_loads(&[("a.yaml", &text)]);
+    let fans = config.advertisers[0]
+        .audiences
+        .iter()
+        .find(|a| a.id == "fans")
+        .expect("loaded");
+    assert_eq!(
+        fans.kind,
+        config::AudienceKind::Interests {
+            interests: vec!["hiking".into(), "trail running".into()],
+            recency_days: 1
+        }
+    );
+}
+
 // ---- list audiences ----
 
 const LIST: &str = "  - id: crm
