@@ -347,21 +347,29 @@ impl Flight {
 
     /// Whether the flight is written as having no end: it ends in
     /// [`OPEN_ENDED_YEAR`] or later (the README's way is a far end,
-    /// 9999-12-31), or more than [`OPEN_ENDED_SPAN_DAYS`] after it starts
-    /// (2099-12-31 and 2050-12-31 are written for "no end" too). A lifetime
+    /// 9999-12-31), or more than [`OPEN_ENDED_SPAN_YEARS`] after it starts,
+    /// by the calendar (2099-12-31 and 2050-12-31 are written for "no end"
+    /// too; a flight from 2026-12-01 to 2046-12-02 has none, one to
+    /// 2046-12-01 ends then). A lifetime
     /// budget on it is spent as demand comes, not paced to that end:
     /// paced, it was spread over some three million days, about a cent a
     /// day. A long flight with a real end (2016 to 2027) stays paced.
     pub fn is_open_ended(&self) -> bool {
-        self.end.year() >= OPEN_ENDED_YEAR
-            || self.end.days_since_epoch() - self.start.days_since_epoch() > OPEN_ENDED_SPAN_DAYS
+        let (s, e) = (self.start, self.end);
+        e.year() >= OPEN_ENDED_YEAR
+            || (e.year(), e.month(), e.day())
+                > (
+                    s.year().saturating_add(OPEN_ENDED_SPAN_YEARS),
+                    s.month(),
+                    s.day(),
+                )
     }
 }
 
 /// Flights that end in this year or later have no end ([`Flight::is_open_ended`]).
 pub const OPEN_ENDED_YEAR: i32 = 2100;
 /// Nor do flights longer than twenty years.
-pub const OPEN_ENDED_SPAN_DAYS: i64 = 20 * 366;
+pub const OPEN_ENDED_SPAN_YEARS: i32 = 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {
@@ -818,6 +826,28 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         Timestamp::parse_rfc3339(s).expect("test timestamp")
+    }
+
+    /// "More than twenty years after it starts" by the calendar, as the
+    /// README says (it was 20 × 366 days: flights to 2046-12-02..06 from
+    /// 2026-12-01 were paced at about a cent a day; account-manager probe).
+    #[test]
+    fn a_flight_past_twenty_years_has_no_end() {
+        let ends = |start: &str, end: &str| {
+            Flight {
+                start: date(start),
+                end: date(end),
+            }
+            .is_open_ended()
+        };
+        assert!(!ends("2026-12-01", "2046-12-01"));
+        assert!(ends("2026-12-01", "2046-12-02"));
+        assert!(ends("2026-12-01", "2046-12-31"));
+        assert!(!ends("2016-01-01", "2027-12-31"));
+        assert!(ends("2026-01-01", "2099-12-31"));
+        assert!(ends("2090-01-01", "2100-01-01"));
+        assert!(ends("2024-02-29", "2044-03-01"));
+        assert!(!ends("2024-02-29", "2044-02-29"));
     }
 
     #[test]
