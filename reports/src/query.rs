@@ -213,6 +213,29 @@ struct DayEvents {
     no_bids: Fast<(u32, u32), u64>,
 }
 
+/// Cut by audience and not by advertiser, an audience id that two
+/// advertisers use names its advertiser too (`products:pages (acme)`): the
+/// rows are apart ([`Sums::key`]) and must read apart. `rows` are in the
+/// order of `sums.rows`.
+fn name_shared_audiences(q: &Query, sums: &Sums<'_>, strings: &Strings, rows: &mut [Row]) {
+    let Some(col) = q.by.iter().position(|d| *d == Dim::Audience) else {
+        return;
+    };
+    if q.by.contains(&Dim::Advertiser) {
+        return;
+    }
+    let last = Dim::ALL.len() - 1;
+    let mut advertisers: HashMap<u32, std::collections::HashSet<u32>> = HashMap::new();
+    for key in sums.rows.keys() {
+        advertisers.entry(key[col]).or_default().insert(key[last]);
+    }
+    for (row, key) in rows.iter_mut().zip(sums.rows.keys()) {
+        if key[col] != 0 && advertisers.get(&key[col]).is_some_and(|a| a.len() > 1) {
+            row.key[col] = format!("{} ({})", strings.name(key[col]), strings.name(key[last]));
+        }
+    }
+}
+
 /// What the report is being summed into, as parts are read.
 struct Sums<'q> {
     q: &'q Query,
@@ -246,6 +269,12 @@ impl Sums<'_> {
                 Dim::Audience => k[7],
                 Dim::Product => k[6],
             };
+        }
+        // Audience ids are an advertiser's own: two advertisers' `pages`
+        // are two audiences. Cut by audience alone, each keeps a row of
+        // its own, under the last slot (never a column then).
+        if self.q.by.contains(&Dim::Audience) && !self.q.by.contains(&Dim::Advertiser) {
+            out[Dim::ALL.len() - 1] = k[0];
         }
         out
     }
@@ -457,6 +486,7 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
             }
         })
         .collect();
+    name_shared_audiences(q, &sums, &strings, &mut rows);
     rows.sort_by(|a, b| a.key.cmp(&b.key));
     let mut no_bids: Vec<NoBidCount> = sums
         .no_bids

@@ -573,6 +573,92 @@ fn reports_cut_by_audience_and_older_aggregates_are_rebuilt() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// Audience ids are each advertiser's own: cut by audience alone, two
+/// advertisers' `products:pages` are two rows, each naming its advertiser;
+/// an id only one advertiser uses reads as it is (account-manager probe:
+/// they were summed into one row).
+#[test]
+fn an_audience_id_two_advertisers_use_is_two_rows() {
+    let state = tempdir("shared-audience");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    let of = |adv: &str, li: &str, audience: &str| Dims {
+        advertiser: adv.into(),
+        audience: audience.into(),
+        ..ad(li)
+    };
+    log.track(
+        day.as_millis(),
+        of("shop", "li", "products:pages"),
+        7,
+        false,
+        1,
+    );
+    log.track(
+        day.as_millis() + 1,
+        of("shop", "li", "products:pages"),
+        8,
+        false,
+        2,
+    );
+    log.track(
+        day.as_millis() + 2,
+        of("other", "li2", "products:pages"),
+        9,
+        false,
+        3,
+    );
+    log.track(
+        day.as_millis() + 3,
+        of("other", "li2", "views:own"),
+        9,
+        false,
+        4,
+    );
+    rt.block_on(log.flush());
+    log.close();
+    let d = Date::parse("2026-11-24").unwrap();
+    let cut = |by: Vec<Dim>| {
+        let q = Query { from: d, to: d, by };
+        let src = Sources {
+            state: &state,
+            config: None,
+            now: Timestamp(day.as_millis() + DAY),
+            progress: false,
+        };
+        run(&q, &src).expect("report")
+    };
+    let rows: Vec<(String, u64)> = cut(vec![Dim::Audience])
+        .rows
+        .iter()
+        .map(|r| (r.key[0].clone(), r.counters.impressions))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("products:pages (other)".to_string(), 1),
+            ("products:pages (shop)".to_string(), 2),
+            ("views:own".to_string(), 1),
+        ]
+    );
+    // With the advertiser as a column, the audience reads as it is.
+    let rows: Vec<Vec<String>> = cut(vec![Dim::Advertiser, Dim::Audience])
+        .rows
+        .iter()
+        .map(|r| r.key.clone())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["other", "products:pages"],
+            ["other", "views:own"],
+            ["shop", "products:pages"]
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 /// A charge of 1,000 micros to line item `li` of order `o1`, made at
 /// `at_ms`.
 fn charge_of(bid: u64, day: Date, at_ms: i64) -> ledger::Charge {
