@@ -81,9 +81,13 @@ pub struct Row {
     pub spend: Micros,
     /// Won beyond the budget so far that day: delivered, not billed.
     pub over_delivery: Micros,
-    /// What the plan says by the end of this hour.
+    /// What the plan says by the end of this hour (nothing outside the
+    /// flight).
     pub plan: Micros,
     pub cap: Micros,
+    /// Whether the hour is in its order's flight: outside it there is no
+    /// plan, and no pacing error to count.
+    pub in_flight: bool,
     /// What was delivered (billed and over-delivered) beyond the cap.
     pub overspend: Micros,
 }
@@ -132,7 +136,7 @@ impl Report {
         let errs: Vec<f64> = self
             .rows
             .iter()
-            .filter(|r| r.line_item == line_item)
+            .filter(|r| r.line_item == line_item && r.in_flight)
             .map(Row::error_pct)
             .collect();
         if errs.is_empty() {
@@ -149,17 +153,27 @@ impl Report {
             "hour", "line item", "budget", "spend", "over", "plan", "error%", "util%", "overspend"
         );
         for r in &self.rows {
+            // Outside the flight: no plan, so no error or utilisation.
+            let (plan, error, util) = if r.in_flight {
+                (
+                    r.plan.to_string(),
+                    format!("{:.2}", r.error_pct()),
+                    format!("{:.2}", r.utilisation_pct()),
+                )
+            } else {
+                ("-".into(), "-".into(), "-".into())
+            };
             let _ = writeln!(
                 s,
-                "{:>4}  {:<28} {:>8} {:>14} {:>12} {:>14} {:>8.2} {:>8.2} {:>10}",
+                "{:>4}  {:<28} {:>8} {:>14} {:>12} {:>14} {:>8} {:>8} {:>10}",
                 r.hour,
                 r.line_item,
                 if r.lifetime { "lifetime" } else { "daily" },
                 r.spend.to_string(),
                 r.over_delivery.to_string(),
-                r.plan.to_string(),
-                r.error_pct(),
-                r.utilisation_pct(),
+                plan,
+                error,
+                util,
                 r.overspend.to_string()
             );
         }
@@ -437,14 +451,16 @@ impl Pacing {
                 }
             };
             let delivered = spent.today.saturating_add(spent.over_today);
+            let in_flight = flight.contains(now);
             rows.push(Row {
                 hour: hour + 1,
                 line_item: id.clone(),
                 lifetime,
                 spend: spent.today,
                 over_delivery: spent.over_today,
-                plan,
+                plan: if in_flight { plan } else { Micros::ZERO },
                 cap,
+                in_flight,
                 overspend: delivered.saturating_sub(cap).max(Micros::ZERO),
             });
         }

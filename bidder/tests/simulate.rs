@@ -59,6 +59,57 @@ async fn a_lifetime_budget_follows_the_even_plan_every_hour() {
     assert!(report.rmse_pct("li") < 5.0);
 }
 
+/// Hours outside the order's flight have no plan: nothing is bid there,
+/// and counting them as 100% under plan told an account manager that line
+/// items paced within a tenth of a percent were 45–90% off (account-manager
+/// probe).
+#[tokio::test]
+async fn hours_outside_the_flight_have_no_plan_and_no_pacing_error() {
+    for budget in ["{ daily: 10.00 }", "{ lifetime: 700.00 }"] {
+        // The flight's last day and the day after it.
+        let o = Options {
+            hours: 48,
+            ..Options {
+                qps: 0.2,
+                win_rate: 0.5,
+                seed: 7,
+                ..Options::new(config::Timestamp::parse_rfc3339("2026-11-30T00:00:00Z").unwrap())
+            }
+        };
+        let report = simulate(config(budget), &o).await;
+        assert_eq!(report.rows.len(), 48);
+        let (inside, outside) = report.rows.split_at(24);
+        assert!(inside
+            .iter()
+            .all(|r| r.in_flight && r.plan > config::Micros::ZERO));
+        for r in outside {
+            assert!(!r.in_flight, "hour {}\n{}", r.hour, report.table());
+            assert_eq!(
+                (r.plan, r.spend),
+                (config::Micros::ZERO, config::Micros::ZERO)
+            );
+        }
+        // The RMSE of the flight's hours alone.
+        let inside_rmse = (inside.iter().map(|r| r.error_pct().powi(2)).sum::<f64>()
+            / inside.len() as f64)
+            .sqrt();
+        assert!(
+            (report.rmse_pct("li") - inside_rmse).abs() < 1e-9,
+            "{budget}\n{}",
+            report.table()
+        );
+        assert!(
+            report
+                .table()
+                .lines()
+                .nth(25)
+                .is_some_and(|l| l.contains(" - ")),
+            "{}",
+            report.table()
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_daily_budget_spends_as_demand_comes_and_stops_at_the_cap() {
     // 10.00 a day at 0.05: 200 impressions, won within the first hour.
