@@ -196,3 +196,53 @@ fn behavioural_audiences_need_consent_under_gdpr_and_respect_opt_outs() {
     r["regs"] = json!({ "coppa": "", "gdpr": null });
     assert_eq!(reason(&with_vendor(755), &r, li), "bid", "{r}");
 }
+
+/// A `regs.ext` that cannot be read (a key twice, the shape of something
+/// else) may hold any opt-out: behavioural line items do not bid, as for
+/// an unreadable flag. It read as no signal at all, and a duplicated
+/// `gdpr` or `us_privacy` let a remarketing bid through with the user's
+/// key in its URLs (attacker probe).
+#[test]
+fn an_unreadable_regs_ext_is_taken_at_its_strictest() {
+    let s = Server::example();
+    let li = "tent-remarketing-display";
+    let raw_reason = |body: &str| -> String {
+        if s.bid(body).status == 200 {
+            return "bid".into();
+        }
+        let r = common::admin(s.admin, "/v1/explain", body.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        common::verdict(&r.json(), li)["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let with_regs = |user: &str, regs: &str| {
+        let mut r = banner_request();
+        r["user"] = json!({ "buyeruid": user });
+        r["regs"] = json!("REGS");
+        r.to_string().replace("\"REGS\"", regs)
+    };
+    for (i, regs) in [
+        r#"{"ext":{"gdpr":0,"gdpr":1}}"#,
+        r#"{"ext":{"us_privacy":"1YYN","us_privacy":"1YNN"}}"#,
+        r#"{"ext":{"gpc":"1","gpc":null}}"#,
+        r#"{"ext":[{"gdpr":1}]}"#,
+        r#"{"ext":"gdpr=1"}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(
+            raw_reason(&with_regs(&format!("u-1001-{i}"), regs)),
+            "privacy",
+            "{regs}"
+        );
+    }
+    // A readable one with nothing to say, or none: the bid goes out.
+    assert_eq!(raw_reason(&with_regs("u-1001", r#"{"ext":{}}"#)), "bid");
+    assert_eq!(
+        raw_reason(&with_regs("u-1001", r#"{"ext":null,"coppa":0}"#)),
+        "bid"
+    );
+}

@@ -932,6 +932,10 @@ pub struct RegsSignals<'a> {
     pub gpp: Option<Cow<'a, str>>,
     pub gpp_sid: Codes,
     pub gpc: Option<i32>,
+    /// `regs.ext` is there but cannot be read (a key twice, a value of the
+    /// wrong shape): the signals it may carry are unknown, and an unknown
+    /// signal is taken at its strictest.
+    pub unreadable: bool,
 }
 
 impl<'a> Regs<'a> {
@@ -949,10 +953,12 @@ impl<'a> Regs<'a> {
             ext_as::<RegsExt<'a>>(self.ext)
         };
         let (mut eg, mut eu, mut ep, mut es, mut ec) = (None, None, None, Codes::new(), None);
+        let unreadable = !has_all && ext.is_none() && self.ext.is_some();
         if let Some(e) = ext {
             (eg, eu, ep, es, ec) = (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid, e.gpc);
         }
         RegsSignals {
+            unreadable,
             gpc: self.gpc.or(ec),
             gdpr: self.gdpr.or(eg),
             us_privacy: self.us_privacy.clone().or(eu),

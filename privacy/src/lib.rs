@@ -162,6 +162,10 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
         return Ok(());
     };
     let s = regs.signals();
+    // `regs.ext` that cannot be read may hold any opt-out: as no consent.
+    if s.unreadable {
+        return Err(Restriction::GdprNoConsent);
+    }
     let (gdpr, gpp_sid) = (s.gdpr, s.gpp_sid);
     // Checked after the strings: a GPP section saying the same is reported
     // as the GPP opt-out it is.
