@@ -1537,7 +1537,21 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
             );
             Some(s.clone())
         }
-        _ => secret_env("BIDDER_NOTICE_SECRET"),
+        _ => {
+            let secret = secret_env("BIDDER_NOTICE_SECRET");
+            if secret
+                .as_deref()
+                .is_some_and(|s| s.trim_end().len() != s.len())
+            {
+                // Kept, as every earlier version kept it: trimmed now, the
+                // key would change under the notices already out. But the
+                // same secret from a file is read without it.
+                tracing::warn!(
+                    "BIDDER_NOTICE_SECRET ends in white space (a newline?), which is part of the                      signing key; the same secret given by --notice-secret-file is read without                      it, so switching between the two would refuse the notices already out"
+                );
+            }
+            secret
+        }
     };
     if let Some(secret) = given {
         anyhow::ensure!(
