@@ -97,7 +97,14 @@ pub enum KeyError {
     Empty(KeyName),
     #[error("{0} is not web-safe base64 (A-Z a-z 0-9 - _, optional = padding)")]
     Encoding(KeyName),
+    #[error("{name} decodes to {len} bytes; the scheme's keys are {KEY_LEN} (a hex key, or one cut short?)")]
+    Length { name: KeyName, len: usize },
 }
+
+/// The length of each key the exchange hands out. Any other length was
+/// taken before: HMAC accepts any key, so every price then failed its
+/// integrity check and was charged at the full bid, with nothing said.
+pub const KEY_LEN: usize = 32;
 
 /// Why a price text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,6 +223,12 @@ fn mac_from_base64(text: &str, name: KeyName) -> Result<Hmac<Sha1>, KeyError> {
     // that no base64 corner can ever yield an empty HMAC key.
     if key.is_empty() {
         return Err(KeyError::Empty(name));
+    }
+    if key.len() != KEY_LEN {
+        return Err(KeyError::Length {
+            name,
+            len: key.len(),
+        });
     }
     Ok(Hmac::<Sha1>::new_from_slice(&key)
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length")))

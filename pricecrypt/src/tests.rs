@@ -223,6 +223,33 @@ fn keys_are_refused_without_quoting_them() {
     );
 }
 
+/// A key of another length than the scheme's 32 bytes is refused: taken,
+/// every price failed its integrity check and was charged at the full bid
+/// (operator probe: `AAAA` keys loaded as valid). A key written in hex is
+/// base64 text too, of 48 bytes.
+#[test]
+fn keys_of_another_length_are_refused() {
+    let hex = "b2453b03138f2f9a4f005c8a7647d98d9cf6f9584837c6e38f5ad514e689ff9a";
+    for (bad, len) in [("AAAA", 3), (hex, 48), (&E_KEY[..40], 30)] {
+        assert_eq!(
+            Keys::from_base64(E_KEY, bad).map(|_| ()),
+            Err(KeyError::Length {
+                name: KeyName::Integrity,
+                len
+            }),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        KeyError::Length {
+            name: KeyName::Encryption,
+            len: 48
+        }
+        .to_string(),
+        "encryption key decodes to 48 bytes; the scheme's keys are 32 (a hex key, or one cut short?)"
+    );
+}
+
 #[test]
 fn keys_are_accepted_with_or_without_padding() {
     let unpadded = Keys::from_base64(E_KEY.trim_end_matches('='), I_KEY.trim_end_matches('='))
@@ -241,10 +268,10 @@ proptest! {
     fn encrypt_then_decrypt_gives_the_price_back(
         micros in 0..=i64::MAX.unsigned_abs(),
         iv in any::<[u8; 16]>(),
-        e_key in prop::collection::vec(any::<u8>(), 1..80),
-        i_key in prop::collection::vec(any::<u8>(), 1..80),
+        e_key in any::<[u8; KEY_LEN]>(),
+        i_key in any::<[u8; KEY_LEN]>(),
     ) {
-        let keys = Keys::from_base64(&WEB_SAFE.encode(&e_key), &WEB_SAFE.encode(&i_key))
+        let keys = Keys::from_base64(&WEB_SAFE.encode(e_key), &WEB_SAFE.encode(i_key))
             .expect("keys");
         let text = keys.encrypt(micros, iv);
         prop_assert_eq!(text.len(), 38);

@@ -278,9 +278,11 @@ impl FileChecker<'_> {
             // Point at the variable whose key is bad.
             let (var, name) = match e {
                 pricecrypt::KeyError::Empty(pricecrypt::KeyName::Integrity)
-                | pricecrypt::KeyError::Encoding(pricecrypt::KeyName::Integrity) => {
-                    ("integrity_key_env", &p.integrity_key_env)
-                }
+                | pricecrypt::KeyError::Encoding(pricecrypt::KeyName::Integrity)
+                | pricecrypt::KeyError::Length {
+                    name: pricecrypt::KeyName::Integrity,
+                    ..
+                } => ("integrity_key_env", &p.integrity_key_env),
                 _ => ("encryption_key_env", &p.encryption_key_env),
             };
             self.report(
