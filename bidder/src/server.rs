@@ -959,7 +959,7 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> 
             );
             r
         }
-        path if path.starts_with("/v1/") => v1(app, req).await,
+        path if path.starts_with("/v1/") => v1(app, req, peer).await,
         "/ui" | "/ui/login" => ui(app, req, peer).await,
         "/healthz" | "/readyz" | "/metrics" => method_not_allowed("GET"),
         _ => Refused::NotFound.response(),
@@ -968,7 +968,7 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> 
 
 /// `/v1/*`: operators' endpoints, behind the admin token (audience uploads
 /// also take their own token). Without a token configured they are closed.
-async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
+async fn v1(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     let path = req.uri().path();
     let list = path
         .strip_prefix("/v1/audiences/")
@@ -995,17 +995,38 @@ async fn v1(app: Arc<App>, req: Request<Incoming>) -> Resp {
     if app.settings.admin_token.is_none() && (app.settings.audience_token.is_none() || !upload) {
         return Refused::AdminOff.response();
     }
-    let access = app.admin_access(
-        req.headers()
-            .get(hyper::header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-    );
+    // Wrong tokens count against the client as the login form's do, and
+    // with them: through `/v1` a guesser had tries without end, and spent
+    // none of the form's.
+    let Some(client) = client_address(peer, req.headers(), &app.settings.trusted_proxies) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the X-Forwarded-For address cannot be read\n",
+        );
+    };
+    let now_secs = app.now().as_millis() / 1000;
+    if !app.ui_failures.allowed(client, now_secs) {
+        let mut r = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong tokens this minute; try again in a minute\n",
+        );
+        r.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return r;
+    }
+    let given = req.headers().get(hyper::header::AUTHORIZATION);
+    let access = app.admin_access(given.map(|v| v.as_bytes()));
     let allowed = match access {
         Access::Admin => true,
         Access::AudienceUploads => upload,
         Access::None => false,
     };
     if !allowed {
+        // A token that is not one: a guess. None at all, or the audience
+        // token outside its uploads, is not.
+        if access == Access::None && given.is_some() {
+            app.ui_failures.failed(client, now_secs);
+        }
         return Refused::Unauthorized.response();
     }
     if path == "/v1/reports" {

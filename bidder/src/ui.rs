@@ -15,7 +15,8 @@ use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
 const COOKIE: &str = "bidder_ui";
-/// Wrong tokens accepted per minute from one client; past it its logins
+/// Wrong tokens accepted per minute from one client, in the login form and
+/// as `/v1` bearer tokens together; past it its logins and `/v1` calls
 /// wait for the next minute (429). Tokens are long and random: this bounds
 /// the work a guesser gets from the port, not the odds. Per client, so that
 /// one (a page in someone's browser, a script) locks out itself only.

@@ -320,3 +320,46 @@ fn wrong_tokens_are_limited_per_minute() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A bearer token on `/v1` is a try like the login form's, counted with
+/// them: `/v1` answered wrong tokens without end, and a guesser there
+/// spent none of the form's tries (attacker probe). A request without a
+/// token is no guess.
+#[test]
+fn wrong_bearer_tokens_count_with_the_login_forms() {
+    let dir = shop_config_dir("v1-guess");
+    let s = Server::start_in(
+        &dir,
+        &dir.join("state"),
+        1_000_000,
+        ts("2026-11-24T12:00:10Z"),
+    );
+    let reports = |auth: Option<&str>| {
+        let header = auth.map(|a| format!("Bearer {a}"));
+        let headers: Vec<(&str, &str)> = header
+            .iter()
+            .map(|h| ("Authorization", h.as_str()))
+            .collect();
+        request(s.admin, "GET", "/v1/reports", &headers, b"")
+    };
+    for _ in 0..2 * bidder::ui::FAILED_LOGINS_PER_MINUTE {
+        assert_eq!(reports(None).status, 401);
+    }
+    assert_eq!(reports(Some(ADMIN_TOKEN)).status, 200);
+    for i in 0..bidder::ui::FAILED_LOGINS_PER_MINUTE - 1 {
+        assert_eq!(reports(Some(&format!("guess-{i}"))).status, 401);
+    }
+    let login = |token: &str| {
+        let body = format!("token={token}");
+        let ct = ("Content-Type", "application/x-www-form-urlencoded");
+        request(s.admin, "POST", "/ui/login", &[ct], body.as_bytes()).status
+    };
+    assert_eq!(login("guess"), 401, "the last try of the minute");
+    let r = reports(Some(ADMIN_TOKEN));
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("60")));
+    assert_eq!(login(ADMIN_TOKEN), 429);
+    s.clock.advance_millis(60_000);
+    assert_eq!(reports(Some(ADMIN_TOKEN)).status, 200, "a new minute");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
