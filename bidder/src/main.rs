@@ -1161,7 +1161,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         tmax_margin: Duration::from_millis(args.tmax_margin_ms),
         default_tmax: Duration::from_millis(args.default_tmax_ms),
         admin_token: admin_token(&args)?,
-        audience_token: args.audience_token.clone().filter(|t| !t.is_empty()),
+        audience_token: audience_token(&args)?,
         privacy: bidder::privacy::PrivacySettings {
             vendor_id: args.tcf_vendor_id,
         },
@@ -1518,6 +1518,20 @@ fn admin_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
         anyhow::ensure!(
             t.len() >= MIN_TOKEN_BYTES,
             "the admin token has {} bytes; at least {MIN_TOKEN_BYTES} are needed",
+            t.len()
+        );
+    }
+    Ok(token)
+}
+
+/// The audience-upload token, held to the admin token's length: it writes
+/// purchases into reports and events into audiences.
+fn audience_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
+    let token = args.audience_token.clone().filter(|t| !t.is_empty());
+    if let Some(t) = &token {
+        anyhow::ensure!(
+            t.len() >= MIN_TOKEN_BYTES,
+            "the audience token has {} bytes; at least {MIN_TOKEN_BYTES} are needed",
             t.len()
         );
     }

@@ -743,6 +743,23 @@ fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
     );
     assert_eq!(weak.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 16"));
+    // The audience token writes purchases into reports: as long.
+    let weak = run(
+        &[
+            (
+                "BIDDER_NOTICE_SECRET",
+                "a-notice-secret-of-at-least-32-bytes",
+            ),
+            ("BIDDER_AUDIENCE_TOKEN", "a"),
+        ],
+        &[],
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&weak.stderr);
+    assert!(
+        said.contains("the audience token has 1 bytes; at least 16"),
+        "{said}"
+    );
     let missing = run(&[], &["--admin-token-file", "/nonexistent/admin-token"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("admin token"));
