@@ -894,11 +894,23 @@ fn connect_shared(
     shared::RedisLedger::connect(redis_info(url)?, opts).map_err(anyhow::Error::msg)
 }
 
+/// Creates the state directory (and what it needs above it) readable by
+/// this user alone, where it does not exist yet: its journals hold keyed
+/// user hashes, bids and features. An existing one keeps its mode.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
 /// This replica's name, kept in its directory: made once from the host
 /// name and a random suffix (a pod's volume keeps it across restarts; a
 /// new volume is a new replica).
 fn replica_name(dir: &std::path::Path) -> anyhow::Result<String> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    private_dir(dir)?;
     let name_file = dir.join("replica.name");
     let replica = match std::fs::read_to_string(&name_file) {
         Ok(n) if !n.trim().is_empty() => n.trim().to_string(),
@@ -1596,8 +1608,7 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::io::Write as _;
             use std::os::unix::fs::OpenOptionsExt as _;
-            std::fs::create_dir_all(&args.dir)
-                .with_context(|| format!("creating {}", args.dir.display()))?;
+            private_dir(&args.dir)?;
             let secret: String = rand::random::<[u8; 32]>()
                 .iter()
                 .map(|b| format!("{b:02x}"))

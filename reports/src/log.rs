@@ -221,6 +221,12 @@ impl EventLog {
     /// whose.
     pub fn open(state: &Path, now: Timestamp, options: Options) -> io::Result<EventLog> {
         let dir = dir_of(state);
+        // Its records hold keyed user hashes and bid features: this user's
+        // alone (an existing directory keeps its mode).
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)?;
+        #[cfg(not(unix))]
         std::fs::create_dir_all(&dir)?;
         let stats = Arc::new(Stats::default());
         let (done_tx, done_rx) = mpsc::channel();
@@ -1295,12 +1301,11 @@ fn push_to(
 /// last whole line first, so the next record starts a line of its own.
 fn open_day(dir: &Path, day: Date) -> io::Result<OpenDay> {
     let path = day_file(dir, day);
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .append(true)
-        .open(&path)?;
+    let mut open = OpenOptions::new();
+    open.create(true).truncate(false).read(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let mut file = open.open(&path)?;
     let len = file.metadata()?.len();
     let good = if len == 0 {
         let head = format!("{MAGIC}\n");

@@ -980,3 +980,22 @@ fn flushes_racing_the_counting_threads_lose_and_repeat_nothing() {
     assert_eq!(bids(&r), 4 * 20_000, "{:?}", r.rows);
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// The event journal holds keyed user hashes, bids and features: made by
+/// the bidder, its directory and day files are this user's alone (they
+/// were 0755 and 0644, readable by anyone on the machine; attacker probe).
+#[test]
+fn the_event_journal_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let state = tempdir("private");
+    let day = at("2026-11-24T10:00:00Z");
+    let rt = runtime();
+    let log = EventLog::open(&state, day, Options::default()).expect("open");
+    log.track(day.as_millis(), ad("li"), 7, false, 1);
+    rt.block_on(log.flush());
+    log.close();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state.join("events")), 0o700);
+    assert_eq!(mode(&state.join("events/2026-11-24.events")), 0o600);
+    let _ = std::fs::remove_dir_all(&state);
+}
