@@ -2271,9 +2271,15 @@ impl App {
         if self.shared.is_none()
             && now.as_millis().saturating_sub(self.started_ms)
                 >= self.settings.url_signatures_soak_ms
+            && !self
+                .alone_per_bid
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            && self.settings.url_signatures == crate::notice::UrlSignatures::Auto
         {
-            self.alone_per_bid
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            // Said once, as replicas say it when their count passes.
+            tracing::info!(
+                "URLs are signed per bid from now on: this process has run for the soak                  (--url-signatures-soak-secs)"
+            );
         }
         metrics::late_share(self.ledger.late_share_ppm());
         self.shared_state_metrics();
