@@ -830,6 +830,11 @@ impl App {
     /// Serves this config from the next request on.
     pub fn install(&self, config: config::Config) -> Summary {
         let summary = config.summary();
+        if let Some(why) = config.currency_rates.as_ref().and_then(|r| {
+            rates_warning(r, self.clock.now().date(), self.settings.max_rates_age_days)
+        }) {
+            tracing::warn!("{why}");
+        }
         self.audiences.set_retention_days(retention_days(&config));
         // What was served before: the config replaced, or at a start the
         // record the last run left.
@@ -2506,4 +2511,31 @@ impl App {
             }
         }
     }
+}
+
+/// Why the rates of `rates` price nothing today, if they do not: dated
+/// more than `max_age_days` from `today`, before or after (a year typed
+/// wrong). The config is valid and loads, and every request whose
+/// currencies leave out USD then gets no bid (`currency`): said at each
+/// load and by `bidder validate`, naming the file.
+pub fn rates_warning(
+    rates: &config::CurrencyRates,
+    today: config::Date,
+    max_age_days: u32,
+) -> Option<String> {
+    let days = today.days_since_epoch() - rates.as_of.days_since_epoch();
+    if days.abs() <= i64::from(max_age_days) {
+        return None;
+    }
+    let when = if days < 0 {
+        format!("{} days ahead of today ({today})", -days)
+    } else {
+        format!("{days} days old (today is {today})")
+    };
+    Some(format!(
+        "{}: the currency rates as_of {} are {when}: rates more than {max_age_days} days from \
+         today price nothing (--max-rates-age-days), so requests that do not allow USD get no bid",
+        rates.file.display(),
+        rates.as_of
+    ))
 }

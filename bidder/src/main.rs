@@ -558,6 +558,15 @@ fn validate(
                     return ExitCode::FAILURE;
                 }
             }
+            if let Some(why) = config.currency_rates.as_ref().and_then(|r| {
+                bidder::app::rates_warning(
+                    r,
+                    config::Clock::now(&config::SystemClock).date(),
+                    bidder::Settings::default().max_rates_age_days,
+                )
+            }) {
+                eprintln!("warning: {why}");
+            }
             println!("{}: valid: {}", dir.display(), config.summary());
             ExitCode::SUCCESS
         }

@@ -73,6 +73,42 @@ fn validate_accepts_the_examples_with_a_summary() {
     assert!(stdout.contains("7 creatives"), "{stdout}");
 }
 
+/// Rates that will price nothing (a year typed wrong, a file never
+/// updated) are valid, but `validate` says so, naming the file: every
+/// request whose currencies leave out USD would get no bid (account-manager
+/// probe: it said "valid" and nothing else). Years far from any day this
+/// runs on.
+#[test]
+fn validate_warns_of_rates_that_price_nothing() {
+    for (as_of, said) in [
+        ("2099-11-30", "days ahead of today"),
+        ("2001-11-30", "days old"),
+    ] {
+        let dir = scratch(&format!("rates-{as_of}"));
+        for f in std::fs::read_dir(repo().join("examples/config")).unwrap() {
+            let f = f.unwrap().path();
+            let text = std::fs::read_to_string(&f).unwrap();
+            let text = text.replace("as_of: 2026-11-30", &format!("as_of: {as_of}"));
+            std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
+        }
+        let out = bin()
+            .args(["validate", "--config"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("warning: ")
+                && stderr.contains("currency-rates.yaml: the currency rates as_of")
+                && stderr.contains(said)
+                && stderr.contains("price nothing"),
+            "{stderr}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[test]
 fn validate_lists_every_problem_with_its_place() {
     let dir = scratch("validate");
