@@ -39,6 +39,15 @@ pub(crate) async fn read(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
+    // Two headers are a list of codings, as `identity, gzip` in one would
+    // be: refused, not read as the first alone (a gzip body taken as
+    // identity answered 400 for JSON that was not wrong).
+    let mut encodings = headers.get_all(CONTENT_ENCODING).iter();
+    if let (Some(_), Some(second)) = (encodings.next(), encodings.next()) {
+        return Err(BodyError::UnsupportedEncoding(
+            second.to_str().unwrap_or("?").to_string(),
+        ));
+    }
     let gzip = match headers
         .get(CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?"))

@@ -189,6 +189,18 @@ fn gzip_bodies_are_accepted() {
     assert_eq!(r.status, 400);
     let r = post(s.bid, "/openrtb2/bid", &[("Content-Encoding", "br")], b"x");
     assert_eq!(r.status, 415);
+    // Two headers are two codings, not the first alone (a gzip body read
+    // as identity answered 400; attacker probe).
+    let r = post(
+        s.bid,
+        "/openrtb2/bid",
+        &[
+            ("Content-Encoding", "identity"),
+            ("Content-Encoding", "gzip"),
+        ],
+        b"x",
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
 }
 
 #[test]
