@@ -161,6 +161,11 @@ pub fn has_session(cookie_header: Option<&[u8]>, token: &str, now_secs: i64) -> 
             let Some((exp, sig)) = v.split_once('.') else {
                 return false;
             };
+            // Only as `session_cookie` writes it: `+1` and `01` would
+            // parse to the same expiry under the same MAC.
+            if exp.starts_with('0') || !exp.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
             let Ok(expires) = exp.parse::<i64>() else {
                 return false;
             };
@@ -260,6 +265,12 @@ mod tests {
             "secret-token",
             now + 60
         ));
+        // Only as written: `+` or a leading zero is another cookie.
+        let exp = (now + SESSION_SECS).to_string();
+        for other in [format!("+{exp}"), format!("0{exp}")] {
+            let odd = pair.replacen(&exp, &other, 1);
+            assert!(!has_session(Some(odd.as_bytes()), "secret-token", now + 60));
+        }
         assert!(!has_session(None, "secret-token", now));
         assert!(!has_session(
             Some(b"bidder_ui=garbage"),
