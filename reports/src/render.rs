@@ -74,8 +74,18 @@ fn opt_money(m: Option<Micros>) -> String {
     m.map(money).unwrap_or_default()
 }
 
+/// A ratio as a percentage to two decimals; one above zero that would
+/// print as 0.00% is `<0.01%`: an ACOS of 0.00% on a row with spend reads
+/// as sales for free (account-manager probe).
 fn pct(x: Option<f64>) -> String {
-    x.map(|x| format!("{:.2}%", x * 100.0)).unwrap_or_default()
+    x.map(|x| {
+        if x > 0.0 && x * 100.0 < 0.005 {
+            "<0.01%".to_string()
+        } else {
+            format!("{:.2}%", x * 100.0)
+        }
+    })
+    .unwrap_or_default()
 }
 
 fn plain(x: Option<f64>, decimals: usize) -> String {
@@ -295,4 +305,18 @@ pub fn json(r: &Report) -> Value {
 /// hooks for tests.
 pub fn html(r: &Report) -> String {
     crate::html::page(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_ratio_above_zero_never_prints_as_zero() {
+        assert_eq!(pct(Some(0.000_042)), "<0.01%");
+        assert_eq!(pct(Some(0.000_05)), "0.01%");
+        assert_eq!(pct(Some(0.0)), "0.00%");
+        assert_eq!(pct(Some(0.25)), "25.00%");
+        assert_eq!(pct(None), "");
+    }
 }
