@@ -1363,16 +1363,43 @@ async fn explain(app: Arc<App>, req: Request<Incoming>) -> Resp {
     };
     // CPU work (every line item against every imp): off the admin
     // runtime's only thread, so probes keep answering meanwhile.
-    // `?exchange=ID` explains as that exchange's endpoint would answer.
-    let exchange = parts.uri.query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("exchange="))
-            .map(|v| {
-                percent_encoding::percent_decode_str(v)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-    });
+    // `?exchange=ID` explains as that exchange's endpoint would answer;
+    // anything else is refused, as `/v1/reports` refuses it: a typo
+    // (`?exchnage=`) explained the default profile without a word.
+    let mut exchange = None;
+    for kv in parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+    {
+        match kv.strip_prefix("exchange=") {
+            Some(v) if exchange.is_none() => {
+                exchange = Some(
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                );
+            }
+            Some(_) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "exchange is given twice\n".to_string(),
+                )
+            }
+            None => {
+                let name = kv.split('=').next().unwrap_or(kv);
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unknown parameter {:?}; explain takes exchange\n",
+                        percent_encoding::percent_decode_str(name).decode_utf8_lossy()
+                    ),
+                );
+            }
+        }
+    }
     let app2 = app.clone();
     let answer =
         tokio::task::spawn_blocking(move || app2.explain(exchange.as_deref(), &bytes)).await;

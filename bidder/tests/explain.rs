@@ -201,3 +201,22 @@ fn bad_explain_requests() {
     );
     assert_eq!(get.status, 405);
 }
+
+/// Explain takes `exchange` once and nothing else, as reports refuse what
+/// they do not take: a typo explained the default profile without a word
+/// (attacker/operator probe).
+#[test]
+fn explain_refuses_parameters_it_does_not_take() {
+    let s = Server::example();
+    let body = banner_request().to_string();
+    for (query, said) in [
+        ("exchnage=x", "unknown parameter \"exchnage\""),
+        ("exchange=a&exchange=b", "exchange is given twice"),
+    ] {
+        let r = common::admin(s.admin, &format!("/v1/explain?{query}"), body.as_bytes());
+        assert_eq!(r.status, 400, "{query}");
+        assert!(r.text().contains(said), "{}", r.text());
+    }
+    let r = common::admin(s.admin, "/v1/explain?", body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+}
