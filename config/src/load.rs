@@ -287,7 +287,38 @@ pub(crate) fn parse(text: &str) -> Result<RawFile, (u64, u64, String)> {
             formatter: &Wording,
             snippets: SnippetMode::Off,
         });
+        // The scanner's words, for account managers: where it met a tab it
+        // names the line before the tab's (a scalar it was reading).
+        if rendered.contains("found a tab") {
+            if let Some(found) = tab_indentation(text) {
+                return found;
+            }
+        }
+        if rendered.contains("did not find expected '-' indicator") {
+            return (
+                line,
+                column,
+                "this line is not a list item (no `- `) but is indented as one of the list \
+                 above: start it with `- `, or indent it under a key"
+                    .to_string(),
+            );
+        }
         (line, column, rendered)
+    })
+}
+
+/// The first tab in a line's indentation: YAML indents with spaces only.
+fn tab_indentation(text: &str) -> Option<(u64, u64, String)> {
+    text.lines().enumerate().find_map(|(n, line)| {
+        let col = line.find(|c: char| c != ' ')?;
+        line[col..].starts_with('\t').then(|| {
+            (
+                n as u64 + 1,
+                col as u64 + 1,
+                "a tab in the indentation; YAML indents with spaces only: replace it with spaces"
+                    .to_string(),
+            )
+        })
     })
 }
 
@@ -669,6 +700,24 @@ mod tests {
             err("advertiser: acme\n").2,
             "expected keys with values here, like `key: value`"
         );
+        // The scanner's words, said plainly; a tab where it is (the
+        // scanner names the line before it).
+        let tab = "advertiser:\n  id: a\n  name: A\n\tdomains: [a.example]\n";
+        assert_eq!(
+            err(tab),
+            (
+                4,
+                1,
+                "a tab in the indentation; YAML indents with spaces only: replace it with spaces"
+                    .to_string()
+            )
+        );
+        let stray = format!(
+            "{MINIMAL}audiences:\n  - id: x\n    kind: products\n    products: [P]\n  bogus: 1\n"
+        );
+        let (line, column, said) = err(&stray);
+        assert_eq!((line, column), (9, 3));
+        assert!(said.starts_with("this line is not a list item"), "{said}");
         // An empty file parses; the validator says what it lacks.
         for empty in ["", "# only a comment\n"] {
             let problems = load_files(&[(PathBuf::from("a.yaml"), empty.to_owned())]).unwrap_err();
