@@ -115,13 +115,18 @@ pub fn generated_config_flying(
     let mut files = Vec::new();
     let per_adv = 10;
     let advertisers = line_items.div_ceil(per_adv);
+    // How many subcategories IAB1 to IAB20 have: a code past them is
+    // refused (OpenRTB 2.5 list 5.1).
+    const SUBCATEGORIES: [usize; 20] = [
+        7, 23, 12, 11, 15, 9, 45, 18, 31, 9, 5, 3, 12, 8, 10, 7, 44, 6, 36, 27,
+    ];
     for a in 0..advertisers {
         let mut y = String::new();
+        let tier1 = 1 + rng.below(20);
+        let tier2 = (1 + rng.below(10)).min(SUBCATEGORIES[tier1 - 1]);
         let _ = writeln!(
             y,
-            "advertiser:\n  id: adv-{a}\n  name: Advertiser {a}\n  domains: [adv-{a}.example]\n  categories: [IAB{}-{}]\n",
-            1 + rng.below(20),
-            1 + rng.below(10)
+            "advertiser:\n  id: adv-{a}\n  name: Advertiser {a}\n  domains: [adv-{a}.example]\n  categories: [IAB{tier1}-{tier2}]\n",
         );
         let _ = writeln!(
             y,
