@@ -280,8 +280,11 @@ pub fn run(opts: &Options) -> Result<Summary, TrainError> {
                             clicked.insert(b);
                         }
                     }
-                    Kind::Purchase => purchases.push((r.user, r.dims.line_item.clone(), r.at_ms)),
-                    Kind::Bid | Kind::NoBid | Kind::View => {}
+                    // A basket's later lines add sales, not purchases.
+                    Kind::Purchase if r.n > 0 => {
+                        purchases.push((r.user, r.dims.line_item.clone(), r.at_ms));
+                    }
+                    Kind::Purchase | Kind::Bid | Kind::NoBid | Kind::View => {}
                 }
             },
             |_| summary.skipped += 1,

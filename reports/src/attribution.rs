@@ -283,7 +283,11 @@ impl Attributor {
     /// Undoes [`Attributor::attribute`]'s counting of a record that could
     /// not be written: the uploader's retry counts it.
     pub fn forget(&mut self, r: &Record) {
-        for id in self.record_ids(r).into_iter().flatten() {
+        let [event, order] = self.record_ids(r);
+        // A basket's later line (no purchase of its own) leaves its order
+        // counted: the first line's record stands.
+        let order = order.filter(|_| r.n > 0);
+        for id in [event, order].into_iter().flatten() {
             self.seen.remove(&id);
         }
     }
@@ -390,11 +394,16 @@ impl Attributor {
             self.mark(event_of(self, c.user), c.at_ms, now_ms, keep);
             return Outcome::Unattributed;
         };
+        // Another product of an order counted before (each line of a
+        // basket is an event of its own): its sale adds to sales, and the
+        // order is one purchase. A line sent again is a duplicate above.
+        let mut basket = false;
         if let Some(o) = self.order_id(c.purchase, order, &touch.dims.advertiser) {
             if self.seen.contains_key(&o) {
-                return Outcome::Duplicate;
+                basket = true;
+            } else {
+                self.mark(o, c.at_ms, now_ms, keep);
             }
-            self.mark(o, c.at_ms, now_ms, keep);
         }
         // Under the key the record carries: what `remember` and `forget`
         // work out from the record.
@@ -410,7 +419,7 @@ impl Attributor {
             at_ms: c.at_ms,
             dims,
             user,
-            n: 1,
+            n: u64::from(!basket),
             amount: if c.purchase { c.amount } else { Micros::ZERO },
             order_id: order.into(),
             features: None,
@@ -534,6 +543,47 @@ mod tests {
         assert_eq!(
             a.attribute(&buy(clicked + 2 * DAY, Some("o4")), &c, clicked + 2 * DAY),
             Outcome::Unattributed
+        );
+    }
+
+    /// An order of several products is one purchase with the sales of all
+    /// its lines: each line after the first adds its amount and no
+    /// purchase (account-manager probe: the second product's 20.00 was
+    /// dropped as a duplicate). A line sent again adds nothing.
+    #[test]
+    fn a_basket_is_one_purchase_with_every_lines_sale() {
+        let mut c = catalog();
+        let windows = c.by_product["tent"].clone();
+        c.by_product.insert("stove".into(), windows);
+        let mut a = Attributor::new(100);
+        a.touch(7, &ad("acme", "clicked"), 0, true, c.keep_ms());
+        let line = |product: &str, amount: i64| Conversion {
+            product: product.into(),
+            amount: Micros(amount),
+            ..buy(DAY, Some("o1"))
+        };
+        let counted = |o: Outcome| match o {
+            Outcome::Attributed(r) => (r.n, r.amount.as_i64(), r.dims.product.to_string()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            counted(a.attribute(&line("tent", 10_000_000), &c, NOW)),
+            (1, 10_000_000, "tent".into())
+        );
+        let stove = a.attribute(&line("stove", 20_000_000), &c, NOW);
+        let Outcome::Attributed(record) = &stove else {
+            panic!("{stove:?}");
+        };
+        assert_eq!(counted(stove.clone()), (0, 20_000_000, "stove".into()));
+        assert_eq!(
+            a.attribute(&line("stove", 20_000_000), &c, NOW),
+            Outcome::Duplicate
+        );
+        // Its record forgotten (not written), the order still counts once.
+        a.forget(record);
+        assert_eq!(
+            counted(a.attribute(&line("stove", 20_000_000), &c, NOW)),
+            (0, 20_000_000, "stove".into())
         );
     }
 

@@ -750,7 +750,15 @@ fn copies_of_other_replicas_files_count_once_each_in_reports_and_attribution() {
                 _ => reports::record::Kind::Purchase,
             },
             at_ms: day.as_millis() + 1_000,
-            dims: ad("li"),
+            // An attributed purchase names its product.
+            dims: if kind == "i" {
+                ad("li")
+            } else {
+                Dims {
+                    product: "tent".into(),
+                    ..ad("li")
+                }
+            },
             user,
             n: 1,
             amount: Micros(if kind == "i" { 0 } else { 10_000_000 }),
