@@ -2283,7 +2283,8 @@ impl App {
         {
             // Said once, as replicas say it when their count passes.
             tracing::info!(
-                "URLs are signed per bid from now on: this process has run for the soak                  (--url-signatures-soak-secs)"
+                "URLs are signed per bid from now on: this process has run for the soak \
+                 (--url-signatures-soak-secs)"
             );
         }
         metrics::late_share(self.ledger.late_share_ppm());

@@ -1582,7 +1582,9 @@ fn notice_secret(args: &ServeArgs) -> anyhow::Result<String> {
                 // key would change under the notices already out. But the
                 // same secret from a file is read without it.
                 tracing::warn!(
-                    "BIDDER_NOTICE_SECRET ends in white space (a newline?), which is part of the                      signing key; the same secret given by --notice-secret-file is read without                      it, so switching between the two would refuse the notices already out"
+                    "BIDDER_NOTICE_SECRET ends in white space (a newline?), which is part of the \
+                     signing key; the same secret given by --notice-secret-file is read without \
+                     it, so switching between the two would refuse the notices already out"
                 );
             }
             secret
