@@ -198,22 +198,26 @@ return {grant, 0}
 /// under one key and day, what this replica's bids still waiting for
 /// their notices hold. The rebuilt state has their spend only once they
 /// are charged; without this, other replicas would lease the same budget
-/// and those wins would be over-delivery. Granted whatever the room: the
-/// bids are out already. KEYS: s, d, l, `r:REPLICA`, a nonce (once per
-/// epoch, replica, key and day however often it is retried), `epoch`.
-/// ARGV: replica, amount, lease member, day_ttl_s, the epoch. Returns the
-/// amount, 0 when done before, -3 when the epoch is not that one.
+/// and those wins would be over-delivery. Tops this replica's lease up to
+/// the hold, whatever the room (the bids are out already), and no further:
+/// a state that lost nothing (a reconcile after a failover) keeps its
+/// leases, and a retry adds nothing. KEYS: s, d, l, `r:REPLICA`, `epoch`.
+/// ARGV: replica, hold, lease member, day_ttl_s, the epoch. Returns the
+/// replica's lease now, -3 when the epoch is not that one, -5 when a key
+/// holds another type (nothing written).
 const RESTORE: &str = r#"
-if redis.call('GET', KEYS[6]) ~= ARGV[5] then return -3 end
-if not redis.call('SET', KEYS[5], '1', 'NX', 'PX', 86400000) then return 0 end
-local a = n(ARGV[2])
+if redis.call('GET', KEYS[5]) ~= ARGV[5] then return -3 end
+if not typed('hhhs') then return -5 end
+local have = n(redis.call('HGET', KEYS[3], ARGV[1]))
+local a = n(ARGV[2]) - have
+if a <= 0 then return have end
 redis.call('HINCRBY', KEYS[1], 'leased', s(a))
 redis.call('HINCRBY', KEYS[2], 'leased', s(a))
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('HINCRBY', KEYS[3], ARGV[1], s(a))
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 redis.call('SADD', KEYS[4], ARGV[3])
-return a
+return have + a
 "#;
 
 /// Gives back up to `amount` of a replica's lease. KEYS: s, d, l,

@@ -521,9 +521,10 @@ async fn check_epoch(
 
 /// Redis lost the state this replica knew and `bidder ledger reconcile`
 /// rebuilt it (`epoch`): the leases it had are gone, but its bids still
-/// waiting for their notices may win. Their holds are leased again, each
-/// (key, day) once, before the replica says it knows the new state; other
-/// replicas' leases wait for that (`LEASE`, why 4).
+/// waiting for their notices may win. Each (key, day)'s lease is topped up
+/// to its holds before the replica says it knows the new state; other
+/// replicas' leases wait for that (`LEASE`, why 4). A reconcile of a state
+/// that lost nothing finds the leases there and adds nothing.
 async fn restore_holds(inner: &Inner, epoch: &str) -> Result<(), String> {
     let mut held = Vec::new();
     for shard in &inner.leases {
@@ -549,7 +550,6 @@ async fn restore_holds(inner: &Inner, epoch: &str) -> Result<(), String> {
             k.day(&key, day),
             k.lease(&key, day),
             k.held_by(me),
-            k.nonce(&format!("restore:{epoch}:{me}:{member}")),
             k.epoch(),
         ];
         let all: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -569,9 +569,14 @@ async fn restore_holds(inner: &Inner, epoch: &str) -> Result<(), String> {
         if r == -3 {
             return Err("the shared state changed while its holds were leased again".into());
         }
-        // Leased in Redis now (or by an earlier try of this epoch).
+        if r < 0 {
+            inner.health.wrong_type(&names.join(" "));
+            return Err("a key holds another type: the holds cannot be leased again".into());
+        }
+        // What Redis lends this replica there now: the hold, or more where
+        // the state lost nothing (its balance is given back as usual).
         if let Some(l) = lock(&inner.leases[inner.shard(&key)]).get_mut(&(key, day)) {
-            l.granted = h;
+            l.granted = r;
         }
         keys += 1;
         amount += h;

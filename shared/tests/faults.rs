@@ -872,3 +872,43 @@ fn a_key_of_another_type_keeps_off_only_what_needs_it() {
         .expect("another user's capped bid");
     assert_eq!(a.l.health().unavailable, None);
 }
+
+/// A reconcile of a state that lost nothing (after a failover, or run
+/// twice) finds the leases there: the holds are topped up to, not leased a
+/// second time, which left budget leased and unspent until the replica
+/// restarted (review).
+#[test]
+fn a_reconcile_of_a_state_that_lost_nothing_leases_nothing_twice() {
+    let dir = tmp("reconcile-kept");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(10));
+    let a = replica(&server, "a", None, true);
+    let b = replica(&server, "b", None, true);
+    a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
+        .expect("A bids");
+    assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
+    for round in 0..2 {
+        let info = shared::connection_info(&server.url(), None, None).unwrap();
+        let report =
+            shared::reconcile::reconcile(info, "bidder:", &[], false, now).expect("reconciles");
+        let epoch = report.epoch.expect("a new epoch");
+        let known = |r: &str| server.hget("bidder:known", r).unwrap();
+        assert!(
+            eventually(|| known("a").as_deref() == Some(epoch.as_str())
+                && known("b").as_deref() == Some(epoch.as_str())),
+            "round {round}: both take the new state"
+        );
+        assert_eq!(
+            leased_in_redis(&server, now),
+            m(6).as_i64(),
+            "round {round}"
+        );
+    }
+    let c = a.l.begin_charge(&k.win(1, m(6), daily)).expect("charged");
+    a.l.commit(&c);
+    assert_eq!(leased_in_redis(&server, now), 0);
+    b.l.reserve(&k.hold(2, m(4), daily, now, None), now)
+        .expect("B bids the 4 left");
+}
