@@ -506,7 +506,15 @@ async fn check_epoch(
                 if remembered.is_some() && found.starts_with("r-") {
                     // Not yet: the next heartbeat tries again, and budgeted
                     // line items stay off meanwhile.
-                    restore_holds(inner, &found).await?;
+                    if let Err(e) = restore_holds(inner, &found).await {
+                        tracing::warn!(
+                            error = %e,
+                            "the rebuilt shared state cannot yet hold this replica's bids in \
+                             flight: budgeted line items stay off, here and (for new leases) on \
+                             every replica, until it can"
+                        );
+                        return Err(e);
+                    }
                 }
                 remember(inner, epoch, found);
             } else {
