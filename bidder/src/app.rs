@@ -329,6 +329,8 @@ pub struct App {
     mirror: std::sync::OnceLock<Arc<shared::MirrorStats>>,
     /// Wrong `/ui` logins this minute.
     pub(crate) ui_failures: crate::ui::Failures,
+    /// Wrong bearer tokens on `/v1`, per client (their own count).
+    pub(crate) api_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
     pub(crate) report_gate: Arc<tokio::sync::Semaphore>,
 }
@@ -502,6 +504,7 @@ impl App {
             state_dir: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
             ui_failures: crate::ui::Failures::default(),
+            api_failures: crate::ui::Failures::default(),
             pixel_limiter: crate::pixel::Limiter::new(crate::pixel::PER_USER_PER_MINUTE),
             pixel_ip_limiter: crate::pixel::Limiter::new(settings_pixel_ip),
             model: ArcSwap::from_pointee(predict::Model::priors_only()),

@@ -995,17 +995,16 @@ async fn v1(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     if app.settings.admin_token.is_none() && (app.settings.audience_token.is_none() || !upload) {
         return Refused::AdminOff.response();
     }
-    // Wrong tokens count against the client as the login form's do, and
-    // with them: through `/v1` a guesser had tries without end, and spent
-    // none of the form's.
-    let Some(client) = client_address(peer, req.headers(), &app.settings.trusted_proxies) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "the X-Forwarded-For address cannot be read\n",
-        );
-    };
+    // Wrong tokens count against their client, as the login form's do:
+    // through `/v1` a guesser had tries without end. Per client only (no
+    // cap over all clients, which anyone could spend to lock every
+    // operator out), and apart from the form's. A forwarded address a
+    // trusted proxy wrote that cannot be read is that proxy's fault: such a
+    // request is answered, and counted, as before (counted under the
+    // proxy, it would spend the tries of everyone behind it).
+    let client = client_address(peer, req.headers(), &app.settings.trusted_proxies);
     let now_secs = app.now().as_millis() / 1000;
-    if !app.ui_failures.allowed(client, now_secs) {
+    if client.is_some_and(|c| !app.api_failures.client_allowed(c, now_secs)) {
         let mut r = text(
             StatusCode::TOO_MANY_REQUESTS,
             "too many wrong tokens this minute; try again in a minute\n",
@@ -1024,8 +1023,8 @@ async fn v1(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     if !allowed {
         // A token that is not one: a guess. None at all, or the audience
         // token outside its uploads, is not.
-        if access == Access::None && given.is_some() {
-            app.ui_failures.failed(client, now_secs);
+        if let Some(c) = client.filter(|_| access == Access::None && given.is_some()) {
+            app.api_failures.failed(c, now_secs);
         }
         return Refused::Unauthorized.response();
     }

@@ -15,9 +15,9 @@ use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
 const COOKIE: &str = "bidder_ui";
-/// Wrong tokens accepted per minute from one client, in the login form and
-/// as `/v1` bearer tokens together; past it its logins and `/v1` calls
-/// wait for the next minute (429). Tokens are long and random: this bounds
+/// Wrong tokens accepted per minute from one client (in the login form;
+/// as `/v1` bearer tokens, counted apart); past it its logins (or `/v1`
+/// calls) wait for the next minute (429). Tokens are long and random: this bounds
 /// the work a guesser gets from the port, not the odds. Per client, so that
 /// one (a page in someone's browser, a script) locks out itself only.
 pub const FAILED_LOGINS_PER_MINUTE: u32 = 20;
@@ -92,6 +92,13 @@ impl Failures {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let m = g.at(now_secs);
         m.all < FAILED_LOGINS_PER_MINUTE_IN_ALL && m.count(client(ip)) < FAILED_LOGINS_PER_MINUTE
+    }
+
+    /// As [`Self::allowed`], the client's own count alone: for `/v1`,
+    /// which the bound over all clients would let anyone close.
+    pub fn client_allowed(&self, ip: std::net::IpAddr, now_secs: i64) -> bool {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.at(now_secs).count(client(ip)) < FAILED_LOGINS_PER_MINUTE
     }
 
     pub fn failed(&self, ip: std::net::IpAddr, now_secs: i64) {
