@@ -520,6 +520,30 @@ redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
 "#;
 
+/// Reads spend counters: per pair of KEYS (a key's lifetime hash, its
+/// day's hash), `spent` and `kind`, then `spent` and `over`; empty for a
+/// key that is missing or of another type. Read-only. A pipeline of
+/// HMGETs failed whole on one key of another type, and the failure counted
+/// as Redis failing for every line item.
+const READ: &str = r#"
+local out = {}
+local function get(key, a, b)
+  if redis.call('TYPE', key)['ok'] == 'hash' then
+    local v = redis.call('HMGET', key, a, b)
+    out[#out + 1] = v[1] or ''
+    out[#out + 1] = v[2] or ''
+  else
+    out[#out + 1] = ''
+    out[#out + 1] = ''
+  end
+end
+for i = 1, #KEYS, 2 do
+  get(KEYS[i], 'spent', 'kind')
+  get(KEYS[i + 1], 'spent', 'over')
+end
+return out
+"#;
+
 /// The scripts, loaded once (redis-rs sends EVALSHA and falls back to EVAL
 /// when Redis does not know a script, after a restart too).
 pub(crate) struct Scripts {
@@ -536,6 +560,7 @@ pub(crate) struct Scripts {
     pub(crate) reset: Script,
     pub(crate) clean: Script,
     pub(crate) init: Script,
+    pub(crate) read: Script,
 }
 
 impl Scripts {
@@ -556,6 +581,7 @@ impl Scripts {
             reset: reclaiming(RESET),
             clean: with(CLEAN),
             init: Script::new(INIT),
+            read: Script::new(READ),
         }
     }
 }

@@ -262,17 +262,22 @@ pub(crate) async fn read(inner: &Inner, key: &SpendKey, day: i64) -> Result<Cach
 /// Cluster spend under many keys, in one round trip.
 async fn read_many(inner: &Inner, wanted: &[(SpendKey, i64)]) -> Result<Vec<Cached>, String> {
     let k = &inner.keys;
-    let mut pipe = redis::pipe();
-    for (key, day) in wanted {
-        pipe.cmd("HMGET").arg(k.life(key)).arg("spent").arg("kind");
-        pipe.cmd("HMGET")
-            .arg(k.day(key, *day))
-            .arg("spent")
-            .arg("over");
-    }
-    inner.round_trips.fetch_add(1, Ordering::Relaxed);
-    let mut conn = inner.connection().await?;
-    let rows: Vec<Vec<Option<String>>> = inner.bounded(pipe.query_async(&mut conn)).await?;
+    let names: Vec<String> = wanted
+        .iter()
+        .flat_map(|(key, day)| [k.life(key), k.day(key, *day)])
+        .collect();
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let flat: Vec<String> = inner
+        .run(&inner.scripts.read, &all, &[] as &[String])
+        .await?;
+    let rows: Vec<Vec<Option<String>>> = flat
+        .chunks(2)
+        .map(|p| {
+            p.iter()
+                .map(|s| Some(s.clone()).filter(|s| !s.is_empty()))
+                .collect()
+        })
+        .collect();
     let num = |v: Option<&Option<String>>| {
         v.and_then(|s| s.as_deref())
             .and_then(|s| s.parse::<i64>().ok())

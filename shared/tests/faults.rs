@@ -845,6 +845,13 @@ fn a_key_of_another_type_keeps_off_only_what_needs_it() {
             .expect("another line item bids");
         assert_eq!(a.l.health().unavailable, None);
     }
+    // Reading its spend (explain, reloads, the cache's refresh) reads
+    // nothing there, and Redis does not count as failing: one pipeline of
+    // reads failed whole on it (Redis probe).
+    assert_eq!(a.l.spent(&bad.li, now.date()).today, Micros::ZERO);
+    assert_eq!(a.l.health().unavailable, None);
+    a.l.reserve(&good.hold(7, m(1), daily, now, None), now)
+        .expect("the other line item bids on");
     // Nothing was written beside it: the order's counters are untouched.
     assert_eq!(
         server
