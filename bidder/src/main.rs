@@ -336,10 +336,10 @@ struct ServeArgs {
     max_attribution_entries: u64,
     /// Days of report history kept: event days and compacted charge
     /// generations older than this are removed (at start, then hourly).
-    /// At least 91: attribution windows reach 90 days back, and the
-    /// journal's touches and counted orders with them. Reports cover at
-    /// most 400 days.
-    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(91..=3650))]
+    /// At least 98: attribution windows reach 90 days back from a
+    /// conversion uploaded up to 7 days late, and the journal's touches and
+    /// counted orders with them. Reports cover at most 400 days.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(98..=3650))]
     report_retention_days: u32,
     /// Advertiser pixel events one client address may record a minute (0:
     /// no limit). Behind a load balancer every call comes from its

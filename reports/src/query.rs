@@ -273,7 +273,9 @@ impl Sums<'_> {
         // Audience ids are an advertiser's own: two advertisers' `pages`
         // are two audiences. Cut by audience alone, each keeps a row of
         // its own, under the last slot (never a column then).
-        if self.q.by.contains(&Dim::Audience) && !self.q.by.contains(&Dim::Advertiser) {
+        // Line items without audiences are one row whoever they are.
+        if k[7] != 0 && self.q.by.contains(&Dim::Audience) && !self.q.by.contains(&Dim::Advertiser)
+        {
             out[Dim::ALL.len() - 1] = k[0];
         }
         out

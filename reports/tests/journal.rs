@@ -616,6 +616,9 @@ fn an_audience_id_two_advertisers_use_is_two_rows() {
         false,
         4,
     );
+    // Line items without audiences, of both: one row (review).
+    log.track(day.as_millis() + 4, of("shop", "li3", ""), 7, false, 5);
+    log.track(day.as_millis() + 5, of("other", "li4", ""), 9, false, 6);
     rt.block_on(log.flush());
     log.close();
     let d = Date::parse("2026-11-24").unwrap();
@@ -637,6 +640,7 @@ fn an_audience_id_two_advertisers_use_is_two_rows() {
     assert_eq!(
         rows,
         [
+            (String::new(), 2),
             ("products:pages (other)".to_string(), 1),
             ("products:pages (shop)".to_string(), 2),
             ("views:own".to_string(), 1),
@@ -651,8 +655,10 @@ fn an_audience_id_two_advertisers_use_is_two_rows() {
     assert_eq!(
         rows,
         [
+            ["other", ""],
             ["other", "products:pages"],
             ["other", "views:own"],
+            ["shop", ""],
             ["shop", "products:pages"]
         ]
     );

@@ -751,10 +751,20 @@ impl State {
         let new = &data[(have - offset) as usize..];
         let path = src.copy_path(&self.opts.dir, replica);
         let written = (|| {
+            // Other replicas' journals hold user hashes as ours do: this
+            // user's alone.
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
+                std::os::unix::fs::DirBuilderExt::mode(
+                    std::fs::DirBuilder::new().recursive(true),
+                    0o700,
+                )
+                .create(parent)?;
             }
-            let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+            let mut f = std::os::unix::fs::OpenOptionsExt::mode(
+                OpenOptions::new().create(true).append(true),
+                0o600,
+            )
+            .open(&path)?;
             // Someone else's length (a copy cut back, pruned): go by the
             // file itself.
             let len = f.metadata()?.len();
