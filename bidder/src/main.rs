@@ -336,10 +336,11 @@ struct ServeArgs {
     max_attribution_entries: u64,
     /// Days of report history kept: event days and compacted charge
     /// generations older than this are removed (at start, then hourly).
-    /// At least 98: attribution windows reach 90 days back from a
-    /// conversion uploaded up to 7 days late, and the journal's touches and
-    /// counted orders with them. Reports cover at most 400 days.
-    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(98..=3650))]
+    /// At least 98 are kept: attribution windows reach 90 days back from
+    /// a conversion uploaded up to 7 days late, and the journal's touches
+    /// and counted orders with them (91 to 97, taken by earlier versions,
+    /// still start, as 98). Reports cover at most 400 days.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(91..=3650))]
     report_retention_days: u32,
     /// Advertiser pixel events one client address may record a minute (0:
     /// no limit). Behind a load balancer every call comes from its
@@ -1200,7 +1201,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         max_rates_age_days: args.max_rates_age_days,
         max_tracked_events: args.max_tracked_events as usize,
         max_attribution_entries: args.max_attribution_entries as usize,
-        report_retention_days: args.report_retention_days,
+        report_retention_days: args.report_retention_days.max(98),
         model_path: args.model.clone(),
         pixel_events_per_ip_per_minute: args.pixel_events_per_ip_per_minute,
         limits: bidder::server::Limits {
