@@ -548,9 +548,10 @@ async fn restore_holds(inner: &Inner, epoch: &str) -> Result<(), String> {
                 .spent(key, Date::from_days_since_epoch(*day))
                 .held_today
                 .as_i64();
-            if h > 0 {
-                held.push((key.clone(), *day, h));
-            }
+            // Every lease, holds or not: where the state lost nothing its
+            // leases are still there, and what is not known here as
+            // granted would stay leased in Redis, never given back.
+            held.push((key.clone(), *day, h));
         }
     }
     let k = &inner.keys;
@@ -591,8 +592,10 @@ async fn restore_holds(inner: &Inner, epoch: &str) -> Result<(), String> {
         if let Some(l) = lock(&inner.leases[inner.shard(&key)]).get_mut(&(key, day)) {
             l.granted = r;
         }
-        keys += 1;
-        amount += h;
+        if h > 0 {
+            keys += 1;
+            amount += h;
+        }
     }
     tracing::info!(
         epoch,

@@ -896,6 +896,15 @@ fn a_reconcile_of_a_state_that_lost_nothing_leases_nothing_twice() {
     a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
         .expect("A bids");
     assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
+    // Another line item's lease with no bid left in it: known to A as
+    // granted across the reconcile, so it goes back when idle.
+    let other = K {
+        li: SpendKey::line_item("other"),
+        order: SpendKey::order("o2"),
+    };
+    a.l.reserve(&other.hold(3, m(2), daily, now, None), now)
+        .expect("A bids on the other");
+    assert_eq!(a.l.release(BidKey(3)), Release::Released);
     for round in 0..2 {
         let info = shared::connection_info(&server.url(), None, None).unwrap();
         let report =
@@ -912,6 +921,16 @@ fn a_reconcile_of_a_state_that_lost_nothing_leases_nothing_twice() {
             m(6).as_i64(),
             "round {round}"
         );
+        // What A knows as granted is what Redis lends it, the other line
+        // item's idle lease too.
+        let in_redis: i64 = server
+            .keys("bidder:l:li:*")
+            .unwrap()
+            .iter()
+            .map(|l| server.hget_i64(l, "a").unwrap_or(0))
+            .sum();
+        assert!(in_redis > m(6).as_i64(), "{in_redis}");
+        assert_eq!(a.l.leased(), in_redis, "round {round}");
     }
     let c = a.l.begin_charge(&k.win(1, m(6), daily)).expect("charged");
     a.l.commit(&c);
