@@ -1000,8 +1000,8 @@ async fn v1(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     // cap over all clients, which anyone could spend to lock every
     // operator out), and apart from the form's. A forwarded address a
     // trusted proxy wrote that cannot be read is that proxy's fault: such a
-    // request is answered, and counted, as before (counted under the
-    // proxy, it would spend the tries of everyone behind it).
+    // request is answered as before, neither limited nor counted (counted
+    // under the proxy, it would spend the tries of everyone behind it).
     let client = client_address(peer, req.headers(), &app.settings.trusted_proxies);
     let now_secs = app.now().as_millis() / 1000;
     if client.is_some_and(|c| !app.api_failures.client_allowed(c, now_secs)) {
