@@ -1149,6 +1149,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // load) is then seen by the watcher, at worst reloading what loaded.
     let config_fingerprint = config::fingerprint(&args.config);
     let config = load_config(&args.config, config::Secrets::Read)?;
+    // Before anything writes into it (list uploads, journals): made here,
+    // the state directory is this user's alone.
+    private_dir(&args.dir)?;
     // Retention first: loading drops events older than it, and the config
     // may look further back than the default.
     let store = audiences::Store::new();

@@ -1143,6 +1143,10 @@ fn the_binary_keeps_its_notice_secret_across_kill_9_and_needs_a_public_url() {
     let secret_file = state.join("notice.secret");
     let meta = std::fs::metadata(&secret_file).expect("STATE/notice.secret");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // The state directory it made is its user's alone: its journals hold
+    // keyed user hashes, bids and features.
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
     let secret = std::fs::read_to_string(&secret_file).unwrap();
     assert!(secret.trim().len() >= 32, "{secret:?}");
     let b = only_bid(&post(first.bid, "/openrtb2/bid", &[], body.as_bytes()));
