@@ -1539,24 +1539,24 @@ fn admin_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
         Some(path) => Some(secret_file(path, "admin token")?),
         None => secret_env("BIDDER_ADMIN_TOKEN").map(|t| t.trim_end().to_string()),
     };
-    if let Some(t) = &token {
-        anyhow::ensure!(
-            t.len() >= MIN_TOKEN_BYTES,
-            "the admin token has {} bytes; at least {MIN_TOKEN_BYTES} are needed",
-            t.len()
-        );
-    }
-    Ok(token)
+    long_enough(token, "admin token")
 }
 
 /// The audience-upload token, held to the admin token's length: it writes
 /// purchases into reports and events into audiences.
 fn audience_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
-    let token = args.audience_token.clone().filter(|t| !t.is_empty());
+    long_enough(
+        args.audience_token.clone().filter(|t| !t.is_empty()),
+        "audience token",
+    )
+}
+
+/// `token`, refused when shorter than [`MIN_TOKEN_BYTES`].
+fn long_enough(token: Option<String>, what: &str) -> anyhow::Result<Option<String>> {
     if let Some(t) = &token {
         anyhow::ensure!(
             t.len() >= MIN_TOKEN_BYTES,
-            "the audience token has {} bytes; at least {MIN_TOKEN_BYTES} are needed",
+            "the {what} has {} bytes; at least {MIN_TOKEN_BYTES} are needed",
             t.len()
         );
     }

@@ -1005,13 +1005,7 @@ async fn v1(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     let client = client_address(peer, req.headers(), &app.settings.trusted_proxies);
     let now_secs = app.now().as_millis() / 1000;
     if client.is_some_and(|c| !app.api_failures.client_allowed(c, now_secs)) {
-        let mut r = text(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many wrong tokens this minute; try again in a minute\n",
-        );
-        r.headers_mut()
-            .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("60"));
-        return r;
+        return too_many_tries();
     }
     let given = req.headers().get(hyper::header::AUTHORIZATION);
     let access = app.admin_access(given.map(|v| v.as_bytes()));
@@ -1186,6 +1180,18 @@ fn error_page(message: &str) -> String {
 }
 
 /// `/ui` and `/ui/login` (see [`crate::ui`]).
+/// A client past its wrong tokens for the minute, in the login form or on
+/// `/v1`.
+fn too_many_tries() -> Resp {
+    let mut r = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many wrong tokens this minute; try again in a minute\n",
+    );
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("60"));
+    r
+}
+
 async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     let Some(token) = app.settings.admin_token.clone() else {
         return Refused::AdminOff.response();
@@ -1273,13 +1279,7 @@ async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
                 Err(_) => return Refused::SlowBody.response(),
             };
             if !app.ui_failures.allowed(client, now_secs) {
-                let mut r = text(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many wrong tokens this minute; try again in a minute\n",
-                );
-                r.headers_mut()
-                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("60"));
-                return r;
+                return too_many_tries();
             }
             let given = crate::ui::form_token(&bytes).unwrap_or_default();
             let bearer = format!("Bearer {given}");
