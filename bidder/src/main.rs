@@ -908,12 +908,7 @@ fn connect_shared(
 /// this user alone, where it does not exist yet: its journals hold keyed
 /// user hashes, bids and features. An existing one keeps its mode.
 fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))
+    ledger::journal::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 /// This replica's name, kept in its directory: made once from the host

@@ -89,6 +89,18 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Creates `dir` and what it needs above it, readable by its owner only
+/// where it makes them (an existing directory keeps its mode): the state
+/// directory's records hold keyed user hashes, bids and features. Public
+/// for the bidder's other records there, as [`replace_file`] is.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Writes `bytes` to `dir/name` through a temporary file and a rename, so a
 /// crash leaves the old file or the new one, never half of one. Public for
 /// the bidder's other records in the state directory.

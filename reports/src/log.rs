@@ -223,11 +223,7 @@ impl EventLog {
         let dir = dir_of(state);
         // Its records hold keyed user hashes and bid features: this user's
         // alone (an existing directory keeps its mode).
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-            .create(&dir)?;
-        #[cfg(not(unix))]
-        std::fs::create_dir_all(&dir)?;
+        ledger::journal::create_private_dir(&dir)?;
         let stats = Arc::new(Stats::default());
         let (done_tx, done_rx) = mpsc::channel();
         {

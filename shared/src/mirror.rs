@@ -754,11 +754,7 @@ impl State {
             // Other replicas' journals hold user hashes as ours do: this
             // user's alone.
             if let Some(parent) = path.parent() {
-                std::os::unix::fs::DirBuilderExt::mode(
-                    std::fs::DirBuilder::new().recursive(true),
-                    0o700,
-                )
-                .create(parent)?;
+                ledger::journal::create_private_dir(parent)?;
             }
             let mut f = std::os::unix::fs::OpenOptionsExt::mode(
                 OpenOptions::new().create(true).append(true),
