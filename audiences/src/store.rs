@@ -1066,17 +1066,9 @@ enum Taxonomy {
     V2Plus,
 }
 
-/// `IAB` then a digit: the shape of every 1.0 id.
-/// `IAB` in any case and a digit: pages send `iab17-18` too; configured
-/// codes are upper case (config's check).
-fn looks_v1(id: &str) -> bool {
-    id.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("IAB"))
-        && id.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
-}
-
 fn page_taxonomy(cattax: Option<i32>, id: &str) -> Option<Taxonomy> {
     match cattax {
-        None if looks_v1(id) => Some(Taxonomy::V1),
+        None if config::looks_iab1(id) => Some(Taxonomy::V1),
         None => Some(Taxonomy::V2Plus),
         Some(1) => Some(Taxonomy::V1),
         Some(2 | 5 | 6 | 7 | 9) => Some(Taxonomy::V2Plus),
@@ -1093,13 +1085,13 @@ fn page_taxonomy(cattax: Option<i32>, id: &str) -> Option<Taxonomy> {
 fn category_within(tax: Taxonomy, page: &str, wanted: &str) -> bool {
     match tax {
         Taxonomy::V1 => {
-            looks_v1(wanted)
+            config::looks_iab1(wanted)
                 && (page.eq_ignore_ascii_case(wanted)
                     || (page.len() > wanted.len()
                         && page.as_bytes()[..wanted.len()].eq_ignore_ascii_case(wanted.as_bytes())
                         && page.as_bytes()[wanted.len()] == b'-'))
         }
-        Taxonomy::V2Plus => !looks_v1(wanted) && page == wanted,
+        Taxonomy::V2Plus => !config::looks_iab1(wanted) && page == wanted,
     }
 }
 

@@ -28,10 +28,10 @@ pub use load::{
     fingerprint, load_dir, load_dir_with, load_files, MAX_CONFIG_BYTES, MAX_FILE_BYTES,
 };
 pub use model::{
-    interest_topic, Advertiser, AllowBlock, Attribution, Audience, AudienceKind, AudienceRule,
-    Bidding, Budget, ChargeOn, Config, Creative, CreativeKind, CurrencyRates, DaypartSlot,
-    DaypartZone, Dayparts, Device, EncryptionScheme, Exchange, Flight, FrequencyCap, Image,
-    Keywords, LineItem, ListSource, Media, MediaFile, NativeCreative, Order, Os, Placement,
+    interest_topic, looks_iab1, Advertiser, AllowBlock, Attribution, Audience, AudienceKind,
+    AudienceRule, Bidding, Budget, ChargeOn, Config, Creative, CreativeKind, CurrencyRates,
+    DaypartSlot, DaypartZone, Dayparts, Device, EncryptionScheme, Exchange, Flight, FrequencyCap,
+    Image, Keywords, LineItem, ListSource, Media, MediaFile, NativeCreative, Order, Os, Placement,
     PriceEncryption, Service, Summary, Targeting,
 };
 pub use money::{Micros, MoneyError, Rate, RateError, MAX_AMOUNT};

@@ -1275,6 +1275,15 @@ impl CurrencyRates {
     }
 }
 
+/// Whether `code` is meant as an IAB 1.0 code (`IAB` in any case, then a
+/// digit), right or not; Content Taxonomy 2.x/3.x ids never look so. The
+/// config's check and the audiences' page matching read codes alike.
+#[inline]
+pub fn looks_iab1(code: &str) -> bool {
+    code.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("IAB"))
+        && code.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
+}
+
 /// An interest topic as configured and as events name it: trimmed and in
 /// lower case, so that `Gadgets`, `GADGETS` and `gadgets ` from an upload
 /// are the `gadgets` a line item targets (a topic is a word, not an id;

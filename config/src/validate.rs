@@ -542,7 +542,7 @@ impl FileChecker<'_> {
         for item in items {
             if self.not_empty(&subject, &format!("an entry of {list_key}"), item)
                 && kind == "categories"
-                && looks_iab1(&item.value)
+                && crate::model::looks_iab1(&item.value)
                 && !is_iab1(&item.value)
             {
                 // Taken as a 1.0 code, a typo would match no page: the line
@@ -562,7 +562,7 @@ impl FileChecker<'_> {
         let items: Vec<String> = items
             .iter()
             .map(|t| match kind {
-                "categories" if looks_iab1(&t.value) => t.value.to_ascii_uppercase(),
+                "categories" if crate::model::looks_iab1(&t.value) => t.value.to_ascii_uppercase(),
                 "interests" => crate::model::interest_topic(&t.value).into_owned(),
                 _ => t.value.clone(),
             })
@@ -2330,13 +2330,6 @@ fn is_invisible(c: char) -> bool {
 const IAB1_SUBCATEGORIES: [u32; 26] = [
     7, 23, 12, 11, 15, 9, 45, 18, 31, 9, 5, 3, 12, 8, 10, 7, 44, 6, 36, 27, 3, 4, 10, 0, 7, 4,
 ];
-
-/// Whether `code` is meant as an IAB 1.0 code (`IAB` in any case, then a
-/// digit), right or not; Content Taxonomy 2.x/3.x ids never look so.
-fn looks_iab1(code: &str) -> bool {
-    code.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("IAB"))
-        && code.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
-}
 
 /// An IAB Content Category 1.0 code: `IAB1` to `IAB26`, or one of their
 /// subcategories (`IAB17-18`; `IAB17` has 44).
