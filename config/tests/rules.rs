@@ -887,6 +887,16 @@ fn advertiser_categories_are_iab_codes() {
     }
 }
 
+/// The kind of the first advertiser's audience `id`, as loaded.
+fn audience_kind<'c>(config: &'c config::Config, id: &str) -> &'c AudienceKind {
+    &config.advertisers[0]
+        .audiences
+        .iter()
+        .find(|a| a.id == id)
+        .unwrap_or_else(|| panic!("no audience {id}"))
+        .kind
+}
+
 /// A categories audience's IAB 1.0 codes are checked as the advertiser's
 /// are: a typo would match no page and its line items never bid, with
 /// nothing said. Any case loads, as upper case; other taxonomies' ids are
@@ -914,14 +924,9 @@ fn category_audiences_hold_iab_codes() {
         );
     }
     let config = assert_loads(&[("a.yaml", &audience("[iab19, IAB17-44, \"483\", Sports]"))]);
-    let topics = config.advertisers[0]
-        .audiences
-        .iter()
-        .find(|a| a.id == "topics")
-        .expect("loaded");
     assert_eq!(
-        topics.kind,
-        config::AudienceKind::Categories {
+        *audience_kind(&config, "topics"),
+        AudienceKind::Categories {
             categories: ["IAB19", "IAB17-44", "483", "Sports"]
                 .map(String::from)
                 .to_vec()
@@ -940,14 +945,9 @@ fn interest_topics_load_in_lower_case() {
         "interests: [Hiking, \" Trail Running\"]",
     );
     let config = assert_loads(&[("a.yaml", &text)]);
-    let fans = config.advertisers[0]
-        .audiences
-        .iter()
-        .find(|a| a.id == "fans")
-        .expect("loaded");
     assert_eq!(
-        fans.kind,
-        config::AudienceKind::Interests {
+        *audience_kind(&config, "fans"),
+        AudienceKind::Interests {
             interests: vec!["hiking".into(), "trail running".into()],
             recency_days: 1
         }
@@ -972,13 +972,8 @@ fn with_list(list: &str) -> String {
 #[test]
 fn list_audiences_name_their_sources() {
     let config = assert_loads(&[("a.yaml", &with_list(LIST))]);
-    let crm = config.advertisers[0]
-        .audiences
-        .iter()
-        .find(|a| a.id == "crm")
-        .unwrap();
     assert_eq!(
-        crm.kind,
+        *audience_kind(&config, "crm"),
         AudienceKind::List {
             sources: vec![
                 ListSource::BuyerUid,
@@ -989,7 +984,7 @@ fn list_audiences_name_their_sources() {
             advertiser: "acme".into(),
         }
     );
-    assert_eq!(crm.kind.as_str(), "list");
+    assert_eq!(audience_kind(&config, "crm").as_str(), "list");
 }
 
 #[test]

@@ -588,37 +588,27 @@ fn an_audience_id_two_advertisers_use_is_two_rows() {
         audience: audience.into(),
         ..ad(li)
     };
-    log.track(
-        day.as_millis(),
-        of("shop", "li", "products:pages"),
-        7,
-        false,
-        1,
-    );
-    log.track(
-        day.as_millis() + 1,
-        of("shop", "li", "products:pages"),
-        8,
-        false,
-        2,
-    );
-    log.track(
-        day.as_millis() + 2,
-        of("other", "li2", "products:pages"),
-        9,
-        false,
-        3,
-    );
-    log.track(
-        day.as_millis() + 3,
-        of("other", "li2", "views:own"),
-        9,
-        false,
-        4,
-    );
-    // Line items without audiences, of both: one row (review).
-    log.track(day.as_millis() + 4, of("shop", "li3", ""), 7, false, 5);
-    log.track(day.as_millis() + 5, of("other", "li4", ""), 9, false, 6);
+    // Line items without audiences, of both, are one row (review).
+    for (n, (adv, li, audience, user)) in [
+        ("shop", "li", "products:pages", 7),
+        ("shop", "li", "products:pages", 8),
+        ("other", "li2", "products:pages", 9),
+        ("other", "li2", "views:own", 9),
+        ("shop", "li3", "", 7),
+        ("other", "li4", "", 9),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bid = n as u128 + 1;
+        log.track(
+            day.as_millis() + n as i64,
+            of(adv, li, audience),
+            user,
+            false,
+            bid,
+        );
+    }
     rt.block_on(log.flush());
     log.close();
     let d = Date::parse("2026-11-24").unwrap();

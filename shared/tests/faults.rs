@@ -97,6 +97,13 @@ impl K {
             order: SpendKey::order("o"),
         }
     }
+    /// Another line item, of another order.
+    fn other() -> K {
+        K {
+            li: SpendKey::line_item("other"),
+            order: SpendKey::order("o2"),
+        }
+    }
     fn limits(&self, own: Cap) -> [Limit<'_>; 2] {
         let order = if own == Cap::None {
             Cap::None
@@ -747,13 +754,10 @@ fn a_budget_spent_on_another_replica_has_no_room_here() {
 /// it again while they may win (Redis probe, stop 63).
 #[test]
 fn holds_of_bids_in_flight_outlive_a_loss_and_reconcile() {
-    let dir = tmp("reconcile-holds");
-    let mut server = RedisServer::start(&dir.join("redis")).unwrap();
+    let (_dir, mut server, a, b) = two_replicas("reconcile-holds");
     let k = K::new();
     let now = Timestamp(NOON);
     let daily = Cap::Daily(m(10));
-    let a = replica(&server, "a", None, true);
-    let b = replica(&server, "b", None, true);
     a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
         .expect("A bids");
     server.wipe().unwrap();
@@ -830,10 +834,7 @@ fn a_key_of_another_type_keeps_off_only_what_needs_it() {
     let day = now.date().days_since_epoch();
     let daily = Cap::Daily(m(100));
     let bad = K::new();
-    let good = K {
-        li: SpendKey::line_item("other"),
-        order: SpendKey::order("o2"),
-    };
+    let good = K::other();
     let d = format!("bidder:d:li:li:{day}");
     server.command(&["SET", &d, "garbage"]).unwrap();
     for bid in [1, 3] {
@@ -886,22 +887,16 @@ fn a_key_of_another_type_keeps_off_only_what_needs_it() {
 /// restarted (review).
 #[test]
 fn a_reconcile_of_a_state_that_lost_nothing_leases_nothing_twice() {
-    let dir = tmp("reconcile-kept");
-    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let (_dir, server, a, b) = two_replicas("reconcile-kept");
     let k = K::new();
     let now = Timestamp(NOON);
     let daily = Cap::Daily(m(10));
-    let a = replica(&server, "a", None, true);
-    let b = replica(&server, "b", None, true);
     a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
         .expect("A bids");
     assert_eq!(leased_in_redis(&server, now), m(6).as_i64());
     // Another line item's lease with no bid left in it: known to A as
     // granted across the reconcile, so it goes back when idle.
-    let other = K {
-        li: SpendKey::line_item("other"),
-        order: SpendKey::order("o2"),
-    };
+    let other = K::other();
     a.l.reserve(&other.hold(3, m(2), daily, now, None), now)
         .expect("A bids on the other");
     assert_eq!(a.l.release(BidKey(3)), Release::Released);
