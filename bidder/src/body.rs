@@ -43,15 +43,13 @@ pub(crate) async fn read(
     // be: refused, not read as the first alone (a gzip body taken as
     // identity answered 400 for JSON that was not wrong).
     let mut encodings = headers.get_all(CONTENT_ENCODING).iter();
-    if let (Some(_), Some(second)) = (encodings.next(), encodings.next()) {
+    let first = encodings.next();
+    if let Some(second) = encodings.next() {
         return Err(BodyError::UnsupportedEncoding(
             second.to_str().unwrap_or("?").to_string(),
         ));
     }
-    let gzip = match headers
-        .get(CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?"))
-    {
+    let gzip = match first.map(|v| v.to_str().unwrap_or("?")) {
         None => false,
         Some(e) if e.trim().eq_ignore_ascii_case("identity") || e.trim().is_empty() => false,
         Some(e)
