@@ -2179,9 +2179,15 @@ impl App {
         use sha2::Digest;
         use subtle::ConstantTimeEq;
         // The scheme's name is case-insensitive (RFC 9110 11.1): `bearer`
-        // is the same scheme; the token is compared as given.
+        // is the same scheme. One or more spaces part it from the token
+        // (`1*SP`, 11.4), which is compared as given.
         let given = authorization.and_then(|a| {
-            (a.len() > 7 && a[..7].eq_ignore_ascii_case(b"bearer ")).then(|| &a[7..])
+            let rest = a
+                .get(..6)
+                .filter(|s| s.eq_ignore_ascii_case(b"bearer"))
+                .map(|_| &a[6..])?;
+            let token = rest.trim_ascii_start();
+            (token.len() < rest.len() && !token.is_empty()).then_some(token)
         });
         // Digests of equal length are compared, so not even the token's
         // length shows in the time a guess takes.

@@ -69,9 +69,10 @@ fn every_v1_endpoint_needs_the_admin_token() {
         );
         assert_eq!(r.status, 401, "{path}");
     }
-    // The scheme's name in any case (RFC 9110 11.1), as clients send it.
-    for scheme in ["bearer", "BEARER"] {
-        let auth = format!("{scheme} {ADMIN_TOKEN}");
+    // The scheme's name in any case (RFC 9110 11.1), as clients send it,
+    // and one or more spaces before the token (11.4's `1*SP`).
+    for scheme in ["bearer ", "BEARER ", "Bearer  "] {
+        let auth = format!("{scheme}{ADMIN_TOKEN}");
         let r = post(
             s.admin,
             "/v1/explain",
