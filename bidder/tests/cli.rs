@@ -779,6 +779,28 @@ fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
     );
     assert_eq!(weak.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 16"));
+    // A secret pasted with its newline keeps it (the notices out were
+    // signed with it) but says so; the run stops later, at the token.
+    let newline = run(
+        &[
+            (
+                "BIDDER_NOTICE_SECRET",
+                "a-notice-secret-of-at-least-32-bytes\n",
+            ),
+            ("BIDDER_ADMIN_TOKEN", "short"),
+        ],
+        &[],
+    );
+    assert_eq!(newline.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&newline.stderr);
+    assert!(
+        said.contains("BIDDER_NOTICE_SECRET ends in white space"),
+        "{said}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&weak.stderr).contains("ends in white space"),
+        "a secret without white space was warned about"
+    );
     // The audience token writes purchases into reports: as long.
     let weak = run(
         &[
