@@ -843,6 +843,58 @@ fn a_full_disk_stops_bidding_until_charges_can_be_written() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// A charge journal whose writer thread has died (a panic) writes no
+/// charge again in this process: `/healthz` answers 503 so that the
+/// liveness probe restarts it, `/readyz` takes it out of service, wins are
+/// refused for the exchange to retry elsewhere and no bid is made.
+#[test]
+fn a_dead_journal_writer_fails_the_liveness_probe() {
+    let dir = config_dir(
+        "dead-writer",
+        &[(
+            "shop.yaml",
+            &shop_yaml(
+                "",
+                "100.00",
+                &line_item("shop-li", "1000.00", "daily: 10.00", ""),
+            ),
+        )],
+    );
+    let state = common::tempdir("money-dead-writer-state");
+    let crash = Arc::new(AtomicBool::new(false));
+    let s = Server::start_on_crashing_disk(&dir, &state, ts("2026-11-24T12:00:00Z"), crash.clone());
+    let body = banner_request().to_string();
+    let won = only_bid(&s.bid(&body));
+    let healthz = get(s.admin, "/healthz");
+    assert_eq!((healthz.status, healthz.text()), (200, "ok\n".to_owned()));
+
+    crash.store(true, Ordering::SeqCst);
+    let r = s.notice(&url(&won, "nurl"), "1000.00");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let healthz = get(s.admin, "/healthz");
+    assert_eq!(healthz.status, 503, "{}", healthz.text());
+    assert!(
+        healthz
+            .text()
+            .contains("the charge journal's writer stopped"),
+        "{}",
+        healthz.text()
+    );
+    assert_eq!(get(s.admin, "/readyz").status, 503);
+    assert_no_bid(&s, &body, "shop-li", "state_unavailable");
+    // Nothing was charged: the win still holds its bid, for the next
+    // process's journal to charge when the exchange retries.
+    let li = li_on(&s, "shop-li", "2026-11-24");
+    assert_eq!(
+        (li.today, li.held_today),
+        (Micros::ZERO, units(1)),
+        "{li:?}"
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 // 6. A win after midnight is charged to the day of its bid.
 
 #[test]

@@ -34,6 +34,49 @@ impl FullDisk {
     }
 }
 
+/// The charge journal's disk, whose every write panics while `crash` is
+/// set.
+struct CrashingDisk {
+    inner: FileStorage,
+    crash: Arc<AtomicBool>,
+}
+
+impl CrashingDisk {
+    fn check(&self) {
+        assert!(
+            !self.crash.load(Ordering::SeqCst),
+            "the journal's writer crashes, as the test asked"
+        );
+    }
+}
+
+impl Storage for CrashingDisk {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.check();
+        self.inner.append(bytes)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.check();
+        self.inner.sync()
+    }
+
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.check();
+        self.inner.truncate(len)
+    }
+
+    fn compact(&mut self, checkpoint: &[u8], header: &[u8]) -> std::io::Result<bool> {
+        self.check();
+        self.inner.compact(checkpoint, header)
+    }
+
+    fn probe(&mut self) -> std::io::Result<()> {
+        self.check();
+        self.inner.probe()
+    }
+}
+
 /// The settings of a server with a state directory: the admin token, and
 /// a notice secret kept across restarts, as `serve` keeps it (shoppers'
 /// keys in the event journal are made with it).
@@ -220,6 +263,30 @@ impl Server {
                 Box::new(FullDisk {
                     inner,
                     full: full.clone(),
+                })
+            },
+        )
+    }
+
+    /// [`Server::start_in`] on a disk whose writes make the charge
+    /// journal's writer thread panic once `crash` is set: a bug, not a
+    /// fault the writer recovers from.
+    pub fn start_on_crashing_disk(
+        config_dir: &Path,
+        state: &Path,
+        now: Timestamp,
+        crash: Arc<AtomicBool>,
+    ) -> Server {
+        Server::start_wrapped(
+            config_dir,
+            None,
+            state_settings(),
+            Some((state, 1_000_000)),
+            now,
+            &move |inner| {
+                Box::new(CrashingDisk {
+                    inner,
+                    crash: crash.clone(),
                 })
             },
         )
