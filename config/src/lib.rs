@@ -19,6 +19,7 @@ pub mod model;
 pub mod money;
 mod problem;
 mod raw;
+mod resume;
 mod schema;
 pub mod time;
 mod validate;

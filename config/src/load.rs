@@ -11,6 +11,7 @@ use serde_saphyr::{Error, Localizer, Location, MessageFormatter, SnippetMode};
 use crate::model::Config;
 use crate::problem::{Problem, Problems};
 use crate::raw::{self, RawFile};
+use crate::resume::{self, Past};
 use crate::validate::{self, Secrets};
 
 /// Loads every `*.yaml` and `*.yml` file under `dir` (the extension in any
@@ -144,14 +145,16 @@ fn check(
 ) -> Result<Config, Problems> {
     let mut parsed = Vec::with_capacity(files.len());
     for (path, text) in files {
-        match parse(text) {
+        match parse_all(text) {
             Ok(raw) => parsed.push((path.as_path(), raw)),
-            Err((line, column, message)) => problems.push(Problem {
-                file: path.clone(),
-                line,
-                column,
-                message,
-            }),
+            Err(found) => {
+                problems.extend(found.into_iter().map(|(line, column, message)| Problem {
+                    file: path.clone(),
+                    line,
+                    column,
+                    message,
+                }))
+            }
         }
     }
     let config = validate::validate(&parsed, secrets, &mut problems);
@@ -266,10 +269,48 @@ fn is_yaml(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
-/// Parses one file; on failure, the 1-based position and a plain message.
+/// At most this many problems are read from one file that does not parse:
+/// each costs a parse of the whole file.
+const MAX_FILE_PROBLEMS: usize = 20;
+
+/// Parses one file; on failure, its problems (the 1-based position and a
+/// plain message of each), in the file's order: a value of the wrong type
+/// or an unknown key does not hide the ones after it (see `resume`).
+pub(crate) fn parse_all(text: &str) -> Result<RawFile, Vec<(u64, u64, String)>> {
+    let (first, mut past) = match parse_one(text) {
+        Ok(raw) => return Ok(raw),
+        Err(found) => found,
+    };
+    let mut found = vec![first];
+    let mut text = text.to_owned();
+    while found.len() < MAX_FILE_PROBLEMS {
+        let (line, column, _) = found[found.len() - 1];
+        let Some(taken) = resume::step_over(&mut text, line, column, past) else {
+            break;
+        };
+        match parse_one(&text) {
+            Err(((line, column, message), next)) if (line, column) > taken => {
+                found.push((line, column, message));
+                past = next;
+            }
+            _ => break,
+        }
+    }
+    Err(found)
+}
+
+/// Parses one file; on failure, the 1-based position and a plain message
+/// of its first problem.
+#[cfg(test)]
 pub(crate) fn parse(text: &str) -> Result<RawFile, (u64, u64, String)> {
+    parse_one(text).map_err(|(found, _)| found)
+}
+
+/// [`parse`], with what can be taken out of the text to read past the
+/// problem found.
+fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
     if let Some(found) = odd_indentation(text) {
-        return Err(found);
+        return Err((found, Past::Nothing));
     }
     let options = serde_saphyr::options! { with_snippet: false };
     serde_saphyr::from_str_with_options::<RawFile>(text, options).map_err(|err| {
@@ -280,9 +321,16 @@ pub(crate) fn parse(text: &str) -> Result<RawFile, (u64, u64, String)> {
         let (line, column) = (line.max(1), column.max(1));
         if let Error::SerdeMissingField { field, .. } = &err {
             if let Some(found) = missing_key(text, line, column, field) {
-                return found;
+                return (found, Past::Nothing);
             }
         }
+        let past = match err {
+            Error::SerdeUnknownField { .. } => Past::Key,
+            Error::InvalidScalar { .. }
+            | Error::Unexpected { .. }
+            | Error::NullIntoString { .. } => Past::Value,
+            _ => Past::Nothing,
+        };
         let rendered = err.render_with_options(serde_saphyr::render_options! {
             formatter: &Wording,
             snippets: SnippetMode::Off,
@@ -291,19 +339,22 @@ pub(crate) fn parse(text: &str) -> Result<RawFile, (u64, u64, String)> {
         // names the line before the tab's (a scalar it was reading).
         if rendered.contains("found a tab") {
             if let Some(found) = tab_indentation(text) {
-                return found;
+                return (found, Past::Nothing);
             }
         }
         if rendered.contains("did not find expected '-' indicator") {
             return (
-                line,
-                column,
-                "this line is not a list item (no `- `) but is indented as one of the list \
-                 above: start it with `- `, or indent it under a key"
-                    .to_string(),
+                (
+                    line,
+                    column,
+                    "this line is not a list item (no `- `) but is indented as one of the list \
+                     above: start it with `- `, or indent it under a key"
+                        .to_string(),
+                ),
+                Past::Nothing,
             );
         }
-        (line, column, rendered)
+        ((line, column, rendered), past)
     })
 }
 
@@ -527,6 +578,106 @@ mod tests {
     }
 
     const MINIMAL: &str = "advertiser:\n  id: a\n  name: A\n  domains: [a.example]\n";
+
+    /// Every problem `parse_all` reads from `text`, as (line, column, the
+    /// message's start).
+    fn all(text: &str) -> Vec<(u64, u64, String)> {
+        match parse_all(text) {
+            Ok(_) => panic!("expected parse errors for {text:?}"),
+            Err(found) => found
+                .into_iter()
+                .map(|(l, c, m)| (l, c, m.chars().take(24).collect()))
+                .collect(),
+        }
+    }
+
+    const VIDEO: &str = "creatives:
+  - id: v
+    format: video
+    duration_s: 15
+    media:
+      - url: https://cdn.example/v.mp4
+        mime: video/mp4
+        width: wide          # a word for a number
+        height: [1080]
+        bitrate_kbps: 4500
+        colour: blue
+      - { url: https://cdn.example/w.mp4, mime: video/mp4, width: x, height: \"y\" }
+    click_url: https://shop.example/
+";
+
+    /// An account manager sees every wrong value and unknown key of a file
+    /// at once, each where it is, not one per try.
+    #[test]
+    fn wrong_values_and_unknown_keys_do_not_hide_the_ones_after_them() {
+        let text = format!("{MINIMAL}{VIDEO}");
+        let found = all(&text);
+        let places: Vec<(u64, u64)> = found.iter().map(|&(l, c, _)| (l, c)).collect();
+        assert_eq!(
+            places,
+            [(12, 16), (13, 17), (15, 9), (16, 67), (16, 78)],
+            "{found:?}"
+        );
+        assert!(
+            found[0].2.starts_with("expected a whole number"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].2.starts_with("unknown key \"colour\""),
+            "{found:?}"
+        );
+        // The first problem is the one `parse` gives.
+        let Err(first) = parse(&text) else {
+            panic!("a problem")
+        };
+        assert_eq!((first.0, first.1), (12, 16));
+    }
+
+    /// An unknown key's value indented under it goes with it: its own keys
+    /// are not reported again as unknown, and the problems after it are.
+    #[test]
+    fn an_unknown_keys_block_is_passed_over_whole() {
+        let text = "advertiser:\n  id: a\n  name: A\n  domainz:\n    - a.example\n\n    # all of them\n    - b.example\n  domains: [a.example]\n  produkts: x\n";
+        let found = all(text);
+        let places: Vec<(u64, u64)> = found.iter().map(|&(l, c, _)| (l, c)).collect();
+        assert_eq!(places, [(4, 3), (10, 3)], "{found:?}");
+    }
+
+    /// What cannot be taken out whole ends the search at the problem it
+    /// is: a value going on over the next line, a block value, a key in
+    /// braces, a null where a value is required (the same problem twice).
+    #[test]
+    fn what_cannot_be_passed_over_ends_the_search() {
+        let after = "  bad: key\n";
+        for text in [
+            // A plain scalar over two lines.
+            format!("{MINIMAL}creatives:\n  - id: v\n    format: video\n    duration_s: fif\n      teen\n{after}"),
+            // A block list where one value goes.
+            format!("{MINIMAL}creatives:\n  - id: v\n    format: video\n    duration_s:\n      - 15\n{after}"),
+            // A key in braces.
+            format!("advertiser: {{ id: a, nmae: A, domains: [a.example] }}\n{after}"),
+            // A required value of the wrong type: null is refused there too.
+            format!("advertiser:\n  id: [a]\n  name: A\n  domains: [a.example]\n{after}"),
+        ] {
+            let found = all(&text);
+            assert_eq!(found.len(), 1, "{text}: {found:?}");
+            assert_eq!(parse(&text).err().map(|(l, c, _)| (l, c)), Some((found[0].0, found[0].1)));
+        }
+    }
+
+    /// Past the cap, the rest of the file waits for the next try: each
+    /// problem costs a parse of the whole file.
+    #[test]
+    fn problems_of_one_file_are_capped() {
+        let mut text = MINIMAL.to_owned();
+        text.push_str("creatives:\n");
+        for i in 0..40 {
+            text.push_str(&format!(
+                "  - id: c{i}\n    format: display\n    colour: blue\n    size: 1x1\n    image_url: https://x.example/i.png\n    click_url: https://x.example/\n"
+            ));
+        }
+        assert_eq!(all(&text).len(), MAX_FILE_PROBLEMS, "{:?}", all(&text));
+    }
 
     #[test]
     fn minimal_file_parses() {
