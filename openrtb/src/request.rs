@@ -936,27 +936,57 @@ pub struct RegsSignals<'a> {
     /// wrong shape): the signals it may carry are unknown, and an unknown
     /// signal is taken at its strictest.
     pub unreadable: bool,
+    /// What `regs.ext` says where a 2.6 field above says otherwise.
+    pub shadowed: Shadowed<'a>,
+}
+
+/// The 2.5 copies in `regs.ext` of signals the 2.6 fields also carry, each
+/// only where the two differ (`None`, empty: the same or not there). The
+/// accessors read the 2.6 field first; a copy that opts out where the
+/// other does not still opts out, so privacy reads both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shadowed<'a> {
+    pub gdpr: Option<i32>,
+    pub us_privacy: Option<Cow<'a, str>>,
+    pub gpp: Option<Cow<'a, str>>,
+    pub gpp_sid: Codes,
+    pub gpc: Option<i32>,
+}
+
+impl Shadowed<'_> {
+    /// Whether a string or section list differs between the copies.
+    pub fn has_strings(&self) -> bool {
+        self.us_privacy.is_some() || self.gpp.is_some() || !self.gpp_sid.is_empty()
+    }
 }
 
 impl<'a> Regs<'a> {
     /// Every privacy signal at once, `regs.ext` read at most once (the
     /// accessors below each read it again: a bid wants all four).
     pub fn signals(&self) -> RegsSignals<'a> {
-        let has_all = self.gdpr.is_some()
-            && self.us_privacy.is_some()
-            && self.gpp.is_some()
-            && !self.gpp_sid.is_empty()
-            && self.gpc.is_some();
-        let ext = if has_all {
-            None
-        } else {
-            ext_as::<RegsExt<'a>>(self.ext)
-        };
+        // Read even where every 2.6 field is there: its 2.5 copy may still
+        // opt out (`shadowed`).
+        let ext = ext_as::<RegsExt<'a>>(self.ext);
         let (mut eg, mut eu, mut ep, mut es, mut ec) = (None, None, None, Codes::new(), None);
-        let unreadable = !has_all && ext.is_none() && self.ext.is_some();
+        let unreadable = ext.is_none() && self.ext.is_some();
         if let Some(e) = ext {
             (eg, eu, ep, es, ec) = (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid, e.gpc);
         }
+        // The ext's copy where the 2.6 field is there and says otherwise.
+        fn differs<T: PartialEq>(top: &Option<T>, ext: Option<T>) -> Option<T> {
+            ext.filter(|e| top.as_ref().is_some_and(|t| t != e))
+        }
+        let shadowed = Shadowed {
+            gdpr: differs(&self.gdpr, eg),
+            us_privacy: differs(&self.us_privacy, eu.clone()),
+            gpp: differs(&self.gpp, ep.clone()),
+            gpp_sid: if self.gpp_sid.is_empty() || self.gpp_sid == es {
+                Codes::new()
+            } else {
+                es.clone()
+            },
+            gpc: differs(&self.gpc, ec),
+        };
         RegsSignals {
             unreadable,
             gpc: self.gpc.or(ec),
@@ -968,6 +998,7 @@ impl<'a> Regs<'a> {
             } else {
                 self.gpp_sid.clone()
             },
+            shadowed,
         }
     }
 

@@ -13,8 +13,14 @@
 //! 3. **US Privacy (CCPA) string**: `regs.us_privacy` (2.5:
 //!    `regs.ext.us_privacy`), `"1YYN"` = version, notice, opt-out of sale,
 //!    LSPA. A third character `Y` (either case) →
-//!    [`Restriction::UsPrivacyOptOut`]. A string that is not version 1 with
-//!    exactly three `Y`/`N`/`-` flags is ignored.
+//!    [`Restriction::UsPrivacyOptOut`]. White space around the string is
+//!    not part of it; an empty string says nothing; any other string that is
+//!    not version 1 with exactly three `Y`/`N`/`-` flags may be an opt-out,
+//!    and is taken as one.
+//!
+//! Where a 2.6 field and its 2.5 copy in `regs.ext` are both there and
+//! disagree, the stricter holds: each of GDPR, GPC, US Privacy and GPP is
+//! checked with either copy.
 //! 4. **GDPR / TCF v2**: GDPR applies when `regs.gdpr` (2.5: `regs.ext.gdpr`)
 //!    is non-zero, or when `regs.gpp_sid` lists section 2 (TCF EU v2). Then
 //!    the consent string — `user.consent` (2.5: `user.ext.consent`), else the
@@ -46,8 +52,8 @@
 //!    opt-out of sale, and a GPP string that does not decode while
 //!    `gpp_sid` lists a US section (6–23), or lists none (then every
 //!    section applies): it may hold an opt-out. Otherwise
-//!    a GPP string or section that does not decode is ignored, like a
-//!    malformed US Privacy string; unknown section ids are skipped.
+//!    a GPP section of a string that decodes is ignored where it does not
+//!    decode; unknown section ids are skipped.
 //! 6. **Global Privacy Control** outside GPP: `regs.gpc` or the IAB's
 //!    extension `regs.ext.gpc` non-zero (`1` or `"1"`) →
 //!    [`Restriction::GlobalPrivacyControl`]. US state laws take the signal
@@ -166,28 +172,51 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     if s.unreadable {
         return Err(Restriction::GdprNoConsent);
     }
-    let (gdpr, gpp_sid) = (s.gdpr, s.gpp_sid);
+    // A 2.6 field and its 2.5 copy in `regs.ext` that disagree: the one
+    // that restricts more holds (`gdpr: 0` above `ext.gdpr: 1` applies GDPR).
+    let shadowed = &s.shadowed;
+    let gdpr = if is_set(shadowed.gdpr) {
+        shadowed.gdpr
+    } else {
+        s.gdpr
+    };
+    let gpp_sid = s.gpp_sid;
     // Checked after the strings: a GPP section saying the same is reported
     // as the GPP opt-out it is.
-    let gpc = is_set(s.gpc);
+    let gpc = is_set(s.gpc) || is_set(shadowed.gpc);
     // The consent string is read (from `user.ext` in 2.5, past whatever
     // else is there) only where GDPR applies.
-    let consent = if is_set(gdpr) || gpp_sid.contains(&TCF_EU_V2) {
-        req.user.as_ref().and_then(|u| u.consent())
-    } else {
-        None
-    };
+    let consent =
+        if is_set(gdpr) || gpp_sid.contains(&TCF_EU_V2) || shadowed.gpp_sid.contains(&TCF_EU_V2) {
+            req.user.as_ref().and_then(|u| u.consent())
+        } else {
+            None
+        };
     let (usp, gpp) = (s.us_privacy, s.gpp);
-    signals_allow(
-        &Signals {
-            gdpr,
-            consent: consent.as_deref(),
-            us_privacy: usp.as_deref(),
-            gpp: gpp.as_deref(),
-            gpp_sid: &gpp_sid,
-        },
-        settings,
-    )?;
+    let signals = Signals {
+        gdpr,
+        consent: consent.as_deref(),
+        us_privacy: usp.as_deref(),
+        gpp: gpp.as_deref(),
+        gpp_sid: &gpp_sid,
+    };
+    signals_allow(&signals, settings)?;
+    // The strings of `regs.ext` that differ must allow it too.
+    if shadowed.has_strings() {
+        signals_allow(
+            &Signals {
+                us_privacy: shadowed.us_privacy.as_deref().or(signals.us_privacy),
+                gpp: shadowed.gpp.as_deref().or(signals.gpp),
+                gpp_sid: if shadowed.gpp_sid.is_empty() {
+                    &gpp_sid
+                } else {
+                    &shadowed.gpp_sid
+                },
+                ..signals
+            },
+            settings,
+        )?;
+    }
     if gpc {
         return Err(Restriction::GlobalPrivacyControl);
     }
@@ -263,13 +292,19 @@ fn is_set(flag: Option<i32>) -> bool {
 }
 
 /// US Privacy string v1: `1` + notice + opt-out of sale + LSPA, each `Y`,
-/// `N` or `-`. Malformed strings say nothing.
+/// `N` or `-`, white space around it aside. An empty string says nothing
+/// (exchanges send it for "no signal"); any other that cannot be read may
+/// be an opt-out, and is taken as one, as every unreadable signal is.
 fn usp_opts_out(usp: &str) -> bool {
-    let &[b'1', notice, sale, lspa] = usp.as_bytes() else {
+    let usp = usp.trim();
+    if usp.is_empty() {
         return false;
+    }
+    let &[b'1', notice, sale, lspa] = usp.as_bytes() else {
+        return true;
     };
     let flags = [notice, sale, lspa].map(|c| c.to_ascii_uppercase());
-    flags.iter().all(|c| matches!(c, b'Y' | b'N' | b'-')) && flags[1] == b'Y'
+    !flags.iter().all(|c| matches!(c, b'Y' | b'N' | b'-')) || flags[1] == b'Y'
 }
 
 // ---------------------------------------------------------------- TCF v2

@@ -191,15 +191,72 @@ fn us_privacy_string() {
     assert_eq!(usp("1yyn"), Err(Restriction::UsPrivacyOptOut));
     assert_eq!(usp("1YNN"), Ok(()));
     assert_eq!(usp("1---"), Ok(()));
-    // Malformed: ignored.
-    for s in ["", "1YY", "1YYNN", "2YYN", "YYN1", "1XYN", "1Y?N"] {
-        assert_eq!(usp(s), Ok(()), "{s:?}");
+    // White space around it is not part of it.
+    assert_eq!(usp(" 1YYN "), Err(Restriction::UsPrivacyOptOut));
+    assert_eq!(usp("1YNN\n"), Ok(()));
+    // Empty: no signal, as exchanges send it.
+    assert_eq!(usp(""), Ok(()));
+    assert_eq!(usp("  "), Ok(()));
+    // Anything else unreadable may be an opt-out: taken as one.
+    for s in [
+        "1YY", "1YYNN", "2YYN", "YYN1", "1XYN", "1Y?N", "zzzz", "1NNNN",
+    ] {
+        assert_eq!(usp(s), Err(Restriction::UsPrivacyOptOut), "{s:?}");
     }
     // 2.5 location.
     assert_eq!(
         check(json!({ "regs": { "ext": { "us_privacy": "1YYN" } } })),
         Err(Restriction::UsPrivacyOptOut)
     );
+}
+
+/// A 2.6 field that allows does not hide its 2.5 copy in `regs.ext` that
+/// restricts: the stricter of the two holds, whichever place it is in.
+#[test]
+fn the_stricter_of_a_signal_and_its_2_5_copy_holds() {
+    let cases = [
+        (
+            json!({ "gdpr": 0, "ext": { "gdpr": 1 } }),
+            Err(Restriction::GdprNoConsent),
+        ),
+        (
+            json!({ "gdpr": 1, "ext": { "gdpr": 0 } }),
+            Err(Restriction::GdprNoConsent),
+        ),
+        (
+            json!({ "us_privacy": "1YNN", "ext": { "us_privacy": "1YYN" } }),
+            Err(Restriction::UsPrivacyOptOut),
+        ),
+        (
+            json!({ "us_privacy": "1YYN", "ext": { "us_privacy": "1YNN" } }),
+            Err(Restriction::UsPrivacyOptOut),
+        ),
+        (
+            json!({ "gpc": 0, "ext": { "gpc": "1" } }),
+            Err(Restriction::GlobalPrivacyControl),
+        ),
+        (
+            json!({ "gpp": "", "ext": { "gpp": "garbage", "gpp_sid": [7] } }),
+            Err(Restriction::GppOptOut),
+        ),
+        (
+            json!({ "gpp": "garbage", "gpp_sid": [99], "ext": { "gpp_sid": [7] } }),
+            Err(Restriction::GppOptOut),
+        ),
+        // Both copies saying the same, or allowing: as either alone.
+        (
+            json!({ "gdpr": 0, "us_privacy": "1YNN", "gpc": 0,
+                    "ext": { "gdpr": 0, "us_privacy": "1YNN", "gpc": 0 } }),
+            Ok(()),
+        ),
+        (
+            json!({ "us_privacy": "1YNN", "ext": { "us_privacy": "1---" } }),
+            Ok(()),
+        ),
+    ];
+    for (regs, want) in cases {
+        assert_eq!(check(json!({ "regs": regs })), want, "{regs}");
+    }
 }
 
 // ------------------------------------------------------------ GDPR
