@@ -1120,6 +1120,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         ),
         (None, None) => PathBuf::from(&args.state),
     };
+    if let Some(url) = &args.public_url {
+        check_public_url(url)?;
+    }
     if args.listen.ip().is_unspecified() && args.public_url.is_none() {
         anyhow::bail!(
             "--listen {} listens on every address, so notice URLs cannot name one: \
@@ -1556,6 +1559,39 @@ fn long_enough(token: Option<String>, what: &str) -> anyhow::Result<Option<Strin
         );
     }
     Ok(token)
+}
+
+/// Refuses a `--public-url` the notice and tracking URLs could not be
+/// built on: the bidder would serve, and every win it made go uncharged.
+fn check_public_url(given: &str) -> anyhow::Result<()> {
+    let refuse = |why: &str| {
+        anyhow::anyhow!(
+            "--public-url {given:?}: {why}; give the http(s) address exchanges reach the bid \
+             port at, e.g. https://bidder.example.com"
+        )
+    };
+    // The parser would drop white space and control characters silently;
+    // the notices are written from the text as given.
+    if given.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(refuse("it holds white space or a control character"));
+    }
+    let url = url::Url::parse(given).map_err(|e| refuse(&format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refuse("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(refuse("it names no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("a user name or password has no place in it"));
+    }
+    // Paths are appended to it: `…?q=1/notice/win` is no notice URL.
+    if given.contains(['?', '#']) {
+        return Err(refuse(
+            "a query or fragment cannot come before the notice paths",
+        ));
+    }
+    Ok(())
 }
 
 /// The notice secret: read from a file or the environment, or else made

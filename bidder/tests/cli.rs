@@ -824,6 +824,54 @@ fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A `--public-url` the notice URLs cannot be built on is refused at start,
+/// saying why: served, every win's notice would go nowhere, uncharged.
+#[test]
+fn a_public_url_notices_cannot_be_built_on_is_refused() {
+    let dir = scratch("public-url");
+    for (given, why) in [
+        ("ftp://bidder.example.com", "http or https"),
+        ("bidder.example.com", "not a URL"),
+        ("https://bidder.example.com/path?q=1", "query or fragment"),
+        ("https://bidder.example.com/#top", "query or fragment"),
+        ("https://bid der.example.com", "white space"),
+        ("https://bidder.example.com\n", "white space"),
+        (
+            "https://user:pw@bidder.example.com",
+            "user name or password",
+        ),
+        ("https://", "not a URL"),
+    ] {
+        let out = bin()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--config")
+            .arg(repo().join("examples/config"))
+            .arg("--state")
+            .arg(dir.join("state"))
+            .args(["--public-url", given])
+            .env(
+                "BIDDER_NOTICE_SECRET",
+                "a-notice-secret-of-at-least-32-bytes",
+            )
+            .env_remove("BIDDER_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{given:?}: {said}");
+        assert!(
+            said.contains("--public-url") && said.contains(why),
+            "{given:?}: {said}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A known day ([`common::tents_day`]) journaled in a fresh state
 /// directory: the config directory (the state directory is in it), the
 /// state directory, and the ledger's spend of line item `tents` then.
