@@ -2165,6 +2165,8 @@ impl App {
             match label {
                 "attributed" => up.attributed += 1,
                 "duplicate" => up.duplicate += 1,
+                // Its order was counted with its first line.
+                "basket_line" => {}
                 _ => up.unattributed += 1,
             }
         }

@@ -133,6 +133,27 @@ fn from_bids_to_attributed_sales() {
         row(&by_product, "product", "tent-2")["detail_page_views"],
         1
     );
+    // Another product of order A1: its sale adds to A1, which is counted
+    // already (the answer counts orders, not their lines).
+    let r = upload(
+        &s,
+        &[
+            json!({"user": "u-1", "event": "purchase", "product": "tent-2", "at": "2026-11-24T13:00:00Z", "amount": "20.00", "currency": "USD", "order_id": "A1"}),
+        ],
+    );
+    assert_eq!(
+        r.json(),
+        json!({"applied": 1, "attributed": 0, "unattributed": 0, "duplicate": 0}),
+        "{}",
+        r.text()
+    );
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=line_item");
+    let tents = row(&rep, "line_item", "tents");
+    assert_eq!(
+        (&tents["purchases"], micros(&tents["sales"])),
+        (&json!(1), 120_000_000),
+        "one order, the sales of both its lines"
+    );
 
     // CSV and table carry the same figures.
     let csv = request(
@@ -175,7 +196,8 @@ fn from_bids_to_attributed_sales() {
     let tents = row(&rep, "line_item", "tents");
     assert_eq!(
         (&tents["purchases"], micros(&tents["sales"])),
-        (&json!(2), 120_000_000)
+        (&json!(2), 140_000_000),
+        "A1 (both its lines) and B2"
     );
     assert_eq!(micros(&tents["spend"]), spent(&s));
     let _ = std::fs::remove_dir_all(&dir);

@@ -107,8 +107,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `basket_line`: a later line of an order already counted (its sale
+    /// adds to sales, not another purchase).
     pub fn label(&self) -> &'static str {
         match self {
+            Outcome::Attributed(r) if r.kind == Kind::Purchase && r.n == 0 => "basket_line",
             Outcome::Attributed(_) => "attributed",
             Outcome::Unattributed => "unattributed",
             Outcome::Duplicate => "duplicate",
@@ -575,6 +578,7 @@ mod tests {
             panic!("{stove:?}");
         };
         assert_eq!(counted(stove.clone()), (0, 20_000_000, "stove".into()));
+        assert_eq!(stove.label(), "basket_line", "the order is counted once");
         assert_eq!(
             a.attribute(&line("stove", 20_000_000), &c, NOW),
             Outcome::Duplicate
