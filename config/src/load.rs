@@ -289,7 +289,9 @@ pub(crate) fn parse_all(text: &str) -> Result<RawFile, Vec<(u64, u64, String)>> 
             break;
         };
         match parse_one(&text) {
-            Err(((line, column, message), next)) if (line, column) > taken => {
+            Err(((line, column, message), next))
+                if (line, column) > taken || next == Past::Missing =>
+            {
                 found.push((line, column, message));
                 past = next;
             }
@@ -321,11 +323,12 @@ fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
         let (line, column) = (line.max(1), column.max(1));
         if let Error::SerdeMissingField { field, .. } = &err {
             if let Some(found) = missing_key(text, line, column, field) {
-                return (found, Past::Nothing);
+                return (found, Past::Missing);
             }
         }
         let past = match err {
-            Error::SerdeUnknownField { .. } => Past::Key,
+            Error::SerdeMissingField { .. } => Past::Missing,
+            Error::SerdeUnknownField { .. } | Error::DuplicateMappingKey { .. } => Past::Key,
             Error::InvalidScalar { .. }
             | Error::Unexpected { .. }
             | Error::NullIntoString { .. } => Past::Value,
@@ -641,6 +644,18 @@ mod tests {
         let found = all(text);
         let places: Vec<(u64, u64)> = found.iter().map(|&(l, c, _)| (l, c)).collect();
         assert_eq!(places, [(4, 3), (10, 3)], "{found:?}");
+    }
+
+    /// A key given twice is passed over like an unknown one; a required key
+    /// left out is said (at its mapping's first line, before what was
+    /// taken out) and ends the search.
+    #[test]
+    fn a_repeated_key_is_passed_over_and_a_missing_one_said_last() {
+        let text = "advertiser:\n  id: a\n  name: A\n  name: B\n  domains: [a.example]\n  colour: red\ncreatives:\n  - id: v\n    format: video\n    duration_s: x\n    media: []\n";
+        let found = all(text);
+        let places: Vec<(u64, u64)> = found.iter().map(|&(l, c, _)| (l, c)).collect();
+        assert_eq!(places, [(4, 3), (6, 3), (10, 17), (8, 5)], "{found:?}");
+        assert!(found[3].2.starts_with("missing required key"), "{found:?}");
     }
 
     /// What cannot be taken out whole ends the search at the problem it

@@ -22,6 +22,11 @@ pub(crate) enum Past {
     Key,
     /// Nothing: the search ends at this problem.
     Nothing,
+    /// A required key left out. No edit above makes one (a null is a value
+    /// given, a key taken out was unknown), so it is said wherever the
+    /// parser places it, even before what was taken out; and the search
+    /// ends there, nothing after it being read.
+    Missing,
 }
 
 /// Takes out what `past` names at 1-based `line`, `column` (in characters)
@@ -50,7 +55,7 @@ pub(crate) fn step_over(
     let l = &text[start..end];
     let at = l.char_indices().nth(col).map(|(b, _)| b)?;
     match past {
-        Past::Nothing => None,
+        Past::Nothing | Past::Missing => None,
         Past::Value => {
             let prefix = &l[..at];
             // The value starts on the line of its key, item mark or flow
