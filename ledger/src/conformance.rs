@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             a_loss_never_undoes_a_win,
             a_bids_outcome_follows_its_notices,
             a_win_billed_later_keeps_its_hold_against_a_loss,
+            a_won_bid_holds_its_whole_cost_until_billed,
             expired_reservations_keep_holding_until_their_notices_expire,
             a_win_is_charged_to_the_day_of_its_bid,
             pacing_is_checked_with_the_reservation,
@@ -281,10 +282,12 @@ pub fn a_win_billed_later_keeps_its_hold_against_a_loss(b: &Backend<'_>) {
     charge(&*l, &k.win(1, day, m(2), cap));
     assert_eq!(l.spent(&k.li, day).today, m(2));
     assert_eq!(l.spent(&k.li, day).held, Micros::ZERO);
-    // Its reservation still ends when no billing notice comes.
+    // Its reservation over and no billing notice yet, it is still held
+    // whole: see `a_won_bid_holds_its_whole_cost_until_billed`.
     l.reserve(&k.hold(2, m(1), cap, now), now).expect("room");
     assert!(l.won(BidKey(2)));
-    assert_eq!(l.expire(at(MIN)).reservations, 1);
+    assert_eq!(l.expire(at(MIN)).reservations, 0);
+    assert_eq!(l.spent(&k.li, day).held_today, m(1));
     // A bid lost first stays lost; an unknown one is not held.
     l.reserve(&k.hold(3, m(1), cap, now), now).expect("room");
     assert_eq!(l.release(BidKey(3)), Release::Released);
@@ -505,6 +508,55 @@ pub fn what_is_exported_comes_back_on_import(b: &Backend<'_>) {
         back.begin_charge(&k.win(1, day, m(2), cap)).err(),
         Some(NotCharged::Duplicate)
     );
+}
+
+/// A bid whose win notice came and whose billing notice has not (an
+/// exchange that bills on render) is bought: past the end of its
+/// reservation it holds its whole cost, not the late-win share of bids
+/// whose fate is unknown, until it is billed or its notices expire. So is
+/// one whose win notice came only after its reservation ended.
+pub fn a_won_bid_holds_its_whole_cost_until_billed(b: &Backend<'_>) {
+    let l = (b.make)();
+    let k = Keys::new();
+    let day = at(0).date();
+    let cap = Cap::Daily(m(10));
+    // Silent losses teach a low late-win share.
+    for bid in 100..200 {
+        l.reserve(&k.hold(bid, Micros(1), cap, at(0)), at(0))
+            .expect("room");
+    }
+    l.expire(at(MIN));
+    for bid in 100..200 {
+        l.release(BidKey(bid));
+    }
+    assert!(l.late_share_ppm() < 100_000, "{}", l.late_share_ppm());
+    // The whole day's budget on one bid, won, its billing notice to come.
+    let now = at(2 * MIN);
+    l.reserve(&k.hold(1, m(10), cap, now), now).expect("room");
+    assert!(l.won(BidKey(1)));
+    l.expire(at(4 * MIN));
+    assert_eq!(l.spent(&k.li, day).held_today, m(10));
+    assert_eq!(
+        l.reserve(&k.hold(2, m(9), cap, at(4 * MIN)), at(4 * MIN)),
+        Err(Refusal::Budget),
+        "the budget is bought already"
+    );
+    charge(&*l, &k.win(1, day, m(10), cap));
+    let s = l.spent(&k.li, day);
+    assert_eq!((s.today, s.held_today), (m(10), Micros::ZERO));
+
+    // Won after its reservation ended: held whole again.
+    let cap = Cap::Daily(m(20));
+    let now = at(5 * MIN);
+    l.reserve(&k.hold(3, m(10), cap, now), now).expect("room");
+    l.expire(at(7 * MIN));
+    assert!(l.spent(&k.li, day).held_today < m(10), "a lingering share");
+    assert!(l.won(BidKey(3)));
+    assert_eq!(l.spent(&k.li, day).held_today, m(10));
+    assert_eq!(l.outcome(BidKey(3)), Outcome::Won);
+    // Never billed: let go when its notices expire.
+    l.expire(at(5 * MIN + DAY));
+    assert_eq!(l.spent(&k.li, day).held, Micros::ZERO);
 }
 
 pub fn the_held_share_follows_what_late_notices_show(b: &Backend<'_>) {

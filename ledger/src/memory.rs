@@ -708,6 +708,15 @@ impl MemoryLedger {
                 State::Released => {
                     shard.bids.remove(b);
                 }
+                // Won, its charge still to come (an exchange that bills on
+                // its billing notice): the impression is bought, so its whole
+                // cost stays held until it is billed or its notices expire.
+                // As a lingering bid it would hold only the late-win share.
+                State::Reserved if bid.won && bid.forget > at => {
+                    bid.next = bid.forget;
+                    let next = bid.next;
+                    shard.deadlines.push(Reverse((next, b)));
+                }
                 State::Reserved => {
                     out.reservations += 1;
                     let (keys, day, amount, freq) =
@@ -1002,6 +1011,34 @@ impl Ledger for MemoryLedger {
             return true;
         }
         match shard.bids.get_mut(bid.0) {
+            // Won after its reservation ended: it held only the late-win
+            // share since; its whole cost is held again until it is billed
+            // (the impression is bought), and its frequency slot, given
+            // back at the end of the reservation, counts again.
+            Some(b) if matches!(b.state, State::Lingering { .. }) => {
+                let State::Lingering { past_horizon } = b.state else {
+                    return true;
+                };
+                b.won = true;
+                b.state = State::Reserved;
+                b.next = b.forget;
+                let (keys, day, amount, freq, next) =
+                    (b.keys.clone(), b.day(), b.amount, b.freq, b.forget);
+                shard.deadlines.push(Reverse((next, bid.0)));
+                shard.lingering = shard.lingering.saturating_sub(1);
+                {
+                    let mut locked = self.lock_keys(&[&keys[0], &keys[1]]);
+                    for k in &keys {
+                        let c = locked.get(k);
+                        c.change(Field::Reserved, day, amount, true);
+                        c.change(Field::Lingering, day, amount, false);
+                    }
+                }
+                drop(shard);
+                self.freq_change(freq, true);
+                self.late.won(past_horizon);
+                true
+            }
             // A bid already lost stays lost: its hold is gone.
             Some(b) if b.state != State::Released => {
                 b.won = true;
