@@ -36,6 +36,7 @@ macro_rules! conformance_tests {
             a_win_is_charged_to_the_day_of_its_bid,
             pacing_is_checked_with_the_reservation,
             frequency_slots_follow_the_bid,
+            an_impression_counts_to_the_end_of_its_window,
             concurrent_bidders_never_pass_a_budget,
             the_budget_kind_is_remembered,
             what_is_exported_comes_back_on_import,
@@ -429,6 +430,41 @@ pub fn frequency_slots_follow_the_bid(b: &Backend<'_>) {
     // The window slides.
     let later = at(window + 3_600_000 * 2);
     assert!(l.frequency_allows("u", &k.li, 2, window, later));
+}
+
+/// An impression counts for the whole of its window, to its last minute:
+/// a cap of one a day refuses a second impression 23 hours 1 minute
+/// after the first, whatever the hour of the first.
+pub fn an_impression_counts_to_the_end_of_its_window(b: &Backend<'_>) {
+    let k = Keys::new();
+    let hour = 3_600_000;
+    let window = 24 * hour;
+    let cap = Cap::Daily(m(100));
+    for first in [0, 59 * MIN, 30 * MIN + 1, hour - 1] {
+        let l = (b.make)();
+        let hold = |bid: u64, t: Timestamp| {
+            let mut h = k.hold(bid, m(1), cap, t);
+            h.frequency = Some(FrequencyHold {
+                user: "u",
+                cap: 1,
+                window_ms: window,
+            });
+            h
+        };
+        let t0 = at(first);
+        l.reserve(&hold(1, t0), t0).expect("first");
+        charge(&*l, &k.win(1, t0.date(), m(1), cap));
+        let t1 = at(first + window - 59 * MIN);
+        assert!(
+            !l.frequency_allows("u", &k.li, 1, window, t1),
+            "first at +{first} ms"
+        );
+        assert_eq!(l.reserve(&hold(2, t1), t1), Err(Refusal::Frequency));
+        // Past its window (and the bucket it counts in), it is let go.
+        let t2 = at(first + window + hour + 1);
+        l.expire(t2);
+        assert!(l.frequency_allows("u", &k.li, 1, window, t2), "+{first}");
+    }
 }
 
 pub fn concurrent_bidders_never_pass_a_budget(b: &Backend<'_>) {

@@ -29,20 +29,31 @@ use crate::Ledger;
 /// The file in the state directory.
 pub const FILE: &str = "frequency";
 
-const MAGIC: &[u8] = b"bidder-frequency 1\n";
+const MAGIC: &[u8] = b"bidder-frequency 2\n";
+
+/// The first version's files: rings of [`BUCKETS`] counters, read into
+/// today's.
+const MAGIC_V1: &[u8] = b"bidder-frequency 1\n";
 
 /// A window is this many buckets wide.
 pub(crate) const BUCKETS: i64 = 24;
 
+/// Counters in a ring: one more than the buckets a window is wide. The
+/// window `[now - BUCKETS widths, now]` starts inside the bucket
+/// `BUCKETS` before now's, which must still count: with `BUCKETS`
+/// counters it was already cleared, and an impression 23 h into a 24 h
+/// window no longer counted (review finding).
+const SLOTS: i64 = BUCKETS + 1;
+
 /// A sliding window as a ring of counters: constant memory per user and
-/// cap whatever the traffic. The window is `BUCKETS` buckets wide and the
-/// oldest bucket counts in full, so the count is never under the truth
-/// (at most one bucket's worth of impressions early).
+/// cap whatever the traffic. Now's bucket and the `BUCKETS` before it
+/// count, the oldest in full, so the count is never under the truth (at
+/// most one bucket's worth of impressions early).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Window {
     pub(crate) width_ms: i64,
     pub(crate) newest: i64,
-    counts: [u16; BUCKETS as usize],
+    counts: [u16; SLOTS as usize],
 }
 
 impl Window {
@@ -50,7 +61,7 @@ impl Window {
         Window {
             width_ms: Window::width(window_ms),
             newest: i64::MIN,
-            counts: [0; BUCKETS as usize],
+            counts: [0; SLOTS as usize],
         }
     }
 
@@ -64,18 +75,18 @@ impl Window {
 
     /// Whether every bucket has passed at `now`: nothing counts any more.
     pub(crate) fn passed(&self, now: Timestamp) -> bool {
-        self.bucket(now).saturating_sub(self.newest) >= BUCKETS
+        self.bucket(now).saturating_sub(self.newest) >= SLOTS
     }
 
     pub(crate) fn advance(&mut self, now: Timestamp) {
         let b = self.bucket(now);
-        if self.newest == i64::MIN || b.saturating_sub(self.newest) >= BUCKETS {
-            self.counts = [0; BUCKETS as usize];
+        if self.newest == i64::MIN || b.saturating_sub(self.newest) >= SLOTS {
+            self.counts = [0; SLOTS as usize];
             self.newest = b;
         } else if b > self.newest {
-            // Fewer than BUCKETS steps: bounded whatever `newest` says.
+            // Fewer than SLOTS steps: bounded whatever `newest` says.
             for n in self.newest + 1..=b {
-                self.counts[n.rem_euclid(BUCKETS) as usize] = 0;
+                self.counts[n.rem_euclid(SLOTS) as usize] = 0;
             }
             self.newest = b;
         }
@@ -88,10 +99,10 @@ impl Window {
 
     /// Adds one to `bucket`, or takes one away, if it is still inside.
     pub(crate) fn change(&mut self, bucket: i64, up: bool) {
-        if bucket > self.newest || bucket <= self.newest.saturating_sub(BUCKETS) {
+        if bucket > self.newest || bucket <= self.newest.saturating_sub(SLOTS) {
             return;
         }
-        let c = &mut self.counts[bucket.rem_euclid(BUCKETS) as usize];
+        let c = &mut self.counts[bucket.rem_euclid(SLOTS) as usize];
         *c = if up {
             c.saturating_add(1)
         } else {
@@ -119,7 +130,11 @@ impl Windows {
 }
 
 /// A window's bytes in the file: its slot, width, newest bucket, counts.
-const RECORD: usize = 8 + 8 + 8 + 2 * BUCKETS as usize;
+const RECORD: usize = record_len(SLOTS);
+
+const fn record_len(slots: i64) -> usize {
+    8 + 8 + 8 + 2 * slots as usize
+}
 
 /// The file's bytes, into `out`: the magic line, the key, the count of
 /// windows, the windows, then a checksum of all that (a file cut short or
@@ -169,7 +184,11 @@ fn decode(bytes: &[u8]) -> Option<Windows> {
     if checksum(body) != u64::from_le_bytes(sum.try_into().ok()?) {
         return None;
     }
-    let rest = body.strip_prefix(MAGIC)?;
+    let (rest, slots) = match body.strip_prefix(MAGIC) {
+        Some(rest) => (rest, SLOTS),
+        None => (body.strip_prefix(MAGIC_V1)?, BUCKETS),
+    };
+    let record = record_len(slots);
     let (head, mut records) = rest.split_at_checked(24)?;
     let word = |b: &[u8], i: usize| -> Option<u64> {
         Some(u64::from_le_bytes(
@@ -179,21 +198,28 @@ fn decode(bytes: &[u8]) -> Option<Windows> {
     let key = [word(head, 0)?, word(head, 1)?];
     let n = usize::try_from(word(head, 2)?).ok()?;
     // The count must match the bytes before anything is allocated for it.
-    if records.len() != n.checked_mul(RECORD)? {
+    if records.len() != n.checked_mul(record)? {
         return None;
     }
     let mut windows = Vec::with_capacity(n);
-    while let Some((r, tail)) = records.split_at_checked(RECORD) {
+    while let Some((r, tail)) = records.split_at_checked(record) {
         records = tail;
         let width_ms = word(r, 1)? as i64;
         let newest = word(r, 2)? as i64;
         if width_ms < 1 {
             return None;
         }
-        let mut counts = [0u16; BUCKETS as usize];
-        for (i, c) in counts.iter_mut().enumerate() {
-            let at = 24 + 2 * i;
-            *c = u16::from_le_bytes(r.get(at..at + 2)?.try_into().ok()?);
+        let mut counts = [0u16; SLOTS as usize];
+        for i in 0..slots {
+            let at = 24 + 2 * i as usize;
+            let c = u16::from_le_bytes(r.get(at..at + 2)?.try_into().ok()?);
+            // A first-version ring: counter `i` held the bucket of the
+            // last BUCKETS whose number is `i` modulo BUCKETS.
+            let bucket = match slots {
+                SLOTS => i,
+                _ => newest.saturating_sub(newest.saturating_sub(i).rem_euclid(BUCKETS)),
+            };
+            counts[bucket.rem_euclid(SLOTS) as usize] = c;
         }
         windows.push((
             word(r, 0)?,
@@ -303,6 +329,54 @@ mod tests {
             windows: Vec::new(),
         };
         assert_eq!(decode(&encode(&empty)), Some(empty));
+    }
+
+    /// A file of the first version (rings of 24 counters, counter `i` for
+    /// the bucket `i` modulo 24), as a process before this one wrote it:
+    /// read with every count in its bucket.
+    #[test]
+    fn a_first_version_file_is_read_with_each_count_in_its_bucket() {
+        let (newest, width): (i64, i64) = (1_000, 150_000);
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(MAGIC_V1);
+        for word in [3u64, 4, 1] {
+            v1.extend_from_slice(&word.to_le_bytes());
+        }
+        v1.extend_from_slice(&9u64.to_le_bytes());
+        v1.extend_from_slice(&width.to_le_bytes());
+        v1.extend_from_slice(&newest.to_le_bytes());
+        // Buckets 1,000 (its counter 1,000 % 24 = 16) and 977, the oldest
+        // (counter 17), one and two impressions.
+        for i in 0..BUCKETS {
+            let c: u16 = match i {
+                16 => 1,
+                17 => 2,
+                _ => 0,
+            };
+            v1.extend_from_slice(&c.to_le_bytes());
+        }
+        let sum = checksum(&v1);
+        v1.extend_from_slice(&sum.to_le_bytes());
+        let read = decode(&v1).expect("a first-version file");
+        assert_eq!(read.key, [3, 4]);
+        let (slot, w) = &read.windows[0];
+        assert_eq!(
+            (*slot, w.width_ms, w.newest, w.total()),
+            (9, width, newest, 3)
+        );
+        let mut w = w.clone();
+        let mut in_bucket = |b: i64| {
+            w.change(b, false);
+            w.total()
+        };
+        assert_eq!(in_bucket(977), 2, "one of the oldest bucket's two");
+        assert_eq!(in_bucket(1_000), 1, "the newest bucket's one");
+        // Its oldest bucket still counts 24 buckets on, and no more after.
+        let mut w = read.windows[0].1.clone();
+        w.advance(Timestamp(1_001 * width));
+        assert_eq!(w.total(), 3);
+        w.advance(Timestamp(1_002 * width));
+        assert_eq!(w.total(), 1);
     }
 
     fn tempdir(name: &str) -> std::path::PathBuf {
