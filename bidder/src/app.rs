@@ -50,6 +50,9 @@ pub struct Settings {
     pub notice_secret: Option<String>,
     /// Notices older than this are refused.
     pub notice_ttl: Duration,
+    /// Notices of bids made before a start that raised `notice_ttl` keep
+    /// the TTL they were made under ([`crate::notice_ttl`]).
+    pub notice_ttl_fence: Option<crate::notice_ttl::Fence>,
     /// How notice and tracking URLs are written (both ways are read).
     pub url_signatures: crate::notice::UrlSignatures,
     /// Under `auto`, how long every reader must have read `per-bid` URLs
@@ -109,6 +112,7 @@ impl std::fmt::Debug for Settings {
             .field("audience_token", &set(&self.audience_token))
             .field("notice_secret", &set(&self.notice_secret))
             .field("notice_ttl", &self.notice_ttl)
+            .field("notice_ttl_fence", &self.notice_ttl_fence)
             .field("reservation_ttl", &self.reservation_ttl)
             .field("max_bids_per_line_item", &self.max_bids_per_line_item)
             .field("trusted_proxies", &self.trusted_proxies)
@@ -131,6 +135,7 @@ impl Default for Settings {
             privacy: crate::privacy::PrivacySettings::default(),
             notice_secret: None,
             notice_ttl: Duration::from_secs(24 * 3600),
+            notice_ttl_fence: None,
             url_signatures: crate::notice::UrlSignatures::default(),
             url_signatures_soak_ms: 3_600_000,
             reservation_ttl: Duration::from_secs(60),
@@ -2352,6 +2357,12 @@ impl App {
         ttl: i64,
     ) -> Result<NoticeResult, NoticeError> {
         let n = notice::verify(kind, query, &self.signer, now.as_millis(), ttl)?;
+        // The TTL its bid was made under, when a start raised it since:
+        // the charge is remembered as long as the notices are taken.
+        let ttl = crate::notice_ttl::for_bid(ttl, self.settings.notice_ttl_fence, n.at_ms);
+        if now.as_millis().saturating_sub(n.at_ms) > ttl {
+            return Err(NoticeError::Expired);
+        }
         if n.test {
             return Ok(NoticeResult::Test);
         }

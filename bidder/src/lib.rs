@@ -21,6 +21,7 @@ mod keywords;
 pub mod metrics;
 pub mod nobid;
 pub mod notice;
+pub mod notice_ttl;
 pub mod pixel;
 pub mod reporting;
 mod respond;

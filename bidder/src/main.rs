@@ -1179,6 +1179,24 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let notice_secret = notice_secret(&args)?;
+    // The TTL the last process ran with: notices of its bids keep it if
+    // this one is longer (see bidder::notice_ttl). An unreadable record is
+    // as none: the first start with this version fences nothing either.
+    let notice_ttl = Duration::from_secs(args.notice_ttl_hours.max(1) * 3600);
+    let notice_ttl_ms = i64::try_from(notice_ttl.as_millis()).unwrap_or(i64::MAX);
+    let last_ttl = bidder::notice_ttl::read(&args.dir).unwrap_or_else(|e| {
+        tracing::warn!(
+            error = %e,
+            "the record of the last notice TTL is unreadable; a raised --notice-ttl-hours \
+             fences nothing this start"
+        );
+        None
+    });
+    let notice_ttl_fence = bidder::notice_ttl::fence(
+        last_ttl,
+        notice_ttl_ms,
+        config::Clock::now(&SystemClock).as_millis(),
+    );
     let mut settings = Settings {
         max_body_bytes: args.max_body_bytes,
         tmax_margin: Duration::from_millis(args.tmax_margin_ms),
@@ -1189,7 +1207,8 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             vendor_id: args.tcf_vendor_id,
         },
         notice_secret: Some(notice_secret),
-        notice_ttl: Duration::from_secs(args.notice_ttl_hours.max(1) * 3600),
+        notice_ttl,
+        notice_ttl_fence,
         url_signatures: args.url_signatures,
         url_signatures_soak_ms: soak_ms(args.url_signatures_soak_secs),
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
@@ -1277,6 +1296,18 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         let (app, replayed) = app
             .with_journal(&args.dir)
             .with_context(|| format!("opening the charge journal in {}", args.dir.display()))?;
+        // Once the directory is this process's (the journal's lock).
+        bidder::notice_ttl::write(&args.dir, notice_ttl_ms, notice_ttl_fence)
+            .with_context(|| format!("recording the notice TTL in {}", args.dir.display()))?;
+        if let Some(f) = notice_ttl_fence {
+            tracing::info!(
+                before_ms = f.before_ms,
+                since_ms = f.since_ms,
+                "--notice-ttl-hours was raised: notices of bids made before the raise keep the \
+                 TTL they were made under, so that no win charged and since forgotten is \
+                 charged again"
+            );
+        }
         app.load_model();
         if let Some(s) = &shared_ledger {
             s.replayed();

@@ -895,6 +895,62 @@ fn a_dead_journal_writer_fails_the_liveness_probe() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// A win charged under a 24-hour notice TTL is remembered 24 hours. A
+/// restart with a 48-hour TTL must not take its notice, sent again after
+/// it was forgotten, for a first one: notices of bids made before the
+/// raise keep the TTL they were made under (what `serve` records in the
+/// state directory), and the win stays charged once. A bid made after the
+/// raise has the new TTL.
+#[test]
+fn raising_the_notice_ttl_does_not_charge_a_forgotten_win_again() {
+    use bidder::notice_ttl;
+    let dir = config_dir(
+        "ttl-raise",
+        &[(
+            "shop.yaml",
+            &shop_yaml(
+                "",
+                "100.00",
+                &line_item("shop-li", "1000.00", "daily: 10.00", ""),
+            ),
+        )],
+    );
+    let state = common::tempdir("money-ttl-raise-state");
+    let hour = 3_600_000;
+    let t0 = ts("2026-11-24T12:00:00Z");
+    let s = Server::start_in(&dir, &state, 1_000_000, t0);
+    let body = banner_request().to_string();
+    let won = only_bid(&s.bid(&body));
+    assert_eq!(s.notice(&url(&won, "nurl"), "1000.00").status, 200);
+    notice_ttl::write(&state, 24 * hour, None).unwrap();
+    drop(s);
+
+    // 30 hours on (the charge forgotten at 24 and its span gone), a start
+    // with 48 hours, fenced as `serve` fences it.
+    let t1 = config::Timestamp(t0.as_millis() + 30 * hour);
+    let fence = notice_ttl::fence(notice_ttl::read(&state).unwrap(), 48 * hour, t1.as_millis());
+    let s = Server::start_in_with(&dir, &state, t1, |settings| {
+        settings.notice_ttl = Duration::from_secs(48 * 3600);
+        settings.notice_ttl_fence = fence;
+    });
+    let spent = li_on(&s, "shop-li", "2026-11-24").today;
+    assert_eq!(spent, units(1));
+    let again = s.notice(&url(&won, "burl"), "1000.00");
+    assert_eq!(again.status, 410, "{}", again.text());
+    assert_eq!(
+        li_on(&s, "shop-li", "2026-11-24").today,
+        spent,
+        "charged once"
+    );
+    // A bid made now is taken for 48 hours.
+    let fresh = only_bid(&s.bid(&body));
+    s.clock.advance_millis(40 * hour);
+    assert_eq!(s.notice(&url(&fresh, "nurl"), "1000.00").status, 200);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 // 6. A win after midnight is charged to the day of its bid.
 
 #[test]
@@ -1261,6 +1317,35 @@ fn the_binary_keeps_its_notice_secret_across_kill_9_and_needs_a_public_url() {
         assert!(u.starts_with(&format!("http://127.0.0.1:1{path}")), "{u}");
     }
     any.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `serve` records the notice TTL it runs with in the state directory, and
+/// a start that raises it fences the bids made before it at the old one
+/// (what `raising_the_notice_ttl_does_not_charge_a_forgotten_win_again`
+/// relies on).
+#[test]
+fn the_binary_records_its_notice_ttl_and_fences_a_raise() {
+    let dir = common::tempdir("money-ttl-record");
+    let config = wall_clock_config(&dir);
+    let state = dir.join("state");
+    let run = |hours: &str| {
+        Running::spawn(serve(
+            &config,
+            &state,
+            &["--listen", "127.0.0.1:0", "--notice-ttl-hours", hours],
+        ))
+        .terminate();
+        bidder::notice_ttl::read(&state).unwrap().expect("recorded")
+    };
+    let first = run("24");
+    assert_eq!((first.ttl_ms, first.fence), (86_400_000, None));
+    let raised = run("48");
+    assert_eq!(raised.ttl_ms, 172_800_000);
+    let fence = raised.fence.expect("a raise fences the bids before it");
+    assert_eq!(fence.before_ms, 86_400_000);
+    // The same TTL again keeps the fence for the bids it reaches.
+    assert_eq!(run("48").fence, Some(fence));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
