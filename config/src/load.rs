@@ -316,6 +316,11 @@ fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
     }
     let options = serde_saphyr::options! { with_snippet: false };
     serde_saphyr::from_str_with_options::<RawFile>(text, options).map_err(|err| {
+        // The parser reads a key indented between two levels as part of
+        // the value above it, and says a key is missing lines before.
+        if let Some(found) = key_between_levels(text) {
+            return (found, Past::Nothing);
+        }
         let (line, column) = err
             .location()
             .map_or((1, 1), |l: Location| (l.line(), l.column()));
@@ -451,6 +456,77 @@ fn missing_key(text: &str, line: u64, column: u64, field: &str) -> Option<(u64, 
         None => format!("missing required key \"{field}\" in this {owner}"),
     };
     Some((start as u64 + 1, column, message))
+}
+
+/// A `key: value` line indented less than the `key: value` line before it
+/// but not as far back as any key above it: between two levels, as when one
+/// space too few goes before a line item's `cpm`. Only a file the parser
+/// refused is looked at, and only that shape, which valid YAML never has:
+/// a key less indented than the line before must line up with a key (or a
+/// `- ` item's key) above it.
+fn key_between_levels(text: &str) -> Option<(u64, u64, String)> {
+    // (indentation, column of its key, whether it is `key: value` on one
+    // line) of a line with content; `None` for blank and comment lines.
+    let shape = |l: &str| -> Option<(usize, usize, bool)> {
+        let indent = l.len() - l.trim_start_matches(' ').len();
+        let rest = l[indent..].trim_end();
+        if rest.is_empty() || rest.starts_with('#') {
+            return None;
+        }
+        let mut key = indent;
+        let mut body = rest;
+        while let Some(item) = body.strip_prefix("- ") {
+            let gap = item.len() - item.trim_start_matches(' ').len();
+            key += 2 + gap;
+            body = &item[gap..];
+        }
+        let scalar = body.split_once(": ").is_some_and(|(k, v)| {
+            let v = v.split(" #").next().unwrap_or("").trim();
+            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !k.is_empty()
+                && !v.is_empty()
+                && !v.starts_with(['|', '>', '[', '{', '&', '*', '!', '"', '\''])
+        });
+        Some((indent, key, scalar))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut previous: Option<(usize, usize, bool)> = None;
+    for (n, l) in lines.iter().enumerate() {
+        let Some(this) = shape(l) else {
+            continue;
+        };
+        let (indent, _, scalar) = this;
+        if let Some((before, _, before_scalar)) = previous {
+            if scalar && before_scalar && indent < before && indent == this.1 {
+                // The nearest line above at this indentation or less.
+                let level = lines[..n]
+                    .iter()
+                    .rev()
+                    .filter_map(|l| shape(l))
+                    .filter(|&(i, _, _)| i <= indent)
+                    .map(|(i, key, _)| (i, key))
+                    .next();
+                let fits = level.is_some_and(|(i, key)| i == indent || key == indent);
+                if !fits {
+                    let want = level.map(|(_, key)| key).filter(|&k| k > indent);
+                    let hint = match (want, before) {
+                        (Some(k), _) => format!("{k} spaces, as the keys of the mapping above"),
+                        (None, b) => format!("{b} spaces, as the line above"),
+                    };
+                    return Some((
+                        n as u64 + 1,
+                        indent as u64 + 1,
+                        format!(
+                            "this key is indented by {indent} spaces, between two levels of the \
+                             mapping above: indent it by {hint}"
+                        ),
+                    ));
+                }
+            }
+        }
+        previous = Some(this);
+    }
+    None
 }
 
 /// A space other than the plain one in a line's indentation, where a paste
@@ -644,6 +720,35 @@ mod tests {
         let found = all(text);
         let places: Vec<(u64, u64)> = found.iter().map(|&(l, c, _)| (l, c)).collect();
         assert_eq!(places, [(4, 3), (10, 3)], "{found:?}");
+    }
+
+    /// A key one space short of its mapping's (between two levels) is said
+    /// where it is: the parser took it as part of the value above and said
+    /// a key was missing lines before. Valid files never have the shape.
+    #[test]
+    fn a_key_between_two_levels_is_said_where_it_is() {
+        let item = "advertiser:\n  id: a\n  name: A\n  domains: [a.example]\ncreatives:\n  - id: c\n    format: display\n   size: 300x250\n    image_url: https://a.example/i.png\n    click_url: https://a.example/\n";
+        let (line, column, message) = err(item);
+        assert_eq!((line, column), (8, 4), "{message}");
+        assert!(message.contains("indent it by 4 spaces"), "{message}");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut seen = 0;
+        for dir in ["examples/config", "testdata"] {
+            let mut stack = vec![root.join(dir)];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                        let text = std::fs::read_to_string(&p).unwrap_or_default();
+                        assert_eq!(key_between_levels(&text), None, "{}", p.display());
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        assert!(seen >= 4, "{seen} files");
     }
 
     /// A key given twice is passed over like an unknown one; a required key
