@@ -86,10 +86,20 @@ pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .filter(|(_, l)| !l.is_empty())
 }
 
+/// A JSON error of one line, placed by its column: the parser's own "at
+/// line 1" would contradict the line of the file the answer names.
+pub(crate) fn json_reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let reason = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(r, _)| r);
+    format!("{reason} (column {})", e.column())
+}
+
 /// Parses one trimmed, non-blank line; the error is the reason only.
 pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
-    let line: Line<'_> =
-        serde_json::from_str(trimmed).map_err(|e| format!("not a valid event: {e}"))?;
+    let line: Line<'_> = serde_json::from_str(trimmed)
+        .map_err(|e| format!("not a valid event: {}", json_reason(&e)))?;
     if line.user.is_empty() {
         return Err("\"user\" is empty".into());
     }
@@ -309,6 +319,16 @@ mod tests {
             assert_eq!(err.line, 2, "{bad}");
             assert!(err.reason.contains(want), "{bad}: {}", err.reason);
             assert!(err.to_string().starts_with("x.jsonl:2: "));
+            // The line is the file's; the parser's "line 1" is not said.
+            assert!(!err.reason.contains("line 1"), "{}", err.reason);
         }
+        let unknown =
+            r#"{"user":"u1","event":"view","product":"P","at":"2026-11-20T10:00:00Z","extra":1}"#;
+        let err = parse_jsonl("x.jsonl", unknown).unwrap_err();
+        assert!(
+            err.reason.contains("unknown field `extra`") && err.reason.ends_with("(column 77)"),
+            "{}",
+            err.reason
+        );
     }
 }

@@ -234,7 +234,10 @@ fn check_id(id: &str) -> Result<(), String> {
 /// is added.
 fn parse_member(line: &str) -> Result<(std::borrow::Cow<'_, str>, bool), String> {
     let m: MemberLine<'_> = serde_json::from_str(line).map_err(|e| {
-        format!("not a member line ({{\"id\": \"…\"}} with an optional \"remove\": true): {e}")
+        format!(
+            "not a member line ({{\"id\": \"…\"}} with an optional \"remove\": true): {}",
+            crate::event::json_reason(&e)
+        )
     })?;
     let add = !m.remove;
     let id = match m.id {
