@@ -2541,6 +2541,27 @@ impl App {
 /// wrong). The config is valid and loads, and every request whose
 /// currencies leave out USD then gets no bid (`currency`): said at each
 /// load and by `bidder validate`, naming the file.
+/// Orders whose flight ended before `today`, one line each: valid, they
+/// load and never bid again, which `bidder validate` says so that a date
+/// typed a year early is seen before the rollout, not in the reports.
+pub fn ended_flights(config: &config::Config, today: config::Date) -> Vec<String> {
+    config
+        .advertisers
+        .iter()
+        .flat_map(|a| a.orders.iter().map(move |o| (a, o)))
+        .filter(|(_, o)| o.flight.end < today)
+        .map(|(a, o)| {
+            format!(
+                "{}: order \"{}\": its flight ended on {} (today is {today}): its line items \
+                 will not bid",
+                a.file.display(),
+                o.id,
+                o.flight.end
+            )
+        })
+        .collect()
+}
+
 pub fn rates_warning(
     rates: &config::CurrencyRates,
     today: config::Date,

@@ -559,13 +559,13 @@ fn validate(
                     return ExitCode::FAILURE;
                 }
             }
+            let today = config::Clock::now(&config::SystemClock).date();
             if let Some(why) = config.currency_rates.as_ref().and_then(|r| {
-                bidder::app::rates_warning(
-                    r,
-                    config::Clock::now(&config::SystemClock).date(),
-                    bidder::Settings::default().max_rates_age_days,
-                )
+                bidder::app::rates_warning(r, today, bidder::Settings::default().max_rates_age_days)
             }) {
+                eprintln!("warning: {why}");
+            }
+            for why in bidder::app::ended_flights(&config, today) {
                 eprintln!("warning: {why}");
             }
             println!("{}: valid: {}", dir.display(), config.summary());

@@ -109,6 +109,41 @@ fn validate_warns_of_rates_that_price_nothing() {
     }
 }
 
+/// An order whose flight ended is valid and never bids again: `validate`
+/// says so, naming the file and the order (account-manager probe: a
+/// flight of last year loaded as valid without a word). Years far from
+/// any day this runs on.
+#[test]
+fn validate_warns_of_orders_whose_flight_ended() {
+    let dir = scratch("ended-flight");
+    for f in std::fs::read_dir(repo().join("examples/config")).unwrap() {
+        let f = f.unwrap().path();
+        let text = std::fs::read_to_string(&f).unwrap();
+        let text = text.replace(
+            "flight: { start: 2026-11-15, end: 2030-12-15 }",
+            "flight: { start: 2000-01-01, end: 2001-01-31 }",
+        );
+        std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
+    }
+    let out = bin()
+        .args(["validate", "--config"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ended: Vec<&str> = stderr.lines().filter(|l| l.contains("ended")).collect();
+    assert_eq!(ended.len(), 1, "{stderr}");
+    assert!(
+        ended[0].starts_with("warning: ")
+            && ended[0].contains("northwind-books.yaml: order \"")
+            && ended[0].contains("ended on 2001-01-31")
+            && ended[0].contains("will not bid"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn validate_lists_every_problem_with_its_place() {
     let dir = scratch("validate");
