@@ -132,10 +132,16 @@ pub fn replace_file_with(
         std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
     }
     let mut f = open.open(&tmp)?;
-    write(&mut f)?;
-    f.sync_all()?;
+    let written = write(&mut f)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, dir.join(name)));
+    if let Err(e) = written {
+        // A full disk: the part written goes, not to be taken for a copy.
+        drop(f);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
 }
 
@@ -1550,6 +1556,27 @@ mod tests {
                 at_ms: 1_794_000_000_123,
             },
         }
+    }
+
+    /// A write that fails part way (a full disk) leaves the file as it was
+    /// and no temporary file beside it.
+    #[test]
+    fn a_replacement_that_fails_leaves_the_file_and_no_part_of_it() {
+        let dir = std::env::temp_dir().join(format!("replace-file-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        replace_file(&dir, "f", b"first").unwrap();
+        let failed = replace_file_with(&dir, "f", false, |f| {
+            f.write_all(b"half")?;
+            Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "No space left on device",
+            ))
+        });
+        assert_eq!(failed.unwrap_err().kind(), io::ErrorKind::StorageFull);
+        assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"first");
+        assert!(!dir.join("f.tmp").exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
