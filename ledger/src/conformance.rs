@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             pacing_is_checked_with_the_reservation,
             frequency_slots_follow_the_bid,
             an_impression_counts_to_the_end_of_its_window,
+            a_changed_cap_window_keeps_what_was_counted,
             concurrent_bidders_never_pass_a_budget,
             the_budget_kind_is_remembered,
             what_is_exported_comes_back_on_import,
@@ -430,6 +431,42 @@ pub fn frequency_slots_follow_the_bid(b: &Backend<'_>) {
     // The window slides.
     let later = at(window + 3_600_000 * 2);
     assert!(l.frequency_allows("u", &k.li, 2, window, later));
+}
+
+/// A reload that changes a cap's `per_hours` does not give every user
+/// their cap back: the impressions counted go on counting.
+pub fn a_changed_cap_window_keeps_what_was_counted(b: &Backend<'_>) {
+    let l = (b.make)();
+    let k = Keys::new();
+    let hour = 3_600_000;
+    let cap = Cap::Daily(m(100));
+    let hold = |bid: u64, t: Timestamp, window_ms: i64| {
+        let mut h = k.hold(bid, m(1), cap, t);
+        h.frequency = Some(FrequencyHold {
+            user: "u",
+            cap: 2,
+            window_ms,
+        });
+        h
+    };
+    let now = at(0);
+    for bid in [1, 2] {
+        l.reserve(&hold(bid, now, 24 * hour), now)
+            .expect("under the cap");
+        charge(&*l, &k.win(bid, now.date(), m(1), cap));
+    }
+    let later = at(hour);
+    for window in [25 * hour, 12 * hour, 24 * hour] {
+        assert!(
+            !l.frequency_allows("u", &k.li, 2, window, later),
+            "{window}"
+        );
+        assert_eq!(
+            l.reserve(&hold(3, later, window), later),
+            Err(Refusal::Frequency),
+            "{window}"
+        );
+    }
 }
 
 /// An impression counts for the whole of its window, to its last minute:

@@ -97,6 +97,20 @@ impl Window {
         self.counts.iter().map(|&c| u32::from(c)).sum()
     }
 
+    /// This window as one counting over `window_ms` instead (a reload
+    /// changed the cap's `per_hours`): what still counts at `now` is
+    /// carried into now's bucket of the new width, so that no user gets
+    /// their cap back at the change. Counted as of now, it counts a
+    /// whole new window from now: never under the truth.
+    pub(crate) fn rewidth(&mut self, window_ms: i64, now: Timestamp) {
+        self.advance(now);
+        let carried = self.total();
+        *self = Window::new(window_ms);
+        self.advance(now);
+        let c = &mut self.counts[self.newest.rem_euclid(SLOTS) as usize];
+        *c = u16::try_from(carried).unwrap_or(u16::MAX);
+    }
+
     /// Adds one to `bucket`, or takes one away, if it is still inside.
     pub(crate) fn change(&mut self, bucket: i64, up: bool) {
         if bucket > self.newest || bucket <= self.newest.saturating_sub(SLOTS) {

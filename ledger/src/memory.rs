@@ -924,9 +924,9 @@ impl Ledger for MemoryLedger {
                 return Err(Refusal::Unavailable);
             }
             let w = windows.entry(k).or_insert_with(|| Window::new(f.window_ms));
-            // A changed cap window starts counting afresh.
+            // A changed cap window carries what counts on.
             if w.width_ms != Window::width(f.window_ms) {
-                *w = Window::new(f.window_ms);
+                w.rewidth(f.window_ms, now);
             }
             w.advance(now);
             if w.total() >= f.cap {
@@ -1310,7 +1310,10 @@ impl Ledger for MemoryLedger {
         let k = self.freq_key(user, line_item).get();
         let mut shard = self.windows.lock(self.windows.index(k));
         match shard.get_mut(&k) {
-            Some(w) if w.width_ms == Window::width(window_ms) => {
+            Some(w) => {
+                if w.width_ms != Window::width(window_ms) {
+                    w.rewidth(window_ms, now);
+                }
                 w.advance(now);
                 w.total() < cap
             }
