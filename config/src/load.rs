@@ -289,8 +289,11 @@ pub(crate) fn parse_all(text: &str) -> Result<RawFile, Vec<(u64, u64, String)>> 
             break;
         };
         match parse_one(&text) {
+            // Only a problem of a kind read past is taken: a syntax error
+            // after an edit may be the edit's (a list at its key's
+            // indentation left behind), and ends the search unsaid.
             Err(((line, column, message), next))
-                if (line, column) > taken || next == Past::Missing =>
+                if next == Past::Missing || (next != Past::Nothing && (line, column) > taken) =>
             {
                 found.push((line, column, message));
                 past = next;
@@ -318,8 +321,10 @@ fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
     serde_saphyr::from_str_with_options::<RawFile>(text, options).map_err(|err| {
         // The parser reads a key indented between two levels as part of
         // the value above it, and says a key is missing lines before.
-        if let Some(found) = key_between_levels(text) {
-            return (found, Past::Nothing);
+        if matches!(err, Error::SerdeMissingField { .. }) {
+            if let Some(found) = key_between_levels(text) {
+                return (found, Past::Nothing);
+            }
         }
         let (line, column) = err
             .location()
@@ -490,19 +495,52 @@ fn key_between_levels(text: &str) -> Option<(u64, u64, String)> {
         Some((indent, key, scalar))
     };
     let lines: Vec<&str> = text.lines().collect();
-    let mut previous: Option<(usize, usize, bool)> = None;
+    // The text of block scalars (`|`, `>`) is no YAML: left out.
+    let mut text_of_block = vec![false; lines.len()];
+    let mut block: Option<usize> = None;
     for (n, l) in lines.iter().enumerate() {
-        let Some(this) = shape(l) else {
+        let indent = l.len() - l.trim_start_matches(' ').len();
+        let blank = l.trim().is_empty();
+        if let Some(owner) = block {
+            if blank || indent > owner {
+                text_of_block[n] = true;
+                continue;
+            }
+            block = None;
+        }
+        let value = l
+            .split_once(": ")
+            .map_or(l.trim_end().strip_suffix(':').map(|_| ""), |(_, v)| Some(v))
+            .map(|v| v.split(" #").next().unwrap_or("").trim());
+        let opens = value.is_some_and(|v| {
+            v.starts_with(['|', '>'])
+                && v[1..]
+                    .chars()
+                    .all(|c| c == '-' || c == '+' || c.is_ascii_digit())
+        });
+        if opens {
+            block = Some(indent);
+        }
+    }
+    let shape = |n: usize| {
+        if text_of_block[n] {
+            None
+        } else {
+            shape(lines[n])
+        }
+    };
+    let mut previous: Option<(usize, usize, bool)> = None;
+    for n in 0..lines.len() {
+        let Some(this) = shape(n) else {
             continue;
         };
         let (indent, _, scalar) = this;
         if let Some((before, _, before_scalar)) = previous {
             if scalar && before_scalar && indent < before && indent == this.1 {
                 // The nearest line above at this indentation or less.
-                let level = lines[..n]
-                    .iter()
+                let level = (0..n)
                     .rev()
-                    .filter_map(|l| shape(l))
+                    .filter_map(shape)
                     .filter(|&(i, _, _)| i <= indent)
                     .map(|(i, key, _)| (i, key))
                     .next();
@@ -749,6 +787,34 @@ mod tests {
             }
         }
         assert!(seen >= 4, "{seen} files");
+    }
+
+    /// What an edit leaves behind is never reported: a list at its
+    /// unknown key's own indentation, the other keys of a mapping nulled
+    /// on its `- ` line, text of a block scalar that looks mis-indented
+    /// (review findings: each gave a false second problem, or hid the
+    /// real one).
+    #[test]
+    fn what_an_edit_leaves_behind_is_not_reported() {
+        let cases = [
+            (
+                "advertiser:\n  id: a\n  name: A\n  domainz:\n  - a.example\n  - b.example\n  domains: [a.example]\n",
+                vec![(4, 3)],
+            ),
+            (
+                "advertiser:\n  id: a\n  name: A\n  domains:\n    - a: 1\n      b: 2\n",
+                vec![(5, 7)],
+            ),
+            (
+                "advertiser:\n  id: a\n  name: |\n    first line: ok\n      indented: yes\n     between: x\n  domains: [a.example]\n  colour: red\n",
+                vec![(8, 3)],
+            ),
+        ];
+        for (text, want) in cases {
+            let found = all(text);
+            let places: Vec<(u64, u64)> = found.iter().map(|&(l, c, _)| (l, c)).collect();
+            assert_eq!(places, want, "{text}: {found:?}");
+        }
     }
 
     /// A key given twice is passed over like an unknown one; a required key
