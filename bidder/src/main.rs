@@ -1606,9 +1606,23 @@ fn check_public_url(given: &str) -> anyhow::Result<()> {
     if given.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(refuse("it holds white space or a control character"));
     }
+    // The parser mends `https:host`, `https:\\host` and `https:///host`
+    // into a URL; the notices would carry the text as given.
+    let lower = given.to_ascii_lowercase();
+    if given.contains('\\') {
+        return Err(refuse("it holds a backslash"));
+    }
     let url = url::Url::parse(given).map_err(|e| refuse(&format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(refuse("the scheme must be http or https"));
+    }
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    if rest.is_none_or(|r| r.starts_with('/')) {
+        return Err(refuse(
+            "it must start with http:// or https:// and the host",
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(refuse("it names no host"));

@@ -876,6 +876,16 @@ fn a_public_url_notices_cannot_be_built_on_is_refused() {
             "user name or password",
         ),
         ("https://", "not a URL"),
+        ("https:bidder.example.com", "start with http:// or https://"),
+        (
+            "https:/bidder.example.com",
+            "start with http:// or https://",
+        ),
+        (
+            "https:///bidder.example.com",
+            "start with http:// or https://",
+        ),
+        ("https:\\\\bidder.example.com", "backslash"),
     ] {
         let out = bin()
             .args([
