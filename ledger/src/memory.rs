@@ -118,13 +118,45 @@ struct Bid {
     freq: Option<(NonZeroU64, i64)>,
     /// The deadline a heap entry must carry to act on this bid.
     next: i64,
+    flags: Flags,
+    forget: i64,
+}
+
+/// A bid's yes-or-no facts, in one byte: four `bool`s took a byte each,
+/// past the 64 a bid is kept to.
+#[derive(Clone, Copy, Default)]
+struct Flags(u8);
+
+impl Flags {
     /// Its deadline came while it was being charged: an abort must queue
     /// it again (otherwise the entry is still queued).
-    deadline_passed: bool,
+    const DEADLINE_PASSED: u8 = 1;
     /// A win notice came that does not charge (the exchange bills on its
     /// billing notice): a loss must not release it.
-    won: bool,
-    forget: i64,
+    const WON: u8 = 2;
+    /// Won, and held whole past its reservation until charged: counted
+    /// with the lingering bids under [`Options::max_lingering`], whose
+    /// bound keeps such bids (an exchange whose wins are often never
+    /// billed) from growing the table without end.
+    const KEPT: u8 = 4;
+    /// Its win notice came after its reservation ended: a late win, as a
+    /// charge from lingering is, whichever notice charges it.
+    const LATE: u8 = 8;
+
+    fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    fn set(&mut self, flag: u8) {
+        self.0 |= flag;
+    }
+
+    /// Clears `flag`, saying whether it was set.
+    fn take(&mut self, flag: u8) -> bool {
+        let had = self.has(flag);
+        self.0 &= !flag;
+        had
+    }
 }
 
 /// Bid keys are our own random bits (minted per bid, or read back from our
@@ -704,7 +736,7 @@ impl MemoryLedger {
                 continue;
             }
             match bid.state {
-                State::Charging => bid.deadline_passed = true,
+                State::Charging => bid.flags.set(Flags::DEADLINE_PASSED),
                 State::Released => {
                     shard.bids.remove(b);
                 }
@@ -712,16 +744,32 @@ impl MemoryLedger {
                 // its billing notice): the impression is bought, so its whole
                 // cost stays held until it is billed or its notices expire.
                 // As a lingering bid it would hold only the late-win share.
-                State::Reserved if bid.won && bid.forget > at => {
+                State::Reserved
+                    if bid.flags.has(Flags::WON)
+                        && bid.forget > at
+                        && (bid.flags.has(Flags::KEPT) || !full) =>
+                {
                     bid.next = bid.forget;
                     let next = bid.next;
+                    if !bid.flags.has(Flags::KEPT) {
+                        bid.flags.set(Flags::KEPT);
+                        shard.lingering += 1;
+                    }
                     shard.deadlines.push(Reverse((next, b)));
                 }
                 State::Reserved => {
-                    out.reservations += 1;
+                    let kept = bid.flags.has(Flags::KEPT);
+                    if kept {
+                        shard.lingering = shard.lingering.saturating_sub(1);
+                    } else {
+                        out.reservations += 1;
+                    }
+                    let Some(bid) = shard.bids.get_mut(b) else {
+                        continue;
+                    };
                     let (keys, day, amount, freq) =
                         (bid.keys.clone(), bid.day(), bid.amount, bid.freq);
-                    let keep = !full && bid.forget > at;
+                    let keep = !full && bid.forget > at && !kept;
                     if keep {
                         bid.state = State::Lingering {
                             past_horizon: false,
@@ -844,7 +892,7 @@ impl MemoryLedger {
             State::Released => None,
         };
         let b = shard.bids.remove(bid.0)?;
-        if matches!(b.state, State::Lingering { .. }) {
+        if matches!(b.state, State::Lingering { .. }) || b.flags.has(Flags::KEPT) {
             shard.lingering = shard.lingering.saturating_sub(1);
         }
         shard.insert_charged(bid.0, b.forget);
@@ -950,8 +998,7 @@ impl Ledger for MemoryLedger {
                 keys: [keys[0].clone(), keys[1].clone()],
                 freq,
                 next: expires,
-                deadline_passed: false,
-                won: false,
+                flags: Flags::default(),
                 forget: hold.forget.as_millis(),
             },
         );
@@ -973,7 +1020,7 @@ impl Ledger for MemoryLedger {
         }
         let state = match shard.bids.get(bid.0) {
             None => return Release::Unknown,
-            Some(b) if b.won => return Release::AlreadyWon,
+            Some(b) if b.flags.has(Flags::WON) => return Release::AlreadyWon,
             Some(b) => b.state,
         };
         match state {
@@ -1019,13 +1066,13 @@ impl Ledger for MemoryLedger {
                 let State::Lingering { past_horizon } = b.state else {
                     return true;
                 };
-                b.won = true;
                 b.state = State::Reserved;
                 b.next = b.forget;
+                // Still counted under the lingering bound, now as kept.
+                b.flags.set(Flags::WON | Flags::KEPT | Flags::LATE);
                 let (keys, day, amount, freq, next) =
                     (b.keys.clone(), b.day(), b.amount, b.freq, b.forget);
                 shard.deadlines.push(Reverse((next, bid.0)));
-                shard.lingering = shard.lingering.saturating_sub(1);
                 {
                     let mut locked = self.lock_keys(&[&keys[0], &keys[1]]);
                     for k in &keys {
@@ -1041,7 +1088,7 @@ impl Ledger for MemoryLedger {
             }
             // A bid already lost stays lost: its hold is gone.
             Some(b) if b.state != State::Released => {
-                b.won = true;
+                b.flags.set(Flags::WON);
                 true
             }
             _ => false,
@@ -1055,7 +1102,7 @@ impl Ledger for MemoryLedger {
         }
         match shard.bids.get(bid.0) {
             Some(b) if b.state == State::Released => crate::Outcome::Lost,
-            Some(b) if b.won => crate::Outcome::Won,
+            Some(b) if b.flags.has(Flags::WON) => crate::Outcome::Won,
             Some(_) => crate::Outcome::InFlight,
             None => crate::Outcome::Unknown,
         }
@@ -1072,7 +1119,7 @@ impl Ledger for MemoryLedger {
         if win.forget.as_millis() <= self.seen.load(Ordering::Relaxed) {
             return Err(NotCharged::Forgotten);
         }
-        let (prior, prior_keys) = match shard.bids.get_mut(b.0) {
+        let (prior, prior_keys, won_late) = match shard.bids.get_mut(b.0) {
             Some(bid) => {
                 let prior = match bid.state {
                     State::Charging => return Err(NotCharged::InFlight),
@@ -1090,7 +1137,7 @@ impl Ledger for MemoryLedger {
                     },
                 };
                 bid.state = State::Charging;
-                (prior, bid.keys.clone())
+                (prior, bid.keys.clone(), bid.flags.has(Flags::LATE))
             }
             None => {
                 shard.bids.insert(
@@ -1102,12 +1149,11 @@ impl Ledger for MemoryLedger {
                         keys: win_keys.clone(),
                         freq: None,
                         next: i64::MAX,
-                        deadline_passed: false,
-                        won: false,
+                        flags: Flags::default(),
                         forget: win.forget.as_millis(),
                     },
                 );
-                (Prior::None, win_keys.clone())
+                (Prior::None, win_keys.clone(), false)
             }
         };
         if matches!(prior, Prior::Lingering { .. }) {
@@ -1163,7 +1209,9 @@ impl Ledger for MemoryLedger {
             forget: win.forget,
             keys: win_keys,
             kind: BudgetKind::of(win.limits[0].cap),
-            late: matches!(prior, Prior::Lingering { .. }),
+            // Won late at its win notice (`won`), charged now from its
+            // whole hold: as late as one charged from lingering.
+            late: won_late || matches!(prior, Prior::Lingering { .. }),
             prior,
             tags: win.tags.clone(),
         })
@@ -1173,7 +1221,11 @@ impl Ledger for MemoryLedger {
         let day = charge.day.days_since_epoch();
         let mut shard = self.bid_shard(charge.bid);
         shard.insert_charged(charge.bid.0, charge.forget.as_millis());
-        let freq = shard.bids.remove(charge.bid.0).and_then(|b| b.freq);
+        let removed = shard.bids.remove(charge.bid.0);
+        if removed.as_ref().is_some_and(|b| b.flags.has(Flags::KEPT)) {
+            shard.lingering = shard.lingering.saturating_sub(1);
+        }
+        let freq = removed.and_then(|b| b.freq);
         {
             let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1]]);
             for k in &charge.keys {
@@ -1224,7 +1276,7 @@ impl Ledger for MemoryLedger {
                         b.next = next;
                     }
                 }
-                let requeue = std::mem::take(&mut b.deadline_passed).then_some(b.next);
+                let requeue = b.flags.take(Flags::DEADLINE_PASSED).then_some(b.next);
                 (b.keys.clone(), requeue)
             }
             None => (charge.keys.clone(), None),
@@ -1863,6 +1915,70 @@ pub(crate) mod tests {
         let held = l.spent(&li, now.date()).held_today;
         assert_eq!(held, Micros(tracked as i64 * 1_000));
         assert_eq!(l.late_share_ppm(), 1_000_000, "drops are not outcomes");
+    }
+
+    /// Won bids held whole past their reservation (their billing notice to
+    /// come) count under the same bound as lingering ones: an exchange
+    /// whose wins are often never billed cannot grow the table without
+    /// end (review finding). Past the bound they are let go, as lingering
+    /// bids are, and hold nothing.
+    #[test]
+    fn won_bids_held_past_their_reservation_are_bounded() {
+        let l = MemoryLedger::new(Options {
+            max_lingering: 64,
+            ..Options::default()
+        });
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = Timestamp(1_795_521_600_000);
+        let daily = || Cap::Daily(Micros::from_units(1_000));
+        for bid in 0..10_000u64 {
+            let hold = plain_hold(bid, now.date(), (&li, &o), daily(), now, 1);
+            l.reserve(&hold, now).expect("room");
+            assert!(l.won(BidKey(bid)));
+        }
+        l.expire(Timestamp(now.as_millis() + 1));
+        let tracked = tracked(&l);
+        assert!((1..=64 * 2).contains(&tracked), "{tracked}");
+        let held = l.spent(&li, now.date()).held_today;
+        assert_eq!(held, Micros(tracked as i64 * 1_000), "each held whole");
+        // Charged, a kept bid leaves room under the bound for another.
+        let kept = (0..10_000u64)
+            .find(|&b| l.outcome(BidKey(b)) == crate::Outcome::Won)
+            .expect("one kept");
+        let counted = |l: &MemoryLedger| -> usize {
+            l.bids.iter().map(|s| s.lock().unwrap().lingering).sum()
+        };
+        assert_eq!(counted(&l), tracked);
+        let forget = Timestamp(now.as_millis() + 86_400_000);
+        let c = l
+            .begin_charge(&plain_win(kept, now.date(), (&li, &o), daily(), forget))
+            .expect("charged");
+        l.commit(&c);
+        assert_eq!(
+            (super::tests::tracked(&l), counted(&l)),
+            (tracked - 1, tracked - 1)
+        );
+    }
+
+    /// A win notice that came after the reservation ended makes its charge
+    /// a late one, whichever notice charges it: the journal replays it as
+    /// one, and the late-win share survives a restart (review finding).
+    #[test]
+    fn a_win_notice_after_the_reservation_makes_a_late_charge() {
+        let l = MemoryLedger::default();
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = Timestamp(1_795_521_600_000);
+        let daily = Cap::Daily(Micros::from_units(1_000));
+        l.reserve(&plain_hold(1, now.date(), (&li, &o), daily, now, 1), now)
+            .expect("room");
+        l.expire(Timestamp(now.as_millis() + 120_000));
+        assert!(l.won(BidKey(1)));
+        let forget = Timestamp(now.as_millis() + 86_400_000);
+        let c = l
+            .begin_charge(&plain_win(1, now.date(), (&li, &o), daily, forget))
+            .expect("charged");
+        assert!(c.late);
+        l.commit(&c);
     }
 
     /// The expiry pass sums its counter changes per line item, order and
