@@ -348,12 +348,16 @@ fn frequency_cap_stops_the_fourth_impression() {
         assert_eq!(s.bid(&body).status, 200, "bid {i}");
     }
     assert_eq!(s.bid(&body).status, 204, "3 per 24 hours");
-    // Another user is not affected; the window slides after 24 hours.
+    // Another user is not affected; the window slides: an impression
+    // counts through the hour (its bucket, a 24th of the window) 24 hours
+    // on, never less than 24 hours, and then no more.
     let mut r = banner_request();
     r["site"]["page"] = json!("https://shop.example/dp/B0TENT0001");
     r["user"] = json!({ "buyeruid": "other" });
     assert_eq!(s.bid(&r.to_string()).status, 200);
-    s.clock.advance_millis(24 * 3_600_000 + 1);
+    s.clock.advance_millis(24 * 3_600_000 - 1);
+    assert_eq!(s.bid(&body).status, 204, "still within 24 hours");
+    s.clock.advance_millis(3_600_000 + 2);
     assert_eq!(s.bid(&body).status, 200);
 }
 
