@@ -298,12 +298,20 @@ async fn run(
     let mut epoch = None;
     if !dry_run {
         let mut pipe = redis::pipe();
+        // Lifetime over-delivery as the days read show it (older days may
+        // be pruned from the generations): leases count it as used.
+        let mut life_over: BTreeMap<&SpendKey, i64> = BTreeMap::new();
+        for ((k, _), (_, over)) in &totals.days {
+            *life_over.entry(k).or_default() += over;
+        }
         for k in &all_keys {
             let name = keys.life(k);
             pipe.cmd("HSET")
                 .arg(&name)
                 .arg("spent")
                 .arg(totals.life.get(k).copied().unwrap_or(0))
+                .arg("over")
+                .arg(life_over.get(k).copied().unwrap_or(0))
                 .ignore();
             if let Some(kind) = totals.kinds.get(k) {
                 pipe.cmd("HSET").arg(&name).arg("kind").arg(*kind).ignore();

@@ -145,11 +145,15 @@ local live = redis.call('ZCOUNT', KEYS[8], since, '+inf')
 if live < 1 then live = 1 end
 local want = n(ARGV[2])
 local min = n(ARGV[3])
+-- Over-delivery counts as used: a win billed short of its cost (a replica
+-- whose config has a smaller budget, during a rollout) gives its lease back
+-- whole, and without this the part not billed came back as room again and
+-- again (replica probe: 3.16 delivered under a 2.00 budget).
 local function room(sk, dk, kind, cap, m1, days)
-  local life = redis.call('HMGET', sk, 'spent', 'charging', 'leased')
-  local dd = redis.call('HMGET', dk, 'spent', 'charging', 'leased')
-  local used_life = n(life[1]) + n(life[2]) + n(life[3])
-  local used_day = n(dd[1]) + n(dd[2]) + n(dd[3])
+  local life = redis.call('HMGET', sk, 'spent', 'charging', 'leased', 'over')
+  local dd = redis.call('HMGET', dk, 'spent', 'charging', 'leased', 'over')
+  local used_life = n(life[1]) + n(life[2]) + n(life[3]) + n(life[4])
+  local used_day = n(dd[1]) + n(dd[2]) + n(dd[3]) + n(dd[4])
   if kind == 1 then return cap - used_day, 1 end
   if kind == 2 then return cap - used_life, 1 end
   -- Paced: what is left at the start of the day spread evenly over the
@@ -322,8 +326,9 @@ for i = 2, 5 do
 end
 local over = n(ARGV[2])
 if over > 0 then
-  redis.call('HINCRBY', KEYS[3], 'over', s(over))
-  redis.call('HINCRBY', KEYS[5], 'over', s(over))
+  for i = 2, 5 do
+    redis.call('HINCRBY', KEYS[i], 'over', s(over))
+  end
 end
 if ARGV[4] ~= '' then redis.call('HSETNX', KEYS[2], 'kind', ARGV[4]) end
 local hold = n(ARGV[3])

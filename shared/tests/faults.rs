@@ -933,3 +933,39 @@ fn a_reconcile_of_a_state_that_lost_nothing_leases_nothing_twice() {
     b.l.reserve(&k.hold(2, m(4), daily, now, None), now)
         .expect("B bids the 4 left");
 }
+
+/// During a config rollout a replica with a larger budget (the new config)
+/// bids while one with the old, smaller one charges: the part of a win its
+/// budget cannot bill is over-delivery, and it counts as used for the
+/// leases. Before, the bidding replica gave its lease back whole at each
+/// charge, the unbilled part came back as room, and delivery went past
+/// both budgets (replica probe: 3.16 delivered under 2.00).
+#[test]
+fn over_delivery_counts_against_the_budget_leases_are_cut_from() {
+    let (_dir, server, a, b) = two_replicas("over-delivery");
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let new = Cap::Daily(m(2));
+    let old = Cap::Daily(m(1));
+    for bid in [1, 2] {
+        a.l.reserve(&k.hold(bid, m(1), new, now, None), now)
+            .expect("room under the new budget");
+        let c =
+            b.l.begin_charge(&k.win(bid, m(1), old))
+                .expect("B charges under the old budget");
+        b.l.commit(&c);
+        assert!(
+            eventually(|| a.l.outcome(BidKey(bid)) == ledger::Outcome::Charged),
+            "A learns bid {bid} was charged"
+        );
+        // And has given its lease for it back.
+        assert!(eventually(|| leased_in_redis(&server, now) == 0));
+    }
+    let spent = b.l.spent(&k.li, now.date());
+    assert_eq!((spent.today, spent.over_today), (m(1), m(1)));
+    // One billed and one over-delivered: the new budget is delivered.
+    assert_eq!(
+        a.l.reserve(&k.hold(3, m(1), new, now, None), now),
+        Err(ledger::Refusal::Budget)
+    );
+}
