@@ -763,7 +763,8 @@ mod privacy_properties {
 
         /// A US Privacy string alone decides exactly as its spec says: opt-out
         /// when it is `1`, then three `Y`/`N`/`-` flags (either case) of which
-        /// the second is `Y`; anything else says nothing.
+        /// the second is `Y`; empty says nothing; any other string cannot be
+        /// read and is taken at its strictest, as an opt-out.
         #[test]
         fn us_privacy_alone_opts_out_exactly_when_it_says_so(
             usp in us_privacy(),
@@ -781,11 +782,14 @@ mod privacy_properties {
             let body = signals.request();
             remember("us_privacy_alone", &body);
             let req = ortb::parse_request(body.as_bytes()).expect("the request is valid JSON");
-            let flags: Vec<char> = usp.chars().map(|c| c.to_ascii_uppercase()).collect();
-            let opts_out = flags.len() == 4
+            // Version 1 with three flags allows unless its second is `Y`;
+            // white space around it aside, empty says nothing, and any
+            // other string may be an opt-out and is taken as one.
+            let flags: Vec<char> = usp.trim().chars().map(|c| c.to_ascii_uppercase()).collect();
+            let readable = flags.len() == 4
                 && flags[0] == '1'
-                && flags[1..].iter().all(|c| matches!(c, 'Y' | 'N' | '-'))
-                && flags[2] == 'Y';
+                && flags[1..].iter().all(|c| matches!(c, 'Y' | 'N' | '-'));
+            let opts_out = !flags.is_empty() && (!readable || flags[2] == 'Y');
             let want = if opts_out { Err(Restriction::UsPrivacyOptOut) } else { Ok(()) };
             prop_assert_eq!(
                 privacy::behavioural(&req, &PrivacySettings { vendor_id: VENDOR }),

@@ -871,7 +871,15 @@ fn a_dead_journal_writer_fails_the_liveness_probe() {
     crash.store(true, Ordering::SeqCst);
     let r = s.notice(&url(&won, "nurl"), "1000.00");
     assert_eq!(r.status, 503, "{}", r.text());
-    let healthz = get(s.admin, "/healthz");
+    // The thread ends as its panic unwinds, a moment after the refusal.
+    let mut healthz = get(s.admin, "/healthz");
+    for _ in 0..250 {
+        if healthz.status == 503 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        healthz = get(s.admin, "/healthz");
+    }
     assert_eq!(healthz.status, 503, "{}", healthz.text());
     assert!(
         healthz
