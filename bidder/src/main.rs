@@ -406,6 +406,11 @@ enum LedgerCommand {
         /// Report the differences, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// A replica Redis knows whose journal is lost: rebuilt without it
+        /// (its spend is then missing from the counters). Without this, a
+        /// replica Redis knows and no --journal names is refused.
+        #[arg(long)]
+        without: Vec<String>,
         #[arg(long, default_value = "bidder:")]
         redis_prefix: String,
     },
@@ -467,9 +472,10 @@ fn main() -> ExitCode {
                     state,
                     journal,
                     dry_run,
+                    without,
                     redis_prefix,
                 },
-        } => match reconcile(&state, &journal, dry_run, &redis_prefix) {
+        } => match reconcile(&state, &journal, dry_run, &without, &redis_prefix) {
             Ok(true) => ExitCode::SUCCESS,
             // Differences found in a dry run: exit 2, so scripts can tell.
             Ok(false) => ExitCode::from(2),
@@ -1050,6 +1056,7 @@ fn reconcile(
     state: &str,
     journals: &[PathBuf],
     dry_run: bool,
+    without: &[String],
     prefix: &str,
 ) -> anyhow::Result<bool> {
     anyhow::ensure!(
@@ -1057,6 +1064,31 @@ fn reconcile(
         "--state {state:?}: give redis://… or rediss://…"
     );
     let info = redis_info(state)?;
+    // Every replica Redis knows must have its journal read: one left out
+    // (a path mistyped, a volume not mounted) rebuilt the counters without
+    // its spend, and its line items then spent it again (replica probe).
+    let given: Vec<String> = journals
+        .iter()
+        .filter_map(|dir| std::fs::read_to_string(dir.join("replica.name")).ok())
+        .map(|name| name.trim().to_string())
+        .collect();
+    let known =
+        shared::reconcile::known_replicas(info.clone(), prefix).map_err(anyhow::Error::msg)?;
+    let missing: Vec<&String> = known
+        .iter()
+        .filter(|r| !given.contains(r) && !without.contains(r))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "Redis knows replica(s) {} whose journal no --journal names: give each one's journal \
+         directory (its replica.name says whose it is), or --without NAME for a journal that is \
+         lost (its spend is then missing from the rebuilt counters)",
+        missing
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let now = config::Clock::now(&SystemClock);
     let report = shared::reconcile::reconcile(info, prefix, journals, dry_run, now)
         .map_err(anyhow::Error::msg)?;

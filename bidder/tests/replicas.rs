@@ -791,6 +791,15 @@ fn after_redis_loses_its_data_reconcile_rebuilds_it_from_the_journals() {
         }
     });
 
+    // One replica's journal left out (a path mistyped): refused, naming
+    // it, rather than counters rebuilt without its spend.
+    let (code, out) = reconcile_cli(&url, &journals[..1], false);
+    let left_out = std::fs::read_to_string(journals[1].join("replica.name")).unwrap();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("{:?}", left_out.trim())) && out.contains("--without"),
+        "{out}"
+    );
     let (code, out) = reconcile_cli(&url, &journals, true);
     assert_eq!(
         code,

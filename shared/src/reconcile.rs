@@ -174,6 +174,33 @@ pub struct Report {
 /// journals'. Per-day counters older than Redis keeps them are not
 /// compared. Redis counters under keys no journal mentions are reported
 /// and, when writing, set to zero: give every replica's journal.
+/// The replicas Redis knows under `prefix` (every one that has sent a
+/// heartbeat since the state was last emptied), by name.
+pub fn known_replicas(
+    info: redis::ConnectionInfo,
+    prefix: &str,
+) -> Result<Vec<String>, StartError> {
+    let err = |e: redis::RedisError| StartError::Redis(e.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    runtime.block_on(async {
+        let client = redis::Client::open(info).map_err(err)?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(err)?;
+        redis::cmd("ZRANGE")
+            .arg(Keys::new(prefix).replicas())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(err)
+    })
+}
+
 pub fn reconcile(
     info: redis::ConnectionInfo,
     prefix: &str,
