@@ -78,6 +78,12 @@ impl Keys {
         format!("{}b:{b}", self.prefix)
     }
 
+    /// A capped bid's frequency keys, handed over at a stop for the replica
+    /// that charges the bid to count its impression (see `COMMIT`).
+    pub(crate) fn freq_handover(&self, b: BidKey) -> String {
+        format!("{}fh:{b}", self.prefix)
+    }
+
     pub(crate) fn charged(&self) -> String {
         format!("{}charged", self.prefix)
     }

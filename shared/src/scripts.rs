@@ -305,9 +305,13 @@ return {1, billed}
 "#;
 
 /// A charge is durable in the replica's journal: it becomes spend.
-/// KEYS: b, s1, d1, s2, d2, l1, l2, `charged`, `c:REPLICA`. ARGV: replica,
-/// over, hold, kind, ms until the bid's notices expire, bid (hex), stream
-/// length, day_ttl_s, claim member.
+/// KEYS: b, s1, d1, s2, d2, l1, l2, `charged`, `c:REPLICA`, `fh:BID`.
+/// ARGV: replica, over, hold, kind, ms until the bid's notices expire, bid
+/// (hex), stream length, day_ttl_s, claim member, now (ms).
+///
+/// A capped bid whose replica stopped before it was charged left its
+/// frequency keys in `fh:BID` (the replica that bid is the one that knows
+/// the user): its impression is counted here, as that replica would have.
 ///
 /// Returns 1 when applied, 0 when there was nothing to apply (applied
 /// before, or the claim is gone: its bid was forgotten, or Redis lost it),
@@ -346,6 +350,16 @@ if hold > 0 then
 end
 redis.call('EXPIRE', KEYS[3], ARGV[8])
 redis.call('EXPIRE', KEYS[5], ARGV[8])
+local handed = redis.call('GET', KEYS[10])
+if handed then
+  local w, r, window = string.match(handed, '^(.-)\n(.-)\n(%d+)$')
+  if w and redis.call('TYPE', w)['ok'] ~= 'string' and redis.call('TYPE', r)['ok'] ~= 'string' then
+    redis.call('ZREM', r, ARGV[6])
+    redis.call('ZADD', w, ARGV[10], ARGV[6])
+    redis.call('PEXPIRE', w, window)
+  end
+  redis.call('DEL', KEYS[10])
+end
 redis.call('SET', KEYS[1], 'd', 'PX', ARGV[5])
 redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[7], '*', 'b', ARGV[6], 'r', ARGV[1])
 return 1

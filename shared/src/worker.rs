@@ -88,6 +88,7 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 k.lease(&keys[1], *hold_day),
                 k.charged(),
                 k.claims_of(&me),
+                k.freq_handover(*bid),
             ];
             let mut all: Vec<&str> = vec![b.as_str()];
             all.extend(spend.iter().chain(&names).map(String::as_str));
@@ -105,6 +106,7 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                         inner.opts.stream_len.to_string(),
                         DAY_TTL_SECS.to_string(),
                         Keys::claim_member(*bid, keys, *day),
+                        inner.now().as_millis().to_string(),
                     ],
                 )
                 .await?;
@@ -309,6 +311,7 @@ pub(crate) async fn kind(inner: &Inner, key: &SpendKey) -> Result<Option<BudgetK
 /// Gives back every lease not covering a hold, and waits for pending
 /// writes (shutdown).
 pub(crate) async fn close(inner: &Inner) {
+    hand_over_frequency(inner).await;
     give_back(inner, true);
     for _ in 0..100 {
         if inner.pending_ops.load(Ordering::Relaxed) <= 0 {
@@ -322,6 +325,50 @@ pub(crate) async fn close(inner: &Inner) {
         "Redis writes still pending at shutdown: they are in the journal; \
          the next start or `bidder ledger reconcile` applies them"
     );
+}
+
+/// At a stop: the frequency keys of this replica's capped bids not charged
+/// yet, by bid, for the replica that charges one to count its impression
+/// (`COMMIT`). Only this replica knows a bid's user; without this, a win
+/// charged elsewhere after a deploy counted under no cap (replica probe).
+/// Kept as long as the slot would have been; bounded by the bids in flight.
+async fn hand_over_frequency(inner: &Inner) {
+    let now = inner.now().as_millis();
+    let slots: Vec<(u64, String, i64)> = lock(&inner.freq)
+        .iter()
+        .filter(|(_, s)| s.keep_until > now)
+        .map(|(&bid, s)| {
+            let text = format!("{}\n{}\n{}", s.w, s.r, s.window_ms);
+            (bid, text, s.keep_until - now)
+        })
+        .collect();
+    if slots.is_empty() {
+        return;
+    }
+    let mut pipe = redis::pipe();
+    for (bid, text, ms) in &slots {
+        pipe.cmd("SET")
+            .arg(inner.keys.freq_handover(BidKey(*bid)))
+            .arg(text)
+            .arg("PX")
+            .arg(*ms)
+            .ignore();
+    }
+    let sent = match inner.connection().await {
+        Ok(mut conn) => pipe
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(
+            bids = slots.len(),
+            error = %e,
+            "capped bids in flight not handed over at the stop: a win of theirs charged on \
+             another replica counts under no frequency cap"
+        );
+    }
 }
 
 /// Returns unused leases: all of them when `all`, otherwise those idle,

@@ -255,6 +255,42 @@ fn an_impression_charged_on_another_replica_counts_under_the_cap() {
     );
 }
 
+/// A capped bid made on A, whose process stops (a deploy) before the win
+/// is charged on B: A hands the bid's frequency keys over at its stop, and
+/// B's charge counts the impression under the cap. Before, only the
+/// replica that bid counted it, from its memory: gone with the process
+/// (replica probe: two impressions under a cap of one).
+#[test]
+fn a_capped_win_charged_after_its_replica_stopped_counts_under_the_cap() {
+    let (_dir, _server, a, b) = two_replicas("freq-handover");
+    let k = K::new();
+    let now = Timestamp(NOON);
+    a.l.reserve(&k.hold(1, m(1), Cap::None, now, Some("user-1")), now)
+        .expect("A bids for user-1 (cap 1 a day)");
+    a.l.close();
+    drop(a);
+    let c =
+        b.l.begin_charge(&k.win(1, m(1), Cap::None))
+            .expect("B charges");
+    b.l.commit(&c);
+    // Past the reservation of bid 1 (60 s): only a counted impression
+    // stops the second.
+    b.clock.advance_millis(2 * MIN);
+    let later = Timestamp(NOON + 2 * MIN);
+    let mut second = Ok(());
+    for bid in 2..52 {
+        second =
+            b.l.reserve(&k.hold(bid, m(1), Cap::None, later, Some("user-1")), later);
+        if second.is_err() {
+            break;
+        }
+        // The commit reaches Redis behind the acknowledgement.
+        b.l.release(BidKey(bid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(second, Err(ledger::Refusal::Frequency));
+}
+
 /// A charge compacted into the checkpoint before its commit reached Redis,
 /// then a crash: the restart imports it as charged (no commit is queued
 /// for it) and commits its claim instead of letting it go.
