@@ -936,8 +936,9 @@ pub struct RegsSignals<'a> {
     /// wrong shape): the signals it may carry are unknown, and an unknown
     /// signal is taken at its strictest.
     pub unreadable: bool,
-    /// What `regs.ext` says where a 2.6 field above says otherwise.
-    pub shadowed: Shadowed<'a>,
+    /// What `regs.ext` says where a 2.6 field above says otherwise (boxed:
+    /// rare, and the signals are moved on every bid).
+    pub shadowed: Option<Box<Shadowed<'a>>>,
 }
 
 /// The 2.5 copies in `regs.ext` of signals the 2.6 fields also carry, each
@@ -972,20 +973,33 @@ impl<'a> Regs<'a> {
         if let Some(e) = ext {
             (eg, eu, ep, es, ec) = (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid, e.gpc);
         }
-        // The ext's copy where the 2.6 field is there and says otherwise.
-        fn differs<T: PartialEq>(top: &Option<T>, ext: Option<T>) -> Option<T> {
-            ext.filter(|e| top.as_ref().is_some_and(|t| t != e))
+        // The ext's copy where the 2.6 field is there and says otherwise;
+        // nothing to compare where no 2.6 field is (2.5 exchanges).
+        fn differs<T: PartialEq + Clone>(top: &Option<T>, ext: &Option<T>) -> Option<T> {
+            ext.as_ref()
+                .filter(|e| top.as_ref().is_some_and(|t| t != *e))
+                .cloned()
         }
-        let shadowed = Shadowed {
-            gdpr: differs(&self.gdpr, eg),
-            us_privacy: differs(&self.us_privacy, eu.clone()),
-            gpp: differs(&self.gpp, ep.clone()),
-            gpp_sid: if self.gpp_sid.is_empty() || self.gpp_sid == es {
-                Codes::new()
-            } else {
-                es.clone()
-            },
-            gpc: differs(&self.gpc, ec),
+        let any_top = self.gdpr.is_some()
+            || self.us_privacy.is_some()
+            || self.gpp.is_some()
+            || !self.gpp_sid.is_empty()
+            || self.gpc.is_some();
+        let shadowed = if any_top && !unreadable && self.ext.is_some() {
+            let s = Shadowed {
+                gdpr: differs(&self.gdpr, &eg),
+                us_privacy: differs(&self.us_privacy, &eu),
+                gpp: differs(&self.gpp, &ep),
+                gpp_sid: if self.gpp_sid.is_empty() || self.gpp_sid == es {
+                    Codes::new()
+                } else {
+                    es.clone()
+                },
+                gpc: differs(&self.gpc, &ec),
+            };
+            (s != Shadowed::default()).then(|| Box::new(s))
+        } else {
+            None
         };
         RegsSignals {
             unreadable,

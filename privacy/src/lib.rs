@@ -174,24 +174,25 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     }
     // A 2.6 field and its 2.5 copy in `regs.ext` that disagree: the one
     // that restricts more holds (`gdpr: 0` above `ext.gdpr: 1` applies GDPR).
-    let shadowed = &s.shadowed;
-    let gdpr = if is_set(shadowed.gdpr) {
-        shadowed.gdpr
-    } else {
-        s.gdpr
+    let shadowed = s.shadowed.as_deref();
+    let gdpr = match shadowed {
+        Some(sh) if is_set(sh.gdpr) => sh.gdpr,
+        _ => s.gdpr,
     };
     let gpp_sid = s.gpp_sid;
     // Checked after the strings: a GPP section saying the same is reported
     // as the GPP opt-out it is.
-    let gpc = is_set(s.gpc) || is_set(shadowed.gpc);
+    let gpc = is_set(s.gpc) || shadowed.is_some_and(|sh| is_set(sh.gpc));
     // The consent string is read (from `user.ext` in 2.5, past whatever
     // else is there) only where GDPR applies.
-    let consent =
-        if is_set(gdpr) || gpp_sid.contains(&TCF_EU_V2) || shadowed.gpp_sid.contains(&TCF_EU_V2) {
-            req.user.as_ref().and_then(|u| u.consent())
-        } else {
-            None
-        };
+    let consent = if is_set(gdpr)
+        || gpp_sid.contains(&TCF_EU_V2)
+        || shadowed.is_some_and(|sh| sh.gpp_sid.contains(&TCF_EU_V2))
+    {
+        req.user.as_ref().and_then(|u| u.consent())
+    } else {
+        None
+    };
     let (usp, gpp) = (s.us_privacy, s.gpp);
     let signals = Signals {
         gdpr,
@@ -202,15 +203,15 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     };
     signals_allow(&signals, settings)?;
     // The strings of `regs.ext` that differ must allow it too.
-    if shadowed.has_strings() {
+    if let Some(sh) = shadowed.filter(|sh| sh.has_strings()) {
         signals_allow(
             &Signals {
-                us_privacy: shadowed.us_privacy.as_deref().or(signals.us_privacy),
-                gpp: shadowed.gpp.as_deref().or(signals.gpp),
-                gpp_sid: if shadowed.gpp_sid.is_empty() {
+                us_privacy: sh.us_privacy.as_deref().or(signals.us_privacy),
+                gpp: sh.gpp.as_deref().or(signals.gpp),
+                gpp_sid: if sh.gpp_sid.is_empty() {
                     &gpp_sid
                 } else {
-                    &shadowed.gpp_sid
+                    &sh.gpp_sid
                 },
                 ..signals
             },
