@@ -769,6 +769,7 @@ impl MemoryLedger {
                     };
                     let (keys, day, amount, freq) =
                         (bid.keys.clone(), bid.day(), bid.amount, bid.freq);
+                    let won = bid.flags.has(Flags::WON);
                     let keep = !full && bid.forget > at && !kept;
                     if keep {
                         bid.state = State::Lingering {
@@ -791,7 +792,13 @@ impl MemoryLedger {
                     if keep {
                         sum.lingering_up = sum.lingering_up.saturating_add(amount);
                     }
-                    self.freq_change(freq, false);
+                    // A won bid let go (the bound is full, or its notices
+                    // expired) was an impression all the same: its slot
+                    // stays counted, as its charge from nothing would not
+                    // count it again (review finding).
+                    if !won {
+                        self.freq_change(freq, false);
+                    }
                 }
                 State::Lingering { past_horizon } => {
                     if !past_horizon {
@@ -1958,6 +1965,34 @@ pub(crate) mod tests {
             (super::tests::tracked(&l), counted(&l)),
             (tracked - 1, tracked - 1)
         );
+    }
+
+    /// A won bid let go at the end of its reservation because the bound is
+    /// full still counts under its frequency cap: its impression was bought
+    /// (review finding: the user was shown the line item again).
+    #[test]
+    fn a_won_bid_let_go_at_the_bound_keeps_its_frequency_count() {
+        let l = MemoryLedger::new(Options {
+            max_lingering: 64,
+            ..Options::default()
+        });
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = Timestamp(1_795_521_600_000);
+        let users: Vec<String> = (0..1_000).map(|u| format!("u{u}")).collect();
+        for (bid, user) in users.iter().enumerate() {
+            l.reserve(&capped_hold(bid as u64, (&li, &o), user, 1, now), now)
+                .expect("room");
+            assert!(l.won(BidKey(bid as u64)));
+        }
+        l.expire(Timestamp(now.as_millis() + 1_000));
+        assert!(tracked(&l) < 1_000, "some let go");
+        let later = Timestamp(now.as_millis() + 1_000);
+        for user in &users {
+            assert!(
+                !l.frequency_allows(user, &li, 1, 3_600_000, later),
+                "{user}"
+            );
+        }
     }
 
     /// A win notice that came after the reservation ended makes its charge

@@ -315,11 +315,26 @@ return {1, billed}
 ///
 /// Returns 1 when applied, 0 when there was nothing to apply (applied
 /// before, or the claim is gone: its bid was forgotten, or Redis lost it),
-/// -1 when another replica holds the claim (it took the charge over).
+/// -1 when another replica holds the claim (it took the charge over), -2
+/// when a key holds another type (nothing written: the charge stays
+/// `charging`, held, not spent twice at each retry).
 const COMMIT: &str = r#"
+if not typed('thhhhhh-s') then return -2 end
 redis.call('SREM', KEYS[9], ARGV[9])
 local m = redis.call('GET', KEYS[1])
 if not m or m == 'd' then return 0 end
+-- The handed-over keys are read and checked before anything is written: a
+-- key of another type fails its command, and a script that fails after
+-- its first write keeps the writes before (spend added again at each try).
+local hw, hr, hwindow
+if redis.call('TYPE', KEYS[10])['ok'] == 'string' then
+  hw, hr, hwindow = string.match(redis.call('GET', KEYS[10]), '^(.-)\n(.-)\n(%d+)$')
+  if hw then
+    local tw = redis.call('TYPE', hw)['ok']
+    local tr = redis.call('TYPE', hr)['ok']
+    if not ((tw == 'zset' or tw == 'none') and (tr == 'zset' or tr == 'none')) then hw = nil end
+  end
+end
 local owner, dl, billed = string.match(m, '^c (%S+) (%d+) (%d+)$')
 -- Any run of this replica: a restart commits what its journal holds.
 if not owner or string.sub(owner, 1, #ARGV[1] + 1) ~= ARGV[1] .. '/' then return -1 end
@@ -350,16 +365,12 @@ if hold > 0 then
 end
 redis.call('EXPIRE', KEYS[3], ARGV[8])
 redis.call('EXPIRE', KEYS[5], ARGV[8])
-local handed = redis.call('GET', KEYS[10])
-if handed then
-  local w, r, window = string.match(handed, '^(.-)\n(.-)\n(%d+)$')
-  if w and redis.call('TYPE', w)['ok'] ~= 'string' and redis.call('TYPE', r)['ok'] ~= 'string' then
-    redis.call('ZREM', r, ARGV[6])
-    redis.call('ZADD', w, ARGV[10], ARGV[6])
-    redis.call('PEXPIRE', w, window)
-  end
-  redis.call('DEL', KEYS[10])
+if hw then
+  redis.call('ZREM', hr, ARGV[6])
+  redis.call('ZADD', hw, ARGV[10], ARGV[6])
+  redis.call('PEXPIRE', hw, hwindow)
 end
+redis.call('DEL', KEYS[10])
 redis.call('SET', KEYS[1], 'd', 'PX', ARGV[5])
 redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[7], '*', 'b', ARGV[6], 'r', ARGV[1])
 return 1

@@ -110,7 +110,9 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                     ],
                 )
                 .await?;
-            if got < 0 {
+            if got == -2 {
+                inner.health.wrong_type(&all.join(" "));
+            } else if got < 0 {
                 tracing::error!(
                     bid = %bid,
                     "a charge journaled here was taken over by another replica (this one \

@@ -892,7 +892,7 @@ fn a_key_of_another_type_keeps_off_only_what_needs_it() {
     // Nothing was written beside it: the order's counters are untouched.
     assert_eq!(
         server
-            .hget_i64(&format!("bidder:d:or:o:{day}"), "leased")
+            .hget_i64(&format!("bidder:d:order:o:{day}"), "leased")
             .unwrap_or(0),
         0
     );
@@ -1003,5 +1003,44 @@ fn over_delivery_counts_against_the_budget_leases_are_cut_from() {
     assert_eq!(
         a.l.reserve(&k.hold(3, m(1), new, now, None), now),
         Err(ledger::Refusal::Budget)
+    );
+}
+
+/// A key of another type met by a commit writes nothing: the charge stays
+/// held as `charging`. Before, the script wrote the line item's spend, then
+/// failed on the order's key, and each retry of the commit (about twenty a
+/// second) added the spend again (review finding).
+#[test]
+fn a_commit_that_meets_a_key_of_another_type_adds_no_spend() {
+    let dir = tmp("commit-wrong-type");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a = replica(&server, "a", None, true);
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let day = now.date().days_since_epoch();
+    let daily = Cap::Daily(m(100));
+    a.l.reserve(&k.hold(1, m(1), daily, now, None), now)
+        .expect("room");
+    let c = a.l.begin_charge(&k.win(1, m(1), daily)).expect("claimed");
+    server
+        .command(&["SET", &format!("bidder:d:order:o:{day}"), "garbage"])
+        .unwrap();
+    a.l.commit(&c);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let spent = |key: &str| server.hget_i64(key, "spent").unwrap_or(0);
+    assert_eq!(
+        (
+            spent("bidder:s:li:li"),
+            spent(&format!("bidder:d:li:li:{day}"))
+        ),
+        (0, 0),
+        "nothing written, not once and not at each retry"
+    );
+    assert_eq!(
+        server
+            .hget_i64(&format!("bidder:d:li:li:{day}"), "charging")
+            .unwrap_or(0),
+        m(1).as_i64(),
+        "still held"
     );
 }
