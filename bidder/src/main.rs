@@ -1067,28 +1067,34 @@ fn reconcile(
     // Every replica Redis knows must have its journal read: one left out
     // (a path mistyped, a volume not mounted) rebuilt the counters without
     // its spend, and its line items then spent it again (replica probe).
-    let given: Vec<String> = journals
-        .iter()
-        .filter_map(|dir| std::fs::read_to_string(dir.join("replica.name")).ok())
-        .map(|name| name.trim().to_string())
-        .collect();
+    let mut given = Vec::new();
+    for dir in journals {
+        match std::fs::read_to_string(dir.join("replica.name")) {
+            Ok(name) => given.push(name.trim().to_string()),
+            Err(e) => eprintln!(
+                "{}: no replica.name ({e}): this journal is read, but matched to no replica",
+                dir.display()
+            ),
+        }
+    }
     let known =
         shared::reconcile::known_replicas(info.clone(), prefix).map_err(anyhow::Error::msg)?;
-    let missing: Vec<&String> = known
+    let missing: Vec<String> = known
         .iter()
         .filter(|r| !given.contains(r) && !without.contains(r))
+        .map(|r| format!("{r:?}"))
         .collect();
-    anyhow::ensure!(
-        missing.is_empty(),
-        "Redis knows replica(s) {} whose journal no --journal names: give each one's journal \
-         directory (its replica.name says whose it is), or --without NAME for a journal that is \
-         lost (its spend is then missing from the rebuilt counters)",
-        missing
-            .iter()
-            .map(|r| format!("{r:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    if !missing.is_empty() {
+        let why = format!(
+            "Redis knows replica(s) {} whose journal no --journal names: give each one's journal \
+             directory (its replica.name says whose it is), or --without NAME for a journal that \
+             is lost (its spend is then missing from the rebuilt counters)",
+            missing.join(", ")
+        );
+        // A dry run writes nothing: it reports what it can.
+        anyhow::ensure!(dry_run, "{why}");
+        eprintln!("warning: {why}");
+    }
     let now = config::Clock::now(&SystemClock);
     let report = shared::reconcile::reconcile(info, prefix, journals, dry_run, now)
         .map_err(anyhow::Error::msg)?;

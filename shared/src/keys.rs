@@ -64,6 +64,12 @@ impl Keys {
         format!("{}replicas", self.prefix)
     }
 
+    /// Every replica that has sent a heartbeat since the state began (see
+    /// `HEARTBEAT`).
+    pub(crate) fn replicas_seen(&self) -> String {
+        format!("{}replicas-seen", self.prefix)
+    }
+
     /// Replica → its last heartbeat that said it reads `per-bid` URLs.
     pub(crate) fn reads_per_bid(&self) -> String {
         format!("{}reads-per-bid", self.prefix)

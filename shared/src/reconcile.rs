@@ -170,12 +170,8 @@ pub struct Report {
     pub epoch: Option<String>,
 }
 
-/// Compares (and unless `dry_run`, rewrites) Redis's spend with the
-/// journals'. Per-day counters older than Redis keeps them are not
-/// compared. Redis counters under keys no journal mentions are reported
-/// and, when writing, set to zero: give every replica's journal.
-/// The replicas Redis knows under `prefix` (every one that has sent a
-/// heartbeat since the state was last emptied), by name.
+/// The replicas Redis knows under `prefix`: every one that has sent a
+/// heartbeat since the state began (those stopped too), by name.
 pub fn known_replicas(
     info: redis::ConnectionInfo,
     prefix: &str,
@@ -191,16 +187,30 @@ pub fn known_replicas(
             .get_multiplexed_async_connection()
             .await
             .map_err(err)?;
-        redis::cmd("ZRANGE")
-            .arg(Keys::new(prefix).replicas())
+        let keys = Keys::new(prefix);
+        let mut names: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys.replicas())
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)
             .await
-            .map_err(err)
+            .map_err(err)?;
+        let seen: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys.replicas_seen())
+            .query_async(&mut conn)
+            .await
+            .map_err(err)?;
+        names.extend(seen);
+        names.sort();
+        names.dedup();
+        Ok(names)
     })
 }
 
+/// Compares (and unless `dry_run`, rewrites) Redis's spend with the
+/// journals'. Per-day counters older than Redis keeps them are not
+/// compared. Redis counters under keys no journal mentions are reported
+/// and, when writing, set to zero: give every replica's journal.
 pub fn reconcile(
     info: redis::ConnectionInfo,
     prefix: &str,

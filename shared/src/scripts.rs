@@ -506,6 +506,10 @@ end
 local at = redis_ms()
 local beats = ARGV[4] .. 'beat-at'
 redis.call('HSET', beats, ARGV[1], s(at))
+-- Every replica that beat since the state began, never pruned here (a
+-- stopped one leaves `replicas` after `dead_after`): `bidder ledger
+-- reconcile` wants each one's journal.
+redis.call('SADD', ARGV[4] .. 'replicas-seen', ARGV[1])
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. s(now - n(ARGV[3])), 'LIMIT', 0, 16)
 release(ARGV[4], at)
 for _, r in ipairs(dead) do

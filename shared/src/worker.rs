@@ -313,20 +313,25 @@ pub(crate) async fn kind(inner: &Inner, key: &SpendKey) -> Result<Option<BudgetK
 /// Gives back every lease not covering a hold, and waits for pending
 /// writes (shutdown).
 pub(crate) async fn close(inner: &Inner) {
-    hand_over_frequency(inner).await;
     give_back(inner, true);
+    let mut flushed = false;
     for _ in 0..100 {
         if inner.pending_ops.load(Ordering::Relaxed) <= 0 {
-            return;
+            flushed = true;
+            break;
         }
         inner.wake.notify_one();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tracing::warn!(
-        pending = inner.pending_ops.load(Ordering::Relaxed),
-        "Redis writes still pending at shutdown: they are in the journal; \
-         the next start or `bidder ledger reconcile` applies them"
-    );
+    if !flushed {
+        tracing::warn!(
+            pending = inner.pending_ops.load(Ordering::Relaxed),
+            "Redis writes still pending at shutdown: they are in the journal; \
+             the next start or `bidder ledger reconcile` applies them"
+        );
+    }
+    // After the charges (they come first), with what time is left.
+    let _ = tokio::time::timeout(Duration::from_millis(800), hand_over_frequency(inner)).await;
 }
 
 /// At a stop: the frequency keys of this replica's capped bids not charged
@@ -347,22 +352,27 @@ async fn hand_over_frequency(inner: &Inner) {
     if slots.is_empty() {
         return;
     }
-    let mut pipe = redis::pipe();
-    for (bid, text, ms) in &slots {
-        pipe.cmd("SET")
-            .arg(inner.keys.freq_handover(BidKey(*bid)))
-            .arg(text)
-            .arg("PX")
-            .arg(*ms)
-            .ignore();
+    // In pipelines of a thousand: each answers within the connection's
+    // response timeout.
+    let sent: Result<(), String> = async {
+        let mut conn = inner.connection().await?;
+        for chunk in slots.chunks(1_000) {
+            let mut pipe = redis::pipe();
+            for (bid, text, ms) in chunk {
+                pipe.cmd("SET")
+                    .arg(inner.keys.freq_handover(BidKey(*bid)))
+                    .arg(text)
+                    .arg("PX")
+                    .arg(*ms)
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
-    let sent = match inner.connection().await {
-        Ok(mut conn) => pipe
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
+    .await;
     if let Err(e) = sent {
         tracing::warn!(
             bids = slots.len(),

@@ -1044,3 +1044,24 @@ fn a_commit_that_meets_a_key_of_another_type_adds_no_spend() {
         "still held"
     );
 }
+
+/// A replica stopped for longer than `dead_after` leaves the heartbeat set
+/// (a live peer prunes it), but reconcile must still ask for its journal:
+/// the set of replicas ever seen keeps it (review finding: a replica
+/// stopped to copy its volume dropped out of the check 15 s later).
+#[test]
+fn a_replica_stopped_long_ago_is_still_known_to_reconcile() {
+    let (_dir, server, _a, b) = two_replicas("known");
+    assert!(eventually(|| {
+        let info = shared::connection_info(&server.url(), None, None).unwrap();
+        shared::reconcile::known_replicas(info, "bidder:").unwrap() == ["a", "b"]
+    }));
+    b.l.close();
+    drop(b);
+    server.command(&["ZREM", "bidder:replicas", "b"]).unwrap();
+    let info = shared::connection_info(&server.url(), None, None).unwrap();
+    assert_eq!(
+        shared::reconcile::known_replicas(info, "bidder:").unwrap(),
+        ["a", "b"]
+    );
+}
