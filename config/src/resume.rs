@@ -51,6 +51,13 @@ pub(crate) fn step_over(
     if index >= starts.len() {
         return None;
     }
+    // Only what starts a line of the block structure is taken out: a line
+    // inside a flow collection or quoted scalar begun above (or the text of
+    // a block scalar) reads otherwise once its neighbours change.
+    let info = lines(text);
+    if !info.get(index)?.plain {
+        return None;
+    }
     let (start, end) = line_of(index, text);
     let l = &text[start..end];
     let at = l.char_indices().nth(col).map(|(b, _)| b)?;
@@ -65,6 +72,9 @@ pub(crate) fn step_over(
             }
             let flow = unclosed(prefix)?;
             let stop = extent(l, at, flow)?;
+            if !flow && info[index].open {
+                return None;
+            }
             if !flow {
                 let rest = l[stop..].trim();
                 if !(rest.is_empty() || rest.starts_with('#')) {
@@ -82,9 +92,14 @@ pub(crate) fn step_over(
             Some((line, column + chars as u64 - 1))
         }
         Past::Key => {
-            if !l[..at].bytes().all(|b| b == b' ') {
+            // A value that goes on past its line in brackets or quotes would
+            // leave its rest behind.
+            if !l[..at].bytes().all(|b| b == b' ') || info[index].open {
                 return None;
             }
+            // A block value may be a list at the key's own indentation.
+            let value = l[at..].split(" #").next().unwrap_or("").trim_end();
+            let own_list = value.ends_with(':');
             // The key's line, and every line after it indented further
             // (its value), with blank and comment lines among them.
             let mut last = index;
@@ -95,10 +110,16 @@ pub(crate) fn step_over(
                 if content.is_empty() || content.starts_with('#') {
                     continue;
                 }
-                if next.len() - content.len() <= at {
+                let indent = next.len() - content.len();
+                let item = indent == at && (content == "-" || content.starts_with("- "));
+                if indent < at || (indent == at && !(own_list && item)) {
                     break;
                 }
                 last = i;
+            }
+            // What follows must read as it did.
+            if info[last].open || info.get(last + 1).is_some_and(|n| !n.plain) {
+                return None;
             }
             for i in (index..=last).rev() {
                 let (s, e) = line_of(i, text);
@@ -244,4 +265,105 @@ fn next_indent(text: &str, starts: &[usize], index: usize) -> Option<usize> {
         (!content_trimmed.is_empty() && !content_trimmed.starts_with('#'))
             .then(|| l.len() - content.len())
     })
+}
+
+/// What a line of a file is, read as YAML's block structure reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Line {
+    /// It starts outside any flow collection (`[`, `{`), quoted scalar and
+    /// block scalar's text: its indentation is the block structure's.
+    pub(crate) plain: bool,
+    /// A flow collection or quoted scalar is still open at its end: the
+    /// next line goes on with it.
+    pub(crate) open: bool,
+}
+
+/// Each line of `text` (split on `\n`) as [`Line`] says. One pass: the
+/// quotes, brackets and comments of every line, and the block scalars
+/// (`|`, `>`, after a tag or anchor too) whose text is the lines indented
+/// under their key.
+pub(crate) fn lines(text: &str) -> Vec<Line> {
+    let mut out = Vec::new();
+    let (mut depth, mut dq, mut sq) = (0usize, false, false);
+    let mut block: Option<usize> = None;
+    for l in text.split('\n') {
+        let l = l.strip_suffix('\r').unwrap_or(l);
+        let indent = l.len() - l.trim_start_matches(' ').len();
+        if let Some(owner) = block {
+            if l.trim().is_empty() || indent > owner {
+                out.push(Line::default());
+                continue;
+            }
+            block = None;
+        }
+        let plain = depth == 0 && !dq && !sq;
+        // The previous character that is not a space: a quote or bracket
+        // opens only where a value may start.
+        let mut before = None;
+        let mut raw: Option<char> = None;
+        let mut chars = l.chars().peekable();
+        while let Some(c) = chars.next() {
+            let after_space = raw.is_none_or(|r| r == ' ' || r == '\t');
+            raw = Some(c);
+            if dq {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '"' => dq = false,
+                    _ => {}
+                }
+                continue;
+            }
+            if sq {
+                if c == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        sq = false;
+                    }
+                }
+                continue;
+            }
+            let starts_value = matches!(before, None | Some(':' | ',' | '[' | '{' | '-' | '?'));
+            match c {
+                '#' if after_space => break,
+                '"' if starts_value => dq = true,
+                '\'' if starts_value => sq = true,
+                '[' | '{' if starts_value || depth > 0 => depth += 1,
+                ']' | '}' if depth > 0 => depth -= 1,
+                _ => {}
+            }
+            if c != ' ' && c != '\t' {
+                before = Some(c);
+            }
+        }
+        let open = depth > 0 || dq || sq;
+        if plain && !open && opens_block(l) {
+            block = Some(key_column(l));
+        }
+        out.push(Line { plain, open });
+    }
+    out
+}
+
+/// Whether a line's value is a block scalar's indicator (`|`, `>`, with
+/// chomping and indentation signs, after a tag or anchor), its text on the
+/// lines under it.
+fn opens_block(l: &str) -> bool {
+    let body = l.split(" #").next().unwrap_or("").trim_end();
+    let value = match body.rsplit_once(": ") {
+        Some((_, v)) => v,
+        None => body
+            .trim_start()
+            .trim_start_matches("- ")
+            .strip_suffix(':')
+            .map_or(body.trim_start().trim_start_matches("- "), |_| ""),
+    };
+    let value = value
+        .split(' ')
+        .filter(|w| !w.is_empty() && !w.starts_with(['!', '&']))
+        .collect::<Vec<_>>();
+    matches!(value.as_slice(), [v] if v.starts_with(['|', '>'])
+        && v[1..].chars().all(|c| c == '-' || c == '+' || c.is_ascii_digit()))
 }
