@@ -162,6 +162,9 @@ pub(crate) struct FreqSlot {
 #[derive(Default)]
 struct Losses {
     waiting: Vec<u64>,
+    /// Win notices (of bids billed later) told here for bids another
+    /// replica holds, waiting to be handed on with the losses.
+    wins: Vec<u64>,
     current: std::collections::HashSet<u64>,
     previous: std::collections::HashSet<u64>,
     since: i64,
@@ -817,6 +820,46 @@ impl Inner {
         l.waiting.push(bid.0);
     }
 
+    /// A win notice for a bid not held here (it bills later): the replica
+    /// that holds it is told through the stream of losses, and holds its
+    /// whole cost (and counts its frequency slot) until it is billed.
+    /// Best effort, bounded as losses are.
+    pub(crate) fn won_elsewhere(&self, bid: BidKey) {
+        let mut l = lock(&self.lost);
+        if l.wins.len() < MAX_LOSSES {
+            l.wins.push(bid.0);
+        }
+    }
+
+    /// Up to `n` of the win notices waiting to be handed on.
+    pub(crate) fn take_wins(&self, n: usize) -> Vec<u64> {
+        let mut l = lock(&self.lost);
+        let n = n.min(l.wins.len());
+        l.wins.drain(..n).collect()
+    }
+
+    /// A win notice of `bid` (billed later), told here or by another
+    /// replica: held whole here if this replica holds it, and its
+    /// frequency slot counted as an impression at once (its billing may
+    /// come after the slot's reservation would have ended). Whether this
+    /// replica holds it.
+    pub(crate) fn won_here(&self, bid: BidKey) -> bool {
+        let here = self.local.won(bid);
+        if here {
+            let slot = lock(&self.freq).get(&bid.0).cloned();
+            if let Some(s) = slot {
+                self.queue(Op::FreqWon {
+                    w: s.w,
+                    r: s.r,
+                    window_ms: s.window_ms,
+                    bid,
+                    at: self.now().as_millis(),
+                });
+            }
+        }
+        here
+    }
+
     /// Up to `n` of the losses waiting to be handed on.
     pub(crate) fn take_losses(&self, n: usize) -> Vec<u64> {
         let mut l = lock(&self.lost);
@@ -1273,7 +1316,14 @@ impl Ledger for RedisLedger {
     }
 
     fn won(&self, bid: BidKey) -> bool {
-        self.inner.local.won(bid)
+        let here = self.inner.won_here(bid);
+        // Behind a load balancer the win notice mostly reaches a replica
+        // that did not bid (replica probe: its holder let the hold go to
+        // the late-win share, 1.90 delivered under 1.00).
+        if !here && !self.inner.health.is_lost() && !self.inner.unavailable() {
+            self.inner.won_elsewhere(bid);
+        }
+        here
     }
 
     /// What this replica knows: its own bids, and charges of them made

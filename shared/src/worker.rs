@@ -111,7 +111,10 @@ pub(crate) async fn apply(inner: &Inner, op: &Op) -> Result<(), String> {
                 )
                 .await?;
             if got == -2 {
+                // Nothing written: tried again behind the other writes
+                // until the key is mended (the charge stays held meanwhile).
                 inner.health.wrong_type(&all.join(" "));
+                inner.queue(op.clone());
             } else if got < 0 {
                 tracing::error!(
                     bid = %bid,
@@ -812,6 +815,25 @@ async fn pass_on_losses(inner: &Inner) {
             .ignore();
         entries += 1;
     }
+    while entries < LOSS_ENTRIES_PER_PASS {
+        let bids = inner.take_wins(LOSSES_PER_ENTRY);
+        if bids.is_empty() {
+            break;
+        }
+        let list: Vec<String> = bids.iter().map(|b| BidKey(*b).to_string()).collect();
+        pipe.cmd("XADD")
+            .arg(inner.keys.lost())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(LOST_STREAM_LEN)
+            .arg("*")
+            .arg("r")
+            .arg(&inner.opts.replica)
+            .arg("w")
+            .arg(list.join(","))
+            .ignore();
+        entries += 1;
+    }
     if entries == 0 || inner.unavailable() {
         return;
     }
@@ -834,6 +856,14 @@ async fn lost_elsewhere(inner: &Inner, last: &mut Option<String>) -> Result<(), 
         let field = |name: &str| entry_field(fields, name);
         if field("r").map(String::as_str) == Some(inner.opts.replica.as_str()) {
             continue;
+        }
+        // Win notices told elsewhere, of bids billed later.
+        if let Some(list) = field("w") {
+            for bid in list.split(',').take(LOSSES_PER_ENTRY) {
+                if let Ok(bid) = u64::from_str_radix(bid, 16) {
+                    inner.won_here(BidKey(bid));
+                }
+            }
         }
         let Some(list) = field("l") else { continue };
         for bid in list.split(',').take(LOSSES_PER_ENTRY) {

@@ -1043,6 +1043,48 @@ fn a_commit_that_meets_a_key_of_another_type_adds_no_spend() {
         m(1).as_i64(),
         "still held"
     );
+    // Once the key is mended, the commit goes through (it was tried again
+    // behind the other writes, not dropped).
+    server
+        .command(&["DEL", &format!("bidder:d:order:o:{day}")])
+        .unwrap();
+    assert!(
+        eventually(|| spent("bidder:s:li:li") == m(1).as_i64()),
+        "applied once the key is gone"
+    );
+    assert_eq!(spent(&format!("bidder:d:li:li:{day}")), m(1).as_i64());
+}
+
+/// A win notice of a bid billed later, told to a replica that did not bid
+/// (behind a load balancer, the usual case), reaches the replica that did:
+/// it holds the bid's whole cost past its reservation, not the late-win
+/// share (replica probe: 1.90 delivered under 1.00).
+#[test]
+fn a_win_notice_told_to_another_replica_keeps_the_whole_hold() {
+    let (_dir, _server, a, b) = two_replicas("won-elsewhere");
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(10));
+    // Silent losses teach A a low late-win share.
+    for bid in 100..200 {
+        a.l.reserve(&k.hold(bid, Micros(1), daily, now, None), now)
+            .expect("room");
+    }
+    a.l.expire(Timestamp(NOON + 2 * MIN));
+    for bid in 100..200 {
+        a.l.release(BidKey(bid));
+    }
+    assert!(a.l.late_share_ppm() < 100_000, "{}", a.l.late_share_ppm());
+    let now = Timestamp(NOON + 2 * MIN);
+    a.l.reserve(&k.hold(1, m(10), daily, now, None), now)
+        .expect("A bids the whole budget");
+    assert!(!b.l.won(BidKey(1)), "B does not hold it");
+    assert!(
+        eventually(|| a.l.outcome(BidKey(1)) == ledger::Outcome::Won),
+        "A hears of the win"
+    );
+    a.l.expire(Timestamp(NOON + 5 * MIN));
+    assert_eq!(a.l.spent(&k.li, now.date()).held_today, m(10));
 }
 
 /// A replica stopped for longer than `dead_after` leaves the heartbeat set
