@@ -1107,3 +1107,31 @@ fn a_replica_stopped_long_ago_is_still_known_to_reconcile() {
         ["a", "b"]
     );
 }
+
+/// A capped bid won (its billing to come) counts under the cap from its
+/// win notice: billed after its slot's reservation ended, it counted under
+/// no cap, and the user was shown the line item again (replica probe).
+#[test]
+fn a_won_bid_billed_late_counts_under_the_cap_from_its_win() {
+    let (_dir, _server, a, b) = two_replicas("won-freq");
+    let k = K::new();
+    let now = Timestamp(NOON);
+    a.l.reserve(&k.hold(1, m(1), Cap::None, now, Some("user-1")), now)
+        .expect("A bids for user-1 (cap 1 a day)");
+    assert!(a.l.won(BidKey(1)));
+    // Past the reservation and the slot's keep: only a counted impression
+    // stops the second.
+    b.clock.advance_millis(2 * MIN);
+    let later = Timestamp(NOON + 2 * MIN);
+    let mut second = Ok(());
+    for bid in 2..52 {
+        second =
+            b.l.reserve(&k.hold(bid, m(1), Cap::None, later, Some("user-1")), later);
+        if second.is_err() {
+            break;
+        }
+        b.l.release(BidKey(bid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(second, Err(ledger::Refusal::Frequency));
+}
