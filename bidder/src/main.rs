@@ -1657,10 +1657,37 @@ fn check_public_url(given: &str) -> anyhow::Result<()> {
     let rest = lower
         .strip_prefix("https://")
         .or_else(|| lower.strip_prefix("http://"));
-    if rest.is_none_or(|r| r.starts_with('/')) {
+    let Some(rest) = rest.filter(|r| !r.starts_with('/')) else {
         return Err(refuse(
             "it must start with http:// or https:// and the host",
         ));
+    };
+    // What the parser would also mend or let through: an empty port
+    // (`host:`), a `%` not followed by two hex digits, a host name with an
+    // empty label or one that starts or ends with `-`.
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.ends_with(':') {
+        return Err(refuse("a ':' with no port after it"));
+    }
+    let bytes = given.as_bytes();
+    let bad_escape = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if bad_escape {
+        return Err(refuse("a '%' not followed by two hex digits"));
+    }
+    if let Some(url::Host::Domain(host)) = url.host() {
+        let bad = host
+            .trim_end_matches('.')
+            .split('.')
+            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'));
+        if bad {
+            return Err(refuse(
+                "the host name has an empty label or one starting or ending with '-'",
+            ));
+        }
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(refuse("it names no host"));

@@ -886,6 +886,10 @@ fn a_public_url_notices_cannot_be_built_on_is_refused() {
             "start with http:// or https://",
         ),
         ("https:\\\\bidder.example.com", "backslash"),
+        ("https://bidder.example.com:", "no port"),
+        ("https://bidder.example.com/%zz", "two hex digits"),
+        ("https://bidder..example.com", "empty label"),
+        ("https://-bad-.example.com", "empty label"),
     ] {
         let out = bin()
             .args([
