@@ -842,6 +842,46 @@ mod tests {
         }
     }
 
+    /// Quotes inside plain scalars, anchors and tags before a value, `- |`
+    /// text and blank lines after a block scalar read as YAML reads them
+    /// (final review: each made the search stop early, hid the
+    /// between-levels message, or gave a false one).
+    #[test]
+    fn plain_quotes_anchors_and_item_text_read_as_yaml_reads_them() {
+        let head = "advertiser:\n  id: a\n  name: Sale - 'til Sunday, 'nuff said\n  domains: [a.example]\n";
+        let item = "orders:\n  - id: o1\n    service: self_service\n    flight: { start: 2026-11-15, end: 2030-12-15 }\n    line_items:\n      - id: li1\n        media: display\n";
+        let cases: Vec<(String, Vec<(u64, u64)>)> = vec![
+            // A key one space short after a name with quotes in it.
+            (
+                format!("{head}{item}       cpm: 1.80\n        budget: {{ daily: 30.00 }}\n"),
+                vec![(12, 8)],
+            ),
+            // Two unknown keys after it: both said.
+            (
+                format!("{head}colour: red\nshade: blue\n"),
+                vec![(5, 1), (6, 1)],
+            ),
+            // An anchored flow mapping over lines: the missing budget.
+            (
+                format!("{head}{item}        cpm: 1.80\n        budget: {{ daily: 30.00 }}\n        frequency_cap: &cap {{\n            impressions: 5,\n          per_hours: 24 }}\n"),
+                vec![(6, 5)],
+            ),
+            // A block scalar, a blank line, then another unknown key.
+            (
+                format!("{head}colour: |\n  red\n\nshade: blue\n"),
+                vec![(5, 1), (8, 1)],
+            ),
+        ];
+        for (text, want) in cases {
+            let found = all(&text);
+            let places: Vec<(u64, u64)> = found.iter().map(|&(l, c, _)| (l, c)).collect();
+            assert_eq!(places, want, "{text}: {found:?}");
+        }
+        // `- |` text under its item is not read as keys.
+        let text = "advertiser:\n  id: a\n  name: A\n  domains:\n    - |\n      x:\n          a: 1\n        b: 2\n";
+        assert_eq!(key_between_levels(text), None);
+    }
+
     /// A key given twice is passed over like an unknown one; a required key
     /// left out is said (at its mapping's first line, before what was
     /// taken out) and ends the search.

@@ -117,8 +117,12 @@ pub(crate) fn step_over(
                 }
                 last = i;
             }
-            // What follows must read as it did.
-            if info[last].open || info.get(last + 1).is_some_and(|n| !n.plain) {
+            // What follows (past blank lines) must read as it did.
+            let next = (last + 1..starts.len()).find(|&i| {
+                let (s, e) = line_of(i, text);
+                !text[s..e].trim().is_empty()
+            });
+            if info[last].open || next.is_some_and(|n| !info[n].plain) {
                 return None;
             }
             for i in (index..=last).rev() {
@@ -297,9 +301,13 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
             block = None;
         }
         let plain = depth == 0 && !dq && !sq;
-        // The previous character that is not a space: a quote or bracket
-        // opens only where a value may start.
-        let mut before = None;
+        // Whether a value may start here (a quote or bracket opens only
+        // there: `Sale - 'til Sunday` is one plain scalar): at a line's
+        // start, after `- `, `? `, `: `, an anchor or tag, and in brackets
+        // after `[`, `{` and `,`.
+        let mut expect = true;
+        // Inside an anchor's or tag's name, up to the next space.
+        let mut property = false;
         let mut raw: Option<char> = None;
         let mut chars = l.chars().peekable();
         while let Some(c) = chars.next() {
@@ -325,22 +333,58 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
                 }
                 continue;
             }
-            let starts_value = matches!(before, None | Some(':' | ',' | '[' | '{' | '-' | '?'));
+            let spaced = |next: Option<&char>| next.is_none_or(|n| *n == ' ' || *n == '\t');
+            if c == ' ' || c == '\t' {
+                property = false;
+                continue;
+            }
+            if c == '#' && after_space {
+                break;
+            }
+            if property {
+                continue;
+            }
+            if expect {
+                match c {
+                    '"' => dq = true,
+                    '\'' => sq = true,
+                    '[' | '{' => {
+                        depth += 1;
+                        continue;
+                    }
+                    '-' | '?' if spaced(chars.peek()) => continue,
+                    '&' | '!' => {
+                        property = true;
+                        continue;
+                    }
+                    ']' | '}' if depth > 0 => depth -= 1,
+                    _ => {}
+                }
+                expect = false;
+                continue;
+            }
             match c {
-                '#' if after_space => break,
-                '"' if starts_value => dq = true,
-                '\'' if starts_value => sq = true,
-                '[' | '{' if starts_value || depth > 0 => depth += 1,
+                ':' if spaced(chars.peek())
+                    || (depth > 0
+                        && chars.peek().is_some_and(|n| matches!(n, ',' | ']' | '}'))) =>
+                {
+                    expect = true;
+                }
+                ',' | '[' | '{' if depth > 0 => {
+                    if c != ',' {
+                        depth += 1;
+                    }
+                    expect = true;
+                }
                 ']' | '}' if depth > 0 => depth -= 1,
                 _ => {}
-            }
-            if c != ' ' && c != '\t' {
-                before = Some(c);
             }
         }
         let open = depth > 0 || dq || sq;
         if plain && !open && opens_block(l) {
-            block = Some(key_column(l));
+            // `- |`: its text is indented under the item, past its mark.
+            let item_text = l.trim_start().starts_with("- ") && !l.contains(": ");
+            block = Some(if item_text { indent } else { key_column(l) });
         }
         out.push(Line { plain, open });
     }
@@ -351,6 +395,7 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
 /// chomping and indentation signs, after a tag or anchor), its text on the
 /// lines under it.
 fn opens_block(l: &str) -> bool {
+    let l = l.replace('\t', " ");
     let body = l.split(" #").next().unwrap_or("").trim_end();
     let value = match body.rsplit_once(": ") {
         Some((_, v)) => v,
