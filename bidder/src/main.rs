@@ -1680,7 +1680,8 @@ fn check_public_url(given: &str) -> anyhow::Result<()> {
     }
     if let Some(url::Host::Domain(host)) = url.host() {
         let bad = host
-            .trim_end_matches('.')
+            .strip_suffix('.')
+            .unwrap_or(host)
             .split('.')
             .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'));
         if bad {

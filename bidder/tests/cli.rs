@@ -890,6 +890,7 @@ fn a_public_url_notices_cannot_be_built_on_is_refused() {
         ("https://bidder.example.com/%zz", "two hex digits"),
         ("https://bidder..example.com", "empty label"),
         ("https://-bad-.example.com", "empty label"),
+        ("https://bidder.example.com..", "empty label"),
     ] {
         let out = bin()
             .args([

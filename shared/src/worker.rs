@@ -790,6 +790,27 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
 async fn pass_on_losses(inner: &Inner) {
     let mut pipe = redis::pipe();
     let mut entries = 0;
+    // Wins first: a win not handed on lets a bought impression's hold go
+    // (over-delivery); a loss not handed on only holds budget a while.
+    while entries < LOSS_ENTRIES_PER_PASS {
+        let bids = inner.take_wins(LOSSES_PER_ENTRY);
+        if bids.is_empty() {
+            break;
+        }
+        let list: Vec<String> = bids.iter().map(|b| BidKey(*b).to_string()).collect();
+        pipe.cmd("XADD")
+            .arg(inner.keys.lost())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(LOST_STREAM_LEN)
+            .arg("*")
+            .arg("r")
+            .arg(&inner.opts.replica)
+            .arg("w")
+            .arg(list.join(","))
+            .ignore();
+        entries += 1;
+    }
     while entries < LOSS_ENTRIES_PER_PASS {
         let bids = inner.take_losses(LOSSES_PER_ENTRY);
         if bids.is_empty() {
@@ -812,25 +833,6 @@ async fn pass_on_losses(inner: &Inner) {
             .arg(&inner.opts.replica)
             .arg("l")
             .arg(list)
-            .ignore();
-        entries += 1;
-    }
-    while entries < LOSS_ENTRIES_PER_PASS {
-        let bids = inner.take_wins(LOSSES_PER_ENTRY);
-        if bids.is_empty() {
-            break;
-        }
-        let list: Vec<String> = bids.iter().map(|b| BidKey(*b).to_string()).collect();
-        pipe.cmd("XADD")
-            .arg(inner.keys.lost())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(LOST_STREAM_LEN)
-            .arg("*")
-            .arg("r")
-            .arg(&inner.opts.replica)
-            .arg("w")
-            .arg(list.join(","))
             .ignore();
         entries += 1;
     }
