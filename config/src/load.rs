@@ -317,7 +317,17 @@ fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
     if let Some(found) = odd_indentation(text) {
         return Err((found, Past::Nothing));
     }
-    let options = serde_saphyr::options! { with_snippet: false };
+    // The parser's default budget (250,000 nodes) refused alias-free files
+    // of some 12,500 line items, 2.2 MB, where a file may be 32 MiB
+    // (account-manager probe): room for that, every other limit (aliases
+    // among them) as it was.
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_nodes = 8_000_000;
+    budget.max_events = 32_000_000;
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+        budget: Some(budget),
+    };
     serde_saphyr::from_str_with_options::<RawFile>(text, options).map_err(|err| {
         // The parser reads a key indented between two levels as part of
         // the value above it, and says a key is missing lines before.
@@ -653,8 +663,9 @@ impl MessageFormatter for Wording {
                     }
                     B::Depth { .. } => "it nests lists and mappings deeper than a config may",
                     B::ScalarBytes { .. } | B::Nodes { .. } | B::Events { .. } => {
-                        "it expands to more values than a config may (aliases repeat what \
-                         they name); split it or write the repeats out"
+                        "it holds more values than a config file may (aliases count each \
+                         time they repeat what they name); split it into several files, or \
+                         write the repeats out"
                     }
                     _ => "it is larger or more complex than a config may be",
                 };
@@ -880,6 +891,20 @@ mod tests {
         // `- |` text under its item is not read as keys.
         let text = "advertiser:\n  id: a\n  name: A\n  domains:\n    - |\n      x:\n          a: 1\n        b: 2\n";
         assert_eq!(key_between_levels(text), None);
+    }
+
+    /// A large file without aliases is read: 40,000 creatives (some 280,000
+    /// values) were past the parser's default budget.
+    #[test]
+    fn a_large_file_without_aliases_is_read() {
+        let mut text = MINIMAL.to_owned();
+        text.push_str("creatives:\n");
+        for i in 0..40_000 {
+            text.push_str(&format!(
+                "  - {{ id: c{i}, format: display, size: 300x250, image_url: https://a.example/i.png, click_url: https://a.example/ }}\n"
+            ));
+        }
+        assert!(parse(&text).is_ok());
     }
 
     /// A key given twice is passed over like an unknown one; a required key
