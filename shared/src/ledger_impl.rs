@@ -826,9 +826,18 @@ impl Inner {
     /// Best effort, bounded as losses are.
     pub(crate) fn won_elsewhere(&self, bid: BidKey) {
         let mut l = lock(&self.lost);
-        if l.wins.len() < MAX_LOSSES {
-            l.wins.push(bid.0);
+        // A win notice sent again (an exchange retrying it) is handed on
+        // once, as a loss is: the same generations of bids remembered.
+        let now = self.now().as_millis();
+        if now - l.since >= LOSSES_REMEMBERED_MS || l.current.len() >= MAX_LOSSES_REMEMBERED {
+            l.previous = std::mem::take(&mut l.current);
+            l.since = now;
         }
+        if l.wins.len() >= MAX_LOSSES || l.current.contains(&bid.0) || l.previous.contains(&bid.0) {
+            return;
+        }
+        l.current.insert(bid.0);
+        l.wins.push(bid.0);
     }
 
     /// Up to `n` of the win notices waiting to be handed on.
