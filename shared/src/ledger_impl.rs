@@ -170,6 +170,33 @@ struct Losses {
     since: i64,
 }
 
+/// What a notice told here for a bid another replica holds says, as the
+/// stream of losses hands it on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Told {
+    Lost,
+    Won,
+}
+
+impl Told {
+    /// The stream entry's field for a list of such bids.
+    pub(crate) fn field(self) -> &'static str {
+        match self {
+            Told::Lost => "l",
+            Told::Won => "w",
+        }
+    }
+}
+
+impl Losses {
+    fn waiting(&mut self, told: Told) -> &mut Vec<u64> {
+        match told {
+            Told::Lost => &mut self.waiting,
+            Told::Won => &mut self.wins,
+        }
+    }
+}
+
 /// Losses waiting for the worker's next pass (a tenth of a second), at most.
 const MAX_LOSSES: usize = 20_000;
 /// Bids remembered as handed on, per generation.
@@ -802,6 +829,20 @@ impl Inner {
     /// their reservations). A bid handed on in the last few minutes is not
     /// handed on again: a replayed notice costs the others nothing.
     pub(crate) fn lost_elsewhere(&self, bid: BidKey) {
+        self.hand_on(Told::Lost, bid);
+    }
+
+    /// A win notice for a bid not held here (it bills later): the replica
+    /// that holds it is told through the stream of losses, and holds its
+    /// whole cost (and counts its frequency slot) until it is billed.
+    /// Best effort, bounded as losses are.
+    pub(crate) fn won_elsewhere(&self, bid: BidKey) {
+        self.hand_on(Told::Won, bid);
+    }
+
+    /// Queues `bid` to be handed on as `told`, unless it was in the last
+    /// few minutes (a notice sent again) or too many wait.
+    fn hand_on(&self, told: Told, bid: BidKey) {
         let mut l = lock(&self.lost);
         let now = self.now().as_millis();
         // A new generation every few minutes, or once this one is full,
@@ -810,41 +851,22 @@ impl Inner {
             l.previous = std::mem::take(&mut l.current);
             l.since = now;
         }
-        if l.waiting.len() >= MAX_LOSSES
+        if l.waiting(told).len() >= MAX_LOSSES
             || l.current.contains(&bid.0)
             || l.previous.contains(&bid.0)
         {
             return;
         }
         l.current.insert(bid.0);
-        l.waiting.push(bid.0);
+        l.waiting(told).push(bid.0);
     }
 
-    /// A win notice for a bid not held here (it bills later): the replica
-    /// that holds it is told through the stream of losses, and holds its
-    /// whole cost (and counts its frequency slot) until it is billed.
-    /// Best effort, bounded as losses are.
-    pub(crate) fn won_elsewhere(&self, bid: BidKey) {
+    /// Up to `n` of the notices told as `told` waiting to be handed on.
+    pub(crate) fn take_told(&self, told: Told, n: usize) -> Vec<u64> {
         let mut l = lock(&self.lost);
-        // A win notice sent again (an exchange retrying it) is handed on
-        // once, as a loss is: the same generations of bids remembered.
-        let now = self.now().as_millis();
-        if now - l.since >= LOSSES_REMEMBERED_MS || l.current.len() >= MAX_LOSSES_REMEMBERED {
-            l.previous = std::mem::take(&mut l.current);
-            l.since = now;
-        }
-        if l.wins.len() >= MAX_LOSSES || l.current.contains(&bid.0) || l.previous.contains(&bid.0) {
-            return;
-        }
-        l.current.insert(bid.0);
-        l.wins.push(bid.0);
-    }
-
-    /// Up to `n` of the win notices waiting to be handed on.
-    pub(crate) fn take_wins(&self, n: usize) -> Vec<u64> {
-        let mut l = lock(&self.lost);
-        let n = n.min(l.wins.len());
-        l.wins.drain(..n).collect()
+        let waiting = l.waiting(told);
+        let n = n.min(waiting.len());
+        waiting.drain(..n).collect()
     }
 
     /// A win notice of `bid` (billed later), told here or by another
@@ -867,13 +889,6 @@ impl Inner {
             }
         }
         here
-    }
-
-    /// Up to `n` of the losses waiting to be handed on.
-    pub(crate) fn take_losses(&self, n: usize) -> Vec<u64> {
-        let mut l = lock(&self.lost);
-        let n = n.min(l.waiting.len());
-        l.waiting.drain(..n).collect()
     }
 
     /// A loss of `bid`, told here or by another replica: the hold this

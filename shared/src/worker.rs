@@ -12,7 +12,7 @@ use config::Date;
 use ledger::{BidKey, BudgetKind, Ledger as _, SpendKey};
 
 use crate::keys::Keys;
-use crate::ledger_impl::{lock, rand_u64, Cached, Inner, DAY_TTL_SECS};
+use crate::ledger_impl::{lock, rand_u64, Cached, Inner, Told, DAY_TTL_SECS};
 
 /// A write to Redis, retried until it is applied.
 #[derive(Clone, Debug)]
@@ -792,49 +792,32 @@ async fn pass_on_losses(inner: &Inner) {
     let mut entries = 0;
     // Wins first: a win not handed on lets a bought impression's hold go
     // (over-delivery); a loss not handed on only holds budget a while.
-    while entries < LOSS_ENTRIES_PER_PASS {
-        let bids = inner.take_wins(LOSSES_PER_ENTRY);
-        if bids.is_empty() {
-            break;
-        }
-        let list: Vec<String> = bids.iter().map(|b| BidKey(*b).to_string()).collect();
-        pipe.cmd("XADD")
-            .arg(inner.keys.lost())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(LOST_STREAM_LEN)
-            .arg("*")
-            .arg("r")
-            .arg(&inner.opts.replica)
-            .arg("w")
-            .arg(list.join(","))
-            .ignore();
-        entries += 1;
-    }
-    while entries < LOSS_ENTRIES_PER_PASS {
-        let bids = inner.take_losses(LOSSES_PER_ENTRY);
-        if bids.is_empty() {
-            break;
-        }
-        let mut list = String::with_capacity(bids.len() * 17);
-        for (i, bid) in bids.iter().enumerate() {
-            if i > 0 {
-                list.push(',');
+    for told in [Told::Won, Told::Lost] {
+        while entries < LOSS_ENTRIES_PER_PASS {
+            let bids = inner.take_told(told, LOSSES_PER_ENTRY);
+            if bids.is_empty() {
+                break;
             }
-            list.push_str(&BidKey(*bid).to_string());
+            let mut list = String::with_capacity(bids.len() * 17);
+            for (i, bid) in bids.iter().enumerate() {
+                if i > 0 {
+                    list.push(',');
+                }
+                list.push_str(&BidKey(*bid).to_string());
+            }
+            pipe.cmd("XADD")
+                .arg(inner.keys.lost())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(LOST_STREAM_LEN)
+                .arg("*")
+                .arg("r")
+                .arg(&inner.opts.replica)
+                .arg(told.field())
+                .arg(list)
+                .ignore();
+            entries += 1;
         }
-        pipe.cmd("XADD")
-            .arg(inner.keys.lost())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(LOST_STREAM_LEN)
-            .arg("*")
-            .arg("r")
-            .arg(&inner.opts.replica)
-            .arg("l")
-            .arg(list)
-            .ignore();
-        entries += 1;
     }
     if entries == 0 || inner.unavailable() {
         return;
@@ -860,14 +843,16 @@ async fn lost_elsewhere(inner: &Inner, last: &mut Option<String>) -> Result<(), 
             continue;
         }
         // Win notices told elsewhere, of bids billed later.
-        if let Some(list) = field("w") {
+        if let Some(list) = field(Told::Won.field()) {
             for bid in list.split(',').take(LOSSES_PER_ENTRY) {
                 if let Ok(bid) = u64::from_str_radix(bid, 16) {
                     inner.won_here(BidKey(bid));
                 }
             }
         }
-        let Some(list) = field("l") else { continue };
+        let Some(list) = field(Told::Lost.field()) else {
+            continue;
+        };
         for bid in list.split(',').take(LOSSES_PER_ENTRY) {
             let Ok(bid) = u64::from_str_radix(bid, 16) else {
                 continue;
