@@ -73,6 +73,24 @@ fn validate_accepts_the_examples_with_a_summary() {
     assert!(stdout.contains("7 creatives"), "{stdout}");
 }
 
+/// `bidder validate` on a copy of the example config (in a scratch
+/// directory named `name`, returned) with `from` replaced by `to` in every
+/// file.
+fn validate_examples_with(name: &str, from: &str, to: &str) -> (PathBuf, std::process::Output) {
+    let dir = scratch(name);
+    for f in std::fs::read_dir(repo().join("examples/config")).unwrap() {
+        let f = f.unwrap().path();
+        let text = std::fs::read_to_string(&f).unwrap().replace(from, to);
+        std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
+    }
+    let out = bin()
+        .args(["validate", "--config"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    (dir, out)
+}
+
 /// Rates that will price nothing (a year typed wrong, a file never
 /// updated) are valid, but `validate` says so, naming the file: every
 /// request whose currencies leave out USD would get no bid (account-manager
@@ -84,18 +102,11 @@ fn validate_warns_of_rates_that_price_nothing() {
         ("2099-11-30", "days ahead of today"),
         ("2001-11-30", "days old"),
     ] {
-        let dir = scratch(&format!("rates-{as_of}"));
-        for f in std::fs::read_dir(repo().join("examples/config")).unwrap() {
-            let f = f.unwrap().path();
-            let text = std::fs::read_to_string(&f).unwrap();
-            let text = text.replace("as_of: 2026-11-30", &format!("as_of: {as_of}"));
-            std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
-        }
-        let out = bin()
-            .args(["validate", "--config"])
-            .arg(&dir)
-            .output()
-            .unwrap();
+        let (dir, out) = validate_examples_with(
+            &format!("rates-{as_of}"),
+            "as_of: 2026-11-30",
+            &format!("as_of: {as_of}"),
+        );
         assert!(out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -115,21 +126,11 @@ fn validate_warns_of_rates_that_price_nothing() {
 /// any day this runs on.
 #[test]
 fn validate_warns_of_orders_whose_flight_ended() {
-    let dir = scratch("ended-flight");
-    for f in std::fs::read_dir(repo().join("examples/config")).unwrap() {
-        let f = f.unwrap().path();
-        let text = std::fs::read_to_string(&f).unwrap();
-        let text = text.replace(
-            "flight: { start: 2026-11-15, end: 2030-12-15 }",
-            "flight: { start: 2000-01-01, end: 2001-01-31 }",
-        );
-        std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
-    }
-    let out = bin()
-        .args(["validate", "--config"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let (dir, out) = validate_examples_with(
+        "ended-flight",
+        "flight: { start: 2026-11-15, end: 2030-12-15 }",
+        "flight: { start: 2000-01-01, end: 2001-01-31 }",
+    );
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let ended: Vec<&str> = stderr.lines().filter(|l| l.contains("ended")).collect();
@@ -766,30 +767,35 @@ fn terminate(pid: u32) {
         .status();
 }
 
+/// `bidder serve` on the example config with state in `dir`, the notice
+/// secret and admin token only from `envs`, and `args`, run to its end
+/// (the tests give it what makes it stop at start).
+fn serve_examples(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut c = bin();
+    c.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--config")
+    .arg(repo().join("examples/config"))
+    .arg("--state")
+    .arg(dir.join("state"))
+    .args(args)
+    .env_remove("BIDDER_NOTICE_SECRET")
+    .env_remove("BIDDER_ADMIN_TOKEN");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
 #[test]
 fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
     let dir = scratch("secrets");
-    let run = |envs: &[(&str, &str)], args: &[&str]| {
-        let mut c = bin();
-        c.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--config")
-        .arg(repo().join("examples/config"))
-        .arg("--state")
-        .arg(dir.join("state"))
-        .args(args)
-        .env_remove("BIDDER_NOTICE_SECRET")
-        .env_remove("BIDDER_ADMIN_TOKEN");
-        for (k, v) in envs {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    };
+    let run = |envs: &[(&str, &str)], args: &[&str]| serve_examples(&dir, envs, args);
     let short = run(&[("BIDDER_NOTICE_SECRET", "only-sixteen-b!!")], &[]);
     assert_eq!(short.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&short.stderr);
@@ -892,26 +898,14 @@ fn a_public_url_notices_cannot_be_built_on_is_refused() {
         ("https://-bad-.example.com", "empty label"),
         ("https://bidder.example.com..", "empty label"),
     ] {
-        let out = bin()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--config")
-            .arg(repo().join("examples/config"))
-            .arg("--state")
-            .arg(dir.join("state"))
-            .args(["--public-url", given])
-            .env(
+        let out = serve_examples(
+            &dir,
+            &[(
                 "BIDDER_NOTICE_SECRET",
                 "a-notice-secret-of-at-least-32-bytes",
-            )
-            .env_remove("BIDDER_ADMIN_TOKEN")
-            .output()
-            .unwrap();
+            )],
+            &["--public-url", given],
+        );
         let said = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{given:?}: {said}");
         assert!(

@@ -772,17 +772,12 @@ fn bids_in_flight_stay_within_their_bound() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// While the charge journal cannot write (a full disk), a win is refused
-/// (503: the exchange retries it) and no bid is made, since its win could
-/// not be recorded either: the endpoint and explain say
-/// `state_unavailable`, `/readyz` says not ready and
-/// `bidder_journal_writable` is 0. Test requests, which spend nothing,
-/// still bid. Once the disk has room the bidder sees it by itself (no
-/// charge has to come first: none may), and the retried win charges once.
-#[test]
-fn a_full_disk_stops_bidding_until_charges_can_be_written() {
+/// A config of one line item, `shop-li` (1000.00 CPM, so a bid costs
+/// 1.00, daily budget 10.00), in a fresh directory named `name`, and a
+/// fresh state directory beside it.
+fn shop_li_with_state(name: &str) -> (PathBuf, PathBuf) {
     let dir = config_dir(
-        "full-disk",
+        name,
         &[(
             "shop.yaml",
             &shop_yaml(
@@ -792,7 +787,19 @@ fn a_full_disk_stops_bidding_until_charges_can_be_written() {
             ),
         )],
     );
-    let state = common::tempdir("money-full-disk-state");
+    (dir, common::tempdir(&format!("money-{name}-state")))
+}
+
+/// While the charge journal cannot write (a full disk), a win is refused
+/// (503: the exchange retries it) and no bid is made, since its win could
+/// not be recorded either: the endpoint and explain say
+/// `state_unavailable`, `/readyz` says not ready and
+/// `bidder_journal_writable` is 0. Test requests, which spend nothing,
+/// still bid. Once the disk has room the bidder sees it by itself (no
+/// charge has to come first: none may), and the retried win charges once.
+#[test]
+fn a_full_disk_stops_bidding_until_charges_can_be_written() {
+    let (dir, state) = shop_li_with_state("full-disk");
     let full = Arc::new(AtomicBool::new(false));
     let s = Server::start_on_disk(&dir, &state, ts("2026-11-24T12:00:00Z"), full.clone());
     let body = banner_request().to_string();
@@ -849,18 +856,7 @@ fn a_full_disk_stops_bidding_until_charges_can_be_written() {
 /// refused for the exchange to retry elsewhere and no bid is made.
 #[test]
 fn a_dead_journal_writer_fails_the_liveness_probe() {
-    let dir = config_dir(
-        "dead-writer",
-        &[(
-            "shop.yaml",
-            &shop_yaml(
-                "",
-                "100.00",
-                &line_item("shop-li", "1000.00", "daily: 10.00", ""),
-            ),
-        )],
-    );
-    let state = common::tempdir("money-dead-writer-state");
+    let (dir, state) = shop_li_with_state("dead-writer");
     let crash = Arc::new(AtomicBool::new(false));
     let s = Server::start_on_crashing_disk(&dir, &state, ts("2026-11-24T12:00:00Z"), crash.clone());
     let body = banner_request().to_string();
@@ -912,18 +908,7 @@ fn a_dead_journal_writer_fails_the_liveness_probe() {
 #[test]
 fn raising_the_notice_ttl_does_not_charge_a_forgotten_win_again() {
     use bidder::notice_ttl;
-    let dir = config_dir(
-        "ttl-raise",
-        &[(
-            "shop.yaml",
-            &shop_yaml(
-                "",
-                "100.00",
-                &line_item("shop-li", "1000.00", "daily: 10.00", ""),
-            ),
-        )],
-    );
-    let state = common::tempdir("money-ttl-raise-state");
+    let (dir, state) = shop_li_with_state("ttl-raise");
     let hour = 3_600_000;
     let t0 = ts("2026-11-24T12:00:00Z");
     let s = Server::start_in(&dir, &state, 1_000_000, t0);
