@@ -915,13 +915,18 @@ pub struct Regs<'a> {
     pub ext: Ext<'a>,
 }
 
-#[derive(Default)]
-pub(crate) struct RegsExt<'a> {
-    pub(crate) gdpr: Option<i32>,
-    pub(crate) us_privacy: Option<Cow<'a, str>>,
-    pub(crate) gpp: Option<Cow<'a, str>>,
-    pub(crate) gpp_sid: Codes,
-    pub(crate) gpc: Option<i32>,
+/// The privacy signals `regs.ext` carries (their OpenRTB 2.5 places), as
+/// read from it; in [`RegsSignals::shadowed`], only the copies that differ
+/// from the 2.6 fields (`None`, empty: the same or not there). The
+/// accessors read the 2.6 field first; a copy that opts out where the
+/// other does not still opts out, so privacy reads both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegsExt<'a> {
+    pub gdpr: Option<i32>,
+    pub us_privacy: Option<Cow<'a, str>>,
+    pub gpp: Option<Cow<'a, str>>,
+    pub gpp_sid: Codes,
+    pub gpc: Option<i32>,
 }
 
 /// The privacy signals of `regs`, each as its own accessor reads it.
@@ -938,23 +943,10 @@ pub struct RegsSignals<'a> {
     pub unreadable: bool,
     /// What `regs.ext` says where a 2.6 field above says otherwise (boxed:
     /// rare, and the signals are moved on every bid).
-    pub shadowed: Option<Box<Shadowed<'a>>>,
+    pub shadowed: Option<Box<RegsExt<'a>>>,
 }
 
-/// The 2.5 copies in `regs.ext` of signals the 2.6 fields also carry, each
-/// only where the two differ (`None`, empty: the same or not there). The
-/// accessors read the 2.6 field first; a copy that opts out where the
-/// other does not still opts out, so privacy reads both.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Shadowed<'a> {
-    pub gdpr: Option<i32>,
-    pub us_privacy: Option<Cow<'a, str>>,
-    pub gpp: Option<Cow<'a, str>>,
-    pub gpp_sid: Codes,
-    pub gpc: Option<i32>,
-}
-
-impl Shadowed<'_> {
+impl RegsExt<'_> {
     /// Whether a string or section list differs between the copies.
     pub fn has_strings(&self) -> bool {
         self.us_privacy.is_some() || self.gpp.is_some() || !self.gpp_sid.is_empty()
@@ -986,7 +978,7 @@ impl<'a> Regs<'a> {
             || !self.gpp_sid.is_empty()
             || self.gpc.is_some();
         let shadowed = if any_top && !unreadable && self.ext.is_some() {
-            let s = Shadowed {
+            let s = RegsExt {
                 gdpr: differs(&self.gdpr, &eg),
                 us_privacy: differs(&self.us_privacy, &eu),
                 gpp: differs(&self.gpp, &ep),
@@ -997,7 +989,7 @@ impl<'a> Regs<'a> {
                 },
                 gpc: differs(&self.gpc, &ec),
             };
-            (s != Shadowed::default()).then(|| Box::new(s))
+            (s != RegsExt::default()).then(|| Box::new(s))
         } else {
             None
         };
