@@ -127,6 +127,19 @@ impl Keys {
         }
     }
 
+    /// [`Keys::hold`] of 1 under `own`, counted in user `u`'s frequency
+    /// window of `window_ms` under a cap of `cap` impressions.
+    fn capped(&self, bid: u64, own: Cap, now: Timestamp, cap: u32, window_ms: i64) -> Hold<'_> {
+        Hold {
+            frequency: Some(FrequencyHold {
+                user: "u",
+                cap,
+                window_ms,
+            }),
+            ..self.hold(bid, m(1), own, now)
+        }
+    }
+
     fn win(&self, bid: u64, day: Date, cost: Micros, own: Cap) -> Win<'_> {
         Win {
             bid: BidKey(bid),
@@ -385,15 +398,7 @@ pub fn frequency_slots_follow_the_bid(b: &Backend<'_>) {
     let day = now.date();
     let cap = Cap::Daily(m(100));
     let window = 24 * 3_600_000;
-    let hold = |bid: u64, t: Timestamp| {
-        let mut h = k.hold(bid, m(1), cap, t);
-        h.frequency = Some(FrequencyHold {
-            user: "u",
-            cap: 2,
-            window_ms: window,
-        });
-        h
-    };
+    let hold = |bid: u64, t: Timestamp| k.capped(bid, cap, t, 2, window);
     l.reserve(&hold(1, now), now).expect("first");
     l.reserve(&hold(2, now), now).expect("second");
     assert!(!l.frequency_allows("u", &k.li, 2, window, now));
@@ -440,15 +445,7 @@ pub fn a_changed_cap_window_keeps_what_was_counted(b: &Backend<'_>) {
     let k = Keys::new();
     let hour = 3_600_000;
     let cap = Cap::Daily(m(100));
-    let hold = |bid: u64, t: Timestamp, window_ms: i64| {
-        let mut h = k.hold(bid, m(1), cap, t);
-        h.frequency = Some(FrequencyHold {
-            user: "u",
-            cap: 2,
-            window_ms,
-        });
-        h
-    };
+    let hold = |bid: u64, t: Timestamp, window_ms: i64| k.capped(bid, cap, t, 2, window_ms);
     let now = at(0);
     for bid in [1, 2] {
         l.reserve(&hold(bid, now, 24 * hour), now)
@@ -479,15 +476,7 @@ pub fn an_impression_counts_to_the_end_of_its_window(b: &Backend<'_>) {
     let cap = Cap::Daily(m(100));
     for first in [0, 59 * MIN, 30 * MIN + 1, hour - 1] {
         let l = (b.make)();
-        let hold = |bid: u64, t: Timestamp| {
-            let mut h = k.hold(bid, m(1), cap, t);
-            h.frequency = Some(FrequencyHold {
-                user: "u",
-                cap: 1,
-                window_ms: window,
-            });
-            h
-        };
+        let hold = |bid: u64, t: Timestamp| k.capped(bid, cap, t, 1, window);
         let t0 = at(first);
         l.reserve(&hold(1, t0), t0).expect("first");
         charge(&*l, &k.win(1, t0.date(), m(1), cap));
