@@ -489,13 +489,8 @@ fn key_between_levels(text: &str) -> Option<(u64, u64, String)> {
         if rest.is_empty() || rest.starts_with('#') {
             return None;
         }
-        let mut key = indent;
-        let mut body = rest;
-        while let Some(item) = body.strip_prefix("- ") {
-            let gap = item.len() - item.trim_start_matches(' ').len();
-            key += 2 + gap;
-            body = &item[gap..];
-        }
+        let key = crate::resume::key_column(l.trim_end());
+        let body = l[key..].trim_end();
         let scalar = body.split_once(": ").is_some_and(|(k, v)| {
             let v = v.split(" #").next().unwrap_or("").trim();
             k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -248,7 +248,7 @@ fn extent(l: &str, at: usize, flow: bool) -> Option<usize> {
 
 /// The column (a byte index) where the key or item that owns line `l`'s
 /// value starts: past its indentation and any `- ` item marks.
-fn key_column(l: &str) -> usize {
+pub(crate) fn key_column(l: &str) -> usize {
     let mut rest = l.trim_start_matches(' ');
     while let Some(item) = rest.strip_prefix('-') {
         if !item.starts_with(' ') {
