@@ -591,7 +591,7 @@ mappings! {
     pub(crate) struct RawFrequencyCap {
         /// Impressions a user may see, counted on wins.
         pub impressions: Int,
-        /// The window, in hours.
+        /// The window, in hours: 1 to 8784 (a year).
         pub per_hours: Int,
     }
 

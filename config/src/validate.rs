@@ -35,6 +35,11 @@ const LOOKBACK_DEFAULT: u32 = 30;
 const RECENCY_DEFAULT: u32 = 90;
 const DAYS_RANGE: RangeInclusive<i64> = 1..=365;
 const POSITIVE: RangeInclusive<i64> = 1..=u32::MAX as i64;
+/// A frequency cap's window: at most a (leap) year. Past that a window
+/// outlives any flight, and its user's counts would be kept for as long;
+/// a value like 100000 is a typo for a shorter window more often than a
+/// cap meant to last eleven years.
+const CAP_HOURS: RangeInclusive<i64> = 1..=366 * 24;
 
 mod native;
 mod profiles;
@@ -1061,7 +1066,7 @@ impl FileChecker<'_> {
                     &subject,
                     "frequency_cap per_hours",
                     &cap.value.per_hours,
-                    POSITIVE,
+                    CAP_HOURS,
                 );
                 // Not `?`: the rest of the line item must still be checked.
                 Some(

@@ -556,8 +556,25 @@ fn frequency_cap_is_at_least_one_per_hour() {
     assert_problem(
         &text,
         at(&text, "per_hours: 0", "0"),
-        "line item \"li-display\": frequency_cap per_hours must be at least 1 (it is 0)",
+        "line item \"li-display\": frequency_cap per_hours must be between 1 and 8784 (it is 0)",
     );
+    // A window longer than a year outlives its flight: a typo, refused.
+    let text = edit(
+        BASE,
+        "{ impressions: 1, per_hours: 1 }",
+        "{ impressions: 1, per_hours: 100000 }",
+    );
+    assert_problem(
+        &text,
+        at(&text, "per_hours: 100000", "1"),
+        "line item \"li-display\": frequency_cap per_hours must be between 1 and 8784 (it is 100000)",
+    );
+    let text = edit(
+        BASE,
+        "{ impressions: 1, per_hours: 1 }",
+        "{ impressions: 1, per_hours: 8784 }",
+    );
+    assert_loads(&[("a.yaml", &text)]);
 }
 
 // ---- creatives ----
