@@ -35,6 +35,15 @@ pub fn budget_changes(
     let mut problems = Vec::new();
     for adv in &new.advertisers {
         for order in &adv.orders {
+            if let Some(message) = order_cut(old, served, order, now, spent_as) {
+                let (line, column) = locate(&adv.file, &order.id);
+                problems.push(Problem {
+                    file: adv.file.clone(),
+                    line,
+                    column,
+                    message,
+                });
+            }
             for li in &order.line_items {
                 let remembered = spent_as(&li.id).map(|k| match k {
                     // The amount is not what is compared: only the type.
@@ -110,6 +119,60 @@ pub fn budget_changes(
         }
     }
     problems
+}
+
+/// An order's budget is its total over the flight, a lifetime budget: once
+/// the flight has started or the order has spent, it may only grow, as a
+/// line item's lifetime budget may (a cut below what was spent left the
+/// order's reports showing spend past its budget, while the same cut of a
+/// line item was refused). The order as served is the one in `old`, else
+/// the record's (any of its line items carries its budget and flight).
+/// Spent means one of its line items, then or now, has spent.
+fn order_cut(
+    old: Option<&Config>,
+    served: Option<&crate::served::Served>,
+    order: &config::Order,
+    now: Timestamp,
+    spent_as: &dyn Fn(&str) -> Option<BudgetKind>,
+) -> Option<String> {
+    let old_order = old.and_then(|c| {
+        c.advertisers
+            .iter()
+            .flat_map(|a| &a.orders)
+            .find(|o| o.id == order.id)
+    });
+    let (was, flight, from, old_items): (_, _, _, Vec<&str>) = match old_order {
+        Some(o) => (
+            o.budget,
+            o.flight,
+            "",
+            o.line_items.iter().map(|li| li.id.as_str()).collect(),
+        ),
+        None => {
+            let items = served?.of_order(&order.id, now);
+            let first = items.first()?;
+            (
+                first.1.order_budget,
+                first.1.flight,
+                " (as this state directory last served it: served-budgets.json)",
+                items.iter().map(|(id, _)| *id).collect(),
+            )
+        }
+    };
+    let spent = || {
+        old_items
+            .iter()
+            .copied()
+            .chain(order.line_items.iter().map(|li| li.id.as_str()))
+            .any(|id| spent_as(id).is_some())
+    };
+    (order.budget < was && (now >= flight.start.start() || spent())).then(|| {
+        format!(
+            "order \"{}\": its budget can only be increased once its flight has started or it \
+             has spent (it was {was}{from}, now {})",
+            order.id, order.budget
+        )
+    })
 }
 
 fn kind(b: Budget) -> &'static str {

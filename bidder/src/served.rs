@@ -194,6 +194,22 @@ impl Served {
         self.item(id, now).map(|i| (i.budget, i.flight))
     }
 
+    /// The line items served (or retired within the notice lifetime at
+    /// `now`) under order `order`, by id: each carries the order's budget
+    /// and flight as served.
+    pub fn of_order<'s>(&'s self, order: &str, now: Timestamp) -> Vec<(&'s str, &'s Item)> {
+        let mut out: Vec<(&str, &Item)> = self
+            .0
+            .iter()
+            .filter(|(id, i)| i.order == order && self.item(id, now).is_some())
+            .map(|(id, i)| (id.as_str(), i))
+            .collect();
+        // Those still served first: a retired one's order budget is the
+        // one it had when it left, unless the order was still served.
+        out.sort_by_key(|(id, i)| (i.retired_at.is_some(), *id));
+        out
+    }
+
     /// Line item `id` as it was served, if it left the config within the
     /// notice lifetime at `now`.
     pub fn retired(&self, id: &str, now: Timestamp) -> Option<&Item> {

@@ -611,6 +611,24 @@ fn a_restart_refuses_the_budget_changes_a_reload_refuses() {
     let (code, out) = validate();
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("(it was 150.00 (as this"), "{out}");
+    // So does an order's, a lifetime budget of its own, from the record
+    // of any of its line items.
+    std::fs::write(
+        config.join("shop.yaml"),
+        one_banner_shop("1.00", "lifetime: 150.00")
+            .replace("budget: 1000000.00", "budget: 999999.00"),
+    )
+    .unwrap();
+    let (code, out) = validate();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "order \"o1\": its budget can only be increased once its flight has started or it \
+             has spent (it was 1000000.00 (as this state directory last served it: \
+             served-budgets.json), now 999999.00)"
+        ),
+        "{out}"
+    );
     // A record that cannot be read is set aside with a word, as a lost
     // one would be: it is no money state, and no reason not to start.
     std::fs::write(state.join("served-budgets.json"), "garbage").unwrap();

@@ -384,6 +384,28 @@ fn budget_changes_follow_the_account_manager_rules_on_reload() {
         "{text}"
     );
 
+    // An order's budget is its flight's total, a lifetime budget: cut once
+    // its flight started, it is refused too, where it is written.
+    let r = reload(&acme.replace("budget: 60000.00", "budget: 55000.00"));
+    assert_eq!(r.status, 422, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains(
+            "order \"acme-q4-managed\": its budget can only be increased once its flight has \
+             started or it has spent (it was 60000.00, now 55000.00)"
+        ),
+        "{text}"
+    );
+    let order_line = acme
+        .lines()
+        .position(|l| l.contains("budget: 60000.00"))
+        .unwrap()
+        + 1;
+    assert!(
+        text.contains(&format!("acme-outdoor.yaml:{order_line}:5:")),
+        "{text}"
+    );
+
     // Daily ↔ lifetime never changes once set.
     let r = reload(&acme.replace("budget: { daily: 800.00 }", "budget: { lifetime: 800.00 }"));
     assert_eq!(r.status, 422);
@@ -409,10 +431,12 @@ fn budget_changes_follow_the_account_manager_rules_on_reload() {
     // (the budget it left with is kept for the notice lifetime).
     let start = acme.find("      - id: tent-ctv-video").unwrap();
     let end = acme.find("  - id: acme-audio-managed").unwrap();
-    let without = format!("{}{}", &acme[..start], &acme[end..]);
+    let raised = acme.replace("budget: 60000.00", "budget: 70000.00");
+    let without = format!("{}{}", &acme[..start], &acme[end..])
+        .replace("budget: 60000.00", "budget: 70000.00");
     let r = reload(&without);
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = reload(&acme.replace(
+    let r = reload(&raised.replace(
         "budget: { lifetime: 30000.00 }",
         "budget: { lifetime: 35000.00 }",
     ));
