@@ -1041,6 +1041,18 @@ impl App {
         self.answered(profile, b)
     }
 
+    /// A bid request whose body did not come within the longest deadline:
+    /// no bid (`late`), counted in reports as the metrics count it (the
+    /// two disagreed by these).
+    pub fn body_too_slow(&self, profile: Option<&Profile>) {
+        self.record_answer(
+            profile,
+            &BidAnswer::NoBid(NoBid::Late),
+            Reported::new(),
+            None,
+        );
+    }
+
     /// The answer as it goes out: its first-price bids count for shading
     /// ([`App::sent`]), and it counts for reports.
     fn answered(&self, profile: Option<&Profile>, b: Bidded) -> BidAnswer {

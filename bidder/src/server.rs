@@ -780,6 +780,7 @@ async fn bid(
                 Outcome::NoBid(crate::nobid::NoBid::Late),
                 start.elapsed(),
             );
+            app.body_too_slow(profile);
             no_content()
         }
         Ok(Err(e)) => {

@@ -273,13 +273,12 @@ fn read_head(s: &mut TcpStream) -> String {
 /// timer; this is the path that needs one.)
 #[test]
 fn a_bid_body_that_stops_halfway_gets_a_204_at_the_deadline() {
-    let s = Server::start_with(
+    let dir = common::tempdir("halfway-body");
+    let s = Server::start_in_with(
         &repo().join("examples/config"),
-        None,
-        Settings {
-            max_tmax: Duration::from_millis(400),
-            ..Settings::default()
-        },
+        &dir.join("state"),
+        common::ts("2026-11-24T12:00:00Z"),
+        |settings| settings.max_tmax = Duration::from_millis(400),
     );
     let body = std::fs::read(repo().join("benches/src/banner-request.json")).unwrap();
     let mut c = connect(s.bid);
@@ -300,4 +299,18 @@ fn a_bid_body_that_stops_halfway_gets_a_204_at_the_deadline() {
         took >= Duration::from_millis(400) && took < Duration::from_secs(4),
         "answered after {took:?}"
     );
+    // Reports count it as the metrics do: a no-bid, `late` (they had it
+    // in the metrics only).
+    let r = common::request(
+        s.admin,
+        "GET",
+        "/v1/reports?from=2026-11-24&to=2026-11-24",
+        &[("Authorization", &format!("Bearer {}", common::ADMIN_TOKEN))],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let no_bids = &r.json()["no_bids"];
+    assert_eq!(no_bids[0]["reason"], "late", "{no_bids}");
+    assert_eq!(no_bids[0]["count"], 1, "{no_bids}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
