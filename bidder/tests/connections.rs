@@ -314,3 +314,62 @@ fn a_bid_body_that_stops_halfway_gets_a_204_at_the_deadline() {
     assert_eq!(no_bids[0]["count"], 1, "{no_bids}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An answer after which the connection will not carry another request
+/// says `Connection: close`, so a keep-alive client opens a new one
+/// instead of losing its next request to a close it was not told of:
+/// a refusal that left the request's body unread (hyper does not reuse
+/// such a connection), and every answer while draining after SIGTERM (a
+/// pool moves to another replica before the listener closes).
+#[test]
+fn answers_say_when_their_connection_closes() {
+    let s = server(Limits::default());
+    let says_close = |head: &str| {
+        head.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n")
+    };
+    let mut c = connect(s.bid);
+    c.write_all(b"POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    let head = read_head(&mut c);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert!(says_close(&head), "{head}");
+    // Read whole, a refused bid request (400) and a no-bid keep theirs.
+    let mut c = connect(s.bid);
+    for (body, status) in [
+        (&b"{not json"[..], "400"),
+        (
+            &br#"{"id":"1","imp":[{"id":"1","banner":{"w":1,"h":1}}]}"#[..],
+            "204",
+        ),
+    ] {
+        c.write_all(
+            format!(
+                "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        c.write_all(body).unwrap();
+        let head = read_head(&mut c);
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+        assert!(!says_close(&head), "{head}");
+    }
+    // A GET refused keeps it too: nothing was left unread.
+    let mut c = connect(s.admin);
+    c.write_all(b"GET /v1/reports HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut c);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(!says_close(&head), "{head}");
+
+    s.app.drain();
+    for addr in [s.admin, s.bid] {
+        let mut c = connect(addr);
+        c.write_all(HEALTH).unwrap();
+        let head = read_head(&mut c);
+        assert!(says_close(&head), "{head}");
+        assert!(closed_within(&mut c, Duration::from_secs(2)));
+    }
+}
