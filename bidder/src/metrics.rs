@@ -378,6 +378,10 @@ pub fn over_delivery(micros: i64) {
 pub fn config_loaded(ok: bool, line_items: usize) {
     let result = if ok { "ok" } else { "rejected" };
     metrics::counter!("bidder_config_reloads_total", "result" => result).increment(1);
+    // What an alert can hold on to: the counter's increase is gone once
+    // its window passes, while a refused config stays unserved until a
+    // good one loads.
+    metrics::gauge!("bidder_config_last_load_ok").set(if ok { 1.0 } else { 0.0 });
     if ok {
         metrics::gauge!("bidder_config_line_items").set(line_items as f64);
     }
@@ -387,6 +391,9 @@ pub fn config_loaded(ok: bool, line_items: usize) {
 /// fresh replica shows zeros rather than gaps.
 /// Counters with one label, and the values they are shown at zero with.
 const LABELLED_COUNTERS: &[(&str, &str, &[&str])] = &[
+    // From zero: an alert on `increase(...{result="rejected"}[5m])` missed
+    // the first refused config after a start, whose series began at 1.
+    ("bidder_config_reloads_total", "result", &["ok", "rejected"]),
     (
         "bidder_pixel_events_total",
         "result",
@@ -561,6 +568,10 @@ pub fn describe() {
         "Spend charged, in micros of USD."
     );
     metrics::describe_counter!("bidder_config_reloads_total", "Config loads by result.");
+    metrics::describe_gauge!(
+        "bidder_config_last_load_ok",
+        "1 when the last config load (start or reload) was accepted, 0 when it was refused and the config before it still serves."
+    );
     metrics::describe_gauge!(
         "bidder_config_line_items",
         "Line items in the serving config."

@@ -281,6 +281,8 @@ fn serve_bids_on_the_example_and_stops_on_sigterm() {
         "bidder_pixel_events_total{result=\"flooded\"} 0",
         "bidder_tracking_refused_total{reason=\"signature\"} 0",
         "bidder_list_batches_total{result=\"io_error\"} 0",
+        "bidder_config_reloads_total{result=\"rejected\"} 0",
+        "bidder_config_last_load_ok 1",
     ] {
         assert!(
             page.lines().any(|l| l == series),
@@ -312,6 +314,51 @@ fn serve_bids_on_the_example_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A refused reload shows on the metrics an alert watches: the count of
+/// refusals, and a gauge that stays 0 until a config loads again (the
+/// count's increase is gone once an alert's window passes).
+#[test]
+fn a_refused_reload_shows_until_a_config_loads() {
+    let dir = scratch("refused-reload");
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let good = one_banner_shop("1.00", "daily: 100.00");
+    std::fs::write(config.join("shop.yaml"), &good).unwrap();
+    // Reloads only when asked: the file watch would count refusals too.
+    let (mut child, _, admin) = serve(
+        &config,
+        &dir.join("state"),
+        &["--config-poll-secs".as_ref(), "0".as_ref()],
+    );
+    let metrics = || {
+        http(
+            admin,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    };
+    let has = |page: &str, series: &str| page.lines().any(|l| l == series);
+    std::fs::write(
+        config.join("shop.yaml"),
+        good.replace("cpm: 1.00", "cpm: -1"),
+    )
+    .unwrap();
+    let r = post_json(admin, "/v1/config/reload", "");
+    assert!(r.starts_with("HTTP/1.1 422"), "{r}");
+    let page = metrics();
+    assert!(has(&page, "bidder_config_last_load_ok 0"), "{page}");
+    assert!(
+        has(&page, "bidder_config_reloads_total{result=\"rejected\"} 1"),
+        "{page}"
+    );
+    std::fs::write(config.join("shop.yaml"), &good).unwrap();
+    let r = post_json(admin, "/v1/config/reload", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(has(&metrics(), "bidder_config_last_load_ok 1"));
+    terminate(child.id());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Starts `bidder serve` and returns it with its bid and admin addresses.
