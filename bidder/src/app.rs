@@ -274,6 +274,12 @@ pub struct App {
     /// Logs about notices are rate-limited: an exchange sending a million
     /// encrypted prices must not fill the disk with one line each.
     price_log: metrics::Throttle,
+    /// So are charges that failed (Redis unreachable, the journal's disk)
+    /// and wins past a budget: a line per notice was a line per exchange
+    /// retry, flooding the log pipeline while an outage lasted (operator
+    /// probe: 598 lines for 598 notices). The metrics count each one.
+    charge_log: metrics::Throttle,
+    over_log: metrics::Throttle,
     /// Tracking events already counted.
     tracked: crate::track::Seen,
     /// The event journal (reports, attribution), beside the charge journal.
@@ -501,6 +507,8 @@ impl App {
             signer,
             alone_per_bid,
             price_log: metrics::Throttle::new(Duration::from_secs(10)),
+            charge_log: metrics::Throttle::new(Duration::from_secs(10)),
+            over_log: metrics::Throttle::new(Duration::from_secs(10)),
             tracked,
             events: None,
             mirror: std::sync::OnceLock::new(),
@@ -2525,7 +2533,9 @@ impl App {
                 }
                 metrics::spend(charge.billed.as_i64());
                 if charge.over_delivery > Micros::ZERO {
-                    tracing::warn!(bid = %n.bid_id, line_item = %n.line_item, over_delivery = %charge.over_delivery, "win beyond the budget: recorded, not billed");
+                    self.over_log.warn(|suppressed| {
+                        tracing::warn!(bid = %n.bid_id, line_item = %n.line_item, over_delivery = %charge.over_delivery, suppressed, "win beyond the budget: recorded, not billed");
+                    });
                     metrics::over_delivery(charge.over_delivery.as_i64());
                 }
                 if charge.late {
@@ -2535,13 +2545,17 @@ impl App {
             }
             Ok(None) => Ok(NoticeResult::Duplicate),
             Err(ChargeError::Storage(e)) => {
-                tracing::error!(bid = %n.bid_id, "charge not recorded, the exchange must retry: {e}");
+                self.charge_log.warn(|suppressed| {
+                    tracing::error!(bid = %n.bid_id, suppressed, "charge not recorded, the exchange must retry: {e}");
+                });
                 Err(NoticeError::Storage)
             }
             Err(ChargeError::Busy) => Err(NoticeError::Busy),
             Err(ChargeError::Expired) => Err(NoticeError::Expired),
             Err(ChargeError::Unavailable) => {
-                tracing::warn!(bid = %n.bid_id, "charge not recorded, the shared state is unreachable; the exchange must retry");
+                self.charge_log.warn(|suppressed| {
+                    tracing::warn!(bid = %n.bid_id, suppressed, "charge not recorded, the shared state is unreachable; the exchange must retry");
+                });
                 Err(NoticeError::Unavailable)
             }
         }

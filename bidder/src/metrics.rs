@@ -641,6 +641,25 @@ pub fn rates_age(seconds: f64) {
 
 #[cfg(test)]
 mod tests {
+    /// A flood logs one line per period, and that line says how many it
+    /// stood for.
+    #[test]
+    fn a_throttle_lets_one_line_through_and_counts_the_rest() {
+        let t = super::Throttle::new(std::time::Duration::from_secs(3600));
+        let mut lines = Vec::new();
+        for _ in 0..1000 {
+            t.warn(|suppressed| lines.push(suppressed));
+        }
+        assert_eq!(lines, [0]);
+        assert_eq!(t.suppressed.load(std::sync::atomic::Ordering::Relaxed), 999);
+        let every = super::Throttle::new(std::time::Duration::ZERO);
+        let mut n = 0;
+        for _ in 0..10 {
+            every.warn(|_| n += 1);
+        }
+        assert_eq!(n, 10, "no period: every line");
+    }
+
     /// The hot handles are indexed by discriminant: each list must be in
     /// declaration order, or a series would count another's events.
     /// No wildcard: a new variant fails to compile here until it is
