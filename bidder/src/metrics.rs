@@ -272,6 +272,8 @@ pub fn event_journal(s: &reports::log::Stats) {
         .absolute(s.track_duplicates.load(Relaxed));
     metrics::counter!("bidder_peer_events_not_attributed_total")
         .absolute(s.peer_dropped.load(Relaxed));
+    metrics::counter!("bidder_conversions_attributed_late_total")
+        .absolute(s.late_attributed.load(Relaxed));
 }
 
 /// Tracking pairs forgotten before their time to stay within
@@ -437,6 +439,7 @@ const UNLABELLED_COUNTERS: &[&str] = &[
     "bidder_attribution_evicted_total",
     "bidder_audience_events_total",
     "bidder_audience_not_shared_total",
+    "bidder_conversions_attributed_late_total",
     "bidder_event_records_written_total",
     "bidder_event_write_errors_total",
     "bidder_events_dropped_total",
@@ -595,6 +598,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_user_syncs_total",
         "User syncs by result (synced, no_consent, refused, unknown_exchange)."
+    );
+    metrics::describe_counter!(
+        "bidder_conversions_attributed_late_total",
+        "Conversions answered unattributed and attributed later, when a touch before them was recorded (an impression or click that waited for its bid's charge, or another replica's)."
     );
     metrics::describe_counter!(
         "bidder_conversions_total",

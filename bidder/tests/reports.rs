@@ -637,3 +637,44 @@ fn spend_impressions_clicks_and_sales_by_audience() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A purchase uploaded while the click before it waits for its bid's
+/// charge (an exchange that bills later) is attributed to that click once
+/// the win comes, and counted once (reports probe: it stayed unattributed
+/// for good, and sending it again was a duplicate).
+#[test]
+fn a_purchase_uploaded_before_the_win_is_attributed_when_it_comes() {
+    let dir = shop_config_dir("late-touch");
+    let state = dir.join("state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    let mut r = banner_request();
+    r["user"]["buyeruid"] = json!("u-9");
+    r["site"]["keywords"] = json!("camping,tent");
+    let bid = only_bid(&s, &r);
+    let (click_url, pixel) = banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(get(s.bid, path_of(&pixel)).status, 200);
+    assert_eq!(get(s.bid, path_of(&click_url)).status, 302);
+    s.clock.advance_millis(60_000);
+    let purchase = json!({"user": "u-9", "event": "purchase", "product": "tent-1", "at": "2026-11-24T12:00:30Z", "amount": "40.00", "currency": "USD", "order_id": "L1"});
+    let r = upload(&s, std::slice::from_ref(&purchase));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"applied": 1, "attributed": 0, "unattributed": 1, "duplicate": 0})
+    );
+    assert_eq!(s.notice(bid["nurl"].as_str().unwrap(), "2.00").status, 200);
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=line_item");
+    let tents = row(&rep, "line_item", "tents");
+    assert_eq!(
+        (&tents["impressions"], &tents["clicks"], &tents["purchases"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "{rep:#}"
+    );
+    assert_eq!(micros(&tents["sales"]), 40_000_000);
+    // Sent again: the same purchase, counted once.
+    let r = upload(&s, &[purchase]);
+    assert_eq!(r.json()["duplicate"], 1, "{}", r.text());
+    let rep = report(&s, "from=2026-11-24&to=2026-11-24&by=line_item");
+    assert_eq!(row(&rep, "line_item", "tents")["purchases"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -221,6 +221,18 @@ pub struct Attributor {
     touches: HashMap<(u64, Arc<str>), Last>,
     /// Touches held in `touches`, what `max_entries` bounds.
     held: usize,
+    /// Conversions no touch was found for yet, by shopper key (under each
+    /// of a conversion's keys): a touch before one may still be recorded
+    /// after it came. An impression or click waits for its bid's charge
+    /// (an exchange that bills on a later notice, up to the notice
+    /// lifetime), and another replica's touches come with its journal's
+    /// lines; a purchase uploaded meanwhile was unattributed for good (and
+    /// a resend a duplicate). Attributed by [`Attributor::late`] when such
+    /// a touch is recorded; kept for `park_ms` after the conversion, within
+    /// [`Attributor::max_parked`] in all.
+    parked: HashMap<u64, Vec<Conversion>>,
+    parked_n: usize,
+    park_ms: i64,
     /// Conversions counted (by a per-process keyed hash of the event, or
     /// of its order id), with when they happened.
     seen: HashMap<u64, i64>,
@@ -234,6 +246,9 @@ impl Attributor {
         Attributor {
             touches: HashMap::new(),
             held: 0,
+            parked: HashMap::new(),
+            parked_n: 0,
+            park_ms: 0,
             seen: HashMap::new(),
             hasher: RandomState::new(),
             max_entries: max_entries.max(16),
@@ -245,6 +260,18 @@ impl Attributor {
     /// advertiser).
     pub fn touches(&self) -> usize {
         self.held
+    }
+
+    /// Conversions without a touch are kept for `ms` after they happened,
+    /// for one recorded later (see `parked`): the longest a touch can wait
+    /// to be recorded. 0 (the default) keeps none.
+    pub fn park_for(&mut self, ms: i64) {
+        self.park_ms = ms.max(0);
+    }
+
+    /// Conversions kept for a touch recorded later.
+    pub fn parked(&self) -> usize {
+        self.parked_n
     }
 
     /// Entries dropped early to stay within bounds.
@@ -278,9 +305,111 @@ impl Attributor {
 
     /// Marks a conversion read back from the journal as counted, at `now_ms`.
     pub fn remember(&mut self, r: &Record, now_ms: i64, keep_ms: i64) {
-        for id in self.record_ids(r).into_iter().flatten() {
+        let [event, order] = self.record_ids(r);
+        for id in [event, order].into_iter().flatten() {
             self.mark(id, r.at_ms, now_ms, keep_ms);
         }
+        // Counted elsewhere (another replica's journal): a copy kept here
+        // for a later touch must not count it again.
+        if !self.parked.is_empty() {
+            let purchase = r.kind == Kind::Purchase;
+            let same = |a: &Self, c: &Conversion| {
+                c.purchase == purchase
+                    && c.product == *r.dims.product
+                    && Some(a.event_id(purchase, r.user, &c.product, c.at_ms, order_of(c))) == event
+            };
+            let found: Vec<Conversion> = self
+                .parked
+                .get(&r.user)
+                .into_iter()
+                .flatten()
+                .filter(|c| same(self, c))
+                .cloned()
+                .collect();
+            for c in &found {
+                self.unpark(c);
+            }
+        }
+    }
+
+    /// Drops `c` from `parked`, under each of its keys.
+    fn unpark(&mut self, c: &Conversion) {
+        for user in keys_of(c) {
+            if let Entry::Occupied(mut e) = self.parked.entry(user) {
+                let before = e.get().len();
+                e.get_mut().retain(|p| p != c);
+                self.parked_n -= before - e.get().len();
+                if e.get().is_empty() {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// How many conversions are kept for a touch recorded later: a
+    /// sixteenth of the entries (250,000 of the default 4,000,000, some
+    /// 50 MB). Most conversions kept are never touched (purchases nobody's
+    /// ad led to), and advertiser pixels, which anyone can call, make them.
+    fn max_parked(&self) -> usize {
+        (self.max_entries / 16).max(16)
+    }
+
+    /// Keeps `c`, attributed to nobody at `now_ms`, for a touch recorded
+    /// later (when it may still come: within `park_ms`).
+    fn park(&mut self, c: &Conversion, now_ms: i64) {
+        if c.at_ms < now_ms.saturating_sub(self.park_ms) {
+            return;
+        }
+        let copies = keys_of(c).count();
+        let max = self.max_parked();
+        if self.parked_n + copies > max {
+            let cutoff = now_ms.saturating_sub(self.park_ms);
+            let (dropped, left) = shrink(
+                &mut self.parked,
+                max,
+                |v| {
+                    v.retain(|p| p.at_ms >= cutoff);
+                    v.is_empty()
+                },
+                Vec::len,
+            );
+            self.evicted += dropped;
+            self.parked_n = left;
+            if self.parked_n + copies > max {
+                return;
+            }
+        }
+        for user in keys_of(c) {
+            self.parked.entry(user).or_default().push(c.clone());
+            self.parked_n += 1;
+        }
+    }
+
+    /// The conversions kept for shopper `user` that a touch recorded since
+    /// makes attributable, attributed at `now_ms`: the records to journal.
+    /// Called after each touch while any are kept; those past `park_ms`
+    /// go.
+    pub fn late(&mut self, user: u64, catalog: &Catalog, now_ms: i64) -> Vec<Record> {
+        let Some(kept) = self.parked.get(&user) else {
+            return Vec::new();
+        };
+        let cutoff = now_ms.saturating_sub(self.park_ms);
+        let kept = kept.clone();
+        let mut out = Vec::new();
+        for c in kept {
+            if c.at_ms < cutoff {
+                self.unpark(&c);
+                continue;
+            }
+            let Some(windows) = catalog.by_product.get(&c.product) else {
+                continue;
+            };
+            if let Some((touch, user)) = self.last_touch(&c, windows) {
+                self.unpark(&c);
+                out.push(self.record(&c, touch, user, now_ms, catalog.keep_ms()));
+            }
+        }
+        out
     }
 
     /// Undoes [`Attributor::attribute`]'s counting of a record that could
@@ -344,8 +473,7 @@ impl Attributor {
         let Some(windows) = catalog.by_product.get(&c.product) else {
             return Outcome::Unattributed;
         };
-        let mine = |w: &&Window| c.advertiser.as_deref().is_none_or(|a| *w.advertiser == *a);
-        let order = c.order_id.as_deref().unwrap_or_default();
+        let order = order_of(c);
         // Uploaded too long after it happened: its touches may be
         // forgotten (and its day past what the journal keeps). Within
         // that, a window reaches back from the conversion, whenever it
@@ -355,20 +483,30 @@ impl Attributor {
         }
         // Seen under either key: a conversion counted (or read back from
         // the journal) under the other key is the same conversion.
-        let users = [Some(c.user), c.other_user.filter(|&u| u != c.user)];
         let event_of =
             |a: &Self, user: u64| a.event_id(c.purchase, user, &c.product, c.at_ms, order);
-        if users
-            .iter()
-            .flatten()
-            .any(|&u| self.seen.contains_key(&event_of(self, u)))
-        {
+        if keys_of(c).any(|u| self.seen.contains_key(&event_of(self, u))) {
             return Outcome::Duplicate;
         }
-        // The last touch under either key: a click before an impression,
-        // then the later.
+        let keep = catalog.keep_ms();
+        let Some((touch, user)) = self.last_touch(c, windows) else {
+            // Remembered: a copy sent after a touch came is the same
+            // purchase, not a new one. Kept, for a touch before it that
+            // is recorded later.
+            self.mark(event_of(self, c.user), c.at_ms, now_ms, keep);
+            self.park(c, now_ms);
+            return Outcome::Unattributed;
+        };
+        Outcome::Attributed(self.record(c, touch, user, now_ms, keep))
+    }
+
+    /// The last touch of `c` under either of its keys among the advertisers
+    /// of `windows` (its own only, when it names one): a click before an
+    /// impression, then the later. With the key it was found under.
+    fn last_touch(&self, c: &Conversion, windows: &[Window]) -> Option<(Touch, u64)> {
+        let mine = |w: &&Window| c.advertiser.as_deref().is_none_or(|a| *w.advertiser == *a);
         let mut best: Option<(bool, Touch, u64)> = None;
-        for &user in users.iter().flatten() {
+        for user in keys_of(c) {
             for w in windows.iter().filter(mine) {
                 let Some(last) = self.touches.get(&(user, w.advertiser.clone())) else {
                     continue;
@@ -390,13 +528,20 @@ impl Attributor {
                 }
             }
         }
-        let keep = catalog.keep_ms();
-        let Some((_, touch, user)) = best else {
-            // Remembered: a copy sent after a touch came is the same
-            // purchase, not a new one.
-            self.mark(event_of(self, c.user), c.at_ms, now_ms, keep);
-            return Outcome::Unattributed;
-        };
+        best.map(|(_, t, user)| (t, user))
+    }
+
+    /// `c` attributed to `touch`, found under key `user`, counted at
+    /// `now_ms`.
+    fn record(
+        &mut self,
+        c: &Conversion,
+        touch: Touch,
+        user: u64,
+        now_ms: i64,
+        keep: i64,
+    ) -> Record {
+        let order = order_of(c);
         // Another product of an order counted before (each line of a
         // basket is an event of its own): its sale adds to sales, and the
         // order is one purchase. A line sent again is a duplicate above.
@@ -410,10 +555,11 @@ impl Attributor {
         }
         // Under the key the record carries: what `remember` and `forget`
         // work out from the record.
-        self.mark(event_of(self, user), c.at_ms, now_ms, keep);
+        let event = self.event_id(c.purchase, user, &c.product, c.at_ms, order);
+        self.mark(event, c.at_ms, now_ms, keep);
         let mut dims = Arc::unwrap_or_clone(touch.dims);
         dims.product = c.product.as_str().into();
-        Outcome::Attributed(Record {
+        Record {
             kind: if c.purchase {
                 Kind::Purchase
             } else {
@@ -426,8 +572,20 @@ impl Attributor {
             amount: if c.purchase { c.amount } else { Micros::ZERO },
             order_id: order.into(),
             features: None,
-        })
+        }
     }
+}
+
+/// A conversion's shopper keys: its own, and the other construction's
+/// when it differs.
+fn keys_of(c: &Conversion) -> impl Iterator<Item = u64> {
+    [Some(c.user), c.other_user.filter(|&u| u != c.user)]
+        .into_iter()
+        .flatten()
+}
+
+fn order_of(c: &Conversion) -> &str {
+    c.order_id.as_deref().unwrap_or_default()
 }
 
 /// Makes room in a full map: first what `stale` says is too old (it may
@@ -508,6 +666,82 @@ mod tests {
             Outcome::Attributed(r) => r.dims.line_item.to_string(),
             other => format!("{other:?}"),
         }
+    }
+
+    /// A purchase uploaded while the click before it waits to be recorded
+    /// (its bid not charged yet) is attributed once the click is, to it,
+    /// and once: a resend is a duplicate, and a copy counted by another
+    /// replica is not counted again here (reports probe: it stayed
+    /// unattributed for good, and its resend was a duplicate).
+    #[test]
+    fn a_touch_recorded_after_its_conversion_still_gets_it() {
+        let c = catalog();
+        let mut a = Attributor::new(100);
+        a.park_for(DAY);
+        let now = 100 * DAY;
+        let clicked = now - 3_600_000;
+        let bought = now - 60_000;
+        let p = buy(bought, Some("o1"));
+        assert_eq!(a.attribute(&p, &c, now), Outcome::Unattributed);
+        assert_eq!(a.parked(), 1);
+        // A touch after the purchase finds nothing to take.
+        a.touch(7, &ad("acme", "after"), bought + 1, true, c.keep_ms());
+        assert!(a.late(7, &c, now).is_empty());
+        // The click before it, recorded now.
+        a.touch(7, &ad("acme", "clicked"), clicked, true, c.keep_ms());
+        let late = a.late(7, &c, now);
+        assert_eq!(late.len(), 1);
+        assert_eq!(&*late[0].dims.line_item, "clicked");
+        assert_eq!((late[0].n, late[0].at_ms), (1, bought));
+        assert_eq!(a.parked(), 0);
+        assert!(a.late(7, &c, now).is_empty(), "once");
+        assert_eq!(a.attribute(&p, &c, now), Outcome::Duplicate);
+
+        // Counted by another replica meanwhile: no longer kept here.
+        let q = buy(bought, Some("o2"));
+        let mut b = Attributor::new(100);
+        b.park_for(DAY);
+        assert_eq!(b.attribute(&q, &c, now), Outcome::Unattributed);
+        let Outcome::Attributed(elsewhere) = a.attribute(&q, &c, now) else {
+            panic!("attributed where the click is");
+        };
+        b.remember(&elsewhere, now, c.keep_ms());
+        assert_eq!(b.parked(), 0);
+        b.touch(7, &ad("acme", "clicked"), clicked, true, c.keep_ms());
+        assert!(b.late(7, &c, now).is_empty());
+
+        // Past the time a touch can wait, nothing is kept.
+        let mut d = Attributor::new(100);
+        d.park_for(DAY);
+        assert_eq!(
+            d.attribute(&buy(now - 2 * DAY, Some("o3")), &c, now),
+            Outcome::Unattributed
+        );
+        assert_eq!(d.parked(), 0);
+        // Within it, kept until then.
+        assert_eq!(
+            d.attribute(&buy(bought, Some("o4")), &c, now),
+            Outcome::Unattributed
+        );
+        d.touch(7, &ad("acme", "late"), clicked, true, c.keep_ms());
+        assert!(d.late(7, &c, bought + DAY + 1).is_empty());
+        assert_eq!(d.parked(), 0);
+    }
+
+    /// Kept conversions stay within the attributor's bound.
+    #[test]
+    fn kept_conversions_are_bounded() {
+        let c = catalog();
+        let mut a = Attributor::new(320);
+        a.park_for(DAY);
+        let now = 100 * DAY;
+        for i in 0..100 {
+            let mut p = buy(now - i, Some(&format!("o{i}")));
+            p.user = 1000 + i as u64;
+            assert_eq!(a.attribute(&p, &c, now), Outcome::Unattributed);
+            assert!(a.parked() <= 20, "{}", a.parked());
+        }
+        assert!(a.parked() >= 10, "{}", a.parked());
     }
 
     /// A window reaches back from the conversion, not from its upload:

@@ -35,6 +35,10 @@ const DAY_MS: i64 = 86_400_000;
 /// The longest attribution window the config accepts.
 const MAX_WINDOW_DAYS: i64 = 90;
 const MAX_BATCH: usize = 8192;
+/// How much later than its own journal another replica's touch may reach
+/// this one (its lines travel through the shared state): beyond the
+/// notice lifetime, how long a conversion waits for a touch before it.
+const PEER_DELAY_MS: i64 = 10 * 60_000;
 /// After a round that found work, the writer sleeps this long before it
 /// looks again, rather than waiting on the queue: a writer waiting on the
 /// queue is woken by every send (a futex wake and two context switches per
@@ -152,6 +156,9 @@ pub struct Stats {
     /// (their copies on disk still make the reports, and a restart reads
     /// them back).
     pub peer_dropped: AtomicU64,
+    /// Conversions attributed after they were answered unattributed: a
+    /// touch before them was recorded later (see `Attributor::late`).
+    pub late_attributed: AtomicU64,
 }
 
 /// What start-up read back.
@@ -276,6 +283,7 @@ impl EventLog {
             track_ttl: options.track_ttl,
             max_pending: options.max_entries / 4,
             lost_touches: 0,
+            latest_ms: 0,
             deferred: Vec::new(),
             catalog: Catalog::default(),
             stats: stats.clone(),
@@ -695,6 +703,9 @@ struct Writer {
     max_pending: usize,
     /// Touches past `max_pending`, lost to attribution.
     lost_touches: u64,
+    /// The latest time the writer has been told of (a conversion's upload,
+    /// a touch): its clock for what a touch recorded late may still find.
+    latest_ms: i64,
     /// Conversions waiting for the past.
     deferred: Vec<(Vec<Conversion>, i64, ConvertAck)>,
     catalog: Catalog,
@@ -807,7 +818,17 @@ impl Writer {
             attributor: Attributor::new(self.max_pending.max(16) * 4),
             tracked: Default::default(),
         });
-        self.attributor = Some(past.attributor);
+        let mut attributor = past.attributor;
+        // A touch is recorded at most a notice lifetime after it happened
+        // (an impression waiting for its bid's billing notice), and
+        // another replica's a little later (its lines travel): until then
+        // a conversion without one may still find it.
+        attributor.park_for(
+            i64::try_from(self.track_ttl.as_millis())
+                .unwrap_or(i64::MAX)
+                .saturating_add(PEER_DELAY_MS),
+        );
+        self.attributor = Some(attributor);
         self.before_restart = past.tracked;
         self.restarted = Some((Instant::now(), self.track_ttl));
         // What waited goes first, in the order it came.
@@ -888,9 +909,16 @@ impl Writer {
                         continue;
                     }
                     a.touch(t.user, &t.dims, t.at_ms, t.click, keep);
+                    self.latest_ms = self.latest_ms.max(t.at_ms);
+                    let late = match a.parked() {
+                        0 => Vec::new(),
+                        _ => a.late(t.user, &self.catalog, self.latest_ms),
+                    };
                     self.push_track(track_record(t), &mut tracks, &mut unopened);
+                    self.push_late(late, &mut tracks, &mut unopened);
                 }
                 Job::Convert(items, now_ms, ack) => {
+                    self.latest_ms = self.latest_ms.max(now_ms);
                     let Some(attributor) = &mut self.attributor else {
                         self.deferred.push((items, now_ms, ack));
                         continue;
@@ -930,13 +958,15 @@ impl Writer {
                         self.peer_pending.push(bytes);
                         continue;
                     }
-                    self.apply_peer(&bytes, keep);
+                    let late = self.apply_peer(&bytes, keep);
+                    self.push_late(late, &mut tracks, &mut unopened);
                 }
             }
         }
         if self.attributor.is_some() && !self.peer_pending.is_empty() {
             for bytes in std::mem::take(&mut self.peer_pending) {
-                self.apply_peer(&bytes, keep);
+                let late = self.apply_peer(&bytes, keep);
+                self.push_late(late, &mut tracks, &mut unopened);
             }
         }
         // Each generation turns after a whole lifetime: one remembered
@@ -1127,12 +1157,15 @@ impl Writer {
     /// Another replica's records: its touches and conversions for
     /// attribution, its tracked events so they are not counted twice.
     /// The bytes leave the queue's count here.
-    fn apply_peer(&mut self, bytes: &[u8], keep: i64) {
+    /// Another replica's journal lines into attribution. Returns the
+    /// conversions its touches make attributable here (`Attributor::late`).
+    fn apply_peer(&mut self, bytes: &[u8], keep: i64) -> Vec<Record> {
         self.stats
             .peer_queued
             .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
+        let mut late = Vec::new();
         let Some(a) = &mut self.attributor else {
-            return;
+            return late;
         };
         let mut interner = Interner::default();
         for line in bytes.split(|&b| b == b'\n') {
@@ -1147,6 +1180,25 @@ impl Writer {
                     self.elsewhere[0].insert(k);
                 }
             }
+            if matches!(r.kind, Kind::Impression | Kind::Click) && a.parked() > 0 {
+                self.latest_ms = self.latest_ms.max(r.at_ms);
+                late.extend(a.late(r.user, &self.catalog, self.latest_ms));
+            }
+        }
+        late
+    }
+
+    /// Journals conversions attributed late (with the round's impressions
+    /// and clicks: a write that fails is tried again as theirs is).
+    fn push_late(&mut self, late: Vec<Record>, tracks: &mut Vec<Record>, unopened: &mut Vec<Date>) {
+        if late.is_empty() {
+            return;
+        }
+        self.stats
+            .late_attributed
+            .fetch_add(late.len() as u64, Ordering::Relaxed);
+        for r in late {
+            self.push_track(r, tracks, unopened);
         }
     }
 
