@@ -71,11 +71,20 @@ pub enum TrainError {
     },
     #[error("{}: no event journal days{}", .dir.display(), .range)]
     NoDays { dir: PathBuf, range: String },
+    /// `not_charged` says when impressions were there but no charge of
+    /// theirs: a copy of the events without the charge journal beside
+    /// them (reports probe: it said only that none had features).
     #[error(
-        "no tracked impressions with features in {records} journal records \
-         ({impressions} impressions without them): nothing to train on"
+        "no tracked impressions with features of charged bids in {records} journal records \
+         ({impressions} impressions without features, {not_charged} of bids the charge journal \
+         has no charge of{}): nothing to train on",
+        if *.not_charged > 0 { ": is STATE/charges*.journal beside STATE/events?" } else { "" }
     )]
-    NoExamples { records: u64, impressions: u64 },
+    NoExamples {
+        records: u64,
+        impressions: u64,
+        not_charged: u64,
+    },
     #[error("writing the model: {0}")]
     Save(#[from] predict::ModelError),
 }
@@ -361,6 +370,7 @@ pub fn run(opts: &Options) -> Result<Summary, TrainError> {
         return Err(TrainError::NoExamples {
             records: summary.records,
             impressions: summary.without_features,
+            not_charged: summary.not_charged,
         });
     }
     trainer.finish().save(&opts.out)?;

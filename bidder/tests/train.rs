@@ -114,6 +114,29 @@ fn a_model_trained_on_the_journal_predicts_the_observed_click_rate() {
     assert!(stdout.contains("held-out click log loss"), "{stdout}");
     assert!(model.is_file());
 
+    // The events alone, without the charge journal beside them: no
+    // example, and the refusal says what is missing.
+    let bare = common::tempdir("train-bare");
+    std::fs::create_dir_all(bare.join("events")).unwrap();
+    std::fs::copy(&day, bare.join("events/2026-11-24.events")).unwrap();
+    let out = bidder(&[
+        "train",
+        "--state",
+        bare.to_str().unwrap(),
+        "--out",
+        bare.join("m").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{charged} of bids the charge journal has no charge of: is \
+             STATE/charges*.journal beside STATE/events?"
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&bare);
+
     let settings = bidder::Settings {
         model_path: Some(model),
         ..bidder::Settings::default()
