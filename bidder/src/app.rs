@@ -2562,11 +2562,6 @@ impl App {
     }
 }
 
-/// Why the rates of `rates` price nothing today, if they do not: dated
-/// more than `max_age_days` from `today`, before or after (a year typed
-/// wrong). The config is valid and loads, and every request whose
-/// currencies leave out USD then gets no bid (`currency`): said at each
-/// load and by `bidder validate`, naming the file.
 /// Orders whose flight ended before `today`, one line each: valid, they
 /// load and never bid again, which `bidder validate` says so that a date
 /// typed a year early is seen before the rollout, not in the reports.
@@ -2588,6 +2583,45 @@ pub fn ended_flights(config: &config::Config, today: config::Date) -> Vec<String
         .collect()
 }
 
+/// Value-based line items without a `max_cpm`, one line each: valid, and
+/// each may bid up to its goal × 1000 CPM (1,200.00 for a max_cpc of
+/// 1.20) wherever the model predicts a sure click or conversion, which a
+/// model trained on few or odd impressions may (reports probe: 13,137 CPM
+/// on a target_cpa of 30.00). `bidder validate` says so, naming the file.
+pub fn unbounded_bids(config: &config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &config.advertisers {
+        for li in a.orders.iter().flat_map(|o| &o.line_items) {
+            let (key, goal) = match li.bidding {
+                config::Bidding::FixedCpm => continue,
+                config::Bidding::MaxCpc { max_cpc } => ("max_cpc", max_cpc),
+                config::Bidding::TargetCpa { target_cpa } => ("target_cpa", target_cpa),
+            };
+            // Without max_cpm its ceiling is the goal × 1000.
+            if goal.as_i64().checked_mul(1000) == Some(li.cpm.as_i64()) {
+                out.push(format!(
+                    "{}: line item \"{}\": {key} {goal} without max_cpm: a bid may reach {} CPM \
+                     where the model predicts a sure {}; set bidding.max_cpm to bound it",
+                    a.file.display(),
+                    li.id,
+                    li.cpm.grouped(),
+                    if key == "max_cpc" {
+                        "click"
+                    } else {
+                        "conversion"
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Why the rates of `rates` price nothing today, if they do not: dated
+/// more than `max_age_days` from `today`, before or after (a year typed
+/// wrong). The config is valid and loads, and every request whose
+/// currencies leave out USD then gets no bid (`currency`): said at each
+/// load and by `bidder validate`, naming the file.
 pub fn rates_warning(
     rates: &config::CurrencyRates,
     today: config::Date,

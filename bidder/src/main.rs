@@ -574,6 +574,9 @@ fn validate(
             for why in bidder::app::ended_flights(&config, today) {
                 eprintln!("warning: {why}");
             }
+            for why in bidder::app::unbounded_bids(&config) {
+                eprintln!("warning: {why}");
+            }
             println!("{}: valid: {}", dir.display(), config.summary());
             ExitCode::SUCCESS
         }

@@ -1493,3 +1493,39 @@ fn report_reads_a_config_whose_price_keys_are_not_in_its_environment() {
     assert_eq!(after, before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A value-based line item without `max_cpm` is valid, and `validate` says
+/// how high one of its bids may go (reports probe: a target_cpa of 30.00
+/// bid 13,137 CPM where the model predicted a near-sure conversion); with
+/// `max_cpm`, nothing to say.
+#[test]
+fn validate_warns_of_value_bids_without_a_ceiling() {
+    let warned = |bidding: &str| {
+        let (dir, out) = validate_examples_with(
+            "unbounded-bid",
+            "        cpm: 1.80\n",
+            &format!("        bidding: {bidding}\n"),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let _ = std::fs::remove_dir_all(&dir);
+        stderr
+            .lines()
+            .filter(|l| l.contains("without max_cpm"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        warned("{ strategy: target_cpa, target_cpa: 30.00 }"),
+        [format!(
+            "warning: {}: line item \"nw-mobile-readers\": target_cpa 30.00 without max_cpm: \
+             a bid may reach 30,000.00 CPM where the model predicts a sure conversion; set \
+             bidding.max_cpm to bound it",
+            std::env::temp_dir()
+                .join(format!("bidder-cli-unbounded-bid-{}", std::process::id()))
+                .join("northwind-books.yaml")
+                .display()
+        )]
+    );
+    assert!(warned("{ strategy: max_cpc, max_cpc: 1.20, max_cpm: 8.00 }").is_empty());
+}

@@ -35,7 +35,7 @@ pub use model::{
     Image, Keywords, LineItem, ListSource, Media, MediaFile, NativeCreative, Order, Os, Placement,
     PriceEncryption, Service, Summary, Targeting,
 };
-pub use money::{Micros, MoneyError, Rate, RateError, MAX_AMOUNT};
+pub use money::{Grouped, Micros, MoneyError, Rate, RateError, MAX_AMOUNT};
 pub use problem::{Problem, Problems};
 pub use schema::{json_schema, json_schema_of, FileKind};
 pub use time::{Clock, Date, ManualClock, SystemClock, TimeError, Timestamp, Weekday};

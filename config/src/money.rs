@@ -118,7 +118,7 @@ impl Micros {
     }
 
     /// `1234567.5` as `1,234,567.50`: what account managers read in messages.
-    pub(crate) fn grouped(self) -> Grouped {
+    pub fn grouped(self) -> Grouped {
         Grouped(self)
     }
 
@@ -159,7 +159,7 @@ impl fmt::Display for Micros {
     }
 }
 
-pub(crate) struct Grouped(Micros);
+pub struct Grouped(Micros);
 
 impl fmt::Display for Grouped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
