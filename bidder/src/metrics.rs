@@ -601,7 +601,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         "bidder_conversions_attributed_late_total",
-        "Conversions answered unattributed and attributed later, when a touch before them was recorded (an impression or click that waited for its bid's charge, or another replica's)."
+        "Conversions answered unattributed and attributed later, when a touch before them was recorded here (an impression or click that waited for its bid's charge)."
     );
     metrics::describe_counter!(
         "bidder_conversions_total",

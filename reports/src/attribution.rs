@@ -127,6 +127,12 @@ impl Outcome {
 /// alone would not find.
 const KEPT_PER_KIND: usize = 4;
 
+/// Conversions kept for a later touch per shopper key: a shopper's few
+/// orders of a day. Bounds the work a touch does (each kept one is looked
+/// at), which pixel calls under one made-up id could otherwise grow to the
+/// whole bound's (review finding: seconds of the writer per touch).
+const MAX_PARKED_PER_KEY: usize = 8;
+
 #[derive(Clone, Debug)]
 struct Touch {
     at_ms: i64,
@@ -225,10 +231,10 @@ pub struct Attributor {
     /// of a conversion's keys): a touch before one may still be recorded
     /// after it came. An impression or click waits for its bid's charge
     /// (an exchange that bills on a later notice, up to the notice
-    /// lifetime), and another replica's touches come with its journal's
-    /// lines; a purchase uploaded meanwhile was unattributed for good (and
-    /// a resend a duplicate). Attributed by [`Attributor::late`] when such
-    /// a touch is recorded; kept for `park_ms` after the conversion, within
+    /// lifetime); a purchase uploaded meanwhile was unattributed for good
+    /// (and a resend a duplicate). Attributed by [`Attributor::late`] when
+    /// such a touch is recorded here; kept for `park_ms` after the
+    /// conversion, [`MAX_PARKED_PER_KEY`] a key (the newest), within
     /// [`Attributor::max_parked`] in all.
     parked: HashMap<u64, Vec<Conversion>>,
     parked_n: usize,
@@ -380,15 +386,32 @@ impl Attributor {
             }
         }
         for user in keys_of(c) {
-            self.parked.entry(user).or_default().push(c.clone());
+            let kept = self.parked.entry(user).or_default();
+            // Kept already (sent again after its `seen` mark was
+            // evicted): once, or a touch would count it twice.
+            if kept.contains(c) {
+                continue;
+            }
+            if kept.len() >= MAX_PARKED_PER_KEY {
+                // The oldest goes: the first a touch no longer reaches.
+                if let Some((i, _)) = kept.iter().enumerate().min_by_key(|(_, p)| p.at_ms) {
+                    kept.swap_remove(i);
+                    self.parked_n -= 1;
+                    self.evicted += 1;
+                }
+            }
+            kept.push(c.clone());
             self.parked_n += 1;
         }
     }
 
     /// The conversions kept for shopper `user` that a touch recorded since
     /// makes attributable, attributed at `now_ms`: the records to journal.
-    /// Called after each touch while any are kept; those past `park_ms`
-    /// go.
+    /// Called after each touch recorded here while any are kept; those
+    /// past `park_ms` go. Not after another replica's touches: a replica
+    /// journals the touch, then the conversion it made attributable, and
+    /// one that kept a copy of the same conversion (a pixel that fired on
+    /// both) would count it again between the two lines (review finding).
     pub fn late(&mut self, user: u64, catalog: &Catalog, now_ms: i64) -> Vec<Record> {
         let Some(kept) = self.parked.get(&user) else {
             return Vec::new();
@@ -726,6 +749,33 @@ mod tests {
         d.touch(7, &ad("acme", "late"), clicked, true, c.keep_ms());
         assert!(d.late(7, &c, bought + DAY + 1).is_empty());
         assert_eq!(d.parked(), 0);
+    }
+
+    /// A shopper key keeps its newest few conversions, each once: a touch
+    /// looks at no more (review finding: a pixel's made-up id grew one
+    /// key's list to the whole bound, and a touch of it then took seconds).
+    #[test]
+    fn a_shopper_keeps_a_few_conversions_each_once() {
+        let c = catalog();
+        let mut a = Attributor::new(100_000);
+        a.park_for(DAY);
+        let now = 100 * DAY;
+        for i in 0..1000 {
+            let p = buy(now - 1000 + i, Some(&format!("o{i}")));
+            assert_eq!(a.attribute(&p, &c, now), Outcome::Unattributed);
+        }
+        assert_eq!(a.parked(), MAX_PARKED_PER_KEY);
+        let newest = buy(now - 1, Some("o999"));
+        a.park(&newest, now);
+        assert_eq!(a.parked(), MAX_PARKED_PER_KEY, "once");
+        // The newest are kept: a click before them all takes them all.
+        a.touch(7, &ad("acme", "clicked"), now - 2000, true, c.keep_ms());
+        let late = a.late(7, &c, now);
+        assert_eq!(late.len(), MAX_PARKED_PER_KEY);
+        assert!(late
+            .iter()
+            .all(|r| r.at_ms >= now - MAX_PARKED_PER_KEY as i64));
+        assert_eq!(a.parked(), 0);
     }
 
     /// Kept conversions stay within the attributor's bound.

@@ -35,10 +35,10 @@ const DAY_MS: i64 = 86_400_000;
 /// The longest attribution window the config accepts.
 const MAX_WINDOW_DAYS: i64 = 90;
 const MAX_BATCH: usize = 8192;
-/// How much later than its own journal another replica's touch may reach
-/// this one (its lines travel through the shared state): beyond the
-/// notice lifetime, how long a conversion waits for a touch before it.
-const PEER_DELAY_MS: i64 = 10 * 60_000;
+/// Beyond the notice lifetime, how long a conversion waits for a touch
+/// before it: the settling of waiting touches runs about once a second,
+/// and with Redis asks it about a bounded number each round.
+const PARK_MARGIN_MS: i64 = 10 * 60_000;
 /// After a round that found work, the writer sleeps this long before it
 /// looks again, rather than waiting on the queue: a writer waiting on the
 /// queue is woken by every send (a futex wake and two context switches per
@@ -820,13 +820,12 @@ impl Writer {
         });
         let mut attributor = past.attributor;
         // A touch is recorded at most a notice lifetime after it happened
-        // (an impression waiting for its bid's billing notice), and
-        // another replica's a little later (its lines travel): until then
-        // a conversion without one may still find it.
+        // (an impression waiting for its bid's billing notice): until
+        // then a conversion without one may still find it.
         attributor.park_for(
             i64::try_from(self.track_ttl.as_millis())
                 .unwrap_or(i64::MAX)
-                .saturating_add(PEER_DELAY_MS),
+                .saturating_add(PARK_MARGIN_MS),
         );
         self.attributor = Some(attributor);
         self.before_restart = past.tracked;
@@ -958,15 +957,13 @@ impl Writer {
                         self.peer_pending.push(bytes);
                         continue;
                     }
-                    let late = self.apply_peer(&bytes, keep);
-                    self.push_late(late, &mut tracks, &mut unopened);
+                    self.apply_peer(&bytes, keep);
                 }
             }
         }
         if self.attributor.is_some() && !self.peer_pending.is_empty() {
             for bytes in std::mem::take(&mut self.peer_pending) {
-                let late = self.apply_peer(&bytes, keep);
-                self.push_late(late, &mut tracks, &mut unopened);
+                self.apply_peer(&bytes, keep);
             }
         }
         // Each generation turns after a whole lifetime: one remembered
@@ -1157,15 +1154,15 @@ impl Writer {
     /// Another replica's records: its touches and conversions for
     /// attribution, its tracked events so they are not counted twice.
     /// The bytes leave the queue's count here.
-    /// Another replica's journal lines into attribution. Returns the
-    /// conversions its touches make attributable here (`Attributor::late`).
-    fn apply_peer(&mut self, bytes: &[u8], keep: i64) -> Vec<Record> {
+    /// Another replica's journal lines into attribution: its touches count
+    /// for conversions to come (not for those kept here: see
+    /// `Attributor::late`), its conversions as counted.
+    fn apply_peer(&mut self, bytes: &[u8], keep: i64) {
         self.stats
             .peer_queued
             .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
-        let mut late = Vec::new();
         let Some(a) = &mut self.attributor else {
-            return late;
+            return;
         };
         let mut interner = Interner::default();
         for line in bytes.split(|&b| b == b'\n') {
@@ -1180,12 +1177,7 @@ impl Writer {
                     self.elsewhere[0].insert(k);
                 }
             }
-            if matches!(r.kind, Kind::Impression | Kind::Click) && a.parked() > 0 {
-                self.latest_ms = self.latest_ms.max(r.at_ms);
-                late.extend(a.late(r.user, &self.catalog, self.latest_ms));
-            }
         }
-        late
     }
 
     /// Journals conversions attributed late (with the round's impressions
