@@ -45,6 +45,15 @@ pub fn budget_changes(
                 });
             }
             for li in &order.line_items {
+                if let Some(message) = moved(old, served, &order.id, &li.id, now, spent_as) {
+                    let (line, column) = locate(&adv.file, &li.id);
+                    problems.push(Problem {
+                        file: adv.file.clone(),
+                        line,
+                        column,
+                        message,
+                    });
+                }
                 let remembered = spent_as(&li.id).map(|k| match k {
                     // The amount is not what is compared: only the type.
                     BudgetKind::Daily => (Budget::Daily(li.budget.amount()), None),
@@ -121,13 +130,50 @@ pub fn budget_changes(
     problems
 }
 
+/// A line item that has spent stays in its order: its spend, and the holds
+/// of its bids still in flight, are counted under that order's budget,
+/// which a move would leave behind. Moved (or its order renamed, which
+/// moves all of its line items), it started afresh under the new order's
+/// budget, which then showed in reports with spend past it, and its late
+/// wins were billed to an order that never held them (budgets probe). As
+/// a budget's type, the order is compared with the config serving, else
+/// the record of the one last served (a removed line item's for the
+/// notice lifetime).
+fn moved(
+    old: Option<&Config>,
+    served: Option<&crate::served::Served>,
+    order: &str,
+    li: &str,
+    now: Timestamp,
+    spent_as: &dyn Fn(&str) -> Option<BudgetKind>,
+) -> Option<String> {
+    let was = old
+        .and_then(|c| {
+            c.advertisers
+                .iter()
+                .flat_map(|a| &a.orders)
+                .find(|o| o.line_items.iter().any(|l| l.id == li))
+                .map(|o| o.id.as_str())
+        })
+        .or_else(|| served?.order_of(li, now))?;
+    (was != order && spent_as(li).is_some()).then(|| {
+        format!(
+            "line item \"{li}\": it has spent under order \"{was}\" and cannot move to order \
+             \"{order}\"; end it and create a new line item in \"{order}\" instead"
+        )
+    })
+}
+
 /// An order's budget is its total over the flight, a lifetime budget: once
 /// the flight has started or the order has spent, it may only grow, as a
 /// line item's lifetime budget may (a cut below what was spent left the
 /// order's reports showing spend past its budget, while the same cut of a
 /// line item was refused). The order as served is the one in `old`, else
 /// the record's (any of its line items carries its budget and flight).
-/// Spent means one of its line items, then or now, has spent.
+/// Spent means one of its line items as served has spent: not one just
+/// moved in from another order, whose spend is that order's (review
+/// finding: moving a line item that spent into an order not started yet
+/// froze that order's budget).
 fn order_cut(
     old: Option<&Config>,
     served: Option<&crate::served::Served>,
@@ -154,18 +200,19 @@ fn order_cut(
             (
                 first.1.order_budget,
                 first.1.flight,
-                " (as this state directory last served it: served-budgets.json)",
+                // A reload has the config serving: the order left it.
+                match old {
+                    Some(_) => {
+                        " (as it was when it left the config: a removed order's line items \
+                         keep its budget for the notice lifetime)"
+                    }
+                    None => " (as this state directory last served it: served-budgets.json)",
+                },
                 items.iter().map(|(id, _)| *id).collect(),
             )
         }
     };
-    let spent = || {
-        old_items
-            .iter()
-            .copied()
-            .chain(order.line_items.iter().map(|li| li.id.as_str()))
-            .any(|id| spent_as(id).is_some())
-    };
+    let spent = || old_items.iter().any(|id| spent_as(id).is_some());
     (order.budget < was && (now >= flight.start.start() || spent())).then(|| {
         format!(
             "order \"{}\": its budget can only be increased once its flight has started or it \
@@ -232,4 +279,115 @@ fn locate(file: &Path, id: &str) -> (u64, u64) {
     }
     let col = lines[at].find("id:").unwrap_or(0);
     ((at + 1) as u64, (col + 1) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(orders: &str) -> Config {
+        let text = format!(
+            "advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}\n\
+             creatives:\n  - {{ id: b300, format: display, size: 300x250, image_url: \"https://cdn.shop.example/b.png\", click_url: \"https://shop.example/\" }}\n\
+             orders:\n{orders}"
+        );
+        match config::load_files(&[("shop.yaml".into(), text)]) {
+            Ok(c) => c,
+            Err(p) => panic!("{p}"),
+        }
+    }
+
+    fn order(id: &str, budget: &str, start: &str, items: &[&str]) -> String {
+        let mut out = format!(
+            "  - id: {id}\n    service: self_service\n    budget: {budget}\n    flight: {{ start: {start}, end: 2030-12-31 }}\n    line_items:\n"
+        );
+        for li in items {
+            out.push_str(&format!(
+                "      - {{ id: {li}, media: display, cpm: 1.00, budget: {{ daily: 10.00 }}, creatives: [b300] }}\n"
+            ));
+        }
+        out
+    }
+
+    /// An order's budget may not be cut once its flight started, nor once
+    /// a line item it served spent; a line item that spent in another
+    /// order and moved in does not make it spent (review finding).
+    #[test]
+    fn an_order_budget_is_cut_only_before_it_starts_or_spends() {
+        let now = config::Date::parse("2026-12-06").unwrap().start();
+        let spent = |id: &str| (id == "li-a").then_some(BudgetKind::Daily);
+        let old = config(&format!(
+            "{}{}",
+            order("x", "1000.00", "2026-11-01", &["li-a"]),
+            order("y", "1000.00", "2027-01-01", &["li-b"])
+        ));
+        let problems = |new: &Config| budget_changes(Some(&old), None, new, now, &spent);
+        // Started: refused.
+        let cut_x = config(&format!(
+            "{}{}",
+            order("x", "900.00", "2026-11-01", &["li-a"]),
+            order("y", "1000.00", "2027-01-01", &["li-b"])
+        ));
+        let p = problems(&cut_x);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0]
+            .message
+            .starts_with("order \"x\": its budget can only be increased"));
+        // Not started, and what it served has not spent: a cut passes,
+        // with a line item that has not spent moved in from x.
+        let old_c = config(&format!(
+            "{}{}",
+            order("x", "1000.00", "2026-11-01", &["li-a", "li-c"]),
+            order("y", "1000.00", "2027-01-01", &["li-b"])
+        ));
+        let moved = config(&format!(
+            "{}{}",
+            order("x", "1000.00", "2026-11-01", &["li-a"]),
+            order("y", "500.00", "2027-01-01", &["li-b", "li-c"])
+        ));
+        let p = budget_changes(Some(&old_c), None, &moved, now, &spent);
+        assert!(p.is_empty(), "{p:?}");
+        // A line item that has spent stays in its order: moved, or its
+        // order renamed, it is refused (budgets probe: a rename started
+        // the order's spend afresh).
+        for new in [
+            config(&format!(
+                "{}{}",
+                order("x", "1000.00", "2026-11-01", &["li-c"]),
+                order("y", "1000.00", "2027-01-01", &["li-b", "li-a"])
+            )),
+            config(&format!(
+                "{}{}",
+                order("x-renamed", "10.00", "2026-11-01", &["li-a", "li-c"]),
+                order("y", "1000.00", "2027-01-01", &["li-b"])
+            )),
+        ] {
+            let p = budget_changes(Some(&old_c), None, &new, now, &spent);
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert!(
+                p[0].message.starts_with(
+                    "line item \"li-a\": it has spent under order \"x\" and cannot move"
+                ),
+                "{p:?}"
+            );
+        }
+        // Not started, but one of its line items spent (a flight moved
+        // later to cut it): refused.
+        let later = config(&format!(
+            "{}{}",
+            order("x", "500.00", "2027-02-01", &["li-a"]),
+            order("y", "1000.00", "2027-01-01", &["li-b"])
+        ));
+        let old_later = config(&format!(
+            "{}{}",
+            order("x", "1000.00", "2027-02-01", &["li-a"]),
+            order("y", "1000.00", "2027-01-01", &["li-b"])
+        ));
+        let p = budget_changes(Some(&old_later), None, &later, now, &spent);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].message.contains("(it was 1000.00, now 500.00)"),
+            "{p:?}"
+        );
+    }
 }

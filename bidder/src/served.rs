@@ -206,8 +206,21 @@ impl Served {
             .collect();
         // Those still served first: a retired one's order budget is the
         // one it had when it left, unless the order was still served.
-        out.sort_by_key(|(id, i)| (i.retired_at.is_some(), *id));
+        // Then the last to leave: its order budget is the latest.
+        out.sort_by_key(|(id, i)| {
+            (
+                i.retired_at.is_some(),
+                std::cmp::Reverse(i.retired_at.map(|t| t.as_millis())),
+                *id,
+            )
+        });
         out
+    }
+
+    /// The order line item `id` was served in, served still or retired
+    /// within the notice lifetime at `now`.
+    pub fn order_of(&self, id: &str, now: Timestamp) -> Option<&str> {
+        self.item(id, now).map(|i| i.order.as_str())
     }
 
     /// Line item `id` as it was served, if it left the config within the
