@@ -278,7 +278,8 @@ pub struct App {
     /// and wins past a budget: a line per notice was a line per exchange
     /// retry, flooding the log pipeline while an outage lasted (operator
     /// probe: 598 lines for 598 notices). The metrics count each one.
-    charge_log: metrics::Throttle,
+    unavailable_log: metrics::Throttle,
+    storage_log: metrics::Throttle,
     over_log: metrics::Throttle,
     /// Tracking events already counted.
     tracked: crate::track::Seen,
@@ -507,7 +508,8 @@ impl App {
             signer,
             alone_per_bid,
             price_log: metrics::Throttle::new(Duration::from_secs(10)),
-            charge_log: metrics::Throttle::new(Duration::from_secs(10)),
+            unavailable_log: metrics::Throttle::new(Duration::from_secs(10)),
+            storage_log: metrics::Throttle::new(Duration::from_secs(10)),
             over_log: metrics::Throttle::new(Duration::from_secs(10)),
             tracked,
             events: None,
@@ -2545,7 +2547,7 @@ impl App {
             }
             Ok(None) => Ok(NoticeResult::Duplicate),
             Err(ChargeError::Storage(e)) => {
-                self.charge_log.warn(|suppressed| {
+                self.storage_log.warn(|suppressed| {
                     tracing::error!(bid = %n.bid_id, suppressed, "charge not recorded, the exchange must retry: {e}");
                 });
                 Err(NoticeError::Storage)
@@ -2553,7 +2555,7 @@ impl App {
             Err(ChargeError::Busy) => Err(NoticeError::Busy),
             Err(ChargeError::Expired) => Err(NoticeError::Expired),
             Err(ChargeError::Unavailable) => {
-                self.charge_log.warn(|suppressed| {
+                self.unavailable_log.warn(|suppressed| {
                     tracing::warn!(bid = %n.bid_id, suppressed, "charge not recorded, the shared state is unreachable; the exchange must retry");
                 });
                 Err(NoticeError::Unavailable)
@@ -2597,11 +2599,13 @@ pub fn unbounded_bids(config: &config::Config) -> Vec<String> {
                 config::Bidding::MaxCpc { max_cpc } => ("max_cpc", max_cpc),
                 config::Bidding::TargetCpa { target_cpa } => ("target_cpa", target_cpa),
             };
-            // Without max_cpm its ceiling is the goal × 1000.
-            if goal.as_i64().checked_mul(1000) == Some(li.cpm.as_i64()) {
+            // Without max_cpm (or with one at least that) its ceiling is
+            // the goal × 1000.
+            if goal.as_i64().checked_mul(1000) <= Some(li.cpm.as_i64()) {
                 out.push(format!(
-                    "{}: line item \"{}\": {key} {goal} without max_cpm: a bid may reach {} CPM \
-                     where the model predicts a sure {}; set bidding.max_cpm to bound it",
+                    "{}: line item \"{}\": {key} {goal} without a max_cpm below its goal × 1000: \
+                     a bid may reach {} CPM where the model predicts a sure {}; set \
+                     bidding.max_cpm to bound it",
                     a.file.display(),
                     li.id,
                     li.cpm.grouped(),

@@ -781,7 +781,12 @@ async fn bid(
                 start.elapsed(),
             );
             app.body_too_slow(profile);
-            no_content()
+            // The rest of the body is still on its way: this connection
+            // carries no other request, and says so.
+            let mut r = no_content();
+            r.headers_mut()
+                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            r
         }
         Ok(Err(e)) => {
             let outcome = match e {

@@ -1511,16 +1511,16 @@ fn validate_warns_of_value_bids_without_a_ceiling() {
         let _ = std::fs::remove_dir_all(&dir);
         stderr
             .lines()
-            .filter(|l| l.contains("without max_cpm"))
+            .filter(|l| l.contains("without a max_cpm"))
             .map(String::from)
             .collect::<Vec<_>>()
     };
     assert_eq!(
         warned("{ strategy: target_cpa, target_cpa: 30.00 }"),
         [format!(
-            "warning: {}: line item \"nw-mobile-readers\": target_cpa 30.00 without max_cpm: \
-             a bid may reach 30,000.00 CPM where the model predicts a sure conversion; set \
-             bidding.max_cpm to bound it",
+            "warning: {}: line item \"nw-mobile-readers\": target_cpa 30.00 without a max_cpm \
+             below its goal × 1000: a bid may reach 30,000.00 CPM where the model predicts a \
+             sure conversion; set bidding.max_cpm to bound it",
             std::env::temp_dir()
                 .join(format!("bidder-cli-unbounded-bid-{}", std::process::id()))
                 .join("northwind-books.yaml")

@@ -296,6 +296,11 @@ fn a_bid_body_that_stops_halfway_gets_a_204_at_the_deadline() {
     let took = start.elapsed();
     assert!(head.starts_with("HTTP/1.1 204"), "{head}");
     assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{head}"
+    );
+    assert!(
         took >= Duration::from_millis(400) && took < Duration::from_secs(4),
         "answered after {took:?}"
     );
