@@ -366,53 +366,83 @@ impl Attributor {
         if c.at_ms < now_ms.saturating_sub(self.park_ms) {
             return;
         }
+        // Kept already (sent again after its `seen` mark was evicted):
+        // once, or a touch would count it twice.
+        if self.parked.get(&c.user).is_some_and(|v| v.contains(c)) {
+            return;
+        }
         let copies = keys_of(c).count();
-        let max = self.max_parked();
-        if self.parked_n + copies > max {
-            let cutoff = now_ms.saturating_sub(self.park_ms);
-            let (dropped, left) = shrink(
-                &mut self.parked,
-                max,
-                |v| {
-                    v.retain(|p| p.at_ms >= cutoff);
-                    v.is_empty()
-                },
-                Vec::len,
-            );
-            self.evicted += dropped;
-            self.parked_n = left;
-            if self.parked_n + copies > max {
+        if self.parked_n + copies > self.max_parked() {
+            self.make_room(now_ms);
+            if self.parked_n + copies > self.max_parked() {
                 return;
             }
         }
         for user in keys_of(c) {
-            let kept = self.parked.entry(user).or_default();
-            // Kept already (sent again after its `seen` mark was
-            // evicted): once, or a touch would count it twice.
-            if kept.contains(c) {
-                continue;
+            // The oldest of a full key goes, under all of its keys (one
+            // left under another key would miss the unparking by a
+            // record under this one): the first a touch no longer reaches.
+            let oldest = self
+                .parked
+                .get(&user)
+                .filter(|v| v.len() >= MAX_PARKED_PER_KEY)
+                .and_then(|v| v.iter().min_by_key(|p| p.at_ms).cloned());
+            if let Some(oldest) = oldest {
+                self.unpark(&oldest);
+                self.evicted += 1;
             }
-            if kept.len() >= MAX_PARKED_PER_KEY {
-                // The oldest goes: the first a touch no longer reaches.
-                if let Some((i, _)) = kept.iter().enumerate().min_by_key(|(_, p)| p.at_ms) {
-                    kept.swap_remove(i);
-                    self.parked_n -= 1;
-                    self.evicted += 1;
-                }
-            }
-            kept.push(c.clone());
+        }
+        for user in keys_of(c) {
+            self.parked.entry(user).or_default().push(c.clone());
             self.parked_n += 1;
         }
     }
 
-    /// The conversions kept for shopper `user` that a touch recorded since
-    /// makes attributable, attributed at `now_ms`: the records to journal.
-    /// Called after each touch recorded here while any are kept; those
-    /// past `park_ms` go. Not after another replica's touches: a replica
-    /// journals the touch, then the conversion it made attributable, and
-    /// one that kept a copy of the same conversion (a pixel that fired on
-    /// both) would count it again between the two lines (review finding).
-    pub fn late(&mut self, user: u64, catalog: &Catalog, now_ms: i64) -> Vec<Record> {
+    /// Below nine tenths of [`Attributor::max_parked`]: first those past
+    /// `park_ms`, then others; each whole, under all of its keys.
+    fn make_room(&mut self, now_ms: i64) {
+        let cutoff = now_ms.saturating_sub(self.park_ms);
+        let target = self.max_parked() - self.max_parked() / 10;
+        let mut stale = Vec::new();
+        let mut others = Vec::new();
+        for (&user, v) in &self.parked {
+            for c in v.iter().filter(|c| c.user == user) {
+                if c.at_ms < cutoff {
+                    stale.push(c.clone());
+                } else {
+                    others.push(c.clone());
+                }
+            }
+        }
+        for c in &stale {
+            self.unpark(c);
+        }
+        for c in &others {
+            if self.parked_n <= target {
+                break;
+            }
+            self.unpark(c);
+            self.evicted += 1;
+        }
+    }
+
+    /// The conversions kept for shopper `user` that a touch just recorded
+    /// here (at `touch_at`, of the ad `dims`) makes attributable: those
+    /// whose last touch it is, attributed at `now_ms`: the records to
+    /// journal. Called after each touch recorded here while any are kept;
+    /// those past `park_ms` go. Not for another replica's touches, nor
+    /// when the last touch is one (review findings): a replica journals
+    /// the touch, then the conversion it made attributable, and one that
+    /// kept a copy of the same conversion (a pixel that fired on both)
+    /// would count it again between the two lines.
+    pub fn late(
+        &mut self,
+        user: u64,
+        touch_at: i64,
+        dims: &Dims,
+        catalog: &Catalog,
+        now_ms: i64,
+    ) -> Vec<Record> {
         let Some(kept) = self.parked.get(&user) else {
             return Vec::new();
         };
@@ -427,7 +457,10 @@ impl Attributor {
             let Some(windows) = catalog.by_product.get(&c.product) else {
                 continue;
             };
-            if let Some((touch, user)) = self.last_touch(&c, windows) {
+            let Some((touch, user)) = self.last_touch(&c, windows) else {
+                continue;
+            };
+            if touch.at_ms == touch_at && *touch.dims == *dims {
                 self.unpark(&c);
                 out.push(self.record(&c, touch, user, now_ms, catalog.keep_ms()));
             }
@@ -512,6 +545,11 @@ impl Attributor {
             return Outcome::Duplicate;
         }
         let keep = catalog.keep_ms();
+        // Counted now: a copy kept from before (its `seen` mark since
+        // evicted) must not count it again at a later touch.
+        if self.parked_n > 0 {
+            self.unpark(c);
+        }
         let Some((touch, user)) = self.last_touch(c, windows) else {
             // Remembered: a copy sent after a touch came is the same
             // purchase, not a new one. Kept, for a touch before it that
@@ -709,15 +747,21 @@ mod tests {
         assert_eq!(a.parked(), 1);
         // A touch after the purchase finds nothing to take.
         a.touch(7, &ad("acme", "after"), bought + 1, true, c.keep_ms());
-        assert!(a.late(7, &c, now).is_empty());
+        assert!(a
+            .late(7, bought + 1, &ad("acme", "after"), &c, now)
+            .is_empty());
         // The click before it, recorded now.
         a.touch(7, &ad("acme", "clicked"), clicked, true, c.keep_ms());
-        let late = a.late(7, &c, now);
+        let late = a.late(7, clicked, &ad("acme", "clicked"), &c, now);
         assert_eq!(late.len(), 1);
         assert_eq!(&*late[0].dims.line_item, "clicked");
         assert_eq!((late[0].n, late[0].at_ms), (1, bought));
         assert_eq!(a.parked(), 0);
-        assert!(a.late(7, &c, now).is_empty(), "once");
+        assert!(
+            a.late(7, clicked, &ad("acme", "clicked"), &c, now)
+                .is_empty(),
+            "once"
+        );
         assert_eq!(a.attribute(&p, &c, now), Outcome::Duplicate);
 
         // Counted by another replica meanwhile: no longer kept here.
@@ -731,7 +775,9 @@ mod tests {
         b.remember(&elsewhere, now, c.keep_ms());
         assert_eq!(b.parked(), 0);
         b.touch(7, &ad("acme", "clicked"), clicked, true, c.keep_ms());
-        assert!(b.late(7, &c, now).is_empty());
+        assert!(b
+            .late(7, clicked, &ad("acme", "clicked"), &c, now)
+            .is_empty());
 
         // Past the time a touch can wait, nothing is kept.
         let mut d = Attributor::new(100);
@@ -747,8 +793,69 @@ mod tests {
             Outcome::Unattributed
         );
         d.touch(7, &ad("acme", "late"), clicked, true, c.keep_ms());
-        assert!(d.late(7, &c, bought + DAY + 1).is_empty());
+        assert!(d
+            .late(7, clicked, &ad("acme", "late"), &c, bought + DAY + 1)
+            .is_empty());
         assert_eq!(d.parked(), 0);
+    }
+
+    /// Only the touch just recorded attributes a kept conversion, and only
+    /// when it is its last touch: another replica's touch (learnt from its
+    /// journal, where its own copy of the conversion follows) never does,
+    /// nor a local touch after it. A kept copy counted since (a resend
+    /// whose `seen` mark was evicted) is no longer kept (review findings).
+    #[test]
+    fn only_a_local_last_touch_attributes_a_kept_conversion() {
+        let c = catalog();
+        let mut a = Attributor::new(100);
+        a.park_for(DAY);
+        let now = 100 * DAY;
+        let bought = now - 60_000;
+        let p = buy(bought, Some("o1"));
+        assert_eq!(a.attribute(&p, &c, now), Outcome::Unattributed);
+        // A peer's touch before it: stored, no `late` for it.
+        a.touch(7, &ad("acme", "peer"), bought - 10, true, c.keep_ms());
+        // A local touch: an impression, older than the peer's click.
+        a.touch(7, &ad("acme", "local"), bought - 20, false, c.keep_ms());
+        assert!(a
+            .late(7, bought - 20, &ad("acme", "local"), &c, now)
+            .is_empty());
+        assert_eq!(a.parked(), 1);
+        // Its `seen` mark lost, the same purchase sent again is counted
+        // then, and the copy kept goes with it.
+        a.seen.clear();
+        assert_eq!(li_of(a.attribute(&p, &c, now)), "peer");
+        assert_eq!(a.parked(), 0);
+        a.touch(7, &ad("acme", "later"), bought - 5, true, c.keep_ms());
+        assert!(a
+            .late(7, bought - 5, &ad("acme", "later"), &c, now)
+            .is_empty());
+    }
+
+    /// Evicted, a conversion goes under all of its keys: a copy left under
+    /// one would miss the unparking by a record under the other.
+    #[test]
+    fn a_kept_conversion_goes_under_all_of_its_keys() {
+        let c = catalog();
+        let mut a = Attributor::new(16 * 20);
+        a.park_for(DAY);
+        let now = 100 * DAY;
+        for i in 0..200u64 {
+            let mut p = buy(now - 1000 + i as i64, Some(&format!("o{i}")));
+            p.user = 1000 + i % 7;
+            p.other_user = Some(5000 + i % 11);
+            assert_eq!(a.attribute(&p, &c, now), Outcome::Unattributed);
+            let copies: usize = a.parked.values().map(Vec::len).sum();
+            assert_eq!(copies, a.parked(), "the count is the copies");
+            assert!(a.parked() <= 20);
+            for v in a.parked.values() {
+                for p in v {
+                    for k in keys_of(p) {
+                        assert!(a.parked[&k].contains(p), "a copy under each key");
+                    }
+                }
+            }
+        }
     }
 
     /// A shopper key keeps its newest few conversions, each once: a touch
@@ -770,7 +877,7 @@ mod tests {
         assert_eq!(a.parked(), MAX_PARKED_PER_KEY, "once");
         // The newest are kept: a click before them all takes them all.
         a.touch(7, &ad("acme", "clicked"), now - 2000, true, c.keep_ms());
-        let late = a.late(7, &c, now);
+        let late = a.late(7, now - 2000, &ad("acme", "clicked"), &c, now);
         assert_eq!(late.len(), MAX_PARKED_PER_KEY);
         assert!(late
             .iter()

@@ -911,7 +911,7 @@ impl Writer {
                     self.latest_ms = self.latest_ms.max(t.at_ms);
                     let late = match a.parked() {
                         0 => Vec::new(),
-                        _ => a.late(t.user, &self.catalog, self.latest_ms),
+                        _ => a.late(t.user, t.at_ms, &t.dims, &self.catalog, self.latest_ms),
                     };
                     self.push_track(track_record(t), &mut tracks, &mut unopened);
                     self.push_late(late, &mut tracks, &mut unopened);
