@@ -2601,14 +2601,18 @@ pub fn unbounded_bids(config: &config::Config) -> Vec<String> {
             };
             // Without max_cpm (or with one at least that) its ceiling is
             // the goal × 1000.
-            if goal.as_i64().checked_mul(1000) <= Some(li.cpm.as_i64()) {
+            // (A goal that large is refused at load.)
+            let Some(most) = goal.as_i64().checked_mul(1000).map(config::Micros) else {
+                continue;
+            };
+            if most <= li.cpm {
                 out.push(format!(
                     "{}: line item \"{}\": {key} {goal} without a max_cpm below its goal × 1000: \
                      a bid may reach {} CPM where the model predicts a sure {}; set \
                      bidding.max_cpm to bound it",
                     a.file.display(),
                     li.id,
-                    li.cpm.grouped(),
+                    most.grouped(),
                     if key == "max_cpc" {
                         "click"
                     } else {

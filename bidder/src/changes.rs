@@ -212,7 +212,19 @@ fn order_cut(
             )
         }
     };
-    let spent = || old_items.iter().any(|id| spent_as(id).is_some());
+    // Its line items as served, and those that left it within the notice
+    // lifetime (review finding: one removed while the flight was moved
+    // later, then added back with the cut, slipped through on reload).
+    let spent = || {
+        let retired = served
+            .map(|s| s.of_order(&order.id, now))
+            .unwrap_or_default();
+        old_items
+            .iter()
+            .copied()
+            .chain(retired.iter().map(|(id, _)| *id))
+            .any(|id| spent_as(id).is_some())
+    };
     (order.budget < was && (now >= flight.start.start() || spent())).then(|| {
         format!(
             "order \"{}\": its budget can only be increased once its flight has started or it \
@@ -389,5 +401,31 @@ mod tests {
             p[0].message.contains("(it was 1000.00, now 500.00)"),
             "{p:?}"
         );
+        // So is one whose line item that spent left it (still in the
+        // record of what was served): moved later without it, then cut.
+        let started = config(&format!(
+            "{}{}",
+            order("x", "1000.00", "2026-11-01", &["li-a", "li-c"]),
+            order("y", "1000.00", "2027-01-01", &["li-b"])
+        ));
+        let without = config(&format!(
+            "{}{}",
+            order("x", "1000.00", "2027-02-01", &["li-c"]),
+            order("y", "1000.00", "2027-01-01", &["li-b"])
+        ));
+        let served = crate::served::Served::next(
+            &crate::served::Served::of(&started),
+            &without,
+            now,
+            std::time::Duration::from_secs(86_400),
+        );
+        let cut = config(&format!(
+            "{}{}",
+            order("x", "10.00", "2027-02-01", &["li-c"]),
+            order("y", "1000.00", "2027-01-01", &["li-b"])
+        ));
+        let p = budget_changes(Some(&without), Some(&served), &cut, now, &spent);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.starts_with("order \"x\""), "{p:?}");
     }
 }
