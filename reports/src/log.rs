@@ -1152,11 +1152,9 @@ impl Writer {
     }
 
     /// Another replica's records: its touches and conversions for
-    /// attribution, its tracked events so they are not counted twice.
-    /// The bytes leave the queue's count here.
-    /// Another replica's journal lines into attribution: its touches count
-    /// for conversions to come (not for those kept here: see
-    /// `Attributor::late`), its conversions as counted.
+    /// attribution (its touches count for conversions to come, not for
+    /// those kept here: see `Attributor::late`), its tracked events so
+    /// they are not counted twice. The bytes leave the queue's count here.
     fn apply_peer(&mut self, bytes: &[u8], keep: i64) {
         self.stats
             .peer_queued
