@@ -170,10 +170,10 @@ fn moved(
 /// order's reports showing spend past its budget, while the same cut of a
 /// line item was refused). The order as served is the one in `old`, else
 /// the record's (any of its line items carries its budget and flight).
-/// Spent means one of its line items as served has spent: not one just
-/// moved in from another order, whose spend is that order's (review
-/// finding: moving a line item that spent into an order not started yet
-/// froze that order's budget).
+/// Spent means one of its line items as served, or that left it within
+/// the notice lifetime, has spent: not one just moved in from another
+/// order, whose spend is that order's (review finding: moving a line item
+/// that spent into an order not started yet froze that order's budget).
 fn order_cut(
     old: Option<&Config>,
     served: Option<&crate::served::Served>,
