@@ -2145,6 +2145,11 @@ impl App {
             ),
             None => None,
         };
+        // A page's call (by our cookie) says which page it is: one with
+        // its referrer withheld could be any site's.
+        if named.is_none() && page.is_none() {
+            return Err(PixelError::NoPage);
+        }
         if !crate::sync::query_allows(query, &self.settings.privacy) {
             return Ok(Recorded::NoConsent);
         }

@@ -240,7 +240,7 @@ pub fn tracking_event(event: crate::track::Event) {
 
 /// An advertiser pixel call by result: `recorded`, `no_user`,
 /// `no_consent`, `flooded`, `unknown_advertiser`, `foreign_page`,
-/// `invalid`.
+/// `no_page`, `foreign_uid`, `invalid`.
 pub fn pixel(result: &'static str) {
     metrics::counter!("bidder_pixel_events_total", "result" => result).increment(1);
 }
@@ -406,6 +406,8 @@ const LABELLED_COUNTERS: &[(&str, &str, &[&str])] = &[
             "flooded",
             "unknown_advertiser",
             "foreign_page",
+            "no_page",
+            "foreign_uid",
             "invalid",
         ],
     ),
@@ -593,7 +595,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         "bidder_pixel_events_total",
-        "Advertiser pixel calls by result (recorded, no_user, no_consent, flooded, unknown_advertiser, foreign_page, invalid)."
+        "Advertiser pixel calls by result (recorded, no_user, no_consent, flooded, unknown_advertiser, foreign_page, no_page, foreign_uid, invalid)."
     );
     metrics::describe_counter!(
         "bidder_user_syncs_total",

@@ -68,6 +68,11 @@ pub enum PixelError {
     UnknownAdvertiser,
     #[error("the page is not on the advertiser's domains")]
     ForeignPage,
+    /// Our cookie, and no page (`Origin` or `Referer`) to say where from:
+    /// any site could have its visitors' browsers call the pixel with
+    /// their referrer withheld and write their events (audience probe).
+    #[error("a call by our cookie must come from a page of the advertiser's (Origin or Referer); a server names the user with uid=")]
+    NoPage,
     #[error("uid is not an id we signed for this advertiser")]
     ForeignUid,
     #[error("{0}")]

@@ -560,6 +560,7 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str, peer: IpAdd
         Ok(r) => r.as_str(),
         Err(PixelError::UnknownAdvertiser) => "unknown_advertiser",
         Err(PixelError::ForeignPage) => "foreign_page",
+        Err(PixelError::NoPage) => "no_page",
         Err(PixelError::ForeignUid) => "foreign_uid",
         Err(PixelError::Invalid(_)) => "invalid",
     });
@@ -571,7 +572,7 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str, peer: IpAdd
             r
         }
         Err(e @ PixelError::UnknownAdvertiser) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
-        Err(e @ (PixelError::ForeignPage | PixelError::ForeignUid)) => {
+        Err(e @ (PixelError::ForeignPage | PixelError::NoPage | PixelError::ForeignUid)) => {
             text(StatusCode::FORBIDDEN, format!("{e}\n"))
         }
         Err(e @ PixelError::Invalid(_)) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),

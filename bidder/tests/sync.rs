@@ -186,6 +186,9 @@ fn viewers_config(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A page of the shop's, as a pixel call's `Referer`.
+const SHOP_PAGE: Option<&str> = Some("https://www.shop.example/dp/tent-1");
+
 fn pixel(s: &Server, query: &str, id: &str, page: Option<&str>) -> Reply {
     let c = format!("bidder_uid={id}");
     let mut h = vec![("Cookie", c.as_str())];
@@ -213,6 +216,12 @@ fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
         pixel(&s, "e=view&p=tent-1", &value, Some("https://evil.example/")).status,
         403
     );
+    // By our cookie with no page to say where from (a site that withholds
+    // its referrer, `<img referrerpolicy="no-referrer">`): refused, as
+    // any site could write its visitors' events so (audience probe).
+    let r = pixel(&s, "e=view&p=tent-1", &value, None);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("Origin or Referer"), "{}", r.text());
     let c = format!("bidder_uid={value}");
     assert_eq!(
         request(
@@ -288,12 +297,12 @@ fn one_shopper_cannot_flood_the_pixel() {
         &s,
         "e=view&p=tent-1",
         &format!("{}.{}", "a".repeat(32), "0".repeat(32)),
-        None,
+        SHOP_PAGE,
     );
     assert_eq!(r.status, 200);
     for i in 0..bidder::pixel::PER_USER_PER_MINUTE + 10 {
         let _ = i;
-        assert_eq!(pixel(&s, "e=view&p=tent-1", &id, None).status, 200);
+        assert_eq!(pixel(&s, "e=view&p=tent-1", &id, SHOP_PAGE).status, 200);
     }
     let metrics = get(s.admin, "/metrics").text();
     let flooded = metrics
@@ -319,13 +328,13 @@ fn one_address_cannot_flood_the_pixel_either() {
     let (a, b) = (a.as_str(), b.as_str());
     // Five events of one shopper use up the address's minute...
     for _ in 0..5 {
-        assert_eq!(pixel(&s, "e=view&p=tent-2", a, None).status, 200);
+        assert_eq!(pixel(&s, "e=view&p=tent-2", a, SHOP_PAGE).status, 200);
     }
     // ...so another shopper's view from it records nothing.
-    assert_eq!(pixel(&s, "e=view&p=tent-1", b, None).status, 200);
+    assert_eq!(pixel(&s, "e=view&p=tent-1", b, SHOP_PAGE).status, 200);
     assert_eq!(bids_for(&s, uid_of(b)), 204, "the view was not recorded");
     s.clock.advance_millis(60_000);
-    assert_eq!(pixel(&s, "e=view&p=tent-1", b, None).status, 200);
+    assert_eq!(pixel(&s, "e=view&p=tent-1", b, SHOP_PAGE).status, 200);
     assert_eq!(bids_for(&s, uid_of(b)), 200, "a new minute");
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
