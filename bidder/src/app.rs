@@ -281,12 +281,16 @@ pub struct App {
     unavailable_log: metrics::Throttle,
     storage_log: metrics::Throttle,
     over_log: metrics::Throttle,
+    audience_log_errors: metrics::Throttle,
     /// Tracking events already counted.
     tracked: crate::track::Seen,
     /// The event journal (reports, attribution), beside the charge journal.
     events: Option<reports::log::EventLog>,
     /// Where the journals are, for reports.
     state_dir: Option<PathBuf>,
+    /// Shopper events applied at run time, kept for a restart (with a
+    /// state directory; see `crate::audience_log`).
+    audience_log: Option<crate::audience_log::AudienceLog>,
     /// Pixel events per user, and per address, this minute.
     pixel_limiter: crate::pixel::Limiter,
     pixel_ip_limiter: crate::pixel::Limiter,
@@ -427,6 +431,18 @@ pub fn list_owner<'c>(config: &'c config::Config, id: &str) -> Option<&'c str> {
 }
 
 /// Why a list batch was not applied.
+/// A batch of shopper events the audiences took
+/// ([`App::append_audience_events`]).
+#[derive(Debug)]
+pub struct Appended {
+    pub applied: usize,
+    /// Its views and purchases, to attribute.
+    pub conversions: Vec<reports::attribution::Conversion>,
+    /// Why it is not in the state directory's log, if it could not be
+    /// written there: a restart would lose it.
+    pub unsaved: Option<std::io::Error>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MembersError {
     #[error("no list audience has this id")]
@@ -511,12 +527,14 @@ impl App {
             unavailable_log: metrics::Throttle::new(Duration::from_secs(10)),
             storage_log: metrics::Throttle::new(Duration::from_secs(10)),
             over_log: metrics::Throttle::new(Duration::from_secs(10)),
+            audience_log_errors: metrics::Throttle::new(Duration::from_secs(10)),
             tracked,
             events: None,
             mirror: std::sync::OnceLock::new(),
             synced: Default::default(),
             held_lists: std::sync::Mutex::default(),
             state_dir: None,
+            audience_log: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
             ui_failures: crate::ui::Failures::default(),
             api_failures: crate::ui::Failures::default(),
@@ -666,6 +684,12 @@ impl App {
             events.set_catalog(snap.catalog.clone());
         }
         self.events = Some(events);
+        self.audience_log = Some(crate::audience_log::AudienceLog::open(dir).map_err(
+            |source| OpenError::Io {
+                path: dir.join(crate::audience_log::DIR),
+                source,
+            },
+        )?);
         self.state_dir = Some(dir.to_path_buf());
         // What the process before held for bids it made: they can still be
         // won, so their budget stays held (`ledger::carried`).
@@ -1862,26 +1886,54 @@ impl App {
 
     /// Drops audience events past the retention; returns how many.
     pub fn prune_audiences(&self) -> usize {
-        self.audiences.prune(self.clock.now())
+        let now = self.clock.now();
+        if let Some(log) = &self.audience_log {
+            log.prune(self.audiences.retention_days(), now.date());
+        }
+        self.audiences.prune(now)
+    }
+
+    /// Syncs the audience events written since the last sync (pixel calls,
+    /// other replicas'): from the upkeep, and when the server stops.
+    pub fn sync_audience_log(&self) {
+        if let Some(log) = &self.audience_log {
+            if let Err(e) = log.sync() {
+                tracing::error!("audience events not synced to the state directory: {e}");
+            }
+        }
     }
 
     /// Appends a batch of audience events (JSON lines): all of it or, on
     /// the first bad line, none of it. Returns how many were applied and
     /// the views and purchases to attribute ([`App::attribute`]). A
     /// purchase amount in a currency without a rate refuses the batch.
+    /// Kept in the state directory for a restart: `durable`, synced before
+    /// this returns (an upload, answered once it is on disk), else with the
+    /// next upkeep (a pixel call).
     pub fn append_audience_events(
         &self,
         text: &str,
-    ) -> Result<(usize, Vec<reports::attribution::Conversion>), audiences::DataError> {
+        durable: bool,
+    ) -> Result<Appended, audiences::DataError> {
         let conversions = self.conversions("request body", text)?;
-        let n = self
-            .audiences
-            .append_jsonl("request body", text, self.clock.now())?;
+        let now = self.clock.now();
+        let n = self.audiences.append_jsonl("request body", text, now)?;
+        // After the store took it: a batch it refuses is never logged. One
+        // the log cannot take is applied here all the same (an upload's
+        // retry adds nothing twice) and said to be unsaved.
+        let unsaved = match &self.audience_log {
+            Some(log) => log.append(text, now, durable).err(),
+            None => None,
+        };
         metrics::audience_events(n);
         if let Some(s) = &self.shared {
             s.publish(PEER_EVENTS, "", text);
         }
-        Ok((n, conversions))
+        Ok(Appended {
+            applied: n,
+            conversions,
+            unsaved,
+        })
     }
 
     /// Audience data another replica applied (shopper events, list
@@ -1891,11 +1943,24 @@ impl App {
     /// logged and skipped.
     pub fn apply_peer_audience(&self, p: &shared::Published) {
         let applied = match p.topic.as_str() {
-            PEER_EVENTS => self
-                .audiences
-                .append_jsonl("another replica", &p.body, self.clock.now())
-                .map(metrics::audience_events)
-                .map_err(|e| e.to_string()),
+            PEER_EVENTS => {
+                let now = self.clock.now();
+                let applied = self
+                    .audiences
+                    .append_jsonl("another replica", &p.body, now)
+                    .map(metrics::audience_events)
+                    .map_err(|e| e.to_string());
+                // Kept as this replica's own: a restart resumes the stream
+                // after it, and would not read it again.
+                if let (Ok(()), Some(log)) = (&applied, &self.audience_log) {
+                    if let Err(e) = log.append(&p.body, now, false) {
+                        tracing::error!(
+                            "another replica's audience events not saved for a restart: {e}"
+                        );
+                    }
+                }
+                applied
+            }
             PEER_LIST => match self.list_owner(&p.key) {
                 Some(advertiser) => {
                     // Batches of this list held before the config had it
@@ -2165,9 +2230,16 @@ impl App {
         if !ip_ok || !self.pixel_limiter.allow(&user, now.as_millis()) {
             return Ok(Recorded::Flooded);
         }
-        let (_, mut conversions) = self
-            .append_audience_events(&line)
+        let appended = self
+            .append_audience_events(&line, false)
             .map_err(|e| PixelError::Invalid(e.reason))?;
+        if let Some(e) = &appended.unsaved {
+            // Applied: it counts until a restart.
+            self.audience_log_errors.warn(|suppressed| {
+                tracing::error!(suppressed, "pixel event not saved for a restart: {e}");
+            });
+        }
+        let mut conversions = appended.conversions;
         for c in &mut conversions {
             c.advertiser = Some(advertiser.to_owned());
         }
@@ -2312,6 +2384,7 @@ impl App {
     /// [`App::expire_reservations`] but for the expiries: the soak of
     /// `auto` signatures, the gauges and the shading curves' fit.
     pub fn upkeep(&self) {
+        self.sync_audience_log();
         let now = self.clock.now();
         // Alone, the only reader of this process's URLs after a restart is
         // the build restarted into: after the soak, a rollback is taken to

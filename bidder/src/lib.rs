@@ -8,6 +8,7 @@
 
 mod answer_buf;
 pub mod app;
+pub mod audience_log;
 mod awaiting;
 mod body;
 pub mod changes;

@@ -1200,9 +1200,21 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             .append_dir(dir, config::Clock::now(&SystemClock))
             .with_context(|| format!("loading audience data from {}", dir.display()))?;
     }
+    // Then what uploads, pixel calls and other replicas added at run time
+    // before this start (`STATE/audience-events`).
+    let replayed =
+        bidder::audience_log::replay(&args.dir, &store, config::Clock::now(&SystemClock))
+            .context("reading the audience events of the state directory back")?;
+    if replayed.skipped > 0 {
+        tracing::warn!(
+            skipped = replayed.skipped,
+            "damaged lines in the state directory's audience events were skipped"
+        );
+    }
     tracing::info!(
         users = store.users(),
         events = store.events(),
+        from_state = replayed.events,
         "audience data loaded"
     );
     // List members: the `*.members` files of --data, then what uploads
@@ -1497,6 +1509,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         // back to the other replicas, and writes still owed are sent.
         app.save_holds();
         app.save_frequency(true);
+        app.sync_audience_log();
         // Impressions and clicks of bids charged by now count; the others
         // still waiting for a charge go on waiting in the next process.
         app.settle_awaiting();

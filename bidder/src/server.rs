@@ -1323,8 +1323,20 @@ async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
     // Parsing a large batch is CPU work: keep it off the runtime's threads.
     let app2 = app.clone();
     let owned = text_body.to_string();
-    match tokio::task::spawn_blocking(move || app2.append_audience_events(&owned)).await {
-        Ok(Ok((applied, conversions))) => match app.attribute(conversions).await {
+    match tokio::task::spawn_blocking(move || app2.append_audience_events(&owned, true)).await {
+        // Applied, and the retry adds nothing twice: the log must have it
+        // before the answer says so.
+        Ok(Ok(crate::app::Appended {
+            unsaved: Some(e), ..
+        })) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("events applied but not saved to the state directory ({e}); retry the batch\n"),
+        ),
+        Ok(Ok(crate::app::Appended {
+            applied,
+            conversions,
+            ..
+        })) => match app.attribute(conversions).await {
             Ok(up) => {
                 let body = format!(
                     "{{\"applied\":{applied},\"attributed\":{},\"unattributed\":{},\"duplicate\":{}}}\n",

@@ -1529,3 +1529,67 @@ fn validate_warns_of_value_bids_without_a_ceiling() {
     );
     assert!(warned("{ strategy: max_cpc, max_cpc: 1.20, max_cpm: 8.00 }").is_empty());
 }
+
+/// Shopper events uploaded at run time are kept in the state directory:
+/// after a restart, a shopper who viewed the product is still in the views
+/// audience, as list members are (audience probe: only `--data` came back,
+/// and every deploy emptied the audiences uploads had filled). The bidder
+/// runs on the wall clock here: the view is dated today at midnight UTC.
+#[test]
+fn uploaded_audience_events_survive_a_restart() {
+    let dir = scratch("audience-restart");
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let shop = one_banner_shop("1.00", "daily: 100.00")
+        .replace(
+            "creatives:\n",
+            "audiences:\n  - { id: viewers, kind: views, products: [tent-1] }\ncreatives:\n",
+        )
+        .replace(
+            "creatives: [b300] }",
+            "audiences: { any_of: [viewers] }, creatives: [b300] }",
+        );
+    std::fs::write(config.join("shop.yaml"), shop).unwrap();
+    let state = dir.join("state");
+    let quick: [&std::ffi::OsStr; 4] = [
+        "--drain-secs".as_ref(),
+        "0".as_ref(),
+        "--config-poll-secs".as_ref(),
+        "0".as_ref(),
+    ];
+    let status = |bid: std::net::SocketAddr, user: &str| {
+        let body = ONE_BANNER_REQUEST.replace(
+            r#""site""#,
+            &format!(r#""user":{{"buyeruid":"{user}"}},"site""#),
+        );
+        let reply = http(
+            bid,
+            &format!(
+                "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        reply.split(' ').nth(1).unwrap_or("").to_string()
+    };
+    let (mut child, bid, admin) = serve(&config, &state, &quick);
+    assert_eq!(status(bid, "u-1"), "204", "not a viewer yet");
+    let today = config::Clock::now(&config::SystemClock).date();
+    let view =
+        format!(r#"{{"user":"u-1","event":"view","product":"tent-1","at":"{today}T00:00:00Z"}}"#);
+    let r = post_json(admin, "/v1/audience-events", &view);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(status(bid, "u-1"), "200", "a viewer");
+    terminate(child.id());
+    assert!(child.wait().unwrap().success());
+
+    let (mut child, bid, _) = serve(&config, &state, &quick);
+    assert_eq!(
+        status(bid, "u-1"),
+        "200",
+        "still a viewer after the restart"
+    );
+    assert_eq!(status(bid, "u-2"), "204");
+    terminate(child.id());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

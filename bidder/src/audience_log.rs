@@ -1,0 +1,265 @@
+//! Shopper events applied at run time, kept in the state directory so
+//! that a restart keeps them.
+//!
+//! Uploads (`POST /v1/audience-events`), pixel calls and, with Redis, what
+//! other replicas applied went into the audience store in memory only: a
+//! restart (every deploy) emptied the `views` and `interests` audiences of
+//! everyone they had named, down to the `--data` files (audience probe).
+//! With Redis a restarted replica resumes the stream where it stopped, so
+//! it did not get them back from there either. List members have their
+//! own logs (`STATE/lists/`).
+//!
+//! Each event batch is appended as it was applied, JSON lines as uploaded,
+//! to a file of the UTC day it arrived (`STATE/audience-events/DAY.jsonl`,
+//! readable by its owner only: the lines name shoppers). A start reads
+//! them back after `--data`, through the store's retention cut, so an
+//! event counts again only while its audiences could still use it; files
+//! of days past the retention are removed. Applying a line twice changes
+//! nothing the audiences see (events of one shopper, kind, item and time
+//! are one fact).
+//!
+//! An upload is on disk (fsync'd) before it is answered. A pixel call or
+//! another replica's batch is written at once and synced with the next
+//! upkeep, about a second later: a crash loses at most that second of
+//! them, as it does of frequency counts.
+
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use config::{Date, Timestamp};
+
+/// The directory in the state directory.
+pub const DIR: &str = "audience-events";
+
+/// The log of one state directory.
+pub struct AudienceLog {
+    dir: PathBuf,
+    /// Today's file, once written to.
+    file: Mutex<Option<(Date, std::fs::File)>>,
+    /// Written since the last sync.
+    dirty: AtomicBool,
+}
+
+/// What a start read back.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    pub files: usize,
+    pub events: usize,
+    /// Lines that did not read as events (a torn write's remains are cut
+    /// before this count; these are damage), skipped.
+    pub skipped: usize,
+}
+
+impl AudienceLog {
+    /// The log in state directory `state`, its directory made if need be.
+    pub fn open(state: &Path) -> io::Result<AudienceLog> {
+        let dir = state.join(DIR);
+        ledger::journal::create_private_dir(&dir)?;
+        Ok(AudienceLog {
+            dir,
+            file: Mutex::new(None),
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    /// Appends `text` (JSON lines, as applied) to the file of `now`'s day;
+    /// `durable`: synced before it returns.
+    pub fn append(&self, text: &str, now: Timestamp, durable: bool) -> io::Result<()> {
+        let day = now.date();
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if file.as_ref().is_none_or(|(d, _)| *d != day) {
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let f = options.open(self.dir.join(format!("{day}.jsonl")))?;
+            // The day before is synced as it is left behind.
+            if let Some((_, old)) = file.take() {
+                old.sync_data()?;
+            }
+            *file = Some((day, f));
+        }
+        let Some((_, f)) = file.as_mut() else {
+            unreachable!("opened above")
+        };
+        // One write a batch, ending in a newline: a crash tears at most the
+        // last batch, which the next start cuts off.
+        let mut bytes = Vec::with_capacity(text.len() + 1);
+        bytes.extend_from_slice(text.as_bytes());
+        if !text.ends_with('\n') {
+            bytes.push(b'\n');
+        }
+        f.write_all(&bytes)?;
+        if durable {
+            f.sync_data()?;
+        } else {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Syncs what was written without it (pixel calls, other replicas').
+    pub fn sync(&self) -> io::Result<()> {
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        match file.as_ref() {
+            Some((_, f)) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the files of days whose every event is older than
+    /// `retention_days` before `today` (an event arrives at most an hour
+    /// ahead of its time, so a day's file holds none later than the next
+    /// day). Returns how many went.
+    pub fn prune(&self, retention_days: u32, today: Date) -> usize {
+        let Ok(days) = days(&self.dir) else {
+            return 0;
+        };
+        let oldest_kept = today.days_since_epoch() - i64::from(retention_days) - 1;
+        let mut removed = 0;
+        for (day, path) in days {
+            if day.days_since_epoch() < oldest_kept && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// Reads the log of state directory `state` into `store`, oldest day
+/// first, at `now` (the store's retention cut applies). A last line torn
+/// by a crash is left out; other lines that do not read are skipped and
+/// counted, the rest of their file still read.
+pub fn replay(state: &Path, store: &audiences::Store, now: Timestamp) -> io::Result<Replayed> {
+    let dir = state.join(DIR);
+    let mut out = Replayed::default();
+    let days = match days(&dir) {
+        Ok(days) => days,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for (_, path) in days {
+        let bytes = std::fs::read(&path)?;
+        out.files += 1;
+        // Up to the last newline: what follows is a write a crash cut.
+        let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+            Some(end) => &bytes[..=end],
+            None => continue,
+        };
+        let name = path.display().to_string();
+        let text = String::from_utf8_lossy(whole);
+        match store.append_jsonl(&name, &text, now) {
+            Ok(n) => out.events += n,
+            // Damage: line by line, so one bad line costs only itself.
+            Err(_) => {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    match store.append_jsonl(&name, line, now) {
+                        Ok(n) => out.events += n,
+                        Err(_) => out.skipped += 1,
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The day files in `dir`, oldest first.
+fn days(dir: &Path) -> io::Result<Vec<(Date, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let day = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".jsonl"))
+            .and_then(|d| Date::parse(d).ok());
+        if let Some(day) = day {
+            out.push((day, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bidder-audlog-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    const VIEW: &str =
+        r#"{"user":"u-1","event":"view","product":"tent-1","at":"2026-11-24T10:00:00Z"}"#;
+    const INTEREST: &str =
+        r#"{"user":"u-2","event":"interest","interest":"hiking","at":"2026-11-25T10:00:00Z"}"#;
+
+    /// What was appended reads back into a new store; a torn last write is
+    /// cut, a damaged line skipped alone; old days go.
+    #[test]
+    fn events_come_back_after_a_restart() {
+        let state = scratch("replay");
+        let log = AudienceLog::open(&state).unwrap();
+        log.append(VIEW, ts("2026-11-24T10:00:01Z"), true).unwrap();
+        log.append(&format!("{INTEREST}\n"), ts("2026-11-25T10:00:01Z"), false)
+            .unwrap();
+        log.sync().unwrap();
+        // Damage in the first day's file, and a torn write in the last.
+        let first = state.join(DIR).join("2026-11-24.jsonl");
+        let mut text = std::fs::read_to_string(&first).unwrap();
+        text.push_str("not an event\n");
+        std::fs::write(&first, text).unwrap();
+        let last = state.join(DIR).join("2026-11-25.jsonl");
+        let mut text = std::fs::read_to_string(&last).unwrap();
+        text.push_str(r#"{"user":"u-3","event":"vi"#);
+        std::fs::write(&last, text).unwrap();
+
+        let store = audiences::Store::new();
+        store.set_retention_days(30);
+        let now = ts("2026-11-26T00:00:00Z");
+        let got = replay(&state, &store, now).unwrap();
+        assert_eq!(
+            got,
+            Replayed {
+                files: 2,
+                events: 2,
+                skipped: 1
+            }
+        );
+        assert_eq!((store.users(), store.events()), (2, 2));
+
+        // Past the retention (30 days and the day after), a day goes.
+        assert_eq!(log.prune(30, Date::parse("2026-12-25").unwrap()), 0);
+        assert_eq!(log.prune(30, Date::parse("2026-12-26").unwrap()), 1);
+        let store = audiences::Store::new();
+        store.set_retention_days(30);
+        assert_eq!(replay(&state, &store, now).unwrap().files, 1);
+        let _ = std::fs::remove_dir_all(&state);
+    }
+
+    /// A state directory without the log (a first start, or one of an
+    /// earlier version) reads back nothing, and is no error.
+    #[test]
+    fn no_log_is_nothing_to_read() {
+        let state = scratch("none");
+        let store = audiences::Store::new();
+        assert_eq!(
+            replay(&state, &store, ts("2026-11-26T00:00:00Z")).unwrap(),
+            Replayed::default()
+        );
+        let _ = std::fs::remove_dir_all(&state);
+    }
+}
