@@ -26,7 +26,7 @@
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use config::{Date, Timestamp};
 
@@ -36,8 +36,10 @@ pub const DIR: &str = "audience-events";
 /// The log of one state directory.
 pub struct AudienceLog {
     dir: PathBuf,
-    /// Today's file, once written to.
-    file: Mutex<Option<(Date, std::fs::File)>>,
+    /// Today's file, once written to. Synced outside the lock: a pixel
+    /// call appends on a request worker, and must not wait out an upload's
+    /// fsync there.
+    file: Mutex<Option<(Date, Arc<std::fs::File>)>>,
     /// Written since the last sync.
     dirty: AtomicBool,
 }
@@ -68,22 +70,6 @@ impl AudienceLog {
     /// `durable`: synced before it returns.
     pub fn append(&self, text: &str, now: Timestamp, durable: bool) -> io::Result<()> {
         let day = now.date();
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if file.as_ref().is_none_or(|(d, _)| *d != day) {
-            let mut options = std::fs::OpenOptions::new();
-            options.create(true).append(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let f = options.open(self.dir.join(format!("{day}.jsonl")))?;
-            // The day before is synced as it is left behind.
-            if let Some((_, old)) = file.take() {
-                old.sync_data()?;
-            }
-            *file = Some((day, f));
-        }
-        let Some((_, f)) = file.as_mut() else {
-            unreachable!("opened above")
-        };
         // One write a batch, ending in a newline: a crash tears at most the
         // last batch, which the next start cuts off.
         let mut bytes = Vec::with_capacity(text.len() + 1);
@@ -91,7 +77,29 @@ impl AudienceLog {
         if !text.ends_with('\n') {
             bytes.push(b'\n');
         }
-        f.write_all(&bytes)?;
+        let (f, left) = {
+            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            let mut left = None;
+            if file.as_ref().is_none_or(|(d, _)| *d != day) {
+                let mut options = std::fs::OpenOptions::new();
+                options.create(true).append(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let f = options.open(self.dir.join(format!("{day}.jsonl")))?;
+                left = file.take().map(|(_, old)| old);
+                *file = Some((day, Arc::new(f)));
+            }
+            let Some((_, f)) = file.as_ref() else {
+                unreachable!("opened above")
+            };
+            // Under the lock: batches do not interleave.
+            (&**f).write_all(&bytes)?;
+            (f.clone(), left)
+        };
+        // The day before is synced as it is left behind.
+        if let Some(old) = left {
+            old.sync_data()?;
+        }
         if durable {
             f.sync_data()?;
         } else {
@@ -105,9 +113,12 @@ impl AudienceLog {
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
-        let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        match file.as_ref() {
-            Some((_, f)) => f.sync_data(),
+        let f = {
+            let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            file.as_ref().map(|(_, f)| f.clone())
+        };
+        match f {
+            Some(f) => f.sync_data(),
             None => Ok(()),
         }
     }
