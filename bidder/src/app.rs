@@ -2171,6 +2171,7 @@ impl App {
         &self,
         advertiser: &str,
         query: &str,
+        gpc: bool,
         cookie: Option<&[u8]>,
         page: Option<&str>,
         peer: Option<std::net::IpAddr>,
@@ -2215,7 +2216,7 @@ impl App {
         if named.is_none() && page.is_none() {
             return Err(PixelError::NoPage);
         }
-        if !crate::sync::query_allows(query, &self.settings.privacy) {
+        if !crate::sync::query_allows(query, gpc, &self.settings.privacy) {
             return Ok(Recorded::NoConsent);
         }
         let Some(user) = named.or_else(|| crate::sync::cookie_uid(cookie, &self.signer)) else {

@@ -555,7 +555,9 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str, peer: IpAdd
     let page = sent.map(|v| v.to_str().unwrap_or("\u{0}"));
     let cookie = cookie_of(req);
     let query = req.uri().query().unwrap_or("");
-    let result = app.pixel(advertiser, query, cookie, page, Some(peer)).await;
+    let result = app
+        .pixel(advertiser, query, gpc_of(req), cookie, page, Some(peer))
+        .await;
     metrics::pixel(match &result {
         Ok(r) => r.as_str(),
         Err(PixelError::UnknownAdvertiser) => "unknown_advertiser",
@@ -582,6 +584,12 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str, peer: IpAdd
     r
 }
 
+/// Whether the browser sent Global Privacy Control (`Sec-GPC: 1`): no
+/// cookie set and no event recorded, as for an opt-out in the query.
+fn gpc_of<B>(req: &Request<B>) -> bool {
+    crate::sync::gpc_header(req.headers().get("sec-gpc").map(|v| v.as_bytes()))
+}
+
 /// The request's `Cookie` header, as our cookie readers take it.
 fn cookie_of<B>(req: &Request<B>) -> Option<&[u8]> {
     req.headers()
@@ -605,6 +613,7 @@ fn advertiser_sync(app: &App, req: &Request<Incoming>, advertiser: &str) -> Resp
         &adv.id,
         &adv.domains,
         query,
+        gpc_of(req),
         cookie,
         &app.settings.privacy,
         app.signer(),
@@ -624,6 +633,7 @@ fn user_sync(app: &App, req: &Request<Incoming>, exchange: &str) -> Resp {
     synced(crate::sync::sync(
         profile,
         query,
+        gpc_of(req),
         cookie,
         &app.settings.privacy,
         app.signer(),

@@ -95,6 +95,9 @@ struct Params {
     gpp: Option<String>,
     gpp_sid: Option<String>,
     redir: Option<String>,
+    /// The browser's Global Privacy Control (`Sec-GPC: 1`): an opt-out of
+    /// sale and sharing, which California's law makes binding.
+    gpc: bool,
 }
 
 fn params(query: &str) -> Result<Params, SyncError> {
@@ -176,14 +179,24 @@ fn with_uid(template: &str, uid: &str) -> String {
 /// Whether the privacy signals of a query string (`gdpr`, `gdpr_consent`,
 /// `us_privacy`, `gpp`, `gpp_sid`) allow keeping data about the user. A
 /// signal given twice, or a `gdpr` that is not a number, does not.
-pub fn query_allows(query: &str, privacy: &privacy::PrivacySettings) -> bool {
-    let Ok(p) = params(query) else {
+pub fn query_allows(query: &str, gpc: bool, privacy: &privacy::PrivacySettings) -> bool {
+    let Ok(mut p) = params(query) else {
         return false;
     };
+    p.gpc = gpc;
     allows(&p, privacy)
 }
 
+/// Whether a request's `Sec-GPC` header says the browser's user opted
+/// out (the header's one value, `1`).
+pub fn gpc_header(value: Option<&[u8]>) -> bool {
+    value.is_some_and(|v| v.trim_ascii() == b"1")
+}
+
 fn allows(p: &Params, privacy: &privacy::PrivacySettings) -> bool {
+    if p.gpc {
+        return false;
+    }
     // Every section id must read, and no more than a string could hold: one
     // we cannot read might be the one that applies.
     let mut gpp_sid: Vec<i32> = Vec::new();
@@ -217,11 +230,13 @@ fn allows(p: &Params, privacy: &privacy::PrivacySettings) -> bool {
 pub fn sync(
     profile: &Profile,
     query: &str,
+    gpc: bool,
     cookie: Option<&[u8]>,
     privacy: &privacy::PrivacySettings,
     signer: &Signer,
 ) -> Result<Synced, SyncError> {
-    let p = params(query)?;
+    let mut p = params(query)?;
+    p.gpc = gpc;
     let target = match &p.redir {
         Some(r) => {
             allowed_redirect(r, &profile.sync_redirect_hosts)?;
@@ -358,16 +373,19 @@ pub fn advertiser_uid(
 /// `domains`, with `${UID}`/`$UID` replaced by the id signed for that
 /// advertiser, which its server may send back with server-to-server pixel
 /// calls. No consent: no cookie, and the macro stays empty.
+#[allow(clippy::too_many_arguments)]
 pub fn advertiser_sync(
     advertiser: &str,
     domains: &[String],
     query: &str,
+    gpc: bool,
     cookie: Option<&[u8]>,
     privacy: &privacy::PrivacySettings,
     signer: &Signer,
     now: config::Timestamp,
 ) -> Result<Synced, SyncError> {
-    let p = params(query)?;
+    let mut p = params(query)?;
+    p.gpc = gpc;
     let Some(target) = p.redir.clone() else {
         return Err(SyncError::Redirect(
             "is missing: name the advertiser's page to return to".into(),
@@ -486,10 +504,10 @@ mod tests {
     #[test]
     fn unreadable_gpp_section_ids_allow_nothing() {
         let p = privacy::PrivacySettings::default();
-        assert!(query_allows("gpp_sid=7,8", &p));
-        assert!(!query_allows("gpp_sid=7,x", &p));
+        assert!(query_allows("gpp_sid=7,8", false, &p));
+        assert!(!query_allows("gpp_sid=7,x", false, &p));
         let many = vec!["0"; 65].join(",");
-        assert!(!query_allows(&format!("gpp_sid={many}"), &p));
+        assert!(!query_allows(&format!("gpp_sid={many}"), false, &p));
     }
 
     #[test]

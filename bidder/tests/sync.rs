@@ -422,3 +422,52 @@ fn the_advertisers_server_speaks_for_ids_its_page_was_given() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The browser's Global Privacy Control (`Sec-GPC: 1`) is an opt-out, as
+/// one in the query is: a sync sets no cookie (one already there is
+/// cleared) and hands the exchange no id; a pixel call records nothing
+/// (audience probe: both went on as if it were not sent).
+#[test]
+fn global_privacy_control_is_an_opt_out() {
+    let (s, dir) = viewers_server("sync-gpc");
+    let value = cookie_id(&sync(&s, "/sync/x", None));
+    let c = format!("bidder_uid={value}");
+    let r = request(
+        s.bid,
+        "GET",
+        "/sync/x",
+        &[("Cookie", &c), ("Sec-GPC", "1")],
+        b"",
+    );
+    assert_eq!(r.status, 302);
+    let location = r.header("location").unwrap_or_default();
+    assert!(location.ends_with("u="), "no id handed on: {location}");
+    assert!(
+        r.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0")),
+        "cleared: {:?}",
+        r.header("set-cookie")
+    );
+    let r = request(
+        s.bid,
+        "GET",
+        "/px/shop?e=view&p=tent-1",
+        &[
+            ("Cookie", &c),
+            ("Referer", SHOP_PAGE.unwrap()),
+            ("Sec-GPC", "1"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        bids_for(&s, uid_of(&value)),
+        204,
+        "the view was not recorded"
+    );
+    // Without it, the same call records the view.
+    assert_eq!(pixel(&s, "e=view&p=tent-1", &value, SHOP_PAGE).status, 200);
+    assert_eq!(bids_for(&s, uid_of(&value)), 200);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
