@@ -1921,9 +1921,11 @@ impl App {
         // After the store took it: a batch it refuses is never logged. One
         // the log cannot take is applied here all the same (an upload's
         // retry adds nothing twice) and said to be unsaved.
+        // Only a batch that taught the store something: a retried or
+        // re-sent one would grow the log with nothing a restart needs.
         let unsaved = match &self.audience_log {
-            Some(log) => log.append(text, now, durable).err(),
-            None => None,
+            Some(log) if n > 0 => log.append(text, now, durable).err(),
+            _ => None,
         };
         metrics::audience_events(n);
         if let Some(s) = &self.shared {

@@ -1205,10 +1205,11 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let replayed =
         bidder::audience_log::replay(&args.dir, &store, config::Clock::now(&SystemClock))
             .context("reading the audience events of the state directory back")?;
-    if replayed.skipped > 0 {
+    if replayed.skipped > 0 || replayed.unreadable > 0 {
         tracing::warn!(
-            skipped = replayed.skipped,
-            "damaged lines in the state directory's audience events were skipped"
+            skipped_lines = replayed.skipped,
+            unreadable_files = replayed.unreadable,
+            "damaged audience events in the state directory were skipped"
         );
     }
     tracing::info!(
