@@ -62,6 +62,9 @@ pub struct Replayed {
     pub unreadable: usize,
 }
 
+/// The most written at once (see [`AudienceLog::append`]).
+const WRITE_PIECE: usize = 256 << 10;
+
 /// Batches read back at once: a day's file may be large.
 const REPLAY_CHUNK: usize = 1 << 20;
 
@@ -118,9 +121,25 @@ impl AudienceLog {
         if !text.ends_with('\n') {
             bytes.push(b'\n');
         }
-        if let Err(e) = (&*f).write_all(&bytes) {
-            self.torn.store(true, Ordering::Relaxed);
-            return Err(e);
+        // In pieces of whole lines: the kernel holds the file for a write
+        // as long as it takes, and a pixel call's line waits behind a large
+        // upload's no longer than a piece (its line lands between two,
+        // whole, which a batch does not need to be contiguous for).
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let cut = if rest.len() <= WRITE_PIECE {
+                rest.len()
+            } else {
+                rest[..WRITE_PIECE]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(rest.len(), |i| i + 1)
+            };
+            if let Err(e) = (&*f).write_all(&rest[..cut]) {
+                self.torn.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            rest = &rest[cut..];
         }
         // A new file is durable once its directory says so.
         if created {
@@ -350,6 +369,30 @@ mod tests {
         let store = audiences::Store::new();
         store.set_retention_days(30);
         assert_eq!(replay(&state, &store, now).unwrap().files, 1);
+        let _ = std::fs::remove_dir_all(&state);
+    }
+
+    /// A batch larger than a write's piece is written in pieces of whole
+    /// lines, and reads back whole.
+    #[test]
+    fn a_large_batch_reads_back_whole() {
+        let state = scratch("large");
+        let log = AudienceLog::open(&state).unwrap();
+        let lines: Vec<String> = (0..8000)
+            .map(|i| {
+                format!(
+                    r#"{{"user":"u-{i}","event":"view","product":"tent-1","at":"2026-11-24T10:00:00Z"}}"#
+                )
+            })
+            .collect();
+        let batch = lines.join("\n");
+        assert!(batch.len() > 2 * WRITE_PIECE);
+        log.append(&batch, ts("2026-11-24T10:00:01Z"), true)
+            .unwrap();
+        let store = audiences::Store::new();
+        store.set_retention_days(30);
+        let got = replay(&state, &store, ts("2026-11-24T12:00:00Z")).unwrap();
+        assert_eq!((got.events, got.skipped), (8000, 0), "{got:?}");
         let _ = std::fs::remove_dir_all(&state);
     }
 
