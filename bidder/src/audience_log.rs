@@ -110,8 +110,8 @@ impl AudienceLog {
         };
         // Not synced yet, whatever happens next.
         self.dirty.store(true, Ordering::Relaxed);
-        // One write a batch, ending in a newline: a crash tears at most the
-        // last batch, which the next start leaves out.
+        // Whole lines, the last ending in a newline: a crash tears at most
+        // the line being written, which the next start leaves out.
         let torn = self.torn.swap(false, Ordering::Relaxed);
         let mut bytes = Vec::with_capacity(text.len() + 2);
         if torn {

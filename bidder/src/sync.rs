@@ -177,7 +177,8 @@ fn with_uid(template: &str, uid: &str) -> String {
 }
 
 /// Whether the privacy signals of a query string (`gdpr`, `gdpr_consent`,
-/// `us_privacy`, `gpp`, `gpp_sid`) allow keeping data about the user. A
+/// `us_privacy`, `gpp`, `gpp_sid`) and the browser's Global Privacy
+/// Control (`gpc`, from its header) allow keeping data about the user. A
 /// signal given twice, or a `gdpr` that is not a number, does not.
 pub fn query_allows(query: &str, gpc: bool, privacy: &privacy::PrivacySettings) -> bool {
     let Ok(mut p) = params(query) else {
