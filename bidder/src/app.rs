@@ -1921,10 +1921,13 @@ impl App {
         // After the store took it: a batch it refuses is never logged. One
         // the log cannot take is applied here all the same (an upload's
         // retry adds nothing twice) and said to be unsaved.
-        // Only a batch that taught the store something: a retried or
-        // re-sent one would grow the log with nothing a restart needs.
+        // A pixel call's or a peer's batch only when it taught the store
+        // something (a re-sent one would grow the log with nothing a
+        // restart needs); an upload always: its retry after a 503 teaches
+        // nothing new, and must still be on disk before it is answered
+        // (review finding).
         let unsaved = match &self.audience_log {
-            Some(log) if n > 0 => log.append(text, now, durable).err(),
+            Some(log) if n > 0 || durable => log.append(text, now, durable).err(),
             _ => None,
         };
         metrics::audience_events(n);

@@ -36,17 +36,22 @@ pub const DIR: &str = "audience-events";
 /// The log of one state directory.
 pub struct AudienceLog {
     dir: PathBuf,
-    /// Today's file, once written to. Taken under the lock and written
-    /// outside it (an `O_APPEND` write lands whole at the end): a pixel
-    /// call appends on a request worker, and must not wait out an upload's
-    /// write or fsync.
-    file: Mutex<Option<(Date, Arc<std::fs::File>)>>,
+    /// Today's file, once written to. Held for one piece of a batch at a
+    /// time (see [`AudienceLog::append`]): a pixel call appends on a
+    /// request worker, and waits out at most one piece of an upload.
+    file: Mutex<Option<Current>>,
     /// Written since the last sync.
     dirty: AtomicBool,
-    /// A write failed part-way, or the file opened ends inside a line (a
-    /// crash tore its last write): the next write starts a new line, or
-    /// its first line would be read glued to the remains and lost.
-    torn: AtomicBool,
+}
+
+/// The file being written.
+struct Current {
+    day: Date,
+    file: Arc<std::fs::File>,
+    /// It ends inside a line (a crash tore its last write, or a write
+    /// failed part-way): the next write starts a new line, or its first
+    /// line would be read glued to the remains and lost.
+    torn: bool,
 }
 
 /// What a start read back.
@@ -57,8 +62,8 @@ pub struct Replayed {
     /// Lines that did not read as events (a torn write's remains among
     /// them), skipped.
     pub skipped: usize,
-    /// Day files that could not be read, skipped (the log is a copy the
-    /// start can do without: what it held counts until they are read).
+    /// Day files that could not be read, or read whole, skipped (the log
+    /// is a copy the start can do without).
     pub unreadable: usize,
 }
 
@@ -77,82 +82,77 @@ impl AudienceLog {
             dir,
             file: Mutex::new(None),
             dirty: AtomicBool::new(false),
-            torn: AtomicBool::new(false),
         })
     }
 
-    /// Appends `text` (JSON lines, as applied) to the file of `now`'s day;
-    /// `durable`: synced before it returns.
+    /// Appends `text` (JSON lines, as applied) to the file of `now`'s day
+    /// (never back to an earlier day's: a call whose clock was read just
+    /// before midnight goes to the new file); `durable`: synced before it
+    /// returns.
     pub fn append(&self, text: &str, now: Timestamp, durable: bool) -> io::Result<()> {
         let day = now.date();
-        let (f, left, created) = {
-            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            let mut left = None;
-            let mut created = false;
-            if file.as_ref().is_none_or(|(d, _)| *d != day) {
-                let path = self.dir.join(format!("{day}.jsonl"));
-                created = !path.exists();
-                let mut options = std::fs::OpenOptions::new();
-                options.create(true).append(true).read(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let f = options.open(&path)?;
-                if !ends_in_newline(&f)? {
-                    self.torn.store(true, Ordering::Relaxed);
-                }
-                left = file.take().map(|(_, old)| old);
-                *file = Some((day, Arc::new(f)));
-            }
-            let Some((_, f)) = file.as_ref() else {
-                unreachable!("opened above")
-            };
-            (f.clone(), left, created)
-        };
-        // Not synced yet, whatever happens next.
-        self.dirty.store(true, Ordering::Relaxed);
-        // Whole lines, the last ending in a newline: a crash tears at most
-        // the line being written, which the next start leaves out.
-        let torn = self.torn.swap(false, Ordering::Relaxed);
-        let mut bytes = Vec::with_capacity(text.len() + 2);
-        if torn {
-            bytes.push(b'\n');
-        }
+        let mut bytes = Vec::with_capacity(text.len() + 1);
         bytes.extend_from_slice(text.as_bytes());
         if !text.ends_with('\n') {
             bytes.push(b'\n');
         }
-        // In pieces of whole lines: the kernel holds the file for a write
-        // as long as it takes, and a pixel call's line waits behind a large
-        // upload's no longer than a piece (its line lands between two,
-        // whole, which a batch does not need to be contiguous for).
-        let mut rest = &bytes[..];
-        while !rest.is_empty() {
-            let cut = if rest.len() <= WRITE_PIECE {
-                rest.len()
-            } else {
-                rest[..WRITE_PIECE]
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(rest.len(), |i| i + 1)
+        let mut left = None;
+        let mut written = None;
+        // Piece by piece, each under the lock: lines land whole, a repair
+        // of a torn end comes before anything else is written, and another
+        // writer waits out one piece at most.
+        for piece in pieces(&bytes) {
+            let mut current = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            if current.as_ref().is_none_or(|c| c.day < day) {
+                let opened = self.open_day(day)?;
+                left = current.take().map(|c| c.file).or(left);
+                *current = Some(opened);
+            }
+            let Some(c) = current.as_mut() else {
+                unreachable!("opened above")
             };
-            if let Err(e) = (&*f).write_all(&rest[..cut]) {
-                self.torn.store(true, Ordering::Relaxed);
+            if c.torn {
+                (&*c.file).write_all(b"\n")?;
+                c.torn = false;
+            }
+            if let Err(e) = (&*c.file).write_all(piece) {
+                c.torn = true;
                 return Err(e);
             }
-            rest = &rest[cut..];
+            written = Some(c.file.clone());
         }
-        // A new file is durable once its directory says so.
-        if created {
-            std::fs::File::open(&self.dir)?.sync_all()?;
-        }
+        // After the write: an upkeep's sync between the two would miss it.
+        self.dirty.store(true, Ordering::Relaxed);
         // The day before is synced as it is left behind.
         if let Some(old) = left {
             old.sync_data()?;
         }
-        if durable {
+        if let (true, Some(f)) = (durable, written) {
             f.sync_data()?;
         }
         Ok(())
+    }
+
+    /// Opens (or makes) the file of `day`. One it makes is durable once
+    /// its directory says so: synced here, before anything is written to
+    /// it, so no answer can say a line is on disk in a file that is not.
+    fn open_day(&self, day: Date) -> io::Result<Current> {
+        let path = self.dir.join(format!("{day}.jsonl"));
+        let created = !path.exists();
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true).read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path)?;
+        if created {
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
+        let torn = !ends_in_newline(&file)?;
+        Ok(Current {
+            day,
+            file: Arc::new(file),
+            torn,
+        })
     }
 
     /// Syncs what was written without it (pixel calls, other replicas').
@@ -162,7 +162,7 @@ impl AudienceLog {
         }
         let f = {
             let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            file.as_ref().map(|(_, f)| f.clone())
+            file.as_ref().map(|c| c.file.clone())
         };
         match f.map(|f| f.sync_data()) {
             Some(Err(e)) => {
@@ -190,6 +190,33 @@ impl AudienceLog {
         }
         removed
     }
+}
+
+/// `bytes` (lines, the last ending in a newline) in pieces of whole lines
+/// of at most [`WRITE_PIECE`] bytes (a line longer than that is a piece of
+/// its own).
+fn pieces(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let cut = if rest.len() <= WRITE_PIECE {
+            rest.len()
+        } else {
+            match rest[..WRITE_PIECE].iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                // One line longer than a piece: to its end.
+                None => rest
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(rest.len(), |i| i + 1),
+            }
+        };
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
 }
 
 /// Whether `f` is empty or its last byte is a newline.
@@ -238,6 +265,10 @@ pub fn replay(state: &Path, store: &audiences::Store, now: Timestamp) -> io::Res
             let read = match reader.read_until(b'\n', &mut line) {
                 Ok(n) => n,
                 Err(_) => {
+                    // What was read whole still counts.
+                    if !chunk.is_empty() {
+                        apply(store, &name, &chunk, now, &mut out);
+                    }
                     out.unreadable += 1;
                     break;
                 }
@@ -370,6 +401,28 @@ mod tests {
         store.set_retention_days(30);
         assert_eq!(replay(&state, &store, now).unwrap().files, 1);
         let _ = std::fs::remove_dir_all(&state);
+    }
+
+    /// Pieces are whole lines, at most a piece long unless one line is
+    /// longer, and together the batch.
+    #[test]
+    fn a_batch_is_cut_at_line_ends() {
+        let line = |n: usize| format!("{}\n", "x".repeat(n));
+        let batch: String = [100, WRITE_PIECE - 50, 30, 2 * WRITE_PIECE, 10]
+            .iter()
+            .map(|&n| line(n))
+            .collect();
+        let got: Vec<&[u8]> = pieces(batch.as_bytes()).collect();
+        assert_eq!(got.concat(), batch.as_bytes());
+        for p in &got {
+            assert_eq!(p.last(), Some(&b'\n'));
+            let lines = p.iter().filter(|&&b| b == b'\n').count();
+            assert!(p.len() <= WRITE_PIECE || lines == 1, "{} bytes", p.len());
+        }
+        assert_eq!(
+            got.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [101, WRITE_PIECE - 49 + 31, 2 * WRITE_PIECE + 1, 11]
+        );
     }
 
     /// A batch larger than a write's piece is written in pieces of whole
