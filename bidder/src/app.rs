@@ -430,7 +430,6 @@ pub fn list_owner<'c>(config: &'c config::Config, id: &str) -> Option<&'c str> {
     })
 }
 
-/// Why a list batch was not applied.
 /// A batch of shopper events the audiences took
 /// ([`App::append_audience_events`]).
 #[derive(Debug)]
@@ -443,6 +442,7 @@ pub struct Appended {
     pub unsaved: Option<std::io::Error>,
 }
 
+/// Why a list batch was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum MembersError {
     #[error("no list audience has this id")]
@@ -1918,14 +1918,13 @@ impl App {
         let conversions = self.conversions("request body", text)?;
         let now = self.clock.now();
         let n = self.audiences.append_jsonl("request body", text, now)?;
-        // After the store took it: a batch it refuses is never logged. One
-        // the log cannot take is applied here all the same (an upload's
-        // retry adds nothing twice) and said to be unsaved.
-        // A pixel call's or a peer's batch only when it taught the store
-        // something (a re-sent one would grow the log with nothing a
-        // restart needs); an upload always: its retry after a 503 teaches
-        // nothing new, and must still be on disk before it is answered
-        // (review finding).
+        // Logged after the store took it: a batch it refuses never is. One
+        // the log cannot take is applied all the same (an upload's retry
+        // adds nothing twice) and said to be unsaved. A pixel call's batch
+        // only when it taught the store something (a re-sent one would
+        // grow the log with nothing a restart needs); an upload always:
+        // its retry after a 503 teaches nothing new, and must still be on
+        // disk before it is answered (review finding).
         let unsaved = match &self.audience_log {
             Some(log) if n > 0 || durable => log.append(text, now, durable).err(),
             _ => None,
