@@ -95,9 +95,12 @@ struct Params {
     gpp: Option<String>,
     gpp_sid: Option<String>,
     redir: Option<String>,
-    /// The browser's Global Privacy Control (`Sec-GPC: 1`): an opt-out of
-    /// sale and sharing, which California's law makes binding.
+    /// Global Privacy Control: the browser's (`Sec-GPC: 1`), or passed on
+    /// in the query (`gpc=1`, by an advertiser's server calling for its
+    /// shopper): an opt-out of sale and sharing, which California's law
+    /// makes binding.
     gpc: bool,
+    gpc_seen: bool,
 }
 
 fn params(query: &str) -> Result<Params, SyncError> {
@@ -111,6 +114,16 @@ fn params(query: &str) -> Result<Params, SyncError> {
             "gpp" => (&mut p.gpp, "gpp"),
             "gpp_sid" => (&mut p.gpp_sid, "gpp_sid"),
             "redir" => (&mut p.redir, "redir"),
+            "gpc" => {
+                // `1` opts out, as the header's one value does; anything
+                // else (an exchange's unfilled macro) says nothing.
+                if p.gpc_seen {
+                    return Err(SyncError::Repeated("gpc"));
+                }
+                p.gpc_seen = true;
+                p.gpc = crate::form::decode(v).is_some_and(|v| v.trim() == "1");
+                continue;
+            }
             // Exchanges add their own; they decide nothing here.
             _ => continue,
         };
@@ -184,7 +197,7 @@ pub fn query_allows(query: &str, gpc: bool, privacy: &privacy::PrivacySettings) 
     let Ok(mut p) = params(query) else {
         return false;
     };
-    p.gpc = gpc;
+    p.gpc |= gpc;
     allows(&p, privacy)
 }
 
@@ -237,7 +250,7 @@ pub fn sync(
     signer: &Signer,
 ) -> Result<Synced, SyncError> {
     let mut p = params(query)?;
-    p.gpc = gpc;
+    p.gpc |= gpc;
     let target = match &p.redir {
         Some(r) => {
             allowed_redirect(r, &profile.sync_redirect_hosts)?;
@@ -386,7 +399,7 @@ pub fn advertiser_sync(
     now: config::Timestamp,
 ) -> Result<Synced, SyncError> {
     let mut p = params(query)?;
-    p.gpc = gpc;
+    p.gpc |= gpc;
     let Some(target) = p.redir.clone() else {
         return Err(SyncError::Redirect(
             "is missing: name the advertiser's page to return to".into(),

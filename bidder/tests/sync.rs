@@ -465,8 +465,24 @@ fn global_privacy_control_is_an_opt_out() {
         204,
         "the view was not recorded"
     );
+    // Passed on in the query (an advertiser's server for its shopper), the
+    // same; an unfilled macro says nothing.
+    assert_eq!(
+        pixel(&s, "e=view&p=tent-1&gpc=1", &value, SHOP_PAGE).status,
+        200
+    );
+    assert_eq!(
+        bids_for(&s, uid_of(&value)),
+        204,
+        "the view was not recorded"
+    );
+    let r = sync(&s, "/sync/x?gpc=1", Some(&value));
+    assert!(r.header("location").unwrap_or_default().ends_with("u="));
     // Without it, the same call records the view.
-    assert_eq!(pixel(&s, "e=view&p=tent-1", &value, SHOP_PAGE).status, 200);
+    assert_eq!(
+        pixel(&s, "e=view&p=tent-1&gpc=%24%7BGPC%7D", &value, SHOP_PAGE).status,
+        200
+    );
     assert_eq!(bids_for(&s, uid_of(&value)), 200);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
