@@ -985,12 +985,20 @@ impl App {
         let loaded = config::load_dir(dir).and_then(|config| {
             // Money rules across the change: checked against what serves now.
             let old = self.snapshot.load();
+            // Each line item's type read once, from Redis where this
+            // replica has not seen it (a reload runs off the bid path).
+            let kinds = std::cell::RefCell::new(std::collections::HashMap::new());
             let problems = crate::changes::budget_changes(
                 old.as_ref().map(|s| &s.config),
                 old.as_ref().map(|s| &s.served),
                 &config,
                 self.clock.now(),
-                &|id| self.ledger.budget_kind(id),
+                &|id| {
+                    *kinds
+                        .borrow_mut()
+                        .entry(id.to_owned())
+                        .or_insert_with(|| self.ledger.budget_kind_now(id))
+                },
             );
             if problems.is_empty() {
                 Ok(config)

@@ -1427,6 +1427,26 @@ fn a_start_refuses_a_budget_type_changed_after_spending_on_another_replica() {
     let b = start_replica(&daily, &root.join("b"), &redis.url());
     runtime.block_on(wait_healthy(b.admin));
     drop(b);
+    // A replica that started without the line item, then reloads a config
+    // that brings it back under the other type, refuses the reload too:
+    // its cache of Redis never saw the line item, and the reload reads
+    // its type (before, a cache miss was "never spent", and the change
+    // passed a reload that a restart then refused).
+    let other = config_dir("other", "daily: 50.00");
+    let text = std::fs::read_to_string(other.join("shop.yaml")).unwrap();
+    std::fs::write(other.join("shop.yaml"), text.replace("li-kind", "li-other")).unwrap();
+    let b = start_replica(&other, &root.join("c"), &redis.url());
+    runtime.block_on(wait_healthy(b.admin));
+    std::fs::copy(lifetime.join("shop.yaml"), other.join("shop.yaml")).unwrap();
+    let reload = runtime.block_on(http(b.admin, "POST", "/v1/config/reload", b""));
+    let (status, body) = reload.expect("the reload answers");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("the budget type cannot change once set"),
+        "{body}"
+    );
+    drop(b);
     drop(redis);
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -1658,6 +1658,21 @@ impl Ledger for RedisLedger {
         }
     }
 
+    /// A reload's check must not take a line item another replica spent
+    /// under for one nothing spent under because this replica has not read
+    /// it yet: the asynchronous path's cache miss answered none, and a type
+    /// change or a move a restart refuses passed (a leftover of stop 64).
+    fn budget_kind_now(&self, line_item: &str) -> Option<BudgetKind> {
+        if let Some(k) = self.inner.local.budget_kind(line_item) {
+            return Some(k);
+        }
+        let key = SpendKey::line_item(line_item);
+        let inner = self.inner.clone();
+        self.block(async move { worker::kind(&inner, &key).await })
+            .ok()
+            .flatten()
+    }
+
     fn late_share_ppm(&self) -> u32 {
         self.inner.local.late_share_ppm()
     }
