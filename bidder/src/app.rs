@@ -985,19 +985,25 @@ impl App {
         let loaded = config::load_dir(dir).and_then(|config| {
             // Money rules across the change: checked against what serves now.
             let old = self.snapshot.load();
-            // Each line item's type read once, from Redis where this
-            // replica has not seen it (a reload runs off the bid path).
-            let kinds = std::cell::RefCell::new(std::collections::HashMap::new());
+            // The types of the line items of both configs, read at once,
+            // from Redis where this replica has not seen them (a reload
+            // runs off the bid path); others (removed ones) as known.
+            let ids: Vec<&str> = config
+                .line_items()
+                .chain(old.iter().flat_map(|s| s.config.line_items()))
+                .map(|li| li.id.as_str())
+                .collect();
+            let kinds = self.ledger.budget_kinds_now(&ids);
             let problems = crate::changes::budget_changes(
                 old.as_ref().map(|s| &s.config),
                 old.as_ref().map(|s| &s.served),
                 &config,
                 self.clock.now(),
                 &|id| {
-                    *kinds
-                        .borrow_mut()
-                        .entry(id.to_owned())
-                        .or_insert_with(|| self.ledger.budget_kind_now(id))
+                    kinds
+                        .get(id)
+                        .copied()
+                        .or_else(|| self.ledger.budget_kind(id))
                 },
             );
             if problems.is_empty() {

@@ -373,11 +373,18 @@ pub trait Ledger: Send + Sync + 'static {
     }
     /// The budget kind a line item has spent under, if it has.
     fn budget_kind(&self, line_item: &str) -> Option<BudgetKind>;
-    /// [`Ledger::budget_kind`], read from the shared state now where this
-    /// process has not seen it yet (it may block): for config checks off
-    /// the bid path, which must know what another replica spent under.
-    fn budget_kind_now(&self, line_item: &str) -> Option<BudgetKind> {
-        self.budget_kind(line_item)
+    /// [`Ledger::budget_kind`] of each of `line_items`, read from the
+    /// shared state now where this process has not seen it yet (it may
+    /// block): for config checks off the bid path, which must know what
+    /// another replica spent under. Those not known are left out.
+    fn budget_kinds_now(
+        &self,
+        line_items: &[&str],
+    ) -> std::collections::HashMap<String, BudgetKind> {
+        line_items
+            .iter()
+            .filter_map(|id| Some((id.to_string(), self.budget_kind(id)?)))
+            .collect()
     }
     /// The share of an expired reservation still held, in millionths.
     fn late_share_ppm(&self) -> u32;

@@ -1662,15 +1662,42 @@ impl Ledger for RedisLedger {
     /// under for one nothing spent under because this replica has not read
     /// it yet: the asynchronous path's cache miss answered none, and a type
     /// change or a move a restart refuses passed (a leftover of stop 64).
-    fn budget_kind_now(&self, line_item: &str) -> Option<BudgetKind> {
-        if let Some(k) = self.inner.local.budget_kind(line_item) {
-            return Some(k);
+    /// In a few round trips for the lot: with Redis away, a reload waits
+    /// out its timeout once a batch, then checks with what it knows.
+    fn budget_kinds_now(&self, line_items: &[&str]) -> HashMap<String, BudgetKind> {
+        let mut out = HashMap::new();
+        let mut ask = Vec::new();
+        for id in line_items {
+            match self.inner.local.budget_kind(id) {
+                Some(k) => {
+                    out.insert(id.to_string(), k);
+                }
+                None => ask.push(id.to_string()),
+            }
         }
-        let key = SpendKey::line_item(line_item);
+        if ask.is_empty() {
+            return out;
+        }
+        let keys: Vec<SpendKey> = ask.iter().map(|id| SpendKey::line_item(id)).collect();
         let inner = self.inner.clone();
-        self.block(async move { worker::kind(&inner, &key).await })
-            .ok()
-            .flatten()
+        match self.block(async move { worker::kinds(&inner, &keys).await }) {
+            Ok(kinds) => {
+                for (id, kind) in ask.into_iter().zip(kinds) {
+                    if let Some(k) = kind {
+                        out.insert(id, k);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "budget types not read from Redis for a config check: checked against what this replica knows");
+                for id in ask {
+                    if let Some(k) = self.budget_kind(&id) {
+                        out.insert(id, k);
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn late_share_ppm(&self) -> u32 {

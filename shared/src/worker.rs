@@ -313,6 +313,21 @@ pub(crate) async fn kind(inner: &Inner, key: &SpendKey) -> Result<Option<BudgetK
     read(inner, key, day).await.map(|c| c.kind)
 }
 
+/// The budget types of `keys`, a few hundred to a round trip: one bounded
+/// wait per batch, not per key, when Redis does not answer.
+pub(crate) async fn kinds(
+    inner: &Inner,
+    keys: &[SpendKey],
+) -> Result<Vec<Option<BudgetKind>>, String> {
+    let day = inner.now().date().days_since_epoch();
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(256) {
+        let wanted: Vec<(SpendKey, i64)> = chunk.iter().map(|k| (k.clone(), day)).collect();
+        out.extend(read_many(inner, &wanted).await?.into_iter().map(|c| c.kind));
+    }
+    Ok(out)
+}
+
 /// Gives back every lease not covering a hold, and waits for pending
 /// writes (shutdown).
 pub(crate) async fn close(inner: &Inner) {
