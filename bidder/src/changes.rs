@@ -36,23 +36,11 @@ pub fn budget_changes(
     for adv in &new.advertisers {
         for order in &adv.orders {
             if let Some(message) = order_cut(old, served, order, now, spent_as) {
-                let (line, column) = locate(&adv.file, &order.id);
-                problems.push(Problem {
-                    file: adv.file.clone(),
-                    line,
-                    column,
-                    message,
-                });
+                problems.push(problem(&adv.file, &order.id, message));
             }
             for li in &order.line_items {
                 if let Some(message) = moved(old, served, &order.id, &li.id, now, spent_as) {
-                    let (line, column) = locate(&adv.file, &li.id);
-                    problems.push(Problem {
-                        file: adv.file.clone(),
-                        line,
-                        column,
-                        message,
-                    });
+                    problems.push(problem(&adv.file, &li.id, message));
                 }
                 let remembered = spent_as(&li.id).map(|k| match k {
                     // The amount is not what is compared: only the type.
@@ -78,7 +66,7 @@ pub fn budget_changes(
                 };
                 let Some((old_li, old_flight, from)) = old
                     .and_then(|old| find(old, &li.id))
-                    .map(|(b, f)| (b, Some(f), ""))
+                    .map(|(o, l)| (l.budget, Some(o.flight), ""))
                     .or_else(|| {
                         let s = served?;
                         let (b, f) = s.get(&li.id, now)?;
@@ -116,13 +104,7 @@ pub fn budget_changes(
                     _ => None,
                 };
                 if let Some(message) = message {
-                    let (line, column) = locate(&adv.file, &li.id);
-                    problems.push(Problem {
-                        file: adv.file.clone(),
-                        line,
-                        column,
-                        message,
-                    });
+                    problems.push(problem(&adv.file, &li.id, message));
                 }
             }
         }
@@ -148,13 +130,8 @@ fn moved(
     spent_as: &dyn Fn(&str) -> Option<BudgetKind>,
 ) -> Option<String> {
     let was = old
-        .and_then(|c| {
-            c.advertisers
-                .iter()
-                .flat_map(|a| &a.orders)
-                .find(|o| o.line_items.iter().any(|l| l.id == li))
-                .map(|o| o.id.as_str())
-        })
+        .and_then(|c| find(c, li))
+        .map(|(o, _)| o.id.as_str())
         .or_else(|| served?.order_of(li, now))?;
     (was != order && spent_as(li).is_some()).then(|| {
         format!(
@@ -241,17 +218,25 @@ fn kind(b: Budget) -> &'static str {
     }
 }
 
-fn find(config: &Config, id: &str) -> Option<(Budget, config::Flight)> {
+/// Line item `id` of `config`, with its order.
+fn find<'c>(config: &'c Config, id: &str) -> Option<(&'c config::Order, &'c config::LineItem)> {
     config
         .advertisers
         .iter()
         .flat_map(|a| &a.orders)
-        .find_map(|o| {
-            o.line_items
-                .iter()
-                .find(|li| li.id == id)
-                .map(|li| (li.budget, o.flight))
-        })
+        .find_map(|o| o.line_items.iter().find(|li| li.id == id).map(|li| (o, li)))
+}
+
+/// A problem with the budget of order or line item `id` of `file`, where
+/// that budget is written.
+fn problem(file: &Path, id: &str, message: String) -> Problem {
+    let (line, column) = locate(file, id);
+    Problem {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message,
+    }
 }
 
 /// Where the line item's `budget` is written: the first `budget` key after
@@ -297,7 +282,8 @@ fn locate(file: &Path, id: &str) -> (u64, u64) {
 mod tests {
     use super::*;
 
-    fn config(orders: &str) -> Config {
+    fn config(orders: &[String]) -> Config {
+        let orders = orders.concat();
         let text = format!(
             "advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}\n\
              creatives:\n  - {{ id: b300, format: display, size: 300x250, image_url: \"https://cdn.shop.example/b.png\", click_url: \"https://shop.example/\" }}\n\
@@ -328,18 +314,16 @@ mod tests {
     fn an_order_budget_is_cut_only_before_it_starts_or_spends() {
         let now = config::Date::parse("2026-12-06").unwrap().start();
         let spent = |id: &str| (id == "li-a").then_some(BudgetKind::Daily);
-        let old = config(&format!(
-            "{}{}",
+        let old = config(&[
             order("x", "1000.00", "2026-11-01", &["li-a"]),
-            order("y", "1000.00", "2027-01-01", &["li-b"])
-        ));
+            order("y", "1000.00", "2027-01-01", &["li-b"]),
+        ]);
         let problems = |new: &Config| budget_changes(Some(&old), None, new, now, &spent);
         // Started: refused.
-        let cut_x = config(&format!(
-            "{}{}",
+        let cut_x = config(&[
             order("x", "900.00", "2026-11-01", &["li-a"]),
-            order("y", "1000.00", "2027-01-01", &["li-b"])
-        ));
+            order("y", "1000.00", "2027-01-01", &["li-b"]),
+        ]);
         let p = problems(&cut_x);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0]
@@ -347,32 +331,28 @@ mod tests {
             .starts_with("order \"x\": its budget can only be increased"));
         // Not started, and what it served has not spent: a cut passes,
         // with a line item that has not spent moved in from x.
-        let old_c = config(&format!(
-            "{}{}",
+        let old_c = config(&[
             order("x", "1000.00", "2026-11-01", &["li-a", "li-c"]),
-            order("y", "1000.00", "2027-01-01", &["li-b"])
-        ));
-        let moved = config(&format!(
-            "{}{}",
+            order("y", "1000.00", "2027-01-01", &["li-b"]),
+        ]);
+        let moved = config(&[
             order("x", "1000.00", "2026-11-01", &["li-a"]),
-            order("y", "500.00", "2027-01-01", &["li-b", "li-c"])
-        ));
+            order("y", "500.00", "2027-01-01", &["li-b", "li-c"]),
+        ]);
         let p = budget_changes(Some(&old_c), None, &moved, now, &spent);
         assert!(p.is_empty(), "{p:?}");
         // A line item that has spent stays in its order: moved, or its
         // order renamed, it is refused (budgets probe: a rename started
         // the order's spend afresh).
         for new in [
-            config(&format!(
-                "{}{}",
+            config(&[
                 order("x", "1000.00", "2026-11-01", &["li-c"]),
-                order("y", "1000.00", "2027-01-01", &["li-b", "li-a"])
-            )),
-            config(&format!(
-                "{}{}",
+                order("y", "1000.00", "2027-01-01", &["li-b", "li-a"]),
+            ]),
+            config(&[
                 order("x-renamed", "10.00", "2026-11-01", &["li-a", "li-c"]),
-                order("y", "1000.00", "2027-01-01", &["li-b"])
-            )),
+                order("y", "1000.00", "2027-01-01", &["li-b"]),
+            ]),
         ] {
             let p = budget_changes(Some(&old_c), None, &new, now, &spent);
             assert_eq!(p.len(), 1, "{p:?}");
@@ -385,16 +365,14 @@ mod tests {
         }
         // Not started, but one of its line items spent (a flight moved
         // later to cut it): refused.
-        let later = config(&format!(
-            "{}{}",
+        let later = config(&[
             order("x", "500.00", "2027-02-01", &["li-a"]),
-            order("y", "1000.00", "2027-01-01", &["li-b"])
-        ));
-        let old_later = config(&format!(
-            "{}{}",
+            order("y", "1000.00", "2027-01-01", &["li-b"]),
+        ]);
+        let old_later = config(&[
             order("x", "1000.00", "2027-02-01", &["li-a"]),
-            order("y", "1000.00", "2027-01-01", &["li-b"])
-        ));
+            order("y", "1000.00", "2027-01-01", &["li-b"]),
+        ]);
         let p = budget_changes(Some(&old_later), None, &later, now, &spent);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(
@@ -403,27 +381,20 @@ mod tests {
         );
         // So is one whose line item that spent left it (still in the
         // record of what was served): moved later without it, then cut.
-        let started = config(&format!(
-            "{}{}",
-            order("x", "1000.00", "2026-11-01", &["li-a", "li-c"]),
-            order("y", "1000.00", "2027-01-01", &["li-b"])
-        ));
-        let without = config(&format!(
-            "{}{}",
+        let without = config(&[
             order("x", "1000.00", "2027-02-01", &["li-c"]),
-            order("y", "1000.00", "2027-01-01", &["li-b"])
-        ));
+            order("y", "1000.00", "2027-01-01", &["li-b"]),
+        ]);
         let served = crate::served::Served::next(
-            &crate::served::Served::of(&started),
+            &crate::served::Served::of(&old_c),
             &without,
             now,
             std::time::Duration::from_secs(86_400),
         );
-        let cut = config(&format!(
-            "{}{}",
+        let cut = config(&[
             order("x", "10.00", "2027-02-01", &["li-c"]),
-            order("y", "1000.00", "2027-01-01", &["li-b"])
-        ));
+            order("y", "1000.00", "2027-01-01", &["li-b"]),
+        ]);
         let p = budget_changes(Some(&without), Some(&served), &cut, now, &spent);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].message.starts_with("order \"x\""), "{p:?}");
