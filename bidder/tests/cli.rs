@@ -233,15 +233,8 @@ fn schema_prints_the_committed_json_schema_of_the_three_kinds() {
 fn serve_refuses_an_invalid_config() {
     let dir = scratch("bad");
     std::fs::write(dir.join("bad.yaml"), "advertiser: [\n").unwrap();
-    let out = bin()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
+    let out = common::serve_command()
+        .arg("--config")
         .arg(&dir)
         .output()
         .unwrap();
@@ -371,15 +364,8 @@ fn serve(
     std::net::SocketAddr,
     std::net::SocketAddr,
 ) {
-    let mut child = bin()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
+    let mut child = common::serve_command()
+        .arg("--config")
         .arg(config)
         .arg("--state")
         .arg(state)
@@ -608,15 +594,8 @@ fn a_restart_refuses_the_budget_changes_a_reload_refuses() {
         )
     };
     let start = || {
-        let out = bin()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--config",
-            ])
+        let out = common::serve_command()
+            .arg("--config")
             .arg(&config)
             .arg("--state")
             .arg(&state)
@@ -836,21 +815,14 @@ fn terminate(pid: u32) {
 /// secret and admin token only from `envs`, and `args`, run to its end
 /// (the tests give it what makes it stop at start).
 fn serve_examples(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let mut c = bin();
-    c.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
-    .arg("--config")
-    .arg(repo().join("examples/config"))
-    .arg("--state")
-    .arg(dir.join("state"))
-    .args(args)
-    .env_remove("BIDDER_NOTICE_SECRET")
-    .env_remove("BIDDER_ADMIN_TOKEN");
+    let mut c = common::serve_command();
+    c.arg("--config")
+        .arg(repo().join("examples/config"))
+        .arg("--state")
+        .arg(dir.join("state"))
+        .args(args)
+        .env_remove("BIDDER_NOTICE_SECRET")
+        .env_remove("BIDDER_ADMIN_TOKEN");
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -1254,14 +1226,7 @@ orders:
 
     // A member file naming no list stops the start, naming the file.
     std::fs::write(dir.join("data/typo.members"), "{\"id\":\"x\"}\n").unwrap();
-    let out = bin()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+    let out = common::serve_command()
         .arg("--config")
         .arg(dir.join("config"))
         .arg("--state")

@@ -139,23 +139,16 @@ fn start_replica(config: &Path, journal: &Path, redis: &str) -> Replica {
 /// `bidder serve` as a replica on `redis`, not yet spawned: on ports of
 /// its own, with the test's secret and token.
 fn replica_command(config: &Path, journal: &Path, redis: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bidder"));
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
-    .arg("--config")
-    .arg(config)
-    .args(["--state", redis])
-    .arg("--journal")
-    .arg(journal)
-    .args(["--drain-secs", "0", "--config-poll-secs", "0"])
-    .env("BIDDER_NOTICE_SECRET", SECRET)
-    .env("BIDDER_ADMIN_TOKEN", ADMIN_TOKEN)
-    .env("RUST_LOG", "warn");
+    let mut cmd = common::serve_command();
+    cmd.arg("--config")
+        .arg(config)
+        .args(["--state", redis])
+        .arg("--journal")
+        .arg(journal)
+        .args(["--drain-secs", "0", "--config-poll-secs", "0"])
+        .env("BIDDER_NOTICE_SECRET", SECRET)
+        .env("BIDDER_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn");
     cmd
 }
 

@@ -824,3 +824,17 @@ pub fn signed_per_url(url: &str, secret: &str, kind: &str) -> bool {
     mac.update(kind.as_bytes());
     hex::encode(&mac.finalize().into_bytes()[..16]) == sig
 }
+
+/// `bidder serve` on ports of its own (the kernel's choice), not spawned
+/// yet: what every test that runs the binary as a server starts from.
+pub fn serve_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_bidder"));
+    c.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    c
+}
