@@ -242,6 +242,19 @@ fn the_header_timeout_holds_between_requests_but_not_during_one() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
 
+/// The head of a bid request whose body is `len` bytes.
+fn bid_head(len: usize) -> String {
+    format!(
+        "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    )
+}
+
+/// Whether an answer's head says `Connection: close`.
+fn says_close(head: &str) -> bool {
+    head.to_ascii_lowercase()
+        .contains("\r\nconnection: close\r\n")
+}
+
 /// Reads an answer's status line and headers, and then its body by its
 /// `content-length`, leaving the connection at the next answer.
 fn read_head(s: &mut TcpStream) -> String {
@@ -283,23 +296,12 @@ fn a_bid_body_that_stops_halfway_gets_a_204_at_the_deadline() {
     let body = std::fs::read(repo().join("benches/src/banner-request.json")).unwrap();
     let mut c = connect(s.bid);
     let start = Instant::now();
-    c.write_all(
-        format!(
-            "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .unwrap();
+    c.write_all(bid_head(body.len()).as_bytes()).unwrap();
     c.write_all(&body[..body.len() / 2]).unwrap();
     let head = read_head(&mut c);
     let took = start.elapsed();
     assert!(head.starts_with("HTTP/1.1 204"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("\r\nconnection: close\r\n"),
-        "{head}"
-    );
+    assert!(says_close(&head), "{head}");
     assert!(
         took >= Duration::from_millis(400) && took < Duration::from_secs(4),
         "answered after {took:?}"
@@ -329,10 +331,6 @@ fn a_bid_body_that_stops_halfway_gets_a_204_at_the_deadline() {
 #[test]
 fn answers_say_when_their_connection_closes() {
     let s = server(Limits::default());
-    let says_close = |head: &str| {
-        head.to_ascii_lowercase()
-            .contains("\r\nconnection: close\r\n")
-    };
     let mut c = connect(s.bid);
     c.write_all(b"POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
         .unwrap();
@@ -348,14 +346,7 @@ fn answers_say_when_their_connection_closes() {
             "204",
         ),
     ] {
-        c.write_all(
-            format!(
-                "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+        c.write_all(bid_head(body.len()).as_bytes()).unwrap();
         c.write_all(body).unwrap();
         let head = read_head(&mut c);
         assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
