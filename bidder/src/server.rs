@@ -795,8 +795,7 @@ async fn bid(
             // The rest of the body is still on its way: this connection
             // carries no other request, and says so.
             let mut r = no_content();
-            r.headers_mut()
-                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            connection_close(&mut r);
             r
         }
         Ok(Err(e)) => {
@@ -1586,9 +1585,13 @@ fn say_close(draining: bool, had_body: bool, resp: &mut Resp) {
     let refused =
         (status.is_client_error() && status != StatusCode::BAD_REQUEST) || status.is_server_error();
     if draining || (had_body && refused) {
-        resp.headers_mut()
-            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        connection_close(resp);
     }
+}
+
+fn connection_close(resp: &mut Resp) {
+    resp.headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// Starts both listeners on already-bound sockets.
