@@ -722,6 +722,14 @@ mod tests {
         }
     }
 
+    /// An attributor of `max` entries keeping conversions a day for a
+    /// touch recorded later.
+    fn keeping(max: usize) -> Attributor {
+        let mut a = Attributor::new(max);
+        a.park_for(DAY);
+        a
+    }
+
     fn li_of(o: Outcome) -> String {
         match o {
             Outcome::Attributed(r) => r.dims.line_item.to_string(),
@@ -737,8 +745,7 @@ mod tests {
     #[test]
     fn a_touch_recorded_after_its_conversion_still_gets_it() {
         let c = catalog();
-        let mut a = Attributor::new(100);
-        a.park_for(DAY);
+        let mut a = keeping(100);
         let now = 100 * DAY;
         let clicked = now - 3_600_000;
         let bought = now - 60_000;
@@ -766,8 +773,7 @@ mod tests {
 
         // Counted by another replica meanwhile: no longer kept here.
         let q = buy(bought, Some("o2"));
-        let mut b = Attributor::new(100);
-        b.park_for(DAY);
+        let mut b = keeping(100);
         assert_eq!(b.attribute(&q, &c, now), Outcome::Unattributed);
         let Outcome::Attributed(elsewhere) = a.attribute(&q, &c, now) else {
             panic!("attributed where the click is");
@@ -780,8 +786,7 @@ mod tests {
             .is_empty());
 
         // Past the time a touch can wait, nothing is kept.
-        let mut d = Attributor::new(100);
-        d.park_for(DAY);
+        let mut d = keeping(100);
         assert_eq!(
             d.attribute(&buy(now - 2 * DAY, Some("o3")), &c, now),
             Outcome::Unattributed
@@ -807,8 +812,7 @@ mod tests {
     #[test]
     fn only_a_local_last_touch_attributes_a_kept_conversion() {
         let c = catalog();
-        let mut a = Attributor::new(100);
-        a.park_for(DAY);
+        let mut a = keeping(100);
         let now = 100 * DAY;
         let bought = now - 60_000;
         let p = buy(bought, Some("o1"));
@@ -837,8 +841,7 @@ mod tests {
     #[test]
     fn a_kept_conversion_goes_under_all_of_its_keys() {
         let c = catalog();
-        let mut a = Attributor::new(16 * 20);
-        a.park_for(DAY);
+        let mut a = keeping(16 * 20);
         let now = 100 * DAY;
         for i in 0..200u64 {
             let mut p = buy(now - 1000 + i as i64, Some(&format!("o{i}")));
@@ -864,8 +867,7 @@ mod tests {
     #[test]
     fn a_shopper_keeps_a_few_conversions_each_once() {
         let c = catalog();
-        let mut a = Attributor::new(100_000);
-        a.park_for(DAY);
+        let mut a = keeping(100_000);
         let now = 100 * DAY;
         for i in 0..1000 {
             let p = buy(now - 1000 + i, Some(&format!("o{i}")));
@@ -889,8 +891,7 @@ mod tests {
     #[test]
     fn kept_conversions_are_bounded() {
         let c = catalog();
-        let mut a = Attributor::new(320);
-        a.park_for(DAY);
+        let mut a = keeping(320);
         let now = 100 * DAY;
         for i in 0..100 {
             let mut p = buy(now - i, Some(&format!("o{i}")));
