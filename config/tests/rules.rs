@@ -538,43 +538,36 @@ fn keywords_and_deals_are_not_empty() {
 
 #[test]
 fn frequency_cap_is_at_least_one_per_hour() {
-    let text = edit(
-        BASE,
-        "{ impressions: 1, per_hours: 1 }",
-        "{ impressions: 0, per_hours: 1 }",
-    );
-    assert_problem(
-        &text,
-        at(&text, "impressions: 0", "0"),
-        "line item \"li-display\": frequency_cap impressions must be at least 1 (it is 0)",
-    );
-    let text = edit(
-        BASE,
-        "{ impressions: 1, per_hours: 1 }",
-        "{ impressions: 1, per_hours: 0 }",
-    );
-    assert_problem(
-        &text,
-        at(&text, "per_hours: 0", "0"),
-        "line item \"li-display\": frequency_cap per_hours must be between 1 and 8784 (it is 0)",
-    );
+    let cap = |c: &str| edit(BASE, "{ impressions: 1, per_hours: 1 }", c);
     // A window longer than a year outlives its flight: a typo, refused.
-    let text = edit(
-        BASE,
-        "{ impressions: 1, per_hours: 1 }",
-        "{ impressions: 1, per_hours: 100000 }",
-    );
-    assert_problem(
-        &text,
-        at(&text, "per_hours: 100000", "1"),
-        "line item \"li-display\": frequency_cap per_hours must be between 1 and 8784 (it is 100000)",
-    );
-    let text = edit(
-        BASE,
-        "{ impressions: 1, per_hours: 1 }",
-        "{ impressions: 1, per_hours: 8784 }",
-    );
-    assert_loads(&[("a.yaml", &text)]);
+    for (written, place, target, message) in [
+        (
+            "{ impressions: 0, per_hours: 1 }",
+            "impressions: 0",
+            "0",
+            "frequency_cap impressions must be at least 1 (it is 0)",
+        ),
+        (
+            "{ impressions: 1, per_hours: 0 }",
+            "per_hours: 0",
+            "0",
+            "frequency_cap per_hours must be between 1 and 8784 (it is 0)",
+        ),
+        (
+            "{ impressions: 1, per_hours: 100000 }",
+            "per_hours: 100000",
+            "1",
+            "frequency_cap per_hours must be between 1 and 8784 (it is 100000)",
+        ),
+    ] {
+        let text = cap(written);
+        assert_problem(
+            &text,
+            at(&text, place, target),
+            &format!("line item \"li-display\": {message}"),
+        );
+    }
+    assert_loads(&[("a.yaml", &cap("{ impressions: 1, per_hours: 8784 }"))]);
 }
 
 // ---- creatives ----
