@@ -95,16 +95,22 @@ struct Params {
     gpp: Option<String>,
     gpp_sid: Option<String>,
     redir: Option<String>,
-    /// Global Privacy Control: the browser's (`Sec-GPC: 1`), or passed on
-    /// in the query (`gpc=1`, by an advertiser's server calling for its
-    /// shopper): an opt-out of sale and sharing, which California's law
-    /// makes binding.
-    gpc: bool,
-    gpc_seen: bool,
+    /// Global Privacy Control passed on in the query (`gpc=1`, by an
+    /// advertiser's server calling for its shopper), or the browser's own
+    /// (`Sec-GPC: 1`): an opt-out of sale and sharing, which California's
+    /// law makes binding. `1` opts out, as the header's one value does;
+    /// anything else (an exchange's unfilled macro) says nothing.
+    gpc: Option<String>,
+    browser_gpc: bool,
 }
 
-fn params(query: &str) -> Result<Params, SyncError> {
-    let mut p = Params::default();
+/// The parameters of `query`; `gpc`: the browser sent Global Privacy
+/// Control.
+fn params(query: &str, gpc: bool) -> Result<Params, SyncError> {
+    let mut p = Params {
+        browser_gpc: gpc,
+        ..Params::default()
+    };
     for pair in query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (slot, name) = match k {
@@ -114,16 +120,7 @@ fn params(query: &str) -> Result<Params, SyncError> {
             "gpp" => (&mut p.gpp, "gpp"),
             "gpp_sid" => (&mut p.gpp_sid, "gpp_sid"),
             "redir" => (&mut p.redir, "redir"),
-            "gpc" => {
-                // `1` opts out, as the header's one value does; anything
-                // else (an exchange's unfilled macro) says nothing.
-                if p.gpc_seen {
-                    return Err(SyncError::Repeated("gpc"));
-                }
-                p.gpc_seen = true;
-                p.gpc = crate::form::decode(v).is_some_and(|v| v.trim() == "1");
-                continue;
-            }
+            "gpc" => (&mut p.gpc, "gpc"),
             // Exchanges add their own; they decide nothing here.
             _ => continue,
         };
@@ -194,10 +191,9 @@ fn with_uid(template: &str, uid: &str) -> String {
 /// Control (`gpc`, from its header) allow keeping data about the user. A
 /// signal given twice, or a `gdpr` that is not a number, does not.
 pub fn query_allows(query: &str, gpc: bool, privacy: &privacy::PrivacySettings) -> bool {
-    let Ok(mut p) = params(query) else {
+    let Ok(p) = params(query, gpc) else {
         return false;
     };
-    p.gpc |= gpc;
     allows(&p, privacy)
 }
 
@@ -208,7 +204,7 @@ pub fn gpc_header(value: Option<&[u8]>) -> bool {
 }
 
 fn allows(p: &Params, privacy: &privacy::PrivacySettings) -> bool {
-    if p.gpc {
+    if p.browser_gpc || p.gpc.as_deref().is_some_and(|v| v.trim() == "1") {
         return false;
     }
     // Every section id must read, and no more than a string could hold: one
@@ -249,8 +245,7 @@ pub fn sync(
     privacy: &privacy::PrivacySettings,
     signer: &Signer,
 ) -> Result<Synced, SyncError> {
-    let mut p = params(query)?;
-    p.gpc |= gpc;
+    let p = params(query, gpc)?;
     let target = match &p.redir {
         Some(r) => {
             allowed_redirect(r, &profile.sync_redirect_hosts)?;
@@ -398,8 +393,7 @@ pub fn advertiser_sync(
     signer: &Signer,
     now: config::Timestamp,
 ) -> Result<Synced, SyncError> {
-    let mut p = params(query)?;
-    p.gpc |= gpc;
+    let p = params(query, gpc)?;
     let Some(target) = p.redir.clone() else {
         return Err(SyncError::Redirect(
             "is missing: name the advertiser's page to return to".into(),
