@@ -70,6 +70,9 @@ pub struct Replayed {
 /// The most written at once (see [`AudienceLog::append`]).
 const WRITE_PIECE: usize = 256 << 10;
 
+/// The longest line read back: an event is a few hundred bytes.
+const MAX_LINE: u64 = 64 << 10;
+
 /// Batches read back at once: a day's file may be large.
 const REPLAY_CHUNK: usize = 1 << 20;
 
@@ -239,7 +242,7 @@ fn ends_in_newline(f: &std::fs::File) -> io::Result<bool> {
 /// do not read are skipped and counted, the rest still read; a file that
 /// cannot be read is skipped and counted.
 pub fn replay(state: &Path, store: &audiences::Store, now: Timestamp) -> io::Result<Replayed> {
-    use std::io::BufRead as _;
+    use std::io::{BufRead as _, Read as _};
     let dir = state.join(DIR);
     let mut out = Replayed::default();
     let days = match days(&dir) {
@@ -262,7 +265,7 @@ pub fn replay(state: &Path, store: &audiences::Store, now: Timestamp) -> io::Res
         let mut line = Vec::new();
         loop {
             line.clear();
-            let read = match reader.read_until(b'\n', &mut line) {
+            let read = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
                 Ok(n) => n,
                 Err(_) => {
                     // What was read whole still counts.
@@ -273,6 +276,16 @@ pub fn replay(state: &Path, store: &audiences::Store, now: Timestamp) -> io::Res
                     break;
                 }
             };
+            // Longer than any event: damage, skipped without holding it
+            // (a file of one 300 MB line took as much memory at start).
+            if line.len() as u64 == MAX_LINE && line.last() != Some(&b'\n') {
+                out.skipped += 1;
+                if reader.skip_until(b'\n').is_err() {
+                    out.unreadable += 1;
+                    break;
+                }
+                continue;
+            }
             // A line without its newline is the end of the file: a write
             // a crash cut (or nothing).
             let whole = line.last() == Some(&b'\n');
@@ -423,6 +436,26 @@ mod tests {
             got.iter().map(|p| p.len()).collect::<Vec<_>>(),
             [101, WRITE_PIECE - 49 + 31, 2 * WRITE_PIECE + 1, 11]
         );
+    }
+
+    /// A line longer than any event is skipped without being held whole,
+    /// and the lines after it still read.
+    #[test]
+    fn an_overlong_line_is_skipped() {
+        let state = scratch("overlong");
+        let log = AudienceLog::open(&state).unwrap();
+        log.append(
+            &"x".repeat(3 * MAX_LINE as usize),
+            ts("2026-11-24T10:00:01Z"),
+            true,
+        )
+        .unwrap();
+        log.append(VIEW, ts("2026-11-24T10:00:02Z"), true).unwrap();
+        let store = audiences::Store::new();
+        store.set_retention_days(30);
+        let got = replay(&state, &store, ts("2026-11-26T00:00:00Z")).unwrap();
+        assert_eq!((got.events, got.skipped), (1, 1), "{got:?}");
+        let _ = std::fs::remove_dir_all(&state);
     }
 
     /// A batch larger than a write's piece is written in pieces of whole

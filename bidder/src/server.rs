@@ -587,7 +587,12 @@ async fn pixel(app: &App, req: &Request<Incoming>, advertiser: &str, peer: IpAdd
 /// Whether the browser sent Global Privacy Control (`Sec-GPC: 1`): no
 /// cookie set and no event recorded, as for an opt-out in the query.
 fn gpc_of<B>(req: &Request<B>) -> bool {
-    crate::sync::gpc_header(req.headers().get("sec-gpc").map(|v| v.as_bytes()))
+    crate::sync::gpc_header(
+        req.headers()
+            .get_all("sec-gpc")
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
 }
 
 /// The request's `Cookie` header, as our cookie readers take it.

@@ -197,10 +197,15 @@ pub fn query_allows(query: &str, gpc: bool, privacy: &privacy::PrivacySettings) 
     allows(&p, privacy)
 }
 
-/// Whether a request's `Sec-GPC` header says the browser's user opted
-/// out (the header's one value, `1`).
-pub fn gpc_header(value: Option<&[u8]>) -> bool {
-    value.is_some_and(|v| v.trim_ascii() == b"1")
+/// Whether a request's `Sec-GPC` headers say the browser's user opted
+/// out: the header's one value, `1`, in any of them, also where a proxy
+/// joined repeated ones with commas (outsider probe: `1, 1`, or `0` then
+/// `1`, read as no signal).
+pub fn gpc_header<'h>(values: impl IntoIterator<Item = &'h [u8]>) -> bool {
+    values
+        .into_iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .any(|v| v.trim_ascii() == b"1")
 }
 
 fn allows(p: &Params, privacy: &privacy::PrivacySettings) -> bool {
@@ -506,6 +511,23 @@ mod tests {
             format!("{COOKIE}={}", cookie_value("0123", &signer)),
         ] {
             assert_eq!(cookie_uid(Some(bad.as_bytes()), &signer), None, "{bad}");
+        }
+    }
+
+    /// `1` in any `Sec-GPC` header, or in a list a proxy joined, opts
+    /// out; nothing else does.
+    #[test]
+    fn global_privacy_control_in_any_header_form() {
+        for (values, out) in [
+            (vec![&b"1"[..]], true),
+            (vec![b" 1\t"], true),
+            (vec![b"1, 1"], true),
+            (vec![b"0", b"1"], true),
+            (vec![b"0"], false),
+            (vec![b"?1"], false),
+            (vec![], false),
+        ] {
+            assert_eq!(gpc_header(values.clone()), out, "{values:?}");
         }
     }
 
