@@ -1499,7 +1499,7 @@ impl App {
             signer: &self.signer,
             profile,
             currency: ctx.currency,
-            user: ctx.visitor.user.filter(|_| ctx.restriction.is_none()),
+            user: ctx.visitor.user.filter(|_| ctx.measurement),
         }
         .write(&choices, &bid_ids, new_bid_id().as_str());
         let report: Reported = if ctx.test {

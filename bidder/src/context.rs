@@ -13,6 +13,10 @@ use crate::privacy::{PrivacySettings, Restriction};
 pub struct Context<'r> {
     /// Why behavioural audiences are off for this request, if they are.
     pub restriction: Option<Restriction>,
+    /// The user may be named in the ad's tracking URLs (the user key
+    /// that attributes sales): behavioural use allowed, and under GDPR
+    /// consent for measurement too (`privacy::Allowed`).
+    pub measurement: bool,
     pub visitor: Visitor<'r>,
     /// The user's ids by source, for list audiences.
     pub ids: RequestIds<'r>,
@@ -145,7 +149,9 @@ impl<'r> Context<'r> {
 
     pub fn new(req: &'r BidRequest<'r>, now: Timestamp, privacy: &PrivacySettings) -> Context<'r> {
         // Behavioural audiences need the user's data; contextual ones do not.
-        let restriction = crate::privacy::behavioural(req, privacy).err();
+        let decision = crate::privacy::decide(req, privacy);
+        let restriction = decision.err();
+        let measurement = decision.is_ok_and(|a| a.measurement);
         let device = req.device.as_ref();
         let user = req.user.as_ref();
         let site = req.site.as_ref();
@@ -201,7 +207,11 @@ impl<'r> Context<'r> {
             );
             keywords.add(content.keywords.as_deref(), &content.kwarray);
         }
-        if let Some(u) = user {
+        // The user's own keywords are the user's interests (OpenRTB
+        // `user.keywords`), a profile: what the page is about is
+        // contextual, these are not, and they go where privacy lets
+        // behavioural data go.
+        if let Some(u) = user.filter(|_| restriction.is_none()) {
             keywords.add(u.keywords.as_deref(), &u.kwarray);
         }
         // The taxonomy of the categories: the site's or app's, else the
@@ -222,6 +232,7 @@ impl<'r> Context<'r> {
 
         Context {
             restriction,
+            measurement,
             ids: RequestIds {
                 user,
                 eids: std::cell::OnceCell::new(),
@@ -364,7 +375,16 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
 pub const MAX_USER_ID_BYTES: usize = 128;
 
 fn user_id(s: Option<&str>) -> Option<&str> {
-    non_empty(s).filter(|s| s.len() <= MAX_USER_ID_BYTES)
+    non_empty(s).filter(|s| s.len() <= MAX_USER_ID_BYTES && !is_zeroed(s))
+}
+
+/// An advertising id of zeros (`00000000-0000-0000-0000-000000000000`) is
+/// what iOS sends when the user has not allowed tracking and Android when
+/// the user deleted the id: it is everyone without an id, not one user,
+/// and as one it would hold every such user's frequency caps and
+/// attribution together.
+fn is_zeroed(id: &str) -> bool {
+    id.bytes().all(|b| b == b'0' || b == b'-')
 }
 
 // Pushes one at a time rather than `extend`: smallvec's `extend` is a

@@ -601,3 +601,118 @@ fn an_imp_billed_as_several_impressions_gets_no_bid() {
         assert_eq!(why["reason"], "quantity", "{qty}: {why}");
     }
 }
+
+/// One line item targeting the keyword `diabetes`, and one capped at an
+/// impression a day, in a one-advertiser config.
+fn keyword_and_capped_server(name: &str, vendor: Option<u16>) -> Server {
+    let yaml = common::shop_yaml(
+        "",
+        "100.00",
+        "      - id: kw
+        media: display
+        cpm: 2.00
+        budget: { daily: 10.00 }
+        targeting:
+          keywords: { exact: [diabetes] }
+        creatives: [b300]
+      - id: capped
+        media: display
+        cpm: 1.00
+        budget: { daily: 10.00 }
+        frequency_cap: { impressions: 1, per_hours: 24 }
+        creatives: [b300]
+",
+    );
+    let dir = common::tempdir(name);
+    std::fs::write(dir.join("shop.yaml"), yaml).expect("write config");
+    let mut settings = bidder::app::Settings::default();
+    if let Some(vendor_id) = vendor {
+        settings.privacy = bidder::privacy::PrivacySettings { vendor_id };
+    }
+    Server::start_with(&dir, None, settings)
+}
+
+fn reason(s: &Server, r: &Value, li: &str) -> Value {
+    common::verdict(&common::explain(s, r), li)["reason"].clone()
+}
+
+/// `user.keywords` are the user's interests (a profile), not what the
+/// page is about: they target only where privacy lets behavioural data be
+/// used. The page's keywords target under any signal.
+#[test]
+fn user_keywords_target_only_where_behavioural_data_may_be_used() {
+    let s = keyword_and_capped_server("user-keywords", None);
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "u-1", "keywords": "diabetes" });
+    let bid = common::only_bid(&s, &r);
+    assert_eq!(bid["cid"], "kw");
+    for regs in [
+        json!({ "coppa": 1 }),
+        json!({ "gdpr": 1 }),
+        json!({ "us_privacy": "1YYN" }),
+    ] {
+        r["regs"] = regs.clone();
+        assert_eq!(s.bid(&r.to_string()).status, 204, "{regs}");
+        assert_eq!(reason(&s, &r, "kw"), "keyword", "{regs}");
+    }
+    r["site"]["keywords"] = json!("diabetes");
+    let bid = common::only_bid(&s, &r);
+    assert_eq!(bid["cid"], "kw", "the page's keywords are contextual");
+}
+
+/// The all-zero advertising id is every user without one: it names no
+/// user, so a capped line item cannot count it (and does not count all
+/// such users as one), and no user key goes into tracking URLs.
+#[test]
+fn the_zero_advertising_id_is_no_user() {
+    let s = keyword_and_capped_server("zero-ifa", None);
+    let app = |ifa: &str| {
+        let mut r = banner_request();
+        r.as_object_mut().unwrap().remove("site");
+        r.as_object_mut().unwrap().remove("user");
+        r["app"] = json!({ "id": "a1", "bundle": "com.example.game", "publisher": { "id": "p1" } });
+        r["device"]["ifa"] = json!(ifa);
+        r
+    };
+    let zero = app("00000000-0000-0000-0000-000000000000");
+    assert_eq!(s.bid(&zero.to_string()).status, 204);
+    assert_eq!(reason(&s, &zero, "capped"), "frequency", "nobody to count");
+    let real = app("6d92078a-8246-4ba4-ae5b-76104861e7dc");
+    let bid = common::only_bid(&s, &real);
+    assert_eq!(bid["cid"], "capped");
+    let (click, _) = common::banner_urls(bid["adm"].as_str().unwrap());
+    assert_ne!(common::param(&click, "u"), Some(""), "a real id is a user");
+    assert_eq!(reason(&s, &real, "capped"), "frequency", "its one a day");
+    let other_real = app("0c1f6b8e-55a1-4c57-9d1e-2f0e3f6a9b11");
+    assert_eq!(common::only_bid(&s, &other_real)["cid"], "capped");
+}
+
+/// Under GDPR the user key that attributes sales (`u=` of the tracking
+/// URLs) needs TCF purpose 7 as well as the purposes that allow the
+/// targeting; the bid itself does not.
+#[test]
+fn the_user_key_under_gdpr_needs_the_measurement_purpose() {
+    use bidder::privacy::encode::Tc;
+    let s = keyword_and_capped_server("measurement-purpose", Some(755));
+    let mut r = banner_request();
+    r["user"] = json!({ "buyeruid": "u-7" });
+    let user_key = |r: &Value| {
+        let bid = common::only_bid(&s, r);
+        let (click, _) = common::banner_urls(bid["adm"].as_str().unwrap());
+        common::param(&click, "u").unwrap_or_default().to_string()
+    };
+    let consent = |purposes: Vec<u16>| {
+        Tc {
+            purposes,
+            ..Tc::granting(&[755])
+        }
+        .encode()
+    };
+    r["regs"] = json!({ "gdpr": 1 });
+    r["user"]["consent"] = json!(consent(vec![1, 3, 4, 7]));
+    assert_ne!(user_key(&r), "", "purposes 1, 3, 4 and 7");
+    // Another user: the first is capped for the day.
+    r["user"]["buyeruid"] = json!("u-8");
+    r["user"]["consent"] = json!(consent(vec![1, 3, 4]));
+    assert_eq!(user_key(&r), "", "no purpose 7: no user key, still a bid");
+}

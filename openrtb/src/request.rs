@@ -819,6 +819,18 @@ impl<'a> User<'a> {
         ext_as::<UserExt<'a>>(self.ext)?.consent
     }
 
+    /// Both TCF consent strings, 2.6 `user.consent` and 2.5
+    /// `user.ext.consent`, each `None` when absent or empty: a request may
+    /// carry both, and they may disagree. The ext is read only when there
+    /// is one.
+    pub fn consents(&self) -> [Option<Cow<'a, str>>; 2] {
+        let non_empty = |c: Option<Cow<'a, str>>| c.filter(|c| !c.is_empty());
+        [
+            non_empty(self.consent.clone()),
+            non_empty(ext_as::<UserExt<'a>>(self.ext).and_then(|e| e.consent)),
+        ]
+    }
+
     /// Extended ids: 2.6 `user.eids`, else 2.5 `user.ext.eids`. Borrows in the
     /// 2.6 case; parses the ext (and never fails) otherwise.
     pub fn eids(&self) -> Cow<'_, [Eid<'a>]> {

@@ -22,9 +22,11 @@
 //! disagree, the stricter holds: each of GDPR, GPC, US Privacy and GPP is
 //! checked with either copy.
 //! 4. **GDPR / TCF v2**: GDPR applies when `regs.gdpr` (2.5: `regs.ext.gdpr`)
-//!    is non-zero, or when `regs.gpp_sid` lists section 2 (TCF EU v2). Then
-//!    the consent string — `user.consent` (2.5: `user.ext.consent`), else the
-//!    TCF EU v2 section of the GPP string — must decode as a TCF v2 TC string
+//!    is non-zero, when `regs.gpp_sid` lists section 2 (TCF EU v2), or when
+//!    there is no `gpp_sid` and the GPP string has a TCF EU v2 section (every
+//!    section applies then). Then every TC string the request carries —
+//!    `user.consent`, `user.ext.consent` (2.5) and the TCF EU v2 section of
+//!    the GPP string; at least one — must decode as a TCF v2 TC string
 //!    whose core segment grants
 //!    - **consent** for purposes 1 (store/access information on a device),
 //!      3 (create a personalised ads profile) **and** 4 (select personalised
@@ -35,7 +37,11 @@
 //!      interest for the vendor does not count either).
 //!
 //!    Anything else — no string, a string that does not decode, a TCF v1
-//!    string, a missing purpose or vendor — is [`Restriction::GdprNoConsent`].
+//!    string, a missing purpose or vendor, or two strings of which one
+//!    refuses — is [`Restriction::GdprNoConsent`]. The user is named in
+//!    measurement (the user key of tracking URLs, see [`Allowed`]) only
+//!    when every string also allows purpose 7, by consent or legitimate
+//!    interest.
 //!    Only the core segment is read (disclosed/allowed vendors and publisher
 //!    TC segments play no part in this decision). Two limits on top of the
 //!    decoder, both answering "no consent": a string whose vendor ranges are
@@ -49,11 +55,14 @@
 //!    sale, of sharing (California, National) or of targeted advertising, or
 //!    a Global Privacy Control signal (`Gpc` sub-section), →
 //!    [`Restriction::GppOptOut`]; so does a US Privacy section (6) with
-//!    opt-out of sale, and a GPP string that does not decode while
-//!    `gpp_sid` lists a US section (6–23), or lists none (then every
-//!    section applies): it may hold an opt-out. Otherwise
-//!    a GPP section of a string that decodes is ignored where it does not
-//!    decode; unknown section ids are skipped.
+//!    opt-out of sale. What may hold an opt-out nobody read is taken as
+//!    one: an applicable US section that does not decode (or whose version
+//!    the decoder does not know), an applicable id past 23 (24 Maryland to
+//!    27 Rhode Island and later ids, which the decoder cannot read), an id
+//!    from 6 up listed in `gpp_sid` with no section in the string, and a
+//!    GPP string that does not decode while `gpp_sid` lists such an id or
+//!    lists none (then every section applies). The TCF sections (1, 2, 5)
+//!    and the reserved ids 3 and 4 hold no opt-out.
 //! 6. **Global Privacy Control** outside GPP: `regs.gpc` or the IAB's
 //!    extension `regs.ext.gpc` non-zero (`1` or `"1"`) →
 //!    [`Restriction::GlobalPrivacyControl`]. US state laws take the signal
@@ -153,6 +162,24 @@ impl Default for PrivacySettings {
 /// `Ok(())` when behavioural targeting is allowed; otherwise the first
 /// restriction found (see the module docs for the signals and their order).
 pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(), Restriction> {
+    decide(req, settings).map(|_| ())
+}
+
+/// What behavioural targeting may do beyond choosing the ad.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowed {
+    /// The user may be named in what measures the ad (the user key that
+    /// attributes a sale to the ad's impression or click): outside GDPR
+    /// always; under it, only with consent for TCF purpose 7 (measure
+    /// advertising performance) as well.
+    pub measurement: bool,
+}
+
+const ALL_ALLOWED: Allowed = Allowed { measurement: true };
+
+/// [`behavioural`], and when it allows, whether the user may also be
+/// named in measurement ([`Allowed`]).
+pub fn decide(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<Allowed, Restriction> {
     let regs = req.regs.as_ref();
     if regs.is_some_and(|r| r.is_coppa()) {
         return Err(Restriction::Coppa);
@@ -165,7 +192,7 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
         return Err(Restriction::LimitAdTracking);
     }
     let Some(regs) = regs else {
-        return Ok(());
+        return Ok(ALL_ALLOWED);
     };
     let s = regs.signals();
     // `regs.ext` that cannot be read may hold any opt-out: as no consent.
@@ -183,28 +210,44 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
     // Checked after the strings: a GPP section saying the same is reported
     // as the GPP opt-out it is.
     let gpc = is_set(s.gpc) || shadowed.is_some_and(|sh| is_set(sh.gpc));
-    // The consent string is read (from `user.ext` in 2.5, past whatever
-    // else is there) only where GDPR applies.
-    let consent = if is_set(gdpr)
+    // The consent strings are read (from `user.ext` in 2.5, past whatever
+    // else is there) only where GDPR may apply: a GPP string may hold a
+    // TCF section that applies it.
+    let [consent, consent_ext] = if is_set(gdpr)
         || gpp_sid.contains(&TCF_EU_V2)
-        || shadowed.is_some_and(|sh| sh.gpp_sid.contains(&TCF_EU_V2))
+        || s.gpp.is_some()
+        || shadowed.is_some_and(|sh| sh.gpp_sid.contains(&TCF_EU_V2) || sh.gpp.is_some())
     {
-        req.user.as_ref().and_then(|u| u.consent())
+        req.user.as_ref().map_or([None, None], |u| u.consents())
     } else {
-        None
+        [None, None]
     };
     let (usp, gpp) = (s.us_privacy, s.gpp);
     let signals = Signals {
         gdpr,
-        consent: consent.as_deref(),
+        consent: consent.as_deref().or(consent_ext.as_deref()),
         us_privacy: usp.as_deref(),
         gpp: gpp.as_deref(),
         gpp_sid: &gpp_sid,
     };
-    signals_allow(&signals, settings)?;
+    let mut allowed = allow(&signals, settings)?;
+    // Both consent strings there and different: the 2.5 one must allow
+    // it too, as for the other signals' two copies.
+    if let (Some(_), Some(ext)) = (&consent, &consent_ext) {
+        if signals.consent != Some(ext) {
+            let m = allow(
+                &Signals {
+                    consent: Some(ext),
+                    ..signals
+                },
+                settings,
+            )?;
+            allowed.measurement &= m.measurement;
+        }
+    }
     // The strings of `regs.ext` that differ must allow it too.
     if let Some(sh) = shadowed.filter(|sh| sh.has_strings()) {
-        signals_allow(
+        let m = allow(
             &Signals {
                 us_privacy: sh.us_privacy.as_deref().or(signals.us_privacy),
                 gpp: sh.gpp.as_deref().or(signals.gpp),
@@ -217,11 +260,12 @@ pub fn behavioural(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<(
             },
             settings,
         )?;
+        allowed.measurement &= m.measurement;
     }
     if gpc {
         return Err(Restriction::GlobalPrivacyControl);
     }
-    Ok(())
+    Ok(allowed)
 }
 
 /// The consent and opt-out signals of a request, or of a user-sync URL
@@ -238,6 +282,10 @@ pub struct Signals<'a> {
 /// `Ok(())` when these signals allow keeping and using data about the user
 /// (the GDPR, US Privacy and GPP parts of [`behavioural`]).
 pub fn signals_allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<(), Restriction> {
+    allow(s, settings).map(|_| ())
+}
+
+fn allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<Allowed, Restriction> {
     if s.us_privacy.is_some_and(usp_opts_out) {
         return Err(Restriction::UsPrivacyOptOut);
     }
@@ -252,34 +300,37 @@ pub fn signals_allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<(), 
     // cannot be read may hold an opt-out: as for one too long, not read is
     // not "no opt-out".
     // (No `gpp_sid` makes every section of the string apply, US ones too.)
-    if gpp.is_none()
-        && s.gpp.is_some_and(|t| !t.trim().is_empty())
-        && (s.gpp_sid.is_empty()
-            || s.gpp_sid
-                .iter()
-                .any(|&id| (USP_V1..=MAX_US_SECTION).contains(&id)))
-    {
+    let unreadable_gpp = gpp.is_none() && s.gpp.is_some_and(|t| !t.trim().is_empty());
+    if unreadable_gpp && (s.gpp_sid.is_empty() || s.gpp_sid.iter().any(|&id| may_opt_out(id))) {
         return Err(Restriction::GppOptOut);
     }
-    if is_set(s.gdpr) || s.gpp_sid.contains(&TCF_EU_V2) {
-        let consent = s
-            .consent
-            .filter(|c| !c.is_empty() && c.len() <= MAX_SIGNAL_BYTES);
-        let granted = match (consent, &gpp) {
-            (Some(tc), _) => tcf_grants(tc, settings.vendor_id),
-            (None, Some(gpp)) => gpp
-                .section(TCF_EU_V2)
-                .is_some_and(|tc| tcf_grants(tc, settings.vendor_id)),
-            (None, None) => false,
-        };
-        if !granted {
+    // With no `gpp_sid` every section of the string applies, its TCF
+    // section too: that applies GDPR as `regs.gdpr` does.
+    let tcf_section = gpp.as_ref().and_then(|g| g.section(TCF_EU_V2));
+    let mut allowed = ALL_ALLOWED;
+    if is_set(s.gdpr)
+        || s.gpp_sid.contains(&TCF_EU_V2)
+        || (s.gpp_sid.is_empty() && tcf_section.is_some())
+    {
+        // Every TC string the request carries must grant: where the
+        // consent field and the GPP string's TCF section disagree, the
+        // stricter holds. One that cannot be read (a GPP string whose TCF
+        // section applies but does not decode) grants nothing.
+        let consent = s.consent.filter(|c| !c.is_empty());
+        let mut any = false;
+        for tc in [consent, tcf_section].into_iter().flatten() {
+            let granted = tcf_grants(tc, settings.vendor_id).ok_or(Restriction::GdprNoConsent)?;
+            allowed.measurement &= granted.measurement;
+            any = true;
+        }
+        if !any || (unreadable_gpp && s.gpp_sid.contains(&TCF_EU_V2)) {
             return Err(Restriction::GdprNoConsent);
         }
     }
     if gpp.is_some_and(|gpp| gpp.opts_out(s.gpp_sid)) {
         return Err(Restriction::GppOptOut);
     }
-    Ok(())
+    Ok(allowed)
 }
 
 /// Consent and GPP strings longer than this are not decoded: a TC string
@@ -315,6 +366,10 @@ fn usp_opts_out(usp: &str) -> bool {
 /// 4 select personalised ads.
 const REQUIRED_PURPOSES: [u16; 3] = [1, 3, 4];
 
+/// TCF purpose 7, measure advertising performance: naming the user in the
+/// ad's tracking URLs, which attribute sales to the ad, needs it.
+const MEASUREMENT_PURPOSE: u16 = 7;
+
 /// The highest vendor id a TC string may name (`MaxVendorId` and every
 /// range end). The Global Vendor List's ids are in the low thousands today.
 /// The decoder expands every range entry into a list before deduplicating,
@@ -327,7 +382,9 @@ pub const MAX_VENDOR_ID: u32 = 10_000;
 const TC_CORE_FIXED_BITS: usize = 213;
 
 /// Does this TCF v2 TC string grant purposes 1, 3 and 4 and vendor consent
-/// for `vendor_id`?
+/// for `vendor_id`? `None` when it does not; else whether it also allows
+/// purpose 7 (measure advertising performance), by consent or legitimate
+/// interest, which TCF policy allows for it.
 ///
 /// Only the core segment (before the first `.`) is decoded. A string with
 /// publisher restrictions counts as no consent for now: `iab_gpp` 0.1.2
@@ -336,19 +393,23 @@ const TC_CORE_FIXED_BITS: usize = 213;
 /// and range entries, so such strings fail to decode or decode wrongly.
 /// Failing closed keeps a restriction on purposes 1/3/4 for our vendor from
 /// ever being missed; honour restrictions here once the decoder reads them.
-fn tcf_grants(consent: &str, vendor_id: u16) -> bool {
-    if vendor_id == UNSET_VENDOR_ID {
-        return false;
+fn tcf_grants(consent: &str, vendor_id: u16) -> Option<Allowed> {
+    if vendor_id == UNSET_VENDOR_ID || consent.len() > MAX_SIGNAL_BYTES {
+        return None;
     }
     let core = consent.split('.').next().unwrap_or_default();
-    if vet_tc_core(core).is_none() {
-        return false;
-    }
-    TcfEuV2::from_str(core).is_ok_and(|tc| {
-        REQUIRED_PURPOSES
-            .iter()
-            .all(|p| tc.core.purpose_consents.contains(p))
-            && tc.core.vendor_consents.contains(&vendor_id)
+    vet_tc_core(core)?;
+    let tc = TcfEuV2::from_str(core).ok()?;
+    let core = &tc.core;
+    (REQUIRED_PURPOSES
+        .iter()
+        .all(|p| core.purpose_consents.contains(p))
+        && core.vendor_consents.contains(&vendor_id))
+    .then(|| Allowed {
+        measurement: core.purpose_consents.contains(&MEASUREMENT_PURPOSE)
+            || core
+                .purpose_legitimate_interests
+                .contains(&MEASUREMENT_PURPOSE),
     })
 }
 
@@ -401,8 +462,15 @@ fn vet_tc_core(core: &str) -> Option<()> {
 const TCF_EU_V2: i32 = 2;
 const USP_V1: i32 = 6;
 const US_NAT: i32 = 7;
-/// The last US state section GPP assigns (8 California ... 23 Tennessee).
-const MAX_US_SECTION: i32 = 23;
+/// Can an applicable section with this id carry an opt-out? US Privacy,
+/// US National and the states, and every id past the last the registry
+/// had when this was written: new ids have been US states, and one this
+/// crate cannot read is taken at its strictest. Not the TCF sections (EU
+/// v1 and v2, Canada: consent, not opt-outs) nor the two ids the header
+/// and signal integrity reserve.
+fn may_opt_out(id: i32) -> bool {
+    id >= USP_V1
+}
 
 /// Most section ids one GPP header may list; there are two dozen sections.
 const MAX_GPP_SECTIONS: usize = 64;
@@ -433,12 +501,19 @@ impl<'s> Gpp<'s> {
     }
 
     /// Does an applicable US section opt out? Applicable: listed in
-    /// `gpp_sid`, or any section when the exchange sent no `gpp_sid`.
+    /// `gpp_sid`, or any section when the exchange sent no `gpp_sid`. A
+    /// listed US section missing from the string may be an opt-out the
+    /// string lost, and is taken as one.
     fn opts_out(&self, gpp_sid: &[i32]) -> bool {
-        self.sections
+        let missing = gpp_sid
             .iter()
-            .filter(|(id, _)| gpp_sid.is_empty() || gpp_sid.contains(id))
-            .any(|&(id, section)| us_section_opts_out(id, section))
+            .any(|&id| may_opt_out(id) && self.section(id).is_none());
+        missing
+            || self
+                .sections
+                .iter()
+                .filter(|(id, _)| gpp_sid.is_empty() || gpp_sid.contains(id))
+                .any(|&(id, section)| us_section_opts_out(id, section))
     }
 }
 
@@ -479,12 +554,12 @@ fn opted_out(o: &OptOut) -> bool {
 /// GPC sub-section where the state's section has one.
 macro_rules! state_opts_out {
     ($section:expr, $ty:ty) => {
-        <$ty>::from_str($section).is_ok_and(|s| {
+        <$ty>::from_str($section).ok().is_none_or(|s| {
             opted_out(&s.core.sale_opt_out) || opted_out(&s.core.targeted_advertising_opt_out)
         })
     };
     ($section:expr, $ty:ty, gpc) => {
-        <$ty>::from_str($section).is_ok_and(|s| {
+        <$ty>::from_str($section).ok().is_none_or(|s| {
             opted_out(&s.core.sale_opt_out)
                 || opted_out(&s.core.targeted_advertising_opt_out)
                 || s.gpc == Some(true)
@@ -493,12 +568,16 @@ macro_rules! state_opts_out {
 }
 
 /// Does this section record an opt-out that rules out behavioural
-/// targeting? Non-US sections, unknown ids and sections that do not decode
-/// say nothing.
+/// targeting? The TCF sections say nothing here (they are consent); a US
+/// section that does not decode, and an id past those this crate decodes,
+/// may hold an opt-out nobody read, and are taken as one.
 fn us_section_opts_out(id: i32, section: &str) -> bool {
     match id {
-        USP_V1 => UspV1::from_str(section).is_ok_and(|u| u.opt_out_sale == Flag::Yes),
-        US_NAT => usnat::UsNat::from_str(section).is_ok_and(|s| {
+        ..USP_V1 => false,
+        USP_V1 => UspV1::from_str(section)
+            .ok()
+            .is_none_or(|u| u.opt_out_sale == Flag::Yes),
+        US_NAT => usnat::UsNat::from_str(section).ok().is_none_or(|s| {
             let (sale, sharing, targeted) = match &s.core {
                 usnat::Core::V1(c) => (
                     &c.sale_opt_out,
@@ -510,13 +589,14 @@ fn us_section_opts_out(id: i32, section: &str) -> bool {
                     &c.sharing_opt_out,
                     &c.targeted_advertising_opt_out,
                 ),
-                _ => return false,
+                // A version this decoder does not know.
+                _ => return true,
             };
             opted_out(sale) || opted_out(sharing) || opted_out(targeted) || s.gpc == Some(true)
         }),
         // California has no targeted-advertising opt-out: sharing is its
         // cross-context behavioural advertising opt-out.
-        8 => usca::UsCa::from_str(section).is_ok_and(|s| {
+        8 => usca::UsCa::from_str(section).ok().is_none_or(|s| {
             opted_out(&s.core.sale_opt_out)
                 || opted_out(&s.core.sharing_opt_out)
                 || s.gpc == Some(true)
@@ -536,7 +616,10 @@ fn us_section_opts_out(id: i32, section: &str) -> bool {
         21 => state_opts_out!(section, usnj::UsNj, gpc),
         22 => state_opts_out!(section, ustn::UsTn, gpc),
         23 => state_opts_out!(section, usmn::UsMn, gpc),
-        _ => false,
+        // Past the last state this crate decodes (23 Minnesota): 24
+        // Maryland, 25 Indiana, 26 Kentucky, 27 Rhode Island and later
+        // ids, which it cannot read.
+        _ => true,
     }
 }
 

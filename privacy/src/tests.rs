@@ -145,7 +145,8 @@ fn global_privacy_control() {
     assert_eq!(check(json!({ "regs": { "ext": { "gpc": 1 } } })), gpc);
     assert_eq!(check(json!({ "regs": { "gpc": 1 } })), gpc);
     // With every 2.6 signal at the top level, the extension is still read.
-    let all = json!({ "gdpr": 0, "us_privacy": "1NNN", "gpp": "DBAA", "gpp_sid": [7] });
+    let all = json!({ "gdpr": 0, "us_privacy": "1NNN",
+                      "gpp": gpp(&[(7, USNAT_NOT_APPLICABLE)]), "gpp_sid": [7] });
     let mut regs = all.clone();
     regs["ext"] = json!({ "gpc": "1" });
     assert_eq!(check(json!({ "regs": regs })), gpc);
@@ -164,12 +165,20 @@ fn global_privacy_control() {
 }
 
 /// A GPP string that does not decode, while `gpp_sid` says it carries a
-/// US section (or lists none: then every section applies), may hold an
-/// opt-out: not read is not "no opt-out", as for one too long to read.
-/// With only other sections listed it is ignored.
+/// US section or one this crate cannot read (or lists none: then every
+/// section applies), may hold an opt-out: not read is not "no opt-out", as
+/// for one too long to read. With only a section that holds no opt-out
+/// listed (TCF Canada) it is ignored.
 #[test]
 fn an_unreadable_gpp_string_with_a_us_section_listed_opts_out() {
-    for sid in [json!([7]), json!([8, 2]), json!([6]), json!([])] {
+    for sid in [
+        json!([7]),
+        json!([8, 2]),
+        json!([6]),
+        json!([24]),
+        json!([99]),
+        json!([]),
+    ] {
         assert_eq!(
             check(json!({ "regs": { "gpp": "garbage", "gpp_sid": sid } })),
             Err(Restriction::GppOptOut),
@@ -177,9 +186,15 @@ fn an_unreadable_gpp_string_with_a_us_section_listed_opts_out() {
         );
     }
     assert_eq!(
-        check(json!({ "regs": { "gpp": "garbage", "gpp_sid": [99] } })),
+        check(json!({ "regs": { "gpp": "garbage", "gpp_sid": [5] } })),
         Ok(()),
-        "only a section that is not US"
+        "only a section that holds no opt-out"
+    );
+    // Its TCF section applies but cannot be read: no consent.
+    assert_eq!(
+        check(json!({ "regs": { "gpp": "garbage", "gpp_sid": [2] },
+                      "user": { "consent": Tc::granting(&[VENDOR]).encode() } })),
+        Err(Restriction::GdprNoConsent)
     );
 }
 
@@ -552,8 +567,38 @@ fn gpp_only_applicable_sections_count() {
         check(json!({ "regs": { "gpp": s } })),
         Err(Restriction::GppOptOut)
     );
-    // An applicable id with no section in the string says nothing.
-    assert_eq!(with_gpp(&gpp(&[(8, USCA_NOT_APPLICABLE)]), &[7]), Ok(()));
+    // An applicable US id with no section in the string may be an
+    // opt-out the string lost.
+    assert_eq!(
+        with_gpp(&gpp(&[(8, USCA_NOT_APPLICABLE)]), &[7]),
+        Err(Restriction::GppOptOut)
+    );
+    assert_eq!(
+        with_gpp(&gpp(&[(8, USCA_NOT_APPLICABLE)]), &[8, 5]),
+        Ok(()),
+        "TCF Canada holds no opt-out"
+    );
+}
+
+/// Maryland (24), Indiana (25), Kentucky (26) and Rhode Island (27), and
+/// ids after them, are sections the decoder cannot read: applicable, each
+/// may hold an opt-out, and is taken as one. Listed elsewhere, not.
+#[test]
+fn gpp_sections_past_the_decoder_opt_out_where_they_apply() {
+    for id in [24, 25, 26, 27, 31] {
+        let s = gpp(&[(8, USCA_NOT_APPLICABLE), (id, "BVVVVVVVVWA")]);
+        assert_eq!(
+            with_gpp(&s, &[id as i32]),
+            Err(Restriction::GppOptOut),
+            "{id}"
+        );
+        assert_eq!(
+            check(json!({ "regs": { "gpp": s } })),
+            Err(Restriction::GppOptOut),
+            "{id}: no gpp_sid, every section applies"
+        );
+        assert_eq!(with_gpp(&s, &[8]), Ok(()), "{id} does not apply");
+    }
 }
 
 #[test]
@@ -585,32 +630,31 @@ fn gpp_with_several_single_sections() {
     );
 }
 
+/// Whatever of an applicable US section cannot be read may be an opt-out
+/// (the string, the section, a version the decoder does not know) and is
+/// taken as one; a section that does not apply is not read at all.
 #[test]
-fn gpp_unknown_or_malformed_is_ignored() {
+fn gpp_unreadable_us_sections_that_apply_opt_out() {
     for s in [
         "garbage",
         "DBABLA",                  // header says one section, none follows
         "DBABLA~BVVVVVVVVWA~1YYN", // two sections for one id
         "DBABLA~!!!",              // undecodable section
         "DBABLA~BVVVVV",           // truncated section
+        "DBABLA~DAAAAAAAAAWA",     // a version 3 the decoder does not know
     ] {
-        let whole = Gpp::parse(s).is_some();
-        // A string that does not decode at all, with a US section listed,
-        // may hold an opt-out; a section of a readable string that does
-        // not decode is ignored.
-        let want = if whole {
-            Ok(())
-        } else {
-            Err(Restriction::GppOptOut)
-        };
-        assert_eq!(with_gpp(s, &[7]), want, "{s:?}");
-        assert_eq!(with_gpp(s, &[99]), Ok(()), "{s:?}: no US section listed");
+        assert_eq!(with_gpp(s, &[7]), Err(Restriction::GppOptOut), "{s:?}");
     }
     assert!(Gpp::parse("DBABLA~!!!").is_some(), "a readable string");
-    // An id this crate version does not know is skipped, not fatal.
-    let s = gpp(&[(7, USNAT_OPTED_OUT), (30, "whatever")]);
-    assert_eq!(with_gpp(&s, &[7, 30]), Err(Restriction::GppOptOut));
-    assert_eq!(with_gpp(&s, &[30]), Ok(()));
+    for section in ["!!!", "BA", "1yyn", "1Y"] {
+        let s = gpp(&[(6, section), (8, USCA_NOT_APPLICABLE)]);
+        assert_eq!(with_gpp(&s, &[6]), Err(Restriction::GppOptOut), "{section}");
+        assert_eq!(with_gpp(&s, &[8]), Ok(()), "{section}: 6 does not apply");
+    }
+    assert_eq!(with_gpp(&gpp(&[(6, "1YNN")]), &[6]), Ok(()));
+    // The IAB's example: a TCF section and a US Privacy section that allows.
+    let s = gpp(&[(2, &Tc::granting(&[VENDOR]).encode()), (6, "1YNN")]);
+    assert_eq!(with_gpp(&s, &[6]), Ok(()));
 }
 
 #[test]
@@ -620,6 +664,7 @@ fn gpp_openrtb_2_5_locations() {
         check(json!({ "regs": { "ext": { "gpp": s, "gpp_sid": [7] } } })),
         Err(Restriction::GppOptOut)
     );
+    let s = gpp(&[(7, USNAT_OPTED_OUT), (8, USCA_NOT_APPLICABLE)]);
     assert_eq!(
         check(json!({ "regs": { "ext": { "gpp": s, "gpp_sid": [8] } } })),
         Ok(())
@@ -636,7 +681,7 @@ fn gpp_tcf_section_is_the_consent_string_when_user_consent_is_absent() {
         check(json!({ "regs": regs(&refusing) })),
         Err(Restriction::GdprNoConsent)
     );
-    // user.consent, when present, is the one read.
+    // With user.consent too, both must grant: the stricter holds.
     assert_eq!(
         check(json!({ "regs": regs(&granting),
                       "user": { "consent": Tc::granting(&[1]).encode() } })),
@@ -645,8 +690,25 @@ fn gpp_tcf_section_is_the_consent_string_when_user_consent_is_absent() {
     assert_eq!(
         check(json!({ "regs": regs(&refusing),
                       "user": { "consent": Tc::granting(&[VENDOR]).encode() } })),
+        Err(Restriction::GdprNoConsent)
+    );
+    assert_eq!(
+        check(json!({ "regs": regs(&granting),
+                      "user": { "consent": Tc::granting(&[VENDOR]).encode() } })),
         Ok(())
     );
+    // No gpp_sid: every section applies, the TCF one too, which applies
+    // GDPR as regs.gdpr would (the IAB's example string refuses us).
+    assert_eq!(
+        check(json!({ "regs": { "gpp": refusing } })),
+        Err(Restriction::GdprNoConsent)
+    );
+    assert_eq!(
+        check(json!({ "regs": {
+            "gpp": "DBACNYA~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YNN" } })),
+        Err(Restriction::GdprNoConsent)
+    );
+    assert_eq!(check(json!({ "regs": { "gpp": granting } })), Ok(()));
     // gpp_sid [2] means GDPR applies even without regs.gdpr.
     assert_eq!(
         check(json!({ "regs": { "gpp": refusing, "gpp_sid": [2] } })),
@@ -662,8 +724,9 @@ fn gpp_tcf_section_is_the_consent_string_when_user_consent_is_absent() {
         "no TCF section and no user.consent"
     );
     // The TCF section is not read when GDPR does not apply.
+    let refusing_and_us = gpp(&[(2, &Tc::granting(&[1]).encode()), (7, USNAT_NOT_APPLICABLE)]);
     assert_eq!(
-        check(json!({ "regs": { "gdpr": 0, "gpp": refusing, "gpp_sid": [7] } })),
+        check(json!({ "regs": { "gdpr": 0, "gpp": refusing_and_us, "gpp_sid": [7] } })),
         Ok(())
     );
 }
@@ -719,4 +782,95 @@ fn an_oversized_gpp_string_opts_out() {
         "a string too long to read cannot be taken as no opt-out"
     );
     assert_eq!(with_gpp("DBABTA~1YYN", &[6]), Err(Restriction::GppOptOut));
+}
+
+/// A request may carry its consent in 2.6 `user.consent` and 2.5
+/// `user.ext.consent` at once: where they differ, both must grant; an
+/// empty one is no string, and does not hide the other.
+#[test]
+fn both_consent_strings_must_grant() {
+    let yes = Tc::granting(&[VENDOR]).encode();
+    let no = Tc::granting(&[1]).encode();
+    let with = |user: Value| check(json!({ "regs": { "gdpr": 1 }, "user": user }));
+    assert_eq!(
+        with(json!({ "consent": yes, "ext": { "consent": no } })),
+        Err(Restriction::GdprNoConsent)
+    );
+    assert_eq!(
+        with(json!({ "consent": no, "ext": { "consent": yes } })),
+        Err(Restriction::GdprNoConsent)
+    );
+    assert_eq!(
+        with(json!({ "consent": yes, "ext": { "consent": yes } })),
+        Ok(())
+    );
+    assert_eq!(
+        with(json!({ "consent": "", "ext": { "consent": yes } })),
+        Ok(())
+    );
+    assert_eq!(
+        with(json!({ "consent": "", "ext": { "consent": "" } })),
+        Err(Restriction::GdprNoConsent)
+    );
+}
+
+/// Under GDPR the user is named in measurement (the tracking URLs' user
+/// key) only with TCF purpose 7 allowed too, by consent or legitimate
+/// interest; outside GDPR, whenever behavioural use is allowed.
+#[test]
+fn measurement_needs_purpose_7_under_gdpr() {
+    let decide_with = |extra: Value| {
+        let mut req = json!({
+            "id": "r1",
+            "imp": [{ "id": "1", "banner": { "w": 300, "h": 250 } }],
+            "user": { "buyeruid": "u-1" }
+        });
+        for (k, v) in extra.as_object().expect("an object") {
+            req[k] = v.clone();
+        }
+        let body = req.to_string();
+        let parsed = ortb::parse_request(body.as_bytes()).expect("request parses");
+        decide(&parsed, &settings())
+    };
+    let tc = |purposes: &[u16], li: &[u16]| {
+        Tc {
+            purposes: purposes.to_vec(),
+            li_purposes: li.to_vec(),
+            ..Tc::granting(&[VENDOR])
+        }
+        .encode()
+    };
+    let gdpr = |consent: String| json!({ "regs": { "gdpr": 1 }, "user": { "consent": consent } });
+    let measured = |m| Ok(Allowed { measurement: m });
+    assert_eq!(decide_with(json!({})), measured(true));
+    assert_eq!(decide_with(gdpr(tc(&[1, 3, 4, 7], &[]))), measured(true));
+    assert_eq!(decide_with(gdpr(tc(&[1, 3, 4], &[7]))), measured(true));
+    assert_eq!(decide_with(gdpr(tc(&[1, 3, 4], &[]))), measured(false));
+    assert_eq!(
+        decide_with(gdpr(tc(&[1, 3], &[7]))),
+        Err(Restriction::GdprNoConsent)
+    );
+    // Two strings: both must allow measurement.
+    assert_eq!(
+        decide_with(json!({ "regs": { "gdpr": 1 },
+            "user": { "consent": tc(&[1, 3, 4, 7], &[]), "ext": { "consent": tc(&[1, 3, 4], &[]) } } })),
+        measured(false)
+    );
+}
+
+/// A user-sync URL's signals read as a request's: a GPP string whose TCF
+/// section refuses, with no `gpp_sid`, applies GDPR and refuses there too.
+#[test]
+fn sync_signals_with_a_gpp_tcf_section_and_no_sid_apply_gdpr() {
+    fn allows(gpp: &str) -> Result<(), Restriction> {
+        let signals = Signals {
+            gpp: Some(gpp),
+            ..Signals::default()
+        };
+        signals_allow(&signals, &settings())
+    }
+    let refusing = gpp(&[(2, &Tc::granting(&[1]).encode())]);
+    let granting = gpp(&[(2, &Tc::granting(&[VENDOR]).encode())]);
+    assert_eq!(allows(&refusing), Err(Restriction::GdprNoConsent));
+    assert_eq!(allows(&granting), Ok(()));
 }
