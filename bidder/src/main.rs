@@ -1667,6 +1667,19 @@ fn check_public_url(given: &str) -> anyhow::Result<()> {
     if given.contains('\\') {
         return Err(refuse("it holds a backslash"));
     }
+    // Only what RFC 3986 lets a URL hold as written: the notices are
+    // written from the text into JSON and markup unescaped, and the parser
+    // lets `"`, `<`, `{`, `|` and others through in a path (a `"` made
+    // every answer JSON no exchange could read).
+    if let Some(c) = given
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)))
+    {
+        return Err(refuse(&format!(
+            "{c:?} has no place in a URL as written (percent-encode it; a host name in its \
+             ASCII form)"
+        )));
+    }
     let url = url::Url::parse(given).map_err(|e| refuse(&format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(refuse("the scheme must be http or https"));

@@ -934,6 +934,10 @@ fn a_public_url_notices_cannot_be_built_on_is_refused() {
         ("https://bidder..example.com", "empty label"),
         ("https://-bad-.example.com", "empty label"),
         ("https://bidder.example.com..", "empty label"),
+        ("https://bidder.example.com/x\"y", "has no place in a URL"),
+        ("https://bidder.example.com/{a}", "has no place in a URL"),
+        ("https://bidder.example.com/a<b>", "has no place in a URL"),
+        ("https://bïdder.example.com", "has no place in a URL"),
     ] {
         let out = serve_examples(
             &dir,
