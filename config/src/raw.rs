@@ -330,7 +330,8 @@ mappings! {
         /// Display: the image, an http:// or https:// URL.
         #[serde(default)]
         pub image_url: Option<Text>,
-        /// Video and audio: the length in seconds.
+        /// Video and audio: the length in seconds, 1 to 86399 (under a
+        /// day, as VAST's Duration can say).
         #[serde(default)]
         pub duration_s: Option<Int>,
         /// Video and audio: the media files (renditions), at least one.

@@ -40,6 +40,10 @@ const POSITIVE: RangeInclusive<i64> = 1..=u32::MAX as i64;
 /// a value like 100000 is a typo for a shorter window more often than a
 /// cap meant to last eleven years.
 const CAP_HOURS: RangeInclusive<i64> = 1..=366 * 24;
+/// A spot's length: under a day, which is all VAST's `Duration` can say
+/// (`HH:MM:SS`, an `xs:time` in the XSDs); a day or more wrote VAST that
+/// no player validates.
+const DURATION_S: RangeInclusive<i64> = 1..=86_399;
 
 mod native;
 mod profiles;
@@ -729,7 +733,7 @@ impl FileChecker<'_> {
                     raw.referenced,
                 );
                 let duration =
-                    duration.and_then(|d| self.whole(&subject, "duration_s", d, POSITIVE));
+                    duration.and_then(|d| self.whole(&subject, "duration_s", d, DURATION_S));
                 let files = match &c.media {
                     Some(list) if !list.value.0.is_empty() => &list.value.0[..],
                     other => {

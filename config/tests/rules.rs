@@ -592,14 +592,29 @@ fn size_is_width_x_height() {
     }
 }
 
+/// A spot lasts at least a second and less than a day: VAST's `Duration`
+/// (`HH:MM:SS`, an `xs:time`) cannot say 24 hours or more.
 #[test]
-fn durations_are_positive() {
-    let text = edit(BASE, "duration_s: 15", "duration_s: 0");
-    assert_problem(
-        &text,
-        at(&text, "duration_s: 0", "0"),
-        "creative \"spot\": duration_s must be at least 1 (it is 0)",
-    );
+fn durations_are_positive_and_under_a_day() {
+    for (bad, message) in [
+        (
+            "0",
+            "creative \"spot\": duration_s must be between 1 and 86399 (it is 0)",
+        ),
+        (
+            "86400",
+            "creative \"spot\": duration_s must be between 1 and 86399 (it is 86400)",
+        ),
+    ] {
+        let text = edit(BASE, "duration_s: 15", &format!("duration_s: {bad}"));
+        assert_problem(
+            &text,
+            at(&text, &format!("duration_s: {bad}"), bad),
+            message,
+        );
+    }
+    let text = edit(BASE, "duration_s: 15", "duration_s: 86399");
+    assert_loads(&[("base.yaml", &text)]); // 23:59:59 is a Duration
 }
 
 #[test]
