@@ -1141,9 +1141,16 @@ fn prune_root(
     };
     for g in gens.into_iter().filter(|g| g.closed) {
         let mut last = i64::MIN;
-        ledger::journal::read_generation(&g.file, |c, _| {
+        let whole = ledger::journal::read_generation(&g.file, |c, _| {
             last = last.max(c.day.days_since_epoch());
         })?;
+        // Records past its header of which none can be read (another
+        // version's format, damage): its age is unknown, and what cannot
+        // be dated is kept, never taken for old. Removed, a day's charges
+        // left the reports for good.
+        if last == i64::MIN && whole > header_len(&g.file)? {
+            continue;
+        }
         if last < cutoff {
             let _ = std::fs::remove_file(charges_agg(&events_dir, g.generation));
             std::fs::remove_file(&g.path)?;
@@ -1151,6 +1158,17 @@ fn prune_root(
         }
     }
     Ok(())
+}
+
+/// The length of `file`'s first line (a journal's header), its newline
+/// included.
+fn header_len(file: &std::fs::File) -> io::Result<u64> {
+    use std::io::{BufRead, Read, Seek};
+    let mut reader = io::BufReader::new(file);
+    reader.seek(io::SeekFrom::Start(0))?;
+    let mut line = Vec::new();
+    reader.take(64 * 1024).read_until(b'\n', &mut line)?;
+    Ok(line.len() as u64)
 }
 
 #[cfg(test)]

@@ -408,6 +408,43 @@ fn history_past_its_retention_goes() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// A closed generation none of whose records can be read (another
+/// version's format, damage) has no known age: prune keeps it rather than
+/// take it for old, and a readable old one still goes.
+#[test]
+fn a_generation_of_unknown_age_is_kept() {
+    let state = tempdir("prune-unknown-age");
+    let now = at("2026-11-24T10:00:00Z");
+    let charge = |day: &str, bid: u64| charge_of(bid, Date::parse(day).unwrap(), 0);
+    let today = ledger::journal::record_line(&charge("2026-11-24", 1));
+    let unreadable = today.replacen('C', "C2", 1);
+    let files = [
+        (
+            "charges.1.journal",
+            format!("bidder-journal 1 1\n{unreadable}"),
+        ),
+        (
+            "charges.2.journal",
+            format!(
+                "bidder-journal 1 2\n{}",
+                ledger::journal::record_line(&charge("2026-01-01", 2))
+            ),
+        ),
+        ("charges.journal", "bidder-journal 1 3\n".to_string()),
+    ];
+    for (name, text) in files {
+        std::fs::write(state.join(name), text).unwrap();
+    }
+    let pruned = reports::query::prune(&state, now, 30).expect("prune");
+    assert_eq!(pruned.generations, 1, "{pruned:?}");
+    assert!(
+        state.join("charges.1.journal").exists(),
+        "unknown age: kept"
+    );
+    assert!(!state.join("charges.2.journal").exists(), "old: pruned");
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 #[test]
 fn an_aggregate_of_bytes_since_cut_back_is_not_trusted() {
     let state = tempdir("cutback");
