@@ -833,6 +833,19 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     if !args.state.is_dir() {
         anyhow::bail!("{}: no such state directory", args.state.display());
     }
+    // Spend is read from the charge journal: one missing or unreadable
+    // would show every line item at 0.00 beside its impressions and
+    // sales, a campaign bought for nothing.
+    let ledger_files = ledger::journal::check_state(&args.state)
+        .map_err(|e| anyhow::anyhow!("{e}; the report's spend cannot be read"))?;
+    let events = reports::log::dir_of(&args.state);
+    if !ledger_files && std::fs::read_dir(&events).is_ok_and(|mut d| d.next().is_some()) {
+        anyhow::bail!(
+            "{}: events are there but no charge journal (charges.journal) nor checkpoint: \
+             the spend of this state is unknown (restore the state directory from a backup)",
+            args.state.display()
+        );
+    }
     let now = config::Clock::now(&SystemClock);
     // The same parameter rules as GET /v1/reports, through its query
     // syntax: each value encoded, so an `&`, `+` or `%` in an argument is

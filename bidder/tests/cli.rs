@@ -1112,6 +1112,44 @@ fn report_prints_a_known_day_as_table_csv_and_json() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A state whose charge journal is missing, or whose header cannot be
+/// read, has spend nobody can read: the report refuses, as a start on it
+/// would, rather than show every line item at 0.00 beside its sales.
+#[test]
+fn report_refuses_a_state_whose_spend_cannot_be_read() {
+    let (dir, state, _) = tents_state("cli-report-no-journal");
+    let day = [
+        "--from",
+        "2026-11-24",
+        "--to",
+        "2026-11-24",
+        "--by",
+        "line_item",
+    ];
+    let (code, _, stderr) = report(&dir, &state, &day);
+    assert_eq!(code, Some(0), "{stderr}");
+    let journal = state.join("charges.journal");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let (header, records) = text.split_once('\n').unwrap();
+    std::fs::write(
+        &journal,
+        format!("{}\n{records}", header.replacen(" 1 ", " 9 ", 1)),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = report(&dir, &state, &day);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("charges.journal") && stderr.contains("spend cannot be read"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&journal).unwrap();
+    let _ = std::fs::remove_file(state.join("ledger.checkpoint"));
+    let (code, stdout, stderr) = report(&dir, &state, &day);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("no charge journal"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn report_refuses_bad_arguments_with_exit_code_1() {
     let dir = common::shop_config_dir("cli-report-bad");

@@ -1243,6 +1243,29 @@ fn journal_start(line: Option<&str>, covered: Option<Covered>) -> Result<Start, 
 
 /// Whether the live journal fits the checkpoint covering `covered`, by the
 /// rules [`replay`] applies at a start, without reading its records.
+/// Whether `dir`'s ledger files fit together as start-up needs them (see
+/// the module docs), for readers that must not take spend they cannot
+/// read for none spent (reports): `Ok(false)` when there are none at all,
+/// an error where start-up would refuse.
+pub fn check_state(dir: &Path) -> Result<bool, OpenError> {
+    let covered = parse_checkpoint(&dir.join(CHECKPOINT), &mut |_| {})?;
+    if covered.is_none() && !dir.join(JOURNAL).exists() {
+        let kept = generations(dir).map_err(|source| OpenError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if kept.is_empty() {
+            return Ok(false);
+        }
+        return Err(OpenError::State {
+            path: dir.join(JOURNAL),
+            why: "kept journal generations are there but the journal is missing".into(),
+        });
+    }
+    fits(dir, covered)?;
+    Ok(true)
+}
+
 fn fits(dir: &Path, covered: Option<Covered>) -> Result<(), OpenError> {
     let path = dir.join(JOURNAL);
     let refuse = |why: String| OpenError::State {
