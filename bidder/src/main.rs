@@ -706,6 +706,10 @@ fn schema(kind: Option<SchemaKind>) -> ExitCode {
     }
 }
 
+/// The longest simulation: a leap year of hours. Past it a typo runs for
+/// ever, long after every flight ended.
+const MAX_SIMULATED_HOURS: u32 = 366 * 24;
+
 fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let config = load_config(&args.config, config::Secrets::Skipped)?;
     let start = match &args.start {
@@ -719,7 +723,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             .min()
             .ok_or_else(|| anyhow::anyhow!("the config has no orders"))?,
     };
-    let traffic = match &args.traffic {
+    let traffic: Vec<Vec<u8>> = match &args.traffic {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("reading {}", path.display()))?
             .lines()
@@ -728,6 +732,26 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             .collect(),
         None => Vec::new(),
     };
+    // An empty file would fall back on synthesised requests, a run of
+    // other traffic than the one asked for.
+    if let (Some(path), true) = (&args.traffic, traffic.is_empty()) {
+        anyhow::bail!("--traffic {}: no request in it", path.display());
+    }
+    let line_items = config
+        .advertisers
+        .iter()
+        .flat_map(|a| &a.orders)
+        .map(|o| o.line_items.len())
+        .sum::<usize>();
+    anyhow::ensure!(
+        line_items > 0,
+        "the config has no line items: there is nothing to simulate"
+    );
+    anyhow::ensure!(
+        (1..=MAX_SIMULATED_HOURS).contains(&args.hours),
+        "--hours {}: give 1 to {MAX_SIMULATED_HOURS} (a leap year)",
+        args.hours
+    );
     for (name, v) in [
         ("--win-rate", args.win_rate),
         ("--late-wins", args.late_wins),

@@ -270,7 +270,7 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
     };
     let app = App::new(settings, clock.clone(), store, None);
     app.load_model();
-    let mut pacing = Pacing::of(&config);
+    let pacing = Pacing::of(&config);
     app.install(config);
 
     let mut rng = rand::rngs::SmallRng::seed_from_u64(opts.seed);
@@ -287,6 +287,10 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
             .map(|(id, _, _)| (id.clone(), 0))
             .collect(),
     };
+    // Nothing to send (no line item to make requests for): no hours.
+    if traffic.is_empty() {
+        return report;
+    }
     let mut pending: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
     let mut charged = Vec::new();
     let mut seq = 0u64;
@@ -295,7 +299,6 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
     let mut n: u64 = 0;
     for hour in 0..opts.hours {
         let hour_end = opts.start.as_millis() + i64::from(hour + 1) * 3_600_000;
-        pacing.start_hour(&app, opts.start, hour);
         loop {
             let at = (start_ms + n as f64 * step_ms) as i64;
             if at >= hour_end {
@@ -394,8 +397,6 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
 /// Budgets, plans and overspend per line item and hour.
 struct Pacing {
     budgets: Vec<(String, Budget, config::Flight)>,
-    /// Lifetime spend before the day, per line item, for the plan.
-    before_day: Vec<Micros>,
 }
 
 impl Pacing {
@@ -410,45 +411,34 @@ impl Pacing {
                     .map(move |li| (li.id.clone(), li.budget, o.flight))
             })
             .collect();
-        let before_day = vec![Micros::ZERO; budgets.len()];
-        Pacing {
-            budgets,
-            before_day,
-        }
+        Pacing { budgets }
     }
 
-    fn start_hour(&mut self, app: &App, start: Timestamp, hour: u32) {
-        if hour.is_multiple_of(24) {
-            let day = Timestamp(start.as_millis() + i64::from(hour) * 3_600_000).date();
-            for (i, (id, _, _)) in self.budgets.iter().enumerate() {
-                self.before_day[i] = app.ledger().spent(&SpendKey::line_item(id), day).lifetime;
-            }
-        }
-    }
-
+    /// The rows of the hour ending at `now` (its last millisecond). The plan
+    /// and the day's cap are the pacer's own (`ledger::planned_today`), at
+    /// the UTC day and minute of `now`, whatever hour the run started at:
+    /// a run from noon had taken each "day" from noon to noon, and showed
+    /// overspend that never happened.
     fn end_hour(&self, app: &App, now: Timestamp, hour: u32, rows: &mut Vec<Row>) {
         let day = now.date();
-        let hours_into_day = i64::from(now.minute_of_day()) / 60 + 1;
-        for (i, (id, budget, flight)) in self.budgets.iter().enumerate() {
+        for (id, budget, flight) in &self.budgets {
             let spent = app.ledger().spent(&SpendKey::line_item(id), day);
+            // Billed before today began (late wins of earlier days' bids
+            // included), as the pacer counts it.
+            let before_today = spent.lifetime.saturating_sub(spent.today);
             let (plan, cap, lifetime) = match *budget {
                 // Daily budgets spend as demand comes: the plan is the cap.
                 Budget::Daily(cap) => (cap, cap, false),
                 // Without an end, a lifetime budget is not paced either.
                 Budget::Lifetime(total) if flight.is_open_ended() => {
-                    let left = total.saturating_sub(self.before_day[i]);
+                    let left = total.saturating_sub(before_today);
                     (left, left, true)
                 }
-                Budget::Lifetime(total) => {
-                    let days_left =
-                        (flight.end.days_since_epoch() - day.days_since_epoch() + 1).max(1);
-                    let today = total.saturating_sub(self.before_day[i]).as_i64() / days_left;
-                    (
-                        Micros(today * hours_into_day / 24),
-                        total.saturating_sub(self.before_day[i]),
-                        true,
-                    )
-                }
+                Budget::Lifetime(total) => (
+                    ledger::planned_today(total, flight.end, &spent, now),
+                    total.saturating_sub(before_today),
+                    true,
+                ),
             };
             let delivered = spent.today.saturating_add(spent.over_today);
             let in_flight = flight.contains(now);
@@ -695,7 +685,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
     }
     let app = App::new(settings(opts), clock.clone(), store, None);
     app.load_model();
-    let mut pacing = Pacing::of(&config);
+    let pacing = Pacing::of(&config);
     app.install(config);
 
     let mut world = World::new(opts.seed);
@@ -729,7 +719,6 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
     let mut n: u64 = 0;
     for hour in 0..opts.hours {
         let hour_end = opts.start.as_millis() + i64::from(hour + 1) * 3_600_000;
-        pacing.start_hour(&app, opts.start, hour);
         loop {
             let at = (start_ms + n as f64 * step_ms) as i64;
             if at >= hour_end {

@@ -1600,3 +1600,46 @@ fn uploaded_audience_events_survive_a_restart() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `simulate` refuses what it cannot run as asked, saying why, rather than
+/// run something else: an empty `--traffic` file (it simulated requests
+/// made up from the config instead), a config with no line items (a
+/// division by zero with `--start`), `--hours` past a leap year (a typo
+/// ran until killed).
+#[test]
+fn simulate_refuses_what_it_cannot_run_as_asked() {
+    let dir = scratch("simulate-refusals");
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let no_items = dir.join("no-items");
+    std::fs::create_dir_all(&no_items).unwrap();
+    std::fs::write(
+        no_items.join("a.yaml"),
+        "advertiser: { id: a, name: A, domains: [a.example], categories: [IAB22] }\n",
+    )
+    .unwrap();
+    let examples = repo().join("examples/config");
+    let traffic = format!("--traffic={}", empty.display());
+    for (config, args, says) in [
+        (&examples, vec![traffic.as_str()], "no request in it"),
+        (
+            &no_items,
+            vec!["--start", "2026-11-24T00:00:00Z"],
+            "no line items",
+        ),
+        (&no_items, vec![], "no"),
+        (&examples, vec!["--hours", "100000000"], "--hours"),
+        (&examples, vec!["--hours", "0"], "--hours"),
+    ] {
+        let out = bin()
+            .args(["simulate", "--config"])
+            .arg(config)
+            .args(&args)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
+        assert!(said.contains(says), "{args:?}: {said}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -59,6 +59,47 @@ async fn a_lifetime_budget_follows_the_even_plan_every_hour() {
     assert!(report.rmse_pct("li") < 5.0);
 }
 
+/// A run that starts at noon, or half past midnight, is paced by UTC days
+/// and minutes as the pacer is: from noon, each "day" was taken from noon
+/// to noon, and hours of the second day showed overspend that never
+/// happened; from 00:30, each hour's plan was the next whole hour's. A run
+/// from noon starts under the plan (the morning's share was not bought)
+/// and catches up within a few hours; from the next midnight on it
+/// follows the plan.
+#[tokio::test]
+async fn a_run_from_any_minute_is_paced_by_utc_days() {
+    for (start, on_plan_from) in [("2026-11-24T12:00:00Z", 13), ("2026-11-24T00:30:00Z", 1)] {
+        let o = Options {
+            hours: 36,
+            ..Options {
+                qps: 0.2,
+                win_rate: 0.5,
+                seed: 7,
+                ..Options::new(config::Timestamp::parse_rfc3339(start).unwrap())
+            }
+        };
+        let report = simulate(config("{ lifetime: 700.00 }"), &o).await;
+        assert_eq!(report.rows.len(), 36);
+        for r in &report.rows {
+            assert_eq!(
+                r.overspend,
+                config::Micros::ZERO,
+                "{start}\n{}",
+                report.table()
+            );
+            assert!(
+                r.hour < on_plan_from || r.error_pct().abs() <= 5.0,
+                "{start} hour {}: spend {} vs plan {} ({:+.2}%)\n{}",
+                r.hour,
+                r.spend,
+                r.plan,
+                r.error_pct(),
+                report.table()
+            );
+        }
+    }
+}
+
 /// Hours outside the order's flight have no plan: nothing is bid there,
 /// and counting them as 100% under plan told an account manager that line
 /// items paced within a tenth of a percent were 45–90% off (account-manager
