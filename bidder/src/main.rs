@@ -833,6 +833,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             .transpose()
             .map_err(anyhow::Error::msg)
     };
+    out_beside_state(&args.out, &args.state)?;
     let opts = bidder::train::Options {
         state: args.state,
         out: args.out,
@@ -851,11 +852,35 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses an `--out` inside the state directory: the files there are the
+/// bidder's (a report written over `charges.journal` replaced the charges
+/// with a table), and nothing a command writes for people belongs there.
+fn out_beside_state(out: &std::path::Path, state: &std::path::Path) -> anyhow::Result<()> {
+    let Ok(state) = state.canonicalize() else {
+        return Ok(());
+    };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if parent.canonicalize().is_ok_and(|p| p.starts_with(&state)) {
+        anyhow::bail!(
+            "--out {}: inside the state directory {}, whose files are the bidder's; write it elsewhere",
+            out.display(),
+            state.display()
+        );
+    }
+    Ok(())
+}
+
 fn report(args: ReportArgs) -> anyhow::Result<()> {
     use reports::render::Format;
     let config = load_config(&args.config, config::Secrets::Skipped)?;
     if !args.state.is_dir() {
         anyhow::bail!("{}: no such state directory", args.state.display());
+    }
+    if let Some(out) = &args.out {
+        out_beside_state(out, &args.state)?;
     }
     // Spend is read from the charge journal: one missing or unreadable
     // would show every line item at 0.00 beside its impressions and

@@ -1643,3 +1643,37 @@ fn simulate_refuses_what_it_cannot_run_as_asked() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `report --out` and `train --out` refuse a path inside the state
+/// directory: a report written over `charges.journal` replaced the charges
+/// with a table, a model over a day of events replaced the events.
+#[test]
+fn outputs_are_not_written_into_the_state_directory() {
+    let (dir, state, _) = tents_state("cli-out-in-state");
+    let journal = state.join("charges.journal");
+    let before = std::fs::read(&journal).unwrap();
+    let out = format!("--out={}", journal.display());
+    let (code, _, stderr) = report(
+        &dir,
+        &state,
+        &["--from", "2026-11-24", "--to", "2026-11-24", &out],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("inside the state directory"), "{stderr}");
+    let trained = bin()
+        .args(["train", "--state"])
+        .arg(&state)
+        .arg("--out")
+        .arg(state.join("events").join("model.bin"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&trained.stderr);
+    assert_eq!(trained.status.code(), Some(1), "{said}");
+    assert!(said.contains("inside the state directory"), "{said}");
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        before,
+        "the journal is untouched"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
