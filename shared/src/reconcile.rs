@@ -79,6 +79,7 @@ pub fn read_journals(dirs: &[PathBuf]) -> std::io::Result<Totals> {
 pub fn read_journals_at(dirs: &[PathBuf], now: Timestamp) -> std::io::Result<Totals> {
     let mut t = Totals::default();
     let mut seen: HashMap<BidKey, usize> = HashMap::new();
+    let mut read: Vec<PathBuf> = Vec::with_capacity(dirs.len());
     for (i, dir) in dirs.iter().enumerate() {
         if !dir.is_dir() {
             return Err(std::io::Error::new(
@@ -86,6 +87,16 @@ pub fn read_journals_at(dirs: &[PathBuf], now: Timestamp) -> std::io::Result<Tot
                 format!("{}: no such journal directory", dir.display()),
             ));
         }
+        // One directory given twice (or by two paths) would count its
+        // spend twice and call every bid of it one of two replicas'.
+        let canonical = dir.canonicalize()?;
+        if read.contains(&canonical) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{}: the same journal directory given twice", dir.display()),
+            ));
+        }
+        read.push(canonical);
         let state = replayed(dir, now)?;
         if let Some(items) = &state {
             for item in items {

@@ -516,6 +516,10 @@ fn reconcile_counts_what_only_a_checkpoint_still_holds() {
     let t = shared::reconcile::read_journals_at(std::slice::from_ref(&j), now).unwrap();
     assert_eq!(t.from_generations, vec![j.clone()]);
     running.close();
+    // The same directory twice, by two paths, would count it twice.
+    let twice = [j.clone(), j.join(".")];
+    let e = shared::reconcile::read_journals_at(&twice, now).unwrap_err();
+    assert!(e.to_string().contains("given twice"), "{e}");
 }
 
 /// A replica restarted on its directory (its epoch remembered in a file)
