@@ -34,8 +34,8 @@ pub(crate) struct Answer<'a> {
     pub profile: &'a crate::snapshot::Profile,
     /// What prices are written in.
     pub currency: crate::context::Currency,
-    /// Who the ads are for, when privacy signals let us remember it (for
-    /// attribution).
+    /// Who the ads are for, when privacy signals let us remember it for
+    /// attribution (`Context::measurement`).
     pub user: Option<&'a str>,
 }
 

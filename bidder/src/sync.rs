@@ -233,10 +233,11 @@ fn allows(p: &Params, privacy: &privacy::PrivacySettings) -> bool {
     };
     let signals = privacy::Signals {
         gdpr,
-        consent: p.consent.as_deref(),
+        consents: [p.consent.as_deref(), None],
         us_privacy: p.us_privacy.as_deref(),
         gpp: p.gpp.as_deref(),
         gpp_sid: &gpp_sid,
+        ..Default::default()
     };
     privacy::signals_allow(&signals, privacy).is_ok()
 }

@@ -8,7 +8,8 @@
 //! publisher how to price against us — then the keyword that matched (`k`, for the search-term report), who saw the ad
 //! (`u`: a keyed hash of the user id, so that a later purchase can be
 //! attributed to it without the URL showing the id; empty where privacy
-//! signals forbid keeping data about the user), the audience that made the
+//! signals forbid keeping data about the user, and under GDPR without
+//! consent to measurement, TCF purpose 7), the audience that made the
 //! line item eligible (`a`, for reports by audience; only when there is
 //! one, so URLs written before it still read), on impression and click
 //! URLs the features the bid was priced with (`f`, compact form, so that

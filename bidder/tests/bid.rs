@@ -621,6 +621,11 @@ fn keyword_and_capped_server(name: &str, vendor: Option<u16>) -> Server {
         budget: { daily: 10.00 }
         frequency_cap: { impressions: 1, per_hours: 24 }
         creatives: [b300]
+      - id: plain
+        media: display
+        cpm: 0.60
+        budget: { daily: 10.00 }
+        creatives: [b300]
 ",
     );
     let dir = common::tempdir(name);
@@ -652,7 +657,7 @@ fn user_keywords_target_only_where_behavioural_data_may_be_used() {
         json!({ "us_privacy": "1YYN" }),
     ] {
         r["regs"] = regs.clone();
-        assert_eq!(s.bid(&r.to_string()).status, 204, "{regs}");
+        assert_eq!(common::only_bid(&s, &r)["cid"], "plain", "{regs}");
         assert_eq!(reason(&s, &r, "kw"), "keyword", "{regs}");
     }
     r["site"]["keywords"] = json!("diabetes");
@@ -675,7 +680,10 @@ fn the_zero_advertising_id_is_no_user() {
         r
     };
     let zero = app("00000000-0000-0000-0000-000000000000");
-    assert_eq!(s.bid(&zero.to_string()).status, 204);
+    let bid = common::only_bid(&s, &zero);
+    assert_eq!(bid["cid"], "plain", "the uncapped line item");
+    let (click, _) = common::banner_urls(bid["adm"].as_str().unwrap());
+    assert_eq!(common::param(&click, "u"), Some(""), "no user key");
     assert_eq!(reason(&s, &zero, "capped"), "frequency", "nobody to count");
     let real = app("6d92078a-8246-4ba4-ae5b-76104861e7dc");
     let bid = common::only_bid(&s, &real);

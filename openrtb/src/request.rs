@@ -734,6 +734,15 @@ pub struct Device<'a> {
     pub ext: Ext<'a>,
 }
 
+impl Device<'_> {
+    /// iOS App Tracking Transparency status (`device.ext.atts`, as Prebid
+    /// and exchanges send it): 0 not determined, 1 restricted, 2 denied, 3
+    /// authorized. The ext is read only when there is one.
+    pub fn atts(&self) -> Option<i32> {
+        ext_as::<DeviceExt>(self.ext)?.atts
+    }
+}
+
 /// A location.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Geo<'a> {
@@ -800,6 +809,19 @@ pub struct User<'a> {
     pub ext: Ext<'a>,
 }
 
+/// A user's TCF consent strings ([`User::consents`]), each `None` when
+/// absent or empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Consents<'a> {
+    /// 2.6 `user.consent`.
+    pub given: Option<Cow<'a, str>>,
+    /// 2.5 `user.ext.consent`.
+    pub in_ext: Option<Cow<'a, str>>,
+    /// `user.ext` is there and cannot be read: it may hold a consent
+    /// string nobody read.
+    pub ext_unreadable: bool,
+}
+
 #[derive(Default)]
 pub(crate) struct UserExt<'a> {
     pub(crate) consent: Option<Cow<'a, str>>,
@@ -820,15 +842,17 @@ impl<'a> User<'a> {
     }
 
     /// Both TCF consent strings, 2.6 `user.consent` and 2.5
-    /// `user.ext.consent`, each `None` when absent or empty: a request may
-    /// carry both, and they may disagree. The ext is read only when there
-    /// is one.
-    pub fn consents(&self) -> [Option<Cow<'a, str>>; 2] {
+    /// `user.ext.consent` (a request may carry both, and they may
+    /// disagree), and whether `user.ext` was there but could not be read.
+    /// The ext is read only when there is one.
+    pub fn consents(&self) -> Consents<'a> {
         let non_empty = |c: Option<Cow<'a, str>>| c.filter(|c| !c.is_empty());
-        [
-            non_empty(self.consent.clone()),
-            non_empty(ext_as::<UserExt<'a>>(self.ext).and_then(|e| e.consent)),
-        ]
+        let ext = ext_as::<UserExt<'a>>(self.ext);
+        Consents {
+            given: non_empty(self.consent.clone()),
+            ext_unreadable: self.ext.is_some() && ext.is_none(),
+            in_ext: non_empty(ext.and_then(|e| e.consent)),
+        }
     }
 
     /// Extended ids: 2.6 `user.eids`, else 2.5 `user.ext.eids`. Borrows in the
@@ -861,6 +885,11 @@ pub struct Data<'a> {
 #[derive(Default)]
 pub(crate) struct DataExt {
     pub(crate) segtax: Option<i32>,
+}
+
+#[derive(Default)]
+pub(crate) struct DeviceExt {
+    pub(crate) atts: Option<i32>,
 }
 
 impl Data<'_> {

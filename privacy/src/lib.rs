@@ -81,7 +81,6 @@ use std::str::FromStr;
 
 use iab_gpp::sections::tcfeuv2::TcfEuV2;
 use iab_gpp::sections::us_common::OptOut;
-use iab_gpp::sections::uspv1::{Flag, UspV1};
 use iab_gpp::sections::{
     usca, usco, usct, usde, usfl, usia, usmn, usmt, usnat, usne, usnh, usnj, usor, ustn, ustx,
     usut, usva,
@@ -97,13 +96,19 @@ pub enum Restriction {
     Coppa,
     /// GDPR applies and no TCF v2 consent covers purposes 1, 3, 4 and our vendor id.
     GdprNoConsent,
-    /// `device.lmt` or `device.dnt`.
+    /// `device.lmt` or `device.dnt`, or an App Tracking Transparency status
+    /// (`device.ext.atts`) other than authorized.
     LimitAdTracking,
     /// The US Privacy string opts out of sale.
     UsPrivacyOptOut,
     /// An applicable US section of the GPP string opts out of sale, sharing
     /// or targeted advertising, or carries a Global Privacy Control signal.
     GppOptOut,
+    /// What may hold a GPP opt-out cannot be read: the string, an
+    /// applicable US section (or one the decoder has no reader for), or a
+    /// section `gpp_sid` lists and the string lacks. Apart from
+    /// [`Restriction::GppOptOut`] so that what reading strictly costs shows.
+    GppUnreadable,
     /// `regs.gpc` or the IAB's `regs.ext.gpc` is 1: the browser sends
     /// Global Privacy Control, which US state laws (California, Colorado,
     /// ...) take as opting out of sale and sharing, outside a GPP string too.
@@ -111,12 +116,13 @@ pub enum Restriction {
 }
 
 impl Restriction {
-    pub const ALL: [Restriction; 6] = [
+    pub const ALL: [Restriction; 7] = [
         Restriction::Coppa,
         Restriction::GdprNoConsent,
         Restriction::LimitAdTracking,
         Restriction::UsPrivacyOptOut,
         Restriction::GppOptOut,
+        Restriction::GppUnreadable,
         Restriction::GlobalPrivacyControl,
     ];
 
@@ -128,6 +134,7 @@ impl Restriction {
             Restriction::LimitAdTracking => "limit_ad_tracking",
             Restriction::UsPrivacyOptOut => "us_privacy_opt_out",
             Restriction::GppOptOut => "gpp_opt_out",
+            Restriction::GppUnreadable => "gpp_unreadable",
             Restriction::GlobalPrivacyControl => "global_privacy_control",
         }
     }
@@ -184,11 +191,11 @@ pub fn decide(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<Allowe
     if regs.is_some_and(|r| r.is_coppa()) {
         return Err(Restriction::Coppa);
     }
-    if req
-        .device
-        .as_ref()
-        .is_some_and(|d| is_set(d.lmt) || is_set(d.dnt))
-    {
+    // App Tracking Transparency: only "authorized" (3) lets an iOS app's
+    // user be tracked; not determined, restricted and denied do not.
+    if req.device.as_ref().is_some_and(|d| {
+        is_set(d.lmt) || is_set(d.dnt) || d.atts().is_some_and(|a| a != ATT_AUTHORIZED)
+    }) {
         return Err(Restriction::LimitAdTracking);
     }
     let Some(regs) = regs else {
@@ -211,40 +218,35 @@ pub fn decide(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<Allowe
     // as the GPP opt-out it is.
     let gpc = is_set(s.gpc) || shadowed.is_some_and(|sh| is_set(sh.gpc));
     // The consent strings are read (from `user.ext` in 2.5, past whatever
-    // else is there) only where GDPR may apply: a GPP string may hold a
-    // TCF section that applies it.
-    let [consent, consent_ext] = if is_set(gdpr)
-        || gpp_sid.contains(&TCF_EU_V2)
-        || s.gpp.is_some()
-        || shadowed.is_some_and(|sh| sh.gpp_sid.contains(&TCF_EU_V2) || sh.gpp.is_some())
-    {
-        req.user.as_ref().map_or([None, None], |u| u.consents())
-    } else {
-        [None, None]
+    // else is there) only where GDPR may apply: `gdpr`, a `gpp_sid` with
+    // the TCF section, or a GPP string with no `gpp_sid` (every section
+    // applies then, a TCF one too).
+    let may_apply = |gdpr: Option<i32>, gpp: Option<&str>, sid: &[i32]| {
+        is_set(gdpr) || sid.contains(&TCF_EU_V2) || (sid.is_empty() && gpp.is_some())
+    };
+    let gdpr_may_apply = may_apply(gdpr, s.gpp.as_deref(), &gpp_sid)
+        || shadowed.is_some_and(|sh| {
+            let sid = if sh.gpp_sid.is_empty() {
+                &gpp_sid
+            } else {
+                &sh.gpp_sid
+            };
+            may_apply(sh.gdpr, sh.gpp.as_deref().or(s.gpp.as_deref()), sid)
+        });
+    let consents = match (&req.user, gdpr_may_apply) {
+        (Some(u), true) => u.consents(),
+        _ => Default::default(),
     };
     let (usp, gpp) = (s.us_privacy, s.gpp);
     let signals = Signals {
         gdpr,
-        consent: consent.as_deref().or(consent_ext.as_deref()),
+        consents: [consents.given.as_deref(), consents.in_ext.as_deref()],
+        consent_unreadable: consents.ext_unreadable,
         us_privacy: usp.as_deref(),
         gpp: gpp.as_deref(),
         gpp_sid: &gpp_sid,
     };
     let mut allowed = allow(&signals, settings)?;
-    // Both consent strings there and different: the 2.5 one must allow
-    // it too, as for the other signals' two copies.
-    if let (Some(_), Some(ext)) = (&consent, &consent_ext) {
-        if signals.consent != Some(ext) {
-            let m = allow(
-                &Signals {
-                    consent: Some(ext),
-                    ..signals
-                },
-                settings,
-            )?;
-            allowed.measurement &= m.measurement;
-        }
-    }
     // The strings of `regs.ext` that differ must allow it too.
     if let Some(sh) = shadowed.filter(|sh| sh.has_strings()) {
         let m = allow(
@@ -268,12 +270,22 @@ pub fn decide(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<Allowe
     Ok(allowed)
 }
 
+/// `device.ext.atts`: the user authorized tracking.
+const ATT_AUTHORIZED: i32 = 3;
+
 /// The consent and opt-out signals of a request, or of a user-sync URL
 /// (`gdpr`, `gdpr_consent`, `us_privacy`, `gpp`, `gpp_sid`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Signals<'a> {
     pub gdpr: Option<i32>,
-    pub consent: Option<&'a str>,
+    /// The TC strings given: a request's `user.consent` and its 2.5 copy
+    /// in `user.ext.consent` (a sync URL's `gdpr_consent` alone). Where
+    /// GDPR applies every one there must grant, as must the GPP string's
+    /// TCF section.
+    pub consents: [Option<&'a str>; 2],
+    /// `user.ext` was there but could not be read: a TC string it may
+    /// hold grants nothing, so under GDPR there is no consent.
+    pub consent_unreadable: bool,
     pub us_privacy: Option<&'a str>,
     pub gpp: Option<&'a str>,
     pub gpp_sid: &'a [i32],
@@ -291,18 +303,17 @@ fn allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<Allowed, Restric
     }
     // Longer strings than any honest one are not decoded (work per request
     // stays bounded). A GPP string carries opt-outs: one we will not read
-    // is taken as opting out, never as saying nothing.
+    // may hold one, and not read is never "no opt-out".
     if s.gpp.is_some_and(|t| t.len() > MAX_SIGNAL_BYTES) {
-        return Err(Restriction::GppOptOut);
+        return Err(Restriction::GppUnreadable);
     }
     let gpp = s.gpp.and_then(Gpp::parse);
     // A string the exchange says carries a US section (`gpp_sid`) that
-    // cannot be read may hold an opt-out: as for one too long, not read is
-    // not "no opt-out".
+    // cannot be read may hold an opt-out, as one too long may.
     // (No `gpp_sid` makes every section of the string apply, US ones too.)
     let unreadable_gpp = gpp.is_none() && s.gpp.is_some_and(|t| !t.trim().is_empty());
     if unreadable_gpp && (s.gpp_sid.is_empty() || s.gpp_sid.iter().any(|&id| may_opt_out(id))) {
-        return Err(Restriction::GppOptOut);
+        return Err(Restriction::GppUnreadable);
     }
     // With no `gpp_sid` every section of the string applies, its TCF
     // section too: that applies GDPR as `regs.gdpr` does.
@@ -312,23 +323,28 @@ fn allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<Allowed, Restric
         || s.gpp_sid.contains(&TCF_EU_V2)
         || (s.gpp_sid.is_empty() && tcf_section.is_some())
     {
-        // Every TC string the request carries must grant: where the
-        // consent field and the GPP string's TCF section disagree, the
-        // stricter holds. One that cannot be read (a GPP string whose TCF
-        // section applies but does not decode) grants nothing.
-        let consent = s.consent.filter(|c| !c.is_empty());
+        // Every TC string the request carries must grant: where two of
+        // them disagree, the stricter holds. One that cannot be read (an
+        // unreadable `user.ext`, a GPP string whose TCF section applies
+        // but does not decode) grants nothing.
+        if s.consent_unreadable || (unreadable_gpp && s.gpp_sid.contains(&TCF_EU_V2)) {
+            return Err(Restriction::GdprNoConsent);
+        }
         let mut any = false;
-        for tc in [consent, tcf_section].into_iter().flatten() {
+        let [given, in_ext] = s.consents.map(|c| c.filter(|c| !c.is_empty()));
+        // The same string twice is decoded once.
+        let in_ext = in_ext.filter(|e| given != Some(*e));
+        for tc in [given, in_ext, tcf_section].into_iter().flatten() {
             let granted = tcf_grants(tc, settings.vendor_id).ok_or(Restriction::GdprNoConsent)?;
             allowed.measurement &= granted.measurement;
             any = true;
         }
-        if !any || (unreadable_gpp && s.gpp_sid.contains(&TCF_EU_V2)) {
+        if !any {
             return Err(Restriction::GdprNoConsent);
         }
     }
-    if gpp.is_some_and(|gpp| gpp.opts_out(s.gpp_sid)) {
-        return Err(Restriction::GppOptOut);
+    if let Some(gpp) = gpp {
+        gpp.allows(s.gpp_sid, s.us_privacy.is_some())?;
     }
     Ok(allowed)
 }
@@ -348,15 +364,24 @@ fn is_set(flag: Option<i32>) -> bool {
 /// (exchanges send it for "no signal"); any other that cannot be read may
 /// be an opt-out, and is taken as one, as every unreadable signal is.
 fn usp_opts_out(usp: &str) -> bool {
+    usp_read(usp).unwrap_or(true)
+}
+
+/// A US Privacy string's opt-out of sale: `Some(false)` for an empty one,
+/// `None` for one that cannot be read.
+fn usp_read(usp: &str) -> Option<bool> {
     let usp = usp.trim();
     if usp.is_empty() {
-        return false;
+        return Some(false);
     }
     let &[b'1', notice, sale, lspa] = usp.as_bytes() else {
-        return true;
+        return None;
     };
     let flags = [notice, sale, lspa].map(|c| c.to_ascii_uppercase());
-    !flags.iter().all(|c| matches!(c, b'Y' | b'N' | b'-')) || flags[1] == b'Y'
+    flags
+        .iter()
+        .all(|c| matches!(c, b'Y' | b'N' | b'-'))
+        .then_some(flags[1] == b'Y')
 }
 
 // ---------------------------------------------------------------- TCF v2
@@ -462,12 +487,13 @@ fn vet_tc_core(core: &str) -> Option<()> {
 const TCF_EU_V2: i32 = 2;
 const USP_V1: i32 = 6;
 const US_NAT: i32 = 7;
-/// Can an applicable section with this id carry an opt-out? US Privacy,
-/// US National and the states, and every id past the last the registry
-/// had when this was written: new ids have been US states, and one this
-/// crate cannot read is taken at its strictest. Not the TCF sections (EU
-/// v1 and v2, Canada: consent, not opt-outs) nor the two ids the header
-/// and signal integrity reserve.
+/// Can an applicable section with this id carry an opt-out? Every id from
+/// 6 on: US Privacy, US National and the states (7 to 23, which the
+/// decoder reads, and 24 to 27, which it does not), and ids the registry
+/// adds later (they have been US states, and one this crate cannot read is
+/// taken at its strictest). Not the TCF sections (EU v1 and v2, Canada:
+/// consent, not opt-outs) nor the two ids the header and signal integrity
+/// reserve.
 fn may_opt_out(id: i32) -> bool {
     id >= USP_V1
 }
@@ -500,20 +526,32 @@ impl<'s> Gpp<'s> {
             .map(|&(_, s)| s)
     }
 
-    /// Does an applicable US section opt out? Applicable: listed in
-    /// `gpp_sid`, or any section when the exchange sent no `gpp_sid`. A
-    /// listed US section missing from the string may be an opt-out the
-    /// string lost, and is taken as one.
-    fn opts_out(&self, gpp_sid: &[i32]) -> bool {
-        let missing = gpp_sid
-            .iter()
-            .any(|&id| may_opt_out(id) && self.section(id).is_none());
-        missing
-            || self
-                .sections
-                .iter()
-                .filter(|(id, _)| gpp_sid.is_empty() || gpp_sid.contains(id))
-                .any(|&(id, section)| us_section_opts_out(id, section))
+    /// Do the applicable sections allow behavioural use? Applicable:
+    /// listed in `gpp_sid`, or any section when the exchange sent no
+    /// `gpp_sid`. An opt-out read is [`Restriction::GppOptOut`]; an
+    /// applicable section that may hold one and cannot be read, or that a
+    /// listed id names and the string lacks (one it may have lost), is
+    /// [`Restriction::GppUnreadable`]. A missing US Privacy section (6)
+    /// is no loss where the request has its `us_privacy` string, which
+    /// says the same and was read.
+    fn allows(&self, gpp_sid: &[i32], us_privacy_given: bool) -> Result<(), Restriction> {
+        let mut unreadable = gpp_sid.iter().any(|&id| {
+            may_opt_out(id) && self.section(id).is_none() && !(id == USP_V1 && us_privacy_given)
+        });
+        for &(id, section) in &self.sections {
+            if !gpp_sid.is_empty() && !gpp_sid.contains(&id) {
+                continue;
+            }
+            match us_section_opts_out(id, section) {
+                Some(true) => return Err(Restriction::GppOptOut),
+                Some(false) => {}
+                None => unreadable = true,
+            }
+        }
+        match unreadable {
+            true => Err(Restriction::GppUnreadable),
+            false => Ok(()),
+        }
     }
 }
 
@@ -551,15 +589,16 @@ fn opted_out(o: &OptOut) -> bool {
 }
 
 /// A US state section: opt-out of sale or of targeted advertising, and the
-/// GPC sub-section where the state's section has one.
+/// GPC sub-section where the state's section has one; `None` when it does
+/// not decode.
 macro_rules! state_opts_out {
     ($section:expr, $ty:ty) => {
-        <$ty>::from_str($section).ok().is_none_or(|s| {
+        <$ty>::from_str($section).ok().map(|s| {
             opted_out(&s.core.sale_opt_out) || opted_out(&s.core.targeted_advertising_opt_out)
         })
     };
     ($section:expr, $ty:ty, gpc) => {
-        <$ty>::from_str($section).ok().is_none_or(|s| {
+        <$ty>::from_str($section).ok().map(|s| {
             opted_out(&s.core.sale_opt_out)
                 || opted_out(&s.core.targeted_advertising_opt_out)
                 || s.gpc == Some(true)
@@ -568,16 +607,17 @@ macro_rules! state_opts_out {
 }
 
 /// Does this section record an opt-out that rules out behavioural
-/// targeting? The TCF sections say nothing here (they are consent); a US
-/// section that does not decode, and an id past those this crate decodes,
-/// may hold an opt-out nobody read, and are taken as one.
-fn us_section_opts_out(id: i32, section: &str) -> bool {
+/// targeting? The TCF sections say nothing here (they are consent). `None`
+/// for what may hold an opt-out nobody read: a US section that does not
+/// decode (or whose version the decoder does not know), and an id past
+/// those this crate decodes.
+fn us_section_opts_out(id: i32, section: &str) -> Option<bool> {
     match id {
-        ..USP_V1 => false,
-        USP_V1 => UspV1::from_str(section)
-            .ok()
-            .is_none_or(|u| u.opt_out_sale == Flag::Yes),
-        US_NAT => usnat::UsNat::from_str(section).ok().is_none_or(|s| {
+        ..USP_V1 => Some(false),
+        // Read as `regs.us_privacy` is (either case: `1yyn` is an opt-out
+        // there, and was unreadable here).
+        USP_V1 => usp_read(section),
+        US_NAT => usnat::UsNat::from_str(section).ok().and_then(|s| {
             let (sale, sharing, targeted) = match &s.core {
                 usnat::Core::V1(c) => (
                     &c.sale_opt_out,
@@ -590,13 +630,15 @@ fn us_section_opts_out(id: i32, section: &str) -> bool {
                     &c.targeted_advertising_opt_out,
                 ),
                 // A version this decoder does not know.
-                _ => return true,
+                _ => return None,
             };
-            opted_out(sale) || opted_out(sharing) || opted_out(targeted) || s.gpc == Some(true)
+            Some(
+                opted_out(sale) || opted_out(sharing) || opted_out(targeted) || s.gpc == Some(true),
+            )
         }),
         // California has no targeted-advertising opt-out: sharing is its
         // cross-context behavioural advertising opt-out.
-        8 => usca::UsCa::from_str(section).ok().is_none_or(|s| {
+        8 => usca::UsCa::from_str(section).ok().map(|s| {
             opted_out(&s.core.sale_opt_out)
                 || opted_out(&s.core.sharing_opt_out)
                 || s.gpc == Some(true)
@@ -619,7 +661,7 @@ fn us_section_opts_out(id: i32, section: &str) -> bool {
         // Past the last state this crate decodes (23 Minnesota): 24
         // Maryland, 25 Indiana, 26 Kentucky, 27 Rhode Island and later
         // ids, which it cannot read.
-        _ => true,
+        _ => None,
     }
 }
 

@@ -77,6 +77,7 @@ fn labels_are_distinct_snake_case() {
             "limit_ad_tracking",
             "us_privacy_opt_out",
             "gpp_opt_out",
+            "gpp_unreadable",
             "global_privacy_control"
         ]
     );
@@ -181,7 +182,7 @@ fn an_unreadable_gpp_string_with_a_us_section_listed_opts_out() {
     ] {
         assert_eq!(
             check(json!({ "regs": { "gpp": "garbage", "gpp_sid": sid } })),
-            Err(Restriction::GppOptOut),
+            Err(Restriction::GppUnreadable),
             "{sid}"
         );
     }
@@ -252,11 +253,11 @@ fn the_stricter_of_a_signal_and_its_2_5_copy_holds() {
         ),
         (
             json!({ "gpp": "", "ext": { "gpp": "garbage", "gpp_sid": [7] } }),
-            Err(Restriction::GppOptOut),
+            Err(Restriction::GppUnreadable),
         ),
         (
             json!({ "gpp": "garbage", "gpp_sid": [99], "ext": { "gpp_sid": [7] } }),
-            Err(Restriction::GppOptOut),
+            Err(Restriction::GppUnreadable),
         ),
         // Both copies saying the same, or allowing: as either alone.
         (
@@ -571,7 +572,7 @@ fn gpp_only_applicable_sections_count() {
     // opt-out the string lost.
     assert_eq!(
         with_gpp(&gpp(&[(8, USCA_NOT_APPLICABLE)]), &[7]),
-        Err(Restriction::GppOptOut)
+        Err(Restriction::GppUnreadable)
     );
     assert_eq!(
         with_gpp(&gpp(&[(8, USCA_NOT_APPLICABLE)]), &[8, 5]),
@@ -589,12 +590,12 @@ fn gpp_sections_past_the_decoder_opt_out_where_they_apply() {
         let s = gpp(&[(8, USCA_NOT_APPLICABLE), (id, "BVVVVVVVVWA")]);
         assert_eq!(
             with_gpp(&s, &[id as i32]),
-            Err(Restriction::GppOptOut),
+            Err(Restriction::GppUnreadable),
             "{id}"
         );
         assert_eq!(
             check(json!({ "regs": { "gpp": s } })),
-            Err(Restriction::GppOptOut),
+            Err(Restriction::GppUnreadable),
             "{id}: no gpp_sid, every section applies"
         );
         assert_eq!(with_gpp(&s, &[8]), Ok(()), "{id} does not apply");
@@ -643,12 +644,18 @@ fn gpp_unreadable_us_sections_that_apply_opt_out() {
         "DBABLA~BVVVVV",           // truncated section
         "DBABLA~DAAAAAAAAAWA",     // a version 3 the decoder does not know
     ] {
-        assert_eq!(with_gpp(s, &[7]), Err(Restriction::GppOptOut), "{s:?}");
+        assert_eq!(with_gpp(s, &[7]), Err(Restriction::GppUnreadable), "{s:?}");
     }
     assert!(Gpp::parse("DBABLA~!!!").is_some(), "a readable string");
-    for section in ["!!!", "BA", "1yyn", "1Y"] {
+    for (section, want) in [
+        ("!!!", Restriction::GppUnreadable),
+        ("BA", Restriction::GppUnreadable),
+        ("1Y", Restriction::GppUnreadable),
+        // Read as regs.us_privacy is, in either case.
+        ("1yyn", Restriction::GppOptOut),
+    ] {
         let s = gpp(&[(6, section), (8, USCA_NOT_APPLICABLE)]);
-        assert_eq!(with_gpp(&s, &[6]), Err(Restriction::GppOptOut), "{section}");
+        assert_eq!(with_gpp(&s, &[6]), Err(want), "{section}");
         assert_eq!(with_gpp(&s, &[8]), Ok(()), "{section}: 6 does not apply");
     }
     assert_eq!(with_gpp(&gpp(&[(6, "1YNN")]), &[6]), Ok(()));
@@ -778,7 +785,7 @@ fn an_oversized_gpp_string_opts_out() {
     let padded = format!("DBABTA~1YYN{}", "A".repeat(MAX_SIGNAL_BYTES));
     assert_eq!(
         with_gpp(&padded, &[6]),
-        Err(Restriction::GppOptOut),
+        Err(Restriction::GppUnreadable),
         "a string too long to read cannot be taken as no opt-out"
     );
     assert_eq!(with_gpp("DBABTA~1YYN", &[6]), Err(Restriction::GppOptOut));
@@ -873,4 +880,83 @@ fn sync_signals_with_a_gpp_tcf_section_and_no_sid_apply_gdpr() {
     let granting = gpp(&[(2, &Tc::granting(&[VENDOR]).encode())]);
     assert_eq!(allows(&refusing), Err(Restriction::GdprNoConsent));
     assert_eq!(allows(&granting), Ok(()));
+}
+
+/// Review of the first version: every TC string is checked under every
+/// copy of the GDPR signals, an unreadable `user.ext` grants nothing, a
+/// missing US Privacy section is no loss beside `regs.us_privacy`, and the
+/// `gpp_sid` values exchanges send for "none" (-1, 0) read nothing.
+#[test]
+fn consents_and_gpp_sid_as_exchanges_send_them() {
+    let yes = Tc::granting(&[VENDOR]).encode();
+    let no = Tc::granting(&[1]).encode();
+    // GDPR applies through regs.ext's gpp_sid only; the refusing 2.5
+    // consent string is read there too.
+    let usnat = gpp(&[(7, USNAT_NOT_APPLICABLE)]);
+    let tcf = gpp(&[(2, &yes)]);
+    assert_eq!(
+        check(json!({
+            "regs": { "gpp": usnat, "gpp_sid": [7], "ext": { "gpp": tcf, "gpp_sid": [2] } },
+            "user": { "consent": yes, "ext": { "consent": no } } })),
+        Err(Restriction::GdprNoConsent)
+    );
+    // A user.ext that cannot be read may hold a refusing string.
+    for ext in [json!("str"), json!([1])] {
+        assert_eq!(
+            check(json!({ "regs": { "gdpr": 1 }, "user": { "consent": yes, "ext": ext } })),
+            Err(Restriction::GdprNoConsent),
+            "{ext}"
+        );
+    }
+    // Section 6 listed beside 7 while US Privacy rides in regs.us_privacy.
+    assert_eq!(
+        check(json!({ "regs": { "gpp": usnat, "gpp_sid": [7, 6], "us_privacy": "1YNN" } })),
+        Ok(())
+    );
+    assert_eq!(
+        check(json!({ "regs": { "gpp": usnat, "gpp_sid": [7, 6] } })),
+        Err(Restriction::GppUnreadable)
+    );
+    for sid in [json!([-1]), json!([0])] {
+        assert_eq!(
+            check(json!({ "regs": { "gpp": "DBABTA~1YNN", "gpp_sid": sid } })),
+            Ok(()),
+            "{sid}"
+        );
+    }
+    let eu_and_usp = gpp(&[(2, &yes), (6, "1YNN")]);
+    assert_eq!(
+        check(json!({ "regs": { "gdpr": 1, "gpp": eu_and_usp, "gpp_sid": [2, 6] } })),
+        Ok(())
+    );
+    // Strings consent-management platforms write (Google's UMP): read.
+    assert_eq!(with_gpp("DBABL~BVQqAAAAAg", &[7]), Ok(()));
+    assert_eq!(
+        with_gpp("DBABL~BVQVAAAAAg", &[7]),
+        Err(Restriction::GppOptOut)
+    );
+    // One the decoder refuses (an MSPA covered-transaction field of 0,
+    // which some encoders wrote): unreadable, and counted as such.
+    assert_eq!(
+        with_gpp("DBABL~BVAoAAAAAABk.QA", &[7]),
+        Err(Restriction::GppUnreadable)
+    );
+}
+
+/// iOS App Tracking Transparency (`device.ext.atts`): only authorized (3)
+/// allows tracking; not determined, restricted and denied are as LMT.
+#[test]
+fn app_tracking_transparency() {
+    for atts in [0, 1, 2] {
+        assert_eq!(
+            check(json!({ "device": { "ext": { "atts": atts } } })),
+            Err(Restriction::LimitAdTracking),
+            "{atts}"
+        );
+    }
+    assert_eq!(check(json!({ "device": { "ext": { "atts": 3 } } })), Ok(()));
+    assert_eq!(
+        check(json!({ "device": { "ext": { "other": 1 } } })),
+        Ok(())
+    );
 }

@@ -568,6 +568,10 @@ object!(DataExt owned {
         "segtax" => segtax: opt_i32,
 });
 
+object!(DeviceExt owned {
+        "atts" => atts: opt_i32,
+});
+
 object!(RegsExt {
         "gdpr" => gdpr: opt_flag,
         "us_privacy" => us_privacy: opt_str,
@@ -625,6 +629,7 @@ mod tests {
             UserExt<'static>,
             UserExtEids<'static>,
             DataExt,
+            DeviceExt,
             RegsExt<'static>,
             SourceExt<'static>,
         ]
@@ -708,6 +713,12 @@ mod tests {
     }
 
     #[derive(Deserialize)]
+    struct SerdeDeviceExt {
+        #[serde(default, deserialize_with = "de::opt_i32")]
+        atts: Option<i32>,
+    }
+
+    #[derive(Deserialize)]
     struct SerdeSourceExt<'a> {
         #[serde(borrow, default)]
         schain: Option<SupplyChain<'a>>,
@@ -726,6 +737,7 @@ mod tests {
             "eids",
             "schain",
             "segtax",
+            "atts",
             "\\u0067dpr",
             "other",
             "",
@@ -791,6 +803,11 @@ mod tests {
                 ext::<DataExt>(t).map(|e| e.segtax),
                 serde_json::from_str::<SerdeDataExt>(t).ok().map(|e| e.segtax),
                 "data.ext {}", t
+            );
+            prop_assert_eq!(
+                ext::<DeviceExt>(t).map(|e| e.atts),
+                serde_json::from_str::<SerdeDeviceExt>(t).ok().map(|e| e.atts),
+                "device.ext {}", t
             );
             prop_assert_eq!(
                 format!("{:?}", ext::<SourceExt<'_>>(t).map(|e| e.schain)),
