@@ -1132,9 +1132,17 @@ fn reconcile(
     // Every replica Redis knows must have its journal read: one left out
     // (a path mistyped, a volume not mounted) rebuilt the counters without
     // its spend, and its line items then spent it again (replica probe).
-    let mut given = Vec::new();
+    let mut given: Vec<String> = Vec::new();
     for dir in journals {
         match std::fs::read_to_string(dir.join("replica.name")) {
+            // Two directories of one replica (a copy beside the original)
+            // would count its spend twice.
+            Ok(name) if given.contains(&name.trim().to_string()) => anyhow::bail!(
+                "{}: a second journal of replica {:?}: give each replica's journal once \
+                 (a copy of a directory counts its spend twice)",
+                dir.display(),
+                name.trim()
+            ),
             Ok(name) => given.push(name.trim().to_string()),
             Err(e) => eprintln!(
                 "{}: no replica.name ({e}): this journal is read, but matched to no replica",

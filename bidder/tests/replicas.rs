@@ -765,6 +765,21 @@ fn after_redis_loses_its_data_reconcile_rebuilds_it_from_the_journals() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("twice in reports"), "{out}");
     assert!(out.contains("no differences in Redis"), "{out}");
+    // The whole directory copied (`cp -a`, its replica.name too) is the
+    // same replica twice, and would count its spend twice: refused, as the
+    // same directory by a second path is.
+    std::fs::copy(journals[0].join("replica.name"), copy.join("replica.name")).unwrap();
+    let (code, out) = reconcile_cli(&url, &with_copy, true);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("a second journal of replica"), "{out}");
+    let again = [
+        journals[0].clone(),
+        journals[1].clone(),
+        journals[0].join("."),
+    ];
+    let (code, out) = reconcile_cli(&url, &again, true);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("a second journal of replica"), "{out}");
     let _ = std::fs::remove_dir_all(&copy);
 
     // Redis loses everything.

@@ -75,11 +75,19 @@ pub fn read_journals(dirs: &[PathBuf]) -> std::io::Result<Totals> {
     read_journals_at(dirs, config::Clock::now(&config::SystemClock))
 }
 
+/// What tells a directory from another whatever path names it: its device
+/// and inode (a bind mount is the same directory).
+fn dir_id(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(dir)?;
+    Ok((m.dev(), m.ino()))
+}
+
 /// As [`read_journals`], seen at `now`.
 pub fn read_journals_at(dirs: &[PathBuf], now: Timestamp) -> std::io::Result<Totals> {
     let mut t = Totals::default();
     let mut seen: HashMap<BidKey, usize> = HashMap::new();
-    let mut read: Vec<PathBuf> = Vec::with_capacity(dirs.len());
+    let mut read: Vec<((u64, u64), PathBuf)> = Vec::with_capacity(dirs.len());
     for (i, dir) in dirs.iter().enumerate() {
         if !dir.is_dir() {
             return Err(std::io::Error::new(
@@ -87,16 +95,22 @@ pub fn read_journals_at(dirs: &[PathBuf], now: Timestamp) -> std::io::Result<Tot
                 format!("{}: no such journal directory", dir.display()),
             ));
         }
-        // One directory given twice (or by two paths) would count its
-        // spend twice and call every bid of it one of two replicas'.
-        let canonical = dir.canonicalize()?;
-        if read.contains(&canonical) {
+        // One directory given twice (or by two paths, or a bind mount)
+        // would count its spend twice and call every bid of it one of two
+        // replicas'. Copies are told apart by their replica.name (the
+        // command's caller checks that).
+        let id = dir_id(dir)?;
+        if let Some((_, first)) = read.iter().find(|(seen, _)| *seen == id) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("{}: the same journal directory given twice", dir.display()),
+                format!(
+                    "{} and {}: the same journal directory given twice",
+                    first.display(),
+                    dir.display()
+                ),
             ));
         }
-        read.push(canonical);
+        read.push((id, dir.clone()));
         let state = replayed(dir, now)?;
         if let Some(items) = &state {
             for item in items {
