@@ -863,7 +863,10 @@ fn out_beside_state(out: &std::path::Path, state: &std::path::Path) -> anyhow::R
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
-    if parent.canonicalize().is_ok_and(|p| p.starts_with(&state)) {
+    // Where it leads too, when it is there: a link to `charges.journal`
+    // from outside is written through.
+    let inside = |p: &std::path::Path| p.canonicalize().is_ok_and(|p| p.starts_with(&state));
+    if inside(parent) || inside(out) {
         anyhow::bail!(
             "--out {}: inside the state directory {}, whose files are the bidder's; write it elsewhere",
             out.display(),

@@ -1670,6 +1670,17 @@ fn outputs_are_not_written_into_the_state_directory() {
     let said = String::from_utf8_lossy(&trained.stderr);
     assert_eq!(trained.status.code(), Some(1), "{said}");
     assert!(said.contains("inside the state directory"), "{said}");
+    // Through a link from outside the state directory.
+    let link = dir.join("report.txt");
+    std::os::unix::fs::symlink(&journal, &link).unwrap();
+    let out = format!("--out={}", link.display());
+    let (code, _, stderr) = report(
+        &dir,
+        &state,
+        &["--from", "2026-11-24", "--to", "2026-11-24", &out],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("inside the state directory"), "{stderr}");
     assert_eq!(
         std::fs::read(&journal).unwrap(),
         before,
