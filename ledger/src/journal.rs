@@ -875,22 +875,44 @@ pub fn next_line(
 /// write never acknowledged) and a torn last line are skipped. `f` also
 /// gets the bytes read so far, for progress. Returns the length of the
 /// whole lines read.
-pub fn read_generation(file: &File, mut f: impl FnMut(Charge, u64)) -> io::Result<u64> {
+pub fn read_generation(file: &File, f: impl FnMut(Charge, u64)) -> io::Result<u64> {
+    read_generation_counted(file, f).map(|r| r.whole)
+}
+
+/// What [`read_generation_counted`] read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GenerationRead {
+    /// The length of the whole lines read.
+    pub whole: u64,
+    /// Whole lines past the header that are no readable record (a write
+    /// never acknowledged, damage, another version's format).
+    pub unreadable: u64,
+}
+
+/// [`read_generation`], counting the lines it could not read.
+pub fn read_generation_counted(
+    file: &File,
+    mut f: impl FnMut(Charge, u64),
+) -> io::Result<GenerationRead> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     reader.seek(io::SeekFrom::Start(0))?;
     let mut buf = Vec::new();
-    let mut at = 0u64;
+    let mut read = GenerationRead::default();
+    let mut header = true;
     while let Some((n, whole)) = next_line(&mut reader, &mut buf)? {
         if !whole {
             break;
         }
-        at += n as u64;
+        read.whole += n as u64;
         let text = std::str::from_utf8(&buf).unwrap_or_default();
-        if let Some(c) = parse_record(text.trim_end_matches('\n')) {
-            f(c, at);
+        match parse_record(text.trim_end_matches('\n')) {
+            Some(c) => f(c, read.whole),
+            None if header => {}
+            None => read.unreadable += 1,
         }
+        header = false;
     }
-    Ok(at)
+    Ok(read)
 }
 
 /// FNV-1a, 32 bits: enough to tell a torn or garbled line from a whole one

@@ -1141,15 +1141,19 @@ fn prune_root(
     };
     for g in gens.into_iter().filter(|g| g.closed) {
         let mut last = i64::MIN;
-        let whole = ledger::journal::read_generation(&g.file, |c, _| {
+        let read = ledger::journal::read_generation_counted(&g.file, |c, _| {
             last = last.max(c.day.days_since_epoch());
         })?;
-        // Records past its header of which none can be read (another
-        // version's format, damage): its age is unknown, and what cannot
-        // be dated is kept, never taken for old. Removed, a day's charges
-        // left the reports for good.
-        if last == i64::MIN && whole > header_len(&g.file)? {
-            continue;
+        // Lines it cannot read (another version's format, damage) may be
+        // newer than any it can: dated by the file's last write, which a
+        // closed generation had with its last record, where that is later.
+        // Dated by what it could read alone, a generation holding today's
+        // charges in another format left the reports for good.
+        if read.unreadable > 0 {
+            match written_day(&g.file) {
+                Some(day) => last = last.max(day),
+                None => continue,
+            }
         }
         if last < cutoff {
             let _ = std::fs::remove_file(charges_agg(&events_dir, g.generation));
@@ -1160,15 +1164,12 @@ fn prune_root(
     Ok(())
 }
 
-/// The length of `file`'s first line (a journal's header), its newline
-/// included.
-fn header_len(file: &std::fs::File) -> io::Result<u64> {
-    use std::io::{BufRead, Read, Seek};
-    let mut reader = io::BufReader::new(file);
-    reader.seek(io::SeekFrom::Start(0))?;
-    let mut line = Vec::new();
-    reader.take(64 * 1024).read_until(b'\n', &mut line)?;
-    Ok(line.len() as u64)
+/// The UTC day `file` was last written, as days since the epoch; `None`
+/// when the file system cannot say.
+fn written_day(file: &std::fs::File) -> Option<i64> {
+    let at = file.metadata().and_then(|m| m.modified()).ok()?;
+    let secs = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs / 86_400).ok()
 }
 
 #[cfg(test)]

@@ -408,40 +408,63 @@ fn history_past_its_retention_goes() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
-/// A closed generation none of whose records can be read (another
-/// version's format, damage) has no known age: prune keeps it rather than
-/// take it for old, and a readable old one still goes.
+/// A closed generation with lines prune cannot read (another version's
+/// format, damage) is dated by its last write where that is later than
+/// the records it can read: those lines may be newer. Readable old
+/// generations go, and so does an unreadable one last written long ago.
 #[test]
-fn a_generation_of_unknown_age_is_kept() {
+fn a_generation_of_unreadable_records_is_dated_by_its_last_write() {
     let state = tempdir("prune-unknown-age");
     let now = at("2026-11-24T10:00:00Z");
     let charge = |day: &str, bid: u64| charge_of(bid, Date::parse(day).unwrap(), 0);
-    let today = ledger::journal::record_line(&charge("2026-11-24", 1));
-    let unreadable = today.replacen('C', "C2", 1);
+    let record = |day: &str, bid: u64| ledger::journal::record_line(&charge(day, bid));
+    let unreadable = record("2026-11-24", 1).replacen('C', "C2", 1);
+    let old = record("2026-01-01", 2);
     let files = [
+        // Only unreadable lines, written today: kept.
         (
             "charges.1.journal",
-            format!("bidder-journal 1 1\n{unreadable}"),
+            unreadable.clone(),
+            "2026-11-24T09:00:00Z",
         ),
+        // An old readable record and a newer unreadable one: kept.
         (
             "charges.2.journal",
-            format!(
-                "bidder-journal 1 2\n{}",
-                ledger::journal::record_line(&charge("2026-01-01", 2))
-            ),
+            format!("{old}{unreadable}"),
+            "2026-11-24T09:00:00Z",
         ),
-        ("charges.journal", "bidder-journal 1 3\n".to_string()),
+        // Only unreadable lines, written long ago: pruned.
+        (
+            "charges.3.journal",
+            unreadable.clone(),
+            "2026-01-01T09:00:00Z",
+        ),
+        // Readable and old: pruned (whatever its last write).
+        ("charges.4.journal", old.clone(), "2026-11-24T09:00:00Z"),
     ];
-    for (name, text) in files {
-        std::fs::write(state.join(name), text).unwrap();
+    for (g, (name, records, written)) in files.iter().enumerate() {
+        let path = state.join(name);
+        std::fs::write(&path, format!("bidder-journal 1 {}\n{records}", g + 1)).unwrap();
+        let written = std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(at(written).as_millis() as u64);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(written)
+            .unwrap();
     }
+    std::fs::write(state.join("charges.journal"), "bidder-journal 1 5\n").unwrap();
     let pruned = reports::query::prune(&state, now, 30).expect("prune");
-    assert_eq!(pruned.generations, 1, "{pruned:?}");
-    assert!(
-        state.join("charges.1.journal").exists(),
-        "unknown age: kept"
-    );
-    assert!(!state.join("charges.2.journal").exists(), "old: pruned");
+    assert_eq!(pruned.generations, 2, "{pruned:?}");
+    for (name, kept) in [
+        ("charges.1.journal", true),
+        ("charges.2.journal", true),
+        ("charges.3.journal", false),
+        ("charges.4.journal", false),
+    ] {
+        assert_eq!(state.join(name).exists(), kept, "{name}");
+    }
     let _ = std::fs::remove_dir_all(&state);
 }
 
