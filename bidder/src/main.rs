@@ -891,7 +891,11 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     let ledger_files = ledger::journal::check_state(&args.state)
         .map_err(|e| anyhow::anyhow!("{e}; the report's spend cannot be read"))?;
     let events = reports::log::dir_of(&args.state);
-    if !ledger_files && std::fs::read_dir(&events).is_ok_and(|mut d| d.next().is_some()) {
+    let has_events = std::fs::read_dir(&events).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".events"))
+    });
+    if !ledger_files && has_events {
         anyhow::bail!(
             "{}: events are there but no charge journal (charges.journal) nor checkpoint: \
              the spend of this state is unknown (restore the state directory from a backup)",
@@ -1753,6 +1757,13 @@ fn check_public_url(given: &str) -> anyhow::Result<()> {
              ASCII form)"
         )));
     }
+    // Brackets hold an IPv6 host and nothing else.
+    let after_host = given
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|slash| &rest[slash..]));
+    if after_host.is_some_and(|path| path.contains(['[', ']'])) {
+        return Err(refuse("'[' or ']' has no place in a URL's path"));
+    }
     let url = url::Url::parse(given).map_err(|e| refuse(&format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(refuse("the scheme must be http or https"));
@@ -2034,5 +2045,21 @@ mod tests {
         read = 5;
         assert!(!poll(&mut w, 1, &mut read));
         assert!(poll(&mut w, 1, &mut read), "the files went back: reloaded");
+    }
+
+    /// What a public URL may be: the refusals (tested through `serve` in
+    /// cli.rs) leave these alone.
+    #[test]
+    fn public_urls_that_notices_can_be_built_on_are_taken() {
+        for url in [
+            "https://bidder.example.com",
+            "https://bidder.example.com/",
+            "http://[::1]:8080",
+            "http://127.0.0.1:9000/rtb",
+            "https://bidder.example.com:8443/rtb%20x/~me",
+            "https://xn--bdder-jua.example.com/it's",
+        ] {
+            assert!(super::check_public_url(url).is_ok(), "{url}");
+        }
     }
 }

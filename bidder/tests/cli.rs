@@ -938,6 +938,10 @@ fn a_public_url_notices_cannot_be_built_on_is_refused() {
         ("https://bidder.example.com/{a}", "has no place in a URL"),
         ("https://bidder.example.com/a<b>", "has no place in a URL"),
         ("https://bïdder.example.com", "has no place in a URL"),
+        (
+            "https://bidder.example.com/a]b[",
+            "has no place in a URL's path",
+        ),
     ] {
         let out = serve_examples(
             &dir,
@@ -1627,7 +1631,7 @@ fn simulate_refuses_what_it_cannot_run_as_asked() {
             vec!["--start", "2026-11-24T00:00:00Z"],
             "no line items",
         ),
-        (&no_items, vec![], "no"),
+        (&no_items, vec![], "no orders"),
         (&examples, vec!["--hours", "100000000"], "--hours"),
         (&examples, vec!["--hours", "0"], "--hours"),
     ] {

@@ -32,8 +32,8 @@
 //!   picture: they are written with `width="0" height="0"`.
 //! * **Duration.** `xs:time` in every XSD. 2.0 gets `HH:MM:SS` (the 2.0
 //!   spec's format); 3.0 and later get `HH:MM:SS.mmm`. A duration of a day or
-//!   more is not a valid `xs:time` (the config does not cap it; no ad is
-//!   that long).
+//!   more is not a valid `xs:time`: the config refuses a `duration_s` past
+//!   86399.
 //! * **Audio.** `Ad@adType="audio"` exists from 4.1 on and is written there;
 //!   2.0, 3.0 and 4.0 have no way to say it. An audio `Linear` has no
 //!   `VideoClicks`: there is nothing to click while it plays. The click

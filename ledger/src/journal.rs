@@ -1263,13 +1263,22 @@ fn journal_start(line: Option<&str>, covered: Option<Covered>) -> Result<Start, 
     }
 }
 
-/// Whether the live journal fits the checkpoint covering `covered`, by the
-/// rules [`replay`] applies at a start, without reading its records.
 /// Whether `dir`'s ledger files fit together as start-up needs them (see
 /// the module docs), for readers that must not take spend they cannot
 /// read for none spent (reports): `Ok(false)` when there are none at all,
-/// an error where start-up would refuse.
+/// an error where start-up would refuse, and where kept generations are
+/// there with neither journal nor checkpoint (their spend would be read
+/// with no way to know what else there was). A state changing under it
+/// (a running bidder compacting between the checkpoint read and the
+/// journal's) is read again once, as [`budget_kinds`] does.
 pub fn check_state(dir: &Path) -> Result<bool, OpenError> {
+    match check_state_once(dir) {
+        Err(OpenError::State { .. }) => check_state_once(dir),
+        other => other,
+    }
+}
+
+fn check_state_once(dir: &Path) -> Result<bool, OpenError> {
     let covered = parse_checkpoint(&dir.join(CHECKPOINT), &mut |_| {})?;
     if covered.is_none() && !dir.join(JOURNAL).exists() {
         let kept = generations(dir).map_err(|source| OpenError::Io {
@@ -1288,6 +1297,8 @@ pub fn check_state(dir: &Path) -> Result<bool, OpenError> {
     Ok(true)
 }
 
+/// Whether the live journal fits the checkpoint covering `covered`, by the
+/// rules [`replay`] applies at a start, without reading its records.
 fn fits(dir: &Path, covered: Option<Covered>) -> Result<(), OpenError> {
     let path = dir.join(JOURNAL);
     let refuse = |why: String| OpenError::State {
