@@ -1308,6 +1308,9 @@ impl App {
         deadline: Option<Instant>,
     ) -> Result<Auctioned, NoBid> {
         let (ctx, priced) = self.context(snap, profile, req);
+        if let Some(r) = ctx.restriction {
+            metrics::privacy_restricted(r);
+        }
         // A request that allows only currencies without a rate gets no bid
         // rather than a bid it cannot accept.
         if !priced {
@@ -2368,6 +2371,9 @@ impl App {
             "at": ctx.now.to_string(),
             "exchange": profile.id,
             "currency": priced.then(|| ctx.currency.code().to_owned()),
+            // Why behavioural data is off for it (line items that need it
+            // say `privacy`), or null.
+            "privacy": ctx.restriction.map(|r| r.as_str()),
             "line_items": verdicts,
         });
         Ok(serde_json::to_vec_pretty(&body).unwrap_or_default())

@@ -101,8 +101,11 @@ impl audiences::UserIds for RequestIds<'_> {
         let Some(user) = self.user else {
             return false;
         };
+        // The zero id is everyone without one (`is_zeroed`): a list that
+        // holds it (MAID lists often do) must not take in all of them.
+        let mut f = |id: &str| !is_zeroed(id) && f(id);
         match source {
-            config::ListSource::BuyerUid => user.buyeruid.as_deref().is_some_and(&mut *f),
+            config::ListSource::BuyerUid => user.buyeruid.as_deref().is_some_and(&mut f),
             other => {
                 let name = match other {
                     config::ListSource::Sha256Email => "sha256_email",
@@ -119,7 +122,7 @@ impl audiences::UserIds for RequestIds<'_> {
                     .flat_map(|e| e.uids.iter())
                     .take(MAX_IDS)
                     .filter_map(|u| u.id.as_deref())
-                    .any(&mut *f)
+                    .any(&mut f)
             }
         }
     }
@@ -384,7 +387,7 @@ fn user_id(s: Option<&str>) -> Option<&str> {
 /// and as one it would hold every such user's frequency caps and
 /// attribution together.
 fn is_zeroed(id: &str) -> bool {
-    id.bytes().all(|b| b == b'0' || b == b'-')
+    !id.is_empty() && id.bytes().all(|b| b == b'0' || b == b'-')
 }
 
 // Pushes one at a time rather than `extend`: smallvec's `extend` is a

@@ -225,11 +225,15 @@ fn allows(p: &Params, privacy: &privacy::PrivacySettings) -> bool {
             _ => return false,
         }
     }
-    let gdpr = match p.gdpr.as_deref().map(|g| g.trim().parse::<i32>()) {
+    // Empty is not set, as `"gdpr": ""` is in a bid request: an exchange
+    // that does not know leaves its macro empty.
+    let gdpr = match p.gdpr.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
         None => None,
-        Some(Ok(g)) => Some(g),
-        // Present but unreadable is taken as applying.
-        Some(Err(_)) => return false,
+        Some(g) => match g.parse::<i32>() {
+            Ok(g) => Some(g),
+            // Present but unreadable is taken as applying.
+            Err(_) => return false,
+        },
     };
     let signals = privacy::Signals {
         gdpr,
@@ -535,10 +539,25 @@ mod tests {
     #[test]
     fn unreadable_gpp_section_ids_allow_nothing() {
         let p = privacy::PrivacySettings::default();
-        assert!(query_allows("gpp_sid=7,8", false, &p));
+        assert!(query_allows("gpp_sid=-1,0", false, &p));
         assert!(!query_allows("gpp_sid=7,x", false, &p));
         let many = vec!["0"; 65].join(",");
         assert!(!query_allows(&format!("gpp_sid={many}"), false, &p));
+        // US sections listed and no string: a string lost.
+        assert!(!query_allows("gpp_sid=7,8", false, &p));
+        assert!(!query_allows("gpp=&gpp_sid=7", false, &p));
+    }
+
+    /// An empty `gdpr=` (a macro the exchange could not fill) is not set,
+    /// as in a bid request; one that reads as no integer applies GDPR.
+    #[test]
+    fn an_empty_gdpr_is_not_set() {
+        let p = privacy::PrivacySettings::default();
+        assert!(query_allows("gdpr=", false, &p));
+        assert!(query_allows("gdpr=&gdpr_consent=", false, &p));
+        assert!(query_allows("gdpr=%20", false, &p));
+        assert!(!query_allows("gdpr=yes", false, &p));
+        assert!(!query_allows("gdpr=1&gdpr_consent=", false, &p));
     }
 
     #[test]

@@ -651,15 +651,24 @@ fn user_keywords_target_only_where_behavioural_data_may_be_used() {
     r["user"] = json!({ "buyeruid": "u-1", "keywords": "diabetes" });
     let bid = common::only_bid(&s, &r);
     assert_eq!(bid["cid"], "kw");
-    for regs in [
-        json!({ "coppa": 1 }),
-        json!({ "gdpr": 1 }),
-        json!({ "us_privacy": "1YYN" }),
+    for (regs, restriction) in [
+        (json!({ "coppa": 1 }), "coppa"),
+        (json!({ "gdpr": 1 }), "gdpr_no_consent"),
+        (json!({ "us_privacy": "1YYN" }), "us_privacy_opt_out"),
+        (json!({ "gpp_sid": [7] }), "gpp_unreadable"),
     ] {
         r["regs"] = regs.clone();
         assert_eq!(common::only_bid(&s, &r)["cid"], "plain", "{regs}");
         assert_eq!(reason(&s, &r, "kw"), "keyword", "{regs}");
+        // Explain and the metrics name the restriction.
+        assert_eq!(common::explain(&s, &r)["privacy"], restriction, "{regs}");
+        let metrics = common::get(s.admin, "/metrics").text();
+        let series =
+            format!("bidder_privacy_restricted_requests_total{{restriction=\"{restriction}\"}}");
+        assert!(metrics.contains(&series), "{series}");
     }
+    r.as_object_mut().unwrap().remove("regs");
+    assert_eq!(common::explain(&s, &r)["privacy"], Value::Null);
     r["site"]["keywords"] = json!("diabetes");
     let bid = common::only_bid(&s, &r);
     assert_eq!(bid["cid"], "kw", "the page's keywords are contextual");

@@ -806,7 +806,13 @@ mod privacy_properties {
 #[test]
 fn deep_ext_everywhere_the_bidder_reads_one() {
     let n = 100_000;
-    for (open, close) in [("[", "]"), ("{\"a\":", "}"), ("{\"consent\":", "}")] {
+    // A list reads positionally: device.ext's first member is `atts`, here
+    // unreadable, which restricts before GDPR is looked at.
+    for (open, close, first) in [
+        ("[", "]", Restriction::LimitAdTracking),
+        ("{\"a\":", "}", Restriction::GdprNoConsent),
+        ("{\"consent\":", "}", Restriction::GdprNoConsent),
+    ] {
         let deep = format!("{}1{}", open.repeat(n), close.repeat(n));
         let body = r#"{"id":"r","imp":[{"id":"1","banner":{},"ext":D}],
             "site":{"page":"https://shop.example/p/1","ext":D},"app":{"bundle":"b","ext":D},
@@ -815,6 +821,6 @@ fn deep_ext_everywhere_the_bidder_reads_one() {
         let req = ortb::parse_request(body.as_bytes()).expect("ext is kept raw");
         let settings = PrivacySettings { vendor_id: VENDOR };
         let context = Context::new(&req, Timestamp(NOW), &settings);
-        assert_eq!(context.restriction, Some(Restriction::GdprNoConsent));
+        assert_eq!(context.restriction, Some(first), "{open}");
     }
 }

@@ -105,6 +105,19 @@ fn a_member_is_bought_by_each_source_the_list_names() {
         assert_eq!(s.bid(&req.to_string()).status, 204, "{user}");
         assert_eq!(reason(&s, &req), "audience", "{user}");
     }
+    // The all-zero id in a list (MAID lists often hold it) is everyone
+    // without an id: it makes no one a member.
+    let zero = "00000000-0000-0000-0000-000000000000";
+    let r = members(&s, "crm", &format!("{{\"id\":\"{zero}\"}}\n"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    for user in [
+        json!({ "buyeruid": zero }),
+        json!({ "eids": eids("uidapi.com", zero) }),
+    ] {
+        let req = with_user(user.clone());
+        assert_eq!(s.bid(&req.to_string()).status, 204, "{user}");
+        assert_eq!(reason(&s, &req), "audience", "{user}");
+    }
 }
 
 #[test]

@@ -737,7 +737,9 @@ pub struct Device<'a> {
 impl Device<'_> {
     /// iOS App Tracking Transparency status (`device.ext.atts`, as Prebid
     /// and exchanges send it): 0 not determined, 1 restricted, 2 denied, 3
-    /// authorized. The ext is read only when there is one.
+    /// authorized; read as a privacy flag is, so a value there that is no
+    /// integer is [`crate::UNREADABLE_FLAG`]. The ext is read only when
+    /// there is one.
     pub fn atts(&self) -> Option<i32> {
         ext_as::<DeviceExt>(self.ext)?.atts
     }

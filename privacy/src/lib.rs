@@ -80,7 +80,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use iab_gpp::sections::tcfeuv2::TcfEuV2;
-use iab_gpp::sections::us_common::OptOut;
+use iab_gpp::sections::us_common::{Consent, MspaMode, Notice, OptOut};
 use iab_gpp::sections::{
     usca, usco, usct, usde, usfl, usia, usmn, usmt, usnat, usne, usnh, usnj, usor, ustn, ustx,
     usut, usva,
@@ -343,8 +343,24 @@ fn allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<Allowed, Restric
             return Err(Restriction::GdprNoConsent);
         }
     }
-    if let Some(gpp) = gpp {
-        gpp.allows(s.gpp_sid, s.us_privacy.is_some())?;
+    // A US Privacy string that says something stands in for a missing
+    // section 6 (it is the same signal, and was read above). Looked at
+    // only where sections are listed or read: most requests have neither.
+    let us_privacy_given = || s.us_privacy.is_some_and(|u| !u.trim().is_empty());
+    match gpp {
+        Some(gpp) => gpp.allows(s.gpp_sid, us_privacy_given())?,
+        // `gpp_sid` lists sections that may opt out and no string came
+        // with it: lost, as a listed section missing from a string is.
+        None if !unreadable_gpp && !s.gpp_sid.is_empty() => {
+            let given = us_privacy_given();
+            if s.gpp_sid
+                .iter()
+                .any(|&id| may_opt_out(id) && !(id == USP_V1 && given))
+            {
+                return Err(Restriction::GppUnreadable);
+            }
+        }
+        None => {}
     }
     Ok(allowed)
 }
@@ -431,10 +447,14 @@ fn tcf_grants(consent: &str, vendor_id: u16) -> Option<Allowed> {
         .all(|p| core.purpose_consents.contains(p))
         && core.vendor_consents.contains(&vendor_id))
     .then(|| Allowed {
+        // Consent (our vendor's consent was checked above), or legitimate
+        // interest for the purpose and for our vendor: a vendor's LI bit
+        // of 0 is the user's objection to it.
         measurement: core.purpose_consents.contains(&MEASUREMENT_PURPOSE)
-            || core
+            || (core
                 .purpose_legitimate_interests
-                .contains(&MEASUREMENT_PURPOSE),
+                .contains(&MEASUREMENT_PURPOSE)
+                && core.vendor_legitimate_interests.contains(&vendor_id)),
     })
 }
 
@@ -588,13 +608,30 @@ fn opted_out(o: &OptOut) -> bool {
     *o == OptOut::OptedOut
 }
 
-/// A US state section: opt-out of sale or of targeted advertising, and the
-/// GPC sub-section where the state's section has one; `None` when it does
-/// not decode.
+/// The MSPA's rules beyond the opt-outs, as Prebid's MSPA controls read
+/// them by default: in service-provider mode the data is processed for the
+/// publisher alone, never for our ads; and where the notice of an opt-out
+/// was not given, the user could not use it (no consent to what one was
+/// not told of).
+fn mspa_denies(service_provider_mode: &MspaMode, notices: &[&Notice]) -> bool {
+    *service_provider_mode == MspaMode::Yes || notices.iter().any(|n| **n == Notice::NotProvided)
+}
+
+/// A US state section: opt-out of sale or of targeted advertising, the
+/// GPC sub-section where the state's section has one, and
+/// [`mspa_denies`]; `None` when it does not decode.
 macro_rules! state_opts_out {
     ($section:expr, $ty:ty) => {
         <$ty>::from_str($section).ok().map(|s| {
-            opted_out(&s.core.sale_opt_out) || opted_out(&s.core.targeted_advertising_opt_out)
+            opted_out(&s.core.sale_opt_out)
+                || opted_out(&s.core.targeted_advertising_opt_out)
+                || mspa_denies(
+                    &s.core.mspa_service_provider_mode,
+                    &[
+                        &s.core.sale_opt_out_notice,
+                        &s.core.targeted_advertising_opt_out_notice,
+                    ],
+                )
         })
     };
     ($section:expr, $ty:ty, gpc) => {
@@ -602,6 +639,13 @@ macro_rules! state_opts_out {
             opted_out(&s.core.sale_opt_out)
                 || opted_out(&s.core.targeted_advertising_opt_out)
                 || s.gpc == Some(true)
+                || mspa_denies(
+                    &s.core.mspa_service_provider_mode,
+                    &[
+                        &s.core.sale_opt_out_notice,
+                        &s.core.targeted_advertising_opt_out_notice,
+                    ],
+                )
         })
     };
 }
@@ -618,22 +662,55 @@ fn us_section_opts_out(id: i32, section: &str) -> Option<bool> {
         // there, and was unreadable here).
         USP_V1 => usp_read(section),
         US_NAT => usnat::UsNat::from_str(section).ok().and_then(|s| {
-            let (sale, sharing, targeted) = match &s.core {
-                usnat::Core::V1(c) => (
-                    &c.sale_opt_out,
-                    &c.sharing_opt_out,
-                    &c.targeted_advertising_opt_out,
-                ),
-                usnat::Core::V2(c) => (
-                    &c.sale_opt_out,
-                    &c.sharing_opt_out,
-                    &c.targeted_advertising_opt_out,
-                ),
+            // A known child: under 13 no one may consent for targeting
+            // (any value there but "not applicable"), and 13 to 16 (17 in
+            // v2) needs the consent the section says was not given.
+            let (opt_outs, notices, mspa, child) = match &s.core {
+                usnat::Core::V1(c) => {
+                    let k = &c.known_child_sensitive_data_consents;
+                    (
+                        [
+                            &c.sale_opt_out,
+                            &c.sharing_opt_out,
+                            &c.targeted_advertising_opt_out,
+                        ],
+                        [
+                            &c.sale_opt_out_notice,
+                            &c.sharing_opt_out_notice,
+                            &c.targeted_advertising_opt_out_notice,
+                        ],
+                        &c.mspa_service_provider_mode,
+                        k.under_13 != Consent::NotApplicable
+                            || k.from_13_to_16 == Consent::NoConsent,
+                    )
+                }
+                usnat::Core::V2(c) => {
+                    let k = &c.known_child_sensitive_data_consents;
+                    (
+                        [
+                            &c.sale_opt_out,
+                            &c.sharing_opt_out,
+                            &c.targeted_advertising_opt_out,
+                        ],
+                        [
+                            &c.sale_opt_out_notice,
+                            &c.sharing_opt_out_notice,
+                            &c.targeted_advertising_opt_out_notice,
+                        ],
+                        &c.mspa_service_provider_mode,
+                        k.process_sensitive_data_under_13 != Consent::NotApplicable
+                            || k.process_sensitive_data_from_13_to_16 == Consent::NoConsent
+                            || k.process_personal_data_from_16_to_17 == Consent::NoConsent,
+                    )
+                }
                 // A version this decoder does not know.
                 _ => return None,
             };
             Some(
-                opted_out(sale) || opted_out(sharing) || opted_out(targeted) || s.gpc == Some(true),
+                opt_outs.into_iter().any(opted_out)
+                    || s.gpc == Some(true)
+                    || mspa_denies(mspa, &notices)
+                    || child,
             )
         }),
         // California has no targeted-advertising opt-out: sharing is its
@@ -642,6 +719,10 @@ fn us_section_opts_out(id: i32, section: &str) -> Option<bool> {
             opted_out(&s.core.sale_opt_out)
                 || opted_out(&s.core.sharing_opt_out)
                 || s.gpc == Some(true)
+                || mspa_denies(
+                    &s.core.mspa_service_provider_mode,
+                    &[&s.core.sale_opt_out_notice, &s.core.sharing_opt_out_notice],
+                )
         }),
         9 => state_opts_out!(section, usva::UsVa),
         10 => state_opts_out!(section, usco::UsCo, gpc),

@@ -518,9 +518,11 @@ fn gpp_us_national_opt_outs() {
         Err(Restriction::GppOptOut)
     );
     assert_eq!(with_gpp(&gpp(&[(7, USNAT_NOT_APPLICABLE)]), &[7]), Ok(()));
+    // iab_gpp's v2 fixture: a known child of 16 or 17 who did not
+    // consent, whom targeting must leave alone.
     assert_eq!(
         with_gpp(&gpp(&[(7, USNAT_V2_NOT_APPLICABLE)]), &[7]),
-        Ok(())
+        Err(Restriction::GppOptOut)
     );
     assert_eq!(with_gpp(&gpp(&[(7, &usnat_v1(2, 2, 2))]), &[7]), Ok(()));
     for (sale, sharing, targeted) in [(1, 2, 2), (2, 1, 2), (2, 2, 1)] {
@@ -843,16 +845,27 @@ fn measurement_needs_purpose_7_under_gdpr() {
         Tc {
             purposes: purposes.to_vec(),
             li_purposes: li.to_vec(),
+            li_vendors: vec![VENDOR],
             ..Tc::granting(&[VENDOR])
         }
         .encode()
     };
+    // Legitimate interest for purpose 7 without our vendor's LI bit: the
+    // user objected to us.
+    let objected = Tc {
+        purposes: vec![1, 3, 4],
+        li_purposes: vec![7],
+        li_vendors: vec![],
+        ..Tc::granting(&[VENDOR])
+    }
+    .encode();
     let gdpr = |consent: String| json!({ "regs": { "gdpr": 1 }, "user": { "consent": consent } });
     let measured = |m| Ok(Allowed { measurement: m });
     assert_eq!(decide_with(json!({})), measured(true));
     assert_eq!(decide_with(gdpr(tc(&[1, 3, 4, 7], &[]))), measured(true));
     assert_eq!(decide_with(gdpr(tc(&[1, 3, 4], &[7]))), measured(true));
     assert_eq!(decide_with(gdpr(tc(&[1, 3, 4], &[]))), measured(false));
+    assert_eq!(decide_with(gdpr(objected)), measured(false));
     assert_eq!(
         decide_with(gdpr(tc(&[1, 3], &[7]))),
         Err(Restriction::GdprNoConsent)
@@ -954,9 +967,72 @@ fn app_tracking_transparency() {
             "{atts}"
         );
     }
+    for unreadable in [json!("denied"), json!(2.5), json!([2]), json!(true)] {
+        assert_eq!(
+            check(json!({ "device": { "ext": { "atts": unreadable } } })),
+            Err(Restriction::LimitAdTracking),
+            "{unreadable}"
+        );
+    }
     assert_eq!(check(json!({ "device": { "ext": { "atts": 3 } } })), Ok(()));
+    assert_eq!(
+        check(json!({ "device": { "ext": { "atts": "3" } } })),
+        Ok(())
+    );
+    assert_eq!(
+        check(json!({ "device": { "ext": { "atts": null } } })),
+        Ok(())
+    );
     assert_eq!(
         check(json!({ "device": { "ext": { "other": 1 } } })),
         Ok(())
+    );
+}
+
+/// Beyond the opt-outs, US National's MSPA fields deny as Prebid's MSPA
+/// controls read them by default: service-provider mode, an opt-out
+/// notice not given, a known child (under 13: anything but "not
+/// applicable"; 13 to 16, or 16 to 17 in v2, without consent). And a
+/// `gpp_sid` listing US sections with no string at all is a string lost.
+#[test]
+fn mspa_fields_and_a_lost_string() {
+    assert_eq!(with_gpp("DBABLA~BVVqAAAAAQA.QA", &[7]), Ok(()), "baseline");
+    for (section, what) in [
+        ("BVVqAAAAEQA.QA", "a known child under 13"),
+        ("BVVqAAAAIQA.QA", "a known child under 13 who consented"),
+        ("BVVqAAAAQQA.QA", "13 to 16, no consent"),
+        ("CVVqAAAAAFRA.QA", "v2, children without consent"),
+        ("BVVqAAAAAZA.QA", "service-provider mode"),
+        ("BZVqAAAAAQA.QA", "sale opt-out notice not given"),
+        (
+            "BVlqAAAAAQA.QA",
+            "targeted-advertising opt-out notice not given",
+        ),
+    ] {
+        assert_eq!(
+            with_gpp(&format!("DBABLA~{section}"), &[7]),
+            Err(Restriction::GppOptOut),
+            "{what}"
+        );
+    }
+    for regs in [
+        json!({ "gpp_sid": [7] }),
+        json!({ "gpp": "", "gpp_sid": [7] }),
+        json!({ "gpp_sid": [24] }),
+        json!({ "gpp_sid": [6], "us_privacy": "" }),
+    ] {
+        assert_eq!(
+            check(json!({ "regs": regs })),
+            Err(Restriction::GppUnreadable),
+            "{regs}"
+        );
+    }
+    assert_eq!(
+        check(json!({ "regs": { "gpp_sid": [6], "us_privacy": "1YNN" } })),
+        Ok(())
+    );
+    assert_eq!(
+        check(json!({ "regs": { "gpp_sid": [2, 5] } })),
+        Err(Restriction::GdprNoConsent)
     );
 }

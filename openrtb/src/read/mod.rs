@@ -568,8 +568,10 @@ object!(DataExt owned {
         "segtax" => segtax: opt_i32,
 });
 
+// `atts` as a privacy flag: a value that is there and reads as no
+// integer ("denied", 2.5) is unreadable, not absent, and restricts.
 object!(DeviceExt owned {
-        "atts" => atts: opt_i32,
+        "atts" => atts: opt_flag,
 });
 
 object!(RegsExt {
@@ -714,7 +716,7 @@ mod tests {
 
     #[derive(Deserialize)]
     struct SerdeDeviceExt {
-        #[serde(default, deserialize_with = "de::opt_i32")]
+        #[serde(default, deserialize_with = "de::opt_flag")]
         atts: Option<i32>,
     }
 
