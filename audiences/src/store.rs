@@ -71,6 +71,13 @@ pub const ITEM_SHARDS: usize = 64;
 /// Retention until [`Store::set_retention_days`] says otherwise: the longest
 /// default window (`recency_days` of interests).
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Shoppers the store holds at most until [`Store::set_max_users`] says
+/// otherwise, some 115 bytes each with a few events: user ids come from
+/// outside (a pixel call needs only a cookie that a sync gives anyone), and
+/// made-up ones, kept for the longest audience window and read back at
+/// every start, would otherwise grow memory until the process is killed,
+/// again at each restart.
+pub const DEFAULT_MAX_USERS: usize = 2_000_000;
 /// Events kept per user (8 bytes each): past it, the oldest go. A shopper
 /// views some hundreds of pages a month; a script posing as one is held to
 /// 8 KB.
@@ -299,6 +306,11 @@ type ItemMap = HashMap<u64, u32, BuildHasherDefault<KeyHasher>>;
 /// The shard of a key. Bits 32.. are used: a map takes its bucket from the
 /// low bits and its tag from the top seven, which must stay varied within a
 /// shard.
+/// A shard's share of `users`, rounded up (at least one).
+fn per_shard(users: usize) -> usize {
+    users.div_ceil(USER_SHARDS).max(1)
+}
+
 fn shard_of(key: u64, shards: usize) -> usize {
     (key >> 32) as usize & (shards - 1)
 }
@@ -452,6 +464,10 @@ pub struct Store {
     items: Box<[ArcSwap<ItemMap>]>,
     writer: Mutex<Writer>,
     retention_days: AtomicU32,
+    /// [`Store::set_max_users`], per user shard (keys spread evenly).
+    max_users_per_shard: std::sync::atomic::AtomicUsize,
+    /// Events of new users refused because the store was full.
+    refused: std::sync::atomic::AtomicU64,
     lists: Lists,
 }
 
@@ -488,6 +504,8 @@ impl Store {
                 pending: ItemMap::default(),
             }),
             retention_days: AtomicU32::new(DEFAULT_RETENTION_DAYS),
+            max_users_per_shard: std::sync::atomic::AtomicUsize::new(per_shard(DEFAULT_MAX_USERS)),
+            refused: std::sync::atomic::AtomicU64::new(0),
             lists: Lists::new(DEFAULT_MAX_MEMBERS),
         }
     }
@@ -568,6 +586,21 @@ impl Store {
 
     pub fn retention_days(&self) -> u32 {
         self.retention_days.load(Ordering::Relaxed)
+    }
+
+    /// How many users the store holds at most (spread over its shards,
+    /// each holding its share). Once full, events of users it does not hold
+    /// are refused and counted ([`Store::refused_events`]); the users it
+    /// holds go on being updated, and room comes back as their events age
+    /// past the retention. Takes effect at the next append.
+    pub fn set_max_users(&self, users: usize) {
+        self.max_users_per_shard
+            .store(per_shard(users), Ordering::Relaxed);
+    }
+
+    /// Events of new users refused because the store was full, since start.
+    pub fn refused_events(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Drops events older than `now` minus the retention, users left with
@@ -858,6 +891,8 @@ impl Store {
         // Events the batch adds; users it adds; arena events its updated
         // users will take; arena events they take now (holes to be).
         let (mut added, mut new_users, mut arena_needed, mut old_runs) = (0, 0, 0, 0);
+        let room = self.max_users_per_shard.load(Ordering::Relaxed);
+        let mut refused = 0u64;
         let shard = read(lock);
         let mut rest = batch;
         while let Some(&(key, _)) = rest.first() {
@@ -867,6 +902,10 @@ impl Store {
             run.dedup();
             rest = &rest[n..];
             let existing = shard.events_of(key);
+            if existing.is_empty() && shard.slots.len() + new_users >= room {
+                refused += run.len() as u64;
+                continue;
+            }
             let start = merged.len();
             merge_into(existing, &run, &mut merged);
             let len = merged.len() - start;
@@ -896,6 +935,9 @@ impl Store {
                 0
             };
             updates.push((key, start..merged.len()));
+        }
+        if refused > 0 {
+            self.refused.fetch_add(refused, Ordering::Relaxed);
         }
         if updates.is_empty() {
             return 0;

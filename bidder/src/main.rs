@@ -366,6 +366,15 @@ struct ServeArgs {
     /// batch that would pass it is refused whole.
     #[arg(long, default_value_t = audiences::DEFAULT_MAX_MEMBERS)]
     max_list_members: usize,
+    /// Shoppers the audience store holds at most (views, purchases and
+    /// interests from --data, uploads and the pixel; some 115 bytes each
+    /// with a few events). Anyone with a synced cookie can add one through
+    /// the pixel: past this, events of shoppers it does not hold are
+    /// refused and counted (bidder_audience_events_refused_total) while
+    /// those it holds are kept up to date; room comes back as events age
+    /// past the longest audience window.
+    #[arg(long, env = "BIDDER_MAX_AUDIENCE_USERS", default_value_t = audiences::DEFAULT_MAX_USERS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_audience_users: u64,
     /// Where money state lives. A directory (the default): the embedded
     /// ledger, with the charge journal and its checkpoint (and the notice
     /// secret when none is given); spend is replayed from it at start and
@@ -1272,6 +1281,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // may look further back than the default.
     let store = audiences::Store::new();
     store.set_retention_days(bidder::app::retention_days(&config));
+    store.set_max_users(usize::try_from(args.max_audience_users).unwrap_or(usize::MAX));
     if let Some(dir) = &args.data {
         store
             .append_dir(dir, config::Clock::now(&SystemClock))

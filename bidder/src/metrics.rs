@@ -374,6 +374,12 @@ pub fn report_mirror(m: &shared::MirrorStats) {
     metrics::counter!("bidder_report_mirror_errors_total").absolute(m.errors.load(Relaxed));
 }
 
+/// Audience events refused because the store held as many shoppers as
+/// `--max-audience-users` lets it, since start.
+pub fn audience_events_refused(n: u64) {
+    metrics::counter!("bidder_audience_events_refused_total").absolute(n);
+}
+
 /// Members of all list audiences.
 pub fn list_members(n: usize) {
     metrics::gauge!("bidder_list_members").set(n as f64);
@@ -447,6 +453,7 @@ const LABELLED_COUNTERS: &[(&str, &str, &[&str])] = &[
 /// `rate()` misread and an `absent()` alert fired on.
 const UNLABELLED_COUNTERS: &[&str] = &[
     "bidder_attribution_evicted_total",
+    "bidder_audience_events_refused_total",
     "bidder_audience_events_total",
     "bidder_audience_not_shared_total",
     "bidder_conversions_attributed_late_total",
@@ -495,6 +502,10 @@ pub fn describe() {
         "Batches of list audience members by result (applied, invalid, full, io_error)."
     );
     metrics::describe_gauge!("bidder_list_members", "Members of all list audiences.");
+    metrics::describe_counter!(
+        "bidder_audience_events_refused_total",
+        "Audience events (pixel, uploads, data) of shoppers the store does not hold, refused because it holds --max-audience-users."
+    );
     metrics::describe_gauge!(
         "bidder_shared_state_up",
         "1 when the shared state (Redis) answers; 0: budgeted line items do not bid."

@@ -777,3 +777,43 @@ fn one_user_keeps_its_newest_events_up_to_the_cap() {
     assert!(!s.matches(&interest("t0"), &v, &Page::default()));
     assert!(s.matches(&interest("t1523"), &v, &Page::default()));
 }
+
+/// Users come from outside: past the store's size the events of new users
+/// are refused and counted, while the users it holds go on being updated.
+#[test]
+fn a_full_store_refuses_new_users_and_keeps_its_own() {
+    let s = Store::new();
+    s.set_max_users(128);
+    let now = ts("2026-11-24T12:00:00Z");
+    let text: String = (0..2_000)
+        .map(|i| line(&format!("u{i}"), "view", "P", "2026-11-24T10:00:00Z") + "\n")
+        .collect();
+    s.append_jsonl("t", &text, now).unwrap();
+    assert!(s.users() <= 128, "{}", s.users());
+    assert_eq!(s.users(), 128, "every shard full (2,000 users over 64)");
+    assert_eq!(s.refused_events(), 2_000 - s.users() as u64);
+    // A held user's new event is taken; a new user's is refused.
+    let held = (0..2_000)
+        .map(|i| format!("u{i}"))
+        .find(|u| {
+            s.matches(
+                &views(&["P"], 30),
+                &visitor(u, "2026-11-24T12:00:00Z"),
+                &Page::default(),
+            )
+        })
+        .expect("a held user");
+    let before = s.events();
+    s.append_jsonl("t", &line(&held, "view", "Q", "2026-11-24T11:00:00Z"), now)
+        .unwrap();
+    assert_eq!(s.events(), before + 1);
+    let refused = s.refused_events();
+    s.append_jsonl(
+        "t",
+        &line("newcomer", "view", "Q", "2026-11-24T11:00:00Z"),
+        now,
+    )
+    .unwrap();
+    assert_eq!(s.refused_events(), refused + 1);
+    assert_eq!(s.users(), 128);
+}
