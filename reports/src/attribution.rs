@@ -845,7 +845,7 @@ mod tests {
     #[test]
     fn a_kept_conversion_goes_under_all_of_its_keys() {
         let c = catalog();
-        let mut a = keeping(16 * 20);
+        let mut a = keeping(32 * 20);
         let now = 100 * DAY;
         for i in 0..200u64 {
             let mut p = buy(now - 1000 + i as i64, Some(&format!("o{i}")));
