@@ -303,14 +303,15 @@ type UserMap = HashMap<u64, Slot, BuildHasherDefault<KeyHasher>>;
 /// Keyed hashes of product and topic strings to their ids.
 type ItemMap = HashMap<u64, u32, BuildHasherDefault<KeyHasher>>;
 
-/// The shard of a key. Bits 32.. are used: a map takes its bucket from the
-/// low bits and its tag from the top seven, which must stay varied within a
-/// shard.
-/// A shard's share of `users`, rounded up (at least one).
+/// A shard's share of `users`, rounded up (at least one): the store holds
+/// up to 64 times that, a little over `users` when it does not divide.
 fn per_shard(users: usize) -> usize {
     users.div_ceil(USER_SHARDS).max(1)
 }
 
+/// The shard of a key. Bits 32.. are used: a map takes its bucket from the
+/// low bits and its tag from the top seven, which must stay varied within a
+/// shard.
 fn shard_of(key: u64, shards: usize) -> usize {
     (key >> 32) as usize & (shards - 1)
 }

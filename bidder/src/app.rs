@@ -1947,7 +1947,10 @@ impl App {
             _ => None,
         };
         metrics::audience_events(n);
-        if let Some(s) = &self.shared {
+        // Handed on only when it taught this store something: a batch
+        // refused whole (a full store, duplicates) would only grow the
+        // others' logs, read back at each of their starts.
+        if let (Some(s), true) = (&self.shared, n > 0) {
             s.publish(PEER_EVENTS, "", text);
         }
         Ok(Appended {
@@ -1969,18 +1972,22 @@ impl App {
                 let applied = self
                     .audiences
                     .append_jsonl("another replica", &p.body, now)
-                    .map(metrics::audience_events)
                     .map_err(|e| e.to_string());
                 // Kept as this replica's own: a restart resumes the stream
-                // after it, and would not read it again.
-                if let (Ok(()), Some(log)) = (&applied, &self.audience_log) {
+                // after it, and would not read it again. Only what the
+                // store took: a batch it refused whole (full, or known)
+                // needs no place in the log.
+                if let Ok(n) = &applied {
+                    metrics::audience_events(*n);
+                }
+                if let (Ok(1..), Some(log)) = (&applied, &self.audience_log) {
                     if let Err(e) = log.append(&p.body, now, false) {
                         tracing::error!(
                             "another replica's audience events not saved for a restart: {e}"
                         );
                     }
                 }
-                applied
+                applied.map(|_| ())
             }
             PEER_LIST => match self.list_owner(&p.key) {
                 Some(advertiser) => {

@@ -255,8 +255,7 @@ pub fn user_sync(result: &'static str) {
 /// by the first restriction found (a label per `privacy::Restriction`):
 /// what each signal, and reading the unreadable strictly, costs.
 pub fn privacy_restricted(r: crate::privacy::Restriction) {
-    metrics::counter!("bidder_privacy_restricted_requests_total", "restriction" => r.as_str())
-        .increment(1);
+    hot::privacy_restricted(r);
 }
 
 /// A view or purchase uploaded: `attributed`, `unattributed` (no listed
@@ -623,10 +622,6 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_conversions_attributed_late_total",
         "Conversions answered unattributed and attributed later, when a touch before them was recorded here (an impression or click that waited for its bid's charge)."
-    );
-    metrics::describe_counter!(
-        "bidder_privacy_restricted_requests_total",
-        "Bid requests whose privacy signals keep behavioural data out, by the first restriction found (coppa, gdpr_no_consent, limit_ad_tracking, us_privacy_opt_out, gpp_opt_out, gpp_unreadable, global_privacy_control)."
     );
     metrics::describe_counter!(
         "bidder_conversions_total",

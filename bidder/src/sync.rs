@@ -226,8 +226,11 @@ fn allows(p: &Params, privacy: &privacy::PrivacySettings) -> bool {
         }
     }
     // Empty is not set, as `"gdpr": ""` is in a bid request: an exchange
-    // that does not know leaves its macro empty.
+    // that does not know leaves its macro empty. Unless a consent string
+    // came with it: it was made for someone GDPR covers.
+    let consent_given = p.consent.as_deref().is_some_and(|c| !c.trim().is_empty());
     let gdpr = match p.gdpr.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
+        None if consent_given && p.gdpr.is_some() => Some(1),
         None => None,
         Some(g) => match g.parse::<i32>() {
             Ok(g) => Some(g),
@@ -558,6 +561,12 @@ mod tests {
         assert!(query_allows("gdpr=%20", false, &p));
         assert!(!query_allows("gdpr=yes", false, &p));
         assert!(!query_allows("gdpr=1&gdpr_consent=", false, &p));
+        // A consent string beside it was made for someone GDPR covers.
+        assert!(!query_allows(
+            "gdpr=&gdpr_consent=CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA",
+            false,
+            &p
+        ));
     }
 
     #[test]

@@ -100,3 +100,26 @@ fn uploads_need_the_token() {
     );
     assert_eq!(r.status, 403);
 }
+
+/// Another replica's batch is kept in this replica's audience log only
+/// when the store took something of it: one it already holds (or refuses,
+/// full) would grow the log, read back at every start, with nothing.
+#[test]
+fn a_peer_batch_that_teaches_nothing_is_not_logged() {
+    let dir = common::shop_config_dir("peer-batch-log");
+    let state = dir.join("state");
+    let s = Server::start_in(&dir, &state, 1_000_000, common::ts("2026-11-24T12:00:00Z"));
+    let batch = |id: &str| shared::Published {
+        id: id.into(),
+        topic: "events".into(),
+        key: String::new(),
+        body: format!("{VIEW}\n"),
+    };
+    let log = state.join("audience-events").join("2026-11-24.jsonl");
+    let size = || std::fs::metadata(&log).map_or(0, |m| m.len());
+    s.app.apply_peer_audience(&batch("1-0"));
+    let once = size();
+    assert!(once > 0, "the first batch is kept");
+    s.app.apply_peer_audience(&batch("2-0"));
+    assert_eq!(size(), once, "the same events again add nothing");
+}

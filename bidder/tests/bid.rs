@@ -658,14 +658,22 @@ fn user_keywords_target_only_where_behavioural_data_may_be_used() {
         (json!({ "gpp_sid": [7] }), "gpp_unreadable"),
     ] {
         r["regs"] = regs.clone();
-        assert_eq!(common::only_bid(&s, &r)["cid"], "plain", "{regs}");
-        assert_eq!(reason(&s, &r, "kw"), "keyword", "{regs}");
-        // Explain and the metrics name the restriction.
-        assert_eq!(common::explain(&s, &r)["privacy"], restriction, "{regs}");
-        let metrics = common::get(s.admin, "/metrics").text();
+        // Explain and the metrics name the restriction (every series is on
+        // the page from the start: the count must move).
         let series =
             format!("bidder_privacy_restricted_requests_total{{restriction=\"{restriction}\"}}");
-        assert!(metrics.contains(&series), "{series}");
+        let count = || {
+            let page = common::get(s.admin, "/metrics").text();
+            page.lines()
+                .find_map(|l| l.strip_prefix(&format!("{series} ")))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {series} in\n{page}"))
+        };
+        let before = count();
+        assert_eq!(common::only_bid(&s, &r)["cid"], "plain", "{regs}");
+        assert_eq!(reason(&s, &r, "kw"), "keyword", "{regs}");
+        assert_eq!(common::explain(&s, &r)["privacy"], restriction, "{regs}");
+        assert!(count() > before, "{series}");
     }
     r.as_object_mut().unwrap().remove("regs");
     assert_eq!(common::explain(&s, &r)["privacy"], Value::Null);

@@ -741,7 +741,12 @@ impl Device<'_> {
     /// integer is [`crate::UNREADABLE_FLAG`]. The ext is read only when
     /// there is one.
     pub fn atts(&self) -> Option<i32> {
-        ext_as::<DeviceExt>(self.ext)?.atts
+        match ext_as::<DeviceExt>(self.ext) {
+            Some(e) => e.atts,
+            // An ext that cannot be read (a key twice, a string) may hold
+            // a status nobody read: the strictest reading.
+            None => self.ext.map(|_| crate::UNREADABLE_FLAG),
+        }
     }
 }
 

@@ -663,8 +663,8 @@ fn us_section_opts_out(id: i32, section: &str) -> Option<bool> {
         USP_V1 => usp_read(section),
         US_NAT => usnat::UsNat::from_str(section).ok().and_then(|s| {
             // A known child: under 13 no one may consent for targeting
-            // (any value there but "not applicable"), and 13 to 16 (17 in
-            // v2) needs the consent the section says was not given.
+            // (any value there but "not applicable"), and 13 to 16 needs
+            // the consent the section says was not given.
             let (opt_outs, notices, mspa, child) = match &s.core {
                 usnat::Core::V1(c) => {
                     let k = &c.known_child_sensitive_data_consents;
@@ -698,9 +698,10 @@ fn us_section_opts_out(id: i32, section: &str) -> Option<bool> {
                             &c.targeted_advertising_opt_out_notice,
                         ],
                         &c.mspa_service_provider_mode,
+                        // The 16-17 field is not read, as Prebid does not:
+                        // CMPs' defaults fill it.
                         k.process_sensitive_data_under_13 != Consent::NotApplicable
-                            || k.process_sensitive_data_from_13_to_16 == Consent::NoConsent
-                            || k.process_personal_data_from_16_to_17 == Consent::NoConsent,
+                            || k.process_sensitive_data_from_13_to_16 == Consent::NoConsent,
                     )
                 }
                 // A version this decoder does not know.

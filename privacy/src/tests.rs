@@ -82,6 +82,10 @@ fn labels_are_distinct_snake_case() {
         ]
     );
     assert_eq!(Restriction::GppOptOut.to_string(), "gpp_opt_out");
+    // The metric's cells are indexed by the discriminant.
+    for (i, r) in Restriction::ALL.iter().enumerate() {
+        assert_eq!(*r as usize, i, "{r}");
+    }
     assert_eq!(PrivacySettings::default().vendor_id, UNSET_VENDOR_ID);
 }
 
@@ -518,11 +522,11 @@ fn gpp_us_national_opt_outs() {
         Err(Restriction::GppOptOut)
     );
     assert_eq!(with_gpp(&gpp(&[(7, USNAT_NOT_APPLICABLE)]), &[7]), Ok(()));
-    // iab_gpp's v2 fixture: a known child of 16 or 17 who did not
-    // consent, whom targeting must leave alone.
+    // iab_gpp's v2 fixture: its 16-17 field (which CMPs' defaults fill,
+    // and Prebid does not read) says no consent; nothing else applies.
     assert_eq!(
         with_gpp(&gpp(&[(7, USNAT_V2_NOT_APPLICABLE)]), &[7]),
-        Err(Restriction::GppOptOut)
+        Ok(())
     );
     assert_eq!(with_gpp(&gpp(&[(7, &usnat_v1(2, 2, 2))]), &[7]), Ok(()));
     for (sale, sharing, targeted) in [(1, 2, 2), (2, 1, 2), (2, 2, 1)] {
@@ -982,6 +986,11 @@ fn app_tracking_transparency() {
     assert_eq!(
         check(json!({ "device": { "ext": { "atts": null } } })),
         Ok(())
+    );
+    // An ext that cannot be read may hold a status nobody read.
+    assert_eq!(
+        check(json!({ "device": { "ext": "x" } })),
+        Err(Restriction::LimitAdTracking)
     );
     assert_eq!(
         check(json!({ "device": { "ext": { "other": 1 } } })),

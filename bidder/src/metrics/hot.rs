@@ -124,6 +124,11 @@ struct Hot {
     duration: Cells<DURATION_CELLS>,
     shading: Cells<{ shading::Reason::ALL.len() }>,
     tracking: Cells<{ crate::track::Event::ALL.len() }>,
+    /// Bid requests by their privacy restriction, in
+    /// `privacy::Restriction::ALL`'s order: most requests may have one
+    /// (GDPR traffic without a vendor id, iOS without ATT), so not through
+    /// the exporter's keyed lookup.
+    privacy: Cells<{ crate::privacy::Restriction::ALL.len() }>,
 }
 
 fn hot() -> &'static Hot {
@@ -133,6 +138,7 @@ fn hot() -> &'static Hot {
         duration: Cells::new(),
         shading: Cells::new(),
         tracking: Cells::new(),
+        privacy: Cells::new(),
     })
 }
 
@@ -167,6 +173,10 @@ pub(crate) fn shading(reason: shading::Reason) {
 
 pub(crate) fn tracking(event: crate::track::Event) {
     hot().tracking.add(event as usize, 1);
+}
+
+pub(crate) fn privacy_restricted(r: crate::privacy::Restriction) {
+    hot().privacy.add(r as usize, 1);
 }
 
 /// Appends this module's series to a Prometheus text page.
@@ -285,6 +295,22 @@ pub(crate) fn render(out: &mut String) {
                     out,
                     "bidder_tracking_events_total",
                     &[("event", e.as_str())],
+                    n,
+                );
+            }
+        },
+    );
+    each(
+        out,
+        "bidder_privacy_restricted_requests_total",
+        "Bid requests whose privacy signals keep behavioural data out, by the first restriction found.",
+        &|out| {
+            for (i, r) in crate::privacy::Restriction::ALL.iter().enumerate() {
+                let n = h.privacy.get(i);
+                series(
+                    out,
+                    "bidder_privacy_restricted_requests_total",
+                    &[("restriction", r.as_str())],
                     n,
                 );
             }
