@@ -861,9 +861,11 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses an `--out` inside the state directory: the files there are the
-/// bidder's (a report written over `charges.journal` replaced the charges
-/// with a table), and nothing a command writes for people belongs there.
+/// Refuses an `--out` that is, or leads to, one of the bidder's own files
+/// in the state directory (a report written over `charges.journal`
+/// replaced the charges with a table): anything in its subdirectories
+/// (events, audience events, lists, peers' copies) and the names it keeps
+/// at its top. A file of one's own there (`STATE/model.bin`) is let be.
 fn out_beside_state(out: &std::path::Path, state: &std::path::Path) -> anyhow::Result<()> {
     let Ok(state) = state.canonicalize() else {
         return Ok(());
@@ -872,18 +874,40 @@ fn out_beside_state(out: &std::path::Path, state: &std::path::Path) -> anyhow::R
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
-    // Where it leads too, when it is there: a link to `charges.journal`
-    // from outside is written through.
-    let inside = |p: &std::path::Path| p.canonicalize().is_ok_and(|p| p.starts_with(&state));
-    if inside(parent) || inside(out) {
+    // Where it leads, when it is there (a link from outside is written
+    // through), else where it would be made.
+    let target = out.canonicalize().ok().or_else(|| {
+        let name = out.file_name()?;
+        Some(parent.canonicalize().ok()?.join(name))
+    });
+    let Some(rel) = target.as_deref().and_then(|t| t.strip_prefix(&state).ok()) else {
+        return Ok(());
+    };
+    let name = rel.to_string_lossy();
+    let own = rel.components().count() != 1
+        || STATE_NAMES.contains(&&*name)
+        || STATE_PREFIXES.iter().any(|p| name.starts_with(p));
+    if own {
         anyhow::bail!(
-            "--out {}: inside the state directory {}, whose files are the bidder's; write it elsewhere",
+            "--out {}: one of the bidder's own files in the state directory {}; write it elsewhere",
             out.display(),
             state.display()
         );
     }
     Ok(())
 }
+
+/// The files a bidder keeps at the top of its state directory.
+const STATE_NAMES: &[&str] = &[
+    "LOCK",
+    "served-budgets.json",
+    "notice-ttl",
+    "replica.name",
+    "awaiting.jsonl",
+];
+/// ... and the beginnings of the others' names (journal generations,
+/// checkpoints, the frequency file, the notice secret).
+const STATE_PREFIXES: &[&str] = &["charges", "ledger", "frequency", "notice", "holds"];
 
 fn report(args: ReportArgs) -> anyhow::Result<()> {
     use reports::render::Format;
