@@ -421,6 +421,9 @@ impl Attributor {
         for c in &stale {
             self.unpark(c);
         }
+        // The oldest first, not the map's order (at random): the newest
+        // have the longest left to meet their touch.
+        others.sort_unstable_by_key(|c| c.at_ms);
         for c in &others {
             if self.parked_n <= target {
                 break;
@@ -889,6 +892,27 @@ mod tests {
             .iter()
             .all(|r| r.at_ms >= now - MAX_PARKED_PER_KEY as i64));
         assert_eq!(a.parked(), 0);
+    }
+
+    /// Past the bound, the oldest kept conversions go first: the newest
+    /// have the longest left to meet a touch.
+    #[test]
+    fn making_room_drops_the_oldest_kept_conversions() {
+        let c = catalog();
+        let mut a = keeping(640);
+        let now = 100 * DAY;
+        for i in 0..40i64 {
+            let mut p = buy(now - 10_000 + i, Some(&format!("o{i}")));
+            p.user = 1000 + i as u64;
+            p.other_user = None;
+            assert_eq!(a.attribute(&p, &c, now), Outcome::Unattributed);
+        }
+        let mut kept: Vec<i64> = a.parked.values().flatten().map(|p| p.at_ms).collect();
+        kept.sort_unstable();
+        let last = now - 10_000 + 39;
+        let newest: Vec<i64> = (last + 1 - kept.len() as i64..=last).collect();
+        assert!(kept.len() >= 10, "{kept:?}");
+        assert_eq!(kept, newest, "the kept are the newest");
     }
 
     /// Kept conversions stay within the attributor's bound.
