@@ -618,13 +618,18 @@ fn mspa_denies(service_provider_mode: &MspaMode, notices: &[&Notice]) -> bool {
 }
 
 /// A US state section: opt-out of sale or of targeted advertising, the
-/// GPC sub-section where the state's section has one, and
+/// GPC sub-section where the state's section has one (`gpc`), its one
+/// known-child field where it has one (`; child`: [`known_child`]), and
 /// [`mspa_denies`]; `None` when it does not decode.
+// The markers (`gpc`, `child`) only switch their part on: `stringify!`
+// ties each optional part to its marker, as a repetition needs.
 macro_rules! state_opts_out {
-    ($section:expr, $ty:ty) => {
+    ($section:expr, $ty:ty $(, $gpc:ident)? $(; $child:ident)?) => {
         <$ty>::from_str($section).ok().map(|s| {
             opted_out(&s.core.sale_opt_out)
                 || opted_out(&s.core.targeted_advertising_opt_out)
+                $(|| { let _ = stringify!($gpc); s.gpc == Some(true) })?
+                $(|| { let _ = stringify!($child); known_child(&s.core.known_child_sensitive_data_consents) })?
                 || mspa_denies(
                     &s.core.mspa_service_provider_mode,
                     &[
@@ -634,20 +639,14 @@ macro_rules! state_opts_out {
                 )
         })
     };
-    ($section:expr, $ty:ty, gpc) => {
-        <$ty>::from_str($section).ok().map(|s| {
-            opted_out(&s.core.sale_opt_out)
-                || opted_out(&s.core.targeted_advertising_opt_out)
-                || s.gpc == Some(true)
-                || mspa_denies(
-                    &s.core.mspa_service_provider_mode,
-                    &[
-                        &s.core.sale_opt_out_notice,
-                        &s.core.targeted_advertising_opt_out_notice,
-                    ],
-                )
-        })
-    };
+}
+
+/// A state section's one known-child field (the states that have one,
+/// rather than fields by age): anything but "not applicable" says the
+/// user is a known child, whose data no consent here lets us target with,
+/// as Prebid reads it.
+fn known_child(c: &Consent) -> bool {
+    *c != Consent::NotApplicable
 }
 
 /// Does this section record an opt-out that rules out behavioural
@@ -725,21 +724,21 @@ fn us_section_opts_out(id: i32, section: &str) -> Option<bool> {
                     &[&s.core.sale_opt_out_notice, &s.core.sharing_opt_out_notice],
                 )
         }),
-        9 => state_opts_out!(section, usva::UsVa),
-        10 => state_opts_out!(section, usco::UsCo, gpc),
-        11 => state_opts_out!(section, usut::UsUt),
+        9 => state_opts_out!(section, usva::UsVa; child),
+        10 => state_opts_out!(section, usco::UsCo, gpc; child),
+        11 => state_opts_out!(section, usut::UsUt; child),
         12 => state_opts_out!(section, usct::UsCt, gpc),
         13 => state_opts_out!(section, usfl::UsFl),
         14 => state_opts_out!(section, usmt::UsMt, gpc),
         15 => state_opts_out!(section, usor::UsOr, gpc),
-        16 => state_opts_out!(section, ustx::UsTx, gpc),
+        16 => state_opts_out!(section, ustx::UsTx, gpc; child),
         17 => state_opts_out!(section, usde::UsDe, gpc),
-        18 => state_opts_out!(section, usia::UsIa, gpc),
-        19 => state_opts_out!(section, usne::UsNe, gpc),
+        18 => state_opts_out!(section, usia::UsIa, gpc; child),
+        19 => state_opts_out!(section, usne::UsNe, gpc; child),
         20 => state_opts_out!(section, usnh::UsNh, gpc),
         21 => state_opts_out!(section, usnj::UsNj, gpc),
-        22 => state_opts_out!(section, ustn::UsTn, gpc),
-        23 => state_opts_out!(section, usmn::UsMn, gpc),
+        22 => state_opts_out!(section, ustn::UsTn, gpc; child),
+        23 => state_opts_out!(section, usmn::UsMn, gpc; child),
         // Past the last state this crate decodes (23 Minnesota): 24
         // Maryland, 25 Indiana, 26 Kentucky, 27 Rhode Island and later
         // ids, which it cannot read.

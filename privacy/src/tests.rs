@@ -1045,3 +1045,30 @@ fn mspa_fields_and_a_lost_string() {
         Err(Restriction::GdprNoConsent)
     );
 }
+
+/// The states whose section has one known-child field (Virginia here)
+/// keep a known child's data out whatever it says but "not applicable",
+/// as Prebid reads them.
+#[test]
+fn a_known_child_in_a_state_section() {
+    use iab_gpp::sections::us_common::Consent;
+    for (section, child) in [
+        ("BAAAABA", Consent::NotApplicable),
+        ("BAAAAFA", Consent::NoConsent),
+        ("BAAAAJA", Consent::Consent),
+    ] {
+        let s = iab_gpp::sections::usva::UsVa::from_str(section).expect("decodes");
+        assert_eq!(
+            s.core.known_child_sensitive_data_consents, child,
+            "{section}"
+        );
+    }
+    assert_eq!(with_gpp(&gpp(&[(9, "BAAAABA")]), &[9]), Ok(()));
+    for section in ["BAAAAFA", "BAAAAJA"] {
+        assert_eq!(
+            with_gpp(&gpp(&[(9, section)]), &[9]),
+            Err(Restriction::GppOptOut),
+            "{section}"
+        );
+    }
+}
