@@ -649,6 +649,33 @@ fn known_child(c: &Consent) -> bool {
     *c != Consent::NotApplicable
 }
 
+/// What US National's versions share, from a core `$c` whose known-child
+/// fields for under 13 and 13 to 16 are named as given: its three
+/// opt-outs, their notices, the service-provider mode, and whether a known
+/// child is there (under 13 no one may consent for targeting, any value but
+/// "not applicable"; 13 to 16 needs the consent the section says was not
+/// given). The versions are types of their own, with the same fields.
+macro_rules! usnat_fields {
+    ($c:expr, $under_13:ident, $from_13_to_16:ident) => {{
+        let c = $c;
+        let k = &c.known_child_sensitive_data_consents;
+        (
+            [
+                &c.sale_opt_out,
+                &c.sharing_opt_out,
+                &c.targeted_advertising_opt_out,
+            ],
+            [
+                &c.sale_opt_out_notice,
+                &c.sharing_opt_out_notice,
+                &c.targeted_advertising_opt_out_notice,
+            ],
+            &c.mspa_service_provider_mode,
+            k.$under_13 != Consent::NotApplicable || k.$from_13_to_16 == Consent::NoConsent,
+        )
+    }};
+}
+
 /// Does this section record an opt-out that rules out behavioural
 /// targeting? The TCF sections say nothing here (they are consent). `None`
 /// for what may hold an opt-out nobody read: a US section that does not
@@ -661,48 +688,15 @@ fn us_section_opts_out(id: i32, section: &str) -> Option<bool> {
         // there, and was unreadable here).
         USP_V1 => usp_read(section),
         US_NAT => usnat::UsNat::from_str(section).ok().and_then(|s| {
-            // A known child: under 13 no one may consent for targeting
-            // (any value there but "not applicable"), and 13 to 16 needs
-            // the consent the section says was not given.
             let (opt_outs, notices, mspa, child) = match &s.core {
-                usnat::Core::V1(c) => {
-                    let k = &c.known_child_sensitive_data_consents;
-                    (
-                        [
-                            &c.sale_opt_out,
-                            &c.sharing_opt_out,
-                            &c.targeted_advertising_opt_out,
-                        ],
-                        [
-                            &c.sale_opt_out_notice,
-                            &c.sharing_opt_out_notice,
-                            &c.targeted_advertising_opt_out_notice,
-                        ],
-                        &c.mspa_service_provider_mode,
-                        k.under_13 != Consent::NotApplicable
-                            || k.from_13_to_16 == Consent::NoConsent,
-                    )
-                }
-                usnat::Core::V2(c) => {
-                    let k = &c.known_child_sensitive_data_consents;
-                    (
-                        [
-                            &c.sale_opt_out,
-                            &c.sharing_opt_out,
-                            &c.targeted_advertising_opt_out,
-                        ],
-                        [
-                            &c.sale_opt_out_notice,
-                            &c.sharing_opt_out_notice,
-                            &c.targeted_advertising_opt_out_notice,
-                        ],
-                        &c.mspa_service_provider_mode,
-                        // The 16-17 field is not read, as Prebid does not:
-                        // CMPs' defaults fill it.
-                        k.process_sensitive_data_under_13 != Consent::NotApplicable
-                            || k.process_sensitive_data_from_13_to_16 == Consent::NoConsent,
-                    )
-                }
+                usnat::Core::V1(c) => usnat_fields!(c, under_13, from_13_to_16),
+                // The 16-17 field is not read, as Prebid does not: CMPs'
+                // defaults fill it.
+                usnat::Core::V2(c) => usnat_fields!(
+                    c,
+                    process_sensitive_data_under_13,
+                    process_sensitive_data_from_13_to_16
+                ),
                 // A version this decoder does not know.
                 _ => return None,
             };
