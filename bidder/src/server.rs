@@ -1570,6 +1570,20 @@ pub struct Running {
     pub done: tokio::task::JoinHandle<()>,
 }
 
+/// `port`'s answer to `r`, saying `Connection: close` where [`say_close`]
+/// says to: the bid and admin ports alike.
+async fn answered<Fut: std::future::Future<Output = Resp>>(
+    app: Arc<App>,
+    r: Request<Incoming>,
+    peer: IpAddr,
+    port: impl FnOnce(Arc<App>, Request<Incoming>, IpAddr) -> Fut,
+) -> Resp {
+    let had_body = !hyper::body::Body::is_end_stream(r.body());
+    let mut resp = port(app.clone(), r, peer).await;
+    say_close(app.is_draining(), had_body, &mut resp);
+    resp
+}
+
 /// `Connection: close` on an answer after which the client should open a
 /// new connection for its next request, and is told so rather than finding
 /// out by a request lost on a connection closed under it:
@@ -1648,13 +1662,7 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
     let a1 = app.clone();
     let limits = app.settings.limits;
     let bid_task = tokio::spawn(serve(bid, rx.clone(), limits, move |r, peer| {
-        let app = a1.clone();
-        async move {
-            let had_body = !hyper::body::Body::is_end_stream(r.body());
-            let mut resp = bid_port(app.clone(), r, peer).await;
-            say_close(app.is_draining(), had_body, &mut resp);
-            resp
-        }
+        answered(a1.clone(), r, peer, bid_port)
     }));
     // The admin port runs on a thread and runtime of its own: bid work that
     // keeps every worker of the bid runtime busy (a flood of costly
@@ -1675,13 +1683,7 @@ pub fn start(app: Arc<App>, bid: TcpListener, admin: TcpListener) -> std::io::Re
         .name("admin".into())
         .spawn(move || {
             runtime.block_on(serve(admin, rx, limits, move |r, peer| {
-                let app = a2.clone();
-                async move {
-                    let had_body = !hyper::body::Body::is_end_stream(r.body());
-                    let mut resp = admin_port(app.clone(), r, peer).await;
-                    say_close(app.is_draining(), had_body, &mut resp);
-                    resp
-                }
+                answered(a2.clone(), r, peer, admin_port)
             }));
         })?;
     let done = tokio::spawn(async move {
