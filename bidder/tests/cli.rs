@@ -974,6 +974,9 @@ fn tents_state(name: &str) -> (PathBuf, PathBuf, i64) {
     (dir, state, spent)
 }
 
+/// The report range of [`tents_state`]'s day.
+const TENTS_DAY: [&str; 4] = ["--from", "2026-11-24", "--to", "2026-11-24"];
+
 /// `bidder report` with `args` (dates included: the default range ends
 /// on the wall clock's day): its exit code, standard output and error.
 fn report(config: &Path, state: &Path, args: &[&str]) -> (Option<i32>, String, String) {
@@ -1015,7 +1018,7 @@ const METRICS: [&str; 15] = [
 fn report_prints_a_known_day_as_table_csv_and_json() {
     let (dir, state, spent) = tents_state("cli-report");
     assert_eq!(spent, 8_000, "2.50 + 3.00 + 2.50 CPM");
-    let day = ["--from", "2026-11-24", "--to", "2026-11-24"];
+    let day = TENTS_DAY;
     let run = |args: &[&str]| {
         let (code, stdout, stderr) = report(&dir, &state, &[&day[..], args].concat());
         assert_eq!(code, Some(0), "{args:?}: {stderr}");
@@ -1122,14 +1125,7 @@ fn report_prints_a_known_day_as_table_csv_and_json() {
 #[test]
 fn report_refuses_a_state_whose_spend_cannot_be_read() {
     let (dir, state, _) = tents_state("cli-report-no-journal");
-    let day = [
-        "--from",
-        "2026-11-24",
-        "--to",
-        "2026-11-24",
-        "--by",
-        "line_item",
-    ];
+    let day = [&TENTS_DAY[..], &["--by", "line_item"]].concat();
     let (code, _, stderr) = report(&dir, &state, &day);
     assert_eq!(code, Some(0), "{stderr}");
     let journal = state.join("charges.journal");
@@ -1159,7 +1155,7 @@ fn report_refuses_bad_arguments_with_exit_code_1() {
     let dir = common::shop_config_dir("cli-report-bad");
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let day = ["--from", "2026-11-24", "--to", "2026-11-24"];
+    let day = TENTS_DAY;
     let refused = |state: &Path, args: &[&str]| {
         let (code, stdout, stderr) = report(&dir, state, args);
         assert_eq!(code, Some(1), "{args:?}: {stdout}{stderr}");
@@ -1465,14 +1461,7 @@ fn log_format_json_writes_one_object_a_line_and_rust_log_still_filters() {
 #[test]
 fn report_reads_a_config_whose_price_keys_are_not_in_its_environment() {
     let (dir, state, _) = tents_state("cli-report-secrets");
-    let day = [
-        "--from",
-        "2026-11-24",
-        "--to",
-        "2026-11-24",
-        "--by",
-        "line_item",
-    ];
+    let day = [&TENTS_DAY[..], &["--by", "line_item"]].concat();
     let (code, before, stderr) = report(&dir, &state, &day);
     assert_eq!(code, Some(0), "{stderr}");
     std::fs::write(
@@ -1657,11 +1646,7 @@ fn outputs_are_not_written_into_the_state_directory() {
     let journal = state.join("charges.journal");
     let before = std::fs::read(&journal).unwrap();
     let out = format!("--out={}", journal.display());
-    let (code, _, stderr) = report(
-        &dir,
-        &state,
-        &["--from", "2026-11-24", "--to", "2026-11-24", &out],
-    );
+    let (code, _, stderr) = report(&dir, &state, &[&TENTS_DAY[..], &[out.as_str()]].concat());
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("own files in the state directory"),
@@ -1692,11 +1677,7 @@ fn outputs_are_not_written_into_the_state_directory() {
     let link = dir.join("report.txt");
     std::os::unix::fs::symlink(&journal, &link).unwrap();
     let out = format!("--out={}", link.display());
-    let (code, _, stderr) = report(
-        &dir,
-        &state,
-        &["--from", "2026-11-24", "--to", "2026-11-24", &out],
-    );
+    let (code, _, stderr) = report(&dir, &state, &[&TENTS_DAY[..], &[out.as_str()]].concat());
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("own files in the state directory"),

@@ -11,6 +11,11 @@ fn settings() -> PrivacySettings {
 /// A minimal valid request with `extra` merged in at the top level, as
 /// JSON text through `ortb::parse_request`.
 fn check_with(extra: Value, settings: &PrivacySettings) -> Result<(), Restriction> {
+    decide_with(extra, settings).map(|_| ())
+}
+
+/// [`check_with`], with what [`decide`] allows.
+fn decide_with(extra: Value, settings: &PrivacySettings) -> Result<Allowed, Restriction> {
     let mut req = json!({
         "id": "r1",
         "imp": [{ "id": "1", "banner": { "w": 300, "h": 250 } }],
@@ -23,7 +28,7 @@ fn check_with(extra: Value, settings: &PrivacySettings) -> Result<(), Restrictio
     }
     let body = req.to_string();
     let parsed = ortb::parse_request(body.as_bytes()).expect("request parses");
-    behavioural(&parsed, settings)
+    decide(&parsed, settings)
 }
 
 fn check(extra: Value) -> Result<(), Restriction> {
@@ -832,19 +837,7 @@ fn both_consent_strings_must_grant() {
 /// interest; outside GDPR, whenever behavioural use is allowed.
 #[test]
 fn measurement_needs_purpose_7_under_gdpr() {
-    let decide_with = |extra: Value| {
-        let mut req = json!({
-            "id": "r1",
-            "imp": [{ "id": "1", "banner": { "w": 300, "h": 250 } }],
-            "user": { "buyeruid": "u-1" }
-        });
-        for (k, v) in extra.as_object().expect("an object") {
-            req[k] = v.clone();
-        }
-        let body = req.to_string();
-        let parsed = ortb::parse_request(body.as_bytes()).expect("request parses");
-        decide(&parsed, &settings())
-    };
+    let decide_with = |extra: Value| decide_with(extra, &settings());
     let tc = |purposes: &[u16], li: &[u16]| {
         Tc {
             purposes: purposes.to_vec(),
