@@ -369,11 +369,13 @@ impl UserShard {
         }
     }
 
-    /// A copy without holes, without events before `cutoff`, and with the
-    /// users of `replace` (sorted by key) given those events instead.
+    /// A copy without holes, without events before `cutoff`, without the
+    /// users of `evicted` (sorted), and with the users of `replace` (sorted
+    /// by key) given those events instead.
     fn rebuilt(
         &self,
         replace: &[(u64, &[Ev])],
+        evicted: &[u64],
         cutoff: u32,
         users: usize,
         arena: usize,
@@ -381,7 +383,9 @@ impl UserShard {
         let mut fresh = UserShard::with_capacity(users, arena);
         let kept = |events: &'_ [Ev]| -> usize { events.partition_point(|e| e.at < cutoff) };
         for (&key, slot) in &self.slots {
-            if replace.binary_search_by_key(&key, |r| r.0).is_err() {
+            if replace.binary_search_by_key(&key, |r| r.0).is_err()
+                && evicted.binary_search(&key).is_err()
+            {
                 let events = self.slice(slot);
                 let events = &events[kept(events)..];
                 if !events.is_empty() {
@@ -406,6 +410,59 @@ impl UserShard {
 /// Room for `n` and a quarter more, so that growth is amortised.
 fn with_headroom(n: usize) -> usize {
     n + n / 4 + 16
+}
+
+/// Share of a full shard's room an eviction frees beyond what its batch
+/// needs, so that a stream of single new users (the pixel) scans and
+/// rebuilds the shard once per this many of them, not once each.
+const EVICTION_SLACK: usize = 16;
+
+/// The users (sorted keys) that must go for `shard` to take `batch`
+/// (sorted by key) and hold at most `room`: the least recently active by
+/// their newest event once the batch is in, newcomers of the batch
+/// included (one older than everyone held is not taken). Empty while the
+/// batch fits.
+fn evictions(shard: &UserShard, batch: &[(u64, Ev)], room: usize) -> Vec<u64> {
+    // The batch's users, each with its newest event (the batch is sorted
+    // by key, then event).
+    let mut newest: Vec<(u64, u32)> = Vec::new();
+    for &(key, ev) in batch {
+        match newest.last_mut() {
+            Some(last) if last.0 == key => last.1 = last.1.max(ev.at),
+            _ => newest.push((key, ev.at)),
+        }
+    }
+    let arriving = newest
+        .iter()
+        .filter(|(k, _)| !shard.slots.contains_key(k))
+        .count();
+    let total = shard.slots.len() + arriving;
+    if total <= room {
+        return Vec::new();
+    }
+    let keep = room - room / EVICTION_SLACK;
+    let mut by_activity: Vec<(u32, u64)> = Vec::with_capacity(total);
+    for (&key, slot) in &shard.slots {
+        let held = shard.slice(slot).last().map_or(0, |e| e.at);
+        let at = match newest.binary_search_by_key(&key, |n| n.0) {
+            Ok(i) => held.max(newest[i].1),
+            Err(_) => held,
+        };
+        by_activity.push((at, key));
+    }
+    by_activity.extend(
+        newest
+            .iter()
+            .filter(|(k, _)| !shard.slots.contains_key(k))
+            .map(|&(k, at)| (at, k)),
+    );
+    let n = total - keep;
+    // Ties on time are broken by key: a keyed hash, so no one can choose
+    // to be kept.
+    by_activity.select_nth_unstable(n - 1);
+    let mut out: Vec<u64> = by_activity[..n].iter().map(|&(_, k)| k).collect();
+    out.sort_unstable();
+    out
 }
 
 /// State only writers touch.
@@ -467,8 +524,8 @@ pub struct Store {
     retention_days: AtomicU32,
     /// [`Store::set_max_users`], per user shard (keys spread evenly).
     max_users_per_shard: std::sync::atomic::AtomicUsize,
-    /// Events of new users refused because the store was full.
-    refused: std::sync::atomic::AtomicU64,
+    /// Users dropped, or not taken, to keep the store within its size.
+    evicted: std::sync::atomic::AtomicU64,
     lists: Lists,
 }
 
@@ -506,7 +563,7 @@ impl Store {
             }),
             retention_days: AtomicU32::new(DEFAULT_RETENTION_DAYS),
             max_users_per_shard: std::sync::atomic::AtomicUsize::new(per_shard(DEFAULT_MAX_USERS)),
-            refused: std::sync::atomic::AtomicU64::new(0),
+            evicted: std::sync::atomic::AtomicU64::new(0),
             lists: Lists::new(DEFAULT_MAX_MEMBERS),
         }
     }
@@ -590,18 +647,24 @@ impl Store {
     }
 
     /// How many users the store holds at most (spread over its shards,
-    /// each holding its share). Once full, events of users it does not hold
-    /// are refused and counted ([`Store::refused_events`]); the users it
-    /// holds go on being updated, and room comes back as their events age
-    /// past the retention. Takes effect at the next append.
+    /// each holding its share). A new user in a full shard makes room: the
+    /// shard's least recently active users (by their newest event) go,
+    /// counted ([`Store::evicted_users`]). Takes effect at the next append.
+    ///
+    /// Eviction rather than refusal: refusing new users once full locked
+    /// every new shopper out until the holders' events aged past the
+    /// retention (90 days by default), so whoever filled the store first,
+    /// a script through the pixel included, kept it. The newest activity
+    /// is what audiences count, so it is what a full store keeps.
     pub fn set_max_users(&self, users: usize) {
         self.max_users_per_shard
             .store(per_shard(users), Ordering::Relaxed);
     }
 
-    /// Events of new users refused because the store was full, since start.
-    pub fn refused_events(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
+    /// Users dropped, or not taken, to keep the store within its size,
+    /// since start.
+    pub fn evicted_users(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
     }
 
     /// Drops events older than `now` minus the retention, users left with
@@ -633,7 +696,7 @@ impl Store {
             if gone == 0 {
                 continue;
             }
-            let fresh = shard.rebuilt(&[], cutoff, with_headroom(users), with_headroom(arena));
+            let fresh = shard.rebuilt(&[], &[], cutoff, with_headroom(users), with_headroom(arena));
             drop(shard);
             let old = std::mem::replace(&mut *write(lock), fresh);
             drop(old);
@@ -893,8 +956,8 @@ impl Store {
         // users will take; arena events they take now (holes to be).
         let (mut added, mut new_users, mut arena_needed, mut old_runs) = (0, 0, 0, 0);
         let room = self.max_users_per_shard.load(Ordering::Relaxed);
-        let mut refused = 0u64;
         let shard = read(lock);
+        let evicted = evictions(&shard, batch, room);
         let mut rest = batch;
         while let Some(&(key, _)) = rest.first() {
             let n = rest.partition_point(|&(k, _)| k == key);
@@ -902,11 +965,10 @@ impl Store {
             run.extend(rest[..n].iter().map(|&(_, ev)| ev));
             run.dedup();
             rest = &rest[n..];
-            let existing = shard.events_of(key);
-            if existing.is_empty() && shard.slots.len() + new_users >= room {
-                refused += run.len() as u64;
+            if evicted.binary_search(&key).is_ok() {
                 continue;
             }
+            let existing = shard.events_of(key);
             let start = merged.len();
             merge_into(existing, &run, &mut merged);
             let len = merged.len() - start;
@@ -937,15 +999,29 @@ impl Store {
             };
             updates.push((key, start..merged.len()));
         }
-        if refused > 0 {
-            self.refused.fetch_add(refused, Ordering::Relaxed);
+        // The users that go: those of the shard (the batch's own newcomers
+        // that were evicted on arrival were never in it).
+        let dropped = evicted
+            .iter()
+            .filter(|&&k| shard.slots.contains_key(&k))
+            .count();
+        if !evicted.is_empty() {
+            self.evicted
+                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
         }
-        if updates.is_empty() {
+        if updates.is_empty() && dropped == 0 {
             return 0;
         }
-        let live_after = shard.live_arena() - old_runs + arena_needed;
+        let dropped_runs: usize = evicted
+            .iter()
+            .filter_map(|k| shard.slots.get(k))
+            .filter(|s| s.run_range().is_some())
+            .map(|s| s.len())
+            .sum();
+        let live_after = shard.live_arena() - old_runs - dropped_runs + arena_needed;
         let holes_after = shard.holes + old_runs;
-        let rebuild = shard.slots.capacity() - shard.slots.len() < new_users
+        let rebuild = dropped > 0
+            || shard.slots.capacity() - shard.slots.len() < new_users
             || shard.arena.capacity() - shard.arena.len() < arena_needed
             || holes_after > live_after / 2 + HOLES_SLACK;
         if rebuild {
@@ -953,8 +1029,14 @@ impl Store {
                 .iter()
                 .map(|(key, r)| (*key, &merged[r.clone()]))
                 .collect();
-            let users = shard.slots.len() + new_users;
-            let fresh = shard.rebuilt(&replace, 0, with_headroom(users), with_headroom(live_after));
+            let users = shard.slots.len() - dropped + new_users;
+            let fresh = shard.rebuilt(
+                &replace,
+                &evicted,
+                0,
+                with_headroom(users),
+                with_headroom(live_after),
+            );
             drop(shard);
             let old = std::mem::replace(&mut *write(lock), fresh);
             drop(old);

@@ -2436,7 +2436,7 @@ impl App {
             );
         }
         metrics::late_share(self.ledger.late_share_ppm());
-        metrics::audience_events_refused(self.audiences.refused_events());
+        metrics::audience_users_evicted(self.audiences.evicted_users());
         self.shared_state_metrics();
         if let Some(e) = &self.events {
             metrics::event_journal(&e.stats);

@@ -369,10 +369,9 @@ struct ServeArgs {
     /// Shoppers the audience store holds at most (views, purchases and
     /// interests from --data, uploads and the pixel; some 115 bytes each
     /// with a few events). Anyone with a synced cookie can add one through
-    /// the pixel: past this, events of shoppers it does not hold are
-    /// refused and counted (bidder_audience_events_refused_total) while
-    /// those it holds are kept up to date; room comes back as events age
-    /// past the longest audience window.
+    /// the pixel: past this, a new shopper takes the place of the least
+    /// recently active ones (bidder_audience_users_evicted_total), so that
+    /// whoever fills the store first cannot keep it.
     #[arg(long, env = "BIDDER_MAX_AUDIENCE_USERS", default_value_t = audiences::DEFAULT_MAX_USERS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     max_audience_users: u64,
     /// Where money state lives. A directory (the default): the embedded

@@ -373,10 +373,10 @@ pub fn report_mirror(m: &shared::MirrorStats) {
     metrics::counter!("bidder_report_mirror_errors_total").absolute(m.errors.load(Relaxed));
 }
 
-/// Audience events refused because the store held as many shoppers as
-/// `--max-audience-users` lets it, since start.
-pub fn audience_events_refused(n: u64) {
-    metrics::counter!("bidder_audience_events_refused_total").absolute(n);
+/// Shoppers the audience store dropped, or did not take, to hold no more
+/// than `--max-audience-users`, since start.
+pub fn audience_users_evicted(n: u64) {
+    metrics::counter!("bidder_audience_users_evicted_total").absolute(n);
 }
 
 /// Members of all list audiences.
@@ -452,9 +452,9 @@ const LABELLED_COUNTERS: &[(&str, &str, &[&str])] = &[
 /// `rate()` misread and an `absent()` alert fired on.
 const UNLABELLED_COUNTERS: &[&str] = &[
     "bidder_attribution_evicted_total",
-    "bidder_audience_events_refused_total",
     "bidder_audience_events_total",
     "bidder_audience_not_shared_total",
+    "bidder_audience_users_evicted_total",
     "bidder_conversions_attributed_late_total",
     "bidder_event_records_written_total",
     "bidder_event_write_errors_total",
@@ -502,8 +502,8 @@ pub fn describe() {
     );
     metrics::describe_gauge!("bidder_list_members", "Members of all list audiences.");
     metrics::describe_counter!(
-        "bidder_audience_events_refused_total",
-        "Audience events (pixel, uploads, data) of shoppers the store does not hold, refused because it holds --max-audience-users."
+        "bidder_audience_users_evicted_total",
+        "Shoppers the audience store dropped (the least recently active), or did not take, to hold no more than --max-audience-users."
     );
     metrics::describe_gauge!(
         "bidder_shared_state_up",

@@ -778,42 +778,67 @@ fn one_user_keeps_its_newest_events_up_to_the_cap() {
     assert!(s.matches(&interest("t1523"), &v, &Page::default()));
 }
 
-/// Users come from outside: past the store's size the events of new users
-/// are refused and counted, while the users it holds go on being updated.
+/// Users come from outside: past the store's size a new user takes the
+/// place of the least recently active, so whoever filled the store first
+/// cannot keep new shoppers out, and the store never holds more.
 #[test]
-fn a_full_store_refuses_new_users_and_keeps_its_own() {
+fn a_full_store_makes_room_for_new_users_by_evicting_the_least_recent() {
     let s = Store::new();
     s.set_max_users(128);
     let now = ts("2026-11-24T12:00:00Z");
-    let text: String = (0..2_000)
-        .map(|i| line(&format!("u{i}"), "view", "P", "2026-11-24T10:00:00Z") + "\n")
+    // 2,000 users, u0 the least recent (a minute apart, the newest last).
+    let at = |i: usize| format!("2026-11-23T{:02}:{:02}:00Z", 10 + i / 60 % 14, i % 60);
+    let text: String = (0..840)
+        .map(|i| line(&format!("u{i}"), "view", "P", &at(i)) + "\n")
         .collect();
     s.append_jsonl("t", &text, now).unwrap();
     assert!(s.users() <= 128, "{}", s.users());
-    assert_eq!(s.users(), 128, "every shard full (2,000 users over 64)");
-    assert_eq!(s.refused_events(), 2_000 - s.users() as u64);
-    // A held user's new event is taken; a new user's is refused.
-    let held = (0..2_000)
-        .map(|i| format!("u{i}"))
-        .find(|u| {
-            s.matches(
-                &views(&["P"], 30),
-                &visitor(u, "2026-11-24T12:00:00Z"),
-                &Page::default(),
-            )
-        })
-        .expect("a held user");
+    assert_eq!(s.evicted_users(), 840 - s.users() as u64);
+    let held = |u: &str| {
+        s.matches(
+            &views(&["P", "Q"], 30),
+            &visitor(u, "2026-11-24T12:00:00Z"),
+            &Page::default(),
+        )
+    };
+    // Each shard (two users' room here) keeps its own most recent.
+    let kept: Vec<usize> = (0..840).filter(|i| held(&format!("u{i}"))).collect();
+    assert_eq!(kept.len(), s.users());
+    for shard in 0..USER_SHARDS {
+        let mine: Vec<usize> = (0..840)
+            .filter(|i| shard_of(s.key(&format!("u{i}")), USER_SHARDS) == shard)
+            .collect();
+        let newest = &mine[mine.len().saturating_sub(2)..];
+        let held_here: Vec<usize> = mine.iter().copied().filter(|i| kept.contains(i)).collect();
+        assert_eq!(held_here, newest, "shard {shard}");
+    }
+    // A held user's new event is taken.
     let before = s.events();
-    s.append_jsonl("t", &line(&held, "view", "Q", "2026-11-24T11:00:00Z"), now)
+    let u = format!("u{}", kept[kept.len() - 1]);
+    s.append_jsonl("t", &line(&u, "view", "Q", "2026-11-24T11:00:00Z"), now)
         .unwrap();
     assert_eq!(s.events(), before + 1);
-    let refused = s.refused_events();
+    // A newcomer is taken, at the expense of someone less recent.
+    let evicted = s.evicted_users();
     s.append_jsonl(
         "t",
-        &line("newcomer", "view", "Q", "2026-11-24T11:00:00Z"),
+        &line("newcomer", "view", "Q", "2026-11-24T11:30:00Z"),
         now,
     )
     .unwrap();
-    assert_eq!(s.refused_events(), refused + 1);
-    assert_eq!(s.users(), 128);
+    assert!(held("newcomer"));
+    assert!(s.evicted_users() > evicted);
+    assert!(s.users() <= 128);
+    // One older than everyone held is not taken, and does not push out a
+    // more recent shopper.
+    let users = s.users();
+    let evicted = s.evicted_users();
+    let text: String = (0..64)
+        .map(|i| line(&format!("old{i}"), "view", "Q", "2026-10-01T00:00:00Z") + "\n")
+        .collect();
+    s.append_jsonl("t", &text, now).unwrap();
+    assert!((0..64).all(|i| !held(&format!("old{i}"))));
+    assert!(held("newcomer"));
+    assert!(s.users() <= users.max(128));
+    assert!(s.evicted_users() >= evicted + 64 - (128 - users) as u64);
 }
