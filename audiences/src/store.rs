@@ -417,50 +417,101 @@ fn with_headroom(n: usize) -> usize {
 /// rebuilds the shard once per this many of them, not once each.
 const EVICTION_SLACK: usize = 16;
 
+/// Share of a shard's room kept for shoppers seen on one day only (see
+/// [`evictions`]): the rest may be held by returning shoppers.
+const PROBATION_SHARE: usize = 4;
+
+/// Seconds past the writer's clock an event may be stamped and still count
+/// as activity in choosing whom to evict (clocks differ). One stamped
+/// later (an upload's typo, an interest dated 2100) counts as none: ranked
+/// by it, its shopper would have been the most recent one forever.
+const EVICTION_SKEW_SECS: u32 = 3600;
+
 /// The users (sorted keys) that must go for `shard` to take `batch`
-/// (sorted by key) and hold at most `room`: the least recently active by
-/// their newest event once the batch is in, newcomers of the batch
-/// included (one older than everyone held is not taken). Empty while the
-/// batch fits.
-fn evictions(shard: &UserShard, batch: &[(u64, Ev)], room: usize) -> Vec<u64> {
-    // The batch's users, each with its newest event (the batch is sorted
-    // by key, then event).
-    let mut newest: Vec<(u64, u32)> = Vec::new();
+/// (sorted by key) and hold at most `room`; empty while the batch fits.
+/// `now` (compact seconds, when the writer knows it) tells which event
+/// times are in the future ([`EVICTION_SKEW_SECS`]).
+///
+/// Shoppers seen on one day only (most of a pixel's newcomers, and every
+/// made-up id a script sends) go first, the least recently active of them
+/// first, newcomers of the batch included; returning shoppers (events on
+/// two days or more) go first only beyond three quarters of the room, and
+/// otherwise only when no one-day shopper is left. Ranking everyone by
+/// activity alone let a script with fresh cookies flush every real
+/// shopper out of the store; refusing newcomers once full let it lock
+/// every new shopper out. Here a flood churns the one-day share among
+/// itself, and a made-up id must come back on another day, still held, to
+/// reach the rest.
+fn evictions(shard: &UserShard, batch: &[(u64, Ev)], room: usize, now: Option<u32>) -> Vec<u64> {
+    // The batch's users, each with its oldest and newest event (the batch
+    // is sorted by key, then event).
+    let mut span: Vec<(u64, u32, u32)> = Vec::new();
     for &(key, ev) in batch {
-        match newest.last_mut() {
-            Some(last) if last.0 == key => last.1 = last.1.max(ev.at),
-            _ => newest.push((key, ev.at)),
+        match span.last_mut() {
+            Some(last) if last.0 == key => last.2 = last.2.max(ev.at),
+            _ => span.push((key, ev.at, ev.at)),
         }
     }
-    let arriving = newest
+    let arriving = span
         .iter()
-        .filter(|(k, _)| !shard.slots.contains_key(k))
+        .filter(|(k, _, _)| !shard.slots.contains_key(k))
         .count();
     let total = shard.slots.len() + arriving;
     if total <= room {
         return Vec::new();
     }
-    let keep = room - room / EVICTION_SLACK;
-    let mut by_activity: Vec<(u32, u64)> = Vec::with_capacity(total);
+    let cap = |at: u32| match now {
+        Some(n) if at > n.saturating_add(EVICTION_SKEW_SECS) => 0,
+        _ => at,
+    };
+    const DAY: u32 = 24 * 60 * 60;
+    // (newest, key) of one-day and of returning shoppers.
+    let mut one_day: Vec<(u32, u64)> = Vec::new();
+    let mut returning: Vec<(u32, u64)> = Vec::with_capacity(total);
+    let mut rank = |key: u64, first: u32, last: u32| {
+        // `first` is never past `last`: one in the future makes both none.
+        let last = cap(last);
+        if last == 0 || first / DAY == last / DAY {
+            one_day.push((last, key));
+        } else {
+            returning.push((last, key));
+        }
+    };
     for (&key, slot) in &shard.slots {
-        let held = shard.slice(slot).last().map_or(0, |e| e.at);
-        let at = match newest.binary_search_by_key(&key, |n| n.0) {
-            Ok(i) => held.max(newest[i].1),
-            Err(_) => held,
-        };
-        by_activity.push((at, key));
+        let held = shard.slice(slot);
+        let (mut first, mut last) = (
+            held.first().map_or(0, |e| e.at),
+            held.last().map_or(0, |e| e.at),
+        );
+        if let Ok(i) = span.binary_search_by_key(&key, |s| s.0) {
+            first = first.min(span[i].1);
+            last = last.max(span[i].2);
+        }
+        rank(key, first, last);
     }
-    by_activity.extend(
-        newest
-            .iter()
-            .filter(|(k, _)| !shard.slots.contains_key(k))
-            .map(|&(k, at)| (at, k)),
-    );
+    for &(key, first, last) in &span {
+        if !shard.slots.contains_key(&key) {
+            rank(key, first, last);
+        }
+    }
+    let keep = room - room / EVICTION_SLACK;
     let n = total - keep;
+    let protected = room - room / PROBATION_SHARE;
+    let over = returning.len().saturating_sub(protected).min(n);
+    let from_one_day = (n - over).min(one_day.len());
+    let from_returning = n - from_one_day;
     // Ties on time are broken by key: a keyed hash, so no one can choose
     // to be kept.
-    by_activity.select_nth_unstable(n - 1);
-    let mut out: Vec<u64> = by_activity[..n].iter().map(|&(_, k)| k).collect();
+    let mut out = Vec::with_capacity(n);
+    for (users, k) in [
+        (&mut one_day, from_one_day),
+        (&mut returning, from_returning),
+    ] {
+        if k > 0 {
+            users.select_nth_unstable(k - 1);
+            out.extend(users[..k].iter().map(|&(_, key)| key));
+        }
+    }
     out.sort_unstable();
     out
 }
@@ -474,6 +525,8 @@ struct Writer {
     /// Items first seen in the batch being parsed: published when it is
     /// applied, forgotten (ids included) when it is refused.
     pending: ItemMap,
+    /// [`Store::evicted_users`] when item ids were last forgotten.
+    evicted_at_forget: u64,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -549,6 +602,9 @@ impl std::fmt::Debug for Store {
 #[derive(Default)]
 struct Batch {
     events: Vec<(u64, Ev)>,
+    /// The writer's clock, in compact seconds, when it has one: event
+    /// times past it do not count as activity in eviction.
+    now: Option<u32>,
 }
 
 impl Store {
@@ -560,6 +616,7 @@ impl Store {
             writer: Mutex::new(Writer {
                 next_item: 0,
                 pending: ItemMap::default(),
+                evicted_at_forget: 0,
             }),
             retention_days: AtomicU32::new(DEFAULT_RETENTION_DAYS),
             max_users_per_shard: std::sync::atomic::AtomicUsize::new(per_shard(DEFAULT_MAX_USERS)),
@@ -647,15 +704,15 @@ impl Store {
     }
 
     /// How many users the store holds at most (spread over its shards,
-    /// each holding its share). A new user in a full shard makes room: the
-    /// shard's least recently active users (by their newest event) go,
-    /// counted ([`Store::evicted_users`]). Takes effect at the next append.
+    /// each holding its share). A new user in a full shard makes room:
+    /// users go, one-day shoppers first, the least recently active first
+    /// (see `evictions`), counted ([`Store::evicted_users`]). Takes effect
+    /// at the next append.
     ///
     /// Eviction rather than refusal: refusing new users once full locked
     /// every new shopper out until the holders' events aged past the
     /// retention (90 days by default), so whoever filled the store first,
-    /// a script through the pixel included, kept it. The newest activity
-    /// is what audiences count, so it is what a full store keeps.
+    /// a script through the pixel included, kept it.
     pub fn set_max_users(&self, users: usize) {
         self.max_users_per_shard
             .store(per_shard(users), Ordering::Relaxed);
@@ -679,7 +736,7 @@ impl Store {
     /// A shard with something to drop is rebuilt under its read lock and
     /// swapped in; readers wait for the swap only.
     pub fn prune(&self, now: Timestamp) -> usize {
-        let _w = self.writer();
+        let mut w = self.writer();
         let cutoff = compact_cutoff(self.cutoff_ms(now));
         let mut dropped = 0;
         for lock in self.users.iter() {
@@ -702,7 +759,10 @@ impl Store {
             drop(old);
             dropped += gone;
         }
-        if dropped > 0 {
+        // Evicted users leave item ids behind as aged events do.
+        let evicted = self.evicted_users();
+        if dropped > 0 || evicted != w.evicted_at_forget {
+            w.evicted_at_forget = evicted;
             self.forget_items();
         }
         dropped
@@ -850,7 +910,10 @@ impl Store {
     ) -> Result<usize, DataError> {
         let mut w = self.writer();
         let first_new_item = w.next_item;
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            now: compact_time(now).ok().flatten(),
+            ..Batch::default()
+        };
         match parse(self, &mut w, self.cutoff_ms(now), &mut batch) {
             Ok(()) => Ok(self.apply(&mut w, batch)),
             Err(e) => {
@@ -938,7 +1001,7 @@ impl Store {
         while let Some(&(first, _)) = rest.first() {
             let shard = shard_of(first, USER_SHARDS);
             let n = rest.partition_point(|&(k, _)| shard_of(k, USER_SHARDS) == shard);
-            added += self.apply_to_shard(w, &self.users[shard], &rest[..n]);
+            added += self.apply_to_shard(w, &self.users[shard], &rest[..n], batch.now);
             rest = &rest[n..];
         }
         added
@@ -947,7 +1010,13 @@ impl Store {
     /// `batch` is sorted by user key, then event. The caller holds the
     /// writer mutex (`_w`), so the shard cannot change between the read
     /// lock and the write lock below.
-    fn apply_to_shard(&self, _w: &Writer, lock: &RwLock<UserShard>, batch: &[(u64, Ev)]) -> usize {
+    fn apply_to_shard(
+        &self,
+        _w: &Writer,
+        lock: &RwLock<UserShard>,
+        batch: &[(u64, Ev)],
+        now: Option<u32>,
+    ) -> usize {
         let mut merged: Vec<Ev> = Vec::new();
         // (user, range of `merged`)
         let mut updates: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
@@ -957,7 +1026,7 @@ impl Store {
         let (mut added, mut new_users, mut arena_needed, mut old_runs) = (0, 0, 0, 0);
         let room = self.max_users_per_shard.load(Ordering::Relaxed);
         let shard = read(lock);
-        let evicted = evictions(&shard, batch, room);
+        let evicted = evictions(&shard, batch, room, now);
         let mut rest = batch;
         while let Some(&(key, _)) = rest.first() {
             let n = rest.partition_point(|&(k, _)| k == key);

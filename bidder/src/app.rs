@@ -1948,8 +1948,9 @@ impl App {
         };
         metrics::audience_events(n);
         // Handed on only when it taught this store something: a batch
-        // refused whole (a full store, duplicates) would only grow the
-        // others' logs, read back at each of their starts.
+        // that added nothing (duplicates, shoppers older than a full
+        // store's) would only grow the others' logs, read back at each of
+        // their starts.
         if let (Some(s), true) = (&self.shared, n > 0) {
             s.publish(PEER_EVENTS, "", text);
         }
@@ -1975,8 +1976,8 @@ impl App {
                     .map_err(|e| e.to_string());
                 // Kept as this replica's own: a restart resumes the stream
                 // after it, and would not read it again. Only what the
-                // store took: a batch it refused whole (full, or known)
-                // needs no place in the log.
+                // store took: a batch that added nothing (known, or older
+                // than a full store's shoppers) needs no place in the log.
                 if let Ok(n) = &applied {
                     metrics::audience_events(*n);
                 }

@@ -778,6 +778,11 @@ fn one_user_keeps_its_newest_events_up_to_the_cap() {
     assert!(s.matches(&interest("t1523"), &v, &Page::default()));
 }
 
+/// The shard of user `u` in `s`.
+fn shard_of_user(s: &Store, u: &str) -> usize {
+    shard_of(s.key(u), USER_SHARDS)
+}
+
 /// Users come from outside: past the store's size a new user takes the
 /// place of the least recently active, so whoever filled the store first
 /// cannot keep new shoppers out, and the store never holds more.
@@ -786,40 +791,41 @@ fn a_full_store_makes_room_for_new_users_by_evicting_the_least_recent() {
     let s = Store::new();
     s.set_max_users(128);
     let now = ts("2026-11-24T12:00:00Z");
-    // 2,000 users, u0 the least recent (a minute apart, the newest last).
-    let at = |i: usize| format!("2026-11-23T{:02}:{:02}:00Z", 10 + i / 60 % 14, i % 60);
-    let text: String = (0..840)
+    // 2,000 one-day shoppers, u0 the least recent (a second apart): every
+    // shard (two users' room here) overflows.
+    let at = |i: usize| format!("2026-11-23T10:{:02}:{:02}Z", i / 60, i % 60);
+    let text: String = (0..2_000)
         .map(|i| line(&format!("u{i}"), "view", "P", &at(i)) + "\n")
         .collect();
     s.append_jsonl("t", &text, now).unwrap();
-    assert!(s.users() <= 128, "{}", s.users());
-    assert_eq!(s.evicted_users(), 840 - s.users() as u64);
+    assert_eq!(s.users(), 128);
+    assert_eq!(s.evicted_users(), 2_000 - 128);
+    // Views of the last 90 days: anyone held matches.
     let held = |u: &str| {
         s.matches(
-            &views(&["P", "Q"], 30),
+            &views(&["P", "Q"], 90),
             &visitor(u, "2026-11-24T12:00:00Z"),
             &Page::default(),
         )
     };
-    // Each shard (two users' room here) keeps its own most recent.
-    let kept: Vec<usize> = (0..840).filter(|i| held(&format!("u{i}"))).collect();
-    assert_eq!(kept.len(), s.users());
+    let kept: Vec<usize> = (0..2_000).filter(|i| held(&format!("u{i}"))).collect();
+    assert_eq!(kept.len(), 128);
+    // Each shard keeps its own most recent.
     for shard in 0..USER_SHARDS {
-        let mine: Vec<usize> = (0..840)
-            .filter(|i| shard_of(s.key(&format!("u{i}")), USER_SHARDS) == shard)
+        let mine: Vec<usize> = (0..2_000)
+            .filter(|i| shard_of_user(&s, &format!("u{i}")) == shard)
             .collect();
-        let newest = &mine[mine.len().saturating_sub(2)..];
         let held_here: Vec<usize> = mine.iter().copied().filter(|i| kept.contains(i)).collect();
-        assert_eq!(held_here, newest, "shard {shard}");
+        assert_eq!(held_here, mine[mine.len() - 2..], "shard {shard}");
     }
     // A held user's new event is taken.
     let before = s.events();
     let u = format!("u{}", kept[kept.len() - 1]);
-    s.append_jsonl("t", &line(&u, "view", "Q", "2026-11-24T11:00:00Z"), now)
+    s.append_jsonl("t", &line(&u, "view", "Q", "2026-11-23T11:00:00Z"), now)
         .unwrap();
     assert_eq!(s.events(), before + 1);
-    // A newcomer is taken, at the expense of someone less recent.
-    let evicted = s.evicted_users();
+    // A newcomer is taken, at the expense of someone less recent in its
+    // shard.
     s.append_jsonl(
         "t",
         &line("newcomer", "view", "Q", "2026-11-24T11:30:00Z"),
@@ -827,18 +833,156 @@ fn a_full_store_makes_room_for_new_users_by_evicting_the_least_recent() {
     )
     .unwrap();
     assert!(held("newcomer"));
-    assert!(s.evicted_users() > evicted);
-    assert!(s.users() <= 128);
-    // One older than everyone held is not taken, and does not push out a
-    // more recent shopper.
-    let users = s.users();
-    let evicted = s.evicted_users();
+    assert_eq!(s.evicted_users(), 2_000 - 128 + 1);
+    assert_eq!(s.users(), 128);
+    let kept: Vec<usize> = (0..2_000).filter(|i| held(&format!("u{i}"))).collect();
+    // Shoppers older than everyone held are not taken and push no one out.
     let text: String = (0..64)
         .map(|i| line(&format!("old{i}"), "view", "Q", "2026-10-01T00:00:00Z") + "\n")
         .collect();
+    let events = s.events();
     s.append_jsonl("t", &text, now).unwrap();
     assert!((0..64).all(|i| !held(&format!("old{i}"))));
-    assert!(held("newcomer"));
-    assert!(s.users() <= users.max(128));
-    assert!(s.evicted_users() >= evicted + 64 - (128 - users) as u64);
+    assert_eq!(s.events(), events);
+    assert!(held("newcomer") && kept.iter().all(|i| held(&format!("u{i}"))));
+    assert_eq!(s.evicted_users(), 2_000 - 128 + 1 + 64);
+}
+
+/// A script with fresh cookies sends a flood of made-up shoppers through
+/// the pixel, each newer than anyone held: it churns the share of the store
+/// kept for one-day shoppers, and the shoppers who came back on another day
+/// stay, as does a returning shopper's place for the newest newcomer.
+#[test]
+fn a_flood_of_new_ids_does_not_flush_returning_shoppers() {
+    let s = Store::new();
+    // 32 a shard: 24 for returning shoppers, 2 freed at once.
+    s.set_max_users(32 * USER_SHARDS);
+    let now = ts("2026-11-24T12:00:00Z");
+    let text: String = (0..320)
+        .flat_map(|i| {
+            [
+                line(&format!("r{i}"), "view", "P", "2026-11-20T09:00:00Z") + "\n",
+                line(&format!("r{i}"), "view", "P", "2026-11-22T09:00:00Z") + "\n",
+            ]
+        })
+        .collect();
+    s.append_jsonl("t", &text, now).unwrap();
+    assert_eq!(s.users(), 320);
+    // The flood, a thousand ids at a time as the pixel's batches come.
+    for batch in 0..20 {
+        let text: String = (0..1_000)
+            .map(|i| {
+                let n = batch * 1_000 + i;
+                line(&format!("bot{n}"), "view", "P", "2026-11-24T11:00:00Z") + "\n"
+            })
+            .collect();
+        s.append_jsonl("t", &text, now).unwrap();
+        assert!(s.users() <= 32 * USER_SHARDS, "{}", s.users());
+    }
+    assert!(s.evicted_users() > 15_000, "{}", s.evicted_users());
+    let held = |u: &str| {
+        s.matches(
+            &views(&["P"], 90),
+            &visitor(u, "2026-11-24T12:00:00Z"),
+            &Page::default(),
+        )
+    };
+    assert!((0..320).all(|i| held(&format!("r{i}"))));
+    // A real newcomer still gets in, in the one-day share.
+    s.append_jsonl(
+        "t",
+        &line("shopper", "view", "P", "2026-11-24T11:59:00Z"),
+        now,
+    )
+    .unwrap();
+    assert!(held("shopper"));
+}
+
+/// Past three quarters of the room, returning shoppers go too, the least
+/// recent first: a store of returning shoppers only still takes
+/// newcomers, and one-day shoppers keep a quarter of it.
+#[test]
+fn returning_shoppers_beyond_their_share_make_room() {
+    let s = Store::new();
+    s.set_max_users(32 * USER_SHARDS);
+    let now = ts("2026-11-24T12:00:00Z");
+    // 4,000 returning shoppers (r0 the least recent): every shard
+    // overflows, and keeps its 30.
+    let text: String = (0..4_000)
+        .flat_map(|i| {
+            [
+                line(&format!("r{i}"), "view", "P", "2026-11-20T09:00:00Z") + "\n",
+                line(
+                    &format!("r{i}"),
+                    "view",
+                    "P",
+                    &format!(
+                        "2026-11-22T{:02}:{:02}:{:02}Z",
+                        10 + i / 3600,
+                        i / 60 % 60,
+                        i % 60
+                    ),
+                ) + "\n",
+            ]
+        })
+        .collect();
+    s.append_jsonl("t", &text, now).unwrap();
+    assert_eq!(s.users(), 30 * USER_SHARDS);
+    let held = |u: &str| {
+        s.matches(
+            &views(&["P"], 90),
+            &visitor(u, "2026-11-24T12:00:00Z"),
+            &Page::default(),
+        )
+    };
+    for shard in 0..USER_SHARDS {
+        let mine: Vec<usize> = (0..4_000)
+            .filter(|i| shard_of_user(&s, &format!("r{i}")) == shard)
+            .collect();
+        let held_here: Vec<usize> = mine
+            .iter()
+            .copied()
+            .filter(|i| held(&format!("r{i}")))
+            .collect();
+        assert_eq!(held_here, mine[mine.len() - 30..], "shard {shard}");
+    }
+    // One-day newcomers: each full shard lets returning shoppers go down
+    // to 24, then newcomers take one another's places.
+    let text: String = (0..2_000)
+        .map(|i| line(&format!("n{i}"), "view", "P", "2026-11-24T11:00:00Z") + "\n")
+        .collect();
+    s.append_jsonl("t", &text, now).unwrap();
+    let returning = (0..4_000).filter(|i| held(&format!("r{i}"))).count();
+    assert_eq!(returning, 24 * USER_SHARDS);
+    assert!(s.users() <= 32 * USER_SHARDS);
+}
+
+/// An event stamped far past the clock (an upload's typo) is no activity:
+/// its shopper goes first, not last.
+#[test]
+fn an_event_from_the_future_does_not_keep_its_shopper() {
+    let s = Store::new();
+    s.set_max_users(USER_SHARDS);
+    let now = ts("2026-11-24T12:00:00Z");
+    s.append_jsonl(
+        "t",
+        &line("pinned", "interest", "T", "2100-01-01T00:00:00Z"),
+        now,
+    )
+    .unwrap();
+    // A newcomer of the same shard, stamped now.
+    let shard = shard_of_user(&s, "pinned");
+    let rival = (0..)
+        .map(|i| format!("x{i}"))
+        .find(|u| shard_of_user(&s, u) == shard)
+        .unwrap_or_default();
+    s.append_jsonl("t", &line(&rival, "view", "P", "2026-11-24T11:00:00Z"), now)
+        .unwrap();
+    assert_eq!(s.users(), 1);
+    assert!(s.matches(
+        &views(&["P"], 30),
+        &visitor(&rival, "2026-11-24T12:00:00Z"),
+        &Page::default(),
+    ));
+    assert_eq!(s.evicted_users(), 1);
 }
