@@ -521,7 +521,13 @@ pub(crate) fn client_address(
     }
     let forwarded = headers.get_all("x-forwarded-for").iter().rev();
     for value in forwarded {
-        for hop in value.to_str().ok()?.rsplit(',') {
+        // Split as bytes, from the right: the front is the client's own
+        // writing, and a byte `to_str` refuses there (`\xff`) made the
+        // whole header unreadable, so the address our proxy appended was
+        // never reached and the request had no client (review finding:
+        // the wrong-token limit of /v1 then counted nothing).
+        for hop in value.as_bytes().rsplit(|&b| b == b',') {
+            let hop = std::str::from_utf8(hop).ok()?;
             at = hop_address(hop.trim())?.to_canonical();
             if !trusted_one(&at) {
                 return Some(at);

@@ -336,6 +336,10 @@ fn bid_requests_come_only_from_the_exchanges_networks() {
         ("[2001:db8::7]:4711", 200),
         ("10.1.2.3, 192.0.2.9", 403),
         ("not an address", 403),
+        // What a client writes in front, however unreadable, is not read:
+        // the proxy's entry on the right is.
+        ("\u{ff}, 10.1.2.3", 200),
+        ("10.1.2.3, \u{ff}", 403),
     ] {
         let r = bid_with(&s, Some("far"), &[("X-Forwarded-For", forwarded)], &body);
         assert_eq!(r.status, status, "{forwarded}: {}", r.text());
