@@ -345,6 +345,8 @@ pub struct App {
     mirror: std::sync::OnceLock<Arc<shared::MirrorStats>>,
     /// Wrong `/ui` logins this minute.
     pub(crate) ui_failures: crate::ui::Failures,
+    /// Login forms being read at once ([`crate::ui::LOGINS_READ_AT_ONCE`]).
+    pub(crate) login_reads: tokio::sync::Semaphore,
     /// Wrong bearer tokens on `/v1`, per client (their own count).
     pub(crate) api_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
@@ -537,6 +539,7 @@ impl App {
             audience_log: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
             ui_failures: crate::ui::Failures::default(),
+            login_reads: tokio::sync::Semaphore::new(crate::ui::LOGINS_READ_AT_ONCE),
             api_failures: crate::ui::Failures::default(),
             pixel_limiter: crate::pixel::Limiter::new(crate::pixel::PER_USER_PER_MINUTE),
             pixel_ip_limiter: crate::pixel::Limiter::new(settings_pixel_ip),

@@ -1295,9 +1295,19 @@ async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
                     "the X-Forwarded-For address cannot be read\n",
                 );
             };
+            // Held until the body is read: see LOGINS_READ_AT_ONCE.
+            let Ok(reading) = app.login_reads.try_acquire() else {
+                let mut r = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many logins at once; try again in a moment\n",
+                );
+                r.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            };
             let (parts, body) = req.into_parts();
             let read = tokio::time::timeout(
-                app.settings.body_timeout,
+                app.settings.body_timeout.min(crate::ui::LOGIN_BODY_TIMEOUT),
                 body::read(&parts.headers, body, 4096),
             );
             let bytes = match read.await {
@@ -1305,6 +1315,7 @@ async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
                 Ok(Err(e)) => return e.response(),
                 Err(_) => return Refused::SlowBody.response(),
             };
+            drop(reading);
             if !app.ui_failures.allowed(client, now_secs) {
                 return too_many_tries();
             }

@@ -24,6 +24,17 @@ pub const FAILED_LOGINS_PER_MINUTE: u32 = 20;
 /// Wrong tokens accepted per minute from all clients together: what many
 /// addresses guessing at once get, at most.
 pub const FAILED_LOGINS_PER_MINUTE_IN_ALL: u32 = 1_000;
+/// Login forms read at once; past it, a login is answered 503 before its
+/// body is read. The form is the one body the admin port reads before a
+/// token is checked: 4,096 connections each sending a login's headers and
+/// no body held every connection slot for the body timeout (30 s), and
+/// `/healthz` and `/readyz` with them (probe finding). A connection
+/// waiting for its headers is shed when the port is full; one whose
+/// request is in flight is not, so those are the ones to bound.
+pub const LOGINS_READ_AT_ONCE: usize = 8;
+/// How long a login form's body may take: a few hundred bytes, sent with
+/// its headers by any browser.
+pub const LOGIN_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Clients whose failures are told apart in a minute; past it, the others
 /// count together as one.
 const CLIENTS_COUNTED: usize = 4_096;

@@ -369,3 +369,54 @@ fn answers_say_when_their_connection_closes() {
         assert!(closed_within(&mut c, Duration::from_secs(2)));
     }
 }
+
+/// A login form is the one body the admin port reads before a token is
+/// checked: connections sending a login's headers and no body held every
+/// slot for the body timeout, `/healthz` with them (probe finding). A few
+/// are read at once; the rest are answered 503 at once and closed, and the
+/// probes go on answering.
+#[test]
+fn logins_that_never_send_their_body_do_not_hold_the_admin_port() {
+    let s = Server::start_with(
+        &repo().join("examples/config"),
+        None,
+        Settings {
+            limits: Limits {
+                max_connections: 16,
+                ..Limits::default()
+            },
+            body_timeout: Duration::from_secs(30),
+            ..Settings::default()
+        },
+    );
+    let login = b"POST /ui/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n";
+    let mut held: Vec<TcpStream> = Vec::new();
+    let mut refused = 0;
+    for _ in 0..16 {
+        let mut c = connect(s.admin);
+        c.write_all(login).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(300))).ok();
+        let mut buf = [0u8; 512];
+        match c.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+                assert!(head.contains("retry-after: 1"), "{head}");
+                refused += 1;
+            }
+            _ => held.push(c),
+        }
+    }
+    assert_eq!(
+        (held.len(), refused),
+        (
+            bidder::ui::LOGINS_READ_AT_ONCE,
+            16 - bidder::ui::LOGINS_READ_AT_ONCE
+        )
+    );
+    // Well within the 30 s the held ones may take.
+    let mut probe = connect(s.admin);
+    probe.write_all(HEALTH).unwrap();
+    let head = read_head(&mut probe);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
