@@ -69,15 +69,29 @@ impl<'a> IntoIterator for &'a Problems {
     }
 }
 
+/// Problems a set's text shows at most (`bidder validate` lists them
+/// all): a generated config of 100,000 line items naming a missing
+/// creative was refused with a 10 MB answer and a 10 MB log line (probe
+/// finding). The first ones, in file order, are where to start.
+pub(crate) const SHOWN: usize = 200;
+
 struct DisplayLines<'a>(&'a [Problem]);
 
 impl fmt::Display for DisplayLines<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
+        for (i, p) in self.0.iter().take(SHOWN).enumerate() {
             if i > 0 {
                 f.write_str("\n")?;
             }
             write!(f, "{p}")?;
+        }
+        if self.0.len() > SHOWN {
+            write!(
+                f,
+                "\n... and {} more ({} in all; `bidder validate` lists every one)",
+                self.0.len() - SHOWN,
+                self.0.len()
+            )?;
         }
         Ok(())
     }
@@ -94,6 +108,19 @@ mod tests {
             column,
             message: message.into(),
         }
+    }
+
+    #[test]
+    fn a_set_shows_its_first_problems_and_how_many_more() {
+        let many = Problems((0..250).map(|i| p("a.yaml", i + 1, 1, "bad")).collect());
+        let text = many.to_string();
+        assert_eq!(text.lines().count(), SHOWN + 1);
+        assert!(text.starts_with("a.yaml:1:1: bad\n"));
+        assert!(text.contains("a.yaml:200:1: bad\n"));
+        assert!(!text.contains("a.yaml:201:1"));
+        assert!(text.ends_with("... and 50 more (250 in all; `bidder validate` lists every one)"));
+        let few = Problems((0..3).map(|i| p("a.yaml", i + 1, 1, "bad")).collect());
+        assert_eq!(few.to_string().lines().count(), 3);
     }
 
     #[test]
