@@ -8,7 +8,8 @@
 //! by key and day, about once a second and when it stops; the next one
 //! holds that in full ([`crate::Ledger::carry`]) until the time written
 //! with it: the longest reservation, plus the horizon within which late
-//! wins come (what it carried itself keeps the time it came with); a win
+//! wins come; bids won and not yet billed (bought), until their notices
+//! expire; what it carried itself, the time it came with. A win
 //! of a bid it does not know takes its cost off (`MemoryLedger::commit`). A
 //! shared ledger keeps a stopped replica's leases counted in the shared
 //! state instead (the same window).

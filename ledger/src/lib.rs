@@ -252,8 +252,8 @@ pub struct Holding {
     pub key: SpendKey,
     pub day: Date,
     pub amount: Micros,
-    /// Until when it must be held: none for this process's own bids (the
-    /// caller knows how long they may still be won).
+    /// Until when it must be held: none for this process's own bids in
+    /// flight (the caller knows how long they may still be won).
     pub until: Option<Timestamp>,
 }
 
@@ -389,7 +389,8 @@ pub trait Ledger: Send + Sync + 'static {
     /// The share of an expired reservation still held, in millionths.
     fn late_share_ppm(&self) -> u32;
     /// What bids hold now, by key and day (in flight, being charged, the
-    /// learned share of expired ones; `until` none), and what is held for
+    /// learned share of expired ones; `until` none; those won and not yet
+    /// charged apart, `until` their notices expire), and what is held for
     /// a process before this one (with its `until`): what the next process
     /// must hold again ([`Ledger::carry`]), since the bids of this one can
     /// still be won and billed after it stops. A shared ledger has nothing
