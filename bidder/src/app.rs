@@ -455,10 +455,6 @@ pub enum MembersError {
     List(#[from] audiences::ListError),
 }
 
-pub fn new_bid_id() -> ledger::BidId {
-    ledger::BidId::new(rand::random::<u128>())
-}
-
 /// Another replica's list batches waiting for this config to have their
 /// list.
 #[derive(Default)]
@@ -1319,6 +1315,9 @@ impl App {
         if !priced {
             return Err(NoBid::Currency);
         }
+        if let Some(stop) = ctx.dsa_stop() {
+            return Err(stop);
+        }
         let model = self.model.load();
         let stores = Stores {
             audiences: &self.audiences,
@@ -1496,6 +1495,9 @@ impl App {
         if choices.is_empty() {
             return Err(furthest.map_or(NoBid::Media, |s| s.reason));
         }
+        // The answer's `bidid` is its first bid's id: unique as that one
+        // is, and a second random id (and its hex) cost each bid some 130
+        // instructions for a field exchanges only log.
         let json = respond::Answer {
             snap,
             req,
@@ -1506,8 +1508,9 @@ impl App {
             profile,
             currency: ctx.currency,
             user: ctx.visitor.user.filter(|_| ctx.measurement),
+            dsa: ctx.dsa.wanted(),
         }
-        .write(&choices, &bid_ids, new_bid_id().as_str());
+        .write(&choices, &bid_ids, bid_ids[0].as_str());
         let report: Reported = if ctx.test {
             Reported::new()
         } else {
@@ -2375,7 +2378,10 @@ impl App {
                 explore: false,
             },
         };
-        let stopped = self.before_auction(&req, profile).err();
+        let stopped = self
+            .before_auction(&req, profile)
+            .err()
+            .or_else(|| ctx.dsa_stop());
         let verdicts = crate::explain::explain(snap, &req, &ctx, &stores, priced, stopped);
         let body = serde_json::json!({
             "id": req.id,

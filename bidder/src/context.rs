@@ -68,6 +68,9 @@ pub struct Context<'r> {
     /// Our tracking URLs (the public URL) are https: VAST and native ads
     /// may serve on secure slots.
     pub https_trackers: bool,
+    /// The Digital Services Act signal (`regs.ext.dsa`), when there is
+    /// one: read by the endpoint ([`Context::dsa_stop`]) and the answer.
+    pub dsa: ortb::DsaAsk,
     pub now: Timestamp,
     pub today: Date,
 }
@@ -152,7 +155,8 @@ impl<'r> Context<'r> {
 
     pub fn new(req: &'r BidRequest<'r>, now: Timestamp, privacy: &PrivacySettings) -> Context<'r> {
         // Behavioural audiences need the user's data; contextual ones do not.
-        let decision = crate::privacy::decide(req, privacy);
+        let mut dsa = ortb::DsaAsk::default();
+        let decision = crate::privacy::decide_seeing(req, privacy, |s| dsa = s.dsa);
         let restriction = decision.err();
         let measurement = decision.is_ok_and(|a| a.measurement);
         let device = req.device.as_ref();
@@ -284,9 +288,19 @@ impl<'r> Context<'r> {
             buys_native: true,
             vast_default: creatives::VastVersion::V3_0,
             https_trackers: false,
+            dsa,
             now,
             today: now.date(),
         }
+    }
+
+    /// No bid where the DSA information is required and the publisher
+    /// says it cannot show it: the ad would have to, and ours do not (a
+    /// bid saying it renders it would be a false statement; one saying it
+    /// does not would be thrown away).
+    pub(crate) fn dsa_stop(&self) -> Option<crate::nobid::NoBid> {
+        (self.dsa.required() && self.dsa.advertiser_must_render())
+            .then_some(crate::nobid::NoBid::Dsa)
     }
 }
 

@@ -84,6 +84,11 @@ reasons! {
     /// The request's `wseat` leaves out our seat at the exchange (its
     /// profile's `seat`), or its `bseat` lists it.
     Seat => "seat",
+    /// The request requires the Digital Services Act's transparency
+    /// information (`regs.ext.dsa.dsarequired` 2 or 3) and its publisher
+    /// cannot show it (`pubrender` 0): the ad would have to, and ours do
+    /// not render it.
+    Dsa => "dsa",
 }
 
 #[cfg(test)]

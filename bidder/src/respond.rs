@@ -37,6 +37,9 @@ pub(crate) struct Answer<'a> {
     /// Who the ads are for, when privacy signals let us remember it for
     /// attribution (`Context::measurement`).
     pub user: Option<&'a str>,
+    /// The request asks for the DSA transparency object in each bid
+    /// ([`Snapshot::dsa_json`](crate::snapshot::Snapshot::dsa_json)).
+    pub dsa: bool,
 }
 
 impl Answer<'_> {
@@ -193,6 +196,9 @@ impl Answer<'_> {
         if let Some(deal) = &choice.deal {
             out.push_str(",\"dealid\":");
             push_json_str(out, deal);
+        }
+        if self.dsa {
+            out.push_str(&self.snap.dsa_json[item.advertiser]);
         }
         out.push('}');
     }

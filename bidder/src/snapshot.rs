@@ -85,6 +85,12 @@ pub struct Snapshot {
     /// ready-made JSON members — the markup is static, so it is escaped once
     /// per config load instead of once per bid.
     pub creative_json: Vec<Vec<CreativeJson>>,
+    /// `[advertiser]`: a bid's `ext` with the Digital Services Act
+    /// transparency object (`,"ext":{"dsa":{…}}`), for requests that ask
+    /// for it: the advertiser's name as who the ad is shown on behalf of
+    /// and who paid for it (cut to the 100 characters the extension
+    /// allows), and `adrender` 0, as our ads do not show it themselves.
+    pub dsa_json: Vec<String>,
     /// Configured exchanges, by id; plain `/openrtb2/bid` gets the one with
     /// id `default` when there is one, else [`Snapshot::default_profile`].
     profiles: Map<String, Profile>,
@@ -333,6 +339,7 @@ impl Snapshot {
                 }
             }
         }
+        let dsa_json = config.advertisers.iter().map(dsa_json).collect();
         let creative_json = config
             .advertisers
             .iter()
@@ -404,6 +411,7 @@ impl Snapshot {
             index,
             by_id,
             creative_json,
+            dsa_json,
             profiles,
             default_profile,
             buys_native,
@@ -707,6 +715,14 @@ fn creative_urls(c: &config::Creative) -> impl Iterator<Item = &str> {
 pub(crate) fn is_https(url: &str) -> bool {
     url.get(..8)
         .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
+/// See [`Snapshot::dsa_json`].
+fn dsa_json(adv: &config::Advertiser) -> String {
+    // Characters, not bytes: a name is cut where a character ends.
+    let name: String = adv.name.chars().take(100).collect();
+    let name = json_str(&name);
+    format!(",\"ext\":{{\"dsa\":{{\"behalf\":{name},\"paid\":{name},\"adrender\":0}}}}")
 }
 
 /// A JSON string literal, quotes included.

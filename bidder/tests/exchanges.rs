@@ -389,6 +389,53 @@ fn answers_name_our_seat_and_respect_wseat_and_bseat() {
     assert!(reply.json()["seatbid"][0].get("seat").is_none());
 }
 
+/// Under the Digital Services Act an exchange may require each bid to say
+/// on whose behalf the ad is shown and who paid (`regs.ext.dsa`): bids
+/// without it are thrown away, with the budget they held (probe finding).
+/// Each bid then carries `ext.dsa` with the advertiser's name; where the
+/// publisher cannot show it either, no bid (explain: `dsa`).
+#[test]
+fn bids_carry_the_dsa_object_where_the_request_asks_for_it() {
+    let _serial = serial();
+    let s = server("dsa", &[("shop.yaml", &shop())]);
+    let mut body = banner_request();
+    let plain = only_bid(&bid_to(&s, None, &body));
+    assert!(plain.get("ext").is_none(), "{plain}");
+    let name = "Shop";
+    for (required, pubrender) in [(1, 0), (2, 1), (3, 2), (2, -1)] {
+        let mut dsa = json!({ "dsarequired": required, "datatopub": 2,
+            "transparency": [{ "domain": "ssp.example", "dsaparams": [1, 2] }] });
+        if pubrender >= 0 {
+            dsa["pubrender"] = json!(pubrender);
+        }
+        body["regs"] = json!({ "gdpr": 0, "ext": { "dsa": dsa } });
+        let bid = only_bid(&bid_to(&s, None, &body));
+        assert_eq!(
+            bid["ext"]["dsa"],
+            json!({ "behalf": name, "paid": name, "adrender": 0 }),
+            "{required} {pubrender}: {bid}"
+        );
+    }
+    // Not asked for, or not readable: no object, and the bid as before.
+    for dsa in [
+        json!({ "dsarequired": 0 }),
+        json!("yes"),
+        json!({ "dsarequired": "soon" }),
+    ] {
+        body["regs"] = json!({ "ext": { "dsa": dsa, "gdpr": 0 } });
+        let bid = only_bid(&bid_to(&s, None, &body));
+        assert!(bid.get("ext").is_none(), "{dsa}: {bid}");
+    }
+    // Required, and the publisher cannot render it: the ad would have to.
+    body["regs"] = json!({ "ext": { "dsa": { "dsarequired": 3, "pubrender": 0 } } });
+    assert_eq!(bid_to(&s, None, &body).status, 204);
+    let r = explain(&s, "", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(common::verdict(&r.json(), LI)["reason"], "dsa");
+    body["regs"] = json!({ "ext": { "dsa": { "dsarequired": 1, "pubrender": 0 } } });
+    only_bid(&bid_to(&s, None, &body));
+}
+
 /// A deal that names the seats (`wseat`) or advertiser domains
 /// (`wadomain`) it is for is bid in only by them: the exchange throws any
 /// other bid away, with the budget it held. Explain says `deal`.

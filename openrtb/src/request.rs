@@ -975,6 +975,8 @@ pub struct RegsExt<'a> {
     pub gpp: Option<Cow<'a, str>>,
     pub gpp_sid: Codes,
     pub gpc: Option<i32>,
+    /// Not a privacy signal; read in the same pass (see [`Dsa`]).
+    pub dsa: Option<Dsa>,
 }
 
 /// The privacy signals of `regs`, each as its own accessor reads it.
@@ -992,6 +994,66 @@ pub struct RegsSignals<'a> {
     /// What `regs.ext` says where a 2.6 field above says otherwise (boxed:
     /// rare, and the signals are moved on every bid).
     pub shadowed: Option<Box<RegsExt<'a>>>,
+    /// What the DSA signal `regs.ext` carries asks, read with the rest of
+    /// it: nothing when absent or unreadable.
+    pub dsa: DsaAsk,
+}
+
+/// The Digital Services Act transparency signal (`regs.ext.dsa`, the
+/// IAB's extension): whether a bid must say on whose behalf the ad is
+/// shown and who paid for it, and whether the publisher renders that.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dsa {
+    /// 0 not required, 1 supported, 2 required, 3 required and the
+    /// publisher is an online platform: from 2, a bid without the object is
+    /// thrown away.
+    pub dsarequired: Option<i32>,
+    /// 0 the publisher cannot render the information, 1 it could, 2 it
+    /// will.
+    pub pubrender: Option<i32>,
+}
+
+/// What a [`Dsa`] asks of a bid, in a byte: the signals are moved on
+/// every bid, and the object read is twenty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DsaAsk(u8);
+
+impl DsaAsk {
+    const WANTED: u8 = 1;
+    const REQUIRED: u8 = 2;
+    const AD_RENDERS: u8 = 4;
+
+    /// The bid may carry the DSA object (`dsarequired` 1 or more).
+    pub fn wanted(self) -> bool {
+        self.0 & Self::WANTED != 0
+    }
+
+    /// A bid must carry it (`dsarequired` 2 or 3).
+    pub fn required(self) -> bool {
+        self.0 & Self::REQUIRED != 0
+    }
+
+    /// The publisher cannot show it (`pubrender` 0), so the ad itself
+    /// would have to.
+    pub fn advertiser_must_render(self) -> bool {
+        self.0 & Self::AD_RENDERS != 0
+    }
+}
+
+impl From<Dsa> for DsaAsk {
+    fn from(d: Dsa) -> DsaAsk {
+        let mut bits = 0;
+        if d.dsarequired.is_some_and(|r| r >= 1) {
+            bits |= DsaAsk::WANTED;
+        }
+        if matches!(d.dsarequired, Some(2 | 3)) {
+            bits |= DsaAsk::REQUIRED;
+        }
+        if d.pubrender == Some(0) {
+            bits |= DsaAsk::AD_RENDERS;
+        }
+        DsaAsk(bits)
+    }
 }
 
 impl RegsExt<'_> {
@@ -1004,14 +1066,19 @@ impl RegsExt<'_> {
 impl<'a> Regs<'a> {
     /// Every privacy signal at once, `regs.ext` read at most once (the
     /// accessors below each read it again: a bid wants all four).
+    // Inlined into privacy's one reading of it (on every bid), as it was
+    // before the DSA signal made a second caller.
+    #[inline(always)]
     pub fn signals(&self) -> RegsSignals<'a> {
         // Read even where every 2.6 field is there: its 2.5 copy may still
         // opt out (`shadowed`).
         let ext = ext_as::<RegsExt<'a>>(self.ext);
         let (mut eg, mut eu, mut ep, mut es, mut ec) = (None, None, None, Codes::new(), None);
         let unreadable = ext.is_none() && self.ext.is_some();
+        let mut dsa = DsaAsk::default();
         if let Some(e) = ext {
             (eg, eu, ep, es, ec) = (e.gdpr, e.us_privacy, e.gpp, e.gpp_sid, e.gpc);
+            dsa = e.dsa.map(DsaAsk::from).unwrap_or_default();
         }
         // The ext's copy where the 2.6 field is there and says otherwise;
         // nothing to compare where no 2.6 field is (2.5 exchanges).
@@ -1036,6 +1103,7 @@ impl<'a> Regs<'a> {
                     es.clone()
                 },
                 gpc: differs(&self.gpc, &ec),
+                dsa: None,
             };
             (s != RegsExt::default()).then(|| Box::new(s))
         } else {
@@ -1053,6 +1121,7 @@ impl<'a> Regs<'a> {
                 self.gpp_sid.clone()
             },
             shadowed,
+            dsa,
         }
     }
 

@@ -187,21 +187,39 @@ const ALL_ALLOWED: Allowed = Allowed { measurement: true };
 /// [`behavioural`], and when it allows, whether the user may also be
 /// named in measurement ([`Allowed`]).
 pub fn decide(req: &BidRequest<'_>, settings: &PrivacySettings) -> Result<Allowed, Restriction> {
+    decide_seeing(req, settings, |_| {})
+}
+
+/// [`decide`], showing `seen` the signals of `regs` once read (read for
+/// it alone where the decision needs none of them): the caller keeps what
+/// else `regs.ext` says (the bidder: its DSA signal) without a second
+/// read of it on every bid.
+pub fn decide_seeing<'a>(
+    req: &BidRequest<'a>,
+    settings: &PrivacySettings,
+    seen: impl FnOnce(&ortb::RegsSignals<'a>),
+) -> Result<Allowed, Restriction> {
     let regs = req.regs.as_ref();
-    if regs.is_some_and(|r| r.is_coppa()) {
-        return Err(Restriction::Coppa);
-    }
-    // App Tracking Transparency: only "authorized" (3) lets an iOS app's
-    // user be tracked; not determined, restricted and denied do not.
-    if req.device.as_ref().is_some_and(|d| {
+    let early = if regs.is_some_and(|r| r.is_coppa()) {
+        Some(Restriction::Coppa)
+    } else if req.device.as_ref().is_some_and(|d| {
+        // App Tracking Transparency: only "authorized" (3) lets an iOS
+        // app's user be tracked; not determined, restricted and denied do
+        // not.
         is_set(d.lmt) || is_set(d.dnt) || d.atts().is_some_and(|a| a != ATT_AUTHORIZED)
     }) {
-        return Err(Restriction::LimitAdTracking);
-    }
+        Some(Restriction::LimitAdTracking)
+    } else {
+        None
+    };
     let Some(regs) = regs else {
-        return Ok(ALL_ALLOWED);
+        return early.map_or(Ok(ALL_ALLOWED), Err);
     };
     let s = regs.signals();
+    seen(&s);
+    if let Some(r) = early {
+        return Err(r);
+    }
     // `regs.ext` that cannot be read may hold any opt-out: as no consent.
     if s.unreadable {
         return Err(Restriction::GdprNoConsent);

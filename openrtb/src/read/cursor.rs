@@ -71,6 +71,12 @@ impl<'a> Cursor<'a> {
         self.pos
     }
 
+    /// Back to `at`, a position this cursor was at: to step over a value
+    /// a reader gave up on.
+    pub(crate) fn rewind(&mut self, at: usize) {
+        self.pos = at;
+    }
+
     pub(crate) fn error(&self, at: usize, reason: &'static str) -> Box<Error> {
         Box::new(Error {
             at,

@@ -335,6 +335,26 @@ pub(super) fn opt_into<'a, T: Object<'a>>(c: &mut Cursor<'a>, slot: &mut Option<
     slot.insert(T::default()).read_into(c)
 }
 
+/// An object that reads as absent, not as an error, when it is not one
+/// or cannot be read (a key twice, a value of the wrong shape): the value
+/// is then stepped over, so what is around it is read as if it were not
+/// there. Malformed JSON is still refused.
+pub(super) fn lenient_into<'a, T: Object<'a>>(
+    c: &mut Cursor<'a>,
+    slot: &mut Option<T>,
+) -> Result<()> {
+    let at = c.pos_of_value()?;
+    match T::read(c) {
+        Ok(v) => *slot = Some(v),
+        Err(_) => {
+            c.rewind(at);
+            c.skip()?;
+            *slot = None;
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn boxed_into<'a, T: Object<'a>>(
     c: &mut Cursor<'a>,
     slot: &mut Option<Box<T>>,

@@ -165,6 +165,9 @@ macro_rules! object {
     (@set $out:ident, $c:ident, $field:ident, opt_str) => {
         fields::opt_str_into($c, &mut $out.$field)?
     };
+    (@set $out:ident, $c:ident, $field:ident, lenient) => {
+        fields::lenient_into($c, &mut $out.$field)?
+    };
     (@set $out:ident, $c:ident, $field:ident, $read:ident) => {
         $out.$field = fields::$read($c)?
     };
@@ -574,16 +577,24 @@ object!(DeviceExt owned {
         "atts" => atts: opt_flag,
 });
 
+// `dsa` leniently: a DSA object that cannot be read must not make the
+// privacy signals beside it unreadable (which restricts).
 object!(RegsExt {
         "gdpr" => gdpr: opt_flag,
         "us_privacy" => us_privacy: opt_str,
         "gpp" => gpp: opt_str,
         "gpp_sid" => gpp_sid: i32_vec,
         "gpc" => gpc: opt_flag,
+        "dsa" => dsa: lenient,
 });
 
 object!(SourceExt {
         "schain" => schain: opt,
+});
+
+object!(Dsa owned {
+        "dsarequired" => dsarequired: opt_i32,
+        "pubrender" => pubrender: opt_i32,
 });
 
 #[cfg(test)]
@@ -634,6 +645,7 @@ mod tests {
             DeviceExt,
             RegsExt<'static>,
             SourceExt<'static>,
+            Dsa,
         ]
     }
 
