@@ -693,10 +693,11 @@ impl App {
         // What the process before held for bids it made: they can still be
         // won, so their budget stays held (`ledger::carried`).
         match ledger::carried::restore(dir, &*self.ledger, self.clock.now()) {
-            Ok(c) if c.holdings > 0 => tracing::info!(
+            Ok(c) if c.holdings + c.bought > 0 => tracing::info!(
                 holdings = c.holdings,
                 line_items_micros = c.line_items.as_i64(),
                 until_ms = c.until.map_or(0, |t| t.as_millis()),
+                bought_bids = c.bought,
                 "budget held by the bids of the process before is held until they can no \
                  longer be won"
             ),
@@ -751,10 +752,11 @@ impl App {
         // as they are then.
         let until = Timestamp(self.clock.now().as_millis().saturating_add(window_ms));
         let holdings = self.ledger.holds();
-        if self.holds_empty.load(Relaxed) && holdings.is_empty() {
+        let bought = self.ledger.bought();
+        if self.holds_empty.load(Relaxed) && holdings.is_empty() && bought.is_empty() {
             return;
         }
-        match ledger::carried::save(dir, &holdings, until) {
+        match ledger::carried::save(dir, &holdings, &bought, until) {
             Ok(n) => self.holds_empty.store(n == 0, Relaxed),
             Err(e) => tracing::warn!(
                 error = %e,

@@ -8,8 +8,10 @@
 //! by key and day, about once a second and when it stops; the next one
 //! holds that in full ([`crate::Ledger::carry`]) until the time written
 //! with it: the longest reservation, plus the horizon within which late
-//! wins come; bids won and not yet billed (bought), until their notices
-//! expire; what it carried itself, the time it came with. A win
+//! wins come (what it carried itself keeps the time it came with). Bids
+//! won and not yet billed (bought) are written one by one, and the next
+//! process holds each as its own until it is charged or its notices
+//! expire ([`crate::Ledger::carry_bought`]). A win
 //! of a bid it does not know takes its cost off (`MemoryLedger::commit`). A
 //! shared ledger keeps a stopped replica's leases counted in the shared
 //! state instead (the same window).
@@ -22,12 +24,15 @@ use std::path::Path;
 
 use config::{Date, Micros, Timestamp};
 
-use crate::{Holding, Ledger, SpendKey};
+use crate::{BidKey, Bought, Holding, Ledger, SpendKey};
 
 /// The file in the state directory.
 pub const FILE: &str = "holds";
 
-const MAGIC: &str = "bidder-holds 2";
+/// Version 3 added the `bought` lines; a version 2 file (no such lines)
+/// is still read.
+const MAGIC: &str = "bidder-holds 3";
+const MAGIC_V2: &str = "bidder-holds 2";
 
 /// What a start took over.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -37,6 +42,8 @@ pub struct Carried {
     /// Summed over line items.
     pub line_items: Micros,
     pub until: Option<Timestamp>,
+    /// Bought bids taken on one by one.
+    pub bought: usize,
 }
 
 /// Why the file could not be read.
@@ -50,9 +57,31 @@ pub enum ReadError {
 
 /// Writes `holdings` (a ledger's [`Ledger::holds`]) to `dir`: its own
 /// bids' holds to be held until `until`, what it carries itself until the
-/// time that came with it. Returns how many keys and days hold something.
-pub fn save(dir: &Path, holdings: &[Holding], until: Timestamp) -> io::Result<usize> {
+/// time that came with it; and its `bought` bids ([`Ledger::bought`]) one
+/// by one. Returns how many lines hold something.
+pub fn save(
+    dir: &Path,
+    holdings: &[Holding],
+    bought: &[Bought],
+    until: Timestamp,
+) -> io::Result<usize> {
     let mut text = format!("{MAGIC}\n");
+    for b in bought {
+        text.push_str("bought\t");
+        text.push_str(&b.day.days_since_epoch().to_string());
+        text.push('\t');
+        text.push_str(&b.amount.as_i64().to_string());
+        text.push('\t');
+        text.push_str(&b.forget.as_millis().to_string());
+        text.push('\t');
+        text.push_str(&format!("{:016x}", b.bid.0));
+        for k in &b.keys {
+            text.push('\t');
+            text.push_str(if k.is_line_item() { "li:" } else { "order:" });
+            crate::journal::encode_id(k.id(), &mut text);
+        }
+        text.push('\n');
+    }
     for h in holdings {
         text.push_str(if h.key.is_line_item() { "li" } else { "order" });
         text.push('\t');
@@ -66,7 +95,36 @@ pub fn save(dir: &Path, holdings: &[Holding], until: Timestamp) -> io::Result<us
         text.push('\n');
     }
     crate::journal::replace_file(dir, FILE, text.as_bytes())?;
-    Ok(holdings.len())
+    Ok(holdings.len() + bought.len())
+}
+
+/// A `bought` line's fields past its kind.
+fn bought_line<'a>(mut f: impl Iterator<Item = &'a str>) -> Option<Bought> {
+    let day = f.next()?.parse::<i64>().ok()?;
+    let amount = f.next()?.parse::<i64>().ok().filter(|&a| a > 0)?;
+    let forget = f.next()?.parse::<i64>().ok()?;
+    let bid = u64::from_str_radix(f.next()?, 16).ok()?;
+    let mut key = || -> Option<SpendKey> {
+        let k = f.next()?;
+        if let Some(id) = k.strip_prefix("li:") {
+            Some(SpendKey::line_item(&crate::journal::decode_id(id)?))
+        } else {
+            Some(SpendKey::order(&crate::journal::decode_id(
+                k.strip_prefix("order:")?,
+            )?))
+        }
+    };
+    let keys = [key()?, key()?];
+    if f.next().is_some() {
+        return None;
+    }
+    Some(Bought {
+        bid: BidKey(bid),
+        keys,
+        day: Date::from_days_since_epoch(day),
+        amount: Micros(amount),
+        forget: Timestamp(forget),
+    })
 }
 
 /// Holds in `ledger` what the file in `dir` says, where its time has not
@@ -89,11 +147,19 @@ pub fn restore(dir: &Path, ledger: &dyn Ledger, now: Timestamp) -> Result<Carrie
         line,
     };
     let mut lines = text.lines().enumerate();
-    if lines.next().map(|(_, l)| l) != Some(MAGIC) {
+    if !matches!(lines.next().map(|(_, l)| l), Some(MAGIC | MAGIC_V2)) {
         return Err(invalid(1));
     }
     let mut holdings = Vec::new();
+    let mut bought = Vec::new();
     for (i, line) in lines {
+        if let Some(rest) = line.strip_prefix("bought\t") {
+            let b = bought_line(rest.split('\t')).ok_or_else(|| invalid(i + 1))?;
+            if b.forget > now {
+                bought.push(b);
+            }
+            continue;
+        }
         let mut f = line.split('\t');
         let parsed = (|| {
             let kind = f.next()?;
@@ -122,7 +188,9 @@ pub fn restore(dir: &Path, ledger: &dyn Ledger, now: Timestamp) -> Result<Carrie
         }
     }
     ledger.carry(&holdings, now);
+    let taken = ledger.carry_bought(&bought, now);
     Ok(Carried {
+        bought: taken,
         holdings: holdings.len(),
         line_items: holdings
             .iter()
@@ -162,7 +230,7 @@ mod tests {
             now,
         );
         let until = Timestamp(now.as_millis() + 65_000);
-        assert_eq!(save(&dir, &before.holds(), until).unwrap(), 1);
+        assert_eq!(save(&dir, &before.holds(), &[], until).unwrap(), 1);
         let after = MemoryLedger::default();
         let carried = restore(&dir, &after, now).unwrap();
         // What it carried keeps its own time, not the new one.
@@ -171,7 +239,8 @@ mod tests {
             Carried {
                 holdings: 1,
                 line_items: Micros(2_500),
-                until: Some(soon)
+                until: Some(soon),
+                bought: 0,
             }
         );
         assert_eq!(after.spent(&li, day).held_today, Micros(2_500));
@@ -192,6 +261,9 @@ mod tests {
             ("bidder-holds 2\nli\t1\t3\t9\tid\nli\t1\t-3\t9\tx\n", 3),
             ("bidder-holds 2\nli\t1\t3\t9\tx\textra\n", 2),
             ("bidder-holds 2\nseat\t1\t3\t9\tx\n", 2),
+            ("bidder-holds 3\nbought\t1\t3\t9\t00ff\tli:a\n", 2),
+            ("bidder-holds 3\nbought\t1\t3\t9\tzz\tli:a\torder:o\n", 2),
+            ("bidder-holds 3\nbought\t1\t3\t9\t00ff\tli:a\tseat:o\n", 2),
         ] {
             std::fs::write(dir.join(FILE), text).unwrap();
             let e = restore(&dir, &l, Timestamp(0)).unwrap_err().to_string();

@@ -252,9 +252,22 @@ pub struct Holding {
     pub key: SpendKey,
     pub day: Date,
     pub amount: Micros,
-    /// Until when it must be held: none for this process's own bids in
-    /// flight (the caller knows how long they may still be won).
+    /// Until when it must be held: none for this process's own bids (the
+    /// caller knows how long they may still be won).
     pub until: Option<Timestamp>,
+}
+
+/// A bid won and not yet charged (an exchange that bills on its billing
+/// notice), as the next process takes it on ([`Ledger::bought`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bought {
+    pub bid: BidKey,
+    /// Its line item and order.
+    pub keys: [SpendKey; 2],
+    pub day: Date,
+    pub amount: Micros,
+    /// When its notices expire: held until then unless charged.
+    pub forget: Timestamp,
 }
 
 /// Money state behind one interface, so the embedded store and a shared one
@@ -389,8 +402,8 @@ pub trait Ledger: Send + Sync + 'static {
     /// The share of an expired reservation still held, in millionths.
     fn late_share_ppm(&self) -> u32;
     /// What bids hold now, by key and day (in flight, being charged, the
-    /// learned share of expired ones; `until` none; those won and not yet
-    /// charged apart, `until` their notices expire), and what is held for
+    /// learned share of expired ones; `until` none; not those won and not
+    /// yet charged: [`Ledger::bought`]), and what is held for
     /// a process before this one (with its `until`): what the next process
     /// must hold again ([`Ledger::carry`]), since the bids of this one can
     /// still be won and billed after it stops. A shared ledger has nothing
@@ -404,6 +417,19 @@ pub trait Ledger: Send + Sync + 'static {
     /// the latest `until` among them, then let go by the expiry pass. A
     /// win of a bid made before `now` takes its cost off them.
     fn carry(&self, _holdings: &[Holding], _now: Timestamp) {}
+    /// The bids won and not yet charged, one by one: the next process
+    /// holds each until it is charged or its notices expire
+    /// ([`Ledger::carry_bought`]), as this one does. A shared ledger has
+    /// nothing to say, as for [`Ledger::holds`].
+    fn bought(&self) -> Vec<Bought> {
+        Vec::new()
+    }
+    /// Takes on the bought bids of a process before this one at `now`, as
+    /// if won here (those whose notices expired, or already known or
+    /// charged here, are skipped); returns how many.
+    fn carry_bought(&self, _bought: &[Bought], _now: Timestamp) -> usize {
+        0
+    }
     /// The frequency windows still counting at `now`, with the key their
     /// users were hashed under: what the next process takes on
     /// ([`Ledger::take_frequency`]) so that a restart does not reset every

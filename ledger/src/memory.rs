@@ -142,9 +142,8 @@ impl Flags {
     /// Its win notice came after its reservation ended: a late win, as a
     /// charge from lingering is, whichever notice charges it.
     const LATE: u8 = 8;
-    /// Won and counted in its keys' `bought` ([`Amounts::bought`]) until
-    /// it leaves the table: what a restart must go on holding until its
-    /// notices expire.
+    /// Won and not yet charged, listed in its shard's `bought`: what a
+    /// restart must hold one by one until its notices expire.
     const BOUGHT: u8 = 16;
 
     fn has(self, flag: u8) -> bool {
@@ -181,6 +180,14 @@ struct BidShard {
     /// id costs about 9 bytes.
     charged: Vec<(i64, HashSet<u64, foldhash::fast::RandomState>)>,
     lingering: usize,
+    /// Bids won and not yet charged ([`Flags::BOUGHT`]): written one by
+    /// one for the next process ([`crate::Ledger::bought`]), which holds
+    /// each until it is charged or its notices expire. Carried by key and
+    /// day for the reservation window only, as bids in flight are, their
+    /// budget came back after a restart: the line item bought its day's
+    /// budget again and their billing notices were charged as
+    /// over-delivery (probe finding).
+    bought: HashSet<u64, foldhash::fast::RandomState>,
 }
 
 impl Bid {
@@ -300,13 +307,6 @@ struct Amounts {
     lingering: Micros,
     /// Won beyond a cap: delivered, not billed.
     over: Micros,
-    /// Of what this day holds, bids won and not yet charged (an exchange
-    /// that bills on its billing notice): held until charged or until
-    /// their notices expire, a restart included ([`crate::Ledger::holds`]).
-    bought: Micros,
-    /// The latest time a bought bid's notices expire (ms): the next
-    /// process holds `bought` until then.
-    bought_until: i64,
     /// Held before a restart by bids this process does not know, until
     /// [`MemoryLedger::carried_until`] (see [`crate::Ledger::carry`]).
     carried: Micros,
@@ -327,7 +327,6 @@ enum Field {
     Charging,
     Lingering,
     Carried,
-    Bought,
 }
 
 impl Amounts {
@@ -339,7 +338,6 @@ impl Amounts {
             Field::Charging => &mut self.charging,
             Field::Lingering => &mut self.lingering,
             Field::Carried => &mut self.carried,
-            Field::Bought => &mut self.bought,
         }
     }
 
@@ -348,7 +346,6 @@ impl Amounts {
             && self.charging == Micros::ZERO
             && self.lingering == Micros::ZERO
             && self.carried == Micros::ZERO
-            && self.bought == Micros::ZERO
     }
 
     /// What this day (or the total) holds: bids in flight, wins being
@@ -363,15 +360,6 @@ impl Amounts {
 }
 
 impl Counters {
-    /// A bid of `amount` on `day` bought, its notices expiring at `until`
-    /// (ms).
-    fn bought(&mut self, day: i64, amount: Micros, until: i64) {
-        self.change(Field::Bought, day, amount, true);
-        if let Some((_, a)) = self.days.iter_mut().find(|(d, _)| *d == day) {
-            a.bought_until = a.bought_until.max(until);
-        }
-    }
-
     /// Adds (or with `up` false, takes away, never below zero) `amount` on
     /// `day` and in the total.
     fn change(&mut self, f: Field, day: i64, amount: Micros, up: bool) {
@@ -466,7 +454,6 @@ struct ExpirySum {
     reserved_down: Micros,
     lingering_up: Micros,
     lingering_down: Micros,
-    bought_down: Micros,
 }
 
 impl<'a> ExpirySums<'a> {
@@ -498,7 +485,6 @@ impl<'a> ExpirySums<'a> {
                     reserved_down: Micros::ZERO,
                     lingering_up: Micros::ZERO,
                     lingering_down: Micros::ZERO,
-                    bought_down: Micros::ZERO,
                 });
                 self.sums.len() - 1
             }
@@ -522,9 +508,6 @@ impl<'a> ExpirySums<'a> {
                 }
                 if s.lingering_down > Micros::ZERO {
                     c.change(Field::Lingering, s.day, s.lingering_down, false);
-                }
-                if s.bought_down > Micros::ZERO {
-                    c.change(Field::Bought, s.day, s.bought_down, false);
                 }
             }
         }
@@ -613,25 +596,10 @@ pub struct MemoryLedger {
     /// notices expired by then is not charged, whatever the clock says
     /// now (a clock that stepped forward and back again).
     seen: AtomicI64,
-    /// Until when holds carried over a restart are held (ms; 0: none):
-    /// the latest of [`MemoryLedger::carried_tranches`].
+    /// Until when holds carried over a restart are held (ms; 0: none).
     carried_until: AtomicI64,
     /// When they were taken on (ms): bids made before are theirs.
     carried_since: AtomicI64,
-    /// What was carried, by the time it is held until (ms), as it came:
-    /// the process before held some bids only for as long as they could
-    /// still be won, and others, bought, until their notices expire (a
-    /// day). Held all until the latest, a restart froze its reservations'
-    /// money for a day; held all until the earliest, it gave back the
-    /// budget of impressions bought and not yet billed, and bought them
-    /// again (probe finding).
-    carried_tranches: Mutex<Vec<Tranche>>,
-}
-
-/// Holds carried over a restart that end at one time (ms).
-struct Tranche {
-    until: i64,
-    amounts: Vec<(SpendKey, i64, Micros)>,
 }
 
 impl Default for MemoryLedger {
@@ -656,7 +624,6 @@ impl MemoryLedger {
             seen: AtomicI64::new(i64::MIN),
             carried_until: AtomicI64::new(0),
             carried_since: AtomicI64::new(i64::MIN),
-            carried_tranches: Mutex::new(Vec::new()),
         }
     }
 
@@ -814,8 +781,14 @@ impl MemoryLedger {
                     let (keys, day, amount, freq) =
                         (bid.keys.clone(), bid.day(), bid.amount, bid.freq);
                     let won = bid.flags.has(Flags::WON);
-                    // A won bid here is let go (see `keep`), never kept.
-                    let bought = bid.flags.has(Flags::BOUGHT);
+                    // Won bids here are let go (see the arm above), never
+                    // kept lingering; bought no more either way.
+                    if bid.flags.take(Flags::BOUGHT) {
+                        shard.bought.remove(&b);
+                    }
+                    let Some(bid) = shard.bids.get_mut(b) else {
+                        continue;
+                    };
                     let keep = !full && bid.forget > at && !kept;
                     if keep {
                         bid.state = State::Lingering {
@@ -835,9 +808,6 @@ impl MemoryLedger {
                     }
                     let sum = sums.entry(&keys, day);
                     sum.reserved_down = sum.reserved_down.saturating_add(amount);
-                    if bought {
-                        sum.bought_down = sum.bought_down.saturating_add(amount);
-                    }
                     if keep {
                         sum.lingering_up = sum.lingering_up.saturating_add(amount);
                     }
@@ -908,51 +878,10 @@ impl MemoryLedger {
 }
 
 impl MemoryLedger {
-    fn tranches(&self) -> MutexGuard<'_, Vec<Tranche>> {
-        self.carried_tranches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Lets go of the holds carried over a restart as their time comes.
-    ///
-    /// Charges of carried bids take from one carried amount per key and
-    /// day, not knowing which tranche the bid was in; so when a tranche
-    /// ends, what stays carried for a key and day is at most what the
-    /// tranches still running carried for it. That never holds less than
-    /// their bids still need: the ended tranche's own charges only ever
-    /// lowered the amount on its side.
+    /// Lets go of the holds carried over a restart once their time is up.
     fn drop_carried(&self, now: Timestamp) {
         let until = self.carried_until.load(Ordering::Relaxed);
-        if until == 0 {
-            return;
-        }
-        if now.as_millis() < until {
-            let mut tranches = self.tranches();
-            if !tranches.iter().any(|t| t.until <= now.as_millis()) {
-                return;
-            }
-            let (ended, running): (Vec<Tranche>, Vec<Tranche>) = std::mem::take(&mut *tranches)
-                .into_iter()
-                .partition(|t| t.until <= now.as_millis());
-            *tranches = running;
-            let mut left: HashMap<(&SpendKey, i64), Micros> = HashMap::new();
-            for t in tranches.iter() {
-                for (key, day, amount) in &t.amounts {
-                    let sum = left.entry((key, *day)).or_insert(Micros::ZERO);
-                    *sum = sum.saturating_add(*amount);
-                }
-            }
-            for (key, day, _) in ended.iter().flat_map(|t| &t.amounts) {
-                let allowed = left.get(&(key, *day)).copied().unwrap_or(Micros::ZERO);
-                let mut shard = self.counters.lock(self.counters.index(key));
-                if let Some(c) = shard.get_mut(key) {
-                    let excess = c.on(*day).carried.saturating_sub(allowed);
-                    if excess > Micros::ZERO {
-                        c.change(Field::Carried, *day, excess, false);
-                    }
-                }
-            }
+        if until == 0 || now.as_millis() < until {
             return;
         }
         if self
@@ -962,7 +891,6 @@ impl MemoryLedger {
         {
             return;
         }
-        self.tranches().clear();
         for i in 0..KEY_SHARDS {
             let mut shard = self.counters.lock(i);
             for c in shard.values_mut() {
@@ -993,6 +921,9 @@ impl MemoryLedger {
         if matches!(b.state, State::Lingering { .. }) || b.flags.has(Flags::KEPT) {
             shard.lingering = shard.lingering.saturating_sub(1);
         }
+        if b.flags.has(Flags::BOUGHT) {
+            shard.bought.remove(&bid.0);
+        }
         shard.insert_charged(bid.0, b.forget);
         drop(shard);
         // Released by a loss that came first (the charge and the loss
@@ -1000,9 +931,6 @@ impl MemoryLedger {
         // spend, yet the charge made it spend elsewhere. The backend must
         // still give back the budget it borrowed for it, or that amount is
         // spent twice.
-        if b.flags.has(Flags::BOUGHT) {
-            self.change_all(&b.keys, Field::Bought, b.day(), b.amount, false);
-        }
         let Some(field) = field else {
             return Some((b.amount, b.day(), b.keys));
         };
@@ -1174,6 +1102,7 @@ impl Ledger for MemoryLedger {
                     .set(Flags::WON | Flags::KEPT | Flags::LATE | Flags::BOUGHT);
                 let (keys, day, amount, freq, next) =
                     (b.keys.clone(), b.day(), b.amount, b.freq, b.forget);
+                shard.bought.insert(bid.0);
                 shard.deadlines.push(Reverse((next, bid.0)));
                 {
                     let mut locked = self.lock_keys(&[&keys[0], &keys[1]]);
@@ -1181,7 +1110,6 @@ impl Ledger for MemoryLedger {
                         let c = locked.get(k);
                         c.change(Field::Reserved, day, amount, true);
                         c.change(Field::Lingering, day, amount, false);
-                        c.bought(day, amount, next);
                     }
                 }
                 drop(shard);
@@ -1189,21 +1117,16 @@ impl Ledger for MemoryLedger {
                 self.late.won(past_horizon);
                 true
             }
-            // Bought, held until charged: counted for a restart to go on
-            // holding (see `Flags::BOUGHT`). A bid being charged is not:
-            // its charge ends it.
+            // Bought: held until charged, a restart included (see
+            // `BidShard::bought`).
             Some(b) if b.state == State::Reserved => {
-                if !b.flags.has(Flags::BOUGHT) {
-                    b.flags.set(Flags::WON | Flags::BOUGHT);
-                    let (keys, day, amount, until) = (b.keys.clone(), b.day(), b.amount, b.forget);
-                    let mut locked = self.lock_keys(&[&keys[0], &keys[1]]);
-                    for k in &keys {
-                        locked.get(k).bought(day, amount, until);
-                    }
-                }
+                b.flags.set(Flags::WON | Flags::BOUGHT);
+                shard.bought.insert(bid.0);
                 true
             }
-            // A bid already lost stays lost: its hold is gone.
+            // A bid already lost stays lost: its hold is gone. One being
+            // charged is marked only: its charge ends it, or its abort
+            // counts it bought.
             Some(b) if b.state != State::Released => {
                 b.flags.set(Flags::WON);
                 true
@@ -1342,15 +1265,10 @@ impl Ledger for MemoryLedger {
         if removed.as_ref().is_some_and(|b| b.flags.has(Flags::KEPT)) {
             shard.lingering = shard.lingering.saturating_sub(1);
         }
-        // Bought no more: charged.
-        let bought = removed
-            .as_ref()
-            .filter(|b| b.flags.has(Flags::BOUGHT))
-            .map(|b| (b.keys.clone(), b.day(), b.amount));
-        let freq = removed.and_then(|b| b.freq);
-        if let Some((keys, day, amount)) = &bought {
-            self.change_all(keys, Field::Bought, *day, *amount, false);
+        if removed.as_ref().is_some_and(|b| b.flags.has(Flags::BOUGHT)) {
+            shard.bought.remove(&charge.bid.0);
         }
+        let freq = removed.and_then(|b| b.freq);
         {
             let mut locked = self.lock_keys(&[&charge.keys[0], &charge.keys[1]]);
             for k in &charge.keys {
@@ -1382,6 +1300,7 @@ impl Ledger for MemoryLedger {
     fn abort(&self, charge: &Charge) {
         let day = charge.day.days_since_epoch();
         let mut shard = self.bid_shard(charge.bid);
+        let mut now_bought = false;
         let (keys, requeue) = match shard.bids.get_mut(charge.bid.0) {
             Some(b) => {
                 match charge.prior {
@@ -1389,6 +1308,11 @@ impl Ledger for MemoryLedger {
                     Prior::Reserved { expires, .. } => {
                         b.state = State::Reserved;
                         b.next = expires;
+                        // A win notice came while it was being charged.
+                        if b.flags.has(Flags::WON) && !b.flags.has(Flags::BOUGHT) {
+                            b.flags.set(Flags::BOUGHT);
+                            now_bought = true;
+                        }
                     }
                     Prior::Lingering {
                         next, past_horizon, ..
@@ -1406,6 +1330,9 @@ impl Ledger for MemoryLedger {
             }
             None => (charge.keys.clone(), None),
         };
+        if now_bought {
+            shard.bought.insert(charge.bid.0);
+        }
         match charge.prior {
             Prior::None | Prior::Carried { .. } => {
                 shard.bids.remove(charge.bid.0);
@@ -1506,21 +1433,15 @@ impl Ledger for MemoryLedger {
 
     fn holds(&self) -> Vec<crate::Holding> {
         let until = self.carried_until.load(Ordering::Relaxed);
-        // What each key and day carries, by tranche, the latest first:
-        // what is still carried is counted against the latest ones (see
-        // `drop_carried`).
-        let mut tranches: HashMap<(SpendKey, i64), Vec<(i64, Micros)>> = HashMap::new();
-        if until != 0 {
-            for t in self.tranches().iter() {
-                for (key, day, amount) in &t.amounts {
-                    tranches
-                        .entry((key.clone(), *day))
-                        .or_default()
-                        .push((t.until, *amount));
-                }
-            }
-            for list in tranches.values_mut() {
-                list.sort_unstable_by_key(|&(u, _)| Reverse(u));
+        // What the bought bids hold, by key and day: written one by one
+        // ([`Ledger::bought`]), not with the bids in flight.
+        let mut bought: HashMap<(SpendKey, i64), Micros> = HashMap::new();
+        for b in self.bought() {
+            for key in b.keys {
+                let sum = bought
+                    .entry((key, b.day.days_since_epoch()))
+                    .or_insert(Micros::ZERO);
+                *sum = sum.saturating_add(b.amount);
             }
         }
         let mut out = Vec::new();
@@ -1528,48 +1449,92 @@ impl Ledger for MemoryLedger {
             let shard = self.counters.lock(i);
             for (key, c) in shard.iter() {
                 for (day, a) in &c.days {
-                    let mut push = |amount: Micros, until: Option<i64>| {
-                        if amount > Micros::ZERO {
-                            out.push(crate::Holding {
-                                key: key.clone(),
-                                day: Date::from_days_since_epoch(*day),
-                                amount,
-                                until: until.map(Timestamp),
-                            });
-                        }
+                    let of_bought = match bought.is_empty() {
+                        true => Micros::ZERO,
+                        false => bought
+                            .get(&(key.clone(), *day))
+                            .copied()
+                            .unwrap_or(Micros::ZERO),
                     };
-                    // Its own bids: those bought until their notices
-                    // expire, the rest for as long as they can be won
-                    // (the caller's time).
-                    let own = a.held(&self.late).saturating_sub(a.carried);
-                    let bought = a.bought.min(own);
-                    // To the next minute: a day's bought bids make a
-                    // handful of times for the next process, not one each.
-                    let minute = 60_000;
-                    push(
-                        bought,
-                        Some(
-                            a.bought_until
-                                .div_euclid(minute)
-                                .saturating_add(1)
-                                .saturating_mul(minute),
-                        ),
-                    );
-                    push(own.saturating_sub(bought), None);
-                    if until == 0 {
-                        continue;
+                    let own = a
+                        .held(&self.late)
+                        .saturating_sub(a.carried)
+                        .saturating_sub(of_bought);
+                    let carried = (a.carried > Micros::ZERO && until != 0)
+                        .then_some((a.carried, Some(Timestamp(until))));
+                    let own = (own > Micros::ZERO).then_some((own, None));
+                    for (amount, until) in [own, carried].into_iter().flatten() {
+                        out.push(crate::Holding {
+                            key: key.clone(),
+                            day: Date::from_days_since_epoch(*day),
+                            amount,
+                            until,
+                        });
                     }
-                    let mut carried = a.carried;
-                    for &(t, amount) in tranches.get(&(key.clone(), *day)).into_iter().flatten() {
-                        let part = carried.min(amount);
-                        push(part, Some(t));
-                        carried = carried.saturating_sub(part);
-                    }
-                    push(carried, Some(until));
                 }
             }
         }
         out
+    }
+
+    fn bought(&self) -> Vec<crate::Bought> {
+        let mut out = Vec::new();
+        for shard in self.bids.iter() {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(shard.bought.iter().filter_map(|&b| {
+                let bid = shard.bids.get(b)?;
+                Some(crate::Bought {
+                    bid: BidKey(b),
+                    keys: bid.keys.clone(),
+                    day: Date::from_days_since_epoch(bid.day()),
+                    amount: bid.amount,
+                    forget: Timestamp(bid.forget),
+                })
+            }));
+        }
+        out
+    }
+
+    fn carry_bought(&self, bought: &[crate::Bought], now: Timestamp) -> usize {
+        let mut taken = 0;
+        for b in bought {
+            let day = b.day.days_since_epoch();
+            let (Ok(day32), true) = (i32::try_from(day), b.forget > now) else {
+                continue;
+            };
+            if b.amount <= Micros::ZERO {
+                continue;
+            }
+            let mut shard = self.bid_shard(b.bid);
+            if shard.bids.contains_key(b.bid.0) || shard.is_charged(b.bid.0) {
+                continue;
+            }
+            let forget = b.forget.as_millis();
+            // As a bid won here past its reservation: held whole until
+            // charged (its charge then finds it, as `Prior::Reserved`) or
+            // until its notices expire. Over the lingering bound if it must
+            // be: the process before held it within its own.
+            shard.bids.insert(
+                b.bid.0,
+                Bid {
+                    state: State::Reserved,
+                    day: day32,
+                    amount: b.amount,
+                    keys: b.keys.clone(),
+                    freq: None,
+                    next: forget,
+                    flags: Flags(Flags::WON | Flags::KEPT | Flags::BOUGHT),
+                    forget,
+                },
+            );
+            shard.lingering += 1;
+            shard.bought.insert(b.bid.0);
+            shard.deadlines.push(Reverse((forget, b.bid.0)));
+            self.change_all(&b.keys, Field::Reserved, day, b.amount, true);
+            drop(shard);
+            taken += 1;
+        }
+        taken
     }
 
     fn frequency(&self, now: Timestamp) -> Option<crate::frequency::Windows> {
@@ -1615,23 +1580,6 @@ impl Ledger for MemoryLedger {
             return;
         };
         self.carried_since.store(now.as_millis(), Ordering::Relaxed);
-        {
-            let mut by_time: HashMap<i64, Vec<(SpendKey, i64, Micros)>> = HashMap::new();
-            for h in holdings {
-                if let Some(at) = h.until {
-                    by_time.entry(at.as_millis()).or_default().push((
-                        h.key.clone(),
-                        h.day.days_since_epoch(),
-                        h.amount,
-                    ));
-                }
-            }
-            self.tranches().extend(
-                by_time
-                    .into_iter()
-                    .map(|(until, amounts)| Tranche { until, amounts }),
-            );
-        }
         for h in holdings {
             let mut shard = self.counters.lock(self.counters.index(&h.key));
             shard.entry(h.key.clone()).or_default().change(
@@ -1933,16 +1881,19 @@ pub(crate) mod tests {
 
     /// A bid won and not yet billed (an exchange that bills on its billing
     /// notice) holds its cost until charged or until its notices expire: a
-    /// restart must too. Carried only for the reservation window, a
-    /// restart gave its budget back and the line item bought the day's
-    /// budget a second time (probe finding). The bids that were only in
-    /// flight go when they can no longer be won, as before.
+    /// restart must too. Carried by key and day for the reservation window
+    /// only, its budget came back after a restart, the line item bought
+    /// the day's budget again and its billing notice was charged as
+    /// over-delivery (probe finding). It is written one by one and taken on
+    /// as a bid won here; the bids only in flight go when they can no longer
+    /// be won, as before. Through the file, as a restart reads it.
     #[test]
-    fn bought_bids_stay_held_over_a_restart_until_their_notices_expire() {
+    fn bought_bids_stay_held_over_a_restart_until_charged_or_expired() {
         let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
         let now = Timestamp(1_790_000_000_000);
         let day = now.date();
         let cap = Cap::Daily(Micros(3_000));
+        let forget = Timestamp(now.as_millis() + 86_400_000);
         let before = MemoryLedger::default();
         // Bid 0 won (its billing notice to come), bid 1 in flight.
         for bid in 0..2 {
@@ -1951,81 +1902,101 @@ pub(crate) mod tests {
                 .unwrap();
         }
         assert!(before.won(BidKey(0)));
-        assert!(before.won(BidKey(0)), "a second win notice counts it once");
-        let forget = now.as_millis() + 86_400_000;
+        assert!(before.won(BidKey(0)), "a second win notice changes nothing");
+        let bought = before.bought();
+        assert_eq!(bought.len(), 1, "{bought:?}");
+        assert_eq!(
+            (bought[0].bid, bought[0].amount, bought[0].forget),
+            (BidKey(0), Micros(1_000), forget)
+        );
         let held = before.holds();
-        let of_li = |held: &[crate::Holding], until: Option<i64>| {
-            held.iter()
-                .filter(|h| h.key == li && h.until.map(|t| t.as_millis()) == until)
-                .map(|h| h.amount)
-                .fold(Micros::ZERO, Micros::saturating_add)
-        };
-        // Rounded up to the minute.
-        let bought_until = (forget / 60_000 + 1) * 60_000;
-        assert_eq!(of_li(&held, Some(bought_until)), Micros(1_000), "{held:?}");
-        assert_eq!(of_li(&held, None), Micros(1_000), "{held:?}");
+        let li_held: Vec<_> = held.iter().filter(|h| h.key == li).collect();
+        assert_eq!(li_held.len(), 1, "{held:?}");
+        assert_eq!((li_held[0].amount, li_held[0].until), (Micros(1_000), None));
+        let dir = std::env::temp_dir().join(format!("bought-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let window = Timestamp(now.as_millis() + 362_000);
+        crate::carried::save(&dir, &held, &bought, window).unwrap();
 
-        // As `carried::save` writes it: the bids in flight for the window.
-        let window = now.as_millis() + 362_000;
-        let mut saved = held.clone();
-        for h in &mut saved {
-            h.until = h.until.or(Some(Timestamp(window)));
-        }
         let after = MemoryLedger::default();
-        after.carry(&saved, now);
+        let carried = crate::carried::restore(&dir, &after, now).unwrap();
+        assert_eq!((carried.holdings, carried.bought), (2, 1));
         assert_eq!(after.spent(&li, day).held_today, Micros(2_000));
         // Past the window, the bought bid still holds.
-        after.expire(Timestamp(window + 1));
+        after.expire(Timestamp(window.as_millis() + 1));
         assert_eq!(after.spent(&li, day).held_today, Micros(1_000));
         assert_eq!(after.spent(&o, day).held, Micros(1_000));
-        for bid in 10..12 {
-            after
-                .reserve(&plain_hold(bid, day, (&li, &o), cap, now, 60_000), now)
-                .unwrap();
-        }
+        assert_eq!(after.release(BidKey(0)), Release::AlreadyWon);
+        // Another old bid charged from what was carried for the window
+        // does not take the bought bid's hold.
+        let late = after
+            .begin_charge(&plain_win(1, day, (&li, &o), cap, forget))
+            .unwrap();
+        after.commit(&late);
+        assert_eq!(after.spent(&li, day).today, Micros(1_000));
+        assert_eq!(after.spent(&li, day).held_today, Micros(1_000));
+        after
+            .reserve(&plain_hold(10, day, (&li, &o), cap, now, 60_000), now)
+            .unwrap();
         assert_eq!(
-            after.reserve(&plain_hold(12, day, (&li, &o), cap, now, 60_000), now),
+            after.reserve(&plain_hold(11, day, (&li, &o), cap, now, 60_000), now),
             Err(Refusal::Budget),
             "the bought impression's cost is not spent again"
         );
-        // Another restart carries it on with its own time.
-        let again = after.holds();
-        assert_eq!(
-            of_li(&again, Some(bought_until)),
-            Micros(1_000),
-            "{again:?}"
-        );
-        // Its billing notice charges it from what is carried.
+        // A restart again carries it on, one by one.
+        assert_eq!(after.bought(), bought);
+        // Its billing notice charges it, as a bid won here.
         let charge = after
-            .begin_charge(&plain_win(0, day, (&li, &o), cap, Timestamp(forget)))
+            .begin_charge(&plain_win(0, day, (&li, &o), cap, forget))
             .unwrap();
         assert!(
-            matches!(charge.prior, Prior::Carried { .. }),
+            matches!(charge.prior, Prior::Reserved { .. }),
             "{:?}",
             charge.prior
         );
         after.commit(&charge);
-        assert_eq!(after.spent(&li, day).today, Micros(1_000));
-        assert_eq!(
-            after.spent(&li, day).held_today,
-            Micros(2_000),
-            "bids 10 and 11"
-        );
+        assert_eq!(after.spent(&li, day).today, Micros(2_000));
+        assert_eq!(after.spent(&li, day).held_today, Micros(1_000), "bid 10");
+        assert_eq!(after.bought(), Vec::new());
         // Not billed, it goes when its notices expire.
         let unbilled = MemoryLedger::default();
-        unbilled.carry(&saved, now);
-        unbilled.expire(Timestamp(bought_until - 1));
+        crate::carried::restore(&dir, &unbilled, now).unwrap();
+        unbilled.expire(Timestamp(forget.as_millis() - 1));
         assert_eq!(unbilled.spent(&li, day).held_today, Micros(1_000));
-        unbilled.expire(Timestamp(bought_until));
+        unbilled.expire(forget);
         assert_eq!(unbilled.spent(&li, day).held_today, Micros::ZERO);
-        assert_eq!(unbilled.holds(), Vec::new());
+        assert_eq!(
+            (unbilled.holds(), unbilled.bought()),
+            (Vec::new(), Vec::new())
+        );
+        // Nor is it taken on once its notices expired.
+        let later = MemoryLedger::default();
+        assert_eq!(
+            crate::carried::restore(&dir, &later, forget)
+                .unwrap()
+                .bought,
+            0
+        );
+        let _ = std::fs::remove_dir_all(&dir);
 
-        // In the process that won it, the count ends with its charge.
+        // Won while its charge was being written, which then failed: bought.
+        let aborted = MemoryLedger::default();
+        aborted
+            .reserve(&plain_hold(5, day, (&li, &o), cap, now, 2_000), now)
+            .unwrap();
+        let c = aborted
+            .begin_charge(&plain_win(5, day, (&li, &o), cap, forget))
+            .unwrap();
+        assert!(aborted.won(BidKey(5)));
+        aborted.abort(&c);
+        assert_eq!(aborted.bought().len(), 1);
+        // In the process that won it, a charge ends it.
         let charge = before
-            .begin_charge(&plain_win(0, day, (&li, &o), cap, Timestamp(forget)))
+            .begin_charge(&plain_win(0, day, (&li, &o), cap, forget))
             .unwrap();
         before.commit(&charge);
-        assert_eq!(of_li(&before.holds(), Some(bought_until)), Micros::ZERO);
+        assert_eq!(before.bought(), Vec::new());
     }
 
     /// Bids the table tracks, over every shard.
