@@ -751,8 +751,7 @@ impl App {
         // Read under the lock: whichever write comes last has the holds
         // as they are then.
         let until = Timestamp(self.clock.now().as_millis().saturating_add(window_ms));
-        let holdings = self.ledger.holds();
-        let bought = self.ledger.bought();
+        let (holdings, bought) = self.ledger.holds_and_bought();
         if self.holds_empty.load(Relaxed) && holdings.is_empty() && bought.is_empty() {
             return;
         }

@@ -424,6 +424,12 @@ pub trait Ledger: Send + Sync + 'static {
     fn bought(&self) -> Vec<Bought> {
         Vec::new()
     }
+    /// [`Ledger::holds`] and [`Ledger::bought`] read together, as the file
+    /// is written: read apart, a bid charged in between was taken off the
+    /// one and missing from the other.
+    fn holds_and_bought(&self) -> (Vec<Holding>, Vec<Bought>) {
+        (self.holds(), self.bought())
+    }
     /// Takes on the bought bids of a process before this one at `now`, as
     /// if won here (those whose notices expired, or already known or
     /// charged here, are skipped); returns how many.
