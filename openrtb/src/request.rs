@@ -1014,7 +1014,7 @@ pub struct Dsa {
 }
 
 /// What a [`Dsa`] asks of a bid, in a byte: the signals are moved on
-/// every bid, and the object read is twenty.
+/// every bid, and the object as read takes twenty bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DsaAsk(u8);
 
