@@ -2524,7 +2524,19 @@ impl App {
             (config::ChargeOn::Win, Kind::Billing) => return Ok(NoticeResult::Recorded),
             // Won, billed later: a loss notice can no longer release it.
             (config::ChargeOn::Billing, Kind::Win) => {
-                self.ledger.won(bid);
+                if !self.ledger.won(bid) {
+                    // A bid of the process before, in flight when it
+                    // stopped: what was carried for it lasted only the
+                    // reservation window, and its billing may come later.
+                    let bought = ledger::Bought {
+                        bid,
+                        keys: [SpendKey::line_item(&n.line_item), SpendKey::order(&n.order)],
+                        day: Timestamp(n.at_ms).date(),
+                        amount: ledger::impression_cost(n.bid_price),
+                        forget: Timestamp(n.at_ms.saturating_add(ttl)),
+                    };
+                    self.ledger.won_carried(&bought, Timestamp(n.at_ms));
+                }
                 return Ok(NoticeResult::Recorded);
             }
             _ => {}

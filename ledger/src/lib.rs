@@ -436,6 +436,15 @@ pub trait Ledger: Send + Sync + 'static {
     fn carry_bought(&self, _bought: &[Bought], _now: Timestamp) -> usize {
         0
     }
+    /// A win notice, on an exchange that bills later, of a bid made at
+    /// `made` that this ledger does not know: one of the process before,
+    /// in flight when it stopped. Its cost (at most what is still carried
+    /// for its line item and order that day) moves from the carried pool,
+    /// which ends with the reservation window, to a bid held as bought
+    /// ([`Ledger::carry_bought`]). Whether it did.
+    fn won_carried(&self, _bought: &Bought, _made: Timestamp) -> bool {
+        false
+    }
     /// The frequency windows still counting at `now`, with the key their
     /// users were hashed under: what the next process takes on
     /// ([`Ledger::take_frequency`]) so that a restart does not reset every

@@ -1552,6 +1552,54 @@ impl Ledger for MemoryLedger {
         taken
     }
 
+    fn won_carried(&self, b: &crate::Bought, made: Timestamp) -> bool {
+        if self.carried_until.load(Ordering::Relaxed) == 0
+            || made.as_millis() >= self.carried_since.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        let day = b.day.days_since_epoch();
+        let Ok(day32) = i32::try_from(day) else {
+            return false;
+        };
+        let mut shard = self.bid_shard(b.bid);
+        if shard.bids.contains_key(b.bid.0) || shard.is_charged(b.bid.0) {
+            return false;
+        }
+        let amount = {
+            let mut locked = self.lock_keys(&[&b.keys[0], &b.keys[1]]);
+            let mut carried = |k: &SpendKey| locked.get(k).on(day).carried;
+            let amount = b.amount.min(carried(&b.keys[0])).min(carried(&b.keys[1]));
+            if amount <= Micros::ZERO {
+                return false;
+            }
+            for k in &b.keys {
+                let c = locked.get(k);
+                c.change(Field::Carried, day, amount, false);
+                c.change(Field::Reserved, day, amount, true);
+            }
+            amount
+        };
+        let forget = b.forget.as_millis();
+        shard.bids.insert(
+            b.bid.0,
+            Bid {
+                state: State::Reserved,
+                day: day32,
+                amount,
+                keys: b.keys.clone(),
+                freq: None,
+                next: forget,
+                flags: Flags(Flags::WON | Flags::KEPT | Flags::BOUGHT),
+                forget,
+            },
+        );
+        shard.lingering += 1;
+        shard.bought.insert(b.bid.0);
+        shard.deadlines.push(Reverse((forget, b.bid.0)));
+        true
+    }
+
     fn frequency(&self, now: Timestamp) -> Option<crate::frequency::Windows> {
         let key = *self.window_key.get_or_init(random_key);
         let mut windows = Vec::new();
@@ -2037,6 +2085,64 @@ pub(crate) mod tests {
             .unwrap();
         before.commit(&charge);
         assert_eq!(before.bought(), Vec::new());
+    }
+
+    /// A bid in flight when the process before stopped, won after the
+    /// restart on an exchange that bills later: its cost was carried for
+    /// the reservation window only. Its win notice moves it from the pool
+    /// to a bid held as bought (review finding), which its billing charges.
+    #[test]
+    fn a_bid_of_the_process_before_won_after_the_restart_is_held_as_bought() {
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = Timestamp(1_790_000_000_000);
+        let day = now.date();
+        let cap = Cap::Daily(Micros(2_000));
+        let forget = Timestamp(now.as_millis() + 86_400_000);
+        let window = Timestamp(now.as_millis() + 362_000);
+        let after = MemoryLedger::default();
+        let pool = |key: &SpendKey| crate::Holding {
+            key: key.clone(),
+            day,
+            amount: Micros(2_000),
+            until: Some(window),
+        };
+        after.carry(&[pool(&li), pool(&o)], now);
+        let bought = |bid: u64| crate::Bought {
+            bid: BidKey(bid),
+            keys: [li.clone(), o.clone()],
+            day,
+            amount: Micros(1_000),
+            forget,
+        };
+        // Made by this process: nothing carried is its.
+        assert!(!after.won_carried(&bought(1), now));
+        assert!(after.won_carried(&bought(1), Timestamp(now.as_millis() - 1)));
+        assert!(!after.won_carried(&bought(1), Timestamp(0)), "once");
+        assert_eq!(after.spent(&li, day).held_today, Micros(2_000));
+        after.expire(Timestamp(window.as_millis() + 1));
+        assert_eq!(after.spent(&li, day).held_today, Micros(1_000));
+        assert_eq!(after.bought(), vec![bought(1)]);
+        assert_eq!(after.release(BidKey(1)), Release::AlreadyWon);
+        assert_eq!(
+            after.reserve(&plain_hold(10, day, (&li, &o), cap, window, 60_000), window),
+            Ok(())
+        );
+        assert_eq!(
+            after.reserve(&plain_hold(11, day, (&li, &o), cap, window, 60_000), window),
+            Err(Refusal::Budget)
+        );
+        let charge = after
+            .begin_charge(&plain_win(1, day, (&li, &o), cap, forget))
+            .unwrap();
+        assert!(
+            matches!(charge.prior, Prior::Reserved { .. }),
+            "{:?}",
+            charge.prior
+        );
+        after.commit(&charge);
+        assert_eq!(after.spent(&li, day).today, Micros(1_000));
+        // Nothing carried left: nothing to move.
+        assert!(!after.won_carried(&bought(2), Timestamp(0)));
     }
 
     /// Bids the table tracks, over every shard.
