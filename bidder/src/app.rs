@@ -314,6 +314,10 @@ pub struct App {
     /// One write of the holds file at a time: the upkeep's, still running
     /// at shutdown, and the last one both write its temporary file.
     holds_writing: std::sync::Mutex<()>,
+    /// Bought bids in the last write of the holds file, and when it was
+    /// (ms): see [`App::save_holds`].
+    holds_bought: std::sync::atomic::AtomicUsize,
+    holds_saved_ms: std::sync::atomic::AtomicI64,
     /// When the frequency windows were last written (ms; see
     /// [`App::save_frequency`]), and whether that file had none.
     frequency_saved_ms: std::sync::atomic::AtomicI64,
@@ -388,6 +392,13 @@ const MAX_ASKED_A_ROUND: usize = 20_000;
 /// How often the server writes the frequency windows
 /// ([`App::save_frequency`]): what a crash can lose of the caps' counts.
 pub const FREQUENCY_SAVE_EVERY_MS: i64 = 60_000;
+
+/// Bought bids from which the holds file is written less often
+/// ([`App::save_holds`]): some 1 MB of lines.
+pub const MANY_BOUGHT: usize = 10_000;
+/// How often the holds file is written while [`MANY_BOUGHT`] bids are
+/// bought.
+pub const MANY_BOUGHT_EVERY_MS: i64 = 10_000;
 
 /// The line number of the `i`-th event of a JSON-lines text (blank lines
 /// hold none).
@@ -547,6 +558,8 @@ impl App {
             started_ms,
             holds_empty: std::sync::atomic::AtomicBool::new(false),
             holds_writing: std::sync::Mutex::new(()),
+            holds_bought: std::sync::atomic::AtomicUsize::new(0),
+            holds_saved_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             frequency_saved_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             frequency_empty: std::sync::atomic::AtomicBool::new(false),
             frequency_writing: std::sync::Mutex::new(()),
@@ -737,8 +750,14 @@ impl App {
     /// Writes what bids hold now to the state directory, for the next
     /// process to hold until they can no longer be won: the longest
     /// reservation and the late-win horizon from now. About once a second
-    /// ([`App::upkeep`]) and when the server stops.
-    pub fn save_holds(&self) {
+    /// ([`App::upkeep`]) and when the server stops (`at_stop`). While many
+    /// bids are bought ([`MANY_BOUGHT`]), the upkeep's writes come every
+    /// [`MANY_BOUGHT_EVERY_MS`] instead: the file has a line per bought bid
+    /// (up to the ledger's lingering bound, some 20 MB), and an exchange
+    /// that never sends its billing notices had it rewritten and synced
+    /// every second (review finding). A crash then loses up to that long
+    /// of changes to what is held.
+    pub fn save_holds(&self, at_stop: bool) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(dir) = &self.state_dir else {
             return;
@@ -750,11 +769,20 @@ impl App {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Read under the lock: whichever write comes last has the holds
         // as they are then.
-        let until = Timestamp(self.clock.now().as_millis().saturating_add(window_ms));
+        let now_ms = self.clock.now().as_millis();
+        if !at_stop
+            && self.holds_bought.load(Relaxed) >= MANY_BOUGHT
+            && now_ms.saturating_sub(self.holds_saved_ms.load(Relaxed)) < MANY_BOUGHT_EVERY_MS
+        {
+            return;
+        }
+        let until = Timestamp(now_ms.saturating_add(window_ms));
         let (holdings, bought) = self.ledger.holds_and_bought();
         if self.holds_empty.load(Relaxed) && holdings.is_empty() && bought.is_empty() {
             return;
         }
+        self.holds_bought.store(bought.len(), Relaxed);
+        self.holds_saved_ms.store(now_ms, Relaxed);
         match ledger::carried::save(dir, &holdings, &bought, until) {
             Ok(n) => self.holds_empty.store(n == 0, Relaxed),
             Err(e) => tracing::warn!(
@@ -2467,7 +2495,7 @@ impl App {
         if self.shared.is_none() {
             self.settle_awaiting();
         }
-        self.save_holds();
+        self.save_holds(false);
     }
 
     /// A win, billing or loss notice. A win or billing notice charges its

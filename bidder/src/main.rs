@@ -1552,7 +1552,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         // and then drain.
         if term_pending(&mut signals).await {
             tracing::info!("stopped while starting: exiting before serving");
-            app.save_holds();
+            app.save_holds(true);
             app.save_frequency(true);
             app.ledger().close();
             app.flush_events().await;
@@ -1618,7 +1618,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         // What bids still hold (their notices may come after this process
         // is gone) for the next one to hold; then, with Redis, leases go
         // back to the other replicas, and writes still owed are sent.
-        app.save_holds();
+        app.save_holds(true);
         app.save_frequency(true);
         app.sync_audience_log();
         // Impressions and clicks of bids charged by now count; the others

@@ -1099,6 +1099,67 @@ fn a_reload_does_not_change_how_outstanding_notices_read_prices() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// On an exchange that bills on its billing notice, a won bid holds its
+/// cost until billed, across a restart too: carried for the reservation
+/// window only, a restart gave its budget back, the line item bought it
+/// again, and the billing notice that came later was over-delivery (money
+/// probe). Each bought bid is written to the holds file and taken on as a
+/// bid of the next process, which its billing notice charges.
+#[test]
+fn a_restart_keeps_holding_bids_won_and_not_yet_billed() {
+    let _serial = serial();
+    let shop = shop_yaml(
+        "",
+        "1000.00",
+        &format!(
+            "      - id: {LI}\n        media: display\n        cpm: 500.00\n        \
+             budget: {{ daily: 1.00 }}\n        creatives: [b300]\n"
+        ),
+    );
+    let dir = config_dir(
+        "bought-restart",
+        &[
+            ("shop.yaml", &shop),
+            ("bill.yaml", &exchange("bill", "  charge_on: billing\n")),
+        ],
+    );
+    let state = dir.join("state");
+    let at = common::ts("2026-11-24T12:00:00Z");
+    let s = Server::start_in(&dir, &state, 1_000_000, at);
+    let body = banner_request();
+    let bids: Vec<Value> = (0..2)
+        .map(|_| only_bid(&bid_to(&s, Some("bill"), &body)))
+        .collect();
+    assert_eq!(
+        bid_to(&s, Some("bill"), &body).status,
+        204,
+        "the budget is held"
+    );
+    for b in &bids {
+        assert_eq!(notice(&s, &url(b, "nurl"), "500.00"), (200, Micros::ZERO));
+    }
+    s.app.upkeep();
+    drop(s);
+    // Past the reservation window (60 s and the 5 min horizon).
+    let s = Server::start_in(&dir, &state, 1_000_000, common::ts("2026-11-24T12:10:00Z"));
+    s.app.expire_reservations();
+    assert_eq!(s.app.line_item_spent(LI).held_today, Micros(1_000_000));
+    assert_eq!(bid_to(&s, Some("bill"), &body).status, 204);
+    for b in &bids {
+        assert_eq!(
+            notice(&s, &url(b, "burl"), "500.00"),
+            (200, Micros(500_000))
+        );
+    }
+    let spent = s.app.line_item_spent(LI);
+    assert_eq!(
+        (spent.today, spent.over_today, spent.held_today),
+        (Micros(1_000_000), Micros::ZERO, Micros::ZERO)
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An exchange that bills on render may hold its bids longer than the
 /// bidder's default (60 s): their reservations end on its own schedule.
 #[test]
