@@ -209,6 +209,32 @@ fn day32(day: i64) -> i32 {
 impl BidShard {
     /// No place left for another bid under a shard's share of
     /// [`Options::max_bids`].
+    /// Takes `b`, a bid of the process before, on as a bid won here past
+    /// its reservation, holding `amount` (its caller counts it in the
+    /// keys' `reserved`): held whole until charged (its charge then finds
+    /// it, as `Prior::Reserved`) or until its notices expire. Over the
+    /// lingering bound if it must be: the process before held it within
+    /// its own.
+    fn hold_bought(&mut self, b: &crate::Bought, day: i32, amount: Micros) {
+        let forget = b.forget.as_millis();
+        self.bids.insert(
+            b.bid.0,
+            Bid {
+                state: State::Reserved,
+                day,
+                amount,
+                keys: b.keys.clone(),
+                freq: None,
+                next: forget,
+                flags: Flags(Flags::WON | Flags::KEPT | Flags::BOUGHT),
+                forget,
+            },
+        );
+        self.lingering += 1;
+        self.bought.insert(b.bid.0);
+        self.deadlines.push(Reverse((forget, b.bid.0)));
+    }
+
     fn is_full(&self, share: usize) -> bool {
         self.bids.len() >= share
     }
@@ -1524,27 +1550,7 @@ impl Ledger for MemoryLedger {
             if shard.bids.contains_key(b.bid.0) || shard.is_charged(b.bid.0) {
                 continue;
             }
-            let forget = b.forget.as_millis();
-            // As a bid won here past its reservation: held whole until
-            // charged (its charge then finds it, as `Prior::Reserved`) or
-            // until its notices expire. Over the lingering bound if it must
-            // be: the process before held it within its own.
-            shard.bids.insert(
-                b.bid.0,
-                Bid {
-                    state: State::Reserved,
-                    day: day32,
-                    amount: b.amount,
-                    keys: b.keys.clone(),
-                    freq: None,
-                    next: forget,
-                    flags: Flags(Flags::WON | Flags::KEPT | Flags::BOUGHT),
-                    forget,
-                },
-            );
-            shard.lingering += 1;
-            shard.bought.insert(b.bid.0);
-            shard.deadlines.push(Reverse((forget, b.bid.0)));
+            shard.hold_bought(b, day32, b.amount);
             self.change_all(&b.keys, Field::Reserved, day, b.amount, true);
             drop(shard);
             taken += 1;
@@ -1580,23 +1586,7 @@ impl Ledger for MemoryLedger {
             }
             amount
         };
-        let forget = b.forget.as_millis();
-        shard.bids.insert(
-            b.bid.0,
-            Bid {
-                state: State::Reserved,
-                day: day32,
-                amount,
-                keys: b.keys.clone(),
-                freq: None,
-                next: forget,
-                flags: Flags(Flags::WON | Flags::KEPT | Flags::BOUGHT),
-                forget,
-            },
-        );
-        shard.lingering += 1;
-        shard.bought.insert(b.bid.0);
-        shard.deadlines.push(Reverse((forget, b.bid.0)));
+        shard.hold_bought(b, day32, amount);
         true
     }
 
