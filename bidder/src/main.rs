@@ -745,14 +745,8 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if let (Some(path), true) = (&args.traffic, traffic.is_empty()) {
         anyhow::bail!("--traffic {}: no request in it", path.display());
     }
-    let line_items = config
-        .advertisers
-        .iter()
-        .flat_map(|a| &a.orders)
-        .map(|o| o.line_items.len())
-        .sum::<usize>();
     anyhow::ensure!(
-        line_items > 0,
+        config.line_items().next().is_some(),
         "the config has no line items: there is nothing to simulate"
     );
     anyhow::ensure!(
