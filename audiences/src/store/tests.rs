@@ -783,6 +783,29 @@ fn shard_of_user(s: &Store, u: &str) -> usize {
     shard_of(s.key(u), USER_SHARDS)
 }
 
+/// Whether `s` holds shopper `u` (as the eviction tests date it): a view
+/// of `P` or `Q` within 90 days of 2026-11-24T12:00:00Z.
+fn holds_shopper(s: &Store, u: &str) -> bool {
+    s.matches(
+        &views(&["P", "Q"], 90),
+        &visitor(u, "2026-11-24T12:00:00Z"),
+        &Page::default(),
+    )
+}
+
+/// JSON lines of shoppers `r{i}` who came back: a view of `P` on
+/// 2026-11-20 and another at `again(i)`.
+fn returning(n: usize, again: impl Fn(usize) -> String) -> String {
+    (0..n)
+        .flat_map(|i| {
+            [
+                line(&format!("r{i}"), "view", "P", "2026-11-20T09:00:00Z") + "\n",
+                line(&format!("r{i}"), "view", "P", &again(i)) + "\n",
+            ]
+        })
+        .collect()
+}
+
 /// Users come from outside: past the store's size a new user takes the
 /// place of the least recently active, so whoever filled the store first
 /// cannot keep new shoppers out, and the store never holds more.
@@ -801,13 +824,7 @@ fn a_full_store_makes_room_for_new_users_by_evicting_the_least_recent() {
     assert_eq!(s.users(), 128);
     assert_eq!(s.evicted_users(), 2_000 - 128);
     // Views of the last 90 days: anyone held matches.
-    let held = |u: &str| {
-        s.matches(
-            &views(&["P", "Q"], 90),
-            &visitor(u, "2026-11-24T12:00:00Z"),
-            &Page::default(),
-        )
-    };
+    let held = |u: &str| holds_shopper(&s, u);
     let kept: Vec<usize> = (0..2_000).filter(|i| held(&format!("u{i}"))).collect();
     assert_eq!(kept.len(), 128);
     // Each shard keeps its own most recent.
@@ -858,14 +875,7 @@ fn a_flood_of_new_ids_does_not_flush_returning_shoppers() {
     // 32 a shard: 24 for returning shoppers, 2 freed at once.
     s.set_max_users(32 * USER_SHARDS);
     let now = ts("2026-11-24T12:00:00Z");
-    let text: String = (0..320)
-        .flat_map(|i| {
-            [
-                line(&format!("r{i}"), "view", "P", "2026-11-20T09:00:00Z") + "\n",
-                line(&format!("r{i}"), "view", "P", "2026-11-22T09:00:00Z") + "\n",
-            ]
-        })
-        .collect();
+    let text = returning(320, |_| "2026-11-22T09:00:00Z".into());
     s.append_jsonl("t", &text, now).unwrap();
     assert_eq!(s.users(), 320);
     // The flood, a thousand ids at a time as the pixel's batches come.
@@ -880,13 +890,7 @@ fn a_flood_of_new_ids_does_not_flush_returning_shoppers() {
         assert!(s.users() <= 32 * USER_SHARDS, "{}", s.users());
     }
     assert!(s.evicted_users() > 15_000, "{}", s.evicted_users());
-    let held = |u: &str| {
-        s.matches(
-            &views(&["P"], 90),
-            &visitor(u, "2026-11-24T12:00:00Z"),
-            &Page::default(),
-        )
-    };
+    let held = |u: &str| holds_shopper(&s, u);
     assert!((0..320).all(|i| held(&format!("r{i}"))));
     // A real newcomer still gets in, in the one-day share.
     s.append_jsonl(
@@ -908,33 +912,17 @@ fn returning_shoppers_beyond_their_share_make_room() {
     let now = ts("2026-11-24T12:00:00Z");
     // 4,000 returning shoppers (r0 the least recent): every shard
     // overflows, and keeps its 30.
-    let text: String = (0..4_000)
-        .flat_map(|i| {
-            [
-                line(&format!("r{i}"), "view", "P", "2026-11-20T09:00:00Z") + "\n",
-                line(
-                    &format!("r{i}"),
-                    "view",
-                    "P",
-                    &format!(
-                        "2026-11-22T{:02}:{:02}:{:02}Z",
-                        10 + i / 3600,
-                        i / 60 % 60,
-                        i % 60
-                    ),
-                ) + "\n",
-            ]
-        })
-        .collect();
+    let text = returning(4_000, |i| {
+        format!(
+            "2026-11-22T{:02}:{:02}:{:02}Z",
+            10 + i / 3600,
+            i / 60 % 60,
+            i % 60
+        )
+    });
     s.append_jsonl("t", &text, now).unwrap();
     assert_eq!(s.users(), 30 * USER_SHARDS);
-    let held = |u: &str| {
-        s.matches(
-            &views(&["P"], 90),
-            &visitor(u, "2026-11-24T12:00:00Z"),
-            &Page::default(),
-        )
-    };
+    let held = |u: &str| holds_shopper(&s, u);
     for shard in 0..USER_SHARDS {
         let mine: Vec<usize> = (0..4_000)
             .filter(|i| shard_of_user(&s, &format!("r{i}")) == shard)
