@@ -41,12 +41,18 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// `shop` with the display line item [`LI`].
 fn shop() -> String {
+    shop_with("4.00", "100.00", "")
+}
+
+/// `shop` with the display line item [`LI`] at `cpm`, `daily` budget and
+/// `more` YAML lines of its own.
+fn shop_with(cpm: &str, daily: &str, more: &str) -> String {
     shop_yaml(
         "",
         "1000.00",
         &format!(
-            "      - id: {LI}\n        media: display\n        cpm: 4.00\n        \
-             budget: {{ daily: 100.00 }}\n        creatives: [b300]\n"
+            "      - id: {LI}\n        media: display\n        cpm: {cpm}\n        \
+             budget: {{ daily: {daily} }}\n{more}        creatives: [b300]\n"
         ),
     )
 }
@@ -442,15 +448,7 @@ fn bids_carry_the_dsa_object_where_the_request_asks_for_it() {
 #[test]
 fn deals_are_bid_in_only_by_the_seats_and_advertisers_they_name() {
     let _serial = serial();
-    let shop = shop_yaml(
-        "",
-        "1000.00",
-        &format!(
-            "      - id: {LI}\n        media: display\n        cpm: 4.00\n        \
-             budget: {{ daily: 100.00 }}\n        targeting: {{ deals: [D1, D2] }}\n        \
-             creatives: [b300]\n"
-        ),
-    );
+    let shop = shop_with("4.00", "100.00", "        targeting: { deals: [D1, D2] }\n");
     let s = server(
         "deal-seats",
         &[
@@ -1108,14 +1106,7 @@ fn a_reload_does_not_change_how_outstanding_notices_read_prices() {
 #[test]
 fn a_restart_keeps_holding_bids_won_and_not_yet_billed() {
     let _serial = serial();
-    let shop = shop_yaml(
-        "",
-        "1000.00",
-        &format!(
-            "      - id: {LI}\n        media: display\n        cpm: 500.00\n        \
-             budget: {{ daily: 1.00 }}\n        creatives: [b300]\n"
-        ),
-    );
+    let shop = shop_with("500.00", "1.00", "");
     let dir = config_dir(
         "bought-restart",
         &[
