@@ -46,6 +46,12 @@ impl Keys {
         format!("{k}\t{day}")
     }
 
+    /// Leases reclaimed from stopped replicas, by when they go back (see
+    /// `RECLAIM`).
+    pub(crate) fn retiring(&self) -> String {
+        format!("{}retiring", self.prefix)
+    }
+
     pub(crate) fn held_by(&self, replica: &str) -> String {
         format!("{}r:{replica}", self.prefix)
     }

@@ -376,6 +376,11 @@ pub(crate) struct Inner {
     pub freq_swept: AtomicI64,
     pub round_trips: AtomicU64,
     pub audience: Mutex<Option<Arc<Subscription>>>,
+    /// Keys and days under which bids of this replica's previous run, won
+    /// and not yet billed, are held again here ([`Ledger::carry_bought`]):
+    /// their leases are made to cover what is held once the previous
+    /// run's leases have retired (`worker::keep_leases`).
+    pub keep: Mutex<Vec<(SpendKey, i64)>>,
     /// The epoch of the shared state this replica knows ('' until known).
     pub epoch: Mutex<String>,
     /// Set once the journal is replayed (and the directory locked): only
@@ -472,6 +477,7 @@ impl RedisLedger {
             freq_swept: AtomicI64::new(i64::MIN),
             round_trips: AtomicU64::new(0),
             audience: Mutex::new(None),
+            keep: Mutex::default(),
             epoch: Mutex::new(String::new()),
             go: AtomicBool::new(opts.synchronous),
             seq: AtomicU64::new(0),
@@ -1702,6 +1708,56 @@ impl Ledger for RedisLedger {
 
     fn late_share_ppm(&self) -> u32 {
         self.inner.local.late_share_ppm()
+    }
+
+    /// The bids this replica won and has not yet seen billed: they hold
+    /// their cost under its leases until charged (here or elsewhere) or
+    /// forgotten. Without them in the holds file, a restart retired those
+    /// leases after `retire_ms` and other replicas leased the same budget
+    /// again while the billing notices were still to come.
+    fn bought(&self) -> Vec<ledger::Bought> {
+        self.inner.local.bought()
+    }
+
+    /// Only the bought bids: the leases of this replica's other holds stay
+    /// counted in Redis after it stops (`RECLAIM`).
+    fn holds_and_bought(&self) -> (Vec<ledger::Holding>, Vec<ledger::Bought>) {
+        (Vec::new(), self.inner.local.bought())
+    }
+
+    /// Takes the bought bids of this replica's previous run on here, and
+    /// has its leases under their keys and days cover what they hold
+    /// again: once the previous run's leases are reclaimed at the start
+    /// (`RESET`), by the worker; at once when that is done already (a
+    /// synchronous ledger).
+    fn carry_bought(&self, bought: &[ledger::Bought], now: Timestamp) -> usize {
+        let taken = self.inner.local.carry_bought(bought, now);
+        if taken == 0 {
+            return 0;
+        }
+        {
+            let mut keep = lock(&self.inner.keep);
+            let mut seen: std::collections::HashSet<(SpendKey, i64)> =
+                keep.iter().cloned().collect();
+            for b in bought {
+                for key in &b.keys {
+                    let at = (key.clone(), b.day.days_since_epoch());
+                    if seen.insert(at.clone()) {
+                        keep.push(at);
+                    }
+                }
+            }
+        }
+        if self.inner.opts.synchronous {
+            let inner = self.inner.clone();
+            let kept = self.block(async move { worker::keep_leases(&inner).await });
+            if let Err(e) = kept {
+                tracing::warn!(error = %e, "the leases of bids bought before the restart are kept later");
+            }
+        } else {
+            self.inner.wake.notify_one();
+        }
+        taken
     }
 
     fn restore(&self, charge: &Charge, now: Timestamp) {

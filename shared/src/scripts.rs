@@ -224,6 +224,52 @@ redis.call('SADD', KEYS[4], ARGV[3])
 return have + a
 "#;
 
+/// A restarted replica takes on the bids its previous run had won and not
+/// yet seen billed (`Ledger::carry_bought`): they hold their cost until
+/// their billing notices come, often long after the previous run's leases
+/// retired (`RECLAIM`). Its lease under the key and day is made to cover
+/// `hold` again: first from its own retiring leases there (they count as
+/// leased already, so moving them changes no total), then, for what is
+/// still short, leased anew whatever the room, as `RESTORE` does (the bids
+/// are out already). A lease that covers the hold already is left alone,
+/// so a retry adds nothing. KEYS: s, d, l, `r:REPLICA`, `retiring`. ARGV:
+/// replica, hold, lease member (`K<tab>DAY`, as retiring entries begin),
+/// day_ttl_s. Returns the replica's lease now, -5 when a key holds another
+/// type (nothing written).
+const KEEP: &str = r#"
+if not typed('hhhsz') then return -5 end
+local have = n(redis.call('HGET', KEYS[3], ARGV[1]))
+local want = n(ARGV[2]) - have
+if want <= 0 then return have end
+local moved = 0
+local head = ARGV[3] .. '\t'
+for _, m in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
+  if moved >= want then break end
+  if string.sub(m, 1, #head) == head then
+    local a, r, seq = string.match(string.sub(m, #head + 1), '^(%d+)\t([^\t]*)\t(%d+)$')
+    if a and r == ARGV[1] then
+      local take = math.min(n(a), want - moved)
+      local at = redis.call('ZSCORE', KEYS[5], m)
+      redis.call('ZREM', KEYS[5], m)
+      if n(a) > take then
+        redis.call('ZADD', KEYS[5], at, head .. s(n(a) - take) .. '\t' .. r .. '\t' .. seq)
+      end
+      moved = moved + take
+    end
+  end
+end
+local fresh = want - moved
+if fresh > 0 then
+  redis.call('HINCRBY', KEYS[1], 'leased', s(fresh))
+  redis.call('HINCRBY', KEYS[2], 'leased', s(fresh))
+end
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('HINCRBY', KEYS[3], ARGV[1], s(want))
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('SADD', KEYS[4], ARGV[3])
+return have + want
+"#;
+
 /// Gives back up to `amount` of a replica's lease. KEYS: s, d, l,
 /// `r:REPLICA`, the give-back's nonce. ARGV: replica, amount, lease
 /// member. Returns what was given back.
@@ -583,6 +629,7 @@ return out
 pub(crate) struct Scripts {
     pub(crate) lease: Script,
     pub(crate) restore: Script,
+    pub(crate) keep: Script,
     pub(crate) give: Script,
     pub(crate) claim: Script,
     pub(crate) commit: Script,
@@ -604,6 +651,7 @@ impl Scripts {
         Scripts {
             lease: with(LEASE),
             restore: with(RESTORE),
+            keep: with(KEEP),
             give: with(GIVE),
             claim: with(CLAIM),
             commit: with(COMMIT),

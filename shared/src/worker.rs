@@ -683,6 +683,67 @@ async fn restore_holds(inner: &Inner, epoch: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Makes this replica's leases cover again what the bought bids of its
+/// previous run hold here ([`Inner::keep`]), after that run's leases were
+/// reclaimed (`RESET`): see `KEEP`. What fails stays listed for the next
+/// pass.
+pub(crate) async fn keep_leases(inner: &Inner) -> Result<(), String> {
+    let todo = std::mem::take(&mut *lock(&inner.keep));
+    let k = &inner.keys;
+    let me = &inner.opts.replica;
+    let mut todo = todo.into_iter();
+    while let Some((key, day)) = todo.next() {
+        let held = inner
+            .local
+            .spent(&key, Date::from_days_since_epoch(day))
+            .held_today
+            .as_i64();
+        let names = [
+            k.life(&key),
+            k.day(&key, day),
+            k.lease(&key, day),
+            k.held_by(me),
+            k.retiring(),
+        ];
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        let got: Result<i64, String> = inner
+            .run(
+                &inner.scripts.keep,
+                &all,
+                &[
+                    me.clone(),
+                    held.to_string(),
+                    Keys::lease_member(&key, day),
+                    DAY_TTL_SECS.to_string(),
+                ],
+            )
+            .await;
+        let lease = match got {
+            Ok(lease) if lease >= 0 => Ok(lease),
+            Ok(_) => {
+                inner.health.wrong_type(&names.join(" "));
+                Err("a key holds another type".to_string())
+            }
+            Err(e) => Err(e),
+        };
+        let lease = match lease {
+            Ok(lease) => lease,
+            Err(e) => {
+                let mut keep = lock(&inner.keep);
+                keep.push((key, day));
+                keep.extend(todo);
+                return Err(e);
+            }
+        };
+        // What Redis lends this replica there now.
+        lock(&inner.leases[inner.shard(&key)])
+            .entry((key, day))
+            .or_default()
+            .granted = lease;
+    }
+    Ok(())
+}
+
 fn remember(inner: &Inner, epoch: &mut Option<String>, value: String) {
     *lock(&inner.epoch) = value.clone();
     if let Some(path) = &inner.opts.epoch_file {
@@ -1017,6 +1078,17 @@ pub(crate) async fn run(
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
+            }
+        }
+        // Before any lease is asked for: the bought bids of the previous
+        // run take their leases back first.
+        if started && !lock(&inner.keep).is_empty() {
+            if let Err(e) = keep_leases(&inner).await {
+                tracing::warn!(
+                    error = %e,
+                    "the leases of bids bought before the restart could not be kept yet: tried \
+                     again at the next pass"
+                );
             }
         }
         // Writes first: they are owed.

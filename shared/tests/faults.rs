@@ -666,6 +666,113 @@ fn a_stopped_replicas_leases_stay_leased_while_its_bids_may_win() {
     assert_eq!(retiring(), 0);
 }
 
+/// Bids won on an exchange that bills on its billing notice hold their
+/// cost until billed, which may be hours after the win. A restarted
+/// replica takes them on again (the holds file lists them) and its leases
+/// go on covering them: the previous run's leases retire after
+/// `retire_ms`, and without this the others leased that budget again while
+/// the billing notices were still to come (a daily budget bought twice,
+/// the rest billed short as over-delivery). What is not bought retires as
+/// before; a bought bid never billed lets its lease go when its notices
+/// expire.
+#[test]
+fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
+    let dir = tmp("bought");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a_dir = dir.join("a");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(10));
+    let tune = |o: &mut shared::Options| {
+        o.retire_ms = 1_000;
+        o.dead_after_ms = 1_000;
+        o.stale_after_ms = 500;
+        o.idle_return_ms = 100;
+    };
+    let bought = {
+        let a = replica_tuned(&server, "a", Some(&a_dir), true, tune);
+        // Won, billed later: 6, and 1 whose notices expire in 10 minutes.
+        a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
+            .expect("A bids");
+        let soon = Hold {
+            forget: Timestamp(NOON + 10 * MIN),
+            ..k.hold(3, m(1), daily, now, None)
+        };
+        a.l.reserve(&soon, now).expect("A bids");
+        assert!(a.l.won(BidKey(1)) && a.l.won(BidKey(3)));
+        // In flight, not won: retires with the previous run's leases.
+        a.l.reserve(&k.hold(2, m(2), daily, now, None), now)
+            .expect("A bids");
+        let (holds, bought) = a.l.holds_and_bought();
+        assert!(holds.is_empty(), "{holds:?}");
+        bought
+    };
+    assert_eq!(bought.len(), 2);
+    assert_eq!(leased_in_redis(&server, now), m(9).as_i64());
+
+    // Restarted as `bidder serve` starts it: writing behind, taking on
+    // the holds file before the journal is replayed, and reclaiming the
+    // previous run's leases only then.
+    let a = replica_tuned(&server, "a", Some(&a_dir), false, |o| {
+        tune(o);
+        o.synchronous = false;
+    });
+    assert_eq!(a.l.carry_bought(&bought, now), 2);
+    a.l.replayed();
+    let b = replica_tuned(&server, "b", None, false, tune);
+    // The bid in flight's 2 goes back once it can no longer win; the 7
+    // bought stays leased to A.
+    assert!(
+        eventually(|| leased_in_redis(&server, now) == m(7).as_i64()),
+        "leased: {}",
+        leased_in_redis(&server, now)
+    );
+    std::thread::sleep(Duration::from_millis(1_200));
+    assert_eq!(leased_in_redis(&server, now), m(7).as_i64());
+    assert_eq!(
+        b.l.reserve(&k.hold(10, m(4), daily, now, None), now),
+        Err(ledger::Refusal::Budget),
+        "B leased the budget A's bought bids hold"
+    );
+    b.l.reserve(&k.hold(11, m(3), daily, now, None), now)
+        .expect("the rest of the budget");
+
+    // Bid 3's notices expire unbilled: its 1 goes back.
+    let later = Timestamp(NOON + 11 * MIN);
+    a.clock.set(later);
+    a.l.expire(later);
+    assert!(
+        eventually(|| leased_in_redis(&server, now) == m(9).as_i64()),
+        "leased: {}",
+        leased_in_redis(&server, now)
+    );
+    // Bid 1 is billed: charged in full, once, and its lease becomes spend.
+    let c = a.l.begin_charge(&k.win(1, m(6), daily)).expect("charged");
+    assert_eq!(c.over_delivery, Micros::ZERO);
+    a.l.commit(&c);
+    assert!(
+        eventually(|| leased_in_redis(&server, now) == m(3).as_i64()),
+        "leased: {}",
+        leased_in_redis(&server, now)
+    );
+    use redis::Commands as _;
+    let spent: Option<i64> = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+        .hget(
+            format!("bidder:d:li:li:{}", now.date().days_since_epoch()),
+            "spent",
+        )
+        .unwrap();
+    assert_eq!(spent, Some(m(6).as_i64()));
+    assert_eq!(
+        a.l.begin_charge(&k.win(1, m(6), daily)).map(|_| ()),
+        Err(ledger::NotCharged::Duplicate)
+    );
+}
+
 /// A replica whose table of bids in flight is full (`max_bids`) refuses a
 /// bid as unavailable before it asks for any lease, and the refused bid
 /// holds nothing and takes no frequency slot.
