@@ -156,7 +156,8 @@ pub(crate) struct Offer<'r> {
     pub battr: Battr<'r>,
     /// Only https creatives, media and trackers: `imp.secure` or an https page.
     pub secure: bool,
-    /// `imp.secure` itself says 1: a banner's trackers must be https too.
+    /// `imp.secure` itself says so (present and not 0): a banner's
+    /// trackers must be https too.
     pub secure_flag: bool,
     /// Banner ad types the slot blocks (`banner.btype`: 2 is the XHTML
     /// banner our display markup is).
@@ -296,8 +297,8 @@ impl<'r> Offer<'r> {
                 audio: imp.audio.as_deref().map_or(&[], |a| &a.battr),
                 native: imp.native.as_ref().map_or(&[], |n| &n.battr),
             },
-            secure: imp.secure == Some(1) || ctx.secure_page,
-            secure_flag: imp.secure == Some(1),
+            secure: imp.secure.is_some_and(|s| s != 0) || ctx.secure_page,
+            secure_flag: imp.secure.is_some_and(|s| s != 0),
             banner_btype: imp.banner.as_deref().map_or(&[], |b| &b.btype),
             banner_mimes: imp
                 .banner

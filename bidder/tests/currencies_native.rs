@@ -430,6 +430,15 @@ fn secure_slots_take_only_https_creatives() {
     one_bid(&s, &req);
     req["imp"][0]["secure"] = json!(1);
     assert_eq!(no_bid(&s, &req, "li"), "secure");
+    // A flag written otherwise than 1 still asks for https: served as not
+    // secure, an http image on an https page is blocked as mixed content.
+    for flag in [json!(2), json!("true"), json!(true), json!("1")] {
+        req["imp"][0]["secure"] = flag.clone();
+        assert_eq!(no_bid(&s, &req, "li"), "secure", "secure: {flag}");
+    }
+    req["imp"][0]["secure"] = json!(0);
+    one_bid(&s, &req);
+    req["imp"][0]["secure"] = json!(1);
     // An https page makes every imp secure.
     assert_eq!(no_bid(&s, &banner_request(), "li"), "secure");
 

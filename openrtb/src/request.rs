@@ -191,7 +191,12 @@ pub struct Imp<'a> {
     pub bidfloorcur: Cow<'a, str>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub instl: Option<i32>,
-    #[serde(default, deserialize_with = "de::opt_i32")]
+    /// A flag, as `pmp.private_auction` is: a value that reads as no
+    /// integer (`"true"`) is [`crate::UNREADABLE_FLAG`], so that anything
+    /// present but 0 reads as secure (taken as not, an `http` creative
+    /// went to a page that may be served over https and was blocked as
+    /// mixed content).
+    #[serde(default, deserialize_with = "de::opt_flag")]
     pub secure: Option<i32>,
     /// OpenRTB 2.6 rewarded flag.
     #[serde(default, deserialize_with = "de::opt_i32")]

@@ -243,7 +243,7 @@ object!(Imp {
         "bidfloor" => bidfloor: floor,
         "bidfloorcur" => bidfloorcur: currency,
         "instl" => instl: opt_i32,
-        "secure" => secure: opt_i32,
+        "secure" => secure: opt_flag,
         "rwdd" => rwdd: opt_i32,
         "exp" => exp: opt_i32,
         "qty" => qty: opt,
