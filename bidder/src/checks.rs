@@ -85,7 +85,8 @@ pub(crate) enum Check {
     /// Video and audio placement kinds.
     Placement,
     /// A creative that fits the slot and may serve there. Within it, a
-    /// creative that fits but may not serve (`secure`, `attribute`) got
+    /// creative that fits but may not serve (`secure`, `attribute`,
+    /// `language`) got
     /// further than none fitting (`creative`).
     Creative,
     /// The value (a prediction for value-based line items), shading, and
@@ -636,6 +637,7 @@ fn creative(
 ) -> Result<(usize, ChoiceKind), NoBid> {
     let usable = Usable {
         snap,
+        ctx,
         advertiser: item.advertiser,
         battr: offer.battr.of(item.media),
         secure: offer.secure,
@@ -774,14 +776,15 @@ fn room(stores: &Stores<'_>, ctx: &Context<'_>, item: &Item, cpm: Micros) -> Res
 
 /// Whether a creative may serve in this slot: none of its attributes
 /// blocked, and only https URLs where the slot is secure.
-struct Usable<'a> {
+struct Usable<'a, 'r> {
     snap: &'a Snapshot,
+    ctx: &'a Context<'r>,
     advertiser: usize,
     battr: &'a [i32],
     secure: bool,
 }
 
-impl Usable<'_> {
+impl Usable<'_, '_> {
     fn check(&self, creative: usize) -> Result<(), NoBid> {
         let adv = &self.snap.config.advertisers[self.advertiser];
         if self.secure && !self.snap.creative_json[self.advertiser][creative].https {
@@ -794,7 +797,21 @@ impl Usable<'_> {
         {
             return Err(NoBid::Attribute);
         }
-        Ok(())
+        self.language(&adv.creatives[creative])
+    }
+
+    /// A creative that says its language, where the request lists those it
+    /// allows (`wlang`, `wlangb`). Inline: it is asked of every creative
+    /// that fits, and nearly every request lists no languages.
+    #[inline]
+    fn language(&self, creative: &config::Creative) -> Result<(), NoBid> {
+        if self.ctx.languages.is_none() {
+            return Ok(());
+        }
+        match creative.primary_language() {
+            Some(l) if !self.ctx.allows_language(l) => Err(NoBid::Language),
+            _ => Ok(()),
+        }
     }
 
     /// A companion shows on the same page: https where the slot is, and
@@ -807,7 +824,7 @@ impl Usable<'_> {
         let attributes = &adv.creatives[creative].attributes;
         match attributes.iter().any(|a| battr.contains(&i32::from(*a))) {
             true => Err(NoBid::Attribute),
-            false => Ok(()),
+            false => self.language(&adv.creatives[creative]),
         }
     }
 }
@@ -818,7 +835,7 @@ fn fit_av(
     adv: &config::Advertiser,
     item: &Item,
     av: &AvOffer<'_>,
-    usable: &Usable<'_>,
+    usable: &Usable<'_, '_>,
     affordable: &dyn Fn(u32) -> Result<Micros, NoBid>,
 ) -> Result<(usize, ChoiceKind, Micros), NoBid> {
     let (Some(version), true) = (av.version, av.linear) else {

@@ -43,6 +43,10 @@ pub struct Context<'r> {
     /// `acat`: when given, the only advertiser categories allowed.
     pub acat: &'r [Cow<'r, str>],
     pub badv: &'r [Cow<'r, str>],
+    /// `wlang` and `wlangb` (`BidRequest::allowed_languages`): when
+    /// either lists any, the only languages a creative that says its own
+    /// may be in ([`Context::allows_language`]).
+    pub languages: Option<Box<[String]>>,
     /// `bcat` or `acat` is given in a taxonomy other than IAB 1.0 (the
     /// request's `cattax`), which our categories cannot be compared with.
     pub bcat_foreign: bool,
@@ -151,6 +155,15 @@ impl<'r> Context<'r> {
         self.country_key
             .as_ref()
             .and_then(|k| std::str::from_utf8(k).ok())
+    }
+
+    /// Whether a creative in `language` (its primary subtag, `pt` of
+    /// `pt-BR`) may serve: the request lists no languages, or lists its
+    /// own, ignoring case (`wlangb`'s `en-US` allows an `en-GB` ad).
+    pub(crate) fn allows_language(&self, language: &str) -> bool {
+        self.languages
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|l| l.eq_ignore_ascii_case(language)))
     }
 
     pub fn new(req: &'r BidRequest<'r>, now: Timestamp, privacy: &PrivacySettings) -> Context<'r> {
@@ -270,6 +283,7 @@ impl<'r> Context<'r> {
             bcat: &req.bcat,
             acat: &req.acat,
             badv: &req.badv,
+            languages: req.allowed_languages(),
             bcat_foreign: (!req.bcat.is_empty() || !req.acat.is_empty())
                 && req.cattax.is_some_and(|t| t != 1),
             // Anything but a bare host name: a scheme, a path, a port, a

@@ -81,6 +81,9 @@ reasons! {
     Secure => "secure",
     /// A creative that fits has an attribute the slot blocks (`battr`).
     Attribute => "attribute",
+    /// A creative that fits is in a language the request does not allow
+    /// (`wlang`, `wlangb`).
+    Language => "language",
     /// The request's `wseat` leaves out our seat at the exchange (its
     /// profile's `seat`), or its `bseat` lists it.
     Seat => "seat",

@@ -685,6 +685,17 @@ impl CreativeJson {
             m.push_str(",\"attr\":");
             m.push_str(&serde_json::to_string(&c.attributes).unwrap_or_else(|_| "[]".into()));
         }
+        // Its language, as OpenRTB's two fields can say it: `language`
+        // holds ISO-639-1 alone, `langb` (2.6) any BCP 47 tag.
+        if let Some(tag) = &c.language {
+            let bare = tag.len() == 2;
+            m.push_str(if bare {
+                ",\"language\":"
+            } else {
+                ",\"langb\":"
+            });
+            m.push_str(&json_str(tag));
+        }
         CreativeJson {
             members: m,
             notice_id: notice::encode(&c.id),

@@ -543,6 +543,67 @@ fn battr_blocks_a_creative_and_another_one_serves() {
     assert!(bid.get("attr").is_none(), "none declared: {bid}");
 }
 
+/// A request that lists the languages it allows (`wlang`, or 2.6's
+/// `wlangb`) gets no bid from a creative in another one, with reason
+/// `language`; one in an allowed language serves and says its language in
+/// the bid. A creative that does not say its language is not held to the
+/// lists.
+#[test]
+fn wlang_keeps_out_creatives_in_other_languages() {
+    let german = banner_creative(
+        "de300",
+        "https://cdn.shop.example/de.png",
+        "    language: de\n",
+    );
+    let only = advertiser(&german, &line_item("li", "display", "4.00", "de300"));
+    let s = server("wlang-only", &[("shop.yaml", &only)], false);
+    let (_, _, bid) = one_bid(&s, &banner_request());
+    assert_eq!(bid["language"], "de", "{bid}");
+    assert!(bid.get("langb").is_none(), "{bid}");
+    for (field, list) in [
+        ("wlang", json!(["en", "fr"])),
+        ("wlangb", json!(["en-US", "fr-CA"])),
+    ] {
+        let mut req = banner_request();
+        req[field] = list.clone();
+        assert_eq!(no_bid(&s, &req, "li"), "language", "{field}: {list}");
+    }
+    // Compared by language, in any case, whatever the region.
+    for (field, list) in [("wlang", json!(["fr", "DE"])), ("wlangb", json!(["de-AT"]))] {
+        let mut req = banner_request();
+        req[field] = list;
+        one_bid(&s, &req);
+    }
+
+    // Of two creatives, the one in an allowed language serves; one that
+    // says none is not refused; a tag with a region goes in `langb`.
+    let swiss = banner_creative(
+        "ch300",
+        "https://cdn.shop.example/ch.png",
+        "    language: fr-CH\n",
+    );
+    let plain = banner_creative("plain", "https://cdn.shop.example/p.png", "");
+    let mut req = banner_request();
+    req["wlang"] = json!(["fr"]);
+    let two = advertiser(
+        &format!("{german}{swiss}"),
+        &line_item("li", "display", "4.00", "de300, ch300"),
+    );
+    let s = server("wlang-two", &[("shop.yaml", &two)], false);
+    let (_, _, bid) = one_bid(&s, &req);
+    assert_eq!(bid["crid"], "ch300");
+    assert_eq!(bid["langb"], "fr-CH", "{bid}");
+    assert!(bid.get("language").is_none(), "{bid}");
+    let unsaid = advertiser(&plain, &line_item("li", "display", "4.00", "plain"));
+    let s = server("wlang-unsaid", &[("shop.yaml", &unsaid)], false);
+    let (_, _, bid) = one_bid(&s, &req);
+    assert_eq!(bid["crid"], "plain");
+    assert!(
+        bid.get("language").is_none() && bid.get("langb").is_none(),
+        "{bid}"
+    );
+}
+
 // ------------------------------------------------------------ multi-format
 
 /// Display at `display_cpm` and `other` (video or native) at `other_cpm`.

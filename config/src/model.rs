@@ -208,11 +208,21 @@ pub struct Creative {
     /// IAB creative attributes (AdCOM List 5.3) the creative has, sorted;
     /// a slot's `battr` blocks them.
     pub attributes: Vec<u8>,
+    /// The language the ad is in, an IETF BCP 47 tag (`en`, `pt-BR`), as
+    /// written; none: not said, and not restricted by a request's `wlang`.
+    pub language: Option<String>,
 }
 
 impl Creative {
     pub fn media(&self) -> Media {
         self.kind.media()
+    }
+
+    /// The primary language subtag (`pt` of `pt-BR`), what a request's
+    /// `wlang`/`wlangb` is compared with, ignoring case.
+    pub fn primary_language(&self) -> Option<&str> {
+        let tag = self.language.as_deref()?;
+        Some(tag.split('-').next().unwrap_or(tag))
     }
 }
 

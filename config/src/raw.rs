@@ -350,6 +350,13 @@ mappings! {
         /// slot whose `battr` blocks one of them does not get it.
         #[serde(default)]
         pub attributes: Option<Spanned<List<Int>>>,
+        /// The language the ad is in: an IETF BCP 47 tag such as en, de or
+        /// pt-BR. A request that allows only some languages (wlang,
+        /// wlangb) gets no bid from an ad in another one; an ad that does
+        /// not say is not held to them. The bid says it (language, or langb
+        /// for a tag with more than a two-letter language).
+        #[serde(default)]
+        pub language: Option<Text>,
         // Native product ads.
         /// Native: the headline.
         #[serde(default)]

@@ -678,6 +678,7 @@ impl FileChecker<'_> {
         }
 
         let attributes = self.attributes(&subject, c);
+        let language = self.language(&subject, c);
         if media != Media::Native {
             let native_only = [
                 ("title", c.title.as_ref().map(|t| t.referenced)),
@@ -771,6 +772,7 @@ impl FileChecker<'_> {
             companions,
             companion_required,
             attributes: attributes?,
+            language: language?,
         })
     }
 

@@ -978,6 +978,42 @@ fn native_image_urls_are_http() {
     );
 }
 
+/// A creative's language is a BCP 47 tag of the usual shape; anything
+/// else is refused where it is written, and a tag is kept as written.
+#[test]
+fn a_creatives_language_is_a_language_tag() {
+    for bad in ["english", "e", "en_US", "en-", "1a", "en-toolongsubtag"] {
+        let text = edit(
+            NATIVE,
+            "attributes: [6, 1, 6]",
+            &format!("attributes: [6]\n    language: {bad}"),
+        );
+        // At the value, past `language: `.
+        let (line, column) = at(&text, &format!("language: {bad}"), "language");
+        assert_problem(
+            &text,
+            (line, column + 10),
+            &format!(
+                "creative \"tent-ad\": language \"{bad}\" is not a language tag; expected one \
+                 such as en, de or pt-BR (IETF BCP 47)"
+            ),
+        );
+    }
+    for good in ["en", "DE", "pt-BR", "zh-Hant-TW", "haw"] {
+        let text = edit(
+            NATIVE,
+            "attributes: [6, 1, 6]",
+            &format!("attributes: [6]\n    language: {good}"),
+        );
+        let config = assert_loads(&[("n.yaml", &text)]);
+        let c = &config.advertisers[0].creatives[0];
+        assert_eq!(c.language.as_deref(), Some(good));
+        assert_eq!(c.primary_language(), good.split('-').next());
+    }
+    let config = assert_loads(&[("n.yaml", NATIVE)]);
+    assert_eq!(config.advertisers[0].creatives[0].language, None);
+}
+
 #[test]
 fn attributes_are_iab_list_5_3() {
     for bad in ["18", "0"] {

@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
         companions: vec!["tent-banner-300x250".into()],
         companion_required: true,
         attributes: vec![],
+        language: None,
     };
     let banner = Creative {
         id: "tent-banner-300x250".into(),
@@ -51,6 +52,7 @@ fn bench(c: &mut Criterion) {
         companions: vec![],
         companion_required: false,
         attributes: vec![],
+        language: None,
     };
     let CreativeKind::Video { media, .. } = &video.kind else {
         unreachable!()

@@ -223,6 +223,7 @@ mod tests {
             companions: vec!["b".into()],
             companion_required,
             attributes: vec![],
+            language: None,
         }
     }
 
@@ -238,6 +239,7 @@ mod tests {
             companions: vec![],
             companion_required: false,
             attributes: vec![],
+            language: None,
         }
     }
 

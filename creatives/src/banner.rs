@@ -477,6 +477,7 @@ mod tests {
             companions: vec![],
             companion_required: false,
             attributes: vec![],
+            language: None,
         }
     }
 
@@ -641,6 +642,7 @@ mod tests {
             companions: vec![],
             companion_required: false,
             attributes: vec![],
+            language: None,
         };
         assert_eq!(display_size(&c), None);
         assert!(banner_html(&c).is_none());

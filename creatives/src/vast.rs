@@ -1305,6 +1305,7 @@ mod tests {
             companions: vec![],
             companion_required: false,
             attributes: vec![],
+            language: None,
         }
     }
 

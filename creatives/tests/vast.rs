@@ -64,6 +64,7 @@ fn video() -> Creative {
         companions: vec!["tent-banner-300x250".into()],
         companion_required: false,
         attributes: vec![],
+        language: None,
     }
 }
 
@@ -83,6 +84,7 @@ fn audio() -> Creative {
         companions: vec!["tent-companion-640x640".into()],
         companion_required: false,
         attributes: vec![],
+        language: None,
     }
 }
 
@@ -98,6 +100,7 @@ fn display(id: &str, w: u32, h: u32, image_url: &str, click_url: &str) -> Creati
         companions: vec![],
         companion_required: false,
         attributes: vec![],
+        language: None,
     }
 }
 

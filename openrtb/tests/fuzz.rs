@@ -291,6 +291,8 @@ const MODEL_KEYS: &[&str] = &[
     "video",
     "w",
     "wadomain",
+    "wlang",
+    "wlangb",
     "wmin",
     "wratio",
     "wseat",

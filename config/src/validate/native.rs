@@ -125,4 +125,33 @@ impl FileChecker<'_> {
         out.dedup();
         ok.then_some(out)
     }
+
+    /// A creative's `language`: `Some(None)` when it says none, `None`
+    /// (reported) when it is not a BCP 47 tag of the usual shape: a
+    /// language of two or three letters, then subtags of one to eight
+    /// letters or digits, each after a `-`.
+    pub(super) fn language(&mut self, subject: &str, c: &RawCreative) -> Option<Option<String>> {
+        let Some(tag) = &c.language else {
+            return Some(None);
+        };
+        let mut parts = tag.value.split('-');
+        let primary = parts.next().unwrap_or("");
+        let well_formed = (2..=3).contains(&primary.len())
+            && primary.bytes().all(|b| b.is_ascii_alphabetic())
+            && parts.all(|p| {
+                (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+        if !well_formed {
+            self.report(
+                tag.referenced,
+                format!(
+                    "{subject}: language \"{}\" is not a language tag; expected one such as \
+                     en, de or pt-BR (IETF BCP 47)",
+                    tag.value
+                ),
+            );
+            return None;
+        }
+        Some(Some(tag.value.clone()))
+    }
 }

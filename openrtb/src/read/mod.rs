@@ -82,6 +82,17 @@ pub(crate) fn ext<'a, T: Object<'a>>(raw: &'a str) -> Option<T> {
     Some(out)
 }
 
+/// A list of strings in `raw` (JSON the request's reading checked), read
+/// as the request's own lists are (`str_vec`); `None` where that reading
+/// refuses it, or the list passes the reader's bounds.
+pub(crate) fn str_list(raw: &str) -> Option<Strs<'_>> {
+    let mut c = Cursor::of_text(raw);
+    let mut out = Strs::new();
+    fields::str_vec_into(&mut c, &mut out).ok()?;
+    c.end().ok()?;
+    Some(out)
+}
+
 /// Reads the object at the cursor, whichever object it is: `keys` are its
 /// fields' keys, `set(c, i)` reads the value at the cursor into field `i`.
 ///
@@ -229,6 +240,8 @@ object!(BidRequest {
         "cattax" => cattax: opt_i32,
         "badv" => badv: str_vec,
         "bapp" => bapp: str_vec,
+        "wlang" => wlang: ext,
+        "wlangb" => wlangb: ext,
         "ext" => ext: ext,
 });
 
