@@ -2621,7 +2621,18 @@ impl App {
             Price::Cpm(_) => {}
         }
         let keys = [SpendKey::line_item(&n.line_item), SpendKey::order(&n.order)];
-        let item = snap.as_ref().and_then(|s| s.item(&n.line_item));
+        // The line item by that id now, while it is still in the order its
+        // bid was made (and held) under. An id given since to a line item
+        // of another order, or another advertiser, with bids of the old
+        // one still to be billed: charged as the new one, the other order
+        // and advertiser paid for these impressions (budgets probe: 3.00
+        // on a 0.01 CPM line item, the ads another advertiser's). Under
+        // the signed order, the charge is billed as a line item that left
+        // the config.
+        let item = snap
+            .as_ref()
+            .and_then(|s| s.item(&n.line_item))
+            .filter(|i| i.order_key.id() == n.order);
         // The caps in force now: a late win is billed only up to them.
         let retired = snap
             .as_ref()
@@ -2657,9 +2668,20 @@ impl App {
             ],
         };
         // Reports cut spend by these, from the charge's own record. The
-        // advertiser is the line item's as configured now (empty once it
-        // has left the config).
-        let advertiser = item.map_or_else(|| "".into(), |i| i.report.advertiser.clone());
+        // advertiser is the line item's as configured now, else its
+        // order's (empty once both have left the config).
+        let advertiser = match item {
+            Some(i) => i.report.advertiser.clone(),
+            None => snap
+                .as_ref()
+                .and_then(|s| {
+                    s.config
+                        .advertisers
+                        .iter()
+                        .find(|a| a.orders.iter().any(|o| o.id == n.order))
+                })
+                .map_or_else(|| "".into(), |a| a.id.as_str().into()),
+        };
         let win = ledger::Win {
             bid,
             day: Timestamp(n.at_ms).date(),

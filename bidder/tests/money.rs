@@ -1090,6 +1090,80 @@ fn a_lifetime_line_item_cannot_come_back_as_daily() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A line item's id given by a reload to a line item of another order
+/// (another advertiser's) while a bid of the old one is still out: its win
+/// is charged under the order it was made and held under, and reported for
+/// that order's advertiser. Charged as the line item holding the id now,
+/// the other advertiser's order paid for these impressions, at a price a
+/// hundred thousand times its own CPM (budgets probe).
+#[test]
+fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
+    let dir = config_dir(
+        "reused-id",
+        &[(
+            "shop.yaml",
+            &shop_yaml(
+                "",
+                "1000.00",
+                &line_item("q4", "1000.00", "daily: 100.00", ""),
+            ),
+        )],
+    );
+    let state = common::tempdir("reused-id-state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    let body = banner_request().to_string();
+    let b = only_bid(&s.bid(&body));
+    assert_eq!(b["cid"], "q4");
+    std::fs::write(
+        dir.join("shop.yaml"),
+        shop_yaml(
+            "",
+            "1000.00",
+            &line_item("q4-renamed", "1000.00", "daily: 100.00", ""),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("rival.yaml"),
+        rival_yaml(&line_item("q4", "0.01", "daily: 5.00", "")),
+    )
+    .unwrap();
+    let r = common::admin(s.admin, "/v1/config/reload", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.notice(&url(&b, "nurl"), "1000.00").status, 200);
+    let order = |id: &str| {
+        s.app
+            .ledger()
+            .spent(&SpendKey::order(id), s.app.now().date())
+    };
+    assert_eq!(order("o1").today, units(1));
+    assert_eq!(order("rival-o").today, Micros::ZERO);
+    assert_eq!(order("rival-o").held_today, Micros::ZERO);
+    s.flush_events();
+    let auth = format!("Bearer {}", common::ADMIN_TOKEN);
+    let r = common::request(
+        s.admin,
+        "GET",
+        "/v1/reports?by=advertiser,order&format=json",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rows = r.json()["rows"].clone();
+    let spend_of = |adv: &str| {
+        rows.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| row["advertiser"] == adv)
+            .map(|row| row["spend"]["micros"].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
+    assert_eq!(spend_of("shop"), units(1).as_i64(), "{rows}");
+    assert_eq!(spend_of("rival"), 0, "{rows}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 // 8. The real binary: restarts honour outstanding notices; notice URLs name
 // a reachable address.
 
