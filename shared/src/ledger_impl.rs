@@ -376,11 +376,10 @@ pub(crate) struct Inner {
     pub freq_swept: AtomicI64,
     pub round_trips: AtomicU64,
     pub audience: Mutex<Option<Arc<Subscription>>>,
-    /// Keys and days under which bids of this replica's previous run, won
-    /// and not yet billed, are held again here ([`Ledger::carry_bought`]):
-    /// their leases are made to cover what is held once the previous
-    /// run's leases have retired (`worker::keep_leases`).
-    pub keep: Mutex<Vec<(SpendKey, i64)>>,
+    /// Bids of this replica's previous run, won and not yet billed, held
+    /// again here ([`Ledger::carry_bought`]): what is left to do so that
+    /// its leases cover them (`worker::keep_leases`).
+    pub keep: Mutex<Keep>,
     /// The epoch of the shared state this replica knows ('' until known).
     pub epoch: Mutex<String>,
     /// Set once the journal is replayed (and the directory locked): only
@@ -406,6 +405,28 @@ pub(crate) struct Inner {
     pub outbox: tokio::sync::mpsc::Sender<crate::audience::Piece>,
     /// Pieces not handed on: the outbox was full.
     pub outbox_dropped: AtomicU64,
+}
+
+/// What is left to do for the bought bids a restarted replica took on
+/// (`worker::keep_leases`): first ask Redis which of them were charged
+/// elsewhere while it was away (their holds go), then have its lease under
+/// each key and day cover what the rest hold.
+#[derive(Default)]
+pub(crate) struct Keep {
+    pub(crate) bids: std::collections::VecDeque<BidKey>,
+    pub(crate) keys: std::collections::VecDeque<(SpendKey, i64)>,
+    /// When the leases this replica's start retired go back (Redis's
+    /// clock), their score in `retiring`: 0 until `RESET` said.
+    pub(crate) back_at: i64,
+    /// When a failure was last logged (monotonic ms; the worker retries at
+    /// every pass).
+    pub(crate) warned_at: Option<i64>,
+}
+
+impl Keep {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bids.is_empty() && self.keys.is_empty()
+    }
 }
 
 /// Who takes other replicas' audience data, and from where in the stream.
@@ -1737,20 +1758,28 @@ impl Ledger for RedisLedger {
         }
         {
             let mut keep = lock(&self.inner.keep);
+            let keep = &mut *keep;
             let mut seen: std::collections::HashSet<(SpendKey, i64)> =
-                keep.iter().cloned().collect();
+                keep.keys.iter().cloned().collect();
             for b in bought {
+                keep.bids.push_back(b.bid);
                 for key in &b.keys {
                     let at = (key.clone(), b.day.days_since_epoch());
                     if seen.insert(at.clone()) {
-                        keep.push(at);
+                        keep.keys.push_back(at);
                     }
                 }
             }
         }
         if self.inner.opts.synchronous {
+            // What a pass does is bounded: as many as it takes.
             let inner = self.inner.clone();
-            let kept = self.block(async move { worker::keep_leases(&inner).await });
+            let kept = self.block(async move {
+                while !lock(&inner.keep).is_empty() {
+                    worker::keep_leases(&inner).await?;
+                }
+                Ok::<(), String>(())
+            });
             if let Err(e) = kept {
                 tracing::warn!(error = %e, "the leases of bids bought before the restart are kept later");
             }

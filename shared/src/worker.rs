@@ -683,12 +683,63 @@ async fn restore_holds(inner: &Inner, epoch: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Bought bids asked about per pass (`MGET`s of a thousand keys each).
+const KEEP_BIDS_PER_PASS: usize = 5_000;
+/// Keys and days kept per pass: a script call each.
+const KEEP_KEYS_PER_PASS: usize = 256;
+
 /// Makes this replica's leases cover again what the bought bids of its
 /// previous run hold here ([`Inner::keep`]), after that run's leases were
-/// reclaimed (`RESET`): see `KEEP`. What fails stays listed for the next
-/// pass.
+/// reclaimed (`RESET`), a bounded share per pass so that heartbeats and
+/// writes never wait long behind it:
+///
+/// - first, which of the bids were charged by another replica while this
+///   one was away (their billing notices went there; the stream of
+///   charges told only the replicas then reading it): their holds go, or
+///   their leases were kept until their notices expired, a day (review
+///   finding);
+/// - then, for each key and day, `KEEP` with what is held there now. What
+///   it adds is added to the lease known here, not set to Redis's total:
+///   give-backs and commits still queued would otherwise be counted twice.
+///
+/// A key of another type is skipped (the line item stays off anyway, see
+/// `LEASE`); a failed call leaves the rest for the next pass.
 pub(crate) async fn keep_leases(inner: &Inner) -> Result<(), String> {
-    let todo = std::mem::take(&mut *lock(&inner.keep));
+    let bids: Vec<BidKey> = {
+        let mut keep = lock(&inner.keep);
+        let n = keep.bids.len().min(KEEP_BIDS_PER_PASS);
+        keep.bids.drain(..n).collect()
+    };
+    if !bids.is_empty() {
+        let charged = charged(inner, &bids).await;
+        let Ok(charged) = charged else {
+            let mut keep = lock(&inner.keep);
+            for b in bids.into_iter().rev() {
+                keep.bids.push_front(b);
+            }
+            return charged.map(|_| ());
+        };
+        for (bid, _) in bids.iter().zip(charged).filter(|(_, c)| *c) {
+            if let Some((amount, day, keys)) = inner.local.settled_elsewhere(*bid) {
+                // Kept already (a key done at an earlier pass): what it
+                // kept goes back too.
+                for key in keys {
+                    let a = inner.shrink(&key, day, amount.as_i64());
+                    if a > 0 {
+                        inner.give(key, day, a);
+                    }
+                }
+            }
+        }
+        if !lock(&inner.keep).bids.is_empty() {
+            return Ok(());
+        }
+    }
+    let (todo, back_at) = {
+        let mut keep = lock(&inner.keep);
+        let n = keep.keys.len().min(KEEP_KEYS_PER_PASS);
+        (keep.keys.drain(..n).collect::<Vec<_>>(), keep.back_at)
+    };
     let k = &inner.keys;
     let me = &inner.opts.replica;
     let mut todo = todo.into_iter();
@@ -706,7 +757,7 @@ pub(crate) async fn keep_leases(inner: &Inner) -> Result<(), String> {
             k.retiring(),
         ];
         let all: Vec<&str> = names.iter().map(String::as_str).collect();
-        let got: Result<i64, String> = inner
+        let got: Result<Vec<i64>, String> = inner
             .run(
                 &inner.scripts.keep,
                 &all,
@@ -715,33 +766,49 @@ pub(crate) async fn keep_leases(inner: &Inner) -> Result<(), String> {
                     held.to_string(),
                     Keys::lease_member(&key, day),
                     DAY_TTL_SECS.to_string(),
+                    back_at.to_string(),
                 ],
             )
             .await;
-        let lease = match got {
-            Ok(lease) if lease >= 0 => Ok(lease),
-            Ok(_) => {
-                inner.health.wrong_type(&names.join(" "));
-                Err("a key holds another type".to_string())
+        match got.as_deref() {
+            Ok([lease, added, ..]) if *lease >= 0 => {
+                lock(&inner.leases[inner.shard(&key)])
+                    .entry((key, day))
+                    .or_default()
+                    .granted += *added;
             }
-            Err(e) => Err(e),
-        };
-        let lease = match lease {
-            Ok(lease) => lease,
-            Err(e) => {
+            Ok(_) => inner.health.wrong_type(&names.join(" ")),
+            Err(_) => {
                 let mut keep = lock(&inner.keep);
-                keep.push((key, day));
-                keep.extend(todo);
-                return Err(e);
+                for at in todo.rev() {
+                    keep.keys.push_front(at);
+                }
+                keep.keys.push_front((key, day));
+                return got.map(|_| ());
             }
-        };
-        // What Redis lends this replica there now.
-        lock(&inner.leases[inner.shard(&key)])
-            .entry((key, day))
-            .or_default()
-            .granted = lease;
+        }
     }
     Ok(())
+}
+
+/// Whether each of `bids` was charged, on any replica (`b:BID` is `d`).
+async fn charged(inner: &Inner, bids: &[BidKey]) -> Result<Vec<bool>, String> {
+    let mut conn = inner.connection().await?;
+    let keys: Vec<String> = bids.iter().map(|&b| inner.keys.bid(b)).collect();
+    let mut pipe = redis::pipe();
+    for chunk in keys.chunks(1_000) {
+        pipe.cmd("MGET").arg(chunk);
+    }
+    let read = pipe.query_async::<Vec<Vec<Option<String>>>>(&mut conn);
+    match tokio::time::timeout(inner.opts.timeout, read).await {
+        Ok(Ok(v)) => Ok(v
+            .iter()
+            .flatten()
+            .map(|m| m.as_deref() == Some("d"))
+            .collect()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer from Redis".into()),
+    }
 }
 
 fn remember(inner: &Inner, epoch: &mut Option<String>, value: String) {
@@ -1041,7 +1108,7 @@ pub(crate) async fn run(
             // Leases of this replica's previous run: its holds died with
             // it, but its bids may still win, so they retire (RESET).
             let k = &inner.keys;
-            let reset: Result<i64, String> = inner
+            let reset: Result<Vec<i64>, String> = inner
                 .run(
                     &inner.scripts.reset,
                     &[&k.replicas(), &k.reads_per_bid()],
@@ -1054,7 +1121,9 @@ pub(crate) async fn run(
                 )
                 .await;
             match reset {
-                Ok(given) => {
+                Ok(v) => {
+                    let given = v.first().copied().unwrap_or(0);
+                    lock(&inner.keep).back_at = v.get(1).copied().unwrap_or(0);
                     reset_done = true;
                     if given > 0 {
                         tracing::info!(
@@ -1084,11 +1153,16 @@ pub(crate) async fn run(
         // run take their leases back first.
         if started && !lock(&inner.keep).is_empty() {
             if let Err(e) = keep_leases(&inner).await {
-                tracing::warn!(
-                    error = %e,
-                    "the leases of bids bought before the restart could not be kept yet: tried \
-                     again at the next pass"
-                );
+                // Tried again at every pass: said every ten seconds.
+                let mut keep = lock(&inner.keep);
+                if keep.warned_at.is_none_or(|at| mono - at >= 10_000) {
+                    keep.warned_at = Some(mono);
+                    tracing::warn!(
+                        error = %e,
+                        "the leases of bids bought before the restart could not be kept yet: \
+                         tried again at the next pass"
+                    );
+                }
             }
         }
         // Writes first: they are owed.

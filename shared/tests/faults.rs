@@ -672,8 +672,10 @@ fn a_stopped_replicas_leases_stay_leased_while_its_bids_may_win() {
 /// go on covering them: the previous run's leases retire after
 /// `retire_ms`, and without this the others leased that budget again while
 /// the billing notices were still to come (a daily budget bought twice,
-/// the rest billed short as over-delivery). What is not bought retires as
-/// before; a bought bid never billed lets its lease go when its notices
+/// the rest billed short as over-delivery). The lease kept is moved out of
+/// what the restart retired, not leased twice; a bid billed on another
+/// replica while this one was away is not kept; what is not bought retires
+/// as before; a bought bid never billed lets its lease go when its notices
 /// expire.
 #[test]
 fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
@@ -683,16 +685,29 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
     std::fs::create_dir_all(&a_dir).unwrap();
     let k = K::new();
     let now = Timestamp(NOON);
-    let daily = Cap::Daily(m(10));
+    let daily = Cap::Daily(m(12));
     let tune = |o: &mut shared::Options| {
-        o.retire_ms = 1_000;
-        o.dead_after_ms = 1_000;
+        o.retire_ms = 3_000;
+        o.dead_after_ms = 10_000;
         o.stale_after_ms = 500;
         o.idle_return_ms = 100;
     };
+    let day = now.date().days_since_epoch();
+    let redis = || {
+        redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    };
+    use redis::Commands as _;
+    let lease_of_a = || -> i64 {
+        let l: Option<i64> = redis().hget(format!("bidder:l:li:li:{day}"), "a").unwrap();
+        l.unwrap_or(0)
+    };
     let bought = {
         let a = replica_tuned(&server, "a", Some(&a_dir), true, tune);
-        // Won, billed later: 6, and 1 whose notices expire in 10 minutes.
+        // Won, billed later: 6, 1 whose notices expire in 10 minutes, and
+        // 1 whose billing notice reaches B while A is away.
         a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
             .expect("A bids");
         let soon = Hold {
@@ -700,7 +715,9 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
             ..k.hold(3, m(1), daily, now, None)
         };
         a.l.reserve(&soon, now).expect("A bids");
-        assert!(a.l.won(BidKey(1)) && a.l.won(BidKey(3)));
+        a.l.reserve(&k.hold(4, m(1), daily, now, None), now)
+            .expect("A bids");
+        assert!(a.l.won(BidKey(1)) && a.l.won(BidKey(3)) && a.l.won(BidKey(4)));
         // In flight, not won: retires with the previous run's leases.
         a.l.reserve(&k.hold(2, m(2), daily, now, None), now)
             .expect("A bids");
@@ -708,8 +725,13 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
         assert!(holds.is_empty(), "{holds:?}");
         bought
     };
-    assert_eq!(bought.len(), 2);
-    assert_eq!(leased_in_redis(&server, now), m(9).as_i64());
+    assert_eq!(bought.len(), 3);
+    assert_eq!(leased_in_redis(&server, now), m(10).as_i64());
+    let b = replica_tuned(&server, "b", None, false, tune);
+    let c =
+        b.l.begin_charge(&k.win(4, m(1), daily))
+            .expect("B charges 4");
+    b.l.commit(&c);
 
     // Restarted as `bidder serve` starts it: writing behind, taking on
     // the holds file before the journal is replayed, and reclaiming the
@@ -718,11 +740,17 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
         tune(o);
         o.synchronous = false;
     });
-    assert_eq!(a.l.carry_bought(&bought, now), 2);
+    assert_eq!(a.l.carry_bought(&bought, now), 3);
     a.l.replayed();
-    let b = replica_tuned(&server, "b", None, false, tune);
-    // The bid in flight's 2 goes back once it can no longer win; the 7
-    // bought stays leased to A.
+    // Kept: 7 (bid 4 was charged meanwhile), taken from what the restart
+    // retired, so nothing more is leased.
+    assert!(
+        eventually(|| lease_of_a() == m(7).as_i64()),
+        "A's lease: {}",
+        lease_of_a()
+    );
+    assert_eq!(leased_in_redis(&server, now), m(10).as_i64());
+    // Bid 2's 2 and bid 4's 1 go back once they can no longer win.
     assert!(
         eventually(|| leased_in_redis(&server, now) == m(7).as_i64()),
         "leased: {}",
@@ -731,11 +759,11 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
     std::thread::sleep(Duration::from_millis(1_200));
     assert_eq!(leased_in_redis(&server, now), m(7).as_i64());
     assert_eq!(
-        b.l.reserve(&k.hold(10, m(4), daily, now, None), now),
+        b.l.reserve(&k.hold(10, m(5), daily, now, None), now),
         Err(ledger::Refusal::Budget),
         "B leased the budget A's bought bids hold"
     );
-    b.l.reserve(&k.hold(11, m(3), daily, now, None), now)
+    b.l.reserve(&k.hold(11, m(4), daily, now, None), now)
         .expect("the rest of the budget");
 
     // Bid 3's notices expire unbilled: its 1 goes back.
@@ -743,7 +771,7 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
     a.clock.set(later);
     a.l.expire(later);
     assert!(
-        eventually(|| leased_in_redis(&server, now) == m(9).as_i64()),
+        eventually(|| leased_in_redis(&server, now) == m(10).as_i64()),
         "leased: {}",
         leased_in_redis(&server, now)
     );
@@ -752,21 +780,14 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
     assert_eq!(c.over_delivery, Micros::ZERO);
     a.l.commit(&c);
     assert!(
-        eventually(|| leased_in_redis(&server, now) == m(3).as_i64()),
+        eventually(|| leased_in_redis(&server, now) == m(4).as_i64()),
         "leased: {}",
         leased_in_redis(&server, now)
     );
-    use redis::Commands as _;
-    let spent: Option<i64> = redis::Client::open(server.url())
-        .unwrap()
-        .get_connection()
-        .unwrap()
-        .hget(
-            format!("bidder:d:li:li:{}", now.date().days_since_epoch()),
-            "spent",
-        )
+    let spent: Option<i64> = redis()
+        .hget(format!("bidder:d:li:li:{day}"), "spent")
         .unwrap();
-    assert_eq!(spent, Some(m(6).as_i64()));
+    assert_eq!(spent, Some(m(7).as_i64()));
     assert_eq!(
         a.l.begin_charge(&k.win(1, m(6), daily)).map(|_| ()),
         Err(ledger::NotCharged::Duplicate)
