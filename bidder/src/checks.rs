@@ -572,6 +572,12 @@ fn audience(
     let Some((any_of, none_of)) = &item.audiences else {
         return Ok(None);
     };
+    // An exclusion that cannot be checked: bidding would reach the users
+    // it leaves out (audiences probe: a customer list in `none_of` was
+    // ignored for every user who opted out).
+    if item.excludes_behavioural && ctx.restriction.is_some() {
+        return Err(NoBid::Privacy);
+    }
     let is = |a: &usize| crate::select::in_audience(stores, &adv.audiences[*a], ctx);
     let excluded = none_of.iter().any(is);
     let matched = if excluded {

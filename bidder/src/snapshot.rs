@@ -48,9 +48,15 @@ pub struct Item {
     pub devices: Vec<Device>,
     /// Audience indices within the advertiser: `(any_of, none_of)`.
     pub audiences: Option<(Vec<usize>, Vec<usize>)>,
-    /// Whether `any_of` holds a behavioural kind (views, interests): when
-    /// privacy switches those off, a miss is reported as `privacy`.
+    /// Whether `any_of` holds a behavioural kind (views, interests,
+    /// lists): when privacy switches those off, a miss is reported as
+    /// `privacy`.
     pub behavioural: bool,
+    /// Whether `none_of` holds one: where privacy switches those off, an
+    /// exclusion (a suppression list of customers, say) cannot be checked,
+    /// and the line item does not bid (`privacy`) rather than bid on
+    /// everyone it meant to leave out.
+    pub excludes_behavioural: bool,
     pub deals: Vec<String>,
     /// Video/audio placement kinds bought; empty means any.
     pub placements: Vec<config::Placement>,
@@ -239,16 +245,14 @@ impl Snapshot {
                             .audiences
                             .as_ref()
                             .map(|r| (aud_index(&r.any_of), aud_index(&r.none_of))),
-                        behavioural: li.audiences.as_ref().is_some_and(|r| {
-                            aud_index(&r.any_of).iter().any(|&i| {
-                                matches!(
-                                    adv.audiences[i].kind,
-                                    config::AudienceKind::Views { .. }
-                                        | config::AudienceKind::Interests { .. }
-                                        | config::AudienceKind::List { .. }
-                                )
-                            })
-                        }),
+                        behavioural: li
+                            .audiences
+                            .as_ref()
+                            .is_some_and(|r| any_behavioural(adv, &aud_index(&r.any_of))),
+                        excludes_behavioural: li
+                            .audiences
+                            .as_ref()
+                            .is_some_and(|r| any_behavioural(adv, &aud_index(&r.none_of))),
                         deals: li.targeting.deals.clone(),
                         placements: li.targeting.placements.clone(),
                         rules: crate::targeting::Rules::compile(&li.targeting),
@@ -568,6 +572,20 @@ struct SlotLists {
 pub(crate) fn country_key(c: &str) -> Option<[u8; 3]> {
     let b: [u8; 3] = c.as_bytes().try_into().ok()?;
     Some(b.map(|x| x.to_ascii_uppercase()))
+}
+
+/// Whether any of `audiences` (indices within `adv`) is of a behavioural
+/// kind: known from what a user did or who they are, which privacy signals
+/// switch off.
+fn any_behavioural(adv: &config::Advertiser, audiences: &[usize]) -> bool {
+    audiences.iter().any(|&i| {
+        matches!(
+            adv.audiences[i].kind,
+            config::AudienceKind::Views { .. }
+                | config::AudienceKind::Interests { .. }
+                | config::AudienceKind::List { .. }
+        )
+    })
 }
 
 /// A creative's part of a bid, pre-rendered.

@@ -136,6 +136,42 @@ fn lists_are_behavioural_data() {
     assert_eq!(reason(&s, &req), "privacy");
 }
 
+/// A list that leaves users out (`none_of`: customers not to be shown
+/// the ad) cannot be checked where privacy signals switch lists off: the
+/// line item does not bid there, reason `privacy`, rather than bid on
+/// every user it meant to leave out.
+#[test]
+fn an_exclusion_list_that_privacy_switches_off_keeps_the_line_item_out() {
+    let dir = config("lists-exclusion");
+    let shop = std::fs::read_to_string(dir.join("shop.yaml")).unwrap();
+    let shop = shop.replace(
+        "        audiences: { any_of: [crm] }\n",
+        "        audiences: { none_of: [crm] }\n",
+    );
+    std::fs::write(dir.join("shop.yaml"), shop).unwrap();
+    let s = Server::start(&dir, None);
+    assert_eq!(members(&s, "crm", "{\"id\":\"u-customer\"}\n").status, 200);
+    // Without privacy signals: the customer is left out, anyone else bid on.
+    let mut customer = with_user(json!({ "buyeruid": "u-customer" }));
+    assert_eq!(reason(&s, &customer), "audience");
+    let mut other = with_user(json!({ "buyeruid": "u-other" }));
+    assert_eq!(s.bid(&other.to_string()).status, 200);
+    for regs in [
+        json!({ "gdpr": 1 }),
+        json!({ "us_privacy": "1YYN" }),
+        json!({ "coppa": 1 }),
+    ] {
+        customer["regs"] = regs.clone();
+        other["regs"] = regs.clone();
+        assert_eq!(s.bid(&customer.to_string()).status, 204, "{regs}");
+        assert_eq!(reason(&s, &customer), "privacy", "{regs}");
+        assert_eq!(reason(&s, &other), "privacy", "{regs}");
+    }
+    customer["regs"] = json!({});
+    customer["device"]["lmt"] = json!(1);
+    assert_eq!(reason(&s, &customer), "privacy");
+}
+
 #[test]
 fn removal_and_bad_batches() {
     let dir = config("lists-batches");
