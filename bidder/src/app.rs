@@ -355,7 +355,17 @@ pub struct App {
     pub(crate) api_failures: crate::ui::Failures,
     /// Reports running at once (each reads files for up to seconds).
     pub(crate) report_gate: Arc<tokio::sync::Semaphore>,
+    /// Audience uploads (events, list members) being read and applied at
+    /// once ([`BATCHES_AT_ONCE`]).
+    pub(crate) batch_gate: Arc<tokio::sync::Semaphore>,
 }
+
+/// Audience uploads read and applied at once; more are answered 503 with
+/// `Retry-After`. A batch of up to `--max-audience-batch-bytes` (64 MiB)
+/// takes some five times its size while it is parsed and applied: eight
+/// of 40 MB at once took the process to 1.55 GB (audiences probe), with
+/// no bound on how many ran.
+pub const BATCHES_AT_ONCE: usize = 2;
 
 /// A bid made, as reports count it.
 pub(crate) struct Auctioned {
@@ -545,6 +555,7 @@ impl App {
             state_dir: None,
             audience_log: None,
             report_gate: Arc::new(tokio::sync::Semaphore::new(2)),
+            batch_gate: Arc::new(tokio::sync::Semaphore::new(BATCHES_AT_ONCE)),
             ui_failures: crate::ui::Failures::default(),
             login_reads: tokio::sync::Semaphore::new(crate::ui::LOGINS_READ_AT_ONCE),
             api_failures: crate::ui::Failures::default(),

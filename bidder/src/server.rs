@@ -1095,6 +1095,9 @@ async fn list_members(app: Arc<App>, req: Request<Incoming>, id: String) -> Resp
             format!("no list audience has the id {id:?}\n"),
         );
     }
+    let Ok(permit) = app.batch_gate.clone().try_acquire_owned() else {
+        return batches_busy();
+    };
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(
         app.settings.body_timeout,
@@ -1107,6 +1110,7 @@ async fn list_members(app: Arc<App>, req: Request<Incoming>, id: String) -> Resp
     };
     let app2 = app.clone();
     let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let Ok(text_body) = std::str::from_utf8(&bytes) else {
             return Err(MembersError::NotUtf8);
         };
@@ -1337,7 +1341,22 @@ async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
     }
 }
 
+/// What an audience upload past [`crate::app::BATCHES_AT_ONCE`] is
+/// answered: come back in a moment.
+fn batches_busy() -> Resp {
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "other audience uploads are being applied; retry this one in a moment\n",
+    );
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
+    r
+}
+
 async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
+    let Ok(permit) = app.batch_gate.clone().try_acquire_owned() else {
+        return batches_busy();
+    };
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(
         app.settings.body_timeout,
@@ -1354,7 +1373,14 @@ async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
     // Parsing a large batch is CPU work: keep it off the runtime's threads.
     let app2 = app.clone();
     let owned = text_body.to_string();
-    match tokio::task::spawn_blocking(move || app2.append_audience_events(&owned, true)).await {
+    match tokio::task::spawn_blocking(move || {
+        // Held until applied: a client that hangs up does not free it
+        // while its batch is still being applied.
+        let _permit = permit;
+        app2.append_audience_events(&owned, true)
+    })
+    .await
+    {
         // Applied, and the retry adds nothing twice: the log must have it
         // before the answer says so.
         Ok(Ok(crate::app::Appended {

@@ -420,3 +420,61 @@ fn logins_that_never_send_their_body_do_not_hold_the_admin_port() {
     let head = read_head(&mut probe);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
+
+/// Audience uploads are read and applied a few at a time: a batch takes
+/// some five times its size while it is parsed and applied, and eight of
+/// 40 MB at once took the process past 1.5 GB (audiences probe). Past
+/// [`bidder::app::BATCHES_AT_ONCE`], an upload is answered 503 with
+/// `Retry-After` before its body is read; a slot comes back when an
+/// upload ends, its client gone or not.
+#[test]
+fn audience_uploads_are_applied_a_few_at_a_time() {
+    let s = Server::start_with(
+        &repo().join("examples/config"),
+        None,
+        Settings {
+            body_timeout: Duration::from_secs(30),
+            ..Settings::default()
+        },
+    );
+    let head = format!(
+        "POST /v1/audience-events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 100\r\n\r\n",
+        common::ADMIN_TOKEN
+    );
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..bidder::app::BATCHES_AT_ONCE {
+        let mut c = connect(s.admin);
+        c.write_all(head.as_bytes()).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(300))).ok();
+        let mut buf = [0u8; 512];
+        assert!(
+            !matches!(c.read(&mut buf), Ok(n) if n > 0),
+            "an upload within the bound was answered before its body came"
+        );
+        held.push(c);
+    }
+    let mut c = connect(s.admin);
+    c.write_all(head.as_bytes()).unwrap();
+    let answer = read_head(&mut c);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 2"), "{answer}");
+    // One client goes: its slot is free again.
+    drop(held.pop());
+    let line = serde_json::json!({
+        "user": "u-9", "event": "view", "product": "B0TENT0001", "at": "2026-11-24T12:00:00Z"
+    });
+    let start = Instant::now();
+    loop {
+        let r = common::upload(&s, std::slice::from_ref(&line));
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the slot never came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
