@@ -165,8 +165,14 @@ pub enum ExplainError {
 }
 
 /// Events older than the longest window any audience of the config looks
-/// at can never match again: the store keeps this many days (90 without
-/// behavioural audiences).
+/// at can never match again: the store keeps this many days, and never
+/// fewer than 90 ([`audiences::DEFAULT_RETENTION_DAYS`], also what it keeps
+/// without behavioural audiences). Not fewer: the retention also prunes
+/// the day files of uploads and pixel calls, and a config that dropped its
+/// longest-window audience (a pause, a typo in a rollout) deleted for good
+/// the history it would need back (audiences probe: an interest audience
+/// of 30 days removed, the 7-day one left, and the 8-to-30-day events were
+/// gone when the first came back).
 pub fn retention_days(config: &config::Config) -> u32 {
     config
         .advertisers
@@ -178,7 +184,8 @@ pub fn retention_days(config: &config::Config) -> u32 {
             _ => None,
         })
         .max()
-        .unwrap_or(audiences::DEFAULT_RETENTION_DAYS)
+        .unwrap_or(0)
+        .max(audiences::DEFAULT_RETENTION_DAYS)
 }
 
 /// What a bearer token opens on the admin port.

@@ -246,3 +246,44 @@ fn an_unreadable_regs_ext_is_taken_at_its_strictest() {
         "bid"
     );
 }
+
+/// The store, and the day files of uploads and pixel calls, keep the
+/// longest window any audience looks at, and never less than 90 days:
+/// a config that dropped its longest-window audience (a pause, a typo)
+/// deleted the history it would need back (audiences probe).
+#[test]
+fn events_are_kept_at_least_ninety_days_whatever_the_windows() {
+    let views = |days: u32| {
+        format!(
+            "audiences:\n  - {{ id: viewers, kind: views, products: [tent-1], lookback_days: {days} }}\n"
+        )
+    };
+    let interests = |days: u32| {
+        format!(
+            "audiences:\n  - {{ id: hikers, kind: interests, interests: [hiking], recency_days: {days} }}\n"
+        )
+    };
+    for (audiences, kept) in [
+        (String::new(), 90),
+        (views(7), 90),
+        (interests(30), 90),
+        (views(120), 120),
+        (interests(365), 365),
+    ] {
+        let dir = common::tempdir("retention");
+        let yaml = common::shop_yaml(
+            &audiences,
+            "100.00",
+            "      - id: li\n        media: display\n        cpm: 1.00\n        \
+             budget: { daily: 10.00 }\n        creatives: [b300]\n",
+        )
+        .replace(
+            "  categories: [IAB22]\n",
+            "  categories: [IAB22]\n  products: [tent-1]\n",
+        );
+        std::fs::write(dir.join("shop.yaml"), &yaml).unwrap();
+        let config = config::load_dir(&dir).unwrap_or_else(|p| panic!("{p}\n{yaml}"));
+        assert_eq!(bidder::app::retention_days(&config), kept, "{audiences}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
