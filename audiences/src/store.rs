@@ -1220,7 +1220,13 @@ fn viewed_not_bought(events: &[Ev], wanted: &[u32], since_ms: i64, now_ms: i64) 
     for e in events.iter().rev() {
         let at = e.at_ms();
         if at > now_ms {
-            // Stamped in the future (clock skew at the source): waits its turn.
+            // Stamped in the future (clock skew at the source; uploads take
+            // up to an hour ahead): a view waits its turn, but a purchase
+            // has happened, and ends the membership now. Waiting, the buyer
+            // was remarketed for up to that hour (audiences probe).
+            if e.kind() == EventKind::Purchase && wanted.contains(&e.item()) {
+                bought.push(e.item());
+            }
             continue;
         }
         if at < since_ms {

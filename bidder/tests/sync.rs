@@ -487,3 +487,28 @@ fn global_privacy_control_is_an_opt_out() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A purchase stamped ahead of the clock (a feed's clock skew; uploads
+/// take up to an hour ahead) ends the buyer's membership of `views`
+/// audiences at once: it has happened. Waiting for its time, the buyer was
+/// remarketed the product they had bought for up to that hour (audiences
+/// probe). A view stamped ahead still waits its turn.
+#[test]
+fn a_purchase_stamped_ahead_of_the_clock_ends_the_view_at_once() {
+    let (s, dir) = viewers_server("future-purchase");
+    let event = |user: &str, kind: &str, at: &str| json!({ "user": user, "event": kind, "product": "tent-1", "at": at });
+    let r = common::upload(
+        &s,
+        &[
+            event("u-buyer", "view", "2026-11-24T11:00:00Z"),
+            event("u-buyer", "purchase", "2026-11-24T12:30:00Z"),
+            event("u-viewer", "view", "2026-11-24T11:00:00Z"),
+            event("u-later", "view", "2026-11-24T12:30:00Z"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(bids_for(&s, "u-viewer"), 200);
+    assert_eq!(bids_for(&s, "u-buyer"), 204, "bought, 30 minutes ahead");
+    assert_eq!(bids_for(&s, "u-later"), 204, "a view ahead waits");
+    let _ = std::fs::remove_dir_all(&dir);
+}
