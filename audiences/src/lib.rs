@@ -19,5 +19,5 @@ pub use lists::{
 };
 pub use store::{
     jsonl_files, Page, PageList, Store, Visitor, DEFAULT_MAX_USERS, DEFAULT_RETENTION_DAYS,
-    ITEM_SHARDS, USER_SHARDS,
+    FUTURE_SKEW_MS, ITEM_SHARDS, USER_SHARDS,
 };

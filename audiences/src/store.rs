@@ -68,6 +68,11 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 pub const USER_SHARDS: usize = 64;
 /// Shards of the product/topic interner. A power of two.
 pub const ITEM_SHARDS: usize = 64;
+/// How far ahead of the bidder's clock an uploaded view or purchase may be
+/// dated (clock skew between machines); a purchase within it has happened
+/// and ends a `views` membership at once.
+pub const FUTURE_SKEW_MS: i64 = 3_600_000;
+
 /// Retention until [`Store::set_retention_days`] says otherwise: the longest
 /// default window (`recency_days` of interests).
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
@@ -1220,11 +1225,16 @@ fn viewed_not_bought(events: &[Ev], wanted: &[u32], since_ms: i64, now_ms: i64) 
     for e in events.iter().rev() {
         let at = e.at_ms();
         if at > now_ms {
-            // Stamped in the future (clock skew at the source; uploads take
-            // up to an hour ahead): a view waits its turn, but a purchase
-            // has happened, and ends the membership now. Waiting, the buyer
-            // was remarketed for up to that hour (audiences probe).
-            if e.kind() == EventKind::Purchase && wanted.contains(&e.item()) {
+            // Stamped in the future: a view waits its turn. A purchase
+            // within the skew uploads allow ([`FUTURE_SKEW_MS`]) has
+            // happened and ends the membership now; waiting, the buyer was
+            // remarketed what they had bought for up to that hour
+            // (audiences probe). One further ahead (data loaded for a
+            // simulation that replays its days) counts from its time on.
+            if e.kind() == EventKind::Purchase
+                && at <= now_ms.saturating_add(FUTURE_SKEW_MS)
+                && wanted.contains(&e.item())
+            {
                 bought.push(e.item());
             }
             continue;

@@ -399,7 +399,7 @@ pub struct Uploaded {
 }
 
 /// How far ahead of the bidder's clock a view or purchase may be dated.
-const FUTURE_SKEW_MS: i64 = 3_600_000;
+const FUTURE_SKEW_MS: i64 = audiences::FUTURE_SKEW_MS;
 
 /// Waiting bids asked after in Redis in one round of the upkeep
 /// ([`App::settle_awaiting`]): a flood of calls for unwon bids costs Redis
