@@ -111,6 +111,7 @@ fn main() {
         kind: AudienceKind::Views {
             products: (0..5).map(|i| format!("P{:05}", i * 97)).collect(),
             lookback_days: 30,
+            own: Vec::new(),
         },
     };
     let ids: Vec<String> = (0..100_000)

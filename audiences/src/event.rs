@@ -26,6 +26,11 @@ pub struct Event {
     pub at: Timestamp,
     /// What a purchase was worth, when the advertiser says.
     pub sale: Option<Sale>,
+    /// The advertiser whose own site recorded it (its pixel): it counts
+    /// for that advertiser's audiences only. None: the shop's data
+    /// (uploads, `--data`), which counts for every advertiser listing the
+    /// product.
+    pub advertiser: Option<String>,
 }
 
 /// A purchase's value and its order, for attribution and reports.
@@ -67,6 +72,8 @@ struct Line<'a> {
     currency: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     order_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    advertiser: Option<Cow<'a, str>>,
 }
 
 /// One event as parsed, borrowing from the input where JSON escapes allow.
@@ -76,7 +83,25 @@ pub(crate) struct Parsed<'a> {
     pub item: Cow<'a, str>,
     pub at: Timestamp,
     pub sale: Option<Sale>,
+    pub advertiser: Option<Cow<'a, str>>,
 }
+
+impl Parsed<'_> {
+    /// The name the store keeps the item under: the advertiser's own
+    /// (`config::advertiser_item`) when its site recorded the event.
+    pub(crate) fn stored_item(&self) -> Cow<'_, str> {
+        match &self.advertiser {
+            Some(a) => Cow::Owned(config::advertiser_item(a, &self.item)),
+            None => Cow::Borrowed(&self.item),
+        }
+    }
+}
+
+/// Longest user id kept: what the bid path reads (`user.buyeruid` and the
+/// rest past it are treated as absent), so a longer one could never match.
+pub const MAX_USER_BYTES: usize = 128;
+/// Longest product, interest or advertiser id kept.
+pub(crate) const MAX_ITEM_BYTES: usize = 256;
 
 /// The non-blank lines of `text`, trimmed, with their 1-based line numbers.
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -133,6 +158,27 @@ pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
     if item.is_empty() {
         return Err("the product or interest is empty".into());
     }
+    if line.user.len() > MAX_USER_BYTES {
+        return Err(format!(
+            "\"user\" is longer than {MAX_USER_BYTES} bytes: bid requests never carry such an id"
+        ));
+    }
+    // A control character never names a product, and one of them (0x1f)
+    // sets an advertiser's own events apart (`config::advertiser_item`).
+    for (what, text) in [("the product or interest", &item)]
+        .into_iter()
+        .chain(line.advertiser.as_ref().map(|a| ("\"advertiser\"", a)))
+    {
+        if text.len() > MAX_ITEM_BYTES {
+            return Err(format!("{what} is longer than {MAX_ITEM_BYTES} bytes"));
+        }
+        if text.bytes().any(|b| b < 0x20) {
+            return Err(format!("{what} has a control character"));
+        }
+    }
+    if line.advertiser.as_ref().is_some_and(|a| a.is_empty()) {
+        return Err("\"advertiser\" is empty".into());
+    }
     let sale = sale(&line, kind)?;
     Ok(Parsed {
         user: line.user,
@@ -140,6 +186,7 @@ pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
         item,
         at,
         sale,
+        advertiser: line.advertiser,
     })
 }
 
@@ -211,6 +258,7 @@ pub fn parse_jsonl(source_name: &str, text: &str) -> Result<Vec<Event>, DataErro
                 item: p.item.into_owned(),
                 at: p.at,
                 sale: p.sale,
+                advertiser: p.advertiser.map(Cow::into_owned),
             })
         })
         .collect()
@@ -219,6 +267,43 @@ pub fn parse_jsonl(source_name: &str, text: &str) -> Result<Vec<Event>, DataErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids a bid request never carries, and product ids with a control
+    /// character (one of which sets an advertiser's own events apart), are
+    /// refused with their line; an advertiser's own event says whose.
+    #[test]
+    fn refuses_what_could_never_match_and_reads_whose_event_it_is() {
+        let line = |user: &str, product: &str, extra: &str| {
+            format!(
+                r#"{{"user":"{user}","event":"view","product":"{product}","at":"2026-11-21T10:00:00Z"{extra}}}"#
+            )
+        };
+        let long_user = "u".repeat(MAX_USER_BYTES + 1);
+        let long_product = "p".repeat(MAX_ITEM_BYTES + 1);
+        for (text, why) in [
+            (line(&long_user, "P1", ""), "longer than 128 bytes"),
+            (line("u1", &long_product, ""), "longer than 256 bytes"),
+            (line("u1", "P\\u001f1", ""), "control character"),
+            (
+                line("u1", "P1", r#","advertiser":"""#),
+                "\"advertiser\" is empty",
+            ),
+            (
+                line("u1", "P1", r#","advertiser":"a\u0001""#),
+                "control character",
+            ),
+        ] {
+            let e = parse_jsonl("t", &text).unwrap_err();
+            assert!(e.reason.contains(why), "{text}: {}", e.reason);
+        }
+        let ok = line(&"u".repeat(MAX_USER_BYTES), "P1", r#","advertiser":"shop""#);
+        let events = parse_jsonl("t", &ok).unwrap();
+        assert_eq!(events[0].advertiser.as_deref(), Some("shop"));
+        assert_eq!(
+            parse_jsonl("t", &line("u1", "P1", "")).unwrap()[0].advertiser,
+            None
+        );
+    }
 
     #[test]
     fn parses_the_three_kinds_and_skips_blank_lines() {

@@ -585,6 +585,10 @@ pub struct Store {
     /// Users dropped, or not taken, to keep the store within its size.
     evicted: std::sync::atomic::AtomicU64,
     lists: Lists,
+    /// Some event was recorded by an advertiser's own site
+    /// (`config::advertiser_item`): until then a `views` audience looks
+    /// up its products' shared names only.
+    own_events: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Store {
@@ -626,6 +630,7 @@ impl Store {
             retention_days: AtomicU32::new(DEFAULT_RETENTION_DAYS),
             max_users_per_shard: std::sync::atomic::AtomicUsize::new(per_shard(DEFAULT_MAX_USERS)),
             evicted: std::sync::atomic::AtomicU64::new(0),
+            own_events: std::sync::atomic::AtomicBool::new(false),
             lists: Lists::new(DEFAULT_MAX_MEMBERS),
         }
     }
@@ -690,7 +695,11 @@ impl Store {
         let mut w = self.writer();
         let mut batch = Batch::default();
         for e in events {
-            if let Ok(Some(ev)) = self.prepare(&mut w, &e.user, e.kind, &e.item, e.at, None) {
+            let item = match &e.advertiser {
+                Some(a) => std::borrow::Cow::Owned(config::advertiser_item(a, &e.item)),
+                None => std::borrow::Cow::Borrowed(e.item.as_str()),
+            };
+            if let Ok(Some(ev)) = self.prepare(&mut w, &e.user, e.kind, &item, e.at, None) {
                 batch.events.push(ev);
             }
         }
@@ -821,10 +830,19 @@ impl Store {
             AudienceKind::Views {
                 products,
                 lookback_days,
+                own,
             } => {
                 let since = visitor.now.as_millis() - i64::from(*lookback_days) * DAY_MS;
+                // The shop's events of the products and the advertiser's
+                // own: never another advertiser's (audiences probe: a
+                // rival's page joined, and its purchase ended, this
+                // advertiser's audience).
+                let own: &[String] = match self.own_events.load(Ordering::Relaxed) {
+                    true => own,
+                    false => &[],
+                };
                 self.with_history(visitor, |events| {
-                    self.with_ids(products, |wanted| {
+                    self.with_ids(products, own, |wanted| {
                         viewed_not_bought(events, wanted, since, visitor.now.as_millis())
                     })
                 })
@@ -835,7 +853,7 @@ impl Store {
             } => {
                 let since = visitor.now.as_millis() - i64::from(*recency_days) * DAY_MS;
                 self.with_history(visitor, |events| {
-                    self.with_ids(interests, |wanted| {
+                    self.with_ids(interests, &[], |wanted| {
                         interested(events, wanted, since, visitor.now.as_millis())
                     })
                 })
@@ -877,20 +895,37 @@ impl Store {
         self.items[shard_of(h, ITEM_SHARDS)].load().get(&h).copied()
     }
 
-    /// Calls `f` with the ids of the names that are known (no allocation for
-    /// up to 16 names); false when none is.
-    fn with_ids(&self, names: &[String], f: impl FnOnce(&[u32]) -> bool) -> bool {
-        let mut stack = [0u32; 16];
-        let heap: Vec<u32>;
-        let ids: &[u32] = if names.len() <= stack.len() {
+    /// Calls `f` with the ids of the names that are known, each with the
+    /// index of its name in `names` (no allocation for up to 16); false
+    /// when none is. `more` names the same items otherwise, index for index
+    /// (a `views` audience's products as its advertiser's own events name
+    /// them): a view under one name and a purchase under the other are of
+    /// one product.
+    fn with_ids(
+        &self,
+        names: &[String],
+        more: &[String],
+        f: impl FnOnce(&[(u32, u32)]) -> bool,
+    ) -> bool {
+        let mut stack = [(0u32, 0u32); 16];
+        let heap: Vec<(u32, u32)>;
+        let all = || {
+            let indexed = |(i, name): (usize, &String)| Some((self.item_id(name)?, i as u32));
+            names
+                .iter()
+                .enumerate()
+                .filter_map(indexed)
+                .chain(more.iter().enumerate().filter_map(indexed))
+        };
+        let ids: &[(u32, u32)] = if names.len() + more.len() <= stack.len() {
             let mut n = 0;
-            for id in names.iter().filter_map(|name| self.item_id(name)) {
+            for id in all() {
                 stack[n] = id;
                 n += 1;
             }
             &stack[..n]
         } else {
-            heap = names.iter().filter_map(|name| self.item_id(name)).collect();
+            heap = all().collect();
             &heap
         };
         !ids.is_empty() && f(ids)
@@ -945,6 +980,9 @@ impl Store {
         let id = w.next_item;
         w.next_item += 1;
         w.pending.insert(h, id);
+        if name.contains('\u{1f}') {
+            self.own_events.store(true, Ordering::Relaxed);
+        }
         Ok(id)
     }
 
@@ -985,7 +1023,7 @@ impl Store {
             };
             let p = parse_line(trimmed).map_err(fail)?;
             if let Some(ev) = self
-                .prepare(w, &p.user, p.kind, &p.item, p.at, cutoff_ms)
+                .prepare(w, &p.user, p.kind, &p.stored_item(), p.at, cutoff_ms)
                 .map_err(fail)?
             {
                 batch.events.push(ev);
@@ -1220,7 +1258,11 @@ pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>
 /// Events are sorted by time (purchases after views at the same second), so
 /// one backward pass from `now` to `since` sees every purchase that could
 /// cancel a view before the view itself.
-fn viewed_not_bought(events: &[Ev], wanted: &[u32], since_ms: i64, now_ms: i64) -> bool {
+/// `wanted`: item ids, each with its product's index (one product may
+/// have two ids, see `Store::with_ids`); purchases end the views of their
+/// product, whichever id.
+fn viewed_not_bought(events: &[Ev], wanted: &[(u32, u32)], since_ms: i64, now_ms: i64) -> bool {
+    let product = |item: u32| wanted.iter().find(|(id, _)| *id == item).map(|&(_, p)| p);
     let mut bought: Vec<u32> = Vec::new();
     for e in events.iter().rev() {
         let at = e.at_ms();
@@ -1231,11 +1273,8 @@ fn viewed_not_bought(events: &[Ev], wanted: &[u32], since_ms: i64, now_ms: i64) 
             // remarketed what they had bought for up to that hour
             // (audiences probe). One further ahead (data loaded for a
             // simulation that replays its days) counts from its time on.
-            if e.kind() == EventKind::Purchase
-                && at <= now_ms.saturating_add(FUTURE_SKEW_MS)
-                && wanted.contains(&e.item())
-            {
-                bought.push(e.item());
+            if e.kind() == EventKind::Purchase && at <= now_ms.saturating_add(FUTURE_SKEW_MS) {
+                bought.extend(product(e.item()));
             }
             continue;
         }
@@ -1244,28 +1283,24 @@ fn viewed_not_bought(events: &[Ev], wanted: &[u32], since_ms: i64, now_ms: i64) 
         }
         match e.kind() {
             EventKind::View => {
-                if wanted.contains(&e.item()) && !bought.contains(&e.item()) {
+                if product(e.item()).is_some_and(|p| !bought.contains(&p)) {
                     return true;
                 }
             }
-            EventKind::Purchase => {
-                if wanted.contains(&e.item()) {
-                    bought.push(e.item());
-                }
-            }
+            EventKind::Purchase => bought.extend(product(e.item())),
             EventKind::Interest => {}
         }
     }
     false
 }
 
-fn interested(events: &[Ev], wanted: &[u32], since_ms: i64, now_ms: i64) -> bool {
+fn interested(events: &[Ev], wanted: &[(u32, u32)], since_ms: i64, now_ms: i64) -> bool {
     events
         .iter()
         .rev()
         .filter(|e| e.at_ms() <= now_ms)
         .take_while(|e| e.at_ms() >= since_ms)
-        .any(|e| e.kind() == EventKind::Interest && wanted.contains(&e.item()))
+        .any(|e| e.kind() == EventKind::Interest && wanted.iter().any(|&(id, _)| id == e.item()))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -78,6 +78,7 @@ fn bench(c: &mut Criterion) {
         kind: config::AudienceKind::Views {
             products: (0..20).map(|i| format!("B0PROD{i:04}")).collect(),
             lookback_days: 30,
+            own: Vec::new(),
         },
     };
     let now = Timestamp::parse_rfc3339("2026-11-25T12:00:00Z").expect("fixed time");

@@ -2305,6 +2305,8 @@ impl App {
             return Ok(Recorded::NoUser);
         };
         event["user"] = serde_json::Value::String(user.clone());
+        // The advertiser's own: its audiences only (`config::advertiser_item`).
+        event["advertiser"] = serde_json::Value::String(advertiser.to_owned());
         let line = event.to_string();
         let ip_ok = peer.is_none_or(|ip| {
             self.pixel_ip_limiter

@@ -403,7 +403,7 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
 }
 
 /// User ids longer than this count as absent.
-pub const MAX_USER_ID_BYTES: usize = 128;
+pub const MAX_USER_ID_BYTES: usize = audiences::MAX_USER_BYTES;
 
 fn user_id(s: Option<&str>) -> Option<&str> {
     non_empty(s).filter(|s| s.len() <= MAX_USER_ID_BYTES && !is_zeroed(s))

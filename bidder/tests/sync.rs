@@ -512,3 +512,102 @@ fn a_purchase_stamped_ahead_of_the_clock_ends_the_view_at_once() {
     assert_eq!(bids_for(&s, "u-later"), 204, "a view ahead waits");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One advertiser's own site (its pixel) speaks for its audiences only:
+/// two shops listing the same product, a view on one's pages does not put
+/// the shopper in the other's audience, and a purchase there does not end
+/// the other's. The shop's data (uploads) still counts for both, and a
+/// purchase on the advertiser's own pixel ends a view it has from the
+/// shop's data (audiences probe: a rival's page joined, and its purchase
+/// ended, this advertiser's audience).
+#[test]
+fn an_advertisers_pixel_speaks_for_its_own_audiences_only() {
+    let dir = viewers_config("pixel-own");
+    let rival = SHOP
+        .replace("id: shop\n  name: Shop", "id: rival\n  name: Rival")
+        .replace("shop.example", "rival.example")
+        .replace("id: b300", "id: r300")
+        .replace("creatives: [b300]", "creatives: [r300]")
+        .replace("id: o1\n", "id: rival-o\n")
+        .replace("id: tents\n", "id: rival-li\n")
+        .replace(
+            "creatives:\n",
+            "audiences:\n  - { id: r-viewers, kind: views, products: [tent-1] }\ncreatives:\n",
+        )
+        .replace(
+            "        targeting:\n          keywords: { broad: [tent] }\n",
+            "        audiences: { any_of: [r-viewers] }\n",
+        );
+    std::fs::write(dir.join("rival.yaml"), rival).unwrap();
+    let state = dir.join("state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    let value = cookie_id(&sync(&s, "/sync/x", None));
+    let id = uid_of(&value).to_owned();
+    let px = |adv: &str, query: &str, page: &str| {
+        let c = format!("bidder_uid={value}");
+        request(
+            s.bid,
+            "GET",
+            &format!("/px/{adv}?{query}"),
+            &[("Cookie", c.as_str()), ("Referer", page)],
+            b"",
+        )
+        .status
+    };
+    let bids = |li: &str| {
+        let mut req = banner_request();
+        req["user"]["buyeruid"] = json!(id);
+        verdict(&explain(&s, &req), li)["bids"] == json!(true)
+    };
+    let rival_page = "https://rival.example/p/tent-1";
+    let shop_page = "https://www.shop.example/dp/tent-1";
+    // Viewed on the rival's site: the rival's audience, not the shop's.
+    assert_eq!(px("rival", "e=view&p=tent-1", rival_page), 200);
+    assert!(bids("rival-li"));
+    assert!(
+        !bids("tents"),
+        "the rival's page put the shopper in the shop's audience"
+    );
+    // Viewed on the shop's own site too; bought on the rival's: the shop's
+    // view stands.
+    assert_eq!(px("shop", "e=view&p=tent-1", shop_page), 200);
+    s.clock.advance_millis(60_000);
+    assert_eq!(px("rival", "e=purchase&p=tent-1", rival_page), 200);
+    assert!(!bids("rival-li"));
+    assert!(
+        bids("tents"),
+        "the rival's purchase ended the shop's audience"
+    );
+
+    // A view from the shop's data counts for both; a purchase on the
+    // shop's own site ends the shop's, whichever name the view had.
+    let other = "u-shared";
+    let r = common::upload(
+        &s,
+        &[
+            json!({ "user": other, "event": "view", "product": "tent-1", "at": "2026-11-24T12:00:00Z" }),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let bids_other = |li: &str| {
+        let mut req = banner_request();
+        req["user"]["buyeruid"] = json!(other);
+        verdict(&explain(&s, &req), li)["bids"] == json!(true)
+    };
+    assert!(bids_other("tents") && bids_other("rival-li"));
+    let r = common::upload(
+        &s,
+        &[json!({
+            "user": other, "event": "purchase", "product": "tent-1",
+            "at": "2026-11-24T12:01:00Z", "advertiser": "shop"
+        })],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!bids_other("tents"), "bought on the shop's own site");
+    assert!(
+        bids_other("rival-li"),
+        "the shop's own purchase ended the rival's audience"
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -133,12 +133,24 @@ pub struct Audience {
     pub kind: AudienceKind,
 }
 
+/// How the audience store names `item` when one advertiser's own site
+/// recorded it (its pixel): apart from the same product seen anywhere
+/// else, so that one advertiser's first-party events never join, or end,
+/// another's audiences (`\u{1f}` cannot be in an uploaded product id).
+pub fn advertiser_item(advertiser: &str, item: &str) -> String {
+    format!("{advertiser}\u{1f}{item}")
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AudienceKind {
     /// Viewed one of the products within `lookback_days` and has not bought it since.
     Views {
         products: Vec<String>,
         lookback_days: u32,
+        /// The products as the owning advertiser's own events name them
+        /// ([`advertiser_item`]): views and purchases its pixel recorded
+        /// count for its audiences only.
+        own: Vec<String>,
     },
     /// Shopping activity on these topics within `recency_days` (as
     /// [`interest_topic`] writes them).

@@ -583,6 +583,10 @@ impl FileChecker<'_> {
         };
         let kind = match kind {
             "views" => AudienceKind::Views {
+                own: items
+                    .iter()
+                    .map(|p| crate::model::advertiser_item(advertiser, p))
+                    .collect(),
                 products: items,
                 lookback_days: days(self, "lookback_days", &a.lookback_days, LOOKBACK_DEFAULT)?,
             },

@@ -63,6 +63,10 @@ fn acme_advertiser_and_audiences() {
                 &AudienceKind::Views {
                     products: vec!["B0TENT0001".into(), "B0TENT0002".into()],
                     lookback_days: 30,
+                    own: vec![
+                        "acme-outdoor\u{1f}B0TENT0001".into(),
+                        "acme-outdoor\u{1f}B0TENT0002".into()
+                    ],
                 }
             ),
             (

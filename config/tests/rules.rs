@@ -18,7 +18,8 @@ fn base_and_other_are_valid_together() {
         acme.audiences[0].kind,
         AudienceKind::Views {
             products: vec!["P1".into()],
-            lookback_days: 365
+            lookback_days: 365,
+            own: vec![config::advertiser_item("acme", "P1")],
         }
     );
     assert!(acme.creatives[1].companion_required);

@@ -18,6 +18,10 @@ fn views(products: &[&str], lookback_days: u32) -> Audience {
     aud(AudienceKind::Views {
         products: products.iter().map(|p| p.to_string()).collect(),
         lookback_days,
+        own: products
+            .iter()
+            .map(|p| config::advertiser_item("shop", p))
+            .collect(),
     })
 }
 
