@@ -103,12 +103,32 @@ pub const MAX_USER_BYTES: usize = 128;
 /// Longest product, interest or advertiser id kept.
 pub(crate) const MAX_ITEM_BYTES: usize = 256;
 
+/// The longest line taken, white space included: what the state
+/// directory's copy of uploads reads back (`bidder::audience_log`). A
+/// longer one was applied, then skipped as damaged at the next start
+/// (audiences probe); a valid event is a few hundred bytes.
+pub const MAX_LINE_BYTES: usize = (64 << 10) - 1;
+
 /// The non-blank lines of `text`, trimmed, with their 1-based line numbers.
+/// A line longer than [`MAX_LINE_BYTES`] comes whole, untrimmed, for its
+/// reader to refuse ([`too_long`]).
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()
         .enumerate()
-        .map(|(i, raw)| (i + 1, raw.trim()))
+        .map(|(i, raw)| match raw.len() > MAX_LINE_BYTES {
+            true => (i + 1, raw),
+            false => (i + 1, raw.trim()),
+        })
         .filter(|(_, l)| !l.is_empty())
+}
+
+/// A line's readers refuse it first when it is longer than
+/// [`MAX_LINE_BYTES`].
+pub(crate) fn too_long(line: &str) -> Result<(), String> {
+    match line.len() > MAX_LINE_BYTES {
+        true => Err(format!("the line is longer than {MAX_LINE_BYTES} bytes")),
+        false => Ok(()),
+    }
 }
 
 /// A JSON error of one line, placed by its column: the parser's own "at
@@ -123,6 +143,7 @@ pub(crate) fn json_reason(e: &serde_json::Error) -> String {
 
 /// Parses one trimmed, non-blank line; the error is the reason only.
 pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
+    too_long(trimmed)?;
     let line: Line<'_> = serde_json::from_str(trimmed)
         .map_err(|e| format!("not a valid event: {}", json_reason(&e)))?;
     if line.user.is_empty() {
@@ -296,7 +317,12 @@ mod tests {
             let e = parse_jsonl("t", &text).unwrap_err();
             assert!(e.reason.contains(why), "{text}: {}", e.reason);
         }
+        // White space counts: the state directory keeps lines as sent.
+        let padded = format!("{}{}", " ".repeat(MAX_LINE_BYTES), line("u1", "P1", ""));
+        let e = parse_jsonl("t", &padded).unwrap_err();
+        assert!(e.reason.contains("longer than 65535 bytes"), "{}", e.reason);
         let ok = line(&"u".repeat(MAX_USER_BYTES), "P1", r#","advertiser":"shop""#);
+
         let events = parse_jsonl("t", &ok).unwrap();
         assert_eq!(events[0].advertiser.as_deref(), Some("shop"));
         assert_eq!(

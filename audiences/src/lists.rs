@@ -233,6 +233,7 @@ fn check_id(id: &str) -> Result<(), String> {
 /// One member line, read and checked: the normalised id and whether it
 /// is added.
 fn parse_member(line: &str) -> Result<(std::borrow::Cow<'_, str>, bool), String> {
+    crate::event::too_long(line)?;
     let m: MemberLine<'_> = serde_json::from_str(line).map_err(|e| {
         format!(
             "not a member line ({{\"id\": \"…\"}} with an optional \"remove\": true): {}",

@@ -70,8 +70,10 @@ pub struct Replayed {
 /// The most written at once (see [`AudienceLog::append`]).
 const WRITE_PIECE: usize = 256 << 10;
 
-/// The longest line read back: an event is a few hundred bytes.
-const MAX_LINE: u64 = 64 << 10;
+/// The longest line read back, its newline included: an event is a few
+/// hundred bytes, and uploads refuse a longer line
+/// ([`audiences::MAX_LINE_BYTES`]).
+const MAX_LINE: u64 = audiences::MAX_LINE_BYTES as u64 + 1;
 
 /// Batches read back at once: a day's file may be large.
 const REPLAY_CHUNK: usize = 1 << 20;
