@@ -494,7 +494,8 @@ pub fn describe() {
     }
     metrics::describe_counter!(
         "bidder_audience_events_total",
-        "Audience events (views, purchases, interests) taken in, from --data and uploads."
+        "Audience events (views, purchases, interests) taken in while serving: uploads, pixel \
+         calls and other replicas' (not those --data and the state directory load at start)."
     );
     metrics::describe_counter!(
         "bidder_list_batches_total",
