@@ -385,6 +385,13 @@ pub fn floor_usd(
     if amount <= 0 {
         return Some(config::Micros::ZERO);
     }
+    // A floor nobody clears (the reader's word for one that is no number,
+    // or too large to hold) stays one in any currency: converted, it came
+    // out a finite USD amount, and under a rate of a billion a unit some
+    // 9,223 USD, which a bid cleared (budgets probe).
+    if amount == i64::MAX {
+        return Some(config::Micros(i64::MAX));
+    }
     if currency.eq_ignore_ascii_case("USD") {
         return Some(config::Micros(amount));
     }
@@ -521,6 +528,27 @@ mod tests {
         product_hints(r#"{"product_ids":"not-a-list"}"#, &mut out);
         product_hints(r#"{"gpid":"/a/b"}"#, &mut out);
         assert_eq!(out[..], ["B0X", "B0Y", "B0Z"]);
+    }
+
+    #[test]
+    fn a_floor_nobody_clears_stays_one_in_any_currency() {
+        let rates = config::CurrencyRates {
+            as_of: config::Date::parse("2026-11-24").unwrap(),
+            rates: vec![(
+                "VND".into(),
+                config::Rate::parse_decimal("1000000000").unwrap(),
+            )],
+            file: "rates.yaml".into(),
+        };
+        assert_eq!(
+            floor_usd(i64::MAX, "VND", Some(&rates)),
+            Some(config::Micros(i64::MAX))
+        );
+        // 1,000,000,000 VND is one USD.
+        assert_eq!(
+            floor_usd(1_000_000_000_000_000, "VND", Some(&rates)),
+            Some(config::Micros(1_000_000))
+        );
     }
 
     #[test]
