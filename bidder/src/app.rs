@@ -1893,12 +1893,21 @@ impl App {
     }
 
     /// What reports count a tracked event under: its ad as signed, the
-    /// advertiser as the config has the line item now.
+    /// advertiser as the config has the line item in its signed order now
+    /// (`Snapshot::signed_advertiser`: a line item's id given to another
+    /// advertiser's made the old ad's impressions and clicks that
+    /// advertiser's touches, and its sales attributed to them, review
+    /// finding).
     fn track_dims(&self, t: &crate::track::Tracked) -> reports::Dims {
         let snap = self.snapshot.load();
-        let item = snap.as_ref().and_then(|s| s.item(&t.line_item));
+        let item = snap
+            .as_ref()
+            .and_then(|s| s.signed_item(&t.line_item, &t.order));
         reports::Dims {
-            advertiser: item.map_or_else(|| "".into(), |i| i.report.advertiser.clone()),
+            advertiser: snap.as_ref().map_or_else(
+                || "".into(),
+                |s| s.signed_advertiser(&t.line_item, &t.order),
+            ),
             order: t.order.as_str().into(),
             line_item: t.line_item.as_str().into(),
             creative: t.creative.as_str().into(),
@@ -2651,8 +2660,7 @@ impl App {
         // the config.
         let item = snap
             .as_ref()
-            .and_then(|s| s.item(&n.line_item))
-            .filter(|i| i.order_key.id() == n.order);
+            .and_then(|s| s.signed_item(&n.line_item, &n.order));
         // The caps in force now: a late win is billed only up to them.
         let retired = snap
             .as_ref()
@@ -2665,12 +2673,20 @@ impl App {
             // spend of what was over-delivery, past its order's budget.
             (None, Some(retired)) => retired.limits(&keys),
             // Left it longer ago than the record knows (a record lost or
-            // unreadable): its order's budget still holds, if the order is
-            // still there.
+            // unreadable), or the id is now another order's line item (its
+            // order renamed, the line item moved before it spent, or the id
+            // given to another): its order's budget still holds, if the
+            // order is still there, and the line item's budget, if a line
+            // item has the id (spend is counted by id: without it, a
+            // rename with bids out billed them with no cap, review
+            // finding).
             (None, None) => [
                 Limit {
                     key: &keys[0],
-                    cap: Cap::None,
+                    cap: snap
+                        .as_ref()
+                        .and_then(|s| s.item(&n.line_item))
+                        .map_or(Cap::None, |i| Cap::line_item(i.budget, i.flight)),
                 },
                 Limit {
                     key: &keys[1],
@@ -2687,21 +2703,11 @@ impl App {
                 },
             ],
         };
-        // Reports cut spend by these, from the charge's own record. The
-        // advertiser is the line item's as configured now, else its
-        // order's (empty once both have left the config).
-        let advertiser = match item {
-            Some(i) => i.report.advertiser.clone(),
-            None => snap
-                .as_ref()
-                .and_then(|s| {
-                    s.config
-                        .advertisers
-                        .iter()
-                        .find(|a| a.orders.iter().any(|o| o.id == n.order))
-                })
-                .map_or_else(|| "".into(), |a| a.id.as_str().into()),
-        };
+        // Reports cut spend by these, from the charge's own record.
+        let advertiser = snap.as_ref().map_or_else(
+            || "".into(),
+            |s| s.signed_advertiser(&n.line_item, &n.order),
+        );
         let win = ledger::Win {
             bid,
             day: Timestamp(n.at_ms).date(),

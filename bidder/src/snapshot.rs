@@ -461,6 +461,31 @@ impl Snapshot {
         self.by_id.get(line_item).map(|&i| &self.items[i])
     }
 
+    /// The line item a notice or tracking URL signed, `line_item` in
+    /// `order`, as the config has it now: the line item by that id while it
+    /// is still in that order (an id given since to a line item of another
+    /// order, another advertiser's maybe, is not the one that bid).
+    pub(crate) fn signed_item(&self, line_item: &str, order: &str) -> Option<&Item> {
+        self.item(line_item).filter(|i| i.order_key.id() == order)
+    }
+
+    /// Whom the ad of `line_item` in `order` was for, as reports count it:
+    /// the line item's advertiser while it is in that order, else the
+    /// order's, else (the order renamed, or removed) the advertiser of the
+    /// line item holding the id now; empty when none is left.
+    pub(crate) fn signed_advertiser(&self, line_item: &str, order: &str) -> std::sync::Arc<str> {
+        if let Some(i) = self.signed_item(line_item, order) {
+            return i.report.advertiser.clone();
+        }
+        self.config
+            .advertisers
+            .iter()
+            .find(|a| a.orders.iter().any(|o| o.id == order))
+            .map(|a| a.id.as_str().into())
+            .or_else(|| self.item(line_item).map(|i| i.report.advertiser.clone()))
+            .unwrap_or_else(|| "".into())
+    }
+
     /// Candidates for an imp, best CPM first, each once: open-market line
     /// items for the imp's slots (banner sizes, video, audio) that target
     /// the request's country (or no country), and the line items of the

@@ -1131,6 +1131,13 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
     let r = common::admin(s.admin, "/v1/config/reload", b"");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.notice(&url(&b, "nurl"), "1000.00").status, 200);
+    // Its impression and click are the shop's too: as the rival's, the
+    // rival's sales would be attributed to them.
+    let (click, pixel) = common::banner_urls(b["adm"].as_str().expect("adm"));
+    for u in [&pixel, &click] {
+        let at = u.find("/track/").expect("tracking URL");
+        assert!(get(s.bid, &u[at..]).status < 400, "{u}");
+    }
     let order = |id: &str| {
         s.app
             .ledger()
@@ -1160,6 +1167,95 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
     };
     assert_eq!(spend_of("shop"), units(1).as_i64(), "{rows}");
     assert_eq!(spend_of("rival"), 0, "{rows}");
+    let count = |adv: &str, what: &str| {
+        rows.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| row["advertiser"] == adv)
+            .map(|row| row[what].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
+    assert_eq!(
+        (count("shop", "impressions"), count("shop", "clicks")),
+        (1, 1),
+        "{rows}"
+    );
+    assert_eq!(
+        (count("rival", "impressions"), count("rival", "clicks")),
+        (0, 0),
+        "{rows}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// An order renamed (or a line item moved before it spent) while its bids
+/// are out: their wins are still billed within the line item's budget,
+/// counted by its id, and reported for the advertiser. Charged under the
+/// order they were made under, which no longer exists, they were billed
+/// with no cap at all (review finding: 20.00 on a 10.00 daily budget).
+#[test]
+fn wins_of_a_renamed_order_stay_within_the_line_items_budget() {
+    let dir = config_dir(
+        "renamed-order",
+        &[(
+            "shop.yaml",
+            &shop_yaml(
+                "",
+                "1000.00",
+                &line_item("li", "1000.00", "daily: 2.00", ""),
+            ),
+        )],
+    );
+    let state = common::tempdir("renamed-order-state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    let body = banner_request().to_string();
+    // Two bids, lost (their holds go), two more: four out, 1.00 each.
+    let mut bids = Vec::new();
+    for round in 0..2 {
+        let first = only_bid(&s.bid(&body));
+        let second = only_bid(&s.bid(&body));
+        if round == 0 {
+            for b in [&first, &second] {
+                assert_eq!(s.notice(&url(b, "lurl"), "1.00").status, 200);
+            }
+        }
+        bids.extend([first, second]);
+    }
+    std::fs::write(
+        dir.join("shop.yaml"),
+        shop_yaml(
+            "",
+            "1000.00",
+            &line_item("li", "1000.00", "daily: 2.00", ""),
+        )
+        .replace("id: o1\n", "id: o1-renamed\n"),
+    )
+    .unwrap();
+    let r = common::admin(s.admin, "/v1/config/reload", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    for b in &bids {
+        assert_eq!(s.notice(&url(b, "nurl"), "1000.00").status, 200);
+    }
+    let spent = s.app.line_item_spent("li");
+    assert_eq!(spent.today, units(2), "billed past the line item's budget");
+    s.flush_events();
+    let auth = format!("Bearer {}", common::ADMIN_TOKEN);
+    let r = common::request(
+        s.admin,
+        "GET",
+        "/v1/reports?by=advertiser&format=json",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    let rows = r.json()["rows"].clone();
+    assert_eq!(rows[0]["advertiser"], "shop", "{rows}");
+    assert_eq!(rows[0]["spend"]["micros"], units(2).as_i64(), "{rows}");
+    assert_eq!(
+        rows[0]["over_delivery"]["micros"],
+        units(2).as_i64(),
+        "{rows}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&state);
 }
