@@ -101,7 +101,7 @@ impl Parsed<'_> {
 /// rest past it are treated as absent), so a longer one could never match.
 pub const MAX_USER_BYTES: usize = 128;
 /// Longest product, interest or advertiser id kept.
-pub(crate) const MAX_ITEM_BYTES: usize = 256;
+pub(crate) const MAX_ITEM_BYTES: usize = config::model::MAX_ITEM_BYTES;
 
 /// The longest line taken, white space included: what the state
 /// directory's copy of uploads reads back (`bidder::audience_log`). A

@@ -133,6 +133,9 @@ pub struct Audience {
     pub kind: AudienceKind,
 }
 
+/// The longest product or topic id audience events and the config take.
+pub const MAX_ITEM_BYTES: usize = 256;
+
 /// How the audience store names `item` when one advertiser's own site
 /// recorded it (its pixel): apart from the same product seen anywhere
 /// else, so that one advertiser's first-party events never join, or end,

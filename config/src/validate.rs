@@ -394,7 +394,7 @@ impl FileChecker<'_> {
         }
         let mut products: Vec<String> = Vec::new();
         for product in adv.products.iter().flat_map(|l| &l.value.0) {
-            if self.not_empty(&subject, "a product id", product)
+            if self.event_item(&subject, "a product id", product)
                 && !products.contains(&product.value)
             {
                 products.push(product.value.clone());
@@ -549,7 +549,12 @@ impl FileChecker<'_> {
             }
         };
         for item in items {
-            if self.not_empty(&subject, &format!("an entry of {list_key}"), item)
+            let what = format!("an entry of {list_key}");
+            let ok = match kind {
+                "views" | "interests" | "products" => self.event_item(&subject, &what, item),
+                _ => self.not_empty(&subject, &what, item),
+            };
+            if ok
                 && kind == "categories"
                 && crate::model::looks_iab1(&item.value)
                 && !is_iab1(&item.value)
@@ -1972,6 +1977,28 @@ impl FileChecker<'_> {
             self.report(text.referenced, format!("{subject}: {what} is empty"));
         }
         ok
+    }
+
+    /// A product or topic as audience events name them: not empty, at most
+    /// [`crate::model::MAX_ITEM_BYTES`], no control character. Events
+    /// outside these are refused, so such an id would never match; and one
+    /// with the separator of an advertiser's own events
+    /// ([`crate::model::advertiser_item`]) read another advertiser's
+    /// (review finding).
+    fn event_item(&mut self, subject: &str, what: &str, text: &Text) -> bool {
+        if !self.not_empty(subject, what, text) {
+            return false;
+        }
+        let max = crate::model::MAX_ITEM_BYTES;
+        let problem = if text.value.len() > max {
+            format!("{subject}: {what} is longer than {max} bytes")
+        } else if text.value.bytes().any(|b| b < 0x20) {
+            format!("{subject}: {what} has a control character")
+        } else {
+            return true;
+        };
+        self.report(text.referenced, problem);
+        false
     }
 
     fn not_applicable(&mut self, subject: &str, key: &str, kind: &str, noun: &str, at: Location) {

@@ -1176,3 +1176,30 @@ fn bidding_keys_belong_to_their_strategy() {
         "{found:?}"
     );
 }
+
+/// Products and topics are ids as audience events name them: an id longer
+/// than 256 bytes or with a control character is refused where it is
+/// written. Events outside those are refused, so the audience would never
+/// match; and a product written with the separator of an advertiser's own
+/// events read another advertiser's pixel events.
+#[test]
+fn audience_products_and_topics_are_ids_events_can_carry() {
+    let long = "P".repeat(257);
+    for (from, to, target, message) in [
+        (
+            "    kind: views\n    products: [P1]",
+            "    kind: views\n    products: [\"rival\\u001fP1\"]".to_string(),
+            "\"rival",
+            "audience \"viewers\": an entry of products has a control character",
+        ),
+        (
+            "    interests: [hiking]",
+            format!("    interests: [{long}]"),
+            long.as_str(),
+            "audience \"fans\": an entry of interests is longer than 256 bytes",
+        ),
+    ] {
+        let text = edit(BASE, from, &to);
+        assert_problem(&text, at(&text, &to, target), message);
+    }
+}
