@@ -52,6 +52,11 @@ impl Keys {
         format!("{}retiring", self.prefix)
     }
 
+    /// A replica's own entries in [`Keys::retiring`] (see `KEEP`).
+    pub(crate) fn retiring_of(&self, replica: &str) -> String {
+        format!("{}retiring-of:{replica}", self.prefix)
+    }
+
     pub(crate) fn held_by(&self, replica: &str) -> String {
         format!("{}r:{replica}", self.prefix)
     }

@@ -415,9 +415,6 @@ pub(crate) struct Inner {
 pub(crate) struct Keep {
     pub(crate) bids: std::collections::VecDeque<BidKey>,
     pub(crate) keys: std::collections::VecDeque<(SpendKey, i64)>,
-    /// When the leases this replica's start retired go back (Redis's
-    /// clock), their score in `retiring`: 0 until `RESET` said.
-    pub(crate) back_at: i64,
     /// When a failure was last logged (monotonic ms; the worker retries at
     /// every pass).
     pub(crate) warned_at: Option<i64>,

@@ -14,7 +14,8 @@
 //! - `P retiring`: leases reclaimed from a replica that stopped (or
 //!   restarted), by when they go back (ms, Redis's clock): until then they
 //!   still count as leased, since the bids they covered may still win;
-//!   `P retiring-seq` numbers them;
+//!   `P retiring-seq` numbers them; `P retiring-of:REPLICA` lists a
+//!   replica's own entries there (for `KEEP`);
 //! - `P beat-at`: replica → its last heartbeat on Redis's clock;
 //! - `P replicas`: replicas by their last heartbeat (ms);
 //! - `P reads-per-bid`: replica → its last heartbeat (ms) that said it reads
@@ -83,8 +84,9 @@ local function reclaim(prefix, replica, back_at)
       if a > 0 then
         redis.call('HDEL', l, replica)
         local seq = redis.call('INCR', prefix .. 'retiring-seq')
-        redis.call('ZADD', prefix .. 'retiring', s(back_at),
-          key .. '\t' .. day .. '\t' .. s(a) .. '\t' .. replica .. '\t' .. s(seq))
+        local member = key .. '\t' .. day .. '\t' .. s(a) .. '\t' .. replica .. '\t' .. s(seq)
+        redis.call('ZADD', prefix .. 'retiring', s(back_at), member)
+        redis.call('SADD', prefix .. 'retiring-of:' .. replica, member)
         total = total + a
       end
     end
@@ -95,8 +97,9 @@ end
 local function release(prefix, now)
   local due = redis.call('ZRANGEBYSCORE', prefix .. 'retiring', '-inf', s(now), 'LIMIT', 0, 64)
   for _, m in ipairs(due) do
-    local key, day, a = string.match(m, '^(.*)\t(%-?%d+)\t(%d+)\t[^\t]*\t%d+$')
+    local key, day, a, r = string.match(m, '^(.*)\t(%-?%d+)\t(%d+)\t([^\t]*)\t%d+$')
     if key then
+      redis.call('SREM', prefix .. 'retiring-of:' .. r, m)
       redis.call('HINCRBY', prefix .. 's:' .. key, 'leased', s(-n(a)))
       local d = prefix .. 'd:' .. key .. ':' .. day
       -- A day's record past its keeping has nothing left to give back to.
@@ -228,40 +231,45 @@ return have + a
 /// yet seen billed (`Ledger::carry_bought`): they hold their cost until
 /// their billing notices come, often long after the previous run's leases
 /// retired (`RECLAIM`). Its lease under the key and day is made to cover
-/// `hold` again: first from the entries its own start (`RESET`) retired
-/// there, found by their score (`back_at`, what RESET returned; 0 when not
-/// known: none are looked for), which count as leased already, so moving
-/// them changes no total; then, for what is still short, leased anew
-/// whatever the room, as `RESTORE` does (the bids are out already). The
-/// entries are found by score rather than by reading all of `retiring`:
-/// one call per key over every replica's retiring leases took 62 ms at
-/// 200,000 of them (review finding). A lease that covers the hold already
-/// is left alone, so a retry adds nothing. KEYS: s, d, l, `r:REPLICA`,
-/// `retiring`. ARGV: replica, hold, lease member (`K<tab>DAY`, as retiring
-/// entries begin), day_ttl_s, back_at. Returns `{the replica's lease now,
-/// what this call added to it}`, `{-5, 0}` when a key holds another type
-/// (nothing written).
+/// `hold` again: first from its own retiring entries there, found through
+/// its index of them (`retiring-of:REPLICA`, kept by `RECLAIM` and
+/// `release`, so whoever reclaimed them: its own start, or another replica
+/// that found it silent during a slow restart), which count as leased
+/// already, so moving them changes no total; then, for what is still
+/// short, leased anew whatever the room, as `RESTORE` does (the bids are
+/// out already). Reading all of `retiring` per key took 62 ms a call at
+/// 200,000 entries, and reading only its own start's score missed what
+/// another replica reclaimed (review findings). A lease that covers the
+/// hold already is left alone, so a retry adds nothing. KEYS: s, d, l,
+/// `r:REPLICA`, `retiring`, `retiring-of:REPLICA`. ARGV: replica, hold,
+/// lease member (`K<tab>DAY`, as retiring entries begin), day_ttl_s.
+/// Returns `{the replica's lease now, what this call added to it}`,
+/// `{-5, 0}` when a key holds another type (nothing written).
 const KEEP: &str = r#"
-if not typed('hhhsz') then return {-5, 0} end
+if not typed('hhhszs') then return {-5, 0} end
 local have = n(redis.call('HGET', KEYS[3], ARGV[1]))
 local want = n(ARGV[2]) - have
 if want <= 0 then return {have, 0} end
 local moved = 0
 local head = ARGV[3] .. '\t'
-local back_at = n(ARGV[5])
-if back_at > 0 then
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], s(back_at), s(back_at))) do
-    if moved >= want then break end
-    if string.sub(m, 1, #head) == head then
-      local a, r, seq = string.match(string.sub(m, #head + 1), '^(%d+)\t([^\t]*)\t(%d+)$')
-      if a and r == ARGV[1] then
-        local take = math.min(n(a), want - moved)
-        redis.call('ZREM', KEYS[5], m)
-        if n(a) > take then
-          redis.call('ZADD', KEYS[5], s(back_at), head .. s(n(a) - take) .. '\t' .. r .. '\t' .. seq)
-        end
-        moved = moved + take
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[6])) do
+  if moved >= want then break end
+  if string.sub(m, 1, #head) == head then
+    local at = redis.call('ZSCORE', KEYS[5], m)
+    local a, r, seq = string.match(string.sub(m, #head + 1), '^(%d+)\t([^\t]*)\t(%d+)$')
+    if not at or not a or r ~= ARGV[1] then
+      -- Gone back already (or not ours): the index forgets it.
+      redis.call('SREM', KEYS[6], m)
+    else
+      local take = math.min(n(a), want - moved)
+      redis.call('ZREM', KEYS[5], m)
+      redis.call('SREM', KEYS[6], m)
+      if n(a) > take then
+        local rest = head .. s(n(a) - take) .. '\t' .. r .. '\t' .. seq
+        redis.call('ZADD', KEYS[5], at, rest)
+        redis.call('SADD', KEYS[6], rest)
       end
+      moved = moved + take
     end
   end
 end
@@ -584,16 +592,14 @@ return {present, ep or '', redis.call('HLEN', KEYS[3]), all_for}
 /// died with it, its bids may still win; see `RECLAIM`). It says it reads
 /// `per-bid` URLs as its heartbeats do, so that its start does not end the
 /// others' count. KEYS: replicas, `reads-per-bid`. ARGV: replica, now,
-/// prefix, retire_ms. Returns `{what retired, when it goes back}`: the
-/// score `KEEP` finds those entries by.
+/// prefix, retire_ms. Returns what retired.
 const RESET: &str = r#"
 local at = redis_ms()
 redis.call('HSET', ARGV[3] .. 'beat-at', ARGV[1], s(at))
-local back_at = at + n(ARGV[4])
-local total = reclaim(ARGV[3], ARGV[1], back_at)
+local total = reclaim(ARGV[3], ARGV[1], at + n(ARGV[4]))
 redis.call('ZADD', KEYS[1], s(n(ARGV[2])), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], s(n(ARGV[2])))
-return {total, back_at}
+return total
 "#;
 
 /// A first start creates the shared state: only when there is none and no

@@ -735,10 +735,10 @@ pub(crate) async fn keep_leases(inner: &Inner) -> Result<(), String> {
             return Ok(());
         }
     }
-    let (todo, back_at) = {
+    let todo: Vec<_> = {
         let mut keep = lock(&inner.keep);
         let n = keep.keys.len().min(KEEP_KEYS_PER_PASS);
-        (keep.keys.drain(..n).collect::<Vec<_>>(), keep.back_at)
+        keep.keys.drain(..n).collect()
     };
     let k = &inner.keys;
     let me = &inner.opts.replica;
@@ -755,6 +755,7 @@ pub(crate) async fn keep_leases(inner: &Inner) -> Result<(), String> {
             k.lease(&key, day),
             k.held_by(me),
             k.retiring(),
+            k.retiring_of(me),
         ];
         let all: Vec<&str> = names.iter().map(String::as_str).collect();
         let got: Result<Vec<i64>, String> = inner
@@ -766,7 +767,6 @@ pub(crate) async fn keep_leases(inner: &Inner) -> Result<(), String> {
                     held.to_string(),
                     Keys::lease_member(&key, day),
                     DAY_TTL_SECS.to_string(),
-                    back_at.to_string(),
                 ],
             )
             .await;
@@ -1108,7 +1108,7 @@ pub(crate) async fn run(
             // Leases of this replica's previous run: its holds died with
             // it, but its bids may still win, so they retire (RESET).
             let k = &inner.keys;
-            let reset: Result<Vec<i64>, String> = inner
+            let reset: Result<i64, String> = inner
                 .run(
                     &inner.scripts.reset,
                     &[&k.replicas(), &k.reads_per_bid()],
@@ -1121,9 +1121,7 @@ pub(crate) async fn run(
                 )
                 .await;
             match reset {
-                Ok(v) => {
-                    let given = v.first().copied().unwrap_or(0);
-                    lock(&inner.keep).back_at = v.get(1).copied().unwrap_or(0);
+                Ok(given) => {
                     reset_done = true;
                     if given > 0 {
                         tracing::info!(

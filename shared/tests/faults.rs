@@ -688,7 +688,7 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
     let daily = Cap::Daily(m(12));
     let tune = |o: &mut shared::Options| {
         o.retire_ms = 3_000;
-        o.dead_after_ms = 10_000;
+        o.dead_after_ms = 1_000;
         o.stale_after_ms = 500;
         o.idle_return_ms = 100;
     };
@@ -732,6 +732,12 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
         b.l.begin_charge(&k.win(4, m(1), daily))
             .expect("B charges 4");
     b.l.commit(&c);
+    // A restarts slowly: B finds it silent and reclaims its leases first
+    // (under the line item and the order), so A's own start finds none.
+    // (Silent by B's clock too: it reads 2 s past A's last heartbeat.)
+    b.clock.set(Timestamp(NOON + 2_000));
+    let retiring = || -> i64 { redis().zcard("bidder:retiring").unwrap() };
+    assert!(eventually(|| retiring() == 2), "B did not reclaim A");
 
     // Restarted as `bidder serve` starts it: writing behind, taking on
     // the holds file before the journal is replayed, and reclaiming the
@@ -742,8 +748,8 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
     });
     assert_eq!(a.l.carry_bought(&bought, now), 3);
     a.l.replayed();
-    // Kept: 7 (bid 4 was charged meanwhile), taken from what the restart
-    // retired, so nothing more is leased.
+    // Kept: 7 (bid 4 was charged meanwhile), taken from what B retired
+    // of A's, so nothing more is leased.
     assert!(
         eventually(|| lease_of_a() == m(7).as_i64()),
         "A's lease: {}",
