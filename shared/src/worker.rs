@@ -1148,9 +1148,20 @@ pub(crate) async fn run(
             }
         }
         // Before any lease is asked for: the bought bids of the previous
-        // run take their leases back first.
+        // run take their leases back first. The stream of charges is read
+        // from its end first (its first read only finds the end): a bid
+        // charged elsewhere after `keep_leases` asked Redis about it is
+        // then in the stream, and one before is in the answer (review
+        // finding: between the two, a charge was seen by neither).
         if started && !lock(&inner.keep).is_empty() {
-            if let Err(e) = keep_leases(&inner).await {
+            if last_stream.is_none() {
+                let _ = settled(&inner, &mut last_stream).await;
+            }
+            let kept = match last_stream {
+                Some(_) => keep_leases(&inner).await,
+                None => Err("the stream of charges cannot be read yet".to_string()),
+            };
+            if let Err(e) = kept {
                 // Tried again at every pass: said every ten seconds.
                 let mut keep = lock(&inner.keep);
                 if keep.warned_at.is_none_or(|at| mono - at >= 10_000) {
