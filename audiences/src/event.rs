@@ -200,6 +200,11 @@ pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
     if line.advertiser.as_ref().is_some_and(|a| a.is_empty()) {
         return Err("\"advertiser\" is empty".into());
     }
+    // Interests audiences read the shop's data only: an advertiser's own
+    // interest event could never match.
+    if kind == EventKind::Interest && line.advertiser.is_some() {
+        return Err("\"advertiser\" goes with views and purchases only".into());
+    }
     let sale = sale(&line, kind)?;
     Ok(Parsed {
         user: line.user,

@@ -2195,6 +2195,19 @@ impl App {
         let rates = snap.as_ref().and_then(|s| s.config.currency_rates.as_ref());
         let mut out = Vec::new();
         for (i, e) in events.into_iter().enumerate() {
+            // An advertiser's own event names one of the config's: any
+            // other name would keep it apart from every audience.
+            if let (Some(adv), Some(snap)) = (&e.advertiser, snap.as_ref()) {
+                if !snap.config.advertisers.iter().any(|a| &a.id == adv) {
+                    return Err(audiences::DataError {
+                        source_name: source.into(),
+                        line: nth_event_line(text, i),
+                        reason: format!(
+                            "\"advertiser\" {adv:?} is not an advertiser of the config"
+                        ),
+                    });
+                }
+            }
             let purchase = match e.kind {
                 audiences::EventKind::View => false,
                 audiences::EventKind::Purchase => true,
@@ -2250,7 +2263,9 @@ impl App {
                 at_ms: e.at.as_millis(),
                 amount,
                 order_id: sale.order_id,
-                advertiser: None,
+                // An advertiser's own event is attributed to its touches
+                // only, as its pixel's are.
+                advertiser: e.advertiser,
             });
         }
         Ok(out)

@@ -604,6 +604,24 @@ fn an_advertisers_pixel_speaks_for_its_own_audiences_only() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!bids_other("tents"), "bought on the shop's own site");
+    // An advertiser the config does not have, or one on an interest (which
+    // audiences read from the shop's data only): refused with the line.
+    for (line, why) in [
+        (
+            json!({ "user": other, "event": "view", "product": "tent-1",
+                    "at": "2026-11-24T12:01:00Z", "advertiser": "nobody" }),
+            "not an advertiser of the config",
+        ),
+        (
+            json!({ "user": other, "event": "interest", "interest": "hiking",
+                    "at": "2026-11-24T12:01:00Z", "advertiser": "shop" }),
+            "views and purchases only",
+        ),
+    ] {
+        let r = common::upload(&s, &[line]);
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains(why), "{}", r.text());
+    }
     assert!(
         bids_other("rival-li"),
         "the shop's own purchase ended the rival's audience"
