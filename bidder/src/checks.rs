@@ -814,8 +814,8 @@ impl Usable<'_, '_> {
         if self.ctx.languages.is_none() {
             return Ok(());
         }
-        match creative.primary_language() {
-            Some(l) if !self.ctx.allows_language(l) => Err(NoBid::Language),
+        match creative.language.as_deref() {
+            Some(tag) if !self.ctx.allows_language(tag) => Err(NoBid::Language),
             _ => Ok(()),
         }
     }

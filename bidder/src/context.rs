@@ -157,13 +157,27 @@ impl<'r> Context<'r> {
             .and_then(|k| std::str::from_utf8(k).ok())
     }
 
-    /// Whether a creative in `language` (its primary subtag, `pt` of
-    /// `pt-BR`) may serve: the request lists no languages, or lists its
-    /// own, ignoring case (`wlangb`'s `en-US` allows an `en-GB` ad).
-    pub(crate) fn allows_language(&self, language: &str) -> bool {
-        self.languages
-            .as_ref()
-            .is_none_or(|allowed| allowed.iter().any(|l| l.eq_ignore_ascii_case(language)))
+    /// Whether a creative whose language is `tag` (BCP 47) may serve: the
+    /// request lists no languages, or lists its own, ignoring case. A
+    /// publisher restricts languages, not regions: `en-US` allows an
+    /// `en-GB` ad. A script, where both say one, must agree (`zh-Hant`
+    /// does not allow `zh-Hans`). `xx`, OpenRTB's word for an ad with no
+    /// words, serves anywhere.
+    pub(crate) fn allows_language(&self, tag: &str) -> bool {
+        let (language, script) = language_parts(tag);
+        if language.eq_ignore_ascii_case("xx") {
+            return true;
+        }
+        self.languages.as_ref().is_none_or(|allowed| {
+            allowed.iter().any(|l| {
+                let (l, s) = language_parts(l);
+                l.eq_ignore_ascii_case(language)
+                    && match (s, script) {
+                        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                        _ => true,
+                    }
+            })
+        })
     }
 
     pub fn new(req: &'r BidRequest<'r>, now: Timestamp, privacy: &PrivacySettings) -> Context<'r> {
@@ -407,6 +421,17 @@ fn geo_str<'r>(
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
+}
+
+/// A BCP 47 tag's language and its script, if its second subtag is one
+/// (four letters: `Hant` of `zh-Hant-TW`).
+fn language_parts(tag: &str) -> (&str, Option<&str>) {
+    let mut parts = tag.split('-');
+    let language = parts.next().unwrap_or(tag);
+    let script = parts
+        .next()
+        .filter(|s| s.len() == 4 && s.bytes().all(|b| b.is_ascii_alphabetic()));
+    (language, script)
 }
 
 /// User ids longer than this count as absent.

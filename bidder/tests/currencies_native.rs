@@ -568,11 +568,44 @@ fn wlang_keeps_out_creatives_in_other_languages() {
         req[field] = list.clone();
         assert_eq!(no_bid(&s, &req, "li"), "language", "{field}: {list}");
     }
-    // Compared by language, in any case, whatever the region.
-    for (field, list) in [("wlang", json!(["fr", "DE"])), ("wlangb", json!(["de-AT"]))] {
+    // Compared by language, in any case, whatever the region; entries
+    // that name no language restrict nothing.
+    for (field, list) in [
+        ("wlang", json!(["fr", "DE"])),
+        ("wlangb", json!(["de-AT"])),
+        ("wlang", json!([1, "?"])),
+    ] {
         let mut req = banner_request();
         req[field] = list;
         one_bid(&s, &req);
+    }
+    // A script, where both say one, must agree; `xx` (an ad with no words)
+    // serves anywhere.
+    for (tag, list, bids) in [
+        ("zh-Hans", json!(["zh-Hant"]), false),
+        ("zh-Hans", json!(["zh-Hans-CN"]), true),
+        ("zh-Hans", json!(["zh"]), true),
+        ("xx", json!(["fr"]), true),
+    ] {
+        let ad = banner_creative(
+            "t300",
+            "https://cdn.shop.example/t.png",
+            &format!("    language: {tag}\n"),
+        );
+        let shop = advertiser(&ad, &line_item("li", "display", "4.00", "t300"));
+        let s = server(
+            &format!("wlang-{tag}-{bids}"),
+            &[("shop.yaml", &shop)],
+            false,
+        );
+        let mut req = banner_request();
+        req["wlangb"] = list.clone();
+        match bids {
+            true => {
+                one_bid(&s, &req);
+            }
+            false => assert_eq!(no_bid(&s, &req, "li"), "language", "{tag} {list}"),
+        }
     }
 
     // Of two creatives, the one in an allowed language serves; one that

@@ -232,13 +232,6 @@ impl Creative {
     pub fn media(&self) -> Media {
         self.kind.media()
     }
-
-    /// The primary language subtag (`pt` of `pt-BR`), what a request's
-    /// `wlang`/`wlangb` is compared with, ignoring case.
-    pub fn primary_language(&self) -> Option<&str> {
-        let tag = self.language.as_deref()?;
-        Some(tag.split('-').next().unwrap_or(tag))
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1008,7 +1008,6 @@ fn a_creatives_language_is_a_language_tag() {
         let config = assert_loads(&[("n.yaml", &text)]);
         let c = &config.advertisers[0].creatives[0];
         assert_eq!(c.language.as_deref(), Some(good));
-        assert_eq!(c.primary_language(), good.split('-').next());
     }
     let config = assert_loads(&[("n.yaml", NATIVE)]);
     assert_eq!(config.advertisers[0].creatives[0].language, None);

@@ -120,10 +120,10 @@ pub struct BidRequest<'a> {
 
 impl<'a> BidRequest<'a> {
     /// The languages `wlang` and `wlangb` allow creatives to be in, as
-    /// their primary subtags in lower case (`pt` of `pt-BR`: a publisher
-    /// restricts languages, not regions, as `wlang` says them); `None`
-    /// where neither lists any. Each list is read as the request's other
-    /// lists of strings are (a lone string is a list of one).
+    /// their tags in lower case (entries that do not start with a language
+    /// of two or three letters left out); `None` where neither lists any.
+    /// Each list is read as the request's other lists of strings are (a
+    /// lone string is a list of one).
     #[inline]
     pub fn allowed_languages(&self) -> Option<Box<[String]>> {
         if self.wlang.is_none() && self.wlangb.is_none() {
@@ -137,8 +137,15 @@ impl<'a> BidRequest<'a> {
         let mut out = Vec::new();
         for raw in [&self.wlang, &self.wlangb].into_iter().flatten() {
             for tag in crate::read::str_list(raw.get()).unwrap_or_default().iter() {
-                let primary = tag.split('-').next().unwrap_or(tag).trim();
-                out.push(primary.to_ascii_lowercase());
+                // A language of two or three letters first, or it names
+                // none: a number or a stray word restricts nothing.
+                let tag = tag.trim();
+                let primary = tag.split('-').next().unwrap_or(tag);
+                if (2..=3).contains(&primary.len())
+                    && primary.bytes().all(|b| b.is_ascii_alphabetic())
+                {
+                    out.push(tag.to_ascii_lowercase());
+                }
             }
         }
         (!out.is_empty()).then(|| out.into_boxed_slice())
