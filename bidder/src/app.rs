@@ -1902,11 +1902,11 @@ impl App {
         let snap = self.snapshot.load();
         let item = snap
             .as_ref()
-            .and_then(|s| s.signed_item(&t.line_item, &t.order));
+            .and_then(|s| s.signed_item(&t.line_item, &t.order, &t.creative));
         reports::Dims {
             advertiser: snap.as_ref().map_or_else(
                 || "".into(),
-                |s| s.signed_advertiser(&t.line_item, &t.order),
+                |s| s.signed_advertiser(&t.line_item, &t.order, &t.creative),
             ),
             order: t.order.as_str().into(),
             line_item: t.line_item.as_str().into(),
@@ -2665,63 +2665,81 @@ impl App {
             Price::Cpm(_) => {}
         }
         let keys = [SpendKey::line_item(&n.line_item), SpendKey::order(&n.order)];
-        // The line item by that id now, while it is still in the order its
-        // bid was made (and held) under. An id given since to a line item
-        // of another order, or another advertiser, with bids of the old
-        // one still to be billed: charged as the new one, the other order
-        // and advertiser paid for these impressions (budgets probe: 3.00
-        // on a 0.01 CPM line item, the ads another advertiser's). Under
-        // the signed order, the charge is billed as a line item that left
-        // the config.
+        // The line item that bid, as the config has it now
+        // (`Snapshot::signed_item`): in its signed order, with its
+        // creative. Its id may since be another order's line item (its
+        // order renamed, it moved before it spent) or another advertiser's
+        // (the id given away): charged as that one, another advertiser
+        // paid for these impressions (budgets probe), or the wins went
+        // uncapped (review).
         let item = snap
             .as_ref()
-            .and_then(|s| s.signed_item(&n.line_item, &n.order));
-        // The caps in force now: a late win is billed only up to them.
-        let retired = snap
+            .and_then(|s| s.signed_item(&n.line_item, &n.order, &n.creative));
+        let bid_advertiser = snap
             .as_ref()
-            .and_then(|s| s.served.retired(&n.line_item, now))
-            .filter(|r| r.order == n.order);
-        let limits = match (item, retired) {
+            .and_then(|s| s.signed_advertiser_index(&n.line_item, &n.order, &n.creative));
+        let limits = match (item, snap.as_ref()) {
             (Some(item), _) => select::limits(item),
-            // The line item left the config: the budgets it had, its
-            // order's as it is now. A win billed with no cap made billed
-            // spend of what was over-delivery, past its order's budget.
-            (None, Some(retired)) => retired.limits(&keys),
-            // Left it longer ago than the record knows (a record lost or
-            // unreadable), or the id is now another order's line item (its
-            // order renamed, the line item moved before it spent, or the id
-            // given to another): its order's budget still holds, if the
-            // order is still there, and the line item's budget, if a line
-            // item has the id (spend is counted by id: without it, a
-            // rename with bids out billed them with no cap, review
-            // finding).
-            (None, None) => [
-                Limit {
-                    key: &keys[0],
-                    cap: snap
-                        .as_ref()
-                        .and_then(|s| s.item(&n.line_item))
-                        .map_or(Cap::None, |i| Cap::line_item(i.budget, i.flight)),
-                },
-                Limit {
-                    key: &keys[1],
-                    cap: snap
-                        .as_ref()
-                        .and_then(|s| {
-                            s.config
-                                .advertisers
-                                .iter()
-                                .flat_map(|a| &a.orders)
-                                .find(|o| o.id == n.order)
-                        })
-                        .map_or(Cap::None, |o| Cap::order(o.budget)),
-                },
-            ],
+            (None, snap) => {
+                // The caps in force now: a late win is billed only up to
+                // them. The line item's: that of the line item holding the
+                // id for the same advertiser (renamed order, moved: spend
+                // is counted by id), else the one it had when it left the
+                // config, whichever order it was last in; none when the id
+                // is another advertiser's now (its budget is not this
+                // bid's: capped by it, a win was billed short and took
+                // that line item's day, review).
+                let holder = snap
+                    .and_then(|s| s.item(&n.line_item))
+                    .filter(|h| Some(h.advertiser) == bid_advertiser);
+                let retired = snap.and_then(|s| s.served.retired(&n.line_item, now));
+                let line_item_cap = match (holder, retired) {
+                    (Some(h), _) => Cap::line_item(h.budget, h.flight),
+                    (None, Some(r)) => Cap::line_item(r.budget, r.flight),
+                    (None, None) => Cap::None,
+                };
+                // The order's: as it is now, if it is still this
+                // advertiser's; else as the record of the line item had it
+                // in that order.
+                let order_cap = snap
+                    .and_then(|s| {
+                        let owner = s
+                            .config
+                            .advertisers
+                            .iter()
+                            .position(|a| a.orders.iter().any(|o| o.id == n.order))?;
+                        (Some(owner) == bid_advertiser)
+                            .then(|| {
+                                s.config.advertisers[owner]
+                                    .orders
+                                    .iter()
+                                    .find(|o| o.id == n.order)
+                            })
+                            .flatten()
+                    })
+                    .map(|o| Cap::order(o.budget))
+                    .or_else(|| {
+                        retired
+                            .filter(|r| r.order == n.order)
+                            .map(|r| Cap::order(r.order_budget))
+                    })
+                    .unwrap_or(Cap::None);
+                [
+                    Limit {
+                        key: &keys[0],
+                        cap: line_item_cap,
+                    },
+                    Limit {
+                        key: &keys[1],
+                        cap: order_cap,
+                    },
+                ]
+            }
         };
         // Reports cut spend by these, from the charge's own record.
         let advertiser = snap.as_ref().map_or_else(
             || "".into(),
-            |s| s.signed_advertiser(&n.line_item, &n.order),
+            |s| s.signed_advertiser(&n.line_item, &n.order, &n.creative),
         );
         let win = ledger::Win {
             bid,

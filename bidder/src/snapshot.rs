@@ -461,29 +461,72 @@ impl Snapshot {
         self.by_id.get(line_item).map(|&i| &self.items[i])
     }
 
-    /// The line item a notice or tracking URL signed, `line_item` in
-    /// `order`, as the config has it now: the line item by that id while it
-    /// is still in that order (an id given since to a line item of another
-    /// order, another advertiser's maybe, is not the one that bid).
-    pub(crate) fn signed_item(&self, line_item: &str, order: &str) -> Option<&Item> {
-        self.item(line_item).filter(|i| i.order_key.id() == order)
-    }
-
-    /// Whom the ad of `line_item` in `order` was for, as reports count it:
-    /// the line item's advertiser while it is in that order, else the
-    /// order's, else (the order renamed, or removed) the advertiser of the
-    /// line item holding the id now; empty when none is left.
-    pub(crate) fn signed_advertiser(&self, line_item: &str, order: &str) -> std::sync::Arc<str> {
-        if let Some(i) = self.signed_item(line_item, order) {
-            return i.report.advertiser.clone();
-        }
+    /// Whether advertiser `adv` (an index) has a creative `creative`.
+    fn owns_creative(&self, adv: usize, creative: &str) -> bool {
         self.config
             .advertisers
+            .get(adv)
+            .is_some_and(|a| a.creatives.iter().any(|c| c.id == creative))
+    }
+
+    /// The line item a notice or tracking URL signed (`line_item` in
+    /// `order`, showing `creative`), as the config has it now: the line
+    /// item by that id while it is still in that order and its advertiser
+    /// has that creative. An id given since to a line item of another
+    /// order, or both ids to another advertiser's, is not the one that bid
+    /// (reviews: charged and reported as the new one, another advertiser
+    /// paid for the impressions).
+    pub(crate) fn signed_item(
+        &self,
+        line_item: &str,
+        order: &str,
+        creative: &str,
+    ) -> Option<&Item> {
+        self.item(line_item)
+            .filter(|i| i.order_key.id() == order && self.owns_creative(i.advertiser, creative))
+    }
+
+    /// Which advertiser (an index) the signed ad was for, as far as the
+    /// config can still tell: the signed line item's; else the signed
+    /// order's owner, if it has the creative; else that of the line item
+    /// holding the id now (its order renamed, or it moved), if it has the
+    /// creative; else the one advertiser with such a creative.
+    pub(crate) fn signed_advertiser_index(
+        &self,
+        line_item: &str,
+        order: &str,
+        creative: &str,
+    ) -> Option<usize> {
+        if let Some(i) = self.signed_item(line_item, order, creative) {
+            return Some(i.advertiser);
+        }
+        let advertisers = &self.config.advertisers;
+        let owns = |a: &usize| self.owns_creative(*a, creative);
+        advertisers
             .iter()
-            .find(|a| a.orders.iter().any(|o| o.id == order))
-            .map(|a| a.id.as_str().into())
-            .or_else(|| self.item(line_item).map(|i| i.report.advertiser.clone()))
-            .unwrap_or_else(|| "".into())
+            .position(|a| a.orders.iter().any(|o| o.id == order))
+            .filter(owns)
+            .or_else(|| self.item(line_item).map(|i| i.advertiser).filter(owns))
+            .or_else(|| {
+                let mut having = (0..advertisers.len()).filter(owns);
+                match (having.next(), having.next()) {
+                    (Some(a), None) => Some(a),
+                    _ => None,
+                }
+            })
+    }
+
+    /// [`Snapshot::signed_advertiser_index`]'s id, as reports count it;
+    /// empty when the config no longer tells.
+    pub(crate) fn signed_advertiser(
+        &self,
+        line_item: &str,
+        order: &str,
+        creative: &str,
+    ) -> std::sync::Arc<str> {
+        self.signed_advertiser_index(line_item, order, creative)
+            .and_then(|a| self.config.advertisers.get(a))
+            .map_or_else(|| "".into(), |a| a.id.as_str().into())
     }
 
     /// Candidates for an imp, best CPM first, each once: open-market line

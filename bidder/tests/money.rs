@@ -1105,7 +1105,7 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
             &shop_yaml(
                 "",
                 "1000.00",
-                &line_item("q4", "1000.00", "daily: 100.00", ""),
+                &line_item("q4", "2000.00", "daily: 100.00", ""),
             ),
         )],
     );
@@ -1125,12 +1125,12 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
     .unwrap();
     std::fs::write(
         dir.join("rival.yaml"),
-        rival_yaml(&line_item("q4", "0.01", "daily: 5.00", "")),
+        rival_yaml(&line_item("q4", "0.01", "daily: 1.00", "")),
     )
     .unwrap();
     let r = common::admin(s.admin, "/v1/config/reload", b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(s.notice(&url(&b, "nurl"), "1000.00").status, 200);
+    assert_eq!(s.notice(&url(&b, "nurl"), "2000.00").status, 200);
     // Its impression and click are the shop's too: as the rival's, the
     // rival's sales would be attributed to them.
     let (click, pixel) = common::banner_urls(b["adm"].as_str().expect("adm"));
@@ -1143,7 +1143,9 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
             .ledger()
             .spent(&SpendKey::order(id), s.app.now().date())
     };
-    assert_eq!(order("o1").today, units(1));
+    // Billed whole: the rival's line item budget (1.00) is not this bid's.
+    assert_eq!(order("o1").today, units(2));
+    assert_eq!(order("o1").over_today, Micros::ZERO);
     assert_eq!(order("rival-o").today, Micros::ZERO);
     assert_eq!(order("rival-o").held_today, Micros::ZERO);
     s.flush_events();
@@ -1165,7 +1167,7 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
             .map(|row| row["spend"]["micros"].as_i64().unwrap_or(0))
             .sum::<i64>()
     };
-    assert_eq!(spend_of("shop"), units(1).as_i64(), "{rows}");
+    assert_eq!(spend_of("shop"), units(2).as_i64(), "{rows}");
     assert_eq!(spend_of("rival"), 0, "{rows}");
     let count = |adv: &str, what: &str| {
         rows.as_array()
@@ -1185,6 +1187,74 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
         (0, 0),
         "{rows}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A line item whose order was renamed, then removed, while its bids were
+/// out: their wins are billed within the budget it had when it left,
+/// whichever order it was last in, and reported for its advertiser. The
+/// record of a removed line item was read only under the signed order: it
+/// names the renamed one, and the wins went uncapped under no advertiser
+/// (review finding: 4.00 on a 2.00 daily budget).
+#[test]
+fn a_renamed_then_removed_line_item_keeps_its_budget() {
+    let li = line_item("li", "1000.00", "daily: 2.00", "");
+    let other = line_item("other", "0.01", "daily: 2.00", "");
+    let dir = config_dir(
+        "renamed-removed",
+        &[(
+            "shop.yaml",
+            &shop_yaml("", "1000.00", &format!("{li}{other}")),
+        )],
+    );
+    let state = common::tempdir("renamed-removed-state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    let body = banner_request().to_string();
+    let mut bids = Vec::new();
+    for round in 0..2 {
+        let first = only_bid(&s.bid(&body));
+        let second = only_bid(&s.bid(&body));
+        assert_eq!(
+            (&first["cid"], &second["cid"]),
+            (&json!("li"), &json!("li"))
+        );
+        if round == 0 {
+            for b in [&first, &second] {
+                assert_eq!(s.notice(&url(b, "lurl"), "1.00").status, 200);
+            }
+        }
+        bids.extend([first, second]);
+    }
+    let reload = |yaml: String| {
+        std::fs::write(dir.join("shop.yaml"), yaml).unwrap();
+        let r = common::admin(s.admin, "/v1/config/reload", b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    reload(
+        shop_yaml("", "1000.00", &format!("{li}{other}")).replace("id: o1\n", "id: o1-renamed\n"),
+    );
+    reload(shop_yaml("", "1000.00", &other).replace("id: o1\n", "id: o1-renamed\n"));
+    for b in &bids {
+        assert_eq!(s.notice(&url(b, "nurl"), "1000.00").status, 200);
+    }
+    assert_eq!(
+        s.app.line_item_spent("li").today,
+        units(2),
+        "billed past its budget"
+    );
+    s.flush_events();
+    let auth = format!("Bearer {}", common::ADMIN_TOKEN);
+    let r = common::request(
+        s.admin,
+        "GET",
+        "/v1/reports?by=advertiser&format=json",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    let rows = r.json()["rows"].clone();
+    assert_eq!(rows[0]["advertiser"], "shop", "{rows}");
+    assert_eq!(rows[0]["spend"]["micros"], units(2).as_i64(), "{rows}");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&state);
 }
