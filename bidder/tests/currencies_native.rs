@@ -585,6 +585,8 @@ fn wlang_keeps_out_creatives_in_other_languages() {
         ("zh-Hans", json!(["zh-Hant"]), false),
         ("zh-Hans", json!(["zh-Hans-CN"]), true),
         ("zh-Hans", json!(["zh"]), true),
+        ("fr-CA", json!(["fr_FR"]), true),
+        ("de", json!(["fr_FR"]), false),
         ("xx", json!(["fr"]), true),
     ] {
         let ad = banner_creative(

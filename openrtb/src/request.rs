@@ -139,8 +139,9 @@ impl<'a> BidRequest<'a> {
             for tag in crate::read::str_list(raw.get()).unwrap_or_default().iter() {
                 // A language of two or three letters first, or it names
                 // none: a number or a stray word restricts nothing.
-                let tag = tag.trim();
-                let primary = tag.split('-').next().unwrap_or(tag);
+                // `en_US` (a POSIX or Android locale) is `en-US`.
+                let tag = tag.trim().replace('_', "-");
+                let primary = tag.split('-').next().unwrap_or(&tag);
                 if (2..=3).contains(&primary.len())
                     && primary.bytes().all(|b| b.is_ascii_alphabetic())
                 {
