@@ -490,7 +490,8 @@ impl Snapshot {
     /// config can still tell: the signed line item's; else the signed
     /// order's owner, if it has the creative; else that of the line item
     /// holding the id now (its order renamed, or it moved), if it has the
-    /// creative; else the one advertiser with such a creative.
+    /// creative; else the one advertiser with such a creative; else, no
+    /// advertiser having it, the signed order's owner.
     pub(crate) fn signed_advertiser_index(
         &self,
         line_item: &str,
@@ -513,6 +514,13 @@ impl Snapshot {
                     (Some(a), None) => Some(a),
                     _ => None,
                 }
+            })
+            // No advertiser has the creative any more (it left the config
+            // with its line item): the signed order's owner.
+            .or_else(|| {
+                advertisers
+                    .iter()
+                    .position(|a| a.orders.iter().any(|o| o.id == order))
             })
     }
 
