@@ -800,6 +800,53 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
     );
 }
 
+/// One key of another type (another program writing under the prefix)
+/// keeps its own lease from being kept, and only it: the restarted
+/// replica's other keys are kept all the same (review finding: the first
+/// failure stopped every later key).
+#[test]
+fn a_key_of_another_type_does_not_stop_the_others_being_kept() {
+    let dir = tmp("bought-wrong-type");
+    let server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a_dir = dir.join("a");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(12));
+    let day = now.date().days_since_epoch();
+    let redis = || {
+        redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    };
+    use redis::Commands as _;
+    let bought = {
+        let a = replica(&server, "a", Some(&a_dir), true);
+        a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
+            .expect("A bids");
+        assert!(a.l.won(BidKey(1)));
+        a.l.bought()
+    };
+    // The line item's day record becomes a string.
+    let _: () = redis()
+        .set(format!("bidder:d:li:li:{day}"), "not a hash")
+        .unwrap();
+    let a = replica(&server, "a", Some(&a_dir), false);
+    assert_eq!(a.l.carry_bought(&bought, now), 1);
+    let lease_of_a = |key: &str| -> i64 {
+        let l: Option<i64> = redis().hget(format!("bidder:l:{key}:{day}"), "a").unwrap();
+        l.unwrap_or(0)
+    };
+    // Synchronous: kept before carry_bought returns.
+    assert_eq!(
+        lease_of_a("order:o"),
+        m(6).as_i64(),
+        "the order's lease was not kept"
+    );
+    assert_eq!(lease_of_a("li:li"), 0);
+}
+
 /// A replica whose table of bids in flight is full (`max_bids`) refuses a
 /// bid as unavailable before it asks for any lease, and the refused bid
 /// holds nothing and takes no frequency slot.
