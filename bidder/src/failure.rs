@@ -24,6 +24,15 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
     r
 }
 
+/// A plain-text answer that says when to come back (`Retry-After`, in
+/// seconds).
+pub(crate) fn text_retry_after(status: StatusCode, body: &'static str, secs: &'static str) -> Resp {
+    let mut r = text(status, body);
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static(secs));
+    r
+}
+
 /// Something a request got wrong, or could not get done.
 pub(crate) trait Failure: std::fmt::Display {
     fn status(&self) -> StatusCode;

@@ -27,7 +27,7 @@ use crate::app::{Access, App, BidAnswer};
 use crate::body::{self, BodyError};
 use crate::metrics::{self, ExchangeCounters, Outcome};
 
-use crate::failure::{text, BadRequest, Failure, Refused, Resp};
+use crate::failure::{text, text_retry_after, BadRequest, Failure, Refused, Resp};
 
 fn method_not_allowed(allow: &'static str) -> Resp {
     Refused::Method(allow).response()
@@ -1214,13 +1214,11 @@ fn error_page(message: &str) -> String {
 /// A client past its wrong tokens for the minute, in the login form or on
 /// `/v1`.
 fn too_many_tries() -> Resp {
-    let mut r = text(
+    text_retry_after(
         StatusCode::TOO_MANY_REQUESTS,
         "too many wrong tokens this minute; try again in a minute\n",
-    );
-    r.headers_mut()
-        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("60"));
-    r
+        "60",
+    )
 }
 
 async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
@@ -1301,13 +1299,11 @@ async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
             };
             // Held until the body is read: see LOGINS_READ_AT_ONCE.
             let Ok(reading) = app.login_reads.try_acquire() else {
-                let mut r = text(
+                return text_retry_after(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "too many logins at once; try again in a moment\n",
+                    "1",
                 );
-                r.headers_mut()
-                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
             };
             let (parts, body) = req.into_parts();
             let read = tokio::time::timeout(
@@ -1344,13 +1340,11 @@ async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
 /// What an audience upload past [`crate::app::BATCHES_AT_ONCE`] is
 /// answered: come back in a moment.
 fn batches_busy() -> Resp {
-    let mut r = text(
+    text_retry_after(
         StatusCode::SERVICE_UNAVAILABLE,
         "other audience uploads are being applied; retry this one in a moment\n",
-    );
-    r.headers_mut()
-        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
-    r
+        "2",
+    )
 }
 
 async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
