@@ -1098,21 +1098,11 @@ fn a_lifetime_line_item_cannot_come_back_as_daily() {
 /// hundred thousand times its own CPM (budgets probe).
 #[test]
 fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
-    let dir = config_dir(
+    let (s, dir, state) = shop_on_disk(
         "reused-id",
-        &[(
-            "shop.yaml",
-            &shop_yaml(
-                "",
-                "1000.00",
-                &line_item("q4", "2000.00", "daily: 100.00", ""),
-            ),
-        )],
+        &line_item("q4", "2000.00", "daily: 100.00", ""),
     );
-    let state = common::tempdir("reused-id-state");
-    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
-    let body = banner_request().to_string();
-    let b = only_bid(&s.bid(&body));
+    let b = only_bid(&s.bid(&banner_request().to_string()));
     assert_eq!(b["cid"], "q4");
     std::fs::write(
         dir.join("shop.yaml"),
@@ -1123,13 +1113,12 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
         ),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("rival.yaml"),
-        rival_yaml(&line_item("q4", "0.01", "daily: 1.00", "")),
-    )
-    .unwrap();
-    let r = common::admin(s.admin, "/v1/config/reload", b"");
-    assert_eq!(r.status, 200, "{}", r.text());
+    reload_with(
+        &s,
+        &dir,
+        "rival.yaml",
+        &rival_yaml(&line_item("q4", "0.01", "daily: 1.00", "")),
+    );
     assert_eq!(s.notice(&url(&b, "nurl"), "2000.00").status, 200);
     // Its impression and click are the shop's too: as the rival's, the
     // rival's sales would be attributed to them.
@@ -1149,41 +1138,25 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
     assert_eq!(order("rival-o").today, Micros::ZERO);
     assert_eq!(order("rival-o").held_today, Micros::ZERO);
     s.flush_events();
-    let auth = format!("Bearer {}", common::ADMIN_TOKEN);
-    let r = common::request(
-        s.admin,
-        "GET",
-        "/v1/reports?by=advertiser,order&format=json",
-        &[("Authorization", &auth)],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let rows = r.json()["rows"].clone();
-    let spend_of = |adv: &str| {
+    let rows = report(s.admin, "advertiser,order")["rows"].clone();
+    // A column summed over the advertiser's rows (a JSON pointer).
+    let total = |adv: &str, column: &str| {
         rows.as_array()
             .into_iter()
             .flatten()
             .filter(|row| row["advertiser"] == adv)
-            .map(|row| row["spend"]["micros"].as_i64().unwrap_or(0))
+            .filter_map(|row| row.pointer(column).and_then(Value::as_i64))
             .sum::<i64>()
     };
-    assert_eq!(spend_of("shop"), units(2).as_i64(), "{rows}");
-    assert_eq!(spend_of("rival"), 0, "{rows}");
-    let count = |adv: &str, what: &str| {
-        rows.as_array()
-            .into_iter()
-            .flatten()
-            .filter(|row| row["advertiser"] == adv)
-            .map(|row| row[what].as_i64().unwrap_or(0))
-            .sum::<i64>()
-    };
+    assert_eq!(total("shop", "/spend/micros"), units(2).as_i64(), "{rows}");
+    assert_eq!(total("rival", "/spend/micros"), 0, "{rows}");
     assert_eq!(
-        (count("shop", "impressions"), count("shop", "clicks")),
+        (total("shop", "/impressions"), total("shop", "/clicks")),
         (1, 1),
         "{rows}"
     );
     assert_eq!(
-        (count("rival", "impressions"), count("rival", "clicks")),
+        (total("rival", "/impressions"), total("rival", "/clicks")),
         (0, 0),
         "{rows}"
     );
@@ -1201,40 +1174,12 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
 fn a_renamed_then_removed_line_item_keeps_its_budget() {
     let li = line_item("li", "1000.00", "daily: 2.00", "");
     let other = line_item("other", "0.01", "daily: 2.00", "");
-    let dir = config_dir(
-        "renamed-removed",
-        &[(
-            "shop.yaml",
-            &shop_yaml("", "1000.00", &format!("{li}{other}")),
-        )],
-    );
-    let state = common::tempdir("renamed-removed-state");
-    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
-    let body = banner_request().to_string();
-    let mut bids = Vec::new();
-    for round in 0..2 {
-        let first = only_bid(&s.bid(&body));
-        let second = only_bid(&s.bid(&body));
-        assert_eq!(
-            (&first["cid"], &second["cid"]),
-            (&json!("li"), &json!("li"))
-        );
-        if round == 0 {
-            for b in [&first, &second] {
-                assert_eq!(s.notice(&url(b, "lurl"), "1.00").status, 200);
-            }
-        }
-        bids.extend([first, second]);
-    }
-    let reload = |yaml: String| {
-        std::fs::write(dir.join("shop.yaml"), yaml).unwrap();
-        let r = common::admin(s.admin, "/v1/config/reload", b"");
-        assert_eq!(r.status, 200, "{}", r.text());
-    };
-    reload(
-        shop_yaml("", "1000.00", &format!("{li}{other}")).replace("id: o1\n", "id: o1-renamed\n"),
-    );
-    reload(shop_yaml("", "1000.00", &other).replace("id: o1\n", "id: o1-renamed\n"));
+    let (s, dir, state) = shop_on_disk("renamed-removed", &format!("{li}{other}"));
+    let bids = four_bids_out(&s, "li");
+    let renamed =
+        |items: &str| shop_yaml("", "1000.00", items).replace("id: o1\n", "id: o1-renamed\n");
+    reload_with(&s, &dir, "shop.yaml", &renamed(&format!("{li}{other}")));
+    reload_with(&s, &dir, "shop.yaml", &renamed(&other));
     for b in &bids {
         assert_eq!(s.notice(&url(b, "nurl"), "1000.00").status, 200);
     }
@@ -1244,15 +1189,7 @@ fn a_renamed_then_removed_line_item_keeps_its_budget() {
         "billed past its budget"
     );
     s.flush_events();
-    let auth = format!("Bearer {}", common::ADMIN_TOKEN);
-    let r = common::request(
-        s.admin,
-        "GET",
-        "/v1/reports?by=advertiser&format=json",
-        &[("Authorization", &auth)],
-        b"",
-    );
-    let rows = r.json()["rows"].clone();
+    let rows = report(s.admin, "advertiser")["rows"].clone();
     assert_eq!(rows[0]["advertiser"], "shop", "{rows}");
     assert_eq!(rows[0]["spend"]["micros"], units(2).as_i64(), "{rows}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -1266,59 +1203,22 @@ fn a_renamed_then_removed_line_item_keeps_its_budget() {
 /// with no cap at all (review finding: 20.00 on a 10.00 daily budget).
 #[test]
 fn wins_of_a_renamed_order_stay_within_the_line_items_budget() {
-    let dir = config_dir(
-        "renamed-order",
-        &[(
-            "shop.yaml",
-            &shop_yaml(
-                "",
-                "1000.00",
-                &line_item("li", "1000.00", "daily: 2.00", ""),
-            ),
-        )],
+    let li = line_item("li", "1000.00", "daily: 2.00", "");
+    let (s, dir, state) = shop_on_disk("renamed-order", &li);
+    let bids = four_bids_out(&s, "li");
+    reload_with(
+        &s,
+        &dir,
+        "shop.yaml",
+        &shop_yaml("", "1000.00", &li).replace("id: o1\n", "id: o1-renamed\n"),
     );
-    let state = common::tempdir("renamed-order-state");
-    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
-    let body = banner_request().to_string();
-    // Two bids, lost (their holds go), two more: four out, 1.00 each.
-    let mut bids = Vec::new();
-    for round in 0..2 {
-        let first = only_bid(&s.bid(&body));
-        let second = only_bid(&s.bid(&body));
-        if round == 0 {
-            for b in [&first, &second] {
-                assert_eq!(s.notice(&url(b, "lurl"), "1.00").status, 200);
-            }
-        }
-        bids.extend([first, second]);
-    }
-    std::fs::write(
-        dir.join("shop.yaml"),
-        shop_yaml(
-            "",
-            "1000.00",
-            &line_item("li", "1000.00", "daily: 2.00", ""),
-        )
-        .replace("id: o1\n", "id: o1-renamed\n"),
-    )
-    .unwrap();
-    let r = common::admin(s.admin, "/v1/config/reload", b"");
-    assert_eq!(r.status, 200, "{}", r.text());
     for b in &bids {
         assert_eq!(s.notice(&url(b, "nurl"), "1000.00").status, 200);
     }
     let spent = s.app.line_item_spent("li");
     assert_eq!(spent.today, units(2), "billed past the line item's budget");
     s.flush_events();
-    let auth = format!("Bearer {}", common::ADMIN_TOKEN);
-    let r = common::request(
-        s.admin,
-        "GET",
-        "/v1/reports?by=advertiser&format=json",
-        &[("Authorization", &auth)],
-        b"",
-    );
-    let rows = r.json()["rows"].clone();
+    let rows = report(s.admin, "advertiser")["rows"].clone();
     assert_eq!(rows[0]["advertiser"], "shop", "{rows}");
     assert_eq!(rows[0]["spend"]["micros"], units(2).as_i64(), "{rows}");
     assert_eq!(
@@ -1737,18 +1637,61 @@ fn a_log_that_cannot_be_written_ends_no_thread() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The admin port's report totals (`/v1/reports`, by line item).
-fn report_totals(admin: SocketAddr) -> Value {
+/// The admin port's report (`/v1/reports?by=BY&format=json`).
+fn report(admin: SocketAddr, by: &str) -> Value {
     let auth = format!("Bearer {}", common::ADMIN_TOKEN);
     let r = common::request(
         admin,
         "GET",
-        "/v1/reports?by=line_item&format=json",
+        &format!("/v1/reports?by={by}&format=json"),
         &[("Authorization", &auth)],
         b"",
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["total"].clone()
+    r.json()
+}
+
+/// The admin port's report totals (`/v1/reports`, by line item).
+fn report_totals(admin: SocketAddr) -> Value {
+    report(admin, "line_item")["total"].clone()
+}
+
+/// A server on a state directory, its clock at 2026-11-24T12:00Z, on
+/// `shop.yaml` with `line_items`: the server, its config and its state.
+fn shop_on_disk(name: &str, line_items: &str) -> (Server, PathBuf, PathBuf) {
+    let dir = config_dir(
+        name,
+        &[("shop.yaml", &shop_yaml("", "1000.00", line_items))],
+    );
+    let state = common::tempdir(&format!("{name}-state"));
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    (s, dir, state)
+}
+
+/// Writes `file` of the config and reloads it, which must be accepted.
+fn reload_with(s: &Server, dir: &Path, file: &str, yaml: &str) {
+    std::fs::write(dir.join(file), yaml).unwrap();
+    let r = common::admin(s.admin, "/v1/config/reload", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Four bids of the banner request out: two made and lost (their holds
+/// go), two more made, with their wins still to come, each made by `li`.
+fn four_bids_out(s: &Server, li: &str) -> Vec<Value> {
+    let body = banner_request().to_string();
+    let mut bids = Vec::new();
+    for round in 0..2 {
+        let first = only_bid(&s.bid(&body));
+        let second = only_bid(&s.bid(&body));
+        assert_eq!((&first["cid"], &second["cid"]), (&json!(li), &json!(li)));
+        if round == 0 {
+            for b in [&first, &second] {
+                assert_eq!(s.notice(&url(b, "lurl"), "1.00").status, 200);
+            }
+        }
+        bids.extend([first, second]);
+    }
+    bids
 }
 
 /// A bid's impression and click that came before its win notice wait for
