@@ -558,17 +558,37 @@ fn a_restarted_replica_bids_and_charges_again() {
     );
 }
 
-/// What Redis counts as leased under the line item for the day of `now`.
-fn leased_in_redis(server: &RedisServer, now: Timestamp) -> i64 {
+/// A field of a hash in Redis as a number, 0 when there is none.
+fn field_in_redis(server: &RedisServer, key: &str, field: &str) -> i64 {
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_connection().unwrap();
-    let day = now.date().days_since_epoch();
-    let leased: Option<i64> = redis::cmd("HGET")
-        .arg(format!("bidder:d:li:li:{day}"))
-        .arg("leased")
+    let value: Option<i64> = redis::cmd("HGET")
+        .arg(key)
+        .arg(field)
         .query(&mut conn)
         .unwrap();
-    leased.unwrap_or(0)
+    value.unwrap_or(0)
+}
+
+/// What Redis counts as leased under the line item for the day of `now`.
+fn leased_in_redis(server: &RedisServer, now: Timestamp) -> i64 {
+    let day = now.date().days_since_epoch();
+    field_in_redis(server, &format!("bidder:d:li:li:{day}"), "leased")
+}
+
+/// What `replica` leases under `key` (`li:li`, `order:o`) for the day of
+/// `now`.
+fn lease_in_redis(server: &RedisServer, replica: &str, key: &str, now: Timestamp) -> i64 {
+    let day = now.date().days_since_epoch();
+    field_in_redis(server, &format!("bidder:l:{key}:{day}"), replica)
+}
+
+/// How many leases wait in `retiring` to go back.
+fn retiring_in_redis(server: &RedisServer) -> i64 {
+    match server.command(&["ZCARD", "bidder:retiring"]) {
+        Ok(redis::Value::Int(n)) => n,
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Waits (heartbeats run every 100 ms) until `done`, for at most 5 s.
@@ -606,12 +626,7 @@ fn a_stopped_replicas_leases_stay_leased_while_its_bids_may_win() {
         o.dead_after_ms = DEAD_AFTER_MS;
         o.stale_after_ms = 500;
     };
-    let retiring = || -> i64 {
-        match server.command(&["ZCARD", "bidder:retiring"]) {
-            Ok(redis::Value::Int(n)) => n,
-            other => panic!("{other:?}"),
-        }
-    };
+    let retiring = || retiring_in_redis(&server);
     // Digits only, as a replica named by a random hex number may be: the
     // retiring entries are read back whatever the name.
     const A: &str = "12345678";
@@ -692,18 +707,7 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
         o.stale_after_ms = 500;
         o.idle_return_ms = 100;
     };
-    let day = now.date().days_since_epoch();
-    let redis = || {
-        redis::Client::open(server.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    };
-    use redis::Commands as _;
-    let lease_of_a = || -> i64 {
-        let l: Option<i64> = redis().hget(format!("bidder:l:li:li:{day}"), "a").unwrap();
-        l.unwrap_or(0)
-    };
+    let lease_of_a = || lease_in_redis(&server, "a", "li:li", now);
     let bought = {
         let a = replica_tuned(&server, "a", Some(&a_dir), true, tune);
         // Won, billed later: 6, 1 whose notices expire in 10 minutes, and
@@ -736,7 +740,7 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
     // (under the line item and the order), so A's own start finds none.
     // (Silent by B's clock too: it reads 2 s past A's last heartbeat.)
     b.clock.set(Timestamp(NOON + 2_000));
-    let retiring = || -> i64 { redis().zcard("bidder:retiring").unwrap() };
+    let retiring = || retiring_in_redis(&server);
     assert!(eventually(|| retiring() == 2), "B did not reclaim A");
 
     // Restarted as `bidder serve` starts it: writing behind, taking on
@@ -790,10 +794,9 @@ fn a_restarted_replicas_bought_bids_keep_their_lease_until_billed() {
         "leased: {}",
         leased_in_redis(&server, now)
     );
-    let spent: Option<i64> = redis()
-        .hget(format!("bidder:d:li:li:{day}"), "spent")
-        .unwrap();
-    assert_eq!(spent, Some(m(7).as_i64()));
+    let day = now.date().days_since_epoch();
+    let spent = field_in_redis(&server, &format!("bidder:d:li:li:{day}"), "spent");
+    assert_eq!(spent, m(7).as_i64());
     assert_eq!(
         a.l.begin_charge(&k.win(1, m(6), daily)).map(|_| ()),
         Err(ledger::NotCharged::Duplicate)
@@ -813,14 +816,6 @@ fn a_key_of_another_type_does_not_stop_the_others_being_kept() {
     let k = K::new();
     let now = Timestamp(NOON);
     let daily = Cap::Daily(m(12));
-    let day = now.date().days_since_epoch();
-    let redis = || {
-        redis::Client::open(server.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    };
-    use redis::Commands as _;
     let bought = {
         let a = replica(&server, "a", Some(&a_dir), true);
         a.l.reserve(&k.hold(1, m(6), daily, now, None), now)
@@ -829,15 +824,13 @@ fn a_key_of_another_type_does_not_stop_the_others_being_kept() {
         a.l.bought()
     };
     // The line item's day record becomes a string.
-    let _: () = redis()
-        .set(format!("bidder:d:li:li:{day}"), "not a hash")
+    let day = now.date().days_since_epoch();
+    server
+        .command(&["SET", &format!("bidder:d:li:li:{day}"), "not a hash"])
         .unwrap();
     let a = replica(&server, "a", Some(&a_dir), false);
     assert_eq!(a.l.carry_bought(&bought, now), 1);
-    let lease_of_a = |key: &str| -> i64 {
-        let l: Option<i64> = redis().hget(format!("bidder:l:{key}:{day}"), "a").unwrap();
-        l.unwrap_or(0)
-    };
+    let lease_of_a = |key: &str| lease_in_redis(&server, "a", key, now);
     // Synchronous: kept before carry_bought returns.
     assert_eq!(
         lease_of_a("order:o"),
