@@ -86,14 +86,12 @@ pub(crate) struct Parsed<'a> {
     pub advertiser: Option<Cow<'a, str>>,
 }
 
-impl Parsed<'_> {
-    /// The name the store keeps the item under: the advertiser's own
-    /// (`config::advertiser_item`) when its site recorded the event.
-    pub(crate) fn stored_item(&self) -> Cow<'_, str> {
-        match &self.advertiser {
-            Some(a) => Cow::Owned(config::advertiser_item(a, &self.item)),
-            None => Cow::Borrowed(&self.item),
-        }
+/// The name the store keeps `item` under: the advertiser's own
+/// (`config::advertiser_item`) when its site recorded the event.
+pub(crate) fn stored_item<'a>(advertiser: Option<&str>, item: &'a str) -> Cow<'a, str> {
+    match advertiser {
+        Some(a) => Cow::Owned(config::advertiser_item(a, item)),
+        None => Cow::Borrowed(item),
     }
 }
 

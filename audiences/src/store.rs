@@ -50,7 +50,7 @@ use std::sync::{
 use arc_swap::ArcSwap;
 use config::{Audience, AudienceKind, Timestamp};
 
-use crate::event::{lines, parse_line, DataError, Event, EventKind};
+use crate::event::{lines, parse_line, stored_item, DataError, Event, EventKind};
 use crate::lists::{Lists, UserIds, DEFAULT_MAX_MEMBERS};
 
 /// A request without ids beyond the user key.
@@ -695,10 +695,7 @@ impl Store {
         let mut w = self.writer();
         let mut batch = Batch::default();
         for e in events {
-            let item = match &e.advertiser {
-                Some(a) => std::borrow::Cow::Owned(config::advertiser_item(a, &e.item)),
-                None => std::borrow::Cow::Borrowed(e.item.as_str()),
-            };
+            let item = stored_item(e.advertiser.as_deref(), &e.item);
             if let Ok(Some(ev)) = self.prepare(&mut w, &e.user, e.kind, &item, e.at, None) {
                 batch.events.push(ev);
             }
@@ -1023,7 +1020,14 @@ impl Store {
             };
             let p = parse_line(trimmed).map_err(fail)?;
             if let Some(ev) = self
-                .prepare(w, &p.user, p.kind, &p.stored_item(), p.at, cutoff_ms)
+                .prepare(
+                    w,
+                    &p.user,
+                    p.kind,
+                    &stored_item(p.advertiser.as_deref(), &p.item),
+                    p.at,
+                    cutoff_ms,
+                )
                 .map_err(fail)?
             {
                 batch.events.push(ev);
