@@ -2702,22 +2702,9 @@ impl App {
                 // advertiser's; else as the record of the line item had it
                 // in that order.
                 let order_cap = snap
-                    .and_then(|s| {
-                        let owner = s
-                            .config
-                            .advertisers
-                            .iter()
-                            .position(|a| a.orders.iter().any(|o| o.id == n.order))?;
-                        (Some(owner) == bid_advertiser)
-                            .then(|| {
-                                s.config.advertisers[owner]
-                                    .orders
-                                    .iter()
-                                    .find(|o| o.id == n.order)
-                            })
-                            .flatten()
-                    })
-                    .map(|o| Cap::order(o.budget))
+                    .and_then(|s| s.order(&n.order))
+                    .filter(|(owner, _)| Some(*owner) == bid_advertiser)
+                    .map(|(_, o)| Cap::order(o.budget))
                     .or_else(|| {
                         retired
                             .filter(|r| r.order == n.order)

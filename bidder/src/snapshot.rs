@@ -461,6 +461,15 @@ impl Snapshot {
         self.by_id.get(line_item).map(|&i| &self.items[i])
     }
 
+    /// The order `id` of the config, with its advertiser (an index).
+    pub(crate) fn order(&self, id: &str) -> Option<(usize, &config::Order)> {
+        self.config
+            .advertisers
+            .iter()
+            .enumerate()
+            .find_map(|(a, adv)| Some((a, adv.orders.iter().find(|o| o.id == id)?)))
+    }
+
     /// Whether advertiser `adv` (an index) has a creative `creative`.
     fn owns_creative(&self, adv: usize, creative: &str) -> bool {
         self.config
@@ -503,9 +512,8 @@ impl Snapshot {
         }
         let advertisers = &self.config.advertisers;
         let owns = |a: &usize| self.owns_creative(*a, creative);
-        advertisers
-            .iter()
-            .position(|a| a.orders.iter().any(|o| o.id == order))
+        let order_owner = self.order(order).map(|(a, _)| a);
+        order_owner
             .filter(owns)
             .or_else(|| self.item(line_item).map(|i| i.advertiser).filter(owns))
             .or_else(|| {
@@ -517,11 +525,7 @@ impl Snapshot {
             })
             // No advertiser has the creative any more (it left the config
             // with its line item): the signed order's owner.
-            .or_else(|| {
-                advertisers
-                    .iter()
-                    .position(|a| a.orders.iter().any(|o| o.id == order))
-            })
+            .or(order_owner)
     }
 
     /// [`Snapshot::signed_advertiser_index`]'s id, as reports count it;
