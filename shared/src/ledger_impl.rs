@@ -1391,27 +1391,9 @@ impl Ledger for RedisLedger {
         if self.inner.unavailable() {
             return None;
         }
-        let keys: Vec<String> = bids.iter().map(|&b| self.inner.keys.bid(b)).collect();
         let inner = self.inner.clone();
-        self.block(async move {
-            let mut conn = inner.connection().await.ok()?;
-            // MGETs of a thousand keys: a few commands, each short enough
-            // for the claims of win notices on the same connection.
-            let mut pipe = redis::pipe();
-            for chunk in keys.chunks(1_000) {
-                pipe.cmd("MGET").arg(chunk);
-            }
-            let read = pipe.query_async::<Vec<Vec<Option<String>>>>(&mut conn);
-            match tokio::time::timeout(inner.opts.timeout, read).await {
-                Ok(Ok(v)) => Some(
-                    v.iter()
-                        .flatten()
-                        .map(|m| m.as_deref() == Some("d"))
-                        .collect(),
-                ),
-                _ => None,
-            }
-        })
+        let bids = bids.to_vec();
+        self.block(async move { worker::charged(&inner, &bids).await.ok() })
     }
 
     fn begin_charge(&self, win: &Win<'_>) -> Result<Charge, NotCharged> {

@@ -792,9 +792,11 @@ pub(crate) async fn keep_leases(inner: &Inner) -> Result<(), String> {
 }
 
 /// Whether each of `bids` was charged, on any replica (`b:BID` is `d`).
-async fn charged(inner: &Inner, bids: &[BidKey]) -> Result<Vec<bool>, String> {
+pub(crate) async fn charged(inner: &Inner, bids: &[BidKey]) -> Result<Vec<bool>, String> {
     let mut conn = inner.connection().await?;
     let keys: Vec<String> = bids.iter().map(|&b| inner.keys.bid(b)).collect();
+    // MGETs of a thousand keys: a few commands, each short enough for the
+    // claims of win notices on the same connection.
     let mut pipe = redis::pipe();
     for chunk in keys.chunks(1_000) {
         pipe.cmd("MGET").arg(chunk);
