@@ -720,16 +720,7 @@ pub(crate) async fn keep_leases(inner: &Inner) -> Result<(), String> {
             return charged.map(|_| ());
         };
         for (bid, _) in bids.iter().zip(charged).filter(|(_, c)| *c) {
-            if let Some((amount, day, keys)) = inner.local.settled_elsewhere(*bid) {
-                // Kept already (a key done at an earlier pass): what it
-                // kept goes back too.
-                for key in keys {
-                    let a = inner.shrink(&key, day, amount.as_i64());
-                    if a > 0 {
-                        inner.give(key, day, a);
-                    }
-                }
-            }
+            settled_elsewhere(inner, *bid);
         }
         if !lock(&inner.keep).bids.is_empty() {
             return Ok(());
@@ -886,6 +877,21 @@ fn entry_field<'a>(fields: &'a [String], name: &str) -> Option<&'a String> {
         .and_then(|c| c.get(1))
 }
 
+/// A bid another replica charged: its hold here goes, and the lease that
+/// covered it goes back to Redis.
+fn settled_elsewhere(inner: &Inner, bid: BidKey) {
+    if let Some((amount, day, keys)) = inner.local.settled_elsewhere(bid) {
+        if amount.as_i64() > 0 {
+            for key in keys {
+                let a = inner.shrink(&key, day, amount.as_i64());
+                if a > 0 {
+                    inner.give(key, day, a);
+                }
+            }
+        }
+    }
+}
+
 /// Bids charged by other replicas since `last`: holds here let go.
 async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String> {
     let entries = read_stream(inner, &inner.keys.charged(), last, 5000, true).await?;
@@ -912,16 +918,7 @@ async fn settled(inner: &Inner, last: &mut Option<String>) -> Result<(), String>
                 at: inner.now().as_millis(),
             });
         }
-        if let Some((amount, day, keys)) = inner.local.settled_elsewhere(BidKey(bid)) {
-            if amount.as_i64() > 0 {
-                for key in keys {
-                    let a = inner.shrink(&key, day, amount.as_i64());
-                    if a > 0 {
-                        inner.give(key, day, a);
-                    }
-                }
-            }
-        }
+        settled_elsewhere(inner, BidKey(bid));
     }
     Ok(())
 }
