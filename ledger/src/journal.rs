@@ -406,6 +406,19 @@ impl Journal {
                 generation
             }
             Found::Nothing | Found::Legacy => {
+                if matches!(found, Found::Nothing) {
+                    // The header goes in before the checkpoint does: a
+                    // checkpoint beside an empty journal is then never a
+                    // first start stopped early, always a journal that lost
+                    // its charges (ops probe: an emptied journal was taken
+                    // for a first start, and every notice charged again).
+                    storage
+                        .file
+                        .write_all(header(1).as_bytes())
+                        .and_then(|()| storage.file.sync_all())
+                        .and_then(|()| sync_dir(dir))
+                        .map_err(io_err(&path))?;
+                }
                 // A new state directory, or a journal from before headers
                 // (replayed above): what it holds goes into a checkpoint and
                 // a first generation starts. Both must be in place before
@@ -1199,7 +1212,7 @@ fn replay(
 /// How a journal's first line fits the checkpoint covering `covered`: the
 /// rules a start ([`replay`]) and `validate --state` ([`fits`]) both apply.
 enum Start {
-    /// No journal yet, or one a first start left empty.
+    /// No journal yet, or an empty one and no checkpoint.
     Empty,
     /// One from before headers; `covered`: a migration's checkpoint holds
     /// all of it already.
@@ -1222,9 +1235,13 @@ fn missing(covered: Option<Covered>) -> Result<(), String> {
 fn journal_start(line: Option<&str>, covered: Option<Covered>) -> Result<Start, String> {
     let Some(line) = line else {
         return match covered {
-            // A first start stopped between its checkpoint and its first
-            // journal: there is nothing to lose, start again.
-            None | Some(FIRST) => Ok(Start::Empty),
+            None => Ok(Start::Empty),
+            // A first start writes the journal's header before its
+            // checkpoint; only versions before that could leave this.
+            Some(FIRST) => Err("the journal is empty but a checkpoint is there (if this \
+                 state directory never charged anything, a first start of an older \
+                 version stopped early: remove both files to start afresh)"
+                .into()),
             Some(_) => Err("the journal is empty but a checkpoint is there".into()),
         };
     };

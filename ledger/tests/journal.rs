@@ -540,11 +540,13 @@ async fn a_first_start_stopped_half_way_starts_the_next_time() {
     assert!(charge(&s.books, 1, 1_000).await.unwrap());
     s.close();
     let _ = std::fs::remove_dir_all(&d);
-    // A crash between the first checkpoint and the first journal leaves an
-    // empty journal beside a checkpoint that covers nothing.
+    // A crash between the first checkpoint and the first journal leaves
+    // the header the journal was given first beside a checkpoint that
+    // covers nothing (an empty journal there is refused: see
+    // `an_emptied_journal_beside_a_first_checkpoint_is_refused`).
     let d = dir("firstcrash");
     open(&d, 1_000_000).unwrap().close();
-    std::fs::write(d.join("charges.journal"), b"").unwrap();
+    std::fs::write(d.join("charges.journal"), b"bidder-journal 1 1\n").unwrap();
     open(&d, 1_000_000)
         .expect("nothing was lost: start")
         .close();
@@ -784,6 +786,42 @@ async fn budget_kinds_read_without_the_lock_from_checkpoint_and_journal() {
     assert_eq!(s.ledger.budget_kind("li\tweird id"), daily.copied());
     s.close();
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A journal emptied beside the checkpoint of a first start is refused, as a
+/// missing one is (ops probe: it was taken for a first start stopped early,
+/// and every win notice still in its lifetime charged again). A first
+/// start writes the journal's header before its checkpoint, so only an
+/// older version stopped early could leave the two so, and the error says
+/// what to do then.
+#[tokio::test]
+async fn an_emptied_journal_beside_a_first_checkpoint_is_refused() {
+    let d = dir("emptied");
+    charged_and_closed(&d, 1_000, 0..3).await;
+    let checkpoint = std::fs::read_to_string(d.join("ledger.checkpoint")).unwrap();
+    assert!(
+        checkpoint.starts_with("bidder-ledger-checkpoint 1 0 0"),
+        "the first start's checkpoint: {checkpoint}"
+    );
+    std::fs::write(d.join("charges.journal"), "").unwrap();
+    for refused in [
+        ledger::journal::budget_kinds(&d).err(),
+        open(&d, 1_000).err(),
+    ] {
+        match refused {
+            Some(e @ OpenError::State { .. }) => {
+                assert!(e.to_string().contains("the journal is empty"), "{e}")
+            }
+            other => panic!("an emptied journal: {other:?}"),
+        }
+    }
+    // A new directory still starts, with its header first.
+    let fresh = dir("emptied-fresh");
+    charged_and_closed(&fresh, 1_000, 0..1).await;
+    let journal = std::fs::read_to_string(fresh.join("charges.journal")).unwrap();
+    assert!(journal.starts_with("bidder-journal 1 1\n"), "{journal}");
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&fresh);
 }
 
 /// What a start refuses, `budget_kinds` (`bidder validate --state`)
