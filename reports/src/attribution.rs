@@ -319,10 +319,19 @@ impl Attributor {
         // for a later touch must not count it again.
         if !self.parked.is_empty() {
             let purchase = r.kind == Kind::Purchase;
+            let adv = &*r.dims.advertiser;
             let same = |a: &Self, c: &Conversion| {
                 c.purchase == purchase
                     && c.product == *r.dims.product
-                    && Some(a.event_id(purchase, r.user, &c.product, c.at_ms, order_of(c))) == event
+                    && c.advertiser.as_deref().is_none_or(|named| named == adv)
+                    && Some(a.event_id(
+                        purchase,
+                        r.user,
+                        &c.product,
+                        c.at_ms,
+                        order_of(c),
+                        Some(adv),
+                    )) == event
             };
             let found: Vec<Conversion> = self
                 .parked
@@ -492,20 +501,58 @@ impl Attributor {
         let (user, at) = (r.user, r.at_ms);
         let (product, order) = (&r.dims.product, &r.order_id);
         [
-            Some(self.event_id(purchase, user, product, at, order)),
+            Some(self.event_id(purchase, user, product, at, order, Some(&r.dims.advertiser))),
             self.order_id(purchase, order, &r.dims.advertiser),
         ]
     }
 
     /// What makes a conversion the same as another: with an order id, the
-    /// order of that product (whoever it went to: a copy after another
-    /// advertiser's touch is still the same purchase); else the event
-    /// itself.
-    fn event_id(&self, purchase: bool, user: u64, product: &str, at_ms: i64, order: &str) -> u64 {
-        if purchase && !order.is_empty() {
-            self.hasher.hash_one(("product-order", product, order))
-        } else {
-            self.hasher.hash_one((purchase, user, product, at_ms))
+    /// order of that product in `advertiser`'s numbering (each shop numbers
+    /// its own: reports probe, one shop's order 5001 made another's a
+    /// duplicate), or in no one's for a conversion that names no
+    /// advertiser (an upload that counts for every advertiser listing the
+    /// product; see `seen_before`); else the event itself.
+    fn event_id(
+        &self,
+        purchase: bool,
+        user: u64,
+        product: &str,
+        at_ms: i64,
+        order: &str,
+        advertiser: Option<&str>,
+    ) -> u64 {
+        match (purchase && !order.is_empty(), advertiser) {
+            (true, Some(a)) => {
+                self.hasher
+                    .hash_one(("advertiser-product-order", a, product, order))
+            }
+            (true, None) => self.hasher.hash_one(("product-order", product, order)),
+            (false, _) => self.hasher.hash_one((purchase, user, product, at_ms)),
+        }
+    }
+
+    /// Whether `c` was counted before, under either of its keys. An order
+    /// that names no advertiser is the same purchase as that order in any
+    /// numbering of an advertiser listing the product (a copy after a
+    /// touch, counted under that advertiser); one that names its
+    /// advertiser, as that order in its numbering or in no one's.
+    fn seen_before(&self, c: &Conversion, windows: &[Window]) -> bool {
+        let order = order_of(c);
+        let named = c.advertiser.as_deref();
+        let id = |user: u64, adv: Option<&str>| {
+            self.event_id(c.purchase, user, &c.product, c.at_ms, order, adv)
+        };
+        if keys_of(c).any(|u| self.seen.contains_key(&id(u, named))) {
+            return true;
+        }
+        if !c.purchase || order.is_empty() {
+            return false;
+        }
+        match named {
+            Some(_) => self.seen.contains_key(&id(c.user, None)),
+            None => windows
+                .iter()
+                .any(|w| self.seen.contains_key(&id(c.user, Some(&w.advertiser)))),
         }
     }
 
@@ -546,9 +593,7 @@ impl Attributor {
         }
         // Seen under either key: a conversion counted (or read back from
         // the journal) under the other key is the same conversion.
-        let event_of =
-            |a: &Self, user: u64| a.event_id(c.purchase, user, &c.product, c.at_ms, order);
-        if keys_of(c).any(|u| self.seen.contains_key(&event_of(self, u))) {
+        if self.seen_before(c, windows) {
             return Outcome::Duplicate;
         }
         let keep = catalog.keep_ms();
@@ -561,7 +606,9 @@ impl Attributor {
             // Remembered: a copy sent after a touch came is the same
             // purchase, not a new one. Kept, for a touch before it that
             // is recorded later.
-            self.mark(event_of(self, c.user), c.at_ms, now_ms, keep);
+            let named = c.advertiser.as_deref();
+            let event = self.event_id(c.purchase, c.user, &c.product, c.at_ms, order, named);
+            self.mark(event, c.at_ms, now_ms, keep);
             self.park(c, now_ms);
             return Outcome::Unattributed;
         };
@@ -623,7 +670,8 @@ impl Attributor {
         }
         // Under the key the record carries: what `remember` and `forget`
         // work out from the record.
-        let event = self.event_id(c.purchase, user, &c.product, c.at_ms, order);
+        let adv = Some(&*touch.dims.advertiser);
+        let event = self.event_id(c.purchase, user, &c.product, c.at_ms, order, adv);
         self.mark(event, c.at_ms, now_ms, keep);
         let mut dims = Arc::unwrap_or_clone(touch.dims);
         dims.product = c.product.as_str().into();
@@ -1263,6 +1311,63 @@ mod tests {
         let mut mug2 = buy(2 * DAY, Some("1001"));
         mug2.product = "mug".into();
         assert_eq!(a.attribute(&mug2, &c, NOW), Outcome::Duplicate);
+    }
+
+    /// Two shops listing one product each number their orders their own
+    /// way (reports probe: the other shop's unattributed order 5001 made
+    /// acme's order 5001, after acme's click, a duplicate; its sale was
+    /// lost). An order that names no shop is still the same purchase as a
+    /// named one of that product.
+    #[test]
+    fn a_named_order_is_its_advertisers_own_among_shops_sharing_a_product() {
+        let c = catalog();
+        let named = |adv: &str, at: i64, user: u64| {
+            let mut p = buy(at, Some("5001"));
+            p.advertiser = Some(adv.into());
+            p.user = user;
+            p
+        };
+        let mut a = Attributor::new(100);
+        assert_eq!(
+            a.attribute(&named("other", DAY, 9), &c, NOW),
+            Outcome::Unattributed
+        );
+        a.touch(7, &ad("acme", "tents"), DAY, true, 30 * DAY);
+        let acme = named("acme", 2 * DAY, 7);
+        assert_eq!(li_of(a.attribute(&acme, &c, NOW)), "tents");
+        // Counted once, named or not, and read back the same way.
+        assert_eq!(a.attribute(&acme, &c, NOW), Outcome::Duplicate);
+        assert_eq!(
+            a.attribute(&buy(2 * DAY, Some("5001")), &c, NOW),
+            Outcome::Duplicate
+        );
+        let mut b = Attributor::new(100);
+        b.touch(7, &ad("acme", "tents"), DAY, true, 30 * DAY);
+        let Outcome::Attributed(r) = b.attribute(&acme, &c, NOW) else {
+            panic!("attributed")
+        };
+        let mut restarted = Attributor::new(100);
+        restarted.remember(&r, NOW, c.keep_ms());
+        assert_eq!(restarted.attribute(&acme, &c, NOW), Outcome::Duplicate);
+        assert_eq!(
+            restarted.attribute(&buy(2 * DAY, Some("5001")), &c, NOW),
+            Outcome::Duplicate,
+            "an unnamed copy"
+        );
+        assert_eq!(
+            restarted.attribute(&named("other", 3 * DAY, 9), &c, NOW),
+            Outcome::Unattributed,
+            "the other shop's 5001 is not acme's"
+        );
+        // An unnamed order first: a named copy of it is the same purchase.
+        let mut u = Attributor::new(100);
+        assert_eq!(
+            u.attribute(&buy(DAY, Some("6001")), &c, NOW),
+            Outcome::Unattributed
+        );
+        let mut copy = named("acme", DAY, 7);
+        copy.order_id = Some("6001".into());
+        assert_eq!(u.attribute(&copy, &c, NOW), Outcome::Duplicate);
     }
 
     #[test]
