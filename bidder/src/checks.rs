@@ -255,7 +255,7 @@ pub(crate) fn evaluate(
                 }
                 _ => Err(NoBid::Keyword),
             },
-            Check::Audience => audience(stores, adv, item, ctx).map(|a| walk.audience = a),
+            Check::Audience => audience(stores, adv, item, ctx, offer).map(|a| walk.audience = a),
             Check::Frequency => frequency(stores, item, ctx),
             // VAST and native ads carry our trackers on any secure slot.
             // A banner's click link and pixel on an http public URL serve
@@ -568,6 +568,7 @@ fn audience(
     adv: &config::Advertiser,
     item: &Item,
     ctx: &Context<'_>,
+    offer: &Offer<'_>,
 ) -> Result<Option<usize>, NoBid> {
     let Some((any_of, none_of)) = &item.audiences else {
         return Ok(None);
@@ -578,7 +579,7 @@ fn audience(
     if item.excludes_behavioural && ctx.restriction.is_some() {
         return Err(NoBid::Privacy);
     }
-    let is = |a: &usize| crate::select::in_audience(stores, &adv.audiences[*a], ctx);
+    let is = |a: &usize| crate::select::in_audience(stores, &adv.audiences[*a], ctx, offer);
     let excluded = none_of.iter().any(is);
     let matched = if excluded {
         None

@@ -254,11 +254,12 @@ impl<'r> Context<'r> {
             .and_then(|s| s.cattax)
             .or_else(|| app.and_then(|a| a.cattax))
             .or_else(|| content.and_then(|c| c.cattax));
-        // Product hints some exchanges and retail sites pass in ext.
-        let exts = [site.and_then(|s| s.ext), app.and_then(|a| a.ext)];
-        for ext in exts
+        // Product hints some exchanges and retail sites pass in ext: the
+        // site's or app's are the page's. An imp's are its slot's own
+        // (`select::Offer::page`): a retail page's sponsored slot for one
+        // product qualified every other slot of the page for it.
+        for ext in [site.and_then(|s| s.ext), app.and_then(|a| a.ext)]
             .into_iter()
-            .chain(req.imp.iter().map(|i| i.ext))
             .flatten()
         {
             product_hints(ext.get(), &mut page.products);
@@ -467,7 +468,7 @@ fn push_some<'r>(out: &mut audiences::PageList<'r>, s: Option<&'r str>) {
 
 /// `ext.product_id`, `ext.products` or `ext.product_ids` (strings). An ext
 /// that does not have this shape is ignored: hints must never fail a request.
-fn product_hints<'r>(ext: &'r str, out: &mut audiences::PageList<'r>) {
+pub(crate) fn product_hints<'r>(ext: &'r str, out: &mut audiences::PageList<'r>) {
     #[derive(serde::Deserialize)]
     struct Hints<'a> {
         #[serde(borrow, default)]

@@ -73,10 +73,10 @@ pub(crate) struct Matched<'a> {
 /// endpoint would answer no bid for this reason before asking any line
 /// item (no time left to answer, no journal to record a win in), and every
 /// line item stops there.
-pub(crate) fn explain<'s>(
+pub(crate) fn explain<'s, 'r>(
     snap: &'s Snapshot,
-    req: &BidRequest<'_>,
-    ctx: &Context<'_>,
+    req: &'r BidRequest<'r>,
+    ctx: &Context<'r>,
     stores: &Stores<'_>,
     priced: bool,
     stopped: Option<NoBid>,

@@ -20,10 +20,15 @@ pub(crate) fn in_audience(
     stores: &Stores<'_>,
     audience: &config::Audience,
     ctx: &Context<'_>,
+    offer: &Offer<'_>,
 ) -> bool {
-    stores
-        .audiences
-        .matches_with(audience, &ctx.visitor, &ctx.page, &ctx.ids)
+    let store = &stores.audiences;
+    // Two calls: a `Page` is invariant in its lifetime, so the two pages
+    // have no common type.
+    match offer.page.as_deref() {
+        Some(page) => store.matches_with(audience, &ctx.visitor, page, &ctx.ids),
+        None => store.matches_with(audience, &ctx.visitor, &ctx.page, &ctx.ids),
+    }
 }
 
 /// A private auction: `private_auction` 1, or any value but 0 (2 is no
@@ -143,6 +148,10 @@ pub(crate) enum ChoiceKind {
 /// What an imp offers, read once per imp.
 #[derive(Debug, Default)]
 pub(crate) struct Offer<'r> {
+    /// The page as this imp's slot sees it, where the imp names products
+    /// of its own (`imp.ext` hints): the request's page and those.
+    /// `None`: the request's page ([`Context::page`]).
+    pub page: Option<Box<audiences::Page<'r>>>,
     pub sizes: Sizes,
     /// The imp has a banner object, usable sizes or not: without one a
     /// display line item lacks the medium, with one the size.
@@ -200,7 +209,7 @@ pub(crate) struct AvOffer<'r> {
 }
 
 impl<'r> Offer<'r> {
-    pub(crate) fn of(imp: &'r Imp<'r>, ctx: &Context<'_>) -> Offer<'r> {
+    pub(crate) fn of(imp: &'r Imp<'r>, ctx: &Context<'r>) -> Offer<'r> {
         // Each companion slot's sizes, with the image types its `mimes`
         // take.
         let companions = |c: &[ortb::Banner<'_>]| -> Vec<(u32, u32, u8)> {
@@ -285,7 +294,18 @@ impl<'r> Offer<'r> {
             .as_ref()
             .filter(|_| ctx.buys_native)
             .map(|n| creatives::parse_native_request(n.request.map_or("null", |r| r.get())));
+        // Almost no imp has hints: the page is copied only for one that does.
+        let page = imp.ext.and_then(|ext| {
+            let mut products = audiences::PageList::new();
+            crate::context::product_hints(ext.get(), &mut products);
+            (!products.is_empty()).then(|| {
+                let mut page = ctx.page.clone();
+                page.products.extend(products);
+                Box::new(page)
+            })
+        });
         Offer {
+            page,
             sizes: banner_sizes(imp),
             banner: imp.banner.is_some(),
             video,
@@ -457,10 +477,10 @@ pub(crate) fn imp_floor_or_stop(ctx: &Context<'_>, imp: &Imp<'_>) -> Result<Opti
 
 /// The best eligible line item for one imp, but none of `exclude`; or
 /// where the line item that got furthest stopped.
-pub(crate) fn select_imp(
+pub(crate) fn select_imp<'r>(
     snap: &Snapshot,
-    ctx: &Context<'_>,
-    imp: &Imp<'_>,
+    ctx: &Context<'r>,
+    imp: &'r Imp<'r>,
     stores: &Stores<'_>,
     exclude: Exclude<'_>,
     deadline: Option<std::time::Instant>,

@@ -90,6 +90,45 @@ fn products_from_content_id_url_and_ext_hints() {
 }
 
 #[test]
+fn an_imps_product_hint_qualifies_that_imp_only() {
+    let s = Server::example();
+    let li = "tent-remarketing-display";
+    let mut r = banner_request();
+    r["site"] = json!({ "domain": "shop.example" });
+    let slot = r["imp"][0].clone();
+    // A retail page with two slots: the second is sponsored for the tent.
+    for (i, hinted) in [(0, "2"), (1, "1")] {
+        r["user"] = json!({ "buyeruid": format!("two-slots-{i}") });
+        let mut plain = slot.clone();
+        plain["id"] = json!("1");
+        let mut sponsored = slot.clone();
+        sponsored["id"] = json!("2");
+        sponsored["ext"] = json!({ "product_id": "B0TENT0001" });
+        r["imp"] = match hinted {
+            "2" => json!([plain, sponsored]),
+            _ => json!([sponsored, plain]),
+        };
+        let reply = s.bid(&r.to_string());
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let answer = reply.json();
+        let imps: Vec<&str> = answer["seatbid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|sb| sb["bid"].as_array().unwrap())
+            .map(|b| b["impid"].as_str().unwrap())
+            .collect();
+        assert_eq!(imps, ["2"], "only the sponsored slot is about the tent");
+        let verdict = common::verdict(&common::explain(&s, &r), li);
+        assert_eq!(verdict["imp"], "2", "{verdict}");
+    }
+    // Without the hinted slot, the plain one alone is not about the tent.
+    r["imp"] = json!([slot]);
+    r["user"] = json!({ "buyeruid": "two-slots-x" });
+    assert_eq!(reason(&s, &r, li), "audience");
+}
+
+#[test]
 fn views_and_interests_follow_the_example_data() {
     let s = Server::example();
     let mut r = banner_request();
