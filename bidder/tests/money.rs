@@ -1196,6 +1196,46 @@ fn a_renamed_then_removed_line_item_keeps_its_budget() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// The budget panel counts what an order spent as the ledger does: by the
+/// order each charge names. A line item removed after it spent still
+/// shows under its order, without a budget of its own, and its spend is
+/// in the order's. Summed by the config serving, the order showed half its
+/// budget left while the ledger held it spent and nothing bid (reports
+/// probe).
+#[test]
+fn a_removed_line_items_spend_stays_in_its_orders_panel() {
+    let li = line_item("li", "1000.00", "daily: 2.00", "");
+    let other = line_item("other", "0.01", "daily: 2.00", "");
+    let (s, dir, state) = shop_on_disk("panel-removed", &format!("{li}{other}"));
+    let bids = four_bids_out(&s, "li");
+    for b in &bids[2..] {
+        assert_eq!(s.notice(&url(b, "nurl"), "1000.00").status, 200);
+    }
+    reload_with(&s, &dir, "shop.yaml", &shop_yaml("", "1000.00", &other));
+    s.flush_events();
+    let delivery = report(s.admin, "line_item")["delivery"].clone();
+    let row = |order: &str, li: &str| {
+        delivery
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["order"] == order && d["line_item"] == li)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {order}/{li}: {delivery}"))
+    };
+    let spent = |d: &Value| d["spent_day"]["micros"].as_i64().unwrap();
+    assert_eq!(spent(&row("o1", "")), units(2).as_i64(), "{delivery}");
+    assert_eq!(spent(&row("o1", "li")), units(2).as_i64(), "{delivery}");
+    assert_eq!(
+        row("o1", "li")["budget"],
+        Value::Null,
+        "none of its own now"
+    );
+    assert_eq!(spent(&row("", "")), units(2).as_i64(), "the advertiser's");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 /// An order renamed (or a line item moved before it spent) while its bids
 /// are out: their wins are still billed within the line item's budget,
 /// counted by its id, and reported for the advertiser. Charged under the

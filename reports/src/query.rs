@@ -189,14 +189,22 @@ type RowKey = [u32; Dim::ALL.len()];
 
 /// Maps keyed by string ids (ours, not an attacker's): hashed fast.
 type Fast<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+const ORDER: usize = 1;
 const LINE_ITEM: usize = 2;
 
+/// A line item under the order a charge was made for: the budget panel
+/// sums what an order spent by the order each charge names, as the ledger
+/// does, not by the order a line item sits in now (reports probe: a
+/// removed line item's spend vanished from its order's panel, a moved
+/// one's went to the order it moved to).
+type Placed = (u32, u32);
+
 /// Charges summed by bid day and ad, and spend by hour of the charge per
-/// line item and day (the pacing chart).
+/// day, order and line item (the pacing chart).
 #[derive(Default)]
 struct Charges {
     sums: Fast<(i64, Key), ChargeSums>,
-    hourly: Fast<(i64, u32), [i64; 24]>,
+    hourly: Fast<(i64, Placed), [i64; 24]>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -244,10 +252,10 @@ struct Sums<'q> {
     /// Day number → its id in `strings` (for `--by day`).
     day_ids: Fast<i64, u32>,
     rows: Fast<RowKey, Counters>,
-    by_li: Fast<u32, Counters>,
+    by_li: Fast<Placed, Counters>,
     /// Spend through the last day, per line item (lifetime budgets).
-    to_date: Fast<u32, i64>,
-    hourly: Fast<u32, [i64; 24]>,
+    to_date: Fast<Placed, i64>,
+    hourly: Fast<Placed, [i64; 24]>,
     no_bids: Fast<u32, u64>,
 }
 
@@ -284,7 +292,10 @@ impl Sums<'_> {
     fn add(&mut self, strings: &mut Strings, day: i64, k: &Key, c: &Counters) {
         let key = self.key(strings, day, k);
         self.rows.entry(key).or_default().add(c);
-        self.by_li.entry(k[LINE_ITEM]).or_default().add(c);
+        self.by_li
+            .entry((k[ORDER], k[LINE_ITEM]))
+            .or_default()
+            .add(c);
     }
 
     fn add_day(&mut self, strings: &mut Strings, day: i64, d: &DayEvents) {
@@ -301,8 +312,8 @@ impl Sums<'_> {
         for ((day, k), s) in &part.sums {
             self.add_charge(strings, *day, k, s);
         }
-        for ((day, li), h) in &part.hourly {
-            self.add_hourly(*day, *li, h);
+        for ((day, placed), h) in &part.hourly {
+            self.add_hourly(*day, *placed, h);
         }
     }
 
@@ -310,7 +321,7 @@ impl Sums<'_> {
         if day > self.to {
             return;
         }
-        let t = self.to_date.entry(k[LINE_ITEM]).or_default();
+        let t = self.to_date.entry((k[ORDER], k[LINE_ITEM])).or_default();
         *t = t.saturating_add(s.spend);
         if day >= self.from {
             let c = Counters {
@@ -323,9 +334,9 @@ impl Sums<'_> {
         }
     }
 
-    fn add_hourly(&mut self, day: i64, li: u32, h: &[i64; 24]) {
+    fn add_hourly(&mut self, day: i64, placed: Placed, h: &[i64; 24]) {
         if day == self.to {
-            let slot = self.hourly.entry(li).or_insert([0; 24]);
+            let slot = self.hourly.entry(placed).or_insert([0; 24]);
             for (x, y) in slot.iter_mut().zip(h) {
                 *x = x.saturating_add(*y);
             }
@@ -538,7 +549,10 @@ fn add_charge(part: &mut Charges, c: &ledger::Charge, strings: &mut Strings) {
     // The hour the charge was made, on the bid's day (a notice after
     // midnight counts in the last hour).
     let hour = ((t.at_ms - day * DAY_MS).clamp(0, DAY_MS - 1) / HOUR_MS) as usize;
-    let h = part.hourly.entry((day, key[LINE_ITEM])).or_insert([0; 24]);
+    let h = part
+        .hourly
+        .entry((day, (key[ORDER], key[LINE_ITEM])))
+        .or_insert([0; 24]);
     h[hour] = h[hour].saturating_add(c.billed.as_i64());
 }
 
@@ -611,7 +625,8 @@ fn read_raw_day(
 // Version 5: keys carry the audience (8 ids, not 7). An aggregate of an
 // older version is not read (its rows would be misread): it is rebuilt from
 // its source, whose lines without an audience read as such.
-const AGG_MAGIC: &[u8] = b"bidder-agg 5\n";
+// 6: spend by hour is kept per order and line item.
+const AGG_MAGIC: &[u8] = b"bidder-agg 6\n";
 
 /// A 64-bit checksum of an aggregate's tables and rows, word by word: a
 /// flipped bit on disk must not become a figure in a report (it is about
@@ -796,8 +811,9 @@ fn charges_bytes(source: (u64, u64), part: &Charges, strings: &Strings) -> Vec<u
         body.extend_from_slice(&s.over.to_le_bytes());
     }
     body.extend_from_slice(&(part.hourly.len() as u32).to_le_bytes());
-    for ((day, li), h) in &part.hourly {
+    for ((day, (order, li)), h) in &part.hourly {
         body.extend_from_slice(&day.to_le_bytes());
+        body.extend_from_slice(&table.index(*order).to_le_bytes());
         body.extend_from_slice(&table.index(*li).to_le_bytes());
         for v in h {
             body.extend_from_slice(&v.to_le_bytes());
@@ -812,7 +828,7 @@ enum AggRow {
     /// Exchange, reason, count.
     NoBid(u32, u32, u64),
     Charge(i64, Key, ChargeSums),
-    Hourly(i64, u32, [i64; 24]),
+    Hourly(i64, Placed, [i64; 24]),
 }
 
 /// A cursor over an aggregate's bytes; `None` past the end.
@@ -869,7 +885,7 @@ fn scan_agg(path: &Path, kind: u8, strings: &mut Strings, sums: &mut Sums<'_>, d
 const FACT: usize = KEY_LEN * 4 + 6 * 8;
 const NO_BID: usize = 4 + 4 + 8;
 const CHARGE: usize = 8 + KEY_LEN * 4 + 3 * 8;
-const HOURLY: usize = 8 + 4 + 24 * 8;
+const HOURLY: usize = 8 + 4 + 4 + 24 * 8;
 
 /// The string ids of an aggregate of `want` and its rows, once its sizes
 /// are seen to agree.
@@ -968,12 +984,13 @@ fn fold_rows(
         }
         for _ in 0..c.u32().unwrap_or(0) {
             let day = i(&mut c);
+            let order = id(&mut c);
             let li = id(&mut c);
             let mut h = [0i64; 24];
             for slot in &mut h {
                 *slot = i(&mut c);
             }
-            visit(strings, AggRow::Hourly(day, li, h));
+            visit(strings, AggRow::Hourly(day, (order, li), h));
         }
     }
 }
@@ -1002,25 +1019,37 @@ fn delivery(
         for o in &a.orders {
             let mut ord = blank(Level::Order, &a.id, &o.id, "", hours);
             ord.budget = Some(("lifetime", o.budget));
+            let order = strings.id(&o.id);
             let mut lis = Vec::new();
             for li in &o.line_items {
-                let mut d = blank(Level::LineItem, &a.id, &o.id, &li.id, hours);
-                let id = strings.id(&li.id);
-                let h = sums.hourly.get(&id).copied().unwrap_or([0; 24]);
-                let mut cum = Micros::ZERO;
-                for (i, slot) in d.hourly.iter_mut().enumerate() {
-                    cum = cum.saturating_add(Micros(h[i]));
-                    *slot = cum;
-                }
-                d.spent_day = Micros(h.iter().sum());
-                d.spent_to_date = Micros(sums.to_date.get(&id).copied().unwrap_or(0));
-                d.counters = sums.by_li.get(&id).copied().unwrap_or_default();
+                let placed = (order, strings.id(&li.id));
+                let mut d = placed_row(sums, &a.id, &o.id, &li.id, placed, hours);
                 d.budget = Some(match li.budget {
                     Budget::Daily(m) => ("daily", m),
                     Budget::Lifetime(m) => ("lifetime", m),
                 });
                 let before = d.spent_to_date.saturating_sub(d.spent_day);
                 d.plan = plan(li.budget, o.flight, q.to, before);
+                sum_into(&mut ord, &d);
+                lis.push(d);
+            }
+            // Line items that spent under this order and are no longer in
+            // it (removed, or moved to another since): what they spent is
+            // still this order's, as the ledger counts it. No budget of
+            // theirs is shown: they have none here now.
+            let here: Vec<u32> = lis.iter().map(|d| strings.id(&d.line_item)).collect();
+            let mut gone: Vec<u32> = sums
+                .to_date
+                .keys()
+                .chain(sums.by_li.keys())
+                .filter(|&&(o, li)| o == order && !here.contains(&li))
+                .map(|&(_, li)| li)
+                .collect();
+            gone.sort_unstable_by(|x, y| strings.name(*x).cmp(strings.name(*y)));
+            gone.dedup();
+            for li in gone {
+                let name = strings.name(li).to_string();
+                let d = placed_row(sums, &a.id, &o.id, &name, (order, li), hours);
                 sum_into(&mut ord, &d);
                 lis.push(d);
             }
@@ -1032,6 +1061,29 @@ fn delivery(
         out.extend(block);
     }
     out
+}
+
+/// Line item `li`'s row under order `order`, with what it spent and did
+/// there.
+fn placed_row(
+    sums: &Sums<'_>,
+    adv: &str,
+    order: &str,
+    li: &str,
+    placed: Placed,
+    hours: usize,
+) -> Delivery {
+    let mut d = blank(Level::LineItem, adv, order, li, hours);
+    let h = sums.hourly.get(&placed).copied().unwrap_or([0; 24]);
+    let mut cum = Micros::ZERO;
+    for (i, slot) in d.hourly.iter_mut().enumerate() {
+        cum = cum.saturating_add(Micros(h[i]));
+        *slot = cum;
+    }
+    d.spent_day = Micros(h.iter().sum());
+    d.spent_to_date = Micros(sums.to_date.get(&placed).copied().unwrap_or(0));
+    d.counters = sums.by_li.get(&placed).copied().unwrap_or_default();
+    d
 }
 
 fn sum_into(to: &mut Delivery, from: &Delivery) {

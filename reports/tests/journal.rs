@@ -612,16 +612,16 @@ fn reports_cut_by_audience_and_older_aggregates_are_rebuilt() {
     assert_eq!(first.total.spend, Micros(5_500), "every charge, once");
     assert_eq!(by_audience().raw_records, 0, "folded");
 
-    // Aggregates of the previous version (keys without the audience) are
-    // not read: rebuilt from their sources, to the same figures.
+    // Aggregates of the previous version (hourly spend by line item alone)
+    // are not read: rebuilt from their sources, to the same figures.
     let aggs = [
         state.join("events/2026-11-24.agg"),
         state.join("events/charges.1.agg"),
     ];
     for agg in &aggs {
         let bytes = std::fs::read(agg).unwrap();
-        let old = [b"bidder-agg 4\n", &bytes[b"bidder-agg 5\n".len()..]].concat();
-        assert!(bytes.starts_with(b"bidder-agg 5\n"));
+        let old = [b"bidder-agg 5\n", &bytes[b"bidder-agg 6\n".len()..]].concat();
+        assert!(bytes.starts_with(b"bidder-agg 6\n"));
         std::fs::write(agg, old).unwrap();
     }
     let again = by_audience();
@@ -632,7 +632,7 @@ fn reports_cut_by_audience_and_older_aggregates_are_rebuilt() {
         "four events and two charges read raw"
     );
     for agg in &aggs {
-        assert!(std::fs::read(agg).unwrap().starts_with(b"bidder-agg 5\n"));
+        assert!(std::fs::read(agg).unwrap().starts_with(b"bidder-agg 6\n"));
     }
     let _ = std::fs::remove_dir_all(&state);
 }
