@@ -873,14 +873,31 @@ fn out_beside_state(out: &std::path::Path, state: &std::path::Path) -> anyhow::R
         let name = out.file_name()?;
         Some(parent.canonicalize().ok()?.join(name))
     });
+    let own = |rel: &std::path::Path| {
+        let name = rel.to_string_lossy();
+        rel.components().count() != 1
+            || STATE_NAMES.contains(&&*name)
+            || STATE_PREFIXES.iter().any(|p| name.starts_with(p))
+    };
+    // A hard link elsewhere to one of them is the same file under another
+    // name (reports probe: `--out` a link to `charges.journal` wrote the
+    // report over the charges).
+    if let Some(linked) = std::fs::metadata(out)
+        .ok()
+        .and_then(|m| linked_in(&state, &m, 3))
+        .filter(|p| p.strip_prefix(&state).is_ok_and(own))
+    {
+        anyhow::bail!(
+            "--out {}: the same file as {}, one of the bidder's own files in the state \
+             directory; write it elsewhere",
+            out.display(),
+            linked.display()
+        );
+    }
     let Some(rel) = target.as_deref().and_then(|t| t.strip_prefix(&state).ok()) else {
         return Ok(());
     };
-    let name = rel.to_string_lossy();
-    let own = rel.components().count() != 1
-        || STATE_NAMES.contains(&&*name)
-        || STATE_PREFIXES.iter().any(|p| name.starts_with(p));
-    if own {
+    if own(rel) {
         anyhow::bail!(
             "--out {}: one of the bidder's own files in the state directory {}; write it elsewhere",
             out.display(),
@@ -888,6 +905,30 @@ fn out_beside_state(out: &std::path::Path, state: &std::path::Path) -> anyhow::R
         );
     }
     Ok(())
+}
+
+/// A file in `dir`, or in its subdirectories `depth` deep, that is the
+/// file `meta` describes (the same inode on the same device).
+fn linked_in(
+    dir: &std::path::Path,
+    meta: &std::fs::Metadata,
+    depth: u32,
+) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        // Not followed: a link in the state directory is not its file.
+        let Ok(m) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        if m.is_dir() && depth > 0 {
+            if let Some(found) = linked_in(&entry.path(), meta, depth - 1) {
+                return Some(found);
+            }
+        } else if m.is_file() && m.dev() == meta.dev() && m.ino() == meta.ino() {
+            return Some(entry.path());
+        }
+    }
+    None
 }
 
 /// The files a bidder keeps at the top of its state directory.

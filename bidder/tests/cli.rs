@@ -1683,10 +1683,28 @@ fn outputs_are_not_written_into_the_state_directory() {
         stderr.contains("own files in the state directory"),
         "{stderr}"
     );
+    // Through a hard link from outside: the same file by another name
+    // (reports probe: the report replaced the charges).
+    let hard = dir.join("hard.csv");
+    std::fs::hard_link(&journal, &hard).unwrap();
+    let out = format!("--out={}", hard.display());
+    let (code, _, stderr) = report(&dir, &state, &[&TENTS_DAY[..], &[out.as_str()]].concat());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("own files in the state directory"),
+        "{stderr}"
+    );
     assert_eq!(
         std::fs::read(&journal).unwrap(),
         before,
         "the journal is untouched"
     );
+    // A hard link to a file of one's own there is let be.
+    std::fs::write(state.join("notes.txt"), "mine").unwrap();
+    let mine = dir.join("mine.txt");
+    std::fs::hard_link(state.join("notes.txt"), &mine).unwrap();
+    let out = format!("--out={}", mine.display());
+    let (code, _, stderr) = report(&dir, &state, &[&TENTS_DAY[..], &[out.as_str()]].concat());
+    assert_eq!(code, Some(0), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
