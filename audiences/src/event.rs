@@ -139,9 +139,48 @@ pub(crate) fn json_reason(e: &serde_json::Error) -> String {
     format!("{reason} (column {})", e.column())
 }
 
-/// Parses one trimmed, non-blank line; the error is the reason only.
-pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
+/// Why a line was refused: the reason, and whether the event is well formed
+/// but could never match (an id longer than any request or config
+/// carries). Those limits came after versions that took such lines: a
+/// source read whole at start (`--data`) skips them rather than stop the
+/// start (ops probe: one such line left every replica crash-looping).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub reason: String,
+    pub unmatchable: bool,
+}
+
+impl From<String> for Refused {
+    fn from(reason: String) -> Refused {
+        Refused {
+            reason,
+            unmatchable: false,
+        }
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(reason: &str) -> Refused {
+        reason.to_string().into()
+    }
+}
+
+fn unmatchable(reason: String) -> Refused {
+    Refused {
+        reason,
+        unmatchable: true,
+    }
+}
+
+/// Parses one trimmed, non-blank line.
+pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, Refused> {
     too_long(trimmed)?;
+    parse_line_of_any_length(trimmed)
+}
+
+/// [`parse_line`] without its bound on the line's length, which is the
+/// state directory's (a source read whole, `--data`, has none).
+pub(crate) fn parse_line_of_any_length(trimmed: &str) -> Result<Parsed<'_>, Refused> {
     let line: Line<'_> = serde_json::from_str(trimmed)
         .map_err(|e| format!("not a valid event: {}", json_reason(&e)))?;
     if line.user.is_empty() {
@@ -163,24 +202,25 @@ pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
             return Err(format!(
                 "a \"{}\" event needs \"product\" (and no \"interest\")",
                 line.event
-            ))
+            )
+            .into())
         }
         ("interest", _, _) => {
             return Err("an \"interest\" event needs \"interest\" (and no \"product\")".into())
         }
         (other, _, _) => {
-            return Err(format!(
-                "unknown event \"{other}\"; expected view, purchase or interest"
-            ))
+            return Err(
+                format!("unknown event \"{other}\"; expected view, purchase or interest").into(),
+            )
         }
     };
     if item.is_empty() {
         return Err("the product or interest is empty".into());
     }
     if line.user.len() > MAX_USER_BYTES {
-        return Err(format!(
+        return Err(unmatchable(format!(
             "\"user\" is longer than {MAX_USER_BYTES} bytes: bid requests never carry such an id"
-        ));
+        )));
     }
     // A control character never names a product, and one of them (0x1f)
     // sets an advertiser's own events apart (`config::advertiser_item`).
@@ -189,10 +229,12 @@ pub(crate) fn parse_line(trimmed: &str) -> Result<Parsed<'_>, String> {
         .chain(line.advertiser.as_ref().map(|a| ("\"advertiser\"", a)))
     {
         if text.len() > MAX_ITEM_BYTES {
-            return Err(format!("{what} is longer than {MAX_ITEM_BYTES} bytes"));
+            return Err(unmatchable(format!(
+                "{what} is longer than {MAX_ITEM_BYTES} bytes"
+            )));
         }
         if text.bytes().any(|b| b < 0x20) {
-            return Err(format!("{what} has a control character"));
+            return Err(unmatchable(format!("{what} has a control character")));
         }
     }
     if line.advertiser.as_ref().is_some_and(|a| a.is_empty()) {
@@ -271,10 +313,10 @@ fn sale(line: &Line<'_>, kind: EventKind) -> Result<Option<Sale>, String> {
 pub fn parse_jsonl(source_name: &str, text: &str) -> Result<Vec<Event>, DataError> {
     lines(text)
         .map(|(line, trimmed)| {
-            let p = parse_line(trimmed).map_err(|reason| DataError {
+            let p = parse_line(trimmed).map_err(|r| DataError {
                 source_name: source_name.to_string(),
                 line,
-                reason,
+                reason: r.reason,
             })?;
             Ok(Event {
                 user: p.user.into_owned(),

@@ -50,7 +50,9 @@ use std::sync::{
 use arc_swap::ArcSwap;
 use config::{Audience, AudienceKind, Timestamp};
 
-use crate::event::{lines, parse_line, stored_item, DataError, Event, EventKind};
+use crate::event::{
+    lines, parse_line, parse_line_of_any_length, stored_item, DataError, Event, EventKind,
+};
 use crate::lists::{Lists, UserIds, DEFAULT_MAX_MEMBERS};
 
 /// A request without ids beyond the user key.
@@ -115,6 +117,28 @@ pub struct Visitor<'a> {
     /// and `interests` never match, whatever the history says.
     pub behavioural: bool,
     pub now: Timestamp,
+}
+
+/// What [`Store::append_dir`] loaded.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Events added.
+    pub added: usize,
+    /// Lines skipped as events that could never match.
+    pub unmatchable: Unmatchable,
+}
+
+/// Lines skipped as events that could never match: how many, and the
+/// first few, for the operator to see which.
+#[derive(Debug, Default)]
+pub struct Unmatchable {
+    pub lines: usize,
+    pub first: Vec<DataError>,
+}
+
+impl Unmatchable {
+    /// How many are kept to show.
+    const SHOWN: usize = 5;
 }
 
 /// A page's products or categories: a few each, kept in place so that
@@ -644,6 +668,9 @@ impl Store {
     /// are stable) into a new store with the default retention. Any bad line
     /// refuses the whole load: a half-loaded audience would silently change
     /// who is targeted. Events older than the retention at `now` are dropped.
+    /// Well-formed events that could never match (ids longer than requests
+    /// and configs carry, which versions before their limits took) are
+    /// skipped instead: they target no one ([`Loaded::unmatchable`]).
     pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Store, DataError> {
         let store = Store::new();
         store.append_dir(dir, now)?;
@@ -652,10 +679,11 @@ impl Store {
 
     /// Like [`Store::load_dir`], into this store (say after
     /// [`Store::set_retention_days`]): every file is parsed before any event
-    /// is applied. Returns the number of events added.
-    pub fn append_dir(&self, dir: &Path, now: Timestamp) -> Result<usize, DataError> {
+    /// is applied.
+    pub fn append_dir(&self, dir: &Path, now: Timestamp) -> Result<Loaded, DataError> {
         let files = jsonl_files(dir)?;
-        self.write_batch(now, |store, w, cutoff, batch| {
+        let mut skipped = Unmatchable::default();
+        let added = self.write_batch(now, |store, w, cutoff, batch| {
             for file in &files {
                 let name = file.display().to_string();
                 let text = std::fs::read_to_string(file).map_err(|e| DataError {
@@ -663,9 +691,13 @@ impl Store {
                     line: 0,
                     reason: format!("cannot read file: {e}"),
                 })?;
-                store.parse_into(w, &name, &text, Some(cutoff), batch)?;
+                store.parse_into(w, &name, &text, Some(cutoff), batch, Some(&mut skipped))?;
             }
             Ok(())
+        })?;
+        Ok(Loaded {
+            added,
+            unmatchable: skipped,
         })
     }
 
@@ -684,7 +716,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<usize, DataError> {
         self.write_batch(now, |store, w, cutoff, batch| {
-            store.parse_into(w, source_name, text, Some(cutoff), batch)
+            store.parse_into(w, source_name, text, Some(cutoff), batch, None)
         })
     }
 
@@ -1011,6 +1043,7 @@ impl Store {
         text: &str,
         cutoff_ms: Option<i64>,
         batch: &mut Batch,
+        mut skip_unmatchable: Option<&mut Unmatchable>,
     ) -> Result<(), DataError> {
         for (line, trimmed) in lines(text) {
             let fail = |reason: String| DataError {
@@ -1018,7 +1051,22 @@ impl Store {
                 line,
                 reason,
             };
-            let p = parse_line(trimmed).map_err(fail)?;
+            let parsed = match skip_unmatchable {
+                // Read whole: no line is too long to read back.
+                Some(_) => parse_line_of_any_length(trimmed.trim()),
+                None => parse_line(trimmed),
+            };
+            let p = match (parsed, skip_unmatchable.as_deref_mut()) {
+                (Ok(p), _) => p,
+                (Err(r), Some(skipped)) if r.unmatchable => {
+                    skipped.lines += 1;
+                    if skipped.first.len() < Unmatchable::SHOWN {
+                        skipped.first.push(fail(r.reason));
+                    }
+                    continue;
+                }
+                (Err(r), _) => return Err(fail(r.reason)),
+            };
             if let Some(ev) = self
                 .prepare(
                     w,

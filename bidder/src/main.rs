@@ -773,9 +773,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     store.set_retention_days(bidder::app::retention_days(&config));
     let mut users = Vec::new();
     if let Some(dir) = &args.data {
-        store
-            .append_dir(dir, start)
-            .with_context(|| format!("loading audience data from {}", dir.display()))?;
+        load_data(&store, dir, start)?;
         users = bidder::traffic::users_in_dir(dir)
             .with_context(|| format!("reading users from {}", dir.display()))?;
     }
@@ -1007,6 +1005,30 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
             use std::io::Write as _;
             std::io::stdout().write_all(text.as_bytes())?;
         }
+    }
+    Ok(())
+}
+
+/// Loads `--data` into `store`. A bad line stops the start; an event that
+/// could never match (an id past what requests and configs carry, which
+/// versions before those limits took) is skipped, with a warning naming
+/// the first few.
+fn load_data(
+    store: &audiences::Store,
+    dir: &std::path::Path,
+    now: config::Timestamp,
+) -> anyhow::Result<()> {
+    let loaded = store
+        .append_dir(dir, now)
+        .with_context(|| format!("loading audience data from {}", dir.display()))?;
+    let skipped = &loaded.unmatchable;
+    if skipped.lines > 0 {
+        let first: Vec<String> = skipped.first.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            lines = skipped.lines,
+            first = %first.join("; "),
+            "audience data: events that could never match were skipped"
+        );
     }
     Ok(())
 }
@@ -1341,9 +1363,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     store.set_retention_days(bidder::app::retention_days(&config));
     store.set_max_users(usize::try_from(args.max_audience_users).unwrap_or(usize::MAX));
     if let Some(dir) = &args.data {
-        store
-            .append_dir(dir, config::Clock::now(&SystemClock))
-            .with_context(|| format!("loading audience data from {}", dir.display()))?;
+        load_data(&store, dir, config::Clock::now(&SystemClock))?;
     }
     // Then what uploads, pixel calls and other replicas added at run time
     // before this start (`STATE/audience-events`).

@@ -341,7 +341,52 @@ fn a_bad_file_refuses_the_whole_directory() {
     assert_eq!(err.line, 2);
     assert_eq!(s.events(), 0);
     std::fs::remove_file(dir.join("sub/b.jsonl")).unwrap();
-    assert_eq!(s.append_dir(&dir, ts("2026-11-24T00:00:00Z")).unwrap(), 1);
+    assert_eq!(
+        s.append_dir(&dir, ts("2026-11-24T00:00:00Z"))
+            .unwrap()
+            .added,
+        1
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Events that could never match, which versions before the event limits
+/// took, are skipped where a directory is read at start, counted, and the
+/// first named with their line; the rest loads. One such line stopped every
+/// start (ops probe). A line of any length is read there: the limit is the
+/// state directory's. Uploads still refuse them (the sender hears why).
+#[test]
+fn a_directory_skips_events_that_could_never_match() {
+    let dir = std::env::temp_dir().join(format!("audiences-unmatchable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = "2026-11-20T00:00:00Z";
+    let long_user = "u".repeat(crate::MAX_USER_BYTES + 1);
+    let padded = format!("{}{}", " ".repeat(70_000), line("padded", "view", "P", at));
+    let text = [
+        line("u", "view", "P", at),
+        line(&long_user, "view", "P", at),
+        line("v", "view", "P\\u0001x", at),
+        line("w", "view", &"p".repeat(300), at),
+        padded,
+    ]
+    .join("\n");
+    std::fs::write(dir.join("a.jsonl"), &text).unwrap();
+    let s = Store::new();
+    let loaded = s.append_dir(&dir, ts("2026-11-24T00:00:00Z")).unwrap();
+    assert_eq!(loaded.added, 2, "the good line and the padded one");
+    assert_eq!(loaded.unmatchable.lines, 3);
+    let lines: Vec<usize> = loaded.unmatchable.first.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [2, 3, 4]);
+    assert!(loaded.unmatchable.first[0].reason.contains("\"user\""));
+    let err = Store::new()
+        .append_jsonl("upload", &text, ts("2026-11-24T00:00:00Z"))
+        .unwrap_err();
+    assert_eq!(err.line, 2, "an upload refuses them");
+    // A bad line still refuses the directory.
+    std::fs::write(dir.join("b.jsonl"), "{\"user\":\"u\"}\n").unwrap();
+    assert!(Store::new()
+        .append_dir(&dir, ts("2026-11-24T00:00:00Z"))
+        .is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
