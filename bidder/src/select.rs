@@ -92,18 +92,19 @@ pub(crate) struct Pricing {
 
 impl Choice {
     /// The price as the answer says it, in `currency`: converted from USD,
-    /// rounded down (never more than the line item's CPM is worth); a
-    /// fixed-price deal answered in its own currency, its price as sent,
-    /// and in another, rounded up: the agreed price came to USD and goes
-    /// on through a second rate, and rounded down it could fall a fraction
-    /// of a micro under the price agreed (3.33 GBP answered as 4.00443 EUR,
-    /// 3.3299997 GBP), which an exchange's floor check refuses.
+    /// rounded up; a fixed-price deal answered in its own currency, its
+    /// price as sent. A floor comes to USD and the bid goes on through a
+    /// second rate: rounded down, a bid at its floor fell a fraction of a
+    /// micro under it (3.33 GBP agreed, answered as 4.00443 EUR, 3.3299997
+    /// GBP; a 7.777777 USD floor answered as 7.388888 EUR: exchanges
+    /// probe), which an exchange's floor check refuses. What it costs is
+    /// still at most the CPM: a charge is capped at the bid's USD price
+    /// signed into its notice.
     pub(crate) fn answer_price(&self, currency: crate::context::Currency) -> Micros {
         let fixed = self.pricing.fixed == Some(self.price);
         match self.pricing.fixed_sent {
             Some((sent, code)) if code == currency.code && fixed => sent,
-            _ if fixed => currency.rate.from_usd_up(self.price),
-            _ => currency.rate.from_usd(self.price),
+            _ => currency.rate.from_usd_up(self.price),
         }
     }
 }

@@ -109,24 +109,28 @@ fn with_cur(cur: Value) -> Value {
 
 // ------------------------------------------------------------ currencies
 
+/// Converted, the price is rounded up: a bid at a floor that came to USD
+/// through another rate fell a fraction of a micro under it (exchanges
+/// probe). The charge stays capped at the USD price signed into the
+/// notice.
 #[test]
-fn bids_in_the_requested_currency_rounded_down() {
+fn bids_in_the_requested_currency_rounded_up() {
     let s = display_server("rounding", "1.234567");
     // USD allowed: no conversion.
     let (text, resp, _) = one_bid(&s, &with_cur(json!(["EUR", "USD"])));
     assert!(text.contains("\"price\":1.234567,"), "{text}");
     assert_eq!(resp["cur"], "USD");
 
-    // 1.234567 x 0.95 = 1.17283865: down to 1.172838.
+    // 1.234567 x 0.95 = 1.17283865: up to 1.172839.
     let (text, resp, bid) = one_bid(&s, &with_cur(json!(["EUR"])));
-    assert!(text.contains("\"price\":1.172838,"), "{text}");
+    assert!(text.contains("\"price\":1.172839,"), "{text}");
     assert_eq!(resp["cur"], "EUR");
     let nurl = bid["nurl"].as_str().unwrap();
     assert!(nurl.contains("&cur=EUR&r=950000000&"), "{nurl}");
 
-    // 1.234567 x 155.3 = 191.7282551: down to 191.728255.
+    // 1.234567 x 155.3 = 191.7282551: up to 191.728256.
     let (text, resp, _) = one_bid(&s, &with_cur(json!(["JPY"])));
-    assert!(text.contains("\"price\":191.728255,"), "{text}");
+    assert!(text.contains("\"price\":191.728256,"), "{text}");
     assert_eq!(resp["cur"], "JPY");
 
     // Codes are read without regard to case; the answer names it in capitals.
@@ -138,7 +142,7 @@ fn bids_in_the_requested_currency_rounded_down() {
     assert_eq!(explain(&s, &req)["currency"], "JPY");
     assert_eq!(
         verdict(&explain(&s, &req), "li")["price"].as_f64(),
-        Some(191.728255)
+        Some(191.728256)
     );
 }
 
@@ -167,12 +171,25 @@ fn a_foreign_floor_converts_up_and_clears_only_at_the_boundary() {
     );
 
     // Where the rounding direction decides: EUR 3.800001 is USD 4.00000105,
-    // above a 4.000001 CPM (whose bid, EUR 3.80000095, would go out as
-    // 3.8, under the floor). Rounded down, the floor would let it through.
+    // above a 4.000001 CPM (whose bid, EUR 3.80000095, goes out rounded up
+    // as 3.800001). Rounded down, the floor would let it through.
     let s = display_server("floor-up", "4.000001");
     assert_eq!(no_bid(&s, &floored("EUR", json!(3.800001)), "li"), "floor");
     let (text, _, _) = one_bid(&s, &floored("EUR", json!(3.80)));
-    assert!(text.contains("\"price\":3.8,"), "{text}");
+    assert!(text.contains("\"price\":3.800001,"), "{text}");
+}
+
+/// A bid at a USD floor answered in another currency is not a fraction of
+/// a micro under it: 7.777777 USD is 7.38888815 EUR, answered as 7.388889
+/// (as 7.388888, rounded down, the exchange refused it: exchanges probe).
+#[test]
+fn a_bid_at_its_floor_in_another_currency_is_not_under_it() {
+    let s = display_server("floor-other-currency", "7.777777");
+    let mut r = with_cur(json!(["EUR"]));
+    r["imp"][0]["bidfloor"] = json!(7.777777);
+    let (text, resp, _) = one_bid(&s, &r);
+    assert_eq!(resp["cur"], "EUR");
+    assert!(text.contains("\"price\":7.388889,"), "{text}");
 }
 
 #[test]

@@ -295,6 +295,17 @@ impl Rate {
 
     /// A USD amount in this currency, rounded up.
     pub fn from_usd_up(self, usd: Micros) -> Micros {
+        // In 64 bits when the product fits, as `from_usd` does: every bid's
+        // answer price comes through here.
+        if let Some(p) = i64::try_from(self.0)
+            .ok()
+            .and_then(|r| usd.0.checked_mul(r))
+        {
+            // Division truncates toward zero: up already for a negative
+            // product, one more for a positive one with a remainder.
+            let n = NANOS as i64;
+            return Micros(p / n + i64::from(p % n > 0));
+        }
         clamp(div_up(i128::from(usd.0) * i128::from(self.0), NANOS))
     }
 
@@ -579,6 +590,14 @@ mod tests {
             proptest::prop_assert!(back.0 <= usd, "charged {} for a bid of {}", back.0, usd);
             // Exact: back is the least USD amount whose value covers `foreign`.
             proptest::prop_assert!(i128::from(back.0) * i128::from(nanos) >= i128::from(foreign.0) * NANOS);
+        }
+
+        /// Rounded up in 64 bits as in 128: the least amount whose worth
+        /// covers the USD, of either sign (held to 64 bits).
+        #[test]
+        fn up_is_the_least_amount_covering_the_usd(usd in -1_000_000_000_000i64..1_000_000_000_000, nanos in 1u64..1_000_000_000_000_000_000) {
+            let exact = clamp(div_up(i128::from(usd) * i128::from(nanos), NANOS));
+            proptest::prop_assert_eq!(Rate(nanos).from_usd_up(Micros(usd)), exact);
         }
     }
 }
