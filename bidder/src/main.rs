@@ -1531,6 +1531,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         if let Some(s) = &shared_ledger {
             s.replayed();
         }
+        bidder::metrics::journal_replayed(replayed.skipped as u64, replayed.cut);
         tracing::info!(
             charges = replayed.charges,
             checkpoint_entries = replayed.checkpoint_entries,

@@ -348,6 +348,15 @@ pub fn journal_writable(up: bool) {
     metrics::gauge!("bidder_journal_writable").set(if up { 1.0 } else { 0.0 });
 }
 
+/// What the start found damaged in the charge journal: records skipped
+/// in its middle (a write never acknowledged, or damage) and bytes cut off
+/// its end (a torn last write). Only a log line said so; an alert needs
+/// a series (ops probe).
+pub fn journal_replayed(skipped: u64, cut_bytes: u64) {
+    metrics::gauge!("bidder_journal_skipped_records").set(skipped as f64);
+    metrics::gauge!("bidder_journal_cut_bytes").set(cut_bytes as f64);
+}
+
 /// How this replica signs the URLs it writes now: 1 `per-bid`, 0
 /// `per-url` (under `--url-signatures auto`, `per-url` until every reader
 /// has read `per-bid` for the soak).
@@ -445,6 +454,7 @@ const LABELLED_COUNTERS: &[(&str, &str, &[&str])] = &[
         "result",
         &["applied", "invalid", "full", "io_error"],
     ),
+    ("bidder_model_loads_total", "result", &["loaded", "failed"]),
 ];
 
 /// The counters without labels: on the page from the start, at zero.
@@ -509,6 +519,14 @@ pub fn describe() {
     metrics::describe_gauge!(
         "bidder_shared_state_up",
         "1 when the shared state (Redis) answers; 0: budgeted line items do not bid."
+    );
+    metrics::describe_gauge!(
+        "bidder_journal_skipped_records",
+        "Charge journal records the start skipped as unreadable (never acknowledged, or damaged: see the log)."
+    );
+    metrics::describe_gauge!(
+        "bidder_journal_cut_bytes",
+        "Bytes the start cut off the charge journal's end (a torn last write, never acknowledged)."
     );
     metrics::describe_gauge!(
         "bidder_journal_writable",

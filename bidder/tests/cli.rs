@@ -276,6 +276,10 @@ fn serve_bids_on_the_example_and_stops_on_sigterm() {
         "bidder_list_batches_total{result=\"io_error\"} 0",
         "bidder_config_reloads_total{result=\"rejected\"} 0",
         "bidder_config_last_load_ok 1",
+        "bidder_model_loads_total{result=\"failed\"} 0",
+        // What the start found damaged in the charge journal: nothing.
+        "bidder_journal_skipped_records 0",
+        "bidder_journal_cut_bytes 0",
     ] {
         assert!(
             page.lines().any(|l| l == series),
@@ -307,6 +311,46 @@ fn serve_bids_on_the_example_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A start that skips a damaged record of the charge journal, or cuts a
+/// torn last one, says so on a gauge an alert can watch: only a log line
+/// did (ops probe).
+#[test]
+fn a_damaged_journal_shows_on_the_metrics_of_the_start() {
+    let dir = scratch("damaged-journal");
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("shop.yaml"),
+        one_banner_shop("1.00", "daily: 100.00"),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let (mut child, _, _) = serve(&config, &state, &[]);
+    terminate(child.id());
+    assert!(child.wait().unwrap().success());
+    let journal = state.join("charges.journal");
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.push_str("C2\tnot a record\n{\"torn");
+    std::fs::write(&journal, text).unwrap();
+    let (mut child, _, admin) = serve(&config, &state, &[]);
+    let page = http(
+        admin,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    for series in [
+        "bidder_journal_skipped_records 1",
+        "bidder_journal_cut_bytes 6",
+    ] {
+        assert!(
+            page.lines().any(|l| l == series),
+            "no {series:?} in\n{page}"
+        );
+    }
+    terminate(child.id());
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A refused reload shows on the metrics an alert watches: the count of
