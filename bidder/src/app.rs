@@ -923,6 +923,9 @@ impl App {
         }) {
             tracing::warn!("{why}");
         }
+        for why in tmax_left_nothing(&config, self.settings.tmax_margin) {
+            tracing::warn!("{why}");
+        }
         self.audiences.set_retention_days(retention_days(&config));
         // What was served before: the config replaced, or at a start the
         // record the last run left.
@@ -2810,6 +2813,30 @@ pub fn ended_flights(config: &config::Config, today: config::Date) -> Vec<String
                 a.file.display(),
                 o.id,
                 o.flight.end
+            )
+        })
+        .collect()
+}
+
+/// Exchange profiles whose `tmax_default_ms` the margin taken off every
+/// tmax (`--tmax-margin-ms`) eats whole, one line each: valid, and every
+/// request of theirs without its own tmax gets no bid, reason `late`
+/// (exchanges probe: `tmax_default_ms: 10` passed beside the default 10 ms
+/// margin, which the config does not know). `bidder validate` says so
+/// against the default margin, a start against its own.
+pub fn tmax_left_nothing(config: &config::Config, margin: Duration) -> Vec<String> {
+    config
+        .exchanges
+        .iter()
+        .filter_map(|e| Some((e, e.tmax_default_ms?)))
+        .filter(|&(_, ms)| Duration::from_millis(u64::from(ms)) <= margin)
+        .map(|(e, ms)| {
+            format!(
+                "{}: exchange \"{}\": tmax_default_ms {ms} leaves no time after the {} ms taken \
+                 off every tmax (--tmax-margin-ms): its requests without a tmax will get no bid",
+                e.file.display(),
+                e.id,
+                margin.as_millis()
             )
         })
         .collect()

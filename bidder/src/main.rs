@@ -585,6 +585,11 @@ fn validate(
             for why in bidder::app::unbounded_bids(&config) {
                 eprintln!("warning: {why}");
             }
+            for why in
+                bidder::app::tmax_left_nothing(&config, bidder::Settings::default().tmax_margin)
+            {
+                eprintln!("warning: {why}");
+            }
             println!("{}: valid: {}", dir.display(), config.summary());
             ExitCode::SUCCESS
         }

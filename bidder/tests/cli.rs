@@ -145,6 +145,35 @@ fn validate_warns_of_orders_whose_flight_ended() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A profile's default tmax that the margin taken off every tmax eats
+/// whole is valid, and its requests without a tmax never bid: `validate`
+/// says so (exchanges probe: `tmax_default_ms: 10` passed in silence).
+#[test]
+fn validate_warns_of_a_default_tmax_that_leaves_no_time() {
+    let (dir, out) = validate_examples_with(
+        "tmax-default",
+        "tmax_default_ms: 150",
+        "tmax_default_ms: 10",
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("warning: ")
+            && l.contains("example-exchange.yaml: exchange \"example-exchange\"")
+            && l.contains("tmax_default_ms 10 leaves no time")),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let (dir, out) = validate_examples_with(
+        "tmax-default-ok",
+        "tmax_default_ms: 150",
+        "tmax_default_ms: 11",
+    );
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("leaves no time"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn validate_lists_every_problem_with_its_place() {
     let dir = scratch("validate");
