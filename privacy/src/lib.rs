@@ -213,7 +213,21 @@ pub fn decide_seeing<'a>(
         None
     };
     let Some(regs) = regs else {
-        return early.map_or(Ok(ALL_ALLOWED), Err);
+        if let Some(r) = early {
+            return Err(r);
+        }
+        // No one said whether GDPR applies: a TC string given still holds
+        // where it refuses (`allow`).
+        let Some(consents) = req.user.as_ref().map(|u| u.consents()) else {
+            return Ok(ALL_ALLOWED);
+        };
+        return allow(
+            &Signals {
+                consents: [consents.given.as_deref(), consents.in_ext.as_deref()],
+                ..Signals::default()
+            },
+            settings,
+        );
     };
     let s = regs.signals();
     seen(&s);
@@ -227,8 +241,10 @@ pub fn decide_seeing<'a>(
     // A 2.6 field and its 2.5 copy in `regs.ext` that disagree: the one
     // that restricts more holds (`gdpr: 0` above `ext.gdpr: 1` applies GDPR).
     let shadowed = s.shadowed.as_deref();
+    // Either one's `0` declares GDPR not to apply, when the other does not
+    // say it does: not the same as neither saying (see `allow`).
     let gdpr = match shadowed {
-        Some(sh) if is_set(sh.gdpr) => sh.gdpr,
+        Some(sh) if is_set(sh.gdpr) || s.gdpr.is_none() => sh.gdpr,
         _ => s.gdpr,
     };
     let gpp_sid = s.gpp_sid;
@@ -251,7 +267,9 @@ pub fn decide_seeing<'a>(
             };
             may_apply(sh.gdpr, sh.gpp.as_deref().or(s.gpp.as_deref()), sid)
         });
-    let consents = match (&req.user, gdpr_may_apply) {
+    // Where no one said whether GDPR applies, a TC string given is read
+    // too (`allow`).
+    let consents = match (&req.user, gdpr_may_apply || gdpr.is_none()) {
         (Some(u), true) => u.consents(),
         _ => Default::default(),
     };
@@ -360,6 +378,20 @@ fn allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<Allowed, Restric
         if !any {
             return Err(Restriction::GdprNoConsent);
         }
+    } else if s.gdpr.is_none() {
+        // No one said whether GDPR applies (`gdpr` absent, null or empty),
+        // yet a TC string came: it was made for someone GDPR covers, and
+        // one that refuses us holds (privacy probe: a string refusing our
+        // vendor, beside `"gdpr": ""`, let behavioural audiences and the
+        // user key through). One that cannot be read says nothing here.
+        let [given, in_ext] = s.consents.map(|c| c.filter(|c| !c.trim().is_empty()));
+        for tc in [given, in_ext].into_iter().flatten() {
+            match tcf_decision(tc, settings.vendor_id) {
+                Some(Some(granted)) => allowed.measurement &= granted.measurement,
+                Some(None) => return Err(Restriction::GdprNoConsent),
+                None => {}
+            }
+        }
     }
     // A US Privacy string that says something stands in for a missing
     // section 6 (it is the same signal, and was read above). Looked at
@@ -453,27 +485,38 @@ const TC_CORE_FIXED_BITS: usize = 213;
 /// Failing closed keeps a restriction on purposes 1/3/4 for our vendor from
 /// ever being missed; honour restrictions here once the decoder reads them.
 fn tcf_grants(consent: &str, vendor_id: u16) -> Option<Allowed> {
-    if vendor_id == UNSET_VENDOR_ID || consent.len() > MAX_SIGNAL_BYTES {
+    if vendor_id == UNSET_VENDOR_ID {
+        return None;
+    }
+    tcf_decision(consent, vendor_id).flatten()
+}
+
+/// What a TC string decides for `vendor_id`: `None` when it cannot be read
+/// (as [`tcf_grants`] reads), else what it grants (`Some(None)`: nothing).
+fn tcf_decision(consent: &str, vendor_id: u16) -> Option<Option<Allowed>> {
+    if consent.len() > MAX_SIGNAL_BYTES {
         return None;
     }
     let core = consent.split('.').next().unwrap_or_default();
     vet_tc_core(core)?;
     let tc = TcfEuV2::from_str(core).ok()?;
     let core = &tc.core;
-    (REQUIRED_PURPOSES
-        .iter()
-        .all(|p| core.purpose_consents.contains(p))
-        && core.vendor_consents.contains(&vendor_id))
-    .then(|| Allowed {
-        // Consent (our vendor's consent was checked above), or legitimate
-        // interest for the purpose and for our vendor: a vendor's LI bit
-        // of 0 is the user's objection to it.
-        measurement: core.purpose_consents.contains(&MEASUREMENT_PURPOSE)
-            || (core
-                .purpose_legitimate_interests
-                .contains(&MEASUREMENT_PURPOSE)
-                && core.vendor_legitimate_interests.contains(&vendor_id)),
-    })
+    Some(
+        (REQUIRED_PURPOSES
+            .iter()
+            .all(|p| core.purpose_consents.contains(p))
+            && core.vendor_consents.contains(&vendor_id))
+        .then(|| Allowed {
+            // Consent (our vendor's consent was checked above), or legitimate
+            // interest for the purpose and for our vendor: a vendor's LI bit
+            // of 0 is the user's objection to it.
+            measurement: core.purpose_consents.contains(&MEASUREMENT_PURPOSE)
+                || (core
+                    .purpose_legitimate_interests
+                    .contains(&MEASUREMENT_PURPOSE)
+                    && core.vendor_legitimate_interests.contains(&vendor_id)),
+        }),
+    )
 }
 
 /// Walks the core segment's variable part before the decoder sees it:

@@ -419,6 +419,67 @@ fn gdpr_not_applying_needs_no_string() {
     assert_eq!(check(json!({ "regs": { "ext": { "gdpr": 0 } } })), Ok(()));
 }
 
+/// Where no one says whether GDPR applies (no `regs`, `gdpr` absent, null
+/// or empty), a TC string given was made for someone GDPR covers: one that
+/// refuses us holds (privacy probe: behavioural audiences and the user key
+/// went through beside `"gdpr": ""`). One that grants lets measurement
+/// follow it; one that cannot be read says nothing. A `gdpr` of 0 says
+/// GDPR does not apply: its string is not read.
+#[test]
+fn a_tc_string_holds_where_no_one_says_whether_gdpr_applies() {
+    let refusing = Tc::granting(&[1]).encode();
+    let granting = Tc::granting(&[VENDOR]).encode();
+    let no_measurement = Tc {
+        purposes: vec![1, 3, 4],
+        vendors: vec![VENDOR],
+        ..Tc::default()
+    }
+    .encode();
+    for regs in [
+        None,
+        Some(json!({})),
+        Some(json!({ "gdpr": "" })),
+        Some(json!({ "gdpr": null })),
+    ] {
+        for user in [
+            json!({ "buyeruid": "u-1", "consent": refusing }),
+            json!({ "buyeruid": "u-1", "ext": { "consent": refusing } }),
+        ] {
+            let mut req = json!({ "user": user });
+            if let Some(r) = &regs {
+                req["regs"] = r.clone();
+            }
+            assert_eq!(
+                check(req),
+                Err(Restriction::GdprNoConsent),
+                "{regs:?} {user}"
+            );
+        }
+        let with = |consent: &str| {
+            let mut req = json!({ "user": { "buyeruid": "u-1", "consent": consent } });
+            if let Some(r) = &regs {
+                req["regs"] = r.clone();
+            }
+            decide_with(req, &settings())
+        };
+        assert_eq!(
+            with(&granting),
+            Ok(Allowed { measurement: true }),
+            "{regs:?}"
+        );
+        assert_eq!(
+            with(&no_measurement),
+            Ok(Allowed { measurement: false }),
+            "{regs:?}"
+        );
+        assert_eq!(with("garbage"), Ok(ALL_ALLOWED), "{regs:?}");
+    }
+    for regs in [json!({ "gdpr": 0 }), json!({ "ext": { "gdpr": 0 } })] {
+        let req = json!({ "regs": regs, "user": { "buyeruid": "u-1", "consent": refusing } });
+        assert_eq!(check(req), Ok(()), "{regs}");
+    }
+}
+
 #[test]
 fn gdpr_openrtb_2_5_locations() {
     let granting = Tc::granting(&[VENDOR]).encode();
