@@ -1234,6 +1234,42 @@ fn a_removed_line_items_spend_stays_in_its_orders_panel() {
     assert_eq!(spent(&row("", "")), units(2).as_i64(), "the advertiser's");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&state);
+
+    // A line item's own row counts its spend by its id, as its budget
+    // does, under whichever order it was charged: with its order renamed
+    // while bids were out, it still shows its 2.00 of 2.00 (review
+    // finding: 0.00, and a plan with its whole day left).
+    let (s, dir, state) = shop_on_disk("panel-renamed", &li);
+    let bids = four_bids_out(&s, "li");
+    let renamed = shop_yaml("", "1000.00", &li).replace("id: o1\n", "id: o1-renamed\n");
+    reload_with(&s, &dir, "shop.yaml", &renamed);
+    for b in &bids[2..] {
+        assert_eq!(s.notice(&url(b, "nurl"), "1000.00").status, 200);
+    }
+    s.flush_events();
+    let delivery = report(s.admin, "line_item")["delivery"].clone();
+    let find = |order: &str, li: &str| {
+        delivery
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["order"] == order && d["line_item"] == li)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {order}/{li}: {delivery}"))
+    };
+    assert_eq!(
+        spent(&find("o1-renamed", "li")),
+        units(2).as_i64(),
+        "{delivery}"
+    );
+    assert_eq!(
+        spent(&find("o1-renamed", "")),
+        0,
+        "charged under o1: {delivery}"
+    );
+    assert_eq!(spent(&find("", "")), units(2).as_i64(), "the advertiser's");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// An order renamed (or a line item moved before it spent) while its bids

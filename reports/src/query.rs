@@ -189,18 +189,52 @@ type RowKey = [u32; Dim::ALL.len()];
 
 /// Maps keyed by string ids (ours, not an attacker's): hashed fast.
 type Fast<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+const ADVERTISER: usize = 0;
 const ORDER: usize = 1;
 const LINE_ITEM: usize = 2;
 
-/// A line item under the order a charge was made for: the budget panel
-/// sums what an order spent by the order each charge names, as the ledger
-/// does, not by the order a line item sits in now (reports probe: a
-/// removed line item's spend vanished from its order's panel, a moved
-/// one's went to the order it moved to).
-type Placed = (u32, u32);
+/// The advertiser, order and line item a charge names. The budget panel
+/// sums spend as the ledger counts it: a line item's by its id, an
+/// order's by the order each charge names, not by the order a line item
+/// sits in now (reports probe: a removed line item's spend vanished from
+/// its order's panel, a moved one's went to the order it moved to).
+type Placed = [u32; 3];
+
+fn placed(k: &Key) -> Placed {
+    [k[ADVERTISER], k[ORDER], k[LINE_ITEM]]
+}
+
+/// A row of the budget panel: an advertiser, order or line item (its id).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Panel {
+    Advertiser(u32),
+    Order(u32),
+    LineItem(u32),
+}
+
+impl Panel {
+    /// The panel rows a charge or event of `p` counts in.
+    fn of(p: Placed) -> [Panel; 3] {
+        [
+            Panel::Advertiser(p[0]),
+            Panel::Order(p[1]),
+            Panel::LineItem(p[2]),
+        ]
+    }
+}
+
+/// What one panel row sums.
+#[derive(Clone, Copy, Default)]
+struct PanelSums {
+    counters: Counters,
+    /// Spend through the last day (lifetime budgets).
+    to_date: i64,
+    /// Spend by hour of the last day.
+    hourly: [i64; 24],
+}
 
 /// Charges summed by bid day and ad, and spend by hour of the charge per
-/// day, order and line item (the pacing chart).
+/// day, advertiser, order and line item (the pacing chart).
 #[derive(Default)]
 struct Charges {
     sums: Fast<(i64, Key), ChargeSums>,
@@ -252,10 +286,10 @@ struct Sums<'q> {
     /// Day number → its id in `strings` (for `--by day`).
     day_ids: Fast<i64, u32>,
     rows: Fast<RowKey, Counters>,
-    by_li: Fast<Placed, Counters>,
-    /// Spend through the last day, per line item (lifetime budgets).
-    to_date: Fast<Placed, i64>,
-    hourly: Fast<Placed, [i64; 24]>,
+    panel: Fast<Panel, PanelSums>,
+    /// Each order and line item a charge or event named: a line item no
+    /// longer in the config shows under the orders it spent in.
+    placed: Fast<(u32, u32), ()>,
     no_bids: Fast<u32, u64>,
 }
 
@@ -292,10 +326,10 @@ impl Sums<'_> {
     fn add(&mut self, strings: &mut Strings, day: i64, k: &Key, c: &Counters) {
         let key = self.key(strings, day, k);
         self.rows.entry(key).or_default().add(c);
-        self.by_li
-            .entry((k[ORDER], k[LINE_ITEM]))
-            .or_default()
-            .add(c);
+        for row in Panel::of(placed(k)) {
+            self.panel.entry(row).or_default().counters.add(c);
+        }
+        self.placed.insert((k[ORDER], k[LINE_ITEM]), ());
     }
 
     fn add_day(&mut self, strings: &mut Strings, day: i64, d: &DayEvents) {
@@ -321,8 +355,11 @@ impl Sums<'_> {
         if day > self.to {
             return;
         }
-        let t = self.to_date.entry((k[ORDER], k[LINE_ITEM])).or_default();
-        *t = t.saturating_add(s.spend);
+        for row in Panel::of(placed(k)) {
+            let t = &mut self.panel.entry(row).or_default().to_date;
+            *t = t.saturating_add(s.spend);
+        }
+        self.placed.insert((k[ORDER], k[LINE_ITEM]), ());
         if day >= self.from {
             let c = Counters {
                 wins: s.wins,
@@ -336,9 +373,11 @@ impl Sums<'_> {
 
     fn add_hourly(&mut self, day: i64, placed: Placed, h: &[i64; 24]) {
         if day == self.to {
-            let slot = self.hourly.entry(placed).or_insert([0; 24]);
-            for (x, y) in slot.iter_mut().zip(h) {
-                *x = x.saturating_add(*y);
+            for row in Panel::of(placed) {
+                let slot = &mut self.panel.entry(row).or_default().hourly;
+                for (x, y) in slot.iter_mut().zip(h) {
+                    *x = x.saturating_add(*y);
+                }
             }
         }
     }
@@ -416,9 +455,8 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         to,
         day_ids: Fast::default(),
         rows: Fast::default(),
-        by_li: Fast::default(),
-        to_date: Fast::default(),
-        hourly: Fast::default(),
+        panel: Fast::default(),
+        placed: Fast::default(),
         no_bids: Fast::default(),
     };
 
@@ -549,10 +587,7 @@ fn add_charge(part: &mut Charges, c: &ledger::Charge, strings: &mut Strings) {
     // The hour the charge was made, on the bid's day (a notice after
     // midnight counts in the last hour).
     let hour = ((t.at_ms - day * DAY_MS).clamp(0, DAY_MS - 1) / HOUR_MS) as usize;
-    let h = part
-        .hourly
-        .entry((day, (key[ORDER], key[LINE_ITEM])))
-        .or_insert([0; 24]);
+    let h = part.hourly.entry((day, placed(&key))).or_insert([0; 24]);
     h[hour] = h[hour].saturating_add(c.billed.as_i64());
 }
 
@@ -625,7 +660,7 @@ fn read_raw_day(
 // Version 5: keys carry the audience (8 ids, not 7). An aggregate of an
 // older version is not read (its rows would be misread): it is rebuilt from
 // its source, whose lines without an audience read as such.
-// 6: spend by hour is kept per order and line item.
+// 6: spend by hour is kept per advertiser, order and line item.
 const AGG_MAGIC: &[u8] = b"bidder-agg 6\n";
 
 /// A 64-bit checksum of an aggregate's tables and rows, word by word: a
@@ -811,10 +846,11 @@ fn charges_bytes(source: (u64, u64), part: &Charges, strings: &Strings) -> Vec<u
         body.extend_from_slice(&s.over.to_le_bytes());
     }
     body.extend_from_slice(&(part.hourly.len() as u32).to_le_bytes());
-    for ((day, (order, li)), h) in &part.hourly {
+    for ((day, placed), h) in &part.hourly {
         body.extend_from_slice(&day.to_le_bytes());
-        body.extend_from_slice(&table.index(*order).to_le_bytes());
-        body.extend_from_slice(&table.index(*li).to_le_bytes());
+        for &id in placed {
+            body.extend_from_slice(&table.index(id).to_le_bytes());
+        }
         for v in h {
             body.extend_from_slice(&v.to_le_bytes());
         }
@@ -885,7 +921,7 @@ fn scan_agg(path: &Path, kind: u8, strings: &mut Strings, sums: &mut Sums<'_>, d
 const FACT: usize = KEY_LEN * 4 + 6 * 8;
 const NO_BID: usize = 4 + 4 + 8;
 const CHARGE: usize = 8 + KEY_LEN * 4 + 3 * 8;
-const HOURLY: usize = 8 + 4 + 4 + 24 * 8;
+const HOURLY: usize = 8 + 3 * 4 + 24 * 8;
 
 /// The string ids of an aggregate of `want` and its rows, once its sizes
 /// are seen to agree.
@@ -984,13 +1020,12 @@ fn fold_rows(
         }
         for _ in 0..c.u32().unwrap_or(0) {
             let day = i(&mut c);
-            let order = id(&mut c);
-            let li = id(&mut c);
+            let placed = [id(&mut c), id(&mut c), id(&mut c)];
             let mut h = [0i64; 24];
             for slot in &mut h {
                 *slot = i(&mut c);
             }
-            visit(strings, AggRow::Hourly(day, (order, li), h));
+            visit(strings, AggRow::Hourly(day, placed, h));
         }
     }
 }
@@ -1012,50 +1047,48 @@ fn delivery(
         24
     };
     let mut out = Vec::new();
+    // Every line item of the config, by id: one that is not there any more
+    // shows under the orders it spent in.
+    let configured: std::collections::HashSet<u32> =
+        config.line_items().map(|li| strings.id(&li.id)).collect();
     for a in &config.advertisers {
         let mut adv = blank(Level::Advertiser, &a.id, "", "", hours);
+        fill(&mut adv, sums, Panel::Advertiser(strings.id(&a.id)));
         // Its orders, each followed by its line items.
         let mut block = Vec::new();
         for o in &a.orders {
+            let order = strings.id(&o.id);
             let mut ord = blank(Level::Order, &a.id, &o.id, "", hours);
             ord.budget = Some(("lifetime", o.budget));
-            let order = strings.id(&o.id);
-            let mut lis = Vec::new();
+            fill(&mut ord, sums, Panel::Order(order));
+            block.push(ord);
             for li in &o.line_items {
-                let placed = (order, strings.id(&li.id));
-                let mut d = placed_row(sums, &a.id, &o.id, &li.id, placed, hours);
+                let mut d = blank(Level::LineItem, &a.id, &o.id, &li.id, hours);
+                fill(&mut d, sums, Panel::LineItem(strings.id(&li.id)));
                 d.budget = Some(match li.budget {
                     Budget::Daily(m) => ("daily", m),
                     Budget::Lifetime(m) => ("lifetime", m),
                 });
                 let before = d.spent_to_date.saturating_sub(d.spent_day);
                 d.plan = plan(li.budget, o.flight, q.to, before);
-                sum_into(&mut ord, &d);
-                lis.push(d);
+                block.push(d);
             }
             // Line items that spent under this order and are no longer in
-            // it (removed, or moved to another since): what they spent is
-            // still this order's, as the ledger counts it. No budget of
-            // theirs is shown: they have none here now.
-            let here: Vec<u32> = lis.iter().map(|d| strings.id(&d.line_item)).collect();
+            // the config: what they spent is in the order's row, as the
+            // ledger counts it. No budget is shown: they have none now.
             let mut gone: Vec<u32> = sums
-                .to_date
+                .placed
                 .keys()
-                .chain(sums.by_li.keys())
-                .filter(|&&(o, li)| o == order && !here.contains(&li))
+                .filter(|&&(o, li)| o == order && !configured.contains(&li))
                 .map(|&(_, li)| li)
                 .collect();
             gone.sort_unstable_by(|x, y| strings.name(*x).cmp(strings.name(*y)));
             gone.dedup();
             for li in gone {
-                let name = strings.name(li).to_string();
-                let d = placed_row(sums, &a.id, &o.id, &name, (order, li), hours);
-                sum_into(&mut ord, &d);
-                lis.push(d);
+                let mut d = blank(Level::LineItem, &a.id, &o.id, strings.name(li), hours);
+                fill(&mut d, sums, Panel::LineItem(li));
+                block.push(d);
             }
-            sum_into(&mut adv, &ord);
-            block.push(ord);
-            block.extend(lis);
         }
         out.push(adv);
         out.extend(block);
@@ -1063,36 +1096,17 @@ fn delivery(
     out
 }
 
-/// Line item `li`'s row under order `order`, with what it spent and did
-/// there.
-fn placed_row(
-    sums: &Sums<'_>,
-    adv: &str,
-    order: &str,
-    li: &str,
-    placed: Placed,
-    hours: usize,
-) -> Delivery {
-    let mut d = blank(Level::LineItem, adv, order, li, hours);
-    let h = sums.hourly.get(&placed).copied().unwrap_or([0; 24]);
+/// A panel row's spend and counters, as `row` summed them.
+fn fill(d: &mut Delivery, sums: &Sums<'_>, row: Panel) {
+    let s = sums.panel.get(&row).copied().unwrap_or_default();
     let mut cum = Micros::ZERO;
-    for (i, slot) in d.hourly.iter_mut().enumerate() {
-        cum = cum.saturating_add(Micros(h[i]));
+    for (slot, h) in d.hourly.iter_mut().zip(s.hourly) {
+        cum = cum.saturating_add(Micros(h));
         *slot = cum;
     }
-    d.spent_day = Micros(h.iter().sum());
-    d.spent_to_date = Micros(sums.to_date.get(&placed).copied().unwrap_or(0));
-    d.counters = sums.by_li.get(&placed).copied().unwrap_or_default();
-    d
-}
-
-fn sum_into(to: &mut Delivery, from: &Delivery) {
-    for (x, y) in to.hourly.iter_mut().zip(&from.hourly) {
-        *x = x.saturating_add(*y);
-    }
-    to.spent_day = to.spent_day.saturating_add(from.spent_day);
-    to.spent_to_date = to.spent_to_date.saturating_add(from.spent_to_date);
-    to.counters.add(&from.counters);
+    d.spent_day = Micros(s.hourly.iter().sum());
+    d.spent_to_date = Micros(s.to_date);
+    d.counters = s.counters;
 }
 
 fn blank(level: Level, adv: &str, order: &str, li: &str, hours: usize) -> Delivery {
