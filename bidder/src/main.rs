@@ -885,10 +885,15 @@ fn out_beside_state(out: &std::path::Path, state: &std::path::Path) -> anyhow::R
     // A hard link elsewhere to one of them is the same file under another
     // name (reports probe: `--out` a link to `charges.journal` wrote the
     // report over the charges).
-    if let Some(linked) = std::fs::metadata(out)
-        .ok()
-        .and_then(|m| linked_in(&state, &m, 3))
-        .filter(|p| p.strip_prefix(&state).is_ok_and(own))
+    let mut linked = Vec::new();
+    if let Ok(m) = std::fs::metadata(out) {
+        linked_in(&state, &m, 3, &mut linked);
+    }
+    // Every name it has there: a link of one's own beside the journal is
+    // still the journal (review finding: the first name found decided).
+    if let Some(linked) = linked
+        .iter()
+        .find(|p| p.strip_prefix(&state).is_ok_and(own))
     {
         anyhow::bail!(
             "--out {}: the same file as {}, one of the bidder's own files in the state \
@@ -910,28 +915,30 @@ fn out_beside_state(out: &std::path::Path, state: &std::path::Path) -> anyhow::R
     Ok(())
 }
 
-/// A file in `dir`, or in its subdirectories `depth` deep, that is the
-/// file `meta` describes (the same inode on the same device).
+/// The files in `dir`, and in its subdirectories `depth` deep, that are
+/// the file `meta` describes (the same inode on the same device), into
+/// `out`.
 fn linked_in(
     dir: &std::path::Path,
     meta: &std::fs::Metadata,
     depth: u32,
-) -> Option<std::path::PathBuf> {
+    out: &mut Vec<std::path::PathBuf>,
+) {
     use std::os::unix::fs::MetadataExt as _;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
         // Not followed: a link in the state directory is not its file.
         let Ok(m) = entry.path().symlink_metadata() else {
             continue;
         };
         if m.is_dir() && depth > 0 {
-            if let Some(found) = linked_in(&entry.path(), meta, depth - 1) {
-                return Some(found);
-            }
+            linked_in(&entry.path(), meta, depth - 1, out);
         } else if m.is_file() && m.dev() == meta.dev() && m.ino() == meta.ino() {
-            return Some(entry.path());
+            out.push(entry.path());
         }
     }
-    None
 }
 
 /// The files a bidder keeps at the top of its state directory.

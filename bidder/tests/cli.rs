@@ -1772,6 +1772,15 @@ fn outputs_are_not_written_into_the_state_directory() {
         before,
         "the journal is untouched"
     );
+    // Nor by way of a link of one's own beside the journal in the state
+    // directory: whichever name is found first, it is the journal.
+    for name in ["a-backup", "zz-backup"] {
+        std::fs::hard_link(&journal, state.join(name)).unwrap();
+        let (code, _, stderr) = report(&dir, &state, &[&TENTS_DAY[..], &[out.as_str()]].concat());
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        std::fs::remove_file(state.join(name)).unwrap();
+    }
+    assert_eq!(std::fs::read(&journal).unwrap(), before);
     // A hard link to a file of one's own there is let be.
     std::fs::write(state.join("notes.txt"), "mine").unwrap();
     let mine = dir.join("mine.txt");
