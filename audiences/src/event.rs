@@ -311,23 +311,51 @@ fn sale(line: &Line<'_>, kind: EventKind) -> Result<Option<Sale>, String> {
 /// Parses JSON lines. Blank lines are skipped. The whole text is refused on
 /// the first bad line, so a batch is never half-applied.
 pub fn parse_jsonl(source_name: &str, text: &str) -> Result<Vec<Event>, DataError> {
-    lines(text)
-        .map(|(line, trimmed)| {
-            let p = parse_line(trimmed).map_err(|r| DataError {
-                source_name: source_name.to_string(),
-                line,
-                reason: r.reason,
-            })?;
-            Ok(Event {
+    Ok(parse_jsonl_lines(source_name, text, false)?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
+}
+
+/// [`parse_jsonl`], each event with its line. `whole`: read as a source
+/// read whole at start (`--data`) is, as [`crate::Store::append_dir`]
+/// reads it: lines of any length, and events that could never match
+/// skipped, not refused.
+pub fn parse_jsonl_lines(
+    source_name: &str,
+    text: &str,
+    whole: bool,
+) -> Result<Vec<(usize, Event)>, DataError> {
+    let mut out = Vec::new();
+    for (line, trimmed) in lines(text) {
+        let parsed = match whole {
+            true => parse_line_of_any_length(trimmed.trim()),
+            false => parse_line(trimmed),
+        };
+        let p = match parsed {
+            Ok(p) => p,
+            Err(r) if whole && r.unmatchable => continue,
+            Err(r) => {
+                return Err(DataError {
+                    source_name: source_name.to_string(),
+                    line,
+                    reason: r.reason,
+                })
+            }
+        };
+        out.push((
+            line,
+            Event {
                 user: p.user.into_owned(),
                 kind: p.kind,
                 item: p.item.into_owned(),
                 at: p.at,
                 sale: p.sale,
                 advertiser: p.advertiser.map(Cow::into_owned),
-            })
-        })
-        .collect()
+            },
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

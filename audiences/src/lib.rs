@@ -13,7 +13,10 @@ mod event;
 mod lists;
 mod store;
 
-pub use event::{parse_jsonl, DataError, Event, EventKind, Sale, MAX_LINE_BYTES, MAX_USER_BYTES};
+pub use event::{
+    parse_jsonl, parse_jsonl_lines, DataError, Event, EventKind, Sale, MAX_LINE_BYTES,
+    MAX_USER_BYTES,
+};
 pub use lists::{
     normalize_id, Applied, ListError, Lists, UserIds, DEFAULT_MAX_MEMBERS, MAX_ID_BYTES,
 };

@@ -417,16 +417,6 @@ pub const MANY_BOUGHT: usize = 10_000;
 /// bought.
 pub const MANY_BOUGHT_EVERY_MS: i64 = 10_000;
 
-/// The line number of the `i`-th event of a JSON-lines text (blank lines
-/// hold none).
-fn nth_event_line(text: &str, i: usize) -> usize {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .nth(i)
-        .map_or(0, |(n, _)| n + 1)
-}
-
 /// Imps of one request that may get a bid.
 pub const MAX_IMPS: usize = 64;
 
@@ -2179,17 +2169,36 @@ impl App {
         source: &str,
         text: &str,
     ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
-        let events = audiences::parse_jsonl(source, text)?;
+        self.conversions_of(source, audiences::parse_jsonl_lines(source, text, false)?)
+    }
+
+    /// [`App::conversions`] of a `--data` file, read as the start loads it
+    /// into the audiences: events that could never match skipped, as
+    /// there (review finding: one such line kept the file's every sale out
+    /// of the reports, at each start).
+    pub fn data_conversions(
+        &self,
+        source: &str,
+        text: &str,
+    ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
+        self.conversions_of(source, audiences::parse_jsonl_lines(source, text, true)?)
+    }
+
+    fn conversions_of(
+        &self,
+        source: &str,
+        events: Vec<(usize, audiences::Event)>,
+    ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
         // A conversion dated ahead of this clock (beyond a little skew
         // between machines) is a mistake or a trick: it could outlive
         // every window and crowd out the conversions counted before it.
         let latest = self.clock.now().as_millis() + FUTURE_SKEW_MS;
-        if let Some(i) = events.iter().position(|e| {
+        if let Some(&(line, _)) = events.iter().find(|(_, e)| {
             !matches!(e.kind, audiences::EventKind::Interest) && e.at.as_millis() > latest
         }) {
             return Err(audiences::DataError {
                 source_name: source.into(),
-                line: nth_event_line(text, i),
+                line,
                 reason: "\"at\" is in the future (more than an hour ahead of the bidder's clock)"
                     .into(),
             });
@@ -2197,14 +2206,14 @@ impl App {
         let snap = self.snapshot.load();
         let rates = snap.as_ref().and_then(|s| s.config.currency_rates.as_ref());
         let mut out = Vec::new();
-        for (i, e) in events.into_iter().enumerate() {
+        for (line, e) in events {
             // An advertiser's own event names one of the config's: any
             // other name would keep it apart from every audience.
             if let (Some(adv), Some(snap)) = (&e.advertiser, snap.as_ref()) {
                 if !snap.config.advertisers.iter().any(|a| &a.id == adv) {
                     return Err(audiences::DataError {
                         source_name: source.into(),
-                        line: nth_event_line(text, i),
+                        line,
                         reason: format!(
                             "\"advertiser\" {adv:?} is not an advertiser of the config"
                         ),
@@ -2233,7 +2242,7 @@ impl App {
                         None => {
                             return Err(audiences::DataError {
                                 source_name: source.into(),
-                                line: nth_event_line(text, i),
+                                line,
                                 reason: format!(
                                     "currency {code} has no rate in the config's currency_rates: \
                                      the sale cannot be reported in USD"
@@ -2250,7 +2259,7 @@ impl App {
             if amount > config::MAX_AMOUNT {
                 return Err(audiences::DataError {
                     source_name: source.into(),
-                    line: nth_event_line(text, i),
+                    line,
                     reason: format!(
                         "\"amount\" is {amount} USD, more than a sale may be ({} USD)",
                         config::MAX_AMOUNT

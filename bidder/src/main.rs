@@ -1719,7 +1719,10 @@ async fn attribute_data(app: &App, dir: &std::path::Path) {
         let name = file.display().to_string();
         let conversions = std::fs::read_to_string(&file)
             .map_err(|e| format!("{name}: {e}"))
-            .and_then(|text| app.conversions(&name, &text).map_err(|e| e.to_string()));
+            .and_then(|text| {
+                app.data_conversions(&name, &text)
+                    .map_err(|e| e.to_string())
+            });
         let result = match conversions {
             Ok(c) => app.attribute(c).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),

@@ -138,7 +138,12 @@ pub fn users_in_dir(dir: &Path) -> std::io::Result<Vec<String>> {
             let Ok(parsed) = serde_json::from_str::<Line<'_>>(line.trim()) else {
                 continue;
             };
-            if parsed.user.is_empty() || users.contains(parsed.user.as_ref()) {
+            // An id longer than requests carry is skipped as the store's
+            // load skips its events: no traffic for a user without any.
+            if parsed.user.is_empty()
+                || parsed.user.len() > audiences::MAX_USER_BYTES
+                || users.contains(parsed.user.as_ref())
+            {
                 continue;
             }
             users.insert(parsed.user.into_owned());

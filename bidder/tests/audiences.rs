@@ -128,6 +128,34 @@ fn an_imps_product_hint_qualifies_that_imp_only() {
     assert_eq!(reason(&s, &r, li), "audience");
 }
 
+/// A `--data` file is attributed as the start loads it into the audiences:
+/// an event that could never match is skipped there, so it is here too
+/// (review finding: it kept every sale of its file out of the reports, at
+/// each start). An upload still refuses it, naming the line.
+#[test]
+fn data_files_are_attributed_as_they_are_loaded() {
+    let s = Server::example();
+    let buy = |user: &str| {
+        format!(
+            r#"{{"user":"{user}","event":"purchase","product":"B0TENT0001","at":"2026-11-01T10:00:00Z","amount":20,"currency":"USD"}}"#
+        )
+    };
+    let text = format!("{}\n\n{}\n", buy(&"u".repeat(129)), buy("u-1001"));
+    let refused = s.app.conversions("upload", &text).unwrap_err();
+    assert_eq!(refused.line, 1, "{refused}");
+    let loaded = s.app.data_conversions("data.jsonl", &text).expect("loaded");
+    assert_eq!(loaded.len(), 1);
+    // Lines stay counted as in the file: a refusal past the skipped one
+    // names its own line.
+    let bad = format!(
+        "{}\n{}\n",
+        buy(&"u".repeat(129)),
+        buy("u-1001").replace("USD", "XXX")
+    );
+    let refused = s.app.data_conversions("data.jsonl", &bad).unwrap_err();
+    assert_eq!(refused.line, 2, "{refused}");
+}
+
 #[test]
 fn views_and_interests_follow_the_example_data() {
     let s = Server::example();
