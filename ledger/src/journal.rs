@@ -412,12 +412,11 @@ impl Journal {
                     // first start stopped early, always a journal that lost
                     // its charges (ops probe: an emptied journal was taken
                     // for a first start, and every notice charged again).
-                    storage
-                        .file
-                        .write_all(header(1).as_bytes())
-                        .and_then(|()| storage.file.sync_all())
-                        .and_then(|()| sync_dir(dir))
-                        .map_err(io_err(&path))?;
+                    // Whole or not at all (a temporary file renamed over
+                    // the empty journal): a header cut short would refuse
+                    // every start after (review finding). The handle on the
+                    // empty file is replaced with the first generation's.
+                    replace_file(dir, JOURNAL, header(1).as_bytes()).map_err(io_err(&path))?;
                 }
                 // A new state directory, or a journal from before headers
                 // (replayed above): what it holds goes into a checkpoint and
