@@ -132,7 +132,9 @@ pub(crate) fn explain<'s, 'r>(
                         let shaded = choice.pricing.shading.as_ref();
                         verdict.bidding = Some(Bidding {
                             strategy: item.bidding.as_str(),
-                            value: ctx.currency.rate.from_usd(choice.pricing.value).as_i64() as f64
+                            // Rounded as the price is: never a micro under it.
+                            value: ctx.currency.rate.from_usd_up(choice.pricing.value).as_i64()
+                                as f64
                                 / 1e6,
                             shading: shaded.map(|s| s.reason.as_str()),
                             p_win: shaded.and_then(|s| s.p_win),

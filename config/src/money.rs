@@ -215,14 +215,15 @@ impl<'de> Deserialize<'de> for Micros {
 ///
 /// Budgets are USD; a bid in another currency is converted with one rule
 /// whose every rounding favours the advertiser's budget over our books
-/// never being short:
-/// - a bid is converted *down* ([`Rate::from_usd`]): it never offers more
-///   than the line item's CPM is worth;
-/// - a floor is converted *up* ([`Rate::to_usd_up`], then
-///   [`Rate::from_usd_up`]): a bid that clears the converted floor clears
-///   the real one;
-/// - a charge is converted back *up* ([`Rate::to_usd_up`]): spend is never
-///   under-counted, so a budget is never overspent by rounding.
+/// never being short, and never leaves a bid under its floor:
+/// - a floor is converted *up* ([`Rate::to_usd_up`]): a bid that clears the
+///   converted floor clears the real one;
+/// - a bid is converted *up* into the answer's currency
+///   ([`Rate::from_usd_up`]): a bid at a floor that came to USD through
+///   another rate is not a fraction of a micro under it;
+/// - a charge is converted back *up* ([`Rate::to_usd_up`]) and capped at
+///   the bid's USD price: spend is never under-counted, and never more
+///   than the line item's CPM is worth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rate(u64);
 
