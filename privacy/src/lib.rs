@@ -218,7 +218,7 @@ pub fn decide_seeing<'a>(
         }
         // No one said whether GDPR applies: a TC string given still holds
         // where it refuses (`allow`).
-        let Some(consents) = req.user.as_ref().map(|u| u.consents()) else {
+        let Some(consents) = req.user.as_ref().map(undeclared_consents) else {
             return Ok(ALL_ALLOWED);
         };
         return allow(
@@ -241,10 +241,8 @@ pub fn decide_seeing<'a>(
     // A 2.6 field and its 2.5 copy in `regs.ext` that disagree: the one
     // that restricts more holds (`gdpr: 0` above `ext.gdpr: 1` applies GDPR).
     let shadowed = s.shadowed.as_deref();
-    // Either one's `0` declares GDPR not to apply, when the other does not
-    // say it does: not the same as neither saying (see `allow`).
     let gdpr = match shadowed {
-        Some(sh) if is_set(sh.gdpr) || s.gdpr.is_none() => sh.gdpr,
+        Some(sh) if is_set(sh.gdpr) => sh.gdpr,
         _ => s.gdpr,
     };
     let gpp_sid = s.gpp_sid;
@@ -268,9 +266,11 @@ pub fn decide_seeing<'a>(
             may_apply(sh.gdpr, sh.gpp.as_deref().or(s.gpp.as_deref()), sid)
         });
     // Where no one said whether GDPR applies, a TC string given is read
-    // too (`allow`).
-    let consents = match (&req.user, gdpr_may_apply || gdpr.is_none()) {
+    // too (`allow`): most such requests (US traffic) have none, and their
+    // `user.ext` (eids) is read only where it names one.
+    let consents = match (&req.user, gdpr_may_apply) {
         (Some(u), true) => u.consents(),
+        (Some(u), false) if gdpr.is_none() => undeclared_consents(u),
         _ => Default::default(),
     };
     let (usp, gpp) = (s.us_privacy, s.gpp);
@@ -304,6 +304,21 @@ pub fn decide_seeing<'a>(
         return Err(Restriction::GlobalPrivacyControl);
     }
     Ok(allowed)
+}
+
+/// The TC strings of a user where no one said whether GDPR applies:
+/// `user.consent`, and `user.ext.consent` only where the ext's text names
+/// a consent at all (reading the ext costs every such request, and almost
+/// none has one).
+fn undeclared_consents<'a>(u: &ortb::User<'a>) -> ortb::Consents<'a> {
+    let named = u.ext.is_some_and(|e| e.get().contains("\"consent\""));
+    match named {
+        true => u.consents(),
+        false => ortb::Consents {
+            given: u.consent.clone().filter(|c| !c.is_empty()),
+            ..Default::default()
+        },
+    }
 }
 
 /// `device.ext.atts`: the user authorized tracking.
