@@ -1270,6 +1270,58 @@ fn a_removed_line_items_spend_stays_in_its_orders_panel() {
     assert_eq!(spent(&find("", "")), units(2).as_i64(), "the advertiser's");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&state);
+
+    // A line item moved with bids out (nothing spent yet), which then
+    // spent under both orders, and was removed: under each order it shows
+    // what it spent there (review finding: its whole 3.00 under each).
+    let li = line_item("li", "1000.00", "daily: 10.00", "");
+    let other = line_item("other", "0.01", "daily: 2.00", "");
+    let other2 = line_item("other2", "0.01", "daily: 2.00", "");
+    let two_orders = |in_o1: &str, in_o2: &str| {
+        format!(
+            "{}  - id: o2\n    service: self_service\n    budget: 1000.00\n    \
+             flight: {{ start: 2026-11-01, end: 2026-12-31 }}\n    line_items:\n{in_o2}",
+            shop_yaml("", "1000.00", in_o1)
+        )
+    };
+    let dir = config_dir(
+        "panel-moved",
+        &[("shop.yaml", &two_orders(&format!("{li}{other}"), &other2))],
+    );
+    let state = common::tempdir("panel-moved-state");
+    let s = Server::start_in(&dir, &state, 1_000_000, ts("2026-11-24T12:00:00Z"));
+    let bids = four_bids_out(&s, "li");
+    reload_with(
+        &s,
+        &dir,
+        "shop.yaml",
+        &two_orders(&other, &format!("{li}{other2}")),
+    );
+    for b in &bids[2..] {
+        assert_eq!(s.notice(&url(b, "nurl"), "1000.00").status, 200);
+    }
+    let moved = only_bid(&s.bid(&banner_request().to_string()));
+    assert_eq!(moved["cid"], "li");
+    assert_eq!(s.notice(&url(&moved, "nurl"), "1000.00").status, 200);
+    reload_with(&s, &dir, "shop.yaml", &two_orders(&other, &other2));
+    s.flush_events();
+    let delivery = report(s.admin, "line_item")["delivery"].clone();
+    let find = |order: &str, li: &str| {
+        delivery
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["order"] == order && d["line_item"] == li)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {order}/{li}: {delivery}"))
+    };
+    assert_eq!(spent(&find("o1", "li")), units(2).as_i64(), "{delivery}");
+    assert_eq!(spent(&find("o2", "li")), units(1).as_i64(), "{delivery}");
+    assert_eq!(spent(&find("o1", "")), units(2).as_i64(), "{delivery}");
+    assert_eq!(spent(&find("o2", "")), units(1).as_i64(), "{delivery}");
+    assert_eq!(spent(&find("", "")), units(3).as_i64(), "the advertiser's");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// An order renamed (or a line item moved before it spent) while its bids

@@ -204,21 +204,32 @@ fn placed(k: &Key) -> Placed {
     [k[ADVERTISER], k[ORDER], k[LINE_ITEM]]
 }
 
-/// A row of the budget panel: an advertiser, order or line item (its id).
+/// A row of the budget panel: an advertiser, order or line item (its id),
+/// and what is kept to build them: a line item under one order (for one
+/// no longer in the config, shown under the orders it spent in), and the
+/// charges and events of an order that name no advertiser (records from
+/// before charges named one: they count for the order's advertiser).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Panel {
     Advertiser(u32),
     Order(u32),
     LineItem(u32),
+    Placed(u32, u32),
+    Untagged(u32),
 }
 
 impl Panel {
-    /// The panel rows a charge or event of `p` counts in.
-    fn of(p: Placed) -> [Panel; 3] {
+    /// The panel rows a charge or event of `p` counts in; `untagged`: its
+    /// advertiser is none.
+    fn of(p: Placed, untagged: bool) -> [Panel; 4] {
         [
-            Panel::Advertiser(p[0]),
+            match untagged {
+                true => Panel::Untagged(p[1]),
+                false => Panel::Advertiser(p[0]),
+            },
             Panel::Order(p[1]),
             Panel::LineItem(p[2]),
+            Panel::Placed(p[1], p[2]),
         ]
     }
 }
@@ -287,9 +298,8 @@ struct Sums<'q> {
     day_ids: Fast<i64, u32>,
     rows: Fast<RowKey, Counters>,
     panel: Fast<Panel, PanelSums>,
-    /// Each order and line item a charge or event named: a line item no
-    /// longer in the config shows under the orders it spent in.
-    placed: Fast<(u32, u32), ()>,
+    /// The id of no advertiser (`""`).
+    no_advertiser: u32,
     no_bids: Fast<u32, u64>,
 }
 
@@ -326,10 +336,9 @@ impl Sums<'_> {
     fn add(&mut self, strings: &mut Strings, day: i64, k: &Key, c: &Counters) {
         let key = self.key(strings, day, k);
         self.rows.entry(key).or_default().add(c);
-        for row in Panel::of(placed(k)) {
+        for row in Panel::of(placed(k), k[ADVERTISER] == self.no_advertiser) {
             self.panel.entry(row).or_default().counters.add(c);
         }
-        self.placed.insert((k[ORDER], k[LINE_ITEM]), ());
     }
 
     fn add_day(&mut self, strings: &mut Strings, day: i64, d: &DayEvents) {
@@ -355,11 +364,10 @@ impl Sums<'_> {
         if day > self.to {
             return;
         }
-        for row in Panel::of(placed(k)) {
+        for row in Panel::of(placed(k), k[ADVERTISER] == self.no_advertiser) {
             let t = &mut self.panel.entry(row).or_default().to_date;
             *t = t.saturating_add(s.spend);
         }
-        self.placed.insert((k[ORDER], k[LINE_ITEM]), ());
         if day >= self.from {
             let c = Counters {
                 wins: s.wins,
@@ -373,7 +381,7 @@ impl Sums<'_> {
 
     fn add_hourly(&mut self, day: i64, placed: Placed, h: &[i64; 24]) {
         if day == self.to {
-            for row in Panel::of(placed) {
+            for row in Panel::of(placed, placed[0] == self.no_advertiser) {
                 let slot = &mut self.panel.entry(row).or_default().hourly;
                 for (x, y) in slot.iter_mut().zip(h) {
                     *x = x.saturating_add(*y);
@@ -456,7 +464,7 @@ pub fn run(q: &Query, src: &Sources<'_>) -> Result<Report, QueryError> {
         day_ids: Fast::default(),
         rows: Fast::default(),
         panel: Fast::default(),
-        placed: Fast::default(),
+        no_advertiser: strings.id(""),
         no_bids: Fast::default(),
     };
 
@@ -1054,6 +1062,9 @@ fn delivery(
     for a in &config.advertisers {
         let mut adv = blank(Level::Advertiser, &a.id, "", "", hours);
         fill(&mut adv, sums, Panel::Advertiser(strings.id(&a.id)));
+        for o in &a.orders {
+            add_row(&mut adv, sums, Panel::Untagged(strings.id(&o.id)));
+        }
         // Its orders, each followed by its line items.
         let mut block = Vec::new();
         for o in &a.orders {
@@ -1077,16 +1088,20 @@ fn delivery(
             // the config: what they spent is in the order's row, as the
             // ledger counts it. No budget is shown: they have none now.
             let mut gone: Vec<u32> = sums
-                .placed
+                .panel
                 .keys()
-                .filter(|&&(o, li)| o == order && !configured.contains(&li))
-                .map(|&(_, li)| li)
+                .filter_map(|row| match *row {
+                    Panel::Placed(o, li) if o == order && !configured.contains(&li) => Some(li),
+                    _ => None,
+                })
                 .collect();
             gone.sort_unstable_by(|x, y| strings.name(*x).cmp(strings.name(*y)));
             gone.dedup();
+            // What each did under this order (one that moved before it
+            // left did the rest under another: review finding).
             for li in gone {
                 let mut d = blank(Level::LineItem, &a.id, &o.id, strings.name(li), hours);
-                fill(&mut d, sums, Panel::LineItem(li));
+                fill(&mut d, sums, Panel::Placed(order, li));
                 block.push(d);
             }
         }
@@ -1098,15 +1113,26 @@ fn delivery(
 
 /// A panel row's spend and counters, as `row` summed them.
 fn fill(d: &mut Delivery, sums: &Sums<'_>, row: Panel) {
-    let s = sums.panel.get(&row).copied().unwrap_or_default();
+    d.hourly.iter_mut().for_each(|m| *m = Micros::ZERO);
+    d.spent_day = Micros::ZERO;
+    d.spent_to_date = Micros::ZERO;
+    d.counters = Counters::default();
+    add_row(d, sums, row);
+}
+
+/// Adds what `row` summed to a panel row.
+fn add_row(d: &mut Delivery, sums: &Sums<'_>, row: Panel) {
+    let Some(s) = sums.panel.get(&row) else {
+        return;
+    };
     let mut cum = Micros::ZERO;
     for (slot, h) in d.hourly.iter_mut().zip(s.hourly) {
         cum = cum.saturating_add(Micros(h));
-        *slot = cum;
+        *slot = slot.saturating_add(cum);
     }
-    d.spent_day = Micros(s.hourly.iter().sum());
-    d.spent_to_date = Micros(s.to_date);
-    d.counters = s.counters;
+    d.spent_day = d.spent_day.saturating_add(Micros(s.hourly.iter().sum()));
+    d.spent_to_date = d.spent_to_date.saturating_add(Micros(s.to_date));
+    d.counters.add(&s.counters);
 }
 
 fn blank(level: Level, adv: &str, order: &str, li: &str, hours: usize) -> Delivery {
