@@ -2169,118 +2169,132 @@ impl App {
         source: &str,
         text: &str,
     ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
-        self.conversions_of(source, audiences::parse_jsonl_lines(source, text, false)?)
+        self.conversions_of(
+            source,
+            audiences::parse_jsonl_lines(source, text, false)?,
+            None,
+        )
     }
 
     /// [`App::conversions`] of a `--data` file, read as the start loads it
     /// into the audiences: events that could never match skipped, as
     /// there (review finding: one such line kept the file's every sale out
-    /// of the reports, at each start).
+    /// of the reports, at each start), and so are events whose sale
+    /// cannot be counted (a currency without a rate, an amount past the
+    /// limit, a date ahead of the clock, an advertiser not in the config),
+    /// into `skipped`: the file's other sales still count.
     pub fn data_conversions(
         &self,
         source: &str,
         text: &str,
+        skipped: &mut Vec<audiences::DataError>,
     ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
-        self.conversions_of(source, audiences::parse_jsonl_lines(source, text, true)?)
+        let events = audiences::parse_jsonl_lines(source, text, true)?;
+        self.conversions_of(source, events, Some(skipped))
     }
 
     fn conversions_of(
         &self,
         source: &str,
         events: Vec<(usize, audiences::Event)>,
+        mut skipped: Option<&mut Vec<audiences::DataError>>,
     ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
+        let snap = self.snapshot.load();
+        let mut out = Vec::new();
+        for (line, e) in events {
+            let refused = |reason: String| audiences::DataError {
+                source_name: source.into(),
+                line,
+                reason,
+            };
+            match self.conversion(snap.as_deref(), e).map_err(refused) {
+                Ok(Some(c)) => out.push(c),
+                Ok(None) => {}
+                Err(e) => match skipped.as_deref_mut() {
+                    Some(skipped) => skipped.push(e),
+                    None => return Err(e),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// The conversion of one event (`None` for an interest), or why its
+    /// sale cannot be counted.
+    fn conversion(
+        &self,
+        snap: Option<&Snapshot>,
+        e: audiences::Event,
+    ) -> Result<Option<reports::attribution::Conversion>, String> {
+        let purchase = match e.kind {
+            audiences::EventKind::View => false,
+            audiences::EventKind::Purchase => true,
+            audiences::EventKind::Interest => return Ok(None),
+        };
         // A conversion dated ahead of this clock (beyond a little skew
         // between machines) is a mistake or a trick: it could outlive
         // every window and crowd out the conversions counted before it.
-        let latest = self.clock.now().as_millis() + FUTURE_SKEW_MS;
-        if let Some(&(line, _)) = events.iter().find(|(_, e)| {
-            !matches!(e.kind, audiences::EventKind::Interest) && e.at.as_millis() > latest
-        }) {
-            return Err(audiences::DataError {
-                source_name: source.into(),
-                line,
-                reason: "\"at\" is in the future (more than an hour ahead of the bidder's clock)"
-                    .into(),
-            });
+        if e.at.as_millis() > self.clock.now().as_millis() + FUTURE_SKEW_MS {
+            return Err(
+                "\"at\" is in the future (more than an hour ahead of the bidder's clock)".into(),
+            );
         }
-        let snap = self.snapshot.load();
-        let rates = snap.as_ref().and_then(|s| s.config.currency_rates.as_ref());
-        let mut out = Vec::new();
-        for (line, e) in events {
-            // An advertiser's own event names one of the config's: any
-            // other name would keep it apart from every audience.
-            if let (Some(adv), Some(snap)) = (&e.advertiser, snap.as_ref()) {
-                if !snap.config.advertisers.iter().any(|a| &a.id == adv) {
-                    return Err(audiences::DataError {
-                        source_name: source.into(),
-                        line,
-                        reason: format!(
-                            "\"advertiser\" {adv:?} is not an advertiser of the config"
-                        ),
-                    });
-                }
+        // An advertiser's own event names one of the config's: any
+        // other name would keep it apart from every audience.
+        if let (Some(adv), Some(snap)) = (&e.advertiser, snap) {
+            if !snap.config.advertisers.iter().any(|a| &a.id == adv) {
+                return Err(format!(
+                    "\"advertiser\" {adv:?} is not an advertiser of the config"
+                ));
             }
-            let purchase = match e.kind {
-                audiences::EventKind::View => false,
-                audiences::EventKind::Purchase => true,
-                audiences::EventKind::Interest => continue,
-            };
-            let sale = e.sale.unwrap_or(audiences::Sale {
-                amount: None,
-                currency: None,
-                order_id: None,
-            });
-            let amount = match (sale.amount, sale.currency.as_deref()) {
-                (None, _) => Micros::ZERO,
-                (Some(a), None | Some("USD")) => a,
-                (Some(a), Some(code)) => {
-                    let rate = rates
-                        .and_then(|r| r.rates.iter().find(|(c, _)| c == code))
-                        .map(|(_, r)| *r);
-                    match rate {
-                        Some(r) => r.to_usd(a),
-                        None => {
-                            return Err(audiences::DataError {
-                                source_name: source.into(),
-                                line,
-                                reason: format!(
-                                    "currency {code} has no rate in the config's currency_rates: \
-                                     the sale cannot be reported in USD"
-                                ),
-                            })
-                        }
+        }
+        let sale = e.sale.unwrap_or(audiences::Sale {
+            amount: None,
+            currency: None,
+            order_id: None,
+        });
+        let amount = match (sale.amount, sale.currency.as_deref()) {
+            (None, _) => Micros::ZERO,
+            (Some(a), None | Some("USD")) => a,
+            (Some(a), Some(code)) => {
+                let rate = snap
+                    .and_then(|s| s.config.currency_rates.as_ref())
+                    .and_then(|r| r.rates.iter().find(|(c, _)| c == code))
+                    .map(|(_, r)| *r);
+                match rate {
+                    Some(r) => r.to_usd(a),
+                    None => {
+                        return Err(format!(
+                            "currency {code} has no rate in the config's currency_rates: \
+                             the sale cannot be reported in USD"
+                        ))
                     }
                 }
-            };
-            // Past what the config lets money be: a typo in the order
-            // feed (extra digits), which summed into reports would swamp,
-            // or saturate, every sales total and ROAS above it. In USD, so
-            // a currency of small units (VND, IDR) is not held to less.
-            if amount > config::MAX_AMOUNT {
-                return Err(audiences::DataError {
-                    source_name: source.into(),
-                    line,
-                    reason: format!(
-                        "\"amount\" is {amount} USD, more than a sale may be ({} USD)",
-                        config::MAX_AMOUNT
-                    ),
-                });
             }
-            let (user, other_user) = self.signer.user_keys(&e.user);
-            out.push(reports::attribution::Conversion {
-                purchase,
-                user,
-                other_user: Some(other_user),
-                product: e.item,
-                at_ms: e.at.as_millis(),
-                amount,
-                order_id: sale.order_id,
-                // An advertiser's own event is attributed to its touches
-                // only, as its pixel's are.
-                advertiser: e.advertiser,
-            });
+        };
+        // Past what the config lets money be: a typo in the order
+        // feed (extra digits), which summed into reports would swamp,
+        // or saturate, every sales total and ROAS above it. In USD, so
+        // a currency of small units (VND, IDR) is not held to less.
+        if amount > config::MAX_AMOUNT {
+            return Err(format!(
+                "\"amount\" is {amount} USD, more than a sale may be ({} USD)",
+                config::MAX_AMOUNT
+            ));
         }
-        Ok(out)
+        let (user, other_user) = self.signer.user_keys(&e.user);
+        Ok(Some(reports::attribution::Conversion {
+            purchase,
+            user,
+            other_user: Some(other_user),
+            product: e.item,
+            at_ms: e.at.as_millis(),
+            amount,
+            order_id: sale.order_id,
+            // An advertiser's own event is attributed to its touches
+            // only, as its pixel's are.
+            advertiser: e.advertiser,
+        }))
     }
 
     /// An advertiser pixel call (see [`crate::pixel`]): the event of the

@@ -1717,12 +1717,21 @@ async fn attribute_data(app: &App, dir: &std::path::Path) {
     let mut total = bidder::app::Uploaded::default();
     for file in files {
         let name = file.display().to_string();
+        let mut skipped = Vec::new();
         let conversions = std::fs::read_to_string(&file)
             .map_err(|e| format!("{name}: {e}"))
             .and_then(|text| {
-                app.data_conversions(&name, &text)
+                app.data_conversions(&name, &text, &mut skipped)
                     .map_err(|e| e.to_string())
             });
+        if !skipped.is_empty() {
+            let first: Vec<String> = skipped.iter().take(5).map(ToString::to_string).collect();
+            tracing::warn!(
+                lines = skipped.len(),
+                first = %first.join("; "),
+                "audience data: sales that cannot be counted were left out of the reports"
+            );
+        }
         let result = match conversions {
             Ok(c) => app.attribute(c).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),

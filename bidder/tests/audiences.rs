@@ -143,17 +143,33 @@ fn data_files_are_attributed_as_they_are_loaded() {
     let text = format!("{}\n\n{}\n", buy(&"u".repeat(129)), buy("u-1001"));
     let refused = s.app.conversions("upload", &text).unwrap_err();
     assert_eq!(refused.line, 1, "{refused}");
-    let loaded = s.app.data_conversions("data.jsonl", &text).expect("loaded");
+    let mut skipped = Vec::new();
+    let loaded = s
+        .app
+        .data_conversions("data.jsonl", &text, &mut skipped)
+        .expect("loaded");
     assert_eq!(loaded.len(), 1);
-    // Lines stay counted as in the file: a refusal past the skipped one
-    // names its own line.
+    assert!(skipped.is_empty(), "{skipped:?}");
+    // A sale that cannot be counted (a currency without a rate) is left
+    // out, named with its own line, and the file's other sales count
+    // (review finding: it refused the whole file at each start). An
+    // upload refuses it.
     let bad = format!(
-        "{}\n{}\n",
+        "{}\n{}\n{}\n",
         buy(&"u".repeat(129)),
-        buy("u-1001").replace("USD", "XXX")
+        buy("u-1001").replace("USD", "XXX"),
+        buy("u-1002")
     );
-    let refused = s.app.data_conversions("data.jsonl", &bad).unwrap_err();
-    assert_eq!(refused.line, 2, "{refused}");
+    let loaded = s
+        .app
+        .data_conversions("data.jsonl", &bad, &mut skipped)
+        .expect("loaded");
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].line, 2, "{}", skipped[0]);
+    assert!(skipped[0].reason.contains("XXX"), "{}", skipped[0]);
+    let upload = &bad[bad.find('\n').unwrap() + 1..];
+    assert_eq!(s.app.conversions("upload", upload).unwrap_err().line, 1);
 }
 
 #[test]
