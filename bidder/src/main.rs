@@ -1428,6 +1428,16 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         notice_ttl_ms,
         config::Clock::now(&SystemClock).as_millis(),
     );
+    // As a profile's `tmax_default_ms` (`tmax_left_nothing`): every
+    // request without a tmax would get no bid, reason `late`.
+    if args.default_tmax_ms <= args.tmax_margin_ms {
+        anyhow::bail!(
+            "--default-tmax-ms {} leaves no time after --tmax-margin-ms {}: requests without a \
+             tmax would never get a bid",
+            args.default_tmax_ms,
+            args.tmax_margin_ms
+        );
+    }
     let mut settings = Settings {
         max_body_bytes: args.max_body_bytes,
         tmax_margin: Duration::from_millis(args.tmax_margin_ms),

@@ -902,6 +902,25 @@ fn serve_examples(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> std::proc
     c.output().unwrap()
 }
 
+/// A default tmax the margin eats whole would answer every request without
+/// a tmax with no bid: the start refuses it, naming both flags.
+#[test]
+fn a_default_tmax_that_leaves_no_time_is_refused() {
+    let dir = scratch("default-tmax");
+    let out = serve_examples(
+        &dir,
+        &[("BIDDER_NOTICE_SECRET", "test-secret-of-at-least-32-bytes!")],
+        &["--default-tmax-ms", "10"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--default-tmax-ms 10 leaves no time after --tmax-margin-ms 10"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
     let dir = scratch("secrets");
