@@ -59,7 +59,11 @@ orders:
         budget: { daily: 100.00 }
         creatives: [c1]
 ";
-    let dir = tempdir("catalog");
+    // A directory of each call's own: tests run side by side, and one
+    // removing a shared one under another's load failed it (CI).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = tempdir(&format!("catalog-{n}"));
     std::fs::write(dir.join("shop.yaml"), yaml).expect("config");
     let config = config::load_dir(&dir).expect("valid config");
     let _ = std::fs::remove_dir_all(&dir);
