@@ -452,6 +452,9 @@ fn av_offer<'o, 'r>(media: config::Media, offer: &'o Offer<'r>) -> Option<&'o Av
 /// categories: nothing shows it is allowed. In another taxonomy it keeps
 /// out every advertiser, as a foreign `bcat` does those with categories.
 fn blocked(adv: &config::Advertiser, ctx: &Context<'_>) -> bool {
+    if ctx.badv.len() + ctx.bcat.len() + ctx.acat.len() > crate::context::MAX_BLOCK_ENTRIES {
+        return true;
+    }
     if !ctx.acat.is_empty()
         && (ctx.bcat_foreign
             || adv.categories.is_empty()

@@ -90,6 +90,20 @@ pub struct RequestIds<'r> {
     answers: std::cell::RefCell<Vec<(u64, bool)>>,
 }
 
+/// Entries of the block lists (`badv`, `bcat`, `acat` together) read at
+/// most: past it, every advertiser is taken as blocked (reason `blocked`).
+/// Each advertiser is compared with every entry for every line item on
+/// every imp (CPU probe: a megabyte of `bcat` held a core for a second), and
+/// an entry not read could be the one that blocks it. Exchanges send tens,
+/// a few hundred at most.
+pub(crate) const MAX_BLOCK_ENTRIES: usize = 2_048;
+
+/// Entries of each page list (`Page::products`, `Page::categories`) read
+/// at most: a page is about a few things, and each is compared with every
+/// audience's for every line item that buys one (CPU probe: 143,000
+/// categories in one request cost a second of CPU).
+pub(crate) const MAX_PAGE_ENTRIES: usize = 64;
+
 /// Ids read per source per request at most, over all its `user.eids`
 /// entries: an exchange sends a handful; a request with thousands must not
 /// buy thousands of lookups.
@@ -264,6 +278,10 @@ impl<'r> Context<'r> {
         {
             product_hints(ext.get(), &mut page.products);
         }
+        // Read up to a bound (see `MAX_PAGE_ENTRIES`); cut once here, not
+        // looked at for each entry pushed.
+        page.products.truncate(MAX_PAGE_ENTRIES);
+        page.categories.truncate(MAX_PAGE_ENTRIES);
 
         Context {
             restriction,
@@ -492,6 +510,9 @@ pub(crate) fn product_hints<'r>(ext: &'r str, out: &mut audiences::PageList<'r>)
             .chain(h.products)
             .chain(h.product_ids);
         for p in all.filter(|p| !p.is_empty()) {
+            if out.len() >= MAX_PAGE_ENTRIES {
+                break;
+            }
             out.push(p);
         }
     }
@@ -545,6 +566,32 @@ pub fn product_in_url(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page's lists are read up to `MAX_PAGE_ENTRIES` entries each:
+    /// every line item buying a products or categories audience compares
+    /// them with its own, on every imp.
+    #[test]
+    fn page_lists_are_read_up_to_a_bound() {
+        let cats: Vec<String> = (0..1_000).map(|i| format!("\"IAB{i}\"")).collect();
+        let body = format!(
+            r#"{{"id":"r","imp":[{{"id":"1","banner":{{"w":300,"h":250}}}}],"site":{{"cat":[{c}],"pagecat":[{c}],"ext":{{"products":[{p}]}}}}}}"#,
+            c = cats.join(","),
+            p = (0..1_000)
+                .map(|i| format!("\"P{i}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let req = ortb::parse_request(body.as_bytes()).expect("parses");
+        let ctx = Context::new(&req, Timestamp(0), &PrivacySettings::default());
+        assert_eq!(ctx.page.categories.len(), MAX_PAGE_ENTRIES);
+        assert_eq!(ctx.page.products.len(), MAX_PAGE_ENTRIES);
+        let ids: Vec<String> = (0..1_000).map(|i| format!("\"P{i}\"")).collect();
+        let ext = format!("{{\"products\":[{}]}}", ids.join(","));
+        let mut products = audiences::PageList::new();
+        product_hints(&ext, &mut products);
+        assert_eq!(products.len(), MAX_PAGE_ENTRIES);
+        assert_eq!(products[0], "P0");
+    }
 
     #[test]
     fn product_hints_in_ext() {

@@ -41,13 +41,26 @@ impl<'r> RequestKeywords<'r> {
 
     fn phrases(&self) -> &[Vec<String>] {
         self.phrases.get_or_init(|| {
-            self.csv
+            let mut read = 0;
+            let mut out = Vec::new();
+            for phrase in self
+                .csv
                 .iter()
                 .flat_map(|c| c.split(','))
                 .chain(self.single.iter().copied())
-                .map(words)
-                .filter(|w| !w.is_empty())
-                .collect()
+            {
+                // Read lazily, and no further than the bound: past it,
+                // the rest of a megabyte of keywords is not even split.
+                if read >= MAX_WORDS {
+                    break;
+                }
+                let w = words_upto(phrase, MAX_WORDS - read);
+                read += w.len();
+                if !w.is_empty() {
+                    out.push(w);
+                }
+            }
+            out
         })
     }
 
@@ -72,11 +85,23 @@ impl<'r> RequestKeywords<'r> {
     }
 }
 
+/// Words of a request's keywords read at most, over all its phrases: a
+/// page is described in tens of words, and each keyword line item compares
+/// its keywords with every one, on every imp (CPU probe: a megabyte of
+/// `a,a,a,…` cost 1.5 s of CPU per request).
+const MAX_WORDS: usize = 256;
+
 /// Lower-cased words with accents folded away (`Café` → `cafe`), so that
 /// `Crème brûlée` on a page matches `creme brulee` in a line item.
 fn words(s: &str) -> Vec<String> {
+    words_upto(s, usize::MAX)
+}
+
+/// The first `n` of [`words`].
+fn words_upto(s: &str, n: usize) -> Vec<String> {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
+        .take(n)
         .map(fold)
         .collect()
 }
@@ -163,6 +188,22 @@ mod tests {
             exact: v(exact),
             negative: v(negative),
         })
+    }
+
+    /// A request's keywords are read up to `MAX_WORDS` words, whatever it
+    /// sends: each keyword line item compares its keywords with all of
+    /// them, on every imp.
+    #[test]
+    fn keywords_are_read_up_to_a_bound() {
+        let many = "a,".repeat(100_000) + "camping tent";
+        let k = kw(&many);
+        assert_eq!(k.phrases().iter().map(Vec::len).sum::<usize>(), MAX_WORDS);
+        assert!(!rule(&["camping tent"], &[], &[], &[]).matches(&k));
+        let first = format!("camping tent,{many}");
+        assert!(rule(&["camping tent"], &[], &[], &[]).matches(&kw(&first)));
+        // One phrase of many words is cut at the bound too.
+        let long = "word ".repeat(100_000);
+        assert_eq!(kw(&long).phrases()[0].len(), MAX_WORDS);
     }
 
     fn kw(csv: &str) -> RequestKeywords<'_> {
