@@ -1196,6 +1196,25 @@ fn a_renamed_then_removed_line_item_keeps_its_budget() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// The budget panel's row (`/v1/reports`' `delivery`) of `order` and line
+/// item `li` (`""` for an order's or advertiser's own row).
+fn panel_row(delivery: &Value, order: &str, li: &str) -> Value {
+    delivery
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["order"] == order && d["line_item"] == li)
+        .cloned()
+        .unwrap_or_else(|| panic!("no row for {order}/{li}: {delivery}"))
+}
+
+/// What that row spent on the report's last day, in micros.
+fn spent_in_panel(delivery: &Value, order: &str, li: &str) -> i64 {
+    panel_row(delivery, order, li)["spent_day"]["micros"]
+        .as_i64()
+        .unwrap()
+}
+
 /// The budget panel counts what an order spent as the ledger does: by the
 /// order each charge names. A line item removed after it spent still
 /// shows under its order, without a budget of its own, and its spend is
@@ -1214,24 +1233,26 @@ fn a_removed_line_items_spend_stays_in_its_orders_panel() {
     reload_with(&s, &dir, "shop.yaml", &shop_yaml("", "1000.00", &other));
     s.flush_events();
     let delivery = report(s.admin, "line_item")["delivery"].clone();
-    let row = |order: &str, li: &str| {
-        delivery
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["order"] == order && d["line_item"] == li)
-            .cloned()
-            .unwrap_or_else(|| panic!("no row for {order}/{li}: {delivery}"))
-    };
-    let spent = |d: &Value| d["spent_day"]["micros"].as_i64().unwrap();
-    assert_eq!(spent(&row("o1", "")), units(2).as_i64(), "{delivery}");
-    assert_eq!(spent(&row("o1", "li")), units(2).as_i64(), "{delivery}");
     assert_eq!(
-        row("o1", "li")["budget"],
+        spent_in_panel(&delivery, "o1", ""),
+        units(2).as_i64(),
+        "{delivery}"
+    );
+    assert_eq!(
+        spent_in_panel(&delivery, "o1", "li"),
+        units(2).as_i64(),
+        "{delivery}"
+    );
+    assert_eq!(
+        panel_row(&delivery, "o1", "li")["budget"],
         Value::Null,
         "none of its own now"
     );
-    assert_eq!(spent(&row("", "")), units(2).as_i64(), "the advertiser's");
+    assert_eq!(
+        spent_in_panel(&delivery, "", ""),
+        units(2).as_i64(),
+        "the advertiser's"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&state);
 
@@ -1248,26 +1269,21 @@ fn a_removed_line_items_spend_stays_in_its_orders_panel() {
     }
     s.flush_events();
     let delivery = report(s.admin, "line_item")["delivery"].clone();
-    let find = |order: &str, li: &str| {
-        delivery
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["order"] == order && d["line_item"] == li)
-            .cloned()
-            .unwrap_or_else(|| panic!("no row for {order}/{li}: {delivery}"))
-    };
     assert_eq!(
-        spent(&find("o1-renamed", "li")),
+        spent_in_panel(&delivery, "o1-renamed", "li"),
         units(2).as_i64(),
         "{delivery}"
     );
     assert_eq!(
-        spent(&find("o1-renamed", "")),
+        spent_in_panel(&delivery, "o1-renamed", ""),
         0,
         "charged under o1: {delivery}"
     );
-    assert_eq!(spent(&find("", "")), units(2).as_i64(), "the advertiser's");
+    assert_eq!(
+        spent_in_panel(&delivery, "", ""),
+        units(2).as_i64(),
+        "the advertiser's"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&state);
 
@@ -1306,20 +1322,31 @@ fn a_removed_line_items_spend_stays_in_its_orders_panel() {
     reload_with(&s, &dir, "shop.yaml", &two_orders(&other, &other2));
     s.flush_events();
     let delivery = report(s.admin, "line_item")["delivery"].clone();
-    let find = |order: &str, li: &str| {
-        delivery
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["order"] == order && d["line_item"] == li)
-            .cloned()
-            .unwrap_or_else(|| panic!("no row for {order}/{li}: {delivery}"))
-    };
-    assert_eq!(spent(&find("o1", "li")), units(2).as_i64(), "{delivery}");
-    assert_eq!(spent(&find("o2", "li")), units(1).as_i64(), "{delivery}");
-    assert_eq!(spent(&find("o1", "")), units(2).as_i64(), "{delivery}");
-    assert_eq!(spent(&find("o2", "")), units(1).as_i64(), "{delivery}");
-    assert_eq!(spent(&find("", "")), units(3).as_i64(), "the advertiser's");
+    assert_eq!(
+        spent_in_panel(&delivery, "o1", "li"),
+        units(2).as_i64(),
+        "{delivery}"
+    );
+    assert_eq!(
+        spent_in_panel(&delivery, "o2", "li"),
+        units(1).as_i64(),
+        "{delivery}"
+    );
+    assert_eq!(
+        spent_in_panel(&delivery, "o1", ""),
+        units(2).as_i64(),
+        "{delivery}"
+    );
+    assert_eq!(
+        spent_in_panel(&delivery, "o2", ""),
+        units(1).as_i64(),
+        "{delivery}"
+    );
+    assert_eq!(
+        spent_in_panel(&delivery, "", ""),
+        units(3).as_i64(),
+        "the advertiser's"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&state);
 }
