@@ -224,6 +224,7 @@ pub fn decide_seeing<'a>(
         return allow(
             &Signals {
                 consents: [consents.given.as_deref(), consents.in_ext.as_deref()],
+                consent_unreadable: consents.ext_unreadable,
                 ..Signals::default()
             },
             settings,
@@ -398,13 +399,18 @@ fn allow(s: &Signals<'_>, settings: &PrivacySettings) -> Result<Allowed, Restric
         // yet a TC string came: it was made for someone GDPR covers, and
         // one that refuses us holds (privacy probe: a string refusing our
         // vendor, beside `"gdpr": ""`, let behavioural audiences and the
-        // user key through). One that cannot be read says nothing here.
+        // user key through). One that cannot be read grants nothing, as
+        // under GDPR, and as a user sync with `gdpr=` empty and a string
+        // beside it is refused: the two paths must not disagree on the
+        // same user, and a string we cannot read may be a refusal.
+        if s.consent_unreadable {
+            return Err(Restriction::GdprNoConsent);
+        }
         let [given, in_ext] = s.consents.map(|c| c.filter(|c| !c.trim().is_empty()));
         for tc in [given, in_ext].into_iter().flatten() {
             match tcf_decision(tc, settings.vendor_id) {
                 Some(Some(granted)) => allowed.measurement &= granted.measurement,
-                Some(None) => return Err(Restriction::GdprNoConsent),
-                None => {}
+                Some(None) | None => return Err(Restriction::GdprNoConsent),
             }
         }
     }

@@ -423,8 +423,9 @@ fn gdpr_not_applying_needs_no_string() {
 /// or empty), a TC string given was made for someone GDPR covers: one that
 /// refuses us holds (privacy probe: behavioural audiences and the user key
 /// went through beside `"gdpr": ""`). One that grants lets measurement
-/// follow it; one that cannot be read says nothing. A `gdpr` of 0 says
-/// GDPR does not apply: its string is not read.
+/// follow it; one that cannot be read grants nothing, as a user sync with
+/// `gdpr=` empty beside it is refused. A `gdpr` of 0 says GDPR does not
+/// apply: its string is not read.
 #[test]
 fn a_tc_string_holds_where_no_one_says_whether_gdpr_applies() {
     let refusing = Tc::granting(&[1]).encode();
@@ -472,7 +473,16 @@ fn a_tc_string_holds_where_no_one_says_whether_gdpr_applies() {
             Ok(Allowed { measurement: false }),
             "{regs:?}"
         );
-        assert_eq!(with("garbage"), Ok(ALL_ALLOWED), "{regs:?}");
+        assert_eq!(with("garbage"), Err(Restriction::GdprNoConsent), "{regs:?}");
+        // Blank says nothing: exchanges send it for "no signal".
+        assert_eq!(with(" "), Ok(ALL_ALLOWED), "{regs:?}");
+        // A `user.ext` naming a consent that cannot be read is no
+        // better than a string that cannot be read.
+        let mut req = json!({ "user": { "buyeruid": "u-1", "ext": { "consent": 7 } } });
+        if let Some(r) = &regs {
+            req["regs"] = r.clone();
+        }
+        assert_eq!(check(req), Err(Restriction::GdprNoConsent), "{regs:?}");
     }
     for regs in [json!({ "gdpr": 0 }), json!({ "ext": { "gdpr": 0 } })] {
         let req = json!({ "regs": regs, "user": { "buyeruid": "u-1", "consent": refusing } });
