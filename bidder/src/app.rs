@@ -905,16 +905,24 @@ impl App {
         self.clock.now()
     }
 
-    /// Serves this config from the next request on.
-    pub fn install(&self, config: config::Config) -> Summary {
+    /// Serves this config from the next request on. What it loads and
+    /// will not do as meant ([`config_warnings`]) is logged, and returned
+    /// for the reload's answer.
+    pub fn install(&self, config: config::Config) -> Loaded {
         let summary = config.summary();
-        if let Some(why) = config.currency_rates.as_ref().and_then(|r| {
-            rates_warning(r, self.clock.now().date(), self.settings.max_rates_age_days)
-        }) {
+        let warnings = config_warnings(&config, self.clock.now().date(), &self.settings);
+        // Every reload says them again (an order that ended stays ended):
+        // bounded, so a config of thousands of ended orders does not
+        // flood the log each time the file watch reloads it.
+        for why in warnings.iter().take(MAX_LOGGED_WARNINGS) {
             tracing::warn!("{why}");
         }
-        for why in tmax_left_nothing(&config, self.settings.tmax_margin) {
-            tracing::warn!("{why}");
+        if let Some(more) = warnings
+            .len()
+            .checked_sub(MAX_LOGGED_WARNINGS)
+            .filter(|&n| n > 0)
+        {
+            tracing::warn!("and {more} more warnings: `bidder validate` lists them all");
         }
         self.audiences.set_retention_days(retention_days(&config));
         // What was served before: the config replaced, or at a start the
@@ -950,11 +958,9 @@ impl App {
             e.set_catalog(snap.catalog.clone());
         }
         self.snapshot.store(Some(Arc::new(snap)));
-        summary
+        Loaded { summary, warnings }
     }
 
-    /// Loads the config directory again. A set with any problem is refused
-    /// as a whole and the running config keeps serving.
     /// Loads `--model` (if given): a missing, corrupt or foreign file
     /// leaves the priors (or the model serving) in place, with a warning,
     /// never a crash. Returns whether a model file was loaded.
@@ -1007,7 +1013,9 @@ impl App {
         self.files_read.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn reload(&self) -> Result<Summary, Problems> {
+    /// Loads the config directory again. A set with any problem is refused
+    /// as a whole and the running config keeps serving.
+    pub fn reload(&self) -> Result<Loaded, Problems> {
         // A reload that panicked left nothing half done that this one
         // relies on: it reads the files afresh.
         let _one_at_a_time = self
@@ -1053,9 +1061,9 @@ impl App {
         });
         match loaded {
             Ok(config) => {
-                let summary = self.install(config);
-                tracing::info!("config loaded: {summary}");
-                Ok(summary)
+                let loaded = self.install(config);
+                tracing::info!("config loaded: {}", loaded.summary);
+                Ok(loaded)
             }
             Err(problems) => {
                 metrics::config_loaded(false, 0);
@@ -2818,6 +2826,51 @@ impl App {
             }
         }
     }
+}
+
+/// What a config that loaded says of itself: its summary, and what in it
+/// will not do what it seems to ([`config_warnings`]).
+#[derive(Debug)]
+pub struct Loaded {
+    pub summary: Summary,
+    pub warnings: Vec<String>,
+}
+
+/// The summary, then each warning on a line of its own.
+impl std::fmt::Display for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.summary)?;
+        for why in &self.warnings {
+            write!(f, "\nwarning: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How many warnings a load logs, of however many it has.
+const MAX_LOGGED_WARNINGS: usize = 20;
+
+/// Everything in a valid config that will not do what it seems to, one
+/// line each: rates too old to price, flights that ended, value goals with
+/// no ceiling, exchange profiles whose default tmax the margin eats. The
+/// same list for `bidder validate` (against the default settings) and for
+/// every start and reload (against the process's own), so that an
+/// account manager who saw none from one sees none from the other.
+pub fn config_warnings(
+    config: &config::Config,
+    today: config::Date,
+    settings: &crate::Settings,
+) -> Vec<String> {
+    let mut out: Vec<String> = config
+        .currency_rates
+        .as_ref()
+        .and_then(|r| rates_warning(r, today, settings.max_rates_age_days))
+        .into_iter()
+        .collect();
+    out.extend(ended_flights(config, today));
+    out.extend(unbounded_bids(config));
+    out.extend(tmax_left_nothing(config, settings.tmax_margin));
+    out
 }
 
 /// Orders whose flight ended before `today`, one line each: valid, they

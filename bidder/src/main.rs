@@ -574,20 +574,7 @@ fn validate(
                 }
             }
             let today = config::Clock::now(&config::SystemClock).date();
-            if let Some(why) = config.currency_rates.as_ref().and_then(|r| {
-                bidder::app::rates_warning(r, today, bidder::Settings::default().max_rates_age_days)
-            }) {
-                eprintln!("warning: {why}");
-            }
-            for why in bidder::app::ended_flights(&config, today) {
-                eprintln!("warning: {why}");
-            }
-            for why in bidder::app::unbounded_bids(&config) {
-                eprintln!("warning: {why}");
-            }
-            for why in
-                bidder::app::tmax_left_nothing(&config, bidder::Settings::default().tmax_margin)
-            {
+            for why in bidder::app::config_warnings(&config, today, &bidder::Settings::default()) {
                 eprintln!("warning: {why}");
             }
             println!("{}: valid: {}", dir.display(), config.summary());
@@ -1621,9 +1608,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         }
         let app = Arc::new(app);
         bidder::metrics::describe();
-        let summary = app.install(config);
+        let loaded = app.install(config);
         app.files_read(config_fingerprint);
-        tracing::info!("config loaded: {summary}");
+        tracing::info!("config loaded: {}", loaded.summary);
 
         // A SIGTERM while starting (a rollout that moved on, a node being
         // drained): stop here, having served nothing, rather than start

@@ -1062,7 +1062,7 @@ async fn v1(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
         "/v1/config/reload" => {
             let app2 = app.clone();
             match tokio::task::spawn_blocking(move || app2.reload()).await {
-                Ok(Ok(summary)) => text(StatusCode::OK, format!("loaded: {summary}\n")),
+                Ok(Ok(loaded)) => text(StatusCode::OK, format!("loaded: {loaded}\n")),
                 Ok(Err(problems)) => text(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     format!("config refused, still serving the previous one:\n{problems}\n"),

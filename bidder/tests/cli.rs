@@ -427,6 +427,45 @@ fn a_refused_reload_shows_until_a_config_loads() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A reload that loads says what `validate` would warn of in the new
+/// config, in its answer (ops probe: a flight typed a year early loaded
+/// on reload without a word, where `validate` warned of it).
+#[test]
+fn a_reload_answers_with_the_warnings_validate_gives() {
+    let dir = scratch("reload-warnings");
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let good = one_banner_shop("1.00", "daily: 100.00");
+    std::fs::write(config.join("shop.yaml"), &good).unwrap();
+    let (mut child, _, admin) = serve(
+        &config,
+        &dir.join("state"),
+        &["--config-poll-secs".as_ref(), "0".as_ref()],
+    );
+    // A second order whose flight ended long before any day this runs on.
+    let ended = good.clone()
+        + "  - id: o-old\n    service: self_service\n    budget: 1000000.00\n    \
+           flight: { start: 2000-01-01, end: 2001-01-31 }\n    line_items:\n      \
+           - { id: li-old, media: display, cpm: 1.00, budget: { daily: 10.00 }, creatives: [b300] }\n";
+    std::fs::write(config.join("shop.yaml"), &ended).unwrap();
+    let r = post_json(admin, "/v1/config/reload", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let warned: Vec<&str> = r.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warned.len(), 1, "{r}");
+    assert!(
+        warned[0].contains("shop.yaml: order \"o-old\"")
+            && warned[0].contains("ended on 2001-01-31"),
+        "{r}"
+    );
+    std::fs::write(config.join("shop.yaml"), &good).unwrap();
+    let r = post_json(admin, "/v1/config/reload", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(!r.contains("warning"), "{r}");
+    terminate(child.id());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Starts `bidder serve` and returns it with its bid and admin addresses.
 fn serve(
     config: &Path,
