@@ -825,14 +825,19 @@ impl Usable<'_, '_> {
     }
 
     /// A companion shows on the same page: https where the slot is, and
-    /// none of its attributes blocked by the companion slots.
+    /// none of its attributes blocked by the companion slots, nor by the
+    /// video or audio slot it comes with: it is part of that impression,
+    /// and its attributes are in the bid's `attr`, which exchanges hold
+    /// to that slot's `battr` (exchanges probe: a companion declaring an
+    /// attribute the video blocked was sent).
     fn companion(&self, creative: usize, battr: &[i32]) -> Result<(), NoBid> {
         let adv = &self.snap.config.advertisers[self.advertiser];
         if self.secure && !self.snap.creative_json[self.advertiser][creative].https {
             return Err(NoBid::Secure);
         }
         let attributes = &adv.creatives[creative].attributes;
-        match attributes.iter().any(|a| battr.contains(&i32::from(*a))) {
+        let blocked = |a: i32| battr.contains(&a) || self.battr.contains(&a);
+        match attributes.iter().any(|a| blocked(i32::from(*a))) {
             true => Err(NoBid::Attribute),
             false => self.language(&adv.creatives[creative]),
         }

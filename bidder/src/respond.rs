@@ -150,7 +150,12 @@ impl Answer<'_> {
             out.push('"');
         }
         out.push(',');
-        out.push_str(&creative.members);
+        // A companion's attributes are the bid's too (`attr`).
+        let companion = match &choice.kind {
+            ChoiceKind::Av { companion, .. } => *companion,
+            _ => None,
+        };
+        out.push_str(creative.members_with(companion));
         out.push(',');
         out.push_str(&item.cid_json);
         let track = crate::track::Urls::new(

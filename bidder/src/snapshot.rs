@@ -674,6 +674,12 @@ pub struct CreativeJson {
     /// `"adid":…,"crid":…,"adomain":[…],"cat":[…]`, and `"attr":[…]` when
     /// the creative declares attributes
     pub members: String,
+    /// A video or audio creative's `members` for a bid that carries one of
+    /// its companions declaring attributes the creative does not: `attr`
+    /// then lists both's (the companion shows as part of the ad), by the
+    /// companion's index among the advertiser's creatives. Empty for the
+    /// rest (nearly every creative).
+    pub with_companion: Vec<(usize, String)>,
     /// The creative id percent-encoded for notice URLs.
     pub notice_id: String,
     /// Every URL the creative's markup loads or links to is https: it may
@@ -770,6 +776,37 @@ impl AvTemplates {
 
 impl CreativeJson {
     fn new(adv: &config::Advertiser, c: &config::Creative) -> CreativeJson {
+        let with_companion = match &c.kind {
+            config::CreativeKind::Video { .. } | config::CreativeKind::Audio { .. } => {
+                listed_companions(adv, c)
+                    .filter_map(|i| {
+                        let side = adv.creatives.get(i)?;
+                        let mut attributes = c.attributes.clone();
+                        for a in &side.attributes {
+                            if !attributes.contains(a) {
+                                attributes.push(*a);
+                            }
+                        }
+                        (attributes.len() > c.attributes.len())
+                            .then(|| (i, Self::members(adv, c, &attributes)))
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        CreativeJson {
+            members: Self::members(adv, c, &c.attributes),
+            with_companion,
+            notice_id: notice::encode(&c.id),
+            https: creative_urls(c).all(is_https),
+            image_bit: creatives::display_image_bit(c),
+            vast: AvTemplates::new(adv, c),
+        }
+    }
+
+    /// The members of a bid for `c` (see [`CreativeJson::members`]),
+    /// declaring `attributes`.
+    fn members(adv: &config::Advertiser, c: &config::Creative, attributes: &[u8]) -> String {
         // The markup is written per bid: it carries the bid's tracking URLs.
         let mut m = String::with_capacity(256);
         let id = json_str(&c.id);
@@ -779,9 +816,9 @@ impl CreativeJson {
         m.push_str(&serde_json::to_string(&adv.categories).unwrap_or_else(|_| "[]".into()));
         // What the creative declares (`attributes`, AdCOM 5.3): exchanges
         // filter bids on them as we filter creatives on `battr`.
-        if !c.attributes.is_empty() {
+        if !attributes.is_empty() {
             m.push_str(",\"attr\":");
-            m.push_str(&serde_json::to_string(&c.attributes).unwrap_or_else(|_| "[]".into()));
+            m.push_str(&serde_json::to_string(attributes).unwrap_or_else(|_| "[]".into()));
         }
         // Its language, as OpenRTB's two fields can say it: `language`
         // holds ISO-639-1 alone, `langb` (2.6) any BCP 47 tag.
@@ -794,12 +831,19 @@ impl CreativeJson {
             });
             m.push_str(&json_str(tag));
         }
-        CreativeJson {
-            members: m,
-            notice_id: notice::encode(&c.id),
-            https: creative_urls(c).all(is_https),
-            image_bit: creatives::display_image_bit(c),
-            vast: AvTemplates::new(adv, c),
+        m
+    }
+
+    /// The members a bid for this creative writes, with `companion` (an
+    /// index among the advertiser's creatives) or none.
+    pub fn members_with(&self, companion: Option<usize>) -> &str {
+        match companion {
+            Some(i) if !self.with_companion.is_empty() => self
+                .with_companion
+                .iter()
+                .find(|(c, _)| *c == i)
+                .map_or(&self.members, |(_, m)| m),
+            _ => &self.members,
         }
     }
 }

@@ -242,8 +242,11 @@ fn placement_targeting() {
 }
 
 /// `companionad[].battr` blocks a companion banner with that attribute:
-/// the spot goes without it (it is not required), the attributes of the
-/// video itself being the video's `battr`'s business.
+/// the spot goes without it (it is not required). The video's own `battr`
+/// blocks it too: the companion is part of that impression. A bid that
+/// carries the companion declares its attributes in `attr` (exchanges
+/// probe: they were left out, so an exchange holding `attr` to `battr`
+/// could not see them).
 #[test]
 fn companion_slots_block_companions_by_attribute() {
     let dir = common::tempdir("companion-battr");
@@ -272,12 +275,31 @@ fn companion_slots_block_companions_by_attribute() {
     assert_eq!(b.len(), 1);
     let adm = b[0]["adm"].as_str().unwrap();
     assert!(adm.contains("CompanionAds"), "{adm}");
+    assert_eq!(
+        b[0]["attr"],
+        json!([1]),
+        "the companion's attribute: {}",
+        b[0]
+    );
+    let unblocked = r.clone();
     r["imp"][0]["video"]["companionad"][0]["battr"] = json!([1]);
     let b = bids(&s, &r);
     assert_eq!(b.len(), 1, "the spot still bids");
     let adm = b[0]["adm"].as_str().unwrap();
     assert!(!adm.contains("CompanionAds"), "{adm}");
     assert_valid_vast(adm);
+    assert!(
+        b[0].get("attr").is_none(),
+        "no companion, no attribute: {}",
+        b[0]
+    );
+    let mut r = unblocked;
+    r["imp"][0]["video"]["battr"] = json!([1]);
+    let b = bids(&s, &r);
+    assert_eq!(b.len(), 1, "the spot still bids");
+    let adm = b[0]["adm"].as_str().unwrap();
+    assert!(!adm.contains("CompanionAds"), "{adm}");
+    assert!(b[0].get("attr").is_none(), "{}", b[0]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
