@@ -39,7 +39,9 @@ pub fn budget_changes(
                 problems.push(problem(&adv.file, &order.id, message));
             }
             for li in &order.line_items {
-                if let Some(message) = moved(old, served, &order.id, &li.id, now, spent_as) {
+                if let Some(message) = given_away(old, served, &adv.id, &li.id, now) {
+                    problems.push(problem(&adv.file, &li.id, message));
+                } else if let Some(message) = moved(old, served, &order.id, &li.id, now, spent_as) {
                     problems.push(problem(&adv.file, &li.id, message));
                 }
                 let remembered = spent_as(&li.id).map(|k| match k {
@@ -137,6 +139,42 @@ fn moved(
         format!(
             "line item \"{li}\": it has spent under order \"{was}\" and cannot move to order \
              \"{order}\"; end it and create a new line item in \"{order}\" instead"
+        )
+    })
+}
+
+/// A line item id stays its advertiser's while it is served and for the
+/// notice lifetime after it left: bids it made for that advertiser may
+/// still be won, and a win is charged by line item id. Given to another
+/// advertiser meanwhile (in another order, or its order moved), those
+/// wins were charged to the new owner's line item counter, uncapped, and
+/// took its day (money probe: 2.00 charged on a 1.00 daily budget), even
+/// before anything was spent, which is all [`moved`] looks at. The
+/// advertiser is compared with the config serving, else the record of
+/// the one last served (no such check against a record written before
+/// it kept advertisers).
+fn given_away(
+    old: Option<&Config>,
+    served: Option<&crate::served::Served>,
+    advertiser: &str,
+    li: &str,
+    now: Timestamp,
+) -> Option<String> {
+    let was = old
+        .and_then(|c| {
+            c.advertisers.iter().find(|a| {
+                a.orders
+                    .iter()
+                    .any(|o| o.line_items.iter().any(|l| l.id == li))
+            })
+        })
+        .map(|a| a.id.as_str())
+        .or_else(|| served?.advertiser_of(li, now))?;
+    (was != advertiser).then(|| {
+        format!(
+            "line item \"{li}\": it was advertiser \"{was}\"'s and cannot become advertiser \
+             \"{advertiser}\"'s: wins of the bids it made may still come, and are charged by line \
+             item id; give this line item a new id"
         )
     })
 }
@@ -305,6 +343,106 @@ mod tests {
             ));
         }
         out
+    }
+
+    /// Two advertisers, `shop` with `shop_orders` and `other` with
+    /// `other_orders`.
+    fn two(shop_orders: &[String], other_orders: &[String]) -> Config {
+        let file = |adv: &str, orders: &[String]| {
+            format!(
+                "advertiser: {{ id: {adv}, name: N, domains: [{adv}.example], categories: [IAB22] }}\n\
+                 creatives:\n  - {{ id: {adv}-b300, format: display, size: 300x250, image_url: \"https://cdn.{adv}.example/b.png\", click_url: \"https://{adv}.example/\" }}\n\
+                 orders:\n{}",
+                // Creative ids are unique across advertisers.
+                orders.concat().replace("[b300]", &format!("[{adv}-b300]"))
+            )
+        };
+        let files = [
+            ("shop.yaml".into(), file("shop", shop_orders)),
+            ("other.yaml".into(), file("other", other_orders)),
+        ];
+        match config::load_files(&files) {
+            Ok(c) => c,
+            Err(p) => panic!("{p}"),
+        }
+    }
+
+    /// A line item id stays its advertiser's while served and for the
+    /// notice lifetime after, spent or not: its bids' wins are charged by
+    /// id (money probe). Within the advertiser, an unspent line item still
+    /// moves between orders.
+    #[test]
+    fn a_line_item_id_is_not_given_to_another_advertiser() {
+        let now = config::Date::parse("2026-12-06").unwrap().start();
+        let nothing_spent = |_: &str| None;
+        let old = two(
+            &[order("x", "1000.00", "2026-11-01", &["li-a", "li-c"])],
+            &[order("z", "1000.00", "2026-11-01", &["li-b"])],
+        );
+        let given = two(
+            &[order("x", "1000.00", "2026-11-01", &["li-a"])],
+            &[order("z", "1000.00", "2026-11-01", &["li-b", "li-c"])],
+        );
+        let refused = |p: Vec<Problem>| {
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert!(
+                p[0].message.starts_with(
+                    "line item \"li-c\": it was advertiser \"shop\"'s and cannot become \
+                     advertiser \"other\"'s"
+                ),
+                "{p:?}"
+            );
+            assert!(p[0].file.ends_with("other.yaml"), "{p:?}");
+        };
+        refused(budget_changes(
+            Some(&old),
+            None,
+            &given,
+            now,
+            &nothing_spent,
+        ));
+        // At a start, from the record of what was served; and after it was
+        // removed, for the notice lifetime.
+        let keep = std::time::Duration::from_secs(3_600);
+        let served = crate::served::Served::of(&old);
+        refused(budget_changes(
+            None,
+            Some(&served),
+            &given,
+            now,
+            &nothing_spent,
+        ));
+        let removed = two(
+            &[order("x", "1000.00", "2026-11-01", &["li-a"])],
+            &[order("z", "1000.00", "2026-11-01", &["li-b"])],
+        );
+        let retired = crate::served::Served::next(&served, &removed, now, keep);
+        refused(budget_changes(
+            Some(&removed),
+            Some(&retired),
+            &given,
+            now,
+            &nothing_spent,
+        ));
+        let later = Timestamp(now.as_millis() + 3_600_000);
+        let p = budget_changes(
+            Some(&removed),
+            Some(&retired),
+            &given,
+            later,
+            &nothing_spent,
+        );
+        assert!(p.is_empty(), "its notices have expired: {p:?}");
+        // Another order of the same advertiser: an unspent move passes.
+        let within = two(
+            &[
+                order("x", "1000.00", "2026-11-01", &["li-a"]),
+                order("x2", "1000.00", "2026-11-01", &["li-c"]),
+            ],
+            &[order("z", "1000.00", "2026-11-01", &["li-b"])],
+        );
+        let p = budget_changes(Some(&old), None, &within, now, &nothing_spent);
+        assert!(p.is_empty(), "{p:?}");
     }
 
     /// An order's budget may not be cut once its flight started, nor once

@@ -48,6 +48,8 @@ pub struct Item {
     /// Its order's.
     pub flight: Flight,
     pub order: String,
+    /// Its advertiser's id; `None` in a record written before it was kept.
+    pub advertiser: Option<String>,
     /// Its order's budget: the one in the config serving when the order
     /// still is.
     pub order_budget: Micros,
@@ -90,6 +92,9 @@ struct Entry {
     flight_start: String,
     flight_end: String,
     order: String,
+    /// Absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    advertiser: Option<String>,
     order_micros: i64,
     /// Milliseconds since the epoch; absent while served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,7 +119,11 @@ impl Served {
     /// What `config` serves, with nothing retired.
     pub fn of(config: &Config) -> Served {
         let mut out = HashMap::new();
-        for order in config.advertisers.iter().flat_map(|a| &a.orders) {
+        for (adv, order) in config
+            .advertisers
+            .iter()
+            .flat_map(|a| a.orders.iter().map(move |o| (a, o)))
+        {
             for li in &order.line_items {
                 out.insert(
                     li.id.clone(),
@@ -122,6 +131,7 @@ impl Served {
                         budget: li.budget,
                         flight: order.flight,
                         order: order.id.clone(),
+                        advertiser: Some(adv.id.clone()),
                         order_budget: order.budget,
                         retired_at: None,
                         retired_until: None,
@@ -223,6 +233,12 @@ impl Served {
         self.item(id, now).map(|i| i.order.as_str())
     }
 
+    /// The advertiser line item `id` was served for, as [`Self::order_of`]
+    /// (`None` also where the record predates advertisers in it).
+    pub fn advertiser_of(&self, id: &str, now: Timestamp) -> Option<&str> {
+        self.item(id, now).and_then(|i| i.advertiser.as_deref())
+    }
+
     /// Line item `id` as it was served, if it left the config within the
     /// notice lifetime at `now`.
     pub fn retired(&self, id: &str, now: Timestamp) -> Option<&Item> {
@@ -279,6 +295,7 @@ impl Served {
                     budget,
                     flight,
                     order: e.order,
+                    advertiser: e.advertiser,
                     order_budget: Micros(e.order_micros),
                     retired_at: e.retired_at_ms.map(Timestamp),
                     retired_until: e.retired_until_ms.map(Timestamp),
@@ -305,6 +322,7 @@ impl Served {
                 flight_start: item.flight.start.to_string(),
                 flight_end: item.flight.end.to_string(),
                 order: item.order.clone(),
+                advertiser: item.advertiser.clone(),
                 order_micros: item.order_budget.as_i64(),
                 retired_at_ms: item.retired_at.map(Timestamp::as_millis),
                 retired_until_ms: item.retired_until.map(Timestamp::as_millis),
@@ -340,6 +358,7 @@ mod tests {
             budget,
             flight,
             order: "o \"1\"".to_string(),
+            advertiser: retired_at.is_none().then(|| "adv".to_string()),
             order_budget: Micros(50_000_000_000),
             retired_at,
             retired_until: retired_at.map(|t| Timestamp(t.as_millis() + 86_400_000)),
