@@ -240,7 +240,7 @@ pub(crate) fn evaluate(
                 item.rules.as_ref().is_none_or(|r| r.daypart(ctx)),
                 NoBid::Daypart,
             ),
-            Check::Blocked => yes(!blocked(adv, ctx), NoBid::Blocked),
+            Check::Blocked => yes(!blocked_once(adv, item.advertiser, ctx), NoBid::Blocked),
             Check::Floor => clears_floor(ctx, item, walk.floor),
             // Read only, at the least it could bid; the reservation checks
             // again, atomically, at its price.
@@ -439,6 +439,32 @@ fn av_offer<'o, 'r>(media: config::Media, offer: &'o Offer<'r>) -> Option<&'o Av
         config::Media::Audio => offer.audio.as_ref(),
         config::Media::Display | config::Media::Native => None,
     }
+}
+
+/// Block-list entries (`badv`, `bcat`, `acat` together) up to which each
+/// candidate compares them itself: a few comparisons cost less than the
+/// memo's lookup, and nearly every request has this few.
+const MEMO_BLOCK_ENTRIES: usize = 16;
+
+/// [`blocked`] for advertiser `index`, worked out once per request where
+/// the lists are long (`Context::blocked_memo`): the work of a request is
+/// then its advertisers times its entries, not its imps times its line
+/// items times its entries.
+fn blocked_once(adv: &config::Advertiser, index: usize, ctx: &Context<'_>) -> bool {
+    if ctx.badv.len() + ctx.bcat.len() + ctx.acat.len() <= MEMO_BLOCK_ENTRIES {
+        return blocked(adv, ctx);
+    }
+    if let Some(&known @ 1..) = ctx.blocked_memo.borrow().get(index) {
+        return known == 2;
+    }
+    let answer = blocked(adv, ctx);
+    let mut memo = ctx.blocked_memo.borrow_mut();
+    if memo.len() <= index {
+        // Up to the advertisers of the config, at most: bounded by it.
+        memo.resize(index + 1, 0);
+    }
+    memo[index] = 1 + u8::from(answer);
+    answer
 }
 
 /// The advertiser's domain is in `badv` or its category in `bcat`. A

@@ -396,6 +396,81 @@ fn an_unpriced_floor_is_the_reason_before_any_rule() {
     assert_agree(&s, "unpriced", &r, "country");
 }
 
+/// A long block list's answer is kept per advertiser for the request
+/// (bounds probe: it was worked out again for every line item on every
+/// imp): each advertiser still gets its own, on every imp, and the same
+/// one as a short list gives.
+#[test]
+fn long_block_lists_answer_each_advertiser_for_itself() {
+    let items = |prefix: &str| -> String {
+        ["a", "b"]
+            .iter()
+            .map(|id| {
+                format!(
+                    "      - id: {prefix}-{id}\n        media: display\n        cpm: 2.00\n        budget: {{ daily: 50.00 }}\n        creatives: [{prefix}-b300]\n"
+                )
+            })
+            .collect()
+    };
+    let yaml = |prefix: &str, domain: &str, category: &str| {
+        common::shop_yaml("", "500.00", &items(prefix))
+            .replace("id: shop", &format!("id: {prefix}"))
+            .replace("[shop.example]", &format!("[{domain}]"))
+            .replace("[IAB22]", &format!("[{category}]"))
+            .replace("id: b300", &format!("id: {prefix}-b300"))
+            .replace("id: o1", &format!("id: {prefix}-o1"))
+    };
+    let dir = common::tempdir("block-memo");
+    std::fs::write(dir.join("shop.yaml"), yaml("shop", "shop.example", "IAB22")).unwrap();
+    std::fs::write(dir.join("mart.yaml"), yaml("mart", "mart.example", "IAB18")).unwrap();
+    let s = Server::start(&dir, None);
+    let mut r = banner_request();
+    let second = json!({ "id": "2", "banner": { "w": 300, "h": 250 } });
+    r["imp"] = json!([r["imp"][0].clone(), second]);
+    let reasons = |r: &Value| -> Vec<(String, String)> {
+        let v = common::admin(s.admin, "/v1/explain", r.to_string().as_bytes()).json();
+        let mut out: Vec<(String, String)> = v["line_items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["line_item"].as_str().unwrap_or("").to_string(),
+                    l["reason"].as_str().unwrap_or("bid").to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let want = |shop: &str, mart: &str| -> Vec<(String, String)> {
+        [
+            ("mart-a", mart),
+            ("mart-b", mart),
+            ("shop-a", shop),
+            ("shop-b", shop),
+        ]
+        .iter()
+        .map(|(id, why)| (id.to_string(), why.to_string()))
+        .collect()
+    };
+    let filler: Vec<String> = (0..40).map(|i| format!("brand-{i}.example")).collect();
+    for (blocked, (shop, mart)) in [
+        ("https://www.shop.example/", ("blocked", "bid")),
+        ("mart.example", ("bid", "blocked")),
+    ] {
+        r["badv"] = json!([filler.clone(), vec![blocked.to_string()]].concat());
+        assert_eq!(reasons(&r), want(shop, mart), "{blocked}");
+        r["badv"] = json!([blocked]);
+        assert_eq!(reasons(&r), want(shop, mart), "{blocked} as a short list");
+    }
+    r.as_object_mut().unwrap().remove("badv");
+    let categories: Vec<String> = (1..=40).map(|i| format!("IAB1-{i}")).collect();
+    r["bcat"] = json!([categories, vec!["IAB18".to_string()]].concat());
+    assert_eq!(reasons(&r), want("bid", "blocked"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Block lists block whatever their length, up to a bound past which every
 /// advertiser is taken as blocked: each advertiser is compared with every
 /// entry for every line item on every imp (CPU probe: a megabyte of `bcat`
