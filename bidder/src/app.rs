@@ -1372,6 +1372,7 @@ impl App {
             ledger: &*self.ledger,
             warm: std::cell::Cell::new(None),
             count_everywhere: None,
+            blocked: select::blocked_memo(req),
             market: select::Market {
                 model: &model,
                 shader: &self.shader,
@@ -2475,6 +2476,7 @@ impl App {
             ledger: &*self.ledger,
             warm: std::cell::Cell::new(None),
             count_everywhere: Some(Default::default()),
+            blocked: select::blocked_memo(&req),
             market: select::Market {
                 model: &model,
                 shader: &self.shader,

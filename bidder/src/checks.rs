@@ -240,7 +240,10 @@ pub(crate) fn evaluate(
                 item.rules.as_ref().is_none_or(|r| r.daypart(ctx)),
                 NoBid::Daypart,
             ),
-            Check::Blocked => yes(!blocked_once(adv, item.advertiser, ctx), NoBid::Blocked),
+            Check::Blocked => yes(
+                !blocked_once(adv, item.advertiser, ctx, stores),
+                NoBid::Blocked,
+            ),
             Check::Floor => clears_floor(ctx, item, walk.floor),
             // Read only, at the least it could bid; the reservation checks
             // again, atomically, at its price.
@@ -441,24 +444,38 @@ fn av_offer<'o, 'r>(media: config::Media, offer: &'o Offer<'r>) -> Option<&'o Av
     }
 }
 
-/// Block-list entries (`badv`, `bcat`, `acat` together) up to which each
-/// candidate compares them itself: a few comparisons cost less than the
-/// memo's lookup, and nearly every request has this few.
-const MEMO_BLOCK_ENTRIES: usize = 16;
-
 /// [`blocked`] for advertiser `index`, worked out once per request where
-/// the lists are long (`Context::blocked_memo`): the work of a request is
+/// the lists are long (`Stores::blocked`): the work of a request is
 /// then its advertisers times its entries, not its imps times its line
-/// items times its entries.
-fn blocked_once(adv: &config::Advertiser, index: usize, ctx: &Context<'_>) -> bool {
-    if ctx.badv.len() + ctx.bcat.len() + ctx.acat.len() <= MEMO_BLOCK_ENTRIES {
-        return blocked(adv, ctx);
+/// items times its entries. Nearly every request has short lists, and
+/// pays one branch.
+#[inline(always)]
+fn blocked_once(
+    adv: &config::Advertiser,
+    index: usize,
+    ctx: &Context<'_>,
+    stores: &Stores<'_>,
+) -> bool {
+    match &stores.blocked {
+        None => blocked(adv, ctx),
+        Some(memo) => blocked_remembered(adv, index, ctx, memo),
     }
-    if let Some(&known @ 1..) = ctx.blocked_memo.borrow().get(index) {
+}
+
+/// [`blocked_once`] for long lists: out of line, so that the common path
+/// stays as it was before the memo.
+#[inline(never)]
+fn blocked_remembered(
+    adv: &config::Advertiser,
+    index: usize,
+    ctx: &Context<'_>,
+    memo: &std::cell::RefCell<Vec<u8>>,
+) -> bool {
+    if let Some(&known @ 1..) = memo.borrow().get(index) {
         return known == 2;
     }
     let answer = blocked(adv, ctx);
-    let mut memo = ctx.blocked_memo.borrow_mut();
+    let mut memo = memo.borrow_mut();
     if memo.len() <= index {
         // Up to the advertisers of the config, at most: bounded by it.
         memo.resize(index + 1, 0);
@@ -477,8 +494,9 @@ fn blocked_once(adv: &config::Advertiser, index: usize, ctx: &Context<'_>) -> bo
 /// whose every category is within one of it, and keeps out one without
 /// categories: nothing shows it is allowed. In another taxonomy it keeps
 /// out every advertiser, as a foreign `bcat` does those with categories.
+#[inline]
 fn blocked(adv: &config::Advertiser, ctx: &Context<'_>) -> bool {
-    if ctx.badv.len() + ctx.bcat.len() + ctx.acat.len() > crate::context::MAX_BLOCK_ENTRIES {
+    if ctx.block_entries() > crate::context::MAX_BLOCK_ENTRIES {
         return true;
     }
     if !ctx.acat.is_empty()

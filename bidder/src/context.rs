@@ -55,13 +55,6 @@ pub struct Context<'r> {
     /// `checks::listed_domain`). Found once here, so a plain list costs
     /// each candidate nothing more.
     pub badv_loose: bool,
-    /// The block lists' answer for each advertiser asked so far, by its
-    /// index (0 not asked, 1 allowed, 2 blocked), kept where the lists are
-    /// long (`checks::blocked_once`): it depends on the advertiser and the
-    /// request alone, and was worked out again for every line item on
-    /// every imp (bounds probe: 64 imps and 2,040 `badv` entries held a
-    /// core for half a second).
-    pub blocked_memo: std::cell::RefCell<Vec<u8>>,
     /// `test: 1`: answered as usual, but nothing is spent or counted.
     pub test: bool,
     /// The page is https (`site.page`): every imp on it is secure, whatever
@@ -333,7 +326,6 @@ impl<'r> Context<'r> {
                     || b.ends_with('.')
                     || !b.bytes().all(|c| HOST_BYTE[usize::from(c)])
             }),
-            blocked_memo: std::cell::RefCell::new(Vec::new()),
             test: req.is_test(),
             secure_page: site
                 .and_then(|s| s.page.as_deref())
@@ -347,6 +339,12 @@ impl<'r> Context<'r> {
             now,
             today: now.date(),
         }
+    }
+
+    /// Entries of `badv`, `bcat` and `acat` together.
+    #[inline]
+    pub fn block_entries(&self) -> usize {
+        self.badv.len() + self.bcat.len() + self.acat.len()
     }
 
     /// No bid where the DSA information is required and the publisher
