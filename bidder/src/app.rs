@@ -2872,6 +2872,65 @@ pub fn config_warnings(
     out.extend(ended_flights(config, today));
     out.extend(unbounded_bids(config));
     out.extend(tmax_left_nothing(config, settings.tmax_margin));
+    out.extend(dead_keywords(config));
+    out.extend(renditions_of_the_other_kind(config));
+    out
+}
+
+/// Keywords a line item wants that a negative of its own always excludes
+/// (see `KeywordRule::never_matching`), one line each. Warned of, not
+/// refused: configs that loaded before must still start.
+pub fn dead_keywords(config: &config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &config.advertisers {
+        for li in a.orders.iter().flat_map(|o| &o.line_items) {
+            let Some(k) = li.targeting.keywords.as_ref() else {
+                continue;
+            };
+            let rule = crate::keywords::KeywordRule::compile(k);
+            for name in rule.never_matching() {
+                out.push(format!(
+                    "{}: line item \"{}\": keyword {name} can never match: a negative keyword \
+                     of the line item excludes every page it would match",
+                    a.file.display(),
+                    li.id
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Video creatives with an `audio/…` rendition, audio ones with a
+/// `video/…` one: slots list types of their own kind, and such a
+/// rendition is chosen only by a slot that lists it (account-manager
+/// probe: accepted in silence). Warned of: a player may list one.
+pub fn renditions_of_the_other_kind(config: &config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &config.advertisers {
+        for c in &a.creatives {
+            let (media, other, kind) = match &c.kind {
+                config::CreativeKind::Video { media, .. } => (media, "audio/", "video"),
+                config::CreativeKind::Audio { media, .. } => (media, "video/", "audio"),
+                _ => continue,
+            };
+            for m in media {
+                if m.mime
+                    .get(..other.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(other))
+                {
+                    out.push(format!(
+                        "{}: creative \"{}\": rendition {} has mime \"{}\", not a {kind} type: \
+                         only a slot that lists it plays it",
+                        a.file.display(),
+                        c.id,
+                        m.url,
+                        m.mime
+                    ));
+                }
+            }
+        }
+    }
     out
 }
 

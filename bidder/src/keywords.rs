@@ -148,6 +148,34 @@ impl KeywordRule {
         }
     }
 
+    /// The positive keywords (as [`Self::matched`] names them) that no
+    /// page can match, because a negative one always excludes it: a
+    /// negative's words in order inside a `phrase` or `exact` keyword (a
+    /// page matching it holds them), or a one-word negative among a
+    /// `broad` keyword's words. What `bidder validate` and every load
+    /// warn of (account-manager probe: accepted in silence).
+    pub fn never_matching(&self) -> Vec<&str> {
+        let inside = |n: &Vec<String>, w: &Vec<String>| {
+            !n.is_empty() && w.windows(n.len()).any(|x| x == n.as_slice())
+        };
+        let broad = self.broad.iter().map(|w| {
+            self.negative
+                .iter()
+                .any(|n| n.len() == 1 && w.contains(&n[0]))
+        });
+        let ordered = self
+            .phrase
+            .iter()
+            .chain(&self.exact)
+            .map(|w| self.negative.iter().any(|n| inside(n, w)));
+        broad
+            .chain(ordered)
+            .zip(&self.names)
+            .filter(|(dead, _)| *dead)
+            .map(|(_, name)| name.as_str())
+            .collect()
+    }
+
     /// `None` when the rule does not match; otherwise the positive keyword
     /// that matched (exact first, then phrase, then broad: the most
     /// specific), or `Some(None)` for a rule of negatives only.
@@ -188,6 +216,42 @@ mod tests {
             exact: v(exact),
             negative: v(negative),
         })
+    }
+
+    /// A wanted keyword a negative always excludes is named; one a page
+    /// can still match is not (a multi-word negative against a broad
+    /// keyword: the broad words may sit in different phrases). Checked
+    /// against the matcher itself on pages that would match each.
+    #[test]
+    fn keywords_a_negative_always_excludes_are_named() {
+        let r = rule(
+            &["free tents", "tents", "Café tent"],
+            &["Free Tents Today", "tents sale"],
+            &["free-tents", "red tent"],
+            &["free tents", "cafe"],
+        );
+        assert_eq!(
+            r.never_matching(),
+            [
+                "broad:Café tent",
+                "phrase:Free Tents Today",
+                "exact:free-tents"
+            ]
+        );
+        // Those named match no page their own words make; the others
+        // match one.
+        for (page, matches) in [
+            ("tents,free shipping", true),
+            ("tents", true),
+            ("cafe tent", false),
+            ("free tents today", false),
+            ("tents sale", true),
+            ("free tents", false),
+            ("red tent", true),
+        ] {
+            assert_eq!(r.matches(&kw(page)), matches, "{page}");
+        }
+        assert!(rule(&["tents"], &[], &[], &[]).never_matching().is_empty());
     }
 
     /// A request's keywords are read up to `MAX_WORDS` words, whatever it

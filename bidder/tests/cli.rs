@@ -145,6 +145,47 @@ fn validate_warns_of_orders_whose_flight_ended() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A keyword a negative of the same line item always excludes, and a
+/// rendition of the other kind (an audio type in a video creative), are
+/// valid and warned of (account-manager probe: both loaded in silence);
+/// not refused, so that a config that served before still starts.
+#[test]
+fn validate_warns_of_dead_keywords_and_renditions_of_the_other_kind() {
+    let (dir, out) = validate_examples_with(
+        "dead-keywords",
+        "negative: [free ebook]",
+        "negative: [free ebook, Thriller  Books]",
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("never match"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].starts_with("warning: ")
+            && warned[0].contains("northwind-books.yaml: line item \"")
+            && warned[0].contains("keyword exact:thriller books can never match"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let (dir, out) = validate_examples_with("other-kind", "mime: video/mp4", "mime: audio/mp4");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("not a video type"))
+        .collect();
+    assert_eq!(warned.len(), 2, "{stderr}");
+    assert!(
+        warned[0].contains("acme-outdoor.yaml: creative \"")
+            && warned[0].contains("has mime \"audio/mp4\""),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A profile's default tmax that the margin taken off every tmax eats
 /// whole is valid, and its requests without a tmax never bid: `validate`
 /// says so (exchanges probe: `tmax_default_ms: 10` passed in silence).

@@ -1875,32 +1875,6 @@ impl FileChecker<'_> {
                 ok &= self.not_empty(subject, &format!("a {name} keyword"), keyword);
             }
         }
-        // A keyword wanted and negative at once never matches: every page
-        // it would match, the negative excludes (matching ignores case and
-        // the spaces between words). Refused as an audience in both any_of
-        // and none_of is (account-manager probe: accepted in silence).
-        let words = |k: &str| {
-            k.split_whitespace()
-                .map(str::to_lowercase)
-                .collect::<Vec<_>>()
-        };
-        let negative: Vec<Vec<String>> = k.negative.0.iter().map(|n| words(&n.value)).collect();
-        for (name, list) in &lists[..3] {
-            for keyword in &list.0 {
-                let w = words(&keyword.value);
-                if !w.is_empty() && negative.contains(&w) {
-                    self.report(
-                        keyword.referenced,
-                        format!(
-                            "{subject}: keyword \"{}\" is both {name} and negative, so it can \
-                             never match; remove it from one of the two",
-                            keyword.value
-                        ),
-                    );
-                    ok = false;
-                }
-            }
-        }
         ok.then(|| Keywords {
             broad: strings(&k.broad),
             phrase: strings(&k.phrase),
@@ -2147,30 +2121,6 @@ impl FileChecker<'_> {
             .value
             .split_once('/')
             .is_some_and(|(t, s)| token(t) && token(s));
-        // Slots list the types they play, of their own kind: an audio type
-        // in a video creative (or the reverse) is a rendition no slot
-        // takes, and a creative of only those never bids (account-manager
-        // probe: accepted in silence). `application/…` (HLS, DASH, VPAID)
-        // suits both.
-        let kind = mime
-            .value
-            .split_once('/')
-            .map(|(t, _)| t.to_ascii_lowercase());
-        let wrong = match (media, kind.as_deref()) {
-            (Media::Video, Some("audio")) => Some("an audio type in video media"),
-            (Media::Audio, Some("video")) => Some("a video type in audio media"),
-            _ => None,
-        };
-        if let (true, Some(wrong)) = (ok, wrong) {
-            self.report(
-                mime.referenced,
-                format!(
-                    "{subject}: mime \"{}\" is {wrong}: no slot of this creative's kind plays it",
-                    mime.value
-                ),
-            );
-            return false;
-        }
         if !ok {
             let example = match media {
                 Media::Audio => "audio/mpeg",

@@ -537,30 +537,6 @@ fn keywords_and_deals_are_not_empty() {
         .contains("keywords lists no keyword"));
 }
 
-/// A keyword wanted and negative at once never matches (matching ignores
-/// case and the spaces between words): refused where it is wanted.
-#[test]
-fn a_keyword_cannot_be_wanted_and_negative() {
-    let text = edit(
-        BASE,
-        "keywords: { broad: [tents], negative: [free] }",
-        "keywords: { broad: [tents], exact: [\"Free  Tents\"], negative: [free tents] }",
-    );
-    assert_problem(
-        &text,
-        at(&text, "[\"Free  Tents\"]", "\""),
-        "line item \"li-display\": keyword \"Free  Tents\" is both exact and negative, so it can never match; remove it from one of the two",
-    );
-    // A negative inside a longer wanted keyword is the account manager's
-    // to weigh: it loads.
-    let text = edit(
-        BASE,
-        "keywords: { broad: [tents], negative: [free] }",
-        "keywords: { broad: [tents, free tents], negative: [free] }",
-    );
-    assert_loads(&[("a.yaml", &text)]);
-}
-
 #[test]
 fn frequency_cap_is_at_least_one_per_hour() {
     let cap = |c: &str| edit(BASE, "{ impressions: 1, per_hours: 1 }", c);
@@ -686,31 +662,6 @@ fn mimes_are_type_slash_subtype() {
         at(&text, "mime: \"\"", "\""),
         "creative \"jingle\": mime is empty",
     );
-}
-
-/// A rendition of the other kind is one no slot of its creative's kind
-/// plays (video slots list video types, audio slots audio ones);
-/// `application/…` (HLS, DASH) suits both.
-#[test]
-fn a_rendition_is_of_its_creatives_kind() {
-    let text = edit(BASE, "mime: video/mp4", "mime: audio/mp4");
-    assert_problem(
-        &text,
-        at(&text, "mime: audio/mp4", "audio"),
-        "creative \"spot\": mime \"audio/mp4\" is an audio type in video media: no slot of this creative's kind plays it",
-    );
-    let text = edit(BASE, "mime: audio/mpeg", "mime: Video/MP4");
-    assert_problem(
-        &text,
-        at(&text, "mime: Video/MP4", "Video"),
-        "creative \"jingle\": mime \"Video/MP4\" is a video type in audio media: no slot of this creative's kind plays it",
-    );
-    for ok in ["application/x-mpegURL", "application/dash+xml"] {
-        assert_loads(&[(
-            "a.yaml",
-            &edit(BASE, "mime: video/mp4", &format!("mime: {ok}")),
-        )]);
-    }
 }
 
 #[test]
