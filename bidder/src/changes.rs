@@ -39,7 +39,8 @@ pub fn budget_changes(
                 problems.push(problem(&adv.file, &order.id, message));
             }
             for li in &order.line_items {
-                if let Some(message) = given_away(old, served, &adv.id, &li.id, now) {
+                if let Some(message) = given_away(old, served, new, &adv.id, &order.id, &li.id, now)
+                {
                     problems.push(problem(&adv.file, &li.id, message));
                 } else if let Some(message) = moved(old, served, &order.id, &li.id, now, spent_as) {
                     problems.push(problem(&adv.file, &li.id, message));
@@ -145,31 +146,41 @@ fn moved(
 
 /// A line item id stays its advertiser's while it is served and for the
 /// notice lifetime after it left: bids it made for that advertiser may
-/// still be won, and a win is charged by line item id. Given to another
-/// advertiser meanwhile (in another order, or its order moved), those
-/// wins were charged to the new owner's line item counter, uncapped, and
-/// took its day (money probe: 2.00 charged on a 1.00 daily budget), even
-/// before anything was spent, which is all [`moved`] looks at. The
-/// advertiser is compared with the config serving, else the record of
-/// the one last served (no such check against a record written before
-/// it kept advertisers).
+/// still be won, and a win is charged by line item id. Moved meanwhile
+/// into another advertiser's order, those wins were charged to the new
+/// owner's line item counter, uncapped, and took its day (money probe:
+/// 2.00 charged on a 1.00 daily budget), even before anything was spent,
+/// which is all [`moved`] looks at. Its order as served is the config
+/// serving's, else the record of the one last served; that order's
+/// advertiser is the new config's where the order still is (an
+/// advertiser whose id is renamed keeps its orders: nothing moves),
+/// else the one it was served for (none in a record written before it
+/// kept advertisers: no check).
 fn given_away(
     old: Option<&Config>,
     served: Option<&crate::served::Served>,
+    new: &Config,
     advertiser: &str,
+    order: &str,
     li: &str,
     now: Timestamp,
 ) -> Option<String> {
-    let was = old
-        .and_then(|c| {
-            c.advertisers.iter().find(|a| {
-                a.orders
-                    .iter()
-                    .any(|o| o.line_items.iter().any(|l| l.id == li))
-            })
-        })
-        .map(|a| a.id.as_str())
-        .or_else(|| served?.advertiser_of(li, now))?;
+    let was_order = old
+        .and_then(|c| find(c, li))
+        .map(|(o, _)| o.id.as_str())
+        .or_else(|| served?.order_of(li, now))?;
+    if was_order == order {
+        return None;
+    }
+    let owner = |c: &Config, order: &str| {
+        c.advertisers
+            .iter()
+            .find(|a| a.orders.iter().any(|o| o.id == order))
+            .map(|a| a.id.clone())
+    };
+    let was = owner(new, was_order)
+        .or_else(|| old.and_then(|c| owner(c, was_order)))
+        .or_else(|| served?.advertiser_of(li, now).map(str::to_owned))?;
     (was != advertiser).then(|| {
         format!(
             "line item \"{li}\": it was advertiser \"{was}\"'s and cannot become advertiser \
@@ -348,6 +359,12 @@ mod tests {
     /// Two advertisers, `shop` with `shop_orders` and `other` with
     /// `other_orders`.
     fn two(shop_orders: &[String], other_orders: &[String]) -> Config {
+        two_as("shop", shop_orders, other_orders)
+    }
+
+    /// [`two`] with the first advertiser's id `shop` (its file still
+    /// `shop.yaml`).
+    fn two_as(shop: &str, shop_orders: &[String], other_orders: &[String]) -> Config {
         let file = |adv: &str, orders: &[String]| {
             format!(
                 "advertiser: {{ id: {adv}, name: N, domains: [{adv}.example], categories: [IAB22] }}\n\
@@ -358,7 +375,7 @@ mod tests {
             )
         };
         let files = [
-            ("shop.yaml".into(), file("shop", shop_orders)),
+            ("shop.yaml".into(), file(shop, shop_orders)),
             ("other.yaml".into(), file("other", other_orders)),
         ];
         match config::load_files(&files) {
@@ -442,6 +459,31 @@ mod tests {
             &[order("z", "1000.00", "2026-11-01", &["li-b"])],
         );
         let p = budget_changes(Some(&old), None, &within, now, &nothing_spent);
+        assert!(p.is_empty(), "{p:?}");
+        // The advertiser's id renamed, its orders and line items in place:
+        // nothing moves (review finding: every line item was refused, for
+        // as long as it served). Renamed and one of its line items moved
+        // to another of its orders: still its own.
+        let renamed = two_as(
+            "shop-inc",
+            &[order("x", "1000.00", "2026-11-01", &["li-a", "li-c"])],
+            &[order("z", "1000.00", "2026-11-01", &["li-b"])],
+        );
+        for new in [&renamed, &within] {
+            let p = budget_changes(Some(&old), None, new, now, &nothing_spent);
+            assert!(p.is_empty(), "{p:?}");
+            let p = budget_changes(None, Some(&served), new, now, &nothing_spent);
+            assert!(p.is_empty(), "{p:?}");
+        }
+        let renamed_within = two_as(
+            "shop-inc",
+            &[
+                order("x", "1000.00", "2026-11-01", &["li-a"]),
+                order("x2", "1000.00", "2026-11-01", &["li-c"]),
+            ],
+            &[order("z", "1000.00", "2026-11-01", &["li-b"])],
+        );
+        let p = budget_changes(Some(&old), None, &renamed_within, now, &nothing_spent);
         assert!(p.is_empty(), "{p:?}");
     }
 

@@ -1090,14 +1090,15 @@ fn a_lifetime_line_item_cannot_come_back_as_daily() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A line item's id given by a reload to a line item of another order
-/// (another advertiser's) while a bid of the old one is still out: its win
-/// is charged under the order it was made and held under, and reported for
-/// that order's advertiser. Charged as the line item holding the id now,
-/// the other advertiser's order paid for these impressions, at a price a
-/// hundred thousand times its own CPM (budgets probe).
+/// A line item's id is not given by a reload to another advertiser's line
+/// item while a bid of the old one may still be won: the reload is refused,
+/// and the win is charged under the order it was made and held under, and
+/// reported for that order's advertiser. Given away, its wins were charged
+/// by id to the new owner's line item, uncapped (money probe: 2.00 on a
+/// 1.00 daily budget); before that, at a price a hundred thousand times
+/// the new owner's CPM (budgets probe).
 #[test]
-fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
+fn a_line_item_id_is_not_given_to_another_advertiser_while_its_bids_are_out() {
     let (s, dir, state) = shop_on_disk(
         "reused-id",
         &line_item("q4", "2000.00", "daily: 100.00", ""),
@@ -1113,11 +1114,20 @@ fn a_reused_line_item_id_charges_the_order_its_bid_was_made_under() {
         ),
     )
     .unwrap();
-    reload_with(
-        &s,
-        &dir,
-        "rival.yaml",
-        &rival_yaml(&line_item("q4", "0.01", "daily: 1.00", "")),
+    std::fs::write(
+        dir.join("rival.yaml"),
+        rival_yaml(&line_item("q4", "0.01", "daily: 1.00", "")),
+    )
+    .unwrap();
+    let r = common::admin(s.admin, "/v1/config/reload", b"");
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text().contains(
+            "rival.yaml:21:9: line item \"q4\": it was advertiser \"shop\"'s and cannot become \
+             advertiser \"rival\"'s"
+        ),
+        "{}",
+        r.text()
     );
     assert_eq!(s.notice(&url(&b, "nurl"), "2000.00").status, 200);
     // Its impression and click are the shop's too: as the rival's, the
