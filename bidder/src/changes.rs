@@ -33,14 +33,25 @@ pub fn budget_changes(
     spent_as: &dyn Fn(&str) -> Option<BudgetKind>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
+    let owners = Owners::of(old, served, new, now);
     for adv in &new.advertisers {
         for order in &adv.orders {
+            if let Some(message) = owners.refuse(
+                &format!("order \"{}\"", order.id),
+                advertiser_of_order(old, served, &order.id, now),
+                &adv.id,
+            ) {
+                problems.push(problem(&adv.file, &order.id, message));
+            }
             if let Some(message) = order_cut(old, served, order, now, spent_as) {
                 problems.push(problem(&adv.file, &order.id, message));
             }
             for li in &order.line_items {
-                if let Some(message) = given_away(old, served, new, &adv.id, &order.id, &li.id, now)
-                {
+                if let Some(message) = owners.refuse(
+                    &format!("line item \"{}\"", li.id),
+                    advertiser_of_line_item(old, served, &li.id, now),
+                    &adv.id,
+                ) {
                     problems.push(problem(&adv.file, &li.id, message));
                 } else if let Some(message) = moved(old, served, &order.id, &li.id, now, spent_as) {
                     problems.push(problem(&adv.file, &li.id, message));
@@ -144,49 +155,106 @@ fn moved(
     })
 }
 
-/// A line item id stays its advertiser's while it is served and for the
-/// notice lifetime after it left: bids it made for that advertiser may
-/// still be won, and a win is charged by line item id. Moved meanwhile
-/// into another advertiser's order, those wins were charged to the new
-/// owner's line item counter, uncapped, and took its day (money probe:
-/// 2.00 charged on a 1.00 daily budget), even before anything was spent,
-/// which is all [`moved`] looks at. Its order as served is the config
-/// serving's, else the record of the one last served; that order's
-/// advertiser is the new config's where the order still is (an
-/// advertiser whose id is renamed keeps its orders: nothing moves),
-/// else the one it was served for (none in a record written before it
-/// kept advertisers: no check).
-fn given_away(
-    old: Option<&Config>,
-    served: Option<&crate::served::Served>,
-    new: &Config,
-    advertiser: &str,
-    order: &str,
+/// Whose a line item id or an order id was, as served, against whose it
+/// becomes: both stay their advertiser's while served and for the notice
+/// lifetime after they left, since bids made under them may still be won,
+/// and a win is charged by line item id and order id. Given to another
+/// advertiser meanwhile (a line item moved into its order, an order moved
+/// to its file, an id reused there), those wins were charged to the new
+/// owner's counters, uncapped (money probe: 2.00 charged on a 1.00 daily
+/// budget), even before anything was spent, which is all [`moved`] looks
+/// at. An advertiser whose id is renamed (the old id gone from the new
+/// config, the new one not served before) gives nothing away (review
+/// finding: every line item of a renamed advertiser was refused).
+struct Owners<'a> {
+    /// Advertiser ids served: in the config serving, and in the record
+    /// (retired ones within the notice lifetime).
+    served: std::collections::HashSet<&'a str>,
+    /// Advertiser ids of the new config.
+    new: std::collections::HashSet<&'a str>,
+}
+
+impl<'a> Owners<'a> {
+    fn of(
+        old: Option<&'a Config>,
+        served: Option<&'a crate::served::Served>,
+        new: &'a Config,
+        now: Timestamp,
+    ) -> Owners<'a> {
+        // Those that left the config within the notice lifetime too: an
+        // advertiser removed, then its ids taken by a new one, is no rename.
+        let mut was = served.map(|s| s.advertisers(now)).unwrap_or_default();
+        was.extend(
+            old.iter()
+                .flat_map(|c| c.advertisers.iter().map(|a| a.id.as_str())),
+        );
+        Owners {
+            served: was,
+            new: new.advertisers.iter().map(|a| a.id.as_str()).collect(),
+        }
+    }
+
+    /// `was` (an advertiser id as served) became `now` by a rename.
+    fn renamed(&self, was: &str, now: &str) -> bool {
+        !self.new.contains(was) && !self.served.contains(now)
+    }
+
+    /// Why `what` (`line item "li"`, `order "o"`) may not become
+    /// `advertiser`'s, having been `was`'s.
+    fn refuse(&self, what: &str, was: Option<&str>, advertiser: &str) -> Option<String> {
+        let was = was?;
+        (was != advertiser && !self.renamed(was, advertiser)).then(|| {
+            format!(
+                "{what}: it was advertiser \"{was}\"'s and cannot become advertiser \
+                 \"{advertiser}\"'s: wins of the bids made under it may still come, and are \
+                 charged by its id; give it a new id"
+            )
+        })
+    }
+}
+
+/// The advertiser line item `li` was served for: the config serving's,
+/// else the record's (none in a record written before it kept them).
+fn advertiser_of_line_item<'c>(
+    old: Option<&'c Config>,
+    served: Option<&'c crate::served::Served>,
     li: &str,
     now: Timestamp,
-) -> Option<String> {
-    let was_order = old
-        .and_then(|c| find(c, li))
-        .map(|(o, _)| o.id.as_str())
-        .or_else(|| served?.order_of(li, now))?;
-    if was_order == order {
-        return None;
+) -> Option<&'c str> {
+    match old {
+        Some(c) => c
+            .advertisers
+            .iter()
+            .find(|a| {
+                a.orders
+                    .iter()
+                    .any(|o| o.line_items.iter().any(|l| l.id == li))
+            })
+            .map(|a| a.id.as_str())
+            .or_else(|| served?.advertiser_of(li, now)),
+        None => served?.advertiser_of(li, now),
     }
-    let owner = |c: &Config, order: &str| {
+}
+
+/// The advertiser order `order` was served for, as
+/// [`advertiser_of_line_item`] (the record knows it by its line items).
+fn advertiser_of_order<'c>(
+    old: Option<&'c Config>,
+    served: Option<&'c crate::served::Served>,
+    order: &str,
+    now: Timestamp,
+) -> Option<&'c str> {
+    let in_old = old.and_then(|c| {
         c.advertisers
             .iter()
             .find(|a| a.orders.iter().any(|o| o.id == order))
-            .map(|a| a.id.clone())
-    };
-    let was = owner(new, was_order)
-        .or_else(|| old.and_then(|c| owner(c, was_order)))
-        .or_else(|| served?.advertiser_of(li, now).map(str::to_owned))?;
-    (was != advertiser).then(|| {
-        format!(
-            "line item \"{li}\": it was advertiser \"{was}\"'s and cannot become advertiser \
-             \"{advertiser}\"'s: wins of the bids it made may still come, and are charged by line \
-             item id; give this line item a new id"
-        )
+            .map(|a| a.id.as_str())
+    });
+    in_old.or_else(|| {
+        served?
+            .of_order(order, now)
+            .into_iter()
+            .find_map(|(_, item)| item.advertiser.as_deref())
     })
 }
 
@@ -485,6 +553,52 @@ mod tests {
         );
         let p = budget_changes(Some(&old), None, &renamed_within, now, &nothing_spent);
         assert!(p.is_empty(), "{p:?}");
+        // Renamed along with an order: still nothing given away.
+        let renamed_order = two_as(
+            "shop-inc",
+            &[order("x-new", "1000.00", "2026-11-01", &["li-a", "li-c"])],
+            &[order("z", "1000.00", "2026-11-01", &["li-b"])],
+        );
+        let p = budget_changes(Some(&old), None, &renamed_order, now, &nothing_spent);
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    /// An order keeps its advertiser as its line items do (review
+    /// finding): moved whole to another advertiser, the bids made under it
+    /// were charged to the new owner's counters, uncapped.
+    #[test]
+    fn an_order_id_is_not_given_to_another_advertiser() {
+        let now = config::Date::parse("2026-12-06").unwrap().start();
+        let nothing_spent = |_: &str| None;
+        let old = two(
+            &[
+                order("x", "1000.00", "2026-11-01", &["li-a"]),
+                order("y", "1000.00", "2026-11-01", &["li-c"]),
+            ],
+            &[order("z", "1000.00", "2026-11-01", &["li-b"])],
+        );
+        let messages = |p: Vec<Problem>| -> Vec<String> {
+            p.into_iter()
+                .map(|p| p.message.split(':').next().unwrap_or("").to_string())
+                .collect()
+        };
+        // Moved whole, with its line item.
+        let moved = two(
+            &[order("y", "1000.00", "2026-11-01", &["li-c"])],
+            &[
+                order("z", "1000.00", "2026-11-01", &["li-b"]),
+                order("x", "1000.00", "2026-11-01", &["li-a"]),
+            ],
+        );
+        let served = crate::served::Served::of(&old);
+        for (old, served) in [(Some(&old), None), (None, Some(&served))] {
+            let p = budget_changes(old, served, &moved, now, &nothing_spent);
+            assert_eq!(messages(p), ["order \"x\"", "line item \"li-a\""]);
+        }
+        // Not caught: renamed (its line items with it), then its id
+        // taken by another advertiser's new order while its bids may
+        // still be won. The record keeps line items, and those moved to
+        // the renamed order: nothing remembers the old order id.
     }
 
     /// An order's budget may not be cut once its flight started, nor once
