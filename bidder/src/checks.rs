@@ -579,9 +579,22 @@ fn deal<'r>(
         Ok(Some(f)) => item.cpm >= *f,
         Err(_) => false,
     };
+    // Only the first entry of a deal id listed twice: the exchange looks
+    // a bid's deal up by its id and finds that one, whose terms hold
+    // (wire probe: a later entry's were bid on, under a first that left
+    // our seat out). Ids already met are ours only, so this stays
+    // linear in the deals offered.
+    let mut met: smallvec::SmallVec<[&str; 4]> = smallvec::SmallVec::new();
     let mut ours = offered
         .iter()
-        .filter(|d| item.deals.iter().any(|want| want == d.id.as_ref()) && for_us(d))
+        .filter(|d| {
+            let id = d.id.as_ref();
+            if !item.deals.iter().any(|want| want == id) || met.contains(&id) {
+                return false;
+            }
+            met.push(id);
+            for_us(d)
+        })
         .map(|d| (d, priced(d)));
     let first = ours.next().ok_or(NoBid::Deal)?;
     let (d, floor) = if clears(first.0, &first.1) {

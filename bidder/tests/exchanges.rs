@@ -518,6 +518,21 @@ fn deals_are_bid_in_only_by_the_seats_and_advertisers_they_name() {
             "{first}"
         );
     }
+    // A deal id listed twice: the exchange looks a bid's deal up by its id
+    // and finds the first entry, whose terms hold (wire probe: the second
+    // entry's were bid on, under a first that left our seat out).
+    body["imp"][0]["pmp"]["deals"] = json!([
+        { "id": "D1", "wseat": ["other"] },
+        { "id": "D1", "bidfloor": 1.0 }
+    ]);
+    assert_eq!(bid_to(&s, Some("sx"), &body).status, 204);
+    assert_eq!(why(&body), "deal");
+    body["imp"][0]["pmp"]["deals"] = json!([
+        { "id": "D1", "bidfloor": 9.0 },
+        { "id": "D1", "bidfloor": 1.0 },
+        { "id": "D2", "bidfloor": 2.0 }
+    ]);
+    assert_eq!(only_bid(&bid_to(&s, Some("sx"), &body))["dealid"], "D2");
     drop(s);
     // An advertiser of two domains: the bid's adomain names both, so the
     // deal's wadomain must allow both.
