@@ -2854,7 +2854,8 @@ const MAX_LOGGED_WARNINGS: usize = 20;
 
 /// Everything in a valid config that will not do what it seems to, one
 /// line each: rates too old to price, flights that ended, value goals with
-/// no ceiling, exchange profiles whose default tmax the margin eats. The
+/// no ceiling, exchange profiles whose default tmax the margin eats,
+/// keywords a negative always excludes, renditions of the other kind. The
 /// same list for `bidder validate` (against the default settings) and for
 /// every start and reload (against the process's own), so that an
 /// account manager who saw none from one sees none from the other.
