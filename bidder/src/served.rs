@@ -233,16 +233,6 @@ impl Served {
         self.item(id, now).map(|i| i.order.as_str())
     }
 
-    /// The advertiser ids of the line items served, or retired within the
-    /// notice lifetime at `now`.
-    pub fn advertisers(&self, now: Timestamp) -> std::collections::HashSet<&str> {
-        self.0
-            .iter()
-            .filter(|(id, _)| self.item(id, now).is_some())
-            .filter_map(|(_, i)| i.advertiser.as_deref())
-            .collect()
-    }
-
     /// The advertiser line item `id` was served for, as [`Self::order_of`]
     /// (`None` also where the record predates advertisers in it).
     pub fn advertiser_of(&self, id: &str, now: Timestamp) -> Option<&str> {
