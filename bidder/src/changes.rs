@@ -215,12 +215,14 @@ fn advertiser_of_order<'c>(
             .find(|a| a.orders.iter().any(|o| o.id == order))
             .map(|a| a.id.as_str())
     });
-    in_old.or_else(|| {
-        served?
-            .of_order(order, now)
-            .into_iter()
-            .find_map(|(_, item)| item.advertiser.as_deref())
-    })
+    in_old
+        .or_else(|| {
+            served?
+                .of_order(order, now)
+                .into_iter()
+                .find_map(|(_, item)| item.advertiser.as_deref())
+        })
+        .or_else(|| served?.retired_order(order, now)?.advertiser.as_deref())
 }
 
 /// An order's budget is its total over the flight, a lifetime budget: once
@@ -519,7 +521,8 @@ mod tests {
     }
 
     /// An order keeps its advertiser as its line items do (review
-    /// finding): moved whole to another advertiser, the bids made under it
+    /// findings): moved whole to another advertiser, or its id given to
+    /// another's new order after it was renamed, the bids made under it
     /// were charged to the new owner's counters, uncapped.
     #[test]
     fn an_order_id_is_not_given_to_another_advertiser() {
@@ -550,10 +553,47 @@ mod tests {
             let p = budget_changes(old, served, &moved, now, &nothing_spent);
             assert_eq!(messages(p), ["order \"x\"", "line item \"li-a\""]);
         }
-        // Not caught: renamed (its line items with it), then its id
-        // taken by another advertiser's new order while its bids may
-        // still be won. The record keeps line items, and those moved to
-        // the renamed order: nothing remembers the old order id.
+        // Renamed (its line item with it), then, in a later reload, its
+        // id taken by another advertiser's new order while its bids may
+        // still be won: the record keeps the order it left (second and
+        // third reviews: nothing remembered the old order id).
+        let renamed = two(
+            &[
+                order("x2", "1000.00", "2026-11-01", &["li-a"]),
+                order("y", "1000.00", "2026-11-01", &["li-c"]),
+            ],
+            &[order("z", "1000.00", "2026-11-01", &["li-b"])],
+        );
+        let keep = std::time::Duration::from_secs(3_600);
+        let after = crate::served::Served::next(&served, &renamed, now, keep);
+        let reused = two(
+            &[
+                order("x2", "1000.00", "2026-11-01", &["li-a"]),
+                order("y", "1000.00", "2026-11-01", &["li-c"]),
+            ],
+            &[
+                order("z", "1000.00", "2026-11-01", &["li-b"]),
+                order("x", "1000.00", "2026-11-01", &["li-d"]),
+            ],
+        );
+        for (old, served) in [(Some(&renamed), Some(&after)), (None, Some(&after))] {
+            let p = budget_changes(old, served, &reused, now, &nothing_spent);
+            assert_eq!(messages(p), ["order \"x\""]);
+        }
+        // Across a write and a read of the record.
+        let dir = crate::testing::tempdir("changes", "retired-order");
+        after.write(&dir).unwrap();
+        let read = crate::served::Served::read(&dir).unwrap();
+        let p = budget_changes(None, Some(&read), &reused, now, &nothing_spent);
+        assert_eq!(messages(p), ["order \"x\""]);
+        let later = Timestamp(now.as_millis() + 3_600_000);
+        let p = budget_changes(Some(&renamed), Some(&after), &reused, later, &nothing_spent);
+        assert!(p.is_empty(), "its notices have expired: {p:?}");
+        // A record carried through another reload keeps it.
+        let again = crate::served::Served::next(&after, &renamed, now, keep);
+        let p = budget_changes(Some(&renamed), Some(&again), &reused, now, &nothing_spent);
+        assert_eq!(messages(p), ["order \"x\""]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// An order's budget may not be cut once its flight started, nor once

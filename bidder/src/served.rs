@@ -37,9 +37,21 @@ pub const FILE: &str = "served-budgets.json";
 const FORMAT: &str = "bidder-served-budgets";
 const VERSION: u32 = 1;
 
-/// Line item id → what it was last served with.
+/// Line item id → what it was last served with; and the orders no line
+/// item is served in any more, within the notice lifetime after.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Served(HashMap<String, Item>);
+pub struct Served(HashMap<String, Item>, HashMap<String, Order>);
+
+/// An order no line item is served in any more (renamed, removed, its
+/// line items moved out), kept for the notice lifetime after: bids made
+/// under it may still be won, and are charged by its id, so the id stays
+/// its advertiser's (`changes::budget_changes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    /// `None` in a record written before advertisers were kept.
+    pub advertiser: Option<String>,
+    pub retired_until: Timestamp,
+}
 
 /// A line item as last served.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +93,17 @@ struct File {
     format: String,
     version: u32,
     line_items: Vec<Entry>,
+    /// Absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retired_orders: Vec<OrderEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OrderEntry {
+    id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    advertiser: Option<String>,
+    retired_until_ms: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,7 +162,7 @@ impl Served {
                 );
             }
         }
-        Served(out)
+        Served(out, HashMap::new())
     }
 
     /// What serving `config` after `prior` makes at `now`: `config`'s line
@@ -186,7 +209,45 @@ impl Served {
                 },
             );
         }
+        // Orders no entry names any more (renamed, or their line items all
+        // moved to other orders): kept for the notice lifetime, as their
+        // line items would have been (review finding: an order renamed,
+        // then its id given to another advertiser's, went unseen).
+        let named: std::collections::HashSet<&str> =
+            out.0.values().map(|i| i.order.as_str()).collect();
+        let until = Timestamp(now.as_millis().saturating_add(keep_ms));
+        let mut retired: HashMap<String, Order> = HashMap::new();
+        let left = prior
+            .0
+            .values()
+            .filter(|i| i.retired_until.is_none())
+            .map(|i| {
+                (
+                    &i.order,
+                    Order {
+                        advertiser: i.advertiser.clone(),
+                        retired_until: until,
+                    },
+                )
+            })
+            .chain(prior.1.iter().map(|(id, o)| (id, o.clone())));
+        for (id, order) in left {
+            if named.contains(id.as_str()) || now >= order.retired_until {
+                continue;
+            }
+            let kept = retired.entry(id.clone()).or_insert_with(|| order.clone());
+            if order.retired_until > kept.retired_until {
+                *kept = order;
+            }
+        }
+        out.1 = retired;
         out
+    }
+
+    /// Order `id`, if no line item is served in it any more and it left
+    /// within the notice lifetime at `now`.
+    pub fn retired_order(&self, id: &str, now: Timestamp) -> Option<&Order> {
+        self.1.get(id).filter(|o| now < o.retired_until)
     }
 
     /// Line item `id` as it was served, served still or retired within
@@ -302,7 +363,20 @@ impl Served {
                 },
             );
         }
-        Ok(Served(out))
+        let orders = file
+            .retired_orders
+            .into_iter()
+            .map(|o| {
+                (
+                    o.id,
+                    Order {
+                        advertiser: o.advertiser,
+                        retired_until: Timestamp(o.retired_until_ms),
+                    },
+                )
+            })
+            .collect();
+        Ok(Served(out, orders))
     }
 
     /// Replaces the record in `dir` with this one, through a temporary file
@@ -330,10 +404,21 @@ impl Served {
             .collect();
         // The same config writes the same bytes.
         line_items.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut retired_orders: Vec<OrderEntry> = self
+            .1
+            .iter()
+            .map(|(id, o)| OrderEntry {
+                id: id.clone(),
+                advertiser: o.advertiser.clone(),
+                retired_until_ms: o.retired_until.as_millis(),
+            })
+            .collect();
+        retired_orders.sort_by(|a, b| a.id.cmp(&b.id));
         let file = File {
             format: FORMAT.to_string(),
             version: VERSION,
             line_items,
+            retired_orders,
         };
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
@@ -363,7 +448,7 @@ mod tests {
             retired_at,
             retired_until: retired_at.map(|t| Timestamp(t.as_millis() + 86_400_000)),
         };
-        Served(HashMap::from([
+        let items = HashMap::from([
             (
                 "li-a".to_string(),
                 item(Budget::Lifetime(Micros(30_000_000_000)), None),
@@ -375,7 +460,24 @@ mod tests {
                     Some(Timestamp(1_795_000_000_000)),
                 ),
             ),
-        ]))
+        ]);
+        let orders = HashMap::from([
+            (
+                "o-old".to_string(),
+                Order {
+                    advertiser: Some("adv".to_string()),
+                    retired_until: Timestamp(1_795_000_000_000),
+                },
+            ),
+            (
+                "o-older".to_string(),
+                Order {
+                    advertiser: None,
+                    retired_until: Timestamp(1_795_000_000_001),
+                },
+            ),
+        ]);
+        Served(items, orders)
     }
 
     #[test]
