@@ -2874,7 +2874,87 @@ pub fn config_warnings(
     out.extend(unbounded_bids(config));
     out.extend(tmax_left_nothing(config, settings.tmax_margin));
     out.extend(dead_keywords(config));
+    out.extend(repeats(config));
+    out.extend(budget_below_one_impression(config));
     out.extend(renditions_of_the_other_kind(config));
+    out
+}
+
+/// Keywords and creatives a line item lists twice, one line each: valid,
+/// and the repeat does nothing. A keyword matching the pages an earlier one
+/// of its kind matches is never credited in the search-term report (see
+/// `KeywordRule::repeated`); a creative named twice is one creative, not
+/// twice the share. Often a paste gone wrong, so said at every load
+/// (account-manager probe: accepted in silence).
+pub fn repeats(config: &config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &config.advertisers {
+        for li in a.orders.iter().flat_map(|o| &o.line_items) {
+            let at = li.at.in_file(&a.file);
+            if let Some(k) = li.targeting.keywords.as_ref() {
+                let rule = crate::keywords::KeywordRule::compile(k);
+                for (this, earlier) in rule.repeated() {
+                    out.push(format!(
+                        "{at}: line item \"{}\": keyword {this} matches the pages {earlier} \
+                         before it matches, and only that one is counted in reports",
+                        li.id
+                    ));
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            for c in &li.creatives {
+                if !seen.insert(c.as_str()) {
+                    out.push(format!(
+                        "{at}: line item \"{}\": creative \"{c}\" is listed more than once; \
+                         it is one creative and gets no larger share",
+                        li.id
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Fixed-CPM line items whose one impression costs more than their own
+/// budget or their order's, one line each: valid, and they never bid (the
+/// reservation of a bid never fits: no-bid reason `budget`), which only
+/// the reports would show (account-manager probe: a CPM of 2,000.00 on a
+/// daily budget of 1.00 was accepted in silence). One impression is the
+/// CPM over a thousand, rounded up to the micro as a charge is.
+pub fn budget_below_one_impression(config: &config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &config.advertisers {
+        for o in &a.orders {
+            for li in &o.line_items {
+                if li.bidding != config::Bidding::FixedCpm {
+                    // A value-based bid can come in under the ceiling.
+                    continue;
+                }
+                let one = ledger::impression_cost(li.cpm);
+                let (what, amount) = match li.budget {
+                    config::Budget::Daily(m) => ("daily budget", m),
+                    config::Budget::Lifetime(m) => ("lifetime budget", m),
+                };
+                let (what, amount) = if o.budget < amount {
+                    ("order's budget", o.budget)
+                } else {
+                    (what, amount)
+                };
+                if one > amount {
+                    out.push(format!(
+                        "{}: line item \"{}\": one impression at its cpm of {} costs {}, more than \
+                         its {what} of {}: it will never bid (no-bid reason budget)",
+                        li.at.in_file(&a.file),
+                        li.id,
+                        li.cpm.grouped(),
+                        one.grouped(),
+                        amount.grouped(),
+                    ));
+                }
+            }
+        }
+    }
     out
 }
 
@@ -2893,7 +2973,7 @@ pub fn dead_keywords(config: &config::Config) -> Vec<String> {
                 out.push(format!(
                     "{}: line item \"{}\": keyword {name} can never match: a negative keyword \
                      of the line item excludes every page it would match",
-                    a.file.display(),
+                    li.at.in_file(&a.file),
                     li.id
                 ));
             }
@@ -2923,7 +3003,7 @@ pub fn renditions_of_the_other_kind(config: &config::Config) -> Vec<String> {
                     out.push(format!(
                         "{}: creative \"{}\": rendition {} has mime \"{}\", not a {kind} type: \
                          only a slot that lists it plays it",
-                        a.file.display(),
+                        c.at.in_file(&a.file),
                         c.id,
                         m.url,
                         m.mime
@@ -2948,7 +3028,7 @@ pub fn ended_flights(config: &config::Config, today: config::Date) -> Vec<String
             format!(
                 "{}: order \"{}\": its flight ended on {} (today is {today}): its line items \
                  will not bid",
-                a.file.display(),
+                o.at.in_file(&a.file),
                 o.id,
                 o.flight.end
             )
@@ -3005,7 +3085,7 @@ pub fn unbounded_bids(config: &config::Config) -> Vec<String> {
                     "{}: line item \"{}\": {key} {goal} without a max_cpm below its goal × 1000: \
                      a bid may reach {} CPM where the model predicts a sure {}; set \
                      bidding.max_cpm to bound it",
-                    a.file.display(),
+                    li.at.in_file(&a.file),
                     li.id,
                     most.grouped(),
                     if key == "max_cpc" {

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::collections::HashMap;
 
 use config::Keywords;
 use unicode_normalization::char::is_combining_mark;
@@ -176,6 +177,49 @@ impl KeywordRule {
             .collect()
     }
 
+    /// Positive keywords that match exactly the pages an earlier keyword
+    /// of the same kind matches, each with that earlier one: the same
+    /// words once folded (`Tent` and `tent`), and for broad keywords in
+    /// any order and counted once (`tent camping`, `camping tent tent`).
+    /// [`KeywordRule::matched`] credits the first, so a repeat never shows
+    /// in the search-term report: said at every load, not refused.
+    pub fn repeated(&self) -> Vec<(&str, &str)> {
+        let mut out = Vec::new();
+        let mut first = 0;
+        for (list, any_order) in [
+            (&self.broad, true),
+            (&self.phrase, false),
+            (&self.exact, false),
+        ] {
+            let mut seen: HashMap<Vec<&str>, usize> = HashMap::new();
+            for (i, words) in list.iter().enumerate() {
+                let mut key: Vec<&str> = words.iter().map(String::as_str).collect();
+                if any_order {
+                    key.sort_unstable();
+                    key.dedup();
+                }
+                if key.is_empty() {
+                    continue;
+                }
+                let at = first + i;
+                match seen.get(&key) {
+                    Some(&earlier) => {
+                        if let (Some(this), Some(that)) =
+                            (self.names.get(at), self.names.get(earlier))
+                        {
+                            out.push((this.as_str(), that.as_str()));
+                        }
+                    }
+                    None => {
+                        seen.insert(key, at);
+                    }
+                }
+            }
+            first += list.len();
+        }
+        out
+    }
+
     /// `None` when the rule does not match; otherwise the positive keyword
     /// that matched (exact first, then phrase, then broad: the most
     /// specific), or `Some(None)` for a rule of negatives only.
@@ -252,6 +296,45 @@ mod tests {
             assert_eq!(r.matches(&kw(page)), matches, "{page}");
         }
         assert!(rule(&["tents"], &[], &[], &[]).never_matching().is_empty());
+    }
+
+    /// A keyword with the words of an earlier one of its kind is named
+    /// with it: folded, and for broad ones in any order and counted once.
+    /// Kinds are apart (a broad and an exact keyword of the same words
+    /// match different pages), and so are phrases in another order.
+    #[test]
+    fn keywords_an_earlier_one_already_matches_are_named() {
+        let r = rule(
+            &[
+                "mystery novel",
+                "Novel  MYSTERY",
+                "novel mystery novel",
+                "novel",
+            ],
+            &["new release", "release new", "New-Release"],
+            &["new release", "!!!", "..."],
+            &[],
+        );
+        assert_eq!(
+            r.repeated(),
+            [
+                ("broad:Novel  MYSTERY", "broad:mystery novel"),
+                ("broad:novel mystery novel", "broad:mystery novel"),
+                ("phrase:New-Release", "phrase:new release"),
+            ]
+        );
+        // The repeat matches where its first does, and is never the one
+        // credited.
+        for page in ["a mystery novel", "novel,mystery", "new release"] {
+            let first = r.matched(&kw(page));
+            assert!(first.is_some(), "{page}");
+            assert!(
+                !r.repeated()
+                    .iter()
+                    .any(|(again, _)| first == Some(Some(*again))),
+                "{page}"
+            );
+        }
     }
 
     /// A request's keywords are read up to `MAX_WORDS` words, whatever it

@@ -137,7 +137,7 @@ fn validate_warns_of_orders_whose_flight_ended() {
     assert_eq!(ended.len(), 1, "{stderr}");
     assert!(
         ended[0].starts_with("warning: ")
-            && ended[0].contains("northwind-books.yaml: order \"")
+            && ended[0].contains("northwind-books.yaml:27:5: order \"nw-launch\"")
             && ended[0].contains("ended on 2001-01-31")
             && ended[0].contains("will not bid"),
         "{stderr}"
@@ -165,7 +165,7 @@ fn validate_warns_of_dead_keywords_and_renditions_of_the_other_kind() {
     assert_eq!(warned.len(), 1, "{stderr}");
     assert!(
         warned[0].starts_with("warning: ")
-            && warned[0].contains("northwind-books.yaml: line item \"")
+            && warned[0].contains("northwind-books.yaml:32:9: line item \"nw-mobile-readers\"")
             && warned[0].contains("keyword exact:thriller books can never match"),
         "{stderr}"
     );
@@ -179,11 +179,83 @@ fn validate_warns_of_dead_keywords_and_renditions_of_the_other_kind() {
         .collect();
     assert_eq!(warned.len(), 2, "{stderr}");
     assert!(
-        warned[0].contains("acme-outdoor.yaml: creative \"")
+        warned[0].contains("acme-outdoor.yaml:46:5: creative \"tent-video-15s\"")
             && warned[0].contains("has mime \"audio/mp4\""),
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A keyword repeated within its kind, a creative named twice by one line
+/// item, and a CPM whose one impression costs more than the budget are
+/// valid, do nothing or never bid, and are warned of at the line item's
+/// line and column (account-manager probe: all loaded in silence, and
+/// warnings named the file alone).
+#[test]
+fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
+    let (dir, out) = validate_examples_with(
+        "repeats",
+        "broad: [mystery novel]",
+        "broad: [mystery novel, Novel  MYSTERY, novel]",
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warned: Vec<&str> = stderr.lines().filter(|l| l.contains("keyword")).collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].starts_with("warning: ")
+            && warned[0].contains("northwind-books.yaml:32:9: line item \"nw-mobile-readers\"")
+            && warned[0].contains(
+                "keyword broad:Novel  MYSTERY matches the pages broad:mystery novel before it"
+            ),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (dir, out) = validate_examples_with(
+        "repeated-creative",
+        "creatives: [nw-banner-320x50, nw-banner-300x250]",
+        "creatives: [nw-banner-320x50, nw-banner-300x250, nw-banner-320x50]",
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("listed more"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].contains("northwind-books.yaml:32:9: line item \"nw-mobile-readers\": creative \"nw-banner-320x50\""),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // 2,000.00 CPM: one impression is 2.00, over the daily 1.50 (the
+    // order's 900.00 is larger); 1,500.00 CPM (exactly 1.50) still bids.
+    for (cpm, warned) in [("2000.00", true), ("1500.00", false)] {
+        let (dir, out) = validate_examples_with(
+            &format!("one-impression-{cpm}"),
+            "cpm: 1.80\n        budget: { daily: 30.00 }",
+            &format!("cpm: {cpm}\n        budget: {{ daily: 1.50 }}"),
+        );
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said: Vec<&str> = stderr.lines().filter(|l| l.contains("never bid")).collect();
+        if warned {
+            assert_eq!(said.len(), 1, "{stderr}");
+            assert!(
+                said[0].contains("northwind-books.yaml:32:9: line item \"nw-mobile-readers\"")
+                    && said[0].contains(
+                        "one impression at its cpm of 2,000.00 costs 2.00, more than its daily \
+                         budget of 1.50"
+                    ),
+                "{stderr}"
+            );
+        } else {
+            assert!(said.is_empty(), "{stderr}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// A profile's default tmax that the margin taken off every tmax eats
@@ -494,8 +566,10 @@ fn a_reload_answers_with_the_warnings_validate_gives() {
     let warned: Vec<&str> = r.lines().filter(|l| l.starts_with("warning: ")).collect();
     assert_eq!(warned.len(), 1, "{r}");
     assert!(
-        warned[0].contains("shop.yaml: order \"o-old\"")
-            && warned[0].contains("ended on 2001-01-31"),
+        warned[0].contains(&format!(
+            "shop.yaml:{}:5: order \"o-old\"",
+            good.lines().count() + 1
+        )) && warned[0].contains("ended on 2001-01-31"),
         "{r}"
     );
     std::fs::write(config.join("shop.yaml"), &good).unwrap();
@@ -1690,7 +1764,7 @@ fn validate_warns_of_value_bids_without_a_ceiling() {
     assert_eq!(
         warned("{ strategy: target_cpa, target_cpa: 30.00 }"),
         [format!(
-            "warning: {}: line item \"nw-mobile-readers\": target_cpa 30.00 without a max_cpm \
+            "warning: {}:32:9: line item \"nw-mobile-readers\": target_cpa 30.00 without a max_cpm \
              below its goal × 1000: a bid may reach 30,000.00 CPM where the model predicts a \
              sure conversion; set bidding.max_cpm to bound it",
             std::env::temp_dir()

@@ -212,9 +212,41 @@ impl AudienceKind {
     }
 }
 
+/// Where in its file something was written: the 1-based line and column
+/// of its first key (0 and 0 for one built in code). Kept so that what is
+/// said of it after loading (warnings) points at its place, as refusals do.
+/// Not part of what it is: an equal line item written further down its file
+/// is still equal, so a comment added above it changes nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct At {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl PartialEq for At {
+    fn eq(&self, _: &At) -> bool {
+        true
+    }
+}
+
+impl Eq for At {}
+
+impl At {
+    /// `file:line:column`, or the file alone where the place is unknown:
+    /// the shape of [`crate::Problem`]'s, so editors and CI take both.
+    pub fn in_file(self, file: &std::path::Path) -> String {
+        if self.line == 0 {
+            file.display().to_string()
+        } else {
+            format!("{}:{}:{}", file.display(), self.line, self.column)
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Creative {
     pub id: String,
+    pub at: At,
     pub kind: CreativeKind,
     pub click_url: String,
     /// Ids of display creatives of the same advertiser.
@@ -392,6 +424,7 @@ pub const OPEN_ENDED_SPAN_YEARS: i32 = 20;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {
     pub id: String,
+    pub at: At,
     pub service: Service,
     /// Total budget of the order over its whole flight.
     pub budget: Micros,
@@ -402,6 +435,7 @@ pub struct Order {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineItem {
     pub id: String,
+    pub at: At,
     pub media: Media,
     /// The highest bid per thousand impressions: a fixed_cpm line item's
     /// bid, or a value-based one's ceiling (its `max_cpm`, else the goal

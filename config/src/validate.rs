@@ -14,7 +14,7 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::countries::{self, country_alpha2};
 use crate::model::{
-    Advertiser, AllowBlock, Audience, AudienceKind, AudienceRule, Bidding, Budget, Config,
+    Advertiser, AllowBlock, At, Audience, AudienceKind, AudienceRule, Bidding, Budget, Config,
     Creative, CreativeKind, DaypartSlot, DaypartZone, Dayparts, Device, Flight, FrequencyCap,
     Keywords, LineItem, ListSource, Media, MediaFile, Order, Os, Placement, Service, Targeting,
 };
@@ -258,6 +258,13 @@ fn problem(file: &Path, at: Location, message: String) -> Problem {
         line: at.line(),
         column: at.column(),
         message,
+    }
+}
+
+fn at(l: Location) -> At {
+    At {
+        line: l.line(),
+        column: l.column(),
     }
 }
 
@@ -776,6 +783,7 @@ impl FileChecker<'_> {
         };
         Some(Creative {
             id: c.id.value.clone(),
+            at: at(raw.referenced),
             kind,
             click_url: c.click_url.value.clone(),
             companions,
@@ -969,6 +977,7 @@ impl FileChecker<'_> {
 
         Some(Order {
             id: o.id.value.clone(),
+            at: at(raw.referenced),
             service: service?,
             budget: budget?,
             flight: flight?,
@@ -1108,6 +1117,7 @@ impl FileChecker<'_> {
 
         Some(LineItem {
             id: l.id.value.clone(),
+            at: at(raw.referenced),
             media: media?,
             cpm: cpm?,
             bidding: bidding?,

@@ -16,6 +16,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 fn bench(c: &mut Criterion) {
     let video = Creative {
         id: "tent-video-15s".into(),
+        at: Default::default(),
         kind: CreativeKind::Video {
             duration_s: 15,
             media: vec![
@@ -43,6 +44,7 @@ fn bench(c: &mut Criterion) {
     };
     let banner = Creative {
         id: "tent-banner-300x250".into(),
+        at: Default::default(),
         kind: CreativeKind::Display {
             w: 300,
             h: 250,

@@ -213,6 +213,7 @@ mod tests {
     fn video(duration_s: u32, companion_required: bool) -> Creative {
         Creative {
             id: "v".into(),
+            at: Default::default(),
             kind: CreativeKind::Video {
                 duration_s,
                 media: vec![
@@ -232,6 +233,7 @@ mod tests {
     fn banner(w: u32, h: u32) -> Creative {
         Creative {
             id: "b".into(),
+            at: Default::default(),
             kind: CreativeKind::Display {
                 w,
                 h,

@@ -468,6 +468,7 @@ mod tests {
     fn display(w: u32, h: u32, image: &str, click: &str) -> Creative {
         Creative {
             id: "c".into(),
+            at: Default::default(),
             kind: CreativeKind::Display {
                 w,
                 h,
@@ -634,6 +635,7 @@ mod tests {
     fn no_banner_markup_for_video() {
         let c = Creative {
             id: "v".into(),
+            at: Default::default(),
             kind: CreativeKind::Video {
                 duration_s: 15,
                 media: vec![],

@@ -1300,6 +1300,7 @@ mod tests {
     fn creative(id: String, kind: CreativeKind, click_url: String) -> Creative {
         Creative {
             id,
+            at: Default::default(),
             kind,
             click_url,
             companions: vec![],

@@ -43,6 +43,7 @@ fn media(url: &str, mime: &str, size: Option<(u32, u32)>, kbps: Option<u32>) -> 
 fn video() -> Creative {
     Creative {
         id: "tent-video-15s".into(),
+        at: Default::default(),
         kind: CreativeKind::Video {
             duration_s: 15,
             media: vec![
@@ -71,6 +72,7 @@ fn video() -> Creative {
 fn audio() -> Creative {
     Creative {
         id: "tent-audio-30s".into(),
+        at: Default::default(),
         kind: CreativeKind::Audio {
             duration_s: 30,
             media: vec![media(
@@ -91,6 +93,7 @@ fn audio() -> Creative {
 fn display(id: &str, w: u32, h: u32, image_url: &str, click_url: &str) -> Creative {
     Creative {
         id: id.into(),
+        at: Default::default(),
         kind: CreativeKind::Display {
             w,
             h,
