@@ -165,7 +165,13 @@ pub fn generated_config_flying(
                     "        audiences: {{ any_of: [pages-{a}, viewers-{a}] }}"
                 );
             }
-            let _ = writeln!(y, "        creatives: [cr-{a}-{s1}, cr-{a}-{s2}]");
+            // One creative where both draws agree: a creative listed twice
+            // is warned of at load.
+            if s1 == s2 {
+                let _ = writeln!(y, "        creatives: [cr-{a}-{s1}]");
+            } else {
+                let _ = writeln!(y, "        creatives: [cr-{a}-{s1}, cr-{a}-{s2}]");
+            }
         }
         files.push((format!("adv-{a}.yaml").into(), y));
     }
