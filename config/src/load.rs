@@ -365,6 +365,9 @@ fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
                 return (found, Past::Nothing);
             }
         }
+        if let Some(found) = unclosed_flow(text, line) {
+            return (found, Past::Nothing);
+        }
         if rendered.contains("did not find expected '-' indicator") {
             return (
                 (
@@ -526,7 +529,21 @@ fn key_between_levels(text: &str) -> Option<(u64, u64, String)> {
             let dedent = indent < before && before_scalar;
             let inside_item = before < indent && indent < before_key && before_scalar;
             if scalar && indent == key && (dedent || inside_item) {
-                let fits = !inside_item && level.is_some_and(|(i, k)| i == indent || k == indent);
+                // At the `- ` of a list item above: a key of the mapping
+                // that holds the list only where that mapping's keys are at
+                // this indentation too (`line_items:` over `- id:` at one
+                // column). Otherwise the key fell back to the dash, out of
+                // its item (`cpm` one level short), which the parser reads
+                // as the item ending and names a key missing from it.
+                let at_dash = level.is_some_and(|(i, k)| i == indent && k > indent)
+                    && !levels
+                        .iter()
+                        .rev()
+                        .take_while(|&&(i, _)| i == indent)
+                        .any(|&(_, k)| k == indent);
+                let fits = !inside_item
+                    && !at_dash
+                    && level.is_some_and(|(i, k)| i == indent || k == indent);
                 if !fits {
                     let want = if inside_item {
                         Some(before_key)
@@ -534,15 +551,20 @@ fn key_between_levels(text: &str) -> Option<(u64, u64, String)> {
                         level.map(|(_, k)| k).filter(|&k| k > indent)
                     };
                     let hint = match want {
+                        Some(k) if at_dash => format!("as the keys of that item ({k} spaces)"),
                         Some(k) => format!("as the keys of the mapping above ({k} spaces)"),
                         None => format!("as the line above ({before} spaces)"),
+                    };
+                    let place = if at_dash {
+                        "as the `- ` of the list item above, out of that item"
+                    } else {
+                        "between two levels of the mapping above"
                     };
                     return Some((
                         n as u64 + 1,
                         indent as u64 + 1,
                         format!(
-                            "this key is indented by {indent} spaces, between two levels of the \
-                             mapping above: indent it {hint}"
+                            "this key is indented by {indent} spaces, {place}: indent it {hint}"
                         ),
                     ));
                 }
@@ -550,6 +572,76 @@ fn key_between_levels(text: &str) -> Option<(u64, u64, String)> {
         }
         levels.push((indent, key));
         previous = Some(this);
+    }
+    None
+}
+
+/// A `[` or `{` left open at the end of its line, where the next line is a
+/// block key (`name:` no further in than the line that opened it): the
+/// `]` was forgotten, or a ` #` made the rest of the line a comment. The
+/// parser reads on into the next line and stops at its `:`, a line late
+/// and in its own words ("illegal placement of ':'"), or takes the key
+/// into a value ("expected a whole number"). Said at the bracket, for a
+/// problem the parser found on its line or after. A list
+/// really written over several lines has its items there, not keys.
+fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
+    let info = crate::resume::lines(text);
+    let lines: Vec<&str> = text.split('\n').collect();
+    for (n, l) in lines.iter().enumerate() {
+        let l = l.strip_suffix('\r').unwrap_or(l);
+        if !info.get(n).is_some_and(|i| i.plain && i.open) {
+            continue;
+        }
+        let indent = l.len() - l.trim_start_matches(' ').len();
+        let next = lines.iter().enumerate().skip(n + 1).find(|(_, x)| {
+            let t = x.trim();
+            !t.is_empty() && !t.starts_with('#')
+        });
+        let (m, next) = next?;
+        // Closed on the key's line, it was a collection over two lines
+        // (`colour: {` then `cpm: 9 }`), whatever else is wrong.
+        if !info.get(m).is_some_and(|i| i.open) {
+            continue;
+        }
+        // The parser's problem is on the line that opened it (a value
+        // read on into the next line) or after it.
+        if (n as u64) + 1 > problem_line {
+            return None;
+        }
+        let next = next.strip_suffix('\r').unwrap_or(next);
+        let next_indent = next.len() - next.trim_start_matches(' ').len();
+        let key = next[next_indent..].split_once(':').is_some_and(|(k, v)| {
+            !k.is_empty()
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && (v.is_empty() || v.starts_with(' '))
+        });
+        if !key || next_indent > indent {
+            continue;
+        }
+        // The last bracket opened on the line outside quotes: `lines` has
+        // read the quotes, so a plain scan from the key's value is enough
+        // for the column a message can point at.
+        let open = l.rfind(['[', '{'])?;
+        let (bracket, close) = if l.as_bytes()[open] == b'[' {
+            ("list", ']')
+        } else {
+            ("mapping", '}')
+        };
+        let comment = l[open..].contains(" #");
+        let why = if comment {
+            format!(
+                ": a ` #` starts a comment, which hides the rest of the line; quote the value \
+                 holding `#`, or end the {bracket} with `{close}` before the comment"
+            )
+        } else {
+            format!(": end it with `{close}`")
+        };
+        let column = l[..open].chars().count() as u64 + 1;
+        return Some((
+            n as u64 + 1,
+            column,
+            format!("this {bracket} is not closed on its line, and the next line is a key{why}"),
+        ));
     }
     None
 }
@@ -775,6 +867,76 @@ mod tests {
             }
         }
         assert!(seen >= 4, "{seen} files");
+    }
+
+    /// A key fallen back to its list item's `- ` is said where it is, not
+    /// as a key missing from the item; a list written at its key's own
+    /// column (`line_items:` over `- id:`) still reads, keys after it
+    /// included.
+    #[test]
+    fn a_key_at_its_items_dash_is_said_where_it_is() {
+        let shop = |line_item: &str| {
+            format!(
+                "advertiser:\n  id: a\n  name: A\n  domains: [a.example]\ncreatives:\n  - id: c\n    \
+                 format: display\n    size: 300x250\n    image_url: https://a.example/i.png\n    \
+                 click_url: https://a.example/\norders:\n  - id: o\n    service: self_service\n    \
+                 budget: 100.00\n    flight: {{ start: 2026-01-01, end: 2030-01-01 }}\n    \
+                 line_items:\n{line_item}"
+            )
+        };
+        let fallen = shop(
+            "      - id: li\n        media: display\n      cpm: 1.00\n        budget: { daily: 5.00 }\n        creatives: [c]\n",
+        );
+        let (line, column, message) = err(&fallen);
+        assert_eq!((line, column), (19, 7), "{message}");
+        assert!(
+            message.contains("as the `- ` of the list item above")
+                && message.contains("as the keys of that item (8 spaces)"),
+            "{message}"
+        );
+        let compact = shop(
+            "    - id: li\n      media: display\n      cpm: 1.00\n      budget: { daily: 5.00 }\n      creatives: [c]\n",
+        );
+        assert!(parse(&compact).is_ok(), "{:?}", parse(&compact).err());
+        let compact_then_key = compact.replace(
+            "    service: self_service\n    budget: 100.00\n    flight: { start: 2026-01-01, end: 2030-01-01 }\n    line_items:\n    - id: li\n      media: display\n      cpm: 1.00\n      budget: { daily: 5.00 }\n      creatives: [c]\n",
+            "    line_items:\n    - id: li\n      media: display\n      cpm: 1.00\n      budget: { daily: 5.00 }\n      creatives: [c]\n    service: self_service\n    budget: 100.00\n    flight: { start: 2026-01-01, end: 2030-01-01 }\n",
+        );
+        assert_ne!(compact_then_key, compact);
+        assert!(
+            parse(&compact_then_key).is_ok(),
+            "{:?}",
+            parse(&compact_then_key).err()
+        );
+    }
+
+    /// A flow list or mapping left open on its line, before a key, is said
+    /// at its bracket (the parser stopped at the next line's `:`), naming
+    /// the comment where a ` #` cut it; one written over several lines
+    /// still reads.
+    #[test]
+    fn a_flow_collection_left_open_is_said_at_its_bracket() {
+        let file = |domains: &str| {
+            format!("advertiser:\n  id: a\n  name: A\n  domains: {domains}\n  products: [p1]\n")
+        };
+        let (line, column, message) = err(&file("[a.example, b.example"));
+        assert_eq!((line, column), (4, 12), "{message}");
+        assert!(
+            message.contains("this list is not closed") && message.ends_with("end it with `]`"),
+            "{message}"
+        );
+        let (line, column, message) = err(&file("[a.example, #b.example]"));
+        assert_eq!((line, column), (4, 12), "{message}");
+        assert!(message.contains("a ` #` starts a comment"), "{message}");
+        let (_, _, message) = err(
+            "advertiser:\n  id: a\n  name: A\n  domains: [a.example]\n  attribution: { click_days: 14\n  products: [p1]\n",
+        );
+        assert!(
+            message.contains("this mapping is not closed") && message.ends_with("`}`"),
+            "{message}"
+        );
+        let spread = file("[\n    a.example,\n    b.example\n  ]");
+        assert!(parse(&spread).is_ok(), "{:?}", parse(&spread).err());
     }
 
     /// What an edit leaves behind is never reported: a list at its
