@@ -33,6 +33,10 @@ pub struct Settings {
     pub max_tmax: Duration,
     /// Base URL exchanges reach the bid port at, for nurl/burl.
     pub public_url: String,
+    /// The buyer's page on its targeting, for Native 1.2 slots that show a
+    /// buyer's privacy link (`privacy: 1`); `None` leaves them the
+    /// exchange's.
+    pub privacy_url: Option<String>,
     /// Bearer token for every `/v1/*` endpoint of the admin port; `None`
     /// refuses them all (403) rather than serving them to anyone.
     pub admin_token: Option<String>,
@@ -129,6 +133,7 @@ impl Default for Settings {
             default_tmax: Duration::from_millis(200),
             max_tmax: Duration::from_millis(1000),
             public_url: "http://127.0.0.1:8080".into(),
+            privacy_url: None,
             admin_token: None,
             audience_token: None,
             max_audience_batch_bytes: 64 * 1024 * 1024,
@@ -1551,6 +1556,7 @@ impl App {
             snap,
             req,
             public_url: &self.settings.public_url,
+            privacy_url: self.settings.privacy_url.as_deref(),
             test: ctx.test,
             now: ctx.now,
             signer: &self.signer,

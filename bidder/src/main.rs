@@ -226,6 +226,11 @@ struct ServeArgs {
     /// notices (default: http://<listen address>).
     #[arg(long)]
     public_url: Option<String>,
+    /// The https page telling users about this buyer's targeting: Native
+    /// 1.2 slots that show a buyer's privacy link (`privacy: 1`) get it in
+    /// the ad's `privacy`; without it they show the exchange's.
+    #[arg(long, env = "BIDDER_PRIVACY_URL")]
+    privacy_url: Option<String>,
     /// Bearer token that POST /v1/audience-events requires; without one,
     /// uploads are refused.
     #[arg(long, env = "BIDDER_AUDIENCE_TOKEN", hide_env_values = true)]
@@ -1329,6 +1334,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.public_url {
         check_public_url(url)?;
     }
+    if let Some(url) = &args.privacy_url {
+        check_privacy_url(url)?;
+    }
     if args.listen.ip().is_unspecified() && args.public_url.is_none() {
         anyhow::bail!(
             "--listen {} listens on every address, so notice URLs cannot name one: \
@@ -1478,6 +1486,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding the admin port {}", args.admin_listen))?;
         // Without --public-url, notices name the address actually bound
         // (port 0 asks the system for one).
+        settings.privacy_url = args.privacy_url.clone();
         settings.public_url = match &args.public_url {
             Some(url) => url.clone(),
             None => format!("http://{}", bid.local_addr()?),
@@ -1834,6 +1843,40 @@ fn long_enough(token: Option<String>, what: &str) -> anyhow::Result<Option<Strin
     Ok(token)
 }
 
+/// Refuses a `--privacy-url` a user could not follow from an ad: the
+/// link sits in ads on https pages, so https, and a URL as written
+/// (RFC 3986's characters, a host, no user name), of a length a link has.
+fn check_privacy_url(given: &str) -> anyhow::Result<()> {
+    let refuse = |why: &str| {
+        anyhow::anyhow!(
+            "--privacy-url {given:?}: {why}; give the https address of the page on this \
+             buyer's targeting, e.g. https://bidder.example.com/privacy"
+        )
+    };
+    if given.len() > 2048 {
+        return Err(refuse("longer than 2,048 bytes"));
+    }
+    if let Some(c) = given
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)))
+    {
+        return Err(refuse(&format!(
+            "{c:?} has no place in a URL as written (percent-encode it)"
+        )));
+    }
+    if !given.to_ascii_lowercase().starts_with("https://") {
+        return Err(refuse("it must start with https://"));
+    }
+    let url = url::Url::parse(given).map_err(|e| refuse(&format!("not a URL ({e})")))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(refuse("it names no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("a user name or password has no place in it"));
+    }
+    Ok(())
+}
+
 /// Refuses a `--public-url` the notice and tracking URLs could not be
 /// built on: the bidder would serve, and every win it made go uncharged.
 fn check_public_url(given: &str) -> anyhow::Result<()> {
@@ -2155,6 +2198,36 @@ mod tests {
         read = 5;
         assert!(!poll(&mut w, 1, &mut read));
         assert!(poll(&mut w, 1, &mut read), "the files went back: reloaded");
+    }
+
+    /// A privacy page is an https URL as written; anything an ad could
+    /// not link to is refused, naming the flag.
+    #[test]
+    fn privacy_urls_are_https_links() {
+        for url in [
+            "https://bidder.example.com/privacy",
+            "https://bidder.example.com/privacy?lang=en#ads",
+        ] {
+            assert!(super::check_privacy_url(url).is_ok(), "{url}");
+        }
+        for (url, why) in [
+            ("http://bidder.example.com/privacy", "https://"),
+            ("https://bidder.example.com/pri vacy", "no place in a URL"),
+            (
+                "https://bidder.example.com/\"><script>",
+                "no place in a URL",
+            ),
+            ("https://user:pw@bidder.example.com/", "user name"),
+            ("https://", "not a URL"),
+        ] {
+            let e = super::check_privacy_url(url).unwrap_err().to_string();
+            assert!(
+                e.starts_with("--privacy-url") && e.contains(why),
+                "{url}: {e}"
+            );
+        }
+        let long = format!("https://bidder.example.com/{}", "a".repeat(2048));
+        assert!(super::check_privacy_url(&long).is_err());
     }
 
     /// What a public URL may be: the refusals (tested through `serve` in

@@ -26,6 +26,8 @@ pub(crate) struct Answer<'a> {
     pub snap: &'a Snapshot,
     pub req: &'a BidRequest<'a>,
     pub public_url: &'a str,
+    /// `--privacy-url`: for native slots that show a buyer's privacy link.
+    pub privacy_url: Option<&'a str>,
     pub test: bool,
     pub now: Timestamp,
     pub signer: &'a crate::notice::Signer,
@@ -326,6 +328,7 @@ impl Answer<'_> {
             &creatives::NativeTrackers {
                 impression_url,
                 click_trackers: &[click],
+                privacy_url: self.privacy_url,
             },
         );
         out.push_str(",\"adm\":");

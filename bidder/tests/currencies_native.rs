@@ -374,6 +374,49 @@ fn native_fills_each_kind_of_asset() {
     assert_eq!(bid["price"].as_f64(), Some(3.0));
 }
 
+/// With `--privacy-url`, a native slot that shows a buyer's privacy link
+/// (`privacy: 1` in its request) gets the page in the ad's `privacy`;
+/// others, and every slot of a bidder given none, get no link.
+#[test]
+fn native_slots_that_show_a_privacy_link_get_the_buyers_page() {
+    const PAGE: &str = "https://bidder.test/privacy";
+    let shop = advertiser(NATIVE_AD, &line_item("nat", "native", "3.00", "tent-ad"));
+    let dir = common::tempdir("cn-native-privacy");
+    std::fs::write(dir.join("shop.yaml"), &shop).unwrap();
+    let settings = Settings {
+        public_url: PUBLIC_HTTPS.into(),
+        privacy_url: Some(PAGE.into()),
+        ..Settings::default()
+    };
+    let with_page = Server::start_with(&dir, None, settings);
+    let without = native_server("native-no-privacy");
+    let request = |privacy: Option<i64>| {
+        let mut native = json!({
+            "ver": "1.2",
+            "assets": [{"id": 1, "required": 1, "title": {"len": 90}}]
+        });
+        if let Some(p) = privacy {
+            native["privacy"] = json!(p);
+        }
+        let mut r = native_request(json!([]), true);
+        r["imp"][0]["native"]["request"] = Value::String(native.to_string());
+        r
+    };
+    for (server, privacy, want) in [
+        (&with_page, Some(1), Some(json!(PAGE))),
+        (&with_page, Some(0), None),
+        (&with_page, None, None),
+        (&without, Some(1), None),
+    ] {
+        let (_, _, bid) = one_bid(server, &request(privacy));
+        assert_eq!(
+            native_adm(&bid).get("privacy").cloned(),
+            want,
+            "privacy {privacy:?}"
+        );
+    }
+}
+
 #[test]
 fn native_request_as_a_string_or_as_an_object() {
     let s = native_server("native-encoding");

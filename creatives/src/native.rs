@@ -138,6 +138,10 @@ pub struct NativeTrackers<'a> {
     pub impression_url: &'a str,
     /// `link.clicktrackers`; empty strings are skipped.
     pub click_trackers: &'a [&'a str],
+    /// The buyer's page on its targeting, written as `privacy` where the
+    /// request's `privacy` is 1 (the slot shows a buyer's link); `None`
+    /// or an empty string writes none, and the exchange shows its own.
+    pub privacy_url: Option<&'a str>,
 }
 
 // ------------------------------------------------------------- the request
@@ -409,6 +413,7 @@ pub struct NativeFit {
     version: NativeVersion,
     wrapped: bool,
     event_trackers: bool,
+    privacy: bool,
 }
 
 impl NativeFit {
@@ -521,6 +526,7 @@ pub fn fit_native(ad: &NativeAd<'_>, req: &NativeRequest) -> Result<NativeFit, N
         // `eventtrackers` exists from 1.2 on: an older response carries the
         // pixel in `imptrackers`, whatever the request lists.
         event_trackers: req.version() == NativeVersion::V1_2 && req.offers_impression_pixel(),
+        privacy: req.privacy(),
     })
 }
 
@@ -754,6 +760,9 @@ pub fn native_response(
                 url,
             }]
         }),
+        privacy: trackers
+            .privacy_url
+            .filter(|u| fit.privacy && !u.is_empty()),
     };
     let json = if fit.wrapped {
         serde_json::to_string(&Wrapped { native: response })
@@ -777,6 +786,8 @@ struct ResponseOut<'a> {
     imptrackers: Option<[&'a str; 1]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     eventtrackers: Option<[EventTrackerOut<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    privacy: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -78,6 +78,7 @@ fn check(raw: &str, ad: &NativeAd<'_>) {
         &NativeTrackers {
             impression_url: IMPRESSION,
             click_trackers: &["https://bidder.example/c"],
+            privacy_url: None,
         },
     );
     let mut v: Value = serde_json::from_str(&text).expect("the response is JSON");

@@ -48,6 +48,7 @@ fn trackers() -> NativeTrackers<'static> {
     NativeTrackers {
         impression_url: IMPRESSION,
         click_trackers: &[CLICK_TRACKER],
+        privacy_url: None,
     }
 }
 
@@ -606,6 +607,7 @@ fn empty_trackers_are_left_out() {
         &NativeTrackers {
             impression_url: "",
             click_trackers: &[""],
+            privacy_url: None,
         },
     );
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -846,4 +848,37 @@ fn axonix_1_1_without_eventtrackers_gets_imptrackers() {
     assert!(r.get("eventtrackers").is_none());
     assert_eq!(asset(&r, 3).unwrap()["data"]["value"], "Acme Outdoor");
     assert_eq!(asset(&r, 5).unwrap()["data"]["value"], "$249.99");
+}
+
+/// The buyer's privacy page goes in `privacy` where the request says the
+/// slot shows one (`privacy: 1`), and nowhere else: not without the flag,
+/// not with no page given, not as an empty string.
+#[test]
+fn the_privacy_link_goes_where_the_slot_shows_one() {
+    const PAGE: &str = "https://bidder.example/privacy";
+    let a = ad();
+    let assets = json!([{"id": 1, "required": 1, "title": {"len": 90}}]);
+    let with_flag = |flag: Value| {
+        let mut r = request(assets.clone());
+        r["privacy"] = flag;
+        parse(&r)
+    };
+    let written = |req: &NativeRequest, url: Option<&str>| {
+        let fit = fit_native(&a, req).expect("the ad fits");
+        let text = native_response(
+            &a,
+            &fit,
+            &NativeTrackers {
+                privacy_url: url,
+                ..trackers()
+            },
+        );
+        let v: Value = serde_json::from_str(&text).expect("the response is JSON");
+        v.get("privacy").cloned()
+    };
+    assert_eq!(written(&with_flag(json!(1)), Some(PAGE)), Some(json!(PAGE)));
+    assert_eq!(written(&with_flag(json!(0)), Some(PAGE)), None);
+    assert_eq!(written(&parse(&request(assets.clone())), Some(PAGE)), None);
+    assert_eq!(written(&with_flag(json!(1)), None), None);
+    assert_eq!(written(&with_flag(json!(1)), Some("")), None);
 }
