@@ -531,16 +531,13 @@ fn key_between_levels(text: &str) -> Option<(u64, u64, String)> {
             if scalar && indent == key && (dedent || inside_item) {
                 // At the `- ` of a list item above: a key of the mapping
                 // that holds the list only where that mapping's keys are at
-                // this indentation too (`line_items:` over `- id:` at one
-                // column). Otherwise the key fell back to the dash, out of
+                // this column too (`line_items:` over `- id:` at one
+                // column, or `- line_items:` whose item's keys are here).
+                // Otherwise the key fell back to the dash, out of
                 // its item (`cpm` one level short), which the parser reads
                 // as the item ending and names a key missing from it.
                 let at_dash = level.is_some_and(|(i, k)| i == indent && k > indent)
-                    && !levels
-                        .iter()
-                        .rev()
-                        .take_while(|&&(i, _)| i == indent)
-                        .any(|&(_, k)| k == indent);
+                    && !levels.iter().any(|&(_, k)| k == indent);
                 let fits = !inside_item
                     && !at_dash
                     && level.is_some_and(|(i, k)| i == indent || k == indent);
@@ -588,10 +585,18 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
     let info = crate::resume::lines(text);
     let lines: Vec<&str> = text.split('\n').collect();
     for (n, l) in lines.iter().enumerate() {
+        if n as u64 + 1 > problem_line {
+            return None;
+        }
         let l = l.strip_suffix('\r').unwrap_or(l);
         if !info.get(n).is_some_and(|i| i.plain && i.open) {
             continue;
         }
+        // Open because of a quote, not a bracket: the parser's own words
+        // ("unclosed quote") are the right ones.
+        let Some((open, comment)) = open_bracket(l) else {
+            continue;
+        };
         let indent = l.len() - l.trim_start_matches(' ').len();
         let next = lines.iter().enumerate().skip(n + 1).find(|(_, x)| {
             let t = x.trim();
@@ -603,10 +608,11 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         if !info.get(m).is_some_and(|i| i.open) {
             continue;
         }
-        // The parser's problem is on the line that opened it (a value
-        // read on into the next line) or after it.
-        if (n as u64) + 1 > problem_line {
-            return None;
+        // The parser stops on the bracket's line (a value read on into the
+        // next) or the key's; a problem further down is one of its own, and
+        // a collection over more lines may hold key-like text.
+        if problem_line > m as u64 + 1 {
+            continue;
         }
         let next = next.strip_suffix('\r').unwrap_or(next);
         let next_indent = next.len() - next.trim_start_matches(' ').len();
@@ -618,16 +624,11 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         if !key || next_indent > indent {
             continue;
         }
-        // The last bracket opened on the line outside quotes: `lines` has
-        // read the quotes, so a plain scan from the key's value is enough
-        // for the column a message can point at.
-        let open = l.rfind(['[', '{'])?;
         let (bracket, close) = if l.as_bytes()[open] == b'[' {
             ("list", ']')
         } else {
             ("mapping", '}')
         };
-        let comment = l[open..].contains(" #");
         let why = if comment {
             format!(
                 ": a ` #` starts a comment, which hides the rest of the line; quote the value \
@@ -644,6 +645,78 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         ));
     }
     None
+}
+
+/// The byte index of the last `[` or `{` a line leaves open, read as YAML
+/// reads it (brackets inside quoted scalars and comments do not count; a
+/// quote opens only where a value may start, so `it's` is text), and
+/// whether a comment ends the line. `None` when none is left open, or the
+/// line ends inside a quoted scalar.
+fn open_bracket(l: &str) -> Option<(usize, bool)> {
+    let mut open: Vec<usize> = Vec::new();
+    let (mut dq, mut sq) = (false, false);
+    // Where a value may start: the line's start, after `- `, `: `, and
+    // inside brackets after `[`, `{` and `,`.
+    let mut expect = true;
+    let mut comment = false;
+    let mut prev = ' ';
+    let mut chars = l.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let after_space = prev == ' ' || prev == '\t';
+        prev = c;
+        if dq {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => dq = false,
+                _ => {}
+            }
+            continue;
+        }
+        if sq {
+            if c == '\'' {
+                if chars.peek().is_some_and(|&(_, n)| n == '\'') {
+                    chars.next();
+                } else {
+                    sq = false;
+                }
+            }
+            continue;
+        }
+        let spaced = chars.peek().is_none_or(|&(_, n)| n == ' ' || n == '\t');
+        match c {
+            ' ' | '\t' => continue,
+            '#' if after_space => {
+                comment = true;
+                break;
+            }
+            '"' if expect => dq = true,
+            '\'' if expect => sq = true,
+            '[' | '{' => {
+                open.push(i);
+                expect = true;
+                continue;
+            }
+            ']' | '}' => {
+                open.pop();
+            }
+            ',' if !open.is_empty() => {
+                expect = true;
+                continue;
+            }
+            ':' | '-' | '?' if spaced => {
+                expect = true;
+                continue;
+            }
+            _ => {}
+        }
+        expect = false;
+    }
+    if dq || sq {
+        return None;
+    }
+    open.last().map(|&i| (i, comment))
 }
 
 /// A space other than the plain one in a line's indentation, where a paste
@@ -937,6 +1010,46 @@ mod tests {
         );
         let spread = file("[\n    a.example,\n    b.example\n  ]");
         assert!(parse(&spread).is_ok(), "{:?}", parse(&spread).err());
+    }
+
+    /// Review findings: a flow collection written over several lines
+    /// does not take the blame for a problem further down; a bracket in a
+    /// quoted value or a comment is not the one left open; a line open
+    /// only because of a quote gets the parser's words; a list item's
+    /// keys under `- line_items:` are keys of the order.
+    #[test]
+    fn open_brackets_and_dashes_take_no_blame_for_other_problems() {
+        let head = "advertiser:\n  id: a\n  name: A\n  domains: [a.example]\ncreatives:\n  - id: c\n    format: display\n    size: 300x250\n    image_url: https://a.example/i.png\n    click_url: https://a.example/\norders:\n";
+        let spread = format!(
+            "{head}  - id: o\n    service: self_service\n    budget: 100.00\n    flight: {{\n    start: 2026-01-01,\n    end: 2030-01-01\n    }}\n    line_items:\n      - id: li\n        media: display\n        cpmm: 1.00\n        budget: {{ daily: 5.00 }}\n        creatives: [c]\n"
+        );
+        let (line, _, message) = err(&spread);
+        assert!(!message.contains("not closed"), "{line}: {message}");
+        assert!(message.contains("cpmm"), "{line}: {message}");
+        let dashed = format!(
+            "{head}  - line_items:\n    - id: li\n      media: display\n      cpm: 1.00\n      budget: {{ daily: 5.00 }}\n      creatives: [c]\n    id: o\n    service: self_service\n    budget: 100.00\n    flight: {{ start: 2026-01-01, end: 2030-01-01 }}\n"
+        );
+        assert!(parse(&dashed).is_ok(), "{:?}", parse(&dashed).err());
+        let no_click = dashed.replace("    click_url: https://a.example/\n", "");
+        let (_, _, message) = err(&no_click);
+        assert!(message.contains("click_url"), "{message}");
+
+        let file = |name: &str, domains: &str| {
+            format!(
+                "advertiser:\n  id: a\n  name: {name}\n  domains: {domains}\n  products: [p1]\n"
+            )
+        };
+        let (_, _, message) = err(&file("\"Summer [Sale] 2026", "[a.example]"));
+        assert!(!message.contains("not closed on its line"), "{message}");
+        let (line, column, message) = err(&file("A", "[a.example, # see [TICKET-1]"));
+        assert_eq!((line, column), (4, 12), "{message}");
+        assert!(message.contains("a ` #` starts a comment"), "{message}");
+        let (line, column, message) = err(&file("A", "[\"c #sharp\", b.example"));
+        assert_eq!((line, column), (4, 12), "{message}");
+        assert!(
+            message.ends_with("end it with `]`") && !message.contains("comment"),
+            "{message}"
+        );
     }
 
     /// What an edit leaves behind is never reported: a list at its
