@@ -2886,9 +2886,9 @@ pub fn config_warnings(
     out
 }
 
-/// Keywords and creatives a line item lists twice, one line each: valid,
-/// and the repeat does nothing. A keyword matching the pages an earlier one
-/// of its kind matches is never credited in the search-term report (see
+/// Keywords and creatives a line item lists in vain, one line each:
+/// valid, and the repeat does nothing. A keyword an earlier one of its kind
+/// always matches with is never credited in the search-term report (see
 /// `KeywordRule::repeated`); a creative named twice is one creative, not
 /// twice the share. Often a paste gone wrong, so said at every load
 /// (account-manager probe: accepted in silence).
@@ -2901,15 +2901,18 @@ pub fn repeats(config: &config::Config) -> Vec<String> {
                 let rule = crate::keywords::KeywordRule::compile(k);
                 for (this, earlier) in rule.repeated() {
                     out.push(format!(
-                        "{at}: line item \"{}\": keyword {this} matches the pages {earlier} \
-                         before it matches, and only that one is counted in reports",
+                        "{at}: line item \"{}\": keyword {this} is never counted in reports: \
+                         {earlier}, listed before it, matches every page it matches",
                         li.id
                     ));
                 }
             }
-            let mut seen = std::collections::HashSet::new();
+            // Each repeated creative once, however often it is listed.
+            let mut seen = std::collections::HashMap::new();
             for c in &li.creatives {
-                if !seen.insert(c.as_str()) {
+                let n = seen.entry(c.as_str()).or_insert(0u32);
+                *n += 1;
+                if *n == 2 {
                     out.push(format!(
                         "{at}: line item \"{}\": creative \"{c}\" is listed more than once; \
                          it is one creative and gets no larger share",
@@ -2922,43 +2925,49 @@ pub fn repeats(config: &config::Config) -> Vec<String> {
     out
 }
 
-/// Fixed-CPM line items whose one impression costs more than their own
-/// budget or their order's, one line each: valid, and they never bid (the
-/// reservation of a bid never fits: no-bid reason `budget`), which only
-/// the reports would show (account-manager probe: a CPM of 2,000.00 on a
-/// daily budget of 1.00 was accepted in silence). One impression is the
-/// CPM over a thousand, rounded up to the micro as a charge is.
+/// Fixed-CPM line items whose one impression at their CPM costs more than
+/// their budget, one line each: valid, and they bid only at a lower price
+/// (a deal's fixed price, a bid shaded in a first-price auction), never at
+/// their CPM (the bid's reservation does not fit: no-bid reason `budget`),
+/// which only the reports would show (account-manager probe: a CPM of
+/// 2,000.00 on a daily budget of 1.00 was accepted in silence). One
+/// impression is the CPM over a thousand, rounded up to the micro as a
+/// charge is. (A line item's budget is never above its order's: refused.)
 pub fn budget_below_one_impression(config: &config::Config) -> Vec<String> {
     let mut out = Vec::new();
     for a in &config.advertisers {
-        for o in &a.orders {
-            for li in &o.line_items {
-                if li.bidding != config::Bidding::FixedCpm {
-                    // A value-based bid can come in under the ceiling.
-                    continue;
-                }
-                let one = ledger::impression_cost(li.cpm);
-                let (what, amount) = match li.budget {
-                    config::Budget::Daily(m) => ("daily budget", m),
-                    config::Budget::Lifetime(m) => ("lifetime budget", m),
-                };
-                let (what, amount) = if o.budget < amount {
-                    ("order's budget", o.budget)
-                } else {
-                    (what, amount)
-                };
-                if one > amount {
-                    out.push(format!(
-                        "{}: line item \"{}\": one impression at its cpm of {} costs {}, more than \
-                         its {what} of {}: it will never bid (no-bid reason budget)",
-                        li.at.in_file(&a.file),
-                        li.id,
-                        li.cpm.grouped(),
-                        one.grouped(),
-                        amount.grouped(),
-                    ));
-                }
+        for li in a.orders.iter().flat_map(|o| &o.line_items) {
+            if li.bidding != config::Bidding::FixedCpm {
+                // A value-based bid can come in under the ceiling.
+                continue;
             }
+            let one = ledger::impression_cost(li.cpm);
+            let (what, amount) = match li.budget {
+                config::Budget::Daily(m) => ("daily budget", m),
+                config::Budget::Lifetime(m) => ("lifetime budget", m),
+            };
+            if one <= amount {
+                continue;
+            }
+            // Only a deal's fixed price or shading bids under the CPM.
+            let outcome = if li.targeting.deals.is_empty() && !li.shading {
+                "it will never bid (no-bid reason budget)".to_string()
+            } else {
+                format!(
+                    "it never bids its cpm, only a price of {} CPM or less (a deal's fixed price, \
+                     or a bid shaded in a first-price auction); otherwise no bid, reason budget",
+                    config::Micros(amount.as_i64().saturating_mul(1000)).grouped()
+                )
+            };
+            out.push(format!(
+                "{}: line item \"{}\": one impression at its cpm of {} costs {}, more than its \
+                 {what} of {}: {outcome}",
+                li.at.in_file(&a.file),
+                li.id,
+                li.cpm.grouped(),
+                one.grouped(),
+                amount.grouped(),
+            ));
         }
     }
     out

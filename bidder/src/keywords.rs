@@ -117,6 +117,17 @@ fn fold(word: &str) -> String {
         .collect()
 }
 
+/// Keywords of one kind [`KeywordRule::repeated`] compares pair by pair
+/// at most: a config may list millions, and a load must not take hours.
+const SHADOW_PAIRS: usize = 512;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Broad,
+    Phrase,
+    Exact,
+}
+
 /// A line item's keyword rule, with its words split once at compile time.
 #[derive(Debug, Clone)]
 pub struct KeywordRule {
@@ -177,41 +188,66 @@ impl KeywordRule {
             .collect()
     }
 
-    /// Positive keywords that match exactly the pages an earlier keyword
-    /// of the same kind matches, each with that earlier one: the same
-    /// words once folded (`Tent` and `tent`), and for broad keywords in
-    /// any order and counted once (`tent camping`, `camping tent tent`).
-    /// [`KeywordRule::matched`] credits the first, so a repeat never shows
-    /// in the search-term report: said at every load, not refused.
+    /// Positive keywords never credited in the search-term report, each
+    /// with the earlier keyword of its kind that is credited instead:
+    /// [`KeywordRule::matched`] credits the first of a kind that matches,
+    /// and every page these match, that one matches too. That is the same
+    /// words once folded (`Tent` and `tent`); for broad keywords, its words
+    /// among these ones' in any order (`tent` before `camping tent`); for
+    /// phrases, its words in order inside these ones' (`tent` before `red
+    /// tent sale`). Said at every load, not refused. Beyond
+    /// [`SHADOW_PAIRS`] keywords of one kind only the same words are
+    /// looked for: the others are compared pair by pair.
     pub fn repeated(&self) -> Vec<(&str, &str)> {
         let mut out = Vec::new();
         let mut first = 0;
-        for (list, any_order) in [
-            (&self.broad, true),
-            (&self.phrase, false),
-            (&self.exact, false),
+        for (list, kind) in [
+            (&self.broad, Kind::Broad),
+            (&self.phrase, Kind::Phrase),
+            (&self.exact, Kind::Exact),
         ] {
-            let mut seen: HashMap<Vec<&str>, usize> = HashMap::new();
-            for (i, words) in list.iter().enumerate() {
-                let mut key: Vec<&str> = words.iter().map(String::as_str).collect();
-                if any_order {
-                    key.sort_unstable();
-                    key.dedup();
-                }
+            // Broad keywords as sets (sorted, each word once).
+            let keys: Vec<Vec<&str>> = list
+                .iter()
+                .map(|words| {
+                    let mut key: Vec<&str> = words.iter().map(String::as_str).collect();
+                    if kind == Kind::Broad {
+                        key.sort_unstable();
+                        key.dedup();
+                    }
+                    key
+                })
+                .collect();
+            let pairs = kind != Kind::Exact && keys.len() <= SHADOW_PAIRS;
+            let mut seen: HashMap<&[&str], usize> = HashMap::new();
+            for (i, key) in keys.iter().enumerate() {
                 if key.is_empty() {
                     continue;
                 }
-                let at = first + i;
-                match seen.get(&key) {
-                    Some(&earlier) => {
-                        if let (Some(this), Some(that)) =
-                            (self.names.get(at), self.names.get(earlier))
-                        {
-                            out.push((this.as_str(), that.as_str()));
-                        }
-                    }
+                let earlier = match seen.get(key.as_slice()) {
+                    Some(&e) => Some(e),
                     None => {
-                        seen.insert(key, at);
+                        seen.insert(key, i);
+                        pairs
+                            .then(|| {
+                                keys[..i].iter().position(|e| {
+                                    !e.is_empty()
+                                        && match kind {
+                                            Kind::Broad => {
+                                                e.iter().all(|w| key.binary_search(w).is_ok())
+                                            }
+                                            _ => key.windows(e.len()).any(|w| w == e.as_slice()),
+                                        }
+                                })
+                            })
+                            .flatten()
+                    }
+                };
+                if let Some(e) = earlier {
+                    if let (Some(this), Some(that)) =
+                        (self.names.get(first + i), self.names.get(first + e))
+                    {
+                        out.push((this.as_str(), that.as_str()));
                     }
                 }
             }
@@ -310,9 +346,16 @@ mod tests {
                 "Novel  MYSTERY",
                 "novel mystery novel",
                 "novel",
+                "cosy mystery novel",
             ],
-            &["new release", "release new", "New-Release"],
-            &["new release", "!!!", "..."],
+            &[
+                "new release",
+                "release new",
+                "New-Release",
+                "big new release sale",
+                "release",
+            ],
+            &["new release", "!!!", "...", "new release today"],
             &[],
         );
         assert_eq!(
@@ -320,21 +363,49 @@ mod tests {
             [
                 ("broad:Novel  MYSTERY", "broad:mystery novel"),
                 ("broad:novel mystery novel", "broad:mystery novel"),
+                ("broad:cosy mystery novel", "broad:mystery novel"),
                 ("phrase:New-Release", "phrase:new release"),
+                ("phrase:big new release sale", "phrase:new release"),
             ]
         );
-        // The repeat matches where its first does, and is never the one
-        // credited.
-        for page in ["a mystery novel", "novel,mystery", "new release"] {
+        // Where one named matches, the one named with it matched first
+        // and is credited.
+        for page in [
+            "a mystery novel",
+            "novel,mystery",
+            "cosy mystery novel",
+            "new release",
+            "big new release sale",
+        ] {
             let first = r.matched(&kw(page));
             assert!(first.is_some(), "{page}");
             assert!(
                 !r.repeated()
                     .iter()
                     .any(|(again, _)| first == Some(Some(*again))),
-                "{page}"
+                "{page}: {first:?}"
             );
         }
+    }
+
+    /// Past `SHADOW_PAIRS` keywords of a kind only the same words are
+    /// named: a list of a million broad keywords loads in linear time.
+    #[test]
+    fn long_keyword_lists_are_checked_for_repeats_alone() {
+        let mut broad: Vec<String> = (0..SHADOW_PAIRS).map(|i| format!("word{i} tent")).collect();
+        broad.insert(0, "tent".into());
+        broad.push("Tent".into());
+        let refs: Vec<&str> = broad.iter().map(String::as_str).collect();
+        let r = rule(&refs, &[], &[], &[]);
+        assert_eq!(r.repeated(), [("broad:Tent", "broad:tent")]);
+        let short = rule(&refs[..3], &[], &[], &[]);
+        assert_eq!(
+            short.repeated(),
+            [
+                ("broad:word0 tent", "broad:tent"),
+                ("broad:word1 tent", "broad:tent")
+            ]
+        );
     }
 
     /// A request's keywords are read up to `MAX_WORDS` words, whatever it

@@ -206,7 +206,8 @@ fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
         warned[0].starts_with("warning: ")
             && warned[0].contains("northwind-books.yaml:32:9: line item \"nw-mobile-readers\"")
             && warned[0].contains(
-                "keyword broad:Novel  MYSTERY matches the pages broad:mystery novel before it"
+                "keyword broad:Novel  MYSTERY is never counted in reports: broad:mystery novel, \
+                 listed before it, matches every page it matches"
             ),
         "{stderr}"
     );
@@ -215,7 +216,7 @@ fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
     let (dir, out) = validate_examples_with(
         "repeated-creative",
         "creatives: [nw-banner-320x50, nw-banner-300x250]",
-        "creatives: [nw-banner-320x50, nw-banner-300x250, nw-banner-320x50]",
+        "creatives: [nw-banner-320x50, nw-banner-300x250, nw-banner-320x50, nw-banner-320x50]",
     );
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -230,29 +231,47 @@ fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 
-    // 2,000.00 CPM: one impression is 2.00, over the daily 1.50 (the
-    // order's 900.00 is larger); 1,500.00 CPM (exactly 1.50) still bids.
-    for (cpm, warned) in [("2000.00", true), ("1500.00", false)] {
+    // 2,000.00 CPM: one impression is 2.00, over the daily 1.50; shaded
+    // (the default) it may still bid 1,500.00 or less, unshaded and
+    // outside deals never. 1,500.00 CPM (exactly 1.50) bids.
+    for (cpm, shading, said) in [
+        (
+            "2000.00",
+            "",
+            Some("it never bids its cpm, only a price of 1,500.00 CPM or less"),
+        ),
+        (
+            "2000.00",
+            "\n        shading: false",
+            Some("it will never bid (no-bid reason budget)"),
+        ),
+        ("1500.00", "\n        shading: false", None),
+    ] {
         let (dir, out) = validate_examples_with(
-            &format!("one-impression-{cpm}"),
+            &format!("one-impression-{cpm}{}", shading.len()),
             "cpm: 1.80\n        budget: { daily: 30.00 }",
-            &format!("cpm: {cpm}\n        budget: {{ daily: 1.50 }}"),
+            &format!("cpm: {cpm}\n        budget: {{ daily: 1.50 }}{shading}"),
         );
-        assert!(out.status.success());
+        assert!(out.status.success(), "{out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let said: Vec<&str> = stderr.lines().filter(|l| l.contains("never bid")).collect();
-        if warned {
-            assert_eq!(said.len(), 1, "{stderr}");
-            assert!(
-                said[0].contains("northwind-books.yaml:32:9: line item \"nw-mobile-readers\"")
-                    && said[0].contains(
-                        "one impression at its cpm of 2,000.00 costs 2.00, more than its daily \
-                         budget of 1.50"
-                    ),
-                "{stderr}"
-            );
-        } else {
-            assert!(said.is_empty(), "{stderr}");
+        let warned: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("one impression"))
+            .collect();
+        match said {
+            Some(said) => {
+                assert_eq!(warned.len(), 1, "{stderr}");
+                assert!(
+                    warned[0].contains("northwind-books.yaml:32:9: line item \"nw-mobile-readers\"")
+                        && warned[0].contains(
+                            "one impression at its cpm of 2,000.00 costs 2.00, more than its daily \
+                             budget of 1.50"
+                        )
+                        && warned[0].contains(said),
+                    "{stderr}"
+                );
+            }
+            None => assert!(warned.is_empty(), "{stderr}"),
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
