@@ -275,6 +275,10 @@ pub struct App {
     /// serving while the watch took the newer ones for loaded; each also
     /// checks budget changes against what serves, which the other changes.
     reloading: std::sync::Mutex<()>,
+    /// The last reload, when it was refused and no config has loaded
+    /// since: when, how many problems, and the first of them, for
+    /// `/readyz` (a refusal leaves the process ready on the old config).
+    refused: std::sync::Mutex<Option<Refused>>,
     /// The config files as the last load (or refused reload) read them
     /// (`config::fingerprint`): what the file watch compares with.
     files_read: std::sync::atomic::AtomicU64,
@@ -536,6 +540,7 @@ impl App {
             audiences: Arc::new(audiences),
             books: Books::new(ledger.clone(), None),
             reloading: std::sync::Mutex::new(()),
+            refused: std::sync::Mutex::new(None),
             files_read: std::sync::atomic::AtomicU64::new(0),
             ledger,
             clock,
@@ -914,6 +919,10 @@ impl App {
     /// will not do as meant ([`config_warnings`]) is logged, and returned
     /// for the reload's answer.
     pub fn install(&self, config: config::Config) -> Loaded {
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let summary = config.summary();
         let warnings = config_warnings(&config, self.clock.now().date(), &self.settings);
         // Every reload says them again (an order that ended stays ended):
@@ -1072,6 +1081,14 @@ impl App {
             }
             Err(problems) => {
                 metrics::config_loaded(false, 0);
+                *self
+                    .refused
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Refused {
+                    at: self.clock.now(),
+                    problems: problems.0.len(),
+                    first: problems.0.first().map(ToString::to_string),
+                });
                 tracing::error!(
                     "config refused ({} problems), still serving the previous one:\n{problems}",
                     problems.0.len()
@@ -3029,6 +3046,25 @@ pub fn renditions_of_the_other_kind(config: &config::Config) -> Vec<String> {
         }
     }
     out
+}
+
+/// A reload refused, while the config before it serves.
+#[derive(Clone, Debug)]
+pub struct Refused {
+    pub at: config::Timestamp,
+    pub problems: usize,
+    /// The first problem, `file:line:column: reason`.
+    pub first: Option<String>,
+}
+
+impl App {
+    /// The last reload, if it was refused and nothing has loaded since.
+    pub fn last_refused(&self) -> Option<Refused> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Orders whose flight ended before `today`, one line each: valid, they

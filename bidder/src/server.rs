@@ -967,6 +967,24 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> 
                          bid: {why}\n"
                     ),
                 )
+            } else if let (Some(r), true) = (app.last_refused(), app.is_ready()) {
+                // Still ready: the config before it serves, as it did. Said
+                // so that whoever reads the probe sees the change did not
+                // take (the gauge bidder_config_last_load_ok says it too).
+                let first = r
+                    .first
+                    .map(|p| format!(", the first: {p}"))
+                    .unwrap_or_default();
+                text(
+                    StatusCode::OK,
+                    format!(
+                        "ready, on the config before the last reload: that reload was refused at \
+                         {} with {} problem{}{first}\n",
+                        r.at,
+                        r.problems,
+                        if r.problems == 1 { "" } else { "s" }
+                    ),
+                )
             } else if app.is_ready() {
                 text(StatusCode::OK, "ready\n")
             } else {

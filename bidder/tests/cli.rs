@@ -542,10 +542,29 @@ fn a_refused_reload_shows_until_a_config_loads() {
         good.replace("cpm: 1.00", "cpm: -1"),
     )
     .unwrap();
+    let ready = || {
+        http(
+            admin,
+            "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    };
+    assert!(ready().ends_with("\r\n\r\nready\n"), "{}", ready());
     let r = post_json(admin, "/v1/config/reload", "");
     assert!(r.starts_with("HTTP/1.1 422"), "{r}");
     let page = metrics();
     assert!(has(&page, "bidder_config_last_load_ok 0"), "{page}");
+    // Still ready, on the config before; the probe's text says why the
+    // change did not take.
+    let r = ready();
+    assert!(
+        r.starts_with("HTTP/1.1 200")
+            && r.contains(
+                "ready, on the config before the last reload: that reload was refused at"
+            )
+            && r.contains("with 1 problem, the first: ")
+            && r.contains("shop.yaml:"),
+        "{r}"
+    );
     assert!(
         has(&page, "bidder_config_reloads_total{result=\"rejected\"} 1"),
         "{page}"
@@ -554,6 +573,7 @@ fn a_refused_reload_shows_until_a_config_loads() {
     let r = post_json(admin, "/v1/config/reload", "");
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     assert!(has(&metrics(), "bidder_config_last_load_ok 1"));
+    assert!(ready().ends_with("\r\n\r\nready\n"), "{}", ready());
     terminate(child.id());
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
