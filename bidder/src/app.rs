@@ -2900,7 +2900,48 @@ pub fn config_warnings(
     out.extend(dead_keywords(config));
     out.extend(repeats(config));
     out.extend(budget_below_one_impression(config));
+    out.extend(landing_pages_outside_domains(config));
     out.extend(renditions_of_the_other_kind(config));
+    out
+}
+
+/// Creatives whose `click_url` leads outside their advertiser's
+/// `domains`, one line each: valid, and every bid of theirs says
+/// `adomain` is those domains while the ad lands elsewhere, which
+/// exchanges and publishers that check the landing page against
+/// `adomain` refuse or block (stop-69 leftover: accepted in silence). A
+/// host counts as the domain's when it is the domain or under it
+/// (`www.shop.example` for `shop.example`).
+pub fn landing_pages_outside_domains(config: &config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in config.advertisers.iter().filter(|a| !a.domains.is_empty()) {
+        for c in &a.creatives {
+            let Some(host) = url::Url::parse(&c.click_url).ok().and_then(|u| {
+                u.host_str()
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            }) else {
+                continue;
+            };
+            let under = |d: &String| {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                host == d
+                    || host
+                        .strip_suffix(d.as_str())
+                        .is_some_and(|rest| rest.ends_with('.'))
+            };
+            if !a.domains.iter().any(under) {
+                out.push(format!(
+                    "{}: creative \"{}\": its click_url goes to {host}, which is not under the \
+                     advertiser's domains ({}): bids say adomain {}, and exchanges that check the \
+                     landing page against it refuse the ad",
+                    c.at.in_file(&a.file),
+                    c.id,
+                    a.domains.join(", "),
+                    a.domains.join(", "),
+                ));
+            }
+        }
+    }
     out
 }
 

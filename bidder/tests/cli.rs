@@ -277,6 +277,28 @@ fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
     }
 }
 
+/// A creative whose click_url lands outside its advertiser's `domains` is
+/// valid and warned of at its place (stop-69 leftover: accepted in
+/// silence); one under a domain (a subdomain too) is not.
+#[test]
+fn validate_warns_of_landing_pages_outside_the_advertisers_domains() {
+    let (dir, out) = validate_examples_with(
+        "landing-page",
+        "    click_url: https://www.acme-outdoor.example/tents\n  - id: tent-banner-728x90",
+        "    click_url: https://acme-outdoor.example.evil/tents\n  - id: tent-banner-728x90",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warned: Vec<&str> = stderr.lines().filter(|l| l.contains("not under")).collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].contains("acme-outdoor.yaml:")
+            && warned[0].contains(": creative \"tent-banner-300x250\": its click_url goes to acme-outdoor.example.evil"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A profile's default tmax that the margin taken off every tmax eats
 /// whole is valid, and its requests without a tmax never bid: `validate`
 /// says so (exchanges probe: `tmax_default_ms: 10` passed in silence).
