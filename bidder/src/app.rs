@@ -1362,7 +1362,6 @@ impl App {
         ctx.vast_default = profile.vast_default;
         ctx.https_trackers = self.https_public_url;
         ctx.buys_native = snap.buys_native;
-        ctx.display_sizes = &snap.display_sizes;
         (ctx, currency.is_some())
     }
 

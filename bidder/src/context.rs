@@ -66,9 +66,6 @@ pub struct Context<'r> {
     pub rates: Option<&'r config::CurrencyRates>,
     /// Some line item buys native: only then is a native request read.
     pub buys_native: bool,
-    /// The sizes the config's display creatives have
-    /// ([`crate::snapshot::Snapshot::display_sizes`]).
-    pub display_sizes: &'r [(u32, u32)],
     /// The InLine VAST version for players that name no protocol: the
     /// exchange's `vast_default`.
     pub vast_default: creatives::VastVersion,
@@ -336,7 +333,6 @@ impl<'r> Context<'r> {
             currency: Currency::USD,
             rates: None,
             buys_native: true,
-            display_sizes: &[],
             vast_default: creatives::VastVersion::V3_0,
             https_trackers: false,
             dsa,

@@ -307,7 +307,7 @@ impl<'r> Offer<'r> {
         });
         Offer {
             page,
-            sizes: banner_sizes(imp, ctx.display_sizes),
+            sizes: banner_sizes(imp),
             banner: imp.banner.is_some(),
             video,
             audio,
@@ -448,46 +448,24 @@ fn no_progressive(delivery: &[i32]) -> bool {
     !delivery.is_empty() && !delivery.contains(&PROGRESSIVE)
 }
 
-/// The sizes a banner offers: `format[]` first, then `w`/`h`. A format
-/// given as a ratio (2.6 flexible ads: `wratio`:`hratio`, at least `wmin`
-/// wide) offers each size of `known` (the config's display creatives) of
-/// that shape, since a creative is bid at its own size.
-pub(crate) fn banner_sizes(imp: &Imp<'_>, known: &[(u32, u32)]) -> Sizes {
+/// The sizes a banner offers: `format[]` first, then `w`/`h`.
+pub(crate) fn banner_sizes(imp: &Imp<'_>) -> Sizes {
     let mut sizes = Sizes::new();
-    let push = |sizes: &mut Sizes, w: u32, h: u32| {
-        if w > 0 && h > 0 && sizes.len() < MAX_SIZES && !sizes.contains(&(w, h)) {
-            sizes.push((w, h));
-        }
-    };
     if let Some(b) = imp.banner.as_ref() {
         // The first MAX_SIZES formats: no slot offers more, and each is
         // compared with those kept (and later looked up in the index).
-        for f in b.format.iter().take(MAX_SIZES) {
-            match (f.w, f.h) {
-                (Some(w), Some(h)) => {
-                    if let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) {
-                        push(&mut sizes, w, h);
-                    }
-                }
-                _ => {
-                    let ratio =
-                        |v: Option<i32>| v.and_then(|x| u64::try_from(x).ok()).filter(|&x| x > 0);
-                    let (Some(wr), Some(hr)) = (ratio(f.wratio), ratio(f.hratio)) else {
-                        continue;
-                    };
-                    let wmin = f.wmin.and_then(|x| u32::try_from(x).ok()).unwrap_or(0);
-                    for &(w, h) in known {
-                        // Cross-multiplied in u64: no ratio of i32s overflows.
-                        if w >= wmin && u64::from(w) * hr == u64::from(h) * wr {
-                            push(&mut sizes, w, h);
-                        }
-                    }
-                }
-            }
-        }
-        if let (Some(w), Some(h)) = (b.w, b.h) {
+        let listed = b
+            .format
+            .iter()
+            .take(MAX_SIZES)
+            .map(|f| (f.w, f.h))
+            .chain([(b.w, b.h)]);
+        for (w, h) in listed {
+            let (Some(w), Some(h)) = (w, h) else { continue };
             if let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) {
-                push(&mut sizes, w, h);
+                if w > 0 && h > 0 && !sizes.contains(&(w, h)) {
+                    sizes.push((w, h));
+                }
             }
         }
     }

@@ -103,10 +103,6 @@ pub struct Snapshot {
     default_profile: Profile,
     /// Some line item buys native.
     pub buys_native: bool,
-    /// Every size a display line item's creative has, sorted, each once:
-    /// what a banner `format` given as a ratio (`wratio`, `hratio`,
-    /// `wmin`) is read as, since the index is by exact size.
-    pub display_sizes: Vec<(u32, u32)>,
     /// Creative id → (advertiser, creative): where a tracked click goes.
     creatives_by_id: crate::track::CreativeIndex,
     /// `[advertiser][creative]`: creative ids as reports carry them.
@@ -292,7 +288,6 @@ impl Snapshot {
         items.sort_by_key(|i| std::cmp::Reverse(i.cpm));
 
         let mut index = Index::default();
-        let mut display_sizes = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let i = i as u32;
             let slots: Vec<Slot> = match item.media {
@@ -305,7 +300,6 @@ impl Snapshot {
                         .collect();
                     sizes.sort_unstable();
                     sizes.dedup();
-                    display_sizes.extend_from_slice(&sizes);
                     sizes.into_iter().map(|(w, h)| Slot::Banner(w, h)).collect()
                 }
                 Media::Video => vec![Slot::Video],
@@ -366,8 +360,6 @@ impl Snapshot {
             .map(|(i, it)| (it.id.clone(), i))
             .collect();
         let buys_native = items.iter().any(|i| i.media == Media::Native);
-        display_sizes.sort_unstable();
-        display_sizes.dedup();
         let creatives_by_id = config
             .advertisers
             .iter()
@@ -427,7 +419,6 @@ impl Snapshot {
             profiles,
             default_profile,
             buys_native,
-            display_sizes,
             creatives_by_id,
             creative_ids,
             audience_labels,

@@ -93,34 +93,6 @@ fn format_list_picks_the_fitting_creative() {
     );
 }
 
-/// A 2.6 flexible format (a ratio and a least width) offers every size
-/// of that shape the config's creatives have: 6:5 at 250 or wider is the
-/// 300x250, bid at its own size. Too narrow a size, or another shape, is
-/// no fit: no bid, reason `size`.
-#[test]
-fn a_format_given_as_a_ratio_bids_a_creative_of_that_shape() {
-    let s = Server::example();
-    let mut r = banner_request();
-    r["imp"][0]["banner"] = json!({ "format": [{ "wratio": 6, "hratio": 5, "wmin": 250 }] });
-    let bid = only_bid(&s.bid(&r.to_string()));
-    assert_eq!(bid["crid"], "tent-banner-300x250");
-    assert_eq!(
-        (bid["w"].as_i64(), bid["h"].as_i64()),
-        (Some(300), Some(250))
-    );
-    for format in [
-        json!({ "wratio": 6, "hratio": 5, "wmin": 320 }),
-        json!({ "wratio": 16, "hratio": 9 }),
-        json!({ "wratio": 0, "hratio": 5 }),
-        json!({ "wratio": 6, "hratio": -5 }),
-    ] {
-        r["imp"][0]["banner"] = json!({ "format": [format] });
-        let why = common::verdict(&common::explain(&s, &r), "tent-remarketing-display");
-        assert_eq!(why["reason"], "size", "{format}: {why}");
-        assert_eq!(s.bid(&r.to_string()).status, 204, "{format}");
-    }
-}
-
 #[test]
 fn contextual_product_page_matches_without_a_known_user() {
     let s = Server::example();
