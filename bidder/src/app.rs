@@ -276,8 +276,8 @@ pub struct App {
     /// checks budget changes against what serves, which the other changes.
     reloading: std::sync::Mutex<()>,
     /// The last reload, when it was refused and no config has loaded
-    /// since: when, how many problems, and the first of them, for
-    /// `/readyz` (a refusal leaves the process ready on the old config).
+    /// since, for `/readyz` (a refusal leaves the process ready on the
+    /// old config).
     refused: std::sync::Mutex<Option<Refused>>,
     /// The config files as the last load (or refused reload) read them
     /// (`config::fingerprint`): what the file watch compares with.
@@ -1087,7 +1087,6 @@ impl App {
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Refused {
                     at: self.clock.now(),
                     problems: problems.0.len(),
-                    first: problems.0.first().map(ToString::to_string),
                 });
                 tracing::error!(
                     "config refused ({} problems), still serving the previous one:\n{problems}",
@@ -2921,8 +2920,18 @@ pub fn landing_pages_outside_domains(config: &config::Config) -> Vec<String> {
             }) else {
                 continue;
             };
+            // Each domain read as the URL's host is (IDNA: `bücher.example`
+            // is `xn--bcher-kva.example`), a port dropped.
             let under = |d: &String| {
-                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                let Some(d) = url::Url::parse(&format!("https://{d}/"))
+                    .ok()
+                    .and_then(|u| {
+                        u.host_str()
+                            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                    })
+                else {
+                    return false;
+                };
                 host == d
                     || host
                         .strip_suffix(d.as_str())
@@ -3088,13 +3097,12 @@ pub fn renditions_of_the_other_kind(config: &config::Config) -> Vec<String> {
     out
 }
 
-/// A reload refused, while the config before it serves.
+/// A reload refused, while the config before it serves: when, and how
+/// many problems (not what they say: see `/readyz`).
 #[derive(Clone, Debug)]
 pub struct Refused {
     pub at: config::Timestamp,
     pub problems: usize,
-    /// The first problem, `file:line:column: reason`.
-    pub first: Option<String>,
 }
 
 impl App {

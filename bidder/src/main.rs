@@ -1334,7 +1334,8 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.public_url {
         check_public_url(url)?;
     }
-    if let Some(url) = &args.privacy_url {
+    // Set and empty (a template's blank) is as not set.
+    if let Some(url) = args.privacy_url.as_deref().filter(|u| !u.is_empty()) {
         check_privacy_url(url)?;
     }
     if args.listen.ip().is_unspecified() && args.public_url.is_none() {
@@ -1486,7 +1487,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding the admin port {}", args.admin_listen))?;
         // Without --public-url, notices name the address actually bound
         // (port 0 asks the system for one).
-        settings.privacy_url = args.privacy_url.clone();
+        settings.privacy_url = args.privacy_url.clone().filter(|u| !u.is_empty());
         settings.public_url = match &args.public_url {
             Some(url) => url.clone(),
             None => format!("http://{}", bid.local_addr()?),
@@ -1867,6 +1868,15 @@ fn check_privacy_url(given: &str) -> anyhow::Result<()> {
     if !given.to_ascii_lowercase().starts_with("https://") {
         return Err(refuse("it must start with https://"));
     }
+    let bytes = given.as_bytes();
+    let bad_escape = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if bad_escape {
+        return Err(refuse("a '%' not followed by two hex digits"));
+    }
     let url = url::Url::parse(given).map_err(|e| refuse(&format!("not a URL ({e})")))?;
     if url.host_str().is_none_or(str::is_empty) {
         return Err(refuse("it names no host"));
@@ -2218,6 +2228,7 @@ mod tests {
                 "no place in a URL",
             ),
             ("https://user:pw@bidder.example.com/", "user name"),
+            ("https://bidder.example.com/p%", "'%'"),
             ("https://", "not a URL"),
         ] {
             let e = super::check_privacy_url(url).unwrap_err().to_string();

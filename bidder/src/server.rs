@@ -971,15 +971,14 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> 
                 // Still ready: the config before it serves, as it did. Said
                 // so that whoever reads the probe sees the change did not
                 // take (the gauge bidder_config_last_load_ok says it too).
-                let first = r
-                    .first
-                    .map(|p| format!(", the first: {p}"))
-                    .unwrap_or_default();
+                // Not what the problems say: this path needs no token, and
+                // a problem may repeat a value (a key pasted in the wrong
+                // place); the reload's answer and the log have them.
                 text(
                     StatusCode::OK,
                     format!(
                         "ready, on the config before the last reload: that reload was refused at \
-                         {} with {} problem{}{first}\n",
+                         {} with {} problem{} (the reload's answer and the log list them)\n",
                         r.at,
                         r.problems,
                         if r.problems == 1 { "" } else { "s" }

@@ -526,7 +526,8 @@ pub fn fit_native(ad: &NativeAd<'_>, req: &NativeRequest) -> Result<NativeFit, N
         // `eventtrackers` exists from 1.2 on: an older response carries the
         // pixel in `imptrackers`, whatever the request lists.
         event_trackers: req.version() == NativeVersion::V1_2 && req.offers_impression_pixel(),
-        privacy: req.privacy(),
+        // `privacy` exists from 1.2 on, as `eventtrackers` does.
+        privacy: req.version() == NativeVersion::V1_2 && req.privacy(),
     })
 }
 

@@ -881,4 +881,9 @@ fn the_privacy_link_goes_where_the_slot_shows_one() {
     assert_eq!(written(&parse(&request(assets.clone())), Some(PAGE)), None);
     assert_eq!(written(&with_flag(json!(1)), None), None);
     assert_eq!(written(&with_flag(json!(1)), Some("")), None);
+    // Before 1.2 a response has no `privacy`: none is written.
+    let mut older = request(assets.clone());
+    older["ver"] = json!("1.1");
+    older["privacy"] = json!(1);
+    assert_eq!(written(&parse(&older), Some(PAGE)), None);
 }
