@@ -67,6 +67,23 @@ fn a_bad_line_applies_nothing_and_names_the_line() {
     );
 }
 
+/// A body that is not UTF-8 is refused whole (read on a blocking thread
+/// since the body moved there uncopied): 400, and its good line applied
+/// nowhere; the next upload is taken as ever.
+#[test]
+fn a_body_that_is_not_utf8_applies_nothing() {
+    let s = server_with_token();
+    let mut body = format!("{VIEW}\n").into_bytes();
+    body.extend_from_slice(b"{\"user\":\"x\xff\",\"event\":\"view\"}\n");
+    let auth = [("Authorization", "Bearer s3cret-token")];
+    let r = post(s.admin, "/v1/audience-events", &auth, &body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(bid_for(&s, "new-shopper"), 204, "nothing applied");
+    let r = post(s.admin, "/v1/audience-events", &auth, VIEW.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(bid_for(&s, "new-shopper"), 200);
+}
+
 #[test]
 fn uploads_need_the_token() {
     let s = server_with_token();
