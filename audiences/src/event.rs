@@ -327,6 +327,24 @@ pub fn parse_jsonl_lines(
     whole: bool,
 ) -> Result<Vec<(usize, Event)>, DataError> {
     let mut out = Vec::new();
+    for_each_jsonl_line(source_name, text, whole, |line, event| {
+        out.push((line, event));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`parse_jsonl_lines`] an event at a time: `each` gets every event with
+/// its line, in order, and the first error (the parser's or `each`'s)
+/// ends the reading. None of the events is held past its call: an upload
+/// of 64 MiB read as one vector of events held some hundred megabytes at
+/// once, where the caller keeps only what it makes of them.
+pub fn for_each_jsonl_line(
+    source_name: &str,
+    text: &str,
+    whole: bool,
+    mut each: impl FnMut(usize, Event) -> Result<(), DataError>,
+) -> Result<(), DataError> {
     for (line, trimmed) in lines(text) {
         let parsed = match whole {
             true => parse_line_of_any_length(trimmed.trim()),
@@ -343,7 +361,7 @@ pub fn parse_jsonl_lines(
                 })
             }
         };
-        out.push((
+        each(
             line,
             Event {
                 user: p.user.into_owned(),
@@ -353,9 +371,9 @@ pub fn parse_jsonl_lines(
                 sale: p.sale,
                 advertiser: p.advertiser.map(Cow::into_owned),
             },
-        ));
+        )?;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ mod lists;
 mod store;
 
 pub use event::{
-    parse_jsonl, parse_jsonl_lines, DataError, Event, EventKind, Sale, MAX_LINE_BYTES,
-    MAX_USER_BYTES,
+    for_each_jsonl_line, parse_jsonl, parse_jsonl_lines, DataError, Event, EventKind, Sale,
+    MAX_LINE_BYTES, MAX_USER_BYTES,
 };
 pub use lists::{
     normalize_id, Applied, ListError, Lists, UserIds, DEFAULT_MAX_MEMBERS, MAX_ID_BYTES,

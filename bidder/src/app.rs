@@ -2200,11 +2200,25 @@ impl App {
         source: &str,
         text: &str,
     ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
-        self.conversions_of(
-            source,
-            audiences::parse_jsonl_lines(source, text, false)?,
-            None,
-        )
+        // Event by event: only the conversions are kept, not every event
+        // of a batch of up to 64 MiB as well.
+        let snap = self.snapshot.load();
+        let mut out = Vec::new();
+        audiences::for_each_jsonl_line(source, text, false, |line, e| {
+            match self.conversion(snap.as_deref(), e) {
+                Ok(Some(c)) => out.push(c),
+                Ok(None) => {}
+                Err(reason) => {
+                    return Err(audiences::DataError {
+                        source_name: source.into(),
+                        line,
+                        reason,
+                    })
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// [`App::conversions`] of a `--data` file, read as the start loads it
@@ -2220,33 +2234,20 @@ impl App {
         text: &str,
         skipped: &mut Vec<audiences::DataError>,
     ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
-        let events = audiences::parse_jsonl_lines(source, text, true)?;
-        self.conversions_of(source, events, Some(skipped))
-    }
-
-    fn conversions_of(
-        &self,
-        source: &str,
-        events: Vec<(usize, audiences::Event)>,
-        mut skipped: Option<&mut Vec<audiences::DataError>>,
-    ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
         let snap = self.snapshot.load();
         let mut out = Vec::new();
-        for (line, e) in events {
-            let refused = |reason: String| audiences::DataError {
-                source_name: source.into(),
-                line,
-                reason,
-            };
-            match self.conversion(snap.as_deref(), e).map_err(refused) {
+        audiences::for_each_jsonl_line(source, text, true, |line, e| {
+            match self.conversion(snap.as_deref(), e) {
                 Ok(Some(c)) => out.push(c),
                 Ok(None) => {}
-                Err(e) => match skipped.as_deref_mut() {
-                    Some(skipped) => skipped.push(e),
-                    None => return Err(e),
-                },
+                Err(reason) => skipped.push(audiences::DataError {
+                    source_name: source.into(),
+                    line,
+                    reason,
+                }),
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
