@@ -70,10 +70,12 @@ pub struct Replayed {
 /// The most written at once (see [`AudienceLog::append`]).
 const WRITE_PIECE: usize = 256 << 10;
 
-/// The longest line read back, its newline included: an event is a few
+/// The longest line read back, its line end included: an event is a few
 /// hundred bytes, and uploads refuse a longer line
-/// ([`audiences::MAX_LINE_BYTES`]).
-const MAX_LINE: u64 = audiences::MAX_LINE_BYTES as u64 + 1;
+/// ([`audiences::MAX_LINE_BYTES`], counted without its `\r\n` or `\n`:
+/// a CRLF upload's line at the bound was taken, then skipped as damage
+/// at the next start).
+const MAX_LINE: u64 = audiences::MAX_LINE_BYTES as u64 + 2;
 
 /// Batches read back at once: a day's file may be large.
 const REPLAY_CHUNK: usize = 1 << 20;
@@ -110,7 +112,10 @@ impl AudienceLog {
             (&body[..cut], Some(last))
         };
         let mut left = None;
-        let mut written = None;
+        // Each file a piece went to: another writer may move the log to
+        // the next day between two pieces, and an answer says all of them
+        // are on disk.
+        let mut written: Vec<std::sync::Arc<std::fs::File>> = Vec::new();
         // Piece by piece, each under the lock: lines land whole, a repair
         // of a torn end comes before anything else is written, and another
         // writer waits out one piece at most.
@@ -132,7 +137,12 @@ impl AudienceLog {
                 c.torn = true;
                 return Err(e);
             }
-            written = Some(c.file.clone());
+            if !written
+                .last()
+                .is_some_and(|f| std::sync::Arc::ptr_eq(f, &c.file))
+            {
+                written.push(c.file.clone());
+            }
         }
         // After the write: an upkeep's sync between the two would miss it.
         self.dirty.store(true, Ordering::Relaxed);
@@ -140,8 +150,10 @@ impl AudienceLog {
         if let Some(old) = left {
             old.sync_data()?;
         }
-        if let (true, Some(f)) = (durable, written) {
-            f.sync_data()?;
+        if durable {
+            for f in written {
+                f.sync_data()?;
+            }
         }
         Ok(())
     }
@@ -465,6 +477,25 @@ mod tests {
         store.set_retention_days(30);
         let got = replay(&state, &store, ts("2026-11-26T00:00:00Z")).unwrap();
         assert_eq!((got.events, got.skipped), (1, 1), "{got:?}");
+        let _ = std::fs::remove_dir_all(&state);
+    }
+
+    /// A CRLF line at the upload's bound (its `\r\n` not counted there)
+    /// reads back at the next start, as an LF one does (review finding:
+    /// taken, then skipped as damage).
+    #[test]
+    fn a_crlf_line_at_the_bound_reads_back() {
+        let state = scratch("crlf-bound");
+        let log = AudienceLog::open(&state).unwrap();
+        let pad = audiences::MAX_LINE_BYTES - VIEW.len();
+        let line = format!("{}{}}}", &VIEW[..VIEW.len() - 1], " ".repeat(pad));
+        assert_eq!(line.len(), audiences::MAX_LINE_BYTES);
+        log.append(&format!("{line}\r\n"), ts("2026-11-24T10:00:01Z"), true)
+            .unwrap();
+        let store = audiences::Store::new();
+        store.set_retention_days(30);
+        let got = replay(&state, &store, ts("2026-11-26T00:00:00Z")).unwrap();
+        assert_eq!((got.events, got.skipped), (1, 0), "{got:?}");
         let _ = std::fs::remove_dir_all(&state);
     }
 
