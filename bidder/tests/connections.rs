@@ -421,8 +421,9 @@ fn logins_that_never_send_their_body_do_not_hold_the_admin_port() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
 
-/// Audience uploads are read and applied a few at a time: a batch takes
-/// some five times its size while it is parsed and applied, and eight of
+/// Audience uploads are read, applied and attributed a few at a time: a
+/// batch took some five times its size while parsed and applied (some
+/// three since stop 72), and eight of
 /// 40 MB at once took the process past 1.5 GB (audiences probe). Past
 /// [`bidder::app::BATCHES_AT_ONCE`], an upload is answered 503 with
 /// `Retry-After` before its body is read; a slot comes back when an
