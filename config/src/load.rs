@@ -589,14 +589,15 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
             return None;
         }
         let l = l.strip_suffix('\r').unwrap_or(l);
-        if !info.get(n).is_some_and(|i| i.plain && i.open) {
-            continue;
-        }
-        // Open because of a quote, not a bracket: the parser's own words
-        // ("unclosed quote") are the right ones.
-        let Some((open, comment)) = open_bracket(l) else {
+        let Some(here) = info.get(n).filter(|i| i.plain && i.open) else {
             continue;
         };
+        // Open because of a quote, not a bracket: the parser's own words
+        // ("unclosed quote") are the right ones.
+        let Some(open) = here.bracket else {
+            continue;
+        };
+        let comment = here.comment;
         let indent = l.len() - l.trim_start_matches(' ').len();
         let next = lines.iter().enumerate().skip(n + 1).find(|(_, x)| {
             let t = x.trim();
@@ -645,78 +646,6 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         ));
     }
     None
-}
-
-/// The byte index of the last `[` or `{` a line leaves open, read as YAML
-/// reads it (brackets inside quoted scalars and comments do not count; a
-/// quote opens only where a value may start, so `it's` is text), and
-/// whether a comment ends the line. `None` when none is left open, or the
-/// line ends inside a quoted scalar.
-fn open_bracket(l: &str) -> Option<(usize, bool)> {
-    let mut open: Vec<usize> = Vec::new();
-    let (mut dq, mut sq) = (false, false);
-    // Where a value may start: the line's start, after `- `, `: `, and
-    // inside brackets after `[`, `{` and `,`.
-    let mut expect = true;
-    let mut comment = false;
-    let mut prev = ' ';
-    let mut chars = l.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        let after_space = prev == ' ' || prev == '\t';
-        prev = c;
-        if dq {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '"' => dq = false,
-                _ => {}
-            }
-            continue;
-        }
-        if sq {
-            if c == '\'' {
-                if chars.peek().is_some_and(|&(_, n)| n == '\'') {
-                    chars.next();
-                } else {
-                    sq = false;
-                }
-            }
-            continue;
-        }
-        let spaced = chars.peek().is_none_or(|&(_, n)| n == ' ' || n == '\t');
-        match c {
-            ' ' | '\t' => continue,
-            '#' if after_space => {
-                comment = true;
-                break;
-            }
-            '"' if expect => dq = true,
-            '\'' if expect => sq = true,
-            '[' | '{' => {
-                open.push(i);
-                expect = true;
-                continue;
-            }
-            ']' | '}' => {
-                open.pop();
-            }
-            ',' if !open.is_empty() => {
-                expect = true;
-                continue;
-            }
-            ':' | '-' | '?' if spaced => {
-                expect = true;
-                continue;
-            }
-            _ => {}
-        }
-        expect = false;
-    }
-    if dq || sq {
-        return None;
-    }
-    open.last().map(|&i| (i, comment))
 }
 
 /// A space other than the plain one in a line's indentation, where a paste

@@ -280,6 +280,12 @@ pub(crate) struct Line {
     /// A flow collection or quoted scalar is still open at its end: the
     /// next line goes on with it.
     pub(crate) open: bool,
+    /// The byte index of the last `[` or `{` opened on this line and still
+    /// open at its end, outside quotes and comments; `None` where none is,
+    /// or where the line ends inside a quoted scalar.
+    pub(crate) bracket: Option<usize>,
+    /// A comment ends the line.
+    pub(crate) comment: bool,
 }
 
 /// Each line of `text` (split on `\n`) as [`Line`] says. One pass: the
@@ -309,8 +315,11 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
         // Inside an anchor's or tag's name, up to the next space.
         let mut property = false;
         let mut raw: Option<char> = None;
-        let mut chars = l.chars().peekable();
-        while let Some(c) = chars.next() {
+        // Where the brackets opened on this line are, innermost last.
+        let mut opened: Vec<usize> = Vec::new();
+        let mut comment = false;
+        let mut chars = l.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
             let after_space = raw.is_none_or(|r| r == ' ' || r == '\t');
             raw = Some(c);
             if dq {
@@ -325,7 +334,7 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
             }
             if sq {
                 if c == '\'' {
-                    if chars.peek() == Some(&'\'') {
+                    if chars.peek().is_some_and(|&(_, n)| n == '\'') {
                         chars.next();
                     } else {
                         sq = false;
@@ -333,12 +342,14 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
                 }
                 continue;
             }
-            let spaced = |next: Option<&char>| next.is_none_or(|n| *n == ' ' || *n == '\t');
+            let spaced =
+                |next: Option<&(usize, char)>| next.is_none_or(|&(_, n)| n == ' ' || n == '\t');
             if c == ' ' || c == '\t' {
                 property = false;
                 continue;
             }
             if c == '#' && after_space {
+                comment = true;
                 break;
             }
             if property {
@@ -350,6 +361,7 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
                     '\'' => sq = true,
                     '[' | '{' => {
                         depth += 1;
+                        opened.push(i);
                         continue;
                     }
                     '-' | '?' if spaced(chars.peek()) => continue,
@@ -357,7 +369,10 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
                         property = true;
                         continue;
                     }
-                    ']' | '}' if depth > 0 => depth -= 1,
+                    ']' | '}' if depth > 0 => {
+                        depth -= 1;
+                        opened.pop();
+                    }
                     _ => {}
                 }
                 expect = false;
@@ -366,17 +381,23 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
             match c {
                 ':' if spaced(chars.peek())
                     || (depth > 0
-                        && chars.peek().is_some_and(|n| matches!(n, ',' | ']' | '}'))) =>
+                        && chars
+                            .peek()
+                            .is_some_and(|&(_, n)| matches!(n, ',' | ']' | '}'))) =>
                 {
                     expect = true;
                 }
                 ',' | '[' | '{' if depth > 0 => {
                     if c != ',' {
                         depth += 1;
+                        opened.push(i);
                     }
                     expect = true;
                 }
-                ']' | '}' if depth > 0 => depth -= 1,
+                ']' | '}' if depth > 0 => {
+                    depth -= 1;
+                    opened.pop();
+                }
                 _ => {}
             }
         }
@@ -386,7 +407,12 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
             let item_text = l.trim_start().starts_with("- ") && !l.contains(": ");
             block = Some(if item_text { indent } else { key_column(l) });
         }
-        out.push(Line { plain, open });
+        out.push(Line {
+            plain,
+            open,
+            bracket: opened.last().copied().filter(|_| !dq && !sq),
+            comment,
+        });
     }
     out
 }
