@@ -1857,10 +1857,7 @@ fn check_privacy_url(given: &str) -> anyhow::Result<()> {
     if given.len() > 2048 {
         return Err(refuse("longer than 2,048 bytes"));
     }
-    if let Some(c) = given
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)))
-    {
+    if let Some(c) = outside_url(given) {
         return Err(refuse(&format!(
             "{c:?} has no place in a URL as written (percent-encode it)"
         )));
@@ -1868,21 +1865,39 @@ fn check_privacy_url(given: &str) -> anyhow::Result<()> {
     if !given.to_ascii_lowercase().starts_with("https://") {
         return Err(refuse("it must start with https://"));
     }
-    let bytes = given.as_bytes();
-    let bad_escape = bytes.iter().enumerate().any(|(i, &b)| {
-        b == b'%'
-            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    });
-    if bad_escape {
+    if bad_percent_escape(given) {
         return Err(refuse("a '%' not followed by two hex digits"));
     }
     let url = url::Url::parse(given).map_err(|e| refuse(&format!("not a URL ({e})")))?;
+    host_without_user(&url).map_err(refuse)
+}
+
+/// The first character RFC 3986 does not let a URL hold as written.
+fn outside_url(given: &str) -> Option<char> {
+    given
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)))
+}
+
+/// A `%` not followed by two hex digits, which a URL parser mends or
+/// lets through.
+fn bad_percent_escape(given: &str) -> bool {
+    let bytes = given.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
+/// Why `url` is no address to give out: no host, or a user name or
+/// password in it.
+fn host_without_user(url: &url::Url) -> Result<(), &'static str> {
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(refuse("it names no host"));
+        return Err("it names no host");
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(refuse("a user name or password has no place in it"));
+        return Err("a user name or password has no place in it");
     }
     Ok(())
 }
@@ -1911,10 +1926,7 @@ fn check_public_url(given: &str) -> anyhow::Result<()> {
     // written from the text into JSON and markup unescaped, and the parser
     // lets `"`, `<`, `{`, `|` and others through in a path (a `"` made
     // every answer JSON no exchange could read).
-    if let Some(c) = given
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)))
-    {
+    if let Some(c) = outside_url(given) {
         return Err(refuse(&format!(
             "{c:?} has no place in a URL as written (percent-encode it; a host name in its \
              ASCII form)"
@@ -1946,13 +1958,7 @@ fn check_public_url(given: &str) -> anyhow::Result<()> {
     if authority.ends_with(':') {
         return Err(refuse("a ':' with no port after it"));
     }
-    let bytes = given.as_bytes();
-    let bad_escape = bytes.iter().enumerate().any(|(i, &b)| {
-        b == b'%'
-            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    });
-    if bad_escape {
+    if bad_percent_escape(given) {
         return Err(refuse("a '%' not followed by two hex digits"));
     }
     if let Some(url::Host::Domain(host)) = url.host() {
@@ -1967,12 +1973,7 @@ fn check_public_url(given: &str) -> anyhow::Result<()> {
             ));
         }
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(refuse("it names no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(refuse("a user name or password has no place in it"));
-    }
+    host_without_user(&url).map_err(refuse)?;
     // Paths are appended to it: `…?q=1/notice/win` is no notice URL.
     if given.contains(['?', '#']) {
         return Err(refuse(
