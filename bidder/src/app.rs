@@ -2200,25 +2200,7 @@ impl App {
         source: &str,
         text: &str,
     ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
-        // Event by event: only the conversions are kept, not every event
-        // of a batch of up to 64 MiB as well.
-        let snap = self.snapshot.load();
-        let mut out = Vec::new();
-        audiences::for_each_jsonl_line(source, text, false, |line, e| {
-            match self.conversion(snap.as_deref(), e) {
-                Ok(Some(c)) => out.push(c),
-                Ok(None) => {}
-                Err(reason) => {
-                    return Err(audiences::DataError {
-                        source_name: source.into(),
-                        line,
-                        reason,
-                    })
-                }
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        self.conversions_in(source, text, None)
     }
 
     /// [`App::conversions`] of a `--data` file, read as the start loads it
@@ -2234,17 +2216,39 @@ impl App {
         text: &str,
         skipped: &mut Vec<audiences::DataError>,
     ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
+        self.conversions_in(source, text, Some(skipped))
+    }
+
+    /// The conversions of `text`, event by event (only they are kept, not
+    /// every event of a batch of up to 64 MiB as well). Without `skipped`
+    /// (an upload, all or nothing) the first event that cannot be counted
+    /// is the error; with it (a `--data` file) such events go there, and
+    /// lines that could never match are passed over, as the start's
+    /// loading of the audiences passes them.
+    fn conversions_in(
+        &self,
+        source: &str,
+        text: &str,
+        mut skipped: Option<&mut Vec<audiences::DataError>>,
+    ) -> Result<Vec<reports::attribution::Conversion>, audiences::DataError> {
         let snap = self.snapshot.load();
         let mut out = Vec::new();
-        audiences::for_each_jsonl_line(source, text, true, |line, e| {
+        let whole = skipped.is_some();
+        audiences::for_each_jsonl_line(source, text, whole, |line, e| {
             match self.conversion(snap.as_deref(), e) {
                 Ok(Some(c)) => out.push(c),
                 Ok(None) => {}
-                Err(reason) => skipped.push(audiences::DataError {
-                    source_name: source.into(),
-                    line,
-                    reason,
-                }),
+                Err(reason) => {
+                    let e = audiences::DataError {
+                        source_name: source.into(),
+                        line,
+                        reason,
+                    };
+                    match skipped.as_deref_mut() {
+                        Some(skipped) => skipped.push(e),
+                        None => return Err(e),
+                    }
+                }
             }
             Ok(())
         })?;
