@@ -91,6 +91,22 @@ fn validate_examples_with(name: &str, from: &str, to: &str) -> (PathBuf, std::pr
     (dir, out)
 }
 
+/// [`validate_examples_with`] where the config stays valid: the warning
+/// lines that hold `about`, and the whole of standard error to show when
+/// an assertion on them fails. The scratch directory is removed.
+fn warnings_with(name: &str, from: &str, to: &str, about: &str) -> (Vec<String>, String) {
+    let (dir, out) = validate_examples_with(name, from, to);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines = stderr
+        .lines()
+        .filter(|l| l.contains(about))
+        .map(String::from)
+        .collect();
+    (lines, stderr)
+}
+
 /// Rates that will price nothing (a year typed wrong, a file never
 /// updated) are valid, but `validate` says so, naming the file: every
 /// request whose currencies leave out USD would get no bid (account-manager
@@ -126,14 +142,12 @@ fn validate_warns_of_rates_that_price_nothing() {
 /// any day this runs on.
 #[test]
 fn validate_warns_of_orders_whose_flight_ended() {
-    let (dir, out) = validate_examples_with(
+    let (ended, stderr) = warnings_with(
         "ended-flight",
         "flight: { start: 2026-11-15, end: 2030-12-15 }",
         "flight: { start: 2000-01-01, end: 2001-01-31 }",
+        "ended",
     );
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let ended: Vec<&str> = stderr.lines().filter(|l| l.contains("ended")).collect();
     assert_eq!(ended.len(), 1, "{stderr}");
     assert!(
         ended[0].starts_with("warning: ")
@@ -142,7 +156,6 @@ fn validate_warns_of_orders_whose_flight_ended() {
             && ended[0].contains("will not bid"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A keyword a negative of the same line item always excludes, and a
@@ -151,17 +164,12 @@ fn validate_warns_of_orders_whose_flight_ended() {
 /// not refused, so that a config that served before still starts.
 #[test]
 fn validate_warns_of_dead_keywords_and_renditions_of_the_other_kind() {
-    let (dir, out) = validate_examples_with(
+    let (warned, stderr) = warnings_with(
         "dead-keywords",
         "negative: [free ebook]",
         "negative: [free ebook, Thriller  Books]",
+        "never match",
     );
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let warned: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("never match"))
-        .collect();
     assert_eq!(warned.len(), 1, "{stderr}");
     assert!(
         warned[0].starts_with("warning: ")
@@ -169,21 +177,18 @@ fn validate_warns_of_dead_keywords_and_renditions_of_the_other_kind() {
             && warned[0].contains("keyword exact:thriller books can never match"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    let (dir, out) = validate_examples_with("other-kind", "mime: video/mp4", "mime: audio/mp4");
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let warned: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("not a video type"))
-        .collect();
+    let (warned, stderr) = warnings_with(
+        "other-kind",
+        "mime: video/mp4",
+        "mime: audio/mp4",
+        "not a video type",
+    );
     assert_eq!(warned.len(), 2, "{stderr}");
     assert!(
         warned[0].contains("acme-outdoor.yaml:46:5: creative \"tent-video-15s\"")
             && warned[0].contains("has mime \"audio/mp4\""),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A keyword repeated within its kind, a creative named twice by one line
@@ -193,14 +198,12 @@ fn validate_warns_of_dead_keywords_and_renditions_of_the_other_kind() {
 /// warnings named the file alone).
 #[test]
 fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
-    let (dir, out) = validate_examples_with(
+    let (warned, stderr) = warnings_with(
         "repeats",
         "broad: [mystery novel]",
         "broad: [mystery novel, Novel  MYSTERY, novel]",
+        "keyword",
     );
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let warned: Vec<&str> = stderr.lines().filter(|l| l.contains("keyword")).collect();
     assert_eq!(warned.len(), 1, "{stderr}");
     assert!(
         warned[0].starts_with("warning: ")
@@ -211,25 +214,18 @@ fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
             ),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 
-    let (dir, out) = validate_examples_with(
+    let (warned, stderr) = warnings_with(
         "repeated-creative",
         "creatives: [nw-banner-320x50, nw-banner-300x250]",
         "creatives: [nw-banner-320x50, nw-banner-300x250, nw-banner-320x50, nw-banner-320x50]",
+        "listed more",
     );
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let warned: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("listed more"))
-        .collect();
     assert_eq!(warned.len(), 1, "{stderr}");
     assert!(
         warned[0].contains("northwind-books.yaml:32:9: line item \"nw-mobile-readers\": creative \"nw-banner-320x50\""),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 
     // 2,000.00 CPM: one impression is 2.00, over the daily 1.50; shaded
     // (the default) it may still bid 1,500.00 or less, unshaded and
@@ -247,17 +243,12 @@ fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
         ),
         ("1500.00", "\n        shading: false", None),
     ] {
-        let (dir, out) = validate_examples_with(
+        let (warned, stderr) = warnings_with(
             &format!("one-impression-{cpm}{}", shading.len()),
             "cpm: 1.80\n        budget: { daily: 30.00 }",
             &format!("cpm: {cpm}\n        budget: {{ daily: 1.50 }}{shading}"),
+            "one impression",
         );
-        assert!(out.status.success(), "{out:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let warned: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.contains("one impression"))
-            .collect();
         match said {
             Some(said) => {
                 assert_eq!(warned.len(), 1, "{stderr}");
@@ -273,7 +264,6 @@ fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
             }
             None => assert!(warned.is_empty(), "{stderr}"),
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -282,21 +272,18 @@ fn validate_warns_of_repeats_and_a_budget_under_one_impression_at_the_line() {
 /// silence); one under a domain (a subdomain too) is not.
 #[test]
 fn validate_warns_of_landing_pages_outside_the_advertisers_domains() {
-    let (dir, out) = validate_examples_with(
+    let (warned, stderr) = warnings_with(
         "landing-page",
         "    click_url: https://www.acme-outdoor.example/tents\n  - id: tent-banner-728x90",
         "    click_url: https://acme-outdoor.example.evil/tents\n  - id: tent-banner-728x90",
+        "not under",
     );
-    assert!(out.status.success(), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let warned: Vec<&str> = stderr.lines().filter(|l| l.contains("not under")).collect();
     assert_eq!(warned.len(), 1, "{stderr}");
     assert!(
         warned[0].contains("acme-outdoor.yaml:")
             && warned[0].contains(": creative \"tent-banner-300x250\": its click_url goes to acme-outdoor.example.evil"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
     // A domain written in Unicode, or with a port, is the host of its
     // URLs as the URL reads it: no warning (review finding).
     for (domain, host) in [
@@ -1841,19 +1828,13 @@ fn report_reads_a_config_whose_price_keys_are_not_in_its_environment() {
 #[test]
 fn validate_warns_of_value_bids_without_a_ceiling() {
     let warned = |bidding: &str| {
-        let (dir, out) = validate_examples_with(
+        warnings_with(
             "unbounded-bid",
             "        cpm: 1.80\n",
             &format!("        bidding: {bidding}\n"),
-        );
-        assert!(out.status.success(), "{out:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let _ = std::fs::remove_dir_all(&dir);
-        stderr
-            .lines()
-            .filter(|l| l.contains("without a max_cpm"))
-            .map(String::from)
-            .collect::<Vec<_>>()
+            "without a max_cpm",
+        )
+        .0
     };
     assert_eq!(
         warned("{ strategy: target_cpa, target_cpa: 30.00 }"),
