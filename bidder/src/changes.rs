@@ -186,9 +186,8 @@ fn advertiser_of_line_item<'c>(
     li: &str,
     now: Timestamp,
 ) -> Option<&'c str> {
-    match old {
-        Some(c) => c
-            .advertisers
+    old.and_then(|c| {
+        c.advertisers
             .iter()
             .find(|a| {
                 a.orders
@@ -196,9 +195,8 @@ fn advertiser_of_line_item<'c>(
                     .any(|o| o.line_items.iter().any(|l| l.id == li))
             })
             .map(|a| a.id.as_str())
-            .or_else(|| served?.advertiser_of(li, now)),
-        None => served?.advertiser_of(li, now),
-    }
+    })
+    .or_else(|| served?.advertiser_of(li, now))
 }
 
 /// The advertiser order `order` was served for, as
