@@ -352,6 +352,9 @@ pub struct App {
     /// `settings.public_url` is https: read once, not per bid (some 130
     /// instructions each).
     https_public_url: bool,
+    /// `settings.public_url` as a banner's markup carries it (escaped for
+    /// an attribute inside a JSON string): made once, not per URL.
+    public_url_in_attr: String,
     /// The Redis ledger when replicas share state (the same object as
     /// `ledger`), for its metrics.
     shared: Option<Arc<shared::RedisLedger>>,
@@ -523,6 +526,11 @@ impl App {
         let url_signatures = settings.url_signatures;
         let settings_pixel_ip = settings.pixel_events_per_ip_per_minute;
         let https_public_url = crate::snapshot::is_https(&settings.public_url);
+        let mut public_url_in_attr = String::new();
+        creatives::push_attr_in_json(
+            crate::notice::without_trailing_slashes(&settings.public_url),
+            &mut public_url_in_attr,
+        );
         let tracked = crate::track::Seen::new(
             settings.notice_ttl.as_millis() as i64,
             settings.max_tracked_events,
@@ -585,6 +593,7 @@ impl App {
             awaiting_taken_on: std::sync::atomic::AtomicBool::new(false),
             settling: std::sync::atomic::AtomicBool::new(false),
             https_public_url,
+            public_url_in_attr,
         }
     }
 
@@ -1572,6 +1581,7 @@ impl App {
             snap,
             req,
             public_url: &self.settings.public_url,
+            public_url_in_attr: &self.public_url_in_attr,
             privacy_url: self.settings.privacy_url.as_deref(),
             test: ctx.test,
             now: ctx.now,

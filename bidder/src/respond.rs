@@ -26,6 +26,9 @@ pub(crate) struct Answer<'a> {
     pub snap: &'a Snapshot,
     pub req: &'a BidRequest<'a>,
     pub public_url: &'a str,
+    /// `public_url` escaped for a banner's markup
+    /// ([`crate::track::Urls::with_base_in_attr`]).
+    pub public_url_in_attr: &'a str,
     /// `--privacy-url`: for native slots that show a buyer's privacy link.
     pub privacy_url: Option<&'a str>,
     pub test: bool,
@@ -139,6 +142,8 @@ impl Answer<'_> {
             encrypted: self.profile.price_keys.is_some(),
             keyword: choice.keyword.as_deref(),
             audience,
+            // The snapshot's, each `notice::encode`d at load.
+            ids_encoded: true,
         };
         let signed = notice.signed();
         let urls = Prepared::new(self.public_url, &signed, self.signer);
@@ -168,7 +173,8 @@ impl Answer<'_> {
             choice.pricing.features.as_ref(),
             self.signer,
             Some(urls.bid_key()),
-        );
+        )
+        .with_base_in_attr(self.public_url_in_attr);
         match &choice.kind {
             ChoiceKind::Banner { w, h } => {
                 let adv = &self.snap.config.advertisers[item.advertiser];

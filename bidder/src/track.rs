@@ -163,6 +163,54 @@ fn event_ending(event: &str) -> Option<(&'static str, notice::Purpose)> {
 /// features, then a tail (`d` or `ev`) for clicks and events.
 const SIGNED: [&str; 9] = ["b", "li", "o", "c", "x", "ts", "t", "k", "u"];
 
+/// Where the `&`s of a bid's signed tracking text are, noted as it is
+/// written (the parameters' separators, and those of the snapshot's
+/// `&li=…&o=…`). In a banner's markup each becomes `&amp;`, and nothing
+/// else in that text needs escaping when its values are percent-encoded,
+/// as the snapshot's are: copied between them, the text costs a few copies
+/// where searching it for what to escape cost some 1,000 instructions a
+/// banner bid. Only for text whose ids say they are encoded
+/// ([`notice::NoticeUrl::ids_encoded`]); other text is escaped the
+/// general way.
+#[derive(Default)]
+struct Amps {
+    at: [u16; 16],
+    /// How many of `at` are noted.
+    len: u8,
+    /// Some `&` went unnoted (past `at`'s end or a `u16`), or the ids
+    /// were not said to be encoded: [`Amps::all`] says so.
+    unsure: bool,
+}
+
+impl Amps {
+    /// An `&` at byte `at` of the text.
+    fn push(&mut self, at: usize) {
+        match (self.at.get_mut(usize::from(self.len)), u16::try_from(at)) {
+            (Some(slot), Ok(at)) => {
+                *slot = at;
+                self.len += 1;
+            }
+            _ => self.unsure = true,
+        }
+    }
+
+    /// Each `&` of `piece` (a few dozen bytes), about to be appended to
+    /// `text`. A loop over its bytes: `memchr`'s search cost some 300
+    /// instructions on text this short.
+    fn piece(&mut self, text: &str, piece: &str) {
+        for (at, &b) in piece.as_bytes().iter().enumerate() {
+            if b == b'&' {
+                self.push(text.len() + at);
+            }
+        }
+    }
+
+    /// Every `&` of the text, in order; `None` when some went unnoted.
+    fn all(&self) -> Option<&[u16]> {
+        (!self.unsure).then(|| &self.at[..usize::from(self.len)])
+    }
+}
+
 /// A bid's tracking URLs, its signed text hashed once.
 pub struct Urls<'a> {
     base: &'a str,
@@ -173,6 +221,11 @@ pub struct Urls<'a> {
     text: String,
     /// Where the signed text ends and the features start in `text`.
     plain: usize,
+    /// Where the signed text's `&`s are ([`Self::signed_in_attr`]).
+    amps: Amps,
+    /// `base` escaped for the banner's markup, when the caller has it
+    /// ([`Self::with_base_in_attr`]).
+    base_in_attr: Option<&'a str>,
     key: notice::UrlKey,
     /// `key` after `features`: the impression and click URLs of a bid
     /// (two a banner, two or three a video or native ad) hash their shared
@@ -204,21 +257,32 @@ impl<'a> Urls<'a> {
         // Room for the usual signed text and the features after it.
         let mut signed =
             String::with_capacity(200 + features.map_or(0, |_| 3 + predict::MAX_COMPACT_LEN));
+        let mut amps = Amps {
+            unsure: !bid.ids_encoded,
+            ..Amps::default()
+        };
         signed.push_str("b=");
         notice::encode_into(bid.bid_id, &mut signed);
+        amps.piece(&signed, bid.line_item_and_order);
         signed.push_str(bid.line_item_and_order);
+        amps.push(signed.len());
         signed.push_str("&c=");
         signed.push_str(bid.creative);
+        amps.push(signed.len());
         signed.push_str("&x=");
         signed.push_str(bid.exchange);
+        amps.push(signed.len());
         signed.push_str("&ts=");
         notice::push_int(&mut signed, bid.at_ms);
+        amps.push(signed.len());
         signed.push_str("&t=");
         notice::push_int(&mut signed, u8::from(bid.test));
+        amps.push(signed.len());
         signed.push_str("&k=");
         if let Some(k) = keyword {
             notice::encode_into(k, &mut signed);
         }
+        amps.push(signed.len());
         signed.push_str("&u=");
         if let Some(u) = user {
             // Masked per bid (`m`, then 16 hex digits): the key itself is
@@ -228,6 +292,7 @@ impl<'a> Urls<'a> {
             push_hex16(u ^ signer.user_mask(bid.bid_id), &mut signed);
         }
         if let Some(a) = bid.audience {
+            amps.push(signed.len());
             signed.push_str("&a=");
             notice::encode_into(a, &mut signed);
         }
@@ -245,12 +310,23 @@ impl<'a> Urls<'a> {
             f.push_compact(&mut signed);
         }
         Urls {
-            base: base.trim_end_matches('/'),
+            base: notice::without_trailing_slashes(base),
             featured: key.after(&signed[plain..]),
             text: signed,
             plain,
+            amps,
             key,
+            base_in_attr: None,
         }
+    }
+
+    /// `base` as [`Self::write_in_attr`] writes it, escaped beforehand by
+    /// the caller ([`creatives::push_attr_in_json`]): the bidder's public
+    /// URL is the same on every bid, and escaping it per URL cost some 200
+    /// instructions each.
+    pub(crate) fn with_base_in_attr(mut self, base_in_attr: &'a str) -> Urls<'a> {
+        self.base_in_attr = Some(base_in_attr);
+        self
     }
 
     /// Whether every URL of the bid is plain ([`creatives::url_is_plain`]):
@@ -305,6 +381,7 @@ impl<'a> Urls<'a> {
     /// in ([`Self::len`]) so that it grows at most once.
     /// `ending`: `tail` and the path's purpose as one constant, when there
     /// is one ([`event_ending`]); the signature then hashes that.
+    #[inline(always)]
     fn write_into(
         &self,
         path: Path,
@@ -335,8 +412,28 @@ impl<'a> Urls<'a> {
     /// (`creatives::push_attr_in_json`): made once per banner bid for both
     /// of its URLs, which each escaped it whole before.
     pub fn signed_in_attr(&self) -> String {
+        let signed = self.signed();
         let mut out = String::with_capacity(self.plain + 64);
-        creatives::push_attr_in_json(self.signed(), &mut out);
+        match self.amps.all() {
+            // Nothing but its `&`s needs escaping, and where they are is
+            // known: copied between them, not searched for.
+            Some(amps) => {
+                let mut from = 0;
+                for &at in amps {
+                    let at = usize::from(at);
+                    out.push_str(&signed[from..at]);
+                    out.push_str("&amp;");
+                    from = at + 1;
+                }
+                out.push_str(&signed[from..]);
+                debug_assert_eq!(out, {
+                    let mut escaped = String::new();
+                    creatives::push_attr_in_json(signed, &mut escaped);
+                    escaped
+                });
+            }
+            None => creatives::push_attr_in_json(signed, &mut out),
+        }
         out
     }
 
@@ -354,7 +451,10 @@ impl<'a> Urls<'a> {
         signed_in_attr: &str,
         out: &mut String,
     ) {
-        creatives::push_attr_in_json(self.base, out);
+        match self.base_in_attr {
+            Some(base) => out.push_str(base),
+            None => creatives::push_attr_in_json(self.base, out),
+        }
         out.push_str(path.as_str());
         out.push('?');
         out.push_str(signed_in_attr);
@@ -775,6 +875,7 @@ mod tests {
             encrypted: false,
             keyword: None,
             audience,
+            ids_encoded: true,
         }
     }
 
@@ -844,38 +945,57 @@ mod tests {
     /// the markup must escape.
     #[test]
     fn banner_urls_in_the_markup_are_the_urls_escaped() {
-        let bid = notice::NoticeUrl {
+        // Ids as the snapshot writes them, and ids that were never encoded
+        // (which the markup must escape all the same).
+        let encoded = test_bid(Some("products:\"<tent>&'\\é"));
+        let raw = notice::NoticeUrl {
             line_item_and_order: "&li=li%20'1'&o=o<1>",
             creative: "c\"1",
+            ids_encoded: false,
             ..test_bid(Some("products:\"<tent>&'\\é"))
         };
         let features = features();
-        for base in [
-            "https://bidder.example/",
-            "https://b.example/p?x=\"<a>&'\\/",
-        ] {
-            for with_features in [false, true] {
-                let urls = Urls::new(
-                    base,
-                    &bid,
-                    Some("phrase:<b>\"&'"),
-                    Some(signer().user_key("u-1001")),
-                    with_features.then_some(&features),
-                    &signer(),
-                    None,
+        let whole = |url: String| {
+            let mut out = String::new();
+            creatives::push_attr_in_json(&url, &mut out);
+            out
+        };
+        for bid in [&encoded, &raw] {
+            for base in [
+                "https://bidder.example/",
+                "https://b.example/p?x=\"<a>&'\\/",
+            ] {
+                // The public URL as the app escapes it once, or left to
+                // the URLs to escape.
+                let mut base_in_attr = String::new();
+                creatives::push_attr_in_json(
+                    notice::without_trailing_slashes(base),
+                    &mut base_in_attr,
                 );
-                let signed = urls.signed_in_attr();
-                let whole = |url: String| {
-                    let mut out = String::new();
-                    creatives::push_attr_in_json(&url, &mut out);
-                    out
-                };
-                let mut click = String::new();
-                urls.click_in_attr(&signed, &mut click);
-                assert_eq!(click, whole(urls.click()), "{base}");
-                let mut impression = String::new();
-                urls.impression_in_attr(&signed, &mut impression);
-                assert_eq!(impression, whole(urls.impression()), "{base}");
+                for (with_features, beforehand) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let mut urls = Urls::new(
+                        base,
+                        bid,
+                        Some("phrase:<b>\"&'"),
+                        Some(signer().user_key("u-1001")),
+                        with_features.then_some(&features),
+                        &signer(),
+                        None,
+                    );
+                    if beforehand {
+                        urls = urls.with_base_in_attr(&base_in_attr);
+                    }
+                    let signed = urls.signed_in_attr();
+                    assert_eq!(signed, whole(urls.signed().to_string()), "{base}");
+                    let mut click = String::new();
+                    urls.click_in_attr(&signed, &mut click);
+                    assert_eq!(click, whole(urls.click()), "{base}");
+                    let mut impression = String::new();
+                    urls.impression_in_attr(&signed, &mut impression);
+                    assert_eq!(impression, whole(urls.impression()), "{base}");
+                }
             }
         }
     }

@@ -115,6 +115,7 @@ impl Real {
             encrypted: false,
             keyword: None,
             audience: None,
+            ids_encoded: true,
         }
         .signed();
         let mut url = String::new();

@@ -411,7 +411,7 @@ pub fn push_json_str(out: &mut String, s: &str) {
 pub(crate) fn escape_json(s: &str, out: &mut String) {
     // Short text (an id, a name, a number, a piece of VAST between its
     // escapes): one plain pass costs less than setting up the searches.
-    if s.len() < 32 && !any_byte(s.as_bytes(), |b| (b < 0x20) | (b == b'"') | (b == b'\\')) {
+    if s.len() < 128 && !any_byte(s.as_bytes(), |b| (b < 0x20) | (b == b'"') | (b == b'\\')) {
         out.push_str(s);
         return;
     }
