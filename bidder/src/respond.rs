@@ -177,20 +177,17 @@ impl Answer<'_> {
         .with_base_in_attr(self.public_url_in_attr);
         match &choice.kind {
             ChoiceKind::Banner { w, h } => {
-                let adv = &self.snap.config.advertisers[item.advertiser];
-                // Escaped for HTML and JSON in one pass, straight into the
-                // response; the two tracking URLs share their signed text,
+                // The creative's markup, escaped for HTML and JSON at load,
+                // around the tracking URLs, which share their signed text
                 // escaped once.
-                let mark = out.len();
-                out.push_str(",\"adm\":");
-                let signed = track.signed_in_attr();
-                if !creatives::banner_json_tracked_with(
-                    &adv.creatives[choice.creative],
-                    &|o| track.click_in_attr(&signed, o),
-                    Some(&|o| track.impression_in_attr(&signed, o)),
-                    out,
-                ) {
-                    out.truncate(mark);
+                if let Some(template) = &creative.banner {
+                    out.push_str(",\"adm\":");
+                    let signed = track.signed_in_attr();
+                    template.write_json(
+                        &|o| track.click_in_attr(&signed, o),
+                        &|o| track.impression_in_attr(&signed, o),
+                        out,
+                    );
                 }
                 out.push_str(",\"w\":");
                 push_int(out, *w);

@@ -691,6 +691,8 @@ pub struct CreativeJson {
     /// A video or audio creative's VAST, written once (see
     /// [`creatives::VastTemplate`]).
     pub vast: Option<Box<AvTemplates>>,
+    /// A display creative's markup, written once: a bid puts its URLs in.
+    pub banner: Option<creatives::BannerTemplate>,
 }
 
 /// A video or audio creative's VAST documents, one per version, and its
@@ -801,6 +803,7 @@ impl CreativeJson {
             https: creative_urls(c).all(is_https),
             image_bit: creatives::display_image_bit(c),
             vast: AvTemplates::new(adv, c),
+            banner: creatives::BannerTemplate::new(c),
         }
     }
 

@@ -118,42 +118,83 @@ pub fn banner_html_tracked(creative: &Creative, href: &str, pixel: Option<&str>)
 }
 
 /// [`banner_html_tracked`] as a JSON string literal, quotes included,
-/// written onto `out` (a bid response): the markup is escaped for its
-/// attributes and for JSON in one pass, with no string of its own. `false`
-/// (and nothing written) for a creative that is not display.
+/// written onto `out`: the markup is escaped for its attributes and for
+/// JSON in one pass, with no string of its own. `false` (and nothing
+/// written) for a creative that is not display. A bid copies its
+/// [`BannerTemplate`] instead; this is the template's reference.
 pub fn banner_json_tracked(
     creative: &Creative,
     href: &str,
     pixel: Option<&str>,
     out: &mut String,
 ) -> bool {
-    let pixel = pixel.map(|p| move |o: &mut String| push_attr_in_json(p, o));
-    banner_json_tracked_with(
-        creative,
-        &|o| push_attr_in_json(href, o),
-        pixel.as_ref().map(|p| p as &dyn Fn(&mut String)),
-        out,
-    )
-}
-
-/// [`banner_json_tracked`] with the link's and the pixel's URLs written by
-/// the caller, each appending its URL as [`push_attr_in_json`] would
-/// escape it: the bidder's tracking URLs share their signed text, which it
-/// escapes once per bid rather than once per URL, and no URL needs a
-/// string of its own.
-pub fn banner_json_tracked_with(
-    creative: &Creative,
-    href: &dyn Fn(&mut String),
-    pixel: Option<&dyn Fn(&mut String)>,
-    out: &mut String,
-) -> bool {
     if !matches!(creative.kind, CreativeKind::Display { .. }) {
         return false;
     }
+    let pixel = pixel.map(|p| move |o: &mut String| push_attr_in_json(p, o));
     out.push('"');
-    write_banner(&mut Json(out), creative, href, pixel);
+    write_banner(
+        &mut Json(out),
+        creative,
+        &|o| push_attr_in_json(href, o),
+        pixel.as_ref().map(|p| p as &dyn Fn(&mut String)),
+    );
     out.push('"');
     true
+}
+
+/// A display creative's markup with its link and pixel, as the inside of a
+/// JSON string ([`banner_json_tracked`]'s), written once per config
+/// load with the two places a bid's URLs go: a bid copies three pieces
+/// around its URLs, where writing the markup escaped the image URL and
+/// formatted the size on every bid (some 500 instructions).
+#[derive(Clone, Debug)]
+pub struct BannerTemplate {
+    json: String,
+    /// Where the link's URL goes in `json`.
+    href_at: usize,
+    /// Where the pixel's URL goes in `json`.
+    pixel_at: usize,
+}
+
+impl BannerTemplate {
+    /// `None` for a creative that is not display.
+    pub fn new(creative: &Creative) -> Option<BannerTemplate> {
+        let mut json = String::new();
+        let href_at = std::cell::Cell::new(0);
+        let pixel_at = std::cell::Cell::new(0);
+        write_banner(
+            &mut Json(&mut json),
+            creative,
+            &|o| href_at.set(o.len()),
+            Some(&|o| pixel_at.set(o.len())),
+        )
+        .then(|| BannerTemplate {
+            json,
+            href_at: href_at.get(),
+            pixel_at: pixel_at.get(),
+        })
+    }
+
+    /// What [`banner_json_tracked`] writes for the creative with
+    /// `href` and `pixel` (each appending its URL escaped as
+    /// [`push_attr_in_json`] would): the JSON string, quotes included.
+    pub fn write_json(
+        &self,
+        href: &dyn Fn(&mut String),
+        pixel: &dyn Fn(&mut String),
+        out: &mut String,
+    ) {
+        let (head, rest) = self.json.split_at(self.href_at);
+        let (middle, tail) = rest.split_at(self.pixel_at - self.href_at);
+        out.push('"');
+        out.push_str(head);
+        href(out);
+        out.push_str(middle);
+        pixel(out);
+        out.push_str(tail);
+        out.push('"');
+    }
 }
 
 /// Where markup goes: plain, or inside a JSON string.
@@ -365,7 +406,7 @@ fn candidates<const MARKUP: bool>(w: u64) -> u64 {
 /// goes through the table.
 ///
 /// Byte by byte, so text escaped in pieces is the whole escaped: what
-/// [`banner_json_tracked_with`]'s callers rely on.
+/// [`BannerTemplate::write_json`]'s callers rely on.
 pub fn push_attr_in_json(s: &str, out: &mut String) {
     if has_markup_special(s.as_bytes()) {
         escape::<true>(s, out, &ATTR_IN_JSON);
@@ -512,6 +553,7 @@ mod tests {
         let mut out = String::from("x");
         assert!(!banner_json_tracked(&c, "h", Some("p"), &mut out));
         assert_eq!(out, "x");
+        assert!(BannerTemplate::new(&c).is_none());
     }
 
     proptest::proptest! {
@@ -531,6 +573,31 @@ mod tests {
             let mut json = String::from("x");
             proptest::prop_assert!(banner_json_tracked(&c, &href, pixel.as_deref(), &mut json));
             proptest::prop_assert_eq!(&json[1..], serde_json::to_string(&html).unwrap());
+        }
+    }
+
+    proptest::proptest! {
+        /// The template a config load writes gives a bid the markup that
+        /// writing it whole gives, for any image URL and size.
+        #[test]
+        fn a_banner_template_writes_the_markup_written_whole(
+            image in URLISH,
+            href in URLISH,
+            pixel in URLISH,
+            w in 0u32..100_000,
+            h in 0u32..100_000,
+        ) {
+            let c = display(w, h, &image, "https://c.example/");
+            let mut whole = String::new();
+            proptest::prop_assert!(banner_json_tracked(&c, &href, Some(&pixel), &mut whole));
+            let template = BannerTemplate::new(&c).unwrap();
+            let mut copied = String::new();
+            template.write_json(
+                &|o| push_attr_in_json(&href, o),
+                &|o| push_attr_in_json(&pixel, o),
+                &mut copied,
+            );
+            proptest::prop_assert_eq!(copied, whole);
         }
     }
 
