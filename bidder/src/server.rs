@@ -29,6 +29,43 @@ use crate::metrics::{self, ExchangeCounters, Outcome};
 
 use crate::failure::{text, text_retry_after, BadRequest, Failure, Refused, Resp};
 
+/// What a ready replica's `/readyz` says: `ready`, then what an operator
+/// should know while it still serves: that the shared state is
+/// unavailable, that the last reload was refused. Either alone was once all
+/// it said, and a refused reload during an outage of the shared state went
+/// unsaid.
+fn ready_text(app: &App) -> String {
+    let mut notes = Vec::new();
+    if let Some(why) = app.state_unavailable() {
+        // Still ready: every replica loses Redis together more often than
+        // one alone, and a load balancer left with no ready replica would
+        // give exchanges errors instead of our fast 204s. Alert on
+        // bidder_shared_state_up.
+        notes.push(format!(
+            "degraded: shared state unavailable, budgeted line items do not bid: {why}"
+        ));
+    }
+    if let Some(r) = app.last_refused() {
+        // Still ready: the config before it serves, as it did. Said so that
+        // whoever reads the probe sees the change did not take (the gauge
+        // bidder_config_last_load_ok says it too). Not what the problems
+        // say: this path needs no token, and a problem may repeat a value
+        // (a key pasted in the wrong place); the reload's answer and the
+        // log have them.
+        notes.push(format!(
+            "on the config before the last reload: that reload was refused at {} with {} \
+             problem{} (the reload's answer and the log list them)",
+            r.at,
+            r.problems,
+            if r.problems == 1 { "" } else { "s" }
+        ));
+    }
+    if notes.is_empty() {
+        return "ready\n".to_string();
+    }
+    format!("ready, {}\n", notes.join("; "))
+}
+
 fn method_not_allowed(allow: &'static str) -> Resp {
     Refused::Method(allow).response()
 }
@@ -955,37 +992,8 @@ pub async fn admin_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> 
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("not ready: the shared state has not been available since the start: {why}\n"),
                 )
-            } else if let (Some(why), true) = (app.state_unavailable(), app.is_ready()) {
-                // Still ready: every replica loses Redis together more
-                // often than one alone, and a load balancer left with no
-                // ready replica would give exchanges errors instead of our
-                // fast 204s. Alert on bidder_shared_state_up.
-                text(
-                    StatusCode::OK,
-                    format!(
-                        "ready, degraded: shared state unavailable, budgeted line items do not \
-                         bid: {why}\n"
-                    ),
-                )
-            } else if let (Some(r), true) = (app.last_refused(), app.is_ready()) {
-                // Still ready: the config before it serves, as it did. Said
-                // so that whoever reads the probe sees the change did not
-                // take (the gauge bidder_config_last_load_ok says it too).
-                // Not what the problems say: this path needs no token, and
-                // a problem may repeat a value (a key pasted in the wrong
-                // place); the reload's answer and the log have them.
-                text(
-                    StatusCode::OK,
-                    format!(
-                        "ready, on the config before the last reload: that reload was refused at \
-                         {} with {} problem{} (the reload's answer and the log list them)\n",
-                        r.at,
-                        r.problems,
-                        if r.problems == 1 { "" } else { "s" }
-                    ),
-                )
             } else if app.is_ready() {
-                text(StatusCode::OK, "ready\n")
+                text(StatusCode::OK, ready_text(&app))
             } else {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -598,10 +598,29 @@ fn without_redis_budgeted_line_items_stop_and_come_back_by_themselves() {
         let (_, metrics) = http(r.admin, "GET", "/metrics", b"").await.unwrap();
         let metrics = String::from_utf8_lossy(&metrics).to_string();
         assert!(metrics.contains("bidder_shared_state_up 0"), "{metrics}");
+        // A reload refused meanwhile is said too: the outage does not hide
+        // that the change did not take.
+        let shop = config_dir.join("shop.yaml");
+        let good = std::fs::read_to_string(&shop).unwrap();
+        std::fs::write(&shop, good.replace("cpm: 10.00", "cpm: -1")).unwrap();
+        let (status, answer) = http(r.admin, "POST", "/v1/config/reload", b"")
+            .await
+            .unwrap();
+        assert_eq!(status, 422, "{}", String::from_utf8_lossy(&answer));
+        let said = wait_ready(r.admin, 200, "degraded: shared state unavailable").await;
+        assert!(
+            said.contains("; on the config before the last reload: that reload was refused at"),
+            "{said}"
+        );
+        std::fs::write(&shop, good).unwrap();
     });
 
     redis.restart().expect("redis restarts");
     runtime.block_on(async {
+        let (status, answer) = http(r.admin, "POST", "/v1/config/reload", b"")
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
         wait_healthy(r.admin).await;
         let mut status = 0;
         for _ in 0..100 {
