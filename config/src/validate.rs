@@ -2165,6 +2165,14 @@ impl FileChecker<'_> {
             Some(format!(
                 "{noun} \"{written}\" must be a bare domain like {example}, without http:// or a path"
             ))
+        } else if let Some((bare, _)) = d.split_once(':') {
+            // A port: an advertiser's domain goes out as `adomain`, which
+            // exchanges compare with their block lists as a bare name, and
+            // a page's host is matched without one.
+            Some(format!(
+                "{noun} \"{written}\" must be a bare domain like {example}, without a port; \
+                 write \"{bare}\""
+            ))
         } else if let Some(bare) = d.strip_prefix("*.") {
             Some(format!(
                 "{noun} \"{written}\" is a wildcard; write \"{bare}\", which covers its subdomains"
@@ -2179,7 +2187,13 @@ impl FileChecker<'_> {
             Some(format!(
                 "{noun} \"{written}\" ends with a dot; write \"{bare}\""
             ))
-        } else if !d.contains('.') || d.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        } else if !d.contains('.')
+            || d.chars().any(|c| {
+                // `@`, `?`, `#`: the rest of a URL; `,`: two domains in one
+                // string where a list was meant.
+                c.is_whitespace() || c.is_control() || matches!(c, '@' | '?' | '#' | ',')
+            })
+        {
             Some(format!(
                 "{noun} \"{written}\" is not a domain name like {example}"
             ))

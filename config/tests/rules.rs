@@ -814,6 +814,12 @@ fn advertiser_needs_a_domain() {
     assert!(only_problem(&text)
         .message
         .contains("domain \"*.northwind.example\" is a wildcard; write \"northwind.example\""));
+    // A bare name, as exchanges' block lists hold it: no port.
+    let text = with_domains("[\"northwind.example:8080\"]");
+    assert!(only_problem(&text).message.contains(
+        "domain \"northwind.example:8080\" must be a bare domain like acme.example, without a \
+         port; write \"northwind.example\""
+    ));
     // The root's final dot is read away, as in sites.
     let text = with_domains("[northwind.example.]");
     let config = assert_loads(&[("b.yaml", &text)]);

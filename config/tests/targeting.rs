@@ -330,6 +330,24 @@ fn sites_are_bare_domains() {
         at(&text, "[https://news", "https"),
         &format!("{LI}: site \"https://news.example\" must be a bare domain like news.example, without http:// or a path"),
     );
+    let text = edit(BASE, "allow: [news.example,", "allow: [news.example:8443,");
+    assert_problem(
+        &text,
+        at(&text, "[news.example:8443", "news"),
+        &format!("{LI}: site \"news.example:8443\" must be a bare domain like news.example, without a port; write \"news.example\""),
+    );
+    let text = edit(
+        BASE,
+        "allow: [news.example,",
+        "allow: [\"news.example,sports.example\",",
+    );
+    assert_problem(
+        &text,
+        at(&text, "[\"news.example,sports", "\""),
+        &format!(
+            "{LI}: site \"news.example,sports.example\" is not a domain name like news.example"
+        ),
+    );
     let text = edit(BASE, "block: [spam.example]", "block: [spam]");
     assert_problem(
         &text,
