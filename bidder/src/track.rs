@@ -1000,6 +1000,30 @@ mod tests {
         }
     }
 
+    /// Text too long for the noted positions (an id of 70,000 bytes puts
+    /// the later `&`s past a `u16`) is escaped the general way, alike.
+    #[test]
+    fn a_signed_text_past_the_noted_positions_is_escaped_alike() {
+        let ids = format!("&li={}&o=o-1", "l".repeat(70_000));
+        let bid = notice::NoticeUrl {
+            line_item_and_order: &ids,
+            ..test_bid(Some("products:books"))
+        };
+        let urls = Urls::new(
+            "https://bidder.example/",
+            &bid,
+            Some("tent"),
+            Some(signer().user_key("u-1001")),
+            None,
+            &signer(),
+            None,
+        );
+        assert!(urls.amps.all().is_none());
+        let mut whole = String::new();
+        creatives::push_attr_in_json(urls.signed(), &mut whole);
+        assert_eq!(urls.signed_in_attr(), whole);
+    }
+
     /// A bid's tracking URLs under the key its notices made are the URLs
     /// a key of their own gives: the key comes from the bid id, which both
     /// texts start with.
