@@ -2926,33 +2926,33 @@ pub fn config_warnings(
 /// host counts as the domain's when it is the domain or under it
 /// (`www.shop.example` for `shop.example`).
 pub fn landing_pages_outside_domains(config: &config::Config) -> Vec<String> {
+    // A URL's host as compared: its final dot dropped, in lower case.
+    let host_of = |url: &str| {
+        url::Url::parse(url).ok().and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+        })
+    };
     let mut out = Vec::new();
     for a in config.advertisers.iter().filter(|a| !a.domains.is_empty()) {
+        // Each domain read as a URL's host is (IDNA: `bücher.example` is
+        // `xn--bcher-kva.example`), once per advertiser.
+        let domains: Vec<String> = a
+            .domains
+            .iter()
+            .filter_map(|d| host_of(&format!("https://{d}/")))
+            .collect();
         for c in &a.creatives {
-            let Some(host) = url::Url::parse(&c.click_url).ok().and_then(|u| {
-                u.host_str()
-                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-            }) else {
+            let Some(host) = host_of(&c.click_url) else {
                 continue;
             };
-            // Each domain read as the URL's host is (IDNA: `bücher.example`
-            // is `xn--bcher-kva.example`), a port dropped.
             let under = |d: &String| {
-                let Some(d) = url::Url::parse(&format!("https://{d}/"))
-                    .ok()
-                    .and_then(|u| {
-                        u.host_str()
-                            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-                    })
-                else {
-                    return false;
-                };
-                host == d
+                host == *d
                     || host
                         .strip_suffix(d.as_str())
                         .is_some_and(|rest| rest.ends_with('.'))
             };
-            if !a.domains.iter().any(under) {
+            if !domains.iter().any(under) {
                 out.push(format!(
                     "{}: creative \"{}\": its click_url goes to {host}, which is not under the \
                      advertiser's domains ({}): bids say adomain {}, and exchanges that check the \
