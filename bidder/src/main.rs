@@ -1335,7 +1335,8 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         check_public_url(url)?;
     }
     // Set and empty (a template's blank) is as not set.
-    if let Some(url) = args.privacy_url.as_deref().filter(|u| !u.is_empty()) {
+    args.privacy_url = args.privacy_url.take().filter(|u| !u.is_empty());
+    if let Some(url) = &args.privacy_url {
         check_privacy_url(url)?;
     }
     if args.listen.ip().is_unspecified() && args.public_url.is_none() {
@@ -1487,7 +1488,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding the admin port {}", args.admin_listen))?;
         // Without --public-url, notices name the address actually bound
         // (port 0 asks the system for one).
-        settings.privacy_url = args.privacy_url.clone().filter(|u| !u.is_empty());
+        settings.privacy_url = args.privacy_url.clone();
         settings.public_url = match &args.public_url {
             Some(url) => url.clone(),
             None => format!("http://{}", bid.local_addr()?),
