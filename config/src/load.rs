@@ -413,14 +413,14 @@ fn missing_key(text: &str, line: u64, column: u64, field: &str) -> Option<(u64, 
     // Where a line's key starts, whether it opens a list item (`- id: x`),
     // and its indentation; `None` for blank and comment lines.
     let key_of = |l: &str| -> Option<(usize, bool, usize)> {
-        let indent = l.len() - l.trim_start_matches(' ').len();
+        let indent = crate::resume::indent(l);
         let rest = &l[indent..];
         if rest.is_empty() || rest.starts_with('#') {
             return None;
         }
         match rest.strip_prefix('-') {
             Some(item) if item.starts_with(' ') => {
-                let gap = item.len() - item.trim_start_matches(' ').len();
+                let gap = crate::resume::indent(item);
                 Some((indent + 1 + gap, true, indent))
             }
             _ => Some((indent, false, indent)),
@@ -487,7 +487,7 @@ fn key_between_levels(text: &str) -> Option<(u64, u64, String)> {
     // line) of a line with content; `None` for blank and comment lines.
     let shape = |l: &str| -> Option<(usize, usize, bool)> {
         let l = l.strip_suffix('\r').unwrap_or(l);
-        let indent = l.len() - l.trim_start_matches(' ').len();
+        let indent = crate::resume::indent(l);
         let rest = l[indent..].trim_end();
         if rest.is_empty() || rest.starts_with('#') {
             return None;
@@ -598,7 +598,7 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
             continue;
         };
         let comment = here.comment;
-        let indent = l.len() - l.trim_start_matches(' ').len();
+        let indent = crate::resume::indent(l);
         let next = lines.iter().enumerate().skip(n + 1).find(|(_, x)| {
             let t = x.trim();
             !t.is_empty() && !t.starts_with('#')
@@ -616,7 +616,7 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
             continue;
         }
         let next = next.strip_suffix('\r').unwrap_or(next);
-        let next_indent = next.len() - next.trim_start_matches(' ').len();
+        let next_indent = crate::resume::indent(next);
         let key = next[next_indent..].split_once(':').is_some_and(|(k, v)| {
             !k.is_empty()
                 && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -271,6 +271,12 @@ fn next_indent(text: &str, starts: &[usize], index: usize) -> Option<usize> {
     })
 }
 
+/// How many spaces `l` starts with: its indentation, as YAML's block
+/// structure counts it (tabs are not indentation).
+pub(crate) fn indent(l: &str) -> usize {
+    l.len() - l.trim_start_matches(' ').len()
+}
+
 /// What a line of a file is, read as YAML's block structure reads it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Line {
@@ -298,7 +304,7 @@ pub(crate) fn lines(text: &str) -> Vec<Line> {
     let mut block: Option<usize> = None;
     for l in text.split('\n') {
         let l = l.strip_suffix('\r').unwrap_or(l);
-        let indent = l.len() - l.trim_start_matches(' ').len();
+        let indent = indent(l);
         if let Some(owner) = block {
             if l.trim().is_empty() || indent > owner {
                 out.push(Line::default());
