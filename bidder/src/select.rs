@@ -210,7 +210,9 @@ pub(crate) struct AvOffer<'r> {
 }
 
 impl<'r> Offer<'r> {
-    pub(crate) fn of(imp: &'r Imp<'r>, ctx: &Context<'r>) -> Offer<'r> {
+    /// `sizes`: the display sizes creatives here come in
+    /// ([`crate::snapshot::Snapshot::display_sizes`]), for flexible formats.
+    pub(crate) fn of(imp: &'r Imp<'r>, ctx: &Context<'r>, sizes: &[(u32, u32)]) -> Offer<'r> {
         // Each companion slot's sizes, with the image types its `mimes`
         // take.
         let companions = |c: &[ortb::Banner<'_>]| -> Vec<(u32, u32, u8)> {
@@ -307,7 +309,7 @@ impl<'r> Offer<'r> {
         });
         Offer {
             page,
-            sizes: banner_sizes(imp),
+            sizes: banner_sizes(imp, sizes),
             banner: imp.banner.is_some(),
             video,
             audio,
@@ -449,28 +451,58 @@ fn no_progressive(delivery: &[i32]) -> bool {
 }
 
 /// The sizes a banner offers: `format[]` first, then `w`/`h`.
-pub(crate) fn banner_sizes(imp: &Imp<'_>) -> Sizes {
+///
+/// A flexible format (`wratio` and `hratio`, no `w` and `h`: the slot
+/// scales the ad to its ratio) offers each of `known`, the sizes creatives
+/// here come in, whose sides are in that ratio and whose width is at least
+/// its `wmin`: the largest first, as it scales down no further than it
+/// must. At most [`MAX_FLEX_FORMATS`] flexible formats are read, each a
+/// pass over `known`, and [`MAX_SIZES`] sizes are taken from them.
+pub(crate) fn banner_sizes(imp: &Imp<'_>, known: &[(u32, u32)]) -> Sizes {
     let mut sizes = Sizes::new();
-    if let Some(b) = imp.banner.as_ref() {
-        // The first MAX_SIZES formats: no slot offers more, and each is
-        // compared with those kept (and later looked up in the index).
-        let listed = b
-            .format
-            .iter()
-            .take(MAX_SIZES)
-            .map(|f| (f.w, f.h))
-            .chain([(b.w, b.h)]);
-        for (w, h) in listed {
-            let (Some(w), Some(h)) = (w, h) else { continue };
-            if let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) {
-                if w > 0 && h > 0 && !sizes.contains(&(w, h)) {
-                    sizes.push((w, h));
-                }
+    let Some(b) = imp.banner.as_ref() else {
+        return sizes;
+    };
+    let positive = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).filter(|&v| v > 0);
+    let add = |sizes: &mut Sizes, size: (u32, u32)| {
+        if !sizes.contains(&size) {
+            sizes.push(size);
+        }
+    };
+    let mut flexible = 0;
+    // The first MAX_SIZES formats: no slot offers more, and each is
+    // compared with those kept (and later looked up in the index).
+    for f in b.format.iter().take(MAX_SIZES) {
+        if let (Some(w), Some(h)) = (positive(f.w), positive(f.h)) {
+            add(&mut sizes, (w, h));
+            continue;
+        }
+        let (Some(wr), Some(hr)) = (positive(f.wratio), positive(f.hratio)) else {
+            continue;
+        };
+        if flexible == MAX_FLEX_FORMATS {
+            continue;
+        }
+        flexible += 1;
+        let wmin = positive(f.wmin).unwrap_or(0);
+        for &(w, h) in known.iter().rev() {
+            if sizes.len() >= MAX_SIZES {
+                break;
+            }
+            if w >= wmin && u64::from(w) * u64::from(hr) == u64::from(h) * u64::from(wr) {
+                add(&mut sizes, (w, h));
             }
         }
     }
+    if let (Some(w), Some(h)) = (positive(b.w), positive(b.h)) {
+        add(&mut sizes, (w, h));
+    }
     sizes
 }
+
+/// Flexible formats read per banner ([`banner_sizes`]): a slot has one
+/// ratio, or a few; each costs a pass over the config's sizes.
+pub(crate) const MAX_FLEX_FORMATS: usize = 4;
 
 /// What stops an imp before any line item is asked ([`Check::Imp`]): no
 /// medium the bidder buys, a win billed as other than one impression, or a
@@ -504,7 +536,7 @@ pub(crate) fn select_imp<'r>(
     deadline: Option<std::time::Instant>,
 ) -> Result<Choice, Stop> {
     let floor = imp_floor_or_stop(ctx, imp)?;
-    let offer = Offer::of(imp, ctx);
+    let offer = Offer::of(imp, ctx, snap.display_sizes());
     let slots = offer.slots();
 
     let pmp = imp.pmp.as_ref();

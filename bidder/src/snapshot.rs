@@ -300,6 +300,7 @@ impl Snapshot {
                         .collect();
                     sizes.sort_unstable();
                     sizes.dedup();
+                    index.display_sizes.extend(&sizes);
                     sizes.into_iter().map(|(w, h)| Slot::Banner(w, h)).collect()
                 }
                 Media::Video => vec![Slot::Video],
@@ -343,6 +344,8 @@ impl Snapshot {
                 }
             }
         }
+        index.display_sizes.sort_unstable();
+        index.display_sizes.dedup();
         let dsa_json = config.advertisers.iter().map(dsa_json).collect();
         let creative_json = config
             .advertisers
@@ -541,6 +544,12 @@ impl Snapshot {
             .map_or_else(|| "".into(), |a| a.id.as_str().into())
     }
 
+    /// The display sizes creatives of line items here come in (see
+    /// [`crate::select::banner_sizes`]).
+    pub(crate) fn display_sizes(&self) -> &[(u32, u32)] {
+        &self.index.display_sizes
+    }
+
     /// Candidates for an imp, best CPM first, each once: open-market line
     /// items for the imp's slots (banner sizes, video, audio) that target
     /// the request's country (or no country), and the line items of the
@@ -631,6 +640,9 @@ struct Index {
     by_deal: Map<Box<str>, Vec<u32>>,
     /// Some line item buys display.
     display: bool,
+    /// Every size a display line item has a creative of, sorted, each
+    /// once: what a flexible format (`wratio`/`hratio`) can be filled with.
+    display_sizes: Vec<(u32, u32)>,
 }
 
 #[derive(Default)]

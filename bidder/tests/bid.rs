@@ -93,6 +93,60 @@ fn format_list_picks_the_fitting_creative() {
     );
 }
 
+/// A flexible format (OpenRTB's `wratio`/`hratio`, no `w`/`h`) takes any
+/// creative whose sides are in its ratio, at least `wmin` wide; the bid
+/// says the creative's size.
+#[test]
+fn a_flexible_format_takes_a_creative_in_its_ratio() {
+    let s = Server::example();
+    let li = "tent-remarketing-display";
+    let mut r = banner_request();
+    let flexible = |wratio: u32, hratio: u32, wmin: Option<u32>| {
+        let mut f = json!({ "wratio": wratio, "hratio": hratio });
+        if let Some(wmin) = wmin {
+            f["wmin"] = json!(wmin);
+        }
+        json!({ "format": [f] })
+    };
+    // 728x90 is 364:45; 300x250 is 6:5.
+    for (banner, crid, size) in [
+        (
+            flexible(364, 45, Some(700)),
+            "tent-banner-728x90",
+            (728, 90),
+        ),
+        (flexible(6, 5, None), "tent-banner-300x250", (300, 250)),
+        (
+            flexible(12, 10, Some(300)),
+            "tent-banner-300x250",
+            (300, 250),
+        ),
+    ] {
+        r["imp"][0]["banner"] = banner.clone();
+        let bid = only_bid(&s.bid(&r.to_string()));
+        assert_eq!(bid["crid"], crid, "{banner}");
+        assert_eq!(
+            (bid["w"].as_u64(), bid["h"].as_u64()),
+            (Some(size.0), Some(size.1))
+        );
+    }
+    // Narrower than the slot shows ads, or of no creative's ratio, or
+    // no ratio at all: nothing fits, and explain says the size.
+    for banner in [
+        flexible(364, 45, Some(729)),
+        flexible(16, 9, None),
+        flexible(0, 5, None),
+        json!({ "format": [{ "wratio": 6 }] }),
+    ] {
+        r["imp"][0]["banner"] = banner.clone();
+        assert_eq!(reason(&s, &r, li), "size", "{banner}");
+        assert_eq!(s.bid(&r.to_string()).status, 204, "{banner}");
+    }
+    // A format with its own size is that size, whatever ratio it adds.
+    r["imp"][0]["banner"] = json!({ "format": [{ "w": 970, "h": 90, "wratio": 6, "hratio": 5 }] });
+    assert_eq!(reason(&s, &r, li), "size");
+}
+
 #[test]
 fn contextual_product_page_matches_without_a_known_user() {
     let s = Server::example();
