@@ -16,7 +16,10 @@ fn learn_market(s: &Server) {
         let bid = 200_000 + i * 3_000;
         s.app.shader().observe(&key, bid, bid > 1_000_000);
     }
-    s.app.shader().refit(0);
+    // At the server's own time: its upkeep refits at that time every
+    // round, and a fit dated 0 had those rounds decay what was taught
+    // over 56 years, to nothing (a bid after such a round was unshaded).
+    s.app.shader().refit(s.app.now().as_millis());
 }
 
 fn first_price() -> serde_json::Value {
@@ -35,6 +38,8 @@ fn first_price_bids_are_shaded_once_the_curve_is_known() {
     assert_eq!(v["price"], 4.0, "{v}");
     assert_eq!(v["bidding"]["shading"], "not_enough_data", "{v}");
     learn_market(&s);
+    // An upkeep round between teaching and bidding changes nothing.
+    s.app.shader().refit(s.app.now().as_millis());
     let v = verdict(&explain(&s, &first_price()), "tents");
     assert_eq!(v["bidding"]["shading"], "shaded", "{v}");
     assert_eq!(v["bidding"]["value"], 4.0, "{v}");
