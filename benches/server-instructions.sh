@@ -65,6 +65,9 @@ measure() {
   grep -q listening "$work/$name.out" || { echo "$name did not start" >&2; cat "$work/$name.err" >&2; exit 1; }
   local url="http://127.0.0.1:$port/openrtb2/bid"
   if [ "$name" = bidder ]; then
+    # Its first requests under valgrind may pass the request's tmax (its
+    # code is cold, and instrumented as it is first run): a few tries.
+    await_bid "127.0.0.1:$port" "$work/body.json"
     bid_answer "127.0.0.1:$port" "$work/body.json" "$work/answer.json"
   fi
   callgrind_control -i on "$pid" >/dev/null 2>&1
