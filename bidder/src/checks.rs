@@ -730,7 +730,14 @@ fn creative(
                         continue;
                     }
                     match usable.check(c) {
-                        Ok(()) => return Ok((c, ChoiceKind::Banner { w, h })),
+                        Ok(()) => {
+                            let ratio = offer
+                                .flexible
+                                .iter()
+                                .find(|(size, _)| *size == (w, h))
+                                .map(|&(_, ratio)| ratio);
+                            return Ok((c, ChoiceKind::Banner { w, h, ratio }));
+                        }
                         Err(r) => blocked = Some(r),
                     }
                 }

@@ -97,11 +97,7 @@ pub(crate) fn explain<'s, 'r>(
         .take(crate::app::MAX_IMPS)
         .map(|imp| {
             let floor = select::imp_floor_or_stop(ctx, imp);
-            (
-                imp,
-                select::Offer::of(imp, ctx, snap.display_sizes()),
-                floor,
-            )
+            (imp, select::Offer::of(imp, ctx, snap), floor)
         })
         .collect();
     for (i, item) in snap.items.iter().enumerate() {

@@ -176,14 +176,19 @@ impl Answer<'_> {
         )
         .with_base_in_attr(self.public_url_in_attr);
         match &choice.kind {
-            ChoiceKind::Banner { w, h } => {
+            ChoiceKind::Banner { w, h, ratio } => {
                 // The creative's markup, escaped for HTML and JSON at load,
                 // around the tracking URLs, which share their signed text
                 // escaped once.
                 if let Some(template) = &creative.banner {
                     out.push_str(",\"adm\":");
                     let signed = track.signed_in_attr();
+                    let layout = match ratio {
+                        Some(_) => creatives::BannerLayout::Scaled,
+                        None => creatives::BannerLayout::Fixed,
+                    };
                     template.write_json(
+                        layout,
                         &|o| track.click_in_attr(&signed, o),
                         &|o| track.impression_in_attr(&signed, o),
                         out,
@@ -193,6 +198,13 @@ impl Answer<'_> {
                 push_int(out, *w);
                 out.push_str(",\"h\":");
                 push_int(out, *h);
+                // OpenRTB 2.6: required of a bid for a flexible slot.
+                if let Some((wr, hr)) = ratio {
+                    out.push_str(",\"wratio\":");
+                    push_int(out, *wr);
+                    out.push_str(",\"hratio\":");
+                    push_int(out, *hr);
+                }
                 out.push_str(",\"mtype\":");
                 push_int(out, MTYPE_BANNER);
             }

@@ -132,6 +132,10 @@ pub(crate) enum ChoiceKind {
     Banner {
         w: u32,
         h: u32,
+        /// The `wratio`/`hratio` of the flexible format the size was
+        /// offered through, as the request gave them: the markup scales
+        /// and the bid says the ratio. `None` for a fixed size.
+        ratio: Option<(u32, u32)>,
     },
     /// A video or audio spot: its renditions, its companion (a creative
     /// index within the advertiser) and the VAST version to write.
@@ -141,9 +145,7 @@ pub(crate) enum ChoiceKind {
         version: creatives::VastVersion,
     },
     /// A native ad: which of the request's assets it fills.
-    Native {
-        fit: Box<creatives::NativeFit>,
-    },
+    Native { fit: Box<creatives::NativeFit> },
 }
 
 /// What an imp offers, read once per imp.
@@ -154,6 +156,10 @@ pub(crate) struct Offer<'r> {
     /// `None`: the request's page ([`Context::page`]).
     pub page: Option<Box<audiences::Page<'r>>>,
     pub sizes: Sizes,
+    /// Those of `sizes` offered through a flexible format, each with the
+    /// format's `wratio`/`hratio` (empty, and not allocated, for nearly
+    /// every imp).
+    pub flexible: Vec<Flexible>,
     /// The imp has a banner object, usable sizes or not: without one a
     /// display line item lacks the medium, with one the size.
     pub banner: bool,
@@ -210,9 +216,8 @@ pub(crate) struct AvOffer<'r> {
 }
 
 impl<'r> Offer<'r> {
-    /// `sizes`: the display sizes creatives here come in
-    /// ([`crate::snapshot::Snapshot::display_sizes`]), for flexible formats.
-    pub(crate) fn of(imp: &'r Imp<'r>, ctx: &Context<'r>, sizes: &[(u32, u32)]) -> Offer<'r> {
+    /// `snap` gives the sizes a flexible format can be filled with.
+    pub(crate) fn of(imp: &'r Imp<'r>, ctx: &Context<'r>, snap: &Snapshot) -> Offer<'r> {
         // Each companion slot's sizes, with the image types its `mimes`
         // take.
         let companions = |c: &[ortb::Banner<'_>]| -> Vec<(u32, u32, u8)> {
@@ -307,9 +312,11 @@ impl<'r> Offer<'r> {
                 Box::new(page)
             })
         });
+        let (sizes, flexible) = banner_sizes(imp, |w, h| snap.sizes_in_ratio(w, h));
         Offer {
             page,
-            sizes: banner_sizes(imp, sizes),
+            sizes,
+            flexible,
             banner: imp.banner.is_some(),
             video,
             audio,
@@ -413,6 +420,10 @@ pub(crate) fn blocked_memo(req: &ortb::BidRequest<'_>) -> Option<std::cell::RefC
 /// Banner (and companion) sizes read per imp at most.
 pub(crate) const MAX_SIZES: usize = 64;
 
+/// A size offered through a flexible format, and that format's
+/// `wratio`/`hratio` as the request gave them.
+pub(crate) type Flexible = ((u32, u32), (u32, u32));
+
 /// A banner imp's sizes: on the stack up to four (a slot offers one or
 /// two nearly always), where a vector was an allocation per imp.
 pub(crate) type Sizes = smallvec::SmallVec<[(u32, u32); 4]>;
@@ -450,59 +461,65 @@ fn no_progressive(delivery: &[i32]) -> bool {
     !delivery.is_empty() && !delivery.contains(&PROGRESSIVE)
 }
 
-/// The sizes a banner offers: `format[]` first, then `w`/`h`.
+/// The sizes a banner offers, in the exchange's order: `format[]`, then
+/// `w`/`h`; and which of them came through a flexible format, with its
+/// ratio.
 ///
-/// A flexible format (`wratio` and `hratio`, no `w` and `h`: the slot
-/// scales the ad to its ratio) offers each of `known`, the sizes creatives
-/// here come in, whose sides are in that ratio and whose width is at least
-/// its `wmin`: the largest first, as it scales down no further than it
-/// must. At most [`MAX_FLEX_FORMATS`] flexible formats are read, each a
-/// pass over `known`, and [`MAX_SIZES`] sizes are taken from them.
-pub(crate) fn banner_sizes(imp: &Imp<'_>, known: &[(u32, u32)]) -> Sizes {
+/// A flexible format (`wratio` and `hratio`, without both a positive `w`
+/// and `h`: the page makes the slot as wide as it will, at least `wmin`,
+/// in that ratio) offers each size creatives here come in that is in its
+/// ratio and at least `wmin` wide (narrower, the image would be stretched
+/// past its pixels), the widest first: `in_ratio(wratio, hratio)` gives
+/// them so, and its markup scales to the slot. Its ratio is read in lowest
+/// terms (12:10 is 6:5); a fractional one reads as none.
+///
+/// Bounded as before flexible formats were read: the first [`MAX_SIZES`]
+/// formats, and the banner's `w`/`h`. The fixed sizes among them are all
+/// kept; flexible formats fill what room they leave.
+pub(crate) fn banner_sizes<'s>(
+    imp: &Imp<'_>,
+    in_ratio: impl Fn(u32, u32) -> &'s [(u32, u32)],
+) -> (Sizes, Vec<Flexible>) {
     let mut sizes = Sizes::new();
+    let mut flexible = Vec::new();
     let Some(b) = imp.banner.as_ref() else {
-        return sizes;
+        return (sizes, flexible);
     };
     let positive = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).filter(|&v| v > 0);
-    let add = |sizes: &mut Sizes, size: (u32, u32)| {
-        if !sizes.contains(&size) {
-            sizes.push(size);
-        }
-    };
-    let mut flexible = 0;
-    // The first MAX_SIZES formats: no slot offers more, and each is
-    // compared with those kept (and later looked up in the index).
-    for f in b.format.iter().take(MAX_SIZES) {
-        if let (Some(w), Some(h)) = (positive(f.w), positive(f.h)) {
-            add(&mut sizes, (w, h));
+    let fixed = |f: &ortb::Format<'_>| Some((positive(f.w)?, positive(f.h)?));
+    // No slot offers more formats than this, and each size is compared
+    // with those kept (and later looked up in the index).
+    let listed = || b.format.iter().take(MAX_SIZES);
+    let mut room = MAX_SIZES - listed().filter(|f| fixed(f).is_some()).count();
+    for f in listed() {
+        if let Some(size) = fixed(f) {
+            if !sizes.contains(&size) {
+                sizes.push(size);
+            }
             continue;
         }
         let (Some(wr), Some(hr)) = (positive(f.wratio), positive(f.hratio)) else {
             continue;
         };
-        if flexible == MAX_FLEX_FORMATS {
-            continue;
-        }
-        flexible += 1;
         let wmin = positive(f.wmin).unwrap_or(0);
-        for &(w, h) in known.iter().rev() {
-            if sizes.len() >= MAX_SIZES {
+        for &size in in_ratio(wr, hr) {
+            if room == 0 || size.0 < wmin {
                 break;
             }
-            if w >= wmin && u64::from(w) * u64::from(hr) == u64::from(h) * u64::from(wr) {
-                add(&mut sizes, (w, h));
+            if !sizes.contains(&size) {
+                sizes.push(size);
+                flexible.push((size, (wr, hr)));
+                room -= 1;
             }
         }
     }
     if let (Some(w), Some(h)) = (positive(b.w), positive(b.h)) {
-        add(&mut sizes, (w, h));
+        if !sizes.contains(&(w, h)) {
+            sizes.push((w, h));
+        }
     }
-    sizes
+    (sizes, flexible)
 }
-
-/// Flexible formats read per banner ([`banner_sizes`]): a slot has one
-/// ratio, or a few; each costs a pass over the config's sizes.
-pub(crate) const MAX_FLEX_FORMATS: usize = 4;
 
 /// What stops an imp before any line item is asked ([`Check::Imp`]): no
 /// medium the bidder buys, a win billed as other than one impression, or a
@@ -536,7 +553,7 @@ pub(crate) fn select_imp<'r>(
     deadline: Option<std::time::Instant>,
 ) -> Result<Choice, Stop> {
     let floor = imp_floor_or_stop(ctx, imp)?;
-    let offer = Offer::of(imp, ctx, snap.display_sizes());
+    let offer = Offer::of(imp, ctx, snap);
     let slots = offer.slots();
 
     let pmp = imp.pmp.as_ref();
@@ -687,5 +704,94 @@ pub(crate) fn refused(r: Refusal) -> NoBid {
         Refusal::Pacing => NoBid::Pacing,
         Refusal::Frequency => NoBid::Frequency,
         Refusal::Unavailable => NoBid::Unavailable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn imp(banner: serde_json::Value) -> ortb::BidRequest<'static> {
+        let body = serde_json::json!({ "id": "r", "imp": [{ "id": "1", "banner": banner }] });
+        let body: &'static [u8] = Box::leak(body.to_string().into_bytes().into_boxed_slice());
+        ortb::parse_request(body).unwrap()
+    }
+
+    /// The sizes as read before flexible formats were: the first
+    /// MAX_SIZES formats' `w`/`h`, then the banner's, each once.
+    fn fixed_sizes_as_before(imp: &Imp<'_>) -> Sizes {
+        let mut sizes = Sizes::new();
+        let Some(b) = imp.banner.as_ref() else {
+            return sizes;
+        };
+        let listed = b
+            .format
+            .iter()
+            .take(MAX_SIZES)
+            .map(|f| (f.w, f.h))
+            .chain([(b.w, b.h)]);
+        for (w, h) in listed {
+            let (Some(w), Some(h)) = (w, h) else { continue };
+            if let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) {
+                if w > 0 && h > 0 && !sizes.contains(&(w, h)) {
+                    sizes.push((w, h));
+                }
+            }
+        }
+        sizes
+    }
+
+    const SQUARES: [(u32, u32); 3] = [(500, 500), (300, 300), (100, 100)];
+
+    fn squares(w: u32, h: u32) -> &'static [(u32, u32)] {
+        match crate::snapshot::lowest_terms(w, h) {
+            Some((1, 1)) => &SQUARES,
+            _ => &[],
+        }
+    }
+
+    #[test]
+    fn fixed_sizes_read_as_before() {
+        let many: Vec<_> = (1..=70)
+            .map(|i| serde_json::json!({ "w": 100 + i % 50, "h": 90 }))
+            .collect();
+        for banner in [
+            serde_json::json!({ "w": 300, "h": 250 }),
+            serde_json::json!({ "format": [{ "w": 300, "h": 250 }, { "w": 300, "h": 250 }], "w": 728, "h": 90 }),
+            serde_json::json!({ "format": [{ "w": 0, "h": 250 }, { "w": -3, "h": 5 }, { "w": 320 }], "w": 0 }),
+            serde_json::json!({ "format": many, "w": 1, "h": 1 }),
+        ] {
+            let req = imp(banner.clone());
+            let (sizes, flexible) = banner_sizes(&req.imp[0], squares);
+            assert_eq!(sizes, fixed_sizes_as_before(&req.imp[0]), "{banner}");
+            assert!(flexible.is_empty(), "{banner}");
+        }
+    }
+
+    #[test]
+    fn a_flexible_format_offers_its_ratio_widest_first_down_to_wmin() {
+        let req = imp(serde_json::json!({
+            "format": [{ "w": 320, "h": 50 }, { "wratio": 2, "hratio": 2, "wmin": 200 }, { "w": 300, "h": 300 }]
+        }));
+        let (sizes, flexible) = banner_sizes(&req.imp[0], squares);
+        // In the exchange's order; 300x300 came through the flexible
+        // format first, and 100x100 is under its wmin.
+        assert_eq!(sizes.as_slice(), &[(320, 50), (500, 500), (300, 300)]);
+        assert_eq!(flexible, [((500, 500), (2, 2)), ((300, 300), (2, 2))]);
+    }
+
+    /// Flexible formats fill the room fixed ones leave: however many
+    /// sizes they match, no fixed size is dropped and no more are offered
+    /// than before.
+    #[test]
+    fn flexible_formats_never_push_out_fixed_sizes() {
+        let mut formats = vec![serde_json::json!({ "wratio": 1, "hratio": 1 })];
+        formats.extend((0..62).map(|i| serde_json::json!({ "w": 1000 + i, "h": 7 })));
+        formats.push(serde_json::json!({ "w": 300, "h": 250 }));
+        let req = imp(serde_json::json!({ "format": formats, "w": 728, "h": 90 }));
+        let (sizes, flexible) = banner_sizes(&req.imp[0], squares);
+        assert_eq!(sizes.len(), MAX_SIZES + 1);
+        assert_eq!(flexible, [((500, 500), (1, 1))]);
+        assert!(sizes.contains(&(300, 250)) && sizes.contains(&(728, 90)));
     }
 }

@@ -288,6 +288,9 @@ impl Snapshot {
         items.sort_by_key(|i| std::cmp::Reverse(i.cpm));
 
         let mut index = Index::default();
+        // Every size a display line item has a creative of, for flexible
+        // formats (`Index::by_ratio`).
+        let mut display_sizes = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let i = i as u32;
             let slots: Vec<Slot> = match item.media {
@@ -300,7 +303,7 @@ impl Snapshot {
                         .collect();
                     sizes.sort_unstable();
                     sizes.dedup();
-                    index.display_sizes.extend(&sizes);
+                    display_sizes.extend(&sizes);
                     sizes.into_iter().map(|(w, h)| Slot::Banner(w, h)).collect()
                 }
                 Media::Video => vec![Slot::Video],
@@ -344,8 +347,7 @@ impl Snapshot {
                 }
             }
         }
-        index.display_sizes.sort_unstable();
-        index.display_sizes.dedup();
+        index.by_ratio = by_ratio(&display_sizes);
         let dsa_json = config.advertisers.iter().map(dsa_json).collect();
         let creative_json = config
             .advertisers
@@ -544,10 +546,13 @@ impl Snapshot {
             .map_or_else(|| "".into(), |a| a.id.as_str().into())
     }
 
-    /// The display sizes creatives of line items here come in (see
+    /// The display sizes creatives of line items here come in whose
+    /// sides are in the ratio `w:h`, widest first (see
     /// [`crate::select::banner_sizes`]).
-    pub(crate) fn display_sizes(&self) -> &[(u32, u32)] {
-        &self.index.display_sizes
+    pub(crate) fn sizes_in_ratio(&self, w: u32, h: u32) -> &[(u32, u32)] {
+        lowest_terms(w, h)
+            .and_then(|r| self.index.by_ratio.get(&r))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Candidates for an imp, best CPM first, each once: open-market line
@@ -640,9 +645,37 @@ struct Index {
     by_deal: Map<Box<str>, Vec<u32>>,
     /// Some line item buys display.
     display: bool,
-    /// Every size a display line item has a creative of, sorted, each
-    /// once: what a flexible format (`wratio`/`hratio`) can be filled with.
-    display_sizes: Vec<(u32, u32)>,
+    /// Those sizes by their ratio in lowest terms, each once, widest
+    /// first: what a flexible format (`wratio`/`hratio`) can be filled
+    /// with, found in one lookup whatever the config holds.
+    by_ratio: Map<(u32, u32), Vec<(u32, u32)>>,
+}
+
+/// `sizes` grouped by ratio in lowest terms, each once, widest first.
+fn by_ratio(sizes: &[(u32, u32)]) -> Map<(u32, u32), Vec<(u32, u32)>> {
+    let mut out: Map<(u32, u32), Vec<(u32, u32)>> = Map::default();
+    for &(w, h) in sizes {
+        if let Some(ratio) = lowest_terms(w, h) {
+            out.entry(ratio).or_default().push((w, h));
+        }
+    }
+    for list in out.values_mut() {
+        list.sort_unstable_by(|a, b| b.cmp(a));
+        list.dedup();
+    }
+    out
+}
+
+/// `w:h` in lowest terms; `None` where either is 0.
+pub(crate) fn lowest_terms(w: u32, h: u32) -> Option<(u32, u32)> {
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let (mut a, mut b) = (w, h);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    Some((w / a, h / a))
 }
 
 #[derive(Default)]

@@ -56,7 +56,7 @@ pub(crate) fn features(
 ) -> Option<Features> {
     let banner;
     let size = match kind {
-        ChoiceKind::Banner { w, h } => {
+        ChoiceKind::Banner { w, h, .. } => {
             banner = Size::of(*w, *h);
             banner.as_str()
         }

@@ -95,55 +95,121 @@ fn format_list_picks_the_fitting_creative() {
 
 /// A flexible format (OpenRTB's `wratio`/`hratio`, no `w`/`h`) takes any
 /// creative whose sides are in its ratio, at least `wmin` wide; the bid
-/// says the creative's size.
+/// says the creative's size and the format's ratio, and its image scales
+/// to the slot's width.
 #[test]
 fn a_flexible_format_takes_a_creative_in_its_ratio() {
     let s = Server::example();
     let li = "tent-remarketing-display";
-    let mut r = banner_request();
+    // A request for the banner, each from a new user on a page about the
+    // tent (the line item's contextual audience): its frequency cap of
+    // three counts per user.
+    let users = std::cell::Cell::new(0);
+    let ask = |banner: Value| {
+        users.set(users.get() + 1);
+        let mut r = banner_request();
+        r["site"]["page"] = json!("https://shop.example/Tent/dp/B0TENT0001");
+        r["user"] = json!({ "buyeruid": format!("flex-{}", users.get()) });
+        r["imp"][0]["banner"] = banner;
+        r
+    };
     let flexible = |wratio: u32, hratio: u32, wmin: Option<u32>| {
         let mut f = json!({ "wratio": wratio, "hratio": hratio });
         if let Some(wmin) = wmin {
             f["wmin"] = json!(wmin);
         }
-        json!({ "format": [f] })
+        f
     };
-    // 728x90 is 364:45; 300x250 is 6:5.
-    for (banner, crid, size) in [
+    // 728x90 is 364:45; 300x250 is 6:5. Ratios not in lowest terms are
+    // the same ratio; the bid gives the format's as sent.
+    for (format, crid, size, ratio) in [
         (
             flexible(364, 45, Some(700)),
             "tent-banner-728x90",
             (728, 90),
+            (364, 45),
         ),
-        (flexible(6, 5, None), "tent-banner-300x250", (300, 250)),
+        (
+            flexible(6, 5, None),
+            "tent-banner-300x250",
+            (300, 250),
+            (6, 5),
+        ),
         (
             flexible(12, 10, Some(300)),
             "tent-banner-300x250",
             (300, 250),
+            (12, 10),
         ),
     ] {
-        r["imp"][0]["banner"] = banner.clone();
+        let r = ask(json!({ "format": [format] }));
+        let v = common::verdict(&common::explain(&s, &r), li);
+        assert_eq!(v["creative"], crid, "{v}");
         let bid = only_bid(&s.bid(&r.to_string()));
-        assert_eq!(bid["crid"], crid, "{banner}");
+        assert_eq!(bid["crid"], crid, "{format}");
         assert_eq!(
             (bid["w"].as_u64(), bid["h"].as_u64()),
             (Some(size.0), Some(size.1))
         );
+        assert_eq!(
+            (bid["wratio"].as_u64(), bid["hratio"].as_u64()),
+            (Some(ratio.0), Some(ratio.1)),
+            "{bid}"
+        );
+        let adm = bid["adm"].as_str().unwrap();
+        assert!(
+            adm.contains("style=\"border:0;display:block;width:100%;height:auto\""),
+            "{adm}"
+        );
     }
+    // A fixed size bids as before: no ratio, the image at its size.
+    let r = ask(json!({ "format": [{ "w": 300, "h": 250 }] }));
+    let bid = only_bid(&s.bid(&r.to_string()));
+    assert!(
+        bid.get("wratio").is_none() && bid.get("hratio").is_none(),
+        "{bid}"
+    );
+    assert!(bid["adm"]
+        .as_str()
+        .unwrap()
+        .contains("style=\"border:0;display:block\""));
+    // Sizes are offered in the exchange's order, flexible or not.
+    for (formats, crid) in [
+        (
+            json!([flexible(364, 45, None), { "w": 300, "h": 250 }]),
+            "tent-banner-728x90",
+        ),
+        (
+            json!([{ "w": 300, "h": 250 }, flexible(364, 45, None)]),
+            "tent-banner-300x250",
+        ),
+    ] {
+        let r = ask(json!({ "format": formats }));
+        assert_eq!(only_bid(&s.bid(&r.to_string()))["crid"], crid, "{formats}");
+    }
+    // However many flexible formats come first, each is read.
+    let mut many: Vec<_> = (1..=20).map(|i| flexible(7 + i, 3, None)).collect();
+    many.push(flexible(6, 5, None));
+    let r = ask(json!({ "format": many }));
+    assert_eq!(
+        only_bid(&s.bid(&r.to_string()))["crid"],
+        "tent-banner-300x250"
+    );
     // Narrower than the slot shows ads, or of no creative's ratio, or
     // no ratio at all: nothing fits, and explain says the size.
-    for banner in [
+    for format in [
         flexible(364, 45, Some(729)),
         flexible(16, 9, None),
         flexible(0, 5, None),
-        json!({ "format": [{ "wratio": 6 }] }),
+        json!({ "wratio": 6 }),
+        json!({ "wratio": 1.2, "hratio": 1 }),
     ] {
-        r["imp"][0]["banner"] = banner.clone();
-        assert_eq!(reason(&s, &r, li), "size", "{banner}");
-        assert_eq!(s.bid(&r.to_string()).status, 204, "{banner}");
+        let r = ask(json!({ "format": [format] }));
+        assert_eq!(reason(&s, &r, li), "size", "{format}");
+        assert_eq!(s.bid(&r.to_string()).status, 204, "{format}");
     }
     // A format with its own size is that size, whatever ratio it adds.
-    r["imp"][0]["banner"] = json!({ "format": [{ "w": 970, "h": 90, "wratio": 6, "hratio": 5 }] });
+    let r = ask(json!({ "format": [{ "w": 970, "h": 90, "wratio": 6, "hratio": 5 }] }));
     assert_eq!(reason(&s, &r, li), "size");
 }
 

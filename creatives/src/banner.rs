@@ -12,9 +12,11 @@ pub fn display_size(creative: &Creative) -> Option<(u32, u32)> {
     }
 }
 
-/// Whether a display creative has exactly one of the offered sizes. Banner
-/// slots are fixed boxes: a creative of another size would be cropped or
-/// leave a gap, so there is no scaling here.
+/// Whether a display creative has exactly one of the offered sizes. A
+/// fixed slot is a box: a creative of another size would be cropped or
+/// leave a gap. A flexible slot (OpenRTB's `wratio`/`hratio`) offers the
+/// sizes in its ratio, and takes them in markup that scales
+/// ([`BannerLayout::Scaled`]).
 pub fn fits_sizes(creative: &Creative, sizes: &[(u32, u32)]) -> bool {
     display_size(creative).is_some_and(|s| sizes.contains(&s))
 }
@@ -92,16 +94,50 @@ pub fn mime_mask<S: AsRef<str>>(mimes: &[S]) -> Option<u8> {
     (mask != 0).then_some(mask)
 }
 
+/// How a banner's image takes its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BannerLayout {
+    /// At its own size: the slot is a box of that size.
+    Fixed,
+    /// As wide as the slot, its height following: a flexible slot (a
+    /// format given as `wratio`/`hratio`) is as wide as the page makes it,
+    /// at least its `wmin`, in the creative's ratio. The image keeps its
+    /// `width` and `height` attributes, which tell the browser its ratio
+    /// before it loads.
+    Scaled,
+}
+
+impl BannerLayout {
+    /// The image's `style`, as written into its attribute.
+    fn style(self) -> (&'static str, &'static str) {
+        match self {
+            BannerLayout::Fixed => (
+                r#"" alt="" style="border:0;display:block"></a>"#,
+                r#"\" alt=\"\" style=\"border:0;display:block\"></a>"#,
+            ),
+            BannerLayout::Scaled => (
+                r#"" alt="" style="border:0;display:block;width:100%;height:auto"></a>"#,
+                r#"\" alt=\"\" style=\"border:0;display:block;width:100%;height:auto\"></a>"#,
+            ),
+        }
+    }
+}
+
 /// The `adm` of a display creative: its image inside a link to the click
 /// URL, opening in a new window.
 pub fn banner_html(creative: &Creative) -> Option<String> {
-    banner_html_tracked(creative, &creative.click_url, None)
+    banner_html_tracked(creative, BannerLayout::Fixed, &creative.click_url, None)
 }
 
 /// As [`banner_html`], the link going to `href` (the bidder's click
 /// tracker, which redirects to the creative's click URL) and, when given,
 /// a 1x1 impression `pixel` after the image.
-pub fn banner_html_tracked(creative: &Creative, href: &str, pixel: Option<&str>) -> Option<String> {
+pub fn banner_html_tracked(
+    creative: &Creative,
+    layout: BannerLayout,
+    href: &str,
+    pixel: Option<&str>,
+) -> Option<String> {
     let CreativeKind::Display { image_url, .. } = &creative.kind else {
         return None;
     };
@@ -111,6 +147,7 @@ pub fn banner_html_tracked(creative: &Creative, href: &str, pixel: Option<&str>)
     write_banner(
         &mut Html(&mut out),
         creative,
+        layout,
         &|o| escape_attr(href, o),
         pixel.as_ref().map(|p| p as &dyn Fn(&mut String)),
     )
@@ -124,6 +161,7 @@ pub fn banner_html_tracked(creative: &Creative, href: &str, pixel: Option<&str>)
 /// [`BannerTemplate`] instead; this is the template's reference.
 pub fn banner_json_tracked(
     creative: &Creative,
+    layout: BannerLayout,
     href: &str,
     pixel: Option<&str>,
     out: &mut String,
@@ -136,6 +174,7 @@ pub fn banner_json_tracked(
     write_banner(
         &mut Json(out),
         creative,
+        layout,
         &|o| push_attr_in_json(href, o),
         pixel.as_ref().map(|p| p as &dyn Fn(&mut String)),
     );
@@ -150,6 +189,13 @@ pub fn banner_json_tracked(
 /// formatted the size on every bid (some 500 instructions).
 #[derive(Clone, Debug)]
 pub struct BannerTemplate {
+    fixed: Filled,
+    scaled: Filled,
+}
+
+/// One layout's markup and where the URLs go in it.
+#[derive(Clone, Debug)]
+struct Filled {
     json: String,
     /// Where the link's URL goes in `json`.
     href_at: usize,
@@ -157,36 +203,51 @@ pub struct BannerTemplate {
     pixel_at: usize,
 }
 
-impl BannerTemplate {
-    /// `None` for a creative that is not display.
-    pub fn new(creative: &Creative) -> Option<BannerTemplate> {
+impl Filled {
+    fn new(creative: &Creative, layout: BannerLayout) -> Option<Filled> {
         let mut json = String::new();
         let href_at = std::cell::Cell::new(0);
         let pixel_at = std::cell::Cell::new(0);
         write_banner(
             &mut Json(&mut json),
             creative,
+            layout,
             &|o| href_at.set(o.len()),
             Some(&|o| pixel_at.set(o.len())),
         )
-        .then(|| BannerTemplate {
+        .then(|| Filled {
             json,
             href_at: href_at.get(),
             pixel_at: pixel_at.get(),
         })
     }
+}
 
-    /// What [`banner_json_tracked`] writes for the creative with
-    /// `href` and `pixel` (each appending its URL escaped as
+impl BannerTemplate {
+    /// `None` for a creative that is not display.
+    pub fn new(creative: &Creative) -> Option<BannerTemplate> {
+        Some(BannerTemplate {
+            fixed: Filled::new(creative, BannerLayout::Fixed)?,
+            scaled: Filled::new(creative, BannerLayout::Scaled)?,
+        })
+    }
+
+    /// What [`banner_json_tracked`] writes for the creative in `layout`
+    /// with `href` and `pixel` (each appending its URL escaped as
     /// [`push_attr_in_json`] would): the JSON string, quotes included.
     pub fn write_json(
         &self,
+        layout: BannerLayout,
         href: &dyn Fn(&mut String),
         pixel: &dyn Fn(&mut String),
         out: &mut String,
     ) {
-        let (head, rest) = self.json.split_at(self.href_at);
-        let (middle, tail) = rest.split_at(self.pixel_at - self.href_at);
+        let t = match layout {
+            BannerLayout::Fixed => &self.fixed,
+            BannerLayout::Scaled => &self.scaled,
+        };
+        let (head, rest) = t.json.split_at(t.href_at);
+        let (middle, tail) = rest.split_at(t.pixel_at - t.href_at);
         out.push('"');
         out.push_str(head);
         href(out);
@@ -255,6 +316,7 @@ impl Markup for Json<'_> {
 fn write_banner(
     m: &mut impl Markup,
     creative: &Creative,
+    layout: BannerLayout,
     href: &dyn Fn(&mut String),
     pixel: Option<&dyn Fn(&mut String)>,
 ) -> bool {
@@ -272,10 +334,8 @@ fn write_banner(
     m.number(*w);
     m.markup(r#"" height=""#, r#"\" height=\""#);
     m.number(*h);
-    m.markup(
-        r#"" alt="" style="border:0;display:block"></a>"#,
-        r#"\" alt=\"\" style=\"border:0;display:block\"></a>"#,
-    );
+    let (html, json) = layout.style();
+    m.markup(html, json);
     if let Some(pixel) = pixel {
         // Out of the layout but loaded: browsers skip images that are
         // display:none only sometimes, never ones that are merely tiny.
@@ -551,7 +611,13 @@ mod tests {
             duration_s: 15,
         };
         let mut out = String::from("x");
-        assert!(!banner_json_tracked(&c, "h", Some("p"), &mut out));
+        assert!(!banner_json_tracked(
+            &c,
+            BannerLayout::Fixed,
+            "h",
+            Some("p"),
+            &mut out
+        ));
         assert_eq!(out, "x");
         assert!(BannerTemplate::new(&c).is_none());
     }
@@ -567,11 +633,15 @@ mod tests {
             pixel in proptest::option::of(URLISH),
             w in 0u32..100_000,
             h in 0u32..100_000,
+            scaled in proptest::bool::ANY,
         ) {
             let c = display(w, h, &image, "https://c.example/");
-            let html = banner_html_tracked(&c, &href, pixel.as_deref()).unwrap();
+            let layout = if scaled { BannerLayout::Scaled } else { BannerLayout::Fixed };
+            let html = banner_html_tracked(&c, layout, &href, pixel.as_deref()).unwrap();
             let mut json = String::from("x");
-            proptest::prop_assert!(banner_json_tracked(&c, &href, pixel.as_deref(), &mut json));
+            proptest::prop_assert!(
+                banner_json_tracked(&c, layout, &href, pixel.as_deref(), &mut json)
+            );
             proptest::prop_assert_eq!(&json[1..], serde_json::to_string(&html).unwrap());
         }
     }
@@ -586,13 +656,18 @@ mod tests {
             pixel in URLISH,
             w in 0u32..100_000,
             h in 0u32..100_000,
+            scaled in proptest::bool::ANY,
         ) {
             let c = display(w, h, &image, "https://c.example/");
+            let layout = if scaled { BannerLayout::Scaled } else { BannerLayout::Fixed };
             let mut whole = String::new();
-            proptest::prop_assert!(banner_json_tracked(&c, &href, Some(&pixel), &mut whole));
+            proptest::prop_assert!(
+                banner_json_tracked(&c, layout, &href, Some(&pixel), &mut whole)
+            );
             let template = BannerTemplate::new(&c).unwrap();
             let mut copied = String::new();
             template.write_json(
+                layout,
                 &|o| push_attr_in_json(&href, o),
                 &|o| push_attr_in_json(&pixel, o),
                 &mut copied,
@@ -678,11 +753,28 @@ mod tests {
         );
     }
 
+    /// In a flexible slot the image takes the slot's width and its own
+    /// ratio; its size attributes stay, for the browser's layout before
+    /// it loads.
+    #[test]
+    fn scaled_markup_fills_the_slots_width() {
+        let c = display(600, 500, "https://i.example/a.png", "https://c.example/");
+        let html =
+            banner_html_tracked(&c, BannerLayout::Scaled, "https://c.example/", None).unwrap();
+        assert_eq!(
+            html,
+            "<a href=\"https://c.example/\" target=\"_blank\" rel=\"noopener\">\
+             <img src=\"https://i.example/a.png\" width=\"600\" height=\"500\" \
+             alt=\"\" style=\"border:0;display:block;width:100%;height:auto\"></a>"
+        );
+    }
+
     #[test]
     fn tracked_markup_links_to_the_tracker_and_carries_the_pixel() {
         let c = display(300, 250, "https://i.example/a.png", "https://c.example/");
         let html = banner_html_tracked(
             &c,
+            BannerLayout::Fixed,
             "https://bidder.example/track/click?b=1&s=2",
             Some("https://bidder.example/track/impression?b=1&s=3"),
         )

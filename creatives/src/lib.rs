@@ -14,7 +14,7 @@ mod vast;
 pub use av::{fit_av, AvFit, AvSlot, Misfit};
 pub use banner::{
     banner_html, banner_html_tracked, banner_json_tracked, display_image_bit, display_size,
-    fits_sizes, mime_mask, push_attr_in_json, push_json_str, BannerTemplate,
+    fits_sizes, mime_mask, push_attr_in_json, push_json_str, BannerLayout, BannerTemplate,
 };
 pub use native::{
     fit_native, native_response, parse_native_request, AssetKind, EventTrackerOffer, FilledAsset,
