@@ -490,7 +490,8 @@ pub(crate) fn banner_sizes<'s>(
     // No slot offers more formats than this, and each size is compared
     // with those kept (and later looked up in the index).
     let listed = || b.format.iter().take(MAX_SIZES);
-    let mut room = MAX_SIZES - listed().filter(|f| fixed(f).is_some()).count();
+    // Counted at the first flexible format: nearly no banner has one.
+    let mut room = None;
     for f in listed() {
         if let Some(size) = fixed(f) {
             if !sizes.contains(&size) {
@@ -502,14 +503,16 @@ pub(crate) fn banner_sizes<'s>(
             continue;
         };
         let wmin = positive(f.wmin).unwrap_or(0);
+        let room =
+            room.get_or_insert_with(|| MAX_SIZES - listed().filter(|f| fixed(f).is_some()).count());
         for &size in in_ratio(wr, hr) {
-            if room == 0 || size.0 < wmin {
+            if *room == 0 || size.0 < wmin {
                 break;
             }
             if !sizes.contains(&size) {
                 sizes.push(size);
                 flexible.push((size, (wr, hr)));
-                room -= 1;
+                *room -= 1;
             }
         }
     }
