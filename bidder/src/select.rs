@@ -312,7 +312,7 @@ impl<'r> Offer<'r> {
                 Box::new(page)
             })
         });
-        let (sizes, flexible) = banner_sizes(imp, |w, h| snap.sizes_in_ratio(w, h));
+        let (sizes, flexible) = banner_sizes(imp, |ratio| snap.sizes_in_ratio(ratio));
         Offer {
             page,
             sizes,
@@ -469,16 +469,16 @@ fn no_progressive(delivery: &[i32]) -> bool {
 /// and `h`: the page makes the slot as wide as it will, at least `wmin`,
 /// in that ratio) offers each size creatives here come in that is in its
 /// ratio and at least `wmin` wide (narrower, the image would be stretched
-/// past its pixels), the widest first: `in_ratio(wratio, hratio)` gives
-/// them so, and its markup scales to the slot. Its ratio is read in lowest
-/// terms (12:10 is 6:5); a fractional one reads as none.
+/// past its pixels), the widest first, and its markup scales to the slot.
+/// `in_ratio` gives those sizes, widest first, for a ratio in lowest terms
+/// (12:10 is 6:5); a fractional ratio reads as none.
 ///
 /// Bounded as before flexible formats were read: the first [`MAX_SIZES`]
 /// formats, and the banner's `w`/`h`. The fixed sizes among them are all
 /// kept; flexible formats fill what room they leave.
 pub(crate) fn banner_sizes<'s>(
     imp: &Imp<'_>,
-    in_ratio: impl Fn(u32, u32) -> &'s [(u32, u32)],
+    in_ratio: impl Fn((u32, u32)) -> &'s [(u32, u32)],
 ) -> (Sizes, Vec<Flexible>) {
     let mut sizes = Sizes::new();
     let mut flexible = Vec::new();
@@ -492,6 +492,11 @@ pub(crate) fn banner_sizes<'s>(
     let listed = || b.format.iter().take(MAX_SIZES);
     // Counted at the first flexible format: nearly no banner has one.
     let mut room = None;
+    // How far down each ratio's list (by its lowest terms) the flexible
+    // formats before walked: each takes what it takes from the widest
+    // on, so one of the same ratio goes on from there, and a list is
+    // walked once per imp however many formats repeat its ratio.
+    let mut walked: smallvec::SmallVec<[((u32, u32), usize); 2]> = smallvec::SmallVec::new();
     for f in listed() {
         if let Some(size) = fixed(f) {
             if !sizes.contains(&size) {
@@ -502,10 +507,22 @@ pub(crate) fn banner_sizes<'s>(
         let (Some(wr), Some(hr)) = (positive(f.wratio), positive(f.hratio)) else {
             continue;
         };
+        let Some(ratio) = crate::snapshot::lowest_terms(wr, hr) else {
+            continue;
+        };
         let wmin = positive(f.wmin).unwrap_or(0);
         let room =
             room.get_or_insert_with(|| MAX_SIZES - listed().filter(|f| fixed(f).is_some()).count());
-        for &size in in_ratio(wr, hr) {
+        let at = match walked.iter().position(|(r, _)| *r == ratio) {
+            Some(at) => at,
+            None => {
+                walked.push((ratio, 0));
+                walked.len() - 1
+            }
+        };
+        let list = in_ratio(ratio);
+        let mut next = walked[at].1;
+        while let Some(&size) = list.get(next) {
             if *room == 0 || size.0 < wmin {
                 break;
             }
@@ -514,7 +531,9 @@ pub(crate) fn banner_sizes<'s>(
                 flexible.push((size, (wr, hr)));
                 *room -= 1;
             }
+            next += 1;
         }
+        walked[at].1 = next;
     }
     if let (Some(w), Some(h)) = (positive(b.w), positive(b.h)) {
         if !sizes.contains(&(w, h)) {
@@ -746,9 +765,9 @@ mod tests {
 
     const SQUARES: [(u32, u32); 3] = [(500, 500), (300, 300), (100, 100)];
 
-    fn squares(w: u32, h: u32) -> &'static [(u32, u32)] {
-        match crate::snapshot::lowest_terms(w, h) {
-            Some((1, 1)) => &SQUARES,
+    fn squares(ratio: (u32, u32)) -> &'static [(u32, u32)] {
+        match ratio {
+            (1, 1) => &SQUARES,
             _ => &[],
         }
     }
@@ -781,6 +800,29 @@ mod tests {
         // format first, and 100x100 is under its wmin.
         assert_eq!(sizes.as_slice(), &[(320, 50), (500, 500), (300, 300)]);
         assert_eq!(flexible, [((500, 500), (2, 2)), ((300, 300), (2, 2))]);
+    }
+
+    /// A second format of the same ratio goes on down the list where the
+    /// first stopped (its `wmin`), giving its own ratio to what it adds.
+    #[test]
+    fn formats_of_one_ratio_share_its_list() {
+        let req = imp(serde_json::json!({
+            "format": [
+                { "wratio": 1, "hratio": 1, "wmin": 400 },
+                { "wratio": 3, "hratio": 3, "wmin": 400 },
+                { "wratio": 2, "hratio": 2 }
+            ]
+        }));
+        let (sizes, flexible) = banner_sizes(&req.imp[0], squares);
+        assert_eq!(sizes.as_slice(), &[(500, 500), (300, 300), (100, 100)]);
+        assert_eq!(
+            flexible,
+            [
+                ((500, 500), (1, 1)),
+                ((300, 300), (2, 2)),
+                ((100, 100), (2, 2))
+            ]
+        );
     }
 
     /// Flexible formats fill the room fixed ones leave: however many

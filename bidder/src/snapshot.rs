@@ -547,12 +547,10 @@ impl Snapshot {
     }
 
     /// The display sizes creatives of line items here come in whose
-    /// sides are in the ratio `w:h`, widest first (see
-    /// [`crate::select::banner_sizes`]).
-    pub(crate) fn sizes_in_ratio(&self, w: u32, h: u32) -> &[(u32, u32)] {
-        lowest_terms(w, h)
-            .and_then(|r| self.index.by_ratio.get(&r))
-            .map_or(&[], Vec::as_slice)
+    /// sides are in `ratio` (in lowest terms, [`lowest_terms`]), widest
+    /// first (see [`crate::select::banner_sizes`]).
+    pub(crate) fn sizes_in_ratio(&self, ratio: (u32, u32)) -> &[(u32, u32)] {
+        self.index.by_ratio.get(&ratio).map_or(&[], Vec::as_slice)
     }
 
     /// Candidates for an imp, best CPM first, each once: open-market line
