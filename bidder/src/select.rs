@@ -499,9 +499,7 @@ pub(crate) fn banner_sizes<'s>(
     let mut walked: smallvec::SmallVec<[((u32, u32), usize); 2]> = smallvec::SmallVec::new();
     for f in listed() {
         if let Some(size) = fixed(f) {
-            if !sizes.contains(&size) {
-                sizes.push(size);
-            }
+            add_fixed(&mut sizes, &mut flexible, size);
             continue;
         }
         let (Some(wr), Some(hr)) = (positive(f.wratio), positive(f.hratio)) else {
@@ -536,11 +534,20 @@ pub(crate) fn banner_sizes<'s>(
         walked[at].1 = next;
     }
     if let (Some(w), Some(h)) = (positive(b.w), positive(b.h)) {
-        if !sizes.contains(&(w, h)) {
-            sizes.push((w, h));
-        }
+        add_fixed(&mut sizes, &mut flexible, (w, h));
     }
     (sizes, flexible)
+}
+
+/// A size the banner offers fixed, once. One a flexible format offered
+/// before keeps its place but bids fixed: a box of exactly that size is
+/// the narrower promise, and a fixed bid is right for either offer.
+fn add_fixed(sizes: &mut Sizes, flexible: &mut Vec<Flexible>, size: (u32, u32)) {
+    if !sizes.contains(&size) {
+        sizes.push(size);
+    } else if !flexible.is_empty() {
+        flexible.retain(|(s, _)| *s != size);
+    }
 }
 
 /// What stops an imp before any line item is asked ([`Check::Imp`]): no
@@ -775,31 +782,54 @@ mod tests {
     #[test]
     fn fixed_sizes_read_as_before() {
         let many: Vec<_> = (1..=70)
-            .map(|i| serde_json::json!({ "w": 100 + i % 50, "h": 90 }))
+            .map(|i| serde_json::json!({ "w": 100 + i, "h": 90 }))
             .collect();
+        let mut repeated = many.clone();
+        repeated.extend_from_slice(&many[..10]);
         for banner in [
             serde_json::json!({ "w": 300, "h": 250 }),
             serde_json::json!({ "format": [{ "w": 300, "h": 250 }, { "w": 300, "h": 250 }], "w": 728, "h": 90 }),
             serde_json::json!({ "format": [{ "w": 0, "h": 250 }, { "w": -3, "h": 5 }, { "w": 320 }], "w": 0 }),
             serde_json::json!({ "format": many, "w": 1, "h": 1 }),
+            serde_json::json!({ "format": repeated }),
         ] {
             let req = imp(banner.clone());
             let (sizes, flexible) = banner_sizes(&req.imp[0], squares);
             assert_eq!(sizes, fixed_sizes_as_before(&req.imp[0]), "{banner}");
             assert!(flexible.is_empty(), "{banner}");
         }
+        // The 65th format on is not read, flexible or not.
+        let mut formats = many[..64].to_vec();
+        formats.push(serde_json::json!({ "wratio": 1, "hratio": 1 }));
+        let req = imp(serde_json::json!({ "format": formats }));
+        let (sizes, flexible) = banner_sizes(&req.imp[0], squares);
+        assert_eq!(sizes.len(), MAX_SIZES);
+        assert!(flexible.is_empty());
     }
 
     #[test]
     fn a_flexible_format_offers_its_ratio_widest_first_down_to_wmin() {
         let req = imp(serde_json::json!({
-            "format": [{ "w": 320, "h": 50 }, { "wratio": 2, "hratio": 2, "wmin": 200 }, { "w": 300, "h": 300 }]
+            "format": [{ "w": 320, "h": 50 }, { "wratio": 2, "hratio": 2, "wmin": 200 }]
         }));
         let (sizes, flexible) = banner_sizes(&req.imp[0], squares);
-        // In the exchange's order; 300x300 came through the flexible
-        // format first, and 100x100 is under its wmin.
+        // In the exchange's order; 100x100 is under the wmin.
         assert_eq!(sizes.as_slice(), &[(320, 50), (500, 500), (300, 300)]);
         assert_eq!(flexible, [((500, 500), (2, 2)), ((300, 300), (2, 2))]);
+    }
+
+    /// A size offered fixed too, after the flexible format or as the
+    /// banner's own `w`/`h`, keeps its place and bids fixed.
+    #[test]
+    fn a_size_also_offered_fixed_is_fixed() {
+        let req = imp(serde_json::json!({
+            "format": [{ "wratio": 1, "hratio": 1 }, { "w": 300, "h": 300 }],
+            "w": 100,
+            "h": 100
+        }));
+        let (sizes, flexible) = banner_sizes(&req.imp[0], squares);
+        assert_eq!(sizes.as_slice(), &[(500, 500), (300, 300), (100, 100)]);
+        assert_eq!(flexible, [((500, 500), (1, 1))]);
     }
 
     /// A second format of the same ratio goes on down the list where the

@@ -643,9 +643,10 @@ struct Index {
     by_deal: Map<Box<str>, Vec<u32>>,
     /// Some line item buys display.
     display: bool,
-    /// Those sizes by their ratio in lowest terms, each once, widest
-    /// first: what a flexible format (`wratio`/`hratio`) can be filled
-    /// with, found in one lookup whatever the config holds.
+    /// The sizes display line items' creatives come in, by their ratio
+    /// in lowest terms, each once, widest first: what a flexible format
+    /// (`wratio`/`hratio`) can be filled with, found in one lookup
+    /// whatever the config holds.
     by_ratio: Map<(u32, u32), Vec<(u32, u32)>>,
 }
 
@@ -959,6 +960,29 @@ impl Iterator for Candidates<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_by_ratio_are_in_lowest_terms_widest_first_each_once() {
+        let got = by_ratio(&[(300, 250), (120, 100), (728, 90), (600, 500), (300, 250)]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[&(6, 5)], [(600, 500), (300, 250), (120, 100)]);
+        assert_eq!(got[&(364, 45)], [(728, 90)]);
+    }
+
+    #[test]
+    fn lowest_terms_divide_by_the_greatest_common_divisor() {
+        assert_eq!(lowest_terms(12, 10), Some((6, 5)));
+        assert_eq!(lowest_terms(7, 7), Some((1, 1)));
+        assert_eq!(lowest_terms(1, u32::MAX), Some((1, u32::MAX)));
+        // Consecutive Fibonacci numbers: the longest Euclid takes.
+        assert_eq!(
+            lowest_terms(1_134_903_170, 1_836_311_903),
+            Some((1_134_903_170, 1_836_311_903))
+        );
+        assert_eq!(lowest_terms(2 * 1_134_903_170, 2), Some((1_134_903_170, 1)));
+        assert_eq!(lowest_terms(0, 5), None);
+        assert_eq!(lowest_terms(5, 0), None);
+    }
 
     /// Every video and audio creative of the example configs has its VAST
     /// templates, for every version and every companion it lists, and each

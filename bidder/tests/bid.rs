@@ -162,17 +162,28 @@ fn a_flexible_format_takes_a_creative_in_its_ratio() {
             "{adm}"
         );
     }
-    // A fixed size bids as before: no ratio, the image at its size.
-    let r = ask(json!({ "format": [{ "w": 300, "h": 250 }] }));
-    let bid = only_bid(&s.bid(&r.to_string()));
-    assert!(
-        bid.get("wratio").is_none() && bid.get("hratio").is_none(),
-        "{bid}"
-    );
-    assert!(bid["adm"]
-        .as_str()
-        .unwrap()
-        .contains("style=\"border:0;display:block\""));
+    // A fixed size bids as before: no ratio, the image at its size; so
+    // does one a flexible format offers too.
+    for banner in [
+        json!({ "format": [{ "w": 300, "h": 250 }] }),
+        json!({ "format": [flexible(6, 5, None), { "w": 300, "h": 250 }] }),
+        json!({ "format": [flexible(6, 5, None)], "w": 300, "h": 250 }),
+    ] {
+        let r = ask(banner.clone());
+        let bid = only_bid(&s.bid(&r.to_string()));
+        assert_eq!(bid["crid"], "tent-banner-300x250", "{banner}");
+        assert!(
+            bid.get("wratio").is_none() && bid.get("hratio").is_none(),
+            "{bid}"
+        );
+        assert!(
+            bid["adm"]
+                .as_str()
+                .unwrap()
+                .contains("style=\"border:0;display:block\""),
+            "{bid}"
+        );
+    }
     // Sizes are offered in the exchange's order, flexible or not.
     for (formats, crid) in [
         (
