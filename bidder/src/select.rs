@@ -468,8 +468,9 @@ fn no_progressive(delivery: &[i32]) -> bool {
 /// A flexible format (`wratio` and `hratio`, without both a positive `w`
 /// and `h`: the page makes the slot as wide as it will, at least `wmin`,
 /// in that ratio) offers each size creatives here come in that is in its
-/// ratio and at least `wmin` wide (narrower, the image would be stretched
-/// past its pixels), the widest first, and its markup scales to the slot.
+/// ratio and at least `wmin` wide (our reading, which OpenRTB leaves open:
+/// such an image is not enlarged in the smallest slot the page may make),
+/// the widest first, and its markup scales to the slot.
 /// `in_ratio` gives those sizes, widest first, for a ratio in lowest terms
 /// (12:10 is 6:5); a fractional ratio reads as none.
 ///
