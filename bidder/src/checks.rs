@@ -100,11 +100,20 @@ pub(crate) enum Check {
 pub(crate) struct Stop {
     pub at: Check,
     pub reason: NoBid,
+    /// Where the reason is `creative`: what kept the line item's
+    /// creatives out of the slot (`/v1/explain`'s `detail`; not a metric
+    /// label). The furthest any creative got, in the order its fit is
+    /// checked.
+    pub detail: Option<&'static str>,
 }
 
 impl Stop {
     pub(crate) fn new(at: Check, reason: NoBid) -> Stop {
-        Stop { at, reason }
+        Stop {
+            at,
+            reason,
+            detail: None,
+        }
     }
 
     /// The deadline passed: the auction ends there, whatever any line item
@@ -184,6 +193,8 @@ struct Walk<'r> {
     /// What the chosen spot's duration must clear ([`spot_floor`]),
     /// worked out where the spot was chosen.
     spot_floor: Micros,
+    /// Why no creative fit, where none did ([`Stop::detail`]).
+    misfit: Option<&'static str>,
 }
 
 /// Runs line item `index`'s list against one imp: the bid it would make, or
@@ -210,6 +221,7 @@ pub(crate) fn evaluate(
         audience: None,
         choice: None,
         spot_floor: Micros::ZERO,
+        misfit: None,
     };
     for &at in item.checks.iter() {
         let stop = |reason| Stop::new(at, reason);
@@ -321,6 +333,10 @@ pub(crate) fn evaluate(
             // as a floor the price does not clear, so that the reason the
             // auction counts across line items stays where it was.
             (Check::Creative, NoBid::Floor) => Stop::new(Check::Price, reason),
+            (Check::Creative, NoBid::Creative) => Stop {
+                detail: walk.misfit,
+                ..stop(reason)
+            },
             _ => stop(reason),
         })?;
     }
@@ -727,6 +743,7 @@ fn creative(
                     let bit = snap.creative_json[item.advertiser][c].image_bit;
                     if offer.banner_mimes.is_some_and(|takes| takes & bit == 0) {
                         blocked.get_or_insert(NoBid::Creative);
+                        walk.misfit = Some("image_type");
                         continue;
                     }
                     match usable.check(c) {
@@ -747,6 +764,7 @@ fn creative(
         }
         config::Media::Native => {
             let Some(Ok(request)) = offer.native.as_ref() else {
+                walk.misfit = Some("native_request");
                 return Err(NoBid::Creative);
             };
             let mut blocked = None;
@@ -754,8 +772,12 @@ fn creative(
                 let Some(ad) = crate::select::native_ad(&adv.creatives[c]) else {
                     continue;
                 };
-                let Ok(fit) = creatives::fit_native(&ad, request) else {
-                    continue;
+                let fit = match creatives::fit_native(&ad, request) {
+                    Ok(fit) => fit,
+                    Err(misfit) => {
+                        walk.misfit = Some(native_misfit(misfit));
+                        continue;
+                    }
                 };
                 match usable.check(c) {
                     Ok(()) => return Ok((c, ChoiceKind::Native { fit: Box::new(fit) })),
@@ -774,7 +796,10 @@ fn creative(
                 Ok(_) => Err(NoBid::Floor),
                 Err(r) => Err(r),
             };
-            let (c, kind, floor) = fit_av(adv, item, av, &usable, &affordable)?;
+            let mut misfit = None;
+            let fitted = fit_av(adv, item, av, &usable, &affordable, &mut misfit);
+            walk.misfit = misfit;
+            let (c, kind, floor) = fitted?;
             walk.spot_floor = floor;
             Ok((c, kind))
         }
@@ -916,10 +941,18 @@ fn fit_av(
     av: &AvOffer<'_>,
     usable: &Usable<'_, '_>,
     affordable: &dyn Fn(u32) -> Result<Micros, NoBid>,
+    misfit: &mut Option<&'static str>,
 ) -> Result<(usize, ChoiceKind, Micros), NoBid> {
-    let (Some(version), true) = (av.version, av.linear) else {
+    let Some(version) = av.version else {
+        *misfit = Some("protocol");
         return Err(NoBid::Creative);
     };
+    if !av.linear {
+        *misfit = Some("linearity");
+        return Err(NoBid::Creative);
+    }
+    // The furthest any creative's fit got, in the order it is checked.
+    let mut furthest: Option<creatives::Misfit> = None;
     let mut blocked = None;
     for &c in &item.creatives {
         let creative = &adv.creatives[c];
@@ -940,12 +973,15 @@ fn fit_av(
             companions.iter().map(|&i| &adv.creatives[i]).collect();
         let fit = match creatives::fit_av(creative, &av.slot, &companion_refs) {
             Ok(fit) => fit,
-            // A spot that needs a companion the slot rules out: why.
-            Err(creatives::Misfit::Companion) => {
-                blocked = ruled_out.or(blocked);
+            Err(m) => {
+                furthest = furthest.max(Some(m));
+                *misfit = furthest.map(creatives::Misfit::as_str);
+                // A spot that needs a companion the slot rules out: why.
+                if m == creatives::Misfit::Companion {
+                    blocked = ruled_out.or(blocked);
+                }
                 continue;
             }
-            Err(_) => continue,
         };
         let floor = match usable.check(c).and_then(|()| affordable(fit.duration_s)) {
             Ok(floor) => floor,
@@ -966,6 +1002,19 @@ fn fit_av(
         ));
     }
     Err(blocked.unwrap_or(NoBid::Creative))
+}
+
+/// A native misfit's kind, as explain names it.
+fn native_misfit(m: creatives::NativeMisfit) -> &'static str {
+    use creatives::NativeMisfit as M;
+    match m {
+        M::Title { .. } => "title_asset",
+        M::Image { .. } => "image_asset",
+        M::Data { .. } => "data_asset",
+        M::Video { .. } => "video_asset",
+        M::Unsupported { .. } => "unsupported_asset",
+        M::Empty => "no_asset",
+    }
 }
 
 /// `badv` lists domains: blocking `example.com` blocks `shop.example.com`.

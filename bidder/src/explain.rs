@@ -39,6 +39,14 @@ pub(crate) struct Verdict<'a> {
     /// furthest through the checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// Where the reason is `creative`, what kept its creatives out:
+    /// `duration`, `delivery`, `mime`, `bitrate` or `companion` (video and
+    /// audio, the furthest any creative got), `protocol` or `linearity`
+    /// (the slot), `image_type` (a banner's `mimes`), `native_request`
+    /// or the first asset kind a native ad cannot fill (`title_asset`,
+    /// `image_asset`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +122,7 @@ pub(crate) fn explain<'s, 'r>(
             audience: None,
             bidding: None,
             reason: None,
+            detail: None,
         };
         let mut furthest: Option<Stop> = None;
         if priced && stopped.is_none() {
@@ -163,7 +172,10 @@ pub(crate) fn explain<'s, 'r>(
             let reason = match (stopped, priced, furthest) {
                 (Some(reason), _, _) => reason,
                 (None, false, _) => NoBid::Currency,
-                (None, true, Some(stop)) => stop.reason,
+                (None, true, Some(stop)) => {
+                    verdict.detail = stop.detail;
+                    stop.reason
+                }
                 (None, true, None) => NoBid::Media,
             };
             verdict.reason = Some(reason.as_str());

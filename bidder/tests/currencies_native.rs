@@ -448,31 +448,39 @@ fn native_request_as_a_string_or_as_an_object() {
 fn a_required_asset_the_ad_cannot_fill_gets_no_bid() {
     let s = native_server("native-misfit");
     let title = json!({"id": 1, "required": 1, "title": {"len": 90}});
-    for (asset, what) in [
+    // Explain's detail names the kind of asset the ad cannot fill.
+    let detail = |req: &Value| verdict(&explain(&s, req), "nat")["detail"].clone();
+    for (asset, what, kind) in [
         (
             json!({"id": 2, "required": 1, "data": {"type": 3}}),
             "a rating",
+            "unsupported_asset",
         ),
         (
             json!({"id": 2, "required": 1, "img": {"type": 3, "w": 300, "h": 250}}),
             "an image size it does not have",
+            "image_asset",
         ),
         (
             json!({"id": 2, "required": 1, "img": {"type": 3, "wmin": 1600, "hmin": 900}}),
             "an image larger than it has",
+            "image_asset",
         ),
         (
             json!({"id": 2, "required": 1, "video": {"mimes": ["video/mp4"]}}),
             "a video",
+            "video_asset",
         ),
     ] {
         let req = native_request(json!([title, asset]), true);
         assert_eq!(no_bid(&s, &req, "nat"), "creative", "{what}");
+        assert_eq!(detail(&req), kind, "{what}");
     }
     // A native request that is not one: no bid either, for the same reason.
     let mut req = native_request(json!([title]), true);
     req["imp"][0]["native"]["request"] = json!("placeholder request");
     assert_eq!(no_bid(&s, &req, "nat"), "creative");
+    assert_eq!(detail(&req), "native_request");
 }
 
 // ------------------------------------------------------------ secure

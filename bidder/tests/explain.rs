@@ -60,6 +60,7 @@ fn first_reason_per_rule() {
     assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
     r["imp"][0]["banner"]["mimes"] = json!(["image/gif", "image/png"]);
     assert_eq!(reason(&s, &r, li), "creative");
+    assert_eq!(verdict(&explain(&s, &r), li)["detail"], "image_type");
     assert_eq!(s.bid(&r.to_string()).status, 204);
     for mimes in [json!(["image/jpeg"]), json!(["image/gif", "IMAGE/JPG"])] {
         r["imp"][0]["banner"]["mimes"] = mimes.clone();

@@ -34,6 +34,17 @@ fn reason(s: &Server, r: &Value, li: &str) -> String {
     }
 }
 
+/// Explain's `detail` of a line item stopped at `creative`: what kept its
+/// creatives out.
+fn creative_detail(s: &Server, r: &Value, li: &str) -> String {
+    let x = common::verdict(&common::explain(s, r), li);
+    assert_eq!(x["reason"], "creative", "{x}");
+    x["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no detail: {x}"))
+        .to_string()
+}
+
 #[test]
 fn ctv_preroll_with_a_companion() {
     let s = Server::example();
@@ -165,7 +176,7 @@ fn no_audio_bid_into_a_shorter_slot_or_the_wrong_mime() {
     let mut r = request("audio-music-stream-companion.json");
     r["imp"][0]["audio"]["maxduration"] = json!(15);
     assert!(bids(&s, &r).is_empty());
-    assert_eq!(reason(&s, &r, "tent-audio-music"), "creative");
+    assert_eq!(creative_detail(&s, &r, "tent-audio-music"), "duration");
 
     let mut r = request("audio-music-stream-companion.json");
     r["imp"][0]["audio"]["rqddurs"] = json!([15, 30]);
@@ -175,7 +186,14 @@ fn no_audio_bid_into_a_shorter_slot_or_the_wrong_mime() {
     let mut r = request("video-ctv-instream-companion.json");
     r["imp"][0]["video"]["mimes"] = json!(["video/webm"]);
     assert!(bids(&s, &r).is_empty());
-    assert_eq!(reason(&s, &r, "tent-ctv-video"), "creative");
+    assert_eq!(creative_detail(&s, &r, "tent-ctv-video"), "mime");
+
+    // The furthest any creative got: the type plays, no rendition is
+    // within the slot's bitrates.
+    let mut r = request("video-ctv-instream-companion.json");
+    r["imp"][0]["video"]["maxbitrate"] = json!(1);
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(creative_detail(&s, &r, "tent-ctv-video"), "bitrate");
 }
 
 #[test]
@@ -199,7 +217,7 @@ fn vast_2_only_players_get_vast_2() {
     // VAST 1.0 (InLine or Wrapper) and DAAST players get nothing we write.
     r["imp"][0]["video"]["protocols"] = json!([1, 4, 9, 10]);
     assert!(bids(&s, &r).is_empty());
-    assert_eq!(reason(&s, &r, "tent-ctv-video"), "creative");
+    assert_eq!(creative_detail(&s, &r, "tent-ctv-video"), "protocol");
 }
 
 #[test]
@@ -461,11 +479,11 @@ fn pods_and_delivery_methods_are_respected() {
     assert_eq!(bids(&s, &video("poddur", json!(15))).len(), 1);
     let r = video("poddur", json!(10));
     assert!(bids(&s, &r).is_empty());
-    assert_eq!(reason(&s, &r, "tent-ctv-video"), "creative");
+    assert_eq!(creative_detail(&s, &r, "tent-ctv-video"), "duration");
     assert_eq!(bids(&s, &video("delivery", json!([1, 2]))).len(), 1);
     let r = video("delivery", json!([1]));
     assert!(bids(&s, &r).is_empty());
-    assert_eq!(reason(&s, &r, "tent-ctv-video"), "creative");
+    assert_eq!(creative_detail(&s, &r, "tent-ctv-video"), "delivery");
     let mut r = request("audio-music-stream-companion.json");
     r["imp"][0]["audio"]["poddur"] = json!(20);
     assert!(bids(&s, &r).is_empty(), "a 30 s spot in a 20 s pod");

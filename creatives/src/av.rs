@@ -32,15 +32,33 @@ pub struct AvSlot<'a> {
     pub no_progressive: bool,
 }
 
-/// Why a creative does not fit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why a creative does not fit, in the order [`fit_av`] asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Misfit {
+    /// Not a video or audio creative.
     Media,
-    Mime,
     Duration,
+    /// The slot's `delivery` has no progressive download, which is how
+    /// every rendition is served.
+    Delivery,
+    Mime,
     Bitrate,
     /// The creative requires its companion and no offered slot takes it.
     Companion,
+}
+
+impl Misfit {
+    /// Its name in `/v1/explain`'s `detail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Misfit::Media => "media",
+            Misfit::Duration => "duration",
+            Misfit::Delivery => "delivery",
+            Misfit::Mime => "mime",
+            Misfit::Bitrate => "bitrate",
+            Misfit::Companion => "companion",
+        }
+    }
 }
 
 /// A fitting creative: its renditions, best first, and the companion.
@@ -77,7 +95,7 @@ pub fn fit_av(
         return Err(Misfit::Duration);
     }
     if slot.no_progressive {
-        return Err(Misfit::Media);
+        return Err(Misfit::Delivery);
     }
     let by_mime: Vec<usize> = (0..media.len())
         .filter(|&i| {
@@ -289,7 +307,7 @@ mod tests {
             fit_av(&c, &slot(Some(10), false), &[]),
             Err(Misfit::Duration)
         );
-        assert_eq!(fit_av(&c, &slot(None, true), &[]), Err(Misfit::Media));
+        assert_eq!(fit_av(&c, &slot(None, true), &[]), Err(Misfit::Delivery));
     }
 
     #[test]
