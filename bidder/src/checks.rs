@@ -102,8 +102,10 @@ pub(crate) struct Stop {
     pub reason: NoBid,
     /// Where the reason is `creative`: what kept the line item's
     /// creatives out of the slot (`/v1/explain`'s `detail`; not a metric
-    /// label). The furthest any creative got, in the order its fit is
-    /// checked.
+    /// label). For video and audio the furthest any creative got in the
+    /// order its fit is checked, or what the slot rules out; for native
+    /// the asset kind where the ad that got furthest through the request's
+    /// assets stopped; for a banner, its image types.
     pub detail: Option<&'static str>,
 }
 
@@ -768,6 +770,9 @@ fn creative(
                 return Err(NoBid::Creative);
             };
             let mut blocked = None;
+            // How far the ad whose misfit is noted got through the
+            // request's assets: the furthest, the first such ad on a tie.
+            let mut furthest: Option<usize> = None;
             for &c in &item.creatives {
                 let Some(ad) = crate::select::native_ad(&adv.creatives[c]) else {
                     continue;
@@ -775,7 +780,11 @@ fn creative(
                 let fit = match creatives::fit_native(&ad, request) {
                     Ok(fit) => fit,
                     Err(misfit) => {
-                        walk.misfit = Some(native_misfit(misfit));
+                        let reached = misfit.reached(request);
+                        if furthest.is_none_or(|r| reached > r) {
+                            furthest = Some(reached);
+                            walk.misfit = Some(misfit.kind());
+                        }
                         continue;
                     }
                 };
@@ -1002,19 +1011,6 @@ fn fit_av(
         ));
     }
     Err(blocked.unwrap_or(NoBid::Creative))
-}
-
-/// A native misfit's kind, as explain names it.
-fn native_misfit(m: creatives::NativeMisfit) -> &'static str {
-    use creatives::NativeMisfit as M;
-    match m {
-        M::Title { .. } => "title_asset",
-        M::Image { .. } => "image_asset",
-        M::Data { .. } => "data_asset",
-        M::Video { .. } => "video_asset",
-        M::Unsupported { .. } => "unsupported_asset",
-        M::Empty => "no_asset",
-    }
 }
 
 /// `badv` lists domains: blocking `example.com` blocks `shop.example.com`.

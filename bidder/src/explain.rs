@@ -39,12 +39,13 @@ pub(crate) struct Verdict<'a> {
     /// furthest through the checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
-    /// Where the reason is `creative`, what kept its creatives out:
+    /// Where the reason is `creative`, what kept its creatives out of the
+    /// imp the reason is from ([`crate::checks::Stop::detail`]):
     /// `duration`, `delivery`, `mime`, `bitrate` or `companion` (video and
-    /// audio, the furthest any creative got), `protocol` or `linearity`
-    /// (the slot), `image_type` (a banner's `mimes`), `native_request`
-    /// or the first asset kind a native ad cannot fill (`title_asset`,
-    /// `image_asset`, ...).
+    /// audio, the furthest any spot got), `protocol` or `linearity` (the
+    /// slot), `image_type` (a banner's `mimes`), `native_request`, or the
+    /// asset kind where the native ad that got furthest stopped
+    /// (`title_asset`, `image_asset`, ..., `no_asset`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<&'static str>,
 }

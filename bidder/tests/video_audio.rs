@@ -505,3 +505,35 @@ fn companion_slots_take_only_the_image_types_they_list() {
     let adm = bids(&s, &r)[0]["adm"].as_str().unwrap().to_string();
     assert!(adm.contains("tent-640.jpg"), "{adm}");
 }
+
+/// With several spots, explain's detail is the furthest any got, in the
+/// order a spot's fit is checked (duration, delivery, mime, bitrate,
+/// companion), whichever the line item lists first; what the slot itself
+/// rules out comes before any spot.
+#[test]
+fn the_detail_is_the_furthest_any_spot_got() {
+    let s = Server::start_with(
+        &repo().join("testdata/config/open"),
+        None,
+        bidder::Settings {
+            public_url: "https://bidder.test".into(),
+            ..bidder::Settings::default()
+        },
+    );
+    let li = "open-video";
+    let mut r = common::video_request();
+    assert_eq!(reason(&s, &r, li), "bid");
+    // The 15 s spot has no ogg rendition (mime); the 30 s one is too long
+    // for 20 s (duration), and is listed second.
+    r["imp"][0]["video"]["mimes"] = json!(["video/ogg"]);
+    r["imp"][0]["video"]["maxduration"] = json!(20);
+    assert!(bids(&s, &r).is_empty());
+    assert_eq!(creative_detail(&s, &r, li), "mime");
+
+    let mut r = common::video_request();
+    r["imp"][0]["video"]["linearity"] = json!(2);
+    assert_eq!(creative_detail(&s, &r, li), "linearity");
+    let mut r = common::video_request();
+    r["imp"][0]["video"]["protocols"] = json!([9, 10]);
+    assert_eq!(creative_detail(&s, &r, li), "protocol");
+}

@@ -293,6 +293,68 @@ mod tests {
         );
     }
 
+    /// `Misfit`'s order is the order `fit_av` asks in: a spot failing at
+    /// two stages answers the earlier, which ranks lower. Explain reports
+    /// the furthest of a line item's spots by this order.
+    #[test]
+    fn misfits_rank_in_the_order_they_are_checked() {
+        let c = video(15, false);
+        let short = AvSlot {
+            max_duration: Some(10),
+            ..AvSlot::default()
+        };
+        let streaming = AvSlot {
+            no_progressive: true,
+            ..AvSlot::default()
+        };
+        let ogg = AvSlot {
+            mimes: vec!["video/ogg"],
+            ..AvSlot::default()
+        };
+        let slow = AvSlot {
+            max_bitrate: Some(1),
+            ..AvSlot::default()
+        };
+        let each = [
+            fit_av(&banner(300, 250), &AvSlot::default(), &[]),
+            fit_av(&c, &short, &[]),
+            fit_av(&c, &streaming, &[]),
+            fit_av(&c, &ogg, &[]),
+            fit_av(&c, &slow, &[]),
+            fit_av(&video(15, true), &AvSlot::default(), &[]),
+        ]
+        .map(Result::unwrap_err);
+        assert_eq!(
+            each,
+            [
+                Misfit::Media,
+                Misfit::Duration,
+                Misfit::Delivery,
+                Misfit::Mime,
+                Misfit::Bitrate,
+                Misfit::Companion,
+            ]
+        );
+        assert!(each.windows(2).all(|w| w[0] < w[1]));
+        // Two stages at once: the earlier answers.
+        let both = |a: AvSlot<'static>, b: AvSlot<'static>| AvSlot {
+            mimes: if a.mimes.is_empty() { b.mimes } else { a.mimes },
+            max_duration: a.max_duration.or(b.max_duration),
+            max_bitrate: a.max_bitrate.or(b.max_bitrate),
+            no_progressive: a.no_progressive || b.no_progressive,
+            ..AvSlot::default()
+        };
+        let pairs = [
+            (short.clone(), streaming.clone(), Misfit::Duration),
+            (streaming.clone(), ogg.clone(), Misfit::Delivery),
+            (ogg.clone(), slow.clone(), Misfit::Mime),
+        ];
+        for (a, b, want) in pairs {
+            assert_eq!(fit_av(&c, &both(a, b), &[]), Err(want));
+        }
+        assert_eq!(fit_av(&video(15, true), &slow, &[]), Err(Misfit::Bitrate));
+    }
+
     #[test]
     fn pods_and_delivery_methods() {
         let c = video(15, false);

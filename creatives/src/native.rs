@@ -505,6 +505,38 @@ pub enum NativeMisfit {
     Empty,
 }
 
+impl NativeMisfit {
+    /// Its kind, as `/v1/explain`'s `detail` names it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            NativeMisfit::Title { .. } => "title_asset",
+            NativeMisfit::Image { .. } => "image_asset",
+            NativeMisfit::Data { .. } => "data_asset",
+            NativeMisfit::Video { .. } => "video_asset",
+            NativeMisfit::Unsupported { .. } => "unsupported_asset",
+            NativeMisfit::Empty => "no_asset",
+        }
+    }
+
+    /// How far through `req`'s assets (in its order) the ad got before
+    /// this: the place of the asset it could not fill, or past them all
+    /// for an ad that fills none.
+    pub fn reached(self, req: &NativeRequest) -> usize {
+        let asset = match self {
+            NativeMisfit::Title { asset, .. }
+            | NativeMisfit::Image { asset, .. }
+            | NativeMisfit::Data { asset, .. }
+            | NativeMisfit::Video { asset }
+            | NativeMisfit::Unsupported { asset, .. } => asset,
+            NativeMisfit::Empty => return req.assets.len(),
+        };
+        req.assets
+            .iter()
+            .position(|a| a.id == asset)
+            .unwrap_or(req.assets.len())
+    }
+}
+
 /// Checks `ad` against every asset of `req` (see the module docs for the
 /// rules). The fit is for this ad: give the same ad to [`native_response`].
 pub fn fit_native(ad: &NativeAd<'_>, req: &NativeRequest) -> Result<NativeFit, NativeMisfit> {
@@ -1188,6 +1220,29 @@ fn version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<NativeVersio
 
 #[cfg(test)]
 mod tests {
+    /// How far a misfit got is its asset's place in the request's order
+    /// (not its id), and past every asset for an ad that fills none.
+    #[test]
+    fn a_misfit_reached_its_assets_place_in_the_request() {
+        let req = parse_native_request(
+            r#"{"assets":[{"id":7,"required":1,"title":{"len":20}},
+                          {"id":2,"required":1,"img":{"type":3,"w":300,"h":250}}]}"#,
+        )
+        .unwrap();
+        let title = NativeMisfit::Title {
+            asset: 7,
+            why: TextMisfit::TooLong,
+        };
+        let image = NativeMisfit::Image {
+            asset: 2,
+            image_type: 3,
+            why: ImageMisfit::Size,
+        };
+        assert_eq!(title.reached(&req), 0);
+        assert_eq!(image.reached(&req), 1);
+        assert_eq!(NativeMisfit::Empty.reached(&req), 2);
+        assert_eq!((title.kind(), image.kind()), ("title_asset", "image_asset"));
+    }
     use super::*;
 
     #[test]
