@@ -58,6 +58,10 @@ measure() {
     "$@" "127.0.0.1:$port" >"$work/$name.out" 2>"$work/$name.err" &
   local pid=$!
   pids+=("$pid")
+  # This runs in a command substitution's subshell: the script's own exit
+  # trap (common.sh) never sees `pids` grow here, and a failure below left
+  # the server running under valgrind. The subshell stops its own.
+  trap "kill $pid 2>/dev/null || true" EXIT
   for _ in $(seq 300); do
     grep -q listening "$work/$name.out" 2>/dev/null && break
     sleep 0.2
