@@ -337,20 +337,31 @@ mod tests {
         );
         assert!(each.windows(2).all(|w| w[0] < w[1]));
         // Two stages at once: the earlier answers.
-        let both = |a: AvSlot<'static>, b: AvSlot<'static>| AvSlot {
-            mimes: if a.mimes.is_empty() { b.mimes } else { a.mimes },
-            max_duration: a.max_duration.or(b.max_duration),
-            max_bitrate: a.max_bitrate.or(b.max_bitrate),
-            no_progressive: a.no_progressive || b.no_progressive,
-            ..AvSlot::default()
-        };
         let pairs = [
-            (short.clone(), streaming.clone(), Misfit::Duration),
-            (streaming.clone(), ogg.clone(), Misfit::Delivery),
-            (ogg.clone(), slow.clone(), Misfit::Mime),
+            (
+                AvSlot {
+                    no_progressive: true,
+                    ..short
+                },
+                Misfit::Duration,
+            ),
+            (
+                AvSlot {
+                    mimes: vec!["video/ogg"],
+                    ..streaming
+                },
+                Misfit::Delivery,
+            ),
+            (
+                AvSlot {
+                    max_bitrate: Some(1),
+                    ..ogg
+                },
+                Misfit::Mime,
+            ),
         ];
-        for (a, b, want) in pairs {
-            assert_eq!(fit_av(&c, &both(a, b), &[]), Err(want));
+        for (slot, want) in pairs {
+            assert_eq!(fit_av(&c, &slot, &[]), Err(want));
         }
         assert_eq!(fit_av(&video(15, true), &slow, &[]), Err(Misfit::Bitrate));
     }

@@ -1220,6 +1220,8 @@ fn version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<NativeVersio
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// How far a misfit got is its asset's place in the request's order
     /// (not its id), and past every asset for an ad that fills none.
     #[test]
@@ -1243,7 +1245,6 @@ mod tests {
         assert_eq!(NativeMisfit::Empty.reached(&req), 2);
         assert_eq!((title.kind(), image.kind()), ("title_asset", "image_asset"));
     }
-    use super::*;
 
     #[test]
     fn fit_text_keeps_short_text_and_refuses_what_may_not_be_cut() {
