@@ -2503,8 +2503,11 @@ impl App {
             .map_err(|e| ExplainError::Invalid(e.to_string()))?;
         let guard = self.snapshot.load();
         let snap = guard.as_ref().ok_or(ExplainError::NotReady)?;
+        // `default` is what explain and the metrics call the profile of
+        // the plain bid endpoint: named back, it is that profile, as a
+        // notice naming it is (`Snapshot::notice_profile`).
         let profile = snap
-            .profile(exchange)
+            .profile(exchange.filter(|e| *e != crate::snapshot::DEFAULT_EXCHANGE))
             .ok_or_else(|| ExplainError::UnknownExchange(exchange.unwrap_or_default().into()))?;
         let (ctx, priced) = self.context(snap, profile, &req);
         let model = self.model.load();

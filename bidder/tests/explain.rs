@@ -221,3 +221,22 @@ fn explain_refuses_parameters_it_does_not_take() {
     let r = common::admin(s.admin, "/v1/explain?", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// The exchange explain names for the plain bid endpoint, `default`, can be
+/// given back: it explains that endpoint (it was a 404, "no exchange
+/// profile has the id", for the name explain itself had printed).
+#[test]
+fn explain_takes_back_the_default_exchange_it_names() {
+    let s = Server::example();
+    let body = banner_request().to_string();
+    let plain = common::admin(s.admin, "/v1/explain", body.as_bytes());
+    assert_eq!(plain.status, 200, "{}", plain.text());
+    let plain: Value = serde_json::from_str(&plain.text()).unwrap();
+    assert_eq!(plain["exchange"], "default");
+    let named = common::admin(s.admin, "/v1/explain?exchange=default", body.as_bytes());
+    assert_eq!(named.status, 200, "{}", named.text());
+    let named: Value = serde_json::from_str(&named.text()).unwrap();
+    assert_eq!(named, plain);
+    let unknown = common::admin(s.admin, "/v1/explain?exchange=nowhere", body.as_bytes());
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+}
