@@ -628,9 +628,14 @@ fn wlang_keeps_out_creatives_in_other_languages() {
     let (_, _, bid) = one_bid(&s, &banner_request());
     assert_eq!(bid["language"], "de", "{bid}");
     assert!(bid.get("langb").is_none(), "{bid}");
+    // A list past `ortb::MAX_LANGUAGES` entries is read up to the bound:
+    // what it cuts off (`de` last here) is not allowed.
+    let mut long = vec!["en"; ortb::MAX_LANGUAGES];
+    long.push("de");
     for (field, list) in [
         ("wlang", json!(["en", "fr"])),
         ("wlangb", json!(["en-US", "fr-CA"])),
+        ("wlang", json!(long)),
     ] {
         let mut req = banner_request();
         req[field] = list.clone();

@@ -118,12 +118,21 @@ pub struct BidRequest<'a> {
     pub ext: Ext<'a>,
 }
 
+/// Entries of `wlang` and of `wlangb` read at most. A publisher allows a
+/// handful of languages; every creative that says its language is compared
+/// with each entry, so a list of 10,000 (a 52 KB request) cost 38 ms a
+/// request at 1,000 line items, and 100,000 entries 140 ms (1 and 4-7 ms
+/// read up to the bound).
+pub const MAX_LANGUAGES: usize = 32;
+
 impl<'a> BidRequest<'a> {
     /// The languages `wlang` and `wlangb` allow creatives to be in, as
     /// their tags in lower case (entries that do not start with a language
     /// of two or three letters left out); `None` where neither lists any.
     /// Each list is read as the request's other lists of strings are (a
-    /// lone string is a list of one).
+    /// lone string is a list of one), up to [`MAX_LANGUAGES`] entries: a
+    /// list cut there whose entries read name no language allows none
+    /// (`Some` of nothing), so that what was cut never loosens it.
     #[inline]
     pub fn allowed_languages(&self) -> Option<Box<[String]>> {
         if self.wlang.is_none() && self.wlangb.is_none() {
@@ -135,8 +144,11 @@ impl<'a> BidRequest<'a> {
     #[inline(never)]
     fn read_languages(&self) -> Option<Box<[String]>> {
         let mut out = Vec::new();
+        let mut cut = false;
         for raw in [&self.wlang, &self.wlangb].into_iter().flatten() {
-            for tag in crate::read::str_list(raw.get()).unwrap_or_default().iter() {
+            let tags = crate::read::str_list(raw.get()).unwrap_or_default();
+            cut |= tags.len() > MAX_LANGUAGES;
+            for tag in tags.iter().take(MAX_LANGUAGES) {
                 // A language of two or three letters first, or it names
                 // none: a number or a stray word restricts nothing.
                 // `en_US` (a POSIX or Android locale) is `en-US`.
@@ -149,7 +161,7 @@ impl<'a> BidRequest<'a> {
                 }
             }
         }
-        (!out.is_empty()).then(|| out.into_boxed_slice())
+        (cut || !out.is_empty()).then(|| out.into_boxed_slice())
     }
 
     /// `at`, defaulting to 2 (second price plus), as the spec says.

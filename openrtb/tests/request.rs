@@ -657,3 +657,42 @@ fn a_null_in_a_list_of_objects_is_skipped() {
     let schain = req.source.as_ref().unwrap().schain().unwrap();
     assert_eq!(schain.nodes.len(), 1);
 }
+
+/// `wlang` and `wlangb` are read up to `MAX_LANGUAGES` entries each: every
+/// creative that says its language is compared with each entry read, and a
+/// list of 100,000 cost a request 140 ms at 1,000 line items. What the cut
+/// leaves out never loosens a list.
+#[test]
+fn language_lists_are_read_up_to_a_bound() {
+    use ortb::MAX_LANGUAGES;
+    let list = |entries: &[&str]| format!(r#"{{"id":"r","wlang":[{}]}}"#, entries.join(","));
+    let many = list(&vec![r#""en""#; 10_000]);
+    assert_eq!(
+        parse(&many).allowed_languages().map(|l| l.len()),
+        Some(MAX_LANGUAGES)
+    );
+    // The entry past the bound is not read: `de` is not allowed.
+    let mut then_de = vec![r#""en""#; MAX_LANGUAGES];
+    then_de.push(r#""de""#);
+    let allowed = parse(&list(&then_de)).allowed_languages().unwrap();
+    assert!(allowed.iter().all(|t| t == "en"), "{allowed:?}");
+    // Entries that name no language up to the bound, one after: the list
+    // allows none, not every language.
+    let mut junk = vec!["1"; MAX_LANGUAGES];
+    junk.push(r#""en""#);
+    assert_eq!(
+        parse(&list(&junk)).allowed_languages().as_deref(),
+        Some(&[][..])
+    );
+    // Within the bound such entries restrict nothing, as before; `wlangb`
+    // is read the same way.
+    assert_eq!(parse(&list(&["1", r#""?""#])).allowed_languages(), None);
+    let b = format!(
+        r#"{{"id":"r","wlangb":[{}]}}"#,
+        vec![r#""fr-CA""#; 50].join(",")
+    );
+    assert_eq!(
+        parse(&b).allowed_languages().map(|l| l.len()),
+        Some(MAX_LANGUAGES)
+    );
+}
