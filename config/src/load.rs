@@ -53,16 +53,14 @@ pub fn load_dir_with(dir: &Path, secrets: Secrets) -> Result<Config, Problems> {
         // Over the total only when the file alone is within its bound.
         let alone_too_large = || fs::metadata(&path).is_ok_and(|m| m.len() > MAX_FILE_BYTES);
         match read_bounded(&path, MAX_FILE_BYTES.min(left)) {
-            Ok(None) if left < MAX_FILE_BYTES && !alone_too_large() => {
-                problems.push(whole_file_problem(
-                    &path,
-                    format!(
+            Ok(None) if left < MAX_FILE_BYTES && !alone_too_large() => problems.push(file_problem(
+                &path,
+                format!(
                     "with the files before it, the config holds more than the {} MiB it may in all",
                     MAX_CONFIG_BYTES >> 20
                 ),
-                ))
-            }
-            Ok(None) => problems.push(whole_file_problem(
+            )),
+            Ok(None) => problems.push(file_problem(
                 &path,
                 format!(
                     "the file holds more than the {} MiB a config file may",
@@ -76,10 +74,7 @@ pub fn load_dir_with(dir: &Path, secrets: Secrets) -> Result<Config, Problems> {
                 }
                 Err(e) => problems.push(not_utf8(&path, e)),
             },
-            Err(e) => problems.push(whole_file_problem(
-                &path,
-                format!("the file cannot be read: {e}"),
-            )),
+            Err(e) => problems.push(file_problem(&path, format!("the file cannot be read: {e}"))),
         }
     }
     check(&files, secrets, problems)
@@ -191,6 +186,19 @@ fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> Problem {
     }
 }
 
+/// A problem of a file as a whole (too large, unreadable), placed at its
+/// start: `file:1:1: reason`, the shape editors and CI annotate, as every
+/// other problem of a file is.
+fn file_problem(path: &Path, message: String) -> Problem {
+    Problem {
+        file: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message,
+    }
+}
+
+/// A problem of a directory (missing, empty of config files): no line.
 fn whole_file_problem(path: &Path, message: String) -> Problem {
     Problem {
         file: path.to_path_buf(),
@@ -716,9 +724,12 @@ impl MessageFormatter for Wording {
                 let owner = raw::required_key_owner(field).unwrap_or("mapping");
                 Cow::Owned(format!("missing required key \"{field}\" in this {owner}"))
             }
-            Error::DuplicateMappingKey { key: Some(k), .. } => {
-                Cow::Owned(format!("key \"{k}\" appears twice in the same mapping"))
-            }
+            // Written twice, or (as often) a list item that lost its `- `
+            // and so runs on in the item before it.
+            Error::DuplicateMappingKey { key: Some(k), .. } => Cow::Owned(format!(
+                "key \"{k}\" appears twice in the same mapping (written twice, or a list item \
+                 lost its `- ` and runs on in the one before)"
+            )),
             Error::DuplicateMappingKey { key: None, .. } => {
                 Cow::Borrowed("the same key appears twice in one mapping")
             }
@@ -734,6 +745,22 @@ impl MessageFormatter for Wording {
                 "string scalar" | "scalar" => "expected a single value here, not a list or mapping",
                 other => return Cow::Owned(format!("expected {other} here")),
             }),
+            // The YAML scanner's own words, for the slips account managers
+            // make most: a key without its colon, a line indented off.
+            Error::ExternalMessage { msg, .. } => match msg.as_str() {
+                "simple key expected ':'" => Cow::Borrowed(
+                    "expected `key: value` here (a colon and a space after the key)",
+                ),
+                "mapping values are not allowed in this context" => Cow::Borrowed(
+                    "a `key: value` cannot start here: is this line indented deeper than the \
+                     keys around it, or is it on the line of another value?",
+                ),
+                "recursion limit exceeded" => Cow::Borrowed(
+                    "the YAML cannot be read as a config: it nests lists and mappings deeper \
+                     than a config may",
+                ),
+                _ => serde_saphyr::UserMessageFormatter.format_message(err),
+            },
             Error::NullIntoString { .. } => Cow::Borrowed("a value is missing here"),
             Error::MultipleDocuments { .. } => Cow::Borrowed(
                 "a config file holds a single YAML document; remove the `---` line or split the file",
@@ -1298,7 +1325,31 @@ mod tests {
     fn parser_messages_are_reworded() {
         assert_eq!(
             err("advertiser:\n  id: a\n  id: b\n  name: A\n").2,
-            "key \"id\" appears twice in the same mapping"
+            "key \"id\" appears twice in the same mapping (written twice, or a list item lost \
+             its `- ` and runs on in the one before)"
+        );
+        assert_eq!(
+            err("advertiser:\n  id: a\n  cpm 3.50\n  name: A\n"),
+            (
+                3,
+                3,
+                "expected `key: value` here (a colon and a space after the key)".into()
+            )
+        );
+        let (line, column, message) = err("advertiser:\n  id: a\n  name: A\n    cpm: 3.50\n");
+        assert_eq!((line, column), (4, 8));
+        assert!(
+            message.starts_with("a `key: value` cannot start here"),
+            "{message}"
+        );
+        let deep = format!(
+            "advertiser:\n  id: a\n  name: A\n  domains: {}\n",
+            "[".repeat(100_000)
+        );
+        assert_eq!(
+            err(&deep).2,
+            "the YAML cannot be read as a config: it nests lists and mappings deeper than a \
+             config may"
         );
         assert_eq!(
             err("advertiser:\n  name: A\n").2,

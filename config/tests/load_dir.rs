@@ -171,6 +171,13 @@ fn files_too_large_are_problems_not_read() {
         "the file holds more than the 32 MiB a config file may"
     );
     assert!(problems.0[0].file.ends_with("b.yaml"));
+    // Placed at the file's start, as editors and CI read problems.
+    assert!(
+        problems.0[0]
+            .to_string()
+            .ends_with("b.yaml:1:1: the file holds more than the 32 MiB a config file may"),
+        "{problems}"
+    );
     // The most a file may hold loads: an advertiser and its comments.
     let mut most = OTHER.as_bytes().to_vec();
     most.push(b'\n');

@@ -656,7 +656,8 @@ fn currency_code_listed_twice() {
     assert_problem(
         &text,
         at(&text, "EUR: 0.96", "EUR"),
-        "key \"EUR\" appears twice in the same mapping",
+        "key \"EUR\" appears twice in the same mapping (written twice, or a list item lost its \
+         `- ` and runs on in the one before)",
     );
 }
 
