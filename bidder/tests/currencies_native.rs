@@ -628,9 +628,9 @@ fn wlang_keeps_out_creatives_in_other_languages() {
     let (_, _, bid) = one_bid(&s, &banner_request());
     assert_eq!(bid["language"], "de", "{bid}");
     assert!(bid.get("langb").is_none(), "{bid}");
-    // A list past `ortb::MAX_LANGUAGES` entries is read up to the bound:
-    // what it cuts off (`de` last here) is not allowed.
-    let mut long = vec!["en"; ortb::MAX_LANGUAGES];
+    // A list past `ortb::MAX_LANGUAGE_ENTRIES` entries is read up to the
+    // bound: what it cuts off (`de` last here) is not allowed.
+    let mut long = vec!["en"; ortb::MAX_LANGUAGE_ENTRIES];
     long.push("de");
     for (field, list) in [
         ("wlang", json!(["en", "fr"])),

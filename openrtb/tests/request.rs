@@ -658,41 +658,53 @@ fn a_null_in_a_list_of_objects_is_skipped() {
     assert_eq!(schain.nodes.len(), 1);
 }
 
-/// `wlang` and `wlangb` are read up to `MAX_LANGUAGES` entries each: every
-/// creative that says its language is compared with each entry read, and a
-/// list of 100,000 cost a request 140 ms at 1,000 line items. What the cut
-/// leaves out never loosens a list.
+/// `wlang` and `wlangb` are read up to `MAX_LANGUAGE_ENTRIES` entries each
+/// and `MAX_LANGUAGES` languages in all: every creative that says its
+/// language is compared with each language read, and a list of 100,000
+/// cost a request 140 ms at 1,000 line items. What the bounds cut off is
+/// never allowed, and a cut never loosens a list.
 #[test]
 fn language_lists_are_read_up_to_a_bound() {
-    use ortb::MAX_LANGUAGES;
-    let list = |entries: &[&str]| format!(r#"{{"id":"r","wlang":[{}]}}"#, entries.join(","));
-    let many = list(&vec![r#""en""#; 10_000]);
+    use ortb::{MAX_LANGUAGES, MAX_LANGUAGE_ENTRIES};
+    let list = |field: &str, entries: &[String]| {
+        format!(r#"{{"id":"r","{field}":[{}]}}"#, entries.join(","))
+    };
+    let quoted = |s: &str| format!("\"{s}\"");
+    let allowed = |body: &str| parse(body).allowed_languages().map(|l| l.into_vec());
+    let times = |s: &str, n: usize| vec![quoted(s); n];
+
+    // One tag per language and script: ten thousand `en` are one.
     assert_eq!(
-        parse(&many).allowed_languages().map(|l| l.len()),
-        Some(MAX_LANGUAGES)
+        allowed(&list("wlang", &times("en", 10_000))),
+        Some(vec!["en".to_owned()])
     );
-    // The entry past the bound is not read: `de` is not allowed.
-    let mut then_de = vec![r#""en""#; MAX_LANGUAGES];
-    then_de.push(r#""de""#);
-    let allowed = parse(&list(&then_de)).allowed_languages().unwrap();
-    assert!(allowed.iter().all(|t| t == "en"), "{allowed:?}");
-    // Entries that name no language up to the bound, one after: the list
-    // allows none, not every language.
-    let mut junk = vec!["1"; MAX_LANGUAGES];
-    junk.push(r#""en""#);
+    // Regions are not compared, so they take no places: `pt-BR` after
+    // forty regions of Spanish is read.
+    let mut regions: Vec<String> = (0..40).map(|i| quoted(&format!("es-r{i}"))).collect();
+    regions.push(quoted("pt-BR"));
     assert_eq!(
-        parse(&list(&junk)).allowed_languages().as_deref(),
-        Some(&[][..])
+        allowed(&list("wlangb", &regions)),
+        Some(vec!["es-r0".to_owned(), "pt-br".to_owned()])
     );
-    // Within the bound such entries restrict nothing, as before; `wlangb`
-    // is read the same way.
-    assert_eq!(parse(&list(&["1", r#""?""#])).allowed_languages(), None);
-    let b = format!(
-        r#"{{"id":"r","wlangb":[{}]}}"#,
-        vec![r#""fr-CA""#; 50].join(",")
-    );
-    assert_eq!(
-        parse(&b).allowed_languages().map(|l| l.len()),
-        Some(MAX_LANGUAGES)
-    );
+    // Past `MAX_LANGUAGES` languages, the next is not allowed.
+    let letters = |i: usize| {
+        let a = b"abcfghijklmnopqrstuvwxyz";
+        format!("{}{}", a[i / a.len()] as char, a[i % a.len()] as char)
+    };
+    let mut many: Vec<String> = (0..MAX_LANGUAGES).map(|i| quoted(&letters(i))).collect();
+    many.push(quoted("de"));
+    let read = allowed(&list("wlang", &many)).unwrap();
+    assert_eq!(read.len(), MAX_LANGUAGES);
+    assert!(!read.contains(&"de".to_owned()), "{read:?}");
+    // Past `MAX_LANGUAGE_ENTRIES` entries, nothing more is read.
+    let mut late = times("en", MAX_LANGUAGE_ENTRIES);
+    late.push(quoted("de"));
+    assert_eq!(allowed(&list("wlang", &late)), Some(vec!["en".to_owned()]));
+    // Entries that name no language, up to the bound, then a language:
+    // the list allows none, not every language.
+    let mut junk = vec!["1".to_owned(); MAX_LANGUAGE_ENTRIES];
+    junk.push(quoted("en"));
+    assert_eq!(allowed(&list("wlang", &junk)), Some(vec![]));
+    // Within the bounds such entries restrict nothing, as before.
+    assert_eq!(allowed(&list("wlang", &["1".into(), quoted("?")])), None);
 }
