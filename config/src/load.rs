@@ -260,10 +260,9 @@ fn walk(
             Ok(meta) if meta.is_dir() => walk(&path, files, seen_dirs, problems),
             Ok(meta) if meta.is_file() && is_yaml(&path) => files.push(path),
             Ok(_) => {}
-            Err(e) if is_yaml(&path) => problems.push(whole_file_problem(
-                &path,
-                format!("the file cannot be read: {e}"),
-            )),
+            Err(e) if is_yaml(&path) => {
+                problems.push(file_problem(&path, format!("the file cannot be read: {e}")))
+            }
             Err(_) => {}
         }
     }
@@ -753,7 +752,8 @@ impl MessageFormatter for Wording {
                 ),
                 "mapping values are not allowed in this context" => Cow::Borrowed(
                     "a `key: value` cannot start here: is this line indented deeper than the \
-                     keys around it, or is it on the line of another value?",
+                     keys around it, on the line of another value, or does a value hold `: ` \
+                     and need quotes?",
                 ),
                 "recursion limit exceeded" => Cow::Borrowed(
                     "the YAML cannot be read as a config: it nests lists and mappings deeper \

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 /// One thing wrong, at a 1-based line and column (in characters) of `file`.
 ///
-/// Line and column are 0 when the problem is not inside a file's text: a
-/// directory that cannot be read or holds no YAML, or a file that cannot be
-/// read at all. `Display` then leaves the position out.
+/// Line and column are 0 for a directory's problem (it cannot be read, or
+/// holds no YAML); `Display` then leaves the position out. A problem of a
+/// file as a whole (too large, unreadable) is at 1:1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     pub file: PathBuf,

@@ -235,6 +235,24 @@ fn symlinks_are_followed_and_loops_end() {
     assert_eq!(advertiser_dups, 1, "{problems}");
 }
 
+/// A file that cannot be read is a problem at its start, `file:1:1`,
+/// whether its metadata or its bytes fail (a ConfigMap's dangling link).
+#[test]
+fn a_dangling_link_is_a_problem_at_its_start() {
+    let dir = TempDir::new("dangling");
+    dir.write("acme.yaml", BASE);
+    std::os::unix::fs::symlink(dir.0.join("gone.yaml"), dir.0.join("shop.yaml")).unwrap();
+    let problems = config::load_dir(&dir.0).expect_err("a dangling link");
+    assert_eq!(problems.len(), 1, "{problems}");
+    let p = &problems.0[0];
+    assert_eq!((p.line, p.column), (1, 1), "{problems}");
+    assert!(
+        p.to_string()
+            .contains("shop.yaml:1:1: the file cannot be read: "),
+        "{problems}"
+    );
+}
+
 #[test]
 fn the_fingerprint_changes_when_a_file_or_the_configmap_swap_changes() {
     use std::os::unix::fs::symlink;
