@@ -546,7 +546,8 @@ fn url_host(url: &str) -> Option<&str> {
     non_empty(Some(host))
 }
 
-/// How far into a page URL's path a product id's marker is looked for. A
+/// How far into a page URL (its scheme and host count) a product id's
+/// marker is looked for. A
 /// shop's product path is a few dozen bytes; a path of a million slashes
 /// cost 30 ms of CPU a request (each marker tried at every slash), where
 /// any other megabyte of a request costs about 2 ms. Within the bound,
@@ -691,12 +692,12 @@ mod tests {
         );
     }
 
-    /// Markers are looked for within the first 2,048 bytes: a path of a
-    /// million slashes is not walked a million times per marker, and a
-    /// marker past the bound is not read.
+    /// Markers are looked for within the URL's first 2,048 bytes: a path
+    /// of a million slashes is not walked a million times per marker, and
+    /// a marker past the bound is not read.
     #[test]
     fn product_markers_are_looked_for_within_a_bound() {
-        let slashes = format!("https://s.example{}", "/".repeat(1_000_000));
+        let slashes = format!("https://s.example{}dp/X", "/".repeat(1_000_000));
         assert_eq!(product_in_url(&slashes), None);
         let far = format!(
             "https://s.example/{}/dp/B0FAR",
@@ -711,9 +712,10 @@ mod tests {
         // The bound falls inside a two-byte character: the walk cuts
         // bytes, not text, so nothing panics.
         let wide = format!(
-            "https://s.example/{}/dp/B0É",
+            "https://s.example/x{}/dp/B0É",
             "é".repeat(PRODUCT_MARKER_WITHIN)
         );
+        assert!(std::str::from_utf8(&wide.as_bytes()[..PRODUCT_MARKER_WITHIN]).is_err());
         assert_eq!(product_in_url(&wide), None);
     }
 
