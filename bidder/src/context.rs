@@ -547,11 +547,11 @@ fn url_host(url: &str) -> Option<&str> {
 }
 
 /// How far into a page URL (its scheme and host count) a product id's
-/// marker is looked for. A
-/// shop's product path is a few dozen bytes; a path of a million slashes
-/// cost 30 ms of CPU a request (each marker tried at every slash), where
-/// any other megabyte of a request costs about 2 ms. Within the bound,
-/// the three walks cost some tens of microseconds at most.
+/// marker is looked for. A shop's product path is a few dozen bytes; a
+/// path of a million slashes cost 30 ms of CPU a request (each marker
+/// tried at every slash), where any other megabyte of a request costs
+/// about 2 ms. Within the bound, the three walks cost some tens of
+/// microseconds at most.
 const PRODUCT_MARKER_WITHIN: usize = 2_048;
 
 /// The markers of a product id in a page URL's path, the first found

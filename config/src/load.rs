@@ -41,7 +41,7 @@ pub fn load_dir_with(dir: &Path, secrets: Secrets) -> Result<Config, Problems> {
     paths.sort();
 
     if paths.is_empty() && problems.is_empty() {
-        problems.push(whole_file_problem(
+        problems.push(directory_problem(
             dir,
             "no *.yaml or *.yml files found in this directory".to_owned(),
         ));
@@ -199,7 +199,7 @@ fn file_problem(path: &Path, message: String) -> Problem {
 }
 
 /// A problem of a directory (missing, empty of config files): no line.
-fn whole_file_problem(path: &Path, message: String) -> Problem {
+fn directory_problem(path: &Path, message: String) -> Problem {
     Problem {
         file: path.to_path_buf(),
         line: 0,
@@ -222,7 +222,7 @@ fn walk(
             }
         }
         Err(e) => {
-            problems.push(whole_file_problem(
+            problems.push(directory_problem(
                 dir,
                 format!("the config directory cannot be read: {e}"),
             ));
@@ -232,7 +232,7 @@ fn walk(
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            problems.push(whole_file_problem(
+            problems.push(directory_problem(
                 dir,
                 format!("the config directory cannot be read: {e}"),
             ));
@@ -243,7 +243,7 @@ fn walk(
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                problems.push(whole_file_problem(
+                problems.push(directory_problem(
                     dir,
                     format!("the config directory cannot be listed: {e}"),
                 ));
