@@ -178,13 +178,13 @@ impl<'r> Context<'r> {
     /// does not allow `zh-Hans`). `xx`, OpenRTB's word for an ad with no
     /// words, serves anywhere.
     pub(crate) fn allows_language(&self, tag: &str) -> bool {
-        let (language, script) = language_parts(tag);
+        let (language, script) = ortb::language_and_script(tag);
         if language.eq_ignore_ascii_case("xx") {
             return true;
         }
         self.languages.as_ref().is_none_or(|allowed| {
             allowed.iter().any(|l| {
-                let (l, s) = language_parts(l);
+                let (l, s) = ortb::language_and_script(l);
                 l.eq_ignore_ascii_case(language)
                     && match (s, script) {
                         (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
@@ -446,17 +446,6 @@ fn geo_str<'r>(
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
-}
-
-/// A BCP 47 tag's language and its script, if its second subtag is one
-/// (four letters: `Hant` of `zh-Hant-TW`).
-fn language_parts(tag: &str) -> (&str, Option<&str>) {
-    let mut parts = tag.split('-');
-    let language = parts.next().unwrap_or(tag);
-    let script = parts
-        .next()
-        .filter(|s| s.len() == 4 && s.bytes().all(|b| b.is_ascii_alphabetic()));
-    (language, script)
 }
 
 /// User ids longer than this count as absent.

@@ -130,9 +130,11 @@ pub const MAX_LANGUAGES: usize = 32;
 /// a comparison with every language kept.
 pub const MAX_LANGUAGE_ENTRIES: usize = 256;
 
-/// A language tag's language and script (a second subtag of four
-/// letters), in the case given: what two tags are compared by.
-fn language_and_script(tag: &str) -> (&str, Option<&str>) {
+/// A BCP 47 tag's language and its script, if its second subtag is one
+/// (four letters: `Hant` of `zh-Hant-TW`), in the case given: what two
+/// tags are compared by, here and where the bidder holds a creative's
+/// language to a request's.
+pub fn language_and_script(tag: &str) -> (&str, Option<&str>) {
     let mut parts = tag.split('-');
     let language = parts.next().unwrap_or(tag);
     let script = parts
