@@ -5,7 +5,12 @@
 //! - `ours-serde`: the same model through serde_json's derive
 //! - `serde-skip`, `sonic-skip`: only validates the JSON (`IgnoredAny`), the
 //!   least any parser must do
-//! - `serde-value`, `sonic-value`: a document tree of the whole request
+//! - `serde-value`, `sonic-value`, `simd-value`: a document tree of the
+//!   whole request
+//! - `simd-tape`: simd-json's tape (its first stages: the structure found
+//!   with SIMD, strings unescaped in place), the least it builds; simd-json
+//!   parses in place, so its kinds copy the body first, as a caller keeping
+//!   the body would (`copy`: that copy alone)
 //!
 //! The question it answers: how far is our reader from what a parser can do
 //! on this request at all. sonic-rs is the SIMD parser of the field; it picks
@@ -53,11 +58,31 @@ fn one_sonic_value(body: &[u8]) {
     black_box(&v);
 }
 
+#[inline(never)]
+fn one_simd_tape(body: &[u8]) {
+    let mut copy = body.to_vec();
+    let tape = simd_json::to_tape(&mut copy).expect("valid JSON");
+    black_box(&tape);
+}
+
+#[inline(never)]
+fn one_simd_value(body: &[u8]) {
+    let mut copy = body.to_vec();
+    let v = simd_json::to_borrowed_value(&mut copy).expect("valid JSON");
+    black_box(&v);
+}
+
+#[inline(never)]
+fn one_copy(body: &[u8]) {
+    let copy = body.to_vec();
+    black_box(&copy);
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(kind), Some(n)) = (args.next(), args.next().and_then(|n| n.parse::<u32>().ok()))
     else {
-        eprintln!("usage: parsers ours|ours-serde|serde-skip|sonic-skip|serde-value|sonic-value N");
+        eprintln!("usage: parsers ours|ours-serde|serde-skip|sonic-skip|serde-value|sonic-value|simd-tape|simd-value|copy N");
         std::process::exit(2);
     };
     // The body bid-loop reads: minified as benches::minified does (keys in
@@ -72,6 +97,9 @@ fn main() {
         "sonic-skip" => one_sonic_skip,
         "serde-value" => one_serde_value,
         "sonic-value" => one_sonic_value,
+        "simd-tape" => one_simd_tape,
+        "simd-value" => one_simd_value,
+        "copy" => one_copy,
         other => {
             eprintln!("parsers: unknown kind {other:?}");
             std::process::exit(2);
