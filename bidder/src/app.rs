@@ -1672,6 +1672,13 @@ impl App {
                 dims,
             };
             match self.ledger.outcome(ledger::BidId::key_of(t.bid)) {
+                // With Redis the same call may reach another replica too:
+                // the replica that claims it first records it, at the next
+                // settling round (`settle_awaiting`, within a second).
+                ledger::Outcome::Charged if self.shared.is_some() => {
+                    self.await_charge(event, true);
+                    false
+                }
                 ledger::Outcome::Charged => {
                     self.record_tracked(event);
                     true
@@ -1889,7 +1896,38 @@ impl App {
                     false => local(bid),
                 }
             });
-        for e in settled.won {
+        let won = match &self.shared {
+            // Recorded where claimed: a call made to two replicas (a pixel
+            // retried through another pod) waits on both for the charge.
+            Some(shared) if !settled.won.is_empty() => {
+                let events: Vec<(BidKey, bool)> = settled
+                    .won
+                    .iter()
+                    .map(|e| (ledger::BidId::key_of(e.bid), e.click))
+                    .collect();
+                let claims = shared.claim_tracked(&events);
+                let mut mine = Vec::with_capacity(settled.won.len());
+                let (mut elsewhere, mut unclaimed) = (0, 0);
+                for (e, claim) in settled.won.into_iter().zip(claims) {
+                    match claim {
+                        Some(true) => mine.push(e),
+                        Some(false) => elsewhere += 1,
+                        // Redis did not answer: recorded here, as before
+                        // the claims (a replay to another replica may then
+                        // count twice until the copies arrive).
+                        None => {
+                            unclaimed += 1;
+                            mine.push(e);
+                        }
+                    }
+                }
+                metrics::tracking_refused_n("duplicate", elsewhere);
+                metrics::tracking_unclaimed(unclaimed);
+                mine
+            }
+            _ => settled.won,
+        };
+        for e in won {
             self.record_tracked(e);
         }
         metrics::tracking_refused_n("not_won", settled.dropped);
@@ -2823,8 +2861,9 @@ impl App {
         match self.books.charge(&win).await {
             Ok(Some(charge)) => {
                 // Won: its impression and click that came first count now,
-                // at their own times.
-                if let Ok(b) = u128::from_str_radix(&n.bid_id, 16) {
+                // at their own times. With Redis they may wait on another
+                // replica too: the next settling round claims them first.
+                if let (None, Ok(b)) = (&self.shared, u128::from_str_radix(&n.bid_id, 16)) {
                     for e in self.awaiting.take(b) {
                         self.record_tracked(e);
                     }

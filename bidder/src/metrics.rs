@@ -304,6 +304,13 @@ pub fn tracking_refused_n(reason: &'static str, n: usize) {
     }
 }
 
+/// Impressions and clicks recorded without a claim in Redis, which did not
+/// answer (`RedisLedger::claim_tracked`): one sent to two replicas may be
+/// in both replicas' events.
+pub fn tracking_unclaimed(n: usize) {
+    metrics::counter!("bidder_tracking_unclaimed_total").increment(n as u64);
+}
+
 pub fn audience_events(n: usize) {
     metrics::counter!("bidder_audience_events_total").increment(n as u64);
 }
@@ -478,6 +485,7 @@ const UNLABELLED_COUNTERS: &[&str] = &[
     "bidder_spend_micros_total",
     "bidder_tracking_dedupe_evicted_total",
     "bidder_tracking_duplicates_after_restart_total",
+    "bidder_tracking_unclaimed_total",
     "bidder_unknown_exchange_requests_total",
 ];
 
@@ -621,6 +629,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_tracking_refused_total",
         "Tracking calls that counted nothing, by reason (signature, expired, duplicate, not_won, awaiting_full)."
+    );
+    metrics::describe_counter!(
+        "bidder_tracking_unclaimed_total",
+        "Impressions and clicks recorded while Redis could not say whether another replica had recorded them."
     );
     metrics::describe_counter!(
         "bidder_tracking_dedupe_evicted_total",

@@ -1091,16 +1091,29 @@ fn reports_and_attribution_cover_every_replica() {
         }
         // One shopper per replica: bid, impression shown (its pixel
         // reaching the other replica, before the win: it waits there until
-        // Redis says the bid was charged), win at 2.00 CPM.
+        // Redis says the bid was charged), win at 2.00 CPM. The pixel is
+        // sent to the bidding replica too, before the win and after it (a
+        // retry through another pod): one impression all the same.
         for (i, user) in ["shopper-a", "shopper-b"].into_iter().enumerate() {
             let (r, other) = (&replicas[i], &replicas[1 - i]);
             let v = first_bid(r.bid, user).await.expect("a bid within 3 s");
             let bid = &v["seatbid"][0]["bid"][0];
             let nurl = path_of(bid["nurl"].as_str().unwrap()).replace("${AUCTION_PRICE}", "2.00");
             let (_, pixel) = common::banner_urls(bid["adm"].as_str().unwrap());
-            let (status, _) = http(other.bid, "GET", &path_of(&pixel), b"").await.unwrap();
-            assert!(status < 300, "impression pixel: {status}");
+            for to in [other, r] {
+                let (status, _) = http(to.bid, "GET", &path_of(&pixel), b"").await.unwrap();
+                assert!(status < 300, "impression pixel: {status}");
+            }
             assert_eq!(http(r.bid, "GET", &nurl, b"").await.map(|x| x.0), Some(200));
+            if i == 0 {
+                // Both still wait for the charge's settling round: the
+                // pixel again, now to each, is a duplicate where it came
+                // before.
+                for to in [r, other] {
+                    let (status, _) = http(to.bid, "GET", &path_of(&pixel), b"").await.unwrap();
+                    assert!(status < 300, "impression pixel: {status}");
+                }
+            }
         }
         // Each replica's report counts both replicas' wins, spend and
         // impressions once the copies arrived (a few seconds).
@@ -1118,6 +1131,13 @@ fn reports_and_attribution_cover_every_replica() {
             }
             assert!(whole, "a replica's report lacks the other's: {last:#}");
             assert_eq!(last["total"]["spend"]["micros"], 4_000, "{last:#}");
+        }
+        // Long enough for a second record of a pixel to have been written
+        // (each replica settles once a second) and copied (about a second).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for r in &replicas {
+            let t = &report_of(r, "by=line_item&format=json").await["total"];
+            assert_eq!(t["impressions"], 2, "an impression counted twice: {t:#}");
         }
         // A purchase uploaded to `b` of the shopper `a` showed the ad to is
         // attributed there, and both reports count it once.

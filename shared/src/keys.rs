@@ -95,6 +95,14 @@ impl Keys {
         format!("{}b:{b}", self.prefix)
     }
 
+    /// The claim of the replica that records a charged bid's impression
+    /// (`i`) or click (`c`): the one that sets it first, briefly (see
+    /// [`crate::TRACKED_CLAIM_MS`]).
+    pub(crate) fn tracked(&self, b: BidKey, click: bool) -> String {
+        let kind = if click { 'c' } else { 'i' };
+        format!("{}tk:{b}:{kind}", self.prefix)
+    }
+
     /// A capped bid's frequency keys, handed over at a stop for the replica
     /// that charges the bid to count its impression (see `COMMIT`).
     pub(crate) fn freq_handover(&self, b: BidKey) -> String {

@@ -641,6 +641,24 @@ impl RedisLedger {
             .sum()
     }
 
+    /// Which of `events` (a charged bid, and whether its click or its
+    /// impression) this replica records: the first replica to claim an
+    /// event records it, the others count it a duplicate. Without this,
+    /// the same call made to two replicas before its bid's charge was
+    /// recorded by both: each held it waiting for the charge and let it
+    /// go in the same second, before either's copy of the other's events
+    /// came. For each event, `Some(true)`: claimed here; `Some(false)`:
+    /// claimed by another; `None`: Redis did not answer (the caller
+    /// records it, as before the claims).
+    pub fn claim_tracked(&self, events: &[(BidKey, bool)]) -> Vec<Option<bool>> {
+        if events.is_empty() || self.inner.unavailable() {
+            return vec![None; events.len()];
+        }
+        let inner = self.inner.clone();
+        let events = events.to_vec();
+        self.block(async move { worker::claim_tracked(&inner, &events).await })
+    }
+
     fn block<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
         self.inner.block(fut)
     }

@@ -47,6 +47,14 @@ pub const AUDIENCE_STREAM_LEN: usize = 2_000;
 /// The largest piece handed to the other replicas.
 pub const MAX_PUBLISHED_BYTES: usize = 1 << 20;
 
+/// How long a replica's claim to record a bid's impression or click stays
+/// in Redis ([`RedisLedger::claim_tracked`]). Past it, the other replicas'
+/// event writers hold the recorded event from their copies of this
+/// replica's events, which arrive within seconds; ten minutes cover a
+/// copy held up by a slow disk or a short Redis outage, and keep some
+/// hundred bytes per tracked event for that long only.
+pub const TRACKED_CLAIM_MS: u64 = 10 * 60 * 1000;
+
 /// Audience data another replica applied.
 #[derive(Clone, Debug)]
 pub struct Published {

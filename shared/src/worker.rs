@@ -804,6 +804,41 @@ pub(crate) async fn charged(inner: &Inner, bids: &[BidKey]) -> Result<Vec<bool>,
     }
 }
 
+/// Claims `events` (a bid, and whether its click or its impression) for
+/// this replica to record: `Some(true)` for each it claimed, `Some(false)`
+/// for each another replica claimed first, `None` for each Redis did not
+/// answer for. Pipelines of `SET NX`, a few thousand each, so that a
+/// round after a pause (many events at once) is not one pipeline past the
+/// timeout.
+pub(crate) async fn claim_tracked(inner: &Inner, events: &[(BidKey, bool)]) -> Vec<Option<bool>> {
+    let mut out = Vec::with_capacity(events.len());
+    let Ok(mut conn) = inner.connection().await else {
+        out.resize(events.len(), None);
+        return out;
+    };
+    for chunk in events.chunks(5_000) {
+        let mut pipe = redis::pipe();
+        for &(bid, click) in chunk {
+            pipe.cmd("SET")
+                .arg(inner.keys.tracked(bid, click))
+                .arg(&inner.opts.replica)
+                .arg("NX")
+                .arg("PX")
+                .arg(crate::TRACKED_CLAIM_MS);
+        }
+        let set = pipe.query_async::<Vec<Option<String>>>(&mut conn);
+        match tokio::time::timeout(inner.opts.timeout, set).await {
+            Ok(Ok(v)) if v.len() == chunk.len() => {
+                out.extend(v.iter().map(|r| Some(r.is_some())));
+            }
+            // Not answered (or not in full): the rest is not known either.
+            _ => break,
+        }
+    }
+    out.resize(events.len(), None);
+    out
+}
+
 fn remember(inner: &Inner, epoch: &mut Option<String>, value: String) {
     *lock(&inner.epoch) = value.clone();
     if let Some(path) = &inner.opts.epoch_file {
