@@ -25,6 +25,9 @@ use crate::snapshot::{Profile, Snapshot};
 pub struct Settings {
     /// Larger bodies are refused with 413 before they are read.
     pub max_body_bytes: usize,
+    /// What bid request bodies still being read may hold together
+    /// (`crate::body::Held`); past it one is refused with 503.
+    pub max_body_memory: usize,
     /// Taken off `tmax` for the trip back to the exchange.
     pub tmax_margin: Duration,
     /// The deadline when a request carries no `tmax`.
@@ -108,6 +111,7 @@ impl std::fmt::Debug for Settings {
         let set = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         f.debug_struct("Settings")
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_body_memory", &self.max_body_memory)
             .field("tmax_margin", &self.tmax_margin)
             .field("default_tmax", &self.default_tmax)
             .field("max_tmax", &self.max_tmax)
@@ -129,6 +133,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_body_bytes: 1024 * 1024,
+            max_body_memory: 128 << 20,
             tmax_margin: Duration::from_millis(10),
             default_tmax: Duration::from_millis(200),
             max_tmax: Duration::from_millis(1000),
@@ -343,6 +348,8 @@ pub struct App {
     frequency_writing: std::sync::Mutex<()>,
     /// Impressions and clicks of bids not charged yet (`crate::awaiting`).
     awaiting: crate::awaiting::Awaiting,
+    /// What bid request bodies being read hold together.
+    pub(crate) bid_bodies: crate::body::Held,
     /// The file of those the process before left was taken on
     /// ([`App::take_on_awaiting`]): only then may [`App::save_awaiting`]
     /// replace (or, with none waiting, remove) it.
@@ -525,6 +532,7 @@ impl App {
         let settings_secret = settings.notice_secret.clone().filter(|s| !s.is_empty());
         let url_signatures = settings.url_signatures;
         let settings_pixel_ip = settings.pixel_events_per_ip_per_minute;
+        let settings_body_memory = settings.max_body_memory;
         let https_public_url = crate::snapshot::is_https(&settings.public_url);
         let mut public_url_in_attr = String::new();
         creatives::push_attr_in_json(
@@ -590,6 +598,7 @@ impl App {
             frequency_empty: std::sync::atomic::AtomicBool::new(false),
             frequency_writing: std::sync::Mutex::new(()),
             awaiting: crate::awaiting::Awaiting::default(),
+            bid_bodies: crate::body::Held::new(settings_body_memory),
             awaiting_taken_on: std::sync::atomic::AtomicBool::new(false),
             settling: std::sync::atomic::AtomicBool::new(false),
             https_public_url,

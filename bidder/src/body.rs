@@ -5,6 +5,7 @@
 //! the inflated size, so a small gzip bomb cannot grow past it either.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -25,12 +26,82 @@ pub(crate) enum BodyError {
     GzipMembers(usize),
     #[error("could not read the request body: {0}")]
     Read(hyper::Error),
+    #[error("too many request bodies are being read at once; send it again")]
+    Busy,
 }
 
+/// The memory bid request bodies still being read may hold together
+/// (`--max-body-memory`, 128 MiB), beyond what hyper buffers per
+/// connection (`server::READ_BUFFER_BYTES`): a
+/// body that comes in several reads is gathered here until its last, for
+/// up to the longest deadline. Per request the limit is `--max-body-bytes`
+/// (1 MB), but 4,096 connections each trickling a megabyte held 1.35 GB,
+/// past the pod's memory limit, and glibc kept most of it after they
+/// closed. Past the budget, a body is refused (503) and its connection
+/// closed; honest bid requests (a few KB, nearly all in one read) never
+/// come near it.
+pub(crate) struct Held {
+    bytes: AtomicUsize,
+    cap: usize,
+}
+
+impl Held {
+    pub(crate) const fn new(cap: usize) -> Held {
+        Held {
+            bytes: AtomicUsize::new(0),
+            cap,
+        }
+    }
+
+    fn take(&self, n: usize) -> bool {
+        let before = self.bytes.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > self.cap {
+            self.bytes.fetch_sub(n, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// What one body being read holds of a [`Held`] budget: given back when
+/// the read ends, however it ends (a deadline drops the read's future).
+struct Holding<'a> {
+    held: Option<&'a Held>,
+    bytes: usize,
+}
+
+impl Holding<'_> {
+    /// Holds at least `bytes` in all.
+    fn grow_to(&mut self, bytes: usize) -> Result<(), BodyError> {
+        let Some(held) = self.held else {
+            return Ok(());
+        };
+        if bytes > self.bytes {
+            if !held.take(bytes - self.bytes) {
+                return Err(BodyError::Busy);
+            }
+            self.bytes = bytes;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        if let Some(held) = self.held {
+            held.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `held`: the budget a body gathered from several reads counts against
+/// (`None` for the admin port's uploads, which their token and limits
+/// bound).
 pub(crate) async fn read(
     headers: &HeaderMap,
     body: Incoming,
     limit: usize,
+    held: Option<&Held>,
 ) -> Result<Bytes, BodyError> {
     // The `Content-Length` hyper read and checked (a malformed one never
     // gets here), rather than the header looked up again and parsed.
@@ -68,6 +139,7 @@ pub(crate) async fn read(
     let mut first: Option<Bytes> = None;
     let mut more: Option<BytesMut> = None;
     let mut len = 0usize;
+    let mut holding = Holding { held, bytes: 0 };
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(BodyError::Read)?;
         if let Ok(data) = frame.into_data() {
@@ -76,10 +148,13 @@ pub(crate) async fn read(
             }
             len += data.len();
             if let Some(buf) = &mut more {
+                holding.grow_to(buf.len() + data.len())?;
                 buf.extend_from_slice(&data);
+                holding.grow_to(buf.capacity())?;
             } else if let Some(head) = first.take() {
-                let mut buf =
-                    BytesMut::with_capacity(declared.map_or(len.max(4096), |n| n as usize));
+                let capacity = declared.map_or(len.max(4096), |n| n as usize);
+                holding.grow_to(capacity)?;
+                let mut buf = BytesMut::with_capacity(capacity);
                 buf.extend_from_slice(&head);
                 buf.extend_from_slice(&data);
                 more = Some(buf);

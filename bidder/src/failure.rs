@@ -108,12 +108,13 @@ impl Failure for BodyError {
             BodyError::BadGzip(_) | BodyError::GzipMembers(_) | BodyError::Read(_) => {
                 StatusCode::BAD_REQUEST
             }
+            BodyError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn headers(&self, r: &mut Resp) {
         // The rest of an oversized body is still on the wire; don't read it.
-        if let BodyError::TooLarge(_) = self {
+        if let BodyError::TooLarge(_) | BodyError::Busy = self {
             r.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }

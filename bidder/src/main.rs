@@ -216,6 +216,11 @@ struct ServeArgs {
     /// Bodies larger than this are refused with 413.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+    /// What bid request bodies still being read may hold together, in
+    /// bytes; past it a body is refused with 503 (many connections each
+    /// trickling a large body must not take the pod's memory).
+    #[arg(long, default_value_t = 128 << 20)]
+    max_body_memory: usize,
     /// Milliseconds taken off tmax for the way back to the exchange.
     #[arg(long, default_value_t = 10)]
     tmax_margin_ms: u64,
@@ -1437,6 +1442,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut settings = Settings {
         max_body_bytes: args.max_body_bytes,
+        max_body_memory: args.max_body_memory,
         tmax_margin: Duration::from_millis(args.tmax_margin_ms),
         default_tmax: Duration::from_millis(args.default_tmax_ms),
         admin_token: admin_token(&args)?,

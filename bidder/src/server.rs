@@ -116,6 +116,15 @@ struct Activity {
 /// exchanges' requests waited in the backlog for seconds.
 const SHED_AFTER: Duration = Duration::from_secs(1);
 
+/// The most hyper buffers of one connection's input: a request's head must
+/// fit (a larger one is answered 431), and a body streams through it.
+/// hyper's default, about 400 KB, let 2,600 connections that each held an
+/// unfinished 400 KB head take 1.07 GB, past the pod's memory limit, for
+/// the 10 s header timeout; at 32 KB the 4,096 connections of
+/// `--max-connections` hold 128 MiB at most. An exchange's head is a few
+/// hundred bytes, a browser's with its cookies a few KB.
+pub(crate) const READ_BUFFER_BYTES: usize = 32 * 1024;
+
 /// Whether a connection waited for a slot within the last [`SHED_AFTER`]
 /// (the port is full, see there). Sticky for that long, so that a port
 /// kept full by a churn of connections wakes its connections' timers once
@@ -437,6 +446,7 @@ pub async fn serve<F, Fut>(
             // No timer for hyper: the header timeout is `Activity::quiet`'s.
             let conn = http1::Builder::new()
                 .header_read_timeout(None)
+                .max_buf_size(READ_BUFFER_BYTES)
                 .keep_alive(true)
                 .serve_connection(
                     TokioIo::new(Watched {
@@ -829,7 +839,12 @@ async fn bid(
     // exchange's deadline; the real deadline (tmax) is applied once parsed.
     let read = within(
         app.settings.max_tmax,
-        body::read(&parts.headers, body, app.settings.max_body_bytes),
+        body::read(
+            &parts.headers,
+            body,
+            app.settings.max_body_bytes,
+            Some(&app.bid_bodies),
+        ),
     )
     .await;
     let mut resp = match read {
@@ -849,6 +864,11 @@ async fn bid(
         Ok(Err(e)) => {
             let outcome = match e {
                 BodyError::TooLarge(_) => Outcome::TooLarge,
+                // It did not fit in what bodies being read may hold.
+                BodyError::Busy => {
+                    metrics::bodies_busy();
+                    Outcome::TooLarge
+                }
                 _ => Outcome::BadRequest,
             };
             metrics::request(counters, outcome, start.elapsed());
@@ -1126,7 +1146,12 @@ async fn list_members(app: Arc<App>, req: Request<Incoming>, id: String) -> Resp
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(
         app.settings.body_timeout,
-        body::read(&parts.headers, body, app.settings.max_audience_batch_bytes),
+        body::read(
+            &parts.headers,
+            body,
+            app.settings.max_audience_batch_bytes,
+            None,
+        ),
     );
     let bytes = match read.await {
         Ok(Ok(b)) => b,
@@ -1333,7 +1358,7 @@ async fn ui(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp {
             let (parts, body) = req.into_parts();
             let read = tokio::time::timeout(
                 app.settings.body_timeout.min(crate::ui::LOGIN_BODY_TIMEOUT),
-                body::read(&parts.headers, body, 4096),
+                body::read(&parts.headers, body, 4096, None),
             );
             let bytes = match read.await {
                 Ok(Ok(b)) => b,
@@ -1379,7 +1404,12 @@ async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(
         app.settings.body_timeout,
-        body::read(&parts.headers, body, app.settings.max_audience_batch_bytes),
+        body::read(
+            &parts.headers,
+            body,
+            app.settings.max_audience_batch_bytes,
+            None,
+        ),
     );
     let bytes = match read.await {
         Ok(Ok(b)) => b,
@@ -1456,7 +1486,7 @@ async fn explain(app: Arc<App>, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(
         app.settings.body_timeout,
-        body::read(&parts.headers, body, app.settings.max_body_bytes),
+        body::read(&parts.headers, body, app.settings.max_body_bytes, None),
     );
     let bytes = match read.await {
         Ok(Ok(b)) => b,
