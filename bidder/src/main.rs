@@ -1486,11 +1486,9 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         ..Settings::default()
     };
     runtime.block_on(async move {
-        let bid = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("binding the bid port {}", args.listen))?;
-        let admin = tokio::net::TcpListener::bind(args.admin_listen)
-            .await
+        let bid =
+            listen(args.listen).with_context(|| format!("binding the bid port {}", args.listen))?;
+        let admin = listen(args.admin_listen)
             .with_context(|| format!("binding the admin port {}", args.admin_listen))?;
         // Without --public-url, notices name the address actually bound
         // (port 0 asks the system for one).
@@ -2180,6 +2178,26 @@ async fn wait_for_signals(app: &Arc<App>, signals: Signals) {
             _ = tokio::signal::ctrl_c() => return,
         }
     }
+}
+
+/// Connections the kernel keeps waiting for an `accept` (at most
+/// `net.core.somaxconn`, 4096 on current kernels). A port at
+/// `--max-connections` leaves new ones there until a slot frees; with
+/// tokio's bind (std's 128) a client that kept 6,000 sockets open and
+/// reopened each one closed made the kernel drop other clients'
+/// connection attempts, which then retried after 1, 2 and 4 s.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// `addr` bound with [`LISTEN_BACKLOG`], as tokio's `TcpListener::bind`
+/// binds otherwise (the address reusable at once after a restart).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 #[cfg(test)]
