@@ -1682,12 +1682,18 @@ impl App {
             };
             match self.ledger.outcome(ledger::BidId::key_of(t.bid)) {
                 // With Redis the same call may reach another replica too:
-                // the replica that claims it first records it, at the next
-                // settling round (`settle_awaiting`, within a second).
-                ledger::Outcome::Charged if self.shared.is_some() => {
-                    self.await_charge(event, true);
-                    false
-                }
+                // the replica that claims it first records it. A click is
+                // claimed now (the server runs clicks on a blocking thread
+                // with Redis), so that it is on disk before its redirect,
+                // as alone; an impression at the next settling round
+                // (`settle_awaiting`, within a second), with the others.
+                ledger::Outcome::Charged if self.shared.is_some() => match t.event {
+                    Event::Click => self.claim_and_record(event),
+                    _ => {
+                        self.await_charge(event, true);
+                        false
+                    }
+                },
                 ledger::Outcome::Charged => {
                     self.record_tracked(event);
                     true
@@ -1728,6 +1734,47 @@ impl App {
         if let Some(events) = &self.events {
             events.track_with(e.at_ms, e.dims, e.user, e.click, e.bid, e.features);
         }
+    }
+
+    /// [`Self::record_tracked`] for a settling round's events, on its
+    /// blocking thread: a round hands the writer a second's events at
+    /// once, and a claimed event it dropped for a full queue would be
+    /// counted on no replica. Waits up to a second for room.
+    fn record_settled(&self, e: crate::awaiting::Waiting) {
+        metrics::tracking_event(e.event());
+        if let Some(events) = &self.events {
+            events.track_waiting(e.at_ms, e.dims, e.user, e.click, e.bid, e.features);
+        }
+    }
+
+    /// With Redis: records `e` if this replica claims it first (or Redis
+    /// does not answer); whether it did. Blocks for Redis's answer (at
+    /// most its timeout): only from a blocking thread.
+    fn claim_and_record(&self, e: crate::awaiting::Waiting) -> bool {
+        let Some(shared) = &self.shared else {
+            self.record_tracked(e);
+            return true;
+        };
+        match shared.claim_tracked(&[(ledger::BidId::key_of(e.bid), e.click)])[..] {
+            [Some(false)] => {
+                metrics::tracking_refused("duplicate");
+                false
+            }
+            [Some(true)] => {
+                self.record_tracked(e);
+                true
+            }
+            _ => {
+                metrics::tracking_unclaimed(1);
+                self.record_tracked(e);
+                true
+            }
+        }
+    }
+
+    /// Whether tracking calls are claimed in Redis (several replicas).
+    pub(crate) fn claims_tracking(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// Puts an impression or click to wait for its bid's charge (`won`: the
@@ -1937,7 +1984,7 @@ impl App {
             _ => settled.won,
         };
         for e in won {
-            self.record_tracked(e);
+            self.record_settled(e);
         }
         metrics::tracking_refused_n("not_won", settled.dropped);
         metrics::tracking_awaiting(self.awaiting.len());

@@ -537,7 +537,19 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Re
             let Some(which) = crate::track::Path::of(path) else {
                 return Refused::NotFound.response();
             };
-            match app.track(which, req.uri().query().unwrap_or("")) {
+            let query = req.uri().query().unwrap_or("");
+            // With Redis a click of a charged bid is claimed there before
+            // it is written (`App::claim_and_record`): off the workers.
+            let tracked = if which == crate::track::Path::Click && app.claims_tracking() {
+                let (app, query) = (app.clone(), query.to_string());
+                match tokio::task::spawn_blocking(move || app.track(which, &query)).await {
+                    Ok(tracked) => tracked,
+                    Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "tracking failed\n"),
+                }
+            } else {
+                app.track(which, query)
+            };
+            match tracked {
                 Ok(answer) => {
                     if which == crate::track::Path::Click && answer.counted() {
                         app.clicks_written().await;

@@ -1106,9 +1106,8 @@ fn reports_and_attribution_cover_every_replica() {
             }
             assert_eq!(http(r.bid, "GET", &nurl, b"").await.map(|x| x.0), Some(200));
             if i == 0 {
-                // Both still wait for the charge's settling round: the
-                // pixel again, now to each, is a duplicate where it came
-                // before.
+                // The pixel again, now to each: each replica refuses it as
+                // its own duplicate before any claim.
                 for to in [r, other] {
                     let (status, _) = http(to.bid, "GET", &path_of(&pixel), b"").await.unwrap();
                     assert!(status < 300, "impression pixel: {status}");
@@ -1493,6 +1492,91 @@ fn a_start_refuses_a_budget_type_changed_after_spending_on_another_replica() {
         body.contains("the budget type cannot change once set"),
         "{body}"
     );
+    drop(b);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// With Redis, a click on a charged bid is claimed and on disk before the
+/// browser is redirected (a replica killed right after still has it), and
+/// the same click sent to another replica counts nowhere again.
+#[test]
+fn a_click_is_on_disk_before_its_redirect_and_counts_once_across_replicas() {
+    let (root, redis) = cluster("click-once");
+    let config_dir = root.join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("shop.yaml"),
+        [
+            SHOP_HEAD,
+            SHOP_ORDER,
+            "      - id: li-1
+        media: display
+        cpm: 5.00
+        budget: { daily: 50.00 }
+        creatives: [b300]
+",
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let mut a = start_replica(&config_dir, &root.join("a"), &redis.url());
+    let b = start_replica(&config_dir, &root.join("b"), &redis.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let click = runtime.block_on(async {
+        wait_healthy(a.admin).await;
+        wait_healthy(b.admin).await;
+        let v = first_bid(a.bid, "shopper-a")
+            .await
+            .expect("a bid within 3 s");
+        let bid = &v["seatbid"][0]["bid"][0];
+        let nurl = path_of(bid["nurl"].as_str().unwrap()).replace("${AUCTION_PRICE}", "2.00");
+        let (click, _) = common::banner_urls(bid["adm"].as_str().unwrap());
+        assert_eq!(http(a.bid, "GET", &nurl, b"").await.map(|x| x.0), Some(200));
+        let (status, _) = http(a.bid, "GET", &path_of(&click), b"").await.unwrap();
+        assert_eq!(status, 302, "the click redirects");
+        click
+    });
+    // Killed as soon as the browser went on: the click was written first.
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    let a = start_replica(&config_dir, &root.join("a"), &redis.url());
+    runtime.block_on(async {
+        wait_healthy(a.admin).await;
+        let mut last = serde_json::Value::Null;
+        for _ in 0..30 {
+            last = report_of(&a, "by=line_item&format=json").await;
+            if last["total"]["clicks"] == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(last["total"]["clicks"], 1, "the click was lost: {last:#}");
+        // The same click through the other replica: claimed already.
+        let (status, _) = http(b.bid, "GET", &path_of(&click), b"").await.unwrap();
+        assert_eq!(status, 302, "the click redirects");
+        for r in [&a, &b] {
+            let mut last = serde_json::Value::Null;
+            for _ in 0..100 {
+                last = report_of(r, "by=line_item&format=json").await;
+                if last["total"]["clicks"] == 1 && last["total"]["wins"] == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(last["total"]["clicks"], 1, "{last:#}");
+        }
+        // Settled (a second) and copied (about another) by now: still one.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for r in [&a, &b] {
+            let t = &report_of(r, "by=line_item&format=json").await["total"];
+            assert_eq!(t["clicks"], 1, "a click counted twice: {t:#}");
+        }
+    });
+    drop(a);
     drop(b);
     drop(redis);
     let _ = std::fs::remove_dir_all(&root);

@@ -371,6 +371,38 @@ impl EventLog {
         }));
     }
 
+    /// [`Self::track_with`] from a thread that may wait: up to a second for
+    /// room in a full queue before the event is dropped (and counted so).
+    pub fn track_waiting(
+        &self,
+        at_ms: i64,
+        dims: Dims,
+        user: u64,
+        click: bool,
+        bid: u128,
+        features: Option<Arc<str>>,
+    ) {
+        let mut job = Job::Track(Tracked {
+            at_ms,
+            dims,
+            user,
+            click,
+            bid,
+            features,
+        });
+        for _ in 0..1_000 {
+            match self.tx.try_send(job) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) => {
+                    job = back;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(TrySendError::Disconnected(_)) => break,
+            }
+        }
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The products and windows of the config now serving.
     pub fn set_catalog(&self, catalog: Catalog) {
         // Not droppable: waits for room.

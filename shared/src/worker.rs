@@ -819,9 +819,10 @@ pub(crate) async fn claim_tracked(inner: &Inner, events: &[(BidKey, bool)]) -> V
     for chunk in events.chunks(5_000) {
         let mut pipe = redis::pipe();
         for &(bid, click) in chunk {
+            // The value says nothing: the key is the claim.
             pipe.cmd("SET")
                 .arg(inner.keys.tracked(bid, click))
-                .arg(&inner.opts.replica)
+                .arg(1)
                 .arg("NX")
                 .arg("PX")
                 .arg(crate::TRACKED_CLAIM_MS);
