@@ -1187,6 +1187,17 @@ impl App {
         );
     }
 
+    /// A bid request whose body did not fit in what bodies being read may
+    /// hold together (`crate::body::Held`): a no-bid, `busy`.
+    pub fn body_busy(&self, profile: Option<&Profile>) {
+        self.record_answer(
+            profile,
+            &BidAnswer::NoBid(NoBid::Busy),
+            Reported::new(),
+            None,
+        );
+    }
+
     /// The answer as it goes out: its first-price bids count for shading
     /// ([`App::sent`]), and it counts for reports.
     fn answered(&self, profile: Option<&Profile>, b: Bidded) -> BidAnswer {

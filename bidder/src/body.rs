@@ -26,7 +26,7 @@ pub(crate) enum BodyError {
     GzipMembers(usize),
     #[error("could not read the request body: {0}")]
     Read(hyper::Error),
-    #[error("too many request bodies are being read at once; send it again")]
+    #[error("too many request bodies are being read at once")]
     Busy,
 }
 
@@ -37,9 +37,9 @@ pub(crate) enum BodyError {
 /// up to the longest deadline. Per request the limit is `--max-body-bytes`
 /// (1 MB), but 4,096 connections each trickling a megabyte held 1.35 GB,
 /// past the pod's memory limit, and glibc kept most of it after they
-/// closed. Past the budget, a body is refused (503) and its connection
-/// closed; honest bid requests (a few KB, nearly all in one read) never
-/// come near it.
+/// closed. Past the budget, a body is not read further: the request is a
+/// no-bid and its connection closed. A body holds about what it has sent
+/// (at most twice), so holding the budget takes sending that much.
 pub(crate) struct Held {
     bytes: AtomicUsize,
     cap: usize,
@@ -54,12 +54,13 @@ impl Held {
     }
 
     fn take(&self, n: usize) -> bool {
-        let before = self.bytes.fetch_add(n, Ordering::Relaxed);
-        if before.saturating_add(n) > self.cap {
-            self.bytes.fetch_sub(n, Ordering::Relaxed);
-            return false;
-        }
-        true
+        // Not an add and a take-back: two bodies racing near the cap
+        // would both be refused where one fits.
+        self.bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                b.checked_add(n).filter(|&t| t <= self.cap)
+            })
+            .is_ok()
     }
 }
 
@@ -147,14 +148,21 @@ pub(crate) async fn read(
                 return Err(BodyError::TooLarge(limit));
             }
             len += data.len();
+            // The buffer grows by doubling, never past the declared length,
+            // and its share is taken before it grows: a body holds at most
+            // about twice what it sent. (Sized to its declared length at
+            // the second read, two bytes held a megabyte of the budget.)
             if let Some(buf) = &mut more {
-                holding.grow_to(buf.len() + data.len())?;
+                if len > buf.capacity() {
+                    let room = room_for(len, buf.capacity(), declared);
+                    holding.grow_to(room)?;
+                    buf.reserve(room - buf.len());
+                }
                 buf.extend_from_slice(&data);
-                holding.grow_to(buf.capacity())?;
             } else if let Some(head) = first.take() {
-                let capacity = declared.map_or(len.max(4096), |n| n as usize);
-                holding.grow_to(capacity)?;
-                let mut buf = BytesMut::with_capacity(capacity);
+                let room = room_for(len, head.len(), declared);
+                holding.grow_to(room)?;
+                let mut buf = BytesMut::with_capacity(room);
                 buf.extend_from_slice(&head);
                 buf.extend_from_slice(&data);
                 more = Some(buf);
@@ -172,6 +180,17 @@ pub(crate) async fn read(
         return Ok(raw);
     }
     gunzip(&raw, limit).map(Bytes::from)
+}
+
+/// The room a gathered body of `len` bytes so far grows to from `had`:
+/// twice as much (4 KB at least), within its declared length, and never
+/// less than `len`.
+fn room_for(len: usize, had: usize, declared: Option<u64>) -> usize {
+    let doubled = had.saturating_mul(2).max(4096);
+    let within = declared.map_or(doubled, |d| {
+        doubled.min(usize::try_from(d).unwrap_or(usize::MAX))
+    });
+    within.max(len)
 }
 
 /// Members a gzip body of `len` bytes may have: 64, and one more per

@@ -1440,6 +1440,16 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             args.tmax_margin_ms
         );
     }
+    // A body as large as `--max-body-bytes` allows, gathered from several
+    // reads, could never be read.
+    if args.max_body_memory < args.max_body_bytes {
+        anyhow::bail!(
+            "--max-body-memory {} is less than --max-body-bytes {}: the largest bodies allowed \
+             could never be read",
+            args.max_body_memory,
+            args.max_body_bytes
+        );
+    }
     let mut settings = Settings {
         max_body_bytes: args.max_body_bytes,
         max_body_memory: args.max_body_memory,

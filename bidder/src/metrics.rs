@@ -311,12 +311,6 @@ pub fn tracking_unclaimed(n: usize) {
     metrics::counter!("bidder_tracking_unclaimed_total").increment(n as u64);
 }
 
-/// A bid request's body refused (503) because the bodies being read held
-/// all they may (`body::BID_PORT_BODIES`).
-pub fn bodies_busy() {
-    metrics::counter!("bidder_request_bodies_busy_total").increment(1);
-}
-
 pub fn audience_events(n: usize) {
     metrics::counter!("bidder_audience_events_total").increment(n as u64);
 }
@@ -486,7 +480,6 @@ const UNLABELLED_COUNTERS: &[&str] = &[
     "bidder_over_delivery_micros_total",
     "bidder_peer_events_not_attributed_total",
     "bidder_redis_round_trips_total",
-    "bidder_request_bodies_busy_total",
     "bidder_report_mirror_errors_total",
     "bidder_report_mirror_gaps_total",
     "bidder_spend_micros_total",
@@ -636,10 +629,6 @@ pub fn describe() {
     metrics::describe_counter!(
         "bidder_tracking_refused_total",
         "Tracking calls that counted nothing, by reason (signature, expired, duplicate, not_won, awaiting_full)."
-    );
-    metrics::describe_counter!(
-        "bidder_request_bodies_busy_total",
-        "Bid request bodies refused with 503 because the bodies being read on the bid port held 128 MiB."
     );
     metrics::describe_counter!(
         "bidder_tracking_unclaimed_total",

@@ -92,6 +92,10 @@ reasons! {
     /// cannot show it (`pubrender` 0): the ad would have to, and ours do
     /// not render it.
     Dsa => "dsa",
+    /// The bid bodies being read held all the memory they may share
+    /// (`--max-body-memory`): this one was not read. Many connections
+    /// each trickling a large body, not the exchange's doing.
+    Busy => "busy",
 }
 
 #[cfg(test)]

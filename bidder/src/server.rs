@@ -873,14 +873,24 @@ async fn bid(
             connection_close(&mut r);
             r
         }
+        // It did not fit in what bodies being read may hold together: a
+        // no-bid, as a body too slow is (an error status would count
+        // against us at the exchange for what a third party did), and the
+        // rest of it is not read.
+        Ok(Err(BodyError::Busy)) => {
+            metrics::request(
+                counters,
+                Outcome::NoBid(crate::nobid::NoBid::Busy),
+                start.elapsed(),
+            );
+            app.body_busy(profile);
+            let mut r = no_content();
+            connection_close(&mut r);
+            r
+        }
         Ok(Err(e)) => {
             let outcome = match e {
                 BodyError::TooLarge(_) => Outcome::TooLarge,
-                // It did not fit in what bodies being read may hold.
-                BodyError::Busy => {
-                    metrics::bodies_busy();
-                    Outcome::TooLarge
-                }
                 _ => Outcome::BadRequest,
             };
             metrics::request(counters, outcome, start.elapsed());
