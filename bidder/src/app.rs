@@ -26,7 +26,7 @@ pub struct Settings {
     /// Larger bodies are refused with 413 before they are read.
     pub max_body_bytes: usize,
     /// What bid request bodies still being read may hold together
-    /// (`crate::body::Held`); past it one is refused with 503.
+    /// (`crate::body::Held`); past it one is a no-bid, `busy`.
     pub max_body_memory: usize,
     /// Taken off `tmax` for the trip back to the exchange.
     pub tmax_margin: Duration,
@@ -1747,14 +1747,14 @@ impl App {
         }
     }
 
-    /// [`Self::record_tracked`] for a settling round's events, on its
-    /// blocking thread: a round hands the writer a second's events at
-    /// once, and a claimed event it dropped for a full queue would be
-    /// counted on no replica. Waits up to a second for room.
-    fn record_settled(&self, e: crate::awaiting::Waiting) {
+    /// [`Self::record_tracked`] for an event claimed in Redis, on a
+    /// blocking thread: dropped for a full queue, it would be counted on
+    /// no replica, so it waits for room until `until` (one deadline for a
+    /// settling round's events, which come a second's worth at once).
+    fn record_claimed(&self, e: crate::awaiting::Waiting, until: std::time::Instant) {
         metrics::tracking_event(e.event());
         if let Some(events) = &self.events {
-            events.track_waiting(e.at_ms, e.dims, e.user, e.click, e.bid, e.features);
+            events.track_waiting(e.at_ms, e.dims, e.user, e.click, e.bid, e.features, until);
         }
     }
 
@@ -1772,7 +1772,7 @@ impl App {
                 false
             }
             [Some(true)] => {
-                self.record_tracked(e);
+                self.record_claimed(e, Instant::now() + Duration::from_secs(1));
                 true
             }
             _ => {
@@ -1994,8 +1994,14 @@ impl App {
             }
             _ => settled.won,
         };
+        // Alone nothing was claimed: a full queue drops as it always did,
+        // and the upkeep this round runs in does not wait on it.
+        let until = Instant::now() + Duration::from_secs(1);
         for e in won {
-            self.record_settled(e);
+            match self.shared {
+                Some(_) => self.record_claimed(e, until),
+                None => self.record_tracked(e),
+            }
         }
         metrics::tracking_refused_n("not_won", settled.dropped);
         metrics::tracking_awaiting(self.awaiting.len());

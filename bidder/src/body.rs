@@ -152,15 +152,22 @@ pub(crate) async fn read(
             // and its share is taken before it grows: a body holds at most
             // about twice what it sent. (Sized to its declared length at
             // the second read, two bytes held a megabyte of the budget.)
+            // Bounded by the declared length, else by the limit (a chunked
+            // body): at the limit, the largest body allowed must fit.
+            let most = declared.unwrap_or(limit as u64);
             if let Some(buf) = &mut more {
                 if len > buf.capacity() {
-                    let room = room_for(len, buf.capacity(), declared);
+                    let room = room_for(len, buf.capacity(), most);
                     holding.grow_to(room)?;
-                    buf.reserve(room - buf.len());
+                    // A buffer of exactly that size, copied into:
+                    // `reserve` may double past it, twice what is held.
+                    let mut bigger = BytesMut::with_capacity(room);
+                    bigger.extend_from_slice(buf);
+                    *buf = bigger;
                 }
                 buf.extend_from_slice(&data);
             } else if let Some(head) = first.take() {
-                let room = room_for(len, head.len(), declared);
+                let room = room_for(len, head.len(), most);
                 holding.grow_to(room)?;
                 let mut buf = BytesMut::with_capacity(room);
                 buf.extend_from_slice(&head);
@@ -183,14 +190,13 @@ pub(crate) async fn read(
 }
 
 /// The room a gathered body of `len` bytes so far grows to from `had`:
-/// twice as much (4 KB at least), within its declared length, and never
-/// less than `len`.
-fn room_for(len: usize, had: usize, declared: Option<u64>) -> usize {
+/// twice as much (4 KB at least), within `most` (its declared length, or
+/// the limit), and never less than `len`.
+fn room_for(len: usize, had: usize, most: u64) -> usize {
     let doubled = had.saturating_mul(2).max(4096);
-    let within = declared.map_or(doubled, |d| {
-        doubled.min(usize::try_from(d).unwrap_or(usize::MAX))
-    });
-    within.max(len)
+    doubled
+        .min(usize::try_from(most).unwrap_or(usize::MAX))
+        .max(len)
 }
 
 /// Members a gzip body of `len` bytes may have: 64, and one more per
@@ -237,6 +243,37 @@ fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
 mod tests {
     use super::*;
     use std::io::Write as _;
+
+    /// A gathered body's buffer doubles, within its bound, and always
+    /// holds what came; the budget is taken before it grows and given
+    /// back when the read ends, and a share past the cap is refused
+    /// without taking any of it.
+    #[test]
+    fn gathered_bodies_hold_about_what_they_sent() {
+        assert_eq!(room_for(10, 5, 1 << 20), 4096);
+        assert_eq!(room_for(5_000, 4096, 1 << 20), 8192);
+        assert_eq!(room_for(600_000, 524_288, 1 << 20), 1 << 20);
+        assert_eq!(room_for(9_000, 8192, 10_000), 10_000);
+        // Never less than what came, whatever the bound says.
+        assert_eq!(room_for(20_000, 8192, 10_000), 20_000);
+        let held = Held::new(10_000);
+        {
+            let mut a = Holding {
+                held: Some(&held),
+                bytes: 0,
+            };
+            a.grow_to(6_000).unwrap();
+            let mut b = Holding {
+                held: Some(&held),
+                bytes: 0,
+            };
+            assert!(matches!(b.grow_to(6_000), Err(BodyError::Busy)));
+            b.grow_to(4_000).unwrap();
+            a.grow_to(5_000).unwrap();
+            assert_eq!(held.bytes.load(Ordering::Relaxed), 10_000);
+        }
+        assert_eq!(held.bytes.load(Ordering::Relaxed), 0);
+    }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -217,8 +217,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
     /// What bid request bodies still being read may hold together, in
-    /// bytes; past it a body is refused with 503 (many connections each
-    /// trickling a large body must not take the pod's memory).
+    /// bytes; past it a body is not read (a no-bid, `busy`): many
+    /// connections each trickling a large body must not take the pod's
+    /// memory.
     #[arg(long, default_value_t = 128 << 20)]
     max_body_memory: usize,
     /// Milliseconds taken off tmax for the way back to the exchange.

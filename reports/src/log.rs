@@ -371,8 +371,11 @@ impl EventLog {
         }));
     }
 
-    /// [`Self::track_with`] from a thread that may wait: up to a second for
-    /// room in a full queue before the event is dropped (and counted so).
+    /// [`Self::track_with`] from a thread that may wait: for room in a full
+    /// queue until `until`, then dropped (and counted so) as `track_with`
+    /// drops it. The caller gives a round of events one deadline, so a
+    /// stalled writer holds the round up once, not once an event.
+    #[allow(clippy::too_many_arguments)]
     pub fn track_waiting(
         &self,
         at_ms: i64,
@@ -381,6 +384,7 @@ impl EventLog {
         click: bool,
         bid: u128,
         features: Option<Arc<str>>,
+        until: std::time::Instant,
     ) {
         let mut job = Job::Track(Tracked {
             at_ms,
@@ -390,14 +394,14 @@ impl EventLog {
             bid,
             features,
         });
-        for _ in 0..1_000 {
+        loop {
             match self.tx.try_send(job) {
                 Ok(()) => return,
-                Err(TrySendError::Full(back)) => {
+                Err(TrySendError::Full(back)) if std::time::Instant::now() < until => {
                     job = back;
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
-                Err(TrySendError::Disconnected(_)) => break,
+                Err(_) => break,
             }
         }
         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
