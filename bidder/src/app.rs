@@ -1175,27 +1175,12 @@ impl App {
         self.answered(profile, b)
     }
 
-    /// A bid request whose body did not come within the longest deadline:
-    /// no bid (`late`), counted in reports as the metrics count it (the
-    /// two disagreed by these).
-    pub fn body_too_slow(&self, profile: Option<&Profile>) {
-        self.record_answer(
-            profile,
-            &BidAnswer::NoBid(NoBid::Late),
-            Reported::new(),
-            None,
-        );
-    }
-
-    /// A bid request whose body did not fit in what bodies being read may
-    /// hold together (`crate::body::Held`): a no-bid, `busy`.
-    pub fn body_busy(&self, profile: Option<&Profile>) {
-        self.record_answer(
-            profile,
-            &BidAnswer::NoBid(NoBid::Busy),
-            Reported::new(),
-            None,
-        );
+    /// A bid request whose body was not read to its end: no bid, `late`
+    /// (it did not come within the longest deadline) or `busy` (it did not
+    /// fit in what bodies being read may hold), counted in reports as the
+    /// metrics count it (the two disagreed by these).
+    pub fn body_unread(&self, profile: Option<&Profile>, reason: NoBid) {
+        self.record_answer(profile, &BidAnswer::NoBid(reason), Reported::new(), None);
     }
 
     /// The answer as it goes out: its first-price bids count for shading
@@ -1754,7 +1739,15 @@ impl App {
     fn record_claimed(&self, e: crate::awaiting::Waiting, until: std::time::Instant) {
         metrics::tracking_event(e.event());
         if let Some(events) = &self.events {
-            events.track_waiting(e.at_ms, e.dims, e.user, e.click, e.bid, e.features, until);
+            events.track_until(
+                e.at_ms,
+                e.dims,
+                e.user,
+                e.click,
+                e.bid,
+                e.features,
+                Some(until),
+            );
         }
     }
 

@@ -859,35 +859,22 @@ async fn bid(
         ),
     )
     .await;
+    // A body not read to its end: a no-bid, and since the rest of it is
+    // still on its way, this connection carries no other request, and
+    // says so.
+    let unread = |reason: crate::nobid::NoBid| {
+        metrics::request(counters, Outcome::NoBid(reason), start.elapsed());
+        app.body_unread(profile, reason);
+        let mut r = no_content();
+        connection_close(&mut r);
+        r
+    };
     let mut resp = match read {
-        Err(_) => {
-            metrics::request(
-                counters,
-                Outcome::NoBid(crate::nobid::NoBid::Late),
-                start.elapsed(),
-            );
-            app.body_too_slow(profile);
-            // The rest of the body is still on its way: this connection
-            // carries no other request, and says so.
-            let mut r = no_content();
-            connection_close(&mut r);
-            r
-        }
+        Err(_) => unread(crate::nobid::NoBid::Late),
         // It did not fit in what bodies being read may hold together: a
         // no-bid, as a body too slow is (an error status would count
-        // against us at the exchange for what a third party did), and the
-        // rest of it is not read.
-        Ok(Err(BodyError::Busy)) => {
-            metrics::request(
-                counters,
-                Outcome::NoBid(crate::nobid::NoBid::Busy),
-                start.elapsed(),
-            );
-            app.body_busy(profile);
-            let mut r = no_content();
-            connection_close(&mut r);
-            r
-        }
+        // against us at the exchange for what a third party did).
+        Ok(Err(BodyError::Busy)) => unread(crate::nobid::NoBid::Busy),
         Ok(Err(e)) => {
             let outcome = match e {
                 BodyError::TooLarge(_) => Outcome::TooLarge,

@@ -280,6 +280,19 @@ fn read_head(s: &mut TcpStream) -> String {
     head
 }
 
+/// The no-bids the reports count on the servers' fixed day, 2026-11-24.
+fn no_bids_on_the_day(s: &Server) -> serde_json::Value {
+    let r = common::request(
+        s.admin,
+        "GET",
+        "/v1/reports?from=2026-11-24&to=2026-11-24",
+        &[("Authorization", &format!("Bearer {}", common::ADMIN_TOKEN))],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["no_bids"].clone()
+}
+
 /// A bid body that stops halfway is given up at the longest deadline any
 /// exchange may set: a 204, not a slot held for as long as the client
 /// likes. (Bodies that came whole with their headers are read without a
@@ -308,15 +321,7 @@ fn a_bid_body_that_stops_halfway_gets_a_204_at_the_deadline() {
     );
     // Reports count it as the metrics do: a no-bid, `late` (they had it
     // in the metrics only).
-    let r = common::request(
-        s.admin,
-        "GET",
-        "/v1/reports?from=2026-11-24&to=2026-11-24",
-        &[("Authorization", &format!("Bearer {}", common::ADMIN_TOKEN))],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let no_bids = &r.json()["no_bids"];
+    let no_bids = &no_bids_on_the_day(&s);
     assert_eq!(no_bids[0]["reason"], "late", "{no_bids}");
     assert_eq!(no_bids[0]["count"], 1, "{no_bids}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -522,16 +527,9 @@ fn bid_bodies_being_read_hold_no_more_than_their_memory_together() {
         assert!(says_close(head), "{head}");
     }
     let no_bids = |s: &Server| {
-        let r = common::request(
-            s.admin,
-            "GET",
-            "/v1/reports?from=2026-11-24&to=2026-11-24",
-            &[("Authorization", &format!("Bearer {}", common::ADMIN_TOKEN))],
-            b"",
-        );
-        assert_eq!(r.status, 200, "{}", r.text());
+        let no_bids = no_bids_on_the_day(s);
         let count = |reason: &str| {
-            r.json()["no_bids"]
+            no_bids
                 .as_array()
                 .unwrap()
                 .iter()

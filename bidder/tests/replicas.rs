@@ -1057,9 +1057,9 @@ async fn report_of(r: &Replica, query: &str) -> serde_json::Value {
     serde_json::from_slice(&body).expect("report JSON")
 }
 
-#[test]
-fn reports_and_attribution_cover_every_replica() {
-    let (root, redis) = cluster("reports");
+/// A config directory under `root` with the shop and one line item of
+/// display at 5.00 CPM, 50.00 a day.
+fn one_line_item_shop(root: &Path) -> PathBuf {
     let config_dir = root.join("config");
     std::fs::create_dir_all(&config_dir).unwrap();
     std::fs::write(
@@ -1077,6 +1077,13 @@ fn reports_and_attribution_cover_every_replica() {
         .concat(),
     )
     .unwrap();
+    config_dir
+}
+
+#[test]
+fn reports_and_attribution_cover_every_replica() {
+    let (root, redis) = cluster("reports");
+    let config_dir = one_line_item_shop(&root);
     let replicas = [
         start_replica(&config_dir, &root.join("a"), &redis.url()),
         start_replica(&config_dir, &root.join("b"), &redis.url()),
@@ -1503,23 +1510,7 @@ fn a_start_refuses_a_budget_type_changed_after_spending_on_another_replica() {
 #[test]
 fn a_click_is_on_disk_before_its_redirect_and_counts_once_across_replicas() {
     let (root, redis) = cluster("click-once");
-    let config_dir = root.join("config");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(
-        config_dir.join("shop.yaml"),
-        [
-            SHOP_HEAD,
-            SHOP_ORDER,
-            "      - id: li-1
-        media: display
-        cpm: 5.00
-        budget: { daily: 50.00 }
-        creatives: [b300]
-",
-        ]
-        .concat(),
-    )
-    .unwrap();
+    let config_dir = one_line_item_shop(&root);
     let mut a = start_replica(&config_dir, &root.join("a"), &redis.url());
     let b = start_replica(&config_dir, &root.join("b"), &redis.url());
     let runtime = tokio::runtime::Builder::new_current_thread()

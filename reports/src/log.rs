@@ -311,15 +311,6 @@ impl EventLog {
         &self.dir
     }
 
-    fn send(&self, job: Job) {
-        match self.tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
     /// A bid sent at `at_ms` for the ad `dims`.
     pub fn bid(&self, at_ms: i64, dims: Dims) {
         add(&mut self.tally().bids, (day_of(at_ms), dims), at_ms, 1);
@@ -361,22 +352,16 @@ impl EventLog {
         bid: u128,
         features: Option<Arc<str>>,
     ) {
-        self.send(Job::Track(Tracked {
-            at_ms,
-            dims,
-            user,
-            click,
-            bid,
-            features,
-        }));
+        self.track_until(at_ms, dims, user, click, bid, features, None);
     }
 
-    /// [`Self::track_with`] from a thread that may wait: for room in a full
-    /// queue until `until`, then dropped (and counted so) as `track_with`
-    /// drops it. The caller gives a round of events one deadline, so a
-    /// stalled writer holds the round up once, not once an event.
+    /// [`Self::track_with`], from a thread that may wait when `until` is
+    /// given: for room in a full queue until then, and dropped (and counted
+    /// so) past it, as `track_with` drops at once. The caller gives a round
+    /// of events one deadline, so a stalled writer holds the round up
+    /// once, not once an event.
     #[allow(clippy::too_many_arguments)]
-    pub fn track_waiting(
+    pub fn track_until(
         &self,
         at_ms: i64,
         dims: Dims,
@@ -384,7 +369,7 @@ impl EventLog {
         click: bool,
         bid: u128,
         features: Option<Arc<str>>,
-        until: std::time::Instant,
+        until: Option<std::time::Instant>,
     ) {
         let mut job = Job::Track(Tracked {
             at_ms,
@@ -397,7 +382,9 @@ impl EventLog {
         loop {
             match self.tx.try_send(job) {
                 Ok(()) => return,
-                Err(TrySendError::Full(back)) if std::time::Instant::now() < until => {
+                Err(TrySendError::Full(back))
+                    if until.is_some_and(|u| std::time::Instant::now() < u) =>
+                {
                     job = back;
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
