@@ -1759,21 +1759,18 @@ impl App {
             self.record_tracked(e);
             return true;
         };
+        // Written as a settling round writes it: claimed here, or not
+        // answered for (then perhaps on no other replica either).
         match shared.claim_tracked(&[(ledger::BidId::key_of(e.bid), e.click)])[..] {
             [Some(false)] => {
                 metrics::tracking_refused("duplicate");
-                false
+                return false;
             }
-            [Some(true)] => {
-                self.record_claimed(e, Instant::now() + Duration::from_secs(1));
-                true
-            }
-            _ => {
-                metrics::tracking_unclaimed(1);
-                self.record_tracked(e);
-                true
-            }
+            [Some(true)] => {}
+            _ => metrics::tracking_unclaimed(1),
         }
+        self.record_claimed(e, Instant::now() + Duration::from_secs(1));
+        true
     }
 
     /// Whether tracking calls are claimed in Redis (several replicas).
