@@ -1691,7 +1691,7 @@ impl App {
                     }
                 },
                 ledger::Outcome::Charged => {
-                    self.record_tracked(event);
+                    self.record_tracked(event, None);
                     true
                 }
                 // Alone, every charge of the notice lifetime is known
@@ -1724,30 +1724,14 @@ impl App {
     }
 
     /// An impression or click of a bid charged (or, with Redis, not known
-    /// here) into reports and attribution.
-    fn record_tracked(&self, e: crate::awaiting::Waiting) {
+    /// here) into reports and attribution. `until`: for an event claimed
+    /// in Redis, on a blocking thread, how long it may wait for room in
+    /// the writer's queue (dropped for a full queue, it would be counted
+    /// on no replica); `None` drops it at once, as ever.
+    fn record_tracked(&self, e: crate::awaiting::Waiting, until: Option<Instant>) {
         metrics::tracking_event(e.event());
         if let Some(events) = &self.events {
-            events.track_with(e.at_ms, e.dims, e.user, e.click, e.bid, e.features);
-        }
-    }
-
-    /// [`Self::record_tracked`] for an event claimed in Redis, on a
-    /// blocking thread: dropped for a full queue, it would be counted on
-    /// no replica, so it waits for room until `until` (one deadline for a
-    /// settling round's events, which come a second's worth at once).
-    fn record_claimed(&self, e: crate::awaiting::Waiting, until: std::time::Instant) {
-        metrics::tracking_event(e.event());
-        if let Some(events) = &self.events {
-            events.track_until(
-                e.at_ms,
-                e.dims,
-                e.user,
-                e.click,
-                e.bid,
-                e.features,
-                Some(until),
-            );
+            events.track_with(e.at_ms, e.dims, e.user, e.click, e.bid, e.features, until);
         }
     }
 
@@ -1756,7 +1740,7 @@ impl App {
     /// most its timeout): only from a blocking thread.
     fn claim_and_record(&self, e: crate::awaiting::Waiting) -> bool {
         let Some(shared) = &self.shared else {
-            self.record_tracked(e);
+            self.record_tracked(e, None);
             return true;
         };
         // Written as a settling round writes it: claimed here, or not
@@ -1769,7 +1753,7 @@ impl App {
             [Some(true)] => {}
             _ => metrics::tracking_unclaimed(1),
         }
-        self.record_claimed(e, Instant::now() + Duration::from_secs(1));
+        self.record_tracked(e, Some(Instant::now() + Duration::from_secs(1)));
         true
     }
 
@@ -1986,12 +1970,12 @@ impl App {
         };
         // Alone nothing was claimed: a full queue drops as it always did,
         // and the upkeep this round runs in does not wait on it.
-        let until = Instant::now() + Duration::from_secs(1);
+        let until = self
+            .shared
+            .as_ref()
+            .map(|_| Instant::now() + Duration::from_secs(1));
         for e in won {
-            match self.shared {
-                Some(_) => self.record_claimed(e, until),
-                None => self.record_tracked(e),
-            }
+            self.record_tracked(e, until);
         }
         metrics::tracking_refused_n("not_won", settled.dropped);
         metrics::tracking_awaiting(self.awaiting.len());
@@ -2928,7 +2912,7 @@ impl App {
                 // replica too: the next settling round claims them first.
                 if let (None, Ok(b)) = (&self.shared, u128::from_str_radix(&n.bid_id, 16)) {
                     for e in self.awaiting.take(b) {
-                        self.record_tracked(e);
+                        self.record_tracked(e, None);
                     }
                 }
                 // Charged once whatever notices come, on whichever replica:

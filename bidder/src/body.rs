@@ -141,6 +141,12 @@ pub(crate) async fn read(
     let mut more: Option<BytesMut> = None;
     let mut len = 0usize;
     let mut holding = Holding { held, bytes: 0 };
+    // A gathered body's buffer doubles as it comes, within its declared
+    // length (else the limit: a chunked body at the limit must fit), and
+    // its share is taken before it grows: it holds at most about twice
+    // what it sent. (Sized to its declared length at the second read,
+    // two bytes held a megabyte of the budget.)
+    let most = declared.unwrap_or(limit as u64);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(BodyError::Read)?;
         if let Ok(data) = frame.into_data() {
@@ -148,13 +154,6 @@ pub(crate) async fn read(
                 return Err(BodyError::TooLarge(limit));
             }
             len += data.len();
-            // The buffer grows by doubling, never past the declared length,
-            // and its share is taken before it grows: a body holds at most
-            // about twice what it sent. (Sized to its declared length at
-            // the second read, two bytes held a megabyte of the budget.)
-            // Bounded by the declared length, else by the limit (a chunked
-            // body): at the limit, the largest body allowed must fit.
-            let most = declared.unwrap_or(limit as u64);
             if let Some(buf) = &mut more {
                 if len > buf.capacity() {
                     let room = room_for(len, buf.capacity(), most);

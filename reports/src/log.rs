@@ -338,30 +338,17 @@ impl EventLog {
     /// the caller in this process (the writer also drops one counted
     /// before a restart).
     pub fn track(&self, at_ms: i64, dims: Dims, user: u64, click: bool, bid: u128) {
-        self.track_with(at_ms, dims, user, click, bid, None);
+        self.track_with(at_ms, dims, user, click, bid, None, None);
     }
 
     /// [`EventLog::track`], keeping the features the bid was priced with
-    /// (compact text) in its record, for training.
-    pub fn track_with(
-        &self,
-        at_ms: i64,
-        dims: Dims,
-        user: u64,
-        click: bool,
-        bid: u128,
-        features: Option<Arc<str>>,
-    ) {
-        self.track_until(at_ms, dims, user, click, bid, features, None);
-    }
-
-    /// [`Self::track_with`], from a thread that may wait when `until` is
-    /// given: for room in a full queue until then, and dropped (and counted
-    /// so) past it, as `track_with` drops at once. The caller gives a round
-    /// of events one deadline, so a stalled writer holds the round up
-    /// once, not once an event.
+    /// (compact text) in its record, for training. A full queue drops the
+    /// event (and counts it so) at once, or, from a thread that may wait,
+    /// once `until` passes: the caller gives a round of events one
+    /// deadline, so a stalled writer holds the round up once, not once an
+    /// event.
     #[allow(clippy::too_many_arguments)]
-    pub fn track_until(
+    pub fn track_with(
         &self,
         at_ms: i64,
         dims: Dims,
