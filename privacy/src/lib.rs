@@ -308,11 +308,16 @@ pub fn decide_seeing<'a>(
 }
 
 /// The TC strings of a user where no one said whether GDPR applies:
-/// `user.consent`, and `user.ext.consent` only where the ext's text names
-/// a consent at all (reading the ext costs every such request, and almost
-/// none has one).
+/// `user.consent`, and `user.ext.consent` only where the ext's text may
+/// name a consent at all (reading the ext costs every such request, and
+/// almost none has one). An ext with any escape is read whole: its key may
+/// be spelled `"c\u006fnsent"`, which the text test would miss (a probe
+/// bought behaviourally past a refusing string that way).
 fn undeclared_consents<'a>(u: &ortb::User<'a>) -> ortb::Consents<'a> {
-    let named = u.ext.is_some_and(|e| e.get().contains("\"consent\""));
+    let named = u.ext.is_some_and(|e| {
+        let text = e.get();
+        text.contains("\"consent\"") || text.contains('\\')
+    });
     match named {
         true => u.consents(),
         false => ortb::Consents {

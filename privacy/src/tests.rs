@@ -1136,3 +1136,31 @@ fn a_known_child_in_a_state_section() {
         );
     }
 }
+
+/// Where no one said whether GDPR applies, a refusing TC string in
+/// `user.ext` refuses however its key is spelled: `\u006f` is JSON for
+/// `o`, and the probe that sent it was bought behaviourally.
+#[test]
+fn an_escaped_consent_key_in_user_ext_still_refuses() {
+    let no = Tc::granting(&[1]).encode();
+    let yes = Tc::granting(&[VENDOR]).encode();
+    let body = |key: &str, tc: &str| {
+        format!(
+            r#"{{"id":"r1","imp":[{{"id":"1","banner":{{"w":300,"h":250}}}}],
+            "site":{{"page":"https://news.example/"}},
+            "user":{{"buyeruid":"u-1","ext":{{"{key}":"{tc}"}}}}}}"#
+        )
+    };
+    let decide_body = |text: String| {
+        let parsed = ortb::parse_request(text.as_bytes()).expect("request parses");
+        decide(&parsed, &settings()).map(|_| ())
+    };
+    for key in ["consent", r"c\u006fnsent", r"\u0063onsent"] {
+        assert_eq!(
+            decide_body(body(key, &no)),
+            Err(Restriction::GdprNoConsent),
+            "{key}"
+        );
+        assert_eq!(decide_body(body(key, &yes)), Ok(()), "{key}");
+    }
+}
