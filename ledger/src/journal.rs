@@ -9,7 +9,13 @@
 //! record. From a failed write until a probe write goes down (tried every
 //! [`PROBE_EVERY`]), or a batch does, the journal says it is failing
 //! ([`Journal::is_failing`]): the bidder then makes no bids whose wins it
-//! could not record.
+//! could not record. The writer probes while all is well too, once every
+//! [`PROBE_EVERY`]: a disk that filled, or went read-only, under other
+//! files stops bids before a win comes that cannot be written (operators
+//! probe: 200 bids were made on a full disk, and most of their wins were
+//! refused). A disk that takes no write at all (frozen, or a network
+//! volume gone) fails nothing, so a watch thread calls a write that has
+//! not finished in [`STALL_AFTER`] a failure too, until it finishes.
 //!
 //! The journal is compacted: after `compact_after` records the writer lists
 //! the ledger's durable state into a checkpoint (written to a temporary
@@ -53,6 +59,17 @@ pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// disk with room for the probe has room for the next charges.
 const PROBE_BYTES: usize = 16 * 1024;
 const PROBE: &str = "journal.probe";
+/// How long a write (or probe, or compaction) may stay unfinished before
+/// it fails the journal until it finishes ([`JournalOptions::stall_after`]):
+/// longer than a slow disk's fsync under load takes, short enough that the
+/// wins of bids made meanwhile are not left waiting long. Real time, not
+/// the bidder's clock: it measures the disk, and a test's clock moved a
+/// day ahead must not read as a write that took a day.
+pub const STALL_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the watch thread looks.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// `Failing::busy_since` while the writer is not on the disk.
+const IDLE: u64 = 0;
 
 /// Where the journal lives: a directory on disk, or a test double that
 /// fails on purpose.
@@ -293,13 +310,69 @@ pub struct Journal {
 
 /// Whether the last write failed, and how: set by the writer, read by every
 /// bid (the flag alone, without a lock).
-#[derive(Default)]
 struct Failing {
     now: std::sync::atomic::AtomicBool,
     why: std::sync::Mutex<String>,
+    /// Where `busy_since` counts from.
+    base: std::time::Instant,
+    /// When the writer's current disk operation began (microseconds since
+    /// `base`, plus one), or [`IDLE`].
+    busy_since: std::sync::atomic::AtomicU64,
+    /// How long an operation may take before it is a stall.
+    stall_after: std::time::Duration,
 }
 
 impl Failing {
+    fn new(stall_after: std::time::Duration) -> Failing {
+        Failing {
+            now: Default::default(),
+            why: Default::default(),
+            base: std::time::Instant::now(),
+            busy_since: std::sync::atomic::AtomicU64::new(IDLE),
+            stall_after,
+        }
+    }
+
+    fn micros(&self, at: std::time::Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX - 1)
+            + 1
+    }
+
+    /// The writer goes to the disk (`true`) or is back (`false`).
+    fn busy(&self, on_disk: bool) {
+        let since = match on_disk {
+            true => self.micros(std::time::Instant::now()),
+            false => IDLE,
+        };
+        self.busy_since
+            .store(since, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Sets the failure if the writer has been on the disk for its
+    /// `stall_after` or more: whether it has.
+    fn check_stall(&self) -> bool {
+        let since = self.busy_since.load(std::sync::atomic::Ordering::Acquire);
+        if since == IDLE {
+            return false;
+        }
+        let took = std::time::Duration::from_micros(
+            self.micros(std::time::Instant::now()).saturating_sub(since),
+        );
+        if took < self.stall_after {
+            return false;
+        }
+        if !self.is_set() {
+            let secs = took.as_secs_f64();
+            tracing::error!(
+                "the state disk has not finished a journal write in {secs:.1} s: no bids until it does"
+            );
+            self.set(&io::Error::other(format!(
+                "the state disk has not finished a write in {secs:.1} s"
+            )));
+        }
+        true
+    }
+
     fn set(&self, why: &io::Error) {
         if let Ok(mut w) = self.why.lock() {
             *w = why.to_string();
@@ -325,6 +398,9 @@ pub struct JournalOptions {
     /// Where the writer says how far its generation is durable (for the
     /// report mirror).
     pub synced: Option<crate::synced::Synced>,
+    /// How long a disk operation may take before the journal fails until
+    /// it ends ([`STALL_AFTER`]).
+    pub stall_after: std::time::Duration,
 }
 
 impl Default for JournalOptions {
@@ -332,6 +408,7 @@ impl Default for JournalOptions {
         JournalOptions {
             compact_after: 200_000,
             synced: None,
+            stall_after: STALL_AFTER,
         }
     }
 }
@@ -451,7 +528,7 @@ impl Journal {
             s.set(archive_name(generation), good_len);
         }
         let (tx, rx) = mpsc::channel::<Job>();
-        let failing = Arc::new(Failing::default());
+        let failing = Arc::new(Failing::new(options.stall_after));
         let writer = Writer {
             failing: failing.clone(),
             _lock: lock,
@@ -467,6 +544,17 @@ impl Journal {
         let writer = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || writer.run(rx))
+            .map_err(io_err(dir))?;
+        // The watch holds the flag weakly: it ends once the journal and its
+        // writer are gone.
+        let watched = Arc::downgrade(&failing);
+        std::thread::Builder::new()
+            .name("journal-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(WATCH_EVERY);
+                let Some(f) = watched.upgrade() else { break };
+                f.check_stall();
+            })
             .map_err(io_err(dir))?;
         Ok((
             Journal {
@@ -492,6 +580,13 @@ impl Journal {
     /// restart brings the writer back (liveness).
     pub fn stopped(&self) -> bool {
         self.writer.is_finished()
+    }
+
+    /// Fails the journal if the writer has been on the disk for
+    /// [`JournalOptions::stall_after`] (the watch thread calls it every
+    /// tenth of a second): whether it has.
+    pub fn check_stall(&self) -> bool {
+        self.failing.check_stall()
     }
 
     pub fn failing(&self) -> Option<String> {
@@ -568,23 +663,19 @@ impl Writer {
             }
         }
         let _stopped = Stopped(self.failing.clone());
+        // Probes every PROBE_EVERY, failing or not: while failing no bids
+        // are made, so nothing may come to write that would show the disk
+        // is back; while not, the disk may fill under other files.
+        let mut probed = std::time::Instant::now();
         loop {
-            // While failing, no bids are made: nothing may come to write
-            // that would show the disk is back, so the writer looks.
-            let first = if self.failing.is_set() {
-                match rx.recv_timeout(PROBE_EVERY) {
-                    Ok(job) => job,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.probe();
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            let first = match rx.recv_timeout(PROBE_EVERY.saturating_sub(probed.elapsed())) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.probe();
+                    probed = std::time::Instant::now();
+                    continue;
                 }
-            } else {
-                match rx.recv() {
-                    Ok(job) => job,
-                    Err(_) => break,
-                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -597,13 +688,31 @@ impl Writer {
             if self.since_compaction >= self.options.compact_after {
                 self.compact();
             }
+            if probed.elapsed() >= PROBE_EVERY {
+                self.probe();
+                probed = std::time::Instant::now();
+            }
         }
     }
 
+    /// Marks the writer as on the disk from now until `busy` returns, for
+    /// the watch ([`Failing::check_stall`]).
+    fn on_disk<T>(&mut self, busy: impl FnOnce(&mut Self) -> T) -> T {
+        self.failing.busy(true);
+        let out = busy(self);
+        self.failing.busy(false);
+        out
+    }
+
     fn probe(&mut self) {
-        match self.cut_back().and_then(|()| self.storage.probe()) {
+        match self.on_disk(|w| w.cut_back().and_then(|()| w.storage.probe())) {
             Ok(()) => self.writable(),
-            Err(e) => self.failing.set(&e),
+            Err(e) => {
+                if !self.failing.is_set() {
+                    tracing::error!("journal probe failed, no bids until it writes again: {e}");
+                }
+                self.failing.set(&e);
+            }
         }
     }
 
@@ -619,9 +728,10 @@ impl Writer {
         for Job::Charge(line, _, _) in &batch {
             buf.extend_from_slice(line.as_bytes());
         }
-        let result = self.cut_back().and_then(|()| {
-            self.storage.append(&buf)?;
-            self.storage.sync()
+        let result = self.on_disk(|w| {
+            w.cut_back()?;
+            w.storage.append(&buf)?;
+            w.storage.sync()
         });
         match result {
             Ok(()) => {
@@ -671,7 +781,7 @@ impl Writer {
         };
         let text = checkpoint_text(&*self.ledger, self.clock.now(), covers);
         let head = header(next);
-        match self.storage.compact(text.as_bytes(), head.as_bytes()) {
+        match self.on_disk(|w| w.storage.compact(text.as_bytes(), head.as_bytes())) {
             Ok(true) => {
                 if let Some(s) = &self.options.synced {
                     // Whole and final: nothing is cut back from it now.

@@ -29,6 +29,8 @@ const SYNC_FAILS: u8 = 2;
 const FULL_NO_CUT: u8 = 3;
 /// `write` panics (a bug in a storage, or under it).
 const PANICS: u8 = 4;
+/// fsync does not return until the mode changes (a frozen disk).
+const STALLS: u8 = 5;
 
 struct Faulty {
     inner: FileStorage,
@@ -52,6 +54,9 @@ impl Storage for Faulty {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        while self.mode.load(Ordering::SeqCst) == STALLS {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         match self.mode.load(Ordering::SeqCst) {
             SYNC_FAILS => Err(io::Error::other("EIO")),
             _ => self.inner.sync(),
@@ -95,6 +100,14 @@ impl Setup {
 }
 
 fn open(d: &Path, compact_after: usize) -> Result<Setup, OpenError> {
+    open_stalling_after(d, compact_after, ledger::journal::STALL_AFTER)
+}
+
+fn open_stalling_after(
+    d: &Path,
+    compact_after: usize,
+    stall_after: std::time::Duration,
+) -> Result<Setup, OpenError> {
     let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::default());
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp(NOW)));
     let mode = Arc::new(AtomicU8::new(OK));
@@ -105,6 +118,7 @@ fn open(d: &Path, compact_after: usize) -> Result<Setup, OpenError> {
         clock,
         JournalOptions {
             compact_after,
+            stall_after,
             ..Default::default()
         },
         move |inner| Box::new(Faulty { inner, mode: m }),
@@ -194,6 +208,62 @@ async fn a_full_disk_charges_nothing_and_the_retry_charges() {
     let again = open(&d, 1_000_000).unwrap();
     assert_eq!(spent(&*again.ledger), Micros(12_000));
     assert!(!charge(&again.books, 2, 7_000).await.unwrap());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Waits (up to ten probes) until the journal's failing is `failing`.
+async fn until_failing(books: &Books, failing: bool) {
+    let mut waited = std::time::Duration::ZERO;
+    while books.journal_failing() != failing && waited < ledger::journal::PROBE_EVERY * 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        waited += std::time::Duration::from_millis(20);
+    }
+    assert_eq!(books.journal_failing(), failing, "after {waited:?}");
+}
+
+/// A disk that fills under other files (the event logs, another process)
+/// stops bids before a win comes that cannot be written: the writer probes
+/// while all is well too, with no charge to write (operators probe: 200
+/// bids were made on a full disk, and most of their wins were refused).
+#[tokio::test]
+async fn a_disk_that_fills_between_charges_fails_the_journal_before_a_charge_does() {
+    let d = dir("fills");
+    let s = open(&d, 1_000_000).unwrap();
+    assert!(charge(&s.books, 1, 5_000).await.unwrap());
+    assert!(!s.books.journal_failing());
+    s.mode.store(FULL, Ordering::SeqCst);
+    until_failing(&s.books, true).await;
+    let why = s.books.journal().unwrap().failing().unwrap();
+    assert!(why.contains("No space left"), "{why}");
+    s.mode.store(OK, Ordering::SeqCst);
+    until_failing(&s.books, false).await;
+    assert!(charge(&s.books, 2, 7_000).await.unwrap());
+    assert_eq!(spent(&*s.ledger), Micros(12_000));
+    s.close();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A disk that takes a write and does not finish it (frozen, a network
+/// volume gone) fails nothing by itself: the journal calls it failing once
+/// the write has taken its `stall_after`, and the write's end clears it.
+/// The charge waits and goes down when the disk does.
+#[tokio::test]
+async fn a_write_that_does_not_finish_fails_the_journal_until_it_does() {
+    let d = dir("stalls");
+    let s = open_stalling_after(&d, 1_000_000, std::time::Duration::from_millis(200)).unwrap();
+    assert!(charge(&s.books, 1, 5_000).await.unwrap());
+    s.mode.store(STALLS, Ordering::SeqCst);
+    let (charged, ()) = tokio::join!(charge(&s.books, 2, 7_000), async {
+        until_failing(&s.books, true).await;
+        let why = s.books.journal().unwrap().failing().unwrap();
+        assert!(why.contains("has not finished a write"), "{why}");
+        assert_eq!(spent(&*s.ledger), Micros(5_000), "not charged yet");
+        s.mode.store(OK, Ordering::SeqCst);
+    });
+    assert!(charged.unwrap());
+    assert!(!s.books.journal_failing());
+    assert_eq!(spent(&*s.ledger), Micros(12_000));
+    s.close();
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -704,6 +774,7 @@ async fn the_writer_says_how_far_each_generation_is_durable() {
         JournalOptions {
             compact_after: 3,
             synced: Some(synced.clone()),
+            ..Default::default()
         },
         move |inner| Box::new(Faulty { inner, mode: m }),
     )
