@@ -1551,8 +1551,10 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             .with_journal(&args.dir)
             .with_context(|| format!("opening the charge journal in {}", args.dir.display()))?;
         // Once the directory is this process's (the journal's lock).
-        bidder::notice_ttl::write(&args.dir, notice_ttl_ms, notice_ttl_fence)
-            .with_context(|| format!("recording the notice TTL in {}", args.dir.display()))?;
+        if bidder::notice_ttl::needs_write(last_ttl, notice_ttl_ms, notice_ttl_fence) {
+            bidder::notice_ttl::write(&args.dir, notice_ttl_ms, notice_ttl_fence)
+                .with_context(|| format!("recording the notice TTL in {}", args.dir.display()))?;
+        }
         if let Some(f) = notice_ttl_fence {
             tracing::info!(
                 before_ms = f.before_ms,

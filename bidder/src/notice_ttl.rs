@@ -95,6 +95,18 @@ pub fn fence(last: Option<Recorded>, ttl_ms: i64, now_ms: i64) -> Option<Fence> 
     })
 }
 
+/// Whether `ttl_ms` and `fence` must be written over what the file says:
+/// not when they say the same, or differ only by a fence that has expired
+/// (no later start reads it as live). A start rewrote the file each time,
+/// and one on a full disk failed there: a pod whose disk filled could not
+/// start again to answer the notices it still could (operators probe).
+pub fn needs_write(last: Option<Recorded>, ttl_ms: i64, fence: Option<Fence>) -> bool {
+    match last {
+        Some(last) if last.ttl_ms == ttl_ms => last.fence != fence && fence.is_some(),
+        _ => true,
+    }
+}
+
 /// Records `ttl_ms` and `fence` in `dir`, replacing the file whole.
 pub fn write(dir: &Path, ttl_ms: i64, fence: Option<Fence>) -> io::Result<()> {
     let (since, before) = fence.map_or((0, 0), |f| (f.since_ms, f.before_ms));
@@ -107,6 +119,32 @@ mod tests {
     use super::*;
 
     const H: i64 = 3_600_000;
+
+    #[test]
+    fn a_start_that_changes_nothing_writes_nothing() {
+        let f = Some(Fence {
+            since_ms: 1_000 * H,
+            before_ms: 24 * H,
+        });
+        let was = |ttl_ms, fence| {
+            Some(Recorded {
+                ttl_ms: ttl_ms * H,
+                fence,
+            })
+        };
+        assert!(needs_write(None, 24 * H, None), "a first start");
+        assert!(!needs_write(was(24, None), 24 * H, None));
+        assert!(!needs_write(was(48, f), 48 * H, f));
+        // The fence expired: what is left means the same.
+        assert!(!needs_write(was(48, f), 48 * H, None));
+        assert!(needs_write(was(24, None), 48 * H, f), "a raise");
+        assert!(needs_write(was(48, f), 12 * H, f), "a cut");
+        let later = Some(Fence {
+            since_ms: 1_020 * H,
+            before_ms: 24 * H,
+        });
+        assert!(needs_write(was(48, f), 48 * H, later));
+    }
 
     #[test]
     fn a_raise_fences_the_bids_made_before_it() {
