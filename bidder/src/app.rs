@@ -100,6 +100,9 @@ pub struct Settings {
     /// Days of report history kept (event days, compacted charge
     /// generations); never under the longest attribution window.
     pub report_retention_days: u32,
+    /// What the audience event log's files may hold together
+    /// (`crate::audience_log`).
+    pub max_audience_log_bytes: u64,
     /// The click and conversion model (`--model`), loaded at start and on
     /// reload; without one, value-based line items bid on the priors.
     pub model_path: Option<PathBuf>,
@@ -158,6 +161,7 @@ impl Default for Settings {
             max_tracked_events: 8_000_000,
             max_attribution_entries: 4_000_000,
             report_retention_days: 400,
+            max_audience_log_bytes: crate::audience_log::DEFAULT_MAX_BYTES,
             model_path: None,
             pixel_events_per_ip_per_minute: 6_000,
         }
@@ -732,7 +736,8 @@ impl App {
             events.set_catalog(snap.catalog.clone());
         }
         self.events = Some(events);
-        self.audience_log = Some(crate::audience_log::AudienceLog::open(dir).map_err(
+        let most = self.settings.max_audience_log_bytes;
+        self.audience_log = Some(crate::audience_log::AudienceLog::open(dir, most).map_err(
             |source| OpenError::Io {
                 path: dir.join(crate::audience_log::DIR),
                 source,
@@ -2098,6 +2103,7 @@ impl App {
             if let Err(e) = log.sync() {
                 tracing::error!("audience events not synced to the state directory: {e}");
             }
+            metrics::audience_log_bytes(log.bytes());
         }
     }
 

@@ -22,6 +22,14 @@
 //! another replica's batch is written at once and synced with the next
 //! upkeep, about a second later: a crash loses at most that second of
 //! them, as it does of frequency counts.
+//!
+//! The files together hold at most `--max-audience-log-bytes`: anyone with
+//! a synced cookie can write through the pixel, and a flood from many
+//! addresses grew the log by gigabytes a day, kept for the retention and
+//! read back whole before a start serves (attacker probe). Past the bound
+//! the oldest days go first (their events are the nearest to leaving the
+//! audiences anyway); a batch that still does not fit beside today's file
+//! is applied in memory and not saved, as one the disk refused.
 
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -42,7 +50,16 @@ pub struct AudienceLog {
     file: Mutex<Option<Current>>,
     /// Written since the last sync.
     dirty: AtomicBool,
+    /// What the day files hold together, as far as this process knows
+    /// (their sizes at open, plus what it wrote, less what it removed).
+    bytes: std::sync::atomic::AtomicU64,
+    /// The most they may hold.
+    max_bytes: u64,
 }
+
+/// `--max-audience-log-bytes`'s default: about 16 million events, read
+/// back in some fifteen seconds at a start.
+pub const DEFAULT_MAX_BYTES: u64 = 2 << 30;
 
 /// The file being written.
 struct Current {
@@ -81,15 +98,71 @@ const MAX_LINE: u64 = audiences::MAX_LINE_BYTES as u64 + 2;
 const REPLAY_CHUNK: usize = 1 << 20;
 
 impl AudienceLog {
-    /// The log in state directory `state`, its directory made if need be.
-    pub fn open(state: &Path) -> io::Result<AudienceLog> {
+    /// The log in state directory `state`, its directory made if need be,
+    /// its files holding `max_bytes` at most together.
+    pub fn open(state: &Path, max_bytes: u64) -> io::Result<AudienceLog> {
         let dir = state.join(DIR);
         ledger::journal::create_private_dir(&dir)?;
+        let bytes = days(&dir)?
+            .iter()
+            .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum();
         Ok(AudienceLog {
             dir,
             file: Mutex::new(None),
             dirty: AtomicBool::new(false),
+            bytes: std::sync::atomic::AtomicU64::new(bytes),
+            max_bytes,
         })
+    }
+
+    /// What the day files hold together, as far as this process knows.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// A file of `len` bytes was removed.
+    fn forget(&self, len: u64) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(len))
+            });
+    }
+
+    /// Removes the oldest day files before `today` until `more` bytes fit
+    /// under the bound; an error when they still do not. Called under the
+    /// file lock: a removal never races the opening of a day's file.
+    /// Writers in flight together may pass the bound by their batches.
+    fn room_for(&self, more: u64, today: Date) -> io::Result<()> {
+        let fits = |held: u64| held.saturating_add(more) <= self.max_bytes;
+        if fits(self.bytes()) {
+            return Ok(());
+        }
+        for (day, path) in days(&self.dir)? {
+            if day >= today || fits(self.bytes()) {
+                break;
+            }
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if std::fs::remove_file(&path).is_ok() {
+                self.forget(len);
+                tracing::warn!(
+                    %day,
+                    bytes = len,
+                    "audience events of a day removed early: the log is at --max-audience-log-bytes"
+                );
+            }
+        }
+        match fits(self.bytes()) {
+            true => Ok(()),
+            false => Err(io::Error::new(
+                io::ErrorKind::QuotaExceeded,
+                format!(
+                    "the audience event log holds its bound of {} bytes (--max-audience-log-bytes)",
+                    self.max_bytes
+                ),
+            )),
+        }
     }
 
     /// Appends `text` (JSON lines, as applied) to the file of `now`'s day
@@ -116,6 +189,12 @@ impl AudienceLog {
         // the next day between two pieces, and an answer says all of them
         // are on disk.
         let mut written: Vec<std::sync::Arc<std::fs::File>> = Vec::new();
+        {
+            // The whole batch or none of it (a torn line's repair aside).
+            let _held = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            let more = whole.len() as u64 + last.as_ref().map_or(0, |l| l.len() as u64) + 1;
+            self.room_for(more, day)?;
+        }
         // Piece by piece, each under the lock: lines land whole, a repair
         // of a torn end comes before anything else is written, and another
         // writer waits out one piece at most.
@@ -131,12 +210,14 @@ impl AudienceLog {
             };
             if c.torn {
                 (&*c.file).write_all(b"\n")?;
+                self.bytes.fetch_add(1, Ordering::Relaxed);
                 c.torn = false;
             }
             if let Err(e) = (&*c.file).write_all(piece) {
                 c.torn = true;
                 return Err(e);
             }
+            self.bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
             if !written
                 .last()
                 .is_some_and(|f| std::sync::Arc::ptr_eq(f, &c.file))
@@ -209,7 +290,12 @@ impl AudienceLog {
         let oldest_kept = today.days_since_epoch() - i64::from(retention_days) - 1;
         let mut removed = 0;
         for (day, path) in days {
-            if day.days_since_epoch() < oldest_kept && std::fs::remove_file(&path).is_ok() {
+            if day.days_since_epoch() >= oldest_kept {
+                continue;
+            }
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if std::fs::remove_file(&path).is_ok() {
+                self.forget(len);
                 removed += 1;
             }
         }
@@ -381,12 +467,59 @@ mod tests {
     const INTEREST: &str =
         r#"{"user":"u-2","event":"interest","interest":"hiking","at":"2026-11-25T10:00:00Z"}"#;
 
+    /// The day files together stay under their bound: the oldest days go
+    /// first, today's never, and a batch that still does not fit is
+    /// refused (its caller applies it unsaved). The count survives a
+    /// reopen and a prune.
+    #[test]
+    fn the_log_holds_its_bound_oldest_days_first() {
+        let state = scratch("bound");
+        let line = format!("{VIEW}\n");
+        let per_day = 4 * line.len() as u64;
+        // Room for three days of four events (and the byte a torn line's
+        // repair may take).
+        let most = 3 * per_day + 1;
+        let log = AudienceLog::open(&state, most).unwrap();
+        for day in 1..=3 {
+            let at = ts(&format!("2026-11-0{day}T12:00:00Z"));
+            log.append(&line.repeat(4), at, true).unwrap();
+        }
+        assert_eq!(log.bytes(), 3 * per_day);
+        let files = || {
+            days(&state.join(DIR))
+                .unwrap()
+                .into_iter()
+                .map(|(d, _)| d.to_string())
+                .collect::<Vec<_>>()
+        };
+        // A fourth day pushes out the first.
+        log.append(&line, ts("2026-11-04T12:00:00Z"), true).unwrap();
+        assert_eq!(files(), ["2026-11-02", "2026-11-03", "2026-11-04"]);
+        assert!(log.bytes() <= most, "{}", log.bytes());
+        // Today's file is never removed for today's events: past every
+        // earlier day, a batch is refused.
+        let big = line.repeat(12);
+        let e = log
+            .append(&big, ts("2026-11-04T13:00:00Z"), true)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::QuotaExceeded, "{e}");
+        assert_eq!(files(), ["2026-11-04"]);
+        assert_eq!(log.bytes(), line.len() as u64);
+        drop(log);
+        let again = AudienceLog::open(&state, most).unwrap();
+        assert_eq!(again.bytes(), line.len() as u64, "counted from the files");
+        again.prune(1, Date::parse("2026-11-10").unwrap());
+        assert_eq!(again.bytes(), 0);
+        assert!(files().is_empty());
+        let _ = std::fs::remove_dir_all(&state);
+    }
+
     /// What was appended reads back into a new store; a torn last write is
     /// cut, a damaged line skipped alone; old days go.
     #[test]
     fn events_come_back_after_a_restart() {
         let state = scratch("replay");
-        let log = AudienceLog::open(&state).unwrap();
+        let log = AudienceLog::open(&state, DEFAULT_MAX_BYTES).unwrap();
         log.append(VIEW, ts("2026-11-24T10:00:01Z"), true).unwrap();
         log.append(&format!("{INTEREST}\n"), ts("2026-11-25T10:00:01Z"), false)
             .unwrap();
@@ -419,7 +552,7 @@ mod tests {
         // Written after the torn write by the next process: its first line
         // is not glued to the remains (review finding), which are one
         // damaged line of their own.
-        let log = AudienceLog::open(&state).unwrap();
+        let log = AudienceLog::open(&state, DEFAULT_MAX_BYTES).unwrap();
         let later =
             r#"{"user":"u-4","event":"view","product":"tent-1","at":"2026-11-25T11:00:00Z"}"#;
         log.append(later, ts("2026-11-25T11:00:01Z"), true).unwrap();
@@ -465,7 +598,7 @@ mod tests {
     #[test]
     fn an_overlong_line_is_skipped() {
         let state = scratch("overlong");
-        let log = AudienceLog::open(&state).unwrap();
+        let log = AudienceLog::open(&state, DEFAULT_MAX_BYTES).unwrap();
         log.append(
             &"x".repeat(3 * MAX_LINE as usize),
             ts("2026-11-24T10:00:01Z"),
@@ -486,7 +619,7 @@ mod tests {
     #[test]
     fn a_crlf_line_at_the_bound_reads_back() {
         let state = scratch("crlf-bound");
-        let log = AudienceLog::open(&state).unwrap();
+        let log = AudienceLog::open(&state, DEFAULT_MAX_BYTES).unwrap();
         let pad = audiences::MAX_LINE_BYTES - VIEW.len();
         let line = format!("{}{}}}", &VIEW[..VIEW.len() - 1], " ".repeat(pad));
         assert_eq!(line.len(), audiences::MAX_LINE_BYTES);
@@ -504,7 +637,7 @@ mod tests {
     #[test]
     fn a_large_batch_reads_back_whole() {
         let state = scratch("large");
-        let log = AudienceLog::open(&state).unwrap();
+        let log = AudienceLog::open(&state, DEFAULT_MAX_BYTES).unwrap();
         let lines: Vec<String> = (0..8000)
             .map(|i| {
                 format!(

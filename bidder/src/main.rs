@@ -385,6 +385,13 @@ struct ServeArgs {
     /// whoever fills the store first cannot keep it.
     #[arg(long, env = "BIDDER_MAX_AUDIENCE_USERS", default_value_t = audiences::DEFAULT_MAX_USERS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     max_audience_users: u64,
+    /// Bytes the saved shopper events (STATE/audience-events, read back at
+    /// start: some 127 bytes an event, about 150 MB a second) may hold
+    /// together. The pixel writes there for anyone with a synced cookie:
+    /// past this the oldest days are removed early, and events that still
+    /// do not fit are applied but not saved for a restart (uploads: 503).
+    #[arg(long, env = "BIDDER_MAX_AUDIENCE_LOG_BYTES", default_value_t = bidder::audience_log::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    max_audience_log_bytes: u64,
     /// Where money state lives. A directory (the default): the embedded
     /// ledger, with the charge journal and its checkpoint (and the notice
     /// secret when none is given); spend is replayed from it at start and
@@ -1477,6 +1484,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         max_tracked_events: args.max_tracked_events as usize,
         max_attribution_entries: args.max_attribution_entries as usize,
         report_retention_days: args.report_retention_days.max(98),
+        max_audience_log_bytes: args.max_audience_log_bytes,
         model_path: args.model.clone(),
         pixel_events_per_ip_per_minute: args.pixel_events_per_ip_per_minute,
         limits: bidder::server::Limits {

@@ -311,6 +311,11 @@ pub fn tracking_unclaimed(n: usize) {
     metrics::counter!("bidder_tracking_unclaimed_total").increment(n as u64);
 }
 
+/// What the saved shopper events hold on disk (`crate::audience_log`).
+pub fn audience_log_bytes(n: u64) {
+    metrics::gauge!("bidder_audience_log_bytes").set(n as f64);
+}
+
 pub fn audience_events(n: usize) {
     metrics::counter!("bidder_audience_events_total").increment(n as u64);
 }
@@ -520,6 +525,10 @@ pub fn describe() {
         "Batches of list audience members by result (applied, invalid, full, io_error)."
     );
     metrics::describe_gauge!("bidder_list_members", "Members of all list audiences.");
+    metrics::describe_gauge!(
+        "bidder_audience_log_bytes",
+        "Bytes the saved shopper events (STATE/audience-events) hold; at --max-audience-log-bytes the oldest days are removed early."
+    );
     metrics::describe_counter!(
         "bidder_audience_users_evicted_total",
         "Shoppers the audience store dropped (the least recently active), or did not take, to hold no more than --max-audience-users."
