@@ -86,6 +86,11 @@ pub fn request(counters: &ExchangeCounters, outcome: Outcome, elapsed: Duration)
     hot::duration(elapsed);
 }
 
+/// A win, billing or loss notice answered `elapsed` after its headers.
+pub fn notice_duration(elapsed: std::time::Duration) {
+    hot::notice_duration(elapsed);
+}
+
 /// A bid request for an exchange id no profile has: 404.
 pub fn unknown_exchange() {
     metrics::counter!("bidder_unknown_exchange_requests_total").increment(1);

@@ -510,10 +510,12 @@ pub async fn bid_port(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Re
             // Boxed, as the pixel's below: a bid's future is this one's,
             // made and moved on every request, and it would otherwise be
             // as large as the largest route's.
-            match Box::pin(app.notice(kind, req.uri().query().unwrap_or(""))).await {
+            let answer = match Box::pin(app.notice(kind, req.uri().query().unwrap_or(""))).await {
                 Ok(_) => text(StatusCode::OK, ""),
                 Err(e) => e.response(),
-            }
+            };
+            crate::metrics::notice_duration(start.elapsed());
+            answer
         }
         path if path.starts_with("/px/") => {
             if req.method() != Method::GET {

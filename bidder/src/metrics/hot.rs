@@ -95,9 +95,13 @@ pub(crate) const EXCHANGE_CELLS: usize = NO_BIDS + NoBid::ALL.len();
 /// One exchange's counters.
 pub(crate) type ExchangeCells = Cells<EXCHANGE_CELLS>;
 
-/// The request duration buckets' upper bounds, in seconds as the page
-/// writes them and in nanoseconds.
-const BOUNDS: [(&str, u64); 10] = [
+/// Buckets of a duration histogram (`+Inf` aside).
+const BUCKETS: usize = 13;
+
+/// The bid request duration buckets' upper bounds, in seconds as the page
+/// writes them and in nanoseconds: up to a second, tmax's cap (they ended
+/// at 0.1 s, under the default tmax of 200 ms; operators probe).
+const BOUNDS: [(&str, u64); BUCKETS] = [
     ("0.0001", 100_000),
     ("0.00025", 250_000),
     ("0.0005", 500_000),
@@ -108,10 +112,30 @@ const BOUNDS: [(&str, u64); 10] = [
     ("0.025", 25_000_000),
     ("0.05", 50_000_000),
     ("0.1", 100_000_000),
+    ("0.25", 250_000_000),
+    ("0.5", 500_000_000),
+    ("1", 1_000_000_000),
+];
+/// The notice duration buckets: a notice waits for the journal's fsync
+/// (or Redis), milliseconds on a healthy disk, seconds on a sick one.
+const NOTICE_BOUNDS: [(&str, u64); BUCKETS] = [
+    ("0.0005", 500_000),
+    ("0.001", 1_000_000),
+    ("0.0025", 2_500_000),
+    ("0.005", 5_000_000),
+    ("0.01", 10_000_000),
+    ("0.025", 25_000_000),
+    ("0.05", 50_000_000),
+    ("0.1", 100_000_000),
+    ("0.25", 250_000_000),
+    ("0.5", 500_000_000),
+    ("1", 1_000_000_000),
+    ("2.5", 2_500_000_000),
+    ("5", 5_000_000_000),
 ];
 /// A bucket per bound (the requests above the bound before it), one past
 /// them all, and the sum in nanoseconds. The count is the buckets' sum.
-const OVER: usize = BOUNDS.len();
+const OVER: usize = BUCKETS;
 const SUM: usize = OVER + 1;
 const DURATION_CELLS: usize = SUM + 1;
 
@@ -122,6 +146,8 @@ struct Hot {
     /// reload keeps the counts.
     exchanges: Mutex<Vec<(String, Arc<ExchangeCells>)>>,
     duration: Cells<DURATION_CELLS>,
+    /// Win, billing and loss notices, from their headers to their answer.
+    notice_duration: Cells<DURATION_CELLS>,
     shading: Cells<{ shading::Reason::ALL.len() }>,
     tracking: Cells<{ crate::track::Event::ALL.len() }>,
     /// Bid requests by their privacy restriction, in
@@ -136,6 +162,7 @@ fn hot() -> &'static Hot {
     HOT.get_or_init(|| Hot {
         exchanges: Mutex::new(Vec::new()),
         duration: Cells::new(),
+        notice_duration: Cells::new(),
         shading: Cells::new(),
         tracking: Cells::new(),
         privacy: Cells::new(),
@@ -157,12 +184,19 @@ pub(crate) fn exchange(id: &str) -> Arc<ExchangeCells> {
 }
 
 pub(crate) fn duration(elapsed: Duration) {
+    observe(&hot().duration, &BOUNDS, elapsed);
+}
+
+pub(crate) fn notice_duration(elapsed: Duration) {
+    observe(&hot().notice_duration, &NOTICE_BOUNDS, elapsed);
+}
+
+fn observe(d: &Cells<DURATION_CELLS>, bounds: &[(&str, u64); BUCKETS], elapsed: Duration) {
     let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-    let bucket = BOUNDS
+    let bucket = bounds
         .iter()
         .position(|&(_, bound)| nanos <= bound)
         .unwrap_or(OVER);
-    let d = &hot().duration;
     d.add(bucket, 1);
     d.add(SUM, nanos);
 }
@@ -316,24 +350,44 @@ pub(crate) fn render(out: &mut String) {
             }
         },
     );
-    let name = "bidder_request_duration_seconds";
-    let _ = writeln!(
+    histogram(
         out,
-        "# HELP {name} Time from request headers to response, bid port."
+        "bidder_request_duration_seconds",
+        "Time from request headers to response, bid requests.",
+        &BOUNDS,
+        &h.duration,
     );
+    histogram(
+        out,
+        "bidder_notice_duration_seconds",
+        "Time from request headers to response, win, billing and loss notices (a charge waits \
+         for the journal's fsync, or Redis).",
+        &NOTICE_BOUNDS,
+        &h.notice_duration,
+    );
+}
+
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    bounds: &[(&str, u64); BUCKETS],
+    cells: &Cells<DURATION_CELLS>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} histogram");
     // Each bucket counts every request at or under its bound: the sum of
     // the stripes' buckets so far. `+Inf` and the count are the same sum
     // over all of them, so the page agrees with itself even while
     // requests go on during the scrape.
     let mut below = 0u64;
-    for (i, (le, _)) in BOUNDS.iter().enumerate() {
-        below = below.saturating_add(h.duration.get(i));
+    for (i, (le, _)) in bounds.iter().enumerate() {
+        below = below.saturating_add(cells.get(i));
         let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {below}");
     }
-    let count = below.saturating_add(h.duration.get(OVER));
+    let count = below.saturating_add(cells.get(OVER));
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let sum = h.duration.get(SUM) as f64 / 1e9;
+    let sum = cells.get(SUM) as f64 / 1e9;
     let _ = writeln!(out, "{name}_sum {sum}");
     let _ = writeln!(out, "{name}_count {count}");
     out.push('\n');
@@ -463,9 +517,24 @@ mod tests {
         assert_eq!(added(&format!("{d}_bucket{{le=\"0.0005\"}}")), 2.0);
         assert_eq!(added(&format!("{d}_bucket{{le=\"0.01\"}}")), 3.0);
         assert_eq!(added(&format!("{d}_bucket{{le=\"0.1\"}}")), 3.0);
+        assert_eq!(added(&format!("{d}_bucket{{le=\"1\"}}")), 3.0);
         assert_eq!(added(&format!("{d}_bucket{{le=\"+Inf\"}}")), 4.0);
         assert_eq!(added(&format!("{d}_count")), 4.0);
         assert!((added(&format!("{d}_sum")) - 3.00735).abs() < 1e-9);
+        // Notices, in buckets of their own up to seconds.
+        let before = page;
+        notice_duration(Duration::from_micros(800));
+        notice_duration(Duration::from_millis(1800));
+        notice_duration(Duration::from_secs(9));
+        let page = self::page();
+        let n = "bidder_notice_duration_seconds";
+        let added = |series: &str| value(&page, series) - value(&before, series);
+        assert_eq!(added(&format!("{n}_bucket{{le=\"0.001\"}}")), 1.0);
+        assert_eq!(added(&format!("{n}_bucket{{le=\"1\"}}")), 1.0);
+        assert_eq!(added(&format!("{n}_bucket{{le=\"2.5\"}}")), 2.0);
+        assert_eq!(added(&format!("{n}_bucket{{le=\"5\"}}")), 2.0);
+        assert_eq!(added(&format!("{n}_count")), 3.0);
+        assert_eq!(added(&format!("{d}_count")), 0.0);
         let x = r#"exchange="hot \"page\"\\test\n""#;
         assert_eq!(
             value(
@@ -489,10 +558,15 @@ mod tests {
             "bidder_no_bids_total",
             "bidder_bids_total",
             "bidder_request_duration_seconds",
+            "bidder_notice_duration_seconds",
             "bidder_bid_shading_total",
             "bidder_tracking_events_total",
         ] {
-            let kind = if family == d { "histogram" } else { "counter" };
+            let kind = if family == d || family == n {
+                "histogram"
+            } else {
+                "counter"
+            };
             assert_eq!(
                 page.matches(&format!("# TYPE {family} {kind}\n")).count(),
                 1,
