@@ -2102,16 +2102,23 @@ impl FileChecker<'_> {
             .strip_prefix("https://")
             .or_else(|| lower.strip_prefix("http://"));
         let problem = match rest {
-            None => Some("must start with http:// or https://"),
+            None => Some("must start with http:// or https://".to_string()),
             Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-                Some("has no host name after the scheme")
+                Some("has no host name after the scheme".to_string())
             }
             Some(_) if u.chars().any(|c| c.is_whitespace() || c.is_control()) => {
-                Some("contains a space; write it as %20")
+                Some("contains a space; write it as %20".to_string())
             }
-            Some(_) => None,
+            // A stray quote or bracket pasted with the address: a browser
+            // would ask for another page, or the markup around it break.
+            Some(_) => u.chars().find(|c| "\"<>\\`".contains(*c)).map(|c| {
+                format!(
+                    "contains `{c}`, which a URL cannot hold as it is; write it as %{:02X}",
+                    u32::from(c)
+                )
+            }),
         };
-        if let Some(problem) = problem {
+        if let Some(problem) = &problem {
             self.report(
                 url.referenced,
                 format!("{subject}: {what} \"{u}\" {problem}"),
