@@ -220,7 +220,7 @@ struct ServeArgs {
     /// bytes; past it a body is not read (a no-bid, `busy`): many
     /// connections each trickling a large body must not take the pod's
     /// memory.
-    #[arg(long, default_value_t = 128 << 20)]
+    #[arg(long, env = "BIDDER_MAX_BODY_MEMORY", default_value_t = 128 << 20)]
     max_body_memory: usize,
     /// Milliseconds taken off tmax for the way back to the exchange.
     #[arg(long, default_value_t = 10)]
@@ -336,14 +336,14 @@ struct ServeArgs {
     /// Tracking (bid, event) pairs remembered to count each event once,
     /// about 10-18 bytes each; past it the oldest two hours are forgotten
     /// early (bidder_tracking_dedupe_evicted_total).
-    #[arg(long, default_value_t = 8_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
+    #[arg(long, env = "BIDDER_MAX_TRACKED_EVENTS", default_value_t = 8_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
     max_tracked_events: u64,
     /// Touches (up to four clicks and four impressions per shopper and
     /// advertiser) and counted conversions kept for attribution, at most
     /// about 300 bytes each (a shopper's repeated ad is held once); past it
     /// those too old for any window go first, then a tenth at random
     /// (bidder_attribution_evicted_total).
-    #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
+    #[arg(long, env = "BIDDER_MAX_ATTRIBUTION_ENTRIES", default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1000..=1_000_000_000))]
     max_attribution_entries: u64,
     /// Days of report history kept: event days and compacted charge
     /// generations older than this are removed (at start, then hourly).
@@ -375,7 +375,7 @@ struct ServeArgs {
     config_poll_secs: u64,
     /// Members of all list audiences together at most (8 bytes each): a
     /// batch that would pass it is refused whole.
-    #[arg(long, default_value_t = audiences::DEFAULT_MAX_MEMBERS)]
+    #[arg(long, env = "BIDDER_MAX_LIST_MEMBERS", default_value_t = audiences::DEFAULT_MAX_MEMBERS)]
     max_list_members: usize,
     /// Shoppers the audience store holds at most (views, purchases and
     /// interests from --data, uploads and the pixel; some 115 bytes each

@@ -686,3 +686,100 @@ fn the_config_map_is_the_example_config_and_validates() {
         }
     }
 }
+
+/// Each table that grows with traffic, or with what anyone can send, at
+/// the bytes an entry takes by `bidder serve --help` (the windows' 90 and
+/// the 72 more while they are saved; list members rounded up).
+const MEMORY_BOUNDS: &[(&str, u64)] = &[
+    ("--max-bids-in-flight", 170),
+    ("--max-frequency-windows", 162),
+    ("--max-attribution-entries", 300),
+    ("--max-audience-users", 115),
+    ("--max-tracked-events", 18),
+    ("--max-list-members", 10),
+    ("--max-body-memory", 1),
+];
+
+/// What the process takes beside those tables (code, config, runtime,
+/// buffers), in bytes.
+const PROCESS_BYTES: u64 = 150_000_000;
+
+fn bytes_of_quantity(q: &str) -> u64 {
+    let (n, unit) = q.split_at(q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len()));
+    let n: u64 = n.parse().unwrap();
+    n * match unit {
+        "Gi" => 1 << 30,
+        "Mi" => 1 << 20,
+        "" => 1,
+        other => panic!("unit {other} of {q}"),
+    }
+}
+
+/// A pod whose memory bounds add up past its limit is killed for its
+/// memory under the traffic or the flood the bounds were meant to absorb
+/// (operators probe: at their defaults they came to more than twice the
+/// base's 1Gi). Every bound is set or has a default, and together, with
+/// the rest of the process, they fit the container's limit.
+#[test]
+fn the_memory_bounds_fit_the_pods_limit() {
+    let help = Command::new(env!("CARGO_BIN_EXE_bidder"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    // A flag's default and environment variable, from its help.
+    let of = |flag: &str| -> (Option<u64>, Option<String>) {
+        let start = help
+            .find(&format!("      {flag} "))
+            .unwrap_or_else(|| panic!("{flag} in serve --help"));
+        let block = &help[start..];
+        let block = &block[..block[8..].find("\n      --").map_or(block.len(), |e| e + 8)];
+        let default = block.split("[default: ").nth(1).map(|d| {
+            d[..d.find(']').unwrap()]
+                .parse()
+                .unwrap_or_else(|_| panic!("{flag}: default {d}"))
+        });
+        let env = block
+            .split("[env: ")
+            .nth(1)
+            .map(|e| e[..e.find('=').unwrap()].to_owned());
+        (default, env)
+    };
+    for v in variants() {
+        let (_, c) = bidder(v);
+        let args = strings(&c["args"]);
+        let flags = flags(v.name, &args);
+        let env_value = |name: &str| {
+            c["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["name"] == name)
+                .and_then(|e| e["value"].as_str())
+        };
+        let mut total = PROCESS_BYTES;
+        let mut lines = Vec::new();
+        for &(flag, each) in MEMORY_BOUNDS {
+            let (default, env) = of(flag);
+            let set = flags
+                .get(flag)
+                .copied()
+                .or_else(|| env.as_deref().and_then(env_value));
+            let n: u64 = match set {
+                Some(n) => n
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{}: {flag} {n}", v.name)),
+                None => default.unwrap_or_else(|| panic!("{}: {flag} is unbounded", v.name)),
+            };
+            total += n * each;
+            lines.push(format!("{flag} {n} x {each} B"));
+        }
+        let limit = bytes_of_quantity(c["resources"]["limits"]["memory"].as_str().unwrap());
+        assert!(
+            total <= limit,
+            "{}: {total} bytes of bounds and process past the {limit}-byte limit:\n{}",
+            v.name,
+            lines.join("\n")
+        );
+    }
+}
