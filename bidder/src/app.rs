@@ -3010,7 +3010,38 @@ pub fn config_warnings(
     out.extend(budget_below_one_impression(config));
     out.extend(landing_pages_outside_domains(config));
     out.extend(renditions_of_the_other_kind(config));
+    out.extend(views_without_products(config));
     out
+}
+
+/// Advertisers that buy `views` audiences (shoppers of their products) but
+/// list no `products`: attribution credits a sale to an advertiser only
+/// for its listed products, so their reports show no sales, ROAS 0, for
+/// good (accounts probe: the spec's example config is one, in silence).
+pub fn views_without_products(config: &config::Config) -> Vec<String> {
+    config
+        .advertisers
+        .iter()
+        .filter(|a| a.products.is_empty())
+        .filter_map(|a| {
+            let views: Vec<&str> = a
+                .audiences
+                .iter()
+                .filter(|au| matches!(au.kind, config::AudienceKind::Views { .. }))
+                .map(|au| au.id.as_str())
+                .collect();
+            (!views.is_empty()).then(|| {
+                format!(
+                    "{}: advertiser \"{}\" has views audiences ({}) but lists no products: a sale \
+                     is attributed to an advertiser only for the products it lists, so its reports \
+                     will show no sales; list the products it sells under `products`",
+                    a.file.display(),
+                    a.id,
+                    views.join(", ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// Creatives whose `click_url` leads outside their advertiser's

@@ -172,6 +172,30 @@ fn validate_warns_of_orders_whose_flight_ended() {
     );
 }
 
+/// An advertiser that buys shoppers of its products (`views`) but lists
+/// no `products` never has a sale attributed: `validate` says so (accounts
+/// probe: the spec's example config is one, and its reports showed sales
+/// 0.00 for good, in silence).
+#[test]
+fn validate_warns_of_views_audiences_without_products() {
+    let (warned, stderr) = warnings_with(
+        "views-no-products",
+        "view_days.\n  products: [B0TENT0001, B0TENT0002]\n",
+        "view_days.\n",
+        "lists no products",
+    );
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].starts_with("warning: ")
+            && warned[0].contains("acme-outdoor.yaml: advertiser \"acme-outdoor\"")
+            && warned[0].contains("views audiences (")
+            && warned[0].contains("will show no sales"),
+        "{stderr}"
+    );
+    let (none, stderr) = warnings_with("views-with-products", "", "", "lists no products");
+    assert!(none.is_empty(), "{stderr}");
+}
+
 /// A keyword a negative of the same line item always excludes, and a
 /// rendition of the other kind (an audio type in a video creative), are
 /// valid and warned of (account-manager probe: both loaded in silence);
