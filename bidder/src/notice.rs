@@ -940,21 +940,21 @@ pub fn verify(
 pub fn read_plain(text: Option<&str>) -> Price {
     // No auction clears at zero: a zero price is an exchange that did not
     // know it yet (or someone racing it), not a free impression.
+    // Under a micro, but not zero (`0.0000004`), reads as a micro, the
+    // least that can be charged, rather than the whole bid.
     match text.and_then(parse_price) {
         Some(p) if p > Micros::ZERO => Price::Cpm(p),
-        // Under a micro, but not zero (`0.0000004`): a micro, the least
-        // that can be charged, rather than the whole bid.
-        Some(_) if text.is_some_and(|t| t.bytes().any(|b| matches!(b, b'1'..=b'9'))) => {
-            Price::Cpm(Micros(1))
-        }
         _ => Price::Unreadable,
     }
 }
 
 /// `${AUCTION_PRICE}` as an exact decimal: `digits[.digits]` and nothing
 /// else (no sign, exponent, separator, space or currency). Digits past the
-/// sixth decimal are dropped, never rounded up, so a notice cannot charge a
-/// micro too much.
+/// sixth decimal round up to the next micro, as one impression's cost
+/// does: spend is never under what the exchange bills (they were dropped,
+/// and `1.0000009` was charged as `1`; a float printed as
+/// `0.35000000000000003` was a micro short; exchanges probe). The cap at
+/// the bid still holds above this.
 pub fn parse_price(s: &str) -> Option<Micros> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() && frac.is_empty() {
@@ -968,9 +968,11 @@ pub fn parse_price(s: &str) -> Option<Micros> {
     for (i, b) in frac.bytes().take(6).enumerate() {
         micros += i64::from(b - b'0') * 10i64.pow(5 - i as u32);
     }
+    let past_a_micro = frac.bytes().skip(6).any(|b| b != b'0');
     units
         .checked_mul(1_000_000)?
-        .checked_add(micros)
+        .checked_add(micros)?
+        .checked_add(i64::from(past_a_micro))
         .map(Micros)
 }
 
@@ -1717,17 +1719,21 @@ mod tests {
     #[test]
     fn a_price_under_a_micro_charges_a_micro_and_zero_charges_the_bid() {
         assert_eq!(read_plain(Some("0.0000004")), Price::Cpm(Micros(1)));
-        assert_eq!(read_plain(Some("0.0000015")), Price::Cpm(Micros(1)));
+        assert_eq!(read_plain(Some("0.0000015")), Price::Cpm(Micros(2)));
         for zero in ["0", "0.0000000", ".0", "000"] {
             assert_eq!(read_plain(Some(zero)), Price::Unreadable, "{zero}");
         }
     }
 
     #[test]
-    fn prices_are_exact_and_never_rounded_up() {
+    fn prices_are_exact_and_round_up_past_a_micro() {
         assert_eq!(parse_price("1.5"), Some(Micros(1_500_000)));
         assert_eq!(parse_price("0.000001"), Some(Micros(1)));
-        assert_eq!(parse_price("2.0000019"), Some(Micros(2_000_001)));
+        assert_eq!(parse_price("2.0000019"), Some(Micros(2_000_002)));
+        assert_eq!(parse_price("2.0000010000"), Some(Micros(2_000_001)));
+        assert_eq!(parse_price("1.0000001"), Some(Micros(1_000_001)));
+        assert_eq!(parse_price("0.35000000000000003"), Some(Micros(350_001)));
+        assert_eq!(parse_price("0.0000004"), Some(Micros(1)));
         assert_eq!(parse_price("7"), Some(Micros(7_000_000)));
         assert_eq!(parse_price(".5"), Some(Micros(500_000)));
         assert_eq!(parse_price("5."), Some(Micros(5_000_000)));
