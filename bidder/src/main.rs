@@ -1478,7 +1478,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args
             .trusted_proxies
             .iter()
-            .map(ipnet::IpNet::trunc)
+            .map(|n| config::canonical_net(n.trunc()))
             .collect(),
         max_rates_age_days: args.max_rates_age_days,
         max_tracked_events: args.max_tracked_events as usize,

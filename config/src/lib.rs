@@ -29,11 +29,11 @@ pub use load::{
     fingerprint, load_dir, load_dir_with, load_files, MAX_CONFIG_BYTES, MAX_FILE_BYTES,
 };
 pub use model::{
-    advertiser_item, interest_topic, looks_iab1, Advertiser, AllowBlock, At, Attribution, Audience,
-    AudienceKind, AudienceRule, Bidding, Budget, ChargeOn, Config, Creative, CreativeKind,
-    CurrencyRates, DaypartSlot, DaypartZone, Dayparts, Device, EncryptionScheme, Exchange, Flight,
-    FrequencyCap, Image, Keywords, LineItem, ListSource, Media, MediaFile, NativeCreative, Order,
-    Os, Placement, PriceEncryption, Service, Summary, Targeting,
+    advertiser_item, canonical_net, interest_topic, looks_iab1, Advertiser, AllowBlock, At,
+    Attribution, Audience, AudienceKind, AudienceRule, Bidding, Budget, ChargeOn, Config, Creative,
+    CreativeKind, CurrencyRates, DaypartSlot, DaypartZone, Dayparts, Device, EncryptionScheme,
+    Exchange, Flight, FrequencyCap, Image, Keywords, LineItem, ListSource, Media, MediaFile,
+    NativeCreative, Order, Os, Placement, PriceEncryption, Service, Summary, Targeting,
 };
 pub use money::{Grouped, Micros, MoneyError, Rate, RateError, MAX_AMOUNT};
 pub use problem::{Problem, Problems};

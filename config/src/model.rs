@@ -140,6 +140,24 @@ pub const MAX_ITEM_BYTES: usize = 256;
 /// recorded it (its pixel): apart from the same product seen anywhere
 /// else, so that one advertiser's first-party events never join, or end,
 /// another's audiences (`\u{1f}` cannot be in an uploaded product id).
+/// `net` as the addresses it is compared with are written: an IPv4-mapped
+/// IPv6 network (`::ffff:203.0.113.0/120`, as dual-stack logs write them)
+/// as its IPv4 network. A peer's address is compared in its canonical form
+/// (`IpAddr::to_canonical`), so a mapped network never matched anything:
+/// an `allow_from` copied from such logs cut the exchange off, and a
+/// trusted proxy written so was not trusted (exchanges probe).
+pub fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(ipnet::IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        _ => net,
+    }
+}
+
 pub fn advertiser_item(advertiser: &str, item: &str) -> String {
     format!("{advertiser}\u{1f}{item}")
 }

@@ -294,6 +294,20 @@ fn allow_from_takes_networks_and_addresses() {
         shown,
         ["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/32"]
     );
+    // IPv4-mapped, as dual-stack logs write them: the IPv4 network, which
+    // is how a peer's address is compared (exchanges probe: they loaded
+    // and never matched, and every request of the exchange got 403).
+    let text = format!("{EXCHANGE}  allow_from: [\"::ffff:127.0.0.1\", \"::ffff:10.1.0.0/112\"]\n");
+    let x = &assert_loads(&[("x.yaml", &text)]).exchanges[0];
+    let shown: Vec<String> = x.allow_from.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["127.0.0.1/32", "10.1.0.0/16"]);
+    let text = format!("{EXCHANGE}  allow_from: [\"::ffff:0:0/96\"]\n");
+    let found = problems(&[("x.yaml", &text)]);
+    assert!(
+        found[0].message.contains("is every address"),
+        "{}",
+        found[0].message
+    );
     // A length typed wrong would open the endpoint to a quarter of the
     // internet; every address is no check at all.
     let text = format!("{EXCHANGE}  allow_from: [203.0.113.7/2]\n");

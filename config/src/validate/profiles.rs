@@ -141,11 +141,15 @@ impl FileChecker<'_> {
         let mut allow_from = Vec::new();
         for n in e.allow_from.iter().flat_map(|l| &l.value.0) {
             let text = n.value.trim();
-            let net = text.parse::<ipnet::IpNet>().ok().or_else(|| {
-                text.parse::<std::net::IpAddr>()
-                    .ok()
-                    .map(ipnet::IpNet::from)
-            });
+            let net = text
+                .parse::<ipnet::IpNet>()
+                .ok()
+                .or_else(|| {
+                    text.parse::<std::net::IpAddr>()
+                        .ok()
+                        .map(ipnet::IpNet::from)
+                })
+                .map(crate::canonical_net);
             match net {
                 // A network written from one of its hosts is more likely a
                 // typo in the length (203.0.113.7/2) than meant.
