@@ -703,7 +703,11 @@ impl App {
     /// Makes spend durable: loads the checkpoint and replays the journal in
     /// `dir` into the ledger, and journals every charge from now on.
     pub fn with_journal(self, dir: &Path) -> Result<(App, Replayed), OpenError> {
-        self.with_journal_storage(dir, JournalOptions::default(), |s| Box::new(s))
+        let options = JournalOptions {
+            min_free_bytes: journal_reserve(self.settings.ledger.max_bids),
+            ..JournalOptions::default()
+        };
+        self.with_journal_storage(dir, options, |s| Box::new(s))
     }
 
     /// As [`App::with_journal`], with the journal's storage wrapped (tests
@@ -3012,6 +3016,20 @@ pub fn config_warnings(
     out.extend(renditions_of_the_other_kind(config));
     out.extend(views_without_products(config));
     out
+}
+
+/// Bytes the state volume keeps free for the charges of the wins of the
+/// bids out (a charge record is about 130 bytes, and the event records of
+/// its win and impression about as much again): the most bids in flight
+/// `max_bids` at 256 bytes each, never under the journal's default; four
+/// times that default where the bids in flight are not bounded.
+pub fn journal_reserve(max_bids: usize) -> u64 {
+    match max_bids {
+        usize::MAX => 4 * ledger::journal::MIN_FREE_BYTES,
+        n => (n as u64)
+            .saturating_mul(256)
+            .max(ledger::journal::MIN_FREE_BYTES),
+    }
 }
 
 /// Advertisers that buy `views` audiences (shoppers of their products) but

@@ -58,7 +58,7 @@ pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// What a probe writes: more than a batch of a few records takes, so a
 /// disk with room for the probe has room for the next charges.
 const PROBE_BYTES: usize = 16 * 1024;
-const PROBE: &str = "journal.probe";
+const PROBE_FILE: &str = "journal.probe";
 /// How long a write (or probe, or compaction) may stay unfinished before
 /// it fails the journal until it finishes ([`JournalOptions::stall_after`]):
 /// longer than a slow disk's fsync under load takes, short enough that the
@@ -91,6 +91,13 @@ pub trait Storage: Send + 'static {
     /// the journal's file, then writes and syncs [`PROBE_BYTES`] beside
     /// it, and removes them.
     fn probe(&mut self) -> io::Result<()>;
+
+    /// Whether the journal's volume has `min_free` bytes free: the room the
+    /// wins of the bids out need. The files' own volume says; a double
+    /// that keeps no volume has room.
+    fn room(&mut self, _min_free: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The journal and checkpoint files in a directory.
@@ -172,12 +179,28 @@ impl FileStorage {
 }
 
 impl Storage for FileStorage {
+    fn room(&mut self, min_free: u64) -> io::Result<()> {
+        let stats = rustix::fs::fstatvfs(&self.file)?;
+        // What an unprivileged writer may still take (root's reserve aside).
+        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+        if free < min_free {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "the state volume has {free} bytes free, under the {min_free} kept for the \
+                     charges of the wins of bids out"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn probe(&mut self) -> io::Result<()> {
         // The journal's own file first: a failure of that file alone (a
         // handle gone stale, bad blocks under it) is not one the directory
         // shows.
         self.file.sync_all()?;
-        let path = self.dir.join(PROBE);
+        let path = self.dir.join(PROBE_FILE);
         let written = File::create(&path).and_then(|mut f| {
             f.write_all(&[b'\n'; PROBE_BYTES])?;
             f.sync_all()
@@ -311,16 +334,35 @@ pub struct Journal {
 /// Whether the last write failed, and how: set by the writer, read by every
 /// bid (the flag alone, without a lock).
 struct Failing {
-    now: std::sync::atomic::AtomicBool,
+    /// Which of [`WRITE_FAILED`], [`PROBE_FAILED`] and [`STALLED`] fail it now: each is
+    /// cleared only by what shows its cause has passed.
+    now: std::sync::atomic::AtomicU8,
     why: std::sync::Mutex<String>,
     /// Where `busy_since` counts from.
     base: std::time::Instant,
     /// When the writer's current disk operation began (microseconds since
     /// `base`, plus one), or [`IDLE`].
     busy_since: std::sync::atomic::AtomicU64,
-    /// How long an operation may take before it is a stall.
+    /// How long the current operation may take before it is a stall.
+    allowed: std::sync::atomic::AtomicU64,
+    /// How long a write or probe may take (a compaction: [`COMPACTION_ALLOWANCE`] times).
     stall_after: std::time::Duration,
 }
+
+/// A write of charges failed: cleared by the next that goes down, or a probe.
+const WRITE_FAILED: u8 = 1;
+/// A probe failed (the volume full to under its reserve, read-only, gone):
+/// cleared by a probe only. A charge that still fits in the journal's last
+/// block shows nothing about the room the wins of the bids out need (review
+/// finding: each charge cleared a failed probe, and under traffic bids went
+/// on past it).
+const PROBE_FAILED: u8 = 2;
+/// An operation has been on the disk past its allowance: cleared when it
+/// ends.
+const STALLED: u8 = 4;
+/// A compaction writes the whole checkpoint: it may take this many times a
+/// write's allowance before it counts as a stall.
+const COMPACTION_ALLOWANCE: u32 = 6;
 
 impl Failing {
     fn new(stall_after: std::time::Duration) -> Failing {
@@ -329,6 +371,7 @@ impl Failing {
             why: Default::default(),
             base: std::time::Instant::now(),
             busy_since: std::sync::atomic::AtomicU64::new(IDLE),
+            allowed: std::sync::atomic::AtomicU64::new(0),
             stall_after,
         }
     }
@@ -338,55 +381,77 @@ impl Failing {
             + 1
     }
 
-    /// The writer goes to the disk (`true`) or is back (`false`).
-    fn busy(&self, on_disk: bool) {
-        let since = match on_disk {
-            true => self.micros(std::time::Instant::now()),
-            false => IDLE,
-        };
-        self.busy_since
-            .store(since, std::sync::atomic::Ordering::Release);
+    /// The writer goes to the disk for an operation allowed `times` a
+    /// write's time (`Some`), or is back (`None`: a stall it caused ends).
+    fn busy(&self, times: Option<u32>) {
+        use std::sync::atomic::Ordering::Release;
+        match times {
+            Some(times) => {
+                let allowed = self.stall_after.saturating_mul(times);
+                self.allowed.store(
+                    u64::try_from(allowed.as_micros()).unwrap_or(u64::MAX),
+                    Release,
+                );
+                self.busy_since
+                    .store(self.micros(std::time::Instant::now()), Release);
+            }
+            None => {
+                self.busy_since.store(IDLE, Release);
+                self.clear(STALLED);
+            }
+        }
     }
 
-    /// Sets the failure if the writer has been on the disk for its
-    /// `stall_after` or more: whether it has.
+    /// Sets the failure if the writer has been on the disk past its
+    /// allowance: whether it has.
     fn check_stall(&self) -> bool {
-        let since = self.busy_since.load(std::sync::atomic::Ordering::Acquire);
+        use std::sync::atomic::Ordering::Acquire;
+        let since = self.busy_since.load(Acquire);
         if since == IDLE {
             return false;
         }
-        let took = std::time::Duration::from_micros(
-            self.micros(std::time::Instant::now()).saturating_sub(since),
-        );
-        if took < self.stall_after {
+        let took = self.micros(std::time::Instant::now()).saturating_sub(since);
+        if took < self.allowed.load(Acquire) {
             return false;
         }
-        if !self.is_set() {
-            let secs = took.as_secs_f64();
+        // Only while the operation is still the one that began at `since`:
+        // one that ended meanwhile is no stall.
+        let secs = took as f64 / 1e6;
+        if self.busy_since.load(Acquire) == since && self.now.load(Acquire) & STALLED == 0 {
             tracing::error!(
                 "the state disk has not finished a journal write in {secs:.1} s: no bids until it does"
             );
-            self.set(&io::Error::other(format!(
-                "the state disk has not finished a write in {secs:.1} s"
-            )));
+            self.set(
+                STALLED,
+                &io::Error::other(format!(
+                    "the state disk has not finished a write in {secs:.1} s"
+                )),
+            );
+            // It ended just now: the writer's clearing may have come first.
+            if self.busy_since.load(Acquire) != since {
+                self.clear(STALLED);
+            }
         }
         true
     }
 
-    fn set(&self, why: &io::Error) {
+    fn set(&self, kind: u8, why: &io::Error) {
         if let Ok(mut w) = self.why.lock() {
             *w = why.to_string();
         }
-        self.now.store(true, std::sync::atomic::Ordering::Release);
+        self.now.fetch_or(kind, std::sync::atomic::Ordering::AcqRel);
     }
 
-    /// Whether it was failing until now.
-    fn clear(&self) -> bool {
-        self.now.swap(false, std::sync::atomic::Ordering::AcqRel)
+    /// Clears `kinds`: whether that leaves it writable after failing.
+    fn clear(&self, kinds: u8) -> bool {
+        let was = self
+            .now
+            .fetch_and(!kinds, std::sync::atomic::Ordering::AcqRel);
+        was != 0 && was & !kinds == 0
     }
 
     fn is_set(&self) -> bool {
-        self.now.load(std::sync::atomic::Ordering::Acquire)
+        self.now.load(std::sync::atomic::Ordering::Acquire) != 0
     }
 }
 
@@ -401,7 +466,15 @@ pub struct JournalOptions {
     /// How long a disk operation may take before the journal fails until
     /// it ends ([`STALL_AFTER`]).
     pub stall_after: std::time::Duration,
+    /// Free bytes the journal's volume must keep for the wins of the bids
+    /// out: under them a probe fails and no bids are made
+    /// ([`MIN_FREE_BYTES`] by default).
+    pub min_free_bytes: u64,
 }
+
+/// [`JournalOptions::min_free_bytes`]'s default: the charges of some half a
+/// million wins.
+pub const MIN_FREE_BYTES: u64 = 64 << 20;
 
 impl Default for JournalOptions {
     fn default() -> Self {
@@ -409,6 +482,7 @@ impl Default for JournalOptions {
             compact_after: 200_000,
             synced: None,
             stall_after: STALL_AFTER,
+            min_free_bytes: MIN_FREE_BYTES,
         }
     }
 }
@@ -657,8 +731,10 @@ impl Writer {
         impl Drop for Stopped {
             fn drop(&mut self) {
                 if std::thread::panicking() {
-                    self.0
-                        .set(&io::Error::other("the journal writer stopped (a panic)"));
+                    self.0.set(
+                        WRITE_FAILED | PROBE_FAILED,
+                        &io::Error::other("the journal writer stopped (a panic)"),
+                    );
                 }
             }
         }
@@ -696,29 +772,35 @@ impl Writer {
     }
 
     /// Marks the writer as on the disk from now until `busy` returns, for
-    /// the watch ([`Failing::check_stall`]).
-    fn on_disk<T>(&mut self, busy: impl FnOnce(&mut Self) -> T) -> T {
-        self.failing.busy(true);
+    /// the watch ([`Failing::check_stall`]), allowed `times` a write's time.
+    fn on_disk<T>(&mut self, times: u32, busy: impl FnOnce(&mut Self) -> T) -> T {
+        self.failing.busy(Some(times));
         let out = busy(self);
-        self.failing.busy(false);
+        self.failing.busy(None);
         out
     }
 
     fn probe(&mut self) {
-        match self.on_disk(|w| w.cut_back().and_then(|()| w.storage.probe())) {
-            Ok(()) => self.writable(),
+        let min_free = self.options.min_free_bytes;
+        match self.on_disk(1, |w| {
+            w.cut_back()?;
+            w.storage.probe()?;
+            w.storage.room(min_free)
+        }) {
+            Ok(()) => self.writable(WRITE_FAILED | PROBE_FAILED),
             Err(e) => {
                 if !self.failing.is_set() {
-                    tracing::error!("journal probe failed, no bids until it writes again: {e}");
+                    tracing::error!("journal probe failed, no bids until one goes down: {e}");
                 }
-                self.failing.set(&e);
+                self.failing.set(PROBE_FAILED, &e);
             }
         }
     }
 
-    /// A write (or a probe) went down: bids may be made again.
-    fn writable(&self) {
-        if self.failing.clear() {
+    /// A write (or a probe) went down: what it shows has passed, `kinds`,
+    /// no longer stops bids.
+    fn writable(&self, kinds: u8) {
+        if self.failing.clear(kinds) {
             tracing::warn!("journal writable again: bidding resumes");
         }
     }
@@ -728,14 +810,14 @@ impl Writer {
         for Job::Charge(line, _, _) in &batch {
             buf.extend_from_slice(line.as_bytes());
         }
-        let result = self.on_disk(|w| {
+        let result = self.on_disk(1, |w| {
             w.cut_back()?;
             w.storage.append(&buf)?;
             w.storage.sync()
         });
         match result {
             Ok(()) => {
-                self.writable();
+                self.writable(WRITE_FAILED);
                 self.good_len += buf.len() as u64;
                 if let Some(s) = &self.options.synced {
                     s.set(archive_name(self.generation), self.good_len);
@@ -751,7 +833,7 @@ impl Writer {
                     "journal write failed, {} charge(s) refused, no bids until it writes again: {e}",
                     batch.len()
                 );
-                self.failing.set(&e);
+                self.failing.set(WRITE_FAILED, &e);
                 self.dirty = true;
                 // Cut back now if the disk lets us; otherwise before the
                 // next write.
@@ -781,7 +863,9 @@ impl Writer {
         };
         let text = checkpoint_text(&*self.ledger, self.clock.now(), covers);
         let head = header(next);
-        match self.on_disk(|w| w.storage.compact(text.as_bytes(), head.as_bytes())) {
+        match self.on_disk(COMPACTION_ALLOWANCE, |w| {
+            w.storage.compact(text.as_bytes(), head.as_bytes())
+        }) {
             Ok(true) => {
                 if let Some(s) = &self.options.synced {
                     // Whole and final: nothing is cut back from it now.

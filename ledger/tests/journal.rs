@@ -31,6 +31,9 @@ const FULL_NO_CUT: u8 = 3;
 const PANICS: u8 = 4;
 /// fsync does not return until the mode changes (a frozen disk).
 const STALLS: u8 = 5;
+/// Appends still go down (into the journal's last block), a probe's 16 KB
+/// do not: a volume full to its last few blocks.
+const PROBE_FULL: u8 = 6;
 
 struct Faulty {
     inner: FileStorage,
@@ -79,10 +82,14 @@ impl Storage for Faulty {
 
     fn probe(&mut self) -> io::Result<()> {
         match self.mode.load(Ordering::SeqCst) {
-            OK => self.inner.probe(),
+            OK | STALLS => self.inner.probe(),
             SYNC_FAILS => Err(io::Error::other("EIO")),
             _ => Err(disk_full()),
         }
+    }
+
+    fn room(&mut self, min_free: u64) -> io::Result<()> {
+        self.inner.room(min_free)
     }
 }
 
@@ -108,21 +115,24 @@ fn open_stalling_after(
     compact_after: usize,
     stall_after: std::time::Duration,
 ) -> Result<Setup, OpenError> {
-    let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::default());
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp(NOW)));
-    let mode = Arc::new(AtomicU8::new(OK));
-    let m = mode.clone();
-    let (journal, _) = Journal::open_with(
+    open_with_options(
         d,
-        ledger.clone(),
-        clock,
         JournalOptions {
             compact_after,
             stall_after,
             ..Default::default()
         },
-        move |inner| Box::new(Faulty { inner, mode: m }),
-    )?;
+    )
+}
+
+fn open_with_options(d: &Path, options: JournalOptions) -> Result<Setup, OpenError> {
+    let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::default());
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp(NOW)));
+    let mode = Arc::new(AtomicU8::new(OK));
+    let m = mode.clone();
+    let (journal, _) = Journal::open_with(d, ledger.clone(), clock, options, move |inner| {
+        Box::new(Faulty { inner, mode: m })
+    })?;
     Ok(Setup {
         books: Books::new(ledger.clone(), Some(journal)),
         ledger,
@@ -239,6 +249,38 @@ async fn a_disk_that_fills_between_charges_fails_the_journal_before_a_charge_doe
     until_failing(&s.books, false).await;
     assert!(charge(&s.books, 2, 7_000).await.unwrap());
     assert_eq!(spent(&*s.ledger), Micros(12_000));
+    // Full to the journal's last block: a charge still goes down, and does
+    // not lift the stop the probe put (review finding: each charge did, and
+    // under traffic bids went on past the probe).
+    s.mode.store(PROBE_FULL, Ordering::SeqCst);
+    until_failing(&s.books, true).await;
+    assert!(charge(&s.books, 3, 1_000).await.unwrap());
+    assert!(
+        s.books.journal_failing(),
+        "a charge does not lift a probe's stop"
+    );
+    s.mode.store(OK, Ordering::SeqCst);
+    until_failing(&s.books, false).await;
+    s.close();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A volume with less free space than the wins of the bids out need stops
+/// bids, though every write still goes down.
+#[tokio::test]
+async fn a_volume_under_its_reserve_fails_the_journal() {
+    let d = dir("reserve");
+    let s = open_with_options(
+        &d,
+        JournalOptions {
+            min_free_bytes: u64::MAX,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    until_failing(&s.books, true).await;
+    let why = s.books.journal().unwrap().failing().unwrap();
+    assert!(why.contains("bytes free, under the"), "{why}");
     s.close();
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -75,6 +75,10 @@ impl Storage for CrashingDisk {
         self.check();
         self.inner.probe()
     }
+
+    fn room(&mut self, min_free: u64) -> std::io::Result<()> {
+        self.inner.room(min_free)
+    }
 }
 
 /// The settings of a server with a state directory: the admin token, and
@@ -112,6 +116,11 @@ impl Storage for FullDisk {
     fn probe(&mut self) -> std::io::Result<()> {
         self.check()?;
         self.inner.probe()
+    }
+
+    fn room(&mut self, min_free: u64) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.room(min_free)
     }
 }
 
