@@ -2174,9 +2174,14 @@ impl App {
                 }
                 if let (Ok(1..), Some(log)) = (&applied, &self.audience_log) {
                     if let Err(e) = log.append(&p.body, now, false) {
-                        tracing::error!(
-                            "another replica's audience events not saved for a restart: {e}"
-                        );
+                        // At most once per 10 s: at the log's bound every
+                        // batch of a flood would say it (review finding).
+                        self.audience_log_errors.warn(|suppressed| {
+                            tracing::error!(
+                                suppressed,
+                                "another replica's audience events not saved for a restart: {e}"
+                            );
+                        });
                     }
                 }
                 applied.map(|_| ())

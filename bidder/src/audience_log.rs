@@ -28,8 +28,10 @@
 //! addresses grew the log by gigabytes a day, kept for the retention and
 //! read back whole before a start serves (attacker probe). Past the bound
 //! the oldest days go first (their events are the nearest to leaving the
-//! audiences anyway); a batch that still does not fit beside today's file
-//! is applied in memory and not saved, as one the disk refused.
+//! audiences anyway); a pixel call's or another replica's batch that still
+//! does not fit beside today's file is applied in memory and not saved, as
+//! one the disk refused. An upload (its sender holds a token) is saved
+//! past the bound: a flood must not refuse the advertisers' own data.
 
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -55,6 +57,12 @@ pub struct AudienceLog {
     bytes: std::sync::atomic::AtomicU64,
     /// The most they may hold.
     max_bytes: u64,
+    /// No day file before this day (days since the epoch) was left at the
+    /// last look at the bound; `i64::MIN`: none yet.
+    bare_before: std::sync::atomic::AtomicI64,
+    /// Appends past their room check and not yet done: they write their
+    /// pieces with the lock let go in between.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// `--max-audience-log-bytes`'s default: about 16 million events, read
@@ -113,6 +121,8 @@ impl AudienceLog {
             dirty: AtomicBool::new(false),
             bytes: std::sync::atomic::AtomicU64::new(bytes),
             max_bytes,
+            bare_before: std::sync::atomic::AtomicI64::new(i64::MIN),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -130,17 +140,31 @@ impl AudienceLog {
             });
     }
 
-    /// Removes the oldest day files before `today` until `more` bytes fit
-    /// under the bound; an error when they still do not. Called under the
-    /// file lock: a removal never races the opening of a day's file.
-    /// Writers in flight together may pass the bound by their batches.
-    fn room_for(&self, more: u64, today: Date) -> io::Result<()> {
+    /// Removes the oldest day files before `keep` (today's, or the file
+    /// another append is still writing to if that is older) until `more`
+    /// bytes fit under the bound; an error when they still do not. Called
+    /// under the file lock, whose `current` day it is given: a removal
+    /// never races the opening of a day's file, nor takes the one an upload
+    /// begun before midnight still writes to between its pieces (review
+    /// finding). Writers in flight together may pass the bound by their
+    /// batches.
+    fn room_for(&self, more: u64, today: Date, current: Option<Date>) -> io::Result<()> {
         let fits = |held: u64| held.saturating_add(more) <= self.max_bytes;
         if fits(self.bytes()) {
             return Ok(());
         }
+        let keep = match (current, self.in_flight.load(Ordering::Acquire)) {
+            (Some(c), 1..) => c.min(today),
+            _ => today,
+        };
+        // Nothing older left to remove since a listing at this bound: the
+        // directory is not listed again for each call of a flood.
+        let bare = self.bare_before.load(Ordering::Relaxed);
+        if bare != i64::MIN && bare >= keep.days_since_epoch() {
+            return Err(self.full());
+        }
         for (day, path) in days(&self.dir)? {
-            if day >= today || fits(self.bytes()) {
+            if day >= keep || fits(self.bytes()) {
                 break;
             }
             let len = std::fs::metadata(&path).map_or(0, |m| m.len());
@@ -155,14 +179,22 @@ impl AudienceLog {
         }
         match fits(self.bytes()) {
             true => Ok(()),
-            false => Err(io::Error::new(
-                io::ErrorKind::QuotaExceeded,
-                format!(
-                    "the audience event log holds its bound of {} bytes (--max-audience-log-bytes)",
-                    self.max_bytes
-                ),
-            )),
+            false => {
+                self.bare_before
+                    .store(keep.days_since_epoch(), Ordering::Relaxed);
+                Err(self.full())
+            }
         }
+    }
+
+    fn full(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::QuotaExceeded,
+            format!(
+                "the audience event log holds its bound of {} bytes (--max-audience-log-bytes)",
+                self.max_bytes
+            ),
+        )
     }
 
     /// Appends `text` (JSON lines, as applied) to the file of `now`'s day
@@ -191,10 +223,26 @@ impl AudienceLog {
         let mut written: Vec<std::sync::Arc<std::fs::File>> = Vec::new();
         {
             // The whole batch or none of it (a torn line's repair aside).
-            let _held = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            // An upload (`durable`: its sender holds an audience or admin
+            // token) is written past the bound once older days have made
+            // what room they can: a pixel flood that filled today's file
+            // must not refuse advertisers' own uploads, and their
+            // attribution with them, until midnight (review finding).
+            let held = self.file.lock().unwrap_or_else(|e| e.into_inner());
             let more = whole.len() as u64 + last.as_ref().map_or(0, |l| l.len() as u64) + 1;
-            self.room_for(more, day)?;
+            let room = self.room_for(more, day, held.as_ref().map(|c| c.day));
+            if !durable {
+                room?;
+            }
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
         }
+        struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _done = Done(&self.in_flight);
         // Piece by piece, each under the lock: lines land whole, a repair
         // of a torn end comes before anything else is written, and another
         // writer waits out one piece at most.
@@ -480,9 +528,10 @@ mod tests {
         // repair may take).
         let most = 3 * per_day + 1;
         let log = AudienceLog::open(&state, most).unwrap();
+        // Pixel calls' batches (not durable), as a flood sends them.
         for day in 1..=3 {
             let at = ts(&format!("2026-11-0{day}T12:00:00Z"));
-            log.append(&line.repeat(4), at, true).unwrap();
+            log.append(&line.repeat(4), at, false).unwrap();
         }
         assert_eq!(log.bytes(), 3 * per_day);
         let files = || {
@@ -493,24 +542,65 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         // A fourth day pushes out the first.
-        log.append(&line, ts("2026-11-04T12:00:00Z"), true).unwrap();
+        log.append(&line, ts("2026-11-04T12:00:00Z"), false)
+            .unwrap();
         assert_eq!(files(), ["2026-11-02", "2026-11-03", "2026-11-04"]);
         assert!(log.bytes() <= most, "{}", log.bytes());
         // Today's file is never removed for today's events: past every
-        // earlier day, a batch is refused.
+        // earlier day, a pixel batch is refused (again without a listing).
         let big = line.repeat(12);
-        let e = log
-            .append(&big, ts("2026-11-04T13:00:00Z"), true)
-            .unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::QuotaExceeded, "{e}");
+        for _ in 0..2 {
+            let e = log
+                .append(&big, ts("2026-11-04T13:00:00Z"), false)
+                .unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::QuotaExceeded, "{e}");
+        }
         assert_eq!(files(), ["2026-11-04"]);
         assert_eq!(log.bytes(), line.len() as u64);
+        // An upload is written all the same: a flood must not refuse the
+        // advertisers' own.
+        log.append(&big, ts("2026-11-04T14:00:00Z"), true).unwrap();
+        assert_eq!(log.bytes(), 13 * line.len() as u64);
         drop(log);
         let again = AudienceLog::open(&state, most).unwrap();
-        assert_eq!(again.bytes(), line.len() as u64, "counted from the files");
+        assert_eq!(
+            again.bytes(),
+            13 * line.len() as u64,
+            "counted from the files"
+        );
         again.prune(1, Date::parse("2026-11-10").unwrap());
         assert_eq!(again.bytes(), 0);
         assert!(files().is_empty());
+        let _ = std::fs::remove_dir_all(&state);
+    }
+
+    /// The file another append still writes to (an upload begun before
+    /// midnight, between its pieces) is not removed to make room for the
+    /// new day's first batch; with none in flight, yesterday's file is.
+    #[test]
+    fn the_file_being_written_is_never_made_room_from() {
+        let state = scratch("bound-midnight");
+        let line = format!("{VIEW}\n");
+        let log = AudienceLog::open(&state, 3 * line.len() as u64).unwrap();
+        log.append(&line.repeat(2), ts("2026-11-02T23:59:59Z"), false)
+            .unwrap();
+        let after = ts("2026-11-03T00:00:01Z");
+        // An upload of the 2nd is between two pieces.
+        log.in_flight.fetch_add(1, Ordering::AcqRel);
+        let e = log.append(&line.repeat(2), after, false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::QuotaExceeded, "{e}");
+        let left = || -> Vec<String> {
+            days(&state.join(DIR))
+                .unwrap()
+                .into_iter()
+                .map(|(d, _)| d.to_string())
+                .collect()
+        };
+        assert_eq!(left(), ["2026-11-02"]);
+        // It ended: the 2nd's file may go.
+        log.in_flight.fetch_sub(1, Ordering::AcqRel);
+        log.append(&line.repeat(2), after, false).unwrap();
+        assert_eq!(left(), ["2026-11-03"]);
         let _ = std::fs::remove_dir_all(&state);
     }
 

@@ -388,8 +388,9 @@ struct ServeArgs {
     /// Bytes the saved shopper events (STATE/audience-events, read back at
     /// start: some 127 bytes an event, about 150 MB a second) may hold
     /// together. The pixel writes there for anyone with a synced cookie:
-    /// past this the oldest days are removed early, and events that still
-    /// do not fit are applied but not saved for a restart (uploads: 503).
+    /// past this the oldest days are removed early, and pixel events that
+    /// still do not fit are applied but not saved for a restart (uploads
+    /// are saved all the same).
     #[arg(long, env = "BIDDER_MAX_AUDIENCE_LOG_BYTES", default_value_t = bidder::audience_log::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
     max_audience_log_bytes: u64,
     /// Where money state lives. A directory (the default): the embedded
