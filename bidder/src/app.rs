@@ -3020,6 +3020,52 @@ pub fn config_warnings(
     out.extend(landing_pages_outside_domains(config));
     out.extend(renditions_of_the_other_kind(config));
     out.extend(views_without_products(config));
+    out.extend(urls_with_stray_characters(config));
+    out
+}
+
+/// Creative URLs holding a character a URL cannot hold as it is (`"`,
+/// `<`, `>`, `\`, a backtick): a quote pasted after an image_url validated,
+/// and the creative served broken (accounts probe). Warned of, not
+/// refused: a config that served before must still start (refused, it
+/// would crash-loop a rollout; review finding). Each URL is escaped where
+/// it is written, so the answer stays well-formed.
+pub fn urls_with_stray_characters(config: &config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &config.advertisers {
+        for c in &a.creatives {
+            let mut urls: Vec<(&str, &str)> = vec![("click_url", &c.click_url)];
+            match &c.kind {
+                config::CreativeKind::Display { image_url, .. } => {
+                    urls.push(("image_url", image_url))
+                }
+                config::CreativeKind::Video { media, .. }
+                | config::CreativeKind::Audio { media, .. } => {
+                    urls.extend(media.iter().map(|m| ("media url", m.url.as_str())))
+                }
+                config::CreativeKind::Native(n) => {
+                    urls.push(("image url", &n.image.url));
+                    urls.extend(n.icon.iter().map(|i| ("icon url", i.url.as_str())));
+                }
+            }
+            for (what, url) in urls {
+                let Some(ch) = url.chars().find(|ch| "\"<>\\`".contains(*ch)) else {
+                    continue;
+                };
+                let instead = match ch {
+                    // Browsers read a backslash in an http(s) path as `/`.
+                    '\\' => "/ (browsers read it so), or %5C".to_string(),
+                    _ => format!("%{:02X}", u32::from(ch)),
+                };
+                out.push(format!(
+                    "{}: creative \"{}\": {what} \"{url}\" holds `{ch}`, which a URL cannot \
+                     hold as it is (a character pasted with it?): write {instead}",
+                    c.at.in_file(&a.file),
+                    c.id,
+                ));
+            }
+        }
+    }
     out
 }
 

@@ -196,6 +196,40 @@ fn validate_warns_of_views_audiences_without_products() {
     assert!(none.is_empty(), "{stderr}");
 }
 
+/// A quote, bracket or backslash pasted with a creative URL is valid (a
+/// config that served must still start) and warned of, naming the
+/// creative and what to write instead (accounts probe: it validated in
+/// silence, and the creative served broken).
+#[test]
+fn validate_warns_of_urls_with_stray_characters() {
+    let (warned, stderr) = warnings_with(
+        "url-quote",
+        "image_url: https://cdn.acme-outdoor.example/tent-300x250.jpg",
+        "image_url: https://cdn.acme-outdoor.example/tent-300x250.jpg\"",
+        "cannot hold as it is",
+    );
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].starts_with("warning: ")
+            && warned[0].contains("acme-outdoor.yaml:")
+            && warned[0]
+                .contains("image_url \"https://cdn.acme-outdoor.example/tent-300x250.jpg\"\"")
+            && warned[0].ends_with("write %22"),
+        "{stderr}"
+    );
+    let (warned, stderr) = warnings_with(
+        "url-backslash",
+        "image_url: https://cdn.acme-outdoor.example/tent-300x250.jpg",
+        "image_url: https://cdn.acme-outdoor.example\\tent-300x250.jpg",
+        "cannot hold as it is",
+    );
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].ends_with("write / (browsers read it so), or %5C"),
+        "{stderr}"
+    );
+}
+
 /// A keyword a negative of the same line item always excludes, and a
 /// rendition of the other kind (an audio type in a video creative), are
 /// valid and warned of (account-manager probe: both loaded in silence);

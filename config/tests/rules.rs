@@ -692,32 +692,6 @@ fn urls_start_with_http_or_https() {
         found[0].message,
         "creative \"spot\": media url \"https://\" has no host name after the scheme"
     );
-    // A quote or bracket pasted with the address (accounts probe: it
-    // validated, and the creative served broken).
-    let text = edit(
-        BASE,
-        "image_url: https://cdn.acme.example/b.jpg",
-        "image_url: https://cdn.acme.example/b.jpg\"",
-    );
-    assert_problem(
-        &text,
-        at(&text, "image_url: https", "https"),
-        "creative \"banner\": image_url \"https://cdn.acme.example/b.jpg\"\" contains `\"`, which a \
-         URL cannot hold as it is; write it as %22",
-    );
-    for (c, hex) in [('<', "3C"), ('>', "3E"), ('\\', "5C"), ('`', "60")] {
-        let text = edit(
-            OTHER,
-            "click_url: https://northwind.example/",
-            &format!("click_url: https://northwind.example/{c}x"),
-        );
-        let found = problems(&[("a.yaml", &text)]);
-        assert!(
-            found[0].message.ends_with(&format!("write it as %{hex}")),
-            "{c}: {}",
-            found[0].message
-        );
-    }
 }
 
 #[test]
