@@ -2804,16 +2804,38 @@ impl App {
         if n.encrypted {
             let keys = profile.and_then(|p| p.price_keys.as_ref());
             n.price = match (keys, n.price_text.as_deref()) {
-                (Some(keys), Some(text)) => match keys.decrypt(text) {
-                    Ok(micros) => match i64::try_from(micros) {
+                (Some(keys), Some(text)) => match keys.decrypt_with_iv(text) {
+                    // Encrypted before the bid was made (by more than two
+                    // clocks may differ): a price copied from another win,
+                    // not this one's. Nothing else binds a price to its
+                    // auction, and a cheap one put on a dear bid's notice
+                    // first made the exchange's own a duplicate (exchanges
+                    // probe).
+                    Ok((_, iv))
+                        if pricecrypt::iv_time_ms(&iv)
+                            < n.at_ms.saturating_sub(PRICE_CLOCK_SKEW_MS) =>
+                    {
+                        metrics::price_decrypt_failed(counters, metrics::DecryptFailure::Stale);
+                        self.price_log.warn(|suppressed| {
+                            tracing::warn!(bid = %n.bid_id, exchange = %n.exchange, suppressed, "notice price was encrypted before its bid was made (another win's): charged the bid price");
+                        });
+                        Price::Unreadable
+                    }
+                    Ok((micros, _)) => match i64::try_from(micros) {
                         Ok(m) if m > 0 => Price::Cpm(Micros(m)),
                         _ => Price::Unreadable,
                     },
                     Err(e) => {
-                        metrics::price_decrypt_failed(
-                            counters,
-                            matches!(e, pricecrypt::DecryptError::Integrity),
-                        );
+                        let why = match e {
+                            pricecrypt::DecryptError::Integrity => {
+                                metrics::DecryptFailure::Integrity
+                            }
+                            pricecrypt::DecryptError::OutOfRange { .. } => {
+                                metrics::DecryptFailure::Range
+                            }
+                            _ => metrics::DecryptFailure::Encoding,
+                        };
+                        metrics::price_decrypt_failed(counters, why);
                         self.price_log.warn(|suppressed| {
                             tracing::warn!(bid = %n.bid_id, exchange = %n.exchange, suppressed, "notice price did not decrypt ({e}): charged the bid price");
                         });
@@ -3068,6 +3090,10 @@ pub fn urls_with_stray_characters(config: &config::Config) -> Vec<String> {
     }
     out
 }
+
+/// How far an exchange's clock may be behind ours: an encrypted price
+/// dated more than this before its bid is another win's.
+const PRICE_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// Bytes the state volume keeps free for the charges of the wins of the
 /// bids out (a charge record is about 130 bytes, and the event records of

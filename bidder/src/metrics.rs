@@ -166,12 +166,22 @@ pub fn price_unreadable(counters: &ExchangeCounters) {
     counters.cells.add(hot::UNREADABLE, 1);
 }
 
-/// An encrypted price that did not decrypt (`integrity`: a wrong key or a
-/// changed price; `encoding`: not the scheme's shape at all).
-pub fn price_decrypt_failed(counters: &ExchangeCounters, integrity: bool) {
-    counters
-        .cells
-        .add(hot::DECRYPT_FAILURES + usize::from(integrity), 1);
+/// Why an encrypted price was not taken, as `hot::DECRYPT` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecryptFailure {
+    /// Not the scheme's shape at all.
+    Encoding = 0,
+    /// A wrong key or a changed price.
+    Integrity = 1,
+    /// Authentic, but past what a charge holds.
+    Range = 2,
+    /// Authentic, but encrypted before its bid was made: another win's.
+    Stale = 3,
+}
+
+/// An encrypted price that was not taken: charged at the bid.
+pub fn price_decrypt_failed(counters: &ExchangeCounters, why: DecryptFailure) {
+    counters.cells.add(hot::DECRYPT_FAILURES + why as usize, 1);
 }
 
 /// A win that came after its reservation had expired.

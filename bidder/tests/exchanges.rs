@@ -28,6 +28,16 @@ const INT_KEY: &str = "arO23ykdNqUQ5LEoQ0FVmPkBd7xB5CO89PDZlSjpFxo=";
 /// Google's published example: 100 micros, encrypted with the keys above.
 const PUBLIC_VECTOR: &str = "YWJjMTIzZGVmNDU2Z2hpN7fhCuPemCce_6msaw";
 
+/// A Google initialization vector dated `at` (the server's clock, say)
+/// from server `id`: seconds and microseconds, then the server's id.
+fn iv_at(at: config::Timestamp, id: u8) -> [u8; 16] {
+    let ms = at.as_millis();
+    let mut iv = [id; 16];
+    iv[..4].copy_from_slice(&u32::try_from(ms / 1000).unwrap().to_be_bytes());
+    iv[4..8].copy_from_slice(&u32::try_from(ms % 1000 * 1000).unwrap().to_be_bytes());
+    iv
+}
+
 /// The display line item every test bids with: 4.00 CPM, 4000 micros an
 /// impression at the bid price.
 const LI: &str = "disp";
@@ -595,7 +605,8 @@ fn encrypted_win_prices_are_decrypted_with_the_exchanges_keys() {
     // 2.50 CPM, encrypted: 2500 micros, below the 4.00 bid.
     let bid = adx_bid();
     assert_eq!(bid["price"].as_f64(), Some(4.0));
-    let price = keys().encrypt(2_500_000, *b"0123456789abcdef");
+    let now = || config::Clock::now(&*s.clock);
+    let price = keys().encrypt(2_500_000, iv_at(now(), 1));
     let unreadable_before = unreadable();
     assert_eq!(notice(&s, &url(&bid, "nurl"), &price), (200, Micros(2_500)));
     assert!(Micros(2_500) < BID_COST);
@@ -609,7 +620,7 @@ fn encrypted_win_prices_are_decrypted_with_the_exchanges_keys() {
     // Padded, the padding percent-encoded as a URL may carry it: the same
     // price.
     let bid = adx_bid();
-    let padded = format!("{}%3D%3D", keys().encrypt(2_500_000, [9; 16]));
+    let padded = format!("{}%3D%3D", keys().encrypt(2_500_000, iv_at(now(), 9)));
     assert_eq!(
         notice(&s, &url(&bid, "nurl"), &padded),
         (200, Micros(2_500))
@@ -617,7 +628,7 @@ fn encrypted_win_prices_are_decrypted_with_the_exchanges_keys() {
 
     // One character of the price changed (inside its iv and price bytes):
     // the integrity check fails and the bid price is charged.
-    let mut flipped = keys().encrypt(2_500_000, *b"fedcba9876543210").into_bytes();
+    let mut flipped = keys().encrypt(2_500_000, iv_at(now(), 2)).into_bytes();
     flipped[20] = if flipped[20] == b'A' { b'B' } else { b'A' };
     let flipped = String::from_utf8(flipped).unwrap();
     let before = (integrity(), unreadable());
@@ -633,13 +644,38 @@ fn encrypted_win_prices_are_decrypted_with_the_exchanges_keys() {
     assert_eq!(unreadable(), before.1 + 1.0);
     assert_eq!(integrity(), before.0, "not an integrity failure");
 
-    // Google's public vector: 100 micros CPM is 0.1 micro an impression,
-    // rounded up to 1.
+    // Dated a few minutes before the bid (another clock's): read. 100
+    // micros CPM is 0.1 micro an impression, rounded up to 1.
     let bid = adx_bid();
-    assert_eq!(
-        notice(&s, &url(&bid, "nurl"), PUBLIC_VECTOR),
-        (200, Micros(1))
-    );
+    let a_bit_early = config::Timestamp(now().as_millis() - 4 * 60 * 1000);
+    let cheap = keys().encrypt(100, iv_at(a_bit_early, 3));
+    assert_eq!(notice(&s, &url(&bid, "nurl"), &cheap), (200, Micros(1)));
+
+    // A price encrypted long before the bid is another win's, copied onto
+    // this bid's notice to charge it less (exchanges probe: any earlier
+    // price was taken): charged at the bid, and counted. Google's public
+    // vector (2021) is one.
+    let stale = || {
+        metric(
+            &s,
+            "bidder_notice_price_decrypt_failures_total",
+            &[("exchange", "adx"), ("reason", "stale")],
+        )
+    };
+    for old in [
+        keys().encrypt(
+            100,
+            iv_at(config::Timestamp(now().as_millis() - 3_600_000), 4),
+        ),
+        PUBLIC_VECTOR.to_string(),
+    ] {
+        let before = (stale(), integrity(), unreadable());
+        let bid = adx_bid();
+        assert_eq!(notice(&s, &url(&bid, "nurl"), &old), (200, BID_COST));
+        assert_eq!(stale(), before.0 + 1.0);
+        assert_eq!(integrity(), before.1, "authentic");
+        assert_eq!(unreadable(), before.2 + 1.0);
+    }
 
     // The same clear price to the plain endpoint (no encryption there) is
     // read as it is.
@@ -1053,7 +1089,7 @@ fn exchanges_come_and_go_with_reloads() {
     let r = reload();
     assert_eq!(r.status, 200, "{}", r.text());
     let bid = only_bid(&bid_to(&s, Some("enc"), &body));
-    let price = keys().encrypt(1_500_000, [7; 16]);
+    let price = keys().encrypt(1_500_000, iv_at(config::Clock::now(&*s.clock), 7));
     assert_eq!(notice(&s, &url(&bid, "nurl"), &price), (200, Micros(1_500)));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -44,7 +44,7 @@ use subtle::ConstantTimeEq;
 /// padding); anything much longer is refused before it is decoded.
 pub const MAX_TEXT_LEN: usize = 64;
 
-const IV_LEN: usize = 16;
+pub const IV_LEN: usize = 16;
 const PRICE_LEN: usize = 8;
 const SIG_LEN: usize = 4;
 /// Decoded length of a valid price: iv, encrypted price, signature.
@@ -130,6 +130,17 @@ pub enum DecryptError {
 #[error("{0}")]
 pub struct EncodingError(base64::DecodeError);
 
+/// When a Google initialization vector says its price was encrypted, in
+/// milliseconds since the Unix epoch: its first four bytes are the seconds
+/// and the next four the microseconds, big-endian (the last eight name the
+/// server). Nothing in the encryption binds a price to one auction; this
+/// time is what tells a price sent now from one copied from an earlier win.
+pub fn iv_time_ms(iv: &[u8; IV_LEN]) -> i64 {
+    let secs = u32::from_be_bytes([iv[0], iv[1], iv[2], iv[3]]);
+    let micros = u32::from_be_bytes([iv[4], iv[5], iv[6], iv[7]]);
+    i64::from(secs) * 1000 + i64::from(micros / 1000)
+}
+
 impl Keys {
     /// Keys as the exchange hands them out: web-safe base64, padded or not.
     pub fn from_base64(encryption: &str, integrity: &str) -> Result<Keys, KeyError> {
@@ -143,6 +154,12 @@ impl Keys {
     ///
     /// `text` must already be percent-decoded (see the crate documentation).
     pub fn decrypt(&self, text: &str) -> Result<u64, DecryptError> {
+        self.decrypt_with_iv(text).map(|(micros, _)| micros)
+    }
+
+    /// [`Keys::decrypt`], and the initialization vector the price came
+    /// with: Google's holds when it was encrypted ([`iv_time_ms`]).
+    pub fn decrypt_with_iv(&self, text: &str) -> Result<(u64, [u8; IV_LEN]), DecryptError> {
         if text.len() > MAX_TEXT_LEN {
             return Err(DecryptError::TooLong { len: text.len() });
         }
@@ -172,7 +189,9 @@ impl Keys {
         if i64::try_from(micros).is_err() {
             return Err(DecryptError::OutOfRange { micros });
         }
-        Ok(micros)
+        let mut out = [0u8; IV_LEN];
+        out.copy_from_slice(iv);
+        Ok((micros, out))
     }
 
     /// What the exchange would send for `micros` with this `iv`: unpadded

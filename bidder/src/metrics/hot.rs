@@ -80,7 +80,7 @@ impl<const N: usize> Cells<N> {
 /// order.
 pub(crate) const OUTCOMES: [&str; 4] = ["bid", "no_bid", "bad_request", "too_large"];
 /// `bidder_notice_price_decrypt_failures_total` by reason.
-pub(crate) const DECRYPT: [&str; 2] = ["encoding", "integrity"];
+pub(crate) const DECRYPT: [&str; 4] = ["encoding", "integrity", "range", "stale"];
 
 /// Where one exchange's counters sit in its row. The no-bid reasons last:
 /// an index past them is past the row, which `Cells::add` ignores, and
@@ -272,7 +272,7 @@ pub(crate) fn render(out: &mut String) {
     each(
         out,
         "bidder_notice_price_decrypt_failures_total",
-        "Encrypted notice prices that failed decryption or its integrity check, charged at the bid price.",
+        "Encrypted notice prices charged at the bid price: not the scheme's shape (encoding), a wrong key or changed price (integrity), past what a charge holds (range), or encrypted before the bid was made (stale: copied from another win).",
         &|out| {
             for (x, c) in &exchanges {
                 for (i, r) in DECRYPT.iter().enumerate() {
