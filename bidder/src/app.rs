@@ -2812,8 +2812,9 @@ impl App {
                     // first made the exchange's own a duplicate (exchanges
                     // probe).
                     Ok((_, iv))
-                        if pricecrypt::iv_time_ms(&iv)
-                            < n.at_ms.saturating_sub(PRICE_CLOCK_SKEW_MS) =>
+                        if profile.is_some_and(|p| p.price_iv_timestamps)
+                            && pricecrypt::iv_time_ms(&iv)
+                                < n.at_ms.saturating_sub(PRICE_CLOCK_SKEW_MS) =>
                     {
                         metrics::price_decrypt_failed(counters, metrics::DecryptFailure::Stale);
                         self.price_log.warn(|suppressed| {

@@ -60,9 +60,9 @@ pub struct AudienceLog {
     /// No day file before this day (days since the epoch) was left at the
     /// last look at the bound; `i64::MIN`: none yet.
     bare_before: std::sync::atomic::AtomicI64,
-    /// Appends past their room check and not yet done: they write their
-    /// pieces with the lock let go in between.
-    in_flight: std::sync::atomic::AtomicUsize,
+    /// The days of the appends past their room check and not yet done:
+    /// they write their pieces with the file lock let go in between.
+    in_flight: Mutex<Vec<Date>>,
 }
 
 /// `--max-audience-log-bytes`'s default: about 16 million events, read
@@ -122,7 +122,7 @@ impl AudienceLog {
             bytes: std::sync::atomic::AtomicU64::new(bytes),
             max_bytes,
             bare_before: std::sync::atomic::AtomicI64::new(i64::MIN),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: Mutex::new(Vec::new()),
         })
     }
 
@@ -148,15 +148,23 @@ impl AudienceLog {
     /// begun before midnight still writes to between its pieces (review
     /// finding). Writers in flight together may pass the bound by their
     /// batches.
-    fn room_for(&self, more: u64, today: Date, current: Option<Date>) -> io::Result<()> {
+    fn room_for(&self, more: u64, today: Date) -> io::Result<()> {
         let fits = |held: u64| held.saturating_add(more) <= self.max_bytes;
         if fits(self.bytes()) {
             return Ok(());
         }
-        let keep = match (current, self.in_flight.load(Ordering::Acquire)) {
-            (Some(c), 1..) => c.min(today),
-            _ => today,
-        };
+        // The earliest day an append in flight may have written to: its
+        // own day or a later one (it never writes back to an earlier day's
+        // file), whatever file is current now (review finding: after the
+        // first call past midnight moved the log on, the next one removed
+        // the file an upload begun before it had written to).
+        let keep = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .fold(today, Date::min);
         // Nothing older left to remove since a listing at this bound: the
         // directory is not listed again for each call of a flood.
         let bare = self.bare_before.load(Ordering::Relaxed);
@@ -228,21 +236,34 @@ impl AudienceLog {
             // what room they can: a pixel flood that filled today's file
             // must not refuse advertisers' own uploads, and their
             // attribution with them, until midnight (review finding).
-            let held = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            let _held = self.file.lock().unwrap_or_else(|e| e.into_inner());
             let more = whole.len() as u64 + last.as_ref().map_or(0, |l| l.len() as u64) + 1;
-            let room = self.room_for(more, day, held.as_ref().map(|c| c.day));
-            if !durable {
-                room?;
+            match self.room_for(more, day) {
+                Ok(()) => {}
+                // An upload, up to twice the bound: past that, refused as
+                // any batch (a client re-sending the same 64 MiB file must
+                // not fill the volume the journal needs; review finding).
+                Err(_)
+                    if durable
+                        && self.bytes().saturating_add(more)
+                            <= self.max_bytes.saturating_mul(2) => {}
+                Err(e) => return Err(e),
             }
-            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(day);
         }
-        struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+        struct Done<'a>(&'a Mutex<Vec<Date>>, Date);
         impl Drop for Done<'_> {
             fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
+                let mut days = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(i) = days.iter().position(|d| *d == self.1) {
+                    days.swap_remove(i);
+                }
             }
         }
-        let _done = Done(&self.in_flight);
+        let _done = Done(&self.in_flight, day);
         // Piece by piece, each under the lock: lines land whole, a repair
         // of a torn end comes before anything else is written, and another
         // writer waits out one piece at most.
@@ -557,15 +578,22 @@ mod tests {
         }
         assert_eq!(files(), ["2026-11-04"]);
         assert_eq!(log.bytes(), line.len() as u64);
-        // An upload is written all the same: a flood must not refuse the
-        // advertisers' own.
-        log.append(&big, ts("2026-11-04T14:00:00Z"), true).unwrap();
-        assert_eq!(log.bytes(), 13 * line.len() as u64);
+        // An upload is written all the same, up to twice the bound: a
+        // flood must not refuse the advertisers' own, nor can uploads fill
+        // the volume.
+        let upload = line.repeat(6);
+        log.append(&upload, ts("2026-11-04T14:00:00Z"), true)
+            .unwrap();
+        assert_eq!(log.bytes(), 7 * line.len() as u64);
+        let e = log
+            .append(&line.repeat(20), ts("2026-11-04T14:00:00Z"), true)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::QuotaExceeded, "{e}");
         drop(log);
         let again = AudienceLog::open(&state, most).unwrap();
         assert_eq!(
             again.bytes(),
-            13 * line.len() as u64,
+            7 * line.len() as u64,
             "counted from the files"
         );
         again.prune(1, Date::parse("2026-11-10").unwrap());
@@ -585,8 +613,11 @@ mod tests {
         log.append(&line.repeat(2), ts("2026-11-02T23:59:59Z"), false)
             .unwrap();
         let after = ts("2026-11-03T00:00:01Z");
-        // An upload of the 2nd is between two pieces.
-        log.in_flight.fetch_add(1, Ordering::AcqRel);
+        // An upload of the 2nd is between two pieces: the 2nd's file stays,
+        // whatever day the log has moved on to.
+        let second = Date::parse("2026-11-02").unwrap();
+        log.in_flight.lock().unwrap().push(second);
+        log.append(&line, after, true).unwrap();
         let e = log.append(&line.repeat(2), after, false).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::QuotaExceeded, "{e}");
         let left = || -> Vec<String> {
@@ -596,10 +627,10 @@ mod tests {
                 .map(|(d, _)| d.to_string())
                 .collect()
         };
-        assert_eq!(left(), ["2026-11-02"]);
+        assert_eq!(left(), ["2026-11-02", "2026-11-03"]);
         // It ended: the 2nd's file may go.
-        log.in_flight.fetch_sub(1, Ordering::AcqRel);
-        log.append(&line.repeat(2), after, false).unwrap();
+        log.in_flight.lock().unwrap().clear();
+        log.append(&line, after, false).unwrap();
         assert_eq!(left(), ["2026-11-03"]);
         let _ = std::fs::remove_dir_all(&state);
     }

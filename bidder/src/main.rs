@@ -390,7 +390,7 @@ struct ServeArgs {
     /// together. The pixel writes there for anyone with a synced cookie:
     /// past this the oldest days are removed early, and pixel events that
     /// still do not fit are applied but not saved for a restart (uploads
-    /// are saved all the same).
+    /// are saved all the same, up to twice this).
     #[arg(long, env = "BIDDER_MAX_AUDIENCE_LOG_BYTES", default_value_t = bidder::audience_log::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
     max_audience_log_bytes: u64,
     /// Where money state lives. A directory (the default): the embedded
@@ -1447,6 +1447,19 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
              tmax would never get a bid",
             args.default_tmax_ms,
             args.tmax_margin_ms
+        );
+    }
+    // A proxy network that is every address (`0.0.0.0/0`, or
+    // `::ffff:0:0/96` read as it) trusts anyone's X-Forwarded-For, and so
+    // opens every profile's allow_from: refused as allow_from refuses it.
+    if let Some(n) = args
+        .trusted_proxies
+        .iter()
+        .find(|n| config::canonical_net(n.trunc()).prefix_len() == 0)
+    {
+        anyhow::bail!(
+            "--trusted-proxies {n} is every address: anyone could then say where a request came \
+             from; list the proxies' own addresses"
         );
     }
     // A body as large as `--max-body-bytes` allows, gathered from several

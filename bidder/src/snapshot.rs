@@ -143,6 +143,9 @@ pub struct Profile {
     /// bidder's setting).
     pub reservation_ttl: Option<std::time::Duration>,
     pub price_keys: Option<pricecrypt::Keys>,
+    /// Its encrypted prices carry when they were encrypted
+    /// (`price_encryption.iv_timestamps`).
+    pub price_iv_timestamps: bool,
     pub counters: crate::metrics::ExchangeCounters,
     /// The id as reports carry it.
     pub report_id: std::sync::Arc<str>,
@@ -176,6 +179,9 @@ impl Profile {
             price_keys: e.and_then(|e| e.price_encryption.as_ref()).and_then(|p| {
                 pricecrypt::Keys::from_base64(&p.encryption_key, &p.integrity_key).ok()
             }),
+            price_iv_timestamps: e
+                .and_then(|e| e.price_encryption.as_ref())
+                .is_some_and(|p| p.iv_timestamps),
             counters: crate::metrics::ExchangeCounters::new(id),
             report_id: id.into(),
             sync_url: e.and_then(|e| e.sync_url.clone()),

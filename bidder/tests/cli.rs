@@ -1220,6 +1220,26 @@ fn a_default_tmax_that_leaves_no_time_is_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A trusted proxy network that is every address would let anyone say
+/// where a request came from, past every allow_from; written IPv4-mapped,
+/// it is read as its IPv4 network first (review finding: `::ffff:0:0/96`
+/// became every IPv4 address in silence).
+#[test]
+fn a_trusted_proxy_network_of_every_address_is_refused() {
+    let dir = scratch("every-proxy");
+    for every in ["0.0.0.0/0", "::ffff:0:0/96", "::/0"] {
+        let out = serve_examples(
+            &dir,
+            &[("BIDDER_NOTICE_SECRET", "test-secret-of-at-least-32-bytes!")],
+            &["--trusted-proxies", every],
+        );
+        assert!(!out.status.success(), "{every}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is every address"), "{every}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn secrets_come_from_files_or_the_environment_and_short_ones_are_refused() {
     let dir = scratch("secrets");

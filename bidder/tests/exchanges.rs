@@ -683,6 +683,38 @@ fn encrypted_win_prices_are_decrypted_with_the_exchanges_keys() {
     assert_eq!(notice(&s, &url(&bid, "nurl"), "2.50"), (200, Micros(2_500)));
 }
 
+/// An exchange that uses Google's scheme with random IVs says so
+/// (`iv_timestamps: false`): its prices are read whatever their IV's first
+/// bytes say (review finding: some 41% of random IVs read as dated before
+/// the bid, and were charged at the bid).
+#[test]
+fn an_exchange_with_random_ivs_says_so_and_its_prices_are_read() {
+    let _serial = serial();
+    let prefix = "EXCHANGES_TEST_RANDOM_IV";
+    set_keys(prefix);
+    let s = server(
+        "random-iv",
+        &[
+            ("shop.yaml", &shop()),
+            (
+                "rnd.yaml",
+                &exchange(
+                    "rnd",
+                    &format!("{}    iv_timestamps: false\n", encryption(prefix)),
+                ),
+            ),
+        ],
+    );
+    let bid = only_bid(&bid_to(&s, Some("rnd"), &banner_request()));
+    let price = keys().encrypt(2_500_000, [0; 16]);
+    assert_eq!(notice(&s, &url(&bid, "nurl"), &price), (200, Micros(2_500)));
+    let bid = only_bid(&bid_to(&s, Some("rnd"), &banner_request()));
+    assert_eq!(
+        notice(&s, &url(&bid, "nurl"), PUBLIC_VECTOR),
+        (200, Micros(1))
+    );
+}
+
 #[test]
 fn a_notice_cannot_change_its_exchange() {
     let _serial = serial();

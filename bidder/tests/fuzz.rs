@@ -354,7 +354,11 @@ fn expected_price(s: &str) -> Option<Micros> {
         significant.parse().ok()?
     };
     let micros: u128 = format!("{:0<6}", &frac[..frac.len().min(6)]).parse().ok()?;
-    i64::try_from(units * 1_000_000 + micros).ok().map(Micros)
+    // Past the sixth decimal, anything but zeros is the next micro up.
+    let up = u128::from(frac.len() > 6 && frac[6..].chars().any(|c| c != '0'));
+    i64::try_from(units * 1_000_000 + micros + up)
+        .ok()
+        .map(Micros)
 }
 
 // ===========================================================================

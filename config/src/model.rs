@@ -136,10 +136,6 @@ pub struct Audience {
 /// The longest product or topic id audience events and the config take.
 pub const MAX_ITEM_BYTES: usize = 256;
 
-/// How the audience store names `item` when one advertiser's own site
-/// recorded it (its pixel): apart from the same product seen anywhere
-/// else, so that one advertiser's first-party events never join, or end,
-/// another's audiences (`\u{1f}` cannot be in an uploaded product id).
 /// `net` as the addresses it is compared with are written: an IPv4-mapped
 /// IPv6 network (`::ffff:203.0.113.0/120`, as dual-stack logs write them)
 /// as its IPv4 network. A peer's address is compared in its canonical form
@@ -158,6 +154,10 @@ pub fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
     }
 }
 
+/// How the audience store names `item` when one advertiser's own site
+/// recorded it (its pixel): apart from the same product seen anywhere
+/// else, so that one advertiser's first-party events never join, or end,
+/// another's audiences (`\u{1f}` cannot be in an uploaded product id).
 pub fn advertiser_item(advertiser: &str, item: &str) -> String {
     format!("{advertiser}\u{1f}{item}")
 }
@@ -1254,6 +1254,8 @@ pub struct PriceEncryption {
     /// Web-safe base64, checked when the config was loaded.
     pub encryption_key: String,
     pub integrity_key: String,
+    /// The IV carries when the price was encrypted (Google's does).
+    pub iv_timestamps: bool,
 }
 
 impl fmt::Debug for PriceEncryption {

@@ -464,6 +464,12 @@ mappings! {
         /// The environment variable holding the integrity key, like
         /// ADX_INTEGRITY_KEY.
         pub integrity_key_env: Text,
+        /// true (the default): the IV's first eight bytes say when the
+        /// price was encrypted, as Google's do, and a price dated more than
+        /// 5 minutes before its bid is another win's, charged at the bid.
+        /// false for an exchange that uses the scheme with random IVs.
+        #[serde(default)]
+        pub iv_timestamps: Option<Spanned<bool>>,
     }
 
     /// Exchange rates against USD: without them the bidder bids in USD

@@ -383,8 +383,9 @@ impl Failing {
 
     /// The writer goes to the disk for an operation allowed `times` a
     /// write's time (`Some`), or is back (`None`: a stall it caused ends).
-    fn busy(&self, times: Option<u32>) {
-        use std::sync::atomic::Ordering::Release;
+    /// Back from the disk: whether that ended a stall.
+    fn busy(&self, times: Option<u32>) -> bool {
+        use std::sync::atomic::Ordering::{AcqRel, Release};
         match times {
             Some(times) => {
                 let allowed = self.stall_after.saturating_mul(times);
@@ -394,10 +395,11 @@ impl Failing {
                 );
                 self.busy_since
                     .store(self.micros(std::time::Instant::now()), Release);
+                false
             }
             None => {
                 self.busy_since.store(IDLE, Release);
-                self.clear(STALLED);
+                self.now.fetch_and(!STALLED, AcqRel) & STALLED != 0
             }
         }
     }
@@ -773,26 +775,39 @@ impl Writer {
 
     /// Marks the writer as on the disk from now until `busy` returns, for
     /// the watch ([`Failing::check_stall`]), allowed `times` a write's time.
-    fn on_disk<T>(&mut self, times: u32, busy: impl FnOnce(&mut Self) -> T) -> T {
+    /// A failure of it is set as `fails` (none: 0) before a stall it caused
+    /// is cleared: a disk that hung and then failed never reads as writable
+    /// in between (review finding).
+    fn on_disk<T>(
+        &mut self,
+        times: u32,
+        fails: u8,
+        busy: impl FnOnce(&mut Self) -> io::Result<T>,
+    ) -> io::Result<T> {
         self.failing.busy(Some(times));
         let out = busy(self);
-        self.failing.busy(None);
+        if let (Err(e), 1..) = (&out, fails) {
+            self.failing.set(fails, e);
+        }
+        if self.failing.busy(None) && !self.failing.is_set() {
+            tracing::warn!("journal writable again: the write the disk held went down");
+        }
         out
     }
 
     fn probe(&mut self) {
         let min_free = self.options.min_free_bytes;
-        match self.on_disk(1, |w| {
+        let was_failing = self.failing.is_set();
+        match self.on_disk(1, PROBE_FAILED, |w| {
             w.cut_back()?;
             w.storage.probe()?;
             w.storage.room(min_free)
         }) {
             Ok(()) => self.writable(WRITE_FAILED | PROBE_FAILED),
             Err(e) => {
-                if !self.failing.is_set() {
+                if !was_failing {
                     tracing::error!("journal probe failed, no bids until one goes down: {e}");
                 }
-                self.failing.set(PROBE_FAILED, &e);
             }
         }
     }
@@ -810,7 +825,7 @@ impl Writer {
         for Job::Charge(line, _, _) in &batch {
             buf.extend_from_slice(line.as_bytes());
         }
-        let result = self.on_disk(1, |w| {
+        let result = self.on_disk(1, WRITE_FAILED, |w| {
             w.cut_back()?;
             w.storage.append(&buf)?;
             w.storage.sync()
@@ -833,7 +848,6 @@ impl Writer {
                     "journal write failed, {} charge(s) refused, no bids until it writes again: {e}",
                     batch.len()
                 );
-                self.failing.set(WRITE_FAILED, &e);
                 self.dirty = true;
                 // Cut back now if the disk lets us; otherwise before the
                 // next write.
@@ -863,7 +877,7 @@ impl Writer {
         };
         let text = checkpoint_text(&*self.ledger, self.clock.now(), covers);
         let head = header(next);
-        match self.on_disk(COMPACTION_ALLOWANCE, |w| {
+        match self.on_disk(COMPACTION_ALLOWANCE, 0, |w| {
             w.storage.compact(text.as_bytes(), head.as_bytes())
         }) {
             Ok(true) => {

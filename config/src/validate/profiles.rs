@@ -302,6 +302,7 @@ impl FileChecker<'_> {
             scheme,
             encryption_key,
             integrity_key,
+            iv_timestamps: p.iv_timestamps.as_ref().is_none_or(|b| b.value),
         })
     }
 
