@@ -21,6 +21,6 @@ pub use lists::{
     normalize_id, Applied, ListError, Lists, UserIds, DEFAULT_MAX_MEMBERS, MAX_ID_BYTES,
 };
 pub use store::{
-    jsonl_files, Loaded, Page, PageList, Store, Unmatchable, Visitor, DEFAULT_MAX_USERS,
-    DEFAULT_RETENTION_DAYS, FUTURE_SKEW_MS, ITEM_SHARDS, USER_SHARDS,
+    jsonl_files, Loaded, Page, PageList, Store, Unmatchable, Visitor, DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_USERS, DEFAULT_RETENTION_DAYS, FUTURE_SKEW_MS, ITEM_SHARDS, USER_SHARDS,
 };

@@ -89,6 +89,13 @@ pub const DEFAULT_MAX_USERS: usize = 2_000_000;
 /// views some hundreds of pages a month; a script posing as one is held to
 /// 8 KB.
 pub(crate) const MAX_EVENTS_PER_USER: usize = 1024;
+/// Events the store holds at most until [`Store::set_max_events`] says
+/// otherwise: 16 a shopper of [`DEFAULT_MAX_USERS`] on average, 8 bytes
+/// each. The shoppers' bound alone let a pixel flood fill every shopper to
+/// [`MAX_EVENTS_PER_USER`], 8 KB each, some 16 GB at the default room
+/// (review finding). Past it shoppers are evicted as past their room, the
+/// same ones first, until the events fit; a real shopper has a few.
+pub const DEFAULT_MAX_EVENTS: usize = 16 * DEFAULT_MAX_USERS;
 /// Slot updates applied per hold of a shard's write lock.
 pub(crate) const WRITE_CHUNK: usize = 16;
 
@@ -471,7 +478,16 @@ const EVICTION_SKEW_SECS: u32 = 3600;
 /// every new shopper out. Here a flood churns the one-day share among
 /// itself, and a made-up id must come back on another day, still held, to
 /// reach the rest.
-fn evictions(shard: &UserShard, batch: &[(u64, Ev)], room: usize, now: Option<u32>) -> Vec<u64> {
+///
+/// The shard's events (with the batch's) are held to `event_room` the same
+/// way: past it, more shoppers go, in the same order, until they fit.
+fn evictions(
+    shard: &UserShard,
+    batch: &[(u64, Ev)],
+    room: usize,
+    event_room: usize,
+    now: Option<u32>,
+) -> Vec<u64> {
     // The batch's users, each with its oldest and newest event (the batch
     // is sorted by key, then event).
     let mut span: Vec<(u64, u32, u32)> = Vec::new();
@@ -486,7 +502,9 @@ fn evictions(shard: &UserShard, batch: &[(u64, Ev)], room: usize, now: Option<u3
         .filter(|(k, _, _)| !shard.slots.contains_key(k))
         .count();
     let total = shard.slots.len() + arriving;
-    if total <= room {
+    // At most what the shard will hold: the batch's events may repeat some.
+    let events = shard.events + batch.len();
+    if total <= room && events <= event_room {
         return Vec::new();
     }
     let cap = |at: u32| match now {
@@ -494,17 +512,22 @@ fn evictions(shard: &UserShard, batch: &[(u64, Ev)], room: usize, now: Option<u3
         _ => at,
     };
     const DAY: u32 = 24 * 60 * 60;
-    // (newest, key) of one-day and of returning shoppers.
-    let mut one_day: Vec<(u32, u64)> = Vec::new();
-    let mut returning: Vec<(u32, u64)> = Vec::with_capacity(total);
-    let mut rank = |key: u64, first: u32, last: u32| {
+    // (newest, key, events held) of one-day and of returning shoppers.
+    let mut one_day: Vec<(u32, u64, usize)> = Vec::new();
+    let mut returning: Vec<(u32, u64, usize)> = Vec::with_capacity(total);
+    let mut rank = |key: u64, first: u32, last: u32, held: usize| {
         // `first` is never past `last`: one in the future makes both none.
         let last = cap(last);
         if last == 0 || first / DAY == last / DAY {
-            one_day.push((last, key));
+            one_day.push((last, key, held));
         } else {
-            returning.push((last, key));
+            returning.push((last, key, held));
         }
+    };
+    // The batch's events of each of its users (it is sorted by key).
+    let brought = |key: u64| {
+        let from = batch.partition_point(|&(k, _)| k < key);
+        batch[from..].partition_point(|&(k, _)| k == key)
     };
     for (&key, slot) in &shard.slots {
         let held = shard.slice(slot);
@@ -512,19 +535,22 @@ fn evictions(shard: &UserShard, batch: &[(u64, Ev)], room: usize, now: Option<u3
             held.first().map_or(0, |e| e.at),
             held.last().map_or(0, |e| e.at),
         );
+        let mut count = held.len();
         if let Ok(i) = span.binary_search_by_key(&key, |s| s.0) {
             first = first.min(span[i].1);
             last = last.max(span[i].2);
+            count += brought(key);
         }
-        rank(key, first, last);
+        rank(key, first, last, count);
     }
     for &(key, first, last) in &span {
         if !shard.slots.contains_key(&key) {
-            rank(key, first, last);
+            rank(key, first, last, brought(key));
         }
     }
     let keep = room - room / EVICTION_SLACK;
-    let n = total - keep;
+    // Shoppers over the room (none while they fit, however many events).
+    let n = if total > room { total - keep } else { 0 };
     let protected = room - room / PROBATION_SHARE;
     let over = returning.len().saturating_sub(protected).min(n);
     let from_one_day = (n - over).min(one_day.len());
@@ -532,13 +558,36 @@ fn evictions(shard: &UserShard, batch: &[(u64, Ev)], room: usize, now: Option<u3
     // Ties on time are broken by key: a keyed hash, so no one can choose
     // to be kept.
     let mut out = Vec::with_capacity(n);
-    for (users, k) in [
+    let mut freed = 0usize;
+    let mut chosen = [0usize; 2];
+    for (i, (users, k)) in [
         (&mut one_day, from_one_day),
         (&mut returning, from_returning),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         if k > 0 {
             users.select_nth_unstable(k - 1);
-            out.extend(users[..k].iter().map(|&(_, key)| key));
+            out.extend(users[..k].iter().map(|&(_, key, _)| key));
+            freed += users[..k].iter().map(|&(_, _, held)| held).sum::<usize>();
+        }
+        chosen[i] = k;
+    }
+    // Past the events' room: more of them, in the same order, down to the
+    // same slack.
+    let events_keep = event_room - event_room / EVICTION_SLACK;
+    if events.saturating_sub(freed) > event_room {
+        for (i, users) in [&mut one_day, &mut returning].into_iter().enumerate() {
+            let rest = &mut users[chosen[i]..];
+            rest.sort_unstable();
+            for &(_, key, held) in rest.iter() {
+                if events.saturating_sub(freed) <= events_keep {
+                    break;
+                }
+                out.push(key);
+                freed += held;
+            }
         }
     }
     out.sort_unstable();
@@ -606,6 +655,8 @@ pub struct Store {
     retention_days: AtomicU32,
     /// [`Store::set_max_users`], per user shard (keys spread evenly).
     max_users_per_shard: std::sync::atomic::AtomicUsize,
+    /// [`Store::set_max_events`], per user shard.
+    max_events_per_shard: std::sync::atomic::AtomicUsize,
     /// Users dropped, or not taken, to keep the store within its size.
     evicted: std::sync::atomic::AtomicU64,
     lists: Lists,
@@ -653,6 +704,9 @@ impl Store {
             }),
             retention_days: AtomicU32::new(DEFAULT_RETENTION_DAYS),
             max_users_per_shard: std::sync::atomic::AtomicUsize::new(per_shard(DEFAULT_MAX_USERS)),
+            max_events_per_shard: std::sync::atomic::AtomicUsize::new(per_shard(
+                DEFAULT_MAX_EVENTS,
+            )),
             evicted: std::sync::atomic::AtomicU64::new(0),
             own_events: std::sync::atomic::AtomicBool::new(false),
             lists: Lists::new(DEFAULT_MAX_MEMBERS),
@@ -759,6 +813,14 @@ impl Store {
     pub fn set_max_users(&self, users: usize) {
         self.max_users_per_shard
             .store(per_shard(users), Ordering::Relaxed);
+    }
+
+    /// Holds at most about `events` events in all (spread over the shards
+    /// as the shoppers are): past it, shoppers go as past
+    /// [`Store::set_max_users`].
+    pub fn set_max_events(&self, events: usize) {
+        self.max_events_per_shard
+            .store(per_shard(events), Ordering::Relaxed);
     }
 
     /// Users dropped, or not taken, to keep the store within its size,
@@ -1120,8 +1182,9 @@ impl Store {
         // users will take; arena events they take now (holes to be).
         let (mut added, mut new_users, mut arena_needed, mut old_runs) = (0, 0, 0, 0);
         let room = self.max_users_per_shard.load(Ordering::Relaxed);
+        let event_room = self.max_events_per_shard.load(Ordering::Relaxed);
         let shard = read(lock);
-        let evicted = evictions(&shard, batch, room, now);
+        let evicted = evictions(&shard, batch, room, event_room, now);
         let mut rest = batch;
         while let Some(&(key, _)) = rest.first() {
             let n = rest.partition_point(|&(k, _)| k == key);

@@ -695,6 +695,7 @@ const MEMORY_BOUNDS: &[(&str, u64)] = &[
     ("--max-frequency-windows", 162),
     ("--max-attribution-entries", 300),
     ("--max-audience-users", 115),
+    ("--max-audience-events", 8),
     ("--max-tracked-events", 18),
     ("--max-list-members", 10),
     ("--max-body-memory", 1),

@@ -1026,3 +1026,49 @@ fn an_event_from_the_future_does_not_keep_its_shopper() {
     ));
     assert_eq!(s.evicted_users(), 1);
 }
+
+/// Shoppers are bounded in number and, through the room's events, in
+/// bytes: a flood of made-up shoppers each filled toward the per-shopper
+/// cap would otherwise hold 8 KB each (review finding: 16 GB at the
+/// default room). Past the events' room, shoppers go as past the room.
+#[test]
+fn busy_shoppers_are_held_to_the_rooms_events() {
+    let s = Store::new();
+    let per_shard = 8;
+    s.set_max_users(per_shard * USER_SHARDS);
+    s.set_max_events(per_shard * USER_SHARDS * 16);
+    let now = ts("2026-11-24T12:00:00Z");
+    for u in 0..1_000 {
+        let text: Vec<String> = (0..100)
+            .map(|i| {
+                line(
+                    &format!("u{u}"),
+                    "interest",
+                    &format!("t{i}"),
+                    &format!("2026-11-24T{:02}:{:02}:00Z", i / 60, i % 60),
+                )
+            })
+            .collect();
+        s.append_jsonl("t", &text.join("\n"), now).unwrap();
+    }
+    let room = per_shard * USER_SHARDS * 16;
+    assert!(s.events() <= room, "{} events past {room}", s.events());
+    assert!(s.users() > 0 && s.users() <= per_shard * USER_SHARDS);
+    // A shopper with a few events still comes in.
+    s.append_jsonl(
+        "t",
+        &line("real", "interest", "tents", "2026-11-24T11:00:00Z"),
+        now,
+    )
+    .unwrap();
+    let v = Visitor {
+        user: Some("real"),
+        behavioural: true,
+        now,
+    };
+    let tents = aud(AudienceKind::Interests {
+        interests: vec!["tents".into()],
+        recency_days: 30,
+    });
+    assert!(s.matches(&tents, &v, &Page::default()));
+}
