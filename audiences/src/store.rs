@@ -488,22 +488,39 @@ fn evictions(
     event_room: usize,
     now: Option<u32>,
 ) -> Vec<u64> {
-    // The batch's users, each with its oldest and newest event (the batch
-    // is sorted by key, then event).
-    let mut span: Vec<(u64, u32, u32)> = Vec::new();
+    // The batch's users, each with its oldest and newest event and the
+    // events it brings that the shard does not hold yet (the batch is
+    // sorted by key, then event: a repeated line counts once).
+    let mut span: Vec<(u64, u32, u32, usize)> = Vec::new();
+    let mut prev: Option<(u64, Ev)> = None;
     for &(key, ev) in batch {
+        let repeat = prev == Some((key, ev));
+        prev = Some((key, ev));
+        let new = usize::from(!repeat && shard.events_of(key).binary_search(&ev).is_err());
         match span.last_mut() {
-            Some(last) if last.0 == key => last.2 = last.2.max(ev.at),
-            _ => span.push((key, ev.at, ev.at)),
+            Some(last) if last.0 == key => {
+                last.2 = last.2.max(ev.at);
+                last.3 += new;
+            }
+            _ => span.push((key, ev.at, ev.at, new)),
         }
     }
     let arriving = span
         .iter()
-        .filter(|(k, _, _)| !shard.slots.contains_key(k))
+        .filter(|s| !shard.slots.contains_key(&s.0))
         .count();
     let total = shard.slots.len() + arriving;
-    // At most what the shard will hold: the batch's events may repeat some.
-    let events = shard.events + batch.len();
+    // What each of the batch's users will hold (new events up to the cap,
+    // past which the oldest go), and the shard with them: never less than
+    // it will hold, and no more for lines repeated or already held (review
+    // finding: raw lines counted, a retried upload evicted thousands).
+    let after = |key: u64, new: usize| {
+        let held = shard.events_of(key).len();
+        (held + new).min(MAX_EVENTS_PER_USER.max(held))
+    };
+    let events = span.iter().fold(shard.events, |sum, s| {
+        sum + after(s.0, s.3) - shard.events_of(s.0).len()
+    });
     if total <= room && events <= event_room {
         return Vec::new();
     }
@@ -512,7 +529,8 @@ fn evictions(
         _ => at,
     };
     const DAY: u32 = 24 * 60 * 60;
-    // (newest, key, events held) of one-day and of returning shoppers.
+    // (newest, key, events held after the batch) of one-day and of
+    // returning shoppers.
     let mut one_day: Vec<(u32, u64, usize)> = Vec::new();
     let mut returning: Vec<(u32, u64, usize)> = Vec::with_capacity(total);
     let mut rank = |key: u64, first: u32, last: u32, held: usize| {
@@ -524,11 +542,6 @@ fn evictions(
             returning.push((last, key, held));
         }
     };
-    // The batch's events of each of its users (it is sorted by key).
-    let brought = |key: u64| {
-        let from = batch.partition_point(|&(k, _)| k < key);
-        batch[from..].partition_point(|&(k, _)| k == key)
-    };
     for (&key, slot) in &shard.slots {
         let held = shard.slice(slot);
         let (mut first, mut last) = (
@@ -539,13 +552,13 @@ fn evictions(
         if let Ok(i) = span.binary_search_by_key(&key, |s| s.0) {
             first = first.min(span[i].1);
             last = last.max(span[i].2);
-            count += brought(key);
+            count = after(key, span[i].3);
         }
         rank(key, first, last, count);
     }
-    for &(key, first, last) in &span {
+    for &(key, first, last, new) in &span {
         if !shard.slots.contains_key(&key) {
-            rank(key, first, last, brought(key));
+            rank(key, first, last, after(key, new));
         }
     }
     let keep = room - room / EVICTION_SLACK;
@@ -574,20 +587,41 @@ fn evictions(
         }
         chosen[i] = k;
     }
-    // Past the events' room: more of them, in the same order, down to the
-    // same slack.
+    // Past the events' room: more shoppers, down to the same slack, by the
+    // same rule in events (review finding: one-day shoppers all went
+    // first, and returning ones had no floor): returning shoppers' events
+    // past three quarters of the room first, the least recently active
+    // first, then one-day shoppers, then the other returning ones.
     let events_keep = event_room - event_room / EVICTION_SLACK;
     if events.saturating_sub(freed) > event_room {
-        for (i, users) in [&mut one_day, &mut returning].into_iter().enumerate() {
-            let rest = &mut users[chosen[i]..];
-            rest.sort_unstable();
-            for &(_, key, held) in rest.iter() {
-                if events.saturating_sub(freed) <= events_keep {
-                    break;
-                }
-                out.push(key);
-                freed += held;
-            }
+        one_day[chosen[0]..].sort_unstable();
+        returning[chosen[1]..].sort_unstable();
+        let protected_events = event_room - event_room / PROBATION_SHARE;
+        let mut returning_events: usize = returning[chosen[1]..]
+            .iter()
+            .map(|&(_, _, held)| held)
+            .sum();
+        let mut r = chosen[1];
+        let mut o = chosen[0];
+        let mut take = |(_, key, held): (u32, u64, usize), freed: &mut usize| {
+            out.push(key);
+            *freed += held;
+            held
+        };
+        while events.saturating_sub(freed) > events_keep
+            && returning_events > protected_events
+            && r < returning.len()
+        {
+            returning_events -= take(returning[r], &mut freed);
+            r += 1;
+        }
+        while events.saturating_sub(freed) > events_keep && o < one_day.len() {
+            take(one_day[o], &mut freed);
+            o += 1;
+        }
+        while events.saturating_sub(freed) > events_keep && r < returning.len() {
+            take(returning[r], &mut freed);
+            r += 1;
         }
     }
     out.sort_unstable();

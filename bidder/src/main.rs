@@ -388,9 +388,10 @@ struct ServeArgs {
     /// Events the audience store holds at most, 8 bytes each (a shopper
     /// keeps up to 1,024): past it, shoppers are dropped as past
     /// --max-audience-users, so made-up shoppers each filled toward the
-    /// cap cannot take the pod's memory.
-    #[arg(long, env = "BIDDER_MAX_AUDIENCE_EVENTS", default_value_t = audiences::DEFAULT_MAX_EVENTS as u64, value_parser = clap::value_parser!(u64).range(1..))]
-    max_audience_events: u64,
+    /// cap cannot take the pod's memory. Default: 16 per shopper of
+    /// --max-audience-users (32,000,000 at its default).
+    #[arg(long, env = "BIDDER_MAX_AUDIENCE_EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_audience_events: Option<u64>,
     /// Bytes the saved shopper events (STATE/audience-events, read back at
     /// start: some 127 bytes an event, about 150 MB a second) may hold
     /// together. The pixel writes there for anyone with a synced cookie:
@@ -1391,7 +1392,10 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let store = audiences::Store::new();
     store.set_retention_days(bidder::app::retention_days(&config));
     store.set_max_users(usize::try_from(args.max_audience_users).unwrap_or(usize::MAX));
-    store.set_max_events(usize::try_from(args.max_audience_events).unwrap_or(usize::MAX));
+    let events = args
+        .max_audience_events
+        .unwrap_or_else(|| args.max_audience_users.saturating_mul(16));
+    store.set_max_events(usize::try_from(events).unwrap_or(usize::MAX));
     if let Some(dir) = &args.data {
         load_data(&store, dir, config::Clock::now(&SystemClock))?;
     }

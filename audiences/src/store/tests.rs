@@ -1072,3 +1072,27 @@ fn busy_shoppers_are_held_to_the_rooms_events() {
     });
     assert!(s.matches(&tents, &v, &Page::default()));
 }
+
+/// What a batch brings is counted as the store will hold it: lines it
+/// repeats, or that the store already holds, bring nothing, so a retried
+/// upload or one id's many copies of one event evicts no one (review
+/// finding: raw lines were counted, and a retry evicted thousands).
+#[test]
+fn repeated_lines_bring_no_events_and_evict_no_one() {
+    let s = Store::new();
+    s.set_max_users(1_000 * USER_SHARDS);
+    s.set_max_events(100 * USER_SHARDS);
+    let now = ts("2026-11-24T12:00:00Z");
+    let text: Vec<String> = (0..40 * USER_SHARDS)
+        .map(|u| line(&format!("u{u}"), "interest", "tents", "2026-11-24T10:00:00Z"))
+        .collect();
+    let text = text.join("\n");
+    s.append_jsonl("t", &text, now).unwrap();
+    let (users, evicted) = (s.users(), s.evicted_users());
+    // The same batch again, and one id's event 5,000 times over.
+    s.append_jsonl("t", &text, now).unwrap();
+    let copies = vec![line("u0", "interest", "tents", "2026-11-24T10:00:00Z"); 5_000];
+    s.append_jsonl("t", &copies.join("\n"), now).unwrap();
+    assert_eq!(s.evicted_users(), evicted);
+    assert_eq!(s.users(), users);
+}
