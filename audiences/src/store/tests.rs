@@ -1084,7 +1084,14 @@ fn repeated_lines_bring_no_events_and_evict_no_one() {
     s.set_max_events(100 * USER_SHARDS);
     let now = ts("2026-11-24T12:00:00Z");
     let text: Vec<String> = (0..40 * USER_SHARDS)
-        .map(|u| line(&format!("u{u}"), "interest", "tents", "2026-11-24T10:00:00Z"))
+        .map(|u| {
+            line(
+                &format!("u{u}"),
+                "interest",
+                "tents",
+                "2026-11-24T10:00:00Z",
+            )
+        })
         .collect();
     let text = text.join("\n");
     s.append_jsonl("t", &text, now).unwrap();
