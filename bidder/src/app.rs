@@ -1754,16 +1754,13 @@ impl App {
         };
         // Written as a settling round writes it: claimed here, or not
         // answered for (then perhaps on no other replica either).
-        match shared.claim_tracked(&[(ledger::BidId::key_of(e.bid), e.click)])[..] {
-            [Some(false)] => {
-                metrics::tracking_refused("duplicate");
-                return false;
-            }
-            [Some(true)] => {}
-            _ => metrics::tracking_unclaimed(1),
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut recorded = false;
+        for e in claimed(shared, vec![e]) {
+            self.record_tracked(e, Some(until));
+            recorded = true;
         }
-        self.record_tracked(e, Some(Instant::now() + Duration::from_secs(1)));
-        true
+        recorded
     }
 
     /// Whether tracking calls are claimed in Redis (several replicas).
@@ -1949,32 +1946,7 @@ impl App {
         let won = match &self.shared {
             // Recorded where claimed: a call made to two replicas (a pixel
             // retried through another pod) waits on both for the charge.
-            Some(shared) if !settled.won.is_empty() => {
-                let events: Vec<(BidKey, bool)> = settled
-                    .won
-                    .iter()
-                    .map(|e| (ledger::BidId::key_of(e.bid), e.click))
-                    .collect();
-                let claims = shared.claim_tracked(&events);
-                let mut mine = Vec::with_capacity(settled.won.len());
-                let (mut elsewhere, mut unclaimed) = (0, 0);
-                for (e, claim) in settled.won.into_iter().zip(claims) {
-                    match claim {
-                        Some(true) => mine.push(e),
-                        Some(false) => elsewhere += 1,
-                        // Redis did not answer: recorded here, as before
-                        // the claims (a replay to another replica may then
-                        // count twice until the copies arrive).
-                        None => {
-                            unclaimed += 1;
-                            mine.push(e);
-                        }
-                    }
-                }
-                metrics::tracking_refused_n("duplicate", elsewhere);
-                metrics::tracking_unclaimed(unclaimed);
-                mine
-            }
+            Some(shared) if !settled.won.is_empty() => claimed(shared, settled.won),
             _ => settled.won,
         };
         // Alone nothing was claimed: a full queue drops as it always did,
@@ -3090,6 +3062,37 @@ pub fn urls_with_stray_characters(config: &config::Config) -> Vec<String> {
         }
     }
     out
+}
+
+/// The tracked events of `events` this replica claims first in Redis, to
+/// record (the others were claimed by another replica: duplicates here),
+/// with those Redis did not answer for: recorded here, as before the
+/// claims (a replay to another replica may then count twice until the
+/// copies arrive). Blocks for Redis's answer.
+fn claimed(
+    shared: &shared::RedisLedger,
+    events: Vec<crate::awaiting::Waiting>,
+) -> Vec<crate::awaiting::Waiting> {
+    let keys: Vec<(BidKey, bool)> = events
+        .iter()
+        .map(|e| (ledger::BidId::key_of(e.bid), e.click))
+        .collect();
+    let claims = shared.claim_tracked(&keys);
+    let mut mine = Vec::with_capacity(events.len());
+    let (mut elsewhere, mut unclaimed) = (0, 0);
+    for (e, claim) in events.into_iter().zip(claims) {
+        match claim {
+            Some(true) => mine.push(e),
+            Some(false) => elsewhere += 1,
+            None => {
+                unclaimed += 1;
+                mine.push(e);
+            }
+        }
+    }
+    metrics::tracking_refused_n("duplicate", elsewhere);
+    metrics::tracking_unclaimed(unclaimed);
+    mine
 }
 
 /// How far an exchange's clock may be behind ours: an encrypted price
