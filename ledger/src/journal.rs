@@ -376,45 +376,42 @@ impl Failing {
         }
     }
 
-    fn micros(&self, at: std::time::Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX - 1)
-            + 1
+    /// Microseconds since `base`, plus one (never [`IDLE`]).
+    fn now_micros(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX - 1) + 1
     }
 
     /// The writer goes to the disk for an operation allowed `times` a
-    /// write's time (`Some`), or is back (`None`: a stall it caused ends).
-    /// Back from the disk: whether that ended a stall.
-    fn busy(&self, times: Option<u32>) -> bool {
+    /// write's time.
+    fn enter(&self, times: u32) {
+        use std::sync::atomic::Ordering::Release;
+        let allowed = self.stall_after.saturating_mul(times);
+        self.allowed.store(
+            u64::try_from(allowed.as_micros()).unwrap_or(u64::MAX),
+            Release,
+        );
+        self.busy_since.store(self.now_micros(), Release);
+    }
+
+    /// The writer is back from the disk: a stall it caused ends. Whether
+    /// there was one.
+    fn leave(&self) -> bool {
         use std::sync::atomic::Ordering::{AcqRel, Release};
-        match times {
-            Some(times) => {
-                let allowed = self.stall_after.saturating_mul(times);
-                self.allowed.store(
-                    u64::try_from(allowed.as_micros()).unwrap_or(u64::MAX),
-                    Release,
-                );
-                self.busy_since
-                    .store(self.micros(std::time::Instant::now()), Release);
-                false
-            }
-            None => {
-                self.busy_since.store(IDLE, Release);
-                self.now.fetch_and(!STALLED, AcqRel) & STALLED != 0
-            }
-        }
+        self.busy_since.store(IDLE, Release);
+        self.now.fetch_and(!STALLED, AcqRel) & STALLED != 0
     }
 
     /// Sets the failure if the writer has been on the disk past its
-    /// allowance: whether it has.
-    fn check_stall(&self) -> bool {
+    /// allowance.
+    fn check_stall(&self) {
         use std::sync::atomic::Ordering::Acquire;
         let since = self.busy_since.load(Acquire);
         if since == IDLE {
-            return false;
+            return;
         }
-        let took = self.micros(std::time::Instant::now()).saturating_sub(since);
+        let took = self.now_micros().saturating_sub(since);
         if took < self.allowed.load(Acquire) {
-            return false;
+            return;
         }
         // Only while the operation is still the one that began at `since`:
         // one that ended meanwhile is no stall.
@@ -434,7 +431,6 @@ impl Failing {
                 self.clear(STALLED);
             }
         }
-        true
     }
 
     fn set(&self, kind: u8, why: &io::Error) {
@@ -658,13 +654,6 @@ impl Journal {
         self.writer.is_finished()
     }
 
-    /// Fails the journal if the writer has been on the disk for
-    /// [`JournalOptions::stall_after`] (the watch thread calls it every
-    /// tenth of a second): whether it has.
-    pub fn check_stall(&self) -> bool {
-        self.failing.check_stall()
-    }
-
     pub fn failing(&self) -> Option<String> {
         if !self.failing.is_set() {
             return None;
@@ -784,12 +773,12 @@ impl Writer {
         fails: u8,
         busy: impl FnOnce(&mut Self) -> io::Result<T>,
     ) -> io::Result<T> {
-        self.failing.busy(Some(times));
+        self.failing.enter(times);
         let out = busy(self);
         if let (Err(e), 1..) = (&out, fails) {
             self.failing.set(fails, e);
         }
-        if self.failing.busy(None) && !self.failing.is_set() {
+        if self.failing.leave() && !self.failing.is_set() {
             tracing::warn!("journal writable again: the write the disk held went down");
         }
         out
