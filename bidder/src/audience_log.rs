@@ -131,23 +131,26 @@ impl AudienceLog {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// A file of `len` bytes was removed.
-    fn forget(&self, len: u64) {
+    /// Removes a day's file and takes its bytes off the count: its size,
+    /// if it went.
+    fn remove_day(&self, path: &Path) -> Option<u64> {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        std::fs::remove_file(path).ok()?;
         let _ = self
             .bytes
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
                 Some(b.saturating_sub(len))
             });
+        Some(len)
     }
 
     /// Removes the oldest day files before `keep` (today's, or the file
     /// another append is still writing to if that is older) until `more`
     /// bytes fit under the bound; an error when they still do not. Called
-    /// under the file lock, whose `current` day it is given: a removal
-    /// never races the opening of a day's file, nor takes the one an upload
-    /// begun before midnight still writes to between its pieces (review
-    /// finding). Writers in flight together may pass the bound by their
-    /// batches.
+    /// under the file lock: a removal never races the opening of a day's
+    /// file, nor takes the one an upload begun before midnight still
+    /// writes to between its pieces (review finding). Writers in flight
+    /// together may pass the bound by their batches.
     fn room_for(&self, more: u64, today: Date) -> io::Result<()> {
         let fits = |held: u64| held.saturating_add(more) <= self.max_bytes;
         if fits(self.bytes()) {
@@ -175,9 +178,7 @@ impl AudienceLog {
             if day >= keep || fits(self.bytes()) {
                 break;
             }
-            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-            if std::fs::remove_file(&path).is_ok() {
-                self.forget(len);
+            if let Some(len) = self.remove_day(&path) {
                 tracing::warn!(
                     %day,
                     bytes = len,
@@ -359,12 +360,7 @@ impl AudienceLog {
         let oldest_kept = today.days_since_epoch() - i64::from(retention_days) - 1;
         let mut removed = 0;
         for (day, path) in days {
-            if day.days_since_epoch() >= oldest_kept {
-                continue;
-            }
-            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-            if std::fs::remove_file(&path).is_ok() {
-                self.forget(len);
+            if day.days_since_epoch() < oldest_kept && self.remove_day(&path).is_some() {
                 removed += 1;
             }
         }
