@@ -488,21 +488,28 @@ fn evictions(
     event_room: usize,
     now: Option<u32>,
 ) -> Vec<u64> {
-    // The batch's users, each with its oldest and newest event and the
-    // events it brings that the shard does not hold yet (the batch is
-    // sorted by key, then event: a repeated line counts once).
-    let mut span: Vec<(u64, u32, u32, usize)> = Vec::new();
+    // The batch's users, each with its oldest and newest event, the events
+    // the shard holds of it, and what it will hold after the batch (the
+    // batch is sorted by key, then event: a repeated line counts once, and
+    // so does one the shard holds; past the cap the oldest go). Never less
+    // than the shard will hold, and no more for lines repeated or already
+    // held (review finding: raw lines counted, a retried upload evicted
+    // thousands).
+    let mut span: Vec<(u64, u32, u32, usize, usize)> = Vec::new();
+    let mut held: &[Ev] = &[];
     let mut prev: Option<(u64, Ev)> = None;
     for &(key, ev) in batch {
         let repeat = prev == Some((key, ev));
         prev = Some((key, ev));
-        let new = usize::from(!repeat && shard.events_of(key).binary_search(&ev).is_err());
-        match span.last_mut() {
-            Some(last) if last.0 == key => {
-                last.2 = last.2.max(ev.at);
-                last.3 += new;
+        if span.last().is_none_or(|last| last.0 != key) {
+            held = shard.events_of(key);
+            span.push((key, ev.at, ev.at, held.len(), held.len()));
+        }
+        if let Some(last) = span.last_mut() {
+            last.2 = last.2.max(ev.at);
+            if !repeat && held.binary_search(&ev).is_err() {
+                last.4 = (last.4 + 1).min(MAX_EVENTS_PER_USER.max(last.3));
             }
-            _ => span.push((key, ev.at, ev.at, new)),
         }
     }
     let arriving = span
@@ -510,17 +517,7 @@ fn evictions(
         .filter(|s| !shard.slots.contains_key(&s.0))
         .count();
     let total = shard.slots.len() + arriving;
-    // What each of the batch's users will hold (new events up to the cap,
-    // past which the oldest go), and the shard with them: never less than
-    // it will hold, and no more for lines repeated or already held (review
-    // finding: raw lines counted, a retried upload evicted thousands).
-    let after = |key: u64, new: usize| {
-        let held = shard.events_of(key).len();
-        (held + new).min(MAX_EVENTS_PER_USER.max(held))
-    };
-    let events = span.iter().fold(shard.events, |sum, s| {
-        sum + after(s.0, s.3) - shard.events_of(s.0).len()
-    });
+    let events = span.iter().fold(shard.events, |sum, s| sum + s.4 - s.3);
     if total <= room && events <= event_room {
         return Vec::new();
     }
@@ -552,13 +549,13 @@ fn evictions(
         if let Ok(i) = span.binary_search_by_key(&key, |s| s.0) {
             first = first.min(span[i].1);
             last = last.max(span[i].2);
-            count = after(key, span[i].3);
+            count = span[i].4;
         }
         rank(key, first, last, count);
     }
-    for &(key, first, last, new) in &span {
+    for &(key, first, last, _, after) in &span {
         if !shard.slots.contains_key(&key) {
-            rank(key, first, last, after(key, new));
+            rank(key, first, last, after);
         }
     }
     let keep = room - room / EVICTION_SLACK;
