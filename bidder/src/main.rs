@@ -1460,13 +1460,20 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             args.tmax_margin_ms
         );
     }
+    // As the peer addresses they are compared with are written.
+    let trusted_proxies: Vec<ipnet::IpNet> = args
+        .trusted_proxies
+        .iter()
+        .map(|n| config::canonical_net(n.trunc()))
+        .collect();
     // A proxy network that is every address (`0.0.0.0/0`, or
     // `::ffff:0:0/96` read as it) trusts anyone's X-Forwarded-For, and so
     // opens every profile's allow_from: refused as allow_from refuses it.
     if let Some(n) = args
         .trusted_proxies
         .iter()
-        .find(|n| config::canonical_net(n.trunc()).prefix_len() == 0)
+        .zip(&trusted_proxies)
+        .find_map(|(given, read)| (read.prefix_len() == 0).then_some(given))
     {
         anyhow::bail!(
             "--trusted-proxies {n} is every address: anyone could then say where a request came \
@@ -1500,11 +1507,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         url_signatures_soak_ms: soak_ms(args.url_signatures_soak_secs),
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
         max_bids_per_line_item: args.max_bids_per_line_item as usize,
-        trusted_proxies: args
-            .trusted_proxies
-            .iter()
-            .map(|n| config::canonical_net(n.trunc()))
-            .collect(),
+        trusted_proxies,
         max_rates_age_days: args.max_rates_age_days,
         max_tracked_events: args.max_tracked_events as usize,
         max_attribution_entries: args.max_attribution_entries as usize,
