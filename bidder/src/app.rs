@@ -17,7 +17,7 @@ use crate::context::{Context, Currency};
 use crate::metrics::{self, NoticeResult};
 use crate::nobid::NoBid;
 use crate::notice::{self, Kind, NoticeError, Price};
-use crate::respond;
+use crate::respond::{self, Dialect};
 use crate::select::{self, Choice, Exclude, Stores};
 use crate::snapshot::{Profile, Snapshot};
 
@@ -1129,20 +1129,22 @@ impl App {
     pub fn handle_bid(&self, body: &[u8], start: Instant) -> BidAnswer {
         let snap = self.snapshot.load_full();
         let profile = snap.as_deref().and_then(|s| s.profile(None));
-        self.bid_with(snap.as_deref(), profile, body, start)
+        self.bid_with(snap.as_deref(), profile, body, start, Dialect::default())
     }
 
     /// As [`App::handle_bid`], for the exchange whose profile (in `snap`,
     /// the snapshot the caller resolved it in) is given. No snapshot or no
-    /// profile: not ready. Bids and no-bids are counted for reports.
+    /// profile: not ready. Bids and no-bids are counted for reports. The
+    /// answer is written in `dialect`.
     pub fn bid_with(
         &self,
         snap: Option<&Snapshot>,
         profile: Option<&Profile>,
         body: &[u8],
         start: Instant,
+        dialect: Dialect,
     ) -> BidAnswer {
-        let b = self.bid_inner(snap, profile, body, start);
+        let b = self.bid_inner(snap, profile, body, start, dialect);
         self.answered(profile, b)
     }
 
@@ -1157,8 +1159,9 @@ impl App {
         profile: Option<&Profile>,
         body: &[u8],
         start: Instant,
+        dialect: Dialect,
     ) -> BidAnswer {
-        let mut b = self.bid_inner(snap, profile, body, start);
+        let mut b = self.bid_inner(snap, profile, body, start, dialect);
         if matches!(b.answer, BidAnswer::Bid(..)) {
             let now = b.now.unwrap_or_else(|| self.clock.now());
             if let Some(confirming) = self.ledger.confirm(&b.keys, now) {
@@ -1255,6 +1258,7 @@ impl App {
         profile: Option<&Profile>,
         body: &[u8],
         start: Instant,
+        dialect: Dialect,
     ) -> Bidded {
         let none = |answer: BidAnswer| Bidded {
             answer,
@@ -1284,7 +1288,7 @@ impl App {
         if start.elapsed() >= deadline {
             return none(BidAnswer::NoBid(NoBid::Late));
         }
-        let a = match self.auction_in(snap, profile, req, Some(start + deadline)) {
+        let a = match self.auction_in(snap, profile, req, Some(start + deadline), dialect) {
             Ok(answer) => answer,
             Err(reason) => return none(BidAnswer::NoBid(reason)),
         };
@@ -1355,10 +1359,11 @@ impl App {
         let Some(profile) = snap.profile(None) else {
             return Err(NoBid::NotReady);
         };
-        self.auction_in(snap, profile, req, None).map(|a| {
-            self.sent(profile, &a.first_price);
-            (a.json, a.keys)
-        })
+        self.auction_in(snap, profile, req, None, Dialect::default())
+            .map(|a| {
+                self.sent(profile, &a.first_price);
+                (a.json, a.keys)
+            })
     }
 
     /// The context of a request as an exchange sends it: the currency its
@@ -1397,6 +1402,7 @@ impl App {
         profile: &Profile,
         req: &ortb::BidRequest<'_>,
         deadline: Option<Instant>,
+        dialect: Dialect,
     ) -> Result<Auctioned, NoBid> {
         let (ctx, priced) = self.context(snap, profile, req);
         if let Some(r) = ctx.restriction {
@@ -1604,6 +1610,7 @@ impl App {
             currency: ctx.currency,
             user: ctx.visitor.user.filter(|_| ctx.measurement),
             dsa: ctx.dsa.wanted(),
+            dialect,
         }
         .write(&choices, &bid_ids, bid_ids[0].as_str());
         let report: Reported = if ctx.test {

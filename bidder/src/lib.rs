@@ -46,3 +46,4 @@ pub use answer_buf::AnswerBuf;
 pub use app::{App, BidAnswer, ExplainError, Settings};
 /// Privacy signals live in a crate of their own; `bidder::privacy` names it.
 pub use privacy;
+pub use respond::Dialect;

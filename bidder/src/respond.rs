@@ -22,6 +22,51 @@ const MTYPE_VIDEO: i32 = 2;
 const MTYPE_AUDIO: i32 = 3;
 const MTYPE_NATIVE: i32 = 4;
 
+/// The OpenRTB version an answer is written in: the one the exchange's
+/// `x-openrtb-version` header names when we speak it, else 2.6. A 2.5
+/// answer leaves out what 2.5 does not have (`mtype`, `dur`, `langb`, a
+/// `protocol` past its list):
+/// 2.5's response schema allows no other members, and exchanges that check
+/// it dropped our bids.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    V2_5 = 0,
+    #[default]
+    V2_6 = 1,
+}
+
+impl Dialect {
+    /// From the value of an `x-openrtb-version` header (none: 2.6). Only
+    /// a 2.5 exchange is answered in 2.5: 2.6 is a superset, and the
+    /// versions before 2.5 are answered as it is answered.
+    pub fn of_header(value: Option<&[u8]>) -> Dialect {
+        match value.map(<[u8]>::trim_ascii) {
+            Some(v) if v.starts_with(b"2.") && v.len() == 3 && v[2] <= b'5' => Dialect::V2_5,
+            _ => Dialect::V2_6,
+        }
+    }
+
+    /// The header value the answer carries.
+    pub fn header(self) -> &'static str {
+        match self {
+            Dialect::V2_5 => "2.5",
+            Dialect::V2_6 => "2.6",
+        }
+    }
+
+    fn has_2_6(self) -> bool {
+        self == Dialect::V2_6
+    }
+}
+
+/// `,"mtype":N`, in the versions that have it.
+fn push_mtype(out: &mut String, dialect: Dialect, mtype: i32) {
+    if dialect.has_2_6() {
+        out.push_str(",\"mtype\":");
+        push_int(out, mtype);
+    }
+}
+
 pub(crate) struct Answer<'a> {
     pub snap: &'a Snapshot,
     pub req: &'a BidRequest<'a>,
@@ -45,6 +90,7 @@ pub(crate) struct Answer<'a> {
     /// The request asks for the DSA transparency object in each bid
     /// ([`Snapshot::dsa_json`](crate::snapshot::Snapshot::dsa_json)).
     pub dsa: bool,
+    pub dialect: Dialect,
 }
 
 impl Answer<'_> {
@@ -163,6 +209,7 @@ impl Answer<'_> {
             _ => None,
         };
         out.push_str(creative.members_with(companion));
+        out.push_str(creative.language(self.dialect));
         out.push(',');
         out.push_str(&item.cid_json);
         let track = crate::track::Urls::new(
@@ -205,8 +252,7 @@ impl Answer<'_> {
                     out.push_str(",\"hratio\":");
                     push_int(out, *hr);
                 }
-                out.push_str(",\"mtype\":");
-                push_int(out, MTYPE_BANNER);
+                push_mtype(out, self.dialect, MTYPE_BANNER);
             }
             ChoiceKind::Av {
                 fit,
@@ -301,12 +347,18 @@ impl Answer<'_> {
                 )
             }
         }
-        out.push_str(",\"mtype\":");
-        push_int(out, mtype);
-        out.push_str(",\"dur\":");
-        push_int(out, fit.duration_s);
-        out.push_str(",\"protocol\":");
-        push_int(out, version.protocol());
+        push_mtype(out, self.dialect, mtype);
+        if self.dialect.has_2_6() {
+            out.push_str(",\"dur\":");
+            push_int(out, fit.duration_s);
+        }
+        // 2.5's list of protocols ends at 10 (VAST 4.0 Wrapper): a later
+        // VAST goes unnamed there rather than by a code 2.5 does not have.
+        let protocol = version.protocol();
+        if self.dialect.has_2_6() || protocol <= 10 {
+            out.push_str(",\"protocol\":");
+            push_int(out, protocol);
+        }
         if mtype == MTYPE_VIDEO {
             if let Some(m) = fit.renditions.first().and_then(|&i| media.get(i)) {
                 if let (Some(w), Some(h)) = (m.width, m.height) {
@@ -348,8 +400,7 @@ impl Answer<'_> {
         );
         out.push_str(",\"adm\":");
         push_json_str(out, &json);
-        out.push_str(",\"mtype\":");
-        push_int(out, MTYPE_NATIVE);
+        push_mtype(out, self.dialect, MTYPE_NATIVE);
     }
 }
 

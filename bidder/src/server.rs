@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::app::{Access, App, BidAnswer};
 use crate::body::{self, BodyError};
 use crate::metrics::{self, ExchangeCounters, Outcome};
+use crate::respond::Dialect;
 
 use crate::failure::{text, text_retry_after, BadRequest, Failure, Refused, Resp};
 
@@ -794,13 +795,10 @@ fn track_response(path: crate::track::Path, answer: crate::app::TrackAnswer) -> 
 /// again on every request that looks it up or sets it.
 const OPENRTB_VERSION: HeaderName = HeaderName::from_static("x-openrtb-version");
 
-/// OpenRTB versions we speak; the answer names the one the exchange asked
-/// for when we speak it.
-fn openrtb_version(req: &Request<Incoming>) -> HeaderValue {
-    match req.headers().get(&OPENRTB_VERSION).map(|v| v.as_bytes()) {
-        Some(b"2.5") => HeaderValue::from_static("2.5"),
-        _ => HeaderValue::from_static("2.6"),
-    }
+/// The OpenRTB version the answer is written in, as the exchange names
+/// its own ([`Dialect::of_header`]).
+fn openrtb_version(req: &Request<Incoming>) -> Dialect {
+    Dialect::of_header(req.headers().get(&OPENRTB_VERSION).map(|v| v.as_bytes()))
 }
 
 async fn bid(
@@ -886,7 +884,7 @@ async fn bid(
             e.response()
         }
         Ok(Ok(bytes)) => match app
-            .bid_confirmed(snap.as_deref(), profile, &bytes, start)
+            .bid_confirmed(snap.as_deref(), profile, &bytes, start, version)
             .await
         {
             BidAnswer::Bid(json, n) => {
@@ -915,7 +913,8 @@ async fn bid(
             }
         },
     };
-    resp.headers_mut().insert(OPENRTB_VERSION, version);
+    resp.headers_mut()
+        .insert(OPENRTB_VERSION, HeaderValue::from_static(version.header()));
     resp
 }
 

@@ -752,6 +752,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
                 profile,
                 req.body.as_bytes(),
                 Instant::now(),
+                crate::Dialect::default(),
             );
             let BidAnswer::Bid(json, _) = answer else {
                 continue;

@@ -730,6 +730,9 @@ pub struct CreativeJson {
     /// companion's index among the advertiser's creatives. Empty for the
     /// rest (nearly every creative).
     pub with_companion: Vec<(usize, String)>,
+    /// The creative's language as each OpenRTB version can say it
+    /// ([`CreativeJson::language`]): empty without one.
+    language: [String; 2],
     /// The creative id percent-encoded for notice URLs.
     pub notice_id: String,
     /// Every URL the creative's markup loads or links to is https: it may
@@ -849,6 +852,7 @@ impl CreativeJson {
         CreativeJson {
             members: Self::members(adv, c, &c.attributes),
             with_companion,
+            language: Self::languages(c.language.as_deref()),
             notice_id: notice::encode(&c.id),
             https: creative_urls(c).all(is_https),
             image_bit: creatives::display_image_bit(c),
@@ -873,18 +877,35 @@ impl CreativeJson {
             m.push_str(",\"attr\":");
             m.push_str(&serde_json::to_string(attributes).unwrap_or_else(|_| "[]".into()));
         }
-        // Its language, as OpenRTB's two fields can say it: `language`
-        // holds ISO-639-1 alone, `langb` (2.6) any BCP 47 tag.
-        if let Some(tag) = &c.language {
-            let bare = tag.len() == 2;
-            m.push_str(if bare {
-                ",\"language\":"
-            } else {
-                ",\"langb\":"
-            });
-            m.push_str(&json_str(tag));
-        }
         m
+    }
+
+    /// The creative's language for 2.5 and for 2.6 answers. `language`
+    /// holds ISO-639-1 alone, `langb` (2.6 only: a 2.5 answer with it fails
+    /// that version's schema) any BCP 47 tag. To a 2.5 exchange a tag's
+    /// language subtag is said when it is two letters (`en` of `en-GB`).
+    fn languages(tag: Option<&str>) -> [String; 2] {
+        let Some(tag) = tag else {
+            return [String::new(), String::new()];
+        };
+        let member = |name: &str, value: &str| format!(",\"{name}\":{}", json_str(value));
+        if tag.len() == 2 {
+            let m = member("language", tag);
+            return [m.clone(), m];
+        }
+        let primary = tag.split(['-', '_']).next().unwrap_or("");
+        let v25 = match primary.len() == 2 && primary.bytes().all(|b| b.is_ascii_alphabetic()) {
+            true => member("language", &primary.to_ascii_lowercase()),
+            false => String::new(),
+        };
+        [v25, member("langb", tag)]
+    }
+
+    /// What a bid for this creative says of its language, in `dialect`:
+    /// members to follow [`CreativeJson::members_with`] (empty, or each
+    /// led by a comma).
+    pub fn language(&self, dialect: crate::respond::Dialect) -> &str {
+        &self.language[dialect as usize]
     }
 
     /// The members a bid for this creative writes, with `companion` (an

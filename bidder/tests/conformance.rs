@@ -52,6 +52,88 @@ fn every_public_request_gets_a_sane_answer_from_an_open_buyer() {
     );
 }
 
+/// An exchange that says it speaks 2.5 (`x-openrtb-version`) gets answers
+/// its version's response schema accepts (checked by an independent
+/// validator, Python's `jsonschema`, on the schema the OpenRTB validator
+/// project published: testdata/openrtb/schema, see the NOTICE): no `mtype`,
+/// `dur` or `langb`, nor a VAST protocol code 2.5 does not list. The same
+/// requests answered in 2.6 carry them, and that schema refuses those.
+#[test]
+fn answers_to_a_2_5_exchange_are_valid_2_5_responses() {
+    let s = Server::start_with(
+        &repo().join("testdata/config/open"),
+        None,
+        Settings {
+            public_url: "https://bidder.test".into(),
+            ..Settings::default()
+        },
+    );
+    let dir = common::tempdir("conformance-2-5");
+    let answers = |version: &str| -> Vec<std::path::PathBuf> {
+        let mut saved = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(repo().join("testdata/openrtb/requests"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            let r = post(
+                s.bid,
+                "/openrtb2/bid",
+                &[("x-openrtb-version", version)],
+                &std::fs::read(&f).unwrap(),
+            );
+            if r.status == 200 {
+                assert_eq!(r.header("x-openrtb-version"), Some(version));
+                let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                let path = dir.join(format!("{version}-{name}"));
+                std::fs::write(&path, &r.body).unwrap();
+                saved.push(path);
+            }
+        }
+        saved
+    };
+    let v25 = answers("2.5");
+    let v26 = answers("2.6");
+    assert!(v25.len() >= 40, "only {} answers", v25.len());
+    assert_eq!(v25.len(), v26.len());
+    let verdicts = check_response_schema(&v25);
+    let invalid: Vec<_> = verdicts.iter().filter(|v| !v.ends_with(": ok")).collect();
+    assert!(invalid.is_empty(), "{invalid:#?}");
+    // The check bites: every 2.6 answer carries `mtype`.
+    let refused = check_response_schema(&v26)
+        .iter()
+        .filter(|v| v.contains("'mtype' was unexpected") || v.contains("Additional properties"))
+        .count();
+    assert_eq!(refused, v26.len());
+}
+
+/// `response_schema_check.py` with the OpenRTB 2.5 response schema on
+/// `files`: a line of verdict each.
+fn check_response_schema(files: &[std::path::PathBuf]) -> Vec<String> {
+    let script = repo().join("bidder/tests/response_schema_check.py");
+    let schema = repo().join("testdata/openrtb/schema/openrtb-schema_bid-response_v2-5.json");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&schema)
+        .args(files)
+        .output()
+        .expect("python3 (scripts/test.sh installs it with python3-jsonschema)");
+    assert!(
+        out.status.success(),
+        "{}: {} (the check needs python3-jsonschema; scripts/test.sh installs it)",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), files.len());
+    lines
+}
+
 /// What the corpus run saw.
 #[derive(Debug, Default)]
 struct Seen {

@@ -702,6 +702,16 @@ fn wlang_keeps_out_creatives_in_other_languages() {
     assert_eq!(bid["crid"], "ch300");
     assert_eq!(bid["langb"], "fr-CH", "{bid}");
     assert!(bid.get("language").is_none(), "{bid}");
+    // 2.5 has no `langb`: its exchanges are told the language alone.
+    let r = common::post(
+        s.bid,
+        "/openrtb2/bid",
+        &[("x-openrtb-version", "2.5")],
+        req.to_string().as_bytes(),
+    );
+    let bid = &r.json()["seatbid"][0]["bid"][0];
+    assert_eq!(bid["language"], "fr", "{bid}");
+    assert!(bid.get("langb").is_none(), "{bid}");
     let unsaid = advertiser(&plain, &line_item("li", "display", "4.00", "plain"));
     let s = server("wlang-unsaid", &[("shop.yaml", &unsaid)], false);
     let (_, _, bid) = one_bid(&s, &req);
