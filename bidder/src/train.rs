@@ -108,6 +108,10 @@ pub struct Summary {
     /// Purchases that labelled no example (see the module docs).
     pub unlabelled_purchases: u64,
     pub holdout: Option<Holdout>,
+    /// Whether the click and the conversion head learned from enough
+    /// positives to be used ([`predict::MIN_POSITIVES`]); one that did not
+    /// answers its prior at serving.
+    pub heads_used: [bool; 2],
 }
 
 /// The model trained on all but the last tenth, scored on that tenth.
@@ -142,6 +146,20 @@ impl std::fmt::Display for Summary {
             "conversions: {} ({} purchase(s) matched no impression)",
             self.conversions, self.unlabelled_purchases
         )?;
+        for ((name, used), n) in ["click", "conversion"]
+            .into_iter()
+            .zip(self.heads_used)
+            .zip([self.clicks, self.conversions])
+        {
+            match used {
+                true => writeln!(f, "{name} head: trained")?,
+                false => writeln!(
+                    f,
+                    "{name} head: answers its prior ({n} {name}(s), under the {} it needs)",
+                    predict::MIN_POSITIVES
+                )?,
+            }
+        }
         match &self.holdout {
             Some(h) => {
                 write!(
@@ -373,7 +391,9 @@ pub fn run(opts: &Options) -> Result<Summary, TrainError> {
             not_charged: summary.not_charged,
         });
     }
-    trainer.finish().save(&opts.out)?;
+    let model = trainer.finish();
+    summary.heads_used = model.heads_used();
+    model.save(&opts.out)?;
     Ok(summary)
 }
 

@@ -35,6 +35,16 @@ pub(crate) struct Platt {
 impl Platt {
     pub(crate) const IDENTITY: Platt = Platt { a: 1.0, b: 0.0 };
 
+    /// Answers `p` whatever the score (kept inside (0, 1), so that its
+    /// logit is finite, as a model file requires).
+    pub(crate) fn constant(p: f64) -> Platt {
+        let p = p.clamp(1e-12, 1.0 - 1e-12);
+        Platt {
+            a: 0.0,
+            b: (p / (1.0 - p)).ln(),
+        }
+    }
+
     pub(crate) fn apply(&self, logit: f64) -> f64 {
         sigmoid(self.a * logit + self.b)
     }

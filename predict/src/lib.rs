@@ -64,6 +64,6 @@ pub use features::{
 pub use file::{ModelError, CHECKSUM_SEED, FORMAT_VERSION, MAX_FILE_LEN};
 pub use model::{
     Counts, Model, Prediction, DEFAULT_CLICK_PRIOR, DEFAULT_CONVERSION_PRIOR, MAX_LINE_ITEMS,
-    MAX_LINE_ITEM_LEN,
+    MAX_LINE_ITEM_LEN, MIN_POSITIVES,
 };
 pub use train::{Outcome, Params, ParamsError, TrainError, Trainer, BITS};

@@ -476,3 +476,101 @@ mod tests {
         assert_eq!(model().to_bytes(), model().to_bytes());
     }
 }
+
+#[cfg(test)]
+mod unproven_heads {
+    use super::*;
+    use crate::{DEFAULT_CROSSES, MIN_POSITIVES};
+
+    /// 3,000 impressions on two sites, one clicked ten times as often as
+    /// the other; `clicks` clicks in all, no conversion.
+    fn trained(clicks: u64) -> crate::Model {
+        let mut t = Trainer::new(Params {
+            bits: 16,
+            ..Params::default()
+        })
+        .unwrap();
+        let mut left = clicks;
+        for i in 0..3_000u64 {
+            let site = if i % 2 == 0 {
+                "hi.example"
+            } else {
+                "lo.example"
+            };
+            let f = t
+                .hasher()
+                .features(&[("li", "learn"), ("site", site)], DEFAULT_CROSSES)
+                .unwrap();
+            let clicked = left > 0 && site == "hi.example" && i % 10 == 0;
+            left -= u64::from(clicked);
+            t.train(
+                &f,
+                "learn",
+                Outcome {
+                    clicked,
+                    converted: false,
+                },
+            )
+            .unwrap();
+        }
+        t.finish()
+    }
+
+    /// A head that saw too few positives answers the prior for every
+    /// candidate, sites it learned and sites it never saw (value probe: no
+    /// conversion at all gave 0.0025, 25 times the default, everywhere).
+    #[test]
+    fn a_head_without_enough_positives_answers_its_prior() {
+        for clicks in [0, 1, MIN_POSITIVES - 1] {
+            let m = trained(clicks);
+            assert_eq!(m.heads_used(), [false, false], "{clicks}");
+            let prior = m.priors();
+            for site in ["hi.example", "lo.example", "never.example"] {
+                let f = m
+                    .hasher()
+                    .features(&[("li", "learn"), ("site", site)], DEFAULT_CROSSES)
+                    .unwrap();
+                let p = m.predict(&f, "learn");
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.max(1e-300);
+                assert!(
+                    close(p.click, prior.click),
+                    "{clicks} {site}: {p:?} {prior:?}"
+                );
+                assert!(close(p.conversion, prior.conversion), "{site}: {p:?}");
+            }
+            // The conversion prior is the data's rate (none) smoothed
+            // toward the default: under it, never above.
+            assert!(prior.conversion < crate::DEFAULT_CONVERSION_PRIOR);
+        }
+        // Enough clicks: the click head ranks the sites, the conversion
+        // head (still no conversion) answers its prior.
+        let m = trained(150);
+        assert_eq!(m.heads_used(), [true, false]);
+        let p = |site: &str| {
+            let f = m
+                .hasher()
+                .features(&[("li", "learn"), ("site", site)], DEFAULT_CROSSES)
+                .unwrap();
+            m.predict(&f, "learn")
+        };
+        assert!(p("hi.example").click > 2.0 * p("lo.example").click);
+        assert_eq!(p("hi.example").conversion, m.priors().conversion);
+    }
+
+    /// The rule holds for a model file written before it: it is applied
+    /// as the file loads.
+    #[test]
+    fn a_saved_model_keeps_the_rule() {
+        let mut m = trained(0);
+        // As the file of an earlier version holds it: fit, not held.
+        m.calibration = [crate::calibrate::Platt::IDENTITY; 2];
+        let back = crate::Model::from_bytes(&m.to_bytes()).unwrap();
+        assert_eq!(back.heads_used(), [false, false]);
+        let f = back
+            .hasher()
+            .features(&[("li", "learn"), ("site", "hi.example")], DEFAULT_CROSSES)
+            .unwrap();
+        let p = back.predict(&f, "learn");
+        assert!((p.conversion - back.priors().conversion).abs() < 1e-15);
+    }
+}
