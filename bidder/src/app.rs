@@ -1544,7 +1544,7 @@ impl App {
                     bid: key,
                     day: ctx.today,
                     cost: ledger::impression_cost(choice.price),
-                    limits: select::limits(item),
+                    limits: select::limits(item, Some(&ctx)),
                     frequency: item.frequency.and_then(|cap| {
                         Some(ledger::FrequencyHold {
                             user: ctx.visitor.user?,
@@ -2857,7 +2857,7 @@ impl App {
             .as_ref()
             .and_then(|s| s.signed_advertiser_index(&n.line_item, &n.order, &n.creative));
         let limits = match (item, snap.as_ref()) {
-            (Some(item), _) => select::limits(item),
+            (Some(item), _) => select::limits(item, None),
             (None, snap) => {
                 // The caps in force now: a late win is billed only up to
                 // them. The line item's: that of the line item holding the

@@ -874,7 +874,12 @@ fn room(stores: &Stores<'_>, ctx: &Context<'_>, item: &Item, cpm: Micros) -> Res
     let cost = ledger::impression_cost(cpm);
     stores
         .ledger
-        .room(&crate::select::limits(item), cost, ctx.today, ctx.now)
+        .room(
+            &crate::select::limits(item, Some(ctx)),
+            cost,
+            ctx.today,
+            ctx.now,
+        )
         .map_err(crate::select::refused)?;
     if let Some(bid) = stores.warm.take() {
         stores.ledger.prefetch(bid);

@@ -432,12 +432,18 @@ pub(crate) type Sizes = smallvec::SmallVec<[(u32, u32); 4]>;
 const CANDIDATE_BATCH: usize = 64;
 
 /// The budgets a line item's spend counts against: its own and its
-/// order's total.
-pub(crate) fn limits(item: &Item) -> [Limit<'_>; 2] {
+/// order's total. `ctx`: the request a bid is made for, whose time (and
+/// user's time zone) a day-parted line item's pacing plan is read at; none
+/// where only the caps matter (billing a win).
+pub(crate) fn limits<'i>(item: &'i Item, ctx: Option<&Context<'_>>) -> [Limit<'i>; 2] {
+    let open = match (ctx, &item.rules) {
+        (Some(ctx), Some(rules)) => rules.open_time(ctx.now, ctx.utcoffset, item.flight.end),
+        _ => None,
+    };
     [
         Limit {
             key: &item.spend_key,
-            cap: Cap::line_item(item.budget, item.flight),
+            cap: Cap::line_item_open(item.budget, item.flight, open),
         },
         Limit {
             key: &item.order_key,

@@ -284,7 +284,7 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
         bids_by_line_item: pacing
             .budgets
             .iter()
-            .map(|(id, _, _)| (id.clone(), 0))
+            .map(|(id, ..)| (id.clone(), 0))
             .collect(),
     };
     // Nothing to send (no line item to make requests for): no hours.
@@ -396,19 +396,23 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
 
 /// Budgets, plans and overspend per line item and hour.
 struct Pacing {
-    budgets: Vec<(String, Budget, config::Flight)>,
+    /// Each line item's budget and flight, and its day-parts' open
+    /// minutes (read at UTC: the plan shown is the one of a user without a
+    /// time zone).
+    budgets: Vec<(String, Budget, config::Flight, Option<config::OpenWeek>)>,
 }
 
 impl Pacing {
     fn of(config: &Config) -> Pacing {
-        let budgets: Vec<(String, Budget, config::Flight)> = config
+        let budgets: Vec<_> = config
             .advertisers
             .iter()
             .flat_map(|a| &a.orders)
             .flat_map(|o| {
-                o.line_items
-                    .iter()
-                    .map(move |li| (li.id.clone(), li.budget, o.flight))
+                o.line_items.iter().map(move |li| {
+                    let open = li.targeting.dayparts.as_ref().map(|d| d.open_week());
+                    (li.id.clone(), li.budget, o.flight, open)
+                })
             })
             .collect();
         Pacing { budgets }
@@ -421,7 +425,7 @@ impl Pacing {
     /// overspend that never happened.
     fn end_hour(&self, app: &App, now: Timestamp, hour: u32, rows: &mut Vec<Row>) {
         let day = now.date();
-        for (id, budget, flight) in &self.budgets {
+        for (id, budget, flight, open) in &self.budgets {
             let spent = app.ledger().spent(&SpendKey::line_item(id), day);
             // Billed before today began (late wins of earlier days' bids
             // included), as the pacer counts it.
@@ -435,7 +439,13 @@ impl Pacing {
                     (left, left, true)
                 }
                 Budget::Lifetime(total) => (
-                    ledger::planned_today(total, flight.end, &spent, now),
+                    ledger::planned_today(
+                        total,
+                        flight.end,
+                        open.as_ref().map(|w| w.open_time(now, None, flight.end)),
+                        &spent,
+                        now,
+                    ),
                     total.saturating_sub(before_today),
                     true,
                 ),
@@ -701,7 +711,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
         line_items: pacing
             .budgets
             .iter()
-            .map(|(id, _, _)| WorldLineItem {
+            .map(|(id, ..)| WorldLineItem {
                 id: id.clone(),
                 ..WorldLineItem::default()
             })

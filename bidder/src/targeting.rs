@@ -2,7 +2,7 @@
 //! regions and cities, operating systems, sites, apps and publishers (allow
 //! and block lists), and day-parts. Compiled once per config load.
 
-use config::{AllowBlock, Dayparts, Os, Targeting};
+use config::{AllowBlock, Dayparts, OpenTime, OpenWeek, Os, Targeting};
 
 use crate::context::Context;
 
@@ -19,6 +19,8 @@ pub struct Rules {
     apps: AllowBlock,
     publishers: AllowBlock,
     dayparts: Option<Dayparts>,
+    /// The day-parts' open minutes, for the pacing plan.
+    open: Option<OpenWeek>,
 }
 
 impl Rules {
@@ -46,6 +48,7 @@ impl Rules {
             apps: t.apps.clone(),
             publishers: t.publishers.clone(),
             dayparts: t.dayparts.clone(),
+            open: t.dayparts.as_ref().map(Dayparts::open_week),
         }))
     }
 
@@ -90,6 +93,20 @@ impl Rules {
 
     pub fn has_daypart(&self) -> bool {
         self.dayparts.is_some()
+    }
+
+    /// A day-parted line item's open time at `now` for a user
+    /// `utcoffset` minutes east of UTC ([`OpenWeek::open_time`]); `None`
+    /// without day-parts.
+    pub fn open_time(
+        &self,
+        now: config::Timestamp,
+        utcoffset: Option<i32>,
+        flight_end: config::Date,
+    ) -> Option<OpenTime> {
+        self.open
+            .as_ref()
+            .map(|w| w.open_time(now, utcoffset, flight_end))
     }
 
     pub fn daypart(&self, ctx: &Context<'_>) -> bool {

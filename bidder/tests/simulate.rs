@@ -151,6 +151,62 @@ async fn hours_outside_the_flight_have_no_plan_and_no_pacing_error() {
     }
 }
 
+/// A day-parted lifetime budget spreads each day's share over its open
+/// minutes: open two hours a day, it spends a seventh of 700.00 each day
+/// in those hours. Spread over all 1,440 minutes, as before, it could
+/// spend only the open hours' part of each day's plan: 16% of the budget
+/// over a flight (value probe).
+#[tokio::test]
+async fn a_day_parted_lifetime_budget_spends_its_share_in_its_open_hours() {
+    let parted = r#"advertiser: { id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }
+creatives:
+  - { id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }
+orders:
+  - id: o1
+    service: self_service
+    budget: 5000.00
+    flight: { start: 2026-11-24, end: 2026-11-30 }
+    line_items:
+      - id: li
+        media: display
+        cpm: 50.00
+        shading: false
+        budget: { lifetime: 700.00 }
+        creatives: [b300]
+        targeting:
+          dayparts:
+            timezone: utc
+            slots: [{ days: [mon, tue, wed, thu, fri, sat, sun], from: "00:00", to: "02:00" }]
+"#
+    .to_string();
+    let config = config::load_files(&[("shop.yaml".into(), parted)]).expect("valid config");
+    // Two open hours at a request a second and a 50% win rate offer 3,600
+    // wins at 0.05: 180.00 a day, more than the day's 100.00.
+    // Into the second day's open hours.
+    let o = Options {
+        hours: 27,
+        ..opts(1.0)
+    };
+    let report = simulate(config, &o).await;
+    assert_eq!(report.rows.len(), 27);
+    for r in &report.rows {
+        assert_eq!(r.overspend, config::Micros::ZERO, "{}", report.table());
+        // Past the open hours the day's share is spent (one impression
+        // may overshoot the plan).
+        if r.hour % 24 >= 2 {
+            assert!(
+                r.spend >= config::Micros::from_units(95)
+                    && r.spend <= r.plan.saturating_add(config::Micros(50_000)),
+                "hour {}: spend {} of plan {}\n{}",
+                r.hour,
+                r.spend,
+                r.plan,
+                report.table()
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_daily_budget_spends_as_demand_comes_and_stops_at_the_cap() {
     // 10.00 a day at 0.05: 200 impressions, won within the first hour.

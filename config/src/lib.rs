@@ -33,7 +33,8 @@ pub use model::{
     Attribution, Audience, AudienceKind, AudienceRule, Bidding, Budget, ChargeOn, Config, Creative,
     CreativeKind, CurrencyRates, DaypartSlot, DaypartZone, Dayparts, Device, EncryptionScheme,
     Exchange, Flight, FrequencyCap, Image, Keywords, LineItem, ListSource, Media, MediaFile,
-    NativeCreative, Order, Os, Placement, PriceEncryption, Service, Summary, Targeting,
+    NativeCreative, OpenTime, OpenWeek, Order, Os, Placement, PriceEncryption, Service, Summary,
+    Targeting,
 };
 pub use money::{Grouped, Micros, MoneyError, Rate, RateError, MAX_AMOUNT};
 pub use problem::{Problem, Problems};

@@ -694,15 +694,105 @@ impl Dayparts {
     /// minus UTC). An offset beyond ±18 hours names no real place and is
     /// treated as missing.
     pub fn contains(&self, now: Timestamp, utcoffset_minutes: Option<i32>) -> bool {
-        let offset = match self.timezone {
-            DaypartZone::User => utcoffset_minutes
-                .filter(|m| m.unsigned_abs() <= MAX_UTC_OFFSET_MINUTES)
-                .unwrap_or(0),
-            DaypartZone::Utc => 0,
-        };
-        let local = Timestamp(now.0.saturating_add(i64::from(offset) * 60_000));
+        let offset = self.timezone.offset_minutes(utcoffset_minutes);
+        let local = Timestamp(now.0.saturating_add(offset * 60_000));
         let (day, minute) = (local.date().weekday(), local.minute_of_day());
         self.slots.iter().any(|s| s.contains(day, minute))
+    }
+}
+
+impl Dayparts {
+    /// The week's open minutes, for pacing ([`OpenWeek`]).
+    pub fn open_week(&self) -> OpenWeek {
+        let mut days: [Vec<(u16, u16)>; 7] = Default::default();
+        for (i, day) in Weekday::ALL.into_iter().enumerate() {
+            let mut spans: Vec<(u16, u16)> = self
+                .slots
+                .iter()
+                .filter(|s| s.days.contains(&day))
+                .map(|s| (s.from_minute, s.to_minute.min(MINUTES_A_DAY)))
+                .filter(|(from, to)| from < to)
+                .collect();
+            spans.sort_unstable();
+            // Overlapping slots are open once.
+            let mut merged: Vec<(u16, u16)> = Vec::with_capacity(spans.len());
+            for (from, to) in spans {
+                match merged.last_mut() {
+                    Some(last) if from <= last.1 => last.1 = last.1.max(to),
+                    _ => merged.push((from, to)),
+                }
+            }
+            days[i] = merged;
+        }
+        let minutes = days
+            .each_ref()
+            .map(|d| d.iter().map(|(f, t)| u32::from(t - f)).sum::<u32>());
+        OpenWeek {
+            timezone: self.timezone,
+            days,
+            minutes,
+        }
+    }
+}
+
+const MINUTES_A_DAY: u16 = 24 * 60;
+
+/// When a day-parted line item may bid, by weekday, for pacing: a
+/// lifetime budget spread over every minute of its flight (as one without
+/// day-parts is) could spend only the share of its open minutes, and a line
+/// item open two hours a day delivered 16% of its budget (value probe).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenWeek {
+    timezone: DaypartZone,
+    /// Per weekday (Monday first), its open minutes as sorted, disjoint
+    /// `[from, to)` spans.
+    days: [Vec<(u16, u16)>; 7],
+    minutes: [u32; 7],
+}
+
+/// How much of a paced line item's time is open: the minutes it may bid in
+/// from the start of today through the current minute, and from the start
+/// of today to the end of its flight. A lifetime budget is spread over the
+/// second in proportion to the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenTime {
+    pub elapsed: u32,
+    pub span: u32,
+}
+
+impl OpenWeek {
+    /// The open time at `now` for a user `utcoffset_minutes` east of UTC
+    /// (read as day-parts read it), of a flight ending on `flight_end`.
+    /// Days are counted from the user's (or UTC's) date, as the slots are.
+    pub fn open_time(
+        &self,
+        now: Timestamp,
+        utcoffset_minutes: Option<i32>,
+        flight_end: Date,
+    ) -> OpenTime {
+        let offset = self.timezone.offset_minutes(utcoffset_minutes);
+        let local = Timestamp(now.0.saturating_add(offset * 60_000));
+        let today = local.date();
+        let first = today.weekday() as usize;
+        let minute = local.minute_of_day();
+        let elapsed: u32 = self.days[first]
+            .iter()
+            .map(|&(from, to)| u32::from(to.min(minute + 1).saturating_sub(from)))
+            .sum();
+        // The flight's last day is a UTC date; a user ahead of UTC may be
+        // a day past it while UTC is still on it: today counts then.
+        let days = (flight_end.days_since_epoch() - today.days_since_epoch() + 1).max(1);
+        let week: u32 = self.minutes.iter().sum();
+        let (weeks, rest) = (days / 7, (days % 7) as usize);
+        let span = u32::try_from(weeks)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(week)
+            .saturating_add(
+                (0..rest)
+                    .map(|i| self.minutes[(first + i) % 7])
+                    .sum::<u32>(),
+            );
+        OpenTime { elapsed, span }
     }
 }
 
@@ -730,6 +820,18 @@ impl DaypartZone {
 
     pub(crate) fn parse(s: &str) -> Option<DaypartZone> {
         DaypartZone::ALL.into_iter().find(|z| z.as_str() == s)
+    }
+
+    /// Minutes to add to UTC to read slots on this clock, for a user
+    /// `utcoffset_minutes` east of UTC (OpenRTB `device.geo.utcoffset`). An
+    /// offset beyond ±18 hours names no real place and is taken as none.
+    fn offset_minutes(self, utcoffset_minutes: Option<i32>) -> i64 {
+        match self {
+            DaypartZone::User => utcoffset_minutes
+                .filter(|m| m.unsigned_abs() <= MAX_UTC_OFFSET_MINUTES)
+                .map_or(0, i64::from),
+            DaypartZone::Utc => 0,
+        }
     }
 }
 
@@ -1119,6 +1221,71 @@ mod tests {
         assert!(!parts.contains(ts("2026-11-28T08:00:00Z"), None));
         // A UTC daypart ignores the device's offset.
         assert!(parts.contains(ts("2026-11-25T08:00:00Z"), Some(600)));
+    }
+
+    /// Pacing reads a day-parted line item's open minutes: those of today
+    /// through the current one, and those from the start of today to the
+    /// end of the flight, overlapping slots once, on the slots' clock.
+    #[test]
+    fn open_time_counts_the_open_minutes_of_today_and_of_the_flight() {
+        use Weekday::*;
+        let parts = Dayparts {
+            timezone: DaypartZone::Utc,
+            slots: vec![
+                slot(&Weekday::ALL, 0, 120),
+                // Overlaps the first on Wednesdays: 00:00-03:00 in all.
+                slot(&[Wed], 60, 180),
+            ],
+        };
+        let week = parts.open_week();
+        // 2026-11-25 is a Wednesday; the flight ends on Saturday the 28th:
+        // Wednesday 180 minutes, then three days of 120.
+        let end = Date::parse("2026-11-28").unwrap();
+        let at = |t: &str, offset| week.open_time(ts(t), offset, end);
+        assert_eq!(
+            at("2026-11-25T00:00:00Z", None),
+            OpenTime {
+                elapsed: 1,
+                span: 540
+            }
+        );
+        assert_eq!(at("2026-11-25T01:30:00Z", None).elapsed, 91);
+        // Past today's slots, all of today's share.
+        assert_eq!(at("2026-11-25T12:00:00Z", None).elapsed, 180);
+        // A later day: Thursday's 120 of 360 left.
+        assert_eq!(
+            at("2026-11-26T23:59:00Z", None),
+            OpenTime {
+                elapsed: 120,
+                span: 360
+            }
+        );
+        // Past the flight's end: today alone.
+        assert_eq!(at("2026-12-01T00:30:00Z", None).span, 120);
+        // A flight of weeks: whole weeks, then the days left.
+        let long = week.open_time(
+            ts("2026-11-25T00:00:00Z"),
+            None,
+            Date::parse("2027-01-05").unwrap(),
+        );
+        // 42 days from Wednesday: 6 weeks of 7 × 120 + 60.
+        assert_eq!(long.span, 6 * (7 * 120 + 60));
+        // The user's clock: at 20:00 UTC on Tuesday it is 01:00 Wednesday in
+        // Tokyo (+9), where the same slots read in user time open.
+        let user = Dayparts {
+            timezone: DaypartZone::User,
+            ..parts.clone()
+        }
+        .open_week();
+        let tokyo = user.open_time(ts("2026-11-24T16:00:00Z"), Some(540), end);
+        assert_eq!(tokyo.elapsed, 61);
+        assert_eq!(tokyo.span, 540);
+        // A UTC week ignores the offset.
+        assert_eq!(
+            week.open_time(ts("2026-11-24T16:00:00Z"), Some(540), end)
+                .elapsed,
+            120
+        );
     }
 
     #[test]

@@ -19,7 +19,13 @@ pub enum Cap {
     /// A total over the flight, not paced (an order's budget).
     Lifetime(Micros),
     /// A total over the flight, spread evenly: see [`planned_today`].
-    Paced { total: Micros, flight_end: Date },
+    /// `open`: a day-parted line item's open time now (its plan spreads
+    /// over its open minutes); `None`: every minute is open.
+    Paced {
+        total: Micros,
+        flight_end: Date,
+        open: Option<config::OpenTime>,
+    },
     /// No cap known (the line item left the config): record, never refuse.
     None,
 }
@@ -29,12 +35,23 @@ impl Cap {
     /// evenly to the end of its flight; a lifetime budget on a flight
     /// without an end ([`config::Flight::is_open_ended`]) is not paced.
     pub fn line_item(budget: config::Budget, flight: config::Flight) -> Cap {
+        Cap::line_item_open(budget, flight, None)
+    }
+
+    /// As [`Cap::line_item`], for a line item whose open time now is
+    /// `open` (day-parts: [`config::OpenWeek::open_time`]).
+    pub fn line_item_open(
+        budget: config::Budget,
+        flight: config::Flight,
+        open: Option<config::OpenTime>,
+    ) -> Cap {
         match budget {
             config::Budget::Daily(c) => Cap::Daily(c),
             config::Budget::Lifetime(total) if flight.is_open_ended() => Cap::Lifetime(total),
             config::Budget::Lifetime(total) => Cap::Paced {
                 total,
                 flight_end: flight.end,
+                open,
             },
         }
     }
@@ -127,14 +144,18 @@ impl Spent {
             Cap::Lifetime(c) if !within(c, self.lifetime.saturating_add(self.held)) => {
                 Err(Refusal::Budget)
             }
-            Cap::Paced { total, flight_end } => {
+            Cap::Paced {
+                total,
+                flight_end,
+                open,
+            } => {
                 if !within(total, self.lifetime.saturating_add(self.held)) {
                     return Err(Refusal::Budget);
                 }
                 // A bid may go out while what is held is at or under the
                 // plan: spend overshoots the curve by one impression at most
                 // (an impression may cost more than a minute's plan).
-                let planned = planned_today(total, flight_end, self, now);
+                let planned = planned_today(total, flight_end, open, self, now);
                 if self.today.saturating_add(self.held_today) > planned {
                     return Err(Refusal::Pacing);
                 }
@@ -158,25 +179,51 @@ impl Spent {
 }
 
 /// Even pacing of a lifetime budget: what is left at the start of today is
-/// spread evenly over the days left in the flight, and within the day over
-/// its minutes. A line item may hold (spend plus reservations) up to the
-/// plan at the end of the current minute, so spend follows the even curve
-/// to within about one impression per minute. This is the time-sliced
-/// budget cap of throttling pacers (Lee, Jalali, Dasdan, "Real Time Bid
-/// Optimization with Smooth Budget Delivery in Online Advertising", 2013),
-/// decided per slot from spend instead of from a probability.
-pub fn planned_today(total: Micros, flight_end: Date, spent: &Spent, now: Timestamp) -> Micros {
-    const MINUTES: i64 = 24 * 60;
-    let today = now.date();
-    let days_left = (flight_end.days_since_epoch() - today.days_since_epoch() + 1).max(1);
+/// spread evenly over the minutes left in the flight, and today may have
+/// spent its minutes' share by the end of the current one
+/// ([`plan_minutes`]). A day-parted line item counts only its open minutes
+/// (`open`), so a line item open two hours a day spends each day's share
+/// in those hours. A line item may hold (spend plus reservations) up to the
+/// plan, so spend follows the even curve to within about one impression per
+/// minute. This is the time-sliced budget cap of throttling pacers (Lee,
+/// Jalali, Dasdan, "Real Time Bid Optimization with Smooth Budget Delivery
+/// in Online Advertising", 2013), decided per slot from spend instead of
+/// from a probability.
+pub fn planned_today(
+    total: Micros,
+    flight_end: Date,
+    open: Option<config::OpenTime>,
+    spent: &Spent,
+    now: Timestamp,
+) -> Micros {
     let before_today = spent.lifetime.saturating_sub(spent.today);
     let left = total.saturating_sub(before_today).as_i64().max(0);
-    let minute = i64::from(now.minute_of_day());
-    // i128: budgets up to i64 micros times 1,440 minutes cannot overflow.
-    Micros(
-        (i128::from(left) * i128::from(minute + 1) / (i128::from(days_left) * i128::from(MINUTES)))
-            as i64,
-    )
+    let (elapsed, span) = plan_minutes(flight_end, open, now);
+    // i128: budgets up to i64 micros times the minutes of any flight
+    // cannot overflow.
+    Micros((i128::from(left) * i128::from(elapsed) / i128::from(span)) as i64)
+}
+
+/// The minutes a paced budget's plan is made of, as `(elapsed, span)`: those
+/// of today through the current one, and those from the start of today to
+/// the end of the flight; every minute, or a day-parted line item's open
+/// ones. The plan is what was left at the start of today times
+/// `elapsed / span`; with no open minute left (`span` 0), all of it.
+pub fn plan_minutes(
+    flight_end: Date,
+    open: Option<config::OpenTime>,
+    now: Timestamp,
+) -> (i64, i64) {
+    const MINUTES: i64 = 24 * 60;
+    match open {
+        Some(o) if o.span > 0 => (i64::from(o.elapsed.min(o.span)), i64::from(o.span)),
+        Some(_) => (1, 1),
+        None => {
+            let days_left =
+                (flight_end.days_since_epoch() - now.date().days_since_epoch() + 1).max(1);
+            (i64::from(now.minute_of_day()) + 1, days_left * MINUTES)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +248,7 @@ mod tests {
         let paced = Cap::Paced {
             total: Micros::from_units(700),
             flight_end: end,
+            open: None,
         };
         let zero = Micros::ZERO;
         // 2026-11-24 is 7 days before the end, inclusive: 100 a day.

@@ -371,6 +371,7 @@ pub fn pacing_is_checked_with_the_reservation(b: &Backend<'_>) {
     let paced = Cap::Paced {
         total: m(700),
         flight_end: Date::parse("2026-11-30").expect("date"),
+        open: None,
     };
     let midnight = at(-12 * 3_600_000);
     let cost = Micros(10_000);
@@ -389,6 +390,27 @@ pub fn pacing_is_checked_with_the_reservation(b: &Backend<'_>) {
         l.reserve(&k.hold(9_999, cost, paced, midnight), midnight),
         Err(Refusal::Pacing)
     );
+
+    // A day-parted line item's plan is of its open minutes: an hour into
+    // today's 120, of 840 to the end of the flight, 700 × 60 / 840 = 50.
+    let l = (b.make)();
+    let k = Keys::new();
+    let parted = Cap::Paced {
+        total: m(700),
+        flight_end: Date::parse("2026-11-30").expect("date"),
+        open: Some(config::OpenTime {
+            elapsed: 60,
+            span: 840,
+        }),
+    };
+    let cost = m(1);
+    let held = (0..200)
+        .filter(|&bid| {
+            l.reserve(&k.hold(bid, cost, parted, midnight), midnight)
+                .is_ok()
+        })
+        .count();
+    assert_eq!(held, 51, "50.00 held is at the plan, 51.00 over it");
 }
 
 pub fn frequency_slots_follow_the_bid(b: &Backend<'_>) {
@@ -539,6 +561,7 @@ pub fn the_budget_kind_is_remembered(b: &Backend<'_>) {
     let cap = Cap::Paced {
         total: m(100),
         flight_end: Date::parse("2026-12-31").expect("date"),
+        open: None,
     };
     charge(&*l, &k.win(1, now.date(), Micros(1), cap));
     assert_eq!(l.budget_kind("li"), Some(BudgetKind::Lifetime));

@@ -33,7 +33,9 @@ pub mod synced;
 mod table;
 
 pub use books::{Books, ChargeError};
-pub use budget::{impression_cost, planned_today, BudgetKind, Cap, Limit, Refusal, Spent};
+pub use budget::{
+    impression_cost, plan_minutes, planned_today, BudgetKind, Cap, Limit, Refusal, Spent,
+};
 pub use key::{BidId, BidKey, SpendKey};
 pub use late::LateShare;
 pub use memory::{MemoryLedger, Options};

@@ -1081,7 +1081,8 @@ fn delivery(
                     Budget::Lifetime(m) => ("lifetime", m),
                 });
                 let before = d.spent_to_date.saturating_sub(d.spent_day);
-                d.plan = plan(li.budget, o.flight, q.to, before);
+                let open = li.targeting.dayparts.as_ref().map(|d| d.open_week());
+                d.plan = plan(li.budget, o.flight, open.as_ref(), q.to, before);
                 block.push(d);
             }
             // Line items that spent under this order and are no longer in
@@ -1151,22 +1152,35 @@ fn blank(level: Level, adv: &str, order: &str, li: &str, hours: usize) -> Delive
 }
 
 /// The plan through `day` at the end of each hour: a lifetime budget's
-/// remainder spread evenly over the days left (as the pacer does, minute by
-/// minute), a daily budget whole from midnight; a lifetime budget on a
-/// flight without an end is not paced (`Flight::is_open_ended`): its
-/// remainder whole from midnight.
-fn plan(budget: Budget, flight: config::Flight, day: Date, spent_before: Micros) -> Vec<Micros> {
+/// remainder spread evenly over the minutes left, its open ones when it is
+/// day-parted (the pacer's own plan, `ledger::planned_today`, read at UTC),
+/// a daily budget whole from midnight; a lifetime budget on a flight
+/// without an end is not paced (`Flight::is_open_ended`): its remainder
+/// whole from midnight.
+fn plan(
+    budget: Budget,
+    flight: config::Flight,
+    open: Option<&config::OpenWeek>,
+    day: Date,
+    spent_before: Micros,
+) -> Vec<Micros> {
     match budget {
         Budget::Daily(m) => vec![m; 24],
         Budget::Lifetime(total) if flight.is_open_ended() => {
             vec![total.saturating_sub(spent_before).max(Micros::ZERO); 24]
         }
         Budget::Lifetime(total) => {
-            let days_left =
-                (flight.end.days_since_epoch() - day.days_since_epoch() + 1).max(1) as i128;
-            let left = i128::from(total.saturating_sub(spent_before).as_i64().max(0));
+            let spent = ledger::Spent {
+                lifetime: spent_before,
+                ..ledger::Spent::default()
+            };
             (1..=24)
-                .map(|h| Micros((left * h / (days_left * 24)) as i64))
+                .map(|h| {
+                    // The hour's last minute.
+                    let at = Timestamp(day.days_since_epoch() * DAY_MS + h * HOUR_MS - 60_000);
+                    let open = open.map(|w| w.open_time(at, None, flight.end));
+                    ledger::planned_today(total, flight.end, open, &spent, at)
+                })
                 .collect()
         }
     }
@@ -1282,18 +1296,18 @@ mod tests {
         let day = Date::parse("2026-11-24").expect("date");
         let budget = Budget::Lifetime(Micros::from_units(700));
         let spent = Micros::from_units(100);
-        let paced = plan(budget, flight("2026-11-01", "2026-11-29"), day, spent);
+        let paced = plan(budget, flight("2026-11-01", "2026-11-29"), None, day, spent);
         assert_eq!(
             (paced[0], paced[23]),
             (Micros(4_166_666), Micros::from_units(100))
         );
-        let open = plan(budget, flight("2026-11-01", "9999-12-31"), day, spent);
+        let open = plan(budget, flight("2026-11-01", "9999-12-31"), None, day, spent);
         assert_eq!(open, vec![Micros::from_units(600); 24]);
         // "No end" written nearer: more than twenty years on.
-        let open = plan(budget, flight("2026-11-01", "2050-12-31"), day, spent);
+        let open = plan(budget, flight("2026-11-01", "2050-12-31"), None, day, spent);
         assert_eq!(open, vec![Micros::from_units(600); 24]);
         // A long flight with a real end is paced.
-        let long = plan(budget, flight("2016-01-01", "2027-12-31"), day, spent);
+        let long = plan(budget, flight("2016-01-01", "2027-12-31"), None, day, spent);
         assert!(long[23] < Micros::from_units(2), "{:?}", long[23]);
     }
 }

@@ -982,16 +982,20 @@ impl Inner {
     }
 }
 
-/// A cap as the lease script reads it: kind, amount, minute of the day + 1
-/// and days left in the flight (paced budgets).
+/// A cap as the lease script reads it: kind, amount, and for paced budgets
+/// the minutes of their plan, elapsed and in all ([`ledger::plan_minutes`]).
 fn cap_args(cap: Cap, now: Timestamp) -> (i64, i64, i64, i64) {
     match cap {
         Cap::None => (0, 0, 0, 0),
         Cap::Daily(c) => (1, c.as_i64(), 0, 0),
         Cap::Lifetime(c) => (2, c.as_i64(), 0, 0),
-        Cap::Paced { total, flight_end } => {
-            let days = (flight_end.days_since_epoch() - now.date().days_since_epoch() + 1).max(1);
-            (3, total.as_i64(), i64::from(now.minute_of_day()) + 1, days)
+        Cap::Paced {
+            total,
+            flight_end,
+            open,
+        } => {
+            let (elapsed, span) = ledger::plan_minutes(flight_end, open, now);
+            (3, total.as_i64(), elapsed, span)
         }
     }
 }

@@ -117,8 +117,8 @@ end
 /// KEYS: s, d, l of the line item; s, d, l of the order; `r:REPLICA`;
 /// `replicas`; `epoch`; `known`. ARGV: replica, want, min, now, alive_ms,
 /// day_ttl_s, member1, member2, then per key: kind (0 none, 1 daily, 2
-/// lifetime, 3 paced), cap, minute of the day + 1, days left in the
-/// flight; then the epoch this replica knows.
+/// lifetime, 3 paced), cap, and a paced budget's plan minutes: elapsed
+/// and in all (`ledger::plan_minutes`); then the epoch this replica knows.
 ///
 /// Grants at least `min` or nothing: `{grant, why}` where `why` is 1
 /// (budget), 2 (pacing), 3 (the state is not the one this replica
@@ -152,7 +152,7 @@ local min = n(ARGV[3])
 -- whose config has a smaller budget, during a rollout) gives its lease back
 -- whole, and without this the part not billed came back as room again and
 -- again (replica probe: 3.16 delivered under a 2.00 budget).
-local function room(sk, dk, kind, cap, m1, days)
+local function room(sk, dk, kind, cap, m1, span)
   local life = redis.call('HMGET', sk, 'spent', 'charging', 'leased', 'over')
   local dd = redis.call('HMGET', dk, 'spent', 'charging', 'leased', 'over')
   local used_life = n(life[1]) + n(life[2]) + n(life[3]) + n(life[4])
@@ -160,13 +160,14 @@ local function room(sk, dk, kind, cap, m1, days)
   if kind == 1 then return cap - used_day, 1 end
   if kind == 2 then return cap - used_life, 1 end
   -- Paced: what is left at the start of the day spread evenly over the
-  -- days and minutes left; a lease may go out while what is used is at or
-  -- under the plan at the end of this minute (one impression may overshoot).
+  -- minutes left (a day-parted line item's open ones); a lease may go out
+  -- while what is used is at or under the plan at the end of this minute
+  -- (one impression may overshoot).
   local r = cap - used_life
   if r < min then return r, 1 end
   local left = cap - (n(life[1]) - n(dd[1]))
   if left < 0 then left = 0 end
-  local whole = days * 1440
+  local whole = span
   local q = math.floor(left / whole)
   local planned = q * m1 + math.floor((left - q * whole) * m1 / whole)
   if used_day > planned then return 0, 2 end
