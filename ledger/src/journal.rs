@@ -1572,8 +1572,13 @@ fn checkpoint_text(ledger: &dyn Ledger, now: Timestamp, covers: Covered) -> Stri
         Durable::Charged { bid, forget } => {
             charged.entry(forget.as_millis()).or_default().push(bid)
         }
-        Durable::Late { won, not_won } => {
-            let _ = writeln!(s, "W\t{won}\t{not_won}");
+        Durable::Late { won, not_won, past } => {
+            // Past the horizon's two after the first two: a reader before
+            // them reads the first two and stops.
+            let _ = match past {
+                Some((pw, pn)) => writeln!(s, "W\t{won}\t{not_won}\t{pw}\t{pn}"),
+                None => writeln!(s, "W\t{won}\t{not_won}"),
+            };
             lines += 1;
         }
         Durable::Seen(t) => {
@@ -1709,7 +1714,12 @@ fn parse_checkpoint(
             Some("W") => (|| {
                 let won = f.next()?.parse().ok()?;
                 let not_won = f.next()?.parse().ok()?;
-                Some(vec![Durable::Late { won, not_won }])
+                let past = match (f.next(), f.next()) {
+                    (Some(w), Some(n)) => Some((w.parse().ok()?, n.parse().ok()?)),
+                    (None, _) => None,
+                    (Some(_), None) => return None,
+                };
+                Some(vec![Durable::Late { won, not_won, past }])
             })(),
             _ => None,
         };

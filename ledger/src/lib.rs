@@ -241,8 +241,14 @@ pub enum Durable {
     },
     /// A charged bid, a duplicate until `forget`.
     Charged { bid: BidKey, forget: Timestamp },
-    /// Outcomes of expired bids seen, for the learned share.
-    Late { won: u64, not_won: u64 },
+    /// Outcomes of expired bids seen, for the learned share; `past`: of
+    /// those past their late horizon (`None` in checkpoints written before
+    /// it was learned).
+    Late {
+        won: u64,
+        not_won: u64,
+        past: Option<(u64, u64)>,
+    },
     /// The latest time the ledger has seen (ms): charged ids were forgotten
     /// up to it.
     Seen(Timestamp),

@@ -331,6 +331,9 @@ struct Amounts {
     charging: Micros,
     /// Expired bids still awaited, held at the learned share.
     lingering: Micros,
+    /// Those of them past the late horizon, held at the share of such bids
+    /// won after it ([`MemoryLedger::late_past`]).
+    lingering_past: Micros,
     /// Won beyond a cap: delivered, not billed.
     over: Micros,
     /// Held before a restart by bids this process does not know, until
@@ -352,7 +355,19 @@ enum Field {
     Reserved,
     Charging,
     Lingering,
+    LingeringPast,
     Carried,
+}
+
+impl Field {
+    /// Where a lingering bid's amount is held: before its late horizon or
+    /// past it.
+    fn lingering(past_horizon: bool) -> Field {
+        match past_horizon {
+            false => Field::Lingering,
+            true => Field::LingeringPast,
+        }
+    }
 }
 
 impl Amounts {
@@ -363,6 +378,7 @@ impl Amounts {
             Field::Reserved => &mut self.reserved,
             Field::Charging => &mut self.charging,
             Field::Lingering => &mut self.lingering,
+            Field::LingeringPast => &mut self.lingering_past,
             Field::Carried => &mut self.carried,
         }
     }
@@ -371,16 +387,18 @@ impl Amounts {
         self.reserved == Micros::ZERO
             && self.charging == Micros::ZERO
             && self.lingering == Micros::ZERO
+            && self.lingering_past == Micros::ZERO
             && self.carried == Micros::ZERO
     }
 
     /// What this day (or the total) holds: bids in flight, wins being
-    /// charged, the learned share of expired bids, and what was carried
-    /// over a restart.
-    fn held(&self, late: &LateShare) -> Micros {
+    /// charged, the learned shares of expired bids (before and past their
+    /// late horizon), and what was carried over a restart.
+    fn held(&self, late: &Late) -> Micros {
         self.reserved
             .saturating_add(self.charging)
-            .saturating_add(late.of(self.lingering))
+            .saturating_add(late.share.of(self.lingering))
+            .saturating_add(late.past.of(self.lingering_past))
             .saturating_add(self.carried)
     }
 }
@@ -417,7 +435,7 @@ impl Counters {
             .unwrap_or_default()
     }
 
-    fn view(&self, day: i64, late: &LateShare) -> Spent {
+    fn view(&self, day: i64, late: &Late) -> Spent {
         let d = self.on(day);
         let held = |a: &Amounts| a.held(late);
         Spent {
@@ -426,6 +444,30 @@ impl Counters {
             held_today: held(&d),
             held: held(&self.total),
             over_today: d.over,
+        }
+    }
+}
+
+/// The learned shares lingering bids are held at: of bids whose
+/// reservation ended without a notice, those won later ([`LateShare`]);
+/// and of those that passed their late horizon still without one, those
+/// won after it. Most late wins come within minutes: held at the first
+/// share until their notices expire, silent losses locked some 15% of a
+/// daily budget all day where exchanges send no loss notices (value
+/// probe); past the horizon they hold only what such bids turn out to be
+/// worth.
+#[derive(Debug, Default)]
+struct Late {
+    share: LateShare,
+    past: LateShare,
+}
+
+impl Late {
+    /// A lingering bid was won; `past_horizon`: after its horizon.
+    fn won(&self, past_horizon: bool) {
+        self.share.won(past_horizon);
+        if past_horizon {
+            self.past.won(true);
         }
     }
 }
@@ -480,6 +522,8 @@ struct ExpirySum {
     reserved_down: Micros,
     lingering_up: Micros,
     lingering_down: Micros,
+    lingering_past_up: Micros,
+    lingering_past_down: Micros,
 }
 
 impl<'a> ExpirySums<'a> {
@@ -511,6 +555,8 @@ impl<'a> ExpirySums<'a> {
                     reserved_down: Micros::ZERO,
                     lingering_up: Micros::ZERO,
                     lingering_down: Micros::ZERO,
+                    lingering_past_up: Micros::ZERO,
+                    lingering_past_down: Micros::ZERO,
                 });
                 self.sums.len() - 1
             }
@@ -529,11 +575,17 @@ impl<'a> ExpirySums<'a> {
                 if s.lingering_up > Micros::ZERO {
                     c.change(Field::Lingering, s.day, s.lingering_up, true);
                 }
+                if s.lingering_past_up > Micros::ZERO {
+                    c.change(Field::LingeringPast, s.day, s.lingering_past_up, true);
+                }
                 if s.reserved_down > Micros::ZERO {
                     c.change(Field::Reserved, s.day, s.reserved_down, false);
                 }
                 if s.lingering_down > Micros::ZERO {
                     c.change(Field::Lingering, s.day, s.lingering_down, false);
+                }
+                if s.lingering_past_down > Micros::ZERO {
+                    c.change(Field::LingeringPast, s.day, s.lingering_past_down, false);
                 }
             }
         }
@@ -586,7 +638,12 @@ fn prior_hold(prior: Prior) -> Option<(Field, i64, Micros)> {
         Prior::None | Prior::Released { .. } => None,
         Prior::Carried { amount, day } => Some((Field::Carried, day, amount)),
         Prior::Reserved { amount, day, .. } => Some((Field::Reserved, day, amount)),
-        Prior::Lingering { amount, day, .. } => Some((Field::Lingering, day, amount)),
+        Prior::Lingering {
+            amount,
+            day,
+            past_horizon,
+            ..
+        } => Some((Field::lingering(past_horizon), day, amount)),
     }
 }
 
@@ -612,7 +669,7 @@ pub struct MemoryLedger {
     /// come from requests. Random, unless a process before this one's
     /// windows were taken on ([`Ledger::take_frequency`]): then theirs.
     window_key: OnceLock<[u64; 2]>,
-    late: LateShare,
+    late: Late,
     /// The day old per-day spend was last pruned.
     pruned_day: AtomicI64,
     /// The frequency shard the next expiry pass sweeps.
@@ -644,7 +701,7 @@ impl MemoryLedger {
             counters: Sharded::new(KEY_SHARDS),
             windows: Sharded::new(FREQ_SHARDS),
             window_key: OnceLock::new(),
-            late: LateShare::default(),
+            late: Late::default(),
             pruned_day: AtomicI64::new(i64::MIN),
             sweep: std::sync::atomic::AtomicUsize::new(0),
             seen: AtomicI64::new(i64::MIN),
@@ -847,21 +904,36 @@ impl MemoryLedger {
                 }
                 State::Lingering { past_horizon } => {
                     if !past_horizon {
-                        self.late.not_won();
+                        self.late.share.not_won();
                     }
+                    let (keys, day, amount) = (bid.keys.clone(), bid.day(), bid.amount);
                     if !past_horizon && at < bid.forget {
+                        // Past its horizon: held from now on at the share
+                        // of such bids won later still, which it counts
+                        // against until a win says otherwise.
+                        self.late.past.not_won();
                         bid.state = State::Lingering { past_horizon: true };
                         bid.next = bid.forget;
                         let next = bid.next;
                         shard.deadlines.push(Reverse((next, b)));
+                        let sum = sums.entry(&keys, day);
+                        sum.lingering_down = sum.lingering_down.saturating_add(amount);
+                        sum.lingering_past_up = sum.lingering_past_up.saturating_add(amount);
                         continue;
                     }
-                    let (keys, day, amount) = (bid.keys.clone(), bid.day(), bid.amount);
                     shard.bids.remove(b);
                     shard.lingering = shard.lingering.saturating_sub(1);
                     out.forgotten += 1;
                     let sum = sums.entry(&keys, day);
-                    sum.lingering_down = sum.lingering_down.saturating_add(amount);
+                    match past_horizon {
+                        false => {
+                            sum.lingering_down = sum.lingering_down.saturating_add(amount);
+                        }
+                        true => {
+                            sum.lingering_past_down =
+                                sum.lingering_past_down.saturating_add(amount);
+                        }
+                    }
                 }
             }
         }
@@ -961,7 +1033,7 @@ impl MemoryLedger {
         let field = match b.state {
             State::Charging => return None,
             State::Reserved => Some(Field::Reserved),
-            State::Lingering { .. } => Some(Field::Lingering),
+            State::Lingering { past_horizon } => Some(Field::lingering(past_horizon)),
             State::Released => None,
         };
         let b = shard.bids.remove(bid.0)?;
@@ -1107,9 +1179,10 @@ impl Ledger for MemoryLedger {
                     return Release::Unknown;
                 };
                 shard.lingering = shard.lingering.saturating_sub(1);
-                self.change_all(&b.keys, Field::Lingering, b.day(), b.amount, false);
+                let field = Field::lingering(past_horizon);
+                self.change_all(&b.keys, field, b.day(), b.amount, false);
                 if !past_horizon {
-                    self.late.not_won();
+                    self.late.share.not_won();
                 }
                 Release::Released
             }
@@ -1156,7 +1229,7 @@ impl Ledger for MemoryLedger {
                     for k in &keys {
                         let c = locked.get(k);
                         c.change(Field::Reserved, day, amount, true);
-                        c.change(Field::Lingering, day, amount, false);
+                        c.change(Field::lingering(past_horizon), day, amount, false);
                     }
                 }
                 drop(shard);
@@ -1647,7 +1720,7 @@ impl Ledger for MemoryLedger {
     }
 
     fn late_share_ppm(&self) -> u32 {
-        self.late.ppm()
+        self.late.share.ppm()
     }
 
     fn restore(&self, charge: &Charge, _now: Timestamp) {
@@ -1673,7 +1746,9 @@ impl Ledger for MemoryLedger {
             locked.get(&charge.keys[0]).kind = Some(kind);
         }
         if charge.late {
-            self.late.restore(1, 0);
+            // Whether it came past its horizon is not journaled: the share
+            // past it counts it from the next checkpoint on.
+            self.late.share.restore(1, 0);
         }
     }
 
@@ -1703,7 +1778,12 @@ impl Ledger for MemoryLedger {
                 self.bid_shard(bid)
                     .insert_charged(bid.0, forget.as_millis());
             }
-            Durable::Late { won, not_won } => self.late.restore(won, not_won),
+            Durable::Late { won, not_won, past } => {
+                self.late.share.restore(won, not_won);
+                if let Some((won, not_won)) = past {
+                    self.late.past.restore(won, not_won);
+                }
+            }
             Durable::Seen(t) => {
                 self.seen.fetch_max(t.as_millis(), Ordering::Relaxed);
             }
@@ -1755,8 +1835,12 @@ impl Ledger for MemoryLedger {
                 }
             }
         }
-        let (won, not_won) = self.late.outcomes();
-        out(Durable::Late { won, not_won });
+        let (won, not_won) = self.late.share.outcomes();
+        out(Durable::Late {
+            won,
+            not_won,
+            past: Some(self.late.past.outcomes()),
+        });
         out(Durable::Seen(Timestamp(now_ms)));
     }
 }
@@ -2608,7 +2692,12 @@ pub(crate) mod tests {
                 let c = counters.get(key).expect("counted");
                 let (_, a) = c.days.iter().find(|(d, _)| *d == day).expect("today");
                 assert_eq!(
-                    (a.spent, a.reserved, a.charging, a.lingering),
+                    (
+                        a.spent,
+                        a.reserved,
+                        a.charging,
+                        a.lingering.saturating_add(a.lingering_past),
+                    ),
                     (
                         Micros(won * 1_000),
                         Micros(reserved),
