@@ -616,6 +616,21 @@ redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
 "#;
 
+/// Marks a state created anew over a history a replica knows: Redis lost
+/// its data while no replica that knew the state was running, and a fresh
+/// one (no journal of its own) created a new state and bid on budgets the
+/// journals had already spent (replica probe: a daily budget bought twice).
+/// The epoch becomes `x-` and the one that replica knew: every replica's
+/// scripts refuse it (it is no replica's epoch) until `bidder ledger
+/// reconcile` writes a rebuilt one. KEYS: epoch. ARGV: the epoch found,
+/// the one the replica knew. 1 when marked, 0 when the epoch changed
+/// meanwhile.
+const CONFLICT: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], 'x-' .. ARGV[2])
+return 1
+"#;
+
 /// Reads spend counters: per pair of KEYS (a key's lifetime hash, its
 /// day's hash), `spent` and `kind`, then `spent` and `over`; empty for a
 /// key that is missing or of another type. Read-only. A pipeline of
@@ -657,6 +672,7 @@ pub(crate) struct Scripts {
     pub(crate) reset: Script,
     pub(crate) clean: Script,
     pub(crate) init: Script,
+    pub(crate) conflict: Script,
     pub(crate) read: Script,
 }
 
@@ -679,6 +695,7 @@ impl Scripts {
             reset: reclaiming(RESET),
             clean: with(CLEAN),
             init: Script::new(INIT),
+            conflict: Script::new(CONFLICT),
             read: Script::new(READ),
         }
     }

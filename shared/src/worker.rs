@@ -575,8 +575,34 @@ async fn check_epoch(
         ));
         return Ok(());
     }
+    if let Some(knew) = found.strip_prefix("x-") {
+        inner.health.lost(Some(format!(
+            "Redis's shared state was created anew after losing its data while a replica \
+             knew an earlier one ({knew}): budgeted line items stay off on every replica until \
+             `bidder ledger reconcile` rebuilds it from the journals"
+        )));
+        return Ok(());
+    }
     match remembered {
         Some(r) if r != found && !found.starts_with("r-") => {
+            // A state created by a fresh replica over a history this one
+            // knows: every replica stops, not this one alone.
+            let marked: Result<i64, String> = inner
+                .run(
+                    &inner.scripts.conflict,
+                    &[&inner.keys.epoch()],
+                    &[found.clone(), r.clone()],
+                )
+                .await;
+            if marked == Ok(1) {
+                tracing::error!(
+                    found = %found,
+                    knew = %r,
+                    "Redis's shared state was created anew over the history this replica \
+                     knows: every replica stops bidding on budgets until `bidder ledger \
+                     reconcile`"
+                );
+            }
             inner.health.lost(Some(format!(
                 "Redis's shared state was created anew ({found}, this replica knew {r}) after \
                  losing its data: budgeted line items stay off until `bidder ledger reconcile` \

@@ -228,6 +228,58 @@ fn a_fresh_replica_does_not_reopen_a_wiped_state() {
     );
 }
 
+/// Redis loses its data while no replica that knew the state runs: a fresh
+/// replica (no journal) creates a new state and bids, and a budget the
+/// journals had spent was bought again (replica probe). The first replica
+/// that knew the old state to come back marks the new one as a conflict,
+/// and every replica stops bidding on budgets until reconcile.
+#[test]
+fn a_state_created_anew_over_a_known_history_stops_every_replica() {
+    let dir = tmp("anew");
+    let mut server = RedisServer::start(&dir.join("redis")).unwrap();
+    let a_dir = dir.join("a");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    let k = K::new();
+    let now = Timestamp(NOON);
+    let daily = Cap::Daily(m(10));
+    {
+        let a = replica(&server, "a", Some(&a_dir), true);
+        a.l.reserve(&k.hold(1, m(10), daily, now, None), now)
+            .expect("A bids");
+        let c = a.l.begin_charge(&k.win(1, m(10), daily)).expect("charged");
+        a.l.commit(&c);
+    }
+    server.wipe().unwrap();
+    // Nobody that knew the state is running: a fresh replica creates one.
+    let c_dir = dir.join("c");
+    std::fs::create_dir_all(&c_dir).unwrap();
+    let c = replica(&server, "c", Some(&c_dir), true);
+    assert!(eventually(|| c.l.health().unavailable.is_none()));
+    c.l.reserve(&k.hold(3, m(1), daily, now, None), now)
+        .expect("the fresh replica bids on the state it created");
+    // A comes back: it knew the state before, and says the new one is not
+    // it, for every replica.
+    let a = replica(&server, "a", Some(&a_dir), false);
+    assert!(eventually(|| a.l.health().unavailable.is_some()));
+    assert!(
+        eventually(|| c.l.health().unavailable.is_some()),
+        "the fresh replica stops too: {:?}",
+        c.l.health()
+    );
+    assert!(
+        c.l.reserve(&k.hold(4, m(1), daily, now, None), now)
+            .is_err(),
+        "no budgeted bid on the conflicting state"
+    );
+    assert!(c.l.begin_charge(&k.win(3, m(1), daily)).is_err());
+    // A fresh replica started now does not take the marked state either.
+    let d_dir = dir.join("d");
+    std::fs::create_dir_all(&d_dir).unwrap();
+    let d = replica(&server, "d", Some(&d_dir), true);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(d.l.health().unavailable.is_some(), "{:?}", d.l.health());
+}
+
 /// A capped bid made on A and charged on B counts as an impression under
 /// the cap after its reservation has ended, on any replica.
 #[test]
