@@ -255,6 +255,7 @@ impl<'r> Offer<'r> {
                 companion_types: v.companiontype.to_vec(),
                 pod_duration: u(v.poddur),
                 no_progressive: no_progressive(&v.delivery),
+                cannot_require_companion: false,
             },
             version: creatives::VastVersion::from_protocols(
                 &protocols(&v.protocols, v.protocol),
@@ -288,6 +289,7 @@ impl<'r> Offer<'r> {
                 companion_types: a.companiontype.to_vec(),
                 pod_duration: u(a.poddur),
                 no_progressive: no_progressive(&a.delivery),
+                cannot_require_companion: false,
             },
             version: creatives::VastVersion::from_protocols(&a.protocols, ctx.vast_default),
             // Audio spots play between songs or episodes: in-stream.
@@ -295,6 +297,12 @@ impl<'r> Offer<'r> {
             linear: true,
             companion_battr: companion_battr(&a.companionad),
         });
+        // VAST 2.0 has no way to say a companion is required.
+        let marked = |mut o: AvOffer<'r>| {
+            o.slot.cannot_require_companion = o.version == Some(creatives::VastVersion::V2_0);
+            o
+        };
+        let (video, audio) = (video.map(marked), audio.map(marked));
         // A native imp without a request cannot be filled: `null` reads as
         // no request object.
         let native = imp

@@ -158,6 +158,16 @@ fn a_required_companion_the_slot_blocks_means_no_bid() {
         adm.contains("tent-640.jpg") && adm.contains("required=\"all\""),
         "{adm}"
     );
+    // A player that takes VAST 2.0 alone cannot be told the companion is
+    // required (2.0 has no `required`): no bid, the companion is why.
+    let mut v2 = r.clone();
+    v2["imp"][0]["audio"]["protocols"] = json!([2, 5]);
+    assert!(bids(&s, &v2).is_empty());
+    assert_eq!(creative_detail(&s, &v2, "tent-audio-music"), "companion");
+    v2["imp"][0]["audio"]["protocols"] = json!([2, 3]);
+    let b = bids(&s, &v2);
+    assert_eq!(b.len(), 1, "3.0 can say it: {b:?}");
+    assert!(b[0]["adm"].as_str().unwrap().contains("required=\"all\""));
     let mut r = r;
     for companion in r["imp"][0]["audio"]["companionad"].as_array_mut().unwrap() {
         companion["battr"] = json!([1]);

@@ -30,6 +30,10 @@ pub struct AvSlot<'a> {
     /// `delivery` lists methods and progressive (2) is not one: every
     /// rendition VAST writes is progressive (`vast.rs`), so none plays.
     pub no_progressive: bool,
+    /// The VAST the player takes cannot say a companion is required (2.0
+    /// has no `required` attribute): a creative that requires its
+    /// companion would play without the player knowing it must show it.
+    pub cannot_require_companion: bool,
 }
 
 /// Why a creative does not fit, in the order [`fit_av`] asks.
@@ -43,7 +47,8 @@ pub enum Misfit {
     Delivery,
     Mime,
     Bitrate,
-    /// The creative requires its companion and no offered slot takes it.
+    /// The creative requires its companion and no offered slot takes it,
+    /// or the VAST the player takes cannot say it is required.
     Companion,
 }
 
@@ -118,7 +123,7 @@ pub fn fit_av(
     // and security applied by the caller): a required companion none of
     // which may be shown leaves the spot without the companion it needs.
     let companion = pick_companion(companions, slot);
-    if companion.is_none() && creative.companion_required {
+    if creative.companion_required && (companion.is_none() || slot.cannot_require_companion) {
         return Err(Misfit::Companion);
     }
     Ok(AvFit {
