@@ -41,7 +41,7 @@ impl Dialect {
     /// versions before 2.5 are answered as it is answered.
     pub fn of_header(value: Option<&[u8]>) -> Dialect {
         match value.map(<[u8]>::trim_ascii) {
-            Some(v) if v.starts_with(b"2.") && v.len() == 3 && v[2] <= b'5' => Dialect::V2_5,
+            Some([b'2', b'.', minor]) if (b'0'..=b'5').contains(minor) => Dialect::V2_5,
             _ => Dialect::V2_6,
         }
     }
@@ -432,6 +432,25 @@ fn push_price(out: &mut String, price: Micros) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 2.5 and the 2.x before it are answered in 2.5; anything else (2.6,
+    /// a later version, a value that is no version, none) in 2.6.
+    #[test]
+    fn the_version_header_picks_the_dialect() {
+        for (value, dialect) in [
+            (Some(&b"2.5"[..]), Dialect::V2_5),
+            (Some(b" 2.5 "), Dialect::V2_5),
+            (Some(b"2.0"), Dialect::V2_5),
+            (Some(b"2.6"), Dialect::V2_6),
+            (Some(b"2./"), Dialect::V2_6),
+            (Some(b"2.50"), Dialect::V2_6),
+            (Some(b"3.0"), Dialect::V2_6),
+            (Some(b""), Dialect::V2_6),
+            (None, Dialect::V2_6),
+        ] {
+            assert_eq!(Dialect::of_header(value), dialect, "{value:?}");
+        }
+    }
 
     #[test]
     fn prices_are_exact_decimals() {

@@ -207,6 +207,62 @@ orders:
     }
 }
 
+/// Day-parts on the user's clock meet budgets and flights on UTC days:
+/// New York's 20:00-22:00 is 01:00-03:00 UTC of the next UTC day. Counted
+/// on the user's dates, the plan funded an evening after the UTC flight
+/// had ended and a quarter of a three-day budget was never spent (review).
+#[tokio::test]
+async fn a_budget_day_parted_on_the_users_clock_is_spent_within_its_utc_flight() {
+    let config = config::load_files(&[(
+        "shop.yaml".into(),
+        r#"advertiser: { id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }
+creatives:
+  - { id: b300, format: display, size: 300x250, image_url: "https://cdn.shop.example/b.png", click_url: "https://shop.example/" }
+orders:
+  - id: o1
+    service: self_service
+    budget: 5000.00
+    flight: { start: 2026-11-24, end: 2026-11-26 }
+    line_items:
+      - id: li
+        media: display
+        cpm: 50.00
+        shading: false
+        budget: { lifetime: 30.00 }
+        creatives: [b300]
+        targeting:
+          dayparts:
+            timezone: user
+            slots: [{ days: [mon, tue, wed, thu, fri, sat, sun], from: "20:00", to: "22:00" }]
+"#
+        .to_string(),
+    )])
+    .expect("valid config");
+    let new_york = br#"{"id":"r","at":2,"tmax":500,"cur":["USD"],"imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"id":"s","domain":"news.example","page":"https://news.example/a"},"device":{"devicetype":2,"ua":"Mozilla/5.0","geo":{"country":"USA","utcoffset":-300}},"user":{"buyeruid":"USER"}}"#;
+    let o = Options {
+        hours: 72,
+        traffic: vec![new_york.to_vec()],
+        ..opts(0.1)
+    };
+    let report = simulate(config, &o).await;
+    let spent: i64 = report
+        .rows
+        .iter()
+        .filter(|r| r.hour % 24 == 23)
+        .map(|r| r.spend.as_i64())
+        .sum();
+    assert!(
+        spent >= config::Micros::from_units(29).as_i64(),
+        "{} of 30.00 spent\n{}",
+        config::Micros(spent),
+        report.table()
+    );
+    assert!(report
+        .rows
+        .iter()
+        .all(|r| r.overspend == config::Micros::ZERO));
+}
+
 #[tokio::test]
 async fn a_daily_budget_spends_as_demand_comes_and_stops_at_the_cap() {
     // 10.00 a day at 0.05: 200 impressions, won within the first hour.

@@ -724,13 +724,9 @@ impl Dayparts {
             }
             days[i] = merged;
         }
-        let minutes = days
-            .each_ref()
-            .map(|d| d.iter().map(|(f, t)| u32::from(t - f)).sum::<u32>());
         OpenWeek {
             timezone: self.timezone,
             days,
-            minutes,
         }
     }
 }
@@ -747,7 +743,6 @@ pub struct OpenWeek {
     /// Per weekday (Monday first), its open minutes as sorted, disjoint
     /// `[from, to)` spans.
     days: [Vec<(u16, u16)>; 7],
-    minutes: [u32; 7],
 }
 
 /// How much of a paced line item's time is open: the minutes it may bid in
@@ -763,35 +758,53 @@ pub struct OpenTime {
 impl OpenWeek {
     /// The open time at `now` for a user `utcoffset_minutes` east of UTC
     /// (read as day-parts read it), of a flight ending on `flight_end`.
-    /// Days are counted from the user's (or UTC's) date, as the slots are.
+    /// Counted on the ledger's clock: today is the UTC day (budgets and
+    /// flights are in UTC days), and its open minutes are those whose time
+    /// on the slots' clock is open. A user 5 hours west whose slots open at
+    /// 20:00 has them at 01:00 UTC of the next UTC day: counted from the
+    /// user's own dates, the plan funded a last evening after the UTC
+    /// flight had ended, and a fifth of a four-day budget was never spent.
     pub fn open_time(
         &self,
         now: Timestamp,
         utcoffset_minutes: Option<i32>,
         flight_end: Date,
     ) -> OpenTime {
+        const DAY: i64 = MINUTES_A_DAY as i64;
         let offset = self.timezone.offset_minutes(utcoffset_minutes);
-        let local = Timestamp(now.0.saturating_add(offset * 60_000));
-        let today = local.date();
-        let first = today.weekday() as usize;
-        let minute = local.minute_of_day();
-        let elapsed: u32 = self.days[first]
-            .iter()
-            .map(|&(from, to)| u32::from(to.min(minute + 1).saturating_sub(from)))
-            .sum();
-        // The flight's last day is a UTC date; a user ahead of UTC may be
-        // a day past it while UTC is still on it: today counts then.
+        let today = now.date();
+        let start = today.days_since_epoch().saturating_mul(DAY);
+        // Open minutes of the UTC minutes [from, to), at most a day apart.
+        let open = |from: i64, to: i64| -> u32 {
+            let (from, to) = (from + offset, to + offset);
+            let mut total = 0;
+            let mut day = from.div_euclid(DAY);
+            while day * DAY < to {
+                let base = day * DAY;
+                let (a, b) = (from.max(base) - base, to.min(base + DAY) - base);
+                let weekday = Date::from_days_since_epoch(day).weekday() as usize;
+                total += self.days[weekday]
+                    .iter()
+                    .map(|&(f, t)| {
+                        let (f, t) = (i64::from(f).max(a), i64::from(t).min(b));
+                        u32::try_from((t - f).max(0)).unwrap_or(0)
+                    })
+                    .sum::<u32>();
+                day += 1;
+            }
+            total
+        };
+        let minute = now.0.div_euclid(60_000);
+        let elapsed = open(start, minute + 1);
+        // A week of UTC days from today: the pattern the flight repeats.
+        let week: [u32; 7] =
+            std::array::from_fn(|i| open(start + i as i64 * DAY, start + (i as i64 + 1) * DAY));
         let days = (flight_end.days_since_epoch() - today.days_since_epoch() + 1).max(1);
-        let week: u32 = self.minutes.iter().sum();
         let (weeks, rest) = (days / 7, (days % 7) as usize);
         let span = u32::try_from(weeks)
             .unwrap_or(u32::MAX)
-            .saturating_mul(week)
-            .saturating_add(
-                (0..rest)
-                    .map(|i| self.minutes[(first + i) % 7])
-                    .sum::<u32>(),
-            );
+            .saturating_mul(week.iter().sum())
+            .saturating_add(week[..rest].iter().sum::<u32>());
         OpenTime { elapsed, span }
     }
 }
@@ -1270,16 +1283,47 @@ mod tests {
         );
         // 42 days from Wednesday: 6 weeks of 7 × 120 + 60.
         assert_eq!(long.span, 6 * (7 * 120 + 60));
-        // The user's clock: at 20:00 UTC on Tuesday it is 01:00 Wednesday in
-        // Tokyo (+9), where the same slots read in user time open.
+        // The user's clock, on UTC days. At 16:00 UTC on Tuesday it is 01:00
+        // Wednesday in Tokyo (+9): Tuesday's UTC day holds Wednesday's
+        // 00:00-03:00 there, and each later UTC day to Saturday the next
+        // local day's 120 (Sunday's at 15:00 UTC on Saturday, in the flight).
         let user = Dayparts {
             timezone: DaypartZone::User,
             ..parts.clone()
         }
         .open_week();
         let tokyo = user.open_time(ts("2026-11-24T16:00:00Z"), Some(540), end);
-        assert_eq!(tokyo.elapsed, 61);
-        assert_eq!(tokyo.span, 540);
+        assert_eq!(
+            tokyo,
+            OpenTime {
+                elapsed: 61,
+                span: 180 + 4 * 120
+            }
+        );
+        // New York (-5), 20:00-22:00 there is 01:00-03:00 UTC of the next
+        // UTC day: the flight's last UTC day holds Friday's evening, and no
+        // evening after the flight is funded.
+        let evenings = Dayparts {
+            timezone: DaypartZone::User,
+            slots: vec![slot(&Weekday::ALL, 20 * 60, 22 * 60)],
+        }
+        .open_week();
+        let ny = |t: &str| evenings.open_time(ts(t), Some(-300), end);
+        assert_eq!(
+            ny("2026-11-25T00:30:00Z"),
+            OpenTime {
+                elapsed: 0,
+                span: 4 * 120
+            }
+        );
+        assert_eq!(ny("2026-11-25T02:30:00Z").elapsed, 91);
+        assert_eq!(
+            ny("2026-11-28T12:00:00Z"),
+            OpenTime {
+                elapsed: 120,
+                span: 120
+            }
+        );
         // A UTC week ignores the offset.
         assert_eq!(
             week.open_time(ts("2026-11-24T16:00:00Z"), Some(540), end)

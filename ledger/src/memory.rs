@@ -1747,8 +1747,11 @@ impl Ledger for MemoryLedger {
         }
         if charge.late {
             // Whether it came past its horizon is not journaled: the share
-            // past it counts it from the next checkpoint on.
+            // past it counts it as if it had (the checkpoint counted the bid
+            // as not won there, and a win since is not taken back), the
+            // safe side: it holds more until newer outcomes outweigh it.
             self.late.share.restore(1, 0);
+            self.late.past.restore(1, 0);
         }
     }
 
