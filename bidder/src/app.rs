@@ -2351,19 +2351,21 @@ impl App {
         snap: Option<&Snapshot>,
         e: audiences::Event,
     ) -> Result<Option<reports::attribution::Conversion>, String> {
-        let purchase = match e.kind {
-            audiences::EventKind::View => false,
-            audiences::EventKind::Purchase => true,
-            audiences::EventKind::Interest => return Ok(None),
-        };
-        // A conversion dated ahead of this clock (beyond a little skew
-        // between machines) is a mistake or a trick: it could outlive
-        // every window and crowd out the conversions counted before it.
+        // An event dated ahead of this clock (beyond a little skew between
+        // machines) is a mistake or a trick: a conversion could outlive
+        // every window and crowd out the conversions counted before it, and
+        // an interest of a wrong year took the store's room and matched
+        // nothing until then (audiences probe).
         if e.at.as_millis() > self.clock.now().as_millis() + FUTURE_SKEW_MS {
             return Err(
                 "\"at\" is in the future (more than an hour ahead of the bidder's clock)".into(),
             );
         }
+        let purchase = match e.kind {
+            audiences::EventKind::View => false,
+            audiences::EventKind::Purchase => true,
+            audiences::EventKind::Interest => return Ok(None),
+        };
         // An advertiser's own event names one of the config's: any
         // other name would keep it apart from every audience.
         if let (Some(adv), Some(snap)) = (&e.advertiser, snap) {

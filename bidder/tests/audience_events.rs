@@ -67,6 +67,34 @@ fn a_bad_line_applies_nothing_and_names_the_line() {
     );
 }
 
+/// An event dated more than an hour ahead of the bidder's clock is refused,
+/// an interest as a view or a purchase is (an interest of a wrong year was
+/// taken and matched nothing until then: audiences probe), and the batch
+/// applies nothing.
+#[test]
+fn events_from_the_future_are_refused_whatever_their_kind() {
+    let s = server_with_token();
+    for line in [
+        r#"{"user":"later","event":"interest","interest":"hiking","at":"2100-01-01T00:00:00Z"}"#,
+        r#"{"user":"later","event":"view","product":"B0TENT0002","at":"2100-01-01T00:00:00Z"}"#,
+    ] {
+        let body = format!("{VIEW}\n{line}\n");
+        let r = post(
+            s.admin,
+            "/v1/audience-events",
+            &[("Authorization", "Bearer s3cret-token")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{line}: {}", r.text());
+        assert!(
+            r.text().contains("line 2") && r.text().contains("in the future"),
+            "{}",
+            r.text()
+        );
+        assert_eq!(bid_for(&s, "new-shopper"), 204, "nothing applied");
+    }
+}
+
 /// A body that is not UTF-8 is refused whole (read on a blocking thread
 /// since the body moved there uncopied): 400, and its good line applied
 /// nowhere; the next upload is taken as ever.
