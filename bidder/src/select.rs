@@ -444,10 +444,13 @@ const CANDIDATE_BATCH: usize = 64;
 /// user's time zone) a day-parted line item's pacing plan is read at; none
 /// where only the caps matter (billing a win).
 pub(crate) fn limits<'i>(item: &'i Item, ctx: Option<&Context<'_>>) -> [Limit<'i>; 2] {
-    // Only a paced budget has a plan to read it for.
-    let paced = matches!(item.budget, config::Budget::Lifetime(_)) && !item.flight.is_open_ended();
-    let open = match (ctx, &item.rules) {
-        (Some(ctx), Some(rules)) if paced => {
+    // Only a paced budget's plan reads the open time. Most line items have
+    // no rules: that is looked at first.
+    let paced = |item: &Item| {
+        matches!(item.budget, config::Budget::Lifetime(_)) && !item.flight.is_open_ended()
+    };
+    let open = match (ctx, item.rules.as_deref()) {
+        (Some(ctx), Some(rules)) if rules.has_daypart() && paced(item) => {
             rules.open_time(ctx.now, ctx.utcoffset, item.flight.end)
         }
         _ => None,

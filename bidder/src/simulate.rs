@@ -441,8 +441,10 @@ impl Pacing {
                 Budget::Lifetime(total) => (
                     ledger::planned_today(
                         total,
-                        flight.end,
-                        open.as_ref().map(|w| w.open_time(now, None, flight.end)),
+                        ledger::Plan::of(
+                            flight.end,
+                            open.as_ref().map(|w| w.open_time(now, None, flight.end)),
+                        ),
                         &spent,
                         now,
                     ),

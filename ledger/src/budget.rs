@@ -19,15 +19,31 @@ pub enum Cap {
     /// A total over the flight, not paced (an order's budget).
     Lifetime(Micros),
     /// A total over the flight, spread evenly: see [`planned_today`].
-    /// `open`: a day-parted line item's open time now (its plan spreads
-    /// over its open minutes); `None`: every minute is open.
-    Paced {
-        total: Micros,
-        flight_end: Date,
-        open: Option<config::OpenTime>,
-    },
+    Paced { total: Micros, plan: Plan },
     /// No cap known (the line item left the config): record, never refuse.
     None,
+}
+
+/// The minutes a paced budget is spread over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Every minute to the end of the flight's last day.
+    Even { flight_end: Date },
+    /// A day-parted line item's open minutes, as they are now
+    /// ([`config::OpenWeek::open_time`], which counted them to the end of
+    /// its flight). One variant or the other, not both: the cap is copied
+    /// for every budget a bid checks, and is kept to its size before.
+    Open(config::OpenTime),
+}
+
+impl Plan {
+    /// Day-parted (`open`) or not.
+    pub fn of(flight_end: Date, open: Option<config::OpenTime>) -> Plan {
+        match open {
+            Some(o) => Plan::Open(o),
+            None => Plan::Even { flight_end },
+        }
+    }
 }
 
 impl Cap {
@@ -50,8 +66,7 @@ impl Cap {
             config::Budget::Lifetime(total) if flight.is_open_ended() => Cap::Lifetime(total),
             config::Budget::Lifetime(total) => Cap::Paced {
                 total,
-                flight_end: flight.end,
-                open,
+                plan: Plan::of(flight.end, open),
             },
         }
     }
@@ -144,18 +159,14 @@ impl Spent {
             Cap::Lifetime(c) if !within(c, self.lifetime.saturating_add(self.held)) => {
                 Err(Refusal::Budget)
             }
-            Cap::Paced {
-                total,
-                flight_end,
-                open,
-            } => {
+            Cap::Paced { total, plan } => {
                 if !within(total, self.lifetime.saturating_add(self.held)) {
                     return Err(Refusal::Budget);
                 }
                 // A bid may go out while what is held is at or under the
                 // plan: spend overshoots the curve by one impression at most
                 // (an impression may cost more than a minute's plan).
-                let planned = planned_today(total, flight_end, open, self, now);
+                let planned = planned_today(total, plan, self, now);
                 if self.today.saturating_add(self.held_today) > planned {
                     return Err(Refusal::Pacing);
                 }
@@ -189,16 +200,10 @@ impl Spent {
 /// Jalali, Dasdan, "Real Time Bid Optimization with Smooth Budget Delivery
 /// in Online Advertising", 2013), decided per slot from spend instead of
 /// from a probability.
-pub fn planned_today(
-    total: Micros,
-    flight_end: Date,
-    open: Option<config::OpenTime>,
-    spent: &Spent,
-    now: Timestamp,
-) -> Micros {
+pub fn planned_today(total: Micros, plan: Plan, spent: &Spent, now: Timestamp) -> Micros {
     let before_today = spent.lifetime.saturating_sub(spent.today);
     let left = total.saturating_sub(before_today).as_i64().max(0);
-    let (elapsed, span) = plan_minutes(flight_end, open, now);
+    let (elapsed, span) = plan_minutes(plan, now);
     // i128: budgets up to i64 micros times the minutes of any flight
     // cannot overflow.
     Micros((i128::from(left) * i128::from(elapsed) / i128::from(span)) as i64)
@@ -209,16 +214,12 @@ pub fn planned_today(
 /// the end of the flight; every minute, or a day-parted line item's open
 /// ones. The plan is what was left at the start of today times
 /// `elapsed / span`; with no open minute left (`span` 0), all of it.
-pub fn plan_minutes(
-    flight_end: Date,
-    open: Option<config::OpenTime>,
-    now: Timestamp,
-) -> (i64, i64) {
+pub fn plan_minutes(plan: Plan, now: Timestamp) -> (i64, i64) {
     const MINUTES: i64 = 24 * 60;
-    match open {
-        Some(o) if o.span > 0 => (i64::from(o.elapsed.min(o.span)), i64::from(o.span)),
-        Some(_) => (1, 1),
-        None => {
+    match plan {
+        Plan::Open(o) if o.span > 0 => (i64::from(o.elapsed.min(o.span)), i64::from(o.span)),
+        Plan::Open(_) => (1, 1),
+        Plan::Even { flight_end } => {
             let days_left =
                 (flight_end.days_since_epoch() - now.date().days_since_epoch() + 1).max(1);
             (i64::from(now.minute_of_day()) + 1, days_left * MINUTES)
@@ -247,8 +248,7 @@ mod tests {
         let end = Date::parse("2026-11-30").unwrap();
         let paced = Cap::Paced {
             total: Micros::from_units(700),
-            flight_end: end,
-            open: None,
+            plan: Plan::Even { flight_end: end },
         };
         let zero = Micros::ZERO;
         // 2026-11-24 is 7 days before the end, inclusive: 100 a day.

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use config::{Date, Micros, Timestamp};
 
 use crate::{
-    BidKey, BudgetKind, Cap, FrequencyHold, Hold, Ledger, Limit, NotCharged, Outcome, Refusal,
-    Release, SpendKey, Win,
+    BidKey, BudgetKind, Cap, FrequencyHold, Hold, Ledger, Limit, NotCharged, Outcome, Plan,
+    Refusal, Release, SpendKey, Win,
 };
 
 /// Generates one `#[test]` per check for a ledger made by `$make`.
@@ -371,8 +371,9 @@ pub fn pacing_is_checked_with_the_reservation(b: &Backend<'_>) {
     // 700 over the 7 days to 2026-11-30: 100 a day, about 0.0694 a minute.
     let paced = Cap::Paced {
         total: m(700),
-        flight_end: Date::parse("2026-11-30").expect("date"),
-        open: None,
+        plan: Plan::Even {
+            flight_end: Date::parse("2026-11-30").expect("date"),
+        },
     };
     let midnight = at(-12 * 3_600_000);
     let cost = Micros(10_000);
@@ -398,8 +399,7 @@ pub fn pacing_is_checked_with_the_reservation(b: &Backend<'_>) {
     let k = Keys::new();
     let parted = Cap::Paced {
         total: m(700),
-        flight_end: Date::parse("2026-11-30").expect("date"),
-        open: Some(config::OpenTime {
+        plan: Plan::Open(config::OpenTime {
             elapsed: 60,
             span: 840,
         }),
@@ -561,8 +561,9 @@ pub fn the_budget_kind_is_remembered(b: &Backend<'_>) {
     assert_eq!(l.budget_kind("li"), None);
     let cap = Cap::Paced {
         total: m(100),
-        flight_end: Date::parse("2026-12-31").expect("date"),
-        open: None,
+        plan: Plan::Even {
+            flight_end: Date::parse("2026-12-31").expect("date"),
+        },
     };
     charge(&*l, &k.win(1, now.date(), Micros(1), cap));
     assert_eq!(l.budget_kind("li"), Some(BudgetKind::Lifetime));

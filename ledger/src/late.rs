@@ -98,8 +98,12 @@ impl LateShare {
         // units): the constant division is then a multiply, where 128 bits
         // called a library division, on every read of a budget. The share
         // is read once: both paths round the same share.
+        // Nothing lingering, as for nearly every budget: no share to read.
+        if amount.as_i64() <= 0 {
+            return config::Micros::ZERO;
+        }
         let ppm = self.ppm();
-        let a = amount.as_i64().max(0);
+        let a = amount.as_i64();
         let small = u64::try_from(a).unwrap_or(0);
         if let Some(p) = small.checked_mul(u64::from(ppm)) {
             if let Ok(v) = i64::try_from(p.div_ceil(PPM)) {

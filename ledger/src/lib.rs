@@ -34,7 +34,7 @@ mod table;
 
 pub use books::{Books, ChargeError};
 pub use budget::{
-    impression_cost, plan_minutes, planned_today, BudgetKind, Cap, Limit, Refusal, Spent,
+    impression_cost, plan_minutes, planned_today, BudgetKind, Cap, Limit, Plan, Refusal, Spent,
 };
 pub use key::{BidId, BidKey, SpendKey};
 pub use late::LateShare;

@@ -395,11 +395,16 @@ impl Amounts {
     /// charged, the learned shares of expired bids (before and past their
     /// late horizon), and what was carried over a restart.
     fn held(&self, late: &Late) -> Micros {
-        self.reserved
+        let held = self
+            .reserved
             .saturating_add(self.charging)
-            .saturating_add(late.share.of(self.lingering))
+            .saturating_add(self.carried);
+        // Nearly always none lingering: one test for both shares.
+        if (self.lingering.as_i64() | self.lingering_past.as_i64()) == 0 {
+            return held;
+        }
+        held.saturating_add(late.share.of(self.lingering))
             .saturating_add(late.past.of(self.lingering_past))
-            .saturating_add(self.carried)
     }
 }
 

@@ -1179,7 +1179,7 @@ fn plan(
                     // The hour's last minute.
                     let at = Timestamp(day.days_since_epoch() * DAY_MS + h * HOUR_MS - 60_000);
                     let open = open.map(|w| w.open_time(at, None, flight.end));
-                    ledger::planned_today(total, flight.end, open, &spent, at)
+                    ledger::planned_today(total, ledger::Plan::of(flight.end, open), &spent, at)
                 })
                 .collect()
         }

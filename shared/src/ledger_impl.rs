@@ -989,12 +989,8 @@ fn cap_args(cap: Cap, now: Timestamp) -> (i64, i64, i64, i64) {
         Cap::None => (0, 0, 0, 0),
         Cap::Daily(c) => (1, c.as_i64(), 0, 0),
         Cap::Lifetime(c) => (2, c.as_i64(), 0, 0),
-        Cap::Paced {
-            total,
-            flight_end,
-            open,
-        } => {
-            let (elapsed, span) = ledger::plan_minutes(flight_end, open, now);
+        Cap::Paced { total, plan } => {
+            let (elapsed, span) = ledger::plan_minutes(plan, now);
             (3, total.as_i64(), elapsed, span)
         }
     }
