@@ -1454,7 +1454,17 @@ async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
             unsaved: Some(e), ..
         }))) => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("events applied but not saved to the state directory ({e}); retry the batch\n"),
+            match e.kind() {
+                // The same batch retried meets the same bound: saying
+                // "retry" sent uploaders round in circles (audiences probe).
+                std::io::ErrorKind::QuotaExceeded => format!(
+                    "events applied but not saved to the state directory ({e}); a retry is \
+                     refused the same way until older days are removed or the bound is raised\n"
+                ),
+                _ => format!(
+                    "events applied but not saved to the state directory ({e}); retry the batch\n"
+                ),
+            },
         ),
         Ok(Ok(Ok(crate::app::Appended {
             applied,

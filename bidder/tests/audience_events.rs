@@ -95,6 +95,39 @@ fn events_from_the_future_are_refused_whatever_their_kind() {
     }
 }
 
+/// A batch the audience log's bound cannot take is applied but not saved,
+/// and the answer says a retry meets the same bound (it said "retry the
+/// batch", which only went round in circles: audiences probe).
+#[test]
+fn a_batch_past_the_log_bound_says_a_retry_will_not_help() {
+    let state = common::tempdir("audience-log-bound");
+    let s = Server::start_in_with(
+        &repo().join("examples/config"),
+        &state,
+        common::ts("2026-11-24T12:00:00Z"),
+        |s| {
+            s.audience_token = Some("s3cret-token".into());
+            s.max_audience_log_bytes = 200;
+        },
+    );
+    let body: String = (0..20)
+        .map(|i| {
+            format!(
+                "{{\"user\":\"u-{i}\",\"event\":\"view\",\"product\":\"B0TENT0002\",\"at\":\"2026-11-23T08:00:00Z\"}}\n"
+            )
+        })
+        .collect();
+    let r = post(
+        s.admin,
+        "/v1/audience-events",
+        &[("Authorization", "Bearer s3cret-token")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("refused the same way"), "{}", r.text());
+    assert!(!r.text().contains("retry the batch"), "{}", r.text());
+}
+
 /// A body that is not UTF-8 is refused whole (read on a blocking thread
 /// since the body moved there uncopied): 400, and its good line applied
 /// nowhere; the next upload is taken as ever.
