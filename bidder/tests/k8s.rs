@@ -51,16 +51,32 @@ fn variants() -> &'static [Variant] {
         let dir = dir.canonicalize().unwrap();
         let up = "../".repeat(dir.components().count() - 1);
         let rel = |p: &Path| format!("{up}{}", p.strip_prefix("/").unwrap().display());
-        std::fs::write(
-            dir.join("kustomization.yaml"),
-            format!(
-                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-                 resources:\n  - {}\ncomponents:\n  - {}\n",
-                rel(&k8s.join("overlays/production")),
-                rel(&k8s.join("components/managed-redis")),
-            ),
-        )
-        .unwrap();
+        // The production overlay with the edit k8s/README.md gives for a
+        // managed Redis, made as an operator makes it: its Redis component
+        // swapped for managed-redis (a wrapper adding the component passed
+        // while the documented edit failed to render: ops probe). Its
+        // patch files are copied beside it, as kustomize reads them only
+        // from under its root.
+        let overlay = k8s.join("overlays/production");
+        let text = std::fs::read_to_string(overlay.join("kustomization.yaml")).unwrap();
+        let (redis, base) = ("components:\n  - redis\n", "  - ../../base\n");
+        assert!(text.contains(redis) && text.contains(base), "{text}");
+        let edited = text
+            .replace(
+                redis,
+                &format!(
+                    "components:\n  - {}\n",
+                    rel(&k8s.join("components/managed-redis"))
+                ),
+            )
+            .replace(base, &format!("  - {}\n", rel(&k8s.join("base"))));
+        std::fs::write(dir.join("kustomization.yaml"), edited).unwrap();
+        for f in std::fs::read_dir(&overlay).unwrap() {
+            let f = f.unwrap();
+            if f.file_type().unwrap().is_file() && f.file_name() != "kustomization.yaml" {
+                std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+            }
+        }
         [
             ("base", k8s.join("base"), true),
             ("production", k8s.join("overlays/production"), true),
