@@ -601,7 +601,7 @@ impl Journal {
         }
         let (tx, rx) = mpsc::channel::<Job>();
         let failing = Arc::new(Failing::new(options.stall_after));
-        let writer = Writer {
+        let mut writer = Writer {
             failing: failing.clone(),
             _lock: lock,
             storage,
@@ -613,6 +613,10 @@ impl Journal {
             since_compaction: replayed.charges,
             options,
         };
+        // Probed once before the journal is handed out: on a full or
+        // read-only volume the bidder started ready and bid for a second,
+        // until the writer's first probe (ops probe).
+        writer.probe();
         let writer = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || writer.run(rx))

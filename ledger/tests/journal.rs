@@ -278,6 +278,9 @@ async fn a_volume_under_its_reserve_fails_the_journal() {
         },
     )
     .unwrap();
+    // From the start: probed before the journal is handed out, not a
+    // second later (ops probe: ready, and bidding, meanwhile).
+    assert!(s.books.journal_failing(), "failing as it opens");
     until_failing(&s.books, true).await;
     let why = s.books.journal().unwrap().failing().unwrap();
     assert!(why.contains("bytes free, under the"), "{why}");
