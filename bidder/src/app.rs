@@ -1102,8 +1102,19 @@ impl App {
         });
         match loaded {
             Ok(config) => {
+                let before = self.snapshot.load().as_ref().map_or(0, |s| s.items.len());
                 let loaded = self.install(config);
                 tracing::info!("config loaded: {}", loaded.summary);
+                // Valid, and most likely a mistake (a directory emptied of
+                // its advertisers' files by a copy half done): said loudly,
+                // since every request then gets no bid (ops probe: it was
+                // one info line).
+                if loaded.summary.line_items == 0 && before > 0 {
+                    tracing::warn!(
+                        "the config loaded has no line items (the one before had {before}): \
+                         nothing is bid on until one comes back"
+                    );
+                }
                 Ok(loaded)
             }
             Err(problems) => {
