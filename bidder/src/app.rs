@@ -423,6 +423,8 @@ pub struct Uploaded {
 
 /// How far ahead of the bidder's clock a view or purchase may be dated.
 const FUTURE_SKEW_MS: i64 = audiences::FUTURE_SKEW_MS;
+/// Why an event dated past [`FUTURE_SKEW_MS`] ahead is refused.
+const FUTURE: &str = "\"at\" is in the future (more than an hour ahead of the bidder's clock)";
 
 /// Waiting bids asked after in Redis in one round of the upkeep
 /// ([`App::settle_awaiting`]): a flood of calls for unwon bids costs Redis
@@ -1103,17 +1105,20 @@ impl App {
         match loaded {
             Ok(config) => {
                 let before = self.snapshot.load().as_ref().map_or(0, |s| s.items.len());
-                let loaded = self.install(config);
+                let mut loaded = self.install(config);
                 tracing::info!("config loaded: {}", loaded.summary);
                 // Valid, and most likely a mistake (a directory emptied of
                 // its advertisers' files by a copy half done): said loudly,
-                // since every request then gets no bid (ops probe: it was
-                // one info line).
+                // in the log and to whoever asked for the reload, since
+                // every request then gets no bid (ops probe: it was one
+                // info line).
                 if loaded.summary.line_items == 0 && before > 0 {
-                    tracing::warn!(
+                    let why = format!(
                         "the config loaded has no line items (the one before had {before}): \
                          nothing is bid on until one comes back"
                     );
+                    tracing::warn!("{why}");
+                    loaded.warnings.push(why);
                 }
                 Ok(loaded)
             }
@@ -2334,8 +2339,21 @@ impl App {
         let snap = self.snapshot.load();
         let mut out = Vec::new();
         let whole = skipped.is_some();
+        let now = self.clock.now().as_millis();
+        let is_future = |at: config::Timestamp| at.as_millis() > now + FUTURE_SKEW_MS;
         audiences::for_each_jsonl_line(source, text, whole, |line, e| {
-            match self.conversion(snap.as_deref(), e) {
+            // An upload refuses an interest from the future as it refuses
+            // a view or a purchase: one of a wrong year took the store's
+            // room and matched nothing until then (audiences probe). A
+            // `--data` file's interests are the store's to load, not sales
+            // to skip here.
+            let refused = (!whole && e.kind == audiences::EventKind::Interest && is_future(e.at))
+                .then(|| FUTURE.to_string());
+            let counted = match refused {
+                Some(reason) => Err(reason),
+                None => self.conversion(snap.as_deref(), e, &is_future),
+            };
+            match counted {
                 Ok(Some(c)) => out.push(c),
                 Ok(None) => {}
                 Err(reason) => {
@@ -2361,22 +2379,19 @@ impl App {
         &self,
         snap: Option<&Snapshot>,
         e: audiences::Event,
+        is_future: &dyn Fn(config::Timestamp) -> bool,
     ) -> Result<Option<reports::attribution::Conversion>, String> {
-        // An event dated ahead of this clock (beyond a little skew between
-        // machines) is a mistake or a trick: a conversion could outlive
-        // every window and crowd out the conversions counted before it, and
-        // an interest of a wrong year took the store's room and matched
-        // nothing until then (audiences probe).
-        if e.at.as_millis() > self.clock.now().as_millis() + FUTURE_SKEW_MS {
-            return Err(
-                "\"at\" is in the future (more than an hour ahead of the bidder's clock)".into(),
-            );
-        }
         let purchase = match e.kind {
             audiences::EventKind::View => false,
             audiences::EventKind::Purchase => true,
             audiences::EventKind::Interest => return Ok(None),
         };
+        // A conversion dated ahead of this clock (beyond a little skew
+        // between machines) is a mistake or a trick: it could outlive
+        // every window and crowd out the conversions counted before it.
+        if is_future(e.at) {
+            return Err(FUTURE.into());
+        }
         // An advertiser's own event names one of the config's: any
         // other name would keep it apart from every audience.
         if let (Some(adv), Some(snap)) = (&e.advertiser, snap) {

@@ -43,6 +43,22 @@ use config::{Date, Timestamp};
 /// The directory in the state directory.
 pub const DIR: &str = "audience-events";
 
+/// The log holds its bound (inside the `io::Error` of an append it
+/// refused): told apart from a file system's own quota, whose cure is not
+/// this bound's.
+#[derive(Debug, thiserror::Error)]
+#[error("the audience event log holds its bound of {max_bytes} bytes (--max-audience-log-bytes)")]
+pub struct Full {
+    max_bytes: u64,
+}
+
+impl Full {
+    /// Whether `e` is the log's bound refusing an append.
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<Full>())
+    }
+}
+
 /// The log of one state directory.
 pub struct AudienceLog {
     dir: PathBuf,
@@ -199,10 +215,9 @@ impl AudienceLog {
     fn full(&self) -> io::Error {
         io::Error::new(
             io::ErrorKind::QuotaExceeded,
-            format!(
-                "the audience event log holds its bound of {} bytes (--max-audience-log-bytes)",
-                self.max_bytes
-            ),
+            Full {
+                max_bytes: self.max_bytes,
+            },
         )
     }
 

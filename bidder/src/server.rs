@@ -1450,21 +1450,25 @@ async fn audience_events(app: Arc<App>, req: Request<Incoming>) -> Resp {
         Ok(Err(())) => Refused::NotUtf8.response(),
         // Applied, and the retry adds nothing twice: the log must have it
         // before the answer says so.
+        // The log's bound: the same batch retried meets it again (a 503
+        // saying "retry" sent uploaders round in circles: audiences probe),
+        // and the log has already removed every day it may. 507, which
+        // clients do not retry as they retry a 503.
+        Ok(Ok(Ok(crate::app::Appended {
+            unsaved: Some(e), ..
+        }))) if crate::audience_log::Full::is(&e) => text(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!(
+                "events applied but not saved to the state directory ({e}); the same batch \
+                 would be refused again: split it, or raise --max-audience-log-bytes (today's \
+                 events are kept until the day is over)\n"
+            ),
+        ),
         Ok(Ok(Ok(crate::app::Appended {
             unsaved: Some(e), ..
         }))) => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            match e.kind() {
-                // The same batch retried meets the same bound: saying
-                // "retry" sent uploaders round in circles (audiences probe).
-                std::io::ErrorKind::QuotaExceeded => format!(
-                    "events applied but not saved to the state directory ({e}); a retry is \
-                     refused the same way until older days are removed or the bound is raised\n"
-                ),
-                _ => format!(
-                    "events applied but not saved to the state directory ({e}); retry the batch\n"
-                ),
-            },
+            format!("events applied but not saved to the state directory ({e}); retry the batch\n"),
         ),
         Ok(Ok(Ok(crate::app::Appended {
             applied,

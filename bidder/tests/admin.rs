@@ -116,3 +116,30 @@ fn settings_never_print_their_secrets() {
         assert!(!printed.contains(secret), "{printed}");
     }
 }
+
+/// A reload to a config without a line item (a directory emptied of its
+/// advertisers' files by a copy half done) is valid and loads, and says
+/// so as a warning to whoever asked for it, not only as a figure in the
+/// summary (ops probe).
+#[test]
+fn a_reload_that_leaves_no_line_items_warns() {
+    let dir = common::tempdir("reload-empty");
+    for f in ["open.yaml", "rates.yaml"] {
+        std::fs::copy(
+            common::repo().join("testdata/config/open").join(f),
+            dir.join(f),
+        )
+        .unwrap();
+    }
+    let s = Server::start(&dir, None);
+    std::fs::remove_file(dir.join("open.yaml")).unwrap();
+    let loaded = s.app.reload().expect("a config of rates alone is valid");
+    assert_eq!(loaded.summary.line_items, 0);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("has no line items (the one before had")),
+        "{loaded}"
+    );
+}

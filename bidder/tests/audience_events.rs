@@ -96,8 +96,9 @@ fn events_from_the_future_are_refused_whatever_their_kind() {
 }
 
 /// A batch the audience log's bound cannot take is applied but not saved,
-/// and the answer says a retry meets the same bound (it said "retry the
-/// batch", which only went round in circles: audiences probe).
+/// and the answer (507, not a 503 clients retry) says the same batch would
+/// meet the same bound (it said "retry the batch", which only went round
+/// in circles: audiences probe).
 #[test]
 fn a_batch_past_the_log_bound_says_a_retry_will_not_help() {
     let state = common::tempdir("audience-log-bound");
@@ -123,8 +124,8 @@ fn a_batch_past_the_log_bound_says_a_retry_will_not_help() {
         &[("Authorization", "Bearer s3cret-token")],
         body.as_bytes(),
     );
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.text().contains("refused the same way"), "{}", r.text());
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert!(r.text().contains("split it"), "{}", r.text());
     assert!(!r.text().contains("retry the batch"), "{}", r.text());
 }
 

@@ -782,7 +782,9 @@ impl OpenWeek {
             while day * DAY < to {
                 let base = day * DAY;
                 let (a, b) = (from.max(base) - base, to.min(base + DAY) - base);
-                let weekday = Date::from_days_since_epoch(day).weekday() as usize;
+                // Monday is index 0: the epoch was a Thursday (as
+                // `Date::weekday` reads it, without a calendar conversion).
+                let weekday = (day + 3).rem_euclid(7) as usize;
                 total += self.days[weekday]
                     .iter()
                     .map(|&(f, t)| {

@@ -1751,12 +1751,13 @@ impl Ledger for MemoryLedger {
             locked.get(&charge.keys[0]).kind = Some(kind);
         }
         if charge.late {
-            // Whether it came past its horizon is not journaled: the share
-            // past it counts it as if it had (the checkpoint counted the bid
-            // as not won there, and a win since is not taken back), the
-            // safe side: it holds more until newer outcomes outweigh it.
+            // Whether it came past its horizon is not journaled, and most
+            // late wins come before it: counted there, each restart raised
+            // the share past the horizon by every late win since the
+            // checkpoint (review). The share past it is the checkpoint's;
+            // a win past the horizon since then is not taken back from its
+            // not-won count, which the next outcomes outweigh.
             self.late.share.restore(1, 0);
-            self.late.past.restore(1, 0);
         }
     }
 
