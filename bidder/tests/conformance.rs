@@ -24,14 +24,7 @@ fn every_public_request_gets_a_sane_answer_on_the_example_config() {
 /// VAST and native may serve on secure slots.
 #[test]
 fn every_public_request_gets_a_sane_answer_from_an_open_buyer() {
-    let s = Server::start_with(
-        &repo().join("testdata/config/open"),
-        None,
-        Settings {
-            public_url: "https://bidder.test".into(),
-            ..Settings::default()
-        },
-    );
+    let s = open_buyer();
     let seen = check_corpus(&s);
     assert!(seen.bids >= 40, "only {} bids", seen.bids);
     assert!(seen.av >= 15, "only {} video/audio bids", seen.av);
@@ -60,14 +53,7 @@ fn every_public_request_gets_a_sane_answer_from_an_open_buyer() {
 /// requests answered in 2.6 carry them, and that schema refuses those.
 #[test]
 fn answers_to_a_2_5_exchange_are_valid_2_5_responses() {
-    let s = Server::start_with(
-        &repo().join("testdata/config/open"),
-        None,
-        Settings {
-            public_url: "https://bidder.test".into(),
-            ..Settings::default()
-        },
-    );
+    let s = open_buyer();
     let dir = common::tempdir("conformance-2-5");
     let answers = |version: &str| -> Vec<std::path::PathBuf> {
         let mut saved = Vec::new();
@@ -132,6 +118,19 @@ fn check_response_schema(files: &[std::path::PathBuf]) -> Vec<String> {
         .collect();
     assert_eq!(lines.len(), files.len());
     lines
+}
+
+/// The buyer of every slot (testdata/config/open) with an https public
+/// URL, as a production bidder has.
+fn open_buyer() -> Server {
+    Server::start_with(
+        &repo().join("testdata/config/open"),
+        None,
+        Settings {
+            public_url: "https://bidder.test".into(),
+            ..Settings::default()
+        },
+    )
 }
 
 /// What the corpus run saw.
