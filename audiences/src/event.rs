@@ -111,7 +111,12 @@ pub const MAX_LINE_BYTES: usize = (64 << 10) - 1;
 /// A line longer than [`MAX_LINE_BYTES`] comes whole, untrimmed, for its
 /// reader to refuse ([`too_long`]).
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
+    // A byte order mark before the first line, as Windows tools export
+    // UTF-8: not part of it (the first line was refused at column 1:
+    // audiences probe).
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .lines()
         .enumerate()
         .map(|(i, raw)| match raw.len() > MAX_LINE_BYTES {
             true => (i + 1, raw),
@@ -434,6 +439,16 @@ mod tests {
         assert_eq!(events[1].kind, EventKind::Purchase);
         assert_eq!(events[2].kind, EventKind::Interest);
         assert_eq!(events[2].item, "hiking");
+    }
+
+    /// A UTF-8 byte order mark before the first line (Windows tools write
+    /// one) is not part of it; one anywhere else is refused as before.
+    #[test]
+    fn a_byte_order_mark_before_the_first_line_is_passed_over() {
+        let line = r#"{"user":"u1","event":"view","product":"P1","at":"2026-11-20T10:00:00Z"}"#;
+        let events = parse_jsonl("t.jsonl", &format!("\u{feff}{line}\n{line}\n")).unwrap();
+        assert_eq!(events.len(), 2);
+        assert!(parse_jsonl("t.jsonl", &format!("{line}\n\u{feff}{line}\n")).is_err());
     }
 
     /// Topics compare as words: an upload's `Hiking ` is the `hiking` a

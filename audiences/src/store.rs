@@ -1392,7 +1392,12 @@ pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>
                 .path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path.extension().is_some_and(|x| x == ext) {
+            } else if path
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case(ext))
+            {
+                // In any case (`.JSONL` was passed over without a word,
+                // where config files are read in any case: audiences probe).
                 files.push(path);
             }
         }

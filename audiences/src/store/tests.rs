@@ -350,6 +350,33 @@ fn a_bad_file_refuses_the_whole_directory() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Data files are `*.jsonl` in any case, as config files are `*.yaml` in
+/// any case: `B.JSONL` was passed over without a word (audiences probe).
+#[test]
+fn data_files_are_found_whatever_the_case_of_their_extension() {
+    let dir = std::env::temp_dir().join(format!("audiences-case-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("a.jsonl"),
+        line("u1", "view", "P", "2026-11-20T00:00:00Z"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("B.JSONL"),
+        line("u2", "view", "P", "2026-11-20T00:00:00Z"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("c.jsonl.bak"), "not events").unwrap();
+    let s = Store::new();
+    assert_eq!(
+        s.append_dir(&dir, ts("2026-11-24T00:00:00Z"))
+            .unwrap()
+            .added,
+        2
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Events that could never match, which versions before the event limits
 /// took, are skipped where a directory is read at start, counted, and the
 /// first named with their line; the rest loads. One such line stopped every
