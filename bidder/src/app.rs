@@ -2339,21 +2339,8 @@ impl App {
         let snap = self.snapshot.load();
         let mut out = Vec::new();
         let whole = skipped.is_some();
-        let now = self.clock.now().as_millis();
-        let is_future = |at: config::Timestamp| at.as_millis() > now + FUTURE_SKEW_MS;
         audiences::for_each_jsonl_line(source, text, whole, |line, e| {
-            // An upload refuses an interest from the future as it refuses
-            // a view or a purchase: one of a wrong year took the store's
-            // room and matched nothing until then (audiences probe). A
-            // `--data` file's interests are the store's to load, not sales
-            // to skip here.
-            let refused = (!whole && e.kind == audiences::EventKind::Interest && is_future(e.at))
-                .then(|| FUTURE.to_string());
-            let counted = match refused {
-                Some(reason) => Err(reason),
-                None => self.conversion(snap.as_deref(), e, &is_future),
-            };
-            match counted {
+            match self.conversion(snap.as_deref(), e, !whole) {
                 Ok(Some(c)) => out.push(c),
                 Ok(None) => {}
                 Err(reason) => {
@@ -2374,22 +2361,27 @@ impl App {
     }
 
     /// The conversion of one event (`None` for an interest), or why its
-    /// sale cannot be counted.
+    /// sale cannot be counted; `upload`: why an uploaded event is refused.
     fn conversion(
         &self,
         snap: Option<&Snapshot>,
         e: audiences::Event,
-        is_future: &dyn Fn(config::Timestamp) -> bool,
+        upload: bool,
     ) -> Result<Option<reports::attribution::Conversion>, String> {
+        // Dated ahead of this clock (beyond a little skew between
+        // machines): a mistake or a trick. A conversion could outlive every
+        // window and crowd out those counted before it; an uploaded
+        // interest of a wrong year took the store's room and matched
+        // nothing until then (audiences probe). A `--data` file's
+        // interests are the store's to load, not sales to skip here.
+        let future = e.at.as_millis() > self.clock.now().as_millis() + FUTURE_SKEW_MS;
         let purchase = match e.kind {
             audiences::EventKind::View => false,
             audiences::EventKind::Purchase => true,
+            audiences::EventKind::Interest if upload && future => return Err(FUTURE.into()),
             audiences::EventKind::Interest => return Ok(None),
         };
-        // A conversion dated ahead of this clock (beyond a little skew
-        // between machines) is a mistake or a trick: it could outlive
-        // every window and crowd out the conversions counted before it.
-        if is_future(e.at) {
+        if future {
             return Err(FUTURE.into());
         }
         // An advertiser's own event names one of the config's: any

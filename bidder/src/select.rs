@@ -444,21 +444,21 @@ const CANDIDATE_BATCH: usize = 64;
 /// user's time zone) a day-parted line item's pacing plan is read at; none
 /// where only the caps matter (billing a win).
 pub(crate) fn limits<'i>(item: &'i Item, ctx: Option<&Context<'_>>) -> [Limit<'i>; 2] {
-    // Only a paced budget's plan reads the open time. Most line items have
-    // no rules: that is looked at first.
-    let paced = |item: &Item| {
-        matches!(item.budget, config::Budget::Lifetime(_)) && !item.flight.is_open_ended()
-    };
-    let open = match (ctx, item.rules.as_deref()) {
-        (Some(ctx), Some(rules)) if rules.has_daypart() && paced(item) => {
-            rules.open_time(ctx.now, ctx.utcoffset, item.flight.end)
+    let mut cap = Cap::line_item(item.budget, item.flight);
+    // A paced budget's plan spreads over a day-parted line item's open
+    // minutes, read at the request's time and its user's time zone. Most
+    // line items have no rules: the test costs them a branch.
+    if let (Cap::Paced { plan, .. }, Some(ctx), Some(rules)) =
+        (&mut cap, ctx, item.rules.as_deref())
+    {
+        if let Some(open) = rules.open_time(ctx.now, ctx.utcoffset, item.flight.end) {
+            *plan = ledger::Plan::Open(open);
         }
-        _ => None,
-    };
+    }
     [
         Limit {
             key: &item.spend_key,
-            cap: Cap::line_item_open(item.budget, item.flight, open),
+            cap,
         },
         Limit {
             key: &item.order_key,

@@ -50,23 +50,17 @@ impl Cap {
     /// A line item's budget: daily as demand comes, or lifetime paced
     /// evenly to the end of its flight; a lifetime budget on a flight
     /// without an end ([`config::Flight::is_open_ended`]) is not paced.
+    /// A day-parted line item's plan is then made [`Plan::Open`] by the
+    /// caller, which knows the request's time and time zone.
     pub fn line_item(budget: config::Budget, flight: config::Flight) -> Cap {
-        Cap::line_item_open(budget, flight, None)
-    }
-
-    /// As [`Cap::line_item`], for a line item whose open time now is
-    /// `open` (day-parts: [`config::OpenWeek::open_time`]).
-    pub fn line_item_open(
-        budget: config::Budget,
-        flight: config::Flight,
-        open: Option<config::OpenTime>,
-    ) -> Cap {
         match budget {
             config::Budget::Daily(c) => Cap::Daily(c),
             config::Budget::Lifetime(total) if flight.is_open_ended() => Cap::Lifetime(total),
             config::Budget::Lifetime(total) => Cap::Paced {
                 total,
-                plan: Plan::of(flight.end, open),
+                plan: Plan::Even {
+                    flight_end: flight.end,
+                },
             },
         }
     }

@@ -94,14 +94,14 @@ impl LateShare {
 
     /// `amount` scaled by the share, rounded up: never under-holds.
     pub fn of(&self, amount: config::Micros) -> config::Micros {
-        // In 64 bits when the product fits (amounts under some 18 million
-        // units): the constant division is then a multiply, where 128 bits
-        // called a library division, on every read of a budget. The share
-        // is read once: both paths round the same share.
         // Nothing lingering, as for nearly every budget: no share to read.
         if amount.as_i64() <= 0 {
             return config::Micros::ZERO;
         }
+        // In 64 bits when the product fits (amounts under some 18 million
+        // units): the constant division is then a multiply, where 128 bits
+        // called a library division, on every read of a budget. The share
+        // is read once: both paths round the same share.
         let ppm = self.ppm();
         let a = amount.as_i64();
         let small = u64::try_from(a).unwrap_or(0);

@@ -167,9 +167,8 @@ local function room(sk, dk, kind, cap, m1, span)
   if r < min then return r, 1 end
   local left = cap - (n(life[1]) - n(dd[1]))
   if left < 0 then left = 0 end
-  local whole = span
-  local q = math.floor(left / whole)
-  local planned = q * m1 + math.floor((left - q * whole) * m1 / whole)
+  local q = math.floor(left / span)
+  local planned = q * m1 + math.floor((left - q * span) * m1 / span)
   if used_day > planned then return 0, 2 end
   local p = planned - used_day
   if p < min then p = min end
