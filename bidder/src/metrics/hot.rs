@@ -98,27 +98,11 @@ pub(crate) type ExchangeCells = Cells<EXCHANGE_CELLS>;
 /// Buckets of a duration histogram (`+Inf` aside).
 const BUCKETS: usize = 13;
 
-/// The bid request duration buckets' upper bounds, in seconds as the page
-/// writes them and in nanoseconds: up to a second, tmax's cap (they ended
-/// at 0.1 s, under the default tmax of 200 ms; operators probe).
-const BOUNDS: [(&str, u64); BUCKETS] = [
+/// Upper bounds of duration buckets, in seconds as the page writes them
+/// and in nanoseconds: the one ladder both histograms take a window of.
+const LADDER: [(&str, u64); BUCKETS + 2] = [
     ("0.0001", 100_000),
     ("0.00025", 250_000),
-    ("0.0005", 500_000),
-    ("0.001", 1_000_000),
-    ("0.0025", 2_500_000),
-    ("0.005", 5_000_000),
-    ("0.01", 10_000_000),
-    ("0.025", 25_000_000),
-    ("0.05", 50_000_000),
-    ("0.1", 100_000_000),
-    ("0.25", 250_000_000),
-    ("0.5", 500_000_000),
-    ("1", 1_000_000_000),
-];
-/// The notice duration buckets: a notice waits for the journal's fsync
-/// (or Redis), milliseconds on a healthy disk, seconds on a sick one.
-const NOTICE_BOUNDS: [(&str, u64); BUCKETS] = [
     ("0.0005", 500_000),
     ("0.001", 1_000_000),
     ("0.0025", 2_500_000),
@@ -133,6 +117,30 @@ const NOTICE_BOUNDS: [(&str, u64); BUCKETS] = [
     ("2.5", 2_500_000_000),
     ("5", 5_000_000_000),
 ];
+
+/// [`BUCKETS`] bounds of [`LADDER`] from `from` on.
+const fn window(from: usize) -> [(&'static str, u64); BUCKETS] {
+    let mut out = [("", 0); BUCKETS];
+    let mut i = 0;
+    while i < BUCKETS {
+        out[i] = LADDER[from + i];
+        i += 1;
+    }
+    out
+}
+
+/// The bid request duration buckets: up to a second, tmax's cap (they
+/// ended at 0.1 s, under the default tmax of 200 ms; operators probe).
+const BOUNDS: [(&str, u64); BUCKETS] = window(0);
+/// The notice duration buckets: a notice waits for the journal's fsync
+/// (or Redis), milliseconds on a healthy disk, seconds on a sick one.
+const NOTICE_BOUNDS: [(&str, u64); BUCKETS] = window(2);
+const _: () = assert!(
+    BOUNDS[0].1 == 100_000
+        && BOUNDS[BUCKETS - 1].1 == 1_000_000_000
+        && NOTICE_BOUNDS[0].1 == 500_000
+        && NOTICE_BOUNDS[BUCKETS - 1].1 == 5_000_000_000
+);
 /// A bucket per bound (the requests above the bound before it), one past
 /// them all, and the sum in nanoseconds. The count is the buckets' sum.
 const OVER: usize = BUCKETS;
