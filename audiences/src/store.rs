@@ -1382,6 +1382,15 @@ pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>
         reason,
     };
     let mut files = Vec::new();
+    // Each directory and file once, by where it really is: two symlinks
+    // to `.` made some 2^40 paths, and a start that never ended while its
+    // memory grew by gigabytes (attack probe); one made every file read 40
+    // times. A path that cannot be resolved is kept as given (a dangling
+    // link is then named by the read that fails).
+    let mut seen = std::collections::HashSet::new();
+    let mut first =
+        |p: &Path| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    first(dir);
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
         let entries =
@@ -1391,10 +1400,13 @@ pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>
                 .map_err(|e| io_err(format!("cannot read directory: {e}")))?
                 .path();
             if path.is_dir() {
-                pending.push(path);
+                if first(&path) {
+                    pending.push(path);
+                }
             } else if path
                 .extension()
                 .is_some_and(|x| x.eq_ignore_ascii_case(ext))
+                && first(&path)
             {
                 // In any case (`.JSONL` was passed over without a word,
                 // where config files are read in any case: audiences probe).

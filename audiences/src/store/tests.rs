@@ -377,6 +377,31 @@ fn data_files_are_found_whatever_the_case_of_their_extension() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Symlinks in a data directory: a loop is walked once (two links to `.`
+/// made some 2^40 paths, and a start that never ended: attack probe), and
+/// a file reached twice is read once.
+#[cfg(unix)]
+#[test]
+fn data_files_are_read_once_whatever_links_lead_to_them() {
+    let dir = std::env::temp_dir().join(format!("audiences-links-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(
+        dir.join("a.jsonl"),
+        line("u1", "view", "P", "2026-11-20T00:00:00Z"),
+    )
+    .unwrap();
+    for (link, to) in [
+        ("loop", "."),
+        ("loop2", "."),
+        ("sub/up", ".."),
+        ("sub/b.jsonl", "../a.jsonl"),
+    ] {
+        std::os::unix::fs::symlink(to, dir.join(link)).unwrap();
+    }
+    assert_eq!(jsonl_files(&dir).unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Events that could never match, which versions before the event limits
 /// took, are skipped where a directory is read at start, counted, and the
 /// first named with their line; the rest loads. One such line stopped every
