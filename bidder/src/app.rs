@@ -1131,10 +1131,7 @@ impl App {
                     at: self.clock.now(),
                     problems: problems.0.len(),
                 });
-                tracing::error!(
-                    "config refused ({} problems), still serving the previous one:\n{problems}",
-                    problems.0.len()
-                );
+                log_refused(&problems);
                 Err(problems)
             }
         }
@@ -3362,6 +3359,36 @@ pub fn renditions_of_the_other_kind(config: &config::Config) -> Vec<String> {
         }
     }
     out
+}
+
+/// How many of a refused config's problems the log names, one event
+/// each; `bidder validate` and the reload's answer list them all.
+const LOGGED_PROBLEMS: usize = 50;
+
+/// A refused config in the log: a line for the refusal, then one event per
+/// problem (up to [`LOGGED_PROBLEMS`]). One event with every problem in
+/// its message put the problems on lines of their own without a
+/// timestamp or level, which line-based log collectors split from the
+/// refusal (account-manager probe).
+fn log_refused(problems: &Problems) {
+    tracing::error!(
+        problems = problems.len(),
+        "config refused, still serving the previous one"
+    );
+    for p in problems.iter().take(LOGGED_PROBLEMS) {
+        // A message may span lines (a YAML error quoting its context):
+        // each event stays one line of the text log.
+        let text = p.to_string();
+        let line = text.lines().collect::<Vec<_>>().join(" | ");
+        tracing::error!("config refused: {line}");
+    }
+    if let Some(more) = problems
+        .len()
+        .checked_sub(LOGGED_PROBLEMS)
+        .filter(|&n| n > 0)
+    {
+        tracing::error!("config refused: {more} more problems (`bidder validate` lists them all)");
+    }
 }
 
 /// A reload refused, while the config before it serves: when, and how

@@ -630,10 +630,12 @@ fn a_refused_reload_shows_until_a_config_loads() {
     let good = one_banner_shop("1.00", "daily: 100.00");
     std::fs::write(config.join("shop.yaml"), &good).unwrap();
     // Reloads only when asked: the file watch would count refusals too.
-    let (mut child, _, admin) = serve(
+    let log_path = dir.join("serve.log");
+    let (mut child, _, admin) = serve_logging(
         &config,
         &dir.join("state"),
         &["--config-poll-secs".as_ref(), "0".as_ref()],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
     );
     let metrics = || {
         http(
@@ -675,6 +677,27 @@ fn a_refused_reload_shows_until_a_config_loads() {
         has(&page, "bidder_config_reloads_total{result=\"rejected\"} 1"),
         "{page}"
     );
+    // In the text log every line of the refusal is an event of its own,
+    // with its time and level: a log collector splitting at newlines
+    // keeps the problem with its timestamp.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let refusal: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("config refused") || l.contains("shop.yaml:"))
+        .collect();
+    assert!(
+        refusal
+            .iter()
+            .any(|l| l.contains("shop.yaml:") && l.contains("cpm")),
+        "{log}"
+    );
+    for l in refusal {
+        let stamp = l.split_whitespace().next().unwrap_or_default();
+        assert!(
+            stamp.len() >= 20 && stamp.as_bytes()[10] == b'T' && l.contains(" ERROR "),
+            "a log line without its time and level: {l:?}\n{log}"
+        );
+    }
     std::fs::write(config.join("shop.yaml"), &good).unwrap();
     let r = post_json(admin, "/v1/config/reload", "");
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
@@ -736,6 +759,20 @@ fn serve(
     std::net::SocketAddr,
     std::net::SocketAddr,
 ) {
+    serve_logging(config, state, extra, Stdio::null())
+}
+
+/// [`serve`], its log (standard error) going to `log`.
+fn serve_logging(
+    config: &Path,
+    state: &Path,
+    extra: &[&std::ffi::OsStr],
+    log: Stdio,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
     let mut child = common::serve_command()
         .arg("--config")
         .arg(config)
@@ -745,7 +782,7 @@ fn serve(
         .env("BIDDER_ADMIN_TOKEN", "cli-admin-token-0123456789")
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let mut line = String::new();
