@@ -874,7 +874,6 @@ impl App {
             return;
         };
         self.frequency_saved_ms.store(now, Relaxed);
-        metrics::frequency_windows(windows.len());
         if self.frequency_empty.load(Relaxed) && windows.is_empty() {
             return;
         }
@@ -2691,6 +2690,7 @@ impl App {
             );
         }
         metrics::late_share(self.ledger.late_share_ppm());
+        metrics::frequency_windows(self.ledger.frequency_windows_held());
         metrics::audience_users_evicted(self.audiences.evicted_users());
         self.shared_state_metrics();
         if let Some(e) = &self.events {

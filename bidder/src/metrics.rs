@@ -627,7 +627,7 @@ pub fn describe() {
     );
     metrics::describe_gauge!(
         "bidder_frequency_windows",
-        "Frequency windows (user and capped line item) the embedded ledger counts in, as last written to the state directory."
+        "Frequency windows (user and capped line item) held in memory against --max-frequency-windows: counting, or back at zero (their bids lost) until their time has passed."
     );
     metrics::describe_gauge!(
         "bidder_late_win_share",

@@ -461,6 +461,12 @@ pub trait Ledger: Send + Sync + 'static {
     fn frequency(&self, _now: Timestamp) -> Option<frequency::Windows> {
         None
     }
+    /// The frequency windows held in memory against their bound
+    /// (`Options::max_windows`): counting or back at zero, all take a place
+    /// until their time has passed. 0 where none are kept.
+    fn frequency_windows_held(&self) -> usize {
+        0
+    }
     /// Counts in the windows of a process before this one, taken on at
     /// start, before any bid: their users are hashed under the key that
     /// came with them from then on. Returns how many were taken (none when

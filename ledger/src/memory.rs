@@ -1682,6 +1682,10 @@ impl Ledger for MemoryLedger {
         Some(crate::frequency::Windows { key, windows })
     }
 
+    fn frequency_windows_held(&self) -> usize {
+        (0..FREQ_SHARDS).map(|i| self.windows.lock(i).len()).sum()
+    }
+
     fn take_frequency(&self, saved: crate::frequency::Windows, now: Timestamp) -> usize {
         // Keys hashed under another key already count here: the saved ones
         // could not be found by their users.
@@ -2856,8 +2860,9 @@ pub(crate) mod tests {
         let hold = capped_hold(5_000, (&li, &o), lost, 3, Timestamp(now));
         l.reserve(&hold, Timestamp(now)).expect("room");
         l.release(BidKey(5_000));
-        let windows =
-            |l: &MemoryLedger| -> usize { (0..FREQ_SHARDS).map(|i| l.windows.lock(i).len()).sum() };
+        // What the gauge shows against the bound: the lost one's window
+        // too, which takes its place as the counting ones do.
+        let windows = |l: &MemoryLedger| l.frequency_windows_held();
         assert_eq!(windows(&l), 5_001);
         // Within the hour they are kept; a day later, one pass per shard
         // drops them all.
@@ -2897,7 +2902,10 @@ pub(crate) mod tests {
                 refused += 1;
             }
         }
-        let windows: usize = (0..FREQ_SHARDS).map(|i| l.windows.lock(i).len()).sum();
+        // Every one at zero (its bid lost), all held: the gauge shows the
+        // table full (attack probe: it showed 0, counting only windows
+        // above zero, while new users were refused).
+        let windows = l.frequency_windows_held();
         // Two a shard: a thousand users fill every shard.
         assert_eq!(windows, 64);
         assert_eq!(refused, 1_000 - windows);

@@ -1614,6 +1614,12 @@ impl Ledger for RedisLedger {
             .frequency_allows(user, line_item, cap, window_ms, now)
     }
 
+    fn frequency_windows_held(&self) -> usize {
+        // This replica's windows for its bids in flight, under the same
+        // bound as the embedded ledger's.
+        self.inner.local.frequency_windows_held()
+    }
+
     fn frequency_allows_everywhere(
         &self,
         user: &str,
