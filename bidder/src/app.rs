@@ -1394,7 +1394,7 @@ impl App {
         // otherwise keep them "fresh" for years.
         ctx.rates = snap.config.currency_rates.as_ref().filter(|r| {
             (ctx.today.days_since_epoch() - r.as_of.days_since_epoch()).abs()
-                <= i64::from(self.settings.max_rates_age_days)
+                <= i64::from(r.max_age_days.unwrap_or(self.settings.max_rates_age_days))
         });
         let currency = Currency::of_request(&req.cur, ctx.rates);
         ctx.currency = currency.unwrap_or(Currency::USD);
@@ -3504,6 +3504,11 @@ pub fn rates_warning(
     today: config::Date,
     max_age_days: u32,
 ) -> Option<String> {
+    // The file's own bound, where it gives one, is the one that applies.
+    let (max_age_days, named) = match rates.max_age_days {
+        Some(d) => (d, "its max_age_days"),
+        None => (max_age_days, "--max-rates-age-days"),
+    };
     let days = today.days_since_epoch() - rates.as_of.days_since_epoch();
     if days.abs() <= i64::from(max_age_days) {
         return None;
@@ -3515,7 +3520,7 @@ pub fn rates_warning(
     };
     Some(format!(
         "{}: the currency rates as_of {} are {when}: rates more than {max_age_days} days from \
-         today price nothing (--max-rates-age-days), so requests that do not allow USD get no bid",
+         today price nothing ({named}), so requests that do not allow USD get no bid",
         rates.file.display(),
         rates.as_of
     ))

@@ -621,6 +621,7 @@ mod tests {
     fn a_floor_nobody_clears_stays_one_in_any_currency() {
         let rates = config::CurrencyRates {
             as_of: config::Date::parse("2026-11-24").unwrap(),
+            max_age_days: None,
             rates: vec![(
                 "VND".into(),
                 config::Rate::parse_decimal("1000000000").unwrap(),

@@ -143,19 +143,33 @@ fn first_reason_per_rule() {
     let mut r = banner_request();
     r["cur"] = json!(["XAU"]);
     assert_eq!(reason(&s, &r, li), "currency");
-    // The example rates are as of 2026-11-30: past --max-rates-age-days
-    // (7) they price nothing.
+    // The example's fixed rates (as of 2026-11-30) say they price for
+    // ten years: past a week from their as_of, EUR is still answered.
     r["cur"] = json!(["EUR"]);
-    s.clock.set(common::ts("2026-12-07T23:59:59Z"));
+    s.clock.set(common::ts("2026-12-12T12:00:00Z"));
     assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
-    s.clock.set(common::ts("2026-12-08T00:00:00Z"));
-    assert_eq!(reason(&s, &r, li), "currency");
-    // Dated as far ahead, they are no fresher (a year typed wrong).
-    s.clock.set(common::ts("2026-11-23T00:00:00Z"));
-    assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
-    s.clock.set(common::ts("2026-11-22T23:59:59Z"));
-    assert_eq!(reason(&s, &r, li), "currency");
     s.clock.set(common::ts("2026-11-24T12:00:00Z"));
+    // Without that bound, rates more than --max-rates-age-days (7) from
+    // today price nothing.
+    let dir = common::tempdir("explain-rates");
+    for f in std::fs::read_dir(common::repo().join("examples/config")).unwrap() {
+        let f = f.unwrap().path();
+        let text = std::fs::read_to_string(&f).unwrap();
+        let text = text.replace("  max_age_days: 3650\n", "");
+        std::fs::write(dir.join(f.file_name().unwrap()), text).unwrap();
+    }
+    let daily = Server::start(&dir, Some(&common::repo().join("examples/data")));
+    daily.clock.set(common::ts("2026-12-07T23:59:59Z"));
+    assert_eq!(verdict(&explain(&daily, &r), li)["bids"], true);
+    daily.clock.set(common::ts("2026-12-08T00:00:00Z"));
+    assert_eq!(reason(&daily, &r, li), "currency");
+    // Dated as far ahead, they are no fresher (a year typed wrong).
+    daily.clock.set(common::ts("2026-11-23T00:00:00Z"));
+    assert_eq!(verdict(&explain(&daily, &r), li)["bids"], true);
+    daily.clock.set(common::ts("2026-11-22T23:59:59Z"));
+    assert_eq!(reason(&daily, &r, li), "currency");
+    drop(daily);
+    let _ = std::fs::remove_dir_all(&dir);
 
     let mut r = banner_request();
     r["device"]["devicetype"] = json!(4);

@@ -1537,6 +1537,9 @@ impl ChargeOn {
 pub struct CurrencyRates {
     /// The day the rates were taken.
     pub as_of: Date,
+    /// How many days from `as_of` they price, when the file says
+    /// (`max_age_days`); else the bidder's setting.
+    pub max_age_days: Option<u32>,
     /// Upper-case ISO 4217 codes and their rates, sorted by code; USD is
     /// never listed (its rate is 1).
     pub rates: Vec<(String, Rate)>,

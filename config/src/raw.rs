@@ -483,6 +483,11 @@ mappings! {
         pub as_of: Text,
         /// Units of each currency per USD, by ISO 4217 code, like EUR: 0.95.
         pub rates: Spanned<RateMap>,
+        /// How many days either side of as_of the rates price, 1 to 3650
+        /// (default: the bidder's --max-rates-age-days, 7). Rates fed
+        /// daily leave it out; a demo's fixed rates may set it.
+        #[serde(default)]
+        pub max_age_days: Option<Int>,
     }
 
     /// A video or audio file of a creative.

@@ -623,6 +623,36 @@ fn currency_as_of_is_a_date() {
     );
 }
 
+/// A rates file may bound its own age (a demo's fixed rates); without
+/// it the bidder's flag applies. Out of range is refused where it is.
+#[test]
+fn currency_rates_may_say_how_long_they_price() {
+    let config = assert_loads(&[("rates.yaml", RATES)]);
+    assert_eq!(config.currency_rates.expect("rates").max_age_days, None);
+    let text = edit(
+        RATES,
+        "as_of: 2026-11-30\n",
+        "as_of: 2026-11-30\n  max_age_days: 3650\n",
+    );
+    let config = assert_loads(&[("rates.yaml", &text)]);
+    assert_eq!(
+        config.currency_rates.expect("rates").max_age_days,
+        Some(3650)
+    );
+    for bad in ["0", "3651", "-1"] {
+        let text = edit(
+            RATES,
+            "as_of: 2026-11-30\n",
+            &format!("as_of: 2026-11-30\n  max_age_days: {bad}\n"),
+        );
+        assert_problem(
+            &text,
+            at(&text, &format!("max_age_days: {bad}"), bad),
+            &format!("currency_rates: max_age_days must be between 1 and 3650 (it is {bad})"),
+        );
+    }
+}
+
 #[test]
 fn currency_codes_are_three_capital_letters() {
     for bad in ["eur", "EURO", "EU", "E1R"] {

@@ -416,10 +416,15 @@ impl FileChecker<'_> {
                 }
             }
         }
+        let max_age_days = match &r.max_age_days {
+            None => Some(None),
+            Some(d) => self.whole(subject, "max_age_days", d, 1..=3650).map(Some),
+        };
         rates.sort_by(|a, b| a.0.cmp(&b.0));
         (ok && !r.rates.value.0.is_empty()).then_some(())?;
         Some(CurrencyRates {
             as_of: as_of?,
+            max_age_days: max_age_days?,
             rates,
             file: self.file.to_path_buf(),
         })
