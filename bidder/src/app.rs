@@ -1141,7 +1141,8 @@ impl App {
     pub fn handle_bid(&self, body: &[u8], start: Instant) -> BidAnswer {
         let snap = self.snapshot.load_full();
         let profile = snap.as_deref().and_then(|s| s.profile(None));
-        self.bid_with(snap.as_deref(), profile, body, start, Dialect::default())
+        let dialect = profile.map_or(Dialect::default(), |p| p.dialect);
+        self.bid_with(snap.as_deref(), profile, body, start, dialect)
     }
 
     /// As [`App::handle_bid`], for the exchange whose profile (in `snap`,
@@ -1371,7 +1372,7 @@ impl App {
         let Some(profile) = snap.profile(None) else {
             return Err(NoBid::NotReady);
         };
-        self.auction_in(snap, profile, req, None, Dialect::default())
+        self.auction_in(snap, profile, req, None, profile.dialect)
             .map(|a| {
                 self.sent(profile, &a.first_price);
                 (a.json, a.keys)

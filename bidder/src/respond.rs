@@ -36,14 +36,30 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// From the value of an `x-openrtb-version` header (none: 2.6). Only
-    /// a 2.5 exchange is answered in 2.5: 2.6 is a superset, and the
-    /// versions before 2.5 are answered as it is answered.
-    pub fn of_header(value: Option<&[u8]>) -> Dialect {
-        match value.map(<[u8]>::trim_ascii) {
-            Some([b'2', b'.', minor]) if (b'0'..=b'5').contains(minor) => Dialect::V2_5,
-            _ => Dialect::V2_6,
+    /// From the value of an `x-openrtb-version` header: `None` when it
+    /// names no version (absent, or not one), for the exchange profile's
+    /// default to decide. Only a 2.5 exchange is answered in 2.5: 2.6 is a
+    /// superset, and the versions before 2.5 are answered as it is
+    /// answered. A patch level (`2.5.1`) is the version it patches
+    /// (exchange probe: `2.5.0` was answered in 2.6).
+    pub fn of_header(value: Option<&[u8]>) -> Option<Dialect> {
+        let v = value?.trim_ascii();
+        let (minor, patch) = match v {
+            [b'2' | b'3', b'.', minor, rest @ ..] => (minor, rest),
+            _ => return None,
+        };
+        let patch_ok = match patch {
+            [] => true,
+            [b'.', digits @ ..] => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+            _ => false,
+        };
+        if !minor.is_ascii_digit() || !patch_ok {
+            return None;
         }
+        Some(match v[0] == b'2' && (b'0'..=b'5').contains(minor) {
+            true => Dialect::V2_5,
+            false => Dialect::V2_6,
+        })
     }
 
     /// The header value the answer carries.
@@ -433,20 +449,30 @@ fn push_price(out: &mut String, price: Micros) {
 mod tests {
     use super::*;
 
-    /// 2.5 and the 2.x before it are answered in 2.5; anything else (2.6,
-    /// a later version, a value that is no version, none) in 2.6.
+    /// 2.5 and the 2.x before it, at any patch level, are answered in
+    /// 2.5; 2.6 and later in 2.6; a value that is no version, or none, is
+    /// left to the exchange's profile.
     #[test]
     fn the_version_header_picks_the_dialect() {
+        let (v25, v26) = (Some(Dialect::V2_5), Some(Dialect::V2_6));
         for (value, dialect) in [
-            (Some(&b"2.5"[..]), Dialect::V2_5),
-            (Some(b" 2.5 "), Dialect::V2_5),
-            (Some(b"2.0"), Dialect::V2_5),
-            (Some(b"2.6"), Dialect::V2_6),
-            (Some(b"2./"), Dialect::V2_6),
-            (Some(b"2.50"), Dialect::V2_6),
-            (Some(b"3.0"), Dialect::V2_6),
-            (Some(b""), Dialect::V2_6),
-            (None, Dialect::V2_6),
+            (Some(&b"2.5"[..]), v25),
+            (Some(b" 2.5 "), v25),
+            (Some(b"2.0"), v25),
+            (Some(b"2.5.0"), v25),
+            (Some(b"2.5.1"), v25),
+            (Some(b"2.3.12"), v25),
+            (Some(b"2.6"), v26),
+            (Some(b"2.6.1"), v26),
+            (Some(b"3.0"), v26),
+            (Some(b"2./"), None),
+            (Some(b"2.50"), None),
+            (Some(b"2.5."), None),
+            (Some(b"2.5.x"), None),
+            (Some(b"2.5-beta"), None),
+            (Some(b"25"), None),
+            (Some(b""), None),
+            (None, None),
         ] {
             assert_eq!(Dialect::of_header(value), dialect, "{value:?}");
         }

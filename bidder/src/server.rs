@@ -795,9 +795,9 @@ fn track_response(path: crate::track::Path, answer: crate::app::TrackAnswer) -> 
 /// again on every request that looks it up or sets it.
 const OPENRTB_VERSION: HeaderName = HeaderName::from_static("x-openrtb-version");
 
-/// The OpenRTB version the answer is written in, as the exchange names
-/// its own ([`Dialect::of_header`]).
-fn openrtb_version(req: &Request<Incoming>) -> Dialect {
+/// The OpenRTB version the exchange names as its own
+/// ([`Dialect::of_header`]); `None`: its profile's says.
+fn openrtb_version(req: &Request<Incoming>) -> Option<Dialect> {
     Dialect::of_header(req.headers().get(&OPENRTB_VERSION).map(|v| v.as_bytes()))
 }
 
@@ -808,7 +808,7 @@ async fn bid(
     exchange: Option<String>,
     peer: IpAddr,
 ) -> Resp {
-    let version = openrtb_version(&req);
+    let named = openrtb_version(&req);
     // One snapshot for the whole request: the profile resolved here is the
     // one the auction runs with.
     let snap = app.snapshot();
@@ -845,6 +845,7 @@ async fn bid(
         Some(p) => &p.counters,
         None => ExchangeCounters::default_exchange(),
     };
+    let version = named.unwrap_or(profile.map_or(Dialect::V2_6, |p| p.dialect));
     let gzip = profile.is_some_and(|p| p.gzip_responses) && accepts_gzip(req.headers());
     let (parts, body) = req.into_parts();
     // A client that trickles its body must not hold a slot past any

@@ -138,6 +138,9 @@ pub struct Profile {
     /// The InLine version a player that names no protocol gets.
     pub vast_default: creatives::VastVersion,
     pub gzip_responses: bool,
+    /// The version answers are written in when a request's header names
+    /// none.
+    pub dialect: crate::respond::Dialect,
     pub tmax_default: Option<std::time::Duration>,
     /// How long its bids hold their cost with no notice (`None`: the
     /// bidder's setting).
@@ -169,6 +172,10 @@ impl Profile {
                 .and_then(|e| creatives::VastVersion::from_protocol(e.vast_default_protocol))
                 .unwrap_or(creatives::VastVersion::V3_0),
             gzip_responses: e.is_some_and(|e| e.gzip_responses),
+            dialect: match e.is_some_and(|e| e.openrtb_2_5) {
+                true => crate::respond::Dialect::V2_5,
+                false => crate::respond::Dialect::V2_6,
+            },
             tmax_default: e
                 .and_then(|e| e.tmax_default_ms)
                 .map(|ms| std::time::Duration::from_millis(u64::from(ms))),

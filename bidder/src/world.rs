@@ -318,6 +318,7 @@ pub fn exchanges() -> Vec<config::Exchange> {
             charge_on: config::ChargeOn::First,
             vast_default_protocol: 3,
             gzip_responses: false,
+            openrtb_2_5: false,
             tmax_default_ms: None,
             reservation_ttl_secs: None,
             sync_url: None,

@@ -927,6 +927,50 @@ fn gzip_exchanges_get_compressed_answers_unless_they_refuse_gzip() {
     }
 }
 
+// 5b. openrtb_version.
+
+/// An exchange pinned to 2.5 is answered in 2.5 when its requests name no
+/// version; a header naming one, at any patch level, still decides
+/// (exchange probe: `2.5.0` was answered in 2.6, and a 2.5 exchange that
+/// sends no header could not say so).
+#[test]
+fn a_profile_pins_the_version_of_answers_to_requests_that_name_none() {
+    let _serial = serial();
+    let s = server(
+        "openrtb-version",
+        &[
+            ("shop.yaml", &shop()),
+            ("old.yaml", &exchange("old", "  openrtb_version: \"2.5\"\n")),
+        ],
+    );
+    let body = banner_request();
+    for (exchange, header, version) in [
+        (Some("old"), None, "2.5"),
+        (Some("old"), Some("not a version"), "2.5"),
+        (Some("old"), Some("2.6"), "2.6"),
+        (None, None, "2.6"),
+        (None, Some("2.5.0"), "2.5"),
+        (None, Some("2.5.1"), "2.5"),
+        (None, Some("2.6.0"), "2.6"),
+    ] {
+        let headers: Vec<(&str, &str)> = header.iter().map(|h| ("x-openrtb-version", *h)).collect();
+        let r = bid_with(&s, exchange, &headers, &body);
+        assert_eq!(r.status, 200, "{exchange:?} {header:?}");
+        assert_eq!(
+            r.header("x-openrtb-version"),
+            Some(version),
+            "{exchange:?} {header:?}"
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        // mtype is 2.6's: a 2.5 answer leaves it out.
+        assert_eq!(
+            v["seatbid"][0]["bid"][0].get("mtype").is_some(),
+            version == "2.6",
+            "{exchange:?} {header:?}: {v}"
+        );
+    }
+}
+
 // 6. tmax_default_ms.
 
 #[test]

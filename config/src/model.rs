@@ -1442,6 +1442,9 @@ pub struct Exchange {
     /// 13 = 4.2).
     pub vast_default_protocol: i32,
     pub gzip_responses: bool,
+    /// Answers in OpenRTB 2.5 when a request's `x-openrtb-version` header
+    /// names no version (`openrtb_version: "2.5"`); else in 2.6.
+    pub openrtb_2_5: bool,
     /// The deadline of a request that carries no `tmax`.
     pub tmax_default_ms: Option<u32>,
     /// How long its bids hold their cost while no notice charges them

@@ -416,6 +416,12 @@ mappings! {
         /// true to gzip bid responses when the exchange accepts it.
         #[serde(default)]
         pub gzip_responses: Option<Spanned<bool>>,
+        /// The OpenRTB version answers are written in when a request's
+        /// x-openrtb-version header names none: "2.5" or "2.6" (the
+        /// default); quote it. A header naming a version still decides.
+        #[one_of(["2.5", "2.6"])]
+        #[serde(default)]
+        pub openrtb_version: Option<Text>,
         /// The deadline, in milliseconds, of a request that carries no
         /// `tmax`: 10 to 10000.
         #[serde(default)]

@@ -635,6 +635,7 @@ exchange:
   name: X
   charge_on: <charge_on>
   vast_default: \"<vast_default>\"
+  openrtb_version: \"<openrtb_version>\"
   price_encryption:
     encryption_key_env: CFG_SCHEMA_UNSET_ENC
     integrity_key_env: CFG_SCHEMA_UNSET_INT
@@ -650,7 +651,7 @@ currency_rates:
 
     /// The value of every other placeholder while one is tested: one that
     /// raises no problem on the tested line.
-    const DEFAULTS: [(&str, &str); 14] = [
+    const DEFAULTS: [(&str, &str); 15] = [
         ("strategy", "max_cpc"),
         ("kind", "views"),
         ("format", "display"),
@@ -663,6 +664,7 @@ currency_rates:
         ("timezone", "utc"),
         ("charge_on", "win"),
         ("vast_default", "3.0"),
+        ("openrtb_version", "2.6"),
         ("scheme", "google"),
         ("base", "USD"),
     ];

@@ -111,6 +111,32 @@ fn charge_on_values() {
 }
 
 #[test]
+fn openrtb_version_values() {
+    let config = assert_loads(&[("x.yaml", EXCHANGE)]);
+    assert!(!config.exchanges[0].openrtb_2_5);
+    for (written, v25) in [("\"2.5\"", true), ("2.5", true), ("\"2.6\"", false)] {
+        let text = edit(
+            EXCHANGE,
+            "vast_default: \"4.1\"",
+            &format!("vast_default: \"4.1\"\n  openrtb_version: {written}"),
+        );
+        let config = assert_loads(&[("x.yaml", &text)]);
+        assert_eq!(config.exchanges[0].openrtb_2_5, v25, "{written}");
+    }
+    let text = edit(
+        EXCHANGE,
+        "vast_default: \"4.1\"",
+        "vast_default: \"4.1\"\n  openrtb_version: \"2.4\"",
+    );
+    assert_problem(
+        &text,
+        at(&text, "openrtb_version: \"2.4\"", "\"2.4\""),
+        "exchange \"adx\": openrtb_version \"2.4\" is not a version we answer in; expected \
+         \"2.5\" or \"2.6\" (quoted)",
+    );
+}
+
+#[test]
 fn vast_default_versions() {
     for (written, protocol) in [
         ("\"2.0\"", 2),
@@ -432,7 +458,7 @@ fn unknown_key_in_exchange_names_the_mapping() {
         &text,
         at(&text, "gzip: true", "gzip"),
         "unknown key \"gzip\" in exchange; expected one of: id, name, price_encryption, \
-         charge_on, vast_default, gzip_responses, tmax_default_ms, reservation_ttl_secs, \
+         charge_on, vast_default, gzip_responses, openrtb_version, tmax_default_ms, reservation_ttl_secs, \
          sync_url, sync_redirect_hosts, allow_from, seat",
     );
 }

@@ -103,6 +103,22 @@ impl FileChecker<'_> {
                 }
             },
         };
+        let openrtb_2_5 = match &e.openrtb_version {
+            None => Some(false),
+            Some(t) if t.value == "2.5" => Some(true),
+            Some(t) if t.value == "2.6" => Some(false),
+            Some(t) => {
+                self.report(
+                    t.referenced,
+                    format!(
+                        "{subject}: openrtb_version \"{}\" is not a version we answer in; \
+                         expected \"2.5\" or \"2.6\" (quoted)",
+                        t.value
+                    ),
+                );
+                None
+            }
+        };
         let tmax_default_ms = e
             .tmax_default_ms
             .as_ref()
@@ -220,6 +236,7 @@ impl FileChecker<'_> {
             charge_on: charge_on?,
             vast_default_protocol: vast_default_protocol?,
             gzip_responses: e.gzip_responses.as_ref().is_some_and(|g| g.value),
+            openrtb_2_5: openrtb_2_5?,
             tmax_default_ms: tmax_default_ms.map_or(Some(None), |t| t.map(Some))?,
             reservation_ttl_secs: reservation_ttl_secs.map_or(Some(None), |t| t.map(Some))?,
             sync_url: sync_url?,
