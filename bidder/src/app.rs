@@ -1397,7 +1397,7 @@ impl App {
             (ctx.today.days_since_epoch() - r.as_of.days_since_epoch()).abs()
                 <= i64::from(r.max_age_days.unwrap_or(self.settings.max_rates_age_days))
         });
-        let currency = Currency::of_request(&req.cur, ctx.rates);
+        let currency = Currency::of_request_with_deals(req, ctx.rates);
         ctx.currency = currency.unwrap_or(Currency::USD);
         ctx.vast_default = profile.vast_default;
         ctx.https_trackers = self.https_public_url;

@@ -637,7 +637,7 @@ fn deal<'r>(
 
 /// `pmp.deals[].at`: "the value passed in bidfloor is the agreed upon
 /// deal price" (OpenRTB 2.6, 3.2.12).
-const FIXED_PRICE: i32 = 3;
+pub(crate) const FIXED_PRICE: i32 = 3;
 
 /// The first of `any_of` the request is in (index within the advertiser),
 /// when it is in none of `none_of`.

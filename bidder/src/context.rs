@@ -404,6 +404,52 @@ impl Currency {
         })
     }
 
+    /// [`Currency::of_request`] for a whole request, but in the currency of
+    /// its first fixed-price deal (`at` 3) whose currency `cur` lists and
+    /// that has a rate: such a deal is then bid at its agreed price to the
+    /// micro, where a USD bid would be converted back at the exchange's
+    /// rate, a little under the price (refused) or over it (overpaid)
+    /// (exchange probe: a 2.00 EUR deal was answered as 2.105264 USD
+    /// whenever `cur` allowed USD too).
+    pub fn of_request_with_deals(
+        req: &ortb::BidRequest<'_>,
+        rates: Option<&config::CurrencyRates>,
+    ) -> Option<Currency> {
+        Currency::of_fixed_deals(req, rates).or_else(|| Currency::of_request(&req.cur, rates))
+    }
+
+    fn of_fixed_deals(
+        req: &ortb::BidRequest<'_>,
+        rates: Option<&config::CurrencyRates>,
+    ) -> Option<Currency> {
+        // An exchange that lists no currency takes its default, USD.
+        if req.cur.is_empty() {
+            return None;
+        }
+        let rates = rates?;
+        let listed = |code: &[u8; 3]| {
+            req.cur
+                .iter()
+                .take(16)
+                .any(|c| c.as_bytes().eq_ignore_ascii_case(code))
+        };
+        req.imp
+            .iter()
+            .filter_map(|imp| imp.pmp.as_ref())
+            .flat_map(|pmp| pmp.deals.iter().take(64))
+            .filter(|d| d.at == Some(crate::checks::FIXED_PRICE) && d.bidfloor > 0)
+            .find_map(|d| {
+                let code = Currency::code_of(&d.bidfloorcur)?;
+                if &code == b"USD" || !listed(&code) {
+                    return None;
+                }
+                Some(Currency {
+                    code,
+                    rate: rates.rate(&d.bidfloorcur)?,
+                })
+            })
+    }
+
     /// `code` as an upper-case ISO 4217 code, if it is three letters in
     /// either case.
     pub fn code_of(code: &str) -> Option<[u8; 3]> {

@@ -682,6 +682,25 @@ fn a_fixed_price_deal_is_bid_at_its_price() {
     );
     let why = common::verdict(&common::explain(&s, &r), "nw-deal-premium");
     assert_eq!(why["price"].as_f64(), Some(300.0), "as the bid says: {why}");
+    // Where the exchange takes USD too, still in the deal's currency: a
+    // USD bid converted back at the exchange's own rate lands beside the
+    // agreed price (exchange probe: 2.105264 USD for a 2.00 EUR deal).
+    for cur in [json!(["USD", "JPY"]), json!(["jpy", "USD"])] {
+        r["cur"] = cur.clone();
+        let answer = s.bid(&r.to_string()).json();
+        assert_eq!(answer["cur"], "JPY", "{cur}: {answer}");
+        assert_eq!(
+            answer["seatbid"][0]["bid"][0]["price"].as_f64(),
+            Some(300.0),
+            "{cur}: {answer}"
+        );
+        assert_eq!(common::explain(&s, &r)["currency"], "JPY", "{cur}");
+    }
+    // A deal currency the exchange does not list: USD, converted.
+    r["cur"] = json!(["USD", "EUR"]);
+    let answer = s.bid(&r.to_string()).json();
+    assert_eq!(answer["cur"], "USD", "{answer}");
+    r["cur"] = json!(["JPY"]);
     // In another currency than the answer's: converted, as before.
     r["imp"][0]["pmp"]["deals"][0]["bidfloorcur"] = json!("EUR");
     r["imp"][0]["pmp"]["deals"][0]["bidfloor"] = json!(2.0);
