@@ -40,10 +40,10 @@ pub fn budget_changes(
                 advertiser_of_order(old, served, &order.id, now),
                 &adv.id,
             ) {
-                problems.push(problem(&adv.file, &order.id, message));
+                problems.push(problem(&adv.file, order.at, message));
             }
             if let Some(message) = order_cut(old, served, order, now, spent_as) {
-                problems.push(problem(&adv.file, &order.id, message));
+                problems.push(problem(&adv.file, order.budget_at, message));
             }
             for li in &order.line_items {
                 if let Some(message) = given_away(
@@ -51,9 +51,9 @@ pub fn budget_changes(
                     advertiser_of_line_item(old, served, &li.id, now),
                     &adv.id,
                 ) {
-                    problems.push(problem(&adv.file, &li.id, message));
+                    problems.push(problem(&adv.file, li.at, message));
                 } else if let Some(message) = moved(old, served, &order.id, &li.id, now, spent_as) {
-                    problems.push(problem(&adv.file, &li.id, message));
+                    problems.push(problem(&adv.file, li.at, message));
                 }
                 let remembered = spent_as(&li.id).map(|k| match k {
                     // The amount is not what is compared: only the type.
@@ -117,7 +117,7 @@ pub fn budget_changes(
                     _ => None,
                 };
                 if let Some(message) = message {
-                    problems.push(problem(&adv.file, &li.id, message));
+                    problems.push(problem(&adv.file, li.budget_at, message));
                 }
             }
         }
@@ -309,55 +309,18 @@ fn find<'c>(config: &'c Config, id: &str) -> Option<(&'c config::Order, &'c conf
         .find_map(|o| o.line_items.iter().find(|li| li.id == id).map(|li| (o, li)))
 }
 
-/// A problem with the budget of order or line item `id` of `file`, where
-/// that budget is written.
-fn problem(file: &Path, id: &str, message: String) -> Problem {
-    let (line, column) = locate(file, id);
+/// A problem of `file` at `at`: where the order or line item, or its
+/// budget's amount, is written, as the parser placed it. It was found by
+/// searching the text for the id, which a creative of the same id, or a
+/// line item whose `budget` came before its `id`, led to another order's
+/// budget (account-manager probe: told to raise the wrong budget).
+fn problem(file: &Path, at: config::At, message: String) -> Problem {
     Problem {
         file: file.to_path_buf(),
-        line,
-        column,
+        line: at.line,
+        column: at.column,
         message,
     }
-}
-
-/// Where the line item's `budget` is written: the first `budget` key after
-/// the line whose `id` is the line item's; the `id` itself when not found.
-/// The validated model keeps no positions, so this reads the file again.
-fn locate(file: &Path, id: &str) -> (u64, u64) {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return (1, 1);
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    let is_id = |l: &str| {
-        let t = l.trim_start().trim_start_matches("- ").trim_start();
-        t.strip_prefix("id:")
-            .map(|v| {
-                v.split('#')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .trim_matches(['"', '\''])
-                    == id
-            })
-            .unwrap_or(false)
-            || l.contains(&format!("id: {id},"))
-    };
-    let Some(at) = lines.iter().position(|l| is_id(l)) else {
-        return (1, 1);
-    };
-    for (n, l) in lines.iter().enumerate().skip(at) {
-        if let Some(col) = l.find("budget:") {
-            if n == at || !l.trim_start().starts_with("- ") {
-                return ((n + 1) as u64, (col + 1) as u64);
-            }
-        }
-        if n > at && is_id(l) {
-            break;
-        }
-    }
-    let col = lines[at].find("id:").unwrap_or(0);
-    ((at + 1) as u64, (col + 1) as u64)
 }
 
 #[cfg(test)]
@@ -415,6 +378,63 @@ mod tests {
             Ok(c) => c,
             Err(p) => panic!("{p}"),
         }
+    }
+
+    /// A refused change points at the amount it is about, as the parser
+    /// placed it: not at the first `budget:` after the first `id:` of the
+    /// same text, which a creative sharing the line item's id, or a line
+    /// item writing its budget before its id, sent to another order's
+    /// budget (account-manager probe).
+    #[test]
+    fn a_refused_budget_change_points_at_its_amount() {
+        let text = |li_budget: &str, order_budget: &str| {
+            format!(
+                "advertiser: {{ id: shop, name: Shop, domains: [shop.example], categories: [IAB22] }}\n\
+                 creatives:\n\
+                 \x20 - {{ id: li, format: display, size: 300x250, image_url: \"https://cdn.shop.example/b.png\", click_url: \"https://shop.example/\" }}\n\
+                 orders:\n\
+                 \x20 - id: first\n\
+                 \x20   service: self_service\n\
+                 \x20   budget: {order_budget}\n\
+                 \x20   flight: {{ start: 2026-11-01, end: 2026-12-31 }}\n\
+                 \x20   line_items:\n\
+                 \x20     - budget: {{ lifetime: {li_budget} }}\n\
+                 \x20       id: li\n\
+                 \x20       media: display\n\
+                 \x20       cpm: 1.00\n\
+                 \x20       creatives: [li]\n\
+                 \x20 - id: second\n\
+                 \x20   service: self_service\n\
+                 \x20   budget: 500.00\n\
+                 \x20   flight: {{ start: 2026-11-01, end: 2026-12-31 }}\n\
+                 \x20   line_items:\n\
+                 \x20     - {{ id: li2, media: display, cpm: 1.00, budget: {{ daily: 10.00 }}, creatives: [li] }}\n"
+            )
+        };
+        let load = |t: String| match config::load_files(&[("shop.yaml".into(), t)]) {
+            Ok(c) => c,
+            Err(p) => panic!("{p}"),
+        };
+        let now = config::Date::parse("2026-12-06").unwrap().start();
+        let old = load(text("300.00", "1000.00"));
+        let cut = text("200.00", "900.00");
+        let p = budget_changes(Some(&old), None, &load(cut.clone()), now, &|_| None);
+        assert_eq!(p.len(), 2, "{p:?}");
+        let place = |needle: &str| {
+            let (n, line) = cut
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.contains(needle))
+                .unwrap();
+            ((n + 1) as u64, (line.find(needle).unwrap() + 1) as u64)
+        };
+        let order = p.iter().find(|p| p.message.starts_with("order")).unwrap();
+        assert_eq!((order.line, order.column), place("900.00"), "{order:?}");
+        let li = p
+            .iter()
+            .find(|p| p.message.starts_with("line item"))
+            .unwrap();
+        assert_eq!((li.line, li.column), place("200.00"), "{li:?}");
     }
 
     /// A line item id stays its advertiser's while served and for the

@@ -443,6 +443,9 @@ pub const OPEN_ENDED_SPAN_YEARS: i32 = 20;
 pub struct Order {
     pub id: String,
     pub at: At,
+    /// Where its `budget` amount is written: what a refused budget change
+    /// points at.
+    pub budget_at: At,
     pub service: Service,
     /// Total budget of the order over its whole flight.
     pub budget: Micros,
@@ -454,6 +457,8 @@ pub struct Order {
 pub struct LineItem {
     pub id: String,
     pub at: At,
+    /// Where its budget's amount (`daily` or `lifetime`) is written.
+    pub budget_at: At,
     pub media: Media,
     /// The highest bid per thousand impressions: a fixed_cpm line item's
     /// bid, or a value-based one's ceiling (its `max_cpm`, else the goal

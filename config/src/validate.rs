@@ -978,6 +978,7 @@ impl FileChecker<'_> {
         Some(Order {
             id: o.id.value.clone(),
             at: at(raw.referenced),
+            budget_at: at(o.budget.referenced),
             service: service?,
             budget: budget?,
             flight: flight?,
@@ -1118,6 +1119,13 @@ impl FileChecker<'_> {
         Some(LineItem {
             id: l.id.value.clone(),
             at: at(raw.referenced),
+            budget_at: at(l
+                .budget
+                .value
+                .daily
+                .as_ref()
+                .or(l.budget.value.lifetime.as_ref())
+                .map_or(l.budget.referenced, |m| m.referenced)),
             media: media?,
             cpm: cpm?,
             bidding: bidding?,
