@@ -317,7 +317,8 @@ mappings! {
     /// An ad. Which keys apply depends on its format.
     #[mapping = "creative"]
     pub(crate) struct RawCreative {
-        /// Unique within the advertiser; no spaces.
+        /// Unique across every advertiser of the config (notices and reports name it
+        /// alone); no spaces.
         pub id: Text,
         /// display: an image (size, image_url); video or audio: a VAST spot
         /// (duration_s, media); native: a product ad the publisher lays out
@@ -517,7 +518,8 @@ mappings! {
     /// A budget over a flight, spent by its line items.
     #[mapping = "order"]
     pub(crate) struct RawOrder {
-        /// Unique within the advertiser; no spaces.
+        /// Unique across every advertiser of the config (notices and reports name it
+        /// alone); no spaces.
         pub id: Text,
         /// self_service, or managed: run by an account manager, with a
         /// total budget of at least 50,000.00 (25,000.00 buying audio only).
@@ -545,7 +547,8 @@ mappings! {
     /// What to bid on, how much, and with which creatives.
     #[mapping = "line item"]
     pub(crate) struct RawLineItem {
-        /// Unique within the advertiser; no spaces.
+        /// Unique across every advertiser of the config (notices and reports name it
+        /// alone); no spaces.
         pub id: Text,
         /// The kind of impression bought; its creatives have this format.
         #[one_of(Media::ALL.map(Media::as_str))]

@@ -194,8 +194,18 @@ impl GlobalIds {
                     file,
                     id.referenced,
                     format!(
-                        "duplicate {kind} id \"{}\": already used at {first}",
-                        id.value
+                        "duplicate {kind} id \"{}\": already used at {first}{}",
+                        id.value,
+                        // Said where the clash is with another advertiser's
+                        // file: ids of other advertisers look free to take
+                        // (account-manager probe).
+                        match first.file.as_path() == file
+                            || kind == "audience"
+                            || kind == "advertiser"
+                        {
+                            true => "",
+                            false => " (ids are unique across advertisers)",
+                        }
                     ),
                 )),
                 None => {

@@ -64,9 +64,10 @@ fn duplicate_creative_order_and_line_item_ids_across_the_set() {
     assert_eq!(
         messages,
         [
-            format!("b.yaml:{l1}:{c1}: duplicate creative id \"banner\": already used at a.yaml:{bl}:{bc}"),
-            format!("b.yaml:{l2}:{c2}: duplicate order id \"audio-order\": already used at a.yaml:{ol}:{oc}"),
-            format!("b.yaml:{l3}:{c3}: duplicate line item id \"li-video\": already used at a.yaml:{ll}:{lc}"),
+            // Another advertiser's: said, as those ids look free to take.
+            format!("b.yaml:{l1}:{c1}: duplicate creative id \"banner\": already used at a.yaml:{bl}:{bc} (ids are unique across advertisers)"),
+            format!("b.yaml:{l2}:{c2}: duplicate order id \"audio-order\": already used at a.yaml:{ol}:{oc} (ids are unique across advertisers)"),
+            format!("b.yaml:{l3}:{c3}: duplicate line item id \"li-video\": already used at a.yaml:{ll}:{lc} (ids are unique across advertisers)"),
         ]
     );
 }
