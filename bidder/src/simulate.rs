@@ -127,6 +127,11 @@ pub struct Report {
     pub late_wins: u64,
     /// Bids per line item.
     pub bids_by_line_item: Vec<(String, u64)>,
+    /// Why each line item that made no bid made none: what its requests
+    /// could not meet, else `/v1/explain`'s reason for its request at the
+    /// end of the run (account-manager probe: a line item in flight showed
+    /// 0 bids and nothing else).
+    pub no_bids: Vec<(String, String)>,
 }
 
 impl Report {
@@ -185,6 +190,9 @@ impl Report {
         }
         for (id, n) in &self.bids_by_line_item {
             let _ = writeln!(s, "bids {id}: {n}");
+        }
+        for (id, why) in &self.no_bids {
+            let _ = writeln!(s, "no bids {id}: {why}");
         }
         let _ = writeln!(
             s,
@@ -286,6 +294,7 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
             .iter()
             .map(|(id, ..)| (id.clone(), 0))
             .collect(),
+        no_bids: Vec::new(),
     };
     // Nothing to send (no line item to make requests for): no hours.
     if traffic.is_empty() {
@@ -391,7 +400,57 @@ pub async fn run(config: Config, store: audiences::Store, opts: &Options) -> Rep
         .await;
         pacing.end_hour(&app, clock.now(), hour, &mut report.rows);
     }
+    report.no_bids = no_bids(&app, &report.bids_by_line_item, &traffic);
     report
+}
+
+/// Why each line item with no bid made none: what its synthetic request
+/// could not meet, else the reason `/v1/explain` gives for it on that
+/// request (or, with traffic of the caller's, on its first request) as
+/// the run ends.
+fn no_bids(
+    app: &App,
+    bids: &[(String, u64)],
+    traffic: &[(Option<crate::traffic::Template>, Vec<u8>)],
+) -> Vec<(String, String)> {
+    let explained = |body: &[u8], id: &str| -> Option<String> {
+        let json = app.explain(None, body).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&json).ok()?;
+        let verdict = v["line_items"]
+            .as_array()?
+            .iter()
+            .find(|l| l["line_item"] == id)?;
+        let reason = verdict["reason"].as_str()?;
+        Some(match verdict["detail"].as_str() {
+            Some(detail) => format!("{reason} ({detail}), as /v1/explain says of its request"),
+            None => format!("{reason}, as /v1/explain says of its request"),
+        })
+    };
+    bids.iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(id, _)| {
+            let template = traffic
+                .iter()
+                .find_map(|(t, _)| t.as_ref().filter(|t| &t.line_item == id));
+            let why = match (template, traffic.first()) {
+                (Some(t), _) => t
+                    .unmet
+                    .clone()
+                    .or_else(|| explained(t.body_for("sim-user-0").as_bytes(), id)),
+                (None, Some((None, raw))) => explained(
+                    String::from_utf8_lossy(raw)
+                        .replace("USER", "sim-user-0")
+                        .as_bytes(),
+                    id,
+                ),
+                _ => Some("no request was made for it".to_owned()),
+            };
+            (
+                id.clone(),
+                why.unwrap_or_else(|| "its requests got no bid".to_owned()),
+            )
+        })
+        .collect()
 }
 
 /// Budgets, plans and overspend per line item and hour.
@@ -709,6 +768,7 @@ pub async fn run_world(mut config: Config, store: audiences::Store, opts: &Optio
             wins: 0,
             late_wins: 0,
             bids_by_line_item: Vec::new(),
+            no_bids: Vec::new(),
         },
         line_items: pacing
             .budgets

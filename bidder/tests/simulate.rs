@@ -263,6 +263,47 @@ orders:
         .all(|r| r.overspend == config::Micros::ZERO));
 }
 
+/// A line item that makes no bid says why, as `/v1/explain` would of its
+/// request (account-manager probe: 0 bids and nothing else); one that
+/// bids says nothing.
+#[tokio::test]
+async fn a_line_item_without_bids_says_why() {
+    let o = Options {
+        hours: 2,
+        ..opts(0.2)
+    };
+    let report = simulate(config("{ daily: 10.00 }"), &o).await;
+    assert!(
+        report.bids > 0 && report.no_bids.is_empty(),
+        "{}",
+        report.table()
+    );
+    // After its flight: every request is refused for it.
+    let after = Options {
+        hours: 2,
+        ..Options {
+            qps: 0.2,
+            ..Options::new(config::Timestamp::parse_rfc3339("2026-12-02T00:00:00Z").unwrap())
+        }
+    };
+    let report = simulate(config("{ daily: 10.00 }"), &after).await;
+    assert_eq!(report.bids, 0);
+    assert_eq!(
+        report.no_bids,
+        [(
+            "li".to_owned(),
+            "flight, as /v1/explain says of its request".to_owned()
+        )],
+        "{}",
+        report.table()
+    );
+    assert!(
+        report.table().contains("no bids li: flight"),
+        "{}",
+        report.table()
+    );
+}
+
 #[tokio::test]
 async fn a_daily_budget_spends_as_demand_comes_and_stops_at_the_cap() {
     // 10.00 a day at 0.05: 200 impressions, won within the first hour.
