@@ -2499,6 +2499,9 @@ impl App {
         event["user"] = serde_json::Value::String(user.clone());
         // The advertiser's own: its audiences only (`config::advertiser_item`).
         event["advertiser"] = serde_json::Value::String(advertiser.to_owned());
+        if event["event"] == "purchase" && event.get("order_id").is_none() {
+            event["order_id"] = serde_json::Value::String(crate::pixel::implied_order(&event, now));
+        }
         let line = event.to_string();
         let ip_ok = peer.is_none_or(|ip| {
             self.pixel_ip_limiter

@@ -284,6 +284,37 @@ fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
         "{rep:#}"
     );
     assert_eq!(row["sales"]["micros"], 99_000_000);
+    // Without an order id, the thank-you page reloaded (or reopened)
+    // within half an hour is the same purchase (reports probe: three
+    // calls, three purchases); another amount is another purchase, and so
+    // is the same one an hour later.
+    let report = || {
+        let rep = request(
+            s.admin,
+            "GET",
+            "/v1/reports?from=2026-11-24&to=2026-11-24&by=line_item",
+            &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            b"",
+        )
+        .json();
+        let row = &rep["rows"][0];
+        (
+            row["purchases"].as_u64().unwrap(),
+            row["sales"]["micros"].as_i64().unwrap(),
+        )
+    };
+    let again = "e=purchase&p=tent-1&amount=20.00&currency=USD";
+    for _ in 0..3 {
+        assert_eq!(pixel(&s, again, &value, page).status, 200);
+        s.clock.advance_millis(2_000);
+    }
+    assert_eq!(report(), (2, 119_000_000));
+    let other = "e=purchase&p=tent-1&amount=30.00&currency=USD";
+    assert_eq!(pixel(&s, other, &value, page).status, 200);
+    assert_eq!(report(), (3, 149_000_000));
+    s.clock.advance_millis(3_600_000);
+    assert_eq!(pixel(&s, again, &value, page).status, 200);
+    assert_eq!(report(), (4, 169_000_000));
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
