@@ -178,6 +178,21 @@ fn redirect_host(url: &str) -> Result<String, SyncError> {
     if host.is_empty() {
         return bad("has no host");
     }
+    // A name of letters, digits, dots and hyphens, or an IPv6 literal: a
+    // percent escape (`evil.example%2F.shop.example`) is no host a
+    // browser goes to, and passed the domain check as a subdomain
+    // (attack probe).
+    let name = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let literal = host.starts_with('[')
+        && host.ends_with(']')
+        && host[1..host.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    if !name && !literal {
+        return bad("its host is not a host name");
+    }
     Ok(host)
 }
 
@@ -444,6 +459,26 @@ mod tests {
             assert!(allowed_redirect(bad, &hosts).is_err(), "{bad}");
         }
         assert!(allowed_redirect("https://sync.x.example/", &[]).is_err());
+        // A host with escapes is no host: refused before any domain check
+        // (attack probe: a subdomain by its suffix).
+        for bad in [
+            "https://evil.example%2F.sync.x.example/",
+            "https://evil.example%23.sync.x.example/",
+            "https://sync_x.example/",
+            "https://[::1/",
+        ] {
+            assert!(redirect_host(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            redirect_host("https://[2001:db8::1]:8443/a")
+                .ok()
+                .as_deref(),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(
+            redirect_host("https://Shop-1.Example/a").ok().as_deref(),
+            Some("shop-1.example")
+        );
     }
 
     #[test]
