@@ -765,9 +765,19 @@ fn creative(
             Err(blocked.unwrap_or(NoBid::Creative))
         }
         config::Media::Native => {
-            let Some(Ok(request)) = offer.native.as_ref() else {
-                walk.misfit = Some("native_request");
-                return Err(NoBid::Creative);
+            let request = match offer.native.as_ref() {
+                Some(Ok(request)) => request,
+                // Read, and asking for nothing: no ad fits it, as an ad
+                // fits no asset of a request it does not fill (exchange
+                // probe: it was said to be unreadable).
+                Some(Err(creatives::NativeError::NoAssets)) => {
+                    walk.misfit = Some("no_asset");
+                    return Err(NoBid::Creative);
+                }
+                _ => {
+                    walk.misfit = Some("native_request");
+                    return Err(NoBid::Creative);
+                }
             };
             let mut blocked = None;
             // How far the ad whose misfit is noted got through the

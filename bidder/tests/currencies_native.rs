@@ -481,6 +481,11 @@ fn a_required_asset_the_ad_cannot_fill_gets_no_bid() {
     req["imp"][0]["native"]["request"] = json!("placeholder request");
     assert_eq!(no_bid(&s, &req, "nat"), "creative");
     assert_eq!(detail(&req), "native_request");
+    // One that is read and asks for no asset: nothing to fill, said so
+    // (exchange probe: it was called unreadable).
+    let req = native_request(json!([]), true);
+    assert_eq!(no_bid(&s, &req, "nat"), "creative");
+    assert_eq!(detail(&req), "no_asset");
 }
 
 // ------------------------------------------------------------ secure
