@@ -375,6 +375,9 @@ fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
         if let Some(found) = unclosed_flow(text, line) {
             return (found, Past::Nothing);
         }
+        if let Some(hint) = quoting_hint(&rendered) {
+            return ((line, column, format!("{rendered}: {hint}")), past);
+        }
         if rendered.contains("did not find expected '-' indicator") {
             return (
                 (
@@ -389,6 +392,35 @@ fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
         }
         ((line, column, rendered), past)
     })
+}
+
+/// What to do about a value YAML reads as something other than text
+/// because of its first character, in the words of someone who only meant
+/// text (account-manager probe: `name: *NEW* tents` was "reference to
+/// unknown value", and `@`, `` ` `` and `%` an "unexpected character").
+fn quoting_hint(rendered: &str) -> Option<&'static str> {
+    if rendered.contains("reference to unknown value") {
+        return Some(
+            "a value starting with `*` is read as a reference to an anchor (`&name`); if it \
+             is text, put it in quotes, like \"*NEW* tents\"",
+        );
+    }
+    if [
+        "unexpected character: `@'",
+        "unexpected character: ``'",
+        "unexpected character: `%'",
+    ]
+    .iter()
+    .any(|m| rendered.contains(m))
+    {
+        return Some(
+            "YAML reserves `@`, `` ` `` and `%` at the start of a value: put the value in quotes",
+        );
+    }
+    if rendered.contains("cannot deserialize tagged scalar") {
+        return Some("a `!!` tag (like `!!float`) is not needed here: write the value alone");
+    }
+    None
 }
 
 /// The first tab in a line's indentation: YAML indents with spaces only.
@@ -1424,6 +1456,25 @@ mod tests {
             err("advertiser:\n  id: a\n  name: A\n  domains: [a.example]\ncreatives:\n  - {id: c, companion_required: maybe}\n"),
             (6, 33, "expected true or false here".to_owned())
         );
+    }
+
+    /// A value that YAML reads as an alias, a reserved character or a tag
+    /// says to quote it (or drop the tag), where it is.
+    #[test]
+    fn values_yaml_does_not_read_as_text_say_to_quote_them() {
+        for (value, says) in [
+            ("*NEW* ACME", "put it in quotes, like \"*NEW* tents\""),
+            ("@acme", "put the value in quotes"),
+            ("`acme`", "put the value in quotes"),
+            ("%acme", "put the value in quotes"),
+            ("!!float 6.00", "write the value alone"),
+        ] {
+            let text = format!("advertiser:\n  id: a\n  name: {value}\n");
+            let (line, column, message) = err(&text);
+            assert_eq!(line, 3, "{value}: {message}");
+            assert!(column >= 9, "{value}: {column}");
+            assert!(message.ends_with(says), "{value}: {message}");
+        }
     }
 
     #[test]
