@@ -110,8 +110,10 @@ pub fn budget_changes(
                     {
                         Some(format!(
                             "line item \"{}\": a lifetime budget can only be increased once its flight has \
-                             started or it has spent (it was {was}{from}, now {now_budget})",
-                            li.id
+                             started or it has spent (it was {}{from}, now {})",
+                            li.id,
+                            was.grouped(),
+                            now_budget.grouped()
                         ))
                     }
                     _ => None,
@@ -287,8 +289,10 @@ fn order_cut(
     (order.budget < was && (now >= flight.start.start() || spent())).then(|| {
         format!(
             "order \"{}\": its budget can only be increased once its flight has started or it \
-             has spent (it was {was}{from}, now {})",
-            order.id, order.budget
+             has spent (it was {}{from}, now {})",
+            order.id,
+            was.grouped(),
+            order.budget.grouped()
         )
     })
 }
@@ -683,7 +687,7 @@ mod tests {
         let p = budget_changes(Some(&old_later), None, &later, now, &spent);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(
-            p[0].message.contains("(it was 1000.00, now 500.00)"),
+            p[0].message.contains("(it was 1,000.00, now 500.00)"),
             "{p:?}"
         );
         // So is one whose line item that spent left it (still in the

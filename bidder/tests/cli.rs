@@ -1062,8 +1062,8 @@ fn a_restart_refuses_the_budget_changes_a_reload_refuses() {
     assert!(
         out.contains(
             "order \"o1\": its budget can only be increased once its flight has started or it \
-             has spent (it was 1000000.00 (as this state directory last served it: \
-             served-budgets.json), now 999999.00)"
+             has spent (it was 1,000,000.00 (as this state directory last served it: \
+             served-budgets.json), now 999,999.00)"
         ),
         "{out}"
     );

@@ -392,7 +392,7 @@ fn budget_changes_follow_the_account_manager_rules_on_reload() {
     assert!(
         text.contains(
             "order \"acme-q4-managed\": its budget can only be increased once its flight has \
-             started or it has spent (it was 60000.00, now 55000.00)"
+             started or it has spent (it was 60,000.00, now 55,000.00)"
         ),
         "{text}"
     );
@@ -401,8 +401,9 @@ fn budget_changes_follow_the_account_manager_rules_on_reload() {
         .position(|l| l.contains("budget: 60000.00"))
         .unwrap()
         + 1;
+    // At the amount, where the parser placed it.
     assert!(
-        text.contains(&format!("acme-outdoor.yaml:{order_line}:5:")),
+        text.contains(&format!("acme-outdoor.yaml:{order_line}:13:")),
         "{text}"
     );
 
@@ -443,7 +444,7 @@ fn budget_changes_follow_the_account_manager_rules_on_reload() {
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(
         r.text()
-            .contains("(it was 40000.00 (as it was when it left the config"),
+            .contains("(it was 40,000.00 (as it was when it left the config"),
         "{}",
         r.text()
     );
