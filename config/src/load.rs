@@ -375,6 +375,11 @@ fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
         if let Some(found) = unclosed_flow(text, line) {
             return (found, Past::Nothing);
         }
+        if !rendered.contains("unclosed quote") {
+            if let Some(found) = unclosed_quote(text, line) {
+                return (found, Past::Nothing);
+            }
+        }
         if let Some(hint) = quoting_hint(&rendered) {
             return ((line, column, format!("{rendered}: {hint}")), past);
         }
@@ -638,9 +643,15 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         };
         let comment = here.comment;
         let indent = crate::resume::indent(l);
-        let next = lines.iter().enumerate().skip(n + 1).find(|(_, x)| {
+        // The next line that is no continuation of the collection: the
+        // first not indented further, past items written on lines of
+        // their own (`[ctv, desktop,` then `phone, tablet`, no `]`:
+        // account-manager probe), every one still open.
+        let next = lines.iter().enumerate().skip(n + 1).find(|(k, x)| {
             let t = x.trim();
-            !t.is_empty() && !t.starts_with('#')
+            !t.is_empty()
+                && !t.starts_with('#')
+                && (crate::resume::indent(x) <= indent || !info.get(*k).is_some_and(|i| i.open))
         });
         let (m, next) = next?;
         // Closed on the key's line, it was a collection over two lines
@@ -682,6 +693,70 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
             n as u64 + 1,
             column,
             format!("this {bracket} is not closed on its line, and the next line is a key{why}"),
+        ));
+    }
+    None
+}
+
+/// A quote left open at the end of its line, where the next line is a
+/// block key (`name:` no further in): the closing quote was forgotten.
+/// A quoted value may go on over lines, so the parser reads on to the next
+/// quote, which may be an apostrophe in a comment far below, and says its
+/// problem there (account-manager probe: `name: 'ACME Outdoor Gear` was
+/// "invalid trailing content after single-quoted scalar" 67 lines later).
+/// Said at the quote, for a problem the parser found on its line or after.
+fn unclosed_quote(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
+    let info = crate::resume::lines(text);
+    let lines: Vec<&str> = text.split('\n').collect();
+    for (n, l) in lines.iter().enumerate() {
+        if n as u64 + 1 > problem_line {
+            return None;
+        }
+        let l = l.strip_suffix('\r').unwrap_or(l);
+        // Open at its end with no bracket open: a quote is.
+        if !info
+            .get(n)
+            .is_some_and(|i| i.plain && i.open && i.bracket.is_none())
+        {
+            continue;
+        }
+        let indent = crate::resume::indent(l);
+        let (m, next) = lines.iter().enumerate().skip(n + 1).find(|(_, x)| {
+            let t = x.trim();
+            !t.is_empty() && !t.starts_with('#')
+        })?;
+        let next = next.strip_suffix('\r').unwrap_or(next);
+        let next_indent = crate::resume::indent(next);
+        let body = next[next_indent..].trim_start_matches("- ");
+        let key = body.split_once(':').is_some_and(|(k, v)| {
+            !k.is_empty()
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && (v.is_empty() || v.starts_with(' '))
+        });
+        // The parser stopped past the key's line: it read the key into
+        // the quoted value. A key further in may be text of a value that
+        // really goes on over lines.
+        if !key || next_indent > indent || problem_line < m as u64 + 1 {
+            continue;
+        }
+        // The quote that opened: the first at a value's start, after the
+        // key's `: ` or a list's `- `.
+        let start = l
+            .find(": ")
+            .map(|c| c + 2)
+            .or_else(|| l.trim_start().starts_with("- ").then_some(indent + 2))
+            .unwrap_or(indent);
+        let rest = &l[start..];
+        let at = start + rest.find(['\'', '"'])?;
+        let quote = &l[at..=at];
+        let column = l[..at].chars().count() as u64 + 1;
+        return Some((
+            n as u64 + 1,
+            column,
+            format!(
+                "this quoted value is not closed on its line, and the next line is a key: end \
+                 it with {quote}"
+            ),
         ));
     }
     None
@@ -998,6 +1073,11 @@ mod tests {
         );
         let spread = file("[\n    a.example,\n    b.example\n  ]");
         assert!(parse(&spread).is_ok(), "{:?}", parse(&spread).err());
+        // Its items go on over a line of their own, and the `]` is still
+        // missing at the next key: said at the bracket too.
+        let (line, column, message) = err(&file("[a.example,\n    b.example"));
+        assert_eq!((line, column), (4, 12), "{message}");
+        assert!(message.ends_with("end it with `]`"), "{message}");
     }
 
     /// Review findings: a flow collection written over several lines
@@ -1456,6 +1536,26 @@ mod tests {
             err("advertiser:\n  id: a\n  name: A\n  domains: [a.example]\ncreatives:\n  - {id: c, companion_required: maybe}\n"),
             (6, 33, "expected true or false here".to_owned())
         );
+    }
+
+    /// A quote forgotten at a line's end is said at the quote, not where the
+    /// parser met the next quote (an apostrophe in a comment far below).
+    #[test]
+    fn a_quote_left_open_is_said_where_it_opens() {
+        let text = "advertiser:\n  id: a\n  name: 'ACME Outdoor Gear\n  domains: [a.example]\n  categories: [IAB1]\n# the shop's own\n";
+        assert_eq!(
+            err(text),
+            (
+                3,
+                9,
+                "this quoted value is not closed on its line, and the next line is a key: end it \
+                 with '"
+                    .to_owned()
+            )
+        );
+        // Over lines on purpose, it is a value, not a problem.
+        let text = "advertiser:\n  id: a\n  name: 'ACME\n    Outdoor Gear'\n  domains: [a.example]\n  categories: [IAB1]\n";
+        assert!(parse(text).is_ok());
     }
 
     /// A value that YAML reads as an alias, a reserved character or a tag
