@@ -1397,7 +1397,11 @@ impl App {
             (ctx.today.days_since_epoch() - r.as_of.days_since_epoch()).abs()
                 <= i64::from(r.max_age_days.unwrap_or(self.settings.max_rates_age_days))
         });
-        let currency = Currency::of_request_with_deals(req, ctx.rates);
+        let seat = profile.seat.as_ref().map(|(s, _)| s.as_str());
+        let currency = Currency::of_request_with_deals(req, ctx.rates, |d| {
+            snap.buys_in_deal(&d.id)
+                && (d.wseat.is_empty() || seat.is_none_or(|s| d.wseat.iter().any(|w| w == s)))
+        });
         ctx.currency = currency.unwrap_or(Currency::USD);
         ctx.vast_default = profile.vast_default;
         ctx.https_trackers = self.https_public_url;

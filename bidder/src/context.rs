@@ -405,22 +405,26 @@ impl Currency {
     }
 
     /// [`Currency::of_request`] for a whole request, but in the currency of
-    /// its first fixed-price deal (`at` 3) whose currency `cur` lists and
-    /// that has a rate: such a deal is then bid at its agreed price to the
-    /// micro, where a USD bid would be converted back at the exchange's
-    /// rate, a little under the price (refused) or over it (overpaid)
-    /// (exchange probe: a 2.00 EUR deal was answered as 2.105264 USD
-    /// whenever `cur` allowed USD too).
+    /// its first fixed-price deal (`at` 3) that is `ours` (a line item
+    /// buys in it, open to our seat), that `cur` lists and that has a
+    /// rate: such a deal is then bid at its agreed price to the micro,
+    /// where a USD bid would be converted back at the exchange's rate, a
+    /// little under the price (refused) or over it (overpaid) (exchange
+    /// probe: a 2.00 EUR deal was answered as 2.105264 USD whenever `cur`
+    /// allowed USD too). Another buyer's deal changes nothing: it made
+    /// every bid of the answer a converted one (review).
     pub fn of_request_with_deals(
         req: &ortb::BidRequest<'_>,
         rates: Option<&config::CurrencyRates>,
+        ours: impl Fn(&ortb::Deal<'_>) -> bool,
     ) -> Option<Currency> {
-        Currency::of_fixed_deals(req, rates).or_else(|| Currency::of_request(&req.cur, rates))
+        Currency::of_fixed_deals(req, rates, ours).or_else(|| Currency::of_request(&req.cur, rates))
     }
 
     fn of_fixed_deals(
         req: &ortb::BidRequest<'_>,
         rates: Option<&config::CurrencyRates>,
+        ours: impl Fn(&ortb::Deal<'_>) -> bool,
     ) -> Option<Currency> {
         // An exchange that lists no currency takes its default, USD.
         if req.cur.is_empty() {
@@ -437,7 +441,7 @@ impl Currency {
             .iter()
             .filter_map(|imp| imp.pmp.as_ref())
             .flat_map(|pmp| pmp.deals.iter().take(64))
-            .filter(|d| d.at == Some(crate::checks::FIXED_PRICE) && d.bidfloor > 0)
+            .filter(|d| d.at == Some(crate::checks::FIXED_PRICE) && d.bidfloor > 0 && ours(d))
             .find_map(|d| {
                 let code = Currency::code_of(&d.bidfloorcur)?;
                 if &code == b"USD" || !listed(&code) {

@@ -449,6 +449,11 @@ impl Snapshot {
 
     /// The profile of `/openrtb2/bid/{id}` (`None`: plain `/openrtb2/bid`);
     /// `None` when no exchange has that id.
+    /// Whether some line item buys in deal `id`.
+    pub(crate) fn buys_in_deal(&self, id: &str) -> bool {
+        self.index.by_deal.contains_key(id)
+    }
+
     pub fn profile(&self, id: Option<&str>) -> Option<&Profile> {
         match id {
             Some(id) => self.profiles.get(id),

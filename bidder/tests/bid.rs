@@ -700,6 +700,25 @@ fn a_fixed_price_deal_is_bid_at_its_price() {
     r["cur"] = json!(["USD", "EUR"]);
     let answer = s.bid(&r.to_string()).json();
     assert_eq!(answer["cur"], "USD", "{answer}");
+    // Another buyer's fixed-price deal (no line item of ours buys in it)
+    // changes nothing, also ahead of ours in another imp (review: every
+    // bid of the answer was converted).
+    let mut two = r.clone();
+    two["cur"] = json!(["USD", "EUR", "JPY"]);
+    two["imp"][0]["pmp"]["deals"] = json!([
+        { "id": "SOMEONE-ELSES", "at": 3, "bidfloor": 0.01, "bidfloorcur": "EUR" },
+    ]);
+    two["imp"][0]["pmp"]["private_auction"] = json!(0);
+    let mut second = two["imp"][0].clone();
+    second["id"] = json!("2");
+    second["pmp"]["deals"] =
+        json!([{ "id": "DEAL-NW-PREMIUM-01", "at": 3, "bidfloor": 300, "bidfloorcur": "JPY" }]);
+    second["pmp"]["private_auction"] = json!(1);
+    two["imp"].as_array_mut().unwrap().push(second);
+    let answer = s.bid(&two.to_string()).json();
+    assert_eq!(answer["cur"], "JPY", "{answer}");
+    two["imp"].as_array_mut().unwrap().pop();
+    assert_eq!(common::explain(&s, &two)["currency"], "USD");
     r["cur"] = json!(["JPY"]);
     // In another currency than the answer's: converted, as before.
     r["imp"][0]["pmp"]["deals"][0]["bidfloorcur"] = json!("EUR");
