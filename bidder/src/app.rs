@@ -3512,15 +3512,26 @@ pub fn rates_warning(
     today: config::Date,
     max_age_days: u32,
 ) -> Option<String> {
-    // The file's own bound, where it gives one, is the one that applies.
-    let (max_age_days, named) = match rates.max_age_days {
+    // The file's own bound, where it gives one, is the one that applies;
+    // longer than the operator's, it is said at every load: whoever edits
+    // config files must not quietly undo that limit (review).
+    let (bound, named) = match rates.max_age_days {
         Some(d) => (d, "its max_age_days"),
         None => (max_age_days, "--max-rates-age-days"),
     };
     let days = today.days_since_epoch() - rates.as_of.days_since_epoch();
-    if days.abs() <= i64::from(max_age_days) {
-        return None;
+    if days.abs() <= i64::from(bound) {
+        return (bound > max_age_days).then(|| {
+            format!(
+                "{}: max_age_days {bound} lets these currency rates (as_of {}) price for up to \
+                 {bound} days, longer than --max-rates-age-days ({max_age_days}): right for fixed \
+                 rates, such as the example's; rates fed daily should leave it out",
+                rates.file.display(),
+                rates.as_of
+            )
+        });
     }
+    let max_age_days = bound;
     let when = if days < 0 {
         format!("{} days ahead of today ({today})", -days)
     } else {
@@ -3532,4 +3543,44 @@ pub fn rates_warning(
         rates.file.display(),
         rates.as_of
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rates_warning;
+
+    fn rates(as_of: &str, max_age_days: Option<u32>) -> config::CurrencyRates {
+        config::CurrencyRates {
+            as_of: config::Date::parse(as_of).unwrap(),
+            max_age_days,
+            rates: vec![("EUR".into(), config::Rate::parse_decimal("0.95").unwrap())],
+            file: "rates.yaml".into(),
+        }
+    }
+
+    /// The file's bound applies instead of the flag's, and one longer than
+    /// the flag's is said even while the rates are fresh (review: it
+    /// undid the operator's limit without a word).
+    #[test]
+    fn rates_say_which_bound_applies_and_a_longer_one_is_said() {
+        let today = config::Date::parse("2026-12-10").unwrap();
+        assert_eq!(rates_warning(&rates("2026-12-08", None), today, 7), None);
+        let stale = rates_warning(&rates("2026-11-30", None), today, 7).unwrap();
+        assert!(
+            stale.contains("10 days old") && stale.contains("(--max-rates-age-days)"),
+            "{stale}"
+        );
+        let stale = rates_warning(&rates("2026-11-30", Some(5)), today, 7).unwrap();
+        assert!(
+            stale.contains("more than 5 days") && stale.contains("(its max_age_days)"),
+            "{stale}"
+        );
+        assert_eq!(rates_warning(&rates("2026-12-08", Some(5)), today, 7), None);
+        let longer = rates_warning(&rates("2026-11-30", Some(3650)), today, 7).unwrap();
+        assert!(
+            longer.starts_with("rates.yaml: max_age_days 3650 lets these currency rates")
+                && longer.contains("longer than --max-rates-age-days (7)"),
+            "{longer}"
+        );
+    }
 }

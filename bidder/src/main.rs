@@ -330,7 +330,8 @@ struct ServeArgs {
     trusted_proxies: Vec<ipnet::IpNet>,
     /// Currency rates whose as_of is more days ago than this, or more days
     /// ahead, price nothing (requests that need them get no bid, reason
-    /// currency).
+    /// currency). A rates file's own max_age_days applies instead, with a
+    /// warning at each load where it is longer.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
     max_rates_age_days: u32,
     /// Tracking (bid, event) pairs remembered to count each event once,
