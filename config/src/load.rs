@@ -375,7 +375,10 @@ fn parse_one(text: &str) -> Result<RawFile, ((u64, u64, String), Past)> {
         if let Some(found) = unclosed_flow(text, line) {
             return (found, Past::Nothing);
         }
-        if !rendered.contains("unclosed quote") {
+        // Only where the parser's problem is a quoted value's: a valid
+        // value quoted over lines does not take the blame for a problem
+        // further down (review).
+        if rendered.contains("quoted scalar") {
             if let Some(found) = unclosed_quote(text, line) {
                 return (found, Past::Nothing);
             }
@@ -721,6 +724,9 @@ fn unclosed_quote(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
             continue;
         }
         let indent = crate::resume::indent(l);
+        // A list item's first key (`- id: 'b1`) sits past its `- `: its
+        // sibling keys are indented to it.
+        let key_at = crate::resume::key_column(l);
         let (m, next) = lines.iter().enumerate().skip(n + 1).find(|(_, x)| {
             let t = x.trim();
             !t.is_empty() && !t.starts_with('#')
@@ -736,7 +742,7 @@ fn unclosed_quote(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         // The parser stopped past the key's line: it read the key into
         // the quoted value. A key further in may be text of a value that
         // really goes on over lines.
-        if !key || next_indent > indent || problem_line < m as u64 + 1 {
+        if !key || next_indent > key_at || problem_line < m as u64 + 1 {
             continue;
         }
         // The quote that opened: the first at a value's start, after the
@@ -1553,9 +1559,23 @@ mod tests {
                     .to_owned()
             )
         );
-        // Over lines on purpose, it is a value, not a problem.
+        // Over lines on purpose, it is a value, not a problem; nor does
+        // it take the blame for one further down, even where its next line
+        // reads like a key (review).
         let text = "advertiser:\n  id: a\n  name: 'ACME\n    Outdoor Gear'\n  domains: [a.example]\n  categories: [IAB1]\n";
         assert!(parse(text).is_ok());
+        let text = "advertiser:\n  id: a\n  name: 'ACME\n  Note: x'\n  domains: [a.example]\n  categories: [IAB1]\n  bogus: 1\n";
+        let (line, _, message) = err(text);
+        assert_eq!(line, 7, "{message}");
+        assert!(message.contains("bogus"), "{message}");
+        // A list item's first key, its siblings indented past its `- `.
+        let text = "advertiser:\n  id: a\n  name: A\n  domains: [a.example]\ncreatives:\n  - id: 'b1\n    format: display\n# the shop's own\n";
+        let (line, column, message) = err(text);
+        assert_eq!((line, column), (6, 9), "{message}");
+        assert!(
+            message.starts_with("this quoted value is not closed"),
+            "{message}"
+        );
     }
 
     /// A value that YAML reads as an alias, a reserved character or a tag
