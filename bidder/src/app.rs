@@ -2504,7 +2504,8 @@ impl App {
         // The advertiser's own: its audiences only (`config::advertiser_item`).
         event["advertiser"] = serde_json::Value::String(advertiser.to_owned());
         if event["event"] == "purchase" && event.get("order_id").is_none() {
-            event["order_id"] = serde_json::Value::String(crate::pixel::implied_order(&event, now));
+            event["order_id"] =
+                serde_json::Value::String(crate::pixel::implied_order(&event, now, &self.signer));
         }
         let line = event.to_string();
         let ip_ok = peer.is_none_or(|ip| {
