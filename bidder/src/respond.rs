@@ -40,23 +40,24 @@ impl Dialect {
     /// names no version (absent, or not one), for the exchange profile's
     /// default to decide. Only a 2.5 exchange is answered in 2.5: 2.6 is a
     /// superset, and the versions before 2.5 are answered as it is
-    /// answered. A patch level (`2.5.1`) is the version it patches
-    /// (exchange probe: `2.5.0` was answered in 2.6).
+    /// answered. What follows the minor version (a patch level, `2.5.1`;
+    /// a label, `2.5-beta`) leaves it the version it is (exchange probe:
+    /// `2.5.0` was answered in 2.6), and so does a leading `v`.
     pub fn of_header(value: Option<&[u8]>) -> Option<Dialect> {
         let v = value?.trim_ascii();
-        let (minor, patch) = match v {
-            [b'2' | b'3', b'.', minor, rest @ ..] => (minor, rest),
+        let v = v
+            .strip_prefix(b"v")
+            .or_else(|| v.strip_prefix(b"V"))
+            .unwrap_or(v);
+        let (major, minor) = match v {
+            [major @ (b'2' | b'3'), b'.', minor, rest @ ..]
+                if minor.is_ascii_digit() && !rest.first().is_some_and(u8::is_ascii_digit) =>
+            {
+                (major, minor)
+            }
             _ => return None,
         };
-        let patch_ok = match patch {
-            [] => true,
-            [b'.', digits @ ..] => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
-            _ => false,
-        };
-        if !minor.is_ascii_digit() || !patch_ok {
-            return None;
-        }
-        Some(match v[0] == b'2' && (b'0'..=b'5').contains(minor) {
+        Some(match *major == b'2' && (b'0'..=b'5').contains(minor) {
             true => Dialect::V2_5,
             false => Dialect::V2_6,
         })
@@ -465,11 +466,14 @@ mod tests {
             (Some(b"2.6"), v26),
             (Some(b"2.6.1"), v26),
             (Some(b"3.0"), v26),
+            (Some(b"2.5-beta"), v25),
+            (Some(b"v2.5"), v25),
+            (Some(b"2.5;x"), v25),
+            (Some(b"V2.6"), v26),
             (Some(b"2./"), None),
             (Some(b"2.50"), None),
-            (Some(b"2.5."), None),
-            (Some(b"2.5.x"), None),
-            (Some(b"2.5-beta"), None),
+            (Some(b"2.5x"), v25),
+            (Some(b"v"), None),
             (Some(b"25"), None),
             (Some(b""), None),
             (None, None),

@@ -442,7 +442,9 @@ fn no_bids(
                         .replace("USER", "sim-user-0")
                         .as_bytes(),
                     id,
-                ),
+                )
+                // Another line item's request, perhaps: said as such.
+                .map(|why| why.replace("of its request", "of the traffic's first request")),
                 _ => Some("no request was made for it".to_owned()),
             };
             (
