@@ -1687,10 +1687,28 @@ impl App {
         };
         let now = self.clock.now().as_millis();
         let ttl = self.settings.notice_ttl.as_millis() as i64;
+        let progress = !matches!(t.event, Event::Impression | Event::Click);
         let counted = if t.test {
             false
         } else if now.saturating_sub(t.at_ms) > ttl {
             metrics::tracking_refused("expired");
+            false
+        } else if let Some(why) = progress
+            .then(|| self.ledger.outcome(ledger::BidId::key_of(t.bid)))
+            .and_then(|o| match o {
+                // A spot's progress (start, quartiles, complete...) plays
+                // after its win: one called for a bid lost or not yet won
+                // is someone's who saw the markup, and counted (and
+                // claimed) it was, and the real playback after the win a
+                // duplicate (video probe). Not claimed, so that one after
+                // the win still counts. A bid not known here (another
+                // replica's, or forgotten) counts as before.
+                ledger::Outcome::Lost => Some("lost"),
+                ledger::Outcome::InFlight => Some("not_won"),
+                _ => None,
+            })
+        {
+            metrics::tracking_refused(why);
             false
         } else if !self.tracked.first(t.bid, t.event, now) {
             metrics::tracking_refused("duplicate");

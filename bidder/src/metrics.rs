@@ -473,6 +473,7 @@ const LABELLED_COUNTERS: &[(&str, &str, &[&str])] = &[
             "expired",
             "duplicate",
             "not_won",
+            "lost",
             "awaiting_full",
         ],
     ),
@@ -652,7 +653,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         "bidder_tracking_refused_total",
-        "Tracking calls that counted nothing, by reason (signature, expired, duplicate, not_won, awaiting_full)."
+        "Tracking calls that counted nothing, by reason (signature, expired, duplicate, not_won, lost, awaiting_full)."
     );
     metrics::describe_counter!(
         "bidder_tracking_unclaimed_total",

@@ -524,6 +524,37 @@ fn vast_trackers_answer_and_count_each_event_once() {
     }
 }
 
+/// A spot's progress counts only once its bid is won: called before the
+/// win it counts nothing and takes nothing (the playback after the win
+/// counts), and after a loss notice nothing (video probe: quartiles of
+/// lost bids counted, and the real ones were then duplicates).
+#[test]
+fn vast_progress_counts_only_for_a_bid_won() {
+    let _serial = serial();
+    let s = server("video-progress", &[("tube.yaml", TUBE)], https());
+    let request = common::video_request();
+    let tracker = |bid: &Value, vast: &str| -> String {
+        let urls = cdata_urls(bid["adm"].as_str().unwrap());
+        urls.into_iter()
+            .find(|(l, _)| *l == format!("Tracking {vast}"))
+            .map(|(_, u)| u)
+            .unwrap_or_else(|| panic!("a {vast} tracker"))
+    };
+    let bid = only_bid(&s, &request);
+    let start = tracker(&bid, "start");
+    let r = counting(&s, &[(refused("not_won"), 1.0)], || call(&s, &start));
+    assert_beacon(&r);
+    won(&s, &bid);
+    let r = counting(&s, &[(event("start"), 1.0)], || call(&s, &start));
+    assert_beacon(&r);
+    let lost = only_bid(&s, &request);
+    let r = s.notice(lost["lurl"].as_str().unwrap(), "1.00");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let complete = tracker(&lost, "complete");
+    let r = counting(&s, &[(refused("lost"), 1.0)], || call(&s, &complete));
+    assert_beacon(&r);
+}
+
 // ------------------------------------------------------------ native
 
 /// A native 1.2 slot asking for a title; `eventtrackers` offered as given.
