@@ -730,8 +730,11 @@ fn creative(
     match item.media {
         config::Media::Display => {
             // Our display markup is an XHTML banner (`btype` 2): a slot
-            // blocking that type takes none of our banners.
-            if offer.banner_btype.contains(&XHTML_BANNER) {
+            // blocking that type takes none of our banners, nor one
+            // blocking a type nobody can read.
+            if offer.banner_btype.contains(&XHTML_BANNER)
+                || offer.banner_btype.contains(&ortb::UNREADABLE_CODE)
+            {
                 return Err(NoBid::Attribute);
             }
             // The first offered size (the exchange's preference) that a
@@ -916,7 +919,7 @@ impl Usable<'_, '_> {
         if adv.creatives[creative]
             .attributes
             .iter()
-            .any(|a| self.battr.contains(&i32::from(*a)))
+            .any(|a| blocks(self.battr, i32::from(*a)))
         {
             return Err(NoBid::Attribute);
         }
@@ -949,12 +952,19 @@ impl Usable<'_, '_> {
             return Err(NoBid::Secure);
         }
         let attributes = &adv.creatives[creative].attributes;
-        let blocked = |a: i32| battr.contains(&a) || self.battr.contains(&a);
+        let blocked = |a: i32| blocks(battr, a) || blocks(self.battr, a);
         match attributes.iter().any(|a| blocked(i32::from(*a))) {
             true => Err(NoBid::Attribute),
             false => self.language(&adv.creatives[creative]),
         }
     }
+}
+
+/// Whether a slot's `battr` blocks attribute `a`: listed, or behind an
+/// entry nobody can read ([`ortb::UNREADABLE_CODE`]), which may be any
+/// attribute (a creative that declares none is blocked by none).
+fn blocks(battr: &[i32], a: i32) -> bool {
+    battr.contains(&a) || battr.contains(&ortb::UNREADABLE_CODE)
 }
 
 /// The first creative of a video or audio line item that the slot takes.

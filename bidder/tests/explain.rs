@@ -56,6 +56,9 @@ fn first_reason_per_rule() {
     r["imp"][0]["banner"]["btype"] = json!([2]);
     assert_eq!(reason(&s, &r, li), "attribute");
     assert_eq!(s.bid(&r.to_string()).status, 204);
+    // A type nobody can read may be ours: blocked as well.
+    r["imp"][0]["banner"]["btype"] = json!([1, "x"]);
+    assert_eq!(reason(&s, &r, li), "attribute");
     r["imp"][0]["banner"]["btype"] = json!([1, 3, 4]);
     assert_eq!(verdict(&explain(&s, &r), li)["bids"], true);
     r["imp"][0]["banner"]["mimes"] = json!(["image/gif", "image/png"]);

@@ -228,6 +228,20 @@ fn vast_2_only_players_get_vast_2() {
     r["imp"][0]["video"]["protocols"] = json!([1, 4, 9, 10]);
     assert!(bids(&s, &r).is_empty());
     assert_eq!(creative_detail(&s, &r, "tent-ctv-video"), "protocol");
+    // A list of what cannot be read names no version we write either: it
+    // was read as no list, and bid in the default version (video probe).
+    for unreadable in [json!(["x"]), json!([7.5]), json!([null]), json!({"a": 1})] {
+        r["imp"][0]["video"]["protocols"] = unreadable.clone();
+        assert!(bids(&s, &r).is_empty(), "{unreadable}");
+        assert_eq!(
+            creative_detail(&s, &r, "tent-ctv-video"),
+            "protocol",
+            "{unreadable}"
+        );
+    }
+    // What can be read of a list still counts.
+    r["imp"][0]["video"]["protocols"] = json!(["x", 2]);
+    assert_eq!(bids(&s, &r)[0]["protocol"], 2);
 }
 
 #[test]
@@ -328,6 +342,18 @@ fn companion_slots_block_companions_by_attribute() {
     let adm = b[0]["adm"].as_str().unwrap();
     assert!(!adm.contains("CompanionAds"), "{adm}");
     assert!(b[0].get("attr").is_none(), "{}", b[0]);
+    // An entry nobody can read may be any attribute: it blocks the
+    // companion that declares one, not the spot that declares none (video
+    // probe: `battr: [14.5]` blocked nothing).
+    for unreadable in [json!([1.5]), json!(["x"]), json!([null])] {
+        r["imp"][0]["video"]["battr"] = unreadable.clone();
+        let b = bids(&s, &r);
+        assert_eq!(b.len(), 1, "{unreadable}");
+        assert!(
+            !b[0]["adm"].as_str().unwrap().contains("CompanionAds"),
+            "{unreadable}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

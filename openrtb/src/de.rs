@@ -175,7 +175,21 @@ impl<'de> Deserialize<'de> for LenientI32 {
     }
 }
 
-struct IntVecVisitor;
+/// `marked`: an entry (or lone value) that reads as no code is
+/// [`crate::UNREADABLE_CODE`] rather than dropped.
+struct IntVecVisitor {
+    marked: bool,
+}
+
+impl IntVecVisitor {
+    fn one(&self, code: Option<i32>) -> Vec<i32> {
+        match (code, self.marked) {
+            (Some(c), _) => vec![c],
+            (None, true) => vec![crate::UNREADABLE_CODE],
+            (None, false) => Vec::new(),
+        }
+    }
+}
 
 impl<'de> Visitor<'de> for IntVecVisitor {
     type Value = Vec<i32>;
@@ -187,26 +201,30 @@ impl<'de> Visitor<'de> for IntVecVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4));
         while let Some(LenientI32(v)) = seq.next_element()? {
-            out.extend(v);
+            match (v, self.marked) {
+                (Some(c), _) => out.push(c),
+                (None, true) => out.push(crate::UNREADABLE_CODE),
+                (None, false) => {}
+            }
         }
         Ok(out)
     }
 
     // A lone code where a list belongs (`"protocols": 2`) still means that code.
     fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(i32::try_from(v).ok().into_iter().collect())
+        Ok(self.one(i32::try_from(v).ok()))
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(i32::try_from(v).ok().into_iter().collect())
+        Ok(self.one(i32::try_from(v).ok()))
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(f64_to_i32(v).into_iter().collect())
+        Ok(self.one(f64_to_i32(v)))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(str_to_i32(v).into_iter().collect())
+        Ok(self.one(str_to_i32(v)))
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
@@ -226,14 +244,27 @@ impl<'de> Visitor<'de> for IntVecVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        drain_map(map).map(|()| Vec::new())
+        let marked = self.marked;
+        drain_map(map).map(|()| match marked {
+            true => vec![crate::UNREADABLE_CODE],
+            false => Vec::new(),
+        })
     }
 }
 
 /// A list of integer codes: `null` and missing are empty, elements of an
 /// unusable type are dropped rather than failing the list.
 pub(crate) fn i32_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i32>, D::Error> {
-    d.deserialize_any(IntVecVisitor)
+    d.deserialize_any(IntVecVisitor { marked: false })
+}
+
+/// [`codes`] for the lists whose unreadable entries count
+/// ([`crate::UNREADABLE_CODE`]).
+pub(crate) fn marked_codes<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<crate::request::Codes, D::Error> {
+    d.deserialize_any(IntVecVisitor { marked: true })
+        .map(crate::List::from)
 }
 
 /// [`i32_vec`] as the request model keeps codes.

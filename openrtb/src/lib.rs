@@ -65,6 +65,17 @@ pub const MAX_LISTED_OBJECTS: u32 = 10_000;
 /// takes a flag other than 0 as set.
 pub const UNREADABLE_FLAG: i32 = -1;
 
+/// What an entry of a slot's protocol, delivery, companion-type or
+/// blocking list (`protocols`, `delivery`, `companiontype`, `battr`,
+/// `btype`) reads as when no code can be read from it (`"x"`, `7.5`,
+/// `null`, an object), and what such a list given as something else
+/// than a list or a code reads as: a code no one uses, kept, where
+/// dropping it left a list that restricted or blocked nothing (video
+/// probe: `protocols: ["x"]` was bid as if unrestricted, `battr: [14.5]`
+/// blocked nothing). Readers of blocking lists take it as blocking every
+/// attribute or type.
+pub const UNREADABLE_CODE: i32 = i32::MIN;
+
 /// How many bytes a parsed request may hold beyond its body, counted as it
 /// is read: objects in lists and boxes, elements of code and string lists,
 /// and strings the reader had to build (escapes decoded, numbers written as

@@ -366,9 +366,9 @@ pub struct Banner<'a> {
     pub w: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub h: Option<i32>,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub btype: Codes,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub battr: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub pos: Option<i32>,
@@ -413,7 +413,7 @@ pub struct Video<'a> {
     /// 2.6 exact durations allowed, in seconds.
     #[serde(default, deserialize_with = "de::codes")]
     pub rqddurs: Codes,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub protocols: Codes,
     /// 2.5-deprecated single protocol.
     #[serde(default, deserialize_with = "de::opt_i32")]
@@ -440,7 +440,7 @@ pub struct Video<'a> {
     pub skipafter: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub sequence: Option<i32>,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub battr: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxextended: Option<i32>,
@@ -454,7 +454,7 @@ pub struct Video<'a> {
     pub playbackmethod: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub playbackend: Option<i32>,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub delivery: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub pos: Option<i32>,
@@ -466,7 +466,7 @@ pub struct Video<'a> {
     /// Read [`Video::api_frameworks`] rather than either field.
     #[serde(default, deserialize_with = "de::codes")]
     pub apis: Codes,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub companiontype: Codes,
     #[serde(borrow, default, deserialize_with = "de::opt_str")]
     pub podid: Option<Cow<'a, str>>,
@@ -535,7 +535,7 @@ pub struct Audio<'a> {
     pub rqddurs: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub poddur: Option<i32>,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub protocols: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub startdelay: Option<i32>,
@@ -549,7 +549,7 @@ pub struct Audio<'a> {
     pub slotinpod: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxseq: Option<i32>,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub battr: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxextended: Option<i32>,
@@ -557,13 +557,13 @@ pub struct Audio<'a> {
     pub minbitrate: Option<i32>,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub maxbitrate: Option<i32>,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub delivery: Codes,
     #[serde(borrow, default, deserialize_with = "de::vec")]
     pub companionad: Vec<Banner<'a>>,
     #[serde(default, deserialize_with = "de::codes")]
     pub api: Codes,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub companiontype: Codes,
     #[serde(default, deserialize_with = "de::opt_i32")]
     pub feed: Option<i32>,
@@ -591,7 +591,7 @@ pub struct Native<'a> {
     pub ver: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "de::codes")]
     pub api: Codes,
-    #[serde(default, deserialize_with = "de::codes")]
+    #[serde(default, deserialize_with = "de::marked_codes")]
     pub battr: Codes,
     #[serde(borrow, default)]
     pub ext: Ext<'a>,

@@ -97,10 +97,13 @@ fn wrong_scalar_types_are_read_leniently() {
         (Some(300), Some(250), None)
     );
     assert_eq!(banner.sizes().collect::<Vec<_>>(), [(320, 50)]);
+    // A blocking list keeps what it cannot read as a code no one uses
+    // (the bidder then blocks every attribute); other lists drop it.
+    let x = ortb::UNREADABLE_CODE;
     assert_eq!(
         banner.battr,
-        [1, 2, 3],
-        "unusable codes dropped, the rest kept"
+        [1, 2, 3, x, x, x],
+        "unusable codes marked, the rest kept"
     );
     assert_eq!(banner.api, [5], "a lone code where a list belongs");
     let device = req.device.as_ref().unwrap();
@@ -707,4 +710,59 @@ fn language_lists_are_read_up_to_a_bound() {
     assert_eq!(allowed(&list("wlang", &junk)), Some(vec![]));
     // Within the bounds such entries restrict nothing, as before.
     assert_eq!(allowed(&list("wlang", &["1".into(), quoted("?")])), None);
+}
+
+/// A slot's protocol, delivery, companion-type and blocking lists keep an
+/// entry they cannot read as [`ortb::UNREADABLE_CODE`] (a list of it for
+/// a value that is no list, code, boolean or null), both readers alike:
+/// dropped, `protocols: ["x"]` was read as no list and bid as if the
+/// player took anything, `battr: [14.5]` as blocking nothing (video
+/// probe). Other code lists still drop it.
+#[test]
+fn unreadable_entries_of_slot_lists_are_kept_marked() {
+    let x = ortb::UNREADABLE_CODE;
+    for (video, protocols, battr, api) in [
+        (
+            r#"{"protocols":["x"],"battr":[14.5],"api":["x"]}"#,
+            vec![x],
+            vec![x],
+            vec![],
+        ),
+        (
+            r#"{"protocols":"x","battr":{"a":1},"api":"x"}"#,
+            vec![x],
+            vec![x],
+            vec![],
+        ),
+        (
+            r#"{"protocols":[2,null,[3]],"battr":[1,"2"]}"#,
+            vec![2, x, x],
+            vec![1, 2],
+            vec![],
+        ),
+        (
+            r#"{"protocols":null,"battr":true,"api":[7]}"#,
+            vec![],
+            vec![],
+            vec![7],
+        ),
+        (
+            r#"{"protocols":2147483648,"battr":[]}"#,
+            vec![x],
+            vec![],
+            vec![],
+        ),
+    ] {
+        let body = format!(r#"{{"id":"r","imp":[{{"id":"1","video":{video}}}]}}"#);
+        for (how, req) in [
+            ("reader", ortb::parse_request(body.as_bytes())),
+            ("serde", ortb::parse_request_serde(body.as_bytes())),
+        ] {
+            let req = req.unwrap_or_else(|e| panic!("{how} {video}: {e}"));
+            let v = req.imp[0].video.as_deref().unwrap();
+            assert_eq!(v.protocols[..], protocols[..], "{how} {video}");
+            assert_eq!(v.battr[..], battr[..], "{how} {video}");
+            assert_eq!(v.api[..], api[..], "{how} {video}");
+        }
+    }
 }

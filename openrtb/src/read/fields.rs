@@ -223,6 +223,34 @@ pub(super) fn i32_vec_into(c: &mut Cursor<'_>, out: &mut Codes) -> Result<()> {
     Ok(())
 }
 
+/// [`i32_vec_into`] for the lists where an entry that reads as no code
+/// must still count: it reads as [`crate::UNREADABLE_CODE`], and so does
+/// a value that is neither a list, a code, a boolean nor `null`.
+pub(super) fn marked_vec_into(c: &mut Cursor<'_>, out: &mut Codes) -> Result<()> {
+    if !out.is_empty() {
+        *out = Codes::new();
+    }
+    match c.peek_value()? {
+        b'[' => {}
+        b'n' => return c.literal().map(|_| ()),
+        _ => {
+            match scalar(c)? {
+                Scalar::Bool(_) => {}
+                other => out.push(scalar_i32(other).unwrap_or(crate::UNREADABLE_CODE)),
+            }
+            return Ok(());
+        }
+    }
+    c.bump();
+    let mut first = true;
+    while c.next_element(&mut first)? {
+        let code = opt_i32(c)?.unwrap_or(crate::UNREADABLE_CODE);
+        c.spend(std::mem::size_of::<i32>())?;
+        out.push(code);
+    }
+    Ok(())
+}
+
 /// A list of strings; a lone string means a list of one, elements that are
 /// numbers read as their text, anything else is dropped.
 ///

@@ -173,6 +173,9 @@ macro_rules! object {
     (@set $out:ident, $c:ident, $field:ident, i32_vec) => {
         fields::i32_vec_into($c, &mut $out.$field)?
     };
+    (@set $out:ident, $c:ident, $field:ident, marked_vec) => {
+        fields::marked_vec_into($c, &mut $out.$field)?
+    };
     (@set $out:ident, $c:ident, $field:ident, opt_str) => {
         fields::opt_str_into($c, &mut $out.$field)?
     };
@@ -280,8 +283,8 @@ object!(Banner {
         "format" => format: list,
         "w" => w: opt_i32,
         "h" => h: opt_i32,
-        "btype" => btype: i32_vec,
-        "battr" => battr: i32_vec,
+        "btype" => btype: marked_vec,
+        "battr" => battr: marked_vec,
         "pos" => pos: opt_i32,
         "mimes" => mimes: str_vec,
         "topframe" => topframe: opt_i32,
@@ -296,7 +299,7 @@ object!(Video {
         "minduration" => minduration: opt_i32,
         "maxduration" => maxduration: opt_i32,
         "rqddurs" => rqddurs: i32_vec,
-        "protocols" => protocols: i32_vec,
+        "protocols" => protocols: marked_vec,
         "protocol" => protocol: opt_i32,
         "w" => w: opt_i32,
         "h" => h: opt_i32,
@@ -308,19 +311,19 @@ object!(Video {
         "skipmin" => skipmin: opt_i32,
         "skipafter" => skipafter: opt_i32,
         "sequence" => sequence: opt_i32,
-        "battr" => battr: i32_vec,
+        "battr" => battr: marked_vec,
         "maxextended" => maxextended: opt_i32,
         "minbitrate" => minbitrate: opt_i32,
         "maxbitrate" => maxbitrate: opt_i32,
         "boxingallowed" => boxingallowed: opt_i32,
         "playbackmethod" => playbackmethod: i32_vec,
         "playbackend" => playbackend: opt_i32,
-        "delivery" => delivery: i32_vec,
+        "delivery" => delivery: marked_vec,
         "pos" => pos: opt_i32,
         "companionad" => companionad: list,
         "api" => api: i32_vec,
         "apis" => apis: i32_vec,
-        "companiontype" => companiontype: i32_vec,
+        "companiontype" => companiontype: marked_vec,
         "podid" => podid: opt_str,
         "podseq" => podseq: opt_i32,
         "slotinpod" => slotinpod: opt_i32,
@@ -343,21 +346,21 @@ object!(Audio {
         "maxduration" => maxduration: opt_i32,
         "rqddurs" => rqddurs: i32_vec,
         "poddur" => poddur: opt_i32,
-        "protocols" => protocols: i32_vec,
+        "protocols" => protocols: marked_vec,
         "startdelay" => startdelay: opt_i32,
         "sequence" => sequence: opt_i32,
         "podid" => podid: opt_str,
         "podseq" => podseq: opt_i32,
         "slotinpod" => slotinpod: opt_i32,
         "maxseq" => maxseq: opt_i32,
-        "battr" => battr: i32_vec,
+        "battr" => battr: marked_vec,
         "maxextended" => maxextended: opt_i32,
         "minbitrate" => minbitrate: opt_i32,
         "maxbitrate" => maxbitrate: opt_i32,
-        "delivery" => delivery: i32_vec,
+        "delivery" => delivery: marked_vec,
         "companionad" => companionad: list,
         "api" => api: i32_vec,
-        "companiontype" => companiontype: i32_vec,
+        "companiontype" => companiontype: marked_vec,
         "feed" => feed: opt_i32,
         "stitched" => stitched: opt_i32,
         "nvol" => nvol: opt_i32,
@@ -370,7 +373,7 @@ object!(Native {
         "request" => request: ext,
         "ver" => ver: opt_str,
         "api" => api: i32_vec,
-        "battr" => battr: i32_vec,
+        "battr" => battr: marked_vec,
         "ext" => ext: ext,
 });
 
