@@ -825,14 +825,26 @@ impl Inner {
         })
     }
 
-    /// Adds a grant to both keys' leases.
+    /// Adds a grant to both keys' leases. A grant counts as a use for the
+    /// idle clock, and the least it was asked for as the cost of a bid
+    /// where none was made yet: asked for by a bid refused for want of it,
+    /// it was given back in full at the next pass (idle, and over a
+    /// target of nothing) before any bid could use it, so a line item
+    /// whose requests came a second or more apart never bid on Redis
+    /// (operator probe).
     pub(crate) fn granted(&self, ask: &Ask, grant: i64) {
+        let now_ms = self.now().as_millis();
         for (i, key) in ask.keys.iter().enumerate() {
             if ask.caps[i] == Cap::None {
                 continue;
             }
             let mut shard = lock(&self.leases[self.shard(key)]);
-            shard.entry((key.clone(), ask.day)).or_default().granted += grant;
+            let l = shard.entry((key.clone(), ask.day)).or_default();
+            l.granted += grant;
+            l.last_use_ms = l.last_use_ms.max(now_ms);
+            if l.last_cost == 0 {
+                l.last_cost = ask.min.max(0);
+            }
         }
     }
 
