@@ -1050,6 +1050,14 @@ impl MemoryLedger {
         }
         shard.insert_charged(bid.0, b.forget);
         drop(shard);
+        // A late win all the same, wherever it was charged: the share of
+        // bids this replica made that are won late learns it here, or,
+        // with notices spread over replicas, it learned only the wins that
+        // came back to this one and held expired bids at too little
+        // (operator probe: 0.51 where 0.61 were won).
+        if let State::Lingering { past_horizon } = b.state {
+            self.late.won(past_horizon);
+        }
         // Released by a loss that came first (the charge and the loss
         // travel apart): its hold is already back in what this replica may
         // spend, yet the charge made it spend elsewhere. The backend must
@@ -2378,6 +2386,31 @@ pub(crate) mod tests {
     #[test]
     fn a_bid_fills_a_line() {
         assert_eq!(std::mem::size_of::<Option<Bid>>(), 64);
+    }
+
+    /// An expired bid charged by another replica is a late win of this
+    /// one's all the same: the share learns it (operator probe: with
+    /// notices spread over replicas it learned only the wins that came
+    /// back here, and held expired bids at too little).
+    #[test]
+    fn a_late_win_charged_elsewhere_counts_in_the_share() {
+        let l = MemoryLedger::default();
+        let (li, o) = (SpendKey::line_item("li"), SpendKey::order("o"));
+        let now = Timestamp(1_795_521_600_000);
+        let daily = Cap::Daily(Micros::from_units(1_000));
+        for bid in 0..10u64 {
+            let hold = plain_hold(bid, now.date(), (&li, &o), daily, now, 1);
+            l.reserve(&hold, now).expect("room");
+        }
+        assert_eq!(l.expire(Timestamp(now.as_millis() + 1)).reservations, 10);
+        for bid in 0..5u64 {
+            assert!(matches!(l.release(BidKey(bid)), Release::Released));
+        }
+        for bid in 5..10u64 {
+            assert!(l.settled_elsewhere(BidKey(bid)).is_some());
+        }
+        // 5 won of 10, with one imagined win: 6 of 11, rounded up.
+        assert_eq!(l.late_share_ppm(), 545_455);
     }
 
     #[test]
