@@ -638,7 +638,13 @@ fn spent_problems(
         let ids: Vec<&str> = config.line_items().map(|li| li.id.as_str()).collect();
         let read = shared::budget_kinds(redis_info(url)?, prefix, &ids)
             .map_err(|e| anyhow::anyhow!("--redis {url}: {e}"))?;
-        kinds.extend(read);
+        match read {
+            Some(read) => kinds.extend(read),
+            None => eprintln!(
+                "warning: --redis {url}: no bidder state under the prefix {prefix:?}: nothing \
+                 spent there to check against (a first rollout, or check --redis-prefix)"
+            ),
+        }
     }
     // The record of the budgets last served: what a start on `state`
     // compares with (as a reload compares with the config in memory).
@@ -1623,7 +1629,12 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             Some(url) => {
                 let ids: Vec<&str> = config.line_items().map(|li| li.id.as_str()).collect();
                 let info = redis_info(url)?;
-                let read_now = || shared::budget_kinds(info.clone(), &args.redis_prefix, &ids);
+                // No state under the prefix yet (a first start): nothing
+                // spent there.
+                let read_now = || {
+                    shared::budget_kinds(info.clone(), &args.redis_prefix, &ids)
+                        .map(Option::unwrap_or_default)
+                };
                 // A blip of Redis must not let a changed type through: a
                 // few tries, a second apart, before going on without.
                 let mut read = read_now();

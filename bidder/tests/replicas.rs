@@ -1421,7 +1421,7 @@ fn a_start_refuses_a_budget_type_changed_after_spending_on_another_replica() {
     // another replica's empty journal directory alone it cannot.
     let other = root.join("b-journal");
     std::fs::create_dir_all(&other).unwrap();
-    let validate = |redis: Option<&str>| {
+    let validate_with = |redis: Option<&str>, prefix: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bidder"));
         cmd.args(["validate", "--config"])
             .arg(&lifetime)
@@ -1430,12 +1430,29 @@ fn a_start_refuses_a_budget_type_changed_after_spending_on_another_replica() {
         if let Some(url) = redis {
             cmd.args(["--redis", url]);
         }
+        if let Some(p) = prefix {
+            cmd.args(["--redis-prefix", p]);
+        }
         let out = cmd.output().expect("validate runs");
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
+    let validate = |redis: Option<&str>| {
+        let (code, out, _) = validate_with(redis, None);
+        (code, out)
+    };
+    // A prefix no replica used: valid, and said to have found nothing
+    // (operator probe: a mistyped prefix passed without a word).
+    let (code, _, err) = validate_with(Some(&redis.url()), Some("other:"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("no bidder state under the prefix \"other:\"")
+            && err.contains("--redis-prefix"),
+        "{err}"
+    );
     assert_eq!(validate(None).0, Some(0), "nothing spent in that directory");
     let replicas = redis.zmembers("bidder:replicas").unwrap();
     let (code, out) = validate(Some(&redis.url()));

@@ -83,12 +83,15 @@ pub fn read_stream_offset(path: &std::path::Path) -> String {
 /// under `prefix`, read only (one plain connection, no replica registered,
 /// 500 line items a round trip): what a start checks its config against
 /// before serving it (a ledger's cache of Redis is empty then), and what
-/// `bidder validate --redis` checks one against before a rollout.
+/// `bidder validate --redis` checks one against before a rollout. `None`
+/// when no replica has made state under `prefix` (no epoch there): a
+/// first rollout, or a prefix mistyped, which read as "nothing spent"
+/// without a word (operator probe).
 pub fn budget_kinds(
     info: redis::ConnectionInfo,
     prefix: &str,
     line_items: &[&str],
-) -> Result<std::collections::HashMap<String, ledger::BudgetKind>, StartError> {
+) -> Result<Option<std::collections::HashMap<String, ledger::BudgetKind>>, StartError> {
     // rediss:// needs a crypto provider for rustls; installing twice is
     // harmless (the first one stays).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -100,6 +103,13 @@ pub fn budget_kinds(
     conn.set_read_timeout(Some(five)).map_err(err)?;
     conn.set_write_timeout(Some(five)).map_err(err)?;
     let keys = keys::Keys::new(prefix);
+    let epoch: Option<String> = redis::cmd("GET")
+        .arg(keys.epoch())
+        .query(&mut conn)
+        .map_err(err)?;
+    if epoch.is_none() {
+        return Ok(None);
+    }
     let mut kinds = std::collections::HashMap::new();
     for chunk in line_items.chunks(500) {
         let mut pipe = redis::pipe();
@@ -115,7 +125,7 @@ pub fn budget_kinds(
             }
         }
     }
-    Ok(kinds)
+    Ok(Some(kinds))
 }
 
 /// Reads `redis://…` or `rediss://…` with the password (and user) from the
