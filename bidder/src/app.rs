@@ -1687,29 +1687,29 @@ impl App {
         };
         let now = self.clock.now().as_millis();
         let ttl = self.settings.notice_ttl.as_millis() as i64;
-        let progress = !matches!(t.event, Event::Impression | Event::Click);
+        // A spot's progress (start, quartiles, complete...) of a bid whose
+        // loss notice came is someone's who saw the markup: it counted, and
+        // took the (bid, event) pair, so the real playback after a win was
+        // a duplicate (video probe). One of a bid not won yet counts but
+        // takes nothing: an exchange that charges on its billing notice may
+        // send it after the player started (review), and a call before the
+        // win leaves the playback after it to count. A bid not known here
+        // (another replica's, or forgotten) counts as before.
+        let outcome = match t.event {
+            Event::Impression | Event::Click => None,
+            _ => Some(self.ledger.outcome(ledger::BidId::key_of(t.bid))),
+        };
         let counted = if t.test {
             false
         } else if now.saturating_sub(t.at_ms) > ttl {
             metrics::tracking_refused("expired");
             false
-        } else if let Some(why) = progress
-            .then(|| self.ledger.outcome(ledger::BidId::key_of(t.bid)))
-            .and_then(|o| match o {
-                // A spot's progress (start, quartiles, complete...) plays
-                // after its win: one called for a bid lost or not yet won
-                // is someone's who saw the markup, and counted (and
-                // claimed) it was, and the real playback after the win a
-                // duplicate (video probe). Not claimed, so that one after
-                // the win still counts. A bid not known here (another
-                // replica's, or forgotten) counts as before.
-                ledger::Outcome::Lost => Some("lost"),
-                ledger::Outcome::InFlight => Some("not_won"),
-                _ => None,
-            })
-        {
-            metrics::tracking_refused(why);
+        } else if outcome == Some(ledger::Outcome::Lost) {
+            metrics::tracking_refused("lost");
             false
+        } else if outcome == Some(ledger::Outcome::InFlight) {
+            metrics::tracking_event(t.event);
+            true
         } else if !self.tracked.first(t.bid, t.event, now) {
             metrics::tracking_refused("duplicate");
             false

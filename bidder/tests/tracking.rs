@@ -524,12 +524,13 @@ fn vast_trackers_answer_and_count_each_event_once() {
     }
 }
 
-/// A spot's progress counts only once its bid is won: called before the
-/// win it counts nothing and takes nothing (the playback after the win
-/// counts), and after a loss notice nothing (video probe: quartiles of
-/// lost bids counted, and the real ones were then duplicates).
+/// A spot's progress after a loss notice counts nothing; before the win
+/// it counts but takes nothing, so the playback after the win counts too
+/// (video probe: quartiles of lost bids counted, and a call before the
+/// win made the real one a duplicate; an exchange that charges on its
+/// billing notice may send it after the player started).
 #[test]
-fn vast_progress_counts_only_for_a_bid_won() {
+fn vast_progress_of_a_lost_bid_counts_nothing_and_before_the_win_takes_nothing() {
     let _serial = serial();
     let s = server("video-progress", &[("tube.yaml", TUBE)], https());
     let request = common::video_request();
@@ -542,10 +543,12 @@ fn vast_progress_counts_only_for_a_bid_won() {
     };
     let bid = only_bid(&s, &request);
     let start = tracker(&bid, "start");
-    let r = counting(&s, &[(refused("not_won"), 1.0)], || call(&s, &start));
+    let r = counting(&s, &[(event("start"), 1.0)], || call(&s, &start));
     assert_beacon(&r);
     won(&s, &bid);
     let r = counting(&s, &[(event("start"), 1.0)], || call(&s, &start));
+    assert_beacon(&r);
+    let r = counting(&s, &[(refused("duplicate"), 1.0)], || call(&s, &start));
     assert_beacon(&r);
     let lost = only_bid(&s, &request);
     let r = s.notice(lost["lurl"].as_str().unwrap(), "1.00");

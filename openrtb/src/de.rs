@@ -224,6 +224,10 @@ impl<'de> Visitor<'de> for IntVecVisitor {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        // A blank string is no list, as a blank privacy flag is no flag.
+        if self.marked && v.trim().is_empty() {
+            return Ok(Vec::new());
+        }
         Ok(self.one(str_to_i32(v)))
     }
 

@@ -752,6 +752,9 @@ fn unreadable_entries_of_slot_lists_are_kept_marked() {
             vec![],
             vec![],
         ),
+        // A blank string where the list belongs is no list; in it, an
+        // entry that is no code.
+        (r#"{"protocols":" ","battr":[""]}"#, vec![], vec![x], vec![]),
     ] {
         let body = format!(r#"{{"id":"r","imp":[{{"id":"1","video":{video}}}]}}"#);
         for (how, req) in [

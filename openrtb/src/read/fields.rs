@@ -235,7 +235,10 @@ pub(super) fn marked_vec_into(c: &mut Cursor<'_>, out: &mut Codes) -> Result<()>
         b'n' => return c.literal().map(|_| ()),
         _ => {
             match scalar(c)? {
+                // A blank string is no list, as a blank privacy flag is
+                // no flag (review: `btype: ""` blocked every banner).
                 Scalar::Bool(_) => {}
+                Scalar::Str(s) if s.trim().is_empty() => {}
                 other => out.push(scalar_i32(other).unwrap_or(crate::UNREADABLE_CODE)),
             }
             return Ok(());
