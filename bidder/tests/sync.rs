@@ -269,25 +269,7 @@ fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
     let buy = "e=purchase&p=tent-1&amount=99.00&currency=USD&order_id=P1";
     assert_eq!(pixel(&s, buy, &value, page).status, 200);
     assert_eq!(bids_for(&s, &id), 204, "bought: no longer a viewer");
-    let rep = request(
-        s.admin,
-        "GET",
-        "/v1/reports?from=2026-11-24&to=2026-11-24&by=line_item",
-        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-        b"",
-    )
-    .json();
-    let row = &rep["rows"][0];
-    assert_eq!(
-        (&row["line_item"], &row["purchases"]),
-        (&json!("tents"), &json!(1)),
-        "{rep:#}"
-    );
-    assert_eq!(row["sales"]["micros"], 99_000_000);
-    // Without an order id, the thank-you page reloaded (or reopened)
-    // within half an hour is the same purchase (reports probe: three
-    // calls, three purchases); another amount is another purchase, and so
-    // is the same one an hour later.
+    // The line item's row of the day's report: purchases and sales.
     let report = || {
         let rep = request(
             s.admin,
@@ -298,11 +280,17 @@ fn a_synced_shopper_viewed_on_the_pixel_is_bought_until_they_buy() {
         )
         .json();
         let row = &rep["rows"][0];
+        assert_eq!(row["line_item"], json!("tents"), "{rep:#}");
         (
             row["purchases"].as_u64().unwrap(),
             row["sales"]["micros"].as_i64().unwrap(),
         )
     };
+    assert_eq!(report(), (1, 99_000_000));
+    // Without an order id, the thank-you page reloaded (or reopened)
+    // within half an hour is the same purchase (reports probe: three
+    // calls, three purchases); another amount is another purchase, and so
+    // is the same one an hour later.
     let again = "e=purchase&p=tent-1&amount=20.00&currency=USD";
     for _ in 0..3 {
         assert_eq!(pixel(&s, again, &value, page).status, 200);

@@ -670,11 +670,7 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         }
         let next = next.strip_suffix('\r').unwrap_or(next);
         let next_indent = crate::resume::indent(next);
-        let key = next[next_indent..].split_once(':').is_some_and(|(k, v)| {
-            !k.is_empty()
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && (v.is_empty() || v.starts_with(' '))
-        });
+        let key = reads_as_key(&next[next_indent..]);
         if !key || next_indent > indent {
             continue;
         }
@@ -699,6 +695,17 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         ));
     }
     None
+}
+
+/// Whether `text` (a line past its indentation) starts as a block key of
+/// ours: a name of letters, digits and `_`, then `:` and a space or the
+/// line's end.
+fn reads_as_key(text: &str) -> bool {
+    text.split_once(':').is_some_and(|(k, v)| {
+        !k.is_empty()
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && (v.is_empty() || v.starts_with(' '))
+    })
 }
 
 /// A quote left open at the end of its line, where the next line is a
@@ -733,12 +740,7 @@ fn unclosed_quote(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         })?;
         let next = next.strip_suffix('\r').unwrap_or(next);
         let next_indent = crate::resume::indent(next);
-        let body = next[next_indent..].trim_start_matches("- ");
-        let key = body.split_once(':').is_some_and(|(k, v)| {
-            !k.is_empty()
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && (v.is_empty() || v.starts_with(' '))
-        });
+        let key = reads_as_key(next[next_indent..].trim_start_matches("- "));
         // The parser stopped past the key's line: it read the key into
         // the quoted value. A key further in may be text of a value that
         // really goes on over lines.
