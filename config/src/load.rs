@@ -629,16 +629,9 @@ fn key_between_levels(text: &str) -> Option<(u64, u64, String)> {
 /// problem the parser found on its line or after. A list
 /// really written over several lines has its items there, not keys.
 fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
-    let info = crate::resume::lines(text);
-    let lines: Vec<&str> = text.split('\n').collect();
-    for (n, l) in lines.iter().enumerate() {
-        if n as u64 + 1 > problem_line {
-            return None;
-        }
-        let l = l.strip_suffix('\r').unwrap_or(l);
-        let Some(here) = info.get(n).filter(|i| i.plain && i.open) else {
-            continue;
-        };
+    let (lines, info) = read_lines(text);
+    for n in open_before(&info, problem_line) {
+        let (l, here) = (lines[n], info[n]);
         // Open because of a quote, not a bracket: the parser's own words
         // ("unclosed quote") are the right ones.
         let Some(open) = here.bracket else {
@@ -668,7 +661,6 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
         if problem_line > m as u64 + 1 {
             continue;
         }
-        let next = next.strip_suffix('\r').unwrap_or(next);
         let next_indent = crate::resume::indent(next);
         let key = reads_as_key(&next[next_indent..]);
         if !key || next_indent > indent {
@@ -697,6 +689,32 @@ fn unclosed_flow(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
     None
 }
 
+/// The lines of `text` (split on `\n`, a `\r` ending cut) and each one's
+/// [`crate::resume::Line`]: what [`unclosed_flow`] and [`unclosed_quote`]
+/// read.
+fn read_lines(text: &str) -> (Vec<&str>, Vec<crate::resume::Line>) {
+    let lines = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    (lines, crate::resume::lines(text))
+}
+
+/// The lines, up to `problem_line` (1-based), that start in the block
+/// structure and end with a flow collection or a quoted value still open:
+/// where a problem the parser reported on that line or later may begin.
+fn open_before(
+    info: &[crate::resume::Line],
+    problem_line: u64,
+) -> impl Iterator<Item = usize> + '_ {
+    let upto = usize::try_from(problem_line).unwrap_or(usize::MAX);
+    info.iter()
+        .take(upto)
+        .enumerate()
+        .filter(|(_, i)| i.plain && i.open)
+        .map(|(n, _)| n)
+}
+
 /// Whether `text` (a line past its indentation) starts as a block key of
 /// ours: a name of letters, digits and `_`, then `:` and a space or the
 /// line's end.
@@ -716,18 +734,11 @@ fn reads_as_key(text: &str) -> bool {
 /// "invalid trailing content after single-quoted scalar" 67 lines later).
 /// Said at the quote, for a problem the parser found on its line or after.
 fn unclosed_quote(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
-    let info = crate::resume::lines(text);
-    let lines: Vec<&str> = text.split('\n').collect();
-    for (n, l) in lines.iter().enumerate() {
-        if n as u64 + 1 > problem_line {
-            return None;
-        }
-        let l = l.strip_suffix('\r').unwrap_or(l);
+    let (lines, info) = read_lines(text);
+    for n in open_before(&info, problem_line) {
+        let l = lines[n];
         // Open at its end with no bracket open: a quote is.
-        if !info
-            .get(n)
-            .is_some_and(|i| i.plain && i.open && i.bracket.is_none())
-        {
+        if info[n].bracket.is_some() {
             continue;
         }
         let indent = crate::resume::indent(l);
@@ -738,7 +749,6 @@ fn unclosed_quote(text: &str, problem_line: u64) -> Option<(u64, u64, String)> {
             let t = x.trim();
             !t.is_empty() && !t.starts_with('#')
         })?;
-        let next = next.strip_suffix('\r').unwrap_or(next);
         let next_indent = crate::resume::indent(next);
         let key = reads_as_key(next[next_indent..].trim_start_matches("- "));
         // The parser stopped past the key's line: it read the key into
