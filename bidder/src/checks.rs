@@ -964,7 +964,9 @@ impl Usable<'_, '_> {
 /// entry nobody can read ([`ortb::UNREADABLE_CODE`]), which may be any
 /// attribute (a creative that declares none is blocked by none).
 fn blocks(battr: &[i32], a: i32) -> bool {
-    battr.contains(&a) || battr.contains(&ortb::UNREADABLE_CODE)
+    // One pass: the list may run to thousands of entries, and is asked
+    // of every attribute of every creative that fits.
+    battr.iter().any(|&b| b == a || b == ortb::UNREADABLE_CODE)
 }
 
 /// The first creative of a video or audio line item that the slot takes.
